@@ -1,0 +1,7 @@
+module github.com/aiops-dev/aiops/services/writer
+
+go 1.26.0
+
+require github.com/aiops-dev/aiops/pkg v0.0.0
+
+replace github.com/aiops-dev/aiops/pkg => ../../pkg

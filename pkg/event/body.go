@@ -1,0 +1,181 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The body of each kind. Producers may add fields a body type does not
+// name: they stay in the raw Body and reach ClickHouse unchanged.
+
+// LogBody is one log record. The log miner fills the template fields.
+type LogBody struct {
+	Message    string   `json:"message"`
+	TemplateID string   `json:"template_id,omitempty"`
+	Template   string   `json:"template,omitempty"`
+	Params     []string `json:"params,omitempty"`
+	TraceID    string   `json:"trace_id,omitempty"`
+	SpanID     string   `json:"span_id,omitempty"`
+}
+
+// MetricType says how to read a sample's value.
+const (
+	MetricGauge   = "gauge"
+	MetricCounter = "counter"
+)
+
+// MetricBody is one sample of one series; the series identity is the
+// envelope's fingerprint, with the metric name also in labels["__name__"].
+type MetricBody struct {
+	Name  string   `json:"name"`
+	Value *float64 `json:"value"`
+	Unit  string   `json:"unit,omitempty"`
+	Type  string   `json:"type,omitempty"` // gauge (default) or counter
+}
+
+// Alert statuses, as Prometheus Alertmanager spells them.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// AlertBody is one alert notification.
+type AlertBody struct {
+	Name         string            `json:"name"`
+	Status       string            `json:"status"`
+	StartsAt     time.Time         `json:"starts_at,omitzero"`
+	EndsAt       time.Time         `json:"ends_at,omitzero"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	GeneratorURL string            `json:"generator_url,omitempty"`
+}
+
+// Change types.
+var ChangeTypes = []string{"deploy", "config", "feature_flag", "infrastructure", "other"}
+
+// ChangeBody is one change to a service: a deploy, a config change, a flag.
+type ChangeBody struct {
+	Type        string `json:"type"`
+	Version     string `json:"version,omitempty"`
+	Author      string `json:"author,omitempty"`
+	Commit      string `json:"commit,omitempty"`
+	URL         string `json:"url,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// AnomalyBody is what the detector found abnormal about one series.
+type AnomalyBody struct {
+	Series   string   `json:"series"` // fingerprint of the series
+	Metric   string   `json:"metric,omitempty"`
+	Value    *float64 `json:"value"`
+	Expected float64  `json:"expected"`
+	Lower    float64  `json:"lower"`
+	Upper    float64  `json:"upper"`
+	Score    *float64 `json:"score"`
+	Detector string   `json:"detector"`
+	Window   string   `json:"window,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+}
+
+// Incident statuses.
+const (
+	IncidentOpened   = "opened"
+	IncidentUpdated  = "updated"
+	IncidentResolved = "resolved"
+)
+
+// IncidentBody is one state of an incident.
+type IncidentBody struct {
+	IncidentID string `json:"incident_id"`
+	Status     string `json:"status"`
+	Title      string `json:"title"`
+}
+
+// DecodeBody unmarshals the body into v (one of the body types).
+func (e *Envelope) DecodeBody(v any) error {
+	if len(e.Body) == 0 {
+		return fmt.Errorf("event %s has no body", e.ID)
+	}
+	return json.Unmarshal(e.Body, v)
+}
+
+// validateBody checks the fields each kind requires.
+func validateBody(k Kind, raw json.RawMessage) []FieldError {
+	var p problems
+	required := func(field, v string) {
+		if v == "" {
+			p.add("body."+field, "is required")
+		}
+	}
+	oneOf := func(field, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		p.add("body."+field, "is %q, want one of %v", clip(v), allowed)
+	}
+	decode := func(v any) bool {
+		if len(raw) == 0 {
+			p.add("body", "is required for kind %s", k)
+			return false
+		}
+		if fe := decodeBody(raw, v); fe != nil {
+			p.list = append(p.list, *fe)
+			return false
+		}
+		return true
+	}
+	switch k {
+	case KindLog:
+		var b LogBody
+		if decode(&b) && b.Message == "" {
+			p.add("body.message", "is required")
+		}
+	case KindMetric:
+		var b MetricBody
+		if decode(&b) {
+			required("name", b.Name)
+			switch {
+			case b.Value == nil:
+				p.add("body.value", "is required")
+			case !finite(*b.Value):
+				p.add("body.value", "must be a finite number")
+			}
+			if b.Type != "" {
+				oneOf("type", b.Type, MetricGauge, MetricCounter)
+			}
+		}
+	case KindAlert:
+		var b AlertBody
+		if decode(&b) {
+			required("name", b.Name)
+			oneOf("status", b.Status, AlertFiring, AlertResolved)
+		}
+	case KindChange:
+		var b ChangeBody
+		if decode(&b) {
+			oneOf("type", b.Type, ChangeTypes...)
+		}
+	case KindAnomaly:
+		var b AnomalyBody
+		if decode(&b) {
+			required("series", b.Series)
+			required("detector", b.Detector)
+			if b.Value == nil {
+				p.add("body.value", "is required")
+			}
+			if b.Score == nil || !(*b.Score >= 0 && *b.Score <= 1) {
+				p.add("body.score", "is required, a number in [0,1]")
+			}
+		}
+	case KindIncident:
+		var b IncidentBody
+		if decode(&b) {
+			required("incident_id", b.IncidentID)
+			required("title", b.Title)
+			oneOf("status", b.Status, IncidentOpened, IncidentUpdated, IncidentResolved)
+		}
+	}
+	return p.list
+}

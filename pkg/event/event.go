@@ -1,0 +1,196 @@
+// Package event defines the one envelope that carries every signal through
+// aiops: logs, metric samples, alerts, changes, anomalies and incidents.
+//
+// An envelope is identified by a ULID (also the JetStream Nats-Msg-Id, so the
+// stream drops republished duplicates), has a kind, an event time and an
+// observed time, who produced it (source) and for which service, identity
+// labels and resource attributes, a severity, a fingerprint over its identity
+// and a kind-specific JSON body. Fields this version does not know are kept in
+// Extra and written back unchanged, so an older stage never strips what a newer
+// producer added.
+package event
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the envelope version this package writes. Readers accept
+// envelopes of this version and older ones.
+const SchemaVersion = 1
+
+// Kind says what an envelope carries; it is the second token of the subject.
+type Kind string
+
+const (
+	KindLog      Kind = "log"
+	KindMetric   Kind = "metric"
+	KindAlert    Kind = "alert"
+	KindChange   Kind = "change"
+	KindAnomaly  Kind = "anomaly"
+	KindIncident Kind = "incident"
+)
+
+// Kinds lists every kind in a fixed order.
+var Kinds = []Kind{KindLog, KindMetric, KindAlert, KindChange, KindAnomaly, KindIncident}
+
+// Valid reports whether k is one of Kinds.
+func (k Kind) Valid() bool {
+	for _, known := range Kinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+// Severity orders how bad an event is. The empty severity means "not said".
+type Severity string
+
+const (
+	SeverityDebug    Severity = "debug"
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityError    Severity = "error"
+	SeverityCritical Severity = "critical"
+)
+
+// Severities lists every severity from least to most severe.
+var Severities = []Severity{SeverityDebug, SeverityInfo, SeverityWarning, SeverityError, SeverityCritical}
+
+// ParseSeverity maps the spellings producers use (syslog, OpenTelemetry,
+// Prometheus alert labels) to a Severity. ok is false for unknown words.
+func ParseSeverity(s string) (sev Severity, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "":
+		return "", true
+	case "trace", "debug", "dbg":
+		return SeverityDebug, true
+	case "info", "information", "informational", "notice", "ok", "none":
+		return SeverityInfo, true
+	case "warn", "warning", "minor":
+		return SeverityWarning, true
+	case "err", "error", "major", "high":
+		return SeverityError, true
+	case "crit", "critical", "fatal", "alert", "emerg", "emergency", "panic", "page", "disaster":
+		return SeverityCritical, true
+	}
+	return "", false
+}
+
+// Rank is 0 for an empty severity and 1..5 from debug to critical.
+func (s Severity) Rank() int {
+	for i, known := range Severities {
+		if s == known {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Envelope is one event. The zero value is not valid: use New or fill the
+// required fields and call Normalize, then Validate.
+type Envelope struct {
+	SchemaVersion int               `json:"schema_version"`
+	ID            string            `json:"id"`
+	Kind          Kind              `json:"kind"`
+	Time          time.Time         `json:"time"`
+	ObservedTime  time.Time         `json:"observed_time"`
+	Source        string            `json:"source,omitempty"`
+	Service       string            `json:"service"`
+	Resource      map[string]string `json:"resource,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Severity      Severity          `json:"severity,omitempty"`
+	Fingerprint   string            `json:"fingerprint"`
+	// Links holds the ids of the events this one was derived from (a templated
+	// log names its raw log, an anomaly its samples, an incident its alerts),
+	// so analysts can walk the chain from raw event to incident.
+	Links []string        `json:"links,omitempty"`
+	Body  json.RawMessage `json:"body,omitempty"`
+	// Extra keeps top-level fields this version does not know.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// New returns a normalized envelope of kind k for service, with a fresh id,
+// event time t and the given body marshalled to JSON.
+func New(k Kind, service string, t time.Time, body any) (*Envelope, error) {
+	e := &Envelope{Kind: k, Service: service, Time: t}
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		e.Body = raw
+	}
+	e.Normalize(time.Now())
+	return e, nil
+}
+
+// Normalize fills what a producer may leave out: the schema version, a new
+// id, the observed time (now), the canonical severity spelling and the
+// fingerprint. It never overwrites what is set, except that a severity
+// spelled in a known synonym is rewritten to its canonical form.
+func (e *Envelope) Normalize(now time.Time) {
+	if e.SchemaVersion == 0 {
+		e.SchemaVersion = SchemaVersion
+	}
+	if e.ID == "" {
+		e.ID = NewID(now)
+	}
+	if e.ObservedTime.IsZero() {
+		e.ObservedTime = now
+	}
+	if sev, ok := ParseSeverity(string(e.Severity)); ok {
+		e.Severity = sev
+	}
+	e.Time = e.Time.UTC()
+	e.ObservedTime = e.ObservedTime.UTC()
+	if e.Fingerprint == "" {
+		e.Fingerprint = Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
+	}
+}
+
+// Subject is the JetStream subject the envelope is published on:
+// events.<kind>.<service>, the service reduced to a valid subject token.
+func (e *Envelope) Subject() string {
+	return Subject(e.Kind, e.Service)
+}
+
+// Subject builds events.<kind>.<service>. Characters that NATS subjects
+// reserve (. * > and whitespace) are replaced by '_' so any service name maps
+// to exactly one token; an empty service becomes "_".
+func Subject(k Kind, service string) string {
+	return SubjectPrefix + "." + string(k) + "." + SubjectToken(service)
+}
+
+// SubjectPrefix is the first token of every event subject.
+const SubjectPrefix = "events"
+
+// SubjectToken turns s into one NATS subject token.
+func SubjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if reservedInSubject(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	b := []byte(s)
+	for i := range b {
+		if reservedInSubject(b[i]) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func reservedInSubject(c byte) bool {
+	return c == '.' || c == '*' || c == '>' || c <= ' ' || c == 0x7f
+}

@@ -1,0 +1,215 @@
+package event
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// Limits on one envelope. They keep a bad producer from filling memory or
+// ClickHouse with one event; the JSON Schema states the same numbers.
+const (
+	MaxBodyBytes     = 512 << 10
+	MaxLabels        = 128
+	MaxLabelKeyBytes = 256
+	MaxLabelBytes    = 4096
+	MaxNameBytes     = 256 // service, source
+	MaxLinks         = 1024
+)
+
+// Times outside what ClickHouse's DateTime stores are refused.
+var (
+	minTime = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// FieldError is one problem with one field. Field is a JSON path such as
+// "labels.env" or "body.value"; empty for the envelope as a whole.
+type FieldError struct {
+	Field   string `json:"field,omitempty"`
+	Problem string `json:"problem"`
+}
+
+func (f FieldError) String() string {
+	if f.Field == "" {
+		return f.Problem
+	}
+	return fmt.Sprintf("field %q %s", f.Field, f.Problem)
+}
+
+// ValidationError lists every problem found in one envelope.
+type ValidationError struct {
+	Problems []FieldError `json:"problems"`
+}
+
+func (v *ValidationError) Error() string {
+	parts := make([]string, len(v.Problems))
+	for i, p := range v.Problems {
+		parts[i] = p.String()
+	}
+	return "invalid event: " + strings.Join(parts, "; ")
+}
+
+// Validate checks every field and returns a permanent error wrapping a
+// *ValidationError that lists each problem, or nil.
+func (e *Envelope) Validate() error {
+	var p problems
+	if e.SchemaVersion < 1 {
+		p.add("schema_version", "must be 1 or more, got %d", e.SchemaVersion)
+	}
+	switch {
+	case e.ID == "":
+		p.add("id", "is required")
+	case !ValidID(e.ID):
+		p.add("id", "is not a ULID (26 characters of Crockford base32): %q", clip(e.ID))
+	}
+	switch {
+	case e.Kind == "":
+		p.add("kind", "is required")
+	case !e.Kind.Valid():
+		p.add("kind", "is %q, want one of %s", clip(string(e.Kind)), kindList())
+	}
+	p.time("time", e.Time)
+	p.time("observed_time", e.ObservedTime)
+	p.name("service", e.Service, true)
+	p.name("source", e.Source, false)
+	p.labels("labels", e.Labels)
+	p.labels("resource", e.Resource)
+	if e.Severity != "" && e.Severity.Rank() == 0 {
+		p.add("severity", "is %q, want one of debug, info, warning, error, critical", clip(string(e.Severity)))
+	}
+	if !validFingerprint(e.Fingerprint) {
+		p.add("fingerprint", "must be 16 lower-case hex digits, got %q", clip(e.Fingerprint))
+	}
+	if len(e.Links) > MaxLinks {
+		p.add("links", "has %d entries, over the limit of %d", len(e.Links), MaxLinks)
+	}
+	for i, l := range e.Links {
+		if !ValidID(l) {
+			p.add(fmt.Sprintf("links[%d]", i), "is not a ULID: %q", clip(l))
+		}
+	}
+	if len(e.Body) > MaxBodyBytes {
+		p.add("body", "is %d bytes, over the limit of %d", len(e.Body), MaxBodyBytes)
+	} else if e.Kind.Valid() {
+		p.list = append(p.list, validateBody(e.Kind, e.Body)...)
+	}
+	if len(p.list) == 0 {
+		return nil
+	}
+	sortProblems(p.list)
+	return errs.Permanent(&ValidationError{Problems: p.list})
+}
+
+type problems struct{ list []FieldError }
+
+func (p *problems) add(field, format string, args ...any) {
+	p.list = append(p.list, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) time(field string, t time.Time) {
+	switch {
+	case t.IsZero():
+		p.add(field, "is required")
+	case t.Before(minTime) || t.After(maxTime):
+		p.add(field, "is %s, outside the storable range 1970-01-02 to 2105-12-31", t.Format(time.RFC3339))
+	}
+}
+
+func (p *problems) name(field, v string, required bool) {
+	switch {
+	case v == "" && required:
+		p.add(field, "is required")
+	case len(v) > MaxNameBytes:
+		p.add(field, "is %d bytes, over the limit of %d", len(v), MaxNameBytes)
+	case !printable(v):
+		p.add(field, "must be printable UTF-8 without control characters")
+	}
+}
+
+func (p *problems) labels(field string, m map[string]string) {
+	if len(m) > MaxLabels {
+		p.add(field, "has %d entries, over the limit of %d", len(m), MaxLabels)
+		return
+	}
+	for k, v := range m {
+		switch {
+		case k == "":
+			p.add(field, "has an empty key")
+		case len(k) > MaxLabelKeyBytes:
+			p.add(field+"."+clip(k), "key is %d bytes, over the limit of %d", len(k), MaxLabelKeyBytes)
+		case !printable(k):
+			p.add(field+"."+clip(k), "key must be printable UTF-8 without control characters")
+		case len(v) > MaxLabelBytes:
+			p.add(field+"."+k, "is %d bytes, over the limit of %d", len(v), MaxLabelBytes)
+		case !utf8.ValidString(v):
+			p.add(field+"."+k, "is not valid UTF-8")
+		}
+	}
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// clip keeps error messages short when a producer sends a huge value.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+func kindList() string {
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+func sortProblems(list []FieldError) {
+	slices.SortStableFunc(list, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+}
+
+func asType[T error](err error, target *T) bool { return errors.As(err, target) }
+
+// finite rejects what JSON cannot carry faithfully and ClickHouse would
+// store as a poison value.
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// decodeBody decodes raw into v, strictly: a field of the wrong type is a
+// FieldError under "body.".
+func decodeBody(raw json.RawMessage, v any) *FieldError {
+	if len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return &FieldError{Field: "body." + typeErr.Field, Problem: typeProblem(err)}
+		}
+		return &FieldError{Field: "body", Problem: typeProblem(err)}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# deps.sh installs what the tests and the default `aiops run` need on a fresh
+# Debian 12 machine (also used by CI): Debian's ClickHouse server and client,
+# and the Go modules of the workspace. Run it as root; running it again only
+# re-checks.
+#
+# It never starts the system ClickHouse service: tests and scripts/clickhouse.sh
+# start their own throwaway server as a plain process, and a container or CI
+# runner often has no systemd at all.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+say() { printf 'deps: %s\n' "$*" >&2; }
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		sudo_cmd=(sudo -E)
+	fi
+fi
+
+install_clickhouse() {
+	if command -v clickhouse-server >/dev/null 2>&1; then
+		say "clickhouse-server already installed: $(command -v clickhouse-server)"
+		return
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "no apt-get: install clickhouse-server and clickhouse-client yourself (https://clickhouse.com/docs/install)"
+		return 1
+	fi
+	if [ "$(id -u)" -ne 0 ] && [ ${#sudo_cmd[@]} -eq 0 ]; then
+		say "installing ClickHouse needs root (or sudo)"
+		return 1
+	fi
+
+	# Refresh the package lists only when apt knows no candidate yet (a fresh
+	# image ships without lists); a second run skips the network round trip.
+	candidate="$(apt-cache policy clickhouse-server 2>/dev/null | awk '/Candidate:/ {print $2}')"
+	if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+		say "apt-get update"
+		"${sudo_cmd[@]}" apt-get update -q
+	fi
+
+	# policy-rc.d exit 101 tells invoke-rc.d not to start services, so the
+	# package's postinst neither starts a system server on port 9000 nor fails
+	# on a machine without systemd. Keep a policy that is already there.
+	policy=/usr/sbin/policy-rc.d
+	own_policy=0
+	if [ ! -e "$policy" ]; then
+		"${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+		own_policy=1
+	fi
+	say "apt-get install clickhouse-server clickhouse-client"
+	set +e
+	"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends clickhouse-server clickhouse-client
+	rc=$?
+	set -e
+	if [ "$own_policy" -eq 1 ]; then
+		"${sudo_cmd[@]}" rm -f "$policy"
+	fi
+	if [ $rc -ne 0 ]; then
+		say "apt-get install failed (exit $rc)"
+		return $rc
+	fi
+	say "installed $(clickhouse-client --version 2>/dev/null | head -n1 || echo clickhouse-server)"
+}
+
+download_go_modules() {
+	if ! command -v go >/dev/null 2>&1; then
+		say "go not on PATH: skipping go mod download (install Go from https://go.dev/dl/)"
+		return 1
+	fi
+	# In workspace mode one `go mod download` fetches the dependencies of every
+	# module listed in go.work.
+	say "go mod download (workspace $root/go.work)"
+	(cd "$root" && go mod download)
+}
+
+install_clickhouse
+download_go_modules
+say "done"

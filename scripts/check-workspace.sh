@@ -19,6 +19,6 @@ if [ "${1:-}" = "--standalone" ]; then
 	for dir in $on_disk; do
 		case $dir in services/*) ;; *) continue ;; esac
 		echo "building $dir without the workspace"
-		(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod go build ./...)
+		(cd "$dir" && GOWORK=off go build ./...)
 	done
 fi

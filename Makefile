@@ -1,0 +1,53 @@
+# aiops: make deps | build | test | lint | bench | run | demo
+# Every target works on a fresh Debian machine: test and run install what
+# they need first (scripts/deps.sh is idempotent and quick when done).
+
+SERVICES := ingest logminer detector correlator notifier writer aiops
+GO       ?= go
+PKGS     := ./pkg/... $(addprefix ./services/,$(addsuffix /...,$(SERVICES)))
+BENCH    ?= .
+BENCHTIME ?= 1s
+
+.PHONY: deps build test unit lint bench run demo clean tidy
+
+deps:
+	scripts/deps.sh
+
+build:
+	@mkdir -p bin
+	@for s in $(SERVICES); do \
+		echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; \
+		$(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
+	done
+
+# The unit and integration tests, against a real JetStream (embedded) and a
+# real ClickHouse (local process, or $$AIOPS_TEST_CLICKHOUSE_DSN).
+test: deps
+	scripts/check-workspace.sh --standalone
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 45m $(PKGS)
+
+# Unit tests only: no servers.
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+bench: deps
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
+
+run: deps build
+	bin/aiops run
+
+demo: deps build
+	bin/aiops demo
+
+tidy:
+	@for d in pkg $(addprefix services/,$(SERVICES)); do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done
+	$(GO) work sync
+
+clean:
+	rm -rf bin

@@ -1,0 +1,94 @@
+package aiops
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedNATSConfig configures the NATS server `aiops run` starts in its
+// own process when no external NATS URL is given.
+type EmbeddedNATSConfig struct {
+	// Listen is where producers can publish straight to NATS. Empty means
+	// in-process only: nothing outside this process can connect.
+	Listen string `yaml:"listen"`
+	// StoreDir holds the JetStream file store, so a restart keeps every
+	// stream and consumer position.
+	StoreDir string `yaml:"store_dir"`
+	// TokenFile (or the environment variable AIOPS_NATS_TOKEN, read into
+	// Token) protects the listener. Required when Listen is not loopback.
+	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-"`
+	// MaxStore bounds the disk JetStream may use, in bytes (0: server default).
+	MaxStore int64 `yaml:"max_store"`
+}
+
+// Validate names the field that is wrong.
+func (c EmbeddedNATSConfig) Validate() error {
+	if c.StoreDir == "" {
+		return errors.New("nats.embedded.store_dir: is required")
+	}
+	if c.Listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("nats.embedded.listen: %q is not host:port: %v", c.Listen, err)
+	}
+	if !isLoopback(host) && c.Token == "" && c.TokenFile == "" {
+		return fmt.Errorf("nats.embedded.listen: %q is reachable from other machines; set nats.embedded.token_file or AIOPS_NATS_TOKEN, or listen on 127.0.0.1", c.Listen)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// startEmbeddedNATS starts a JetStream-enabled nats-server in this process
+// and returns it with the URL clients should use.
+func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName:    "aiops-embedded",
+		JetStream:     true,
+		StoreDir:      filepath.Clean(cfg.StoreDir),
+		NoSigs:        true,
+		NoLog:         true,
+		Authorization: token,
+		MaxPayload:    8 << 20,
+	}
+	if cfg.MaxStore > 0 {
+		opts.JetStreamMaxStore = cfg.MaxStore
+	}
+	if cfg.Listen == "" {
+		opts.DontListen = true
+	} else {
+		host, port, _ := net.SplitHostPort(cfg.Listen)
+		opts.Host = host
+		if _, err := fmt.Sscan(port, &opts.Port); err != nil {
+			return nil, fmt.Errorf("nats.embedded.listen: bad port %q", port)
+		}
+	}
+	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS: not ready after 30s")
+	}
+	return ns, nil
+}

@@ -1,0 +1,196 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// EnvNATSURL names the environment variable that points tests at an existing
+// JetStream-enabled NATS server instead of starting one.
+const EnvNATSURL = "AIOPS_TEST_NATS_URL"
+
+// NATSImage is the container image used when a Docker engine answers.
+const NATSImage = "nats:2.10"
+
+// NATS returns the URL of a JetStream-enabled NATS server for the test, from
+// the first source that works: $AIOPS_TEST_NATS_URL, a testcontainers-go
+// container when a Docker engine answers, or an embedded nats-server started in
+// the test process. Servers it starts are stopped by t.Cleanup.
+//
+// A test that needs to stop or restart the server uses StartNATS instead,
+// because only the embedded server can be controlled that way.
+func NATS(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvNATSURL); u != "" {
+		return u
+	}
+	if u, ok := natsContainer(t); ok {
+		return u
+	}
+	return StartNATS(t).URL()
+}
+
+// natsContainer starts NATSImage when a Docker engine answers. Without an
+// engine it reports false at once: the probe looks for a socket before asking
+// testcontainers, whose provider lookup can be slow or panic without Docker.
+func natsContainer(t testing.TB) (string, bool) {
+	t.Helper()
+	if !dockerLikely() {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if !dockerHealthy(ctx) {
+		return "", false
+	}
+	ctr, err := testcontainers.Run(ctx, NATSImage,
+		testcontainers.WithCmd("-js"),
+		testcontainers.WithExposedPorts("4222/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")),
+	)
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Logf("testenv: docker answered but the %s container did not start, using an embedded server: %v", NATSImage, err)
+		return "", false
+	}
+	u, err := ctr.PortEndpoint(ctx, "4222/tcp", "nats")
+	if err != nil {
+		t.Logf("testenv: no endpoint for the %s container, using an embedded server: %v", NATSImage, err)
+		return "", false
+	}
+	return u, true
+}
+
+func dockerLikely() bool {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return true
+	}
+	for _, p := range []string{"/var/run/docker.sock", os.ExpandEnv("$XDG_RUNTIME_DIR/docker.sock"), os.ExpandEnv("$HOME/.docker/run/docker.sock")} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func dockerHealthy(ctx context.Context) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	p, err := testcontainers.ProviderDocker.GetProvider()
+	if err != nil {
+		return false
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return p.Health(hctx) == nil
+}
+
+// NATSServer is an embedded JetStream server owned by one test. It keeps its
+// port and store directory across Restart so that clients reconnect to it and
+// find the streams they left, which is what crash tests need.
+type NATSServer struct {
+	t        testing.TB
+	storeDir string
+	port     int
+
+	mu  sync.Mutex
+	srv *server.Server
+}
+
+// StartNATS starts an embedded JetStream server on 127.0.0.1 with a random
+// port and a store directory under t.TempDir(); t.Cleanup shuts it down.
+func StartNATS(t testing.TB) *NATSServer {
+	t.Helper()
+	s := &NATSServer{t: t, storeDir: t.TempDir(), port: server.RANDOM_PORT}
+	if err := s.start(); err != nil {
+		t.Fatalf("testenv: start embedded NATS: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func (s *NATSServer) start() error {
+	opts := &server.Options{
+		ServerName: "aiops-test",
+		Host:       "127.0.0.1",
+		Port:       s.port,
+		JetStream:  true,
+		StoreDir:   s.storeDir,
+		NoLog:      true,
+		NoSigs:     true,
+		// Tests publish hundreds of thousands of small messages; the default
+		// limits are far above that, so nothing to tune here.
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return errors.New("server not ready for connections after 10s")
+	}
+	addr, ok := srv.Addr().(*net.TCPAddr)
+	if !ok {
+		srv.Shutdown()
+		return fmt.Errorf("unexpected listener address %v", srv.Addr())
+	}
+	s.mu.Lock()
+	s.srv = srv
+	s.port = addr.Port
+	s.mu.Unlock()
+	return nil
+}
+
+// URL is the client URL, stable across Restart.
+func (s *NATSServer) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return (&url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))}).String()
+}
+
+// StoreDir is the JetStream store directory, stable across Restart.
+func (s *NATSServer) StoreDir() string { return s.storeDir }
+
+// Shutdown stops the server and waits until it is down. It is idempotent.
+func (s *NATSServer) Shutdown() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
+}
+
+// Restart stops the server (if running) and starts it again on the same port
+// with the same store directory.
+func (s *NATSServer) Restart() {
+	s.t.Helper()
+	s.Shutdown()
+	var err error
+	// The port can stay in TIME_WAIT for a moment after shutdown.
+	for i := 0; i < 50; i++ {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("testenv: restart embedded NATS on port %d: %v", s.port, err)
+}

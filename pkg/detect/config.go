@@ -1,0 +1,203 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("detect: invalid config")
+
+// Config chooses the detectors of one series and their parameters.
+//
+// The zero value is usable: every zero field takes the default listed beside
+// it, so Config{} is the default detector set, meant to work without tuning.
+// Booleans are phrased so that false is the default.
+type Config struct {
+	// Threshold is the score at or above which an observation is an anomaly.
+	// Default 0.5. Every detector maps its statistic so that the statistic's
+	// own alarm level lands on 0.5.
+	Threshold float64 `yaml:"threshold" json:"threshold"`
+	// WarmUp is the number of valid observations scored 0 while the
+	// baselines settle. Default 30.
+	WarmUp int `yaml:"warm_up" json:"warm_up"`
+	// Window is the length of the rolling window for the median and MAD,
+	// 8 to 255 observations. Default 32: small enough to keep the state of
+	// a series under 512 bytes, large enough for a stable median.
+	Window int `yaml:"window" json:"window"`
+	// ZThreshold is the robust z (|x-median|/(1.4826 MAD)) and EWMA z at
+	// which those detectors score 0.5. Default 6.
+	ZThreshold float64 `yaml:"z_threshold" json:"z_threshold"`
+	// Alpha is the EWMA weight of a new observation for mean and variance,
+	// in (0,1). Default 0.05 (about 20 observations of memory).
+	Alpha float64 `yaml:"alpha" json:"alpha"`
+
+	// CUSUM configures the two-sided CUSUM level-shift detector.
+	CUSUM CUSUMConfig `yaml:"cusum" json:"cusum"`
+	// Seasonal configures the Holt-Winters seasonal baseline.
+	Seasonal SeasonalConfig `yaml:"seasonal" json:"seasonal"`
+	// Forecast configures the forecast of a threshold crossing.
+	Forecast ForecastConfig `yaml:"forecast" json:"forecast"`
+
+	// Counter marks a monotonically increasing counter: the detectors see
+	// its per-second rate, and a decrease is a counter reset.
+	Counter bool `yaml:"counter" json:"counter"`
+	// GapFactor flags a gap when the time since the previous observation
+	// exceeds GapFactor times the typical interval. Default 10.
+	GapFactor float64 `yaml:"gap_factor" json:"gap_factor"`
+}
+
+// CUSUMConfig configures the two-sided CUSUM on the EWMA-standardised value
+// and the CUSUM on its variance.
+type CUSUMConfig struct {
+	// Disabled turns both CUSUMs off.
+	Disabled bool `yaml:"disabled" json:"disabled"`
+	// Drift is the allowance k in standard deviations. Default 0.5.
+	Drift float64 `yaml:"drift" json:"drift"`
+	// Limit is the decision interval h in standard deviations. Default 12.
+	Limit float64 `yaml:"limit" json:"limit"`
+}
+
+// SeasonalConfig configures an additive Holt-Winters baseline whose
+// seasonal profile has Buckets points per Period, indexed by the time of the
+// observation (so gaps do not shift the phase) and linearly interpolated.
+type SeasonalConfig struct {
+	// Disabled turns the seasonal baseline off.
+	Disabled bool `yaml:"disabled" json:"disabled"`
+	// Period of the season. Default 24h. See FindPeriod to find it.
+	Period time.Duration `yaml:"period" json:"period"`
+	// Buckets per period, 2 to 1024. Default 24.
+	Buckets int `yaml:"buckets" json:"buckets"`
+	// Gamma is the weight of a new observation in its season bucket.
+	// Default 0.1.
+	Gamma float64 `yaml:"gamma" json:"gamma"`
+}
+
+// ForecastConfig configures the forecast of when the series crosses a
+// threshold ("disk full in about 9 hours") from a robust Holt linear trend.
+type ForecastConfig struct {
+	// Enabled turns the forecast on; it is off by default because it needs
+	// a threshold that only the operator knows.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Threshold the series must not cross.
+	Threshold float64 `yaml:"threshold" json:"threshold"`
+	// Falling: the series must not fall below Threshold (free space);
+	// default false: it must not rise above it (used space).
+	Falling bool `yaml:"falling" json:"falling"`
+	// Horizon: a crossing forecast within the horizon scores at least
+	// Config.Threshold, sooner crossings score higher. Default 24h.
+	Horizon time.Duration `yaml:"horizon" json:"horizon"`
+	// Beta is the weight of a new observation in the trend. Default 0.1.
+	Beta float64 `yaml:"beta" json:"beta"`
+}
+
+// Defaults returned by DefaultConfig.
+const (
+	DefaultThreshold  = 0.5
+	DefaultWarmUp     = 30
+	DefaultWindow     = 32
+	DefaultZThreshold = 6.0
+	DefaultAlpha      = 0.05
+	DefaultDrift      = 0.5
+	DefaultLimit      = 12.0
+	DefaultPeriod     = 24 * time.Hour
+	DefaultBuckets    = 24
+	DefaultGamma      = 0.1
+	DefaultHorizon    = 24 * time.Hour
+	DefaultBeta       = 0.1
+	DefaultGapFactor  = 10.0
+)
+
+// DefaultConfig returns Config{} with every default filled in.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Threshold == 0 {
+		c.Threshold = DefaultThreshold
+	}
+	if c.WarmUp == 0 {
+		c.WarmUp = DefaultWarmUp
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.ZThreshold == 0 {
+		c.ZThreshold = DefaultZThreshold
+	}
+	if c.Alpha == 0 {
+		c.Alpha = DefaultAlpha
+	}
+	if c.CUSUM.Drift == 0 {
+		c.CUSUM.Drift = DefaultDrift
+	}
+	if c.CUSUM.Limit == 0 {
+		c.CUSUM.Limit = DefaultLimit
+	}
+	if c.Seasonal.Period == 0 {
+		c.Seasonal.Period = DefaultPeriod
+	}
+	if c.Seasonal.Buckets == 0 {
+		c.Seasonal.Buckets = DefaultBuckets
+	}
+	if c.Seasonal.Gamma == 0 {
+		c.Seasonal.Gamma = DefaultGamma
+	}
+	if c.Forecast.Horizon == 0 {
+		c.Forecast.Horizon = DefaultHorizon
+	}
+	if c.Forecast.Beta == 0 {
+		c.Forecast.Beta = DefaultBeta
+	}
+	if c.GapFactor == 0 {
+		c.GapFactor = DefaultGapFactor
+	}
+	return c
+}
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// Validate checks c after filling defaults; each error names the field and
+// wraps ErrInvalidConfig.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case !finite(c.Threshold) || c.Threshold <= 0 || c.Threshold >= 1:
+		return invalid("threshold", "%v is not in (0,1)", c.Threshold)
+	case c.WarmUp < 1 || c.WarmUp > 1_000_000:
+		return invalid("warm_up", "%d is not in [1,1000000]", c.WarmUp)
+	case c.Window < 8 || c.Window > 255:
+		return invalid("window", "%d is not in [8,255]", c.Window)
+	case !finite(c.ZThreshold) || c.ZThreshold <= 0 || c.ZThreshold > 1000:
+		return invalid("z_threshold", "%v is not in (0,1000]", c.ZThreshold)
+	case !finite(c.Alpha) || c.Alpha <= 0 || c.Alpha >= 1:
+		return invalid("alpha", "%v is not in (0,1)", c.Alpha)
+	case !finite(c.CUSUM.Drift) || c.CUSUM.Drift < 0 || c.CUSUM.Drift > 10:
+		return invalid("cusum.drift", "%v is not in [0,10]", c.CUSUM.Drift)
+	case !finite(c.CUSUM.Limit) || c.CUSUM.Limit <= 0 || c.CUSUM.Limit > 1000:
+		return invalid("cusum.limit", "%v is not in (0,1000]", c.CUSUM.Limit)
+	case c.Seasonal.Period < time.Second:
+		return invalid("seasonal.period", "%v is shorter than 1s", c.Seasonal.Period)
+	case c.Seasonal.Buckets < 2 || c.Seasonal.Buckets > 1024:
+		return invalid("seasonal.buckets", "%d is not in [2,1024]", c.Seasonal.Buckets)
+	case c.Seasonal.Period/time.Duration(c.Seasonal.Buckets) < time.Millisecond:
+		return invalid("seasonal.buckets", "%d buckets make buckets of %v, shorter than 1ms", c.Seasonal.Buckets, c.Seasonal.Period/time.Duration(c.Seasonal.Buckets))
+	case !finite(c.Seasonal.Gamma) || c.Seasonal.Gamma <= 0 || c.Seasonal.Gamma >= 1:
+		return invalid("seasonal.gamma", "%v is not in (0,1)", c.Seasonal.Gamma)
+	case !finite(c.Forecast.Threshold) || math.Abs(c.Forecast.Threshold) > maxAbsValue:
+		return invalid("forecast.threshold", "%v is not a finite number of magnitude below 1e100", c.Forecast.Threshold)
+	case c.Forecast.Horizon <= 0:
+		return invalid("forecast.horizon", "%v is not positive", c.Forecast.Horizon)
+	case !finite(c.Forecast.Beta) || c.Forecast.Beta <= 0 || c.Forecast.Beta >= 1:
+		return invalid("forecast.beta", "%v is not in (0,1)", c.Forecast.Beta)
+	case !finite(c.GapFactor) || c.GapFactor <= 1:
+		return invalid("gap_factor", "%v is not a finite number above 1", c.GapFactor)
+	}
+	return nil
+}

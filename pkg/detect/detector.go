@@ -1,0 +1,428 @@
+package detect
+
+import (
+	"hash/fnv"
+	"math"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// maxAbsValue bounds accepted values: anything larger in magnitude is
+// treated like NaN, so squares and differences in the state stay finite.
+const maxAbsValue = 1e100
+
+// Kind names a detector.
+type Kind uint8
+
+// The detectors, in the order of Result.Scores.
+const (
+	KindNone       Kind = iota // nothing fired
+	KindRobustZ                // |x - rolling median| / (1.4826 rolling MAD)
+	KindEWMA                   // |x - EWMA mean| / EWMA standard deviation
+	KindLevelShift             // two-sided CUSUM of the Holt residual z-score
+	KindVariance               // CUSUM of the log-likelihood ratio for a doubled standard deviation
+	KindSeasonal               // Holt-Winters residual against the seasonal profile
+	KindForecast               // forecast crossing of the configured threshold within the horizon
+	numKinds
+)
+
+var kindNames = [numKinds]string{"none", "robust_z", "ewma", "level_shift", "variance", "seasonal", "forecast"}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Flags describe how an observation was handled.
+type Flags uint16
+
+// Observation flags. An observation flagged Invalid, OutOfOrder or
+// Duplicate leaves the state unchanged and scores 0.
+const (
+	FlagWarmUp       Flags = 1 << iota // fewer than Config.WarmUp valid observations so far: score 0
+	FlagInvalid                        // NaN, ±Inf or |value| > 1e100: ignored
+	FlagOutOfOrder                     // timestamp before the last accepted one: ignored
+	FlagDuplicate                      // timestamp equal to the last accepted one: ignored (first value wins)
+	FlagGap                            // interval > GapFactor × typical interval: CUSUMs restart
+	FlagCounterReset                   // counter decreased: rate taken as value/interval (restart from 0)
+)
+
+// Ignored reports whether the observation left the state unchanged.
+func (f Flags) Ignored() bool { return f&(FlagInvalid|FlagOutOfOrder|FlagDuplicate) != 0 }
+
+// Forecast is the forecast crossing of ForecastConfig.Threshold.
+type Forecast struct {
+	Valid bool          // the trend heads for the threshold
+	ETA   time.Duration // time until the crossing; 0 if already crossed
+}
+
+// Result is the score of one observation and its explanation.
+type Result struct {
+	Time  time.Time
+	Value float64 // value as observed
+	// Scored is the value the detectors saw: Value, or the per-second rate
+	// for a counter.
+	Scored float64
+	// Score in [0,1], never NaN: the maximum of Scores.
+	Score float64
+	// Anomaly is Score >= Config.Threshold.
+	Anomaly bool
+	// Detector is the detector with the highest score (KindNone if all 0).
+	Detector Kind
+	// Expected value of Scored and the band [Lower, Upper] outside which the
+	// winning detector scores at least Config.Threshold (for the CUSUMs and
+	// the forecast: the EWMA band). Zero when HasBaseline is false.
+	Expected, Lower, Upper float64
+	// Deviation is Scored - Expected; Sigmas is Deviation in units of the
+	// winning detector's scale.
+	Deviation, Sigmas float64
+	HasBaseline       bool
+	// Scores of each detector, indexed by Kind.
+	Scores   [numKinds]float64
+	Flags    Flags
+	Forecast Forecast
+}
+
+// Profile is a validated Config shared by the detectors of many series.
+type Profile struct {
+	cfg         Config
+	fingerprint uint32
+	periodNs    int64
+	bucketNs    int64
+}
+
+// NewProfile validates cfg (after defaults). Its error wraps
+// ErrInvalidConfig and is permanent.
+func NewProfile(cfg Config) (*Profile, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, errs.Permanent(err)
+	}
+	p := &Profile{cfg: cfg}
+	p.periodNs = int64(cfg.Seasonal.Period)
+	p.bucketNs = p.periodNs / int64(cfg.Seasonal.Buckets)
+	h := fnv.New32a()
+	var buf [16]byte
+	buf[0] = stateVersion
+	buf[1] = byte(cfg.Window)
+	buf[2] = byte(cfg.Seasonal.Buckets)
+	buf[3] = byte(cfg.Seasonal.Buckets >> 8)
+	if cfg.Seasonal.Disabled {
+		buf[4] = 1
+	}
+	if cfg.Counter {
+		buf[5] = 1
+	}
+	for i := 0; i < 8; i++ {
+		buf[8+i] = byte(p.periodNs >> (8 * i))
+	}
+	h.Write(buf[:])
+	p.fingerprint = h.Sum32()
+	return p, nil
+}
+
+// Config returns the configuration with defaults filled in.
+func (p *Profile) Config() Config { return p.cfg }
+
+// NewDetector returns a detector for one series, warming up.
+func (p *Profile) NewDetector() *Detector {
+	d := &Detector{p: p, win: newWindow(p.cfg.Window)}
+	if !p.cfg.Seasonal.Disabled {
+		d.season = make([]float32, p.cfg.Seasonal.Buckets)
+	}
+	return d
+}
+
+// NewDetector is NewProfile(cfg) followed by Profile.NewDetector.
+func NewDetector(cfg Config) (*Detector, error) {
+	p, err := NewProfile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.NewDetector(), nil
+}
+
+// Detector scores the observations of one series. It is not safe for
+// concurrent use; the state is small (see Profile.NewDetector and
+// MarshalBinary) so that a service can hold a million of them.
+type Detector struct {
+	p      *Profile
+	win    window    // rolling window of deseasonalised values
+	season []float32 // seasonal profile, offsets from the level; nil if disabled
+
+	n       uint32  // valid observations seen (saturating)
+	hasLast bool    // lastT and lastRaw are set
+	lastT   int64   // unix ns of the last accepted observation
+	firstT  int64   // unix ns of the first accepted observation
+	lastRaw float64 // last raw counter value
+	dt      float64 // EWMA of the interval in seconds
+
+	mean, vari         float64 // Huber-clipped EWMA of the deseasonalised value
+	cuPos, cuNeg, cuVa float64 // CUSUMs: upward, downward, variance
+	level, slope, hwVa float64 // robust Holt: level, slope per second, residual variance
+}
+
+// Observations returns the number of valid observations seen.
+func (d *Detector) Observations() int { return int(d.n) }
+
+// Profile returns the profile the detector was built from.
+func (d *Detector) Profile() *Profile { return d.p }
+
+// holtAlpha is the weight of a new observation in the Holt level: faster
+// than the EWMA so that the residual of a smooth curve stays small.
+const holtAlpha = 0.15
+
+func scaleFloor(m float64) float64 { return 1e-9*math.Abs(m) + 1e-12 }
+
+// saturate maps a non-negative statistic z to [0,1], 0.5 at z = at. The
+// fourth power keeps scores of ordinary noise (z ≈ at/2) near 0.06.
+func saturate(z, at float64) float64 {
+	if !(z > 0) { // also NaN
+		return 0
+	}
+	q := at / z
+	q *= q
+	return 1 / (1 + q*q)
+}
+
+func clamp(x, lo, hi float64) float64 {
+	if x < lo {
+		return lo
+	}
+	if x > hi {
+		return hi
+	}
+	return x
+}
+
+// seasonAt returns the interpolated seasonal offset at ns, and the bucket
+// indexes and weight used.
+func (d *Detector) seasonAt(ns int64) (s float64, b0, b1 int, f float64) {
+	if d.season == nil {
+		return 0, 0, 0, 0
+	}
+	phase := ns % d.p.periodNs
+	if phase < 0 {
+		phase += d.p.periodNs
+	}
+	pos := float64(phase) / float64(d.p.bucketNs)
+	b0 = int(pos)
+	if b0 >= len(d.season) {
+		b0 = len(d.season) - 1
+	}
+	f = pos - float64(b0)
+	b1 = b0 + 1
+	if b1 == len(d.season) {
+		b1 = 0
+	}
+	s = (1-f)*float64(d.season[b0]) + f*float64(d.season[b1])
+	return s, b0, b1, f
+}
+
+// Observe scores value v observed at t and updates the state. It never
+// panics and never returns a Score outside [0,1]. Bad input is handled as
+// the Flags document.
+func (d *Detector) Observe(t time.Time, v float64) Result {
+	cfg := &d.p.cfg
+	r := Result{Time: t, Value: v}
+	if !finite(v) || math.Abs(v) > maxAbsValue {
+		r.Flags |= FlagInvalid
+		return r
+	}
+	ns := t.UnixNano()
+	var dtSec float64
+	if d.hasLast {
+		switch {
+		case ns < d.lastT:
+			r.Flags |= FlagOutOfOrder
+			return r
+		case ns == d.lastT:
+			r.Flags |= FlagDuplicate
+			return r
+		}
+		dtSec = float64(ns-d.lastT) / 1e9
+		if d.dt > 0 && dtSec > cfg.GapFactor*d.dt {
+			r.Flags |= FlagGap
+			d.cuPos, d.cuNeg, d.cuVa = 0, 0, 0
+		}
+		if d.dt == 0 {
+			d.dt = dtSec
+		} else {
+			d.dt += 0.1 * (math.Min(dtSec, cfg.GapFactor*d.dt) - d.dt)
+		}
+	}
+	x := v
+	if cfg.Counter {
+		if !d.hasLast {
+			d.hasLast, d.lastT, d.firstT, d.lastRaw = true, ns, ns, v
+			r.Flags |= FlagWarmUp
+			return r
+		}
+		if v < d.lastRaw {
+			r.Flags |= FlagCounterReset
+			x = v / dtSec
+		} else {
+			x = (v - d.lastRaw) / dtSec
+		}
+		x = clamp(x, -maxAbsValue, maxAbsValue)
+		d.lastRaw = v
+	}
+	if !d.hasLast {
+		d.firstT = ns
+	}
+	d.hasLast, d.lastT = true, ns
+	r.Scored = x
+
+	s, b0, b1, f := d.seasonAt(ns)
+	xd := x - s // deseasonalised
+	warm := int(d.n) >= cfg.WarmUp
+
+	// statistics against the state before this observation
+	med := d.win.median()
+	sdE := math.Max(math.Sqrt(d.vari), scaleFloor(d.mean))
+	scaleR := math.Max(1.4826*d.win.mad(med), math.Max(0.25*sdE, scaleFloor(med)))
+	zR := (xd - med) / scaleR
+	zE := (xd - d.mean) / sdE
+	sdH := math.Max(math.Sqrt(d.hwVa), scaleFloor(d.level))
+	predH := d.level + d.slope*dtSec
+	zH := (xd - predH) / sdH
+
+	if warm {
+		r.HasBaseline = true
+		r.Scores[KindRobustZ] = saturate(math.Abs(zR), cfg.ZThreshold)
+		r.Scores[KindEWMA] = saturate(math.Abs(zE), cfg.ZThreshold)
+		if !cfg.CUSUM.Disabled {
+			h, k := cfg.CUSUM.Limit, cfg.CUSUM.Drift
+			// the Holt residual, not the EWMA one: an EWMA lags any
+			// trend, and a lag is a steady bias the CUSUM would add up
+			zc := clamp(zH, -4, 4) // one spike must not look like a shift
+			d.cuPos = clamp(d.cuPos+zc-k, 0, 2*h)
+			d.cuNeg = clamp(d.cuNeg-zc-k, 0, 2*h)
+			// log-likelihood ratio of N(0,4) against N(0,1)
+			z2 := math.Min(zH*zH, 16)
+			d.cuVa = clamp(d.cuVa+0.375*z2-math.Ln2, 0, 2*h)
+			r.Scores[KindLevelShift] = saturate(math.Max(d.cuPos, d.cuNeg), h)
+			r.Scores[KindVariance] = saturate(d.cuVa, h)
+		}
+		if d.season != nil && ns-d.firstT >= 2*d.p.periodNs {
+			r.Scores[KindSeasonal] = saturate(math.Abs(zH), cfg.ZThreshold)
+		}
+	}
+
+	// update the state
+	d.win.push(xd)
+	a := math.Max(cfg.Alpha, 1/float64(d.n+1))
+	dev := xd - d.mean
+	if warm {
+		dev = clamp(dev, -3*sdE, 3*sdE) // Huber: an outlier moves the baseline a bounded step
+	}
+	d.mean += a * dev
+	d.vari = (1 - a) * (d.vari + a*dev*dev)
+
+	if d.n == 0 {
+		d.level, d.slope = xd, 0
+	} else {
+		e := xd - predH
+		if warm {
+			e = clamp(e, -3*sdH, 3*sdH)
+		}
+		ah := math.Max(holtAlpha, 1/float64(d.n+1))
+		newLevel := predH + ah*e
+		if dtSec > 0 {
+			beta := math.Max(cfg.Forecast.Beta, 1/float64(d.n+1))
+			d.slope = clamp((1-beta)*d.slope+beta*(newLevel-d.level)/dtSec, -maxAbsValue, maxAbsValue)
+		}
+		d.level = clamp(newLevel, -maxAbsValue, maxAbsValue)
+		d.hwVa = (1 - a) * (d.hwVa + a*e*e)
+		_ = ah
+	}
+	if d.season != nil {
+		es := clamp(x-d.level-s, -3*sdH, 3*sdH)
+		if !warm {
+			es = x - d.level - s
+		}
+		// Gamma is a per-period weight (the first periods are averaged in
+		// faster); spread it over the observations that fall in a bucket,
+		// or a bucket would absorb a level shift faster than the level.
+		periods := float64((ns-d.firstT)/d.p.periodNs) + 1
+		g := math.Max(cfg.Seasonal.Gamma, 1/(1+periods))
+		if d.dt > 0 {
+			g *= math.Min(1, d.dt*1e9/float64(d.p.bucketNs))
+		}
+		d.season[b0] += float32(g * (1 - f) * es)
+		d.season[b1] += float32(g * f * es)
+	}
+	if d.n < math.MaxUint32 {
+		d.n++
+	}
+
+	if cfg.Forecast.Enabled && warm {
+		r.Forecast = d.forecast()
+		if r.Forecast.Valid && r.Forecast.ETA <= cfg.Forecast.Horizon {
+			frac := float64(r.Forecast.ETA) / float64(cfg.Forecast.Horizon)
+			r.Scores[KindForecast] = cfg.Threshold + (1-cfg.Threshold)*(1-frac)
+		}
+	}
+	if !warm {
+		r.Flags |= FlagWarmUp
+		return r
+	}
+
+	best := KindNone
+	for k := KindRobustZ; k < numKinds; k++ {
+		sc := r.Scores[k]
+		if !(sc >= 0) { // NaN guard; cannot happen with finite state
+			sc = 0
+		}
+		if sc > 1 {
+			sc = 1
+		}
+		r.Scores[k] = sc
+		if sc > r.Score {
+			r.Score, best = sc, k
+		}
+	}
+	r.Detector = best
+	r.Anomaly = r.Score >= cfg.Threshold
+
+	expected, scale, z := d.mean, sdE, zE
+	switch best {
+	case KindNone, KindRobustZ:
+		expected, scale, z = med, scaleR, zR
+	case KindSeasonal:
+		expected, scale, z = predH, sdH, zH
+	}
+	r.Expected = expected + s
+	r.Lower = r.Expected - cfg.ZThreshold*scale
+	r.Upper = r.Expected + cfg.ZThreshold*scale
+	r.Deviation = x - r.Expected
+	r.Sigmas = z
+	return r
+}
+
+// forecast extrapolates the robust Holt trend to ForecastConfig.Threshold.
+func (d *Detector) forecast() Forecast {
+	fc := d.p.cfg.Forecast
+	gap := fc.Threshold - d.level
+	if fc.Falling {
+		gap = -gap
+	}
+	slope := d.slope
+	if fc.Falling {
+		slope = -slope
+	}
+	if gap <= 0 {
+		return Forecast{Valid: true}
+	}
+	if slope <= 0 {
+		return Forecast{}
+	}
+	sec := gap / slope
+	if sec > 100*365*24*3600 { // further than a century is no forecast
+		return Forecast{}
+	}
+	return Forecast{Valid: true, ETA: time.Duration(sec * 1e9)}
+}

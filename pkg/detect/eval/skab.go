@@ -1,0 +1,135 @@
+package eval
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// ErrSKABFormat is wrapped by every error ReadSKAB returns for bad input.
+var ErrSKABFormat = errors.New("eval: bad SKAB file")
+
+// Multivariate is a multivariate labelled series: SKAB's layout.
+type Multivariate struct {
+	Channels []string    // channel names, in column order
+	Times    []time.Time // one per row
+	Values   [][]float64 // Values[c][i]: channel c at row i
+	Labels   []bool      // the anomaly column
+}
+
+// maxSKABRows bounds one file; SKAB files have about 1,200 rows.
+const maxSKABRows = 1_000_000
+
+// ReadSKAB reads a SKAB file: ';'-separated, a header whose first column is
+// datetime, then the sensor channels, then anomaly and changepoint.
+func ReadSKAB(r io.Reader) (Multivariate, error) {
+	var m Multivariate
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	line := 0
+	labelCol := -1
+	var cols []int
+	for sc.Scan() {
+		line++
+		f := strings.Split(strings.TrimSpace(sc.Text()), ";")
+		if line == 1 {
+			if len(f) < 3 || f[0] != "datetime" {
+				return m, errs.Permanent(fmt.Errorf("%w: line 1: header must start with datetime, got %q", ErrSKABFormat, sc.Text()))
+			}
+			for i, name := range f[1:] {
+				switch name {
+				case "anomaly":
+					labelCol = i + 1
+				case "changepoint":
+				default:
+					cols = append(cols, i+1)
+					m.Channels = append(m.Channels, name)
+				}
+			}
+			if labelCol < 0 {
+				return m, errs.Permanent(fmt.Errorf("%w: line 1: no anomaly column", ErrSKABFormat))
+			}
+			m.Values = make([][]float64, len(cols))
+			continue
+		}
+		if len(f) == 1 && f[0] == "" {
+			continue
+		}
+		if len(m.Times) >= maxSKABRows {
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: more than %d rows", ErrSKABFormat, line, maxSKABRows))
+		}
+		if len(f) <= labelCol || len(f) <= cols[len(cols)-1] {
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: %d fields", ErrSKABFormat, line, len(f)))
+		}
+		t, err := time.Parse("2006-01-02 15:04:05", f[0])
+		if err != nil {
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: datetime %q", ErrSKABFormat, line, f[0]))
+		}
+		m.Times = append(m.Times, t)
+		for c, col := range cols {
+			v, err := strconv.ParseFloat(f[col], 64)
+			if err != nil {
+				return m, errs.Permanent(fmt.Errorf("%w: line %d: %s %q", ErrSKABFormat, line, m.Channels[c], f[col]))
+			}
+			m.Values[c] = append(m.Values[c], v)
+		}
+		lab, err := strconv.ParseFloat(f[labelCol], 64)
+		if err != nil {
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: anomaly %q", ErrSKABFormat, line, f[labelCol]))
+		}
+		m.Labels = append(m.Labels, lab != 0)
+	}
+	if err := sc.Err(); err != nil {
+		return m, fmt.Errorf("%w: line %d: %v", ErrSKABFormat, line+1, err)
+	}
+	if line == 0 {
+		return m, errs.Permanent(fmt.Errorf("%w: empty", ErrSKABFormat))
+	}
+	return m, nil
+}
+
+// Score runs one detector over a univariate series and returns each
+// point's score and alarm.
+func Score(cfg detect.Config, times []time.Time, values []float64) (scores []float64, alarms []bool, err error) {
+	d, err := detect.NewDetector(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	scores = make([]float64, len(values))
+	alarms = make([]bool, len(values))
+	for i, v := range values {
+		r := d.Observe(times[i], v)
+		scores[i], alarms[i] = r.Score, r.Anomaly
+	}
+	return scores, alarms, nil
+}
+
+// ScoreMax runs one univariate detector per channel and takes, per row, the
+// maximum score over the channels: the row is anomalous when any channel
+// is. That is how the default detector applies to multivariate data with no
+// model of the relations between channels.
+func ScoreMax(cfg detect.Config, m Multivariate) (scores []float64, alarms []bool, err error) {
+	thr := cfg.WithDefaults().Threshold
+	scores = make([]float64, len(m.Times))
+	for _, ch := range m.Values {
+		s, _, err := Score(cfg, m.Times, ch)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, v := range s {
+			scores[i] = max(scores[i], v)
+		}
+	}
+	alarms = make([]bool, len(scores))
+	for i, s := range scores {
+		alarms[i] = s >= thr
+	}
+	return scores, alarms, nil
+}

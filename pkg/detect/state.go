@@ -1,0 +1,157 @@
+package detect
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// stateVersion is the first byte after the magic of a snapshot. Bump it
+// when the layout changes; UnmarshalBinary rejects versions it does not know.
+const stateVersion = 1
+
+var stateMagic = [2]byte{'d', 't'}
+
+// Sentinel errors of UnmarshalBinary; both are permanent.
+var (
+	// ErrStateVersion: the snapshot has another magic or version.
+	ErrStateVersion = errors.New("detect: unknown state version")
+	// ErrStateMismatch: the snapshot was taken with a configuration of
+	// another shape (window, buckets, period, seasonal on/off, counter).
+	ErrStateMismatch = errors.New("detect: state taken with an incompatible config")
+	// ErrStateCorrupt: the snapshot is truncated or holds impossible values.
+	ErrStateCorrupt = errors.New("detect: corrupt state")
+)
+
+const stateFloats = 11
+
+// MarshalBinary encodes the state: magic, version, the fingerprint of the
+// config shape, then the fields little-endian. Thresholds are not part of
+// the state, so they can change across a restore.
+func (d *Detector) MarshalBinary() ([]byte, error) {
+	return d.AppendBinary(make([]byte, 0, d.stateSize()))
+}
+
+func (d *Detector) stateSize() int {
+	return 2 + 1 + 4 + 1 + 4 + 8 + 8 + 8*stateFloats + 2 + 8*len(d.win.vals) + len(d.win.vals) + 4*len(d.season)
+}
+
+// AppendBinary appends the encoding of MarshalBinary to b.
+func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, stateMagic[0], stateMagic[1], stateVersion)
+	b = binary.LittleEndian.AppendUint32(b, d.p.fingerprint)
+	var has byte
+	if d.hasLast {
+		has = 1
+	}
+	b = append(b, has)
+	b = binary.LittleEndian.AppendUint32(b, d.n)
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.lastT))
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.firstT))
+	for _, f := range [stateFloats]float64{d.lastRaw, d.dt, d.mean, d.vari, d.cuPos, d.cuNeg, d.cuVa, d.level, d.slope, d.hwVa, 0} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	b = append(b, d.win.n, d.win.head)
+	for _, f := range d.win.vals {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	b = append(b, d.win.perm...)
+	for i := len(d.win.perm); i < len(d.win.vals); i++ {
+		b = append(b, 0)
+	}
+	for _, f := range d.season {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b, nil
+}
+
+func corrupt(format string, args ...any) error {
+	return errs.Permanent(fmt.Errorf("%w: %s", ErrStateCorrupt, fmt.Sprintf(format, args...)))
+}
+
+// UnmarshalBinary restores a state written by MarshalBinary into d, which
+// must come from a profile of the same config shape. On error d is unchanged.
+func (d *Detector) UnmarshalBinary(data []byte) error {
+	if len(data) < 7 || data[0] != stateMagic[0] || data[1] != stateMagic[1] {
+		return errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
+	}
+	if data[2] != stateVersion {
+		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads %d", ErrStateVersion, data[2], stateVersion))
+	}
+	if fp := binary.LittleEndian.Uint32(data[3:]); fp != d.p.fingerprint {
+		return errs.Permanent(fmt.Errorf("%w: fingerprint %08x, profile %08x", ErrStateMismatch, fp, d.p.fingerprint))
+	}
+	if len(data) != d.stateSize() {
+		return corrupt("%d bytes, want %d", len(data), d.stateSize())
+	}
+	nd := *d
+	nd.win = newWindow(len(d.win.vals))
+	if d.season != nil {
+		nd.season = make([]float32, len(d.season))
+	}
+	p := data[7:]
+	nd.hasLast = p[0] == 1
+	if p[0] > 1 {
+		return corrupt("flag byte %d", p[0])
+	}
+	nd.n = binary.LittleEndian.Uint32(p[1:])
+	nd.lastT = int64(binary.LittleEndian.Uint64(p[5:]))
+	nd.firstT = int64(binary.LittleEndian.Uint64(p[13:]))
+	p = p[21:]
+	var fl [stateFloats]float64
+	for i := range fl {
+		fl[i] = math.Float64frombits(binary.LittleEndian.Uint64(p[8*i:]))
+		if !finite(fl[i]) {
+			return corrupt("field %d is %v", i, fl[i])
+		}
+	}
+	nd.lastRaw, nd.dt, nd.mean, nd.vari, nd.cuPos, nd.cuNeg, nd.cuVa, nd.level, nd.slope, nd.hwVa = fl[0], fl[1], fl[2], fl[3], fl[4], fl[5], fl[6], fl[7], fl[8], fl[9]
+	if nd.vari < 0 || nd.hwVa < 0 || nd.dt < 0 || nd.cuPos < 0 || nd.cuNeg < 0 || nd.cuVa < 0 {
+		return corrupt("negative variance, interval or CUSUM")
+	}
+	p = p[8*stateFloats:]
+	size := len(nd.win.vals)
+	wn, head := int(p[0]), int(p[1])
+	if wn > size || head >= size {
+		return corrupt("window count %d head %d for size %d", wn, head, size)
+	}
+	nd.win.n, nd.win.head = uint8(wn), uint8(head)
+	p = p[2:]
+	for i := range nd.win.vals {
+		nd.win.vals[i] = math.Float64frombits(binary.LittleEndian.Uint64(p[8*i:]))
+	}
+	p = p[8*size:]
+	var seen [256]bool
+	for i := 0; i < wn; i++ {
+		s := int(p[i])
+		if s >= size || seen[s] || (wn < size && !slotFilled(s, head, wn, size)) {
+			return corrupt("window order names slot %d twice or out of range", s)
+		}
+		seen[s] = true
+		if !finite(nd.win.vals[s]) {
+			return corrupt("window value %v", nd.win.vals[s])
+		}
+		if i > 0 && nd.win.vals[s] < nd.win.vals[p[i-1]] {
+			return corrupt("window order not sorted")
+		}
+		nd.win.perm = append(nd.win.perm, p[i])
+	}
+	p = p[size:]
+	for i := range nd.season {
+		nd.season[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+		if f := float64(nd.season[i]); !finite(f) {
+			return corrupt("season bucket %d is %v", i, f)
+		}
+	}
+	*d = nd
+	return nil
+}
+
+// slotFilled reports whether ring slot s holds a value when the window has
+// wn < size values: they occupy the wn slots before head.
+func slotFilled(s, head, wn, size int) bool {
+	return (s-(head-wn)+size)%size < wn
+}

@@ -1,0 +1,112 @@
+package detect
+
+// window is a fixed-size rolling window that keeps its values sorted through
+// a permutation of ring slots: one byte per value on top of the values, and
+// O(window) work per insert with no allocation. For the small windows used
+// here this beats a two-heap median (which needs the same values plus
+// position indexes) and an approximate sketch (which is larger than 32
+// values and not exact).
+type window struct {
+	vals []float64 // ring of the last len(vals) values, in arrival order
+	perm []uint8   // slots of vals, in ascending order of value
+	head uint8     // next slot to write
+	n    uint8     // values held, ≤ len(vals)
+}
+
+func newWindow(size int) window {
+	return window{vals: make([]float64, size), perm: make([]uint8, 0, size)}
+}
+
+func (w *window) len() int { return int(w.n) }
+
+func (w *window) reset() {
+	w.head, w.n = 0, 0
+	w.perm = w.perm[:0]
+}
+
+// push inserts x, dropping the oldest value when the window is full.
+func (w *window) push(x float64) {
+	size := len(w.vals)
+	slot := w.head
+	if int(w.n) == size {
+		// drop the value that slot holds from the sorted order
+		for i, s := range w.perm {
+			if s == slot {
+				copy(w.perm[i:], w.perm[i+1:])
+				w.perm = w.perm[:len(w.perm)-1]
+				break
+			}
+		}
+	} else {
+		w.n++
+	}
+	w.vals[slot] = x
+	// binary search for the first value greater than x
+	lo, hi := 0, len(w.perm)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if w.vals[w.perm[mid]] <= x {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	w.perm = append(w.perm, 0)
+	copy(w.perm[lo+1:], w.perm[lo:])
+	w.perm[lo] = slot
+	w.head++
+	if int(w.head) == size {
+		w.head = 0
+	}
+}
+
+func (w *window) at(i int) float64 { return w.vals[w.perm[i]] }
+
+// median of the window; 0 when empty.
+func (w *window) median() float64 {
+	n := len(w.perm)
+	switch {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return w.at(n / 2)
+	default:
+		return (w.at(n/2-1) + w.at(n/2)) / 2
+	}
+}
+
+// mad is the median absolute deviation from m, the window's median. The
+// deviations of a sorted array from its median are two sorted runs (leftwards
+// and rightwards of the middle), so merging them to the middle rank is O(n).
+func (w *window) mad(m float64) float64 {
+	n := len(w.perm)
+	if n == 0 {
+		return 0
+	}
+	l, r := n/2-1, n/2
+	var prev, cur float64
+	for k := 0; k <= n/2; k++ {
+		prev = cur
+		switch {
+		case l < 0:
+			cur = w.at(r) - m
+			r++
+		case r >= n:
+			cur = m - w.at(l)
+			l--
+		default:
+			dl, dr := m-w.at(l), w.at(r)-m
+			if dl <= dr {
+				cur = dl
+				l--
+			} else {
+				cur = dr
+				r++
+			}
+		}
+	}
+	if n%2 == 1 {
+		return cur
+	}
+	return (prev + cur) / 2
+}

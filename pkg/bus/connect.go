@@ -1,0 +1,277 @@
+package bus
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// TLSConfig selects the files for a TLS connection. CAFile alone verifies the
+// server; CertFile and KeyFile together add a client certificate.
+type TLSConfig struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+func (t TLSConfig) enabled() bool {
+	return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != ""
+}
+
+// Config says how to reach NATS. Secrets come from files (the *File fields)
+// or are filled in by the caller from the environment (Password, Token); they
+// have no yaml key so that they cannot sit in a config file, and they are never
+// logged.
+type Config struct {
+	// URLs lists the servers; several for a cluster.
+	URLs []string `yaml:"urls"`
+	// Name is the connection name shown by the server's monitoring.
+	Name            string    `yaml:"name"`
+	CredentialsFile string    `yaml:"credentials_file"`
+	User            string    `yaml:"user"`
+	PasswordFile    string    `yaml:"password_file"`
+	Password        string    `yaml:"-"`
+	TokenFile       string    `yaml:"token_file"`
+	Token           string    `yaml:"-"`
+	TLS             TLSConfig `yaml:"tls"`
+	// ConnectTimeout bounds each dial; 0 means 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ReconnectWait is the pause between reconnect attempts; 0 means 1s.
+	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	// MaxReconnects bounds reconnect attempts; 0 or negative reconnects
+	// forever, because a service without its bus is useless and should keep
+	// trying rather than exit.
+	MaxReconnects int `yaml:"max_reconnects"`
+}
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("bus: invalid config")
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+}
+
+// Validate checks the config without touching files or the network.
+func (c Config) Validate() error {
+	if len(c.URLs) == 0 {
+		return invalid("urls", "at least one server URL is required")
+	}
+	for i, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			// url.Error repeats the URL, which may hold a password.
+			return invalid(fmt.Sprintf("urls[%d]", i), "not a URL")
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return invalid(fmt.Sprintf("urls[%d]", i), "scheme %q, want nats, tls, ws or wss", u.Scheme)
+		}
+		if u.Host == "" {
+			return invalid(fmt.Sprintf("urls[%d]", i), "no host")
+		}
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		return invalid("password_file", "set either password_file or the password from the environment, not both")
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		return invalid("token_file", "set either token_file or the token from the environment, not both")
+	}
+	hasPassword := c.Password != "" || c.PasswordFile != ""
+	hasToken := c.Token != "" || c.TokenFile != ""
+	if hasPassword && c.User == "" {
+		return invalid("user", "a password is set but no user")
+	}
+	if c.User != "" && !hasPassword {
+		return invalid("password_file", "user %q has no password (password_file or environment)", c.User)
+	}
+	methods := 0
+	for _, b := range []bool{c.CredentialsFile != "", c.User != "", hasToken} {
+		if b {
+			methods++
+		}
+	}
+	if methods > 1 {
+		return invalid("credentials_file", "choose one of credentials_file, user/password or token")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		if c.TLS.CertFile == "" {
+			return invalid("tls.cert_file", "key_file is set without cert_file")
+		}
+		return invalid("tls.key_file", "cert_file is set without key_file")
+	}
+	if c.ConnectTimeout < 0 {
+		return invalid("connect_timeout", "negative (%s)", c.ConnectTimeout)
+	}
+	if c.ReconnectWait < 0 {
+		return invalid("reconnect_wait", "negative (%s)", c.ReconnectWait)
+	}
+	return nil
+}
+
+// readSecret reads a secret file; trailing newlines from editors are not part
+// of the secret.
+func readSecret(field, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("bus: %s: %w", field, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", invalid(field, "file %s is empty", path)
+	}
+	return s, nil
+}
+
+func (t TLSConfig) build() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, invalid("tls.ca_file", "no PEM certificate in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("bus: tls.cert_file/tls.key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// options turns the config into nats.go options, reading secret files. The
+// logging handlers are added by Connect.
+func (c Config) options() ([]nats.Option, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	timeout := c.ConnectTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	wait := c.ReconnectWait
+	if wait == 0 {
+		wait = time.Second
+	}
+	maxReconnects := c.MaxReconnects
+	if maxReconnects <= 0 {
+		maxReconnects = -1
+	}
+	opts := []nats.Option{
+		nats.Timeout(timeout),
+		nats.ReconnectWait(wait),
+		nats.MaxReconnects(maxReconnects),
+		// Without jitter every client of a restarted cluster reconnects at once.
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+	}
+	if c.Name != "" {
+		opts = append(opts, nats.Name(c.Name))
+	}
+	if c.CredentialsFile != "" {
+		if _, err := os.Stat(c.CredentialsFile); err != nil {
+			return nil, fmt.Errorf("bus: credentials_file: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredentialsFile))
+	}
+	if c.User != "" {
+		pw := c.Password
+		if c.PasswordFile != "" {
+			var err error
+			if pw, err = readSecret("password_file", c.PasswordFile); err != nil {
+				return nil, err
+			}
+		}
+		opts = append(opts, nats.UserInfo(c.User, pw))
+	}
+	if c.Token != "" || c.TokenFile != "" {
+		tok := c.Token
+		if c.TokenFile != "" {
+			var err error
+			if tok, err = readSecret("token_file", c.TokenFile); err != nil {
+				return nil, err
+			}
+		}
+		opts = append(opts, nats.Token(tok))
+	}
+	if c.TLS.enabled() {
+		tc, err := c.TLS.build()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// Connect dials NATS and returns the connection and its JetStream context. It
+// fails if the server answers but JetStream is not enabled, so a service
+// notices at start-up rather than at its first publish. Disconnects and
+// reconnects are logged with the redacted server URL, never a secret.
+func Connect(ctx context.Context, cfg Config, log zerolog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts,
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			ev := log.Warn().Str("server", nc.ConnectedUrlRedacted())
+			if err != nil {
+				ev = ev.Err(err)
+			}
+			ev.Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", nc.ConnectedUrlRedacted()).Uint64("reconnects", nc.Stats().Reconnects).Msg("nats reconnected")
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			ev := log.Info()
+			if err := nc.LastError(); err != nil {
+				ev = log.Warn().Err(err)
+			}
+			ev.Msg("nats connection closed")
+		}),
+		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Error().Err(err)
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("nats async error")
+		}),
+	)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: connect to %d server(s): %w", len(cfg.URLs), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bus: jetstream not available on %s: %w", nc.ConnectedUrlRedacted(), err)
+	}
+	log.Info().Str("server", nc.ConnectedUrlRedacted()).Str("name", cfg.Name).Msg("nats connected")
+	return nc, js, nil
+}

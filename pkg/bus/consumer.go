@@ -1,0 +1,578 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Headers set on a dead-lettered message, next to the original headers.
+const (
+	HeaderDeadLetterReason = "Aiops-Deadletter-Reason"
+	HeaderOriginalSubject  = "Aiops-Original-Subject"
+	HeaderStreamSeq        = "Aiops-Stream-Seq"
+	HeaderDeliveries       = "Aiops-Deliveries"
+	HeaderOriginalMsgID    = "Aiops-Original-Msg-Id"
+	HeaderConsumer         = "Aiops-Consumer"
+)
+
+// Delivery is what a handler sees of a message: data and metadata, no
+// transport. Header and Data belong to the delivery; a handler that keeps them
+// after done must copy them only if it modifies them.
+type Delivery struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	// Delivered is 1 on the first delivery.
+	Delivered uint64
+	StreamSeq uint64
+	// Published is when the stream stored the message.
+	Published time.Time
+}
+
+// Handler processes one delivery synchronously. nil acks it; an error marked
+// errs.Permanent dead-letters it; any other error redelivers it later.
+type Handler func(ctx context.Context, d *Delivery) error
+
+// AsyncHandler processes a delivery and reports the result by calling done
+// exactly once, possibly later and from another goroutine (for example after
+// a ClickHouse batch holding it committed). Further calls are ignored and
+// logged. The runner keeps at most MaxAckPending deliveries un-done.
+type AsyncHandler func(ctx context.Context, d *Delivery, done func(error))
+
+// Sync adapts a synchronous Handler.
+func Sync(h Handler) AsyncHandler {
+	return func(ctx context.Context, d *Delivery, done func(error)) { done(h(ctx, d)) }
+}
+
+// ConsumerConfig describes a durable pull consumer and how the runner drives
+// it. Zero values take the defaults documented on each field.
+type ConsumerConfig struct {
+	Stream  string `yaml:"stream"`
+	Durable string `yaml:"durable"`
+	// FilterSubjects restricts the consumer to these subjects (all when empty).
+	FilterSubjects []string `yaml:"filter_subjects"`
+	// BatchSize is the most messages one fetch asks for (default 256).
+	BatchSize int `yaml:"batch_size"`
+	// FetchWait is how long a fetch waits for BatchSize messages (default 1s);
+	// it also bounds how long Run takes to notice cancellation.
+	FetchWait time.Duration `yaml:"fetch_wait"`
+	// MaxAckPending bounds deliveries handed to the handler and not yet done
+	// (default 1024); it is also the server-side limit.
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// AckWait is how long the server waits for a result before redelivering
+	// (default 30s). It must exceed the longest time a handler holds a
+	// delivery, batching included.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxDeliver is how many deliveries a message gets before it is
+	// dead-lettered (default 5).
+	MaxDeliver int `yaml:"max_deliver"`
+	// Backoff gives the redelivery delay after a transient error by delivery
+	// count: Backoff[Delivered-1], the last entry repeating. Empty means
+	// exponential from 1s, doubling up to 2m, with ±20% jitter so that a burst
+	// of failures does not come back as a burst.
+	Backoff []time.Duration `yaml:"backoff"`
+	// DeadLetterPrefix starts the dead-letter subject
+	// <prefix>.<stream>.<durable> (default "deadletter").
+	DeadLetterPrefix string `yaml:"deadletter_prefix"`
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = time.Second
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = max(1024, c.BatchSize)
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.DeadLetterPrefix == "" {
+		c.DeadLetterPrefix = "deadletter"
+	}
+	return c
+}
+
+func validName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ". \t\r\n*>/\\")
+}
+
+// Validate checks the config; zero values are valid and mean the defaults.
+func (c ConsumerConfig) Validate() error {
+	if !validName(c.Stream) {
+		return invalid("stream", "%q is not a stream name (non-empty, no '.', '*', '>', '/', spaces)", c.Stream)
+	}
+	if !validName(c.Durable) {
+		return invalid("durable", "%q is not a consumer name (non-empty, no '.', '*', '>', '/', spaces)", c.Durable)
+	}
+	for i, s := range c.FilterSubjects {
+		if s == "" || strings.ContainsAny(s, " \t\r\n") {
+			return invalid(fmt.Sprintf("filter_subjects[%d]", i), "%q is not a subject", s)
+		}
+	}
+	if c.BatchSize < 0 {
+		return invalid("batch_size", "%d, want >= 1", c.BatchSize)
+	}
+	if c.FetchWait < 0 {
+		return invalid("fetch_wait", "negative (%s)", c.FetchWait)
+	}
+	if c.FetchWait != 0 && c.FetchWait < 10*time.Millisecond {
+		return invalid("fetch_wait", "%s is below the 10ms the server accepts", c.FetchWait)
+	}
+	if c.MaxAckPending < 0 {
+		return invalid("max_ack_pending", "%d, want >= 1", c.MaxAckPending)
+	}
+	if c.BatchSize > 0 && c.MaxAckPending > 0 && c.BatchSize > c.MaxAckPending {
+		return invalid("batch_size", "%d exceeds max_ack_pending %d", c.BatchSize, c.MaxAckPending)
+	}
+	if c.AckWait < 0 || (c.AckWait > 0 && c.AckWait < time.Second) {
+		return invalid("ack_wait", "%s, want >= 1s", c.AckWait)
+	}
+	if c.MaxDeliver < 0 {
+		return invalid("max_deliver", "%d, want >= 1", c.MaxDeliver)
+	}
+	for i, d := range c.Backoff {
+		if d < 0 {
+			return invalid(fmt.Sprintf("backoff[%d]", i), "negative (%s)", d)
+		}
+	}
+	if c.DeadLetterPrefix != "" && (strings.ContainsAny(c.DeadLetterPrefix, " \t\r\n*>") ||
+		strings.HasPrefix(c.DeadLetterPrefix, ".") || strings.HasSuffix(c.DeadLetterPrefix, ".")) {
+		return invalid("deadletter_prefix", "%q is not a subject prefix", c.DeadLetterPrefix)
+	}
+	return nil
+}
+
+// jetstreamConfig is the server-side consumer. The server's MaxDeliver is one
+// more than ours: the runner dead-letters on the MaxDeliver-th failure itself,
+// and a message whose deliveries all timed out (a crashing handler) comes back
+// once more only to be dead-lettered instead of being dropped by the server.
+func (c ConsumerConfig) jetstreamConfig() jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
+		Durable:       c.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver + 1,
+		MaxAckPending: c.MaxAckPending,
+	}
+	// A single filter uses the older field, which servers before 2.10 know.
+	if len(c.FilterSubjects) == 1 {
+		cc.FilterSubject = c.FilterSubjects[0]
+	} else {
+		cc.FilterSubjects = c.FilterSubjects
+	}
+	return cc
+}
+
+// Stats counts what a consumer did with its deliveries.
+type Stats struct {
+	Delivered        uint64 // handed to the handler
+	Acked            uint64
+	Naked            uint64 // redelivery requested after a transient error
+	DeadLettered     uint64 // stored on the dead-letter subject and terminated
+	DeadLetterFailed uint64 // dead-letter publish failed, message naked instead
+	AckFailed        uint64 // ack/nak/term could not be sent; the server redelivers
+	Outstanding      int64  // handed to the handler, result not yet applied
+}
+
+// ErrDrainTimeout is returned by Run when deliveries were still un-done after
+// the drain timeout. They are not lost: the server redelivers them.
+var ErrDrainTimeout = errors.New("bus: drain timeout")
+
+// ErrAlreadyRunning is returned by a second concurrent Run.
+var ErrAlreadyRunning = errors.New("bus: consumer already running")
+
+// Consumer runs a durable pull consumer.
+type Consumer struct {
+	js      jetstream.JetStream
+	cons    jetstream.Consumer
+	cfg     ConsumerConfig
+	log     zerolog.Logger
+	dlSubj  string
+	drain   time.Duration
+	backoff func(delivered uint64) time.Duration
+	dlWait  time.Duration
+
+	running atomic.Bool
+	// outstanding counts reserved slots: deliveries being fetched or handed
+	// out and not yet settled. freed wakes the fetch loop when it drops.
+	outstanding atomic.Int64
+	freed       chan struct{}
+
+	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed atomic.Uint64
+}
+
+// ConsumerOption configures NewConsumer.
+type ConsumerOption func(*Consumer) error
+
+// WithDrainTimeout bounds how long Run waits, after its context is cancelled,
+// for outstanding done calls (default 30s).
+func WithDrainTimeout(d time.Duration) ConsumerOption {
+	return func(c *Consumer) error {
+		if d <= 0 {
+			return invalid("drain timeout", "%s, want > 0", d)
+		}
+		c.drain = d
+		return nil
+	}
+}
+
+// WithBackoffFunc replaces the redelivery delay computation (Backoff and the
+// default exponential); tests use it for determinism.
+func WithBackoffFunc(f func(delivered uint64) time.Duration) ConsumerOption {
+	return func(c *Consumer) error {
+		if f == nil {
+			return invalid("backoff func", "nil")
+		}
+		c.backoff = f
+		return nil
+	}
+}
+
+// NewConsumer validates cfg and ensures the durable consumer on the server.
+func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, log zerolog.Logger, opts ...ConsumerOption) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Consumer{
+		js:     js,
+		cfg:    cfg,
+		log:    log.With().Str("stream", cfg.Stream).Str("consumer", cfg.Durable).Logger(),
+		dlSubj: cfg.DeadLetterPrefix + "." + cfg.Stream + "." + cfg.Durable,
+		drain:  30 * time.Second,
+		dlWait: 10 * time.Second,
+		freed:  make(chan struct{}, 1),
+	}
+	c.backoff = c.defaultBackoff
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	cons, err := EnsureConsumer(ctx, js, cfg.Stream, cfg.jetstreamConfig())
+	if err != nil {
+		return nil, err
+	}
+	c.cons = cons
+	return c, nil
+}
+
+func (c *Consumer) defaultBackoff(delivered uint64) time.Duration {
+	if n := len(c.cfg.Backoff); n > 0 {
+		i := int(min(delivered, uint64(n))) - 1
+		return c.cfg.Backoff[max(i, 0)]
+	}
+	d := time.Second << min(delivered-1, 7)
+	d = min(d, 2*time.Minute)
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * jitter)
+}
+
+// DeadLetterSubject is where this consumer's dead letters go.
+func (c *Consumer) DeadLetterSubject() string { return c.dlSubj }
+
+// Stats returns the counters so far.
+func (c *Consumer) Stats() Stats {
+	return Stats{
+		Delivered:        c.delivered.Load(),
+		Acked:            c.acked.Load(),
+		Naked:            c.naked.Load(),
+		DeadLettered:     c.deadLettered.Load(),
+		DeadLetterFailed: c.deadLetterFailed.Load(),
+		AckFailed:        c.ackFailed.Load(),
+		Outstanding:      c.outstanding.Load(),
+	}
+}
+
+func (c *Consumer) release(n int64) {
+	if n == 0 {
+		return
+	}
+	c.outstanding.Add(-n)
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Run fetches batches and hands each delivery to h until ctx is cancelled.
+// Then it stops fetching, naks what was fetched but not yet handed out, waits
+// up to the drain timeout for outstanding done calls, and returns nil (or
+// ErrDrainTimeout). Deliveries never settled are redelivered by the server
+// after AckWait: nothing accepted is lost.
+func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
+	if h == nil {
+		return invalid("handler", "nil")
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer c.running.Store(false)
+
+	// Handlers keep their context during the drain, so that a batch in
+	// progress can still commit; it ends when the drain does.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+
+	limit := int64(c.cfg.MaxAckPending)
+	batch := int64(c.cfg.BatchSize)
+	var fetchErrDelay time.Duration
+	for ctx.Err() == nil {
+		free := limit - c.outstanding.Load()
+		if free <= 0 {
+			select {
+			case <-c.freed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		n := min(free, batch)
+		c.outstanding.Add(n)
+		got, err := c.fetch(ctx, hctx, int(n), h)
+		c.release(n - int64(got))
+		if err != nil {
+			fetchErrDelay = min(max(2*fetchErrDelay, 100*time.Millisecond), 5*time.Second)
+			c.log.Warn().Err(err).Dur("retry_in", fetchErrDelay).Msg("fetch failed")
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				c.recreate(ctx)
+			}
+			select {
+			case <-time.After(fetchErrDelay):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		fetchErrDelay = 0
+	}
+	return c.drainOutstanding()
+}
+
+// fetch runs one fetch and dispatches what arrives; it returns how many
+// deliveries it handed to h (or settled itself).
+func (c *Consumer) fetch(ctx, hctx context.Context, n int, h AsyncHandler) (int, error) {
+	mb, err := c.cons.Fetch(n, jetstream.FetchMaxWait(c.cfg.FetchWait))
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for msg := range mb.Messages() {
+		got++
+		if ctx.Err() != nil {
+			// Fetched after cancellation: give it back at once rather than
+			// after AckWait.
+			if err := msg.Nak(); err != nil {
+				c.ackFailed.Add(1)
+			}
+			c.release(1)
+			continue
+		}
+		c.dispatch(hctx, msg, h)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return got, err
+	}
+	return got, nil
+}
+
+func (c *Consumer) recreate(ctx context.Context) {
+	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, c.cfg.jetstreamConfig())
+	if err != nil {
+		c.log.Error().Err(err).Msg("re-creating the deleted consumer failed")
+		return
+	}
+	c.log.Warn().Msg("consumer was deleted on the server and has been re-created")
+	c.cons = cons
+}
+
+// delivery carries a message from fetch to its settlement.
+type delivery struct {
+	Delivery
+	c    *Consumer
+	msg  jetstream.Msg
+	once atomic.Bool
+}
+
+func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHandler) {
+	c.delivered.Add(1)
+	d := &delivery{c: c, msg: msg}
+	d.Subject = msg.Subject()
+	d.Header = msg.Headers()
+	d.Data = msg.Data()
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to ack, nothing to redeliver.
+		c.log.Error().Err(err).Str("subject", d.Subject).Msg("delivery without JetStream metadata")
+		c.release(1)
+		return
+	}
+	d.Delivered = meta.NumDelivered
+	d.StreamSeq = meta.Sequence.Stream
+	d.Published = meta.Timestamp
+	if d.Delivered > uint64(c.cfg.MaxDeliver) {
+		// Every earlier delivery timed out without a result: the handler
+		// probably crashed on it. Do not hand it out again.
+		d.once.Store(true)
+		c.deadLetter(d, fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver))
+		return
+	}
+	c.call(hctx, d, h)
+}
+
+func (c *Consumer) call(hctx context.Context, d *delivery, h AsyncHandler) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Interface("panic", r).Uint64("stream_seq", d.StreamSeq).Msg("handler panicked")
+			d.done(fmt.Errorf("handler panicked: %v", r))
+		}
+	}()
+	h(hctx, &d.Delivery, d.done)
+}
+
+func (d *delivery) done(err error) {
+	c := d.c
+	if !d.once.CompareAndSwap(false, true) {
+		c.log.Error().Uint64("stream_seq", d.StreamSeq).AnErr("result", err).Msg("done called more than once; ignored")
+		return
+	}
+	switch {
+	case err == nil:
+		if aerr := d.msg.Ack(); aerr != nil {
+			c.ackFailed.Add(1)
+			c.log.Warn().Err(aerr).Uint64("stream_seq", d.StreamSeq).Msg("ack failed; the message will be redelivered")
+		} else {
+			c.acked.Add(1)
+		}
+		c.release(1)
+	case errs.IsPermanent(err):
+		c.deadLetter(d, err.Error())
+	case d.Delivered >= uint64(c.cfg.MaxDeliver):
+		c.deadLetter(d, "max deliveries exceeded: "+err.Error())
+	default:
+		c.nak(d)
+		c.release(1)
+	}
+}
+
+func (c *Consumer) nak(d *delivery) {
+	if err := d.msg.NakWithDelay(c.backoff(d.Delivered)); err != nil {
+		c.ackFailed.Add(1)
+		c.log.Warn().Err(err).Uint64("stream_seq", d.StreamSeq).Msg("nak failed; the message will be redelivered after ack wait")
+		return
+	}
+	c.naked.Add(1)
+}
+
+// deadLetter stores the original message with the reason on the dead-letter
+// subject and terminates it only once the store is acked; if the store fails
+// the message is naked, so it is never lost. It runs off the caller's
+// goroutine because it waits for a pub ack; dead letters are rare.
+func (c *Consumer) deadLetter(d *delivery, reason string) {
+	h := make(nats.Header, len(d.Header)+6)
+	for k, v := range d.Header {
+		// Nats-* headers steer the server (dedup, expectations) and would
+		// apply to the dead-letter stream if copied.
+		if strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		h[k] = v
+	}
+	if id := d.Header.Get(jetstream.MsgIDHeader); id != "" {
+		h.Set(HeaderOriginalMsgID, id)
+	}
+	seq := strconv.FormatUint(d.StreamSeq, 10)
+	h.Set(HeaderDeadLetterReason, truncate(reason, 1024))
+	h.Set(HeaderOriginalSubject, d.Subject)
+	h.Set(HeaderStreamSeq, seq)
+	h.Set(HeaderDeliveries, strconv.FormatUint(d.Delivered, 10))
+	h.Set(HeaderConsumer, c.cfg.Stream+"/"+c.cfg.Durable)
+	// Unique per stream message and consumer: a dead letter re-published after
+	// a failed term is stored once, while two consumers may both dead-letter
+	// the same event.
+	h.Set(jetstream.MsgIDHeader, c.cfg.Stream+"."+c.cfg.Durable+"."+seq)
+
+	f, err := c.js.PublishMsgAsync(&nats.Msg{Subject: c.dlSubj, Header: h, Data: d.Data})
+	if err != nil {
+		c.deadLetterFailedNak(d, reason, err)
+		return
+	}
+	go func() {
+		timer := time.NewTimer(c.dlWait)
+		defer timer.Stop()
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			c.deadLetterFailedNak(d, reason, err)
+			return
+		case <-timer.C:
+			c.deadLetterFailedNak(d, reason, fmt.Errorf("no pub ack within %s", c.dlWait))
+			return
+		}
+		if err := d.msg.TermWithReason(truncate(reason, 256)); err != nil {
+			// Stored as a dead letter but not terminated: it comes back and is
+			// dead-lettered again, deduplicated by its msg id.
+			c.ackFailed.Add(1)
+		}
+		c.deadLettered.Add(1)
+		c.log.Warn().Uint64("stream_seq", d.StreamSeq).Str("subject", d.Subject).Uint64("deliveries", d.Delivered).
+			Str("reason", truncate(reason, 256)).Str("deadletter_subject", c.dlSubj).Msg("message dead-lettered")
+		c.release(1)
+	}()
+}
+
+func (c *Consumer) deadLetterFailedNak(d *delivery, reason string, err error) {
+	c.deadLetterFailed.Add(1)
+	c.log.Error().Err(err).Uint64("stream_seq", d.StreamSeq).Str("reason", truncate(reason, 256)).
+		Str("deadletter_subject", c.dlSubj).Msg("dead-letter publish failed; message naked instead")
+	c.nak(d)
+	c.release(1)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// drainOutstanding waits for outstanding deliveries to settle, then flushes
+// the acks so they reach the server before Run returns.
+func (c *Consumer) drainOutstanding() error {
+	deadline := time.NewTimer(c.drain)
+	defer deadline.Stop()
+	var err error
+	for c.outstanding.Load() > 0 && err == nil {
+		select {
+		case <-c.freed:
+		case <-deadline.C:
+			err = fmt.Errorf("%w: %d deliveries un-done after %s; the server redelivers them after ack wait",
+				ErrDrainTimeout, c.outstanding.Load(), c.drain)
+		}
+	}
+	if ferr := c.js.Conn().FlushTimeout(5 * time.Second); ferr != nil && err == nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+		c.log.Warn().Err(ferr).Msg("flushing acks at shutdown failed; unacked messages will be redelivered")
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Msg("consumer stopped before all deliveries were done")
+		return err
+	}
+	c.log.Info().Msg("consumer drained and stopped")
+	return nil
+}

@@ -1,0 +1,103 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The default topology: every event on EVENTS, incident lifecycle on
+// INCIDENTS, and what no stage could process on DEADLETTER, where an operator
+// can inspect and replay it.
+const (
+	StreamEvents     = "EVENTS"
+	StreamIncidents  = "INCIDENTS"
+	StreamDeadLetter = "DEADLETTER"
+
+	SubjectEvents     = "events.>"
+	SubjectIncidents  = "incidents.>"
+	SubjectDeadLetter = "deadletter.>"
+
+	// DefaultDuplicateWindow is how long a stream remembers message ids. It
+	// must exceed the longest time a producer keeps retrying one publish.
+	DefaultDuplicateWindow = 2 * time.Minute
+)
+
+type topology struct {
+	storage   jetstream.StorageType
+	replicas  int
+	dupWindow time.Duration
+	maxAge    time.Duration
+	maxBytes  int64
+}
+
+// TopologyOption adjusts DefaultStreams.
+type TopologyOption func(*topology)
+
+// WithMemoryStorage keeps the streams in memory: for tests and demos only, a
+// restart loses everything.
+func WithMemoryStorage() TopologyOption {
+	return func(t *topology) { t.storage = jetstream.MemoryStorage }
+}
+
+// WithReplicas sets the replica count (1, 3 or 5 in a cluster).
+func WithReplicas(n int) TopologyOption { return func(t *topology) { t.replicas = n } }
+
+// WithDuplicateWindow replaces DefaultDuplicateWindow.
+func WithDuplicateWindow(d time.Duration) TopologyOption {
+	return func(t *topology) { t.dupWindow = d }
+}
+
+// WithMaxAge bounds how long messages are kept (0 keeps them until MaxBytes).
+func WithMaxAge(d time.Duration) TopologyOption { return func(t *topology) { t.maxAge = d } }
+
+// WithMaxBytes bounds each stream's size (0 is unlimited).
+func WithMaxBytes(n int64) TopologyOption { return func(t *topology) { t.maxBytes = n } }
+
+// DefaultStreams returns the EVENTS, INCIDENTS and DEADLETTER stream configs:
+// file storage, limits retention, one replica and a 2-minute duplicate window
+// unless options say otherwise.
+func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
+	t := topology{storage: jetstream.FileStorage, replicas: 1, dupWindow: DefaultDuplicateWindow}
+	for _, o := range opts {
+		o(&t)
+	}
+	mk := func(name, subject, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subject},
+			Storage:     t.storage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    t.replicas,
+			Duplicates:  t.dupWindow,
+			MaxAge:      t.maxAge,
+			MaxBytes:    nonZeroOr(t.maxBytes, -1),
+			Discard:     jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(StreamEvents, SubjectEvents, "aiops events: every input and every stage's output"),
+		mk(StreamIncidents, SubjectIncidents, "aiops incident lifecycle: opened, updated, resolved"),
+		mk(StreamDeadLetter, SubjectDeadLetter, "aiops messages no stage could process, with the reason in headers"),
+	}
+}
+
+func nonZeroOr(v, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// EnsureTopology ensures every stream; it stops at the first failure.
+func EnsureTopology(ctx context.Context, js jetstream.JetStream, streams []jetstream.StreamConfig) error {
+	for _, cfg := range streams {
+		if _, err := EnsureStream(ctx, js, cfg); err != nil {
+			return fmt.Errorf("bus: topology: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package logmine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; test with errors.Is. All of them are permanent: retrying
+// the same call with the same input fails the same way.
+var (
+	ErrInvalidConfig   = errors.New("logmine: invalid config")
+	ErrInvalidFormat   = errors.New("logmine: invalid log format")
+	ErrInvalidSnapshot = errors.New("logmine: invalid snapshot")
+)
+
+// Config holds the miner's parameters. The zero value is not valid; start
+// from DefaultConfig and change what you need.
+type Config struct {
+	// PrefixTokens is how many leading tokens route a line in the prefix
+	// tree below the token-count level (Drain's depth minus 2). Lines whose
+	// first tokens differ never share a template.
+	PrefixTokens int
+	// SimilarityThreshold is the least share of a template's constant
+	// tokens that a line must repeat to join it (0 < x <= 1).
+	SimilarityThreshold float64
+	// MaxChildren caps the children of a prefix-tree node; tokens beyond it
+	// share the wildcard child, which keeps the tree small when a variable
+	// the maskers miss sits in a routing position.
+	MaxChildren int
+	// MaxTemplates bounds memory: beyond it the least recently seen
+	// template is evicted (and counted in Stats.Evicted).
+	MaxTemplates int
+	// MaxMerges bounds the merge log that Resolve and Merges read.
+	MaxMerges int
+	// MaxLineBytes truncates longer lines before mining (counted in
+	// Stats.Truncated and flagged in Result.Truncated).
+	MaxLineBytes int
+	// DisabledMasks switches single maskers off; all are on by default.
+	DisabledMasks []Mask
+}
+
+// DefaultConfig returns the settings measured on Loghub (see the package
+// documentation for the figures). They are the same for every log source.
+func DefaultConfig() Config {
+	return Config{
+		PrefixTokens:        2,
+		SimilarityThreshold: 0.6,
+		MaxChildren:         100,
+		MaxTemplates:        50_000,
+		MaxMerges:           50_000,
+		MaxLineBytes:        1 << 20,
+	}
+}
+
+// Validate reports the first invalid field by name.
+func (c Config) Validate() error {
+	switch {
+	case c.PrefixTokens < 0 || c.PrefixTokens > 16:
+		return fmt.Errorf("%w: PrefixTokens must be in [0,16], got %d", ErrInvalidConfig, c.PrefixTokens)
+	case !(c.SimilarityThreshold > 0 && c.SimilarityThreshold <= 1):
+		return fmt.Errorf("%w: SimilarityThreshold must be in (0,1], got %v", ErrInvalidConfig, c.SimilarityThreshold)
+	case c.MaxChildren < 2:
+		return fmt.Errorf("%w: MaxChildren must be at least 2, got %d", ErrInvalidConfig, c.MaxChildren)
+	case c.MaxTemplates < 1:
+		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
+	case c.MaxMerges < 0:
+		return fmt.Errorf("%w: MaxMerges must not be negative, got %d", ErrInvalidConfig, c.MaxMerges)
+	case c.MaxLineBytes < 16:
+		return fmt.Errorf("%w: MaxLineBytes must be at least 16, got %d", ErrInvalidConfig, c.MaxLineBytes)
+	}
+	if _, err := enabledMasks(c.DisabledMasks); err != nil {
+		return err
+	}
+	return nil
+}

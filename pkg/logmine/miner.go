@@ -1,0 +1,661 @@
+package logmine
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// TemplateID identifies a template by its text: the 64-bit FNV-1a hash of
+// the template string. Two miners (or one miner before and after a restart)
+// that reach the same template give it the same id.
+type TemplateID uint64
+
+// IDOf returns the id of a template string.
+func IDOf(template string) TemplateID {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(template); i++ {
+		h ^= uint64(template[i])
+		h *= 1099511628211
+	}
+	return TemplateID(h)
+}
+
+// String is the id as 16 lower-case hex digits.
+func (id TemplateID) String() string {
+	var b [16]byte
+	return string(id.appendHex(b[:0]))
+}
+
+func (id TemplateID) appendHex(b []byte) []byte {
+	const hexd = "0123456789abcdef"
+	for s := 60; s >= 0; s -= 4 {
+		b = append(b, hexd[(id>>uint(s))&0xf])
+	}
+	return b
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (id TemplateID) MarshalText() ([]byte, error) { return id.appendHex(nil), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *TemplateID) UnmarshalText(b []byte) error {
+	v, err := ParseTemplateID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// ParseTemplateID parses the 16 hex digits that String writes.
+func ParseTemplateID(s string) (TemplateID, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("logmine: template id %q: want 16 hex digits", s)
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("logmine: template id %q: %w", s, err)
+	}
+	return TemplateID(v), nil
+}
+
+// Merge records that a template was generalised (or folded into an equal
+// one): lines that carried From now belong to To.
+type Merge struct {
+	From, To TemplateID
+}
+
+// Result is what Match found for one line.
+type Result struct {
+	ID       TemplateID
+	Template string
+	// Params are the values at the template's <*> positions, in order;
+	// they are substrings of the matched line.
+	Params []string
+	// New is set when this line created the template.
+	New bool
+	// Changed is set when this line generalised an existing template:
+	// PreviousID was its id before (a Merge PreviousID -> ID is recorded).
+	Changed    bool
+	PreviousID TemplateID
+	// Truncated is set when the line was longer than Config.MaxLineBytes.
+	Truncated bool
+}
+
+// Template is a snapshot of one template's state.
+type Template struct {
+	ID       TemplateID
+	Template string
+	Count    uint64
+}
+
+// Stats counts what the miner did since it was created (or restored).
+type Stats struct {
+	Lines     uint64 // lines matched
+	Templates int    // templates held now
+	Created   uint64 // templates created
+	Changed   uint64 // generalisations (each also recorded as a merge)
+	Folded    uint64 // templates folded into an equal one after generalisation
+	Evicted   uint64 // templates evicted by MaxTemplates
+	Truncated uint64 // lines cut at MaxLineBytes
+}
+
+// tokenKind classifies a template token.
+const (
+	kindConst    uint8 = iota // a literal token
+	kindPartial               // literal text around masked variables, e.g. "blk_<*>"
+	kindWildcard              // exactly "<*>"
+)
+
+type cluster struct {
+	id        TemplateID
+	template  string
+	tokens    []string // substrings of template
+	seps      []string // whitespace before each token
+	kinds     []uint8
+	params    int
+	count     uint64
+	created   uint64 // creation sequence, orders clusters in snapshots
+	lastSeen  uint64
+	routeWild uint16 // bit i: the i-th routing level used the wildcard child
+	leaf      *node
+	// LRU list, most recent at Miner.head
+	prev, next *cluster
+}
+
+type node struct {
+	parent   *node
+	key      string
+	children map[string]*node
+	clusters []*cluster
+}
+
+// Miner mines templates online. It is safe for concurrent use; Match
+// serialises on a mutex because it updates shared state.
+type Miner struct {
+	mu      sync.Mutex
+	cfg     Config
+	tk      tokenizer
+	byLen   map[int]*node
+	byID    map[TemplateID]*cluster
+	head    *cluster
+	tail    *cluster
+	seq     uint64
+	stats   Stats
+	merges  map[TemplateID]TemplateID
+	mergeQ  []Merge // order of merges, to bound the log
+	scratch []string
+	kscr    []uint8
+	tb      []byte
+}
+
+// New returns a Miner for cfg.
+func New(cfg Config) (*Miner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	set, _ := enabledMasks(cfg.DisabledMasks)
+	cfg.DisabledMasks = slices.Clone(cfg.DisabledMasks)
+	return &Miner{
+		cfg:    cfg,
+		tk:     tokenizer{masks: set},
+		byLen:  map[int]*node{},
+		byID:   map[TemplateID]*cluster{},
+		merges: map[TemplateID]TemplateID{},
+	}, nil
+}
+
+// Config returns the miner's configuration.
+func (m *Miner) Config() Config { return m.cfg }
+
+// Match mines one line (the message content, without its header) and
+// returns its template. Params is a new slice; use MatchInto on hot paths.
+func (m *Miner) Match(line string) Result {
+	var r Result
+	m.MatchInto(line, &r)
+	return r
+}
+
+// MatchInto is Match writing into r and reusing r.Params, so that a line
+// that matches a known template costs no allocation.
+func (m *Miner) MatchInto(line string, r *Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	params := r.Params[:0]
+	*r = Result{}
+	if len(line) > m.cfg.MaxLineBytes {
+		cut := m.cfg.MaxLineBytes
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut]
+		r.Truncated = true
+		m.stats.Truncated++
+	}
+	line = trimTrailingSpace(line)
+	m.stats.Lines++
+	m.seq++
+	m.tk.tokenize(line)
+	c := m.search()
+	if c == nil {
+		c, r.New = m.create()
+	} else if old, changed := m.absorb(c); changed {
+		r.Changed = true
+		r.PreviousID = old
+		c = m.byID[IDOf(m.tbString())] // absorb may fold c into another
+	}
+	c.count++
+	c.lastSeen = m.seq
+	m.touch(c)
+	r.ID = c.id
+	r.Template = c.template
+	r.Params = m.extract(c, params)
+}
+
+func (m *Miner) tbString() string { return string(m.tb) }
+
+// routeKey is the child key a token routes by: tokens that hold a variable
+// or a digit go to the wildcard child, as in Drain, so that ids the maskers
+// miss ("user42") do not each open a branch.
+func routeKey(tok []byte) (string, bool) {
+	for i, c := range tok {
+		if isDigit(c) || (c == '<' && i+2 < len(tok) && tok[i+1] == '*' && tok[i+2] == '>') {
+			return Wildcard, true
+		}
+	}
+	return "", false
+}
+
+func (m *Miner) levels(n int) int { return min(n, m.cfg.PrefixTokens) }
+
+// search finds the leaf for the current tokens and the most similar cluster
+// in it that passes the threshold.
+func (m *Miner) search() *cluster {
+	n := len(m.tk.toks)
+	cur := m.byLen[n]
+	if cur == nil {
+		return nil
+	}
+	for i := 0; i < m.levels(n); i++ {
+		tok := m.tk.masked(i)
+		var next *node
+		if _, wild := routeKey(tok); !wild {
+			next = cur.children[string(tok)]
+		}
+		if next == nil {
+			next = cur.children[Wildcard]
+		}
+		if next == nil {
+			return nil
+		}
+		cur = next
+	}
+	var best *cluster
+	bestSim := -1.0
+	for _, c := range cur.clusters {
+		s := m.similarity(c)
+		if s > bestSim || (s == bestSim && (c.params > best.params || (c.params == best.params && c.template < best.template))) {
+			best, bestSim = c, s
+		}
+	}
+	if best == nil || bestSim < m.cfg.SimilarityThreshold {
+		return nil
+	}
+	return best
+}
+
+// similarity is the share of the template's literal tokens that the line
+// repeats. Wildcards, and variable shapes both sides share ("<*>:<*>"),
+// are left out: they say nothing about whether the line is the same
+// message, and counting them lets short messages with two addresses match
+// anything of the same length.
+func (m *Miner) similarity(c *cluster) float64 {
+	eq, n := 0, 0
+	for i, t := range c.tokens {
+		l := m.tk.masked(i)
+		switch c.kinds[i] {
+		case kindWildcard:
+			if k := m.tk.toks[i]; k.vEnd > k.vStart {
+				continue // variable meets variable
+			}
+			n++ // a word where other lines had variables
+		case kindPartial:
+			if t == string(l) || sameKey(t, l) {
+				continue
+			}
+			n++
+		default:
+			if t == string(l) {
+				eq++
+				n++
+			} else if !sameKey(t, l) {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 1
+	}
+	return float64(eq) / float64(n)
+}
+
+// keyLen is the length of a "key=" or "key:" prefix of tok (0 if none): a
+// run of word characters, '.' or '-' closed by '=' or ':'. Tokens with the
+// same key are the same field with different values, so they generalise to
+// "key=<*>" rather than to a bare wildcard.
+func keyLen(tok []byte) int {
+	for i, c := range tok {
+		if c == '=' || c == ':' {
+			return i + 1 - boolInt(i == 0)*(i+1)
+		}
+		if class[c]&cWordChar == 0 && c != '.' && c != '-' {
+			return 0
+		}
+	}
+	return 0
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sameKey(t string, l []byte) bool {
+	k := keyLen([]byte(t))
+	return k > 0 && len(l) >= k && t[:k] == string(l[:k])
+}
+
+// create adds a cluster for the current tokens.
+func (m *Miner) create() (*cluster, bool) {
+	n := len(m.tk.toks)
+	m.tb = m.tb[:0]
+	for i := range m.tk.toks {
+		m.tb = append(m.tb, m.tk.sep(i)...)
+		m.tb = append(m.tb, m.tk.masked(i)...)
+	}
+	tmpl := string(m.tb)
+	id := IDOf(tmpl)
+	if c := m.byID[id]; c != nil && c.template == tmpl {
+		// The same text as a template routed elsewhere (possible only via
+		// MaxChildren overflow): one text, one template.
+		return c, false
+	}
+	c := newCluster(tmpl)
+	m.seq++
+	c.created = m.seq
+	c.routeWild = m.insert(c, n, nil)
+	m.byID[id] = c
+	m.pushFront(c)
+	m.stats.Created++
+	delete(m.merges, id) // the id is live again
+	for len(m.byID) > m.cfg.MaxTemplates {
+		m.evict(m.tail)
+	}
+	return c, true
+}
+
+func newCluster(tmpl string) *cluster {
+	c := &cluster{id: IDOf(tmpl), template: tmpl}
+	c.tokens, c.seps = splitTemplate(tmpl)
+	c.kinds = make([]uint8, len(c.tokens))
+	for i, t := range c.tokens {
+		switch k := strings.Count(t, Wildcard); {
+		case t == Wildcard:
+			c.kinds[i] = kindWildcard
+			c.params++
+		case k > 0:
+			c.kinds[i] = kindPartial
+			c.params += k
+		}
+	}
+	return c
+}
+
+// splitTemplate splits a template text the way tokenize splits a line.
+func splitTemplate(t string) (tokens, seps []string) {
+	i := 0
+	for i < len(t) {
+		ws := i
+		for i < len(t) && (t[i] == ' ' || t[i] == '\t') {
+			i++
+		}
+		if i == len(t) {
+			break
+		}
+		start := i
+		for i < len(t) && t[i] != ' ' && t[i] != '\t' {
+			i++
+		}
+		tokens = append(tokens, t[start:i])
+		seps = append(seps, t[ws:start])
+	}
+	return tokens, seps
+}
+
+// insert places c in the tree. wild, when not nil, forces the routing
+// levels (restore); otherwise the routing follows the tokens as in search.
+func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
+	cur := m.byLen[n]
+	if cur == nil {
+		cur = &node{children: map[string]*node{}}
+		m.byLen[n] = cur
+	}
+	var used uint16
+	for i := 0; i < m.levels(n); i++ {
+		key := c.tokens[i]
+		useWild := false
+		if wild != nil {
+			useWild = *wild&(1<<i) != 0
+		} else if _, w := routeKey([]byte(key)); w {
+			useWild = true
+		} else if cur.children[key] == nil && len(cur.children) >= m.cfg.MaxChildren-1 {
+			useWild = true
+		}
+		if useWild {
+			key = Wildcard
+			used |= 1 << i
+		}
+		next := cur.children[key]
+		if next == nil {
+			next = &node{parent: cur, key: key, children: map[string]*node{}}
+			cur.children[key] = next
+		}
+		cur = next
+	}
+	cur.clusters = append(cur.clusters, c)
+	c.leaf = cur
+	return used
+}
+
+// absorb generalises c so that it covers the current line. It returns the
+// old id and whether the template changed; m.tb then holds the new text.
+func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
+	changed := false
+	for i, t := range c.tokens {
+		if (c.kinds[i] != kindWildcard && t != string(m.tk.masked(i))) || c.seps[i] != m.tk.sep(i) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return 0, false
+	}
+	m.tb = m.tb[:0]
+	for i, t := range c.tokens {
+		sep := c.seps[i]
+		if sep != m.tk.sep(i) {
+			sep = canonicalSep(i)
+		}
+		m.tb = append(m.tb, sep...)
+		if l := m.tk.masked(i); c.kinds[i] != kindWildcard && t != string(l) {
+			if k := keyLen([]byte(t)); k > 0 && sameKey(t, l) {
+				t = t[:k] + Wildcard
+			} else {
+				t = Wildcard
+			}
+		}
+		m.tb = append(m.tb, t...)
+	}
+	old := c.id
+	m.generalise(c, string(m.tb))
+	return old, true
+}
+
+// canonicalSep is the spacing a template gets where its lines disagree:
+// nothing before the first token, one space elsewhere.
+func canonicalSep(i int) string {
+	if i == 0 {
+		return ""
+	}
+	return " "
+}
+
+// generalise gives c the template tmpl, folding it into an existing cluster
+// with the same text, and records the merge.
+func (m *Miner) generalise(c *cluster, tmpl string) {
+	old := c.id
+	id := IDOf(tmpl)
+	m.stats.Changed++
+	m.recordMerge(old, id)
+	delete(m.byID, old)
+	if other := m.byID[id]; other != nil && other.template == tmpl {
+		other.count += c.count
+		other.lastSeen = max(other.lastSeen, c.lastSeen)
+		m.remove(c)
+		m.stats.Folded++
+		return
+	}
+	nc := newCluster(tmpl)
+	c.id, c.template, c.tokens, c.seps, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.seps, nc.kinds, nc.params
+	m.byID[id] = c
+}
+
+func (m *Miner) recordMerge(from, to TemplateID) {
+	if m.cfg.MaxMerges == 0 {
+		return
+	}
+	m.merges[from] = to
+	m.mergeQ = append(m.mergeQ, Merge{From: from, To: to})
+	for len(m.mergeQ) > m.cfg.MaxMerges {
+		old := m.mergeQ[0]
+		m.mergeQ = m.mergeQ[1:]
+		if m.merges[old.From] == old.To {
+			delete(m.merges, old.From)
+		}
+	}
+	if cap(m.mergeQ) > 4*m.cfg.MaxMerges+64 { // compact the sliding window
+		m.mergeQ = slices.Clone(m.mergeQ)
+	}
+}
+
+// extract appends the values at the template's wildcards to params.
+func (m *Miner) extract(c *cluster, params []string) []string {
+	for i := range c.tokens {
+		switch c.kinds[i] {
+		case kindWildcard:
+			params = append(params, m.tk.original(i))
+		case kindPartial:
+			k := m.tk.toks[i]
+			for _, v := range m.tk.vars[k.vStart:k.vEnd] {
+				params = append(params, m.tk.line[v.start:v.end])
+			}
+		}
+	}
+	return params
+}
+
+// remove takes c out of the tree, the id index and the LRU list, and prunes
+// tree nodes left empty so that memory stays bounded by MaxTemplates.
+func (m *Miner) remove(c *cluster) {
+	if m.byID[c.id] == c {
+		delete(m.byID, c.id)
+	}
+	leaf := c.leaf
+	if i := slices.Index(leaf.clusters, c); i >= 0 {
+		leaf.clusters = slices.Delete(leaf.clusters, i, i+1)
+	}
+	for n := leaf; n != nil && len(n.clusters) == 0 && len(n.children) == 0; n = n.parent {
+		if n.parent != nil {
+			delete(n.parent.children, n.key)
+		} else {
+			for k, v := range m.byLen {
+				if v == n {
+					delete(m.byLen, k)
+				}
+			}
+		}
+	}
+	m.unlink(c)
+}
+
+func (m *Miner) evict(c *cluster) {
+	m.remove(c)
+	m.stats.Evicted++
+}
+
+func (m *Miner) pushFront(c *cluster) {
+	c.prev, c.next = nil, m.head
+	if m.head != nil {
+		m.head.prev = c
+	}
+	m.head = c
+	if m.tail == nil {
+		m.tail = c
+	}
+}
+
+func (m *Miner) unlink(c *cluster) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if m.head == c {
+		m.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else if m.tail == c {
+		m.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+func (m *Miner) touch(c *cluster) {
+	if m.head == c {
+		return
+	}
+	m.unlink(c)
+	m.pushFront(c)
+}
+
+// Resolve follows recorded merges from id to the template that now covers
+// its lines. An id with no merge recorded is returned as is.
+func (m *Miner) Resolve(id TemplateID) TemplateID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.resolve(id)
+}
+
+func (m *Miner) resolve(id TemplateID) TemplateID {
+	for hops := 0; hops < 64; hops++ { // generalisation only adds wildcards, so chains are short
+		to, ok := m.merges[id]
+		if !ok {
+			return id
+		}
+		id = to
+	}
+	return id
+}
+
+// Merges returns the recorded merges, oldest first (at most MaxMerges).
+func (m *Miner) Merges() []Merge {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mergeQ)
+}
+
+// Lookup returns the template with this id, if held.
+func (m *Miner) Lookup(id TemplateID) (Template, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.byID[id]
+	if c == nil {
+		return Template{}, false
+	}
+	return Template{ID: c.id, Template: c.template, Count: c.count}, true
+}
+
+// Templates returns all templates held, sorted by text.
+func (m *Miner) Templates() []Template {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Template, 0, len(m.byID))
+	for _, c := range m.byID {
+		out = append(out, Template{ID: c.id, Template: c.template, Count: c.count})
+	}
+	slices.SortFunc(out, func(a, b Template) int { return cmp.Compare(a.Template, b.Template) })
+	return out
+}
+
+// Stats returns the counters.
+func (m *Miner) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	s.Templates = len(m.byID)
+	return s
+}
+
+// trimTrailingSpace drops whitespace at the end of a line: it is invisible
+// in a log viewer and would otherwise split a template by token count.
+func trimTrailingSpace(s string) string {
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,226 @@
+package logmine
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// DefaultMaxLineBytes is ParseOptions.MaxLineBytes when left zero.
+const DefaultMaxLineBytes = 1 << 20
+
+// ParseOptions configures offline parsing.
+type ParseOptions struct {
+	// Format is the header format (see CompileFormat); empty means the
+	// whole line is the content.
+	Format string
+	// Config is the miner configuration; the zero value means
+	// DefaultConfig().
+	Config *Config
+	// MaxLineBytes cuts longer input lines (counted in ParseStats.Truncated);
+	// zero means DefaultMaxLineBytes.
+	MaxLineBytes int
+}
+
+// ParseStats counts what ParseFile saw.
+type ParseStats struct {
+	Lines     int // rows written, one per input line
+	Unmatched int // lines that did not have the Format, mined whole
+	Truncated int // lines longer than MaxLineBytes, cut
+	Templates int // distinct templates in the output
+}
+
+// Parsed is the final template of one input line.
+type Parsed struct {
+	ID       TemplateID
+	Template string
+}
+
+// offline runs the online miner over a whole input and gives each line the
+// template its group ends with, following the merges that later lines
+// caused. The per-line state is one id (8 bytes).
+type offline struct {
+	miner  *Miner
+	format *Format
+	maxLen int
+	ids    []TemplateID
+	merged map[TemplateID]TemplateID
+	texts  map[TemplateID]string
+	fields []string
+	res    Result
+	stats  ParseStats
+}
+
+func newOffline(opts ParseOptions) (*offline, error) {
+	cfg := DefaultConfig()
+	if opts.Config != nil {
+		cfg = *opts.Config
+	}
+	maxLen := opts.MaxLineBytes
+	if maxLen == 0 {
+		maxLen = DefaultMaxLineBytes
+	}
+	if maxLen < 16 {
+		return nil, errs.Permanent(fmt.Errorf("%w: MaxLineBytes must be at least 16, got %d", ErrInvalidConfig, maxLen))
+	}
+	cfg.MaxLineBytes = max(cfg.MaxLineBytes, maxLen)
+	cfg.MaxMerges = 0 // the offline run keeps its own, complete, merge map
+	m, err := New(cfg)
+	if err != nil {
+		return nil, errs.Permanent(err)
+	}
+	o := &offline{miner: m, maxLen: maxLen, merged: map[TemplateID]TemplateID{}, texts: map[TemplateID]string{}}
+	if opts.Format != "" {
+		if o.format, err = CompileFormat(opts.Format); err != nil {
+			return nil, errs.Permanent(err)
+		}
+	}
+	return o, nil
+}
+
+func (o *offline) add(line string, truncated bool) {
+	o.stats.Lines++
+	if truncated {
+		o.stats.Truncated++
+	}
+	content := line
+	if o.format != nil {
+		var ok bool
+		o.fields, ok = o.format.Parse(line, o.fields)
+		if ok {
+			content = o.fields[o.format.content]
+		} else {
+			o.stats.Unmatched++
+		}
+	}
+	o.miner.MatchInto(content, &o.res)
+	if o.res.New || o.res.Changed {
+		o.texts[o.res.ID] = o.res.Template
+	}
+	if o.res.Changed {
+		o.merged[o.res.PreviousID] = o.res.ID
+	}
+	if o.res.New {
+		delete(o.merged, o.res.ID)
+	}
+	o.ids = append(o.ids, o.res.ID)
+}
+
+func (o *offline) final(id TemplateID) Parsed {
+	for hops := 0; hops < 1<<16; hops++ {
+		to, ok := o.merged[id]
+		if !ok || to == id {
+			break
+		}
+		id = to
+	}
+	return Parsed{ID: id, Template: o.texts[id]}
+}
+
+// ParseLines mines lines offline and returns each line's final template.
+// Lines are raw log lines; with opts.Format their header is cut off first.
+func ParseLines(lines []string, opts ParseOptions) ([]Parsed, ParseStats, error) {
+	o, err := newOffline(opts)
+	if err != nil {
+		return nil, ParseStats{}, err
+	}
+	for _, l := range lines {
+		cut := false
+		if len(l) > o.maxLen {
+			l, cut = l[:o.maxLen], true
+		}
+		o.add(l, cut)
+	}
+	out := make([]Parsed, len(o.ids))
+	seen := map[TemplateID]bool{}
+	for i, id := range o.ids {
+		out[i] = o.final(id)
+		seen[out[i].ID] = true
+	}
+	o.stats.Templates = len(seen)
+	return out, o.stats, nil
+}
+
+// ParseFile reads log lines from r and writes CSV to w: the header
+// `LineId,EventId,EventTemplate`, then one row per input line (LineId from
+// 1, empty lines included), with the template each line's group ends with.
+// Lines that do not have opts.Format are mined whole and counted in
+// ParseStats.Unmatched; lines longer than MaxLineBytes are cut and counted.
+// Errors reading r are returned as they are (transient); bad options are
+// permanent.
+func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) {
+	o, err := newOffline(opts)
+	if err != nil {
+		return ParseStats{}, err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte // a line longer than br's buffer, kept up to maxLen
+	inLong, cut := false, false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			room := o.maxLen - len(long)
+			if len(chunk) > room {
+				chunk, cut = chunk[:room], true
+			}
+			long = append(long, chunk...)
+			inLong = true
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return o.stats, fmt.Errorf("logmine: read line %d: %w", o.stats.Lines+1, err)
+		}
+		if err == io.EOF && len(chunk) == 0 && !inLong {
+			break
+		}
+		line := trimEOL(chunk)
+		if inLong {
+			room := o.maxLen - len(long)
+			if len(line) > room {
+				line, cut = line[:room], true
+			}
+			long = append(long, line...)
+			line = trimEOL(long)
+		} else if len(line) > o.maxLen {
+			line, cut = line[:o.maxLen], true
+		}
+		o.add(string(line), cut)
+		long, inLong, cut = long[:0], false, false
+		if err == io.EOF {
+			break
+		}
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"LineId", "EventId", "EventTemplate"}); err != nil {
+		return o.stats, fmt.Errorf("logmine: write csv: %w", err)
+	}
+	seen := map[TemplateID]bool{}
+	row := make([]string, 3)
+	for i, id := range o.ids {
+		p := o.final(id)
+		seen[p.ID] = true
+		row[0] = strconv.Itoa(i + 1)
+		row[1] = p.ID.String()
+		row[2] = p.Template
+		if err := cw.Write(row); err != nil {
+			return o.stats, fmt.Errorf("logmine: write csv row %d: %w", i+1, err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return o.stats, fmt.Errorf("logmine: write csv: %w", err)
+	}
+	o.stats.Templates = len(seen)
+	return o.stats, nil
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte{'\n'})
+	return bytes.TrimSuffix(b, []byte{'\r'})
+}

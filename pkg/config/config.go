@@ -1,0 +1,547 @@
+// Package config loads a service's configuration struct from, in increasing
+// precedence: the defaults already in the struct, a YAML file, environment
+// variables and -set flags, then validates it.
+//
+// The same struct tags serve every source, so a key has one name everywhere:
+// bus.urls in the file, AIOPS_BUS__URLS in the environment (keys joined by
+// "__" because keys themselves contain "_"), -set bus.urls=... on the command
+// line. Every source is strict: a key that the struct does not have is an
+// error naming the key and where it came from (file:line, variable, flag), so a
+// typo never silently leaves a default in place.
+//
+// Secrets never belong in the YAML file. A field tagged `yaml:"-" env:"name"`
+// can be set only from the environment (PREFIX_..._NAME), and Secret reads a
+// secret from a file or a variable; error messages never contain values.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// ErrInvalidConfig is wrapped by every error Load returns, so a main can map
+// any configuration problem to its usage exit code with errors.Is.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// ErrUnknownKey is wrapped when a file key, environment variable or -set flag
+// names a key the configuration struct does not have.
+var ErrUnknownKey = errors.New("unknown key")
+
+// MaxFileSize bounds the configuration file: configuration is small, and a
+// bound keeps a wrong path (a log file, a device) from exhausting memory.
+const MaxFileSize = 4 << 20
+
+// Validator is implemented by configuration structs that check themselves.
+// Load calls it after all sources have been applied.
+type Validator interface {
+	Validate() error
+}
+
+// Options says where Load reads from.
+type Options struct {
+	// File is the YAML file to read; empty means none.
+	File string
+	// EnvPrefix selects the environment variables to apply: PREFIX_A__B sets
+	// key a.b. Empty disables the environment source.
+	EnvPrefix string
+	// Environ is the environment as KEY=VALUE strings; nil means os.Environ().
+	// Tests inject it.
+	Environ []string
+	// Sets are key.path=value assignments, applied last, in order.
+	Sets []string
+}
+
+// Flags registers -config FILE and -set key=value (repeatable) on fs and
+// returns the Options they fill in when fs is parsed.
+func Flags(fs *flag.FlagSet, envPrefix string) *Options {
+	opts := &Options{EnvPrefix: envPrefix}
+	fs.StringVar(&opts.File, "config", "", "YAML configuration `file`")
+	envHelp := ""
+	if envPrefix != "" {
+		envHelp = fmt.Sprintf("; overrides the file and %s_* environment variables", envPrefix)
+	}
+	fs.Func("set", "set a configuration `key=value` (repeatable, e.g. bus.urls=[nats://a:4222])"+envHelp,
+		func(s string) error {
+			if _, _, ok := strings.Cut(s, "="); !ok {
+				return fmt.Errorf("%q is not key=value", s)
+			}
+			opts.Sets = append(opts.Sets, s)
+			return nil
+		})
+	return opts
+}
+
+// Load fills dst, a non-nil pointer to a struct with yaml tags, from the
+// sources in opts (see the package documentation for precedence), then calls
+// dst.Validate if dst implements Validator. Every error wraps
+// ErrInvalidConfig and is permanent: retrying will not fix a configuration.
+func Load(dst any, opts Options) error {
+	if err := load(dst, opts); err != nil {
+		return errs.Permanent(fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+	}
+	return nil
+}
+
+func load(dst any, opts Options) error {
+	root := reflect.ValueOf(dst)
+	if root.Kind() != reflect.Pointer || root.IsNil() || root.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config.Load needs a non-nil pointer to a struct, got %T", dst)
+	}
+	if opts.File != "" {
+		if err := loadFile(dst, opts.File); err != nil {
+			return err
+		}
+	}
+	if opts.EnvPrefix != "" {
+		environ := opts.Environ
+		if environ == nil {
+			environ = os.Environ()
+		}
+		if err := applyEnv(root.Elem(), opts.EnvPrefix, environ); err != nil {
+			return err
+		}
+	}
+	for _, s := range opts.Sets {
+		if err := applySet(root.Elem(), s); err != nil {
+			return err
+		}
+	}
+	if v, ok := dst.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadFile(dst any, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return fmt.Errorf("config file %s: larger than %d bytes", path, MaxFileSize)
+	}
+
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file keeps the defaults
+		}
+		return errors.New(fileMessage(path, err.Error()))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: holds more than one YAML document", path)
+	}
+
+	// Our own walk names every unknown key with its full path and line, which
+	// yaml.v3's KnownFields does only for the first, without the path.
+	var unknown []error
+	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(key string, line int) {
+		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q", path, line, ErrUnknownKey, key))
+	})
+	if len(unknown) > 0 {
+		return errors.Join(unknown...)
+	}
+
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return errors.New(fileMessage(path, err.Error()))
+	}
+	return nil
+}
+
+var (
+	lineRef     = regexp.MustCompile(`line (\d+): `)
+	quotedValue = regexp.MustCompile("`[^`]*`")
+)
+
+// fileMessage turns yaml.v3's "line N: ..." into "path:N: ..." and drops the
+// values it quotes, which may be secrets put in the wrong place.
+func fileMessage(path, msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	msg = lineRef.ReplaceAllString(msg, path+":$1: ")
+	if !strings.HasPrefix(msg, path) {
+		msg = path + ": " + msg
+	}
+	return valueMessage(msg)
+}
+
+// valueMessage removes quoted values from a yaml.v3 message and explains the
+// one mistake everybody makes with durations.
+func valueMessage(msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	msg = quotedValue.ReplaceAllString(msg, "value")
+	if strings.Contains(msg, "time.Duration") {
+		msg += ` (a duration needs a unit, e.g. "5s" or "250ms")`
+	}
+	return msg
+}
+
+// checkKeys reports every mapping key under n that type t has no field for.
+func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string, line int)) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			checkKeys(c, t, path, report)
+		}
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if decodesItself(t) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return // the decoder reports the type mismatch with its line
+		}
+		fields := structFields(t)
+		if fields.catchAll {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" || k.Value == "<<" {
+				checkKeys(v, t, path, report)
+				continue
+			}
+			f, ok := fields.byKey[k.Value]
+			if !ok {
+				report(join(path, k.Value), k.Line)
+				continue
+			}
+			checkKeys(v, f.typ, join(path, k.Value), report)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), report)
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), report)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var (
+	yamlUnmarshaler = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	textUnmarshaler = reflect.TypeOf((*interface{ UnmarshalText([]byte) error })(nil)).Elem()
+)
+
+// decodesItself reports whether values of t parse their own YAML, so their
+// inner structure is not ours to check or address.
+func decodesItself(t reflect.Type) bool {
+	return reflect.PointerTo(t).Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) ||
+		t.Implements(yamlUnmarshaler)
+}
+
+// field is one addressable configuration key of a struct.
+type field struct {
+	key     string
+	index   []int // reflect field index path, through inlined structs
+	typ     reflect.Type
+	envOnly bool // `yaml:"-" env:"key"`: settable only from the environment
+}
+
+type fieldSet struct {
+	byKey    map[string]field // keys the file and -set may use
+	envOnly  map[string]field // keys only the environment may use
+	catchAll bool             // an ,inline map takes every other key
+}
+
+// structFields mirrors yaml.v3's rules: the yaml tag name, else the lower-cased
+// field name; "-" skips; ",inline" lifts the fields of an embedded struct.
+func structFields(t reflect.Type) fieldSet {
+	fs := fieldSet{byKey: map[string]field{}, envOnly: map[string]field{}}
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if sf.PkgPath != "" && !sf.Anonymous {
+			continue
+		}
+		tag := sf.Tag.Get("yaml")
+		name, flags, _ := strings.Cut(tag, ",")
+		if tag == "-" {
+			if env := sf.Tag.Get("env"); env != "" {
+				fs.envOnly[env] = field{key: env, index: []int{i}, typ: sf.Type, envOnly: true}
+			}
+			continue
+		}
+		if strings.Contains(","+flags+",", ",inline,") {
+			ft := sf.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch ft.Kind() {
+			case reflect.Map:
+				fs.catchAll = true
+			case reflect.Struct:
+				inner := structFields(ft)
+				fs.catchAll = fs.catchAll || inner.catchAll
+				for k, f := range inner.byKey {
+					f.index = append([]int{i}, f.index...)
+					fs.byKey[k] = f
+				}
+				for k, f := range inner.envOnly {
+					f.index = append([]int{i}, f.index...)
+					fs.envOnly[k] = f
+				}
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(sf.Name)
+		}
+		fs.byKey[name] = field{key: name, index: []int{i}, typ: sf.Type}
+	}
+	return fs
+}
+
+// source says where an assignment came from, for error messages.
+type source struct {
+	desc string // e.g. `environment variable AIOPS_BUS__URLS`
+	env  bool   // keys match case-insensitively and env-only fields are visible
+}
+
+func applyEnv(root reflect.Value, prefix string, environ []string) error {
+	prefix += "_"
+	var names []string
+	values := map[string]string{}
+	for _, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if _, seen := values[name]; !seen {
+			names = append(names, name)
+		}
+		values[name] = value
+	}
+	sort.Strings(names) // deterministic order: parents before their children
+	var problems []error
+	for _, name := range names {
+		src := source{desc: "environment variable " + name, env: true}
+		rest := strings.TrimPrefix(name, prefix)
+		var path []string
+		for _, seg := range strings.Split(rest, "__") {
+			path = append(path, strings.ToLower(seg))
+		}
+		if err := assign(root, path, values[name], src); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	return errors.Join(problems...)
+}
+
+func applySet(root reflect.Value, s string) error {
+	key, value, ok := strings.Cut(s, "=")
+	src := source{desc: fmt.Sprintf("flag -set %s", key)}
+	if !ok {
+		return fmt.Errorf("flag -set %q: want key=value", key)
+	}
+	if key == "" {
+		return fmt.Errorf("flag -set: empty key before '='")
+	}
+	return assign(root, strings.Split(key, "."), value, src)
+}
+
+// assign sets the key at path under v to the raw value.
+func assign(v reflect.Value, path []string, raw string, src source) error {
+	dotted := strings.Join(path, ".")
+	for _, seg := range path {
+		if seg == "" {
+			return fmt.Errorf("%s: key %q has an empty segment", src.desc, dotted)
+		}
+	}
+	// Resolve the path on types first, so a mistake is reported before any
+	// nil pointer or map on the way has been allocated.
+	if err := resolve(v.Type(), path, src, ""); err != nil {
+		return err
+	}
+	return set(v, path, raw, src, dotted)
+}
+
+func resolve(t reflect.Type, path []string, src source, done string) error {
+	if len(path) == 0 {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	seg := path[0]
+	if !decodesItself(t) {
+		switch t.Kind() {
+		case reflect.Struct:
+			if f, ok := lookup(t, seg, src); ok {
+				return resolve(f.typ, path[1:], src, join(done, f.key))
+			}
+			return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, join(done, seg))
+		case reflect.Map:
+			if t.Key().Kind() == reflect.String {
+				return resolve(t.Elem(), path[1:], src, join(done, seg))
+			}
+		}
+	}
+	if done == "" {
+		return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, seg)
+	}
+	return fmt.Errorf("%s: %w %q: %s takes %s and has no sub-keys", src.desc, ErrUnknownKey,
+		join(done, seg), done, describe(t))
+}
+
+func lookup(t reflect.Type, seg string, src source) (field, bool) {
+	fs := structFields(t)
+	if f, ok := fs.byKey[seg]; ok {
+		return f, true
+	}
+	if !src.env {
+		return field{}, false
+	}
+	for k, f := range fs.byKey {
+		if strings.EqualFold(k, seg) {
+			return f, true
+		}
+	}
+	for k, f := range fs.envOnly {
+		if strings.EqualFold(k, seg) {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+func set(v reflect.Value, path []string, raw string, src source, dotted string) error {
+	for v.Kind() == reflect.Pointer && len(path) > 0 {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
+	}
+	if len(path) == 0 {
+		return setValue(v, raw, src, dotted)
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		f, _ := lookup(v.Type(), path[0], src)
+		return set(fieldByIndex(v, f.index), path[1:], raw, src, dotted)
+	case reflect.Map:
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		key := reflect.ValueOf(path[0]).Convert(v.Type().Key())
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if old := v.MapIndex(key); old.IsValid() {
+			elem.Set(old)
+		}
+		if err := set(elem, path[1:], raw, src, dotted); err != nil {
+			return err
+		}
+		v.SetMapIndex(key, elem)
+		return nil
+	}
+	return fmt.Errorf("%s: key %q cannot be addressed", src.desc, dotted)
+}
+
+// fieldByIndex is reflect.Value.FieldByIndex allocating nil inlined pointers.
+func fieldByIndex(v reflect.Value, index []int) reflect.Value {
+	for i, x := range index {
+		if i > 0 {
+			for v.Kind() == reflect.Pointer {
+				if v.IsNil() {
+					v.Set(reflect.New(v.Type().Elem()))
+				}
+				v = v.Elem()
+			}
+		}
+		v = v.Field(x)
+	}
+	return v
+}
+
+// setValue parses raw into v. Strings are taken literally, because DSNs and
+// passwords are full of characters YAML gives meaning to (#, &, *, ": ").
+// Everything else is a YAML scalar or flow collection ("5s", "true",
+// "[a, b]", "{k: v}"); a collection replaces a list and merges into a struct.
+func setValue(v reflect.Value, raw string, src source, dotted string) error {
+	target := reflect.New(v.Type())
+	target.Elem().Set(v)
+	var err error
+	if v.Kind() == reflect.String && !decodesItself(v.Type()) {
+		target.Elem().SetString(raw)
+	} else if v.Kind() == reflect.String {
+		err = (&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: raw}).Decode(target.Interface())
+	} else {
+		dec := yaml.NewDecoder(strings.NewReader(raw))
+		dec.KnownFields(true)
+		err = dec.Decode(target.Interface())
+		if errors.Is(err, io.EOF) { // empty value: the zero value
+			target.Elem().Set(reflect.Zero(v.Type()))
+			err = nil
+		}
+	}
+	if err != nil {
+		msg := strings.ReplaceAll(err.Error(), "unmarshal errors:\n  ", "")
+		msg = lineRef.ReplaceAllString(msg, "")
+		return fmt.Errorf("%s: key %q wants %s: %s", src.desc, dotted, describe(v.Type()), valueMessage(msg))
+	}
+	v.Set(target.Elem())
+	return nil
+}
+
+func describe(t reflect.Type) string {
+	switch {
+	case t.String() == "time.Duration":
+		return `a duration like "5s"`
+	case t.Kind() == reflect.Slice:
+		return "a list like [a, b]"
+	case t.Kind() == reflect.Map || t.Kind() == reflect.Struct:
+		return "a mapping like {key: value}"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return "an integer"
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uintptr:
+		return "a non-negative integer"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
+	}
+	return "a value of type " + t.String()
+}

@@ -1,0 +1,342 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+type busConfig struct {
+	URLs       []string      `yaml:"urls"`
+	Timeout    time.Duration `yaml:"timeout"`
+	MaxPending int           `yaml:"max_pending"`
+}
+
+type storeConfig struct {
+	DSN      string `yaml:"dsn"`
+	Password string `yaml:"-" env:"password"`
+}
+
+type common struct {
+	Name string `yaml:"name"`
+}
+
+type testConfig struct {
+	common  `yaml:",inline"`
+	Bus     busConfig         `yaml:"bus"`
+	Store   *storeConfig      `yaml:"store"`
+	Labels  map[string]string `yaml:"labels"`
+	Debug   bool              `yaml:"debug"`
+	Workers int               `yaml:"workers"`
+
+	validated int
+	invalid   error
+}
+
+func (c *testConfig) Validate() error {
+	c.validated++
+	return c.invalid
+}
+
+func defaults() testConfig {
+	return testConfig{
+		common:  common{Name: "default"},
+		Bus:     busConfig{URLs: []string{"nats://default:4222"}, Timeout: time.Second, MaxPending: 10},
+		Workers: 1,
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	file := writeFile(t, `
+name: from-file
+bus:
+  timeout: 5s
+  max_pending: 20
+workers: 2
+`)
+	cfg := defaults()
+	err := Load(&cfg, Options{
+		File:      file,
+		EnvPrefix: "AIOPS",
+		Environ: []string{
+			"AIOPS_BUS__MAX_PENDING=30",
+			"AIOPS_WORKERS=3",
+			"OTHER_WORKERS=99", // another prefix: ignored
+		},
+		Sets: []string{"workers=4"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.URLs[0] != "nats://default:4222" {
+		t.Errorf("bus.urls = %v, want the default kept (no source set it)", cfg.Bus.URLs)
+	}
+	if cfg.Name != "from-file" || cfg.Bus.Timeout != 5*time.Second {
+		t.Errorf("name, bus.timeout = %q, %v; want the file's from-file, 5s", cfg.Name, cfg.Bus.Timeout)
+	}
+	if cfg.Bus.MaxPending != 30 {
+		t.Errorf("bus.max_pending = %d, want the environment's 30 over the file's 20", cfg.Bus.MaxPending)
+	}
+	if cfg.Workers != 4 {
+		t.Errorf("workers = %d, want -set's 4 over the environment's 3", cfg.Workers)
+	}
+	if cfg.validated != 1 {
+		t.Errorf("Validate called %d times, want 1", cfg.validated)
+	}
+}
+
+func TestLoadFileUnknownKeyNamesKeyAndLine(t *testing.T) {
+	file := writeFile(t, "name: x\nbus:\n  urls: [a]\n  timout: 5s\nworkerz: 3\n")
+	cfg := defaults()
+	err := Load(&cfg, Options{File: file})
+	if !errors.Is(err, ErrUnknownKey) || !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("err = %v, want ErrUnknownKey and ErrInvalidConfig", err)
+	}
+	for _, want := range []string{file + `:4: unknown key "bus.timout"`, file + `:5: unknown key "workerz"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %q, want it to contain %q", err, want)
+		}
+	}
+	if !errs.IsPermanent(err) {
+		t.Error("a configuration error must be permanent")
+	}
+	if cfg.validated != 0 {
+		t.Error("Validate ran on a configuration that failed to load")
+	}
+}
+
+func TestLoadFileTypeErrorNamesLineNotValue(t *testing.T) {
+	file := writeFile(t, "bus:\n  max_pending: s3cr3t-looking\n")
+	cfg := defaults()
+	err := Load(&cfg, Options{File: file})
+	if err == nil || !strings.Contains(err.Error(), file+":2:") {
+		t.Fatalf("err = %v, want it to name %s:2", err, file)
+	}
+	if strings.Contains(err.Error(), "s3cr3t-looking") {
+		t.Errorf("err = %q repeats the value", err)
+	}
+}
+
+func TestLoadDurations(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, Options{File: writeFile(t, "bus:\n  timeout: 1m30s\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.Timeout != 90*time.Second {
+		t.Errorf("timeout = %v, want 1m30s", cfg.Bus.Timeout)
+	}
+	if err := Load(&cfg, Options{Sets: []string{"bus.timeout=250ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.Timeout != 250*time.Millisecond {
+		t.Errorf("timeout = %v, want 250ms", cfg.Bus.Timeout)
+	}
+	err := Load(&cfg, Options{File: writeFile(t, "bus:\n  timeout: 5\n")})
+	if err == nil || !strings.Contains(err.Error(), "needs a unit") {
+		t.Errorf("err = %v, want a hint that a duration needs a unit", err)
+	}
+}
+
+func TestLoadEnvLists(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{EnvPrefix: "AIOPS", Environ: []string{
+		"AIOPS_BUS__URLS=[nats://a:4222, nats://b:4222]",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"nats://a:4222", "nats://b:4222"}
+	if !reflect.DeepEqual(cfg.Bus.URLs, want) {
+		t.Errorf("bus.urls = %v, want %v", cfg.Bus.URLs, want)
+	}
+}
+
+func TestLoadEnvStringsAreLiteral(t *testing.T) {
+	// YAML would read "#..." as a comment and "*x" as an alias.
+	dsn := "clickhouse://u:p#*&x@host:9000/db?a=b: c"
+	cfg := defaults()
+	err := Load(&cfg, Options{EnvPrefix: "AIOPS", Environ: []string{
+		"AIOPS_STORE__DSN=" + dsn,
+		"AIOPS_LABELS__TEAM=sre",
+		"AIOPS_DEBUG=true",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store == nil || cfg.Store.DSN != dsn {
+		t.Errorf("store = %+v, want dsn %q", cfg.Store, dsn)
+	}
+	if cfg.Labels["team"] != "sre" || !cfg.Debug {
+		t.Errorf("labels, debug = %v, %v; want team=sre, true", cfg.Labels, cfg.Debug)
+	}
+}
+
+func TestLoadEnvOnlyField(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_STORE__PASSWORD=pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.Password != "pw" {
+		t.Errorf("store.password = %q, want pw from the environment", cfg.Store.Password)
+	}
+	// Secrets are kept out of files and the command line (visible in ps).
+	err = Load(&cfg, Options{File: writeFile(t, "store:\n  password: pw\n")})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("password in the file: err = %v, want ErrUnknownKey", err)
+	}
+	err = Load(&cfg, Options{Sets: []string{"store.password=pw"}})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("password in -set: err = %v, want ErrUnknownKey", err)
+	}
+}
+
+func TestLoadUnknownEnvAndSetNameThemselves(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"env", Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_BUS__URL=x"}},
+			`environment variable AIOPS_BUS__URL: unknown key "bus.url"`},
+		{"env top level", Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_NOPE=x"}},
+			`environment variable AIOPS_NOPE: unknown key "nope"`},
+		{"env below a scalar", Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_WORKERS__X=1"}},
+			`environment variable AIOPS_WORKERS__X: unknown key "workers.x"`},
+		{"set", Options{Sets: []string{"bus.nope=1"}}, `flag -set bus.nope: unknown key "bus.nope"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := defaults()
+			err := Load(&cfg, c.opts)
+			if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want ErrUnknownKey containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadBadValueNamesSourceNotValue(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_BUS__MAX_PENDING=hunter2"}})
+	if err == nil {
+		t.Fatal("a non-integer for an int key loaded")
+	}
+	if !strings.Contains(err.Error(), "AIOPS_BUS__MAX_PENDING") || !strings.Contains(err.Error(), "bus.max_pending") {
+		t.Errorf("err = %q, want it to name the variable and the key", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("err = %q repeats the value", err)
+	}
+	err = Load(&cfg, Options{Sets: []string{"workers"}})
+	if err == nil || !strings.Contains(err.Error(), "key=value") {
+		t.Errorf("-set without '=': err = %v, want a key=value hint", err)
+	}
+}
+
+func TestLoadSetMergesStructAndReplacesList(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{Sets: []string{"bus={max_pending: 7}", "bus.urls=[x]"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.MaxPending != 7 || cfg.Bus.Timeout != time.Second || !reflect.DeepEqual(cfg.Bus.URLs, []string{"x"}) {
+		t.Errorf("bus = %+v, want max_pending 7, timeout kept at 1s, urls [x]", cfg.Bus)
+	}
+	err = Load(&cfg, Options{Sets: []string{"bus={typo: 7}"}})
+	if err == nil || !strings.Contains(err.Error(), "typo") {
+		t.Errorf("unknown key inside a flow mapping: err = %v, want it named", err)
+	}
+}
+
+func TestLoadValidateErrorReturned(t *testing.T) {
+	cfg := defaults()
+	cfg.invalid = errors.New("bus.urls: at least one URL is required")
+	err := Load(&cfg, Options{})
+	if !errors.Is(err, cfg.invalid) || !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("err = %v, want the Validate error wrapped in ErrInvalidConfig", err)
+	}
+}
+
+func TestLoadMissingFileNamesIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	cfg := defaults()
+	err := Load(&cfg, Options{File: path})
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
+		t.Errorf("err = %v, want not-exist naming %s", err, path)
+	}
+}
+
+func TestLoadEmptyFileKeepsDefaults(t *testing.T) {
+	cfg := defaults()
+	if err := Load(&cfg, Options{File: writeFile(t, "# nothing yet\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "default" || cfg.Workers != 1 {
+		t.Errorf("cfg = %+v, want defaults", cfg)
+	}
+}
+
+func TestLoadRejectsNonStructPointer(t *testing.T) {
+	var n int
+	if err := Load(&n, Options{}); err == nil {
+		t.Error("Load(*int) succeeded")
+	}
+	if err := Load(testConfig{}, Options{}); err == nil {
+		t.Error("Load(struct value) succeeded")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	opts := Flags(fs, "AIOPS")
+	err := fs.Parse([]string{"-config", "/etc/aiops.yaml", "-set", "workers=5", "-set", "bus.urls=[a]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{File: "/etc/aiops.yaml", EnvPrefix: "AIOPS", Sets: []string{"workers=5", "bus.urls=[a]"}}
+	if !reflect.DeepEqual(*opts, want) {
+		t.Errorf("options = %+v, want %+v", *opts, want)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	Flags(fs, "AIOPS")
+	if err := fs.Parse([]string{"-set", "workers"}); err == nil {
+		t.Error("-set without '=' parsed")
+	}
+}
+
+func ExampleLoad() {
+	type Config struct {
+		Bus struct {
+			URLs    []string      `yaml:"urls"`
+			Timeout time.Duration `yaml:"timeout"`
+		} `yaml:"bus"`
+	}
+	var cfg Config
+	cfg.Bus.Timeout = 5 * time.Second
+	err := Load(&cfg, Options{
+		EnvPrefix: "AIOPS",
+		Environ:   []string{"AIOPS_BUS__URLS=[nats://a:4222, nats://b:4222]"},
+		Sets:      []string{"bus.timeout=10s"},
+	})
+	fmt.Println(cfg.Bus.URLs, cfg.Bus.Timeout, err)
+	// Output: [nats://a:4222 nats://b:4222] 10s <nil>
+}

@@ -1,0 +1,530 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/rs/zerolog"
+)
+
+// Sentinel errors of the batch writer.
+var (
+	// ErrClosed is returned by Add and Flush after Close, and reported to
+	// the rows an interrupted Close could not insert.
+	ErrClosed = errors.New("store: batch writer closed")
+	// ErrColumnCount is wrapped (permanent) when a row has a different
+	// number of values than BatchConfig.Columns.
+	ErrColumnCount = errors.New("store: row does not match the columns")
+)
+
+// Defaults for zero BatchConfig fields.
+const (
+	DefaultMaxRows       = 10_000
+	DefaultMaxAge        = time.Second
+	DefaultInsertTimeout = 30 * time.Second
+	maxBatchRows         = 1_000_000
+)
+
+// BatchConfig says where rows go and when a batch is sent.
+type BatchConfig struct {
+	// Table is "table" or "database.table".
+	Table string `yaml:"table"`
+	// Columns are the column names of each row, in row order; an explicit
+	// list is what lets ClickHouse 18.16 accept the insert.
+	Columns []string `yaml:"columns"`
+	// MaxRows sends a batch once it holds this many rows; 0 means
+	// DefaultMaxRows.
+	MaxRows int `yaml:"max_rows"`
+	// MaxAge sends a batch this long after its first row, whatever its
+	// size; 0 means DefaultMaxAge.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxPendingRows bounds the rows accepted but not yet reported: Add
+	// blocks beyond it (backpressure). 0 means 4×MaxRows; it must be at
+	// least MaxRows.
+	MaxPendingRows int `yaml:"max_pending_rows"`
+	// InsertTimeout bounds one insert round trip; 0 means
+	// DefaultInsertTimeout.
+	InsertTimeout time.Duration `yaml:"insert_timeout"`
+}
+
+func (c BatchConfig) withDefaults() BatchConfig {
+	if c.MaxRows == 0 {
+		c.MaxRows = DefaultMaxRows
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxPendingRows == 0 && c.MaxRows > 0 {
+		c.MaxPendingRows = 4 * c.MaxRows
+	}
+	if c.InsertTimeout == 0 {
+		c.InsertTimeout = DefaultInsertTimeout
+	}
+	return c
+}
+
+// Validate checks the config as NewBatchWriter will use it (zero fields
+// take their defaults); each error names the field.
+func (c BatchConfig) Validate() error {
+	if _, err := QuoteTable(c.Table); err != nil {
+		return fmt.Errorf("%w: table: %w", ErrInvalidConfig, err)
+	}
+	if len(c.Columns) == 0 {
+		return fmt.Errorf("%w: columns: at least one column is required", ErrInvalidConfig)
+	}
+	seen := make(map[string]bool, len(c.Columns))
+	for i, col := range c.Columns {
+		if _, err := QuoteColumn(col); err != nil {
+			return fmt.Errorf("%w: columns[%d]: %w", ErrInvalidConfig, i, err)
+		}
+		if seen[col] {
+			return fmt.Errorf("%w: columns[%d]: %q listed twice", ErrInvalidConfig, i, col)
+		}
+		seen[col] = true
+	}
+	d := c.withDefaults()
+	if d.MaxRows < 1 || d.MaxRows > maxBatchRows {
+		return fmt.Errorf("%w: max_rows: must be between 1 and %d, got %d", ErrInvalidConfig, maxBatchRows, c.MaxRows)
+	}
+	if d.MaxAge < 0 {
+		return fmt.Errorf("%w: max_age: must not be negative, got %s", ErrInvalidConfig, c.MaxAge)
+	}
+	if d.MaxPendingRows < d.MaxRows {
+		return fmt.Errorf("%w: max_pending_rows: must be at least max_rows (%d), got %d", ErrInvalidConfig, d.MaxRows, c.MaxPendingRows)
+	}
+	if d.InsertTimeout < 0 {
+		return fmt.Errorf("%w: insert_timeout: must not be negative, got %s", ErrInvalidConfig, c.InsertTimeout)
+	}
+	return nil
+}
+
+// Clock is the time source of the writer's age limit, injected so tests can
+// decide when a batch is old without sleeping.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine after d.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending AfterFunc call.
+type Timer interface{ Stop() bool }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                            { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// BatchResult describes one batch the writer finished, for metrics.
+type BatchResult struct {
+	Rows     int           // rows in the batch
+	Failed   int           // rows reported with an error
+	Trigger  string        // "size", "age", "flush" or "close"
+	Duration time.Duration // from taking the batch to the last done call
+	Err      error         // the first row error, nil when all committed
+}
+
+// Option configures a BatchWriter.
+type Option func(*BatchWriter)
+
+// WithClock replaces the system clock.
+func WithClock(c Clock) Option { return func(w *BatchWriter) { w.clock = c } }
+
+// WithBatchObserver calls f after each batch, from the writer's sender
+// goroutine; f must not block.
+func WithBatchObserver(f func(BatchResult)) Option { return func(w *BatchWriter) { w.observe = f } }
+
+// BatchWriter groups rows into inserts of up to MaxRows rows, sent when full
+// or MaxAge after their first row, and reports every row's outcome once
+// through the done function given to Add.
+//
+// Failures are reported, not retried: the caller (a JetStream consumer)
+// naks a failed row and gets it redelivered with backoff, which is a retry
+// that also survives a crash of this process; retrying here as well would
+// hold messages past their ack wait. What the writer does itself is keep one
+// bad row from failing its neighbours: a row whose values do not fit the
+// column types fails alone with a permanent error, and a batch the server
+// rejects for its data (type, parse or array-size errors) is split in halves
+// until the rows at fault are found and reported permanent, the rest
+// inserted. A batch spanning more partitions than the server takes in one
+// insert is split the same way. Anything else (server unreachable, timeout)
+// fails the batch's rows with a transient error.
+//
+// One goroutine sends batches in order, so inserts of one writer never race
+// each other, while Add keeps filling the next batch.
+type BatchWriter struct {
+	conn      driver.Conn
+	cfg       BatchConfig
+	insertSQL string
+	log       zerolog.Logger
+	clock     Clock
+	observe   func(BatchResult)
+
+	ctx    context.Context // cancelled only when Close gives up waiting
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	wake     *sync.Cond // the sender waits on it for queued batches
+	cur      *pendingBatch
+	queue    []*pendingBatch
+	inflight *pendingBatch
+	pending  int           // rows accepted and not yet reported
+	space    chan struct{} // closed (and replaced) when pending drops
+	closed   bool
+	stopped  chan struct{} // closed when the sender has exited
+}
+
+type pendingBatch struct {
+	rows    [][]any
+	dones   []func(error)
+	trigger string
+	timer   Timer
+	done    chan struct{} // closed after every row was reported
+	err     error         // first row error, readable after done
+}
+
+// NewBatchWriter validates cfg and starts the writer's sender goroutine;
+// Close stops it.
+func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts ...Option) (*BatchWriter, error) {
+	if conn == nil {
+		return nil, fmt.Errorf("%w: conn: nil", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	table, _ := QuoteTable(cfg.Table)
+	cols := make([]string, len(cfg.Columns))
+	for i, c := range cfg.Columns {
+		cols[i], _ = QuoteColumn(c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &BatchWriter{
+		conn:      conn,
+		cfg:       cfg,
+		insertSQL: "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ")",
+		log:       log.With().Str("component", "batch_writer").Str("table", cfg.Table).Logger(),
+		clock:     systemClock{},
+		ctx:       ctx,
+		cancel:    cancel,
+		space:     make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	w.wake = sync.NewCond(&w.mu)
+	for _, o := range opts {
+		o(w)
+	}
+	if w.clock == nil {
+		cancel()
+		return nil, fmt.Errorf("%w: clock: nil", ErrInvalidConfig)
+	}
+	go w.sendLoop()
+	return w, nil
+}
+
+// Add queues row (one value per column, in BatchConfig.Columns order). When
+// Add returns nil, done (if not nil) is called exactly once, from the
+// writer's goroutine, after the insert holding the row returned: with nil
+// when it committed, with an error otherwise (errs.IsPermanent tells bad
+// data from a failure worth a retry). When Add returns an error the row was
+// not taken and done is never called. Add blocks while MaxPendingRows rows
+// are unreported, until ctx ends.
+func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) error {
+	if len(row) != len(w.cfg.Columns) {
+		return errs.Permanent(fmt.Errorf("%w: %d values for %d columns (%s)", ErrColumnCount, len(row), len(w.cfg.Columns), strings.Join(w.cfg.Columns, ", ")))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	for {
+		if w.closed {
+			w.mu.Unlock()
+			return ErrClosed
+		}
+		if w.pending < w.cfg.MaxPendingRows {
+			break
+		}
+		space := w.space
+		w.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	b := w.cur
+	if b == nil {
+		b = &pendingBatch{
+			rows:  make([][]any, 0, w.cfg.MaxRows),
+			dones: make([]func(error), 0, w.cfg.MaxRows),
+			done:  make(chan struct{}),
+		}
+		w.cur = b
+		b.timer = w.clock.AfterFunc(w.cfg.MaxAge, func() { w.cutIfCurrent(b, "age") })
+	}
+	b.rows = append(b.rows, row)
+	b.dones = append(b.dones, done)
+	w.pending++
+	if len(b.rows) >= w.cfg.MaxRows {
+		w.cutLocked("size")
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *BatchWriter) cutIfCurrent(b *pendingBatch, trigger string) {
+	w.mu.Lock()
+	if w.cur == b {
+		w.cutLocked(trigger)
+	}
+	w.mu.Unlock()
+}
+
+// cutLocked hands the current batch to the sender. w.mu is held.
+func (w *BatchWriter) cutLocked(trigger string) {
+	b := w.cur
+	if b == nil {
+		return
+	}
+	w.cur = nil
+	b.timer.Stop()
+	b.trigger = trigger
+	w.queue = append(w.queue, b)
+	w.wake.Signal()
+}
+
+// Flush sends the rows added so far and waits until each was reported. It
+// returns the first row error of those batches (every row also got its own
+// through done), or ctx's error when waiting ended early.
+func (w *BatchWriter) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.cutLocked("flush")
+	waitFor := w.outstandingLocked()
+	w.mu.Unlock()
+	return waitBatches(ctx, waitFor)
+}
+
+func (w *BatchWriter) outstandingLocked() []*pendingBatch {
+	out := make([]*pendingBatch, 0, len(w.queue)+1)
+	if w.inflight != nil {
+		out = append(out, w.inflight)
+	}
+	return append(out, w.queue...)
+}
+
+func waitBatches(ctx context.Context, batches []*pendingBatch) error {
+	var first error
+	for _, b := range batches {
+		select {
+		case <-b.done:
+			if first == nil {
+				first = b.err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
+}
+
+// Close stops taking rows, sends what it holds and stops the sender. No
+// row is dropped silently: if ctx ends first, the inserts under way are
+// cancelled and every row not yet committed is reported to its done with an
+// error (ErrClosed), and Close returns ctx's error.
+func (w *BatchWriter) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		w.cutLocked("close")
+		close(w.space) // wake blocked Adds so they see closed
+		w.space = make(chan struct{})
+		w.wake.Broadcast()
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.stopped:
+		w.cancel()
+		return nil
+	case <-ctx.Done():
+		w.cancel()
+		<-w.stopped
+		return ctx.Err()
+	}
+}
+
+func (w *BatchWriter) sendLoop() {
+	defer close(w.stopped)
+	for {
+		w.mu.Lock()
+		for len(w.queue) == 0 && !w.closed {
+			w.wake.Wait()
+		}
+		if len(w.queue) == 0 {
+			w.mu.Unlock()
+			return
+		}
+		b := w.queue[0]
+		w.queue[0] = nil
+		w.queue = w.queue[1:]
+		w.inflight = b
+		w.mu.Unlock()
+
+		w.send(b)
+
+		w.mu.Lock()
+		w.inflight = nil
+		w.pending -= len(b.rows)
+		close(w.space)
+		w.space = make(chan struct{})
+		w.mu.Unlock()
+		close(b.done)
+	}
+}
+
+func (w *BatchWriter) send(b *pendingBatch) {
+	start := w.clock.Now()
+	rowErrs := make([]error, len(b.rows))
+	idx := make([]int, len(b.rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	w.insert(b.rows, idx, rowErrs)
+	failed := 0
+	for i, done := range b.dones {
+		if err := rowErrs[i]; err != nil {
+			failed++
+			if b.err == nil {
+				b.err = err
+			}
+		}
+		if done != nil {
+			done(rowErrs[i])
+		}
+	}
+	if failed > 0 {
+		w.log.Warn().Err(b.err).Int("rows", len(b.rows)).Int("failed", failed).Str("trigger", b.trigger).Msg("batch insert failed")
+	}
+	if w.observe != nil {
+		w.observe(BatchResult{Rows: len(b.rows), Failed: failed, Trigger: b.trigger, Duration: w.clock.Now().Sub(start), Err: b.err})
+	}
+}
+
+// insert inserts rows[idx...] and sets out[i] for each row that failed,
+// splitting the rows when the server rejects their data.
+func (w *BatchWriter) insert(rows [][]any, idx []int, out []error) {
+	if err := w.ctx.Err(); err != nil {
+		for _, i := range idx {
+			out[i] = fmt.Errorf("%w: insert not attempted: %w", ErrClosed, err)
+		}
+		return
+	}
+	sent, err := w.sendOnce(rows, idx, out)
+	if err == nil {
+		return
+	}
+	if w.ctx.Err() != nil {
+		err = fmt.Errorf("%w: insert cancelled: %w", ErrClosed, err)
+	}
+	split := isDataError(err) || isTooManyPartitions(err)
+	if split && len(sent) > 1 && w.ctx.Err() == nil {
+		half := len(sent) / 2
+		// sent aliases idx; copy so the halves stay independent.
+		left := append([]int(nil), sent[:half]...)
+		right := append([]int(nil), sent[half:]...)
+		w.insert(rows, left, out)
+		w.insert(rows, right, out)
+		return
+	}
+	if isDataError(err) && len(sent) == 1 {
+		err = errs.Permanent(fmt.Errorf("store: row rejected by the server: %w", err))
+	} else {
+		err = fmt.Errorf("store: insert %d rows into %s: %w", len(sent), w.cfg.Table, err)
+	}
+	for _, i := range sent {
+		out[i] = err
+	}
+}
+
+// sendOnce is one PrepareBatch/Append/Send round. A row whose values do not
+// convert to the column types fails alone (permanent); since clickhouse-go
+// then drops the whole batch, the batch is prepared again with the rows
+// that went in before. It returns the rows it sent.
+func (w *BatchWriter) sendOnce(rows [][]any, idx []int, out []error) (sent []int, err error) {
+	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.InsertTimeout)
+	defer cancel()
+	batch, err := w.conn.PrepareBatch(ctx, w.insertSQL)
+	if err != nil {
+		return idx, err
+	}
+	sent = make([]int, 0, len(idx))
+	for _, i := range idx {
+		if aerr := batch.Append(rows[i]...); aerr != nil {
+			out[i] = errs.Permanent(fmt.Errorf("store: row does not fit the columns of %s: %w", w.cfg.Table, aerr))
+			_ = batch.Abort()
+			if batch, err = w.conn.PrepareBatch(ctx, w.insertSQL); err != nil {
+				return append(sent, restAfter(idx, i)...), err
+			}
+			for _, j := range sent {
+				if aerr := batch.Append(rows[j]...); aerr != nil {
+					_ = batch.Abort()
+					return append(sent, restAfter(idx, i)...), fmt.Errorf("re-append after a rejected row: %w", aerr)
+				}
+			}
+			continue
+		}
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		_ = batch.Abort()
+		return nil, nil
+	}
+	return sent, batch.Send()
+}
+
+// restAfter returns the indexes in idx after the value i.
+func restAfter(idx []int, i int) []int {
+	for k, v := range idx {
+		if v == i {
+			return idx[k+1:]
+		}
+	}
+	return nil
+}
+
+// Server error codes that blame the inserted data rather than the server.
+var dataErrorCodes = map[int32]bool{
+	6:   true, // CANNOT_PARSE_TEXT
+	27:  true, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+	38:  true, // CANNOT_PARSE_DATE
+	41:  true, // CANNOT_PARSE_DATETIME
+	53:  true, // TYPE_MISMATCH
+	69:  true, // ARGUMENT_OUT_OF_BOUND
+	70:  true, // CANNOT_CONVERT_TYPE
+	72:  true, // CANNOT_PARSE_NUMBER
+	190: true, // SIZES_OF_ARRAYS_DOESNT_MATCH (Nested key/value lengths)
+	469: true, // VIOLATED_CONSTRAINT
+}
+
+func isDataError(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && dataErrorCodes[ex.Code]
+}
+
+// isTooManyPartitions matches "Too many partitions for single INSERT block"
+// (a replay of old events spans many days), which a smaller batch avoids.
+func isTooManyPartitions(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 252 && strings.Contains(ex.Message, "partitions for single INSERT block")
+}

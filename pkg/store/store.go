@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/rs/zerolog"
+)
+
+// ErrInvalidConfig is wrapped by every Validate error of this package.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// Defaults applied by Open for zero Config fields.
+const (
+	DefaultDialTimeout = 5 * time.Second
+	maxPasswordFileLen = 4096
+)
+
+// Config says how to reach ClickHouse.
+type Config struct {
+	// DSN is a clickhouse-go native-protocol DSN, e.g.
+	// clickhouse://default@127.0.0.1:9000/aiops?dial_timeout=5s.
+	DSN string `yaml:"dsn"`
+	// PasswordFile holds the password (trailing newline ignored), so that it
+	// stays out of config files and process listings.
+	PasswordFile string `yaml:"password_file"`
+	// Password comes from the environment (the caller reads it); never from
+	// YAML and never logged.
+	Password string `yaml:"-"`
+	// DialTimeout bounds connecting; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// MaxOpenConns bounds the connection pool; 0 keeps the driver's default.
+	MaxOpenConns int `yaml:"max_open_conns"`
+}
+
+// Validate checks the config without touching the network or the password
+// file's content.
+func (c Config) Validate() error {
+	if c.DSN == "" {
+		return fmt.Errorf("%w: dsn: required (e.g. clickhouse://127.0.0.1:9000/aiops)", ErrInvalidConfig)
+	}
+	u, err := url.Parse(c.DSN)
+	if err != nil {
+		// The parser's error quotes the input, which may hold a password.
+		return fmt.Errorf("%w: dsn: not a URL", ErrInvalidConfig)
+	}
+	switch u.Scheme {
+	case "clickhouse", "tcp":
+	case "http", "https":
+		return fmt.Errorf("%w: dsn: scheme %q: only the native protocol is supported (clickhouse://host:9000); ClickHouse 18.16 rejects this client over HTTP", ErrInvalidConfig, u.Scheme)
+	default:
+		return fmt.Errorf("%w: dsn: scheme %q: want clickhouse://", ErrInvalidConfig, u.Scheme)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%w: dsn: no host", ErrInvalidConfig)
+	}
+	if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
+		return fmt.Errorf("%w: dsn: %v", ErrInvalidConfig, err)
+	}
+	_, dsnHasPassword := u.User.Password()
+	if u.Query().Has("password") {
+		dsnHasPassword = true
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		return fmt.Errorf("%w: password_file: set together with a password from the environment; keep one", ErrInvalidConfig)
+	}
+	if dsnHasPassword && (c.Password != "" || c.PasswordFile != "") {
+		return fmt.Errorf("%w: dsn: carries a password while password_file or the environment sets one too; keep one", ErrInvalidConfig)
+	}
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("%w: dial_timeout: must not be negative, got %s", ErrInvalidConfig, c.DialTimeout)
+	}
+	if c.MaxOpenConns < 0 {
+		return fmt.Errorf("%w: max_open_conns: must not be negative, got %d", ErrInvalidConfig, c.MaxOpenConns)
+	}
+	return nil
+}
+
+// Redacted is the DSN with any password replaced, fit for logs.
+func (c Config) Redacted() string {
+	u, err := url.Parse(c.DSN)
+	if err != nil {
+		return "(invalid DSN)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+func (c Config) options() (*clickhouse.Options, error) {
+	opts, err := clickhouse.ParseDSN(c.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dsn: %v", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.Password != "":
+		opts.Auth.Password = c.Password
+	case c.PasswordFile != "":
+		p, err := readPasswordFile(c.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.Auth.Password = p
+	}
+	if c.DialTimeout > 0 {
+		opts.DialTimeout = c.DialTimeout
+	} else if !strings.Contains(c.DSN, "dial_timeout=") {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxOpenConns > 0 {
+		opts.MaxOpenConns = c.MaxOpenConns
+	}
+	return opts, nil
+}
+
+func readPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: password_file: %v", ErrInvalidConfig, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFileLen+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: password_file: %v", ErrInvalidConfig, err)
+	}
+	if len(b) > maxPasswordFileLen {
+		return "", fmt.Errorf("%w: password_file: %s is larger than %d bytes", ErrInvalidConfig, path, maxPasswordFileLen)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Version is a ClickHouse server version.
+type Version struct{ Major, Minor, Patch int }
+
+// AtLeast reports whether v is major.minor or newer.
+func (v Version) AtLeast(major, minor int) bool {
+	return v.Major > major || (v.Major == major && v.Minor >= minor)
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+
+// ParseVersion reads "18.16.1", "24.8.4.13" or "20.3"; parts after the
+// third are ignored.
+func ParseVersion(s string) (Version, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) < 2 {
+		return Version{}, fmt.Errorf("version %q: want major.minor[.patch]", s)
+	}
+	var nums [3]int
+	for i := 0; i < 3 && i < len(parts); i++ {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil || n < 0 {
+			return Version{}, fmt.Errorf("version %q: part %d is not a number", s, i+1)
+		}
+		nums[i] = n
+	}
+	return Version{nums[0], nums[1], nums[2]}, nil
+}
+
+// Store is a connection pool to one ClickHouse server (or cluster address
+// list) with its version known.
+type Store struct {
+	// Conn is the native clickhouse-go connection, for queries this package
+	// does not wrap.
+	Conn    driver.Conn
+	version Version
+	log     zerolog.Logger
+}
+
+// Open connects, pings and detects the server version. A failure to reach
+// the server is transient; a bad config is not.
+func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Redacted(), err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: ping %s: %w", cfg.Redacted(), err)
+	}
+	v, err := detectVersion(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("store: server version at %s: %w", cfg.Redacted(), err)
+	}
+	log = log.With().Str("component", "store").Logger()
+	log.Info().Str("dsn", cfg.Redacted()).Stringer("server_version", v).Msg("connected to ClickHouse")
+	return &Store{Conn: conn, version: v, log: log}, nil
+}
+
+// detectVersion asks version() rather than trusting the handshake, whose
+// patch part old servers leave out.
+func detectVersion(ctx context.Context, conn driver.Conn) (Version, error) {
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&s); err != nil {
+		if hs, herr := conn.ServerVersion(); herr == nil {
+			return Version{int(hs.Version.Major), int(hs.Version.Minor), int(hs.Version.Patch)}, nil
+		}
+		return Version{}, err
+	}
+	return ParseVersion(s)
+}
+
+// ServerVersion is the version detected at Open.
+func (s *Store) ServerVersion() Version { return s.version }
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error { return s.Conn.Ping(ctx) }
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.Conn.Close() }

@@ -1,0 +1,480 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func newConsumer(t *testing.T, e *env, cfg ConsumerConfig, opts ...ConsumerOption) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(testCtx(t), e.js, cfg, testLog(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serverState is the durable consumer's view on the server.
+func serverState(t *testing.T, e *env, durable string) *jetstream.ConsumerInfo {
+	t.Helper()
+	c, err := e.js.Consumer(testCtx(t), e.stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.CachedInfo()
+}
+
+func TestConsumerAcksHandledMessages(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("ok", 120)
+	c := newConsumer(t, e, e.consumerConfig("acks"))
+	var mu sync.Mutex
+	seen := map[string]int{}
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		if d.Delivered != 1 || d.StreamSeq == 0 || d.Published.IsZero() || d.Subject != e.prefix+".ok" {
+			return errs.Permanentf("unexpected delivery %+v", d)
+		}
+		mu.Lock()
+		seen[string(d.Data)]++
+		mu.Unlock()
+		return nil
+	}))
+	waitFor(t, "120 acks", func() bool { return c.Stats().Acked == 120 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(seen) != 120 {
+		t.Fatalf("handler saw %d distinct messages, want 120", len(seen))
+	}
+	st := c.Stats()
+	if st.Delivered != 120 || st.Naked != 0 || st.DeadLettered != 0 || st.Outstanding != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if info := serverState(t, e, "acks"); info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != 120 {
+		t.Fatalf("server: ack pending %d, pending %d, ack floor %d", info.NumAckPending, info.NumPending, info.AckFloor.Stream)
+	}
+}
+
+func TestConsumerDeadLettersPermanentErrorsAndGoesOn(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	p, _ := NewPublisher(e.js)
+	ms := []Message{
+		{Subject: e.prefix + ".in", ID: "a", Data: []byte("good-1")},
+		{Subject: e.prefix + ".in", ID: "b", Data: []byte("bad"), Header: map[string][]string{"Trace": {"t-1"}}},
+		{Subject: e.prefix + ".in", ID: "c", Data: []byte("good-2")},
+		{Subject: e.prefix + ".in", ID: "d", Data: []byte("good-3")},
+	}
+	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, e, e.consumerConfig("perm"))
+	var mu sync.Mutex
+	var order []string
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		order = append(order, string(d.Data))
+		mu.Unlock()
+		if string(d.Data) == "bad" {
+			return errs.Permanentf("field x: not a number")
+		}
+		return nil
+	}))
+	waitFor(t, "3 acks and 1 dead letter", func() bool { st := c.Stats(); return st.Acked == 3 && st.DeadLettered == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(order, ",") != "good-1,bad,good-2,good-3" {
+		t.Fatalf("handler order %v: the bad message must be seen once and the rest after it", order)
+	}
+	dl := fetchAll(t, e.js, e.dlq)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	m := dl[0]
+	h := m.Headers()
+	if m.Subject() != e.dlPref+"."+e.stream+".perm" || m.Subject() != c.DeadLetterSubject() {
+		t.Fatalf("dead letter subject %q", m.Subject())
+	}
+	want := map[string]string{
+		HeaderDeadLetterReason: "field x: not a number",
+		HeaderOriginalSubject:  e.prefix + ".in",
+		HeaderStreamSeq:        "2",
+		HeaderDeliveries:       "1",
+		HeaderOriginalMsgID:    "b",
+		"Trace":                "t-1",
+	}
+	for k, v := range want {
+		if got := h.Get(k); got != v {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
+	if string(m.Data()) != "bad" {
+		t.Errorf("dead letter data %q, want the original", m.Data())
+	}
+	if info := serverState(t, e, "perm"); info.NumAckPending != 0 || info.NumPending != 0 || info.NumRedelivered != 0 {
+		t.Fatalf("server: ack pending %d pending %d redelivered %d: the bad message was not terminated", info.NumAckPending, info.NumPending, info.NumRedelivered)
+	}
+}
+
+func TestConsumerRedeliversTransientErrors(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("flaky", 3)
+	c := newConsumer(t, e, e.consumerConfig("flaky"))
+	var mu sync.Mutex
+	deliveries := map[string][]uint64{}
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		k := string(d.Data)
+		deliveries[k] = append(deliveries[k], d.Delivered)
+		if k == "1" && d.Delivered < 3 {
+			return errors.New("clickhouse: connection refused")
+		}
+		return nil
+	}))
+	waitFor(t, "3 acks", func() bool { return c.Stats().Acked == 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(deliveries["1"]); got != "[1 2 3]" {
+		t.Fatalf("deliveries of the flaky message: %s, want [1 2 3]", got)
+	}
+	if got := fmt.Sprint(deliveries["0"], deliveries["2"]); got != "[1] [1]" {
+		t.Fatalf("deliveries of the others: %s", got)
+	}
+	if st := c.Stats(); st.Naked != 2 || st.DeadLettered != 0 {
+		t.Fatalf("stats %+v, want 2 naks and no dead letter", st)
+	}
+}
+
+func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("hopeless", 1)
+	cfg := e.consumerConfig("maxdel")
+	cfg.MaxDeliver = 3
+	var backoffCalls []uint64
+	var mu sync.Mutex
+	c := newConsumer(t, e, cfg, WithBackoffFunc(func(n uint64) time.Duration {
+		mu.Lock()
+		backoffCalls = append(backoffCalls, n)
+		mu.Unlock()
+		return time.Duration(n) * 5 * time.Millisecond
+	}))
+	var seen []uint64
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		seen = append(seen, d.Delivered)
+		mu.Unlock()
+		return errors.New("downstream timeout")
+	}))
+	waitFor(t, "a dead letter", func() bool { return c.Stats().DeadLettered == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[1 2 3]" || fmt.Sprint(backoffCalls) != "[1 2]" {
+		t.Fatalf("deliveries %v backoff calls %v, want [1 2 3] and [1 2]", seen, backoffCalls)
+	}
+	dl := fetchAll(t, e.js, e.dlq)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	h := dl[0].Headers()
+	if r := h.Get(HeaderDeadLetterReason); r != "max deliveries exceeded: downstream timeout" {
+		t.Fatalf("reason %q", r)
+	}
+	if h.Get(HeaderDeliveries) != "3" {
+		t.Fatalf("deliveries header %q, want 3", h.Get(HeaderDeliveries))
+	}
+}
+
+// A delivery whose earlier attempts all expired (the handler never answered,
+// e.g. the process crashed on it) is dead-lettered, not dropped by the server.
+func TestConsumerDeadLettersExpiredDeliveries(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("crashy", 1)
+	cfg := e.consumerConfig("expired")
+	cfg.MaxDeliver = 2
+	c := newConsumer(t, e, cfg, WithDrainTimeout(50*time.Millisecond))
+	var calls atomic.Int32
+	stop := runConsumer(t, c, func(ctx context.Context, d *Delivery, done func(error)) {
+		calls.Add(1) // never answers
+	})
+	waitFor(t, "a dead letter", func() bool { return c.Stats().DeadLettered == 1 })
+	if err := stop(); !errors.Is(err, ErrDrainTimeout) && err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler called %d times, want MaxDeliver=2", n)
+	}
+	dl := fetchAll(t, e.js, e.dlq)
+	if len(dl) != 1 || !strings.HasPrefix(dl[0].Headers().Get(HeaderDeadLetterReason), "max deliveries exceeded: no result within ack wait") {
+		t.Fatalf("dead letters %d, reason %q", len(dl), dl[0].Headers().Get(HeaderDeadLetterReason))
+	}
+}
+
+func TestConsumerAsyncDoneFromAnotherGoroutine(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("async", 200)
+	c := newConsumer(t, e, e.consumerConfig("async"))
+	// A batcher: collects 25 deliveries, then "commits" them from its own
+	// goroutine, like the ClickHouse writer.
+	type pending struct {
+		d    *Delivery
+		done func(error)
+	}
+	in := make(chan pending, 1000)
+	var committed atomic.Int64
+	go func() {
+		var batch []pending
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case p := <-in:
+				batch = append(batch, p)
+				if len(batch) < 25 {
+					continue
+				}
+			case <-tick.C:
+			}
+			for _, p := range batch {
+				p.done(nil)
+				if p.d.StreamSeq == 7 {
+					p.done(nil) // a second call must be ignored, not double-acked
+				}
+				committed.Add(1)
+			}
+			batch = batch[:0]
+		}
+	}()
+	stop := runConsumer(t, c, func(ctx context.Context, d *Delivery, done func(error)) {
+		in <- pending{d, done}
+	})
+	waitFor(t, "200 acks", func() bool { return c.Stats().Acked == 200 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Acked != 200 || st.AckFailed != 0 || st.Delivered != 200 {
+		t.Fatalf("stats %+v", st)
+	}
+	if info := serverState(t, e, "async"); info.NumAckPending != 0 || info.NumRedelivered != 0 {
+		t.Fatalf("server: ack pending %d redelivered %d", info.NumAckPending, info.NumRedelivered)
+	}
+}
+
+func TestConsumerMaxAckPendingBoundsOutstanding(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("bp", 300)
+	cfg := e.consumerConfig("bp")
+	cfg.BatchSize = 4
+	cfg.MaxAckPending = 10
+	c := newConsumer(t, e, cfg)
+	var outstanding, maxOutstanding atomic.Int64
+	held := make(chan func(error), 1000)
+	go func() {
+		for done := range held {
+			time.Sleep(time.Millisecond)
+			outstanding.Add(-1)
+			done(nil)
+		}
+	}()
+	stop := runConsumer(t, c, func(ctx context.Context, d *Delivery, done func(error)) {
+		n := outstanding.Add(1)
+		for {
+			m := maxOutstanding.Load()
+			if n <= m || maxOutstanding.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		held <- done
+	})
+	waitFor(t, "300 acks", func() bool { return c.Stats().Acked == 300 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	close(held)
+	m := maxOutstanding.Load()
+	if m > 10 {
+		t.Fatalf("%d deliveries outstanding at once, MaxAckPending is 10", m)
+	}
+	// More than one batch was held at once, so the bound (not the batch size)
+	// is what limited it.
+	if m <= 4 {
+		t.Fatalf("at most %d outstanding: the test did not exercise the bound", m)
+	}
+}
+
+// Cancelling mid-run returns cleanly after finishing what was handed out, and a
+// new consumer on the same durable then receives every message not acked.
+func TestConsumerCancelLosesNothing(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	const total = 400
+	e.publish("crash", total)
+	cfg := e.consumerConfig("crash")
+	cfg.BatchSize = 20
+	c1 := newConsumer(t, e, cfg)
+
+	var mu sync.Mutex
+	acked := map[uint64]bool{}
+	ack := func(seq uint64) {
+		mu.Lock()
+		acked[seq] = true
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var handed atomic.Int64
+	var lateDone sync.WaitGroup
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c1.Run(ctx, func(hctx context.Context, d *Delivery, done func(error)) {
+			n := handed.Add(1)
+			seq := d.StreamSeq
+			switch {
+			case n%3 == 0:
+				// Finishes only during the drain, from another goroutine.
+				lateDone.Add(1)
+				go func() {
+					defer lateDone.Done()
+					time.Sleep(50 * time.Millisecond)
+					if hctx.Err() != nil {
+						done(hctx.Err())
+						return
+					}
+					ack(seq)
+					done(nil)
+				}()
+			default:
+				ack(seq)
+				done(nil)
+			}
+			if n == 100 {
+				cancel()
+			}
+		})
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	lateDone.Wait()
+	st := c1.Stats()
+	if st.Outstanding != 0 || int(st.Acked) != len(acked) {
+		t.Fatalf("after Run: stats %+v, handler acked %d", st, len(acked))
+	}
+	if len(acked) >= total {
+		t.Fatalf("the first run acked everything (%d); cancel came too late to test anything", len(acked))
+	}
+
+	c2 := newConsumer(t, e, cfg)
+	stop := runConsumer(t, c2, Sync(func(ctx context.Context, d *Delivery) error {
+		ack(d.StreamSeq)
+		return nil
+	}))
+	waitFor(t, "every message acked by one of the runs", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) == total
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= total; seq++ {
+		if !acked[seq] {
+			t.Fatalf("stream seq %d lost", seq)
+		}
+	}
+	if info := serverState(t, e, "crash"); info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Fatalf("server: ack pending %d pending %d", info.NumAckPending, info.NumPending)
+	}
+}
+
+func TestConsumerRejectsSecondRun(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	c := newConsumer(t, e, e.consumerConfig("twice"))
+	runConsumer(t, c, Sync(func(context.Context, *Delivery) error { return nil }))
+	waitFor(t, "Run to start", func() bool { return c.running.Load() })
+	if err := c.Run(context.Background(), Sync(func(context.Context, *Delivery) error { return nil })); !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+	if err := c.Run(context.Background(), nil); err == nil {
+		t.Fatal("nil handler accepted")
+	}
+}
+
+func TestConsumerConfigValidate(t *testing.T) {
+	ok := ConsumerConfig{Stream: "EVENTS", Durable: "writer"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("minimal config: %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		edit  func(*ConsumerConfig)
+	}{
+		{"stream", func(c *ConsumerConfig) { c.Stream = "" }},
+		{"stream", func(c *ConsumerConfig) { c.Stream = "a.b" }},
+		{"durable", func(c *ConsumerConfig) { c.Durable = "" }},
+		{"durable", func(c *ConsumerConfig) { c.Durable = "w*" }},
+		{"filter_subjects[1]", func(c *ConsumerConfig) { c.FilterSubjects = []string{"events.>", ""} }},
+		{"batch_size", func(c *ConsumerConfig) { c.BatchSize = -1 }},
+		{"batch_size", func(c *ConsumerConfig) { c.BatchSize = 500; c.MaxAckPending = 100 }},
+		{"fetch_wait", func(c *ConsumerConfig) { c.FetchWait = -time.Second }},
+		{"fetch_wait", func(c *ConsumerConfig) { c.FetchWait = time.Millisecond }},
+		{"max_ack_pending", func(c *ConsumerConfig) { c.MaxAckPending = -5 }},
+		{"ack_wait", func(c *ConsumerConfig) { c.AckWait = 100 * time.Millisecond }},
+		{"max_deliver", func(c *ConsumerConfig) { c.MaxDeliver = -2 }},
+		{"backoff[1]", func(c *ConsumerConfig) { c.Backoff = []time.Duration{time.Second, -time.Second} }},
+		{"deadletter_prefix", func(c *ConsumerConfig) { c.DeadLetterPrefix = "dl.>" }},
+	} {
+		c := ok
+		tc.edit(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field+":") {
+			t.Errorf("%+v: err = %v, want ErrInvalidConfig naming %s", c, err, tc.field)
+		}
+	}
+}
+
+func TestDefaultBackoffGrowsWithJitter(t *testing.T) {
+	c := &Consumer{}
+	prevMax := time.Duration(0)
+	for n := uint64(1); n <= 12; n++ {
+		base := min(time.Second<<min(n-1, 7), 2*time.Minute)
+		lo, hi := time.Duration(float64(base)*0.8), time.Duration(float64(base)*1.2)
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 50; i++ {
+			d := c.defaultBackoff(n)
+			if d < lo || d > hi {
+				t.Fatalf("delivery %d: delay %s outside [%s, %s]", n, d, lo, hi)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 2 {
+			t.Fatalf("delivery %d: no jitter", n)
+		}
+		if hi < prevMax {
+			t.Fatalf("delivery %d: delay shrinks", n)
+		}
+		prevMax = hi
+	}
+	c.cfg.Backoff = []time.Duration{time.Second, 5 * time.Second}
+	for n, want := range map[uint64]time.Duration{1: time.Second, 2: 5 * time.Second, 9: 5 * time.Second} {
+		if got := c.defaultBackoff(n); got != want {
+			t.Errorf("configured backoff, delivery %d: %s, want %s", n, got, want)
+		}
+	}
+}
+

@@ -1,0 +1,192 @@
+package bus
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestEnsureStreamIsIdempotent(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	cfg := jetstream.StreamConfig{Name: "IDEM" + e.stream, Subjects: []string{"idem" + e.prefix + ".>"}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute}
+	t.Cleanup(func() { _ = e.js.DeleteStream(ctx, cfg.Name) })
+	s1, err := EnsureStream(ctx, e.js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(ctx, "idem"+e.prefix+".a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := EnsureStream(ctx, e.js, cfg)
+	if err != nil {
+		t.Fatalf("second EnsureStream: %v", err)
+	}
+	i1, i2 := s1.CachedInfo(), s2.CachedInfo()
+	if !i1.Created.Equal(i2.Created) {
+		t.Fatalf("stream re-created: created %v then %v", i1.Created, i2.Created)
+	}
+	c1, c2 := i1.Config, i2.Config
+	c1.Metadata, c2.Metadata = nil, nil // the server stamps its version there
+	if !slices.Equal(c1.Subjects, c2.Subjects) || c1.Duplicates != c2.Duplicates || c1.Storage != c2.Storage || c1.MaxMsgs != c2.MaxMsgs {
+		t.Fatalf("config changed by a second EnsureStream:\n%+v\n%+v", c1, c2)
+	}
+	if i2.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after the second EnsureStream, want 1", i2.State.Msgs)
+	}
+}
+
+func TestEnsureStreamAppliesCompatibleChange(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	cfg := jetstream.StreamConfig{Name: "CHG" + e.stream, Subjects: []string{"chg" + e.prefix + ".a.>"}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute}
+	t.Cleanup(func() { _ = e.js.DeleteStream(ctx, cfg.Name) })
+	if _, err := EnsureStream(ctx, e.js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// An empty subject may go, a new one comes, limits change.
+	cfg.Subjects = []string{"chg" + e.prefix + ".b.>"}
+	cfg.Duplicates = 3 * time.Minute
+	cfg.MaxMsgs = 1000
+	s, err := EnsureStream(ctx, e.js, cfg)
+	if err != nil {
+		t.Fatalf("compatible change refused: %v", err)
+	}
+	got := s.CachedInfo().Config
+	if !slices.Equal(got.Subjects, cfg.Subjects) || got.Duplicates != 3*time.Minute || got.MaxMsgs != 1000 {
+		t.Fatalf("change not applied: subjects %v duplicates %s max msgs %d", got.Subjects, got.Duplicates, got.MaxMsgs)
+	}
+}
+
+func TestEnsureStreamRefusesIncompatibleChange(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	base := jetstream.StreamConfig{Name: "INC" + e.stream, Subjects: []string{"inc" + e.prefix + ".a", "inc" + e.prefix + ".b"}, Storage: jetstream.MemoryStorage}
+	t.Cleanup(func() { _ = e.js.DeleteStream(ctx, base.Name) })
+	if _, err := EnsureStream(ctx, e.js, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(ctx, "inc"+e.prefix+".a", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	storage := base
+	storage.Storage = jetstream.FileStorage
+	retention := base
+	retention.Retention = jetstream.WorkQueuePolicy
+	dropFull := base
+	dropFull.Subjects = []string{"inc" + e.prefix + ".b"}
+	for _, tc := range []struct {
+		name  string
+		cfg   jetstream.StreamConfig
+		field string
+	}{
+		{"storage", storage, "storage would change from Memory to File"},
+		{"retention", retention, "retention would change"},
+		{"subject with messages removed", dropFull, "subjects: removing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := EnsureStream(ctx, e.js, tc.cfg)
+			if !errors.Is(err, ErrIncompatible) {
+				t.Fatalf("err = %v, want ErrIncompatible", err)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("error %q does not name %q", err, tc.field)
+			}
+		})
+	}
+	s, err := e.js.Stream(ctx, base.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo(); got.State.Msgs != 1 || got.Config.Storage != jetstream.MemoryStorage || len(got.Config.Subjects) != 2 {
+		t.Fatalf("a refused change altered the stream: %+v", got)
+	}
+	// Removing the subject that holds nothing is fine.
+	dropEmpty := base
+	dropEmpty.Subjects = []string{"inc" + e.prefix + ".a"}
+	if _, err := EnsureStream(ctx, e.js, dropEmpty); err != nil {
+		t.Fatalf("removing an empty subject refused: %v", err)
+	}
+}
+
+func TestEnsureConsumer(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	cfg := jetstream.ConsumerConfig{Durable: "ec", FilterSubject: e.prefix + ".a", AckWait: 5 * time.Second}
+	c1, err := EnsureConsumer(ctx, e.js, e.stream, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := EnsureConsumer(ctx, e.js, e.stream, cfg)
+	if err != nil {
+		t.Fatalf("second EnsureConsumer: %v", err)
+	}
+	if !c1.CachedInfo().Created.Equal(c2.CachedInfo().Created) {
+		t.Fatal("consumer re-created by a second EnsureConsumer")
+	}
+	cfg.FilterSubject = e.prefix + ".b"
+	cfg.AckWait = 7 * time.Second
+	c3, err := EnsureConsumer(ctx, e.js, e.stream, cfg)
+	if err != nil {
+		t.Fatalf("compatible change refused: %v", err)
+	}
+	if got := c3.CachedInfo().Config; got.FilterSubject != e.prefix+".b" || got.AckWait != 7*time.Second {
+		t.Fatalf("change not applied: filter %q ack wait %s", got.FilterSubject, got.AckWait)
+	}
+	bad := cfg
+	bad.DeliverPolicy = jetstream.DeliverNewPolicy
+	if _, err := EnsureConsumer(ctx, e.js, e.stream, bad); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "deliver_policy") {
+		t.Fatalf("deliver policy change: err = %v, want ErrIncompatible naming deliver_policy", err)
+	}
+	bad = cfg
+	bad.AckPolicy = jetstream.AckAllPolicy
+	if _, err := EnsureConsumer(ctx, e.js, e.stream, bad); !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "ack_policy") {
+		t.Fatalf("ack policy change: err = %v, want ErrIncompatible naming ack_policy", err)
+	}
+	if _, err := EnsureConsumer(ctx, e.js, e.stream, jetstream.ConsumerConfig{}); err == nil || !strings.Contains(err.Error(), "durable") {
+		t.Fatalf("consumer without durable name: err = %v", err)
+	}
+}
+
+func TestEnsureTopology(t *testing.T) {
+	url := newTestServerURL(t)
+	e := newEnv(t, url)
+	ctx := testCtx(t)
+	// The default names are global; a shared external server may already
+	// have them with other settings, so only run on a server of our own.
+	if s, err := e.js.Stream(ctx, StreamEvents); err == nil {
+		t.Skipf("server already has stream %s (%v); not touching a shared topology", StreamEvents, s.CachedInfo().Config.Subjects)
+	}
+	streams := DefaultStreams(WithMemoryStorage())
+	t.Cleanup(func() {
+		for _, s := range streams {
+			_ = e.js.DeleteStream(ctx, s.Name)
+		}
+	})
+	for i := 0; i < 2; i++ {
+		if err := EnsureTopology(ctx, e.js, streams); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+	}
+	want := map[string]string{StreamEvents: "events.>", StreamIncidents: "incidents.>", StreamDeadLetter: "deadletter.>"}
+	for name, subj := range want {
+		s, err := e.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		c := s.CachedInfo().Config
+		if !slices.Equal(c.Subjects, []string{subj}) || c.Duplicates != DefaultDuplicateWindow || c.Storage != jetstream.MemoryStorage {
+			t.Fatalf("stream %s: subjects %v duplicates %s storage %v", name, c.Subjects, c.Duplicates, c.Storage)
+		}
+	}
+	if got := DefaultStreams()[0].Storage; got != jetstream.FileStorage {
+		t.Fatalf("default storage %v, want file", got)
+	}
+	if err := EnsureTopology(ctx, e.js, DefaultStreams()); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("switching the topology to file storage: err = %v, want ErrIncompatible", err)
+	}
+}

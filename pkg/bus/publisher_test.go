@@ -1,0 +1,164 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestPublishSameIDStoredOnce(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []Message{
+		{Subject: e.prefix + ".x", ID: "same", Data: []byte("first")},
+		{Subject: e.prefix + ".x", ID: "same", Data: []byte("retry")},
+		{Subject: e.prefix + ".x", ID: "other", Data: []byte("second")},
+	}
+	acks, err := p.PublishAll(ctx, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !acks[1].Duplicate || acks[0].Duplicate || acks[2].Duplicate {
+		t.Fatalf("duplicate flags %v %v %v, want only the second", acks[0].Duplicate, acks[1].Duplicate, acks[2].Duplicate)
+	}
+	got := fetchAll(t, e.js, e.stream)
+	if len(got) != 2 || string(got[0].Data()) != "first" || string(got[1].Data()) != "second" {
+		t.Fatalf("stream holds %d messages, want first and second", len(got))
+	}
+	if id := got[0].Headers().Get(jetstream.MsgIDHeader); id != "same" {
+		t.Fatalf("Nats-Msg-Id = %q", id)
+	}
+}
+
+func TestPublishAllReturnsAfterAcks(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	p, err := NewPublisher(e.js, WithMaxInFlight(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]Message, 500)
+	for i := range ms {
+		ms[i] = Message{Subject: e.prefix + ".all", ID: fmt.Sprint("m", i), Data: []byte("x")}
+	}
+	acks, err := p.PublishAll(ctx, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for i, a := range acks {
+		if a == nil || a.Stream != e.stream || seen[a.Sequence] {
+			t.Fatalf("ack %d = %+v", i, a)
+		}
+		seen[a.Sequence] = true
+	}
+	// Returned means stored: no wait, no poll.
+	s, err := e.js.Stream(ctx, e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 500 {
+		t.Fatalf("stream holds %d messages right after PublishAll, want 500", n)
+	}
+	if p.InFlight() != 0 {
+		t.Fatalf("%d publishes still in flight after PublishAll", p.InFlight())
+	}
+}
+
+func TestPublishRejectsBadMessages(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []Message{
+		{Subject: e.prefix + ".ok", ID: "a"},
+		{Subject: e.prefix + ".ok", ID: ""},
+	}
+	_, err = p.PublishAll(ctx, ms)
+	if !errors.Is(err, ErrMissingID) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), "message 1") {
+		t.Fatalf("err = %v, want permanent ErrMissingID naming message 1", err)
+	}
+	for _, subj := range []string{"", "a.*", "a.>", "a..b", "a b", ".a"} {
+		if _, err := p.Publish(ctx, Message{Subject: subj, ID: "x"}); !errors.Is(err, ErrInvalidSubject) {
+			t.Errorf("subject %q: err = %v, want ErrInvalidSubject", subj, err)
+		}
+	}
+	if _, err := p.Publish(ctx, Message{Subject: e.prefix + ".ok", ID: strings.Repeat("i", MaxIDLength+1)}); err == nil {
+		t.Error("an over-long id was accepted")
+	}
+	if _, err := NewPublisher(e.js, WithMaxInFlight(0)); err == nil || !strings.Contains(err.Error(), "max in flight") {
+		t.Errorf("WithMaxInFlight(0): err = %v", err)
+	}
+	if _, err := NewPublisher(e.js, WithAckTimeout(0)); err == nil || !strings.Contains(err.Error(), "ack timeout") {
+		t.Errorf("WithAckTimeout(0): err = %v", err)
+	}
+}
+
+// With the server gone PublishAll must fail, not report success, and give up
+// when its context ends.
+func TestPublishAllFailsWhenServerIsDown(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	e := newEnv(t, srv.URL())
+	p, err := NewPublisher(e.js, WithMaxInFlight(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms := make([]Message, 50)
+	for i := range ms {
+		ms[i] = Message{Subject: e.prefix + ".down", ID: fmt.Sprint("d", i), Data: []byte("x")}
+	}
+	acks, err := p.PublishAll(ctx, ms)
+	if err == nil {
+		t.Fatalf("PublishAll succeeded with the server down (%d acks)", len(acks))
+	}
+	if acks != nil {
+		t.Fatalf("acks returned with an error: %v", acks)
+	}
+	if !strings.Contains(err.Error(), "message ") {
+		t.Fatalf("error %q does not name the message index", err)
+	}
+	t.Logf("PublishAll with the server down: %v", err)
+}
+
+func TestFlushWaitsForAcks(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var futures []jetstream.PubAckFuture
+	for i := 0; i < 300; i++ {
+		f, err := p.Publish(ctx, Message{Subject: e.prefix + ".f", ID: fmt.Sprint("f", i), Data: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		default:
+			t.Fatalf("publish %d has no ack after Flush", i)
+		}
+	}
+}

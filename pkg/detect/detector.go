@@ -163,6 +163,7 @@ type Detector struct {
 	mean, vari         float64 // Huber-clipped EWMA of the deseasonalised value
 	cuPos, cuNeg, cuVa float64 // CUSUMs: upward, downward, variance
 	level, slope, hwVa float64 // robust Holt: level, slope per second, residual variance
+	slow, slowSl, seVa float64 // seasonal baseline: Holt level and slope with a memory of one period, residual variance
 }
 
 // Observations returns the number of valid observations seen.
@@ -287,7 +288,11 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	zR := (xd - med) / scaleR
 	zE := (xd - d.mean) / sdE
 	sdH := math.Max(math.Sqrt(d.hwVa), scaleFloor(d.level))
-	predH := d.level + d.slope*dtSec
+	// a trend is not extrapolated across a gap
+	predH := d.level + d.slope*math.Min(dtSec, cfg.GapFactor*d.dt)
+	predS := d.slow + d.slowSl*math.Min(dtSec, cfg.GapFactor*d.dt)
+	sdS := math.Max(math.Sqrt(d.seVa), scaleFloor(predS))
+	zS := (x - predS - s) / sdS
 	zH := (xd - predH) / sdH
 
 	if warm {
@@ -308,7 +313,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			r.Scores[KindVariance] = saturate(d.cuVa, h)
 		}
 		if d.season != nil && ns-d.firstT >= 2*d.p.periodNs {
-			r.Scores[KindSeasonal] = saturate(math.Abs(zH), cfg.ZThreshold)
+			r.Scores[KindSeasonal] = saturate(math.Abs(zS), cfg.ZThreshold)
 		}
 	}
 
@@ -339,11 +344,26 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		d.hwVa = (1 - a) * (d.hwVa + a*e*e)
 		_ = ah
 	}
-	if d.season != nil {
-		es := clamp(x-d.level-s, -3*sdH, 3*sdH)
-		if !warm {
-			es = x - d.level - s
+	if d.season != nil && d.n == 0 {
+		d.slow = xd
+	} else if d.season != nil {
+		// The profile is learnt against a level with a memory of one
+		// period: against the fast Holt level, the level would follow the
+		// season and the profile would learn nothing.
+		es := x - predS - s
+		if warm {
+			es = clamp(es, -3*sdS, 3*sdS)
 		}
+		if !warm || math.Abs(zS) < cfg.ZThreshold {
+			// an anomaly must not widen the band that judges it
+			d.seVa = (1 - a) * (d.seVa + a*es*es)
+		}
+		as := math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
+		newSlow := clamp(predS+as*(xd-predS), -maxAbsValue, maxAbsValue)
+		if dtSec > 0 {
+			d.slowSl = clamp((1-as)*d.slowSl+as*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
+		}
+		d.slow = newSlow
 		// Gamma is a per-period weight (the first periods are averaged in
 		// faster); spread it over the observations that fall in a bucket,
 		// or a bucket would absorb a level shift faster than the level.
@@ -352,8 +372,19 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		if d.dt > 0 {
 			g *= math.Min(1, d.dt*1e9/float64(d.p.bucketNs))
 		}
-		d.season[b0] += float32(g * (1 - f) * es)
-		d.season[b1] += float32(g * f * es)
+		d.season[b0] = float32(clamp(float64(d.season[b0])+g*(1-f)*es, -math.MaxFloat32, math.MaxFloat32))
+		d.season[b1] = float32(clamp(float64(d.season[b1])+g*f*es, -math.MaxFloat32, math.MaxFloat32))
+		// keep the profile centred, or level and season drift apart
+		// (any constant can move from one to the other)
+		var sum float64
+		for _, v := range d.season {
+			sum += float64(v)
+		}
+		m := sum / float64(len(d.season))
+		for i := range d.season {
+			d.season[i] = float32(clamp(float64(d.season[i])-m, -math.MaxFloat32, math.MaxFloat32))
+		}
+		d.slow = clamp(d.slow+m, -maxAbsValue, maxAbsValue)
 	}
 	if d.n < math.MaxUint32 {
 		d.n++
@@ -393,7 +424,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	case KindNone, KindRobustZ:
 		expected, scale, z = med, scaleR, zR
 	case KindSeasonal:
-		expected, scale, z = predH, sdH, zH
+		expected, scale, z = predS, sdS, zS
 	}
 	r.Expected = expected + s
 	r.Lower = r.Expected - cfg.ZThreshold*scale

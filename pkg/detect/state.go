@@ -26,7 +26,7 @@ var (
 	ErrStateCorrupt = errors.New("detect: corrupt state")
 )
 
-const stateFloats = 11
+const stateFloats = 13
 
 // MarshalBinary encodes the state: magic, version, the fingerprint of the
 // config shape, then the fields little-endian. Thresholds are not part of
@@ -51,7 +51,7 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, d.n)
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.lastT))
 	b = binary.LittleEndian.AppendUint64(b, uint64(d.firstT))
-	for _, f := range [stateFloats]float64{d.lastRaw, d.dt, d.mean, d.vari, d.cuPos, d.cuNeg, d.cuVa, d.level, d.slope, d.hwVa, 0} {
+	for _, f := range [stateFloats]float64{d.lastRaw, d.dt, d.mean, d.vari, d.cuPos, d.cuNeg, d.cuVa, d.level, d.slope, d.hwVa, d.slow, d.slowSl, d.seVa} {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 	}
 	b = append(b, d.win.n, d.win.head)
@@ -108,8 +108,8 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 			return corrupt("field %d is %v", i, fl[i])
 		}
 	}
-	nd.lastRaw, nd.dt, nd.mean, nd.vari, nd.cuPos, nd.cuNeg, nd.cuVa, nd.level, nd.slope, nd.hwVa = fl[0], fl[1], fl[2], fl[3], fl[4], fl[5], fl[6], fl[7], fl[8], fl[9]
-	if nd.vari < 0 || nd.hwVa < 0 || nd.dt < 0 || nd.cuPos < 0 || nd.cuNeg < 0 || nd.cuVa < 0 {
+	nd.lastRaw, nd.dt, nd.mean, nd.vari, nd.cuPos, nd.cuNeg, nd.cuVa, nd.level, nd.slope, nd.hwVa, nd.slow, nd.slowSl, nd.seVa = fl[0], fl[1], fl[2], fl[3], fl[4], fl[5], fl[6], fl[7], fl[8], fl[9], fl[10], fl[11], fl[12]
+	if nd.vari < 0 || nd.hwVa < 0 || nd.seVa < 0 || nd.dt < 0 || nd.cuPos < 0 || nd.cuNeg < 0 || nd.cuVa < 0 {
 		return corrupt("negative variance, interval or CUSUM")
 	}
 	p = p[8*stateFloats:]

@@ -1,0 +1,57 @@
+package eval
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+func b(s string) []bool {
+	out := make([]bool, len(s))
+	for i, c := range s {
+		out[i] = c == '1'
+	}
+	return out
+}
+
+func TestEvaluate(t *testing.T) {
+	labels := b("0001111000000000100000")
+	alarms := b("0100011100000000001000")
+	r := Evaluate(labels, alarms, 2)
+	if r.Point != (Point{TP: 2, FP: 3, FN: 3, TN: 14}) {
+		t.Errorf("point %+v", r.Point)
+	}
+	// events: [3,7) detected at 5 (delay 2); [16,17) credited to 18 (delay 2)
+	if r.Event.Events != 2 || r.Event.Detected != 2 || r.Event.Episodes != 3 || r.Event.TrueEpisodes != 2 {
+		t.Errorf("event %+v", r.Event)
+	}
+	if r.Event.MeanDelay() != 2 || r.Event.MedianDelay() != 2 {
+		t.Errorf("delays %v", r.Event.Delays)
+	}
+	if p := r.Event.Precision(); p < 0.66 || p > 0.67 {
+		t.Errorf("event precision %v", p)
+	}
+	if r0 := Evaluate(labels, b("0000000000000000000000"), 0); r0.Event.F1() != 0 || r0.Point.F1() != 0 || r0.Event.Detected != 0 {
+		t.Errorf("no alarms: %+v", r0)
+	}
+	var sum Report
+	sum.Add(r)
+	sum.Add(r)
+	if sum.Point.TP != 4 || len(sum.Event.Delays) != 4 {
+		t.Errorf("Add: %+v", sum)
+	}
+}
+
+func TestReadSKABErrors(t *testing.T) {
+	for _, in := range []string{"", "x;y\n", "datetime;a;anomaly\n2020-01-01 00:00:00;1\n", "datetime;a;anomaly\nnow;1;0\n", "datetime;a;anomaly\n2020-01-01 00:00:00;x;0\n"} {
+		if _, err := ReadSKAB(strings.NewReader(in)); !errors.Is(err, ErrSKABFormat) || !errs.IsPermanent(err) {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	m, err := ReadSKAB(strings.NewReader("datetime;a;b;anomaly;changepoint\n2020-01-01 00:00:00;1;2;0.0;0.0\n2020-01-01 00:00:01;3;4;1.0;1.0\n"))
+	if err != nil || len(m.Channels) != 2 || m.Values[1][1] != 4 || !m.Labels[1] || m.Labels[0] {
+		t.Errorf("%+v %v", m, err)
+	}
+}

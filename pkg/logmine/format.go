@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 // Format splits a raw log line into header fields and the message content,
@@ -22,8 +24,8 @@ import (
 type Format struct {
 	spec    string
 	names   []string
-	content int      // index of Content in names
-	lead    litPart  // literal before the first field
+	content int       // index of Content in names
+	lead    litPart   // literal before the first field
 	after   []litPart // after[i] is the literal after field i
 }
 
@@ -46,7 +48,7 @@ const ContentField = "Content"
 func CompileFormat(spec string) (*Format, error) {
 	f := &Format{spec: spec, content: -1}
 	if strings.TrimSpace(spec) == "" {
-		return nil, fmt.Errorf("%w: empty format", ErrInvalidFormat)
+		return nil, formatErr("empty format")
 	}
 	var lit strings.Builder
 	cur := litPart{}
@@ -72,7 +74,7 @@ func CompileFormat(spec string) (*Format, error) {
 		switch {
 		case c == '\\':
 			if i+1 >= len(spec) {
-				return nil, fmt.Errorf("%w: %q ends with a lone backslash", ErrInvalidFormat, spec)
+				return nil, formatErr("%q ends with a lone backslash", spec)
 			}
 			i++
 			lit.WriteByte(spec[i])
@@ -85,21 +87,21 @@ func CompileFormat(spec string) (*Format, error) {
 		case c == '<':
 			end := strings.IndexByte(spec[i:], '>')
 			if end < 0 {
-				return nil, fmt.Errorf("%w: unclosed '<' at offset %d in %q", ErrInvalidFormat, i, spec)
+				return nil, formatErr("unclosed '<' at offset %d in %q", i, spec)
 			}
 			name := spec[i+1 : i+end]
 			if !validFieldName(name) {
-				return nil, fmt.Errorf("%w: bad field name %q at offset %d (letters, digits, '_')", ErrInvalidFormat, name, i)
+				return nil, formatErr("bad field name %q at offset %d (letters, digits, '_')", name, i)
 			}
 			if slices.Contains(f.names, name) {
-				return nil, fmt.Errorf("%w: field <%s> appears twice", ErrInvalidFormat, name)
+				return nil, formatErr("field <%s> appears twice", name)
 			}
 			l := endLit()
 			if len(f.names) == 0 {
 				f.lead = l
 			} else {
 				if l.empty() {
-					return nil, fmt.Errorf("%w: fields <%s> and <%s> have no literal between them", ErrInvalidFormat, f.names[len(f.names)-1], name)
+					return nil, formatErr("fields <%s> and <%s> have no literal between them", f.names[len(f.names)-1], name)
 				}
 				f.after = append(f.after, l)
 			}
@@ -113,11 +115,11 @@ func CompileFormat(spec string) (*Format, error) {
 		}
 	}
 	if len(f.names) == 0 {
-		return nil, fmt.Errorf("%w: %q has no <Field>", ErrInvalidFormat, spec)
+		return nil, formatErr("%q has no <Field>", spec)
 	}
 	f.after = append(f.after, endLit())
 	if f.content < 0 {
-		return nil, fmt.Errorf("%w: %q has no <%s> field", ErrInvalidFormat, spec, ContentField)
+		return nil, formatErr("%q has no <%s> field", spec, ContentField)
 	}
 	return f, nil
 }
@@ -184,7 +186,9 @@ func (f *Format) Content(line string) (content string, ok bool) {
 	return v[f.content], true
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+}
 
 // matchLitAt matches lit exactly at line[pos:] and returns the end.
 func matchLitAt(line string, pos int, lit litPart) (int, bool) {
@@ -264,4 +268,8 @@ func matchSuffix(line string, pos int, lit litPart) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+func formatErr(format string, args ...any) error {
+	return errs.Permanent(fmt.Errorf("%w: "+format, append([]any{ErrInvalidFormat}, args...)...))
 }

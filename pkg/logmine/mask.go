@@ -22,7 +22,7 @@ const (
 	MaskDateTime Mask = "datetime" // 2015-07-29, 2015/07/29, 17:41:44,747, 2015-07-29T17:41:44.1Z
 	MaskIPv4     Mask = "ipv4"     // 10.0.0.1, with an optional :port masked as a second wildcard
 	MaskIPv6     Mask = "ipv6"     // fe80::1, 8 full groups, MAC addresses
-	MaskHex      Mask = "hex"      // 0x1f, and words of 6 or more hex digits with both digits and letters
+	MaskHex      Mask = "hex"      // 0x1f, and words of 7 or more hex digits with both digits and letters
 	MaskDuration Mask = "duration" // 150ms, 2.5s, 1h30m0s, 10sec
 	MaskSize     Mask = "size"     // 10KB, 3MiB, 4G, 100bytes
 	MaskNumber   Mask = "number"   // -12, 3.5, 1.2.3 when not glued to a letter
@@ -93,13 +93,15 @@ func NewMasker(disabled ...Mask) (*Masker, error) {
 	return &Masker{set: set, tk: tokenizer{masks: set}}, nil
 }
 
-// AppendMasked appends the masked line to dst, keeping the spacing between
-// tokens (trailing whitespace is dropped).
+// AppendMasked appends the masked line to dst, its tokens separated by
+// single spaces as in templates.
 // A Masker is not safe for concurrent use.
 func (m *Masker) AppendMasked(dst []byte, line string) []byte {
 	m.tk.tokenize(line)
 	for i := range m.tk.toks {
-		dst = append(dst, m.tk.sep(i)...)
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
 		dst = append(dst, m.tk.masked(i)...)
 	}
 	return dst
@@ -112,7 +114,6 @@ func (m *Masker) Mask(line string) string { return string(m.AppendMasked(nil, li
 // where its masked text is in the tokenizer's buffer, and which variable
 // spans (in line offsets) the masking found in it.
 type token struct {
-	sepStart     int32 // the whitespace before the token starts here
 	start, end   int32 // in the line
 	mStart, mEnd int32 // in tokenizer.buf
 	vStart, vEnd int32 // in tokenizer.vars
@@ -126,10 +127,10 @@ type tokenizer struct {
 	masks maskSet
 	// lastWasIPv4 is set by maskAtDigit so the caller masks a port next.
 	lastWasIPv4 bool
-	line  string
-	buf   []byte
-	toks  []token
-	vars  []span
+	line        string
+	buf         []byte
+	toks        []token
+	vars        []span
 }
 
 func (t *tokenizer) masked(i int) []byte {
@@ -142,14 +143,9 @@ func (t *tokenizer) original(i int) string {
 	return t.line[k.start:k.end]
 }
 
-func (t *tokenizer) sep(i int) string {
-	k := t.toks[i]
-	return t.line[k.sepStart:k.start]
-}
-
-// tokenize splits line at runs of spaces and tabs. Each token remembers the
-// run before it, so templates keep the line's spacing ("delete  blk_<*>"),
-// while "user  0101" and "user 0101" still have the same tokens.
+// tokenize splits line at runs of spaces and tabs. Spacing is not part of
+// a template: "user  0101" and "user 0101" are the same message, and
+// column padding ("%-8s") must not split a template.
 func (t *tokenizer) tokenize(line string) {
 	t.line = line
 	t.buf = t.buf[:0]
@@ -157,7 +153,6 @@ func (t *tokenizer) tokenize(line string) {
 	t.vars = t.vars[:0]
 	i := 0
 	for i < len(line) {
-		ws := i
 		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
 			i++
 		}
@@ -168,16 +163,48 @@ func (t *tokenizer) tokenize(line string) {
 		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
 			i++
 		}
-		t.addToken(ws, start, i)
+		t.addToken(start, i)
 	}
 }
 
-func (t *tokenizer) addToken(ws, a, b int) {
-	tok := token{sepStart: int32(ws), start: int32(a), end: int32(b), mStart: int32(len(t.buf)), vStart: int32(len(t.vars))}
+func (t *tokenizer) addToken(a, b int) {
+	tok := token{start: int32(a), end: int32(b), mStart: int32(len(t.buf)), vStart: int32(len(t.vars))}
 	t.maskToken(a, b)
 	tok.mEnd = int32(len(t.buf))
 	tok.vEnd = int32(len(t.vars))
+	if n := len(t.toks); n > 0 && t.isListItem(t.toks[n-1], tok) {
+		// "blk_1 blk_2 blk_3" is one list of values: fold it into the
+		// previous token, whose k-th variable now spans from its own k-th
+		// value to the k-th value of the last item.
+		prev := &t.toks[n-1]
+		prev.end = tok.end
+		for k := int32(0); k < tok.vEnd-tok.vStart; k++ {
+			t.vars[prev.vStart+k].end = t.vars[tok.vStart+k].end
+		}
+		t.buf = t.buf[:tok.mStart]
+		t.vars = t.vars[:tok.vStart]
+		return
+	}
 	t.toks = append(t.toks, tok)
+}
+
+// isListItem: next repeats prev's masked text, which has a variable and a
+// letter around it ("blk_<*>"). Bare values in a row ("<*> <*>",
+// "<*>: <*>:") stay apart: those are usually different fields.
+func (t *tokenizer) isListItem(prev, next token) bool {
+	if next.vEnd == next.vStart || prev.mEnd-prev.mStart != next.mEnd-next.mStart {
+		return false
+	}
+	m := t.buf[next.mStart:next.mEnd]
+	if string(t.buf[prev.mStart:prev.mEnd]) != string(m) {
+		return false
+	}
+	for _, c := range m {
+		if isLetter(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // byte classes
@@ -312,7 +339,9 @@ func (t *tokenizer) maskToken(a, b int) {
 	}
 }
 
-func isWordOrDot(c byte) bool { return class[c]&cWordChar != 0 || c == '.' || c == '-' || c == '+' || c == '%' }
+func isWordOrDot(c byte) bool {
+	return class[c]&cWordChar != 0 || c == '.' || c == '-' || c == '+' || c == '%'
+}
 
 // isPathOpener: characters after which a '/' starts a path rather than
 // being a separator inside a word ("and/or", "1/2").
@@ -465,31 +494,20 @@ func (t *tokenizer) maskPort(s string, i, a int) int {
 }
 
 // matchIPv6 matches colon-separated hex groups: 8 groups, or fewer with one
-// "::"; also a MAC address (6 groups of 2 hex digits, ':' or '-').
+// "::"; also a MAC address (6 groups of 2 hex digits, ':' or '-'). A ninth
+// group after 8 full ones is a port ("0:0:0:0:0:0:0:0:2181") and is left to
+// the number masker.
 func matchIPv6(s string) int {
 	if n := matchMAC(s); n > 0 {
 		return n
 	}
 	i, groups, double := 0, 0, false
-	lastGroupEnd := 0
-	groupEnds := [9]int{}
-	for i < len(s) && groups < 9 {
-		if s[i] == ':' {
-			if i+1 < len(s) && s[i+1] == ':' {
-				if double {
-					break
-				}
-				double = true
-				i += 2
-				lastGroupEnd = i
-				continue
-			}
-			if groups == 0 || i == lastGroupEnd {
-				break
-			}
-			i++
-			continue
-		}
+	var ends [9]int
+	if strings.HasPrefix(s, "::") {
+		double, i = true, 2
+	}
+	end := i
+	for groups < 9 {
 		n := 0
 		for i+n < len(s) && n < 5 && isHex(s[i+n]) {
 			n++
@@ -498,29 +516,32 @@ func matchIPv6(s string) int {
 			break
 		}
 		i += n
-		groupEnds[groups] = i
+		ends[groups] = i
 		groups++
-		lastGroupEnd = i
-		if i < len(s) && s[i] != ':' {
-			break
+		end = i
+		if i+1 < len(s) && s[i] == ':' && s[i+1] == ':' {
+			if double {
+				break
+			}
+			double, i = true, i+2
+			end = i
+			continue
 		}
-		if i+1 < len(s) && s[i] == ':' && s[i+1] != ':' && !isHex(s[i+1]) {
-			break
+		if i+1 < len(s) && s[i] == ':' && isHex(s[i+1]) {
+			i++
+			continue
 		}
+		break
 	}
-	end := lastGroupEnd
 	switch {
-	case groups >= 8 && !double:
-		end = groupEnds[7] // a 9th group is a port ("0:0:0:0:0:0:0:0:2181")
-	case double && groups <= 7:
+	case !double && groups >= 8:
+		end = ends[7]
+	case double && groups >= 1 && groups <= 7:
 	default:
 		return 0
 	}
 	if end < len(s) && (isAlnum(s[end]) || s[end] == '.') {
 		return 0
-	}
-	if end == 2 && s[:2] == "::" {
-		return 0 // "::" alone is punctuation
 	}
 	return end
 }
@@ -584,7 +605,7 @@ func matchHex0x(s string) int {
 	return i
 }
 
-// matchHexWord: a whole alphanumeric word of at least 6 hex digits that has
+// matchHexWord: a whole alphanumeric word of at least 7 hex digits that has
 // both a decimal digit and a letter (object hashes, commit ids, pod suffixes).
 // Pure-letter words ("deadbeef", "facade") stay words.
 func matchHexWord(s string) int {
@@ -597,7 +618,7 @@ func matchHexWord(s string) int {
 		}
 		i++
 	}
-	if i < 6 || digits == 0 || letters == 0 || (i < len(s) && isAlnum(s[i])) {
+	if i < 7 || digits == 0 || letters == 0 || (i < len(s) && isAlnum(s[i])) {
 		return 0
 	}
 	return i
@@ -800,6 +821,9 @@ func (t *tokenizer) maskPrefix(s string, a int) {
 // the whole path is one variable.
 func (t *tokenizer) maskPath(s string, i, a int) int {
 	j := i
+	if i+2 < len(s) && s[i+1] == ':' && s[i+2] == '\\' {
+		j = i + 2 // drive letter
+	}
 	for j < len(s) && class[s[j]]&cPathChar != 0 && s[j] != ',' {
 		j++
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 // TemplateID identifies a template by its text: the 64-bit FNV-1a hash of
@@ -116,7 +118,6 @@ type cluster struct {
 	id        TemplateID
 	template  string
 	tokens    []string // substrings of template
-	seps      []string // whitespace before each token
 	kinds     []uint8
 	params    int
 	count     uint64
@@ -157,7 +158,7 @@ type Miner struct {
 // New returns a Miner for cfg.
 func New(cfg Config) (*Miner, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, errs.Permanent(err)
 	}
 	set, _ := enabledMasks(cfg.DisabledMasks)
 	cfg.DisabledMasks = slices.Clone(cfg.DisabledMasks)
@@ -219,16 +220,21 @@ func (m *Miner) MatchInto(line string, r *Result) {
 
 func (m *Miner) tbString() string { return string(m.tb) }
 
-// routeKey is the child key a token routes by: tokens that hold a variable
-// or a digit go to the wildcard child, as in Drain, so that ids the maskers
-// miss ("user42") do not each open a branch.
-func routeKey(tok []byte) (string, bool) {
+// routeKey is the child key a token routes by. A "key=value" token routes
+// by its key, so the values of one field share a branch; other tokens that
+// hold a variable or a digit go to the wildcard child, as in Drain, so that
+// ids the maskers miss ("user42") do not each open a branch. wild is set
+// for the wildcard child; otherwise key is a prefix of tok.
+func routeKey(tok []byte) (key int, wild bool) {
+	if k := keyLen(tok); k > 0 {
+		return k, false
+	}
 	for i, c := range tok {
 		if isDigit(c) || (c == '<' && i+2 < len(tok) && tok[i+1] == '*' && tok[i+2] == '>') {
-			return Wildcard, true
+			return 0, true
 		}
 	}
-	return "", false
+	return len(tok), false
 }
 
 func (m *Miner) levels(n int) int { return min(n, m.cfg.PrefixTokens) }
@@ -244,8 +250,8 @@ func (m *Miner) search() *cluster {
 	for i := 0; i < m.levels(n); i++ {
 		tok := m.tk.masked(i)
 		var next *node
-		if _, wild := routeKey(tok); !wild {
-			next = cur.children[string(tok)]
+		if k, wild := routeKey(tok); !wild {
+			next = cur.children[string(tok[:k])]
 		}
 		if next == nil {
 			next = cur.children[Wildcard]
@@ -311,18 +317,14 @@ func (m *Miner) similarity(c *cluster) float64 {
 func keyLen(tok []byte) int {
 	for i, c := range tok {
 		if c == '=' || c == ':' {
-			return i + 1 - boolInt(i == 0)*(i+1)
+			if i == 0 {
+				return 0
+			}
+			return i + 1
 		}
 		if class[c]&cWordChar == 0 && c != '.' && c != '-' {
 			return 0
 		}
-	}
-	return 0
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
 	}
 	return 0
 }
@@ -337,7 +339,9 @@ func (m *Miner) create() (*cluster, bool) {
 	n := len(m.tk.toks)
 	m.tb = m.tb[:0]
 	for i := range m.tk.toks {
-		m.tb = append(m.tb, m.tk.sep(i)...)
+		if i > 0 {
+			m.tb = append(m.tb, ' ')
+		}
 		m.tb = append(m.tb, m.tk.masked(i)...)
 	}
 	tmpl := string(m.tb)
@@ -363,7 +367,7 @@ func (m *Miner) create() (*cluster, bool) {
 
 func newCluster(tmpl string) *cluster {
 	c := &cluster{id: IDOf(tmpl), template: tmpl}
-	c.tokens, c.seps = splitTemplate(tmpl)
+	c.tokens = splitTemplate(tmpl)
 	c.kinds = make([]uint8, len(c.tokens))
 	for i, t := range c.tokens {
 		switch k := strings.Count(t, Wildcard); {
@@ -378,25 +382,12 @@ func newCluster(tmpl string) *cluster {
 	return c
 }
 
-// splitTemplate splits a template text the way tokenize splits a line.
-func splitTemplate(t string) (tokens, seps []string) {
-	i := 0
-	for i < len(t) {
-		ws := i
-		for i < len(t) && (t[i] == ' ' || t[i] == '\t') {
-			i++
-		}
-		if i == len(t) {
-			break
-		}
-		start := i
-		for i < len(t) && t[i] != ' ' && t[i] != '\t' {
-			i++
-		}
-		tokens = append(tokens, t[start:i])
-		seps = append(seps, t[ws:start])
+// splitTemplate splits a template text into its tokens.
+func splitTemplate(t string) []string {
+	if t == "" {
+		return nil
 	}
-	return tokens, seps
+	return strings.Split(t, " ")
 }
 
 // insert places c in the tree. wild, when not nil, forces the routing
@@ -410,12 +401,11 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 	var used uint16
 	for i := 0; i < m.levels(n); i++ {
 		key := c.tokens[i]
-		useWild := false
+		k, useWild := routeKey([]byte(key))
+		key = key[:k]
 		if wild != nil {
-			useWild = *wild&(1<<i) != 0
-		} else if _, w := routeKey([]byte(key)); w {
-			useWild = true
-		} else if cur.children[key] == nil && len(cur.children) >= m.cfg.MaxChildren-1 {
+			useWild = useWild || *wild&(1<<i) != 0
+		} else if !useWild && cur.children[key] == nil && len(cur.children) >= m.cfg.MaxChildren-1 {
 			useWild = true
 		}
 		if useWild {
@@ -439,7 +429,7 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 	changed := false
 	for i, t := range c.tokens {
-		if (c.kinds[i] != kindWildcard && t != string(m.tk.masked(i))) || c.seps[i] != m.tk.sep(i) {
+		if c.kinds[i] != kindWildcard && t != string(m.tk.masked(i)) {
 			changed = true
 			break
 		}
@@ -449,11 +439,9 @@ func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 	}
 	m.tb = m.tb[:0]
 	for i, t := range c.tokens {
-		sep := c.seps[i]
-		if sep != m.tk.sep(i) {
-			sep = canonicalSep(i)
+		if i > 0 {
+			m.tb = append(m.tb, ' ')
 		}
-		m.tb = append(m.tb, sep...)
 		if l := m.tk.masked(i); c.kinds[i] != kindWildcard && t != string(l) {
 			if k := keyLen([]byte(t)); k > 0 && sameKey(t, l) {
 				t = t[:k] + Wildcard
@@ -466,15 +454,6 @@ func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 	old := c.id
 	m.generalise(c, string(m.tb))
 	return old, true
-}
-
-// canonicalSep is the spacing a template gets where its lines disagree:
-// nothing before the first token, one space elsewhere.
-func canonicalSep(i int) string {
-	if i == 0 {
-		return ""
-	}
-	return " "
 }
 
 // generalise gives c the template tmpl, folding it into an existing cluster
@@ -493,7 +472,7 @@ func (m *Miner) generalise(c *cluster, tmpl string) {
 		return
 	}
 	nc := newCluster(tmpl)
-	c.id, c.template, c.tokens, c.seps, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.seps, nc.kinds, nc.params
+	c.id, c.template, c.tokens, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.kinds, nc.params
 	m.byID[id] = c
 }
 

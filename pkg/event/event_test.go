@@ -333,3 +333,27 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	}
 }
+
+func TestParseIsStrict(t *testing.T) {
+	good, _ := json.Marshal(validLog())
+	e, err := Parse(good)
+	if err != nil || e.Service != "checkout" {
+		t.Fatalf("Parse(valid) = %v, %v", e, err)
+	}
+	// What Decode would fill in, Parse refuses: a bus consumer must not
+	// invent an id that changes on every redelivery.
+	_, err = Parse([]byte(`{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !errs.IsPermanent(err) {
+		t.Fatalf("Parse(incomplete) = %v", err)
+	}
+	fields := map[string]bool{}
+	for _, p := range ve.Problems {
+		fields[p.Field] = true
+	}
+	for _, f := range []string{"id", "observed_time", "fingerprint", "schema_version"} {
+		if !fields[f] {
+			t.Errorf("Parse did not name missing %s: %v", f, err)
+		}
+	}
+}

@@ -33,6 +33,25 @@ func Decode(data []byte, now time.Time) (*Envelope, error) {
 	return &e, nil
 }
 
+// Parse is the strict decoder for events taken off the bus: it fills
+// nothing in, so an envelope must carry every required field of the JSON
+// Schema (id, observed_time and fingerprint included). A missing id would
+// otherwise get a new one on every redelivery and defeat deduplication.
+// Every error is permanent.
+func Parse(data []byte) (*Envelope, error) {
+	if len(data) > MaxEnvelopeBytes {
+		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
+	}
+	var e Envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, errs.Permanent(err)
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
 // envelopeJSON has the known fields; Envelope adds the unknown ones.
 type envelopeJSON Envelope
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,7 +154,8 @@ func TestConnectWithPasswordOverTLS(t *testing.T) {
 		t.Fatal("server not ready")
 	}
 	url := "tls://" + srv.Addr().String()
-	var logs bytes.Buffer
+	// nats.go calls the logging handlers from its own goroutines.
+	var logs lockedBuffer
 	log := zerolog.New(&logs)
 	ctx := testCtx(t)
 	cfg := Config{URLs: []string{url}, Name: "test", User: "svc", PasswordFile: writeFile(t, "pw", "pa55-w0rd-xyz\n"),
@@ -197,6 +199,23 @@ func TestConnectRefusesServerWithoutJetStream(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "jetstream not available") {
 		t.Fatalf("err = %v, want jetstream not available", err)
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type testPKI struct{ caFile, certFile, keyFile string }

@@ -314,8 +314,9 @@ func (m *Miner) similarity(c *cluster) float64 {
 // run of word characters, '.' or '-' closed by '=' or ':'. Tokens with the
 // same key are the same field with different values, so they generalise to
 // "key=<*>" rather than to a bare wildcard.
-func keyLen(tok []byte) int {
-	for i, c := range tok {
+func keyLen[T string | []byte](tok T) int {
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
 		if c == '=' || c == ':' {
 			if i == 0 {
 				return 0
@@ -330,7 +331,7 @@ func keyLen(tok []byte) int {
 }
 
 func sameKey(t string, l []byte) bool {
-	k := keyLen([]byte(t))
+	k := keyLen(t)
 	return k > 0 && len(l) >= k && t[:k] == string(l[:k])
 }
 
@@ -429,7 +430,7 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 	changed := false
 	for i, t := range c.tokens {
-		if c.kinds[i] != kindWildcard && t != string(m.tk.masked(i)) {
+		if c.kinds[i] != kindWildcard && t != string(m.tk.masked(i)) && t != generalised(t, m.tk.masked(i)) {
 			changed = true
 			break
 		}
@@ -442,18 +443,28 @@ func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 		if i > 0 {
 			m.tb = append(m.tb, ' ')
 		}
-		if l := m.tk.masked(i); c.kinds[i] != kindWildcard && t != string(l) {
-			if k := keyLen([]byte(t)); k > 0 && sameKey(t, l) {
-				t = t[:k] + Wildcard
-			} else {
-				t = Wildcard
-			}
+		if c.kinds[i] != kindWildcard && t != string(m.tk.masked(i)) {
+			t = generalised(t, m.tk.masked(i))
 		}
 		m.tb = append(m.tb, t...)
 	}
 	old := c.id
 	m.generalise(c, string(m.tb))
 	return old, true
+}
+
+// generalised is the template token that covers both t and a different
+// line token l: "key=<*>" when they share a key, else the bare wildcard.
+// It is commutative and associative, so the final template does not depend
+// on the order lines arrive in.
+func generalised(t string, l []byte) string {
+	if k := keyLen(t); k > 0 && sameKey(t, l) {
+		if t[k:] == Wildcard {
+			return t
+		}
+		return t[:k] + Wildcard
+	}
+	return Wildcard
 }
 
 // generalise gives c the template tmpl, folding it into an existing cluster
@@ -501,6 +512,12 @@ func (m *Miner) extract(c *cluster, params []string) []string {
 		case kindWildcard:
 			params = append(params, m.tk.original(i))
 		case kindPartial:
+			if l := m.tk.masked(i); c.tokens[i] != string(l) {
+				// "key=<*>" over "key=value": the value is the parameter
+				orig := m.tk.original(i)
+				params = append(params, orig[min(keyLen(l), len(orig)):])
+				continue
+			}
 			k := m.tk.toks[i]
 			for _, v := range m.tk.vars[k.vStart:k.vEnd] {
 				params = append(params, m.tk.line[v.start:v.end])

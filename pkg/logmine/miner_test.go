@@ -1,0 +1,378 @@
+package logmine_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/logmine/internal/loghub"
+)
+
+func newMiner(t testing.TB, mut func(*logmine.Config)) *logmine.Miner {
+	t.Helper()
+	cfg := logmine.DefaultConfig()
+	if mut != nil {
+		mut(&cfg)
+	}
+	m, err := logmine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMatchLifecycle(t *testing.T) {
+	m := newMiner(t, nil)
+	r := m.Match("Invalid user webmaster from 173.234.31.186")
+	if !r.New || r.Changed || r.Template != "Invalid user webmaster from <*>" {
+		t.Fatalf("first line: %+v", r)
+	}
+	if !slices.Equal(r.Params, []string{"173.234.31.186"}) {
+		t.Fatalf("params %q", r.Params)
+	}
+	if r.ID != logmine.IDOf(r.Template) {
+		t.Fatalf("id %v is not the hash of %q", r.ID, r.Template)
+	}
+	first := r.ID
+
+	r = m.Match("Invalid user test9 from 52.80.34.196")
+	if r.New || !r.Changed || r.PreviousID != first || r.Template != "Invalid user <*> from <*>" {
+		t.Fatalf("generalising line: %+v", r)
+	}
+	if !slices.Equal(r.Params, []string{"test9", "52.80.34.196"}) {
+		t.Fatalf("params %q", r.Params)
+	}
+	if got := m.Resolve(first); got != r.ID {
+		t.Fatalf("Resolve(old) = %v, want %v", got, r.ID)
+	}
+	if ms := m.Merges(); len(ms) != 1 || ms[0] != (logmine.Merge{From: first, To: r.ID}) {
+		t.Fatalf("merges %+v", ms)
+	}
+
+	again := m.Match("Invalid user admin from 10.0.0.1")
+	if again.New || again.Changed || again.ID != r.ID {
+		t.Fatalf("known line: %+v", again)
+	}
+	tpl, ok := m.Lookup(r.ID)
+	if !ok || tpl.Count != 3 {
+		t.Fatalf("Lookup = %+v %v, want count 3", tpl, ok)
+	}
+	if _, ok := m.Lookup(first); ok {
+		t.Fatal("the generalised template's old id is still held")
+	}
+
+	other := m.Match("Connection closed by 173.234.31.186 [preauth]")
+	if !other.New || other.ID == r.ID {
+		t.Fatalf("a different message joined the template: %+v", other)
+	}
+	st := m.Stats()
+	if st.Lines != 4 || st.Templates != 2 || st.Created != 2 || st.Changed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPartialWildcardParams(t *testing.T) {
+	m := newMiner(t, nil)
+	m.Match("Receiving block blk_1 src: /10.0.0.1:5000 dest: /10.0.0.2:50010")
+	r := m.Match("Receiving block blk_-2 src: /10.0.0.3:6000 dest: /10.0.0.3:50010")
+	want := []string{"-2", "10.0.0.3", "6000", "10.0.0.3", "50010"}
+	if r.Template != "Receiving block blk_<*> src: /<*>:<*> dest: /<*>:<*>" || !slices.Equal(r.Params, want) {
+		t.Fatalf("got %q %q, want params %q", r.Template, r.Params, want)
+	}
+	if n := strings.Count(r.Template, logmine.Wildcard); n != len(r.Params) {
+		t.Fatalf("%d wildcards, %d params", n, len(r.Params))
+	}
+}
+
+func TestKeyValueGeneralisation(t *testing.T) {
+	m := newMiner(t, nil)
+	m.Match("Server environment:user.dir=/")
+	r := m.Match("Server environment:os.name=Linux")
+	if r.Template != "Server environment:<*>" {
+		t.Fatalf("template %q", r.Template)
+	}
+	if !slices.Equal(r.Params, []string{"os.name=Linux"}) {
+		t.Fatalf("params %q", r.Params)
+	}
+}
+
+func TestMatchIntoNoAllocs(t *testing.T) {
+	m := newMiner(t, nil)
+	lines := []string{
+		"Receiving block blk_5792489080791696128 src: /10.251.30.6:33145 dest: /10.251.30.6:50010",
+		"Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+		"Failed password for invalid user test from 173.234.31.187 port 38927 ssh2",
+	}
+	var r logmine.Result
+	for _, l := range lines {
+		m.MatchInto(l, &r)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		for _, l := range lines {
+			m.MatchInto(l, &r)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("MatchInto on known templates allocates %.1f times per 3 lines", allocs)
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	m := newMiner(t, func(c *logmine.Config) { c.MaxLineBytes = 32 })
+	r := m.Match(strings.Repeat("word ", 20))
+	if !r.Truncated || len(strings.Split(r.Template, " ")) > 7 {
+		t.Fatalf("long line: %+v", r)
+	}
+	if m.Stats().Truncated != 1 {
+		t.Fatal("truncation not counted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := logmine.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	cases := map[string]func(*logmine.Config){
+		"PrefixTokens":        func(c *logmine.Config) { c.PrefixTokens = -1 },
+		"SimilarityThreshold": func(c *logmine.Config) { c.SimilarityThreshold = 1.5 },
+		"MaxChildren":         func(c *logmine.Config) { c.MaxChildren = 1 },
+		"MaxTemplates":        func(c *logmine.Config) { c.MaxTemplates = 0 },
+		"MaxMerges":           func(c *logmine.Config) { c.MaxMerges = -1 },
+		"MaxLineBytes":        func(c *logmine.Config) { c.MaxLineBytes = 0 },
+		"DisabledMasks":       func(c *logmine.Config) { c.DisabledMasks = []logmine.Mask{"ipv5"} },
+	}
+	for field, mut := range cases {
+		cfg := logmine.DefaultConfig()
+		mut(&cfg)
+		err := cfg.Validate()
+		if !errors.Is(err, logmine.ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: Validate() = %v, want ErrInvalidConfig naming the field", field, err)
+		}
+		if _, err := logmine.New(cfg); !errs.IsPermanent(err) {
+			t.Errorf("%s: New error %v is not permanent", field, err)
+		}
+	}
+}
+
+func TestTemplateIDText(t *testing.T) {
+	id := logmine.IDOf("Invalid user <*> from <*>")
+	b, _ := id.MarshalText()
+	var back logmine.TemplateID
+	if err := back.UnmarshalText(b); err != nil || back != id || len(id.String()) != 16 {
+		t.Fatalf("round trip %q -> %v (%v)", b, back, err)
+	}
+	if _, err := logmine.ParseTemplateID("xyz"); err == nil {
+		t.Fatal("bad id accepted")
+	}
+}
+
+// loadContents returns every system's message contents, headers cut off.
+func loadContents(t testing.TB) map[string][]string {
+	dir := loghub.Require(t)
+	out := map[string][]string{}
+	for _, sys := range loghub.Systems {
+		ds, err := loghub.Load(dir, sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := logmine.CompileFormat(ds.Format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ds.Lines {
+			c, ok := f.Content(l)
+			if !ok {
+				c = l
+			}
+			out[sys] = append(out[sys], c)
+		}
+	}
+	return out
+}
+
+func finalTemplates(t testing.TB, lines []string) []logmine.Parsed {
+	t.Helper()
+	p, _, err := logmine.ParseLines(lines, logmine.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The same lines in any order end in the same template (and id) for every
+// line, on all four real systems, each under 25 shuffles.
+func TestOrderIndependence(t *testing.T) {
+	for sys, lines := range loadContents(t) {
+		base := finalTemplates(t, lines)
+		for seed := uint64(1); seed <= 25; seed++ {
+			perm := rand.New(rand.NewPCG(seed, 99)).Perm(len(lines))
+			shuffled := make([]string, len(lines))
+			for i, p := range perm {
+				shuffled[i] = lines[p]
+			}
+			got := finalTemplates(t, shuffled)
+			for i, p := range perm {
+				if got[i] != base[p] {
+					t.Fatalf("%s seed %d: line %q ends in %q (%v), in file order in %q (%v)",
+						sys, seed, lines[p], got[i].Template, got[i].ID, base[p].Template, base[p].ID)
+				}
+			}
+		}
+	}
+}
+
+// Two miners fed the same data in different orders hold the same
+// templates under the same ids.
+func TestIDsStableAcrossInstances(t *testing.T) {
+	all := loadContents(t)
+	var lines []string
+	for _, sys := range loghub.Systems {
+		lines = append(lines, all[sys]...)
+	}
+	a := newMiner(t, nil)
+	b := newMiner(t, nil)
+	for _, l := range lines {
+		a.Match(l)
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		b.Match(lines[i])
+	}
+	ta, tb := a.Templates(), b.Templates()
+	if !slices.Equal(ta, tb) {
+		t.Fatalf("instances disagree: %d vs %d templates", len(ta), len(tb))
+	}
+	for _, tp := range ta {
+		if tp.ID != logmine.IDOf(tp.Template) {
+			t.Fatalf("id %v of %q is not derived from the text", tp.ID, tp.Template)
+		}
+	}
+}
+
+func TestSnapshotRestore(t *testing.T) {
+	all := loadContents(t)
+	var lines []string
+	for _, sys := range loghub.Systems {
+		lines = append(lines, all[sys]...)
+	}
+	rand.New(rand.NewPCG(5, 5)).Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
+	half := len(lines) / 2
+
+	whole := newMiner(t, nil)
+	first := newMiner(t, nil)
+	for _, l := range lines[:half] {
+		whole.Match(l)
+		first.Match(l)
+	}
+	snap, err := first.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newMiner(t, nil)
+	if err := restored.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(first.Templates(), restored.Templates()) {
+		t.Fatal("restore changed the templates")
+	}
+	if !slices.Equal(first.Merges(), restored.Merges()) || first.Stats() != restored.Stats() {
+		t.Fatal("restore lost merges or counters")
+	}
+	// the restored miner continues exactly like one that never stopped
+	for _, l := range lines[half:] {
+		a, b := whole.Match(l), restored.Match(l)
+		if a.ID != b.ID || a.New != b.New || a.Changed != b.Changed || !slices.Equal(a.Params, b.Params) {
+			t.Fatalf("after restore %q: %+v, uninterrupted %+v", l, b, a)
+		}
+	}
+	t.Logf("snapshot of %d templates: %d bytes", len(first.Templates()), len(snap))
+
+	// corrupt input is refused, and leaves the miner as it was
+	before := restored.Templates()
+	bad := [][]byte{nil, []byte("LMSN"), append([]byte("XXXX"), snap[4:]...), snap[:len(snap)-1]}
+	flipped := slices.Clone(snap)
+	flipped[len(flipped)/2] ^= 0xff
+	bad = append(bad, flipped)
+	future := slices.Clone(snap)
+	future[4] = 99
+	bad = append(bad, future)
+	for i, b := range bad {
+		err := restored.Restore(b)
+		if !errors.Is(err, logmine.ErrInvalidSnapshot) || !errs.IsPermanent(err) {
+			t.Errorf("bad snapshot %d: err = %v", i, err)
+		}
+	}
+	if !slices.Equal(before, restored.Templates()) {
+		t.Fatal("a refused snapshot changed the miner")
+	}
+}
+
+func TestEvictionBound(t *testing.T) {
+	const max = 50
+	m := newMiner(t, func(c *logmine.Config) { c.MaxTemplates = max })
+	keep := m.Match("heartbeat ok")
+	for i := 0; i < 500; i++ {
+		// distinct first words: each line is its own template
+		m.Match(fmt.Sprintf("event%c%c happened in zone", 'a'+i%26, 'a'+i/26))
+		m.Match("heartbeat ok") // recently seen, never evicted
+	}
+	st := m.Stats()
+	if st.Templates != max || st.Evicted != uint64(st.Created)-max {
+		t.Fatalf("stats %+v, want %d templates and the rest evicted", st, max)
+	}
+	if _, ok := m.Lookup(keep.ID); !ok {
+		t.Fatal("the most recently seen template was evicted")
+	}
+	// state stays bounded: a snapshot of the bounded miner restores as many
+	snap, _ := m.Snapshot()
+	small := newMiner(t, func(c *logmine.Config) { c.MaxTemplates = 10 })
+	if err := small.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(small.Templates()); n != 10 {
+		t.Fatalf("restore into a smaller miner kept %d templates", n)
+	}
+	if _, ok := small.Lookup(keep.ID); !ok {
+		t.Fatal("restore dropped the most recent template")
+	}
+}
+
+// Putting the parameters back into the template rebuilds the line (with
+// its spacing normalised), for every real line: the parameters are exactly
+// the variable parts.
+func TestParamsRebuildLine(t *testing.T) {
+	for sys, lines := range loadContents(t) {
+		m := newMiner(t, nil)
+		for _, l := range lines {
+			m.Match(l)
+		}
+		for _, l := range lines {
+			r := m.Match(l)
+			if r.New || r.Changed {
+				t.Fatalf("%s: second pass changed templates at %q: %+v", sys, l, r)
+			}
+			var b strings.Builder
+			rest := r.Template
+			for _, p := range r.Params {
+				i := strings.Index(rest, logmine.Wildcard)
+				if i < 0 {
+					t.Fatalf("%s: more params than wildcards: %q %q", sys, r.Template, r.Params)
+				}
+				b.WriteString(rest[:i])
+				b.WriteString(p)
+				rest = rest[i+len(logmine.Wildcard):]
+			}
+			if strings.Contains(rest, logmine.Wildcard) {
+				t.Fatalf("%s: fewer params than wildcards: %q %q", sys, r.Template, r.Params)
+			}
+			b.WriteString(rest)
+			if got, want := b.String(), strings.Join(strings.Fields(l), " "); got != want {
+				t.Fatalf("%s: rebuilt %q from %q %q, want %q", sys, got, r.Template, r.Params, want)
+			}
+		}
+	}
+}

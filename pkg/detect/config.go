@@ -54,7 +54,8 @@ type Config struct {
 type CUSUMConfig struct {
 	// Disabled turns both CUSUMs off.
 	Disabled bool `yaml:"disabled" json:"disabled"`
-	// Drift is the allowance k in standard deviations. Default 0.5.
+	// Drift is the allowance k in standard deviations. Default 1: residuals
+	// of real series are autocorrelated, and 0.5 added up their wander.
 	Drift float64 `yaml:"drift" json:"drift"`
 	// Limit is the decision interval h in standard deviations. Default 12.
 	Limit float64 `yaml:"limit" json:"limit"`
@@ -100,7 +101,7 @@ const (
 	DefaultWindow     = 32
 	DefaultZThreshold = 6.0
 	DefaultAlpha      = 0.05
-	DefaultDrift      = 0.5
+	DefaultDrift      = 1.0
 	DefaultLimit      = 12.0
 	DefaultPeriod     = 24 * time.Hour
 	DefaultBuckets    = 24

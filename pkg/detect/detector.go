@@ -176,6 +176,9 @@ func (d *Detector) Profile() *Profile { return d.p }
 // than the EWMA so that the residual of a smooth curve stays small.
 const holtAlpha = 0.15
 
+// anomalyLearnRate scales the learning rates on an anomalous observation.
+const anomalyLearnRate = 0.3
+
 func scaleFloor(m float64) float64 { return 1e-9*math.Abs(m) + 1e-12 }
 
 // saturate maps a non-negative statistic z to [0,1], 0.5 at z = at. The
@@ -284,7 +287,10 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	// statistics against the state before this observation
 	med := d.win.median()
 	sdE := math.Max(math.Sqrt(d.vari), scaleFloor(d.mean))
-	scaleR := math.Max(1.4826*d.win.mad(med), math.Max(0.25*sdE, scaleFloor(med)))
+	// 1.4826 MAD and 1.2533 mean absolute deviation both estimate σ of a
+	// normal; the larger keeps quantised data (MAD = 0) from scoring every
+	// step between two levels as an outlier
+	scaleR := math.Max(math.Max(1.4826*d.win.mad(med), 1.2533*d.win.meanAD(med)), scaleFloor(med))
 	zR := (xd - med) / scaleR
 	zE := (xd - d.mean) / sdE
 	sdH := math.Max(math.Sqrt(d.hwVa), scaleFloor(d.level))
@@ -317,9 +323,23 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		}
 	}
 
-	// update the state
+	// update the state; an observation already judged anomalous teaches
+	// the baselines at a reduced rate, so that a sustained anomaly stays
+	// visible for a while instead of widening the band that judges it, and
+	// a lasting change is still accepted in the end
+	learn := 1.0
+	if warm {
+		// only the point detectors: slowing the baselines on a CUSUM
+		// alarm would feed the CUSUM its own bias and latch it
+		for _, k := range [...]Kind{KindRobustZ, KindEWMA, KindSeasonal} {
+			if r.Scores[k] >= cfg.Threshold {
+				learn = anomalyLearnRate
+				break
+			}
+		}
+	}
 	d.win.push(xd)
-	a := math.Max(cfg.Alpha, 1/float64(d.n+1))
+	a := learn * math.Max(cfg.Alpha, 1/float64(d.n+1))
 	dev := xd - d.mean
 	if warm {
 		dev = clamp(dev, -3*sdE, 3*sdE) // Huber: an outlier moves the baseline a bounded step
@@ -334,10 +354,10 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		if warm {
 			e = clamp(e, -3*sdH, 3*sdH)
 		}
-		ah := math.Max(holtAlpha, 1/float64(d.n+1))
+		ah := learn * math.Max(holtAlpha, 1/float64(d.n+1))
 		newLevel := predH + ah*e
 		if dtSec > 0 {
-			beta := math.Max(cfg.Forecast.Beta, 1/float64(d.n+1))
+			beta := learn * math.Max(cfg.Forecast.Beta, 1/float64(d.n+1))
 			d.slope = clamp((1-beta)*d.slope+beta*(newLevel-d.level)/dtSec, -maxAbsValue, maxAbsValue)
 		}
 		d.level = clamp(newLevel, -maxAbsValue, maxAbsValue)
@@ -358,7 +378,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			// an anomaly must not widen the band that judges it
 			d.seVa = (1 - a) * (d.seVa + a*es*es)
 		}
-		as := math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
+		as := learn * math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
 		newSlow := clamp(predS+as*(xd-predS), -maxAbsValue, maxAbsValue)
 		if dtSec > 0 {
 			d.slowSl = clamp((1-as)*d.slowSl+as*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
@@ -368,7 +388,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		// faster); spread it over the observations that fall in a bucket,
 		// or a bucket would absorb a level shift faster than the level.
 		periods := float64((ns-d.firstT)/d.p.periodNs) + 1
-		g := math.Max(cfg.Seasonal.Gamma, 1/(1+periods))
+		g := learn * math.Max(cfg.Seasonal.Gamma, 1/(1+periods))
 		if d.dt > 0 {
 			g *= math.Min(1, d.dt*1e9/float64(d.p.bucketNs))
 		}

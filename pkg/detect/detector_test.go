@@ -456,6 +456,13 @@ func TestStateRoundTrip(t *testing.T) {
 			v[i] += 3*math.Sin(float64(i)/40) + float64(i)
 		}
 		v[900] += 400
+		if cfg.Counter { // a monotonic counter whose increments are v
+			total := 0.0
+			for i := range v {
+				total += math.Abs(v[i]-float64(i)) + 1
+				v[i] = total
+			}
+		}
 		a := mustDetector(t, cfg)
 		for i := 0; i < 700; i++ {
 			a.Observe(at(i, 30*time.Second), v[i])

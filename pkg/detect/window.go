@@ -110,3 +110,21 @@ func (w *window) mad(m float64) float64 {
 	}
 	return (prev + cur) / 2
 }
+
+// meanAD is the mean absolute deviation from m: the fallback scale when the
+// MAD collapses on discrete or quantised data (Iglewicz and Hoaglin's
+// modified z-score uses 1.2533 × meanAD when MAD = 0).
+func (w *window) meanAD(m float64) float64 {
+	if len(w.perm) == 0 {
+		return 0
+	}
+	var s float64
+	for _, slot := range w.perm {
+		d := w.vals[slot] - m
+		if d < 0 {
+			d = -d
+		}
+		s += d
+	}
+	return s / float64(len(w.perm))
+}

@@ -28,7 +28,8 @@ type Multivariate struct {
 const maxSKABRows = 1_000_000
 
 // ReadSKAB reads a SKAB file: ';'-separated, a header whose first column is
-// datetime, then the sensor channels, then anomaly and changepoint.
+// datetime, then the sensor channels, then anomaly and changepoint (both
+// optional: anomaly-free.csv has neither, and its labels are all false).
 func ReadSKAB(r io.Reader) (Multivariate, error) {
 	var m Multivariate
 	sc := bufio.NewScanner(r)
@@ -53,8 +54,8 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 					m.Channels = append(m.Channels, name)
 				}
 			}
-			if labelCol < 0 {
-				return m, errs.Permanent(fmt.Errorf("%w: line 1: no anomaly column", ErrSKABFormat))
+			if len(cols) == 0 {
+				return m, errs.Permanent(fmt.Errorf("%w: line 1: no channel columns", ErrSKABFormat))
 			}
 			m.Values = make([][]float64, len(cols))
 			continue
@@ -65,7 +66,7 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 		if len(m.Times) >= maxSKABRows {
 			return m, errs.Permanent(fmt.Errorf("%w: line %d: more than %d rows", ErrSKABFormat, line, maxSKABRows))
 		}
-		if len(f) <= labelCol || len(f) <= cols[len(cols)-1] {
+		if len(f) <= max(labelCol, cols[len(cols)-1]) {
 			return m, errs.Permanent(fmt.Errorf("%w: line %d: %d fields", ErrSKABFormat, line, len(f)))
 		}
 		t, err := time.Parse("2006-01-02 15:04:05", f[0])
@@ -79,6 +80,10 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 				return m, errs.Permanent(fmt.Errorf("%w: line %d: %s %q", ErrSKABFormat, line, m.Channels[c], f[col]))
 			}
 			m.Values[c] = append(m.Values[c], v)
+		}
+		if labelCol < 0 { // anomaly-free.csv has no label column
+			m.Labels = append(m.Labels, false)
+			continue
 		}
 		lab, err := strconv.ParseFloat(f[labelCol], 64)
 		if err != nil {

@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// The consumer outlives a server restart: it keeps fetching after the
+// reconnect and loses none of the messages stored before or after.
+func TestConsumerSurvivesServerRestart(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	e := newEnv(t, srv.URL())
+	ctx := testCtx(t)
+	// The env's streams live in memory; this test needs them on disk.
+	durable := jetstream.StreamConfig{Name: "DISK" + e.stream, Subjects: []string{"disk" + e.prefix + ".>"}, Storage: jetstream.FileStorage}
+	if _, err := EnsureStream(ctx, e.js, durable); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.consumerConfig("restart")
+	cfg.Stream = durable.Name
+	c := newConsumer(t, e, cfg)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		seen[string(d.Data)] = true
+		mu.Unlock()
+		return nil
+	}))
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		ms := make([]Message, 0, to-from)
+		for i := from; i < to; i++ {
+			ms = append(ms, Message{Subject: "disk" + e.prefix + ".x", ID: fmt.Sprint(i), Data: []byte(fmt.Sprint(i))})
+		}
+		// After a restart the first attempts may fail until the client has
+		// reconnected; the same ids make retrying safe.
+		for {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := p.PublishAll(pctx, ms)
+			cancel()
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publish %d..%d: %v", from, to, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	publish(0, 50)
+	waitFor(t, "50 before the restart", func() bool { return count() == 50 })
+	srv.Restart()
+	publish(50, 100)
+	waitFor(t, "100 after the restart", func() bool { return count() == 100 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConsumerCollector(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("m", 5)
+	c := newConsumer(t, e, e.consumerConfig("metrics"))
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error { return nil }))
+	waitFor(t, "5 acks", func() bool { return c.Stats().Acked == 5 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`
+# HELP aiops_bus_deliveries_total Deliveries handed to the handler.
+# TYPE aiops_bus_deliveries_total counter
+aiops_bus_deliveries_total{consumer="metrics",stream=%q} 5
+`, e.stream)
+	if err := testutil.CollectAndCompare(c.Collector(), strings.NewReader(want), "aiops_bus_deliveries_total"); err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf(`
+# HELP aiops_bus_outstanding Deliveries handed out or being fetched and not yet settled; bounded by max_ack_pending.
+# TYPE aiops_bus_outstanding gauge
+aiops_bus_outstanding{consumer="metrics",stream=%[1]q} 0
+`, e.stream)
+	if err := testutil.CollectAndCompare(c.Collector(), strings.NewReader(want), "aiops_bus_outstanding"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(c.Collector(), "aiops_bus_results_total"); n != 5 {
+		t.Fatalf("%d result series, want 5", n)
+	}
+}

@@ -1,0 +1,216 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+)
+
+// DefaultAdminListen is used when AdminConfig.Listen is empty: loopback, so
+// an unconfigured service exposes nothing, on a port the kernel picks.
+const DefaultAdminListen = "127.0.0.1:0"
+
+// ErrInsecureListen is returned when the admin server would listen beyond
+// loopback without a token.
+var ErrInsecureListen = errors.New("admin server without a token must listen on loopback")
+
+// AdminConfig configures the admin HTTP server (/healthz, /readyz, /metrics).
+type AdminConfig struct {
+	// Listen is host:port; empty means DefaultAdminListen. Without a token
+	// the host must be a loopback address or "localhost".
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token every request must present.
+	TokenFile string `yaml:"token_file"`
+	// Token is the bearer token itself. It can only come from the
+	// environment (PREFIX_ADMIN__TOKEN with config.Load), never from the file.
+	Token string `yaml:"-" env:"token"`
+}
+
+// Validate checks the fields without reading the token file.
+func (c AdminConfig) Validate() error {
+	if c.Token != "" && c.TokenFile != "" {
+		return errors.New("admin.token_file and the admin token from the environment are both set; keep one")
+	}
+	listen := c.listen()
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("admin.listen: %q is not host:port: %w", listen, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("admin.listen: %q has an invalid port: %w", listen, err)
+	}
+	if c.Token == "" && c.TokenFile == "" && !isLoopbackHost(host) {
+		return fmt.Errorf("admin.listen: %q: %w; set admin.token_file (or the admin token environment variable) to listen there",
+			listen, ErrInsecureListen)
+	}
+	return nil
+}
+
+func (c AdminConfig) listen() string {
+	if c.Listen == "" {
+		return DefaultAdminListen
+	}
+	return c.Listen
+}
+
+// ResolveToken returns the configured token: Token, else the content of
+// TokenFile (see config.Secret), else "" for none.
+func (c AdminConfig) ResolveToken() (string, error) {
+	if c.Token != "" {
+		return c.Token, nil
+	}
+	if c.TokenFile == "" {
+		return "", nil
+	}
+	token, err := config.Secret(c.TokenFile, "")
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	return token, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Check is a named readiness check. Fn returns nil when the dependency it
+// checks (a server connection, a consumer) is usable; it must honour ctx.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// admin serves the admin endpoints.
+type admin struct {
+	checks       []Check
+	checkTimeout time.Duration
+	draining     atomic.Bool
+}
+
+func newAdminHandler(a *admin, registry *prometheus.Registry, token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", a.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, // a broken collector must not hide the others
+	}))
+	if token == "" {
+		return mux
+	}
+	return requireToken(token, mux)
+}
+
+// tokenEqual compares SHA-256 digests in constant time: comparing digests,
+// which always have the same length, also hides the token's length.
+func tokenEqual(got string, want [sha256.Size]byte) bool {
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+}
+
+func requireToken(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || !tokenEqual(got, want) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aiops-admin"`)
+			http.Error(w, "401 unauthorized: send Authorization: Bearer <admin token>", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// CheckResult is one check's outcome in the /readyz response.
+type CheckResult struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// ReadyResponse is the /readyz response body.
+type ReadyResponse struct {
+	Status string        `json:"status"` // "ready", "not ready" or "shutting down"
+	Checks []CheckResult `json:"checks,omitempty"`
+}
+
+func (a *admin) serveReady(w http.ResponseWriter, r *http.Request) {
+	resp := ReadyResponse{Status: "ready"}
+	code := http.StatusOK
+	if a.draining.Load() {
+		// Tell load balancers to stop sending work while components drain.
+		resp.Status, code = "shutting down", http.StatusServiceUnavailable
+	} else {
+		resp.Checks = a.runChecks(r.Context())
+		for _, c := range resp.Checks {
+			if !c.OK {
+				resp.Status, code = "not ready", http.StatusServiceUnavailable
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// runChecks runs all checks concurrently, each bounded by checkTimeout. A
+// check that ignores its context is reported as timed out and left to finish
+// in the background, so one stuck dependency cannot hang /readyz.
+func (a *admin) runChecks(ctx context.Context) []CheckResult {
+	results := make([]CheckResult, len(a.checks))
+	var wg sync.WaitGroup
+	for i, c := range a.checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.runCheck(ctx, c)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func (a *admin) runCheck(ctx context.Context, c Check) CheckResult {
+	ctx, cancel := context.WithTimeout(ctx, a.checkTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("check panicked: %v", p)
+			}
+		}()
+		done <- c.Fn(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("no answer within %s", a.checkTimeout)
+	}
+	if err != nil {
+		return CheckResult{Name: c.Name, Error: err.Error()}
+	}
+	return CheckResult{Name: c.Name, OK: true}
+}

@@ -31,6 +31,9 @@ func BenchmarkPublishConsume(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if _, err := js.CreateStream(context.Background(), DefaultStreams(WithMemoryStorage())[2]); err != nil {
+		b.Fatal(err)
+	}
 	payload := make([]byte, 200)
 	for i := range payload {
 		payload[i] = 'a' + byte(i%26)

@@ -402,6 +402,19 @@ func TestConsumerCancelLosesNothing(t *testing.T) {
 	}
 }
 
+func TestNewConsumerNeedsDeadLetterStream(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	cfg := e.consumerConfig("nodl")
+	cfg.DeadLetterPrefix = "nowhere" + e.prefix
+	_, err := NewConsumer(testCtx(t), e.js, cfg, testLog(t))
+	if err == nil || !strings.Contains(err.Error(), "dead-letter subject nowhere"+e.prefix+"."+e.stream+".nodl") {
+		t.Fatalf("err = %v, want a refusal naming the dead-letter subject", err)
+	}
+	if _, err := e.js.Consumer(testCtx(t), e.stream, "nodl"); err == nil {
+		t.Fatal("the consumer was created although NewConsumer failed")
+	}
+}
+
 func TestConsumerRejectsSecondRun(t *testing.T) {
 	e := newEnv(t, newTestServerURL(t))
 	c := newConsumer(t, e, e.consumerConfig("twice"))
@@ -477,4 +490,3 @@ func TestDefaultBackoffGrowsWithJitter(t *testing.T) {
 		}
 	}
 }
-

@@ -357,3 +357,13 @@ func TestParseIsStrict(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokenJSONNamesTheProblem(t *testing.T) {
+	for _, decode := range []func([]byte) (*Envelope, error){Parse, func(b []byte) (*Envelope, error) { return Decode(b, t0) }} {
+		_, err := decode([]byte(`{"kind":"log","service":`))
+		var ve *ValidationError
+		if !errors.As(err, &ve) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), "not valid JSON: unexpected end of JSON input") {
+			t.Fatalf("truncated JSON: %v", err)
+		}
+	}
+}

@@ -19,18 +19,15 @@ const MaxEnvelopeBytes = 1 << 20
 // the same bytes will never decode, so they belong in a dead letter, not in a
 // retry loop.
 func Decode(data []byte, now time.Time) (*Envelope, error) {
-	if len(data) > MaxEnvelopeBytes {
-		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
-	}
-	var e Envelope
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, errs.Permanent(err)
+	e, err := unmarshal(data)
+	if err != nil {
+		return nil, err
 	}
 	e.Normalize(now)
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
-	return &e, nil
+	return e, nil
 }
 
 // Parse is the strict decoder for events taken off the bus: it fills
@@ -39,15 +36,31 @@ func Decode(data []byte, now time.Time) (*Envelope, error) {
 // otherwise get a new one on every redelivery and defeat deduplication.
 // Every error is permanent.
 func Parse(data []byte) (*Envelope, error) {
+	e, err := unmarshal(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// unmarshal parses data into an envelope without filling or validating it;
+// every error is a permanent *ValidationError.
+func unmarshal(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
 	}
 	var e Envelope
 	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, errs.Permanent(err)
-	}
-	if err := e.Validate(); err != nil {
-		return nil, err
+		var ve *ValidationError
+		if !asType(err, &ve) {
+			// A syntax error never reaches UnmarshalJSON: the decoder
+			// checks the whole input first.
+			ve = &ValidationError{Problems: []FieldError{{Problem: "not valid JSON: " + err.Error()}}}
+		}
+		return nil, errs.Permanent(ve)
 	}
 	return &e, nil
 }

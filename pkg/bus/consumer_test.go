@@ -490,3 +490,34 @@ func TestDefaultBackoffGrowsWithJitter(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumerFilterSubjects(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("a", 3)
+	e.publish("b", 4)
+	e.publish("c", 5)
+	cfg := e.consumerConfig("filtered")
+	cfg.FilterSubjects = []string{e.prefix + ".a", e.prefix + ".c"}
+	c := newConsumer(t, e, cfg)
+	var mu sync.Mutex
+	subjects := map[string]int{}
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		subjects[d.Subject]++
+		mu.Unlock()
+		return nil
+	}))
+	waitFor(t, "8 acks", func() bool { return c.Stats().Acked == 8 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Stats().Delivered; d != 8 {
+		t.Fatalf("%d deliveries, want 8", d)
+	}
+	if len(subjects) != 2 || subjects[e.prefix+".a"] != 3 || subjects[e.prefix+".c"] != 5 {
+		t.Fatalf("delivered by subject: %v", subjects)
+	}
+	if info := serverState(t, e, "filtered"); info.NumPending != 0 || info.NumAckPending != 0 {
+		t.Fatalf("server: pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+	}
+}

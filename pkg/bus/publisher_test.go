@@ -162,3 +162,54 @@ func TestFlushWaitsForAcks(t *testing.T) {
 		}
 	}
 }
+
+// A responder that never answers stands in for a stalled server: the bound
+// holds, the next Publish waits for its context, and the ack timeout frees
+// the slots.
+func TestPublishInFlightBound(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	subject := "stall" + e.prefix
+	sub, err := e.nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	p, err := NewPublisher(e.js, WithMaxInFlight(3), WithAckTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	var futures []jetstream.PubAckFuture
+	for i := 0; i < 3; i++ {
+		f, err := p.Publish(ctx, Message{Subject: subject, ID: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	if p.InFlight() != 3 {
+		t.Fatalf("in flight %d, want 3", p.InFlight())
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err = p.Publish(short, Message{Subject: subject, ID: "3"})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "in-flight slot") {
+		t.Fatalf("fourth publish: err = %v, want a wait for an in-flight slot ending with the context", err)
+	}
+	for i, f := range futures {
+		select {
+		case err := <-f.Err():
+			if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+				t.Fatalf("publish %d: %v, want the ack timeout", i, err)
+			}
+		case <-f.Ok():
+			t.Fatalf("publish %d acked by a responder that never answers", i)
+		case <-ctx.Done():
+			t.Fatal("no ack timeout")
+		}
+	}
+	waitFor(t, "slots freed by the ack timeout", func() bool { return p.InFlight() == 0 })
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -59,6 +59,10 @@ type Options struct {
 	// Environ is the environment as KEY=VALUE strings; nil means os.Environ().
 	// Tests inject it.
 	Environ []string
+	// EnvIgnore lists name prefixes of variables that share EnvPrefix but
+	// are not configuration (e.g. "AIOPS_TEST_" for test fixtures), so strict
+	// checking does not reject them.
+	EnvIgnore []string
 	// Sets are key.path=value assignments, applied last, in order.
 	Sets []string
 }
@@ -109,7 +113,7 @@ func load(dst any, opts Options) error {
 		if environ == nil {
 			environ = os.Environ()
 		}
-		if err := applyEnv(root.Elem(), opts.EnvPrefix, environ); err != nil {
+		if err := applyEnv(root.Elem(), opts.EnvPrefix, opts.EnvIgnore, environ); err != nil {
 			return err
 		}
 	}
@@ -156,8 +160,12 @@ func loadFile(dst any, path string) error {
 	// Our own walk names every unknown key with its full path and line, which
 	// yaml.v3's KnownFields does only for the first, without the path.
 	var unknown []error
-	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(key string, line int) {
-		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q", path, line, ErrUnknownKey, key))
+	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(key string, line int, envOnly bool) {
+		hint := ""
+		if envOnly {
+			hint = " (a secret: set it from the environment, not the file)"
+		}
+		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q%s", path, line, ErrUnknownKey, key, hint))
 	})
 	if len(unknown) > 0 {
 		return errors.Join(unknown...)
@@ -200,7 +208,7 @@ func valueMessage(msg string) string {
 }
 
 // checkKeys reports every mapping key under n that type t has no field for.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string, line int)) {
+func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string, line int, envOnly bool)) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -233,7 +241,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string
 			}
 			f, ok := fields.byKey[k.Value]
 			if !ok {
-				report(join(path, k.Value), k.Line)
+				_, envOnly := fields.envOnly[k.Value]
+				report(join(path, k.Value), k.Line, envOnly)
 				continue
 			}
 			checkKeys(v, f.typ, join(path, k.Value), report)
@@ -341,13 +350,13 @@ type source struct {
 	env  bool   // keys match case-insensitively and env-only fields are visible
 }
 
-func applyEnv(root reflect.Value, prefix string, environ []string) error {
+func applyEnv(root reflect.Value, prefix string, ignore, environ []string) error {
 	prefix += "_"
 	var names []string
 	values := map[string]string{}
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, prefix) {
+		if !ok || !strings.HasPrefix(name, prefix) || hasAnyPrefix(name, ignore) {
 			continue
 		}
 		if _, seen := values[name]; !seen {
@@ -369,6 +378,15 @@ func applyEnv(root reflect.Value, prefix string, environ []string) error {
 		}
 	}
 	return errors.Join(problems...)
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func applySet(root reflect.Value, s string) error {

@@ -199,8 +199,8 @@ func TestLoadEnvOnlyField(t *testing.T) {
 	}
 	// Secrets are kept out of files and the command line (visible in ps).
 	err = Load(&cfg, Options{File: writeFile(t, "store:\n  password: pw\n")})
-	if !errors.Is(err, ErrUnknownKey) {
-		t.Errorf("password in the file: err = %v, want ErrUnknownKey", err)
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "from the environment") {
+		t.Errorf("password in the file: err = %v, want ErrUnknownKey pointing to the environment", err)
 	}
 	err = Load(&cfg, Options{Sets: []string{"store.password=pw"}})
 	if !errors.Is(err, ErrUnknownKey) {
@@ -230,6 +230,21 @@ func TestLoadUnknownEnvAndSetNameThemselves(t *testing.T) {
 				t.Errorf("err = %v, want ErrUnknownKey containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestLoadEnvIgnore(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{EnvPrefix: "AIOPS", EnvIgnore: []string{"AIOPS_TEST_"}, Environ: []string{
+		"AIOPS_TEST_NATS_URL=nats://127.0.0.1:4222", // a test fixture, not configuration
+		"AIOPS_WORKERS=6",
+	}})
+	if err != nil || cfg.Workers != 6 {
+		t.Errorf("Load = %v, workers %d; want the fixture ignored and workers 6", err, cfg.Workers)
+	}
+	err = Load(&cfg, Options{EnvPrefix: "AIOPS", EnvIgnore: []string{"AIOPS_TEST_"}, Environ: []string{"AIOPS_TESTS=1"}})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("AIOPS_TESTS is outside the ignored prefix: err = %v, want ErrUnknownKey", err)
 	}
 }
 

@@ -89,7 +89,9 @@ type Options struct {
 	// Name is the service name, used in logs.
 	Name  string
 	Admin AdminConfig
-	// Log receives lifecycle events; the zero Logger discards them.
+	// Log receives lifecycle events; the zero Logger discards them. Build it
+	// with logging.New and Service set: Run does not add the service field
+	// again (that would duplicate the JSON key).
 	Log zerolog.Logger
 	// Registry is served on /metrics; nil means a new registry with the Go
 	// runtime and process collectors.
@@ -168,7 +170,7 @@ func Run(ctx context.Context, opts Options, components ...Runner) error {
 		registry = prometheus.NewRegistry()
 		registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	logger := opts.Log.With().Str(logging.FieldService, opts.Name).Logger()
+	logger := opts.Log
 
 	token, err := opts.Admin.ResolveToken()
 	if err != nil {

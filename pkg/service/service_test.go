@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/config"
 )
@@ -208,7 +211,13 @@ func TestTokenAuth(t *testing.T) {
 		"token file": {TokenFile: tokenFile},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := start(t, Options{Admin: admin})
+			var logs syncBuffer
+			s := start(t, Options{Admin: admin, Log: zerolog.New(&logs)})
+			defer func() {
+				if strings.Contains(logs.String(), token) {
+					t.Errorf("logs contain the token:\n%s", logs.String())
+				}
+			}()
 			for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 				for _, bad := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Bearer " + token[:5], "Basic " + token, token} {
 					code, header, body := get(t, s.base+path, bad)
@@ -239,16 +248,17 @@ func TestTokenEqual(t *testing.T) {
 	}
 }
 
-// BenchmarkTokenEqual shows the comparison takes as long whether the
-// guess is wrong in its first byte, its last byte, or its length.
+// BenchmarkTokenEqual shows the comparison takes as long whether the guess is
+// wrong in its first or its last byte; only the guess's own length (hashing
+// it) changes the time, and the guesser knows that already.
 func BenchmarkTokenEqual(b *testing.B) {
 	token := strings.Repeat("k", 64)
 	want := sha256.Sum256([]byte(token))
 	for name, guess := range map[string]string{
-		"first-byte": "x" + token[1:],
-		"last-byte":  token[:63] + "x",
-		"short":      "k",
-		"equal":      token,
+		"first-byte":  "x" + token[1:],
+		"last-byte":   token[:63] + "x",
+		"short-guess": "k",
+		"equal":       token,
 	} {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
@@ -383,7 +393,8 @@ func TestSecondSignalForcesShutdown(t *testing.T) {
 func TestFailingComponentCancelsOthers(t *testing.T) {
 	boom := errors.New("boom")
 	var other atomic.Bool
-	s := start(t, Options{},
+	var logs syncBuffer
+	s := start(t, Options{Log: zerolog.New(&logs)},
 		Named("writer", RunnerFunc(func(context.Context) error { return boom })),
 		Named("consumer", waitForCancel(&other)))
 	err := s.wait(t)
@@ -393,6 +404,27 @@ func TestFailingComponentCancelsOthers(t *testing.T) {
 	if !other.Load() {
 		t.Error("the other component was not cancelled and drained")
 	}
+	if !strings.Contains(logs.String(), `{"level":"error","component":"writer","error":"boom","message":"component failed"}`) {
+		t.Errorf("logs lack the failure as a structured line:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test reading it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestPanickingComponentIsAnError(t *testing.T) {

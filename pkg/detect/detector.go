@@ -375,8 +375,16 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			es = clamp(es, -3*sdS, 3*sdS)
 		}
 		if !warm || math.Abs(zS) < cfg.ZThreshold {
-			// an anomaly must not widen the band that judges it
-			d.seVa = (1 - a) * (d.seVa + a*es*es)
+			// an anomaly must not widen the band that judges it, nor a
+			// profile that departs slowly: the variance has a memory of a
+			// quarter period and sees residuals clipped at 2σ, so that it
+			// grows at most a few percent per observation
+			av := learn * math.Max(math.Min(1, 4*d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
+			ev := es
+			if warm {
+				ev = clamp(es, -2*sdS, 2*sdS)
+			}
+			d.seVa = (1 - av) * (d.seVa + av*ev*ev)
 		}
 		as := learn * math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
 		newSlow := clamp(predS+as*(xd-predS), -maxAbsValue, maxAbsValue)

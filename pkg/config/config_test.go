@@ -29,13 +29,19 @@ type common struct {
 	Name string `yaml:"name"`
 }
 
+type receiver struct {
+	URL     string        `yaml:"url"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 type testConfig struct {
-	common  `yaml:",inline"`
-	Bus     busConfig         `yaml:"bus"`
-	Store   *storeConfig      `yaml:"store"`
-	Labels  map[string]string `yaml:"labels"`
-	Debug   bool              `yaml:"debug"`
-	Workers int               `yaml:"workers"`
+	common    `yaml:",inline"`
+	Receivers map[string]receiver `yaml:"receivers"`
+	Bus       busConfig           `yaml:"bus"`
+	Store     *storeConfig        `yaml:"store"`
+	Labels    map[string]string   `yaml:"labels"`
+	Debug     bool                `yaml:"debug"`
+	Workers   int                 `yaml:"workers"`
 
 	validated int
 	invalid   error
@@ -185,6 +191,27 @@ func TestLoadEnvStringsAreLiteral(t *testing.T) {
 	}
 	if cfg.Labels["team"] != "sre" || !cfg.Debug {
 		t.Errorf("labels, debug = %v, %v; want team=sre, true", cfg.Labels, cfg.Debug)
+	}
+}
+
+func TestLoadMapOfStructs(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{
+		File:      writeFile(t, "receivers:\n  team-a:\n    url: http://a\n    timeout: 2s\n"),
+		EnvPrefix: "AIOPS",
+		Environ:   []string{"AIOPS_RECEIVERS__OPS__URL=http://ops"},
+		Sets:      []string{"receivers.team-a.timeout=3s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]receiver{"team-a": {URL: "http://a", Timeout: 3 * time.Second}, "ops": {URL: "http://ops"}}
+	if !reflect.DeepEqual(cfg.Receivers, want) {
+		t.Errorf("receivers = %+v, want %+v", cfg.Receivers, want)
+	}
+	err = Load(&cfg, Options{File: writeFile(t, "receivers:\n  team-a:\n    uri: http://a\n")})
+	if err == nil || !strings.Contains(err.Error(), `:3: unknown key "receivers.team-a.uri"`) {
+		t.Errorf("err = %v, want the unknown key inside a map entry named with its line", err)
 	}
 }
 

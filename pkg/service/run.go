@@ -36,9 +36,11 @@ import (
 	"github.com/aiops-dev/aiops/pkg/logging"
 )
 
-// Defaults for zero Options fields.
+// Defaults for zero Options fields. The shutdown timeout stays below
+// Kubernetes' default 30s grace period, so Run reports who hung before the
+// kubelet's SIGKILL makes that impossible.
 const (
-	DefaultShutdownTimeout = 30 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
 	DefaultCheckTimeout    = 5 * time.Second
 )
 

@@ -89,6 +89,7 @@ func TestMigrateProjectSchemaOnce(t *testing.T) {
 	if s.ServerVersion().AtLeast(20, 3) {
 		want = append(want, "0001_events.sql#1")
 	}
+	want = append(want, "0002_events_links_extra.sql")
 	if !slices.Equal(applied, want) {
 		t.Fatalf("first Migrate applied %v, want %v on %v", applied, want, s.ServerVersion())
 	}

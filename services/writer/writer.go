@@ -1,0 +1,186 @@
+// Package writer is the ClickHouse writer service: it consumes every event
+// from JetStream and stores it, acking each message only after the insert
+// holding its row returned.
+//
+// A message that is not a valid envelope is dead-lettered with the reason
+// (the consumer runner does that for permanent errors); an insert that fails
+// for any other reason naks its messages, which JetStream redelivers with
+// backoff. Rows carry the event id in a ReplacingMergeTree, so a redelivered
+// batch leaves no visible duplicate.
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/store"
+)
+
+// Config is the writer's part of a service config.
+type Config struct {
+	// Consumer is the durable JetStream consumer; Stream defaults to EVENTS
+	// and Durable to "writer".
+	Consumer bus.ConsumerConfig `yaml:"consumer"`
+	// MaxRows and MaxAge bound one ClickHouse insert: it is sent when it
+	// holds MaxRows rows or MaxAge after its first row.
+	MaxRows int           `yaml:"max_rows"`
+	MaxAge  time.Duration `yaml:"max_age"`
+}
+
+// Defaults fills what is unset.
+func (c *Config) Defaults() {
+	if c.Consumer.Stream == "" {
+		c.Consumer.Stream = bus.StreamEvents
+	}
+	if c.Consumer.Durable == "" {
+		c.Consumer.Durable = "writer"
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = 5000
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = time.Second
+	}
+	if c.Consumer.BatchSize == 0 {
+		c.Consumer.BatchSize = 1000
+	}
+	if c.Consumer.MaxDeliver == 0 {
+		// A ClickHouse outage must never dead-letter events: transient
+		// failures are retried for days (with Backoff's last step
+		// repeating), while bad data is dead-lettered on its first delivery.
+		c.Consumer.MaxDeliver = 20_000
+	}
+	if c.Consumer.Backoff == nil {
+		c.Consumer.Backoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}
+	}
+	if c.Consumer.MaxAckPending == 0 {
+		// Enough for a full insert in flight while the next one fills.
+		c.Consumer.MaxAckPending = 4 * c.MaxRows
+	}
+}
+
+// Validate names the field that is wrong.
+func (c Config) Validate() error {
+	if err := c.Consumer.Validate(); err != nil {
+		return fmt.Errorf("writer.consumer: %w", err)
+	}
+	if c.MaxRows < 0 {
+		return fmt.Errorf("writer.max_rows: must not be negative, got %d", c.MaxRows)
+	}
+	if c.MaxAge < 0 {
+		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
+	}
+	if c.Consumer.MaxAckPending != 0 && c.Consumer.MaxAckPending < c.MaxRows {
+		return fmt.Errorf("writer.consumer.max_ack_pending: %d is below writer.max_rows %d, so no insert could ever fill", c.Consumer.MaxAckPending, c.MaxRows)
+	}
+	return nil
+}
+
+// EventColumns are the columns of the events table, in EventRow's order.
+var EventColumns = []string{
+	"id", "kind", "time", "observed_time", "source", "service", "severity", "fingerprint",
+	"labels.key", "labels.value", "resource.key", "resource.value", "links", "body", "extra", "schema_version",
+}
+
+// EventRow is e as a row of the events table.
+func EventRow(e *event.Envelope) []any {
+	lk, lv := pairs(e.Labels)
+	rk, rv := pairs(e.Resource)
+	links := e.Links
+	if links == nil {
+		links = []string{}
+	}
+	extra := ""
+	if len(e.Extra) > 0 {
+		// Unknown top-level fields, as a JSON object, so analysts can still
+		// reach them with visitParam*/JSONExtract*.
+		raw, err := jsonObject(e.Extra)
+		if err == nil {
+			extra = raw
+		}
+	}
+	return []any{
+		e.ID, string(e.Kind), e.Time, e.ObservedTime, e.Source, e.Service, string(e.Severity), e.Fingerprint,
+		lk, lv, rk, rv, links, string(e.Body), extra, uint16(e.SchemaVersion),
+	}
+}
+
+// Writer moves events from a JetStream consumer into ClickHouse.
+type Writer struct {
+	consumer *bus.Consumer
+	batch    *store.BatchWriter
+	log      zerolog.Logger
+}
+
+// New ensures the durable consumer and prepares the batch writer; the
+// events table must exist (store.Migrate with store.Schema).
+func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Config, log zerolog.Logger) (*Writer, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	batch, err := store.NewBatchWriter(conn, store.BatchConfig{
+		Table:   "events",
+		Columns: EventColumns,
+		MaxRows: cfg.MaxRows,
+		MaxAge:  cfg.MaxAge,
+		// The consumer already bounds what is in flight (MaxAckPending);
+		// the batch writer must never block below that.
+		MaxPendingRows: max(cfg.Consumer.MaxAckPending, cfg.MaxRows),
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := bus.NewConsumer(ctx, js, cfg.Consumer, log)
+	if err != nil {
+		batch.Close(ctx)
+		return nil, err
+	}
+	return &Writer{consumer: consumer, batch: batch, log: log}, nil
+}
+
+// Run consumes until ctx is cancelled, then flushes what it holds, waits for
+// the last inserts and returns. What was not inserted is not acked, so
+// JetStream delivers it again to the next writer.
+func (w *Writer) Run(ctx context.Context) error {
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		<-ctx.Done()
+		// Do not hold the last rows for MaxAge: the consumer is waiting
+		// for their results to finish its drain.
+		flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.batch.Flush(flushCtx); err != nil && !errors.Is(err, store.ErrClosed) {
+			w.log.Warn().Err(err).Msg("flush on shutdown")
+		}
+	}()
+	runErr := w.consumer.Run(ctx, w.handle)
+	<-flushed
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	closeErr := w.batch.Close(closeCtx)
+	return errors.Join(runErr, closeErr)
+}
+
+// Stats reports the consumer's counters.
+func (w *Writer) Stats() bus.Stats { return w.consumer.Stats() }
+
+func (w *Writer) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
+	e, err := event.Parse(d.Data)
+	if err != nil {
+		done(err) // permanent: dead-lettered with the reason
+		return
+	}
+	if err := w.batch.Add(ctx, EventRow(e), done); err != nil {
+		done(err) // not taken (shutting down): nak, redelivered later
+	}
+}

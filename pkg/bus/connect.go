@@ -41,9 +41,9 @@ type Config struct {
 	CredentialsFile string    `yaml:"credentials_file"`
 	User            string    `yaml:"user"`
 	PasswordFile    string    `yaml:"password_file"`
-	Password        string    `yaml:"-"`
+	Password        string    `yaml:"-" env:"password"`
 	TokenFile       string    `yaml:"token_file"`
-	Token           string    `yaml:"-"`
+	Token           string    `yaml:"-" env:"token"`
 	TLS             TLSConfig `yaml:"tls"`
 	// ConnectTimeout bounds each dial; 0 means 5s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`

@@ -35,7 +35,7 @@ type Config struct {
 	PasswordFile string `yaml:"password_file"`
 	// Password comes from the environment (the caller reads it); never from
 	// YAML and never logged.
-	Password string `yaml:"-"`
+	Password string `yaml:"-" env:"password"`
 	// DialTimeout bounds connecting; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// MaxOpenConns bounds the connection pool; 0 keeps the driver's default.

@@ -1,0 +1,173 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// AlertmanagerVersion is the webhook payload version Alertmanager (0.x
+// through today) sends and Alertmanager decodes.
+const AlertmanagerVersion = "4"
+
+// amPayload is the webhook body; the group fields are not needed per alert.
+type amPayload struct {
+	Version string            `json:"version"`
+	Alerts  []json.RawMessage `json:"alerts"`
+}
+
+// amAlert keeps the times as strings so a bad one is reported by name.
+type amAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     string            `json:"startsAt"`
+	EndsAt       string            `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// serviceLabels are the alert labels, in order, that name the service; an
+// alert with none of them gets UnknownService.
+var serviceLabels = []string{"service", "job", "app"}
+
+// Alertmanager decodes a Prometheus Alertmanager webhook payload (version
+// 4) into one alert event per alert. Item is the index in "alerts"; Field is
+// the alert's field ("startsAt", "labels.alertname").
+//
+// The envelope keeps Alertmanager's fingerprint, the labels (alertname
+// included) and the severity from the "severity" label (event.ParseSeverity;
+// an unknown word leaves it empty, the label stays). The service is the
+// first of the labels service, job, app that is set, else "unknown". The
+// event time is startsAt for a firing alert and endsAt for a resolved one.
+// The body is an event.AlertBody: alertname, status, startsAt, endsAt,
+// annotations, generatorURL.
+func Alertmanager(body []byte, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	var p amPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, syntaxProblem(NoItem, err)
+	}
+	switch {
+	case p.Version == "":
+		return nil, requestProblem("version", "is required, want %q", AlertmanagerVersion)
+	case p.Version != AlertmanagerVersion:
+		return nil, requestProblem("version", "is %q, want %q", clip(p.Version), AlertmanagerVersion)
+	case len(p.Alerts) > o.MaxEvents:
+		return nil, tooManyEvents(o.MaxEvents)
+	case len(p.Alerts) == 0:
+		return nil, requestProblem("alerts", "is empty")
+	}
+	var c problems
+	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts))}
+	for i, raw := range p.Alerts {
+		if e := alertEvent(i, raw, o.Now, &c); e != nil {
+			batch.Events = append(batch.Events, e)
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
+func alertEvent(i int, raw json.RawMessage, now time.Time, c *problems) *event.Envelope {
+	var a amAlert
+	if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
+		c.add(i, "", "is not a JSON object")
+		return nil
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		c.addProblem(problemOf(i, err))
+		return nil
+	}
+	before := c.total
+	startsAt, startErr := parseTime(a.StartsAt)
+	if startErr != nil {
+		c.add(i, "startsAt", "%v", startErr)
+	}
+	endsAt, endErr := parseTime(a.EndsAt)
+	if endErr != nil {
+		c.add(i, "endsAt", "%v", endErr)
+	}
+	name := a.Labels["alertname"]
+	if name == "" {
+		c.add(i, "labels.alertname", "is required")
+	}
+	timeField := "startsAt"
+	t := startsAt
+	switch a.Status {
+	case event.AlertFiring:
+		if startsAt.IsZero() && startErr == nil {
+			c.add(i, "startsAt", "is required")
+		}
+	case event.AlertResolved:
+		timeField, t = "endsAt", endsAt
+		if endsAt.IsZero() && endErr == nil {
+			c.add(i, "endsAt", "is required for a resolved alert")
+		}
+	case "":
+		c.add(i, "status", "is required")
+	default:
+		c.add(i, "status", "is %q, want firing or resolved", clip(a.Status))
+	}
+	if c.total > before {
+		return nil
+	}
+	sev, ok := event.ParseSeverity(a.Labels["severity"])
+	if !ok {
+		sev = ""
+	}
+	e := &event.Envelope{
+		Kind:        event.KindAlert,
+		Time:        t,
+		Service:     serviceFrom(a.Labels, serviceLabels),
+		Labels:      a.Labels,
+		Severity:    sev,
+		Fingerprint: a.Fingerprint,
+	}
+	e.Body, _ = json.Marshal(event.AlertBody{
+		Name:         name,
+		Status:       a.Status,
+		StartsAt:     startsAt,
+		EndsAt:       endsAt,
+		Annotations:  a.Annotations,
+		GeneratorURL: a.GeneratorURL,
+	})
+	// A firing alert is the same event every time Alertmanager repeats it
+	// (its endsAt moves with each resend, so it is not part of the identity).
+	identity := [][]byte{[]byte(a.Status), []byte(startsAt.UTC().Format(time.RFC3339Nano))}
+	if a.Status == event.AlertResolved {
+		identity = append(identity, []byte(endsAt.UTC().Format(time.RFC3339Nano)))
+	}
+	if err := seal(e, SourceAlertmanager, now, identity...); err != nil {
+		c.addInvalid(i, err, func(field string) string {
+			switch {
+			case field == "time":
+				return timeField
+			case field == "body.name":
+				return "labels.alertname"
+			case field == "body.generator_url":
+				return "generatorURL"
+			case strings.HasPrefix(field, "body.annotations"):
+				return strings.TrimPrefix(field, "body.")
+			}
+			return field
+		})
+		return nil
+	}
+	return e
+}
+
+// serviceFrom is the value of the first of keys set in labels.
+func serviceFrom(labels map[string]string, keys []string) string {
+	for _, k := range keys {
+		if v := labels[k]; v != "" {
+			return v
+		}
+	}
+	return UnknownService
+}

@@ -1,0 +1,117 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// Change is what a producer posts to /v1/changes. Unknown fields are
+// refused, so a misspelt "sevice" is an error instead of a change of
+// service "unknown".
+type Change struct {
+	ID          string            `json:"id,omitempty"`
+	Service     string            `json:"service"`
+	Type        string            `json:"type,omitempty"` // deploy when empty
+	Version     string            `json:"version,omitempty"`
+	Author      string            `json:"author,omitempty"`
+	Commit      string            `json:"commit,omitempty"`
+	URL         string            `json:"url,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Time        string            `json:"time,omitempty"` // RFC 3339; the receive time when empty
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// DefaultChangeType is the type of a change that names none.
+const DefaultChangeType = "deploy"
+
+// Changes decodes one change object or a JSON array of them into change
+// events. Item is the index in the array (0 for a lone object); Field is the
+// change's field. service is required; type defaults to deploy and must be
+// one of event.ChangeTypes; time defaults to the receive time; labels (for
+// example env or region) become the envelope's labels. An id, when given,
+// is kept, so a producer that retries with the same id is not counted
+// twice; otherwise the id is derived from the content and the time.
+func Changes(body []byte, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, requestProblem("", "the body has no changes")
+	}
+	var items []json.RawMessage
+	if trimmed[0] == '[' {
+		if err := json.Unmarshal(trimmed, &items); err != nil {
+			return nil, syntaxProblem(NoItem, err)
+		}
+		if len(items) == 0 {
+			return nil, requestProblem("", "the array has no changes")
+		}
+	} else {
+		items = []json.RawMessage{trimmed}
+	}
+	if len(items) > o.MaxEvents {
+		return nil, tooManyEvents(o.MaxEvents)
+	}
+	var c problems
+	batch := &Batch{Events: make([]*event.Envelope, 0, len(items))}
+	for i, raw := range items {
+		if e := changeEvent(i, raw, o, &c); e != nil {
+			batch.Events = append(batch.Events, e)
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
+func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Envelope {
+	if len(raw) == 0 || raw[0] != '{' {
+		c.add(i, "", "is not a JSON object")
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var ch Change
+	if err := dec.Decode(&ch); err != nil {
+		c.addProblem(problemOf(i, err))
+		return nil
+	}
+	if dec.More() {
+		c.add(i, "", "has data after the object")
+		return nil
+	}
+	t, err := parseTime(ch.Time)
+	if err != nil {
+		c.add(i, "time", "%v", err)
+		return nil
+	}
+	if t.IsZero() {
+		t = o.Now
+	}
+	if ch.Type == "" {
+		ch.Type = DefaultChangeType
+	}
+	e := &event.Envelope{
+		ID:      ch.ID,
+		Kind:    event.KindChange,
+		Time:    t,
+		Service: ch.Service,
+		Labels:  ch.Labels,
+	}
+	e.Body, _ = json.Marshal(event.ChangeBody{
+		Type:        ch.Type,
+		Version:     ch.Version,
+		Author:      ch.Author,
+		Commit:      ch.Commit,
+		URL:         ch.URL,
+		Description: ch.Description,
+	})
+	if err := seal(e, SourceChanges, o.Now, e.Body); err != nil {
+		c.addInvalid(i, err, func(field string) string { return strings.TrimPrefix(field, "body.") })
+		return nil
+	}
+	return e
+}

@@ -1,0 +1,369 @@
+// Package decode turns what producers send to the ingest gateway (envelopes
+// as JSON or NDJSON, Alertmanager webhooks, Prometheus remote-write, OTLP
+// logs and metrics, change events) into normalized, validated envelopes.
+//
+// Every decoder takes the request body (already decompressed from gzip; the
+// remote-write decoder undoes snappy itself because it is part of that
+// format) and Options, and returns a Batch or an error. Every error is
+// permanent: the same bytes will never decode. Invalid data is an *Error that
+// lists each problem with the item it was found in and the field, so a
+// producer can fix its payload; a decoder checks every item and refuses the
+// request whole when any item is invalid, never accepting a part.
+package decode
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/oklog/ulid/v2"
+)
+
+// Sentinel errors for limits; a decoder wraps them (permanent) so that
+// errors.Is finds them and the HTTP layer can answer 413.
+var (
+	// ErrTooLarge: the decompressed payload is over Options.MaxDecodedBytes.
+	ErrTooLarge = errors.New("payload too large")
+	// ErrTooManyEvents: the request would produce more than Options.MaxEvents events.
+	ErrTooManyEvents = errors.New("too many events in one request")
+)
+
+// Defaults used when an Options field is zero.
+const (
+	DefaultMaxEvents       = 10_000
+	DefaultMaxDecodedBytes = 10 << 20
+	// MaxProblems bounds the problems an *Error lists, so a request of ten
+	// thousand bad items gets a readable answer; Error.Total counts them all.
+	MaxProblems = 100
+)
+
+// Sources set on events whose producer did not name one.
+const (
+	SourceHTTP         = "http"
+	SourceAlertmanager = "alertmanager"
+	SourcePrometheus   = "prometheus"
+	SourceOTLP         = "otlp"
+	SourceChanges      = "changes"
+)
+
+// UnknownService is the service of an event whose payload names none.
+const UnknownService = "unknown"
+
+// Options control one decode call.
+type Options struct {
+	// Now is the receive time: the observed time of every event and the
+	// event time where the payload has none. Zero means time.Now().
+	Now time.Time
+	// MaxEvents is the most events one request may produce (0: DefaultMaxEvents).
+	MaxEvents int
+	// MaxDecodedBytes bounds a payload after decompression, for formats
+	// that carry their own compression (0: DefaultMaxDecodedBytes).
+	MaxDecodedBytes int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = DefaultMaxEvents
+	}
+	if o.MaxDecodedBytes <= 0 {
+		o.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	return o
+}
+
+// Skip reasons counted in Batch.Skipped.
+const (
+	// SkippedStaleMarkers counts Prometheus staleness markers (the special
+	// NaN) and OTLP points flagged "no recorded value": they say "this
+	// series ended", not a value, and an envelope cannot carry NaN.
+	SkippedStaleMarkers = "stale_markers"
+	// SkippedNonFinite counts other NaN and ±Inf samples, which ClickHouse
+	// and the detectors cannot use.
+	SkippedNonFinite = "non_finite_values"
+	// SkippedNativeHistograms counts remote-write native histogram samples,
+	// which have no metric-sample form yet.
+	SkippedNativeHistograms = "native_histograms"
+)
+
+// Batch is what one request decoded to.
+type Batch struct {
+	Events []*event.Envelope
+	// Skipped counts inputs deliberately not turned into events, by reason
+	// (the Skipped* constants). Nil when nothing was skipped.
+	Skipped map[string]int
+}
+
+func (b *Batch) skip(reason string) {
+	if b.Skipped == nil {
+		b.Skipped = make(map[string]int)
+	}
+	b.Skipped[reason]++
+}
+
+// NoItem is Problem.Item for a problem with the request as a whole.
+const NoItem = -1
+
+// Problem is one thing wrong with one field of one item. Item is the
+// 0-based position of the item in the request (the envelope, alert, time
+// series, resource or change; see each decoder) or NoItem; Field is a path
+// in the input format ("startsAt", "samples[2].timestamp"), empty when the
+// item as a whole is wrong.
+type Problem struct {
+	Item    int    `json:"item"`
+	Field   string `json:"field,omitempty"`
+	Problem string `json:"problem"`
+}
+
+// MarshalJSON leaves "item" out for request-wide problems.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	type plain Problem
+	if p.Item >= 0 {
+		return json.Marshal(plain(p))
+	}
+	return json.Marshal(struct {
+		Field   string `json:"field,omitempty"`
+		Problem string `json:"problem"`
+	}{p.Field, p.Problem})
+}
+
+// String reads like `item 3: field "time": is required`.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Item >= 0 {
+		b.WriteString("item ")
+		b.WriteString(strconv.Itoa(p.Item))
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString("field ")
+		b.WriteString(strconv.Quote(p.Field))
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Problem)
+	return b.String()
+}
+
+// Error is invalid input: every problem found (the first MaxProblems of
+// them) and how many there were in all.
+type Error struct {
+	Problems []Problem
+	Total    int
+}
+
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	msg := "invalid input: " + strings.Join(parts, "; ")
+	if e.Total > len(e.Problems) {
+		msg += fmt.Sprintf(" (and %d more problems)", e.Total-len(e.Problems))
+	}
+	return msg
+}
+
+// problems collects Problems, dropping exact repeats (the label problem of
+// a series would otherwise appear once per sample).
+type problems struct {
+	list  []Problem
+	seen  map[Problem]struct{}
+	total int
+}
+
+func (c *problems) add(item int, field, format string, args ...any) {
+	c.addProblem(Problem{Item: item, Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (c *problems) addProblem(p Problem) {
+	if c.seen == nil {
+		c.seen = make(map[Problem]struct{})
+	}
+	if _, dup := c.seen[p]; dup {
+		return
+	}
+	c.seen[p] = struct{}{}
+	c.total++
+	if len(c.list) < MaxProblems {
+		c.list = append(c.list, p)
+	}
+}
+
+// addInvalid records the problems of an envelope that failed Validate.
+// rename maps an envelope field to the input's name for it; prefix goes in
+// front of the others (the input path of the item part the event came from).
+func (c *problems) addInvalid(item int, err error, rename func(field string) string) {
+	var ve *event.ValidationError
+	if !errors.As(err, &ve) {
+		c.add(item, "", "%v", err)
+		return
+	}
+	for _, fe := range ve.Problems {
+		field := fe.Field
+		if rename != nil {
+			field = rename(field)
+		}
+		c.addProblem(Problem{Item: item, Field: field, Problem: fe.Problem})
+	}
+}
+
+func (c *problems) empty() bool { return c.total == 0 }
+
+func (c *problems) err() error {
+	if c.total == 0 {
+		return nil
+	}
+	return errs.Permanent(&Error{Problems: c.list, Total: c.total})
+}
+
+// requestProblem is a permanent *Error with one request-wide problem.
+func requestProblem(field, format string, args ...any) error {
+	var c problems
+	c.add(NoItem, field, format, args...)
+	return c.err()
+}
+
+func tooManyEvents(max int) error {
+	return errs.Permanent(fmt.Errorf("%w: more than %d events", ErrTooManyEvents, max))
+}
+
+func tooLarge(n, max int) error {
+	return errs.Permanent(fmt.Errorf("%w: %d bytes decompressed, over the limit of %d", ErrTooLarge, n, max))
+}
+
+// seal finishes an envelope built by a decoder: the source if none, the
+// fingerprint, a content-derived id, then Normalize and Validate.
+//
+// The id is derived from what the event says (kind, fingerprint, time and
+// the identity parts given) rather than drawn at random, because the
+// senders of these formats retry whole requests (Prometheus on a 5xx,
+// Alertmanager on every group notification, which repeats the alerts it
+// already sent): the same event then gets the same id, which JetStream's
+// duplicate window and the writer's deduplication drop.
+func seal(e *event.Envelope, source string, now time.Time, identity ...[]byte) error {
+	if e.Source == "" {
+		e.Source = source
+	}
+	if e.Fingerprint == "" {
+		e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
+	}
+	if e.ID == "" {
+		e.ID = stableID(e, identity...)
+	}
+	e.Normalize(now)
+	return e.Validate()
+}
+
+// stableID is a ULID whose time part is the event time and whose random
+// part is SHA-256 over the identity; empty (Normalize then draws a random
+// one) when the event time is outside what a ULID holds, which Validate
+// reports anyway.
+func stableID(e *event.Envelope, identity ...[]byte) string {
+	if e.Time.Before(time.Unix(0, 0)) || e.Time.UnixMilli() > int64(ulid.MaxTime()) {
+		return ""
+	}
+	h := sha256.New()
+	var buf [8]byte
+	write := func(b []byte) {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(b)))
+		h.Write(buf[:])
+		h.Write(b)
+	}
+	write([]byte(e.Kind))
+	write([]byte(e.Fingerprint))
+	binary.BigEndian.PutUint64(buf[:], uint64(e.Time.UnixNano()))
+	h.Write(buf[:])
+	for _, part := range identity {
+		write(part)
+	}
+	var sum [sha256.Size]byte
+	var id ulid.ULID
+	if err := id.SetTime(uint64(e.Time.UnixMilli())); err != nil {
+		return ""
+	}
+	if err := id.SetEntropy(h.Sum(sum[:0])[:10]); err != nil {
+		return ""
+	}
+	return id.String()
+}
+
+func float64Bytes(f float64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], math.Float64bits(f))
+	return b[:]
+}
+
+// jsonProblem turns an encoding/json error into a field and a reason.
+func jsonProblem(err error) (field, problem string) {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return typeErr.Field, fmt.Sprintf("has JSON type %s, want %s", typeErr.Value, jsonType(typeErr.Type.Kind().String()))
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return "", fmt.Sprintf("is not valid JSON: %s (at byte %d)", syntaxErr.Error(), syntaxErr.Offset)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ := strconv.Unquote(msg)
+		return name, "is not a known field"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", "is not valid JSON: unexpected end of input"
+	}
+	return "", "is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func jsonType(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "int", "int64", "uint64", "float64", "int32", "uint32":
+		return "number"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	case "bool":
+		return "boolean"
+	}
+	return goKind
+}
+
+// parseTime reads an RFC 3339 time; "0001-01-01T00:00:00Z" (Go's and
+// Alertmanager's zero) and "" give the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("is not an RFC 3339 time: %q", clip(s))
+	}
+	return t, nil
+}
+
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "..."
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func metricBody(name string, value *float64, typ, unit string) []byte {
+	b, _ := json.Marshal(event.MetricBody{Name: name, Value: value, Type: typ, Unit: unit})
+	return b
+}

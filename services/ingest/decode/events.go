@@ -1,0 +1,102 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// Events decodes envelopes sent as one JSON object, a JSON array of
+// objects, or a stream of objects (NDJSON: one per line; any whitespace
+// between objects is accepted). Item is the 0-based position of the
+// envelope in the request; Field is the envelope's JSON field. What the
+// producer set is kept (an id it chose makes its retries idempotent); what it
+// left out is filled by event.Normalize, the source with "http".
+func Events(body []byte, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, requestProblem("", "the body has no events")
+	}
+	var (
+		c     problems
+		batch = &Batch{}
+		item  int
+	)
+	take := func(raw json.RawMessage) error {
+		if item >= o.MaxEvents {
+			return tooManyEvents(o.MaxEvents)
+		}
+		e, err := event.Decode(raw, o.Now)
+		if err != nil {
+			c.addInvalid(item, err, nil)
+		} else {
+			if e.Source == "" {
+				e.Source = SourceHTTP
+			}
+			batch.Events = append(batch.Events, e)
+		}
+		item++
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if trimmed[0] == '[' {
+		if _, err := dec.Token(); err != nil {
+			return nil, syntaxProblem(NoItem, err)
+		}
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				c.addProblem(problemOf(item, err))
+				return nil, c.err()
+			}
+			if err := take(raw); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			c.addProblem(problemOf(NoItem, err))
+			return nil, c.err()
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			c.add(NoItem, "", "has data after the closing ] of the array")
+			return nil, c.err()
+		}
+	} else {
+		for {
+			var raw json.RawMessage
+			err := dec.Decode(&raw)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				c.addProblem(problemOf(item, err))
+				return nil, c.err()
+			}
+			if err := take(raw); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
+func problemOf(item int, err error) Problem {
+	field, problem := jsonProblem(err)
+	if errors.Is(err, io.EOF) {
+		problem = "is not valid JSON: unexpected end of input"
+	}
+	return Problem{Item: item, Field: field, Problem: problem}
+}
+
+func syntaxProblem(item int, err error) error {
+	var c problems
+	c.addProblem(problemOf(item, err))
+	return c.err()
+}

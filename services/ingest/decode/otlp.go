@@ -1,0 +1,404 @@
+package decode
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// Encoding is how an OTLP/HTTP body is serialized.
+type Encoding int
+
+const (
+	// Protobuf is application/x-protobuf.
+	Protobuf Encoding = iota
+	// JSON is application/json (the OTLP JSON mapping: hex ids, lowerCamelCase).
+	JSON
+)
+
+func (e Encoding) String() string {
+	if e == JSON {
+		return "JSON"
+	}
+	return "protobuf"
+}
+
+// otelServiceName is the resource attribute OpenTelemetry names the service with.
+const otelServiceName = "service.name"
+
+// OTLPLogs decodes an OTLP ExportLogsServiceRequest into one log event per
+// log record. Item is the index in resourceLogs; Field the path below it
+// ("scopeLogs[0].logRecords[3].body").
+//
+// The message is the body as a string (maps and arrays as JSON), else the
+// event name. The time is timeUnixNano, else observedTimeUnixNano, else the
+// receive time; the observed time is observedTimeUnixNano, else the receive
+// time. The severity comes from severityNumber when set (1-8 debug, 9-12
+// info, 13-16 warning, 17-20 error, 21-24 critical), else from severityText.
+// The service is the resource attribute service.name (else "unknown"); the
+// resource attributes become Resource and the record's attributes Labels,
+// every value as a string (maps and arrays as JSON). Trace and span ids go in
+// the body as hex.
+func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	req := plogotlp.NewExportRequest()
+	if err := unmarshalOTLP(req.UnmarshalProto, req.UnmarshalJSON, body, enc); err != nil {
+		return nil, requestProblem("", "is not an OTLP ExportLogsServiceRequest (%s): %v", enc, err)
+	}
+	logs := req.Logs()
+	if n := logs.LogRecordCount(); n > o.MaxEvents {
+		return nil, tooManyEvents(o.MaxEvents)
+	}
+	var c problems
+	batch := &Batch{Events: make([]*event.Envelope, 0, logs.LogRecordCount())}
+	rls := logs.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		resource := attributes(rl.Resource().Attributes())
+		service := serviceFromResource(resource)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				lr := lrs.At(k)
+				path := func() string { return fmt.Sprintf("scopeLogs[%d].logRecords[%d]", j, k) }
+				e := logEvent(lr, service, resource, o.Now)
+				if err := seal(e, SourceOTLP, o.Now, e.Body); err != nil {
+					c.addInvalid(i, err, func(field string) string {
+						switch {
+						case field == "service":
+							return "resource.attributes." + otelServiceName
+						case strings.HasPrefix(field, "resource"):
+							return "resource.attributes" + strings.TrimPrefix(field, "resource")
+						case field == "body.message":
+							return path() + ".body"
+						case field == "time":
+							return path() + ".timeUnixNano"
+						case field == "observed_time":
+							return path() + ".observedTimeUnixNano"
+						case strings.HasPrefix(field, "labels"):
+							return path() + ".attributes" + strings.TrimPrefix(field, "labels")
+						}
+						return path() + "." + field
+					})
+					continue
+				}
+				batch.Events = append(batch.Events, e)
+			}
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
+func logEvent(lr plog.LogRecord, service string, resource map[string]string, now time.Time) *event.Envelope {
+	t, observed := lr.Timestamp(), lr.ObservedTimestamp()
+	if t == 0 {
+		t = observed
+	}
+	e := &event.Envelope{
+		Kind:     event.KindLog,
+		Time:     now,
+		Service:  service,
+		Resource: maps.Clone(resource),
+		Labels:   attributes(lr.Attributes()),
+		Severity: logSeverity(lr.SeverityNumber(), lr.SeverityText()),
+	}
+	if t != 0 {
+		e.Time = t.AsTime()
+	}
+	if observed != 0 {
+		e.ObservedTime = observed.AsTime()
+	}
+	b := event.LogBody{Message: lr.Body().AsString()}
+	if b.Message == "" {
+		b.Message = lr.EventName()
+	}
+	if id := lr.TraceID(); !id.IsEmpty() {
+		b.TraceID = id.String()
+	}
+	if id := lr.SpanID(); !id.IsEmpty() {
+		b.SpanID = id.String()
+	}
+	e.Body, _ = json.Marshal(b)
+	return e
+}
+
+// logSeverity maps OpenTelemetry's severity number ranges, falling back to
+// the text when the number is unset.
+func logSeverity(n plog.SeverityNumber, text string) event.Severity {
+	switch {
+	case n >= 1 && n <= 8:
+		return event.SeverityDebug
+	case n >= 9 && n <= 12:
+		return event.SeverityInfo
+	case n >= 13 && n <= 16:
+		return event.SeverityWarning
+	case n >= 17 && n <= 20:
+		return event.SeverityError
+	case n >= 21 && n <= 24:
+		return event.SeverityCritical
+	}
+	if sev, ok := event.ParseSeverity(text); ok {
+		return sev
+	}
+	return ""
+}
+
+// OTLPMetrics decodes an OTLP ExportMetricsServiceRequest into metric
+// events. Item is the index in resourceMetrics; Field the path below it
+// ("scopeMetrics[0].metrics[2].sum.dataPoints[1].timeUnixNano").
+//
+//   - gauge and sum data points: one event each, named after the metric; a
+//     monotonic cumulative sum is a counter, anything else a gauge (a delta
+//     sum's value is the increase over its interval, not a running total).
+//   - histogram and exponential histogram points: two series in the
+//     Prometheus style, <name>_count and <name>_sum (when the point has a
+//     sum), counters when cumulative; the buckets are not kept.
+//   - summary points: <name>_count and <name>_sum as counters, and one gauge
+//     <name> per quantile with the label quantile="0.99".
+//
+// Labels are the point's attributes plus __name__; resource, service and
+// stringification are as for logs. The time is timeUnixNano, required.
+// Points flagged "no recorded value" are skipped and counted as stale
+// markers, NaN and infinite values as non-finite.
+func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	req := pmetricotlp.NewExportRequest()
+	if err := unmarshalOTLP(req.UnmarshalProto, req.UnmarshalJSON, body, enc); err != nil {
+		return nil, requestProblem("", "is not an OTLP ExportMetricsServiceRequest (%s): %v", enc, err)
+	}
+	metrics := req.Metrics()
+	if n := metrics.DataPointCount(); n > o.MaxEvents {
+		return nil, tooManyEvents(o.MaxEvents)
+	}
+	m := metricDecoder{o: o, batch: &Batch{}}
+	rms := metrics.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		m.item = i
+		m.resource = attributes(rm.Resource().Attributes())
+		m.service = serviceFromResource(m.resource)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if err := m.metric(fmt.Sprintf("scopeMetrics[%d].metrics[%d]", j, k), ms.At(k)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := m.c.err(); err != nil {
+		return nil, err
+	}
+	return m.batch, nil
+}
+
+type metricDecoder struct {
+	o        Options
+	batch    *Batch
+	c        problems
+	item     int
+	resource map[string]string
+	service  string
+}
+
+func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
+	name, unit := metric.Name(), metric.Unit()
+	if name == "" {
+		m.c.add(m.item, path+".name", "is required")
+		return nil
+	}
+	switch metric.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.numberPoints(path+".gauge", name, unit, event.MetricGauge, metric.Gauge().DataPoints())
+	case pmetric.MetricTypeSum:
+		sum := metric.Sum()
+		typ := event.MetricGauge
+		if sum.IsMonotonic() && sum.AggregationTemporality() == pmetric.AggregationTemporalityCumulative {
+			typ = event.MetricCounter
+		}
+		return m.numberPoints(path+".sum", name, unit, typ, sum.DataPoints())
+	case pmetric.MetricTypeHistogram:
+		h := metric.Histogram()
+		typ := cumulativeType(h.AggregationTemporality())
+		dps := h.DataPoints()
+		for l := 0; l < dps.Len(); l++ {
+			dp := dps.At(l)
+			p := fmt.Sprintf("%s.histogram.dataPoints[%d]", path, l)
+			if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
+				return err
+			}
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		h := metric.ExponentialHistogram()
+		typ := cumulativeType(h.AggregationTemporality())
+		dps := h.DataPoints()
+		for l := 0; l < dps.Len(); l++ {
+			dp := dps.At(l)
+			p := fmt.Sprintf("%s.exponentialHistogram.dataPoints[%d]", path, l)
+			if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
+				return err
+			}
+		}
+	case pmetric.MetricTypeSummary:
+		dps := metric.Summary().DataPoints()
+		for l := 0; l < dps.Len(); l++ {
+			dp := dps.At(l)
+			p := fmt.Sprintf("%s.summary.dataPoints[%d]", path, l)
+			if err := m.countAndSum(p, name, unit, event.MetricCounter, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), true, dp.Sum()); err != nil {
+				return err
+			}
+			qs := dp.QuantileValues()
+			for q := 0; q < qs.Len(); q++ {
+				labels := attributes(dp.Attributes())
+				labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
+				if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		m.c.add(m.item, path, "has no data (gauge, sum, histogram, exponentialHistogram or summary)")
+	}
+	return nil
+}
+
+func cumulativeType(t pmetric.AggregationTemporality) string {
+	if t == pmetric.AggregationTemporalityCumulative {
+		return event.MetricCounter
+	}
+	return event.MetricGauge
+}
+
+func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.NumberDataPointSlice) error {
+	for l := 0; l < dps.Len(); l++ {
+		dp := dps.At(l)
+		p := fmt.Sprintf("%s.dataPoints[%d]", path, l)
+		var v float64
+		switch dp.ValueType() {
+		case pmetric.NumberDataPointValueTypeDouble:
+			v = dp.DoubleValue()
+		case pmetric.NumberDataPointValueTypeInt:
+			v = float64(dp.IntValue())
+		default:
+			if dp.Flags().NoRecordedValue() {
+				m.batch.skip(SkippedStaleMarkers)
+				continue
+			}
+			m.c.add(m.item, p, "has no value (asDouble or asInt)")
+			continue
+		}
+		if err := m.point(p, name, unit, typ, attributes(dp.Attributes()), dp.Timestamp(), dp.Flags(), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metricDecoder) countAndSum(path, name, unit, typ string, attrs pcommon.Map, ts pcommon.Timestamp, flags pmetric.DataPointFlags, count uint64, hasSum bool, sum float64) error {
+	if err := m.point(path+".count", name+"_count", "", typ, attributes(attrs), ts, flags, float64(count)); err != nil {
+		return err
+	}
+	if !hasSum {
+		return nil
+	}
+	return m.point(path+".sum", name+"_sum", unit, typ, attributes(attrs), ts, flags, sum)
+}
+
+// point makes one metric event; path names the input value for errors.
+func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]string, ts pcommon.Timestamp, flags pmetric.DataPointFlags, v float64) error {
+	switch {
+	case flags.NoRecordedValue():
+		m.batch.skip(SkippedStaleMarkers)
+		return nil
+	case !finite(v):
+		m.batch.skip(SkippedNonFinite)
+		return nil
+	}
+	if len(m.batch.Events) >= m.o.MaxEvents {
+		return tooManyEvents(m.o.MaxEvents)
+	}
+	// Path of the data point, for the fields that belong to it rather than to
+	// the value (.count, .sum and quantileValues[q] name the value).
+	point := path
+	if i := strings.LastIndex(path, "]"); i >= 0 {
+		point = path[:i+1]
+	}
+	if ts == 0 {
+		m.c.add(m.item, point+".timeUnixNano", "is required")
+		return nil
+	}
+	labels["__name__"] = name
+	e := &event.Envelope{
+		Kind:     event.KindMetric,
+		Time:     ts.AsTime(),
+		Service:  m.service,
+		Resource: maps.Clone(m.resource),
+		Labels:   labels,
+	}
+	e.Body = metricBody(name, &v, typ, unit)
+	if err := seal(e, SourceOTLP, m.o.Now, float64Bytes(v)); err != nil {
+		m.c.addInvalid(m.item, err, func(field string) string {
+			switch {
+			case field == "service":
+				return "resource.attributes." + otelServiceName
+			case strings.HasPrefix(field, "resource"):
+				return "resource.attributes" + strings.TrimPrefix(field, "resource")
+			case field == "time":
+				return point + ".timeUnixNano"
+			case strings.HasPrefix(field, "labels"):
+				return point + ".attributes" + strings.TrimPrefix(field, "labels")
+			}
+			return path + "." + field
+		})
+		return nil
+	}
+	m.batch.Events = append(m.batch.Events, e)
+	return nil
+}
+
+func unmarshalOTLP(proto, jsonFn func([]byte) error, body []byte, enc Encoding) (err error) {
+	// The pdata decoders are generated code over untrusted bytes; a panic in
+	// one must become a 400 for that request, not a crashed gateway.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed payload (%v)", r)
+		}
+	}()
+	if enc == JSON {
+		return jsonFn(body)
+	}
+	return proto(body)
+}
+
+// attributes turns OTLP attributes into string labels; maps and arrays
+// become JSON, bytes base64.
+func attributes(m pcommon.Map) map[string]string {
+	out := make(map[string]string, m.Len()+1)
+	m.Range(func(k string, v pcommon.Value) bool {
+		out[k] = v.AsString()
+		return true
+	})
+	return out
+}
+
+func serviceFromResource(resource map[string]string) string {
+	if s := resource[otelServiceName]; s != "" {
+		return s
+	}
+	return UnknownService
+}

@@ -27,6 +27,11 @@ type Config struct {
 	// share the wildcard child, which keeps the tree small when a variable
 	// the maskers miss sits in a routing position.
 	MaxChildren int
+	// FoldAfter: when this many values in the last routing position have
+	// been seen in messages that are otherwise the same, that position is a
+	// variable the maskers missed (a host or user name) and the templates
+	// are folded into one. 0 disables folding.
+	FoldAfter int
 	// MaxTemplates bounds memory: beyond it the least recently seen
 	// template is evicted (and counted in Stats.Evicted).
 	MaxTemplates int
@@ -46,6 +51,7 @@ func DefaultConfig() Config {
 		PrefixTokens:        2,
 		SimilarityThreshold: 0.6,
 		MaxChildren:         100,
+		FoldAfter:           3,
 		MaxTemplates:        50_000,
 		MaxMerges:           50_000,
 		MaxLineBytes:        1 << 20,
@@ -61,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: SimilarityThreshold must be in (0,1], got %v", ErrInvalidConfig, c.SimilarityThreshold)
 	case c.MaxChildren < 2:
 		return fmt.Errorf("%w: MaxChildren must be at least 2, got %d", ErrInvalidConfig, c.MaxChildren)
+	case c.FoldAfter < 0 || c.FoldAfter == 1:
+		return fmt.Errorf("%w: FoldAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.FoldAfter)
 	case c.MaxTemplates < 1:
 		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
 	case c.MaxMerges < 0:

@@ -81,10 +81,13 @@ type Result struct {
 	Params []string
 	// New is set when this line created the template.
 	New bool
-	// Changed is set when this line generalised an existing template:
-	// PreviousID was its id before (a Merge PreviousID -> ID is recorded).
+	// Changed is set when this line generalised existing templates:
+	// PreviousID was the id before, and Merges lists every template folded
+	// into ID (usually one, PreviousID -> ID; several when values in a
+	// routing position were folded, see Config.FoldAfter).
 	Changed    bool
 	PreviousID TemplateID
+	Merges     []Merge
 	// Truncated is set when the line was longer than Config.MaxLineBytes.
 	Truncated bool
 }
@@ -102,7 +105,7 @@ type Stats struct {
 	Templates int    // templates held now
 	Created   uint64 // templates created
 	Changed   uint64 // generalisations (each also recorded as a merge)
-	Folded    uint64 // templates folded into an equal one after generalisation
+	Folded    uint64 // templates folded into another (equal text, or FoldAfter)
 	Evicted   uint64 // templates evicted by MaxTemplates
 	Truncated uint64 // lines cut at MaxLineBytes
 }
@@ -204,11 +207,18 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	m.tk.tokenize(line)
 	c := m.search()
 	if c == nil {
-		c, r.New = m.create()
+		var merges []Merge
+		if c, merges = m.fold(); c != nil {
+			r.Changed, r.PreviousID, r.Merges = true, merges[0].From, merges
+		} else {
+			c, r.New = m.create()
+		}
 	} else if old, changed := m.absorb(c); changed {
 		r.Changed = true
 		r.PreviousID = old
-		c = m.byID[IDOf(m.tbString())] // absorb may fold c into another
+		r.Merges = []Merge{{From: old, To: IDOf(m.tbString())}}
+		c = m.byID[r.Merges[0].To] // absorb may fold c into another
+		c, r.Merges = m.sweep(c, r.Merges)
 	}
 	c.count++
 	c.lastSeen = m.seq
@@ -247,7 +257,9 @@ func (m *Miner) search() *cluster {
 	if cur == nil {
 		return nil
 	}
+	var parent *node
 	for i := 0; i < m.levels(n); i++ {
+		parent = cur
 		tok := m.tk.masked(i)
 		var next *node
 		if k, wild := routeKey(tok); !wild {
@@ -261,18 +273,201 @@ func (m *Miner) search() *cluster {
 		}
 		cur = next
 	}
-	var best *cluster
-	bestSim := -1.0
-	for _, c := range cur.clusters {
+	best, sim := m.best(cur.clusters, nil, -1)
+	if sim < m.cfg.SimilarityThreshold && parent != nil {
+		// The line's own branch has no match: the template may have been
+		// folded into the wildcard branch after this value was seen.
+		if w := parent.children[Wildcard]; w != nil && w != cur {
+			best, sim = m.best(w.clusters, best, sim)
+		}
+	}
+	if best == nil || sim < m.cfg.SimilarityThreshold {
+		return nil
+	}
+	return best
+}
+
+// best returns the most similar of cs and the given best so far. Ties go to
+// the template with more parameters, then to the smaller text, so the
+// choice never depends on insertion order.
+func (m *Miner) best(cs []*cluster, best *cluster, bestSim float64) (*cluster, float64) {
+	for _, c := range cs {
 		s := m.similarity(c)
 		if s > bestSim || (s == bestSim && (c.params > best.params || (c.params == best.params && c.template < best.template))) {
 			best, bestSim = c, s
 		}
 	}
-	if best == nil || bestSim < m.cfg.SimilarityThreshold {
-		return nil
+	return best, bestSim
+}
+
+// fold handles a value in the last routing position that is a variable the
+// maskers missed ("Replica web-a is back in sync"): Drain would open a
+// branch, and a template, for every value. When the line and clusters in
+// FoldAfter-1 sibling branches differ only in that token, they are folded
+// into one template with a wildcard there, in the wildcard branch, where
+// later values find it. Two or fewer values stay apart: "Failed password
+// for" and "Failed none for" are different messages.
+func (m *Miner) fold() (*cluster, []Merge) {
+	n := len(m.tk.toks)
+	levels := m.levels(n)
+	if m.cfg.FoldAfter < 2 || levels == 0 {
+		return nil, nil
 	}
-	return best
+	pos := levels - 1
+	k, wild := routeKey(m.tk.masked(pos))
+	if wild {
+		return nil, nil
+	}
+	own := string(m.tk.masked(pos)[:k])
+	cur := m.byLen[n]
+	for i := 0; i < pos && cur != nil; i++ {
+		tok := m.tk.masked(i)
+		var next *node
+		if k, wild := routeKey(tok); !wild {
+			next = cur.children[string(tok[:k])]
+		}
+		if next == nil {
+			next = cur.children[Wildcard]
+		}
+		cur = next
+	}
+	if cur == nil {
+		return nil, nil
+	}
+	var sibs []*cluster
+	values := 1
+	for key, ch := range cur.children {
+		if key == Wildcard || key == own {
+			continue
+		}
+		found := false
+		for _, c := range ch.clusters {
+			if m.differsOnlyAt(c, pos) {
+				sibs = append(sibs, c)
+				found = true
+			}
+		}
+		if found {
+			values++
+		}
+	}
+	if values < m.cfg.FoldAfter {
+		return nil, nil
+	}
+	// the folded template: the line, generalised by every sibling
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = string(m.tk.masked(i))
+	}
+	toks[pos] = Wildcard
+	tmpl := strings.Join(toks, " ")
+	target := m.byID[IDOf(tmpl)]
+	if target == nil || target.template != tmpl {
+		target = newCluster(tmpl)
+		m.seq++
+		target.created = m.seq
+		target.routeWild = m.insert(target, n, nil)
+		m.byID[target.id] = target
+		m.pushFront(target)
+		m.stats.Created++
+		delete(m.merges, target.id)
+	}
+	return m.foldInto(target, sibs, nil)
+}
+
+// sweep folds into c, a template in the wildcard branch of the last
+// routing level with a wildcard at that position, the templates of sibling
+// branches that differ from it only there: they are the same message with
+// values that came before the position was known to be variable.
+func (m *Miner) sweep(c *cluster, merges []Merge) (*cluster, []Merge) {
+	levels := m.levels(len(c.tokens))
+	if m.cfg.FoldAfter < 2 || levels == 0 {
+		return c, merges
+	}
+	pos := levels - 1
+	if c.kinds[pos] != kindWildcard || c.routeWild&(1<<pos) == 0 || c.leaf.parent == nil {
+		return c, merges
+	}
+	var sibs []*cluster
+	for _, ch := range c.leaf.parent.children {
+		if ch == c.leaf {
+			continue
+		}
+		for _, o := range ch.clusters {
+			if sameExcept(c, o, pos) {
+				sibs = append(sibs, o)
+			}
+		}
+	}
+	if len(sibs) == 0 {
+		return c, merges
+	}
+	return m.foldInto(c, sibs, merges)
+}
+
+// sameExcept: a and b agree at every position but pos (wildcards and
+// same-key fields agree with anything of their kind).
+func sameExcept(a, b *cluster, pos int) bool {
+	for i, t := range a.tokens {
+		if i == pos || a.kinds[i] == kindWildcard || b.kinds[i] == kindWildcard {
+			continue
+		}
+		if u := b.tokens[i]; t != u && !sameKey(t, []byte(u)) {
+			return false
+		}
+	}
+	return true
+}
+
+// foldInto generalises target to cover sibs, then removes sibs, adding
+// their counts; every id that stops existing gets a merge to the result.
+func (m *Miner) foldInto(target *cluster, sibs []*cluster, merges []Merge) (*cluster, []Merge) {
+	toks := slices.Clone(target.tokens)
+	for _, c := range sibs {
+		for i, t := range c.tokens {
+			if toks[i] == Wildcard || toks[i] == t {
+				continue
+			}
+			if c.kinds[i] == kindWildcard {
+				toks[i] = Wildcard
+			} else {
+				toks[i] = generalised(toks[i], []byte(t))
+			}
+		}
+	}
+	if tmpl := strings.Join(toks, " "); tmpl != target.template {
+		old := target.id
+		m.generalise(target, tmpl)
+		target = m.byID[IDOf(tmpl)]
+		merges = append(merges, Merge{From: old, To: target.id})
+	}
+	slices.SortFunc(sibs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
+	for _, c := range sibs {
+		if c == target {
+			continue
+		}
+		target.count += c.count
+		target.lastSeen = max(target.lastSeen, c.lastSeen)
+		merges = append(merges, Merge{From: c.id, To: target.id})
+		m.recordMerge(c.id, target.id)
+		m.remove(c)
+		m.stats.Folded++
+	}
+	return target, merges
+}
+
+// differsOnlyAt reports whether the line repeats c everywhere except at
+// position pos (wildcards and same-key fields count as repeats).
+func (m *Miner) differsOnlyAt(c *cluster, pos int) bool {
+	for i, t := range c.tokens {
+		if i == pos || c.kinds[i] == kindWildcard {
+			continue
+		}
+		if l := m.tk.masked(i); t != string(l) && !sameKey(t, l) {
+			return false
+		}
+	}
+	return true
 }
 
 // similarity is the share of the template's literal tokens that the line

@@ -205,9 +205,12 @@ func finalTemplates(t testing.TB, lines []string) []logmine.Parsed {
 }
 
 // The same lines in any order end in the same template (and id) for every
-// line, on all four real systems, each under 25 shuffles.
+// line, on all four real systems and on synthetic logs, each under 25
+// shuffles.
 func TestOrderIndependence(t *testing.T) {
-	for sys, lines := range loadContents(t) {
+	sets := loadContents(t)
+	sets["synthetic"], _ = synthLines(11, 5000)
+	for sys, lines := range sets {
 		base := finalTemplates(t, lines)
 		for seed := uint64(1); seed <= 25; seed++ {
 			perm := rand.New(rand.NewPCG(seed, 99)).Perm(len(lines))

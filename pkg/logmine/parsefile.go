@@ -103,8 +103,8 @@ func (o *offline) add(line string, truncated bool) {
 	if o.res.New || o.res.Changed {
 		o.texts[o.res.ID] = o.res.Template
 	}
-	if o.res.Changed {
-		o.merged[o.res.PreviousID] = o.res.ID
+	for _, mg := range o.res.Merges {
+		o.merged[mg.From] = mg.To
 	}
 	if o.res.New {
 		delete(o.merged, o.res.ID)

@@ -24,13 +24,13 @@ const (
 	KindVariance               // CUSUM of the log-likelihood ratio for a doubled standard deviation
 	KindSeasonal               // Holt-Winters residual against the seasonal profile
 	KindForecast               // forecast crossing of the configured threshold within the horizon
-	numKinds
+	NumKinds                   // the number of kinds: the length of Result.Scores
 )
 
-var kindNames = [numKinds]string{"none", "robust_z", "ewma", "level_shift", "variance", "seasonal", "forecast"}
+var kindNames = [NumKinds]string{"none", "robust_z", "ewma", "level_shift", "variance", "seasonal", "forecast"}
 
 func (k Kind) String() string {
-	if k < numKinds {
+	if k < NumKinds {
 		return kindNames[k]
 	}
 	return "unknown"
@@ -81,7 +81,7 @@ type Result struct {
 	Deviation, Sigmas float64
 	HasBaseline       bool
 	// Scores of each detector, indexed by Kind.
-	Scores   [numKinds]float64
+	Scores   [NumKinds]float64
 	Flags    Flags
 	Forecast Forecast
 }
@@ -431,7 +431,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	}
 
 	best := KindNone
-	for k := KindRobustZ; k < numKinds; k++ {
+	for k := KindRobustZ; k < NumKinds; k++ {
 		sc := r.Scores[k]
 		if !(sc >= 0) { // NaN guard; cannot happen with finite state
 			sc = 0

@@ -30,6 +30,7 @@ const (
 	DefaultMaxAge        = time.Second
 	DefaultInsertTimeout = 30 * time.Second
 	maxBatchRows         = 1_000_000
+	maxSenders           = 64
 )
 
 // BatchConfig says where rows go and when a batch is sent.
@@ -52,6 +53,11 @@ type BatchConfig struct {
 	// InsertTimeout bounds one insert round trip; 0 means
 	// DefaultInsertTimeout.
 	InsertTimeout time.Duration `yaml:"insert_timeout"`
+	// Senders is how many batches may be in flight at once, each on its own
+	// connection; 0 means 1. With one, batches commit in the order they
+	// were filled; with more, the client fills and encodes one batch while
+	// the server writes another, and batches may commit out of order.
+	Senders int `yaml:"senders"`
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -66,6 +72,9 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	}
 	if c.InsertTimeout == 0 {
 		c.InsertTimeout = DefaultInsertTimeout
+	}
+	if c.Senders == 0 {
+		c.Senders = 1
 	}
 	return c
 }
@@ -101,6 +110,9 @@ func (c BatchConfig) Validate() error {
 	}
 	if d.InsertTimeout < 0 {
 		return fmt.Errorf("%w: insert_timeout: must not be negative, got %s", ErrInvalidConfig, c.InsertTimeout)
+	}
+	if d.Senders < 1 || d.Senders > maxSenders {
+		return fmt.Errorf("%w: senders: must be between 1 and %d, got %d", ErrInvalidConfig, maxSenders, c.Senders)
 	}
 	return nil
 }
@@ -156,8 +168,8 @@ func WithBatchObserver(f func(BatchResult)) Option { return func(w *BatchWriter)
 // insert is split the same way. Anything else (server unreachable, timeout)
 // fails the batch's rows with a transient error.
 //
-// One goroutine sends batches in order, so inserts of one writer never race
-// each other, while Add keeps filling the next batch.
+// Senders goroutines (one by default, which keeps batches in order) send
+// the batches while Add keeps filling the next one.
 type BatchWriter struct {
 	conn      driver.Conn
 	cfg       BatchConfig
@@ -173,7 +185,7 @@ type BatchWriter struct {
 	wake     *sync.Cond // the sender waits on it for queued batches
 	cur      *pendingBatch
 	queue    []*pendingBatch
-	inflight *pendingBatch
+	inflight map[*pendingBatch]struct{}
 	pending  int           // rows accepted and not yet reported
 	space    chan struct{} // closed (and replaced) when pending drops
 	closed   bool
@@ -215,6 +227,7 @@ func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts 
 		cancel:    cancel,
 		space:     make(chan struct{}),
 		stopped:   make(chan struct{}),
+		inflight:  map[*pendingBatch]struct{}{},
 	}
 	w.wake = sync.NewCond(&w.mu)
 	for _, o := range opts {
@@ -224,7 +237,14 @@ func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts 
 		cancel()
 		return nil, fmt.Errorf("%w: clock: nil", ErrInvalidConfig)
 	}
-	go w.sendLoop()
+	var senders sync.WaitGroup
+	for i := 0; i < cfg.Senders; i++ {
+		senders.Go(w.sendLoop)
+	}
+	go func() {
+		senders.Wait()
+		close(w.stopped)
+	}()
 	return w, nil
 }
 
@@ -317,9 +337,9 @@ func (w *BatchWriter) Flush(ctx context.Context) error {
 }
 
 func (w *BatchWriter) outstandingLocked() []*pendingBatch {
-	out := make([]*pendingBatch, 0, len(w.queue)+1)
-	if w.inflight != nil {
-		out = append(out, w.inflight)
+	out := make([]*pendingBatch, 0, len(w.queue)+len(w.inflight))
+	for b := range w.inflight {
+		out = append(out, b)
 	}
 	return append(out, w.queue...)
 }
@@ -365,7 +385,6 @@ func (w *BatchWriter) Close(ctx context.Context) error {
 }
 
 func (w *BatchWriter) sendLoop() {
-	defer close(w.stopped)
 	for {
 		w.mu.Lock()
 		for len(w.queue) == 0 && !w.closed {
@@ -378,13 +397,13 @@ func (w *BatchWriter) sendLoop() {
 		b := w.queue[0]
 		w.queue[0] = nil
 		w.queue = w.queue[1:]
-		w.inflight = b
+		w.inflight[b] = struct{}{}
 		w.mu.Unlock()
 
 		w.send(b)
 
 		w.mu.Lock()
-		w.inflight = nil
+		delete(w.inflight, b)
 		w.pending -= len(b.rows)
 		close(w.space)
 		w.space = make(chan struct{})

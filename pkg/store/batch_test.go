@@ -108,6 +108,8 @@ func TestBatchConfigValidate(t *testing.T) {
 		{"negative age", func(c *BatchConfig) { c.MaxAge = -time.Second }, "max_age"},
 		{"pending below batch", func(c *BatchConfig) { c.MaxRows, c.MaxPendingRows = 100, 99 }, "max_pending_rows"},
 		{"negative timeout", func(c *BatchConfig) { c.InsertTimeout = -1 }, "insert_timeout"},
+		{"negative senders", func(c *BatchConfig) { c.Senders = -1 }, "senders"},
+		{"too many senders", func(c *BatchConfig) { c.Senders = maxSenders + 1 }, "senders"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -464,9 +466,15 @@ func TestBatchWriterClose(t *testing.T) {
 }
 
 func TestBatchWriterConcurrentAdds(t *testing.T) {
+	for _, senders := range []int{1, 3} {
+		t.Run(fmt.Sprintf("senders=%d", senders), func(t *testing.T) { testConcurrentAdds(t, senders) })
+	}
+}
+
+func testConcurrentAdds(t *testing.T, senders int) {
 	s, _ := openTestStore(t)
 	createKV(t, s, "MergeTree")
-	w := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 64, MaxAge: 10 * time.Millisecond})
+	w := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 64, MaxAge: 10 * time.Millisecond, Senders: senders})
 	res := newResults()
 	ctx := context.Background()
 	const workers, perWorker = 4, 500
@@ -491,6 +499,13 @@ func TestBatchWriterConcurrentAdds(t *testing.T) {
 	if got := res.total(); got != workers*perWorker {
 		t.Fatalf("%d done calls, want %d", got, workers*perWorker)
 	}
+	res.mu.Lock()
+	for id, calls := range res.calls {
+		if len(calls) != 1 || calls[0] != nil {
+			t.Errorf("row %s: done calls %v, want one nil", id, calls)
+		}
+	}
+	res.mu.Unlock()
 	if n := count(t, s, "SELECT count() FROM kv"); n != workers*perWorker {
 		t.Fatalf("%d rows, want %d", n, workers*perWorker)
 	}

@@ -13,9 +13,11 @@ BENCHTIME ?= 1s
 deps:
 	scripts/deps.sh
 
+# Every service that has a binary (services/NAME/cmd/NAME) into bin/NAME.
 build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do \
+		[ -d services/$$s/cmd/$$s ] || continue; \
 		echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; \
 		$(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
 	done
@@ -40,7 +42,7 @@ bench: deps
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem $(PKGS)
 
 run: deps build
-	bin/aiops run
+	scripts/run.sh
 
 demo: deps build
 	bin/aiops demo
@@ -50,4 +52,4 @@ tidy:
 	$(GO) work sync
 
 clean:
-	rm -rf bin
+	rm -rf bin data

@@ -14,8 +14,11 @@ import (
 // EmbeddedNATSConfig configures the NATS server `aiops run` starts in its
 // own process when no external NATS URL is given.
 type EmbeddedNATSConfig struct {
-	// Listen is where producers can publish straight to NATS. Empty means
-	// in-process only: nothing outside this process can connect.
+	// Embedded starts the server in this process (the default); false
+	// means bus.urls names an external NATS.
+	Embedded bool `yaml:"embedded"`
+	// Listen is where this process's services and outside producers reach
+	// the server.
 	Listen string `yaml:"listen"`
 	// StoreDir holds the JetStream file store, so a restart keeps every
 	// stream and consumer position.
@@ -23,25 +26,25 @@ type EmbeddedNATSConfig struct {
 	// TokenFile (or the environment variable AIOPS_NATS_TOKEN, read into
 	// Token) protects the listener. Required when Listen is not loopback.
 	TokenFile string `yaml:"token_file"`
-	Token     string `yaml:"-"`
+	Token     string `yaml:"-" env:"token"`
 	// MaxStore bounds the disk JetStream may use, in bytes (0: server default).
 	MaxStore int64 `yaml:"max_store"`
 }
 
 // Validate names the field that is wrong.
 func (c EmbeddedNATSConfig) Validate() error {
-	if c.StoreDir == "" {
-		return errors.New("nats.embedded.store_dir: is required")
-	}
-	if c.Listen == "" {
+	if !c.Embedded {
 		return nil
+	}
+	if c.StoreDir == "" {
+		return errors.New("nats.store_dir: is required")
 	}
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return fmt.Errorf("nats.embedded.listen: %q is not host:port: %v", c.Listen, err)
+		return fmt.Errorf("nats.listen: %q is not host:port: %v", c.Listen, err)
 	}
 	if !isLoopback(host) && c.Token == "" && c.TokenFile == "" {
-		return fmt.Errorf("nats.embedded.listen: %q is reachable from other machines; set nats.embedded.token_file or AIOPS_NATS_TOKEN, or listen on 127.0.0.1", c.Listen)
+		return fmt.Errorf("nats.listen: %q is reachable from other machines; set nats.token_file or AIOPS_NATS__TOKEN, or listen on 127.0.0.1", c.Listen)
 	}
 	return nil
 }
@@ -69,17 +72,13 @@ func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, er
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
 	}
-	if cfg.Listen == "" {
-		opts.DontListen = true
-	} else {
-		host, port, _ := net.SplitHostPort(cfg.Listen)
-		opts.Host = host
-		if _, err := fmt.Sscan(port, &opts.Port); err != nil {
-			return nil, fmt.Errorf("nats.embedded.listen: bad port %q", port)
-		}
+	host, port, _ := net.SplitHostPort(cfg.Listen)
+	opts.Host = host
+	if _, err := fmt.Sscan(port, &opts.Port); err != nil {
+		return nil, fmt.Errorf("nats.listen: bad port %q", port)
 	}
 	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
-		return nil, fmt.Errorf("nats.embedded.store_dir: %w", err)
+		return nil, fmt.Errorf("nats.store_dir: %w", err)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -67,8 +67,9 @@ func (c *Config) Defaults() {
 	}
 }
 
-// Validate names the field that is wrong.
+// Validate names the field that is wrong; unset fields take their defaults.
 func (c Config) Validate() error {
+	c.Defaults()
 	if err := c.Consumer.Validate(); err != nil {
 		return fmt.Errorf("writer.consumer: %w", err)
 	}

@@ -1,0 +1,64 @@
+// Package aiops is the single aiops binary: `aiops run` runs every service
+// in one process on an embedded NATS server, and the offline tools work on
+// files with the same code the services use.
+package aiops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run the whole pipeline in this process (embedded NATS unless nats.embedded=false)", runPipeline},
+		{"version", "print the version", func(context.Context, []string) error { return printVersion(os.Stdout) }},
+	}
+}
+
+// Main dispatches to the subcommand named in args[0].
+func Main(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(os.Stderr)
+		if len(args) == 0 {
+			return service.Usage(fmt.Errorf("no command given"))
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:])
+		}
+	}
+	usage(os.Stderr)
+	return service.Usage(fmt.Errorf("unknown command %q", args[0]))
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("usage: aiops COMMAND [flags]\n\ncommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nEvery command takes -config FILE and -set key=value; AIOPS_* environment variables set keys too (AIOPS_STORE__DSN sets store.dsn).\n")
+	io.WriteString(w, b.String())
+}
+
+func printVersion(w io.Writer) error {
+	version := "(devel)"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	_, err := fmt.Fprintf(w, "aiops %s\n", version)
+	return err
+}

@@ -1,0 +1,78 @@
+package aiops
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/writer"
+)
+
+// RunConfig is the configuration of `aiops run`: the platform, the embedded
+// NATS server and each service's own section.
+type RunConfig struct {
+	platform.Config `yaml:",inline"`
+	NATS            EmbeddedNATSConfig `yaml:"nats"`
+	Writer          writer.Config      `yaml:"writer"`
+}
+
+// DefaultRunConfig runs everything on this machine: an embedded NATS on
+// 127.0.0.1:4222 keeping its streams in ./data/nats, ClickHouse on
+// 127.0.0.1:9000.
+func DefaultRunConfig() RunConfig {
+	return RunConfig{
+		Config: platform.DefaultConfig(),
+		NATS:   EmbeddedNATSConfig{Embedded: true, Listen: "127.0.0.1:4222", StoreDir: "data/nats"},
+	}
+}
+
+// Validate names the field that is wrong.
+func (c RunConfig) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
+	return c.Writer.Validate()
+}
+
+// runPipeline is `aiops run`: every service in one process.
+func runPipeline(ctx context.Context, args []string) error {
+	cfg := DefaultRunConfig()
+	if err := platform.LoadConfig("aiops run", args, &cfg); err != nil {
+		return err
+	}
+	if cfg.NATS.Embedded {
+		token := cfg.NATS.Token
+		if cfg.NATS.TokenFile != "" {
+			var err error
+			if token, err = config.Secret(cfg.NATS.TokenFile, ""); err != nil {
+				return service.Usage(fmt.Errorf("nats.token_file: %w", err))
+			}
+		}
+		ns, err := startEmbeddedNATS(cfg.NATS, token)
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		addr := ns.Addr().(*net.TCPAddr)
+		cfg.Bus.URLs = []string{fmt.Sprintf("nats://%s", net.JoinHostPort(addr.IP.String(), fmt.Sprint(addr.Port)))}
+		cfg.Bus.Token, cfg.Bus.TokenFile = token, ""
+	}
+	p, err := platform.Open(ctx, "aiops", cfg.Config, platform.WithStore())
+	if err != nil {
+		return err
+	}
+	w, err := writer.New(ctx, p.JS, p.Store.Conn, cfg.Writer, p.Log.With().Str("component", "writer").Logger())
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.RegisterConsumer("writer", w.Stats)
+	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Msg("pipeline running")
+	return p.Run(ctx, service.Named("writer", w))
+}

@@ -1,0 +1,127 @@
+// Package ingest is the HTTP side of the ingest gateway: one http.Handler
+// that authenticates producers, limits their rate and request sizes, turns
+// each supported format into envelopes (package decode) and answers only
+// after a Publisher took every event of the request.
+//
+// The answer is 200 with the count and the ids once PublishAll returned nil,
+// or 503 with Retry-After when it failed: an event is never dropped without
+// the producer being told. A request with any invalid item is refused whole
+// (400) so that a producer never has to work out which half of its batch got
+// in.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config sets the gateway's limits and credentials. The zero value of a
+// field means its default, except Tokens: without tokens every request is
+// refused with 401 unless AllowAnonymous is set.
+type Config struct {
+	// Tokens are the bearer tokens producers may present. Load them from a
+	// file or the environment; they are never logged.
+	Tokens []string
+	// AllowAnonymous accepts requests without a token (all of them share
+	// one rate limiter). Only for local development.
+	AllowAnonymous bool
+	// MaxBodyBytes bounds a request body as sent (compressed). Default 10 MiB.
+	MaxBodyBytes int64
+	// MaxDecodedBytes bounds a body after gzip or snappy decompression.
+	// Default 10 MiB.
+	MaxDecodedBytes int64
+	// MaxEvents bounds the events one request may produce. Default 10,000.
+	MaxEvents int
+	// RatePerToken is the sustained requests per second each token may
+	// make; Burst how many it may make at once. Defaults 100 and 200.
+	RatePerToken float64
+	Burst        int
+	// PublishTimeout bounds how long a request waits for the Publisher.
+	// Default 10 s.
+	PublishTimeout time.Duration
+	// RetryAfter is what a 503 tells the producer to wait. Default 1 s.
+	RetryAfter time.Duration
+}
+
+// Defaults.
+const (
+	DefaultMaxBodyBytes    = 10 << 20
+	DefaultMaxDecodedBytes = 10 << 20
+	DefaultMaxEvents       = 10_000
+	DefaultRatePerToken    = 100
+	DefaultBurst           = 200
+	DefaultPublishTimeout  = 10 * time.Second
+	DefaultRetryAfter      = time.Second
+)
+
+// withDefaults fills the zero fields.
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxDecodedBytes == 0 {
+		c.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.RatePerToken == 0 {
+		c.RatePerToken = DefaultRatePerToken
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	return c
+}
+
+// ErrInvalidConfig is wrapped by every error of Config.Validate.
+var ErrInvalidConfig = errors.New("invalid ingest config")
+
+// Validate checks the config after defaults are applied, naming the field.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var problems []error
+	bad := func(field, format string, args ...any) {
+		problems = append(problems, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Tokens) == 0 && !c.AllowAnonymous {
+		bad("Tokens", "no bearer tokens and AllowAnonymous is false: every request would be refused")
+	}
+	for i, t := range c.Tokens {
+		if len(t) < 16 {
+			bad(fmt.Sprintf("Tokens[%d]", i), "is %d characters, want at least 16", len(t))
+		}
+	}
+	if c.MaxBodyBytes < 0 {
+		bad("MaxBodyBytes", "is %d, want > 0", c.MaxBodyBytes)
+	}
+	if c.MaxDecodedBytes < 0 {
+		bad("MaxDecodedBytes", "is %d, want > 0", c.MaxDecodedBytes)
+	}
+	if c.MaxDecodedBytes > 1<<30 {
+		bad("MaxDecodedBytes", "is %d, over the 1 GiB a request may hold in memory", c.MaxDecodedBytes)
+	}
+	if c.MaxEvents < 0 {
+		bad("MaxEvents", "is %d, want > 0", c.MaxEvents)
+	}
+	if c.RatePerToken < 0 {
+		bad("RatePerToken", "is %g, want > 0", c.RatePerToken)
+	}
+	if c.Burst < 0 {
+		bad("Burst", "is %d, want > 0", c.Burst)
+	}
+	if c.PublishTimeout < 0 {
+		bad("PublishTimeout", "is %s, want > 0", c.PublishTimeout)
+	}
+	if c.RetryAfter < 0 {
+		bad("RetryAfter", "is %s, want > 0", c.RetryAfter)
+	}
+	return errors.Join(problems...)
+}

@@ -1,0 +1,439 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/services/ingest/decode"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Publisher takes the events of one request. It returns nil only when every
+// event is stored (acked by JetStream); the gateway answers the producer
+// after that and never before.
+type Publisher interface {
+	PublishAll(ctx context.Context, events []*event.Envelope) error
+}
+
+// Option changes a Handler.
+type Option func(*Handler)
+
+// WithClock sets the clock used for receive times and rate limiting.
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l zerolog.Logger) Option { return func(h *Handler) { h.log = l } }
+
+// Handler is the gateway's http.Handler. Create it with New.
+type Handler struct {
+	cfg       Config
+	pub       Publisher
+	now       func() time.Time
+	log       zerolog.Logger
+	tokens    [][sha256.Size]byte
+	limiters  []*rate.Limiter // one per token, then one for anonymous requests
+	endpoints map[string]*endpoint
+}
+
+// Paths the handler serves.
+const (
+	PathEvents       = "/v1/events"
+	PathAlertmanager = "/v1/alertmanager"
+	PathRemoteWrite  = "/api/v1/write"
+	PathOTLPLogs     = "/v1/logs"
+	PathOTLPMetrics  = "/v1/metrics"
+	PathChanges      = "/v1/changes"
+)
+
+type decoderFunc func(body []byte, o decode.Options) (*decode.Batch, error)
+
+// endpoint is one route: which media types it takes and how it decodes them.
+type endpoint struct {
+	name string
+	// decoder picks the decoder for a media type; nil means 415.
+	decoder func(mediaType string, params map[string]string) (decoderFunc, error)
+	// accepts lists the media types for the 415 message.
+	accepts string
+	// snappy: the body is snappy-compressed by the format itself
+	// (remote-write), so gzip is refused and "snappy" is accepted.
+	snappy bool
+	// otlp: protobuf requests get protobuf answers, as OTLP/HTTP requires.
+	otlp bool
+}
+
+var errWrongType = errors.New("unsupported media type")
+
+func jsonOnly(d decoderFunc, types ...string) func(string, map[string]string) (decoderFunc, error) {
+	return func(mt string, _ map[string]string) (decoderFunc, error) {
+		for _, t := range types {
+			if mt == t {
+				return d, nil
+			}
+		}
+		return nil, errWrongType
+	}
+}
+
+func otlpDecoder(f func([]byte, decode.Encoding, decode.Options) (*decode.Batch, error)) func(string, map[string]string) (decoderFunc, error) {
+	return func(mt string, _ map[string]string) (decoderFunc, error) {
+		var enc decode.Encoding
+		switch mt {
+		case "application/x-protobuf":
+			enc = decode.Protobuf
+		case "application/json":
+			enc = decode.JSON
+		default:
+			return nil, errWrongType
+		}
+		return func(body []byte, o decode.Options) (*decode.Batch, error) { return f(body, enc, o) }, nil
+	}
+}
+
+func endpoints() map[string]*endpoint {
+	return map[string]*endpoint{
+		PathEvents: {
+			name:    "events",
+			decoder: jsonOnly(decode.Events, "application/json", "application/x-ndjson", "application/ndjson", "application/jsonl"),
+			accepts: "application/json or application/x-ndjson",
+		},
+		PathAlertmanager: {
+			name:    "alertmanager",
+			decoder: jsonOnly(decode.Alertmanager, "application/json"),
+			accepts: "application/json",
+		},
+		PathRemoteWrite: {
+			name: "remote_write",
+			decoder: func(mt string, params map[string]string) (decoderFunc, error) {
+				if mt != "application/x-protobuf" {
+					return nil, errWrongType
+				}
+				if p, ok := params["proto"]; ok && p != "prometheus.WriteRequest" {
+					return nil, fmt.Errorf("remote-write message %q is not supported, only remote-write 1.0 (prometheus.WriteRequest): set protobuf_message: prometheus.WriteRequest in remote_write", p)
+				}
+				return decode.RemoteWrite, nil
+			},
+			accepts: "application/x-protobuf (remote-write 1.0)",
+			snappy:  true,
+		},
+		PathOTLPLogs: {
+			name:    "otlp_logs",
+			decoder: otlpDecoder(decode.OTLPLogs),
+			accepts: "application/x-protobuf or application/json",
+			otlp:    true,
+		},
+		PathOTLPMetrics: {
+			name:    "otlp_metrics",
+			decoder: otlpDecoder(decode.OTLPMetrics),
+			accepts: "application/x-protobuf or application/json",
+			otlp:    true,
+		},
+		PathChanges: {
+			name:    "changes",
+			decoder: jsonOnly(decode.Changes, "application/json"),
+			accepts: "application/json",
+		},
+	}
+}
+
+// New returns the handler, or an error naming the config field that is wrong.
+func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%w: Publisher is nil", ErrInvalidConfig)
+	}
+	cfg = cfg.withDefaults()
+	h := &Handler{cfg: cfg, pub: pub, now: time.Now, log: zerolog.Nop(), endpoints: endpoints()}
+	for _, o := range opts {
+		o(h)
+	}
+	// Tokens are compared as SHA-256 digests: equal length, so the
+	// constant-time comparison does not leak a token's length either.
+	for _, t := range cfg.Tokens {
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	for range len(cfg.Tokens) + 1 {
+		h.limiters = append(h.limiters, rate.NewLimiter(rate.Limit(cfg.RatePerToken), cfg.Burst))
+	}
+	return h, nil
+}
+
+// Response is the body of a 200 answer.
+type Response struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
+	// Skipped counts inputs deliberately not turned into events (see
+	// decode.Batch.Skipped); omitted when none were.
+	Skipped map[string]int `json:"skipped,omitempty"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error    string           `json:"error"`
+	Problems []decode.Problem `json:"problems,omitempty"`
+	// ProblemCount is the number of problems when more were found than
+	// Problems lists.
+	ProblemCount int `json:"problem_count,omitempty"`
+}
+
+// ServeHTTP handles one request. The checks run cheapest first, so a
+// request without a token or over its rate costs no body read.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ep := h.endpoints[r.URL.Path]
+	if ep == nil {
+		h.fail(w, r, nil, false, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, r, ep, false, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed, use POST", r.Method)})
+		return
+	}
+	who, ok := h.authenticate(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
+		h.fail(w, r, ep, false, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
+		return
+	}
+	now := h.now()
+	if wait := h.admit(who, now); wait > 0 {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
+		return
+	}
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: fmt.Sprintf("Content-Type %q is not a media type; want %s", r.Header.Get("Content-Type"), ep.accepts)})
+		return
+	}
+	dec, err := ep.decoder(mediaType, params)
+	if err != nil {
+		msg := fmt.Sprintf("Content-Type %s is not supported here; want %s", mediaType, ep.accepts)
+		if !errors.Is(err, errWrongType) {
+			msg = err.Error()
+		}
+		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: msg})
+		return
+	}
+	proto := ep.otlp && mediaType == "application/x-protobuf"
+	body, status, err := h.readBody(w, r, ep)
+	if err != nil {
+		h.fail(w, r, ep, proto, status, ErrorResponse{Error: err.Error()})
+		return
+	}
+	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes)})
+	if err != nil {
+		status, resp := decodeFailure(err)
+		h.fail(w, r, ep, proto, status, resp)
+		return
+	}
+	if len(batch.Events) > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
+		err = h.pub.PublishAll(ctx, batch.Events)
+		cancel()
+		if err != nil {
+			h.log.Warn().Err(err).Str("endpoint", ep.name).Int("events", len(batch.Events)).Msg("publish failed; answered 503")
+			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
+			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: "the event bus did not take the events; nothing of this request was accepted, retry later"})
+			return
+		}
+	}
+	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")
+	if proto {
+		// An OTLP protobuf client expects an Export*ServiceResponse; the
+		// empty message means full success.
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped}
+	for i, e := range batch.Events {
+		resp.IDs[i] = e.ID
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// authenticate returns the index of the request's token (len(tokens) for
+// an anonymous request when those are allowed).
+func (h *Handler) authenticate(r *http.Request) (int, bool) {
+	auth := r.Header.Get("Authorization")
+	scheme, token, found := strings.Cut(auth, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		if auth == "" && h.cfg.AllowAnonymous {
+			return len(h.tokens), true
+		}
+		return 0, false
+	}
+	digest := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := -1
+	// Every configured token is compared, so the time taken does not say
+	// which one (or whether any) matched.
+	for i := range h.tokens {
+		if subtle.ConstantTimeCompare(digest[:], h.tokens[i][:]) == 1 {
+			match = i
+		}
+	}
+	return match, match >= 0
+}
+
+// admit takes one request from the token's bucket; it returns how long to
+// wait when the bucket is empty, else 0.
+func (h *Handler) admit(who int, now time.Time) time.Duration {
+	lim := h.limiters[who]
+	res := lim.ReserveN(now, 1)
+	if !res.OK() {
+		return time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(max(d, time.Second).Seconds())))
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the body within MaxBodyBytes and undoes gzip within
+// MaxDecodedBytes; the status goes with the error.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, ep *endpoint) ([]byte, int, error) {
+	encoding := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	switch {
+	case encoding == "" || encoding == "identity":
+	case encoding == "gzip" && !ep.snappy:
+	case encoding == "snappy" && ep.snappy:
+		// The remote-write decoder undoes snappy and checks its size.
+	default:
+		want := "gzip or none"
+		if ep.snappy {
+			want = "snappy"
+		}
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported here; want %s", encoding, want)
+	}
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: %d bytes, over the limit of %d", errBodyTooLarge, r.ContentLength, h.cfg.MaxBodyBytes)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: over the limit of %d bytes", errBodyTooLarge, h.cfg.MaxBodyBytes)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body: %v", err)
+	}
+	if encoding != "gzip" {
+		return buf.Bytes(), 0, nil
+	}
+	zr, err := gzip.NewReader(&buf)
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("the body is not gzip: %v", err)
+	}
+	// Read one byte past the limit to tell "exactly at" from "over" without
+	// inflating a zip bomb any further.
+	plain, err := io.ReadAll(io.LimitReader(zr, h.cfg.MaxDecodedBytes+1))
+	if err != nil {
+		return nil, http.StatusBadRequest, fmt.Errorf("the body is not valid gzip: %v", err)
+	}
+	if int64(len(plain)) > h.cfg.MaxDecodedBytes {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: over %d bytes after gzip decompression", errBodyTooLarge, h.cfg.MaxDecodedBytes)
+	}
+	return plain, 0, nil
+}
+
+// decodeFailure maps a decoder error to a status and an answer.
+func decodeFailure(err error) (int, ErrorResponse) {
+	var invalid *decode.Error
+	switch {
+	case errors.Is(err, decode.ErrTooLarge), errors.Is(err, decode.ErrTooManyEvents):
+		return http.StatusRequestEntityTooLarge, ErrorResponse{Error: err.Error()}
+	case errors.As(err, &invalid):
+		resp := ErrorResponse{
+			Error:    fmt.Sprintf("invalid request, nothing accepted: %d problem(s)", invalid.Total),
+			Problems: invalid.Problems,
+		}
+		if invalid.Total > len(invalid.Problems) {
+			resp.ProblemCount = invalid.Total
+		}
+		return http.StatusBadRequest, resp
+	case errs.IsPermanent(err):
+		return http.StatusBadRequest, ErrorResponse{Error: err.Error()}
+	}
+	return http.StatusInternalServerError, ErrorResponse{Error: "internal error decoding the request"}
+}
+
+// fail writes an error answer: JSON, or for an OTLP protobuf request the
+// google.rpc.Status message OTLP/HTTP clients read.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ep *endpoint, proto bool, status int, resp ErrorResponse) {
+	name := "unknown"
+	if ep != nil {
+		name = ep.name
+	}
+	h.log.Debug().Str("endpoint", name).Int("status", status).Str("remote", r.RemoteAddr).Str("error", resp.Error).Msg("refused")
+	if proto {
+		msg := resp.Error
+		for _, p := range resp.Problems {
+			msg += "; " + p.String()
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(status)
+		_, _ = w.Write(rpcStatus(grpcCode(status), msg))
+		return
+	}
+	writeJSON(w, status, resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// rpcStatus encodes google.rpc.Status{code=1, message=2}: two fields, not
+// worth a dependency on the genproto module.
+func rpcStatus(code int, msg string) []byte {
+	var b []byte
+	b = protowire.AppendTag(b, 1, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(code))
+	b = protowire.AppendTag(b, 2, protowire.BytesType)
+	return protowire.AppendString(b, msg)
+}
+
+// grpcCode is the gRPC status code OTLP pairs with an HTTP status.
+func grpcCode(status int) int {
+	switch status {
+	case http.StatusBadRequest:
+		return 3 // INVALID_ARGUMENT
+	case http.StatusUnauthorized:
+		return 16 // UNAUTHENTICATED
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return 8 // RESOURCE_EXHAUSTED
+	case http.StatusServiceUnavailable:
+		return 14 // UNAVAILABLE
+	}
+	return 2 // UNKNOWN
+}

@@ -27,8 +27,8 @@ const (
 )
 
 // Delivery is what a handler sees of a message: data and metadata, no
-// transport. Header and Data belong to the delivery; a handler that keeps them
-// after done must copy them only if it modifies them.
+// transport. The runner never reuses Header or Data, so a handler may keep
+// them after calling done.
 type Delivery struct {
 	Subject string
 	Header  nats.Header

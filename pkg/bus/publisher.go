@@ -21,10 +21,11 @@ type Message struct {
 	Data    []byte
 }
 
-// Sentinel errors of Publish; both are permanent (the message is wrong, not the
+// Sentinel errors of Publish; all are permanent (the message is wrong, not the
 // server).
 var (
 	ErrMissingID      = errors.New("bus: message has no id")
+	ErrIDTooLong      = errors.New("bus: message id too long")
 	ErrInvalidSubject = errors.New("bus: invalid publish subject")
 )
 
@@ -105,7 +106,7 @@ func checkPublish(m *Message) error {
 		return errs.Permanent(fmt.Errorf("%w (subject %q)", ErrMissingID, m.Subject))
 	}
 	if len(m.ID) > MaxIDLength {
-		return errs.Permanent(fmt.Errorf("%w: id of %d bytes exceeds %d", ErrMissingID, len(m.ID), MaxIDLength))
+		return errs.Permanent(fmt.Errorf("%w: %d bytes, the limit is %d", ErrIDTooLong, len(m.ID), MaxIDLength))
 	}
 	if m.Subject == "" || strings.ContainsAny(m.Subject, " \t\r\n*>") ||
 		m.Subject[0] == '.' || m.Subject[len(m.Subject)-1] == '.' || strings.Contains(m.Subject, "..") {

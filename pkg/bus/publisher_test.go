@@ -96,7 +96,7 @@ func TestPublishRejectsBadMessages(t *testing.T) {
 			t.Errorf("subject %q: err = %v, want ErrInvalidSubject", subj, err)
 		}
 	}
-	if _, err := p.Publish(ctx, Message{Subject: e.prefix + ".ok", ID: strings.Repeat("i", MaxIDLength+1)}); err == nil {
+	if _, err := p.Publish(ctx, Message{Subject: e.prefix + ".ok", ID: strings.Repeat("i", MaxIDLength+1)}); !errors.Is(err, ErrIDTooLong) || !errs.IsPermanent(err) {
 		t.Error("an over-long id was accepted")
 	}
 	if _, err := NewPublisher(e.js, WithMaxInFlight(0)); err == nil || !strings.Contains(err.Error(), "max in flight") {

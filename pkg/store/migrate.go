@@ -39,6 +39,15 @@ var migrationName = regexp.MustCompile(`^[0-9]{4}_[a-z0-9_]+\.sql$`)
 
 const minVersionMarker = "-- +min-version"
 
+// The SQL of the bookkeeping, shared with the test that runs it on a
+// current server.
+const (
+	createMigrationsTable = "CREATE TABLE IF NOT EXISTS `" + MigrationsTable + "` (" +
+		"name String, checksum String, server_version String, applied_at DateTime DEFAULT now()" +
+		") ENGINE = ReplacingMergeTree(applied_at) ORDER BY name"
+	selectAppliedMigrations = "SELECT name, argMax(checksum, applied_at) FROM `" + MigrationsTable + "` GROUP BY name"
+)
+
 // migrationUnit is what gets applied and recorded as one: the statements of
 // a file before its first marker, or one marked block. Recording gated
 // blocks on their own means a server upgraded from 18.16 gets the extras it
@@ -69,9 +78,7 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS `"+MigrationsTable+"` ("+
-		"name String, checksum String, server_version String, applied_at DateTime DEFAULT now()"+
-		") ENGINE = ReplacingMergeTree(applied_at) ORDER BY name"); err != nil {
+	if err := s.Conn.Exec(ctx, createMigrationsTable); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", MigrationsTable, err)
 	}
 	done, err := s.appliedMigrations(ctx)
@@ -105,7 +112,7 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 }
 
 func (s *Store) appliedMigrations(ctx context.Context) (map[string]string, error) {
-	rows, err := s.Conn.Query(ctx, "SELECT name, argMax(checksum, applied_at) FROM `"+MigrationsTable+"` GROUP BY name")
+	rows, err := s.Conn.Query(ctx, selectAppliedMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("store: read %s: %w", MigrationsTable, err)
 	}

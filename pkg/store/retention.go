@@ -18,6 +18,13 @@ var ErrNotTimePartitioned = errors.New("table is not partitioned by a Date or Da
 // (hours or seconds passed as days) that would silently keep everything.
 const MaxRetentionDays = 100 * 365
 
+// partitionsQuery lists a table's partitions with the newest time of their
+// rows; dbExpr is currentDatabase() or a bound parameter.
+func partitionsQuery(dbExpr string) string {
+	return "SELECT partition_id, max(max_time), max(max_date) FROM system.parts" +
+		" WHERE database = " + dbExpr + " AND table = ? AND active GROUP BY partition_id ORDER BY partition_id"
+}
+
 // DropPartitionsOlderThan drops the partitions of table ("table" or
 // "database.table") whose newest row is older than days before now, and
 // returns their partition ids. It works on every server version (18.16 has
@@ -40,8 +47,7 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	if database != "" {
 		dbExpr, args = "?", []any{database, name}
 	}
-	rows, err := conn.Query(ctx, "SELECT partition_id, max(max_time), max(max_date) FROM system.parts"+
-		" WHERE database = "+dbExpr+" AND table = ? AND active GROUP BY partition_id ORDER BY partition_id", args...)
+	rows, err := conn.Query(ctx, partitionsQuery(dbExpr), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
 	}

@@ -1,0 +1,92 @@
+// Package logmine turns log messages into templates with stable ids, online
+// (one line at a time, for the logminer service) and offline (ParseFile, for
+// `aiops logs parse`), with the same code.
+//
+// # Pipeline of one line
+//
+//  1. Header: a Format compiled from the benchmark `<Field>` notation
+//     (`<Date> <Time> <Level> <Component>: <Content>`) cuts the header off;
+//     a line that does not have the format is mined whole and counted.
+//  2. Tokens: the content is split at runs of blanks (spacing is not part of
+//     a template) and trailing blanks are dropped.
+//  3. Masking: hand-written scanners (no regexps) replace variables inside
+//     each token with <*>: URLs, e-mail addresses, paths, UUIDs, dates and
+//     times, IPv4 (with :port as a second <*>), IPv6 and MAC, hex, durations,
+//     sizes and numbers. Literal text around a variable stays ("blk_<*>",
+//     "/<*>:<*>", "uid=<*>"). Words with digits glued to letters ("ssh2",
+//     "user1", "log4j") are kept: they are as often constants as variables,
+//     and the miner generalises the variable ones from the data. A run of
+//     the same named value ("blk_<*> blk_<*> blk_<*>") is one list token.
+//     Every masker can be switched off (Config.DisabledMasks).
+//  4. Mining, in the Drain family: a prefix tree by token count and the
+//     first PrefixTokens tokens (a "key=value" token routes by its key,
+//     tokens with digits or variables by the wildcard branch) leads to a few
+//     candidate templates; the line joins the most similar one if at least
+//     SimilarityThreshold of the template's literal tokens match. Variables
+//     on both sides and same-key fields are neutral, so two addresses do not
+//     make different messages similar. Joining generalises differing tokens
+//     to <*> ("key=<*>" for same-key fields). Templates that differ only in
+//     the last routing token are folded into one once FoldAfter values were
+//     seen (host or user names the maskers cannot know), which Drain cannot
+//     do.
+//
+// # Template ids and merges
+//
+// A TemplateID is the 64-bit FNV-1a hash of the template text, so miners on
+// different instances, before and after a restart, agree on ids without
+// coordination. When a template is generalised its text, and so its id,
+// changes: Result.Changed, Result.PreviousID and Result.Merges say so, the
+// miner keeps a bounded log (Merges) and Resolve follows it, so downstream
+// can move counts from the old id to the new one.
+//
+// # Order of arrival
+//
+// Token generalisation is commutative and associative, and ties between
+// candidate templates are broken by text, never by insertion order. On the
+// four Loghub samples and on synthetic logs, every one of 25 shuffles ends
+// with the same template and id for every line (TestOrderIndependence).
+// Exact order independence is not guaranteed in these cases:
+//   - similarity chains: when variant A is similar enough to B and B to C but
+//     A not to C, whether A, B and C share a template depends on which
+//     arrives first (as in every threshold-based online clusterer);
+//   - a variable the maskers miss in the first PrefixTokens tokens with fewer
+//     than FoldAfter distinct values, when one value contains a digit: that
+//     value routes to the wildcard branch, where a plain value that arrives
+//     later and finds no branch of its own joins it; a plain value that came
+//     first keeps its branch until FoldAfter values were seen;
+//   - a tree node with more than MaxChildren children: which tokens got their
+//     own branch depends on arrival;
+//   - eviction (MaxTemplates): an evicted template is learned anew from the
+//     lines that come after it.
+//
+// # State and memory
+//
+// Snapshot and Restore give a compact versioned binary form with a checksum
+// (ids are not stored: they are recomputed from the text). MaxTemplates
+// bounds memory; the least recently seen template is evicted and counted.
+//
+// # Accuracy (default Config, no per-dataset settings)
+//
+// Grouping accuracy (GA) and parsing accuracy (PA), as defined in the
+// shared data's FORMATS.md, on the Loghub 2k samples:
+//
+//	system      GA      PA      Drain's published GA
+//	HDFS        1.0000  0.9975  0.998
+//	Apache      1.0000  1.0000  1.000
+//	OpenSSH     0.9945  0.9910  0.788
+//	Zookeeper   0.9885  0.9700  0.967
+//	average     0.9958  0.9896
+//
+// What is still wrong: messages the truth separates by one word that also
+// varies elsewhere (OpenSSH "failure;"/"failures;", "for root"/"for admin";
+// Zookeeper's six "Notification" states), and truth conventions that
+// disagree with each other (a duration "10000ms" is one variable here, the
+// truth keeps "<*>ms"; the truth keeps double spaces in some templates and
+// not in others).
+//
+// # Speed (one core, AMD EPYC, go test -bench . -cpu 1)
+//
+// Matching real lines of known templates: about 2.7 million lines/s with no
+// allocation (MatchInto); masking alone about 4 million lines/s; header
+// parsing about 13 million lines/s; about 520 heap bytes per template.
+package logmine

@@ -58,7 +58,7 @@ func TestFormatNoMatch(t *testing.T) {
 	for _, line := range []string{
 		"",
 		"Dec 10 06:55:46 LabSZ",
-		"Dec 10 06:55:46 LabSZ cron[1]: job",     // literal "sshd[" missing
+		"Dec 10 06:55:46 LabSZ cron[1]: job",    // literal "sshd[" missing
 		"Dec 10 06:55:46 LabSZ sshd[24200 oops", // "]: " missing
 	} {
 		if v, ok := f.Parse(line, nil); ok {

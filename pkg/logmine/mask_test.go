@@ -85,13 +85,13 @@ func TestMaskers(t *testing.T) {
 func TestMaskKeeps(t *testing.T) {
 	keep := []string{
 		"ssh2", "user1", "jk2_init()", "workerEnv.init()", "log4j", "sha256", "5th", "100x",
-		"deadbeef",   // hex letters only: a word
-		"abc123",     // too short to be a hash
-		"n/a",        // not a path: no opening character before '/'
-		"and/or",     // same
-		"r-o",        // a word with a dash
-		"12:30",      // not a time without seconds: numbers around ':' masked separately? no, see below
-		"BLOCK*",     // punctuation in words
+		"deadbeef", // hex letters only: a word
+		"abc123",   // too short to be a hash
+		"n/a",      // not a path: no opening character before '/'
+		"and/or",   // same
+		"r-o",      // a word with a dash
+		"12:30",    // not a time without seconds: numbers around ':' masked separately? no, see below
+		"BLOCK*",   // punctuation in words
 		"java.io.IOException:",
 		"::",
 		"1st",

@@ -14,8 +14,8 @@ func TestGroupingAccuracy(t *testing.T) {
 		want float64
 	}{
 		{"perfect, other labels", []string{"x", "x", "y", "y", "z", "w"}, 1},
-		{"split group", []string{"x", "x", "y", "v", "z", "w"}, 4.0 / 6},      // B split: both B lines wrong
-		{"merged groups", []string{"x", "x", "y", "y", "z", "z"}, 4.0 / 6},    // C and D merged: both wrong
+		{"split group", []string{"x", "x", "y", "v", "z", "w"}, 4.0 / 6},    // B split: both B lines wrong
+		{"merged groups", []string{"x", "x", "y", "y", "z", "z"}, 4.0 / 6},  // C and D merged: both wrong
 		{"everything one group", []string{"x", "x", "x", "x", "x", "x"}, 0}, // nothing exact
 	}
 	for _, c := range cases {

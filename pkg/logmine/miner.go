@@ -213,11 +213,10 @@ func (m *Miner) MatchInto(line string, r *Result) {
 		} else {
 			c, r.New = m.create()
 		}
-	} else if old, changed := m.absorb(c); changed {
-		r.Changed = true
-		r.PreviousID = old
-		r.Merges = []Merge{{From: old, To: IDOf(m.tbString())}}
-		c = m.byID[r.Merges[0].To] // absorb may fold c into another
+	} else if old := c.id; m.absorb(c) {
+		c = m.generalise(c, string(m.tb)) // may fold c into an equal template
+		r.Changed, r.PreviousID = true, old
+		r.Merges = []Merge{{From: old, To: c.id}}
 		c, r.Merges = m.sweep(c, r.Merges)
 	}
 	c.count++
@@ -227,8 +226,6 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	r.Template = c.template
 	r.Params = m.extract(c, params)
 }
-
-func (m *Miner) tbString() string { return string(m.tb) }
 
 // routeKey is the child key a token routes by. A "key=value" token routes
 // by its key, so the values of one field share a branch; other tokens that
@@ -437,8 +434,7 @@ func (m *Miner) foldInto(target *cluster, sibs []*cluster, merges []Merge) (*clu
 	}
 	if tmpl := strings.Join(toks, " "); tmpl != target.template {
 		old := target.id
-		m.generalise(target, tmpl)
-		target = m.byID[IDOf(tmpl)]
+		target = m.generalise(target, tmpl)
 		merges = append(merges, Merge{From: old, To: target.id})
 	}
 	slices.SortFunc(sibs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
@@ -620,9 +616,9 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 	return used
 }
 
-// absorb generalises c so that it covers the current line. It returns the
-// old id and whether the template changed; m.tb then holds the new text.
-func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
+// absorb reports whether c must change to cover the current line; if so
+// m.tb holds the new text.
+func (m *Miner) absorb(c *cluster) bool {
 	changed := false
 	for i, t := range c.tokens {
 		if c.kinds[i] != kindWildcard && t != string(m.tk.masked(i)) && t != generalised(t, m.tk.masked(i)) {
@@ -631,7 +627,7 @@ func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 		}
 	}
 	if !changed {
-		return 0, false
+		return false
 	}
 	m.tb = m.tb[:0]
 	for i, t := range c.tokens {
@@ -643,9 +639,7 @@ func (m *Miner) absorb(c *cluster) (TemplateID, bool) {
 		}
 		m.tb = append(m.tb, t...)
 	}
-	old := c.id
-	m.generalise(c, string(m.tb))
-	return old, true
+	return true
 }
 
 // generalised is the template token that covers both t and a different
@@ -662,9 +656,9 @@ func generalised(t string, l []byte) string {
 	return Wildcard
 }
 
-// generalise gives c the template tmpl, folding it into an existing cluster
-// with the same text, and records the merge.
-func (m *Miner) generalise(c *cluster, tmpl string) {
+// generalise gives c the template tmpl and records the merge. If another
+// template already has that text, c is folded into it, which is returned.
+func (m *Miner) generalise(c *cluster, tmpl string) *cluster {
 	old := c.id
 	id := IDOf(tmpl)
 	m.stats.Changed++
@@ -675,11 +669,12 @@ func (m *Miner) generalise(c *cluster, tmpl string) {
 		other.lastSeen = max(other.lastSeen, c.lastSeen)
 		m.remove(c)
 		m.stats.Folded++
-		return
+		return other
 	}
 	nc := newCluster(tmpl)
 	c.id, c.template, c.tokens, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.kinds, nc.params
 	m.byID[id] = c
+	return c
 }
 
 func (m *Miner) recordMerge(from, to TemplateID) {

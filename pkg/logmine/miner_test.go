@@ -348,7 +348,9 @@ func TestEvictionBound(t *testing.T) {
 // its spacing normalised), for every real line: the parameters are exactly
 // the variable parts.
 func TestParamsRebuildLine(t *testing.T) {
-	for sys, lines := range loadContents(t) {
+	sets := loadContents(t)
+	sets["synthetic"], _ = synthLines(12, 5000)
+	for sys, lines := range sets {
 		m := newMiner(t, nil)
 		for _, l := range lines {
 			m.Match(l)

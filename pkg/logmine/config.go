@@ -3,10 +3,13 @@ package logmine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
-// Sentinel errors; test with errors.Is. All of them are permanent: retrying
-// the same call with the same input fails the same way.
+// Sentinel errors; test with errors.Is. Errors that wrap them are marked
+// permanent (errs.IsPermanent): retrying the same call with the same input
+// fails the same way.
 var (
 	ErrInvalidConfig   = errors.New("logmine: invalid config")
 	ErrInvalidFormat   = errors.New("logmine: invalid log format")
@@ -58,8 +61,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first invalid field by name.
-func (c Config) Validate() error {
+// Validate reports the first invalid field by name. The error wraps
+// ErrInvalidConfig and is permanent.
+func (c Config) Validate() error { return errs.Permanent(c.validate()) }
+
+func (c Config) validate() error {
 	switch {
 	case c.PrefixTokens < 0 || c.PrefixTokens > 16:
 		return fmt.Errorf("%w: PrefixTokens must be in [0,16], got %d", ErrInvalidConfig, c.PrefixTokens)

@@ -3,6 +3,8 @@ package logmine
 import (
 	"fmt"
 	"strings"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 // Mask names one family of variable tokens that the tokenizer replaces with
@@ -88,7 +90,7 @@ type Masker struct {
 func NewMasker(disabled ...Mask) (*Masker, error) {
 	set, err := enabledMasks(disabled)
 	if err != nil {
-		return nil, err
+		return nil, errs.Permanent(err)
 	}
 	return &Masker{set: set, tk: tokenizer{masks: set}}, nil
 }

@@ -175,7 +175,11 @@ func New(cfg Config) (*Miner, error) {
 }
 
 // Config returns the miner's configuration.
-func (m *Miner) Config() Config { return m.cfg }
+func (m *Miner) Config() Config {
+	c := m.cfg
+	c.DisabledMasks = slices.Clone(c.DisabledMasks)
+	return c
+}
 
 // Match mines one line (the message content, without its header) and
 // returns its template. Params is a new slice; use MatchInto on hot paths.

@@ -148,8 +148,8 @@ type Option func(*BatchWriter)
 // WithClock replaces the system clock.
 func WithClock(c Clock) Option { return func(w *BatchWriter) { w.clock = c } }
 
-// WithBatchObserver calls f after each batch, from the writer's sender
-// goroutine; f must not block.
+// WithBatchObserver calls f after each batch, from a sender goroutine
+// (concurrently when Senders > 1); f must not block.
 func WithBatchObserver(f func(BatchResult)) Option { return func(w *BatchWriter) { w.observe = f } }
 
 // BatchWriter groups rows into inserts of up to MaxRows rows, sent when full
@@ -249,10 +249,11 @@ func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts 
 }
 
 // Add queues row (one value per column, in BatchConfig.Columns order). When
-// Add returns nil, done (if not nil) is called exactly once, from the
-// writer's goroutine, after the insert holding the row returned: with nil
-// when it committed, with an error otherwise (errs.IsPermanent tells bad
-// data from a failure worth a retry). When Add returns an error the row was
+// Add returns nil, done (if not nil) is called exactly once, from a sender
+// goroutine, after the insert holding the row returned: with nil when it
+// committed, with an error otherwise (errs.IsPermanent tells bad data from a
+// failure worth a retry). done runs before the sender takes the next batch,
+// so it must be quick and must not call Add (acking a message is fine). When Add returns an error the row was
 // not taken and done is never called. Add blocks while MaxPendingRows rows
 // are unreported, until ctx ends.
 func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) error {

@@ -56,6 +56,9 @@ type clickhouseServer struct {
 	dsn    string // base DSN; its database part is replaced per test
 	source string // where it came from, for messages
 	err    error  // why no server could be had: the skip reason
+	// fromEnv marks a server named in the environment: when that one fails
+	// the tests fail, since somebody asked for it explicitly.
+	fromEnv bool
 }
 
 var (
@@ -73,6 +76,9 @@ func ClickHouse(t testing.TB) (dsn string) {
 	t.Helper()
 	clickhouseOnce.Do(func() { sharedClickHouse = findClickHouse() })
 	if sharedClickHouse.err != nil {
+		if sharedClickHouse.fromEnv {
+			t.Fatalf("testenv: %v", sharedClickHouse.err)
+		}
 		unavailable(t, "ClickHouse", sharedClickHouse.err)
 		return ""
 	}
@@ -99,14 +105,14 @@ func unavailable(t testing.TB, what string, reason error) {
 func findClickHouse() clickhouseServer {
 	if dsn, ok, err := clickhouseFromEnv(); ok {
 		if err != nil {
-			return clickhouseServer{err: err}
+			return clickhouseServer{err: err, fromEnv: true}
 		}
 		src := "$" + EnvClickHouseDSN
 		if os.Getenv(EnvClickHouseDSN) == "" {
 			src = "$" + EnvClickHouseAddr
 		}
 		if err := waitReady(dsn, serverReadyTimeout); err != nil {
-			return clickhouseServer{err: fmt.Errorf("%s (%s) does not answer: %w", src, redact(dsn), err)}
+			return clickhouseServer{err: fmt.Errorf("%s (%s) does not answer: %w", src, redact(dsn), err), fromEnv: true}
 		}
 		return clickhouseServer{dsn: dsn, source: src}
 	}

@@ -25,9 +25,12 @@ const EnvNATSURL = "AIOPS_TEST_NATS_URL"
 const NATSImage = "nats:2.10"
 
 // NATS returns the URL of a JetStream-enabled NATS server for the test, from
-// the first source that works: $AIOPS_TEST_NATS_URL, a testcontainers-go
-// container when a Docker engine answers, or an embedded nats-server started in
-// the test process. Servers it starts are stopped by t.Cleanup.
+// the first source that works: $AIOPS_TEST_NATS_URL, a NATSImage container
+// started once per test binary when a Docker engine answers (stopped by
+// Main/Shutdown), or an embedded nats-server started for this test alone and
+// stopped by t.Cleanup. An embedded server costs milliseconds, so each test
+// gets its own; on a shared server (the first two) tests must use stream and
+// subject names of their own.
 //
 // A test that needs to stop or restart the server uses StartNATS instead,
 // because only the embedded server can be controlled that way.
@@ -36,68 +39,49 @@ func NATS(t testing.TB) string {
 	if u := os.Getenv(EnvNATSURL); u != "" {
 		return u
 	}
-	if u, ok := natsContainer(t); ok {
-		return u
+	natsContainerOnce.Do(func() { natsContainerURL, natsContainerErr = natsFromDocker() })
+	if natsContainerErr == nil {
+		return natsContainerURL
 	}
 	return StartNATS(t).URL()
 }
 
-// natsContainer starts NATSImage when a Docker engine answers. Without an
-// engine it reports false at once: the probe looks for a socket before asking
-// testcontainers, whose provider lookup can be slow or panic without Docker.
-func natsContainer(t testing.TB) (string, bool) {
-	t.Helper()
-	if !dockerLikely() {
-		return "", false
+var (
+	natsContainerOnce sync.Once
+	natsContainerURL  string
+	natsContainerErr  error
+)
+
+// natsFromDocker starts NATSImage when a Docker engine answers; without one
+// it fails within dockerProbeTimeout, never hanging or panicking.
+func natsFromDocker() (u string, err error) {
+	if err := dockerAnswers(dockerProbeTimeout); err != nil {
+		return "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("testcontainers panicked: %v", r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), containerTimeout)
 	defer cancel()
-	if !dockerHealthy(ctx) {
-		return "", false
-	}
 	ctr, err := testcontainers.Run(ctx, NATSImage,
 		testcontainers.WithCmd("-js"),
 		testcontainers.WithExposedPorts("4222/tcp"),
-		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready")),
+		testcontainers.WithWaitStrategy(wait.ForLog("Server is ready").WithStartupTimeout(containerTimeout)),
 	)
-	testcontainers.CleanupContainer(t, ctr)
 	if err != nil {
-		t.Logf("testenv: docker answered but the %s container did not start, using an embedded server: %v", NATSImage, err)
-		return "", false
-	}
-	u, err := ctr.PortEndpoint(ctx, "4222/tcp", "nats")
-	if err != nil {
-		t.Logf("testenv: no endpoint for the %s container, using an embedded server: %v", NATSImage, err)
-		return "", false
-	}
-	return u, true
-}
-
-func dockerLikely() bool {
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		return true
-	}
-	for _, p := range []string{"/var/run/docker.sock", os.ExpandEnv("$XDG_RUNTIME_DIR/docker.sock"), os.ExpandEnv("$HOME/.docker/run/docker.sock")} {
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return true
+		if ctr != nil {
+			_ = testcontainers.TerminateContainer(ctr)
 		}
+		return "", fmt.Errorf("start %s: %w", NATSImage, err)
 	}
-	return false
-}
-
-func dockerHealthy(ctx context.Context) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	p, err := testcontainers.ProviderDocker.GetProvider()
+	atExit(func() { _ = testcontainers.TerminateContainer(ctr) })
+	u, err = ctr.PortEndpoint(ctx, "4222/tcp", "nats")
 	if err != nil {
-		return false
+		return "", fmt.Errorf("container %s port 4222: %w", NATSImage, err)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return p.Health(hctx) == nil
+	return u, nil
 }
 
 // NATSServer is an embedded JetStream server owned by one test. It keeps its

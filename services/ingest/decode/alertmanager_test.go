@@ -1,0 +1,180 @@
+package decode
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// amPayloadJSON is shaped like what Alertmanager 0.27 posts to a webhook.
+const amPayloadJSON = `{
+  "receiver": "aiops",
+  "status": "firing",
+  "alerts": [
+    {
+      "status": "firing",
+      "labels": {"alertname": "HighErrorRate", "job": "checkout", "severity": "page", "instance": "10.0.0.7:9090"},
+      "annotations": {"summary": "5xx above 5%", "runbook_url": "https://runbooks/5xx"},
+      "startsAt": "2026-11-21T11:50:00.123Z",
+      "endsAt": "0001-01-01T00:00:00Z",
+      "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
+      "fingerprint": "1a2b3c4d5e6f7081"
+    },
+    {
+      "status": "resolved",
+      "labels": {"alertname": "DiskFull", "service": "db", "job": "node", "severity": "warning"},
+      "annotations": {},
+      "startsAt": "2026-11-21T10:00:00Z",
+      "endsAt": "2026-11-21T11:55:00Z",
+      "generatorURL": "",
+      "fingerprint": "00000000000000ff"
+    },
+    {
+      "status": "firing",
+      "labels": {"alertname": "Watchdog", "severity": "P3"},
+      "annotations": {},
+      "startsAt": "2026-11-21T09:00:00+02:00",
+      "endsAt": "2026-11-21T12:04:00Z",
+      "generatorURL": ""
+    },
+    {
+      "status": "firing",
+      "labels": {"alertname": "PodCrash", "app": "cart"},
+      "startsAt": "2026-11-21T11:00:00Z"
+    }
+  ],
+  "groupLabels": {"alertname": "HighErrorRate"},
+  "commonLabels": {},
+  "commonAnnotations": {},
+  "externalURL": "http://alertmanager:9093",
+  "version": "4",
+  "groupKey": "{}:{alertname=\"HighErrorRate\"}",
+  "truncatedAlerts": 0
+}`
+
+func TestAlertmanager(t *testing.T) {
+	b, err := Alertmanager([]byte(amPayloadJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 4 {
+		t.Fatalf("got %d events, want 4", len(b.Events))
+	}
+	checkValid(t, b, SourceAlertmanager)
+
+	firing := b.Events[0]
+	eq(t, "kind", firing.Kind, event.KindAlert)
+	eq(t, "fingerprint", firing.Fingerprint, "1a2b3c4d5e6f7081")
+	eq(t, "service from job", firing.Service, "checkout")
+	eq(t, "severity", firing.Severity, event.SeverityCritical)
+	eq(t, "time = startsAt", firing.Time, time.Date(2026, 11, 21, 11, 50, 0, 123e6, time.UTC))
+	eq(t, "observed", firing.ObservedTime, testNow)
+	eq(t, "labels", firing.Labels, map[string]string{"alertname": "HighErrorRate", "job": "checkout", "severity": "page", "instance": "10.0.0.7:9090"})
+	fb := body[event.AlertBody](t, firing)
+	eq(t, "name", fb.Name, "HighErrorRate")
+	eq(t, "status", fb.Status, event.AlertFiring)
+	eq(t, "startsAt", fb.StartsAt, firing.Time)
+	eq(t, "endsAt zero", fb.EndsAt.IsZero(), true)
+	eq(t, "annotations", fb.Annotations, map[string]string{"summary": "5xx above 5%", "runbook_url": "https://runbooks/5xx"})
+	eq(t, "generatorURL", fb.GeneratorURL, "http://prometheus:9090/graph?g0.expr=rate")
+
+	resolved := b.Events[1]
+	eq(t, "service label wins over job", resolved.Service, "db")
+	eq(t, "time = endsAt", resolved.Time, time.Date(2026, 11, 21, 11, 55, 0, 0, time.UTC))
+	eq(t, "severity", resolved.Severity, event.SeverityWarning)
+	rb := body[event.AlertBody](t, resolved)
+	eq(t, "status", rb.Status, event.AlertResolved)
+	eq(t, "startsAt", rb.StartsAt, time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC))
+	eq(t, "endsAt", rb.EndsAt, resolved.Time)
+
+	watchdog := b.Events[2]
+	eq(t, "no service label", watchdog.Service, UnknownService)
+	eq(t, "unknown severity word", watchdog.Severity, event.Severity(""))
+	eq(t, "severity label kept", watchdog.Labels["severity"], "P3")
+	eq(t, "time in UTC", watchdog.Time, time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))
+	eq(t, "fingerprint computed", watchdog.Fingerprint, event.Fingerprint(event.KindAlert, UnknownService, watchdog.Labels, nil))
+
+	eq(t, "service from app", b.Events[3].Service, "cart")
+	eq(t, "no annotations", body[event.AlertBody](t, b.Events[3]).Annotations, map[string]string(nil))
+}
+
+func TestAlertmanagerRepeatsKeepTheirID(t *testing.T) {
+	first, err := Alertmanager([]byte(amPayloadJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A later group notification repeats the alerts; the firing Watchdog
+	// has a new endsAt, which does not make it a new event.
+	later := Options{Now: testNow.Add(5 * time.Minute)}
+	again, err := Alertmanager([]byte(strings.Replace(amPayloadJSON, "2026-11-21T12:04:00Z", "2026-11-21T12:09:00Z", 1)), later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range first.Events {
+		eq(t, "id of repeat", again.Events[i].ID, first.Events[i].ID)
+	}
+	// The same alert resolved is a different event.
+	resolved := strings.Replace(amPayloadJSON, `"status": "firing",
+      "labels": {"alertname": "HighErrorRate"`, `"status": "resolved",
+      "labels": {"alertname": "HighErrorRate"`, 1)
+	resolved = strings.Replace(resolved, `"endsAt": "0001-01-01T00:00:00Z"`, `"endsAt": "2026-11-21T11:58:00Z"`, 1)
+	r, err := Alertmanager([]byte(resolved), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Events[0].ID == first.Events[0].ID {
+		t.Error("resolved alert has the id of its firing notification")
+	}
+	eq(t, "resolved keeps fingerprint", r.Events[0].Fingerprint, first.Events[0].Fingerprint)
+	if first.Events[0].ID == first.Events[1].ID {
+		t.Error("two alerts share an id")
+	}
+}
+
+func TestAlertmanagerErrors(t *testing.T) {
+	alert := func(fields string) string {
+		return `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"ok"},"startsAt":"2026-11-21T11:00:00Z"},` + fields + `]}`
+	}
+	cases := []struct {
+		name, in string
+		item     int
+		field    string
+		says     string
+	}{
+		{"not json", `{"version":`, NoItem, "", "not valid JSON"},
+		{"version 3", `{"version":"3","alerts":[]}`, NoItem, "version", `is "3", want "4"`},
+		{"no version", `{"alerts":[]}`, NoItem, "version", "is required"},
+		{"no alerts", `{"version":"4","alerts":[]}`, NoItem, "alerts", "is empty"},
+		{"alerts not array", `{"version":"4","alerts":{}}`, NoItem, "alerts", "want array"},
+		{"no alertname", alert(`{"status":"firing","labels":{"job":"x"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels.alertname", "is required"},
+		{"bad startsAt", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"21/11/2026"}`), 1, "startsAt", "RFC 3339"},
+		{"no startsAt", alert(`{"status":"firing","labels":{"alertname":"a"}}`), 1, "startsAt", "is required"},
+		{"resolved without endsAt", alert(`{"status":"resolved","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"0001-01-01T00:00:00Z"}`), 1, "endsAt", "is required for a resolved alert"},
+		{"bad status", alert(`{"status":"pending","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "want firing or resolved"},
+		{"no status", alert(`{"labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "is required"},
+		{"labels not object", alert(`{"status":"firing","labels":["a"],"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels", "want object"},
+		{"bad fingerprint", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","fingerprint":"XYZ"}`), 1, "fingerprint", "16 lower-case hex"},
+		{"alert not object", alert(`"a"`), 1, "", "not a JSON object"},
+		{"before 1970", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"1960-01-01T00:00:00Z"}`), 1, "startsAt", "outside the storable range"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Alertmanager([]byte(c.in), opts())
+			p := hasProblem(t, err, c.item, c.field)
+			if !strings.Contains(p.Problem, c.says) {
+				t.Errorf("problem %q does not say %q", p.Problem, c.says)
+			}
+		})
+	}
+}
+
+func TestAlertmanagerTooMany(t *testing.T) {
+	o := opts()
+	o.MaxEvents = 3
+	if _, err := Alertmanager([]byte(amPayloadJSON), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}

@@ -1,0 +1,86 @@
+package decode
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+const deployJSON = `{"service":"checkout","version":"v2.14.0","author":"ana@example.com","commit":"9fceb02","url":"https://ci/builds/811","description":"enable new payment provider","time":"2026-11-21T11:30:00Z","labels":{"env":"prod"}}`
+
+func TestChanges(t *testing.T) {
+	b, err := Changes([]byte(deployJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, b, SourceChanges)
+	if len(b.Events) != 1 {
+		t.Fatalf("got %d events", len(b.Events))
+	}
+	e := b.Events[0]
+	eq(t, "kind", e.Kind, event.KindChange)
+	eq(t, "service", e.Service, "checkout")
+	eq(t, "time", e.Time, time.Date(2026, 11, 21, 11, 30, 0, 0, time.UTC))
+	eq(t, "labels", e.Labels, map[string]string{"env": "prod"})
+	eq(t, "body", body[event.ChangeBody](t, e), event.ChangeBody{
+		Type: "deploy", Version: "v2.14.0", Author: "ana@example.com", Commit: "9fceb02",
+		URL: "https://ci/builds/811", Description: "enable new payment provider",
+	})
+
+	arr := `[` + deployJSON + `, {"id":"01JDCZ0000000000000000000B","service":"search","type":"feature_flag","description":"ranking-v2 on"}]`
+	b, err = Changes([]byte(arr), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "count", len(b.Events), 2)
+	flag := b.Events[1]
+	eq(t, "kept id", flag.ID, "01JDCZ0000000000000000000B")
+	eq(t, "time defaults to receive", flag.Time, testNow)
+	eq(t, "type", body[event.ChangeBody](t, flag).Type, "feature_flag")
+	eq(t, "same content, same id", b.Events[0].ID, firstID(t, deployJSON))
+}
+
+func firstID(t *testing.T, in string) string {
+	b, err := Changes([]byte(in), Options{Now: testNow.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Events[0].ID
+}
+
+func TestChangesErrors(t *testing.T) {
+	cases := []struct {
+		name, in string
+		item     int
+		field    string
+		says     string
+	}{
+		{"empty", "  ", NoItem, "", "no changes"},
+		{"empty array", "[]", NoItem, "", "no changes"},
+		{"no service", `{"version":"1"}`, 0, "service", "is required"},
+		{"bad type", `[{"service":"a"},{"service":"a","type":"rollback"}]`, 1, "type", "want one of"},
+		{"misspelt field", `{"sevice":"a"}`, 0, "sevice", "not a known field"},
+		{"bad time", `{"service":"a","time":"now"}`, 0, "time", "RFC 3339"},
+		{"not an object", `[{"service":"a"}, 7]`, 1, "", "not a JSON object"},
+		{"wrong type", `{"service":"a","version":2}`, 0, "version", "want string"},
+		{"broken array", `[{"service":"a"}`, NoItem, "", "not valid JSON"},
+		{"trailing data", `{"service":"a"} {"service":"b"}`, 0, "", "after the object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Changes([]byte(c.in), opts())
+			p := hasProblem(t, err, c.item, c.field)
+			if !strings.Contains(p.Problem, c.says) {
+				t.Errorf("problem %q does not say %q", p.Problem, c.says)
+			}
+		})
+	}
+	o := opts()
+	o.MaxEvents = 1
+	if _, err := Changes([]byte(`[{"service":"a"},{"service":"b"}]`), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}

@@ -1,0 +1,294 @@
+package decode
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+func sampleLogs() plog.Logs {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "checkout")
+	rl.Resource().Attributes().PutStr("host.name", "web-1")
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName("checkout/payments")
+
+	lr := sl.LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Second)))
+	lr.SetSeverityNumber(plog.SeverityNumberError)
+	lr.SetSeverityText("oops") // the number wins
+	lr.Body().SetStr("payment declined for order 42")
+	lr.Attributes().PutStr("http.method", "POST")
+	lr.Attributes().PutInt("http.status_code", 502)
+	lr.Attributes().PutEmptyMap("user").PutStr("tier", "gold")
+	lr.SetTraceID(pcommon.TraceID{0x5b, 0x8e, 0xfb, 0xf7, 0x98, 0x2b, 0x4e, 0x2b, 0x8b, 0x1c, 0x6d, 0x1b, 0x1f, 0x1e, 0xab, 0xcd})
+	lr.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+
+	lr = sl.LogRecords().AppendEmpty()
+	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(t0.Add(2 * time.Second)))
+	lr.SetSeverityText("WARN")
+	lr.Body().SetEmptyMap().PutStr("msg", "slow query")
+
+	rl = ld.ResourceLogs().AppendEmpty() // a resource without service.name
+	lr = rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetEventName("session.start")
+	return ld
+}
+
+func encodeLogs(t *testing.T, ld plog.Logs, enc Encoding) []byte {
+	t.Helper()
+	req := plogotlp.NewExportRequestFromLogs(ld)
+	var (
+		b   []byte
+		err error
+	)
+	if enc == JSON {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestOTLPLogs(t *testing.T) {
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			b, err := OTLPLogs(encodeLogs(t, sampleLogs(), enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, b, SourceOTLP)
+			if len(b.Events) != 3 {
+				t.Fatalf("got %d events, want 3", len(b.Events))
+			}
+			e := b.Events[0]
+			eq(t, "kind", e.Kind, event.KindLog)
+			eq(t, "service", e.Service, "checkout")
+			eq(t, "resource", e.Resource, map[string]string{"service.name": "checkout", "host.name": "web-1"})
+			eq(t, "labels", e.Labels, map[string]string{"http.method": "POST", "http.status_code": "502", "user": `{"tier":"gold"}`})
+			eq(t, "severity from number", e.Severity, event.SeverityError)
+			eq(t, "time", e.Time, t0)
+			eq(t, "observed", e.ObservedTime, t0.Add(time.Second))
+			eq(t, "body", body[event.LogBody](t, e), event.LogBody{
+				Message: "payment declined for order 42",
+				TraceID: "5b8efbf7982b4e2b8b1c6d1b1f1eabcd",
+				SpanID:  "0102030405060708",
+			})
+
+			e = b.Events[1]
+			eq(t, "severity from text", e.Severity, event.SeverityWarning)
+			eq(t, "time from observed", e.Time, t0.Add(2*time.Second))
+			eq(t, "map body as JSON", body[event.LogBody](t, e).Message, `{"msg":"slow query"}`)
+			eq(t, "no labels", len(e.Labels), 0)
+
+			e = b.Events[2]
+			eq(t, "unknown service", e.Service, UnknownService)
+			eq(t, "time from receive", e.Time, testNow)
+			eq(t, "event name as message", body[event.LogBody](t, e).Message, "session.start")
+			eq(t, "no severity", e.Severity, event.Severity(""))
+		})
+	}
+}
+
+func TestLogSeverity(t *testing.T) {
+	cases := []struct {
+		n    plog.SeverityNumber
+		text string
+		want event.Severity
+	}{
+		{plog.SeverityNumberTrace, "", event.SeverityDebug},
+		{plog.SeverityNumberDebug4, "", event.SeverityDebug},
+		{plog.SeverityNumberInfo, "ERROR", event.SeverityInfo},
+		{plog.SeverityNumberWarn2, "", event.SeverityWarning},
+		{plog.SeverityNumberError3, "", event.SeverityError},
+		{plog.SeverityNumberFatal, "", event.SeverityCritical},
+		{plog.SeverityNumberUnspecified, "fatal", event.SeverityCritical},
+		{plog.SeverityNumberUnspecified, "verbose", ""},
+	}
+	for _, c := range cases {
+		eq(t, c.n.String()+"/"+c.text, logSeverity(c.n, c.text), c.want)
+	}
+}
+
+func TestOTLPLogsErrors(t *testing.T) {
+	t.Run("garbage", func(t *testing.T) {
+		for _, enc := range []Encoding{Protobuf, JSON} {
+			_, err := OTLPLogs([]byte("\xff\xffnot otlp"), enc, opts())
+			p := hasProblem(t, err, NoItem, "")
+			if !strings.Contains(p.Problem, "ExportLogsServiceRequest ("+enc.String()) {
+				t.Errorf("problem %q does not name the message and encoding", p.Problem)
+			}
+		}
+	})
+	t.Run("empty body and bad attribute", func(t *testing.T) {
+		ld := sampleLogs()
+		lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+		lrs.At(1).Body().SetStr("")
+		lrs.At(0).Attributes().PutStr("bad", "\xff")
+		_, err := OTLPLogs(encodeLogs(t, ld, Protobuf), Protobuf, opts())
+		hasProblem(t, err, 0, "scopeLogs[0].logRecords[1].body")
+		hasProblem(t, err, 0, "scopeLogs[0].logRecords[0].attributes.bad")
+	})
+	t.Run("too many", func(t *testing.T) {
+		o := opts()
+		o.MaxEvents = 2
+		if _, err := OTLPLogs(encodeLogs(t, sampleLogs(), Protobuf), Protobuf, o); !errors.Is(err, ErrTooManyEvents) {
+			t.Fatalf("want ErrTooManyEvents, got %v", err)
+		}
+	})
+}
+
+func sampleMetrics() pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "cart")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	ts := pcommon.NewTimestampFromTime(t0)
+
+	g := ms.AppendEmpty()
+	g.SetName("process.memory.usage")
+	g.SetUnit("By")
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetDoubleValue(1.5e8)
+	dp.Attributes().PutStr("pool", "heap")
+
+	s := ms.AppendEmpty()
+	s.SetName("http.server.requests")
+	sum := s.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp = sum.DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(1200)
+	stale := sum.DataPoints().AppendEmpty()
+	stale.SetTimestamp(ts)
+	stale.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+
+	d := ms.AppendEmpty()
+	d.SetName("jobs.done")
+	delta := d.SetEmptySum()
+	delta.SetIsMonotonic(true)
+	delta.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	dp = delta.DataPoints().AppendEmpty()
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(7)
+	nan := delta.DataPoints().AppendEmpty()
+	nan.SetTimestamp(ts)
+	nan.SetDoubleValue(math.NaN())
+
+	h := ms.AppendEmpty()
+	h.SetName("rpc.duration")
+	h.SetUnit("ms")
+	hist := h.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	hdp := hist.DataPoints().AppendEmpty()
+	hdp.SetTimestamp(ts)
+	hdp.SetCount(40)
+	hdp.SetSum(812.5)
+	hdp.ExplicitBounds().FromRaw([]float64{10, 100})
+	hdp.BucketCounts().FromRaw([]uint64{30, 8, 2})
+	hdp.Attributes().PutStr("method", "Get")
+
+	sm := ms.AppendEmpty()
+	sm.SetName("gc.pause")
+	sdp := sm.SetEmptySummary().DataPoints().AppendEmpty()
+	sdp.SetTimestamp(ts)
+	sdp.SetCount(3)
+	sdp.SetSum(0.75)
+	q := sdp.QuantileValues().AppendEmpty()
+	q.SetQuantile(0.99)
+	q.SetValue(0.4)
+	return md
+}
+
+func encodeMetrics(t *testing.T, md pmetric.Metrics, enc Encoding) []byte {
+	t.Helper()
+	req := pmetricotlp.NewExportRequestFromMetrics(md)
+	var (
+		b   []byte
+		err error
+	)
+	if enc == JSON {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestOTLPMetrics(t *testing.T) {
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			b, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, b, SourceOTLP)
+			eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 1, SkippedNonFinite: 1})
+			type want struct {
+				labels map[string]string
+				body   event.MetricBody
+			}
+			wants := []want{
+				{map[string]string{"__name__": "process.memory.usage", "pool": "heap"}, event.MetricBody{Name: "process.memory.usage", Value: ptr(1.5e8), Unit: "By", Type: event.MetricGauge}},
+				{map[string]string{"__name__": "http.server.requests"}, event.MetricBody{Name: "http.server.requests", Value: ptr(1200), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "jobs.done"}, event.MetricBody{Name: "jobs.done", Value: ptr(7), Type: event.MetricGauge}},
+				{map[string]string{"__name__": "rpc.duration_count", "method": "Get"}, event.MetricBody{Name: "rpc.duration_count", Value: ptr(40), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "rpc.duration_sum", "method": "Get"}, event.MetricBody{Name: "rpc.duration_sum", Value: ptr(812.5), Unit: "ms", Type: event.MetricCounter}},
+				{map[string]string{"__name__": "gc.pause_count"}, event.MetricBody{Name: "gc.pause_count", Value: ptr(3), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "gc.pause_sum"}, event.MetricBody{Name: "gc.pause_sum", Value: ptr(0.75), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "gc.pause", "quantile": "0.99"}, event.MetricBody{Name: "gc.pause", Value: ptr(0.4), Type: event.MetricGauge}},
+			}
+			if len(b.Events) != len(wants) {
+				t.Fatalf("got %d events, want %d", len(b.Events), len(wants))
+			}
+			for i, w := range wants {
+				e := b.Events[i]
+				eq(t, w.body.Name+" kind", e.Kind, event.KindMetric)
+				eq(t, w.body.Name+" service", e.Service, "cart")
+				eq(t, w.body.Name+" resource", e.Resource, map[string]string{"service.name": "cart"})
+				eq(t, w.body.Name+" time", e.Time, t0)
+				eq(t, w.body.Name+" labels", e.Labels, w.labels)
+				eq(t, w.body.Name+" body", body[event.MetricBody](t, e), w.body)
+			}
+		})
+	}
+}
+
+func TestOTLPMetricsErrors(t *testing.T) {
+	md := sampleMetrics()
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	ms.At(0).Gauge().DataPoints().At(0).SetTimestamp(0)
+	ms.At(3).Histogram().DataPoints().At(0).SetTimestamp(0)
+	ms.AppendEmpty().SetName("no.data")
+	ms.AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetTimestamp(1)
+	_, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].timeUnixNano")
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[5]")
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[6].name")
+
+	o := opts()
+	o.MaxEvents = 7 // 8 events: the summary's quantile is one too many
+	if _, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), JSON), JSON, o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}

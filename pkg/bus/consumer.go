@@ -217,6 +217,7 @@ type Consumer struct {
 	freed       chan struct{}
 
 	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed atomic.Uint64
+	lastAckWarn                                                        atomic.Int64 // unix ns of the last ack-failure log line
 }
 
 // ConsumerOption configures NewConsumer.
@@ -461,8 +462,7 @@ func (d *delivery) done(err error) {
 	switch {
 	case err == nil:
 		if aerr := d.msg.Ack(); aerr != nil {
-			c.ackFailed.Add(1)
-			c.log.Warn().Err(aerr).Uint64("stream_seq", d.StreamSeq).Msg("ack failed; the message will be redelivered")
+			c.ackFailure(aerr, d.StreamSeq, "ack failed; the message will be redelivered")
 		} else {
 			c.acked.Add(1)
 		}
@@ -477,10 +477,22 @@ func (d *delivery) done(err error) {
 	}
 }
 
+// ackFailure counts a failed ack or nak and logs at most one line a second:
+// a lost connection fails every result in flight at once, and thousands of
+// identical lines would bury the one that says why.
+func (c *Consumer) ackFailure(err error, seq uint64, msg string) {
+	total := c.ackFailed.Add(1)
+	now := time.Now().UnixNano()
+	last := c.lastAckWarn.Load()
+	if now-last < int64(time.Second) || !c.lastAckWarn.CompareAndSwap(last, now) {
+		return
+	}
+	c.log.Warn().Err(err).Uint64("stream_seq", seq).Uint64("ack_failures_total", total).Msg(msg + " (more within a second are only counted)")
+}
+
 func (c *Consumer) nak(d *delivery) {
 	if err := d.msg.NakWithDelay(c.backoff(d.Delivered)); err != nil {
-		c.ackFailed.Add(1)
-		c.log.Warn().Err(err).Uint64("stream_seq", d.StreamSeq).Msg("nak failed; the message will be redelivered after ack wait")
+		c.ackFailure(err, d.StreamSeq, "nak failed; the message will be redelivered after ack wait")
 		return
 	}
 	c.naked.Add(1)

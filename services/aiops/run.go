@@ -72,7 +72,7 @@ func runPipeline(ctx context.Context, args []string) error {
 		p.Close()
 		return err
 	}
-	p.RegisterConsumer("writer", w.Stats)
+	p.Registry.MustRegister(w.Collector())
 	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Msg("pipeline running")
 	return p.Run(ctx, service.Named("writer", w))
 }

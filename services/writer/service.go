@@ -36,6 +36,6 @@ func Main(ctx context.Context, args []string) error {
 		p.Close()
 		return err
 	}
-	p.RegisterConsumer("writer", w.Stats)
+	p.Registry.MustRegister(w.Collector())
 	return p.Run(ctx, service.Named("writer", w))
 }

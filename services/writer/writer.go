@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -174,6 +175,9 @@ func (w *Writer) Run(ctx context.Context) error {
 
 // Stats reports the consumer's counters.
 func (w *Writer) Stats() bus.Stats { return w.consumer.Stats() }
+
+// Collector exports the consumer's counters on /metrics.
+func (w *Writer) Collector() prometheus.Collector { return w.consumer.Collector() }
 
 func (w *Writer) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
 	e, err := event.Parse(d.Data)

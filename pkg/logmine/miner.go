@@ -591,7 +591,7 @@ func splitTemplate(t string) []string {
 func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 	cur := m.byLen[n]
 	if cur == nil {
-		cur = &node{children: map[string]*node{}}
+		cur = &node{}
 		m.byLen[n] = cur
 	}
 	var used uint16
@@ -610,7 +610,10 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 		}
 		next := cur.children[key]
 		if next == nil {
-			next = &node{parent: cur, key: key, children: map[string]*node{}}
+			next = &node{parent: cur, key: key}
+			if cur.children == nil { // leaves never get a map
+				cur.children = map[string]*node{}
+			}
 			cur.children[key] = next
 		}
 		cur = next

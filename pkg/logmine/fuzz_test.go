@@ -1,0 +1,86 @@
+package logmine_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+// rebuild puts params back into a template.
+func rebuild(tpl string, params []string) (string, bool) {
+	var b strings.Builder
+	for _, p := range params {
+		i := strings.Index(tpl, logmine.Wildcard)
+		if i < 0 {
+			return "", false
+		}
+		b.WriteString(tpl[:i])
+		b.WriteString(p)
+		tpl = tpl[i+len(logmine.Wildcard):]
+	}
+	if strings.Contains(tpl, logmine.Wildcard) {
+		return "", false
+	}
+	b.WriteString(tpl)
+	return b.String(), true
+}
+
+// Any input: no panic, and every result's parameters put back into its
+// template give the line (spacing normalised), unless the line itself
+// contains the wildcard text.
+func FuzzMatch(f *testing.F) {
+	for _, s := range []string{
+		"Received block blk_-1 of size 67108864 from /10.250.19.102",
+		"user=alice action=login src=10.0.0.1:22",
+		"GET https://x.io/a?b=1 200 15ms 3KB",
+		"fe80::1 00:1a:2b:3c:4d:5e 123e4567-e89b-12d3-a456-426614174000",
+		"/a/b/c_1 ./x ~/y C:\\z 2024-01-02T03:04:05Z 17:41:44,747",
+		"blk_1 blk_2 blk_3 x@y.io 0xdead 1h2m3s -5 1.2.3",
+		"", "   ", "\t", ":: : =", "a=b=c:d",
+	} {
+		f.Add(s, "Invalid user bob from 1.2.3.4")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		m, err := logmine.New(logmine.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range []string{a, b, a + " " + b, b + " " + a, a} {
+			r := m.Match(line)
+			if strings.Contains(line, logmine.Wildcard) || strings.ContainsAny(line, "\r\n\v\f") {
+				continue
+			}
+			got, ok := rebuild(r.Template, r.Params)
+			if want := strings.Join(strings.FieldsFunc(line, func(c rune) bool { return c == ' ' || c == '\t' }), " "); !ok || got != want {
+				t.Fatalf("line %q: template %q params %q rebuild %q", line, r.Template, r.Params, got)
+			}
+			if r.ID != logmine.IDOf(r.Template) {
+				t.Fatalf("id of %q", r.Template)
+			}
+		}
+		snap, err := m.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Restore(snap); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzFormat(f *testing.F) {
+	f.Add(`<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>`, "2015-07-29 17:41:44,747 - INFO  [a:b@1] - x")
+	f.Add(`\[<Time>\] \[<Level>\] <Content>`, "[x] [y] z")
+	f.Add(`<Content> end`, "a b end")
+	f.Fuzz(func(t *testing.T, spec, line string) {
+		fm, err := logmine.CompileFormat(spec)
+		if err != nil {
+			return
+		}
+		vals, ok := fm.Parse(line, nil)
+		if ok && len(vals) != len(fm.Fields()) {
+			t.Fatalf("%d values for %d fields", len(vals), len(fm.Fields()))
+		}
+	})
+}

@@ -1,0 +1,572 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/services/ingest/decode"
+	"github.com/klauspost/compress/snappy"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+const (
+	tokenA = "token-a-0123456789abcdef"
+	tokenB = "token-b-0123456789abcdef"
+)
+
+var testNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+// fakePublisher records what it was given and fails when told to.
+type fakePublisher struct {
+	mu       sync.Mutex
+	calls    [][]*event.Envelope
+	deadline bool
+	fail     error
+}
+
+func (p *fakePublisher) PublishAll(ctx context.Context, events []*event.Envelope) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, p.deadline = ctx.Deadline()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.calls = append(p.calls, events)
+	return nil
+}
+
+func (p *fakePublisher) published() []*event.Envelope {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var all []*event.Envelope
+	for _, c := range p.calls {
+		all = append(all, c...)
+	}
+	return all
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestHandler(t testing.TB, pub Publisher, change func(*Config), opts ...Option) *Handler {
+	t.Helper()
+	cfg := Config{Tokens: []string{tokenA, tokenB}}
+	if change != nil {
+		change(&cfg)
+	}
+	clk := &clock{now: testNow}
+	h, err := New(cfg, pub, append([]Option{WithClock(clk.Now)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+type request struct {
+	method, path, contentType, encoding, token string
+	body                                       []byte
+	unknownLength                              bool
+}
+
+func (r request) do(h http.Handler) *httptest.ResponseRecorder {
+	method := r.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var body io.Reader = bytes.NewReader(r.body)
+	if r.unknownLength {
+		body = io.MultiReader(body) // hides the length from NewRequest
+	}
+	req := httptest.NewRequest(method, r.path, body)
+	if r.unknownLength {
+		req.ContentLength = -1
+	}
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	if r.encoding != "" {
+		req.Header.Set("Content-Encoding", r.encoding)
+	}
+	switch r.token {
+	case "":
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+	case "-":
+	default:
+		req.Header.Set("Authorization", r.token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+const (
+	logLine    = `{"kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"payment failed"}}`
+	metricLine = `{"kind":"metric","service":"api","time":"2026-11-21T11:59:00Z","body":{"name":"latency","value":0.25}}`
+	amBody     = `{"version":"4","status":"firing","receiver":"aiops","alerts":[{"status":"firing","labels":{"alertname":"HighErrorRate","job":"checkout","severity":"critical"},"annotations":{"summary":"5xx"},"startsAt":"2026-11-21T11:50:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom/graph","fingerprint":"1a2b3c4d5e6f7081"}]}`
+	changeBody = `{"service":"checkout","version":"v2","author":"ana","commit":"9fceb02","time":"2026-11-21T11:30:00Z"}`
+)
+
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// remoteWrite encodes a WriteRequest of one series with the given values,
+// one millisecond apart.
+func remoteWrite(name string, values ...float64) []byte {
+	var ts []byte
+	for _, l := range [][2]string{{"__name__", name}, {"job", "node"}} {
+		var lb []byte
+		lb = protowire.AppendTag(lb, 1, protowire.BytesType)
+		lb = protowire.AppendString(lb, l[0])
+		lb = protowire.AppendTag(lb, 2, protowire.BytesType)
+		lb = protowire.AppendString(lb, l[1])
+		ts = protowire.AppendTag(ts, 1, protowire.BytesType)
+		ts = protowire.AppendBytes(ts, lb)
+	}
+	for i, v := range values {
+		var sb []byte
+		sb = protowire.AppendTag(sb, 1, protowire.Fixed64Type)
+		sb = protowire.AppendFixed64(sb, math.Float64bits(v))
+		sb = protowire.AppendTag(sb, 2, protowire.VarintType)
+		sb = protowire.AppendVarint(sb, uint64(testNow.UnixMilli()+int64(i)))
+		ts = protowire.AppendTag(ts, 2, protowire.BytesType)
+		ts = protowire.AppendBytes(ts, sb)
+	}
+	var req []byte
+	req = protowire.AppendTag(req, 1, protowire.BytesType)
+	req = protowire.AppendBytes(req, ts)
+	return snappy.Encode(nil, req)
+}
+
+func otlpLogs(t testing.TB, jsonEnc bool, messages ...string) []byte {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "cart")
+	for _, m := range messages {
+		lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+		lr.Body().SetStr(m)
+	}
+	req := plogotlp.NewExportRequestFromLogs(ld)
+	var (
+		b   []byte
+		err error
+	)
+	if jsonEnc {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func otlpGauge(t testing.TB, jsonEnc bool) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "cart")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("queue.size")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	dp.SetIntValue(12)
+	req := pmetricotlp.NewExportRequestFromMetrics(md)
+	var (
+		b   []byte
+		err error
+	)
+	if jsonEnc {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decodeJSON[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type = %q, want application/json; body %s", ct, rec.Body)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, rec.Body)
+	}
+	return v
+}
+
+func TestAcceptsEveryFormat(t *testing.T) {
+	cases := []struct {
+		name   string
+		req    request
+		kinds  []event.Kind
+		source string
+	}{
+		{"events ndjson", request{path: PathEvents, contentType: "application/x-ndjson", body: []byte(logLine + "\n" + metricLine + "\n")}, []event.Kind{event.KindLog, event.KindMetric}, decode.SourceHTTP},
+		{"events array", request{path: PathEvents, contentType: "application/json; charset=utf-8", body: []byte("[" + logLine + "," + metricLine + "]")}, []event.Kind{event.KindLog, event.KindMetric}, decode.SourceHTTP},
+		{"events gzip", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: gzipped([]byte(logLine))}, []event.Kind{event.KindLog}, decode.SourceHTTP},
+		{"alertmanager", request{path: PathAlertmanager, contentType: "application/json", body: []byte(amBody)}, []event.Kind{event.KindAlert}, decode.SourceAlertmanager},
+		{"remote write", request{path: PathRemoteWrite, contentType: "application/x-protobuf", encoding: "snappy", body: remoteWrite("up", 1, 0)}, []event.Kind{event.KindMetric, event.KindMetric}, decode.SourcePrometheus},
+		{"remote write 1.0 by proto param", request{path: PathRemoteWrite, contentType: "application/x-protobuf;proto=prometheus.WriteRequest", body: remoteWrite("up", 1)}, []event.Kind{event.KindMetric}, decode.SourcePrometheus},
+		{"otlp logs json", request{path: PathOTLPLogs, contentType: "application/json", body: otlpLogs(t, true, "a", "b")}, []event.Kind{event.KindLog, event.KindLog}, decode.SourceOTLP},
+		{"otlp logs json gzip", request{path: PathOTLPLogs, contentType: "application/json", encoding: "gzip", body: gzipped(otlpLogs(t, true, "a"))}, []event.Kind{event.KindLog}, decode.SourceOTLP},
+		{"otlp metrics json", request{path: PathOTLPMetrics, contentType: "application/json", body: otlpGauge(t, true)}, []event.Kind{event.KindMetric}, decode.SourceOTLP},
+		{"changes", request{path: PathChanges, contentType: "application/json", body: []byte(changeBody)}, []event.Kind{event.KindChange}, decode.SourceChanges},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			rec := c.req.do(newTestHandler(t, pub, nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			resp := decodeJSON[Response](t, rec)
+			got := pub.published()
+			if resp.Accepted != len(c.kinds) || len(got) != len(c.kinds) || len(pub.calls) != 1 {
+				t.Fatalf("accepted %d, published %d in %d calls, want %d in 1", resp.Accepted, len(got), len(pub.calls), len(c.kinds))
+			}
+			for i, e := range got {
+				if resp.IDs[i] != e.ID {
+					t.Errorf("id %d answered %s, published %s", i, resp.IDs[i], e.ID)
+				}
+				if e.Kind != c.kinds[i] || e.Source != c.source {
+					t.Errorf("event %d: kind %s source %s, want %s %s", i, e.Kind, e.Source, c.kinds[i], c.source)
+				}
+				if err := e.Validate(); err != nil {
+					t.Errorf("published an invalid event: %v", err)
+				}
+				if !e.ObservedTime.Equal(testNow) {
+					t.Errorf("observed time %s, want the injected clock's %s", e.ObservedTime, testNow)
+				}
+			}
+			if !pub.deadline {
+				t.Error("PublishAll got a context without a deadline")
+			}
+		})
+	}
+}
+
+func TestOTLPProtobufAnswers(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		body []byte
+	}{{PathOTLPLogs, otlpLogs(t, false, "x", "y")}, {PathOTLPMetrics, otlpGauge(t, false)}} {
+		pub := &fakePublisher{}
+		h := newTestHandler(t, pub, nil)
+		rec := request{path: c.path, contentType: "application/x-protobuf", body: c.body}.do(h)
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/x-protobuf" {
+			t.Fatalf("%s: status %d type %q", c.path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		// The empty Export*ServiceResponse: full success.
+		if rec.Body.Len() != 0 {
+			t.Errorf("%s: body %x, want the empty message", c.path, rec.Body.Bytes())
+		}
+		if len(pub.published()) == 0 {
+			t.Errorf("%s: nothing published", c.path)
+		}
+	}
+
+	// Invalid data: a google.rpc.Status with INVALID_ARGUMENT and the problem.
+	pub := &fakePublisher{}
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: otlpLogs(t, false, "ok", "")}.do(newTestHandler(t, pub, nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d", rec.Code)
+	}
+	code, msg := parseStatus(t, rec.Body.Bytes())
+	if code != 3 || !strings.Contains(msg, `scopeLogs[1].logRecords[0].body`) {
+		t.Errorf("status code %d message %q", code, msg)
+	}
+	if len(pub.published()) != 0 {
+		t.Error("published part of an invalid request")
+	}
+}
+
+func parseStatus(t *testing.T, b []byte) (code int, msg string) {
+	t.Helper()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			t.Fatalf("not protobuf: %x", b)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			code, n = int(v), m
+		case num == 2 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeString(b)
+			msg, n = v, m
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			t.Fatalf("bad field %d", num)
+		}
+		b = b[n:]
+	}
+	return code, msg
+}
+
+func TestRefusals(t *testing.T) {
+	bomb := gzipped(bytes.Repeat([]byte(" "), 3000)) // 3,000 bytes inflated from ~30
+	small := func(c *Config) { c.MaxBodyBytes = 1000; c.MaxDecodedBytes = 2000; c.MaxEvents = 10 }
+	cases := []struct {
+		name    string
+		req     request
+		status  int
+		says    string
+		headers map[string]string
+	}{
+		{"unknown path", request{path: "/v2/events", contentType: "application/json"}, 404, "no endpoint /v2/events", nil},
+		{"GET", request{method: http.MethodGet, path: PathEvents}, 405, "use POST", map[string]string{"Allow": "POST"}},
+		{"PUT", request{method: http.MethodPut, path: PathChanges}, 405, "use POST", map[string]string{"Allow": "POST"}},
+		{"no token", request{path: PathEvents, token: "-", contentType: "application/json", body: []byte(logLine)}, 401, "bearer token", map[string]string{"WWW-Authenticate": `Bearer realm="aiops"`}},
+		{"wrong token", request{path: PathEvents, token: "Bearer " + tokenA + "x", contentType: "application/json", body: []byte(logLine)}, 401, "bearer token", nil},
+		{"basic auth", request{path: PathEvents, token: "Basic " + tokenA, contentType: "application/json", body: []byte(logLine)}, 401, "bearer token", nil},
+		{"empty bearer", request{path: PathEvents, token: "Bearer ", contentType: "application/json", body: []byte(logLine)}, 401, "bearer token", nil},
+		{"text/plain", request{path: PathEvents, contentType: "text/plain", body: []byte(logLine)}, 415, "application/json or application/x-ndjson", nil},
+		{"no content type", request{path: PathAlertmanager, body: []byte(amBody)}, 415, "not a media type", nil},
+		{"ndjson to alertmanager", request{path: PathAlertmanager, contentType: "application/x-ndjson", body: []byte(amBody)}, 415, "want application/json", nil},
+		{"remote write 2.0", request{path: PathRemoteWrite, contentType: "application/x-protobuf;proto=io.prometheus.write.v2.Request", body: remoteWrite("up", 1)}, 415, "only remote-write 1.0", nil},
+		{"gzip remote write", request{path: PathRemoteWrite, contentType: "application/x-protobuf", encoding: "gzip", body: remoteWrite("up", 1)}, 415, "want snappy", nil},
+		{"brotli", request{path: PathEvents, contentType: "application/json", encoding: "br", body: []byte(logLine)}, 415, "Content-Encoding", nil},
+		{"otlp xml", request{path: PathOTLPMetrics, contentType: "application/xml"}, 415, "application/x-protobuf or application/json", nil},
+		{"body over limit", request{path: PathEvents, contentType: "application/json", body: bytes.Repeat([]byte(" "), 1001)}, 413, "over the limit of 1000", nil},
+		{"body over limit, length unknown", request{path: PathEvents, contentType: "application/json", body: bytes.Repeat([]byte(" "), 1001), unknownLength: true}, 413, "over the limit of 1000", nil},
+		{"gzip bomb", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: bomb}, 413, "after gzip decompression", nil},
+		{"snappy bomb", request{path: PathRemoteWrite, contentType: "application/x-protobuf", body: snappy.Encode(nil, bytes.Repeat([]byte{0}, 3000))}, 413, "decompressed", nil},
+		{"too many events", request{path: PathEvents, contentType: "application/x-ndjson", body: []byte(strings.Repeat(`{"kind":"log"}`+"\n", 11))}, 413, "more than 10 events", nil},
+		{"invalid item", request{path: PathEvents, contentType: "application/x-ndjson", body: []byte(logLine + "\n" + `{"kind":"log","service":"a","body":{"message":"x"}}`)}, 400, "nothing accepted", nil},
+		{"bad gzip", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: []byte("not gzip")}, 400, "not gzip", nil},
+		{"truncated gzip", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: gzipped([]byte(logLine))[:20]}, 400, "gzip", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			rec := c.req.do(newTestHandler(t, pub, small))
+			if rec.Code != c.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, c.status, rec.Body)
+			}
+			resp := decodeJSON[ErrorResponse](t, rec)
+			if !strings.Contains(resp.Error, c.says) {
+				t.Errorf("error %q does not say %q", resp.Error, c.says)
+			}
+			for k, v := range c.headers {
+				if got := rec.Header().Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+			if n := len(pub.published()); n != 0 {
+				t.Errorf("published %d events of a refused request", n)
+			}
+		})
+	}
+}
+
+func TestInvalidDataNamesItemAndField(t *testing.T) {
+	pub := &fakePublisher{}
+	body := logLine + "\n" + logLine + "\n" + `{"kind":"log","service":"a","body":{"message":"x"}}` + "\n" + `{"kind":"metric","service":"a","time":"2026-11-21T11:59:00Z","body":{"name":"m","value":"high"}}`
+	rec := request{path: PathEvents, contentType: "application/x-ndjson", body: []byte(body)}.do(newTestHandler(t, pub, nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d", rec.Code)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	problems, _ := json.Marshal(raw["problems"])
+	want := `[{"field":"time","item":2,"problem":"is required"},{"field":"body.value","item":3,"problem":"has JSON type string, want number"}]`
+	if string(problems) != want {
+		t.Errorf("problems = %s\nwant       %s", problems, want)
+	}
+	if len(pub.published()) != 0 {
+		t.Error("valid items of an invalid request were published")
+	}
+}
+
+func TestPublishFailureIs503(t *testing.T) {
+	pub := &fakePublisher{fail: errors.New("nats: timeout")}
+	h := newTestHandler(t, pub, func(c *Config) { c.RetryAfter = 2500 * time.Millisecond })
+	for _, req := range []request{
+		{path: PathEvents, contentType: "application/json", body: []byte(logLine)},
+		{path: PathRemoteWrite, contentType: "application/x-protobuf", body: remoteWrite("up", 1)},
+	} {
+		rec := req.do(h)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s: status %d, want 503", req.path, rec.Code)
+		}
+		if got := rec.Header().Get("Retry-After"); got != "3" {
+			t.Errorf("Retry-After = %q, want 3 (2.5 s rounded up)", got)
+		}
+		if resp := decodeJSON[ErrorResponse](t, rec); !strings.Contains(resp.Error, "nothing of this request was accepted") {
+			t.Errorf("error %q", resp.Error)
+		}
+	}
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: otlpLogs(t, false, "x")}.do(h)
+	if code, _ := parseStatus(t, rec.Body.Bytes()); rec.Code != 503 || code != 14 || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("OTLP protobuf: status %d, rpc code %d, Retry-After %q", rec.Code, code, rec.Header().Get("Retry-After"))
+	}
+}
+
+func TestSkippedOnlyIsAcceptedWithoutPublishing(t *testing.T) {
+	pub := &fakePublisher{fail: errors.New("must not be called")}
+	stale := math.Float64frombits(0x7ff0000000000002)
+	rec := request{path: PathRemoteWrite, contentType: "application/x-protobuf", body: remoteWrite("up", stale, math.NaN())}.do(newTestHandler(t, pub, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	resp := decodeJSON[Response](t, rec)
+	if resp.Accepted != 0 || len(resp.IDs) != 0 || resp.Skipped[decode.SkippedStaleMarkers] != 1 || resp.Skipped[decode.SkippedNonFinite] != 1 {
+		t.Errorf("answer %+v", resp)
+	}
+}
+
+func TestRateLimitPerToken(t *testing.T) {
+	clk := &clock{now: testNow}
+	pub := &fakePublisher{}
+	h, err := New(Config{Tokens: []string{tokenA, tokenB}, RatePerToken: 0.5, Burst: 2}, pub, WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(token string) *httptest.ResponseRecorder {
+		return request{path: PathEvents, contentType: "application/json", token: "Bearer " + token, body: []byte(logLine)}.do(h)
+	}
+	for i := range 2 {
+		if rec := post(tokenA); rec.Code != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d", i, rec.Code)
+		}
+	}
+	rec := post(tokenA)
+	if rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("third request: %d, want 429", rec.Code)
+	}
+	if got := rec.Header().Get("Retry-After"); got != "2" {
+		t.Errorf("Retry-After = %q, want 2 (one token at 0.5/s)", got)
+	}
+	if resp := decodeJSON[ErrorResponse](t, rec); !strings.Contains(resp.Error, "rate limit") {
+		t.Errorf("error %q", resp.Error)
+	}
+	if rec := post(tokenB); rec.Code != http.StatusOK {
+		t.Errorf("another token shares the bucket: %d", rec.Code)
+	}
+	clk.Add(2 * time.Second)
+	if rec := post(tokenA); rec.Code != http.StatusOK {
+		t.Errorf("after refill: %d", rec.Code)
+	}
+	if rec := post(tokenA); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("refill gave more than one request: %d", rec.Code)
+	}
+	if n := len(pub.published()); n != 4 {
+		t.Errorf("published %d events, want 4", n)
+	}
+}
+
+func TestAnonymous(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, func(c *Config) { c.Tokens = nil; c.AllowAnonymous = true })
+	if rec := (request{path: PathEvents, token: "-", contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
+		t.Errorf("anonymous request: %d", rec.Code)
+	}
+	// A token that is presented must still be a valid one.
+	if rec := (request{path: PathEvents, token: "Bearer nope", contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusUnauthorized {
+		t.Errorf("unknown token with anonymous allowed: %d", rec.Code)
+	}
+}
+
+func TestSecondTokenAndCaseOfScheme(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, nil)
+	rec := request{path: PathEvents, token: "bearer " + tokenB, contentType: "application/json", body: []byte(logLine)}.do(h)
+	if rec.Code != http.StatusOK {
+		t.Errorf("second token, lower-case scheme: %d", rec.Code)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		cfg   Config
+		field string
+	}{
+		{Config{}, "Tokens"},
+		{Config{Tokens: []string{"short"}}, "Tokens[0]"},
+		{Config{Tokens: []string{tokenA}, MaxBodyBytes: -1}, "MaxBodyBytes"},
+		{Config{Tokens: []string{tokenA}, MaxDecodedBytes: 2 << 30}, "MaxDecodedBytes"},
+		{Config{Tokens: []string{tokenA}, MaxEvents: -5}, "MaxEvents"},
+		{Config{Tokens: []string{tokenA}, RatePerToken: -1}, "RatePerToken"},
+		{Config{Tokens: []string{tokenA}, Burst: -1}, "Burst"},
+		{Config{Tokens: []string{tokenA}, PublishTimeout: -time.Second}, "PublishTimeout"},
+		{Config{Tokens: []string{tokenA}, RetryAfter: -time.Second}, "RetryAfter"},
+	}
+	for _, c := range cases {
+		err := c.cfg.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), c.field+":") {
+			t.Errorf("%s: error %v", c.field, err)
+		}
+		if _, nerr := New(c.cfg, &fakePublisher{}); nerr == nil {
+			t.Errorf("%s: New accepted an invalid config", c.field)
+		}
+	}
+	if err := (Config{Tokens: []string{tokenA}}).Validate(); err != nil {
+		t.Errorf("defaults do not validate: %v", err)
+	}
+	if err := (Config{AllowAnonymous: true}).Validate(); err != nil {
+		t.Errorf("anonymous config: %v", err)
+	}
+	if _, err := New(Config{Tokens: []string{tokenA}}, nil); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("nil publisher: %v", err)
+	}
+}
+
+func ExampleHandler() {
+	h, _ := New(Config{Tokens: []string{tokenA}}, &fakePublisher{})
+	req := httptest.NewRequest(http.MethodPost, PathChanges, strings.NewReader(`{"service":"checkout","version":"v2"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Println(rec.Code, decodeAccepted(rec.Body.Bytes()))
+	// Output: 200 1
+}
+
+func decodeAccepted(b []byte) int {
+	var r Response
+	json.Unmarshal(b, &r)
+	return r.Accepted
+}

@@ -21,7 +21,7 @@ var (
 type Config struct {
 	// PrefixTokens is how many leading tokens route a line in the prefix
 	// tree below the token-count level (Drain's depth minus 2). Lines whose
-	// first tokens differ never share a template.
+	// first tokens differ share a template only through FoldAfter.
 	PrefixTokens int
 	// SimilarityThreshold is the least share of a template's constant
 	// tokens that a line must repeat to join it (0 < x <= 1).

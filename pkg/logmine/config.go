@@ -79,8 +79,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
 	case c.MaxMerges < 0:
 		return fmt.Errorf("%w: MaxMerges must not be negative, got %d", ErrInvalidConfig, c.MaxMerges)
-	case c.MaxLineBytes < 16:
-		return fmt.Errorf("%w: MaxLineBytes must be at least 16, got %d", ErrInvalidConfig, c.MaxLineBytes)
+	case c.MaxLineBytes < 16 || c.MaxLineBytes > 1<<30:
+		return fmt.Errorf("%w: MaxLineBytes must be in [16, 1 GiB], got %d", ErrInvalidConfig, c.MaxLineBytes)
 	}
 	if _, err := enabledMasks(c.DisabledMasks); err != nil {
 		return err

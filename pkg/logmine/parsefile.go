@@ -66,8 +66,8 @@ func newOffline(opts ParseOptions) (*offline, error) {
 	if maxLen == 0 {
 		maxLen = DefaultMaxLineBytes
 	}
-	if maxLen < 16 {
-		return nil, errs.Permanent(fmt.Errorf("%w: MaxLineBytes must be at least 16, got %d", ErrInvalidConfig, maxLen))
+	if maxLen < 16 || maxLen > 1<<30 {
+		return nil, errs.Permanent(fmt.Errorf("%w: MaxLineBytes must be in [16, 1 GiB], got %d", ErrInvalidConfig, maxLen))
 	}
 	cfg.MaxLineBytes = max(cfg.MaxLineBytes, maxLen)
 	cfg.MaxMerges = 0 // the offline run keeps its own, complete, merge map

@@ -1,0 +1,126 @@
+package aiops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/store"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRunPipeline runs `aiops run` in-process on its embedded NATS and a
+// real ClickHouse: an event published to NATS by a producer ends up in the
+// events table, and the admin endpoints answer.
+func TestRunPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	natsAddr, adminAddr := freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan error, 1)
+	go func() {
+		finished <- runPipeline(ctx, []string{
+			"-set", "nats.listen=" + natsAddr,
+			"-set", "nats.store_dir=" + t.TempDir(),
+			"-set", "store.dsn=" + dsn,
+			"-set", "admin.listen=" + adminAddr,
+			"-set", "writer.max_age=100ms",
+			"-set", "log.level=warn",
+		})
+	}()
+
+	log := zerolog.Nop()
+	var pub *bus.Publisher
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, MaxReconnects: 1}, log)
+		if err == nil {
+			if _, err = js.Stream(ctx, bus.StreamEvents); err == nil {
+				pub, _ = bus.NewPublisher(js)
+				break
+			}
+		}
+		select {
+		case err := <-finished:
+			t.Fatalf("aiops run exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("embedded NATS with streams not up after 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var ids []string
+	var msgs []bus.Message
+	for i := 0; i < 20; i++ {
+		e, err := event.New(event.KindChange, "payments", time.Now().UTC().Truncate(time.Second), event.ChangeBody{Type: "deploy", Version: fmt.Sprintf("1.%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(e)
+		ids = append(ids, e.ID)
+		msgs = append(msgs, bus.Message{Subject: e.Subject(), ID: e.ID, Data: raw})
+	}
+	if _, err := pub.PublishAll(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		err := st.Conn.QueryRow(context.Background(), "SELECT count() FROM events FINAL WHERE kind = 'change' AND service = 'payments' AND has(?, id)", ids).Scan(&n)
+		if err == nil && n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events in ClickHouse: %d, %v; want 20", n, err)
+		}
+	}
+
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
+		resp, err := http.Get("http://" + adminAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("aiops run stopped with %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("aiops run did not stop within a minute of cancellation")
+	}
+}

@@ -2,6 +2,4 @@ module github.com/aiops-dev/aiops/services/notifier
 
 go 1.26.0
 
-require github.com/aiops-dev/aiops/pkg v0.0.0
-
 replace github.com/aiops-dev/aiops/pkg => ../../pkg

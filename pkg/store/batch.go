@@ -482,8 +482,16 @@ func (w *BatchWriter) insert(rows [][]any, idx []int, out []error) {
 // then drops the whole batch, the batch is prepared again with the rows
 // that went in before. It returns the rows it sent.
 func (w *BatchWriter) sendOnce(rows [][]any, idx []int, out []error) (sent []int, err error) {
+	// The context is left to expire on its own instead of being cancelled
+	// when Send returns: clickhouse-go's Send starts a goroutine that closes
+	// the connection once the context is done, and if that goroutine runs
+	// late it sees both "send finished" and "context done" and may pick the
+	// latter, closing a connection already back in the pool and in use by
+	// the next batch ("use of closed network connection", seen with two
+	// senders on a loaded machine). A deadline InsertTimeout away is long
+	// past any such goroutine.
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.InsertTimeout)
-	defer cancel()
+	time.AfterFunc(w.cfg.InsertTimeout, cancel)
 	batch, err := w.conn.PrepareBatch(ctx, w.insertSQL)
 	if err != nil {
 		return idx, err

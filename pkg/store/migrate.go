@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 //go:embed schema/*.sql
@@ -72,7 +74,9 @@ type migrationUnit struct {
 //
 // ClickHouse has no transactions or locks, so two processes starting at once
 // may both apply a unit: write statements that tolerate a second run
-// (CREATE TABLE IF NOT EXISTS, MODIFY COLUMN to the same type).
+// (CREATE TABLE IF NOT EXISTS, MODIFY COLUMN to the same type). A statement
+// failing because its table or column exists already counts as done, since
+// 18.16 has no ADD COLUMN IF NOT EXISTS.
 func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string, err error) {
 	units, err := loadMigrations(migrations)
 	if err != nil {
@@ -99,6 +103,11 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		}
 		for i, stmt := range u.statements {
 			if err := s.Conn.Exec(ctx, stmt); err != nil {
+				if alreadyDone(err) {
+					s.log.Warn().Str("migration", u.name).Int("statement", i+1).Err(err).
+						Msg("migration statement found its work done (another process migrating at the same time?); continuing")
+					continue
+				}
 				return applied, fmt.Errorf("store: migration %s statement %d: %w", u.name, i+1, err)
 			}
 		}
@@ -109,6 +118,25 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		applied = append(applied, u.name)
 	}
 	return applied, nil
+}
+
+// alreadyDone reports a server error saying the statement's object exists
+// already. Two processes may migrate at once, and 18.16 has no ADD COLUMN
+// IF NOT EXISTS, so the loser of that race must not fail its start-up.
+func alreadyDone(err error) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) {
+		return false
+	}
+	switch ex.Code {
+	case 15, // DUPLICATE_COLUMN
+		57, // TABLE_ALREADY_EXISTS
+		82: // DATABASE_ALREADY_EXISTS
+		return true
+	case 44: // ILLEGAL_COLUMN: how 18.16 reports ADD COLUMN of an existing column
+		return strings.Contains(ex.Message, "already exists")
+	}
+	return false
 }
 
 func (s *Store) appliedMigrations(ctx context.Context) (map[string]string, error) {

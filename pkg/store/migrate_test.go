@@ -177,3 +177,23 @@ func TestMigrateReportsFailingStatement(t *testing.T) {
 		t.Fatalf("recorded %v, want only the migration that succeeded", recorded)
 	}
 }
+
+// Another process ran a unit's statements but had not recorded it yet: the
+// second run must find the work done instead of failing.
+func TestMigrateToleratesConcurrentRun(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	stmts := []string{
+		"CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY x",
+		"ALTER TABLE t ADD COLUMN y UInt8",
+	}
+	for _, q := range stmts {
+		if err := s.Conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied, err := s.Migrate(ctx, fstest.MapFS{"0001_t.sql": {Data: []byte(strings.Join(stmts, ";\n") + ";")}})
+	if err != nil || !slices.Equal(applied, []string{"0001_t.sql"}) {
+		t.Fatalf("Migrate over an already-applied unit = %v, %v; want it recorded", applied, err)
+	}
+}

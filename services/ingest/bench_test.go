@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/services/ingest/decode"
+)
+
+type nopPublisher struct{}
+
+func (nopPublisher) PublishAll(context.Context, []*event.Envelope) error { return nil }
+
+// ndjsonBatch is n events alternating logs and metric samples, shaped like
+// what an agent sends: labels, a resource, a body.
+func ndjsonBatch(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `{"kind":"log","service":"checkout","time":"2026-11-21T11:59:%02d.%03dZ","severity":"error","labels":{"env":"prod","pod":"checkout-%d"},"resource":{"host.name":"web-%d"},"body":{"message":"payment %d declined by provider: card expired"}}`+"\n", i%60, i%1000, i%7, i%3, i)
+		} else {
+			fmt.Fprintf(&b, `{"kind":"metric","service":"api","time":"2026-11-21T11:59:%02dZ","labels":{"__name__":"http_latency_seconds","route":"/cart","code":"200"},"body":{"name":"http_latency_seconds","value":%g,"type":"gauge"}}`+"\n", i%60, float64(i)/1000)
+		}
+	}
+	return b.Bytes()
+}
+
+// BenchmarkHandlerNDJSON1000 posts batches of 1,000 NDJSON events through
+// the whole handler (auth, rate limit, read, decode, validate, answer with
+// the ids) with a publisher that does nothing.
+func BenchmarkHandlerNDJSON1000(b *testing.B) {
+	const n = 1000
+	body := ndjsonBatch(n)
+	h, err := New(Config{Tokens: []string{tokenA}, RatePerToken: 1e9, Burst: 1 << 30}, nopPublisher{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, PathEvents, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %.300s", rec.Code, rec.Body)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDecodeNDJSON1000 is the decoder alone, to see what the HTTP
+// layer adds.
+func BenchmarkDecodeNDJSON1000(b *testing.B) {
+	const n = 1000
+	body := ndjsonBatch(n)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		batch, err := decode.Events(body, decode.Options{})
+		if err != nil || len(batch.Events) != n {
+			b.Fatalf("%v", err)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
+}

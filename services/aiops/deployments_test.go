@@ -1,0 +1,40 @@
+package aiops
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/services/writer"
+)
+
+// TestExampleConfigsLoad keeps the example configurations in deployments/
+// true: each must load, strictly, into the struct of the binary it is for.
+func TestExampleConfigsLoad(t *testing.T) {
+	dir := filepath.Join("..", "..", "deployments", "config")
+	files := map[string]func() any{
+		"aiops.yaml":  func() any { c := DefaultRunConfig(); return &c },
+		"writer.yaml": func() any { return &writer.ServiceConfig{} },
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".yaml") {
+			continue
+		}
+		newConfig, ok := files[e.Name()]
+		if !ok {
+			t.Errorf("%s: no test loads this example; add it to the map", e.Name())
+			continue
+		}
+		// Secrets named by *_file keys need not exist to load; Validate
+		// checks shapes, not files.
+		if err := config.Load(newConfig(), config.Options{File: filepath.Join(dir, e.Name()), Environ: []string{}}); err != nil {
+			t.Errorf("%s: %v", e.Name(), err)
+		}
+	}
+}

@@ -110,7 +110,15 @@ func endpoints() map[string]*endpoint {
 	return map[string]*endpoint{
 		PathEvents: {
 			name:    "events",
-			decoder: jsonOnly(decode.Events, "application/json", "application/x-ndjson", "application/ndjson", "application/jsonl"),
+			decoder: func(mt string, _ map[string]string) (decoderFunc, error) {
+				switch mt {
+				case "application/json":
+					return decode.Events, nil
+				case "application/x-ndjson", "application/ndjson", "application/jsonl":
+					return decode.NDJSON, nil
+				}
+				return nil, errWrongType
+			},
 			accepts: "application/json or application/x-ndjson",
 		},
 		PathAlertmanager: {

@@ -87,6 +87,55 @@ func Events(body []byte, o Options) (*Batch, error) {
 	return batch, nil
 }
 
+// NDJSON decodes newline-delimited envelopes: one JSON object per line,
+// blank lines skipped, CRLF accepted. It is Events without the streaming
+// JSON tokenizer, which costs a tenth of the decode time, for producers that
+// declare application/x-ndjson; an object spread over several lines is an
+// error here. Item is the 0-based index of the object among the non-blank
+// lines.
+func NDJSON(body []byte, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	var (
+		c     problems
+		batch = &Batch{}
+		item  int
+	)
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if item >= o.MaxEvents {
+			return nil, tooManyEvents(o.MaxEvents)
+		}
+		var ve *event.ValidationError
+		if e, err := event.Decode(line, o.Now); errors.As(err, &ve) {
+			c.addInvalid(item, err, nil)
+		} else if err != nil {
+			c.addProblem(problemOf(item, err))
+		} else {
+			if e.Source == "" {
+				e.Source = SourceHTTP
+			}
+			batch.Events = append(batch.Events, e)
+		}
+		item++
+	}
+	if item == 0 {
+		return nil, requestProblem("", "the body has no events")
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
 func problemOf(item int, err error) Problem {
 	field, problem := jsonProblem(err)
 	if errors.Is(err, io.EOF) {

@@ -136,3 +136,64 @@ func TestProblemJSONLeavesOutRequestItem(t *testing.T) {
 	b, _ = Problem{Item: 0, Field: "time", Problem: "is required"}.MarshalJSON()
 	eq(t, "item 0", string(b), `{"item":0,"field":"time","problem":"is required"}`)
 }
+
+func TestNDJSONMatchesEvents(t *testing.T) {
+	in := []byte(logA + "\r\n\n" + metricB + "\n  \n" + logA)
+	viaStream, err := Events(in, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaLines, err := NDJSON(in, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(viaLines.Events) != 3 || len(viaStream.Events) != 3 {
+		t.Fatalf("got %d and %d events, want 3", len(viaLines.Events), len(viaStream.Events))
+	}
+	for i := range viaLines.Events {
+		a, b := *viaLines.Events[i], *viaStream.Events[i]
+		if i != 1 { // the log lines have no id: each decode draws one
+			a.ID, b.ID = "", ""
+		}
+		eq(t, fmt.Sprintf("event %d", i), a, b)
+	}
+}
+
+func TestNDJSONErrors(t *testing.T) {
+	noTime := `{"kind":"log","service":"a","body":{"message":"x"}}`
+	cases := []struct {
+		name  string
+		in    string
+		want  []Problem
+		field string
+	}{
+		{"blank", "\n \r\n", []Problem{{Item: NoItem, Problem: "the body has no events"}}, ""},
+		{"every bad line reported", logA + "\n{\"kind\":\n" + noTime + "\n\n7\n", []Problem{
+			{Item: 1, Problem: "is not valid JSON: unexpected end of JSON input"},
+			{Item: 2, Field: "time", Problem: "is required"},
+		}, ""},
+		{"pretty object", "{\n" + `"kind":"log"` + "\n}", []Problem{{Item: 0, Problem: "is not valid JSON: unexpected end of JSON input"}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := NDJSON([]byte(c.in), opts())
+			got := problemsOf(t, err)
+			for _, w := range c.want {
+				found := false
+				for _, p := range got {
+					if p.Item == w.Item && p.Field == w.Field && strings.Contains(p.Problem, strings.TrimPrefix(w.Problem, "is not valid JSON: ")) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no problem like %+v in %v", w, got)
+				}
+			}
+		})
+	}
+	o := opts()
+	o.MaxEvents = 2
+	if _, err := NDJSON([]byte(strings.Repeat(logA+"\n", 3)), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}

@@ -130,3 +130,14 @@ func FuzzChanges(f *testing.F) {
 		checkOutcome(t, b, err, o)
 	})
 }
+
+func FuzzNDJSON(f *testing.F) {
+	for _, s := range []string{logA, logA + "\n" + metricB, logA + "\r\n\r\n" + metricB + "\n", "{\n}", "\n", `{"kind":"metric","service":"a","time":"2026-01-01T00:00:00Z","body":{"name":"m","value":1e400}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		o := fuzzOpts()
+		b, err := NDJSON(in, o)
+		checkOutcome(t, b, err, o)
+	})
+}

@@ -1,0 +1,104 @@
+package platform
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type testConfig struct {
+	Config `yaml:",inline"`
+	Extra  int `yaml:"extra"`
+}
+
+func (c testConfig) Validate() error { return c.Config.Validate() }
+
+func TestLoadConfig(t *testing.T) {
+	t.Setenv("AIOPS_TEST_SOMETHING", "fixtures may share the prefix")
+	t.Setenv("AIOPS_EXTRA", "7")
+	cfg := testConfig{Config: DefaultConfig()}
+	if err := LoadConfig("x", []string{"-set", "streams.replicas=3"}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Extra != 7 || cfg.Streams.Replicas != 3 || cfg.Bus.URLs[0] != "nats://127.0.0.1:4222" {
+		t.Fatalf("loaded %+v", cfg)
+	}
+
+	for name, args := range map[string][]string{
+		"unknown key":     {"-set", "bus.urlz=x"},
+		"stray argument":  {"extra-arg"},
+		"invalid storage": {"-set", "streams.storage=tape"},
+		"unknown flag":    {"-frobnicate"},
+	} {
+		cfg := testConfig{Config: DefaultConfig()}
+		err := LoadConfig("x", args, &cfg)
+		if err == nil || service.ExitCode(err) != service.ExitUsage {
+			t.Errorf("%s: err %v (exit %d), want a usage error", name, err, service.ExitCode(err))
+		}
+	}
+	t.Setenv("AIOPS_BUS__NOPE", "1")
+	if err := LoadConfig("x", nil, &testConfig{Config: DefaultConfig()}); err == nil || !strings.Contains(err.Error(), "AIOPS_BUS__NOPE") {
+		t.Fatalf("unknown variable: %v", err)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	for field, mutate := range map[string]func(*Config){
+		"streams.storage":  func(c *Config) { c.Streams.Storage = "tape" },
+		"streams.replicas": func(c *Config) { c.Streams.Replicas = 9 },
+		"bus":              func(c *Config) { c.Bus.URLs = []string{"http://x"} },
+		"admin":            func(c *Config) { c.Admin.Listen = "0.0.0.0:9000" },
+		"log":              func(c *Config) { c.Log.Level = "loud" },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), field) {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestOpenProvisionsStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	cfg := DefaultConfig()
+	cfg.Bus.URLs = []string{srv.URL()}
+	cfg.Streams.Storage = "memory"
+	p, err := Open(context.Background(), "test", cfg, WithLogOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, name := range []string{bus.StreamEvents, bus.StreamIncidents, bus.StreamDeadLetter} {
+		if _, err := p.JS.Stream(context.Background(), name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		}
+	}
+	checks := p.Checks()
+	if len(checks) != 1 || checks[0].Name != "nats" || checks[0].Fn(context.Background()) != nil {
+		t.Fatalf("checks without a store: %+v", checks)
+	}
+	srv.Shutdown()
+	if err := checks[0].Fn(context.Background()); err == nil {
+		t.Fatal("nats check passes with the server down")
+	}
+	// A store is asked for but unreachable: Open fails and says so.
+	cfg.Store.DSN = "clickhouse://127.0.0.1:1/default?dial_timeout=200ms"
+	srv.Restart()
+	_, err = Open(context.Background(), "test", cfg, WithStore(), WithLogOutput(io.Discard))
+	if err == nil || !strings.HasPrefix(err.Error(), "store:") {
+		t.Fatalf("Open with unreachable store: %v", err)
+	}
+}

@@ -109,7 +109,7 @@ func otlpDecoder(f func([]byte, decode.Encoding, decode.Options) (*decode.Batch,
 func endpoints() map[string]*endpoint {
 	return map[string]*endpoint{
 		PathEvents: {
-			name:    "events",
+			name: "events",
 			decoder: func(mt string, _ map[string]string) (decoderFunc, error) {
 				switch mt {
 				case "application/json":

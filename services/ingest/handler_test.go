@@ -570,3 +570,39 @@ func decodeAccepted(b []byte) int {
 	json.Unmarshal(b, &r)
 	return r.Accepted
 }
+
+// An OTLP JSON client reads the success answer as an
+// Export*ServiceResponse; the extra fields must not break that.
+func TestOTLPJSONAnswerIsAnExportResponse(t *testing.T) {
+	rec := request{path: PathOTLPLogs, contentType: "application/json", body: otlpLogs(t, true, "x")}.do(newTestHandler(t, &fakePublisher{}, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d", rec.Code)
+	}
+	resp := plogotlp.NewExportResponse()
+	if err := resp.UnmarshalJSON(rec.Body.Bytes()); err != nil {
+		t.Fatalf("not an ExportLogsServiceResponse: %v", err)
+	}
+	if ps := resp.PartialSuccess(); ps.RejectedLogRecords() != 0 || ps.ErrorMessage() != "" {
+		t.Errorf("partial success %d %q", ps.RejectedLogRecords(), ps.ErrorMessage())
+	}
+}
+
+// A few kilobytes of gzip that inflate to a million empty OTLP log records
+// (85 bytes each in pdata) are refused with 413 before pdata sees them.
+func TestOTLPMessageBombIs413(t *testing.T) {
+	var sl []byte
+	for range decode.MaxOTLPMessages + 1 {
+		sl = protowire.AppendTag(sl, 2, protowire.BytesType)
+		sl = protowire.AppendBytes(sl, nil)
+	}
+	rl := protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), sl)
+	req := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), rl)
+	body := gzipped(req)
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", encoding: "gzip", body: body}.do(newTestHandler(t, &fakePublisher{}, nil))
+	if rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d for %d gzip bytes", rec.Code, len(body))
+	}
+	if code, msg := parseStatus(t, rec.Body.Bytes()); code != 8 || !strings.Contains(msg, "OTLP messages") {
+		t.Errorf("rpc status %d %q", code, msg)
+	}
+}

@@ -238,6 +238,10 @@ func tooManyEvents(max int) error {
 	return errs.Permanent(fmt.Errorf("%w: more than %d events", ErrTooManyEvents, max))
 }
 
+func tooLargeErr(what string) error {
+	return errs.Permanent(fmt.Errorf("%w: %s", ErrTooLarge, what))
+}
+
 func tooLarge(n, max int) error {
 	return errs.Permanent(fmt.Errorf("%w: %d bytes decompressed, over the limit of %d", ErrTooLarge, n, max))
 }

@@ -51,6 +51,9 @@ const otelServiceName = "service.name"
 // the body as hex.
 func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	o = o.withDefaults()
+	if err := checkOTLPSize(body, enc, "ExportLogsServiceRequest"); err != nil {
+		return nil, err
+	}
 	req := plogotlp.NewExportRequest()
 	if err := unmarshalOTLP(req.UnmarshalProto, req.UnmarshalJSON, body, enc); err != nil {
 		return nil, requestProblem("", "is not an OTLP ExportLogsServiceRequest (%s): %v", enc, err)
@@ -176,6 +179,9 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 // markers, NaN and infinite values as non-finite.
 func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 	o = o.withDefaults()
+	if err := checkOTLPSize(body, enc, "ExportMetricsServiceRequest"); err != nil {
+		return nil, err
+	}
 	req := pmetricotlp.NewExportRequest()
 	if err := unmarshalOTLP(req.UnmarshalProto, req.UnmarshalJSON, body, enc); err != nil {
 		return nil, requestProblem("", "is not an OTLP ExportMetricsServiceRequest (%s): %v", enc, err)

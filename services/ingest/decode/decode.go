@@ -156,7 +156,8 @@ func (p Problem) String() string {
 }
 
 // Error is invalid input: every problem found (the first MaxProblems of
-// them) and how many there were in all.
+// them, repeats dropped) and how many there were in all (repeats past the
+// listed ones included).
 type Error struct {
 	Problems []Problem
 	Total    int
@@ -187,6 +188,13 @@ func (c *problems) add(item int, field, format string, args ...any) {
 }
 
 func (c *problems) addProblem(p Problem) {
+	if len(c.list) >= MaxProblems {
+		// Past the listed ones only the count matters; keeping every
+		// problem for deduplication would let a request of millions of
+		// empty items allocate a problem each.
+		c.total++
+		return
+	}
 	if c.seen == nil {
 		c.seen = make(map[Problem]struct{})
 	}
@@ -195,9 +203,7 @@ func (c *problems) addProblem(p Problem) {
 	}
 	c.seen[p] = struct{}{}
 	c.total++
-	if len(c.list) < MaxProblems {
-		c.list = append(c.list, p)
-	}
+	c.list = append(c.list, p)
 }
 
 // addInvalid records the problems of an envelope that failed Validate.

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -11,6 +12,9 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// errStop ends a field walk early without an error of the input.
+var errStop = errors.New("stop")
 
 // staleNaN is the bit pattern Prometheus writes as a staleness marker.
 const staleNaN uint64 = 0x7ff0000000000002
@@ -82,6 +86,9 @@ func RemoteWrite(body []byte, o Options) (*Batch, error) {
 			if typ != protowire.BytesType {
 				return fmt.Errorf("field timeseries has wire type %d, want bytes", typ)
 			}
+			if len(series) > o.MaxEvents {
+				return errStop
+			}
 			series = append(series, v)
 		case wrMetadata:
 			if typ != protowire.BytesType {
@@ -91,8 +98,13 @@ func RemoteWrite(body []byte, o Options) (*Batch, error) {
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && err != errStop {
 		return nil, requestProblem("", "is not a remote-write WriteRequest: %v", err)
+	}
+	// Every series costs a label map even without samples, so their number
+	// is bounded like the events'.
+	if len(series) > o.MaxEvents {
+		return nil, tooManyEvents(o.MaxEvents)
 	}
 	var c problems
 	batch := &Batch{}

@@ -195,6 +195,15 @@ func TestRemoteWriteLimits(t *testing.T) {
 	if _, err := RemoteWrite(req, o); !errors.Is(err, ErrTooManyEvents) {
 		t.Fatalf("want ErrTooManyEvents, got %v", err)
 	}
+	// Series without samples make no events but still cost memory.
+	empty := rwSeries{labels: []rwLabel{{"__name__", "up"}}}
+	o.MaxEvents = 2
+	if _, err := RemoteWrite(encodeWriteRequest([]rwSeries{empty, empty, empty}), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("3 series over a limit of 2: want ErrTooManyEvents, got %v", err)
+	}
+	if b, err := RemoteWrite(encodeWriteRequest([]rwSeries{empty, empty}), o); err != nil || len(b.Events) != 0 {
+		t.Fatalf("2 empty series: %v", err)
+	}
 	o = opts()
 	o.MaxDecodedBytes = 50
 	if _, err := RemoteWrite(req, o); !errors.Is(err, ErrTooLarge) {

@@ -184,6 +184,12 @@ func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
 	return h, nil
 }
 
+// Paths lists the paths the handler serves, for mounting it on a mux
+// next to other routes (health, metrics); any other path answers 404.
+func (h *Handler) Paths() []string {
+	return []string{PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges}
+}
+
 // Response is the body of a 200 answer.
 type Response struct {
 	Accepted int      `json:"accepted"`

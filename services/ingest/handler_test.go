@@ -606,3 +606,53 @@ func TestOTLPMessageBombIs413(t *testing.T) {
 		t.Errorf("rpc status %d %q", code, msg)
 	}
 }
+
+func TestPathsAreServed(t *testing.T) {
+	h := newTestHandler(t, &fakePublisher{}, nil)
+	mux := http.NewServeMux()
+	for _, p := range h.Paths() {
+		mux.Handle(p, h)
+	}
+	// Every listed path reaches the handler (an empty body is a 4xx of the
+	// handler, not the mux's plain-text 404).
+	for _, p := range h.Paths() {
+		rec := request{path: p, contentType: "application/json"}.do(mux)
+		if rec.Code == http.StatusNotFound || rec.Header().Get("Content-Type") == "text/plain; charset=utf-8" {
+			t.Errorf("%s: %d %q", p, rec.Code, rec.Body)
+		}
+	}
+	if n := len(h.Paths()); n != len(endpoints()) {
+		t.Errorf("Paths lists %d paths, the handler serves %d", n, len(endpoints()))
+	}
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, func(c *Config) { c.Burst = 1000 })
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := tokenA
+			if i%2 == 1 {
+				token = tokenB
+			}
+			for range 10 {
+				rec := request{path: PathEvents, token: "Bearer " + token, contentType: "application/x-ndjson", body: []byte(logLine + "\n" + metricLine)}.do(h)
+				if rec.Code != http.StatusOK {
+					t.Errorf("status %d", rec.Code)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := pub.published()
+	ids := map[string]bool{}
+	for _, e := range got {
+		ids[e.ID] = true
+	}
+	if len(got) != 160 || len(ids) != 160 {
+		t.Errorf("published %d events with %d distinct ids, want 160", len(got), len(ids))
+	}
+}

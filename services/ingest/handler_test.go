@@ -19,6 +19,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/services/ingest/decode"
 	"github.com/klauspost/compress/snappy"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -654,5 +655,37 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	if len(got) != 160 || len(ids) != 160 {
 		t.Errorf("published %d events with %d distinct ids, want 160", len(got), len(ids))
+	}
+}
+
+func TestGzipExactlyAtTheLimitIsRead(t *testing.T) {
+	line := []byte(logLine)
+	h := newTestHandler(t, &fakePublisher{}, func(c *Config) { c.MaxDecodedBytes = int64(len(line)) })
+	if rec := (request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: gzipped(line)}).do(h); rec.Code != http.StatusOK {
+		t.Fatalf("at the limit: %d %s", rec.Code, rec.Body)
+	}
+	if rec := (request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: gzipped(append(line, ' '))}).do(h); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("one byte over: %d", rec.Code)
+	}
+}
+
+func TestLogsNeverHoldTokens(t *testing.T) {
+	var logs bytes.Buffer
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, func(c *Config) { c.Burst = 1; c.RatePerToken = 0.001 }, WithLogger(zerolog.New(&logs).Level(zerolog.DebugLevel)))
+	wrong := "Bearer wrong-token-but-secret-too-0123"
+	request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)               // accepted
+	request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)               // 429
+	request{path: PathEvents, token: wrong, contentType: "application/json", body: []byte(logLine)}.do(h) // 401
+	pub.fail = errors.New("bus down")
+	request{path: PathEvents, token: "Bearer " + tokenB, contentType: "application/json", body: []byte(logLine)}.do(h) // 503
+	out := logs.String()
+	if strings.Count(out, "\n") < 4 {
+		t.Fatalf("expected a log line per request, got:\n%s", out)
+	}
+	for _, secret := range []string{tokenA, tokenB, "wrong-token-but-secret-too"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("a log line holds a token:\n%s", out)
+		}
 	}
 }

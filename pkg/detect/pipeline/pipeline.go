@@ -1,0 +1,354 @@
+// Package pipeline reads the detection part of a pipeline file
+// (pipelines/*.yaml): which series get which detectors and parameters.
+//
+// A file holds a top-level `detect` section; other top-level sections belong
+// to other stages (correlation, routing) and are left to them:
+//
+//	detect:
+//	  defaults:            # a detect.Config; omitted fields keep detect's defaults
+//	    threshold: 0.5
+//	  rules:               # first match wins; no match: defaults
+//	    - name: disk-free
+//	      match:
+//	        metric: node_filesystem_avail_bytes   # anchored RE2 on the metric name
+//	        service: "db-.*"                      # anchored RE2 on the envelope service
+//	        labels: {mountpoint: "/"}             # anchored RE2 per label; "" matches absent
+//	      detectors:       # overlaid on defaults: only the fields given change
+//	        forecast: {enabled: true, threshold: 1e9, falling: true}
+//
+// Parse checks unknown fields (strictly, with the line), then Validate checks
+// every value; both name the file, the line and the field path.
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// MaxFileBytes bounds a pipeline file.
+const MaxFileBytes = 1 << 20
+
+// DefaultRoute is the name of the route taken when no rule matches.
+const DefaultRoute = "default"
+
+// ErrInvalid is wrapped by every error of Parse, Load and Validate.
+var ErrInvalid = errors.New("pipeline: invalid")
+
+// Match selects series. Every non-empty field must match (logical and).
+// Patterns are RE2, anchored at both ends as in Prometheus label matchers.
+type Match struct {
+	Metric  string            `yaml:"metric"`
+	Service string            `yaml:"service"`
+	Labels  map[string]string `yaml:"labels"`
+}
+
+// Rule gives the series it matches their detector configuration.
+type Rule struct {
+	Name  string `yaml:"name"`
+	Match Match  `yaml:"match"`
+	// Detectors is the defaults with this rule's fields laid over them.
+	Detectors detect.Config `yaml:"detectors"`
+	// Line is where the rule starts in its file (0 when built in code).
+	Line int `yaml:"-"`
+
+	node            *yaml.Node // the detectors mapping, for the line of a bad field
+	metric, service *regexp.Regexp
+	labels          []labelMatcher
+	gauge, counter  *detect.Profile
+}
+
+type labelMatcher struct {
+	name string
+	re   *regexp.Regexp
+}
+
+// Pipeline is the detection configuration of a pipeline file.
+type Pipeline struct {
+	// File names the source in errors.
+	File     string
+	Defaults detect.Config
+	Rules    []Rule
+
+	defaultsLine int
+	defaultsNode *yaml.Node
+	def          Rule
+	compiled     bool
+}
+
+// Route is what Select found for a series: the rule's name and its profiles.
+type Route struct {
+	Name           string
+	gauge, counter *detect.Profile
+}
+
+// Profile returns the profile for a gauge or, with counter, for a counter
+// (the rule's detectors with Counter set, so that the detectors see a rate).
+func (r Route) Profile(counter bool) *detect.Profile {
+	if counter {
+		return r.counter
+	}
+	return r.gauge
+}
+
+// Default is the pipeline with no rules: detect's defaults for every series.
+func Default() *Pipeline {
+	p := &Pipeline{File: "(built-in defaults)"}
+	if err := p.Validate(); err != nil {
+		panic(err) // detect's defaults are valid; a test pins it
+	}
+	return p
+}
+
+// Load reads and validates the pipeline file at path.
+func Load(path string) (*Pipeline, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: read %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// file is the strict shape of a pipeline file, decoded once to catch unknown
+// fields with their line.
+type file struct {
+	Detect struct {
+		Defaults detect.Config `yaml:"defaults"`
+		Rules    []Rule        `yaml:"rules"`
+	} `yaml:"detect"`
+	Others map[string]yaml.Node `yaml:",inline"`
+}
+
+// Parse reads a pipeline file's content (name is used in errors) and
+// validates it. Errors wrap ErrInvalid, are permanent and name the line.
+func Parse(name string, data []byte) (*Pipeline, error) {
+	if len(data) > MaxFileBytes {
+		return nil, invalid(name, 0, "", "file larger than %d bytes", MaxFileBytes)
+	}
+	var strict file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
+		return nil, invalid(name, 0, "", "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, invalid(name, 0, "", "%s", err)
+	}
+	p := &Pipeline{File: name}
+	if len(doc.Content) == 0 {
+		return p, p.Validate()
+	}
+	section := child(doc.Content[0], "detect")
+	if section == nil {
+		return p, p.Validate()
+	}
+	if defaults := child(section, "defaults"); defaults != nil {
+		p.defaultsLine, p.defaultsNode = defaults.Line, defaults
+		if err := defaults.Decode(&p.Defaults); err != nil {
+			return nil, invalid(name, defaults.Line, "detect.defaults", "%s", err)
+		}
+	}
+	if rules := child(section, "rules"); rules != nil {
+		if rules.Kind != yaml.SequenceNode {
+			return nil, invalid(name, rules.Line, "detect.rules", "is not a list")
+		}
+		for i, rn := range rules.Content {
+			// The rule's detectors decode over a copy of the defaults, so a
+			// rule states only what it changes.
+			r := Rule{Detectors: p.Defaults, Line: rn.Line}
+			if err := rn.Decode(&r); err != nil {
+				return nil, invalid(name, rn.Line, fmt.Sprintf("detect.rules[%d]", i), "%s", err)
+			}
+			r.Line, r.node = rn.Line, child(rn, "detectors")
+			p.Rules = append(p.Rules, r)
+		}
+	}
+	return p, p.Validate()
+}
+
+// lineOf returns the line of the dotted field path under m, or def when the
+// field is not written there (an inherited default).
+func lineOf(m *yaml.Node, path string, def int) int {
+	for _, k := range strings.Split(path, ".") {
+		if m = child(m, k); m == nil {
+			return def
+		}
+	}
+	return m.Line
+}
+
+func child(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// Validate checks every rule and compiles it. Errors name the file, the
+// line, the field path and the problem, wrap ErrInvalid and are permanent.
+func (p *Pipeline) Validate() error {
+	def := Rule{Name: DefaultRoute, Detectors: p.Defaults, Line: p.defaultsLine, node: p.defaultsNode}
+	if err := def.compile(p.File, "detect.defaults"); err != nil {
+		return err
+	}
+	seen := map[string]int{DefaultRoute: -1}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		path := fmt.Sprintf("detect.rules[%d]", i)
+		switch {
+		case r.Name == "":
+			return invalid(p.File, r.Line, path+".name", "is empty")
+		case len(r.Name) > 64 || strings.ContainsAny(r.Name, " \t\n."):
+			return invalid(p.File, r.Line, path+".name", "%q must be at most 64 characters without spaces or dots", r.Name)
+		}
+		if j, dup := seen[r.Name]; dup {
+			if j < 0 {
+				return invalid(p.File, r.Line, path+".name", "%q is reserved for the defaults", r.Name)
+			}
+			return invalid(p.File, r.Line, path+".name", "%q repeats the name of rules[%d]", r.Name, j)
+		}
+		seen[r.Name] = i
+		if err := r.compile(p.File, path+".detectors"); err != nil {
+			return err
+		}
+		if err := r.compileMatch(p.File, path+".match"); err != nil {
+			return err
+		}
+	}
+	p.def = def
+	p.compiled = true
+	return nil
+}
+
+func (r *Rule) compile(file, path string) error {
+	cfg := r.Detectors
+	cfg.Counter = false
+	g, err := detect.NewProfile(cfg)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), detect.ErrInvalidConfig.Error()+": ")
+		field, _, _ := strings.Cut(msg, ":")
+		return invalid(file, lineOf(r.node, field, r.Line), path+"."+msg, "")
+	}
+	cfg.Counter = true
+	c, err := detect.NewProfile(cfg)
+	if err != nil {
+		return invalid(file, r.Line, path, "%s", err)
+	}
+	r.gauge, r.counter = g, c
+	return nil
+}
+
+func (r *Rule) compileMatch(file, path string) error {
+	re := func(field, pat string) (*regexp.Regexp, error) {
+		if pat == "" {
+			return nil, nil
+		}
+		x, err := regexp.Compile("^(?:" + pat + ")$")
+		if err != nil {
+			return nil, invalid(file, r.Line, path+"."+field, "%q is not a regular expression: %v", pat, err)
+		}
+		return x, nil
+	}
+	var err error
+	if r.metric, err = re("metric", r.Match.Metric); err != nil {
+		return err
+	}
+	if r.service, err = re("service", r.Match.Service); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(r.Match.Labels))
+	for k := range r.Match.Labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	r.labels = r.labels[:0]
+	for _, k := range names {
+		if k == "" {
+			return invalid(file, r.Line, path+".labels", "has an empty label name")
+		}
+		x, err := regexp.Compile("^(?:" + r.Match.Labels[k] + ")$")
+		if err != nil {
+			return invalid(file, r.Line, path+".labels."+k, "%q is not a regular expression: %v", r.Match.Labels[k], err)
+		}
+		r.labels = append(r.labels, labelMatcher{k, x})
+	}
+	return nil
+}
+
+func (r *Rule) matches(metric, service string, labels map[string]string) bool {
+	if r.metric != nil && !r.metric.MatchString(metric) {
+		return false
+	}
+	if r.service != nil && !r.service.MatchString(service) {
+		return false
+	}
+	for _, l := range r.labels {
+		if !l.re.MatchString(labels[l.name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Select returns the route of a series: the first rule that matches it, or
+// the defaults. p must have been validated (Parse, Load and Default do it).
+func (p *Pipeline) Select(metric, service string, labels map[string]string) Route {
+	for i := range p.Rules {
+		if r := &p.Rules[i]; r.matches(metric, service, labels) {
+			return Route{Name: r.Name, gauge: r.gauge, counter: r.counter}
+		}
+	}
+	return Route{Name: DefaultRoute, gauge: p.def.gauge, counter: p.def.counter}
+}
+
+// Lookup returns the route named name (a rule or DefaultRoute), for
+// restoring a series whose labels are not at hand.
+func (p *Pipeline) Lookup(name string) (Route, bool) {
+	if name == DefaultRoute {
+		return Route{Name: DefaultRoute, gauge: p.def.gauge, counter: p.def.counter}, true
+	}
+	for i := range p.Rules {
+		if r := &p.Rules[i]; r.Name == name {
+			return Route{Name: r.Name, gauge: r.gauge, counter: r.counter}, true
+		}
+	}
+	return Route{}, false
+}
+
+func invalid(file string, line int, field, format string, args ...any) error {
+	var b strings.Builder
+	b.WriteString(file)
+	if line > 0 {
+		fmt.Fprintf(&b, ":%d", line)
+	}
+	b.WriteString(": ")
+	if field != "" {
+		b.WriteString(field)
+		if format != "" {
+			b.WriteString(": ")
+		}
+	}
+	fmt.Fprintf(&b, format, args...)
+	return errs.Permanent(fmt.Errorf("%w: %s", ErrInvalid, b.String()))
+}

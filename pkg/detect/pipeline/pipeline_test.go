@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// The shipped default pipeline loads and writes out exactly detect's
+// defaults, so "no tuning" means the same thing in the file and in code.
+func TestDefaultFile(t *testing.T) {
+	p, err := Load("../../../pipelines/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Defaults.WithDefaults(), detect.DefaultConfig(); got != want {
+		t.Errorf("defaults in the file %+v differ from detect.DefaultConfig %+v", got, want)
+	}
+	r := p.Select("node_filesystem_avail_bytes", "db", map[string]string{"mountpoint": "/"})
+	if r.Name != "disk-free" {
+		t.Fatalf("disk free routed to %q", r.Name)
+	}
+	cfg := r.Profile(false).Config()
+	if !cfg.Forecast.Enabled || !cfg.Forecast.Falling || cfg.Forecast.Threshold != 0 {
+		t.Errorf("disk-free forecast %+v", cfg.Forecast)
+	}
+	if cfg.Window != detect.DefaultWindow || cfg.Seasonal.Period != 24*time.Hour {
+		t.Errorf("rule did not inherit the defaults: %+v", cfg)
+	}
+	if !r.Profile(true).Config().Counter || r.Profile(false).Config().Counter {
+		t.Error("counter profile must set Counter and the gauge one must not")
+	}
+	if r := p.Select("http_requests_total", "api", nil); r.Name != DefaultRoute {
+		t.Errorf("unmatched series routed to %q", r.Name)
+	}
+	// Anchored: a metric that only contains the pattern does not match.
+	if r := p.Select("x_node_filesystem_avail_bytes", "", nil); r.Name != DefaultRoute {
+		t.Errorf("unanchored match: routed to %q", r.Name)
+	}
+}
+
+func TestMatchAndOverlay(t *testing.T) {
+	p, err := Parse("t.yaml", []byte(`
+correlate: {anything: goes}   # another stage's section
+detect:
+  defaults:
+    window: 64
+  rules:
+    - name: prod-latency
+      match:
+        metric: http_.*_seconds
+        service: checkout|cart
+        labels: {env: prod, canary: ""}
+      detectors:
+        z_threshold: 8
+        seasonal: {disabled: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Select("http_request_seconds", "cart", map[string]string{"env": "prod"})
+	if r.Name != "prod-latency" {
+		t.Fatalf("routed to %q", r.Name)
+	}
+	cfg := r.Profile(false).Config()
+	if cfg.Window != 64 || cfg.ZThreshold != 8 || !cfg.Seasonal.Disabled || cfg.Seasonal.Period != 24*time.Hour {
+		t.Errorf("overlay: %+v", cfg)
+	}
+	for _, c := range []struct {
+		metric, service string
+		labels          map[string]string
+	}{
+		{"http_request_seconds", "cart", map[string]string{"env": "dev"}},
+		{"http_request_seconds", "cart", map[string]string{"env": "prod", "canary": "yes"}},
+		{"http_request_seconds", "search", map[string]string{"env": "prod"}},
+		{"grpc_request_seconds", "cart", map[string]string{"env": "prod"}},
+	} {
+		if r := p.Select(c.metric, c.service, c.labels); r.Name != DefaultRoute {
+			t.Errorf("%+v routed to %q", c, r.Name)
+		} else if r.Profile(false).Config().Window != 64 {
+			t.Errorf("default route lost the file's defaults")
+		}
+	}
+	if _, ok := p.Lookup("prod-latency"); !ok {
+		t.Error("Lookup of a rule failed")
+	}
+	if _, ok := p.Lookup("nope"); ok {
+		t.Error("Lookup of a missing rule succeeded")
+	}
+}
+
+func TestErrorsNameLineAndField(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", "detect:\n  defaults:\n    windw: 3\n", []string{"t.yaml", "line 3", "windw"}},
+		{"bad default", "detect:\n  defaults:\n    alpha: 0.05\n    window: 3\n", []string{"t.yaml:4", "detect.defaults.window", "[8,255]"}},
+		{"bad rule value", "detect:\n  rules:\n    - name: a\n      detectors:\n        seasonal:\n          period: 10ms\n", []string{"t.yaml:6", "detect.rules[0].detectors.seasonal.period"}},
+		{"bad regex", "detect:\n  rules:\n    - name: a\n      match: {metric: \"(\"}\n", []string{"t.yaml:3", "detect.rules[0].match.metric", "regular expression"}},
+		{"bad label regex", "detect:\n  rules:\n    - name: a\n      match: {labels: {env: \"[\"}}\n", []string{"detect.rules[0].match.labels.env"}},
+		{"no name", "detect:\n  rules:\n    - match: {metric: x}\n", []string{"t.yaml:3", "detect.rules[0].name", "empty"}},
+		{"duplicate", "detect:\n  rules:\n    - name: a\n    - name: a\n", []string{"t.yaml:4", "detect.rules[1].name", "rules[0]"}},
+		{"reserved", "detect:\n  rules:\n    - name: default\n", []string{"detect.rules[0].name", "reserved"}},
+		{"rules not a list", "detect:\n  rules: {a: 1}\n", []string{"t.yaml"}},
+		{"bad duration", "detect:\n  defaults:\n    seasonal: {period: soon}\n", []string{"t.yaml", "soon"}},
+		{"not yaml", "detect: [\n", []string{"t.yaml"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) || !errs.IsPermanent(err) {
+				t.Errorf("%v: not ErrInvalid and permanent", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEmptyAndDefault(t *testing.T) {
+	for _, src := range []string{"", "other: {}\n", "detect: {}\n"} {
+		p, err := Parse("e.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if got := p.Select("m", "s", nil).Profile(false).Config(); got != detect.DefaultConfig() {
+			t.Errorf("%q: defaults %+v", src, got)
+		}
+	}
+	if got := Default().Select("m", "s", nil).Profile(false).Config(); got != detect.DefaultConfig() {
+		t.Errorf("Default(): %+v", got)
+	}
+	if _, err := Parse("big.yaml", make([]byte, MaxFileBytes+1)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("oversized file: %v", err)
+	}
+}

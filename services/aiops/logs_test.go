@@ -1,0 +1,270 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+// readCSV reads a parse result and checks the shape every output must have:
+// the header, one row per input line, LineId counting from 1.
+func readCSV(t *testing.T, path string, lines int) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 || strings.Join(rows[0], ",") != "LineId,EventId,EventTemplate" {
+		t.Fatalf("header: got %v", rows[:min(1, len(rows))])
+	}
+	rows = rows[1:]
+	if len(rows) != lines {
+		t.Fatalf("got %d rows, want one per input line: %d", len(rows), lines)
+	}
+	for i, r := range rows {
+		if r[0] != strconv.Itoa(i+1) {
+			t.Fatalf("row %d: LineId %q, want %d", i, r[0], i+1)
+		}
+		if len(r[1]) != 16 {
+			t.Fatalf("row %d: EventId %q is not a 16-digit template id", i, r[1])
+		}
+	}
+	return rows
+}
+
+// TestLogsParseGenerated parses a generated file whose truth is known: three
+// kinds of message with variables, and lines without the header format.
+func TestLogsParseGenerated(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "app.log")
+	var b strings.Builder
+	var kinds []string // truth: the message kind of each line
+	want := map[string]string{
+		"conn":  "Accepted connection from <*>:<*> in <*>",
+		"disk":  "Disk <*> usage at <*> percent",
+		"login": "User <*> logged in with session <*>",
+		"raw":   "kernel panic - not syncing",
+	}
+	unmatched := 0
+	for i := range 600 {
+		ts := fmt.Sprintf("2026-11-21 10:%02d:%02d", i/60%60, i%60)
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, "%s INFO net.Listener: Accepted connection from 10.0.%d.%d:%d in %dms\n", ts, i%7, i%250, 1024+i, i%90+1)
+			kinds = append(kinds, "conn")
+		case 1:
+			fmt.Fprintf(&b, "%s WARN disk.Monitor: Disk /dev/sd%c usage at %d percent\n", ts, 'a'+i%5, 50+i%50)
+			kinds = append(kinds, "disk")
+		case 2:
+			fmt.Fprintf(&b, "%s INFO auth.Session: User 0x%x logged in with session %08x-aaaa-bbbb-cccc-%012d\n", ts, i*7919, i, i)
+			kinds = append(kinds, "login")
+		case 3:
+			if i%8 == 3 {
+				b.WriteString("kernel panic - not syncing\n") // no header
+				unmatched++
+				kinds = append(kinds, "raw")
+			} else {
+				fmt.Fprintf(&b, "%s INFO net.Listener: Accepted connection from 10.1.%d.%d:%d in %dms\n", ts, i%9, i%200, 2048+i, i%40+1)
+				kinds = append(kinds, "conn")
+			}
+		}
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "parsed.csv")
+	var stderr bytes.Buffer
+	err := logsMain(context.Background(), []string{"parse", "--input", in, "--format", "<Date> <Time> <Level> <Component>: <Content>", "--output", out}, &stderr, time.Now)
+	if err != nil {
+		t.Fatalf("logs parse: %v\nstderr: %s", err, stderr.String())
+	}
+	rows := readCSV(t, out, len(kinds))
+	idOf := map[string]string{}
+	for i, r := range rows {
+		k := kinds[i]
+		if r[2] != want[k] {
+			t.Errorf("line %d (%s): template %q, want %q", i+1, k, r[2], want[k])
+		}
+		if id, seen := idOf[k]; seen && id != r[1] {
+			t.Errorf("line %d (%s): EventId %s, earlier lines of the kind had %s", i+1, k, r[1], id)
+		}
+		idOf[k] = r[1]
+	}
+	if len(idOf) != 4 {
+		t.Errorf("got %d kinds, want 4", len(idOf))
+	}
+	seen := map[string]string{}
+	for k, id := range idOf {
+		if other, dup := seen[id]; dup {
+			t.Errorf("kinds %s and %s share EventId %s", k, other, id)
+		}
+		seen[id] = k
+	}
+	wantWarning := fmt.Sprintf("warning: %d of %d lines did not have the format", unmatched, len(kinds))
+	if !strings.Contains(stderr.String(), wantWarning) {
+		t.Errorf("stderr lacks %q:\n%s", wantWarning, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "%)") {
+		t.Errorf("a small file printed progress:\n%s", stderr.String())
+	}
+}
+
+// TestLogsParseWholeLines: without --format the whole line is the message,
+// so the header's variables (date, time) become <*> and nothing is unmatched.
+func TestLogsParseWholeLines(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "a.log")
+	content := "2026-11-21 10:00:01 job 17 done\n\n2026-11-21 10:00:02 job 18 done\n"
+	if err := os.WriteFile(in, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "a.csv")
+	var stderr bytes.Buffer
+	if err := logsMain(context.Background(), []string{"parse", "-input", in, "-output", out}, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSV(t, out, 3)
+	if rows[0][2] != "<*> <*> job <*> done" || rows[2][1] != rows[0][1] {
+		t.Errorf("rows %v", rows)
+	}
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("unexpected warning: %s", stderr.String())
+	}
+}
+
+// TestLogsParseProgress: with a clock that moves 3s per read, a file read in
+// several chunks reports its progress.
+func TestLogsParseProgress(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "big.log")
+	line := strings.Repeat("x", 100) + " request 42 served\n"
+	if err := os.WriteFile(in, []byte(strings.Repeat(line, 20000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(0, 0)
+	tick := func() time.Time { clock = clock.Add(3 * time.Second); return clock }
+	var stderr bytes.Buffer
+	if err := logsMain(context.Background(), []string{"parse", "--input", in, "--output", filepath.Join(dir, "big.csv")}, &stderr, tick); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "% (") || !strings.Contains(stderr.String(), "100% (") {
+		t.Errorf("no progress to 100%% on stderr:\n%s", stderr.String())
+	}
+}
+
+// TestLogsParseBadInput: every mistake is named, and a failed run leaves no
+// output file behind.
+func TestLogsParseBadInput(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "ok.log")
+	if err := os.WriteFile(in, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.csv")
+	cases := []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"no subcommand", nil, true, "no subcommand"},
+		{"unknown subcommand", []string{"grep"}, true, `unknown subcommand "grep"`},
+		{"no input", []string{"parse", "--output", out}, true, "--input is required"},
+		{"no output", []string{"parse", "--input", in}, true, "--output is required"},
+		{"missing file", []string{"parse", "--input", filepath.Join(dir, "nope.log"), "--output", out}, false, "no such file"},
+		{"directory", []string{"parse", "--input", dir, "--output", out}, true, "is a directory"},
+		{"format without content", []string{"parse", "--input", in, "--format", "<Date> <Time>", "--output", out}, true, "--format"},
+		{"stray argument", []string{"parse", "--input", in, "--output", out, "extra"}, true, `unexpected argument "extra"`},
+		{"output dir missing", []string{"parse", "--input", in, "--output", filepath.Join(dir, "no", "out.csv")}, false, "--output"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := logsMain(context.Background(), c.args, &stderr, time.Now)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if got := errors.Is(err, service.ErrUsage); got != c.usage {
+				t.Errorf("usage error %v, want %v (%v)", got, c.usage, err)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("output exists after a failed run: %v", err)
+			}
+		})
+	}
+}
+
+// TestLogsParseHDFS parses the Loghub HDFS sample with its format and checks
+// grouping accuracy against the ground truth.
+func TestLogsParseHDFS(t *testing.T) {
+	const floor = 0.998 // Drain's published GA on HDFS
+	dir := filepath.Join("..", "..", "..", "shared", "data", "loghub-2k", "HDFS")
+	if v := os.Getenv("AIOPS_SHARED_DATA"); v != "" {
+		dir = filepath.Join(v, "loghub-2k", "HDFS")
+	}
+	in := filepath.Join(dir, "HDFS_2k.log")
+	if _, err := os.Stat(in); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Loghub sample missing under CI: %v", err)
+		}
+		t.Skipf("Loghub sample not available: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "hdfs.csv")
+	var stderr bytes.Buffer
+	if err := logsMain(context.Background(), []string{"parse", "--input", in, "--format", "<Date> <Time> <Pid> <Level> <Component>: <Content>", "--output", out}, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSV(t, out, 2000)
+	f, err := os.Open(filepath.Join(dir, "HDFS_2k.log_structured.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	truth, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth = truth[1:]
+	if len(truth) != len(rows) {
+		t.Fatalf("truth has %d rows, output %d", len(truth), len(rows))
+	}
+	// A line is grouped right when its predicted group and its true group
+	// are the same set of lines: both groups and their overlap have one size.
+	pred, real, both := map[string]int{}, map[string]int{}, map[[2]string]int{}
+	for i := range rows {
+		p, r := rows[i][1], truth[i][7]
+		pred[p]++
+		real[r]++
+		both[[2]string{p, r}]++
+	}
+	correct := 0
+	for i := range rows {
+		p, r := rows[i][1], truth[i][7]
+		if n := both[[2]string{p, r}]; n == pred[p] && n == real[r] {
+			correct++
+		}
+	}
+	ga := float64(correct) / float64(len(rows))
+	t.Logf("HDFS GA %.4f, %d templates", ga, len(pred))
+	if ga < floor {
+		t.Errorf("grouping accuracy %.4f below the floor %.3f", ga, floor)
+	}
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("HDFS lines all have the format, got: %s", stderr.String())
+	}
+}

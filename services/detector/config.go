@@ -1,0 +1,144 @@
+package detector
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// ErrInvalidConfig is wrapped by every error Config.Validate returns.
+var ErrInvalidConfig = errors.New("detector: invalid config")
+
+// Defaults of Config.
+const (
+	DefaultDurable          = "detector"
+	DefaultFilterSubject    = "events.metric.>"
+	DefaultMaxSeries        = 200_000
+	DefaultBucket           = "detector_state"
+	DefaultSnapshotInterval = time.Minute
+	DefaultSnapshotMaxAge   = 7 * 24 * time.Hour
+	DefaultSnapshotChunk    = 1024
+	DefaultShutdownSnapshot = 20 * time.Second
+	MaxSeriesLimit          = 20_000_000
+)
+
+// Config is the detector's own section of the service configuration.
+type Config struct {
+	// Pipeline is the pipeline file whose `detect` section routes series to
+	// detector settings (pipelines/README.md). Empty: built-in defaults.
+	Pipeline string `yaml:"pipeline"`
+	// Consumer is the durable pull consumer. Defaults: stream EVENTS,
+	// durable "detector", filter events.metric.>. To scale out, give each
+	// instance its own durable, instance and filter (README.md).
+	Consumer bus.ConsumerConfig `yaml:"consumer"`
+	// Instance prefixes this instance's snapshot keys so instances sharing a
+	// bucket never overwrite each other. Default: the consumer's durable.
+	Instance string `yaml:"instance"`
+	// MaxSeries bounds the series held in memory; the least recently seen
+	// one is evicted beyond it. Default 200,000 (about 700 B each).
+	MaxSeries int `yaml:"max_series"`
+	// Snapshot configures the state snapshots to a JetStream key-value bucket.
+	Snapshot SnapshotConfig `yaml:"snapshot"`
+}
+
+// SnapshotConfig configures the state snapshots.
+type SnapshotConfig struct {
+	// Disabled keeps state in memory only: a restart warms up again.
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the key-value bucket. Default detector_state.
+	Bucket string `yaml:"bucket"`
+	// Interval between snapshots of the series changed since the last one.
+	// Default 1m; a final snapshot is taken on shutdown.
+	Interval time.Duration `yaml:"interval"`
+	// MaxAge drops the state of a series not snapshotted for this long
+	// (the bucket's TTL), so series that vanished do not pile up. Default 7d.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Replicas of the bucket in a cluster. Default 1.
+	Replicas int `yaml:"replicas"`
+	// Chunk is how many series are encoded under one lock hold and
+	// published before waiting for their acks. Default 1024.
+	Chunk int `yaml:"chunk"`
+	// ShutdownTimeout bounds the final snapshot. Default 20s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DefaultConfig returns the configuration with every default filled in.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Consumer.Stream == "" {
+		c.Consumer.Stream = bus.StreamEvents
+	}
+	if c.Consumer.Durable == "" {
+		c.Consumer.Durable = DefaultDurable
+	}
+	if len(c.Consumer.FilterSubjects) == 0 {
+		c.Consumer.FilterSubjects = []string{DefaultFilterSubject}
+	}
+	if c.Instance == "" {
+		c.Instance = c.Consumer.Durable
+	}
+	if c.MaxSeries == 0 {
+		c.MaxSeries = DefaultMaxSeries
+	}
+	s := &c.Snapshot
+	if s.Bucket == "" {
+		s.Bucket = DefaultBucket
+	}
+	if s.Interval == 0 {
+		s.Interval = DefaultSnapshotInterval
+	}
+	if s.MaxAge == 0 {
+		s.MaxAge = DefaultSnapshotMaxAge
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
+	if s.Chunk == 0 {
+		s.Chunk = DefaultSnapshotChunk
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = DefaultShutdownSnapshot
+	}
+	return c
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Validate checks c after defaults; errors name the field, wrap
+// ErrInvalidConfig and are permanent.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := c.Consumer.Validate(); err != nil {
+		return invalid("consumer", "%v", err)
+	}
+	s := c.Snapshot
+	switch {
+	case !nameRE.MatchString(c.Instance):
+		return invalid("instance", "%q must be 1 to 64 letters, digits, _ or -", c.Instance)
+	case c.MaxSeries < 1 || c.MaxSeries > MaxSeriesLimit:
+		return invalid("max_series", "%d is not in [1,%d]", c.MaxSeries, MaxSeriesLimit)
+	case !nameRE.MatchString(s.Bucket):
+		return invalid("snapshot.bucket", "%q must be 1 to 64 letters, digits, _ or -", s.Bucket)
+	case s.Interval < time.Second:
+		return invalid("snapshot.interval", "%v is shorter than 1s", s.Interval)
+	case s.MaxAge < s.Interval:
+		return invalid("snapshot.max_age", "%v is shorter than snapshot.interval %v", s.MaxAge, s.Interval)
+	case s.Replicas < 1 || s.Replicas > 5:
+		return invalid("snapshot.replicas", "%d is not in [1,5]", s.Replicas)
+	case s.Chunk < 1 || s.Chunk > 65536:
+		return invalid("snapshot.chunk", "%d is not in [1,65536]", s.Chunk)
+	case s.ShutdownTimeout <= 0:
+		return invalid("snapshot.shutdown_timeout", "%v is not positive", s.ShutdownTimeout)
+	}
+	return nil
+}
+
+func invalid(field, format string, args ...any) error {
+	return errs.Permanent(fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
+}

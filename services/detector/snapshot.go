@@ -1,0 +1,214 @@
+package detector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// snapshotVersion starts every value in the bucket:
+//
+//	version(1) flags(1: bit 0 counter) len(route)(1) route detect-state
+//
+// The route name picks the profile on restore, since the labels that chose
+// it are not at hand then.
+const snapshotVersion = 1
+
+// ErrSnapshot is wrapped by the errors of decoding a snapshot value.
+var ErrSnapshot = errors.New("detector: bad snapshot")
+
+func (s *Service) keyOf(fingerprint string) string {
+	return s.cfg.Instance + "." + fingerprint
+}
+
+// validKeyToken reports whether a fingerprint can be a key token as is
+// (event fingerprints are 16 hex digits; anything else is skipped).
+func validKeyToken(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '=') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
+	var flags byte
+	if ser.counter {
+		flags |= 1
+	}
+	b = append(b, snapshotVersion, flags, byte(len(ser.route)))
+	b = append(b, ser.route...)
+	return ser.det.AppendBinary(b)
+}
+
+// Snapshot writes the state of every series changed since the last
+// snapshot, Chunk series at a time: each chunk is encoded under the lock,
+// then published asynchronously and its acks awaited, so the handler is
+// never held for longer than one chunk's encoding. It returns the number
+// written. Series whose write failed stay dirty for the next snapshot.
+func (s *Service) Snapshot(ctx context.Context) (int, error) {
+	if s.kv == nil {
+		return 0, nil
+	}
+	s.mu.Lock()
+	todo := s.dirty
+	s.dirty = nil
+	s.mu.Unlock()
+
+	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
+	written := 0
+	var firstErr error
+	type put struct {
+		ser *series
+		fut jetstream.PubAckFuture
+	}
+	puts := make([]put, 0, s.cfg.Snapshot.Chunk)
+	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
+		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
+		puts = puts[:0]
+		var failed []*series
+		s.mu.Lock()
+		for _, ser := range chunk {
+			if ser.evicted || !ser.dirty {
+				continue
+			}
+			ser.dirty = false
+			if !validKeyToken(ser.key) {
+				continue
+			}
+			data, err := s.encode(nil, ser)
+			if err != nil {
+				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
+				continue
+			}
+			fut, err := s.js.PublishAsync(subject+s.keyOf(ser.key), data)
+			if err != nil {
+				failed = append(failed, ser)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			puts = append(puts, put{ser, fut})
+		}
+		s.mu.Unlock()
+		for _, p := range puts {
+			select {
+			case <-p.fut.Ok():
+				written++
+			case err := <-p.fut.Err():
+				failed = append(failed, p.ser)
+				if firstErr == nil {
+					firstErr = err
+				}
+			case <-ctx.Done():
+				failed = append(failed, p.ser)
+				if firstErr == nil {
+					firstErr = ctx.Err()
+				}
+			}
+		}
+		if len(failed) > 0 {
+			s.m.snapshotErrors.Add(float64(len(failed)))
+			s.markDirty(failed)
+		}
+		if ctx.Err() != nil {
+			s.markDirty(todo[start+len(chunk):])
+			break
+		}
+	}
+	s.m.snapshotted.Add(float64(written))
+	if firstErr != nil {
+		return written, fmt.Errorf("detector: snapshot to %s: %w", s.cfg.Snapshot.Bucket, firstErr)
+	}
+	return written, nil
+}
+
+func (s *Service) markDirty(ss []*series) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ser := range ss {
+		if !ser.evicted && !ser.dirty {
+			ser.dirty = true
+			s.dirty = append(s.dirty, ser)
+		}
+	}
+}
+
+// Restore loads this instance's snapshots (keys <instance>.*) into memory,
+// up to MaxSeries. A snapshot whose route is gone from the pipeline or whose
+// detector configuration changed shape is skipped: that series warms up
+// again. It returns an error only if the bucket cannot be read.
+func (s *Service) Restore(ctx context.Context) error {
+	if s.kv == nil {
+		return nil
+	}
+	w, err := s.kv.Watch(ctx, s.cfg.Instance+".>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("detector: restore from %s: %w", s.cfg.Snapshot.Bucket, err)
+	}
+	defer w.Stop()
+	restored, skipped, full := 0, 0, 0
+	prefix := s.cfg.Instance + "."
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if e == nil { // the initial values are all delivered
+			break
+		}
+		key := strings.TrimPrefix(e.Key(), prefix)
+		ser, err := s.decode(key, e.Value())
+		if err != nil {
+			skipped++
+			s.log.Debug().Err(err).Str("key", e.Key()).Msg("snapshot skipped; the series warms up again")
+			continue
+		}
+		s.mu.Lock()
+		if _, ok := s.series[key]; ok || len(s.series) >= s.cfg.MaxSeries {
+			full++
+		} else {
+			s.series[key] = ser
+			s.pushFront(ser)
+			restored++
+		}
+		s.mu.Unlock()
+	}
+	s.m.restored.Add(float64(restored))
+	s.log.Info().Int("restored", restored).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
+	return nil
+}
+
+func (s *Service) decode(key string, v []byte) (*series, error) {
+	if len(v) < 3 || v[0] != snapshotVersion {
+		return nil, errs.Permanent(fmt.Errorf("%w: %s: unknown version", ErrSnapshot, key))
+	}
+	counter := v[1]&1 != 0
+	n := int(v[2])
+	if len(v) < 3+n {
+		return nil, errs.Permanent(fmt.Errorf("%w: %s: truncated", ErrSnapshot, key))
+	}
+	name := string(v[3 : 3+n])
+	route, ok := s.pipeline.Lookup(name)
+	if !ok {
+		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, name))
+	}
+	det := route.Profile(counter).NewDetector()
+	if err := det.UnmarshalBinary(v[3+n:]); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, key, err)
+	}
+	return &series{key: key, route: name, counter: counter, det: det}, nil
+}

@@ -1,0 +1,193 @@
+package logminer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+// ErrInvalidConfig is wrapped by every Validate error.
+var ErrInvalidConfig = errors.New("logminer: invalid config")
+
+// Config is the logminer's part of a service config.
+type Config struct {
+	// Consumer is the durable consumer of raw logs: Stream defaults to
+	// EVENTS, Durable to "logminer" and FilterSubjects to events.log.>.
+	Consumer bus.ConsumerConfig `yaml:"consumer"`
+	// MaxTemplates bounds the miner's memory (about 500 bytes a template);
+	// 0 means logmine's default. Every other mining parameter is
+	// logmine.DefaultConfig: the same for every log source.
+	MaxTemplates int `yaml:"max_templates"`
+	// Formats maps a service name to the header format of its messages in
+	// the <Field> notation (`<Date> <Time> <Level> <Component>: <Content>`),
+	// for producers that ship whole lines. The miner then works on
+	// <Content>, and a <Level> field gives the severity of events that have
+	// none. Services not named here are mined on the whole message.
+	Formats map[string]string `yaml:"formats"`
+	// Interval is the length of one count interval (default 1m). Counts
+	// are emitted at multiples of it (wall clock), one sample per service
+	// and template.
+	Interval time.Duration `yaml:"interval"`
+	// IdleIntervals is how many intervals a series keeps getting samples
+	// (of 0) after its last line (default 5), so the detector sees a
+	// message stop; after that the series is forgotten.
+	IdleIntervals int `yaml:"idle_intervals"`
+	// MaxSeries bounds the (service, template) series counted at once
+	// (default 100000); lines of new series beyond it are not counted
+	// (they are still templated), and the drop is counted.
+	MaxSeries int `yaml:"max_series"`
+	// Burst flags bursts of error-level templates.
+	Burst BurstConfig `yaml:"burst"`
+	// State is where the miner's state is kept between runs.
+	State StateConfig `yaml:"state"`
+}
+
+// BurstConfig: a series (service, template) bursts in an interval when it
+// has at least MinCount lines of error or critical severity and more than
+// Factor times the moving average of its error lines per interval (an
+// exponentially weighted average with weight Alpha for the newest
+// interval). A template that starts logging errors has an average of 0, so
+// MinCount errors in its first interval are a burst.
+type BurstConfig struct {
+	Disabled bool    `yaml:"disabled"`
+	Factor   float64 `yaml:"factor"`    // default 3
+	MinCount int     `yaml:"min_count"` // default 10
+	Alpha    float64 `yaml:"alpha"`     // default 0.2
+}
+
+// StateConfig says where and how often the state is saved.
+type StateConfig struct {
+	// Disabled keeps the state in memory only (tests, benchmarks).
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the JetStream object store (default "logminer"). An object
+	// store, not a key-value bucket, because a snapshot of more than about
+	// 15,000 templates exceeds the 1 MB limit of a KV value.
+	Bucket string `yaml:"bucket"`
+	// Key names the object (default: the consumer's durable name), so
+	// instances that own different partitions keep separate states.
+	Key string `yaml:"key"`
+	// SaveEvery is the period of saves while running (default 30s); the
+	// state is also saved on shutdown.
+	SaveEvery time.Duration `yaml:"save_every"`
+}
+
+// Defaults fills what is unset.
+func (c *Config) Defaults() {
+	if c.Consumer.Stream == "" {
+		c.Consumer.Stream = bus.StreamEvents
+	}
+	if c.Consumer.Durable == "" {
+		c.Consumer.Durable = "logminer"
+	}
+	if len(c.Consumer.FilterSubjects) == 0 {
+		c.Consumer.FilterSubjects = []string{"events.log.>"}
+	}
+	if c.Consumer.MaxAckPending == 0 {
+		// The bus default, set here because the logminer sizes its
+		// queue of deliveries awaiting publish acks by it.
+		c.Consumer.MaxAckPending = 1024
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Minute
+	}
+	if c.IdleIntervals == 0 {
+		c.IdleIntervals = 5
+	}
+	if c.MaxSeries == 0 {
+		c.MaxSeries = 100_000
+	}
+	if c.Burst.Factor == 0 {
+		c.Burst.Factor = 3
+	}
+	if c.Burst.MinCount == 0 {
+		c.Burst.MinCount = 10
+	}
+	if c.Burst.Alpha == 0 {
+		c.Burst.Alpha = 0.2
+	}
+	if c.State.Bucket == "" {
+		c.State.Bucket = "logminer"
+	}
+	if c.State.Key == "" {
+		c.State.Key = c.Consumer.Durable
+	}
+	if c.State.SaveEvery == 0 {
+		c.State.SaveEvery = 30 * time.Second
+	}
+}
+
+// Validate names the field that is wrong; unset fields take their defaults.
+func (c Config) Validate() error {
+	c.Defaults()
+	bad := func(format string, args ...any) error {
+		return errs.Permanent(fmt.Errorf("%w: logminer.%s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	}
+	if err := c.Consumer.Validate(); err != nil {
+		return errs.Permanent(fmt.Errorf("%w: logminer.consumer: %w", ErrInvalidConfig, err))
+	}
+	for _, s := range c.Consumer.FilterSubjects {
+		if !rawLogSubject(s) {
+			// The miner's outputs must never come back to it.
+			return bad("consumer.filter_subjects: %q is not under events.log. (the logminer mines raw logs only)", s)
+		}
+	}
+	if c.MaxTemplates < 0 {
+		return bad("max_templates: must not be negative, got %d", c.MaxTemplates)
+	}
+	if c.MaxTemplates > 0 {
+		mc := logmine.DefaultConfig()
+		mc.MaxTemplates = c.MaxTemplates
+		if err := mc.Validate(); err != nil {
+			return bad("max_templates: %v", err)
+		}
+	}
+	for svc, spec := range c.Formats {
+		if svc == "" {
+			return bad("formats: empty service name")
+		}
+		if _, err := logmine.CompileFormat(spec); err != nil {
+			return bad("formats.%s: %v", svc, err)
+		}
+	}
+	switch {
+	case c.Interval < time.Second:
+		return bad("interval: must be at least 1s, got %s", c.Interval)
+	case c.IdleIntervals < 0:
+		return bad("idle_intervals: must not be negative, got %d", c.IdleIntervals)
+	case c.MaxSeries < 0:
+		return bad("max_series: must not be negative, got %d", c.MaxSeries)
+	case c.Burst.Factor < 1:
+		return bad("burst.factor: must be at least 1, got %g", c.Burst.Factor)
+	case c.Burst.MinCount < 1:
+		return bad("burst.min_count: must be at least 1, got %d", c.Burst.MinCount)
+	case c.Burst.Alpha <= 0 || c.Burst.Alpha > 1:
+		return bad("burst.alpha: must be in (0, 1], got %g", c.Burst.Alpha)
+	case !validBucket(c.State.Bucket):
+		return bad("state.bucket: %q is not a valid bucket name (letters, digits, - and _)", c.State.Bucket)
+	case c.State.SaveEvery < time.Second:
+		return bad("state.save_every: must be at least 1s, got %s", c.State.SaveEvery)
+	}
+	return nil
+}
+
+// rawLogSubject reports whether a filter subject only matches raw logs.
+func rawLogSubject(s string) bool {
+	const prefix = "events.log."
+	return len(s) > len(prefix) && s[:len(prefix)] == prefix
+}
+
+func validBucket(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,212 @@
+package logminer
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+// maxBurstExamples bounds the raw event ids an error burst links to.
+const maxBurstExamples = 10
+
+// series is the count state of one (service, template).
+type series struct {
+	Count  uint64 `json:"count"`  // lines in the current interval
+	Errors uint64 `json:"errors"` // of them, error or critical
+	// ErrAvg is the moving average of Errors over past intervals.
+	ErrAvg float64 `json:"err_avg"`
+	// Idle counts the intervals since the last line.
+	Idle     int      `json:"idle"`
+	examples []string // error event ids of the current interval
+}
+
+// sample is one emitted count.
+type sample struct {
+	Service string
+	ID      logmine.TemplateID
+	Count   uint64
+}
+
+// burst is one series whose error lines jumped.
+type burst struct {
+	Service  string
+	ID       logmine.TemplateID
+	Errors   uint64
+	Expected float64 // the moving average before this interval
+	Examples []string
+}
+
+// counts keeps per-template, per-service line counts for the current
+// interval and the history the burst rule needs. Lines are added by the
+// handler and the interval is closed by the flush loop, so it is locked.
+type counts struct {
+	mu      sync.Mutex
+	cfg     Config
+	byID    map[logmine.TemplateID]map[string]*series
+	n       int    // series held
+	dropped uint64 // lines of series beyond MaxSeries
+}
+
+func newCounts(cfg Config) *counts {
+	return &counts{cfg: cfg, byID: map[logmine.TemplateID]map[string]*series{}}
+}
+
+// add counts one line; severe says it was of error or critical severity,
+// eventID is kept as an example for a burst. It reports false when the
+// series is new and MaxSeries is reached.
+func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.get(service, id, true)
+	if s == nil {
+		c.dropped++
+		return false
+	}
+	s.Count++
+	s.Idle = 0
+	if severe {
+		s.Errors++
+		if len(s.examples) < maxBurstExamples {
+			s.examples = append(s.examples, eventID)
+		}
+	}
+	return true
+}
+
+func (c *counts) get(service string, id logmine.TemplateID, create bool) *series {
+	svcs := c.byID[id]
+	if s := svcs[service]; s != nil || !create {
+		return s
+	}
+	if c.n >= c.cfg.MaxSeries {
+		return nil
+	}
+	if svcs == nil {
+		svcs = map[string]*series{}
+		c.byID[id] = svcs
+	}
+	s := &series{}
+	svcs[service] = s
+	c.n++
+	return s
+}
+
+// merge moves the counts of template from into template to, in every
+// service: the miner generalised from into to, so from's lines are to's now
+// and so is its history (its error average adds to to's: to now covers both).
+func (c *counts) merge(from, to logmine.TemplateID) {
+	if from == to {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for svc, src := range c.byID[from] {
+		dst := c.byID[to][svc]
+		if dst == nil {
+			if c.byID[to] == nil {
+				c.byID[to] = map[string]*series{}
+			}
+			c.byID[to][svc] = src
+			continue
+		}
+		dst.Count += src.Count
+		dst.Errors += src.Errors
+		dst.ErrAvg += src.ErrAvg
+		dst.Idle = min(dst.Idle, src.Idle)
+		for _, e := range src.examples {
+			if len(dst.examples) < maxBurstExamples {
+				dst.examples = append(dst.examples, e)
+			}
+		}
+		c.n--
+	}
+	delete(c.byID, from)
+}
+
+// flush closes the interval: it returns a sample for every series counted
+// within the last IdleIntervals intervals (0 for one that fell silent) and
+// the bursts, then starts the next interval. Output is sorted by service,
+// then template id, so it is deterministic.
+func (c *counts) flush() ([]sample, []burst) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	samples := make([]sample, 0, c.n)
+	var bursts []burst
+	for id, svcs := range c.byID {
+		for svc, s := range svcs {
+			if s.Count == 0 && s.Idle >= c.cfg.IdleIntervals {
+				delete(svcs, svc)
+				c.n--
+				continue
+			}
+			samples = append(samples, sample{Service: svc, ID: id, Count: s.Count})
+			if !c.cfg.Burst.Disabled && s.Errors >= uint64(c.cfg.Burst.MinCount) && float64(s.Errors) > c.cfg.Burst.Factor*s.ErrAvg {
+				bursts = append(bursts, burst{Service: svc, ID: id, Errors: s.Errors, Expected: s.ErrAvg, Examples: s.examples})
+			}
+			a := c.cfg.Burst.Alpha
+			s.ErrAvg = a*float64(s.Errors) + (1-a)*s.ErrAvg
+			if s.Count == 0 {
+				s.Idle++
+			}
+			s.Count, s.Errors, s.examples = 0, 0, nil
+		}
+		if len(svcs) == 0 {
+			delete(c.byID, id)
+		}
+	}
+	sort.Slice(samples, func(i, j int) bool {
+		if samples[i].Service != samples[j].Service {
+			return samples[i].Service < samples[j].Service
+		}
+		return samples[i].ID < samples[j].ID
+	})
+	sort.Slice(bursts, func(i, j int) bool {
+		if bursts[i].Service != bursts[j].Service {
+			return bursts[i].Service < bursts[j].Service
+		}
+		return bursts[i].ID < bursts[j].ID
+	})
+	return samples, bursts
+}
+
+// seriesState is one series in a saved state.
+type seriesState struct {
+	Service string             `json:"service"`
+	ID      logmine.TemplateID `json:"id"`
+	series
+}
+
+func (c *counts) snapshot() []seriesState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]seriesState, 0, c.n)
+	for id, svcs := range c.byID {
+		for svc, s := range svcs {
+			out = append(out, seriesState{Service: svc, ID: id, series: *s})
+		}
+	}
+	return out
+}
+
+func (c *counts) restore(list []seriesState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byID = map[logmine.TemplateID]map[string]*series{}
+	c.n = 0
+	for _, st := range list {
+		s := c.get(st.Service, st.ID, true)
+		if s == nil {
+			return
+		}
+		*s = st.series
+		s.examples = nil
+	}
+}
+
+// stats returns the series held and the lines not counted.
+func (c *counts) stats() (held int, dropped uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.dropped
+}

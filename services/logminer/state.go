@@ -1,0 +1,107 @@
+package logminer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// stateVersion is the layout of a saved state; Restore refuses others.
+const stateVersion = 1
+
+// savedState is what is kept in the object store: the miner's own snapshot
+// (templates, merges; compact binary with a checksum) and the count series,
+// including the counts of the interval in progress, so a restart in the
+// middle of an interval neither loses nor repeats its lines.
+type savedState struct {
+	Version int           `json:"version"`
+	Miner   []byte        `json:"miner"`
+	Series  []seriesState `json:"series"`
+}
+
+// ErrInvalidState is wrapped when a saved state cannot be read.
+var ErrInvalidState = errors.New("logminer: invalid saved state")
+
+func (l *Logminer) encodeState() ([]byte, error) {
+	snap, err := l.miner.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(savedState{Version: stateVersion, Miner: snap, Series: l.counts.snapshot()})
+}
+
+func (l *Logminer) decodeState(data []byte) error {
+	var st savedState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return errs.Permanent(fmt.Errorf("%w: %v", ErrInvalidState, err))
+	}
+	if st.Version != stateVersion {
+		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads %d", ErrInvalidState, st.Version, stateVersion))
+	}
+	if err := l.miner.Restore(st.Miner); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidState, err)
+	}
+	l.counts.restore(st.Series)
+	return nil
+}
+
+// openState binds the object store that holds the state, creating it.
+func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (jetstream.ObjectStore, error) {
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      cfg.Bucket,
+		Description: "logminer state: template miner snapshots and count series",
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logminer: state bucket %s: %w", cfg.Bucket, err)
+	}
+	return store, nil
+}
+
+// loadState restores the saved state, if there is one. A state that cannot
+// be read is logged and ignored: the miner relearns the templates from the
+// next lines, and their ids, derived from the template text, come out the
+// same. Refusing to start would stop log mining until an operator deletes
+// the object.
+func (l *Logminer) loadState(ctx context.Context) error {
+	data, err := l.state.GetBytes(ctx, l.cfg.State.Key)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		l.log.Info().Str("bucket", l.cfg.State.Bucket).Str("key", l.cfg.State.Key).Msg("no saved state: starting empty")
+		return nil
+	case err != nil:
+		return fmt.Errorf("logminer: reading state %s/%s: %w", l.cfg.State.Bucket, l.cfg.State.Key, err)
+	}
+	if err := l.decodeState(data); err != nil {
+		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Str("key", l.cfg.State.Key).Msg("saved state unreadable: starting empty")
+		l.metrics.stateLoadFailures.Add(1)
+		return nil
+	}
+	st := l.miner.Stats()
+	held, _ := l.counts.stats()
+	l.log.Info().Int("templates", st.Templates).Int("series", held).Int("bytes", len(data)).Msg("state restored")
+	return nil
+}
+
+// saveState writes the current state.
+func (l *Logminer) saveState(ctx context.Context) error {
+	if l.state == nil {
+		return nil
+	}
+	data, err := l.encodeState()
+	if err != nil {
+		return err
+	}
+	if _, err := l.state.PutBytes(ctx, l.cfg.State.Key, data); err != nil {
+		l.metrics.stateSaveFailures.Add(1)
+		return fmt.Errorf("logminer: saving state %s/%s: %w", l.cfg.State.Bucket, l.cfg.State.Key, err)
+	}
+	l.metrics.stateSaves.Add(1)
+	l.metrics.stateBytes.Store(int64(len(data)))
+	return nil
+}

@@ -34,6 +34,14 @@ type Config struct {
 	// holds MaxRows rows or MaxAge after its first row.
 	MaxRows int           `yaml:"max_rows"`
 	MaxAge  time.Duration `yaml:"max_age"`
+	// Senders is how many inserts per table may be in flight at once (see
+	// store.BatchConfig.Senders); 0 means 1, which keeps inserts in order.
+	Senders int `yaml:"senders"`
+	// Retention is how many days each table keeps, by table name; tables
+	// left out keep DefaultRetentionDays. Old partitions are dropped every
+	// RetentionInterval (0 means an hour).
+	Retention         map[string]int `yaml:"retention"`
+	RetentionInterval time.Duration  `yaml:"retention_interval"`
 }
 
 // Defaults fills what is unset.
@@ -62,6 +70,9 @@ func (c *Config) Defaults() {
 	if c.Consumer.Backoff == nil {
 		c.Consumer.Backoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}
 	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Hour
+	}
 	if c.Consumer.MaxAckPending == 0 {
 		// Enough for a full insert in flight while the next one fills.
 		c.Consumer.MaxAckPending = 4 * c.MaxRows
@@ -79,6 +90,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
+	}
+	if c.Senders < 0 || c.Senders > 16 {
+		return fmt.Errorf("writer.senders: must be between 0 and 16, got %d", c.Senders)
+	}
+	if c.RetentionInterval < 0 {
+		return fmt.Errorf("writer.retention_interval: must not be negative, got %s", c.RetentionInterval)
+	}
+	if err := validateRetention(c.Retention); err != nil {
+		return err
 	}
 	if c.Consumer.MaxAckPending != 0 && c.Consumer.MaxAckPending < c.MaxRows {
 		return fmt.Errorf("writer.consumer.max_ack_pending: %d is below writer.max_rows %d, so no insert could ever fill", c.Consumer.MaxAckPending, c.MaxRows)
@@ -115,44 +135,71 @@ func EventRow(e *event.Envelope) []any {
 	}
 }
 
-// Writer moves events from a JetStream consumer into ClickHouse.
+// Writer moves events from a JetStream consumer into ClickHouse: each
+// event's raw row into events and its typed row(s) into its kind's table,
+// one batch writer per table, and drops partitions past their retention.
 type Writer struct {
-	consumer *bus.Consumer
-	batch    *store.BatchWriter
-	log      zerolog.Logger
+	consumer  *bus.Consumer
+	sink      *Sink
+	retention *Retention
+	log       zerolog.Logger
 }
 
-// New ensures the durable consumer and prepares the batch writer; the
-// events table must exist (store.Migrate with store.Schema).
-func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Config, log zerolog.Logger) (*Writer, error) {
+// Option configures a Writer.
+type Option func(*options)
+
+type options struct {
+	retentionClock RetentionClock
+}
+
+// WithRetentionClock replaces the clock of the retention loop.
+func WithRetentionClock(c RetentionClock) Option { return func(o *options) { o.retentionClock = c } }
+
+// New ensures the durable consumer and prepares a batch writer per table;
+// the tables must exist (store.Migrate with store.Schema).
+func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Config, log zerolog.Logger, opts ...Option) (*Writer, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	batch, err := store.NewBatchWriter(conn, store.BatchConfig{
-		Table:   "events",
-		Columns: EventColumns,
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sink, err := NewSink(conn, SinkConfig{
 		MaxRows: cfg.MaxRows,
 		MaxAge:  cfg.MaxAge,
-		// The consumer already bounds what is in flight (MaxAckPending);
-		// the batch writer must never block below that.
+		// The consumer already bounds what is in flight (MaxAckPending,
+		// at most one row per table per message); the batch writers must
+		// never block below that.
 		MaxPendingRows: max(cfg.Consumer.MaxAckPending, cfg.MaxRows),
+		Senders:        cfg.Senders,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	consumer, err := bus.NewConsumer(ctx, js, cfg.Consumer, log)
+	retention, err := NewRetention(conn, cfg.Retention, cfg.RetentionInterval, log, o.retentionClock)
 	if err != nil {
-		batch.Close(ctx)
+		sink.Close(ctx)
 		return nil, err
 	}
-	return &Writer{consumer: consumer, batch: batch, log: log}, nil
+	consumer, err := bus.NewConsumer(ctx, js, cfg.Consumer, log)
+	if err != nil {
+		sink.Close(ctx)
+		return nil, err
+	}
+	return &Writer{consumer: consumer, sink: sink, retention: retention, log: log}, nil
 }
 
 // Run consumes until ctx is cancelled, then flushes what it holds, waits for
 // the last inserts and returns. What was not inserted is not acked, so
-// JetStream delivers it again to the next writer.
+// JetStream delivers it again to the next writer. Retention runs alongside.
 func (w *Writer) Run(ctx context.Context) error {
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		w.retention.Run(ctx)
+	}()
 	flushed := make(chan struct{})
 	go func() {
 		defer close(flushed)
@@ -161,7 +208,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		// for their results to finish its drain.
 		flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := w.batch.Flush(flushCtx); err != nil && !errors.Is(err, store.ErrClosed) {
+		if err := w.sink.Flush(flushCtx); err != nil && !errors.Is(err, store.ErrClosed) {
 			w.log.Warn().Err(err).Msg("flush on shutdown")
 		}
 	}()
@@ -169,7 +216,8 @@ func (w *Writer) Run(ctx context.Context) error {
 	<-flushed
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	closeErr := w.batch.Close(closeCtx)
+	closeErr := w.sink.Close(closeCtx)
+	<-retentionDone
 	return errors.Join(runErr, closeErr)
 }
 
@@ -185,7 +233,5 @@ func (w *Writer) handle(ctx context.Context, d *bus.Delivery, done func(error)) 
 		done(err) // permanent: dead-lettered with the reason
 		return
 	}
-	if err := w.batch.Add(ctx, EventRow(e), done); err != nil {
-		done(err) // not taken (shutting down): nak, redelivered later
-	}
+	w.sink.Write(ctx, e, done)
 }

@@ -1,0 +1,140 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/store"
+)
+
+// SinkConfig sizes the batch writer of every table (see store.BatchConfig).
+type SinkConfig struct {
+	MaxRows        int
+	MaxAge         time.Duration
+	MaxPendingRows int
+	Senders        int
+}
+
+// Sink turns events into rows and hands each row to its table's batch
+// writer, reporting an event's outcome once all its rows are reported.
+type Sink struct {
+	batches map[string]*store.BatchWriter
+	log     zerolog.Logger
+}
+
+// NewSink starts one batch writer per table of EventTables.
+func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store.Option) (*Sink, error) {
+	s := &Sink{batches: make(map[string]*store.BatchWriter, len(EventTables)), log: log}
+	for _, table := range EventTables {
+		b, err := store.NewBatchWriter(conn, store.BatchConfig{
+			Table:          table,
+			Columns:        Columns[table],
+			MaxRows:        cfg.MaxRows,
+			MaxAge:         cfg.MaxAge,
+			MaxPendingRows: cfg.MaxPendingRows,
+			Senders:        cfg.Senders,
+		}, log, opts...)
+		if err != nil {
+			s.Close(context.Background())
+			return nil, fmt.Errorf("writer: table %s: %w", table, err)
+		}
+		s.batches[table] = b
+	}
+	return s, nil
+}
+
+// Write queues every row of e (Rows) and calls done exactly once, after all
+// of them were reported: nil when all committed, else the first error, made
+// permanent if any row failed permanently (its data will never fit, so a
+// retry cannot help; the rows that did commit are deduplicated if the
+// event comes again).
+func (s *Sink) Write(ctx context.Context, e *event.Envelope, done func(error)) {
+	rows, err := Rows(e)
+	if err != nil {
+		done(err)
+		return
+	}
+	j := newJoin(len(rows), done)
+	for i, r := range rows {
+		if err := s.batches[r.Table].Add(ctx, r.Row, j.rowDone); err != nil {
+			// Not taken (shutting down, or ctx ended): the rows not added
+			// fail with this error; the added ones report on their own.
+			for range rows[i:] {
+				j.rowDone(err)
+			}
+			return
+		}
+	}
+}
+
+// Flush sends every table's pending batch and waits for them.
+func (s *Sink) Flush(ctx context.Context) error {
+	return s.each(func(b *store.BatchWriter) error { return b.Flush(ctx) })
+}
+
+// Close flushes and stops every batch writer.
+func (s *Sink) Close(ctx context.Context) error {
+	return s.each(func(b *store.BatchWriter) error { return b.Close(ctx) })
+}
+
+// each runs f on every batch writer at once, so one slow table does not
+// hold the others' flush.
+func (s *Sink) each(f func(*store.BatchWriter) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errl []error
+	)
+	for table, b := range s.batches {
+		wg.Go(func() {
+			if err := f(b); err != nil {
+				mu.Lock()
+				errl = append(errl, fmt.Errorf("%s: %w", table, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errl...)
+}
+
+// join combines the done callbacks of one event's rows into the event's.
+type join struct {
+	mu        sync.Mutex
+	left      int
+	first     error
+	permanent error
+	done      func(error)
+}
+
+func newJoin(n int, done func(error)) *join { return &join{left: n, done: done} }
+
+func (j *join) rowDone(err error) {
+	j.mu.Lock()
+	if err != nil {
+		if j.first == nil {
+			j.first = err
+		}
+		if j.permanent == nil && errs.IsPermanent(err) {
+			j.permanent = err
+		}
+	}
+	j.left--
+	last := j.left == 0
+	result := j.first
+	if j.permanent != nil {
+		result = j.permanent
+	}
+	j.mu.Unlock()
+	if last && j.done != nil {
+		j.done(result)
+	}
+}

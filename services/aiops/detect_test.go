@@ -1,0 +1,157 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+// writeSeries writes n rows around 50 (σ 1) at one-minute steps with a spike
+// of +20 at row spike, and returns the file and its rows.
+func writeSeries(t *testing.T, dir string, n, spike int) (string, [][]string) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(4, 2))
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	b.WriteString("timestamp,value\n")
+	rows := make([][]string, n)
+	for i := range rows {
+		v := 50 + r.NormFloat64()
+		if i == spike {
+			v += 20
+		}
+		rows[i] = []string{t0.Add(time.Duration(i) * time.Minute).Format("2006-01-02 15:04:05"), strconv.FormatFloat(v, 'f', 4, 64)}
+		fmt.Fprintf(&b, "%s,%s\n", rows[i][0], rows[i][1])
+	}
+	path := filepath.Join(dir, "series.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, rows
+}
+
+func TestDetectReplayEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	const n, spike = 3000, 2500
+	in, rows := writeSeries(t, dir, n, spike)
+	out, png := filepath.Join(dir, "scores.csv"), filepath.Join(dir, "plot.png")
+	var stderr bytes.Buffer
+	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", out, "--plot", png}, nil, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got[0], ",") != "timestamp,value,anomaly_score,is_anomaly" {
+		t.Fatalf("header %v", got[0])
+	}
+	if len(got)-1 != n {
+		t.Fatalf("%d output rows for %d input rows", len(got)-1, n)
+	}
+	anomalies := 0
+	for i, row := range got[1:] {
+		if row[0] != rows[i][0] || row[1] != rows[i][1] {
+			t.Fatalf("row %d is %v, want input %v in order", i, row[:2], rows[i])
+		}
+		score, err := strconv.ParseFloat(row[2], 64)
+		if err != nil || score < 0 || score > 1 {
+			t.Fatalf("row %d: score %q outside [0,1]", i, row[2])
+		}
+		if (row[3] == "1") != (score >= detect.DefaultThreshold) || (row[3] != "0" && row[3] != "1") {
+			t.Fatalf("row %d: is_anomaly %q with score %v", i, row[3], score)
+		}
+		if row[3] == "1" {
+			anomalies++
+		}
+	}
+	if got[spike+1][3] != "1" {
+		t.Errorf("the spike at row %d is not flagged: %v", spike, got[spike+1])
+	}
+	if anomalies > 10 {
+		t.Errorf("%d anomalies in a normal series with one spike", anomalies)
+	}
+	if s := stderr.String(); !strings.Contains(s, fmt.Sprintf("%d rows", n)) || !strings.Contains(s, fmt.Sprintf("%d anomalies", anomalies)) || !strings.Contains(s, "bad rows") {
+		t.Errorf("summary on stderr does not report rows and anomalies: %q", s)
+	}
+	img, err := os.ReadFile(png)
+	if err != nil || !bytes.HasPrefix(img, []byte("\x89PNG")) {
+		t.Errorf("plot: %v, %d bytes", err, len(img))
+	}
+}
+
+// The pipeline file chooses the detectors: a threshold of 0.99 flags fewer
+// rows than the default of 0.5 on the same data.
+func TestDetectReplayConfig(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := writeSeries(t, dir, 500, 400)
+	cfg := filepath.Join(dir, "p.yaml")
+	os.WriteFile(cfg, []byte("detect:\n  rules:\n    - name: strict\n      match: {metric: lat}\n      detectors: {threshold: 0.999999, z_threshold: 1000}\n"), 0o600)
+	var out, stderr bytes.Buffer
+	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-", "--config", cfg, "--metric", "lat"}, &out, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "route strict") || !strings.Contains(stderr.String(), " 0 anomalies") {
+		t.Errorf("the strict rule was not used: %s", stderr.String())
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 501 {
+		t.Errorf("%d lines on stdout, want 501", lines)
+	}
+}
+
+func TestDetectReplayBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(bad, []byte("time,val\n2026-01-01 00:00:00,1\n"), 0o600)
+	badCfg := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badCfg, []byte("detect:\n  defaults:\n    window: 2\n"), 0o600)
+	good, _ := writeSeries(t, dir, 10, 5)
+	out := filepath.Join(dir, "out.csv")
+	for name, c := range map[string]struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		"no subcommand": {nil, true, "replay"},
+		"unknown sub":   {[]string{"score"}, true, "score"},
+		"no input":      {[]string{"replay", "--output", out}, true, "--input"},
+		"no output":     {[]string{"replay", "--input", good}, true, "--output"},
+		"bad flag":      {[]string{"replay", "--inptu", good}, true, "inptu"},
+		"bad config":    {[]string{"replay", "--input", good, "--output", out, "--config", badCfg}, true, "bad.yaml:3: detect.defaults.window"},
+		"missing input": {[]string{"replay", "--input", filepath.Join(dir, "nope.csv"), "--output", out}, false, "nope.csv"},
+		"bad header":    {[]string{"replay", "--input", bad, "--output", out}, false, "header"},
+	} {
+		var stderr bytes.Buffer
+		err := detectMain(context.Background(), c.args, nil, &stderr)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if errors.Is(err, service.ErrUsage) != c.usage {
+			t.Errorf("%s: %v: usage error %v, want %v", name, err, !c.usage, c.usage)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %q does not name %q", name, err, c.want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed replay left %s behind (%v)", out, err)
+	}
+}

@@ -51,7 +51,9 @@ type Config struct {
 // Factor times the moving average of its error lines per interval (an
 // exponentially weighted average with weight Alpha for the newest
 // interval). A template that starts logging errors has an average of 0, so
-// MinCount errors in its first interval are a burst.
+// MinCount errors in its first interval are a burst; that interval then
+// seeds the average, so a steady error rate is flagged once, not again in
+// every interval the average takes to climb.
 type BurstConfig struct {
 	Disabled bool    `yaml:"disabled"`
 	Factor   float64 `yaml:"factor"`    // default 3

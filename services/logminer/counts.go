@@ -144,8 +144,15 @@ func (c *counts) flush() ([]sample, []burst) {
 			if !c.cfg.Burst.Disabled && s.Errors >= uint64(c.cfg.Burst.MinCount) && float64(s.Errors) > c.cfg.Burst.Factor*s.ErrAvg {
 				bursts = append(bursts, burst{Service: svc, ID: id, Errors: s.Errors, Expected: s.ErrAvg, Examples: s.examples})
 			}
-			a := c.cfg.Burst.Alpha
-			s.ErrAvg = a*float64(s.Errors) + (1-a)*s.ErrAvg
+			if s.ErrAvg == 0 {
+				// Seed the average with the first interval of errors, so
+				// a template that starts erring steadily is flagged once,
+				// not for every interval the average takes to climb.
+				s.ErrAvg = float64(s.Errors)
+			} else {
+				a := c.cfg.Burst.Alpha
+				s.ErrAvg = a*float64(s.Errors) + (1-a)*s.ErrAvg
+			}
 			if s.Count == 0 {
 				s.Idle++
 			}

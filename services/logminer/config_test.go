@@ -1,0 +1,70 @@
+package logminer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("zero config (all defaults): %v", err)
+	}
+	cases := []struct {
+		field string
+		edit  func(*Config)
+	}{
+		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.>"} }},
+		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.templated_log.>"} }},
+		{"max_templates", func(c *Config) { c.MaxTemplates = -1 }},
+		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "<Date> <Time>"} }},
+		{"formats", func(c *Config) { c.Formats = map[string]string{"": "<Content>"} }},
+		{"interval", func(c *Config) { c.Interval = time.Millisecond }},
+		{"idle_intervals", func(c *Config) { c.IdleIntervals = -1 }},
+		{"max_series", func(c *Config) { c.MaxSeries = -3 }},
+		{"burst.factor", func(c *Config) { c.Burst.Factor = 0.5 }},
+		{"burst.min_count", func(c *Config) { c.Burst.MinCount = -1 }},
+		{"burst.alpha", func(c *Config) { c.Burst.Alpha = 1.5 }},
+		{"state.bucket", func(c *Config) { c.State.Bucket = "a.b" }},
+		{"state.save_every", func(c *Config) { c.State.SaveEvery = time.Millisecond }},
+	}
+	for _, c := range cases {
+		var cfg Config
+		c.edit(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "logminer."+c.field) {
+			t.Errorf("%s: got %v, want an error naming logminer.%s", c.field, err, c.field)
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) || !errs.IsPermanent(err) {
+			t.Errorf("%s: %v is not a permanent ErrInvalidConfig", c.field, err)
+		}
+	}
+}
+
+func TestDerivedID(t *testing.T) {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 123e6, time.UTC)
+	a := derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M")
+	if a != derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M") {
+		t.Fatal("same input, different ids")
+	}
+	if !event.ValidID(a) {
+		t.Fatalf("%q is not a ULID", a)
+	}
+	if !idTime(a).Equal(at) {
+		t.Errorf("time part %v, want %v", idTime(a), at)
+	}
+	for _, other := range []string{
+		derivedID(at, "log_template", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M"),
+		derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2N"),
+		derivedID(at, "templated_lo", "g01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M"),
+	} {
+		if other == a {
+			t.Errorf("different input, same id %s", a)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package logminer
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+func testCountsConfig() Config {
+	cfg := Config{State: StateConfig{Disabled: true}}
+	cfg.Defaults()
+	return cfg
+}
+
+func addN(c *counts, svc string, id logmine.TemplateID, n int, severe bool) {
+	for i := range n {
+		c.add(svc, id, severe, fmt.Sprintf("ev-%s-%d-%d", svc, id, i))
+	}
+}
+
+func TestCountsSamplesAndIdle(t *testing.T) {
+	cfg := testCountsConfig()
+	cfg.IdleIntervals = 2
+	c := newCounts(cfg)
+	addN(c, "api", 1, 3, false)
+	addN(c, "api", 2, 1, false)
+	addN(c, "db", 1, 5, false)
+	samples, bursts := c.flush()
+	want := []sample{{"api", 1, 3}, {"api", 2, 1}, {"db", 1, 5}}
+	if fmt.Sprint(samples) != fmt.Sprint(want) || len(bursts) != 0 {
+		t.Fatalf("interval 1: samples %v bursts %v, want %v and none", samples, bursts, want)
+	}
+	// api/2 goes on, the others fall silent: two intervals of zeros
+	// (IdleIntervals), then they are forgotten.
+	for i, wantLen := range []int{3, 3, 1} {
+		addN(c, "api", 2, 1, false)
+		samples, _ := c.flush()
+		if len(samples) != wantLen {
+			t.Fatalf("silent interval %d: %d samples %v, want %d", i+1, len(samples), samples, wantLen)
+		}
+		for _, s := range samples {
+			if s.ID == 1 && s.Count != 0 {
+				t.Errorf("silent series counted %d", s.Count)
+			}
+		}
+	}
+	if held, _ := c.stats(); held != 1 {
+		t.Errorf("series held %d, want 1", held)
+	}
+}
+
+func TestCountsBurstRule(t *testing.T) {
+	cfg := testCountsConfig() // factor 3, min 10, alpha 0.2
+	c := newCounts(cfg)
+	// A template that starts logging errors: no history, 10 errors burst.
+	addN(c, "api", 7, 10, true)
+	addN(c, "api", 8, 9, true) // below MinCount
+	addN(c, "api", 9, 50, false)
+	_, bursts := c.flush()
+	if len(bursts) != 1 || bursts[0].ID != 7 || bursts[0].Errors != 10 || bursts[0].Expected != 0 {
+		t.Fatalf("bursts %+v, want template 7 with 10 errors over 0", bursts)
+	}
+	if len(bursts[0].Examples) != maxBurstExamples {
+		t.Errorf("examples %d, want %d", len(bursts[0].Examples), maxBurstExamples)
+	}
+	// The first interval of errors seeds the average, so the same rate is
+	// no burst; three times the average is not either, more is.
+	avg := 10.0
+	for range 5 {
+		addN(c, "api", 7, 10, true)
+		if _, b := c.flush(); len(b) != 0 {
+			t.Fatalf("steady rate flagged: %+v (average %.2f)", b, avg)
+		}
+		avg = 0.2*10 + 0.8*avg
+	}
+	exact := int(3 * avg) // at or below 3x the average: not a burst
+	addN(c, "api", 7, exact, true)
+	if _, b := c.flush(); len(b) != 0 {
+		t.Fatalf("%d errors with average %.2f flagged", exact, avg)
+	}
+	avg = 0.2*float64(exact) + 0.8*avg
+	over := int(3*avg) + 1
+	addN(c, "api", 7, over, true)
+	_, b := c.flush()
+	if len(b) != 1 || b[0].Errors != uint64(over) || fmt.Sprintf("%.6f", b[0].Expected) != fmt.Sprintf("%.6f", avg) {
+		t.Fatalf("%d errors over average %.4f: bursts %+v", over, avg, b)
+	}
+}
+
+func TestCountsMergeMovesHistory(t *testing.T) {
+	c := newCounts(testCountsConfig())
+	addN(c, "api", 1, 4, true)
+	addN(c, "db", 1, 2, false)
+	addN(c, "api", 2, 3, false)
+	c.merge(1, 2)
+	samples, _ := c.flush()
+	want := []sample{{"api", 2, 7}, {"db", 2, 2}}
+	if fmt.Sprint(samples) != fmt.Sprint(want) {
+		t.Fatalf("after merge: %v, want %v", samples, want)
+	}
+	if held, _ := c.stats(); held != 2 {
+		t.Errorf("series held %d, want 2", held)
+	}
+}
+
+func TestCountsMaxSeries(t *testing.T) {
+	cfg := testCountsConfig()
+	cfg.MaxSeries = 2
+	c := newCounts(cfg)
+	if !c.add("a", 1, false, "x") || !c.add("b", 1, false, "x") {
+		t.Fatal("first two series refused")
+	}
+	if c.add("c", 1, false, "x") {
+		t.Fatal("third series accepted beyond MaxSeries 2")
+	}
+	if !c.add("a", 1, false, "x") {
+		t.Fatal("known series refused")
+	}
+	if held, dropped := c.stats(); held != 2 || dropped != 1 {
+		t.Errorf("held %d dropped %d, want 2 and 1", held, dropped)
+	}
+}
+
+func TestCountsSnapshotRoundTrip(t *testing.T) {
+	c := newCounts(testCountsConfig())
+	addN(c, "api", 1, 12, true)
+	c.flush()
+	addN(c, "api", 1, 3, true) // the interval in progress
+	data, err := json.Marshal(c.snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []seriesState
+	if err := json.Unmarshal(data, &list); err != nil {
+		t.Fatal(err)
+	}
+	d := newCounts(testCountsConfig())
+	d.restore(list)
+	s1, b1 := c.flush()
+	s2, b2 := d.flush()
+	if fmt.Sprint(s1) != fmt.Sprint(s2) || fmt.Sprint(len(b1)) != fmt.Sprint(len(b2)) {
+		t.Fatalf("restored counts differ: %v %v vs %v %v", s1, b1, s2, b2)
+	}
+	if s2[0].Count != 3 {
+		t.Errorf("the interval in progress was not kept: %v", s2)
+	}
+	if d.byID[1]["api"].ErrAvg != c.byID[1]["api"].ErrAvg || c.byID[1]["api"].ErrAvg == 0 {
+		t.Errorf("error average not restored: %v vs %v", d.byID[1]["api"].ErrAvg, c.byID[1]["api"].ErrAvg)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -17,6 +18,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 	files := map[string]func() any{
 		"aiops.yaml":  func() any { c := DefaultRunConfig(); return &c },
 		"writer.yaml": func() any { return &writer.ServiceConfig{} },
+		"ingest.yaml": func() any { return &ingest.ServiceConfig{} },
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/aiops-dev/aiops/pkg/config"
 )
 
 // EmbeddedNATSConfig configures the NATS server `aiops run` starts in its
@@ -27,6 +29,10 @@ type EmbeddedNATSConfig struct {
 	// Token) protects the listener. Required when Listen is not loopback.
 	TokenFile string `yaml:"token_file"`
 	Token     string `yaml:"-" env:"token"`
+	// GenerateTokenFile, when no token is configured, holds a random token
+	// created at the first start (mode 0600), so even the loopback listener
+	// is authenticated; producers on this machine read it from there.
+	GenerateTokenFile string `yaml:"generate_token_file"`
 	// MaxStore bounds the disk JetStream may use, in bytes (0: server default).
 	MaxStore int64 `yaml:"max_store"`
 }
@@ -43,7 +49,7 @@ func (c EmbeddedNATSConfig) Validate() error {
 	if err != nil {
 		return fmt.Errorf("nats.listen: %q is not host:port: %v", c.Listen, err)
 	}
-	if !isLoopback(host) && c.Token == "" && c.TokenFile == "" {
+	if !isLoopback(host) && c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
 		return fmt.Errorf("nats.listen: %q is reachable from other machines; set nats.token_file or AIOPS_NATS__TOKEN, or listen on 127.0.0.1", c.Listen)
 	}
 	return nil
@@ -55,6 +61,28 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// token resolves the server's token: the environment, then the token file,
+// then a generated one.
+func (c EmbeddedNATSConfig) token() (string, error) {
+	switch {
+	case c.Token != "":
+		return c.Token, nil
+	case c.TokenFile != "":
+		t, err := config.Secret(c.TokenFile, "")
+		if err != nil {
+			return "", fmt.Errorf("nats.token_file: %w", err)
+		}
+		return t, nil
+	case c.GenerateTokenFile != "":
+		t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("nats.generate_token_file: %w", err)
+		}
+		return t, nil
+	}
+	return "", nil
 }
 
 // startEmbeddedNATS starts a JetStream-enabled nats-server in this process

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -15,17 +15,21 @@ import (
 // NATS server and each service's own section.
 type RunConfig struct {
 	platform.Config `yaml:",inline"`
-	NATS            EmbeddedNATSConfig `yaml:"nats"`
-	Writer          writer.Config      `yaml:"writer"`
+	NATS            EmbeddedNATSConfig  `yaml:"nats"`
+	Ingest          ingest.ServerConfig `yaml:"ingest"`
+	Writer          writer.Config       `yaml:"writer"`
 }
 
 // DefaultRunConfig runs everything on this machine: an embedded NATS on
-// 127.0.0.1:4222 keeping its streams in ./data/nats, ClickHouse on
-// 127.0.0.1:9000.
+// 127.0.0.1:4222 keeping its streams in ./data/nats, the ingest gateway on
+// 127.0.0.1:8080, ClickHouse on 127.0.0.1:9000. Both listeners get a random
+// token kept in data/ unless tokens are configured.
 func DefaultRunConfig() RunConfig {
 	return RunConfig{
 		Config: platform.DefaultConfig(),
-		NATS:   EmbeddedNATSConfig{Embedded: true, Listen: "127.0.0.1:4222", StoreDir: "data/nats"},
+		NATS: EmbeddedNATSConfig{Embedded: true, Listen: "127.0.0.1:4222", StoreDir: "data/nats",
+			GenerateTokenFile: "data/nats-token"},
+		Ingest: ingest.ServerConfig{Listen: ingest.DefaultListen, GenerateTokenFile: "data/ingest-token"},
 	}
 }
 
@@ -35,6 +39,9 @@ func (c RunConfig) Validate() error {
 		return err
 	}
 	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Ingest.Validate(); err != nil {
 		return err
 	}
 	return c.Writer.Validate()
@@ -47,12 +54,9 @@ func runPipeline(ctx context.Context, args []string) error {
 		return err
 	}
 	if cfg.NATS.Embedded {
-		token := cfg.NATS.Token
-		if cfg.NATS.TokenFile != "" {
-			var err error
-			if token, err = config.Secret(cfg.NATS.TokenFile, ""); err != nil {
-				return service.Usage(fmt.Errorf("nats.token_file: %w", err))
-			}
+		token, err := cfg.NATS.token()
+		if err != nil {
+			return service.Usage(err)
 		}
 		ns, err := startEmbeddedNATS(cfg.NATS, token)
 		if err != nil {
@@ -73,6 +77,11 @@ func runPipeline(ctx context.Context, args []string) error {
 		return err
 	}
 	p.Registry.MustRegister(w.Collector())
-	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Msg("pipeline running")
-	return p.Run(ctx, service.Named("writer", w))
+	gateway, err := ingest.NewComponent(p, cfg.Ingest)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Str("ingest", gateway.Addr().String()).Msg("pipeline running")
+	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway))
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,13 +39,17 @@ func TestRunPipeline(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	dsn := testenv.ClickHouse(t)
-	natsAddr, adminAddr := freePort(t), freePort(t)
+	natsAddr, adminAddr, ingestAddr := freePort(t), freePort(t), freePort(t)
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	finished := make(chan error, 1)
 	go func() {
 		finished <- runPipeline(ctx, []string{
 			"-set", "nats.listen=" + natsAddr,
-			"-set", "nats.store_dir=" + t.TempDir(),
+			"-set", "nats.store_dir=" + dir + "/nats",
+			"-set", "nats.generate_token_file=" + dir + "/nats-token",
+			"-set", "ingest.listen=" + ingestAddr,
+			"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
 			"-set", "store.dsn=" + dsn,
 			"-set", "admin.listen=" + adminAddr,
 			"-set", "writer.max_age=100ms",
@@ -54,7 +61,7 @@ func TestRunPipeline(t *testing.T) {
 	var pub *bus.Publisher
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, MaxReconnects: 1}, log)
+		_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, TokenFile: dir + "/nats-token", MaxReconnects: 1}, log)
 		if err == nil {
 			if _, err = js.Stream(ctx, bus.StreamEvents); err == nil {
 				pub, _ = bus.NewPublisher(js)
@@ -87,6 +94,43 @@ func TestRunPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A producer posting over HTTP with the generated token.
+	token, err := os.ReadFile(dir + "/ingest-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(auth string) (*http.Response, []byte) {
+		req, _ := http.NewRequest("POST", "http://"+ingestAddr+"/v1/events", strings.NewReader(
+			`{"kind":"log","service":"payments","time":"2026-11-21T12:00:00Z","severity":"error","body":{"message":"card declined"}}`+"\n"+
+				`{"kind":"log","service":"payments","time":"2026-11-21T12:00:01Z","body":{"message":"retrying"}}`))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	if resp, _ := post(""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("post without token: %d, want 401", resp.StatusCode)
+	}
+	resp, body := post(strings.TrimSpace(string(token)))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("post: %d %s", resp.StatusCode, body)
+	}
+	var accepted struct {
+		Accepted int      `json:"accepted"`
+		IDs      []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &accepted); err != nil || accepted.Accepted != 2 || len(accepted.IDs) != 2 {
+		t.Fatalf("answer %s: %v", body, err)
+	}
+	ids = append(ids, accepted.IDs...)
+
 	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -94,12 +138,12 @@ func TestRunPipeline(t *testing.T) {
 	defer st.Close()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		var n uint64
-		err := st.Conn.QueryRow(context.Background(), "SELECT count() FROM events FINAL WHERE kind = 'change' AND service = 'payments' AND has(?, id)", ids).Scan(&n)
-		if err == nil && n == 20 {
+		err := st.Conn.QueryRow(context.Background(), "SELECT count() FROM events FINAL WHERE service = 'payments' AND has(?, id)", ids).Scan(&n)
+		if err == nil && n == 22 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("events in ClickHouse: %d, %v; want 20", n, err)
+			t.Fatalf("events in ClickHouse: %d, %v; want 22", n, err)
 		}
 	}
 

@@ -22,26 +22,26 @@ import (
 type Config struct {
 	// Tokens are the bearer tokens producers may present. Load them from a
 	// file or the environment; they are never logged.
-	Tokens []string
+	Tokens []string `yaml:"-" env:"tokens"`
 	// AllowAnonymous accepts requests without a token (all of them share
 	// one rate limiter). Only for local development.
-	AllowAnonymous bool
+	AllowAnonymous bool `yaml:"allow_anonymous"`
 	// MaxBodyBytes bounds a request body as sent (compressed). Default 10 MiB.
-	MaxBodyBytes int64
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxDecodedBytes bounds a body after gzip or snappy decompression.
 	// Default 10 MiB.
-	MaxDecodedBytes int64
+	MaxDecodedBytes int64 `yaml:"max_decoded_bytes"`
 	// MaxEvents bounds the events one request may produce. Default 10,000.
-	MaxEvents int
+	MaxEvents int `yaml:"max_events"`
 	// RatePerToken is the sustained requests per second each token may
 	// make; Burst how many it may make at once. Defaults 100 and 200.
-	RatePerToken float64
-	Burst        int
+	RatePerToken float64 `yaml:"rate_per_token"`
+	Burst        int     `yaml:"burst"`
 	// PublishTimeout bounds how long a request waits for the Publisher.
 	// Default 10 s.
-	PublishTimeout time.Duration
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// RetryAfter is what a 503 tells the producer to wait. Default 1 s.
-	RetryAfter time.Duration
+	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // Defaults.
@@ -92,36 +92,36 @@ func (c Config) Validate() error {
 		problems = append(problems, fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
 	}
 	if len(c.Tokens) == 0 && !c.AllowAnonymous {
-		bad("Tokens", "no bearer tokens and AllowAnonymous is false: every request would be refused")
+		bad("tokens", "no bearer tokens and allow_anonymous is false: every request would be refused")
 	}
 	for i, t := range c.Tokens {
 		if len(t) < 16 {
-			bad(fmt.Sprintf("Tokens[%d]", i), "is %d characters, want at least 16", len(t))
+			bad(fmt.Sprintf("tokens[%d]", i), "is %d characters, want at least 16", len(t))
 		}
 	}
 	if c.MaxBodyBytes < 0 {
-		bad("MaxBodyBytes", "is %d, want > 0", c.MaxBodyBytes)
+		bad("max_body_bytes", "is %d, want > 0", c.MaxBodyBytes)
 	}
 	if c.MaxDecodedBytes < 0 {
-		bad("MaxDecodedBytes", "is %d, want > 0", c.MaxDecodedBytes)
+		bad("max_decoded_bytes", "is %d, want > 0", c.MaxDecodedBytes)
 	}
 	if c.MaxDecodedBytes > 1<<30 {
-		bad("MaxDecodedBytes", "is %d, over the 1 GiB a request may hold in memory", c.MaxDecodedBytes)
+		bad("max_decoded_bytes", "is %d, over the 1 GiB a request may hold in memory", c.MaxDecodedBytes)
 	}
 	if c.MaxEvents < 0 {
-		bad("MaxEvents", "is %d, want > 0", c.MaxEvents)
+		bad("max_events", "is %d, want > 0", c.MaxEvents)
 	}
 	if c.RatePerToken < 0 {
-		bad("RatePerToken", "is %g, want > 0", c.RatePerToken)
+		bad("rate_per_token", "is %g, want > 0", c.RatePerToken)
 	}
 	if c.Burst < 0 {
-		bad("Burst", "is %d, want > 0", c.Burst)
+		bad("burst", "is %d, want > 0", c.Burst)
 	}
 	if c.PublishTimeout < 0 {
-		bad("PublishTimeout", "is %s, want > 0", c.PublishTimeout)
+		bad("publish_timeout", "is %s, want > 0", c.PublishTimeout)
 	}
 	if c.RetryAfter < 0 {
-		bad("RetryAfter", "is %s, want > 0", c.RetryAfter)
+		bad("retry_after", "is %s, want > 0", c.RetryAfter)
 	}
 	return errors.Join(problems...)
 }

@@ -525,15 +525,15 @@ func TestConfigValidate(t *testing.T) {
 		cfg   Config
 		field string
 	}{
-		{Config{}, "Tokens"},
-		{Config{Tokens: []string{"short"}}, "Tokens[0]"},
-		{Config{Tokens: []string{tokenA}, MaxBodyBytes: -1}, "MaxBodyBytes"},
-		{Config{Tokens: []string{tokenA}, MaxDecodedBytes: 2 << 30}, "MaxDecodedBytes"},
-		{Config{Tokens: []string{tokenA}, MaxEvents: -5}, "MaxEvents"},
-		{Config{Tokens: []string{tokenA}, RatePerToken: -1}, "RatePerToken"},
-		{Config{Tokens: []string{tokenA}, Burst: -1}, "Burst"},
-		{Config{Tokens: []string{tokenA}, PublishTimeout: -time.Second}, "PublishTimeout"},
-		{Config{Tokens: []string{tokenA}, RetryAfter: -time.Second}, "RetryAfter"},
+		{Config{}, "tokens"},
+		{Config{Tokens: []string{"short"}}, "tokens[0]"},
+		{Config{Tokens: []string{tokenA}, MaxBodyBytes: -1}, "max_body_bytes"},
+		{Config{Tokens: []string{tokenA}, MaxDecodedBytes: 2 << 30}, "max_decoded_bytes"},
+		{Config{Tokens: []string{tokenA}, MaxEvents: -5}, "max_events"},
+		{Config{Tokens: []string{tokenA}, RatePerToken: -1}, "rate_per_token"},
+		{Config{Tokens: []string{tokenA}, Burst: -1}, "burst"},
+		{Config{Tokens: []string{tokenA}, PublishTimeout: -time.Second}, "publish_timeout"},
+		{Config{Tokens: []string{tokenA}, RetryAfter: -time.Second}, "retry_after"},
 	}
 	for _, c := range cases {
 		err := c.cfg.Validate()

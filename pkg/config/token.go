@@ -1,0 +1,44 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MinTokenLength is the shortest bearer token a listener accepts.
+const MinTokenLength = 16
+
+// ReadOrCreateToken returns the token kept in path, creating a random one
+// (48 hex digits, file mode 0600) when the file does not exist. Local runs
+// use it so every listener is authenticated without set-up, and the token
+// stays the same across restarts so producers set up once keep working.
+func ReadOrCreateToken(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		t := strings.TrimSpace(string(raw))
+		if len(t) < MinTokenLength {
+			return "", fmt.Errorf("%s holds no token of %d characters or more", path, MinTokenLength)
+		}
+		return t, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", err
+	}
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(buf)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return token, nil
+}

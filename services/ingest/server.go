@@ -1,0 +1,203 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// ServerConfig is the HTTP listener around the Handler.
+type ServerConfig struct {
+	Config `yaml:",inline"`
+	// Listen is host:port for producers (default 127.0.0.1:8080).
+	Listen string `yaml:"listen"`
+	// TokensFile holds the bearer tokens, one per line (# comments and blank
+	// lines ignored). Tokens can also come from AIOPS_INGEST__TOKENS.
+	TokensFile string `yaml:"tokens_file"`
+	// GenerateTokenFile, when no token is configured, makes the server
+	// create one random token in this file (mode 0600) at start, so a local
+	// run is authenticated without set-up; `aiops run` uses data/ingest-token.
+	GenerateTokenFile string `yaml:"generate_token_file"`
+	// TLSCertFile and TLSKeyFile switch the listener to HTTPS.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+}
+
+// DefaultListen is where producers post by default.
+const DefaultListen = "127.0.0.1:8080"
+
+// Validate names the field that is wrong. Tokens from files are checked
+// when the server starts.
+func (c ServerConfig) Validate() error {
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("ingest.listen: %q is not host:port: %v", c.Listen, err)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("ingest.tls_cert_file and ingest.tls_key_file: set both or neither")
+	}
+	if c.AllowAnonymous && !loopback(c.listen()) {
+		return fmt.Errorf("ingest.allow_anonymous: refused on %q, which other machines can reach; configure tokens", c.listen())
+	}
+	cfg := c.Config
+	if c.TokensFile != "" || c.GenerateTokenFile != "" {
+		// The tokens arrive at start; check everything else now.
+		cfg.AllowAnonymous = true
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	return nil
+}
+
+func (c ServerConfig) listen() string {
+	if c.Listen == "" {
+		return DefaultListen
+	}
+	return c.Listen
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Server serves the ingest endpoints until its context ends.
+type Server struct {
+	http              *http.Server
+	listener          net.Listener
+	certFile, keyFile string // HTTPS when set
+	log               zerolog.Logger
+}
+
+// NewServer resolves the tokens, builds the handler and binds the listener
+// (so a port conflict fails at start, not later).
+func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tokens, err := cfg.tokens(log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Config.Tokens = tokens
+	h, err := New(cfg.Config, pub, WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.listen())
+	if err != nil {
+		return nil, fmt.Errorf("ingest.listen: %w", err)
+	}
+	s := &Server{
+		listener: ln,
+		certFile: cfg.TLSCertFile,
+		keyFile:  cfg.TLSKeyFile,
+		log:      log,
+		http: &http.Server{
+			Handler: h,
+			// Slow or stalled clients must not hold connections forever.
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       2 * time.Minute,
+			WriteTimeout:      2 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		},
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Run serves until ctx ends, then stops accepting and lets requests in
+// flight finish (they answer only after the bus acked their events).
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		if s.certFile != "" {
+			errc <- s.http.ServeTLS(s.listener, s.certFile, s.keyFile)
+		} else {
+			errc <- s.http.Serve(s.listener)
+		}
+	}()
+	s.log.Info().Str("addr", s.listener.Addr().String()).Bool("tls", s.certFile != "").Msg("ingest listening")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ingest server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("ingest shutdown: %w", err)
+	}
+	return nil
+}
+
+// tokens gathers the tokens from the environment, the tokens file and, when
+// there are none, a generated token file.
+func (c ServerConfig) tokens(log zerolog.Logger) ([]string, error) {
+	tokens := append([]string(nil), c.Config.Tokens...)
+	if c.TokensFile != "" {
+		raw, err := config.Secret(c.TokensFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("ingest.tokens_file: %w", err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader([]byte(raw)))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line != "" && !strings.HasPrefix(line, "#") {
+				tokens = append(tokens, line)
+			}
+		}
+	}
+	if len(tokens) == 0 && c.GenerateTokenFile != "" {
+		token, err := config.ReadOrCreateToken(c.GenerateTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("ingest.generate_token_file: %w", err)
+		}
+		log.Info().Str("token_file", c.GenerateTokenFile).Msg("ingest token: send it as 'Authorization: Bearer <token>'")
+		tokens = append(tokens, token)
+	}
+	return tokens, nil
+}
+
+// BusPublisher publishes envelopes to JetStream on their subjects, with the
+// event id as the message id, and returns once every one was acked.
+type BusPublisher struct{ Publisher *bus.Publisher }
+
+// PublishAll implements Publisher.
+func (b BusPublisher) PublishAll(ctx context.Context, events []*event.Envelope) error {
+	msgs := make([]bus.Message, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		msgs[i] = bus.Message{Subject: e.Subject(), ID: e.ID, Data: data}
+	}
+	_, err := b.Publisher.PublishAll(ctx, msgs)
+	return err
+}

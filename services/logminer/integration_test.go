@@ -414,3 +414,33 @@ func TestRejectsWhatIsNotARawLog(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableStateStartsEmpty: a saved state that cannot be read is
+// reported (log and counter) and the logminer starts empty instead of
+// refusing to run.
+func TestUnreadableStateStartsEmpty(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	ctx := context.Background()
+	store, err := openState(ctx, js, StateConfig{Bucket: "logminer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutBytes(ctx, "logminer", []byte(`{"version":1,"miner":"bm90IGEgc25hcHNob3Q="}`)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := New(ctx, js, Config{}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.metrics.stateLoadFailures.Load(); got != 1 || len(l.Miner().Templates()) != 0 {
+		t.Fatalf("load failures %d, templates %d: want 1 and an empty miner", got, len(l.Miner().Templates()))
+	}
+	// Saving over it repairs it.
+	if err := l.SaveState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(ctx, js, Config{}, r.log); err != nil {
+		t.Fatal(err)
+	}
+}

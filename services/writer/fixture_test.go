@@ -1,0 +1,323 @@
+package writer
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// The cookbook fixture: a small, deterministic ops day (Monday 2026-03-02,
+// with a little of the day before and the week after) described as plain Go
+// values, turned into envelopes for the writer, and read again by the
+// expectations in queries_test.go, which compute each query's answer from
+// these values.
+
+var (
+	fxDay      = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC) // a Monday
+	fxServices = []string{"checkout", "payments", "search"}
+)
+
+type fxLog struct {
+	id, service, severity, message, trace string
+	at                                    time.Time
+	// the log miner's templated copy, when templateID is set
+	copyID, templateID, template string
+}
+
+type fxSample struct {
+	id, name, service string
+	at                time.Time
+	value             float64
+}
+
+type fxAlert struct {
+	id, name, fingerprint, service, status string
+	at                                     time.Time
+}
+
+type fxChange struct {
+	id, service, typ, version, author string
+	at                                time.Time
+}
+
+type fxAnomaly struct {
+	id, service, metric, detector string
+	at                            time.Time
+	score                         float64
+}
+
+type fxIncidentState struct {
+	id, incidentID, status, title, service string
+	at                                     time.Time
+	team, teamLabel                        string    // body field, labels["team"]
+	openedAt, ackedAt, resolvedAt          time.Time // body fields; zero = absent
+	links                                  []string
+}
+
+type fixture struct {
+	logs       []fxLog
+	samples    []fxSample
+	alerts     []fxAlert
+	changes    []fxChange
+	anomalies  []fxAnomaly
+	incidents  []fxIncidentState
+	deliveries []WebhookDelivery
+}
+
+type idSeq int
+
+func (s *idSeq) next() string {
+	*s++
+	return fmt.Sprintf("01JQ%022d", int(*s))
+}
+
+func newFixture() *fixture {
+	var ids idSeq
+	f := &fixture{}
+	at := func(day, h, m int) time.Time {
+		return fxDay.AddDate(0, 0, day).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+	}
+
+	// Logs: 90 raw logs over the day, one in five an error, one in eleven
+	// critical; every other one templated by the log miner. The day before,
+	// a few logs with the first two templates, so only the others are new.
+	for i := 0; i < 90; i++ {
+		l := fxLog{id: ids.next(), service: fxServices[i%3], severity: "info", at: at(0, 8, i*7), trace: fmt.Sprintf("trace-%d", i%10)}
+		switch {
+		case i%11 == 0:
+			l.severity = "critical"
+		case i%5 == 0:
+			l.severity = "error"
+		}
+		l.message = fmt.Sprintf("request %d took %d ms", i, 10+i)
+		if i%2 == 0 {
+			k := (i / 2) % (3 + i%3*2) // uneven template counts per service
+			l.copyID, l.templateID, l.template = ids.next(), fmt.Sprintf("tpl-%d", k), fmt.Sprintf("template %d <*>", k)
+		}
+		f.logs = append(f.logs, l)
+	}
+	for i := 0; i < 6; i++ {
+		k := i % 2
+		f.logs = append(f.logs, fxLog{id: ids.next(), service: "checkout", severity: "error", at: at(-1, 10, i*10),
+			message: fmt.Sprintf("yesterday %d", i), trace: "trace-old",
+			copyID: ids.next(), templateID: fmt.Sprintf("tpl-%d", k), template: fmt.Sprintf("template %d <*>", k)})
+	}
+
+	// Metric samples: three hours, twenty samples an hour per service.
+	for h := 9; h < 12; h++ {
+		for si, svc := range fxServices {
+			for i := 0; i < 20; i++ {
+				f.samples = append(f.samples, fxSample{id: ids.next(), name: "http_latency_ms", service: svc,
+					at: at(0, h, i*3), value: float64((i*37+h*11)%100 + si*10)})
+				if i%4 == 0 {
+					f.samples = append(f.samples, fxSample{id: ids.next(), name: "cpu_ratio", service: svc, at: at(0, h, i*3), value: 0.5})
+				}
+			}
+		}
+	}
+
+	// Alerts: status sequences per alert instance, five minutes apart.
+	for _, a := range []struct {
+		name, fp, service, statuses string
+		start                       int // minutes after 09:00
+	}{
+		{"HighLatency", "a1a1a1a1a1a1a1a1", "checkout", "FFRFRF", 0},
+		{"HighLatency", "a2a2a2a2a2a2a2a2", "payments", "FR", 3},
+		{"ErrorBudgetBurn", "b1b1b1b1b1b1b1b1", "checkout", "FFF", 1},
+		{"DiskFull", "c1c1c1c1c1c1c1c1", "search", "FRFRFR", 2},
+	} {
+		for k, s := range a.statuses {
+			status := event.AlertFiring
+			if s == 'R' {
+				status = event.AlertResolved
+			}
+			f.alerts = append(f.alerts, fxAlert{id: ids.next(), name: a.name, fingerprint: a.fp, service: a.service, status: status, at: at(0, 9, a.start+k*5)})
+		}
+	}
+
+	// Changes.
+	f.changes = []fxChange{
+		{ids.next(), "checkout", "deploy", "v1.2.0", "alice", at(0, 10, 0)},
+		{ids.next(), "checkout", "config", "cfg-7", "bob", at(0, 14, 0)},
+		{ids.next(), "payments", "deploy", "v3.1.0", "carol", at(0, 11, 0)},
+		{ids.next(), "search", "deploy", "v0.9.0", "alice", at(1, 9, 0)},
+		{ids.next(), "payments", "deploy", "v3.0.9", "dave", at(-1, 12, 0)},
+	}
+	deploy := f.changes[0]
+
+	// Anomalies around the checkout deploy at 10:00, and elsewhere.
+	f.anomalies = []fxAnomaly{
+		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.9},
+		{ids.next(), "checkout", "http_latency_ms", "ewma", deploy.at.Add(20 * time.Minute), 0.7},
+		{ids.next(), "checkout", "error_rate", "mad", deploy.at.Add(-40 * time.Minute), 0.6},
+		{ids.next(), "payments", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.8},
+		{ids.next(), "checkout", "cpu_ratio", "level_shift", deploy.at.Add(2 * time.Hour), 0.55},
+		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(-10 * time.Minute), 0.65},
+	}
+
+	// Incidents: their states, with the optional lifecycle fields present
+	// or absent in the ways producers may send them.
+	firstAlert := f.alerts[0].id
+	rawLog := f.logs[0].id
+	f.incidents = []fxIncidentState{
+		{id: ids.next(), incidentID: "inc-1", status: "opened", title: "checkout latency", service: "checkout", at: at(0, 10, 10), team: "team-a",
+			links: []string{firstAlert, f.anomalies[0].id, deploy.id, rawLog}},
+		{id: ids.next(), incidentID: "inc-1", status: "updated", title: "checkout latency", service: "checkout", at: at(0, 10, 30), team: "team-a",
+			openedAt: at(0, 10, 10), ackedAt: at(0, 10, 25)},
+		// resolved without resolved_at or acknowledged_at: the event time
+		// resolves it, the history keeps the acknowledgement.
+		{id: ids.next(), incidentID: "inc-1", status: "resolved", title: "checkout latency", service: "checkout", at: at(0, 11, 40), team: "team-a",
+			openedAt: at(0, 10, 10)},
+
+		{id: ids.next(), incidentID: "inc-2", status: "opened", title: "payments errors", service: "payments", at: at(0, 11, 20), team: "team-b"},
+		{id: ids.next(), incidentID: "inc-2", status: "updated", title: "payments errors", service: "payments", at: at(0, 11, 50), team: "team-b",
+			openedAt: at(0, 11, 20), ackedAt: at(0, 11, 30)},
+		{id: ids.next(), incidentID: "inc-2", status: "resolved", title: "payments errors", service: "payments", at: at(0, 13, 0), team: "team-b",
+			openedAt: at(0, 11, 20), ackedAt: at(0, 11, 30), resolvedAt: at(0, 12, 55)},
+
+		{id: ids.next(), incidentID: "inc-3", status: "opened", title: "checkout saturation", service: "checkout", at: at(7, 9, 0), team: "team-a"},
+		{id: ids.next(), incidentID: "inc-3", status: "updated", title: "checkout saturation", service: "checkout", at: at(7, 9, 20), team: "team-a",
+			openedAt: at(7, 9, 0), ackedAt: at(7, 9, 12)},
+
+		// team only as a label, never acknowledged.
+		{id: ids.next(), incidentID: "inc-4", status: "opened", title: "search disk", service: "search", at: at(0, 15, 0), teamLabel: "team-c"},
+		{id: ids.next(), incidentID: "inc-4", status: "resolved", title: "search disk", service: "search", at: at(0, 16, 0), teamLabel: "team-c",
+			openedAt: at(0, 15, 0)},
+	}
+
+	// Webhook deliveries of the notifier.
+	for _, d := range []struct {
+		receiver, incident string
+		attempt, status    uint16
+		err                string
+		ms                 int
+		min                int
+	}{
+		{"pagerduty", "inc-1", 1, 500, "server error", 120, 11},
+		{"pagerduty", "inc-1", 2, 200, "", 80, 12},
+		{"pagerduty", "inc-2", 1, 200, "", 95, 21},
+		{"jira", "inc-1", 1, 0, "timeout", 5000, 11},
+		{"jira", "inc-1", 2, 0, "timeout", 5000, 13},
+		{"jira", "inc-4", 1, 201, "", 300, 5*60 + 1},
+	} {
+		f.deliveries = append(f.deliveries, WebhookDelivery{
+			ID: ids.next(), Time: at(0, 10, d.min), IncidentID: d.incident, Receiver: d.receiver, Attempt: d.attempt,
+			StatusCode: d.status, Error: d.err, Duration: time.Duration(d.ms) * time.Millisecond, IdempotencyKey: d.incident + "/" + d.receiver,
+		})
+	}
+	return f
+}
+
+// envelopes turns the fixture into the JSON the writer consumes.
+func (f *fixture) envelopes(t testing.TB) [][]byte {
+	var out [][]byte
+	add := func(id string, kind event.Kind, service string, at time.Time, sev string, labels map[string]string, links []string, body any) {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &event.Envelope{SchemaVersion: 1, ID: id, Kind: kind, Time: at, ObservedTime: at.Add(time.Second), Source: "fixture",
+			Service: service, Labels: labels, Severity: event.Severity(sev), Links: links, Body: raw}
+		e.Fingerprint = event.Fingerprint(kind, service, labels, nil)
+		if fp, ok := labels["__fingerprint"]; ok {
+			e.Fingerprint = fp
+			delete(labels, "__fingerprint")
+		}
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, data)
+	}
+	for _, l := range f.logs {
+		add(l.id, event.KindLog, l.service, l.at, l.severity, map[string]string{"env": "prod"}, nil, event.LogBody{Message: l.message, TraceID: l.trace})
+		if l.templateID != "" {
+			add(l.copyID, event.KindLog, l.service, l.at, l.severity, map[string]string{"env": "prod"}, []string{l.id},
+				event.LogBody{Message: l.message, TraceID: l.trace, TemplateID: l.templateID, Template: l.template, Params: []string{"x"}})
+		}
+	}
+	for _, s := range f.samples {
+		v := s.value
+		add(s.id, event.KindMetric, s.service, s.at, "", map[string]string{"__name__": s.name}, nil, event.MetricBody{Name: s.name, Value: &v})
+	}
+	for _, a := range f.alerts {
+		add(a.id, event.KindAlert, a.service, a.at, "warning", map[string]string{"alertname": a.name, "__fingerprint": a.fingerprint}, nil,
+			event.AlertBody{Name: a.name, Status: a.status, StartsAt: a.at, Annotations: map[string]string{"summary": a.name}})
+	}
+	for _, c := range f.changes {
+		add(c.id, event.KindChange, c.service, c.at, "", nil, nil, event.ChangeBody{Type: c.typ, Version: c.version, Author: c.author})
+	}
+	for _, a := range f.anomalies {
+		v, s := 1.0, a.score
+		add(a.id, event.KindAnomaly, a.service, a.at, "warning", nil, nil,
+			event.AnomalyBody{Series: "0123456789abcdef", Metric: a.metric, Value: &v, Score: &s, Detector: a.detector})
+	}
+	for _, s := range f.incidents {
+		var labels map[string]string
+		if s.teamLabel != "" {
+			labels = map[string]string{"team": s.teamLabel}
+		}
+		add(s.id, event.KindIncident, s.service, s.at, "error", labels, s.links, IncidentFields{
+			IncidentBody: event.IncidentBody{IncidentID: s.incidentID, Status: s.status, Title: s.title},
+			Team:         s.team, OpenedAt: s.openedAt, AcknowledgedAt: s.ackedAt, ResolvedAt: s.resolvedAt,
+		})
+	}
+	return out
+}
+
+// incidentSummary is one incident as the MTTA/MTTR query defines it.
+type incidentSummary struct {
+	id, service, team       string
+	opened, acked, resolved time.Time // zero: never
+	lastStatus, title       string
+	lastAt                  time.Time
+	lastAcked               time.Time
+}
+
+func (f *fixture) incidentSummaries() []incidentSummary {
+	by := map[string]*incidentSummary{}
+	var order []string
+	for _, s := range f.incidents {
+		sum := by[s.incidentID]
+		if sum == nil {
+			sum = &incidentSummary{id: s.incidentID, service: s.service}
+			by[s.incidentID] = sum
+			order = append(order, s.incidentID)
+		}
+		team := s.team
+		if team == "" {
+			team = s.teamLabel
+		}
+		sum.team = team
+		opened := s.openedAt
+		if opened.IsZero() {
+			opened = s.at
+		}
+		if sum.opened.IsZero() || opened.Before(sum.opened) {
+			sum.opened = opened
+		}
+		if !s.ackedAt.IsZero() && (sum.acked.IsZero() || s.ackedAt.Before(sum.acked)) {
+			sum.acked = s.ackedAt
+		}
+		resolved := s.resolvedAt
+		if resolved.IsZero() && s.status == "resolved" {
+			resolved = s.at
+		}
+		if !resolved.IsZero() && (sum.resolved.IsZero() || resolved.Before(sum.resolved)) {
+			sum.resolved = resolved
+		}
+		if s.at.After(sum.lastAt) {
+			sum.lastAt, sum.lastStatus, sum.title, sum.lastAcked = s.at, s.status, s.title, s.ackedAt
+		}
+	}
+	out := make([]incidentSummary, 0, len(order))
+	for _, id := range order {
+		out = append(out, *by[id])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}

@@ -68,6 +68,8 @@
 //
 // Replay scores a CSV of timestamp,value with the same code; the evaluator
 // (precision, recall, F1, delay; SKAB reader) lives in detect/eval, the
-// labelled generator in detect/synth, the PNG plot in detect/plot. Measured
+// labelled generator in detect/synth, the PNG plot in detect/plot, and
+// detect/pipeline reads the pipeline files (pipelines/*.yaml) that route
+// series to detector settings for the service and the replay. Measured
 // figures are in QUALITY.md.
 package detect

@@ -130,7 +130,7 @@ func BenchmarkPublishBaseline(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := range b.N {
-		if _, err := pub.Publish(ctx, bus.Message{Subject: "events.templated_log.x", ID: ids[i], Data: data[i]}); err != nil {
+		if _, err := pub.Publish(ctx, bus.Message{Subject: "events.log.x.templated", ID: ids[i], Data: data[i]}); err != nil {
 			b.Fatal(err)
 		}
 	}

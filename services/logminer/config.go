@@ -3,6 +3,7 @@ package logminer
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -16,7 +17,8 @@ var ErrInvalidConfig = errors.New("logminer: invalid config")
 // Config is the logminer's part of a service config.
 type Config struct {
 	// Consumer is the durable consumer of raw logs: Stream defaults to
-	// EVENTS, Durable to "logminer" and FilterSubjects to events.log.>.
+	// EVENTS, Durable to "logminer" and FilterSubjects to events.log.*
+	// (raw logs; templated logs have a fourth token).
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// MaxTemplates bounds the miner's memory (about 500 bytes a template);
 	// 0 means logmine's default. Every other mining parameter is
@@ -86,7 +88,7 @@ func (c *Config) Defaults() {
 		c.Consumer.Durable = "logminer"
 	}
 	if len(c.Consumer.FilterSubjects) == 0 {
-		c.Consumer.FilterSubjects = []string{"events.log.>"}
+		c.Consumer.FilterSubjects = []string{RawLogFilter}
 	}
 	if c.Consumer.MaxAckPending == 0 {
 		// The bus default, set here because the logminer sizes its
@@ -134,7 +136,7 @@ func (c Config) Validate() error {
 	for _, s := range c.Consumer.FilterSubjects {
 		if !rawLogSubject(s) {
 			// The miner's outputs must never come back to it.
-			return bad("consumer.filter_subjects: %q is not under events.log. (the logminer mines raw logs only)", s)
+			return bad("consumer.filter_subjects: %q does not match raw logs only: want events.log.* or events.log.<service> (events.log.> would feed the miner its own output)", s)
 		}
 	}
 	if c.MaxTemplates < 0 {
@@ -176,10 +178,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// rawLogSubject reports whether a filter subject only matches raw logs.
+// rawLogSubject reports whether a filter subject only matches raw logs:
+// three tokens, the last a service or *.
 func rawLogSubject(s string) bool {
 	const prefix = "events.log."
-	return len(s) > len(prefix) && s[:len(prefix)] == prefix
+	if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
+		return false
+	}
+	rest := s[len(prefix):]
+	return rest != ">" && !strings.ContainsAny(rest, ". \t")
 }
 
 func validBucket(s string) bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
@@ -14,12 +15,17 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero config (all defaults): %v", err)
 	}
+	if err := (Config{Consumer: bus.ConsumerConfig{FilterSubjects: []string{"events.log.checkout", "events.log.payments"}}}).Validate(); err != nil {
+		t.Fatalf("one service's raw logs: %v", err)
+	}
 	cases := []struct {
 		field string
 		edit  func(*Config)
 	}{
 		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.>"} }},
-		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.templated_log.>"} }},
+		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.log.>"} }},
+		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.log.*.templated"} }},
+		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.metric.*"} }},
 		{"max_templates", func(c *Config) { c.MaxTemplates = -1 }},
 		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "<Date> <Time>"} }},
 		{"formats", func(c *Config) { c.Formats = map[string]string{"": "<Content>"} }},

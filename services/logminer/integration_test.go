@@ -230,7 +230,10 @@ func checkTemplated(t *testing.T, logs []rawLog, got []received) {
 		if !ok {
 			t.Fatalf("raw log %s (%q) not templated", l.env.ID, mustBody(t, l.env).Message)
 		}
-		if g.env.Kind != KindTemplatedLog || g.subject != "events.templated_log."+l.env.Service || g.env.ID == l.env.ID || !event.ValidID(g.env.ID) {
+		if err := g.env.Validate(); err != nil {
+			t.Fatalf("templated log refused by event.Validate: %v", err)
+		}
+		if g.env.Kind != event.KindLog || g.subject != "events.log."+l.env.Service+".templated" || g.env.ID == l.env.ID || !event.ValidID(g.env.ID) || g.env.Source != Source {
 			t.Fatalf("templated log kind %q subject %q id %q for raw %s", g.env.Kind, g.subject, g.env.ID, l.env.ID)
 		}
 		b := mustBody(t, &g.env)
@@ -267,7 +270,7 @@ func TestTemplatedRoundTrip(t *testing.T) {
 	base := time.Now().UTC().Add(-time.Hour)
 	first := rawLogs(t, 600, 0, base)
 	publishRaw(t, js, first)
-	checkTemplated(t, first, collect(t, js, "events.templated_log.>", len(first), 30*time.Second))
+	checkTemplated(t, first, collect(t, js, "events.log.*.templated", len(first), 30*time.Second))
 
 	// One "new" event per template, linking the raw log that created it.
 	tplEvents := collect(t, js, "events.log_template.>", 3, 10*time.Second)
@@ -338,7 +341,7 @@ func TestTemplatedRoundTrip(t *testing.T) {
 	}
 	second := rawLogs(t, 300, 600, base.Add(time.Minute))
 	publishRaw(t, js, second)
-	all := collect(t, js, "events.templated_log.>", len(first)+len(second), 30*time.Second)
+	all := collect(t, js, "events.log.*.templated", len(first)+len(second), 30*time.Second)
 	checkTemplated(t, second, all[len(first):])
 	// No template is new after the restart: no more template events.
 	if tpl := collect(t, js, "events.log_template.>", 3, 5*time.Second); len(tpl) != 3 {
@@ -357,7 +360,7 @@ func mustJSON(t *testing.T, e event.Envelope) []byte {
 	return data
 }
 
-// TestRejectsWhatIsNotARawLog: events on events.log.> that are not raw logs
+// TestRejectsWhatIsNotARawLog: events on events.log.* that are not raw logs
 // are dead-lettered with a reason naming the problem, and the next valid log
 // is still mined.
 func TestRejectsWhatIsNotARawLog(t *testing.T) {
@@ -388,7 +391,7 @@ func TestRejectsWhatIsNotARawLog(t *testing.T) {
 	}
 	good := rawLogs(t, 1, 0, time.Now())
 	publishRaw(t, js, good)
-	checkTemplated(t, good, collect(t, js, "events.templated_log.>", 1, 10*time.Second))
+	checkTemplated(t, good, collect(t, js, "events.log.*.templated", 1, 10*time.Second))
 
 	c, err := js.OrderedConsumer(ctx, bus.StreamDeadLetter, jetstream.OrderedConsumerConfig{})
 	if err != nil {

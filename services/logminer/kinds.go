@@ -2,15 +2,21 @@ package logminer
 
 import "github.com/aiops-dev/aiops/pkg/event"
 
-// The kinds the logminer publishes that pkg/event does not list yet. Until
-// event.Kinds holds them, event.Validate (and so the writer's strict Parse)
+// TemplatedSuffix ends the subject of a templated log:
+// events.log.<service>.templated. A templated log is of kind log (the raw
+// log's envelope with a new id, Links = [raw id] and the template fields of
+// its body filled; the writer stores it in the logs table with derived = 1),
+// and the extra subject token keeps it away from the miner, whose filter
+// events.log.* matches raw logs only (three tokens).
+const TemplatedSuffix = ".templated"
+
+// RawLogFilter is the consumer filter for raw logs.
+const RawLogFilter = "events.log.*"
+
+// The kind the logminer publishes that pkg/event does not list yet. Until
+// event.Kinds holds it, event.Validate (and so the writer's strict Parse)
 // refuses these envelopes; the proposal for pkg/event is in README.md.
 const (
-	// KindTemplatedLog is a log with its template: the raw log's envelope
-	// with a new id, Links = [raw id] and the template fields of its
-	// event.LogBody filled. Published on events.templated_log.<service>, so
-	// the miner's own filter (events.log.>) never sees it again.
-	KindTemplatedLog event.Kind = "templated_log"
 	// KindLogTemplate is one change in the life of a template (body
 	// LogTemplateBody): a new template, or a template generalised into
 	// another (a merge). Published on events.log_template.<service>.

@@ -1,9 +1,9 @@
 // Package logminer is the log template mining service: it consumes raw logs
-// (events.log.<service>), mines their templates with pkg/logmine and
+// (events.log.<service>, filter events.log.*), mines their templates with pkg/logmine and
 // publishes, as events on the same EVENTS stream:
 //
-//   - each log with its template (kind templated_log, a new derived id,
-//     Links = [raw id]) on events.templated_log.<service>;
+//   - each log with its template (kind log, a new derived id, Links =
+//     [raw id]) on events.log.<service>.templated;
 //   - a template's birth and its merges (kind log_template) on
 //     events.log_template.<service>;
 //   - per template and service, the lines of each interval as metric
@@ -235,14 +235,14 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 		return nil, err
 	}
 	if e.Kind != event.KindLog {
-		return nil, errs.Permanentf("logminer: event %s is of kind %q, want log (only raw logs belong on events.log.>)", e.ID, e.Kind)
+		return nil, errs.Permanentf("logminer: event %s is of kind %q, want log (only raw logs belong on events.log.<service>)", e.ID, e.Kind)
 	}
 	var body event.LogBody
 	if err := json.Unmarshal(e.Body, &body); err != nil {
 		return nil, errs.Permanentf("logminer: event %s: body is not a log body: %v", e.ID, err)
 	}
 	if body.TemplateID != "" {
-		return nil, errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.%s.>, not events.log.>", e.ID, body.TemplateID, KindTemplatedLog)
+		return nil, errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, TemplatedSuffix)
 	}
 
 	l.scratchMu.Lock()
@@ -269,7 +269,6 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 
 	out := *e
 	out.ID = derivedID(idTime(e.ID), "templated_log", e.ID)
-	out.Kind = KindTemplatedLog
 	out.ObservedTime = now
 	out.Source = Source
 	out.Severity = severity
@@ -289,11 +288,11 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 		return nil, errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
 	msgs := make([]bus.Message, 0, 2)
-	data, err = json.Marshal(out)
+	data, err = out.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
 	if err != nil {
 		return nil, errs.Permanentf("logminer: event %s: encoding the templated log: %v", e.ID, err)
 	}
-	msgs = append(msgs, bus.Message{Subject: out.Subject(), ID: out.ID, Data: data})
+	msgs = append(msgs, bus.Message{Subject: out.Subject() + TemplatedSuffix, ID: out.ID, Data: data})
 
 	if r.New || r.Changed {
 		m, err := l.templateEvent(e, r, content, now)
@@ -342,7 +341,7 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 	if e.Body, err = json.Marshal(body); err != nil {
 		return bus.Message{}, errs.Permanentf("logminer: encoding the template event: %v", err)
 	}
-	data, err := json.Marshal(e)
+	data, err := e.MarshalJSON()
 	if err != nil {
 		return bus.Message{}, errs.Permanentf("logminer: encoding the template event: %v", err)
 	}
@@ -506,7 +505,7 @@ func (l *Logminer) message(e *event.Envelope, body any) (bus.Message, error) {
 	if err := e.Validate(); err != nil {
 		return bus.Message{}, fmt.Errorf("logminer: built an invalid %s event: %w", e.Kind, err)
 	}
-	data, err := json.Marshal(e)
+	data, err := e.MarshalJSON()
 	if err != nil {
 		return bus.Message{}, errs.Permanentf("logminer: encoding %s event: %v", e.Kind, err)
 	}

@@ -62,7 +62,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 2 || msgs[0].Subject != "events.templated_log.hdfs" || msgs[1].Subject != "events.log_template.hdfs" {
+	if len(msgs) != 2 || msgs[0].Subject != "events.log.hdfs.templated" || msgs[1].Subject != "events.log_template.hdfs" {
 		t.Fatalf("messages %+v", msgs)
 	}
 	var out event.Envelope

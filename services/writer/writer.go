@@ -81,15 +81,17 @@ func (c *Config) Defaults() {
 
 // Validate names the field that is wrong; unset fields take their defaults.
 func (c Config) Validate() error {
-	c.Defaults()
-	if err := c.Consumer.Validate(); err != nil {
-		return fmt.Errorf("writer.consumer: %w", err)
-	}
+	// Checked before the defaults, which derive the consumer's limits
+	// from them.
 	if c.MaxRows < 0 {
 		return fmt.Errorf("writer.max_rows: must not be negative, got %d", c.MaxRows)
 	}
 	if c.MaxAge < 0 {
 		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
+	}
+	c.Defaults()
+	if err := c.Consumer.Validate(); err != nil {
+		return fmt.Errorf("writer.consumer: %w", err)
 	}
 	if c.Senders < 0 || c.Senders > 16 {
 		return fmt.Errorf("writer.senders: must be between 0 and 16, got %d", c.Senders)

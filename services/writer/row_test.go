@@ -1,0 +1,189 @@
+package writer
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+func mustEnvelope(t *testing.T, k event.Kind, body string) *event.Envelope {
+	t.Helper()
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	e := &event.Envelope{SchemaVersion: 1, ID: event.NewID(at), Kind: k, Time: at, ObservedTime: at.Add(time.Second),
+		Service: "checkout", Labels: map[string]string{"team": "team-a", "env": "prod"}, Severity: event.SeverityError,
+		Links: []string{event.NewID(at)}, Body: json.RawMessage(body)}
+	e.Fingerprint = event.Fingerprint(k, e.Service, e.Labels, nil)
+	return e
+}
+
+// column returns the value of column name in a row of table.
+func column(t *testing.T, table string, row []any, name string) any {
+	t.Helper()
+	for i, c := range Columns[table] {
+		if c == name {
+			return row[i]
+		}
+	}
+	t.Fatalf("%s has no column %s", table, name)
+	return nil
+}
+
+func TestRowsRouteEachKindToItsTables(t *testing.T) {
+	cases := []struct {
+		kind   event.Kind
+		body   string
+		tables []string
+		check  map[string]map[string]any // table -> column -> value
+	}{
+		{event.KindLog, `{"message":"boom","template_id":"t1","template":"<*> boom","params":["a"],"trace_id":"tr"}`,
+			[]string{TableEvents, TableLogs}, map[string]map[string]any{TableLogs: {"message": "boom", "template_id": "t1", "trace_id": "tr", "derived": uint8(1), "severity": "error"}}},
+		{event.KindMetric, `{"name":"cpu","value":0.5}`,
+			[]string{TableEvents, TableMetricSamples}, map[string]map[string]any{TableMetricSamples: {"name": "cpu", "value": 0.5, "type": "gauge"}}},
+		{event.KindAlert, `{"name":"HighLatency","status":"firing","starts_at":"2026-03-02T09:58:00Z","annotations":{"summary":"slow"},"generator_url":"http://prom/g"}`,
+			[]string{TableEvents, TableAlerts}, map[string]map[string]any{TableAlerts: {
+				"alert_name": "HighLatency", "status": "firing", "generator_url": "http://prom/g",
+				"starts_at": time.Date(2026, 3, 2, 9, 58, 0, 0, time.UTC), "ends_at": time.Unix(0, 0).UTC(),
+			}}},
+		{event.KindChange, `{"type":"deploy","version":"v2","author":"alice","commit":"abc"}`,
+			[]string{TableEvents, TableChanges}, map[string]map[string]any{TableChanges: {"change_type": "deploy", "version": "v2", "commit": "abc"}}},
+		{event.KindAnomaly, `{"series":"0123456789abcdef","metric":"cpu","value":9,"expected":1,"lower":0,"upper":2,"score":0.9,"detector":"mad","window":"5m"}`,
+			[]string{TableEvents, TableAnomalies}, map[string]map[string]any{TableAnomalies: {"value": 9.0, "upper": 2.0, "score": 0.9, "detector": "mad", "window": "5m"}}},
+		// A resolved state without opened_at, resolved_at or team: the
+		// event time opens and resolves it, the label names the team.
+		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","acknowledged_at":"2026-03-02T09:30:00Z"}`,
+			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
+				TableIncidents: {"incident_id": "inc-9", "team": "team-a", "opened_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC),
+					"resolved_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), "acknowledged_at": time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC),
+					"version": uint64(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano())},
+				TableIncidentHistory: {"status": "resolved", "team": "team-a"},
+			}},
+	}
+	for _, c := range cases {
+		t.Run(string(c.kind), func(t *testing.T) {
+			e := mustEnvelope(t, c.kind, c.body)
+			rows, err := Rows(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(c.tables) {
+				t.Fatalf("%d rows, want tables %v", len(rows), c.tables)
+			}
+			for i, r := range rows {
+				if r.Table != c.tables[i] {
+					t.Fatalf("row %d for %s, want %s", i, r.Table, c.tables[i])
+				}
+				if len(r.Row) != len(Columns[r.Table]) {
+					t.Fatalf("%s row has %d values for %d columns", r.Table, len(r.Row), len(Columns[r.Table]))
+				}
+				if got := column(t, r.Table, r.Row, "id"); got != e.ID {
+					t.Fatalf("%s id = %v, want the event id %s", r.Table, got, e.ID)
+				}
+				for name, want := range c.check[r.Table] {
+					got := column(t, r.Table, r.Row, name)
+					if wt, ok := want.(time.Time); ok {
+						if gt, ok := got.(time.Time); !ok || !gt.Equal(wt) {
+							t.Errorf("%s.%s = %v, want %v", r.Table, name, got, wt)
+						}
+						continue
+					}
+					if got != want {
+						t.Errorf("%s.%s = %#v, want %#v", r.Table, name, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
+	for _, c := range []struct {
+		kind  event.Kind
+		body  string
+		field string
+	}{
+		{event.KindLog, `{"template_id":"t"}`, "body.message"},
+		{event.KindLog, `{"message":"m","params":"not a list"}`, "body.params"},
+		{event.KindMetric, `{"name":"cpu","value":"high"}`, "body.value"},
+		{event.KindMetric, `{"name":"cpu"}`, "body.value"},
+		{event.KindAlert, `{"name":"A","status":"firing","ends_at":"soon"}`, "body.ends_at"},
+		{event.KindChange, `{"version":"v1"}`, "body.type"},
+		{event.KindAnomaly, `{"series":"s","value":1,"detector":"mad"}`, "body.score"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"yesterday"}`, "body.acknowledged_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","team":7}`, "body.team"},
+		{event.KindIncident, ``, "body"},
+	} {
+		e := mustEnvelope(t, c.kind, c.body)
+		_, err := Rows(e)
+		if err == nil || !errors.Is(err, ErrBadBody) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), c.field+":") {
+			t.Errorf("%s %s: err = %v, want a permanent ErrBadBody naming %s", c.kind, c.body, err, c.field)
+		}
+	}
+}
+
+func TestWebhookDeliveryRowValidates(t *testing.T) {
+	good := WebhookDelivery{ID: event.NewID(time.Now()), Time: time.Now(), IncidentID: "inc-1", Receiver: "jira", Attempt: 1, Duration: 1500 * time.Millisecond}
+	row, err := WebhookDeliveryRow(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := column(t, TableWebhookDeliveries, row, "duration_ms"); got != uint32(1500) {
+		t.Fatalf("duration_ms = %v, want 1500", got)
+	}
+	for field, d := range map[string]WebhookDelivery{
+		"id":          {ID: "x", IncidentID: "i", Receiver: "r"},
+		"incident_id": {ID: good.ID, Receiver: "r"},
+		"receiver":    {ID: good.ID, IncidentID: "i"},
+		"duration":    {ID: good.ID, IncidentID: "i", Receiver: "r", Duration: -1},
+	} {
+		if _, err := WebhookDeliveryRow(d); err == nil || !errs.IsPermanent(err) || !strings.Contains(err.Error(), field+":") {
+			t.Errorf("%s: err = %v, want a permanent error naming it", field, err)
+		}
+	}
+}
+
+func TestJoinReportsOnceAfterTheLastRow(t *testing.T) {
+	transient, permanent := errors.New("timeout"), errs.Permanentf("bad row")
+	for _, c := range []struct {
+		name    string
+		results []error
+		want    error
+	}{
+		{"all committed", []error{nil, nil, nil}, nil},
+		{"first error wins", []error{nil, transient, errors.New("later")}, transient},
+		{"permanent if any permanent", []error{transient, nil, permanent}, permanent},
+	} {
+		var calls []error
+		j := newJoin(len(c.results), func(err error) { calls = append(calls, err) })
+		for i, r := range c.results {
+			if len(calls) != 0 {
+				t.Fatalf("%s: reported after %d of %d rows", c.name, i, len(c.results))
+			}
+			j.rowDone(r)
+		}
+		if len(calls) != 1 || calls[0] != c.want {
+			t.Errorf("%s: reported %v, want once %v", c.name, calls, c.want)
+		}
+	}
+}
+
+func TestConfigValidateNamesTheField(t *testing.T) {
+	for field, cfg := range map[string]Config{
+		"writer.retention.nosuch":   {Retention: map[string]int{"nosuch": 3}},
+		"writer.retention.logs":     {Retention: map[string]int{"logs": 0}},
+		"writer.retention_interval": {RetentionInterval: -time.Second},
+		"writer.senders":            {Senders: 99},
+		"writer.max_rows":           {MaxRows: -1},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), field+":") {
+			t.Errorf("%s: Validate() = %v", field, err)
+		}
+	}
+	if err := (Config{Retention: map[string]int{"logs": 7, "incidents": 730}}).Validate(); err != nil {
+		t.Fatalf("valid retention refused: %v", err)
+	}
+}

@@ -1,0 +1,227 @@
+package writer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/store"
+)
+
+// TestTypedTablesFromJetStream publishes one event of each kind and an
+// incident whose acknowledged_at is not a time: each good event reaches
+// events and its typed table(s), field by field where the analyst reads
+// them; the bad one is dead-lettered naming the field and reaches no table.
+func TestTypedTablesFromJetStream(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	pub, err := bus.NewPublisher(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	bodies := map[event.Kind]string{
+		event.KindLog:      `{"message":"payment declined","template_id":"t7","template":"payment <*>","params":["declined"]}`,
+		event.KindMetric:   `{"name":"latency_ms","value":12.5,"unit":"ms"}`,
+		event.KindAlert:    `{"name":"HighLatency","status":"firing","annotations":{"runbook":"http://rb"}}`,
+		event.KindChange:   `{"type":"deploy","version":"v9","author":"alice"}`,
+		event.KindAnomaly:  `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad"}`,
+		event.KindIncident: `{"incident_id":"inc-7","status":"opened","title":"slow checkout","team":"team-a"}`,
+	}
+	var msgs []bus.Message
+	ids := map[event.Kind]string{}
+	for _, k := range event.Kinds {
+		e := mustEnvelope(t, k, bodies[k])
+		e.Time, e.ObservedTime, e.Links = at, at, nil
+		raw, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[k] = e.ID
+		msgs = append(msgs, bus.Message{Subject: e.Subject(), ID: e.ID, Data: raw})
+	}
+	bad := mustEnvelope(t, event.KindIncident, `{"incident_id":"inc-8","status":"opened","title":"t","acknowledged_at":"yesterday"}`)
+	bad.Time, bad.ObservedTime = at, at
+	badRaw, _ := json.Marshal(bad)
+	msgs = append(msgs, bus.Message{Subject: bad.Subject(), ID: bad.ID, Data: badRaw})
+	if _, err := pub.PublishAll(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+
+	stop, w := r.startWriter(r.dsn, Config{MaxAge: 100 * time.Millisecond})
+	defer stop()
+	r.waitFor(time.Minute, "consumer drained", func() (bool, string) { return r.drained(js) })
+	if s := w.Stats(); s.Acked != 6 || s.DeadLettered != 1 {
+		t.Fatalf("stats %+v: want 6 acked, 1 dead-lettered", s)
+	}
+	if n := r.count("SELECT count() FROM events FINAL"); n != 6 {
+		t.Fatalf("events has %d rows, want 6 (the bad incident in none)", n)
+	}
+	for table, kind := range map[string]event.Kind{
+		TableLogs: event.KindLog, TableMetricSamples: event.KindMetric, TableAlerts: event.KindAlert, TableChanges: event.KindChange,
+		TableAnomalies: event.KindAnomaly, TableIncidents: event.KindIncident, TableIncidentHistory: event.KindIncident,
+	} {
+		if n := r.count("SELECT count() FROM "+table+" FINAL WHERE id = ?", ids[kind]); n != 1 {
+			t.Errorf("%s: %d rows with the %s event's id, want 1", table, n, kind)
+		}
+		if n := r.count("SELECT count() FROM " + table + " FINAL"); n != 1 {
+			t.Errorf("%s: %d rows, want 1", table, n)
+		}
+	}
+	var (
+		template string
+		params   []string
+		value    float64
+		runbook  string
+		score    float64
+		team     string
+		opened   time.Time
+	)
+	ctx := context.Background()
+	scan := func(q string, dest ...any) {
+		if err := r.store.Conn.QueryRow(ctx, q).Scan(dest...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	scan("SELECT template, params FROM logs", &template, &params)
+	scan("SELECT value FROM metric_samples", &value)
+	scan("SELECT annotations.value[indexOf(annotations.key, 'runbook')] FROM alerts", &runbook)
+	scan("SELECT score FROM anomalies", &score)
+	scan("SELECT team, opened_at FROM incidents FINAL", &team, &opened)
+	if template != "payment <*>" || !slices.Equal(params, []string{"declined"}) || value != 12.5 || runbook != "http://rb" || score != 0.97 ||
+		team != "team-a" || !opened.Equal(at) {
+		t.Fatalf("typed columns: template %q params %q value %v runbook %q score %v team %q opened %v", template, params, value, runbook, score, team, opened)
+	}
+
+	dlq, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason := m.Header.Get(bus.HeaderDeadLetterReason); !strings.Contains(reason, "body.acknowledged_at") {
+		t.Fatalf("dead letter reason %q does not name body.acknowledged_at", reason)
+	}
+}
+
+// fakeRetentionClock lets a test set "now" and fire the next pass.
+type fakeRetentionClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	tick chan time.Time
+}
+
+func (c *fakeRetentionClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeRetentionClock) After(time.Duration) <-chan time.Time { return c.tick }
+
+func (c *fakeRetentionClock) set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// TestRetentionDropsOldPartitionsPerTable writes logs and metric samples 20
+// days and 1 day old: with 14 days for logs and 30 for samples, the first
+// pass drops only the old logs; the next pass, 40 days later by the
+// injected clock, drops the rest.
+func TestRetentionDropsOldPartitionsPerTable(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	sink, err := NewSink(r.store.Conn, SinkConfig{MaxRows: 100, MaxAge: time.Hour, MaxPendingRows: 100}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed []error
+	var mu sync.Mutex
+	for i, age := range []time.Duration{20 * 24 * time.Hour, 24 * time.Hour} {
+		for _, k := range []event.Kind{event.KindLog, event.KindMetric} {
+			body := `{"message":"m"}`
+			if k == event.KindMetric {
+				body = `{"name":"cpu","value":1}`
+			}
+			e := mustEnvelope(t, k, body)
+			e.Time = now.Add(-age).Add(time.Duration(i) * time.Second)
+			wg.Add(1)
+			sink.Write(ctx, e, func(err error) {
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
+				wg.Done()
+			})
+		}
+	}
+	if err := sink.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatal(failed[0])
+	}
+
+	clock := &fakeRetentionClock{now: now, tick: make(chan time.Time)}
+	ret, err := NewRetention(r.store.Conn, map[string]int{TableLogs: 14}, time.Hour, r.log, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ret.Days(); d[TableLogs] != 14 || d[TableMetricSamples] != DefaultRetentionDays[TableMetricSamples] {
+		t.Fatalf("retention days %v", d)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() { ret.Run(runCtx); close(finished) }()
+	defer func() { cancel(); <-finished }()
+
+	want := func(what string, logs, samples uint64) {
+		r.waitFor(30*time.Second, what, func() (bool, string) {
+			l, s := r.count("SELECT count() FROM logs"), r.count("SELECT count() FROM metric_samples")
+			return l == logs && s == samples, fmt.Sprintf("logs %d, metric_samples %d", l, s)
+		})
+	}
+	want("first pass drops the 20-day-old logs only", 1, 2)
+	if n := r.count("SELECT count() FROM events"); n != 2 {
+		t.Fatalf("events after the first pass: %d rows, want the two 1-day-old ones (14 days)", n)
+	}
+	clock.set(now.Add(40 * 24 * time.Hour))
+	clock.tick <- now
+	want("the next pass drops the rest", 0, 0)
+
+	// A table that is not partitioned by time makes a pass fail, naming
+	// the table, without stopping the others.
+	if err := r.store.Conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS not_by_time (x UInt8) ENGINE = MergeTree PARTITION BY x ORDER BY x"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.NewBatchWriter(r.store.Conn, store.BatchConfig{Table: "not_by_time", Columns: []string{"x"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, []any{uint8(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	broken := &Retention{conn: r.store.Conn, days: map[string]int{"not_by_time": 1, TableLogs: 1}, interval: time.Hour, clock: clock, log: r.log}
+	if _, err := broken.Apply(ctx); err == nil || !strings.Contains(err.Error(), "not_by_time") {
+		t.Fatalf("Apply on a table without time partitions: %v, want an error naming it", err)
+	}
+}

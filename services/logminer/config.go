@@ -42,6 +42,11 @@ type Config struct {
 	// (default 100000); lines of new series beyond it are not counted
 	// (they are still templated), and the drop is counted.
 	MaxSeries int `yaml:"max_series"`
+	// DisableTemplateEvents stops the log_template events (new and
+	// generalised templates). Their kind is not in pkg/event yet, so until
+	// it is, strict consumers of events.> (the writer) dead-letter them;
+	// an operator who minds the dead letters turns them off here.
+	DisableTemplateEvents bool `yaml:"disable_template_events"`
 	// Burst flags bursts of error-level templates.
 	Burst BurstConfig `yaml:"burst"`
 	// State is where the miner's state is kept between runs.

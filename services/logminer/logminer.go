@@ -294,7 +294,7 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 	}
 	msgs = append(msgs, bus.Message{Subject: out.Subject() + TemplatedSuffix, ID: out.ID, Data: data})
 
-	if r.New || r.Changed {
+	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents {
 		m, err := l.templateEvent(e, r, content, now)
 		if err != nil {
 			return nil, err

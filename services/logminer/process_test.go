@@ -2,6 +2,7 @@ package logminer
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -120,5 +121,59 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	}
 	if got := l.metrics.unmatchedFormat.Load(); got != 1 {
 		t.Errorf("unmatched %d, want 1", got)
+	}
+}
+
+// TestStateRoundTrip: the encoded state restores templates and series; the
+// counts of the interval in progress survive a restart within the interval
+// and are dropped (averages kept) after it, when they may have been emitted.
+func TestStateRoundTrip(t *testing.T) {
+	clock := time.Date(2026, 11, 21, 10, 0, 30, 0, time.UTC)
+	now := func() time.Time { return clock }
+	l := newTestLogminer(t, Config{})
+	l.now = now
+	for i := range 12 {
+		_, data := rawJSON(t, "api", "request "+string(rune('0'+i%10))+" failed", event.SeverityError)
+		if _, err := l.process(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.counts.flush() // seeds the error average with 12
+	_, data := rawJSON(t, "api", "request 7 failed", event.SeverityError)
+	if _, err := l.process(data); err != nil {
+		t.Fatal(err)
+	}
+	state, err := l.encodeState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := logmine.IDOf("request <*> failed")
+
+	for _, c := range []struct {
+		restoredAt time.Time
+		count      uint64
+	}{
+		{clock.Add(15 * time.Second), 1}, // same interval
+		{clock.Add(35 * time.Second), 0}, // the next one
+	} {
+		m := newTestLogminer(t, Config{})
+		m.now = func() time.Time { return c.restoredAt }
+		if err := m.decodeState(state); err != nil {
+			t.Fatal(err)
+		}
+		if tpl, ok := m.miner.Lookup(id); !ok || tpl.Count != 13 {
+			t.Fatalf("restored at %v: template %v %v", c.restoredAt, tpl, ok)
+		}
+		s := m.counts.byID[id]["api"]
+		if s == nil || s.Count != c.count || s.ErrAvg != 12 {
+			t.Fatalf("restored at %v: series %+v, want count %d and average 12", c.restoredAt, s, c.count)
+		}
+	}
+
+	m := newTestLogminer(t, Config{})
+	for _, bad := range [][]byte{[]byte("{"), []byte(`{"version":9}`), []byte(`{"version":1,"miner":"AAAA"}`)} {
+		if err := m.decodeState(bad); !errors.Is(err, ErrInvalidState) {
+			t.Errorf("state %q: got %v, want ErrInvalidState", bad, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -19,9 +20,14 @@ const stateVersion = 1
 // including the counts of the interval in progress, so a restart in the
 // middle of an interval neither loses nor repeats its lines.
 type savedState struct {
-	Version int           `json:"version"`
-	Miner   []byte        `json:"miner"`
-	Series  []seriesState `json:"series"`
+	Version int    `json:"version"`
+	Miner   []byte `json:"miner"`
+	// IntervalEnd is the end of the interval the series' counts belong
+	// to. A state restored after that time drops those counts (it keeps
+	// the averages): the interval may have been emitted after the save,
+	// and a late partial count is worth less than a count never doubled.
+	IntervalEnd time.Time     `json:"interval_end"`
+	Series      []seriesState `json:"series"`
 }
 
 // ErrInvalidState is wrapped when a saved state cannot be read.
@@ -32,7 +38,8 @@ func (l *Logminer) encodeState() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(savedState{Version: stateVersion, Miner: snap, Series: l.counts.snapshot()})
+	end := l.now().Truncate(l.cfg.Interval).Add(l.cfg.Interval)
+	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: l.counts.snapshot()})
 }
 
 func (l *Logminer) decodeState(data []byte) error {
@@ -45,6 +52,11 @@ func (l *Logminer) decodeState(data []byte) error {
 	}
 	if err := l.miner.Restore(st.Miner); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidState, err)
+	}
+	if !l.now().Before(st.IntervalEnd) {
+		for i := range st.Series {
+			st.Series[i].Count, st.Series[i].Errors = 0, 0
+		}
 	}
 	l.counts.restore(st.Series)
 	return nil

@@ -536,7 +536,7 @@ func (l *Logminer) Stats() bus.Stats { return l.consumer.Stats() }
 // metrics are the logminer's own counters, exported by Collector.
 type metrics struct {
 	lines, unmatchedFormat, rejected, newTemplates, merges atomic.Uint64
-	samples, samplesDropped, bursts, publishFailures      atomic.Uint64
-	stateSaves, stateSaveFailures, stateLoadFailures      atomic.Uint64
-	stateBytes                                            atomic.Int64
+	samples, samplesDropped, bursts, publishFailures       atomic.Uint64
+	stateSaves, stateSaveFailures, stateLoadFailures       atomic.Uint64
+	stateBytes                                             atomic.Int64
 }

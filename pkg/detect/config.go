@@ -90,7 +90,12 @@ type ForecastConfig struct {
 	// Horizon: a crossing forecast within the horizon scores at least
 	// Config.Threshold, sooner crossings score higher. Default 24h.
 	Horizon time.Duration `yaml:"horizon" json:"horizon"`
-	// Beta is the weight of a new observation in the trend. Default 0.1.
+	// Beta is the weight of a new observation in the trend of the robust
+	// Holt level, which the level-shift CUSUM and the forecast share.
+	// Default 0.02 (about 50 observations of memory): a faster trend
+	// learns a step as a slope within a few points, so the CUSUM misses
+	// 4σ shifts, and it follows the wander of autocorrelated series into
+	// false alarms (measured in QUALITY.md; 0.1 before).
 	Beta float64 `yaml:"beta" json:"beta"`
 }
 
@@ -107,7 +112,7 @@ const (
 	DefaultBuckets    = 24
 	DefaultGamma      = 0.1
 	DefaultHorizon    = 24 * time.Hour
-	DefaultBeta       = 0.1
+	DefaultBeta       = 0.02
 	DefaultGapFactor  = 10.0
 )
 

@@ -51,6 +51,10 @@ type Options struct {
 	Level     float64       // default 100
 	Noise     float64       // σ of the noise, default 1
 	Amplitude float64       // amplitude of the daily profile, default 10
+	// AR is the lag-1 autocorrelation of the noise, in [0,1): real metrics
+	// wander, and a detector that only ever saw white noise mistakes the
+	// wander for change. The noise keeps its σ (Noise). Default 0: white.
+	AR float64
 }
 
 func (o Options) withDefaults() Options {
@@ -86,6 +90,11 @@ func Generate(kind Kind, opts Options) (Series, error) {
 	if o.N < 600 {
 		return Series{}, fmt.Errorf("synth: N %d is below 600 points", o.N)
 	}
+	if !(o.AR >= 0 && o.AR < 1) {
+		return Series{}, fmt.Errorf("synth: AR %v is not in [0,1)", o.AR)
+	}
+	innov := math.Sqrt(1 - o.AR*o.AR)
+	var prevNoise float64
 	rng := rand.New(rand.NewPCG(o.Seed, uint64(len(kind))*0x9e3779b97f4a7c15))
 	s := Series{
 		Name: fmt.Sprintf("%s-%d", kind, o.Seed), Kind: kind, Onset: -1,
@@ -113,6 +122,10 @@ func Generate(kind Kind, opts Options) (Series, error) {
 		}
 		s.Times[i] = t
 		noise := rng.NormFloat64() * o.Noise
+		if o.AR > 0 {
+			noise = o.AR*prevNoise + innov*noise
+			prevNoise = noise
+		}
 		season := profile(i, t)
 		v := o.Level + season
 		switch kind {

@@ -78,3 +78,36 @@ func sameFloats(a, b []float64) bool {
 	}
 	return true
 }
+
+// AR noise has the asked lag-1 autocorrelation and keeps its σ, so a suite
+// with wander differs from the white one only in how the noise moves.
+func TestARNoise(t *testing.T) {
+	for _, ar := range []float64{0, 0.6} {
+		// Amplitude 0 means the default 10; a negligible one leaves the noise alone
+		s, err := Generate(Clean, Options{Seed: 1, N: 20000, AR: ar, Amplitude: 1e-300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mean, v, c float64
+		for _, x := range s.Values {
+			mean += x
+		}
+		mean /= float64(len(s.Values))
+		for i, x := range s.Values {
+			d := x - mean
+			v += d * d
+			if i > 0 {
+				c += d * (s.Values[i-1] - mean)
+			}
+		}
+		rho, sd := c/v, math.Sqrt(v/float64(len(s.Values)))
+		if math.Abs(rho-ar) > 0.03 || math.Abs(sd-1) > 0.05 {
+			t.Errorf("AR %v: lag-1 autocorrelation %.3f, σ %.3f; want %v and 1", ar, rho, sd, ar)
+		}
+	}
+	for _, bad := range []float64{-0.1, 1, math.NaN()} {
+		if _, err := Generate(Clean, Options{AR: bad}); err == nil {
+			t.Errorf("AR %v accepted", bad)
+		}
+	}
+}

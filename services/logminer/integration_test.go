@@ -350,6 +350,15 @@ func TestTemplatedRoundTrip(t *testing.T) {
 	if st := l2.Miner().Stats(); st.Created != statsBefore.Created || st.Lines != statsBefore.Lines+uint64(len(second)) {
 		t.Errorf("restored miner: created %d lines %d, want %d (no new template) and %d", st.Created, st.Lines, statsBefore.Created, statsBefore.Lines+uint64(len(second)))
 	}
+
+	// The NATS server restarts under the running logminer: it reconnects
+	// and goes on mining.
+	r.nats.Restart()
+	_, js = r.connect()
+	third := rawLogs(t, 300, 900, base.Add(2*time.Minute))
+	publishRaw(t, js, third)
+	all = collect(t, js, "events.log.*.templated", len(first)+len(second)+len(third), 60*time.Second)
+	checkTemplated(t, third, all[len(first)+len(second):])
 }
 
 func mustJSON(t *testing.T, e event.Envelope) []byte {

@@ -352,7 +352,7 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 func (l *Logminer) flushLoop(ctx context.Context) {
 	for {
 		next := l.now().Truncate(l.cfg.Interval).Add(l.cfg.Interval)
-		t := time.NewTimer(time.Until(next))
+		t := time.NewTimer(next.Sub(l.now()))
 		select {
 		case <-ctx.Done():
 			t.Stop()

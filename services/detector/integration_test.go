@@ -242,3 +242,36 @@ func TestCrashRestoresPeriodicSnapshot(t *testing.T) {
 	defer stop2(false)
 	waitObservations(t, svc2, fp, 60)
 }
+
+// The binary's Main, wired through platform (config, metrics registry,
+// admin server, shutdown), scores samples into anomalies and stops cleanly.
+func TestMainEndToEnd(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	finished := make(chan error, 1)
+	go func() {
+		finished <- Main(ctx, []string{"-set", "bus.urls=[" + r.nats.URL() + "]", "-set", "log.level=warn", "-set", "detector.pipeline=../../pipelines/default.yaml"})
+	}()
+	var data [][]byte
+	for i, v := range append(normal(60, 21), 90) {
+		_, d := sample(t, "edge", "rps", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+		data = append(data, d)
+	}
+	r.publish(data...)
+	select {
+	case err := <-finished:
+		t.Fatalf("Main returned early: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	r.waitAnomalies(1)
+	cancel()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("Main: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Main did not return within a minute of cancellation")
+	}
+}

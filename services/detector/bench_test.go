@@ -3,6 +3,7 @@ package detector
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -36,4 +37,30 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// BenchmarkSeriesBytes measures the heap per series held by the service
+// (detector with the default seasonal profile, LRU entry, map slot, key),
+// with 100,000 series. Run with -benchtime=1x.
+func BenchmarkSeriesBytes(b *testing.B) {
+	const n = 100_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%016x", uint64(i)*0x9e3779b97f4a7c15)
+	}
+	for i := 0; i < b.N; i++ {
+		s, _ := newTestService(b, Config{MaxSeries: n})
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		s.mu.Lock()
+		for _, k := range keys {
+			s.lookup(k, "latency", "api", nil, false)
+		}
+		s.mu.Unlock()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/series")
+		runtime.KeepAlive(s)
+	}
 }

@@ -91,6 +91,28 @@ type IncidentBody struct {
 	Title      string `json:"title"`
 }
 
+// Log template statuses.
+const (
+	TemplateNew     = "new"
+	TemplateChanged = "changed"
+)
+
+// LogTemplateBody is the body of a KindLogTemplate event.
+type LogTemplateBody struct {
+	TemplateID string `json:"template_id"`
+	Template   string `json:"template"`
+	// Status is TemplateNew or TemplateChanged.
+	Status string `json:"status"`
+	// PreviousID is the id before the change (TemplateChanged).
+	PreviousID string `json:"previous_id,omitempty"`
+	// MergedFrom lists every template id whose lines now carry TemplateID
+	// (TemplateChanged): usually PreviousID alone, several when templates
+	// that differed in one routing token were folded.
+	MergedFrom []string `json:"merged_from,omitempty"`
+	// Example is the message content that created or changed the template.
+	Example string `json:"example,omitempty"`
+}
+
 // DecodeBody unmarshals the body into v (one of the body types).
 func (e *Envelope) DecodeBody(v any) error {
 	if len(e.Body) == 0 {
@@ -167,6 +189,18 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 			}
 			if b.Score == nil || !(*b.Score >= 0 && *b.Score <= 1) {
 				p.add("body.score", "is required, a number in [0,1]")
+			}
+		}
+	case KindLogTemplate:
+		var b LogTemplateBody
+		if decode(&b) {
+			if !validFingerprint(b.TemplateID) {
+				p.add("body.template_id", "must be 16 lower-case hex digits, got %q", clip(b.TemplateID))
+			}
+			required("template", b.Template)
+			oneOf("status", b.Status, TemplateNew, TemplateChanged)
+			if b.Status == TemplateChanged && !validFingerprint(b.PreviousID) {
+				p.add("body.previous_id", "must be 16 lower-case hex digits when status is changed, got %q", clip(b.PreviousID))
 			}
 		}
 	case KindIncident:

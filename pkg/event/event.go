@@ -30,10 +30,13 @@ const (
 	KindChange   Kind = "change"
 	KindAnomaly  Kind = "anomaly"
 	KindIncident Kind = "incident"
+	// KindLogTemplate is one change in the life of a log template: a new
+	// template, or one generalised into another (a merge).
+	KindLogTemplate Kind = "log_template"
 )
 
 // Kinds lists every kind in a fixed order.
-var Kinds = []Kind{KindLog, KindMetric, KindAlert, KindChange, KindAnomaly, KindIncident}
+var Kinds = []Kind{KindLog, KindMetric, KindAlert, KindChange, KindAnomaly, KindIncident, KindLogTemplate}
 
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool {

@@ -145,6 +145,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"change bad type", `{"kind":"change","time":"2026-11-21T12:00:00Z","service":"a","body":{"type":"yolo"}}`, "body.type", `"yolo"`},
 		{"anomaly score out of range", `{"kind":"anomaly","time":"2026-11-21T12:00:00Z","service":"a","body":{"series":"s","detector":"mad","value":1,"score":2}}`, "body.score", "[0,1]"},
 		{"incident without id", `{"kind":"incident","time":"2026-11-21T12:00:00Z","service":"a","body":{"status":"opened","title":"t"}}`, "body.incident_id", "is required"},
+		{"template changed without previous", `{"kind":"log_template","time":"2026-11-21T12:00:00Z","service":"a","body":{"template_id":"00112233aabbccdd","template":"t","status":"changed"}}`, "body.previous_id", "when status is changed"},
 		{"bad link", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","links":["nope"],"body":{"message":"m"}}`, "links[0]", "not a ULID"},
 	}
 	for _, c := range cases {
@@ -227,6 +228,18 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 		"alert bad status":   mutate(func(m map[string]any) { m["kind"] = "alert"; m["body"] = map[string]any{"name": "Down", "status": "up"} }),
 		"time not a time":    mutate(func(m map[string]any) { m["time"] = "noon" }),
 		"link not ulid":      mutate(func(m map[string]any) { m["links"] = []any{"x"} }),
+		"valid new template": mutate(func(m map[string]any) {
+			m["kind"] = "log_template"
+			m["body"] = map[string]any{"template_id": "00112233aabbccdd", "template": "user <*> logged in", "status": "new"}
+		}),
+		"changed template without previous id": mutate(func(m map[string]any) {
+			m["kind"] = "log_template"
+			m["body"] = map[string]any{"template_id": "00112233aabbccdd", "template": "user <*> logged in", "status": "changed"}
+		}),
+		"template id not hex": mutate(func(m map[string]any) {
+			m["kind"] = "log_template"
+			m["body"] = map[string]any{"template_id": "xyz", "template": "t", "status": "new"}
+		}),
 	}
 	for name, raw := range corpus {
 		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))

@@ -276,11 +276,11 @@ func TestTemplatedRoundTrip(t *testing.T) {
 	tplEvents := collect(t, js, "events.log_template.>", 3, 10*time.Second)
 	ids := map[string]bool{}
 	for _, g := range tplEvents {
-		var b LogTemplateBody
+		var b event.LogTemplateBody
 		if err := g.env.DecodeBody(&b); err != nil {
 			t.Fatal(err)
 		}
-		if b.Status != TemplateNew || logmine.IDOf(b.Template).String() != b.TemplateID || len(g.env.Links) != 1 || b.Example == "" {
+		if b.Status != event.TemplateNew || logmine.IDOf(b.Template).String() != b.TemplateID || len(g.env.Links) != 1 || b.Example == "" {
 			t.Fatalf("template event %+v body %+v", g.env, b)
 		}
 		ids[b.TemplateID] = true

@@ -316,9 +316,9 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 
 // templateEvent announces a new or generalised template.
 func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content string, now time.Time) (bus.Message, error) {
-	body := LogTemplateBody{TemplateID: r.ID.String(), Template: r.Template, Status: TemplateNew, Example: content}
+	body := event.LogTemplateBody{TemplateID: r.ID.String(), Template: r.Template, Status: event.TemplateNew, Example: content}
 	if r.Changed {
-		body.Status = TemplateChanged
+		body.Status = event.TemplateChanged
 		body.PreviousID = r.PreviousID.String()
 		for _, m := range r.Merges {
 			body.MergedFrom = append(body.MergedFrom, m.From.String())
@@ -328,7 +328,7 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 	e := &event.Envelope{
 		SchemaVersion: event.SchemaVersion,
 		ID:            derivedID(idTime(raw.ID), "log_template", raw.ID),
-		Kind:          KindLogTemplate,
+		Kind:          event.KindLogTemplate,
 		Time:          raw.Time,
 		ObservedTime:  now,
 		Source:        Source,

@@ -98,12 +98,12 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if err := json.Unmarshal(msgs[1].Data, &te); err != nil {
 		t.Fatal(err)
 	}
-	var tb LogTemplateBody
+	var tb event.LogTemplateBody
 	if err := te.DecodeBody(&tb); err != nil {
 		t.Fatal(err)
 	}
 	oldID, newID := logmine.IDOf("session closed for user alice"), logmine.IDOf("session closed for user <*>")
-	if te.Kind != KindLogTemplate || tb.Status != TemplateChanged || tb.TemplateID != newID.String() || tb.PreviousID != oldID.String() || len(tb.MergedFrom) != 1 || tb.MergedFrom[0] != oldID.String() {
+	if te.Kind != event.KindLogTemplate || tb.Status != event.TemplateChanged || tb.TemplateID != newID.String() || tb.PreviousID != oldID.String() || len(tb.MergedFrom) != 1 || tb.MergedFrom[0] != oldID.String() {
 		t.Fatalf("changed event %+v body %+v", te, tb)
 	}
 	samples, bursts := l.counts.flush()

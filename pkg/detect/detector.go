@@ -388,8 +388,15 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		}
 		as := learn * math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
 		newSlow := clamp(predS+as*(xd-predS), -maxAbsValue, maxAbsValue)
-		if dtSec > 0 {
-			d.slowSl = clamp((1-as)*d.slowSl+as*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
+		// A trend over less than a period is confounded with the season,
+		// and a trend learnt at the level's boosted early rate takes the
+		// first differences of noise for a slope that then decays only
+		// harmonically (a flat series drifted 6σ below its baseline over
+		// two days). So the trend starts after one period, at the plain
+		// rate.
+		if dtSec > 0 && ns-d.firstT >= d.p.periodNs {
+			bs := learn * math.Min(1, d.dt*1e9/float64(d.p.periodNs))
+			d.slowSl = clamp((1-bs)*d.slowSl+bs*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
 		}
 		d.slow = newSlow
 		// Gamma is a per-period weight (the first periods are averaged in

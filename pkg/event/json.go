@@ -53,6 +53,9 @@ func unmarshal(data []byte) (*Envelope, error) {
 		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
 	}
 	var e Envelope
+	if decodeFast(data, &e) {
+		return &e, nil
+	}
 	if err := json.Unmarshal(data, &e); err != nil {
 		var ve *ValidationError
 		if !asType(err, &ve) {

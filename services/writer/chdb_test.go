@@ -3,6 +3,7 @@
 package writer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -239,7 +240,9 @@ func bindLiterals(t *testing.T, query string, args []any) string {
 }
 
 func sqlLiteral(t *testing.T, v any) string {
-	switch v := v.(type) {
+	switch v := deref(v).(type) {
+	case json.RawMessage:
+		return sqlLiteral(t, string(v))
 	case string:
 		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 	case time.Time:

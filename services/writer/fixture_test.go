@@ -58,7 +58,14 @@ type fxIncidentState struct {
 	links                                  []string
 }
 
+type fxTemplate struct {
+	id, service, templateID, template, status, previousID, example string
+	mergedFrom                                                     []string
+	at                                                             time.Time
+}
+
 type fixture struct {
+	templates  []fxTemplate
 	logs       []fxLog
 	samples    []fxSample
 	alerts     []fxAlert
@@ -189,6 +196,16 @@ func newFixture() *fixture {
 			openedAt: at(0, 15, 0)},
 	}
 
+	// The log miner's template lifecycle: new templates yesterday and
+	// today, and one merge today.
+	f.templates = []fxTemplate{
+		{id: ids.next(), service: "checkout", templateID: "00000000000000a1", template: "user <*> logged in", status: "new", example: "user 7 logged in", at: at(-1, 9, 0)},
+		{id: ids.next(), service: "checkout", templateID: "00000000000000a2", template: "cart <*> emptied", status: "new", example: "cart 3 emptied", at: at(0, 9, 5)},
+		{id: ids.next(), service: "payments", templateID: "00000000000000b1", template: "card declined: <*>", status: "new", example: "card declined: expired", at: at(0, 8, 30)},
+		{id: ids.next(), service: "checkout", templateID: "00000000000000a3", template: "user <*> logged <*>", status: "changed", previousID: "00000000000000a1",
+			mergedFrom: []string{"00000000000000a1", "00000000000000a4"}, example: "user 9 logged out", at: at(0, 12, 0)},
+	}
+
 	// Webhook deliveries of the notifier.
 	for _, d := range []struct {
 		receiver, incident string
@@ -255,6 +272,10 @@ func (f *fixture) envelopes(t testing.TB) [][]byte {
 		v, s := 1.0, a.score
 		add(a.id, event.KindAnomaly, a.service, a.at, "warning", nil, nil,
 			event.AnomalyBody{Series: "0123456789abcdef", Metric: a.metric, Value: &v, Score: &s, Detector: a.detector})
+	}
+	for _, tp := range f.templates {
+		add(tp.id, event.KindLogTemplate, tp.service, tp.at, "", nil, nil, event.LogTemplateBody{TemplateID: tp.templateID, Template: tp.template,
+			Status: tp.status, PreviousID: tp.previousID, MergedFrom: tp.mergedFrom, Example: tp.example})
 	}
 	for _, s := range f.incidents {
 		var labels map[string]string

@@ -521,6 +521,37 @@ func expectations(f *fixture) map[string]expectation {
 		ex["top_anomalous_metrics"] = expectation{args: []any{day(0), day(1)}, rows: rows[:min(20, len(rows))], unorderedArrays: true}
 	}
 
+	{ // log_templates_new, log_template_merges
+		var fresh, merges [][]any
+		for _, tp := range f.templates {
+			if !inDay(tp.at) {
+				continue
+			}
+			switch tp.status {
+			case event.TemplateNew:
+				fresh = append(fresh, []any{tp.at, tp.service, tp.templateID, tp.template, tp.example})
+			case event.TemplateChanged:
+				merges = append(merges, []any{tp.at, tp.service, tp.templateID, tp.template, tp.previousID, tp.mergedFrom})
+			}
+		}
+		byTime := func(rows [][]any) {
+			sort.Slice(rows, func(i, j int) bool {
+				a, b := rows[i], rows[j]
+				if !a[0].(time.Time).Equal(b[0].(time.Time)) {
+					return a[0].(time.Time).Before(b[0].(time.Time))
+				}
+				if a[1] != b[1] {
+					return a[1].(string) < b[1].(string)
+				}
+				return a[2].(string) < b[2].(string)
+			})
+		}
+		byTime(fresh)
+		byTime(merges)
+		ex["log_templates_new"] = expectation{args: []any{day(0), day(1)}, rows: fresh}
+		ex["log_template_merges"] = expectation{args: []any{day(0), day(1)}, rows: merges}
+	}
+
 	{ // webhook_failures_per_receiver
 		type agg struct {
 			attempts, failures   int

@@ -26,6 +26,7 @@ var DefaultRetentionDays = map[string]int{
 	TableIncidents:         365,
 	TableIncidentHistory:   365,
 	TableWebhookDeliveries: 90,
+	TableLogTemplates:      365,
 }
 
 func validateRetention(days map[string]int) error {

@@ -22,6 +22,7 @@ const (
 	TableIncidents         = "incidents"
 	TableIncidentHistory   = "incident_history"
 	TableWebhookDeliveries = "webhook_deliveries"
+	TableLogTemplates      = "log_templates"
 )
 
 // ErrBadBody is wrapped (permanent) when an event's body does not fit its
@@ -46,12 +47,13 @@ var Columns = map[string][]string{
 		"opened_at", "acknowledged_at", "resolved_at", "fingerprint", "labels.key", "labels.value", "links"},
 	TableIncidentHistory: {"incident_id", "time", "id", "status", "title", "service", "severity", "team",
 		"opened_at", "acknowledged_at", "resolved_at", "links"},
+	TableLogTemplates:      {"id", "time", "service", "template_id", "template", "status", "previous_id", "merged_from", "example"},
 	TableWebhookDeliveries: {"id", "time", "incident_id", "receiver", "attempt", "status_code", "error", "duration_ms", "idempotency_key"},
 }
 
 // EventTables are the tables the writer fills from events, in a fixed
 // order: the raw events table, then each kind's table.
-var EventTables = []string{TableEvents, TableLogs, TableMetricSamples, TableAlerts, TableChanges, TableAnomalies, TableIncidents, TableIncidentHistory}
+var EventTables = []string{TableEvents, TableLogs, TableMetricSamples, TableAlerts, TableChanges, TableAnomalies, TableIncidents, TableIncidentHistory, TableLogTemplates}
 
 // TableRow is one row bound for one table.
 type TableRow struct {
@@ -59,12 +61,36 @@ type TableRow struct {
 	Row   []any
 }
 
+// EventColumns are the columns of the events table, in EventRow's order.
+var EventColumns = []string{
+	"id", "kind", "time", "observed_time", "source", "service", "severity", "fingerprint",
+	"labels.key", "labels.value", "resource.key", "resource.value", "links", "body", "extra", "schema_version",
+}
+
+// Rows, and the row functions below, put pointers to e's fields in the rows
+// rather than copies: boxing a string or a time.Time into an interface
+// allocates, a pointer does not, and at this volume the allocations (and the
+// garbage collection after them) cost more than the rest of the row
+// building (BenchmarkRows). So e must not change until the rows are
+// inserted; envelopes are never changed after they are parsed.
+
+// labelPairs are an event's labels in the Nested layout, computed once for
+// all of its rows.
+type labelPairs struct{ keys, values []string }
+
+func labelsOf(e *event.Envelope) *labelPairs {
+	k, v := pairs(e.Labels)
+	return &labelPairs{k, v}
+}
+
 // Rows returns every row e becomes: its events row first, then its kind's
 // typed row (an incident state two: the latest-state row and the history
-// row). A body that does not fit the kind's table is a permanent error
-// wrapping ErrBadBody that names the field.
+// row). A kind without a table of its own (one added to pkg/event after this
+// writer) gets its events row only. A body that does not fit the kind's
+// table is a permanent error wrapping ErrBadBody that names the field.
 func Rows(e *event.Envelope) ([]TableRow, error) {
-	raw := TableRow{TableEvents, EventRow(e)}
+	labels := labelsOf(e)
+	raw := TableRow{TableEvents, eventRow(e, labels)}
 	var (
 		typed []any
 		err   error
@@ -73,27 +99,30 @@ func Rows(e *event.Envelope) ([]TableRow, error) {
 	switch e.Kind {
 	case event.KindLog:
 		table = TableLogs
-		typed, err = LogRow(e)
+		typed, err = logRow(e, labels)
 	case event.KindMetric:
 		table = TableMetricSamples
-		typed, err = MetricSampleRow(e)
+		typed, err = metricSampleRow(e, labels)
 	case event.KindAlert:
 		table = TableAlerts
-		typed, err = AlertRow(e)
+		typed, err = alertRow(e, labels)
 	case event.KindChange:
 		table = TableChanges
-		typed, err = ChangeRow(e)
+		typed, err = changeRow(e, labels)
 	case event.KindAnomaly:
 		table = TableAnomalies
-		typed, err = AnomalyRow(e)
+		typed, err = anomalyRow(e, labels)
 	case event.KindIncident:
-		latest, history, err := IncidentRows(e)
+		latest, history, err := incidentRows(e, labels)
 		if err != nil {
 			return nil, err
 		}
 		return []TableRow{raw, {TableIncidents, latest}, {TableIncidentHistory, history}}, nil
+	case event.KindLogTemplate:
+		table = TableLogTemplates
+		typed, err = LogTemplateRow(e)
 	default:
-		return nil, errs.Permanentf("event %s: kind %q has no table", e.ID, e.Kind)
+		return []TableRow{raw}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -101,49 +130,121 @@ func Rows(e *event.Envelope) ([]TableRow, error) {
 	return []TableRow{raw, {table, typed}}, nil
 }
 
+// EventRow is e as a row of the events table (EventColumns).
+func EventRow(e *event.Envelope) []any { return eventRow(e, labelsOf(e)) }
+
+func eventRow(e *event.Envelope, labels *labelPairs) []any {
+	var rk, rv any = emptyStrings, emptyStrings
+	if len(e.Resource) > 0 {
+		rk, rv = pairs(e.Resource)
+	}
+	extra := ""
+	if len(e.Extra) > 0 {
+		// Unknown top-level fields, as a JSON object, so analysts can still
+		// reach them with visitParam*/JSONExtract*.
+		raw, err := jsonObject(e.Extra)
+		if err == nil {
+			extra = raw
+		}
+	}
+	return []any{
+		&e.ID, kindValue(e.Kind), &e.Time, &e.ObservedTime, &e.Source, &e.Service, severityValue(e.Severity), &e.Fingerprint,
+		labels.keys, labels.values, rk, rv, nonNil(e.Links), e.Body, extra, uint16(e.SchemaVersion),
+	}
+}
+
+// kindValue and severityValue box the known values as constants, which
+// needs no allocation.
+func kindValue(k event.Kind) any {
+	switch k {
+	case event.KindLog:
+		return string(event.KindLog)
+	case event.KindMetric:
+		return string(event.KindMetric)
+	}
+	return string(k)
+}
+
+func severityValue(s event.Severity) any {
+	switch s {
+	case "":
+		return ""
+	case event.SeverityDebug:
+		return string(event.SeverityDebug)
+	case event.SeverityInfo:
+		return string(event.SeverityInfo)
+	case event.SeverityWarning:
+		return string(event.SeverityWarning)
+	case event.SeverityError:
+		return string(event.SeverityError)
+	case event.SeverityCritical:
+		return string(event.SeverityCritical)
+	}
+	return string(s)
+}
+
 // LogRow is e (a log) as a row of the logs table.
-func LogRow(e *event.Envelope) ([]any, error) {
-	var b event.LogBody
-	if err := decodeBody(e, &b); err != nil {
-		return nil, err
+func LogRow(e *event.Envelope) ([]any, error) { return logRow(e, labelsOf(e)) }
+
+func logRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
+	b := new(event.LogBody)
+	if !fastLogBody(e.Body, b) {
+		*b = event.LogBody{}
+		if err := decodeBody(e, b); err != nil {
+			return nil, err
+		}
 	}
 	if b.Message == "" {
 		return nil, badBody(e, "message", "is required")
 	}
-	lk, lv := pairs(e.Labels)
 	derived := uint8(0)
 	if len(e.Links) > 0 {
 		derived = 1
 	}
 	return []any{
-		e.ID, e.Time, e.ObservedTime, e.Service, e.Source, string(e.Severity), b.Message, b.TemplateID, b.Template,
-		nonNil(b.Params), b.TraceID, b.SpanID, e.Fingerprint, lk, lv, nonNil(e.Links), derived,
+		&e.ID, &e.Time, &e.ObservedTime, &e.Service, &e.Source, severityValue(e.Severity), &b.Message, &b.TemplateID, &b.Template,
+		nonNil(b.Params), &b.TraceID, &b.SpanID, &e.Fingerprint, labels.keys, labels.values, nonNil(e.Links), derived,
 	}, nil
 }
 
 // MetricSampleRow is e (a metric sample) as a row of metric_samples; an
 // unset type is a gauge.
-func MetricSampleRow(e *event.Envelope) ([]any, error) {
-	var b event.MetricBody
-	if err := decodeBody(e, &b); err != nil {
-		return nil, err
+func MetricSampleRow(e *event.Envelope) ([]any, error) { return metricSampleRow(e, labelsOf(e)) }
+
+func metricSampleRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
+	var d struct {
+		body  event.MetricBody
+		value float64
 	}
+	p := &d
+	if !fastMetricBody(e.Body, &p.body, &p.value) {
+		p.body = event.MetricBody{}
+		if err := decodeBody(e, &p.body); err != nil {
+			return nil, err
+		}
+	}
+	b := &p.body
 	switch {
 	case b.Name == "":
 		return nil, badBody(e, "name", "is required")
 	case b.Value == nil:
 		return nil, badBody(e, "value", "is required")
 	}
-	typ := b.Type
-	if typ == "" {
-		typ = event.MetricGauge
+	var typ any = event.MetricGauge
+	switch b.Type {
+	case "", event.MetricGauge:
+	case event.MetricCounter:
+		typ = event.MetricCounter
+	default:
+		typ = b.Type
 	}
-	lk, lv := pairs(e.Labels)
-	return []any{e.ID, e.Time, b.Name, *b.Value, typ, b.Unit, e.Fingerprint, e.Service, lk, lv}, nil
+	return []any{&e.ID, &e.Time, &b.Name, b.Value, typ, &b.Unit, &e.Fingerprint, &e.Service, labels.keys, labels.values}, nil
 }
 
 // AlertRow is e (an alert notification) as a row of alerts.
-func AlertRow(e *event.Envelope) ([]any, error) {
+func AlertRow(e *event.Envelope) ([]any, error) { return alertRow(e, labelsOf(e)) }
+
+func alertRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	var b event.AlertBody
 	if err := decodeBody(e, &b); err != nil {
 		return nil, err
@@ -154,16 +255,17 @@ func AlertRow(e *event.Envelope) ([]any, error) {
 	case b.Status == "":
 		return nil, badBody(e, "status", "is required")
 	}
-	lk, lv := pairs(e.Labels)
 	ak, av := pairs(b.Annotations)
 	return []any{
-		e.ID, e.Time, b.Name, b.Status, e.Fingerprint, dateTime(b.StartsAt), dateTime(b.EndsAt), string(e.Severity), e.Service,
-		lk, lv, ak, av, b.GeneratorURL,
+		&e.ID, &e.Time, b.Name, b.Status, &e.Fingerprint, dateTime(b.StartsAt), dateTime(b.EndsAt), severityValue(e.Severity), &e.Service,
+		labels.keys, labels.values, ak, av, b.GeneratorURL,
 	}, nil
 }
 
 // ChangeRow is e (a change) as a row of changes.
-func ChangeRow(e *event.Envelope) ([]any, error) {
+func ChangeRow(e *event.Envelope) ([]any, error) { return changeRow(e, labelsOf(e)) }
+
+func changeRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	var b event.ChangeBody
 	if err := decodeBody(e, &b); err != nil {
 		return nil, err
@@ -171,12 +273,13 @@ func ChangeRow(e *event.Envelope) ([]any, error) {
 	if b.Type == "" {
 		return nil, badBody(e, "type", "is required")
 	}
-	lk, lv := pairs(e.Labels)
-	return []any{e.ID, e.Time, e.Service, b.Type, b.Version, b.Author, b.Commit, b.URL, b.Description, lk, lv}, nil
+	return []any{&e.ID, &e.Time, &e.Service, b.Type, b.Version, b.Author, b.Commit, b.URL, b.Description, labels.keys, labels.values}, nil
 }
 
 // AnomalyRow is e (an anomaly) as a row of anomalies.
-func AnomalyRow(e *event.Envelope) ([]any, error) {
+func AnomalyRow(e *event.Envelope) ([]any, error) { return anomalyRow(e, labelsOf(e)) }
+
+func anomalyRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	var b event.AnomalyBody
 	if err := decodeBody(e, &b); err != nil {
 		return nil, err
@@ -189,11 +292,26 @@ func AnomalyRow(e *event.Envelope) ([]any, error) {
 	case b.Score == nil:
 		return nil, badBody(e, "score", "is required")
 	}
-	lk, lv := pairs(e.Labels)
 	return []any{
-		e.ID, e.Time, e.Service, b.Series, b.Metric, *b.Value, b.Expected, b.Lower, b.Upper, *b.Score,
-		b.Detector, b.Window, b.Reason, string(e.Severity), lk, lv, nonNil(e.Links),
+		&e.ID, &e.Time, &e.Service, b.Series, b.Metric, *b.Value, b.Expected, b.Lower, b.Upper, *b.Score,
+		b.Detector, b.Window, b.Reason, severityValue(e.Severity), labels.keys, labels.values, nonNil(e.Links),
 	}, nil
+}
+
+// LogTemplateRow is e (a template lifecycle event of the log miner) as a
+// row of log_templates.
+func LogTemplateRow(e *event.Envelope) ([]any, error) {
+	var b event.LogTemplateBody
+	if err := decodeBody(e, &b); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.TemplateID == "":
+		return nil, badBody(e, "template_id", "is required")
+	case b.Status == "":
+		return nil, badBody(e, "status", "is required")
+	}
+	return []any{&e.ID, &e.Time, &e.Service, b.TemplateID, b.Template, b.Status, b.PreviousID, nonNil(b.MergedFrom), b.Example}, nil
 }
 
 // IncidentFields is what the writer reads from an incident body: the
@@ -216,6 +334,10 @@ type IncidentFields struct {
 // best guess for a later state whose producer left it out); resolved_at to
 // the event time of a resolved state; team to labels["team"].
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
+	return incidentRows(e, labelsOf(e))
+}
+
+func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any, err error) {
 	var b IncidentFields
 	if err := decodeBody(e, &b); err != nil {
 		return nil, nil, err
@@ -237,13 +359,12 @@ func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
 	}
 	opened, acked, resolved := dateTime(b.OpenedAt), dateTime(b.AcknowledgedAt), dateTime(b.ResolvedAt)
 	links := nonNil(e.Links)
-	lk, lv := pairs(e.Labels)
 	latest = []any{
-		b.IncidentID, incidentVersion(e.Time), e.ID, e.Time, b.Status, b.Title, e.Service, string(e.Severity), b.Team,
-		opened, acked, resolved, e.Fingerprint, lk, lv, links,
+		b.IncidentID, incidentVersion(e.Time), &e.ID, &e.Time, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
+		opened, acked, resolved, &e.Fingerprint, labels.keys, labels.values, links,
 	}
 	history = []any{
-		b.IncidentID, e.Time, e.ID, b.Status, b.Title, e.Service, string(e.Severity), b.Team,
+		b.IncidentID, &e.Time, &e.ID, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
 		opened, acked, resolved, links,
 	}
 	return latest, history, nil
@@ -345,12 +466,16 @@ func dateTime(t time.Time) time.Time {
 	return t
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
+// nonNil boxes s for an Array(String) column; the empty array, the usual
+// value of links, resource and params, is boxed once for all rows.
+func nonNil(s []string) any {
+	if len(s) == 0 {
+		return emptyStrings
 	}
 	return s
 }
+
+var emptyStrings any = []string{}
 
 // pairs turns a map into sorted parallel key and value arrays, the Nested
 // layout ClickHouse 18.16 can store (it has no Map type).

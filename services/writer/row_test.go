@@ -3,6 +3,7 @@ package writer
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +27,23 @@ func column(t *testing.T, table string, row []any, name string) any {
 	t.Helper()
 	for i, c := range Columns[table] {
 		if c == name {
-			return row[i]
+			return deref(row[i])
 		}
 	}
 	t.Fatalf("%s has no column %s", table, name)
 	return nil
+}
+
+// deref reads through the pointers rows hold to the envelope's fields.
+func deref(v any) any {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil
+		}
+		return rv.Elem().Interface()
+	}
+	return v
 }
 
 func TestRowsRouteEachKindToItsTables(t *testing.T) {
@@ -53,6 +66,8 @@ func TestRowsRouteEachKindToItsTables(t *testing.T) {
 			[]string{TableEvents, TableChanges}, map[string]map[string]any{TableChanges: {"change_type": "deploy", "version": "v2", "commit": "abc"}}},
 		{event.KindAnomaly, `{"series":"0123456789abcdef","metric":"cpu","value":9,"expected":1,"lower":0,"upper":2,"score":0.9,"detector":"mad","window":"5m"}`,
 			[]string{TableEvents, TableAnomalies}, map[string]map[string]any{TableAnomalies: {"value": 9.0, "upper": 2.0, "score": 0.9, "detector": "mad", "window": "5m"}}},
+		{event.KindLogTemplate, `{"template_id":"00112233aabbccdd","template":"a <*>","status":"changed","previous_id":"0011223344556677","merged_from":["0011223344556677"]}`,
+			[]string{TableEvents, TableLogTemplates}, map[string]map[string]any{TableLogTemplates: {"template_id": "00112233aabbccdd", "status": "changed", "previous_id": "0011223344556677"}}},
 		// A resolved state without opened_at, resolved_at or team: the
 		// event time opens and resolves it, the label names the team.
 		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","acknowledged_at":"2026-03-02T09:30:00Z"}`,
@@ -185,5 +200,15 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	}
 	if err := (Config{Retention: map[string]int{"logs": 7, "incidents": 730}}).Validate(); err != nil {
 		t.Fatalf("valid retention refused: %v", err)
+	}
+}
+
+// TestRowsOfAKindWithoutTable: a kind this writer has no table for still
+// reaches events, rather than being dead-lettered.
+func TestRowsOfAKindWithoutTable(t *testing.T) {
+	e := mustEnvelope(t, event.Kind("future_kind"), `{"x":1}`)
+	rows, err := Rows(e)
+	if err != nil || len(rows) != 1 || rows[0].Table != TableEvents {
+		t.Fatalf("Rows = %v, %v; want the events row only", rows, err)
 	}
 }

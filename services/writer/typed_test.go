@@ -30,12 +30,13 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 	}
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	bodies := map[event.Kind]string{
-		event.KindLog:      `{"message":"payment declined","template_id":"t7","template":"payment <*>","params":["declined"]}`,
-		event.KindMetric:   `{"name":"latency_ms","value":12.5,"unit":"ms"}`,
-		event.KindAlert:    `{"name":"HighLatency","status":"firing","annotations":{"runbook":"http://rb"}}`,
-		event.KindChange:   `{"type":"deploy","version":"v9","author":"alice"}`,
-		event.KindAnomaly:  `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad"}`,
-		event.KindIncident: `{"incident_id":"inc-7","status":"opened","title":"slow checkout","team":"team-a"}`,
+		event.KindLog:         `{"message":"payment declined","template_id":"t7","template":"payment <*>","params":["declined"]}`,
+		event.KindMetric:      `{"name":"latency_ms","value":12.5,"unit":"ms"}`,
+		event.KindAlert:       `{"name":"HighLatency","status":"firing","annotations":{"runbook":"http://rb"}}`,
+		event.KindChange:      `{"type":"deploy","version":"v9","author":"alice"}`,
+		event.KindAnomaly:     `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad"}`,
+		event.KindIncident:    `{"incident_id":"inc-7","status":"opened","title":"slow checkout","team":"team-a"}`,
+		event.KindLogTemplate: `{"template_id":"00112233aabbccdd","template":"payment <*>","status":"new","example":"payment declined"}`,
 	}
 	var msgs []bus.Message
 	ids := map[event.Kind]string{}
@@ -60,15 +61,23 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 	stop, w := r.startWriter(r.dsn, Config{MaxAge: 100 * time.Millisecond})
 	defer stop()
 	r.waitFor(time.Minute, "consumer drained", func() (bool, string) { return r.drained(js) })
-	if s := w.Stats(); s.Acked != 6 || s.DeadLettered != 1 {
+	if s := w.Stats(); s.Acked != uint64(len(event.Kinds)) || s.DeadLettered != 1 {
+		if dl, err := js.Stream(context.Background(), bus.StreamDeadLetter); err == nil {
+			for seq := uint64(1); seq <= s.DeadLettered; seq++ {
+				if m, err := dl.GetMsg(context.Background(), seq); err == nil {
+					t.Logf("dead letter %d: %s: %s", seq, m.Header.Get(bus.HeaderDeadLetterReason), m.Data)
+				}
+			}
+		}
 		t.Fatalf("stats %+v: want 6 acked, 1 dead-lettered", s)
 	}
-	if n := r.count("SELECT count() FROM events FINAL"); n != 6 {
-		t.Fatalf("events has %d rows, want 6 (the bad incident in none)", n)
+	if n := r.count("SELECT count() FROM events FINAL"); n != uint64(len(event.Kinds)) {
+		t.Fatalf("events has %d rows, want %d (the bad incident in none)", n, len(event.Kinds))
 	}
 	for table, kind := range map[string]event.Kind{
 		TableLogs: event.KindLog, TableMetricSamples: event.KindMetric, TableAlerts: event.KindAlert, TableChanges: event.KindChange,
 		TableAnomalies: event.KindAnomaly, TableIncidents: event.KindIncident, TableIncidentHistory: event.KindIncident,
+		TableLogTemplates: event.KindLogTemplate,
 	} {
 		if n := r.count("SELECT count() FROM "+table+" FINAL WHERE id = ?", ids[kind]); n != 1 {
 			t.Errorf("%s: %d rows with the %s event's id, want 1", table, n, kind)

@@ -108,35 +108,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// EventColumns are the columns of the events table, in EventRow's order.
-var EventColumns = []string{
-	"id", "kind", "time", "observed_time", "source", "service", "severity", "fingerprint",
-	"labels.key", "labels.value", "resource.key", "resource.value", "links", "body", "extra", "schema_version",
-}
-
-// EventRow is e as a row of the events table.
-func EventRow(e *event.Envelope) []any {
-	lk, lv := pairs(e.Labels)
-	rk, rv := pairs(e.Resource)
-	links := e.Links
-	if links == nil {
-		links = []string{}
-	}
-	extra := ""
-	if len(e.Extra) > 0 {
-		// Unknown top-level fields, as a JSON object, so analysts can still
-		// reach them with visitParam*/JSONExtract*.
-		raw, err := jsonObject(e.Extra)
-		if err == nil {
-			extra = raw
-		}
-	}
-	return []any{
-		e.ID, string(e.Kind), e.Time, e.ObservedTime, e.Source, e.Service, string(e.Severity), e.Fingerprint,
-		lk, lv, rk, rv, links, string(e.Body), extra, uint16(e.SchemaVersion),
-	}
-}
-
 // Writer moves events from a JetStream consumer into ClickHouse: each
 // event's raw row into events and its typed row(s) into its kind's table,
 // one batch writer per table, and drops partitions past their retention.

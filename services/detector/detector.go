@@ -78,6 +78,7 @@ type series struct {
 	counter    bool
 	dirty      bool // changed since its last snapshot
 	evicted    bool
+	pending    int32 // anomalies of this series whose publish is not settled
 	det        *detect.Detector
 	prev, next *series
 }
@@ -90,7 +91,7 @@ type Service struct {
 	pipeline *pipeline.Pipeline
 	pub      Publisher
 
-	js           jetstream.JetStream
+	snap         asyncPublisher // writes snapshots; nil when they are disabled
 	kv           jetstream.KeyValue
 	consumer     *bus.Consumer
 	consumerOpts []bus.ConsumerOption
@@ -154,7 +155,6 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s.js = js
 	if s.pub == nil {
 		p, err := bus.NewPublisher(js)
 		if err != nil {
@@ -174,6 +174,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if err != nil {
 			return nil, fmt.Errorf("detector: key-value bucket %s: %w", s.cfg.Snapshot.Bucket, err)
 		}
+		s.snap = js
 	}
 	s.consumer, err = bus.NewConsumer(ctx, js, s.cfg.Consumer, log, s.consumerOpts...)
 	if err != nil {
@@ -226,7 +227,7 @@ func (s *Service) Observations(key string) (int, bool) {
 // Run restores the snapshotted state, then consumes until ctx is cancelled,
 // snapshotting every Snapshot.Interval and once more on the way out.
 func (s *Service) Run(ctx context.Context) error {
-	if s.kv != nil {
+	if s.snap != nil {
 		if err := s.Restore(ctx); err != nil {
 			return err
 		}
@@ -234,7 +235,7 @@ func (s *Service) Run(ctx context.Context) error {
 	consumed := make(chan error, 1)
 	go func() { consumed <- s.consumer.Run(ctx, s.Handle) }()
 	var tick <-chan time.Time
-	if s.kv != nil {
+	if s.snap != nil {
 		t := time.NewTicker(s.cfg.Snapshot.Interval)
 		defer t.Stop()
 		tick = t.C
@@ -251,7 +252,7 @@ loop:
 			}
 		}
 	}
-	if s.kv != nil {
+	if s.snap != nil {
 		// The consumer has drained: every sample it acked is in the state.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Snapshot.ShutdownTimeout)
 		defer cancel()
@@ -274,7 +275,7 @@ loop:
 // the same id when its sample comes back, and the stream's duplicate window
 // drops a second copy.
 func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	msg, err := s.process(d.Data)
+	msg, ser, err := s.process(d.Data)
 	if err != nil {
 		if errs.IsPermanent(err) {
 			s.m.invalid.Inc()
@@ -289,6 +290,7 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error))
 	fut, err := s.pub.Publish(ctx, *msg)
 	if err != nil {
 		s.keepForRetry(msg)
+		s.settled(ser)
 		done(err)
 		return
 	}
@@ -297,12 +299,25 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error))
 		case <-fut.Ok():
 			s.m.anomalies.Inc()
 			s.forget(msg)
+			s.settled(ser)
 			done(nil)
 		case err := <-fut.Err():
 			s.keepForRetry(msg)
+			s.settled(ser)
 			done(fmt.Errorf("detector: publish anomaly %s: %w", msg.ID, err))
 		}
 	}()
+}
+
+// settled ends the wait of ser's snapshot for one anomaly publish (ser is
+// nil for a republished anomaly, whose sample the state already holds).
+func (s *Service) settled(ser *series) {
+	if ser == nil {
+		return
+	}
+	s.mu.Lock()
+	ser.pending--
+	s.mu.Unlock()
 }
 
 func (s *Service) keepForRetry(m *bus.Message) {
@@ -326,21 +341,21 @@ func (s *Service) forget(m *bus.Message) {
 const headerSample = "Aiops-Sample-Id"
 
 // process decodes and scores one sample; it returns the anomaly message to
-// publish, or nil.
-func (s *Service) process(data []byte) (*bus.Message, error) {
+// publish, or nil, and the series whose snapshot waits for that publish.
+func (s *Service) process(data []byte) (*bus.Message, *series, error) {
 	e, err := event.Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if e.Kind != event.KindMetric {
-		return nil, errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
+		return nil, nil, errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
 	}
 	var body event.MetricBody
 	if err := e.DecodeBody(&body); err != nil {
-		return nil, errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
+		return nil, nil, errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
 	}
 	if body.Value == nil {
-		return nil, errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
+		return nil, nil, errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
 	}
 	s.m.samples.Inc()
 	counter := body.Type == event.MetricCounter
@@ -348,7 +363,7 @@ func (s *Service) process(data []byte) (*bus.Message, error) {
 	s.mu.Lock()
 	if m, ok := s.retry[e.ID]; ok {
 		s.mu.Unlock()
-		return &m, nil
+		return &m, nil, nil
 	}
 	ser := s.lookup(e.Fingerprint, body.Name, e.Service, e.Labels, counter)
 	res := ser.det.Observe(e.Time, *body.Value)
@@ -359,14 +374,23 @@ func (s *Service) process(data []byte) (*bus.Message, error) {
 	var cfg detect.Config
 	if res.Anomaly {
 		cfg = ser.det.Profile().Config()
+		// Until the anomaly is acked, a snapshot must not hold this
+		// sample: after a crash the sample is redelivered, and a detector
+		// restored with it would take it for a duplicate and never publish.
+		ser.pending++
 	}
 	route := ser.route
 	s.mu.Unlock()
 
 	if !res.Anomaly {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return s.anomaly(e, &body, route, cfg, &res)
+	m, err := s.anomaly(e, &body, route, cfg, &res)
+	if err != nil {
+		s.settled(ser)
+		return nil, nil, err
+	}
+	return m, ser, nil
 }
 
 // lookup returns the series of key, creating it (and evicting the least

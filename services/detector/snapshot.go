@@ -19,6 +19,13 @@ import (
 // it are not at hand then.
 const snapshotVersion = 1
 
+// asyncPublisher writes snapshot values straight to the bucket's stream
+// ($KV.<bucket>.<key>), so that a chunk is in flight at once instead of one
+// request-reply Put after another; jetstream.JetStream is one.
+type asyncPublisher interface {
+	PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
 // ErrSnapshot is wrapped by the errors of decoding a snapshot value.
 var ErrSnapshot = errors.New("detector: bad snapshot")
 
@@ -57,7 +64,7 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 // never held for longer than one chunk's encoding. It returns the number
 // written. Series whose write failed stay dirty for the next snapshot.
 func (s *Service) Snapshot(ctx context.Context) (int, error) {
-	if s.kv == nil {
+	if s.snap == nil {
 		return 0, nil
 	}
 	s.mu.Lock()
@@ -76,10 +83,14 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
 		puts = puts[:0]
-		var failed []*series
+		var failed, waiting []*series
 		s.mu.Lock()
 		for _, ser := range chunk {
 			if ser.evicted || !ser.dirty {
+				continue
+			}
+			if ser.pending > 0 {
+				waiting = append(waiting, ser) // see process
 				continue
 			}
 			ser.dirty = false
@@ -91,7 +102,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
 				continue
 			}
-			fut, err := s.js.PublishAsync(subject+s.keyOf(ser.key), data)
+			fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
 			if err != nil {
 				failed = append(failed, ser)
 				if firstErr == nil {
@@ -101,6 +112,8 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			}
 			puts = append(puts, put{ser, fut})
 		}
+		// still dirty: they go back on the list for the next snapshot
+		s.dirty = append(s.dirty, waiting...)
 		s.mu.Unlock()
 		for _, p := range puts {
 			select {
@@ -123,7 +136,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			s.markDirty(failed)
 		}
 		if ctx.Err() != nil {
-			s.markDirty(todo[start+len(chunk):])
+			s.requeue(todo[start+len(chunk):])
 			break
 		}
 	}
@@ -132,6 +145,18 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 		return written, fmt.Errorf("detector: snapshot to %s: %w", s.cfg.Snapshot.Bucket, firstErr)
 	}
 	return written, nil
+}
+
+// requeue puts back on the dirty list the series a cancelled snapshot did
+// not reach (they are still marked dirty, so process would not add them).
+func (s *Service) requeue(ss []*series) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ser := range ss {
+		if !ser.evicted && ser.dirty {
+			s.dirty = append(s.dirty, ser)
+		}
+	}
 }
 
 func (s *Service) markDirty(ss []*series) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -97,5 +98,19 @@ aiops_bus_outstanding{consumer="metrics",stream=%[1]q} 0
 	}
 	if n := testutil.CollectAndCount(c.Collector(), "aiops_bus_results_total"); n != 5 {
 		t.Fatalf("%d result series, want 5", n)
+	}
+
+	// aiops run registers one collector per service's consumer on one
+	// registry: they must not clash.
+	other := newConsumer(t, e, e.consumerConfig("metrics-2"))
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(other.Collector()); err != nil {
+		t.Fatalf("second consumer's collector: %v", err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "aiops_bus_deliveries_total"); err != nil || n != 2 {
+		t.Fatalf("%d delivery series, %v; want one per consumer", n, err)
 	}
 }

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/aiops-dev/aiops/pkg v0.0.0
 	github.com/aiops-dev/aiops/services/ingest v0.0.0
+	github.com/aiops-dev/aiops/services/logminer v0.0.0
 	github.com/aiops-dev/aiops/services/writer v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/rs/zerolog v1.35.1
@@ -114,5 +115,6 @@ require (
 replace (
 	github.com/aiops-dev/aiops/pkg => ../../pkg
 	github.com/aiops-dev/aiops/services/ingest => ../ingest
+	github.com/aiops-dev/aiops/services/logminer => ../logminer
 	github.com/aiops-dev/aiops/services/writer => ../writer
 )

@@ -8,6 +8,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/services/ingest"
+	"github.com/aiops-dev/aiops/services/logminer"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -18,6 +19,7 @@ type RunConfig struct {
 	NATS            EmbeddedNATSConfig  `yaml:"nats"`
 	Ingest          ingest.ServerConfig `yaml:"ingest"`
 	Writer          writer.Config       `yaml:"writer"`
+	Logminer        logminer.Config     `yaml:"logminer"`
 }
 
 // DefaultRunConfig runs everything on this machine: an embedded NATS on
@@ -42,6 +44,9 @@ func (c RunConfig) Validate() error {
 		return err
 	}
 	if err := c.Ingest.Validate(); err != nil {
+		return err
+	}
+	if err := c.Logminer.Validate(); err != nil {
 		return err
 	}
 	return c.Writer.Validate()
@@ -82,6 +87,12 @@ func runPipeline(ctx context.Context, args []string) error {
 		p.Close()
 		return err
 	}
+	miner, err := logminer.New(ctx, p.JS, cfg.Logminer, p.Log.With().Str("component", "logminer").Logger())
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.Registry.MustRegister(miner.Collector())
 	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Str("ingest", gateway.Addr().String()).Msg("pipeline running")
-	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway))
+	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway), service.Named("logminer", miner))
 }

@@ -53,18 +53,19 @@ func TestRunPipeline(t *testing.T) {
 			"-set", "store.dsn=" + dsn,
 			"-set", "admin.listen=" + adminAddr,
 			"-set", "writer.max_age=100ms",
+			"-set", "logminer.state.save_every=1s",
 			"-set", "log.level=warn",
 		})
 	}()
 
+	// Ready when the admin server says so: it starts after every component
+	// was built.
 	log := zerolog.Nop()
-	var pub *bus.Publisher
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, TokenFile: dir + "/nats-token", MaxReconnects: 1}, log)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
 		if err == nil {
-			if _, err = js.Stream(ctx, bus.StreamEvents); err == nil {
-				pub, _ = bus.NewPublisher(js)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
 				break
 			}
 		}
@@ -74,9 +75,16 @@ func TestRunPipeline(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("embedded NATS with streams not up after 30s: %v", err)
+			t.Fatalf("aiops run not ready after 30s: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+	}
+	_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, TokenFile: dir + "/nats-token", MaxReconnects: 1}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := bus.NewPublisher(js)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	var ids []string
@@ -144,6 +152,20 @@ func TestRunPipeline(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("events in ClickHouse: %d, %v; want 22", n, err)
+		}
+	}
+
+	// The logminer templated the two posted logs; the writer stored its
+	// output, linked to the raw ids.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		err := st.Conn.QueryRow(context.Background(),
+			"SELECT count() FROM events FINAL WHERE kind = 'log' AND source = 'logminer' AND hasAny(links, ?)", accepted.IDs).Scan(&n)
+		if err == nil && n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("templated logs in ClickHouse: %d, %v; want 2", n, err)
 		}
 	}
 

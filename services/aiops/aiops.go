@@ -52,7 +52,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
-	b.WriteString("\nEvery command takes -config FILE and -set key=value; AIOPS_* environment variables set keys too (AIOPS_STORE__DSN sets store.dsn).\n")
+	b.WriteString("\n`aiops run` takes -config FILE and -set key=value; AIOPS_* environment variables set keys too (AIOPS_STORE__DSN sets store.dsn).\nEvery command answers -h with its own flags.\n")
 	io.WriteString(w, b.String())
 }
 

@@ -19,7 +19,7 @@ import (
 
 const benchEvents = 10_000 // distinct events, reused round robin; also the batch size
 
-var benchSenders = 2
+var benchSenders = 1
 
 // benchEnvelopes is a traffic mix of the high-volume kinds: six logs (half
 // of them templated) to four metric samples.

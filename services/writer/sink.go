@@ -15,6 +15,10 @@ import (
 	"github.com/aiops-dev/aiops/pkg/store"
 )
 
+// ErrNotTaken is wrapped when a row was not queued (the sink is closing or
+// the caller's context ended): a transient failure, the event comes again.
+var ErrNotTaken = errors.New("writer: row not queued")
+
 // SinkConfig sizes the batch writer of every table (see store.BatchConfig).
 type SinkConfig struct {
 	MaxRows        int
@@ -62,17 +66,36 @@ func (s *Sink) Write(ctx context.Context, e *event.Envelope, done func(error)) {
 		done(err)
 		return
 	}
-	j := newJoin(len(rows), done)
+	if len(rows) == 1 {
+		s.add(ctx, rows[0], done)
+		return
+	}
+	rowDone := newJoin(len(rows), done).rowDone
 	for i, r := range rows {
-		if err := s.batches[r.Table].Add(ctx, r.Row, j.rowDone); err != nil {
-			// Not taken (shutting down, or ctx ended): the rows not added
-			// fail with this error; the added ones report on their own.
-			for range rows[i:] {
-				j.rowDone(err)
+		if !s.add(ctx, r, rowDone) {
+			// The rows not added fail with the same error; the added ones
+			// report on their own.
+			for range rows[i+1:] {
+				rowDone(ErrNotTaken)
 			}
 			return
 		}
 	}
+}
+
+// add hands r to its table's batch writer; when it is not taken (shutting
+// down, or ctx ended) done gets the reason at once.
+func (s *Sink) add(ctx context.Context, r TableRow, done func(error)) bool {
+	b, ok := s.batches[r.Table]
+	if !ok {
+		done(errs.Permanentf("writer: no batch writer for table %s", r.Table))
+		return false
+	}
+	if err := b.Add(ctx, r.Row, done); err != nil {
+		done(fmt.Errorf("%w: %w", ErrNotTaken, err))
+		return false
+	}
+	return true
 }
 
 // Flush sends every table's pending batch and waits for them.

@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
@@ -232,5 +234,24 @@ func TestRetentionDropsOldPartitionsPerTable(t *testing.T) {
 	broken := &Retention{conn: r.store.Conn, days: map[string]int{"not_by_time": 1, TableLogs: 1}, interval: time.Hour, clock: clock, log: r.log}
 	if _, err := broken.Apply(ctx); err == nil || !strings.Contains(err.Error(), "not_by_time") {
 		t.Fatalf("Apply on a table without time partitions: %v, want an error naming it", err)
+	}
+}
+
+// TestSinkAfterCloseReportsNotTaken: an event offered to a closed sink is
+// reported once, as a transient failure (it will come again), never lost
+// silently.
+func TestSinkAfterCloseReportsNotTaken(t *testing.T) {
+	r := newRig(t)
+	sink, err := NewSink(r.store.Conn, SinkConfig{MaxRows: 10, MaxAge: time.Second, MaxPendingRows: 10}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []error
+	sink.Write(context.Background(), mustEnvelope(t, event.KindIncident, `{"incident_id":"i","status":"opened","title":"t"}`), func(err error) { got = append(got, err) })
+	if len(got) != 1 || !errors.Is(got[0], ErrNotTaken) || !errors.Is(got[0], store.ErrClosed) || errs.IsPermanent(got[0]) {
+		t.Fatalf("done calls %v: want one transient ErrNotTaken wrapping store.ErrClosed", got)
 	}
 }

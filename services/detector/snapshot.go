@@ -81,6 +81,13 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	}
 	puts := make([]put, 0, s.cfg.Snapshot.Chunk)
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
+		if err := ctx.Err(); err != nil {
+			s.requeue(todo[start:])
+			if firstErr == nil {
+				firstErr = err
+			}
+			break
+		}
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
 		puts = puts[:0]
 		var failed, waiting []*series
@@ -134,10 +141,6 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 		if len(failed) > 0 {
 			s.m.snapshotErrors.Add(float64(len(failed)))
 			s.markDirty(failed)
-		}
-		if ctx.Err() != nil {
-			s.requeue(todo[start+len(chunk):])
-			break
 		}
 	}
 	s.m.snapshotted.Add(float64(written))

@@ -19,8 +19,6 @@ import (
 
 const benchEvents = 10_000 // distinct events, reused round robin; also the batch size
 
-var benchSenders = 1
-
 // benchEnvelopes is a traffic mix of the high-volume kinds: six logs (half
 // of them templated) to four metric samples.
 func benchEnvelopes(b *testing.B) ([]*event.Envelope, [][]byte) {
@@ -63,7 +61,7 @@ func benchEnvelopes(b *testing.B) ([]*event.Envelope, [][]byte) {
 // in the same tables and batch size. rows/s counts table rows (two per
 // event: events and the kind's table):
 //
-//	TMPDIR=/dev/shm go test ./services/writer -run '^$' -bench BenchmarkWriter -benchtime 200000x -count 3
+//	TMPDIR=/dev/shm go test ./services/writer -run '^$' -bench BenchmarkWriter -benchtime 300000x
 //
 // raw sends one table's batch after the other on one connection; raw-parallel
 // sends each table's batches from its own goroutine, as the writer's batch
@@ -175,7 +173,7 @@ func BenchmarkWriter(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			reset(b)
-			sink, err := NewSink(st.Conn, SinkConfig{MaxRows: benchEvents, MaxAge: time.Minute, MaxPendingRows: 4 * benchEvents, Senders: benchSenders}, zerolog.Nop())
+			sink, err := NewSink(st.Conn, SinkConfig{MaxRows: benchEvents, MaxAge: time.Minute, MaxPendingRows: 4 * benchEvents}, zerolog.Nop())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,12 +1,17 @@
 // Package writer is the ClickHouse writer service: it consumes every event
-// from JetStream and stores it, acking each message only after the insert
-// holding its row returned.
+// from JetStream and stores it twice over, raw in the events table and as
+// columns in its kind's table (logs, metric_samples, alerts, changes,
+// anomalies, incidents and incident_history, log_templates), the shape the
+// analyst cookbook (docs/queries.md) queries. A message is acked only after
+// every one of its rows was inserted; one batch writer per table groups rows
+// by size or age. It also drops each table's partitions past its retention.
 //
-// A message that is not a valid envelope is dead-lettered with the reason
-// (the consumer runner does that for permanent errors); an insert that fails
-// for any other reason naks its messages, which JetStream redelivers with
-// backoff. Rows carry the event id in a ReplacingMergeTree, so a redelivered
-// batch leaves no visible duplicate.
+// A message that is not a valid envelope, or whose body does not fit its
+// table, is dead-lettered with the reason naming the field (the consumer
+// runner does that for permanent errors); an insert that fails for any
+// other reason naks the message, which JetStream redelivers with backoff.
+// Every table is a ReplacingMergeTree keyed so that a redelivered event is
+// one row under FINAL.
 package writer
 
 import (

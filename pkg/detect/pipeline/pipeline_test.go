@@ -144,3 +144,27 @@ func TestEmptyAndDefault(t *testing.T) {
 		t.Errorf("oversized file: %v", err)
 	}
 }
+
+// Parse never panics, and what it refuses it refuses with ErrInvalid; what
+// it accepts routes every series to a usable profile.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"", "detect: {}\n", "detect:\n  defaults: {window: 64}\n  rules:\n    - name: a\n      match: {metric: \"x.*\", labels: {env: prod}}\n      detectors: {seasonal: {period: 1h}}\n",
+		"detect:\n  rules:\n    - name: a\n    - name: a\n", "detect: [\n", "detect:\n  defaults:\n    windw: 3\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("f.yaml", data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		r := p.Select("m", "s", map[string]string{"env": "prod"})
+		if r.Profile(false) == nil || r.Profile(true) == nil {
+			t.Fatalf("route %q without profiles", r.Name)
+		}
+	})
+}

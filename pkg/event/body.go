@@ -84,11 +84,17 @@ const (
 	IncidentResolved = "resolved"
 )
 
-// IncidentBody is one state of an incident.
+// IncidentBody is one state of an incident. The lifecycle timestamps and
+// the team are what MTTA and MTTR per team are computed from; OpenedAt
+// belongs in every state (the incidents table is partitioned by it).
 type IncidentBody struct {
-	IncidentID string `json:"incident_id"`
-	Status     string `json:"status"`
-	Title      string `json:"title"`
+	IncidentID     string    `json:"incident_id"`
+	Status         string    `json:"status"`
+	Title          string    `json:"title"`
+	Team           string    `json:"team,omitempty"`
+	OpenedAt       time.Time `json:"opened_at,omitzero"`
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
 }
 
 // Log template statuses.

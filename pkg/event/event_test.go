@@ -146,6 +146,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"anomaly score out of range", `{"kind":"anomaly","time":"2026-11-21T12:00:00Z","service":"a","body":{"series":"s","detector":"mad","value":1,"score":2}}`, "body.score", "[0,1]"},
 		{"incident without id", `{"kind":"incident","time":"2026-11-21T12:00:00Z","service":"a","body":{"status":"opened","title":"t"}}`, "body.incident_id", "is required"},
 		{"template changed without previous", `{"kind":"log_template","time":"2026-11-21T12:00:00Z","service":"a","body":{"template_id":"00112233aabbccdd","template":"t","status":"changed"}}`, "body.previous_id", "when status is changed"},
+		{"incident time not a time", `{"kind":"incident","time":"2026-11-21T12:00:00Z","service":"a","body":{"incident_id":"i","status":"opened","title":"t","acknowledged_at":"yesterday"}}`, "body.acknowledged_at", "RFC 3339"},
 		{"bad link", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","links":["nope"],"body":{"message":"m"}}`, "links[0]", "not a ULID"},
 	}
 	for _, c := range cases {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -209,7 +210,30 @@ func decodeBody(raw json.RawMessage, v any) *FieldError {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return &FieldError{Field: "body." + typeErr.Field, Problem: typeProblem(err)}
 		}
-		return &FieldError{Field: "body", Problem: typeProblem(err)}
+		return &FieldError{Field: "body" + failingField(raw, v), Problem: typeProblem(err)}
 	}
 	return nil
+}
+
+// failingField finds which top-level field of a body struct a decode error
+// came from, for errors encoding/json reports without a field (a time that
+// is not RFC 3339): it decodes each field of raw on its own. It returns
+// ".name", or "" when it cannot tell.
+func failingField(raw json.RawMessage, v any) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return ""
+	}
+	t := reflect.TypeOf(v).Elem()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		value, ok := fields[name]
+		if !ok || name == "" || name == "-" {
+			continue
+		}
+		if json.Unmarshal(value, reflect.New(t.Field(i).Type).Interface()) != nil {
+			return "." + name
+		}
+	}
+	return ""
 }

@@ -282,9 +282,9 @@ func (f *fixture) envelopes(t testing.TB) [][]byte {
 		if s.teamLabel != "" {
 			labels = map[string]string{"team": s.teamLabel}
 		}
-		add(s.id, event.KindIncident, s.service, s.at, "error", labels, s.links, IncidentFields{
-			IncidentBody: event.IncidentBody{IncidentID: s.incidentID, Status: s.status, Title: s.title},
-			Team:         s.team, OpenedAt: s.openedAt, AcknowledgedAt: s.ackedAt, ResolvedAt: s.resolvedAt,
+		add(s.id, event.KindIncident, s.service, s.at, "error", labels, s.links, event.IncidentBody{
+			IncidentID: s.incidentID, Status: s.status, Title: s.title,
+			Team: s.team, OpenedAt: s.openedAt, AcknowledgedAt: s.ackedAt, ResolvedAt: s.resolvedAt,
 		})
 	}
 	return out

@@ -314,19 +314,6 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 	return []any{&e.ID, &e.Time, &e.Service, b.TemplateID, b.Template, b.Status, b.PreviousID, nonNil(b.MergedFrom), b.Example}, nil
 }
 
-// IncidentFields is what the writer reads from an incident body: the
-// fields of event.IncidentBody plus the lifecycle timestamps and the owning
-// team the MTTA/MTTR queries need. Those are optional in the body
-// (event.IncidentBody does not name them yet), so a body without them
-// decodes; a body with one of the wrong type does not.
-type IncidentFields struct {
-	event.IncidentBody
-	Team           string    `json:"team,omitempty"`
-	OpenedAt       time.Time `json:"opened_at,omitzero"`
-	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
-	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
-}
-
 // IncidentRows is e (one incident state) as its incidents row (the latest
 // state, versioned by event time) and its incident_history row.
 //
@@ -338,7 +325,7 @@ func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
 }
 
 func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any, err error) {
-	var b IncidentFields
+	var b event.IncidentBody
 	if err := decodeBody(e, &b); err != nil {
 		return nil, nil, err
 	}

@@ -142,20 +142,18 @@ type node struct {
 // Miner mines templates online. It is safe for concurrent use; Match
 // serialises on a mutex because it updates shared state.
 type Miner struct {
-	mu      sync.Mutex
-	cfg     Config
-	tk      tokenizer
-	byLen   map[int]*node
-	byID    map[TemplateID]*cluster
-	head    *cluster
-	tail    *cluster
-	seq     uint64
-	stats   Stats
-	merges  map[TemplateID]TemplateID
-	mergeQ  []Merge // order of merges, to bound the log
-	scratch []string
-	kscr    []uint8
-	tb      []byte
+	mu     sync.Mutex
+	cfg    Config
+	tk     tokenizer
+	byLen  map[int]*node
+	byID   map[TemplateID]*cluster
+	head   *cluster
+	tail   *cluster
+	seq    uint64
+	stats  Stats
+	merges map[TemplateID]TemplateID
+	mergeQ []Merge // order of merges, to bound the log
+	tb     []byte
 }
 
 // New returns a Miner for cfg.

@@ -205,11 +205,11 @@ func dockerAnswers(timeout time.Duration) error {
 	select {
 	case err := <-result:
 		if err != nil {
-			return fmt.Errorf("Docker engine does not answer: %w", err)
+			return fmt.Errorf("docker engine does not answer: %w", err)
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("Docker engine did not answer within %s", timeout)
+		return fmt.Errorf("docker engine did not answer within %s", timeout)
 	}
 }
 

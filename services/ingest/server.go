@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -192,7 +191,11 @@ type BusPublisher struct{ Publisher *bus.Publisher }
 func (b BusPublisher) PublishAll(ctx context.Context, events []*event.Envelope) error {
 	msgs := make([]bus.Message, len(events))
 	for i, e := range events {
-		data, err := json.Marshal(e)
+		// MarshalJSON directly: json.Marshal would check and compact its
+		// output once more, about a tenth of the gateway's CPU per event
+		// (BenchmarkIngestNDJSON1000), for bytes that are valid JSON
+		// already (compact, but for unknown fields, kept as sent).
+		data, err := e.MarshalJSON()
 		if err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aiops-dev/aiops/pkg v0.0.0
+	github.com/aiops-dev/aiops/services/detector v0.0.0
 	github.com/aiops-dev/aiops/services/ingest v0.0.0
 	github.com/aiops-dev/aiops/services/logminer v0.0.0
 	github.com/aiops-dev/aiops/services/writer v0.0.0
@@ -114,6 +115,7 @@ require (
 
 replace (
 	github.com/aiops-dev/aiops/pkg => ../../pkg
+	github.com/aiops-dev/aiops/services/detector => ../detector
 	github.com/aiops-dev/aiops/services/ingest => ../ingest
 	github.com/aiops-dev/aiops/services/logminer => ../logminer
 	github.com/aiops-dev/aiops/services/writer => ../writer

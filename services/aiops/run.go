@@ -7,6 +7,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/detector"
 	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/logminer"
 	"github.com/aiops-dev/aiops/services/writer"
@@ -20,6 +21,7 @@ type RunConfig struct {
 	Ingest          ingest.ServerConfig `yaml:"ingest"`
 	Writer          writer.Config       `yaml:"writer"`
 	Logminer        logminer.Config     `yaml:"logminer"`
+	Detector        detector.Config     `yaml:"detector"`
 }
 
 // DefaultRunConfig runs everything on this machine: an embedded NATS on
@@ -47,6 +49,9 @@ func (c RunConfig) Validate() error {
 		return err
 	}
 	if err := c.Logminer.Validate(); err != nil {
+		return err
+	}
+	if err := c.Detector.Validate(); err != nil {
 		return err
 	}
 	return c.Writer.Validate()
@@ -93,6 +98,12 @@ func runPipeline(ctx context.Context, args []string) error {
 		return err
 	}
 	p.Registry.MustRegister(miner.Collector())
+	detect, err := detector.New(ctx, p.JS, cfg.Detector, p.Log.With().Str("component", "detector").Logger())
+	if err != nil {
+		p.Close()
+		return err
+	}
+	p.Registry.MustRegister(detect.Collector())
 	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Str("ingest", gateway.Addr().String()).Msg("pipeline running")
-	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway), service.Named("logminer", miner))
+	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway), service.Named("logminer", miner), service.Named("detector", detect))
 }

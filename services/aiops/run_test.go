@@ -169,6 +169,40 @@ func TestRunPipeline(t *testing.T) {
 		}
 	}
 
+	// Metric samples with a spike go through the detector: the anomaly
+	// reaches the anomalies table, linked to the sample.
+	var samples strings.Builder
+	start := time.Now().UTC().Truncate(time.Minute).Add(-2 * time.Hour)
+	for i := 0; i < 80; i++ {
+		v := 100 + float64(i%5)
+		if i == 70 {
+			v = 400
+		}
+		fmt.Fprintf(&samples, `{"kind":"metric","service":"payments","time":%q,"labels":{"__name__":"latency_ms"},"body":{"name":"latency_ms","value":%g}}`+"\n",
+			start.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), v)
+	}
+	req, _ := http.NewRequest("POST", "http://"+ingestAddr+"/v1/events", strings.NewReader(samples.String()))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("post samples: %v %v", resp, err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		var value float64
+		err := st.Conn.QueryRow(context.Background(),
+			"SELECT count(), any(value) FROM anomalies FINAL WHERE service = 'payments' AND metric = 'latency_ms'").Scan(&n, &value)
+		if err == nil && n >= 1 {
+			if value != 400 {
+				t.Fatalf("anomaly on value %g, want the spike of 400", value)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("anomalies in ClickHouse: %d, %v; want the spike", n, err)
+		}
+	}
+
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {

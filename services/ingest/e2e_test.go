@@ -549,55 +549,62 @@ func TestE2EOTLPMetrics(t *testing.T) {
 	r := newE2ERig(t, rigOptions{})
 	base := recent()
 	at := pcommon.NewTimestampFromTime(base.Add(500 * time.Millisecond))
-	md := pmetric.NewMetrics()
-	rm := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().Attributes().PutStr("service.name", "cart")
-	rm.Resource().Attributes().PutStr("host.name", "web-2")
-	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	// One request per encoding, with the encoding in the service name: OTLP
+	// ids derive from series, time and value, so the same points in both
+	// encodings would be stored once and the second would go unchecked.
+	metricsFor := func(service string) pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", service)
+		rm.Resource().Attributes().PutStr("host.name", "web-2")
+		ms := rm.ScopeMetrics().AppendEmpty().Metrics()
 
-	g := ms.AppendEmpty()
-	g.SetName("process_memory_usage")
-	g.SetUnit("By")
-	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
-	dp.SetTimestamp(at)
-	dp.SetDoubleValue(5.125e8)
-	dp.Attributes().PutStr("process", "cart-api")
+		g := ms.AppendEmpty()
+		g.SetName("process_memory_usage")
+		g.SetUnit("By")
+		dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.SetDoubleValue(5.125e8)
+		dp.Attributes().PutStr("process", "cart-api")
 
-	s := ms.AppendEmpty()
-	s.SetName("http_server_requests")
-	s.SetUnit("{request}")
-	sum := s.SetEmptySum()
-	sum.SetIsMonotonic(true)
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	dp = sum.DataPoints().AppendEmpty()
-	dp.SetTimestamp(at)
-	dp.SetIntValue(9001)
-	dp.Attributes().PutStr("http.route", "/cart")
-	dp.Attributes().PutInt("http.status_code", 200)
+		s := ms.AppendEmpty()
+		s.SetName("http_server_requests")
+		s.SetUnit("{request}")
+		sum := s.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp = sum.DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.SetIntValue(9001)
+		dp.Attributes().PutStr("http.route", "/cart")
+		dp.Attributes().PutInt("http.status_code", 200)
 
-	s = ms.AppendEmpty()
-	s.SetName("queue_size_change")
-	sum = s.SetEmptySum() // not monotonic: a gauge
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
-	dp = sum.DataPoints().AppendEmpty()
-	dp.SetTimestamp(at)
-	dp.SetIntValue(-3)
+		s = ms.AppendEmpty()
+		s.SetName("queue_size_change")
+		sum = s.SetEmptySum() // not monotonic: a gauge
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp = sum.DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.SetIntValue(-3)
 
-	h := ms.AppendEmpty()
-	h.SetName("http_server_duration")
-	h.SetUnit("s")
-	hist := h.SetEmptyHistogram()
-	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	hp := hist.DataPoints().AppendEmpty()
-	hp.SetTimestamp(at)
-	hp.SetCount(120)
-	hp.SetSum(37.5)
-	hp.ExplicitBounds().FromRaw([]float64{0.1, 0.5, 1})
-	hp.BucketCounts().FromRaw([]uint64{80, 30, 8, 2})
-	hp.Attributes().PutStr("http.route", "/cart")
+		h := ms.AppendEmpty()
+		h.SetName("http_server_duration")
+		h.SetUnit("s")
+		hist := h.SetEmptyHistogram()
+		hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		hp := hist.DataPoints().AppendEmpty()
+		hp.SetTimestamp(at)
+		hp.SetCount(120)
+		hp.SetSum(37.5)
+		hp.ExplicitBounds().FromRaw([]float64{0.1, 0.5, 1})
+		hp.BucketCounts().FromRaw([]uint64{80, 30, 8, 2})
+		hp.Attributes().PutStr("http.route", "/cart")
+		return md
+	}
 
+	posted := time.Now().UTC()
 	for _, enc := range []string{"protobuf", "json"} {
-		req := pmetricotlp.NewExportRequestFromMetrics(md)
+		req := pmetricotlp.NewExportRequestFromMetrics(metricsFor("cart-" + enc))
 		var (
 			body []byte
 			err  error
@@ -612,47 +619,52 @@ func TestE2EOTLPMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The same points twice, once per encoding: OTLP ids are derived
-		// from the content, so the second request stores nothing new.
 		if a := r.post(PathOTLPMetrics, ct, "", body); a.status != http.StatusOK {
 			t.Fatalf("%s: answer %s", enc, a)
 		}
 	}
 
+	answered := time.Now().UTC()
 	r.drained()
-	r.assertCounts(map[string]uint64{writer.TableEvents: 5, writer.TableMetricSamples: 5})
+	r.assertCounts(map[string]uint64{writer.TableEvents: 10, writer.TableMetricSamples: 10})
 
-	resource := labels("service.name", "cart", "host.name", "web-2")
-	sec := base // DateTime keeps the whole second
-	sample := func(name string, value float64, typ, unit string, attrs map[string]string) storedSample {
-		l := withName(attrs, name)
-		return storedSample{Time: sec, Name: name, Value: value, Type: typ, Unit: unit,
-			Fingerprint: event.Fingerprint(event.KindMetric, "cart", l, resource), Service: "cart", Labels: l}
-	}
-	want := []storedSample{ // by name
-		sample("http_server_duration_count", 120, "counter", "", labels("http.route", "/cart")),
-		sample("http_server_duration_sum", 37.5, "counter", "s", labels("http.route", "/cart")),
-		sample("http_server_requests", 9001, "counter", "{request}", labels("http.route", "/cart", "http.status_code", "200")),
-		sample("process_memory_usage", 5.125e8, "gauge", "By", labels("process", "cart-api")),
-		sample("queue_size_change", -3, "gauge", "", nil),
-	}
-	got := r.samples("service = 'cart'")
-	if len(got) != len(want) {
-		t.Fatalf("metric_samples: %d rows, want %d: %+v", len(got), len(want), got)
-	}
-	for i := range got {
-		want[i].ID = got[i].ID
-	}
-	same(t, "metric_samples rows", got, want)
-	for _, w := range want {
-		e := r.event(w.ID)
-		b := map[string]any{"name": w.Name, "value": jsonNumber(w.Value), "type": w.Type}
-		if w.Unit != "" {
-			b["unit"] = w.Unit
-		}
-		same(t, "events row "+w.Name, e, storedEvent{
-			Kind: "metric", Time: sec, ObservedTime: e.ObservedTime, Source: "otlp", Service: "cart",
-			Fingerprint: w.Fingerprint, Labels: w.Labels, Resource: resource, Body: b, SchemaVersion: event.SchemaVersion,
+	for _, enc := range []string{"protobuf", "json"} {
+		t.Run(enc, func(t *testing.T) {
+			service := "cart-" + enc
+			resource := labels("service.name", service, "host.name", "web-2")
+			sec := base // DateTime keeps the whole second
+			sample := func(name string, value float64, typ, unit string, attrs map[string]string) storedSample {
+				l := withName(attrs, name)
+				return storedSample{Time: sec, Name: name, Value: value, Type: typ, Unit: unit,
+					Fingerprint: event.Fingerprint(event.KindMetric, service, l, resource), Service: service, Labels: l}
+			}
+			want := []storedSample{ // by name
+				sample("http_server_duration_count", 120, "counter", "", labels("http.route", "/cart")),
+				sample("http_server_duration_sum", 37.5, "counter", "s", labels("http.route", "/cart")),
+				sample("http_server_requests", 9001, "counter", "{request}", labels("http.route", "/cart", "http.status_code", "200")),
+				sample("process_memory_usage", 5.125e8, "gauge", "By", labels("process", "cart-api")),
+				sample("queue_size_change", -3, "gauge", "", nil),
+			}
+			got := r.samples("service = ?", service)
+			if len(got) != len(want) {
+				t.Fatalf("metric_samples: %d rows, want %d: %+v", len(got), len(want), got)
+			}
+			for i := range got {
+				want[i].ID = got[i].ID
+			}
+			same(t, "metric_samples rows", got, want)
+			for _, w := range want {
+				e := r.event(w.ID)
+				receivedBetween(t, w.Name+" observed_time", e.ObservedTime, posted, answered)
+				b := map[string]any{"name": w.Name, "value": jsonNumber(w.Value), "type": w.Type}
+				if w.Unit != "" {
+					b["unit"] = w.Unit
+				}
+				same(t, "events row "+w.Name, e, storedEvent{
+					Kind: "metric", Time: sec, ObservedTime: e.ObservedTime, Source: "otlp", Service: service,
+					Fingerprint: w.Fingerprint, Labels: w.Labels, Resource: resource, Body: b, SchemaVersion: event.SchemaVersion,
+				})
+			}
 		})
 	}
 }

@@ -17,12 +17,6 @@ func newWindow(size int) window {
 	return window{vals: make([]float64, size), perm: make([]uint8, 0, size)}
 }
 
-func (w *window) len() int { return int(w.n) }
-
-func (w *window) reset() {
-	w.head, w.n = 0, 0
-	w.perm = w.perm[:0]
-}
 
 // push inserts x, dropping the oldest value when the window is full.
 func (w *window) push(x float64) {

@@ -42,12 +42,6 @@ func sharedData(t testing.TB) string {
 	return ""
 }
 
-type kindReport struct {
-	kind synth.Kind
-	Report
-	falseEpisodes int
-}
-
 func runSynthetic(t testing.TB, seeds int, opts synth.Options) (map[synth.Kind]*Report, Report) {
 	suite, err := synth.Suite(seeds, opts)
 	if err != nil {

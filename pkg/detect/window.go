@@ -17,7 +17,6 @@ func newWindow(size int) window {
 	return window{vals: make([]float64, size), perm: make([]uint8, 0, size)}
 }
 
-
 // push inserts x, dropping the oldest value when the window is full.
 func (w *window) push(x float64) {
 	size := len(w.vals)

@@ -213,10 +213,16 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 		return out
 	}
 	corpus := map[string][]byte{
-		"valid log":          mutate(func(m map[string]any) {}),
-		"valid metric":       mutate(func(m map[string]any) { m["kind"] = "metric"; m["body"] = map[string]any{"name": "cpu", "value": 0.3} }),
-		"valid alert":        mutate(func(m map[string]any) { m["kind"] = "alert"; m["body"] = map[string]any{"name": "Down", "status": "firing"} }),
-		"valid change":       mutate(func(m map[string]any) { m["kind"] = "change"; m["body"] = map[string]any{"type": "deploy", "version": "1.2"} }),
+		"valid log":    mutate(func(m map[string]any) {}),
+		"valid metric": mutate(func(m map[string]any) { m["kind"] = "metric"; m["body"] = map[string]any{"name": "cpu", "value": 0.3} }),
+		"valid alert": mutate(func(m map[string]any) {
+			m["kind"] = "alert"
+			m["body"] = map[string]any{"name": "Down", "status": "firing"}
+		}),
+		"valid change": mutate(func(m map[string]any) {
+			m["kind"] = "change"
+			m["body"] = map[string]any{"type": "deploy", "version": "1.2"}
+		}),
 		"unknown field kept": mutate(func(m map[string]any) { m["x_extra"] = []any{1, "a"} }),
 		"missing id":         mutate(func(m map[string]any) { delete(m, "id") }),
 		"bad kind":           mutate(func(m map[string]any) { m["kind"] = "span" }),
@@ -226,9 +232,12 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 		"label not string":   mutate(func(m map[string]any) { m["labels"] = map[string]any{"a": 1} }),
 		"no message":         mutate(func(m map[string]any) { m["body"] = map[string]any{} }),
 		"metric no value":    mutate(func(m map[string]any) { m["kind"] = "metric"; m["body"] = map[string]any{"name": "cpu"} }),
-		"alert bad status":   mutate(func(m map[string]any) { m["kind"] = "alert"; m["body"] = map[string]any{"name": "Down", "status": "up"} }),
-		"time not a time":    mutate(func(m map[string]any) { m["time"] = "noon" }),
-		"link not ulid":      mutate(func(m map[string]any) { m["links"] = []any{"x"} }),
+		"alert bad status": mutate(func(m map[string]any) {
+			m["kind"] = "alert"
+			m["body"] = map[string]any{"name": "Down", "status": "up"}
+		}),
+		"time not a time": mutate(func(m map[string]any) { m["time"] = "noon" }),
+		"link not ulid":   mutate(func(m map[string]any) { m["links"] = []any{"x"} }),
 		"valid new template": mutate(func(m map[string]any) {
 			m["kind"] = "log_template"
 			m["body"] = map[string]any{"template_id": "00112233aabbccdd", "template": "user <*> logged in", "status": "new"}

@@ -24,9 +24,8 @@ build:
 
 # The unit and integration tests, against a real JetStream (embedded) and a
 # real ClickHouse (local process, or $$AIOPS_TEST_CLICKHOUSE_DSN).
-test: deps
+test: deps lint
 	scripts/check-workspace.sh --standalone
-	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 45m $(PKGS)
 
 # Unit tests only: no servers.
@@ -35,6 +34,7 @@ unit:
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
+	@unformatted=$$(gofmt -l pkg services); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 

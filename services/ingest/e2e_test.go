@@ -210,7 +210,8 @@ func TestE2EEvents(t *testing.T) {
 	})
 }
 
-// amAlert is one alert of an Alertmanager webhook payload.
+// amAlertJSON is one alert of an Alertmanager webhook payload, as
+// Alertmanager writes it; amPayload wraps alerts in a version 4 payload.
 func amAlertJSON(status string, lbls, annotations map[string]string, startsAt, endsAt time.Time, fingerprint string) string {
 	end := "0001-01-01T00:00:00Z" // what Alertmanager sends for "not resolved"
 	if !endsAt.IsZero() {

@@ -4,125 +4,29 @@ package writer
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-	"unsafe"
-
-	"github.com/ebitengine/purego"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/store"
+	"github.com/aiops-dev/aiops/pkg/testenv"
 )
-
-// envChdbLib points at libchdb.so, ClickHouse 26.5 as a library (see
-// pkg/store's TestSchemaOnCurrentClickHouse, whose loader this copies: test
-// helpers of another package cannot be imported). With it, the cookbook runs
-// on the current end of the version range as well as on 18.16.
-const envChdbLib = "AIOPS_TEST_CHDB_LIB"
-
-type chdb struct {
-	conn          uintptr
-	query         func(conn uintptr, query, format string) uintptr
-	resultError   func(res uintptr) string
-	resultBuffer  func(res uintptr) *byte
-	resultLength  func(res uintptr) uintptr
-	destroyResult func(res uintptr)
-}
-
-var (
-	chdbOnce sync.Once
-	chdbConn *chdb
-	chdbErr  error
-)
-
-// openChdb loads the library once per process (it allows one connection).
-func openChdb(t *testing.T) *chdb {
-	t.Helper()
-	lib := os.Getenv(envChdbLib)
-	if lib == "" {
-		t.Skipf("$%s unset: the cookbook ran on this machine's ClickHouse only, not on current ClickHouse", envChdbLib)
-	}
-	chdbOnce.Do(func() {
-		h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_GLOBAL)
-		if err != nil {
-			chdbErr = fmt.Errorf("dlopen %s: %w", lib, err)
-			return
-		}
-		c := &chdb{}
-		var connect func(argc int32, argv **byte) *uintptr
-		purego.RegisterLibFunc(&connect, h, "chdb_connect")
-		purego.RegisterLibFunc(&c.query, h, "chdb_query")
-		purego.RegisterLibFunc(&c.resultError, h, "chdb_result_error")
-		purego.RegisterLibFunc(&c.resultBuffer, h, "chdb_result_buffer")
-		purego.RegisterLibFunc(&c.resultLength, h, "chdb_result_length")
-		purego.RegisterLibFunc(&c.destroyResult, h, "chdb_destroy_query_result")
-		dir, err := os.MkdirTemp("", "aiops-chdb-")
-		if err != nil {
-			chdbErr = err
-			return
-		}
-		args := []string{"clickhouse", "--path=" + dir}
-		argv := make([]*byte, len(args))
-		for i, a := range args {
-			b := append([]byte(a), 0)
-			argv[i] = &b[0]
-		}
-		p := connect(int32(len(argv)), &argv[0])
-		if p == nil || *p == 0 {
-			chdbErr = errors.New("chdb_connect returned no connection")
-			return
-		}
-		c.conn = *p
-		chdbConn = c
-	})
-	if chdbErr != nil {
-		t.Fatalf("chdb: %v", chdbErr)
-	}
-	return chdbConn
-}
-
-func (c *chdb) run(q string) (string, error) {
-	res := c.query(c.conn, q, "TabSeparated")
-	if res == 0 {
-		return "", errors.New("chdb_query returned no result")
-	}
-	defer c.destroyResult(res)
-	if e := c.resultError(res); e != "" {
-		return "", errors.New(e)
-	}
-	n := int(c.resultLength(res))
-	if n == 0 {
-		return "", nil
-	}
-	return string(unsafe.Slice(c.resultBuffer(res), n)), nil
-}
-
-func (c *chdb) mustRun(t *testing.T, q string) string {
-	t.Helper()
-	out, err := c.run(q)
-	if err != nil {
-		t.Fatalf("%.300s: %v", q, err)
-	}
-	return out
-}
 
 // runCookbookOnCurrentClickHouse applies the schema (every block: this is a
 // current server), inserts the rows the writer makes of the fixture, twice,
 // and checks every cookbook query against the same expectations.
 func runCookbookOnCurrentClickHouse(t *testing.T, f *fixture, queries []namedQuery, ex map[string]expectation) {
 	t.Run("current_clickhouse", func(t *testing.T) {
-		c := openChdb(t)
-		t.Logf("chdb ClickHouse %s", strings.TrimSpace(c.mustRun(t, "SELECT version()")))
+		c := testenv.CurrentClickHouse(t)
+		t.Logf("chdb ClickHouse %s", c.MustQuery(t, "SELECT version()"))
 		db := fmt.Sprintf("aiops_cookbook_%d", os.Getpid())
-		c.mustRun(t, "CREATE DATABASE IF NOT EXISTS "+db)
-		c.mustRun(t, "USE "+db)
+		c.MustQuery(t, "CREATE DATABASE IF NOT EXISTS "+db)
+		c.MustQuery(t, "USE "+db)
 
 		files, err := fs.Glob(store.Schema, "*.sql")
 		if err != nil {
@@ -134,7 +38,7 @@ func runCookbookOnCurrentClickHouse(t *testing.T, f *fixture, queries []namedQue
 				t.Fatal(err)
 			}
 			for _, stmt := range schemaStatements(string(text)) {
-				c.mustRun(t, stmt)
+				c.MustQuery(t, stmt)
 			}
 		}
 
@@ -160,7 +64,7 @@ func runCookbookOnCurrentClickHouse(t *testing.T, f *fixture, queries []namedQue
 			rows[TableWebhookDeliveries] = append(rows[TableWebhookDeliveries], row)
 		}
 		for table, rs := range rows {
-			c.mustRun(t, "SYSTEM STOP MERGES "+table)
+			c.MustQuery(t, "SYSTEM STOP MERGES "+table)
 			for round := 0; round < 2; round++ {
 				var b strings.Builder
 				b.WriteString("INSERT INTO " + table + " (`" + strings.Join(Columns[table], "`, `") + "`) VALUES ")
@@ -177,14 +81,14 @@ func runCookbookOnCurrentClickHouse(t *testing.T, f *fixture, queries []namedQue
 					}
 					b.WriteByte(')')
 				}
-				c.mustRun(t, b.String())
+				c.MustQuery(t, b.String())
 			}
 		}
 
 		for _, q := range queries {
 			t.Run(q.name, func(t *testing.T) {
 				want := ex[q.name]
-				out, err := c.run(bindLiterals(t, q.sql, want.args))
+				out, err := c.Query(bindLiterals(t, q.sql, want.args))
 				if err != nil {
 					t.Fatalf("on ClickHouse 26.5: %v", err)
 				}

@@ -181,6 +181,12 @@ func (c Config) options() ([]nats.Option, error) {
 		nats.MaxReconnects(maxReconnects),
 		// Without jitter every client of a restarted cluster reconnects at once.
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// No reconnect buffer: a publish while disconnected fails at once
+		// instead of sitting in the client and going out after the reconnect.
+		// Otherwise the ingest gateway answers 503 ("not accepted, retry")
+		// for events that are later stored anyway, and a producer's retry
+		// stores them twice when they carry no id of their own.
+		nats.ReconnectBufSize(-1),
 	}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))

@@ -77,6 +77,11 @@ func TestE2EBusOutage(t *testing.T) {
 		labels("summary", "posted during the outage"), base.Add(5*time.Second), time.Time{}, "00aa11bb22cc33dd"))
 
 	r.nats.Shutdown()
+	// A producer that gives up after a 503: with the client's reconnect
+	// buffer off (pkg/bus), nothing of its request is stored later behind
+	// its back.
+	refusedForNow(t, r.post(PathEvents, "application/json", "", []byte(fmt.Sprintf(
+		`{"kind":"log","service":"checkout","time":%q,"body":{"message":"given up after a 503"}}`, rfc3339(base)))))
 	refusedForNow(t, r.post(PathEvents, "application/x-ndjson", "", []byte(nd.String())))
 	refusedForNow(t, r.post(PathAlertmanager, "application/json", "", am))
 	if n := r.count("SELECT count() FROM events WHERE id IN (?, ?, ?)", ids[0], ids[1], ids[2]); n != 0 {
@@ -106,6 +111,9 @@ func TestE2EBusOutage(t *testing.T) {
 		t.Errorf("stream %s holds %d messages, want 5", bus.StreamEvents, n)
 	}
 	r.assertCounts(map[string]uint64{writer.TableEvents: 5, writer.TableLogs: 4, writer.TableAlerts: 1})
+	if n := r.count("SELECT count() FROM logs WHERE message = 'given up after a 503'"); n != 0 {
+		t.Errorf("a request answered 503 and never retried was stored %d times", n)
+	}
 	for i, id := range ids {
 		logs := r.logs("id = ?", id)
 		if len(logs) != 1 || logs[0].Message != fmt.Sprintf("payment %d declined", i) || !logs[0].Time.Equal(base.Add(time.Duration(i+1)*time.Second)) {

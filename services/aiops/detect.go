@@ -89,7 +89,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	out, commit, err := openOutput(*output, stdout)
 	if err != nil {
-		return err
+		return fmt.Errorf("detect replay: --output: %w", err)
 	}
 
 	var rows []detect.ReplayRow
@@ -114,31 +114,6 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "detect replay: plot written to %s\n", *plotFile)
 	}
 	return ctx.Err()
-}
-
-// openOutput opens the output; commit closes it and, for a file, renames
-// it into place only if everything went well, so a failed replay never
-// leaves a truncated scores file that looks complete.
-func openOutput(path string, stdout io.Writer) (io.Writer, func(error) error, error) {
-	if path == "-" {
-		return stdout, func(err error) error { return err }, nil
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return nil, nil, fmt.Errorf("detect replay: output: %w", err)
-	}
-	return f, func(err error) error {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(f.Name(), path)
-		}
-		if err != nil {
-			os.Remove(f.Name())
-		}
-		return err
-	}, nil
 }
 
 func writePlot(path string, rows []detect.ReplayRow, title string) error {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/logmine"
@@ -86,9 +85,9 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		return service.Usage(fmt.Errorf("logs parse: --input %s is a directory", *input))
 	}
 
-	out, commit, abort, err := createOutput(*output)
+	out, commit, err := openOutput(*output, os.Stdout)
 	if err != nil {
-		return err
+		return fmt.Errorf("logs parse: --output: %w", err)
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	src := &progressReader{ctx: ctx, r: in, total: info.Size(), w: stderr, now: now, every: 2 * time.Second}
@@ -97,12 +96,8 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	if err == nil {
 		err = bw.Flush()
 	}
-	if err != nil {
-		abort()
+	if err := commit(err); err != nil {
 		return fmt.Errorf("logs parse: %s: %w", *input, err)
-	}
-	if err := commit(); err != nil {
-		return fmt.Errorf("logs parse: --output: %w", err)
 	}
 	if stats.Unmatched > 0 {
 		fmt.Fprintf(stderr, "logs parse: warning: %d of %d lines did not have the format %q and were mined as whole lines\n", stats.Unmatched, stats.Lines, *format)
@@ -112,35 +107,6 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	}
 	fmt.Fprintf(stderr, "logs parse: %d lines, %d templates -> %s\n", stats.Lines, stats.Templates, *output)
 	return nil
-}
-
-// createOutput opens the CSV destination. A file is written under a
-// temporary name and renamed when complete, so a failed run never leaves a
-// half-written CSV that looks like a result.
-func createOutput(path string) (w io.Writer, commit func() error, abort func(), err error) {
-	if path == "-" {
-		return os.Stdout, func() error { return nil }, func() {}, nil
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("logs parse: --output: %w", err)
-	}
-	commit = func() error {
-		if err := f.Close(); err != nil {
-			os.Remove(f.Name())
-			return err
-		}
-		if err := os.Rename(f.Name(), path); err != nil {
-			os.Remove(f.Name())
-			return err
-		}
-		return nil
-	}
-	abort = func() {
-		f.Close()
-		os.Remove(f.Name())
-	}
-	return f, commit, abort, nil
 }
 
 // progressReader reports how far into the input the parser is, at most once

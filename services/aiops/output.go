@@ -1,0 +1,34 @@
+package aiops
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// openOutput opens where an offline tool writes its result ("-" is
+// stdout). A file is written under a temporary name beside it; commit(err)
+// closes it and renames it into place only when err is nil and the close
+// worked, else removes it, so a failed run never leaves a truncated file
+// that looks like a result. commit returns the first error.
+func openOutput(path string, stdout io.Writer) (w io.Writer, commit func(error) error, err error) {
+	if path == "-" {
+		return stdout, func(err error) error { return err }, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func(err error) error {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+		return err
+	}, nil
+}

@@ -34,7 +34,7 @@ func FuzzProcess(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := newTestLogminer(t, Config{Formats: map[string]string{"hdfs": "<Date> <Time> <Level> <Component>: <Content>"}})
-		msgs, err := l.process(data)
+		msgs, err := l.process(data, new(scratch))
 		if err != nil {
 			if !errs.IsPermanent(err) {
 				t.Fatalf("transient error for bad input: %v", err)

@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,14 +64,21 @@ type Logminer struct {
 	state    jetstream.ObjectStore // nil when State.Disabled
 	metrics  metrics
 
-	// scratch is reused by handle: bus.Consumer hands out deliveries from
-	// one goroutine, the lock only guards against a future change of that.
-	scratchMu sync.Mutex
-	result    logmine.Result
-	fields    []string
+	// mineMu makes mining a line, moving the counts of merged templates
+	// and counting the line one step, so a line is never counted under an
+	// id another worker's line has just merged away. Decoding and encoding,
+	// most of the work, run outside it on several workers.
+	mineMu sync.Mutex
 
-	// pending carries each delivery's publish futures to the acker, which
-	// settles deliveries in the order their publishes were sent.
+	// workers is the number of goroutines that process raw logs.
+	workers int
+	running atomic.Bool
+	// work carries raw logs from handle to the workers, pending each
+	// delivery's publish futures from a worker to the acker, which settles
+	// deliveries in the order their publishes were sent. Both are made by
+	// startPipeline, with room for MaxAckPending deliveries, the runner's
+	// bound on un-done deliveries, so neither send ever blocks for long.
+	work    chan rawWork
 	pending chan pendingDelivery
 	// unsent holds count samples a failed flush could not publish; the
 	// next flush sends them first (their ids are deterministic, so a
@@ -87,6 +95,19 @@ type compiledFormat struct {
 type pendingDelivery struct {
 	futures []jetstream.PubAckFuture
 	done    func(error)
+}
+
+// rawWork is one delivery on its way from handle to a worker.
+type rawWork struct {
+	ctx  context.Context
+	data []byte
+	done func(error)
+}
+
+// scratch holds a worker's buffers, reused from line to line.
+type scratch struct {
+	result logmine.Result
+	fields []string
 }
 
 // New ensures the durable consumer and the state bucket, and restores the
@@ -111,7 +132,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		miner:   miner,
 		formats: map[string]*compiledFormat{},
 		counts:  newCounts(cfg),
-		pending: make(chan pendingDelivery, cfg.Consumer.MaxAckPending),
+		workers: min(runtime.GOMAXPROCS(0), 8),
 	}
 	for _, o := range opts {
 		o(l)
@@ -154,8 +175,11 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 // multiple of Interval and saving the state every SaveEvery. On the way out
 // it settles what is in flight and saves the state once more.
 func (l *Logminer) Run(ctx context.Context) error {
-	acked := make(chan struct{})
-	go func() { defer close(acked); l.acker() }()
+	if !l.running.CompareAndSwap(false, true) {
+		return bus.ErrAlreadyRunning
+	}
+	defer l.running.Store(false)
+	stopPipeline := l.startPipeline()
 
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -169,8 +193,7 @@ func (l *Logminer) Run(ctx context.Context) error {
 	runErr := l.consumer.Run(ctx, l.handle)
 	stopLoops()
 	wg.Wait()
-	close(l.pending) // no handle call after Run returned
-	<-acked
+	stopPipeline() // no handle call after the consumer's Run returned
 
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -180,11 +203,35 @@ func (l *Logminer) Run(ctx context.Context) error {
 	return runErr
 }
 
+// startPipeline starts the workers and the acker; the returned stop, to be
+// called once handle is no longer called, lets them finish what was handed
+// to them (so every delivery's done is called) and waits for them. A
+// worker's publish fails once the consumer's drain has ended (its context
+// is then cancelled), and every future ends by the publisher's ack timeout,
+// so stop returns even when the server went away.
+func (l *Logminer) startPipeline() (stop func()) {
+	l.work = make(chan rawWork, l.cfg.Consumer.MaxAckPending)
+	l.pending = make(chan pendingDelivery, l.cfg.Consumer.MaxAckPending)
+	acked := make(chan struct{})
+	go func() { defer close(acked); l.acker(l.pending) }()
+	var workers sync.WaitGroup
+	for range l.workers {
+		workers.Add(1)
+		go func() { defer workers.Done(); l.worker(l.work, l.pending) }()
+	}
+	return func() {
+		close(l.work)
+		workers.Wait()
+		close(l.pending)
+		<-acked
+	}
+}
+
 // acker settles deliveries once their publishes were acked. Futures of one
 // publisher resolve roughly in send order, so waiting in order costs little
 // and needs one goroutine, not one per delivery.
-func (l *Logminer) acker() {
-	for p := range l.pending {
+func (l *Logminer) acker(pending <-chan pendingDelivery) {
+	for p := range pending {
 		var err error
 		for _, f := range p.futures {
 			select {
@@ -202,34 +249,48 @@ func (l *Logminer) acker() {
 	}
 }
 
-// handle mines one raw log.
+// handle hands one raw log to the workers; its done is called by a worker
+// (bad input, failed publish) or by the acker (every output acked or one
+// failed).
 func (l *Logminer) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	msgs, err := l.process(d.Data)
-	if err != nil {
-		if errs.IsPermanent(err) {
-			l.metrics.rejected.Add(1)
-		}
-		done(err)
-		return
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := l.pub.Publish(ctx, m)
-		if err != nil {
-			// Those already sent are repeated on redelivery with the same
-			// ids, and dropped by the duplicate window.
-			l.metrics.publishFailures.Add(1)
-			done(err)
-			return
-		}
-		futures = append(futures, f)
-	}
-	l.pending <- pendingDelivery{futures: futures, done: done}
+	l.work <- rawWork{ctx: ctx, data: d.Data, done: done}
 }
 
-// process turns one raw log into the messages to publish. Its errors are
-// permanent: the same bytes never become a valid log.
-func (l *Logminer) process(data []byte) ([]bus.Message, error) {
+// worker mines raw logs and publishes what they cause without waiting for
+// the acks, which the acker collects.
+func (l *Logminer) worker(work <-chan rawWork, pending chan<- pendingDelivery) {
+	var s scratch
+	for w := range work {
+		msgs, err := l.process(w.data, &s)
+		if err != nil {
+			if errs.IsPermanent(err) {
+				l.metrics.rejected.Add(1)
+			}
+			w.done(err)
+			continue
+		}
+		futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+		for _, m := range msgs {
+			f, err := l.pub.Publish(w.ctx, m)
+			if err != nil {
+				// Those already sent are repeated on redelivery with the
+				// same ids, and dropped by the duplicate window.
+				l.metrics.publishFailures.Add(1)
+				futures = nil
+				w.done(err)
+				break
+			}
+			futures = append(futures, f)
+		}
+		if futures != nil {
+			pending <- pendingDelivery{futures: futures, done: w.done}
+		}
+	}
+}
+
+// process turns one raw log into the messages to publish, with s's buffers.
+// Its errors are permanent: the same bytes never become a valid log.
+func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 	e, err := event.Parse(data)
 	if err != nil {
 		return nil, err
@@ -245,15 +306,13 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 		return nil, errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, TemplatedSuffix)
 	}
 
-	l.scratchMu.Lock()
-	defer l.scratchMu.Unlock()
 	content, severity := body.Message, e.Severity
 	if f := l.formats[e.Service]; f != nil {
 		var ok bool
-		if l.fields, ok = f.Parse(body.Message, l.fields); ok {
-			content = l.fields[f.ContentIndex()]
+		if s.fields, ok = f.Parse(body.Message, s.fields); ok {
+			content = s.fields[f.ContentIndex()]
 			if severity == "" && f.level >= 0 {
-				if sev, known := event.ParseSeverity(l.fields[f.level]); known {
+				if sev, known := event.ParseSeverity(s.fields[f.level]); known {
 					severity = sev
 				}
 			}
@@ -261,8 +320,16 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 			l.metrics.unmatchedFormat.Add(1)
 		}
 	}
-	r := &l.result
+	r := &s.result
+	l.mineMu.Lock()
 	l.miner.MatchInto(content, r)
+	if r.Changed {
+		for _, mg := range r.Merges {
+			l.counts.merge(mg.From, mg.To)
+		}
+	}
+	l.counts.add(e.Service, r.ID, severity.Rank() >= event.SeverityError.Rank(), e.ID)
+	l.mineMu.Unlock()
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
 	now := l.now().UTC()
@@ -303,14 +370,10 @@ func (l *Logminer) process(data []byte) ([]bus.Message, error) {
 	}
 	if r.Changed {
 		l.metrics.merges.Add(uint64(len(r.Merges)))
-		for _, mg := range r.Merges {
-			l.counts.merge(mg.From, mg.To)
-		}
 	}
 	if r.New {
 		l.metrics.newTemplates.Add(1)
 	}
-	l.counts.add(e.Service, r.ID, severity.Rank() >= event.SeverityError.Rank(), e.ID)
 	return msgs, nil
 }
 

@@ -59,7 +59,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	l := newTestLogminer(t, Config{Formats: map[string]string{"hdfs": "<Date> <Time> <Level> <Component>: <Content>"}})
 
 	raw, data := rawJSON(t, "hdfs", "081109 203615 ERROR dfs.DataNode: session closed for user alice", "")
-	msgs, err := l.process(data)
+	msgs, err := l.process(data, new(scratch))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +81,13 @@ func TestProcessFormatAndMerge(t *testing.T) {
 		t.Errorf("message id %s, envelope id %s: not the derived id", msgs[0].ID, out.ID)
 	}
 	// Redelivery: the same raw log gives the same ids.
-	again, err := l.process(data)
+	again, err := l.process(data, new(scratch))
 	if err != nil || again[0].ID != msgs[0].ID {
 		t.Fatalf("redelivered raw log: id %s, first %s (%v)", again[0].ID, msgs[0].ID, err)
 	}
 
 	_, data = rawJSON(t, "hdfs", "081109 203616 INFO dfs.DataNode: session closed for user bob", "")
-	msgs, err = l.process(data)
+	msgs, err = l.process(data, new(scratch))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 
 	// A line without the header is mined whole and counted.
 	_, data = rawJSON(t, "hdfs", "no header here", event.SeverityWarning)
-	if _, err := l.process(data); err != nil {
+	if _, err := l.process(data, new(scratch)); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.metrics.unmatchedFormat.Load(); got != 1 {
@@ -134,13 +134,13 @@ func TestStateRoundTrip(t *testing.T) {
 	l.now = now
 	for i := range 12 {
 		_, data := rawJSON(t, "api", "request "+string(rune('0'+i%10))+" failed", event.SeverityError)
-		if _, err := l.process(data); err != nil {
+		if _, err := l.process(data, new(scratch)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	l.counts.flush() // seeds the error average with 12
 	_, data := rawJSON(t, "api", "request 7 failed", event.SeverityError)
-	if _, err := l.process(data); err != nil {
+	if _, err := l.process(data, new(scratch)); err != nil {
 		t.Fatal(err)
 	}
 	state, err := l.encodeState()

@@ -1,0 +1,213 @@
+package logminer
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// doneRecorder is a delivery's done that keeps every result it was given.
+type doneRecorder struct {
+	mu      sync.Mutex
+	results []error
+	called  chan struct{}
+}
+
+func newDoneRecorder() *doneRecorder { return &doneRecorder{called: make(chan struct{}, 16)} }
+
+func (r *doneRecorder) done(err error) {
+	r.mu.Lock()
+	r.results = append(r.results, err)
+	r.mu.Unlock()
+	r.called <- struct{}{}
+}
+
+// wait returns the first result, failing after a while without one.
+func (r *doneRecorder) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.called:
+	case <-time.After(30 * time.Second):
+		t.Fatal("done not called within 30s")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.results[0]
+}
+
+func (r *doneRecorder) calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.results)
+}
+
+// storedOn counts the messages the EVENTS stream holds on subject and
+// returns the msg id of the last one.
+func storedOn(t *testing.T, js jetstream.JetStream, subject string) (n uint64, lastID string) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = info.State.Subjects[subject]
+	if n == 0 {
+		return 0, ""
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, m.Header.Get(jetstream.MsgIDHeader)
+}
+
+// TestDoneFollowsTheOutputs: a raw log is settled only by the fate of what it
+// caused. With no stream to store its outputs, done gets a transient error
+// (the raw log is redelivered); once the stream is back the redelivery is
+// settled with nil after its templated log was stored, and a further
+// redelivery is settled too but stored once (same derived id, duplicate
+// window). Bad input is refused as permanent. done is called exactly once
+// per delivery.
+func TestDoneFollowsTheOutputs(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	ctx := context.Background()
+	l, err := New(ctx, js, Config{State: StateConfig{Disabled: true}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := l.startPipeline()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	raw := rawLogs(t, 1, 0, time.Now().Add(-time.Minute))[0].env
+	data, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivery := func() *bus.Delivery { return &bus.Delivery{Subject: raw.Subject(), Data: data, Delivered: 1} }
+	templatedSubject := raw.Subject() + TemplatedSuffix
+	wantID := derivedID(idTime(raw.ID), "templated_log", raw.ID)
+
+	if err := js.DeleteStream(ctx, bus.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	failed := newDoneRecorder()
+	l.handle(ctx, delivery(), failed.done)
+	if err := failed.wait(t); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("outputs not stored: done(%v), want a transient error", err)
+	}
+	if got := l.metrics.publishFailures.Load(); got != 1 {
+		t.Errorf("publish failures %d, want 1", got)
+	}
+
+	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		redelivered := newDoneRecorder()
+		l.handle(ctx, delivery(), redelivered.done)
+		if err := redelivered.wait(t); err != nil {
+			t.Fatalf("redelivery %d: done(%v), want nil", i+1, err)
+		}
+		// done(nil) came after the ack: the templated log is stored by now.
+		n, id := storedOn(t, js, templatedSubject)
+		if n != 1 || id != wantID {
+			t.Fatalf("after redelivery %d: %d templated logs, last id %q; want 1 with id %s", i+1, n, id, wantID)
+		}
+	}
+
+	bad := newDoneRecorder()
+	l.handle(ctx, &bus.Delivery{Subject: raw.Subject(), Data: []byte(`{"kind":`), Delivered: 1}, bad.done)
+	if err := bad.wait(t); !errs.IsPermanent(err) {
+		t.Fatalf("bad input: done(%v), want a permanent error", err)
+	}
+
+	stop() // waits for the workers and the acker: every done call has happened
+	stopped = true
+	for name, rec := range map[string]*doneRecorder{"failed": failed, "bad": bad} {
+		if n := rec.calls(); n != 1 {
+			t.Errorf("%s delivery: done called %d times, want 1", name, n)
+		}
+	}
+}
+
+// TestShutdownDrains: a logminer stopped in the middle of a backlog settles
+// every delivery it took (Run returns nil, nothing outstanding, each one
+// acked, naked or dead-lettered), and the next run mines the rest: every raw
+// log ends up templated exactly once.
+func TestShutdownDrains(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	logs := rawLogs(t, 3000, 0, time.Now().Add(-time.Hour))
+	publishRaw(t, js, logs)
+	cfg := Config{Interval: time.Minute, State: StateConfig{Disabled: true}}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	_, js1 := r.connect()
+	l, err := New(ctx, js1, cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan error, 1)
+	go func() { finished <- l.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for l.Stats().Acked == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("Run: %v, want a clean drain", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of cancellation")
+	}
+	st := l.Stats()
+	if st.Outstanding != 0 || st.Acked == 0 || st.Delivered != st.Acked+st.Naked+st.DeadLettered {
+		t.Fatalf("after Run: %+v, want every delivery settled", st)
+	}
+	t.Logf("first run settled %d of %d before stopping", st.Acked, len(logs))
+
+	_, stop := r.start(cfg)
+	defer stop()
+	checkTemplated(t, logs, collect(t, js, "events.log.*.templated", len(logs), 60*time.Second))
+	if n := storedCount(t, js, "events.log.*.templated"); n != uint64(len(logs)) {
+		t.Fatalf("%d templated logs stored, want %d: a redelivered raw log was stored twice", n, len(logs))
+	}
+}
+
+// storedCount is the number of messages the EVENTS stream holds on filter.
+func storedCount(t *testing.T, js jetstream.JetStream, filter string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}

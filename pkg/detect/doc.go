@@ -14,7 +14,12 @@
 //     units of the equally weighted standard deviation;
 //   - level shift: a two-sided CUSUM (drift 1σ, limit 12σ) of the residual
 //     of a robust Holt level and slope (each step clipped to ±4 so that a
-//     single spike is not a shift);
+//     single spike is not a shift). Its alarm starts a regime: the slow
+//     seasonal baseline and its scale are frozen, and the level-shift score
+//     stays raised while the value is 4 scales or more away from them, until
+//     5 points in a row are back inside or 12 hours have passed, so that an
+//     excursion stays flagged for as long as it lasts while a lasting
+//     change becomes the new normal;
 //   - variance: a CUSUM of the log-likelihood ratio of a doubled standard
 //     deviation, on the same residual;
 //   - seasonal: an additive Holt-Winters baseline: a level and slope with a

@@ -11,7 +11,12 @@ import (
 
 // stateVersion is the first byte after the magic of a snapshot. Bump it
 // when the layout changes; UnmarshalBinary rejects versions it does not know.
-const stateVersion = 1
+// Version 2 appends the regime after a level shift; a version 1 snapshot
+// (without it) restores with no regime running.
+const stateVersion = 2
+
+// regimeBytes is the size of the regime fields version 2 appends.
+const regimeBytes = 4 + 4 + 2 + 1
 
 var stateMagic = [2]byte{'d', 't'}
 
@@ -36,6 +41,10 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 }
 
 func (d *Detector) stateSize() int {
+	return d.stateSizeV1() + regimeBytes
+}
+
+func (d *Detector) stateSizeV1() int {
 	return 2 + 1 + 4 + 1 + 4 + 8 + 8 + 8*stateFloats + 2 + 8*len(d.win.vals) + len(d.win.vals) + 4*len(d.season)
 }
 
@@ -65,6 +74,10 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	for _, f := range d.season {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
 	}
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.regRef))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.regSd))
+	b = binary.LittleEndian.AppendUint16(b, d.regN)
+	b = append(b, d.regIn)
 	return b, nil
 }
 
@@ -78,14 +91,19 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	if len(data) < 7 || data[0] != stateMagic[0] || data[1] != stateMagic[1] {
 		return errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
 	}
-	if data[2] != stateVersion {
-		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads %d", ErrStateVersion, data[2], stateVersion))
+	version := data[2]
+	if version != 1 && version != stateVersion {
+		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 and %d", ErrStateVersion, version, stateVersion))
 	}
 	if fp := binary.LittleEndian.Uint32(data[3:]); fp != d.p.fingerprint {
 		return errs.Permanent(fmt.Errorf("%w: fingerprint %08x, profile %08x", ErrStateMismatch, fp, d.p.fingerprint))
 	}
-	if len(data) != d.stateSize() {
-		return corrupt("%d bytes, want %d", len(data), d.stateSize())
+	want := d.stateSize()
+	if version == 1 {
+		want = d.stateSizeV1()
+	}
+	if len(data) != want {
+		return corrupt("%d bytes, want %d for version %d", len(data), want, version)
 	}
 	nd := *d
 	nd.win = newWindow(len(d.win.vals))
@@ -144,6 +162,17 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		nd.season[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
 		if f := float64(nd.season[i]); !finite(f) {
 			return corrupt("season bucket %d is %v", i, f)
+		}
+	}
+	nd.regRef, nd.regSd, nd.regN, nd.regIn = 0, 0, 0, 0
+	if version >= 2 {
+		p = p[4*len(nd.season):]
+		nd.regRef = math.Float32frombits(binary.LittleEndian.Uint32(p))
+		nd.regSd = math.Float32frombits(binary.LittleEndian.Uint32(p[4:]))
+		nd.regN = binary.LittleEndian.Uint16(p[8:])
+		nd.regIn = p[10]
+		if nd.regN > 0 && (!finite(float64(nd.regRef)) || !(nd.regSd > 0) || math.IsInf(float64(nd.regSd), 0) || nd.regIn >= regimeRelease) {
+			return corrupt("regime baseline %v scale %v inside %d", nd.regRef, nd.regSd, nd.regIn)
 		}
 	}
 	*d = nd

@@ -26,10 +26,14 @@ const (
 	VarianceChange Kind = "variance_change" // noise 3 to 5 times larger from then on
 	Missing        Kind = "missing"         // NaN runs and a 6 h hole in time; no anomaly
 	Counter        Kind = "counter"         // a counter with resets (normal) and a burst of rate (anomaly)
+	// Excursion is a step of 4 to 8 σ that returns after 3 to 12 hours
+	// (a failover, a closed valve, a degraded dependency): unlike a level
+	// shift it is anomalous for as long as it lasts, and labelled so.
+	Excursion Kind = "excursion"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Clean, Spike, Dip, LevelShift, TrendChange, SeasonChange, VarianceChange, Missing, Counter}
+var Kinds = []Kind{Clean, Spike, Dip, LevelShift, TrendChange, SeasonChange, VarianceChange, Missing, Counter, Excursion}
 
 // Series is one generated series with its labels.
 type Series struct {
@@ -115,6 +119,10 @@ func Generate(kind Kind, opts Options) (Series, error) {
 	slope := (0.05 + 0.1*rng.Float64()) * o.Noise
 	varFactor := 3 + 2*rng.Float64()
 	spike := (8 + 7*rng.Float64()) * o.Noise
+	excursionEnd := onset
+	if kind == Excursion { // drawn last, so the other kinds keep their series
+		excursionEnd = min(onset+window+rng.IntN(3*window+1), o.N-10)
+	}
 	t := o.Start
 	for i := 0; i < o.N; i++ {
 		if kind == Missing && i == o.N/3 {
@@ -139,6 +147,10 @@ func Generate(kind Kind, opts Options) (Series, error) {
 			}
 		case LevelShift:
 			if i >= onset {
+				v += sign * shift
+			}
+		case Excursion:
+			if i >= onset && i < excursionEnd {
 				v += sign * shift
 			}
 		case TrendChange:
@@ -174,6 +186,11 @@ func Generate(kind Kind, opts Options) (Series, error) {
 	case LevelShift, TrendChange, VarianceChange:
 		s.Onset = onset
 		for i := onset; i < onset+window; i++ {
+			s.Labels[i] = true
+		}
+	case Excursion:
+		s.Onset = onset
+		for i := onset; i < excursionEnd; i++ {
 			s.Labels[i] = true
 		}
 	case SeasonChange:

@@ -2,9 +2,12 @@ package eval
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
@@ -53,5 +56,43 @@ func TestReadSKABErrors(t *testing.T) {
 	m, err := ReadSKAB(strings.NewReader("datetime;a;b;anomaly;changepoint\n2020-01-01 00:00:00;1;2;0.0;0.0\n2020-01-01 00:00:01;3;4;1.0;1.0\n"))
 	if err != nil || len(m.Channels) != 2 || m.Values[1][1] != 4 || !m.Labels[1] || m.Labels[0] {
 		t.Errorf("%+v %v", m, err)
+	}
+}
+
+func TestScoreAgree(t *testing.T) {
+	const n = 200
+	m := Multivariate{Channels: []string{"a", "b", "c"}, Times: make([]time.Time, n), Values: make([][]float64, 3)}
+	for c := range m.Values {
+		m.Values[c] = make([]float64, n)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		m.Times[i] = t0.Add(time.Duration(i) * time.Second)
+		for c := range m.Values {
+			m.Values[c][i] = 10 + float64((i*(c+3))%7)/7
+		}
+	}
+	m.Values[0][150] += 50 // one channel only
+	m.Values[1][170] += 50 // two channels
+	m.Values[2][170] += 50
+	_, one, err := ScoreAgree(detect.Config{}, m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, maxAlarms, _ := ScoreMax(detect.Config{}, m)
+	if !slices.Equal(one, maxAlarms) {
+		t.Error("agree 1 differs from ScoreMax")
+	}
+	_, two, _ := ScoreAgree(detect.Config{}, m, 2)
+	if !one[150] || two[150] {
+		t.Errorf("one-channel spike: agree 1 %v, agree 2 %v; want true, false", one[150], two[150])
+	}
+	if !two[170] {
+		t.Error("two-channel spike not flagged with agree 2")
+	}
+	for _, bad := range []int{0, 4} {
+		if _, _, err := ScoreAgree(detect.Config{}, m, bad); !errors.Is(err, ErrAgreement) || !errs.IsPermanent(err) {
+			t.Errorf("agree %d: %v", bad, err)
+		}
 	}
 }

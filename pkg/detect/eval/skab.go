@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,41 @@ func Score(cfg detect.Config, times []time.Time, values []float64) (scores []flo
 	for i, v := range values {
 		r := d.Observe(times[i], v)
 		scores[i], alarms[i] = r.Score, r.Anomaly
+	}
+	return scores, alarms, nil
+}
+
+// ErrAgreement is wrapped by ScoreAgree's error for an agreement count
+// outside 1..channels; it is permanent.
+var ErrAgreement = errors.New("eval: agreement count out of range")
+
+// ScoreAgree runs one univariate detector per channel and takes, per row,
+// the agree-th largest score over the channels: the row is anomalous when
+// at least agree channels are. agree 1 is ScoreMax. It is an evaluation
+// choice for multivariate data, not a detector setting: independent
+// channels each with a small false-alarm rate add up under the maximum,
+// and a fault that moves a process usually moves several of its sensors.
+func ScoreAgree(cfg detect.Config, m Multivariate, agree int) (scores []float64, alarms []bool, err error) {
+	if agree < 1 || agree > len(m.Values) {
+		return nil, nil, errs.Permanent(fmt.Errorf("%w: agree %d with %d channels", ErrAgreement, agree, len(m.Values)))
+	}
+	per := make([][]float64, len(m.Values))
+	for c, ch := range m.Values {
+		if per[c], _, err = Score(cfg, m.Times, ch); err != nil {
+			return nil, nil, err
+		}
+	}
+	thr := cfg.WithDefaults().Threshold
+	scores = make([]float64, len(m.Times))
+	alarms = make([]bool, len(m.Times))
+	row := make([]float64, len(per))
+	for i := range scores {
+		for c := range per {
+			row[c] = per[c][i]
+		}
+		slices.Sort(row)
+		scores[i] = row[len(row)-agree]
+		alarms[i] = scores[i] >= thr
 	}
 	return scores, alarms, nil
 }

@@ -3,14 +3,17 @@ package logminer
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // doneRecorder is a delivery's done that keeps every result it was given.
@@ -210,4 +213,23 @@ func storedCount(t *testing.T, js jetstream.JetStream, filter string) uint64 {
 		n += c
 	}
 	return n
+}
+
+// TestPanicSettlesTransient: a panic while processing a raw log (here: no
+// publisher) settles that delivery once with a transient error instead of
+// taking the service down, like bus.Consumer does for its own handlers.
+func TestPanicSettlesTransient(t *testing.T) {
+	l := newTestLogminer(t, Config{})
+	l.log = zerolog.Nop()
+	_, data := rawJSON(t, "api", "user 42 logged in", event.SeverityInfo)
+	rec := newDoneRecorder()
+	pending := make(chan pendingDelivery, 1)
+	l.publishOutputs(rawWork{ctx: context.Background(), data: data, done: rec.done}, new(scratch), pending)
+	err := rec.wait(t)
+	if err == nil || errs.IsPermanent(err) || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("done(%v), want a transient error saying it panicked", err)
+	}
+	if n := rec.calls(); n != 1 || len(pending) != 0 {
+		t.Fatalf("done called %d times, %d handed to the acker; want 1 and 0", n, len(pending))
+	}
 }

@@ -261,31 +261,49 @@ func (l *Logminer) handle(ctx context.Context, d *bus.Delivery, done func(error)
 func (l *Logminer) worker(work <-chan rawWork, pending chan<- pendingDelivery) {
 	var s scratch
 	for w := range work {
-		msgs, err := l.process(w.data, &s)
-		if err != nil {
-			if errs.IsPermanent(err) {
-				l.metrics.rejected.Add(1)
-			}
-			w.done(err)
-			continue
-		}
-		futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-		for _, m := range msgs {
-			f, err := l.pub.Publish(w.ctx, m)
-			if err != nil {
-				// Those already sent are repeated on redelivery with the
-				// same ids, and dropped by the duplicate window.
-				l.metrics.publishFailures.Add(1)
-				futures = nil
-				w.done(err)
-				break
-			}
-			futures = append(futures, f)
-		}
-		if futures != nil {
-			pending <- pendingDelivery{futures: futures, done: w.done}
-		}
+		l.publishOutputs(w, &s, pending)
 	}
+}
+
+// publishOutputs processes one raw log and either settles it (bad input, a
+// publish that could not be sent) or hands its futures to the acker. A
+// panic settles it as a transient failure, as bus.Consumer does for a
+// handler of its own goroutine: redelivered, dead-lettered after
+// MaxDeliver, and the other deliveries go on.
+func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingDelivery) {
+	settled := false
+	defer func() {
+		if r := recover(); r != nil {
+			l.log.Error().Interface("panic", r).Msg("processing a raw log panicked")
+			if !settled {
+				w.done(fmt.Errorf("logminer: processing panicked: %v", r))
+			}
+		}
+	}()
+	msgs, err := l.process(w.data, s)
+	if err != nil {
+		if errs.IsPermanent(err) {
+			l.metrics.rejected.Add(1)
+		}
+		settled = true
+		w.done(err)
+		return
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := l.pub.Publish(w.ctx, m)
+		if err != nil {
+			// Those already sent are repeated on redelivery with the same
+			// ids, and dropped by the duplicate window.
+			l.metrics.publishFailures.Add(1)
+			settled = true
+			w.done(err)
+			return
+		}
+		futures = append(futures, f)
+	}
+	settled = true
+	pending <- pendingDelivery{futures: futures, done: w.done}
 }
 
 // process turns one raw log into the messages to publish, with s's buffers.
@@ -321,15 +339,7 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 		}
 	}
 	r := &s.result
-	l.mineMu.Lock()
-	l.miner.MatchInto(content, r)
-	if r.Changed {
-		for _, mg := range r.Merges {
-			l.counts.merge(mg.From, mg.To)
-		}
-	}
-	l.counts.add(e.Service, r.ID, severity.Rank() >= event.SeverityError.Rank(), e.ID)
-	l.mineMu.Unlock()
+	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID)
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
 	now := l.now().UTC()
@@ -375,6 +385,20 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 		l.metrics.newTemplates.Add(1)
 	}
 	return msgs, nil
+}
+
+// mine matches one line into r and counts it under the id it got, as one
+// step (see mineMu).
+func (l *Logminer) mine(content string, r *logmine.Result, service string, isError bool, rawID string) {
+	l.mineMu.Lock()
+	defer l.mineMu.Unlock()
+	l.miner.MatchInto(content, r)
+	if r.Changed {
+		for _, mg := range r.Merges {
+			l.counts.merge(mg.From, mg.To)
+		}
+	}
+	l.counts.add(service, r.ID, isError, rawID)
 }
 
 // templateEvent announces a new or generalised template.

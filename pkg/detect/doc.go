@@ -17,7 +17,7 @@
 //     single spike is not a shift). Its alarm starts a regime: the slow
 //     seasonal baseline and its scale are frozen, and the level-shift score
 //     stays raised while the value is 4 scales or more away from them, until
-//     5 points in a row are back inside or 12 hours have passed, so that an
+//     5 points in a row are back inside or 3 hours have passed, so that an
 //     excursion stays flagged for as long as it lasts while a lasting
 //     change becomes the new normal;
 //   - variance: a CUSUM of the log-likelihood ratio of a doubled standard

@@ -18,7 +18,8 @@ func excursion(seed uint64, n, start, end int, size float64) []float64 {
 	return v
 }
 
-// TestRegimeKeepsExcursionFlagged: a 6σ step that lasts 300 points is
+// TestRegimeKeepsExcursionFlagged: a 6σ step that lasts 300 points (2.5
+// hours, inside regimeMaxDuration) is
 // flagged for nearly all of them (the fast baselines alone absorb it within
 // a few dozen), and the regime ends soon after the series returns. The
 // return is itself a step the fast baselines flag for a while, so the
@@ -30,7 +31,7 @@ func TestRegimeKeepsExcursionFlagged(t *testing.T) {
 		d := mustDetector(t, Config{})
 		inside, after := 0, 0
 		for i, x := range v {
-			r := d.Observe(at(i, time.Minute), x)
+			r := d.Observe(at(i, 30*time.Second), x)
 			if r.Anomaly && i >= start && i < end {
 				inside++
 			}
@@ -60,7 +61,7 @@ func TestNoRegimeMeansExcursionFades(t *testing.T) {
 	d := mustDetector(t, Config{CUSUM: CUSUMConfig{Disabled: true}})
 	inside := 0
 	for i, x := range v {
-		if r := d.Observe(at(i, time.Minute), x); r.Anomaly && i >= 500 && i < 800 {
+		if r := d.Observe(at(i, 30*time.Second), x); r.Anomaly && i >= 500 && i < 800 {
 			inside++
 		}
 	}
@@ -69,12 +70,12 @@ func TestNoRegimeMeansExcursionFades(t *testing.T) {
 	}
 }
 
-// TestRegimeEndsOnLastingShift: a step that never returns is flagged
+// TestRegimeEndsOnLastingShift: an 8σ step that never returns is flagged
 // while it is news and accepted after regimeMaxDuration.
 func TestRegimeEndsOnLastingShift(t *testing.T) {
 	const start = 100
 	maxPoints := int(regimeMaxDuration / 60)
-	v := excursion(2, start+maxPoints+300, start, math.MaxInt, 6)
+	v := excursion(2, start+maxPoints+300, start, math.MaxInt, 8)
 	d := mustDetector(t, Config{})
 	late, accepted := 0, 0
 	for i, x := range v {
@@ -101,7 +102,7 @@ func TestRegimeStateRoundTrip(t *testing.T) {
 	v := excursion(4, 900, 400, 800, 6)
 	a := mustDetector(t, Config{})
 	for i := 0; i < 600; i++ {
-		a.Observe(at(i, time.Minute), v[i])
+		a.Observe(at(i, 30*time.Second), v[i])
 	}
 	if a.regN == 0 {
 		t.Fatal("no regime running 200 points into the excursion")
@@ -115,7 +116,7 @@ func TestRegimeStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 600; i < len(v); i++ {
-		if ra, rb := a.Observe(at(i, time.Minute), v[i]), b.Observe(at(i, time.Minute), v[i]); ra != rb {
+		if ra, rb := a.Observe(at(i, 30*time.Second), v[i]), b.Observe(at(i, 30*time.Second), v[i]); ra != rb {
 			t.Fatalf("point %d after restore: %+v != %+v", i, ra, rb)
 		}
 	}

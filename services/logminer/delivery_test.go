@@ -80,7 +80,8 @@ func storedOn(t *testing.T, js jetstream.JetStream, subject string) (n uint64, l
 // (the raw log is redelivered); once the stream is back the redelivery is
 // settled with nil after its templated log was stored, and a further
 // redelivery is settled too but stored once (same derived id, duplicate
-// window). Bad input is refused as permanent. done is called exactly once
+// window); the template event the failed delivery announced is sent by the
+// next flush. Bad input is refused as permanent. done is called exactly once
 // per delivery.
 func TestDoneFollowsTheOutputs(t *testing.T) {
 	r := newRig(t)
@@ -133,6 +134,16 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		if n != 1 || id != wantID {
 			t.Fatalf("after redelivery %d: %d templated logs, last id %q; want 1 with id %s", i+1, n, id, wantID)
 		}
+	}
+
+	// The template event of the failed first delivery is not caused again
+	// by the redeliveries (the template is known by then): the next flush
+	// sends it.
+	if err := l.Flush(ctx, time.Now().Truncate(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, id := storedOn(t, js, templateSubjectPrefix+raw.Service); n != 1 || id != derivedID(idTime(raw.ID), "log_template", raw.ID) {
+		t.Fatalf("%d template events stored, last id %q; want the failed one, once", n, id)
 	}
 
 	bad := newDoneRecorder()

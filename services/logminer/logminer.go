@@ -85,6 +85,12 @@ type Logminer struct {
 	// sample that was stored after all is dropped as a duplicate).
 	unsentMu sync.Mutex
 	unsent   []bus.Message
+	// retry holds template events whose publish failed or whose raw log
+	// failed: a redelivered raw log does not announce its template again
+	// (the miner knows it by then), so the next flush sends them, with
+	// their derived ids.
+	retryMu sync.Mutex
+	retry   []bus.Message
 }
 
 type compiledFormat struct {
@@ -94,6 +100,7 @@ type compiledFormat struct {
 
 type pendingDelivery struct {
 	futures []jetstream.PubAckFuture
+	msgs    []bus.Message
 	done    func(error)
 }
 
@@ -244,6 +251,7 @@ func (l *Logminer) acker(pending <-chan pendingDelivery) {
 		}
 		if err != nil {
 			l.metrics.publishFailures.Add(1)
+			l.retryTemplateEvents(p.msgs)
 		}
 		p.done(err) // transient: the raw log is redelivered and mined again
 	}
@@ -296,6 +304,7 @@ func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingD
 			// Those already sent are repeated on redelivery with the same
 			// ids, and dropped by the duplicate window.
 			l.metrics.publishFailures.Add(1)
+			l.retryTemplateEvents(msgs)
 			settled = true
 			w.done(err)
 			return
@@ -303,7 +312,29 @@ func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingD
 		futures = append(futures, f)
 	}
 	settled = true
-	pending <- pendingDelivery{futures: futures, done: w.done}
+	pending <- pendingDelivery{futures: futures, msgs: msgs, done: w.done}
+}
+
+// templateSubjectPrefix starts the subjects of template events.
+const templateSubjectPrefix = "events." + string(event.KindLogTemplate) + "."
+
+// retryTemplateEvents keeps the template events among the outputs of a raw
+// log that failed for the next flush (at most MaxSeries are kept; beyond,
+// they are dropped and counted).
+func (l *Logminer) retryTemplateEvents(msgs []bus.Message) {
+	l.retryMu.Lock()
+	defer l.retryMu.Unlock()
+	for _, m := range msgs {
+		if !strings.HasPrefix(m.Subject, templateSubjectPrefix) {
+			continue
+		}
+		if len(l.retry) >= l.cfg.MaxSeries {
+			l.metrics.templateEventsDropped.Add(1)
+			continue
+		}
+		// The publisher may still own m's header; the flush clones it.
+		l.retry = append(l.retry, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+	}
 }
 
 // process turns one raw log into the messages to publish, with s's buffers.
@@ -470,7 +501,8 @@ func (l *Logminer) saveLoop(ctx context.Context) {
 
 // Flush closes the count interval that ends at end: it publishes one
 // log_template_count sample per counted series and an anomaly per error
-// burst, and waits for their acks. Samples that could not be published are
+// burst, and the template events of raw logs that failed, and waits for
+// their acks. Samples that could not be published are
 // kept (bounded by MaxSeries) and sent first by the next Flush.
 func (l *Logminer) Flush(ctx context.Context, end time.Time) error {
 	samples, bursts := l.counts.flush()
@@ -493,9 +525,13 @@ func (l *Logminer) Flush(ctx context.Context, end time.Time) error {
 		l.metrics.bursts.Add(1)
 		l.log.Warn().Str("service", b.Service).Str("template_id", b.ID.String()).Uint64("errors", b.Errors).Float64("expected", b.Expected).Msg("error burst")
 	}
+	l.retryMu.Lock()
+	retry := l.retry
+	l.retry = nil
+	l.retryMu.Unlock()
 	l.unsentMu.Lock()
 	defer l.unsentMu.Unlock()
-	msgs = append(l.unsent, msgs...)
+	msgs = append(append(l.unsent, retry...), msgs...)
 	l.unsent = nil
 	const chunk = 1000
 	for start := 0; start < len(msgs); start += chunk {
@@ -624,6 +660,7 @@ func (l *Logminer) Stats() bus.Stats { return l.consumer.Stats() }
 type metrics struct {
 	lines, unmatchedFormat, rejected, newTemplates, merges atomic.Uint64
 	samples, samplesDropped, bursts, publishFailures       atomic.Uint64
+	templateEventsDropped                                  atomic.Uint64
 	stateSaves, stateSaveFailures, stateLoadFailures       atomic.Uint64
 	stateBytes                                             atomic.Int64
 }

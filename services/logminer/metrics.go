@@ -26,6 +26,7 @@ var (
 	descSamples         = desc("samples_published_total", "log_template_count samples published.")
 	descSamplesDropped  = desc("samples_dropped_total", "Samples dropped after failed publishes beyond max_series.")
 	descBursts          = desc("error_bursts_total", "Error bursts flagged.")
+	descTplEvtDropped   = desc("template_events_dropped_total", "Template events of failed raw logs not kept for a retry because max_series were waiting already.")
 	descPublishFailures = desc("publish_failures_total", "Publishes that failed (the raw log is redelivered).")
 	descStateSaves      = desc("state_saves_total", "States saved to the object store.")
 	descStateSaveFails  = desc("state_save_failures_total", "State saves that failed.")
@@ -35,7 +36,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descRejected, descNewTemplates, descMerges, descTemplates, descEvicted,
-		descSeries, descSeriesDropped, descSamples, descSamplesDropped, descBursts, descPublishFailures,
+		descSeries, descSeriesDropped, descSamples, descSamplesDropped, descBursts, descTplEvtDropped, descPublishFailures,
 		descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes} {
 		ch <- d
 	}
@@ -64,6 +65,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSamples, m.samples.Load())
 	counter(descSamplesDropped, m.samplesDropped.Load())
 	counter(descBursts, m.bursts.Load())
+	counter(descTplEvtDropped, m.templateEventsDropped.Load())
 	counter(descPublishFailures, m.publishFailures.Load())
 	counter(descStateSaves, m.stateSaves.Load())
 	counter(descStateSaveFails, m.stateSaveFailures.Load())

@@ -74,7 +74,9 @@ type Result struct {
 	Detector Kind
 	// Expected value of Scored and the band [Lower, Upper] outside which the
 	// winning detector scores at least Config.Threshold (for the CUSUMs and
-	// the forecast: the EWMA band). Zero when HasBaseline is false.
+	// the forecast: the EWMA band; for a level shift held by the regime
+	// after a CUSUM alarm, the baseline frozen at the alarm ± 4 of its
+	// scales). Zero when HasBaseline is false.
 	Expected, Lower, Upper float64
 	// Deviation is Scored - Expected; Sigmas is Deviation in units of the
 	// winning detector's scale.
@@ -307,6 +309,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	zS := (x - predS - s) / sdS
 	zH := (xd - predH) / sdH
 
+	regimeRaised := false // the regime, not the CUSUM, set the level-shift score
 	if warm {
 		r.HasBaseline = true
 		r.Scores[KindRobustZ] = saturate(math.Abs(zR), cfg.ZThreshold)
@@ -331,7 +334,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			if d.season == nil {
 				ref, sc = med, math.Max(scaleR, sdE)
 			}
-			d.regime(&r, xd, ref, sc, !wasShift && math.Max(d.cuPos, d.cuNeg) >= h)
+			regimeRaised = d.regime(&r, xd, ref, sc, !wasShift && math.Max(d.cuPos, d.cuNeg) >= h)
 		}
 		if d.season != nil && ns-d.firstT >= 2*d.p.periodNs {
 			r.Scores[KindSeasonal] = saturate(math.Abs(zS), cfg.ZThreshold)
@@ -479,16 +482,21 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Detector = best
 	r.Anomaly = r.Score >= cfg.Threshold
 
-	expected, scale, z := d.mean, sdE, zE
+	expected, scale, z, bandZ := d.mean, sdE, zE, cfg.ZThreshold
 	switch best {
 	case KindNone, KindRobustZ:
 		expected, scale, z = med, scaleR, zR
 	case KindSeasonal:
 		expected, scale, z = predS, sdS, zS
+	case KindLevelShift:
+		if regimeRaised { // explain against the frozen baseline it was judged by
+			expected, scale, bandZ = float64(d.regRef), float64(d.regSd), regimeZ
+			z = (xd - expected) / scale
+		}
 	}
 	r.Expected = expected + s
-	r.Lower = r.Expected - cfg.ZThreshold*scale
-	r.Upper = r.Expected + cfg.ZThreshold*scale
+	r.Lower = r.Expected - bandZ*scale
+	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
 	return r
@@ -542,15 +550,16 @@ const (
 
 // regime updates the regime state with the deseasonalised value xd and
 // raises r's level-shift score while the series stays away from the frozen
-// baseline. ref and scale are the baseline and scale to freeze if onset,
-// which says the level-shift CUSUM has just crossed its limit.
-func (d *Detector) regime(r *Result, xd, ref, scale float64, onset bool) {
+// baseline; it reports whether it raised it. ref and scale are the baseline
+// and scale to freeze if onset, which says the level-shift CUSUM has just
+// crossed its limit.
+func (d *Detector) regime(r *Result, xd, ref, scale float64, onset bool) (raised bool) {
 	if d.regN > 0 {
 		z := math.Abs(xd-float64(d.regRef)) / float64(d.regSd)
 		if z >= regimeZ {
 			d.regIn = 0
 			if sc := saturate(z, regimeZ); sc > r.Scores[KindLevelShift] {
-				r.Scores[KindLevelShift] = sc
+				r.Scores[KindLevelShift], raised = sc, true
 			}
 		} else {
 			d.regIn++
@@ -572,4 +581,5 @@ func (d *Detector) regime(r *Result, xd, ref, scale float64, onset bool) {
 		scale = math.Max(scale, 0x1p-20*math.Abs(ref))
 		d.regSd = float32(clamp(scale, math.SmallestNonzeroFloat32, math.MaxFloat32))
 	}
+	return raised
 }

@@ -140,3 +140,26 @@ func TestRegimeStateRoundTrip(t *testing.T) {
 		t.Errorf("regime with scale 0: %v", err)
 	}
 }
+
+// TestRegimeExplainsAgainstFrozenBaseline: deep in an excursion, when the
+// regime holds the alarm, the result's band is the pre-step baseline, so
+// the value lies outside the band it is reported against.
+func TestRegimeExplainsAgainstFrozenBaseline(t *testing.T) {
+	v := excursion(3, 800, 400, 700, 8)
+	d := mustDetector(t, Config{})
+	held := 0
+	for i, x := range v {
+		r := d.Observe(at(i, 30*time.Second), x)
+		if i < 500 || i >= 700 || !r.Anomaly || r.Detector != KindLevelShift {
+			continue
+		}
+		held++
+		if math.Abs(r.Expected-100) > 1 || !(r.Scored > r.Upper) || r.Sigmas < regimeZ {
+			t.Fatalf("point %d: value %.2f reported against expected %.2f band [%.2f, %.2f] at %.1f scales; want the pre-step baseline near 100",
+				i, r.Scored, r.Expected, r.Lower, r.Upper, r.Sigmas)
+		}
+	}
+	if held < 150 {
+		t.Errorf("the regime held %d of the 200 points from 100 into the excursion, want ≥ 150", held)
+	}
+}

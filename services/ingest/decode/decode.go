@@ -224,8 +224,6 @@ func (c *problems) addInvalid(item int, err error, rename func(field string) str
 	}
 }
 
-func (c *problems) empty() bool { return c.total == 0 }
-
 func (c *problems) err() error {
 	if c.total == 0 {
 		return nil

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -73,29 +75,159 @@ type envelopeJSON Envelope
 
 // MarshalJSON writes the known fields, then the Extra ones in key order.
 func (e Envelope) MarshalJSON() ([]byte, error) {
-	known, err := json.Marshal(envelopeJSON(e))
-	if err != nil || len(e.Extra) == 0 {
-		return known, err
+	return e.AppendJSON(make([]byte, 0, 384+len(e.Body)))
+}
+
+// AppendJSON appends the envelope's JSON to b: the known fields in struct
+// order (empty optional ones left out), then the Extra ones in key order.
+// It is written by hand because every stage re-encodes what it publishes
+// and encoding/json re-validated and compacted the body each time (a fifth
+// of the logminer's CPU). The body and the Extra values are copied as they
+// are: they come from a decoder or from New, which only hold valid JSON; a
+// body that is not an object is an error.
+func (e *Envelope) AppendJSON(b []byte) ([]byte, error) {
+	body := bytes.TrimSpace(e.Body)
+	if len(body) > 0 && body[0] != '{' {
+		return nil, fmt.Errorf("event %s: body is not a JSON object", e.ID)
 	}
-	keys := make([]string, 0, len(e.Extra))
-	for k := range e.Extra {
-		if _, isKnown := knownFields[k]; !isKnown {
-			keys = append(keys, k)
+	b = append(b, `{"schema_version":`...)
+	b = strconv.AppendInt(b, int64(e.SchemaVersion), 10)
+	b = appendStringField(b, "id", e.ID)
+	b = appendStringField(b, "kind", string(e.Kind))
+	b = appendTimeField(b, "time", e.Time)
+	b = appendTimeField(b, "observed_time", e.ObservedTime)
+	if e.Source != "" {
+		b = appendStringField(b, "source", e.Source)
+	}
+	b = appendStringField(b, "service", e.Service)
+	if len(e.Resource) > 0 {
+		b = appendMapField(b, "resource", e.Resource)
+	}
+	if len(e.Labels) > 0 {
+		b = appendMapField(b, "labels", e.Labels)
+	}
+	if e.Severity != "" {
+		b = appendStringField(b, "severity", string(e.Severity))
+	}
+	b = appendStringField(b, "fingerprint", e.Fingerprint)
+	if len(e.Links) > 0 {
+		b = append(b, `,"links":[`...)
+		for i, l := range e.Links {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, l)
+		}
+		b = append(b, ']')
+	}
+	if len(body) > 0 {
+		b = append(b, `,"body":`...)
+		b = append(b, body...)
+	}
+	if len(e.Extra) > 0 {
+		keys := make([]string, 0, len(e.Extra))
+		for k := range e.Extra {
+			if _, isKnown := knownFields[k]; !isKnown {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = append(b, ',')
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = append(b, bytes.TrimSpace(e.Extra[k])...)
 		}
 	}
-	slices.Sort(keys)
-	var buf bytes.Buffer
-	buf.Grow(len(known) + 64*len(keys))
-	buf.Write(known[:len(known)-1]) // drop the closing brace
-	for _, k := range keys {
-		name, _ := json.Marshal(k)
-		buf.WriteByte(',')
-		buf.Write(name)
-		buf.WriteByte(':')
-		buf.Write(e.Extra[k])
+	return append(b, '}'), nil
+}
+
+func appendStringField(b []byte, name, v string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+func appendTimeField(b []byte, name string, t time.Time) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendMapField writes the map with its keys sorted, as encoding/json does.
+func appendMapField(b []byte, name string, m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	slices.Sort(keys)
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendString writes s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped (as encoding/json does, for JavaScript consumers).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // knownFields maps each JSON name to a decoder into the envelope. A field of

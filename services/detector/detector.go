@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -484,7 +483,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 	a.Fingerprint = "" // recomputed over the series' labels
 	a.ObservedTime = s.now()
 	a.Normalize(a.ObservedTime)
-	data, err := json.Marshal(a)
+	data, err := a.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("detector: encode anomaly for event %s: %w", e.ID, err))
 	}

@@ -1,4 +1,4 @@
-# aiops: make deps | build | test | lint | bench | run | demo
+# aiops: make deps | build | test | unit | lint | bench | run
 # Every target works on a fresh Debian machine: test and run install what
 # they need first (scripts/deps.sh is idempotent and quick when done).
 
@@ -8,7 +8,7 @@ PKGS     := ./pkg/... $(addprefix ./services/,$(addsuffix /...,$(SERVICES)))
 BENCH    ?= .
 BENCHTIME ?= 1s
 
-.PHONY: deps build test unit lint bench run demo clean tidy
+.PHONY: deps build test unit lint bench run clean tidy
 
 deps:
 	scripts/deps.sh
@@ -46,9 +46,6 @@ bench: deps
 
 run: deps build
 	scripts/run.sh
-
-demo: deps build
-	bin/aiops demo
 
 tidy:
 	@for d in pkg $(addprefix services/,$(SERVICES)); do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done

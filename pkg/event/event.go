@@ -120,7 +120,7 @@ type Envelope struct {
 func New(k Kind, service string, t time.Time, body any) (*Envelope, error) {
 	e := &Envelope{Kind: k, Service: service, Time: t}
 	if body != nil {
-		raw, err := json.Marshal(body)
+		raw, err := MarshalBody(body)
 		if err != nil {
 			return nil, err
 		}

@@ -390,3 +390,13 @@ func TestBrokenJSONNamesTheProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestMarshalBodyKeepsTemplates(t *testing.T) {
+	raw, err := MarshalBody(LogBody{Message: "a < b && c > d", Template: "user <*> logged in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(raw) != `{"message":"a < b && c > d","template":"user <*> logged in"}` {
+		t.Fatalf("MarshalBody = %s", raw)
+	}
+}

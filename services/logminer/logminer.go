@@ -392,7 +392,7 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 	}
 	out.Fingerprint = event.Fingerprint(out.Kind, out.Service, out.Labels, out.Resource)
 	body.TemplateID, body.Template, body.Params = id, r.Template, r.Params
-	if out.Body, err = json.Marshal(body); err != nil {
+	if out.Body, err = event.MarshalBody(body); err != nil {
 		return nil, errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
 	msgs := make([]bus.Message, 0, 2)
@@ -456,7 +456,7 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 	}
 	e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, nil)
 	var err error
-	if e.Body, err = json.Marshal(body); err != nil {
+	if e.Body, err = event.MarshalBody(body); err != nil {
 		return bus.Message{}, errs.Permanentf("logminer: encoding the template event: %v", err)
 	}
 	data, err := e.MarshalJSON()
@@ -622,7 +622,7 @@ func (l *Logminer) burstMessage(b burst, end, now time.Time) (bus.Message, error
 
 func (l *Logminer) message(e *event.Envelope, body any) (bus.Message, error) {
 	var err error
-	if e.Body, err = json.Marshal(body); err != nil {
+	if e.Body, err = event.MarshalBody(body); err != nil {
 		return bus.Message{}, errs.Permanentf("logminer: encoding %s body: %v", e.Kind, err)
 	}
 	if err := e.Validate(); err != nil {

@@ -129,7 +129,7 @@ func alertEvent(i int, raw json.RawMessage, now time.Time, c *problems) *event.E
 		Severity:    sev,
 		Fingerprint: a.Fingerprint,
 	}
-	e.Body, _ = json.Marshal(event.AlertBody{
+	e.Body, _ = event.MarshalBody(event.AlertBody{
 		Name:         name,
 		Status:       a.Status,
 		StartsAt:     startsAt,

@@ -101,7 +101,7 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Enve
 		Service: ch.Service,
 		Labels:  ch.Labels,
 	}
-	e.Body, _ = json.Marshal(event.ChangeBody{
+	e.Body, _ = event.MarshalBody(event.ChangeBody{
 		Type:        ch.Type,
 		Version:     ch.Version,
 		Author:      ch.Author,

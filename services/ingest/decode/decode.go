@@ -372,6 +372,6 @@ func clip(s string) string {
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func metricBody(name string, value *float64, typ, unit string) []byte {
-	b, _ := json.Marshal(event.MetricBody{Name: name, Value: value, Type: typ, Unit: unit})
+	b, _ := event.MarshalBody(event.MetricBody{Name: name, Value: value, Type: typ, Unit: unit})
 	return b
 }

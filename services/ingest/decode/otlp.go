@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"strconv"
@@ -135,7 +134,7 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 	if id := lr.SpanID(); !id.IsEmpty() {
 		b.SpanID = id.String()
 	}
-	e.Body, _ = json.Marshal(b)
+	e.Body, _ = event.MarshalBody(b)
 	return e
 }
 

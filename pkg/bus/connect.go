@@ -187,6 +187,10 @@ func (c Config) options() ([]nats.Option, error) {
 		// for events that are later stored anyway, and a producer's retry
 		// stores them twice when they carry no id of their own.
 		nats.ReconnectBufSize(-1),
+		// A write to a dead peer holds the connection's lock, and every
+		// publisher waits behind it; the default bound is a minute, far
+		// longer than any request that publishes should wait.
+		nats.FlusherTimeout(10*time.Second),
 	}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))

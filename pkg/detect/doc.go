@@ -27,6 +27,17 @@
 //     Period, indexed by time so that gaps keep the phase and linearly
 //     interpolated; it scores only after two periods of data, and all other
 //     detectors see the value minus the profile;
+//   - trend: a two-sided CUSUM (drift 2, limit 20) of the t statistic of
+//     the least-squares slope of the rolling window (values clipped to the
+//     median ± 3 scales) against the slow seasonal baseline's slope,
+//     counted only while the window's fitted line ends 3 slow scales or
+//     more from that baseline on the side it points to, so that the wander
+//     of an autocorrelated series (significant 32-point slopes that revert)
+//     is not a trend. It runs once the seasonal profile is learnt (two
+//     periods) and needs a full window after a gap; with the seasonal
+//     baseline disabled it is off. It finds steep ramps (0.15σ per point)
+//     within three hours, not gentle ones (0.05 to 0.1σ per point), and
+//     also the 4-5σ steps the level-shift CUSUM misses;
 //   - forecast: a robust (Huber-clipped) Holt linear trend extrapolated to
 //     ForecastConfig.Threshold ("disk full in about 9 hours").
 //
@@ -51,7 +62,8 @@
 //   - Timestamp equal to the last accepted one: FlagDuplicate, score 0,
 //     state unchanged (the first value wins).
 //   - Gap longer than GapFactor × the typical interval: FlagGap; the CUSUMs
-//     restart because their evidence is stale; the seasonal phase is kept
+//     restart because their evidence is stale (the trend test also waits
+//     for a window of values after the gap); the seasonal phase is kept
 //     because buckets are indexed by time.
 //   - Counter (Config.Counter): the detectors see the per-second rate; the
 //     first observation only primes it (FlagWarmUp); a decrease is a reset

@@ -12,11 +12,17 @@ import (
 // stateVersion is the first byte after the magic of a snapshot. Bump it
 // when the layout changes; UnmarshalBinary rejects versions it does not know.
 // Version 2 appends the regime after a level shift; a version 1 snapshot
-// (without it) restores with no regime running.
-const stateVersion = 2
+// (without it) restores with no regime running. Version 3 appends the
+// trend CUSUM and the window's count of values since the last gap; a
+// version 1 or 2 snapshot restores with the CUSUM at 0 and its window
+// taken as gap-free.
+const stateVersion = 3
 
 // regimeBytes is the size of the regime fields version 2 appends.
 const regimeBytes = 4 + 4 + 2 + 1
+
+// trendBytes is the size of the trend fields version 3 appends.
+const trendBytes = 4 + 1
 
 var stateMagic = [2]byte{'d', 't'}
 
@@ -41,7 +47,7 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 }
 
 func (d *Detector) stateSize() int {
-	return d.stateSizeV1() + regimeBytes
+	return d.stateSizeV1() + regimeBytes + trendBytes
 }
 
 func (d *Detector) stateSizeV1() int {
@@ -78,6 +84,8 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.regSd))
 	b = binary.LittleEndian.AppendUint16(b, d.regN)
 	b = append(b, d.regIn)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.win.slopeCu))
+	b = append(b, d.win.fresh)
 	return b, nil
 }
 
@@ -92,15 +100,18 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		return errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
 	}
 	version := data[2]
-	if version != 1 && version != stateVersion {
-		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 and %d", ErrStateVersion, version, stateVersion))
+	if version < 1 || version > stateVersion {
+		return errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrStateVersion, version, stateVersion))
 	}
 	if fp := binary.LittleEndian.Uint32(data[3:]); fp != d.p.fingerprint {
 		return errs.Permanent(fmt.Errorf("%w: fingerprint %08x, profile %08x", ErrStateMismatch, fp, d.p.fingerprint))
 	}
 	want := d.stateSize()
-	if version == 1 {
+	switch version {
+	case 1:
 		want = d.stateSizeV1()
+	case 2:
+		want = d.stateSizeV1() + regimeBytes
 	}
 	if len(data) != want {
 		return corrupt("%d bytes, want %d for version %d", len(data), want, version)
@@ -174,6 +185,18 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		if nd.regN > 0 && (!finite(float64(nd.regRef)) || !(nd.regSd > 0) || math.IsInf(float64(nd.regSd), 0) || nd.regIn >= regimeRelease) {
 			return corrupt("regime baseline %v scale %v inside %d", nd.regRef, nd.regSd, nd.regIn)
 		}
+	}
+	nd.win.fresh = nd.win.n // before version 3: taken as gap-free
+	if version >= 3 {
+		p = p[regimeBytes:]
+		cu := math.Float32frombits(binary.LittleEndian.Uint32(p))
+		if !(math.Abs(float64(cu)) <= 2*trendLimit) { // also NaN
+			return corrupt("trend CUSUM %v", cu)
+		}
+		if int(p[4]) > len(nd.win.vals) {
+			return corrupt("%d values since the last gap, window of %d", p[4], len(nd.win.vals))
+		}
+		nd.win.slopeCu, nd.win.fresh = cu, p[4]
 	}
 	*d = nd
 	return nil

@@ -1,5 +1,7 @@
 package detect
 
+import "math"
+
 // window is a fixed-size rolling window that keeps its values sorted through
 // a permutation of ring slots: one byte per value on top of the values, and
 // O(window) work per insert with no allocation. For the small windows used
@@ -11,7 +13,17 @@ type window struct {
 	perm []uint8   // slots of vals, in ascending order of value
 	head uint8     // next slot to write
 	n    uint8     // values held, ≤ len(vals)
+	// fresh counts the values pushed since the series last broke (a gap),
+	// saturating at len(vals); slope needs a full window of them
+	fresh uint8
+	// slopeCu is the detector's trend CUSUM (Detector.trend), signed by
+	// its side. It lives here because it fits this struct's padding, which
+	// keeps the Detector in its 224-byte allocation size class.
+	slopeCu float32
 }
+
+// breakSlope forgets the slope evidence: the series broke (a gap).
+func (w *window) breakSlope() { w.fresh, w.slopeCu = 0, 0 }
 
 func newWindow(size int) window {
 	return window{vals: make([]float64, size), perm: make([]uint8, 0, size)}
@@ -34,6 +46,9 @@ func (w *window) push(x float64) {
 		w.n++
 	}
 	w.vals[slot] = x
+	if int(w.fresh) < size {
+		w.fresh++
+	}
 	// binary search for the first value greater than x
 	lo, hi := 0, len(w.perm)
 	for lo < hi {
@@ -120,4 +135,40 @@ func (w *window) meanAD(m float64) float64 {
 		s += d
 	}
 	return s / float64(len(w.perm))
+}
+
+// slope fits a least-squares line to the window in arrival order, each
+// value first clipped to med ± 3 scale so that a spike moves it a bounded
+// step. It returns the slope per value, its standard error from the
+// residuals (as if they were white), and the line's value at the newest
+// point; ok is false until the window holds len(vals) values pushed since
+// the last breakSlope.
+func (w *window) slope(med, scale float64) (slope, se, end float64, ok bool) {
+	size := len(w.vals)
+	n := int(w.n)
+	if n < size || int(w.fresh) < size || n < 3 {
+		return 0, 0, 0, false
+	}
+	// one pass over the values centred on the median (so the sum of
+	// squares does not cancel on large values): residual sum of squares
+	// = Σ(y-ȳ)² - slope²·Σ(i-c)²
+	lo, hi := -3*scale, 3*scale
+	c := float64(n-1) / 2
+	var sy, syy, sxy float64
+	slot := int(w.head) // the oldest value when full
+	for i := 0; i < n; i++ {
+		y := clamp(w.vals[slot]-med, lo, hi)
+		sy += y
+		syy += y * y
+		sxy += (float64(i) - c) * y
+		if slot++; slot == size {
+			slot = 0
+		}
+	}
+	fn := float64(n)
+	sxx := fn * (fn*fn - 1) / 12
+	mean := sy / fn
+	slope = sxy / sxx
+	rss := math.Max(syy-fn*mean*mean-slope*slope*sxx, 0)
+	return slope, math.Sqrt(rss / (fn - 2) / sxx), med + mean + slope*c, true
 }

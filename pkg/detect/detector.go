@@ -262,6 +262,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		if d.dt > 0 && dtSec > cfg.GapFactor*d.dt {
 			r.Flags |= FlagGap
 			d.cuPos, d.cuNeg, d.cuVa = 0, 0, 0
+			d.regN, d.regIn = 0, 0
 			d.win.breakSlope() // a slope across a gap is no slope
 		}
 		if d.dt == 0 {
@@ -543,7 +544,10 @@ func (d *Detector) forecast() Forecast {
 // has not followed the step yet, and holds the series' wander), and keeps
 // the level-shift score raised while the series stays regimeZ scales away
 // from it. It ends after regimeRelease points in a row back inside, or
-// after regimeMaxDuration, when a lasting change is the new normal.
+// after regimeMaxDuration, when a lasting change is the new normal, or at
+// a gap (Observe), whose stale evidence restarts the CUSUMs too: on data
+// sampled every second, 3 hours outlast a lasting shift's label, and each
+// hole in the data split the held alarm into a new false episode.
 // Chosen on the synthetic suites (largest summed event and point F1 over
 // white and AR(0.6) noise; QUALITY.md): z 4 over 5 and 6, release 5 over 10
 // and 20 points; 3 hours is the only maximum of 3, 6 and 12 that raised

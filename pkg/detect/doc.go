@@ -17,7 +17,8 @@
 //     single spike is not a shift). Its alarm starts a regime: the slow
 //     seasonal baseline and its scale are frozen, and the level-shift score
 //     stays raised while the value is 4 scales or more away from them, until
-//     5 points in a row are back inside or 3 hours have passed, so that an
+//     5 points in a row are back inside, 3 hours have passed or a gap
+//     comes, so that an
 //     excursion stays flagged for as long as it lasts while a lasting
 //     change becomes the new normal;
 //   - variance: a CUSUM of the log-likelihood ratio of a doubled standard
@@ -62,8 +63,9 @@
 //   - Timestamp equal to the last accepted one: FlagDuplicate, score 0,
 //     state unchanged (the first value wins).
 //   - Gap longer than GapFactor × the typical interval: FlagGap; the CUSUMs
-//     restart because their evidence is stale (the trend test also waits
-//     for a window of values after the gap); the seasonal phase is kept
+//     restart because their evidence is stale, a regime ends (its frozen
+//     baseline is as stale), and the trend test waits for a window of
+//     values after the gap; the seasonal phase is kept
 //     because buckets are indexed by time.
 //   - Counter (Config.Counter): the detectors see the per-second rate; the
 //     first observation only primes it (FlagWarmUp); a decrease is a reset

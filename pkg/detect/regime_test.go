@@ -163,3 +163,32 @@ func TestRegimeExplainsAgainstFrozenBaseline(t *testing.T) {
 		t.Errorf("the regime held %d of the 200 points from 100 into the excursion, want ≥ 150", held)
 	}
 }
+
+// TestGapEndsRegime: a gap ends a regime as it restarts the CUSUMs, since
+// the frozen baseline is as stale as their evidence: a lasting shift with
+// holes in it (every hole used to start a new alarm episode, the regime
+// still holding the shift) is flagged again only if the CUSUM finds it
+// anew.
+func TestGapEndsRegime(t *testing.T) {
+	v := excursion(2, 900, 400, 900, 8)
+	d := mustDetector(t, Config{})
+	for i := 0; i < 500; i++ {
+		d.Observe(at(i, 30*time.Second), v[i])
+	}
+	if d.regN == 0 {
+		t.Fatal("no regime running 100 points into an 8σ shift")
+	}
+	// 20 minutes without data: a gap at 10 × the 30 s interval
+	for i := 540; i < len(v); i++ {
+		r := d.Observe(at(i, 30*time.Second), v[i])
+		if i == 540 && r.Flags&FlagGap == 0 {
+			t.Fatal("20 minutes not flagged as a gap")
+		}
+		if i == 540 && d.regN != 0 {
+			t.Fatalf("regime still running (%d points) after the gap", d.regN)
+		}
+		if r.Anomaly {
+			t.Fatalf("point %d, %d after the gap: flagged by %v (score %.2f) though the shift was learnt before it", i, i-540, r.Detector, r.Score)
+		}
+	}
+}

@@ -505,6 +505,8 @@ func window(cfg detect.Config, k detect.Kind) string {
 		return fmt.Sprintf("seasonal profile of %v in %d buckets", cfg.Seasonal.Period, cfg.Seasonal.Buckets)
 	case detect.KindForecast:
 		return "trend extrapolated over " + cfg.Forecast.Horizon.String()
+	case detect.KindTrend:
+		return "least-squares slope of the last " + strconv.Itoa(cfg.Window) + " samples against the seasonal baseline's slope (CUSUM)"
 	}
 	return ""
 }

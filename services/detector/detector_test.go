@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -346,5 +347,16 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := newService(Config{Pipeline: "/nonexistent/pipeline.yaml"}, zerolog.Nop()); err == nil {
 		t.Error("a missing pipeline file was accepted")
+	}
+}
+
+// Every detector kind explains its window in an anomaly event; a kind added
+// to pkg/detect without one would publish anomalies with an empty window.
+func TestEveryKindHasAWindow(t *testing.T) {
+	cfg := detect.DefaultConfig()
+	for k := detect.Kind(1); k < detect.NumKinds; k++ {
+		if window(cfg, k) == "" {
+			t.Errorf("no window text for detector kind %s", k)
+		}
 	}
 }

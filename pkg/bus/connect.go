@@ -190,7 +190,7 @@ func (c Config) options() ([]nats.Option, error) {
 		// A write to a dead peer holds the connection's lock, and every
 		// publisher waits behind it; the default bound is a minute, far
 		// longer than any request that publishes should wait.
-		nats.FlusherTimeout(10*time.Second),
+		nats.FlusherTimeout(10 * time.Second),
 	}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))

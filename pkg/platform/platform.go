@@ -197,7 +197,7 @@ func Open(ctx context.Context, name string, cfg Config, opts ...Option) (*Platfo
 		p.Store, err = store.Open(ctx, cfg.Store, log)
 		if err != nil {
 			p.Close()
-			return nil, fmt.Errorf("store: %w", err)
+			return nil, err // says "store: ..." itself
 		}
 		applied, err := p.Store.Migrate(ctx, store.Schema)
 		if err != nil {

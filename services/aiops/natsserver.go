@@ -108,6 +108,14 @@ func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, er
 	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats.store_dir: %w", err)
 	}
+	// nats-server only logs a failed bind (and logging is off here), then
+	// never becomes ready: try the address first so "address already in
+	// use" (another NATS on 4222, say) is said at once.
+	probe, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen: %w", err)
+	}
+	probe.Close()
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)

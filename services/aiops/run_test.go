@@ -22,6 +22,30 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// waitReady waits until the admin server says the pipeline is ready (it
+// starts after every component was built), or returns why it is not.
+func waitReady(adminAddr string, finished <-chan error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-finished:
+			return fmt.Errorf("aiops run exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("aiops run not ready after 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,45 +63,39 @@ func TestRunPipeline(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	dsn := testenv.ClickHouse(t)
-	natsAddr, adminAddr, ingestAddr := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan error, 1)
-	go func() {
-		finished <- runPipeline(ctx, []string{
-			"-set", "nats.listen=" + natsAddr,
-			"-set", "nats.store_dir=" + dir + "/nats",
-			"-set", "nats.generate_token_file=" + dir + "/nats-token",
-			"-set", "ingest.listen=" + ingestAddr,
-			"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
-			"-set", "store.dsn=" + dsn,
-			"-set", "admin.listen=" + adminAddr,
-			"-set", "writer.max_age=100ms",
-			"-set", "logminer.state.save_every=1s",
-			"-set", "log.level=warn",
-		})
-	}()
-
-	// Ready when the admin server says so: it starts after every component
-	// was built.
-	log := zerolog.Nop()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
+	var natsAddr, adminAddr, ingestAddr string
+	var finished chan error
+	// The ports are picked free and then handed over, so a test binary
+	// running beside this one may take one in between: start again on new
+	// ports when a bind fails.
+	for attempt := 1; ; attempt++ {
+		natsAddr, adminAddr, ingestAddr = freePort(t), freePort(t), freePort(t)
+		finished = make(chan error, 1)
+		go func(finished chan error) {
+			finished <- runPipeline(ctx, []string{
+				"-set", "nats.listen=" + natsAddr,
+				"-set", "nats.store_dir=" + dir + "/nats",
+				"-set", "nats.generate_token_file=" + dir + "/nats-token",
+				"-set", "ingest.listen=" + ingestAddr,
+				"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
+				"-set", "store.dsn=" + dsn,
+				"-set", "admin.listen=" + adminAddr,
+				"-set", "writer.max_age=100ms",
+				"-set", "logminer.state.save_every=1s",
+				"-set", "log.level=warn",
+			})
+		}(finished)
+		err := waitReady(adminAddr, finished)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+			break
 		}
-		select {
-		case err := <-finished:
-			t.Fatalf("aiops run exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aiops run not ready after 30s: %v", err)
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
 		}
 	}
+	log := zerolog.Nop()
 	_, js, err := bus.Connect(ctx, bus.Config{URLs: []string{"nats://" + natsAddr}, TokenFile: dir + "/nats-token", MaxReconnects: 1}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -183,7 +183,7 @@ func Open(ctx context.Context, name string, cfg Config, opts ...Option) (*Platfo
 	}
 	p.Conn, p.JS, err = bus.Connect(ctx, cfg.Bus, log)
 	if err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		return nil, err // says "bus: ..." itself
 	}
 	if err := bus.EnsureTopology(ctx, p.JS, bus.DefaultStreams(cfg.Streams.options()...)); err != nil {
 		p.Close()

@@ -52,6 +52,9 @@ func (c ServerConfig) Validate() error {
 	if c.AllowAnonymous && !loopback(c.listen()) {
 		return fmt.Errorf("ingest.allow_anonymous: refused on %q, which other machines can reach; configure tokens", c.listen())
 	}
+	if len(c.Tokens) == 0 && c.TokensFile == "" && c.GenerateTokenFile == "" && !c.AllowAnonymous {
+		return errors.New("ingest: no bearer tokens, so every request would be refused: set ingest.tokens_file (one token per line) or AIOPS_INGEST__TOKENS='[token1, token2]'")
+	}
 	cfg := c.Config
 	if c.TokensFile != "" || c.GenerateTokenFile != "" {
 		// The tokens arrive at start; check everything else now.

@@ -36,7 +36,12 @@
 //     of an autocorrelated series (significant 32-point slopes that revert)
 //     is not a trend. It runs once the seasonal profile is learnt (two
 //     periods) and needs a full window after a gap; with the seasonal
-//     baseline disabled it is off. It finds steep ramps (0.15σ per point)
+//     baseline disabled it is off. On a series sampled so fast that the
+//     window spans under 1 % of the period (one point a second against a
+//     day), where a season is no slope over the window, it also runs
+//     during the first period, against a slow baseline that is then an
+//     EWMA of 300 observations with a scale of 50 (the regime after a
+//     level shift freezes that baseline too). It finds steep ramps (0.15σ per point)
 //     within three hours, not gentle ones (0.05 to 0.1σ per point), and
 //     also the 4-5σ steps the level-shift CUSUM misses;
 //   - forecast: a robust (Huber-clipped) Holt linear trend extrapolated to

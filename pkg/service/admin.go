@@ -53,7 +53,7 @@ func (c AdminConfig) Validate() error {
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		return fmt.Errorf("admin.listen: %q has an invalid port: %w", listen, err)
 	}
-	if c.Token == "" && c.TokenFile == "" && !isLoopbackHost(host) {
+	if c.Token == "" && c.TokenFile == "" && !IsLoopbackHost(host) {
 		return fmt.Errorf("admin.listen: %q: %w; set admin.token_file (or the admin token environment variable) to listen there",
 			listen, ErrInsecureListen)
 	}
@@ -83,7 +83,10 @@ func (c AdminConfig) ResolveToken() (string, error) {
 	return token, nil
 }
 
-func isLoopbackHost(host string) bool {
+// IsLoopbackHost reports whether host (an IP or "localhost") can only be
+// reached from this machine: the one test every listener uses to decide
+// whether it may go without a token.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

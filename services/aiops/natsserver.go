@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // EmbeddedNATSConfig configures the NATS server `aiops run` starts in its
@@ -49,18 +50,10 @@ func (c EmbeddedNATSConfig) Validate() error {
 	if err != nil {
 		return fmt.Errorf("nats.listen: %q is not host:port: %v", c.Listen, err)
 	}
-	if !isLoopback(host) && c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
+	if !service.IsLoopbackHost(host) && c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
 		return fmt.Errorf("nats.listen: %q is reachable from other machines; set nats.token_file or AIOPS_NATS__TOKEN, or listen on 127.0.0.1", c.Listen)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // token resolves the server's token: the environment, then the token file,

@@ -16,6 +16,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // ServerConfig is the HTTP listener around the Handler.
@@ -75,14 +76,7 @@ func (c ServerConfig) listen() string {
 
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && service.IsLoopbackHost(host)
 }
 
 // Server serves the ingest endpoints until its context ends.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -40,6 +41,17 @@ type Publisher struct {
 	js         jetstream.JetStream
 	inFlight   chan struct{}
 	ackTimeout time.Duration
+
+	// held maps each message that took a slot to nothing, so that a slot is
+	// freed exactly once. nats.go may both fail the publish call and call
+	// the error handler for the same message: when the connection starts
+	// reconnecting between registering the publish and writing it, every
+	// pending publish is failed by a status goroutine while the write
+	// itself fails too. Counting releases on the channel alone then took
+	// a second slot back, and with none left the publishing goroutine
+	// blocked forever (TestPublisherSlotsSurviveDisconnects).
+	mu   sync.Mutex
+	held map[*nats.Msg]struct{}
 }
 
 type publisherOptions struct {
@@ -83,16 +95,15 @@ func NewPublisher(js jetstream.JetStream, opts ...PublisherOption) (*Publisher, 
 			return nil, err
 		}
 	}
-	p := &Publisher{inFlight: make(chan struct{}, o.maxInFlight), ackTimeout: o.ackTimeout}
-	release := func() { <-p.inFlight }
+	p := &Publisher{inFlight: make(chan struct{}, o.maxInFlight), ackTimeout: o.ackTimeout, held: make(map[*nats.Msg]struct{})}
 	pjs, err := jetstream.New(js.Conn(),
 		jetstream.WithPublishAsyncMaxPending(o.maxInFlight),
 		jetstream.WithPublishAsyncTimeout(o.ackTimeout),
 		// Every publish that got a future ends in exactly one of these two
 		// callbacks (ack, error, timeout or disconnect), which frees its slot
 		// without a goroutine per message.
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { release() }),
-		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { release() }),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { p.release(m) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) { p.release(m) }),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("bus: publisher: %w", err)
@@ -137,13 +148,29 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (jetstream.PubAckFut
 		h = make(nats.Header, 1)
 	}
 	h[jetstream.MsgIDHeader] = []string{m.ID}
-	f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Header: h, Data: m.Data})
+	msg := &nats.Msg{Subject: m.Subject, Header: h, Data: m.Data}
+	p.mu.Lock()
+	p.held[msg] = struct{}{}
+	p.mu.Unlock()
+	f, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
-		// No future means no callback will free the slot.
-		<-p.inFlight
+		// Usually no callback will come for a publish without a future;
+		// release is idempotent for the case where one came anyway.
+		p.release(msg)
 		return nil, fmt.Errorf("bus: publish %s to %s: %w", m.ID, m.Subject, err)
 	}
 	return f, nil
+}
+
+// release frees the slot msg took, once, however many times it is called.
+func (p *Publisher) release(msg *nats.Msg) {
+	p.mu.Lock()
+	_, ok := p.held[msg]
+	delete(p.held, msg)
+	p.mu.Unlock()
+	if ok {
+		<-p.inFlight
+	}
 }
 
 // PublishAll publishes every message asynchronously and returns only after

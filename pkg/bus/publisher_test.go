@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 func TestPublishSameIDStoredOnce(t *testing.T) {
@@ -212,4 +215,86 @@ func TestPublishInFlightBound(t *testing.T) {
 	if err := p.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Publishers racing server restarts: every call returns by its context, and
+// once the server is back every slot is free again. nats.go can fail a
+// publish call and also call the error handler for the same message (the
+// reconnect status goroutine fails all pending publishes while the write
+// fails too); the publisher used to free two slots for it, and with one
+// message in flight the second release blocked the caller forever (an
+// ingest request that never got an answer in TestE2EBusOutage). Each
+// goroutine has its own publisher with one message in flight, so a
+// double release cannot be absorbed by another goroutine's slot.
+func TestPublisherSlotsSurviveDisconnects(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	ctx := testCtx(t)
+	nc, js, err := Connect(ctx, Config{URLs: []string{srv.URL()}, ReconnectWait: 20 * time.Millisecond}, testLog(t).Level(zerolog.ErrorLevel+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stream := fmt.Sprintf("SLOTS%d", uniq.Add(1))
+	if _, err := EnsureStream(ctx, js, jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	const publishers, restarts = 4, 40
+	ps := make([]*Publisher, publishers)
+	for i := range ps {
+		if ps[i], err = NewPublisher(js, WithAckTimeout(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	stop := make(chan struct{})
+	var calls, failed atomic.Int64
+	var wg sync.WaitGroup
+	for g, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				callCtx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				_, err := p.PublishAll(callCtx, []Message{{Subject: stream + ".x", ID: fmt.Sprintf("%d-%d", g, i), Data: []byte("x")}})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	for range restarts {
+		time.Sleep(30 * time.Millisecond)
+		srv.Shutdown()
+		time.Sleep(30 * time.Millisecond)
+		srv.Restart()
+	}
+	waitFor(t, "the connection to come back", nc.IsConnected)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("publishing goroutines still blocked 30s after the last restart, though each call has a 500ms context")
+	}
+	for i, p := range ps {
+		waitFor(t, fmt.Sprintf("every in-flight slot of publisher %d to be freed", i), func() bool { return p.InFlight() == 0 })
+	}
+	if failed.Load() == 0 {
+		t.Errorf("no publish failed in %d calls across %d restarts: the outages were not exercised", calls.Load(), restarts)
+	}
+	// Each publisher still works afterwards.
+	for i, p := range ps {
+		if _, err := p.PublishAll(ctx, []Message{{Subject: stream + ".after", ID: fmt.Sprint("after-", i), Data: []byte("z")}}); err != nil {
+			t.Fatalf("publisher %d after the restarts: %v", i, err)
+		}
+	}
+	t.Logf("%d calls, %d failed", calls.Load(), failed.Load())
 }

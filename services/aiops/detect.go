@@ -1,6 +1,8 @@
 package aiops
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -29,6 +31,13 @@ header timestamp,value (YYYY-MM-DD HH:MM:SS in UTC, or RFC 3339); the output
 has timestamp,value,anomaly_score,is_anomaly, one row per input row, in order.
 "-" reads standard input or writes standard output.
 
+Several channels of one asset (timestamp,a,b,c,...: at most 256; an empty
+cell or NaN is a missing channel) are scored together by one multivariate
+group detector, as the service scores a pipeline group (--group names it in
+--config; default: built-in group settings); the output then has
+timestamp,<the input columns>,anomaly_score,is_anomaly,channel, where channel
+names the column that contributes most to an anomalous row.
+
 flags:
 `
 
@@ -53,6 +62,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	metric := fs.String("metric", "", "metric name the pipeline's rules match the series by")
 	svc := fs.String("service", "", "service name the pipeline's rules match the series by")
 	counter := fs.Bool("counter", false, "the series is a monotonic counter: score its per-second rate")
+	group := fs.String("group", "", "for several columns: the pipeline group (in --config) whose settings score them")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -75,9 +85,6 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return service.Usage(err)
 		}
 	}
-	route := p.Select(*metric, *svc, nil)
-	cfg := route.Profile(*counter).Config()
-
 	in := io.Reader(os.Stdin)
 	if *input != "-" {
 		f, err := os.Open(*input)
@@ -87,6 +94,26 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer f.Close()
 		in = f
 	}
+	// The header decides: timestamp,value is a series, more columns a group.
+	br := bufio.NewReaderSize(in, detect.MaxGroupReplayLine)
+	head, _ := br.Peek(detect.MaxGroupReplayLine)
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		head = head[:i]
+	}
+	if detect.IsGroupHeader(head) {
+		gcfg := detect.GroupConfig{}
+		if *group != "" {
+			g, ok := p.Group(*group)
+			if !ok {
+				return service.Usage(fmt.Errorf("detect replay: --group %q is not a group of %s", *group, p.File))
+			}
+			gcfg = g.Settings
+		}
+		return replayGroup(ctx, br, *input, *output, *plotFile, gcfg, stdout, stderr)
+	}
+	route := p.Select(*metric, *svc, nil)
+	cfg := route.Profile(*counter).Config()
+
 	out, commit, err := openOutput(*output, stdout)
 	if err != nil {
 		return fmt.Errorf("detect replay: --output: %w", err)
@@ -98,7 +125,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		each = func(r detect.ReplayRow) { rows = append(rows, r) }
 	}
 	start := time.Now()
-	stats, err := detect.ReplayFunc(in, out, cfg, each)
+	stats, err := detect.ReplayFunc(br, out, cfg, each)
 	elapsed := time.Since(start)
 	if err = commit(err); err != nil {
 		return fmt.Errorf("detect replay: %s: %w", *input, err)
@@ -122,6 +149,47 @@ func writePlot(path string, rows []detect.ReplayRow, title string) error {
 		return err
 	}
 	if err := plot.PNG(f, rows, plot.Options{Title: title}); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// replayGroup is detect replay of several columns: one detect.Group over them.
+func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile string, cfg detect.GroupConfig, stdout, stderr io.Writer) error {
+	out, commit, err := openOutput(output, stdout)
+	if err != nil {
+		return fmt.Errorf("detect replay: --output: %w", err)
+	}
+	var rows []detect.GroupReplayRow
+	var each func(detect.GroupReplayRow)
+	if plotFile != "" {
+		each = func(r detect.GroupReplayRow) { rows = append(rows, r) }
+	}
+	start := time.Now()
+	stats, err := detect.ReplayGroupFunc(in, out, cfg, each)
+	elapsed := time.Since(start)
+	if err = commit(err); err != nil {
+		return fmt.Errorf("detect replay: %s: %w", input, err)
+	}
+	fmt.Fprintf(stderr, "detect replay: %d rows of %d channels in %v (group), %d anomalies, %d warm-up; %d missing cells, %d rows ignored (all missing, out of order or duplicate timestamps)\n",
+		stats.Rows, len(stats.Channels), elapsed.Round(time.Millisecond), stats.Anomalies, stats.WarmUp, stats.Missing, stats.Ignored)
+	if plotFile != "" {
+		if err := writeGroupPlot(plotFile, stats.Channels, rows, filepath.Base(input)); err != nil {
+			return fmt.Errorf("detect replay: plot: %w", err)
+		}
+		fmt.Fprintf(stderr, "detect replay: plot written to %s\n", plotFile)
+	}
+	return ctx.Err()
+}
+
+func writeGroupPlot(path string, channels []string, rows []detect.GroupReplayRow, title string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := plot.GroupPNG(f, channels, rows, plot.Options{Title: title}); err != nil {
 		f.Close()
 		os.Remove(path)
 		return err

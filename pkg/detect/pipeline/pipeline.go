@@ -15,6 +15,13 @@
 //	        labels: {mountpoint: "/"}             # anchored RE2 per label; "" matches absent
 //	      detectors:       # overlaid on defaults: only the fields given change
 //	        forecast: {enabled: true, threshold: 1e9, falling: true}
+//	  groups:              # multivariate: several metrics of one asset scored together
+//	    - name: golden-signals
+//	      match: {service: ".+"}          # as a rule's match; the metric must also be a channel
+//	      by: [service]                   # labels naming one asset; "service" is the envelope's
+//	      channels: [http_requests_rate, http_error_ratio, http_latency_p99_seconds]
+//	      wait: 30s                       # how long a row waits for its missing channels
+//	      settings: {warmup: 300}         # a detect.GroupConfig
 //
 // Parse checks unknown fields (strictly, with the line), then Validate checks
 // every value; both name the file, the line and the field path.
@@ -79,6 +86,9 @@ type Pipeline struct {
 	File     string
 	Defaults detect.Config
 	Rules    []Rule
+	// Groups score several metrics of one asset together (a detect.Group
+	// each); a sample they take keeps its route's univariate detectors.
+	Groups []Group
 
 	defaultsLine int
 	defaultsNode *yaml.Node
@@ -130,6 +140,7 @@ type file struct {
 	Detect struct {
 		Defaults detect.Config `yaml:"defaults"`
 		Rules    []Rule        `yaml:"rules"`
+		Groups   []Group       `yaml:"groups"`
 	} `yaml:"detect"`
 	Others map[string]yaml.Node `yaml:",inline"`
 }
@@ -177,6 +188,19 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 			}
 			r.Line, r.node = rn.Line, child(rn, "detectors")
 			p.Rules = append(p.Rules, r)
+		}
+	}
+	if groups := child(section, "groups"); groups != nil {
+		if groups.Kind != yaml.SequenceNode {
+			return nil, invalid(name, groups.Line, "detect.groups", "is not a list")
+		}
+		for i, gn := range groups.Content {
+			var g Group
+			if err := gn.Decode(&g); err != nil {
+				return nil, invalid(name, gn.Line, fmt.Sprintf("detect.groups[%d]", i), "%s", err)
+			}
+			g.Line, g.node = gn.Line, gn
+			p.Groups = append(p.Groups, g)
 		}
 	}
 	return p, p.Validate()
@@ -236,6 +260,12 @@ func (p *Pipeline) Validate() error {
 			return err
 		}
 	}
+	groups := map[string]int{}
+	for i := range p.Groups {
+		if err := p.Groups[i].compile(p.File, i, groups); err != nil {
+			return err
+		}
+	}
 	p.def = def
 	p.compiled = true
 	return nil
@@ -260,50 +290,60 @@ func (r *Rule) compile(file, path string) error {
 }
 
 func (r *Rule) compileMatch(file, path string) error {
+	var err error
+	r.metric, r.service, r.labels, err = r.Match.compile(file, r.Line, path)
+	return err
+}
+
+// compile turns m's patterns into anchored regular expressions; errors
+// name file:line and path.field.
+func (m Match) compile(file string, line int, path string) (metric, service *regexp.Regexp, labels []labelMatcher, err error) {
 	re := func(field, pat string) (*regexp.Regexp, error) {
 		if pat == "" {
 			return nil, nil
 		}
 		x, err := regexp.Compile("^(?:" + pat + ")$")
 		if err != nil {
-			return nil, invalid(file, r.Line, path+"."+field, "%q is not a regular expression: %v", pat, err)
+			return nil, invalid(file, line, path+"."+field, "%q is not a regular expression: %v", pat, err)
 		}
 		return x, nil
 	}
-	var err error
-	if r.metric, err = re("metric", r.Match.Metric); err != nil {
-		return err
+	if metric, err = re("metric", m.Metric); err != nil {
+		return nil, nil, nil, err
 	}
-	if r.service, err = re("service", r.Match.Service); err != nil {
-		return err
+	if service, err = re("service", m.Service); err != nil {
+		return nil, nil, nil, err
 	}
-	names := make([]string, 0, len(r.Match.Labels))
-	for k := range r.Match.Labels {
+	names := make([]string, 0, len(m.Labels))
+	for k := range m.Labels {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	r.labels = r.labels[:0]
 	for _, k := range names {
 		if k == "" {
-			return invalid(file, r.Line, path+".labels", "has an empty label name")
+			return nil, nil, nil, invalid(file, line, path+".labels", "has an empty label name")
 		}
-		x, err := regexp.Compile("^(?:" + r.Match.Labels[k] + ")$")
+		x, err := regexp.Compile("^(?:" + m.Labels[k] + ")$")
 		if err != nil {
-			return invalid(file, r.Line, path+".labels."+k, "%q is not a regular expression: %v", r.Match.Labels[k], err)
+			return nil, nil, nil, invalid(file, line, path+".labels."+k, "%q is not a regular expression: %v", m.Labels[k], err)
 		}
-		r.labels = append(r.labels, labelMatcher{k, x})
+		labels = append(labels, labelMatcher{k, x})
 	}
-	return nil
+	return metric, service, labels, nil
 }
 
 func (r *Rule) matches(metric, service string, labels map[string]string) bool {
-	if r.metric != nil && !r.metric.MatchString(metric) {
+	return matches(r.metric, r.service, r.labels, metric, service, labels)
+}
+
+func matches(reMetric, reService *regexp.Regexp, reLabels []labelMatcher, metric, service string, labels map[string]string) bool {
+	if reMetric != nil && !reMetric.MatchString(metric) {
 		return false
 	}
-	if r.service != nil && !r.service.MatchString(service) {
+	if reService != nil && !reService.MatchString(service) {
 		return false
 	}
-	for _, l := range r.labels {
+	for _, l := range reLabels {
 		if !l.re.MatchString(labels[l.name]) {
 			return false
 		}

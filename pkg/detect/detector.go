@@ -49,6 +49,7 @@ const (
 	FlagDuplicate                      // timestamp equal to the last accepted one: ignored (first value wins)
 	FlagGap                            // interval > GapFactor × typical interval: CUSUMs restart
 	FlagCounterReset                   // counter decreased: rate taken as value/interval (restart from 0)
+	FlagRelearn                        // Group: an alarm outlasted MaxAlarm; the model is learnt again
 )
 
 // Ignored reports whether the observation left the state unchanged.

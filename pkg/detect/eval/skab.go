@@ -174,3 +174,23 @@ func ScoreMax(cfg detect.Config, m Multivariate) (scores []float64, alarms []boo
 	}
 	return scores, alarms, nil
 }
+
+// ScoreGroup runs one multivariate Group detector over every channel of m
+// together and returns each row's score and alarm.
+func ScoreGroup(cfg detect.GroupConfig, m Multivariate) (scores []float64, alarms []bool, err error) {
+	g, err := detect.NewGroup(cfg, len(m.Values))
+	if err != nil {
+		return nil, nil, err
+	}
+	scores = make([]float64, len(m.Times))
+	alarms = make([]bool, len(m.Times))
+	row := make([]float64, len(m.Values))
+	for i, t := range m.Times {
+		for c := range m.Values {
+			row[c] = m.Values[c][i]
+		}
+		r := g.Observe(t, row)
+		scores[i], alarms[i] = r.Score, r.Anomaly
+	}
+	return scores, alarms, nil
+}

@@ -58,6 +58,20 @@
 // Result names the winning detector, the expected value, the band outside
 // which that detector fires, and the deviation.
 //
+// # Several channels of one asset
+//
+// A Group scores rows of several channels together (the sensors of one
+// pump, the golden signals of one service) with a principal-component
+// model learnt from its first 400 rows: Hotelling's T² and the squared
+// prediction error Q against limits from the warm-up rows' own statistics,
+// so that a broken relation between channels is found while each channel
+// is still inside its own band. It keeps learning the relations from normal
+// rows and each channel's level from every row, holds an alarm until the
+// asset is calm for 5 rows, and after MaxAlarm (30 minutes) takes a lasting
+// state as the new normal. A missing channel (NaN) counts as at its level;
+// a row with none, a duplicate or an out-of-order row is ignored, as for a
+// Detector.
+//
 // # Bad input
 //
 // Observe never panics and never returns a Score outside [0,1] or NaN:

@@ -79,6 +79,11 @@ type GroupConfig struct {
 	// only. Default 2400; negative: the level is learnt with Memory from
 	// normal rows only.
 	LevelMemory int `yaml:"level_memory" json:"level_memory"`
+	// FreezeLevel stops the levels while an alarm runs, so that a fault
+	// stays flagged for as long as it lasts, at the cost of flagging a
+	// drifting channel until MaxAlarm. Default false: measured on the
+	// generated assets, freezing lost more than it gained (QUALITY.md).
+	FreezeLevel bool `yaml:"freeze_level" json:"freeze_level"`
 	// Release ends an alarm once the smoothed ratio has stayed under it for
 	// ReleaseRows rows in a row. Default 0.5 and 5.
 	Release     float64 `yaml:"release" json:"release"`
@@ -308,13 +313,11 @@ func (g *Group) Observe(t time.Time, row []float64) GroupResult {
 	}
 	r.Expected = g.mean
 	if missing == 0 {
-		if !g.alarm && g.cfg.Memory > 0 {
+		switch {
+		case !g.alarm && g.cfg.Memory > 0:
 			g.learn(row)
-		} else if g.cfg.LevelMemory > 0 {
-			a := 1 / float64(g.cfg.LevelMemory)
-			for j, v := range row {
-				g.mean[j] += a * (v - g.mean[j])
-			}
+		case !g.alarm || (!g.cfg.FreezeLevel && g.cfg.LevelMemory > 0):
+			g.follow(row)
 		}
 	}
 	return r
@@ -351,19 +354,42 @@ func (g *Group) stats(z []float64) (t2, q float64) {
 }
 
 // firstFit learns the model from the warm-up rows and sets the limits from
-// their statistics.
+// their statistics. The model describes each row's deviation from the
+// channels' levels as they were before the row: the level an EWMA with
+// LevelMemory (a running mean while fewer rows than that were seen), or,
+// with LevelMemory off or at least the warm-up, the warm-up's mean.
 func (g *Group) firstFit() {
 	d, n := g.d, len(g.warm)
 	g.mean, g.scale = make([]float64, d), make([]float64, d)
-	for _, row := range g.warm {
-		for j, v := range row {
-			g.mean[j] += v / float64(n)
+	dev := make([][]float64, n)
+	if L := g.cfg.LevelMemory; L > 0 && L < n {
+		copy(g.mean, g.warm[0])
+		for i, row := range g.warm {
+			dev[i] = make([]float64, d)
+			a := max(1/float64(L), 1/float64(i+1))
+			for j, v := range row {
+				dev[i][j] = v - g.mean[j]
+				g.mean[j] += a * (v - g.mean[j])
+			}
+		}
+		dev = dev[1:] // the first row has no level before it
+	} else {
+		for _, row := range g.warm {
+			for j, v := range row {
+				g.mean[j] += v / float64(n)
+			}
+		}
+		for i, row := range g.warm {
+			dev[i] = make([]float64, d)
+			for j, v := range row {
+				dev[i][j] = v - g.mean[j]
+			}
 		}
 	}
-	for _, row := range g.warm {
-		for j, v := range row {
-			e := v - g.mean[j]
-			g.scale[j] += e * e / float64(n-1)
+	m := float64(len(dev))
+	for _, e := range dev {
+		for j, v := range e {
+			g.scale[j] += v * v / m
 		}
 	}
 	for j := range g.scale {
@@ -373,24 +399,20 @@ func (g *Group) firstFit() {
 		g.scale[j] = max(math.Sqrt(g.scale[j]), 1e-6*math.Abs(g.mean[j]), 1e-9)
 	}
 	g.cov = mat.NewSymDense(d, nil)
-	z := make([]float64, d)
-	for _, row := range g.warm {
-		for j, v := range row {
-			z[j] = (v - g.mean[j]) / g.scale[j]
+	for _, e := range dev {
+		for j := range e {
+			e[j] /= g.scale[j]
 		}
 		for i := 0; i < d; i++ {
 			for j := i; j < d; j++ {
-				g.cov.SetSym(i, j, g.cov.At(i, j)+z[i]*z[j]/float64(n-1))
+				g.cov.SetSym(i, j, g.cov.At(i, j)+e[i]*e[j]/m)
 			}
 		}
 	}
 	g.fit()
 	g.resid0 = g.resid
-	t2s, qs := make([]float64, n), make([]float64, n)
-	for i, row := range g.warm {
-		for j, v := range row {
-			z[j] = (v - g.mean[j]) / g.scale[j]
-		}
+	t2s, qs := make([]float64, len(dev)), make([]float64, len(dev))
+	for i, z := range dev {
 		t2s[i], qs[i] = g.stats(z)
 	}
 	g.t2Lim = max(quantile(t2s, g.cfg.Quantile)*g.cfg.Margin, 1e-9)
@@ -439,17 +461,11 @@ func (g *Group) fit() {
 	g.sinceFit = 0
 }
 
-// learn moves the mean and the covariance toward a row that is not
-// anomalous, with a memory of Memory rows, and refits now and then.
+// learn moves the covariance toward a row that is not anomalous (its
+// deviation g.z, taken before the level moves), with a memory of Memory
+// rows, refits now and then, and moves the levels.
 func (g *Group) learn(row []float64) {
-	a, al := 1/float64(g.cfg.Memory), 1/float64(g.cfg.Memory)
-	if g.cfg.LevelMemory > 0 {
-		al = 1 / float64(g.cfg.LevelMemory)
-	}
-	for j, v := range row {
-		g.mean[j] += al * (v - g.mean[j])
-		g.z[j] = (v - g.mean[j]) / g.scale[j]
-	}
+	a := 1 / float64(g.cfg.Memory)
 	for i := 0; i < g.d; i++ {
 		for j := i; j < g.d; j++ {
 			c := g.cov.At(i, j)
@@ -460,6 +476,23 @@ func (g *Group) learn(row []float64) {
 	g.sinceFit++
 	if g.sinceFit >= max(g.cfg.Memory/20, 10) {
 		g.fit()
+	}
+	g.follow(row)
+}
+
+// follow moves each channel's level toward row.
+func (g *Group) follow(row []float64) {
+	var a float64
+	switch {
+	case g.cfg.LevelMemory > 0:
+		a = 1 / float64(g.cfg.LevelMemory)
+	case g.cfg.Memory > 0:
+		a = 1 / float64(g.cfg.Memory)
+	default:
+		return // the first model, for ever
+	}
+	for j, v := range row {
+		g.mean[j] += a * (v - g.mean[j])
 	}
 }
 

@@ -18,6 +18,8 @@ const (
 	DefaultDurable          = "detector"
 	DefaultFilterSubject    = "events.metric.>"
 	DefaultMaxSeries        = 200_000
+	DefaultMaxAssets        = 20_000
+	MaxAssetsLimit          = 1_000_000
 	DefaultBucket           = "detector_state"
 	DefaultSnapshotInterval = time.Minute
 	DefaultSnapshotMaxAge   = 7 * 24 * time.Hour
@@ -41,6 +43,10 @@ type Config struct {
 	// MaxSeries bounds the series held in memory; the least recently seen
 	// one is evicted beyond it. Default 200,000 (about 700 B each).
 	MaxSeries int `yaml:"max_series"`
+	// MaxAssets bounds the assets of pipeline groups held in memory; the
+	// least recently seen one is evicted beyond it. Default 20,000 (a few
+	// KB each: the warm-up rows, then a channels × channels model).
+	MaxAssets int `yaml:"max_assets"`
 	// Snapshot configures the state snapshots to a JetStream key-value bucket.
 	Snapshot SnapshotConfig `yaml:"snapshot"`
 }
@@ -86,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxSeries == 0 {
 		c.MaxSeries = DefaultMaxSeries
 	}
+	if c.MaxAssets == 0 {
+		c.MaxAssets = DefaultMaxAssets
+	}
 	s := &c.Snapshot
 	if s.Bucket == "" {
 		s.Bucket = DefaultBucket
@@ -123,6 +132,8 @@ func (c Config) Validate() error {
 		return invalid("instance", "%q must be 1 to 64 letters, digits, _ or -", c.Instance)
 	case c.MaxSeries < 1 || c.MaxSeries > MaxSeriesLimit:
 		return invalid("max_series", "%d is not in [1,%d]", c.MaxSeries, MaxSeriesLimit)
+	case c.MaxAssets < 1 || c.MaxAssets > MaxAssetsLimit:
+		return invalid("max_assets", "%d is not in [1,%d]", c.MaxAssets, MaxAssetsLimit)
 	case !nameRE.MatchString(s.Bucket):
 		return invalid("snapshot.bucket", "%q must be 1 to 64 letters, digits, _ or -", s.Bucket)
 	case s.Interval < time.Second:

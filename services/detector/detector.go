@@ -9,10 +9,16 @@
 // snapshotted to a JetStream key-value bucket: the series changed since the
 // last snapshot, every Snapshot.Interval and on shutdown, and restored on
 // start, so a restart loses no warm-up. README.md explains scaling out.
+//
+// Pipeline groups (detect.groups) also gather the samples of several
+// metrics of one asset into rows, score each row with the asset's
+// detect.Group and publish one anomaly per anomalous row; assets are bounded
+// (Config.MaxAssets) and snapshotted like series.
 package detector
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -99,7 +105,13 @@ type Service struct {
 	series     map[string]*series
 	head, tail *series
 	dirty      []*series
-	retry      map[string]bus.Message // sample id → anomaly whose publish failed
+	retry      map[string][]bus.Message // sample id → anomalies whose publish failed
+
+	assets      map[string]*asset // pipeline group assets by key
+	assetLRU    *list.List        // of *asset, front: most recently seen
+	dirtyAssets []*asset
+	groupBuf    []pipeline.GroupChannel
+	rowRetry    []bus.Message // anomalies of rows closed on their wait whose publish failed
 
 	m metrics
 }
@@ -108,6 +120,10 @@ type metrics struct {
 	samples, anomalies, evicted, invalid  prometheus.Counter
 	snapshotted, snapshotErrors, restored prometheus.Counter
 	series                                prometheus.GaugeFunc
+
+	rows, rowsIncomplete, groupLate, groupAnomalies prometheus.Counter
+	assetsEvicted, assetsRestored                   prometheus.Counter
+	assets                                          prometheus.GaugeFunc
 }
 
 // newService builds the processing core without touching the network.
@@ -115,7 +131,8 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, series: map[string]*series{}, retry: map[string]bus.Message{}}
+	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, series: map[string]*series{}, retry: map[string][]bus.Message{},
+		assets: map[string]*asset{}, assetLRU: list.New()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -141,9 +158,17 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		snapshotted:    counter("snapshot_series_total", "Series states written to the key-value bucket."),
 		snapshotErrors: counter("snapshot_errors_total", "Series states whose write failed (retried at the next snapshot)."),
 		restored:       counter("series_restored_total", "Series states restored at start."),
+		rows:           counter("group_rows_total", "Rows of pipeline group assets scored."),
+		rowsIncomplete: counter("group_rows_incomplete_total", "Rows scored with missing channels (a later sample or the group's wait closed them)."),
+		groupLate:      counter("group_samples_late_total", "Samples older than their asset's open or last row, left out of the group."),
+		groupAnomalies: counter("group_anomalies_total", "Group anomaly events published."),
+		assetsEvicted:  counter("group_assets_evicted_total", "Group assets dropped from memory because max_assets was reached."),
+		assetsRestored: counter("group_assets_restored_total", "Group asset states restored at start."),
 	}
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
+	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
+		func() float64 { return float64(s.Assets()) })
 	return s, nil
 }
 
@@ -184,7 +209,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 
 // Collector exposes the service's metrics and its consumer's.
 func (s *Service) Collector() prometheus.Collector {
-	cs := collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series}
+	cs := collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
+		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
 	if s.consumer != nil {
 		cs = append(cs, s.consumer.Collector())
 	}
@@ -233,11 +259,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	consumed := make(chan error, 1)
 	go func() { consumed <- s.consumer.Run(ctx, s.Handle) }()
-	var tick <-chan time.Time
+	var tick, rowTick <-chan time.Time
 	if s.snap != nil {
 		t := time.NewTicker(s.cfg.Snapshot.Interval)
 		defer t.Stop()
 		tick = t.C
+	}
+	if len(s.pipeline.Groups) > 0 {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		rowTick = t.C
 	}
 	var err error
 loop:
@@ -245,6 +276,8 @@ loop:
 		select {
 		case err = <-consumed:
 			break loop
+		case <-rowTick:
+			s.FlushRows(ctx)
 		case <-tick:
 			if n, err := s.Snapshot(ctx); err != nil {
 				s.log.Warn().Err(err).Int("series", n).Msg("snapshot incomplete; the rest is retried at the next one")
@@ -267,6 +300,8 @@ loop:
 
 // Handle scores one metric sample and, if it is anomalous, publishes the
 // anomaly and reports done only once the stream acked it (at-least-once).
+// A sample that closes a row of a pipeline group (README.md) likewise waits
+// for that row's anomaly.
 //
 // A redelivered sample carries the timestamp the detector already saw, so
 // the detector ignores it (first value wins); an anomaly whose publish
@@ -274,7 +309,7 @@ loop:
 // the same id when its sample comes back, and the stream's duplicate window
 // drops a second copy.
 func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	msg, ser, err := s.process(d.Data)
+	out, err := s.process(d.Data)
 	if err != nil {
 		if errs.IsPermanent(err) {
 			s.m.invalid.Inc()
@@ -282,30 +317,61 @@ func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error))
 		done(err)
 		return
 	}
-	if msg == nil {
+	if len(out.msgs) == 0 {
 		done(nil)
 		return
 	}
-	fut, err := s.pub.Publish(ctx, *msg)
-	if err != nil {
-		s.keepForRetry(msg)
-		s.settled(ser)
-		done(err)
-		return
+	futs := make([]jetstream.PubAckFuture, len(out.msgs))
+	for i, m := range out.msgs {
+		fut, err := s.pub.Publish(ctx, *m)
+		if err != nil {
+			s.keepForRetry(out.sample, out.msgs)
+			out.settleAll(s)
+			done(err)
+			return
+		}
+		futs[i] = fut
 	}
 	go func() {
-		select {
-		case <-fut.Ok():
-			s.m.anomalies.Inc()
-			s.forget(msg)
-			s.settled(ser)
-			done(nil)
-		case err := <-fut.Err():
-			s.keepForRetry(msg)
-			s.settled(ser)
-			done(fmt.Errorf("detector: publish anomaly %s: %w", msg.ID, err))
+		var first error
+		for i, fut := range futs {
+			select {
+			case <-fut.Ok():
+				if out.assets[i] != nil {
+					s.m.groupAnomalies.Inc()
+				} else {
+					s.m.anomalies.Inc()
+				}
+			case err := <-fut.Err():
+				if first == nil {
+					first = fmt.Errorf("detector: publish anomaly %s: %w", out.msgs[i].ID, err)
+				}
+			}
 		}
+		if first != nil {
+			s.keepForRetry(out.sample, out.msgs)
+		} else {
+			s.forget(out.sample)
+		}
+		out.settleAll(s)
+		done(first)
 	}()
+}
+
+// outcome is what processing one sample asks Handle to publish.
+type outcome struct {
+	sample string         // the sample's id
+	msgs   []*bus.Message // anomalies: the series' first if any, then the groups'
+	ser    *series        // waits for msgs[0] (nil: no series anomaly, or a republish)
+	assets []*asset       // assets[i] waits for msgs[i] (nil: the series', or a republish)
+}
+
+// settleAll ends the snapshot waits of everything in o.
+func (o *outcome) settleAll(s *Service) {
+	s.settled(o.ser)
+	for _, a := range o.assets {
+		s.settledAsset(a)
+	}
 }
 
 // settled ends the wait of ser's snapshot for one anomaly publish (ser is
@@ -319,19 +385,23 @@ func (s *Service) settled(ser *series) {
 	s.mu.Unlock()
 }
 
-func (s *Service) keepForRetry(m *bus.Message) {
+func (s *Service) keepForRetry(sample string, msgs []*bus.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.retry) < MaxPendingRetries {
-		s.retry[m.Header.Get(headerSample)] = *m
+	if _, ok := s.retry[sample]; ok || len(s.retry) < MaxPendingRetries {
+		kept := make([]bus.Message, len(msgs))
+		for i, m := range msgs {
+			kept[i] = *m
+		}
+		s.retry[sample] = kept
 	}
 }
 
-func (s *Service) forget(m *bus.Message) {
+func (s *Service) forget(sample string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.retry) > 0 {
-		delete(s.retry, m.Header.Get(headerSample))
+		delete(s.retry, sample)
 	}
 }
 
@@ -339,30 +409,36 @@ func (s *Service) forget(m *bus.Message) {
 // retry map (it is not part of the event).
 const headerSample = "Aiops-Sample-Id"
 
-// process decodes and scores one sample; it returns the anomaly message to
-// publish, or nil, and the series whose snapshot waits for that publish.
-func (s *Service) process(data []byte) (*bus.Message, *series, error) {
+// process decodes and scores one sample and feeds it to the groups that
+// take it; it returns the anomalies to publish and what waits for them.
+func (s *Service) process(data []byte) (outcome, error) {
+	var out outcome
 	e, err := event.Parse(data)
 	if err != nil {
-		return nil, nil, err
+		return out, err
 	}
 	if e.Kind != event.KindMetric {
-		return nil, nil, errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
+		return out, errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
 	}
 	var body event.MetricBody
 	if err := e.DecodeBody(&body); err != nil {
-		return nil, nil, errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
+		return out, errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
 	}
 	if body.Value == nil {
-		return nil, nil, errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
+		return out, errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
 	}
 	s.m.samples.Inc()
 	counter := body.Type == event.MetricCounter
+	out.sample = e.ID
 
 	s.mu.Lock()
-	if m, ok := s.retry[e.ID]; ok {
+	if ms, ok := s.retry[e.ID]; ok {
 		s.mu.Unlock()
-		return &m, nil, nil
+		for i := range ms {
+			out.msgs = append(out.msgs, &ms[i])
+			out.assets = append(out.assets, nil)
+		}
+		return out, nil
 	}
 	ser := s.lookup(e.Fingerprint, body.Name, e.Service, e.Labels, counter)
 	res := ser.det.Observe(e.Time, *body.Value)
@@ -379,17 +455,29 @@ func (s *Service) process(data []byte) (*bus.Message, *series, error) {
 		ser.pending++
 	}
 	route := ser.route
+	var groupMsgs []*bus.Message
+	var waiting []*asset
+	groupMsgs, waiting, gerr := s.routeToGroups(e, &body, groupMsgs, waiting)
 	s.mu.Unlock()
 
-	if !res.Anomaly {
-		return nil, nil, nil
+	if res.Anomaly {
+		m, err := s.anomaly(e, &body, route, cfg, &res)
+		if err != nil {
+			s.settled(ser)
+			for _, a := range waiting {
+				s.settledAsset(a)
+			}
+			return outcome{}, err
+		}
+		out.msgs, out.ser, out.assets = append(out.msgs, m), ser, append(out.assets, nil)
 	}
-	m, err := s.anomaly(e, &body, route, cfg, &res)
-	if err != nil {
-		s.settled(ser)
-		return nil, nil, err
+	out.msgs = append(out.msgs, groupMsgs...)
+	out.assets = append(out.assets, waiting...)
+	if gerr != nil {
+		// the series' anomaly still goes out; the group's error is logged
+		s.log.Error().Err(gerr).Str("event", e.ID).Msg("group row not scored")
 	}
-	return m, ser, nil
+	return out, nil
 }
 
 // lookup returns the series of key, creating it (and evicting the least

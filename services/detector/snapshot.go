@@ -59,7 +59,7 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 }
 
 // Snapshot writes the state of every series changed since the last
-// snapshot, Chunk series at a time: each chunk is encoded under the lock,
+// snapshot (and then the group assets), Chunk series at a time: each chunk is encoded under the lock,
 // then published asynchronously and its acks awaited, so the handler is
 // never held for longer than one chunk's encoding. It returns the number
 // written. Series whose write failed stay dirty for the next snapshot.
@@ -143,6 +143,11 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			s.markDirty(failed)
 		}
 	}
+	n, err := s.snapshotAssets(ctx)
+	written += n
+	if err != nil && firstErr == nil {
+		firstErr = err
+	}
 	s.m.snapshotted.Add(float64(written))
 	if firstErr != nil {
 		return written, fmt.Errorf("detector: snapshot to %s: %w", s.cfg.Snapshot.Bucket, firstErr)
@@ -174,7 +179,7 @@ func (s *Service) markDirty(ss []*series) {
 }
 
 // Restore loads this instance's snapshots (keys <instance>.*) into memory,
-// up to MaxSeries. A snapshot whose route is gone from the pipeline or whose
+// up to MaxSeries series and MaxAssets group assets. A snapshot whose route is gone from the pipeline or whose
 // detector configuration changed shape is skipped: that series warms up
 // again. It returns an error only if the bucket cannot be read.
 func (s *Service) Restore(ctx context.Context) error {
@@ -186,7 +191,7 @@ func (s *Service) Restore(ctx context.Context) error {
 		return fmt.Errorf("detector: restore from %s: %w", s.cfg.Snapshot.Bucket, err)
 	}
 	defer w.Stop()
-	restored, skipped, full := 0, 0, 0
+	restored, assets, skipped, full := 0, 0, 0, 0
 	prefix := s.cfg.Instance + "."
 	for {
 		var e jetstream.KeyValueEntry
@@ -199,6 +204,19 @@ func (s *Service) Restore(ctx context.Context) error {
 			break
 		}
 		key := strings.TrimPrefix(e.Key(), prefix)
+		if strings.HasPrefix(key, assetKeyPrefix) {
+			ok, err := s.restoreAsset(key, e.Value())
+			switch {
+			case err != nil:
+				skipped++
+				s.log.Debug().Err(err).Str("key", e.Key()).Msg("group snapshot skipped; the asset warms up again")
+			case ok:
+				assets++
+			default:
+				full++
+			}
+			continue
+		}
 		ser, err := s.decode(key, e.Value())
 		if err != nil {
 			skipped++
@@ -216,7 +234,7 @@ func (s *Service) Restore(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	s.m.restored.Add(float64(restored))
-	s.log.Info().Int("restored", restored).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
+	s.log.Info().Int("restored", restored).Int("group_assets", assets).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
 	return nil
 }
 

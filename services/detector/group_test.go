@@ -1,0 +1,368 @@
+package detector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
+	"github.com/aiops-dev/aiops/pkg/detect/synth"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// groupPipeline is a pipeline with one group over the asset's channels, one
+// asset per host.
+func groupPipeline(t testing.TB, channels []string, settings string) *pipeline.Pipeline {
+	t.Helper()
+	p, err := pipeline.Parse("g.yaml", []byte(fmt.Sprintf("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [%s]\n      wait: 10s\n      settings: {%s}\n", strings.Join(channels, ", "), settings)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAssetAssemblesRows(t *testing.T) {
+	p := groupPipeline(t, []string{"a", "b", "c"}, "")
+	g, _ := p.Group("pump")
+	a, err := newAsset("k", g, "svc", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	add := func(at time.Time, ch int, v float64, id string) ([]closedRow, addResult) {
+		return a.add(at, ch, v, id, now)
+	}
+	// A complete row closes on its last channel, in channel order whatever
+	// the arrival order; timestamps in the same second meet.
+	if rows, what := add(t0, 2, 3, "s1"); len(rows) != 0 || what != added {
+		t.Fatalf("first sample: %v %v", rows, what)
+	}
+	if rows, what := add(t0.Add(300*time.Millisecond), 2, 99, "s1b"); len(rows) != 0 || what != duplicate {
+		t.Fatalf("second value of a channel: %v %v, want duplicate", rows, what)
+	}
+	add(t0.Add(100*time.Millisecond), 0, 1, "s2")
+	rows, _ := add(t0.Add(900*time.Millisecond), 1, 2, "s3")
+	if len(rows) != 1 || !rows[0].complete || !rows[0].time.Equal(t0) || !slices.Equal(rows[0].values, []float64{1, 2, 3}) || !slices.Equal(rows[0].links, []string{"s1", "s2", "s3"}) {
+		t.Fatalf("complete row %+v", rows)
+	}
+	// Anything not after the closed row is late.
+	if rows, what := add(t0.Add(500*time.Millisecond), 0, 1, "late"); len(rows) != 0 || what != late {
+		t.Fatalf("sample of a closed row: %v %v, want late", rows, what)
+	}
+	// A later second closes the open row with its missing channel.
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+	add(t1, 0, 10, "x1")
+	add(t1, 1, 20, "x2")
+	rows, what := add(t2, 1, 21, "y1")
+	if what != added || len(rows) != 1 || rows[0].complete || !rows[0].time.Equal(t1) || rows[0].values[0] != 10 || rows[0].values[1] != 20 || !math.IsNaN(rows[0].values[2]) {
+		t.Fatalf("row closed by a later second: %+v %v", rows, what)
+	}
+	// Out of order: older than the open row.
+	if _, what := add(t1, 2, 30, "old"); what != late {
+		t.Fatalf("sample older than the open row: %v, want late", what)
+	}
+	// The wait closes an open row; not before.
+	if _, ok := a.expire(t0.Add(g.Wait - time.Nanosecond)); ok {
+		t.Fatal("closed before its wait")
+	}
+	r, ok := a.expire(t0.Add(g.Wait))
+	if !ok || !r.time.Equal(t2) || r.complete || r.values[1] != 21 {
+		t.Fatalf("expired row %+v %v", r, ok)
+	}
+	if _, ok := a.expire(t0.Add(time.Hour)); ok {
+		t.Fatal("no open row, yet closed one")
+	}
+	if _, what := add(t2, 0, 1, "z"); what != late {
+		t.Fatalf("sample of the expired row: %v, want late", what)
+	}
+}
+
+// brokenChannel finds the channel a GroupBreak offsets: the one whose level
+// steps up (or down) at the onset and back at the end of the fault, in
+// units of its own standard deviation.
+func brokenChannel(g synth.Group) int {
+	on := g.Onset
+	end := on
+	for end < len(g.Labels) && g.Labels[end] {
+		end++
+	}
+	mean := func(c, from, to int) float64 {
+		var s float64
+		for i := from; i < to; i++ {
+			s += g.Values[c][i]
+		}
+		return s / float64(to-from)
+	}
+	best, bestStep := -1, 0.0
+	for c := range g.Channels {
+		m := mean(c, 0, on)
+		var v float64
+		for i := 0; i < on; i++ {
+			v += (g.Values[c][i] - m) * (g.Values[c][i] - m)
+		}
+		sd := math.Sqrt(v / float64(on))
+		step := ((mean(c, on, on+5) - mean(c, on-5, on)) - (mean(c, end, end+5) - mean(c, end-5, end))) / sd
+		if math.Abs(step) > bestStep {
+			best, bestStep = c, math.Abs(step)
+		}
+	}
+	return best
+}
+
+// assetSamples encodes the rows of a generated asset as metric samples of
+// host pump-1, channel by channel within each row.
+func assetSamples(t testing.TB, g synth.Group) [][]byte {
+	var out [][]byte
+	for i, ts := range g.Times {
+		for c, name := range g.Channels {
+			_, d := sample(t, "plant", name, map[string]string{"host": "pump-1"}, ts, g.Values[c][i], "")
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+type groupEvent struct {
+	env  *event.Envelope
+	body groupAnomalyBody
+}
+
+func groupAnomalies(t testing.TB, datas [][]byte) []groupEvent {
+	t.Helper()
+	var out []groupEvent
+	for _, d := range datas {
+		e, err := event.Parse(d)
+		if err != nil {
+			t.Fatalf("anomaly does not parse: %v", err)
+		}
+		var b groupAnomalyBody
+		if err := json.Unmarshal(e.Body, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Detector == GroupDetector {
+			out = append(out, groupEvent{e, b})
+		}
+	}
+	return out
+}
+
+// The service gathers an asset's samples into rows and publishes one
+// anomaly for each row the offline detect.Group flags on the same rows,
+// explained, with a stable id; the channel it names most is the broken one.
+func TestGroupAnomaliesFromSamples(t *testing.T) {
+	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
+	for i, d := range assetSamples(t, a) {
+		if err := handle(s, d); err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+	}
+	var datas [][]byte
+	for _, m := range pub.published() {
+		datas = append(datas, m.Data)
+	}
+	got := groupAnomalies(t, datas)
+
+	offline, _ := detect.NewGroup(detect.GroupConfig{}, len(a.Channels))
+	var want []time.Time
+	for i, ts := range a.Times {
+		row := make([]float64, len(a.Channels))
+		for c := range row {
+			row[c] = a.Values[c][i]
+		}
+		if offline.Observe(ts, row).Anomaly {
+			want = append(want, ts)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the offline group flags nothing: the test proves nothing")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d group anomalies, the offline group flags %d rows", len(got), len(want))
+	}
+	broken := a.Channels[brokenChannel(a)]
+	named := map[string]int{}
+	inFault := 0
+	for i, ge := range got {
+		e, b := ge.env, ge.body
+		if !e.Time.Equal(want[i]) {
+			t.Fatalf("anomaly %d at %v, want %v", i, e.Time, want[i])
+		}
+		if e.Subject() != "events.anomaly.plant" || e.Labels["host"] != "pump-1" || e.Labels["group"] != "pump" || e.Source != Source {
+			t.Fatalf("anomaly %d: subject %s labels %v source %s", i, e.Subject(), e.Labels, e.Source)
+		}
+		if len(e.Links) != len(a.Channels) || *b.Score < 0.5 || *b.Score > 1 || b.Group != "pump" || b.Metric != b.Channel || len(b.Channels) != len(a.Channels) || b.T2Limit <= 0 || b.QLimit <= 0 {
+			t.Fatalf("anomaly %d: links %d body %+v", i, len(e.Links), b)
+		}
+		c := slices.Index(a.Channels, b.Channel)
+		if c < 0 || b.Channels[c].Value == nil || *b.Channels[c].Value != *b.Value || b.Channels[c].Expected != b.Expected || !strings.Contains(b.Reason, b.Channel) {
+			t.Fatalf("anomaly %d names channel %q inconsistently: %+v", i, b.Channel, b)
+		}
+		ri := slices.IndexFunc(a.Times, func(x time.Time) bool { return x.Equal(e.Time) })
+		if a.Labels[ri] {
+			inFault++
+			named[b.Channel]++
+		}
+	}
+	if inFault*2 < len(got) {
+		t.Errorf("%d of %d group anomalies inside the fault", inFault, len(got))
+	}
+	for ch, n := range named {
+		if ch != broken && n >= named[broken] {
+			t.Errorf("fault rows name %s %d times, the broken channel %s %d times", ch, n, broken, named[broken])
+		}
+	}
+	if n := testutil.ToFloat64(s.m.groupAnomalies); int(n) != len(got) {
+		t.Errorf("group_anomalies_total %v, want %d", n, len(got))
+	}
+	if n := testutil.ToFloat64(s.m.rows); int(n) != len(a.Times) {
+		t.Errorf("group_rows_total %v, want %d", n, len(a.Times))
+	}
+	// The id comes from the asset and the row time: the same row scored
+	// by another instance (or after a restore) is the same message.
+	s2, pub2 := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
+	for _, d := range assetSamples(t, a) {
+		handle(s2, d)
+	}
+	var datas2 [][]byte
+	for _, m := range pub2.published() {
+		datas2 = append(datas2, m.Data)
+	}
+	again := groupAnomalies(t, datas2)
+	for i, ge := range got {
+		if i >= len(again) || again[i].env.ID != ge.env.ID {
+			t.Fatalf("group anomaly %d: id %s, not the same in a second run", i, ge.env.ID)
+		}
+	}
+}
+
+// cleanAsset generates an asset without a fault and feeds its rows to s
+// as samples of host h; it returns the asset.
+func cleanAsset(t *testing.T, s *Service, channels int) synth.Group {
+	t.Helper()
+	a, err := synth.GenerateGroup(synth.GroupClean, synth.GroupOptions{Seed: 5, Channels: channels, Factors: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ts := range a.Times {
+		for c, name := range a.Channels {
+			_, d := sample(t, "plant", name, map[string]string{"host": "h"}, ts, a.Values[c][i], "")
+			if err := handle(s, d); err != nil {
+				t.Fatalf("row %d channel %s: %v", i, name, err)
+			}
+		}
+	}
+	return a
+}
+
+// groupAnomaliesAt returns the group anomalies pub published for time ts.
+func groupAnomaliesAt(t *testing.T, pub *fakePublisher, ts time.Time) []groupEvent {
+	var datas [][]byte
+	for _, m := range pub.published() {
+		datas = append(datas, m.Data)
+	}
+	var out []groupEvent
+	for _, ge := range groupAnomalies(t, datas) {
+		if ge.env.Time.Equal(ts) {
+			out = append(out, ge)
+		}
+	}
+	return out
+}
+
+// A sample that completes an anomalous row is acked only after the row's
+// anomaly is; when that publish fails it is naked, and on redelivery the
+// same anomaly goes out again.
+func TestGroupAnomalyFailedPublishIsRetried(t *testing.T) {
+	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1"}, "")))
+	a := cleanAsset(t, s, 2)
+	n := len(a.Times)
+	ts := a.Times[n-1].Add(time.Second)
+	_, d0 := sample(t, "plant", "ch0", map[string]string{"host": "h"}, ts, a.Values[0][n-1], "")
+	_, d1 := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, a.Values[1][n-1]+1000, "") // the relation breaks
+	if err := handle(s, d0); err != nil {
+		t.Fatal(err)
+	}
+	pub.mu.Lock()
+	pub.fail = 2 // the series' anomaly and the row's
+	pub.mu.Unlock()
+	if err := handle(s, d1); err == nil {
+		t.Fatal("the sample closing an anomalous row was acked though its anomaly's publish failed")
+	}
+	if got := groupAnomaliesAt(t, pub, ts); len(got) != 0 {
+		t.Fatalf("%d group anomalies published before the retry", len(got))
+	}
+	if err := handle(s, d1); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if got := groupAnomaliesAt(t, pub, ts); len(got) != 1 || got[0].body.Channel != "ch1" {
+		t.Fatalf("after redelivery: %d group anomalies %+v, want one naming ch1", len(got), got)
+	}
+}
+
+// A row missing a channel is scored once its wait has passed, by FlushRows.
+func TestFlushRowsClosesRowsOnTheirWait(t *testing.T) {
+	now := t0
+	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1", "ch2"}, "")), WithClock(func() time.Time { return now }))
+	a := cleanAsset(t, s, 3)
+	n := len(a.Times)
+	// ch0 and ch1 only, far out; ch2 never comes
+	ts := a.Times[n-1].Add(time.Second)
+	_, d0 := sample(t, "plant", "ch0", map[string]string{"host": "h"}, ts, a.Values[0][n-1]+1000, "")
+	_, d1 := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, a.Values[1][n-1]-1000, "")
+	handle(s, d0)
+	handle(s, d1)
+	if n := s.FlushRows(context.Background()); n != 0 {
+		t.Fatalf("FlushRows closed %d rows before their wait", n)
+	}
+	now = now.Add(10 * time.Second)
+	if n := s.FlushRows(context.Background()); n != 1 {
+		t.Fatalf("FlushRows closed %d rows after the wait, want 1", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(groupAnomaliesAt(t, pub, ts)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := groupAnomaliesAt(t, pub, ts)
+	if len(got) != 1 || got[0].body.Channels[2].Value != nil || got[0].body.Channels[0].Value == nil {
+		t.Fatalf("group anomalies %+v, want one at %v with ch2 missing", got, ts)
+	}
+	if v := testutil.ToFloat64(s.m.rowsIncomplete); v != 1 {
+		t.Errorf("group_rows_incomplete_total %v, want 1", v)
+	}
+}
+
+func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
+	s, _ := newTestService(t, Config{MaxAssets: 2}, WithPipeline(groupPipeline(t, []string{"a", "b"}, "")))
+	for _, host := range []string{"h1", "h2", "h1", "h3"} {
+		_, d := sample(t, "plant", "a", map[string]string{"host": host}, t0, 1, "")
+		if err := handle(s, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.Assets(); n != 2 {
+		t.Errorf("%d assets, want 2", n)
+	}
+	if n := testutil.ToFloat64(s.m.assetsEvicted); n != 1 {
+		t.Errorf("evicted %v, want 1", n)
+	}
+	for host, want := range map[string]bool{"h1": true, "h2": false, "h3": true} {
+		s.mu.Lock()
+		_, ok := s.assets[assetKey(&s.pipeline.Groups[0], []string{host})]
+		s.mu.Unlock()
+		if ok != want {
+			t.Errorf("asset %s in memory: %v, want %v", host, ok, want)
+		}
+	}
+}

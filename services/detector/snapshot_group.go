@@ -1,0 +1,300 @@
+package detector
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// assetSnapshotVersion starts every group asset value in the bucket, under
+// the key <instance>.group.<asset key>:
+//
+//	version(1) flags(1: bit 0 a row is open) group service labels
+//	channels-hash(8) last-closed(8) [row-time(8) have(2) values(8 each)]
+//	detect.Group state
+//
+// Strings are uvarint-length-prefixed; labels are a uvarint count of
+// name, value pairs. The channels hash makes a restore skip an asset whose
+// group's channels changed (their number, names or order).
+const assetSnapshotVersion = 1
+
+// assetKeyPrefix separates group assets from series in the bucket (series
+// keys are fingerprints, which hold no dot).
+const assetKeyPrefix = "group."
+
+func channelsHash(g *pipeline.Group) uint64 {
+	h := fnv.New64a()
+	for _, c := range g.Channels {
+		h.Write([]byte(c))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func nanoOf(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+func timeOf(n int64) time.Time {
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (s *Service) encodeAsset(b []byte, a *asset) ([]byte, error) {
+	var flags byte
+	if a.open {
+		flags |= 1
+	}
+	b = append(b, assetSnapshotVersion, flags)
+	b = appendString(b, a.group.Name)
+	b = appendString(b, a.service)
+	b = binary.AppendUvarint(b, uint64(len(a.labels)))
+	for k, v := range a.labels {
+		b = appendString(appendString(b, k), v)
+	}
+	b = binary.LittleEndian.AppendUint64(b, channelsHash(a.group))
+	b = binary.LittleEndian.AppendUint64(b, uint64(nanoOf(a.lastClosed)))
+	if a.open {
+		b = binary.LittleEndian.AppendUint64(b, uint64(a.rowTime.UnixNano()))
+		b = binary.LittleEndian.AppendUint16(b, uint16(a.have))
+		for _, v := range a.row {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		}
+	}
+	return a.det.AppendBinary(b)
+}
+
+// snapReader reads a snapshot value; the first error sticks.
+type snapReader struct {
+	p   []byte
+	err error
+}
+
+func (r *snapReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("truncated at %s", what)
+	}
+}
+
+func (r *snapReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.p)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.p = r.p[n:]
+	return v
+}
+
+func (r *snapReader) string(what string) string {
+	n := r.uvarint(what)
+	if r.err != nil || n > uint64(len(r.p)) {
+		r.fail(what)
+		return ""
+	}
+	s := string(r.p[:n])
+	r.p = r.p[n:]
+	return s
+}
+
+func (r *snapReader) bytes(n int, what string) []byte {
+	if r.err != nil || n > len(r.p) {
+		r.fail(what)
+		return make([]byte, n)
+	}
+	b := r.p[:n]
+	r.p = r.p[n:]
+	return b
+}
+
+func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
+	bad := func(format string, args ...any) error {
+		return errs.Permanent(fmt.Errorf("%w: group asset %s: %s", ErrSnapshot, key, fmt.Sprintf(format, args...)))
+	}
+	if len(v) < 2 || v[0] != assetSnapshotVersion {
+		return nil, bad("unknown version")
+	}
+	open := v[1]&1 != 0
+	r := &snapReader{p: v[2:]}
+	name := r.string("group")
+	service := r.string("service")
+	nl := r.uvarint("labels")
+	if nl > pipeline.MaxGroupBy+1 {
+		return nil, bad("%d labels", nl)
+	}
+	labels := make(map[string]string, nl)
+	for range nl {
+		k := r.string("label name")
+		labels[k] = r.string("label value")
+	}
+	hash := binary.LittleEndian.Uint64(r.bytes(8, "channels hash"))
+	lastClosed := int64(binary.LittleEndian.Uint64(r.bytes(8, "last row")))
+	if r.err != nil {
+		return nil, bad("%v", r.err)
+	}
+	g, ok := s.pipeline.Group(name)
+	if !ok {
+		return nil, bad("group %q is not in the pipeline", name)
+	}
+	if hash != channelsHash(g) {
+		return nil, bad("group %q changed its channels", name)
+	}
+	a, err := newAsset(key, g, service, labels)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	a.lastClosed = timeOf(lastClosed)
+	if open {
+		d := len(g.Channels)
+		a.open, a.opened = true, s.now()
+		a.rowTime = time.Unix(0, int64(binary.LittleEndian.Uint64(r.bytes(8, "row time")))).UTC()
+		a.have = int(binary.LittleEndian.Uint16(r.bytes(2, "row count")))
+		a.row = make([]float64, d)
+		arrived := 0
+		for i := range a.row {
+			a.row[i] = math.Float64frombits(binary.LittleEndian.Uint64(r.bytes(8, "row")))
+			if !math.IsNaN(a.row[i]) {
+				arrived++
+			}
+		}
+		if r.err != nil {
+			return nil, bad("%v", r.err)
+		}
+		if arrived != a.have || a.have < 1 || a.have >= d {
+			return nil, bad("open row holds %d channels, says %d of %d", arrived, a.have, d)
+		}
+	}
+	if err := a.det.UnmarshalBinary(r.p); err != nil {
+		return nil, fmt.Errorf("%w: group asset %s: %w", ErrSnapshot, key, err)
+	}
+	return a, nil
+}
+
+// snapshotAssets writes the group assets changed since the last snapshot,
+// as Snapshot writes series. It returns the number written.
+func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	todo := s.dirtyAssets
+	s.dirtyAssets = nil
+	s.mu.Unlock()
+	subject := "$KV." + s.cfg.Snapshot.Bucket + "." + s.cfg.Instance + "." + assetKeyPrefix
+	written := 0
+	var firstErr error
+	type put struct {
+		a   *asset
+		fut jetstream.PubAckFuture
+	}
+	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
+		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
+		if err := ctx.Err(); err != nil {
+			s.requeueAssets(chunk)
+			s.requeueAssets(todo[start+len(chunk):])
+			if firstErr == nil {
+				firstErr = err
+			}
+			break
+		}
+		var puts []put
+		var failed []*asset
+		s.mu.Lock()
+		for _, a := range chunk {
+			if a.evicted || !a.dirty {
+				continue
+			}
+			if a.pending > 0 {
+				s.dirtyAssets = append(s.dirtyAssets, a) // see Service.process
+				continue
+			}
+			a.dirty = false
+			data, err := s.encodeAsset(nil, a)
+			if err != nil {
+				s.log.Error().Err(err).Str("asset", a.key).Msg("encode group state")
+				continue
+			}
+			fut, err := s.snap.PublishAsync(subject+a.key, data)
+			if err != nil {
+				failed = append(failed, a)
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			puts = append(puts, put{a, fut})
+		}
+		s.mu.Unlock()
+		for _, p := range puts {
+			select {
+			case <-p.fut.Ok():
+				written++
+			case err := <-p.fut.Err():
+				failed = append(failed, p.a)
+				if firstErr == nil {
+					firstErr = err
+				}
+			case <-ctx.Done():
+				failed = append(failed, p.a)
+				if firstErr == nil {
+					firstErr = ctx.Err()
+				}
+			}
+		}
+		if len(failed) > 0 {
+			s.m.snapshotErrors.Add(float64(len(failed)))
+			s.mu.Lock()
+			for _, a := range failed {
+				a.dirty = false
+				s.markAssetDirty(a)
+			}
+			s.mu.Unlock()
+		}
+	}
+	return written, firstErr
+}
+
+func (s *Service) requeueAssets(as []*asset) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range as {
+		if !a.evicted && a.dirty {
+			s.dirtyAssets = append(s.dirtyAssets, a)
+		}
+	}
+}
+
+// restoreAsset puts a decoded asset in memory unless it is there or
+// MaxAssets is reached; it reports whether it did.
+func (s *Service) restoreAsset(key string, v []byte) (bool, error) {
+	key = strings.TrimPrefix(key, assetKeyPrefix)
+	a, err := s.decodeAsset(key, v)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.assets[key]; ok || len(s.assets) >= s.cfg.MaxAssets {
+		return false, nil
+	}
+	s.assets[key] = a
+	a.elem = s.assetLRU.PushBack(a)
+	s.m.assetsRestored.Inc()
+	return true, nil
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -122,14 +123,12 @@ func (c Config) Validate() error {
 
 // readSecret reads a secret file; trailing newlines from editors are not part
 // of the secret.
+// readSecret reads a secret file the one way the project does
+// (config.ReadSecretFile).
 func readSecret(field, path string) (string, error) {
-	b, err := os.ReadFile(path)
+	s, err := config.ReadSecretFile(path)
 	if err != nil {
-		return "", fmt.Errorf("bus: %s: %w", field, err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if s == "" {
-		return "", invalid(field, "file %s is empty", path)
+		return "", invalid(field, "%v", err)
 	}
 	return s, nil
 }

@@ -46,6 +46,13 @@ func Secret(file, envVar string) (string, error) {
 	return v, nil
 }
 
+// ReadSecretFile reads a secret from a file as Secret does: at most
+// MaxSecretSize bytes, one trailing newline removed, an empty file refused.
+// Every secret file of the project (tokens, the NATS and ClickHouse
+// passwords) is read by it, so they all behave alike. Errors name the file
+// and never contain the secret.
+func ReadSecretFile(path string) (string, error) { return readSecretFile(path) }
+
 func readSecretFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

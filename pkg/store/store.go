@@ -4,15 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/rs/zerolog"
 )
 
@@ -22,7 +22,6 @@ var ErrInvalidConfig = errors.New("invalid config")
 // Defaults applied by Open for zero Config fields.
 const (
 	DefaultDialTimeout = 5 * time.Second
-	maxPasswordFileLen = 4096
 )
 
 // Config says how to reach ClickHouse.
@@ -30,8 +29,9 @@ type Config struct {
 	// DSN is a clickhouse-go native-protocol DSN, e.g.
 	// clickhouse://default@127.0.0.1:9000/aiops?dial_timeout=5s.
 	DSN string `yaml:"dsn"`
-	// PasswordFile holds the password (trailing newline ignored), so that it
-	// stays out of config files and process listings.
+	// PasswordFile holds the password (read by config.ReadSecretFile: one
+	// trailing newline ignored, an empty file refused), so that it stays out
+	// of config files and process listings.
 	PasswordFile string `yaml:"password_file"`
 	// Password comes from the environment (the caller reads it); never from
 	// YAML and never logged.
@@ -124,20 +124,15 @@ func (c Config) options() (*clickhouse.Options, error) {
 	return opts, nil
 }
 
+// readPasswordFile reads the password file the one way the project reads
+// secret files (config.ReadSecretFile): an empty file is refused (leave
+// password_file unset for a user without a password).
 func readPasswordFile(path string) (string, error) {
-	f, err := os.Open(path)
+	p, err := config.ReadSecretFile(path)
 	if err != nil {
-		return "", fmt.Errorf("%w: password_file: %v", ErrInvalidConfig, err)
+		return "", errs.Permanent(fmt.Errorf("%w: password_file: %v", ErrInvalidConfig, err))
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxPasswordFileLen+1))
-	if err != nil {
-		return "", fmt.Errorf("%w: password_file: %v", ErrInvalidConfig, err)
-	}
-	if len(b) > maxPasswordFileLen {
-		return "", fmt.Errorf("%w: password_file: %s is larger than %d bytes", ErrInvalidConfig, path, maxPasswordFileLen)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, nil
 }
 
 // Version is a ClickHouse server version.

@@ -167,3 +167,28 @@ func TestIdentifiers(t *testing.T) {
 		}
 	}
 }
+
+// The password file is read like every secret file of the project
+// (config.ReadSecretFile): one trailing newline dropped, an empty or
+// oversized file refused with an error naming password_file, never the
+// password.
+func TestPasswordFileReadLikeEverySecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	opts, err := Config{DSN: "clickhouse://u@db:9000/x", PasswordFile: write("pw", "s3cret-pw\n")}.options()
+	if err != nil || opts.Auth.Password != "s3cret-pw" {
+		t.Fatalf("password %q, err %v; want s3cret-pw", opts.Auth.Password, err)
+	}
+	for name, content := range map[string]string{"empty": "\n", "huge": strings.Repeat("x", 70<<10)} {
+		_, err := Config{DSN: "clickhouse://u@db:9000/x", PasswordFile: write(name, content)}.options()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "password_file") || strings.Contains(err.Error(), "xxxx") {
+			t.Errorf("%s password file: err = %v, want ErrInvalidConfig naming password_file", name, err)
+		}
+	}
+}

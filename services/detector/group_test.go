@@ -3,6 +3,7 @@ package detector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -363,6 +364,64 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 		s.mu.Unlock()
 		if ok != want {
 			t.Errorf("asset %s in memory: %v, want %v", host, ok, want)
+		}
+	}
+}
+
+// An asset's snapshot brings back its model, its open row and its last
+// row; a group whose channels changed, or a damaged value, is refused.
+func TestAssetSnapshotRoundTrip(t *testing.T) {
+	p := groupPipeline(t, []string{"ch0", "ch1", "ch2"}, "")
+	s, _ := newTestService(t, Config{}, WithPipeline(p))
+	a := cleanAsset(t, s, 3)
+	ts := a.Times[len(a.Times)-1].Add(time.Second)
+	_, d := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, 42, "")
+	handle(s, d)
+	s.mu.Lock()
+	if len(s.assets) != 1 {
+		t.Fatalf("%d assets", len(s.assets))
+	}
+	var orig *asset
+	for _, x := range s.assets {
+		orig = x
+	}
+	data, err := s.encodeAsset(nil, orig)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := newTestService(t, Config{}, WithPipeline(p))
+	got, err := s2.decodeAsset(orig.key, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.open || !got.rowTime.Equal(ts) || got.have != 1 || got.row[1] != 42 || !math.IsNaN(got.row[0]) || !got.lastClosed.Equal(a.Times[len(a.Times)-1]) ||
+		got.service != "plant" || got.labels["host"] != "h" || got.labels["group"] != "pump" || got.group.Name != "pump" {
+		t.Fatalf("restored asset %+v", got)
+	}
+	want, _ := orig.det.MarshalBinary()
+	if st, _ := got.det.MarshalBinary(); string(st) != string(want) || !got.det.Warm() {
+		t.Fatal("the restored group state differs")
+	}
+	// The restored asset closes the open row as the original would.
+	r1, _ := orig.add(ts, 0, 1, "x", t0)
+	r2, _ := got.add(ts, 0, 1, "x", t0)
+	r1b, _ := orig.add(ts, 2, 2, "y", t0)
+	r2b, _ := got.add(ts, 2, 2, "y", t0)
+	if len(r1) != 0 || len(r2) != 0 || len(r1b) != 1 || len(r2b) != 1 || !slices.Equal(r1b[0].values, r2b[0].values) {
+		t.Fatalf("rows after restore %+v, original %+v", r2b, r1b)
+	}
+	if a, b := orig.det.Observe(r1b[0].time, r1b[0].values), got.det.Observe(r2b[0].time, r2b[0].values); a.Score != b.Score || a.T2 != b.T2 {
+		t.Errorf("restored scores %+v, original %+v", b, a)
+	}
+
+	other, _ := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch2", "ch1"}, "")))
+	if _, err := other.decodeAsset(orig.key, data); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "channels") {
+		t.Errorf("reordered channels: %v", err)
+	}
+	for _, n := range []int{0, 1, 5, 40, len(data) - 1} {
+		if _, err := s2.decodeAsset(orig.key, data[:n]); !errors.Is(err, ErrSnapshot) {
+			t.Errorf("truncated to %d bytes: %v", n, err)
 		}
 	}
 }

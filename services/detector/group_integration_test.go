@@ -1,0 +1,136 @@
+package detector
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aiops-dev/aiops/pkg/detect/synth"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// streamGroupAnomalies reads the group anomalies on the stream.
+func (r *rig) groupAnomalies() []groupEvent {
+	var datas [][]byte
+	for _, e := range r.anomalies() {
+		d, err := e.MarshalJSON()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		datas = append(datas, d)
+	}
+	return groupAnomalies(r.t, datas)
+}
+
+// The samples of a generated asset with a broken sensor, published as
+// metric envelopes, come out as group anomalies on JetStream for the fault's
+// rows, naming the broken channel; after a restart the asset's model is
+// restored, so a row far outside is flagged at once, with no new warm-up.
+func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
+	r := newRig(t)
+	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour}} // only the shutdown snapshot
+	svc, stop := r.start(cfg)
+	r.publish(assetSamples(t, a)...)
+	deadline := time.Now().Add(60 * time.Second)
+	for testutil.ToFloat64(svc.m.rows) < float64(len(a.Times)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v rows scored within a minute, want %d", testutil.ToFloat64(svc.m.rows), len(a.Times))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var got []groupEvent
+	for time.Now().Before(deadline) {
+		if got = r.groupAnomalies(); len(got) >= int(testutil.ToFloat64(svc.m.groupAnomalies)) && len(got) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	broken := a.Channels[brokenChannel(a)]
+	named := map[string]int{}
+	ids := map[string]bool{}
+	for _, ge := range got {
+		ids[ge.env.ID] = true
+		i := int(ge.env.Time.Sub(a.Times[0]) / time.Second)
+		if i >= 0 && i < len(a.Labels) && a.Labels[i] {
+			named[ge.body.Channel]++
+		}
+	}
+	if len(ids) != len(got) {
+		t.Errorf("%d group anomalies with %d distinct ids", len(got), len(ids))
+	}
+	if named[broken] == 0 {
+		t.Fatalf("no group anomaly in the fault's rows names the broken channel %s: %v (%d group anomalies)", broken, named, len(got))
+	}
+	for ch, n := range named {
+		if ch != broken && n >= named[broken] {
+			t.Errorf("fault rows name %s %d times, the broken channel %s %d times", ch, n, broken, named[broken])
+		}
+	}
+	stop(false)
+
+	key := assetKey(&svc.pipeline.Groups[0], []string{"pump-1"})
+	kv, err := r.js.KeyValue(context.Background(), DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), "detector.group."+key); err != nil {
+		t.Fatalf("no snapshot under detector.group.%s: %v", key, err)
+	}
+
+	svc2, stop2 := r.start(cfg)
+	defer stop2(false)
+	deadline = time.Now().Add(30 * time.Second)
+	for svc2.Assets() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the asset was not restored")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// One row right after the restart, the first channel far from the
+	// others: a group warming up again would score it 0.
+	last := len(a.Times) - 1
+	at := a.Times[last].Add(time.Second)
+	var row [][]byte
+	for c, name := range a.Channels {
+		v := a.Values[c][last]
+		if c == 0 {
+			v += 1000
+		}
+		_, d := sample(t, "plant", name, map[string]string{"host": "pump-1"}, at, v, "")
+		row = append(row, d)
+	}
+	r.publish(row...)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var hit *groupEvent
+		for _, ge := range r.groupAnomalies() {
+			if ge.env.Time.Equal(at) {
+				hit = &ge
+			}
+		}
+		if hit != nil {
+			if hit.body.Channel != a.Channels[0] || hit.env.Kind != event.KindAnomaly || len(hit.env.Links) != len(a.Channels) {
+				t.Errorf("after restart: %+v, want channel %s", hit.body, a.Channels[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no group anomaly for the row after the restart (rows scored %v)", testutil.ToFloat64(svc2.m.rows))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

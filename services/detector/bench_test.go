@@ -67,10 +67,10 @@ func BenchmarkSeriesBytes(b *testing.B) {
 }
 
 // BenchmarkHandleGroup measures the service path per sample when every
-// sample also feeds a pipeline group: 10 assets of 8 channels, their rows (2,500 rows each at 200000x, past the 300-row warm-up)
-// in turn (the row assembly, the Group's score and its occasional refit
-// come on top of BenchmarkHandle's path). Run with an explicit count, e.g.
-// -benchtime=200000x.
+// sample also feeds a pipeline group: 10 assets of 8 channels, their rows
+// in turn (2,500 rows each at 200000x, past the 300-row warm-up). The row
+// assembly, the Group's score and its occasional refit come on top of
+// BenchmarkHandle's path. Run with an explicit count, e.g. -benchtime=200000x.
 func BenchmarkHandleGroup(b *testing.B) {
 	const nAssets, d = 10, 8
 	a, err := synth.GenerateGroup(synth.GroupClean, synth.GroupOptions{Seed: 1, Rows: 2000})

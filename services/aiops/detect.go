@@ -111,6 +111,9 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return replayGroup(ctx, br, *input, *output, *plotFile, gcfg, stdout, stderr)
 	}
+	if *group != "" {
+		return service.Usage(fmt.Errorf("detect replay: --group %q needs an input of several columns (timestamp,a,b,...)", *group))
+	}
 	route := p.Select(*metric, *svc, nil)
 	cfg := route.Profile(*counter).Config()
 

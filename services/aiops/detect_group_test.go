@@ -140,6 +140,11 @@ func TestDetectReplayGroupConfig(t *testing.T) {
 	if !errors.Is(err, service.ErrUsage) || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown group: %v", err)
 	}
+	series, _ := writeSeries(t, dir, 10, 5)
+	err = detectMain(context.Background(), []string{"replay", "--input", series, "--output", "-", "--config", cfg, "--group", "pump"}, &out, &stderr)
+	if !errors.Is(err, service.ErrUsage) || !strings.Contains(err.Error(), "several columns") {
+		t.Errorf("--group with a single series: %v", err)
+	}
 }
 
 func TestDetectReplayGroupBadInput(t *testing.T) {

@@ -74,25 +74,16 @@ func ReplayFunc(r io.Reader, w io.Writer, cfg Config, each func(ReplayRow)) (Rep
 	if w == nil {
 		w = io.Discard
 	}
-	br := bufio.NewReaderSize(r, MaxReplayLine)
+	lr := newLineReader(r, MaxReplayLine)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	out := make([]byte, 0, 128)
-	line, header := 0, false
+	header := false
 	for {
-		raw, rerr := br.ReadSlice('\n')
-		if rerr == bufio.ErrBufferFull {
-			return st, errs.Permanent(fmt.Errorf("%w: line %d is longer than %d bytes", ErrReplayTooLarge, line+1, MaxReplayLine))
+		text, last, err := lr.next()
+		if err != nil {
+			return st, err
 		}
-		if rerr != nil && rerr != io.EOF {
-			return st, fmt.Errorf("detect: replay: read line %d: %w", line+1, rerr)
-		}
-		if len(raw) > 0 {
-			line++
-		}
-		text := bytes.TrimSpace(raw)
-		if line == 1 {
-			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
-		}
+		line := lr.line
 		if len(text) > 0 {
 			if !header {
 				ts, val, ok := split2(text)
@@ -144,7 +135,7 @@ func ReplayFunc(r io.Reader, w io.Writer, cfg Config, each func(ReplayRow)) (Rep
 				}
 			}
 		}
-		if rerr == io.EOF {
+		if last {
 			break
 		}
 	}
@@ -211,4 +202,37 @@ func parseTimestamp(s string) (time.Time, error) {
 		return time.Parse("2006-01-02 15:04:05.999999999", s)
 	}
 	return time.Parse(time.RFC3339Nano, s)
+}
+
+// lineReader yields the lines of a replay input, trimmed and counted, so
+// that both replays read alike: a line over limit bytes is an error naming
+// it, and a UTF-8 byte order mark before the header is dropped.
+type lineReader struct {
+	br    *bufio.Reader
+	limit int
+	line  int // lines read so far
+}
+
+func newLineReader(r io.Reader, limit int) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, limit), limit: limit}
+}
+
+// next returns the next line's text (empty for a blank line) and whether it
+// was the last one.
+func (lr *lineReader) next() (text []byte, last bool, err error) {
+	raw, rerr := lr.br.ReadSlice('\n')
+	if rerr == bufio.ErrBufferFull {
+		return nil, false, errs.Permanent(fmt.Errorf("%w: line %d is longer than %d bytes", ErrReplayTooLarge, lr.line+1, lr.limit))
+	}
+	if rerr != nil && rerr != io.EOF {
+		return nil, false, fmt.Errorf("detect: replay: read line %d: %w", lr.line+1, rerr)
+	}
+	if len(raw) > 0 {
+		lr.line++
+	}
+	text = bytes.TrimSpace(raw)
+	if lr.line == 1 {
+		text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+	}
+	return text, rerr == io.EOF, nil
 }

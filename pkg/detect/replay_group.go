@@ -81,28 +81,18 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 	if w == nil {
 		w = io.Discard
 	}
-	br := bufio.NewReaderSize(r, MaxGroupReplayLine)
+	lr := newLineReader(r, MaxGroupReplayLine)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var g *Group
 	var fields [][]byte
 	var row []float64
 	out := make([]byte, 0, 256)
-	line := 0
 	for {
-		raw, rerr := br.ReadSlice('\n')
-		if rerr == bufio.ErrBufferFull {
-			return st, errs.Permanent(fmt.Errorf("%w: line %d is longer than %d bytes", ErrReplayTooLarge, line+1, MaxGroupReplayLine))
+		text, last, err := lr.next()
+		if err != nil {
+			return st, err
 		}
-		if rerr != nil && rerr != io.EOF {
-			return st, fmt.Errorf("detect: replay: read line %d: %w", line+1, rerr)
-		}
-		if len(raw) > 0 {
-			line++
-		}
-		text := bytes.TrimSpace(raw)
-		if line == 1 {
-			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
-		}
+		line := lr.line
 		switch {
 		case len(text) == 0:
 		case g == nil:
@@ -176,7 +166,7 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 				each(GroupReplayRow{Line: line, Values: append([]float64(nil), row...), Result: res})
 			}
 		}
-		if rerr == io.EOF {
+		if last {
 			break
 		}
 	}

@@ -75,11 +75,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
 	written := 0
 	var firstErr error
-	type put struct {
-		ser *series
-		fut jetstream.PubAckFuture
-	}
-	puts := make([]put, 0, s.cfg.Snapshot.Chunk)
+	puts := make([]put[*series], 0, s.cfg.Snapshot.Chunk)
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
 		if err := ctx.Err(); err != nil {
 			s.requeue(todo[start:])
@@ -117,26 +113,16 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				}
 				continue
 			}
-			puts = append(puts, put{ser, fut})
+			puts = append(puts, put[*series]{ser, fut})
 		}
 		// still dirty: they go back on the list for the next snapshot
 		s.dirty = append(s.dirty, waiting...)
 		s.mu.Unlock()
-		for _, p := range puts {
-			select {
-			case <-p.fut.Ok():
-				written++
-			case err := <-p.fut.Err():
-				failed = append(failed, p.ser)
-				if firstErr == nil {
-					firstErr = err
-				}
-			case <-ctx.Done():
-				failed = append(failed, p.ser)
-				if firstErr == nil {
-					firstErr = ctx.Err()
-				}
-			}
+		n, bad, err := awaitPuts(ctx, puts)
+		written += n
+		failed = append(failed, bad...)
+		if firstErr == nil {
+			firstErr = err
 		}
 		if len(failed) > 0 {
 			s.m.snapshotErrors.Add(float64(len(failed)))
@@ -257,4 +243,31 @@ func (s *Service) decode(key string, v []byte) (*series, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, key, err)
 	}
 	return &series{key: key, route: name, counter: counter, det: det}, nil
+}
+
+// put is one snapshot write of what, awaiting its ack.
+type put[T any] struct {
+	what T
+	fut  jetstream.PubAckFuture
+}
+
+// awaitPuts waits for every put's ack (or ctx) and returns how many were
+// written, the ones that were not, and the first error.
+func awaitPuts[T any](ctx context.Context, puts []put[T]) (written int, failed []T, firstErr error) {
+	for _, p := range puts {
+		var err error
+		select {
+		case <-p.fut.Ok():
+			written++
+			continue
+		case err = <-p.fut.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		failed = append(failed, p.what)
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return written, failed, firstErr
 }

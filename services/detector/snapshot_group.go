@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -199,10 +197,6 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 	subject := "$KV." + s.cfg.Snapshot.Bucket + "." + s.cfg.Instance + "." + assetKeyPrefix
 	written := 0
 	var firstErr error
-	type put struct {
-		a   *asset
-		fut jetstream.PubAckFuture
-	}
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
 		if err := ctx.Err(); err != nil {
@@ -213,7 +207,7 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 			}
 			break
 		}
-		var puts []put
+		var puts []put[*asset]
 		var failed []*asset
 		s.mu.Lock()
 		for _, a := range chunk {
@@ -238,24 +232,14 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 				}
 				continue
 			}
-			puts = append(puts, put{a, fut})
+			puts = append(puts, put[*asset]{a, fut})
 		}
 		s.mu.Unlock()
-		for _, p := range puts {
-			select {
-			case <-p.fut.Ok():
-				written++
-			case err := <-p.fut.Err():
-				failed = append(failed, p.a)
-				if firstErr == nil {
-					firstErr = err
-				}
-			case <-ctx.Done():
-				failed = append(failed, p.a)
-				if firstErr == nil {
-					firstErr = ctx.Err()
-				}
-			}
+		n, bad, err := awaitPuts(ctx, puts)
+		written += n
+		failed = append(failed, bad...)
+		if firstErr == nil {
+			firstErr = err
 		}
 		if len(failed) > 0 {
 			s.m.snapshotErrors.Add(float64(len(failed)))

@@ -56,17 +56,22 @@ type GroupConfig struct {
 	// no row scores before. Default 400.
 	Warmup int `yaml:"warmup" json:"warmup"`
 	// Variance is the fraction of the standardised variance the principal
-	// components keep (the rest is Q's residual). Default 0.9.
+	// components keep (the rest is Q's residual). Default 0.8.
 	Variance float64 `yaml:"variance" json:"variance"`
 	// Quantile of the warm-up rows' T² and Q that, times Margin, is the
 	// limit: ratio 1. Default 0.995.
 	Quantile float64 `yaml:"quantile" json:"quantile"`
 	// Margin multiplies the limits: the warm-up rows are in the sample the
 	// model was fitted to, so their statistics are smaller than a new
-	// row's. Default 1.25.
+	// row's. Default 1.
 	Margin float64 `yaml:"margin" json:"margin"`
+	// T2Margin multiplies T²'s limit once more: a move along the usual
+	// relations between the channels (T²) is what normal operation does,
+	// drift most of all, while a broken relation (Q) is rarely normal.
+	// Default 2.
+	T2Margin float64 `yaml:"t2_margin" json:"t2_margin"`
 	// Smooth is the memory, in rows, of the EWMA of the ratio that makes
-	// the score (1: no smoothing). Default 8.
+	// the score (1: no smoothing). Default 10.
 	Smooth int `yaml:"smooth" json:"smooth"`
 	// Memory is the memory, in rows, with which the model goes on learning
 	// from rows that are not anomalous after the warm-up; negative keeps
@@ -100,10 +105,11 @@ type GroupConfig struct {
 // Group defaults.
 const (
 	DefaultGroupWarmup      = 400
-	DefaultGroupVariance    = 0.9
+	DefaultGroupVariance    = 0.8
 	DefaultGroupQuantile    = 0.995
-	DefaultGroupMargin      = 1.25
-	DefaultGroupSmooth      = 8
+	DefaultGroupMargin      = 1
+	DefaultGroupT2Margin    = 2
+	DefaultGroupSmooth      = 10
 	DefaultGroupMemory      = 3600
 	DefaultGroupLevelMemory = 2400
 	DefaultGroupRelease     = 0.5
@@ -133,6 +139,7 @@ func (c GroupConfig) WithDefaults() GroupConfig {
 	deff(&c.Variance, DefaultGroupVariance)
 	deff(&c.Quantile, DefaultGroupQuantile)
 	deff(&c.Margin, DefaultGroupMargin)
+	deff(&c.T2Margin, DefaultGroupT2Margin)
 	def(&c.Smooth, DefaultGroupSmooth)
 	def(&c.Memory, DefaultGroupMemory)
 	def(&c.LevelMemory, DefaultGroupLevelMemory)
@@ -160,6 +167,8 @@ func (c GroupConfig) Validate() error {
 		return bad("quantile", "%g, want [0.5, 1)", c.Quantile)
 	case !(c.Margin >= 1 && c.Margin <= 100):
 		return bad("margin", "%g, want 1..100", c.Margin)
+	case !(c.T2Margin >= 1 && c.T2Margin <= 100):
+		return bad("t2_margin", "%g, want 1..100", c.T2Margin)
 	case c.Smooth < 1 || c.Smooth > 10_000:
 		return bad("smooth", "%d, want 1..10000", c.Smooth)
 	case c.Memory > 0 && c.Memory < 10:
@@ -201,8 +210,9 @@ type GroupResult struct {
 	Ratio, Smoothed        float64
 	// Channel is the channel that contributes most to the row's distance
 	// from the model, -1 if none; Sigmas is its deviation in units of its
-	// warm-up standard deviation: from where the other channels put it
-	// when Q dominates (a broken relation), else from its mean.
+	// warm-up standard deviation: when Q dominates (a broken relation), how
+	// far it must move to restore the relations (its reconstruction-based
+	// contribution), else its distance from its level.
 	Channel int
 	Sigmas  float64
 	// Expected is the model's mean of each channel (nil during warm-up);
@@ -305,7 +315,16 @@ func (g *Group) Observe(t time.Time, row []float64) GroupResult {
 	for j, z := range g.z {
 		dev := z
 		if offSubspace {
-			dev = z - g.proj[j]
+			// Reconstruction-based contribution: how far channel j must
+			// move to put the row back on the model's subspace, the
+			// residual divided by the share of j the subspace does not
+			// explain (a channel the components explain well shows
+			// only a small residual when it alone breaks).
+			var h float64
+			for i := 0; i < g.k; i++ {
+				h += g.pc.At(j, i) * g.pc.At(j, i)
+			}
+			dev = (z - g.proj[j]) / max(1-h, 1e-6)
 		}
 		if r.Channel < 0 || math.Abs(dev) > math.Abs(r.Sigmas) {
 			r.Channel, r.Sigmas = j, dev
@@ -415,7 +434,7 @@ func (g *Group) firstFit() {
 	for i, z := range dev {
 		t2s[i], qs[i] = g.stats(z)
 	}
-	g.t2Lim = max(quantile(t2s, g.cfg.Quantile)*g.cfg.Margin, 1e-9)
+	g.t2Lim = max(quantile(t2s, g.cfg.Quantile)*g.cfg.Margin*g.cfg.T2Margin, 1e-9)
 	g.qLim = max(quantile(qs, g.cfg.Quantile)*g.cfg.Margin, 1e-9)
 	g.n, g.warm = n, nil
 }

@@ -14,7 +14,7 @@ import (
 // after the first fit, in an alarm, long after) scores every following row
 // exactly as the original does.
 func TestGroupStateRoundTrip(t *testing.T) {
-	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 2, Rows: 2000})
+	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 2, Rows: 2000, Magnitude: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

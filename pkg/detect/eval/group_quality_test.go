@@ -65,7 +65,7 @@ func TestQualityGroup(t *testing.T) {
 		first, last int
 		trend       float64
 		floor       float64 // a little under the measured sum, so a regression fails
-	}{{"GROUP", 1, 30, 0, 1.58}, {"GROUP DRIFT", 1, 30, 0.002, 1.39}, {"GROUP HOLDOUT", 31, 90, 0, 1.53}, {"GROUP HOLDOUT DRIFT", 31, 90, 0.002, 1.40}} {
+	}{{"GROUP", 1, 30, 0, 1.46}, {"GROUP DRIFT", 1, 30, 0.002, 1.42}, {"GROUP HOLDOUT", 31, 90, 0, 1.45}, {"GROUP HOLDOUT DRIFT", 31, 90, 0.002, 1.40}} {
 		per, all := runGroupSuite(t, cfg, c.first, c.last, synth.GroupOptions{Trend: c.trend})
 		for _, k := range synth.GroupKinds {
 			t.Log(line(string(k), *per[k]))
@@ -88,8 +88,8 @@ func TestQualityGroup(t *testing.T) {
 	t.Log(line("SKAB test rows", test))
 	t.Logf("SKAB test rows: FAR=%.2f%% MAR=%.2f%%", 100*test.Point.FAR(), 100*test.Point.MAR())
 	// Measured, never tuned on: the floor only catches a regression.
-	if f := test.Point.F1(); f < 0.75 {
-		t.Errorf("SKAB test-row point F1 %.3f is below the floor 0.75", f)
+	if f := test.Point.F1(); f < 0.72 {
+		t.Errorf("SKAB test-row point F1 %.3f is below the floor 0.72", f)
 	}
 	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
 	_, alarms, err := ScoreGroup(cfg, free)
@@ -98,4 +98,9 @@ func TestQualityGroup(t *testing.T) {
 	}
 	fr := Evaluate(free.Labels[skabTrain:], alarms[skabTrain:], 0)
 	t.Logf("SKAB anomaly-free after %d rows: FAR=%.2f%% (%d alarm episodes)", skabTrain, 100*fr.Point.FAR(), fr.Event.Episodes)
+	// The defaults were chosen under this ceiling (QUALITY.md), the one
+	// the univariate defaults keep too.
+	if far := fr.Point.FAR(); far > 0.06 {
+		t.Errorf("SKAB anomaly-free FAR %.2f%% is over the 6%% ceiling", 100*far)
+	}
 }

@@ -65,6 +65,9 @@ type GroupOptions struct {
 	// warming motor, a filling disk): each of them by up to Trend of its σ
 	// per row, the same all along. Default 0: none.
 	Trend float64
+	// Magnitude multiplies the fault's size (default 1): tests that need a
+	// fault every detector must see use several times the usual.
+	Magnitude float64
 }
 
 func (o GroupOptions) withDefaults() GroupOptions {
@@ -91,6 +94,9 @@ func (o GroupOptions) withDefaults() GroupOptions {
 	}
 	if o.Walk == 0 {
 		o.Walk = 0.01
+	}
+	if o.Magnitude == 0 {
+		o.Magnitude = 1
 	}
 	return o
 }
@@ -162,6 +168,11 @@ func GenerateGroup(k GroupKind, o GroupOptions) (Group, error) {
 		mag = 2.5 + 1.5*rng.Float64()
 	case GroupDrift:
 		mag = (3 + 2*rng.Float64()) * sign(rng)
+	}
+	if k == GroupVariance {
+		mag = 1 + (mag-1)*o.Magnitude
+	} else {
+		mag *= o.Magnitude
 	}
 
 	const factorAR = 0.95

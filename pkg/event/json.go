@@ -32,6 +32,26 @@ func Decode(data []byte, now time.Time) (*Envelope, error) {
 	return e, nil
 }
 
+// DecodeWithID is Decode, except that an envelope sent without an id gets
+// id(e) (called before Normalize, so fields left out are still empty)
+// instead of a random one; an empty result falls back to a random id. A
+// gateway uses it to give the events of a retried request the ids they got
+// the first time.
+func DecodeWithID(data []byte, now time.Time, id func(*Envelope) string) (*Envelope, error) {
+	e, err := unmarshal(data)
+	if err != nil {
+		return nil, err
+	}
+	if e.ID == "" && id != nil {
+		e.ID = id(e)
+	}
+	e.Normalize(now)
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // Parse is the strict decoder for events taken off the bus: it fills
 // nothing in, so an envelope must carry every required field of the JSON
 // Schema (id, observed_time and fingerprint included). A missing id would

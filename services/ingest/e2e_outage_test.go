@@ -127,3 +127,32 @@ func TestE2EBusOutage(t *testing.T) {
 		t.Errorf("log before the outage: rows %+v", l)
 	}
 }
+
+// TestE2EIdempotencyKey: a producer that sends envelopes without ids and
+// retries a request (its answer was lost) with the same Idempotency-Key
+// stores each event once; without the key the retry stores them twice.
+func TestE2EIdempotencyKey(t *testing.T) {
+	r := newE2ERig(t, rigOptions{})
+	base := recent()
+	var nd strings.Builder
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&nd, `{"kind":"log","service":"billing","time":%q,"body":{"message":"invoice %d sent"}}`+"\n", rfc3339(base.Add(time.Duration(i)*time.Second)), i)
+	}
+	keyed := http.Header{"Content-Type": {"application/x-ndjson"}, "Idempotency-Key": {"c1a5e7d2-2026-11-21-batch-1"}}
+	first := r.postHeaders(PathEvents, keyed, []byte(nd.String())).accepted(t)
+	retry := r.postHeaders(PathEvents, keyed, []byte(nd.String())).accepted(t)
+	if !slices.Equal(first.IDs, retry.IDs) {
+		t.Fatalf("the retry got ids %v, the first answer %v", retry.IDs, first.IDs)
+	}
+	unkeyed := nd.String()
+	unkeyed = strings.ReplaceAll(unkeyed, "invoice", "receipt")
+	r.post(PathEvents, "application/x-ndjson", "", []byte(unkeyed)).accepted(t)
+	r.post(PathEvents, "application/x-ndjson", "", []byte(unkeyed)).accepted(t)
+	r.drained()
+	if n := r.count("SELECT count() FROM logs FINAL WHERE service = 'billing' AND message LIKE 'invoice %'"); n != 3 {
+		t.Errorf("%d invoice rows after a keyed retry, want 3", n)
+	}
+	if n := r.count("SELECT count() FROM logs FINAL WHERE service = 'billing' AND message LIKE 'receipt %'"); n != 6 {
+		t.Errorf("%d receipt rows after an unkeyed retry, want 6 (each stored twice)", n)
+	}
+}

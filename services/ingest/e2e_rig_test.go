@@ -172,15 +172,22 @@ func (a answer) accepted(t testing.TB) Response {
 // post sends body to path with the rig's token.
 func (r *e2eRig) post(path, contentType, encoding string, body []byte) answer {
 	r.t.Helper()
+	h := http.Header{"Content-Type": {contentType}}
+	if encoding != "" {
+		h.Set("Content-Encoding", encoding)
+	}
+	return r.postHeaders(path, h, body)
+}
+
+// postHeaders sends body to path with the rig's token and the headers h.
+func (r *e2eRig) postHeaders(path string, h http.Header, body []byte) answer {
+	r.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, r.url+path, bytes.NewReader(body))
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	req.Header = h.Clone()
 	req.Header.Set("Authorization", "Bearer "+e2eToken)
-	req.Header.Set("Content-Type", contentType)
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
 	resp, err := r.http.Do(req)
 	if err != nil {
 		r.t.Fatalf("POST %s: %v", path, err)

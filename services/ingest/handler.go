@@ -258,7 +258,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ep, proto, status, ErrorResponse{Error: err.Error()})
 		return
 	}
-	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes)})
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+		return
+	}
+	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), IdempotencyKey: key})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)
@@ -293,6 +298,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.IDs[i] = e.ID
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// MaxIdempotencyKey bounds the Idempotency-Key header.
+const MaxIdempotencyKey = 255
+
+// idempotencyKey returns the request's Idempotency-Key header ("" when
+// absent): a producer that sends envelopes without ids names each request
+// with a key of its own (a UUID), and sends the same key when it retries
+// that request, so its events keep their ids and are stored once.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", fmt.Errorf("the Idempotency-Key header: given %d times, want once", len(vs))
+	}
+	k := vs[0]
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return "", fmt.Errorf("the Idempotency-Key header: %d characters, want 1 to %d", len(k), MaxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return "", fmt.Errorf("the Idempotency-Key header: character %d is not printable ASCII", i+1)
+		}
+	}
+	return k, nil
 }
 
 // authenticate returns the index of the request's token (len(tokens) for

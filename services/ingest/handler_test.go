@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +96,7 @@ type request struct {
 	method, path, contentType, encoding, token string
 	body                                       []byte
 	unknownLength                              bool
+	idempotencyKeys                            []string // one Idempotency-Key header each
 }
 
 func (r request) do(h http.Handler) *httptest.ResponseRecorder {
@@ -115,6 +117,9 @@ func (r request) do(h http.Handler) *httptest.ResponseRecorder {
 	}
 	if r.encoding != "" {
 		req.Header.Set("Content-Encoding", r.encoding)
+	}
+	for _, k := range r.idempotencyKeys {
+		req.Header.Add("Idempotency-Key", k)
 	}
 	switch r.token {
 	case "":
@@ -377,6 +382,9 @@ func TestRefusals(t *testing.T) {
 		{"invalid item", request{path: PathEvents, contentType: "application/x-ndjson", body: []byte(logLine + "\n" + `{"kind":"log","service":"a","body":{"message":"x"}}`)}, 400, "nothing accepted", nil},
 		{"bad gzip", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: []byte("not gzip")}, 400, "not gzip", nil},
 		{"truncated gzip", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: gzipped([]byte(logLine))[:20]}, 400, "gzip", nil},
+		{"idempotency key too long", request{path: PathEvents, contentType: "application/json", body: []byte(logLine), idempotencyKeys: []string{strings.Repeat("k", MaxIdempotencyKey+1)}}, 400, "Idempotency-Key header: 256 characters, want 1 to 255", nil},
+		{"idempotency key with a space", request{path: PathEvents, contentType: "application/json", body: []byte(logLine), idempotencyKeys: []string{"a b"}}, 400, "Idempotency-Key header: character 2 is not printable ASCII", nil},
+		{"two idempotency keys", request{path: PathEvents, contentType: "application/json", body: []byte(logLine), idempotencyKeys: []string{"a", "b"}}, 400, "Idempotency-Key header: given 2 times", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -686,6 +694,42 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 	for _, secret := range []string{tokenA, tokenB, "wrong-token-but-secret-too"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("a log line holds a token:\n%s", out)
+		}
+	}
+}
+
+// A producer that sends envelopes without ids and retries with the same
+// Idempotency-Key gets the same ids back; another key, or none, gives
+// other ids; an envelope's own id always wins.
+func TestIdempotencyKeyKeepsIDsAcrossRetries(t *testing.T) {
+	body := []byte(`{"kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"declined"}}
+{"kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"declined"}}
+{"id":"01KAKZ5N2V3W4X5Y6Z7A8B9C0D","kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"own id"}}`)
+	post := func(keys ...string) []string {
+		t.Helper()
+		rec := request{path: PathEvents, contentType: "application/x-ndjson", body: body, idempotencyKeys: keys}.do(newTestHandler(t, &fakePublisher{}, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		return decodeJSON[Response](t, rec).IDs
+	}
+	first, retry := post("7f0c2a4e-req-1"), post("7f0c2a4e-req-1")
+	if !slices.Equal(first, retry) {
+		t.Fatalf("same key, ids %v then %v", first, retry)
+	}
+	if first[0] == first[1] {
+		t.Errorf("two identical events of one request share the id %s", first[0])
+	}
+	if first[2] != "01KAKZ5N2V3W4X5Y6Z7A8B9C0D" {
+		t.Errorf("own id replaced by %s", first[2])
+	}
+	other, none := post("7f0c2a4e-req-2"), post()
+	for i := 0; i < 2; i++ {
+		if other[i] == first[i] || none[i] == first[i] {
+			t.Errorf("event %d: id %s with the key, %s with another key, %s with none", i, first[i], other[i], none[i])
+		}
+		if !event.ValidID(first[i]) {
+			t.Errorf("derived id %q is not a ULID", first[i])
 		}
 	}
 }

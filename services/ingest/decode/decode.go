@@ -68,6 +68,13 @@ type Options struct {
 	// MaxDecodedBytes bounds a payload after decompression, for formats
 	// that carry their own compression (0: DefaultMaxDecodedBytes).
 	MaxDecodedBytes int
+	// IdempotencyKey, when set, names the request (the Idempotency-Key
+	// header): an envelope sent without an id gets one derived from the
+	// key, its position in the request and its content, so a producer that
+	// retries the request with the same key gets the same ids, and the
+	// stream's duplicate window keeps one copy. Formats whose ids already
+	// derive from their content ignore it.
+	IdempotencyKey string
 }
 
 func (o Options) withDefaults() Options {
@@ -271,6 +278,20 @@ func seal(e *event.Envelope, source string, now time.Time, identity ...[]byte) e
 	}
 	e.Normalize(now)
 	return e.Validate()
+}
+
+// keyedID returns the id function of event.DecodeWithID for the envelope
+// at position item of a request with an idempotency key ("" without one).
+func keyedID(key string, item int) func(*event.Envelope) string {
+	if key == "" {
+		return nil
+	}
+	return func(e *event.Envelope) string {
+		if e.Fingerprint == "" {
+			e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
+		}
+		return stableID(e, []byte("idempotency-key"), []byte(key), []byte(strconv.Itoa(item)))
+	}
 }
 
 // stableID is a ULID whose time part is the event time and whose random

@@ -14,7 +14,8 @@ import (
 // between objects is accepted). Item is the 0-based position of the
 // envelope in the request; Field is the envelope's JSON field. What the
 // producer set is kept (an id it chose makes its retries idempotent); what it
-// left out is filled by event.Normalize, the source with "http".
+// left out is filled by event.Normalize, the source with "http"; with
+// Options.IdempotencyKey a missing id is derived from the key instead.
 func Events(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -30,7 +31,7 @@ func Events(body []byte, o Options) (*Batch, error) {
 		if item >= o.MaxEvents {
 			return tooManyEvents(o.MaxEvents)
 		}
-		e, err := event.Decode(raw, o.Now)
+		e, err := event.DecodeWithID(raw, o.Now, keyedID(o.IdempotencyKey, item))
 		if err != nil {
 			c.addInvalid(item, err, nil)
 		} else {
@@ -115,7 +116,7 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 			return nil, tooManyEvents(o.MaxEvents)
 		}
 		var ve *event.ValidationError
-		if e, err := event.Decode(line, o.Now); errors.As(err, &ve) {
+		if e, err := event.DecodeWithID(line, o.Now, keyedID(o.IdempotencyKey, item)); errors.As(err, &ve) {
 			c.addInvalid(item, err, nil)
 		} else if err != nil {
 			c.addProblem(problemOf(item, err))

@@ -150,3 +150,38 @@ func TestCountsSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("error average not restored: %v vs %v", d.byID[1]["api"].ErrAvg, c.byID[1]["api"].ErrAvg)
 	}
 }
+
+// countedLines sums the current interval's counts of service.
+func countedLines(c *counts, service string) (n uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, svcs := range c.byID {
+		if s := svcs[service]; s != nil {
+			n += s.Count
+		}
+	}
+	return n
+}
+
+// A raw log whose outputs failed after it was counted is not counted again
+// when it is redelivered; other logs, and a third delivery, are.
+func TestCountsRedeliveryCountedOnce(t *testing.T) {
+	c := newCounts(testCountsConfig())
+	c.add("api", 1, false, "raw-1")
+	c.recount("raw-1")
+	c.add("api", 1, false, "raw-1") // the redelivery
+	c.add("api", 1, false, "raw-2")
+	if got := countedLines(c, "api"); got != 2 {
+		t.Fatalf("counted %d, want 2 (raw-1 once, raw-2 once)", got)
+	}
+	c.add("api", 1, false, "raw-1") // delivered once more, not marked
+	if got := countedLines(c, "api"); got != 3 {
+		t.Fatalf("counted %d, want 3", got)
+	}
+	for i := 0; i < maxRecounts+10; i++ {
+		c.recount(fmt.Sprint("bulk-", i))
+	}
+	if len(c.counted) != maxRecounts {
+		t.Errorf("%d raw logs marked, want the bound %d", len(c.counted), maxRecounts)
+	}
+}

@@ -134,6 +134,14 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		if n != 1 || id != wantID {
 			t.Fatalf("after redelivery %d: %d templated logs, last id %q; want 1 with id %s", i+1, n, id, wantID)
 		}
+		// The failed delivery was counted; its redelivery is not counted
+		// again. (A second redelivery of a log that succeeded, after a
+		// lost ack, is: nothing marks it.)
+		if i == 0 {
+			if got := countedLines(l.counts, raw.Service); got != 1 {
+				t.Errorf("after the redelivery of a failed raw log: counted %d times, want 1", got)
+			}
+		}
 	}
 
 	// The template event of the failed first delivery is not caused again

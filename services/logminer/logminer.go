@@ -101,6 +101,7 @@ type compiledFormat struct {
 type pendingDelivery struct {
 	futures []jetstream.PubAckFuture
 	msgs    []bus.Message
+	rawID   string
 	done    func(error)
 }
 
@@ -115,6 +116,7 @@ type rawWork struct {
 type scratch struct {
 	result logmine.Result
 	fields []string
+	rawID  string // the raw log last counted by process
 }
 
 // New ensures the durable consumer and the state bucket, and restores the
@@ -252,6 +254,7 @@ func (l *Logminer) acker(pending <-chan pendingDelivery) {
 		if err != nil {
 			l.metrics.publishFailures.Add(1)
 			l.retryTemplateEvents(p.msgs)
+			l.counts.recount(p.rawID)
 		}
 		p.done(err) // transient: the raw log is redelivered and mined again
 	}
@@ -305,6 +308,7 @@ func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingD
 			// ids, and dropped by the duplicate window.
 			l.metrics.publishFailures.Add(1)
 			l.retryTemplateEvents(msgs)
+			l.counts.recount(s.rawID)
 			settled = true
 			w.done(err)
 			return
@@ -312,7 +316,7 @@ func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingD
 		futures = append(futures, f)
 	}
 	settled = true
-	pending <- pendingDelivery{futures: futures, msgs: msgs, done: w.done}
+	pending <- pendingDelivery{futures: futures, msgs: msgs, rawID: s.rawID, done: w.done}
 }
 
 // templateSubjectPrefix starts the subjects of template events.
@@ -371,6 +375,7 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 	}
 	r := &s.result
 	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID)
+	s.rawID = e.ID
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
 	now := l.now().UTC()

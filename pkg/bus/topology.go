@@ -26,12 +26,33 @@ const (
 )
 
 type topology struct {
-	storage   jetstream.StorageType
-	replicas  int
-	dupWindow time.Duration
-	maxAge    time.Duration
-	maxBytes  int64
+	storage          jetstream.StorageType
+	replicas         int
+	dupWindow        time.Duration
+	maxAge           time.Duration
+	maxBytes         int64
+	metricPartitions int
 }
+
+// MaxMetricPartitions bounds WithMetricPartitions.
+const MaxMetricPartitions = 1024
+
+// WithMetricPartitions makes the EVENTS stream put every metric sample in
+// one of n partitions by its service: a sample published on
+// events.metric.<service> is stored on events.metric.<p>.<service>, p in
+// 0..n-1 (NATS deterministic subject mapping, the same p for a service on
+// every server and after every restart). Stateful consumers of metrics then
+// scale out one instance per partition, each filtering
+// MetricPartitionFilter(p), and every series always reaches the same
+// instance. 0 (the default) stores samples on the subject they were sent
+// on. Every service provisions the streams, so all must agree on n.
+func WithMetricPartitions(n int) TopologyOption {
+	return func(t *topology) { t.metricPartitions = n }
+}
+
+// MetricPartitionFilter is the subject filter of partition p of the metric
+// samples (see WithMetricPartitions).
+func MetricPartitionFilter(p int) string { return fmt.Sprintf("events.metric.%d.>", p) }
 
 // TopologyOption adjusts DefaultStreams.
 type TopologyOption func(*topology)
@@ -78,8 +99,17 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		}
 	}
+	events := mk(StreamEvents, SubjectEvents, "aiops events: every input and every stage's output")
+	if n := t.metricPartitions; n > 0 {
+		// Only three-token subjects match: a sample already partitioned
+		// (republished from a dead letter, say) is stored as it is.
+		events.SubjectTransform = &jetstream.SubjectTransformConfig{
+			Source:      "events.metric.*",
+			Destination: fmt.Sprintf("events.metric.{{partition(%d,1)}}.{{wildcard(1)}}", n),
+		}
+	}
 	return []jetstream.StreamConfig{
-		mk(StreamEvents, SubjectEvents, "aiops events: every input and every stage's output"),
+		events,
 		mk(StreamIncidents, SubjectIncidents, "aiops incident lifecycle: opened, updated, resolved"),
 		mk(StreamDeadLetter, SubjectDeadLetter, "aiops messages no stage could process, with the reason in headers"),
 	}

@@ -76,6 +76,12 @@ type StreamsConfig struct {
 	MaxBytes int64 `yaml:"max_bytes"`
 	// DuplicateWindow is how long a republished event id is recognised.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// MetricPartitions, when positive, stores each service's metric
+	// samples under one of that many partition subjects
+	// (events.metric.<p>.<service>), so that detectors scale out one per
+	// partition (bus.WithMetricPartitions). Every service must be given
+	// the same value: each provisions the streams at start.
+	MetricPartitions int `yaml:"metric_partitions"`
 }
 
 // DefaultConfig is what a service uses with no configuration at all: NATS
@@ -107,6 +113,9 @@ func (c Config) Validate() error {
 	if c.Streams.Replicas < 0 || c.Streams.Replicas > 5 {
 		return fmt.Errorf("streams.replicas: %d, want 1 to 5", c.Streams.Replicas)
 	}
+	if c.Streams.MetricPartitions < 0 || c.Streams.MetricPartitions > bus.MaxMetricPartitions {
+		return fmt.Errorf("streams.metric_partitions: %d, want 0 (off) to %d", c.Streams.MetricPartitions, bus.MaxMetricPartitions)
+	}
 	if c.Streams.MaxAge < 0 || c.Streams.MaxBytes < 0 || c.Streams.DuplicateWindow < 0 {
 		return errors.New("streams: max_age, max_bytes and duplicate_window must not be negative")
 	}
@@ -129,6 +138,9 @@ func (c StreamsConfig) options() []bus.TopologyOption {
 	}
 	if c.DuplicateWindow > 0 {
 		opts = append(opts, bus.WithDuplicateWindow(c.DuplicateWindow))
+	}
+	if c.MetricPartitions > 0 {
+		opts = append(opts, bus.WithMetricPartitions(c.MetricPartitions))
 	}
 	return opts
 }

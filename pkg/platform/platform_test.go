@@ -51,11 +51,12 @@ func TestLoadConfig(t *testing.T) {
 
 func TestValidateNamesTheField(t *testing.T) {
 	for field, mutate := range map[string]func(*Config){
-		"streams.storage":  func(c *Config) { c.Streams.Storage = "tape" },
-		"streams.replicas": func(c *Config) { c.Streams.Replicas = 9 },
-		"bus":              func(c *Config) { c.Bus.URLs = []string{"http://x"} },
-		"admin":            func(c *Config) { c.Admin.Listen = "0.0.0.0:9000" },
-		"log":              func(c *Config) { c.Log.Level = "loud" },
+		"streams.storage":           func(c *Config) { c.Streams.Storage = "tape" },
+		"streams.replicas":          func(c *Config) { c.Streams.Replicas = 9 },
+		"streams.metric_partitions": func(c *Config) { c.Streams.MetricPartitions = bus.MaxMetricPartitions + 1 },
+		"bus":                       func(c *Config) { c.Bus.URLs = []string{"http://x"} },
+		"admin":                     func(c *Config) { c.Admin.Listen = "0.0.0.0:9000" },
+		"log":                       func(c *Config) { c.Log.Level = "loud" },
 	} {
 		c := DefaultConfig()
 		mutate(&c)

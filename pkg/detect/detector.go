@@ -12,6 +12,10 @@ import (
 // treated like NaN, so squares and differences in the state stay finite.
 const maxAbsValue = 1e100
 
+// validValue is the rule both Detector and Group accept values by: not NaN,
+// not ±Inf, not over maxAbsValue in magnitude.
+func validValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= maxAbsValue }
+
 // Kind names a detector.
 type Kind uint8
 
@@ -244,7 +248,7 @@ func (d *Detector) seasonAt(ns int64) (s float64, b0, b1 int, f float64) {
 func (d *Detector) Observe(t time.Time, v float64) Result {
 	cfg := &d.p.cfg
 	r := Result{Time: t, Value: v}
-	if !finite(v) || math.Abs(v) > maxAbsValue {
+	if !validValue(v) {
 		r.Flags |= FlagInvalid
 		return r
 	}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -125,30 +126,18 @@ var ErrInvalidGroupConfig = errors.New("detect: invalid group config")
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c GroupConfig) WithDefaults() GroupConfig {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	deff := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Warmup, DefaultGroupWarmup)
-	deff(&c.Variance, DefaultGroupVariance)
-	deff(&c.Quantile, DefaultGroupQuantile)
-	deff(&c.Margin, DefaultGroupMargin)
-	deff(&c.T2Margin, DefaultGroupT2Margin)
-	def(&c.Smooth, DefaultGroupSmooth)
-	def(&c.Memory, DefaultGroupMemory)
-	def(&c.LevelMemory, DefaultGroupLevelMemory)
-	deff(&c.Release, DefaultGroupRelease)
-	def(&c.ReleaseRows, DefaultGroupReleaseRows)
-	deff(&c.Threshold, DefaultThreshold)
-	if c.MaxAlarm == 0 {
-		c.MaxAlarm = DefaultGroupMaxAlarm
-	}
+	c.Warmup = cmp.Or(c.Warmup, DefaultGroupWarmup)
+	c.Variance = cmp.Or(c.Variance, DefaultGroupVariance)
+	c.Quantile = cmp.Or(c.Quantile, DefaultGroupQuantile)
+	c.Margin = cmp.Or(c.Margin, DefaultGroupMargin)
+	c.T2Margin = cmp.Or(c.T2Margin, DefaultGroupT2Margin)
+	c.Smooth = cmp.Or(c.Smooth, DefaultGroupSmooth)
+	c.Memory = cmp.Or(c.Memory, DefaultGroupMemory)
+	c.LevelMemory = cmp.Or(c.LevelMemory, DefaultGroupLevelMemory)
+	c.Release = cmp.Or(c.Release, DefaultGroupRelease)
+	c.ReleaseRows = cmp.Or(c.ReleaseRows, DefaultGroupReleaseRows)
+	c.Threshold = cmp.Or(c.Threshold, DefaultThreshold)
+	c.MaxAlarm = cmp.Or(c.MaxAlarm, DefaultGroupMaxAlarm)
 	return c
 }
 
@@ -347,8 +336,6 @@ func (g *Group) relearn() {
 	g.pc, g.cov, g.lambda, g.warm = nil, nil, nil, nil
 	g.alarm, g.calm, g.smooth = false, 0, 0
 }
-
-func validValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= maxAbsValue }
 
 // stats returns T² and Q of the standardised row z.
 func (g *Group) stats(z []float64) (t2, q float64) {

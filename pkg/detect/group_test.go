@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -208,7 +209,7 @@ func TestGroupConfigValidate(t *testing.T) {
 		{GroupConfig{Threshold: 1}, "threshold"},
 	} {
 		err := c.cfg.Validate()
-		if !errors.Is(err, ErrInvalidGroupConfig) || !contains(err.Error(), c.field+":") {
+		if !errors.Is(err, ErrInvalidGroupConfig) || !strings.Contains(err.Error(), c.field+":") {
 			t.Errorf("%+v: err %v, want one naming %s", c.cfg, err, c.field)
 		}
 	}
@@ -221,15 +222,6 @@ func TestGroupConfigValidate(t *testing.T) {
 	if _, err := NewGroup(GroupConfig{}, MaxGroupChannels+1); !errors.Is(err, ErrInvalidGroupConfig) {
 		t.Errorf("too many channels: %v", err)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // BenchmarkGroupObserve: one row of 8 channels after the warm-up.

@@ -455,9 +455,7 @@ func (s *Service) process(data []byte) (outcome, error) {
 		ser.pending++
 	}
 	route := ser.route
-	var groupMsgs []*bus.Message
-	var waiting []*asset
-	groupMsgs, waiting, gerr := s.routeToGroups(e, &body, groupMsgs, waiting)
+	groupMsgs, waiting, gerr := s.routeToGroups(e, &body, nil, nil)
 	s.mu.Unlock()
 
 	if res.Anomaly {
@@ -478,6 +476,14 @@ func (s *Service) process(data []byte) (outcome, error) {
 		s.log.Error().Err(gerr).Str("event", e.ID).Msg("group row not scored")
 	}
 	return out, nil
+}
+
+// anomalyID is the id of an anomaly at t derived from key (what it is the
+// anomaly of): the same input, after a redelivery or a restore, gives the
+// same id, which the stream's duplicate window drops.
+func anomalyID(t time.Time, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return ulid.MustNew(ulid.Timestamp(t), bytes.NewReader(sum[:])).String()
 }
 
 // lookup returns the series of key, creating it (and evicting the least
@@ -559,8 +565,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("detector: anomaly for event %s: %w", e.ID, err))
 	}
-	sum := sha256.Sum256([]byte("anomaly\xff" + e.ID))
-	a.ID = ulid.MustNew(ulid.Timestamp(e.Time), bytes.NewReader(sum[:])).String()
+	a.ID = anomalyID(e.Time, "anomaly\xff"+e.ID)
 	a.Source = Source
 	a.Labels, a.Resource = e.Labels, e.Resource
 	a.Links = []string{e.ID}

@@ -1,10 +1,8 @@
 package detector
 
 import (
-	"bytes"
 	"container/list"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -12,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/oklog/ulid/v2"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/detect"
@@ -297,13 +293,14 @@ type groupAnomalyBody struct {
 // stream's duplicate window keeps one.
 func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (*bus.Message, error) {
 	g := a.group
+	set := g.Settings.WithDefaults()
 	top := max(res.Channel, 0)
 	score := res.Score
 	b := groupAnomalyBody{
 		Series: a.key, Metric: g.Channels[top], Score: &score, Detector: GroupDetector,
 		Group: g.Name, Channel: g.Channels[top], Sigmas: res.Sigmas,
 		T2: res.T2, T2Limit: res.T2Limit, Q: res.Q, QLimit: res.QLimit,
-		Window: fmt.Sprintf("principal components of the %d channels learnt over %d rows, then %d rows of memory", len(g.Channels), g.Settings.WithDefaults().Warmup, g.Settings.WithDefaults().Memory),
+		Window: fmt.Sprintf("principal components of the %d channels learnt over %d rows, then %d rows of memory", len(g.Channels), set.Warmup, set.Memory),
 	}
 	value := r.values[top]
 	if !math.IsNaN(value) && !math.IsInf(value, 0) {
@@ -331,7 +328,7 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 		which = append(which, fmt.Sprintf("Q %.3g over its limit %.3g (the usual relations between the channels broke)", res.Q, res.QLimit))
 	}
 	if len(which) == 0 {
-		which = append(which, "held until the asset is back for "+strconv.Itoa(g.Settings.WithDefaults().ReleaseRows)+" rows")
+		which = append(which, "held until the asset is back for "+strconv.Itoa(set.ReleaseRows)+" rows")
 	}
 	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma; score %.2f",
 		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, score)
@@ -342,8 +339,7 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	}
 	var t [8]byte
 	binary.LittleEndian.PutUint64(t[:], uint64(r.time.UnixNano()))
-	sum := sha256.Sum256([]byte("group\xff" + a.key + "\xff" + string(t[:])))
-	e.ID = ulid.MustNew(ulid.Timestamp(r.time), bytes.NewReader(sum[:])).String()
+	e.ID = anomalyID(r.time, "group\xff"+a.key+"\xff"+string(t[:]))
 	e.Source = Source
 	e.Labels = a.labels
 	e.Links = r.links

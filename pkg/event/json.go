@@ -21,18 +21,10 @@ const MaxEnvelopeBytes = 1 << 20
 // the same bytes will never decode, so they belong in a dead letter, not in a
 // retry loop.
 func Decode(data []byte, now time.Time) (*Envelope, error) {
-	e, err := unmarshal(data)
-	if err != nil {
-		return nil, err
-	}
-	e.Normalize(now)
-	if err := e.Validate(); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return DecodeWithID(data, now, nil)
 }
 
-// DecodeWithID is Decode, except that an envelope sent without an id gets
+// DecodeWithID is Decode where an envelope sent without an id gets
 // id(e) (called before Normalize, so fields left out are still empty)
 // instead of a random one; an empty result falls back to a random id. A
 // gateway uses it to give the events of a retried request the ids they got

@@ -48,13 +48,13 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestReadSKABErrors(t *testing.T) {
-	for _, in := range []string{"", "x;y\n", "datetime;a;anomaly\n2020-01-01 00:00:00;1\n", "datetime;a;anomaly\nnow;1;0\n", "datetime;a;anomaly\n2020-01-01 00:00:00;x;0\n"} {
+	for _, in := range []string{"", "x;y\n", "datetime;a;anomaly\n2020-01-01 00:00:00;1\n", "datetime;a;anomaly\nnow;1;0\n", "datetime;a;anomaly\n2020-01-01 00:00:00;x;0\n", "datetime;a;anomaly;changepoint\n2020-01-01 00:00:00;1;0;yes\n"} {
 		if _, err := ReadSKAB(strings.NewReader(in)); !errors.Is(err, ErrSKABFormat) || !errs.IsPermanent(err) {
 			t.Errorf("%q: %v", in, err)
 		}
 	}
 	m, err := ReadSKAB(strings.NewReader("datetime;a;b;anomaly;changepoint\n2020-01-01 00:00:00;1;2;0.0;0.0\n2020-01-01 00:00:01;3;4;1.0;1.0\n"))
-	if err != nil || len(m.Channels) != 2 || m.Values[1][1] != 4 || !m.Labels[1] || m.Labels[0] {
+	if err != nil || len(m.Channels) != 2 || m.Values[1][1] != 4 || !m.Labels[1] || m.Labels[0] || !m.Changepoints[1] || m.Changepoints[0] {
 		t.Errorf("%+v %v", m, err)
 	}
 }

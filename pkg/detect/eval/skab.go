@@ -23,6 +23,10 @@ type Multivariate struct {
 	Times    []time.Time // one per row
 	Values   [][]float64 // Values[c][i]: channel c at row i
 	Labels   []bool      // the anomaly column
+	// Changepoints is the changepoint column: the rows where a collective
+	// anomaly starts, settles, starts to return and ends (all false when
+	// the file has no such column).
+	Changepoints []bool
 }
 
 // maxSKABRows bounds one file; SKAB files have about 1,200 rows.
@@ -36,7 +40,7 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<10)
 	line := 0
-	labelCol := -1
+	labelCol, cpCol := -1, -1
 	var cols []int
 	for sc.Scan() {
 		line++
@@ -50,6 +54,7 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 				case "anomaly":
 					labelCol = i + 1
 				case "changepoint":
+					cpCol = i + 1
 				default:
 					cols = append(cols, i+1)
 					m.Channels = append(m.Channels, name)
@@ -67,7 +72,7 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 		if len(m.Times) >= maxSKABRows {
 			return m, errs.Permanent(fmt.Errorf("%w: line %d: more than %d rows", ErrSKABFormat, line, maxSKABRows))
 		}
-		if len(f) <= max(labelCol, cols[len(cols)-1]) {
+		if len(f) <= max(labelCol, cpCol, cols[len(cols)-1]) {
 			return m, errs.Permanent(fmt.Errorf("%w: line %d: %d fields", ErrSKABFormat, line, len(f)))
 		}
 		t, err := time.Parse("2006-01-02 15:04:05", f[0])
@@ -82,15 +87,16 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 			}
 			m.Values[c] = append(m.Values[c], v)
 		}
-		if labelCol < 0 { // anomaly-free.csv has no label column
-			m.Labels = append(m.Labels, false)
-			continue
-		}
-		lab, err := strconv.ParseFloat(f[labelCol], 64)
+		lab, err := flag(f, labelCol)
 		if err != nil {
-			return m, errs.Permanent(fmt.Errorf("%w: line %d: anomaly %q", ErrSKABFormat, line, f[labelCol]))
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: anomaly %v", ErrSKABFormat, line, err))
 		}
-		m.Labels = append(m.Labels, lab != 0)
+		cp, err := flag(f, cpCol)
+		if err != nil {
+			return m, errs.Permanent(fmt.Errorf("%w: line %d: changepoint %v", ErrSKABFormat, line, err))
+		}
+		m.Labels = append(m.Labels, lab)
+		m.Changepoints = append(m.Changepoints, cp)
 	}
 	if err := sc.Err(); err != nil {
 		return m, fmt.Errorf("%w: line %d: %v", ErrSKABFormat, line+1, err)
@@ -99,6 +105,19 @@ func ReadSKAB(r io.Reader) (Multivariate, error) {
 		return m, errs.Permanent(fmt.Errorf("%w: empty", ErrSKABFormat))
 	}
 	return m, nil
+}
+
+// flag reads the 0/1 column col of a SKAB row; a missing column (col < 0:
+// anomaly-free.csv has neither label) is false.
+func flag(f []string, col int) (bool, error) {
+	if col < 0 {
+		return false, nil
+	}
+	v, err := strconv.ParseFloat(f[col], 64)
+	if err != nil {
+		return false, fmt.Errorf("%q", f[col])
+	}
+	return v != 0, nil
 }
 
 // Score runs one detector over a univariate series and returns each

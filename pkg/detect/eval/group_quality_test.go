@@ -77,6 +77,7 @@ func TestQualityGroup(t *testing.T) {
 	}
 	files := skabFiles(t)
 	var test Report
+	cp := skabNAB()
 	for _, path := range files {
 		m := readSKABFile(t, path)
 		_, alarms, err := ScoreGroup(cfg, m)
@@ -84,9 +85,11 @@ func TestQualityGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 		test.Add(Evaluate(m.Labels[skabTrain:], alarms[skabTrain:], 0))
+		cp.Add(m.Times[skabTrain:], m.Changepoints[skabTrain:], alarms[skabTrain:])
 	}
 	t.Log(line("SKAB test rows", test))
 	t.Logf("SKAB test rows: FAR=%.2f%% MAR=%.2f%%", 100*test.Point.FAR(), 100*test.Point.MAR())
+	logNAB(t, "SKAB test rows", cp)
 	// Measured, never tuned on: the floor only catches a regression.
 	if f := test.Point.F1(); f < 0.72 {
 		t.Errorf("SKAB test-row point F1 %.3f is below the floor 0.72", f)

@@ -234,6 +234,17 @@ func skabFiles(t testing.TB) []string {
 	return files
 }
 
+// skabNAB is the changepoint score of SKAB's leaderboard: windows of 60 s
+// to the right of each true changepoint.
+func skabNAB() *NAB { return &NAB{Window: time.Minute} }
+
+// logNAB logs the three NAB profiles and the counts behind them.
+func logNAB(t *testing.T, name string, s *NAB) {
+	t.Helper()
+	t.Logf("%s: NAB standard %.2f, LowFP %.2f, LowFN %.2f (changepoints %d, found %d, missed %d, false positives %d)",
+		name, s.Score(0), s.Score(1), s.Score(2), s.Windows, s.Detected, s.Windows-s.Detected, s.FalsePositives)
+}
+
 // skabTrain is the number of leading rows of each file that SKAB's
 // leaderboard notebooks use for training; the leaderboard scores the rest.
 const skabTrain = 400
@@ -245,6 +256,7 @@ const skabTrain = 400
 func TestQualitySKAB(t *testing.T) {
 	files := skabFiles(t)
 	var all, test, always Report
+	cp := skabNAB()
 	for _, path := range files {
 		f, err := os.Open(path)
 		if err != nil {
@@ -263,6 +275,7 @@ func TestQualitySKAB(t *testing.T) {
 		all.Add(r)
 		if len(m.Labels) > skabTrain {
 			test.Add(Evaluate(m.Labels[skabTrain:], alarms[skabTrain:], 0))
+			cp.Add(m.Times[skabTrain:], m.Changepoints[skabTrain:], alarms[skabTrain:])
 			ones := make([]bool, len(m.Labels)-skabTrain)
 			for i := range ones {
 				ones[i] = true
@@ -278,6 +291,7 @@ func TestQualitySKAB(t *testing.T) {
 	t.Log(line("SKAB test rows", test))
 	t.Logf("SKAB test rows: FAR=%.2f%% MAR=%.2f%%", 100*test.Point.FAR(), 100*test.Point.MAR())
 	t.Log(line("always-1 test", always))
+	logNAB(t, "SKAB test rows", cp)
 
 	// false alarms on SKAB's anomaly-free recording (about 2.6 hours)
 	f, err := os.Open(filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))

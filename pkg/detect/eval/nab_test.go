@@ -47,7 +47,7 @@ func TestNAB(t *testing.T) {
 		{"early", 200, []int{100}, [][2]int{{10, 20}, {100, 200}}, 100 * (1 - 0.22 + 1) / 2, 1, 2},
 		// overlapping windows: the second starts where the first ends
 		// (row 90), so one switch at row 70 detects only the first
-		{"overlap", 200, []int{40, 60}, [][2]int{{40, 70}}, 100 * (1 - 1 + 2) / 4, 1, 0},
+		{"overlap", 200, []int{40, 60}, [][2]int{{40, 70}}, 50, 1, 0}, // (1 − 1 + 2) / 4
 	} {
 		var s NAB
 		s.Window = time.Minute

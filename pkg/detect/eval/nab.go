@@ -14,7 +14,7 @@ type NABProfile struct {
 }
 
 // NABProfiles are Standard, LowFP and LowFN.
-var NABProfiles = []NABProfile{
+var NABProfiles = [...]NABProfile{
 	{"Standard", 1, -0.11, -1},
 	{"LowFP", 1, -0.22, -1},
 	{"LowFN", 1, -0.11, -2},
@@ -37,19 +37,24 @@ type NAB struct {
 	Window time.Duration
 	// Windows, Detected and FalsePositives count over every file added.
 	Windows, Detected, FalsePositives int
-	// raw sums the TP scores per profile (weights applied at the end)
-	tpScore [3]float64
+	// tpScore sums the true detections' worth per profile; the false
+	// positives and misses are weighed in Score
+	tpScore [len(NABProfiles)]float64
 }
+
+// nabWindow is a true changepoint's detection window, both ends included.
+type nabWindow struct{ start, end time.Time }
+
+func (w nabWindow) contains(t time.Time) bool { return !t.Before(w.start) && !t.After(w.end) }
 
 // Add scores one file: times in order, the true changepoints and the
 // alarms, all the same length (the shortest bounds).
 func (s *NAB) Add(times []time.Time, changepoints, alarms []bool) {
 	n := min(len(times), len(changepoints), len(alarms))
-	type window struct{ start, end time.Time }
-	var ws []window
+	var ws []nabWindow
 	for i := 0; i < n; i++ {
 		if changepoints[i] {
-			ws = append(ws, window{times[i], times[i].Add(s.Window)})
+			ws = append(ws, nabWindow{times[i], times[i].Add(s.Window)})
 		}
 	}
 	for i := 0; i+1 < len(ws); i++ {
@@ -64,14 +69,10 @@ func (s *NAB) Add(times []time.Time, changepoints, alarms []bool) {
 		}
 	}
 	s.Windows += len(ws)
-	if len(ws) == 0 {
-		s.FalsePositives += len(preds)
-		return
-	}
 	for _, p := range preds {
 		in := false
 		for _, w := range ws {
-			in = in || !p.Before(w.start) && !p.After(w.end)
+			in = in || w.contains(p)
 		}
 		if !in {
 			s.FalsePositives++
@@ -79,7 +80,7 @@ func (s *NAB) Add(times []time.Time, changepoints, alarms []bool) {
 	}
 	for _, w := range ws {
 		for _, p := range preds {
-			if !p.Before(w.start) && !p.After(w.end) {
+			if w.contains(p) {
 				s.Detected++
 				for k, pr := range NABProfiles {
 					s.tpScore[k] += nabScale(float64(p.Sub(w.start))/float64(w.end.Sub(w.start)), pr)

@@ -26,13 +26,13 @@ func nabCase(n int, cps []int, alarmRuns [][2]int) ([]time.Time, []bool, []bool)
 
 func TestNAB(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		n         int
-		cps       []int
-		alarms    [][2]int
-		standard  float64 // by hand from the definition
-		detected  int
-		falsePosi int
+		name           string
+		n              int
+		cps            []int
+		alarms         [][2]int
+		standard       float64 // by hand from the definition
+		detected       int
+		falsePositives int
 	}{
 		// the alarm switches on at the changepoint: a perfect detector
 		{"at the changepoint", 200, []int{50}, [][2]int{{50, 200}}, 100, 1, 0},
@@ -52,12 +52,12 @@ func TestNAB(t *testing.T) {
 		var s NAB
 		s.Window = time.Minute
 		s.Add(nabCase(c.n, c.cps, c.alarms))
-		// half-way sits at index 500 of 1,000, tanh of a tiny negative x
+		// half-way sits at index 500 of 1,000: tanh of a tiny positive x
 		if got := s.Score(0); math.Abs(got-c.standard) > 0.2 {
 			t.Errorf("%s: standard %.3f, want %.3f", c.name, got, c.standard)
 		}
-		if s.Detected != c.detected || s.FalsePositives != c.falsePosi {
-			t.Errorf("%s: detected %d, false positives %d; want %d, %d", c.name, s.Detected, s.FalsePositives, c.detected, c.falsePosi)
+		if s.Detected != c.detected || s.FalsePositives != c.falsePositives {
+			t.Errorf("%s: detected %d, false positives %d; want %d, %d", c.name, s.Detected, s.FalsePositives, c.detected, c.falsePositives)
 		}
 	}
 	// LowFN doubles a miss: one of two found at once, one missed

@@ -258,15 +258,7 @@ func TestQualitySKAB(t *testing.T) {
 	var all, test, always Report
 	cp := skabNAB()
 	for _, path := range files {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := ReadSKAB(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		m := readSKABFile(t, path)
 		_, alarms, err := ScoreMax(detect.Config{}, m)
 		if err != nil {
 			t.Fatal(err)
@@ -294,15 +286,7 @@ func TestQualitySKAB(t *testing.T) {
 	logNAB(t, "SKAB test rows", cp)
 
 	// false alarms on SKAB's anomaly-free recording (about 2.6 hours)
-	f, err := os.Open(filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	free, err := ReadSKAB(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
 	_, alarms, err := ScoreMax(detect.Config{}, free)
 	if err != nil {
 		t.Fatal(err)
@@ -324,15 +308,7 @@ func TestQualitySKAB(t *testing.T) {
 	// are: an evaluation choice, reported beside the maximum, not instead
 	var test2 Report
 	for _, path := range files {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := ReadSKAB(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		m := readSKABFile(t, path)
 		_, alarms, err := ScoreAgree(detect.Config{}, m, 2)
 		if err != nil {
 			t.Fatal(err)

@@ -49,6 +49,8 @@ type Group struct {
 	last       time.Time
 	z, proj    []float64 // scratch
 	hasFirst   bool
+
+	change changeWindow // is the asset's operating point moving?
 }
 
 // GroupConfig configures a Group. The zero value is the default.
@@ -101,6 +103,19 @@ type GroupConfig struct {
 	// Threshold is the score at or above which a row is anomalous; the
 	// score is 0.5 at ratio 1. Default 0.5.
 	Threshold float64 `yaml:"threshold" json:"threshold"`
+	// ChangeWindow is the number of rows of each of the two windows whose
+	// means the change detector compares (GroupResult.Changing);
+	// negative turns it off, and so does a warm-up shorter than four
+	// windows (too few rows to learn the limit from). Default 30.
+	ChangeWindow int `yaml:"change_window" json:"change_window"`
+	// ChangeMargin multiplies the change statistic's limit, the warm-up
+	// rows' own Quantile. Default 0.7: a changepoint found late or missed
+	// costs more than a switch on a calm asset.
+	ChangeMargin float64 `yaml:"change_margin" json:"change_margin"`
+	// ChangeRelease: the asset is changing from the row the statistic
+	// reaches its limit until it falls under ChangeRelease of it.
+	// Default 0.4.
+	ChangeRelease float64 `yaml:"change_release" json:"change_release"`
 }
 
 // Group defaults.
@@ -116,6 +131,11 @@ const (
 	DefaultGroupRelease     = 0.5
 	DefaultGroupReleaseRows = 5
 	DefaultGroupMaxAlarm    = 30 * time.Minute
+	// The change detector's defaults were chosen on generated assets
+	// (pkg/detect/QUALITY.md, "Changepoints").
+	DefaultGroupChangeWindow  = 30
+	DefaultGroupChangeMargin  = 0.7
+	DefaultGroupChangeRelease = 0.4
 	// MaxGroupChannels bounds the channels of one group: the model is
 	// d × d and its fit is O(d³).
 	MaxGroupChannels = 256
@@ -138,6 +158,9 @@ func (c GroupConfig) WithDefaults() GroupConfig {
 	c.ReleaseRows = cmp.Or(c.ReleaseRows, DefaultGroupReleaseRows)
 	c.Threshold = cmp.Or(c.Threshold, DefaultThreshold)
 	c.MaxAlarm = cmp.Or(c.MaxAlarm, DefaultGroupMaxAlarm)
+	c.ChangeWindow = cmp.Or(c.ChangeWindow, DefaultGroupChangeWindow)
+	c.ChangeMargin = cmp.Or(c.ChangeMargin, DefaultGroupChangeMargin)
+	c.ChangeRelease = cmp.Or(c.ChangeRelease, DefaultGroupChangeRelease)
 	return c
 }
 
@@ -172,6 +195,12 @@ func (c GroupConfig) Validate() error {
 		return bad("max_alarm", "%s, want > 0", c.MaxAlarm)
 	case !(c.Threshold > 0 && c.Threshold < 1):
 		return bad("threshold", "%g, want (0, 1)", c.Threshold)
+	case c.ChangeWindow > 10_000:
+		return bad("change_window", "%d, want 1..10000, or negative for none", c.ChangeWindow)
+	case !(c.ChangeMargin >= 0.1 && c.ChangeMargin <= 100):
+		return bad("change_margin", "%g, want 0.1..100", c.ChangeMargin)
+	case !(c.ChangeRelease > 0 && c.ChangeRelease <= 1):
+		return bad("change_release", "%g, want (0, 1]", c.ChangeRelease)
 	}
 	return nil
 }
@@ -207,7 +236,16 @@ type GroupResult struct {
 	// Expected is the model's mean of each channel (nil during warm-up);
 	// the caller must not keep it past the next Observe.
 	Expected []float64
-	Flags    Flags
+	// Changing reports that the asset's operating point is moving: the
+	// mean of the last ChangeWindow rows differs from that of the
+	// ChangeWindow rows before by more than the warm-up ever showed. It
+	// switches on where a change starts (a valve closing, a fault's
+	// onset, its end) and off once the asset has settled, whether or not
+	// the rows are anomalous; Change is its statistic, ChangeLimit the
+	// value at which it switches on.
+	Changing            bool
+	Change, ChangeLimit float64
+	Flags               Flags
 }
 
 // Warm reports whether the first model has been learnt.
@@ -265,6 +303,7 @@ func (g *Group) Observe(t time.Time, row []float64) GroupResult {
 		}
 	}
 	t2, q := g.stats(g.z)
+	r.Change, r.ChangeLimit, r.Changing = g.change.observe(g.z, g.cfg.ChangeRelease)
 	qLim := g.qLim
 	if g.resid0 > 0 {
 		qLim *= g.resid / g.resid0
@@ -335,6 +374,7 @@ func (g *Group) Observe(t time.Time, row []float64) GroupResult {
 func (g *Group) relearn() {
 	g.pc, g.cov, g.lambda, g.warm = nil, nil, nil, nil
 	g.alarm, g.calm, g.smooth = false, 0, 0
+	g.change = changeWindow{}
 }
 
 // stats returns T² and Q of the standardised row z.
@@ -423,6 +463,7 @@ func (g *Group) firstFit() {
 	}
 	g.t2Lim = max(quantile(t2s, g.cfg.Quantile)*g.cfg.Margin*g.cfg.T2Margin, 1e-9)
 	g.qLim = max(quantile(qs, g.cfg.Quantile)*g.cfg.Margin, 1e-9)
+	g.change = newChangeWindow(g.cfg, d, dev)
 	g.n, g.warm = n, nil
 }
 

@@ -13,8 +13,9 @@ import (
 
 // groupStateVersion is the byte after the magic of a Group snapshot. Bump
 // it when the layout changes; UnmarshalBinary rejects versions it does not
-// know.
-const groupStateVersion = 1
+// know. Version 2 appends the change window; a version 1 state loads with
+// the change detector off until the next relearn.
+const groupStateVersion = 2
 
 var groupStateMagic = [2]byte{'g', 'p'}
 
@@ -94,7 +95,24 @@ func (g *Group) AppendBinary(b []byte) ([]byte, error) {
 			f(v)
 		}
 	}
+	c := &g.change
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.w))
+	if c.w > 0 {
+		b = binary.LittleEndian.AppendUint64(b, uint64(c.n))
+		b = append(b, boolByte(c.on))
+		f(c.lim)
+		for _, v := range c.rows {
+			f(v)
+		}
+	}
 	return b, nil
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func unixNano(t time.Time) int64 {
@@ -118,8 +136,9 @@ func (g *Group) UnmarshalBinary(data []byte) error {
 	if len(data) < 3 || data[0] != groupStateMagic[0] || data[1] != groupStateMagic[1] {
 		return errs.Permanent(fmt.Errorf("%w: no group state magic", ErrStateVersion))
 	}
-	if v := data[2]; v != groupStateVersion {
-		return errs.Permanent(fmt.Errorf("%w: group version %d, this build reads %d", ErrStateVersion, v, groupStateVersion))
+	version := data[2]
+	if version != 1 && version != groupStateVersion {
+		return errs.Permanent(fmt.Errorf("%w: group version %d, this build reads 1 and %d", ErrStateVersion, version, groupStateVersion))
 	}
 	if len(data) < groupHeaderBytes {
 		return corrupt("group state of %d bytes, header alone is %d", len(data), groupHeaderBytes)
@@ -144,6 +163,20 @@ func (g *Group) UnmarshalBinary(data []byte) error {
 			return corrupt("%d components for %d channels", k, d)
 		}
 		want += 8 * (2*d + d*(d+1)/2 + d*k + k)
+	}
+	var cw int // the change window's rows, version 2
+	if version >= 2 {
+		if len(data) < want+4 {
+			return corrupt("group state of %d bytes, want %d and a change window", len(data), want)
+		}
+		cw = int(binary.LittleEndian.Uint32(data[want:]))
+		want += 4
+		if cw > 0 {
+			if cw > 10_000 {
+				return corrupt("change window of %d rows", cw)
+			}
+			want += 8 + 1 + 8 + 8*2*cw*d
+		}
 	}
 	if flags&^(groupHasFirst|groupAlarm|groupModel) != 0 || warm > g.cfg.Warmup+1_000_000 || len(data) != want {
 		return corrupt("group state of %d bytes with flags %#x and %d warm-up rows, want %d bytes", len(data), flags, warm, want)
@@ -212,6 +245,26 @@ func (g *Group) UnmarshalBinary(data []byte) error {
 		}
 		if !(ng.t2Lim > 0 && ng.qLim > 0) {
 			return corrupt("limits %v %v of a learnt model", ng.t2Lim, ng.qLim)
+		}
+	}
+	ng.change = changeWindow{}
+	if version >= 2 {
+		p = p[4:] // the change window's rows, read above
+		if cw > 0 {
+			c := changeWindow{w: cw, d: d, n: int(binary.LittleEndian.Uint64(p)), on: p[8] == 1, rows: make([]float64, 2*cw*d)}
+			if p[8] > 1 || c.n < 0 {
+				return corrupt("change window flag %d, %d rows", p[8], c.n)
+			}
+			p = p[9:]
+			if c.lim = f(); !(c.lim > 0) || math.IsInf(c.lim, 0) {
+				return corrupt("change limit %v", c.lim)
+			}
+			for i := range c.rows {
+				if c.rows[i] = f(); !finite(c.rows[i]) {
+					return corrupt("change window value %d is %v", i, c.rows[i])
+				}
+			}
+			ng.change = c
 		}
 	}
 	ng.z, ng.proj = make([]float64, d), make([]float64, d)

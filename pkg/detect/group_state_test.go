@@ -65,7 +65,8 @@ func TestGroupStateRoundTrip(t *testing.T) {
 		}
 		for i := cut; i < len(a.Times); i++ {
 			want, got := g.Observe(a.Times[i], rowAt(i)), h.Observe(a.Times[i], rowAt(i))
-			if got.Score != want.Score || got.Anomaly != want.Anomaly || got.T2 != want.T2 || got.Q != want.Q || got.Channel != want.Channel || got.Flags != want.Flags {
+			if got.Score != want.Score || got.Anomaly != want.Anomaly || got.T2 != want.T2 || got.Q != want.Q || got.Channel != want.Channel || got.Flags != want.Flags ||
+				got.Changing != want.Changing || got.Change != want.Change || got.ChangeLimit != want.ChangeLimit {
 				t.Fatalf("cut %d, row %d: restored %+v, original %+v", cut, i, got, want)
 			}
 		}
@@ -81,6 +82,40 @@ func TestGroupStateRoundTrip(t *testing.T) {
 	h.UnmarshalBinary(data)
 	if r := h.Observe(a.Times[399], rowAt(399)); r.Flags&FlagDuplicate == 0 {
 		t.Errorf("the last row again after restore: flags %v, want duplicate", r.Flags)
+	}
+}
+
+// A version 1 state (before the change window) still loads: the model and
+// the alarm are restored, the change detector stays off until the model is
+// learnt again.
+func TestGroupStateVersion1(t *testing.T) {
+	a, _ := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 3, Magnitude: 3})
+	g, _ := NewGroup(GroupConfig{}, len(a.Channels))
+	row := make([]float64, len(a.Channels))
+	observe := func(g *Group, i int) GroupResult {
+		for c := range row {
+			row[c] = a.Values[c][i]
+		}
+		return g.Observe(a.Times[i], row)
+	}
+	for i := range 500 {
+		observe(g, i)
+	}
+	if g.change.w == 0 {
+		t.Fatal("the change window is off after the warm-up")
+	}
+	data, _ := g.MarshalBinary()
+	v1 := append([]byte(nil), data[:len(data)-(4+8+1+8+8*len(g.change.rows))]...)
+	v1[2] = 1
+	h, _ := NewGroup(GroupConfig{}, len(a.Channels))
+	if err := h.UnmarshalBinary(v1); err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	for i := 500; i < len(a.Times); i++ {
+		want, got := observe(g, i), observe(h, i)
+		if got.Score != want.Score || got.Changing || got.ChangeLimit != 0 {
+			t.Fatalf("row %d: restored from version 1 %+v, original %+v", i, got, want)
+		}
 	}
 }
 

@@ -55,10 +55,12 @@ func IsGroupHeader(line []byte) bool {
 // one Group, as the detector service scores a pipeline group. The input has
 // the header timestamp,<channel>,<channel>,... (2 to MaxGroupChannels
 // channels, unique non-empty names); timestamps are as Replay's. The output
-// has the header timestamp,<channels>,anomaly_score,is_anomaly,channel and
-// one row for each input row, in order, with the timestamp and the cells
+// has the header timestamp,<channels>,anomaly_score,is_anomaly,channel,changing
+// and one row for each input row, in order, with the timestamp and the cells
 // copied verbatim; channel names the column that contributes most to an
-// anomalous row and is empty otherwise.
+// anomalous row and is empty otherwise; changing is 1 while the asset's
+// operating point is moving (GroupResult.Changing: it switches on where a
+// change starts and off where the asset has settled), else 0.
 //
 // An empty cell or NaN (any case) is a missing channel. Everything else
 // that is wrong stops the replay with a permanent error naming the line and,
@@ -110,7 +112,7 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 				out = append(out, ',')
 				out = append(out, n...)
 			}
-			out = append(out, ",anomaly_score,is_anomaly,channel\n"...)
+			out = append(out, ",anomaly_score,is_anomaly,channel,changing\n"...)
 			if _, err := bw.Write(out); err != nil {
 				return st, fmt.Errorf("detect: replay: write: %w", err)
 			}
@@ -154,9 +156,13 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 				if res.Channel >= 0 {
 					out = append(out, st.Channels[res.Channel]...)
 				}
-				out = append(out, '\n')
 			} else {
-				out = append(out, ",0,\n"...)
+				out = append(out, ",0,"...)
+			}
+			if res.Changing {
+				out = append(out, ",1\n"...)
+			} else {
+				out = append(out, ",0\n"...)
 			}
 			if _, err := bw.Write(out); err != nil {
 				return st, fmt.Errorf("detect: replay: write: %w", err)

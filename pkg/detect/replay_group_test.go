@@ -49,9 +49,10 @@ func TestReplayGroupMatchesGroup(t *testing.T) {
 	g, _ := NewGroup(GroupConfig{}, len(a.Channels))
 	inLines := strings.Split(strings.TrimSpace(in), "\n")
 	outLines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(outLines) != len(inLines) || outLines[0] != inLines[0]+",anomaly_score,is_anomaly,channel" {
+	if len(outLines) != len(inLines) || outLines[0] != inLines[0]+",anomaly_score,is_anomaly,channel,changing" {
 		t.Fatalf("%d output lines for %d input lines; header %q", len(outLines), len(inLines), outLines[0])
 	}
+	changing := 0
 	for i := range a.Times {
 		row := make([]float64, len(a.Channels))
 		for c := range row {
@@ -65,6 +66,12 @@ func TestReplayGroupMatchesGroup(t *testing.T) {
 		if want.Anomaly {
 			wantLine = fmt.Sprintf("%s,%s,1,%s", inLines[i+1], strconv.FormatFloat(want.Score, 'f', 6, 64), a.Channels[want.Channel])
 		}
+		if want.Changing {
+			wantLine += ",1"
+			changing++
+		} else {
+			wantLine += ",0"
+		}
 		if outLines[i+1] != wantLine {
 			t.Fatalf("row %d: %q, want %q", i, outLines[i+1], wantLine)
 		}
@@ -74,6 +81,9 @@ func TestReplayGroupMatchesGroup(t *testing.T) {
 	}
 	if st.Rows != len(a.Times) || st.Missing != 2 || st.WarmUp < DefaultGroupWarmup || st.Anomalies == 0 || len(st.Channels) != len(a.Channels) {
 		t.Errorf("stats %+v", st)
+	}
+	if changing == 0 {
+		t.Error("no row is changing: the changing column was not exercised")
 	}
 }
 

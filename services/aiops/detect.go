@@ -35,8 +35,10 @@ Several channels of one asset (timestamp,a,b,c,...: at most 256; an empty
 cell or NaN is a missing channel) are scored together by one multivariate
 group detector, as the service scores a pipeline group (--group names it in
 --config; default: built-in group settings); the output then has
-timestamp,<the input columns>,anomaly_score,is_anomaly,channel, where channel
-names the column that contributes most to an anomalous row.
+timestamp,<the input columns>,anomaly_score,is_anomaly,channel,changing, where
+channel names the column that contributes most to an anomalous row and
+changing is 1 while the asset's operating point is moving (a change starts
+where it turns 1 and has settled where it turns 0).
 
 flags:
 `

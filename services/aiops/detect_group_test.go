@@ -59,7 +59,7 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHeader := "timestamp," + strings.Join(g.Channels, ",") + ",anomaly_score,is_anomaly,channel"
+	wantHeader := "timestamp," + strings.Join(g.Channels, ",") + ",anomaly_score,is_anomaly,channel,changing"
 	if strings.Join(got[0], ",") != wantHeader {
 		t.Fatalf("header %v, want %s", got[0], wantHeader)
 	}
@@ -68,6 +68,7 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	}
 	d := len(g.Channels)
 	var faultRows, faultFlagged, cleanFlagged, anomalies int
+	changeAt := -1 // the first changing row from the fault's onset
 	for i, row := range got[1:] {
 		if !slices.Equal(row[:d+1], rows[i]) {
 			t.Fatalf("row %d is %v, want input %v in order", i, row[:d+1], rows[i])
@@ -91,6 +92,12 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 		if anomalous {
 			anomalies++
 		}
+		if row[d+4] != "0" && row[d+4] != "1" {
+			t.Fatalf("row %d: changing %q", i, row[d+4])
+		}
+		if row[d+4] == "1" && i >= g.Onset && changeAt < 0 {
+			changeAt = i
+		}
 		if g.Labels[i] {
 			faultRows++
 			if anomalous {
@@ -104,6 +111,9 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	// flagged, few clean rows (those right after it, while the alarm is
 	// released).
 	clean := len(rows) - faultRows - detect.DefaultGroupWarmup
+	if changeAt < 0 || changeAt > g.Onset+60 {
+		t.Errorf("the change starting at row %d was marked at row %d, want within 60 rows", g.Onset, changeAt)
+	}
 	if faultFlagged*10 < faultRows*9 {
 		t.Errorf("%d of the fault's %d rows flagged, want at least 90%%", faultFlagged, faultRows)
 	}

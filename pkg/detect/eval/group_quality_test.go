@@ -107,3 +107,72 @@ func TestQualityGroup(t *testing.T) {
 		t.Errorf("SKAB anomaly-free FAR %.2f%% is over the 6%% ceiling", 100*far)
 	}
 }
+
+// TestQualityGroupChangepoints scores the Group's change detector
+// (detect.GroupResult.Changing, its switches the predicted changepoints)
+// with SKAB's changepoint score: on generated assets whose faults come in
+// and go out over 10-50 rows (seeds 1-30 chose the defaults; 31-90 are
+// held out), and on SKAB's test rows (measured only).
+func TestQualityGroupChangepoints(t *testing.T) {
+	cfg := detect.GroupConfig{}
+	for _, c := range []struct {
+		name        string
+		first, last int
+		o           synth.GroupOptions
+		floor       float64 // a little under the measured sum of the three profiles
+	}{
+		{"TRANSITIONS", 1, 30, synth.GroupOptions{Transition: 50}, 80},
+		{"TRANSITIONS DRIFT", 1, 30, synth.GroupOptions{Transition: 50, Trend: 0.002}, 65},
+		{"STEPS", 1, 30, synth.GroupOptions{}, 65},
+		{"TRANSITIONS HOLDOUT", 31, 90, synth.GroupOptions{Transition: 50}, 0},
+		{"STEPS HOLDOUT", 31, 90, synth.GroupOptions{}, 0},
+	} {
+		s := skabNAB()
+		for seed := c.first; seed <= c.last; seed++ {
+			for _, k := range synth.GroupKinds {
+				c.o.Seed = uint64(seed)
+				g, err := synth.GenerateGroup(k, c.o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				changing, err := GroupChanges(cfg, groupMultivariate(g))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Add(g.Times[skabTrain:], g.Changepoints[skabTrain:], changing[skabTrain:])
+			}
+		}
+		logNAB(t, c.name, s)
+		if sum := s.Score(0) + s.Score(1) + s.Score(2); sum < c.floor {
+			t.Errorf("%s: NAB profiles sum to %.2f, below the floor %.2f", c.name, sum, c.floor)
+		}
+	}
+	files := skabFiles(t)
+	s := skabNAB()
+	for _, path := range files {
+		m := readSKABFile(t, path)
+		changing, err := GroupChanges(cfg, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Add(m.Times[skabTrain:], m.Changepoints[skabTrain:], changing[skabTrain:])
+	}
+	logNAB(t, "SKAB test rows, changepoints", s)
+	// Measured, never tuned on: the floor only catches a regression.
+	if s.Score(0) < 30 {
+		t.Errorf("SKAB NAB standard %.2f is below the floor 30", s.Score(0))
+	}
+	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
+	changing, err := GroupChanges(cfg, free)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switches := 0
+	for i := skabTrain + 1; i < len(changing); i++ {
+		if changing[i] != changing[i-1] {
+			switches++
+		}
+	}
+	hours := free.Times[len(free.Times)-1].Sub(free.Times[skabTrain]).Hours()
+	t.Logf("SKAB anomaly-free after %d rows: %d switches, %.1f an hour", skabTrain, switches, float64(switches)/hours)
+}

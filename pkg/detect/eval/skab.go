@@ -197,19 +197,34 @@ func ScoreMax(cfg detect.Config, m Multivariate) (scores []float64, alarms []boo
 // ScoreGroup runs one multivariate Group detector over every channel of m
 // together and returns each row's score and alarm.
 func ScoreGroup(cfg detect.GroupConfig, m Multivariate) (scores []float64, alarms []bool, err error) {
-	g, err := detect.NewGroup(cfg, len(m.Values))
-	if err != nil {
-		return nil, nil, err
-	}
 	scores = make([]float64, len(m.Times))
 	alarms = make([]bool, len(m.Times))
+	err = EachGroupRow(cfg, m, func(i int, r detect.GroupResult) { scores[i], alarms[i] = r.Score, r.Anomaly })
+	return scores, alarms, err
+}
+
+// GroupChanges runs one Group over m and returns, for each row, whether
+// the asset was changing (detect.GroupResult.Changing): its switches are
+// the predicted changepoints.
+func GroupChanges(cfg detect.GroupConfig, m Multivariate) ([]bool, error) {
+	changing := make([]bool, len(m.Times))
+	err := EachGroupRow(cfg, m, func(i int, r detect.GroupResult) { changing[i] = r.Changing })
+	return changing, err
+}
+
+// EachGroupRow runs one Group over the rows of m in order and passes each
+// row's index and result to each.
+func EachGroupRow(cfg detect.GroupConfig, m Multivariate, each func(int, detect.GroupResult)) error {
+	g, err := detect.NewGroup(cfg, len(m.Values))
+	if err != nil {
+		return err
+	}
 	row := make([]float64, len(m.Values))
 	for i, t := range m.Times {
 		for c := range m.Values {
 			row[c] = m.Values[c][i]
 		}
-		r := g.Observe(t, row)
-		scores[i], alarms[i] = r.Score, r.Anomaly
+		each(i, g.Observe(t, row))
 	}
-	return scores, alarms, nil
+	return nil
 }

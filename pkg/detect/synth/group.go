@@ -42,7 +42,12 @@ type Group struct {
 	Times    []time.Time
 	Values   [][]float64 // Values[c][i]: channel c at row i
 	Labels   []bool
-	Onset    int // first faulty row; -1 if none
+	// Changepoints marks where the asset's behaviour starts or stops
+	// changing: the fault's first row and the first row after it, and
+	// with a transition also where the move in ends and the move back
+	// starts (SKAB marks the same four).
+	Changepoints []bool
+	Onset        int // first faulty row; -1 if none
 }
 
 // GroupOptions shape a generated asset. Zero fields take the defaults.
@@ -68,6 +73,10 @@ type GroupOptions struct {
 	// Magnitude multiplies the fault's size (default 1): tests that need a
 	// fault every detector must see use several times the usual.
 	Magnitude float64
+	// Transition, when positive, makes a fault come in and go out over
+	// 10 to Transition (at most 50) rows each, a ramp (a valve takes seconds to close,
+	// a pump to spin down), not a step. Default 0: steps.
+	Transition int
 }
 
 func (o GroupOptions) withDefaults() GroupOptions {
@@ -114,13 +123,13 @@ func GenerateGroup(k GroupKind, o GroupOptions) (Group, error) {
 	if !known {
 		return Group{}, fmt.Errorf("synth: unknown group kind %q", k)
 	}
-	if o.Channels < 2 || o.Factors < 1 || o.Factors >= o.Channels || o.Rows < o.Clean+500 || !(o.AR >= 0 && o.AR < 1) {
+	if o.Channels < 2 || o.Factors < 1 || o.Factors >= o.Channels || o.Rows < o.Clean+500 || !(o.AR >= 0 && o.AR < 1) || o.Transition < 0 || o.Transition > 50 || (o.Transition > 0 && o.Transition < 10) {
 		return Group{}, fmt.Errorf("synth: group options out of range: %+v", o)
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x67726f7570))
 	d, f, n := o.Channels, o.Factors, o.Rows
 	g := Group{Name: fmt.Sprintf("%s-%d", k, o.Seed), Kind: k, Onset: -1,
-		Channels: make([]string, d), Times: make([]time.Time, n), Values: make([][]float64, d), Labels: make([]bool, n)}
+		Channels: make([]string, d), Times: make([]time.Time, n), Values: make([][]float64, d), Labels: make([]bool, n), Changepoints: make([]bool, n)}
 	// Loadings: each channel depends on the factors with random weights,
 	// its own noise making a quarter to a half of its variance.
 	load := make([][]float64, d)
@@ -174,6 +183,29 @@ func GenerateGroup(k GroupKind, o GroupOptions) (Group, error) {
 	} else {
 		mag *= o.Magnitude
 	}
+	// The fault's weight over its rows: 1 throughout for steps, else a
+	// ramp in and a ramp out (drawn only then, so that assets without
+	// transitions are the same as before the option).
+	rampIn, rampOut := 0, 0
+	if onset >= 0 {
+		if o.Transition > 0 {
+			rampIn, rampOut = 10+rng.IntN(o.Transition-9), 10+rng.IntN(o.Transition-9)
+		}
+		for _, i := range []int{onset, onset + rampIn, onset + length - rampOut, onset + length} {
+			g.Changepoints[i] = true
+		}
+	}
+	weight := func(i int) float64 {
+		switch {
+		case i < onset || i >= onset+length:
+			return 0
+		case i < onset+rampIn:
+			return float64(i-onset+1) / float64(rampIn+1)
+		case i >= onset+length-rampOut:
+			return float64(onset+length-i) / float64(rampOut+1)
+		}
+		return 1
+	}
 
 	const factorAR = 0.95
 	fac, walk := make([]float64, f), make([]float64, f)
@@ -194,14 +226,15 @@ func GenerateGroup(k GroupKind, o GroupOptions) (Group, error) {
 			drive[j] = fac[j] + walk[j]
 		}
 		drive[0] = 0.7*drive[0] + math.Sin(2*math.Pi*float64(i)/cycle)
+		w := weight(i)
 		if in && k == GroupShift {
-			drive[factor] += mag
+			drive[factor] += mag * w
 		}
 		for c := range d {
 			noise[c] = o.AR*noise[c] + math.Sqrt(1-o.AR*o.AR)*rng.NormFloat64()
 			e := noise[c]
 			if in && k == GroupVariance && (c == ch || c == ch2) {
-				e *= mag
+				e *= 1 + (mag-1)*w
 			}
 			var x float64
 			for j := range f {
@@ -211,9 +244,9 @@ func GenerateGroup(k GroupKind, o GroupOptions) (Group, error) {
 			if in && c == ch {
 				switch k {
 				case GroupBreak:
-					v += mag * sigma(c)
+					v += mag * sigma(c) * w
 				case GroupDrift:
-					v += mag * sigma(c) * float64(i-onset+1) / float64(length)
+					v += mag * sigma(c) * float64(i-onset+1) / float64(length) * w
 				}
 			}
 			g.Values[c][i] = v

@@ -1,0 +1,75 @@
+package detect
+
+// A changeWindow tells whether an asset's operating point is moving: it
+// compares the mean of the last w standardised rows with the mean of the w
+// rows before them, channel by channel, and switches on when the
+// difference is larger than the warm-up rows ever showed (their own
+// quantile of the same statistic) and off once it has fallen under a
+// fraction of that. A step switches it on within a few rows and off about
+// 2w rows later; a ramp keeps it on while the ramp lasts, so its
+// switches mark where a change starts and where it ends — the
+// changepoints of SKAB's second leaderboard — while the anomaly score
+// says whether the state the asset is in is abnormal.
+type changeWindow struct {
+	w, d int
+	rows []float64 // ring of 2w rows of d channels
+	n    int       // rows pushed
+	lim  float64   // the statistic's limit; 0: off
+	on   bool
+}
+
+func newChangeWindow(cfg GroupConfig, d int, warm [][]float64) changeWindow {
+	w := cfg.ChangeWindow
+	if w <= 0 || len(warm) < 4*w {
+		return changeWindow{}
+	}
+	c := changeWindow{w: w, d: d, rows: make([]float64, 2*w*d)}
+	stats := make([]float64, 0, len(warm))
+	for _, z := range warm {
+		if s := c.push(z); c.n >= 2*w {
+			stats = append(stats, s)
+		}
+	}
+	c.lim = max(quantile(stats, cfg.Quantile)*cfg.ChangeMargin, 1e-9)
+	return c
+}
+
+// push adds a standardised row and returns the statistic: w/2 times the
+// sum over channels of the squared difference of the two windows' means,
+// which is about χ² with d degrees of freedom for white noise of unit
+// variance (wander and correlated channels make it larger; the limit is
+// the warm-up's own quantile, so that does not matter).
+func (c *changeWindow) push(z []float64) float64 {
+	copy(c.rows[(c.n%(2*c.w))*c.d:], z)
+	c.n++
+	if c.n < 2*c.w {
+		return 0
+	}
+	var s float64
+	for j := 0; j < c.d; j++ {
+		var dn, do float64
+		for i := 0; i < c.w; i++ {
+			dn += c.rows[((c.n-1-i)%(2*c.w))*c.d+j]
+			do += c.rows[((c.n-1-c.w-i)%(2*c.w))*c.d+j]
+		}
+		diff := (dn - do) / float64(c.w)
+		s += diff * diff
+	}
+	return s * float64(c.w) / 2
+}
+
+// observe pushes a row and returns the statistic, its limit and whether
+// the asset is changing.
+func (c *changeWindow) observe(z []float64, release float64) (stat, lim float64, on bool) {
+	if c.lim == 0 {
+		return 0, 0, false
+	}
+	stat = c.push(z)
+	switch {
+	case stat >= c.lim:
+		c.on = true
+	case stat < release*c.lim:
+		c.on = false
+	}
+	return stat, c.lim, c.on
+}

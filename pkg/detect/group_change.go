@@ -16,6 +16,7 @@ type changeWindow struct {
 	n    int       // rows pushed
 	lim  float64   // the statistic's limit; 0: off
 	on   bool
+	diff []float64 // scratch: the newer window's sum minus the older's
 }
 
 func newChangeWindow(cfg GroupConfig, d int, warm [][]float64) changeWindow {
@@ -45,15 +46,31 @@ func (c *changeWindow) push(z []float64) float64 {
 	if c.n < 2*c.w {
 		return 0
 	}
-	var s float64
-	for j := 0; j < c.d; j++ {
-		var dn, do float64
-		for i := 0; i < c.w; i++ {
-			dn += c.rows[((c.n-1-i)%(2*c.w))*c.d+j]
-			do += c.rows[((c.n-1-c.w-i)%(2*c.w))*c.d+j]
+	// Each slot of the ring is in the newer window (the last w rows) or
+	// the older one; sum the difference of the two channel by channel.
+	if len(c.diff) != c.d {
+		c.diff = make([]float64, c.d)
+	}
+	diff := c.diff
+	clear(diff)
+	newest := (c.n - 1) % (2 * c.w)
+	for slot := 0; slot < 2*c.w; slot++ {
+		age := (newest - slot + 2*c.w) % (2 * c.w) // 0: the last row
+		row := c.rows[slot*c.d : (slot+1)*c.d]
+		if age < c.w {
+			for j, v := range row {
+				diff[j] += v
+			}
+		} else {
+			for j, v := range row {
+				diff[j] -= v
+			}
 		}
-		diff := (dn - do) / float64(c.w)
-		s += diff * diff
+	}
+	var s float64
+	for _, v := range diff {
+		v /= float64(c.w)
+		s += v * v
 	}
 	return s * float64(c.w) / 2
 }

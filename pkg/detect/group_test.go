@@ -224,31 +224,39 @@ func TestGroupConfigValidate(t *testing.T) {
 	}
 }
 
-// BenchmarkGroupObserve: one row of 8 channels after the warm-up.
+// BenchmarkGroupObserve: one row of 8 channels after the warm-up, with the
+// change detector (default) and without it (the baseline of its cost).
 func BenchmarkGroupObserve(b *testing.B) {
-	rng := rand.New(rand.NewPCG(9, 10))
-	const d = 8
-	g, err := NewGroup(GroupConfig{}, d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows := make([][]float64, 4096)
-	for i := range rows {
-		f := rng.NormFloat64()
-		rows[i] = make([]float64, d)
-		for j := range rows[i] {
-			rows[i][j] = float64(j+1)*f + rng.NormFloat64()
-		}
-	}
-	ts := groupStart
-	for i := 0; i < DefaultGroupWarmup; i++ {
-		g.Observe(ts, rows[i%len(rows)])
-		ts = ts.Add(time.Second)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		g.Observe(ts, rows[i%len(rows)])
-		ts = ts.Add(time.Second)
+	for _, c := range []struct {
+		name string
+		cfg  GroupConfig
+	}{{"default", GroupConfig{}}, {"change=off", GroupConfig{ChangeWindow: -1}}} {
+		b.Run(c.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(9, 10))
+			const d = 8
+			g, err := NewGroup(c.cfg, d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows := make([][]float64, 4096)
+			for i := range rows {
+				f := rng.NormFloat64()
+				rows[i] = make([]float64, d)
+				for j := range rows[i] {
+					rows[i][j] = float64(j+1)*f + rng.NormFloat64()
+				}
+			}
+			ts := groupStart
+			for i := 0; i < DefaultGroupWarmup; i++ {
+				g.Observe(ts, rows[i%len(rows)])
+				ts = ts.Add(time.Second)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				g.Observe(ts, rows[i%len(rows)])
+				ts = ts.Add(time.Second)
+			}
+		})
 	}
 }

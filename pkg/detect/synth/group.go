@@ -73,9 +73,9 @@ type GroupOptions struct {
 	// Magnitude multiplies the fault's size (default 1): tests that need a
 	// fault every detector must see use several times the usual.
 	Magnitude float64
-	// Transition, when positive, makes a fault come in and go out over
-	// 10 to Transition (at most 50) rows each, a ramp (a valve takes seconds to close,
-	// a pump to spin down), not a step. Default 0: steps.
+	// Transition, when positive (10 to 50), makes a fault come in and go
+	// out over 10 to Transition rows each, a ramp (a valve takes seconds
+	// to close, a pump to spin down), not a step. Default 0: steps.
 	Transition int
 }
 

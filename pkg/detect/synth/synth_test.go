@@ -111,3 +111,50 @@ func TestARNoise(t *testing.T) {
 		}
 	}
 }
+
+// Changepoints mark a fault's start and the row after its end, and with a
+// transition also where the move in ends and the move back starts; the
+// labels cover the fault, transitions included.
+func TestGroupChangepoints(t *testing.T) {
+	for _, tr := range []int{0, 50} {
+		for _, k := range GroupKinds {
+			for seed := uint64(1); seed <= 5; seed++ {
+				g, err := GenerateGroup(k, GroupOptions{Seed: seed, Transition: tr})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var cps []int
+				for i, c := range g.Changepoints {
+					if c {
+						cps = append(cps, i)
+					}
+				}
+				first, end := -1, -1
+				for i, l := range g.Labels {
+					if l && first < 0 {
+						first = i
+					}
+					if l {
+						end = i + 1
+					}
+				}
+				want := 2
+				if tr > 0 {
+					want = 4
+				}
+				switch {
+				case k == GroupClean && len(cps) != 0:
+					t.Errorf("clean seed %d: changepoints %v", seed, cps)
+				case k == GroupClean:
+				case len(cps) != want || cps[0] != g.Onset || cps[0] != first || cps[len(cps)-1] != end:
+					t.Errorf("%s seed %d transition %d: changepoints %v, fault rows [%d, %d), want %d from the onset to the row after", k, seed, tr, cps, first, end, want)
+				case tr > 0 && (cps[1]-cps[0] < 10 || cps[1]-cps[0] > 50 || cps[3]-cps[2] < 10 || cps[3]-cps[2] > 50):
+					t.Errorf("%s seed %d: transitions %v, want 10-50 rows each", k, seed, cps)
+				}
+			}
+		}
+	}
+	if _, err := GenerateGroup(GroupShift, GroupOptions{Transition: 5}); err == nil {
+		t.Error("a transition of 5 rows was accepted; want 10 to 50")
+	}
+}

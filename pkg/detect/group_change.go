@@ -3,10 +3,10 @@ package detect
 // A changeWindow tells whether an asset's operating point is moving: it
 // compares the mean of the last w standardised rows with the mean of the w
 // rows before them, channel by channel, and switches on when the
-// difference is larger than the warm-up rows ever showed (their own
-// quantile of the same statistic) and off once it has fallen under a
-// fraction of that. A step switches it on within a few rows and off about
-// 2w rows later; a ramp keeps it on while the ramp lasts, so its
+// difference reaches a limit learnt from the warm-up rows (their own
+// Quantile of the same statistic, times ChangeMargin) and off once it has
+// fallen under ChangeRelease of that. A step switches it on within a
+// window and off two to three windows later; a ramp keeps it on while the ramp lasts, so its
 // switches mark where a change starts and where it ends — the
 // changepoints of SKAB's second leaderboard — while the anomaly score
 // says whether the state the asset is in is abnormal.

@@ -2,7 +2,6 @@ package eval
 
 import (
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
@@ -19,6 +18,24 @@ func groupMultivariate(g synth.Group) Multivariate {
 func runGroupSuite(t testing.TB, cfg detect.GroupConfig, first, last int, o synth.GroupOptions) (map[synth.GroupKind]*Report, Report) {
 	per := map[synth.GroupKind]*Report{}
 	var all Report
+	eachGroupAsset(t, first, last, o, func(g synth.Group) {
+		_, alarms, err := ScoreGroup(cfg, groupMultivariate(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Evaluate(g.Labels[skabTrain:], alarms[skabTrain:], 0)
+		if per[g.Kind] == nil {
+			per[g.Kind] = &Report{}
+		}
+		per[g.Kind].Add(r)
+		all.Add(r)
+	})
+	return per, all
+}
+
+// eachGroupAsset generates the assets of seeds first..last, every kind of
+// each, with options o, and passes them to each in turn.
+func eachGroupAsset(t testing.TB, first, last int, o synth.GroupOptions, each func(synth.Group)) {
 	for seed := first; seed <= last; seed++ {
 		for _, k := range synth.GroupKinds {
 			o.Seed = uint64(seed)
@@ -26,19 +43,9 @@ func runGroupSuite(t testing.TB, cfg detect.GroupConfig, first, last int, o synt
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, alarms, err := ScoreGroup(cfg, groupMultivariate(g))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := Evaluate(g.Labels[skabTrain:], alarms[skabTrain:], 0)
-			if per[k] == nil {
-				per[k] = &Report{}
-			}
-			per[k].Add(r)
-			all.Add(r)
+			each(g)
 		}
 	}
-	return per, all
 }
 
 // readSKABFile reads one SKAB file or fails the test.
@@ -94,7 +101,7 @@ func TestQualityGroup(t *testing.T) {
 	if f := test.Point.F1(); f < 0.72 {
 		t.Errorf("SKAB test-row point F1 %.3f is below the floor 0.72", f)
 	}
-	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
+	free := readSKABFree(t)
 	_, alarms, err := ScoreGroup(cfg, free)
 	if err != nil {
 		t.Fatal(err)
@@ -128,20 +135,13 @@ func TestQualityGroupChangepoints(t *testing.T) {
 		{"STEPS HOLDOUT", 31, 90, synth.GroupOptions{}, 0},
 	} {
 		s := skabNAB()
-		for seed := c.first; seed <= c.last; seed++ {
-			for _, k := range synth.GroupKinds {
-				c.o.Seed = uint64(seed)
-				g, err := synth.GenerateGroup(k, c.o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				changing, err := GroupChanges(cfg, groupMultivariate(g))
-				if err != nil {
-					t.Fatal(err)
-				}
-				s.Add(g.Times[skabTrain:], g.Changepoints[skabTrain:], changing[skabTrain:])
+		eachGroupAsset(t, c.first, c.last, c.o, func(g synth.Group) {
+			changing, err := GroupChanges(cfg, groupMultivariate(g))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			s.Add(g.Times[skabTrain:], g.Changepoints[skabTrain:], changing[skabTrain:])
+		})
 		logNAB(t, c.name, s)
 		if sum := s.Score(0) + s.Score(1) + s.Score(2); sum < c.floor {
 			t.Errorf("%s: NAB profiles sum to %.2f, below the floor %.2f", c.name, sum, c.floor)
@@ -162,7 +162,7 @@ func TestQualityGroupChangepoints(t *testing.T) {
 	if s.Score(0) < 30 {
 		t.Errorf("SKAB NAB standard %.2f is below the floor 30", s.Score(0))
 	}
-	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
+	free := readSKABFree(t)
 	changing, err := GroupChanges(cfg, free)
 	if err != nil {
 		t.Fatal(err)

@@ -234,6 +234,12 @@ func skabFiles(t testing.TB) []string {
 	return files
 }
 
+// readSKABFree reads SKAB's anomaly-free recording (about 2.6 hours of the
+// same pump without a fault), beside the labelled files.
+func readSKABFree(t testing.TB) Multivariate {
+	return readSKABFile(t, filepath.Join(sharedData(t), "skab", "data", "anomaly-free", "anomaly-free.csv"))
+}
+
 // skabNAB is the changepoint score of SKAB's leaderboard: windows of 60 s
 // to the right of each true changepoint.
 func skabNAB() *NAB { return &NAB{Window: time.Minute} }
@@ -286,7 +292,7 @@ func TestQualitySKAB(t *testing.T) {
 	logNAB(t, "SKAB test rows", cp)
 
 	// false alarms on SKAB's anomaly-free recording (about 2.6 hours)
-	free := readSKABFile(t, filepath.Join(filepath.Dir(filepath.Dir(files[0])), "anomaly-free", "anomaly-free.csv"))
+	free := readSKABFree(t)
 	_, alarms, err := ScoreMax(detect.Config{}, free)
 	if err != nil {
 		t.Fatal(err)

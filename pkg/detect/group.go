@@ -238,7 +238,8 @@ type GroupResult struct {
 	Expected []float64
 	// Changing reports that the asset's operating point is moving: the
 	// mean of the last ChangeWindow rows differs from that of the
-	// ChangeWindow rows before by more than the warm-up ever showed. It
+	// ChangeWindow rows before by more than a limit learnt from the
+	// warm-up (its Quantile of the same difference, times ChangeMargin). It
 	// switches on where a change starts (a valve closing, a fault's
 	// onset, its end) and off once the asset has settled, whether or not
 	// the rows are anomalous; Change is its statistic, ChangeLimit the

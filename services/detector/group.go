@@ -277,13 +277,17 @@ type groupAnomalyBody struct {
 	Window   string   `json:"window"`
 	Reason   string   `json:"reason"`
 
-	Group    string              `json:"group"`
-	Channel  string              `json:"channel"`
-	Sigmas   float64             `json:"sigmas"`
-	T2       float64             `json:"t2"`
-	T2Limit  float64             `json:"t2_limit"`
-	Q        float64             `json:"q"`
-	QLimit   float64             `json:"q_limit"`
+	Group   string  `json:"group"`
+	Channel string  `json:"channel"`
+	Sigmas  float64 `json:"sigmas"`
+	T2      float64 `json:"t2"`
+	T2Limit float64 `json:"t2_limit"`
+	Q       float64 `json:"q"`
+	QLimit  float64 `json:"q_limit"`
+	// Changing: the asset's operating point is still moving
+	// (detect.GroupResult.Changing); false once it has settled, abnormal
+	// or not.
+	Changing bool                `json:"changing"`
 	Channels []groupChannelValue `json:"channels"`
 }
 
@@ -299,7 +303,7 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	b := groupAnomalyBody{
 		Series: a.key, Metric: g.Channels[top], Score: &score, Detector: GroupDetector,
 		Group: g.Name, Channel: g.Channels[top], Sigmas: res.Sigmas,
-		T2: res.T2, T2Limit: res.T2Limit, Q: res.Q, QLimit: res.QLimit,
+		T2: res.T2, T2Limit: res.T2Limit, Q: res.Q, QLimit: res.QLimit, Changing: res.Changing,
 		Window: fmt.Sprintf("principal components of the %d channels learnt over %d rows, then %d rows of memory", len(g.Channels), set.Warmup, set.Memory),
 	}
 	value := r.values[top]
@@ -330,8 +334,12 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	if len(which) == 0 {
 		which = append(which, "held until the asset is back for "+strconv.Itoa(set.ReleaseRows)+" rows")
 	}
-	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma; score %.2f",
-		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, score)
+	state := "settled"
+	if res.Changing {
+		state = "still moving"
+	}
+	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma; operating point %s; score %.2f",
+		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, state, score)
 
 	e, err := event.New(event.KindAnomaly, a.service, r.time, b)
 	if err != nil {

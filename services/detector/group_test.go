@@ -155,6 +155,57 @@ func groupAnomalies(t testing.TB, datas [][]byte) []groupEvent {
 	return out
 }
 
+// offlineGroupAnomalies runs the default detect.Group over asset a and
+// returns the times of the rows it flags and whether the asset was
+// changing at each.
+func offlineGroupAnomalies(a synth.Group) (times []time.Time, changing []bool) {
+	offline, _ := detect.NewGroup(detect.GroupConfig{}, len(a.Channels))
+	row := make([]float64, len(a.Channels))
+	for i, ts := range a.Times {
+		for c := range row {
+			row[c] = a.Values[c][i]
+		}
+		if r := offline.Observe(ts, row); r.Anomaly {
+			times = append(times, ts)
+			changing = append(changing, r.Changing)
+		}
+	}
+	return times, changing
+}
+
+// A group anomaly says whether the asset is still moving: on a fault that
+// comes in and goes out over up to 50 rows, its anomalies are changing
+// while it does and settled in between, as the offline group says.
+func TestGroupAnomalyChanging(t *testing.T) {
+	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 2, Magnitude: 3, Transition: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
+	for i, d := range assetSamples(t, a) {
+		if err := handle(s, d); err != nil {
+			t.Fatalf("sample %d: %v", i, err)
+		}
+	}
+	var datas [][]byte
+	for _, m := range pub.published() {
+		datas = append(datas, m.Data)
+	}
+	got := groupAnomalies(t, datas)
+	want, changing := offlineGroupAnomalies(a)
+	if !slices.Contains(changing, true) || !slices.Contains(changing, false) {
+		t.Fatalf("the offline group's anomalies are all changing or all settled (%d of them): the test proves nothing", len(changing))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d group anomalies, the offline group flags %d rows", len(got), len(want))
+	}
+	for i, ge := range got {
+		if b := ge.body; b.Changing != changing[i] || strings.Contains(b.Reason, "still moving") != changing[i] {
+			t.Fatalf("anomaly %d at %v: changing %v, reason %q; the offline group says changing %v", i, ge.env.Time, b.Changing, b.Reason, changing[i])
+		}
+	}
+}
+
 // The service gathers an asset's samples into rows and publishes one
 // anomaly for each row the offline detect.Group flags on the same rows,
 // explained, with a stable id; the channel it names most is the broken one.
@@ -175,17 +226,7 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 	}
 	got := groupAnomalies(t, datas)
 
-	offline, _ := detect.NewGroup(detect.GroupConfig{}, len(a.Channels))
-	var want []time.Time
-	for i, ts := range a.Times {
-		row := make([]float64, len(a.Channels))
-		for c := range row {
-			row[c] = a.Values[c][i]
-		}
-		if offline.Observe(ts, row).Anomaly {
-			want = append(want, ts)
-		}
-	}
+	want, wantChanging := offlineGroupAnomalies(a)
 	if len(want) == 0 {
 		t.Fatal("the offline group flags nothing: the test proves nothing")
 	}
@@ -205,6 +246,9 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 		}
 		if len(e.Links) != len(a.Channels) || *b.Score < 0.5 || *b.Score > 1 || b.Group != "pump" || b.Metric != b.Channel || len(b.Channels) != len(a.Channels) || b.T2Limit <= 0 || b.QLimit <= 0 {
 			t.Fatalf("anomaly %d: links %d body %+v", i, len(e.Links), b)
+		}
+		if b.Changing != wantChanging[i] || strings.Contains(b.Reason, "still moving") != b.Changing {
+			t.Fatalf("anomaly %d: changing %v (reason %q), the offline group says %v", i, b.Changing, b.Reason, wantChanging[i])
 		}
 		c := slices.Index(a.Channels, b.Channel)
 		if c < 0 || b.Channels[c].Value == nil || *b.Channels[c].Value != *b.Value || b.Channels[c].Expected != b.Expected || !strings.Contains(b.Reason, b.Channel) {

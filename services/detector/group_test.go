@@ -173,14 +173,11 @@ func offlineGroupAnomalies(a synth.Group) (times []time.Time, changing []bool) {
 	return times, changing
 }
 
-// A group anomaly says whether the asset is still moving: on a fault that
-// comes in and goes out over up to 50 rows, its anomalies are changing
-// while it does and settled in between, as the offline group says.
-func TestGroupAnomalyChanging(t *testing.T) {
-	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 2, Magnitude: 3, Transition: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
+// publishAsset feeds asset a's samples to a new service with a group over
+// its channels and returns the service and the group anomalies it
+// published.
+func publishAsset(t *testing.T, a synth.Group) (*Service, []groupEvent) {
+	t.Helper()
 	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
 	for i, d := range assetSamples(t, a) {
 		if err := handle(s, d); err != nil {
@@ -191,7 +188,18 @@ func TestGroupAnomalyChanging(t *testing.T) {
 	for _, m := range pub.published() {
 		datas = append(datas, m.Data)
 	}
-	got := groupAnomalies(t, datas)
+	return s, groupAnomalies(t, datas)
+}
+
+// A group anomaly says whether the asset is still moving: on a fault that
+// comes in and goes out over up to 50 rows, its anomalies are changing
+// while it does and settled in between, as the offline group says.
+func TestGroupAnomalyChanging(t *testing.T) {
+	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 2, Magnitude: 3, Transition: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got := publishAsset(t, a)
 	want, changing := offlineGroupAnomalies(a)
 	if !slices.Contains(changing, true) || !slices.Contains(changing, false) {
 		t.Fatalf("the offline group's anomalies are all changing or all settled (%d of them): the test proves nothing", len(changing))
@@ -214,17 +222,7 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
-	for i, d := range assetSamples(t, a) {
-		if err := handle(s, d); err != nil {
-			t.Fatalf("sample %d: %v", i, err)
-		}
-	}
-	var datas [][]byte
-	for _, m := range pub.published() {
-		datas = append(datas, m.Data)
-	}
-	got := groupAnomalies(t, datas)
+	s, got := publishAsset(t, a)
 
 	want, wantChanging := offlineGroupAnomalies(a)
 	if len(want) == 0 {

@@ -286,7 +286,7 @@ type groupAnomalyBody struct {
 	QLimit  float64 `json:"q_limit"`
 	// Changing: the asset's operating point is still moving
 	// (detect.GroupResult.Changing); false once it has settled, abnormal
-	// or not.
+	// or not, and when the group's change detector is off.
 	Changing bool                `json:"changing"`
 	Channels []groupChannelValue `json:"channels"`
 }
@@ -334,11 +334,14 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	if len(which) == 0 {
 		which = append(which, "held until the asset is back for "+strconv.Itoa(set.ReleaseRows)+" rows")
 	}
-	state := "settled"
-	if res.Changing {
-		state = "still moving"
+	var state string
+	switch {
+	case res.Changing:
+		state = "; operating point still moving"
+	case res.ChangeLimit > 0: // the change detector runs
+		state = "; operating point settled"
 	}
-	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma; operating point %s; score %.2f",
+	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma%s; score %.2f",
 		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, state, score)
 
 	e, err := event.New(event.KindAnomaly, a.service, r.time, b)

@@ -208,9 +208,16 @@ func TestGroupAnomalyChanging(t *testing.T) {
 		t.Fatalf("%d group anomalies, the offline group flags %d rows", len(got), len(want))
 	}
 	for i, ge := range got {
-		if b := ge.body; b.Changing != changing[i] || strings.Contains(b.Reason, "still moving") != changing[i] {
-			t.Fatalf("anomaly %d at %v: changing %v, reason %q; the offline group says changing %v", i, ge.env.Time, b.Changing, b.Reason, changing[i])
-		}
+		checkChanging(t, i, ge, changing[i])
+	}
+}
+
+// checkChanging fails the test when anomaly i's changing flag, or its
+// reason, disagrees with the offline group's.
+func checkChanging(t *testing.T, i int, ge groupEvent, want bool) {
+	t.Helper()
+	if b := ge.body; b.Changing != want || strings.Contains(b.Reason, "still moving") != want {
+		t.Fatalf("anomaly %d at %v: changing %v, reason %q; the offline group says changing %v", i, ge.env.Time, b.Changing, b.Reason, want)
 	}
 }
 
@@ -245,9 +252,7 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 		if len(e.Links) != len(a.Channels) || *b.Score < 0.5 || *b.Score > 1 || b.Group != "pump" || b.Metric != b.Channel || len(b.Channels) != len(a.Channels) || b.T2Limit <= 0 || b.QLimit <= 0 {
 			t.Fatalf("anomaly %d: links %d body %+v", i, len(e.Links), b)
 		}
-		if b.Changing != wantChanging[i] || strings.Contains(b.Reason, "still moving") != b.Changing {
-			t.Fatalf("anomaly %d: changing %v (reason %q), the offline group says %v", i, b.Changing, b.Reason, wantChanging[i])
-		}
+		checkChanging(t, i, ge, wantChanging[i])
 		c := slices.Index(a.Channels, b.Channel)
 		if c < 0 || b.Channels[c].Value == nil || *b.Channels[c].Value != *b.Value || b.Channels[c].Expected != b.Expected || !strings.Contains(b.Reason, b.Channel) {
 			t.Fatalf("anomaly %d names channel %q inconsistently: %+v", i, b.Channel, b)

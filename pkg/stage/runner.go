@@ -1,0 +1,473 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// Sentinel errors of the runner.
+var (
+	ErrAlreadyRunning = errors.New("stage: already running")
+	ErrNilEvent       = errors.New("stage: emitted an output without an event")
+	ErrNoPublisher    = errors.New("stage: a processor needs a publisher")
+)
+
+// Runner drives one Processor or Sink (see the package comment).
+type Runner struct {
+	cfg  Config
+	proc Processor // nil for a sink
+	sink Sink      // nil for a processor
+	pub  Publisher
+	log  zerolog.Logger
+	now  func() time.Time
+
+	running atomic.Bool
+	work    chan job
+	pending chan pendingInput
+
+	// kept maps an input id to the outputs it was processed into when one
+	// of them failed; its redelivery republishes them.
+	kept *lru.Cache[string, []bus.Message]
+
+	// tickMu makes ticks one at a time; unsent are tick outputs that failed,
+	// sent first by the next tick.
+	tickMu sync.Mutex
+	unsent []bus.Message
+
+	m metrics
+}
+
+// Option adjusts NewRunner.
+type Option func(*Runner)
+
+// WithClock replaces time.Now for tick boundaries (tests).
+func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = now } }
+
+// NewRunner builds the runner of proc, a Processor or a Sink; pub publishes
+// a processor's outputs (a Sink needs none).
+func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...Option) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	r := &Runner{cfg: cfg, pub: pub, log: log, now: time.Now}
+	switch p := proc.(type) {
+	case Processor:
+		r.proc = p
+		if pub == nil {
+			return nil, ErrNoPublisher
+		}
+	case Sink:
+		r.sink = p
+	default:
+		return nil, fmt.Errorf("%w: %T is neither a stage.Processor nor a stage.Sink", ErrInvalidConfig, proc)
+	}
+	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
+		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
+	}
+	kept, err := lru.NewWithEvict(cfg.MaxKept, func(string, []bus.Message) { r.m.keptDropped.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	r.kept = kept
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// Config is the runner's configuration with the defaults filled in.
+func (r *Runner) Config() Config { return r.cfg }
+
+// job is one delivery on its way from the source to a worker.
+type job struct {
+	ctx  context.Context
+	data []byte
+	done func(error)
+}
+
+// pendingInput is an input whose outputs were sent and await their acks.
+type pendingInput struct {
+	id      string
+	msgs    []bus.Message
+	settled []func(error)
+	futures []jetstream.PubAckFuture // futures[i] is msgs[i]'s; fewer when a publish failed
+	sendErr error                    // why msgs[len(futures)] could not be sent
+	done    func(error)
+}
+
+// Run restores the checkpoint, then hands the source's deliveries to the
+// processor until ctx is cancelled; then it lets the source drain (every
+// delivery handed out gets its result), stops the workers and saves a last
+// checkpoint.
+func (r *Runner) Run(ctx context.Context, src Source) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer r.running.Store(false)
+	if cp, ok := r.proc.(Checkpointer); ok {
+		if err := cp.Restore(ctx); err != nil {
+			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
+		}
+	}
+	stopPipeline := r.startPipeline()
+
+	loops, stopLoops := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if _, ok := r.proc.(Ticker); ok {
+		wg.Go(func() { r.tickLoop(loops) })
+	}
+	if _, ok := r.proc.(Checkpointer); ok {
+		wg.Go(func() { r.checkpointLoop(loops) })
+	}
+	if r.sink != nil {
+		wg.Go(func() {
+			<-ctx.Done()
+			// Held inputs must not wait for a batch to fill: the source is
+			// waiting for their results to finish its drain.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
+			defer cancel()
+			if err := r.sink.Flush(fctx); err != nil {
+				r.log.Warn().Err(err).Msg("flush at shutdown failed")
+			}
+		})
+	}
+
+	runErr := src.Run(ctx, r.handle)
+	stopLoops()
+	wg.Wait()
+	stopPipeline()
+
+	if cp, ok := r.proc.(Checkpointer); ok {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
+		defer cancel()
+		if err := r.checkpoint(cctx, cp); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// startPipeline starts the workers and the acker; the returned stop, called
+// once the source hands out nothing more, lets them finish (so that every
+// delivery's done is called) and waits for them.
+func (r *Runner) startPipeline() (stop func()) {
+	if r.sink != nil {
+		return func() {}
+	}
+	r.work = make(chan job, r.cfg.Queue)
+	r.pending = make(chan pendingInput, r.cfg.Queue)
+	acked := make(chan struct{})
+	go func() { defer close(acked); r.acker(r.pending) }()
+	var workers sync.WaitGroup
+	for range r.cfg.Workers {
+		workers.Go(func() {
+			var em emitter
+			for j := range r.work {
+				r.process(j, &em)
+			}
+		})
+	}
+	return func() {
+		close(r.work)
+		workers.Wait()
+		close(r.pending)
+		<-acked
+	}
+}
+
+// handle is the source's handler.
+func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
+	if r.sink == nil {
+		r.work <- job{ctx: ctx, data: d.Data, done: done}
+		return
+	}
+	r.m.inputs.Add(1)
+	e, err := event.Parse(d.Data)
+	if err != nil {
+		r.m.invalid.Add(1)
+		done(err)
+		return
+	}
+	r.sink.Write(ctx, e, done)
+}
+
+// process runs one input through the processor and either settles it (bad
+// data, a failure, no outputs) or hands its outputs' futures to the acker.
+// A panic is a transient failure, as the consumer treats its own handler's:
+// redelivered, dead-lettered after MaxDeliver, and the other inputs go on.
+func (r *Runner) process(j job, em *emitter) {
+	settled := false
+	id := ""
+	defer func() {
+		if p := recover(); p != nil {
+			r.m.panics.Add(1)
+			r.log.Error().Interface("panic", p).Str("event_id", id).Msg("processor panicked")
+			if !settled {
+				em.settle(fmt.Errorf("stage %s: processing panicked: %v", r.cfg.Name, p))
+				j.done(fmt.Errorf("stage %s: processing panicked: %v", r.cfg.Name, p))
+			}
+		}
+	}()
+	r.m.inputs.Add(1)
+	e, err := event.Parse(j.data)
+	if err != nil {
+		r.m.invalid.Add(1)
+		settled = true
+		j.done(err)
+		return
+	}
+	id = e.ID
+	if msgs, ok := r.kept.Peek(id); ok {
+		// A redelivery of an input whose outputs failed: send them again.
+		r.kept.Remove(id)
+		r.m.replayed.Add(1)
+		settled = true
+		r.send(j, pendingInput{id: id, msgs: msgs, settled: make([]func(error), len(msgs)), done: j.done})
+		return
+	}
+	em.reset()
+	if err := r.proc.Process(j.ctx, e, em); err != nil {
+		em.settle(err)
+		if errs.IsPermanent(err) {
+			r.m.invalid.Add(1)
+		} else {
+			r.m.failed.Add(1)
+		}
+		settled = true
+		j.done(err)
+		return
+	}
+	settled = true
+	if len(em.msgs) == 0 {
+		j.done(nil)
+		return
+	}
+	p := pendingInput{id: id, msgs: append([]bus.Message(nil), em.msgs...), settled: append([]func(error){}, em.settled...), done: j.done}
+	r.send(j, p)
+}
+
+// send publishes p's messages without waiting and hands p to the acker.
+func (r *Runner) send(j job, p pendingInput) {
+	p.futures = make([]jetstream.PubAckFuture, 0, len(p.msgs))
+	for _, m := range p.msgs {
+		f, err := r.pub.Publish(j.ctx, m)
+		if err != nil {
+			// Those already sent are sent again on redelivery with the same
+			// ids, and dropped by the duplicate window.
+			p.sendErr = err
+			break
+		}
+		p.futures = append(p.futures, f)
+	}
+	r.pending <- p
+}
+
+// acker settles inputs once their outputs were acked. Futures of one
+// publisher resolve roughly in send order, so waiting in order costs little
+// and needs one goroutine, not one per input.
+func (r *Runner) acker(pending <-chan pendingInput) {
+	for p := range pending {
+		var first error
+		for i, m := range p.msgs {
+			var err error
+			switch {
+			case i < len(p.futures):
+				select {
+				case <-p.futures[i].Ok():
+				case err = <-p.futures[i].Err():
+				}
+			case i == len(p.futures):
+				err = p.sendErr
+			default:
+				err = fmt.Errorf("not sent after an earlier output failed: %w", p.sendErr)
+			}
+			if err != nil {
+				r.m.outputFailures.Add(1)
+				if first == nil {
+					first = fmt.Errorf("stage %s: publishing %s to %s: %w", r.cfg.Name, m.ID, m.Subject, err)
+				}
+			} else {
+				r.m.outputs.Add(1)
+			}
+			if p.settled[i] != nil {
+				p.settled[i](err)
+			}
+		}
+		if first != nil {
+			r.keep(p.id, p.msgs)
+		}
+		p.done(first) // transient: the input comes back and its outputs are sent again
+	}
+}
+
+// keep holds the outputs of input id for its redelivery. The publisher wrote
+// the message id into the headers it was given; kept copies carry none.
+func (r *Runner) keep(id string, msgs []bus.Message) {
+	kept := make([]bus.Message, len(msgs))
+	for i, m := range msgs {
+		kept[i] = bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data}
+	}
+	r.kept.Add(id, kept)
+}
+
+// Kept is the number of inputs whose outputs wait for their redelivery.
+func (r *Runner) Kept() int { return r.kept.Len() }
+
+// tickLoop ticks at every multiple of TickEvery.
+func (r *Runner) tickLoop(ctx context.Context) {
+	every := r.cfg.TickEvery
+	for {
+		next := r.now().Truncate(every).Add(every)
+		t := time.NewTimer(next.Sub(r.now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := r.Tick(ctx, next); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Time("tick", next).Msg("periodic work failed; its outputs are retried at the next tick")
+		}
+	}
+}
+
+// Tick runs the processor's periodic work for the boundary now and
+// publishes the outputs kept from earlier ticks and the new ones, waiting
+// for their acks. Those that fail are kept for the next tick (the oldest
+// dropped beyond MaxKept, counted). Run calls it every TickEvery; tests call
+// it directly.
+func (r *Runner) Tick(ctx context.Context, now time.Time) error {
+	t, ok := r.proc.(Ticker)
+	if !ok {
+		return nil
+	}
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	r.m.ticks.Add(1)
+	var em emitter
+	tickErr := t.Tick(ctx, now, &em)
+	msgs := append(r.unsent, em.msgs...)
+	settled := append(make([]func(error), len(r.unsent)), em.settled...)
+	r.unsent = nil
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	errl := make([]error, len(msgs))
+	for i, m := range msgs {
+		futures[i], errl[i] = r.pub.Publish(ctx, m)
+	}
+	var first error
+	for i, m := range msgs {
+		err := errl[i]
+		if err == nil {
+			select {
+			case <-futures[i].Ok():
+			case err = <-futures[i].Err():
+			case <-ctx.Done():
+				err = ctx.Err() // the ack may still come; a resend is deduplicated
+			}
+		}
+		if err != nil {
+			r.m.outputFailures.Add(1)
+			if first == nil {
+				first = fmt.Errorf("stage %s: publishing %s to %s: %w", r.cfg.Name, m.ID, m.Subject, err)
+			}
+			r.unsent = append(r.unsent, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+		} else {
+			r.m.outputs.Add(1)
+		}
+		if settled[i] != nil {
+			settled[i](err)
+		}
+	}
+	if n := len(r.unsent) - r.cfg.MaxKept; n > 0 {
+		r.m.keptDropped.Add(uint64(n))
+		r.unsent = append([]bus.Message(nil), r.unsent[n:]...)
+	}
+	if tickErr != nil || first != nil {
+		r.m.tickFailures.Add(1)
+	}
+	return errors.Join(tickErr, first)
+}
+
+// Unsent is the number of tick outputs waiting for the next tick.
+func (r *Runner) Unsent() int {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	return len(r.unsent)
+}
+
+func (r *Runner) checkpointLoop(ctx context.Context) {
+	cp := r.proc.(Checkpointer)
+	t := time.NewTicker(r.cfg.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.checkpoint(ctx, cp); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("checkpoint failed; retried at the next one")
+		}
+	}
+}
+
+func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
+	if err := cp.Checkpoint(ctx); err != nil {
+		r.m.checkpointFailures.Add(1)
+		return fmt.Errorf("stage %s: checkpoint: %w", r.cfg.Name, err)
+	}
+	r.m.checkpoints.Add(1)
+	return nil
+}
+
+// emitter collects one input's outputs, encoded; a worker reuses its own.
+type emitter struct {
+	msgs    []bus.Message
+	settled []func(error)
+}
+
+func (e *emitter) reset() {
+	clear(e.msgs)
+	clear(e.settled)
+	e.msgs, e.settled = e.msgs[:0], e.settled[:0]
+}
+
+func (e *emitter) Emit(o Output) error {
+	if o.Event == nil {
+		return errs.Permanent(ErrNilEvent)
+	}
+	data, err := o.Event.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
+	if err != nil {
+		return errs.Permanentf("stage: encoding %s event %s: %v", o.Event.Kind, o.Event.ID, err)
+	}
+	subject := o.Subject
+	if subject == "" {
+		subject = o.Event.Subject()
+	}
+	e.msgs = append(e.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
+	e.settled = append(e.settled, o.Settled)
+	return nil
+}
+
+// settle reports err to every output emitted so far (none will be sent).
+func (e *emitter) settle(err error) {
+	for _, s := range e.settled {
+		if s != nil {
+			s(err)
+		}
+	}
+	e.reset()
+}

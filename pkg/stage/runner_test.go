@@ -1,0 +1,389 @@
+package stage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+func logEvent(t testing.TB, i int, msg string) *event.Envelope {
+	t.Helper()
+	e, err := event.New(event.KindLog, "checkout", t0.Add(time.Duration(i)*time.Second), event.LogBody{Message: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// echo emits one log per input, derived from it, and counts its calls;
+// a message "bad" is bad data, "flaky" fails once, "panic" panics.
+type echo struct {
+	calls   atomic.Int64
+	flaked  atomic.Bool
+	mu      sync.Mutex
+	settled map[string]error
+}
+
+func (p *echo) Process(_ context.Context, in *event.Envelope, out stage.Emitter) error {
+	p.calls.Add(1)
+	var body event.LogBody
+	if err := in.DecodeBody(&body); err != nil {
+		return errs.Permanent(err)
+	}
+	switch body.Message {
+	case "bad":
+		return errs.Permanentf("message is bad")
+	case "flaky":
+		if p.flaked.CompareAndSwap(false, true) {
+			return errors.New("flaky: try again")
+		}
+	case "panic":
+		panic("processor bug")
+	}
+	a := *in
+	a.ID = "7" + in.ID[1:]
+	return out.Emit(stage.Output{Subject: a.Subject() + ".echo", Event: &a, Settled: func(err error) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.settled == nil {
+			p.settled = map[string]error{}
+		}
+		p.settled[a.ID] = err
+	}})
+}
+
+func (p *echo) settledOf(id string) (error, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err, ok := p.settled[id]
+	return err, ok
+}
+
+func TestRunnerPublishesThenAcks(t *testing.T) {
+	p := &echo{}
+	h := stagetest.Start(t, p, stage.Config{Workers: 4})
+	var in []*event.Envelope
+	for i := range 50 {
+		in = append(in, logEvent(t, i, fmt.Sprintf("line %d", i)))
+	}
+	for i, r := range h.Feed(in...) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("input %d: %v (%v), want acked", i, r.Outcome, r.Err)
+		}
+		// The input is acked only after its output was stored.
+		id := "7" + in[i].ID[1:]
+		if err, ok := p.settledOf(id); !ok || err != nil {
+			t.Fatalf("input %d acked before its output %s settled (settled %v, err %v)", i, id, ok, err)
+		}
+	}
+	got := h.Pub.Events(t)
+	if len(got) != 50 {
+		t.Fatalf("published %d events, want 50", len(got))
+	}
+	for _, e := range got {
+		if e.Kind != event.KindLog || !strings.HasPrefix(e.ID, "7") {
+			t.Fatalf("published %s of kind %s, want the derived anomaly", e.ID, e.Kind)
+		}
+	}
+	if s := h.Runner.Stats(); s.Inputs != 50 || s.Outputs != 50 || s.OutputFailures != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestRunnerSettlesBadAndFailingInputs(t *testing.T) {
+	p := &echo{}
+	h := stagetest.Start(t, p, stage.Config{})
+	if r := h.FeedRaw([]byte(`{"kind":`)); r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "JSON") {
+		t.Fatalf("undecodable input: %v %v, want dead-lettered naming the JSON problem", r.Outcome, r.Err)
+	}
+	if r := h.Feed(logEvent(t, 1, "bad"))[0]; r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "message is bad") {
+		t.Fatalf("bad input: %v %v, want dead-lettered with the processor's reason", r.Outcome, r.Err)
+	}
+	flaky := logEvent(t, 2, "flaky")
+	if r := h.Feed(flaky)[0]; r.Outcome != stagetest.Naked {
+		t.Fatalf("transient failure: %v, want naked", r.Outcome)
+	}
+	if r := h.Feed(flaky)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("redelivery after a transient failure: %v (%v), want acked", r.Outcome, r.Err)
+	}
+	if r := h.Feed(logEvent(t, 3, "panic"))[0]; r.Outcome != stagetest.Naked || !strings.Contains(r.Err.Error(), "processor bug") {
+		t.Fatalf("panicking processor: %v %v, want naked with the panic", r.Outcome, r.Err)
+	}
+	if r := h.Feed(logEvent(t, 4, "still running"))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("after a panic: %v, want the runner to go on", r.Outcome)
+	}
+	s := h.Runner.Stats()
+	if s.Invalid != 2 || s.Failed != 1 || s.Panics != 1 || s.Outputs != 2 {
+		t.Fatalf("stats %+v, want 2 invalid, 1 failed, 1 panic, 2 outputs", s)
+	}
+}
+
+// A failed output naks its input and keeps the outputs: the redelivery
+// republishes them without processing the input again.
+func TestRunnerKeepsFailedOutputsForRedelivery(t *testing.T) {
+	for _, how := range []string{"ack fails", "publish refused"} {
+		t.Run(how, func(t *testing.T) {
+			p := &echo{}
+			h := stagetest.Start(t, p, stage.Config{})
+			in := logEvent(t, 1, "hello")
+			if how == "ack fails" {
+				h.Pub.FailNext(1)
+			} else {
+				h.Pub.Refuse(true)
+			}
+			r := h.Feed(in)[0]
+			if r.Outcome != stagetest.Naked || !errors.Is(r.Err, stagetest.ErrPublish) {
+				t.Fatalf("failed output: %v %v, want naked with the publish error", r.Outcome, r.Err)
+			}
+			if err, ok := p.settledOf("7" + in.ID[1:]); !ok || !errors.Is(err, stagetest.ErrPublish) {
+				t.Fatalf("the output's Settled got %v (called %v), want the publish error", err, ok)
+			}
+			if h.Runner.Kept() != 1 || len(h.Pub.Messages()) != 0 {
+				t.Fatalf("kept %d, stored %d; want 1 kept, none stored", h.Runner.Kept(), len(h.Pub.Messages()))
+			}
+			h.Pub.Refuse(false)
+			if r := h.Feed(in)[0]; r.Outcome != stagetest.Acked {
+				t.Fatalf("redelivery: %v (%v), want acked", r.Outcome, r.Err)
+			}
+			if n := p.calls.Load(); n != 1 {
+				t.Fatalf("processor called %d times, want once: the redelivery republishes the kept outputs", n)
+			}
+			if got := h.Pub.Messages(); len(got) != 1 || got[0].ID != "7"+in.ID[1:] {
+				t.Fatalf("stored %v, want the one derived output", got)
+			}
+			if h.Runner.Kept() != 0 || h.Runner.Stats().Replayed != 1 {
+				t.Fatalf("kept %d, stats %+v after the redelivery", h.Runner.Kept(), h.Runner.Stats())
+			}
+		})
+	}
+}
+
+func TestRunnerBoundsKeptOutputs(t *testing.T) {
+	p := &echo{}
+	h := stagetest.Start(t, p, stage.Config{MaxKept: 2})
+	h.Pub.Refuse(true)
+	var in []*event.Envelope
+	for i := range 3 {
+		in = append(in, logEvent(t, i, fmt.Sprintf("line %d", i)))
+	}
+	h.Feed(in...)
+	if h.Runner.Kept() != 2 || h.Runner.Stats().KeptDropped != 1 {
+		t.Fatalf("kept %d, dropped %d; want 2 kept and 1 dropped", h.Runner.Kept(), h.Runner.Stats().KeptDropped)
+	}
+	h.Pub.Refuse(false)
+	// The oldest was dropped: its redelivery is processed again.
+	h.Feed(in...)
+	if n := p.calls.Load(); n != 4 {
+		t.Fatalf("processor called %d times, want 4 (3, then the dropped one again)", n)
+	}
+	if len(h.Pub.Messages()) != 3 {
+		t.Fatalf("stored %d outputs, want 3", len(h.Pub.Messages()))
+	}
+}
+
+// ticker emits one metric sample per tick, named after the boundary.
+type ticker struct {
+	echo
+	ticks []time.Time
+}
+
+func (p *ticker) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+	p.ticks = append(p.ticks, now)
+	e, err := event.New(event.KindMetric, "checkout", now, event.MetricBody{Name: "lines", Value: new(1.0)})
+	if err != nil {
+		return err
+	}
+	e.ID = event.NewID(now)
+	return out.Emit(stage.Output{Event: e})
+}
+
+func TestRunnerTicksAndRetriesTickOutputs(t *testing.T) {
+	p := &ticker{}
+	h := stagetest.Start(t, p, stage.Config{TickEvery: time.Minute, MaxKept: 2})
+	h.Pub.FailNext(1)
+	if err := h.Tick(t0); !errors.Is(err, stagetest.ErrPublish) {
+		t.Fatalf("tick with a failed publish: %v", err)
+	}
+	if h.Runner.Unsent() != 1 {
+		t.Fatalf("unsent %d, want the failed sample kept", h.Runner.Unsent())
+	}
+	if err := h.Tick(t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Pub.Events(t); len(got) != 2 || !got[0].Time.Equal(t0) || !got[1].Time.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("stored %d samples, want the kept one first, then the new one", len(got))
+	}
+	// Beyond MaxKept the oldest are dropped and counted.
+	h.Pub.Refuse(true)
+	for i := range 3 {
+		_ = h.Tick(t0.Add(time.Duration(2+i) * time.Minute))
+	}
+	if h.Runner.Unsent() != 2 || h.Runner.Stats().KeptDropped != 1 {
+		t.Fatalf("unsent %d, dropped %d; want 2 and 1", h.Runner.Unsent(), h.Runner.Stats().KeptDropped)
+	}
+}
+
+func TestRunnerTicksOnBoundaries(t *testing.T) {
+	p := &ticker{}
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	h := stagetest.Start(t, p, stage.Config{TickEvery: 10 * time.Millisecond}, stage.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Runner.Stats().Ticks < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		now.Store(time.Now().UnixNano())
+	}
+	h.Stop()
+	if len(p.ticks) < 3 {
+		t.Fatalf("%d ticks, want at least 3", len(p.ticks))
+	}
+	for _, tk := range p.ticks {
+		if tk.UnixNano()%int64(10*time.Millisecond) != 0 {
+			t.Fatalf("tick at %v, not on a 10ms boundary", tk)
+		}
+	}
+}
+
+// checkpointer records the order of restore, inputs and checkpoints.
+type checkpointer struct {
+	echo
+	mu    sync.Mutex
+	order []string
+	fail  error
+}
+
+func (p *checkpointer) note(s string) {
+	p.mu.Lock()
+	p.order = append(p.order, s)
+	p.mu.Unlock()
+}
+
+func (p *checkpointer) Restore(context.Context) error { p.note("restore"); return p.fail }
+func (p *checkpointer) Checkpoint(context.Context) error {
+	p.note("checkpoint")
+	return nil
+}
+func (p *checkpointer) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
+	p.note("process")
+	return p.echo.Process(ctx, in, out)
+}
+
+func TestRunnerRestoresAndCheckpoints(t *testing.T) {
+	p := &checkpointer{}
+	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour})
+	h.Feed(logEvent(t, 1, "a"), logEvent(t, 2, "b"))
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.order, ","); got != "restore,process,process,checkpoint" {
+		t.Fatalf("order %s, want restore first and a checkpoint after the drain", got)
+	}
+
+	failing := &checkpointer{fail: errors.New("bucket gone")}
+	h = stagetest.Start(t, failing, stage.Config{})
+	if err := h.Stop(); err == nil || !strings.Contains(err.Error(), "restore: bucket gone") {
+		t.Fatalf("run with a failing restore: %v", err)
+	}
+}
+
+// sink holds inputs until Flush and then reports them.
+type sink struct {
+	mu      sync.Mutex
+	held    []func(error)
+	flushed atomic.Int64
+}
+
+func (s *sink) Write(_ context.Context, in *event.Envelope, done func(error)) {
+	if in.Service == "bad" {
+		done(errs.Permanentf("service bad has no table"))
+		return
+	}
+	s.mu.Lock()
+	s.held = append(s.held, done)
+	s.mu.Unlock()
+}
+
+func (s *sink) Flush(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushed.Add(1)
+	for _, d := range s.held {
+		d(nil)
+	}
+	s.held = nil
+	return nil
+}
+
+func TestRunnerDrivesASink(t *testing.T) {
+	s := &sink{}
+	h := stagetest.Start(t, s, stage.Config{})
+	bad := logEvent(t, 1, "x")
+	bad.Service = "bad"
+	if r := h.Feed(bad)[0]; r.Outcome != stagetest.DeadLettered {
+		t.Fatalf("sink's permanent error: %v, want dead-lettered", r.Outcome)
+	}
+	results := make(chan stagetest.Result, 1)
+	go func() { results <- h.Feed(logEvent(t, 2, "held"))[0] }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.held)
+		s.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Stopping flushes the sink, which settles the held input.
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-results; r.Outcome != stagetest.Acked || s.flushed.Load() != 1 {
+		t.Fatalf("held input %v after stop, flushes %d; want acked by the flush at shutdown", r.Outcome, s.flushed.Load())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg  stage.Config
+		want string
+	}{
+		{stage.Config{}, "name: empty"},
+		{stage.Config{Name: "x", Workers: -1}, "workers"},
+		{stage.Config{Name: "x", TickEvery: -time.Second}, "tick_every"},
+		{stage.Config{Name: "x", MaxKept: -1}, "max_kept"},
+	} {
+		err := c.cfg.Validate()
+		if !errors.Is(err, stage.ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an invalid config naming %s", c.cfg, err, c.want)
+		}
+	}
+	if err := stage.DefaultConfig("x").Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stage.NewRunner(&ticker{}, stage.Config{Name: "x"}, stagetest.NewPublisher(), zeroLog()); err == nil || !strings.Contains(err.Error(), "tick_every") {
+		t.Fatalf("a Ticker without a period: %v", err)
+	}
+	if _, err := stage.NewRunner(&echo{}, stage.Config{Name: "x"}, nil, zeroLog()); !errors.Is(err, stage.ErrNoPublisher) {
+		t.Fatalf("a processor without a publisher: %v", err)
+	}
+	if _, err := stage.NewRunner(42, stage.Config{Name: "x"}, nil, zeroLog()); err == nil || !strings.Contains(err.Error(), "int is neither") {
+		t.Fatalf("not a processor: %v", err)
+	}
+}
+
+func zeroLog() zerolog.Logger { return zerolog.Nop() }

@@ -1,0 +1,191 @@
+// Package stage is the runtime under every aiops service that turns events
+// into events: a service is a Processor (an envelope in, outputs emitted),
+// and the Runner does the rest the same way for all of them:
+//
+//   - decodes each delivery into an envelope (bad data is dead-lettered);
+//   - calls the processor on a bounded number of workers;
+//   - publishes what it emitted and acks the input only after every output
+//     was acked by the stream, in the order inputs were processed;
+//   - when an output fails, keeps the input's outputs (bounded) and naks the
+//     input: its redelivery republishes the kept outputs under the same ids
+//     instead of processing it again, so a stateful processor that already
+//     took the input in (a detector that ignores a repeated sample, a miner
+//     that knows the template by then) loses nothing and counts nothing twice;
+//   - recovers a panicking processor as a transient failure;
+//   - runs the processor's periodic work (Ticker) and state checkpoints
+//     (Checkpointer: restored before the first delivery, saved every interval
+//     and once more after the drain);
+//   - drains gracefully: on cancellation it stops fetching, finishes what it
+//     was handed, and settles every delivery before it returns.
+//
+// A handler's result decides the delivery's fate as everywhere in aiops: nil
+// acks, an errs.Permanent error dead-letters, anything else naks with backoff.
+// Batching sinks (the writer) implement Sink instead of Processor and report
+// each input's result when its batch committed.
+//
+// stagetest runs a processor through this same runner in memory.
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// Processor turns one input event into zero or more outputs. It may be
+// called from several workers at once (Config.Workers). An error marked
+// errs.Permanent says the input is bad and will never be processed
+// (dead-lettered); any other error asks for a redelivery. Outputs emitted
+// before an error are not published.
+type Processor interface {
+	Process(ctx context.Context, in *event.Envelope, out Emitter) error
+}
+
+// ProcessorFunc adapts a function to Processor.
+type ProcessorFunc func(ctx context.Context, in *event.Envelope, out Emitter) error
+
+// Process calls f.
+func (f ProcessorFunc) Process(ctx context.Context, in *event.Envelope, out Emitter) error {
+	return f(ctx, in, out)
+}
+
+// Ticker is implemented by processors with periodic work (closing count
+// intervals, closing rows that waited long enough). Tick is called at every
+// multiple of Config.TickEvery of the runner's clock, with that boundary as
+// now, never concurrently with itself but concurrently with Process. Its
+// outputs are published before the next tick; those that fail are kept
+// (bounded by Config.MaxKept) and published first by the next tick.
+type Ticker interface {
+	Tick(ctx context.Context, now time.Time, out Emitter) error
+}
+
+// Checkpointer is implemented by processors whose state outlives a restart.
+// Restore runs before the first delivery (an error stops the stage);
+// Checkpoint every Config.CheckpointEvery and once after the drain, when
+// every input that was acked is in the state.
+type Checkpointer interface {
+	Restore(ctx context.Context) error
+	Checkpoint(ctx context.Context) error
+}
+
+// Sink is a terminal stage: it takes inputs and reports each one's result
+// through done, exactly once and possibly later (when the batch holding it
+// committed). Flush is called once the drain has begun, so that held inputs
+// are not kept waiting for a batch to fill. A Sink emits nothing.
+type Sink interface {
+	Write(ctx context.Context, in *event.Envelope, done func(error))
+	Flush(ctx context.Context) error
+}
+
+// Output is one event a processor emits.
+type Output struct {
+	// Subject is where the event goes; empty means the event's own
+	// (event.Envelope.Subject).
+	Subject string
+	Event   *event.Envelope
+	// Settled, when set, is called exactly once with the publish's result
+	// (nil once the stream stored it). A processor whose checkpoint must
+	// not hold an input before its output is stored waits for it.
+	Settled func(error)
+}
+
+// Emitter takes a processor's outputs. Emit encodes the event at once (the
+// processor may reuse it afterwards); an encoding error is permanent.
+type Emitter interface {
+	Emit(o Output) error
+}
+
+// Publisher sends one message and returns the future of its ack;
+// *bus.Publisher is one.
+type Publisher interface {
+	Publish(ctx context.Context, m bus.Message) (jetstream.PubAckFuture, error)
+}
+
+// Source hands deliveries to a handler until its context ends, then waits for
+// the results of what it handed out; *bus.Consumer is one.
+type Source interface {
+	Run(ctx context.Context, h bus.AsyncHandler) error
+}
+
+// Config says how the runner drives a processor. Zero values take the
+// defaults documented on each field.
+type Config struct {
+	// Name labels the runner's metrics and logs ("logminer").
+	Name string
+	// Workers is how many inputs are processed at once (default 1, which
+	// keeps inputs in stream order, as a per-series detector needs).
+	Workers int
+	// Queue bounds inputs handed to the workers and outputs awaiting their
+	// acks (default 1024; set it to the consumer's MaxAckPending so that
+	// handing out never blocks the consumer below its own bound).
+	Queue int
+	// MaxKept bounds the inputs whose outputs are kept after a failed
+	// publish, and the tick outputs kept for the next tick (default 10,000).
+	MaxKept int
+	// TickEvery is the period of Ticker.Tick (required for a Ticker).
+	TickEvery time.Duration
+	// CheckpointEvery is the period of Checkpointer.Checkpoint (default 30s).
+	CheckpointEvery time.Duration
+	// CheckpointTimeout bounds the checkpoint after the drain (default 30s).
+	CheckpointTimeout time.Duration
+}
+
+// DefaultConfig is a Config with every default filled in.
+func DefaultConfig(name string) Config {
+	return Config{Name: name, Workers: 1, Queue: 1024, MaxKept: 10_000,
+		CheckpointEvery: 30 * time.Second, CheckpointTimeout: 30 * time.Second}
+}
+
+// ErrInvalidConfig is wrapped by Validate's errors.
+var ErrInvalidConfig = errors.New("stage: invalid config")
+
+// Validate names the field that is wrong; zero values are valid and mean
+// the defaults.
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Name == "":
+		return bad("name", "empty")
+	case c.Workers < 0 || c.Workers > 1024:
+		return bad("workers", "%d, want 1 to 1024", c.Workers)
+	case c.Queue < 0:
+		return bad("queue", "%d, want >= 1", c.Queue)
+	case c.MaxKept < 0:
+		return bad("max_kept", "%d, want >= 1", c.MaxKept)
+	case c.TickEvery < 0:
+		return bad("tick_every", "negative (%s)", c.TickEvery)
+	case c.CheckpointEvery < 0:
+		return bad("checkpoint_every", "negative (%s)", c.CheckpointEvery)
+	case c.CheckpointTimeout < 0:
+		return bad("checkpoint_timeout", "negative (%s)", c.CheckpointTimeout)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig(c.Name)
+	if c.Workers == 0 {
+		c.Workers = d.Workers
+	}
+	if c.Queue == 0 {
+		c.Queue = d.Queue
+	}
+	if c.MaxKept == 0 {
+		c.MaxKept = d.MaxKept
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = d.CheckpointEvery
+	}
+	if c.CheckpointTimeout == 0 {
+		c.CheckpointTimeout = d.CheckpointTimeout
+	}
+	return c
+}

@@ -1,0 +1,263 @@
+// Package stagetest runs a stage processor through the real stage.Runner in
+// memory, as the OpenTelemetry Collector's consumertest does for its
+// components: feed envelopes, read what was published and how each input was
+// settled (acked, naked, dead-lettered), fail publishes on demand, tick by
+// hand. No server is needed.
+package stagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+)
+
+// Outcome is how the runner settled one input.
+type Outcome int
+
+// The outcomes, as a JetStream consumer would apply them.
+const (
+	Acked        Outcome = iota // nil result
+	Naked                       // transient error: redelivered
+	DeadLettered                // permanent error
+)
+
+func (o Outcome) String() string {
+	return [...]string{"acked", "naked", "dead-lettered"}[o]
+}
+
+// Result is an input's settlement.
+type Result struct {
+	Outcome Outcome
+	Err     error
+}
+
+func resultOf(err error) Result {
+	switch {
+	case err == nil:
+		return Result{Acked, nil}
+	case errs.IsPermanent(err):
+		return Result{DeadLettered, err}
+	default:
+		return Result{Naked, err}
+	}
+}
+
+// ErrPublish is the error of a publish failed on purpose (Publisher.FailNext).
+var ErrPublish = errors.New("stagetest: publish failed on purpose")
+
+// Publisher is an in-memory stage.Publisher that stores each message id once,
+// as a stream's duplicate window does.
+type Publisher struct {
+	mu       sync.Mutex
+	msgs     []bus.Message
+	seen     map[string]bool
+	sent     int
+	failNext int
+	refuse   bool
+}
+
+// NewPublisher returns an empty publisher.
+func NewPublisher() *Publisher { return &Publisher{seen: map[string]bool{}} }
+
+// FailNext makes the acks of the next n publishes fail with ErrPublish.
+func (p *Publisher) FailNext(n int) {
+	p.mu.Lock()
+	p.failNext = n
+	p.mu.Unlock()
+}
+
+// Refuse makes every publish fail at once (a closed connection) until
+// called with false.
+func (p *Publisher) Refuse(on bool) {
+	p.mu.Lock()
+	p.refuse = on
+	p.mu.Unlock()
+}
+
+// Publish stores m (unless it is a duplicate) or fails as told.
+func (p *Publisher) Publish(_ context.Context, m bus.Message) (jetstream.PubAckFuture, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refuse {
+		return nil, fmt.Errorf("%w: refused", ErrPublish)
+	}
+	p.sent++
+	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1), msg: &nats.Msg{Subject: m.Subject, Data: m.Data}}
+	if p.failNext > 0 {
+		p.failNext--
+		f.err <- ErrPublish
+		return f, nil
+	}
+	dup := p.seen[m.ID]
+	if !dup {
+		p.seen[m.ID] = true
+		p.msgs = append(p.msgs, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+	}
+	f.ok <- &jetstream.PubAck{Stream: "TEST", Sequence: uint64(len(p.msgs)), Duplicate: dup}
+	return f, nil
+}
+
+// Sent is the number of publishes attempted (duplicates and failures
+// included).
+func (p *Publisher) Sent() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent
+}
+
+// Messages returns what was stored, in order.
+func (p *Publisher) Messages() []bus.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]bus.Message(nil), p.msgs...)
+}
+
+// Events decodes what was stored; a message that is not an envelope fails t.
+func (p *Publisher) Events(t testing.TB) []*event.Envelope {
+	t.Helper()
+	var out []*event.Envelope
+	for _, m := range p.Messages() {
+		e, err := event.Parse(m.Data)
+		if err != nil {
+			t.Fatalf("published %s on %s is not an envelope: %v", m.ID, m.Subject, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+type future struct {
+	ok  chan *jetstream.PubAck
+	err chan error
+	msg *nats.Msg
+}
+
+func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *future) Err() <-chan error           { return f.err }
+func (f *future) Msg() *nats.Msg              { return f.msg }
+
+// Harness runs one processor (or sink) in a stage.Runner on an in-memory
+// source.
+type Harness struct {
+	Runner *stage.Runner
+	Pub    *Publisher
+
+	t        testing.TB
+	in       chan delivery
+	cancel   context.CancelFunc
+	stopped  chan struct{}
+	runErr   error
+	mu       sync.Mutex
+	attempts map[string]uint64
+}
+
+type delivery struct {
+	data   []byte
+	n      uint64
+	result chan Result
+}
+
+// Start runs proc in a runner with cfg (Name defaults to "test") and stops
+// it when the test ends.
+func Start(t testing.TB, proc any, cfg stage.Config, opts ...stage.Option) *Harness {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	pub := NewPublisher()
+	r, err := stage.NewRunner(proc, cfg, pub, zerolog.Nop(), opts...)
+	if err != nil {
+		t.Fatalf("stagetest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Harness{Runner: r, Pub: pub, t: t, in: make(chan delivery), cancel: cancel, stopped: make(chan struct{}), attempts: map[string]uint64{}}
+	go func() {
+		defer close(h.stopped)
+		h.runErr = r.Run(ctx, source{h.in})
+	}()
+	t.Cleanup(func() { h.Stop() })
+	return h
+}
+
+// Stop cancels the runner and waits for its drain; it returns Run's error.
+func (h *Harness) Stop() error {
+	h.cancel()
+	<-h.stopped
+	return h.runErr
+}
+
+// Feed delivers each envelope in turn and waits for its result. Feeding an
+// envelope again is its redelivery.
+func (h *Harness) Feed(es ...*event.Envelope) []Result {
+	h.t.Helper()
+	out := make([]Result, len(es))
+	for i, e := range es {
+		data, err := e.MarshalJSON()
+		if err != nil {
+			h.t.Fatalf("stagetest: encoding %s: %v", e.ID, err)
+		}
+		out[i] = h.FeedRaw(data)
+	}
+	return out
+}
+
+// FeedRaw delivers raw bytes and waits for their result.
+func (h *Harness) FeedRaw(data []byte) Result {
+	h.t.Helper()
+	h.mu.Lock()
+	h.attempts[string(data)]++
+	n := h.attempts[string(data)]
+	h.mu.Unlock()
+	d := delivery{data: data, n: n, result: make(chan Result, 1)}
+	select {
+	case h.in <- d:
+	case <-h.stopped:
+		h.t.Fatal("stagetest: fed after the runner stopped")
+	}
+	select {
+	case r := <-d.result:
+		return r
+	case <-time.After(time.Minute):
+		h.t.Fatal("stagetest: no result within a minute")
+		return Result{}
+	}
+}
+
+// Tick runs the processor's periodic work for the boundary now.
+func (h *Harness) Tick(now time.Time) error { return h.Runner.Tick(context.Background(), now) }
+
+// source hands the harness's deliveries to the runner; after cancellation
+// it waits for the results of what it handed out, as bus.Consumer does.
+type source struct{ in chan delivery }
+
+func (s source) Run(ctx context.Context, h bus.AsyncHandler) error {
+	var wg sync.WaitGroup
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case d := <-s.in:
+			wg.Add(1)
+			var once sync.Once
+			h(context.WithoutCancel(ctx), &bus.Delivery{Subject: "test", Data: d.data, Delivered: d.n, Published: time.Now()}, func(err error) {
+				once.Do(func() {
+					d.result <- resultOf(err)
+					wg.Done()
+				})
+			})
+		}
+	}
+}

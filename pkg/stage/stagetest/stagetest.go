@@ -145,8 +145,8 @@ type future struct {
 }
 
 func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
-func (f *future) Err() <-chan error           { return f.err }
-func (f *future) Msg() *nats.Msg              { return f.msg }
+func (f *future) Err() <-chan error            { return f.err }
+func (f *future) Msg() *nats.Msg               { return f.msg }
 
 // Harness runs one processor (or sink) in a stage.Runner on an in-memory
 // source.

@@ -38,19 +38,29 @@ var EnvIgnore = []string{"AIOPS_TEST_", "AIOPS_SHARED_DATA", "AIOPS_PLOT_", "AIO
 // from the -config file, the AIOPS_* environment and -set flags in args,
 // then validates it. Errors are usage errors (exit code 2).
 func LoadConfig(name string, args []string, dst any) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	opts := config.Flags(fs, EnvPrefix)
-	if err := fs.Parse(args); err != nil {
-		return service.Usage(err)
+	opts, err := ParseFlags(name, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return service.Usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
-	opts.EnvIgnore = EnvIgnore
-	if err := config.Load(dst, *opts); err != nil {
+	if err := config.Load(dst, opts); err != nil {
 		return service.Usage(err)
 	}
 	return nil
+}
+
+// ParseFlags reads -config and -set from args into the sources of a
+// configuration: the file, the AIOPS_* environment, the -set assignments.
+func ParseFlags(name string, args []string) (config.Options, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	opts := config.Flags(fs, EnvPrefix)
+	if err := fs.Parse(args); err != nil {
+		return config.Options{}, service.Usage(err)
+	}
+	if fs.NArg() > 0 {
+		return config.Options{}, service.Usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	opts.EnvIgnore = EnvIgnore
+	return *opts, nil
 }
 
 // Config is the part of every service's configuration that says how it

@@ -79,6 +79,9 @@ type namedRunner struct {
 
 func (n namedRunner) Name() string { return n.name }
 
+// Unwrap is the runner that was named.
+func (n namedRunner) Unwrap() Runner { return n.Runner }
+
 func nameOf(r Runner, i int) string {
 	if n, ok := r.(interface{ Name() string }); ok && n.Name() != "" {
 		return n.Name()

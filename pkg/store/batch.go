@@ -29,9 +29,14 @@ const (
 	DefaultMaxRows       = 10_000
 	DefaultMaxAge        = time.Second
 	DefaultInsertTimeout = 30 * time.Second
-	maxBatchRows         = 1_000_000
+	maxBatchRows         = MaxBatchRows
 	maxSenders           = 64
 )
+
+// MaxBatchRows bounds the rows of one insert; a service config that sizes
+// batches checks against it when it is loaded, not when the batch writer
+// starts.
+const MaxBatchRows = 1_000_000
 
 // BatchConfig says where rows go and when a batch is sent.
 type BatchConfig struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/writer"
 )
@@ -15,10 +16,14 @@ import (
 // true: each must load, strictly, into the struct of the binary it is for.
 func TestExampleConfigsLoad(t *testing.T) {
 	dir := filepath.Join("..", "..", "deployments", "config")
-	files := map[string]func() any{
-		"aiops.yaml":  func() any { c := DefaultRunConfig(); return &c },
-		"writer.yaml": func() any { return &writer.ServiceConfig{} },
-		"ingest.yaml": func() any { return &ingest.ServiceConfig{} },
+	files := map[string]func() *platform.AssembledConfig{
+		"aiops.yaml": func() *platform.AssembledConfig { var n EmbeddedNATSConfig; return RunConfig(&n) },
+		"writer.yaml": func() *platform.AssembledConfig {
+			return platform.Assemble(platform.DefaultConfig(), []platform.Component{writer.Component})
+		},
+		"ingest.yaml": func() *platform.AssembledConfig {
+			return platform.Assemble(platform.DefaultConfig(), []platform.Component{ingest.Component})
+		},
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -35,7 +40,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 		}
 		// Secrets named by *_file keys need not exist to load; Validate
 		// checks shapes, not files.
-		if err := config.Load(newConfig(), config.Options{File: filepath.Join(dir, e.Name()), Environ: []string{}}); err != nil {
+		if err := newConfig().LoadWith(config.Options{File: filepath.Join(dir, e.Name()), Environ: []string{}}); err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
 	}

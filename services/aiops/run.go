@@ -13,97 +13,80 @@ import (
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
-// RunConfig is the configuration of `aiops run`: the platform, the embedded
-// NATS server and each service's own section.
-type RunConfig struct {
-	platform.Config `yaml:",inline"`
-	NATS            EmbeddedNATSConfig  `yaml:"nats"`
-	Ingest          ingest.ServerConfig `yaml:"ingest"`
-	Writer          writer.Config       `yaml:"writer"`
-	Logminer        logminer.Config     `yaml:"logminer"`
-	Detector        detector.Config     `yaml:"detector"`
-}
-
-// DefaultRunConfig runs everything on this machine: an embedded NATS on
-// 127.0.0.1:4222 keeping its streams in ./data/nats, the ingest gateway on
-// 127.0.0.1:8080, ClickHouse on 127.0.0.1:9000. Both listeners get a random
-// token kept in data/ unless tokens are configured.
-func DefaultRunConfig() RunConfig {
-	return RunConfig{
-		Config: platform.DefaultConfig(),
-		NATS: EmbeddedNATSConfig{Embedded: true, Listen: "127.0.0.1:4222", StoreDir: "data/nats",
-			GenerateTokenFile: "data/nats-token"},
-		Ingest: ingest.ServerConfig{Listen: ingest.DefaultListen, GenerateTokenFile: "data/ingest-token"},
+// Components are the services `aiops run` runs in one process, each in its
+// own configuration section. Adding a service is one line here.
+func Components() []platform.Component {
+	return []platform.Component{
+		writer.Component,
+		// On one machine the gateway listens on 127.0.0.1:8080 with a
+		// generated token kept in data/.
+		platform.WithDefaults(ingest.Component, func() ingest.ServerConfig {
+			return ingest.ServerConfig{Listen: ingest.DefaultListen, GenerateTokenFile: "data/ingest-token"}
+		}),
+		logminer.Component,
+		detector.Component,
 	}
 }
 
-// Validate names the field that is wrong.
-func (c RunConfig) Validate() error {
-	if err := c.Config.Validate(); err != nil {
-		return err
-	}
-	if err := c.NATS.Validate(); err != nil {
-		return err
-	}
-	if err := c.Ingest.Validate(); err != nil {
-		return err
-	}
-	if err := c.Logminer.Validate(); err != nil {
-		return err
-	}
-	if err := c.Detector.Validate(); err != nil {
-		return err
-	}
-	return c.Writer.Validate()
+// DefaultNATSConfig is the embedded NATS of `aiops run`: 127.0.0.1:4222,
+// its streams in ./data/nats, a random token kept in data/nats-token
+// unless one is configured.
+func DefaultNATSConfig() EmbeddedNATSConfig {
+	return EmbeddedNATSConfig{Embedded: true, Listen: "127.0.0.1:4222", StoreDir: "data/nats", GenerateTokenFile: "data/nats-token"}
+}
+
+// RunConfig is the configuration of `aiops run`: the platform, the
+// embedded NATS server (section nats) and each component's section.
+func RunConfig(nats *EmbeddedNATSConfig) *platform.AssembledConfig {
+	*nats = DefaultNATSConfig()
+	return platform.Assemble(platform.DefaultConfig(), Components(), platform.Section{Key: "nats", Value: nats})
 }
 
 // runPipeline is `aiops run`: every service in one process.
 func runPipeline(ctx context.Context, args []string) error {
-	cfg := DefaultRunConfig()
-	if err := platform.LoadConfig("aiops run", args, &cfg); err != nil {
+	var natsCfg EmbeddedNATSConfig
+	cfg := RunConfig(&natsCfg)
+	if err := cfg.Load("aiops run", args); err != nil {
 		return err
 	}
-	if cfg.NATS.Embedded {
-		token, err := cfg.NATS.token()
+	if natsCfg.Embedded {
+		token, err := natsCfg.token()
 		if err != nil {
 			return service.Usage(err)
 		}
-		ns, err := startEmbeddedNATS(cfg.NATS, token)
+		ns, err := startEmbeddedNATS(natsCfg, token)
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
 		addr := ns.Addr().(*net.TCPAddr)
-		cfg.Bus.URLs = []string{fmt.Sprintf("nats://%s", net.JoinHostPort(addr.IP.String(), fmt.Sprint(addr.Port)))}
-		cfg.Bus.Token, cfg.Bus.TokenFile = token, ""
+		pc := cfg.Platform()
+		pc.Bus.URLs = []string{fmt.Sprintf("nats://%s", net.JoinHostPort(addr.IP.String(), fmt.Sprint(addr.Port)))}
+		pc.Bus.Token, pc.Bus.TokenFile = token, ""
+		cfg.SetPlatform(pc)
 	}
-	p, err := platform.Open(ctx, "aiops", cfg.Config, platform.WithStore())
+	p, err := platform.Open(ctx, "aiops", cfg.Platform(), platform.WithStore())
 	if err != nil {
 		return err
 	}
-	w, err := writer.New(ctx, p.JS, p.Store.Conn, cfg.Writer, p.Log.With().Str("component", "writer").Logger())
-	if err != nil {
-		p.Close()
-		return err
-	}
-	p.Registry.MustRegister(w.Collector())
-	gateway, err := ingest.NewComponent(p, cfg.Ingest)
+	runners, err := cfg.Build(ctx, p, true)
 	if err != nil {
 		p.Close()
 		return err
 	}
-	miner, err := logminer.New(ctx, p.JS, cfg.Logminer, p.Log.With().Str("component", "logminer").Logger())
-	if err != nil {
-		p.Close()
-		return err
+	ev := p.Log.Info().Strs("nats", cfg.Platform().Bus.URLs).Str("clickhouse", cfg.Platform().Store.Redacted())
+	for _, r := range runners {
+		named, ok := r.(interface {
+			Name() string
+			Unwrap() service.Runner
+		})
+		if !ok {
+			continue
+		}
+		if l, ok := named.Unwrap().(interface{ Addr() net.Addr }); ok {
+			ev = ev.Str(named.Name(), l.Addr().String())
+		}
 	}
-	p.Registry.MustRegister(miner.Collector())
-	detect, err := detector.New(ctx, p.JS, cfg.Detector, p.Log.With().Str("component", "detector").Logger())
-	if err != nil {
-		p.Close()
-		return err
-	}
-	p.Registry.MustRegister(detect.Collector())
-	p.Log.Info().Strs("nats", cfg.Bus.URLs).Str("clickhouse", cfg.Store.Redacted()).Str("ingest", gateway.Addr().String()).Msg("pipeline running")
-	return p.Run(ctx, service.Named("writer", w), service.Named("ingest", gateway), service.Named("logminer", miner), service.Named("detector", detect))
+	ev.Msg("pipeline running")
+	return p.Run(ctx, runners...)
 }

@@ -24,11 +24,12 @@ detector:
   consumer: {durable: detector-p2, filter_subjects: ["events.metric.2.>"]}
   snapshot: {interval: 30s, bucket: state}
 `), 0o600)
-	cfg := ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("detector", []string{"-config", good}, &cfg); err != nil {
+	cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("detector", []string{"-config", good}); err != nil {
 		t.Fatal(err)
 	}
-	d := cfg.Detector.WithDefaults()
+	loaded, _ := platform.SectionOf[Config](cfg, "detector")
+	d := loaded.WithDefaults()
 	if d.MaxSeries != 5000 || d.Instance != "detector-p2" || d.Consumer.FilterSubjects[0] != "events.metric.2.>" ||
 		d.Snapshot.Interval != 30*time.Second || d.Snapshot.Bucket != "state" || d.Consumer.Stream != "EVENTS" {
 		t.Errorf("loaded %+v", d)
@@ -36,12 +37,12 @@ detector:
 
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("detector:\n  max_seriess: 5\n"), 0o600)
-	cfg = ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("detector", []string{"-config", bad}, &cfg); err == nil || !strings.Contains(err.Error(), "max_seriess") {
+	cfg = platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("detector", []string{"-config", bad}); err == nil || !strings.Contains(err.Error(), "max_seriess") {
 		t.Errorf("misspelt key: %v", err)
 	}
-	cfg = ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("detector", []string{"-set", "detector.max_series=-3"}, &cfg); err == nil || !strings.Contains(err.Error(), "max_series") {
+	cfg = platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("detector", []string{"-set", "detector.max_series=-3"}); err == nil || !strings.Contains(err.Error(), "max_series") {
 		t.Errorf("bad value: %v", err)
 	}
 }

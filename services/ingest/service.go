@@ -3,48 +3,23 @@ package ingest
 import (
 	"context"
 
+	"github.com/rs/zerolog"
+
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
 
-// ServiceConfig is the configuration of the ingest binary.
-type ServiceConfig struct {
-	platform.Config `yaml:",inline"`
-	Ingest          ServerConfig `yaml:"ingest"`
-}
-
-// Validate names the field that is wrong.
-func (c ServiceConfig) Validate() error {
-	if err := c.Config.Validate(); err != nil {
-		return err
-	}
-	return c.Ingest.Validate()
-}
+// Component is the ingest gateway as a platform component: section
+// "ingest", on the platform's bus connection.
+var Component = platform.NewComponent("ingest", func() ServerConfig { return ServerConfig{} }, false,
+	func(_ context.Context, p *platform.Platform, cfg ServerConfig, log zerolog.Logger) (service.Runner, error) {
+		pub, err := bus.NewPublisher(p.JS)
+		if err != nil {
+			return nil, err
+		}
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log)
+	})
 
 // Main runs the ingest gateway with the flags in args (-config, -set).
-func Main(ctx context.Context, args []string) error {
-	cfg := ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("ingest", args, &cfg); err != nil {
-		return err
-	}
-	p, err := platform.Open(ctx, "ingest", cfg.Config)
-	if err != nil {
-		return err
-	}
-	srv, err := NewComponent(p, cfg.Ingest)
-	if err != nil {
-		p.Close()
-		return err
-	}
-	return p.Run(ctx, service.Named("ingest", srv))
-}
-
-// NewComponent builds the ingest server on a platform's bus connection.
-func NewComponent(p *platform.Platform, cfg ServerConfig) (*Server, error) {
-	pub, err := bus.NewPublisher(p.JS)
-	if err != nil {
-		return nil, err
-	}
-	return NewServer(cfg, BusPublisher{Publisher: pub}, p.Log.With().Str("component", "ingest").Logger())
-}
+var Main = platform.ServiceMain(Component)

@@ -29,11 +29,11 @@ logminer:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("logminer", []string{"-config", good}, &cfg); err != nil {
+	cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("logminer", []string{"-config", good}); err != nil {
 		t.Fatal(err)
 	}
-	c := cfg.Logminer
+	c, _ := platform.SectionOf[Config](cfg, "logminer")
 	c.Defaults()
 	if c.MaxTemplates != 5000 || c.Formats["hdfs"] == "" || c.Interval != 30*time.Second || c.Consumer.FilterSubjects[0] != "events.log.hdfs" ||
 		c.Burst.Factor != 4 || c.Burst.MinCount != 20 || c.Burst.Alpha != 0.2 || c.State.Bucket != "state" || c.State.Key != "logminer-p1" || c.State.SaveEvery != time.Minute {
@@ -44,12 +44,12 @@ logminer:
 	if err := os.WriteFile(bad, []byte("logminer:\n  max_templatess: 5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg = ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("logminer", []string{"-config", bad}, &cfg); err == nil || !strings.Contains(err.Error(), "max_templatess") {
+	cfg = platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("logminer", []string{"-config", bad}); err == nil || !strings.Contains(err.Error(), "max_templatess") {
 		t.Errorf("misspelt key: %v", err)
 	}
-	cfg = ServiceConfig{Config: platform.DefaultConfig()}
-	if err := platform.LoadConfig("logminer", []string{"-set", "logminer.consumer.filter_subjects=[events.log.>]"}, &cfg); err == nil || !strings.Contains(err.Error(), "filter_subjects") {
+	cfg = platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.Load("logminer", []string{"-set", "logminer.consumer.filter_subjects=[events.log.>]"}); err == nil || !strings.Contains(err.Error(), "filter_subjects") {
 		t.Errorf("filter that feeds the miner its own output: %v", err)
 	}
 }

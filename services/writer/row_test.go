@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 func mustEnvelope(t *testing.T, k event.Kind, body string) *event.Envelope {
@@ -200,6 +202,16 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	}
 	if err := (Config{Retention: map[string]int{"logs": 7, "incidents": 730}}).Validate(); err != nil {
 		t.Fatalf("valid retention refused: %v", err)
+	}
+}
+
+// A batch too large for the batch writer is a configuration error of the
+// binary (usage, exit code 2) found before anything connects, not a failure
+// at start-up.
+func TestMainRefusesOversizedBatches(t *testing.T) {
+	err := Main(context.Background(), []string{"-set", "writer.max_rows=2000000", "-set", "bus.urls=[nats://127.0.0.1:1]"})
+	if service.ExitCode(err) != 2 || !strings.Contains(err.Error(), "writer.max_rows") {
+		t.Fatalf("%v (exit code %d), want exit code 2 naming writer.max_rows", err, service.ExitCode(err))
 	}
 }
 

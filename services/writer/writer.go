@@ -26,7 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
 
@@ -88,8 +88,8 @@ func (c *Config) Defaults() {
 func (c Config) Validate() error {
 	// Checked before the defaults, which derive the consumer's limits
 	// from them.
-	if c.MaxRows < 0 {
-		return fmt.Errorf("writer.max_rows: must not be negative, got %d", c.MaxRows)
+	if c.MaxRows < 0 || c.MaxRows > store.MaxBatchRows {
+		return fmt.Errorf("writer.max_rows: must be between 0 (the default) and %d, got %d", store.MaxBatchRows, c.MaxRows)
 	}
 	if c.MaxAge < 0 {
 		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
@@ -116,11 +116,11 @@ func (c Config) Validate() error {
 // Writer moves events from a JetStream consumer into ClickHouse: each
 // event's raw row into events and its typed row(s) into its kind's table,
 // one batch writer per table, and drops partitions past their retention.
+// The consumer side is a stage.Sink on the stage runtime.
 type Writer struct {
-	consumer  *bus.Consumer
+	stage     *stage.Stage
 	sink      *Sink
 	retention *Retention
-	log       zerolog.Logger
 }
 
 // Option configures a Writer.
@@ -161,37 +161,25 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		sink.Close(ctx)
 		return nil, err
 	}
-	consumer, err := bus.NewConsumer(ctx, js, cfg.Consumer, log)
+	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer"}, cfg.Consumer, log)
 	if err != nil {
 		sink.Close(ctx)
 		return nil, err
 	}
-	return &Writer{consumer: consumer, sink: sink, retention: retention, log: log}, nil
+	return &Writer{stage: st, sink: sink, retention: retention}, nil
 }
 
-// Run consumes until ctx is cancelled, then flushes what it holds, waits for
-// the last inserts and returns. What was not inserted is not acked, so
-// JetStream delivers it again to the next writer. Retention runs alongside.
+// Run consumes until ctx is cancelled; the runtime then flushes what the
+// sink holds and waits for the last inserts. What was not inserted is not
+// acked, so JetStream delivers it again to the next writer. Retention runs
+// alongside.
 func (w *Writer) Run(ctx context.Context) error {
 	retentionDone := make(chan struct{})
 	go func() {
 		defer close(retentionDone)
 		w.retention.Run(ctx)
 	}()
-	flushed := make(chan struct{})
-	go func() {
-		defer close(flushed)
-		<-ctx.Done()
-		// Do not hold the last rows for MaxAge: the consumer is waiting
-		// for their results to finish its drain.
-		flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := w.sink.Flush(flushCtx); err != nil && !errors.Is(err, store.ErrClosed) {
-			w.log.Warn().Err(err).Msg("flush on shutdown")
-		}
-	}()
-	runErr := w.consumer.Run(ctx, w.handle)
-	<-flushed
+	runErr := w.stage.Run(ctx)
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	closeErr := w.sink.Close(closeCtx)
@@ -200,16 +188,7 @@ func (w *Writer) Run(ctx context.Context) error {
 }
 
 // Stats reports the consumer's counters.
-func (w *Writer) Stats() bus.Stats { return w.consumer.Stats() }
+func (w *Writer) Stats() bus.Stats { return w.stage.ConsumerStats() }
 
-// Collector exports the consumer's counters on /metrics.
-func (w *Writer) Collector() prometheus.Collector { return w.consumer.Collector() }
-
-func (w *Writer) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	e, err := event.Parse(d.Data)
-	if err != nil {
-		done(err) // permanent: dead-lettered with the reason
-		return
-	}
-	w.sink.Write(ctx, e, done)
-}
+// Collector exports the runtime's and the consumer's counters on /metrics.
+func (w *Writer) Collector() prometheus.Collector { return w.stage.Collector() }

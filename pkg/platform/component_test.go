@@ -1,0 +1,113 @@
+package platform_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+type echoConfig struct {
+	Greeting string `yaml:"greeting"`
+	Times    int    `yaml:"times"`
+}
+
+func (c echoConfig) Validate() error {
+	if c.Times < 0 {
+		return fmt.Errorf("echo.times: must not be negative, got %d", c.Times)
+	}
+	return nil
+}
+
+type extraConfig struct {
+	Port int `yaml:"port"`
+}
+
+func (c extraConfig) Validate() error {
+	if c.Port > 65535 {
+		return fmt.Errorf("extra.port: %d is not a port", c.Port)
+	}
+	return nil
+}
+
+var echo = platform.NewComponent("echo", func() echoConfig { return echoConfig{Greeting: "hi", Times: 1} }, false,
+	func(context.Context, *platform.Platform, echoConfig, zerolog.Logger) (service.Runner, error) {
+		return service.RunnerFunc(func(ctx context.Context) error { <-ctx.Done(); return nil }), nil
+	})
+
+func load(t *testing.T, comps []platform.Component, extra []platform.Section, sets ...string) (*platform.AssembledConfig, error) {
+	t.Helper()
+	a := platform.Assemble(platform.DefaultConfig(), comps, extra...)
+	return a, a.LoadWith(config.Options{EnvPrefix: "AIOPS", Environ: []string{}, Sets: sets})
+}
+
+// A configuration assembled from components: defaults, one section per
+// component under its name, extra sections copied back, strict keys, and
+// every error a usage error naming the full key.
+func TestAssembledConfig(t *testing.T) {
+	var extra extraConfig
+	a, err := load(t, []platform.Component{echo}, []platform.Section{{Key: "extra", Value: &extra}},
+		"echo.times=3", "extra.port=8080", "bus.urls=[nats://10.0.0.1:4222]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := platform.SectionOf[echoConfig](a, "echo")
+	if !ok || got.Greeting != "hi" || got.Times != 3 {
+		t.Fatalf("echo section %+v (%v), want the default greeting and times=3", got, ok)
+	}
+	if extra.Port != 8080 || a.Platform().Bus.URLs[0] != "nats://10.0.0.1:4222" {
+		t.Fatalf("extra %+v, bus %v", extra, a.Platform().Bus.URLs)
+	}
+	if a.NeedsStore() {
+		t.Fatal("echo needs no store")
+	}
+	for _, c := range []struct{ set, want string }{
+		{"echo.timez=3", "echo.timez"},
+		{"echo.times=-1", "echo.times: must not be negative"},
+		{"extra.port=70000", "extra.port: 70000 is not a port"},
+		{"nope.x=1", "nope"},
+	} {
+		var extra extraConfig
+		_, err := load(t, []platform.Component{echo}, []platform.Section{{Key: "extra", Value: &extra}}, c.set)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("-set %s: %v, want an error naming %q", c.set, err, c.want)
+			continue
+		}
+		if !errors.Is(err, config.ErrInvalidConfig) || service.ExitCode(err) != 2 {
+			t.Errorf("-set %s: exit code %d, want the usage code 2 (%v)", c.set, service.ExitCode(err), err)
+		}
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	c := platform.WithDefaults(echo, func() echoConfig { return echoConfig{Greeting: "hello"} })
+	a, err := load(t, []platform.Component{c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := platform.SectionOf[echoConfig](a, "echo"); got.Greeting != "hello" {
+		t.Fatalf("section %+v, want the replaced defaults", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("defaults of another type were taken")
+		}
+	}()
+	platform.WithDefaults(echo, func() extraConfig { return extraConfig{} })
+}
+
+// A binary built from a component refuses a bad section before it
+// connects to anything, with the usage exit code.
+func TestServiceMainRefusesBadConfig(t *testing.T) {
+	err := platform.ServiceMain(echo)(context.Background(), []string{"-set", "echo.times=-2", "-set", "bus.urls=[nats://127.0.0.1:1]"})
+	if service.ExitCode(err) != 2 || !strings.Contains(err.Error(), "echo.times") {
+		t.Fatalf("%v (exit code %d), want exit code 2 naming echo.times", err, service.ExitCode(err))
+	}
+}

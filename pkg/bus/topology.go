@@ -6,11 +6,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
-// The default topology: every event on EVENTS, incident lifecycle on
-// INCIDENTS, and what no stage could process on DEADLETTER, where an operator
-// can inspect and replay it.
+// The default topology: every event on EVENTS (incidents included, on
+// events.incident.<service>), commands to incidents on INCIDENTS, and what
+// no stage could process on DEADLETTER, where an operator can inspect and
+// replay it. pkg/event/subject.go has the subject scheme.
 const (
 	StreamEvents     = "EVENTS"
 	StreamIncidents  = "INCIDENTS"
@@ -52,7 +55,7 @@ func WithMetricPartitions(n int) TopologyOption {
 
 // MetricPartitionFilter is the subject filter of partition p of the metric
 // samples (see WithMetricPartitions).
-func MetricPartitionFilter(p int) string { return fmt.Sprintf("events.metric.%d.>", p) }
+func MetricPartitionFilter(p int) string { return event.MetricPartitionFilter(p) }
 
 // TopologyOption adjusts DefaultStreams.
 type TopologyOption func(*topology)
@@ -110,7 +113,7 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 	}
 	return []jetstream.StreamConfig{
 		events,
-		mk(StreamIncidents, SubjectIncidents, "aiops incident lifecycle: opened, updated, resolved"),
+		mk(StreamIncidents, SubjectIncidents, "aiops commands to incidents (ack, resolve, assign, comment) on incidents.command.<id>"),
 		mk(StreamDeadLetter, SubjectDeadLetter, "aiops messages no stage could process, with the reason in headers"),
 	}
 }

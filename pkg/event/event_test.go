@@ -400,3 +400,27 @@ func TestMarshalBodyKeepsTemplates(t *testing.T) {
 		t.Fatalf("MarshalBody = %s", raw)
 	}
 }
+
+// Derived ids are deterministic, keep their time, tell apart lists of parts
+// that concatenate alike, and never fail on times a ULID cannot hold.
+func TestDerivedID(t *testing.T) {
+	at := time.Date(2026, 11, 21, 12, 0, 0, 123_000_000, time.UTC)
+	a := DerivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M")
+	if a != DerivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M") || !ValidID(a) {
+		t.Fatalf("%s: not a stable ULID", a)
+	}
+	if !IDTime(a).Equal(at) {
+		t.Fatalf("time part %v, want %v", IDTime(a), at)
+	}
+	if DerivedID(at, "ab", "c") == DerivedID(at, "a", "bc") || DerivedID(at, "x") == DerivedID(at.Add(time.Millisecond), "x") {
+		t.Fatal("different inputs gave the same id")
+	}
+	for _, t0 := range []time.Time{time.Unix(-5, 0), time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if id := DerivedID(t0, "x"); !ValidID(id) {
+			t.Fatalf("time %v: %q is not a ULID", t0, id)
+		}
+	}
+	if !IDTime("not an id").IsZero() {
+		t.Fatal("IDTime of a non-ULID is not the zero time")
+	}
+}

@@ -2,6 +2,9 @@ package event
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
 	"sync"
 	"time"
 
@@ -37,4 +40,37 @@ func NewID(t time.Time) string {
 func ValidID(s string) bool {
 	_, err := ulid.ParseStrict(s)
 	return err == nil
+}
+
+// DerivedID is the id of an event derived from others (a templated log, an
+// anomaly, an alert decoded from a webhook): a ULID whose time part is t
+// (milliseconds, clamped into what a ULID holds) and whose random part is
+// SHA-256 over parts, each length-prefixed so that no two lists of parts
+// hash alike. The same input always gives the same id, so an input
+// redelivered after a crash or a retried request yields the event of the
+// first attempt, which the stream's duplicate window and the writer's
+// ReplacingMergeTree drop. Every derived id in aiops comes from here.
+func DerivedID(t time.Time, parts ...string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		io.WriteString(h, p)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	ms := min(max(t.UnixMilli(), 0), int64(ulid.MaxTime()))
+	var id ulid.ULID
+	_ = id.SetTime(uint64(ms)) // in range: clamped above
+	copy(id[6:], sum[:10])
+	return id.String()
+}
+
+// IDTime is the time part of a ULID, the zero time if id is not one.
+func IDTime(id string) time.Time {
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return time.Time{}
+	}
+	return ulid.Time(u.Time())
 }

@@ -12,7 +12,6 @@
 package decode
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -294,37 +293,21 @@ func keyedID(key string, item int) func(*event.Envelope) string {
 	}
 }
 
-// stableID is a ULID whose time part is the event time and whose random
-// part is SHA-256 over the identity; empty (Normalize then draws a random
-// one) when the event time is outside what a ULID holds, which Validate
-// reports anyway.
+// stableID is event.DerivedID over the event's kind, fingerprint, time and
+// identity; empty (Normalize then draws a random one) when the event time
+// is outside what a ULID holds, which Validate reports anyway.
 func stableID(e *event.Envelope, identity ...[]byte) string {
 	if e.Time.Before(time.Unix(0, 0)) || e.Time.UnixMilli() > int64(ulid.MaxTime()) {
 		return ""
 	}
-	h := sha256.New()
-	var buf [8]byte
-	write := func(b []byte) {
-		binary.BigEndian.PutUint64(buf[:], uint64(len(b)))
-		h.Write(buf[:])
-		h.Write(b)
+	var nanos [8]byte
+	binary.BigEndian.PutUint64(nanos[:], uint64(e.Time.UnixNano()))
+	parts := make([]string, 0, 3+len(identity))
+	parts = append(parts, string(e.Kind), e.Fingerprint, string(nanos[:]))
+	for _, p := range identity {
+		parts = append(parts, string(p))
 	}
-	write([]byte(e.Kind))
-	write([]byte(e.Fingerprint))
-	binary.BigEndian.PutUint64(buf[:], uint64(e.Time.UnixNano()))
-	h.Write(buf[:])
-	for _, part := range identity {
-		write(part)
-	}
-	var sum [sha256.Size]byte
-	var id ulid.ULID
-	if err := id.SetTime(uint64(e.Time.UnixMilli())); err != nil {
-		return ""
-	}
-	if err := id.SetEntropy(h.Sum(sum[:0])[:10]); err != nil {
-		return ""
-	}
-	return id.String()
+	return event.DerivedID(e.Time, parts...)
 }
 
 func float64Bytes(f float64) []byte {

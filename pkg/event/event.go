@@ -159,4 +159,3 @@ func (e *Envelope) Normalize(now time.Time) {
 func (e *Envelope) Subject() string {
 	return Subject(e.Kind, e.Service)
 }
-

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -57,7 +56,7 @@ type Config struct {
 }
 
 // ErrInvalidConfig is wrapped by every Validate error.
-var ErrInvalidConfig = errors.New("bus: invalid config")
+var ErrInvalidConfig = fmt.Errorf("bus: %w", config.ErrInvalidConfig)
 
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))

@@ -1,14 +1,15 @@
 package detect
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/config"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
-var ErrInvalidConfig = errors.New("detect: invalid config")
+var ErrInvalidConfig = fmt.Errorf("detect: %w", config.ErrInvalidConfig)
 
 // Config chooses the detectors of one series and their parameters.
 //

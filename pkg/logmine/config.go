@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
@@ -11,7 +12,7 @@ import (
 // permanent (errs.IsPermanent): retrying the same call with the same input
 // fails the same way.
 var (
-	ErrInvalidConfig   = errors.New("logmine: invalid config")
+	ErrInvalidConfig   = fmt.Errorf("logmine: %w", config.ErrInvalidConfig)
 	ErrInvalidFormat   = errors.New("logmine: invalid log format")
 	ErrInvalidSnapshot = errors.New("logmine: invalid snapshot")
 )

@@ -9,9 +9,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/logmine"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/store"
 )
 
 type echoConfig struct {
@@ -109,5 +114,26 @@ func TestServiceMainRefusesBadConfig(t *testing.T) {
 	err := platform.ServiceMain(echo)(context.Background(), []string{"-set", "echo.times=-2", "-set", "bus.urls=[nats://127.0.0.1:1]"})
 	if service.ExitCode(err) != 2 || !strings.Contains(err.Error(), "echo.times") {
 		t.Fatalf("%v (exit code %d), want exit code 2 naming echo.times", err, service.ExitCode(err))
+	}
+}
+
+// Every package's configuration error is the one configuration error, so
+// any of them is a usage error (exit code 2) wherever it surfaces.
+func TestOneConfigError(t *testing.T) {
+	bad := map[string]error{
+		"bus":     bus.ConsumerConfig{Stream: "no spaces allowed"}.Validate(),
+		"store":   store.Config{DSN: "mysql://x"}.Validate(),
+		"stage":   stage.Config{Name: "x", Workers: -1}.Validate(),
+		"detect":  detect.Config{Window: 3}.Validate(),
+		"logmine": logmine.Config{MaxTemplates: -1}.Validate(),
+	}
+	for pkg, err := range bad {
+		if err == nil {
+			t.Errorf("%s: no error for a bad config", pkg)
+			continue
+		}
+		if !errors.Is(err, config.ErrInvalidConfig) || service.ExitCode(err) != 2 || !strings.HasPrefix(err.Error(), pkg+": invalid configuration") {
+			t.Errorf("%s: %v (exit code %d), want the one configuration error, prefixed %q", pkg, err, service.ExitCode(err), pkg+": ")
+		}
 	}
 }

@@ -28,13 +28,13 @@ package stage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -143,7 +143,7 @@ func DefaultConfig(name string) Config {
 }
 
 // ErrInvalidConfig is wrapped by Validate's errors.
-var ErrInvalidConfig = errors.New("stage: invalid config")
+var ErrInvalidConfig = fmt.Errorf("stage: %w", config.ErrInvalidConfig)
 
 // Validate names the field that is wrong; zero values are valid and mean
 // the defaults.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -17,7 +16,7 @@ import (
 )
 
 // ErrInvalidConfig is wrapped by every Validate error of this package.
-var ErrInvalidConfig = errors.New("invalid config")
+var ErrInvalidConfig = fmt.Errorf("store: %w", config.ErrInvalidConfig)
 
 // Defaults applied by Open for zero Config fields.
 const (

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/config"
 )
 
 // Config sets the gateway's limits and credentials. The zero value of a
@@ -82,7 +84,7 @@ func (c Config) withDefaults() Config {
 }
 
 // ErrInvalidConfig is wrapped by every error of Config.Validate.
-var ErrInvalidConfig = errors.New("invalid ingest config")
+var ErrInvalidConfig = fmt.Errorf("ingest: %w", config.ErrInvalidConfig)
 
 // Validate checks the config after defaults are applied, naming the field.
 func (c Config) Validate() error {

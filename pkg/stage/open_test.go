@@ -1,0 +1,113 @@
+package stage_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// On a real JetStream: a stage consumes raw logs, publishes one output per
+// input on its own subject, acks every input, dead-letters bad data with
+// the reason, and a second run over the same durable resumes where the first
+// stopped without reprocessing what it acked.
+func TestStageOnJetStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			e := logEvent(t, i, fmt.Sprintf("line %d", i))
+			e.ID = event.DerivedID(e.Time, "input", fmt.Sprint(i))
+			if i == 7 {
+				e.Body = []byte(`{"message":"bad"}`)
+			}
+			data, _ := e.MarshalJSON()
+			if _, err := js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cc := bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "echo", FilterSubjects: []string{event.KindFilter(event.KindLog)}, FetchWait: 50 * time.Millisecond}
+	run := func(want uint64) *echo {
+		p := &echo{}
+		st, err := stage.Open(ctx, js, p, stage.Config{Name: "echo", Workers: 2}, cc, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- st.Run(rctx) }()
+		deadline := time.Now().Add(30 * time.Second)
+		for st.ConsumerStats().Acked+st.ConsumerStats().DeadLettered < want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if s := st.ConsumerStats(); s.Acked+s.DeadLettered != want {
+			t.Fatalf("consumer %+v, want %d inputs settled", s, want)
+		}
+		return p
+	}
+
+	publish(0, 20)
+	first := run(20)
+	if n := first.calls.Load(); n != 20 {
+		t.Fatalf("first run processed %d inputs, want 20", n)
+	}
+	publish(20, 5)
+	second := run(5)
+	if n := second.calls.Load(); n != 5 {
+		t.Fatalf("second run processed %d inputs, want only the 5 new ones", n)
+	}
+
+	outputs, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := outputs.Info(ctx, jetstream.WithSubjectFilter("events.log.*.echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored uint64
+	for _, n := range info.State.Subjects {
+		stored += n
+	}
+	if stored != 24 {
+		t.Fatalf("%d outputs stored, want 24 (25 inputs, one bad)", stored)
+	}
+	dl, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dl.GetLastMsgForSubject(ctx, "deadletter.EVENTS.echo")
+	if err != nil {
+		t.Fatalf("no dead letter for the bad input: %v", err)
+	}
+	if reason := msg.Header.Get(bus.HeaderDeadLetterReason); reason != "message is bad" {
+		t.Fatalf("dead-letter reason %q, want the processor's", reason)
+	}
+}

@@ -80,9 +80,11 @@ type AnomalyBody struct {
 
 // Incident statuses.
 const (
-	IncidentOpened   = "opened"
-	IncidentUpdated  = "updated"
-	IncidentResolved = "resolved"
+	IncidentOpened       = "opened"
+	IncidentUpdated      = "updated"
+	IncidentAcknowledged = "acknowledged"
+	IncidentResolved     = "resolved"
+	IncidentReopened     = "reopened"
 )
 
 // IncidentBody is one state of an incident. The lifecycle timestamps and
@@ -228,7 +230,7 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 		if decode(&b) {
 			required("incident_id", b.IncidentID)
 			required("title", b.Title)
-			oneOf("status", b.Status, IncidentOpened, IncidentUpdated, IncidentResolved)
+			oneOf("status", b.Status, IncidentOpened, IncidentUpdated, IncidentAcknowledged, IncidentResolved, IncidentReopened)
 		}
 	}
 	return p.list

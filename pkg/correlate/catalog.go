@@ -1,0 +1,186 @@
+package correlate
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Service is one entry of the service catalog: who owns it and what it
+// depends on.
+type Service struct {
+	Owner     string   `yaml:"owner" json:"owner,omitempty"`
+	Team      string   `yaml:"team" json:"team,omitempty"`
+	Tier      string   `yaml:"tier" json:"tier,omitempty"`
+	Runbook   string   `yaml:"runbook" json:"runbook,omitempty"`
+	DependsOn []string `yaml:"depends_on" json:"depends_on,omitempty"`
+}
+
+// Catalog is the service catalog file: `services:` maps each service name
+// to its Service. JSON is accepted (it is YAML).
+type Catalog struct {
+	Services map[string]Service `yaml:"services" json:"services"`
+}
+
+// MaxCatalogSize bounds a catalog file.
+const MaxCatalogSize = 16 << 20
+
+// ReadCatalog reads and checks a catalog file.
+func ReadCatalog(path string) (*Catalog, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxCatalogSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	if len(data) > MaxCatalogSize {
+		return nil, fmt.Errorf("catalog %s: larger than %d bytes", path, MaxCatalogSize)
+	}
+	c, err := ParseCatalog(data)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseCatalog decodes a catalog strictly (an unknown key is an error
+// naming it) and checks it (Validate).
+func ParseCatalog(data []byte) (*Catalog, error) {
+	var c Catalog
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && err != io.EOF {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks that every dependency names a catalogued service, that no
+// service depends on itself, and that dependencies have no cycle (a cycle
+// would make "upstream" meaningless).
+func (c *Catalog) Validate() error {
+	names := make([]string, 0, len(c.Services))
+	for name := range c.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.TrimSpace(name) == "" {
+			return fmt.Errorf("services: a service has an empty name")
+		}
+		for i, d := range c.Services[name].DependsOn {
+			if d == name {
+				return fmt.Errorf("services.%s.depends_on[%d]: depends on itself", name, i)
+			}
+			if _, ok := c.Services[d]; !ok {
+				return fmt.Errorf("services.%s.depends_on[%d]: %q is not in the catalog", name, i, d)
+			}
+		}
+	}
+	// Depth-first search for a cycle, reporting its path.
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) error
+	visit = func(n string) error {
+		switch state[n] {
+		case open:
+			i := slices.Index(path, n)
+			return fmt.Errorf("services: dependency cycle %s", strings.Join(append(path[i:], n), " -> "))
+		case done:
+			return nil
+		}
+		state[n] = open
+		path = append(path, n)
+		for _, d := range c.Services[n].DependsOn {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, name := range names {
+		if err := visit(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topology answers "does a depend on b" in a few words of memory per pair:
+// each catalogued service has an index, and the services it depends on,
+// directly or not, with the number of hops to each.
+type topology struct {
+	index map[string]int
+	names []string
+	// below[i][j] is the hops from i down to j (j is a dependency of i,
+	// directly at 1); 0 when i does not depend on j.
+	below [][]uint8
+}
+
+func newTopology(c *Catalog) *topology {
+	t := &topology{index: map[string]int{}}
+	if c == nil {
+		return t
+	}
+	for name := range c.Services {
+		t.names = append(t.names, name)
+	}
+	sort.Strings(t.names)
+	for i, n := range t.names {
+		t.index[n] = i
+	}
+	t.below = make([][]uint8, len(t.names))
+	for i, n := range t.names {
+		row := make([]uint8, len(t.names))
+		// Breadth-first: the first time a service is reached is its
+		// shortest distance.
+		frontier := []string{n}
+		for hops := 1; len(frontier) > 0 && hops < 255; hops++ {
+			var next []string
+			for _, s := range frontier {
+				for _, d := range c.Services[s].DependsOn {
+					j := t.index[d]
+					if row[j] == 0 && j != i {
+						row[j] = uint8(hops)
+						next = append(next, d)
+					}
+				}
+			}
+			frontier = next
+		}
+		t.below[i] = row
+	}
+	return t
+}
+
+// hops is how many dependency hops a is above b (a depends on b), or 0.
+func (t *topology) hops(a, b string) int {
+	i, ok := t.index[a]
+	if !ok {
+		return 0
+	}
+	j, ok := t.index[b]
+	if !ok {
+		return 0
+	}
+	return int(t.below[i][j])
+}

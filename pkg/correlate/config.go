@@ -1,0 +1,160 @@
+// Package correlate turns alerts, anomalies and changes into the few
+// incidents a person should look at. It is pure logic on event time: the
+// correlator service (services/correlator) feeds it from JetStream and
+// `aiops correlate replay` from a file, and both give the same incidents.
+//
+// How a signal finds its incident:
+//
+//   - Deduplication: a signal's fingerprint (Alertmanager's, a producer's
+//     dedup key, an anomaly's series) names one member; repeats update its
+//     count, last time and status, never a new member.
+//   - Topology: a new member joins an incident that is still active (a
+//     member firing, or a signal within GroupWindow) when its service is
+//     one of the incident's, depends on one of them (a dependent failing
+//     because of it, at most UpDepth hops up), or is a dependency of one of
+//     them (the root showing up late, at most DownDepth hops down). Two
+//     failures in unrelated parts of the catalog stay two incidents even
+//     when they start together.
+//   - Without a catalog entry a service relates only to itself.
+//   - Changes to a service or its dependencies within ChangeWindow before
+//     an incident opened are linked to it.
+//
+// Lifecycle: opened; acknowledged (by command); resolved once every member
+// resolved and QuietPeriod passed; reopened instead of a new incident when a
+// related signal fires within ReopenWindow of the resolution. A member that
+// changes state FlapStart times within FlapWindow is flapping: its changes
+// update the incident's members but publish no update until it calms
+// (fewer than FlapStop changes within the window).
+package correlate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+)
+
+// ErrInvalidConfig is wrapped by Validate's errors.
+var ErrInvalidConfig = fmt.Errorf("correlate: %w", config.ErrInvalidConfig)
+
+// Config tunes the correlator. Zero values take the defaults of
+// DefaultConfig.
+type Config struct {
+	// GroupWindow is how long after its last signal an incident with no
+	// member firing still takes related signals.
+	GroupWindow time.Duration `yaml:"group_window"`
+	// UpDepth bounds how many dependency hops above an incident's service
+	// a signal's service may be and still join (a dependent failing
+	// because of it).
+	UpDepth int `yaml:"up_depth"`
+	// DownDepth bounds how many hops below (a dependency of an incident's
+	// service: the root cause arriving after its symptoms).
+	DownDepth int `yaml:"down_depth"`
+	// QuietPeriod is how long an incident stays open after its last member
+	// resolved.
+	QuietPeriod time.Duration `yaml:"quiet_period"`
+	// ReopenWindow is how long after its resolution an incident reopens
+	// rather than a new one opening.
+	ReopenWindow time.Duration `yaml:"reopen_window"`
+	// ChangeWindow is how long before an incident opened a change to one
+	// of its services or their dependencies is linked to it.
+	ChangeWindow time.Duration `yaml:"change_window"`
+	// FlapWindow, FlapStart and FlapStop: a member flaps from FlapStart
+	// state changes within FlapWindow until it has fewer than FlapStop.
+	FlapWindow time.Duration `yaml:"flap_window"`
+	FlapStart  int           `yaml:"flap_start"`
+	FlapStop   int           `yaml:"flap_stop"`
+	// UpdateInterval is the least event time between two updated events of
+	// one incident; changes in between are published together.
+	UpdateInterval time.Duration `yaml:"update_interval"`
+	// GroupBy lists labels whose values must be equal for signals to share
+	// an incident (for example cluster), on top of the topology.
+	GroupBy []string `yaml:"group_by"`
+	// MaxMembers bounds the members an incident event lists (the counts
+	// stay exact).
+	MaxMembers int `yaml:"max_members"`
+	// MaxFingerprints bounds the members kept in memory; beyond it the
+	// members of the longest-resolved incidents are forgotten first.
+	MaxFingerprints int `yaml:"max_fingerprints"`
+}
+
+// DefaultConfig is the configuration every default was chosen for (see
+// QUALITY.md).
+func DefaultConfig() Config {
+	return Config{
+		GroupWindow:     10 * time.Minute,
+		UpDepth:         4,
+		DownDepth:       2,
+		QuietPeriod:     5 * time.Minute,
+		ReopenWindow:    30 * time.Minute,
+		ChangeWindow:    time.Hour,
+		FlapWindow:      15 * time.Minute,
+		FlapStart:       4,
+		FlapStop:        2,
+		UpdateInterval:  30 * time.Second,
+		MaxMembers:      200,
+		MaxFingerprints: 1_000_000,
+	}
+}
+
+// WithDefaults fills zero fields from DefaultConfig.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	fill := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fill(&c.GroupWindow, d.GroupWindow)
+	fill(&c.QuietPeriod, d.QuietPeriod)
+	fill(&c.ReopenWindow, d.ReopenWindow)
+	fill(&c.ChangeWindow, d.ChangeWindow)
+	fill(&c.FlapWindow, d.FlapWindow)
+	fill(&c.UpdateInterval, d.UpdateInterval)
+	for _, p := range []struct{ v *int; def int }{
+		{&c.UpDepth, d.UpDepth}, {&c.DownDepth, d.DownDepth}, {&c.FlapStart, d.FlapStart},
+		{&c.FlapStop, d.FlapStop}, {&c.MaxMembers, d.MaxMembers}, {&c.MaxFingerprints, d.MaxFingerprints},
+	} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+	}
+	return c
+}
+
+// Validate names the key that is wrong; zero values mean the defaults.
+func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: correlator.%s: %s", ErrInvalidConfig, key, fmt.Sprintf(format, args...))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"group_window", c.GroupWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
+		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}} {
+		if d.v < 0 {
+			return bad(d.key, "must not be negative, got %s", d.v)
+		}
+	}
+	c = c.WithDefaults()
+	switch {
+	case c.UpDepth < 0 || c.UpDepth > 32:
+		return bad("up_depth", "%d, want 0 (default) to 32", c.UpDepth)
+	case c.DownDepth < 0 || c.DownDepth > 32:
+		return bad("down_depth", "%d, want 0 (default) to 32", c.DownDepth)
+	case c.FlapStart < 2:
+		return bad("flap_start", "%d, want at least 2", c.FlapStart)
+	case c.FlapStop < 1 || c.FlapStop >= c.FlapStart:
+		return bad("flap_stop", "%d, want 1 to flap_start-1 (%d)", c.FlapStop, c.FlapStart-1)
+	case c.MaxMembers < 1 || c.MaxMembers > 10_000:
+		return bad("max_members", "%d, want 1 to 10000", c.MaxMembers)
+	case c.MaxFingerprints < 1:
+		return bad("max_fingerprints", "%d, want at least 1", c.MaxFingerprints)
+	}
+	for i, l := range c.GroupBy {
+		if l == "" {
+			return bad(fmt.Sprintf("group_by[%d]", i), "empty label name")
+		}
+	}
+	return nil
+}

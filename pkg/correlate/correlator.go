@@ -1,0 +1,696 @@
+package correlate
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// Transition is what happened to an incident.
+type Transition string
+
+// The transitions an incident event announces.
+const (
+	Opened       Transition = "opened"
+	Updated      Transition = "updated"
+	Acknowledged Transition = "acknowledged"
+	Resolved     Transition = "resolved"
+	Reopened     Transition = "reopened"
+)
+
+// Incident statuses.
+const (
+	StatusOpen         = "open"
+	StatusAcknowledged = "acknowledged"
+	StatusResolved     = "resolved"
+)
+
+// Update is one incident event to publish: the transition and the
+// incident's state after it.
+type Update struct {
+	Transition Transition
+	// Time is the event time of the transition.
+	Time  time.Time
+	State State
+}
+
+// member is one deduplicated signal source in an incident.
+type member struct {
+	Member
+	flips []time.Time // state changes within FlapWindow
+	inc   *incident
+}
+
+// incident is the correlator's working state of one incident.
+type incident struct {
+	id             string
+	status         string
+	openedAt       time.Time
+	acknowledgedAt time.Time
+	resolvedAt     time.Time
+	lastSignal     time.Time
+	assignee       string
+	comments       []Comment
+	members        []*member
+	services       map[string]int // members per service
+	firing         int            // members firing (alerts only)
+	flapping       int            // members flapping
+	changes        []Change
+	timeline       []Entry
+	groupLabels    map[string]string
+	reopens        int
+	merged         []string // ids of incidents merged into this one
+
+	dirty         bool      // changed since the last event
+	lastPublished time.Time // event time of the last event
+}
+
+// Correlator is the incident state. It is not safe for concurrent use: the
+// service serializes signals, ticks and commands.
+type Correlator struct {
+	cfg  Config
+	cat  *Catalog
+	topo *topology
+
+	now       time.Time // the watermark: the latest event time seen
+	members   map[string]*member
+	incidents map[string]*incident
+	byService map[string]map[*incident]struct{}
+	changes   map[string][]Change // recent changes by service
+
+	stats Stats
+}
+
+// Stats counts what the correlator did.
+type Stats struct {
+	Signals, Repeats, Orphans, Changes uint64
+	Opened, Reopened, Resolved         uint64
+	Evicted                            uint64
+}
+
+// New returns a correlator with cfg (defaults filled) and the catalog
+// (nil: no topology, a service relates only to itself).
+func New(cfg Config, cat *Catalog) (*Correlator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cat != nil {
+		if err := cat.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: catalog: %w", ErrInvalidConfig, err)
+		}
+	}
+	return &Correlator{
+		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat),
+		members: map[string]*member{}, incidents: map[string]*incident{},
+		byService: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
+	}, nil
+}
+
+// Now is the watermark: the latest event time seen or advanced to.
+func (c *Correlator) Now() time.Time { return c.now }
+
+// Stats returns the counters so far.
+func (c *Correlator) Stats() Stats { return c.stats }
+
+// Fingerprints is the number of members in memory.
+func (c *Correlator) Fingerprints() int { return len(c.members) }
+
+// Observe takes one signal: time first advances to the signal's (incidents
+// whose quiet period ended before it resolve), then the signal updates its
+// member or joins or opens an incident. It returns the incident events to
+// publish, in order.
+func (c *Correlator) Observe(s Signal) []Update {
+	ups := c.Advance(s.Time)
+	c.stats.Signals++
+	if s.Kind == SignalChange {
+		c.change(s)
+		return ups
+	}
+	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {
+		if done, u := c.repeat(m, s); done {
+			return append(ups, u...)
+		}
+	}
+	if s.Resolved {
+		// The end of something never seen firing (it fired before a
+		// restart that lost it, or before the correlator started).
+		c.stats.Orphans++
+		return ups
+	}
+	inc := c.best(s)
+	if inc == nil {
+		return append(ups, c.open(s))
+	}
+	if inc.status == StatusResolved {
+		ups = append(ups, c.reopen(inc, s))
+	}
+	c.join(inc, s)
+	return ups
+}
+
+// repeat applies a signal to the member it repeats. done is false when the
+// member's incident is gone for good (resolved beyond ReopenWindow): the
+// signal then starts afresh.
+func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
+	inc := m.inc
+	if inc.status == StatusResolved && !s.Resolved {
+		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+			c.detach(m)
+			return false, nil
+		}
+		ups = append(ups, c.reopen(inc, s))
+	}
+	c.stats.Repeats++
+	m.Count++
+	if s.Time.After(m.LastSeen) {
+		m.LastSeen = s.Time
+	}
+	if s.EventID != "" {
+		m.LastEventID = s.EventID
+	}
+	m.Value, m.Expected, m.Lower, m.Upper = s.Value, s.Expected, s.Lower, s.Upper
+	if s.Time.After(inc.lastSignal) {
+		inc.lastSignal = s.Time
+	}
+	if m.Kind == SignalAlert && m.Firing == s.Resolved {
+		// A state change: firing → resolved or back.
+		m.Firing = !s.Resolved
+		if m.Firing {
+			inc.firing++
+			inc.note(s.Time, fmt.Sprintf("%s on %s fired again", m.Name, m.Service))
+		} else {
+			inc.firing--
+			inc.note(s.Time, fmt.Sprintf("%s on %s resolved", m.Name, m.Service))
+		}
+		c.flip(m, s.Time)
+		if !m.Flapping {
+			inc.dirty = true
+		}
+	}
+	return true, ups
+}
+
+// flip records a state change of m and starts its flapping when there
+// were FlapStart within FlapWindow.
+func (c *Correlator) flip(m *member, t time.Time) {
+	m.flips = append(m.flips, t)
+	m.flips = trimBefore(m.flips, t.Add(-c.cfg.FlapWindow))
+	if !m.Flapping && len(m.flips) >= c.cfg.FlapStart {
+		m.Flapping = true
+		m.inc.flapping++
+		m.inc.note(t, fmt.Sprintf("%s on %s is flapping (%d changes in %s): its changes are held", m.Name, m.Service, len(m.flips), c.cfg.FlapWindow))
+		m.inc.dirty = true
+	}
+}
+
+func trimBefore(ts []time.Time, cut time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && ts[i].Before(cut) {
+		i++
+	}
+	if i == 0 {
+		return ts
+	}
+	return append(ts[:0], ts[i:]...)
+}
+
+// relation is how a signal's service stands to an incident's services.
+type relation int
+
+const (
+	unrelated relation = iota
+	below              // a dependency of one of them: the root showing up late
+	above              // depends on one of them: a symptom of it
+	same               // one of them
+)
+
+// best is the incident a new member joins: the strongest relation among
+// the incidents still taking signals, then one with a member of the same
+// name, then the latest signal. nil: none, open a new one.
+func (c *Correlator) best(s Signal) *incident {
+	var (
+		bestInc  *incident
+		bestRel  relation
+		bestName bool
+	)
+	consider := func(inc *incident, r relation) {
+		if !c.takes(inc, s) {
+			return
+		}
+		name := inc.hasName(s.Name)
+		if bestInc == nil || r > bestRel || r == bestRel && (name && !bestName ||
+			name == bestName && (inc.lastSignal.After(bestInc.lastSignal) ||
+				inc.lastSignal.Equal(bestInc.lastSignal) && inc.id < bestInc.id)) {
+			bestInc, bestRel, bestName = inc, r, name
+		}
+	}
+	for inc := range c.byService[s.Service] {
+		consider(inc, same)
+	}
+	if i, ok := c.topo.index[s.Service]; ok {
+		row := c.topo.below[i]
+		for j, hops := range row {
+			if hops == 0 || int(hops) > c.cfg.UpDepth {
+				continue
+			}
+			for inc := range c.byService[c.topo.names[j]] {
+				consider(inc, above)
+			}
+		}
+		for j, other := range c.topo.below {
+			if hops := other[i]; hops == 0 || int(hops) > c.cfg.DownDepth {
+				continue
+			}
+			for inc := range c.byService[c.topo.names[j]] {
+				consider(inc, below)
+			}
+		}
+	}
+	return bestInc
+}
+
+// takes reports whether inc still takes a new member s: it is active (a
+// member firing, or a signal within GroupWindow), or resolved within
+// ReopenWindow; and its GroupBy labels match.
+func (c *Correlator) takes(inc *incident, s Signal) bool {
+	switch {
+	case inc.status == StatusResolved:
+		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+			return false
+		}
+	case inc.firing == 0 && s.Time.Sub(inc.lastSignal) > c.cfg.GroupWindow:
+		return false
+	}
+	for _, l := range c.cfg.GroupBy {
+		if inc.groupLabels[l] != s.Labels[l] {
+			return false
+		}
+	}
+	return true
+}
+
+func (inc *incident) hasName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, m := range inc.members {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// open starts an incident with s as its first member.
+func (c *Correlator) open(s Signal) Update {
+	inc := &incident{
+		id:       event.DerivedID(s.Time, "incident", s.Fingerprint, s.Time.UTC().Format(time.RFC3339Nano)),
+		status:   StatusOpen,
+		openedAt: s.Time, lastSignal: s.Time,
+		services: map[string]int{},
+	}
+	if len(c.cfg.GroupBy) > 0 {
+		inc.groupLabels = make(map[string]string, len(c.cfg.GroupBy))
+		for _, l := range c.cfg.GroupBy {
+			inc.groupLabels[l] = s.Labels[l]
+		}
+	}
+	c.incidents[inc.id] = inc
+	c.stats.Opened++
+	c.join(inc, s)
+	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
+	return c.publish(inc, Opened, s.Time)
+}
+
+// join adds s to inc as a new member.
+func (c *Correlator) join(inc *incident, s Signal) {
+	m := &member{Member: Member{
+		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
+		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
+		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID,
+		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
+	}, inc: inc}
+	if old, ok := c.members[s.Fingerprint]; ok {
+		c.detach(old)
+	}
+	c.members[s.Fingerprint] = m
+	inc.members = append(inc.members, m)
+	if m.Firing {
+		inc.firing++
+	}
+	if s.Time.After(inc.lastSignal) {
+		inc.lastSignal = s.Time
+	}
+	if inc.services[s.Service] == 0 {
+		c.index(inc, s.Service)
+		if len(inc.members) > 1 {
+			inc.note(s.Time, fmt.Sprintf("%s joined with %s", s.Service, describe(s)))
+		}
+		c.linkChanges(inc, s.Service)
+	}
+	inc.services[s.Service]++
+	inc.dirty = true
+	c.evict()
+}
+
+func describe(s Signal) string {
+	switch s.Kind {
+	case SignalAnomaly:
+		return "an anomaly of " + s.Name
+	default:
+		return "alert " + s.Name
+	}
+}
+
+func (c *Correlator) index(inc *incident, service string) {
+	set := c.byService[service]
+	if set == nil {
+		set = map[*incident]struct{}{}
+		c.byService[service] = set
+	}
+	set[inc] = struct{}{}
+}
+
+// detach takes m out of its incident (its fingerprint starts a new member).
+func (c *Correlator) detach(m *member) {
+	inc := m.inc
+	if inc == nil {
+		return
+	}
+	m.inc = nil
+	for i, x := range inc.members {
+		if x == m {
+			inc.members = append(inc.members[:i], inc.members[i+1:]...)
+			break
+		}
+	}
+	if m.Firing {
+		inc.firing--
+	}
+	if m.Flapping {
+		inc.flapping--
+	}
+	if inc.services[m.Service]--; inc.services[m.Service] <= 0 {
+		delete(inc.services, m.Service)
+		if set := c.byService[m.Service]; set != nil {
+			delete(set, inc)
+			if len(set) == 0 {
+				delete(c.byService, m.Service)
+			}
+		}
+	}
+	if c.members[m.Fingerprint] == m {
+		delete(c.members, m.Fingerprint)
+	}
+}
+
+// reopen turns a resolved incident back to open.
+func (c *Correlator) reopen(inc *incident, s Signal) Update {
+	inc.status = StatusOpen
+	inc.resolvedAt = time.Time{}
+	inc.acknowledgedAt = time.Time{}
+	inc.reopens++
+	c.stats.Reopened++
+	inc.note(s.Time, fmt.Sprintf("reopened by %s on %s", describe(s), s.Service))
+	return c.publish(inc, Reopened, s.Time)
+}
+
+// change records a change and links it to the open incidents it may have
+// caused: those with the service itself or a dependent at most DownDepth
+// hops above it, opened within ChangeWindow after it.
+func (c *Correlator) change(s Signal) {
+	c.stats.Changes++
+	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: s.Version, Author: s.Author,
+		Commit: s.Commit, URL: s.URL, Description: s.Summary, Time: s.Time}
+	list := append(c.changes[s.Service], ch)
+	if len(list) > maxChangesPerService {
+		list = list[len(list)-maxChangesPerService:]
+	}
+	c.changes[s.Service] = list
+	for _, inc := range c.incidents {
+		if inc.status == StatusResolved || s.Time.After(inc.openedAt) || inc.openedAt.Sub(s.Time) > c.cfg.ChangeWindow {
+			continue
+		}
+		for svc := range inc.services {
+			if hops := c.topo.hops(svc, s.Service); svc == s.Service || hops > 0 && hops <= c.cfg.DownDepth {
+				inc.link(ch)
+				break
+			}
+		}
+	}
+}
+
+const maxChangesPerService = 32
+
+// linkChanges links the recent changes to service and to what it depends
+// on (at most DownDepth hops down: a front end depends on nearly everything)
+// that happened within ChangeWindow before inc opened.
+func (c *Correlator) linkChanges(inc *incident, service string) {
+	consider := func(svc string) {
+		for _, ch := range c.changes[svc] {
+			if !ch.Time.After(inc.openedAt) && inc.openedAt.Sub(ch.Time) <= c.cfg.ChangeWindow {
+				inc.link(ch)
+			}
+		}
+	}
+	consider(service)
+	if i, ok := c.topo.index[service]; ok {
+		for j, hops := range c.topo.below[i] {
+			if hops > 0 && int(hops) <= c.cfg.DownDepth {
+				consider(c.topo.names[j])
+			}
+		}
+	}
+}
+
+func (inc *incident) link(ch Change) {
+	for _, x := range inc.changes {
+		if x.EventID == ch.EventID && x.Service == ch.Service && x.Time.Equal(ch.Time) {
+			return
+		}
+	}
+	inc.changes = append(inc.changes, ch)
+	inc.note(ch.Time, fmt.Sprintf("change linked: %s of %s %s by %s", ch.Type, ch.Service, ch.Version, ch.Author))
+	inc.dirty = true
+}
+
+const maxTimeline = 200
+
+func (inc *incident) note(t time.Time, what string) {
+	inc.timeline = append(inc.timeline, Entry{Time: t, What: what})
+	if len(inc.timeline) > maxTimeline {
+		// Keep the opening and the most recent entries.
+		inc.timeline = append(inc.timeline[:10], inc.timeline[len(inc.timeline)-(maxTimeline-10):]...)
+	}
+}
+
+// Advance moves the watermark to t (never back) and returns what time
+// alone does: incidents whose quiet period ended resolve, members stop
+// flapping, held updates are published once UpdateInterval passed, and
+// incidents resolved beyond ReopenWindow are forgotten.
+func (c *Correlator) Advance(t time.Time) []Update {
+	if t.After(c.now) {
+		c.now = t
+	}
+	now := c.now
+	var ups []Update
+	for _, inc := range c.sortedIncidents() {
+		switch inc.status {
+		case StatusResolved:
+			if now.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+				c.forget(inc)
+			}
+			continue
+		}
+		c.calm(inc, now)
+		if inc.firing == 0 && now.Sub(inc.lastSignal) >= c.cfg.QuietPeriod {
+			inc.status = StatusResolved
+			inc.resolvedAt = inc.lastSignal
+			c.stats.Resolved++
+			at := inc.lastSignal.Add(c.cfg.QuietPeriod)
+			inc.note(at, fmt.Sprintf("resolved: every member resolved %s ago", c.cfg.QuietPeriod))
+			ups = append(ups, c.publish(inc, Resolved, at))
+			continue
+		}
+		if inc.dirty && inc.flapping == 0 && now.Sub(inc.lastPublished) >= c.cfg.UpdateInterval {
+			ups = append(ups, c.publish(inc, Updated, now))
+		}
+	}
+	return ups
+}
+
+// calm ends the flapping of members with fewer than FlapStop changes in
+// the window.
+func (c *Correlator) calm(inc *incident, now time.Time) {
+	if inc.flapping == 0 {
+		return
+	}
+	for _, m := range inc.members {
+		if !m.Flapping {
+			continue
+		}
+		m.flips = trimBefore(m.flips, now.Add(-c.cfg.FlapWindow))
+		if len(m.flips) < c.cfg.FlapStop {
+			m.Flapping = false
+			inc.flapping--
+			inc.note(now, fmt.Sprintf("%s on %s stopped flapping", m.Name, m.Service))
+			inc.dirty = true
+		}
+	}
+}
+
+// sortedIncidents orders incidents by opening time, then id, so that the
+// events of one Advance come out the same in replay and live.
+func (c *Correlator) sortedIncidents() []*incident {
+	out := make([]*incident, 0, len(c.incidents))
+	for _, inc := range c.incidents {
+		out = append(out, inc)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].openedAt.Equal(out[j].openedAt) {
+			return out[i].openedAt.Before(out[j].openedAt)
+		}
+		return out[i].id < out[j].id
+	})
+	return out
+}
+
+// forget drops a resolved incident and its members from memory: their
+// fingerprints start afresh.
+func (c *Correlator) forget(inc *incident) {
+	for len(inc.members) > 0 {
+		c.detach(inc.members[len(inc.members)-1])
+	}
+	delete(c.incidents, inc.id)
+}
+
+// evict keeps the members in memory under MaxFingerprints by forgetting
+// the incidents resolved longest ago, then the oldest open ones.
+func (c *Correlator) evict() {
+	for len(c.members) > c.cfg.MaxFingerprints {
+		var oldest *incident
+		for _, inc := range c.incidents {
+			sameKind := (inc.status == StatusResolved) == (oldest != nil && oldest.status == StatusResolved)
+			if oldest == nil || inc.status == StatusResolved && oldest.status != StatusResolved ||
+				sameKind && (inc.lastSignal.Before(oldest.lastSignal) || inc.lastSignal.Equal(oldest.lastSignal) && inc.id < oldest.id) {
+				oldest = inc
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		c.stats.Evicted += uint64(len(oldest.members))
+		c.forget(oldest)
+	}
+}
+
+// publish records that inc's state at t is being published.
+func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
+	inc.dirty = false
+	if t.After(inc.lastPublished) {
+		inc.lastPublished = t
+	}
+	return Update{Transition: tr, Time: t, State: c.state(inc, tr)}
+}
+
+// Command errors.
+var (
+	ErrUnknownIncident = errors.New("correlate: no such incident")
+	ErrUnknownAction   = errors.New("correlate: unknown action")
+)
+
+// Command is what a person says to an incident.
+type Command struct {
+	IncidentID string    `json:"incident_id"`
+	Action     string    `json:"action"` // ack, resolve, assign, comment
+	By         string    `json:"by"`
+	Assignee   string    `json:"assignee,omitempty"`
+	Text       string    `json:"text,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+// Apply carries out a command and returns the incident event it causes.
+func (c *Correlator) Apply(cmd Command) (Update, error) {
+	inc, ok := c.incidents[cmd.IncidentID]
+	if !ok {
+		return Update{}, fmt.Errorf("%w: %s", ErrUnknownIncident, cmd.IncidentID)
+	}
+	t := cmd.Time
+	if t.IsZero() {
+		t = c.now
+	}
+	who := cmd.By
+	if who == "" {
+		who = "someone"
+	}
+	switch cmd.Action {
+	case "ack", "acknowledge":
+		if inc.status != StatusOpen {
+			return Update{}, fmt.Errorf("correlate: incident %s is %s, not open", inc.id, inc.status)
+		}
+		inc.status, inc.acknowledgedAt = StatusAcknowledged, t
+		inc.note(t, "acknowledged by "+who)
+		return c.publish(inc, Acknowledged, t), nil
+	case "resolve":
+		if inc.status == StatusResolved {
+			return Update{}, fmt.Errorf("correlate: incident %s is already resolved", inc.id)
+		}
+		inc.status, inc.resolvedAt = StatusResolved, t
+		c.stats.Resolved++
+		inc.note(t, "resolved by "+who)
+		return c.publish(inc, Resolved, t), nil
+	case "assign":
+		if cmd.Assignee == "" {
+			return Update{}, errors.New("correlate: assign needs an assignee")
+		}
+		inc.assignee = cmd.Assignee
+		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, who))
+		return c.publish(inc, Updated, t), nil
+	case "comment":
+		if strings.TrimSpace(cmd.Text) == "" {
+			return Update{}, errors.New("correlate: comment needs a text")
+		}
+		inc.comments = append(inc.comments, Comment{By: who, Text: clip(cmd.Text, 4096), Time: t})
+		inc.note(t, "comment by "+who)
+		return c.publish(inc, Updated, t), nil
+	}
+	return Update{}, fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Incident returns the current state of incident id.
+func (c *Correlator) Incident(id string) (State, bool) {
+	inc, ok := c.incidents[id]
+	if !ok {
+		return State{}, false
+	}
+	return c.state(inc, ""), true
+}
+
+// Incidents returns the state of every incident in memory, oldest first.
+func (c *Correlator) Incidents() []State {
+	var out []State
+	for _, inc := range c.sortedIncidents() {
+		out = append(out, c.state(inc, ""))
+	}
+	return out
+}
+
+// IncidentOf returns the incident that fingerprint fp belongs to.
+func (c *Correlator) IncidentOf(fp string) (string, bool) {
+	m, ok := c.members[fp]
+	if !ok || m.inc == nil {
+		return "", false
+	}
+	return m.inc.id, true
+}

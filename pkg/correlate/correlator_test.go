@@ -1,0 +1,388 @@
+package correlate
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+// shop is a small catalog: web → checkout → {payments → payments-db, cart},
+// and an unrelated search → search-index.
+func shop(t testing.TB) *Catalog {
+	t.Helper()
+	c, err := ParseCatalog([]byte(`
+services:
+  web:          {owner: ana, team: storefront, tier: "1", depends_on: [checkout, search]}
+  checkout:     {owner: bo, team: payments, tier: "1", runbook: https://runbooks/checkout, depends_on: [payments, cart]}
+  payments:     {owner: cy, team: payments, tier: "1", depends_on: [payments-db]}
+  payments-db:  {owner: di, team: dba, tier: "0", runbook: https://runbooks/pg}
+  cart:         {owner: ed, team: storefront, depends_on: []}
+  search:       {owner: fu, team: discovery, depends_on: [search-index]}
+  search-index: {owner: gi, team: discovery}
+  batch:        {owner: ho, team: data}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newCorrelator(t testing.TB, cfg Config) *Correlator {
+	t.Helper()
+	c, err := New(cfg, shop(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func alert(name, service string, at time.Duration) Signal {
+	return Signal{Kind: SignalAlert, Fingerprint: name + "/" + service, Service: service, Name: name,
+		Severity: event.SeverityCritical, Time: t0.Add(at), EventID: event.DerivedID(t0.Add(at), name, service)}
+}
+
+func resolved(s Signal, at time.Duration) Signal {
+	s.Resolved, s.Time = true, t0.Add(at)
+	return s
+}
+
+func feed(c *Correlator, ss ...Signal) []Update {
+	var ups []Update
+	for _, s := range ss {
+		ups = append(ups, c.Observe(s)...)
+	}
+	return ups
+}
+
+func transitions(ups []Update) string {
+	var b []string
+	for _, u := range ups {
+		b = append(b, string(u.Transition))
+	}
+	return strings.Join(b, ",")
+}
+
+// A detector that reports the same series every second for ten minutes is
+// one member, not 600.
+func TestRepeatsAreOneMember(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	var ups []Update
+	for i := range 600 {
+		s := Signal{Kind: SignalAnomaly, Fingerprint: "series-1", Service: "payments", Name: "latency_p99", Time: t0.Add(time.Duration(i) * time.Second), Value: float64(i)}
+		ups = append(ups, c.Observe(s)...)
+	}
+	incs := c.Incidents()
+	if len(incs) != 1 || incs[0].MemberCount != 1 || incs[0].Members[0].Count != 600 {
+		t.Fatalf("incidents %d, members %d, count %d; want one incident, one member seen 600 times", len(incs), incs[0].MemberCount, incs[0].Members[0].Count)
+	}
+	if incs[0].Members[0].Value != 599 {
+		t.Fatalf("member value %g, want the last", incs[0].Members[0].Value)
+	}
+	if got := transitions(ups); strings.Count(got, "opened") != 1 || strings.Count(got, "updated") > 20 {
+		t.Fatalf("transitions %s: want one opened and updates at most every 30s of event time", got)
+	}
+}
+
+// A storm cascading up from the database is one incident, whose first root
+// cause is the database, with the reason.
+func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c,
+		alert("HighLatency", "web", 0), // symptoms first
+		alert("HighErrorRate", "checkout", 20*time.Second),
+		alert("ConnectionPoolExhausted", "payments", 40*time.Second),
+		alert("ReplicationLag", "payments-db", 90*time.Second), // the root, late
+		alert("HighErrorRate", "web", 2*time.Minute),
+	)
+	incs := c.Incidents()
+	if len(incs) != 1 {
+		t.Fatalf("%d incidents, want 1: %+v", len(incs), incs)
+	}
+	inc := incs[0]
+	if inc.MemberCount != 5 || !reflect.DeepEqual(inc.Services, []string{"checkout", "payments", "payments-db", "web"}) {
+		t.Fatalf("members %d, services %v", inc.MemberCount, inc.Services)
+	}
+	root := inc.RootCauses[0]
+	if root.Service != "payments-db" || !strings.Contains(strings.Join(root.Reasons, ";"), "most upstream") {
+		t.Fatalf("root causes %+v, want payments-db first as the most upstream failing service", inc.RootCauses)
+	}
+	if inc.Service != "payments-db" || inc.Team != "dba" || inc.Runbook != "https://runbooks/pg" || inc.Owner != "di" {
+		t.Fatalf("enrichment %s/%s/%s/%s, want the root's owner, team and runbook", inc.Service, inc.Team, inc.Owner, inc.Runbook)
+	}
+	if !strings.HasPrefix(inc.Title, "ReplicationLag on payments-db and 3 more services") {
+		t.Fatalf("title %q", inc.Title)
+	}
+}
+
+// Two failures at the same moment in unrelated parts of the catalog stay
+// two incidents, even with the same alert name; an alert on a service
+// nothing relates to is its own.
+func TestUnrelatedFailuresStayApart(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c,
+		alert("HighLatency", "payments-db", 0),
+		alert("HighLatency", "search-index", time.Second),
+		alert("HighErrorRate", "payments", 10*time.Second),
+		alert("HighErrorRate", "search", 11*time.Second),
+		alert("DiskFull", "batch", 12*time.Second),
+	)
+	want := map[string]string{
+		"HighLatency/payments-db": "a", "HighErrorRate/payments": "a",
+		"HighLatency/search-index": "b", "HighErrorRate/search": "b",
+		"DiskFull/batch": "c",
+	}
+	checkPartition(t, c, want)
+}
+
+// checkPartition asserts that fingerprints share an incident exactly when
+// they share a label in want.
+func checkPartition(t *testing.T, c *Correlator, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for fp := range want {
+		id, ok := c.IncidentOf(fp)
+		if !ok {
+			t.Fatalf("%s is in no incident", fp)
+		}
+		got[fp] = id
+	}
+	for a := range want {
+		for b := range want {
+			if (want[a] == want[b]) != (got[a] == got[b]) {
+				t.Errorf("%s and %s: together %v, want %v", a, b, got[a] == got[b], want[a] == want[b])
+			}
+		}
+	}
+}
+
+// A deploy shortly before the first alert is linked and ranks its service
+// as a root cause; one long before, or to an unrelated service, is not.
+func TestChangesAreLinked(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	change := func(service, version string, at time.Duration) Signal {
+		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: version, Author: "ana", Time: t0.Add(at), EventID: "c-" + version}
+	}
+	feed(c,
+		change("payments", "v1", -3*time.Hour), // too old
+		change("batch", "v7", -5*time.Minute), // unrelated
+		change("payments", "v2", -6*time.Minute),
+		alert("HighErrorRate", "checkout", 0),
+		alert("HighLatency", "web", 30*time.Second),
+	)
+	inc := c.Incidents()[0]
+	if len(inc.Changes) != 1 || inc.Changes[0].Version != "v2" {
+		t.Fatalf("changes %+v, want only payments v2", inc.Changes)
+	}
+	if inc.RootCauses[0].Service != "payments" && inc.RootCauses[0].Service != "checkout" {
+		t.Fatalf("root causes %+v", inc.RootCauses)
+	}
+	var saw bool
+	for _, cand := range inc.RootCauses {
+		if cand.Service == "payments" && strings.Contains(strings.Join(cand.Reasons, ";"), "deploy v2 by ana 6m0s before") {
+			saw = true
+		}
+	}
+	if !saw {
+		t.Fatalf("no root-cause candidate names the deploy: %+v", inc.RootCauses)
+	}
+}
+
+// Resolved once every member resolved and the quiet period passed, at the
+// time of the last resolution; a related alert within the reopen window
+// reopens it under the same id; after it, a new incident opens.
+func TestLifecycle(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a, b := alert("HighErrorRate", "checkout", 0), alert("HighLatency", "web", time.Minute)
+	ups := feed(c, a, b, resolved(a, 3*time.Minute), resolved(b, 4*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(8*time.Minute))...)
+	if got := transitions(ups); !strings.HasPrefix(got, "opened") || strings.Contains(got, "resolved") {
+		t.Fatalf("transitions %s: resolved before the quiet period ended", got)
+	}
+	ups = c.Advance(t0.Add(9 * time.Minute))
+	if transitions(ups) != "resolved" || !ups[0].State.ResolvedAt.Equal(t0.Add(4*time.Minute)) || !ups[0].Time.Equal(t0.Add(9*time.Minute)) {
+		t.Fatalf("%s at %v, resolved_at %v; want resolved at 9m, resolved_at 4m", transitions(ups), ups[0].Time, ups[0].State.ResolvedAt)
+	}
+	id := ups[0].State.IncidentID
+	ups = feed(c, alert("HighLatency", "payments", 20*time.Minute))
+	if transitions(ups) != "reopened" || ups[0].State.IncidentID != id || ups[0].State.Reopens != 1 {
+		t.Fatalf("%s of %v, want the same incident reopened", transitions(ups), ups)
+	}
+	feed(c, resolved(alert("HighLatency", "payments", 0), 21*time.Minute))
+	c.Advance(t0.Add(30 * time.Minute))
+	ups = feed(c, alert("HighErrorRate", "checkout", 2*time.Hour))
+	if transitions(ups) != "opened" || ups[0].State.IncidentID == id {
+		t.Fatalf("%s: after the reopen window a new incident opens", transitions(ups))
+	}
+}
+
+// A flapping member holds the incident's updates until it calms.
+func TestFlapping(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	feed(c, a, alert("HighErrorRate", "checkout", 10*time.Second))
+	c.Advance(t0.Add(time.Minute))
+	var held []Update
+	for i := 1; i <= 8; i++ {
+		at := time.Duration(i) * time.Minute
+		s := a
+		if i%2 == 1 {
+			s = resolved(a, at)
+		} else {
+			s.Time = t0.Add(at)
+		}
+		before, _ := c.Incident(ups0ID(c))
+		ups := c.Observe(s)
+		if before.Flapping == 1 {
+			held = append(held, ups...)
+		}
+	}
+	inc, _ := c.Incident(ups0ID(c))
+	if inc.Flapping != 1 {
+		t.Fatalf("flapping %d, want the member flapping", inc.Flapping)
+	}
+	if strings.Contains(transitions(held), "updated") {
+		t.Fatalf("transitions %s while flapping: want the updates held", transitions(held))
+	}
+	ups := c.Advance(t0.Add(40 * time.Minute))
+	inc, _ = c.Incident(ups0ID(c))
+	if inc.Flapping != 0 || !strings.Contains(transitions(ups), "updated") {
+		t.Fatalf("after calming: flapping %d, transitions %s", inc.Flapping, transitions(ups))
+	}
+}
+
+func ups0ID(c *Correlator) string { return c.Incidents()[0].IncidentID }
+
+func TestCommands(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("HighLatency", "checkout", 0))
+	id := ups0ID(c)
+	u, err := c.Apply(Command{IncidentID: id, Action: "ack", By: "ana", Time: t0.Add(3 * time.Minute)})
+	if err != nil || u.Transition != Acknowledged || u.State.State != StatusAcknowledged || !u.State.AcknowledgedAt.Equal(t0.Add(3*time.Minute)) {
+		t.Fatalf("ack: %+v %v", u, err)
+	}
+	if _, err := c.Apply(Command{IncidentID: id, Action: "ack"}); err == nil {
+		t.Fatal("a second ack was taken")
+	}
+	if u, err = c.Apply(Command{IncidentID: id, Action: "assign", Assignee: "bo", By: "ana"}); err != nil || u.State.Assignee != "bo" {
+		t.Fatalf("assign: %+v %v", u.State.Assignee, err)
+	}
+	if u, err = c.Apply(Command{IncidentID: id, Action: "comment", Text: "rolling back", By: "bo"}); err != nil || len(u.State.Comments) != 1 {
+		t.Fatalf("comment: %v %v", u.State.Comments, err)
+	}
+	if u, err = c.Apply(Command{IncidentID: id, Action: "resolve", By: "bo"}); err != nil || u.State.State != StatusResolved {
+		t.Fatalf("resolve: %v %v", u.State.State, err)
+	}
+	if _, err := c.Apply(Command{IncidentID: "nope", Action: "ack"}); !errors.Is(err, ErrUnknownIncident) {
+		t.Fatalf("unknown incident: %v", err)
+	}
+	if _, err := c.Apply(Command{IncidentID: id, Action: "escalate"}); !errors.Is(err, ErrUnknownAction) {
+		t.Fatalf("unknown action: %v", err)
+	}
+}
+
+// Incident events are valid envelopes whose ids are the same for the same
+// transition, and the same input gives the same events.
+func TestEventsAreDeterministicEnvelopes(t *testing.T) {
+	run := func() []*event.Envelope {
+		c := newCorrelator(t, Config{})
+		ups := feed(c, alert("HighErrorRate", "checkout", 0), alert("HighLatency", "payments-db", 5*time.Second),
+			resolved(alert("HighErrorRate", "checkout", 0), time.Minute), resolved(alert("HighLatency", "payments-db", 0), 2*time.Minute))
+		ups = append(ups, c.Advance(t0.Add(time.Hour))...)
+		var out []*event.Envelope
+		for _, u := range ups {
+			e, err := Envelope(u, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := e.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := event.Parse(data)
+			if err != nil {
+				t.Fatalf("%s event does not validate: %v", u.Transition, err)
+			}
+			out = append(out, parsed)
+		}
+		return out
+	}
+	a, b := run(), run()
+	if len(a) < 2 || len(a) != len(b) {
+		t.Fatalf("%d and %d events", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || string(a[i].Body) != string(b[i].Body) {
+			t.Fatalf("event %d differs between two runs of the same input", i)
+		}
+	}
+	last := a[len(a)-1]
+	var body event.IncidentBody
+	if err := last.DecodeBody(&body); err != nil || body.Status != event.IncidentResolved || body.ResolvedAt.IsZero() {
+		t.Fatalf("last event %+v %v, want resolved with resolved_at", body, err)
+	}
+	if last.Subject() != "events.incident.payments-db" || len(last.Links) != 2 {
+		t.Fatalf("subject %s, links %v", last.Subject(), last.Links)
+	}
+}
+
+func TestCatalogErrors(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"services:\n  a: {depends_on: [b]}\n", `services.a.depends_on[0]: "b" is not in the catalog`},
+		{"services:\n  a: {depends_on: [a]}\n", "depends on itself"},
+		{"services:\n  a: {depends_on: [b]}\n  b: {depends_on: [c]}\n  c: {depends_on: [a]}\n", "dependency cycle a -> b -> c -> a"},
+		{"services:\n  a: {owner: x, onwer: y}\n", "onwer"},
+	} {
+		if _, err := ParseCatalog([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	if _, err := ParseCatalog([]byte(`{"services": {"a": {"depends_on": ["b"]}, "b": {}}}`)); err != nil {
+		t.Fatalf("JSON catalog: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for key, cfg := range map[string]Config{
+		"correlator.group_window": {GroupWindow: -time.Second},
+		"correlator.flap_stop":    {FlapStart: 3, FlapStop: 3},
+		"correlator.up_depth":     {UpDepth: 99},
+		"correlator.group_by[0]":  {GroupBy: []string{""}},
+	} {
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// GroupBy keeps signals with different values of a label apart even on
+// one service.
+func TestGroupBy(t *testing.T) {
+	c := newCorrelator(t, Config{GroupBy: []string{"cluster"}})
+	a, b := alert("HighLatency", "checkout", 0), alert("HighErrorRate", "checkout", time.Second)
+	a.Labels, b.Labels = map[string]string{"cluster": "eu"}, map[string]string{"cluster": "us"}
+	feed(c, a, b)
+	if n := len(c.Incidents()); n != 2 {
+		t.Fatalf("%d incidents, want one per cluster", n)
+	}
+}
+
+func TestMaxFingerprints(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 10})
+	for i := range 50 {
+		feed(c, alert(fmt.Sprintf("A%d", i), "batch", time.Duration(i)*time.Hour))
+	}
+	if c.Fingerprints() > 10 || c.Stats().Evicted == 0 {
+		t.Fatalf("%d fingerprints, %d evicted; want at most 10", c.Fingerprints(), c.Stats().Evicted)
+	}
+}

@@ -1,0 +1,98 @@
+package correlate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// SignalKind says what a signal is.
+type SignalKind string
+
+// The kinds of signal the correlator takes.
+const (
+	SignalAlert   SignalKind = "alert"
+	SignalAnomaly SignalKind = "anomaly"
+	SignalChange  SignalKind = "change"
+)
+
+// Signal is one input of the correlator, whatever event it came from: an
+// alert (firing or resolved), an anomaly (a detector's, or an error burst of
+// a log template), or a change to a service.
+type Signal struct {
+	Kind SignalKind
+	// EventID is the id of the event the signal came from.
+	EventID string
+	// Fingerprint identifies what the signal is about across repeats:
+	// Alertmanager's fingerprint, a producer's dedup key, the series of an
+	// anomaly, the template of an error burst. Repeats update one member.
+	Fingerprint string
+	Service     string
+	// Name is the alert name, the anomaly's metric or the change's type.
+	Name     string
+	Summary  string
+	Severity event.Severity
+	// Resolved is true for a resolved alert; anomalies and changes are
+	// never resolved by themselves.
+	Resolved bool
+	// Time is the signal's own time: when the alert started or ended, when
+	// the anomaly was seen, when the change happened. Every window of the
+	// correlator runs on these times.
+	Time   time.Time
+	Labels map[string]string
+
+	// Anomaly details.
+	Value, Expected, Lower, Upper float64
+	// Change details.
+	Version, Author, Commit, URL string
+}
+
+// SignalOf turns an envelope into a signal. Kinds the correlator does not
+// take (logs, metrics, incidents) return ok false; a body that does not fit
+// its kind is a permanent error naming the field.
+func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
+	s = Signal{EventID: e.ID, Fingerprint: e.Fingerprint, Service: e.Service, Severity: e.Severity, Time: e.Time, Labels: e.Labels}
+	switch e.Kind {
+	case event.KindAlert:
+		var b event.AlertBody
+		if err := e.DecodeBody(&b); err != nil {
+			return s, false, errs.Permanent(fmt.Errorf("correlate: alert %s: %w", e.ID, err))
+		}
+		s.Kind, s.Name = SignalAlert, b.Name
+		s.Summary = b.Annotations["summary"]
+		if s.Summary == "" {
+			s.Summary = b.Annotations["description"]
+		}
+		// The envelope's time is when the alert started firing, or ended
+		// for a resolved one (ingest's Alertmanager decoder sets it so).
+		s.Resolved = b.Status == event.AlertResolved
+	case event.KindAnomaly:
+		var b event.AnomalyBody
+		if err := e.DecodeBody(&b); err != nil {
+			return s, false, errs.Permanent(fmt.Errorf("correlate: anomaly %s: %w", e.ID, err))
+		}
+		s.Kind, s.Name, s.Summary = SignalAnomaly, b.Metric, b.Reason
+		if b.Series != "" {
+			s.Fingerprint = b.Series
+		}
+		if b.Value != nil {
+			s.Value = *b.Value
+		}
+		s.Expected, s.Lower, s.Upper = b.Expected, b.Lower, b.Upper
+	case event.KindChange:
+		var b event.ChangeBody
+		if err := e.DecodeBody(&b); err != nil {
+			return s, false, errs.Permanent(fmt.Errorf("correlate: change %s: %w", e.ID, err))
+		}
+		s.Kind, s.Name, s.Summary = SignalChange, b.Type, b.Description
+		s.Version, s.Author, s.Commit, s.URL = b.Version, b.Author, b.Commit, b.URL
+	default:
+		return s, false, nil
+	}
+	if s.Fingerprint == "" {
+		s.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
+	}
+	return s, true, nil
+}

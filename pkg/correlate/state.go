@@ -1,0 +1,294 @@
+package correlate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// State is an incident as the outside sees it: the body of its incident
+// events, what the API returns, what a webhook carries. The first fields
+// are event.IncidentBody's (what the writer's incidents table reads).
+type State struct {
+	IncidentID string `json:"incident_id"`
+	// Status is the transition this state announces (opened, updated,
+	// acknowledged, resolved, reopened); empty outside an event.
+	Status         string    `json:"status,omitempty"`
+	Title          string    `json:"title"`
+	Team           string    `json:"team,omitempty"`
+	OpenedAt       time.Time `json:"opened_at"`
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+
+	// State is open, acknowledged or resolved.
+	State     string         `json:"state"`
+	Service   string         `json:"service"` // the first root-cause candidate's
+	Severity  event.Severity `json:"severity,omitempty"`
+	Owner     string         `json:"owner,omitempty"`
+	Tier      string         `json:"tier,omitempty"`
+	Runbook   string         `json:"runbook,omitempty"`
+	Assignee  string         `json:"assignee,omitempty"`
+	Services  []string       `json:"services"`
+	Firing    int            `json:"firing"`
+	Flapping  int            `json:"flapping,omitempty"`
+	Reopens   int            `json:"reopens,omitempty"`
+	LastEvent time.Time      `json:"last_signal_at"`
+	// MemberCount is exact; Members lists at most max_members of them,
+	// firing ones first.
+	MemberCount int         `json:"member_count"`
+	Members     []Member    `json:"members"`
+	Changes     []Change    `json:"changes,omitempty"`
+	RootCauses  []Candidate `json:"root_causes,omitempty"`
+	Comments    []Comment   `json:"comments,omitempty"`
+	Timeline    []Entry     `json:"timeline"`
+}
+
+// Member is one deduplicated source of signals in an incident.
+type Member struct {
+	Fingerprint  string         `json:"fingerprint"`
+	Kind         SignalKind     `json:"kind"`
+	Service      string         `json:"service"`
+	Name         string         `json:"name"`
+	Summary      string         `json:"summary,omitempty"`
+	Severity     event.Severity `json:"severity,omitempty"`
+	Firing       bool           `json:"firing"`
+	Flapping     bool           `json:"flapping,omitempty"`
+	FirstSeen    time.Time      `json:"first_seen"`
+	LastSeen     time.Time      `json:"last_seen"`
+	Count        int            `json:"count"`
+	FirstEventID string         `json:"first_event_id,omitempty"`
+	LastEventID  string         `json:"last_event_id,omitempty"`
+	// An anomaly's last value and expected band.
+	Value    float64 `json:"value,omitempty"`
+	Expected float64 `json:"expected,omitempty"`
+	Lower    float64 `json:"lower,omitempty"`
+	Upper    float64 `json:"upper,omitempty"`
+}
+
+// Change is a change linked to an incident.
+type Change struct {
+	EventID     string    `json:"event_id,omitempty"`
+	Service     string    `json:"service"`
+	Type        string    `json:"type"`
+	Version     string    `json:"version,omitempty"`
+	Author      string    `json:"author,omitempty"`
+	Commit      string    `json:"commit,omitempty"`
+	URL         string    `json:"url,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Time        time.Time `json:"time"`
+}
+
+// Candidate is a possible root cause, with why.
+type Candidate struct {
+	Service string   `json:"service"`
+	Score   float64  `json:"score"`
+	Reasons []string `json:"reasons"`
+}
+
+// Entry is one line of an incident's timeline.
+type Entry struct {
+	Time time.Time `json:"time"`
+	What string    `json:"what"`
+}
+
+// Comment is what a person wrote on an incident.
+type Comment struct {
+	By   string    `json:"by"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
+}
+
+// state builds inc's State for transition tr.
+func (c *Correlator) state(inc *incident, tr Transition) State {
+	s := State{
+		IncidentID: inc.id, Status: string(tr), OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
+		ResolvedAt: inc.resolvedAt, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
+		Flapping: inc.flapping, Reopens: inc.reopens, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
+		Changes: append([]Change(nil), inc.changes...), Comments: append([]Comment(nil), inc.comments...),
+		Timeline: append([]Entry(nil), inc.timeline...),
+	}
+	for svc := range inc.services {
+		s.Services = append(s.Services, svc)
+	}
+	sort.Strings(s.Services)
+	for _, m := range inc.members {
+		if m.Severity.Rank() > s.Severity.Rank() {
+			s.Severity = m.Severity
+		}
+	}
+	members := make([]*member, len(inc.members))
+	copy(members, inc.members)
+	sort.SliceStable(members, func(i, j int) bool { return members[i].Firing && !members[j].Firing })
+	for i, m := range members {
+		if i == c.cfg.MaxMembers {
+			break
+		}
+		s.Members = append(s.Members, m.Member)
+	}
+	s.RootCauses = c.rootCauses(inc)
+	s.Service = s.Services[0]
+	if len(s.RootCauses) > 0 {
+		s.Service = s.RootCauses[0].Service
+	}
+	if c.cat != nil {
+		if svc, ok := c.cat.Services[s.Service]; ok {
+			s.Owner, s.Team, s.Tier, s.Runbook = svc.Owner, svc.Team, svc.Tier, svc.Runbook
+		}
+	}
+	s.Title = title(inc, s.Service)
+	return s
+}
+
+// title names the incident after its first signal on its root-cause
+// service (else its first signal) and how far it spread.
+func title(inc *incident, service string) string {
+	first := inc.members[0]
+	for _, m := range inc.members {
+		if m.Service == service {
+			first = m
+			break
+		}
+	}
+	t := first.Name + " on " + first.Service
+	if n := len(inc.services) - 1; n > 0 {
+		t += fmt.Sprintf(" and %d more service", n)
+		if n > 1 {
+			t += "s"
+		}
+	}
+	return t
+}
+
+// rootCauses ranks the incident's services (and the services of its
+// linked changes) as root causes: the most upstream failing service (no
+// failing dependency of its own, failing services depending on it), a
+// linked change, the earliest signal. Each candidate says why.
+func (c *Correlator) rootCauses(inc *incident) []Candidate {
+	type facts struct {
+		first      time.Time
+		deps, ups  int
+		change     *Change
+		isMember   bool
+		signalName string
+	}
+	all := map[string]*facts{}
+	for _, m := range inc.members {
+		f := all[m.Service]
+		if f == nil {
+			f = &facts{first: m.FirstSeen, isMember: true, signalName: m.Name}
+			all[m.Service] = f
+		}
+		if m.FirstSeen.Before(f.first) {
+			f.first, f.signalName = m.FirstSeen, m.Name
+		}
+	}
+	for i := range inc.changes {
+		ch := &inc.changes[i]
+		f := all[ch.Service]
+		if f == nil {
+			f = &facts{first: ch.Time}
+			all[ch.Service] = f
+		}
+		if f.change == nil || ch.Time.After(f.change.Time) {
+			f.change = ch
+		}
+	}
+	var earliest time.Time
+	for svc, f := range all {
+		if f.isMember && (earliest.IsZero() || f.first.Before(earliest)) {
+			earliest = f.first
+		}
+		for other, g := range all {
+			if other == svc || !g.isMember {
+				continue
+			}
+			if c.topo.hops(svc, other) > 0 {
+				f.deps++ // svc depends on a failing service
+			}
+			if c.topo.hops(other, svc) > 0 {
+				f.ups++ // a failing service depends on svc
+			}
+		}
+	}
+	var out []Candidate
+	for svc, f := range all {
+		var cand Candidate
+		cand.Service = svc
+		if f.deps == 0 && f.ups > 0 {
+			cand.Score += 3 + float64(f.ups)/float64(len(all))
+			cand.Reasons = append(cand.Reasons, fmt.Sprintf("most upstream: no failing dependency of its own, %d failing service(s) depend on it", f.ups))
+		} else if f.deps == 0 && f.isMember {
+			cand.Score++
+			cand.Reasons = append(cand.Reasons, "no failing dependency of its own")
+		}
+		if f.change != nil {
+			cand.Score += 2
+			cand.Reasons = append(cand.Reasons, fmt.Sprintf("%s %s by %s %s before the incident opened",
+				f.change.Type, orDash(f.change.Version), orDash(f.change.Author), inc.openedAt.Sub(f.change.Time).Round(time.Second)))
+		}
+		if f.isMember && f.first.Equal(earliest) {
+			cand.Score++
+			cand.Reasons = append(cand.Reasons, "earliest signal ("+f.signalName+" at "+f.first.UTC().Format(time.RFC3339)+")")
+		}
+		if cand.Score > 0 {
+			out = append(out, cand)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Score != out[j].Score {
+			return out[i].Score > out[j].Score
+		}
+		return out[i].Service < out[j].Service
+	})
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}
+
+// Source is the envelope source of incident events.
+const Source = "correlator"
+
+// Envelope is the incident event of u: kind incident on
+// events.incident.<service>, its id derived from the incident, the
+// transition and its time (a replayed or redelivered transition is the same
+// event), linked to the members' first events.
+func Envelope(u Update, observed time.Time) (*event.Envelope, error) {
+	st := u.State
+	body, err := event.MarshalBody(st)
+	if err != nil {
+		return nil, err
+	}
+	e := &event.Envelope{
+		SchemaVersion: event.SchemaVersion,
+		ID:            event.DerivedID(u.Time, "incident-event", st.IncidentID, string(u.Transition), u.Time.UTC().Format(time.RFC3339Nano)),
+		Kind:          event.KindIncident,
+		Time:          u.Time,
+		ObservedTime:  observed,
+		Source:        Source,
+		Service:       st.Service,
+		Severity:      st.Severity,
+		Labels:        map[string]string{"incident_id": st.IncidentID},
+		Body:          body,
+	}
+	for _, m := range st.Members {
+		if m.FirstEventID != "" {
+			e.Links = append(e.Links, m.FirstEventID)
+		}
+	}
+	if len(e.Links) > event.MaxLinks {
+		e.Links = e.Links[:event.MaxLinks]
+	}
+	e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, nil)
+	return e, nil
+}

@@ -111,7 +111,10 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
-	for _, p := range []struct{ v *int; def int }{
+	for _, p := range []struct {
+		v   *int
+		def int
+	}{
 		{&c.UpDepth, d.UpDepth}, {&c.DownDepth, d.DownDepth}, {&c.FlapStart, d.FlapStart},
 		{&c.FlapStop, d.FlapStop}, {&c.MaxMembers, d.MaxMembers}, {&c.MaxFingerprints, d.MaxFingerprints},
 	} {

@@ -171,7 +171,7 @@ func TestChangesAreLinked(t *testing.T) {
 	}
 	feed(c,
 		change("payments", "v1", -3*time.Hour), // too old
-		change("batch", "v7", -5*time.Minute), // unrelated
+		change("batch", "v7", -5*time.Minute),  // unrelated
 		change("payments", "v2", -6*time.Minute),
 		alert("HighErrorRate", "checkout", 0),
 		alert("HighLatency", "web", 30*time.Second),

@@ -386,3 +386,45 @@ func TestMaxFingerprints(t *testing.T) {
 		t.Fatalf("%d fingerprints, %d evicted; want at most 10", c.Fingerprints(), c.Stats().Evicted)
 	}
 }
+
+// A correlator restored from a checkpoint taken mid-storm goes on exactly
+// as one that never stopped: same incidents, same events.
+func TestSnapshotRoundTrip(t *testing.T) {
+	storm := []Signal{
+		alert("HighLatency", "payments-db", 0), alert("HighErrorRate", "payments", 20*time.Second),
+		alert("HighLatency", "search-index", 30*time.Second),
+		resolved(alert("HighLatency", "payments-db", 0), 2*time.Minute),
+		alert("HighErrorRate", "checkout", 3*time.Minute), alert("HighLatency", "web", 4*time.Minute),
+		resolved(alert("HighErrorRate", "payments", 0), 5*time.Minute), resolved(alert("HighErrorRate", "checkout", 0), 6*time.Minute),
+		resolved(alert("HighLatency", "web", 0), 7*time.Minute), resolved(alert("HighLatency", "search-index", 0), 8*time.Minute),
+	}
+	whole := newCorrelator(t, Config{})
+	want := feed(whole, storm...)
+	want = append(want, whole.Advance(t0.Add(time.Hour))...)
+
+	first := newCorrelator(t, Config{})
+	got := feed(first, storm[:4]...)
+	data, err := first.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := newCorrelator(t, Config{})
+	if err := second.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, feed(second, storm[4:]...)...)
+	got = append(got, second.Advance(t0.Add(time.Hour))...)
+	if len(got) != len(want) {
+		t.Fatalf("%d events after a restore, %d without: %s vs %s", len(got), len(want), transitions(got), transitions(want))
+	}
+	for i := range want {
+		a, _ := Envelope(want[i], t0)
+		b, _ := Envelope(got[i], t0)
+		if a.ID != b.ID || string(a.Body) != string(b.Body) {
+			t.Fatalf("event %d differs after a restore:\n%s\n%s", i, a.Body, b.Body)
+		}
+	}
+	if err := second.UnmarshalJSON([]byte(`{"version":99}`)); err == nil || !strings.Contains(err.Error(), "version 99") {
+		t.Fatalf("foreign snapshot: %v", err)
+	}
+}

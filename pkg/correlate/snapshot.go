@@ -1,0 +1,108 @@
+package correlate
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// snapshotVersion starts every snapshot; a snapshot of another version is
+// refused rather than misread.
+const snapshotVersion = 1
+
+type snapshot struct {
+	Version   int                 `json:"version"`
+	Now       time.Time           `json:"now"`
+	Incidents []incidentSnapshot  `json:"incidents"`
+	Changes   map[string][]Change `json:"changes,omitempty"`
+	Stats     Stats               `json:"stats"`
+}
+
+type incidentSnapshot struct {
+	ID             string            `json:"id"`
+	Status         string            `json:"status"`
+	OpenedAt       time.Time         `json:"opened_at"`
+	AcknowledgedAt time.Time         `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time         `json:"resolved_at,omitzero"`
+	LastSignal     time.Time         `json:"last_signal"`
+	LastPublished  time.Time         `json:"last_published,omitzero"`
+	Assignee       string            `json:"assignee,omitempty"`
+	Comments       []Comment         `json:"comments,omitempty"`
+	Members        []memberSnapshot  `json:"members"`
+	Changes        []Change          `json:"changes,omitempty"`
+	Timeline       []Entry           `json:"timeline,omitempty"`
+	GroupLabels    map[string]string `json:"group_labels,omitempty"`
+	Reopens        int               `json:"reopens,omitempty"`
+	Dirty          bool              `json:"dirty,omitempty"`
+}
+
+type memberSnapshot struct {
+	Member
+	Flips []time.Time `json:"flips,omitempty"`
+}
+
+// MarshalJSON is the whole state, for a checkpoint.
+func (c *Correlator) MarshalJSON() ([]byte, error) {
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Stats: c.stats}
+	for _, inc := range c.sortedIncidents() {
+		is := incidentSnapshot{
+			ID: inc.id, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
+			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
+			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
+			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty,
+		}
+		for _, m := range inc.members {
+			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
+		}
+		s.Incidents = append(s.Incidents, is)
+	}
+	return json.Marshal(s)
+}
+
+// UnmarshalJSON replaces the state with a checkpoint's. The configuration
+// and catalog stay those the correlator was built with.
+func (c *Correlator) UnmarshalJSON(data []byte) error {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("correlate: snapshot: %w", err)
+	}
+	if s.Version != snapshotVersion {
+		return fmt.Errorf("correlate: snapshot version %d, want %d", s.Version, snapshotVersion)
+	}
+	c.now, c.stats = s.Now, s.Stats
+	c.members = map[string]*member{}
+	c.incidents = map[string]*incident{}
+	c.byService = map[string]map[*incident]struct{}{}
+	c.changes = s.Changes
+	if c.changes == nil {
+		c.changes = map[string][]Change{}
+	}
+	for _, is := range s.Incidents {
+		if len(is.Members) == 0 {
+			continue
+		}
+		inc := &incident{
+			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
+			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
+			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, services: map[string]int{},
+		}
+		for _, ms := range is.Members {
+			m := &member{Member: ms.Member, flips: ms.Flips, inc: inc}
+			inc.members = append(inc.members, m)
+			c.members[m.Fingerprint] = m
+			if m.Firing {
+				inc.firing++
+			}
+			if m.Flapping {
+				inc.flapping++
+			}
+			if inc.services[m.Service] == 0 {
+				c.index(inc, m.Service)
+			}
+			inc.services[m.Service]++
+		}
+		c.incidents[inc.id] = inc
+	}
+	return nil
+}

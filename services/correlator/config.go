@@ -1,0 +1,97 @@
+package correlator
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// ErrInvalidConfig is wrapped by Validate's errors.
+var ErrInvalidConfig = fmt.Errorf("correlator: %w", config.ErrInvalidConfig)
+
+// Config is the correlator's section.
+type Config struct {
+	// Consumer reads alerts, anomalies and changes: stream EVENTS, durable
+	// "correlator", filters events.alert.>, events.anomaly.>, events.change.>.
+	Consumer bus.ConsumerConfig `yaml:"consumer"`
+	// Catalog is the service catalog file (YAML: services → owner, team,
+	// tier, runbook, depends_on); empty means no topology, a service then
+	// relates only to itself.
+	Catalog string `yaml:"catalog"`
+	// Rules tune the grouping, lifecycle and flapping (pkg/correlate).
+	Rules correlate.Config `yaml:"rules"`
+	// IdleAdvance: when no signal arrived for this long, event time moves
+	// on with the wall clock, so incidents resolve while nothing happens;
+	// a replay of history, which never idles, runs on event time alone
+	// (default 10s).
+	IdleAdvance time.Duration `yaml:"idle_advance"`
+	// State is where the incidents are kept between runs.
+	State StateConfig `yaml:"state"`
+}
+
+// StateConfig says where and how often the correlator's state is saved.
+type StateConfig struct {
+	// Disabled keeps the state in memory only (tests, benchmarks).
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the JetStream object store (default "correlator").
+	Bucket string `yaml:"bucket"`
+	// Key names the object (default: the consumer's durable name).
+	Key string `yaml:"key"`
+	// SaveEvery is the period of saves while running (default 10s); the
+	// state is also saved on shutdown.
+	SaveEvery time.Duration `yaml:"save_every"`
+}
+
+// DefaultConfig is the correlator with no configuration at all.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults fills what is unset.
+func (c Config) WithDefaults() Config {
+	if c.Consumer.Stream == "" {
+		c.Consumer.Stream = bus.StreamEvents
+	}
+	if c.Consumer.Durable == "" {
+		c.Consumer.Durable = "correlator"
+	}
+	if len(c.Consumer.FilterSubjects) == 0 {
+		c.Consumer.FilterSubjects = []string{event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange)}
+	}
+	if c.IdleAdvance == 0 {
+		c.IdleAdvance = 10 * time.Second
+	}
+	if c.State.Bucket == "" {
+		c.State.Bucket = "correlator"
+	}
+	if c.State.Key == "" {
+		c.State.Key = c.Consumer.Durable
+	}
+	if c.State.SaveEvery == 0 {
+		c.State.SaveEvery = 10 * time.Second
+	}
+	c.Rules = c.Rules.WithDefaults()
+	return c
+}
+
+// Validate names the key that is wrong; unset fields take their defaults.
+func (c Config) Validate() error {
+	if c.IdleAdvance < 0 || c.State.SaveEvery < 0 {
+		return fmt.Errorf("%w: correlator.idle_advance and correlator.state.save_every must not be negative", ErrInvalidConfig)
+	}
+	c = c.WithDefaults()
+	if err := c.Consumer.Validate(); err != nil {
+		return fmt.Errorf("%w: correlator.consumer: %w", ErrInvalidConfig, err)
+	}
+	if err := c.Rules.Validate(); err != nil {
+		return err
+	}
+	if c.Catalog != "" {
+		if _, err := correlate.ReadCatalog(c.Catalog); err != nil {
+			return fmt.Errorf("%w: correlator.catalog: %w", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}

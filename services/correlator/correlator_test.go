@@ -1,0 +1,159 @@
+package correlator
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+const catalogYAML = `
+services:
+  web:         {team: storefront, depends_on: [checkout]}
+  checkout:    {team: payments, runbook: https://runbooks/checkout, depends_on: [payments-db]}
+  payments-db: {team: dba, runbook: https://runbooks/pg}
+  search:      {team: discovery}
+`
+
+func writeCatalog(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(p, []byte(catalogYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// alertEvent is an alert as the ingest gateway's Alertmanager decoder
+// makes it: time = startsAt (endsAt when resolved), Alertmanager's
+// fingerprint.
+func alertEvent(t testing.TB, name, service string, startsAt time.Duration, resolvedAt time.Duration) *event.Envelope {
+	t.Helper()
+	body := event.AlertBody{Name: name, Status: event.AlertFiring, StartsAt: t0.Add(startsAt), Annotations: map[string]string{"summary": name + " on " + service}}
+	at := body.StartsAt
+	if resolvedAt > 0 {
+		body.Status, body.EndsAt = event.AlertResolved, t0.Add(resolvedAt)
+		at = body.EndsAt
+	}
+	e, err := event.New(event.KindAlert, service, at, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Labels = map[string]string{"alertname": name, "service": service, "severity": "critical"}
+	e.Severity = event.SeverityCritical
+	e.Fingerprint = event.Fingerprint(event.KindAlert, service, e.Labels, nil)[:16]
+	e.ID = event.DerivedID(at, e.Fingerprint, body.Status)
+	return e
+}
+
+// clock is a wall clock tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+func TestProcessorTurnsAStormIntoIncidents(t *testing.T) {
+	wall := &clock{t: t0}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	storm := []*event.Envelope{
+		alertEvent(t, "HighLatency", "web", 0, 0),
+		alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 0),
+		alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0),
+		alertEvent(t, "HighLatency", "search", 31*time.Second, 0), // unrelated
+	}
+	for i, r := range h.Feed(storm...) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("alert %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	if r := h.Feed(mustMetric(t))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("a metric sample: %v, want acked and ignored", r.Outcome)
+	}
+	opened := incidentEvents(t, h, "opened")
+	if len(opened) != 2 {
+		t.Fatalf("%d incidents opened, want 2 (the cascade and search)", len(opened))
+	}
+	// Everything resolves; with no signal for a while the wall clock moves
+	// event time on and the incidents resolve.
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
+		alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(t, "HighLatency", "search", 31*time.Second, 3*time.Minute))
+	for i := 1; i <= 400; i++ {
+		wall.set(t0.Add(time.Duration(i) * time.Second))
+		if err := h.Tick(wall.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolved := incidentEvents(t, h, "resolved")
+	if len(resolved) != 2 {
+		t.Fatalf("%d incidents resolved after idling, want 2", len(resolved))
+	}
+	var cascade event.IncidentBody
+	for _, e := range resolved {
+		if e.Service == "payments-db" {
+			if err := e.DecodeBody(&cascade); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if cascade.Team != "dba" || !strings.HasPrefix(cascade.Title, "ReplicationLag on payments-db and 2 more services") {
+		t.Fatalf("cascade incident %+v, want it named after its root with the root's team", cascade)
+	}
+}
+
+func mustMetric(t testing.TB) *event.Envelope {
+	v := 1.0
+	e, err := event.New(event.KindMetric, "web", t0, event.MetricBody{Name: "up", Value: &v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func incidentEvents(t testing.TB, h *stagetest.Harness, status string) []*event.Envelope {
+	t.Helper()
+	var out []*event.Envelope
+	for _, e := range h.Pub.Events(t) {
+		var b event.IncidentBody
+		if err := e.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == event.KindIncident && b.Status == status {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestConfigErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "cat.yaml")
+	os.WriteFile(bad, []byte("services:\n  a: {depends_on: [b]}\n"), 0o600)
+	if err := (Config{Catalog: bad}).Validate(); err == nil || !strings.Contains(err.Error(), `correlator.catalog`) || !strings.Contains(err.Error(), `"b" is not in the catalog`) {
+		t.Fatalf("bad catalog: %v", err)
+	}
+	if err := (Config{IdleAdvance: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.idle_advance") {
+		t.Fatalf("negative idle_advance: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

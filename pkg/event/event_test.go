@@ -420,6 +420,9 @@ func TestDerivedID(t *testing.T) {
 			t.Fatalf("time %v: %q is not a ULID", t0, id)
 		}
 	}
+	if id := NewID(time.Time{}); !ValidID(id) {
+		t.Fatalf("NewID of the zero time: %q", id)
+	}
 	if !IDTime("not an id").IsZero() {
 		t.Fatal("IDTime of a non-ULID is not the zero time")
 	}

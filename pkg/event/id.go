@@ -20,16 +20,18 @@ var ids = struct {
 	entropy *ulid.MonotonicEntropy
 }{entropy: ulid.Monotonic(rand.Reader, 0)}
 
-// NewID returns a new ULID for time t.
+// NewID returns a new ULID for time t (clamped into what a ULID holds:
+// 1970 to the year 10889).
 func NewID(t time.Time) string {
+	ms := uint64(min(max(t.UnixMilli(), 0), int64(ulid.MaxTime())))
 	ids.Lock()
-	id, err := ulid.New(ulid.Timestamp(t), ids.entropy)
+	id, err := ulid.New(ms, ids.entropy)
 	if err != nil {
 		// The monotonic reader overflows only after 2^80 ids in one
 		// millisecond or when the clock goes backwards past an id already
 		// handed out; a fresh reader starts a new random sequence.
 		ids.entropy = ulid.Monotonic(rand.Reader, 0)
-		id = ulid.MustNew(ulid.Timestamp(t), ids.entropy)
+		id = ulid.MustNew(ms, ids.entropy)
 	}
 	ids.Unlock()
 	return id.String()

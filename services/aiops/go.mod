@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aiops-dev/aiops/pkg v0.0.0
+	github.com/aiops-dev/aiops/services/correlator v0.0.0
 	github.com/aiops-dev/aiops/services/detector v0.0.0
 	github.com/aiops-dev/aiops/services/ingest v0.0.0
 	github.com/aiops-dev/aiops/services/logminer v0.0.0
@@ -47,6 +48,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/go-version v1.9.0 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/lufia/plan9stats v0.0.0-20260330125221-c963978e514e // indirect
@@ -115,6 +117,7 @@ require (
 
 replace (
 	github.com/aiops-dev/aiops/pkg => ../../pkg
+	github.com/aiops-dev/aiops/services/correlator => ../correlator
 	github.com/aiops-dev/aiops/services/detector => ../detector
 	github.com/aiops-dev/aiops/services/ingest => ../ingest
 	github.com/aiops-dev/aiops/services/logminer => ../logminer

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/correlator"
 	"github.com/aiops-dev/aiops/services/detector"
 	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/logminer"
@@ -25,6 +26,7 @@ func Components() []platform.Component {
 		}),
 		logminer.Component,
 		detector.Component,
+		correlator.Component,
 	}
 }
 

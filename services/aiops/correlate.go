@@ -1,0 +1,358 @@
+package aiops
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/ingest/decode"
+)
+
+// correlateCommand is `aiops correlate replay`: the correlator's code run
+// over a file of alerts, changes and events.
+func correlateCommand(ctx context.Context, args []string) error {
+	return correlateMain(ctx, args, os.Stdout, os.Stderr)
+}
+
+const correlateUsage = `usage: aiops correlate replay --input events.jsonl [--catalog catalog.yaml] [--output result.json] [flags]
+
+Groups alerts, anomalies and changes into incidents offline, with the
+correlator service's code, on the events' own times (history replays in
+seconds and gives the incidents the service would have made). Each input
+line is one of:
+
+  {"type":"alertmanager","time":RFC3339,"payload":<Alertmanager webhook v4 payload>}
+  {"type":"change","time":RFC3339,"change":{"service","kind","version","author","commit","url"}}
+  {"type":"event","event":<aiops envelope>}
+
+The output (JSON) has "incidents" (id, status, services, root causes, member
+alert fingerprints, linked changes) and "assignments" (alert fingerprint →
+incident id) covering every alert that went in. "-" reads standard input or
+writes standard output. Progress goes to standard error.
+`
+
+// MaxReplayLine bounds one input line (an Alertmanager payload of many
+// alerts included).
+const MaxReplayLine = 16 << 20
+
+func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "replay" {
+		fmt.Fprint(stderr, correlateUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+			return nil
+		}
+		return service.Usage(errors.New(`correlate: want the subcommand "replay"`))
+	}
+	fs := flag.NewFlagSet("aiops correlate replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, correlateUsage, "\nflags:\n"); fs.PrintDefaults() }
+	input := fs.String("input", "", "JSON lines of alerts, changes and events (- for standard input)")
+	catalog := fs.String("catalog", "", "service catalog (YAML or JSON: services → owner, team, tier, runbook, depends_on)")
+	output := fs.String("output", "-", "where the result JSON goes (- for standard output)")
+	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
+	if err := fs.Parse(args[1:]); err != nil {
+		return service.Usage(err)
+	}
+	if *input == "" {
+		fs.Usage()
+		return service.Usage(errors.New("correlate replay: --input is required"))
+	}
+	var cat *correlate.Catalog
+	if *catalog != "" {
+		var err error
+		if cat, err = correlate.ReadCatalog(*catalog); err != nil {
+			return service.Usage(err)
+		}
+	}
+	cfg := correlate.DefaultConfig()
+	if *rules != "" {
+		if err := loadRules(*rules, &cfg); err != nil {
+			return service.Usage(err)
+		}
+	}
+	in, closeIn, err := openInput(*input)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	res, err := Replay(ctx, in, cfg, cat, stderr)
+	if err != nil {
+		return err
+	}
+	return writeOutput(*output, stdout, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	})
+}
+
+func openInput(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return os.Stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, service.Usage(fmt.Errorf("correlate replay: %w", err))
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "-" {
+		return write(stdout)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadRules reads a YAML file of correlation rules strictly.
+func loadRules(path string, cfg *correlate.Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("correlate replay: --rules: %w", err)
+	}
+	if err := strictYAML(data, cfg); err != nil {
+		return fmt.Errorf("correlate replay: --rules %s: %w", path, err)
+	}
+	return cfg.Validate()
+}
+
+// ReplayResult is what `aiops correlate replay` writes.
+type ReplayResult struct {
+	Incidents []ReplayIncident `json:"incidents"`
+	// Assignments maps every alert fingerprint that went in to its
+	// incident.
+	Assignments map[string]string `json:"assignments"`
+	// EventAssignments maps the id of every alert and anomaly event that
+	// went in to its incident.
+	EventAssignments map[string]string `json:"event_assignments"`
+	Stats            correlate.Stats   `json:"stats"`
+	Lines            int               `json:"lines"`
+}
+
+// ReplayIncident is one incident of a replay.
+type ReplayIncident struct {
+	ID         string                `json:"id"`
+	Status     string                `json:"status"`
+	Title      string                `json:"title"`
+	OpenedAt   time.Time             `json:"opened_at"`
+	ResolvedAt time.Time             `json:"resolved_at,omitzero"`
+	Services   []string              `json:"services"`
+	RootCauses []correlate.Candidate `json:"root_causes"`
+	Alerts     []string              `json:"alerts"`
+	Anomalies  []string              `json:"anomalies,omitempty"`
+	Changes    []correlate.Change    `json:"changes,omitempty"`
+	Team       string                `json:"team,omitempty"`
+	Runbook    string                `json:"runbook,omitempty"`
+	Members    int                   `json:"member_count"`
+}
+
+// replayLine is one input line.
+type replayLine struct {
+	Type    string          `json:"type"`
+	Time    time.Time       `json:"time"`
+	Payload json.RawMessage `json:"payload"`
+	Change  *struct {
+		Service string `json:"service"`
+		Kind    string `json:"kind"`
+		Version string `json:"version"`
+		Author  string `json:"author"`
+		Commit  string `json:"commit"`
+		URL     string `json:"url"`
+	} `json:"change"`
+	Event json.RawMessage `json:"event"`
+}
+
+// Replay runs the correlator over the lines of in; progress goes to
+// progress every 10,000 lines. A bad line is an error naming its number.
+func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer) (*ReplayResult, error) {
+	c, err := correlate.New(cfg, cat)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReplayResult{Assignments: map[string]string{}, EventAssignments: map[string]string{}}
+	last := map[string]correlate.State{}
+	record := func(ups []correlate.Update) {
+		for _, u := range ups {
+			last[u.State.IncidentID] = u.State
+		}
+	}
+	alertFP := map[string]bool{}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
+	started := time.Now()
+	for sc.Scan() {
+		res.Lines++
+		if res.Lines%10_000 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(progress, "correlate replay: %d lines, %d incidents, %.0f lines/s\n", res.Lines, c.Stats().Opened, float64(res.Lines)/time.Since(started).Seconds())
+		}
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		envs, err := lineEvents(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", res.Lines, err)
+		}
+		for _, e := range envs {
+			s, ok, err := correlate.SignalOf(e)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w", res.Lines, err)
+			}
+			if !ok {
+				continue
+			}
+			record(c.Observe(s))
+			if s.Kind == correlate.SignalChange {
+				continue
+			}
+			if s.Kind == correlate.SignalAlert {
+				alertFP[s.Fingerprint] = true
+			}
+			if id, ok := c.IncidentOf(s.Fingerprint); ok {
+				if s.Kind == correlate.SignalAlert {
+					res.Assignments[s.Fingerprint] = id
+				}
+				res.EventAssignments[e.ID] = id
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", res.Lines+1, err)
+	}
+	// Let every incident run its course.
+	record(c.Advance(c.Now().Add(cfg.WithDefaults().QuietPeriod + cfg.WithDefaults().ReopenWindow)))
+	for _, st := range c.Incidents() {
+		last[st.IncidentID] = st
+	}
+	// Alerts that only ever resolved belong to no incident; give each its
+	// own, so that assignments cover every alert that went in.
+	for fp := range alertFP {
+		if _, ok := res.Assignments[fp]; !ok {
+			res.Assignments[fp] = "unassigned:" + fp
+		}
+	}
+	members := map[string][]string{}
+	for fp, id := range res.Assignments {
+		members[id] = append(members[id], fp)
+	}
+	anomalies := map[string][]string{}
+	for id, inc := range res.EventAssignments {
+		if !alertFP[id] {
+			anomalies[inc] = append(anomalies[inc], id)
+		}
+	}
+	for id, st := range last {
+		ri := ReplayIncident{ID: id, Status: st.State, Title: st.Title, OpenedAt: st.OpenedAt, ResolvedAt: st.ResolvedAt,
+			Services: st.Services, RootCauses: st.RootCauses, Changes: st.Changes, Team: st.Team, Runbook: st.Runbook, Members: st.MemberCount}
+		ri.Alerts = members[id]
+		sort.Strings(ri.Alerts)
+		for _, m := range st.Members {
+			if m.Kind == correlate.SignalAnomaly {
+				ri.Anomalies = append(ri.Anomalies, m.Fingerprint)
+			}
+		}
+		res.Incidents = append(res.Incidents, ri)
+	}
+	sort.Slice(res.Incidents, func(i, j int) bool {
+		if !res.Incidents[i].OpenedAt.Equal(res.Incidents[j].OpenedAt) {
+			return res.Incidents[i].OpenedAt.Before(res.Incidents[j].OpenedAt)
+		}
+		return res.Incidents[i].ID < res.Incidents[j].ID
+	})
+	res.Stats = c.Stats()
+	fmt.Fprintf(progress, "correlate replay: %d lines, %d alerts, %d incidents in %s\n", res.Lines, len(alertFP), len(res.Incidents), time.Since(started).Round(time.Millisecond))
+	return res, nil
+}
+
+// lineEvents turns one input line into envelopes, with the ingest
+// gateway's decoders (the same events the service would get).
+func lineEvents(data []byte) ([]*event.Envelope, error) {
+	var l replayLine
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("not a JSON object of the replay format: %w", err)
+	}
+	switch l.Type {
+	case "alertmanager":
+		if len(l.Payload) == 0 {
+			return nil, errors.New(`type alertmanager: "payload" is required`)
+		}
+		b, err := decode.Alertmanager(l.Payload, decode.Options{Now: l.Time})
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager payload: %w", err)
+		}
+		return b.Events, nil
+	case "change":
+		if l.Change == nil {
+			return nil, errors.New(`type change: "change" is required`)
+		}
+		ch := map[string]any{"service": l.Change.Service, "type": l.Change.Kind, "version": l.Change.Version,
+			"author": l.Change.Author, "commit": l.Change.Commit, "url": l.Change.URL, "time": l.Time.Format(time.RFC3339Nano)}
+		if l.Change.Kind == "" {
+			delete(ch, "type")
+		}
+		body, _ := json.Marshal(ch)
+		b, err := decode.Changes(body, decode.Options{Now: l.Time})
+		if err != nil {
+			return nil, fmt.Errorf("change: %w", err)
+		}
+		return b.Events, nil
+	case "event":
+		if len(l.Event) == 0 {
+			return nil, errors.New(`type event: "event" is required`)
+		}
+		// An event without an id gets one derived from its content, so a
+		// replay is the same every time.
+		// A line without a time observes the event at its own time.
+		observed := l.Time
+		if observed.IsZero() {
+			var t struct {
+				Time time.Time `json:"time"`
+			}
+			_ = json.Unmarshal(l.Event, &t)
+			observed = t.Time
+		}
+		e, err := event.DecodeWithID(l.Event, observed, func(e *event.Envelope) string {
+			return event.DerivedID(e.Time, "replay", string(l.Event))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("event: %w", err)
+		}
+		return []*event.Envelope{e}, nil
+	case "":
+		return nil, errors.New(`"type" is required (alertmanager, change or event)`)
+	}
+	return nil, fmt.Errorf("type %q: want alertmanager, change or event", l.Type)
+}
+
+// strictYAML decodes data into dst, refusing unknown keys.
+func strictYAML(data []byte, dst any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}

@@ -57,6 +57,7 @@ type incident struct {
 	comments       []Comment
 	members        []*member
 	services       map[string]int // members per service
+	names          map[string]int // members per signal name
 	firing         int            // members firing (alerts only)
 	flapping       int            // members flapping
 	changes        []Change
@@ -77,6 +78,11 @@ type Correlator struct {
 	topo *topology
 
 	now       time.Time // the watermark: the latest event time seen
+	// due is the earliest time at which time alone changes an incident
+	// (a quiet period ends, a held update is due, a member may calm, a
+	// resolved incident is forgotten): Advance scans only once it passed;
+	// zero when no incident waits for time.
+	due time.Time
 	members   map[string]*member
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}
@@ -125,6 +131,7 @@ func (c *Correlator) Fingerprints() int { return len(c.members) }
 // publish, in order.
 func (c *Correlator) Observe(s Signal) []Update {
 	ups := c.Advance(s.Time)
+	defer c.schedule(s.Fingerprint)
 	c.stats.Signals++
 	if s.Kind == SignalChange {
 		c.change(s)
@@ -293,17 +300,7 @@ func (c *Correlator) takes(inc *incident, s Signal) bool {
 	return true
 }
 
-func (inc *incident) hasName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, m := range inc.members {
-		if m.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func (inc *incident) hasName(name string) bool { return name != "" && inc.names[name] > 0 }
 
 // open starts an incident with s as its first member.
 func (c *Correlator) open(s Signal) Update {
@@ -311,7 +308,7 @@ func (c *Correlator) open(s Signal) Update {
 		id:       event.DerivedID(s.Time, "incident", s.Fingerprint, s.Time.UTC().Format(time.RFC3339Nano)),
 		status:   StatusOpen,
 		openedAt: s.Time, lastSignal: s.Time,
-		services: map[string]int{},
+		services: map[string]int{}, names: map[string]int{},
 	}
 	if len(c.cfg.GroupBy) > 0 {
 		inc.groupLabels = make(map[string]string, len(c.cfg.GroupBy))
@@ -353,6 +350,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		c.linkChanges(inc, s.Service)
 	}
 	inc.services[s.Service]++
+	inc.names[s.Name]++
 	inc.dirty = true
 	c.evict()
 }
@@ -393,6 +391,9 @@ func (c *Correlator) detach(m *member) {
 	}
 	if m.Flapping {
 		inc.flapping--
+	}
+	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {
+		delete(inc.names, m.Name)
 	}
 	if inc.services[m.Service]--; inc.services[m.Service] <= 0 {
 		delete(inc.services, m.Service)
@@ -438,6 +439,7 @@ func (c *Correlator) change(s Signal) {
 		for svc := range inc.services {
 			if hops := c.topo.hops(svc, s.Service); svc == s.Service || hops > 0 && hops <= c.cfg.DownDepth {
 				inc.link(ch)
+				c.lower(c.dueOf(inc))
 				break
 			}
 		}
@@ -497,6 +499,15 @@ func (c *Correlator) Advance(t time.Time) []Update {
 		c.now = t
 	}
 	now := c.now
+	if c.due.IsZero() || now.Before(c.due) {
+		return nil // nothing changes by time alone before due
+	}
+	c.due = time.Time{}
+	defer func() {
+		for _, inc := range c.incidents {
+			c.lower(c.dueOf(inc))
+		}
+	}()
 	var ups []Update
 	for _, inc := range c.sortedIncidents() {
 		switch inc.status {
@@ -521,6 +532,47 @@ func (c *Correlator) Advance(t time.Time) []Update {
 		}
 	}
 	return ups
+}
+
+// dueOf is when time alone next changes inc (zero: never).
+func (c *Correlator) dueOf(inc *incident) time.Time {
+	if inc.status == StatusResolved {
+		return inc.resolvedAt.Add(c.cfg.ReopenWindow + time.Nanosecond)
+	}
+	var due time.Time
+	earlier := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
+	if inc.firing == 0 {
+		earlier(inc.lastSignal.Add(c.cfg.QuietPeriod))
+	}
+	if inc.dirty && inc.flapping == 0 {
+		earlier(inc.lastPublished.Add(c.cfg.UpdateInterval))
+	}
+	if inc.flapping > 0 {
+		for _, m := range inc.members {
+			if m.Flapping && len(m.flips) > 0 {
+				earlier(m.flips[0].Add(c.cfg.FlapWindow))
+			}
+		}
+	}
+	return due
+}
+
+// lower brings the next scan forward to t.
+func (c *Correlator) lower(t time.Time) {
+	if !t.IsZero() && (c.due.IsZero() || t.Before(c.due)) {
+		c.due = t
+	}
+}
+
+// schedule brings the next scan forward for the incident of fingerprint fp.
+func (c *Correlator) schedule(fp string) {
+	if m, ok := c.members[fp]; ok && m.inc != nil {
+		c.lower(c.dueOf(m.inc))
+	}
 }
 
 // calm ends the flapping of members with fewer than FlapStop changes in
@@ -619,6 +671,7 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 	if !ok {
 		return Update{}, fmt.Errorf("%w: %s", ErrUnknownIncident, cmd.IncidentID)
 	}
+	defer func() { c.lower(c.dueOf(inc)) }()
 	t := cmd.Time
 	if t.IsZero() {
 		t = c.now

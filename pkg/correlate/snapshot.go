@@ -69,7 +69,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if s.Version != snapshotVersion {
 		return fmt.Errorf("correlate: snapshot version %d, want %d", s.Version, snapshotVersion)
 	}
-	c.now, c.stats = s.Now, s.Stats
+	c.now, c.stats, c.due = s.Now, s.Stats, time.Time{}
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}
@@ -85,7 +85,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, services: map[string]int{},
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, services: map[string]int{}, names: map[string]int{},
 		}
 		for _, ms := range is.Members {
 			m := &member{Member: ms.Member, flips: ms.Flips, inc: inc}
@@ -101,8 +101,10 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 				c.index(inc, m.Service)
 			}
 			inc.services[m.Service]++
+			inc.names[m.Name]++
 		}
 		c.incidents[inc.id] = inc
+		c.lower(c.dueOf(inc))
 	}
 	return nil
 }

@@ -1,0 +1,108 @@
+package correlate
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// layeredCatalog is n services in four layers, each depending on two of
+// the layer below.
+func layeredCatalog(n int) *Catalog {
+	c := &Catalog{Services: map[string]Service{}}
+	per := n / 4
+	name := func(layer, i int) string { return fmt.Sprintf("svc-%d-%d", layer, i) }
+	for layer := range 4 {
+		for i := range per {
+			s := Service{Team: fmt.Sprintf("team-%d", i%10)}
+			if layer < 3 {
+				s.DependsOn = []string{name(layer+1, i), name(layer+1, (i+1)%per)}
+			}
+			c.Services[name(layer, i)] = s
+		}
+	}
+	return c
+}
+
+// populated is a correlator holding fps active fingerprints: firing alerts
+// on the catalog's services, in incidents of about 100 members.
+func populated(b *testing.B, fps int) (*Correlator, []Signal) {
+	cat := layeredCatalog(400)
+	c, err := New(Config{MaxFingerprints: 2 * fps}, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, 0, len(cat.Services))
+	for n := range cat.Services {
+		names = append(names, n)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	sigs := make([]Signal, fps)
+	for i := range sigs {
+		svc := names[rng.IntN(len(names))]
+		at := t0.Add(time.Duration(i/100) * time.Second)
+		sigs[i] = Signal{Kind: SignalAlert, Fingerprint: fmt.Sprintf("%016x", rng.Uint64()), Service: svc, Name: "HighLatency",
+			Severity: event.SeverityWarning, Time: at, EventID: event.NewID(at)}
+		c.Observe(sigs[i])
+	}
+	return c, sigs
+}
+
+// BenchmarkObserve: signals through the correlator's processing with
+// 100,000 active fingerprints, as an alert storm's repeats and state
+// changes arrive (90% repeats of firing members, 10% resolutions and
+// re-firings). Reports signals/s.
+func BenchmarkObserve(b *testing.B) {
+	c, sigs := populated(b, 100_000)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := c.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s := sigs[rng.IntN(len(sigs))]
+		now = now.Add(time.Millisecond)
+		s.Time = now
+		if i%10 == 0 {
+			s.Resolved = rng.IntN(2) == 0
+		}
+		c.Observe(s)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+	if c.Fingerprints() < 90_000 {
+		b.Fatalf("only %d fingerprints active", c.Fingerprints())
+	}
+}
+
+// BenchmarkNewFingerprints: new members joining incidents by topology.
+func BenchmarkNewFingerprints(b *testing.B) {
+	c, sigs := populated(b, 100_000)
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := c.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s := sigs[rng.IntN(len(sigs))]
+		now = now.Add(time.Millisecond)
+		s.Time, s.Fingerprint = now, fmt.Sprintf("new-%d", i)
+		c.Observe(s)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+}
+
+// BenchmarkBytesPerFingerprint: heap held per active fingerprint.
+func BenchmarkBytesPerFingerprint(b *testing.B) {
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c, _ := populated(b, 100_000)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.Fingerprints()), "B/fingerprint")
+		runtime.KeepAlive(c)
+	}
+}

@@ -77,12 +77,12 @@ type Correlator struct {
 	cat  *Catalog
 	topo *topology
 
-	now       time.Time // the watermark: the latest event time seen
+	now time.Time // the watermark: the latest event time seen
 	// due is the earliest time at which time alone changes an incident
 	// (a quiet period ends, a held update is due, a member may calm, a
 	// resolved incident is forgotten): Advance scans only once it passed;
 	// zero when no incident waits for time.
-	due time.Time
+	due       time.Time
 	members   map[string]*member
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}

@@ -26,7 +26,10 @@ func Components() []platform.Component {
 		}),
 		logminer.Component,
 		detector.Component,
-		correlator.Component,
+		// The incidents API on 127.0.0.1:8081, its token kept in data/.
+		platform.WithDefaults(correlator.Component, func() correlator.Config {
+			return correlator.Config{API: correlator.APIConfig{Listen: "127.0.0.1:8081", GenerateTokenFile: "data/api-token"}}
+		}),
 	}
 }
 

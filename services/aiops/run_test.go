@@ -65,13 +65,13 @@ func TestRunPipeline(t *testing.T) {
 	dsn := testenv.ClickHouse(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var natsAddr, adminAddr, ingestAddr string
+	var natsAddr, adminAddr, ingestAddr, apiAddr string
 	var finished chan error
 	// The ports are picked free and then handed over, so a test binary
 	// running beside this one may take one in between: start again on new
 	// ports when a bind fails.
 	for attempt := 1; ; attempt++ {
-		natsAddr, adminAddr, ingestAddr = freePort(t), freePort(t), freePort(t)
+		natsAddr, adminAddr, ingestAddr, apiAddr = freePort(t), freePort(t), freePort(t), freePort(t)
 		finished = make(chan error, 1)
 		go func(finished chan error) {
 			finished <- runPipeline(ctx, []string{
@@ -82,6 +82,8 @@ func TestRunPipeline(t *testing.T) {
 				"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
 				"-set", "store.dsn=" + dsn,
 				"-set", "admin.listen=" + adminAddr,
+				"-set", "correlator.api.listen=" + apiAddr,
+				"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
 				"-set", "writer.max_age=100ms",
 				"-set", "logminer.state.save_every=1s",
 				"-set", "log.level=warn",

@@ -31,6 +31,8 @@ type Config struct {
 	IdleAdvance time.Duration `yaml:"idle_advance"`
 	// State is where the incidents are kept between runs.
 	State StateConfig `yaml:"state"`
+	// API is the incidents API (off unless api.listen is set).
+	API APIConfig `yaml:"api"`
 }
 
 // StateConfig says where and how often the correlator's state is saved.
@@ -86,6 +88,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: correlator.consumer: %w", ErrInvalidConfig, err)
 	}
 	if err := c.Rules.Validate(); err != nil {
+		return err
+	}
+	if err := c.API.Validate(); err != nil {
 		return err
 	}
 	if c.Catalog != "" {

@@ -11,9 +11,12 @@
 package correlator
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -37,6 +42,7 @@ type Processor struct {
 	c           *correlate.Correlator
 	lastArrival time.Time // wall clock of the last signal
 	lastTick    time.Time
+	commands    []pendingCommand // applied by the next tick
 }
 
 // NewProcessor builds the processor without a network: it reads the
@@ -93,29 +99,20 @@ func (p *Processor) emit(ups []correlate.Update, out stage.Emitter) error {
 	return nil
 }
 
-// Tick lets event time move on with the wall clock while no signal
-// arrives (see Config.IdleAdvance), resolving quiet incidents and
-// publishing held updates.
+// Tick applies the commands submitted since the last tick, and lets event
+// time move on with the wall clock while no signal arrives (see
+// Config.IdleAdvance), resolving quiet incidents and publishing held
+// updates.
 func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.applyCommands(now, out)
 	step := now.Sub(p.lastTick)
 	p.lastTick = now
 	if p.lastArrival.IsZero() || now.Sub(p.lastArrival) < p.cfg.IdleAdvance || step <= 0 || p.c.Now().IsZero() {
 		return nil
 	}
 	return p.emit(p.c.Advance(p.c.Now().Add(step)), out)
-}
-
-// Apply carries out a command on an incident and emits its event.
-func (p *Processor) Apply(cmd correlate.Command, out stage.Emitter) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	u, err := p.c.Apply(cmd)
-	if err != nil {
-		return err
-	}
-	return p.emit([]correlate.Update{u}, out)
 }
 
 // Incidents returns the incidents in memory.
@@ -171,10 +168,13 @@ func (d durable) Checkpoint(ctx context.Context) error {
 	return err
 }
 
-// Service is the correlator wired to JetStream.
+// Service is the correlator wired to JetStream, with its incidents API
+// and its command consumer.
 type Service struct {
 	*stage.Stage
-	proc *Processor
+	proc     *Processor
+	api      *API          // nil without api.listen
+	commands *bus.Consumer // incidents.command.> on INCIDENTS
 }
 
 // New builds the correlator on js: the processor, its state store and its
@@ -202,11 +202,64 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	return &Service{Stage: st, proc: proc}, nil
+	s := &Service{Stage: st, proc: proc}
+	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
+		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
+		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.API.Listen != "" {
+		if s.api, err = newAPI(proc, cfg.API, log); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Run consumes signals and commands and serves the API until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = s.Stage.Run(ctx) })
+	wg.Go(func() { errs[1] = s.commands.Run(ctx, bus.Sync(s.command)) })
+	if s.api != nil {
+		wg.Go(func() { errs[2] = s.api.Run(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// API is the incidents API (nil when api.listen is not set).
+func (s *Service) API() *API { return s.api }
+
+// command applies one command taken from incidents.command.<id>: a JSON
+// correlate.Command (the incident id may come from the subject alone).
+// A command the incident refuses is dead-lettered with the reason.
+func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
+	var cmd correlate.Command
+	dec := json.NewDecoder(bytes.NewReader(d.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cmd); err != nil {
+		return errs.Permanent(fmt.Errorf("correlator: command on %s: %w", d.Subject, err))
+	}
+	if cmd.IncidentID == "" {
+		cmd.IncidentID = strings.TrimPrefix(d.Subject, event.IncidentCommandPrefix+".")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := s.proc.Submit(cctx, cmd)
+	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) {
+		return errs.Permanent(err)
+	}
+	return err
 }
 
 // Processor is the service's processor (its incidents, commands).
 func (s *Service) Processor() *Processor { return s.proc }
 
-// Collector exports the runtime's and the consumer's metrics.
-func (s *Service) Collector() prometheus.Collector { return s.Stage.Collector() }
+// Collector exports the runtime's and the consumers' metrics.
+func (s *Service) Collector() prometheus.Collector {
+	return stage.Collectors{s.Stage.Collector(), s.commands.Collector()}
+}

@@ -1,0 +1,336 @@
+package correlator
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/stage"
+)
+
+// APIConfig is the incidents API's listener. It is off unless Listen is
+// set, and always wants a bearer token.
+type APIConfig struct {
+	// Listen is host:port (empty: no API).
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token; the token may also come from the
+	// environment (AIOPS_CORRELATOR__API__TOKEN), never from the file.
+	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-" env:"token"`
+	// GenerateTokenFile, when no token is configured, creates a random
+	// token in this file (mode 0600) at start; `aiops run` uses
+	// data/api-token.
+	GenerateTokenFile string `yaml:"generate_token_file"`
+}
+
+// Validate names the key that is wrong.
+func (c APIConfig) Validate() error {
+	if c.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("%w: correlator.api.listen: %q is not host:port: %v", ErrInvalidConfig, c.Listen, err)
+	}
+	if c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
+		return fmt.Errorf("%w: correlator.api: no token: set correlator.api.token_file, AIOPS_CORRELATOR__API__TOKEN or correlator.api.generate_token_file", ErrInvalidConfig)
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		return fmt.Errorf("%w: correlator.api: token_file and the token from the environment are both set; keep one", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c APIConfig) token(log zerolog.Logger) (string, error) {
+	switch {
+	case c.Token != "":
+		return c.Token, nil
+	case c.TokenFile != "":
+		t, err := config.Secret(c.TokenFile, "")
+		if err != nil {
+			return "", fmt.Errorf("correlator.api.token_file: %w", err)
+		}
+		return t, nil
+	}
+	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("correlator.api.generate_token_file: %w", err)
+	}
+	log.Info().Str("token_file", c.GenerateTokenFile).Msg("incidents API token: send it as 'Authorization: Bearer <token>'")
+	return t, nil
+}
+
+// Errors of Submit.
+var (
+	// ErrCommandTimeout: the command was not applied before the caller's
+	// deadline (commands wait for the next tick, every second).
+	ErrCommandTimeout = errors.New("correlator: the command was not applied in time")
+	// ErrNotStored: the command was applied but its incident event was not
+	// stored yet; the runtime retries it at the next tick.
+	ErrNotStored = errors.New("correlator: the incident event was not stored yet")
+)
+
+// pendingCommand is a command waiting for the next tick.
+type pendingCommand struct {
+	cmd    correlate.Command
+	result chan commandResult
+}
+
+type commandResult struct {
+	state correlate.State
+	err   error
+}
+
+// Submit hands a command to the correlator and waits until the incident
+// event it causes was stored by the stream: commands are applied by the
+// tick, through the runtime, so their events are published (and retried)
+// like every other output. A command the incident refuses (unknown,
+// already resolved) fails at once.
+func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
+	p.mu.Lock()
+	if _, ok := p.c.Incident(cmd.IncidentID); !ok {
+		p.mu.Unlock()
+		return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
+	}
+	pc := pendingCommand{cmd: cmd, result: make(chan commandResult, 1)}
+	p.commands = append(p.commands, pc)
+	p.mu.Unlock()
+	select {
+	case r := <-pc.result:
+		return r.state, r.err
+	case <-ctx.Done():
+		return correlate.State{}, fmt.Errorf("%w: %w", ErrCommandTimeout, ctx.Err())
+	}
+}
+
+// applyCommands runs the pending commands; p.mu is held. Each command's
+// caller hears back once its event was stored.
+func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
+	cmds := p.commands
+	p.commands = nil
+	for _, pc := range cmds {
+		if pc.cmd.Time.IsZero() {
+			pc.cmd.Time = p.c.Now()
+		}
+		u, err := p.c.Apply(pc.cmd)
+		if err != nil {
+			pc.result <- commandResult{err: err}
+			continue
+		}
+		e, err := correlate.Envelope(u, now.UTC())
+		if err == nil {
+			result := pc.result
+			state := u.State
+			err = out.Emit(stage.Output{Event: e, Settled: func(err error) {
+				if err != nil {
+					err = fmt.Errorf("%w: %w", ErrNotStored, err)
+				}
+				result <- commandResult{state: state, err: err}
+			}})
+		}
+		if err != nil {
+			pc.result <- commandResult{err: err}
+		}
+		p.log.Info().Str("incident_id", u.State.IncidentID).Str("action", pc.cmd.Action).Str("by", pc.cmd.By).Msg("incident command applied")
+	}
+}
+
+// API serves the incidents API on the processor's state:
+//
+//	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=
+//	GET  /v1/incidents/{id}
+//	POST /v1/incidents/{id}/ack|resolve|assign|comment   {"by","assignee","text"}
+type API struct {
+	proc  *Processor
+	token [sha256.Size]byte
+	log   zerolog.Logger
+	srv   *http.Server
+	ln    net.Listener
+}
+
+// MaxCommandBody bounds a command request.
+const MaxCommandBody = 64 << 10
+
+func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
+	token, err := cfg.token(log)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{proc: proc, token: sha256.Sum256([]byte(token)), log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/incidents", a.list)
+	mux.HandleFunc("GET /v1/incidents/{id}", a.get)
+	mux.HandleFunc("POST /v1/incidents/{id}/{action}", a.command)
+	a.srv = &http.Server{Handler: a.auth(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
+	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("correlator.api.listen: %w", err)
+	}
+	return a, nil
+}
+
+// Addr is where the API listens.
+func (a *API) Addr() net.Addr { return a.ln.Addr() }
+
+// Run serves until ctx ends.
+func (a *API) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- a.srv.Serve(a.ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.srv.Shutdown(sctx); err != nil {
+		a.srv.Close()
+	}
+	<-done
+	return nil
+}
+
+func (a *API) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(got))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aiops-incidents"`)
+			writeError(w, http.StatusUnauthorized, "send Authorization: Bearer <incidents API token>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// MaxListed bounds the incidents one list returns.
+const MaxListed = 500
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var since, until time.Time
+	for _, p := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &since}, {"until", &until}} {
+		if v := q.Get(p.key); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not an RFC 3339 time", p.key, v))
+				return
+			}
+			*p.dst = t
+		}
+	}
+	status := q.Get("status")
+	if status != "" && !slices.Contains([]string{correlate.StatusOpen, correlate.StatusAcknowledged, correlate.StatusResolved}, status) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q, want open, acknowledged or resolved", status))
+		return
+	}
+	severity := q.Get("severity")
+	if severity != "" {
+		if _, ok := event.ParseSeverity(severity); !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("severity: %q is not a severity", severity))
+			return
+		}
+	}
+	out := []correlate.State{}
+	for _, st := range a.proc.Incidents() {
+		switch {
+		case status != "" && st.State != status,
+			q.Get("service") != "" && !slices.Contains(st.Services, q.Get("service")),
+			q.Get("team") != "" && st.Team != q.Get("team"),
+			severity != "" && string(st.Severity) != severity,
+			!since.IsZero() && st.OpenedAt.Before(since),
+			!until.IsZero() && st.OpenedAt.After(until):
+			continue
+		}
+		st.Timeline = nil // GET /v1/incidents/{id} has it
+		out = append(out, st)
+		if len(out) == MaxListed {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	a.proc.mu.Lock()
+	st, ok := a.proc.c.Incident(r.PathValue("id"))
+	a.proc.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved incidents leave memory after the reopen window; query ClickHouse for older ones)", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) command(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	if !slices.Contains([]string{"ack", "resolve", "assign", "comment"}, action) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no action %q: want ack, resolve, assign or comment", action))
+		return
+	}
+	var body struct {
+		By       string `json:"by"`
+		Assignee string `json:"assignee"`
+		Text     string `json:"text"`
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxCommandBody+1))
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	case len(data) > MaxCommandBody:
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", MaxCommandBody))
+		return
+	case len(strings.TrimSpace(string(data))) > 0:
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, "the body is not a command: "+err.Error())
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: r.PathValue("id"), Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text})
+	switch {
+	case errors.Is(err, correlate.ErrUnknownIncident):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+var _ service.Runner = (*API)(nil)

@@ -1,0 +1,148 @@
+package correlator
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+const apiToken = "test-token-0123456789abcdef"
+
+type apiRig struct {
+	t    *testing.T
+	h    *stagetest.Harness
+	base string
+}
+
+func newAPIRig(t *testing.T) *apiRig {
+	wall := &clock{t: t0}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	api, err := newAPI(proc, APIConfig{Listen: "127.0.0.1:0", Token: apiToken}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	go api.Run(ctx)
+	t.Cleanup(cancel)
+	return &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}
+}
+
+// do sends a request and, while it waits, ticks the runner (commands are
+// applied by the tick).
+func (r *apiRig) do(method, path, token, body string) (int, string) {
+	r.t.Helper()
+	req, _ := http.NewRequest(method, r.base+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{0, err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- answer{resp.StatusCode, string(b)}
+	}()
+	for {
+		select {
+		case a := <-done:
+			return a.code, a.body
+		case <-time.After(20 * time.Millisecond):
+			r.h.Tick(time.Now())
+		}
+	}
+}
+
+func TestAPI(t *testing.T) {
+	r := newAPIRig(t)
+	if code, _ := r.do("GET", "/v1/incidents", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", code)
+	}
+	if code, _ := r.do("GET", "/v1/incidents", "wrong-token-0123456789", ""); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", code)
+	}
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "ReplicationLag", "payments-db", 10*time.Second, 0),
+		alertEvent(t, "HighLatency", "search", 20*time.Second, 0))
+
+	var list struct{ Incidents []correlate.State }
+	code, body := r.do("GET", "/v1/incidents?status=open&service=web", apiToken, "")
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 1 || list.Incidents[0].Team != "dba" {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	id := list.Incidents[0].IncidentID
+	for _, q := range []string{"status=closed", "since=yesterday", "severity=loud"} {
+		if code, body := r.do("GET", "/v1/incidents?"+q, apiToken, ""); code != 400 || !strings.Contains(body, strings.Split(q, "=")[0]) {
+			t.Errorf("%s: %d %s, want 400 naming the parameter", q, code, body)
+		}
+	}
+	var st correlate.State
+	if code, body := r.do("GET", "/v1/incidents/"+id, apiToken, ""); code != 200 || json.Unmarshal([]byte(body), &st) != nil || len(st.Timeline) == 0 {
+		t.Fatalf("get: %d %s", code, body)
+	}
+	if code, _ := r.do("GET", "/v1/incidents/nope", apiToken, ""); code != 404 {
+		t.Fatalf("unknown incident: %d", code)
+	}
+
+	code, body = r.do("POST", "/v1/incidents/"+id+"/ack", apiToken, `{"by":"ana"}`)
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.State != correlate.StatusAcknowledged {
+		t.Fatalf("ack: %d %s", code, body)
+	}
+	if got := incidentEvents(t, r.h, "acknowledged"); len(got) != 1 {
+		t.Fatalf("%d acknowledged events published, want 1", len(got))
+	}
+	if code, body := r.do("POST", "/v1/incidents/"+id+"/ack", apiToken, `{"by":"ana"}`); code != http.StatusConflict {
+		t.Fatalf("second ack: %d %s, want 409", code, body)
+	}
+	if code, _ := r.do("POST", "/v1/incidents/"+id+"/escalate", apiToken, `{}`); code != 404 {
+		t.Fatalf("unknown action: %d", code)
+	}
+	if code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, `{"txt":"typo"}`); code != 400 || !strings.Contains(body, "txt") {
+		t.Fatalf("unknown field: %d %s", code, body)
+	}
+	if code, body := r.do("POST", "/v1/incidents/"+id+"/assign", apiToken, `{"by":"ana","assignee":"bo"}`); code != 200 || !strings.Contains(body, `"assignee": "bo"`) {
+		t.Fatalf("assign: %d %s", code, body)
+	}
+	if code, _ := r.do("POST", "/v1/incidents/"+id+"/resolve", apiToken, `{"by":"bo"}`); code != 200 {
+		t.Fatalf("resolve: %d", code)
+	}
+	if code, body := r.do("GET", "/v1/incidents?status=resolved", apiToken, ""); code != 200 || !strings.Contains(body, id) {
+		t.Fatalf("resolved list: %d %s", code, body)
+	}
+}
+
+func TestAPIConfig(t *testing.T) {
+	if err := (APIConfig{Listen: "127.0.0.1:8081"}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.api: no token") {
+		t.Fatalf("no token: %v", err)
+	}
+	if err := (APIConfig{Listen: "nope"}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.api.listen") {
+		t.Fatalf("bad listen: %v", err)
+	}
+	if err := (APIConfig{}).Validate(); err != nil {
+		t.Fatalf("no API: %v", err)
+	}
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}

@@ -223,6 +223,48 @@ func TestRunPipeline(t *testing.T) {
 		}
 	}
 
+	// An Alertmanager storm goes in through the gateway; the correlator
+	// makes one incident of it, the writer stores the incident, and the
+	// incidents API lists it.
+	now := time.Now().UTC().Truncate(time.Second)
+	am := fmt.Sprintf(`{"version":"4","groupKey":"{}:{}","status":"firing","receiver":"aiops","groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am","alerts":[
+		{"status":"firing","labels":{"alertname":"HighErrorRate","service":"cart","severity":"critical"},"annotations":{"summary":"5xx over 5%%"},"startsAt":%q,"endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom","fingerprint":"c0ffee0000000001"},
+		{"status":"firing","labels":{"alertname":"HighLatency","service":"cart","severity":"warning"},"annotations":{"summary":"p99 over 2s"},"startsAt":%q,"endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://prom","fingerprint":"c0ffee0000000002"}]}`,
+		now.Format(time.RFC3339), now.Add(5*time.Second).Format(time.RFC3339))
+	req, _ = http.NewRequest("POST", "http://"+ingestAddr+"/v1/alertmanager", strings.NewReader(am))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("post alerts: %v %v", resp, err)
+	}
+	var incidentID string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		err := st.Conn.QueryRow(context.Background(),
+			"SELECT count(), any(incident_id) FROM incidents FINAL WHERE service = 'cart' AND status = 'opened'").Scan(&n, &incidentID)
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incidents of cart in ClickHouse: %d, %v; want one for the two alerts", n, err)
+		}
+	}
+	apiToken, err := os.ReadFile(dir + "/api-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest("GET", "http://"+apiAddr+"/v1/incidents?service=cart", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(apiToken)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), incidentID) || !strings.Contains(string(body), `"member_count": 2`) {
+		t.Fatalf("incidents API: %d %s; want incident %s with both alerts", resp.StatusCode, body, incidentID)
+	}
+
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {

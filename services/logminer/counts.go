@@ -38,53 +38,28 @@ type burst struct {
 }
 
 // counts keeps per-template, per-service line counts for the current
-// interval and the history the burst rule needs. Lines are added by the
-// handler and the interval is closed by the flush loop, so it is locked.
+// interval and the history the burst rule needs. Lines are added by
+// Process and the interval is closed by Tick, so it is locked.
 type counts struct {
 	mu      sync.Mutex
 	cfg     Config
 	byID    map[logmine.TemplateID]map[string]*series
 	n       int    // series held
 	dropped uint64 // lines of series beyond MaxSeries
-	// counted holds the raw logs that were counted but whose outputs
-	// failed, so they will be redelivered: the redelivery is not counted
-	// again. Bounded by maxRecounts (a backlog of failures beyond it is
-	// counted twice, as before this set existed).
-	counted map[string]struct{}
 }
-
-// maxRecounts bounds counts.counted: failed raw logs waiting for their
-// redelivery, at most the consumer's MaxAckPending in practice.
-const maxRecounts = 1 << 16
 
 func newCounts(cfg Config) *counts {
-	return &counts{cfg: cfg, byID: map[logmine.TemplateID]map[string]*series{}, counted: map[string]struct{}{}}
-}
-
-// recount records that the raw log rawID, already counted, failed and will
-// be delivered again.
-func (c *counts) recount(rawID string) {
-	if rawID == "" {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.counted) < maxRecounts {
-		c.counted[rawID] = struct{}{}
-	}
+	return &counts{cfg: cfg, byID: map[logmine.TemplateID]map[string]*series{}}
 }
 
 // add counts one line; severe says it was of error or critical severity,
 // eventID is kept as an example for a burst. It reports false when the
-// series is new and MaxSeries is reached. A raw log recorded by recount is
-// not counted again.
+// series is new and MaxSeries is reached. (A raw log whose outputs failed
+// is not processed again on its redelivery: the runner republishes its
+// kept outputs, so it is counted once.)
 func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, again := c.counted[eventID]; again {
-		delete(c.counted, eventID) // a redelivery: counted the first time
-		return true
-	}
 	s := c.get(service, id, true)
 	if s == nil {
 		c.dropped++

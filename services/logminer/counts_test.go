@@ -162,26 +162,3 @@ func countedLines(c *counts, service string) (n uint64) {
 	}
 	return n
 }
-
-// A raw log whose outputs failed after it was counted is not counted again
-// when it is redelivered; other logs, and a third delivery, are.
-func TestCountsRedeliveryCountedOnce(t *testing.T) {
-	c := newCounts(testCountsConfig())
-	c.add("api", 1, false, "raw-1")
-	c.recount("raw-1")
-	c.add("api", 1, false, "raw-1") // the redelivery
-	c.add("api", 1, false, "raw-2")
-	if got := countedLines(c, "api"); got != 2 {
-		t.Fatalf("counted %d, want 2 (raw-1 once, raw-2 once)", got)
-	}
-	c.add("api", 1, false, "raw-1") // delivered once more, not marked
-	if got := countedLines(c, "api"); got != 3 {
-		t.Fatalf("counted %d, want 3", got)
-	}
-	for i := 0; i < maxRecounts+10; i++ {
-		c.recount(fmt.Sprint("bulk-", i))
-	}
-	if len(c.counted) != maxRecounts {
-		t.Errorf("%d raw logs marked, want the bound %d", len(c.counted), maxRecounts)
-	}
-}

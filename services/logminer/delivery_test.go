@@ -3,17 +3,15 @@ package logminer
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
-	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/logmine"
 )
 
 // doneRecorder is a delivery's done that keeps every result it was given.
@@ -75,14 +73,43 @@ func storedOn(t *testing.T, js jetstream.JetStream, subject string) (n uint64, l
 	return n, m.Header.Get(jetstream.MsgIDHeader)
 }
 
+// handSource is a stage.Source the test drives by hand: it gives the
+// runner's handler to the test and returns when ctx ends. It does not wait
+// for results: the caller waits for every done before it stops the runner.
+type handSource struct{ handler chan bus.AsyncHandler }
+
+func (s handSource) Run(ctx context.Context, h bus.AsyncHandler) error {
+	s.handler <- h
+	<-ctx.Done()
+	return nil
+}
+
+// runByHand runs l's runner (workers, publisher, acker: the service path
+// without the consumer) on a handSource. handle hands it a delivery; stop
+// cancels it and returns Run's error.
+func runByHand(tb testing.TB, l *Logminer) (handle bus.AsyncHandler, stop func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	src := handSource{handler: make(chan bus.AsyncHandler)}
+	finished := make(chan error, 1)
+	go func() { finished <- l.stage.Runner.Run(ctx, src) }()
+	select {
+	case handle = <-src.handler:
+	case err := <-finished:
+		cancel()
+		tb.Fatalf("runner stopped at once: %v", err)
+	}
+	return handle, func() error { cancel(); return <-finished }
+}
+
 // TestDoneFollowsTheOutputs: a raw log is settled only by the fate of what it
-// caused. With no stream to store its outputs, done gets a transient error
-// (the raw log is redelivered); once the stream is back the redelivery is
-// settled with nil after its templated log was stored, and a further
-// redelivery is settled too but stored once (same derived id, duplicate
-// window); the template event the failed delivery announced is sent by the
-// next flush. Bad input is refused as permanent. done is called exactly once
-// per delivery.
+// caused, on a real stream. With no stream to store its outputs, done gets a
+// transient error (the raw log is redelivered); once the stream is back the
+// redelivery is settled with nil after its templated log and its template
+// event were stored, without mining the line again (it is counted once);
+// a further redelivery is settled too but stored once (same derived id,
+// duplicate window); closing the interval (Flush) stores its sample. Bad
+// input is refused as permanent. done is called exactly once per delivery.
 func TestDoneFollowsTheOutputs(t *testing.T) {
 	r := newRig(t)
 	_, js := r.connect()
@@ -91,11 +118,11 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := l.startPipeline()
+	handle, stopRunner := runByHand(t, l)
 	stopped := false
 	defer func() {
 		if !stopped {
-			stop()
+			_ = stopRunner()
 		}
 	}()
 
@@ -112,12 +139,12 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := newDoneRecorder()
-	l.handle(ctx, delivery(), failed.done)
+	handle(ctx, delivery(), failed.done)
 	if err := failed.wait(t); err == nil || errs.IsPermanent(err) {
 		t.Fatalf("outputs not stored: done(%v), want a transient error", err)
 	}
-	if got := l.metrics.publishFailures.Load(); got != 1 {
-		t.Errorf("publish failures %d, want 1", got)
+	if st := l.stage.Stats(); st.OutputFailures == 0 || l.stage.Kept() != 1 {
+		t.Errorf("output failures %d, kept %d: want the failure counted and the outputs kept", st.OutputFailures, l.stage.Kept())
 	}
 
 	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
@@ -125,7 +152,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	}
 	for i := range 2 {
 		redelivered := newDoneRecorder()
-		l.handle(ctx, delivery(), redelivered.done)
+		handle(ctx, delivery(), redelivered.done)
 		if err := redelivered.wait(t); err != nil {
 			t.Fatalf("redelivery %d: done(%v), want nil", i+1, err)
 		}
@@ -134,33 +161,43 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		if n != 1 || id != wantID {
 			t.Fatalf("after redelivery %d: %d templated logs, last id %q; want 1 with id %s", i+1, n, id, wantID)
 		}
-		// The failed delivery was counted; its redelivery is not counted
-		// again. (A second redelivery of a log that succeeded, after a
-		// lost ack, is: nothing marks it.)
 		if i == 0 {
-			if got := countedLines(l.counts, raw.Service); got != 1 {
-				t.Errorf("after the redelivery of a failed raw log: counted %d times, want 1", got)
+			// The failed delivery was counted; its redelivery republished
+			// its outputs without mining it again. (A second redelivery
+			// of a log that succeeded, after a lost ack, is mined and
+			// counted again: nothing marks it.)
+			if got := countedLines(l.counts, raw.Service); got != 1 || l.stage.Stats().Replayed != 1 {
+				t.Errorf("after the redelivery of a failed raw log: counted %d times, %d replayed; want 1 and 1", got, l.stage.Stats().Replayed)
+			}
+			// The template event of the failed first delivery, which the
+			// redelivery would not cause again (the template is known by
+			// then), was republished with it.
+			if n, id := storedOn(t, js, "events.log_template."+raw.Service); n != 1 || id != derivedID(idTime(raw.ID), "log_template", raw.ID) {
+				t.Fatalf("%d template events stored, last id %q; want the failed one, once", n, id)
 			}
 		}
 	}
 
-	// The template event of the failed first delivery is not caused again
-	// by the redeliveries (the template is known by then): the next flush
-	// sends it.
-	if err := l.Flush(ctx, time.Now().Truncate(time.Minute)); err != nil {
+	// Closing the interval publishes its count sample to the stream.
+	end := time.Now().Truncate(time.Minute)
+	if err := l.Flush(ctx, end); err != nil {
 		t.Fatal(err)
 	}
-	if n, id := storedOn(t, js, templateSubjectPrefix+raw.Service); n != 1 || id != derivedID(idTime(raw.ID), "log_template", raw.ID) {
-		t.Fatalf("%d template events stored, last id %q; want the failed one, once", n, id)
+	if n, id := storedOn(t, js, "events.metric."+raw.Service); n != 1 || id != derivedID(end, MetricTemplateCount, raw.Service, logmine.IDOf("request <*> served in <*>").String()) {
+		t.Fatalf("%d samples stored, last id %q; want the interval's one", n, id)
 	}
 
 	bad := newDoneRecorder()
-	l.handle(ctx, &bus.Delivery{Subject: raw.Subject(), Data: []byte(`{"kind":`), Delivered: 1}, bad.done)
+	handle(ctx, &bus.Delivery{Subject: raw.Subject(), Data: []byte(`{"kind":`), Delivered: 1}, bad.done)
 	if err := bad.wait(t); !errs.IsPermanent(err) {
 		t.Fatalf("bad input: done(%v), want a permanent error", err)
 	}
 
-	stop() // waits for the workers and the acker: every done call has happened
+	// Stopping waits for the workers and the acker: every done call has
+	// happened.
+	if err := stopRunner(); err != nil {
+		t.Fatal(err)
+	}
 	stopped = true
 	for name, rec := range map[string]*doneRecorder{"failed": failed, "bad": bad} {
 		if n := rec.calls(); n != 1 {
@@ -232,23 +269,4 @@ func storedCount(t *testing.T, js jetstream.JetStream, filter string) uint64 {
 		n += c
 	}
 	return n
-}
-
-// TestPanicSettlesTransient: a panic while processing a raw log (here: no
-// publisher) settles that delivery once with a transient error instead of
-// taking the service down, like bus.Consumer does for its own handlers.
-func TestPanicSettlesTransient(t *testing.T) {
-	l := newTestLogminer(t, Config{})
-	l.log = zerolog.Nop()
-	_, data := rawJSON(t, "api", "user 42 logged in", event.SeverityInfo)
-	rec := newDoneRecorder()
-	pending := make(chan pendingDelivery, 1)
-	l.publishOutputs(rawWork{ctx: context.Background(), data: data, done: rec.done}, new(scratch), pending)
-	err := rec.wait(t)
-	if err == nil || errs.IsPermanent(err) || !strings.Contains(err.Error(), "panicked") {
-		t.Fatalf("done(%v), want a transient error saying it panicked", err)
-	}
-	if n := rec.calls(); n != 1 || len(pending) != 0 {
-		t.Fatalf("done called %d times, %d handed to the acker; want 1 and 0", n, len(pending))
-	}
 }

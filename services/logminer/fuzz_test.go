@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
-// FuzzProcess: whatever arrives on events.log.*, process either refuses it
-// with a permanent error (a dead letter, never a retry loop) or publishes a
-// templated log that event.Validate accepts, whose template id is the id of
-// its template and whose message is the input's.
+// FuzzProcess: whatever arrives on events.log.*, the logminer on its runner
+// either dead-letters it (a permanent error, never a retry loop) or
+// publishes a templated log that event.Parse accepts, whose template id is
+// the id of its template and whose message is the input's.
 func FuzzProcess(f *testing.F) {
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	for _, msg := range []string{"request 42 served in 10ms", "081109 203615 ERROR dfs.DataNode: user alice", " ", "a\x00b", strings.Repeat("x ", 1000)} {
@@ -34,24 +34,22 @@ func FuzzProcess(f *testing.F) {
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l := newTestLogminer(t, Config{Formats: map[string]string{"hdfs": "<Date> <Time> <Level> <Component>: <Content>"}})
-		msgs, err := l.process(data, new(scratch))
-		if err != nil {
-			if !errs.IsPermanent(err) {
-				t.Fatalf("transient error for bad input: %v", err)
-			}
+		h := startHarness(t, l)
+		switch r := h.FeedRaw(data); r.Outcome {
+		case stagetest.DeadLettered:
 			return
+		case stagetest.Naked:
+			t.Fatalf("transient error for bad input: %v", r.Err)
 		}
 		raw, err := event.Parse(data)
 		if err != nil {
 			t.Fatalf("processed input that event.Parse refuses: %v", err)
 		}
-		var out event.Envelope
-		if err := json.Unmarshal(msgs[0].Data, &out); err != nil {
-			t.Fatal(err)
+		msgs := h.Pub.Messages()
+		if len(msgs) == 0 {
+			t.Fatal("acked without publishing the templated log")
 		}
-		if err := out.Validate(); err != nil {
-			t.Fatalf("templated log invalid: %v", err)
-		}
+		out := decode(t, msgs[0]) // event.Parse: validated
 		var in, b event.LogBody
 		if err := raw.DecodeBody(&in); err != nil {
 			t.Fatal(err)

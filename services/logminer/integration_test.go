@@ -336,13 +336,28 @@ func TestTemplatedRoundTrip(t *testing.T) {
 	_, js = r.connect()
 	l2, stop2 := r.start(cfg)
 	defer stop2()
-	if got := l2.Miner().Templates(); len(got) != len(templatesBefore) || got[0].ID != templatesBefore[0].ID || got[0].Count != templatesBefore[0].Count {
-		t.Fatalf("state not restored: %v, want %v", got, templatesBefore)
-	}
 	second := rawLogs(t, 300, 600, base.Add(time.Minute))
 	publishRaw(t, js, second)
 	all := collect(t, js, "events.log.*.templated", len(first)+len(second), 30*time.Second)
 	checkTemplated(t, second, all[len(first):])
+	// The state was restored before the first delivery: the same
+	// templates, their counts going on from where they were.
+	wantCounts := map[logmine.TemplateID]uint64{}
+	for _, tpl := range templatesBefore {
+		wantCounts[tpl.ID] = tpl.Count
+	}
+	for _, l := range second {
+		wantCounts[logmine.IDOf(l.template)]++
+	}
+	if got := l2.Miner().Templates(); len(got) != len(templatesBefore) || len(got) != len(wantCounts) {
+		t.Fatalf("state not restored: %v, want %v", got, templatesBefore)
+	} else {
+		for _, tpl := range got {
+			if tpl.Count != wantCounts[tpl.ID] {
+				t.Fatalf("template %q: count %d after the restart, want %d (restored, plus the new lines)", tpl.Template, tpl.Count, wantCounts[tpl.ID])
+			}
+		}
+	}
 	// No template is new after the restart: no more template events.
 	if tpl := collect(t, js, "events.log_template.>", 3, 5*time.Second); len(tpl) != 3 {
 		t.Fatalf("%d template events after restart, want the 3 from before", len(tpl))
@@ -431,7 +446,7 @@ func TestRejectsWhatIsNotARawLog(t *testing.T) {
 
 // TestUnreadableStateStartsEmpty: a saved state that cannot be read is
 // reported (log and counter) and the logminer starts empty instead of
-// refusing to run.
+// refusing to run; the save on shutdown repairs it.
 func TestUnreadableStateStartsEmpty(t *testing.T) {
 	r := newRig(t)
 	_, js := r.connect()
@@ -443,18 +458,22 @@ func TestUnreadableStateStartsEmpty(t *testing.T) {
 	if _, err := store.PutBytes(ctx, "logminer", []byte(`{"version":1,"miner":"bm90IGEgc25hcHNob3Q="}`)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := New(ctx, js, Config{}, r.log)
-	if err != nil {
-		t.Fatal(err)
+	// Each run mines one line, so it has restored (or failed to) when
+	// the line comes back templated.
+	at := time.Now().Add(-time.Minute)
+	publishRaw(t, js, rawLogs(t, 1, 0, at))
+	l, stop := r.start(Config{})
+	collect(t, js, "events.log.*.templated", 1, 10*time.Second)
+	stop()
+	if got, tpls := l.metrics.stateLoadFailures.Load(), l.Miner().Templates(); got != 1 || len(tpls) != 1 || tpls[0].Count != 1 {
+		t.Fatalf("load failures %d, templates %v: want 1 and a miner that started empty and mined one line", got, tpls)
 	}
-	if got := l.metrics.stateLoadFailures.Load(); got != 1 || len(l.Miner().Templates()) != 0 {
-		t.Fatalf("load failures %d, templates %d: want 1 and an empty miner", got, len(l.Miner().Templates()))
-	}
-	// Saving over it repairs it.
-	if err := l.SaveState(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(ctx, js, Config{}, r.log); err != nil {
-		t.Fatal(err)
+	// The state saved on shutdown replaced it: the next run restores it.
+	publishRaw(t, js, rawLogs(t, 1, 3, at)) // the same template
+	l, stop = r.start(Config{})
+	collect(t, js, "events.log.*.templated", 2, 10*time.Second)
+	stop()
+	if got, tpls := l.metrics.stateLoadFailures.Load(), l.Miner().Templates(); got != 0 || len(tpls) != 1 || tpls[0].Count != 2 {
+		t.Fatalf("load failures %d, templates %v after the state was saved over: want 0 and the restored template with both lines", got, tpls)
 	}
 }

@@ -12,12 +12,15 @@
 //   - bursts of error-level templates as anomalies on
 //     events.anomaly.<service>.
 //
-// A raw log is acked only after everything it caused was acked by the
-// stream. Ids of derived events are hashes of what they derive from, so a
-// redelivered raw log produces the same ids and the duplicate window drops
-// the repeats. The miner's state is saved to a JetStream object store
-// periodically and on shutdown, and restored at start. README.md has the
-// subjects, the burst rule and the numbers.
+// The logminer is a stage.Processor (Process mines one raw log, Tick closes
+// a count interval, the state store makes it a Checkpointer), and the
+// stage runtime does the rest: decoding, workers, acking a raw log only
+// after everything it caused was acked by the stream, keeping the outputs of
+// a raw log whose publish failed for its redelivery, panics, the interval
+// ticks, the state saves and the drain. Ids of derived events are hashes of
+// what they derive from, so a raw log processed again produces the same ids
+// and the duplicate window drops the repeats. README.md has the subjects,
+// the burst rule and the numbers.
 package logminer
 
 import (
@@ -28,7 +31,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -39,6 +41,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // Source is the envelope source of everything the logminer publishes.
@@ -53,44 +56,25 @@ func WithClock(now func() time.Time) Option { return func(l *Logminer) { l.now =
 
 // Logminer mines templates from a JetStream consumer of raw logs.
 type Logminer struct {
-	cfg      Config
-	log      zerolog.Logger
-	now      func() time.Time
-	consumer *bus.Consumer
-	pub      *bus.Publisher
-	miner    *logmine.Miner
-	formats  map[string]*compiledFormat
-	counts   *counts
-	state    jetstream.ObjectStore // nil when State.Disabled
-	metrics  metrics
+	cfg     Config
+	log     zerolog.Logger
+	now     func() time.Time
+	miner   *logmine.Miner
+	formats map[string]*compiledFormat
+	counts  *counts
+	state   jetstream.ObjectStore // nil when State.Disabled
+	stage   *stage.Stage
+	metrics metrics
 
 	// mineMu makes mining a line, moving the counts of merged templates
 	// and counting the line one step, so a line is never counted under an
 	// id another worker's line has just merged away. Decoding and encoding,
 	// most of the work, run outside it on several workers.
 	mineMu sync.Mutex
-
-	// workers is the number of goroutines that process raw logs.
-	workers int
-	running atomic.Bool
-	// work carries raw logs from handle to the workers, pending each
-	// delivery's publish futures from a worker to the acker, which settles
-	// deliveries in the order their publishes were sent. Both are made by
-	// startPipeline, with room for MaxAckPending deliveries, the runner's
-	// bound on un-done deliveries, so neither send ever blocks for long.
-	work    chan rawWork
-	pending chan pendingDelivery
-	// unsent holds count samples a failed flush could not publish; the
-	// next flush sends them first (their ids are deterministic, so a
-	// sample that was stored after all is dropped as a duplicate).
-	unsentMu sync.Mutex
-	unsent   []bus.Message
-	// retry holds template events whose publish failed or whose raw log
-	// failed: a redelivered raw log does not announce its template again
-	// (the miner knows it by then), so the next flush sends them, with
-	// their derived ids.
-	retryMu sync.Mutex
-	retry   []bus.Message
+	// scratch holds *scratch buffers, reused from line to line.
+	scratch sync.Pool
+	// sampleSettled counts a sample the stream stored.
+	sampleSettled func(error)
 }
 
 type compiledFormat struct {
@@ -98,30 +82,34 @@ type compiledFormat struct {
 	level int // index of the Level field, -1 if none
 }
 
-type pendingDelivery struct {
-	futures []jetstream.PubAckFuture
-	msgs    []bus.Message
-	rawID   string
-	done    func(error)
-}
-
-// rawWork is one delivery on its way from handle to a worker.
-type rawWork struct {
-	ctx  context.Context
-	data []byte
-	done func(error)
-}
-
-// scratch holds a worker's buffers, reused from line to line.
+// scratch holds the buffers of one Process call.
 type scratch struct {
 	result logmine.Result
 	fields []string
-	rawID  string // the raw log last counted by process
 }
 
-// New ensures the durable consumer and the state bucket, and restores the
-// saved state.
+// New ensures the durable consumer and the state bucket; Run restores the
+// saved state before the first delivery.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, error) {
+	l, err := newLogminer(cfg, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !l.cfg.State.Disabled {
+		if l.state, err = openState(ctx, js, l.cfg.State); err != nil {
+			return nil, err
+		}
+	}
+	l.stage, err = stage.Open(ctx, js, l.processor(), l.stageConfig(), l.cfg.Consumer, log,
+		stage.WithRunnerOptions(stage.WithClock(l.now)))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// newLogminer builds the processor alone, without JetStream.
+func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -141,7 +129,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		miner:   miner,
 		formats: map[string]*compiledFormat{},
 		counts:  newCounts(cfg),
-		workers: min(runtime.GOMAXPROCS(0), 8),
+	}
+	l.scratch.New = func() any { return new(scratch) }
+	l.sampleSettled = func(err error) {
+		if err == nil {
+			l.metrics.samples.Add(1)
+		}
 	}
 	for _, o := range opts {
 		o(l)
@@ -159,205 +152,54 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}
 		l.formats[svc] = cf
 	}
-	// Two publishes per delivery at most (the templated log and a template
-	// event), plus room for a flush of counts: the publisher must never
-	// block the handler below the consumer's own bound.
-	l.pub, err = bus.NewPublisher(js, bus.WithMaxInFlight(2*cfg.Consumer.MaxAckPending+4096))
-	if err != nil {
-		return nil, err
-	}
-	if !cfg.State.Disabled {
-		if l.state, err = openState(ctx, js, cfg.State); err != nil {
-			return nil, err
-		}
-		if err := l.loadState(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if l.consumer, err = bus.NewConsumer(ctx, js, cfg.Consumer, log); err != nil {
-		return nil, err
-	}
 	return l, nil
 }
 
-// Run consumes until ctx is cancelled, closing a count interval at every
-// multiple of Interval and saving the state every SaveEvery. On the way out
-// it settles what is in flight and saves the state once more.
-func (l *Logminer) Run(ctx context.Context) error {
-	if !l.running.CompareAndSwap(false, true) {
-		return bus.ErrAlreadyRunning
-	}
-	defer l.running.Store(false)
-	stopPipeline := l.startPipeline()
-
-	loops, stopLoops := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); l.flushLoop(loops) }()
-	if l.state != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); l.saveLoop(loops) }()
-	}
-
-	runErr := l.consumer.Run(ctx, l.handle)
-	stopLoops()
-	wg.Wait()
-	stopPipeline() // no handle call after the consumer's Run returned
-
-	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := l.saveState(final); err != nil {
-		runErr = errors.Join(runErr, err)
-	}
-	return runErr
-}
-
-// startPipeline starts the workers and the acker; the returned stop, to be
-// called once handle is no longer called, lets them finish what was handed
-// to them (so every delivery's done is called) and waits for them. A
-// worker's publish fails once the consumer's drain has ended (its context
-// is then cancelled), and every future ends by the publisher's ack timeout,
-// so stop returns even when the server went away.
-func (l *Logminer) startPipeline() (stop func()) {
-	l.work = make(chan rawWork, l.cfg.Consumer.MaxAckPending)
-	l.pending = make(chan pendingDelivery, l.cfg.Consumer.MaxAckPending)
-	acked := make(chan struct{})
-	go func() { defer close(acked); l.acker(l.pending) }()
-	var workers sync.WaitGroup
-	for range l.workers {
-		workers.Add(1)
-		go func() { defer workers.Done(); l.worker(l.work, l.pending) }()
-	}
-	return func() {
-		close(l.work)
-		workers.Wait()
-		close(l.pending)
-		<-acked
+// stageConfig is how the runner drives the logminer: raw logs on up to 8
+// workers, a count interval closed at every multiple of Interval (samples
+// that failed kept for the next one, at most MaxSeries), the state saved
+// every SaveEvery.
+func (l *Logminer) stageConfig() stage.Config {
+	return stage.Config{
+		Name:            "logminer",
+		Workers:         min(runtime.GOMAXPROCS(0), 8),
+		TickEvery:       l.cfg.Interval,
+		MaxKept:         l.cfg.MaxSeries,
+		CheckpointEvery: l.cfg.State.SaveEvery,
 	}
 }
 
-// acker settles deliveries once their publishes were acked. Futures of one
-// publisher resolve roughly in send order, so waiting in order costs little
-// and needs one goroutine, not one per delivery.
-func (l *Logminer) acker(pending <-chan pendingDelivery) {
-	for p := range pending {
-		var err error
-		for _, f := range p.futures {
-			select {
-			case <-f.Ok():
-			case e := <-f.Err():
-				if err == nil {
-					err = fmt.Errorf("logminer: publishing %s: %w", f.Msg().Subject, e)
-				}
-			}
-		}
-		if err != nil {
-			l.metrics.publishFailures.Add(1)
-			l.retryTemplateEvents(p.msgs)
-			l.counts.recount(p.rawID)
-		}
-		p.done(err) // transient: the raw log is redelivered and mined again
+// processor is what the runner drives: the logminer, a Checkpointer too
+// when its state is kept.
+func (l *Logminer) processor() stage.Processor {
+	if l.state == nil {
+		return l
 	}
+	return checkpointed{l}
 }
 
-// handle hands one raw log to the workers; its done is called by a worker
-// (bad input, failed publish) or by the acker (every output acked or one
-// failed).
-func (l *Logminer) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	l.work <- rawWork{ctx: ctx, data: d.Data, done: done}
-}
+// Run consumes until ctx is cancelled (stage.Stage.Run): it restores the
+// state first, closes a count interval at every multiple of Interval, saves
+// the state every SaveEvery, and on the way out settles what is in flight
+// and saves the state once more.
+func (l *Logminer) Run(ctx context.Context) error { return l.stage.Run(ctx) }
 
-// worker mines raw logs and publishes what they cause without waiting for
-// the acks, which the acker collects.
-func (l *Logminer) worker(work <-chan rawWork, pending chan<- pendingDelivery) {
-	var s scratch
-	for w := range work {
-		l.publishOutputs(w, &s, pending)
-	}
-}
-
-// publishOutputs processes one raw log and either settles it (bad input, a
-// publish that could not be sent) or hands its futures to the acker. A
-// panic settles it as a transient failure, as bus.Consumer does for a
-// handler of its own goroutine: redelivered, dead-lettered after
-// MaxDeliver, and the other deliveries go on.
-func (l *Logminer) publishOutputs(w rawWork, s *scratch, pending chan<- pendingDelivery) {
-	settled := false
-	defer func() {
-		if r := recover(); r != nil {
-			l.log.Error().Interface("panic", r).Msg("processing a raw log panicked")
-			if !settled {
-				w.done(fmt.Errorf("logminer: processing panicked: %v", r))
-			}
-		}
-	}()
-	msgs, err := l.process(w.data, s)
-	if err != nil {
-		if errs.IsPermanent(err) {
-			l.metrics.rejected.Add(1)
-		}
-		settled = true
-		w.done(err)
-		return
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := l.pub.Publish(w.ctx, m)
-		if err != nil {
-			// Those already sent are repeated on redelivery with the same
-			// ids, and dropped by the duplicate window.
-			l.metrics.publishFailures.Add(1)
-			l.retryTemplateEvents(msgs)
-			l.counts.recount(s.rawID)
-			settled = true
-			w.done(err)
-			return
-		}
-		futures = append(futures, f)
-	}
-	settled = true
-	pending <- pendingDelivery{futures: futures, msgs: msgs, rawID: s.rawID, done: w.done}
-}
-
-// templateSubjectPrefix starts the subjects of template events.
-const templateSubjectPrefix = "events." + string(event.KindLogTemplate) + "."
-
-// retryTemplateEvents keeps the template events among the outputs of a raw
-// log that failed for the next flush (at most MaxSeries are kept; beyond,
-// they are dropped and counted).
-func (l *Logminer) retryTemplateEvents(msgs []bus.Message) {
-	l.retryMu.Lock()
-	defer l.retryMu.Unlock()
-	for _, m := range msgs {
-		if !strings.HasPrefix(m.Subject, templateSubjectPrefix) {
-			continue
-		}
-		if len(l.retry) >= l.cfg.MaxSeries {
-			l.metrics.templateEventsDropped.Add(1)
-			continue
-		}
-		// The publisher may still own m's header; the flush clones it.
-		l.retry = append(l.retry, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
-	}
-}
-
-// process turns one raw log into the messages to publish, with s's buffers.
-// Its errors are permanent: the same bytes never become a valid log.
-func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
-	e, err := event.Parse(data)
-	if err != nil {
-		return nil, err
-	}
+// Process mines one raw log and emits it templated and, when the line
+// created or generalised a template, the template event. Its errors are
+// permanent: the same bytes never become a valid log.
+func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitter) error {
 	if e.Kind != event.KindLog {
-		return nil, errs.Permanentf("logminer: event %s is of kind %q, want log (only raw logs belong on events.log.<service>)", e.ID, e.Kind)
+		return errs.Permanentf("logminer: event %s is of kind %q, want log (only raw logs belong on events.log.<service>)", e.ID, e.Kind)
 	}
 	var body event.LogBody
 	if err := json.Unmarshal(e.Body, &body); err != nil {
-		return nil, errs.Permanentf("logminer: event %s: body is not a log body: %v", e.ID, err)
+		return errs.Permanentf("logminer: event %s: body is not a log body: %v", e.ID, err)
 	}
 	if body.TemplateID != "" {
-		return nil, errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, TemplatedSuffix)
+		return errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, TemplatedSuffix)
 	}
+	s := l.scratch.Get().(*scratch)
+	defer l.scratch.Put(s)
 
 	content, severity := body.Message, e.Severity
 	if f := l.formats[e.Service]; f != nil {
@@ -375,44 +217,42 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 	}
 	r := &s.result
 	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID)
-	s.rawID = e.ID
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
 	now := l.now().UTC()
 
-	out := *e
-	out.ID = derivedID(idTime(e.ID), "templated_log", e.ID)
-	out.ObservedTime = now
-	out.Source = Source
-	out.Severity = severity
-	out.Links = []string{e.ID}
+	t := *e
+	t.ID = derivedID(idTime(e.ID), "templated_log", e.ID)
+	t.ObservedTime = now
+	t.Source = Source
+	t.Severity = severity
+	t.Links = []string{e.ID}
 	if len(e.Labels) < event.MaxLabels {
 		// The template is part of the identity of a templated log: its
 		// fingerprint says "this message of this service again".
-		out.Labels = make(map[string]string, len(e.Labels)+1)
+		t.Labels = make(map[string]string, len(e.Labels)+1)
 		for k, v := range e.Labels {
-			out.Labels[k] = v
+			t.Labels[k] = v
 		}
-		out.Labels["template_id"] = id
+		t.Labels["template_id"] = id
 	}
-	out.Fingerprint = event.Fingerprint(out.Kind, out.Service, out.Labels, out.Resource)
+	t.Fingerprint = event.Fingerprint(t.Kind, t.Service, t.Labels, t.Resource)
 	body.TemplateID, body.Template, body.Params = id, r.Template, r.Params
-	if out.Body, err = event.MarshalBody(body); err != nil {
-		return nil, errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
+	var err error
+	if t.Body, err = event.MarshalBody(body); err != nil {
+		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
-	msgs := make([]bus.Message, 0, 2)
-	data, err = out.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
-	if err != nil {
-		return nil, errs.Permanentf("logminer: event %s: encoding the templated log: %v", e.ID, err)
+	if err := out.Emit(stage.Output{Subject: t.Subject() + TemplatedSuffix, Event: &t}); err != nil {
+		return err
 	}
-	msgs = append(msgs, bus.Message{Subject: out.Subject() + TemplatedSuffix, ID: out.ID, Data: data})
-
 	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents {
-		m, err := l.templateEvent(e, r, content, now)
+		te, err := l.templateEvent(e, r, content, now)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		msgs = append(msgs, m)
+		if err := out.Emit(stage.Output{Event: te}); err != nil {
+			return err
+		}
 	}
 	if r.Changed {
 		l.metrics.merges.Add(uint64(len(r.Merges)))
@@ -420,7 +260,7 @@ func (l *Logminer) process(data []byte, s *scratch) ([]bus.Message, error) {
 	if r.New {
 		l.metrics.newTemplates.Add(1)
 	}
-	return msgs, nil
+	return nil
 }
 
 // mine matches one line into r and counts it under the id it got, as one
@@ -438,7 +278,7 @@ func (l *Logminer) mine(content string, r *logmine.Result, service string, isErr
 }
 
 // templateEvent announces a new or generalised template.
-func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content string, now time.Time) (bus.Message, error) {
+func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content string, now time.Time) (*event.Envelope, error) {
 	body := event.LogTemplateBody{TemplateID: r.ID.String(), Template: r.Template, Status: event.TemplateNew, Example: content}
 	if r.Changed {
 		body.Status = event.TemplateChanged
@@ -462,110 +302,51 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 	e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, nil)
 	var err error
 	if e.Body, err = event.MarshalBody(body); err != nil {
-		return bus.Message{}, errs.Permanentf("logminer: encoding the template event: %v", err)
+		return nil, errs.Permanentf("logminer: encoding the template event: %v", err)
 	}
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return bus.Message{}, errs.Permanentf("logminer: encoding the template event: %v", err)
-	}
-	return bus.Message{Subject: e.Subject(), ID: e.ID, Data: data}, nil
+	return e, nil
 }
 
-// flushLoop closes an interval at every multiple of Interval.
-func (l *Logminer) flushLoop(ctx context.Context) {
-	for {
-		next := l.now().Truncate(l.cfg.Interval).Add(l.cfg.Interval)
-		t := time.NewTimer(next.Sub(l.now()))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		if err := l.Flush(ctx, next); err != nil {
-			l.log.Warn().Err(err).Time("interval_end", next).Msg("publishing template counts failed; retried at the next interval")
-		}
-	}
-}
-
-// saveLoop saves the state every SaveEvery.
-func (l *Logminer) saveLoop(ctx context.Context) {
-	t := time.NewTicker(l.cfg.State.SaveEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := l.saveState(ctx); err != nil && ctx.Err() == nil {
-			l.log.Warn().Err(err).Msg("saving state failed; retried later")
-		}
-	}
-}
-
-// Flush closes the count interval that ends at end: it publishes one
+// Tick closes the count interval that ends at end: it emits one
 // log_template_count sample per counted series and an anomaly per error
-// burst, and the template events of raw logs that failed, and waits for
-// their acks. Samples that could not be published are
-// kept (bounded by MaxSeries) and sent first by the next Flush.
-func (l *Logminer) Flush(ctx context.Context, end time.Time) error {
+// burst. The runner publishes them and keeps those that fail for the next
+// tick.
+func (l *Logminer) Tick(_ context.Context, end time.Time, out stage.Emitter) error {
 	samples, bursts := l.counts.flush()
 	now := l.now().UTC()
 	end = end.UTC()
-	msgs := make([]bus.Message, 0, len(samples)+len(bursts))
+	var failed []error
 	for _, s := range samples {
-		m, err := l.sampleMessage(s, end, now)
-		if err != nil {
-			return err
+		e, err := l.sampleEvent(s, end, now)
+		if err == nil {
+			err = out.Emit(stage.Output{Event: e, Settled: l.sampleSettled})
 		}
-		msgs = append(msgs, m)
+		if err != nil {
+			failed = append(failed, err)
+		}
 	}
 	for _, b := range bursts {
-		m, err := l.burstMessage(b, end, now)
-		if err != nil {
-			return err
+		e, err := l.burstEvent(b, end, now)
+		if err == nil {
+			err = out.Emit(stage.Output{Event: e})
 		}
-		msgs = append(msgs, m)
+		if err != nil {
+			failed = append(failed, err)
+			continue
+		}
 		l.metrics.bursts.Add(1)
 		l.log.Warn().Str("service", b.Service).Str("template_id", b.ID.String()).Uint64("errors", b.Errors).Float64("expected", b.Expected).Msg("error burst")
 	}
-	l.retryMu.Lock()
-	retry := l.retry
-	l.retry = nil
-	l.retryMu.Unlock()
-	l.unsentMu.Lock()
-	defer l.unsentMu.Unlock()
-	msgs = append(append(l.unsent, retry...), msgs...)
-	l.unsent = nil
-	const chunk = 1000
-	for start := 0; start < len(msgs); start += chunk {
-		part := msgs[start:min(start+chunk, len(msgs))]
-		if _, err := l.pub.PublishAll(ctx, cloneMessages(part)); err != nil {
-			rest := msgs[start:]
-			if len(rest) > l.cfg.MaxSeries {
-				l.metrics.samplesDropped.Add(uint64(len(rest) - l.cfg.MaxSeries))
-				rest = rest[len(rest)-l.cfg.MaxSeries:]
-			}
-			l.unsent = rest
-			return err
-		}
-		l.metrics.samples.Add(uint64(len(part)))
-	}
-	return nil
+	return errors.Join(failed...)
 }
 
-// cloneMessages gives the publisher headers of its own: it writes the
-// message id into them, and a kept message may be published again.
-func cloneMessages(ms []bus.Message) []bus.Message {
-	out := make([]bus.Message, len(ms))
-	for i, m := range ms {
-		out[i] = bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data}
-	}
-	return out
-}
+// Flush closes the count interval that ends at end now, as the runner does
+// at every multiple of Interval (stage.Runner.Tick): it publishes what an
+// earlier failed tick kept, then the samples and bursts, and waits for
+// their acks.
+func (l *Logminer) Flush(ctx context.Context, end time.Time) error { return l.stage.Tick(ctx, end) }
 
-func (l *Logminer) sampleMessage(s sample, end, now time.Time) (bus.Message, error) {
+func (l *Logminer) sampleEvent(s sample, end, now time.Time) (*event.Envelope, error) {
 	v := float64(s.Count)
 	id := s.ID.String()
 	e := &event.Envelope{
@@ -579,10 +360,10 @@ func (l *Logminer) sampleMessage(s sample, end, now time.Time) (bus.Message, err
 		Labels:        map[string]string{"__name__": MetricTemplateCount, "template_id": id, "service": s.Service},
 	}
 	e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, nil)
-	return l.message(e, event.MetricBody{Name: MetricTemplateCount, Value: &v, Type: event.MetricGauge})
+	return e, withBody(e, event.MetricBody{Name: MetricTemplateCount, Value: &v, Type: event.MetricGauge})
 }
 
-func (l *Logminer) burstMessage(b burst, end, now time.Time) (bus.Message, error) {
+func (l *Logminer) burstEvent(b burst, end, now time.Time) (*event.Envelope, error) {
 	id := b.ID.String()
 	value := float64(b.Errors)
 	upper := l.cfg.Burst.Factor * b.Expected
@@ -610,7 +391,7 @@ func (l *Logminer) burstMessage(b burst, end, now time.Time) (bus.Message, error
 		Links:         b.Examples,
 	}
 	e.Fingerprint = event.Fingerprint(e.Kind, e.Service, labels, nil)
-	return l.message(e, event.AnomalyBody{
+	return e, withBody(e, event.AnomalyBody{
 		Series:   event.Fingerprint(event.KindMetric, b.Service, labels, nil),
 		Metric:   MetricTemplateErrorCount,
 		Value:    &value,
@@ -625,19 +406,16 @@ func (l *Logminer) burstMessage(b burst, end, now time.Time) (bus.Message, error
 	})
 }
 
-func (l *Logminer) message(e *event.Envelope, body any) (bus.Message, error) {
+// withBody encodes body into e and checks the result.
+func withBody(e *event.Envelope, body any) error {
 	var err error
 	if e.Body, err = event.MarshalBody(body); err != nil {
-		return bus.Message{}, errs.Permanentf("logminer: encoding %s body: %v", e.Kind, err)
+		return errs.Permanentf("logminer: encoding %s body: %v", e.Kind, err)
 	}
 	if err := e.Validate(); err != nil {
-		return bus.Message{}, fmt.Errorf("logminer: built an invalid %s event: %w", e.Kind, err)
+		return fmt.Errorf("logminer: built an invalid %s event: %w", e.Kind, err)
 	}
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return bus.Message{}, errs.Permanentf("logminer: encoding %s event: %v", e.Kind, err)
-	}
-	return bus.Message{Subject: e.Subject(), ID: e.ID, Data: data}, nil
+	return nil
 }
 
 // clip cuts s to at most n bytes on a character boundary.
@@ -659,13 +437,4 @@ func (l *Logminer) Miner() *logmine.Miner { return l.miner }
 func (l *Logminer) SaveState(ctx context.Context) error { return l.saveState(ctx) }
 
 // Stats reports the consumer's counters.
-func (l *Logminer) Stats() bus.Stats { return l.consumer.Stats() }
-
-// metrics are the logminer's own counters, exported by Collector.
-type metrics struct {
-	lines, unmatchedFormat, rejected, newTemplates, merges atomic.Uint64
-	samples, samplesDropped, bursts, publishFailures       atomic.Uint64
-	templateEventsDropped                                  atomic.Uint64
-	stateSaves, stateSaveFailures, stateLoadFailures       atomic.Uint64
-	stateBytes                                             atomic.Int64
-}
+func (l *Logminer) Stats() bus.Stats { return l.stage.ConsumerStats() }

@@ -1,11 +1,31 @@
 package logminer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
 
-// Collector exports the logminer's counters, the miner's and the
-// consumer's on /metrics. It reads counters kept anyway, so scraping adds
-// nothing to the delivery path.
-func (l *Logminer) Collector() prometheus.Collector { return collector{l} }
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiops-dev/aiops/pkg/stage"
+)
+
+// metrics are the logminer's own counters, exported by Collector. What the
+// runtime counts (invalid inputs, failed and kept outputs, ticks, state
+// saves by result) is in the stage's aiops_stage_* metrics.
+type metrics struct {
+	lines, unmatchedFormat, newTemplates, merges     atomic.Uint64
+	samples, bursts                                  atomic.Uint64
+	stateSaves, stateSaveFailures, stateLoadFailures atomic.Uint64
+	stateBytes                                       atomic.Int64
+}
+
+// Collector exports the logminer's counters and the miner's, and the
+// stage's (aiops_stage_*{stage="logminer"}: inputs by result, outputs,
+// kept outputs, ticks, checkpoints) and its consumer's, on /metrics. It
+// reads counters kept anyway, so scraping adds nothing to the delivery
+// path.
+func (l *Logminer) Collector() prometheus.Collector {
+	return stage.Collectors{collector{l}, l.stage.Collector()}
+}
 
 type collector struct{ l *Logminer }
 
@@ -14,33 +34,27 @@ func desc(name, help string) *prometheus.Desc {
 }
 
 var (
-	descLines           = desc("lines_total", "Raw log lines mined.")
-	descUnmatched       = desc("format_unmatched_total", "Lines that did not have their service's header format and were mined whole.")
-	descRejected        = desc("rejected_total", "Deliveries that were not valid raw logs (dead-lettered).")
-	descNewTemplates    = desc("templates_created_total", "Templates created.")
-	descMerges          = desc("template_merges_total", "Templates generalised into another.")
-	descTemplates       = desc("templates", "Templates held by the miner.")
-	descEvicted         = desc("templates_evicted_total", "Templates evicted at max_templates.")
-	descSeries          = desc("series", "Template count series (service, template) held.")
-	descSeriesDropped   = desc("series_dropped_lines_total", "Lines not counted because max_series was reached.")
-	descSamples         = desc("samples_published_total", "log_template_count samples published.")
-	descSamplesDropped  = desc("samples_dropped_total", "Samples dropped after failed publishes beyond max_series.")
-	descBursts          = desc("error_bursts_total", "Error bursts flagged.")
-	descTplEvtDropped   = desc("template_events_dropped_total", "Template events of failed raw logs not kept for a retry because max_series were waiting already.")
-	descPublishFailures = desc("publish_failures_total", "Publishes that failed (the raw log is redelivered).")
-	descStateSaves      = desc("state_saves_total", "States saved to the object store.")
-	descStateSaveFails  = desc("state_save_failures_total", "State saves that failed.")
-	descStateLoadFails  = desc("state_load_failures_total", "Saved states that could not be read at start.")
-	descStateBytes      = desc("state_bytes", "Size of the last saved state.")
+	descLines          = desc("lines_total", "Raw log lines mined.")
+	descUnmatched      = desc("format_unmatched_total", "Lines that did not have their service's header format and were mined whole.")
+	descNewTemplates   = desc("templates_created_total", "Templates created.")
+	descMerges         = desc("template_merges_total", "Templates generalised into another.")
+	descTemplates      = desc("templates", "Templates held by the miner.")
+	descEvicted        = desc("templates_evicted_total", "Templates evicted at max_templates.")
+	descSeries         = desc("series", "Template count series (service, template) held.")
+	descSeriesDropped  = desc("series_dropped_lines_total", "Lines not counted because max_series was reached.")
+	descSamples        = desc("samples_published_total", "log_template_count samples stored by the stream at their interval's end (a sample retried at a later tick counts in aiops_stage_outputs_total only).")
+	descBursts         = desc("error_bursts_total", "Error bursts flagged.")
+	descStateSaves     = desc("state_saves_total", "States saved to the object store.")
+	descStateSaveFails = desc("state_save_failures_total", "State saves that failed.")
+	descStateLoadFails = desc("state_load_failures_total", "Saved states that could not be read at start.")
+	descStateBytes     = desc("state_bytes", "Size of the last saved state.")
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descRejected, descNewTemplates, descMerges, descTemplates, descEvicted,
-		descSeries, descSeriesDropped, descSamples, descSamplesDropped, descBursts, descTplEvtDropped, descPublishFailures,
-		descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes} {
+	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted,
+		descSeries, descSeriesDropped, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes} {
 		ch <- d
 	}
-	c.l.consumer.Collector().Describe(ch)
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -55,7 +69,6 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	held, dropped := c.l.counts.stats()
 	counter(descLines, m.lines.Load())
 	counter(descUnmatched, m.unmatchedFormat.Load())
-	counter(descRejected, m.rejected.Load())
 	counter(descNewTemplates, m.newTemplates.Load())
 	counter(descMerges, m.merges.Load())
 	gauge(descTemplates, float64(st.Templates))
@@ -63,13 +76,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSeries, float64(held))
 	counter(descSeriesDropped, dropped)
 	counter(descSamples, m.samples.Load())
-	counter(descSamplesDropped, m.samplesDropped.Load())
 	counter(descBursts, m.bursts.Load())
-	counter(descTplEvtDropped, m.templateEventsDropped.Load())
-	counter(descPublishFailures, m.publishFailures.Load())
 	counter(descStateSaves, m.stateSaves.Load())
 	counter(descStateSaveFails, m.stateSaveFailures.Load())
 	counter(descStateLoadFails, m.stateLoadFailures.Load())
 	gauge(descStateBytes, float64(m.stateBytes.Load()))
-	c.l.consumer.Collector().Collect(ch)
 }

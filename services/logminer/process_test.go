@@ -1,55 +1,71 @@
 package logminer
 
 import (
-	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
+// testNow is the clock of newTestLogminer: a minute boundary.
+var testNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
 // newTestLogminer builds the processing part alone, without JetStream.
-func newTestLogminer(t *testing.T, cfg Config) *Logminer {
+func newTestLogminer(t testing.TB, cfg Config) *Logminer {
 	t.Helper()
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	miner, err := logmine.New(logmine.DefaultConfig())
+	l, err := newLogminer(cfg, zerolog.Nop(), WithClock(func() time.Time { return testNow }))
 	if err != nil {
 		t.Fatal(err)
-	}
-	l := &Logminer{cfg: cfg, miner: miner, counts: newCounts(cfg), formats: map[string]*compiledFormat{},
-		now: func() time.Time { return time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC) }}
-	for svc, spec := range cfg.Formats {
-		f, err := logmine.CompileFormat(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.formats[svc] = &compiledFormat{Format: f, level: -1}
-		for i, name := range f.Fields() {
-			if name == "Level" {
-				l.formats[svc].level = i
-			}
-		}
 	}
 	return l
 }
 
-func rawJSON(t *testing.T, svc, msg string, sev event.Severity) (*event.Envelope, []byte) {
+// startHarness runs l on stagetest's in-memory runner, configured as New
+// configures the real one, except for the period of the runner's own
+// ticks: tests tick by hand (h.Tick), and a tick of the runner's clock in
+// the middle of a test would close its interval.
+func startHarness(t testing.TB, l *Logminer) *stagetest.Harness {
+	t.Helper()
+	cfg := l.stageConfig()
+	cfg.TickEvery = 24 * time.Hour
+	return stagetest.Start(t, l.processor(), cfg, stage.WithClock(l.now))
+}
+
+// feedOK feeds envelopes and fails unless each one is acked.
+func feedOK(t testing.TB, h *stagetest.Harness, es ...*event.Envelope) {
+	t.Helper()
+	for i, r := range h.Feed(es...) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("input %d (%s): %v (%v), want acked", i, es[i].ID, r.Outcome, r.Err)
+		}
+	}
+}
+
+func rawEvent(t testing.TB, svc, msg string, sev event.Severity) *event.Envelope {
 	t.Helper()
 	e, err := event.New(event.KindLog, svc, time.Date(2026, 11, 21, 11, 59, 0, 0, time.UTC), event.LogBody{Message: msg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Severity = sev
-	data, err := json.Marshal(e)
+	return e
+}
+
+// decode parses a published message.
+func decode(t testing.TB, m bus.Message) *event.Envelope {
+	t.Helper()
+	e, err := event.Parse(m.Data)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("published %s on %s: %v", m.ID, m.Subject, err)
 	}
-	return e, data
+	return e
 }
 
 // TestProcessFormatAndMerge: a service with a header format is mined on its
@@ -57,19 +73,15 @@ func rawJSON(t *testing.T, svc, msg string, sev event.Severity) (*event.Envelope
 // as changed, and its counts move to the new id.
 func TestProcessFormatAndMerge(t *testing.T) {
 	l := newTestLogminer(t, Config{Formats: map[string]string{"hdfs": "<Date> <Time> <Level> <Component>: <Content>"}})
+	h := startHarness(t, l)
 
-	raw, data := rawJSON(t, "hdfs", "081109 203615 ERROR dfs.DataNode: session closed for user alice", "")
-	msgs, err := l.process(data, new(scratch))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := rawEvent(t, "hdfs", "081109 203615 ERROR dfs.DataNode: session closed for user alice", "")
+	feedOK(t, h, raw)
+	msgs := h.Pub.Messages()
 	if len(msgs) != 2 || msgs[0].Subject != "events.log.hdfs.templated" || msgs[1].Subject != "events.log_template.hdfs" {
 		t.Fatalf("messages %+v", msgs)
 	}
-	var out event.Envelope
-	if err := json.Unmarshal(msgs[0].Data, &out); err != nil {
-		t.Fatal(err)
-	}
+	out := decode(t, msgs[0])
 	var body event.LogBody
 	if err := out.DecodeBody(&body); err != nil {
 		t.Fatal(err)
@@ -80,24 +92,20 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if msgs[0].ID != out.ID || out.ID != derivedID(idTime(raw.ID), "templated_log", raw.ID) {
 		t.Errorf("message id %s, envelope id %s: not the derived id", msgs[0].ID, out.ID)
 	}
-	// Redelivery: the same raw log gives the same ids.
-	again, err := l.process(data, new(scratch))
-	if err != nil || again[0].ID != msgs[0].ID {
-		t.Fatalf("redelivered raw log: id %s, first %s (%v)", again[0].ID, msgs[0].ID, err)
+	// Delivered again after it was acked (a lost ack): processed again,
+	// into the same id, which the duplicate window drops.
+	sent := h.Pub.Sent()
+	feedOK(t, h, raw)
+	if h.Pub.Sent() != sent+1 || len(h.Pub.Messages()) != 2 {
+		t.Fatalf("redelivered raw log: %d publishes, %d stored; want 1 more publish and the same 2 stored (same id)", h.Pub.Sent()-sent, len(h.Pub.Messages()))
 	}
 
-	_, data = rawJSON(t, "hdfs", "081109 203616 INFO dfs.DataNode: session closed for user bob", "")
-	msgs, err = l.process(data, new(scratch))
-	if err != nil {
-		t.Fatal(err)
-	}
+	feedOK(t, h, rawEvent(t, "hdfs", "081109 203616 INFO dfs.DataNode: session closed for user bob", ""))
+	msgs = h.Pub.Messages()[2:]
 	if len(msgs) != 2 {
 		t.Fatalf("generalising line: %d messages, want the templated log and a changed event", len(msgs))
 	}
-	var te event.Envelope
-	if err := json.Unmarshal(msgs[1].Data, &te); err != nil {
-		t.Fatal(err)
-	}
+	te := decode(t, msgs[1])
 	var tb event.LogTemplateBody
 	if err := te.DecodeBody(&tb); err != nil {
 		t.Fatal(err)
@@ -115,10 +123,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	}
 
 	// A line without the header is mined whole and counted.
-	_, data = rawJSON(t, "hdfs", "no header here", event.SeverityWarning)
-	if _, err := l.process(data, new(scratch)); err != nil {
-		t.Fatal(err)
-	}
+	feedOK(t, h, rawEvent(t, "hdfs", "no header here", event.SeverityWarning))
 	if got := l.metrics.unmatchedFormat.Load(); got != 1 {
 		t.Errorf("unmatched %d, want 1", got)
 	}
@@ -132,17 +137,12 @@ func TestStateRoundTrip(t *testing.T) {
 	now := func() time.Time { return clock }
 	l := newTestLogminer(t, Config{})
 	l.now = now
+	h := startHarness(t, l)
 	for i := range 12 {
-		_, data := rawJSON(t, "api", "request "+string(rune('0'+i%10))+" failed", event.SeverityError)
-		if _, err := l.process(data, new(scratch)); err != nil {
-			t.Fatal(err)
-		}
+		feedOK(t, h, rawEvent(t, "api", "request "+string(rune('0'+i%10))+" failed", event.SeverityError))
 	}
 	l.counts.flush() // seeds the error average with 12
-	_, data := rawJSON(t, "api", "request 7 failed", event.SeverityError)
-	if _, err := l.process(data, new(scratch)); err != nil {
-		t.Fatal(err)
-	}
+	feedOK(t, h, rawEvent(t, "api", "request 7 failed", event.SeverityError))
 	state, err := l.encodeState()
 	if err != nil {
 		t.Fatal(err)

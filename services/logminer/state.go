@@ -75,6 +75,18 @@ func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (je
 	return store, nil
 }
 
+// checkpointed is the logminer with its state kept in the object store:
+// the runner restores the state before the first delivery and saves it
+// every SaveEvery and after the drain. Without a state store the runner
+// drives the logminer alone and saves nothing.
+type checkpointed struct{ *Logminer }
+
+// Restore loads the saved state (loadState).
+func (c checkpointed) Restore(ctx context.Context) error { return c.loadState(ctx) }
+
+// Checkpoint saves the state (saveState).
+func (c checkpointed) Checkpoint(ctx context.Context) error { return c.saveState(ctx) }
+
 // loadState restores the saved state, if there is one. A state that cannot
 // be read is logged and ignored: the miner relearns the templates from the
 // next lines, and their ids, derived from the template text, come out the

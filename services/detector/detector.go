@@ -4,6 +4,12 @@
 // from the pipeline file, and publishes an anomaly event, with its
 // explanation and a link to the sample, when a sample scores as anomalous.
 //
+// The service is a stage.Processor (pkg/stage): the stage runner decodes the
+// samples, publishes the anomalies, acks each sample once its anomalies are
+// stored, keeps the anomalies whose publish failed for the sample's
+// redelivery, and drives the service's periodic work (Tick: rows closed on
+// their wait) and snapshots (a stage.Checkpointer).
+//
 // Series state is bounded (least recently seen series evicted beyond
 // Config.MaxSeries, counted in aiops_detector_series_evicted_total) and
 // snapshotted to a JetStream key-value bucket: the series changed since the
@@ -28,7 +34,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,25 +44,24 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // Source is the envelope source of the anomalies this service publishes.
 const Source = "detector"
 
-// MaxPendingRetries bounds the anomalies kept for republishing after a
-// failed publish (see Service.Handle).
-const MaxPendingRetries = 10_000
+// maxKept bounds the samples (and rows closed on their wait) whose
+// anomalies the runner keeps for republishing after a failed publish.
+const maxKept = 10_000
 
-// Sentinel errors of Handle; all are permanent (the sample is bad).
+// Sentinel errors of Process; all are permanent (the sample is bad).
 var (
 	ErrNotMetric = errors.New("detector: event is not a metric sample")
 	ErrNoValue   = errors.New("detector: metric sample has no value")
 )
 
-// Publisher publishes anomaly events; *bus.Publisher is one.
-type Publisher interface {
-	Publish(ctx context.Context, m bus.Message) (jetstream.PubAckFuture, error)
-}
+// ErrNotRunning is returned by FlushRows on a service without a runner.
+var ErrNotRunning = errors.New("detector: no stage runner")
 
 // Option adjusts New.
 type Option func(*Service)
@@ -65,11 +69,12 @@ type Option func(*Service)
 // WithPipeline routes series with p instead of the file named in Config.
 func WithPipeline(p *pipeline.Pipeline) Option { return func(s *Service) { s.pipeline = p } }
 
-// WithClock sets the clock used for observed times (default time.Now).
+// WithClock sets the clock used for observed times and rows' waits
+// (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
 // WithPublisher replaces the publisher of anomalies (tests, benchmarks).
-func WithPublisher(p Publisher) Option { return func(s *Service) { s.pub = p } }
+func WithPublisher(p stage.Publisher) Option { return func(s *Service) { s.pub = p } }
 
 // WithConsumerOptions passes options to the bus consumer.
 func WithConsumerOptions(opts ...bus.ConsumerOption) Option {
@@ -88,36 +93,40 @@ type series struct {
 	prev, next *series
 }
 
-// Service is the detector service. Handle is safe for concurrent use.
+// Service is the detector service: a stage.Processor and stage.Ticker, run
+// by the stage New opens (with snapshots on, as a stage.Checkpointer too).
+// Process is safe for concurrent use, but samples of one series must come
+// in stream order (one worker).
 type Service struct {
 	cfg      Config
 	log      zerolog.Logger
 	now      func() time.Time
 	pipeline *pipeline.Pipeline
-	pub      Publisher
+	pub      stage.Publisher // nil: the stage's own
 
 	snap         asyncPublisher // writes snapshots; nil when they are disabled
 	kv           jetstream.KeyValue
-	consumer     *bus.Consumer
 	consumerOpts []bus.ConsumerOption
+	stage        *stage.Stage    // set by New
+	runner       *stage.Runner   // the runner driving the service (New's, or a test's)
+	done         <-chan struct{} // Run's context: closed once the service stops
 
 	mu         sync.Mutex
 	series     map[string]*series
 	head, tail *series
 	dirty      []*series
-	retry      map[string][]bus.Message // sample id → anomalies whose publish failed
 
 	assets      map[string]*asset // pipeline group assets by key
 	assetLRU    *list.List        // of *asset, front: most recently seen
 	dirtyAssets []*asset
 	groupBuf    []pipeline.GroupChannel
-	rowRetry    []bus.Message // anomalies of rows closed on their wait whose publish failed
 
 	m metrics
 }
 
 type metrics struct {
-	samples, anomalies, evicted, invalid  prometheus.Counter
+	samples, anomalies, evicted           prometheus.Counter
+	invalid                               prometheus.CounterFunc
 	snapshotted, snapshotErrors, restored prometheus.Counter
 	series                                prometheus.GaugeFunc
 
@@ -131,7 +140,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, series: map[string]*series{}, retry: map[string][]bus.Message{},
+	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, series: map[string]*series{},
 		assets: map[string]*asset{}, assetLRU: list.New()}
 	for _, o := range opts {
 		o(s)
@@ -147,14 +156,14 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 			s.pipeline = p
 		}
 	}
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "aiops", Subsystem: "detector", Name: name, Help: help})
+	copts := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "aiops", Subsystem: "detector", Name: name, Help: help}
 	}
+	counter := func(name, help string) prometheus.Counter { return prometheus.NewCounter(copts(name, help)) }
 	s.m = metrics{
 		samples:        counter("samples_total", "Metric samples scored."),
 		anomalies:      counter("anomalies_total", "Anomaly events published."),
 		evicted:        counter("series_evicted_total", "Series dropped from memory because max_series was reached."),
-		invalid:        counter("samples_invalid_total", "Samples dead-lettered as bad data."),
 		snapshotted:    counter("snapshot_series_total", "Series states written to the key-value bucket."),
 		snapshotErrors: counter("snapshot_errors_total", "Series states whose write failed (retried at the next snapshot)."),
 		restored:       counter("series_restored_total", "Series states restored at start."),
@@ -165,6 +174,14 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		assetsEvicted:  counter("group_assets_evicted_total", "Group assets dropped from memory because max_assets was reached."),
 		assetsRestored: counter("group_assets_restored_total", "Group asset states restored at start."),
 	}
+	// The runner decodes the samples and dead-letters the bad ones, those
+	// it cannot decode and those Process refuses.
+	s.m.invalid = prometheus.NewCounterFunc(copts("samples_invalid_total", "Samples dead-lettered as bad data."), func() float64 {
+		if s.runner == nil {
+			return 0
+		}
+		return float64(s.runner.Stats().Invalid)
+	})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -172,20 +189,23 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	return s, nil
 }
 
+// stageConfig is how the runner drives the service: one worker, so that the
+// samples of a series are scored in stream order; rows closed on their wait
+// every second; snapshots every Snapshot.Interval.
+func (s *Service) stageConfig() stage.Config {
+	return stage.Config{Name: "detector", Workers: 1, MaxKept: maxKept, TickEvery: time.Second,
+		CheckpointEvery: s.cfg.Snapshot.Interval, CheckpointTimeout: s.cfg.Snapshot.ShutdownTimeout}
+}
+
 // New builds the service: it loads the pipeline, ensures the key-value
-// bucket and the durable consumer. Run restores the state and consumes.
+// bucket and opens the stage (its durable consumer and publisher). Run
+// restores the state and consumes.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, opts ...Option) (*Service, error) {
 	s, err := newService(cfg, log, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if s.pub == nil {
-		p, err := bus.NewPublisher(js)
-		if err != nil {
-			return nil, err
-		}
-		s.pub = p
-	}
+	var proc any = s
 	if !s.cfg.Snapshot.Disabled {
 		s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      s.cfg.Snapshot.Bucket,
@@ -199,36 +219,40 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, fmt.Errorf("detector: key-value bucket %s: %w", s.cfg.Snapshot.Bucket, err)
 		}
 		s.snap = js
+		proc = snapshotting{s}
 	}
-	s.consumer, err = bus.NewConsumer(ctx, js, s.cfg.Consumer, log, s.consumerOpts...)
+	open := []stage.OpenOption{stage.WithConsumerOptions(s.consumerOpts...), stage.WithRunnerOptions(stage.WithClock(s.now))}
+	if s.pub != nil {
+		open = append(open, stage.WithPublisher(s.pub))
+	}
+	s.stage, err = stage.Open(ctx, js, proc, s.stageConfig(), s.cfg.Consumer, log, open...)
 	if err != nil {
 		return nil, err
 	}
+	s.runner = s.stage.Runner
 	return s, nil
 }
 
-// Collector exposes the service's metrics and its consumer's.
+// Run restores the snapshotted state, then consumes until ctx is cancelled,
+// snapshotting every Snapshot.Interval and once more after the drain (the
+// stage runner does all of it).
+func (s *Service) Run(ctx context.Context) error {
+	if s.stage == nil {
+		return ErrNotRunning
+	}
+	s.done = ctx.Done()
+	return s.stage.Run(ctx)
+}
+
+// Collector exposes the service's metrics and its stage's (runner and
+// consumer).
 func (s *Service) Collector() prometheus.Collector {
-	cs := collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
+	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
 		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
-	if s.consumer != nil {
-		cs = append(cs, s.consumer.Collector())
+	if s.stage != nil {
+		cs = append(cs, s.stage.Collector())
 	}
 	return cs
-}
-
-type collectors []prometheus.Collector
-
-func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range cs {
-		c.Describe(ch)
-	}
-}
-
-func (cs collectors) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range cs {
-		c.Collect(ch)
-	}
 }
 
 // Series returns the number of series in memory.
@@ -249,197 +273,33 @@ func (s *Service) Observations(key string) (int, bool) {
 	return 0, false
 }
 
-// Run restores the snapshotted state, then consumes until ctx is cancelled,
-// snapshotting every Snapshot.Interval and once more on the way out.
-func (s *Service) Run(ctx context.Context) error {
-	if s.snap != nil {
-		if err := s.Restore(ctx); err != nil {
-			return err
-		}
-	}
-	consumed := make(chan error, 1)
-	go func() { consumed <- s.consumer.Run(ctx, s.Handle) }()
-	var tick, rowTick <-chan time.Time
-	if s.snap != nil {
-		t := time.NewTicker(s.cfg.Snapshot.Interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	if len(s.pipeline.Groups) > 0 {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		rowTick = t.C
-	}
-	var err error
-loop:
-	for {
-		select {
-		case err = <-consumed:
-			break loop
-		case <-rowTick:
-			s.FlushRows(ctx)
-		case <-tick:
-			if n, err := s.Snapshot(ctx); err != nil {
-				s.log.Warn().Err(err).Int("series", n).Msg("snapshot incomplete; the rest is retried at the next one")
-			}
-		}
-	}
-	if s.snap != nil {
-		// The consumer has drained: every sample it acked is in the state.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Snapshot.ShutdownTimeout)
-		defer cancel()
-		n, serr := s.Snapshot(sctx)
-		if serr != nil {
-			s.log.Error().Err(serr).Int("series", n).Msg("final snapshot incomplete: those series warm up again after restart")
-		} else {
-			s.log.Info().Int("series", n).Msg("final snapshot written")
-		}
-	}
-	return err
-}
-
-// Handle scores one metric sample and, if it is anomalous, publishes the
-// anomaly and reports done only once the stream acked it (at-least-once).
-// A sample that closes a row of a pipeline group (README.md) likewise waits
-// for that row's anomaly.
+// Process scores one metric sample, feeds it to the groups that take it,
+// and emits its anomaly, if any, and the anomalies of the rows it closed.
+// The runner acks the sample only once they are stored (at-least-once);
+// when a publish fails it naks the sample and republishes the same
+// anomalies, under the same ids, when the sample comes back, without
+// calling Process again: the detector would take the redelivered sample
+// (a timestamp it already saw) for a duplicate and publish nothing.
 //
-// A redelivered sample carries the timestamp the detector already saw, so
-// the detector ignores it (first value wins); an anomaly whose publish
-// failed is therefore kept, up to MaxPendingRetries, and republished under
-// the same id when its sample comes back, and the stream's duplicate window
-// drops a second copy.
-func (s *Service) Handle(ctx context.Context, d *bus.Delivery, done func(error)) {
-	out, err := s.process(d.Data)
-	if err != nil {
-		if errs.IsPermanent(err) {
-			s.m.invalid.Inc()
-		}
-		done(err)
-		return
-	}
-	if len(out.msgs) == 0 {
-		done(nil)
-		return
-	}
-	futs := make([]jetstream.PubAckFuture, len(out.msgs))
-	for i, m := range out.msgs {
-		fut, err := s.pub.Publish(ctx, *m)
-		if err != nil {
-			s.keepForRetry(out.sample, out.msgs)
-			out.settleAll(s)
-			done(err)
-			return
-		}
-		futs[i] = fut
-	}
-	go func() {
-		var first error
-		for i, fut := range futs {
-			select {
-			case <-fut.Ok():
-				if out.assets[i] != nil {
-					s.m.groupAnomalies.Inc()
-				} else {
-					s.m.anomalies.Inc()
-				}
-			case err := <-fut.Err():
-				if first == nil {
-					first = fmt.Errorf("detector: publish anomaly %s: %w", out.msgs[i].ID, err)
-				}
-			}
-		}
-		if first != nil {
-			s.keepForRetry(out.sample, out.msgs)
-		} else {
-			s.forget(out.sample)
-		}
-		out.settleAll(s)
-		done(first)
-	}()
-}
-
-// outcome is what processing one sample asks Handle to publish.
-type outcome struct {
-	sample string         // the sample's id
-	msgs   []*bus.Message // anomalies: the series' first if any, then the groups'
-	ser    *series        // waits for msgs[0] (nil: no series anomaly, or a republish)
-	assets []*asset       // assets[i] waits for msgs[i] (nil: the series', or a republish)
-}
-
-// settleAll ends the snapshot waits of everything in o.
-func (o *outcome) settleAll(s *Service) {
-	s.settled(o.ser)
-	for _, a := range o.assets {
-		s.settledAsset(a)
-	}
-}
-
-// settled ends the wait of ser's snapshot for one anomaly publish (ser is
-// nil for a republished anomaly, whose sample the state already holds).
-func (s *Service) settled(ser *series) {
-	if ser == nil {
-		return
-	}
-	s.mu.Lock()
-	ser.pending--
-	s.mu.Unlock()
-}
-
-func (s *Service) keepForRetry(sample string, msgs []*bus.Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.retry[sample]; ok || len(s.retry) < MaxPendingRetries {
-		kept := make([]bus.Message, len(msgs))
-		for i, m := range msgs {
-			kept[i] = *m
-		}
-		s.retry[sample] = kept
-	}
-}
-
-func (s *Service) forget(sample string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.retry) > 0 {
-		delete(s.retry, sample)
-	}
-}
-
-// headerSample carries the id of the sample on an anomaly message, for the
-// retry map (it is not part of the event).
-const headerSample = "Aiops-Sample-Id"
-
-// process decodes and scores one sample and feeds it to the groups that
-// take it; it returns the anomalies to publish and what waits for them.
-func (s *Service) process(data []byte) (outcome, error) {
-	var out outcome
-	e, err := event.Parse(data)
-	if err != nil {
-		return out, err
-	}
+// Until an anomaly's publish is settled, a snapshot must not hold its
+// series (or asset): after a crash the sample is redelivered, and a
+// detector restored with it would take it for a duplicate and never
+// publish. The outputs' Settled ends that wait.
+func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitter) error {
 	if e.Kind != event.KindMetric {
-		return out, errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
+		return errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
 	}
 	var body event.MetricBody
 	if err := e.DecodeBody(&body); err != nil {
-		return out, errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
+		return errs.Permanent(fmt.Errorf("detector: event %s: metric body: %w", e.ID, err))
 	}
 	if body.Value == nil {
-		return out, errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
+		return errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
 	}
 	s.m.samples.Inc()
 	counter := body.Type == event.MetricCounter
-	out.sample = e.ID
 
 	s.mu.Lock()
-	if ms, ok := s.retry[e.ID]; ok {
-		s.mu.Unlock()
-		for i := range ms {
-			out.msgs = append(out.msgs, &ms[i])
-			out.assets = append(out.assets, nil)
-		}
-		return out, nil
-	}
 	ser := s.lookup(e.Fingerprint, body.Name, e.Service, e.Labels, counter)
 	res := ser.det.Observe(e.Time, *body.Value)
 	if !res.Flags.Ignored() && !ser.dirty {
@@ -449,33 +309,82 @@ func (s *Service) process(data []byte) (outcome, error) {
 	var cfg detect.Config
 	if res.Anomaly {
 		cfg = ser.det.Profile().Config()
-		// Until the anomaly is acked, a snapshot must not hold this
-		// sample: after a crash the sample is redelivered, and a detector
-		// restored with it would take it for a duplicate and never publish.
-		ser.pending++
+		ser.pending++ // until the anomaly's publish is settled
 	}
 	route := ser.route
-	groupMsgs, waiting, gerr := s.routeToGroups(e, &body, nil, nil)
+	rows, gerr := s.routeToGroups(e, &body, nil)
 	s.mu.Unlock()
-
-	if res.Anomaly {
-		m, err := s.anomaly(e, &body, route, cfg, &res)
-		if err != nil {
-			s.settled(ser)
-			for _, a := range waiting {
-				s.settledAsset(a)
-			}
-			return outcome{}, err
-		}
-		out.msgs, out.ser, out.assets = append(out.msgs, m), ser, append(out.assets, nil)
-	}
-	out.msgs = append(out.msgs, groupMsgs...)
-	out.assets = append(out.assets, waiting...)
 	if gerr != nil {
 		// the series' anomaly still goes out; the group's error is logged
 		s.log.Error().Err(gerr).Str("event", e.ID).Msg("group row not scored")
 	}
-	return out, nil
+
+	if res.Anomaly {
+		a, err := s.anomaly(e, &body, route, cfg, &res)
+		if err == nil {
+			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err) }})
+		}
+		if err != nil {
+			s.settled(ser, err)
+			for _, r := range rows {
+				s.settledAsset(r.asset, err)
+			}
+			return err
+		}
+	}
+	s.emitRows(out, rows)
+	return nil
+}
+
+// settled ends the wait of ser's snapshot for one anomaly publish, and
+// counts the anomaly if it was stored.
+func (s *Service) settled(ser *series, err error) {
+	s.mu.Lock()
+	ser.pending--
+	s.mu.Unlock()
+	if err == nil {
+		s.m.anomalies.Inc()
+	}
+}
+
+// Tick closes the rows that have waited their group's wait for missing
+// channels at now, scores them and emits their anomalies; the runner calls
+// it every second and keeps those whose publish failed for the next tick.
+func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+	if len(s.pipeline.Groups) == 0 {
+		return nil
+	}
+	var rows []rowAnomaly
+	s.mu.Lock()
+	for el := s.assetLRU.Front(); el != nil; el = el.Next() {
+		a := el.Value.(*asset)
+		r, ok := a.expire(now)
+		if !ok {
+			continue
+		}
+		s.markAssetDirty(a)
+		e, err := s.scoreRow(a, r)
+		if err != nil {
+			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
+			continue
+		}
+		if e != nil {
+			rows = append(rows, rowAnomaly{e, a})
+		}
+	}
+	s.mu.Unlock()
+	s.emitRows(out, rows)
+	return nil
+}
+
+// FlushRows closes the rows that have waited their group's wait at the
+// service's clock and publishes their anomalies, as the runner's tick does
+// every second (tests).
+func (s *Service) FlushRows(ctx context.Context) error {
+	if s.runner == nil {
+		return ErrNotRunning
+	}
+	return s.runner.Tick(ctx, s.now())
 }
 
 // anomalyID is the id of an anomaly at t derived from key (what it is the
@@ -545,9 +454,10 @@ func (s *Service) moveToFront(ser *series) {
 }
 
 // anomaly builds the anomaly event for sample e. Its id is derived from the
-// sample's id, so a republish after a redelivery is the same message and
-// the stream's duplicate window keeps one.
-func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route string, cfg detect.Config, r *detect.Result) (*bus.Message, error) {
+// sample's id, so the same sample scored again (after a restore, by another
+// instance) gives the same message and the stream's duplicate window keeps
+// one.
+func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
 	value, score := r.Scored, r.Score
 	ab := event.AnomalyBody{
 		Series:   e.Fingerprint,
@@ -576,13 +486,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 	a.Fingerprint = "" // recomputed over the series' labels
 	a.ObservedTime = s.now()
 	a.Normalize(a.ObservedTime)
-	data, err := a.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
-	if err != nil {
-		return nil, errs.Permanent(fmt.Errorf("detector: encode anomaly for event %s: %w", e.ID, err))
-	}
-	h := nats.Header{}
-	h.Set(headerSample, e.ID)
-	return &bus.Message{Subject: a.Subject(), ID: a.ID, Header: h, Data: data}, nil
+	return a, nil
 }
 
 // window says over which span of the series the winning detector judged.

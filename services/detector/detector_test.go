@@ -1,7 +1,6 @@
 package detector
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
@@ -21,6 +18,8 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
 var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -45,63 +44,59 @@ func sample(t testing.TB, service, name string, labels map[string]string, at tim
 	return e, data
 }
 
-// fakePublisher acks (or fails) at once and records what it published.
-type fakePublisher struct {
-	mu   sync.Mutex
-	fail int // the next fail publishes fail
-	msgs []bus.Message
-}
-
-type future struct {
-	ok  chan *jetstream.PubAck
-	err chan error
-	msg *nats.Msg
-}
-
-func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
-func (f *future) Err() <-chan error            { return f.err }
-func (f *future) Msg() *nats.Msg               { return f.msg }
-
-func (p *fakePublisher) Publish(_ context.Context, m bus.Message) (jetstream.PubAckFuture, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1), msg: &nats.Msg{Subject: m.Subject, Data: m.Data}}
-	if p.fail > 0 {
-		p.fail--
-		f.err <- errors.New("fake: no ack")
-		return f, nil
-	}
-	p.msgs = append(p.msgs, m)
-	f.ok <- &jetstream.PubAck{Stream: "EVENTS"}
-	return f, nil
-}
-
-func (p *fakePublisher) published() []bus.Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]bus.Message(nil), p.msgs...)
-}
-
-// handle runs Handle and waits for its result.
-func handle(s *Service, data []byte) error {
-	res := make(chan error, 1)
-	s.Handle(context.Background(), &bus.Delivery{Subject: "events.metric.x", Data: data, Delivered: 1}, func(err error) { res <- err })
-	select {
-	case err := <-res:
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("done not called within 10s")
-	}
-}
-
-func newTestService(t testing.TB, cfg Config, opts ...Option) (*Service, *fakePublisher) {
+// newCore builds the processing core, without a runner.
+func newCore(t testing.TB, cfg Config, opts ...Option) *Service {
 	t.Helper()
-	pub := &fakePublisher{}
-	s, err := newService(cfg, zerolog.Nop(), append([]Option{WithPublisher(pub), WithClock(func() time.Time { return t0 })}, opts...)...)
+	s, err := newService(cfg, zerolog.Nop(), append([]Option{WithClock(func() time.Time { return t0 })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, pub
+	return s
+}
+
+// newTestService builds the service and runs it in the stage runner, in
+// memory (stagetest: no server).
+func newTestService(t testing.TB, cfg Config, opts ...Option) (*Service, *stagetest.Harness) {
+	t.Helper()
+	s := newCore(t, cfg, opts...)
+	return s, run(t, s, s)
+}
+
+// run runs proc (s, or a wrapper of it) with s's stage configuration, on
+// s's clock, ticking only when the test does (Harness.Tick, FlushRows).
+func run(t testing.TB, s *Service, proc any) *stagetest.Harness {
+	t.Helper()
+	cfg := s.stageConfig()
+	cfg.TickEvery = 24 * time.Hour
+	h := stagetest.Start(t, proc, cfg, stage.WithClock(s.now))
+	s.runner = h.Runner
+	return h
+}
+
+// ack delivers a sample and fails the test unless it is acked.
+func ack(t testing.TB, h *stagetest.Harness, data []byte) {
+	t.Helper()
+	if r := h.FeedRaw(data); r.Outcome != stagetest.Acked {
+		t.Fatalf("sample %s: %v", r.Outcome, r.Err)
+	}
+}
+
+// testClock is a clock a test moves while the runner reads it.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }
 
 // normal returns n samples around 100 with σ 1, one a minute.
@@ -114,23 +109,29 @@ func normal(n int, seed uint64) []float64 {
 	return v
 }
 
-func TestHandleSpikePublishesExplainedAnomaly(t *testing.T) {
-	s, pub := newTestService(t, Config{})
+// An anomalous sample publishes one anomaly, explained and linked to it,
+// and is acked only after the anomaly was stored.
+func TestSpikePublishesExplainedAnomaly(t *testing.T) {
+	s, h := newTestService(t, Config{})
 	labels := map[string]string{"instance": "web-1"}
 	values := normal(150, 1)
 	values = append(values, 125) // 25σ
 	var spike *event.Envelope
 	for i, v := range values {
 		e, data := sample(t, "checkout", "latency_ms", labels, t0.Add(time.Duration(i)*time.Minute), v, "")
-		if err := handle(s, data); err != nil {
-			t.Fatalf("sample %d: %v", i, err)
-		}
-		if i < len(values)-1 && len(pub.published()) > 0 {
+		ack(t, h, data)
+		if i < len(values)-1 && len(h.Pub.Messages()) > 0 {
 			t.Fatalf("anomaly published on normal sample %d (value %.2f)", i, v)
 		}
 		spike = e
 	}
-	msgs := pub.published()
+	if n := testutil.ToFloat64(s.m.anomalies); n != 1 {
+		t.Errorf("the spike was acked with anomalies_total %v: acked before its anomaly was stored", n)
+	}
+	if st := h.Runner.Stats(); st.Outputs != 1 || st.Inputs != uint64(len(values)) {
+		t.Errorf("runner stats %+v, want %d inputs and one output acked", st, len(values))
+	}
+	msgs := h.Pub.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("published %d anomalies for one spike, want 1", len(msgs))
 	}
@@ -171,64 +172,81 @@ func TestHandleSpikePublishesExplainedAnomaly(t *testing.T) {
 
 // feed sends n normal samples of one series, then returns the envelope and
 // bytes of a spike after them.
-func feed(t *testing.T, s *Service, service, name string, n int, typ string) (*event.Envelope, []byte) {
+func feed(t *testing.T, h *stagetest.Harness, service, name string, n int, typ string) (*event.Envelope, []byte) {
 	t.Helper()
 	for i, v := range normal(n, 3) {
 		_, data := sample(t, service, name, nil, t0.Add(time.Duration(i)*time.Minute), v, typ)
-		if err := handle(s, data); err != nil {
-			t.Fatalf("sample %d: %v", i, err)
-		}
+		ack(t, h, data)
 	}
 	return sample(t, service, name, nil, t0.Add(time.Duration(n)*time.Minute), 150, typ)
 }
 
-// A failed publish reports a transient error; the redelivered sample (which
-// the detector itself ignores as a duplicate timestamp) republishes the
-// same anomaly under the same id.
+// A failed publish naks the sample; its redelivery republishes the same
+// anomaly under the same id without scoring the sample again (the detector
+// would take it for a duplicate timestamp and publish nothing).
 func TestFailedPublishIsRetriedWithTheSameID(t *testing.T) {
-	s, pub := newTestService(t, Config{})
-	_, spike := feed(t, s, "api", "errors", 100, "")
-	pub.fail = 1
-	err := handle(s, spike)
-	if err == nil || errs.IsPermanent(err) {
-		t.Fatalf("failed publish: %v, want a transient error", err)
-	}
-	if err := handle(s, spike); err != nil {
-		t.Fatalf("redelivery: %v", err)
-	}
-	if err := handle(s, spike); err != nil { // a further duplicate: nothing to publish
-		t.Fatalf("second redelivery: %v", err)
-	}
-	msgs := pub.published()
-	if len(msgs) != 1 {
-		t.Fatalf("published %d, want the retried anomaly once", len(msgs))
-	}
-	// The id is the same as the first attempt's: derived from the sample.
-	e, _ := event.Parse(spike)
-	s2, pub2 := newTestService(t, Config{})
-	_, spike2 := feed(t, s2, "api", "errors", 100, "")
-	if err := handle(s2, spike2); err != nil {
-		t.Fatal(err)
-	}
-	e2, _ := event.Parse(spike2)
-	if e.ID == e2.ID {
-		t.Fatal("test samples share an id")
-	}
-	if msgs[0].ID == pub2.published()[0].ID {
-		t.Error("anomalies of different samples share an id")
-	}
-	s3, pub3 := newTestService(t, Config{})
-	feed(t, s3, "api", "errors", 100, "")
-	if err := handle(s3, spike); err != nil {
-		t.Fatal(err)
-	}
-	if got := pub3.published(); len(got) != 1 || got[0].ID != msgs[0].ID {
-		t.Errorf("the same sample scored by another instance gave anomaly %v, want id %s", got, msgs[0].ID)
+	for name, fail := range map[string]func(p *stagetest.Publisher){
+		"ack fails":       func(p *stagetest.Publisher) { p.FailNext(1) },
+		"publish refused": func(p *stagetest.Publisher) { p.Refuse(true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, h := newTestService(t, Config{})
+			e, spike := feed(t, h, "api", "errors", 100, "")
+			fail(h.Pub)
+			if r := h.FeedRaw(spike); r.Outcome != stagetest.Naked {
+				t.Fatalf("failed publish: %v (%v), want naked", r.Outcome, r.Err)
+			}
+			h.Pub.Refuse(false)
+			if n := len(h.Pub.Messages()); n != 0 {
+				t.Fatalf("%d anomalies stored by a failed publish", n)
+			}
+			if n := testutil.ToFloat64(s.m.anomalies); n != 0 {
+				t.Errorf("anomalies_total %v after a failed publish, want 0", n)
+			}
+			samples := testutil.ToFloat64(s.m.samples)
+			ack(t, h, spike) // the redelivery
+			if got := testutil.ToFloat64(s.m.samples); got != samples {
+				t.Errorf("the redelivery was scored again (samples_total %v, was %v)", got, samples)
+			}
+			if n, _ := s.Observations(e.Fingerprint); n != 101 {
+				t.Errorf("%d observations, want 101", n)
+			}
+			if st := h.Runner.Stats(); st.Replayed != 1 {
+				t.Errorf("runner replayed %d inputs, want the redelivery", st.Replayed)
+			}
+			sent := h.Pub.Sent()
+			ack(t, h, spike) // a further duplicate: scored, ignored, nothing to publish
+			if h.Pub.Sent() != sent {
+				t.Errorf("a duplicate sample published %d more", h.Pub.Sent()-sent)
+			}
+			msgs := h.Pub.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("published %d, want the retried anomaly once", len(msgs))
+			}
+			// The id is the first attempt's: derived from the sample, as the
+			// same sample scored by another instance shows.
+			_, h3 := newTestService(t, Config{})
+			feed(t, h3, "api", "errors", 100, "")
+			ack(t, h3, spike)
+			if got := h3.Pub.Messages(); len(got) != 1 || got[0].ID != msgs[0].ID {
+				t.Errorf("the same sample scored by another instance gave anomaly %v, want id %s", got, msgs[0].ID)
+			}
+			// and another sample gives another id
+			_, h2 := newTestService(t, Config{})
+			e2, spike2 := feed(t, h2, "api", "errors", 100, "")
+			if e2.ID == e.ID {
+				t.Fatal("test samples share an id")
+			}
+			ack(t, h2, spike2)
+			if got := h2.Pub.Messages(); len(got) != 1 || got[0].ID == msgs[0].ID {
+				t.Errorf("anomalies of different samples: %v, want one with another id than %s", got, msgs[0].ID)
+			}
+		})
 	}
 }
 
 func TestBadSamplesArePermanent(t *testing.T) {
-	s, _ := newTestService(t, Config{})
+	s, h := newTestService(t, Config{})
 	logEvent, err := event.New(event.KindLog, "api", t0, map[string]string{"message": "hi"})
 	if err != nil {
 		t.Fatal(err)
@@ -248,9 +266,10 @@ func TestBadSamplesArePermanent(t *testing.T) {
 		"no value":     {noValueData, nil}, // event.Parse already checks body.value
 		"empty object": {[]byte("{}"), nil},
 	} {
-		err := handle(s, c.data)
-		if err == nil || !errs.IsPermanent(err) {
-			t.Errorf("%s: %v, want a permanent error", name, err)
+		r := h.FeedRaw(c.data)
+		err := r.Err
+		if r.Outcome != stagetest.DeadLettered || !errs.IsPermanent(err) {
+			t.Errorf("%s: %v (%v), want dead-lettered with a permanent error", name, r.Outcome, err)
 		}
 		if c.want != nil && !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
@@ -265,14 +284,12 @@ func TestBadSamplesArePermanent(t *testing.T) {
 }
 
 func TestLeastRecentlySeenSeriesIsEvicted(t *testing.T) {
-	s, _ := newTestService(t, Config{MaxSeries: 3})
+	s, h := newTestService(t, Config{MaxSeries: 3})
 	fp := make([]string, 5)
 	send := func(i int, at time.Duration) {
 		e, data := sample(t, "api", fmt.Sprintf("m%d", i), nil, t0.Add(at), 1, "")
 		fp[i] = e.Fingerprint
-		if err := handle(s, data); err != nil {
-			t.Fatal(err)
-		}
+		ack(t, h, data)
 	}
 	send(0, 0)
 	send(1, 0)
@@ -308,12 +325,12 @@ detect:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := newTestService(t, Config{}, WithPipeline(p))
+	s, h := newTestService(t, Config{}, WithPipeline(p))
 	send := func(name, env, typ string) *series {
 		e, data := sample(t, "db", name, map[string]string{"env": env}, t0, 1, typ)
-		if err := handle(s, data); err != nil {
-			t.Fatal(err)
-		}
+		ack(t, h, data)
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.series[e.Fingerprint]
 	}
 	if ser := send("disk_used", "prod", ""); ser.route != "wide" || ser.det.Profile().Config().Window != 64 {
@@ -347,6 +364,25 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := newService(Config{Pipeline: "/nonexistent/pipeline.yaml"}, zerolog.Nop()); err == nil {
 		t.Error("a missing pipeline file was accepted")
+	}
+}
+
+// The runner scores samples one at a time (a series' samples in stream
+// order), keeps today's bound of anomalies kept for a retry, ticks every
+// second and snapshots on the snapshot settings.
+func TestStageConfig(t *testing.T) {
+	s := newCore(t, Config{Snapshot: SnapshotConfig{Interval: 7 * time.Second, ShutdownTimeout: 3 * time.Second}})
+	want := stage.Config{Name: "detector", Workers: 1, MaxKept: 10_000, TickEvery: time.Second,
+		CheckpointEvery: 7 * time.Second, CheckpointTimeout: 3 * time.Second}
+	if got := s.stageConfig(); got != want {
+		t.Errorf("stage config %+v, want %+v", got, want)
+	}
+	var proc any = s
+	if _, ok := proc.(stage.Checkpointer); ok {
+		t.Error("the service is a Checkpointer by itself: with snapshots disabled the runner would checkpoint nothing")
+	}
+	if _, ok := any(snapshotting{s}).(stage.Checkpointer); !ok {
+		t.Error("the service with snapshots is not a Checkpointer")
 	}
 }
 

@@ -2,7 +2,6 @@ package detector
 
 import (
 	"container/list"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -11,11 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // GroupDetector is the detector field of the anomalies of pipeline groups.
@@ -160,12 +159,18 @@ func assetOf(g *pipeline.Group, service string, labels map[string]string) (value
 	return values, out
 }
 
+// rowAnomaly is the anomaly of a closed row and the asset whose snapshot
+// waits for its publish.
+type rowAnomaly struct {
+	event *event.Envelope
+	asset *asset
+}
+
 // routeToGroups feeds the sample to every group that takes it and scores
-// the rows that closes. It returns the anomalies to publish and the assets
-// that wait for them (one per message). s.mu is held.
-func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out []*bus.Message, waiting []*asset) ([]*bus.Message, []*asset, error) {
+// the rows that closes. It appends their anomalies to out. s.mu is held.
+func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out []rowAnomaly) ([]rowAnomaly, error) {
 	if len(s.pipeline.Groups) == 0 || body.Type == event.MetricCounter {
-		return out, waiting, nil
+		return out, nil
 	}
 	s.groupBuf = s.pipeline.SelectGroups(s.groupBuf[:0], body.Name, e.Service, e.Labels)
 	for _, gc := range s.groupBuf {
@@ -173,30 +178,30 @@ func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out [
 		key := assetKey(gc.Group, values)
 		a, err := s.lookupAsset(key, gc.Group, e.Service, labels)
 		if err != nil {
-			return out, waiting, err
+			return out, err
 		}
 		rows, what := a.add(e.Time, gc.Channel, *body.Value, e.ID, s.now())
 		if what == late {
 			s.m.groupLate.Inc()
 		}
 		for _, r := range rows {
-			m, err := s.scoreRow(a, r)
+			ev, err := s.scoreRow(a, r)
 			if err != nil {
-				return out, waiting, err
+				return out, err
 			}
-			if m != nil {
-				out, waiting = append(out, m), append(waiting, a)
+			if ev != nil {
+				out = append(out, rowAnomaly{ev, a})
 			}
 		}
 		s.markAssetDirty(a)
 	}
-	return out, waiting, nil
+	return out, nil
 }
 
 // scoreRow observes a closed row with its asset's Group and returns the
 // anomaly to publish, if any; the asset's pending count then waits for it.
 // s.mu is held.
-func (s *Service) scoreRow(a *asset, r closedRow) (*bus.Message, error) {
+func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 	s.m.rows.Inc()
 	if !r.complete {
 		s.m.rowsIncomplete.Inc()
@@ -205,12 +210,36 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*bus.Message, error) {
 	if !res.Anomaly {
 		return nil, nil
 	}
-	m, err := s.groupAnomaly(a, r, &res)
+	e, err := s.groupAnomaly(a, r, &res)
 	if err != nil {
 		return nil, err
 	}
 	a.pending++
-	return m, nil
+	return e, nil
+}
+
+// emitRows emits the anomalies of closed rows; each one's Settled ends its
+// asset's snapshot wait. One that cannot be encoded is logged and dropped,
+// as a row that could not be scored.
+func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
+	for _, r := range rows {
+		a := r.asset
+		if err := out.Emit(stage.Output{Event: r.event, Settled: func(err error) { s.settledAsset(a, err) }}); err != nil {
+			s.settledAsset(a, err)
+			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
+		}
+	}
+}
+
+// settledAsset ends the wait of a's snapshot for one anomaly publish, and
+// counts the anomaly if it was stored.
+func (s *Service) settledAsset(a *asset, err error) {
+	s.mu.Lock()
+	a.pending--
+	s.mu.Unlock()
+	if err == nil {
+		s.m.groupAnomalies.Inc()
+	}
 }
 
 func (s *Service) markAssetDirty(a *asset) {
@@ -295,7 +324,7 @@ type groupAnomalyBody struct {
 // derived from the asset and the row's time, so the same row closed again
 // (a redelivered sample, a restored state) is the same message and the
 // stream's duplicate window keeps one.
-func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (*bus.Message, error) {
+func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (*event.Envelope, error) {
 	g := a.group
 	set := g.Settings.WithDefaults()
 	top := max(res.Channel, 0)
@@ -361,86 +390,5 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	e.Fingerprint = ""
 	e.ObservedTime = s.now()
 	e.Normalize(e.ObservedTime)
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return nil, errs.Permanent(fmt.Errorf("detector: encode group %s anomaly: %w", g.Name, err))
-	}
-	return &bus.Message{Subject: e.Subject(), ID: e.ID, Data: data}, nil
-}
-
-// FlushRows closes the rows that have waited their group's wait for
-// missing channels, scores them and publishes their anomalies (and retries
-// those whose publish failed before). Run calls it every second. It returns
-// the number of rows closed.
-func (s *Service) FlushRows(ctx context.Context) int {
-	s.mu.Lock()
-	now := s.now()
-	retry := s.rowRetry
-	s.rowRetry = nil
-	var msgs []*bus.Message
-	var waiting []*asset
-	closed := 0
-	for el := s.assetLRU.Front(); el != nil; el = el.Next() {
-		a := el.Value.(*asset)
-		r, ok := a.expire(now)
-		if !ok {
-			continue
-		}
-		closed++
-		s.markAssetDirty(a)
-		m, err := s.scoreRow(a, r)
-		if err != nil {
-			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
-			continue
-		}
-		if m != nil {
-			msgs, waiting = append(msgs, m), append(waiting, a)
-		}
-	}
-	s.mu.Unlock()
-	for i := range retry {
-		msgs, waiting = append(msgs, &retry[i]), append(waiting, nil)
-	}
-	for i, m := range msgs {
-		s.publishRow(ctx, m, waiting[i])
-	}
-	return closed
-}
-
-// publishRow publishes the anomaly of a row that no sample waits for (it
-// closed on its wait) and keeps it for the next FlushRows if that fails.
-func (s *Service) publishRow(ctx context.Context, m *bus.Message, a *asset) {
-	fut, err := s.pub.Publish(ctx, *m)
-	if err != nil {
-		s.keepRowForRetry(m)
-		s.settledAsset(a)
-		return
-	}
-	go func() {
-		select {
-		case <-fut.Ok():
-			s.m.groupAnomalies.Inc()
-		case err := <-fut.Err():
-			s.log.Warn().Err(err).Str("anomaly", m.ID).Msg("group anomaly not acked; retried at the next flush")
-			s.keepRowForRetry(m)
-		}
-		s.settledAsset(a)
-	}()
-}
-
-func (s *Service) keepRowForRetry(m *bus.Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.rowRetry) < MaxPendingRetries {
-		s.rowRetry = append(s.rowRetry, *m)
-	}
-}
-
-func (s *Service) settledAsset(a *asset) {
-	if a == nil {
-		return
-	}
-	s.mu.Lock()
-	a.pending--
-	s.mu.Unlock()
+	return e, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/detect/synth"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
 // groupPipeline is a pipeline with one group over the asset's channels, one
@@ -178,17 +179,20 @@ func offlineGroupAnomalies(a synth.Group) (times []time.Time, changing []bool) {
 // published.
 func publishAsset(t *testing.T, a synth.Group) (*Service, []groupEvent) {
 	t.Helper()
-	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
-	for i, d := range assetSamples(t, a) {
-		if err := handle(s, d); err != nil {
-			t.Fatalf("sample %d: %v", i, err)
-		}
+	s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
+	for _, d := range assetSamples(t, a) {
+		ack(t, h, d)
 	}
+	return s, published(t, h.Pub)
+}
+
+// published returns the group anomalies pub stored.
+func published(t testing.TB, pub *stagetest.Publisher) []groupEvent {
 	var datas [][]byte
-	for _, m := range pub.published() {
+	for _, m := range pub.Messages() {
 		datas = append(datas, m.Data)
 	}
-	return s, groupAnomalies(t, datas)
+	return groupAnomalies(t, datas)
 }
 
 // A group anomaly says whether the asset is still moving: on a fault that
@@ -279,15 +283,11 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 	}
 	// The id comes from the asset and the row time: the same row scored
 	// by another instance (or after a restore) is the same message.
-	s2, pub2 := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
+	_, h2 := newTestService(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, "")))
 	for _, d := range assetSamples(t, a) {
-		handle(s2, d)
+		ack(t, h2, d)
 	}
-	var datas2 [][]byte
-	for _, m := range pub2.published() {
-		datas2 = append(datas2, m.Data)
-	}
-	again := groupAnomalies(t, datas2)
+	again := published(t, h2.Pub)
 	for i, ge := range got {
 		if i >= len(again) || again[i].env.ID != ge.env.ID {
 			t.Fatalf("group anomaly %d: id %s, not the same in a second run", i, ge.env.ID)
@@ -295,9 +295,9 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 	}
 }
 
-// cleanAsset generates an asset without a fault and feeds its rows to s
-// as samples of host h; it returns the asset.
-func cleanAsset(t *testing.T, s *Service, channels int) synth.Group {
+// cleanAsset generates an asset without a fault and feeds its rows to the
+// runner as samples of host h; it returns the asset.
+func cleanAsset(t *testing.T, h *stagetest.Harness, channels int) synth.Group {
 	t.Helper()
 	a, err := synth.GenerateGroup(synth.GroupClean, synth.GroupOptions{Seed: 5, Channels: channels, Factors: 1})
 	if err != nil {
@@ -306,22 +306,18 @@ func cleanAsset(t *testing.T, s *Service, channels int) synth.Group {
 	for i, ts := range a.Times {
 		for c, name := range a.Channels {
 			_, d := sample(t, "plant", name, map[string]string{"host": "h"}, ts, a.Values[c][i], "")
-			if err := handle(s, d); err != nil {
-				t.Fatalf("row %d channel %s: %v", i, name, err)
+			if r := h.FeedRaw(d); r.Outcome != stagetest.Acked {
+				t.Fatalf("row %d channel %s: %v (%v)", i, name, r.Outcome, r.Err)
 			}
 		}
 	}
 	return a
 }
 
-// groupAnomaliesAt returns the group anomalies pub published for time ts.
-func groupAnomaliesAt(t *testing.T, pub *fakePublisher, ts time.Time) []groupEvent {
-	var datas [][]byte
-	for _, m := range pub.published() {
-		datas = append(datas, m.Data)
-	}
+// groupAnomaliesAt returns the group anomalies pub stored for time ts.
+func groupAnomaliesAt(t *testing.T, pub *stagetest.Publisher, ts time.Time) []groupEvent {
 	var out []groupEvent
-	for _, ge := range groupAnomalies(t, datas) {
+	for _, ge := range published(t, pub) {
 		if ge.env.Time.Equal(ts) {
 			out = append(out, ge)
 		}
@@ -329,75 +325,104 @@ func groupAnomaliesAt(t *testing.T, pub *fakePublisher, ts time.Time) []groupEve
 	return out
 }
 
+// pending returns the unsettled anomaly publishes of the only asset.
+func pending(t *testing.T, s *Service) int32 {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.assets) != 1 {
+		t.Fatalf("%d assets, want 1", len(s.assets))
+	}
+	for _, a := range s.assets {
+		return a.pending
+	}
+	return 0
+}
+
 // A sample that completes an anomalous row is acked only after the row's
 // anomaly is; when that publish fails it is naked, and on redelivery the
 // same anomaly goes out again.
 func TestGroupAnomalyFailedPublishIsRetried(t *testing.T) {
-	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1"}, "")))
-	a := cleanAsset(t, s, 2)
+	s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1"}, "")))
+	a := cleanAsset(t, h, 2)
 	n := len(a.Times)
 	ts := a.Times[n-1].Add(time.Second)
 	_, d0 := sample(t, "plant", "ch0", map[string]string{"host": "h"}, ts, a.Values[0][n-1], "")
 	_, d1 := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, a.Values[1][n-1]+1000, "") // the relation breaks
-	if err := handle(s, d0); err != nil {
-		t.Fatal(err)
+	ack(t, h, d0)
+	h.Pub.FailNext(2) // the series' anomaly and the row's
+	if r := h.FeedRaw(d1); r.Outcome != stagetest.Naked {
+		t.Fatalf("the sample closing an anomalous row: %v (%v), want naked: its anomaly's publish failed", r.Outcome, r.Err)
 	}
-	pub.mu.Lock()
-	pub.fail = 2 // the series' anomaly and the row's
-	pub.mu.Unlock()
-	if err := handle(s, d1); err == nil {
-		t.Fatal("the sample closing an anomalous row was acked though its anomaly's publish failed")
-	}
-	if got := groupAnomaliesAt(t, pub, ts); len(got) != 0 {
+	if got := groupAnomaliesAt(t, h.Pub, ts); len(got) != 0 {
 		t.Fatalf("%d group anomalies published before the retry", len(got))
 	}
-	if err := handle(s, d1); err != nil {
-		t.Fatalf("redelivery: %v", err)
+	if p := pending(t, s); p != 0 {
+		t.Errorf("the asset waits for %d publishes after the failure settled them", p)
 	}
-	if got := groupAnomaliesAt(t, pub, ts); len(got) != 1 || got[0].body.Channel != "ch1" {
+	ack(t, h, d1)
+	if got := groupAnomaliesAt(t, h.Pub, ts); len(got) != 1 || got[0].body.Channel != "ch1" {
 		t.Fatalf("after redelivery: %d group anomalies %+v, want one naming ch1", len(got), got)
+	}
+	if st := h.Runner.Stats(); st.Replayed != 1 {
+		t.Errorf("replayed %d, want the redelivery answered with the kept anomalies", st.Replayed)
+	}
+	if n := testutil.ToFloat64(s.m.rows); int(n) != len(a.Times)+1 {
+		t.Errorf("group_rows_total %v, want %d: the redelivery was assembled again", n, len(a.Times)+1)
 	}
 }
 
-// A row missing a channel is scored once its wait has passed, by FlushRows.
+// A row missing a channel is scored once its wait has passed, at a tick;
+// when its anomaly's publish fails, the next tick publishes it.
 func TestFlushRowsClosesRowsOnTheirWait(t *testing.T) {
-	now := t0
-	s, pub := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1", "ch2"}, "")), WithClock(func() time.Time { return now }))
-	a := cleanAsset(t, s, 3)
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch1", "ch2"}, "")), WithClock(clock.now))
+	a := cleanAsset(t, h, 3)
 	n := len(a.Times)
 	// ch0 and ch1 only, far out; ch2 never comes
 	ts := a.Times[n-1].Add(time.Second)
 	_, d0 := sample(t, "plant", "ch0", map[string]string{"host": "h"}, ts, a.Values[0][n-1]+1000, "")
 	_, d1 := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, a.Values[1][n-1]-1000, "")
-	handle(s, d0)
-	handle(s, d1)
-	if n := s.FlushRows(context.Background()); n != 0 {
-		t.Fatalf("FlushRows closed %d rows before their wait", n)
+	ack(t, h, d0)
+	ack(t, h, d1)
+	sent := h.Pub.Sent()
+	if err := s.FlushRows(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	now = now.Add(10 * time.Second)
-	if n := s.FlushRows(context.Background()); n != 1 {
-		t.Fatalf("FlushRows closed %d rows after the wait, want 1", n)
+	if v := testutil.ToFloat64(s.m.rowsIncomplete); v != 0 {
+		t.Fatalf("FlushRows closed %v rows before their wait", v)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(groupAnomaliesAt(t, pub, ts)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	clock.add(10 * time.Second)
+	h.Pub.FailNext(1)
+	if err := s.FlushRows(context.Background()); !errors.Is(err, stagetest.ErrPublish) {
+		t.Fatalf("tick whose publish failed: %v, want %v", err, stagetest.ErrPublish)
 	}
-	got := groupAnomaliesAt(t, pub, ts)
+	if v := testutil.ToFloat64(s.m.rowsIncomplete); v != 1 {
+		t.Fatalf("group_rows_incomplete_total %v after the wait, want 1", v)
+	}
+	if got, kept := groupAnomaliesAt(t, h.Pub, ts), h.Runner.Unsent(); len(got) != 0 || kept != 1 || h.Pub.Sent() != sent+1 {
+		t.Fatalf("after a failed publish: %d stored, %d kept for the next tick, %d sent; want 0, 1, 1", len(got), kept, h.Pub.Sent()-sent)
+	}
+	if p := pending(t, s); p != 0 {
+		t.Errorf("the asset waits for %d publishes after the failure settled them", p)
+	}
+	if err := s.FlushRows(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := groupAnomaliesAt(t, h.Pub, ts)
 	if len(got) != 1 || got[0].body.Channels[2].Value != nil || got[0].body.Channels[0].Value == nil {
 		t.Fatalf("group anomalies %+v, want one at %v with ch2 missing", got, ts)
 	}
-	if v := testutil.ToFloat64(s.m.rowsIncomplete); v != 1 {
-		t.Errorf("group_rows_incomplete_total %v, want 1", v)
+	if v := testutil.ToFloat64(s.m.rowsIncomplete); v != 1 || h.Runner.Unsent() != 0 {
+		t.Errorf("group_rows_incomplete_total %v, %d kept; want 1, 0: the retry closed the row again", v, h.Runner.Unsent())
 	}
 }
 
 func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
-	s, _ := newTestService(t, Config{MaxAssets: 2}, WithPipeline(groupPipeline(t, []string{"a", "b"}, "")))
+	s, h := newTestService(t, Config{MaxAssets: 2}, WithPipeline(groupPipeline(t, []string{"a", "b"}, "")))
 	for _, host := range []string{"h1", "h2", "h1", "h3"} {
 		_, d := sample(t, "plant", "a", map[string]string{"host": host}, t0, 1, "")
-		if err := handle(s, d); err != nil {
-			t.Fatal(err)
-		}
+		ack(t, h, d)
 	}
 	if n := s.Assets(); n != 2 {
 		t.Errorf("%d assets, want 2", n)
@@ -419,11 +444,11 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 // row; a group whose channels changed, or a damaged value, is refused.
 func TestAssetSnapshotRoundTrip(t *testing.T) {
 	p := groupPipeline(t, []string{"ch0", "ch1", "ch2"}, "")
-	s, _ := newTestService(t, Config{}, WithPipeline(p))
-	a := cleanAsset(t, s, 3)
+	s, h := newTestService(t, Config{}, WithPipeline(p))
+	a := cleanAsset(t, h, 3)
 	ts := a.Times[len(a.Times)-1].Add(time.Second)
 	_, d := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, 42, "")
-	handle(s, d)
+	ack(t, h, d)
 	s.mu.Lock()
 	if len(s.assets) != 1 {
 		t.Fatalf("%d assets", len(s.assets))
@@ -437,7 +462,7 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := newTestService(t, Config{}, WithPipeline(p))
+	s2 := newCore(t, Config{}, WithPipeline(p))
 	got, err := s2.decodeAsset(orig.key, data)
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +487,7 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("restored scores %+v, original %+v", b, a)
 	}
 
-	other, _ := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch2", "ch1"}, "")))
+	other := newCore(t, Config{}, WithPipeline(groupPipeline(t, []string{"ch0", "ch2", "ch1"}, "")))
 	if _, err := other.decodeAsset(orig.key, data); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "channels") {
 		t.Errorf("reordered channels: %v", err)
 	}

@@ -29,6 +29,40 @@ type asyncPublisher interface {
 // ErrSnapshot is wrapped by the errors of decoding a snapshot value.
 var ErrSnapshot = errors.New("detector: bad snapshot")
 
+// snapshotting is the service with snapshots on: the stage.Checkpointer
+// whose Restore runs before the first sample and whose Checkpoint (Snapshot)
+// runs every Snapshot.Interval and once after the drain.
+type snapshotting struct{ *Service }
+
+// Checkpoint writes a snapshot and logs what an incomplete one leaves for
+// the next (or, after the drain, to warm up again after restart).
+func (c snapshotting) Checkpoint(ctx context.Context) error {
+	final := c.stopping()
+	n, err := c.Snapshot(ctx)
+	switch {
+	case err != nil && errors.Is(ctx.Err(), context.Canceled):
+		// cut short by the shutdown; the final snapshot follows
+	case err != nil && final:
+		c.log.Error().Err(err).Int("series", n).Msg("final snapshot incomplete: those series warm up again after restart")
+	case err != nil:
+		c.log.Warn().Err(err).Int("series", n).Msg("snapshot incomplete; the rest is retried at the next one")
+	case final:
+		c.log.Info().Int("series", n).Msg("final snapshot written")
+	}
+	return err
+}
+
+// stopping reports whether Run's context has ended: the runner is draining
+// or has drained.
+func (s *Service) stopping() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *Service) keyOf(fingerprint string) string {
 	return s.cfg.Instance + "." + fingerprint
 }
@@ -59,10 +93,11 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 }
 
 // Snapshot writes the state of every series changed since the last
-// snapshot (and then the group assets), Chunk series at a time: each chunk is encoded under the lock,
-// then published asynchronously and its acks awaited, so the handler is
-// never held for longer than one chunk's encoding. It returns the number
-// written. Series whose write failed stay dirty for the next snapshot.
+// snapshot (and then the group assets), Chunk series at a time: each chunk
+// is encoded under the lock, then published asynchronously and its acks
+// awaited, so Process is never held for longer than one chunk's encoding.
+// It returns the number written. Series whose write failed stay dirty for
+// the next snapshot.
 func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	if s.snap == nil {
 		return 0, nil
@@ -93,7 +128,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				continue
 			}
 			if ser.pending > 0 {
-				waiting = append(waiting, ser) // see process
+				waiting = append(waiting, ser) // see Process
 				continue
 			}
 			ser.dirty = false
@@ -142,7 +177,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 }
 
 // requeue puts back on the dirty list the series a cancelled snapshot did
-// not reach (they are still marked dirty, so process would not add them).
+// not reach (they are still marked dirty, so Process would not add them).
 func (s *Service) requeue(ss []*series) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -215,7 +215,7 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 				continue
 			}
 			if a.pending > 0 {
-				s.dirtyAssets = append(s.dirtyAssets, a) // see Service.process
+				s.dirtyAssets = append(s.dirtyAssets, a) // see Service.Process
 				continue
 			}
 			a.dirty = false

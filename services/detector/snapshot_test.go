@@ -10,31 +10,18 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
-// heldPublisher publishes anomalies whose acks come only when released.
-type heldPublisher struct {
-	mu   sync.Mutex
-	held []*future
+type future struct {
+	ok  chan *jetstream.PubAck
+	err chan error
 }
 
-func (p *heldPublisher) Publish(_ context.Context, m bus.Message) (jetstream.PubAckFuture, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1), msg: &nats.Msg{Subject: m.Subject, Data: m.Data}}
-	p.held = append(p.held, f)
-	return f, nil
-}
-
-func (p *heldPublisher) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, f := range p.held {
-		f.ok <- &jetstream.PubAck{}
-	}
-	p.held = nil
-}
+func (f *future) Ok() <-chan *jetstream.PubAck { return f.ok }
+func (f *future) Err() <-chan error            { return f.err }
+func (f *future) Msg() *nats.Msg               { return nil }
 
 // kvRecorder stands for the bucket's stream: it acks every write, or fails
 // the next fail writes.
@@ -64,36 +51,57 @@ func (k *kvRecorder) written() []string {
 	return append([]string(nil), k.keys...)
 }
 
-// A series whose anomaly is not acked yet stays out of the snapshot, so a
+// onEmit runs the service as its processor, calling hook with each output
+// it emits before the runner takes it: between Process and the output's
+// Settled.
+type onEmit struct {
+	s    *Service
+	hook func(stage.Output)
+}
+
+func (p onEmit) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
+	return p.s.Process(ctx, in, hookEmitter{out, p.hook})
+}
+
+type hookEmitter struct {
+	stage.Emitter
+	hook func(stage.Output)
+}
+
+func (e hookEmitter) Emit(o stage.Output) error {
+	e.hook(o)
+	return e.Emitter.Emit(o)
+}
+
+// A series whose anomaly is not stored yet stays out of the snapshot, so a
 // crash before the ack leaves a state without the anomalous sample and its
-// redelivery is scored (and published) again. Once acked, it is written.
+// redelivery is scored (and published) again. Once stored, it is written.
 func TestSnapshotWaitsForAnomalyAck(t *testing.T) {
-	pub := &heldPublisher{}
-	s, _ := newTestService(t, Config{}, WithPublisher(pub))
+	s := newCore(t, Config{})
 	kv := &kvRecorder{}
 	s.snap = kv
-	spike, data := feed(t, s, "api", "latency", 100, "")
+	type snap struct {
+		n    int
+		err  error
+		keys []string
+	}
+	var during []snap
+	h := run(t, s, onEmit{s, func(stage.Output) {
+		n, err := s.Snapshot(context.Background())
+		during = append(during, snap{n, err, kv.written()})
+	}})
+	spike, data := feed(t, h, "api", "latency", 100, "")
 	_, calm := sample(t, "api", "other", nil, t0, 1, "")
-	if err := handle(s, calm); err != nil {
-		t.Fatal(err)
+	ack(t, h, calm)
+	if len(during) != 0 {
+		t.Fatalf("%d anomalies among the normal samples: the test proves nothing", len(during))
 	}
-	result := make(chan error, 1)
-	s.Handle(context.Background(), &bus.Delivery{Data: data}, func(err error) { result <- err })
-	select {
-	case err := <-result:
-		t.Fatalf("sample settled (%v) before its anomaly was acked", err)
-	default:
+	ack(t, h, data)
+	if len(during) != 1 {
+		t.Fatalf("the spike emitted %d outputs, want its anomaly", len(during))
 	}
-	n, err := s.Snapshot(context.Background())
-	if err != nil || n != 1 {
-		t.Fatalf("snapshot wrote %d (%v), want only the calm series", n, err)
-	}
-	if got := kv.written(); len(got) != 1 || strings.HasSuffix(got[0], spike.Fingerprint) {
-		t.Fatalf("written %v: the series with an unacked anomaly was snapshotted", got)
-	}
-	pub.release()
-	if err := <-result; err != nil {
-		t.Fatal(err)
+	if d := during[0]; d.err != nil || d.n != 1 || len(d.keys) != 1 || strings.HasSuffix(d.keys[0], spike.Fingerprint) {
+		t.Fatalf("snapshot before the anomaly was stored wrote %d (%v) %v: want only the calm series", d.n, d.err, d.keys)
 	}
 	if n, err := s.Snapshot(context.Background()); err != nil || n != 1 {
 		t.Fatalf("after the ack the snapshot wrote %d (%v), want the spiked series", n, err)
@@ -108,13 +116,11 @@ func TestSnapshotWaitsForAnomalyAck(t *testing.T) {
 
 // A failed write leaves the series dirty, and the next snapshot writes it.
 func TestSnapshotRetriesFailedWrites(t *testing.T) {
-	s, _ := newTestService(t, Config{})
+	s, h := newTestService(t, Config{})
 	kv := &kvRecorder{fail: 1}
 	s.snap = kv
 	e, data := sample(t, "api", "m", nil, t0, 1, "")
-	if err := handle(s, data); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, h, data)
 	if n, err := s.Snapshot(context.Background()); err == nil || n != 0 {
 		t.Fatalf("failed write: wrote %d, err %v", n, err)
 	}
@@ -128,14 +134,12 @@ func TestSnapshotRetriesFailedWrites(t *testing.T) {
 
 // A cancelled snapshot leaves what it did not reach for the next one.
 func TestCancelledSnapshotKeepsTheRest(t *testing.T) {
-	s, _ := newTestService(t, Config{Snapshot: SnapshotConfig{Chunk: 1}})
+	s, h := newTestService(t, Config{Snapshot: SnapshotConfig{Chunk: 1}})
 	kv := &kvRecorder{}
 	s.snap = kv
 	for i := 0; i < 3; i++ {
 		_, data := sample(t, "api", string(rune('a'+i)), nil, t0, 1, "")
-		if err := handle(s, data); err != nil {
-			t.Fatal(err)
-		}
+		ack(t, h, data)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -43,6 +43,13 @@ type Config struct {
 	// GroupWindow is how long after its last signal an incident with no
 	// member firing still takes related signals.
 	GroupWindow time.Duration `yaml:"group_window"`
+	// SpreadWindow is how long after an incident opened a service not yet
+	// in it may still join (a failure reaches its dependents within
+	// minutes); later, only more signals of its own services join.
+	SpreadWindow time.Duration `yaml:"spread_window"`
+	// RecencyWeight is how much a candidate incident's score drops per
+	// GroupWindow since it last fired (see Correlator.best).
+	RecencyWeight float64 `yaml:"recency_weight"`
 	// UpDepth bounds how many dependency hops above an incident's service
 	// a signal's service may be and still join (a dependent failing
 	// because of it).
@@ -83,8 +90,10 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		GroupWindow:     10 * time.Minute,
+		SpreadWindow:    7 * time.Minute,
+		RecencyWeight:   4,
 		UpDepth:         4,
-		DownDepth:       2,
+		DownDepth:       1,
 		QuietPeriod:     5 * time.Minute,
 		ReopenWindow:    30 * time.Minute,
 		ChangeWindow:    time.Hour,
@@ -106,6 +115,7 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	fill(&c.GroupWindow, d.GroupWindow)
+	fill(&c.SpreadWindow, d.SpreadWindow)
 	fill(&c.QuietPeriod, d.QuietPeriod)
 	fill(&c.ReopenWindow, d.ReopenWindow)
 	fill(&c.ChangeWindow, d.ChangeWindow)
@@ -133,7 +143,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"group_window", c.GroupWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
+	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
@@ -141,6 +151,8 @@ func (c Config) Validate() error {
 	}
 	c = c.WithDefaults()
 	switch {
+	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
+		return bad("recency_weight", "%g, want 0 (default) to 100", c.RecencyWeight)
 	case c.UpDepth < 0 || c.UpDepth > 32:
 		return bad("up_depth", "%d, want 0 (default) to 32", c.UpDepth)
 	case c.DownDepth < 0 || c.DownDepth > 32:

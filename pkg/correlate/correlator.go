@@ -58,13 +58,24 @@ type incident struct {
 	members        []*member
 	services       map[string]int // members per service
 	names          map[string]int // members per signal name
-	firing         int            // members firing (alerts only)
-	flapping       int            // members flapping
-	changes        []Change
-	timeline       []Entry
-	groupLabels    map[string]string
-	reopens        int
-	merged         []string // ids of incidents merged into this one
+	// root is the most upstream service of the incident: every member's
+	// service is the root or depends on it. New members join through the
+	// root, never through another member, so concurrent failures that
+	// share symptom services (a mail sender, a notifications hub) are not
+	// chained into one.
+	root string
+	// lastFired is the latest time a member fired or reported an anomaly:
+	// an incident takes new members only while that is within GroupWindow,
+	// so a long-firing alert does not pull in what fails near it hours
+	// later.
+	lastFired   time.Time
+	firing      int // members firing (alerts only)
+	flapping    int // members flapping
+	changes     []Change
+	timeline    []Entry
+	groupLabels map[string]string
+	reopens     int
+	merged      []string // ids of incidents merged into this one
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -86,6 +97,7 @@ type Correlator struct {
 	members   map[string]*member
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}
+	byRoot    map[string]map[*incident]struct{}
 	changes   map[string][]Change // recent changes by service
 
 	stats Stats
@@ -112,7 +124,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 	return &Correlator{
 		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
-		byService: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
+		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 	}, nil
 }
 
@@ -152,9 +164,6 @@ func (c *Correlator) Observe(s Signal) []Update {
 	if inc == nil {
 		return append(ups, c.open(s))
 	}
-	if inc.status == StatusResolved {
-		ups = append(ups, c.reopen(inc, s))
-	}
 	c.join(inc, s)
 	return ups
 }
@@ -183,6 +192,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	if s.Time.After(inc.lastSignal) {
 		inc.lastSignal = s.Time
 	}
+	inc.saw(s)
 	if m.Kind == SignalAlert && m.Firing == s.Resolved {
 		// A state change: firing → resolved or back.
 		m.Firing = !s.Resolved
@@ -225,71 +235,102 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 	return append(ts[:0], ts[i:]...)
 }
 
-// relation is how a signal's service stands to an incident's services.
-type relation int
-
-const (
-	unrelated relation = iota
-	below              // a dependency of one of them: the root showing up late
-	above              // depends on one of them: a symptom of it
-	same               // one of them
-)
-
-// best is the incident a new member joins: the strongest relation among
-// the incidents still taking signals, then one with a member of the same
-// name, then the latest signal. nil: none, open a new one.
+// best is the incident a new member joins, nil for none (open one). The
+// candidates are the incidents still taking signals (one fired within
+// GroupWindow) whose root is the signal's service, a dependency of it (the
+// signal is a symptom, at most UpDepth hops up) or a dependent of it (the
+// real root showing up late, at most DownDepth hops down); a service not
+// yet in an incident joins only within SpreadWindow of its opening. Each
+// candidate scores by its relation (root 3, symptom 2.5, late root 1.5,
+// a quarter less per hop beyond the first) less RecencyWeight times how
+// long ago, in GroupWindows, it last fired: a symptom of a failure that is
+// happening now beats an older incident on the same service. Ties go to
+// an incident with a member of the same name, then the latest, then the
+// lowest id.
 func (c *Correlator) best(s Signal) *incident {
 	var (
-		bestInc  *incident
-		bestRel  relation
-		bestName bool
+		bestInc   *incident
+		bestScore float64
+		bestName  bool
 	)
-	consider := func(inc *incident, r relation) {
-		if !c.takes(inc, s) {
+	consider := func(inc *incident, base float64, hops int) {
+		gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
+		if gap > window || gap < -window || !c.takes(inc, s) {
 			return
 		}
+		if inc.services[s.Service] == 0 && s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
+			// A failure spreads to its dependents within minutes; a
+			// service failing long after is most likely failing on its own.
+			return
+		}
+		score := base - 0.25*float64(max(hops-1, 0)) - c.cfg.RecencyWeight*max(gap.Seconds(), 0)/window.Seconds()
 		name := inc.hasName(s.Name)
-		if bestInc == nil || r > bestRel || r == bestRel && (name && !bestName ||
-			name == bestName && (inc.lastSignal.After(bestInc.lastSignal) ||
-				inc.lastSignal.Equal(bestInc.lastSignal) && inc.id < bestInc.id)) {
-			bestInc, bestRel, bestName = inc, r, name
+		better := bestInc == nil || score > bestScore
+		if !better && score == bestScore {
+			switch {
+			case name != bestName:
+				better = name
+			case !inc.lastFired.Equal(bestInc.lastFired):
+				better = inc.lastFired.After(bestInc.lastFired)
+			default:
+				better = inc.id < bestInc.id
+			}
+		}
+		if better {
+			bestInc, bestScore, bestName = inc, score, name
 		}
 	}
-	for inc := range c.byService[s.Service] {
-		consider(inc, same)
+	for inc := range c.byRoot[s.Service] {
+		consider(inc, 3, 0)
 	}
 	if i, ok := c.topo.index[s.Service]; ok {
-		row := c.topo.below[i]
-		for j, hops := range row {
+		for j, hops := range c.topo.below[i] {
 			if hops == 0 || int(hops) > c.cfg.UpDepth {
 				continue
 			}
-			for inc := range c.byService[c.topo.names[j]] {
-				consider(inc, above)
+			for inc := range c.byRoot[c.topo.names[j]] {
+				consider(inc, 2.5, int(hops))
 			}
 		}
 		for j, other := range c.topo.below {
-			if hops := other[i]; hops == 0 || int(hops) > c.cfg.DownDepth {
+			hops := int(other[i])
+			if hops == 0 || hops > c.cfg.DownDepth {
 				continue
 			}
-			for inc := range c.byService[c.topo.names[j]] {
-				consider(inc, below)
+			for inc := range c.byRoot[c.topo.names[j]] {
+				consider(inc, 1.5, hops)
 			}
 		}
 	}
 	return bestInc
 }
 
-// takes reports whether inc still takes a new member s: it is active (a
-// member firing, or a signal within GroupWindow), or resolved within
-// ReopenWindow; and its GroupBy labels match.
-func (c *Correlator) takes(inc *incident, s Signal) bool {
-	switch {
-	case inc.status == StatusResolved:
-		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
-			return false
+// setRoot makes service the root of inc.
+func (c *Correlator) setRoot(inc *incident, service string) {
+	if inc.root == service {
+		return
+	}
+	if set := c.byRoot[inc.root]; set != nil {
+		delete(set, inc)
+		if len(set) == 0 {
+			delete(c.byRoot, inc.root)
 		}
-	case inc.firing == 0 && s.Time.Sub(inc.lastSignal) > c.cfg.GroupWindow:
+	}
+	inc.root = service
+	set := c.byRoot[service]
+	if set == nil {
+		set = map[*incident]struct{}{}
+		c.byRoot[service] = set
+	}
+	set[inc] = struct{}{}
+}
+
+// takes reports whether inc still takes a new member s: it is not
+// resolved (a resolved incident reopens only when one of its own members
+// fires again: a new alert after the recovery is a new failure), and its
+// GroupBy labels match.
+func (c *Correlator) takes(inc *incident, s Signal) bool {
+	if inc.status == StatusResolved {
 		return false
 	}
 	for _, l := range c.cfg.GroupBy {
@@ -298,6 +339,13 @@ func (c *Correlator) takes(inc *incident, s Signal) bool {
 		}
 	}
 	return true
+}
+
+// saw records that s fired (or reported an anomaly).
+func (inc *incident) saw(s Signal) {
+	if !s.Resolved && s.Time.After(inc.lastFired) {
+		inc.lastFired = s.Time
+	}
 }
 
 func (inc *incident) hasName(name string) bool { return name != "" && inc.names[name] > 0 }
@@ -351,6 +399,10 @@ func (c *Correlator) join(inc *incident, s Signal) {
 	}
 	inc.services[s.Service]++
 	inc.names[s.Name]++
+	inc.saw(s)
+	if inc.root == "" || c.topo.hops(inc.root, s.Service) > 0 {
+		c.setRoot(inc, s.Service) // the first member, or the root showing up late
+	}
 	inc.dirty = true
 	c.evict()
 }
@@ -616,6 +668,12 @@ func (c *Correlator) sortedIncidents() []*incident {
 func (c *Correlator) forget(inc *incident) {
 	for len(inc.members) > 0 {
 		c.detach(inc.members[len(inc.members)-1])
+	}
+	if set := c.byRoot[inc.root]; set != nil {
+		delete(set, inc)
+		if len(set) == 0 {
+			delete(c.byRoot, inc.root)
+		}
 	}
 	delete(c.incidents, inc.id)
 }

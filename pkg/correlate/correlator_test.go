@@ -210,15 +210,26 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("%s at %v, resolved_at %v; want resolved at 9m, resolved_at 4m", transitions(ups), ups[0].Time, ups[0].State.ResolvedAt)
 	}
 	id := ups[0].State.IncidentID
-	ups = feed(c, alert("HighLatency", "payments", 20*time.Minute))
+	// One of its alerts firing again soon after: reopened.
+	again := a
+	again.Time = t0.Add(20 * time.Minute)
+	ups = feed(c, again)
 	if transitions(ups) != "reopened" || ups[0].State.IncidentID != id || ups[0].State.Reopens != 1 {
 		t.Fatalf("%s of %v, want the same incident reopened", transitions(ups), ups)
 	}
-	feed(c, resolved(alert("HighLatency", "payments", 0), 21*time.Minute))
+	feed(c, resolved(again, 21*time.Minute))
 	c.Advance(t0.Add(30 * time.Minute))
 	ups = feed(c, alert("HighErrorRate", "checkout", 2*time.Hour))
 	if transitions(ups) != "opened" || ups[0].State.IncidentID == id {
 		t.Fatalf("%s: after the reopen window a new incident opens", transitions(ups))
+	}
+	// Resolved, then a new alert on its service within the reopen window:
+	// a new incident, not a reopening.
+	c.Advance(t0.Add(2*time.Hour + time.Minute))
+	feed(c, resolved(alert("HighErrorRate", "checkout", 0), 2*time.Hour+time.Minute))
+	c.Advance(t0.Add(2*time.Hour + 10*time.Minute))
+	if ups = feed(c, alert("TargetDown", "checkout", 2*time.Hour+12*time.Minute)); transitions(ups) != "opened" {
+		t.Fatalf("%s: a new alert after the recovery is a new incident", transitions(ups))
 	}
 }
 
@@ -292,8 +303,8 @@ func TestCommands(t *testing.T) {
 func TestEventsAreDeterministicEnvelopes(t *testing.T) {
 	run := func() []*event.Envelope {
 		c := newCorrelator(t, Config{})
-		ups := feed(c, alert("HighErrorRate", "checkout", 0), alert("HighLatency", "payments-db", 5*time.Second),
-			resolved(alert("HighErrorRate", "checkout", 0), time.Minute), resolved(alert("HighLatency", "payments-db", 0), 2*time.Minute))
+		ups := feed(c, alert("HighErrorRate", "checkout", 0), alert("HighLatency", "payments", 5*time.Second),
+			resolved(alert("HighErrorRate", "checkout", 0), time.Minute), resolved(alert("HighLatency", "payments", 0), 2*time.Minute))
 		ups = append(ups, c.Advance(t0.Add(time.Hour))...)
 		var out []*event.Envelope
 		for _, u := range ups {
@@ -327,7 +338,7 @@ func TestEventsAreDeterministicEnvelopes(t *testing.T) {
 	if err := last.DecodeBody(&body); err != nil || body.Status != event.IncidentResolved || body.ResolvedAt.IsZero() {
 		t.Fatalf("last event %+v %v, want resolved with resolved_at", body, err)
 	}
-	if last.Subject() != "events.incident.payments-db" || len(last.Links) != 2 {
+	if last.Subject() != "events.incident.payments" || len(last.Links) != 2 {
 		t.Fatalf("subject %s, links %v", last.Subject(), last.Links)
 	}
 }

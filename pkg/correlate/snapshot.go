@@ -20,6 +20,7 @@ type snapshot struct {
 
 type incidentSnapshot struct {
 	ID             string            `json:"id"`
+	Root           string            `json:"root"`
 	Status         string            `json:"status"`
 	OpenedAt       time.Time         `json:"opened_at"`
 	AcknowledgedAt time.Time         `json:"acknowledged_at,omitzero"`
@@ -46,7 +47,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
-			ID: inc.id, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
+			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty,
@@ -73,6 +74,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}
+	c.byRoot = map[string]map[*incident]struct{}{}
 	c.changes = s.Changes
 	if c.changes == nil {
 		c.changes = map[string][]Change{}
@@ -102,8 +104,16 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			}
 			inc.services[m.Service]++
 			inc.names[m.Name]++
+			last := m.LastSeen
+			if !m.Firing && m.Kind == SignalAlert {
+				last = m.FirstSeen // its last time is a resolution
+			}
+			if last.After(inc.lastFired) {
+				inc.lastFired = last
+			}
 		}
 		c.incidents[inc.id] = inc
+		c.setRoot(inc, is.Root)
 		c.lower(c.dueOf(inc))
 	}
 	return nil

@@ -1,0 +1,245 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
+	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
+)
+
+// scoreSeed scores one generated storm of the exploration's scenario.
+func scoreSeed(t testing.TB, seed uint64, cfg correlate.Config) (eval.Scores, scenario.Scenario) {
+	t.Helper()
+	s := scenario.Generate(seed, expScenario(t))
+	return replayScore(t, s, cfg), s
+}
+
+// replayScore runs the replay (the correlator's code behind the gateway's
+// decoders) on a generated storm and scores incident membership against
+// its truth.
+func replayScore(t testing.TB, s scenario.Scenario, cfg correlate.Config) eval.Scores {
+	t.Helper()
+	var in bytes.Buffer
+	if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
+		t.Fatal(err)
+	}
+	catData, err := yamlOf(s.Catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := correlate.ParseCatalog(catData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Replay(context.Background(), &in, cfg, cat, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assign := map[string]string{}
+	for fp, id := range res.Assignments {
+		assign[fp] = id
+	}
+	for id, inc := range res.EventAssignments {
+		assign[id] = inc
+	}
+	return eval.Pairwise(assign, s.Truth.Items)
+}
+
+// TestCorrelateQuality scores the correlator, defaults only, on generated
+// storms it was not tuned on (seeds 101-110; the defaults were chosen on
+// seeds 1-5), beside the two naive baselines on the same storms, and gates
+// a floor so that a regression fails. Storms of 24 hours are calibrated to
+// the difficulty the correlator issue describes (label grouping by service
+// 0.09-0.20, a 5-minute window 0.63-0.73); the default 4-hour storms, four
+// times denser, are reported as a stress test. QUALITY.md in pkg/correlate
+// has the figures.
+func TestCorrelateQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("quality test: a few seconds of replays")
+	}
+	for _, c := range []struct {
+		name     string
+		duration time.Duration
+		floor    float64
+	}{{"24h storms", 24 * time.Hour, 0.78}, {"4h storms (dense)", 4 * time.Hour, 0.35}} {
+		cfg := scenario.DefaultConfig()
+		cfg.Duration = c.duration
+		var ours, label, window, count float64
+		const seeds = 10
+		for seed := uint64(101); seed < 101+seeds; seed++ {
+			s := scenario.Generate(seed, cfg)
+			sc := replayScore(t, s, correlate.DefaultConfig())
+			ours += sc.F1 / seeds
+			count += sc.CountRatio / seeds
+			label += eval.Pairwise(eval.BaselineByLabel(s, "service"), s.Truth.Items).F1 / seeds
+			window += eval.Pairwise(eval.BaselineTimeWindow(s, 5*time.Minute), s.Truth.Items).F1 / seeds
+			t.Logf("%s seed %d: %s", c.name, seed, sc)
+		}
+		t.Logf("%s, seeds 101-110: pairwise F1 %.3f (incident count ratio %.2f); baselines on the same storms: by service %.3f, 5-minute window %.3f",
+			c.name, ours, count, label, window)
+		if ours < c.floor || ours <= window {
+			t.Errorf("%s: mean pairwise F1 %.3f, floor %.2f, 5-minute window %.3f", c.name, ours, c.floor, window)
+		}
+	}
+}
+
+func TestCorrelateExplore(t *testing.T) {
+	if os.Getenv("AIOPS_EXP") == "" {
+		t.Skip("exploration")
+	}
+	from, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
+	cfg := correlate.DefaultConfig()
+	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var f1 float64
+	for seed := uint64(from); seed < uint64(from)+5; seed++ {
+		sc, s := scoreSeed(t, seed, cfg)
+		f1 += sc.F1 / 5
+		t.Logf("seed %d: %s (true %d)", seed, sc, len(s.Truth.Incidents))
+	}
+	t.Logf("mean F1 %.3f", f1)
+}
+
+func yamlOf(v any) ([]byte, error) { return yaml.Marshal(v) }
+
+func TestCorrelateDiagnose(t *testing.T) {
+	if os.Getenv("AIOPS_EXP") == "" {
+		t.Skip("exploration")
+	}
+	seed, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
+	s := scenario.Generate(uint64(seed), expScenario(t))
+	var in bytes.Buffer
+	scenario.WriteJSONL(&in, s.Lines)
+	catData, _ := yamlOf(s.Catalog)
+	cat, _ := correlate.ParseCatalog(catData)
+	cfg := correlate.DefaultConfig()
+	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Replay(context.Background(), &in, cfg, cat, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Split true incidents: one true label in several predicted incidents.
+	split := map[string]map[string]int{}
+	for item, label := range s.Truth.Items {
+		id := res.Assignments[item]
+		if id == "" {
+			id = res.EventAssignments[item]
+		}
+		if split[label] == nil {
+			split[label] = map[string]int{}
+		}
+		split[label][id]++
+	}
+	for label, ids := range split {
+		if len(ids) > 1 {
+			t.Logf("true %s split over %d: %v", label, len(ids), ids)
+		}
+	}
+	if trace := os.Getenv("AIOPS_EXP_TRACE"); trace != "" {
+		items := s.Items()
+		for _, it := range items {
+			if s.Truth.Items[it.ID] != trace {
+				continue
+			}
+			id := res.Assignments[it.ID]
+			if id == "" {
+				id = res.EventAssignments[it.ID]
+			}
+			t.Logf("trace %s %-8s %-20s %-26s %s", it.FirstSeen.Format("15:04:05"), it.Kind, it.Service, it.Labels["alertname"]+it.Labels["__name__"], id)
+		}
+		for _, inc := range res.Incidents {
+			for _, rc := range inc.RootCauses[:min(1, len(inc.RootCauses))] {
+				t.Logf("incident %s opened %s root %s services %v", inc.ID, inc.OpenedAt.Format("15:04:05"), rc.Service, inc.Services)
+			}
+		}
+	}
+	byLabel := map[string]scenario.Incident{}
+	for _, inc := range s.Truth.Incidents {
+		byLabel[inc.Label] = inc
+	}
+	groups := map[string]map[string]int{}
+	for item, label := range s.Truth.Items {
+		id := res.Assignments[item]
+		if id == "" {
+			id = res.EventAssignments[item]
+		}
+		if groups[id] == nil {
+			groups[id] = map[string]int{}
+		}
+		groups[id][label]++
+	}
+	for id, labels := range groups {
+		if len(labels) < 2 {
+			continue
+		}
+		t.Logf("predicted %s holds %d true incidents:", id, len(labels))
+		for l, n := range labels {
+			inc := byLabel[l]
+			t.Logf("   %-14s %-13s root %-16s %s..%s items %d services %v", l, inc.Kind, inc.Root, inc.Start.Format("15:04:05"), inc.End.Format("15:04:05"), n, inc.Services)
+		}
+	}
+	for name, svc := range s.Catalog.Services {
+		t.Logf("catalog %s -> %v", name, svc.DependsOn)
+	}
+}
+
+func TestScenarioCalibrate(t *testing.T) {
+	if os.Getenv("AIOPS_EXP") == "" {
+		t.Skip("exploration")
+	}
+	for _, v := range []string{"{}", "{duration: 8h}", "{duration: 12h}", "{duration: 24h}", "{duration: 12h, noise_alerts: 20, noise_anomalies: 15}", "{duration: 24h, noise_alerts: 45, noise_anomalies: 30, incidents: 30}"} {
+		cfg := scenario.DefaultConfig()
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		var lab, win, ours float64
+		for seed := uint64(1); seed <= 5; seed++ {
+			s := scenario.Generate(seed, cfg)
+			lab += eval.Pairwise(eval.BaselineByLabel(s, "service"), s.Truth.Items).F1 / 5
+			win += eval.Pairwise(eval.BaselineTimeWindow(s, 5*time.Minute), s.Truth.Items).F1 / 5
+			var in bytes.Buffer
+			scenario.WriteJSONL(&in, s.Lines)
+			catData, _ := yamlOf(s.Catalog)
+			cat, _ := correlate.ParseCatalog(catData)
+			rules := correlate.DefaultConfig()
+			if r := os.Getenv("AIOPS_EXP_RULES"); r != "" {
+				strictYAML([]byte(r), &rules)
+			}
+			res, _ := Replay(context.Background(), &in, rules, cat, &bytes.Buffer{})
+			assign := map[string]string{}
+			for k, v := range res.Assignments {
+				assign[k] = v
+			}
+			for k, v := range res.EventAssignments {
+				assign[k] = v
+			}
+			ours += eval.Pairwise(assign, s.Truth.Items).F1 / 5
+		}
+		t.Logf("%-70s by service %.3f  5m window %.3f  ours %.3f", v, lab, win, ours)
+	}
+}
+
+func expScenario(t testing.TB) scenario.Config {
+	cfg := scenario.DefaultConfig()
+	if v := os.Getenv("AIOPS_EXP_SCENARIO"); v != "" {
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg
+}

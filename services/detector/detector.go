@@ -24,7 +24,6 @@ package detector
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -34,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,16 +81,15 @@ func WithConsumerOptions(opts ...bus.ConsumerOption) Option {
 	return func(s *Service) { s.consumerOpts = append(s.consumerOpts, opts...) }
 }
 
-// series is the state of one series, in the LRU list (head: most recent).
+// series is the state of one series.
 type series struct {
-	key        string // envelope fingerprint
-	route      string
-	counter    bool
-	dirty      bool // changed since its last snapshot
-	evicted    bool
-	pending    int32 // anomalies of this series whose publish is not settled
-	det        *detect.Detector
-	prev, next *series
+	key     string // envelope fingerprint
+	route   string
+	counter bool
+	dirty   bool // changed since its last snapshot
+	evicted bool
+	pending int32 // anomalies of this series whose publish is not settled
+	det     *detect.Detector
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -111,13 +110,13 @@ type Service struct {
 	runner       *stage.Runner   // the runner driving the service (New's, or a test's)
 	done         <-chan struct{} // Run's context: closed once the service stops
 
-	mu         sync.Mutex
-	series     map[string]*series
-	head, tail *series
-	dirty      []*series
+	// series and assets are bounded by MaxSeries and MaxAssets, the least
+	// recently seen evicted first (marked, counted).
+	mu     sync.Mutex
+	series *simplelru.LRU[string, *series]
+	dirty  []*series
 
-	assets      map[string]*asset // pipeline group assets by key
-	assetLRU    *list.List        // of *asset, front: most recently seen
+	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
 	groupBuf    []pipeline.GroupChannel
 
@@ -140,8 +139,20 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, series: map[string]*series{},
-		assets: map[string]*asset{}, assetLRU: list.New()}
+	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now}
+	var err error
+	if s.series, err = simplelru.NewLRU(s.cfg.MaxSeries, func(_ string, old *series) {
+		old.evicted = true
+		s.m.evicted.Inc()
+	}); err != nil {
+		return nil, err
+	}
+	if s.assets, err = simplelru.NewLRU(s.cfg.MaxAssets, func(_ string, old *asset) {
+		old.evicted = true
+		s.m.assetsEvicted.Inc()
+	}); err != nil {
+		return nil, err
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -259,7 +270,7 @@ func (s *Service) Collector() prometheus.Collector {
 func (s *Service) Series() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.series)
+	return s.series.Len()
 }
 
 // Observations returns the valid observations the detector of the series
@@ -267,7 +278,7 @@ func (s *Service) Series() int {
 func (s *Service) Observations(key string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ser, ok := s.series[key]; ok {
+	if ser, ok := s.series.Peek(key); ok {
 		return ser.det.Observations(), true
 	}
 	return 0, false
@@ -356,8 +367,7 @@ func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) erro
 	}
 	var rows []rowAnomaly
 	s.mu.Lock()
-	for el := s.assetLRU.Front(); el != nil; el = el.Next() {
-		a := el.Value.(*asset)
+	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
 			continue
@@ -398,59 +408,13 @@ func anomalyID(t time.Time, key string) string {
 // lookup returns the series of key, creating it (and evicting the least
 // recently seen series beyond MaxSeries) if needed. s.mu is held.
 func (s *Service) lookup(key, metric, service string, labels map[string]string, counter bool) *series {
-	if ser, ok := s.series[key]; ok {
-		s.moveToFront(ser)
+	if ser, ok := s.series.Get(key); ok {
 		return ser
 	}
 	route := s.pipeline.Select(metric, service, labels)
 	ser := &series{key: key, route: route.Name, counter: counter, det: route.Profile(counter).NewDetector()}
-	s.insert(ser)
+	s.series.Add(key, ser)
 	return ser
-}
-
-func (s *Service) insert(ser *series) {
-	for len(s.series) >= s.cfg.MaxSeries && s.tail != nil {
-		old := s.tail
-		s.unlink(old)
-		delete(s.series, old.key)
-		old.evicted = true
-		s.m.evicted.Inc()
-	}
-	s.series[ser.key] = ser
-	s.pushFront(ser)
-}
-
-func (s *Service) pushFront(ser *series) {
-	ser.prev, ser.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = ser
-	}
-	s.head = ser
-	if s.tail == nil {
-		s.tail = ser
-	}
-}
-
-func (s *Service) unlink(ser *series) {
-	if ser.prev != nil {
-		ser.prev.next = ser.next
-	} else {
-		s.head = ser.next
-	}
-	if ser.next != nil {
-		ser.next.prev = ser.prev
-	} else {
-		s.tail = ser.prev
-	}
-	ser.prev, ser.next = nil, nil
-}
-
-func (s *Service) moveToFront(ser *series) {
-	if s.head == ser {
-		return
-	}
-	s.unlink(ser)
-	s.pushFront(ser)
 }
 
 // anomaly builds the anomaly event for sample e. Its id is derived from the

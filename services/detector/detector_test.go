@@ -331,7 +331,8 @@ detect:
 		ack(t, h, data)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.series[e.Fingerprint]
+		ser, _ := s.series.Peek(e.Fingerprint)
+		return ser
 	}
 	if ser := send("disk_used", "prod", ""); ser.route != "wide" || ser.det.Profile().Config().Window != 64 {
 		t.Errorf("prod disk: route %s window %d", ser.route, ser.det.Profile().Config().Window)

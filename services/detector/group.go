@@ -1,7 +1,6 @@
 package detector
 
 import (
-	"container/list"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -47,7 +46,6 @@ type asset struct {
 
 	dirty, evicted bool
 	pending        int32 // anomalies of this asset whose publish is not settled
-	elem           *list.Element
 }
 
 // closedRow is a row the assembler closed, ready for the asset's Group.
@@ -252,38 +250,22 @@ func (s *Service) markAssetDirty(a *asset) {
 // lookupAsset returns the asset of key, creating it (and evicting the least
 // recently seen asset beyond MaxAssets) if needed. s.mu is held.
 func (s *Service) lookupAsset(key string, g *pipeline.Group, service string, labels map[string]string) (*asset, error) {
-	if a, ok := s.assets[key]; ok {
-		s.assetLRU.MoveToFront(a.elem)
+	if a, ok := s.assets.Get(key); ok {
 		return a, nil
 	}
 	a, err := newAsset(key, g, service, labels)
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("detector: group %s: %w", g.Name, err))
 	}
-	s.insertAsset(a)
+	s.assets.Add(key, a)
 	return a, nil
-}
-
-func (s *Service) insertAsset(a *asset) {
-	for len(s.assets) >= s.cfg.MaxAssets {
-		old := s.assetLRU.Back()
-		if old == nil {
-			break
-		}
-		oa := s.assetLRU.Remove(old).(*asset)
-		delete(s.assets, oa.key)
-		oa.evicted = true
-		s.m.assetsEvicted.Inc()
-	}
-	s.assets[a.key] = a
-	a.elem = s.assetLRU.PushFront(a)
 }
 
 // Assets returns the number of group assets in memory.
 func (s *Service) Assets() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.assets)
+	return s.assets.Len()
 }
 
 // groupChannelValue is one channel of a group anomaly's row.

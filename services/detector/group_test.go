@@ -330,10 +330,10 @@ func pending(t *testing.T, s *Service) int32 {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.assets) != 1 {
-		t.Fatalf("%d assets, want 1", len(s.assets))
+	if s.assets.Len() != 1 {
+		t.Fatalf("%d assets, want 1", s.assets.Len())
 	}
-	for _, a := range s.assets {
+	for _, a := range s.assets.Values() {
 		return a.pending
 	}
 	return 0
@@ -432,7 +432,7 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 	}
 	for host, want := range map[string]bool{"h1": true, "h2": false, "h3": true} {
 		s.mu.Lock()
-		_, ok := s.assets[assetKey(&s.pipeline.Groups[0], []string{host})]
+		ok := s.assets.Contains(assetKey(&s.pipeline.Groups[0], []string{host}))
 		s.mu.Unlock()
 		if ok != want {
 			t.Errorf("asset %s in memory: %v, want %v", host, ok, want)
@@ -450,11 +450,11 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 	_, d := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, 42, "")
 	ack(t, h, d)
 	s.mu.Lock()
-	if len(s.assets) != 1 {
-		t.Fatalf("%d assets", len(s.assets))
+	if s.assets.Len() != 1 {
+		t.Fatalf("%d assets", s.assets.Len())
 	}
 	var orig *asset
-	for _, x := range s.assets {
+	for _, x := range s.assets.Values() {
 		orig = x
 	}
 	data, err := s.encodeAsset(nil, orig)

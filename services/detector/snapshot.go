@@ -245,11 +245,10 @@ func (s *Service) Restore(ctx context.Context) error {
 			continue
 		}
 		s.mu.Lock()
-		if _, ok := s.series[key]; ok || len(s.series) >= s.cfg.MaxSeries {
+		if s.series.Contains(key) || s.series.Len() >= s.cfg.MaxSeries {
 			full++
 		} else {
-			s.series[key] = ser
-			s.pushFront(ser)
+			s.series.Add(key, ser)
 			restored++
 		}
 		s.mu.Unlock()

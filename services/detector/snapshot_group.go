@@ -274,11 +274,10 @@ func (s *Service) restoreAsset(key string, v []byte) (bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.assets[key]; ok || len(s.assets) >= s.cfg.MaxAssets {
+	if s.assets.Contains(key) || s.assets.Len() >= s.cfg.MaxAssets {
 		return false, nil
 	}
-	s.assets[key] = a
-	a.elem = s.assetLRU.PushBack(a)
+	s.assets.Add(key, a)
 	s.m.assetsRestored.Inc()
 	return true, nil
 }

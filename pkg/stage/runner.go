@@ -26,16 +26,18 @@ var (
 
 // Runner drives one Processor or Sink (see the package comment).
 type Runner struct {
-	cfg  Config
-	proc Processor // nil for a sink
-	sink Sink      // nil for a processor
-	pub  Publisher
-	log  zerolog.Logger
-	now  func() time.Time
+	cfg         Config
+	manualTicks bool
+	proc        Processor // nil for a sink
+	sink        Sink      // nil for a processor
+	pub         Publisher
+	log         zerolog.Logger
+	now         func() time.Time
 
 	running atomic.Bool
 	work    chan job
 	pending chan pendingInput
+	inline  emitter // the emitter of the source's goroutine (Workers == 1)
 
 	// kept maps an input id to the outputs it was processed into when one
 	// of them failed; its redelivery republishes them.
@@ -54,6 +56,10 @@ type Option func(*Runner)
 
 // WithClock replaces time.Now for tick boundaries (tests).
 func WithClock(now func() time.Time) Option { return func(r *Runner) { r.now = now } }
+
+// WithManualTicks turns the runner's own tick loop off: ticks happen only
+// when Tick is called (stagetest, whose tests tick by hand).
+func WithManualTicks() Option { return func(r *Runner) { r.manualTicks = true } }
 
 // NewRunner builds the runner of proc, a Processor or a Sink; pub publishes
 // a processor's outputs (a Sink needs none).
@@ -119,6 +125,9 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	defer r.running.Store(false)
 	if cp, ok := r.proc.(Checkpointer); ok {
 		if err := cp.Restore(ctx); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil // stopped while starting: nothing was consumed
+			}
 			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
 		}
 	}
@@ -126,7 +135,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if _, ok := r.proc.(Ticker); ok {
+	if _, ok := r.proc.(Ticker); ok && !r.manualTicks {
 		wg.Go(func() { r.tickLoop(loops) })
 	}
 	if _, ok := r.proc.(Checkpointer); ok {
@@ -172,6 +181,9 @@ func (r *Runner) startPipeline() (stop func()) {
 	acked := make(chan struct{})
 	go func() { defer close(acked); r.acker(r.pending) }()
 	var workers sync.WaitGroup
+	if r.cfg.Workers == 1 {
+		close(r.work) // inputs are processed on the source's goroutine
+	}
 	for range r.cfg.Workers {
 		workers.Go(func() {
 			var em emitter
@@ -181,16 +193,24 @@ func (r *Runner) startPipeline() (stop func()) {
 		})
 	}
 	return func() {
-		close(r.work)
+		if r.cfg.Workers > 1 {
+			close(r.work)
+		}
 		workers.Wait()
 		close(r.pending)
 		<-acked
 	}
 }
 
-// handle is the source's handler.
+// handle is the source's handler. With one worker the source's own
+// goroutine processes the input (stream order, and no hand-off: a channel
+// send and a goroutine switch cost as much as scoring a sample).
 func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
 	if r.sink == nil {
+		if r.cfg.Workers == 1 {
+			r.process(job{ctx: ctx, data: d.Data, done: done}, &r.inline)
+			return
+		}
 		r.work <- job{ctx: ctx, data: d.Data, done: done}
 		return
 	}
@@ -235,7 +255,7 @@ func (r *Runner) process(j job, em *emitter) {
 		r.kept.Remove(id)
 		r.m.replayed.Add(1)
 		settled = true
-		r.send(j, pendingInput{id: id, msgs: msgs, settled: make([]func(error), len(msgs)), done: j.done})
+		r.send(j, pendingInput{id: id, msgs: msgs, done: j.done})
 		return
 	}
 	em.reset()
@@ -255,7 +275,10 @@ func (r *Runner) process(j job, em *emitter) {
 		j.done(nil)
 		return
 	}
-	p := pendingInput{id: id, msgs: append([]bus.Message(nil), em.msgs...), settled: append([]func(error){}, em.settled...), done: j.done}
+	p := pendingInput{id: id, msgs: append([]bus.Message(nil), em.msgs...), done: j.done}
+	if em.anySettled {
+		p.settled = append([]func(error){}, em.settled...)
+	}
 	r.send(j, p)
 }
 
@@ -302,7 +325,7 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 			} else {
 				r.m.outputs.Add(1)
 			}
-			if p.settled[i] != nil {
+			if p.settled != nil && p.settled[i] != nil {
 				p.settled[i](err)
 			}
 		}
@@ -314,7 +337,9 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 }
 
 // keep holds the outputs of input id for its redelivery. The publisher wrote
-// the message id into the headers it was given; kept copies carry none.
+// the message id into the headers it was given; kept copies carry none, and
+// no Settled: it was called once, with the failure, and the processor's
+// bookkeeping of that attempt is done.
 func (r *Runner) keep(id string, msgs []bus.Message) {
 	kept := make([]bus.Message, len(msgs))
 	for i, m := range msgs {
@@ -435,14 +460,15 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 
 // emitter collects one input's outputs, encoded; a worker reuses its own.
 type emitter struct {
-	msgs    []bus.Message
-	settled []func(error)
+	msgs       []bus.Message
+	settled    []func(error)
+	anySettled bool
 }
 
 func (e *emitter) reset() {
 	clear(e.msgs)
 	clear(e.settled)
-	e.msgs, e.settled = e.msgs[:0], e.settled[:0]
+	e.msgs, e.settled, e.anySettled = e.msgs[:0], e.settled[:0], false
 }
 
 func (e *emitter) Emit(o Output) error {
@@ -459,6 +485,7 @@ func (e *emitter) Emit(o Output) error {
 	}
 	e.msgs = append(e.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
 	e.settled = append(e.settled, o.Settled)
+	e.anySettled = e.anySettled || o.Settled != nil
 	return nil
 }
 

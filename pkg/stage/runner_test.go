@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
@@ -241,13 +242,23 @@ func TestRunnerTicksOnBoundaries(t *testing.T) {
 	p := &ticker{}
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
-	h := stagetest.Start(t, p, stage.Config{TickEvery: 10 * time.Millisecond}, stage.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	r, err := stage.NewRunner(p, stage.Config{Name: "ticker", TickEvery: 10 * time.Millisecond}, stagetest.NewPublisher(), zeroLog(),
+		stage.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, idleSource{}) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for h.Runner.Stats().Ticks < 3 && time.Now().Before(deadline) {
+	for r.Stats().Ticks < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 		now.Store(time.Now().UnixNano())
 	}
-	h.Stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if len(p.ticks) < 3 {
 		t.Fatalf("%d ticks, want at least 3", len(p.ticks))
 	}
@@ -387,3 +398,8 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func zeroLog() zerolog.Logger { return zerolog.Nop() }
+
+// idleSource delivers nothing until its context ends.
+type idleSource struct{}
+
+func (idleSource) Run(ctx context.Context, _ bus.AsyncHandler) error { <-ctx.Done(); return nil }

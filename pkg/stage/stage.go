@@ -91,7 +91,9 @@ type Output struct {
 	Event   *event.Envelope
 	// Settled, when set, is called exactly once with the publish's result
 	// (nil once the stream stored it). A processor whose checkpoint must
-	// not hold an input before its output is stored waits for it.
+	// not hold an input before its output is stored waits for it. An
+	// output that failed is republished later without it (with the input's
+	// redelivery, or by the next tick).
 	Settled func(error)
 }
 
@@ -119,7 +121,8 @@ type Config struct {
 	// Name labels the runner's metrics and logs ("logminer").
 	Name string
 	// Workers is how many inputs are processed at once (default 1, which
-	// keeps inputs in stream order, as a per-series detector needs).
+	// keeps inputs in stream order, as a per-series detector needs, and
+	// processes them on the source's own goroutine).
 	Workers int
 	// Queue bounds inputs handed to the workers and outputs awaiting their
 	// acks (default 1024; set it to the consumer's MaxAckPending so that

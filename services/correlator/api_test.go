@@ -82,7 +82,8 @@ func TestAPI(t *testing.T) {
 	if code, _ := r.do("GET", "/v1/incidents", "wrong-token-0123456789", ""); code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %d", code)
 	}
-	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "ReplicationLag", "payments-db", 10*time.Second, 0),
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighErrorRate", "checkout", 5*time.Second, 0),
+		alertEvent(t, "ReplicationLag", "payments-db", 10*time.Second, 0),
 		alertEvent(t, "HighLatency", "search", 20*time.Second, 0))
 
 	var list struct{ Incidents []correlate.State }

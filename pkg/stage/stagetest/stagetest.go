@@ -170,14 +170,15 @@ type delivery struct {
 }
 
 // Start runs proc in a runner with cfg (Name defaults to "test") and stops
-// it when the test ends.
+// it when the test ends. The runner ticks only when the test calls Tick.
 func Start(t testing.TB, proc any, cfg stage.Config, opts ...stage.Option) *Harness {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
 	pub := NewPublisher()
-	r, err := stage.NewRunner(proc, cfg, pub, zerolog.Nop(), opts...)
+	// Ticks happen when the test calls Tick, never on the wall clock.
+	r, err := stage.NewRunner(proc, cfg, pub, zerolog.Nop(), append([]stage.Option{stage.WithManualTicks()}, opts...)...)
 	if err != nil {
 		t.Fatalf("stagetest: %v", err)
 	}

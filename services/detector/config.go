@@ -1,17 +1,16 @@
 package detector
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/config"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
-var ErrInvalidConfig = errors.New("detector: invalid config")
+var ErrInvalidConfig = fmt.Errorf("detector: %w", config.ErrInvalidConfig)
 
 // Defaults of Config.
 const (
@@ -119,8 +118,8 @@ func (c Config) WithDefaults() Config {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// Validate checks c after defaults; errors name the field, wrap
-// ErrInvalidConfig and are permanent.
+// Validate checks c after defaults; errors name the full key and wrap
+// ErrInvalidConfig (the one configuration error: exit code 2).
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	if err := c.Consumer.Validate(); err != nil {
@@ -151,5 +150,5 @@ func (c Config) Validate() error {
 }
 
 func invalid(field, format string, args ...any) error {
-	return errs.Permanent(fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...)))
+	return fmt.Errorf("%w: detector.%s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
 }

@@ -359,7 +359,7 @@ func TestConfigValidate(t *testing.T) {
 		"consumer":          {Consumer: bus.ConsumerConfig{BatchSize: -1}},
 	} {
 		err := c.Validate()
-		if !errors.Is(err, ErrInvalidConfig) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), field+":") {
+		if !errors.Is(err, ErrInvalidConfig) || errs.IsPermanent(err) || !strings.Contains(err.Error(), "detector."+field+":") {
 			t.Errorf("%s: %v", field, err)
 		}
 	}

@@ -1,18 +1,17 @@
 package logminer
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/logmine"
 )
 
 // ErrInvalidConfig is wrapped by every Validate error.
-var ErrInvalidConfig = errors.New("logminer: invalid config")
+var ErrInvalidConfig = fmt.Errorf("logminer: %w", config.ErrInvalidConfig)
 
 // Config is the logminer's part of a service config.
 type Config struct {
@@ -84,8 +83,11 @@ type StateConfig struct {
 	SaveEvery time.Duration `yaml:"save_every"`
 }
 
-// Defaults fills what is unset.
-func (c *Config) Defaults() {
+// DefaultConfig is the logminer with no configuration at all.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults fills what is unset.
+func (c Config) WithDefaults() Config {
 	if c.Consumer.Stream == "" {
 		c.Consumer.Stream = bus.StreamEvents
 	}
@@ -127,16 +129,17 @@ func (c *Config) Defaults() {
 	if c.State.SaveEvery == 0 {
 		c.State.SaveEvery = 30 * time.Second
 	}
+	return c
 }
 
 // Validate names the field that is wrong; unset fields take their defaults.
 func (c Config) Validate() error {
-	c.Defaults()
+	c = c.WithDefaults()
 	bad := func(format string, args ...any) error {
-		return errs.Permanent(fmt.Errorf("%w: logminer.%s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+		return fmt.Errorf("%w: logminer.%s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	if err := c.Consumer.Validate(); err != nil {
-		return errs.Permanent(fmt.Errorf("%w: logminer.consumer: %w", ErrInvalidConfig, err))
+		return fmt.Errorf("%w: logminer.consumer: %w", ErrInvalidConfig, err)
 	}
 	for _, s := range c.Consumer.FilterSubjects {
 		if !rawLogSubject(s) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
@@ -46,8 +47,8 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want an error naming logminer.%s", c.field, err, c.field)
 			continue
 		}
-		if !errors.Is(err, ErrInvalidConfig) || !errs.IsPermanent(err) {
-			t.Errorf("%s: %v is not a permanent ErrInvalidConfig", c.field, err)
+		if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, config.ErrInvalidConfig) || errs.IsPermanent(err) {
+			t.Errorf("%s: %v is not the one configuration error (a usage error, not bad data)", c.field, err)
 		}
 	}
 }

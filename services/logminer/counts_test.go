@@ -10,7 +10,7 @@ import (
 
 func testCountsConfig() Config {
 	cfg := Config{State: StateConfig{Disabled: true}}
-	cfg.Defaults()
+	cfg = cfg.WithDefaults()
 	return cfg
 }
 

@@ -110,7 +110,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 
 // newLogminer builds the processor alone, without JetStream.
 func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, error) {
-	cfg.Defaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ logminer:
 		t.Fatal(err)
 	}
 	c, _ := platform.SectionOf[Config](cfg, "logminer")
-	c.Defaults()
+	c = c.WithDefaults()
 	if c.MaxTemplates != 5000 || c.Formats["hdfs"] == "" || c.Interval != 30*time.Second || c.Consumer.FilterSubjects[0] != "events.log.hdfs" ||
 		c.Burst.Factor != 4 || c.Burst.MinCount != 20 || c.Burst.Alpha != 0.2 || c.State.Bucket != "state" || c.State.Key != "logminer-p1" || c.State.SaveEvery != time.Minute {
 		t.Errorf("loaded %+v", c)

@@ -49,8 +49,11 @@ type Config struct {
 	RetentionInterval time.Duration  `yaml:"retention_interval"`
 }
 
-// Defaults fills what is unset.
-func (c *Config) Defaults() {
+// DefaultConfig is the writer with no configuration at all.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults fills what is unset.
+func (c Config) WithDefaults() Config {
 	if c.Consumer.Stream == "" {
 		c.Consumer.Stream = bus.StreamEvents
 	}
@@ -82,6 +85,7 @@ func (c *Config) Defaults() {
 		// Enough for a full insert in flight while the next one fills.
 		c.Consumer.MaxAckPending = 4 * c.MaxRows
 	}
+	return c
 }
 
 // Validate names the field that is wrong; unset fields take their defaults.
@@ -94,7 +98,7 @@ func (c Config) Validate() error {
 	if c.MaxAge < 0 {
 		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
 	}
-	c.Defaults()
+	c = c.WithDefaults()
 	if err := c.Consumer.Validate(); err != nil {
 		return fmt.Errorf("writer.consumer: %w", err)
 	}
@@ -136,7 +140,7 @@ func WithRetentionClock(c RetentionClock) Option { return func(o *options) { o.r
 // New ensures the durable consumer and prepares a batch writer per table;
 // the tables must exist (store.Migrate with store.Schema).
 func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Config, log zerolog.Logger, opts ...Option) (*Writer, error) {
-	cfg.Defaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

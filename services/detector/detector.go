@@ -23,9 +23,7 @@
 package detector
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -35,7 +33,6 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -397,14 +394,6 @@ func (s *Service) FlushRows(ctx context.Context) error {
 	return s.runner.Tick(ctx, s.now())
 }
 
-// anomalyID is the id of an anomaly at t derived from key (what it is the
-// anomaly of): the same input, after a redelivery or a restore, gives the
-// same id, which the stream's duplicate window drops.
-func anomalyID(t time.Time, key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return ulid.MustNew(ulid.Timestamp(t), bytes.NewReader(sum[:])).String()
-}
-
 // lookup returns the series of key, creating it (and evicting the least
 // recently seen series beyond MaxSeries) if needed. s.mu is held.
 func (s *Service) lookup(key, metric, service string, labels map[string]string, counter bool) *series {
@@ -439,7 +428,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("detector: anomaly for event %s: %w", e.ID, err))
 	}
-	a.ID = anomalyID(e.Time, "anomaly\xff"+e.ID)
+	a.ID = event.DerivedID(e.Time, "anomaly", e.ID)
 	a.Source = Source
 	a.Labels, a.Resource = e.Labels, e.Resource
 	a.Links = []string{e.ID}

@@ -361,7 +361,7 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	}
 	var t [8]byte
 	binary.LittleEndian.PutUint64(t[:], uint64(r.time.UnixNano()))
-	e.ID = anomalyID(r.time, "group\xff"+a.key+"\xff"+string(t[:]))
+	e.ID = event.DerivedID(r.time, "group", a.key, string(t[:]))
 	e.Source = Source
 	e.Labels = a.labels
 	e.Links = r.links

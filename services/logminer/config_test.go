@@ -9,7 +9,6 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/errs"
-	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -49,29 +48,6 @@ func TestConfigValidate(t *testing.T) {
 		}
 		if !errors.Is(err, ErrInvalidConfig) || !errors.Is(err, config.ErrInvalidConfig) || errs.IsPermanent(err) {
 			t.Errorf("%s: %v is not the one configuration error (a usage error, not bad data)", c.field, err)
-		}
-	}
-}
-
-func TestDerivedID(t *testing.T) {
-	at := time.Date(2026, 11, 21, 10, 0, 0, 123e6, time.UTC)
-	a := derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M")
-	if a != derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M") {
-		t.Fatal("same input, different ids")
-	}
-	if !event.ValidID(a) {
-		t.Fatalf("%q is not a ULID", a)
-	}
-	if !idTime(a).Equal(at) {
-		t.Errorf("time part %v, want %v", idTime(a), at)
-	}
-	for _, other := range []string{
-		derivedID(at, "log_template", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M"),
-		derivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2N"),
-		derivedID(at, "templated_lo", "g01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M"),
-	} {
-		if other == a {
-			t.Errorf("different input, same id %s", a)
 		}
 	}
 }

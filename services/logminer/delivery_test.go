@@ -3,6 +3,7 @@ package logminer
 import (
 	"context"
 	"encoding/json"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"sync"
 	"testing"
 	"time"
@@ -133,7 +134,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	}
 	delivery := func() *bus.Delivery { return &bus.Delivery{Subject: raw.Subject(), Data: data, Delivered: 1} }
 	templatedSubject := raw.Subject() + TemplatedSuffix
-	wantID := derivedID(idTime(raw.ID), "templated_log", raw.ID)
+	wantID := event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID)
 
 	if err := js.DeleteStream(ctx, bus.StreamEvents); err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 			// The template event of the failed first delivery, which the
 			// redelivery would not cause again (the template is known by
 			// then), was republished with it.
-			if n, id := storedOn(t, js, "events.log_template."+raw.Service); n != 1 || id != derivedID(idTime(raw.ID), "log_template", raw.ID) {
+			if n, id := storedOn(t, js, "events.log_template."+raw.Service); n != 1 || id != event.DerivedID(event.IDTime(raw.ID), "log_template", raw.ID) {
 				t.Fatalf("%d template events stored, last id %q; want the failed one, once", n, id)
 			}
 		}
@@ -183,7 +184,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	if err := l.Flush(ctx, end); err != nil {
 		t.Fatal(err)
 	}
-	if n, id := storedOn(t, js, "events.metric."+raw.Service); n != 1 || id != derivedID(end, MetricTemplateCount, raw.Service, logmine.IDOf("request <*> served in <*>").String()) {
+	if n, id := storedOn(t, js, "events.metric."+raw.Service); n != 1 || id != event.DerivedID(end, MetricTemplateCount, raw.Service, logmine.IDOf("request <*> served in <*>").String()) {
 		t.Fatalf("%d samples stored, last id %q; want the interval's one", n, id)
 	}
 

@@ -222,7 +222,7 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	now := l.now().UTC()
 
 	t := *e
-	t.ID = derivedID(idTime(e.ID), "templated_log", e.ID)
+	t.ID = event.DerivedID(event.IDTime(e.ID), "templated_log", e.ID)
 	t.ObservedTime = now
 	t.Source = Source
 	t.Severity = severity
@@ -290,7 +290,7 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 	body.Example = clip(body.Example, 4096)
 	e := &event.Envelope{
 		SchemaVersion: event.SchemaVersion,
-		ID:            derivedID(idTime(raw.ID), "log_template", raw.ID),
+		ID:            event.DerivedID(event.IDTime(raw.ID), "log_template", raw.ID),
 		Kind:          event.KindLogTemplate,
 		Time:          raw.Time,
 		ObservedTime:  now,
@@ -351,7 +351,7 @@ func (l *Logminer) sampleEvent(s sample, end, now time.Time) (*event.Envelope, e
 	id := s.ID.String()
 	e := &event.Envelope{
 		SchemaVersion: event.SchemaVersion,
-		ID:            derivedID(end, MetricTemplateCount, s.Service, id),
+		ID:            event.DerivedID(end, MetricTemplateCount, s.Service, id),
 		Kind:          event.KindMetric,
 		Time:          end,
 		ObservedTime:  now,
@@ -380,7 +380,7 @@ func (l *Logminer) burstEvent(b burst, end, now time.Time) (*event.Envelope, err
 	labels := map[string]string{"__name__": MetricTemplateErrorCount, "template_id": id, "service": b.Service}
 	e := &event.Envelope{
 		SchemaVersion: event.SchemaVersion,
-		ID:            derivedID(end, BurstDetector, b.Service, id),
+		ID:            event.DerivedID(end, BurstDetector, b.Service, id),
 		Kind:          event.KindAnomaly,
 		Time:          end,
 		ObservedTime:  now,

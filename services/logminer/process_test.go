@@ -89,7 +89,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if body.Template != "session closed for user alice" || body.Message != "081109 203615 ERROR dfs.DataNode: session closed for user alice" || out.Severity != event.SeverityError {
 		t.Fatalf("templated %+v body %+v", out, body)
 	}
-	if msgs[0].ID != out.ID || out.ID != derivedID(idTime(raw.ID), "templated_log", raw.ID) {
+	if msgs[0].ID != out.ID || out.ID != event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID) {
 		t.Errorf("message id %s, envelope id %s: not the derived id", msgs[0].ID, out.ID)
 	}
 	// Delivered again after it was acked (a lost ack): processed again,

@@ -41,7 +41,7 @@ func TestRawLogTemplatedThenAcked(t *testing.T) {
 	if err := templated.DecodeBody(&body); err != nil {
 		t.Fatal(err)
 	}
-	if msgs[0].Subject != "events.log.api.templated" || templated.ID != derivedID(idTime(raw.ID), "templated_log", raw.ID) ||
+	if msgs[0].Subject != "events.log.api.templated" || templated.ID != event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID) ||
 		templated.Kind != event.KindLog || templated.Source != Source || len(templated.Links) != 1 || templated.Links[0] != raw.ID ||
 		templated.Labels["template_id"] != tpl || templated.Labels["env"] != "test" || !templated.ObservedTime.Equal(testNow) {
 		t.Fatalf("templated log on %s: %+v", msgs[0].Subject, templated)
@@ -53,7 +53,7 @@ func TestRawLogTemplatedThenAcked(t *testing.T) {
 	if err := te.DecodeBody(&tb); err != nil {
 		t.Fatal(err)
 	}
-	if msgs[1].Subject != "events.log_template.api" || te.ID != derivedID(idTime(raw.ID), "log_template", raw.ID) || te.Kind != event.KindLogTemplate ||
+	if msgs[1].Subject != "events.log_template.api" || te.ID != event.DerivedID(event.IDTime(raw.ID), "log_template", raw.ID) || te.Kind != event.KindLogTemplate ||
 		len(te.Links) != 1 || te.Links[0] != raw.ID || tb.Status != event.TemplateNew || tb.TemplateID != tpl || tb.Example != "user 42 logged in" {
 		t.Fatalf("template event on %s: %+v body %+v", msgs[1].Subject, te, tb)
 	}
@@ -119,7 +119,7 @@ func TestFailedPublishRedeliveryRepublishes(t *testing.T) {
 				t.Fatalf("%d inputs' outputs kept, want the failed raw log's", h.Runner.Kept())
 			}
 			feedOK(t, h, raw) // the redelivery
-			want := []string{derivedID(idTime(raw.ID), "templated_log", raw.ID), derivedID(idTime(raw.ID), "log_template", raw.ID)}
+			want := []string{event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID), event.DerivedID(event.IDTime(raw.ID), "log_template", raw.ID)}
 			got := h.Pub.Messages()
 			ids := map[string]int{}
 			for _, m := range got {
@@ -189,7 +189,7 @@ func TestTickPublishesCounts(t *testing.T) {
 		switch e.Kind {
 		case event.KindMetric:
 			tpl := map[string]string{"api": payment, "db": query}[e.Service]
-			if m.Subject != "events.metric."+e.Service || e.ID != derivedID(end, MetricTemplateCount, e.Service, tpl) || !e.Time.Equal(end) || e.Labels["template_id"] != tpl {
+			if m.Subject != "events.metric."+e.Service || e.ID != event.DerivedID(end, MetricTemplateCount, e.Service, tpl) || !e.Time.Equal(end) || e.Labels["template_id"] != tpl {
 				t.Errorf("sample on %s: %+v", m.Subject, e)
 			}
 		case event.KindAnomaly:
@@ -198,7 +198,7 @@ func TestTickPublishesCounts(t *testing.T) {
 			if err := e.DecodeBody(&b); err != nil {
 				t.Fatal(err)
 			}
-			if m.Subject != "events.anomaly.api" || e.ID != derivedID(end, BurstDetector, "api", payment) || *b.Value != 12 || b.Detector != BurstDetector || len(e.Links) != maxBurstExamples {
+			if m.Subject != "events.anomaly.api" || e.ID != event.DerivedID(end, BurstDetector, "api", payment) || *b.Value != 12 || b.Detector != BurstDetector || len(e.Links) != maxBurstExamples {
 				t.Errorf("burst on %s: %+v body %+v", m.Subject, e, b)
 			}
 		default:
@@ -223,7 +223,7 @@ func TestTickPublishesCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	retried := h.Pub.Messages()[stored:]
-	if len(retried) != 3 || retried[0].ID != derivedID(end.Add(time.Minute), MetricTemplateCount, "api", payment) || h.Runner.Unsent() != 0 {
+	if len(retried) != 3 || retried[0].ID != event.DerivedID(end.Add(time.Minute), MetricTemplateCount, "api", payment) || h.Runner.Unsent() != 0 {
 		t.Fatalf("after a failed tick: stored %v (kept %d), want the failed sample first, then the two of this interval", retried, h.Runner.Unsent())
 	}
 }

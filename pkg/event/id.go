@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"io"
 	"sync"
 	"time"
 
@@ -53,14 +52,15 @@ func ValidID(s string) bool {
 // first attempt, which the stream's duplicate window and the writer's
 // ReplacingMergeTree drop. Every derived id in aiops comes from here.
 func DerivedID(t time.Time, parts ...string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
+	// One buffer on the stack for the usual few short parts: a hash.Hash
+	// would cost an allocation per part (every derived event has one).
+	var buf [512]byte
+	b := buf[:0]
 	for _, p := range parts {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
-		io.WriteString(h, p)
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	sum := sha256.Sum256(b)
 	ms := min(max(t.UnixMilli(), 0), int64(ulid.MaxTime()))
 	var id ulid.ULID
 	_ = id.SetTime(uint64(ms)) // in range: clamped above

@@ -107,11 +107,17 @@ type job struct {
 // pendingInput is an input whose outputs were sent and await their acks.
 type pendingInput struct {
 	id      string
-	msgs    []bus.Message
-	settled []func(error)
-	futures []jetstream.PubAckFuture // futures[i] is msgs[i]'s; fewer when a publish failed
-	sendErr error                    // why msgs[len(futures)] could not be sent
+	outs    []sentOutput // one allocation per input for all of this
+	sent    int          // outs[:sent] have a future
+	sendErr error        // why outs[sent] could not be sent
 	done    func(error)
+}
+
+// sentOutput is one output on its way to the stream.
+type sentOutput struct {
+	msg     bus.Message
+	settled func(error)
+	future  jetstream.PubAckFuture
 }
 
 // Run restores the checkpoint, then hands the source's deliveries to the
@@ -255,7 +261,11 @@ func (r *Runner) process(j job, em *emitter) {
 		r.kept.Remove(id)
 		r.m.replayed.Add(1)
 		settled = true
-		r.send(j, pendingInput{id: id, msgs: msgs, done: j.done})
+		outs := make([]sentOutput, len(msgs))
+		for i, m := range msgs {
+			outs[i].msg = m
+		}
+		r.send(j, pendingInput{id: id, outs: outs, done: j.done})
 		return
 	}
 	em.reset()
@@ -275,25 +285,25 @@ func (r *Runner) process(j job, em *emitter) {
 		j.done(nil)
 		return
 	}
-	p := pendingInput{id: id, msgs: append([]bus.Message(nil), em.msgs...), done: j.done}
-	if em.anySettled {
-		p.settled = append([]func(error){}, em.settled...)
+	outs := make([]sentOutput, len(em.msgs))
+	for i := range outs {
+		outs[i].msg, outs[i].settled = em.msgs[i], em.settled[i]
 	}
-	r.send(j, p)
+	r.send(j, pendingInput{id: id, outs: outs, done: j.done})
 }
 
 // send publishes p's messages without waiting and hands p to the acker.
 func (r *Runner) send(j job, p pendingInput) {
-	p.futures = make([]jetstream.PubAckFuture, 0, len(p.msgs))
-	for _, m := range p.msgs {
-		f, err := r.pub.Publish(j.ctx, m)
+	for i := range p.outs {
+		f, err := r.pub.Publish(j.ctx, p.outs[i].msg)
 		if err != nil {
 			// Those already sent are sent again on redelivery with the same
 			// ids, and dropped by the duplicate window.
 			p.sendErr = err
 			break
 		}
-		p.futures = append(p.futures, f)
+		p.outs[i].future = f
+		p.sent++
 	}
 	r.pending <- p
 }
@@ -304,15 +314,16 @@ func (r *Runner) send(j job, p pendingInput) {
 func (r *Runner) acker(pending <-chan pendingInput) {
 	for p := range pending {
 		var first error
-		for i, m := range p.msgs {
+		for i, o := range p.outs {
+			m := o.msg
 			var err error
 			switch {
-			case i < len(p.futures):
+			case i < p.sent:
 				select {
-				case <-p.futures[i].Ok():
-				case err = <-p.futures[i].Err():
+				case <-o.future.Ok():
+				case err = <-o.future.Err():
 				}
-			case i == len(p.futures):
+			case i == p.sent:
 				err = p.sendErr
 			default:
 				err = fmt.Errorf("not sent after an earlier output failed: %w", p.sendErr)
@@ -325,12 +336,12 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 			} else {
 				r.m.outputs.Add(1)
 			}
-			if p.settled != nil && p.settled[i] != nil {
-				p.settled[i](err)
+			if o.settled != nil {
+				o.settled(err)
 			}
 		}
 		if first != nil {
-			r.keep(p.id, p.msgs)
+			r.keep(p.id, p.outs)
 		}
 		p.done(first) // transient: the input comes back and its outputs are sent again
 	}
@@ -340,10 +351,10 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 // the message id into the headers it was given; kept copies carry none, and
 // no Settled: it was called once, with the failure, and the processor's
 // bookkeeping of that attempt is done.
-func (r *Runner) keep(id string, msgs []bus.Message) {
-	kept := make([]bus.Message, len(msgs))
-	for i, m := range msgs {
-		kept[i] = bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data}
+func (r *Runner) keep(id string, outs []sentOutput) {
+	kept := make([]bus.Message, len(outs))
+	for i, o := range outs {
+		kept[i] = bus.Message{Subject: o.msg.Subject, ID: o.msg.ID, Data: o.msg.Data}
 	}
 	r.kept.Add(id, kept)
 }
@@ -460,15 +471,14 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 
 // emitter collects one input's outputs, encoded; a worker reuses its own.
 type emitter struct {
-	msgs       []bus.Message
-	settled    []func(error)
-	anySettled bool
+	msgs    []bus.Message
+	settled []func(error)
 }
 
 func (e *emitter) reset() {
 	clear(e.msgs)
 	clear(e.settled)
-	e.msgs, e.settled, e.anySettled = e.msgs[:0], e.settled[:0], false
+	e.msgs, e.settled = e.msgs[:0], e.settled[:0]
 }
 
 func (e *emitter) Emit(o Output) error {
@@ -485,7 +495,6 @@ func (e *emitter) Emit(o Output) error {
 	}
 	e.msgs = append(e.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
 	e.settled = append(e.settled, o.Settled)
-	e.anySettled = e.anySettled || o.Settled != nil
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/writer"
@@ -43,5 +44,16 @@ func TestExampleConfigsLoad(t *testing.T) {
 		if err := newConfig().LoadWith(config.Options{File: filepath.Join(dir, e.Name()), Environ: []string{}}); err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
+	}
+}
+
+// The example service catalog that aiops run reads loads.
+func TestDefaultCatalogLoads(t *testing.T) {
+	c, err := correlate.ReadCatalog(filepath.Join("..", "..", DefaultCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) < 5 || len(c.Services["checkout"].DependsOn) == 0 {
+		t.Fatalf("catalog %+v", c)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -26,12 +27,21 @@ func Components() []platform.Component {
 		}),
 		logminer.Component,
 		detector.Component,
-		// The incidents API on 127.0.0.1:8081, its token kept in data/.
+		// The incidents API on 127.0.0.1:8081, its token kept in data/;
+		// the service catalog in pipelines/catalog.yaml when there is one.
 		platform.WithDefaults(correlator.Component, func() correlator.Config {
-			return correlator.Config{API: correlator.APIConfig{Listen: "127.0.0.1:8081", GenerateTokenFile: "data/api-token"}}
+			c := correlator.Config{API: correlator.APIConfig{Listen: "127.0.0.1:8081", GenerateTokenFile: "data/api-token"}}
+			if _, err := os.Stat(DefaultCatalog); err == nil {
+				c.Catalog = DefaultCatalog
+			}
+			return c
 		}),
 	}
 }
+
+// DefaultCatalog is the service catalog `aiops run` gives the correlator
+// when the file exists (relative to the working directory).
+const DefaultCatalog = "pipelines/catalog.yaml"
 
 // DefaultNATSConfig is the embedded NATS of `aiops run`: 127.0.0.1:4222,
 // its streams in ./data/nats, a random token kept in data/nats-token

@@ -8,6 +8,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // ErrInvalidConfig is wrapped by Validate's errors.
@@ -35,18 +36,10 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 }
 
-// StateConfig says where and how often the correlator's state is saved.
-type StateConfig struct {
-	// Disabled keeps the state in memory only (tests, benchmarks).
-	Disabled bool `yaml:"disabled"`
-	// Bucket is the JetStream object store (default "correlator").
-	Bucket string `yaml:"bucket"`
-	// Key names the object (default: the consumer's durable name).
-	Key string `yaml:"key"`
-	// SaveEvery is the period of saves while running (default 10s); the
-	// state is also saved on shutdown.
-	SaveEvery time.Duration `yaml:"save_every"`
-}
+// StateConfig says where and how often the correlator's state is saved
+// (default: the object store "correlator", the consumer's durable name as
+// the key, every 10s).
+type StateConfig = stage.StateConfig
 
 // DefaultConfig is the correlator with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
@@ -65,15 +58,7 @@ func (c Config) WithDefaults() Config {
 	if c.IdleAdvance == 0 {
 		c.IdleAdvance = 10 * time.Second
 	}
-	if c.State.Bucket == "" {
-		c.State.Bucket = "correlator"
-	}
-	if c.State.Key == "" {
-		c.State.Key = c.Consumer.Durable
-	}
-	if c.State.SaveEvery == 0 {
-		c.State.SaveEvery = 10 * time.Second
-	}
+	c.State = c.State.WithDefaults("correlator", c.Consumer.Durable, 10*time.Second)
 	c.Rules = c.Rules.WithDefaults()
 	return c
 }

@@ -188,12 +188,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	var run any = proc
 	scfg := stage.Config{Name: "correlator", Workers: 1, TickEvery: time.Second}
 	if !cfg.State.Disabled {
-		store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: cfg.State.Bucket, Description: "aiops correlator state: incidents and their members",
-			Storage: jetstream.FileStorage,
-		})
+		store, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members")
 		if err != nil {
-			return nil, fmt.Errorf("correlator: object store %s: %w", cfg.State.Bucket, err)
+			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		run = durable{Processor: proc, store: store, key: cfg.State.Key}
 		scfg.CheckpointEvery = cfg.State.SaveEvery

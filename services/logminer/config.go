@@ -8,6 +8,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // ErrInvalidConfig is wrapped by every Validate error.
@@ -67,21 +68,10 @@ type BurstConfig struct {
 	Alpha    float64 `yaml:"alpha"`     // default 0.2
 }
 
-// StateConfig says where and how often the state is saved.
-type StateConfig struct {
-	// Disabled keeps the state in memory only (tests, benchmarks).
-	Disabled bool `yaml:"disabled"`
-	// Bucket is the JetStream object store (default "logminer"). An object
-	// store, not a key-value bucket, because a snapshot of more than about
-	// 15,000 templates exceeds the 1 MB limit of a KV value.
-	Bucket string `yaml:"bucket"`
-	// Key names the object (default: the consumer's durable name), so
-	// instances that own different partitions keep separate states.
-	Key string `yaml:"key"`
-	// SaveEvery is the period of saves while running (default 30s); the
-	// state is also saved on shutdown.
-	SaveEvery time.Duration `yaml:"save_every"`
-}
+// StateConfig says where and how often the state is saved (default: the
+// object store "logminer", the consumer's durable name as the key, every
+// 30s).
+type StateConfig = stage.StateConfig
 
 // DefaultConfig is the logminer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
@@ -120,15 +110,7 @@ func (c Config) WithDefaults() Config {
 	if c.Burst.Alpha == 0 {
 		c.Burst.Alpha = 0.2
 	}
-	if c.State.Bucket == "" {
-		c.State.Bucket = "logminer"
-	}
-	if c.State.Key == "" {
-		c.State.Key = c.Consumer.Durable
-	}
-	if c.State.SaveEvery == 0 {
-		c.State.SaveEvery = 30 * time.Second
-	}
+	c.State = c.State.WithDefaults("logminer", c.Consumer.Durable, 30*time.Second)
 	return c
 }
 

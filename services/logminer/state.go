@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // stateVersion is the layout of a saved state; Restore refuses others.
@@ -64,13 +65,9 @@ func (l *Logminer) decodeState(data []byte) error {
 
 // openState binds the object store that holds the state, creating it.
 func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (jetstream.ObjectStore, error) {
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      cfg.Bucket,
-		Description: "logminer state: template miner snapshots and count series",
-		Storage:     jetstream.FileStorage,
-	})
+	store, err := stage.OpenStateStore(ctx, js, cfg, "logminer state: template miner snapshots and count series")
 	if err != nil {
-		return nil, fmt.Errorf("logminer: state bucket %s: %w", cfg.Bucket, err)
+		return nil, fmt.Errorf("logminer: %w", err)
 	}
 	return store, nil
 }

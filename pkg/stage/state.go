@@ -1,0 +1,53 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StateConfig says where a stage keeps its state between runs: one object
+// in a JetStream object store (an object store, not a key-value bucket,
+// because a snapshot can exceed a KV value's 1 MB), saved every SaveEvery
+// and after the drain, restored before the first delivery.
+type StateConfig struct {
+	// Disabled keeps the state in memory only (tests, benchmarks).
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the object store (default: the stage's name).
+	Bucket string `yaml:"bucket"`
+	// Key names the object (default: the consumer's durable name), so
+	// instances that own different partitions keep separate states.
+	Key string `yaml:"key"`
+	// SaveEvery is the period of saves while running; the state is also
+	// saved on shutdown.
+	SaveEvery time.Duration `yaml:"save_every"`
+}
+
+// WithDefaults fills what is unset.
+func (c StateConfig) WithDefaults(bucket, key string, every time.Duration) StateConfig {
+	if c.Bucket == "" {
+		c.Bucket = bucket
+	}
+	if c.Key == "" {
+		c.Key = key
+	}
+	if c.SaveEvery == 0 {
+		c.SaveEvery = every
+	}
+	return c
+}
+
+// OpenStateStore creates (or binds) the object store c names.
+func OpenStateStore(ctx context.Context, js jetstream.JetStream, c StateConfig, description string) (jetstream.ObjectStore, error) {
+	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      c.Bucket,
+		Description: description,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", c.Bucket, err)
+	}
+	return store, nil
+}

@@ -6,14 +6,15 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // Service is one entry of the service catalog: who owns it and what it
-// depends on.
+// depends on. DependsOn names the services this one calls (or reads from):
+// a failure travels from a service to the services that depend on it, "up"
+// the graph.
 type Service struct {
 	Owner     string   `yaml:"owner" json:"owner,omitempty"`
 	Team      string   `yaml:"team" json:"team,omitempty"`
@@ -23,9 +24,73 @@ type Service struct {
 }
 
 // Catalog is the service catalog file: `services:` maps each service name
-// to its Service. JSON is accepted (it is YAML).
+// to its Service. JSON is accepted (it is YAML). The YAML form is
+//
+//	services:
+//	  checkout-api:
+//	    owner: maria.silva@example.com
+//	    team: checkout
+//	    tier: tier-1
+//	    runbook: https://runbooks.example.com/checkout/checkout-api
+//	    depends_on: [auth, cart-service, payments]
+//
+// A nil *Catalog is an empty one to Names, Dependents and
+// DependsTransitively.
 type Catalog struct {
 	Services map[string]Service `yaml:"services" json:"services"`
+}
+
+// Names lists the services in lexical order.
+func (c *Catalog) Names() []string {
+	if c == nil {
+		return nil
+	}
+	names := make([]string, 0, len(c.Services))
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Dependents is the reverse of DependsOn: for each service, the services
+// that depend on it directly, in lexical order. A service nothing depends
+// on has no entry.
+func (c *Catalog) Dependents() map[string][]string {
+	if c == nil {
+		return map[string][]string{}
+	}
+	rev := make(map[string][]string, len(c.Services))
+	for _, n := range c.Names() {
+		for _, d := range c.Services[n].DependsOn {
+			rev[d] = append(rev[d], n)
+		}
+	}
+	return rev
+}
+
+// DependsTransitively reports whether from reaches to by following
+// DependsOn one or more times (so a service depends on itself only through
+// a cycle, which Validate rejects).
+func (c *Catalog) DependsTransitively(from, to string) bool {
+	if c == nil {
+		return false
+	}
+	seen := map[string]bool{}
+	stack := slices.Clone(c.Services[from].DependsOn)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == to {
+			return true
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		stack = append(stack, c.Services[n].DependsOn...)
+	}
+	return false
 }
 
 // MaxCatalogSize bounds a catalog file.
@@ -71,11 +136,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 // service depends on itself, and that dependencies have no cycle (a cycle
 // would make "upstream" meaningless).
 func (c *Catalog) Validate() error {
-	names := make([]string, 0, len(c.Services))
-	for name := range c.Services {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := c.Names()
 	for _, name := range names {
 		if strings.TrimSpace(name) == "" {
 			return fmt.Errorf("services: a service has an empty name")
@@ -141,10 +202,7 @@ func newTopology(c *Catalog) *topology {
 	if c == nil {
 		return t
 	}
-	for name := range c.Services {
-		t.names = append(t.names, name)
-	}
-	sort.Strings(t.names)
+	t.names = c.Names()
 	for i, n := range t.names {
 		t.index[n] = i
 	}

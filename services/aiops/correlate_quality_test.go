@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
@@ -31,15 +29,7 @@ func replayScore(t testing.TB, s scenario.Scenario, cfg correlate.Config) eval.S
 	if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
 		t.Fatal(err)
 	}
-	catData, err := yamlOf(s.Catalog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := correlate.ParseCatalog(catData)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Replay(context.Background(), &in, cfg, cat, &bytes.Buffer{})
+	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +101,6 @@ func TestCorrelateExplore(t *testing.T) {
 	t.Logf("mean F1 %.3f", f1)
 }
 
-func yamlOf(v any) ([]byte, error) { return yaml.Marshal(v) }
-
 func TestCorrelateDiagnose(t *testing.T) {
 	if os.Getenv("AIOPS_EXP") == "" {
 		t.Skip("exploration")
@@ -121,15 +109,13 @@ func TestCorrelateDiagnose(t *testing.T) {
 	s := scenario.Generate(uint64(seed), expScenario(t))
 	var in bytes.Buffer
 	scenario.WriteJSONL(&in, s.Lines)
-	catData, _ := yamlOf(s.Catalog)
-	cat, _ := correlate.ParseCatalog(catData)
 	cfg := correlate.DefaultConfig()
 	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
 		if err := strictYAML([]byte(v), &cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res, err := Replay(context.Background(), &in, cfg, cat, &bytes.Buffer{})
+	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,13 +200,11 @@ func TestScenarioCalibrate(t *testing.T) {
 			win += eval.Pairwise(eval.BaselineTimeWindow(s, 5*time.Minute), s.Truth.Items).F1 / 5
 			var in bytes.Buffer
 			scenario.WriteJSONL(&in, s.Lines)
-			catData, _ := yamlOf(s.Catalog)
-			cat, _ := correlate.ParseCatalog(catData)
 			rules := correlate.DefaultConfig()
 			if r := os.Getenv("AIOPS_EXP_RULES"); r != "" {
 				strictYAML([]byte(r), &rules)
 			}
-			res, _ := Replay(context.Background(), &in, rules, cat, &bytes.Buffer{})
+			res, _ := Replay(context.Background(), &in, rules, &s.Catalog, &bytes.Buffer{})
 			assign := map[string]string{}
 			for k, v := range res.Assignments {
 				assign[k] = v

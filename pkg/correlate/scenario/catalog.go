@@ -2,168 +2,20 @@ package scenario
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
 )
 
-// Catalog is the service catalog: who owns a service and what it calls.
-// The YAML (and JSON) form is
-//
-//	services:
-//	  checkout-api:
-//	    owner: maria.silva@example.com
-//	    team: checkout
-//	    tier: tier-1
-//	    runbook: https://runbooks.example.com/checkout/checkout-api
-//	    depends_on: [auth, cart-service, payments]
-type Catalog struct {
-	Services map[string]Service `yaml:"services" json:"services"`
-}
-
-// Service is one catalog entry. DependsOn names the services this one
-// calls (or reads from): a failure travels from a service to the services
-// that depend on it, "up" the graph.
-type Service struct {
-	Owner     string   `yaml:"owner" json:"owner"`
-	Team      string   `yaml:"team" json:"team"`
-	Tier      string   `yaml:"tier" json:"tier"`
-	Runbook   string   `yaml:"runbook" json:"runbook"`
-	DependsOn []string `yaml:"depends_on" json:"depends_on"`
-}
-
-// Names lists the services in lexical order.
-func (c Catalog) Names() []string {
-	names := make([]string, 0, len(c.Services))
-	for n := range c.Services {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// Dependents is the reverse of DependsOn: for each service, the services
-// that depend on it directly, sorted.
-func (c Catalog) Dependents() map[string][]string {
-	rev := make(map[string][]string, len(c.Services))
-	for _, n := range c.Names() {
-		for _, d := range c.Services[n].DependsOn {
-			rev[d] = append(rev[d], n)
-		}
-	}
-	return rev
-}
-
-// DependsTransitively reports whether from reaches to by following
-// DependsOn one or more times.
-func (c Catalog) DependsTransitively(from, to string) bool {
-	seen := map[string]bool{}
-	stack := slices.Clone(c.Services[from].DependsOn)
-	for len(stack) > 0 {
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if n == to {
-			return true
-		}
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		stack = append(stack, c.Services[n].DependsOn...)
-	}
-	return false
-}
-
-// Validate checks that every dependency names a service of the catalog,
-// that no service depends on itself or twice on the same one, and that the
-// graph is acyclic (the error names one cycle).
-func (c Catalog) Validate() error {
-	if len(c.Services) == 0 {
-		return errors.New("catalog: no services")
-	}
-	var problems []string
-	for _, n := range c.Names() {
-		s := c.Services[n]
-		if n == "" {
-			problems = append(problems, "a service has an empty name")
-		}
-		seen := map[string]bool{}
-		for _, d := range s.DependsOn {
-			switch {
-			case d == n:
-				problems = append(problems, fmt.Sprintf("%s depends on itself", n))
-			case seen[d]:
-				problems = append(problems, fmt.Sprintf("%s depends on %s twice", n, d))
-			default:
-				if _, ok := c.Services[d]; !ok {
-					problems = append(problems, fmt.Sprintf("%s depends on %s, which is not in the catalog", n, d))
-				}
-			}
-			seen[d] = true
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("catalog: %s", strings.Join(problems, "; "))
-	}
-	if cycle := c.cycle(); cycle != nil {
-		return fmt.Errorf("catalog: dependency cycle %s", strings.Join(cycle, " -> "))
-	}
-	return nil
-}
-
-// cycle returns one dependency cycle (first service repeated at the end),
-// or nil when the graph is acyclic.
-func (c Catalog) cycle() []string {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var path []string
-	var found []string
-	var visit func(n string) bool
-	visit = func(n string) bool {
-		color[n] = grey
-		path = append(path, n)
-		for _, d := range c.Services[n].DependsOn {
-			if _, ok := c.Services[d]; !ok {
-				continue
-			}
-			switch color[d] {
-			case grey:
-				i := slices.Index(path, d)
-				found = append(slices.Clone(path[i:]), d)
-				return true
-			case white:
-				if visit(d) {
-					return true
-				}
-			}
-		}
-		path = path[:len(path)-1]
-		color[n] = black
-		return false
-	}
-	for _, n := range c.Names() {
-		if color[n] == white && visit(n) {
-			return found
-		}
-	}
-	return nil
-}
-
-// MaxCatalogBytes bounds a catalog file ReadCatalog accepts.
-const MaxCatalogBytes = 16 << 20
-
-// WriteCatalog writes c to path as YAML.
-func WriteCatalog(path string, c Catalog) error {
+// WriteCatalog writes c to path as YAML, in the form correlate.ReadCatalog
+// reads.
+func WriteCatalog(path string, c correlate.Catalog) error {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -174,46 +26,6 @@ func WriteCatalog(path string, c Catalog) error {
 		return fmt.Errorf("catalog: encode: %w", err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
-}
-
-// ReadCatalog reads a catalog written by WriteCatalog, or any YAML or JSON
-// document of that shape (JSON is YAML). Unknown keys are errors, and the
-// catalog must pass Validate.
-func ReadCatalog(path string) (Catalog, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Catalog{}, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxCatalogBytes+1))
-	if err != nil {
-		return Catalog{}, err
-	}
-	if len(data) > MaxCatalogBytes {
-		return Catalog{}, fmt.Errorf("catalog %s: over %d bytes", path, MaxCatalogBytes)
-	}
-	return ParseCatalog(data)
-}
-
-// ParseCatalog decodes a YAML or JSON catalog strictly and validates it.
-// A service without depends_on gets an empty list.
-func ParseCatalog(data []byte) (Catalog, error) {
-	var c Catalog
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Catalog{}, fmt.Errorf("catalog: %w", err)
-	}
-	for name, s := range c.Services {
-		if s.DependsOn == nil {
-			s.DependsOn = []string{}
-			c.Services[name] = s
-		}
-	}
-	if err := c.Validate(); err != nil {
-		return Catalog{}, err
-	}
-	return c, nil
 }
 
 // Layers of the generated graph, from the edge down.
@@ -345,7 +157,7 @@ type svcInfo struct {
 
 // topology is the generated catalog plus generator-side facts.
 type topology struct {
-	catalog    Catalog
+	catalog    correlate.Catalog
 	svcs       map[string]*svcInfo
 	names      []string // sorted
 	byLayer    [4][]string
@@ -514,13 +326,13 @@ func buildTopology(r *rand.Rand, n int) *topology {
 	}
 
 	t.names = t.names0()
-	t.catalog = Catalog{Services: make(map[string]Service, len(t.svcs))}
+	t.catalog = correlate.Catalog{Services: make(map[string]correlate.Service, len(t.svcs))}
 	for _, name := range t.names {
 		s := t.svcs[name]
 		d := append([]string{}, deps[name]...)
 		slices.Sort(d)
 		people := teamPeople[s.team]
-		t.catalog.Services[name] = Service{
+		t.catalog.Services[name] = correlate.Service{
 			Owner:     people[r.IntN(len(people))] + "@example.com",
 			Team:      s.team,
 			Tier:      fmt.Sprintf("tier-%d", s.tier),

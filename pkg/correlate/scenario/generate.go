@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -17,7 +18,7 @@ import (
 type Scenario struct {
 	Seed    uint64
 	Config  Config
-	Catalog Catalog
+	Catalog correlate.Catalog
 	Lines   []Line // sorted by Time
 	Truth   Truth
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -442,29 +444,6 @@ func TestCatalogIsAcyclicAndLayered(t *testing.T) {
 	}
 }
 
-func TestCatalogValidateFindsProblems(t *testing.T) {
-	cyclic := Catalog{Services: map[string]Service{
-		"a": {DependsOn: []string{"b"}},
-		"b": {DependsOn: []string{"c"}},
-		"c": {DependsOn: []string{"a"}},
-		"d": {},
-	}}
-	if err := cyclic.Validate(); err == nil || !strings.Contains(err.Error(), "cycle a -> b -> c -> a") {
-		t.Errorf("cyclic catalog: %v", err)
-	}
-	unknown := Catalog{Services: map[string]Service{"a": {DependsOn: []string{"zz"}}}}
-	if err := unknown.Validate(); err == nil || !strings.Contains(err.Error(), "zz") {
-		t.Errorf("unknown dependency: %v", err)
-	}
-	self := Catalog{Services: map[string]Service{"a": {DependsOn: []string{"a"}}}}
-	if err := self.Validate(); err == nil {
-		t.Error("self dependency accepted")
-	}
-	if err := (Catalog{}).Validate(); err == nil {
-		t.Error("empty catalog accepted")
-	}
-}
-
 func TestCatalogFiles(t *testing.T) {
 	s := scenarioOf(t, 1)
 	dir := t.TempDir()
@@ -472,7 +451,7 @@ func TestCatalogFiles(t *testing.T) {
 	if err := WriteCatalog(yamlPath, s.Catalog); err != nil {
 		t.Fatal(err)
 	}
-	back, err := ReadCatalog(yamlPath)
+	back, err := correlate.ReadCatalog(yamlPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,18 +467,12 @@ func TestCatalogFiles(t *testing.T) {
 	}
 	jsonPath := filepath.Join(dir, "catalog.json")
 	os.WriteFile(jsonPath, want, 0o644)
-	back, err = ReadCatalog(jsonPath)
+	back, err = correlate.ReadCatalog(jsonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := json.Marshal(back); !bytes.Equal(got, want) {
 		t.Error("catalog read back from JSON differs")
-	}
-	if _, err := ParseCatalog([]byte("services:\n  a:\n    team: x\n    dependson: [b]\n")); err == nil {
-		t.Error("unknown key accepted")
-	}
-	if _, err := ParseCatalog([]byte("services:\n  a:\n    depends_on: [b]\n  b:\n    depends_on: [a]\n")); err == nil {
-		t.Error("cyclic catalog accepted")
 	}
 }
 
@@ -525,6 +498,9 @@ func TestWriteFilesRoundTrip(t *testing.T) {
 	b, _ := json.Marshal(back.Truth)
 	if !bytes.Equal(a, b) {
 		t.Error("truth differs after WriteFiles/ReadFiles")
+	}
+	if !reflect.DeepEqual(back.Catalog, s.Catalog) {
+		t.Error("catalog differs after WriteFiles/ReadFiles")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -222,9 +223,11 @@ func ReadFiles(dir string) (Scenario, error) {
 	if s.Lines, err = ReadJSONL(f); err != nil {
 		return s, fmt.Errorf("%s: %w", EventsFile, err)
 	}
-	if s.Catalog, err = ReadCatalog(filepath.Join(dir, CatalogFile)); err != nil {
+	cat, err := correlate.ReadCatalog(filepath.Join(dir, CatalogFile))
+	if err != nil {
 		return s, err
 	}
+	s.Catalog = *cat
 	s.Truth, err = ReadTruth(filepath.Join(dir, TruthFile))
 	return s, err
 }

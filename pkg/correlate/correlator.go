@@ -75,7 +75,6 @@ type incident struct {
 	timeline    []Entry
 	groupLabels map[string]string
 	reopens     int
-	merged      []string // ids of incidents merged into this one
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event

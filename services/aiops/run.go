@@ -98,7 +98,7 @@ func runPipeline(ctx context.Context, args []string) error {
 		if !ok {
 			continue
 		}
-		if l, ok := named.Unwrap().(interface{ Addr() net.Addr }); ok {
+		if l, ok := named.Unwrap().(interface{ Addr() net.Addr }); ok && l.Addr() != nil {
 			ev = ev.Str(named.Name(), l.Addr().String())
 		}
 	}

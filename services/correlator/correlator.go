@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +231,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 // API is the incidents API (nil when api.listen is not set).
 func (s *Service) API() *API { return s.api }
+
+// Addr is where the incidents API listens (nil without one).
+func (s *Service) Addr() net.Addr {
+	if s.api == nil {
+		return nil
+	}
+	return s.api.Addr()
+}
 
 // command applies one command taken from incidents.command.<id>: a JSON
 // correlate.Command (the incident id may come from the subject alone).

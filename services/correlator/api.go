@@ -82,6 +82,9 @@ var (
 	// ErrNotStored: the command was applied but its incident event was not
 	// stored yet; the runtime retries it at the next tick.
 	ErrNotStored = errors.New("correlator: the incident event was not stored yet")
+	// ErrStandby: this instance does not hold the lease; the active one
+	// has the incidents.
+	ErrStandby = errors.New("correlator: this instance is standing by (another one holds the lease)")
 )
 
 // pendingCommand is a command waiting for the next tick.
@@ -101,6 +104,9 @@ type commandResult struct {
 // like every other output. A command the incident refuses (unknown,
 // already resolved) fails at once.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
+	if !p.leading.Load() {
+		return correlate.State{}, ErrStandby
+	}
 	p.mu.Lock()
 	if _, ok := p.c.Incident(cmd.IncidentID); !ok {
 		p.mu.Unlock()
@@ -210,6 +216,11 @@ func (a *API) auth(next http.Handler) http.Handler {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aiops-incidents"`)
 			writeError(w, http.StatusUnauthorized, "send Authorization: Bearer <incidents API token>")
+			return
+		}
+		if !a.proc.leading.Load() {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, ErrStandby.Error())
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -323,7 +334,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored):
+	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:

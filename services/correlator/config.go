@@ -34,6 +34,22 @@ type Config struct {
 	State StateConfig `yaml:"state"`
 	// API is the incidents API (off unless api.listen is set).
 	API APIConfig `yaml:"api"`
+	// Lease keeps one instance active per durable: a second instance on
+	// the same durable stands by and takes over when the first stops or
+	// stops renewing (after TTL), so two never both make incidents.
+	Lease LeaseConfig `yaml:"lease"`
+}
+
+// LeaseConfig is the correlator's leadership lease in a JetStream
+// key-value bucket (key: correlator.<durable>).
+type LeaseConfig struct {
+	// Disabled runs without a lease (tests; one instance guaranteed).
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the key-value bucket of leases (default "leases").
+	Bucket string `yaml:"bucket"`
+	// TTL is how long a silent holder keeps the lease (default 15s, at
+	// least 3s): the longest a standby waits after a crash.
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // StateConfig says where and how often the correlator's state is saved
@@ -59,6 +75,12 @@ func (c Config) WithDefaults() Config {
 		c.IdleAdvance = 10 * time.Second
 	}
 	c.State = c.State.WithDefaults("correlator", c.Consumer.Durable, 10*time.Second)
+	if c.Lease.Bucket == "" {
+		c.Lease.Bucket = "leases"
+	}
+	if c.Lease.TTL == 0 {
+		c.Lease.TTL = 15 * time.Second
+	}
 	c.Rules = c.Rules.WithDefaults()
 	return c
 }
@@ -77,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.API.Validate(); err != nil {
 		return err
+	}
+	if c.Lease.TTL < 3*time.Second {
+		return fmt.Errorf("%w: correlator.lease.ttl: %s, want at least 3s", ErrInvalidConfig, c.Lease.TTL)
 	}
 	if c.Catalog != "" {
 		if _, err := correlate.ReadCatalog(c.Catalog); err != nil {

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +46,9 @@ type Processor struct {
 	lastArrival time.Time // wall clock of the last signal
 	lastTick    time.Time
 	commands    []pendingCommand // applied by the next tick
+	// leading is true while this instance consumes (holds the lease): a
+	// standby's state is not current, so its API refuses.
+	leading atomic.Bool
 }
 
 // NewProcessor builds the processor without a network: it reads the
@@ -67,7 +72,9 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 	if now == nil {
 		now = time.Now
 	}
-	return &Processor{cfg: cfg, log: log, now: now, c: c}, nil
+	p := &Processor{cfg: cfg, log: log, now: now, c: c}
+	p.leading.Store(true) // alone, it is active; a Service with a lease says when
+	return p, nil
 }
 
 // Process takes one event: alerts, anomalies and changes become signals;
@@ -176,6 +183,8 @@ type Service struct {
 	proc     *Processor
 	api      *API          // nil without api.listen
 	commands *bus.Consumer // incidents.command.> on INCIDENTS
+	lease    *bus.Lease    // nil with lease.disabled
+	log      zerolog.Logger
 }
 
 // New builds the correlator on js: the processor, its state store and its
@@ -200,7 +209,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Stage: st, proc: proc}
+	s := &Service{Stage: st, proc: proc, log: log}
+	if !cfg.Lease.Disabled {
+		host, _ := os.Hostname()
+		holder := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), event.NewID(time.Now()))
+		if s.lease, err = bus.NewLease(ctx, js, cfg.Lease.Bucket, "correlator."+cfg.Consumer.Durable, holder, cfg.Lease.TTL); err != nil {
+			return nil, fmt.Errorf("correlator: %w", err)
+		}
+		proc.leading.Store(false) // until the lease is held
+	}
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
@@ -216,16 +233,63 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	return s, nil
 }
 
-// Run consumes signals and commands and serves the API until ctx ends.
+// Run serves the API and, while this instance holds the lease, consumes
+// signals and commands, until ctx ends. An instance that loses the lease
+// (it stopped renewing in time) stops consuming and waits to hold it again,
+// restoring the state the holder saved.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	wg.Go(func() { errs[0] = s.Stage.Run(ctx) })
-	wg.Go(func() { errs[1] = s.commands.Run(ctx, bus.Sync(s.command)) })
+	var apiErr error
 	if s.api != nil {
-		wg.Go(func() { errs[2] = s.api.Run(ctx) })
+		wg.Go(func() { apiErr = s.api.Run(ctx) })
+	}
+	var runErr error
+	for ctx.Err() == nil {
+		if s.lease != nil {
+			if err := s.lease.Acquire(ctx); err != nil {
+				break // stopping
+			}
+			s.log.Info().Msg("correlator lease held: consuming")
+		}
+		runErr = errors.Join(runErr, s.lead(ctx))
+		if s.lease == nil {
+			break
+		}
 	}
 	wg.Wait()
+	return errors.Join(runErr, apiErr)
+}
+
+// lead consumes signals and commands until ctx ends or the lease is lost.
+func (s *Service) lead(ctx context.Context) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if s.lease != nil {
+		wg.Go(func() {
+			if err := s.lease.Hold(lctx); err != nil {
+				s.log.Error().Err(err).Msg("correlator lease lost: standing by")
+				cancel()
+			}
+		})
+	}
+	s.proc.leading.Store(true)
+	errs := make([]error, 2)
+	var consumers sync.WaitGroup
+	consumers.Go(func() { errs[0] = s.Stage.Run(lctx) })
+	consumers.Go(func() { errs[1] = s.commands.Run(lctx, bus.Sync(s.command)) })
+	consumers.Wait()
+	s.proc.leading.Store(false)
+	cancel()
+	wg.Wait()
+	if s.lease != nil {
+		// The state was saved after the drain: hand over at once.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer rcancel()
+		if err := s.lease.Release(rctx); err != nil {
+			s.log.Warn().Err(err).Msg("releasing the correlator lease failed; a standby takes over after its TTL")
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -256,7 +320,7 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := s.proc.Submit(cctx, cmd)
-	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) {
+	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrStandby) {
 		return errs.Permanent(err)
 	}
 	return err

@@ -1,0 +1,116 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrLeaseLost is why a held lease ended: another holder wrote the key (the
+// renewal's revision check failed) or the key expired before a renewal.
+var ErrLeaseLost = errors.New("bus: lease lost")
+
+// Lease is a leadership lease in a JetStream key-value bucket: one holder at
+// a time per key. Acquire creates the key (it fails while another holder's
+// value is there); the holder renews it every TTL/3 with the revision it
+// last wrote, so a renewal after someone else took the key fails instead of
+// overwriting it; a holder that stops renewing (crashed, cut off) loses the
+// key when the bucket's TTL removes it. A stateful stage runs only while it
+// holds its lease, so two instances on one durable never both process.
+type Lease struct {
+	kv     jetstream.KeyValue
+	key    string
+	holder string
+	ttl    time.Duration
+	rev    uint64
+}
+
+// NewLease binds (creating it if needed) the bucket of leases with the
+// given TTL, for key, held as holder.
+func NewLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder string, ttl time.Duration) (*Lease, error) {
+	if ttl < 3*time.Second {
+		return nil, invalid("lease ttl", "%s, want at least 3s", ttl)
+	}
+	if key == "" || holder == "" {
+		return nil, invalid("lease", "key and holder are required")
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "aiops leadership leases: the key of a stage, its holder as value",
+		TTL:         ttl,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: lease bucket %s: %w", bucket, err)
+	}
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl}, nil
+}
+
+// Acquire waits until the lease is this holder's, or ctx ends.
+func (l *Lease) Acquire(ctx context.Context) error {
+	for {
+		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+		if err == nil {
+			l.rev = rev
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("bus: acquiring lease %s: %w", l.key, err)
+		}
+		// Held by someone else: try again well within the TTL.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(l.ttl / 6):
+		}
+	}
+}
+
+// Hold renews the lease until ctx ends (it then returns nil) or the lease
+// is lost (ErrLeaseLost).
+func (l *Lease) Hold(ctx context.Context) error {
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), l.rev)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%w: %s: %w", ErrLeaseLost, l.key, err)
+		}
+		l.rev = rev
+	}
+}
+
+// Release gives the lease up at once (if this holder still has it), so the
+// next holder need not wait for the TTL.
+func (l *Lease) Release(ctx context.Context) error {
+	if l.rev == 0 {
+		return nil
+	}
+	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
+	l.rev = 0
+	return err
+}
+
+// Holder is the current holder of the lease ("" when nobody holds it).
+func (l *Lease) Holder(ctx context.Context) (string, error) {
+	e, err := l.kv.Get(ctx, l.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}

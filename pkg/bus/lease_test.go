@@ -1,0 +1,67 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// One holder at a time; a second waits; release hands over at once; a
+// holder that stops renewing loses the key at the TTL; a holder whose key
+// someone else took notices at its next renewal.
+func TestLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	bucket := fmt.Sprintf("leases_%d", uniq.Add(1)) // a shared server may hold other tests' buckets
+	a, err := NewLease(ctx, js, bucket, "correlator", "a", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLease(ctx, js, bucket, "correlator", "b", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := b.Holder(ctx); h != "a" {
+		t.Fatalf("holder %q, want a", h)
+	}
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	if err := b.Acquire(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second holder acquired a held lease: %v", err)
+	}
+	cancel()
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	quick, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := b.Acquire(quick); err != nil {
+		t.Fatalf("after a release the next holder waited: %v", err)
+	}
+	// b stops renewing: after the TTL, a gets it.
+	start := time.Now()
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("acquired after %s, before the TTL removed b's key", d)
+	}
+	// b believes it holds the lease: its next renewal fails.
+	hold, stop := context.WithTimeout(ctx, 5*time.Second)
+	defer stop()
+	if err := b.Hold(hold); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("a renewal after losing the key: %v, want ErrLeaseLost", err)
+	}
+	if _, err := NewLease(ctx, js, bucket, "x", "a", time.Second); err == nil {
+		t.Fatal("a TTL of 1s was taken")
+	}
+}

@@ -1,0 +1,173 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// GenericVersion is the "version" of the generic payload. A change that
+// removes or renames a field, or changes its meaning, gets a new version;
+// new fields may appear within a version, so receivers must ignore fields
+// they do not know.
+const GenericVersion = "aiops.incident.v1"
+
+// Generic builds the aiops generic JSON payload of an incident transition,
+// shaped as Standard Webhooks recommends (type, timestamp, data):
+//
+//	field                   type      always  meaning
+//	version                 string    yes     "aiops.incident.v1"
+//	type                    string    yes     "incident." + data.transition, e.g. "incident.opened"
+//	timestamp               string    yes     the transition's time, RFC 3339 UTC
+//	data.id                 string    yes     incident id (a ULID)
+//	data.idempotency_key    string    yes     the webhook-id of this transition (IdempotencyKey)
+//	data.status             string    yes     state after the transition: open, acknowledged, resolved
+//	data.transition         string    yes     opened, updated, acknowledged, resolved, reopened
+//	data.title              string    yes     one line
+//	data.summary            string    no      a few sentences
+//	data.service            string    no      the first root-cause candidate's service
+//	data.team               string    no      owning team
+//	data.owner              string    no      owner (a person, a rota)
+//	data.assignee           string    no      who took the incident
+//	data.severity           string    no      debug, info, warning, error, critical
+//	data.runbook            string    no      runbook URL
+//	data.url                string    no      the incident's page
+//	data.opened_at          string    yes     RFC 3339 UTC
+//	data.acknowledged_at    string    no      RFC 3339 UTC
+//	data.resolved_at        string    no      RFC 3339 UTC
+//	data.services           [string]  yes     every service with a member (may be empty)
+//	data.root_causes        [object]  yes     {service, score (0 to 1), reasons [string]}, best first
+//	data.members            [object]  yes     {fingerprint, kind (alert|anomaly), service, name, summary?,
+//	                                          severity?, firing (bool), first_seen, last_seen, labels?}
+//	data.member_count       number    yes     members in the incident; data.members may list fewer
+//	data.changes            [object]  yes     {id?, service, type, version?, author?, commit?, url?,
+//	                                          description?, time}
+//	data.labels             object    yes     string to string (may be empty)
+//
+// "no" fields are left out when empty; times are RFC 3339 with nanoseconds
+// when they have them. Keys are snake_case; labels come with sorted keys.
+func Generic(in Incident) ([]byte, error) {
+	if err := in.Validate(); err != nil {
+		return nil, errs.Permanent(err)
+	}
+	d := genericData{
+		ID: in.ID, IdempotencyKey: IdempotencyKey(in), Status: string(in.Status), Transition: string(in.Transition),
+		Title: in.Title, Summary: in.Summary, Service: in.Service, Team: in.Team, Owner: in.Owner,
+		Assignee: in.Assignee, Severity: string(in.severity()), Runbook: in.Runbook, URL: in.URL,
+		OpenedAt: utc(in.OpenedAt), AcknowledgedAt: utc(in.AcknowledgedAt), ResolvedAt: utc(in.ResolvedAt),
+		Services: nonNil(in.Services), RootCauses: []genericCause{}, Members: []genericMember{},
+		MemberCount: in.memberCount(), Changes: []genericChange{}, Labels: in.Labels,
+	}
+	if d.Labels == nil {
+		d.Labels = map[string]string{}
+	}
+	for _, rc := range in.RootCauses {
+		d.RootCauses = append(d.RootCauses, genericCause{Service: rc.Service, Score: rc.Score, Reasons: nonNil(rc.Reasons)})
+	}
+	for _, m := range in.Members {
+		d.Members = append(d.Members, genericMember{
+			Fingerprint: m.Fingerprint, Kind: m.Kind, Service: m.Service, Name: m.Name, Summary: m.Summary,
+			Severity: string(m.Severity), Firing: m.Firing, FirstSeen: utc(m.FirstSeen), LastSeen: utc(m.LastSeen), Labels: m.Labels,
+		})
+	}
+	for _, c := range in.Changes {
+		d.Changes = append(d.Changes, genericChange{
+			ID: c.ID, Service: c.Service, Type: c.Type, Version: c.Version, Author: c.Author, Commit: c.Commit,
+			URL: c.URL, Description: c.Description, Time: utc(c.Time),
+		})
+	}
+	return marshal(genericPayload{
+		Version: GenericVersion, Type: "incident." + string(in.Transition), Timestamp: utc(in.Time()), Data: d,
+	})
+}
+
+// marshal is json.Marshal without the escaping of <, > and & that is meant
+// for HTML: payloads are read by programs and people, not browsers.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+type genericPayload struct {
+	Version   string      `json:"version"`
+	Type      string      `json:"type"`
+	Timestamp time.Time   `json:"timestamp"`
+	Data      genericData `json:"data"`
+}
+
+type genericData struct {
+	ID             string            `json:"id"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Status         string            `json:"status"`
+	Transition     string            `json:"transition"`
+	Title          string            `json:"title"`
+	Summary        string            `json:"summary,omitempty"`
+	Service        string            `json:"service,omitempty"`
+	Team           string            `json:"team,omitempty"`
+	Owner          string            `json:"owner,omitempty"`
+	Assignee       string            `json:"assignee,omitempty"`
+	Severity       string            `json:"severity,omitempty"`
+	Runbook        string            `json:"runbook,omitempty"`
+	URL            string            `json:"url,omitempty"`
+	OpenedAt       time.Time         `json:"opened_at"`
+	AcknowledgedAt time.Time         `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time         `json:"resolved_at,omitzero"`
+	Services       []string          `json:"services"`
+	RootCauses     []genericCause    `json:"root_causes"`
+	Members        []genericMember   `json:"members"`
+	MemberCount    int               `json:"member_count"`
+	Changes        []genericChange   `json:"changes"`
+	Labels         map[string]string `json:"labels"`
+}
+
+type genericCause struct {
+	Service string   `json:"service"`
+	Score   float64  `json:"score"`
+	Reasons []string `json:"reasons"`
+}
+
+type genericMember struct {
+	Fingerprint string            `json:"fingerprint"`
+	Kind        string            `json:"kind"`
+	Service     string            `json:"service"`
+	Name        string            `json:"name"`
+	Summary     string            `json:"summary,omitempty"`
+	Severity    string            `json:"severity,omitempty"`
+	Firing      bool              `json:"firing"`
+	FirstSeen   time.Time         `json:"first_seen"`
+	LastSeen    time.Time         `json:"last_seen"`
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+type genericChange struct {
+	ID          string    `json:"id,omitempty"`
+	Service     string    `json:"service"`
+	Type        string    `json:"type"`
+	Version     string    `json:"version,omitempty"`
+	Author      string    `json:"author,omitempty"`
+	Commit      string    `json:"commit,omitempty"`
+	URL         string    `json:"url,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Time        time.Time `json:"time"`
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,203 @@
+package webhook
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// PagerDutyEventsURL is the endpoint of PagerDuty's Events API v2.
+const PagerDutyEventsURL = "https://events.pagerduty.com/v2/enqueue"
+
+// PagerDutyConfig configures the PagerDuty payload of one receiver.
+type PagerDutyConfig struct {
+	// RoutingKey is the integration key of a PagerDuty service (or of an
+	// event orchestration). A secret: it has no yaml key, so set it from
+	// the environment or name a file in RoutingKeyFile and call
+	// LoadRoutingKey.
+	RoutingKey     string `yaml:"-" env:"routing_key"`
+	RoutingKeyFile string `yaml:"routing_key_file" json:"routing_key_file"`
+	// Client is the "client" shown in PagerDuty. Default "aiops".
+	Client string `yaml:"client" json:"client"`
+	// ClientURL is the "client_url", a link to aiops; optional.
+	ClientURL string `yaml:"client_url" json:"client_url"`
+	// DefaultSeverity is sent for incidents without a severity: critical,
+	// error, warning or info. Default error, as Alertmanager's PagerDuty
+	// integration sends.
+	DefaultSeverity string `yaml:"default_severity" json:"default_severity"`
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c PagerDutyConfig) WithDefaults() PagerDutyConfig {
+	setDefault(&c.Client, "aiops")
+	setDefault(&c.DefaultSeverity, "error")
+	return c
+}
+
+// Validate checks c after filling defaults; each error names the key and
+// wraps ErrInvalidConfig. A routing key must be given one way or the other.
+func (c PagerDutyConfig) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.RoutingKey == "" && c.RoutingKeyFile == "":
+		return invalid("routing_key_file", "empty, and no routing key from the environment")
+	case strings.ContainsFunc(c.RoutingKey, isControl) || strings.Contains(c.RoutingKey, " "):
+		return invalid("routing_key", "contains white space or control characters")
+	case c.DefaultSeverity != "critical" && c.DefaultSeverity != "error" && c.DefaultSeverity != "warning" && c.DefaultSeverity != "info":
+		return invalid("default_severity", "%q, want critical, error, warning or info", c.DefaultSeverity)
+	case c.ClientURL != "" && !absoluteURL(c.ClientURL):
+		return invalid("client_url", "not an absolute http or https URL")
+	}
+	return nil
+}
+
+// LoadRoutingKey returns c with RoutingKey read from RoutingKeyFile (as
+// every secret file is read: config.ReadSecretFile), when the file is set.
+func (c PagerDutyConfig) LoadRoutingKey() (PagerDutyConfig, error) {
+	if c.RoutingKeyFile == "" {
+		return c, nil
+	}
+	k, err := config.ReadSecretFile(c.RoutingKeyFile)
+	if err != nil {
+		return c, fmt.Errorf("%w: routing_key_file: %w", ErrInvalidConfig, err)
+	}
+	c.RoutingKey = k
+	return c, nil
+}
+
+func absoluteURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// PagerDuty limits (Events API v2, "Send an Alert Event").
+const (
+	pdSummaryMax  = 1024
+	pdDedupKeyMax = 255
+)
+
+// PagerDuty builds an alert event of PagerDuty's Events API v2 (POST it to
+// PagerDutyEventsURL). The incident's status chooses event_action: open is
+// trigger, acknowledged is acknowledge, resolved is resolve; dedup_key is
+// the incident id, so every transition of an incident lands on one
+// PagerDuty alert (a trigger after a resolve opens a new one, as a
+// reopened incident should). A trigger carries payload.summary (the title,
+// at most 1024 characters), source (the service, else "aiops"), severity
+// (critical, error, warning, info; debug is sent as info), timestamp,
+// component, group (the team), class, custom_details and links to the
+// incident and the runbook; acknowledge and resolve carry only
+// routing_key, dedup_key and event_action, as PagerDuty documents.
+func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.RoutingKey == "" {
+		return nil, errs.Permanent(invalid("routing_key", "empty: set it from the environment, or call LoadRoutingKey to read routing_key_file"))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, errs.Permanent(err)
+	}
+	if err := in.Validate(); err != nil {
+		return nil, errs.Permanent(err)
+	}
+	if len(in.ID) > pdDedupKeyMax {
+		return nil, errs.Permanent(fmt.Errorf("%w %q: id longer than PagerDuty's dedup_key (%d)", ErrInvalidIncident, in.ID, pdDedupKeyMax))
+	}
+	ev := pdEvent{RoutingKey: cfg.RoutingKey, DedupKey: in.ID}
+	switch in.Status {
+	case StatusAcknowledged:
+		ev.EventAction = "acknowledge"
+	case StatusResolved:
+		ev.EventAction = "resolve"
+	default:
+		ev.EventAction = "trigger"
+		ev.Client, ev.ClientURL = cfg.Client, cfg.ClientURL
+		source := in.Service
+		if source == "" {
+			source = "aiops"
+		}
+		details := map[string]any{
+			"incident_id": in.ID,
+			"status":      in.Status,
+			"transition":  in.Transition,
+			"services":    nonNil(in.Services),
+			"members":     in.memberCount(),
+		}
+		for k, v := range map[string]string{"summary": in.Summary, "owner": in.Owner, "assignee": in.Assignee, "runbook": in.Runbook, "url": in.URL} {
+			if v != "" {
+				details[k] = v
+			}
+		}
+		if len(in.RootCauses) > 0 {
+			var rcs []string
+			for _, rc := range in.RootCauses {
+				rcs = append(rcs, fmt.Sprintf("%s (%.2f): %s", rc.Service, rc.Score, strings.Join(rc.Reasons, "; ")))
+			}
+			details["root_causes"] = rcs
+		}
+		if len(in.Changes) > 0 {
+			var chs []string
+			for _, c := range in.Changes {
+				chs = append(chs, strings.TrimSpace(strings.Join([]string{c.Type, c.Service, c.Version, c.URL}, " ")))
+			}
+			details["changes"] = chs
+		}
+		if len(in.Labels) > 0 {
+			details["labels"] = in.Labels
+		}
+		ev.Payload = &pdPayload{
+			Summary: cut(in.Title, pdSummaryMax), Source: source, Severity: pdSeverity(in.severity(), cfg.DefaultSeverity),
+			Timestamp: utc(in.Time()).Format("2006-01-02T15:04:05.000Z07:00"), Component: in.Service, Group: in.Team,
+			Class: "aiops.incident", CustomDetails: details,
+		}
+		if in.URL != "" {
+			ev.Links = append(ev.Links, pdLink{Href: in.URL, Text: "Incident in aiops"})
+		}
+		if in.Runbook != "" {
+			ev.Links = append(ev.Links, pdLink{Href: in.Runbook, Text: "Runbook"})
+		}
+	}
+	b, err := marshal(ev)
+	if err != nil {
+		return nil, errs.Permanent(fmt.Errorf("webhook: pagerduty payload of incident %s: %w", in.ID, err))
+	}
+	return b, nil
+}
+
+func pdSeverity(s event.Severity, def string) string {
+	switch s {
+	case event.SeverityCritical, event.SeverityError, event.SeverityWarning, event.SeverityInfo:
+		return string(s)
+	case event.SeverityDebug:
+		return "info"
+	}
+	return def
+}
+
+type pdEvent struct {
+	RoutingKey  string     `json:"routing_key"`
+	EventAction string     `json:"event_action"`
+	DedupKey    string     `json:"dedup_key"`
+	Payload     *pdPayload `json:"payload,omitempty"`
+	Client      string     `json:"client,omitempty"`
+	ClientURL   string     `json:"client_url,omitempty"`
+	Links       []pdLink   `json:"links,omitempty"`
+}
+
+type pdPayload struct {
+	Summary       string         `json:"summary"`
+	Source        string         `json:"source"`
+	Severity      string         `json:"severity"`
+	Timestamp     string         `json:"timestamp"`
+	Component     string         `json:"component,omitempty"`
+	Group         string         `json:"group,omitempty"`
+	Class         string         `json:"class,omitempty"`
+	CustomDetails map[string]any `json:"custom_details,omitempty"`
+}
+
+type pdLink struct {
+	Href string `json:"href"`
+	Text string `json:"text,omitempty"`
+}

@@ -1,0 +1,51 @@
+// Package amconfig reads a team's Alertmanager configuration file
+// (alertmanager.yml) as it is, and routes, inhibits and mutes exactly as
+// Alertmanager does, so that the notifier can take Alertmanager's place.
+//
+// The reference is Alertmanager 0.25 (Debian's prometheus-alertmanager
+// package, whose amtool the tests run): routing is compared with
+// `amtool config routes test` on hundreds of alerts, and what is a valid
+// file with `amtool check-config`.
+//
+// # Reading
+//
+// Load and Parse accept what Alertmanager accepts, with these differences:
+//
+//   - Receivers: only webhook_configs and aiops_webhook_configs (aiops's
+//     own: a webhook signed with Standard Webhooks, secret_file naming the
+//     secret). Any other receiver type that has entries is an error naming
+//     it, e.g. "receivers[2] (team-x): email_configs is not supported by
+//     aiops (supported: webhook_configs, aiops_webhook_configs)".
+//   - Keys of later Alertmanager versions are accepted: url_file and
+//     timeout in webhook_configs, and the newer global keys (which are kept,
+//     like every global key but resolve_timeout and http_config, and not
+//     used).
+//   - Every problem is reported, not only the first, each with its key path
+//     (route.routes[1].matchers[0], receivers[2] (team-x).webhook_configs[0].url)
+//     and line; unknown keys are errors naming their path. Errors wrap
+//     ErrInvalidConfig and never contain values that may be secrets.
+//
+// YAML is read as yaml.v2 reads it for Alertmanager: null is the zero
+// value, YAML 1.1 booleans (yes, off) are booleans, anchors and merge keys
+// work, and where a merge key brings a key again, matchers accumulate,
+// match maps join (a label twice is an error) and other keys take the last
+// value.
+//
+// # Routing, inhibition, time intervals
+//
+// Route.Match is Alertmanager's dispatcher: depth first, continue, a route
+// whose children do not match is the match. Each Route carries its
+// effective receiver, group_by and timers, inherited as Alertmanager does
+// (including 0.25's rule that group_by: [] inherits). Config.Inhibited is
+// the inhibitor's decision for one alert given the alerts firing now;
+// Config.Muted applies a route's mute_time_intervals and
+// active_time_intervals at a time. FormatRoutesTest prints what
+// `amtool config routes test [--tree]` prints.
+//
+// # Not modelled
+//
+// Templates are kept as globs and not read; the notification pipeline
+// itself (grouping, timers, silences, clustering) is the notifier's.
+// Matchers use Alertmanager 0.25's parser, not the UTF-8 matchers parser
+// that later versions added.
+package amconfig

@@ -296,7 +296,7 @@ func TestCheckConfigAgainstAmtool(t *testing.T) {
 	}
 	var checks []check
 	routeFiles, _ := filepath.Glob(filepath.Join("testdata", "routes", "*.yml"))
-	for _, f := range routeFiles {
+	for _, f := range append(routeFiles, filepath.Join("testdata", "inhibit.yml")) {
 		checks = append(checks, check{name: f, file: f, amAccepts: true})
 	}
 	for i, c := range configCases {

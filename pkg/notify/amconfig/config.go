@@ -229,7 +229,7 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func (d *decoder) config(root *yaml.Node) *Config {
-	cfg := &Config{Global: GlobalConfig{ResolveTimeout: DefaultResolveTimeout, HTTPConfig: DefaultHTTPConfig()}}
+	cfg := &Config{Global: GlobalConfig{ResolveTimeout: DefaultResolveTimeout, HTTPConfig: DefaultHTTPConfig(), Extra: map[string]any{}}}
 	doc := root
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		doc = doc.Content[0]

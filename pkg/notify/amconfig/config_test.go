@@ -2,6 +2,7 @@ package amconfig
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -500,6 +501,26 @@ receivers:
 	}
 	if _, err := Load(bad); err == nil || !strings.HasPrefix(err.Error(), bad+": ") {
 		t.Errorf("error does not name the file: %v", err)
+	}
+}
+
+func TestParseRefusesAliasBombs(t *testing.T) {
+	// r9 stands for 10^9 nested routes.
+	y := "x:\n  r0: &r0 {matchers: [a=b]}\n"
+	for i := 1; i <= 9; i++ {
+		refs := strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*r%d, ", i-1), 10), ", ")
+		y += fmt.Sprintf("  r%d: &r%d {matchers: [a=b], routes: [%s]}\n", i, i, refs)
+	}
+	y += "route:\n  receiver: a\n  routes: [*r9]\nreceivers: [{name: a}]\n"
+	done := make(chan error, 1)
+	go func() { _, err := Parse([]byte(y)); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "aliases") {
+			t.Errorf("Parse: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Parse did not finish")
 	}
 }
 

@@ -16,6 +16,24 @@ import (
 // behave as they do for Alertmanager (yaml.v2, strict).
 type decoder struct {
 	errs Errors
+	// visits counts the mappings and lists walked: aliases can make a
+	// small file stand for an enormous tree ("billion laughs"), which
+	// would never finish.
+	visits int
+}
+
+// maxVisits bounds the mappings and lists one configuration may have once
+// aliases are expanded; a real alertmanager.yml has a few thousand.
+const maxVisits = 100_000
+
+// visit counts a mapping or list; false once there were too many (the
+// error is reported once).
+func (d *decoder) visit(n *yaml.Node, path string) bool {
+	d.visits++
+	if d.visits == maxVisits+1 {
+		d.errorf(n, path, "the configuration expands to more than %d mappings and lists (aliases?)", maxVisits)
+	}
+	return d.visits <= maxVisits
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -110,6 +128,9 @@ func (d *decoder) mappingOf(n *yaml.Node, path string, asMap bool) (entries []en
 		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
 		return nil, false
 	}
+	if !d.visit(n, path) {
+		return nil, false
+	}
 	seen := map[string]bool{}
 	explicit := map[string]bool{}
 	add := func(e entry, merged bool) {
@@ -178,6 +199,9 @@ func (d *decoder) sequence(n *yaml.Node, path string) (items []*yaml.Node, ok bo
 	n = resolve(n)
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, path, "expected a list, got %s", kindName(n))
+		return nil, false
+	}
+	if !d.visit(n, path) {
 		return nil, false
 	}
 	items = make([]*yaml.Node, len(n.Content))

@@ -27,18 +27,28 @@ type SinkConfig struct {
 	Senders        int
 }
 
-// Sink turns events into rows and hands each row to its table's batch
-// writer, reporting an event's outcome once all its rows are reported.
+// Sink turns events into rows and hands each row to its table's inserter,
+// reporting an event's outcome once all its rows are reported. It is the
+// writer's stage.Sink.
 type Sink struct {
-	batches map[string]*store.BatchWriter
+	batches map[string]Inserter
 	log     zerolog.Logger
+}
+
+// Inserter takes one table's rows and reports each one's result once the
+// insert holding it returned; *store.BatchWriter is one, and
+// stagetest.Table is one in memory, for the writer's logic without a
+// server.
+type Inserter interface {
+	Add(ctx context.Context, row []any, done func(error)) error
+	Flush(ctx context.Context) error
+	Close(ctx context.Context) error
 }
 
 // NewSink starts one batch writer per table of EventTables.
 func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store.Option) (*Sink, error) {
-	s := &Sink{batches: make(map[string]*store.BatchWriter, len(EventTables)), log: log}
-	for _, table := range EventTables {
-		b, err := store.NewBatchWriter(conn, store.BatchConfig{
+	return NewSinkOf(func(table string) (Inserter, error) {
+		return store.NewBatchWriter(conn, store.BatchConfig{
 			Table:          table,
 			Columns:        Columns[table],
 			MaxRows:        cfg.MaxRows,
@@ -46,6 +56,15 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 			MaxPendingRows: cfg.MaxPendingRows,
 			Senders:        cfg.Senders,
 		}, log, opts...)
+	}, log)
+}
+
+// NewSinkOf builds a sink on the inserter newInserter makes for each table
+// of EventTables.
+func NewSinkOf(newInserter func(table string) (Inserter, error), log zerolog.Logger) (*Sink, error) {
+	s := &Sink{batches: make(map[string]Inserter, len(EventTables)), log: log}
+	for _, table := range EventTables {
+		b, err := newInserter(table)
 		if err != nil {
 			s.Close(context.Background())
 			return nil, fmt.Errorf("writer: table %s: %w", table, err)
@@ -100,17 +119,17 @@ func (s *Sink) add(ctx context.Context, r TableRow, done func(error)) bool {
 
 // Flush sends every table's pending batch and waits for them.
 func (s *Sink) Flush(ctx context.Context) error {
-	return s.each(func(b *store.BatchWriter) error { return b.Flush(ctx) })
+	return s.each(func(b Inserter) error { return b.Flush(ctx) })
 }
 
 // Close flushes and stops every batch writer.
 func (s *Sink) Close(ctx context.Context) error {
-	return s.each(func(b *store.BatchWriter) error { return b.Close(ctx) })
+	return s.each(func(b Inserter) error { return b.Close(ctx) })
 }
 
-// each runs f on every batch writer at once, so one slow table does not
-// hold the others' flush.
-func (s *Sink) each(f func(*store.BatchWriter) error) error {
+// each runs f on every inserter at once, so one slow table does not hold
+// the others' flush.
+func (s *Sink) each(f func(Inserter) error) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

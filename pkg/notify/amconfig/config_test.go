@@ -107,6 +107,30 @@ global:
   rocketchat_api_url: https://chat.example.com
 ` + base},
 
+	{name: "scalars of other types as strings", amAccepts: true, yaml: `
+route: {receiver: 123, routes: [{receiver: true, match: {a: ~, b: 1.50}}]}
+receivers: [{name: 123}, {name: true}]
+`},
+	{name: "null items", amAccepts: true, yaml: base + `
+inhibit_rules: [~]
+time_intervals:
+- name: x
+  time_intervals: [~, {weekdays: [~], days_of_month: [~], months: [~], years: [~], times: [~], location: ''}]
+`},
+	{name: "max_alerts in other notations", amAccepts: true, yaml: `
+route: {receiver: a}
+receivers: [{name: a, webhook_configs: [{url: 'http://x/', max_alerts: 0x10}, {url: 'http://x/', max_alerts: 2.5}]}]
+`},
+	{name: "max_alerts quoted", yaml: "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{url: 'http://x/', max_alerts: '5'}]}]\n", wantErr: []string{"max_alerts: expected a non-negative integer"}},
+	{name: "continue quoted", yaml: "route: {receiver: a, routes: [{continue: 'true'}]}\nreceivers: [{name: a}]\n", wantErr: []string{"route.routes[0].continue: expected true or false"}},
+	{name: "group_by a string", yaml: "route: {receiver: a, group_by: a}\nreceivers: [{name: a}]\n", wantErr: []string{"route.group_by: expected a list"}},
+	{name: "templates a string", yaml: base + "templates: a\n", wantErr: []string{"templates: expected a list"}},
+	{name: "a matcher that is a number", yaml: "route: {receiver: a, routes: [{matchers: [123]}]}\nreceivers: [{name: a}]\n", wantErr: []string{"route.routes[0].matchers[0]: bad matcher format: 123"}},
+	{name: "null route", yaml: "route: {receiver: a, routes: [~]}\nreceivers: [{name: a}]\n", wantErr: []string{"route.routes[0]: expected a route, got null"}},
+	{name: "null receiver", yaml: "route: {receiver: a}\nreceivers: [{name: a}, ~]\n", wantErr: []string{"receivers[1]: name is required"}},
+	{name: "empty equal label", yaml: base + "inhibit_rules: [{equal: ['']}]\n", wantErr: []string{`inhibit_rules[0].equal[0]: "" is not a valid label name`}},
+	{name: "a merge key under an explicit key of a route", amAccepts: true, yaml: "route: {receiver: a, routes: [{<<: {receiver: a}, receiver: a}]}\nreceivers: [{name: a}]\n"},
+
 	// The file and its top level.
 	{name: "empty file", yaml: "", wantErr: []string{"route", "empty"}},
 	{name: "not yaml", yaml: "route: [", wantErr: []string{"not YAML"}},

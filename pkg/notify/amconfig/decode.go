@@ -285,7 +285,8 @@ func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	return false, false
 }
 
-// uint decodes a non-negative integer.
+// uint decodes a non-negative integer; a number with a fraction is cut
+// to an integer, as yaml.v2 does.
 func (d *decoder) uint(n *yaml.Node, path string) (uint64, bool) {
 	if isNull(n) {
 		return 0, true
@@ -295,6 +296,12 @@ func (d *decoder) uint(n *yaml.Node, path string) (uint64, bool) {
 		var v uint64
 		if err := n.Decode(&v); err == nil {
 			return v, true
+		}
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
+		var f float64
+		if err := n.Decode(&f); err == nil && f >= 0 && f < 1<<64 {
+			return uint64(f), true
 		}
 	}
 	d.errorf(n, path, "expected a non-negative integer, got %s", kindName(n))

@@ -208,6 +208,11 @@ func (d *decoder) route(n *yaml.Node, path string, parent *Route) *Route {
 	for _, e := range children {
 		items, _ := d.sequence(e.val, e.path)
 		for i, it := range items {
+			if isNull(it) {
+				// Alertmanager crashes on a null route.
+				d.errorf(it, index(e.path, i), "expected a route, got null")
+				continue
+			}
 			if c := d.route(it, index(e.path, i), r); c != nil {
 				r.Routes = append(r.Routes, c)
 			}

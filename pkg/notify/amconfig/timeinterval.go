@@ -318,6 +318,10 @@ func (d *decoder) timeInterval(n *yaml.Node, path string) (TimeInterval, bool) {
 }
 
 func (d *decoder) timeRange(n *yaml.Node, path string) (TimeRange, bool) {
+	if isNull(n) {
+		// yaml.v2 leaves a null item at the zero range, which no time is in.
+		return TimeRange{}, true
+	}
 	var start, end string
 	entries, ok := d.mapping(n, path)
 	if !ok {
@@ -373,6 +377,11 @@ func (d *decoder) ranges(n *yaml.Node, path string, parse func(string) (Inclusiv
 	}
 	out := []InclusiveRange{}
 	for i, it := range items {
+		if isNull(it) {
+			// yaml.v2 leaves a null item at the zero range, 0:0, unchecked.
+			out = append(out, InclusiveRange{})
+			continue
+		}
 		s, ok := d.str(it, index(path, i))
 		if !ok {
 			continue

@@ -117,6 +117,11 @@ func TestTimeIntervalContainsTime(t *testing.T) {
 		{"{weekdays: []}", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), false}, // an empty list matches nothing
 		{"{times: []}", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{"{weekdays: ~}", time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), true}, // null does not restrict
+		// A null item is the zero range, as in Alertmanager: 0:0.
+		{"{weekdays: [~]}", time.Date(2024, 1, 7, 12, 0, 0, 0, time.UTC), true}, // a sunday
+		{"{weekdays: [~]}", time.Date(2024, 1, 8, 12, 0, 0, 0, time.UTC), false},
+		{"{times: [~]}", time.Date(2024, 1, 8, 0, 0, 0, 0, time.UTC), false},
+		{"~", time.Date(2024, 1, 8, 0, 0, 0, 0, time.UTC), true},
 	} {
 		if got := parse(c.interval).ContainsTime(c.at); got != c.want {
 			t.Errorf("%s contains %s = %v, want %v", c.interval, c.at, got, c.want)

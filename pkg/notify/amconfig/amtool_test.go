@@ -19,8 +19,9 @@ import (
 
 // The tests in this file compare the package with the real Alertmanager:
 // `amtool config routes test` for routing and `amtool check-config` for
-// what is a valid file. amtool comes with Debian's prometheus-alertmanager
-// package (Alertmanager 0.25):
+// what is a valid file (and, in inhibit_am_test.go and
+// timeinterval_am_test.go, an Alertmanager server). amtool and the server
+// come with Debian's prometheus-alertmanager package (Alertmanager 0.25):
 //
 //	apt-get install -y prometheus-alertmanager
 //

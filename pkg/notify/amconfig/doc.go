@@ -2,10 +2,12 @@
 // (alertmanager.yml) as it is, and routes, inhibits and mutes exactly as
 // Alertmanager does, so that the notifier can take Alertmanager's place.
 //
-// The reference is Alertmanager 0.25 (Debian's prometheus-alertmanager
-// package, whose amtool the tests run): routing is compared with
-// `amtool config routes test` on hundreds of alerts, and what is a valid
-// file with `amtool check-config`.
+// The reference is Alertmanager 0.25, Debian's prometheus-alertmanager
+// package, which the tests run: routing is compared with
+// `amtool config routes test` on hundreds of alerts, what is a valid file
+// with `amtool check-config`, and inhibition and time intervals with an
+// Alertmanager server on 127.0.0.1. Without the package the tests skip,
+// except under CI=true, where they fail.
 //
 // # Reading
 //
@@ -44,8 +46,12 @@
 //
 // # Not modelled
 //
-// Templates are kept as globs and not read; the notification pipeline
-// itself (grouping, timers, silences, clustering) is the notifier's.
-// Matchers use Alertmanager 0.25's parser, not the UTF-8 matchers parser
-// that later versions added.
+// Templates are kept as globs and not read (Alertmanager refuses a file
+// whose templates do not parse; aiops does not look). The notification
+// pipeline itself (grouping, timers, silences, clustering) is the
+// notifier's. Matchers use Alertmanager 0.25's parser, not the UTF-8
+// matchers parser that later versions added, and group_by: [] inherits as
+// in 0.25 (later versions read it as "no grouping"). Keys that only later
+// versions have in http_config (no_proxy, http_headers, ...), in inhibit
+// rules (name) and at the top level (tracing) are unknown keys.
 package amconfig

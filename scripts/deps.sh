@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh installs what the tests and the default `aiops run` need on a fresh
 # Debian 12 machine (also used by CI): Debian's ClickHouse server and client,
-# and the Go modules of the workspace. Run it as root; running it again only
+# Prometheus Alertmanager with amtool, and the Go modules of the workspace. Run it as root; running it again only
 # re-checks.
 #
 # It never starts the system ClickHouse service: tests and scripts/clickhouse.sh
@@ -21,40 +21,45 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 
-install_clickhouse() {
-	if command -v clickhouse-server >/dev/null 2>&1; then
-		say "clickhouse-server already installed: $(command -v clickhouse-server)"
+# apt_install COMMAND PACKAGE... installs the Debian packages unless
+# COMMAND is already on PATH.
+apt_install() {
+	local cmd=$1
+	shift
+	if command -v "$cmd" >/dev/null 2>&1; then
+		say "$cmd already installed: $(command -v "$cmd")"
 		return
 	fi
 	if ! command -v apt-get >/dev/null 2>&1; then
-		say "no apt-get: install clickhouse-server and clickhouse-client yourself (https://clickhouse.com/docs/install)"
+		say "no apt-get: install $* yourself"
 		return 1
 	fi
 	if [ "$(id -u)" -ne 0 ] && [ ${#sudo_cmd[@]} -eq 0 ]; then
-		say "installing ClickHouse needs root (or sudo)"
+		say "installing $* needs root (or sudo)"
 		return 1
 	fi
 
 	# Refresh the package lists only when apt knows no candidate yet (a fresh
 	# image ships without lists); a second run skips the network round trip.
-	candidate="$(apt-cache policy clickhouse-server 2>/dev/null | awk '/Candidate:/ {print $2}')"
+	candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
 	if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
 		say "apt-get update"
 		"${sudo_cmd[@]}" apt-get update -q
 	fi
 
-	# policy-rc.d exit 101 tells invoke-rc.d not to start services, so the
-	# package's postinst neither starts a system server on port 9000 nor fails
-	# on a machine without systemd. Keep a policy that is already there.
+	# policy-rc.d exit 101 tells invoke-rc.d not to start services, so a
+	# package's postinst neither starts a system server (ClickHouse on port
+	# 9000, Alertmanager on 9093) nor fails on a machine without systemd.
+	# Keep a policy that is already there.
 	policy=/usr/sbin/policy-rc.d
 	own_policy=0
 	if [ ! -e "$policy" ]; then
 		"${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
 		own_policy=1
 	fi
-	say "apt-get install clickhouse-server clickhouse-client"
+	say "apt-get install $*"
 	set +e
-	"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends clickhouse-server clickhouse-client
+	"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "$@"
 	rc=$?
 	set -e
 	if [ "$own_policy" -eq 1 ]; then
@@ -64,7 +69,7 @@ install_clickhouse() {
 		say "apt-get install failed (exit $rc)"
 		return $rc
 	fi
-	say "installed $(clickhouse-client --version 2>/dev/null | head -n1 || echo clickhouse-server)"
+	say "installed $*"
 }
 
 download_go_modules() {
@@ -78,6 +83,9 @@ download_go_modules() {
 	(cd "$root" && go mod download)
 }
 
-install_clickhouse
+apt_install clickhouse-server clickhouse-server clickhouse-client
+# The real Alertmanager and amtool: the notifier's routing, inhibition and
+# time intervals are checked against them.
+apt_install amtool prometheus-alertmanager
 download_go_modules
 say "done"

@@ -24,6 +24,7 @@ func commands() []command {
 		{"run", "run the whole pipeline in this process (embedded NATS unless nats.embedded=false)", runPipeline},
 		{"logs", "offline log template mining: logs parse --input FILE.log [--format '<Date> <Time> <Level> <Component>: <Content>'] --output parsed.csv", logsCommand},
 		{"correlate", "offline incident correlation: correlate replay --input events.jsonl [--catalog catalog.yaml] --output result.json", correlateCommand},
+		{"notify", "the notifier's routing and delivery: notify routes test --config alertmanager.yml label=value ... | notify send-test --config FILE --receiver NAME", notifyCommand},
 		{"detect", "offline anomaly detection: detect replay --input series.csv --output scores.csv [--plot FILE.png]", detectCommand},
 		{"version", "print the version", func(context.Context, []string) error { return printVersion(os.Stdout) }},
 	}

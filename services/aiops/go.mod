@@ -8,6 +8,7 @@ require (
 	github.com/aiops-dev/aiops/services/detector v0.0.0
 	github.com/aiops-dev/aiops/services/ingest v0.0.0
 	github.com/aiops-dev/aiops/services/logminer v0.0.0
+	github.com/aiops-dev/aiops/services/notifier v0.0.0
 	github.com/aiops-dev/aiops/services/writer v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/rs/zerolog v1.35.1
@@ -121,5 +122,6 @@ replace (
 	github.com/aiops-dev/aiops/services/detector => ../detector
 	github.com/aiops-dev/aiops/services/ingest => ../ingest
 	github.com/aiops-dev/aiops/services/logminer => ../logminer
+	github.com/aiops-dev/aiops/services/notifier => ../notifier
 	github.com/aiops-dev/aiops/services/writer => ../writer
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/aiops-dev/aiops/services/detector"
 	"github.com/aiops-dev/aiops/services/ingest"
 	"github.com/aiops-dev/aiops/services/logminer"
+	"github.com/aiops-dev/aiops/services/notifier"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -36,6 +37,7 @@ func Components() []platform.Component {
 			}
 			return c
 		}),
+		notifier.Component,
 	}
 }
 

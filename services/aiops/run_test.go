@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -65,6 +66,15 @@ func TestRunPipeline(t *testing.T) {
 	dsn := testenv.ClickHouse(t)
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
+	// A local receiver of incident webhooks, routed by an Alertmanager
+	// configuration.
+	hooks := make(chan []byte, 16)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hooks <- body
+	}))
+	defer receiver.Close()
+	routes := writeAMConfig(t, receiver.URL)
 	var natsAddr, adminAddr, ingestAddr, apiAddr string
 	var finished chan error
 	// The ports are picked free and then handed over, so a test binary
@@ -84,6 +94,7 @@ func TestRunPipeline(t *testing.T) {
 				"-set", "admin.listen=" + adminAddr,
 				"-set", "correlator.api.listen=" + apiAddr,
 				"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
+				"-set", "notifier.routes=" + routes,
 				"-set", "writer.max_age=100ms",
 				"-set", "logminer.state.save_every=1s",
 				"-set", "log.level=warn",
@@ -248,6 +259,16 @@ func TestRunPipeline(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("incidents of cart in ClickHouse: %d, %v; want one for the two alerts", n, err)
 		}
+	}
+	// The notifier routed it (severity critical → the pager receiver) and
+	// the local receiver got it.
+	select {
+	case body := <-hooks:
+		if !strings.Contains(string(body), incidentID) {
+			t.Fatalf("webhook %s: not incident %s", body, incidentID)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no webhook for the incident within a minute")
 	}
 	apiToken, err := os.ReadFile(dir + "/api-token")
 	if err != nil {

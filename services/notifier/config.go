@@ -1,0 +1,73 @@
+package notifier
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
+)
+
+// ErrInvalidConfig is wrapped by Validate's errors.
+var ErrInvalidConfig = fmt.Errorf("notifier: %w", config.ErrInvalidConfig)
+
+// Config is the notifier's section.
+type Config struct {
+	// Consumer reads incident events: stream EVENTS, durable "notifier",
+	// filter events.incident.>.
+	Consumer bus.ConsumerConfig `yaml:"consumer"`
+	// Routes is an Alertmanager configuration file (alertmanager.yml, as
+	// it is): its route tree, inhibit rules, time intervals and webhook
+	// receivers decide who hears of which incident. Empty: incidents are
+	// delivered to nobody (and said so at start).
+	Routes string `yaml:"routes"`
+	// Delivery tunes timeouts, retries, the circuit breaker and the rate
+	// limit of every receiver.
+	Delivery webhook.Config `yaml:"delivery"`
+	// ExternalURL is the link back to aiops in Alertmanager-shaped payloads.
+	ExternalURL string `yaml:"external_url"`
+}
+
+// DefaultConfig is the notifier with no configuration at all.
+func DefaultConfig() Config { return Config{}.WithDefaults() }
+
+// WithDefaults fills what is unset.
+func (c Config) WithDefaults() Config {
+	if c.Consumer.Stream == "" {
+		c.Consumer.Stream = bus.StreamEvents
+	}
+	if c.Consumer.Durable == "" {
+		c.Consumer.Durable = "notifier"
+	}
+	if len(c.Consumer.FilterSubjects) == 0 {
+		c.Consumer.FilterSubjects = []string{event.KindFilterAll(event.KindIncident)}
+	}
+	if c.Consumer.AckWait == 0 {
+		// A delivery retries for up to the retry budget before its
+		// incident event is settled.
+		d := c.Delivery.WithDefaults()
+		c.Consumer.AckWait = d.Retry.MaxElapsed + d.Timeout + 30*time.Second
+	}
+	c.Delivery = c.Delivery.WithDefaults()
+	return c
+}
+
+// Validate names the key that is wrong; it reads the routes file.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := c.Consumer.Validate(); err != nil {
+		return fmt.Errorf("%w: notifier.consumer: %w", ErrInvalidConfig, err)
+	}
+	if err := c.Delivery.Validate(); err != nil {
+		return fmt.Errorf("notifier.delivery: %w", err)
+	}
+	if c.Routes != "" {
+		if _, err := amconfig.Load(c.Routes); err != nil {
+			return fmt.Errorf("%w: notifier.routes: %w", ErrInvalidConfig, err)
+		}
+	}
+	return nil
+}

@@ -15,77 +15,108 @@ import (
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
-// On a real JetStream: a storm goes in, its incidents come out; the
-// correlator is stopped mid-storm and started again, and the rest of the
-// storm joins the incidents it already had (no duplicate opens), which then
-// resolve.
-func TestStormAcrossARestart(t *testing.T) {
+// stormRig is a JetStream with the default streams, correlators on it,
+// and the storm the tests send in two halves.
+type stormRig struct {
+	t   *testing.T
+	js  jetstream.JetStream
+	log zerolog.Logger
+	cfg Config
+}
+
+func newStormRig(t *testing.T, cfg Config) *stormRig {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
 	srv := testenv.StartNATS(t)
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	ctx := context.Background()
-	nc, js, err := bus.Connect(ctx, bus.Config{URLs: []string{srv.URL()}}, log)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Catalog: writeCatalog(t), State: StateConfig{SaveEvery: 200 * time.Millisecond}}
+	cfg.Catalog = writeCatalog(t)
+	cfg.State.SaveEvery = 200 * time.Millisecond
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	run := func() (stop func()) {
-		svc, err := New(ctx, js, cfg, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(rctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+	return &stormRig{t: t, js: js, log: log, cfg: cfg}
+}
+
+// start runs a correlator; stop cancels it and waits for it.
+func (r *stormRig) start() (svc *Service, stop func()) {
+	svc, err := New(context.Background(), r.js, r.cfg, r.log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	return svc, func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Fatal(err)
 		}
 	}
-	publish := func(es ...*event.Envelope) {
-		for _, e := range es {
-			data, _ := e.MarshalJSON()
-			if _, err := js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
-				t.Fatal(err)
-			}
+}
+
+func (r *stormRig) publish(es ...*event.Envelope) {
+	for _, e := range es {
+		data, _ := e.MarshalJSON()
+		if _, err := r.js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+			r.t.Fatal(err)
 		}
 	}
+}
 
-	stop := run()
-	publish(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 0),
-		alertEvent(t, "HighLatency", "search", 12*time.Second, 0))
-	opened := waitIncidents(t, js, event.IncidentOpened, 2)
-	stop()
+// firstHalf opens the cascade (web, checkout) and search; secondHalf adds
+// the cascade's root, resolves everything and moves event time on.
+func (r *stormRig) firstHalf() {
+	r.publish(alertEvent(r.t, "HighLatency", "web", 0, 0), alertEvent(r.t, "HighErrorRate", "checkout", 10*time.Second, 0),
+		alertEvent(r.t, "HighLatency", "search", 12*time.Second, 0))
+}
 
-	stop = run()
-	defer stop()
-	publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0),
-		alertEvent(t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
-		alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(t, "HighLatency", "search", 12*time.Second, 3*time.Minute),
+func (r *stormRig) secondHalf() {
+	r.publish(alertEvent(r.t, "ReplicationLag", "payments-db", 30*time.Second, 0),
+		alertEvent(r.t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(r.t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
+		alertEvent(r.t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(r.t, "HighLatency", "search", 12*time.Second, 3*time.Minute),
 		// a signal far later moves event time past the quiet periods
-		alertEvent(t, "DiskFull", "search", time.Hour, 0))
-	resolved := waitIncidents(t, js, event.IncidentResolved, 2)
-	if got := waitIncidents(t, js, event.IncidentOpened, 3); len(got) != 3 {
-		t.Fatalf("%d incidents opened, want 3 (cascade, search, the late DiskFull)", len(got))
+		alertEvent(r.t, "DiskFull", "search", time.Hour, 0))
+}
+
+// checkNoDuplicates waits for the storm's end: two resolved incidents, both
+// opened in the first half, and three opened in all.
+func (r *stormRig) checkNoDuplicates(opened []event.IncidentBody) {
+	resolved := waitIncidents(r.t, r.js, event.IncidentResolved, 2)
+	if got := waitIncidents(r.t, r.js, event.IncidentOpened, 3); len(got) != 3 {
+		r.t.Fatalf("%d incidents opened, want 3 (cascade, search, the late DiskFull)", len(got))
 	}
 	ids := map[string]bool{}
-	for _, b := range opened {
-		ids[b.IncidentID] = true
+	for _, o := range opened {
+		ids[o.IncidentID] = true
 	}
 	for _, b := range resolved {
 		if !ids[b.IncidentID] {
-			t.Fatalf("resolved incident %s was not opened before the restart: the restart made a duplicate", b.IncidentID)
+			r.t.Fatalf("resolved incident %s was not opened in the first half: a duplicate", b.IncidentID)
 		}
 	}
+}
+
+// On a real JetStream: a storm goes in, its incidents come out; the
+// correlator is stopped mid-storm and started again, and the rest of the
+// storm joins the incidents it already had (no duplicate opens), which then
+// resolve.
+func TestStormAcrossARestart(t *testing.T) {
+	r := newStormRig(t, Config{})
+	_, stop := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+	stop()
+	_, stop = r.start()
+	defer stop()
+	r.secondHalf()
+	r.checkNoDuplicates(opened)
 }
 
 // Two instances on one durable at the same time: one holds the lease and
@@ -93,89 +124,32 @@ func TestStormAcrossARestart(t *testing.T) {
 // active one stops, the standby takes over with the saved state, and the
 // rest of the storm joins the same incidents: no duplicate anywhere.
 func TestSecondInstanceStandsBy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs JetStream")
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}})
+	a, stopA := r.start()
+	b, stopB := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+	active, standby, stopActive, stopStandby := a, b, stopA, stopB
+	if b.proc.leading.Load() {
+		active, standby, stopActive, stopStandby = b, a, stopB, stopA
 	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	ctx := context.Background()
-	nc, js, err := bus.Connect(ctx, bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
+	if !active.proc.leading.Load() || standby.proc.leading.Load() {
+		t.Fatalf("leading: a %v, b %v; want exactly one", a.proc.leading.Load(), b.proc.leading.Load())
 	}
-	defer nc.Close()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Catalog: writeCatalog(t), State: StateConfig{SaveEvery: 200 * time.Millisecond}, Lease: LeaseConfig{TTL: 3 * time.Second}}
-	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	type instance struct {
-		svc  *Service
-		stop func()
-	}
-	start := func() instance {
-		svc, err := New(ctx, js, cfg, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(rctx) }()
-		return instance{svc, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-		}}
-	}
-	publish := func(es ...*event.Envelope) {
-		for _, e := range es {
-			data, _ := e.MarshalJSON()
-			if _, err := js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	a, b := start(), start()
-	publish(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 0),
-		alertEvent(t, "HighLatency", "search", 12*time.Second, 0))
-	opened := waitIncidents(t, js, event.IncidentOpened, 2)
-	active, standby := a, b
-	if b.svc.proc.leading.Load() {
-		active, standby = b, a
-	}
-	if !active.svc.proc.leading.Load() || standby.svc.proc.leading.Load() {
-		t.Fatalf("leading: a %v, b %v; want exactly one", a.svc.proc.leading.Load(), b.svc.proc.leading.Load())
-	}
-	if _, err := standby.svc.proc.Submit(ctx, correlate.Command{IncidentID: opened[0].IncidentID, Action: "ack"}); !errors.Is(err, ErrStandby) {
+	if _, err := standby.proc.Submit(context.Background(), correlate.Command{IncidentID: opened[0].IncidentID, Action: "ack"}); !errors.Is(err, ErrStandby) {
 		t.Fatalf("a command to the standby: %v, want ErrStandby", err)
 	}
-	active.stop()
+	stopActive()
 	deadline := time.Now().Add(10 * time.Second)
-	for !standby.svc.proc.leading.Load() && time.Now().Before(deadline) {
+	for !standby.proc.leading.Load() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !standby.svc.proc.leading.Load() {
+	if !standby.proc.leading.Load() {
 		t.Fatal("the standby did not take over after the active instance stopped")
 	}
-	defer standby.stop()
-	publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0),
-		alertEvent(t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
-		alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(t, "HighLatency", "search", 12*time.Second, 3*time.Minute),
-		alertEvent(t, "DiskFull", "search", time.Hour, 0))
-	resolved := waitIncidents(t, js, event.IncidentResolved, 2)
-	if got := waitIncidents(t, js, event.IncidentOpened, 3); len(got) != 3 {
-		t.Fatalf("%d incidents opened, want 3", len(got))
-	}
-	ids := map[string]bool{}
-	for _, o := range opened {
-		ids[o.IncidentID] = true
-	}
-	for _, r := range resolved {
-		if !ids[r.IncidentID] {
-			t.Fatalf("resolved %s was not opened by the first instance: the takeover made a duplicate", r.IncidentID)
-		}
-	}
+	defer stopStandby()
+	r.secondHalf()
+	r.checkNoDuplicates(opened)
 }
 
 // waitIncidents reads the incident events with status until want arrived

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // LineType says what one replay line carries.
@@ -50,31 +51,14 @@ type Line struct {
 	Event   *event.Envelope
 }
 
-// Webhook is the Alertmanager webhook payload, version 4.
-type Webhook struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []Alert           `json:"alerts"`
-}
+// Webhook is the Alertmanager webhook payload, version 4: the notifier's
+// webhook.AlertmanagerPayload, one definition for both.
+type Webhook = webhook.AlertmanagerPayload
 
-// Alert is one alert of a webhook. A firing alert's EndsAt is the zero
-// time, written "0001-01-01T00:00:00Z" as Alertmanager does.
-type Alert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+// Alert is one alert of a webhook (webhook.AlertmanagerAlert). A firing
+// alert's EndsAt is the zero time, written "0001-01-01T00:00:00Z" as
+// Alertmanager does.
+type Alert = webhook.AlertmanagerAlert
 
 // Change is one change line's object.
 type Change struct {

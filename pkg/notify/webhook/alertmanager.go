@@ -20,9 +20,39 @@ type AlertmanagerOptions struct {
 	ExternalURL string
 }
 
+// AlertmanagerPayload is the body of Prometheus Alertmanager's webhook
+// (payload version 4), its fields in the order Alertmanager writes them.
+// The Alertmanager function builds one for an incident; the storm
+// generator (pkg/correlate/scenario) writes them into its replay lines.
+type AlertmanagerPayload struct {
+	Version           string              `json:"version"`
+	GroupKey          string              `json:"groupKey"`
+	TruncatedAlerts   int                 `json:"truncatedAlerts"`
+	Status            string              `json:"status"`
+	Receiver          string              `json:"receiver"`
+	GroupLabels       map[string]string   `json:"groupLabels"`
+	CommonLabels      map[string]string   `json:"commonLabels"`
+	CommonAnnotations map[string]string   `json:"commonAnnotations"`
+	ExternalURL       string              `json:"externalURL"`
+	Alerts            []AlertmanagerAlert `json:"alerts"`
+}
+
+// AlertmanagerAlert is one alert of an AlertmanagerPayload. A firing
+// alert's EndsAt is the zero time, written "0001-01-01T00:00:00Z" as
+// Alertmanager does (time.Time's own encoding: no omitempty).
+type AlertmanagerAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
 // Alertmanager builds the body Prometheus Alertmanager's webhook_config
-// sends (payload version 4), so receivers written for Alertmanager keep
-// working when aiops notifies them instead:
+// sends (an AlertmanagerPayload, version 4), so receivers written for
+// Alertmanager keep working when aiops notifies them instead:
 //
 //	version            "4"
 //	groupKey           {}:{incident_id="<id>"}: one group per incident
@@ -58,7 +88,7 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 		"incident_status": string(in.Status),
 		"runbook_url":     in.Runbook,
 	}
-	var alerts []amAlert
+	var alerts []AlertmanagerAlert
 	add := func(labels map[string]string, summary, description string, firing bool, start, end time.Time) {
 		ann := map[string]string{"summary": summary, "description": description}
 		for k, v := range common {
@@ -69,7 +99,7 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 				delete(ann, k)
 			}
 		}
-		a := amAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: fingerprint(labels)}
+		a := AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: fingerprint(labels)}
 		if !firing || resolved {
 			a.Status = "resolved"
 			if end.IsZero() || end.Before(start) {
@@ -111,7 +141,7 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 		add(labels, in.Title, in.Summary, true, in.OpenedAt, in.ResolvedAt)
 	}
 
-	msg := amMessage{
+	msg := AlertmanagerPayload{
 		Version:         "4",
 		GroupKey:        "{}:{incident_id=" + strconv.Quote(in.ID) + "}",
 		TruncatedAlerts: max(in.memberCount()-len(in.Members), 0),
@@ -124,8 +154,8 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 	if resolved {
 		msg.Status = "resolved"
 	}
-	msg.CommonLabels = intersect(alerts, func(a amAlert) map[string]string { return a.Labels })
-	msg.CommonAnnotations = intersect(alerts, func(a amAlert) map[string]string { return a.Annotations })
+	msg.CommonLabels = intersect(alerts, func(a AlertmanagerAlert) map[string]string { return a.Labels })
+	msg.CommonAnnotations = intersect(alerts, func(a AlertmanagerAlert) map[string]string { return a.Annotations })
 	b, err := marshal(msg)
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("webhook: alertmanager payload of incident %s: %w", in.ID, err))
@@ -144,7 +174,7 @@ func setLabels(labels map[string]string, kv ...string) {
 }
 
 // intersect is the name/value pairs that every alert's map holds.
-func intersect(alerts []amAlert, get func(amAlert) map[string]string) map[string]string {
+func intersect(alerts []AlertmanagerAlert, get func(AlertmanagerAlert) map[string]string) map[string]string {
 	out := map[string]string{}
 	if len(alerts) == 0 {
 		return out
@@ -181,27 +211,4 @@ func fingerprint(labels map[string]string) string {
 		h.Write([]byte{0xff})
 	}
 	return fmt.Sprintf("%016x", h.Sum64())
-}
-
-type amMessage struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []amAlert         `json:"alerts"`
-}
-
-type amAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
 }

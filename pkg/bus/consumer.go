@@ -87,6 +87,21 @@ type ConsumerConfig struct {
 	DeadLetterPrefix string `yaml:"deadletter_prefix"`
 }
 
+// Of fills an unset stream, durable name and filter: the consumer a
+// service reads by default, which its configuration may change.
+func (c ConsumerConfig) Of(stream, durable string, filters ...string) ConsumerConfig {
+	if c.Stream == "" {
+		c.Stream = stream
+	}
+	if c.Durable == "" {
+		c.Durable = durable
+	}
+	if len(c.FilterSubjects) == 0 && len(filters) > 0 {
+		c.FilterSubjects = append([]string(nil), filters...)
+	}
+	return c
+}
+
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	if c.BatchSize == 0 {
 		c.BatchSize = 256

@@ -62,15 +62,7 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
-	if c.Consumer.Stream == "" {
-		c.Consumer.Stream = bus.StreamEvents
-	}
-	if c.Consumer.Durable == "" {
-		c.Consumer.Durable = "correlator"
-	}
-	if len(c.Consumer.FilterSubjects) == 0 {
-		c.Consumer.FilterSubjects = []string{event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange)}
-	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, "correlator", event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange))
 	if c.IdleAdvance == 0 {
 		c.IdleAdvance = 10 * time.Second
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
@@ -15,7 +16,6 @@ var ErrInvalidConfig = fmt.Errorf("detector: %w", config.ErrInvalidConfig)
 // Defaults of Config.
 const (
 	DefaultDurable          = "detector"
-	DefaultFilterSubject    = "events.metric.>"
 	DefaultMaxSeries        = 200_000
 	DefaultMaxAssets        = 20_000
 	MaxAssetsLimit          = 1_000_000
@@ -76,15 +76,7 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Consumer.Stream == "" {
-		c.Consumer.Stream = bus.StreamEvents
-	}
-	if c.Consumer.Durable == "" {
-		c.Consumer.Durable = DefaultDurable
-	}
-	if len(c.Consumer.FilterSubjects) == 0 {
-		c.Consumer.FilterSubjects = []string{DefaultFilterSubject}
-	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, DefaultDurable, event.KindFilterAll(event.KindMetric))
 	if c.Instance == "" {
 		c.Instance = c.Consumer.Durable
 	}

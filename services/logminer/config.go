@@ -7,6 +7,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -78,15 +79,7 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
-	if c.Consumer.Stream == "" {
-		c.Consumer.Stream = bus.StreamEvents
-	}
-	if c.Consumer.Durable == "" {
-		c.Consumer.Durable = "logminer"
-	}
-	if len(c.Consumer.FilterSubjects) == 0 {
-		c.Consumer.FilterSubjects = []string{RawLogFilter}
-	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, "logminer", event.KindFilter(event.KindLog))
 	if c.Consumer.MaxAckPending == 0 {
 		// The bus default, set here because the logminer sizes its
 		// queue of deliveries awaiting publish acks by it.

@@ -133,7 +133,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	delivery := func() *bus.Delivery { return &bus.Delivery{Subject: raw.Subject(), Data: data, Delivered: 1} }
-	templatedSubject := raw.Subject() + TemplatedSuffix
+	templatedSubject := event.TemplatedLogSubject(raw.Service)
 	wantID := event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID)
 
 	if err := js.DeleteStream(ctx, bus.StreamEvents); err != nil {

@@ -57,7 +57,7 @@ func FuzzProcess(f *testing.F) {
 		if err := out.DecodeBody(&b); err != nil {
 			t.Fatal(err)
 		}
-		if b.Message != in.Message || b.TemplateID != logmine.IDOf(b.Template).String() || msgs[0].Subject != raw.Subject()+TemplatedSuffix || msgs[0].ID != out.ID {
+		if b.Message != in.Message || b.TemplateID != logmine.IDOf(b.Template).String() || msgs[0].Subject != event.TemplatedLogSubject(raw.Service) || msgs[0].ID != out.ID {
 			t.Fatalf("templated %+v from %+v on %s", b, in, msgs[0].Subject)
 		}
 	})

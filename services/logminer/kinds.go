@@ -1,15 +1,11 @@
 package logminer
 
-// TemplatedSuffix ends the subject of a templated log:
-// events.log.<service>.templated. A templated log is of kind log (the raw
-// log's envelope with a new id, Links = [raw id] and the template fields of
-// its body filled; the writer stores it in the logs table with derived = 1),
-// and the extra subject token keeps it away from the miner, whose filter
-// events.log.* matches raw logs only (three tokens).
-const TemplatedSuffix = ".templated"
-
-// RawLogFilter is the consumer filter for raw logs.
-const RawLogFilter = "events.log.*"
+// A templated log is of kind log (the raw log's envelope with a new id,
+// Links = [raw id] and the template fields of its body filled; the writer
+// stores it in the logs table with derived = 1) on
+// event.TemplatedLogSubject: the extra subject token keeps it away from the
+// miner, whose filter event.KindFilter(event.KindLog) matches raw logs
+// only (three tokens).
 
 // The metric and the detector name the logminer's samples and anomalies
 // carry.

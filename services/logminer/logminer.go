@@ -196,7 +196,7 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 		return errs.Permanentf("logminer: event %s: body is not a log body: %v", e.ID, err)
 	}
 	if body.TemplateID != "" {
-		return errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, TemplatedSuffix)
+		return errs.Permanentf("logminer: event %s already has template_id %q: templated logs belong on events.log.<service>%s, not on the raw subject", e.ID, body.TemplateID, event.TemplatedSuffix)
 	}
 	s := l.scratch.Get().(*scratch)
 	defer l.scratch.Put(s)
@@ -242,7 +242,7 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	if t.Body, err = event.MarshalBody(body); err != nil {
 		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
-	if err := out.Emit(stage.Output{Subject: t.Subject() + TemplatedSuffix, Event: &t}); err != nil {
+	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t}); err != nil {
 		return err
 	}
 	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents {

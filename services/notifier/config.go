@@ -36,15 +36,7 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
-	if c.Consumer.Stream == "" {
-		c.Consumer.Stream = bus.StreamEvents
-	}
-	if c.Consumer.Durable == "" {
-		c.Consumer.Durable = "notifier"
-	}
-	if len(c.Consumer.FilterSubjects) == 0 {
-		c.Consumer.FilterSubjects = []string{event.KindFilterAll(event.KindIncident)}
-	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, "notifier", event.KindFilterAll(event.KindIncident))
 	if c.Consumer.AckWait == 0 {
 		// A delivery retries for up to the retry budget before its
 		// incident event is settled.

@@ -54,12 +54,7 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
-	if c.Consumer.Stream == "" {
-		c.Consumer.Stream = bus.StreamEvents
-	}
-	if c.Consumer.Durable == "" {
-		c.Consumer.Durable = "writer"
-	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, "writer")
 	if c.MaxRows == 0 {
 		c.MaxRows = 5000
 	}

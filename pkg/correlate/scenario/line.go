@@ -3,13 +3,10 @@ package scenario
 import (
 	"bufio"
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -74,23 +71,7 @@ type Change struct {
 // over the label names in sorted order, each name and value followed by
 // the byte 0xff, as 16 lower-case hex digits (Prometheus'
 // model.LabelSet.Fingerprint). Annotations, times and status take no part.
-func AlertFingerprint(labels map[string]string) string {
-	names := make([]string, 0, len(labels))
-	for k := range labels {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	h := fnv.New64a()
-	sep := []byte{0xff}
-	for _, k := range names {
-		h.Write([]byte(k))
-		h.Write(sep)
-		h.Write([]byte(labels[k]))
-		h.Write(sep)
-	}
-	var sum [8]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
-}
+func AlertFingerprint(labels map[string]string) string { return webhook.AlertFingerprint(labels) }
 
 type lineJSON struct {
 	Type    LineType        `json:"type"`

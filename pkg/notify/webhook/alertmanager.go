@@ -99,7 +99,7 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 				delete(ann, k)
 			}
 		}
-		a := AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: fingerprint(labels)}
+		a := AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: AlertFingerprint(labels)}
 		if !firing || resolved {
 			a.Status = "resolved"
 			if end.IsZero() || end.Before(start) {
@@ -197,7 +197,10 @@ func intersect(alerts []AlertmanagerAlert, get func(AlertmanagerAlert) map[strin
 // Fingerprint, which Alertmanager sends): FNV-1a 64 over the label names
 // in order, each name and value followed by the byte 0xff, printed as 16
 // hex digits.
-func fingerprint(labels map[string]string) string {
+// AlertFingerprint is Prometheus's fingerprint of a label set (FNV-1a 64
+// over the labels sorted by name, each name and value followed by 0xff),
+// as Alertmanager gives every alert: 16 lowercase hex digits.
+func AlertFingerprint(labels map[string]string) string {
 	names := make([]string, 0, len(labels))
 	for n := range labels {
 		names = append(names, n)

@@ -188,10 +188,10 @@ func must(b []byte, err error) []byte {
 // The fingerprint is Prometheus' (github.com/prometheus/common, model
 // signature_test.go: TestLabelsToSignature and TestMetricToFingerprint).
 func TestFingerprint(t *testing.T) {
-	if got := fingerprint(map[string]string{}); got != fmt.Sprintf("%016x", uint64(14695981039346656037)) {
+	if got := AlertFingerprint(map[string]string{}); got != fmt.Sprintf("%016x", uint64(14695981039346656037)) {
 		t.Fatalf("empty: %s", got)
 	}
-	if got := fingerprint(map[string]string{"name": "garland, briggs", "fear": "love is not enough"}); got != fmt.Sprintf("%016x", uint64(5799056148416392346)) {
+	if got := AlertFingerprint(map[string]string{"name": "garland, briggs", "fear": "love is not enough"}); got != fmt.Sprintf("%016x", uint64(5799056148416392346)) {
 		t.Fatalf("fingerprint %s", got)
 	}
 }
@@ -238,7 +238,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 			labels[k] = v.(string)
 		}
 		if a["status"] != "firing" || a["endsAt"] != "0001-01-01T00:00:00Z" || a["generatorURL"] != in.URL ||
-			!hex16.MatchString(a["fingerprint"].(string)) || a["fingerprint"] != fingerprint(labels) {
+			!hex16.MatchString(a["fingerprint"].(string)) || a["fingerprint"] != AlertFingerprint(labels) {
 			t.Fatalf("alert %d: %v", i, a)
 		}
 		if _, err := time.Parse(time.RFC3339, a["startsAt"].(string)); err != nil {

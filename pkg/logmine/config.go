@@ -5,12 +5,12 @@ import (
 	"fmt"
 
 	"github.com/aiops-dev/aiops/pkg/config"
-	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
-// Sentinel errors; test with errors.Is. Errors that wrap them are marked
-// permanent (errs.IsPermanent): retrying the same call with the same input
-// fails the same way.
+// Sentinel errors; test with errors.Is. Errors that wrap ErrInvalidFormat
+// or ErrInvalidSnapshot are marked permanent (errs.IsPermanent): the same
+// input fails the same way; ErrInvalidConfig is the one configuration
+// error, a usage error.
 var (
 	ErrInvalidConfig   = fmt.Errorf("logmine: %w", config.ErrInvalidConfig)
 	ErrInvalidFormat   = errors.New("logmine: invalid log format")
@@ -63,10 +63,9 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the first invalid field by name. The error wraps
-// ErrInvalidConfig and is permanent.
-func (c Config) Validate() error { return errs.Permanent(c.validate()) }
-
-func (c Config) validate() error {
+// ErrInvalidConfig, the one configuration error (a usage error, not bad
+// data).
+func (c Config) Validate() error {
 	switch {
 	case c.PrefixTokens < 0 || c.PrefixTokens > 16:
 		return fmt.Errorf("%w: PrefixTokens must be in [0,16], got %d", ErrInvalidConfig, c.PrefixTokens)

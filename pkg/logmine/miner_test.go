@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/logmine"
 	"github.com/aiops-dev/aiops/pkg/logmine/internal/loghub"
@@ -153,8 +154,8 @@ func TestConfigValidate(t *testing.T) {
 		if !errors.Is(err, logmine.ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: Validate() = %v, want ErrInvalidConfig naming the field", field, err)
 		}
-		if _, err := logmine.New(cfg); !errs.IsPermanent(err) {
-			t.Errorf("%s: New error %v is not permanent", field, err)
+		if _, err := logmine.New(cfg); !errors.Is(err, config.ErrInvalidConfig) || errs.IsPermanent(err) {
+			t.Errorf("%s: New error %v is not the one configuration error", field, err)
 		}
 	}
 }

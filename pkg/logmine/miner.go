@@ -159,7 +159,7 @@ type Miner struct {
 // New returns a Miner for cfg.
 func New(cfg Config) (*Miner, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, errs.Permanent(err)
+		return nil, err
 	}
 	set, _ := enabledMasks(cfg.DisabledMasks)
 	cfg.DisabledMasks = slices.Clone(cfg.DisabledMasks)

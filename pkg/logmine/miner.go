@@ -9,7 +9,6 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 // TemplateID identifies a template by its text: the 64-bit FNV-1a hash of

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-
 )
 
 // TemplateID identifies a template by its text: the 64-bit FNV-1a hash of

@@ -100,6 +100,22 @@ type IncidentBody struct {
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
 }
 
+// WebhookDeliveryBody is one attempt to deliver an incident to a
+// receiver (the notifier's; the writer's webhook_deliveries table).
+type WebhookDeliveryBody struct {
+	IncidentID string `json:"incident_id"`
+	Receiver   string `json:"receiver"`
+	// Attempt is 1 for the first try of one idempotency key.
+	Attempt int `json:"attempt"`
+	// StatusCode is the HTTP answer, 0 when none came (Error says why).
+	StatusCode     int    `json:"status_code"`
+	Error          string `json:"error,omitempty"`
+	DurationMS     int64  `json:"duration_ms"`
+	IdempotencyKey string `json:"idempotency_key"`
+	// Retrying says another attempt follows.
+	Retrying bool `json:"retrying,omitempty"`
+}
+
 // Log template statuses.
 const (
 	TemplateNew     = "new"
@@ -223,6 +239,22 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 			oneOf("status", b.Status, TemplateNew, TemplateChanged)
 			if b.Status == TemplateChanged && !validFingerprint(b.PreviousID) {
 				p.add("body.previous_id", "must be 16 lower-case hex digits when status is changed, got %q", clip(b.PreviousID))
+			}
+		}
+	case KindWebhookDelivery:
+		var b WebhookDeliveryBody
+		if decode(&b) {
+			required("incident_id", b.IncidentID)
+			required("receiver", b.Receiver)
+			required("idempotency_key", b.IdempotencyKey)
+			if b.Attempt < 1 || b.Attempt > 65535 {
+				p.add("body.attempt", "must be 1 to 65535, got %d", b.Attempt)
+			}
+			if b.StatusCode < 0 || b.StatusCode > 999 {
+				p.add("body.status_code", "must be 0 (no answer) or an HTTP status, got %d", b.StatusCode)
+			}
+			if b.DurationMS < 0 {
+				p.add("body.duration_ms", "must not be negative, got %d", b.DurationMS)
 			}
 		}
 	case KindIncident:

@@ -33,10 +33,13 @@ const (
 	// KindLogTemplate is one change in the life of a log template: a new
 	// template, or one generalised into another (a merge).
 	KindLogTemplate Kind = "log_template"
+	// KindWebhookDelivery is one attempt of the notifier to deliver an
+	// incident to a receiver.
+	KindWebhookDelivery Kind = "webhook_delivery"
 )
 
 // Kinds lists every kind in a fixed order.
-var Kinds = []Kind{KindLog, KindMetric, KindAlert, KindChange, KindAnomaly, KindIncident, KindLogTemplate}
+var Kinds = []Kind{KindLog, KindMetric, KindAlert, KindChange, KindAnomaly, KindIncident, KindLogTemplate, KindWebhookDelivery}
 
 // Valid reports whether k is one of Kinds.
 func (k Kind) Valid() bool {

@@ -270,6 +270,19 @@ func TestRunPipeline(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("no webhook for the incident within a minute")
 	}
+	// ... and every attempt is a row of webhook_deliveries.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var n uint64
+		var code uint16
+		err := st.Conn.QueryRow(context.Background(),
+			"SELECT count(), any(status_code) FROM webhook_deliveries FINAL WHERE incident_id = ? AND receiver = 'pager'", incidentID).Scan(&n, &code)
+		if err == nil && n == 1 && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook_deliveries of the incident: %d rows (status %d), %v; want its one attempt", n, code, err)
+		}
+	}
 	apiToken, err := os.ReadFile(dir + "/api-token")
 	if err != nil {
 		t.Fatal(err)

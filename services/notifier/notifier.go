@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -47,6 +48,21 @@ type Processor struct {
 	// firing holds the labels of open incidents, the sources of
 	// inhibition.
 	firing map[string]map[string]string
+
+	// records publishes every attempt as a webhook_delivery event (the
+	// writer's webhook_deliveries table); nil: attempts are only logged.
+	records stage.Publisher
+	// current is the incident being delivered (Process is serial).
+	current struct {
+		id, service, eventID string
+	}
+}
+
+// WithRecords publishes every delivery attempt as a webhook_delivery event
+// through pub (New gives it the bus).
+func (p *Processor) WithRecords(pub stage.Publisher) *Processor {
+	p.records = pub
+	return p
 }
 
 // NewProcessor builds the processor without a network.
@@ -73,8 +89,10 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	return p, nil
 }
 
-// record logs every delivery attempt (the webhook_deliveries table is
-// next).
+// record logs every delivery attempt and publishes it as a
+// webhook_delivery event, linked to the incident event, its id derived
+// from the attempt so a repeat is stored once. It does not wait for the
+// ack: the record of an attempt is worth less than holding the delivery.
 func (p *Processor) record(a webhook.Attempt) {
 	ev := p.log.Info()
 	if a.Error != "" {
@@ -82,6 +100,27 @@ func (p *Processor) record(a webhook.Attempt) {
 	}
 	ev.Str("receiver", a.Receiver).Str("idempotency_key", a.IdempotencyKey).Int("attempt", a.Number).
 		Int("status", a.StatusCode).Dur("duration", a.Duration).Bool("retrying", a.Retrying).Msg("webhook attempt")
+	if p.records == nil {
+		return
+	}
+	e, err := event.New(event.KindWebhookDelivery, p.current.service, a.Start, event.WebhookDeliveryBody{
+		IncidentID: p.current.id, Receiver: a.Receiver, Attempt: a.Number, StatusCode: a.StatusCode, Error: a.Error,
+		DurationMS: a.Duration.Milliseconds(), IdempotencyKey: a.IdempotencyKey, Retrying: a.Retrying,
+	})
+	if err != nil {
+		p.log.Error().Err(err).Msg("delivery record not built")
+		return
+	}
+	e.ID = event.DerivedID(a.Start, "webhook_delivery", a.IdempotencyKey, fmt.Sprint(a.Number))
+	e.Source = "notifier"
+	e.Links = []string{p.current.eventID}
+	data, err := e.MarshalJSON()
+	if err == nil {
+		_, err = p.records.Publish(context.Background(), bus.Message{Subject: e.Subject(), ID: e.ID, Data: data})
+	}
+	if err != nil {
+		p.log.Warn().Err(err).Str("receiver", a.Receiver).Msg("delivery record not published")
+	}
 }
 
 // Process delivers one incident event to the receivers its route tree
@@ -103,6 +142,7 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 	}
 	labels := labelsOf(&st, inc)
 	firing := p.track(st.IncidentID, labels, inc.Status)
+	p.current.id, p.current.service, p.current.eventID = st.IncidentID, st.Service, in.ID
 	if p.routes == nil {
 		return nil
 	}
@@ -270,6 +310,11 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
+	records, err := bus.NewPublisher(js)
+	if err != nil {
+		return nil, err
+	}
+	proc.WithRecords(records)
 	st, err := stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...)
 	if err != nil {
 		return nil, err

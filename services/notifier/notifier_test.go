@@ -90,8 +90,13 @@ receivers:
 	if err != nil {
 		t.Fatal(err)
 	}
+	records = stagetest.NewPublisher()
+	proc.WithRecords(records)
 	return stagetest.Start(t, proc, stage.Config{Name: "notifier"})
 }
+
+// records holds the delivery records of the last rig.
+var records *stagetest.Publisher
 
 // incident makes the opened incident event of a database failure with its
 // dependents, as the correlator publishes it.
@@ -148,6 +153,21 @@ func TestDeliversSignedAndRetried(t *testing.T) {
 	h.Feed(e) // redelivered
 	if again, _ := dba.requests(); len(again) != 3 {
 		t.Fatalf("a redelivered incident event was sent again: %d requests", len(again))
+	}
+	// Every attempt is a webhook_delivery event for the writer's table.
+	var codes []int
+	for _, r := range records.Events(t) {
+		var b event.WebhookDeliveryBody
+		if err := r.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != event.KindWebhookDelivery || b.Receiver != "dba-oncall" || b.IdempotencyKey != got[0].Header.Get("webhook-id") || r.Links[0] != e.ID {
+			t.Fatalf("record %+v of %s", b, r.Kind)
+		}
+		codes = append(codes, b.StatusCode)
+	}
+	if len(codes) != 3 || codes[0] != 503 || codes[1] != 502 || codes[2] != 200 {
+		t.Fatalf("recorded status codes %v, want [503 502 200]", codes)
 	}
 }
 

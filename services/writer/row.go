@@ -53,7 +53,7 @@ var Columns = map[string][]string{
 
 // EventTables are the tables the writer fills from events, in a fixed
 // order: the raw events table, then each kind's table.
-var EventTables = []string{TableEvents, TableLogs, TableMetricSamples, TableAlerts, TableChanges, TableAnomalies, TableIncidents, TableIncidentHistory, TableLogTemplates}
+var EventTables = []string{TableEvents, TableLogs, TableMetricSamples, TableAlerts, TableChanges, TableAnomalies, TableIncidents, TableIncidentHistory, TableLogTemplates, TableWebhookDeliveries}
 
 // TableRow is one row bound for one table.
 type TableRow struct {
@@ -121,6 +121,9 @@ func Rows(e *event.Envelope) ([]TableRow, error) {
 	case event.KindLogTemplate:
 		table = TableLogTemplates
 		typed, err = LogTemplateRow(e)
+	case event.KindWebhookDelivery:
+		table = TableWebhookDeliveries
+		typed, err = webhookDeliveryRow(e)
 	default:
 		return []TableRow{raw}, nil
 	}
@@ -367,8 +370,20 @@ func incidentVersion(t time.Time) uint64 {
 	return uint64(t.UnixNano())
 }
 
+// webhookDeliveryRow is a webhook_delivery event as its row: the attempt's
+// id is the event's.
+func webhookDeliveryRow(e *event.Envelope) ([]any, error) {
+	var b event.WebhookDeliveryBody
+	if err := e.DecodeBody(&b); err != nil {
+		return nil, errs.Permanent(fmt.Errorf("event %s (%s): body: %v: %w", e.ID, e.Kind, err, ErrBadBody))
+	}
+	return WebhookDeliveryRow(WebhookDelivery{ID: e.ID, Time: e.Time, IncidentID: b.IncidentID, Receiver: b.Receiver,
+		Attempt: uint16(b.Attempt), StatusCode: uint16(b.StatusCode), Error: b.Error,
+		Duration: time.Duration(b.DurationMS) * time.Millisecond, IdempotencyKey: b.IdempotencyKey})
+}
+
 // WebhookDelivery is one attempt to deliver an incident to a receiver, as
-// the notifier records it.
+// the notifier records it (a webhook_delivery event).
 type WebhookDelivery struct {
 	ID             string // the attempt's own id (a ULID)
 	Time           time.Time

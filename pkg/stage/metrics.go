@@ -74,7 +74,7 @@ func (c *runnerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, label ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label...)
 	}
-	counter(c.inputs, s.Inputs-s.Invalid-s.Failed-s.Panics, "processed")
+	counter(c.inputs, sub(s.Inputs, s.Invalid+s.Failed+s.Panics), "processed")
 	counter(c.inputs, s.Invalid, "invalid")
 	counter(c.inputs, s.Failed, "failed")
 	counter(c.inputs, s.Panics, "panic")
@@ -83,8 +83,17 @@ func (c *runnerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.outputs, s.OutputFailures, "failed")
 	counter(c.keptDropped, s.KeptDropped)
 	ch <- prometheus.MustNewConstMetric(c.kept, prometheus.GaugeValue, float64(c.r.Kept()))
-	counter(c.ticks, s.Ticks-s.TickFailures, "ok")
+	counter(c.ticks, sub(s.Ticks, s.TickFailures), "ok")
 	counter(c.ticks, s.TickFailures, "failed")
 	counter(c.checkpoints, s.Checkpoints, "ok")
 	counter(c.checkpoints, s.CheckpointFailures, "failed")
+}
+
+// sub is a-b, or 0: the counters are read one after the other, so a
+// failure counted between the reads could make it negative.
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
 }

@@ -83,7 +83,7 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
 		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
 	}
-	kept, err := lru.NewWithEvict(cfg.MaxKept, func(string, []bus.Message) { r.m.keptDropped.Add(1) })
+	kept, err := lru.New[string, []bus.Message](cfg.MaxKept)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +99,10 @@ func (r *Runner) Config() Config { return r.cfg }
 
 // job is one delivery on its way from the source to a worker.
 type job struct {
-	ctx  context.Context
-	data []byte
-	done func(error)
+	ctx       context.Context
+	data      []byte
+	delivered uint64 // 1 on the first delivery
+	done      func(error)
 }
 
 // pendingInput is an input whose outputs were sent and await their acks.
@@ -149,7 +150,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	}
 	if r.sink != nil {
 		wg.Go(func() {
-			<-ctx.Done()
+			<-loops.Done()
 			// Held inputs must not wait for a batch to fill: the source is
 			// waiting for their results to finish its drain.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
@@ -165,10 +166,15 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	wg.Wait()
 	stopPipeline()
 
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
+	defer cancel()
+	// Tick outputs that failed are sent once more: the state that made
+	// them is about to be checkpointed.
+	if err := r.sendUnsent(final); err != nil {
+		r.log.Warn().Err(err).Int("outputs", r.Unsent()).Msg("periodic outputs not stored at shutdown")
+	}
 	if cp, ok := r.proc.(Checkpointer); ok {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
-		defer cancel()
-		if err := r.checkpoint(cctx, cp); err != nil {
+		if err := r.checkpoint(final, cp); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
 	}
@@ -214,10 +220,10 @@ func (r *Runner) startPipeline() (stop func()) {
 func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
 	if r.sink == nil {
 		if r.cfg.Workers == 1 {
-			r.process(job{ctx: ctx, data: d.Data, done: done}, &r.inline)
+			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, done: done}, &r.inline)
 			return
 		}
-		r.work <- job{ctx: ctx, data: d.Data, done: done}
+		r.work <- job{ctx: ctx, data: d.Data, delivered: d.Delivered, done: done}
 		return
 	}
 	r.m.inputs.Add(1)
@@ -256,17 +262,21 @@ func (r *Runner) process(j job, em *emitter) {
 		return
 	}
 	id = e.ID
-	if msgs, ok := r.kept.Peek(id); ok {
-		// A redelivery of an input whose outputs failed: send them again.
-		r.kept.Remove(id)
-		r.m.replayed.Add(1)
-		settled = true
-		outs := make([]sentOutput, len(msgs))
-		for i, m := range msgs {
-			outs[i].msg = m
+	// Only a redelivery can have kept outputs (a first delivery has never
+	// failed): the first delivery pays no lookup.
+	if j.delivered != 1 {
+		if msgs, ok := r.kept.Peek(id); ok {
+			// A redelivery of an input whose outputs failed: send them again.
+			r.kept.Remove(id)
+			r.m.replayed.Add(1)
+			outs := make([]sentOutput, len(msgs))
+			for i, m := range msgs {
+				outs[i].msg = m
+			}
+			r.send(j, pendingInput{id: id, outs: outs, done: j.done})
+			settled = true
+			return
 		}
-		r.send(j, pendingInput{id: id, outs: outs, done: j.done})
-		return
 	}
 	em.reset()
 	if err := r.proc.Process(j.ctx, e, em); err != nil {
@@ -280,8 +290,8 @@ func (r *Runner) process(j job, em *emitter) {
 		j.done(err)
 		return
 	}
-	settled = true
 	if len(em.msgs) == 0 {
+		settled = true
 		j.done(nil)
 		return
 	}
@@ -290,6 +300,7 @@ func (r *Runner) process(j job, em *emitter) {
 		outs[i].msg, outs[i].settled = em.msgs[i], em.settled[i]
 	}
 	r.send(j, pendingInput{id: id, outs: outs, done: j.done})
+	settled = true // the acker settles it now
 }
 
 // send publishes p's messages without waiting and hands p to the acker.
@@ -356,7 +367,9 @@ func (r *Runner) keep(id string, outs []sentOutput) {
 	for i, o := range outs {
 		kept[i] = bus.Message{Subject: o.msg.Subject, ID: o.msg.ID, Data: o.msg.Data}
 	}
-	r.kept.Add(id, kept)
+	if r.kept.Add(id, kept) {
+		r.m.keptDropped.Add(1) // the oldest kept input went
+	}
 }
 
 // Kept is the number of inputs whose outputs wait for their redelivery.
@@ -395,8 +408,27 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	r.m.ticks.Add(1)
 	var em emitter
 	tickErr := t.Tick(ctx, now, &em)
-	msgs := append(r.unsent, em.msgs...)
-	settled := append(make([]func(error), len(r.unsent)), em.settled...)
+	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled)
+	if tickErr != nil || sendErr != nil {
+		r.m.tickFailures.Add(1)
+	}
+	return errors.Join(tickErr, sendErr)
+}
+
+// sendUnsent publishes the tick outputs kept from failed ticks.
+func (r *Runner) sendUnsent(ctx context.Context) error {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	return r.publishTickOutputs(ctx, nil, nil)
+}
+
+// publishTickOutputs publishes the kept tick outputs, then msgs, and waits
+// for their acks (the publisher times an ack out, so a cancelled context
+// does not drop an output whose ack is on its way); those that fail are
+// kept, the oldest dropped beyond MaxKept. r.tickMu is held.
+func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, freshSettled []func(error)) error {
+	msgs := append(r.unsent, fresh...)
+	settled := append(make([]func(error), len(r.unsent)), freshSettled...)
 	r.unsent = nil
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	errl := make([]error, len(msgs))
@@ -410,8 +442,6 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 			select {
 			case <-futures[i].Ok():
 			case err = <-futures[i].Err():
-			case <-ctx.Done():
-				err = ctx.Err() // the ack may still come; a resend is deduplicated
 			}
 		}
 		if err != nil {
@@ -431,10 +461,7 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 		r.m.keptDropped.Add(uint64(n))
 		r.unsent = append([]bus.Message(nil), r.unsent[n:]...)
 	}
-	if tickErr != nil || first != nil {
-		r.m.tickFailures.Add(1)
-	}
-	return errors.Join(tickErr, first)
+	return first
 }
 
 // Unsent is the number of tick outputs waiting for the next tick.

@@ -166,7 +166,7 @@ func TestRunnerKeepsFailedOutputsForRedelivery(t *testing.T) {
 			if got := h.Pub.Messages(); len(got) != 1 || got[0].ID != "7"+in.ID[1:] {
 				t.Fatalf("stored %v, want the one derived output", got)
 			}
-			if h.Runner.Kept() != 0 || h.Runner.Stats().Replayed != 1 {
+			if h.Runner.Kept() != 0 || h.Runner.Stats().Replayed != 1 || h.Runner.Stats().KeptDropped != 0 {
 				t.Fatalf("kept %d, stats %+v after the redelivery", h.Runner.Kept(), h.Runner.Stats())
 			}
 		})
@@ -235,6 +235,14 @@ func TestRunnerTicksAndRetriesTickOutputs(t *testing.T) {
 	}
 	if h.Runner.Unsent() != 2 || h.Runner.Stats().KeptDropped != 1 {
 		t.Fatalf("unsent %d, dropped %d; want 2 and 1", h.Runner.Unsent(), h.Runner.Stats().KeptDropped)
+	}
+	// Stopping sends what is kept once more, before the last checkpoint.
+	h.Pub.Refuse(false)
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if h.Runner.Unsent() != 0 || len(h.Pub.Events(t)) != 4 {
+		t.Fatalf("after stop: unsent %d, stored %d; want the 2 kept samples stored", h.Runner.Unsent(), len(h.Pub.Events(t)))
 	}
 }
 

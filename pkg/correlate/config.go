@@ -121,6 +121,9 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
+	if c.RecencyWeight == 0 {
+		c.RecencyWeight = d.RecencyWeight
+	}
 	for _, p := range []struct {
 		v   *int
 		def int
@@ -138,7 +141,7 @@ func (c Config) WithDefaults() Config {
 // Validate names the key that is wrong; zero values mean the defaults.
 func (c Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%w: correlator.%s: %s", ErrInvalidConfig, key, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: correlator.rules.%s: %s", ErrInvalidConfig, key, fmt.Sprintf(format, args...))
 	}
 	for _, d := range []struct {
 		key string

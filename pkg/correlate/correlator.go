@@ -78,6 +78,7 @@ type incident struct {
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
+	revision      int       // events published so far: part of each event's id
 }
 
 // Correlator is the incident state. It is not safe for concurrent use: the
@@ -375,7 +376,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 	m := &member{Member: Member{
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
-		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID,
+		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
 	}, inc: inc}
 	if old, ok := c.members[s.Fingerprint]; ok {
@@ -700,6 +701,7 @@ func (c *Correlator) evict() {
 // publish records that inc's state at t is being published.
 func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
 	inc.dirty = false
+	inc.revision++
 	if t.After(inc.lastPublished) {
 		inc.lastPublished = t
 	}

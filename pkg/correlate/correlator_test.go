@@ -284,8 +284,16 @@ func TestCommands(t *testing.T) {
 	if u, err = c.Apply(Command{IncidentID: id, Action: "assign", Assignee: "bo", By: "ana"}); err != nil || u.State.Assignee != "bo" {
 		t.Fatalf("assign: %+v %v", u.State.Assignee, err)
 	}
+	assigned := u
 	if u, err = c.Apply(Command{IncidentID: id, Action: "comment", Text: "rolling back", By: "bo"}); err != nil || len(u.State.Comments) != 1 {
 		t.Fatalf("comment: %v %v", u.State.Comments, err)
+	}
+	// Two transitions at one event time are two events, not one id twice
+	// (the stream would drop the second as a duplicate).
+	a, _ := Envelope(assigned, t0)
+	b, _ := Envelope(u, t0)
+	if !assigned.Time.Equal(u.Time) || a.ID == b.ID {
+		t.Fatalf("assign and comment at %v and %v have ids %s and %s", assigned.Time, u.Time, a.ID, b.ID)
 	}
 	if u, err = c.Apply(Command{IncidentID: id, Action: "resolve", By: "bo"}); err != nil || u.State.State != StatusResolved {
 		t.Fatalf("resolve: %v %v", u.State.State, err)
@@ -361,10 +369,10 @@ func TestCatalogErrors(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for key, cfg := range map[string]Config{
-		"correlator.group_window": {GroupWindow: -time.Second},
-		"correlator.flap_stop":    {FlapStart: 3, FlapStop: 3},
-		"correlator.up_depth":     {UpDepth: 99},
-		"correlator.group_by[0]":  {GroupBy: []string{""}},
+		"correlator.rules.group_window": {GroupWindow: -time.Second},
+		"correlator.rules.flap_stop":    {FlapStart: 3, FlapStop: 3},
+		"correlator.rules.up_depth":     {UpDepth: 99},
+		"correlator.rules.group_by[0]":  {GroupBy: []string{""}},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -373,6 +381,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// The service starts from a zero Config: it must get every default
+	// the quality figures were measured with.
+	if !reflect.DeepEqual(Config{}.WithDefaults(), DefaultConfig()) {
+		t.Fatalf("Config{}.WithDefaults() = %+v, DefaultConfig() = %+v", Config{}.WithDefaults(), DefaultConfig())
 	}
 }
 

@@ -35,6 +35,7 @@ type incidentSnapshot struct {
 	GroupLabels    map[string]string `json:"group_labels,omitempty"`
 	Reopens        int               `json:"reopens,omitempty"`
 	Dirty          bool              `json:"dirty,omitempty"`
+	Revision       int               `json:"revision"`
 }
 
 type memberSnapshot struct {
@@ -50,7 +51,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
-			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty,
+			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
@@ -87,7 +88,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, services: map[string]int{}, names: map[string]int{},
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, services: map[string]int{}, names: map[string]int{},
 		}
 		for _, ms := range is.Members {
 			m := &member{Member: ms.Member, flips: ms.Flips, inc: inc}

@@ -3,6 +3,7 @@ package correlate
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,9 @@ type State struct {
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
 
+	// Revision counts the incident's events: two transitions at one event
+	// time (an assign and a comment) are two events.
+	Revision int `json:"revision"`
 	// State is open, acknowledged or resolved.
 	State     string         `json:"state"`
 	Service   string         `json:"service"` // the first root-cause candidate's
@@ -48,19 +52,22 @@ type State struct {
 
 // Member is one deduplicated source of signals in an incident.
 type Member struct {
-	Fingerprint  string         `json:"fingerprint"`
-	Kind         SignalKind     `json:"kind"`
-	Service      string         `json:"service"`
-	Name         string         `json:"name"`
-	Summary      string         `json:"summary,omitempty"`
-	Severity     event.Severity `json:"severity,omitempty"`
-	Firing       bool           `json:"firing"`
-	Flapping     bool           `json:"flapping,omitempty"`
-	FirstSeen    time.Time      `json:"first_seen"`
-	LastSeen     time.Time      `json:"last_seen"`
-	Count        int            `json:"count"`
-	FirstEventID string         `json:"first_event_id,omitempty"`
-	LastEventID  string         `json:"last_event_id,omitempty"`
+	Fingerprint string         `json:"fingerprint"`
+	Kind        SignalKind     `json:"kind"`
+	Service     string         `json:"service"`
+	Name        string         `json:"name"`
+	Summary     string         `json:"summary,omitempty"`
+	Severity    event.Severity `json:"severity,omitempty"`
+	Firing      bool           `json:"firing"`
+	Flapping    bool           `json:"flapping,omitempty"`
+	FirstSeen   time.Time      `json:"first_seen"`
+	LastSeen    time.Time      `json:"last_seen"`
+	Count       int            `json:"count"`
+	// Labels are the signal's labels (the first one's), what a notifier
+	// routes by.
+	Labels       map[string]string `json:"labels,omitempty"`
+	FirstEventID string            `json:"first_event_id,omitempty"`
+	LastEventID  string            `json:"last_event_id,omitempty"`
 	// An anomaly's last value and expected band.
 	Value    float64 `json:"value,omitempty"`
 	Expected float64 `json:"expected,omitempty"`
@@ -104,7 +111,7 @@ type Comment struct {
 // state builds inc's State for transition tr.
 func (c *Correlator) state(inc *incident, tr Transition) State {
 	s := State{
-		IncidentID: inc.id, Status: string(tr), OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
+		IncidentID: inc.id, Status: string(tr), Revision: inc.revision, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 		ResolvedAt: inc.resolvedAt, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
 		Flapping: inc.flapping, Reopens: inc.reopens, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
 		Changes: append([]Change(nil), inc.changes...), Comments: append([]Comment(nil), inc.comments...),
@@ -271,7 +278,7 @@ func Envelope(u Update, observed time.Time) (*event.Envelope, error) {
 	}
 	e := &event.Envelope{
 		SchemaVersion: event.SchemaVersion,
-		ID:            event.DerivedID(u.Time, "incident-event", st.IncidentID, string(u.Transition), u.Time.UTC().Format(time.RFC3339Nano)),
+		ID:            event.DerivedID(u.Time, "incident-event", st.IncidentID, string(u.Transition), u.Time.UTC().Format(time.RFC3339Nano), strconv.Itoa(st.Revision)),
 		Kind:          event.KindIncident,
 		Time:          u.Time,
 		ObservedTime:  observed,

@@ -104,10 +104,11 @@ type commandResult struct {
 // like every other output. A command the incident refuses (unknown,
 // already resolved) fails at once.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
+	p.mu.Lock()
 	if !p.leading.Load() {
+		p.mu.Unlock()
 		return correlate.State{}, ErrStandby
 	}
-	p.mu.Lock()
 	if _, ok := p.c.Incident(cmd.IncidentID); !ok {
 		p.mu.Unlock()
 		return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
@@ -119,7 +120,31 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 	case r := <-pc.result:
 		return r.state, r.err
 	case <-ctx.Done():
-		return correlate.State{}, fmt.Errorf("%w: %w", ErrCommandTimeout, ctx.Err())
+		// Not applied yet: take it back, so that a retry is not applied
+		// twice. Applied meanwhile: its result is the answer.
+		p.mu.Lock()
+		for i, q := range p.commands {
+			if q.result == pc.result {
+				p.commands = append(p.commands[:i], p.commands[i+1:]...)
+				p.mu.Unlock()
+				return correlate.State{}, fmt.Errorf("%w: %w", ErrCommandTimeout, ctx.Err())
+			}
+		}
+		p.mu.Unlock()
+		r := <-pc.result
+		return r.state, r.err
+	}
+}
+
+// failPending answers every command not applied yet with err (the term
+// ended: the next holder of the lease takes commands).
+func (p *Processor) failPending(err error) {
+	p.mu.Lock()
+	cmds := p.commands
+	p.commands = nil
+	p.mu.Unlock()
+	for _, pc := range cmds {
+		pc.result <- commandResult{err: err}
 	}
 }
 

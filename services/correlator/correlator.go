@@ -140,6 +140,8 @@ func (p *Processor) snapshot() ([]byte, error) {
 func (p *Processor) restore(data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A new term: the time spent standing by is not event time passing.
+	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
 	return p.c.UnmarshalJSON(data)
 }
 
@@ -148,6 +150,10 @@ type durable struct {
 	*Processor
 	store jetstream.ObjectStore
 	key   string
+	// fenced is true once this instance lost its lease: another instance
+	// may have restored the state already, and a late save would undo what
+	// that one did since.
+	fenced *atomic.Bool
 }
 
 // Restore loads the saved state, if any.
@@ -166,8 +172,12 @@ func (d durable) Restore(ctx context.Context) error {
 	return nil
 }
 
-// Checkpoint saves the state.
+// Checkpoint saves the state, unless the lease was lost.
 func (d durable) Checkpoint(ctx context.Context) error {
+	if d.fenced.Load() {
+		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
+		return nil
+	}
 	data, err := d.snapshot()
 	if err != nil {
 		return err
@@ -180,6 +190,7 @@ func (d durable) Checkpoint(ctx context.Context) error {
 // and its command consumer.
 type Service struct {
 	*stage.Stage
+	fenced   *atomic.Bool // the lease was lost: stop saving
 	proc     *Processor
 	api      *API          // nil without api.listen
 	commands *bus.Consumer // incidents.command.> on INCIDENTS
@@ -196,20 +207,21 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	}
 	cfg = proc.cfg
 	var run any = proc
+	fenced := new(atomic.Bool)
 	scfg := stage.Config{Name: "correlator", Workers: 1, TickEvery: time.Second}
 	if !cfg.State.Disabled {
 		store, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members")
 		if err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
-		run = durable{Processor: proc, store: store, key: cfg.State.Key}
+		run = durable{Processor: proc, store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 	}
 	st, err := stage.Open(ctx, js, run, scfg, cfg.Consumer, log, opts...)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Stage: st, proc: proc, log: log}
+	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced}
 	if !cfg.Lease.Disabled {
 		host, _ := os.Hostname()
 		holder := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), event.NewID(time.Now()))
@@ -247,13 +259,26 @@ func (s *Service) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if s.lease != nil {
 			if err := s.lease.Acquire(ctx); err != nil {
-				break // stopping
+				if ctx.Err() != nil {
+					break // stopping
+				}
+				s.log.Error().Err(err).Msg("acquiring the correlator lease failed; retrying")
+				pause(ctx, 5*time.Second)
+				continue
 			}
 			s.log.Info().Msg("correlator lease held: consuming")
 		}
-		runErr = errors.Join(runErr, s.lead(ctx))
+		s.fenced.Store(false)
+		err := s.lead(ctx)
 		if s.lease == nil {
+			runErr = err
 			break
+		}
+		if err != nil && ctx.Err() == nil {
+			// A term that failed (a state that cannot be restored, say) is
+			// not retried in a tight loop.
+			s.log.Error().Err(err).Msg("correlator term ended with an error; standing by")
+			pause(ctx, 5*time.Second)
 		}
 	}
 	wg.Wait()
@@ -268,6 +293,7 @@ func (s *Service) lead(ctx context.Context) error {
 	if s.lease != nil {
 		wg.Go(func() {
 			if err := s.lease.Hold(lctx); err != nil {
+				s.fenced.Store(true) // before the drain's last checkpoint
 				s.log.Error().Err(err).Msg("correlator lease lost: standing by")
 				cancel()
 			}
@@ -280,6 +306,7 @@ func (s *Service) lead(ctx context.Context) error {
 	consumers.Go(func() { errs[1] = s.commands.Run(lctx, bus.Sync(s.command)) })
 	consumers.Wait()
 	s.proc.leading.Store(false)
+	s.proc.failPending(ErrStandby)
 	cancel()
 	wg.Wait()
 	if s.lease != nil {
@@ -291,6 +318,14 @@ func (s *Service) lead(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 // API is the incidents API (nil when api.listen is not set).

@@ -14,7 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -172,18 +173,24 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 // failures.
 func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc webhook.Incident) []error {
 	var failed []error
-	send := func(i int, url, urlFile string, body func() ([]byte, error), secretFile string) {
-		key := event.DerivedID(inc.Time(), webhook.IdempotencyKey(inc), recv.Name, fmt.Sprint(i))
+	send := func(i int, wc *amconfig.WebhookConfig, body func() ([]byte, error), secretFile string) {
+		// The key names this incident event (its id is unique per
+		// transition) at this receiver's webhook: the same on every retry
+		// and redelivery.
+		key := event.DerivedID(inc.Time(), p.current.eventID, recv.Name, fmt.Sprint(i))
 		if _, done := p.delivered.Get(key); done {
 			return
 		}
-		if urlFile != "" {
-			data, err := os.ReadFile(urlFile)
+		url := wc.URL
+		if wc.URLFile != "" {
+			data, err := config.ReadSecretFile(wc.URLFile)
 			if err != nil {
+				// A file that is not there yet is an operator's fix away:
+				// the event comes again.
 				failed = append(failed, fmt.Errorf("receiver %s: url_file: %w", recv.Name, err))
 				return
 			}
-			url = strings.TrimSpace(string(data))
+			url = strings.TrimSpace(data)
 		}
 		b, err := body()
 		if err != nil {
@@ -194,10 +201,14 @@ func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc 
 		if secretFile != "" {
 			secret, err := webhook.ReadSecretFile(secretFile)
 			if err != nil {
-				p.log.Error().Err(err).Str("receiver", recv.Name).Msg("secret not read: not delivered")
+				failed = append(failed, fmt.Errorf("receiver %s: secret_file: %w", recv.Name, err))
 				return
 			}
 			req.Secrets = [][]byte{secret}
+		}
+		if req.Header, err = authHeader(wc.HTTPConfig); err != nil {
+			failed = append(failed, fmt.Errorf("receiver %s: http_config: %w", recv.Name, err))
+			return
 		}
 		if _, err := p.client.Deliver(ctx, req); err != nil {
 			if errs.IsPermanent(err) {
@@ -214,7 +225,7 @@ func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc 
 		if resolved && !wc.SendResolved {
 			continue
 		}
-		send(i, wc.URL, wc.URLFile, func() ([]byte, error) {
+		send(i, wc, func() ([]byte, error) {
 			return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: recv.Name, ExternalURL: p.cfg.ExternalURL})
 		}, "")
 	}
@@ -222,9 +233,45 @@ func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc 
 		if resolved && !wc.SendResolved {
 			continue
 		}
-		send(len(recv.WebhookConfigs)+i, wc.URL, wc.URLFile, func() ([]byte, error) { return webhook.Generic(inc) }, wc.SecretFile)
+		send(len(recv.WebhookConfigs)+i, &wc.WebhookConfig, func() ([]byte, error) { return webhook.Generic(inc) }, wc.SecretFile)
 	}
 	return failed
+}
+
+// authHeader is the Authorization header http_config asks for: an
+// authorization (Bearer by default) or basic_auth, credentials inline or
+// from a file. TLS, proxy and OAuth2 settings are not applied yet.
+func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
+	if hc == nil {
+		return nil, nil
+	}
+	secret := func(inline, file string) (string, error) {
+		if file == "" {
+			return inline, nil
+		}
+		return config.ReadSecretFile(file)
+	}
+	switch {
+	case hc.Authorization != nil:
+		cred, err := secret(hc.Authorization.Credentials, hc.Authorization.CredentialsFile)
+		if err != nil {
+			return nil, err
+		}
+		typ := hc.Authorization.Type
+		if typ == "" {
+			typ = "Bearer"
+		}
+		return http.Header{"Authorization": {typ + " " + cred}}, nil
+	case hc.BasicAuth != nil:
+		pass, err := secret(hc.BasicAuth.Password, hc.BasicAuth.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		req := http.Request{Header: http.Header{}}
+		req.SetBasicAuth(hc.BasicAuth.Username, pass)
+		return req.Header, nil
+	}
+	return nil, nil
 }
 
 // track keeps the labels of open incidents for inhibition and returns
@@ -287,9 +334,13 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 		inc.RootCauses = append(inc.RootCauses, webhook.RootCause{Service: rc.Service, Score: rc.Score, Reasons: rc.Reasons})
 	}
 	for _, m := range st.Members {
+		labels := m.Labels
+		if len(labels) == 0 {
+			labels = map[string]string{"alertname": m.Name, "service": m.Service}
+		}
 		inc.Members = append(inc.Members, webhook.Member{Fingerprint: m.Fingerprint, Kind: string(m.Kind), Service: m.Service,
 			Name: m.Name, Summary: m.Summary, Severity: m.Severity, Firing: m.Firing, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
-			Labels: map[string]string{"alertname": m.Name, "service": m.Service}})
+			Labels: labels})
 	}
 	for _, c := range st.Changes {
 		inc.Changes = append(inc.Changes, webhook.Change{ID: c.EventID, Service: c.Service, Type: c.Type, Version: c.Version,

@@ -211,3 +211,55 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Routes match the alerts' own labels (a cluster here), and http_config's
+// authorization reaches the receiver; a secret file that cannot be read
+// fails the event (it comes again) rather than dropping the incident.
+func TestLabelsAuthAndMissingSecret(t *testing.T) {
+	eu := newReceiver(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret\n"), 0o600)
+	routes := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(routes, []byte(`
+route:
+  receiver: nobody
+  routes:
+  - matchers: [cluster="eu-1"]
+    receiver: eu
+  - matchers: [cluster="us-1"]
+    receiver: us
+receivers:
+- name: nobody
+- name: eu
+  webhook_configs:
+  - url: `+eu.srv.URL+`
+    http_config:
+      authorization: {credentials_file: token}
+- name: us
+  aiops_webhook_configs:
+  - url: `+eu.srv.URL+`
+    secret_file: missing.secret
+`), 0o600)
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier"})
+	inCluster := func(cluster string) *event.Envelope {
+		c, _ := correlate.New(correlate.Config{}, nil)
+		ups := c.Observe(correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: "fp-" + cluster, Service: "api", Name: "HighLatency",
+			Time: t0, EventID: event.DerivedID(t0, cluster), Labels: map[string]string{"alertname": "HighLatency", "cluster": cluster}})
+		e, _ := correlate.Envelope(ups[0], t0)
+		return e
+	}
+	if r := h.Feed(inCluster("eu-1"))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("%v %v", r.Outcome, r.Err)
+	}
+	got, _ := eu.requests()
+	if len(got) != 1 || got[0].Header.Get("Authorization") != "Bearer s3cret" {
+		t.Fatalf("%d requests, Authorization %q; want one, with the bearer token from the file", len(got), got[0].Header.Get("Authorization"))
+	}
+	if r := h.Feed(inCluster("us-1"))[0]; r.Outcome != stagetest.Naked || !strings.Contains(r.Err.Error(), "secret_file") {
+		t.Fatalf("a missing secret file: %v %v, want naked naming secret_file", r.Outcome, r.Err)
+	}
+}

@@ -132,7 +132,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delivery := func() *bus.Delivery { return &bus.Delivery{Subject: raw.Subject(), Data: data, Delivered: 1} }
+	delivery := func(n uint64) *bus.Delivery { return &bus.Delivery{Subject: raw.Subject(), Data: data, Delivered: n} }
 	templatedSubject := event.TemplatedLogSubject(raw.Service)
 	wantID := event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID)
 
@@ -140,7 +140,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := newDoneRecorder()
-	handle(ctx, delivery(), failed.done)
+	handle(ctx, delivery(1), failed.done)
 	if err := failed.wait(t); err == nil || errs.IsPermanent(err) {
 		t.Fatalf("outputs not stored: done(%v), want a transient error", err)
 	}
@@ -153,7 +153,7 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	}
 	for i := range 2 {
 		redelivered := newDoneRecorder()
-		handle(ctx, delivery(), redelivered.done)
+		handle(ctx, delivery(uint64(2+i)), redelivered.done)
 		if err := redelivered.wait(t); err != nil {
 			t.Fatalf("redelivery %d: done(%v), want nil", i+1, err)
 		}

@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -423,7 +424,37 @@ func TestDerivedID(t *testing.T) {
 	if id := NewID(time.Time{}); !ValidID(id) {
 		t.Fatalf("NewID of the zero time: %q", id)
 	}
+	long := strings.Repeat("x", 2000)
+	if DerivedID(at, "a", long) != DerivedIDBytes(at, []byte("a"), []byte(long)) || DerivedID(at, "a", "b") != DerivedIDBytes(at, []byte("a"), []byte("b")) {
+		t.Fatal("DerivedIDBytes differs from DerivedID over the same parts")
+	}
 	if !IDTime("not an id").IsZero() {
 		t.Fatal("IDTime of a non-ULID is not the zero time")
 	}
+}
+
+// BenchmarkDerivedID: a derived id of a few short parts (a templated log's)
+// and of a 2 KB body (an OTLP log's content id), beside the SHA-256 of the
+// same bytes alone, the floor.
+func BenchmarkDerivedID(b *testing.B) {
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	body := []byte(strings.Repeat("x", 2048))
+	b.Run("short", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			DerivedID(at, "templated_log", "01JDB3V0R6Z6ZJ9J3W4C4Q8Y2M")
+		}
+	})
+	b.Run("body-2KB", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			DerivedIDBytes(at, []byte("log"), []byte("0123456789abcdef"), body)
+		}
+	})
+	b.Run("sha256-2KB-baseline", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			sha256.Sum256(body)
+		}
+	})
 }

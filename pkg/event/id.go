@@ -51,16 +51,39 @@ func ValidID(s string) bool {
 // redelivered after a crash or a retried request yields the event of the
 // first attempt, which the stream's duplicate window and the writer's
 // ReplacingMergeTree drop. Every derived id in aiops comes from here.
-func DerivedID(t time.Time, parts ...string) string {
-	// One buffer on the stack for the usual few short parts: a hash.Hash
-	// would cost an allocation per part (every derived event has one).
-	var buf [512]byte
-	b := buf[:0]
+func DerivedID(t time.Time, parts ...string) string { return derivedID(t, parts) }
+
+// DerivedIDBytes is DerivedID over byte slices (a request's body, say):
+// the same id as DerivedID of the same parts as strings, without copying
+// them into strings first.
+func DerivedIDBytes(t time.Time, parts ...[]byte) string { return derivedID(t, parts) }
+
+func derivedID[S ~string | ~[]byte](t time.Time, parts []S) string {
+	var sum [sha256.Size]byte
+	size := 0
 	for _, p := range parts {
-		b = binary.AppendUvarint(b, uint64(len(p)))
-		b = append(b, p...)
+		size += binary.MaxVarintLen64 + len(p)
 	}
-	sum := sha256.Sum256(b)
+	if size <= 512 {
+		// The usual few short parts: one buffer on the stack, where a
+		// hash.Hash would cost an allocation per part.
+		var buf [512]byte
+		b := buf[:0]
+		for _, p := range parts {
+			b = binary.AppendUvarint(b, uint64(len(p)))
+			b = append(b, p...)
+		}
+		sum = sha256.Sum256(b)
+	} else {
+		// Large parts (a log body) are hashed where they are.
+		h := sha256.New()
+		var n [binary.MaxVarintLen64]byte
+		for _, p := range parts {
+			h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+			h.Write([]byte(p))
+		}
+		h.Sum(sum[:0])
+	}
 	ms := min(max(t.UnixMilli(), 0), int64(ulid.MaxTime()))
 	var id ulid.ULID
 	_ = id.SetTime(uint64(ms)) // in range: clamped above

@@ -302,12 +302,9 @@ func stableID(e *event.Envelope, identity ...[]byte) string {
 	}
 	var nanos [8]byte
 	binary.BigEndian.PutUint64(nanos[:], uint64(e.Time.UnixNano()))
-	parts := make([]string, 0, 3+len(identity))
-	parts = append(parts, string(e.Kind), e.Fingerprint, string(nanos[:]))
-	for _, p := range identity {
-		parts = append(parts, string(p))
-	}
-	return event.DerivedID(e.Time, parts...)
+	parts := make([][]byte, 0, 3+len(identity))
+	parts = append(parts, []byte(e.Kind), []byte(e.Fingerprint), nanos[:])
+	return event.DerivedIDBytes(e.Time, append(parts, identity...)...)
 }
 
 func float64Bytes(f float64) []byte {

@@ -436,15 +436,15 @@ func (d *decoder) inhibitRules(n *yaml.Node, path string) []*InhibitRule {
 		for _, e := range entries {
 			switch e.key {
 			case "source_match":
-				src[0] = d.addMatchers(src[0], d.matchMap(e.val, e.path), e)
+				src[0] = d.addMatchers(src[0], d.labelMatchers(e.val, e.path, MatchEqual), e)
 			case "source_match_re":
-				src[1] = d.addMatchers(src[1], d.matchREMap(e.val, e.path), e)
+				src[1] = d.addMatchers(src[1], d.labelMatchers(e.val, e.path, MatchRegexp), e)
 			case "source_matchers":
 				src[2] = append(src[2], d.matcherList(e.val, e.path)...)
 			case "target_match":
-				tgt[0] = d.addMatchers(tgt[0], d.matchMap(e.val, e.path), e)
+				tgt[0] = d.addMatchers(tgt[0], d.labelMatchers(e.val, e.path, MatchEqual), e)
 			case "target_match_re":
-				tgt[1] = d.addMatchers(tgt[1], d.matchREMap(e.val, e.path), e)
+				tgt[1] = d.addMatchers(tgt[1], d.labelMatchers(e.val, e.path, MatchRegexp), e)
 			case "target_matchers":
 				tgt[2] = append(tgt[2], d.matcherList(e.val, e.path)...)
 			case "equal":

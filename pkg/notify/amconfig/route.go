@@ -159,9 +159,9 @@ func (d *decoder) route(n *yaml.Node, path string, parent *Route) *Route {
 		case "continue":
 			r.Continue, _ = d.boolean(e.val, e.path)
 		case "match":
-			match = d.addMatchers(match, d.matchMap(e.val, e.path), e)
+			match = d.addMatchers(match, d.labelMatchers(e.val, e.path, MatchEqual), e)
 		case "match_re":
-			matchRE = d.addMatchers(matchRE, d.matchREMap(e.val, e.path), e)
+			matchRE = d.addMatchers(matchRE, d.labelMatchers(e.val, e.path, MatchRegexp), e)
 		case "matchers":
 			matchers = append(matchers, d.matcherList(e.val, e.path)...)
 		case "group_wait":
@@ -277,8 +277,10 @@ func (d *decoder) addMatchers(have, add Matchers, e entry) Matchers {
 	return have
 }
 
-// matchMap decodes match (label: value); keys must be label names.
-func (d *decoder) matchMap(n *yaml.Node, path string) Matchers {
+// labelMatchers decodes match (label: value, t MatchEqual) or match_re
+// (label: regex, t MatchRegexp); keys must be label names. A regex is
+// anchored as Alertmanager anchors it, and kept anchored: ^(?:re)$.
+func (d *decoder) labelMatchers(n *yaml.Node, path string, t MatchType) Matchers {
 	entries, m, _ := d.stringMap(n, path)
 	var out Matchers
 	for _, e := range entries {
@@ -290,27 +292,10 @@ func (d *decoder) matchMap(n *yaml.Node, path string) Matchers {
 			d.errorf(e.keyNode, e.path, "%q is not a valid label name", e.key)
 			continue
 		}
-		mt, _ := NewMatcher(MatchEqual, e.key, v)
-		out = append(out, mt)
-	}
-	return out
-}
-
-// matchREMap decodes match_re (label: regex). The value is anchored as
-// Alertmanager anchors it, and kept anchored: ^(?:re)$.
-func (d *decoder) matchREMap(n *yaml.Node, path string) Matchers {
-	entries, m, _ := d.stringMap(n, path)
-	var out Matchers
-	for _, e := range entries {
-		v, ok := m[e.key]
-		if !ok {
-			continue
+		if t == MatchRegexp {
+			v = "^(?:" + v + ")$"
 		}
-		if !validLabelName(e.key) {
-			d.errorf(e.keyNode, e.path, "%q is not a valid label name", e.key)
-			continue
-		}
-		mt, err := NewMatcher(MatchRegexp, e.key, "^(?:"+v+")$")
+		mt, err := NewMatcher(t, e.key, v)
 		if err != nil {
 			d.errorf(resolve(e.val), e.path, "invalid regular expression: %v", err)
 			continue

@@ -52,13 +52,10 @@ func populated(b *testing.B, fps int) (*Correlator, []Signal) {
 	return c, sigs
 }
 
-// BenchmarkObserve: signals through the correlator's processing with
-// 100,000 active fingerprints, as an alert storm's repeats and state
-// changes arrive (90% repeats of firing members, 10% resolutions and
-// re-firings). Reports signals/s.
-func BenchmarkObserve(b *testing.B) {
-	c, sigs := populated(b, 100_000)
-	rng := rand.New(rand.NewPCG(3, 4))
+// observeLoop times b.N signals drawn from the populated ones, one
+// millisecond apart, each changed by vary, and reports signals/s.
+func observeLoop(b *testing.B, c *Correlator, sigs []Signal, seed uint64, vary func(i int, s *Signal, rng *rand.Rand)) {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	now := c.Now()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -66,12 +63,23 @@ func BenchmarkObserve(b *testing.B) {
 		s := sigs[rng.IntN(len(sigs))]
 		now = now.Add(time.Millisecond)
 		s.Time = now
-		if i%10 == 0 {
-			s.Resolved = rng.IntN(2) == 0
-		}
+		vary(i, &s, rng)
 		c.Observe(s)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+}
+
+// BenchmarkObserve: signals through the correlator's processing with
+// 100,000 active fingerprints, as an alert storm's repeats and state
+// changes arrive (90% repeats of firing members, 10% resolutions and
+// re-firings). Reports signals/s.
+func BenchmarkObserve(b *testing.B) {
+	c, sigs := populated(b, 100_000)
+	observeLoop(b, c, sigs, 3, func(i int, s *Signal, rng *rand.Rand) {
+		if i%10 == 0 {
+			s.Resolved = rng.IntN(2) == 0
+		}
+	})
 	if c.Fingerprints() < 90_000 {
 		b.Fatalf("only %d fingerprints active", c.Fingerprints())
 	}
@@ -80,17 +88,7 @@ func BenchmarkObserve(b *testing.B) {
 // BenchmarkNewFingerprints: new members joining incidents by topology.
 func BenchmarkNewFingerprints(b *testing.B) {
 	c, sigs := populated(b, 100_000)
-	rng := rand.New(rand.NewPCG(5, 6))
-	now := c.Now()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		s := sigs[rng.IntN(len(sigs))]
-		now = now.Add(time.Millisecond)
-		s.Time, s.Fingerprint = now, fmt.Sprintf("new-%d", i)
-		c.Observe(s)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) { s.Fingerprint = fmt.Sprintf("new-%d", i) })
 }
 
 // BenchmarkBytesPerFingerprint: heap held per active fingerprint.

@@ -2,77 +2,24 @@ package correlator
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
-// APIConfig is the incidents API's listener. It is off unless Listen is
-// set, and always wants a bearer token.
-type APIConfig struct {
-	// Listen is host:port (empty: no API).
-	Listen string `yaml:"listen"`
-	// TokenFile holds the bearer token; the token may also come from the
-	// environment (AIOPS_CORRELATOR__API__TOKEN), never from the file.
-	TokenFile string `yaml:"token_file"`
-	Token     string `yaml:"-" env:"token"`
-	// GenerateTokenFile, when no token is configured, creates a random
-	// token in this file (mode 0600) at start; `aiops run` uses
-	// data/api-token.
-	GenerateTokenFile string `yaml:"generate_token_file"`
-}
-
-// Validate names the key that is wrong.
-func (c APIConfig) Validate() error {
-	if c.Listen == "" {
-		return nil
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("%w: correlator.api.listen: %q is not host:port: %v", ErrInvalidConfig, c.Listen, err)
-	}
-	if c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
-		return fmt.Errorf("%w: correlator.api: no token: set correlator.api.token_file, AIOPS_CORRELATOR__API__TOKEN or correlator.api.generate_token_file", ErrInvalidConfig)
-	}
-	if c.Token != "" && c.TokenFile != "" {
-		return fmt.Errorf("%w: correlator.api: token_file and the token from the environment are both set; keep one", ErrInvalidConfig)
-	}
-	return nil
-}
-
-func (c APIConfig) token(log zerolog.Logger) (string, error) {
-	switch {
-	case c.Token != "":
-		return c.Token, nil
-	case c.TokenFile != "":
-		t, err := config.Secret(c.TokenFile, "")
-		if err != nil {
-			return "", fmt.Errorf("correlator.api.token_file: %w", err)
-		}
-		return t, nil
-	}
-	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
-	if err != nil {
-		return "", fmt.Errorf("correlator.api.generate_token_file: %w", err)
-	}
-	log.Info().Str("token_file", c.GenerateTokenFile).Msg("incidents API token: send it as 'Authorization: Bearer <token>'")
-	return t, nil
-}
+// APIConfig is the incidents API's listener: off unless Listen is set,
+// always with a bearer token.
+type APIConfig = httpapi.Config
 
 // Errors of Submit.
 var (
@@ -186,63 +133,34 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 //	GET  /v1/incidents/{id}
 //	POST /v1/incidents/{id}/ack|resolve|assign|comment   {"by","assignee","text"}
 type API struct {
-	proc  *Processor
-	token [sha256.Size]byte
-	log   zerolog.Logger
-	srv   *http.Server
-	ln    net.Listener
+	*httpapi.Server
+	proc *Processor
+	log  zerolog.Logger
 }
 
 // MaxCommandBody bounds a command request.
 const MaxCommandBody = 64 << 10
 
 func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
-	token, err := cfg.token(log)
+	token, err := cfg.ResolveToken(log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("correlator.api.%w", err)
 	}
-	a := &API{proc: proc, token: sha256.Sum256([]byte(token)), log: log}
+	a := &API{proc: proc, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/incidents", a.list)
 	mux.HandleFunc("GET /v1/incidents/{id}", a.get)
 	mux.HandleFunc("POST /v1/incidents/{id}/{action}", a.command)
-	a.srv = &http.Server{Handler: a.auth(mux), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute}
-	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "incidents API", a.leading(mux))); err != nil {
 		return nil, fmt.Errorf("correlator.api.listen: %w", err)
 	}
 	return a, nil
 }
 
-// Addr is where the API listens.
-func (a *API) Addr() net.Addr { return a.ln.Addr() }
-
-// Run serves until ctx ends.
-func (a *API) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- a.srv.Serve(a.ln) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := a.srv.Shutdown(sctx); err != nil {
-		a.srv.Close()
-	}
-	<-done
-	return nil
-}
-
-func (a *API) auth(next http.Handler) http.Handler {
+// leading answers 503 on an instance standing by: the one holding the
+// lease has the incidents.
+func (a *API) leading(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		sum := sha256.Sum256([]byte(got))
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="aiops-incidents"`)
-			writeError(w, http.StatusUnauthorized, "send Authorization: Bearer <incidents API token>")
-			return
-		}
 		if !a.proc.leading.Load() {
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, ErrStandby.Error())
@@ -252,17 +170,7 @@ func (a *API) auth(next http.Handler) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+var writeJSON, writeError = httpapi.WriteJSON, httpapi.WriteError
 
 // MaxListed bounds the incidents one list returns.
 const MaxListed = 500
@@ -337,21 +245,9 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		Assignee string `json:"assignee"`
 		Text     string `json:"text"`
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, MaxCommandBody+1))
-	switch {
-	case err != nil:
-		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
+	if _, err := httpapi.DecodeJSON(r, MaxCommandBody, &body); err != nil {
+		writeError(w, httpapi.StatusOf(err), "the body is not a command: "+err.Error())
 		return
-	case len(data) > MaxCommandBody:
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", MaxCommandBody))
-		return
-	case len(strings.TrimSpace(string(data))) > 0:
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, "the body is not a command: "+err.Error())
-			return
-		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()

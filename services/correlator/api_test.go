@@ -3,6 +3,7 @@ package correlator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -133,13 +135,21 @@ func TestAPI(t *testing.T) {
 }
 
 func TestAPIConfig(t *testing.T) {
-	if err := (APIConfig{Listen: "127.0.0.1:8081"}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.api: no token") {
-		t.Fatalf("no token: %v", err)
+	for _, c := range []struct {
+		api  APIConfig
+		want string
+	}{
+		{APIConfig{Listen: "127.0.0.1:8081"}, "correlator.api.token: none set"},
+		{APIConfig{Listen: "nope", Token: apiToken}, "correlator.api.listen"},
+		{APIConfig{Listen: "127.0.0.1:8081", Token: apiToken, TokenFile: "x"}, "correlator.api.token_file"},
+	} {
+		cfg := DefaultConfig()
+		cfg.API = c.api
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, config.ErrInvalidConfig) {
+			t.Errorf("%+v: %v, want an invalid-config error naming %s", c.api, err, c.want)
+		}
 	}
-	if err := (APIConfig{Listen: "nope"}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.api.listen") {
-		t.Fatalf("bad listen: %v", err)
-	}
-	if err := (APIConfig{}).Validate(); err != nil {
+	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("no API: %v", err)
 	}
 }

@@ -90,7 +90,7 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.API.Validate(); err != nil {
-		return err
+		return fmt.Errorf("%w: correlator.api.%w", ErrInvalidConfig, err)
 	}
 	if c.Lease.TTL < 3*time.Second {
 		return fmt.Errorf("%w: correlator.lease.ttl: %s, want at least 3s", ErrInvalidConfig, c.Lease.TTL)

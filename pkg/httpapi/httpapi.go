@@ -1,0 +1,187 @@
+// Package httpapi is what every aiops API listener shares: where it
+// listens, the bearer token it wants (from a file, the environment or a
+// generated file, never from the configuration itself), a server that
+// drains on shutdown, and JSON in and out with bounded bodies. The
+// correlator's incidents API and the notifier's silences API are built on
+// it, so both are authenticated the same way.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+)
+
+// Config is one API listener. It is off unless Listen is set, and always
+// wants a bearer token.
+type Config struct {
+	// Listen is host:port (empty: no API).
+	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer token; the token may also come from the
+	// environment (AIOPS_<SECTION>__API__TOKEN), never from the file.
+	TokenFile string `yaml:"token_file"`
+	Token     string `yaml:"-" env:"token"`
+	// GenerateTokenFile, when no token is configured, creates a random
+	// token in this file (mode 0600) at start; `aiops run` uses
+	// data/api-token for every API.
+	GenerateTokenFile string `yaml:"generate_token_file"`
+}
+
+// Validate names the key that is wrong, relative to the section (the
+// caller prefixes it: "correlator.api.listen: ...").
+func (c Config) Validate() error {
+	if c.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+	}
+	if c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
+		return errors.New("token: none set: set token_file, the token in the environment (AIOPS_<SECTION>__API__TOKEN) or generate_token_file")
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		return errors.New("token_file: the token from the environment is set too; keep one")
+	}
+	return nil
+}
+
+// ResolveToken reads or creates the token; it never logs the token, only
+// where a generated one is kept.
+func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
+	switch {
+	case c.Token != "":
+		return c.Token, nil
+	case c.TokenFile != "":
+		t, err := config.Secret(c.TokenFile, "")
+		if err != nil {
+			return "", fmt.Errorf("token_file: %w", err)
+		}
+		return t, nil
+	}
+	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("generate_token_file: %w", err)
+	}
+	log.Info().Str("token_file", c.GenerateTokenFile).Str("listen", c.Listen).Msg("API token: send it as 'Authorization: Bearer <token>'")
+	return t, nil
+}
+
+// Bearer lets through the requests that carry the token as
+// "Authorization: Bearer <token>"; the others get a 401 naming what to
+// send. The comparison takes the same time whatever the guess.
+func Bearer(token, realm string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", realm))
+			WriteError(w, http.StatusUnauthorized, "send Authorization: Bearer <"+realm+" token>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Server serves one handler on a listener opened at construction (so a
+// port in use is an error at start, and Addr is known before Run).
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen opens addr for h.
+func Listen(addr string, h http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute, MaxHeaderBytes: 64 << 10}}, nil
+}
+
+// Addr is where the server listens.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run serves until ctx ends, then lets requests in flight finish (5 s at
+// most).
+func (s *Server) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.srv.Close()
+	}
+	<-done
+	return nil
+}
+
+// WriteJSON answers v, indented (people read these answers with curl).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// WriteError answers {"error": msg}.
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	WriteJSON(w, code, map[string]string{"error": msg})
+}
+
+// ErrBodyTooLarge is DecodeJSON's answer to a body over its limit.
+var ErrBodyTooLarge = errors.New("httpapi: the body is too large")
+
+// DecodeJSON reads at most max bytes of r's body into dst, refusing
+// unknown fields and trailing data. An empty body leaves dst as it is and
+// returns false. Errors name the problem; answer them with StatusOf.
+func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("reading the body: %w", err)
+	case int64(len(data)) > max:
+		return false, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, max)
+	case len(bytes.TrimSpace(data)) == 0:
+		return false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return false, err
+	}
+	if dec.More() {
+		return false, errors.New("more than one JSON value in the body")
+	}
+	return true, nil
+}
+
+// StatusOf is the status code for a DecodeJSON error: 413 for a body over
+// the limit, 400 for the rest.
+func StatusOf(err error) int {
+	if errors.Is(err, ErrBodyTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}

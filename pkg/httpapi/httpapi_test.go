@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+const token = "0123456789abcdef0123"
+
+func TestBearer(t *testing.T) {
+	h := Bearer(token, "silences API", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, c := range []struct {
+		header string
+		want   int
+	}{
+		{"", 401},
+		{"Bearer", 401},
+		{"Basic " + token, 401},
+		{"Bearer " + token + "x", 401},
+		{"Bearer " + token[:len(token)-1], 401},
+		{"Bearer " + token, 204},
+		{"bearer " + token, 204},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("Authorization %q: %d, want %d", c.header, w.Code, c.want)
+		}
+		if w.Code == 401 && (!strings.Contains(w.Body.String(), "Bearer <silences API token>") || w.Header().Get("WWW-Authenticate") == "") {
+			t.Errorf("401 does not say what to send: %q %v", w.Body.String(), w.Header())
+		}
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	type body struct {
+		A string `json:"a"`
+	}
+	for _, c := range []struct {
+		in       string
+		ok       bool
+		wantErr  string
+		wantCode int
+	}{
+		{"", false, "", 0},
+		{"  \n", false, "", 0},
+		{`{"a":"x"}`, true, "", 0},
+		{`{"a":"x","b":1}`, false, `unknown field "b"`, 400},
+		{`{"a":"x"} {"a":"y"}`, false, "more than one JSON value", 400},
+		{`{"a":"` + strings.Repeat("x", 100) + `"}`, false, "over 64 bytes", 413},
+		{`{"a":`, false, "unexpected EOF", 400},
+	} {
+		var b body
+		ok, err := DecodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(c.in)), 64, &b)
+		if ok != c.ok || (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%q: %v %v, want %v and an error naming %q", c.in, ok, err, c.ok, c.wantErr)
+		}
+		if err != nil && StatusOf(err) != c.wantCode {
+			t.Errorf("%q: status %d, want %d", c.in, StatusOf(err), c.wantCode)
+		}
+		if ok && b.A != "x" {
+			t.Errorf("%q: decoded %+v", c.in, b)
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Listen: "127.0.0.1:0", Token: token}, ""},
+		{Config{Listen: "127.0.0.1:0"}, "token: none set"},
+		{Config{Listen: "localhost", Token: token}, "listen:"},
+		{Config{Listen: "127.0.0.1:0", Token: token, TokenFile: "f"}, "token_file:"},
+	} {
+		err := c.cfg.Validate()
+		if (c.want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), c.want)) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+	// A generated token is kept and read back on the next start.
+	cfg := Config{Listen: "127.0.0.1:0", GenerateTokenFile: filepath.Join(t.TempDir(), "api-token")}
+	first, err := cfg.ResolveToken(zerolog.Nop())
+	if err != nil || len(first) < 16 {
+		t.Fatalf("generated %q: %v", first, err)
+	}
+	if again, _ := cfg.ResolveToken(zerolog.Nop()); again != first {
+		t.Fatalf("second start got %q, first %q", again, first)
+	}
+}
+
+func TestServer(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", Bearer(token, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, 200, map[string]int{"n": 1})
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	req, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"n": 1`) || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+	if _, err := Listen(s.Addr().String(), http.NotFoundHandler()); err == nil {
+		t.Fatal("a second server on the same port started")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+}

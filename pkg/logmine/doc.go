@@ -4,9 +4,11 @@
 //
 // # Pipeline of one line
 //
-//  1. Header: a Format compiled from the benchmark `<Field>` notation
-//     (`<Date> <Time> <Level> <Component>: <Content>`) cuts the header off;
-//     a line that does not have the format is mined whole and counted.
+//  1. Header: a Format compiled from the logparser benchmark's `log_format`
+//     notation (`<Date> <Time> <Level> <Component>: <Content>`, with
+//     escaped characters and regular-expression fragments such as
+//     `<Component>(\[<PID>\])?:`) cuts the header off; a line that does not
+//     have the format is mined whole and counted.
 //  2. Tokens: the content is split at runs of blanks (spacing is not part of
 //     a template) and trailing blanks are dropped.
 //  3. Masking: hand-written scanners (no regexps) replace variables inside

@@ -2,6 +2,7 @@ package logmine
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -9,24 +10,37 @@ import (
 )
 
 // Format splits a raw log line into header fields and the message content,
-// from the `<Field>` notation of the log-parsing benchmarks, e.g.
+// from the `log_format` notation of the logparser benchmark, e.g.
 //
 //	<Date> <Time> <Pid> <Level> <Component>: <Content>
 //	\[<Time>\] \[<Level>\] <Content>
+//	<Date> <Time> <Node> <Component>(\[<PID>\])?: <Content>
 //
-// A space in the format matches one or more whitespace characters; `\x`
-// is the literal x; every other character is literal. Each field ends at the
-// first place where the literal after it matches (a lazy match, like the
-// benchmark's `(?P<Field>.*?)` regexes, without backtracking, so a bad line
-// costs one linear scan); the last field runs to the end of the line, or up
-// to a literal suffix that must end it. A Format is immutable and safe for
-// concurrent use.
+// The notation is the benchmark's own: the spec is split at `<Field>`
+// names; each field becomes the lazy group `(?P<Field>.*?)`, every run of
+// spaces in the text between fields becomes `\s+`, everything else is a
+// regular-expression fragment as written (`\[` is a bracket, `(...)?` an
+// optional group, `\d+` digits), and the whole is anchored at both ends.
+// So a field may hold spaces: it ends where the text after it in the format
+// matches (`\[<Time>\]` takes "10.30 16:49:06"). A field inside an
+// optional group that did not match is "".
+//
+// Specs whose text between fields is plain (letters, escaped punctuation,
+// spaces: every format of the benchmark's common systems) are matched by a
+// hand-written scanner that gives the same fields as the regular
+// expression, without allocating; a line it rejects is tried once more with
+// the regular expression (Go's RE2: linear time, no catastrophic
+// backtracking), so the result is always the expression's. A Format is
+// immutable and safe for concurrent use.
 type Format struct {
 	spec    string
 	names   []string
-	content int       // index of Content in names
-	lead    litPart   // literal before the first field
-	after   []litPart // after[i] is the literal after field i
+	content int            // index of Content in names
+	re      *regexp.Regexp // the benchmark's expression, always set
+	groups  []int          // groups[i]: the submatch index of names[i]
+	plain   bool           // lead/after hold the whole format: the fast path applies
+	lead    litPart        // literal before the first field
+	after   []litPart      // after[i] is the literal after field i
 }
 
 // litPart is a literal of the format: runs of text separated by
@@ -42,86 +56,139 @@ func (l litPart) empty() bool { return len(l.pieces) == 0 && !l.tailWS }
 // ContentField is the field that holds the message.
 const ContentField = "Content"
 
+// MaxFormatBytes bounds a format spec, so a configured format cannot make
+// compiling (and every line's match) arbitrarily expensive.
+const MaxFormatBytes = 4096
+
+// fieldRe is the benchmark's split: a field is `<` name `>` with no angle
+// bracket inside.
+var fieldRe = regexp.MustCompile(`<[^<>]+>`)
+
+var spacesRe = regexp.MustCompile(` +`)
+
 // CompileFormat parses a format spec. It needs exactly one <Content> field,
-// field names of letters, digits and '_', no duplicates, and a literal
-// between any two fields (two adjacent fields cannot be told apart).
+// field names of letters, digits and '_', no duplicates, text between any
+// two fields (two adjacent lazy fields cannot be told apart: the first
+// would always be empty), and a valid regular expression once the fields
+// are replaced.
 func CompileFormat(spec string) (*Format, error) {
-	f := &Format{spec: spec, content: -1}
+	f := &Format{spec: spec, content: -1, plain: true}
 	if strings.TrimSpace(spec) == "" {
 		return nil, formatErr("empty format")
 	}
-	var lit strings.Builder
-	cur := litPart{}
-	pendingWS := false
-	flush := func() {
-		if lit.Len() > 0 {
-			cur.pieces = append(cur.pieces, lit.String())
-			cur.ws = append(cur.ws, pendingWS)
-			pendingWS = false
-			lit.Reset()
-		}
+	if len(spec) > MaxFormatBytes {
+		return nil, formatErr("format is %d bytes, more than %d", len(spec), MaxFormatBytes)
 	}
-	endLit := func() litPart {
-		flush()
-		cur.tailWS = pendingWS
-		pendingWS = false
-		l := cur
-		cur = litPart{}
-		return l
-	}
-	for i := 0; i < len(spec); i++ {
-		c := spec[i]
-		switch {
-		case c == '\\':
-			if i+1 >= len(spec) {
-				return nil, formatErr("%q ends with a lone backslash", spec)
-			}
-			i++
-			lit.WriteByte(spec[i])
-		case c == ' ' || c == '\t':
-			flush()
-			pendingWS = true
-			for i+1 < len(spec) && (spec[i+1] == ' ' || spec[i+1] == '\t') {
-				i++
-			}
-		case c == '<':
-			end := strings.IndexByte(spec[i:], '>')
-			if end < 0 {
-				return nil, formatErr("unclosed '<' at offset %d in %q", i, spec)
-			}
-			name := spec[i+1 : i+end]
-			if !validFieldName(name) {
-				return nil, formatErr("bad field name %q at offset %d (letters, digits, '_')", name, i)
-			}
-			if slices.Contains(f.names, name) {
-				return nil, formatErr("field <%s> appears twice", name)
-			}
-			l := endLit()
-			if len(f.names) == 0 {
-				f.lead = l
-			} else {
-				if l.empty() {
-					return nil, formatErr("fields <%s> and <%s> have no literal between them", f.names[len(f.names)-1], name)
-				}
-				f.after = append(f.after, l)
-			}
-			if name == ContentField {
-				f.content = len(f.names)
-			}
-			f.names = append(f.names, name)
-			i += end
-		default:
-			lit.WriteByte(c)
+	var expr strings.Builder
+	expr.WriteString("^")
+	pos := 0
+	addText := func(text string) error {
+		l, plain, err := plainLiteral(text)
+		if err != nil {
+			return err
 		}
+		if !plain {
+			f.plain = false
+		}
+		if len(f.names) == 0 {
+			f.lead = l
+		} else {
+			f.after = append(f.after, l)
+		}
+		expr.WriteString(spacesRe.ReplaceAllString(text, `\s+`))
+		return nil
+	}
+	for _, loc := range fieldRe.FindAllStringIndex(spec, -1) {
+		name := spec[loc[0]+1 : loc[1]-1]
+		if !validFieldName(name) {
+			return nil, formatErr("bad field name %q at offset %d (letters, digits, '_')", name, loc[0])
+		}
+		if slices.Contains(f.names, name) {
+			return nil, formatErr("field <%s> appears twice", name)
+		}
+		if len(f.names) > 0 && loc[0] == pos {
+			return nil, formatErr("fields <%s> and <%s> have no text between them", f.names[len(f.names)-1], name)
+		}
+		if err := addText(spec[pos:loc[0]]); err != nil {
+			return nil, err
+		}
+		if name == ContentField {
+			f.content = len(f.names)
+		}
+		f.names = append(f.names, name)
+		expr.WriteString("(?P<" + name + ">.*?)")
+		pos = loc[1]
 	}
 	if len(f.names) == 0 {
 		return nil, formatErr("%q has no <Field>", spec)
 	}
-	f.after = append(f.after, endLit())
 	if f.content < 0 {
 		return nil, formatErr("%q has no <%s> field", spec, ContentField)
 	}
+	// the text after the last field: after[last]
+	l, plain, err := plainLiteral(spec[pos:])
+	if err != nil {
+		return nil, err
+	}
+	f.plain = f.plain && plain
+	f.after = append(f.after, l)
+	expr.WriteString(spacesRe.ReplaceAllString(spec[pos:], `\s+`))
+	expr.WriteString("$")
+	re, err := regexp.Compile(expr.String())
+	if err != nil {
+		return nil, formatErr("%q is not a valid expression once its fields are replaced: %v", spec, err)
+	}
+	f.re = re
+	f.groups = make([]int, len(f.names))
+	for i, n := range f.names {
+		f.groups[i] = re.SubexpIndex(n)
+	}
 	return f, nil
+}
+
+// plainLiteral reads the text between two fields. plain is false when the
+// text is a regular-expression fragment beyond literal characters: then
+// only the expression can match it. A lone trailing backslash is an error.
+func plainLiteral(text string) (l litPart, plain bool, err error) {
+	var lit strings.Builder
+	pendingWS := false
+	plain = true
+	flush := func() {
+		if lit.Len() > 0 {
+			l.pieces = append(l.pieces, lit.String())
+			l.ws = append(l.ws, pendingWS)
+			pendingWS = false
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(text) {
+				return l, false, formatErr("%q ends with a lone backslash", text)
+			}
+			i++
+			if isAlnum(text[i]) || text[i] == ' ' {
+				plain = false // \d, \s, \t ...: a class or an escape, not a literal
+			}
+			lit.WriteByte(text[i])
+		case c == ' ':
+			flush()
+			pendingWS = true
+			for i+1 < len(text) && text[i+1] == ' ' {
+				i++
+			}
+		case strings.IndexByte(".^$*+?()[]{}|", c) >= 0 || c < ' ':
+			plain = false
+			lit.WriteByte(c)
+		default:
+			lit.WriteByte(c)
+		}
+	}
+	flush()
+	l.tailWS = pendingWS
+	return l, plain, nil
 }
 
 func validFieldName(s string) bool {
@@ -149,6 +216,36 @@ func (f *Format) ContentIndex() int { return f.content }
 // Fields), appending them to dst[:0]. ok is false when the line does not
 // have the format; the caller then treats the whole line as content.
 func (f *Format) Parse(line string, dst []string) (values []string, ok bool) {
+	if f.plain {
+		if values, ok = f.scan(line, dst); ok {
+			return values, true
+		}
+	}
+	return f.match(line, dst)
+}
+
+// match is Parse with the regular expression.
+func (f *Format) match(line string, dst []string) ([]string, bool) {
+	values := dst[:0]
+	loc := f.re.FindStringSubmatchIndex(line)
+	if loc == nil {
+		return values, false
+	}
+	for _, g := range f.groups {
+		if a := loc[2*g]; a >= 0 {
+			values = append(values, line[a:loc[2*g+1]])
+		} else {
+			values = append(values, "")
+		}
+	}
+	return values, true
+}
+
+// scan is the fast path for plain formats. Each field ends at the first
+// place where the literal after it matches, which is the lazy group's first
+// choice; when the rest then matches too, the expression would have made
+// the same choices.
+func (f *Format) scan(line string, dst []string) (values []string, ok bool) {
 	values = dst[:0]
 	pos, ok := matchLitAt(line, 0, f.lead)
 	if !ok {

@@ -104,3 +104,90 @@ func TestCompileFormatErrors(t *testing.T) {
 		}
 	}
 }
+
+// The notation of the logparser benchmark: optional groups, escaped
+// brackets, regular-expression fragments, fields that hold spaces.
+func TestFormatBenchmarkNotation(t *testing.T) {
+	cases := []struct {
+		name, format, line string
+		want               []string // nil: the line must not match
+	}{
+		{"optional group present", `<Date> <Time> <Host> <Component>(\[<PID>\])?: <Content>`,
+			"2024-01-02 10:00:00 web-1 cron[123]: job 7 started",
+			[]string{"2024-01-02", "10:00:00", "web-1", "cron", "123", "job 7 started"}},
+		{"optional group absent", `<Date> <Time> <Host> <Component>(\[<PID>\])?: <Content>`,
+			"2024-01-02 10:00:00 web-1 kernel: eth0 link up",
+			[]string{"2024-01-02", "10:00:00", "web-1", "kernel", "", "eth0 link up"}},
+		{"escaped brackets", `\[<Time>\] \[<Level>\] <Content>`,
+			"[Mon Jan 01 10:00:00 2024] [error] [client 10.0.0.1] File does not exist: /x",
+			[]string{"Mon Jan 01 10:00:00 2024", "error", "[client 10.0.0.1] File does not exist: /x"}},
+		{"field with spaces ends where the next text says", `\[<Time>\] <Program> - <Content>`,
+			"[10.30 16:49:06] chrome.exe - proxy.example.com:5070 open through proxy",
+			[]string{"10.30 16:49:06", "chrome.exe", "proxy.example.com:5070 open through proxy"}},
+		{"regular-expression class between fields", `<Level>\d+ <Content>`,
+			"WARN42 disk full", []string{"WARN", "disk full"}},
+		// an unescaped '.' is any character, and the lazy <Date> takes
+		// none: what Python's re gives for the benchmark's expression
+		{"dot is any character, as in the benchmark", `<Date>.<Time> <Content>`,
+			"2024-01-02T10:00:00 started", []string{"", "024-01-02T10:00:00", "started"}},
+		{"escaped dot is a dot", `<Date>\.<Time> <Content>`,
+			"2024.01 started", []string{"2024", "01", "started"}},
+		{"a tab is a literal tab, only spaces become \\s+", "<Level>\t<Content>",
+			"INFO\tstarted", []string{"INFO", "started"}},
+		{"non-matching line", `\[<Time>\] \[<Level>\] <Content>`,
+			"plain text without a header", nil},
+		{"optional group cannot save a missing literal", `<Component>(\[<PID>\])?: <Content>`,
+			"kernel eth0 link up", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := logmine.CompileFormat(c.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := f.Parse(c.line, nil)
+			if c.want == nil {
+				if ok {
+					t.Fatalf("%q matched %q as %q", c.format, c.line, got)
+				}
+				return
+			}
+			if !ok || !slices.Equal(got, c.want) {
+				t.Fatalf("%q on %q: %q %v, want %q", c.format, c.line, got, ok, c.want)
+			}
+		})
+	}
+}
+
+// A line without the format is mined as a whole line, counted, never
+// dropped.
+func TestFormatUnmatchedLinesMinedWhole(t *testing.T) {
+	lines := []string{
+		"2024-01-02 10:00:00 INFO api: request 1 done",
+		"2024-01-02 10:00:01 INFO api: request 2 done",
+		"panic: runtime error: index out of range",
+		"2024-01-02 10:00:02 INFO api: request 3 done",
+	}
+	parsed, st, err := logmine.ParseLines(lines, logmine.ParseOptions{Format: "<Date> <Time> <Level> <Component>: <Content>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Lines != 4 || st.Unmatched != 1 || len(parsed) != 4 {
+		t.Fatalf("stats %+v, %d parsed; want 4 lines, 1 unmatched", st, len(parsed))
+	}
+	if parsed[2].Template != "panic: runtime error: index out of range" {
+		t.Errorf("unmatched line mined as %q, want the whole line", parsed[2].Template)
+	}
+	if parsed[0].Template != "request <*> done" || parsed[0].ID != parsed[3].ID {
+		t.Errorf("matched lines: %q / %q", parsed[0].Template, parsed[3].Template)
+	}
+}
+
+func TestCompileFormatRegexpErrors(t *testing.T) {
+	for _, spec := range []string{`(<Level> <Content>`, `<Level>[ <Content>`, strings.Repeat("x", logmine.MaxFormatBytes) + "<Content>"} {
+		_, err := logmine.CompileFormat(spec)
+		if !errors.Is(err, logmine.ErrInvalidFormat) {
+			t.Errorf("CompileFormat(%.40q) = %v, want ErrInvalidFormat", spec, err)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"slices"
 	"strconv"
 	"time"
@@ -66,20 +68,52 @@ func unmarshal(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
 	}
-	var e Envelope
-	if decodeFast(data, &e) {
-		return &e, nil
+	// Checked before any decoder runs: nesting bounds encoding/json's
+	// recursion; invalid UTF-8 would be rewritten to U+FFFD in the decoded
+	// fields while the body keeps its bytes, so the stored row and the
+	// envelope would disagree; a repeated key would mean the last value to
+	// Go and the first to ClickHouse's JSON functions.
+	if err := CheckJSONNesting(data); err != nil {
+		return nil, refuse("", "envelope is "+err.Error())
 	}
-	if err := json.Unmarshal(data, &e); err != nil {
-		var ve *ValidationError
-		if !asType(err, &ve) {
-			// A syntax error never reaches UnmarshalJSON: the decoder
-			// checks the whole input first.
-			ve = &ValidationError{Problems: []FieldError{{Problem: "not valid JSON: " + err.Error()}}}
+	if !utf8.Valid(data) {
+		return nil, refuse("", fmt.Sprintf("envelope is not valid UTF-8 (at byte %d)", invalidUTF8At(data)))
+	}
+	if k, dup := duplicateKey(data); dup {
+		return nil, refuse(clip(k), "appears more than once")
+	}
+	var e Envelope
+	if !decodeFast(data, &e) {
+		if err := json.Unmarshal(data, &e); err != nil {
+			var ve *ValidationError
+			if !asType(err, &ve) {
+				// A syntax error never reaches UnmarshalJSON: the decoder
+				// checks the whole input first.
+				ve = &ValidationError{Problems: []FieldError{{Problem: "not valid JSON: " + err.Error()}}}
+			}
+			return nil, errs.Permanent(ve)
 		}
-		return nil, errs.Permanent(ve)
+	}
+	if k, dup := duplicateKey(e.Body); dup {
+		return nil, refuse("body."+clip(k), "appears more than once")
 	}
 	return &e, nil
+}
+
+func refuse(field, problem string) error {
+	return errs.Permanent(&ValidationError{Problems: []FieldError{{Field: field, Problem: problem}}})
+}
+
+// invalidUTF8At is the offset of the first byte of data that is not valid UTF-8.
+func invalidUTF8At(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(data)
 }
 
 // envelopeJSON has the known fields; Envelope adds the unknown ones.
@@ -303,7 +337,7 @@ func (e *Envelope) UnmarshalJSON(data []byte) error {
 func typeProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	if ok := asType(err, &typeErr); ok {
-		return fmt.Sprintf("has JSON type %s, want %s", typeErr.Value, jsonTypeName(typeErr.Type.Kind().String()))
+		return TypeProblem(typeErr)
 	}
 	var timeErr *time.ParseError
 	if ok := asType(err, &timeErr); ok {
@@ -312,11 +346,29 @@ func typeProblem(err error) string {
 	return err.Error()
 }
 
+// TypeProblem words a JSON type error for a producer. A number that does
+// not fit its field (1e400 for a float, 1.5 or 1e30 for an integer) is
+// reported as out of range rather than as a type mismatch: encoding/json
+// gives it the JSON type "number 1e400", which read like "has JSON type
+// number, want number".
+func TypeProblem(typeErr *json.UnmarshalTypeError) string {
+	want := jsonTypeName(typeErr.Type.Kind().String())
+	if n, isNumber := strings.CutPrefix(typeErr.Value, "number "); isNumber && want == "number" {
+		switch typeErr.Type.Kind() {
+		case reflect.Float32, reflect.Float64:
+			return fmt.Sprintf("is %s, out of the range of a 64-bit float", clip(n))
+		default:
+			return fmt.Sprintf("is %s, not an integer in the range of a %s", clip(n), typeErr.Type.Kind())
+		}
+	}
+	return fmt.Sprintf("has JSON type %s, want %s", typeErr.Value, want)
+}
+
 func jsonTypeName(goKind string) string {
 	switch goKind {
 	case "string":
 		return "string"
-	case "int", "int64", "uint64", "float64":
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
 		return "number"
 	case "map", "struct":
 		return "object"

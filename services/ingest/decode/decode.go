@@ -317,7 +317,7 @@ func float64Bytes(f float64) []byte {
 func jsonProblem(err error) (field, problem string) {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return typeErr.Field, fmt.Sprintf("has JSON type %s, want %s", typeErr.Value, jsonType(typeErr.Type.Kind().String()))
+		return typeErr.Field, event.TypeProblem(typeErr)
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
@@ -331,22 +331,6 @@ func jsonProblem(err error) (field, problem string) {
 		return "", "is not valid JSON: unexpected end of input"
 	}
 	return "", "is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
-}
-
-func jsonType(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "int", "int64", "uint64", "float64", "int32", "uint32":
-		return "number"
-	case "map", "struct":
-		return "object"
-	case "slice", "array":
-		return "array"
-	case "bool":
-		return "boolean"
-	}
-	return goKind
 }
 
 // parseTime reads an RFC 3339 time; "0001-01-01T00:00:00Z" (Go's and

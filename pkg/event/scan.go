@@ -1,0 +1,110 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// MaxNesting bounds how deeply objects and arrays may nest in any input,
+// JSON or protobuf. Decoders that recurse (encoding/json, pdata, the
+// JSON encoding of an OTLP value) use a goroutine stack frame per level;
+// a body of a million nested arrays fits in a few megabytes and used to
+// overflow the stack of the whole process. No envelope, webhook or OTLP
+// payload seen in practice nests more than a dozen levels.
+const MaxNesting = 64
+
+// ErrTooDeep is wrapped by the errors of CheckJSONNesting.
+var ErrTooDeep = fmt.Errorf("nested more than %d levels", MaxNesting)
+
+// CheckJSONNesting refuses data whose objects and arrays nest more than
+// MaxNesting levels. It is a single pass over the bytes that only tracks
+// strings and brackets, with no recursion and no allocation, so it can run
+// before any decoder; it does not validate the JSON (the decoder does).
+func CheckJSONNesting(data []byte) error {
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			if depth > MaxNesting {
+				return errs.Permanent(fmt.Errorf("%w (at byte %d)", ErrTooDeep, i))
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// duplicateKey returns the first key that appears twice at the top level of
+// the JSON object obj (keys compared after unescaping). encoding/json keeps
+// the last of two equal keys and ClickHouse's JSON functions read the first,
+// so an envelope or body with a repeated key would mean one thing to the
+// gateway and another to an analyst; it is refused instead. Like
+// CheckJSONNesting it skims without validating.
+func duplicateKey(obj []byte) (string, bool) {
+	var (
+		small []string // linear search while few keys, as in most envelopes
+		seen  map[string]struct{}
+		depth int
+		isKey bool
+	)
+	for i := 0; i < len(obj); i++ {
+		switch obj[i] {
+		case '"':
+			start, escaped := i+1, false
+			for i++; i < len(obj) && obj[i] != '"'; i++ {
+				if obj[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			if depth != 1 || !isKey || i > len(obj) {
+				continue
+			}
+			isKey = false
+			key := string(obj[start:min(i, len(obj))])
+			if escaped {
+				if err := json.Unmarshal(obj[start-1:min(i+1, len(obj))], &key); err != nil {
+					continue // not valid JSON: the decoder says so
+				}
+			}
+			if seen == nil {
+				if slices.Contains(small, key) {
+					return key, true
+				}
+				small = append(small, key)
+				if len(small) > 16 {
+					seen = make(map[string]struct{}, 32)
+					for _, k := range small {
+						seen[k] = struct{}{}
+					}
+				}
+				continue
+			}
+			if _, dup := seen[key]; dup {
+				return key, true
+			}
+			seen[key] = struct{}{}
+		case '{':
+			depth++
+			isKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			isKey = depth == 1
+		}
+	}
+	return "", false
+}

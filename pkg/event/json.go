@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strings"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
+	"github.com/aiops-dev/aiops/pkg/detect/eval"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/detect/plot"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -44,15 +45,19 @@ flags:
 `
 
 func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "eval" {
+		return detectEval(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "replay" {
 		io.WriteString(stderr, detectUsage)
+		io.WriteString(stderr, "\n"+detectEvalUsage)
 		if len(args) == 0 {
-			return service.Usage(errors.New("detect: no subcommand given (replay)"))
+			return service.Usage(errors.New("detect: no subcommand given (replay, eval)"))
 		}
 		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 			return nil
 		}
-		return service.Usage(fmt.Errorf("detect: unknown subcommand %q (replay)", args[0]))
+		return service.Usage(fmt.Errorf("detect: unknown subcommand %q (replay, eval)", args[0]))
 	}
 	fs := flag.NewFlagSet("aiops detect replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -200,4 +205,133 @@ func writeGroupPlot(path string, channels []string, rows []detect.GroupReplayRow
 		return err
 	}
 	return f.Close()
+}
+
+const detectEvalUsage = `usage: aiops detect eval [flags] DIR
+
+Scores the default detectors (or --config's) on a folder of labelled CSV
+files (.csv or .csv.gz, searched recursively): the header
+timestamp,value,label scores one series with the univariate detector,
+timestamp,a,b,...,label one asset with one multivariate group detector.
+name.test.csv.gz is streamed after its name.train.csv.gz and its rows are
+scored; a file without a train half is streamed from its start and its
+rows after --score-from of it are scored. Files whose header is not a
+labelled one (manifests) are skipped.
+
+Printed per file and overall: F1 by the AIOps Challenge 2018 rule (a
+segment counts when flagged within 7 points of its start), point F1,
+point-adjusted F1, segments found, false episodes per 1,000 rows, the
+fraction of rows and of normal rows flagged; beside them the same for a
+rolling z-score over the previous day (|z| >= 3) on the same rows.
+--part tune|holdout scores one half of the declared split (the FNV-1a hash
+of the entity name is even: tuning part; odd: held out).
+
+flags:
+`
+
+// detectEval is `aiops detect eval DIR`.
+func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aiops detect eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { io.WriteString(stderr, detectEvalUsage); fs.PrintDefaults() }
+	configFile := fs.String("config", "", "pipeline file whose detect section chooses the detectors (default: built-in defaults)")
+	group := fs.String("group", "", "the pipeline group (in --config) whose settings score multivariate files")
+	partName := fs.String("part", "all", "which part of the declared split to score: all, tune or holdout")
+	scoreFrom := fs.Float64("score-from", 0.5, "for files without a train half: the fraction streamed before scoring starts (0 scores every row)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return service.Usage(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return service.Usage(errors.New("detect eval: want one folder"))
+	}
+	part, err := eval.ParsePart(*partName)
+	if err != nil {
+		return service.Usage(err)
+	}
+	if !(*scoreFrom >= 0 && *scoreFrom < 1) {
+		return service.Usage(fmt.Errorf("detect eval: --score-from %v is not in [0,1)", *scoreFrom))
+	}
+	p := pipeline.Default()
+	if *configFile != "" {
+		if p, err = pipeline.Load(*configFile); err != nil {
+			return service.Usage(err)
+		}
+	}
+	o := eval.Options{Config: p.Select("", "", nil).Profile(false).Config(), ScoreFrom: *scoreFrom}
+	if *scoreFrom == 0 {
+		o.ScoreFrom = -1
+	}
+	if *group != "" {
+		g, ok := p.Group(*group)
+		if !ok {
+			return service.Usage(fmt.Errorf("detect eval: --group %q is not a group of %s", *group, p.File))
+		}
+		o.GroupConfig = g.Settings
+	}
+	cases, err := eval.FindCases(fs.Arg(0))
+	if err != nil {
+		return service.Usage(fmt.Errorf("detect eval: %w", err))
+	}
+	var picked []eval.Case
+	for _, c := range cases {
+		if part.In(c.Name) {
+			picked = append(picked, c)
+		}
+	}
+	if len(picked) == 0 {
+		return service.Usage(fmt.Errorf("detect eval: no file of %s is in part %s", fs.Arg(0), *partName))
+	}
+
+	bw := bufio.NewWriter(stdout)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "%-40s %8s %4s %9s %7s %7s %7s %8s %7s %7s | %7s %7s %7s %8s %7s\n",
+		"file", "rows", "ch", "found", "F1(d7)", "pointF1", "PA-F1", "false/1k", "flagged", "normal",
+		"z:F1d7", "pointF1", "PA-F1", "false/1k", "flagged")
+	var det, zs eval.Segments
+	var sumF1, sumZF1 float64
+	files, over10 := 0, 0
+	start := time.Now()
+	for i, c := range picked {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := eval.Run(c, o)
+		if errors.Is(err, eval.ErrNotLabelled) {
+			fmt.Fprintf(stderr, "detect eval: [%d/%d] %s: skipped, not a labelled file\n", i+1, len(picked), c.Path)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("detect eval: %w", err)
+		}
+		fmt.Fprintf(stderr, "detect eval: [%d/%d] %s: %d rows scored, %d channels, %v\n", i+1, len(picked), c.Name, r.Scored, r.Channels, r.Elapsed.Round(time.Millisecond))
+		d, z := r.Detector, r.ZScore
+		fmt.Fprintf(bw, "%-40s %8d %4d %9s %7.3f %7.3f %7.3f %8.2f %6.2f%% %6.2f%% | %7.3f %7.3f %7.3f %8.2f %6.2f%%\n",
+			c.Name, r.Scored, r.Channels, fmt.Sprintf("%d/%d/%d", d.FoundInTime, d.Found, d.Segments),
+			d.Delayed.F1(), d.Point.F1(), d.Adjusted.F1(), d.FalsePer1000(), 100*d.FlaggedFraction(), 100*d.FlaggedNormalFraction(),
+			z.Delayed.F1(), z.Point.F1(), z.Adjusted.F1(), z.FalsePer1000(), 100*z.FlaggedFraction())
+		bw.Flush()
+		det.Add(d)
+		zs.Add(z)
+		sumF1 += d.Delayed.F1()
+		sumZF1 += z.Delayed.F1()
+		if d.FlaggedFraction() > 0.10 {
+			over10++
+		}
+		files++
+	}
+	if files == 0 {
+		return service.Usage(fmt.Errorf("detect eval: no labelled file in %s", fs.Arg(0)))
+	}
+	fmt.Fprintf(bw, "%-40s %8d %4s %9s %7.3f %7.3f %7.3f %8.2f %6.2f%% %6.2f%% | %7.3f %7.3f %7.3f %8.2f %6.2f%%\n",
+		"overall (pooled)", det.Rows, "", fmt.Sprintf("%d/%d/%d", det.FoundInTime, det.Found, det.Segments),
+		det.Delayed.F1(), det.Point.F1(), det.Adjusted.F1(), det.FalsePer1000(), 100*det.FlaggedFraction(), 100*det.FlaggedNormalFraction(),
+		zs.Delayed.F1(), zs.Point.F1(), zs.Adjusted.F1(), zs.FalsePer1000(), 100*zs.FlaggedFraction())
+	fmt.Fprintf(bw, "mean F1(d7) over %d files: %.3f (z-score %.3f); files flagged on more than 10%% of their rows: %d\n",
+		files, sumF1/float64(files), sumZF1/float64(files), over10)
+	fmt.Fprintf(stderr, "detect eval: %d files in %v\n", files, time.Since(start).Round(time.Millisecond))
+	return nil
 }

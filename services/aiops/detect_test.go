@@ -155,3 +155,40 @@ func TestDetectReplayBadInput(t *testing.T) {
 		t.Errorf("a failed replay left %s behind (%v)", out, err)
 	}
 }
+
+func TestDetectEvalScoresFolder(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("timestamp,value,label\n")
+	r := rand.New(rand.NewPCG(1, 6))
+	for i := 0; i < 4000; i++ {
+		v, lab := 50+r.NormFloat64(), 0
+		if i == 3500 {
+			v, lab = 90, 1
+		}
+		fmt.Fprintf(&b, "%d,%.4f,%d\n", 1700000000+60*i, v, lab)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kpi.csv"), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.csv"), []byte("entity,rows\nkpi,4000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := detectMain(context.Background(), []string{"eval", dir}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	// the spike is the one segment of the scored half: found in time
+	if !strings.Contains(out, "kpi ") || !strings.Contains(out, " 1/1/1 ") || !strings.Contains(out, "mean F1(d7) over 1 files") {
+		t.Errorf("output:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "manifest.csv: skipped") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	for _, args := range [][]string{{"eval"}, {"eval", "--part", "some", dir}, {"eval", filepath.Join(dir, "none")}} {
+		if err := detectMain(context.Background(), args, &stdout, &stderr); !errors.Is(err, service.ErrUsage) {
+			t.Errorf("%v: error %v, want a usage error", args, err)
+		}
+	}
+}

@@ -106,16 +106,22 @@ type Receiver struct {
 	Name                string
 	WebhookConfigs      []*WebhookConfig
 	AiopsWebhookConfigs []*AiopsWebhookConfig
+	PagerDutyConfigs    []*PagerDutyConfig
+	SlackConfigs        []*SlackConfig
+	JiraConfigs         []*JiraConfig
+	ServiceNowConfigs   []*ServiceNowConfig
+	TemplateConfigs     []*TemplateConfig
 	// Path is where the receiver is in the file (receivers[i] (name)).
 	Path string
 }
 
-// The receiver types Alertmanager has; aiops supports only these two.
-const supportedReceiverTypes = "webhook_configs, aiops_webhook_configs"
+// The receiver types aiops delivers to: four of Alertmanager's and three of
+// its own.
+const supportedReceiverTypes = "webhook_configs, pagerduty_configs, slack_configs, jira_configs, aiops_webhook_configs, servicenow_configs, aiops_template_configs"
 
-var alertmanagerReceiverTypes = []string{"discord_configs", "email_configs", "incidentio_configs", "jira_configs",
-	"mattermost_configs", "msteams_configs", "msteamsv2_configs", "opsgenie_configs", "pagerduty_configs",
-	"pushover_configs", "rocketchat_configs", "slack_configs", "sns_configs", "telegram_configs",
+var alertmanagerReceiverTypes = []string{"discord_configs", "email_configs", "incidentio_configs",
+	"mattermost_configs", "msteams_configs", "msteamsv2_configs", "opsgenie_configs",
+	"pushover_configs", "rocketchat_configs", "sns_configs", "telegram_configs",
 	"victorops_configs", "webex_configs", "wechat_configs"}
 
 // WebhookConfig is one entry of webhook_configs: Alertmanager's generic
@@ -176,6 +182,9 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.resolvePaths(filepath.Dir(path))
+	if err := cfg.readTemplateFiles(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -207,12 +216,28 @@ func (c *Config) resolvePaths(dir string) {
 			resolve(w.HTTPConfig)
 			w.SecretFile = joinDir(dir, w.SecretFile)
 		}
+		for _, c := range r.PagerDutyConfigs {
+			resolve(c.HTTPConfig)
+		}
+		for _, c := range r.SlackConfigs {
+			resolve(c.HTTPConfig)
+		}
+		for _, c := range r.JiraConfigs {
+			resolve(c.HTTPConfig)
+		}
+		for _, c := range r.ServiceNowConfigs {
+			resolve(c.HTTPConfig)
+		}
+		for _, c := range r.TemplateConfigs {
+			resolve(c.HTTPConfig)
+			c.SecretFile = joinDir(dir, c.SecretFile)
+		}
 	}
 }
 
 // Parse parses an Alertmanager configuration. It refuses what
 // Alertmanager refuses, unknown keys (with their path), and receiver types
-// other than webhook_configs and aiops_webhook_configs. The error is an
+// aiops does not deliver to (supportedReceiverTypes). The error is an
 // Errors listing every problem, each naming its key; it wraps
 // ErrInvalidConfig.
 func Parse(data []byte) (*Config, error) {
@@ -283,6 +308,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			}
 		}
 	}
+	d.integrationDefaults(cfg)
 
 	switch {
 	case isNull(routeNode):
@@ -504,6 +530,46 @@ func (d *decoder) receivers(n *yaml.Node, path string) []*Receiver {
 					ac := &AiopsWebhookConfig{}
 					if d.aiopsWebhook(w, index(e.path, j), ac) {
 						r.AiopsWebhookConfigs = append(r.AiopsWebhookConfigs, ac)
+					}
+				}
+			case e.key == "pagerduty_configs":
+				r.PagerDutyConfigs = nil
+				list, _ := d.sequence(e.val, e.path)
+				for j, it := range list {
+					if c, ok := d.pagerDuty(it, index(e.path, j)); ok {
+						r.PagerDutyConfigs = append(r.PagerDutyConfigs, c)
+					}
+				}
+			case e.key == "slack_configs":
+				r.SlackConfigs = nil
+				list, _ := d.sequence(e.val, e.path)
+				for j, it := range list {
+					if c, ok := d.slack(it, index(e.path, j)); ok {
+						r.SlackConfigs = append(r.SlackConfigs, c)
+					}
+				}
+			case e.key == "jira_configs":
+				r.JiraConfigs = nil
+				list, _ := d.sequence(e.val, e.path)
+				for j, it := range list {
+					if c, ok := d.jira(it, index(e.path, j)); ok {
+						r.JiraConfigs = append(r.JiraConfigs, c)
+					}
+				}
+			case e.key == "servicenow_configs":
+				r.ServiceNowConfigs = nil
+				list, _ := d.sequence(e.val, e.path)
+				for j, it := range list {
+					if c, ok := d.serviceNow(it, index(e.path, j)); ok {
+						r.ServiceNowConfigs = append(r.ServiceNowConfigs, c)
+					}
+				}
+			case e.key == "aiops_template_configs":
+				r.TemplateConfigs = nil
+				list, _ := d.sequence(e.val, e.path)
+				for j, it := range list {
+					if c, ok := d.templateWebhook(it, index(e.path, j)); ok {
+						r.TemplateConfigs = append(r.TemplateConfigs, c)
 					}
 				}
 			case slices.Contains(alertmanagerReceiverTypes, e.key):

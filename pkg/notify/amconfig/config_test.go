@@ -212,19 +212,126 @@ mute_time_intervals: [{name: other}]
 	// Receivers.
 	{name: "receiver without name", yaml: "route: {receiver: a}\nreceivers: [{name: a}, {webhook_configs: []}]\n", wantErr: []string{"receivers[1]: name is required"}},
 	{name: "duplicate receiver", yaml: "route: {receiver: a}\nreceivers: [{name: a}, {name: a}]\n", wantErr: []string{`receivers[1] (a).name: receiver name "a" is not unique: receivers[0] (a) has it too`}},
-	{name: "email receiver", amAccepts: true, why: "aiops sends webhooks only", yaml: base + `
+	{name: "email receiver", amAccepts: true, why: "aiops does not send email", yaml: base + `
 - name: b
 - name: team-x
   email_configs: [{to: x@example.com, from: am@example.com, smarthost: 'mail:25'}]
-`, wantErr: []string{"receivers[2] (team-x): email_configs is not supported by aiops (supported: webhook_configs, aiops_webhook_configs)"}},
-	{name: "slack receiver", amAccepts: true, why: "aiops sends webhooks only", yaml: base + `
+`, wantErr: []string{"receivers[2] (team-x): email_configs is not supported by aiops (supported: webhook_configs, pagerduty_configs, slack_configs, jira_configs, aiops_webhook_configs, servicenow_configs, aiops_template_configs)"}},
+	{name: "opsgenie receiver", amAccepts: true, why: "aiops does not send to Opsgenie", yaml: base + `
+- name: og
+  opsgenie_configs: [{api_key: k}]
+`, wantErr: []string{"receivers[1] (og): opsgenie_configs is not supported by aiops"}},
+
+	// PagerDuty, Slack and Jira as Alertmanager writes them.
+	{name: "slack receiver", amAccepts: true, yaml: base + `
 - name: chat
   slack_configs: [{api_url: 'https://hooks.example.com/x', channel: '#a'}]
-`, wantErr: []string{"receivers[1] (chat): slack_configs is not supported by aiops"}},
-	{name: "pagerduty receiver", amAccepts: true, why: "aiops sends webhooks only", yaml: base + `
+`},
+	{name: "pagerduty receiver", amAccepts: true, yaml: base + `
 - name: pd
   pagerduty_configs: [{routing_key: k}]
-`, wantErr: []string{"receivers[1] (pd): pagerduty_configs is not supported by aiops"}},
+`},
+	{name: "pagerduty with every applied key", amAccepts: true, yaml: base + `
+- name: pd
+  pagerduty_configs:
+  - routing_key_file: /etc/secrets/pd
+    url: https://events.example.com/v2/enqueue
+    client: aiops
+    client_url: https://aiops.example.com/
+    description: '{{ .Title }}'
+    details: {team: '{{ .Team }}', env: prod}
+    images: [{src: 'https://x.example.com/i.png', alt: graph, href: 'https://x.example.com/'}]
+    links: [{href: 'https://x.example.com/', text: dashboard}]
+    source: '{{ .Service }}'
+    severity: critical
+    class: latency
+    component: db
+    group: payments
+    send_resolved: false
+    http_config: {proxy_url: 'http://proxy:3128'}
+`},
+	{name: "slack with every applied key", amAccepts: true, yaml: `
+global:
+  slack_api_url_file: /etc/secrets/slack
+route: {receiver: a}
+receivers:
+- name: a
+  slack_configs:
+  - channel: '#incidents'
+    username: aiops
+    icon_emoji: ':rotating_light:'
+    icon_url: 'https://x.example.com/i.png'
+    title: '{{ .Title }}'
+    title_link: 'https://aiops.example.com/'
+    text: '{{ .Summary }}'
+    send_resolved: true
+  - api_url_file: /etc/secrets/slack2
+`},
+	{name: "pagerduty without a routing key", amAccepts: false, yaml: base + "- name: pd\n  pagerduty_configs: [{url: 'https://x.example.com/'}]\n",
+		wantErr: []string{"receivers[1] (pd).pagerduty_configs[0]: missing routing key"}},
+	{name: "pagerduty with routing_key and routing_key_file", amAccepts: false, yaml: base + "- name: pd\n  pagerduty_configs: [{routing_key: a, routing_key_file: /b}]\n",
+		wantErr: []string{"receivers[1] (pd).pagerduty_configs[0]: at most one of routing_key and routing_key_file"}},
+	{name: "pagerduty service_key", amAccepts: true, why: "service_key is the Events API v1, which aiops does not send", yaml: base + "- name: pd\n  pagerduty_configs: [{service_key: a}]\n",
+		wantErr: []string{"receivers[1] (pd).pagerduty_configs[0].service_key: an Alertmanager key that aiops does not apply", "receivers[1] (pd).pagerduty_configs[0]: missing routing key"}},
+	{name: "pagerduty link without href", amAccepts: true, why: "Alertmanager 0.25 does not check links", yaml: base + "- name: pd\n  pagerduty_configs: [{routing_key: a, links: [{text: t}]}]\n",
+		wantErr: []string{"receivers[1] (pd).pagerduty_configs[0].links[0]: href is required"}},
+	{name: "pagerduty bad url", amAccepts: false, yaml: base + "- name: pd\n  pagerduty_configs: [{routing_key: a, url: 'ftp://x/'}]\n",
+		wantErr: []string{`receivers[1] (pd).pagerduty_configs[0].url: unsupported URL scheme "ftp"`}},
+	{name: "slack without api_url", amAccepts: false, yaml: base + "- name: s\n  slack_configs: [{channel: x}]\n",
+		wantErr: []string{"receivers[1] (s).slack_configs[0]: no api_url"}},
+	{name: "slack with api_url and api_url_file", amAccepts: false, yaml: base + "- name: s\n  slack_configs: [{api_url: 'https://x/', api_url_file: /y}]\n",
+		wantErr: []string{"receivers[1] (s).slack_configs[0]: at most one of api_url and api_url_file"}},
+	{name: "slack color", amAccepts: true, why: "aiops sends Block Kit messages without attachment colours; a key it would ignore is an error", yaml: base + "- name: s\n  slack_configs: [{api_url: 'https://x/', color: danger}]\n",
+		wantErr: []string{"receivers[1] (s).slack_configs[0].color: an Alertmanager key that aiops does not apply"}},
+	{name: "slack unknown key", amAccepts: false, yaml: base + "- name: s\n  slack_configs: [{api_url: 'https://x/', chanel: x}]\n",
+		wantErr: []string{"receivers[1] (s).slack_configs[0].chanel: unknown key (known keys: send_resolved, http_config, api_url, api_url_file, channel"}},
+	{name: "jira receiver", amAccepts: false, why: "jira_configs came in Alertmanager 0.28", yaml: base + `
+- name: j
+  jira_configs:
+  - api_url: https://jira.example.com/rest/api/2
+    project: OPS
+    issue_type: Bug
+    summary: '{{ .Title }}'
+    description: '{{ .Summary }}'
+    labels: [aiops, '{{ .Team }}']
+    priority: High
+    resolve_transition: Done
+    reopen_transition: Reopen
+    send_resolved: true
+    http_config: {basic_auth: {username: bot, password_file: /etc/secrets/jira}}
+`},
+	{name: "jira without project", amAccepts: false, yaml: base + "- name: j\n  jira_configs: [{api_url: 'https://x/', issue_type: Bug}]\n",
+		wantErr: []string{"receivers[1] (j).jira_configs[0].project: is required"}},
+	{name: "jira without api_url", amAccepts: false, yaml: base + "- name: j\n  jira_configs: [{project: P, issue_type: Bug}]\n",
+		wantErr: []string{"receivers[1] (j).jira_configs[0]: no api_url"}},
+	{name: "jira fields", amAccepts: false, yaml: base + "- name: j\n  jira_configs: [{api_url: 'https://x/', project: P, issue_type: Bug, fields: {customfield_1: x}}]\n",
+		wantErr: []string{"receivers[1] (j).jira_configs[0].fields: an Alertmanager key that aiops does not apply"}},
+
+	// aiops's own.
+	{name: "servicenow receiver", amAccepts: false, why: "servicenow_configs is aiops's own", yaml: base + `
+- name: sn
+  servicenow_configs:
+  - api_url: https://example.service-now.com
+    assignment_group: db-ops
+    states: {acknowledged: '3'}
+    http_config: {basic_auth: {username: aiops, password_file: /etc/secrets/sn}}
+`},
+	{name: "servicenow without api_url", amAccepts: false, yaml: base + "- name: sn\n  servicenow_configs: [{table: incident}]\n",
+		wantErr: []string{"receivers[1] (sn).servicenow_configs[0].api_url: is required"}},
+	{name: "servicenow bad table and state", amAccepts: false, yaml: base + "- name: sn\n  servicenow_configs: [{api_url: 'https://x/', table: 'incident?x=1', states: {closed: '7'}}]\n",
+		wantErr: []string{"receivers[1] (sn).servicenow_configs[0].table: \"incident?x=1\" is not a table name", "servicenow_configs[0].states.closed: unknown status"}},
+	{name: "template receiver", amAccepts: false, why: "aiops_template_configs is aiops's own", yaml: base + `
+- name: t
+  aiops_template_configs:
+  - url: https://x.example.com/hook
+    template: '{"title": {{ json .Title }}}'
+  - url: https://x.example.com/text
+    template: '{{ .Title }}'
+    content_type: text/plain
+    secret_file: /etc/secrets/t
+`},
+	{name: "template receiver without a template", amAccepts: false, yaml: base + "- name: t\n  aiops_template_configs: [{url: 'https://x/'}]\n",
+		wantErr: []string{"receivers[1] (t).aiops_template_configs[0]: one of template and template_file is required"}},
 	{name: "unknown receiver key", yaml: base + "  foo_configs: [{}]\n", wantErr: []string{"receivers[0] (a).foo_configs: unknown key"}},
 	{name: "webhook without url", yaml: "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{send_resolved: true}]}]\n", wantErr: []string{"receivers[0] (a).webhook_configs[0]: one of url or url_file is required"}},
 	{name: "webhook null entry", yaml: "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [~]}]\n", wantErr: []string{"receivers[0] (a).webhook_configs[0]: one of url or url_file is required"}},
@@ -562,5 +669,60 @@ func TestParseDuration(t *testing.T) {
 		if got, err := ParseDuration(s); err == nil {
 			t.Errorf("ParseDuration(%q) = %v, want an error", s, got)
 		}
+	}
+}
+
+// The integrations take the global section's defaults as Alertmanager's
+// do, and Load reads template_file beside the configuration.
+func TestLoadIntegrations(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "body.tmpl"), []byte(`{"id": {{ json .ID }}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "am.yml")
+	err := os.WriteFile(f, []byte(`
+global:
+  slack_api_url: https://hooks.example.com/global
+  jira_api_url: https://jira.example.com/rest/api/2
+  http_config: {authorization: {credentials_file: token}}
+route: {receiver: a}
+receivers:
+- name: a
+  pagerduty_configs: [{routing_key_file: pd.key}]
+  slack_configs: [{channel: '#x'}]
+  jira_configs: [{project: OPS, issue_type: Bug}]
+  servicenow_configs: [{api_url: 'https://sn.example.com', http_config: {basic_auth: {username: u, password_file: sn.pw}}}]
+  aiops_template_configs: [{url: 'https://t.example.com/', template_file: body.tmpl, secret_file: t.secret}]
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Receivers[0]
+	pd, sl, j, sn, tc := a.PagerDutyConfigs[0], a.SlackConfigs[0], a.JiraConfigs[0], a.ServiceNowConfigs[0], a.TemplateConfigs[0]
+	if pd.URL != PagerDutyEventsURL || !pd.SendResolved || pd.RoutingKeyFile != "pd.key" || pd.HTTPConfig != cfg.Global.HTTPConfig {
+		t.Errorf("pagerduty: %+v", pd)
+	}
+	if sl.APIURL != "https://hooks.example.com/global" || sl.SendResolved || sl.Channel != "#x" {
+		t.Errorf("slack: %+v", sl)
+	}
+	if j.APIURL != "https://jira.example.com/rest/api/2" || !j.SendResolved || j.HTTPConfig.Authorization.CredentialsFile != filepath.Join(dir, "token") {
+		t.Errorf("jira: %+v", j)
+	}
+	if sn.Table != "incident" || sn.HTTPConfig.BasicAuth.PasswordFile != filepath.Join(dir, "sn.pw") {
+		t.Errorf("servicenow: %+v", sn)
+	}
+	if tc.Template != `{"id": {{ json .ID }}}` || tc.SecretFile != filepath.Join(dir, "t.secret") || tc.ContentType != "application/json" {
+		t.Errorf("template: %+v", tc)
+	}
+
+	if err := os.Remove(filepath.Join(dir, "body.tmpl")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "aiops_template_configs[0].template_file") || !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a missing template_file: %v", err)
 	}
 }

@@ -13,11 +13,18 @@
 //
 // Load and Parse accept what Alertmanager accepts, with these differences:
 //
-//   - Receivers: only webhook_configs and aiops_webhook_configs (aiops's
-//     own: a webhook signed with Standard Webhooks, secret_file naming the
-//     secret). Any other receiver type that has entries is an error naming
-//     it, e.g. "receivers[2] (team-x): email_configs is not supported by
-//     aiops (supported: webhook_configs, aiops_webhook_configs)".
+//   - Receivers: webhook_configs, pagerduty_configs (Events API v2),
+//     slack_configs and jira_configs (Alertmanager 0.28's shape) with
+//     Alertmanager's keys, and aiops's own aiops_webhook_configs (signed
+//     with Standard Webhooks, secret_file naming the secret),
+//     servicenow_configs and aiops_template_configs. Their text keys
+//     (description, title, summary, ...) are Go templates of the aiops
+//     incident, which the notifier checks at start. Any other receiver
+//     type that has entries is an error naming it, e.g. "receivers[2]
+//     (team-x): email_configs is not supported by aiops (supported: ...)";
+//     so is an Alertmanager key of a supported type that aiops would not
+//     apply (slack_configs' color or actions, pagerduty_configs'
+//     service_key, jira_configs' fields).
 //   - Keys of later Alertmanager versions are accepted: url_file and
 //     timeout in webhook_configs, and the newer global keys (which are kept,
 //     like every global key but resolve_timeout and http_config, and not

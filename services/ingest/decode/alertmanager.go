@@ -47,6 +47,9 @@ var serviceLabels = []string{"service", "job", "app"}
 // annotations, generatorURL.
 func Alertmanager(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
+	if err := event.CheckJSONNesting(body); err != nil {
+		return nil, tooDeep(err)
+	}
 	var p amPayload
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, syntaxProblem(NoItem, err)

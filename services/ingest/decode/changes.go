@@ -36,6 +36,9 @@ const DefaultChangeType = "deploy"
 // twice; otherwise the id is derived from the content and the time.
 func Changes(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
+	if err := event.CheckJSONNesting(body); err != nil {
+		return nil, tooDeep(err)
+	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, requestProblem("", "the body has no changes")

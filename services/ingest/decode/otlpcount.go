@@ -2,7 +2,10 @@ package decode
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -61,8 +64,17 @@ var errTooManyMessages = fmt.Errorf("more than %d protobuf messages", MaxOTLPMes
 // for protobuf it counts the messages by the schema, for JSON it counts the
 // '{' bytes (every message is an object; braces inside strings only
 // overcount).
+//
+// Both also bound the nesting (event.MaxNesting): pdata decodes an AnyValue
+// inside an ArrayValue inside an AnyValue... by recursion, and so does the
+// JSON encoding of the value that makes the log message, so a 10 MiB body
+// of a million nested arrays overflowed the process's stack. The walk here
+// is itself recursive but stops at the limit.
 func checkOTLPSize(body []byte, enc Encoding, root string) error {
 	if enc == JSON {
+		if err := event.CheckJSONNesting(body); err != nil {
+			return tooDeep(err)
+		}
 		if n := bytes.Count(body, []byte{'{'}); n > MaxOTLPMessages {
 			return tooManyMessages()
 		}
@@ -71,8 +83,8 @@ func checkOTLPSize(body []byte, enc Encoding, root string) error {
 	count := 0
 	var walk func(b []byte, typ string, depth int) error
 	walk = func(b []byte, typ string, depth int) error {
-		if depth > 64 {
-			return nil // pdata refuses deeper nesting itself
+		if depth > event.MaxNesting {
+			return errTooDeep
 		}
 		schema := otlpMessages[typ]
 		for len(b) > 0 {
@@ -100,10 +112,21 @@ func checkOTLPSize(body []byte, enc Encoding, root string) error {
 		}
 		return nil
 	}
-	if err := walk(body, root, 0); err != nil {
-		return tooManyMessages()
+	switch err := walk(body, root, 0); err {
+	case nil:
+		return nil
+	case errTooDeep:
+		return tooDeep(fmt.Errorf("%s %w", root, event.ErrTooDeep))
 	}
-	return nil
+	return tooManyMessages()
+}
+
+var errTooDeep = errors.New("too deep")
+
+// tooDeep is a request-wide problem: 400, not 413, since the size is not
+// what is wrong.
+func tooDeep(err error) error {
+	return requestProblem("", "is %v (arrays and maps inside values count two levels each)", err)
 }
 
 func tooManyMessages() error {

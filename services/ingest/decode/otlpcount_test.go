@@ -2,9 +2,13 @@ package decode
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -82,5 +86,48 @@ func TestOTLPMessageCountAllowsRealBatches(t *testing.T) {
 	}
 	if err := checkOTLPSize(encodeLogs(t, sampleLogs(), Protobuf), Protobuf, "ExportLogsServiceRequest"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOTLPRefusesDeepNesting is the reproduction of issue #14 item 1: a body
+// nested a million levels (9.5 MB, under the 10 MiB limit) overflowed the
+// stack in pdata and encoding/json and killed the process; it is now a 400
+// before pdata runs, for logs and metrics, protobuf and JSON.
+func TestOTLPRefusesDeepNesting(t *testing.T) {
+	ts := uint64(testNow.UnixNano())
+	for name, c := range map[string]struct {
+		body []byte
+		enc  Encoding
+		dec  func([]byte, Encoding, Options) (*Batch, error)
+	}{
+		"logs array":      {otlpLogsWithBody(nestedAnyValue(1_000_000, false, "x"), 1, ts), Protobuf, OTLPLogs},
+		"logs kvlist":     {otlpLogsWithBody(nestedAnyValue(300_000, true, "x"), 1, ts), Protobuf, OTLPLogs},
+		"metrics attr":    {otlpGaugeWithAttribute(nestedAnyValue(1_000_000, false, "x"), 1, ts), Protobuf, OTLPMetrics},
+		"logs JSON":       {[]byte(nestedJSONBody(300_000, "1")), JSON, OTLPLogs},
+		"logs just above": {otlpLogsWithBody(nestedAnyValue(31, false, "x"), 1, ts), Protobuf, OTLPLogs},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if len(c.body) > DefaultMaxDecodedBytes {
+				t.Fatalf("the body is %d bytes, over the gateway's limit: it would not test the decoder", len(c.body))
+			}
+			_, err := c.dec(c.body, c.enc, opts())
+			p := hasProblem(t, err, NoItem, "")
+			if !strings.Contains(p.Problem, "nested more than 64 levels") {
+				t.Fatalf("problem %q does not name the nesting", p.Problem)
+			}
+		})
+	}
+	// 30 levels of arrays inside a record's body (4 + 2×30 = 64 messages
+	// deep) still decode, to the JSON of the value.
+	b, err := OTLPLogs(otlpLogsWithBody(nestedAnyValue(30, false, "x"), 1, ts), Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body event.LogBody
+	if err := json.Unmarshal(b.Events[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Repeat("[", 30) + `"x"` + strings.Repeat("]", 30); body.Message != want {
+		t.Fatalf("message %q, want %q", body.Message, want)
 	}
 }

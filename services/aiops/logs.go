@@ -8,9 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/logmine/eval"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
 
@@ -22,26 +27,40 @@ func logsCommand(ctx context.Context, args []string) error {
 func logsMain(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, logsUsage)
-		return service.Usage(errors.New("logs: no subcommand given (want parse)"))
+		return service.Usage(errors.New("logs: no subcommand given (want parse or eval)"))
 	}
 	switch args[0] {
 	case "parse":
 		return logsParse(ctx, args[1:], stderr, now)
+	case "eval":
+		return logsEval(ctx, args[1:], os.Stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stderr, logsUsage)
 		return nil
 	}
 	fmt.Fprintln(stderr, logsUsage)
-	return service.Usage(fmt.Errorf("logs: unknown subcommand %q (want parse)", args[0]))
+	return service.Usage(fmt.Errorf("logs: unknown subcommand %q (want parse or eval)", args[0]))
 }
 
 const logsUsage = `usage: aiops logs parse --input FILE.log [--format '<Date> <Time> <Level> <Component>: <Content>'] --output parsed.csv
+       aiops logs eval DIR [--format-file FORMATS.md] [--systems A,B] [--tuning A,B]
 
 Mines log templates offline with the logminer's code and default settings and
 writes the CSV header LineId,EventId,EventTemplate, then one row per input line
 (LineId from 1), variables written as <*>. Without --format the whole line is
 the message. Lines that do not have the format are mined whole and counted in
-a warning, never dropped. --output - writes to standard output.`
+a warning, never dropped. --output - writes to standard output.
+
+eval scores the same parse on labelled samples: DIR holds one folder per
+system with one *.log file, its *.log_structured.csv truth and optionally
+*.log_structured_corrected.csv (the Loghub layout). It prints, per system and
+as means, grouping accuracy (GA, against the original EventId), parsing
+accuracy (PA, against the corrected templates when present) and PA against
+the original templates; progress goes to standard error. The format file
+holds "System: format" lines, or is a Markdown file whose list items
+"- System: `+"`format`"+`" count (the shared data's FORMATS.md); systems with no
+format are mined on whole lines. --tuning names the systems the defaults were
+chosen on, whose mean is printed apart from the others'.`
 
 // logsParse is `aiops logs parse`.
 func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() time.Time) error {
@@ -138,4 +157,130 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// logsEval is `aiops logs eval`.
+func logsEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aiops logs eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, logsUsage); fs.PrintDefaults() }
+	formatFile := fs.String("format-file", "", "header formats: `System: format` lines, or a Markdown list like FORMATS.md")
+	systems := fs.String("systems", "", "comma-separated systems to score (default: every folder of DIR with a *.log file)")
+	tuning := fs.String("tuning", strings.Join(eval.TuningSystems, ","), "systems the defaults were chosen on; their mean is printed apart")
+	// flags may come after DIR, as in the usage line
+	var dir string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		dir, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return service.Usage(err)
+	}
+	if dir == "" && fs.NArg() > 0 {
+		dir = fs.Arg(0)
+		if fs.NArg() > 1 {
+			return service.Usage(fmt.Errorf("logs eval: unexpected argument %q (one DIR)", fs.Arg(1)))
+		}
+	} else if fs.NArg() > 0 {
+		return service.Usage(fmt.Errorf("logs eval: unexpected argument %q (one DIR)", fs.Arg(0)))
+	}
+	if dir == "" {
+		return service.Usage(errors.New("logs eval: DIR is required"))
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return service.Usage(fmt.Errorf("logs eval: %s is not a directory", dir))
+	}
+	formats := map[string]string{}
+	if *formatFile != "" {
+		f, err := os.Open(*formatFile)
+		if err != nil {
+			return fmt.Errorf("logs eval: --format-file: %w", err)
+		}
+		formats, _, err = eval.ReadFormats(f)
+		f.Close()
+		if err != nil {
+			return service.Usage(fmt.Errorf("logs eval: --format-file %s: %w", *formatFile, err))
+		}
+	}
+	var names []string
+	if *systems != "" {
+		names = splitList(*systems)
+	} else {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("logs eval: %w", err)
+		}
+		for _, e := range entries {
+			if m, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.log")); e.IsDir() && len(m) > 0 {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) == 0 {
+			return service.Usage(fmt.Errorf("logs eval: no folder of %s holds a *.log file", dir))
+		}
+	}
+	var scores []eval.Score
+	for i, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "logs eval: %s (%d of %d)\n", name, i+1, len(names))
+		sys, err := eval.LoadSystem(dir, name, formats[name])
+		if err != nil {
+			return fmt.Errorf("logs eval: %s: %w", name, err)
+		}
+		if formats[name] == "" && *formatFile != "" {
+			fmt.Fprintf(stderr, "logs eval: warning: %s has no format in %s; whole lines are mined\n", name, *formatFile)
+		}
+		sc, err := eval.Run(sys, logmine.ParseOptions{})
+		if err != nil {
+			return fmt.Errorf("logs eval: %s: %w", name, err)
+		}
+		if sc.Unmatched > 0 {
+			fmt.Fprintf(stderr, "logs eval: warning: %s: %d of %d lines did not have the format and were mined whole\n", name, sc.Unmatched, sc.Lines)
+		}
+		scores = append(scores, sc)
+	}
+	return writeEvalTable(stdout, scores, splitList(*tuning))
+}
+
+func writeEvalTable(w io.Writer, scores []eval.Score, tuning []string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "system\tset\tlines\tunmatched\ttemplates\ttruth\tGA\tPA\tPA(original)")
+	var inTuning, others []string
+	for _, s := range scores {
+		set := "other"
+		if slices.Contains(tuning, s.System) {
+			set = "tuning"
+			inTuning = append(inTuning, s.System)
+		} else {
+			others = append(others, s.System)
+		}
+		pa := fmt.Sprintf("%.4f", s.PA)
+		if !s.Corrected {
+			pa += " (no corrected truth)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%.4f\t%s\t%.4f\n", s.System, set, s.Lines, s.Unmatched, s.Templates, s.TruthTemplates, s.GA, pa, s.PAOriginal)
+	}
+	mean := func(label string, names []string) {
+		ga, pa, po, n := eval.Mean(scores, names)
+		fmt.Fprintf(tw, "mean %s\t(%d)\t\t\t\t\t%.4f\t%.4f\t%.4f\n", label, n, ga, pa, po)
+	}
+	if len(inTuning) > 0 && len(others) > 0 {
+		mean("tuning", inTuning)
+		mean("other", others)
+	}
+	if len(scores) > 0 {
+		mean("all", nil)
+	}
+	return tw.Flush()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -4,27 +4,24 @@
 package loghub
 
 import (
-	"bufio"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/logmine/eval"
 )
 
-// Systems are the four samples in the shared folder.
-var Systems = []string{"HDFS", "Apache", "OpenSSH", "Zookeeper"}
-
-// Formats are the header formats from the folder's FORMATS.md.
-var Formats = map[string]string{
-	"HDFS":      `<Date> <Time> <Pid> <Level> <Component>: <Content>`,
-	"Apache":    `\[<Time>\] \[<Level>\] <Content>`,
-	"OpenSSH":   `<Date> <Day> <Time> <Component> sshd\[<Pid>\]: <Content>`,
-	"Zookeeper": `<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>`,
-}
+// Systems are the four samples logmine's defaults were chosen on
+// (eval.TuningSystems); HeldOut are the four that only measure
+// (eval.HeldOutSystems); All is both.
+var (
+	Systems = eval.TuningSystems
+	HeldOut = eval.HeldOutSystems
+	All     = append(slices.Clone(eval.TuningSystems), eval.HeldOutSystems...)
+)
 
 // ErrNotFound reports that the shared data folder is absent.
 var ErrNotFound = errors.New("loghub: shared data folder not found")
@@ -70,61 +67,29 @@ func Require(tb testing.TB) string {
 }
 
 // Dataset is one system's sample: raw lines and the labelled truth.
-type Dataset struct {
-	System    string
-	Format    string
-	Lines     []string // raw lines, header included
-	Contents  []string // the labelled Content column
-	EventIDs  []string
-	Templates []string
-}
+type Dataset = eval.System
 
-// Load reads one system's sample from dir.
-func Load(dir, system string) (*Dataset, error) {
-	base := filepath.Join(dir, system, system+"_2k.log")
-	raw, err := os.ReadFile(base)
-	if err != nil {
-		return nil, err
-	}
-	ds := &Dataset{System: system, Format: Formats[system]}
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		ds.Lines = append(ds.Lines, strings.TrimRight(sc.Text(), "\r"))
-	}
-	f, err := os.Open(base + "_structured.csv")
+// Formats reads the header formats from the folder's FORMATS.md.
+func Formats(dir string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(dir, "FORMATS.md"))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	head, err := r.Read()
+	formats, _, err := eval.ReadFormats(f)
+	return formats, err
+}
+
+// Load reads one system's sample from dir, with its format from
+// FORMATS.md.
+func Load(dir, system string) (*Dataset, error) {
+	formats, err := Formats(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", base, err)
+		return nil, err
 	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
+	format, ok := formats[system]
+	if !ok {
+		return nil, fmt.Errorf("loghub: FORMATS.md has no format for %s", system)
 	}
-	for _, need := range []string{"Content", "EventId", "EventTemplate"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("%s_structured.csv: no %s column", base, need)
-		}
-	}
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s_structured.csv: %w", base, err)
-		}
-		ds.Contents = append(ds.Contents, rec[col["Content"]])
-		ds.EventIDs = append(ds.EventIDs, rec[col["EventId"]])
-		ds.Templates = append(ds.Templates, rec[col["EventTemplate"]])
-	}
-	if len(ds.Lines) != len(ds.EventIDs) {
-		return nil, fmt.Errorf("%s: %d lines but %d labelled rows", system, len(ds.Lines), len(ds.EventIDs))
-	}
-	return ds, nil
+	return eval.LoadSystem(dir, system, format)
 }

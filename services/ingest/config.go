@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/services/ingest/decode"
 )
 
 // Config sets the gateway's limits and credentials. The zero value of a
@@ -35,6 +36,11 @@ type Config struct {
 	MaxDecodedBytes int64 `yaml:"max_decoded_bytes"`
 	// MaxEvents bounds the events one request may produce. Default 10,000.
 	MaxEvents int `yaml:"max_events"`
+	// MaxExpandedBytes bounds the events one request may produce by their
+	// estimated size as JSON, checked before they are built: a remote-write
+	// series' labels and an OTLP resource are copied into every event made
+	// from them. Default 32 MiB (decode.DefaultMaxExpandedBytes).
+	MaxExpandedBytes int64 `yaml:"max_expanded_bytes"`
 	// RatePerToken is the sustained requests per second each token may
 	// make; Burst how many it may make at once. Defaults 100 and 200.
 	RatePerToken float64 `yaml:"rate_per_token"`
@@ -67,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEvents == 0 {
 		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.MaxExpandedBytes == 0 {
+		c.MaxExpandedBytes = decode.DefaultMaxExpandedBytes
 	}
 	if c.RatePerToken == 0 {
 		c.RatePerToken = DefaultRatePerToken
@@ -109,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDecodedBytes > 1<<30 {
 		bad("max_decoded_bytes", "is %d, over the 1 GiB a request may hold in memory", c.MaxDecodedBytes)
+	}
+	if c.MaxExpandedBytes < 0 || c.MaxExpandedBytes > 1<<30 {
+		bad("max_expanded_bytes", "is %d, want 1 to 1 GiB", c.MaxExpandedBytes)
 	}
 	if c.MaxEvents < 0 {
 		bad("max_events", "is %d, want > 0", c.MaxEvents)

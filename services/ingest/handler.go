@@ -263,7 +263,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 		return
 	}
-	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), IdempotencyKey: key})
+	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes), IdempotencyKey: key})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)
@@ -424,7 +424,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, ep *endpoint)
 func decodeFailure(err error) (int, ErrorResponse) {
 	var invalid *decode.Error
 	switch {
-	case errors.Is(err, decode.ErrTooLarge), errors.Is(err, decode.ErrTooManyEvents):
+	case errors.Is(err, decode.ErrTooLarge), errors.Is(err, decode.ErrTooManyEvents), errors.Is(err, decode.ErrTooMuchOutput):
 		return http.StatusRequestEntityTooLarge, ErrorResponse{Error: err.Error()}
 	case errors.As(err, &invalid):
 		resp := ErrorResponse{

@@ -34,12 +34,22 @@ var (
 	ErrTooLarge = errors.New("payload too large")
 	// ErrTooManyEvents: the request would produce more than Options.MaxEvents events.
 	ErrTooManyEvents = errors.New("too many events in one request")
+	// ErrTooMuchOutput: the events a request would make are over
+	// Options.MaxExpandedBytes (see there).
+	ErrTooMuchOutput = errors.New("request expands to too much event data")
 )
 
 // Defaults used when an Options field is zero.
 const (
 	DefaultMaxEvents       = 10_000
 	DefaultMaxDecodedBytes = 10 << 20
+	// DefaultMaxExpandedBytes is 32 MiB of events (as JSON) per request:
+	// 10,000 events of 3.3 KiB, room for a full batch of OTLP logs with a
+	// resource of a few dozen attributes, while the 92 KB remote-write
+	// request of one series with 128 labels and 10,000 samples (34 MB of
+	// events) that took a gateway from 61 MB to 1 GB is refused before a
+	// single event is built.
+	DefaultMaxExpandedBytes = 32 << 20
 	// MaxProblems bounds the problems an *Error lists, so a request of ten
 	// thousand bad items gets a readable answer; Error.Total counts them all.
 	MaxProblems = 100
@@ -67,6 +77,13 @@ type Options struct {
 	// MaxDecodedBytes bounds a payload after decompression, for formats
 	// that carry their own compression (0: DefaultMaxDecodedBytes).
 	MaxDecodedBytes int
+	// MaxExpandedBytes bounds the size of the events one request makes,
+	// estimated as their JSON before they are built (0:
+	// DefaultMaxExpandedBytes). The formats that share one part among many
+	// events (a remote-write series' labels among its samples, an OTLP
+	// resource among its records) make events far larger than the request:
+	// every event carries its own copy once encoded for the bus.
+	MaxExpandedBytes int
 	// IdempotencyKey, when set, names the request (the Idempotency-Key
 	// header): an envelope sent without an id gets one derived from the
 	// key, its position in the request and its content, so a producer that
@@ -85,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDecodedBytes <= 0 {
 		o.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if o.MaxExpandedBytes <= 0 {
+		o.MaxExpandedBytes = DefaultMaxExpandedBytes
 	}
 	return o
 }
@@ -105,10 +125,43 @@ const (
 
 // Batch is what one request decoded to.
 type Batch struct {
+	// Events are read-only: the events made from one remote-write series
+	// share its label map, those of one OTLP resource its resource map.
 	Events []*event.Envelope
 	// Skipped counts inputs deliberately not turned into events, by reason
 	// (the Skipped* constants). Nil when nothing was skipped.
 	Skipped map[string]int
+	// expanded is the estimated JSON size of the events charged so far.
+	expanded int
+}
+
+// Estimated JSON sizes for Options.MaxExpandedBytes: an event's fixed
+// fields (schema version, id, kind, two times, source, fingerprint and
+// their names, about 200 bytes), a label's quotes, colon and comma.
+const (
+	eventOverhead = 256
+	labelOverhead = 6
+)
+
+// labelsSize is the estimated JSON size of a label map.
+func labelsSize(m map[string]string) int {
+	n := 2
+	for k, v := range m {
+		n += len(k) + len(v) + labelOverhead
+	}
+	return n
+}
+
+// charge adds n estimated bytes of events to the batch, or refuses the
+// request when they go over the limit; what was charged is all the
+// gateway allocates for the events, so it is called before building them.
+func (b *Batch) charge(n int, o Options, what func() string) error {
+	b.expanded += n
+	if b.expanded > o.MaxExpandedBytes {
+		return errs.Permanent(fmt.Errorf("%w: the events would be over %d bytes (%s); send fewer events per request or fewer labels per series",
+			ErrTooMuchOutput, o.MaxExpandedBytes, what()))
+	}
+	return nil
 }
 
 func (b *Batch) skip(reason string) {

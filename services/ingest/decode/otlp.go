@@ -2,7 +2,6 @@ package decode
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -68,13 +67,23 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 		rl := rls.At(i)
 		resource := attributes(rl.Resource().Attributes())
 		service := serviceFromResource(resource)
+		// Every record's event carries the whole resource.
+		perEvent := eventOverhead + len(service) + labelsSize(resource)
 		sls := rl.ScopeLogs()
 		for j := 0; j < sls.Len(); j++ {
 			lrs := sls.At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
 				path := func() string { return fmt.Sprintf("scopeLogs[%d].logRecords[%d]", j, k) }
+				if err := batch.charge(perEvent, o, func() string {
+					return fmt.Sprintf("resourceLogs[%d] has %d attributes, copied into each of its records", i, len(resource))
+				}); err != nil {
+					return nil, err
+				}
 				e := logEvent(lr, service, resource, o.Now)
+				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
+					return nil, err
+				}
 				if err := seal(e, SourceOTLP, o.Now, e.Body); err != nil {
 					c.addInvalid(i, err, func(field string) string {
 						switch {
@@ -114,7 +123,7 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 		Kind:     event.KindLog,
 		Time:     now,
 		Service:  service,
-		Resource: maps.Clone(resource),
+		Resource: resource, // shared by the resource's records, read-only
 		Labels:   attributes(lr.Attributes()),
 		Severity: logSeverity(lr.SeverityNumber(), lr.SeverityText()),
 	}
@@ -196,6 +205,7 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		m.item = i
 		m.resource = attributes(rm.Resource().Attributes())
 		m.service = serviceFromResource(m.resource)
+		m.resourceSize = labelsSize(m.resource)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
@@ -219,6 +229,8 @@ type metricDecoder struct {
 	item     int
 	resource map[string]string
 	service  string
+	// resourceSize is labelsSize(resource), charged for every point.
+	resourceSize int
 }
 
 func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
@@ -337,6 +349,11 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 	if len(m.batch.Events) >= m.o.MaxEvents {
 		return tooManyEvents(m.o.MaxEvents)
 	}
+	if err := m.batch.charge(eventOverhead+len(m.service)+m.resourceSize+labelsSize(labels)+64+len(name)+len(typ)+len(unit), m.o, func() string {
+		return fmt.Sprintf("resourceMetrics[%d] has %d attributes, copied into each of its points", m.item, len(m.resource))
+	}); err != nil {
+		return err
+	}
 	// Path of the data point, for the fields that belong to it rather than to
 	// the value (.count, .sum and quantileValues[q] name the value).
 	point := path
@@ -352,7 +369,7 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		Kind:     event.KindMetric,
 		Time:     ts.AsTime(),
 		Service:  m.service,
-		Resource: maps.Clone(m.resource),
+		Resource: m.resource, // shared by the resource's points, read-only
 		Labels:   labels,
 	}
 	e.Body = metricBody(name, &v, typ, unit)

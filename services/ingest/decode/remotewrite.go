@@ -3,7 +3,6 @@ package decode
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"strings"
 	"time"
@@ -221,6 +220,18 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 	}
 	typ, unit := promType(name, meta)
 	service := serviceFrom(labels, promServiceLabels)
+	// Every sample's event carries every label of the series: refuse a
+	// request whose expansion is over the limit before building one.
+	perEvent := eventOverhead + len(service) + labelsSize(labels) + 64 + len(name) + len(typ) + len(unit)
+	if err := batch.charge(perEvent*len(samples), o, func() string {
+		return fmt.Sprintf("series %d has %d samples, each an event carrying its %d labels", i, len(samples), len(labels))
+	}); err != nil {
+		return err
+	}
+	// One fingerprint and one label map for the whole series, shared by its
+	// events (read-only from here): a copy per sample cost 17 KB per event
+	// with 128 labels.
+	fingerprint := event.Fingerprint(event.KindMetric, service, labels, nil)
 	for j, s := range samples {
 		switch {
 		case math.Float64bits(s.value) == staleNaN:
@@ -235,10 +246,11 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 		}
 		value := s.value
 		e := &event.Envelope{
-			Kind:    event.KindMetric,
-			Time:    time.UnixMilli(s.ms),
-			Service: service,
-			Labels:  maps.Clone(labels),
+			Kind:        event.KindMetric,
+			Time:        time.UnixMilli(s.ms),
+			Service:     service,
+			Labels:      labels,
+			Fingerprint: fingerprint,
 		}
 		e.Body = metricBody(name, &value, typ, unit)
 		if err := seal(e, SourcePrometheus, o.Now, float64Bytes(value)); err != nil {

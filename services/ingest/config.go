@@ -45,6 +45,13 @@ type Config struct {
 	// make; Burst how many it may make at once. Defaults 100 and 200.
 	RatePerToken float64 `yaml:"rate_per_token"`
 	Burst        int     `yaml:"burst"`
+	// AuthFailureRate is the sustained requests per second with a missing
+	// or wrong token one client address may make; AuthFailureBurst how many
+	// at once. Past them every request from that address is answered 429
+	// (valid tokens included, or guessing would not be slowed) until the
+	// bucket refills. Defaults 1 and 10.
+	AuthFailureRate  float64 `yaml:"auth_failure_rate"`
+	AuthFailureBurst int     `yaml:"auth_failure_burst"`
 	// PublishTimeout bounds how long a request waits for the Publisher.
 	// Default 10 s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
@@ -54,13 +61,18 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxBodyBytes    = 10 << 20
-	DefaultMaxDecodedBytes = 10 << 20
-	DefaultMaxEvents       = 10_000
-	DefaultRatePerToken    = 100
-	DefaultBurst           = 200
-	DefaultPublishTimeout  = 10 * time.Second
-	DefaultRetryAfter      = time.Second
+	DefaultMaxBodyBytes     = 10 << 20
+	DefaultMaxDecodedBytes  = 10 << 20
+	DefaultMaxEvents        = 10_000
+	DefaultRatePerToken     = 100
+	DefaultBurst            = 200
+	DefaultAuthFailureRate  = 1
+	DefaultAuthFailureBurst = 10
+	// MaxAuthFailureClients bounds the client addresses whose failures are
+	// remembered; when full, the ones whose bucket refilled are forgotten.
+	MaxAuthFailureClients = 10_000
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultRetryAfter     = time.Second
 )
 
 // withDefaults fills the zero fields.
@@ -82,6 +94,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Burst == 0 {
 		c.Burst = DefaultBurst
+	}
+	if c.AuthFailureRate == 0 {
+		c.AuthFailureRate = DefaultAuthFailureRate
+	}
+	if c.AuthFailureBurst == 0 {
+		c.AuthFailureBurst = DefaultAuthFailureBurst
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
@@ -130,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.Burst < 0 {
 		bad("burst", "is %d, want > 0", c.Burst)
+	}
+	if c.AuthFailureRate < 0 {
+		bad("auth_failure_rate", "is %g, want > 0", c.AuthFailureRate)
+	}
+	if c.AuthFailureBurst < 0 {
+		bad("auth_failure_burst", "is %d, want > 0", c.AuthFailureBurst)
 	}
 	if c.PublishTimeout < 0 {
 		bad("publish_timeout", "is %s, want > 0", c.PublishTimeout)

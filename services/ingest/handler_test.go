@@ -97,6 +97,7 @@ type request struct {
 	body                                       []byte
 	unknownLength                              bool
 	idempotencyKeys                            []string // one Idempotency-Key header each
+	remote                                     string   // RemoteAddr; httptest's default when empty
 }
 
 func (r request) do(h http.Handler) *httptest.ResponseRecorder {
@@ -111,6 +112,9 @@ func (r request) do(h http.Handler) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, r.path, body)
 	if r.unknownLength {
 		req.ContentLength = -1
+	}
+	if r.remote != "" {
+		req.RemoteAddr = r.remote
 	}
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)

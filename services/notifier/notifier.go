@@ -39,6 +39,9 @@ type Processor struct {
 	routes *amconfig.Config // nil: no routes configured
 	client *webhook.Client
 	log    zerolog.Logger
+	// integrations are the receivers' integrations, by receiver name, in
+	// the order of their idempotency keys.
+	integrations map[string][]*integration
 
 	// delivered remembers (transition, receiver, webhook) deliveries that
 	// got a 2xx, so that a redelivered incident event does not notify
@@ -76,6 +79,9 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	if cfg.Routes != "" {
 		var err error
 		if p.routes, err = amconfig.Load(cfg.Routes); err != nil {
+			return nil, err
+		}
+		if p.integrations, err = buildIntegrations(p.routes, p); err != nil {
 			return nil, err
 		}
 	} else {
@@ -169,73 +175,61 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 	return errors.Join(failed...)
 }
 
-// deliverTo sends inc to every webhook of recv; it returns the transient
-// failures.
+// deliverTo sends inc to every integration of recv; it returns the
+// transient failures (the permanent ones are logged: trying again cannot
+// help).
 func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc webhook.Incident) []error {
-	var failed []error
-	send := func(i int, wc *amconfig.WebhookConfig, body func() ([]byte, error), secretFile string) {
-		// The key names this incident event (its id is unique per
-		// transition) at this receiver's webhook: the same on every retry
-		// and redelivery.
-		key := event.DerivedID(inc.Time(), p.current.eventID, recv.Name, fmt.Sprint(i))
-		if _, done := p.delivered.Get(key); done {
-			return
-		}
-		url := wc.URL
-		if wc.URLFile != "" {
-			data, err := config.ReadSecretFile(wc.URLFile)
-			if err != nil {
-				// A file that is not there yet is an operator's fix away:
-				// the event comes again.
-				failed = append(failed, fmt.Errorf("receiver %s: url_file: %w", recv.Name, err))
-				return
-			}
-			url = strings.TrimSpace(data)
-		}
-		b, err := body()
-		if err != nil {
-			p.log.Error().Err(err).Str("receiver", recv.Name).Msg("payload not built: not delivered")
-			return
-		}
-		req := webhook.Request{Receiver: recv.Name, URL: url, Body: b, IdempotencyKey: key}
-		if secretFile != "" {
-			secret, err := webhook.ReadSecretFile(secretFile)
-			if err != nil {
-				failed = append(failed, fmt.Errorf("receiver %s: secret_file: %w", recv.Name, err))
-				return
-			}
-			req.Secrets = [][]byte{secret}
-		}
-		if req.Header, err = authHeader(wc.HTTPConfig); err != nil {
-			failed = append(failed, fmt.Errorf("receiver %s: http_config: %w", recv.Name, err))
-			return
-		}
-		if _, err := p.client.Deliver(ctx, req); err != nil {
-			if errs.IsPermanent(err) {
-				p.log.Error().Err(err).Str("receiver", recv.Name).Str("incident_id", inc.ID).Msg("receiver refused the incident: not retried")
-				return
-			}
-			failed = append(failed, fmt.Errorf("receiver %s: %w", recv.Name, err))
-			return
-		}
-		p.delivered.Add(key, struct{}{})
-	}
-	resolved := inc.Status == webhook.StatusResolved
-	for i, wc := range recv.WebhookConfigs {
-		if resolved && !wc.SendResolved {
-			continue
-		}
-		send(i, wc, func() ([]byte, error) {
-			return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: recv.Name, ExternalURL: p.cfg.ExternalURL})
-		}, "")
-	}
-	for i, wc := range recv.AiopsWebhookConfigs {
-		if resolved && !wc.SendResolved {
-			continue
-		}
-		send(len(recv.WebhookConfigs)+i, &wc.WebhookConfig, func() ([]byte, error) { return webhook.Generic(inc) }, wc.SecretFile)
+	failed, refused := p.deliver(ctx, recv.Name, p.current.eventID, inc)
+	for _, err := range refused {
+		p.log.Error().Err(err).Str("receiver", recv.Name).Str("incident_id", inc.ID).Msg("receiver refused the incident: not retried")
 	}
 	return failed
+}
+
+// deliver sends inc to every integration of the receiver named name, each
+// under the idempotency key of this incident event (eventID: its id is
+// unique per transition) at that integration: the same on every retry and
+// redelivery. An integration that answered 2xx for the key is not sent it
+// again. It returns the transient failures and the permanent ones apart.
+func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error) {
+	for i, ig := range p.integrations[name] {
+		if inc.Status == webhook.StatusResolved && !ig.sendResolved {
+			continue
+		}
+		key := event.DerivedID(inc.Time(), eventID, name, fmt.Sprint(i))
+		if _, done := p.delivered.Get(key); done {
+			continue
+		}
+		err := ig.send(ctx, key, inc)
+		switch {
+		case err == nil:
+			p.delivered.Add(key, struct{}{})
+		case errs.IsPermanent(err):
+			refused = append(refused, fmt.Errorf("%s: %w", ig.path, err))
+		default:
+			failed = append(failed, fmt.Errorf("receiver %s: %s: %w", name, ig.path, err))
+		}
+	}
+	return failed, refused
+}
+
+// SendTest delivers inc to the receiver named name through the path every
+// incident takes (payloads, templates, signing, retries, breaker, rate
+// limit), under a fresh idempotency key; nil once every integration of the
+// receiver answered 2xx.
+func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incident) error {
+	if p.routes == nil {
+		return fmt.Errorf("%w: notifier.routes is not set", ErrInvalidConfig)
+	}
+	if _, ok := p.routes.Receiver(name); !ok {
+		return fmt.Errorf("%w: no receiver %q", ErrInvalidConfig, name)
+	}
+	if len(p.integrations[name]) == 0 {
+		return fmt.Errorf("%w: receiver %q has no integrations", ErrInvalidConfig, name)
+	}
+	p.current.id, p.current.service, p.current.eventID = inc.ID, inc.Service, event.DerivedID(time.Now(), "send-test", name)
+	failed, refused := p.deliver(ctx, name, p.current.eventID, inc)
+	return errors.Join(append(refused, failed...)...)
 }
 
 // authHeader is the Authorization header http_config asks for: an
@@ -371,4 +365,292 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	return &Service{Stage: st, proc: proc}, nil
+}
+
+// integration is one entry of a receiver (a webhook_configs item, a
+// pagerduty_configs item, ...), ready to send an incident.
+type integration struct {
+	// path is where the entry is in the file, for errors and logs.
+	path         string
+	sendResolved bool
+	// send delivers inc under key; errors are permanent (errs) when trying
+	// again cannot help.
+	send func(ctx context.Context, key string, inc webhook.Incident) error
+}
+
+// buildIntegrations compiles every receiver's integrations: their
+// templates are parsed and rendered once on sample incidents, so that a
+// template that cannot work fails at start, naming its key.
+func buildIntegrations(cfg *amconfig.Config, p *Processor) (map[string][]*integration, error) {
+	out := map[string][]*integration{}
+	var problems []error
+	for _, r := range cfg.Receivers {
+		igs, err := receiverIntegrations(r, p)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		out[r.Name] = igs
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(problems...))
+	}
+	return out, nil
+}
+
+// templates compiles the text templates of one integration entry.
+type templates struct {
+	path string
+	errs []error
+}
+
+// text compiles one text key; nil when the key is empty.
+func (t *templates) text(key, text string) *webhook.Template {
+	return t.compile(key, text, webhook.TemplateText)
+}
+
+func (t *templates) compile(key, text string, format webhook.TemplateFormat) *webhook.Template {
+	if text == "" {
+		return nil
+	}
+	tt, err := webhook.ParseTemplate(t.path+"."+key, text, format)
+	if err == nil {
+		err = tt.Check()
+	}
+	if err != nil {
+		t.errs = append(t.errs, err)
+		return nil
+	}
+	return tt
+}
+
+// render renders a compiled text key, or gives def when the key was empty.
+func render(t *webhook.Template, inc webhook.Incident, def string) (string, error) {
+	if t == nil {
+		return def, nil
+	}
+	b, err := t.Render(inc)
+	return strings.TrimSpace(string(b)), err
+}
+
+// renderAll renders each template into its string, stopping at the first
+// error.
+func renderAll(inc webhook.Incident, dst map[*string]*webhook.Template) error {
+	for p, t := range dst {
+		v, err := render(t, inc, *p)
+		if err != nil {
+			return err
+		}
+		*p = v
+	}
+	return nil
+}
+
+// readFile reads a secret or URL file when sending: a file that is not
+// there yet is an operator's fix away, so the error is transient (the
+// event comes again).
+func readFile(key, inline, file string) (string, error) {
+	if file == "" {
+		return inline, nil
+	}
+	data, err := config.ReadSecretFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	return strings.TrimSpace(data), nil
+}
+
+func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, error) {
+	var out []*integration
+	var errs []error
+	// post sends one body built by body, to the URL (or URL file), with
+	// http_config's authentication and, with a secret file, signed.
+	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+		return func(ctx context.Context, key string, inc webhook.Incident) error {
+			u, err := readFile("url_file", url, urlFile)
+			if err != nil {
+				return err
+			}
+			b, err := body(inc)
+			if err != nil {
+				return err
+			}
+			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType}
+			if secretFile != "" {
+				secret, err := webhook.ReadSecretFile(secretFile)
+				if err != nil {
+					return fmt.Errorf("secret_file: %w", err)
+				}
+				req.Secrets = [][]byte{secret}
+			}
+			if req.Header, err = authHeader(hc); err != nil {
+				return fmt.Errorf("http_config: %w", err)
+			}
+			_, err = p.client.Deliver(ctx, req)
+			return err
+		}
+	}
+
+	for _, wc := range r.WebhookConfigs {
+		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+				return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: r.Name, ExternalURL: p.cfg.ExternalURL})
+			})})
+	}
+	for _, wc := range r.AiopsWebhookConfigs {
+		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
+	}
+
+	for _, c := range r.PagerDutyConfigs {
+		c := c
+		t := &templates{path: c.Path}
+		tpl := map[string]*webhook.Template{
+			"description": t.text("description", c.Description), "source": t.text("source", c.Source),
+			"severity": t.text("severity", c.Severity), "class": t.text("class", c.Class),
+			"component": t.text("component", c.Component), "group": t.text("group", c.Group),
+			"client": t.text("client", c.Client), "client_url": t.text("client_url", c.ClientURL),
+		}
+		details := map[string]*webhook.Template{}
+		for k, v := range c.Details {
+			details[k] = t.text("details."+k, v)
+		}
+		errs = append(errs, t.errs...)
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+			send: post(c.Path, c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
+				if err != nil {
+					return nil, err
+				}
+				pd := webhook.PagerDutyConfig{RoutingKey: key, Details: map[string]string{}}
+				for _, img := range c.Images {
+					pd.Images = append(pd.Images, webhook.PagerDutyImage{Src: img.Src, Href: img.Href, Alt: img.Alt})
+				}
+				for _, l := range c.Links {
+					pd.Links = append(pd.Links, webhook.PagerDutyLink(l))
+				}
+				err = renderAll(inc, map[*string]*webhook.Template{
+					&pd.Summary: tpl["description"], &pd.Source: tpl["source"], &pd.Severity: tpl["severity"],
+					&pd.Class: tpl["class"], &pd.Component: tpl["component"], &pd.Group: tpl["group"],
+					&pd.Client: tpl["client"], &pd.ClientURL: tpl["client_url"],
+				})
+				for k, dt := range details {
+					if err == nil {
+						pd.Details[k], err = render(dt, inc, "")
+					}
+				}
+				if err != nil {
+					return nil, err
+				}
+				return webhook.PagerDuty(inc, pd)
+			})})
+	}
+
+	for _, c := range r.SlackConfigs {
+		c := c
+		t := &templates{path: c.Path}
+		title, text := t.text("title", c.Title), t.text("text", c.Text)
+		errs = append(errs, t.errs...)
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+				opts := webhook.SlackOptions{Channel: c.Channel, Username: c.Username, IconEmoji: c.IconEmoji, IconURL: c.IconURL, TitleLink: c.TitleLink}
+				if err := renderAll(inc, map[*string]*webhook.Template{&opts.Title: title, &opts.Text: text}); err != nil {
+					return nil, err
+				}
+				return webhook.Slack(inc, opts)
+			})})
+	}
+
+	for _, c := range r.JiraConfigs {
+		c := c
+		t := &templates{path: c.Path}
+		tpl := map[string]*webhook.Template{
+			"project": t.text("project", c.Project), "issue_type": t.text("issue_type", c.IssueType),
+			"summary": t.text("summary", c.Summary), "description": t.text("description", c.Description),
+			"priority": t.text("priority", c.Priority),
+		}
+		labels := make([]*webhook.Template, len(c.Labels))
+		for i, l := range c.Labels {
+			labels[i] = t.text(fmt.Sprintf("labels[%d]", i), l)
+		}
+		errs = append(errs, t.errs...)
+		jira := &webhook.Jira{Receiver: r.Name, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition}
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+			send: func(ctx context.Context, key string, inc webhook.Incident) error {
+				issue := webhook.JiraIssue{Summary: inc.Title, Description: webhook.DescriptionText(inc)}
+				err := renderAll(inc, map[*string]*webhook.Template{
+					&issue.Project: tpl["project"], &issue.IssueType: tpl["issue_type"], &issue.Summary: tpl["summary"],
+					&issue.Description: tpl["description"], &issue.Priority: tpl["priority"],
+				})
+				for _, l := range labels {
+					var v string
+					if err == nil {
+						v, err = render(l, inc, "")
+					}
+					// Jira labels hold no spaces.
+					if v = strings.ReplaceAll(v, " ", "_"); v != "" {
+						issue.Labels = append(issue.Labels, v)
+					}
+				}
+				if err != nil {
+					return err
+				}
+				h, err := authHeader(c.HTTPConfig)
+				if err != nil {
+					return fmt.Errorf("http_config: %w", err)
+				}
+				jira.Header = h
+				return jira.Notify(ctx, p.client, key, inc, issue)
+			}})
+	}
+
+	for _, c := range r.ServiceNowConfigs {
+		c := c
+		t := &templates{path: c.Path}
+		short, desc, notes := t.text("short_description", c.ShortDescription), t.text("description", c.Description), t.text("close_notes", c.CloseNotes)
+		errs = append(errs, t.errs...)
+		states := map[webhook.Status]string{}
+		for k, v := range c.States {
+			states[webhook.Status(k)] = v
+		}
+		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states}
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+			send: func(ctx context.Context, key string, inc webhook.Incident) error {
+				closeCode := c.CloseCode
+				if closeCode == "" {
+					closeCode = "Solved (Permanently)"
+				}
+				rec := webhook.ServiceNowRecord{ShortDescription: inc.Title, Description: webhook.DescriptionText(inc),
+					AssignmentGroup: c.AssignmentGroup, CallerID: c.CallerID, Category: c.Category, CloseCode: closeCode,
+					CloseNotes: fmt.Sprintf("Resolved in aiops at %s.", inc.Time().UTC().Format("2006-01-02 15:04:05 UTC"))}
+				if err := renderAll(inc, map[*string]*webhook.Template{&rec.ShortDescription: short, &rec.Description: desc, &rec.CloseNotes: notes}); err != nil {
+					return err
+				}
+				h, err := authHeader(c.HTTPConfig)
+				if err != nil {
+					return fmt.Errorf("http_config: %w", err)
+				}
+				sn.Header = h
+				return sn.Notify(ctx, p.client, key, inc, rec)
+			}})
+	}
+
+	for _, c := range r.TemplateConfigs {
+		c := c
+		t := &templates{path: c.Path}
+		format := webhook.TemplateText
+		if strings.Contains(strings.ToLower(c.ContentType), "json") {
+			format = webhook.TemplateJSON
+		}
+		body := t.compile("template", c.Template, format)
+		errs = append(errs, t.errs...)
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+			send: post(c.Path, c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
+				return body.Render(inc)
+			})})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -261,5 +262,226 @@ receivers:
 	}
 	if r := h.Feed(inCluster("us-1"))[0]; r.Outcome != stagetest.Naked || !strings.Contains(r.Err.Error(), "secret_file") {
 		t.Fatalf("a missing secret file: %v %v, want naked naming secret_file", r.Outcome, r.Err)
+	}
+}
+
+// call is one request a fake API got.
+type call struct {
+	Method, Path, Query string
+	Header              http.Header
+	Body                []byte
+}
+
+// answer is what a fake API answers; hang holds the request until the
+// client gives up (a timeout).
+type answer struct {
+	code   int
+	header map[string]string
+	body   string
+	hang   bool
+}
+
+// fakeAPI is a real HTTP server whose answers a test scripts, recording
+// every request.
+type fakeAPI struct {
+	mu    sync.Mutex
+	calls []call
+	srv   *httptest.Server
+}
+
+func newFakeAPI(t *testing.T, handle func(c call) answer) *fakeAPI {
+	f := &fakeAPI{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		c := call{Method: req.Method, Path: req.URL.Path, Query: req.URL.RawQuery, Header: req.Header.Clone(), Body: body}
+		f.mu.Lock()
+		f.calls = append(f.calls, c)
+		a := handle(c)
+		f.mu.Unlock()
+		if a.hang {
+			<-req.Context().Done()
+			return
+		}
+		for k, v := range a.header {
+			w.Header().Set(k, v)
+		}
+		if a.code == 0 {
+			a.code = 200
+		}
+		w.WriteHeader(a.code)
+		io.WriteString(w, a.body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAPI) got() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
+}
+
+// sleeps records the waits of the delivery client, which does not wait.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+// start runs a notifier on the Alertmanager configuration yml, written in
+// dir beside the files a test put there, with a 300ms attempt timeout and
+// waits recorded instead of slept.
+func start(t *testing.T, dir, yml string) (*stagetest.Harness, *sleeps) {
+	t.Helper()
+	routes := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &sleeps{}
+	proc, err := NewProcessor(Config{Routes: routes, Delivery: webhook.Config{Timeout: 300 * time.Millisecond}}, zerolog.Nop(),
+		webhook.WithClock(time.Now, s.sleep), webhook.WithJitter(func() float64 { return 0.5 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stagetest.Start(t, proc, stage.Config{Name: "notifier"}), s
+}
+
+// lifecycle is the opened, acknowledged and resolved events of one
+// critical incident of payments-db (team dba), as the correlator publishes
+// them.
+func lifecycle(t *testing.T) (opened, acked, resolved *event.Envelope) {
+	t.Helper()
+	cat, err := correlate.ParseCatalog([]byte("services:\n  payments-db: {team: dba}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := correlate.New(correlate.Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := c.Observe(correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: "fp-db", Service: "payments-db", Name: "DBDown",
+		Severity: event.SeverityCritical, Time: t0, EventID: event.DerivedID(t0, "db")})
+	envelope := func(u correlate.Update, err error) *event.Envelope {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := correlate.Envelope(u, u.Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	opened = envelope(ups[0], nil)
+	id := ups[0].State.IncidentID
+	acked = envelope(c.Apply(correlate.Command{IncidentID: id, Action: "ack", By: "alice", Time: t0.Add(time.Minute)}))
+	resolved = envelope(c.Apply(correlate.Command{IncidentID: id, Action: "resolve", By: "alice", Time: t0.Add(10 * time.Minute)}))
+	return opened, acked, resolved
+}
+
+func feedAcked(t *testing.T, h *stagetest.Harness, e *event.Envelope) {
+	t.Helper()
+	if r := h.Feed(e)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("incident event %s: %v %v, want acked", e.ID, r.Outcome, r.Err)
+	}
+}
+
+func jsonOf(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return m
+}
+
+// PagerDuty: trigger, acknowledge and resolve of one incident carry one
+// dedup_key (the incident id); 5xx are retried with backoff, a 429 after
+// its Retry-After, each retry with the webhook-id of its first attempt;
+// redelivered incident events send nothing again.
+func TestPagerDutyLifecycle(t *testing.T) {
+	n := 0
+	pd := newFakeAPI(t, func(c call) answer {
+		n++
+		switch n {
+		case 1, 2: // the trigger: two 5xx
+			return answer{code: 503}
+		case 4: // the acknowledge: throttled
+			return answer{code: 429, header: map[string]string{"Retry-After": "7"}}
+		}
+		return answer{code: 202, body: `{"status":"success","dedup_key":"x"}`}
+	})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600)
+	h, slept := start(t, dir, `
+route: {receiver: pager}
+receivers:
+- name: pager
+  pagerduty_configs:
+  - routing_key_file: `+filepath.Join(dir, "pd.key")+`
+    url: `+pd.srv.URL+`/v2/enqueue
+    description: '{{ .Service }}: {{ .Title }}'
+    details: {owner_team: '{{ .Team }}'}
+    links: [{href: 'https://grafana.example.com/d/db', text: dashboard}]
+`)
+	opened, acked, resolved := lifecycle(t)
+	for _, e := range []*event.Envelope{opened, acked, resolved} {
+		feedAcked(t, h, e)
+	}
+	calls := pd.got()
+	if len(calls) != 6 {
+		t.Fatalf("%d requests, want 6: trigger 503, 503, 202; acknowledge 429, 202; resolve 202", len(calls))
+	}
+	wantActions := []string{"trigger", "trigger", "trigger", "acknowledge", "acknowledge", "resolve"}
+	var id string
+	for i, c := range calls {
+		m := jsonOf(t, c.Body)
+		if c.Method != "POST" || c.Path != "/v2/enqueue" || m["event_action"] != wantActions[i] || m["routing_key"] != "R0UT1NGKEY" {
+			t.Fatalf("request %d: %s %s %s", i+1, c.Method, c.Path, c.Body)
+		}
+		if i == 0 {
+			id = m["dedup_key"].(string)
+		}
+		if m["dedup_key"] != id || id == "" {
+			t.Fatalf("request %d: dedup_key %v, want %q on every transition", i+1, m["dedup_key"], id)
+		}
+		if c.Header.Get("webhook-signature") != "" {
+			t.Fatalf("request %d is signed: PagerDuty has no secret", i+1)
+		}
+	}
+	for _, same := range [][]int{{0, 1, 2}, {3, 4}} {
+		for _, i := range same[1:] {
+			if calls[i].Header.Get("webhook-id") != calls[same[0]].Header.Get("webhook-id") {
+				t.Fatalf("request %d: a retry with another webhook-id", i+1)
+			}
+		}
+	}
+	if calls[0].Header.Get("webhook-id") == calls[3].Header.Get("webhook-id") || calls[3].Header.Get("webhook-id") == calls[5].Header.Get("webhook-id") {
+		t.Fatal("two transitions share a webhook-id")
+	}
+	p := jsonOf(t, calls[2].Body)["payload"].(map[string]any)
+	if !strings.HasPrefix(p["summary"].(string), "payments-db: ") || p["severity"] != "critical" ||
+		p["custom_details"].(map[string]any)["owner_team"] != "dba" {
+		t.Fatalf("trigger payload %v", p)
+	}
+	if links := jsonOf(t, calls[2].Body)["links"].([]any); links[len(links)-1].(map[string]any)["text"] != "dashboard" {
+		t.Fatalf("links %v", links)
+	}
+	// Backoff 500ms then 1s, each halved by the jitter; then Retry-After.
+	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, 7 * time.Second}
+	if fmt.Sprint(slept.d) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", slept.d, want)
+	}
+	for _, e := range []*event.Envelope{opened, acked, resolved} {
+		feedAcked(t, h, e) // redelivered
+	}
+	if again := pd.got(); len(again) != 6 {
+		t.Fatalf("redelivered incident events were sent again: %d requests", len(again))
 	}
 }

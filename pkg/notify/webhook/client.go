@@ -93,6 +93,9 @@ type Request struct {
 	Header http.Header
 	// ContentType defaults to "application/json".
 	ContentType string
+	// Method defaults to POST; GET, PUT and PATCH serve the ticketing
+	// APIs (a search, an update). A GET sends no body.
+	Method string
 }
 
 // Result says what happened to one delivery.
@@ -367,8 +370,8 @@ func (c *Client) AllStats() []ReceiverStats {
 	return out
 }
 
-// Deliver POSTs req.Body to req.URL until a 2xx, a permanent failure, or
-// the end of the retries, and reports every attempt to the Recorder. It
+// Deliver sends req.Body to req.URL (a POST unless req.Method says) until
+// a 2xx, a permanent failure, or the end of the retries, and reports every attempt to the Recorder. It
 // returns nil only when the receiver answered 2xx, after which nothing
 // more is sent. A permanent error (errs.IsPermanent: ErrInvalidRequest,
 // ErrBodyTooLarge, ErrRedirect, ErrRejected) will not go away by trying
@@ -541,14 +544,20 @@ type outcome struct {
 func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(actx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	var reqBody io.Reader
+	if req.Method != http.MethodGet {
+		reqBody = bytes.NewReader(req.Body)
+	}
+	hr, err := http.NewRequestWithContext(actx, req.Method, req.URL, reqBody)
 	if err != nil { // check parsed the URL already
 		return outcome{err: errs.Permanent(fmt.Errorf("%w: cannot build the request", ErrInvalidRequest))}
 	}
 	for k, vs := range req.Header {
 		hr.Header[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
-	hr.Header.Set("Content-Type", req.ContentType)
+	if reqBody != nil {
+		hr.Header.Set("Content-Type", req.ContentType)
+	}
 	if hr.Header.Get("User-Agent") == "" {
 		hr.Header.Set("User-Agent", c.cfg.UserAgent)
 	}
@@ -674,6 +683,17 @@ func (c *Client) check(req *Request) error {
 	}
 	if req.ContentType == "" {
 		req.ContentType = "application/json"
+	}
+	switch req.Method {
+	case "":
+		req.Method = http.MethodPost
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	case http.MethodGet:
+		if len(req.Body) > 0 {
+			return bad("receiver %s: a GET has no body", req.Receiver)
+		}
+	default:
+		return bad("receiver %s: method %q, want POST, PUT, PATCH or GET", req.Receiver, req.Method)
 	}
 	if strings.ContainsFunc(req.ContentType, isControl) {
 		return bad("receiver %s: content type has control characters", req.Receiver)

@@ -29,6 +29,35 @@ type PagerDutyConfig struct {
 	// error, warning or info. Default error, as Alertmanager's PagerDuty
 	// integration sends.
 	DefaultSeverity string `yaml:"default_severity" json:"default_severity"`
+
+	// Overrides of what a trigger says, as an Alertmanager file's
+	// pagerduty_configs set them (the notifier renders their templates per
+	// incident): Summary replaces the title, the others the fields of the
+	// same name; empty keeps what the incident says. Severity must be
+	// critical, error, warning or info. Details are added to
+	// custom_details; Images and Links come after the incident's links.
+	Summary   string            `yaml:"-" json:"-"`
+	Source    string            `yaml:"-" json:"-"`
+	Severity  string            `yaml:"-" json:"-"`
+	Class     string            `yaml:"-" json:"-"`
+	Component string            `yaml:"-" json:"-"`
+	Group     string            `yaml:"-" json:"-"`
+	Details   map[string]string `yaml:"-" json:"-"`
+	Images    []PagerDutyImage  `yaml:"-" json:"-"`
+	Links     []PagerDutyLink   `yaml:"-" json:"-"`
+}
+
+// PagerDutyImage is an image shown with a PagerDuty alert.
+type PagerDutyImage struct {
+	Src  string `json:"src"`
+	Href string `json:"href,omitempty"`
+	Alt  string `json:"alt,omitempty"`
+}
+
+// PagerDutyLink is a link shown with a PagerDuty alert.
+type PagerDutyLink struct {
+	Href string `json:"href"`
+	Text string `json:"text,omitempty"`
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -51,6 +80,8 @@ func (c PagerDutyConfig) Validate() error {
 		return invalid("default_severity", "%q, want critical, error, warning or info", c.DefaultSeverity)
 	case c.ClientURL != "" && !absoluteURL(c.ClientURL):
 		return invalid("client_url", "not an absolute http or https URL")
+	case c.Severity != "" && c.Severity != "critical" && c.Severity != "error" && c.Severity != "warning" && c.Severity != "info":
+		return invalid("severity", "%q, want critical, error, warning or info", c.Severity)
 	}
 	return nil
 }
@@ -83,7 +114,8 @@ const (
 // PagerDuty builds an alert event of PagerDuty's Events API v2 (POST it to
 // PagerDutyEventsURL). The incident's status chooses event_action: open is
 // trigger, acknowledged is acknowledge, resolved is resolve; dedup_key is
-// the incident id, so every transition of an incident lands on one
+// the incident id (the same on trigger, acknowledge and resolve, on every
+// retry and after a restart), so every transition of an incident lands on one
 // PagerDuty alert (a trigger after a resolve opens a new one, as a
 // reopened incident should). A trigger carries payload.summary (the title,
 // at most 1024 characters), source (the service, else "aiops"), severity
@@ -125,6 +157,9 @@ func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
 			"services":    nonNil(in.Services),
 			"members":     in.memberCount(),
 		}
+		for k, v := range cfg.Details {
+			details[k] = v
+		}
 		for k, v := range map[string]string{"summary": in.Summary, "owner": in.Owner, "assignee": in.Assignee, "runbook": in.Runbook, "url": in.URL} {
 			if v != "" {
 				details[k] = v
@@ -147,10 +182,17 @@ func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
 		if len(in.Labels) > 0 {
 			details["labels"] = in.Labels
 		}
+		or := func(override, v string) string {
+			if override != "" {
+				return override
+			}
+			return v
+		}
+		severity := pdSeverity(in.severity(), cfg.DefaultSeverity)
 		ev.Payload = &pdPayload{
-			Summary: cut(in.Title, pdSummaryMax), Source: source, Severity: pdSeverity(in.severity(), cfg.DefaultSeverity),
-			Timestamp: utc(in.Time()).Format("2006-01-02T15:04:05.000Z07:00"), Component: in.Service, Group: in.Team,
-			Class: "aiops.incident", CustomDetails: details,
+			Summary: cut(or(cfg.Summary, in.Title), pdSummaryMax), Source: or(cfg.Source, source), Severity: or(cfg.Severity, severity),
+			Timestamp: utc(in.Time()).Format("2006-01-02T15:04:05.000Z07:00"), Component: or(cfg.Component, in.Service),
+			Group: or(cfg.Group, in.Team), Class: or(cfg.Class, "aiops.incident"), CustomDetails: details,
 		}
 		if in.URL != "" {
 			ev.Links = append(ev.Links, pdLink{Href: in.URL, Text: "Incident in aiops"})
@@ -158,6 +200,10 @@ func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
 		if in.Runbook != "" {
 			ev.Links = append(ev.Links, pdLink{Href: in.Runbook, Text: "Runbook"})
 		}
+		for _, l := range cfg.Links {
+			ev.Links = append(ev.Links, pdLink(l))
+		}
+		ev.Images = cfg.Images
 	}
 	b, err := marshal(ev)
 	if err != nil {
@@ -177,13 +223,14 @@ func pdSeverity(s event.Severity, def string) string {
 }
 
 type pdEvent struct {
-	RoutingKey  string     `json:"routing_key"`
-	EventAction string     `json:"event_action"`
-	DedupKey    string     `json:"dedup_key"`
-	Payload     *pdPayload `json:"payload,omitempty"`
-	Client      string     `json:"client,omitempty"`
-	ClientURL   string     `json:"client_url,omitempty"`
-	Links       []pdLink   `json:"links,omitempty"`
+	RoutingKey  string           `json:"routing_key"`
+	EventAction string           `json:"event_action"`
+	DedupKey    string           `json:"dedup_key"`
+	Payload     *pdPayload       `json:"payload,omitempty"`
+	Client      string           `json:"client,omitempty"`
+	ClientURL   string           `json:"client_url,omitempty"`
+	Links       []pdLink         `json:"links,omitempty"`
+	Images      []PagerDutyImage `json:"images,omitempty"`
 }
 
 type pdPayload struct {

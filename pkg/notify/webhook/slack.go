@@ -16,6 +16,11 @@ type SlackOptions struct {
 	Channel   string
 	Username  string
 	IconEmoji string
+	IconURL   string
+	// Title, when set, replaces the header line; TitleLink adds a link to
+	// it. Text, when set, replaces the summary. Both are plain text (they
+	// are escaped), rendered by the caller (slack_configs' templates).
+	Title, TitleLink, Text string
 }
 
 // Slack limits this builder keeps to (Block Kit reference).
@@ -39,6 +44,13 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	}
 	sev := in.severity()
 	headline := fmt.Sprintf("%s [%s] %s", slackEmoji(in.Status), strings.ToUpper(string(in.Transition)), in.Title)
+	if opts.Title != "" {
+		headline = opts.Title
+	}
+	summary := in.Summary
+	if opts.Text != "" {
+		summary = opts.Text
+	}
 
 	var fields []slackText
 	field := func(name, value string) {
@@ -57,8 +69,11 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	field("Resolved", slackTime(in.ResolvedAt))
 
 	blocks := []slackBlock{{Type: "header", Text: &slackText{Type: "plain_text", Text: cut(headline, slackHeaderMax), Emoji: true}}}
-	if in.Summary != "" {
-		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn(cut(slackEscape(in.Summary), slackTextMax)))})
+	if opts.TitleLink != "" {
+		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn(slackLink(opts.TitleLink, cut(headline, slackHeaderMax))))})
+	}
+	if summary != "" {
+		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn(cut(slackEscape(summary), slackTextMax)))})
 	}
 	blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	if len(in.RootCauses) > 0 {
@@ -122,7 +137,7 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	}
 	b, err := marshal(slackMessage{
 		Text: cut(slackEscape(text), slackTextMax), Blocks: blocks,
-		Channel: opts.Channel, Username: opts.Username, IconEmoji: opts.IconEmoji,
+		Channel: opts.Channel, Username: opts.Username, IconEmoji: opts.IconEmoji, IconURL: opts.IconURL,
 	})
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("webhook: slack payload of incident %s: %w", in.ID, err))
@@ -136,6 +151,7 @@ type slackMessage struct {
 	Channel   string       `json:"channel,omitempty"`
 	Username  string       `json:"username,omitempty"`
 	IconEmoji string       `json:"icon_emoji,omitempty"`
+	IconURL   string       `json:"icon_url,omitempty"`
 }
 
 type slackBlock struct {

@@ -1,0 +1,329 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// Deliverer sends one request with retries: Client.Deliver. The ticketing
+// integrations (Jira, ServiceNow) take one so that every step of theirs
+// goes through the same retries, circuit breaker, rate limit and records
+// as a webhook.
+type Deliverer interface {
+	Deliver(ctx context.Context, req Request) (Result, error)
+}
+
+// ErrUnexpectedResponse (permanent) is a 2xx whose body is not what the
+// API documents (no issue key after a create, say).
+var ErrUnexpectedResponse = errors.New("unexpected response")
+
+// Jira limits (Alertmanager's too).
+const (
+	jiraSummaryMax     = 255
+	jiraDescriptionMax = 32767
+	// jiraKeysMax bounds the issue keys a Jira remembers between its
+	// searches (see Jira.keys).
+	jiraKeysMax = 10_000
+)
+
+// JiraIssue is what a Jira issue of an incident says, rendered by the
+// caller (jira_configs' templates).
+type JiraIssue struct {
+	Project, IssueType, Summary, Description, Priority string
+	Labels                                             []string
+}
+
+// Jira keeps one Jira issue per incident through the REST API (v2, or v3
+// when APIURL ends in /3): it creates the issue when the incident opens,
+// comments when it is updated or acknowledged, applies ResolveTransition
+// when it resolves and ReopenTransition when it reopens. The issue carries
+// the label JiraLabel(incident id), and every notification first finds the
+// issue with a JQL search on that label, so a restarted notifier (or
+// another instance) continues the same issue instead of opening a second.
+type Jira struct {
+	// Receiver names the receiver (breaker, rate limit, records).
+	Receiver string
+	// APIURL is the REST API's base: https://jira.example.com/rest/api/2.
+	APIURL string
+	// Header carries the authentication (Authorization).
+	Header http.Header
+	// ResolveTransition and ReopenTransition name workflow transitions;
+	// empty: a comment only.
+	ResolveTransition, ReopenTransition string
+
+	mu sync.Mutex
+	// keys remembers the issue created per incident: Jira's search index
+	// lags behind a create by up to a few seconds, and an update in that
+	// window must not open a second issue.
+	keys map[string]string
+}
+
+// JiraLabel is the label that names an incident's issue.
+func JiraLabel(incidentID string) string { return "aiops-" + incidentID }
+
+// jiraKeyRE is a Jira issue key, the only thing of a response that goes
+// into a URL path.
+var jiraKeyRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*-[0-9]+$`)
+
+// Notify brings the incident's issue up to date with in; key is the
+// notification's idempotency key, from which every step's is derived. A
+// resolved incident without an issue creates none. Errors are permanent
+// when trying again cannot help (a 4xx, a transition the workflow does not
+// have).
+func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident, issue JiraIssue) error {
+	if err := in.Validate(); err != nil {
+		return errs.Permanent(err)
+	}
+	if issue.Project == "" || issue.IssueType == "" {
+		return errs.Permanent(fmt.Errorf("%w: jira: project and issue_type are required", ErrInvalidRequest))
+	}
+	found, done, err := j.search(ctx, d, key, in.ID, issue.Project)
+	if err != nil {
+		return err
+	}
+	if found == "" {
+		found = j.remembered(in.ID)
+	}
+	switch {
+	case in.Status == StatusResolved:
+		if found == "" || done {
+			return nil
+		}
+		if j.ResolveTransition != "" {
+			return j.transition(ctx, d, key, found, j.ResolveTransition)
+		}
+		return j.comment(ctx, d, key, found, in)
+	case found == "" || done && j.ReopenTransition == "":
+		return j.create(ctx, d, key, in, issue)
+	case done:
+		if err := j.transition(ctx, d, key, found, j.ReopenTransition); err != nil {
+			return err
+		}
+		return j.comment(ctx, d, key, found, in)
+	case in.Transition == TransitionOpened:
+		return nil // created already: this is a redelivery
+	}
+	return j.comment(ctx, d, key, found, in)
+}
+
+func (j *Jira) remembered(id string) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.keys[id]
+}
+
+func (j *Jira) remember(id, issueKey string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.keys == nil || len(j.keys) >= jiraKeysMax {
+		j.keys = map[string]string{}
+	}
+	j.keys[id] = issueKey
+}
+
+// v3 tells whether the API takes Atlassian Document Format.
+func (j *Jira) v3() bool { return strings.HasSuffix(strings.TrimSuffix(j.APIURL, "/"), "/3") }
+
+func (j *Jira) url(path ...string) string {
+	return strings.TrimSuffix(j.APIURL, "/") + "/" + strings.Join(path, "/")
+}
+
+// text is a string as the API version wants it: itself, or an Atlassian
+// Document Format paragraph.
+func (j *Jira) text(s string) any {
+	if !j.v3() {
+		return s
+	}
+	return map[string]any{"type": "doc", "version": 1, "content": []any{
+		map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": s}}},
+	}}
+}
+
+func (j *Jira) do(ctx context.Context, d Deliverer, key, step, method, url string, body any) ([]byte, error) {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = marshal(body); err != nil {
+			return nil, errs.Permanent(fmt.Errorf("webhook: jira %s: %w", step, err))
+		}
+	}
+	h := j.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Accept", "application/json")
+	res, err := d.Deliver(ctx, Request{Receiver: j.Receiver, URL: url, Method: method, Body: b, Header: h, IdempotencyKey: key + "-" + step})
+	if err != nil {
+		return nil, fmt.Errorf("jira %s: %w", step, err)
+	}
+	return res.Body, nil
+}
+
+// jqlString quotes s for JQL.
+func jqlString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// search finds the newest issue labelled for the incident: its key and
+// whether its status is in the done category.
+func (j *Jira) search(ctx context.Context, d Deliverer, key, id, project string) (string, bool, error) {
+	jql := fmt.Sprintf("project = %s AND labels = %s ORDER BY created DESC", jqlString(project), jqlString(JiraLabel(id)))
+	// Jira Cloud retired POST /search for /search/jql; Data Center has
+	// only the former (Alertmanager chooses the same way).
+	path := "search"
+	if u, err := url.Parse(j.APIURL); err == nil && strings.HasSuffix(u.Hostname(), ".atlassian.net") {
+		path = "search/jql"
+	}
+	body, err := j.do(ctx, d, key, "search", http.MethodPost, j.url(path), map[string]any{
+		"jql": jql, "maxResults": 1, "fields": []string{"status"},
+	})
+	if err != nil {
+		return "", false, err
+	}
+	var res struct {
+		Issues []struct {
+			Key    string `json:"key"`
+			Fields struct {
+				Status struct {
+					StatusCategory struct {
+						Key string `json:"key"`
+					} `json:"statusCategory"`
+				} `json:"status"`
+			} `json:"fields"`
+		} `json:"issues"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return "", false, errs.Permanent(fmt.Errorf("jira search: %w: %v", ErrUnexpectedResponse, err))
+	}
+	if len(res.Issues) == 0 {
+		return "", false, nil
+	}
+	is := res.Issues[0]
+	if !jiraKeyRE.MatchString(is.Key) {
+		return "", false, errs.Permanent(fmt.Errorf("jira search: %w: issue key %q", ErrUnexpectedResponse, cut(is.Key, 40)))
+	}
+	return is.Key, is.Fields.Status.StatusCategory.Key == "done", nil
+}
+
+func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident, issue JiraIssue) error {
+	labels := append(slices.Clone(issue.Labels), JiraLabel(in.ID))
+	slices.Sort(labels)
+	labels = slices.Compact(labels)
+	fields := map[string]any{
+		"project":   map[string]string{"key": issue.Project},
+		"issuetype": map[string]string{"name": issue.IssueType},
+		"summary":   cut(issue.Summary, jiraSummaryMax),
+		"labels":    labels,
+	}
+	if issue.Description != "" {
+		fields["description"] = j.text(cut(issue.Description, jiraDescriptionMax))
+	}
+	if issue.Priority != "" {
+		fields["priority"] = map[string]string{"name": issue.Priority}
+	}
+	body, err := j.do(ctx, d, key, "create", http.MethodPost, j.url("issue"), map[string]any{"fields": fields})
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Key string `json:"key"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil || !jiraKeyRE.MatchString(res.Key) {
+		return errs.Permanent(fmt.Errorf("jira create: %w: no issue key", ErrUnexpectedResponse))
+	}
+	j.remember(in.ID, res.Key)
+	return nil
+}
+
+func (j *Jira) comment(ctx context.Context, d Deliverer, key, issueKey string, in Incident) error {
+	_, err := j.do(ctx, d, key, "comment", http.MethodPost, j.url("issue", issueKey, "comment"), map[string]any{"body": j.text(commentText(in))})
+	return err
+}
+
+// transition applies the transition of that name (as Jira's workflow
+// names it, case aside).
+func (j *Jira) transition(ctx context.Context, d Deliverer, key, issueKey, name string) error {
+	body, err := j.do(ctx, d, key, "transitions", http.MethodGet, j.url("issue", issueKey, "transitions"), nil)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Transitions []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"transitions"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return errs.Permanent(fmt.Errorf("jira transitions: %w: %v", ErrUnexpectedResponse, err))
+	}
+	for _, t := range res.Transitions {
+		if strings.EqualFold(t.Name, name) {
+			_, err := j.do(ctx, d, key, "transition", http.MethodPost, j.url("issue", issueKey, "transitions"),
+				map[string]any{"transition": map[string]string{"id": t.ID}})
+			return err
+		}
+	}
+	return errs.Permanent(fmt.Errorf("jira: issue %s has no transition %q now (it has %d others)", issueKey, name, len(res.Transitions)))
+}
+
+// commentText says what happened to an incident, for a comment or a work
+// note.
+func commentText(in Incident) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "aiops: incident %s %s (status %s) at %s.", in.ID, in.Transition, in.Status, utc(in.Time()).Format("2006-01-02 15:04:05 UTC"))
+	if in.Assignee != "" {
+		fmt.Fprintf(&b, " Assignee: %s.", in.Assignee)
+	}
+	if n := in.memberCount(); n > 0 {
+		fmt.Fprintf(&b, " Members: %d.", n)
+	}
+	if in.Summary != "" {
+		b.WriteString("\n" + in.Summary)
+	}
+	return b.String()
+}
+
+// DescriptionText is the default description of a ticket: the summary, the
+// root causes, the changes and the links.
+func DescriptionText(in Incident) string {
+	var b strings.Builder
+	if in.Summary != "" {
+		b.WriteString(in.Summary + "\n\n")
+	}
+	fmt.Fprintf(&b, "Incident %s, %s since %s.", in.ID, in.Status, utc(in.OpenedAt).Format("2006-01-02 15:04:05 UTC"))
+	if in.Service != "" {
+		fmt.Fprintf(&b, " Service: %s.", in.Service)
+	}
+	if in.Severity != "" {
+		fmt.Fprintf(&b, " Severity: %s.", in.Severity)
+	}
+	for i, rc := range in.RootCauses {
+		if i == 0 {
+			b.WriteString("\n\nRoot causes:")
+		}
+		fmt.Fprintf(&b, "\n- %s (%.2f): %s", rc.Service, rc.Score, strings.Join(rc.Reasons, "; "))
+	}
+	for i, c := range in.Changes {
+		if i == 0 {
+			b.WriteString("\n\nChanges:")
+		}
+		fmt.Fprintf(&b, "\n- %s", strings.TrimSpace(strings.Join([]string{c.Type, c.Service, c.Version, c.URL}, " ")))
+	}
+	if in.URL != "" {
+		b.WriteString("\n\nIncident: " + in.URL)
+	}
+	if in.Runbook != "" {
+		b.WriteString("\nRunbook: " + in.Runbook)
+	}
+	return b.String()
+}

@@ -39,6 +39,14 @@ type Matcher struct {
 
 func (m Matcher) equal() bool { return m.IsEqual == nil || *m.IsEqual }
 
+// String writes m as amtool does: name, operator, quoted value.
+func (m Matcher) String() string {
+	if cm, err := m.compile(); err == nil {
+		return cm.String()
+	}
+	return fmt.Sprintf("%s?%q", m.Name, m.Value)
+}
+
 // compile turns m into the routing package's matcher (anchored regular
 // expressions, a missing label reads as "").
 func (m Matcher) compile() (*amconfig.Matcher, error) {
@@ -89,7 +97,8 @@ const (
 var ErrInvalid = errors.New("silence invalid")
 
 // Validate applies Alertmanager's rules: at least one matcher, each valid,
-// not all of them matching the empty string (a silence of everything),
+// not all of them positive matchers of the empty string (a silence of
+// everything),
 // both times set and the end not before the start, an author and a
 // comment.
 func (s *Silence) Validate() error {
@@ -114,7 +123,9 @@ func (s *Silence) Validate() error {
 		if err != nil {
 			return bad("invalid label matcher %d: %v", i, err)
 		}
-		allMatchEmpty = allMatchEmpty && cm.Matches("")
+		// As Alertmanager counts it, a negated matcher never "matches the
+		// empty string", whatever its value.
+		allMatchEmpty = allMatchEmpty && m.equal() && cm.Matches("")
 	}
 	if allMatchEmpty {
 		return bad("at least one matcher must not match the empty string")
@@ -175,23 +186,16 @@ func canUpdate(prev, next *Silence, now time.Time) bool {
 	return false
 }
 
-// MatchesFilter is Alertmanager's filter of a silence list: the filter
-// matchers are tested against the silence's own matchers read as labels
-// (name = the matcher's value, whatever its operator); a filter for ""
-// passes when the silence has no matcher of that name (or, negated, has
-// one).
+// MatchesFilter is Alertmanager's (0.25) filter of a silence list: every
+// filter matcher must be one of the silence's own matchers, the same name,
+// operator and value (so `env=~"prod|stage"` finds the silence written
+// with it, and `env=~"prod.*"` does not).
 func (s *Silence) MatchesFilter(filter amconfig.Matchers) bool {
-	labels := make(map[string]string, len(s.Matchers))
-	for _, m := range s.Matchers {
-		labels[m.Name] = m.Value
-	}
 	for _, f := range filter {
-		v, present := labels[f.Name]
-		negative := f.Type == amconfig.MatchNotEqual || f.Type == amconfig.MatchNotRegexp
-		if f.Value == "" && present == negative {
-			continue
-		}
-		if !f.Matches(v) {
+		if !slices.ContainsFunc(s.Matchers, func(m Matcher) bool {
+			cm, err := m.compile()
+			return err == nil && cm.Type == f.Type && cm.Name == f.Name && cm.Value == f.Value
+		}) {
 			return false
 		}
 	}

@@ -21,8 +21,6 @@ import (
 var (
 	// ErrNotFound: no silence has that id.
 	ErrNotFound = errors.New("silence not found")
-	// ErrAlreadyExpired: an expired silence cannot be expired again.
-	ErrAlreadyExpired = errors.New("silence already expired")
 	// ErrTooMany: the store holds MaxSilences silences that have not
 	// expired; expire some first.
 	ErrTooMany = errors.New("too many silences")
@@ -245,7 +243,11 @@ func (s *Store) write(ctx context.Context, sil *Silence, rev uint64) error {
 // canUpdate allows; otherwise the old one is expired and the edit becomes
 // a new silence with a new id. A new silence does not start in the past.
 func (s *Store) Set(ctx context.Context, sil Silence) (string, error) {
-	now := s.now().UTC()
+	now := s.nowMS()
+	// Times are kept to the millisecond, as the API writes them, so that
+	// a client sending back what it read (amtool silence update) sends
+	// the same start.
+	sil.StartsAt, sil.EndsAt = sil.StartsAt.UTC().Truncate(time.Millisecond), sil.EndsAt.UTC().Truncate(time.Millisecond)
 	sil.UpdatedAt = now
 	if err := sil.Validate(); err != nil {
 		return "", err
@@ -287,10 +289,10 @@ func (s *Store) set(ctx context.Context, sil Silence, now time.Time) (string, er
 }
 
 // Expire ends a silence now: an active one ends, a pending one never
-// starts (both its times become now).
+// starts (both its times become now), an expired one stays as it is.
 func (s *Store) Expire(ctx context.Context, id string) error {
 	for attempt := 0; ; attempt++ {
-		now := s.now().UTC()
+		now := s.nowMS()
 		sil, rev, err := s.read(ctx, id)
 		if err == nil {
 			err = s.expire(ctx, sil, rev, now)
@@ -305,7 +307,7 @@ func (s *Store) Expire(ctx context.Context, id string) error {
 func (s *Store) expire(ctx context.Context, sil *Silence, rev uint64, now time.Time) error {
 	switch sil.StateAt(now) {
 	case StateExpired:
-		return fmt.Errorf("%w: %s", ErrAlreadyExpired, sil.ID)
+		return nil // expiring is idempotent: the silence stays as it ended
 	case StatePending:
 		sil.StartsAt = now
 	}
@@ -313,6 +315,8 @@ func (s *Store) expire(ctx context.Context, sil *Silence, rev uint64, now time.T
 	sil.UpdatedAt = now
 	return s.write(ctx, sil, rev)
 }
+
+func (s *Store) nowMS() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
 // Get is one silence from this instance's copy.
 func (s *Store) Get(id string) (Silence, bool) {

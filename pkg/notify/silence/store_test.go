@@ -115,9 +115,13 @@ func TestStoreLifecycle(t *testing.T) {
 	if err := s.Expire(ctx, id3); err != nil {
 		t.Fatal(err)
 	}
+	ended, _ := s.Get(id3)
 	c.add(time.Second)
-	if err := s.Expire(ctx, id3); !errors.Is(err, ErrAlreadyExpired) {
+	if err := s.Expire(ctx, id3); err != nil {
 		t.Fatalf("expire twice: %v", err)
+	}
+	if again, _ := s.Get(id3); !again.EndsAt.Equal(ended.EndsAt) {
+		t.Fatalf("expiring again moved the end from %s to %s", ended.EndsAt, again.EndsAt)
 	}
 	if err := s.Expire(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("expire unknown: %v", err)

@@ -1,0 +1,191 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/httpapi"
+	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
+)
+
+// Muter says which silences mute a notification with these labels at t
+// (their ids; none: it goes out). *silence.Store is one.
+type Muter interface {
+	Mutes(labels map[string]string, t time.Time) []string
+}
+
+// SilencesAPI serves silences in the shape of Alertmanager's API v2, so
+// that amtool (`amtool silence add|query|expire --alertmanager.url
+// http://HOST:PORT`) and other Alertmanager clients manage aiops's
+// silences:
+//
+//	GET    /api/v2/silences?filter=<matcher>...
+//	POST   /api/v2/silences           (a PostableSilence; an id edits that silence)
+//	GET    /api/v2/silence/{id}
+//	DELETE /api/v2/silence/{id}       (expires it)
+//	GET    /api/v2/status
+//
+// Every request wants the bearer token (amtool sends it with
+// --http.config.file). Errors are JSON strings, as Alertmanager's are,
+// because its clients decode them so.
+type SilencesAPI struct {
+	*httpapi.Server
+	store   *silence.Store
+	started time.Time
+}
+
+// MaxSilenceBody bounds one posted silence.
+const MaxSilenceBody = 256 << 10
+
+// NewSilencesAPI listens on cfg.Listen for store.
+func NewSilencesAPI(store *silence.Store, cfg httpapi.Config, log zerolog.Logger) (*SilencesAPI, error) {
+	token, err := cfg.ResolveToken(log)
+	if err != nil {
+		return nil, errors.New("notifier.api." + err.Error())
+	}
+	a := &SilencesAPI{store: store, started: time.Now().UTC()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v2/silences", a.list)
+	mux.HandleFunc("POST /api/v2/silences", a.post)
+	mux.HandleFunc("GET /api/v2/silence/{id}", a.get)
+	mux.HandleFunc("DELETE /api/v2/silence/{id}", a.expire)
+	mux.HandleFunc("GET /api/v2/status", a.status)
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "silences API", mux)); err != nil {
+		return nil, errors.New("notifier.api.listen: " + err.Error())
+	}
+	return a, nil
+}
+
+// gettable is a silence as the API lists it: with its state now.
+type gettable struct {
+	silence.Silence
+	Status struct {
+		State silence.State `json:"state"`
+	} `json:"status"`
+}
+
+func (a *SilencesAPI) gettable(s silence.Silence, now time.Time) gettable {
+	g := gettable{Silence: s}
+	g.Status.State = s.StateAt(now)
+	return g
+}
+
+func amError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(msg)
+}
+
+func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
+	var filter amconfig.Matchers
+	for _, f := range r.URL.Query()["filter"] {
+		m, err := amconfig.ParseMatcher(f)
+		if err != nil {
+			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
+			return
+		}
+		filter = append(filter, m)
+	}
+	now := time.Now()
+	out := []gettable{}
+	for _, s := range a.store.List(filter) {
+		out = append(out, a.gettable(s, now))
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *SilencesAPI) post(w http.ResponseWriter, r *http.Request) {
+	var s silence.Silence
+	ok, err := httpapi.DecodeJSON(r, MaxSilenceBody, &s)
+	if err != nil || !ok {
+		if err == nil {
+			err = errors.New("no silence in the body")
+		}
+		amError(w, httpapi.StatusOf(err), "the body is not a silence: "+err.Error())
+		return
+	}
+	// The API's own checks, before the store's (Alertmanager's wording).
+	now := time.Now()
+	if !s.StartsAt.Before(s.EndsAt) {
+		amError(w, http.StatusBadRequest, "Failed to create silence: start time must be before end time")
+		return
+	}
+	if s.EndsAt.Before(now) {
+		amError(w, http.StatusBadRequest, "Failed to create silence: end time can't be in the past")
+		return
+	}
+	id, err := a.store.Set(r.Context(), s)
+	switch {
+	case errors.Is(err, silence.ErrNotFound):
+		amError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, silence.ErrInvalid), errors.Is(err, silence.ErrTooMany):
+		amError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		amError(w, http.StatusInternalServerError, err.Error())
+	default:
+		httpapi.WriteJSON(w, http.StatusOK, map[string]string{"silenceID": id})
+	}
+}
+
+func (a *SilencesAPI) get(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.store.Get(r.PathValue("id"))
+	if !ok {
+		amError(w, http.StatusNotFound, "silence not found")
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, a.gettable(s, time.Now()))
+}
+
+func (a *SilencesAPI) expire(w http.ResponseWriter, r *http.Request) {
+	err := a.store.Expire(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, silence.ErrNotFound):
+		amError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		amError(w, http.StatusInternalServerError, err.Error())
+	default:
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// status answers what Alertmanager clients ask first. The configuration
+// is not shown: an Alertmanager file holds receivers' URLs and keys.
+func (a *SilencesAPI) status(w http.ResponseWriter, _ *http.Request) {
+	version := "(devel)"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
+		"cluster": map[string]any{"status": "disabled", "peers": []any{}},
+		"config":  map[string]string{"original": "# aiops does not show its configuration over the API\n"},
+		"uptime":  a.started.Format(time.RFC3339Nano),
+		"versionInfo": map[string]string{"version": "aiops-notifier " + version, "goVersion": runtime.Version(),
+			"branch": "", "buildDate": "", "buildUser": "", "revision": ""},
+	})
+}
+
+// gcSilences deletes long-expired silences every interval until ctx ends.
+func gcSilences(ctx context.Context, store *silence.Store, every time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := store.GC(ctx); err != nil {
+				log.Warn().Err(err).Msg("expired silences not collected")
+			} else if n > 0 {
+				log.Info().Int("silences", n).Msg("expired silences collected")
+			}
+		}
+	}
+}

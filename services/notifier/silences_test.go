@@ -1,0 +1,386 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/httpapi"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+const installAlertmanager = "apt-get install -y prometheus-alertmanager"
+
+// binary finds one of names on PATH; without it the test skips, except
+// under CI=true, where it fails.
+func binary(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not on PATH and CI=true: CI must install it (%s)", names[0], installAlertmanager)
+	}
+	t.Skipf("%s not on PATH: install it with `%s`", names[0], installAlertmanager)
+	return ""
+}
+
+func jetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(testenv.NATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+const silencesToken = "silences-test-token-0123456789"
+
+// startSilencesAPI serves a silence store on a fresh bucket.
+func startSilencesAPI(t *testing.T, js jetstream.JetStream) (*silence.Store, string) {
+	t.Helper()
+	store, err := silence.Open(context.Background(), js, silence.Config{Bucket: "silences-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	api, err := NewSilencesAPI(store, httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return store, api.Addr().String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startAlertmanager runs the real Alertmanager with a configuration that
+// sends nowhere, for its silences API.
+func startAlertmanager(t *testing.T) string {
+	t.Helper()
+	bin := binary(t, "prometheus-alertmanager", "alertmanager")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "am.yml")
+	if err := os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n- name: none\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Alertmanager not ready on %s: %v\n%s", addr, err, logs.String())
+		}
+	}
+}
+
+// amtool runs the real amtool against the server at addr (with the
+// bearer token when httpConfig is set) and returns its output.
+type amtool struct {
+	t          *testing.T
+	bin, home  string
+	url        string
+	httpConfig string
+}
+
+func (a amtool) run(args ...string) (string, error) {
+	a.t.Helper()
+	full := append([]string{"--alertmanager.url=http://" + a.url}, args...)
+	if a.httpConfig != "" {
+		full = append(full, "--http.config.file="+a.httpConfig)
+	}
+	cmd := exec.Command(a.bin, full...)
+	cmd.Env = append(os.Environ(), "HOME="+a.home)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("amtool %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()+errOut.String()))
+	}
+	return strings.TrimSpace(out.String()), err
+}
+
+func (a amtool) must(args ...string) string {
+	a.t.Helper()
+	out, err := a.run(args...)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return out
+}
+
+// TestSilencesWithAmtool runs one amtool session against aiops and against
+// the real Alertmanager, and requires the same answers: the silences
+// listed (matchers, author, comment, state, order), filters, update in
+// place, expiry, and the errors for bad silences.
+func TestSilencesWithAmtool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and Alertmanager")
+	}
+	bin := binary(t, "amtool")
+	home := t.TempDir()
+	_, aiopsAddr := startSilencesAPI(t, jetStream(t))
+	httpConfig := filepath.Join(home, "http.yml")
+	if err := os.WriteFile(httpConfig, []byte("authorization:\n  credentials: "+silencesToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tools := map[string]amtool{
+		"aiops":        {t: t, bin: bin, home: home, url: aiopsAddr, httpConfig: httpConfig},
+		"alertmanager": {t: t, bin: bin, home: home, url: startAlertmanager(t)},
+	}
+
+	// Without the token aiops refuses.
+	noToken := tools["aiops"]
+	noToken.httpConfig = ""
+	if out, err := noToken.run("silence", "query"); err == nil {
+		t.Fatalf("amtool without the token was answered: %s", out)
+	}
+
+	start := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+	end := time.Now().Add(3 * time.Hour).UTC().Format(time.RFC3339)
+	session := func(a amtool) (answers []string) {
+		add := func(args ...string) string {
+			return a.must(append([]string{"silence", "add"}, args...)...)
+		}
+		db := add("-a", "ann", "-c", "db maintenance", "-d", "2h", "service=db", "env=~prod|stage")
+		add("-a", "bob", "-c", "disk later", "--start", start, "--end", end, "Disk")
+		web := add("-a", "cy", "-c", "web flapping", "-d", "30m", "service=web", "team!=sre")
+		add("-a", "dee", "-c", "short", "-d", "10m", "alertname=~Latency.*")
+		query := func(args ...string) string {
+			var sils []struct {
+				Matchers  []silence.Matcher `json:"matchers"`
+				CreatedBy string            `json:"createdBy"`
+				Comment   string            `json:"comment"`
+				Status    struct{ State string }
+			}
+			out := a.must(append([]string{"silence", "query", "-o", "json"}, args...)...)
+			if err := json.Unmarshal([]byte(out), &sils); err != nil {
+				t.Fatalf("%s: %v: %s", args, err, out)
+			}
+			var b strings.Builder
+			for _, s := range sils {
+				fmt.Fprintf(&b, "%s/%s/%s/%v ", s.CreatedBy, s.Comment, s.Status.State, s.Matchers)
+			}
+			return b.String()
+		}
+		answers = append(answers,
+			"all: "+query(),
+			"service=db: "+query("service=db"),
+			"alertname=Disk: "+query("alertname=Disk"),
+			"team!=sre: "+query(`team!=sre`),
+		)
+		// Update in place (same id), then expire one.
+		a.must("silence", "update", web, "-c", "web still flapping")
+		answers = append(answers, fmt.Sprintf("update kept the id: %v", slices.Contains(strings.Fields(a.must("silence", "query", "-q")), web)))
+		a.must("silence", "expire", db)
+		answers = append(answers, "after expire: "+query(), "with expired: "+query("--expired"))
+		if _, err := a.run("silence", "expire", db); err == nil {
+			answers = append(answers, "second expire: accepted")
+		} else {
+			answers = append(answers, "second expire: refused")
+		}
+		_, err := a.run("silence", "add", "-a", "x", "-c", "all", "-d", "1h", "foo=~.*")
+		answers = append(answers, fmt.Sprintf("silence of everything refused: %v", err != nil))
+		_, err = a.run("silence", "expire", "6d7c6c4c-0000-4000-8000-000000000000")
+		answers = append(answers, fmt.Sprintf("expire unknown refused: %v", err != nil))
+		return answers
+	}
+	got, want := session(tools["aiops"]), session(tools["alertmanager"])
+	if !slices.Equal(got, want) {
+		t.Fatalf("aiops and Alertmanager answered amtool differently:\naiops:\n  %s\nAlertmanager:\n  %s",
+			strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	t.Logf("the same answers:\n  %s", strings.Join(got, "\n  "))
+}
+
+// TestSilenceMutingAgainstAlertmanager posts the same generated silences
+// to aiops and to the real Alertmanager, then generated alerts to
+// Alertmanager, and requires Store.Mutes to name the same silences as the
+// silencedBy that Alertmanager reports for every alert.
+func TestSilenceMutingAgainstAlertmanager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and Alertmanager")
+	}
+	store, aiopsAddr := startSilencesAPI(t, jetStream(t))
+	amAddr := startAlertmanager(t)
+	rng := rand.New(rand.NewPCG(3, 5))
+	names := []string{"alertname", "service", "env", "team"}
+	values := []string{"db", "web", "prod", "dev", "", "Disk"}
+	patterns := []string{"d.*", "web|db", "prod", ".+", "D.*k", "[a-z]+"}
+	post := func(addr, token string, body []byte) string {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/api/v2/silences", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct{ SilenceID string }
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return fmt.Sprintf("%d", resp.StatusCode)
+	}
+	now := time.Now().UTC()
+	accepted := 0
+	for i := 0; i < 30; i++ {
+		var ms []silence.Matcher
+		for n := 2 + rng.IntN(2); n > 0; n-- {
+			m := silence.Matcher{Name: names[rng.IntN(len(names))], IsRegex: rng.IntN(2) == 0}
+			if m.IsRegex {
+				m.Value = patterns[rng.IntN(len(patterns))]
+			} else {
+				m.Value = values[rng.IntN(len(values))]
+			}
+			eq := rng.IntN(6) != 0
+			m.IsEqual = &eq
+			ms = append(ms, m)
+		}
+		// Some pending, most active.
+		start := now.Add(-time.Minute)
+		if rng.IntN(5) == 0 {
+			start = now.Add(time.Hour)
+		}
+		body, _ := json.Marshal(silence.Silence{Matchers: ms, StartsAt: start, EndsAt: now.Add(2 * time.Hour), CreatedBy: "gen", Comment: fmt.Sprintf("s%d", i)})
+		a, b := post(aiopsAddr, silencesToken, body), post(amAddr, "", body)
+		if a != b {
+			t.Fatalf("silence %s: aiops answered %s, Alertmanager %s", body, a, b)
+		}
+		if a == "200" {
+			accepted++
+		}
+	}
+	if accepted < 15 {
+		t.Fatalf("only %d of 30 generated silences are valid: the generator needs fixing", accepted)
+	}
+	commentOf := map[string]string{}
+	for _, s := range store.List(nil) {
+		commentOf[s.ID] = s.Comment
+	}
+
+	type alert struct {
+		Labels map[string]string `json:"labels"`
+	}
+	var alerts []alert
+	for i := 0; i < 200; i++ {
+		ls := map[string]string{"n": fmt.Sprint(i)}
+		for _, name := range names {
+			if v := values[rng.IntN(len(values))]; v != "" {
+				ls[name] = v
+			}
+		}
+		alerts = append(alerts, alert{ls})
+	}
+	body, _ := json.Marshal(alerts)
+	resp, err := http.Post("http://"+amAddr+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	var mismatches []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + amAddr + "/api/v2/alerts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			Labels map[string]string `json:"labels"`
+			Status struct {
+				SilencedBy []string `json:"silencedBy"`
+			} `json:"status"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		amComments := map[string][]string{}
+		for _, a := range got {
+			var cs []string
+			for _, id := range a.Status.SilencedBy {
+				var s struct{ Comment string }
+				r, err := http.Get("http://" + amAddr + "/api/v2/silence/" + id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = json.NewDecoder(r.Body).Decode(&s)
+				r.Body.Close()
+				cs = append(cs, s.Comment)
+			}
+			slices.Sort(cs)
+			amComments[a.Labels["n"]] = cs
+		}
+		mismatches, muted := mismatches[:0], 0
+		for _, a := range alerts {
+			var cs []string
+			for _, id := range store.Mutes(a.Labels, time.Now()) {
+				cs = append(cs, commentOf[id])
+			}
+			slices.Sort(cs)
+			if len(cs) > 0 {
+				muted++
+			}
+			if fmt.Sprint(cs) != fmt.Sprint(amComments[a.Labels["n"]]) {
+				mismatches = append(mismatches, fmt.Sprintf("%v: aiops %v, Alertmanager %v", a.Labels, cs, amComments[a.Labels["n"]]))
+			}
+		}
+		if len(mismatches) == 0 {
+			if muted < 20 || muted > 180 {
+				t.Fatalf("%d of 200 alerts muted: the generator needs fixing", muted)
+			}
+			t.Logf("%d silences, %d of %d alerts muted, as Alertmanager says", accepted, muted, len(alerts))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d alerts muted differently:\n%s", len(mismatches), strings.Join(mismatches, "\n"))
+		}
+	}
+}

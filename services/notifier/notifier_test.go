@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -483,5 +487,357 @@ receivers:
 	}
 	if again := pd.got(); len(again) != 6 {
 		t.Fatalf("redelivered incident events were sent again: %d requests", len(again))
+	}
+}
+
+// fakeJira is a Jira REST API v2 with one project: issues, labels, a
+// search by label, comments and a workflow with Done and Reopen.
+type fakeJira struct {
+	issues     map[string]*fakeIssue // by key
+	failSearch int                   // the next searches answered 500
+}
+
+type fakeIssue struct {
+	labels []string
+	done   bool
+}
+
+var labelInJQL = regexp.MustCompile(`labels = "([^"]+)"`)
+
+func (j *fakeJira) handle(c call) answer {
+	switch {
+	case c.Method == "POST" && c.Path == "/rest/api/2/search":
+		if j.failSearch > 0 {
+			j.failSearch--
+			return answer{code: 500}
+		}
+		var q struct {
+			JQL string `json:"jql"`
+		}
+		json.Unmarshal(c.Body, &q)
+		m := labelInJQL.FindStringSubmatch(q.JQL)
+		var found []string
+		for key, is := range j.issues {
+			if m != nil && slices.Contains(is.labels, m[1]) {
+				cat := "new"
+				if is.done {
+					cat = "done"
+				}
+				found = append(found, fmt.Sprintf(`{"key":%q,"fields":{"status":{"statusCategory":{"key":%q}}}}`, key, cat))
+			}
+		}
+		return answer{body: `{"issues":[` + strings.Join(found, ",") + `]}`}
+	case c.Method == "POST" && c.Path == "/rest/api/2/issue":
+		var is struct {
+			Fields struct {
+				Labels []string `json:"labels"`
+			} `json:"fields"`
+		}
+		json.Unmarshal(c.Body, &is)
+		key := fmt.Sprintf("OPS-%d", len(j.issues)+1)
+		j.issues[key] = &fakeIssue{labels: is.Fields.Labels}
+		return answer{code: 201, body: fmt.Sprintf(`{"id":"1000%d","key":%q}`, len(j.issues), key)}
+	case c.Method == "POST" && strings.HasSuffix(c.Path, "/comment"):
+		return answer{code: 201, body: `{"id":"1"}`}
+	case c.Method == "GET" && strings.HasSuffix(c.Path, "/transitions"):
+		return answer{body: `{"transitions":[{"id":"21","name":"In Progress"},{"id":"31","name":"Done"},{"id":"41","name":"Reopen"}]}`}
+	case c.Method == "POST" && strings.HasSuffix(c.Path, "/transitions"):
+		key := strings.Split(c.Path, "/")[5]
+		j.issues[key].done = strings.Contains(string(c.Body), `"31"`)
+		return answer{code: 204}
+	}
+	return answer{code: 404}
+}
+
+func steps(calls []call) []string {
+	var out []string
+	for _, c := range calls {
+		out = append(out, c.Method+" "+c.Path)
+	}
+	return out
+}
+
+// Jira: the incident's issue is created when it opens (with the label that
+// names it), commented on when acknowledged, moved through Done when it
+// resolves; a notifier restarted between finds the issue by its label and
+// does not open a second one.
+func TestJiraLifecycle(t *testing.T) {
+	jira := &fakeJira{issues: map[string]*fakeIssue{}, failSearch: 1}
+	api := newFakeAPI(t, jira.handle)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jira.token"), []byte("t0ken\n"), 0o600)
+	yml := `
+route: {receiver: tickets}
+receivers:
+- name: tickets
+  jira_configs:
+  - api_url: ` + api.srv.URL + `/rest/api/2
+    project: OPS
+    issue_type: Incident
+    summary: '[{{ upper .Severity }}] {{ .Title }}'
+    labels: [aiops, 'team-{{ .Team }}']
+    priority: '{{ if eq .Severity "critical" }}Highest{{ else }}High{{ end }}'
+    resolve_transition: Done
+    reopen_transition: Reopen
+    http_config:
+      basic_auth: {username: bot@example.com, password_file: jira.token}
+`
+	h, _ := start(t, dir, yml)
+	opened, acked, resolved := lifecycle(t)
+	feedAcked(t, h, opened)
+	h2, _ := start(t, dir, yml) // a restart: nothing in memory
+	feedAcked(t, h2, acked)
+	feedAcked(t, h2, resolved)
+
+	calls := api.got()
+	want := []string{
+		"POST /rest/api/2/search", "POST /rest/api/2/search", "POST /rest/api/2/issue", // opened: a 500, then create
+		"POST /rest/api/2/search", "POST /rest/api/2/issue/OPS-1/comment", // acknowledged, after the restart
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/transitions", "POST /rest/api/2/issue/OPS-1/transitions", // resolved
+	}
+	if got := steps(calls); !slices.Equal(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q", got, want)
+	}
+	if len(jira.issues) != 1 || !jira.issues["OPS-1"].done {
+		t.Fatalf("issues %v: want one, done", jira.issues)
+	}
+	create := jsonOf(t, calls[2].Body)["fields"].(map[string]any)
+	var inc struct {
+		IncidentID string `json:"incident_id"`
+		Title      string `json:"title"`
+	}
+	opened.DecodeBody(&inc)
+	if create["summary"] != "[CRITICAL] "+inc.Title || fmt.Sprint(create["labels"]) != fmt.Sprintf("[aiops aiops-%s team-dba]", inc.IncidentID) ||
+		create["project"].(map[string]any)["key"] != "OPS" || create["issuetype"].(map[string]any)["name"] != "Incident" ||
+		create["priority"].(map[string]any)["name"] != "Highest" || !strings.Contains(create["description"].(string), "payments-db") {
+		t.Fatalf("create %s", calls[2].Body)
+	}
+	if q := jsonOf(t, calls[0].Body)["jql"]; q != fmt.Sprintf(`project = "OPS" AND labels = "aiops-%s" ORDER BY created DESC`, inc.IncidentID) {
+		t.Fatalf("jql %v", q)
+	}
+	if c := jsonOf(t, calls[4].Body)["body"].(string); !strings.Contains(c, "acknowledged") {
+		t.Fatalf("comment %q", c)
+	}
+	if tr := string(calls[7].Body); tr != `{"transition":{"id":"31"}}` {
+		t.Fatalf("transition %s", tr)
+	}
+	for i, c := range calls {
+		if u, p, ok := (&http.Request{Header: c.Header}).BasicAuth(); !ok || u != "bot@example.com" || p != "t0ken" {
+			t.Fatalf("request %d: basic auth %q %q %v", i+1, u, p, ok)
+		}
+	}
+	if calls[0].Header.Get("webhook-id") != calls[1].Header.Get("webhook-id") {
+		t.Fatal("the retried search has another webhook-id")
+	}
+}
+
+// fakeServiceNow is the Table API of one table: records found by
+// correlation_id, created and updated.
+type fakeServiceNow struct {
+	records map[string]map[string]any // by sys_id
+}
+
+func (s *fakeServiceNow) handle(c call) answer {
+	const table = "/api/now/table/incident"
+	switch {
+	case c.Method == "GET" && c.Path == table:
+		q, _ := url.ParseQuery(c.Query)
+		corr := strings.TrimPrefix(strings.Split(q.Get("sysparm_query"), "^")[0], "correlation_id=")
+		var found []string
+		for id, r := range s.records {
+			if r["correlation_id"] == corr {
+				found = append(found, fmt.Sprintf(`{"sys_id":%q,"number":"INC0010001","state":%q}`, id, r["state"]))
+			}
+		}
+		return answer{body: `{"result":[` + strings.Join(found, ",") + `]}`}
+	case c.Method == "POST" && c.Path == table:
+		var r map[string]any
+		json.Unmarshal(c.Body, &r)
+		id := fmt.Sprintf("%032x", len(s.records)+1)
+		s.records[id] = r
+		return answer{code: 201, body: fmt.Sprintf(`{"result":{"sys_id":%q,"number":"INC0010001"}}`, id)}
+	case c.Method == "PATCH" && strings.HasPrefix(c.Path, table+"/"):
+		r := s.records[strings.TrimPrefix(c.Path, table+"/")]
+		if r == nil {
+			return answer{code: 404}
+		}
+		var upd map[string]any
+		json.Unmarshal(c.Body, &upd)
+		for k, v := range upd {
+			r[k] = v
+		}
+		return answer{body: `{"result":{}}`}
+	}
+	return answer{code: 400}
+}
+
+// ServiceNow: a record is created when the incident opens (correlation_id
+// the incident id, urgency and impact from its severity, state New), then
+// PATCHed to In Progress and to Resolved with close code and notes; a
+// timeout is retried with the same webhook-id.
+func TestServiceNowLifecycle(t *testing.T) {
+	sn := &fakeServiceNow{records: map[string]map[string]any{}}
+	hung := false
+	api := newFakeAPI(t, func(c call) answer {
+		if c.Method == "PATCH" && !hung {
+			hung = true
+			return answer{hang: true}
+		}
+		return sn.handle(c)
+	})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "sn.pw"), []byte("pa55\n"), 0o600)
+	h, _ := start(t, dir, `
+route: {receiver: itsm}
+receivers:
+- name: itsm
+  servicenow_configs:
+  - api_url: `+api.srv.URL+`
+    assignment_group: database-ops
+    close_notes: 'Closed by aiops: {{ .Title }}'
+    http_config:
+      basic_auth: {username: aiops, password_file: sn.pw}
+`)
+	opened, acked, resolved := lifecycle(t)
+	for _, e := range []*event.Envelope{opened, acked, resolved} {
+		feedAcked(t, h, e)
+	}
+	want := []string{"GET /api/now/table/incident", "POST /api/now/table/incident",
+		"GET /api/now/table/incident", "PATCH /api/now/table/incident/00000000000000000000000000000001", "PATCH /api/now/table/incident/00000000000000000000000000000001",
+		"GET /api/now/table/incident", "PATCH /api/now/table/incident/00000000000000000000000000000001"}
+	calls := api.got()
+	if got := steps(calls); !slices.Equal(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q", got, want)
+	}
+	if len(sn.records) != 1 {
+		t.Fatalf("%d records, want 1", len(sn.records))
+	}
+	var inc struct {
+		IncidentID string `json:"incident_id"`
+		Title      string `json:"title"`
+	}
+	opened.DecodeBody(&inc)
+	created := jsonOf(t, calls[1].Body)
+	if created["correlation_id"] != inc.IncidentID || created["state"] != "1" || created["urgency"] != "1" || created["impact"] != "1" ||
+		created["assignment_group"] != "database-ops" || created["short_description"] != inc.Title {
+		t.Fatalf("create %s", calls[1].Body)
+	}
+	if ack := jsonOf(t, calls[4].Body); ack["state"] != "2" || !strings.Contains(ack["work_notes"].(string), "acknowledged") {
+		t.Fatalf("acknowledge %s", calls[4].Body)
+	}
+	if calls[3].Header.Get("webhook-id") != calls[4].Header.Get("webhook-id") {
+		t.Fatal("the retry after a timeout has another webhook-id")
+	}
+	if res := jsonOf(t, calls[6].Body); res["state"] != "6" || res["close_code"] != "Solved (Permanently)" || res["close_notes"] != "Closed by aiops: "+inc.Title {
+		t.Fatalf("resolve %s", calls[6].Body)
+	}
+	if u, p, _ := (&http.Request{Header: calls[0].Header}).BasicAuth(); u != "aiops" || p != "pa55" {
+		t.Fatalf("basic auth %q %q", u, p)
+	}
+	if q, _ := url.ParseQuery(calls[0].Query); q.Get("sysparm_query") != "correlation_id="+inc.IncidentID+"^ORDERBYDESCsys_created_on" {
+		t.Fatalf("query %q", calls[0].Query)
+	}
+}
+
+// Slack: the title and text templates replace the header and summary; a
+// timed-out attempt is retried; resolved incidents are not sent unless
+// send_resolved (false by default, as in Alertmanager).
+func TestSlack(t *testing.T) {
+	n := 0
+	api := newFakeAPI(t, func(c call) answer {
+		n++
+		return answer{hang: n == 1, body: "ok"}
+	})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "slack.url"), []byte(api.srv.URL+"/services/T0/B0/XYZ\n"), 0o600)
+	h, _ := start(t, dir, `
+route: {receiver: chat}
+receivers:
+- name: chat
+  slack_configs:
+  - api_url_file: `+filepath.Join(dir, "slack.url")+`
+    channel: '#db-incidents'
+    title: '{{ .Service }} is {{ .Status }}'
+    text: 'Runbook: {{ default "none" .Runbook }} <b>'
+`)
+	opened, acked, resolved := lifecycle(t)
+	for _, e := range []*event.Envelope{opened, acked, resolved} {
+		feedAcked(t, h, e)
+	}
+	calls := api.got()
+	if len(calls) != 3 || calls[0].Path != "/services/T0/B0/XYZ" {
+		t.Fatalf("%q: want the opening twice (a timeout, then 200) and the acknowledgement, not the resolution", steps(calls))
+	}
+	m := jsonOf(t, calls[1].Body)
+	blocks := m["blocks"].([]any)
+	header := blocks[0].(map[string]any)["text"].(map[string]any)["text"]
+	summary := blocks[1].(map[string]any)["text"].(map[string]any)["text"]
+	if m["channel"] != "#db-incidents" || header != "payments-db is open" || summary != "Runbook: none &lt;b&gt;" {
+		t.Fatalf("message %s", calls[1].Body)
+	}
+	if h := jsonOf(t, calls[2].Body)["blocks"].([]any)[0].(map[string]any)["text"].(map[string]any)["text"]; h != "payments-db is acknowledged" {
+		t.Fatalf("acknowledgement header %v", h)
+	}
+}
+
+// A custom template renders the body; a 400 is refused for good after one
+// attempt (the event is acked, nothing retried), and a JSON template that
+// renders invalid JSON never reaches the receiver.
+func TestTemplateReceiver(t *testing.T) {
+	n := 0
+	api := newFakeAPI(t, func(c call) answer {
+		n++
+		if n == 1 {
+			return answer{code: 400, body: `{"error":"unknown field"}`}
+		}
+		return answer{code: 204}
+	})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ticket.json.tmpl"), []byte(`{"ref": {{ json .ID }}, "what": {{ json (printf "%s %s" .Service .Transition) }}, "sev": {{ json (upper .Severity) }}}`), 0o600)
+	h, _ := start(t, dir, `
+route: {receiver: custom}
+receivers:
+- name: custom
+  aiops_template_configs:
+  - url: `+api.srv.URL+`/tickets
+    template_file: ticket.json.tmpl
+    secret_file: secret
+`)
+	opened, acked, _ := lifecycle(t)
+	feedAcked(t, h, opened) // 400: refused, acked
+	feedAcked(t, h, acked)
+	calls := api.got()
+	if len(calls) != 2 {
+		t.Fatalf("%d requests, want 2: the opening once (400, not retried), the acknowledgement", len(calls))
+	}
+	var inc struct {
+		IncidentID string `json:"incident_id"`
+	}
+	opened.DecodeBody(&inc)
+	if got, want := string(calls[1].Body), `{"ref": "`+inc.IncidentID+`", "what": "payments-db acknowledged", "sev": "CRITICAL"}`; got != want {
+		t.Fatalf("body %s\nwant %s", got, want)
+	}
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err := webhook.Verify([][]byte{key}, calls[1].Header, calls[1].Body, time.Now(), time.Minute); err != nil || calls[1].Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("signature %v, content type %q", err, calls[1].Header.Get("Content-Type"))
+	}
+}
+
+// Templates are checked when the notifier starts: one written for
+// Alertmanager's data, or that renders invalid JSON, is a configuration
+// error naming its key.
+func TestTemplateErrorsAtStart(t *testing.T) {
+	for yml, want := range map[string]string{
+		"slack_configs: [{api_url: 'http://127.0.0.1:1/', title: '{{ .CommonLabels.alertname }}'}]": `receivers[0] (x).slack_configs[0].title" line 1: at <.CommonLabels.alertname>: can't evaluate field CommonLabels`,
+		"pagerduty_configs: [{routing_key: k, description: '{{ .Title'}]":                           `receivers[0] (x).pagerduty_configs[0].description" line 1: unclosed action`,
+		"aiops_template_configs: [{url: 'http://127.0.0.1:1/', template: '{\"a\": {{ .Title }}}'}]": `receivers[0] (x).aiops_template_configs[0].template": output line 1 is not valid JSON`,
+	} {
+		routes := filepath.Join(t.TempDir(), "am.yml")
+		os.WriteFile(routes, []byte("route: {receiver: x}\nreceivers:\n- name: x\n  "+yml+"\n"), 0o600)
+		_, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s:\n%v\nwant an invalid configuration containing %q", yml, err, want)
+		}
 	}
 }

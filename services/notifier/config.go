@@ -7,7 +7,9 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
@@ -29,6 +31,13 @@ type Config struct {
 	Delivery webhook.Config `yaml:"delivery"`
 	// ExternalURL is the link back to aiops in Alertmanager-shaped payloads.
 	ExternalURL string `yaml:"external_url"`
+	// Silences are kept in a JetStream key-value bucket (default
+	// "silences", expired ones kept 120h).
+	Silences silence.Config `yaml:"silences"`
+	// API serves silences in Alertmanager's API v2 shape, for amtool
+	// (off unless api.listen is set; `aiops run` listens on
+	// 127.0.0.1:9093 with data/api-token).
+	API httpapi.Config `yaml:"api"`
 }
 
 // DefaultConfig is the notifier with no configuration at all.
@@ -44,6 +53,7 @@ func (c Config) WithDefaults() Config {
 		c.Consumer.AckWait = d.Retry.MaxElapsed + d.Timeout + 30*time.Second
 	}
 	c.Delivery = c.Delivery.WithDefaults()
+	c.Silences = c.Silences.WithDefaults()
 	return c
 }
 
@@ -55,6 +65,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.Delivery.Validate(); err != nil {
 		return fmt.Errorf("notifier.delivery: %w", err)
+	}
+	if err := c.Silences.Validate(); err != nil {
+		return fmt.Errorf("notifier.silences: %w", err)
+	}
+	if err := c.API.Validate(); err != nil {
+		return fmt.Errorf("%w: notifier.api.%w", ErrInvalidConfig, err)
 	}
 	if c.Routes != "" {
 		if _, err := amconfig.Load(c.Routes); err != nil {

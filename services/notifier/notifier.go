@@ -20,7 +20,6 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -56,6 +55,8 @@ type Processor struct {
 	// records publishes every attempt as a webhook_delivery event (the
 	// writer's webhook_deliveries table); nil: attempts are only logged.
 	records stage.Publisher
+	// silences mute notifications by their labels (nil: none).
+	silences Muter
 	// current is the incident being delivered (Process is serial).
 	current struct {
 		id, service, eventID string
@@ -156,6 +157,14 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 	if p.routes.Inhibited(labels, firing) {
 		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
 		return nil
+	}
+	if p.silences != nil {
+		// At the incident's own time, as time intervals: a replay of
+		// history is muted by the silences that were active then.
+		if ids := p.silences.Mutes(labels, inc.Time()); len(ids) > 0 {
+			p.log.Info().Str("incident_id", st.IncidentID).Strs("silences", ids).Msg("incident silenced: not delivered")
+			return nil
+		}
 	}
 	var failed []error
 	for _, route := range p.routes.Route.Match(labels) {
@@ -341,30 +350,6 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 			Author: c.Author, Commit: c.Commit, URL: c.URL, Description: c.Description, Time: c.Time})
 	}
 	return inc
-}
-
-// Service is the notifier on JetStream.
-type Service struct {
-	*stage.Stage
-	proc *Processor
-}
-
-// New builds the notifier on js.
-func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, opts ...stage.OpenOption) (*Service, error) {
-	proc, err := NewProcessor(cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	records, err := bus.NewPublisher(js)
-	if err != nil {
-		return nil, err
-	}
-	proc.WithRecords(records)
-	st, err := stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &Service{Stage: st, proc: proc}, nil
 }
 
 // integration is one entry of a receiver (a webhook_configs item, a

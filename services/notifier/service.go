@@ -2,11 +2,17 @@ package notifier
 
 import (
 	"context"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // Component is the notifier as a platform component: section "notifier".
@@ -17,3 +23,77 @@ var Component = platform.NewComponent("notifier", func() Config { return Config{
 
 // Main runs the notifier service with the flags in args (-config, -set).
 var Main = platform.ServiceMain(Component)
+
+// Service is the notifier on JetStream: the stage that delivers incident
+// events, the silences they are muted by (a key-value bucket every
+// instance follows) and, with api.listen, the silences API.
+type Service struct {
+	*stage.Stage
+	proc     *Processor
+	silences *silence.Store
+	api      *SilencesAPI // nil without api.listen
+	log      zerolog.Logger
+}
+
+// GCInterval is how often long-expired silences are deleted.
+const GCInterval = 15 * time.Minute
+
+// New builds the notifier on js.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, opts ...stage.OpenOption) (*Service, error) {
+	proc, err := NewProcessor(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	records, err := bus.NewPublisher(js)
+	if err != nil {
+		return nil, err
+	}
+	proc.WithRecords(records)
+	s := &Service{proc: proc, log: log}
+	if s.silences, err = silence.Open(ctx, js, proc.cfg.Silences); err != nil {
+		return nil, err
+	}
+	proc.WithSilences(s.silences)
+	if proc.cfg.API.Listen != "" {
+		if s.api, err = NewSilencesAPI(s.silences, proc.cfg.API, log); err != nil {
+			s.silences.Close()
+			return nil, err
+		}
+	}
+	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
+		s.silences.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Run delivers until ctx ends, serving the silences API and collecting
+// long-expired silences meanwhile.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.silences.Close()
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var apiErr error
+	if s.api != nil {
+		wg.Go(func() {
+			if apiErr = s.api.Run(actx); apiErr != nil {
+				cancel() // a listener that died takes the service down with it
+			}
+		})
+	}
+	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
+	err := s.Stage.Run(actx)
+	cancel()
+	wg.Wait()
+	if err == nil {
+		err = apiErr
+	}
+	return err
+}
+
+// Silences is the service's silence store.
+func (s *Service) Silences() *silence.Store { return s.silences }
+
+// API is the silences API (nil without api.listen).
+func (s *Service) API() *SilencesAPI { return s.api }

@@ -22,6 +22,12 @@ type Muter interface {
 	Mutes(labels map[string]string, t time.Time) []string
 }
 
+// WithSilences mutes the notifications that m says are silenced.
+func (p *Processor) WithSilences(m Muter) *Processor {
+	p.silences = m
+	return p
+}
+
 // SilencesAPI serves silences in the shape of Alertmanager's API v2, so
 // that amtool (`amtool silence add|query|expire --alertmanager.url
 // http://HOST:PORT`) and other Alertmanager clients manage aiops's

@@ -158,13 +158,9 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
 		return nil
 	}
-	if p.silences != nil {
-		// At the incident's own time, as time intervals: a replay of
-		// history is muted by the silences that were active then.
-		if ids := p.silences.Mutes(labels, inc.Time()); len(ids) > 0 {
-			p.log.Info().Str("incident_id", st.IncidentID).Strs("silences", ids).Msg("incident silenced: not delivered")
-			return nil
-		}
+	if ids := p.silenced(labels, inc.Time()); len(ids) > 0 {
+		p.log.Info().Str("incident_id", st.IncidentID).Strs("silences", ids).Msg("incident silenced: not delivered")
+		return nil
 	}
 	var failed []error
 	for _, route := range p.routes.Route.Match(labels) {

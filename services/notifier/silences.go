@@ -28,6 +28,21 @@ func (p *Processor) WithSilences(m Muter) *Processor {
 	return p
 }
 
+// silenced names the silences that mute a notification of an incident at
+// time at: those active then (a delayed event is muted as it would have
+// been on time) and those active now (what a person silenced just now
+// after seeing the incident, whose events carry the slightly earlier time
+// of their signals).
+func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
+	if p.silences == nil {
+		return nil
+	}
+	if ids := p.silences.Mutes(labels, at); len(ids) > 0 {
+		return ids
+	}
+	return p.silences.Mutes(labels, time.Now())
+}
+
 // SilencesAPI serves silences in the shape of Alertmanager's API v2, so
 // that amtool (`amtool silence add|query|expire --alertmanager.url
 // http://HOST:PORT`) and other Alertmanager clients manage aiops's

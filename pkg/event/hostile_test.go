@@ -123,3 +123,34 @@ func BenchmarkCheckJSONNesting(b *testing.B) {
 		}
 	}
 }
+
+func TestJSONStringLenIsWhatAppendStringWrites(t *testing.T) {
+	for _, s := range []string{"", "plain", "quote\" back\\ nl\n cr\r tab\t", "\x01\x1f\x7f", "bad \xff\xfe utf8", "\u2028\u2029", "é ü 日本 🎉", strings.Repeat("\x00", 100)} {
+		if got, want := jsonStringLen(s), len(appendString(nil, s)); got != want {
+			t.Errorf("%q: jsonStringLen %d, appendString wrote %d", s, got, want)
+		}
+	}
+}
+
+func TestCheckFits(t *testing.T) {
+	e := validLog()
+	if err := e.CheckFits(); err != nil {
+		t.Fatal(err)
+	}
+	big := validLog()
+	big.Body = []byte(`{"message":"` + strings.Repeat("\\u0001", MaxLogMessageBytes/6+1) + `"}`)
+	if err := big.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, big.CheckFits(), "body.message", "over the limit of 65536")
+	wide := validLog()
+	wide.Labels = map[string]string{}
+	for i := range 127 {
+		wide.Labels[strings.Repeat("k", 3)+string(rune('a'+i%26))+strings.Repeat("x", i/26)] = strings.Repeat("v", 4096)
+	}
+	wide.Resource = wide.Labels // each within Validate's limits, together 1 MB
+	if err := wide.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, wide.CheckFits(), "", "over the limit of 524288")
+}

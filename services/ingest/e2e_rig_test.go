@@ -19,6 +19,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/store"
 	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/aiops-dev/aiops/services/logminer"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -38,6 +39,8 @@ type e2eRig struct {
 	conn driver.Conn // for the test's queries; nil without ClickHouse
 	url  string      // http://127.0.0.1:port of the gateway
 	http *http.Client
+	// consumers are the durables drained waits for, upstream first.
+	consumers []string
 }
 
 type rigOptions struct {
@@ -47,6 +50,9 @@ type rigOptions struct {
 	streams []jetstream.StreamConfig
 	// change adjusts the gateway's config.
 	change func(*ServerConfig)
+	// logminer also runs the log miner, whose templated copies the writer
+	// stores beside the raw logs.
+	logminer bool
 }
 
 func newE2ERig(t testing.TB, o rigOptions) *e2eRig {
@@ -106,6 +112,20 @@ func newE2ERig(t testing.TB, o rigOptions) *e2eRig {
 			t.Fatal(err)
 		}
 		run = append(run, w.Run)
+		r.consumers = append(r.consumers, "writer")
+	}
+	if o.logminer {
+		lnc, ljs, err := bus.Connect(ctx, busCfg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(lnc.Close)
+		lm, err := logminer.New(ctx, ljs, logminer.Config{}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = append(run, lm.Run)
+		r.consumers = append([]string{"logminer"}, r.consumers...)
 	}
 
 	pub, err := bus.NewPublisher(js)
@@ -200,10 +220,17 @@ func (r *e2eRig) postHeaders(path string, h http.Header, body []byte) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// drained waits until the writer's consumer has acked everything in the
-// stream; the writer acks only after the insert returned, so every accepted
-// event is then in ClickHouse.
+// drained waits until the writer's consumer (and the log miner's, first,
+// when it runs) has acked everything in the stream; the writer acks only
+// after the insert returned, so every accepted event is then in ClickHouse.
 func (r *e2eRig) drained() {
+	r.t.Helper()
+	for _, durable := range r.consumers {
+		r.drainedBy(durable)
+	}
+}
+
+func (r *e2eRig) drainedBy(durable string) {
 	r.t.Helper()
 	ctx := context.Background()
 	var state string
@@ -213,7 +240,7 @@ func (r *e2eRig) drained() {
 			state = err.Error()
 			continue
 		}
-		c, err := r.js.Consumer(ctx, bus.StreamEvents, "writer")
+		c, err := r.js.Consumer(ctx, bus.StreamEvents, durable)
 		if err != nil {
 			state = err.Error()
 			continue
@@ -225,11 +252,11 @@ func (r *e2eRig) drained() {
 		}
 		state = fmt.Sprintf("stream last seq %d, consumer acked floor %d, pending %d, ack pending %d",
 			s.CachedInfo().State.LastSeq, info.AckFloor.Stream, info.NumPending, info.NumAckPending)
-		if info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream == s.CachedInfo().State.LastSeq {
+		if info.NumPending == 0 && info.NumAckPending == 0 && (durable != "writer" || info.AckFloor.Stream == s.CachedInfo().State.LastSeq) {
 			return
 		}
 	}
-	r.t.Fatalf("the writer did not drain the stream within a minute: %s", state)
+	r.t.Fatalf("%s did not drain the stream within a minute: %s", durable, state)
 }
 
 // count runs a query answering one number.

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aiops-dev/aiops/pkg v0.0.0
+	github.com/aiops-dev/aiops/services/logminer v0.0.0
 	github.com/klauspost/compress v1.20.3
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/rs/zerolog v1.35.1
@@ -108,3 +109,5 @@ require (
 replace github.com/aiops-dev/aiops/pkg => ../../pkg
 
 replace github.com/aiops-dev/aiops/services/writer => ../writer
+
+replace github.com/aiops-dev/aiops/services/logminer => ../logminer

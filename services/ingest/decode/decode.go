@@ -310,7 +310,8 @@ func tooLarge(n, max int) error {
 }
 
 // seal finishes an envelope built by a decoder: the source if none, the
-// fingerprint, a content-derived id, then Normalize and Validate.
+// fingerprint, a content-derived id, then Normalize, Validate and the
+// limits that keep it within what every later stage takes (CheckFits).
 //
 // The id is derived from what the event says (kind, fingerprint, time and
 // the identity parts given) rather than drawn at random, because the
@@ -329,7 +330,10 @@ func seal(e *event.Envelope, source string, now time.Time, identity ...[]byte) e
 		e.ID = stableID(e, identity...)
 	}
 	e.Normalize(now)
-	return e.Validate()
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	return e.CheckFits()
 }
 
 // keyedID returns the id function of event.DecodeWithID for the envelope

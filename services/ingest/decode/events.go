@@ -32,6 +32,9 @@ func Events(body []byte, o Options) (*Batch, error) {
 			return tooManyEvents(o.MaxEvents)
 		}
 		e, err := event.DecodeWithID(raw, o.Now, keyedID(o.IdempotencyKey, item))
+		if err == nil {
+			err = e.CheckFits()
+		}
 		if err != nil {
 			c.addInvalid(item, err, nil)
 		} else {
@@ -116,7 +119,11 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 			return nil, tooManyEvents(o.MaxEvents)
 		}
 		var ve *event.ValidationError
-		if e, err := event.DecodeWithID(line, o.Now, keyedID(o.IdempotencyKey, item)); errors.As(err, &ve) {
+		e, err := event.DecodeWithID(line, o.Now, keyedID(o.IdempotencyKey, item))
+		if err == nil {
+			err = e.CheckFits()
+		}
+		if errors.As(err, &ve) {
 			c.addInvalid(item, err, nil)
 		} else if err != nil {
 			c.addProblem(problemOf(item, err))

@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// messageOfJSONSize repeats unit until the message is as long as fits in
+// size bytes once written as a JSON string.
+func messageOfJSONSize(unit string, size int) string {
+	unitJSON, _ := json.Marshal(unit)
+	n := (size - 2) / (len(unitJSON) - 2)
+	return strings.Repeat(unit, n)
+}
+
+// TestE2ELimitsFitEveryStage is issue #14 item 3: a log with a
+// 300,000-byte message got a 200, its raw row was stored, and the log
+// miner's templated copy (600,061 bytes) was dead-lettered by the writer.
+// Now the gateway refuses such a message with a 400, and logs at the limits
+// built to make the templated copy as large as possible (every token a
+// variable, escapes, the most labels) go through the real log miner and
+// writer: raw and templated rows stored, nothing dead-lettered.
+func TestE2ELimitsFitEveryStage(t *testing.T) {
+	r := newE2ERig(t, rigOptions{logminer: true})
+
+	reproduction := fmt.Sprintf(`{"kind":"log","service":"limits","time":%q,"body":{"message":%q}}`, rfc3339(recent()), strings.Repeat("x", 300_000))
+	a := r.post(PathEvents, "application/json", "", []byte(reproduction))
+	if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), `"field":"body.message"`) || !strings.Contains(string(a.body), "over the limit of 65536") {
+		t.Fatalf("a 300,000-byte message: %s, want 400 naming body.message", a)
+	}
+
+	bigLabels := map[string]string{}
+	for i := range event.MaxLabels - 1 {
+		bigLabels[fmt.Sprintf("l%03d", i)] = strings.Repeat("v", 3500)
+	}
+	type logIn struct {
+		name    string
+		message string
+		labels  map[string]string
+	}
+	inputs := []logIn{
+		{"numbers", messageOfJSONSize("1 ", event.MaxLogMessageBytes), nil},
+		{"delimited numbers", messageOfJSONSize("1,", event.MaxLogMessageBytes), nil},
+		{"escapes", messageOfJSONSize("\x01 \"1 ", event.MaxLogMessageBytes), nil},
+		{"words", messageOfJSONSize("word ", event.MaxLogMessageBytes), nil},
+		{"ips and labels", messageOfJSONSize("10.0.0.1 ", event.MaxLogMessageBytes), bigLabels},
+	}
+	var ndjson strings.Builder
+	t0 := recent()
+	for i, in := range inputs {
+		e := map[string]any{"kind": "log", "service": "limits", "time": rfc3339(t0.Add(0)), "labels": map[string]string{"case": in.name}, "body": map[string]string{"message": in.message}}
+		if in.labels != nil {
+			l := map[string]string{"case": in.name}
+			for k, v := range in.labels {
+				l[k] = v
+			}
+			e["labels"] = l
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			ndjson.WriteByte('\n')
+		}
+		ndjson.Write(b)
+	}
+	resp := r.post(PathEvents, "application/x-ndjson", "", []byte(ndjson.String())).accepted(t)
+	if resp.Accepted != len(inputs) {
+		t.Fatalf("accepted %d, want %d", resp.Accepted, len(inputs))
+	}
+	r.drained()
+
+	for _, in := range inputs {
+		rows := r.logs("service = 'limits' AND labels.value[indexOf(labels.key, 'case')] = ?", in.name)
+		var raw, templated int
+		for _, l := range rows {
+			if l.Message != in.message {
+				t.Errorf("%s: stored message differs (%d bytes, want %d)", in.name, len(l.Message), len(in.message))
+			}
+			if l.Derived == 1 {
+				templated++
+				if l.Template == "" {
+					t.Errorf("%s: the templated row has no template", in.name)
+				}
+			} else {
+				raw++
+			}
+		}
+		if raw != 1 || templated != 1 {
+			t.Errorf("%s: %d raw and %d templated rows, want 1 and 1", in.name, raw, templated)
+		}
+	}
+	dl, err := r.js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dl.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d messages dead-lettered, want none", n)
+	}
+}

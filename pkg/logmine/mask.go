@@ -133,6 +133,7 @@ type tokenizer struct {
 	buf         []byte
 	toks        []token
 	vars        []span
+	items       []item // scratch of wholeTokens
 }
 
 func (t *tokenizer) masked(i int) []byte {
@@ -167,6 +168,199 @@ func (t *tokenizer) tokenize(line string) {
 		}
 		t.addToken(start, i)
 	}
+	if len(t.vars) > 0 {
+		t.wholeTokens()
+	}
+}
+
+// wholeTokens rewrites masked tokens in the corrected-template convention
+// of Loghub 2.0 (the rules its benchmark applies to every system's
+// templates, correct_single_template):
+//   - WV: a word that holds a variable is a variable as a whole
+//     ("blk_<*>" and "<*>ms" are "<*>"), where words are separated by
+//     whitespace and the delimiters , ! ; : = | " ' [ ] ( ) { } . - + @ # $
+//     % & and '/' ("uid=<*>", "[<*>]", "node-<*>", "core.<*>" keep their
+//     text);
+//   - PS: a path-like piece ("/" then text, up to a path delimiter, the
+//     same list without . - + @ # $ % & /) that holds a variable is one
+//     variable ("/<*>:<*>" is "<*>:<*>");
+//   - DV and CV: variables separated only by '.' or by nothing are one
+//     ("<*>.<*>", "<*><*>").
+//
+// Merged variables span everything they cover in the line, so Params hold
+// what each wildcard stands for. It runs after the list folding, which
+// needs the words ("blk_<*> blk_<*>" is one list). Masked text and spans
+// only shrink, so both are compacted in place.
+func (t *tokenizer) wholeTokens() {
+	w, vw := int32(0), int32(0) // write positions in buf and vars
+	for ti := range t.toks {
+		k := &t.toks[ti]
+		m := t.buf[k.mStart:k.mEnd]
+		if k.vEnd == k.vStart || !needsCollapse(m) {
+			if w == k.mStart && vw == k.vStart { // nothing shrank yet
+				w, vw = k.mEnd, k.vEnd
+				continue
+			}
+			n := int32(copy(t.buf[w:], m))
+			k.mStart, k.mEnd, w = w, w+n, w+n
+			nv := int32(copy(t.vars[vw:], t.vars[k.vStart:k.vEnd]))
+			k.vStart, k.vEnd, vw = vw, vw+nv, vw+nv
+			continue
+		}
+		// items: the token as literal bytes and variables, in line order
+		t.items = t.items[:0]
+		o := k.start
+		v := k.vStart
+		for i := 0; i < len(m); {
+			if v < k.vEnd && t.vars[v].start == o && isWildcardAt(m, i) {
+				t.items = append(t.items, item{isVar: true, start: t.vars[v].start, end: t.vars[v].end})
+				o = t.vars[v].end
+				v++
+				i += 3
+				continue
+			}
+			t.items = append(t.items, item{c: m[i], start: o, end: o + 1})
+			o++
+			i++
+		}
+		t.items = collapseItems(t.items)
+		mStart, vStart := w, vw
+		for _, it := range t.items {
+			if it.isVar {
+				w += int32(copy(t.buf[w:], Wildcard))
+				t.vars[vw] = span{it.start, it.end}
+				vw++
+				continue
+			}
+			t.buf[w] = it.c
+			w++
+		}
+		k.mStart, k.mEnd = mStart, w
+		k.vStart, k.vEnd = vStart, vw
+	}
+	t.buf = t.buf[:w]
+	t.vars = t.vars[:vw]
+}
+
+// needsCollapse: whether a masked token with variables can change in
+// wholeTokens. Most such tokens are "<*>", "<*>:<*>" or "key=<*>", and
+// checking the bytes around each wildcard is much cheaper than rewriting:
+// a rule applies only when a wildcard touches a word byte, a '.' or
+// another wildcard, or when a '/' may open a path piece.
+func needsCollapse(m []byte) bool {
+	if len(m) == 3 {
+		return false // "<*>"
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c == '/' {
+			return true
+		}
+		if !isWildcardAt(m, i) {
+			continue
+		}
+		if i > 0 && (m[i-1] == '.' || m[i-1] == '>' || !isTokenDelim(m[i-1])) {
+			return true
+		}
+		if j := i + 3; j < len(m) && (m[j] == '.' || m[j] == '<' || !isTokenDelim(m[j])) {
+			return true
+		}
+		i += 2
+	}
+	return false
+}
+
+// item is a byte or a variable of a token being rewritten by wholeTokens.
+type item struct {
+	isVar      bool
+	c          byte
+	start, end int32 // in the line
+}
+
+// collapseItems applies PS, WV, DV and CV (see wholeTokens) in place.
+func collapseItems(its []item) []item {
+	// PS: "/" opening the token or after a path delimiter, then anything
+	// up to a path delimiter; one variable if it holds one
+	its = mergeRuns(its, func(its []item, i int) int {
+		if its[i].isVar || its[i].c != '/' || (i > 0 && (its[i-1].isVar || !isPathDelim(its[i-1].c))) {
+			return 0
+		}
+		j := i + 1
+		for j < len(its) && (its[j].isVar || !isPathDelim(its[j].c)) {
+			j++
+		}
+		if j == i+1 {
+			return 0
+		}
+		return j - i
+	})
+	// WV: a run of word bytes (no delimiter) holding a variable
+	its = mergeRuns(its, func(its []item, i int) int {
+		if i > 0 && (its[i-1].isVar || !isTokenDelim(its[i-1].c)) {
+			return 0 // not the start of a word
+		}
+		j := i
+		for j < len(its) && (its[j].isVar || !isTokenDelim(its[j].c)) {
+			j++
+		}
+		return j - i
+	})
+	// DV and CV: <*>.<*> and <*><*>
+	out := its[:0]
+	for i := 0; i < len(its); i++ {
+		it := its[i]
+		if it.isVar && len(out) > 0 {
+			last := &out[len(out)-1]
+			if last.isVar {
+				last.end = it.end
+				continue
+			}
+			if len(out) > 1 && !last.isVar && last.c == '.' && out[len(out)-2].isVar {
+				out = out[:len(out)-1]
+				out[len(out)-1].end = it.end
+				continue
+			}
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// mergeRuns replaces each run that run(its, i) reports at i (its length,
+// 0 for none) with one variable when the run holds a variable.
+func mergeRuns(its []item, run func([]item, int) int) []item {
+	out := its[:0]
+	for i := 0; i < len(its); {
+		n := run(its, i)
+		if n == 0 {
+			out = append(out, its[i])
+			i++
+			continue
+		}
+		hasVar := false
+		for _, it := range its[i : i+n] {
+			hasVar = hasVar || it.isVar
+		}
+		if !hasVar {
+			out = append(out, its[i:i+n]...)
+		} else {
+			out = append(out, item{isVar: true, start: its[i].start, end: its[i+n-1].end})
+		}
+		i += n
+	}
+	return out
+}
+
+func isPathDelim(c byte) bool {
+	return strings.IndexByte(" \t,!;:=|\"'[](){}", c) >= 0
+}
+
+func isTokenDelim(c byte) bool {
+	return isPathDelim(c) || strings.IndexByte(".-+@#$%&/", c) >= 0
+}
+
+func isWildcardAt(m []byte, i int) bool {
+	return i+2 < len(m) && m[i] == '<' && m[i+1] == '*' && m[i+2] == '>'
 }
 
 func (t *tokenizer) addToken(a, b int) {
@@ -816,11 +1010,10 @@ func (t *tokenizer) maskPrefix(s string, a int) {
 	t.maskToken(a, a+len(s))
 }
 
-// maskPath masks a path at s[i]. If its file name holds a variable after
-// masking ("blk_-123", "part-00590."), the directory becomes "/<*>/" and
-// the masked file name stays, because the name says what kind of file it
-// is; otherwise ("/etc/httpd/conf/workers2.properties", "/var/www/html/")
-// the whole path is one variable.
+// maskPath masks a path at s[i] as one variable, file name included
+// ("/etc/httpd/conf/workers2.properties", "/var/www/html/",
+// "/user/root/part-00590."): in the corrected-template convention a token
+// that holds a variable is the variable.
 func (t *tokenizer) maskPath(s string, i, a int) int {
 	j := i
 	if i+2 < len(s) && s[i+1] == ':' && s[i+2] == '\\' {
@@ -838,20 +1031,6 @@ func (t *tokenizer) maskPath(s string, i, a int) int {
 	}
 	if p[0] == '/' && (p[1] == '/' || !isPathChar(p[1])) {
 		return 0
-	}
-	pre := strings.IndexAny(p, "/\\") + 1
-	sep := strings.LastIndexAny(p, "/\\")
-	if sep+1 < len(p) && sep > pre {
-		mark, vmark := len(t.buf), len(t.vars)
-		t.buf = append(t.buf, p[:pre]...)
-		t.addVar(a+i+pre, a+i+sep)
-		t.buf = append(t.buf, p[sep])
-		t.maskToken(a+i+sep+1, a+j)
-		if len(t.vars) > vmark+1 {
-			return j - i
-		}
-		t.buf = t.buf[:mark]
-		t.vars = t.vars[:vmark]
 	}
 	t.addVar(a+i, a+j)
 	return j - i

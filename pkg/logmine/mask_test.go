@@ -14,13 +14,19 @@ func TestMaskers(t *testing.T) {
 		{"negative", "init 1 -2", "init <*> <*>"},
 		{"decimal", "load 3.75", "load <*>"},
 		{"version", "kernel 5.15.0", "kernel <*>"},
-		{"underscore id", "blk_38865049064139660", "blk_<*>"},
-		{"signed id", "blk_-6952295868487656571", "blk_<*>"},
-		{"dash suffix", "part-00590.", "part-<*>."},
+		{"underscore id is one variable", "blk_38865049064139660", "<*>"},
+		{"signed id", "blk_-6952295868487656571", "<*>"},
+		{"dash and dot delimit words", "part-00590.", "part-<*>."},
+		{"dot delimits a word", "core.2275 done", "core.<*> done"},
+		{"dot-separated variables are one", "v=0x1f.0x2a", "v=<*>"},
+		{"digits glued to letters stay a word", "ssh2 user1", "ssh2 user1"},
 		{"key value", "uid=0 euid=0", "uid=<*> euid=<*>"},
 		{"negative after colon", "txntype:-1", "txntype:<*>"},
 		{"parenthesised", "(2, 1)", "(<*>, <*>)"},
 		{"percent", "cpu 93%", "cpu <*>%"},
+		{"unit glued", "timeout of 5000ms.", "timeout of <*>."},
+		{"word around a variable", "attempt_1445_0020_m_000001_0 (id=node-7)", "<*> (id=node-<*>)"},
+		{"path-like piece with a variable", "to /10.0.0.1:50010,", "to <*>:<*>,"},
 		// hex
 		{"0x", "session 0x14ed93111f20005", "session <*>"},
 		{"hash word", "QuorumServer@33557fe4", "QuorumServer@<*>"},
@@ -28,7 +34,7 @@ func TestMaskers(t *testing.T) {
 		// addresses
 		{"ipv4", "from 173.234.31.186", "from <*>"},
 		{"ipv4 port", "10.251.73.220:50010 is added", "<*>:<*> is added"},
-		{"ipv4 slash port", "/10.10.34.11:45307", "/<*>:<*>"},
+		{"ipv4 slash port", "/10.10.34.11:45307", "<*>:<*>"},
 		{"ipv4 brackets", "[173.234.31.186]", "[<*>]"},
 		{"ipv4 with ipv4", "0.0.0.0/0.0.0.0:3888", "<*>/<*>:<*>"},
 		{"ipv6", "peer fe80::1ff:fe23:4567:890a", "peer <*>"},
@@ -42,7 +48,7 @@ func TestMaskers(t *testing.T) {
 		// paths
 		{"path", "ok /etc/httpd/conf/workers2.properties", "ok <*>"},
 		{"path trailing slash", "rule: /var/www/html/", "rule: <*>"},
-		{"path keeps id file name", "file /mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563", "file /<*>/blk_<*>"},
+		{"path is one variable", "file /mnt/hadoop/dfs/data/current/subdir5/blk_1781953582842324563", "file <*>"},
 		{"path after colon", "Path:/home/curi/.zookeeper", "Path:<*>"},
 		{"relative path", "open ./conf/app.yaml", "open <*>"},
 		{"home path", "read ~/notes/todo.txt", "read <*>"},
@@ -62,7 +68,7 @@ func TestMaskers(t *testing.T) {
 		{"size iec", "heap 512MiB", "heap <*>"},
 		{"size spaced", "3 MiB", "<*> MiB"},
 		// lists of named values
-		{"list", "delete blk_1 blk_-2 blk_3 now", "delete blk_<*> now"},
+		{"list", "delete blk_1 blk_-2 blk_3 now", "delete <*> now"},
 		{"bare values stay apart", "from 1.2.3.4: 11: bye", "from <*>: <*>: bye"},
 		// spacing
 		{"spacing", "  a \t b  ", "a b"},
@@ -144,7 +150,7 @@ func TestMaskerParams(t *testing.T) {
 	for _, v := range tk.vars {
 		got = append(got, tk.line[v.start:v.end])
 	}
-	want := []string{"-12", "10.0.0.1", "50010", "1 blk_2"}
+	want := []string{"blk_-12", "10.0.0.1", "50010", "blk_1 blk_2"}
 	if len(got) != len(want) {
 		t.Fatalf("vars %q, want %q", got, want)
 	}

@@ -127,8 +127,8 @@ func TestParseFileErrors(t *testing.T) {
 }
 
 // ParseFile on the real HDFS sample writes one row per line, and its
-// templates are the labelled ones (the default config reaches PA 1 - 5/2000
-// there, see the accuracy test).
+// templates are the labelled ones in the corrected convention (see the
+// accuracy test).
 func TestParseFileLoghub(t *testing.T) {
 	dir := loghub.Require(t)
 	f, err := os.Open(filepath.Join(dir, "HDFS", "HDFS_2k.log"))
@@ -151,7 +151,7 @@ func TestParseFileLoghub(t *testing.T) {
 	}
 	same := 0
 	for i, r := range rows {
-		if r[2] == ds.Templates[i] {
+		if r[2] == ds.Corrected[i] {
 			same++
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/testenv"
@@ -382,5 +383,93 @@ func TestSilenceMutingAgainstAlertmanager(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d alerts muted differently:\n%s", len(mismatches), strings.Join(mismatches, "\n"))
 		}
+	}
+}
+
+// On a real JetStream, the whole notifier: a silence posted to its API
+// for service="payments-db" mutes that incident, another incident still
+// reaches the receiver, and a second notifier instance on the same bucket
+// has the silence.
+func TestSilencedOnJetStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	hook := newReceiver(t)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n"), 0o600)
+	cfg := Config{Routes: routes, API: httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}}
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	run := func() (*Service, func()) {
+		svc, err := New(context.Background(), js, cfg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		return svc, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	svc, stop := run()
+	body := `{"matchers":[{"name":"service","value":"payments-db","isRegex":false}],"startsAt":"` + time.Now().UTC().Format(time.RFC3339) +
+		`","endsAt":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","createdBy":"ann","comment":"failover drill"}`
+	req, _ := http.NewRequest("POST", "http://"+svc.API().Addr().String()+"/api/v2/silences", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+silencesToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("posting the silence: %s", resp.Status)
+	}
+	for _, service := range []string{"payments-db", "search"} {
+		e := incident(t, service)
+		data, _ := e.MarshalJSON()
+		if _, err := js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both events are settled once the consumer has nothing pending.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := js.Consumer(context.Background(), bus.StreamEvents, "notifier")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incident events not settled: %+v", info)
+		}
+	}
+	_, bodies := hook.requests()
+	if len(bodies) != 1 || !strings.Contains(string(bodies[0]), `"service":"search"`) {
+		t.Fatalf("the receiver got %d notifications, want only search's: %s", len(bodies), bodies)
+	}
+	stop()
+	svc2, stop2 := run()
+	defer stop2()
+	if got := svc2.Silences().List(nil); len(got) != 1 || got[0].Comment != "failover drill" {
+		t.Fatalf("a restarted notifier has silences %+v", got)
 	}
 }

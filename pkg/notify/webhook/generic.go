@@ -3,9 +3,11 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // GenericVersion is the "version" of the generic payload. A change that
@@ -170,4 +172,60 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// MaxIncidentJSON bounds what ParseGeneric reads.
+const MaxIncidentJSON = 1 << 20
+
+// ParseGeneric reads an incident from the JSON Generic writes (a whole
+// aiops.incident.v1 payload, or its data object alone), so that a payload
+// a receiver got can be replayed into a template or a test delivery.
+// Unknown fields are ignored (new fields may come within a version); the
+// incident must be valid (Incident.Validate).
+func ParseGeneric(b []byte) (Incident, error) {
+	if len(b) > MaxIncidentJSON {
+		return Incident{}, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidIncident, len(b), MaxIncidentJSON)
+	}
+	var p struct {
+		Version   string          `json:"version"`
+		Timestamp time.Time       `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Incident{}, fmt.Errorf("%w: not JSON: %v", ErrInvalidIncident, err)
+	}
+	if p.Version != "" && p.Version != GenericVersion {
+		return Incident{}, fmt.Errorf("%w: version %q, want %q", ErrInvalidIncident, p.Version, GenericVersion)
+	}
+	if p.Data != nil {
+		b = p.Data
+	}
+	var d genericData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return Incident{}, fmt.Errorf("%w: %v", ErrInvalidIncident, err)
+	}
+	in := Incident{
+		ID: d.ID, Status: Status(d.Status), Transition: Transition(d.Transition), Title: d.Title, Summary: d.Summary,
+		Service: d.Service, Team: d.Team, Owner: d.Owner, Assignee: d.Assignee, Severity: event.Severity(d.Severity),
+		Runbook: d.Runbook, URL: d.URL, OpenedAt: d.OpenedAt, AcknowledgedAt: d.AcknowledgedAt, ResolvedAt: d.ResolvedAt,
+		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels,
+	}
+	for _, rc := range d.RootCauses {
+		in.RootCauses = append(in.RootCauses, RootCause{Service: rc.Service, Score: rc.Score, Reasons: rc.Reasons})
+	}
+	for _, m := range d.Members {
+		in.Members = append(in.Members, Member{Fingerprint: m.Fingerprint, Kind: m.Kind, Service: m.Service, Name: m.Name,
+			Summary: m.Summary, Severity: event.Severity(m.Severity), Firing: m.Firing, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Labels: m.Labels})
+	}
+	for _, c := range d.Changes {
+		in.Changes = append(in.Changes, Change{ID: c.ID, Service: c.Service, Type: c.Type, Version: c.Version, Author: c.Author,
+			Commit: c.Commit, URL: c.URL, Description: c.Description, Time: c.Time})
+	}
+	// The transition's time is the payload's timestamp; without one (a
+	// data object alone), the time of the status.
+	in.At = p.Timestamp
+	if err := in.Validate(); err != nil {
+		return Incident{}, err
+	}
+	return in, nil
 }

@@ -518,3 +518,28 @@ func TestDeliverIncident(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// ParseGeneric reads back what Generic wrote, as a payload or its data
+// alone, and refuses what is not an incident.
+func TestParseGenericRoundTrip(t *testing.T) {
+	in := SampleIncident()
+	in.Status, in.Transition, in.AcknowledgedAt = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(time.Minute)
+	in.At = in.AcknowledgedAt
+	b := must(Generic(in))
+	back, err := ParseGeneric(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := must(Generic(back)); string(again) != string(b) {
+		t.Fatalf("round trip differs:\n%s\n%s", b, again)
+	}
+	data, _ := json.Marshal(decode(t, b)["data"])
+	if d, err := ParseGeneric(data); err != nil || d.ID != in.ID || d.Time() != in.AcknowledgedAt {
+		t.Fatalf("data alone: %+v %v", d, err)
+	}
+	for _, bad := range []string{`[1]`, `{"version":"aiops.incident.v9","data":{}}`, `{"id":"x"}`, `{"data":{"id":"x","status":"open","transition":"opened","title":"t"}}`} {
+		if _, err := ParseGeneric([]byte(bad)); !errors.Is(err, ErrInvalidIncident) {
+			t.Errorf("%s: %v, want ErrInvalidIncident", bad, err)
+		}
+	}
+}

@@ -45,6 +45,16 @@ type Config struct {
 	// Counter marks a monotonically increasing counter: the detectors see
 	// its per-second rate, and a decrease is a counter reset.
 	Counter bool `yaml:"counter" json:"counter"`
+	// Budget is the false-alarm budget: the expected number of false
+	// alarm episodes per series per day. A series that opens episodes
+	// faster sees the bar an observation must clear to open one rise
+	// (each episode raises it, time lowers it at the budget's rate), so a
+	// noisy or flapping series is held to its budget and a calm one keeps
+	// the plain threshold. Default 1.
+	Budget float64 `yaml:"budget" json:"budget"`
+	// Episode configures the alarm episodes (Result.Alarm, Result.Episode).
+	Episode EpisodeConfig `yaml:"episode" json:"episode"`
+
 	// GapFactor flags a gap when the time since the previous observation
 	// exceeds GapFactor times the typical interval. Default 10.
 	GapFactor float64 `yaml:"gap_factor" json:"gap_factor"`
@@ -161,6 +171,18 @@ func (c Config) WithDefaults() Config {
 	if c.GapFactor == 0 {
 		c.GapFactor = DefaultGapFactor
 	}
+	if c.Budget == 0 {
+		c.Budget = DefaultBudget
+	}
+	if c.Episode.Release == 0 {
+		c.Episode.Release = DefaultEpisodeRelease
+	}
+	if c.Episode.UpdateEvery == 0 {
+		c.Episode.UpdateEvery = DefaultEpisodeUpdateEvery
+	}
+	if c.Episode.MaxDuration == 0 {
+		c.Episode.MaxDuration = DefaultEpisodeMaxDuration
+	}
 	return c
 }
 
@@ -205,6 +227,14 @@ func (c Config) Validate() error {
 		return invalid("forecast.beta", "%v is not in (0,1)", c.Forecast.Beta)
 	case !finite(c.GapFactor) || c.GapFactor <= 1:
 		return invalid("gap_factor", "%v is not a finite number above 1", c.GapFactor)
+	case !finite(c.Budget) || c.Budget <= 0 || c.Budget > 10_000:
+		return invalid("budget", "%v false episodes per day is not in (0,10000]", c.Budget)
+	case c.Episode.Release < 1 || c.Episode.Release > 255:
+		return invalid("episode.release", "%d is not in [1,255]", c.Episode.Release)
+	case c.Episode.UpdateEvery <= 0:
+		return invalid("episode.update_every", "%v is not positive", c.Episode.UpdateEvery)
+	case c.Episode.MaxDuration <= 0:
+		return invalid("episode.max_duration", "%v is not positive", c.Episode.MaxDuration)
 	}
 	return nil
 }

@@ -94,6 +94,17 @@ type Result struct {
 	Scores   [NumKinds]float64
 	Flags    Flags
 	Forecast Forecast
+
+	// Alarm reports that the series is in an alarm episode after this
+	// observation: from the anomalous observation that opened it (one that
+	// also cleared the false-alarm budget's bar, Config.Budget) until
+	// Config.Episode.Release observations in a row are back under the
+	// threshold. Episode says whether this observation opened, updated
+	// (at a bounded rate) or closed it; EpisodeInfo describes the episode
+	// when Alarm is true or Episode is EpisodeClose.
+	Alarm       bool
+	Episode     EpisodeEvent
+	EpisodeInfo Episode
 }
 
 // Profile is a validated Config shared by the detectors of many series.
@@ -180,6 +191,40 @@ type Detector struct {
 	// regime after a confirmed level shift (see regimeZ): the deseasonalised
 	// baseline and scale frozen at its onset
 	regRef, regSd float32
+
+	// res is the geometric mean of the non-zero steps |x - prevX|: the
+	// series' resolution. Half of it floors every scale, so a series that
+	// is mostly zeros, or steps between a few levels without noise, has
+	// no zero-width band that flags every change as infinitely unlikely.
+	res   float32
+	prevX float64
+	ep    episodeState
+}
+
+// resFloor is the fraction of the resolution (Detector.res) that floors
+// every scale: on noisy data the geometric mean of |Δx| is about 0.75σ, so
+// the floor stays under the noise and changes nothing there.
+const resFloor = 0.5
+
+// floor is the smallest scale around m.
+func (d *Detector) floor(m float64) float64 {
+	return math.Max(scaleFloor(m), resFloor*float64(d.res))
+}
+
+// learnResolution updates res with the step from the previous value to x.
+func (d *Detector) learnResolution(x float64) {
+	if d.n > 0 {
+		if step := math.Abs(x - d.prevX); step > 0 && step < math.MaxFloat32 {
+			if d.res == 0 {
+				d.res = float32(step)
+			} else {
+				// geometric mean with a memory of about 100 steps
+				r := float64(d.res)
+				d.res = float32(clamp(r*math.Pow(step/r, 0.01), math.SmallestNonzeroFloat32, math.MaxFloat32))
+			}
+		}
+	}
+	d.prevX = x
 }
 
 // Observations returns the number of valid observations seen.
@@ -191,6 +236,16 @@ func (d *Detector) Profile() *Profile { return d.p }
 // holtAlpha is the weight of a new observation in the Holt level: faster
 // than the EWMA so that the residual of a smooth curve stays small.
 const holtAlpha = 0.15
+
+// varianceLimitFactor multiplies the CUSUM limit for the variance CUSUM.
+// Real residuals are heavy-tailed, and at the level-shift limit the
+// variance CUSUM made 2,972 of the 4,267 rows flagged on normal data of the
+// KPIs' tuning part (eval.TuningPart); at twice the limit mean F1 by the
+// challenge rule rose from 0.317 to 0.342 there. But it is the variance
+// CUSUM that finds a 5σ step within 10 points (the Holt level absorbs the
+// step before the level-shift CUSUM adds it up; TestLevelShift), so the
+// factor stays 1.
+const varianceLimitFactor = 1.0
 
 // anomalyLearnRate scales the learning rates on an anomalous observation.
 const anomalyLearnRate = 0.3
@@ -304,18 +359,18 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 
 	// statistics against the state before this observation
 	med := d.win.median()
-	sdE := math.Max(math.Sqrt(d.vari), scaleFloor(d.mean))
+	sdE := math.Max(math.Sqrt(d.vari), d.floor(d.mean))
 	// 1.4826 MAD and 1.2533 mean absolute deviation both estimate σ of a
 	// normal; the larger keeps quantised data (MAD = 0) from scoring every
 	// step between two levels as an outlier
-	scaleR := math.Max(math.Max(1.4826*d.win.mad(med), 1.2533*d.win.meanAD(med)), scaleFloor(med))
+	scaleR := math.Max(math.Max(1.4826*d.win.mad(med), 1.2533*d.win.meanAD(med)), d.floor(med))
 	zR := (xd - med) / scaleR
 	zE := (xd - d.mean) / sdE
-	sdH := math.Max(math.Sqrt(d.hwVa), scaleFloor(d.level))
+	sdH := math.Max(math.Sqrt(d.hwVa), d.floor(d.level))
 	// a trend is not extrapolated across a gap
 	predH := d.level + d.slope*math.Min(dtSec, cfg.GapFactor*d.dt)
 	predS := d.slow + d.slowSl*math.Min(dtSec, cfg.GapFactor*d.dt)
-	sdS := math.Max(math.Sqrt(d.seVa), scaleFloor(predS))
+	sdS := math.Max(math.Sqrt(d.seVa), d.floor(predS))
 	zS := (x - predS - s) / sdS
 	zH := (xd - predH) / sdH
 
@@ -334,9 +389,10 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			d.cuNeg = clamp(d.cuNeg-zc-k, 0, 2*h)
 			// log-likelihood ratio of N(0,4) against N(0,1)
 			z2 := math.Min(zH*zH, 16)
-			d.cuVa = clamp(d.cuVa+0.375*z2-math.Ln2, 0, 2*h)
+			hv := h * varianceLimitFactor
+			d.cuVa = clamp(d.cuVa+0.375*z2-math.Ln2, 0, 2*hv)
 			r.Scores[KindLevelShift] = saturate(math.Max(d.cuPos, d.cuNeg), h)
-			r.Scores[KindVariance] = saturate(d.cuVa, h)
+			r.Scores[KindVariance] = saturate(d.cuVa, hv)
 			// the regime's baseline is the slow one the seasonal detector
 			// uses: it has not followed the step yet, and its scale holds
 			// the series' wander
@@ -474,6 +530,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		}
 		d.slow = clamp(d.slow+m, -maxAbsValue, maxAbsValue)
 	}
+	d.learnResolution(x)
 	if d.n < math.MaxUint32 {
 		d.n++
 	}
@@ -526,6 +583,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
+	d.episode(&r, ns)
 	return r
 }
 

@@ -16,13 +16,21 @@ import (
 // trend CUSUM and the window's count of values since the last gap; a
 // version 1 or 2 snapshot restores with the CUSUM at 0 and its window
 // taken as gap-free.
-const stateVersion = 3
+//
+// Version 4 appends the resolution (res, prevX) and the alarm episode; an
+// older snapshot restores with no resolution learnt yet and no episode
+// open.
+const stateVersion = 4
 
 // regimeBytes is the size of the regime fields version 2 appends.
 const regimeBytes = 4 + 4 + 2 + 1
 
 // trendBytes is the size of the trend fields version 3 appends.
 const trendBytes = 4 + 1
+
+// episodeBytes is the size of the resolution and episode fields version 4
+// appends.
+const episodeBytes = 4 + 8 + 1 + 1 + 4 + 4 + 1 + 8*5
 
 var stateMagic = [2]byte{'d', 't'}
 
@@ -47,7 +55,7 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 }
 
 func (d *Detector) stateSize() int {
-	return d.stateSizeV1() + regimeBytes + trendBytes
+	return d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes
 }
 
 func (d *Detector) stateSizeV1() int {
@@ -86,6 +94,21 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, d.regIn)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.win.slopeCu))
 	b = append(b, d.win.fresh)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(d.res))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(d.prevX))
+	e := &d.ep
+	var open byte
+	if e.open {
+		open = 1
+	}
+	b = append(b, open, e.calm)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.bar))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.peak))
+	b = append(b, e.peakDet)
+	for _, v := range [...]int64{e.start, e.end, e.peakT, e.lastUpd} {
+		b = binary.LittleEndian.AppendUint64(b, uint64(v))
+	}
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.peakVal))
 	return b, nil
 }
 
@@ -112,6 +135,8 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		want = d.stateSizeV1()
 	case 2:
 		want = d.stateSizeV1() + regimeBytes
+	case 3:
+		want = d.stateSizeV1() + regimeBytes + trendBytes
 	}
 	if len(data) != want {
 		return corrupt("%d bytes, want %d for version %d", len(data), want, version)
@@ -197,6 +222,30 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 			return corrupt("%d values since the last gap, window of %d", p[4], len(nd.win.vals))
 		}
 		nd.win.slopeCu, nd.win.fresh = cu, p[4]
+	}
+	nd.res, nd.prevX, nd.ep = 0, 0, episodeState{}
+	if version >= 4 {
+		p = p[trendBytes:]
+		nd.res = math.Float32frombits(binary.LittleEndian.Uint32(p))
+		nd.prevX = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
+		p = p[12:]
+		if p[0] > 1 {
+			return corrupt("episode flag byte %d", p[0])
+		}
+		e := episodeState{open: p[0] == 1, calm: p[1]}
+		e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
+		e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
+		e.peakDet = p[10]
+		p = p[11:]
+		e.start, e.end, e.peakT, e.lastUpd = int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:])), int64(binary.LittleEndian.Uint64(p[16:])), int64(binary.LittleEndian.Uint64(p[24:]))
+		e.peakVal = math.Float64frombits(binary.LittleEndian.Uint64(p[32:]))
+		switch {
+		case !(nd.res >= 0) || math.IsInf(float64(nd.res), 0) || !finite(nd.prevX):
+			return corrupt("resolution %v, previous value %v", nd.res, nd.prevX)
+		case !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal):
+			return corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
+		}
+		nd.ep = e
 	}
 	*d = nd
 	return nil

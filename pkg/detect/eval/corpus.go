@@ -216,11 +216,19 @@ func Run(c Case, o Options) (Result, error) {
 	return res, nil
 }
 
-// Alarms runs the default detector of l's shape over every row of l.
+// Alarms runs the default detector of l's shape over every row of l and
+// returns where it is in an alarm episode.
 func Alarms(l Labelled, o Options) ([]bool, error) {
 	if len(l.Channels) == 1 {
-		_, alarms, err := Score(o.Config, l.Times, l.Values[0])
-		return alarms, err
+		d, err := detect.NewDetector(o.Config)
+		if err != nil {
+			return nil, err
+		}
+		alarms := make([]bool, l.Rows())
+		for i, v := range l.Values[0] {
+			alarms[i] = d.Observe(l.Times[i], v).Alarm
+		}
+		return alarms, nil
 	}
 	_, alarms, err := ScoreGroup(o.GroupConfig, l.Multivariate())
 	return alarms, err

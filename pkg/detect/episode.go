@@ -1,0 +1,163 @@
+package detect
+
+import (
+	"math"
+	"time"
+)
+
+// EpisodeConfig configures how scored observations become alarm episodes:
+// one alarm that opens on the first anomalous observation, is updated at a
+// bounded rate while it lasts, and ends when the series is back in its
+// normal range, instead of one alarm per anomalous observation.
+type EpisodeConfig struct {
+	// Release is the number of observations in a row scoring under the
+	// threshold that end an episode. Default 1: the episode ends with the
+	// first observation back in the normal range. On the KPIs' tuning
+	// part, 3 (one calm point inside a burst does not split it) flagged
+	// more normal rows after each episode and scored mean F1 0.342
+	// against 0.372 with 1.
+	Release int `yaml:"release" json:"release"`
+	// UpdateEvery bounds the rate of updates of an open episode: at most
+	// one per UpdateEvery of series time (a new peak included). Default 5m.
+	UpdateEvery time.Duration `yaml:"update_every" json:"update_every"`
+	// MaxDuration ends an episode that has lasted this long: what has
+	// been abnormal for that long is the series' state, and the budget
+	// (Config.Budget) then raises the bar it must clear to alarm again.
+	// Default 6h.
+	MaxDuration time.Duration `yaml:"max_duration" json:"max_duration"`
+}
+
+// Episode defaults.
+const (
+	DefaultBudget             = 1.0
+	DefaultEpisodeRelease     = 1
+	DefaultEpisodeUpdateEvery = 5 * time.Minute
+	DefaultEpisodeMaxDuration = 6 * time.Hour
+)
+
+// EpisodeEvent says what an observation did to the series' alarm episode.
+type EpisodeEvent uint8
+
+// Episode events, in Result.Episode.
+const (
+	EpisodeNone   EpisodeEvent = iota // no change worth an event (inside or outside an episode)
+	EpisodeOpen                       // an episode opened at this observation
+	EpisodeUpdate                     // the open episode's bounded-rate update
+	EpisodeClose                      // the episode ended at this observation
+)
+
+var episodeNames = [...]string{"none", "open", "update", "close"}
+
+func (e EpisodeEvent) String() string {
+	if int(e) < len(episodeNames) {
+		return episodeNames[e]
+	}
+	return "unknown"
+}
+
+// Episode describes the alarm episode an observation belongs to.
+type Episode struct {
+	Start, End time.Time // End: the last anomalous observation so far
+	Peak       float64   // the highest score in the episode
+	PeakTime   time.Time
+	PeakValue  float64
+	// Detector is the detector that scored the peak.
+	Detector Kind
+}
+
+// episodeState is the per-series state of the episode layer (in the
+// Detector and its snapshot).
+type episodeState struct {
+	open     bool
+	calm     uint8   // observations in a row under the threshold while open
+	bar      float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
+	peak     float32
+	peakDet  uint8
+	start    int64 // unix ns
+	end      int64
+	peakT    int64
+	lastUpd  int64
+	peakVal  float64
+}
+
+// logRatio turns a score back into the log of the statistic over its alarm
+// level (0 at the threshold 0.5 of saturate; a score of 1 is a ratio beyond
+// what float64 resolves: 12, about e^12 times the alarm level).
+func logRatio(s float64) float64 {
+	if s <= 0 {
+		return -12
+	}
+	if s >= 1 {
+		return 12
+	}
+	return math.Max(-12, math.Min(12, 0.25*math.Log(s/(1-s))))
+}
+
+// budgetStep is how far one opened episode raises the bar (in log ratio: a
+// statistic e^0.7 ≈ 2 times further out is needed). The bar sinks back by
+// budgetStep × the budget per day, so a series that opens episodes faster
+// than its budget sees its bar rise until it does not, and one that stays
+// calm returns to the plain threshold.
+const budgetStep = 0.7
+
+// episode runs the episode layer on r (after its scores are final) and sets
+// r.Alarm, r.Episode and r.EpisodeInfo.
+func (d *Detector) episode(r *Result, ns int64) {
+	cfg := &d.p.cfg
+	e := &d.ep
+	g := logRatio(r.Score)
+	// the bar sinks at the budget's rate per unit of series time
+	if d.dt > 0 && e.bar > 0 {
+		sink := budgetStep * cfg.Budget * math.Min(d.dt, 86400) / 86400
+		e.bar = float32(math.Max(0, float64(e.bar)-sink))
+	}
+	exceeds := r.Anomaly && g >= float64(e.bar)
+	if !e.open {
+		if !exceeds {
+			return
+		}
+		*e = episodeState{open: true, bar: float32(math.Min(12, float64(e.bar)+budgetStep)),
+			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector)}
+		r.Alarm, r.Episode = true, EpisodeOpen
+		r.EpisodeInfo = d.episodeInfo()
+		return
+	}
+	r.Alarm = true
+	newPeak := false
+	if r.Anomaly {
+		e.calm = 0
+		e.end = ns
+		if float32(r.Score) > e.peak {
+			e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Value, uint8(r.Detector)
+			newPeak = true
+		}
+	} else if e.calm < math.MaxUint8 {
+		e.calm++
+	}
+	switch {
+	case int(e.calm) >= cfg.Episode.Release:
+		r.Episode = EpisodeClose
+	case ns-e.start >= int64(cfg.Episode.MaxDuration):
+		// the state has lasted: raise the bar past it so that it does not
+		// reopen at once, and let the budget lower it again
+		r.Episode = EpisodeClose
+		e.bar = float32(math.Min(12, math.Max(float64(e.bar), g+budgetStep)))
+	case ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery) || (newPeak && ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery)/4):
+		r.Episode = EpisodeUpdate
+		e.lastUpd = ns
+	}
+	r.EpisodeInfo = d.episodeInfo()
+	if r.Episode == EpisodeClose {
+		bar := e.bar
+		*e = episodeState{bar: bar}
+	}
+}
+
+func (d *Detector) episodeInfo() Episode {
+	e := &d.ep
+	return Episode{
+		Start: time.Unix(0, e.start).UTC(), End: time.Unix(0, e.end).UTC(),
+		Peak: float64(e.peak), PeakTime: time.Unix(0, e.peakT).UTC(), PeakValue: e.peakVal,
+		Detector: Kind(e.peakDet),
+	}
+}

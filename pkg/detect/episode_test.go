@@ -1,0 +1,100 @@
+package detect
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// alarmRuns replays values at one-minute steps and returns the fraction of
+// rows from row from on in alarm, the longest alarm run there, and the first
+// row at or after from in alarm (-1 if none).
+func alarmRuns(t *testing.T, values []float64, from int) (frac float64, longest, first int) {
+	t.Helper()
+	d := mustDetector(t, Config{})
+	first = -1
+	run, flagged := 0, 0
+	for i, v := range values {
+		r := d.Observe(at(i, time.Minute), v)
+		if i < from {
+			continue
+		}
+		if r.Alarm {
+			flagged++
+			run++
+			longest = max(longest, run)
+			if first < 0 {
+				first = i
+			}
+		} else {
+			run = 0
+		}
+	}
+	return float64(flagged) / float64(len(values)-from), longest, first
+}
+
+// TestNoLastingAlarmOnOddButNormalSeries: series that are normal in their
+// own way (event counts that are mostly zero, a noise-free square wave, a
+// spike that recurs every hour) must not hold the alarm on: after two days
+// of learning, under 1% of the rows are in alarm and no alarm lasts an hour.
+func TestNoLastingAlarmOnOddButNormalSeries(t *testing.T) {
+	const n = 5 * 1440
+	rng := rand.New(rand.NewPCG(16, 1))
+	zeros := make([]float64, n)
+	for i := range zeros {
+		if rng.Float64() < 0.03 {
+			zeros[i] = float64(1 + rng.IntN(3))
+		}
+	}
+	square := make([]float64, n)
+	for i := range square {
+		if (i/90)%2 == 1 { // 90 minutes up, 90 down
+			square[i] = 10
+		}
+	}
+	hourly := make([]float64, n)
+	for i := range hourly {
+		hourly[i] = 50 + rng.NormFloat64()
+		if i%60 == 0 {
+			hourly[i] += 30
+		}
+	}
+	for name, v := range map[string][]float64{"mostly zeros": zeros, "square wave": square, "hourly spike": hourly} {
+		frac, longest, _ := alarmRuns(t, v, 2*1440)
+		if frac > 0.01 || longest >= 60 {
+			t.Errorf("%s: %.2f%% of rows in alarm, longest alarm %d rows; want under 1%% and under an hour", name, 100*frac, longest)
+		}
+	}
+}
+
+// TestRealChangesStillFound: a level shift, a drift and a variance change
+// on a noisy daily-seasonal series are each found within hours of their
+// start, and nothing is flagged for long before.
+func TestRealChangesStillFound(t *testing.T) {
+	const n, k = 4 * 1440, 3 * 1440
+	base := func(seed uint64) []float64 {
+		rng := rand.New(rand.NewPCG(seed, 16))
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = 100 + 10*math.Sin(2*math.Pi*float64(i)/1440) + rng.NormFloat64()
+		}
+		return v
+	}
+	shift, drift, variance := base(1), base(2), base(3)
+	for i := k; i < n; i++ {
+		shift[i] += 6
+		drift[i] += 0.05 * float64(i-k) // 3σ an hour
+		variance[i] = 100 + 10*math.Sin(2*math.Pi*float64(i)/1440) + 5*(variance[i]-100-10*math.Sin(2*math.Pi*float64(i)/1440))
+	}
+	for name, v := range map[string][]float64{"level shift": shift, "drift": drift, "variance change": variance} {
+		fracBefore, _, _ := alarmRuns(t, v[:k], 1440)
+		_, _, first := alarmRuns(t, v, k)
+		if first < 0 || first-k > 180 {
+			t.Errorf("%s at row %d: first alarm at %d, want within 3 hours", name, k, first)
+		}
+		if fracBefore > 0.01 {
+			t.Errorf("%s: %.2f%% of the rows before the change in alarm", name, 100*fracBefore)
+		}
+	}
+}

@@ -68,16 +68,16 @@ type Episode struct {
 // episodeState is the per-series state of the episode layer (in the
 // Detector and its snapshot).
 type episodeState struct {
-	open     bool
-	calm     uint8   // observations in a row under the threshold while open
-	bar      float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
-	peak     float32
-	peakDet  uint8
-	start    int64 // unix ns
-	end      int64
-	peakT    int64
-	lastUpd  int64
-	peakVal  float64
+	open    bool
+	calm    uint8   // observations in a row under the threshold while open
+	bar     float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
+	peak    float32
+	peakDet uint8
+	start   int64 // unix ns
+	end     int64
+	peakT   int64
+	lastUpd int64
+	peakVal float64
 }
 
 // logRatio turns a score back into the log of the statistic over its alarm

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/services/correlator"
@@ -31,13 +32,17 @@ func Components() []platform.Component {
 		// The incidents API on 127.0.0.1:8081, its token kept in data/;
 		// the service catalog in pipelines/catalog.yaml when there is one.
 		platform.WithDefaults(correlator.Component, func() correlator.Config {
-			c := correlator.Config{API: correlator.APIConfig{Listen: "127.0.0.1:8081", GenerateTokenFile: "data/api-token"}}
+			c := correlator.Config{API: httpapi.Config{Listen: "127.0.0.1:8081", GenerateTokenFile: "data/api-token"}}
 			if _, err := os.Stat(DefaultCatalog); err == nil {
 				c.Catalog = DefaultCatalog
 			}
 			return c
 		}),
-		notifier.Component,
+		// The silences API where amtool looks by default
+		// (127.0.0.1:9093), with the API token of data/.
+		platform.WithDefaults(notifier.Component, func() notifier.Config {
+			return notifier.Config{API: httpapi.Config{Listen: "127.0.0.1:9093", GenerateTokenFile: "data/api-token"}}
+		}),
 	}
 }
 

@@ -75,13 +75,13 @@ func TestRunPipeline(t *testing.T) {
 	}))
 	defer receiver.Close()
 	routes := writeAMConfig(t, receiver.URL)
-	var natsAddr, adminAddr, ingestAddr, apiAddr string
+	var natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr string
 	var finished chan error
 	// The ports are picked free and then handed over, so a test binary
 	// running beside this one may take one in between: start again on new
 	// ports when a bind fails.
 	for attempt := 1; ; attempt++ {
-		natsAddr, adminAddr, ingestAddr, apiAddr = freePort(t), freePort(t), freePort(t), freePort(t)
+		natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 		finished = make(chan error, 1)
 		go func(finished chan error) {
 			finished <- runPipeline(ctx, []string{
@@ -95,6 +95,8 @@ func TestRunPipeline(t *testing.T) {
 				"-set", "correlator.api.listen=" + apiAddr,
 				"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
 				"-set", "notifier.routes=" + routes,
+				"-set", "notifier.api.listen=" + silencesAddr,
+				"-set", "notifier.api.generate_token_file=" + dir + "/api-token",
 				"-set", "writer.max_age=100ms",
 				"-set", "logminer.state.save_every=1s",
 				"-set", "log.level=warn",
@@ -297,6 +299,20 @@ func TestRunPipeline(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), incidentID) || !strings.Contains(string(body), `"member_count": 2`) {
 		t.Fatalf("incidents API: %d %s; want incident %s with both alerts", resp.StatusCode, body, incidentID)
+	}
+
+	// The silences API answers with the same token (amtool's default
+	// URL in a plain run).
+	req, _ = http.NewRequest("GET", "http://"+silencesAddr+"/api/v2/silences", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(apiToken)))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "[]" {
+		t.Fatalf("silences API: %d %s; want an empty list", resp.StatusCode, body)
 	}
 
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {

@@ -477,8 +477,8 @@ func (m *Miner) similarity(c *cluster) float64 {
 		l := m.tk.masked(i)
 		switch c.kinds[i] {
 		case kindWildcard:
-			if k := m.tk.toks[i]; k.vEnd > k.vStart {
-				continue // variable meets variable
+			if k := m.tk.toks[i]; k.vEnd > k.vStart || hasDigit(l) {
+				continue // variable meets variable, or an id the maskers left
 			}
 			n++ // a word where other lines had variables
 		case kindPartial:
@@ -490,7 +490,10 @@ func (m *Miner) similarity(c *cluster) float64 {
 			if t == string(l) {
 				eq++
 				n++
-			} else if !sameKey(t, l) {
+			} else if !sameKey(t, l) && !(hasDigit(l) && hasDigit(t)) {
+				// Two different words with digits ("eth3", "R27") are
+				// taken by their shape for values of one variable, as the
+				// maskers' variables are: neither for nor against.
 				n++
 			}
 		}
@@ -499,6 +502,15 @@ func (m *Miner) similarity(c *cluster) float64 {
 		return 1
 	}
 	return float64(eq) / float64(n)
+}
+
+func hasDigit[T string | []byte](tok T) bool {
+	for i := 0; i < len(tok); i++ {
+		if isDigit(tok[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyLen is the length of a "key=" or "key:" prefix of tok (0 if none): a

@@ -96,6 +96,12 @@ type Request struct {
 	// Method defaults to POST; GET, PUT and PATCH serve the ticketing
 	// APIs (a search, an update). A GET sends no body.
 	Method string
+	// Unsafe marks a request that is not idempotent at the receiver (a
+	// ticket created by a POST): after a timeout or a broken connection,
+	// when the receiver may have acted on it, it is not retried; Deliver
+	// returns a transient error and the caller checks (searches) before
+	// sending it again. 5xx, 408 and 429 are retried as usual.
+	Unsafe bool
 }
 
 // Result says what happened to one delivery.
@@ -449,6 +455,13 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 		}
 		a.Error = out.err.Error()
 		last = out.err
+		if req.Unsafe && out.status == 0 && out.retry {
+			// No answer: the receiver may have acted on the request.
+			// The caller checks before it sends it again.
+			out.retry = false
+			out.err = fmt.Errorf("%w (not retried: the request is not idempotent and may have been applied)", out.err)
+			a.Error = out.err.Error()
+		}
 		if !out.retry {
 			c.record(a)
 			return fail(out.err, nil) // still permanent when out.err is

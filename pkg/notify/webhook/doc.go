@@ -38,5 +38,17 @@
 // builders turn it into a body: Generic (aiops.incident.v1), Alertmanager
 // (Prometheus Alertmanager webhook v4), Slack (incoming webhook), PagerDuty
 // (Events API v2) and Template (Go text/template for anything else).
-// IdempotencyKey derives the webhook-id of an incident transition.
+// IdempotencyKey derives the webhook-id of an incident transition;
+// ParseGeneric reads a Generic payload back into an Incident.
+//
+// # Ticketing
+//
+// Jira and ServiceNow keep one ticket per incident over several requests
+// (search, create, comment or update, transition), each sent through a
+// Deliverer (Client.Deliver: the same retries, breaker, rate limit and
+// records) under the notification's idempotency key plus the step's name.
+// The ticket is found each time by what names the incident (a Jira label,
+// a ServiceNow correlation_id), so a restart continues the same ticket; a
+// create is an Unsafe request, not retried once it may have been applied,
+// so a lost answer never makes a second ticket.
 package webhook

@@ -150,6 +150,11 @@ func (j *Jira) text(s string) any {
 }
 
 func (j *Jira) do(ctx context.Context, d Deliverer, key, step, method, url string, body any) ([]byte, error) {
+	return j.send(ctx, d, Request{IdempotencyKey: key + "-" + step, Method: method, URL: url}, step, body)
+}
+
+// send completes req (receiver, body, headers) and delivers it.
+func (j *Jira) send(ctx context.Context, d Deliverer, req Request, step string, body any) ([]byte, error) {
 	var b []byte
 	if body != nil {
 		var err error
@@ -162,7 +167,8 @@ func (j *Jira) do(ctx context.Context, d Deliverer, key, step, method, url strin
 		h = http.Header{}
 	}
 	h.Set("Accept", "application/json")
-	res, err := d.Deliver(ctx, Request{Receiver: j.Receiver, URL: url, Method: method, Body: b, Header: h, IdempotencyKey: key + "-" + step})
+	req.Receiver, req.Body, req.Header = j.Receiver, b, h
+	res, err := d.Deliver(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("jira %s: %w", step, err)
 	}
@@ -231,7 +237,10 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	if issue.Priority != "" {
 		fields["priority"] = map[string]string{"name": issue.Priority}
 	}
-	body, err := j.do(ctx, d, key, "create", http.MethodPost, j.url("issue"), map[string]any{"fields": fields})
+	// A create that got no answer is not retried: the next notification
+	// searches first and finds the issue if it was made.
+	body, err := j.send(ctx, d, Request{IdempotencyKey: key + "-create", Method: http.MethodPost, URL: j.url("issue"), Unsafe: true},
+		"create", map[string]any{"fields": fields})
 	if err != nil {
 		return err
 	}
@@ -268,8 +277,8 @@ func (j *Jira) transition(ctx context.Context, d Deliverer, key, issueKey, name 
 	}
 	for _, t := range res.Transitions {
 		if strings.EqualFold(t.Name, name) {
-			_, err := j.do(ctx, d, key, "transition", http.MethodPost, j.url("issue", issueKey, "transitions"),
-				map[string]any{"transition": map[string]string{"id": t.ID}})
+			_, err := j.send(ctx, d, Request{IdempotencyKey: key + "-transition", Method: http.MethodPost, URL: j.url("issue", issueKey, "transitions"), Unsafe: true},
+				"transition", map[string]any{"transition": map[string]string{"id": t.ID}})
 			return err
 		}
 	}

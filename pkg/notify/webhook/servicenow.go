@@ -108,7 +108,9 @@ func (s *ServiceNow) Notify(ctx context.Context, d Deliverer, key string, in Inc
 				fields[k] = v
 			}
 		}
-		_, err := s.do(ctx, d, key, "create", http.MethodPost, s.url(""), fields)
+		// A create that got no answer is not retried: the next
+		// notification searches first and finds the record if it was made.
+		_, err := s.send(ctx, d, Request{IdempotencyKey: key + "-create", Method: http.MethodPost, URL: s.url(""), Unsafe: true}, "create", fields)
 		return err
 	}
 	sysID := found.Result[0].SysID
@@ -131,6 +133,11 @@ func (s *ServiceNow) Notify(ctx context.Context, d Deliverer, key string, in Inc
 }
 
 func (s *ServiceNow) do(ctx context.Context, d Deliverer, key, step, method, url string, body any) ([]byte, error) {
+	return s.send(ctx, d, Request{IdempotencyKey: key + "-" + step, Method: method, URL: url}, step, body)
+}
+
+// send completes req (receiver, body, headers) and delivers it.
+func (s *ServiceNow) send(ctx context.Context, d Deliverer, req Request, step string, body any) ([]byte, error) {
 	var b []byte
 	if body != nil {
 		var err error
@@ -143,7 +150,8 @@ func (s *ServiceNow) do(ctx context.Context, d Deliverer, key, step, method, url
 		h = http.Header{}
 	}
 	h.Set("Accept", "application/json")
-	res, err := d.Deliver(ctx, Request{Receiver: s.Receiver, URL: url, Method: method, Body: b, Header: h, IdempotencyKey: key + "-" + step})
+	req.Receiver, req.Body, req.Header = s.Receiver, b, h
+	res, err := d.Deliver(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("servicenow %s: %w", step, err)
 	}

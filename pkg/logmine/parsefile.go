@@ -18,7 +18,8 @@ const DefaultMaxLineBytes = 1 << 20
 // ParseOptions configures offline parsing.
 type ParseOptions struct {
 	// Format is the header format (see CompileFormat); empty means the
-	// whole line is the content.
+	// whole line is the content; FormatAuto detects a common header from
+	// the first DetectSampleLines lines (see DetectHeader).
 	Format string
 	// Config is the miner configuration; the zero value means
 	// DefaultConfig().
@@ -28,10 +29,18 @@ type ParseOptions struct {
 	MaxLineBytes int
 }
 
+// FormatAuto as ParseOptions.Format (and as a logminer format) detects the
+// header instead of naming one.
+const FormatAuto = "auto"
+
+// DetectSampleLines is how many first lines header detection looks at.
+const DetectSampleLines = 100
+
 // ParseStats counts what ParseFile saw.
 type ParseStats struct {
-	Lines     int // rows written, one per input line
-	Unmatched int // lines that did not have the Format, mined whole
+	Header    Detection // with FormatAuto: the header chosen
+	Lines     int       // rows written, one per input line
+	Unmatched int       // lines that did not have the Format (or the detected header), mined whole
 	Truncated int // lines longer than MaxLineBytes, cut
 	Templates int // distinct templates in the output
 }
@@ -48,6 +57,11 @@ type Parsed struct {
 type offline struct {
 	miner  *Miner
 	format *Format
+	// detect: the header is detected from the first lines, held in
+	// pending until then; kind is the result
+	detect  bool
+	kind    HeaderKind
+	pending []pendingLine
 	maxLen int
 	ids    []TemplateID
 	merged map[TemplateID]TemplateID
@@ -76,12 +90,50 @@ func newOffline(opts ParseOptions) (*offline, error) {
 		return nil, errs.Permanent(err)
 	}
 	o := &offline{miner: m, maxLen: maxLen, merged: map[TemplateID]TemplateID{}, texts: map[TemplateID]string{}}
-	if opts.Format != "" {
+	if opts.Format == FormatAuto {
+		o.detect = true
+	} else if opts.Format != "" {
 		if o.format, err = CompileFormat(opts.Format); err != nil {
 			return nil, errs.Permanent(err)
 		}
 	}
 	return o, nil
+}
+
+type pendingLine struct {
+	line      string
+	truncated bool
+}
+
+// push adds a line, holding the first ones back while the header is being
+// detected.
+func (o *offline) push(line string, truncated bool) {
+	if !o.detect {
+		o.add(line, truncated)
+		return
+	}
+	o.pending = append(o.pending, pendingLine{line, truncated})
+	if len(o.pending) >= DetectSampleLines {
+		o.decide()
+	}
+}
+
+// decide detects the header from the held lines and mines them.
+func (o *offline) decide() {
+	if !o.detect {
+		return
+	}
+	sample := make([]string, len(o.pending))
+	for i, p := range o.pending {
+		sample[i] = p.line
+	}
+	o.stats.Header = DetectHeader(sample)
+	o.kind = o.stats.Header.Kind
+	o.detect = false
+	for _, p := range o.pending {
+		o.add(p.line, p.truncated)
+	}
+	o.pending = nil
 }
 
 func (o *offline) add(line string, truncated bool) {
@@ -90,7 +142,13 @@ func (o *offline) add(line string, truncated bool) {
 		o.stats.Truncated++
 	}
 	content := line
-	if o.format != nil {
+	if o.kind != "" && o.kind != HeaderNone {
+		if h, ok := SplitHeader(o.kind, line); ok {
+			content = h.Content
+		} else {
+			o.stats.Unmatched++
+		}
+	} else if o.format != nil {
 		var ok bool
 		o.fields, ok = o.format.Parse(line, o.fields)
 		if ok {
@@ -135,8 +193,9 @@ func ParseLines(lines []string, opts ParseOptions) ([]Parsed, ParseStats, error)
 		if len(l) > o.maxLen {
 			l, cut = l[:o.maxLen], true
 		}
-		o.add(l, cut)
+		o.push(l, cut)
 	}
+	o.decide()
 	out := make([]Parsed, len(o.ids))
 	seen := map[TemplateID]bool{}
 	for i, id := range o.ids {
@@ -190,12 +249,13 @@ func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) 
 		} else if len(line) > o.maxLen {
 			line, cut = line[:o.maxLen], true
 		}
-		o.add(string(line), cut)
+		o.push(string(line), cut)
 		long, inLong, cut = long[:0], false, false
 		if err == io.EOF {
 			break
 		}
 	}
+	o.decide()
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"LineId", "EventId", "EventTemplate"}); err != nil {
 		return o.stats, fmt.Errorf("logmine: write csv: %w", err)

@@ -41,8 +41,8 @@ type ParseStats struct {
 	Header    Detection // with FormatAuto: the header chosen
 	Lines     int       // rows written, one per input line
 	Unmatched int       // lines that did not have the Format (or the detected header), mined whole
-	Truncated int // lines longer than MaxLineBytes, cut
-	Templates int // distinct templates in the output
+	Truncated int       // lines longer than MaxLineBytes, cut
+	Templates int       // distinct templates in the output
 }
 
 // Parsed is the final template of one input line.
@@ -62,13 +62,13 @@ type offline struct {
 	detect  bool
 	kind    HeaderKind
 	pending []pendingLine
-	maxLen int
-	ids    []TemplateID
-	merged map[TemplateID]TemplateID
-	texts  map[TemplateID]string
-	fields []string
-	res    Result
-	stats  ParseStats
+	maxLen  int
+	ids     []TemplateID
+	merged  map[TemplateID]TemplateID
+	texts   map[TemplateID]string
+	fields  []string
+	res     Result
+	stats   ParseStats
 }
 
 func newOffline(opts ParseOptions) (*offline, error) {

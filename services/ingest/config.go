@@ -45,6 +45,16 @@ type Config struct {
 	// make; Burst how many it may make at once. Defaults 100 and 200.
 	RatePerToken float64 `yaml:"rate_per_token"`
 	Burst        int     `yaml:"burst"`
+	// MaxEventAge and MaxEventFuture bound an event's time around the
+	// gateway's clock: the store drops day partitions past their retention,
+	// so an older event would be acked and then deleted, and far-apart times
+	// would each open a partition. Such events are refused with a 400 (a
+	// firing alert that started earlier is kept with a later time, see
+	// docs/security.md). Defaults 13 days (a day less than the events and
+	// logs tables' 14 days of writer.retention: keep it so if either
+	// changes) and 1 hour.
+	MaxEventAge    time.Duration `yaml:"max_event_age"`
+	MaxEventFuture time.Duration `yaml:"max_event_future"`
 	// AuthFailureRate is the sustained requests per second with a missing
 	// or wrong token one client address may make; AuthFailureBurst how many
 	// at once. Past them every request from that address is answered 429
@@ -94,6 +104,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Burst == 0 {
 		c.Burst = DefaultBurst
+	}
+	if c.MaxEventAge == 0 {
+		c.MaxEventAge = decode.DefaultMaxPast
+	}
+	if c.MaxEventFuture == 0 {
+		c.MaxEventFuture = decode.DefaultMaxFuture
 	}
 	if c.AuthFailureRate == 0 {
 		c.AuthFailureRate = DefaultAuthFailureRate
@@ -148,6 +164,12 @@ func (c Config) Validate() error {
 	}
 	if c.Burst < 0 {
 		bad("burst", "is %d, want > 0", c.Burst)
+	}
+	if c.MaxEventAge < 0 {
+		bad("max_event_age", "is %s, want > 0", c.MaxEventAge)
+	}
+	if c.MaxEventFuture < 0 {
+		bad("max_event_future", "is %s, want > 0", c.MaxEventFuture)
 	}
 	if c.AuthFailureRate < 0 {
 		bad("auth_failure_rate", "is %g, want > 0", c.AuthFailureRate)

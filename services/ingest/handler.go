@@ -274,7 +274,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 		return
 	}
-	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes), IdempotencyKey: key})
+	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes),
+		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)

@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,7 +68,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	var c problems
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts))}
 	for i, raw := range p.Alerts {
-		if e := alertEvent(i, raw, o.Now, &c); e != nil {
+		if e := alertEvent(i, raw, o, &c); e != nil {
 			batch.Events = append(batch.Events, e)
 		}
 	}
@@ -77,7 +78,11 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	return batch, nil
 }
 
-func alertEvent(i int, raw json.RawMessage, now time.Time, c *problems) *event.Envelope {
+// storableFrom is where event.Validate's storable range starts: a startsAt
+// before it is refused, not clamped.
+var storableFrom = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
+
+func alertEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Envelope {
 	var a amAlert
 	if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
 		c.add(i, "", "is not a JSON object")
@@ -146,7 +151,19 @@ func alertEvent(i int, raw json.RawMessage, now time.Time, c *problems) *event.E
 	if a.Status == event.AlertResolved {
 		identity = append(identity, []byte(endsAt.UTC().Format(time.RFC3339Nano)))
 	}
-	if err := seal(e, SourceAlertmanager, now, identity...); err != nil {
+	// A firing alert that started before the window is still news: its
+	// event is timed at the start of the day after the window's start (the
+	// same time for every resend during a day, so resends keep one id),
+	// the true startsAt stays in the body and the original time is named
+	// in the envelope's field time_clamped_from.
+	if start := o.Now.Add(-o.MaxPast); a.Status == event.AlertFiring && e.Time.Before(start) && !e.Time.Before(storableFrom) {
+		e.Extra = map[string]json.RawMessage{"time_clamped_from": json.RawMessage(strconv.Quote(e.Time.UTC().Format(time.RFC3339Nano)))}
+		e.Time = start.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+		if e.Time.After(o.Now) { // a window shorter than a day
+			e.Time = o.Now
+		}
+	}
+	if err := seal(e, SourceAlertmanager, o, identity...); err != nil {
 		c.addInvalid(i, err, func(field string) string {
 			switch {
 			case field == "time":

@@ -112,7 +112,7 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Enve
 		URL:         ch.URL,
 		Description: ch.Description,
 	})
-	if err := seal(e, SourceChanges, o.Now, e.Body); err != nil {
+	if err := seal(e, SourceChanges, o, e.Body); err != nil {
 		c.addInvalid(i, err, func(field string) string { return strings.TrimPrefix(field, "body.") })
 		return nil
 	}

@@ -50,6 +50,12 @@ const (
 	// events) that took a gateway from 61 MB to 1 GB is refused before a
 	// single event is built.
 	DefaultMaxExpandedBytes = 32 << 20
+	// DefaultMaxPast is a day less than the shortest retention of a table
+	// every event is written to (events and logs, 14 days), so an accepted
+	// event is kept at least a day.
+	DefaultMaxPast = 13 * 24 * time.Hour
+	// DefaultMaxFuture tolerates producers' clock skew.
+	DefaultMaxFuture = time.Hour
 	// MaxProblems bounds the problems an *Error lists, so a request of ten
 	// thousand bad items gets a readable answer; Error.Total counts them all.
 	MaxProblems = 100
@@ -77,6 +83,13 @@ type Options struct {
 	// MaxDecodedBytes bounds a payload after decompression, for formats
 	// that carry their own compression (0: DefaultMaxDecodedBytes).
 	MaxDecodedBytes int
+	// MaxPast and MaxFuture bound an event's time around Now (0:
+	// DefaultMaxPast, DefaultMaxFuture). The store partitions by event time
+	// by day and drops whole partitions past their retention, so an older
+	// event would be acked and then deleted at the next retention pass, and
+	// far-apart times would each open a partition; such events are refused
+	// (a firing alert that started earlier is kept, see Alertmanager).
+	MaxPast, MaxFuture time.Duration
 	// MaxExpandedBytes bounds the size of the events one request makes,
 	// estimated as their JSON before they are built (0:
 	// DefaultMaxExpandedBytes). The formats that share one part among many
@@ -102,6 +115,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDecodedBytes <= 0 {
 		o.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if o.MaxPast <= 0 {
+		o.MaxPast = DefaultMaxPast
+	}
+	if o.MaxFuture <= 0 {
+		o.MaxFuture = DefaultMaxFuture
 	}
 	if o.MaxExpandedBytes <= 0 {
 		o.MaxExpandedBytes = DefaultMaxExpandedBytes
@@ -319,7 +338,8 @@ func tooLarge(n, max int) error {
 // Alertmanager on every group notification, which repeats the alerts it
 // already sent): the same event then gets the same id, which JetStream's
 // duplicate window and the writer's deduplication drop.
-func seal(e *event.Envelope, source string, now time.Time, identity ...[]byte) error {
+func seal(e *event.Envelope, source string, o Options, identity ...[]byte) error {
+	now := o.Now
 	if e.Source == "" {
 		e.Source = source
 	}
@@ -333,7 +353,27 @@ func seal(e *event.Envelope, source string, now time.Time, identity ...[]byte) e
 	if err := e.Validate(); err != nil {
 		return err
 	}
+	if err := o.checkTime(e); err != nil {
+		return err
+	}
 	return e.CheckFits()
+}
+
+// checkTime refuses an event timed outside [Now-MaxPast, Now+MaxFuture]
+// with a *event.ValidationError on "time".
+func (o Options) checkTime(e *event.Envelope) error {
+	var problem string
+	switch {
+	case e.Time.Before(o.Now.Add(-o.MaxPast)):
+		problem = fmt.Sprintf("is %s, more than %s before the gateway's clock (%s): the store keeps events by their time and would delete it at its next retention pass; send newer events or raise ingest.max_event_age together with writer.retention",
+			e.Time.Format(time.RFC3339), o.MaxPast, o.Now.UTC().Format(time.RFC3339))
+	case e.Time.After(o.Now.Add(o.MaxFuture)):
+		problem = fmt.Sprintf("is %s, more than %s after the gateway's clock (%s): check the producer's clock, or raise ingest.max_event_future",
+			e.Time.Format(time.RFC3339), o.MaxFuture, o.Now.UTC().Format(time.RFC3339))
+	default:
+		return nil
+	}
+	return errs.Permanent(&event.ValidationError{Problems: []event.FieldError{{Field: "time", Problem: problem}}})
 }
 
 // keyedID returns the id function of event.DecodeWithID for the envelope

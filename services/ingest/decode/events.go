@@ -33,6 +33,9 @@ func Events(body []byte, o Options) (*Batch, error) {
 		}
 		e, err := event.DecodeWithID(raw, o.Now, keyedID(o.IdempotencyKey, item))
 		if err == nil {
+			err = o.checkTime(e)
+		}
+		if err == nil {
 			err = e.CheckFits()
 		}
 		if err != nil {
@@ -120,6 +123,9 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 		}
 		var ve *event.ValidationError
 		e, err := event.DecodeWithID(line, o.Now, keyedID(o.IdempotencyKey, item))
+		if err == nil {
+			err = o.checkTime(e)
+		}
 		if err == nil {
 			err = e.CheckFits()
 		}

@@ -84,7 +84,7 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
 					return nil, err
 				}
-				if err := seal(e, SourceOTLP, o.Now, e.Body); err != nil {
+				if err := seal(e, SourceOTLP, o, e.Body); err != nil {
 					c.addInvalid(i, err, func(field string) string {
 						switch {
 						case field == "service":
@@ -373,7 +373,7 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		Labels:   labels,
 	}
 	e.Body = metricBody(name, &v, typ, unit)
-	if err := seal(e, SourceOTLP, m.o.Now, float64Bytes(v)); err != nil {
+	if err := seal(e, SourceOTLP, m.o, float64Bytes(v)); err != nil {
 		m.c.addInvalid(m.item, err, func(field string) string {
 			switch {
 			case field == "service":

@@ -253,7 +253,7 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 			Fingerprint: fingerprint,
 		}
 		e.Body = metricBody(name, &value, typ, unit)
-		if err := seal(e, SourcePrometheus, o.Now, float64Bytes(value)); err != nil {
+		if err := seal(e, SourcePrometheus, o, float64Bytes(value)); err != nil {
 			c.addInvalid(i, err, func(field string) string {
 				switch {
 				case field == "time":

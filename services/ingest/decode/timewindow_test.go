@@ -1,0 +1,114 @@
+package decode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEventTimeWindow is issue #14 items 4 and 5: events timed 2020-01-01
+// and 1970-01-02 were acked and then deleted at the next retention pass, one
+// timed 2105 was kept forever, and a request of 2,000 events a day apart
+// opened 2,000 partitions per table. Every format now refuses an event
+// timed more than MaxPast before or MaxFuture after the receive time, on
+// the field the producer set.
+func TestEventTimeWindow(t *testing.T) {
+	envelope := func(ts string) string {
+		return `{"kind":"log","service":"a","time":"` + ts + `","body":{"message":"m"}}`
+	}
+	for _, c := range []struct {
+		ts, want string
+	}{
+		{"2020-01-01T00:00:00Z", "more than 312h0m0s before the gateway's clock"},
+		{"1970-01-02T00:00:00Z", "more than 312h0m0s before the gateway's clock"},
+		{"2105-01-01T00:00:00Z", "more than 1h0m0s after the gateway's clock"},
+		{testNow.Add(61 * time.Minute).Format(time.RFC3339), "after the gateway's clock"},
+	} {
+		_, err := Events([]byte(envelope(c.ts)), opts())
+		if p := hasProblem(t, err, 0, "time"); !strings.Contains(p.Problem, c.want) {
+			t.Errorf("%s: %q, want %q", c.ts, p.Problem, c.want)
+		}
+		_, err = NDJSON([]byte(envelope(c.ts)), opts())
+		hasProblem(t, err, 0, "time")
+	}
+	for _, ts := range []time.Time{testNow.Add(-DefaultMaxPast), testNow.Add(DefaultMaxFuture), testNow} {
+		if _, err := Events([]byte(envelope(ts.Format(time.RFC3339))), opts()); err != nil {
+			t.Errorf("%s, inside the window: %v", ts, err)
+		}
+	}
+	// The window follows the options.
+	o := opts()
+	o.MaxPast = 30 * 24 * time.Hour
+	if _, err := Events([]byte(envelope(testNow.Add(-20*24*time.Hour).Format(time.RFC3339))), o); err != nil {
+		t.Errorf("20 days back with a 30-day window: %v", err)
+	}
+
+	// One request of 2,000 events one a day from 2027-01-01: refused whole.
+	var b strings.Builder
+	for i := range 2000 {
+		fmt.Fprintln(&b, envelope(time.Date(2027, 1, 1+i, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)))
+	}
+	_, err := NDJSON([]byte(b.String()), opts())
+	var de *Error
+	if problemsOf(t, err); !errorsAs(err, &de) || de.Total != 2000 {
+		t.Fatalf("2,000 far-apart events: %v", err)
+	}
+
+	old := testNow.Add(-20 * 24 * time.Hour)
+	rw := encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "up"}}, samples: []rwSample{{1, testNow.UnixMilli()}, {1, old.UnixMilli()}}}})
+	_, err = RemoteWrite(rw, opts())
+	hasProblem(t, err, 0, "samples[1].timestamp")
+
+	_, err = OTLPLogs(otlpLogsWithBody(nestedAnyValue(0, false, "x"), 1, uint64(old.UnixNano())), Protobuf, opts())
+	hasProblem(t, err, 0, "scopeLogs[0].logRecords[0].timeUnixNano")
+
+	_, err = OTLPMetrics(otlpGaugeWithAttribute(nestedAnyValue(0, false, "x"), 1, uint64(testNow.Add(2*time.Hour).UnixNano())), Protobuf, opts())
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
+
+	_, err = Changes([]byte(`{"service":"a","time":"2020-01-01T00:00:00Z","description":"deploy"}`), opts())
+	hasProblem(t, err, 0, "time")
+}
+
+// TestOldFiringAlertIsClampedAndFlagged: Alertmanager resends an alert that
+// has been firing for weeks with its true startsAt; refusing it would lose
+// the whole notification. Its event is timed inside the window (the same
+// time all day, so resends keep one id), flagged with time_clamped_from,
+// and the body keeps startsAt. An old resolved alert is refused.
+func TestOldFiringAlertIsClampedAndFlagged(t *testing.T) {
+	started := testNow.Add(-40 * 24 * time.Hour)
+	firing := fmt.Sprintf(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"Old"},"startsAt":%q}]}`, started.Format(time.RFC3339))
+	b, err := Alertmanager([]byte(firing), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := b.Events[0]
+	windowStart := testNow.Add(-DefaultMaxPast)
+	if e.Time.Before(windowStart) || e.Time.After(testNow) || !e.Time.Equal(e.Time.Truncate(24*time.Hour)) {
+		t.Errorf("clamped time %s, want a midnight in [%s, %s]", e.Time, windowStart, testNow)
+	}
+	if got := string(e.Extra["time_clamped_from"]); got != `"`+started.Format(time.RFC3339Nano)+`"` {
+		t.Errorf("time_clamped_from = %s", got)
+	}
+	var body struct {
+		StartsAt time.Time `json:"starts_at"`
+	}
+	if err := json.Unmarshal(e.Body, &body); err != nil || !body.StartsAt.Equal(started) {
+		t.Errorf("body startsAt %s (%v), want %s", body.StartsAt, err, started)
+	}
+	// A resend an hour later is the same event.
+	o := opts()
+	o.Now = testNow.Add(time.Hour)
+	again, err := Alertmanager([]byte(firing), o)
+	if err != nil || again.Events[0].ID != e.ID {
+		t.Errorf("resend an hour later: id %v, want %s (%v)", again.Events[0].ID, e.ID, err)
+	}
+	resolved := fmt.Sprintf(`{"version":"4","status":"resolved","alerts":[{"status":"resolved","labels":{"alertname":"Old"},"startsAt":%q,"endsAt":%q}]}`,
+		started.Format(time.RFC3339), started.Add(time.Hour).Format(time.RFC3339))
+	_, err = Alertmanager([]byte(resolved), opts())
+	hasProblem(t, err, 0, "endsAt")
+}
+
+func errorsAs(err error, target **Error) bool { return errors.As(err, target) }

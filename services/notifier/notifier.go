@@ -1,13 +1,14 @@
 // Package notifier delivers incidents to the tools people work in: it
 // consumes the correlator's incident events (events.incident.>), routes
 // each with an Alertmanager configuration file as it is (route tree,
-// inhibit rules, time intervals), and posts it to the matched receivers'
-// webhooks: Alertmanager's webhook v4 payload for webhook_configs (existing
-// receivers keep working), the signed aiops payload for
-// aiops_webhook_configs (Standard Webhooks signatures). Delivery is
-// at-least-once with an idempotency key per incident transition and
-// receiver, retried with backoff, and never repeated to a receiver that
-// answered 2xx when the incident event comes again.
+// inhibit rules, time intervals), and delivers it to the matched receivers'
+// integrations: Alertmanager's webhook v4 payload for webhook_configs
+// (existing receivers keep working), the signed aiops payload for
+// aiops_webhook_configs (Standard Webhooks signatures), PagerDuty, Slack,
+// Jira, ServiceNow and Go templates. Delivery is at-least-once with an
+// idempotency key per incident transition and integration, retried with
+// backoff, and never repeated to an integration that answered 2xx when the
+// incident event comes again.
 package notifier
 
 import (
@@ -48,9 +49,12 @@ type Processor struct {
 	delivered *lru.Cache[string, struct{}]
 
 	mu sync.Mutex
-	// firing holds the labels of open incidents, the sources of
-	// inhibition.
-	firing map[string]map[string]string
+	// sources holds, for each inhibit rule, the labels of the open
+	// incidents that match its source matchers (by incident id): the
+	// incidents that can inhibit through it. Kept per rule, as
+	// Alertmanager does, so that an incident is checked against the few
+	// that can inhibit it, not against every open incident.
+	sources []map[string]map[string]string
 
 	// records publishes every attempt as a webhook_delivery event (the
 	// writer's webhook_deliveries table); nil: attempts are only logged.
@@ -76,7 +80,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Processor{cfg: cfg, log: log, firing: map[string]map[string]string{}}
+	p := &Processor{cfg: cfg, log: log}
 	if cfg.Routes != "" {
 		var err error
 		if p.routes, err = amconfig.Load(cfg.Routes); err != nil {
@@ -149,12 +153,11 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 		return errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
 	}
 	labels := labelsOf(&st, inc)
-	firing := p.track(st.IncidentID, labels, inc.Status)
 	p.current.id, p.current.service, p.current.eventID = st.IncidentID, st.Service, in.ID
 	if p.routes == nil {
 		return nil
 	}
-	if p.routes.Inhibited(labels, firing) {
+	if p.inhibited(st.IncidentID, labels, inc.Status) {
 		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
 		return nil
 	}
@@ -273,23 +276,42 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 	return nil, nil
 }
 
-// track keeps the labels of open incidents for inhibition and returns
-// those of the others.
-func (p *Processor) track(id string, labels map[string]string, status webhook.Status) []map[string]string {
+// inhibited records the incident as a possible source of inhibition (or
+// forgets it once resolved) and reports whether another open incident
+// inhibits it.
+func (p *Processor) inhibited(id string, labels map[string]string, status webhook.Status) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if status == webhook.StatusResolved {
-		delete(p.firing, id)
-	} else {
-		p.firing[id] = labels
-	}
-	out := make([]map[string]string, 0, len(p.firing))
-	for other, l := range p.firing {
-		if other != id {
-			out = append(out, l)
+	rules := p.routes.InhibitRules
+	if p.sources == nil {
+		p.sources = make([]map[string]map[string]string, len(rules))
+		for i := range p.sources {
+			p.sources[i] = map[string]map[string]string{}
 		}
 	}
-	return out
+	for i, r := range rules {
+		if status != webhook.StatusResolved && r.SourceMatchers.Matches(labels) {
+			p.sources[i][id] = labels
+		} else {
+			delete(p.sources[i], id)
+		}
+	}
+	var others []map[string]string
+	for i, r := range rules {
+		if !r.TargetMatchers.Matches(labels) {
+			continue
+		}
+		others = others[:0]
+		for other, l := range p.sources[i] {
+			if other != id {
+				others = append(others, l)
+			}
+		}
+		if r.Inhibits(labels, others) {
+			return true
+		}
+	}
+	return false
 }
 
 // labelsOf are the labels an incident is routed by, as Alertmanager routes
@@ -484,7 +506,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.PagerDutyConfigs {
-		c := c
 		t := &templates{path: c.Path}
 		tpl := map[string]*webhook.Template{
 			"description": t.text("description", c.Description), "source": t.text("source", c.Source),
@@ -528,7 +549,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.SlackConfigs {
-		c := c
 		t := &templates{path: c.Path}
 		title, text := t.text("title", c.Title), t.text("text", c.Text)
 		errs = append(errs, t.errs...)
@@ -543,7 +563,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.JiraConfigs {
-		c := c
 		t := &templates{path: c.Path}
 		tpl := map[string]*webhook.Template{
 			"project": t.text("project", c.Project), "issue_type": t.text("issue_type", c.IssueType),
@@ -586,7 +605,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.ServiceNowConfigs {
-		c := c
 		t := &templates{path: c.Path}
 		short, desc, notes := t.text("short_description", c.ShortDescription), t.text("description", c.Description), t.text("close_notes", c.CloseNotes)
 		errs = append(errs, t.errs...)
@@ -617,7 +635,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.TemplateConfigs {
-		c := c
 		t := &templates{path: c.Path}
 		format := webhook.TemplateText
 		if strings.Contains(strings.ToLower(c.ContentType), "json") {

@@ -190,3 +190,52 @@ func TestEnsureTopology(t *testing.T) {
 		t.Fatalf("switching the topology to file storage: err = %v, want ErrIncompatible", err)
 	}
 }
+
+// TestDefaultStreamLimits is issue #14 item 6: EVENTS had no max_age or
+// max_bytes (613 MB after 460k events). Every stream now has both by
+// default, options override them, negative values lift them, and a real
+// server keeps a stream under its max_bytes by discarding the oldest.
+func TestDefaultStreamLimits(t *testing.T) {
+	for _, s := range DefaultStreams() {
+		want := int64(DefaultSmallStreamMaxBytes)
+		if s.Name == StreamEvents {
+			want = DefaultEventsMaxBytes
+		}
+		if s.MaxAge != DefaultMaxAge || s.MaxBytes != want || s.Discard != jetstream.DiscardOld {
+			t.Errorf("%s: max_age %s max_bytes %d discard %v, want %s %d old", s.Name, s.MaxAge, s.MaxBytes, s.Discard, DefaultMaxAge, want)
+		}
+	}
+	for _, s := range DefaultStreams(WithMaxAge(time.Hour), WithMaxBytes(1<<20)) {
+		if s.MaxAge != time.Hour || s.MaxBytes != 1<<20 {
+			t.Errorf("%s with options: %s %d", s.Name, s.MaxAge, s.MaxBytes)
+		}
+	}
+	for _, s := range DefaultStreams(WithMaxAge(-1), WithMaxBytes(-1)) {
+		if s.MaxAge != 0 || s.MaxBytes != -1 {
+			t.Errorf("%s unbounded: %s %d", s.Name, s.MaxAge, s.MaxBytes)
+		}
+	}
+
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	cfg := DefaultStreams(WithMemoryStorage(), WithMaxBytes(64<<10))[0]
+	cfg.Name, cfg.Subjects = e.stream+"_LIMITS", []string{e.prefix + "lim.>"}
+	if _, err := EnsureStream(ctx, e.js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.js.DeleteStream(ctx, cfg.Name) })
+	payload := make([]byte, 1024)
+	for i := range 500 {
+		if _, err := e.js.Publish(ctx, e.prefix+"lim.x", payload); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	s, err := e.js.Stream(ctx, cfg.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.CachedInfo().State
+	if st.Bytes > 64<<10 || st.Msgs == 0 || st.LastSeq != 500 {
+		t.Fatalf("after 500 KB into a 64 KB stream: %d bytes, %d messages, last seq %d", st.Bytes, st.Msgs, st.LastSeq)
+	}
+}

@@ -26,6 +26,20 @@ const (
 	// DefaultDuplicateWindow is how long a stream remembers message ids. It
 	// must exceed the longest time a producer keeps retrying one publish.
 	DefaultDuplicateWindow = 2 * time.Minute
+
+	// DefaultMaxAge is how long every stream keeps a message by default:
+	// the retention of the events and logs tables (writer.retention), so a
+	// replay from the stream never holds what the store has already
+	// dropped, and the stream cannot grow for ever (issue #14: 613 MB after
+	// 460k events with no limit).
+	DefaultMaxAge = 14 * 24 * time.Hour
+	// DefaultEventsMaxBytes bounds EVENTS (about 800,000 events of 1.3 KB):
+	// the backlog the stream holds while a consumer is down. Past it the
+	// oldest messages are discarded, consumed or not, so size it to the
+	// longest outage to ride out (streams.max_bytes).
+	DefaultEventsMaxBytes = 1 << 30
+	// DefaultSmallStreamMaxBytes bounds INCIDENTS (commands) and DEADLETTER.
+	DefaultSmallStreamMaxBytes = 256 << 20
 )
 
 type topology struct {
@@ -74,21 +88,40 @@ func WithDuplicateWindow(d time.Duration) TopologyOption {
 	return func(t *topology) { t.dupWindow = d }
 }
 
-// WithMaxAge bounds how long messages are kept (0 keeps them until MaxBytes).
+// WithMaxAge bounds how long messages are kept (0: DefaultMaxAge; negative:
+// no bound).
 func WithMaxAge(d time.Duration) TopologyOption { return func(t *topology) { t.maxAge = d } }
 
-// WithMaxBytes bounds each stream's size (0 is unlimited).
+// WithMaxBytes bounds each stream's size (0: DefaultEventsMaxBytes for
+// EVENTS, DefaultSmallStreamMaxBytes for the others; negative: no bound).
 func WithMaxBytes(n int64) TopologyOption { return func(t *topology) { t.maxBytes = n } }
 
 // DefaultStreams returns the EVENTS, INCIDENTS and DEADLETTER stream configs:
-// file storage, limits retention, one replica and a 2-minute duplicate window
-// unless options say otherwise.
+// file storage, limits retention discarding the oldest, one replica, a
+// 2-minute duplicate window, DefaultMaxAge and DefaultEventsMaxBytes (EVENTS)
+// or DefaultSmallStreamMaxBytes unless options say otherwise.
 func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 	t := topology{storage: jetstream.FileStorage, replicas: 1, dupWindow: DefaultDuplicateWindow}
 	for _, o := range opts {
 		o(&t)
 	}
+	maxAge := t.maxAge
+	switch {
+	case maxAge == 0:
+		maxAge = DefaultMaxAge
+	case maxAge < 0:
+		maxAge = 0 // JetStream's "no bound"
+	}
 	mk := func(name, subject, desc string) jetstream.StreamConfig {
+		maxBytes := t.maxBytes
+		switch {
+		case maxBytes == 0 && name == StreamEvents:
+			maxBytes = DefaultEventsMaxBytes
+		case maxBytes == 0:
+			maxBytes = DefaultSmallStreamMaxBytes
+		case maxBytes < 0:
+			maxBytes = -1
+		}
 		return jetstream.StreamConfig{
 			Name:        name,
 			Description: desc,
@@ -97,8 +130,8 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Replicas:    t.replicas,
 			Duplicates:  t.dupWindow,
-			MaxAge:      t.maxAge,
-			MaxBytes:    nonZeroOr(t.maxBytes, -1),
+			MaxAge:      maxAge,
+			MaxBytes:    maxBytes,
 			Discard:     jetstream.DiscardOld,
 		}
 	}
@@ -116,13 +149,6 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 		mk(StreamIncidents, SubjectIncidents, "aiops commands to incidents (ack, resolve, assign, comment) on incidents.command.<id>"),
 		mk(StreamDeadLetter, SubjectDeadLetter, "aiops messages no stage could process, with the reason in headers"),
 	}
-}
-
-func nonZeroOr(v, def int64) int64 {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // EnsureTopology ensures every stream; it stops at the first failure.

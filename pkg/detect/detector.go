@@ -583,7 +583,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
-	d.episode(&r, ns)
+	d.episode(&r, ns, s)
 	return r
 }
 

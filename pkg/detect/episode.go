@@ -17,8 +17,9 @@ type EpisodeConfig struct {
 	// more normal rows after each episode and scored mean F1 0.342
 	// against 0.372 with 1.
 	Release int `yaml:"release" json:"release"`
-	// UpdateEvery bounds the rate of updates of an open episode: at most
-	// one per UpdateEvery of series time (a new peak included). Default 5m.
+	// UpdateEvery bounds the rate of updates of an open episode: one per
+	// UpdateEvery of series time while it lasts (a new peak waits for the
+	// next). Default 5m.
 	UpdateEvery time.Duration `yaml:"update_every" json:"update_every"`
 	// MaxDuration ends an episode that has lasted this long: what has
 	// been abnormal for that long is the series' state, and the budget
@@ -68,7 +69,13 @@ type Episode struct {
 // episodeState is the per-series state of the episode layer (in the
 // Detector and its snapshot).
 type episodeState struct {
-	open    bool
+	open bool
+	// recovering: the last episode ended because the value came back into
+	// the range it had left, while the detectors, whose baselines followed
+	// the fault, still score the return as anomalous; until they settle
+	// (an observation under the threshold), a value inside that range opens
+	// no new episode
+	recovering bool
 	calm    uint8   // observations in a row under the threshold while open
 	bar     float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
 	peak    float32
@@ -78,6 +85,11 @@ type episodeState struct {
 	peakT   int64
 	lastUpd int64
 	peakVal float64
+	// the normal range at the opening observation, deseasonalised: the
+	// baselines follow a lasting fault, so the return to normal looks
+	// abnormal to them; the episode ends when the value is back in the
+	// range it left
+	lo, hi float64
 }
 
 // logRatio turns a score back into the log of the statistic over its alarm
@@ -101,8 +113,8 @@ func logRatio(s float64) float64 {
 const budgetStep = 0.7
 
 // episode runs the episode layer on r (after its scores are final) and sets
-// r.Alarm, r.Episode and r.EpisodeInfo.
-func (d *Detector) episode(r *Result, ns int64) {
+// r.Alarm, r.Episode and r.EpisodeInfo; s is the seasonal offset at ns.
+func (d *Detector) episode(r *Result, ns int64, s float64) {
 	cfg := &d.p.cfg
 	e := &d.ep
 	g := logRatio(r.Score)
@@ -113,23 +125,30 @@ func (d *Detector) episode(r *Result, ns int64) {
 	}
 	exceeds := r.Anomaly && g >= float64(e.bar)
 	if !e.open {
+		if e.recovering {
+			if !r.Anomaly {
+				e.recovering = false
+			} else if r.Scored-s >= e.lo && r.Scored-s <= e.hi {
+				return
+			}
+		}
 		if !exceeds {
 			return
 		}
 		*e = episodeState{open: true, bar: float32(math.Min(12, float64(e.bar)+budgetStep)),
-			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector)}
+			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector),
+			lo: r.Lower - s, hi: r.Upper - s}
 		r.Alarm, r.Episode = true, EpisodeOpen
 		r.EpisodeInfo = d.episodeInfo()
 		return
 	}
 	r.Alarm = true
-	newPeak := false
-	if r.Anomaly {
+	back := r.HasBaseline && r.Scored-s >= e.lo && r.Scored-s <= e.hi
+	if r.Anomaly && !back {
 		e.calm = 0
 		e.end = ns
 		if float32(r.Score) > e.peak {
 			e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Value, uint8(r.Detector)
-			newPeak = true
 		}
 	} else if e.calm < math.MaxUint8 {
 		e.calm++
@@ -142,14 +161,13 @@ func (d *Detector) episode(r *Result, ns int64) {
 		// reopen at once, and let the budget lower it again
 		r.Episode = EpisodeClose
 		e.bar = float32(math.Min(12, math.Max(float64(e.bar), g+budgetStep)))
-	case ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery) || (newPeak && ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery)/4):
+	case ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery):
 		r.Episode = EpisodeUpdate
 		e.lastUpd = ns
 	}
 	r.EpisodeInfo = d.episodeInfo()
 	if r.Episode == EpisodeClose {
-		bar := e.bar
-		*e = episodeState{bar: bar}
+		*e = episodeState{bar: e.bar, recovering: back && r.Anomaly, lo: e.lo, hi: e.hi}
 	}
 }
 

@@ -30,7 +30,7 @@ const trendBytes = 4 + 1
 
 // episodeBytes is the size of the resolution and episode fields version 4
 // appends.
-const episodeBytes = 4 + 8 + 1 + 1 + 4 + 4 + 1 + 8*5
+const episodeBytes = 4 + 8 + 1 + 1 + 4 + 4 + 1 + 8*7
 
 var stateMagic = [2]byte{'d', 't'}
 
@@ -101,6 +101,9 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	if e.open {
 		open = 1
 	}
+	if e.recovering {
+		open |= 2
+	}
 	b = append(b, open, e.calm)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.bar))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.peak))
@@ -108,7 +111,9 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	for _, v := range [...]int64{e.start, e.end, e.peakT, e.lastUpd} {
 		b = binary.LittleEndian.AppendUint64(b, uint64(v))
 	}
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.peakVal))
+	for _, f := range [...]float64{e.peakVal, e.lo, e.hi} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
 	return b, nil
 }
 
@@ -229,20 +234,22 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		nd.res = math.Float32frombits(binary.LittleEndian.Uint32(p))
 		nd.prevX = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
 		p = p[12:]
-		if p[0] > 1 {
+		if p[0] > 3 {
 			return corrupt("episode flag byte %d", p[0])
 		}
-		e := episodeState{open: p[0] == 1, calm: p[1]}
+		e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, calm: p[1]}
 		e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
 		e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
 		e.peakDet = p[10]
 		p = p[11:]
 		e.start, e.end, e.peakT, e.lastUpd = int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:])), int64(binary.LittleEndian.Uint64(p[16:])), int64(binary.LittleEndian.Uint64(p[24:]))
 		e.peakVal = math.Float64frombits(binary.LittleEndian.Uint64(p[32:]))
+		e.lo = math.Float64frombits(binary.LittleEndian.Uint64(p[40:]))
+		e.hi = math.Float64frombits(binary.LittleEndian.Uint64(p[48:]))
 		switch {
 		case !(nd.res >= 0) || math.IsInf(float64(nd.res), 0) || !finite(nd.prevX):
 			return corrupt("resolution %v, previous value %v", nd.res, nd.prevX)
-		case !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal):
+		case !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal) || !finite(e.lo) || !finite(e.hi):
 			return corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
 		}
 		nd.ep = e

@@ -76,7 +76,30 @@ type AnomalyBody struct {
 	Detector string   `json:"detector"`
 	Window   string   `json:"window,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
+
+	// The alarm episode the event belongs to: the detector publishes one
+	// event when an episode opens, updates at a bounded rate while it
+	// lasts and one event when it ends. Empty for anomalies without
+	// episodes (an error burst, a group's row, a producer's own).
+	Episode   string `json:"episode,omitempty"`    // EpisodeOpen, EpisodeUpdate or EpisodeClose
+	EpisodeID string `json:"episode_id,omitempty"` // the same for every event of one episode
+	// Start of the episode, and End: its last anomalous observation so
+	// far (the episode's end once Episode is EpisodeClose).
+	Start time.Time `json:"start,omitzero"`
+	End   time.Time `json:"end,omitzero"`
+	// Peak is the highest score of the episode so far, at PeakTime with
+	// the value PeakValue.
+	Peak      *float64  `json:"peak,omitempty"`
+	PeakTime  time.Time `json:"peak_time,omitzero"`
+	PeakValue *float64  `json:"peak_value,omitempty"`
 }
+
+// Anomaly episode events (AnomalyBody.Episode).
+const (
+	EpisodeOpen   = "open"
+	EpisodeUpdate = "update"
+	EpisodeClose  = "close"
+)
 
 // Incident statuses.
 const (
@@ -227,6 +250,13 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 			}
 			if b.Score == nil || !(*b.Score >= 0 && *b.Score <= 1) {
 				p.add("body.score", "is required, a number in [0,1]")
+			}
+			if b.Episode != "" {
+				oneOf("episode", b.Episode, EpisodeOpen, EpisodeUpdate, EpisodeClose)
+				required("episode_id", b.EpisodeID)
+				if b.Start.IsZero() || b.End.Before(b.Start) {
+					p.add("body.start", "is required with an episode, and not after end")
+				}
 			}
 		}
 	case KindLogTemplate:

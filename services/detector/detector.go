@@ -315,7 +315,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		s.dirty = append(s.dirty, ser)
 	}
 	var cfg detect.Config
-	if res.Anomaly {
+	// one event per episode transition (open, bounded-rate update,
+	// close), not one per anomalous sample
+	publish := res.Episode != detect.EpisodeNone
+	if publish {
 		cfg = ser.det.Profile().Config()
 		ser.pending++ // until the anomaly's publish is settled
 	}
@@ -327,7 +330,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		s.log.Error().Err(gerr).Str("event", e.ID).Msg("group row not scored")
 	}
 
-	if res.Anomaly {
+	if publish {
 		a, err := s.anomaly(e, &body, route, cfg, &res)
 		if err == nil {
 			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err) }})
@@ -412,17 +415,30 @@ func (s *Service) lookup(key, metric, service string, labels map[string]string, 
 // one.
 func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
 	value, score := r.Scored, r.Score
+	ep := r.EpisodeInfo
+	peak, peakValue := ep.Peak, ep.PeakValue
+	det := r.Detector
+	if r.Episode == detect.EpisodeClose { // the series is calm again: name what the episode was
+		det = ep.Detector
+	}
 	ab := event.AnomalyBody{
-		Series:   e.Fingerprint,
-		Metric:   body.Name,
-		Value:    &value,
-		Expected: r.Expected,
-		Lower:    r.Lower,
-		Upper:    r.Upper,
-		Score:    &score,
-		Detector: r.Detector.String(),
-		Window:   window(cfg, r.Detector),
-		Reason:   reason(body, route, cfg, r),
+		Series:    e.Fingerprint,
+		Metric:    body.Name,
+		Value:     &value,
+		Expected:  r.Expected,
+		Lower:     r.Lower,
+		Upper:     r.Upper,
+		Score:     &score,
+		Detector:  det.String(),
+		Window:    window(cfg, det),
+		Reason:    reason(body, route, cfg, r),
+		Episode:   r.Episode.String(),
+		EpisodeID: event.DerivedID(ep.Start, "episode", e.Fingerprint),
+		Start:     ep.Start,
+		End:       ep.End,
+		Peak:      &peak,
+		PeakTime:  ep.PeakTime,
+		PeakValue: &peakValue,
 	}
 	a, err := event.New(event.KindAnomaly, e.Service, e.Time, ab)
 	if err != nil {
@@ -433,7 +449,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 	a.Labels, a.Resource = e.Labels, e.Resource
 	a.Links = []string{e.ID}
 	a.Severity = event.SeverityWarning
-	if score >= 0.9 {
+	if peak >= 0.9 {
 		a.Severity = event.SeverityError
 	}
 	a.Fingerprint = "" // recomputed over the series' labels
@@ -465,6 +481,11 @@ func reason(body *event.MetricBody, route string, cfg detect.Config, r *detect.R
 	what := body.Name
 	if cfg.Counter {
 		what += " rate (/s)"
+	}
+	if r.Episode == detect.EpisodeClose {
+		ep := r.EpisodeInfo
+		return fmt.Sprintf("%s back in its normal range (%g, expected %g, band %g to %g): the episode from %s to %s peaked at score %.2f (%g by %s) (route %s)",
+			what, r.Scored, r.Expected, r.Lower, r.Upper, ep.Start.Format(time.RFC3339), ep.End.Format(time.RFC3339), ep.Peak, ep.PeakValue, ep.Detector, route)
 	}
 	if r.Detector == detect.KindForecast && r.Forecast.Valid {
 		dir := "above"

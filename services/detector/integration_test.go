@@ -171,7 +171,8 @@ func TestSpikeToAnomalyAndRestartRestoresState(t *testing.T) {
 	if err := a.DecodeBody(&b); err != nil {
 		t.Fatal(err)
 	}
-	if a.Subject() != "events.anomaly.payments" || b.Series != fp || *b.Value != 130 || *b.Score < 0.5 || *b.Score > 1 || a.Links[0] != spike.ID {
+	if a.Subject() != "events.anomaly.payments" || b.Series != fp || *b.Value != 130 || *b.Score < 0.5 || *b.Score > 1 || a.Links[0] != spike.ID ||
+		b.Episode != event.EpisodeOpen || !b.Start.Equal(spike.Time) {
 		t.Fatalf("anomaly %s body %+v links %v; want series %s value 130 score in [0.5,1] link %s", a.Subject(), b, a.Links, fp, spike.ID)
 	}
 	waitObservations(t, svc, fp, len(values))
@@ -196,12 +197,21 @@ func TestSpikeToAnomalyAndRestartRestoresState(t *testing.T) {
 		after = append(after, d)
 	}
 	r.publish(after...)
-	got = r.waitAnomalies(2)
-	if err := got[1].DecodeBody(&b); err != nil {
+	// the first normal sample closes the spike's episode, the dip opens
+	// another: both need the restored state
+	got = r.waitAnomalies(3)
+	var closed event.AnomalyBody
+	if err := got[1].DecodeBody(&closed); err != nil {
 		t.Fatal(err)
 	}
-	if *b.Value != 70 || b.Series != fp {
-		t.Errorf("after restart: anomaly %+v, want the dip to 70 on %s", b, fp)
+	if closed.Episode != event.EpisodeClose || closed.EpisodeID != b.EpisodeID || *closed.Peak != *b.Peak {
+		t.Errorf("after restart: %+v, want the close of episode %s peaking at %v", closed, b.EpisodeID, *b.Peak)
+	}
+	if err := got[2].DecodeBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	if *b.Value != 70 || b.Series != fp || b.Episode != event.EpisodeOpen {
+		t.Errorf("after restart: anomaly %+v, want the dip to 70 on %s opening an episode", b, fp)
 	}
 	waitObservations(t, svc2, fp, len(values)+3)
 }
@@ -273,5 +283,61 @@ func TestMainEndToEnd(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("Main did not return within a minute of cancellation")
+	}
+}
+
+// One fault is one episode on the stream: an event when it opens, updates
+// at a bounded rate while it lasts, one event when the series is back in
+// its normal range, all with one episode id, not an event per sample.
+func TestFaultIsOneEpisode(t *testing.T) {
+	r := newRig(t)
+	svc, stop := r.start(Config{})
+	defer stop(false)
+	const calm, fault, after = 200, 40, 30
+	values := normal(calm+fault+after, 5)
+	for i := calm; i < calm+fault; i++ {
+		values[i] += 60 // a 40-minute fault far outside the band
+	}
+	var data [][]byte
+	var fp string
+	for i, v := range values {
+		e, d := sample(t, "checkout", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+		data, fp = append(data, d), e.Fingerprint
+	}
+	r.publish(data...)
+	waitObservations(t, svc, fp, len(values))
+	got := r.anomalies()
+	var opens, updates, closes int
+	var id string
+	var last event.AnomalyBody
+	for _, a := range got {
+		var b event.AnomalyBody
+		if err := a.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		switch b.Episode {
+		case event.EpisodeOpen:
+			opens++
+			id = b.EpisodeID
+		case event.EpisodeUpdate:
+			updates++
+		case event.EpisodeClose:
+			closes++
+		default:
+			t.Errorf("anomaly with episode %q", b.Episode)
+		}
+		if b.EpisodeID != id {
+			t.Errorf("episode id %s, the open's is %s", b.EpisodeID, id)
+		}
+		last = b
+	}
+	// updates at most every 5 minutes of a 40-minute fault
+	if opens != 1 || closes != 1 || updates > fault/5+1 {
+		t.Fatalf("%d opens, %d updates, %d closes for one %d-sample fault; want 1, at most %d, 1", opens, updates, closes, fault, fault/5+1)
+	}
+	start, end := t0.Add(calm*time.Minute), t0.Add((calm+fault-1)*time.Minute)
+	if last.Episode != event.EpisodeClose || last.Start.Before(start) || last.Start.After(start.Add(2*time.Minute)) ||
+		last.End.Before(start) || last.End.After(end) || *last.Peak < 0.5 || *last.PeakValue < 150 {
+		t.Errorf("close %+v; want start near %v, end by %v, a peak over the threshold at the fault's level", last, start, end)
 	}
 }

@@ -76,15 +76,15 @@ type episodeState struct {
 	// (an observation under the threshold), a value inside that range opens
 	// no new episode
 	recovering bool
-	calm    uint8   // observations in a row under the threshold while open
-	bar     float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
-	peak    float32
-	peakDet uint8
-	start   int64 // unix ns
-	end     int64
-	peakT   int64
-	lastUpd int64
-	peakVal float64
+	calm       uint8   // observations in a row under the threshold while open
+	bar        float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
+	peak       float32
+	peakDet    uint8
+	start      int64 // unix ns
+	end        int64
+	peakT      int64
+	lastUpd    int64
+	peakVal    float64
 	// the normal range at the opening observation, deseasonalised: the
 	// baselines follow a lasting fault, so the return to normal looks
 	// abnormal to them; the episode ends when the value is back in the

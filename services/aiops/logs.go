@@ -47,7 +47,12 @@ const logsUsage = `usage: aiops logs parse --input FILE.log [--format '<Date> <T
 
 Mines log templates offline with the logminer's code and default settings and
 writes the CSV header LineId,EventId,EventTemplate, then one row per input line
-(LineId from 1), variables written as <*>. Without --format the whole line is
+(LineId from 1), variables written as <*> (a word holding a variable is <*> as
+a whole, as in Loghub 2.0's corrected templates). --format takes the logparser
+benchmark's log_format notation (<Field> names, escaped characters, regular
+expression fragments such as (\[<PID>\])?); --format auto detects RFC 3164 or
+RFC 5424 syslog, JSON lines, logfmt, Log4j/Logback, Apache/nginx access logs or
+klog from the first 100 lines and says which. Without --format the whole line is
 the message. Lines that do not have the format are mined whole and counted in
 a warning, never dropped. --output - writes to standard output.
 
@@ -68,7 +73,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, logsUsage); fs.PrintDefaults() }
 	input := fs.String("input", "", "log file to parse (required)")
-	format := fs.String("format", "", "header format in the <Field> notation, with exactly one <Content> field; empty: the whole line is the message")
+	format := fs.String("format", "", "header format in the logparser <Field> notation, with exactly one <Content> field; auto: detect a common header (syslog, JSON, logfmt, Log4j, access log, klog); empty: the whole line is the message")
 	output := fs.String("output", "", "CSV file to write (required; - for standard output)")
 	maxLine := fs.Int("max-line-bytes", logmine.DefaultMaxLineBytes, "longer lines are cut (and counted in a warning)")
 	if err := fs.Parse(args); err != nil {
@@ -84,7 +89,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	case *maxLine <= 0:
 		return service.Usage(fmt.Errorf("logs parse: --max-line-bytes must be positive, got %d", *maxLine))
 	}
-	if *format != "" {
+	if *format != "" && *format != logmine.FormatAuto {
 		// Checked before any file is touched, so a typo costs nothing.
 		if _, err := logmine.CompileFormat(*format); err != nil {
 			return service.Usage(fmt.Errorf("logs parse: --format: %w", err))
@@ -117,6 +122,10 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	}
 	if err := commit(err); err != nil {
 		return fmt.Errorf("logs parse: %s: %w", *input, err)
+	}
+	if *format == logmine.FormatAuto {
+		d := stats.Header
+		fmt.Fprintf(stderr, "logs parse: header detected: %s (%d of the first %d lines)\n", d.Kind, d.Matched, d.Sampled)
 	}
 	if stats.Unmatched > 0 {
 		fmt.Fprintf(stderr, "logs parse: warning: %d of %d lines did not have the format %q and were mined as whole lines\n", stats.Unmatched, stats.Lines, *format)

@@ -268,3 +268,170 @@ func TestLogsParseHDFS(t *testing.T) {
 		t.Errorf("HDFS lines all have the format, got: %s", stderr.String())
 	}
 }
+
+// writeSystem writes one labelled system in the Loghub layout.
+func writeSystem(t *testing.T, dir, name string, lines, ids, templates, corrected []string) {
+	t.Helper()
+	d := filepath.Join(dir, name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(d, name+"_2k.log")
+	if err := os.WriteFile(base, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path string, tm []string) {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		_ = w.Write([]string{"LineId", "Content", "EventId", "EventTemplate"})
+		for i := range lines {
+			_ = w.Write([]string{strconv.Itoa(i + 1), lines[i], ids[i], tm[i]})
+		}
+		w.Flush()
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base+"_structured.csv", templates)
+	if corrected != nil {
+		write(base+"_structured_corrected.csv", corrected)
+	}
+}
+
+// evalRow finds a system's row in the eval table and returns its fields.
+func evalRow(t *testing.T, table, first string) []string {
+	t.Helper()
+	for _, l := range strings.Split(table, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == first {
+			return f
+		}
+	}
+	t.Fatalf("no row %q in\n%s", first, table)
+	return nil
+}
+
+// logs eval scores each system against both truths, prints per-system rows
+// and the means, and reports progress on stderr.
+func TestLogsEval(t *testing.T) {
+	dir := t.TempDir()
+	// A: a header format; the original truth writes the close message
+	// differently from what the miner (and the corrected truth) write, so
+	// PA against the original is 0.5 and against the corrected 1.
+	writeSystem(t, dir, "A",
+		[]string{"INFO: open file 1", "INFO: close file 2", "INFO: open file 3", "WARN: close file 4"},
+		[]string{"E1", "E2", "E1", "E2"},
+		[]string{"open file <*>", "close <*>", "open file <*>", "close <*>"},
+		[]string{"open file <*>", "close file <*>", "open file <*>", "close file <*>"})
+	// B: no format, no corrected truth; two messages the miner groups
+	// right and one it cannot know apart from the first
+	writeSystem(t, dir, "B",
+		[]string{"start job 1", "start job 2", "stop job 3"},
+		[]string{"E1", "E1", "E2"},
+		[]string{"start job <*>", "start job <*>", "stop job <*>"}, nil)
+	formats := filepath.Join(dir, "formats.txt")
+	if err := os.WriteFile(formats, []byte("# header formats\nA: <Level>: <Content>\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := logsEval(context.Background(), []string{dir, "--format-file", formats, "--tuning", "A"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	a := evalRow(t, out, "A")
+	// system set lines unmatched templates truth GA PA PA(original)
+	if want := []string{"A", "tuning", "4", "0", "2", "2", "1.0000", "1.0000", "0.5000"}; strings.Join(a, " ") != strings.Join(want, " ") {
+		t.Errorf("row A = %q, want %q", a, want)
+	}
+	b := evalRow(t, out, "B")
+	if b[1] != "other" || b[6] != "1.0000" || !strings.Contains(strings.Join(b, " "), "(no corrected truth)") {
+		t.Errorf("row B = %q", b)
+	}
+	for _, label := range []string{"tuning", "other", "all"} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "mean "+label) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no mean %s row:\n%s", label, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "mean" && f[1] == "all" {
+			// GA 1 and 1; PA 1 and 1 (B's PA is against its only truth)
+			if f[3] != "1.0000" || f[4] != "1.0000" || f[5] != "0.7500" {
+				t.Errorf("mean all = %q", f)
+			}
+		}
+	}
+	if !strings.Contains(stderr.String(), "logs eval: A (1 of 2)") || !strings.Contains(stderr.String(), "B has no format") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestLogsEvalBadInput(t *testing.T) {
+	dir := t.TempDir()
+	writeSystem(t, dir, "A", []string{"x 1"}, []string{"E1"}, []string{"x <*>"}, nil)
+	badFormat := filepath.Join(dir, "bad.txt")
+	if err := os.WriteFile(badFormat, []byte("A: <Level> no content\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notFormat := filepath.Join(dir, "prose.txt")
+	if err := os.WriteFile(notFormat, []byte("this is prose\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"no dir", nil, true, "DIR is required"},
+		{"not a dir", []string{badFormat}, true, "is not a directory"},
+		{"format without content", []string{dir, "--format-file", badFormat}, true, "line 1 (A)"},
+		{"format file of prose", []string{dir, "--format-file", notFormat}, true, "want `System: format`"},
+		{"missing system", []string{dir, "--systems", "Z"}, false, "want exactly one *.log"},
+		{"two dirs", []string{dir, dir}, true, "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := logsEval(context.Background(), c.args, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if got := errors.Is(err, service.ErrUsage); got != c.usage {
+				t.Errorf("usage error %v, want %v (%v)", got, c.usage, err)
+			}
+		})
+	}
+}
+
+// --format auto detects the header and says which it chose.
+func TestLogsParseDetectsHeader(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "app.log")
+	var b strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&b, "I0102 10:00:%02d.%06d       1 controller.go:117] Synced %d endpoints for service default/web-%d\n", i%60, i, i*3, i%5)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "parsed.csv")
+	var stderr bytes.Buffer
+	if err := logsMain(context.Background(), []string{"parse", "--input", in, "--format", "auto", "--output", out}, &stderr, time.Now); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "header detected: klog (50 of the first 50 lines)") {
+		t.Errorf("stderr:\n%s", stderr.String())
+	}
+	rows := readCSV(t, out, 50)
+	for _, r := range rows {
+		if r[2] != "Synced <*> endpoints for service default/web-<*>" {
+			t.Fatalf("template %q", r[2])
+		}
+	}
+}

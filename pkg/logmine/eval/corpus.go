@@ -148,7 +148,8 @@ var formatLine = regexp.MustCompile("^\\s*(?:[-*]\\s+)?([A-Za-z0-9_.-]+):\\s+(`[
 // ReadFormats reads a format file: one `System: format` a line (blank lines
 // and lines starting with '#' skipped), or a Markdown file such as the
 // shared data's FORMATS.md, where only list items `- System: `+"`format`"+`
-// count and all other text is prose. Every format must compile. The
+// count and all other text is prose. Every format must compile or be
+// "auto" (detect the header, see logmine.DetectHeader). The
 // systems are returned in file order.
 func ReadFormats(r io.Reader) (formats map[string]string, order []string, err error) {
 	raw, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
@@ -186,7 +187,9 @@ func ReadFormats(r io.Reader) (formats map[string]string, order []string, err er
 		if _, dup := formats[name]; dup {
 			return nil, nil, fmt.Errorf("%w: format file line %d: %s given twice", ErrCorpus, n, name)
 		}
-		if _, err := logmine.CompileFormat(spec); err != nil {
+		if spec == logmine.FormatAuto {
+			// detect the header
+		} else if _, err := logmine.CompileFormat(spec); err != nil {
 			return nil, nil, fmt.Errorf("format file line %d (%s): %w", n, name, err)
 		}
 		formats[name] = spec

@@ -63,7 +63,7 @@ as means, grouping accuracy (GA, against the original EventId), parsing
 accuracy (PA, against the corrected templates when present) and PA against
 the original templates; progress goes to standard error. The format file
 holds "System: format" lines, or is a Markdown file whose list items
-"- System: `+"`format`"+`" count (the shared data's FORMATS.md); systems with no
+"- System: ` + "`format`" + `" count (the shared data's FORMATS.md); systems with no
 format are mined on whole lines. --tuning names the systems the defaults were
 chosen on, whose mean is printed apart from the others'.`
 

@@ -34,8 +34,9 @@ type Signal struct {
 	Name     string
 	Summary  string
 	Severity event.Severity
-	// Resolved is true for a resolved alert; anomalies and changes are
-	// never resolved by themselves.
+	// Resolved is true for a resolved alert and for the close of an
+	// anomaly episode (the series is back in its normal range: it repeats
+	// its member without firing it again); changes are never resolved.
 	Resolved bool
 	// Time is the signal's own time: when the alert started or ended, when
 	// the anomaly was seen, when the change happened. Every window of the
@@ -81,6 +82,7 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 			s.Value = *b.Value
 		}
 		s.Expected, s.Lower, s.Upper = b.Expected, b.Lower, b.Upper
+		s.Resolved = b.Episode == event.EpisodeClose
 	case event.KindChange:
 		var b event.ChangeBody
 		if err := e.DecodeBody(&b); err != nil {

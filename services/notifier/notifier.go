@@ -49,9 +49,12 @@ type Processor struct {
 	delivered *lru.Cache[string, struct{}]
 
 	mu sync.Mutex
-	// firing holds the labels of open incidents, the sources of
-	// inhibition.
-	firing map[string]map[string]string
+	// sources holds, for each inhibit rule, the labels of the open
+	// incidents that match its source matchers (by incident id): the
+	// incidents that can inhibit through it. Kept per rule, as
+	// Alertmanager does, so that an incident is checked against the few
+	// that can inhibit it, not against every open incident.
+	sources []map[string]map[string]string
 
 	// records publishes every attempt as a webhook_delivery event (the
 	// writer's webhook_deliveries table); nil: attempts are only logged.
@@ -77,7 +80,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Processor{cfg: cfg, log: log, firing: map[string]map[string]string{}}
+	p := &Processor{cfg: cfg, log: log}
 	if cfg.Routes != "" {
 		var err error
 		if p.routes, err = amconfig.Load(cfg.Routes); err != nil {
@@ -150,12 +153,11 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 		return errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
 	}
 	labels := labelsOf(&st, inc)
-	firing := p.track(st.IncidentID, labels, inc.Status)
 	p.current.id, p.current.service, p.current.eventID = st.IncidentID, st.Service, in.ID
 	if p.routes == nil {
 		return nil
 	}
-	if p.routes.Inhibited(labels, firing) {
+	if p.inhibited(st.IncidentID, labels, inc.Status) {
 		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
 		return nil
 	}
@@ -274,23 +276,42 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 	return nil, nil
 }
 
-// track keeps the labels of open incidents for inhibition and returns
-// those of the others.
-func (p *Processor) track(id string, labels map[string]string, status webhook.Status) []map[string]string {
+// inhibited records the incident as a possible source of inhibition (or
+// forgets it once resolved) and reports whether another open incident
+// inhibits it.
+func (p *Processor) inhibited(id string, labels map[string]string, status webhook.Status) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if status == webhook.StatusResolved {
-		delete(p.firing, id)
-	} else {
-		p.firing[id] = labels
-	}
-	out := make([]map[string]string, 0, len(p.firing))
-	for other, l := range p.firing {
-		if other != id {
-			out = append(out, l)
+	rules := p.routes.InhibitRules
+	if p.sources == nil {
+		p.sources = make([]map[string]map[string]string, len(rules))
+		for i := range p.sources {
+			p.sources[i] = map[string]map[string]string{}
 		}
 	}
-	return out
+	for i, r := range rules {
+		if status != webhook.StatusResolved && r.SourceMatchers.Matches(labels) {
+			p.sources[i][id] = labels
+		} else {
+			delete(p.sources[i], id)
+		}
+	}
+	var others []map[string]string
+	for i, r := range rules {
+		if !r.TargetMatchers.Matches(labels) {
+			continue
+		}
+		others = others[:0]
+		for other, l := range p.sources[i] {
+			if other != id {
+				others = append(others, l)
+			}
+		}
+		if r.Inhibits(labels, others) {
+			return true
+		}
+	}
+	return false
 }
 
 // labelsOf are the labels an incident is routed by, as Alertmanager routes

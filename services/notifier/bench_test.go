@@ -1,0 +1,237 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// The benchmarks below put incident events on a real JetStream and time
+// each from its publish to the moment a local webhook receiver has it,
+// beside the same path without the notifier (publish → a plain consumer)
+// in the same run:
+//
+//	go test ./services/notifier -run '^$' -bench Latency -benchtime 3000x
+//
+// They report p50 and p99 latency in ms, notifications/s and the p99
+// ratio to raw JetStream.
+
+// incidentEvent is the opened event of incident n, as the correlator
+// publishes it.
+func incidentEvent(b testing.TB, n int, at time.Time) *event.Envelope {
+	id := fmt.Sprintf("inc-%08d", n)
+	svc := fmt.Sprintf("svc-%d", n%50)
+	st := correlate.State{IncidentID: id, Status: event.IncidentOpened, State: correlate.StatusOpen, Title: "HighLatency on " + svc,
+		Service: svc, Severity: event.SeverityCritical, OpenedAt: at, LastEvent: at, Services: []string{svc}, Firing: 1, MemberCount: 1,
+		Members: []correlate.Member{{Fingerprint: "fp-" + id, Kind: correlate.SignalAlert, Service: svc, Name: "HighLatency",
+			Severity: event.SeverityCritical, Firing: true, FirstSeen: at, LastSeen: at}}}
+	e, err := correlate.Envelope(correlate.Update{Transition: correlate.Transition(event.IncidentOpened), Time: at, State: st}, at)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e
+}
+
+// latencies collects publish→arrival times by incident id.
+type latencies struct {
+	mu   sync.Mutex
+	sent map[string]time.Time
+	got  []time.Duration
+	done chan struct{}
+	want int
+}
+
+func newLatencies(want int) *latencies {
+	return &latencies{sent: map[string]time.Time{}, done: make(chan struct{}), want: want}
+}
+
+func (l *latencies) publish(id string) {
+	l.mu.Lock()
+	l.sent[id] = time.Now()
+	l.mu.Unlock()
+}
+
+func (l *latencies) arrived(id string) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t0, ok := l.sent[id]
+	if !ok {
+		return
+	}
+	delete(l.sent, id)
+	l.got = append(l.got, now.Sub(t0))
+	if len(l.got) == l.want {
+		close(l.done)
+	}
+}
+
+func (l *latencies) report(b *testing.B, prefix string, elapsed time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.Sort(l.got)
+	q := func(p float64) time.Duration { return l.got[min(len(l.got)-1, int(p*float64(len(l.got))))] }
+	b.ReportMetric(float64(q(0.5).Microseconds())/1000, prefix+"p50-ms")
+	b.ReportMetric(float64(q(0.99).Microseconds())/1000, prefix+"p99-ms")
+	b.ReportMetric(float64(len(l.got))/elapsed.Seconds(), prefix+"msgs/s")
+	return q(0.99)
+}
+
+type benchRig struct {
+	js  jetstream.JetStream
+	log zerolog.Logger
+}
+
+func newBenchRig(b *testing.B) *benchRig {
+	srv := testenv.StartNATS(b)
+	log := zerolog.Nop()
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
+		b.Fatal(err)
+	}
+	return &benchRig{js: js, log: log}
+}
+
+// publish sends n incident events, paced at rate per second (0: as fast
+// as the stream takes them), and waits for l to have them all.
+func (r *benchRig) publish(b *testing.B, l *latencies, n, rate int) time.Duration {
+	events := make([]*event.Envelope, n)
+	data := make([][]byte, n)
+	now := time.Now().UTC()
+	for i := range events {
+		events[i] = incidentEvent(b, i, now)
+		data[i], _ = events[i].MarshalJSON()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i, e := range events {
+		if rate > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		l.publish(e.Labels["incident_id"])
+		if _, err := r.js.PublishAsync(e.Subject(), data[i], jetstream.WithMsgID(e.ID)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-l.done:
+	case <-time.After(time.Minute + time.Duration(n)*time.Millisecond):
+		b.Fatalf("%d of %d arrived", len(l.got), n)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	return elapsed
+}
+
+var incidentIDRE = regexp.MustCompile(`inc-\d{8}`)
+
+// notifierPath runs the notifier with one Alertmanager webhook receiver.
+func (r *benchRig) notifierPath(b *testing.B, l *latencies) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if id := incidentIDRE.Find(body); id != nil {
+			l.arrived(string(id))
+		}
+	}))
+	b.Cleanup(hook.Close)
+	routes := filepath.Join(b.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
+	cfg := Config{Routes: routes}
+	cfg.Delivery.RateLimit.Disabled = true // the receiver is local: measure the notifier
+	cfg.Consumer.FetchWait = 10 * time.Millisecond
+	svc, err := New(context.Background(), r.js, cfg, r.log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+}
+
+// rawPath consumes the same subject with a plain JetStream consumer that
+// acks each message: the floor any stage on the bus pays.
+func (r *benchRig) rawPath(b *testing.B, l *latencies) {
+	c, err := r.js.CreateOrUpdateConsumer(context.Background(), bus.StreamEvents, jetstream.ConsumerConfig{
+		Durable: "raw-bench", FilterSubjects: []string{event.KindFilterAll(event.KindIncident)}, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		if id := incidentIDRE.Find(m.Data()); id != nil {
+			l.arrived(string(id))
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cc.Stop)
+}
+
+// BenchmarkLatency1000PerSecond: incident events at 1,000/s; b.N events.
+func BenchmarkLatency1000PerSecond(b *testing.B) {
+	var raw, notified time.Duration
+	b.Run("raw-jetstream", func(b *testing.B) {
+		r := newBenchRig(b)
+		l := newLatencies(b.N)
+		r.rawPath(b, l)
+		raw = l.report(b, "", r.publish(b, l, b.N, 1000))
+	})
+	b.Run("notifier", func(b *testing.B) {
+		r := newBenchRig(b)
+		l := newLatencies(b.N)
+		r.notifierPath(b, l)
+		notified = l.report(b, "", r.publish(b, l, b.N, 1000))
+		if raw > 0 {
+			b.ReportMetric(float64(notified)/float64(raw), "p99-vs-raw")
+		}
+	})
+}
+
+// BenchmarkThroughput: incident events as fast as the stream takes them;
+// notifications/s beside raw JetStream consume.
+func BenchmarkThroughput(b *testing.B) {
+	var rawRate float64
+	b.Run("raw-jetstream", func(b *testing.B) {
+		r := newBenchRig(b)
+		l := newLatencies(b.N)
+		r.rawPath(b, l)
+		elapsed := r.publish(b, l, b.N, 0)
+		l.report(b, "", elapsed)
+		rawRate = float64(b.N) / elapsed.Seconds()
+	})
+	b.Run("notifier", func(b *testing.B) {
+		r := newBenchRig(b)
+		l := newLatencies(b.N)
+		r.notifierPath(b, l)
+		elapsed := r.publish(b, l, b.N, 0)
+		l.report(b, "", elapsed)
+		if rawRate > 0 {
+			b.ReportMetric(float64(b.N)/elapsed.Seconds()/rawRate, "rate-vs-raw")
+		}
+	})
+}

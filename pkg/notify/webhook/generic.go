@@ -211,15 +211,14 @@ func ParseGeneric(b []byte) (Incident, error) {
 		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels,
 	}
 	for _, rc := range d.RootCauses {
-		in.RootCauses = append(in.RootCauses, RootCause{Service: rc.Service, Score: rc.Score, Reasons: rc.Reasons})
+		in.RootCauses = append(in.RootCauses, RootCause(rc))
 	}
 	for _, m := range d.Members {
 		in.Members = append(in.Members, Member{Fingerprint: m.Fingerprint, Kind: m.Kind, Service: m.Service, Name: m.Name,
 			Summary: m.Summary, Severity: event.Severity(m.Severity), Firing: m.Firing, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Labels: m.Labels})
 	}
 	for _, c := range d.Changes {
-		in.Changes = append(in.Changes, Change{ID: c.ID, Service: c.Service, Type: c.Type, Version: c.Version, Author: c.Author,
-			Commit: c.Commit, URL: c.URL, Description: c.Description, Time: c.Time})
+		in.Changes = append(in.Changes, Change(c))
 	}
 	// The transition's time is the payload's timestamp; without one (a
 	// data object alone), the time of the status.

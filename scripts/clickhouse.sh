@@ -9,7 +9,12 @@
 # The server listens on 127.0.0.1 only, on free ports picked at start, so
 # several copies (one per test binary) run side by side and never touch the
 # system's /var/lib/clickhouse or port 9000. The `default` user gets the
-# password in $AIOPS_CLICKHOUSE_PASSWORD when that is set (stored hashed).
+# password in $AIOPS_CLICKHOUSE_PASSWORD when that is set (stored hashed),
+# else the one in the file $AIOPS_CLICKHOUSE_PASSWORD_FILE names, which is
+# created (mode 0600, 32 random characters) when missing: what `make run`
+# uses, so its server never answers without credentials, natively or over
+# HTTP. With neither, the user has no password (the tests' throwaway
+# servers), and a warning says so.
 #
 # Environment: AIOPS_CLICKHOUSE_START_TIMEOUT (seconds, default 30),
 # CLICKHOUSE_SERVER / CLICKHOUSE_CLIENT (binaries, default from PATH).
@@ -122,6 +127,23 @@ XML
 
 	local password_xml="<password></password>"
 	local client_password=""
+	if [ -z "${AIOPS_CLICKHOUSE_PASSWORD:-}" ] && [ -n "${AIOPS_CLICKHOUSE_PASSWORD_FILE:-}" ]; then
+		if [ ! -s "$AIOPS_CLICKHOUSE_PASSWORD_FILE" ]; then
+			local random
+			# 32 characters of [A-Za-z0-9]: no quoting trouble in XML or a
+			# DSN. (A pipe that head closes early would fail with pipefail.)
+			random="$(head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')"
+			(
+				umask 077
+				printf '%s' "${random:0:32}" >"$AIOPS_CLICKHOUSE_PASSWORD_FILE"
+			)
+			say "generated a password for the default user in $AIOPS_CLICKHOUSE_PASSWORD_FILE"
+		fi
+		AIOPS_CLICKHOUSE_PASSWORD="$(cat "$AIOPS_CLICKHOUSE_PASSWORD_FILE")"
+	fi
+	if [ -z "${AIOPS_CLICKHOUSE_PASSWORD:-}" ]; then
+		say "WARNING: the default user has no password: any local process can read and change every table (set AIOPS_CLICKHOUSE_PASSWORD_FILE)"
+	fi
 	if [ -n "${AIOPS_CLICKHOUSE_PASSWORD:-}" ]; then
 		local hash
 		hash="$(printf '%s' "$AIOPS_CLICKHOUSE_PASSWORD" | sha256sum | cut -d' ' -f1)"

@@ -71,11 +71,13 @@ func runPipeline(ctx context.Context, args []string) error {
 	if err := cfg.Load("aiops run", args); err != nil {
 		return err
 	}
+	var natsToken string
 	if natsCfg.Embedded {
 		token, err := natsCfg.token()
 		if err != nil {
 			return service.Usage(err)
 		}
+		natsToken = token
 		ns, err := startEmbeddedNATS(natsCfg, token)
 		if err != nil {
 			return err
@@ -90,6 +92,9 @@ func runPipeline(ctx context.Context, args []string) error {
 	p, err := platform.Open(ctx, "aiops", cfg.Platform(), platform.WithStore())
 	if err != nil {
 		return err
+	}
+	if warning := natsAuthWarning(natsCfg, natsToken); warning != "" {
+		p.Log.Warn().Str("listen", natsCfg.Listen).Msg(warning)
 	}
 	runners, err := cfg.Build(ctx, p, true)
 	if err != nil {
@@ -111,4 +116,16 @@ func runPipeline(ctx context.Context, args []string) error {
 	}
 	ev.Msg("pipeline running")
 	return p.Run(ctx, runners...)
+}
+
+// natsAuthWarning is the warning logged when the embedded NATS starts
+// without authentication ("" when it has a token or is not embedded):
+// Validate allows that only on loopback, where it still lets every local
+// process read, publish and delete every event.
+func natsAuthWarning(cfg EmbeddedNATSConfig, token string) string {
+	if !cfg.Embedded || token != "" {
+		return ""
+	}
+	return "THE EMBEDDED NATS HAS NO AUTHENTICATION: every process on this machine can read, publish and delete every event; " +
+		"set nats.generate_token_file (the default, data/nats-token), nats.token_file or AIOPS_NATS__TOKEN"
 }

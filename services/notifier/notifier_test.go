@@ -353,7 +353,25 @@ func start(t *testing.T, dir, yml string) (*stagetest.Harness, *sleeps) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	records = stagetest.NewPublisher()
+	proc.WithRecords(records)
 	return stagetest.Start(t, proc, stage.Config{Name: "notifier"}), s
+}
+
+// recorded lists the delivery records of the last notifier started:
+// "receiver key-suffix status" per attempt, the suffix being what follows
+// the 26 characters of the notification's key (a ticketing step).
+func recorded(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, r := range records.Events(t) {
+		var b event.WebhookDeliveryBody
+		if err := r.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", b.Receiver, b.IdempotencyKey[26:], b.StatusCode))
+	}
+	return out
 }
 
 // lifecycle is the opened, acknowledged and resolved events of one
@@ -481,6 +499,10 @@ receivers:
 	want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, 7 * time.Second}
 	if fmt.Sprint(slept.d) != fmt.Sprint(want) {
 		t.Fatalf("waits %v, want %v", slept.d, want)
+	}
+	// Every attempt is a webhook_delivery record.
+	if got, want := recorded(t), []string{"pager  503", "pager  503", "pager  202", "pager  429", "pager  202", "pager  202"}; !slices.Equal(got, want) {
+		t.Fatalf("records %q, want %q", got, want)
 	}
 	for _, e := range []*event.Envelope{opened, acked, resolved} {
 		feedAcked(t, h, e) // redelivered
@@ -628,6 +650,10 @@ receivers:
 	}
 	if calls[0].Header.Get("webhook-id") != calls[1].Header.Get("webhook-id") {
 		t.Fatal("the retried search has another webhook-id")
+	}
+	// The restarted notifier's records: one per step.
+	if got, want := recorded(t), []string{"tickets -search 200", "tickets -comment 201", "tickets -search 200", "tickets -transitions 200", "tickets -transition 204"}; !slices.Equal(got, want) {
+		t.Fatalf("records %q, want %q", got, want)
 	}
 }
 

@@ -288,11 +288,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			h.log.Warn().Err(err).Str("endpoint", ep.name).Int("events", len(batch.Events)).Msg("publish failed; answered 503")
 			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
-			// Not "nothing was stored": publishes the NATS client buffered
-			// while the server was away are sent when it returns
-			// (TestE2EBusOutage), so some events may land after this answer.
-			// A retry of the same request stores each event once when it
-			// has an id the stream saw before.
+			// Not "nothing was stored": the client keeps no reconnect
+			// buffer (pkg/bus), so nothing is sent behind the producer's
+			// back after this answer, but a publish whose ack was lost or
+			// late may have been stored already. A retry of the same request
+			// stores each event once when it has an id the stream saw
+			// before (TestE2EBusOutage).
 			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: ErrBusUnavailable})
 			return
 		}

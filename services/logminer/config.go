@@ -26,11 +26,18 @@ type Config struct {
 	// logmine.DefaultConfig: the same for every log source.
 	MaxTemplates int `yaml:"max_templates"`
 	// Formats maps a service name to the header format of its messages in
-	// the <Field> notation (`<Date> <Time> <Level> <Component>: <Content>`),
-	// for producers that ship whole lines. The miner then works on
-	// <Content>, and a <Level> field gives the severity of events that have
-	// none. Services not named here are mined on the whole message.
+	// the logparser benchmark's log_format notation
+	// (`<Date> <Time> <Level> <Component>: <Content>`, regular-expression
+	// fragments such as `(\[<PID>\])?` included), for producers that ship
+	// whole lines. The miner then works on <Content>, and a <Level> field
+	// gives the severity of events that have none. "auto" detects the
+	// header (syslog, JSON, logfmt, Log4j, access log, klog; see
+	// logmine.DetectHeader) from the service's first lines; "none" mines
+	// the whole message. Services not named here take DefaultFormat.
 	Formats map[string]string `yaml:"formats"`
+	// DefaultFormat is the format of services not named in Formats:
+	// "auto" (the default) or "none".
+	DefaultFormat string `yaml:"default_format"`
 	// Interval is the length of one count interval (default 1m). Counts
 	// are emitted at multiples of it (wall clock), one sample per service
 	// and template.
@@ -85,6 +92,9 @@ func (c Config) WithDefaults() Config {
 		// queue of deliveries awaiting publish acks by it.
 		c.Consumer.MaxAckPending = 1024
 	}
+	if c.DefaultFormat == "" {
+		c.DefaultFormat = FormatAuto
+	}
 	if c.Interval == 0 {
 		c.Interval = time.Minute
 	}
@@ -136,9 +146,15 @@ func (c Config) Validate() error {
 		if svc == "" {
 			return bad("formats: empty service name")
 		}
-		if _, err := logmine.CompileFormat(spec); err != nil {
-			return bad("formats.%s: %v", svc, err)
+		if spec == FormatAuto || spec == FormatNone {
+			continue
 		}
+		if _, err := logmine.CompileFormat(spec); err != nil {
+			return bad("formats.%s: %v (or %q, %q)", svc, err, FormatAuto, FormatNone)
+		}
+	}
+	if c.DefaultFormat != FormatAuto && c.DefaultFormat != FormatNone {
+		return bad("default_format: want %q or %q, got %q", FormatAuto, FormatNone, c.DefaultFormat)
 	}
 	switch {
 	case c.Interval < time.Second:

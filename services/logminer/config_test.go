@@ -29,6 +29,8 @@ func TestConfigValidate(t *testing.T) {
 		{"max_templates", func(c *Config) { c.MaxTemplates = -1 }},
 		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "<Date> <Time>"} }},
 		{"formats", func(c *Config) { c.Formats = map[string]string{"": "<Content>"} }},
+		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "detect"} }},
+		{"default_format", func(c *Config) { c.DefaultFormat = "<Content>" }},
 		{"interval", func(c *Config) { c.Interval = time.Millisecond }},
 		{"idle_intervals", func(c *Config) { c.IdleIntervals = -1 }},
 		{"max_series", func(c *Config) { c.MaxSeries = -3 }},

@@ -61,6 +61,9 @@ type Logminer struct {
 	now     func() time.Time
 	miner   *logmine.Miner
 	formats map[string]*compiledFormat
+	// headers detects the header of services whose format is auto
+	// (explicitly, or by DefaultFormat); nil when nothing is detected
+	headers *headers
 	counts  *counts
 	state   jetstream.ObjectStore // nil when State.Disabled
 	stage   *stage.Stage
@@ -139,7 +142,17 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 	for _, o := range opts {
 		o(l)
 	}
+	auto := cfg.DefaultFormat == FormatAuto
+	for _, spec := range cfg.Formats {
+		auto = auto || spec == FormatAuto
+	}
+	if auto {
+		l.headers = newHeaders(log)
+	}
 	for svc, spec := range cfg.Formats {
+		if spec == FormatAuto || spec == FormatNone {
+			continue
+		}
 		f, err := logmine.CompileFormat(spec)
 		if err != nil {
 			return nil, err // Validate compiled it already
@@ -153,6 +166,19 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 		l.formats[svc] = cf
 	}
 	return l, nil
+}
+
+// detects reports whether service svc's header is detected: its format is
+// auto, or it has none and the default is auto.
+func (l *Logminer) detects(svc string) bool {
+	if l.headers == nil {
+		return false
+	}
+	spec, named := l.cfg.Formats[svc]
+	if named {
+		return spec == FormatAuto
+	}
+	return l.cfg.DefaultFormat == FormatAuto
 }
 
 // stageConfig is how the runner drives the logminer: raw logs on up to 8
@@ -202,7 +228,16 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	defer l.scratch.Put(s)
 
 	content, severity := body.Message, e.Severity
-	if f := l.formats[e.Service]; f != nil {
+	if l.detects(e.Service) {
+		if h, ok := l.headers.split(e.Service, body.Message); ok {
+			content = h.Content
+			if severity == "" && h.Level != "" {
+				if sev, known := event.ParseSeverity(h.Level); known {
+					severity = sev
+				}
+			}
+		}
+	} else if f := l.formats[e.Service]; f != nil {
 		var ok bool
 		if s.fields, ok = f.Parse(body.Message, s.fields); ok {
 			content = s.fields[f.ContentIndex()]

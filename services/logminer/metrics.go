@@ -48,11 +48,13 @@ var (
 	descStateSaveFails = desc("state_save_failures_total", "State saves that failed.")
 	descStateLoadFails = desc("state_load_failures_total", "Saved states that could not be read at start.")
 	descStateBytes     = desc("state_bytes", "Size of the last saved state.")
+	descHeader         = prometheus.NewDesc("aiops_logminer_header_detected",
+		"1 for the header kind detected for a service whose format is auto (none: whole messages are mined).", []string{"service", "kind"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted,
-		descSeries, descSeriesDropped, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes} {
+		descSeries, descSeriesDropped, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeader} {
 		ch <- d
 	}
 }
@@ -81,4 +83,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStateSaveFails, m.stateSaveFailures.Load())
 	counter(descStateLoadFails, m.stateLoadFailures.Load())
 	gauge(descStateBytes, float64(m.stateBytes.Load()))
+	if c.l.headers != nil {
+		for svc, d := range c.l.headers.detected() {
+			ch <- prometheus.MustNewConstMetric(descHeader, prometheus.GaugeValue, 1, svc, string(d.Kind))
+		}
+	}
 }

@@ -1,0 +1,118 @@
+package logminer
+
+import (
+	"sync"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+// Format values with a meaning of their own in Config.Formats and
+// Config.DefaultFormat.
+const (
+	FormatAuto = logmine.FormatAuto // detect the header from the first lines
+	FormatNone = "none"             // mine the whole message
+)
+
+// maxDetecting bounds the services whose header is being detected at once:
+// each holds only a vote count, but the map of them must not grow with
+// every service name a producer invents. Services beyond it are mined
+// whole until a slot frees up.
+const maxDetecting = 10_000
+
+// headers detects each service's header (for services configured auto):
+// its first logmine.DetectSampleLines lines vote for the header kinds that
+// split them, and the kind with the most votes, if it split at least half,
+// is that service's header from then on (logged and exported as
+// aiops_logminer_header_detected). Until then each line is split by the
+// first kind that takes it, so no line waits. Detection state is not saved
+// with the miner's state: after a restart a service is detected again.
+type headers struct {
+	mu      sync.Mutex
+	log     zerolog.Logger
+	decided map[string]logmine.Detection
+	votes   map[string]*votes
+}
+
+type votes struct {
+	lines  int
+	counts map[logmine.HeaderKind]int
+}
+
+func newHeaders(log zerolog.Logger) *headers {
+	return &headers{log: log, decided: map[string]logmine.Detection{}, votes: map[string]*votes{}}
+}
+
+// split returns the header of line for service svc; ok is false when no
+// header kind applies (the message is then mined whole).
+func (h *headers) split(svc, line string) (logmine.Header, bool) {
+	h.mu.Lock()
+	d, done := h.decided[svc]
+	h.mu.Unlock()
+	if done {
+		if d.Kind == logmine.HeaderNone {
+			return logmine.Header{}, false
+		}
+		return logmine.SplitHeader(d.Kind, line)
+	}
+	var first logmine.Header
+	found := false
+	var took [8]logmine.HeaderKind
+	n := 0
+	for _, k := range logmine.HeaderKinds() {
+		if hd, ok := logmine.SplitHeader(k, line); ok {
+			if !found {
+				first, found = hd, true
+			}
+			took[n] = k
+			n++
+		}
+	}
+	h.vote(svc, took[:n])
+	return first, found
+}
+
+func (h *headers) vote(svc string, took []logmine.HeaderKind) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, done := h.decided[svc]; done {
+		return
+	}
+	v := h.votes[svc]
+	if v == nil {
+		if len(h.votes) >= maxDetecting {
+			return
+		}
+		v = &votes{counts: map[logmine.HeaderKind]int{}}
+		h.votes[svc] = v
+	}
+	v.lines++
+	for _, k := range took {
+		v.counts[k]++
+	}
+	if v.lines < logmine.DetectSampleLines {
+		return
+	}
+	d := logmine.Detection{Kind: logmine.HeaderNone, Sampled: v.lines}
+	for _, k := range logmine.HeaderKinds() { // preference order breaks ties
+		if c := v.counts[k]; c > d.Matched && 2*c >= v.lines {
+			d.Kind, d.Matched = k, c
+		}
+	}
+	h.decided[svc] = d
+	delete(h.votes, svc)
+	h.log.Info().Str("service", svc).Str("header", string(d.Kind)).Int("matched", d.Matched).Int("sampled", d.Sampled).
+		Msg("log header detected")
+}
+
+// detected returns the decisions made so far.
+func (h *headers) detected() map[string]logmine.Detection {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]logmine.Detection, len(h.decided))
+	for k, v := range h.decided {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,85 @@
+package logminer
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/logmine"
+)
+
+
+// A service without a format has its header detected (the default is
+// auto): klog lines are mined on their message with the level the header
+// gives, the choice is made after the first lines, logged and exported; a
+// service configured "none" is mined whole.
+func TestProcessDetectsHeader(t *testing.T) {
+	l := newTestLogminer(t, Config{Formats: map[string]string{"raw": FormatNone}})
+	h := startHarness(t, l)
+	line := func(i int) string {
+		return fmt.Sprintf("E0102 10:00:%02d.%06d       1 controller.go:117] sync of default/web-%d failed after %d retries", i%60, i, i%5, i%7)
+	}
+	for i := range logmine.DetectSampleLines + 5 {
+		feedOK(t, h, rawEvent(t, "kube", line(i), ""))
+		if i == logmine.DetectSampleLines-2 {
+			if d := l.headers.detected(); len(d) != 0 {
+				t.Fatalf("decided before %d lines: %v", logmine.DetectSampleLines, d)
+			}
+		}
+	}
+	msgs := h.Pub.Messages()
+	var out *event.Envelope
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Subject == "events.log.kube.templated" {
+			out = decode(t, msgs[i])
+			break
+		}
+	}
+	if out == nil {
+		t.Fatal("no templated log")
+	}
+	var body event.LogBody
+	if err := out.DecodeBody(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Template != "sync of default/web-<*> failed after <*> retries" || out.Severity != event.SeverityError {
+		t.Errorf("template %q severity %q", body.Template, out.Severity)
+	}
+	d := l.headers.detected()["kube"]
+	if d.Kind != logmine.HeaderKlog || d.Matched != logmine.DetectSampleLines || d.Sampled != logmine.DetectSampleLines {
+		t.Errorf("detection %+v", d)
+	}
+	want := `
+# HELP aiops_logminer_header_detected 1 for the header kind detected for a service whose format is auto (none: whole messages are mined).
+# TYPE aiops_logminer_header_detected gauge
+aiops_logminer_header_detected{kind="klog",service="kube"} 1
+`
+	if err := testutil.CollectAndCompare(collector{l}, strings.NewReader(want), "aiops_logminer_header_detected"); err != nil {
+		t.Error(err)
+	}
+
+	// "none": the same line is mined whole, header included
+	feedOK(t, h, rawEvent(t, "raw", line(1), ""))
+	msgs = h.Pub.Messages()
+	var raw *event.Envelope
+	for _, m := range msgs {
+		if m.Subject == "events.log.raw.templated" {
+			raw = decode(t, m)
+		}
+	}
+	if raw == nil {
+		t.Fatal("no templated log for raw")
+	}
+	if err := raw.DecodeBody(&body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(body.Template, "E0102 ") {
+		t.Errorf("none: template %q, want the whole line", body.Template)
+	}
+	if _, ok := l.headers.detected()["raw"]; ok {
+		t.Error("a service configured none was detected")
+	}
+}

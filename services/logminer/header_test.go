@@ -11,7 +11,6 @@ import (
 	"github.com/aiops-dev/aiops/pkg/logmine"
 )
 
-
 // A service without a format has its header detected (the default is
 // auto): klog lines are mined on their message with the level the header
 // gives, the choice is made after the first lines, logged and exported; a

@@ -468,7 +468,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	var errs []error
 	// post sends one body built by body, to the URL (or URL file), with
 	// http_config's authentication and, with a secret file, signed.
-	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+	post := func(url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
 		return func(ctx context.Context, key string, inc webhook.Incident) error {
 			u, err := readFile("url_file", url, urlFile)
 			if err != nil {
@@ -496,13 +496,13 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 
 	for _, wc := range r.WebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: r.Name, ExternalURL: p.cfg.ExternalURL})
 			})})
 	}
 	for _, wc := range r.AiopsWebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
+			send: post(wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
 	}
 
 	for _, c := range r.PagerDutyConfigs {
@@ -519,7 +519,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
 				if err != nil {
 					return nil, err
@@ -553,7 +553,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		title, text := t.text("title", c.Title), t.text("text", c.Text)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				opts := webhook.SlackOptions{Channel: c.Channel, Username: c.Username, IconEmoji: c.IconEmoji, IconURL: c.IconURL, TitleLink: c.TitleLink}
 				if err := renderAll(inc, map[*string]*webhook.Template{&opts.Title: title, &opts.Text: text}); err != nil {
 					return nil, err
@@ -643,7 +643,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		body := t.compile("template", c.Template, format)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
 				return body.Render(inc)
 			})})
 	}

@@ -22,6 +22,7 @@ var (
 	ErrAlreadyRunning = errors.New("stage: already running")
 	ErrNilEvent       = errors.New("stage: emitted an output without an event")
 	ErrNoPublisher    = errors.New("stage: a processor needs a publisher")
+	ErrSinkEmits      = errors.New("stage: a sink emits nothing")
 )
 
 // Runner drives one Processor or Sink (see the package comment).
@@ -142,7 +143,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	if _, ok := r.proc.(Ticker); ok && !r.manualTicks {
+	if _, ok := r.ticker(); ok && !r.manualTicks {
 		wg.Go(func() { r.tickLoop(loops) })
 	}
 	if _, ok := r.proc.(Checkpointer); ok {
@@ -399,7 +400,7 @@ func (r *Runner) tickLoop(ctx context.Context) {
 // dropped beyond MaxKept, counted). Run calls it every TickEvery; tests call
 // it directly.
 func (r *Runner) Tick(ctx context.Context, now time.Time) error {
-	t, ok := r.proc.(Ticker)
+	t, ok := r.ticker()
 	if !ok {
 		return nil
 	}
@@ -407,13 +408,32 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	defer r.tickMu.Unlock()
 	r.m.ticks.Add(1)
 	var em emitter
-	tickErr := t.Tick(ctx, now, &em)
+	var out Emitter = &em
+	if r.sink != nil {
+		out = sinkEmitter{}
+	}
+	tickErr := t.Tick(ctx, now, out)
 	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled)
 	if tickErr != nil || sendErr != nil {
 		r.m.tickFailures.Add(1)
 	}
 	return errors.Join(tickErr, sendErr)
 }
+
+// ticker is the processor's or the sink's periodic work, if it has any.
+func (r *Runner) ticker() (Ticker, bool) {
+	if r.sink != nil {
+		t, ok := r.sink.(Ticker)
+		return t, ok
+	}
+	t, ok := r.proc.(Ticker)
+	return t, ok
+}
+
+// sinkEmitter is what a Sink's Tick gets: a Sink emits nothing.
+type sinkEmitter struct{}
+
+func (sinkEmitter) Emit(Output) error { return errs.Permanent(ErrSinkEmits) }
 
 // sendUnsent publishes the tick outputs kept from failed ticks.
 func (r *Runner) sendUnsent(ctx context.Context) error {

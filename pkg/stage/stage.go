@@ -55,8 +55,9 @@ func (f ProcessorFunc) Process(ctx context.Context, in *event.Envelope, out Emit
 	return f(ctx, in, out)
 }
 
-// Ticker is implemented by processors with periodic work (closing count
-// intervals, closing rows that waited long enough). Tick is called at every
+// Ticker is implemented by processors and sinks with periodic work
+// (closing count intervals, closing rows that waited long enough, sending
+// what a sink holds once its time came; a sink's Tick emits nothing). Tick is called at every
 // multiple of Config.TickEvery of the runner's clock, with that boundary as
 // now, never concurrently with itself but concurrently with Process. Its
 // outputs are published before the next tick; those that fail are kept

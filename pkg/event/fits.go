@@ -69,6 +69,10 @@ func (e *Envelope) sizeBound() int {
 	return n
 }
 
+// JSONStringLen is the length of s written as a JSON string by the
+// envelope's encoder, quotes and escapes included, without writing it.
+func JSONStringLen(s string) int { return jsonStringLen(s) }
+
 // jsonStringLen is the length of s written by appendString, quotes included.
 func jsonStringLen(s string) int {
 	n := 2

@@ -162,11 +162,12 @@ const (
 	labelOverhead = 6
 )
 
-// labelsSize is the estimated JSON size of a label map.
+// labelsSize is the JSON size of a label map, escapes counted (a control
+// character is six bytes once encoded).
 func labelsSize(m map[string]string) int {
 	n := 2
 	for k, v := range m {
-		n += len(k) + len(v) + labelOverhead
+		n += event.JSONStringLen(k) + event.JSONStringLen(v) + labelOverhead
 	}
 	return n
 }

@@ -1,9 +1,9 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -53,7 +53,10 @@ func CheckJSONNesting(data []byte) error {
 // CheckJSONNesting it skims without validating.
 func duplicateKey(obj []byte) (string, bool) {
 	var (
-		small []string // linear search while few keys, as in most envelopes
+		// The first keys are compared in place, without a copy: an
+		// envelope has about ten, a body a handful.
+		small [16][]byte
+		n     int
 		seen  map[string]struct{}
 		depth int
 		isKey bool
@@ -68,33 +71,38 @@ func duplicateKey(obj []byte) (string, bool) {
 					i++
 				}
 			}
-			if depth != 1 || !isKey || i > len(obj) {
+			if depth != 1 || !isKey {
 				continue
 			}
 			isKey = false
-			key := string(obj[start:min(i, len(obj))])
+			key := obj[start:min(i, len(obj))]
 			if escaped {
-				if err := json.Unmarshal(obj[start-1:min(i+1, len(obj))], &key); err != nil {
+				var s string
+				if err := json.Unmarshal(obj[start-1:min(i+1, len(obj))], &s); err != nil {
 					continue // not valid JSON: the decoder says so
 				}
+				key = []byte(s)
 			}
 			if seen == nil {
-				if slices.Contains(small, key) {
-					return key, true
-				}
-				small = append(small, key)
-				if len(small) > 16 {
-					seen = make(map[string]struct{}, 32)
-					for _, k := range small {
-						seen[k] = struct{}{}
+				for _, k := range small[:n] {
+					if bytes.Equal(k, key) {
+						return string(key), true
 					}
 				}
-				continue
+				if n < len(small) {
+					small[n] = key
+					n++
+					continue
+				}
+				seen = make(map[string]struct{}, 2*len(small))
+				for _, k := range small {
+					seen[string(k)] = struct{}{}
+				}
 			}
-			if _, dup := seen[key]; dup {
-				return key, true
+			if _, dup := seen[string(key)]; dup {
+				return string(key), true
 			}
-			seen[key] = struct{}{}
+			seen[string(key)] = struct{}{}
 		case '{':
 			depth++
 			isKey = depth == 1

@@ -95,13 +95,15 @@ type Result struct {
 	Flags    Flags
 	Forecast Forecast
 
-	// Alarm reports that the series is in an alarm episode after this
-	// observation: from the anomalous observation that opened it (one that
-	// also cleared the false-alarm budget's bar, Config.Budget) until
-	// Config.Episode.Release observations in a row are back under the
-	// threshold. Episode says whether this observation opened, updated
-	// (at a bounded rate) or closed it; EpisodeInfo describes the episode
-	// when Alarm is true or Episode is EpisodeClose.
+	// Alarm reports that the observation is part of an alarm episode:
+	// from the anomalous observation that opened it (one that also cleared
+	// the false-alarm budget's bar, Config.Budget) until the series is
+	// back in its normal range (Config.Episode.Release observations in a
+	// row under the threshold, or inside the band the episode left); the
+	// observation that closes it is not. Episode says whether this
+	// observation opened, updated (at a bounded rate) or closed it;
+	// EpisodeInfo describes the episode when Alarm is true or Episode is
+	// EpisodeClose.
 	Alarm       bool
 	Episode     EpisodeEvent
 	EpisodeInfo Episode

@@ -167,6 +167,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64) {
 	}
 	r.EpisodeInfo = d.episodeInfo()
 	if r.Episode == EpisodeClose {
+		r.Alarm = e.end == ns // the observation that closes it is back in range, unless MaxDuration closed it
 		*e = episodeState{bar: e.bar, recovering: back && r.Anomaly, lo: e.lo, hi: e.hi}
 	}
 }

@@ -212,7 +212,9 @@ const detectEvalUsage = `usage: aiops detect eval [flags] DIR
 Scores the default detectors (or --config's) on a folder of labelled CSV
 files (.csv or .csv.gz, searched recursively): the header
 timestamp,value,label scores one series with the univariate detector,
-timestamp,a,b,...,label one asset with one multivariate group detector.
+timestamp,a,b,...,label one asset: each channel with its own detector, a
+row in alarm when ceil(sqrt(channels)/2) of them are (--pca-group: one
+principal-component group detector instead, as pipeline groups score).
 name.test.csv.gz is streamed after its name.train.csv.gz and its rows are
 scored; a file without a train half is streamed from its start and its
 rows after --score-from of it are scored. Files whose header is not a
@@ -237,6 +239,7 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	configFile := fs.String("config", "", "pipeline file whose detect section chooses the detectors (default: built-in defaults)")
 	group := fs.String("group", "", "the pipeline group (in --config) whose settings score multivariate files")
 	partName := fs.String("part", "all", "which part of the declared split to score: all, tune or holdout")
+	groupModel := fs.Bool("pca-group", false, "score multivariate files with one principal-component group detector (as pipeline groups do) instead of a vote of the channels' own detectors")
 	scoreFrom := fs.Float64("score-from", 0.5, "for files without a train half: the fraction streamed before scoring starts (0 scores every row)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -261,7 +264,7 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return service.Usage(err)
 		}
 	}
-	o := eval.Options{Config: p.Select("", "", nil).Profile(false).Config(), ScoreFrom: *scoreFrom}
+	o := eval.Options{Config: p.Select("", "", nil).Profile(false).Config(), ScoreFrom: *scoreFrom, Group: *groupModel}
 	if *scoreFrom == 0 {
 		o.ScoreFrom = -1
 	}
@@ -292,7 +295,7 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"file", "rows", "ch", "found", "F1(d7)", "pointF1", "PA-F1", "false/1k", "flagged", "normal",
 		"z:F1d7", "pointF1", "PA-F1", "false/1k", "flagged")
 	var det, zs eval.Segments
-	var sumF1, sumZF1 float64
+	var sumF1, sumZF1, sumPoint, sumPA float64
 	files, over10 := 0, 0
 	start := time.Now()
 	for i, c := range picked {
@@ -318,6 +321,8 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		zs.Add(z)
 		sumF1 += d.Delayed.F1()
 		sumZF1 += z.Delayed.F1()
+		sumPoint += d.Point.F1()
+		sumPA += d.Adjusted.F1()
 		if d.FlaggedFraction() > 0.10 {
 			over10++
 		}
@@ -330,8 +335,8 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"overall (pooled)", det.Rows, "", fmt.Sprintf("%d/%d/%d", det.FoundInTime, det.Found, det.Segments),
 		det.Delayed.F1(), det.Point.F1(), det.Adjusted.F1(), det.FalsePer1000(), 100*det.FlaggedFraction(), 100*det.FlaggedNormalFraction(),
 		zs.Delayed.F1(), zs.Point.F1(), zs.Adjusted.F1(), zs.FalsePer1000(), 100*zs.FlaggedFraction())
-	fmt.Fprintf(bw, "mean F1(d7) over %d files: %.3f (z-score %.3f); files flagged on more than 10%% of their rows: %d\n",
-		files, sumF1/float64(files), sumZF1/float64(files), over10)
+	fmt.Fprintf(bw, "mean over %d files: F1(d7) %.3f (z-score %.3f), point F1 %.3f, PA-F1 %.3f; files flagged on more than 10%% of their rows: %d\n",
+		files, sumF1/float64(files), sumZF1/float64(files), sumPoint/float64(files), sumPA/float64(files), over10)
 	fmt.Fprintf(stderr, "detect eval: %d files in %v\n", files, time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -180,7 +180,7 @@ func TestDetectEvalScoresFolder(t *testing.T) {
 	}
 	out := stdout.String()
 	// the spike is the one segment of the scored half: found in time
-	if !strings.Contains(out, "kpi ") || !strings.Contains(out, " 1/1/1 ") || !strings.Contains(out, "mean F1(d7) over 1 files") {
+	if !strings.Contains(out, "kpi ") || !strings.Contains(out, " 1/1/1 ") || !strings.Contains(out, "mean over 1 files: F1(d7) 1.000") {
 		t.Errorf("output:\n%s", out)
 	}
 	if !strings.Contains(stderr.String(), "manifest.csv: skipped") {

@@ -129,11 +129,12 @@ type tokenizer struct {
 	masks maskSet
 	// lastWasIPv4 is set by maskAtDigit so the caller masks a port next.
 	lastWasIPv4 bool
-	line        string
-	buf         []byte
-	toks        []token
-	vars        []span
-	items       []item // scratch of wholeTokens
+	// lineURL, lineAt: the line has "://" or '@' somewhere
+	lineURL, lineAt bool
+	line            string
+	buf             []byte
+	toks            []token
+	vars            []span
 }
 
 func (t *tokenizer) masked(i int) []byte {
@@ -151,6 +152,9 @@ func (t *tokenizer) original(i int) string {
 // column padding ("%-8s") must not split a template.
 func (t *tokenizer) tokenize(line string) {
 	t.line = line
+	// one vectorised look at the whole line spares most tokens two
+	t.lineURL = strings.Contains(line, "://")
+	t.lineAt = strings.IndexByte(line, '@') >= 0
 	t.buf = t.buf[:0]
 	t.toks = t.toks[:0]
 	t.vars = t.vars[:0]
@@ -207,33 +211,80 @@ func (t *tokenizer) wholeTokens() {
 			k.vStart, k.vEnd, vw = vw, vw+nv, vw+nv
 			continue
 		}
-		// items: the token as literal bytes and variables, in line order
-		t.items = t.items[:0]
-		o := k.start
-		v := k.vStart
-		for i := 0; i < len(m); {
-			if v < k.vEnd && t.vars[v].start == o && isWildcardAt(m, i) {
-				t.items = append(t.items, item{isVar: true, start: t.vars[v].start, end: t.vars[v].end})
-				o = t.vars[v].end
-				v++
-				i += 3
-				continue
-			}
-			t.items = append(t.items, item{c: m[i], start: o, end: o + 1})
-			o++
-			i++
-		}
-		t.items = collapseItems(t.items)
+		// Rewritten in place: output only shrinks, so w <= the read
+		// position, and each word is decided when its end is reached.
 		mStart, vStart := w, vw
-		for _, it := range t.items {
-			if it.isVar {
-				w += int32(copy(t.buf[w:], Wildcard))
-				t.vars[vw] = span{it.start, it.end}
-				vw++
+		o := k.start         // line offset of m[i]
+		v := k.vStart        // next variable of the token
+		lastVar := int32(-1) // w just after the last variable written
+		emitVar := func(a, b int32) {
+			switch {
+			case lastVar < 0:
+			case lastVar == w: // CV: <*><*>
+				t.vars[vw-1].end = b
+				return
+			case lastVar == w-1 && t.buf[w-1] == '.': // DV: <*>.<*>
+				w--
+				t.vars[vw-1].end = b
+				return
+			}
+			w += int32(copy(t.buf[w:], Wildcard))
+			t.vars[vw] = span{a, b}
+			vw++
+			lastVar = w
+		}
+		// scan returns the end of the run from i whose bytes satisfy in
+		// (variables always belong), the line offset there and whether it
+		// held a variable.
+		scan := func(i int, oo int32, in func(byte) bool) (int, int32, bool) {
+			vv, has := v, false
+			for i < len(m) {
+				if vv < k.vEnd && t.vars[vv].start == oo && isWildcardAt(m, i) {
+					oo = t.vars[vv].end
+					vv++
+					i += 3
+					has = true
+					continue
+				}
+				if !in(m[i]) {
+					break
+				}
+				oo++
+				i++
+			}
+			return i, oo, has
+		}
+		nextVar := func(end int32) {
+			for v < k.vEnd && t.vars[v].start < end {
+				v++
+			}
+		}
+		for i := 0; i < len(m); {
+			if m[i] == '/' && (i == 0 || isPathDelim(m[i-1])) {
+				// PS: a path-like piece holding a variable is one
+				if j, oe, has := scan(i+1, o+1, notPathDelim); has {
+					emitVar(o, oe)
+					nextVar(oe)
+					i, o = j, oe
+					continue
+				}
+			}
+			if isTokenDelim(m[i]) && !isWildcardAt(m, i) {
+				t.buf[w] = m[i]
+				w++
+				o++
+				i++
 				continue
 			}
-			t.buf[w] = it.c
-			w++
+			// WV: a word holding a variable is one
+			j, oe, has := scan(i, o, notTokenDelim)
+			if has {
+				emitVar(o, oe)
+				nextVar(oe)
+			} else {
+				w += int32(copy(t.buf[w:], m[i:j]))
+			}
+			i, o = j, oe
 		}
 		k.mStart, k.mEnd = mStart, w
 		k.vStart, k.vEnd = vStart, vw
@@ -270,90 +321,12 @@ func needsCollapse(m []byte) bool {
 	return false
 }
 
-// item is a byte or a variable of a token being rewritten by wholeTokens.
-type item struct {
-	isVar      bool
-	c          byte
-	start, end int32 // in the line
-}
-
-// collapseItems applies PS, WV, DV and CV (see wholeTokens) in place.
-func collapseItems(its []item) []item {
-	// PS: "/" opening the token or after a path delimiter, then anything
-	// up to a path delimiter; one variable if it holds one
-	its = mergeRuns(its, func(its []item, i int) int {
-		if its[i].isVar || its[i].c != '/' || (i > 0 && (its[i-1].isVar || !isPathDelim(its[i-1].c))) {
-			return 0
-		}
-		j := i + 1
-		for j < len(its) && (its[j].isVar || !isPathDelim(its[j].c)) {
-			j++
-		}
-		if j == i+1 {
-			return 0
-		}
-		return j - i
-	})
-	// WV: a run of word bytes (no delimiter) holding a variable
-	its = mergeRuns(its, func(its []item, i int) int {
-		if i > 0 && (its[i-1].isVar || !isTokenDelim(its[i-1].c)) {
-			return 0 // not the start of a word
-		}
-		j := i
-		for j < len(its) && (its[j].isVar || !isTokenDelim(its[j].c)) {
-			j++
-		}
-		return j - i
-	})
-	// DV and CV: <*>.<*> and <*><*>
-	out := its[:0]
-	for i := 0; i < len(its); i++ {
-		it := its[i]
-		if it.isVar && len(out) > 0 {
-			last := &out[len(out)-1]
-			if last.isVar {
-				last.end = it.end
-				continue
-			}
-			if len(out) > 1 && !last.isVar && last.c == '.' && out[len(out)-2].isVar {
-				out = out[:len(out)-1]
-				out[len(out)-1].end = it.end
-				continue
-			}
-		}
-		out = append(out, it)
-	}
-	return out
-}
-
-// mergeRuns replaces each run that run(its, i) reports at i (its length,
-// 0 for none) with one variable when the run holds a variable.
-func mergeRuns(its []item, run func([]item, int) int) []item {
-	out := its[:0]
-	for i := 0; i < len(its); {
-		n := run(its, i)
-		if n == 0 {
-			out = append(out, its[i])
-			i++
-			continue
-		}
-		hasVar := false
-		for _, it := range its[i : i+n] {
-			hasVar = hasVar || it.isVar
-		}
-		if !hasVar {
-			out = append(out, its[i:i+n]...)
-		} else {
-			out = append(out, item{isVar: true, start: its[i].start, end: its[i+n-1].end})
-		}
-		i += n
-	}
-	return out
-}
-
 func isPathDelim(c byte) bool {
 	return strings.IndexByte(" \t,!;:=|\"'[](){}", c) >= 0
 }
+
+func notPathDelim(c byte) bool  { return !isPathDelim(c) }
+func notTokenDelim(c byte) bool { return !isTokenDelim(c) }
 
 func isTokenDelim(c byte) bool {
 	return isPathDelim(c) || strings.IndexByte(".-+@#$%&/", c) >= 0
@@ -449,12 +422,12 @@ func isHex(c byte) bool    { return class[c]&(cDigit|cHexLetter) != 0 }
 func (t *tokenizer) maskToken(a, b int) {
 	s := t.line[a:b]
 	m := t.masks
-	if m.has(bitURL) && strings.Contains(s, "://") {
+	if m.has(bitURL) && t.lineURL && strings.Contains(s, "://") {
 		if n := t.tryURL(s, a); n {
 			return
 		}
 	}
-	hasAt := m.has(bitEmail) && strings.IndexByte(s, '@') >= 0
+	hasAt := m.has(bitEmail) && t.lineAt && strings.IndexByte(s, '@') >= 0
 	i := 0
 	for i < len(s) {
 		c := s[i]

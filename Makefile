@@ -7,6 +7,11 @@ GO       ?= go
 PKGS     := ./pkg/... $(addprefix ./services/,$(addsuffix /...,$(SERVICES)))
 BENCH    ?= .
 BENCHTIME ?= 1s
+# What `aiops version` prints: the nearest tag, commits since, the commit,
+# -dirty for uncommitted changes (the commit alone before the first tag).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# -buildvcs=true: in a workspace a plain go build stamps no commit.
+BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/services/aiops.Version=$(VERSION)"
 
 .PHONY: deps build test unit lint bench run clean tidy
 
@@ -19,7 +24,7 @@ build:
 	@for s in $(SERVICES); do \
 		[ -d services/$$s/cmd/$$s ] || continue; \
 		echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; \
-		$(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
+		$(GO) build $(BUILDFLAGS) -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
 	done
 
 # The unit and integration tests, against a real JetStream (embedded) and a

@@ -16,7 +16,8 @@
 # HTTP. With neither, the user has no password (the tests' throwaway
 # servers), and a warning says so.
 #
-# Environment: AIOPS_CLICKHOUSE_START_TIMEOUT (seconds, default 30),
+# Environment: AIOPS_CLICKHOUSE_TCP_PORT / AIOPS_CLICKHOUSE_HTTP_PORT (ports
+# to try first, when free), AIOPS_CLICKHOUSE_START_TIMEOUT (seconds, default 30),
 # CLICKHOUSE_SERVER / CLICKHOUSE_CLIENT (binaries, default from PATH).
 #
 # Written for Debian's ClickHouse 18.16, whose server needs a complete
@@ -222,6 +223,14 @@ start() {
 		local tcp_port http_port
 		tcp_port="$(free_port)"
 		http_port="$(free_port)"
+		# A caller that keeps its ports (run.sh, so a scrape or a client
+		# configuration survives restarts) asks for them first.
+		if [ "$attempt" = 1 ] && [ -n "${AIOPS_CLICKHOUSE_TCP_PORT:-}" ] && ! port_in_use "$AIOPS_CLICKHOUSE_TCP_PORT"; then
+			tcp_port="$AIOPS_CLICKHOUSE_TCP_PORT"
+		fi
+		if [ "$attempt" = 1 ] && [ -n "${AIOPS_CLICKHOUSE_HTTP_PORT:-}" ] && ! port_in_use "$AIOPS_CLICKHOUSE_HTTP_PORT"; then
+			http_port="$AIOPS_CLICKHOUSE_HTTP_PORT"
+		fi
 		while [ "$http_port" = "$tcp_port" ]; do http_port="$(free_port)"; done
 		write_config "$tcp_port" "$http_port"
 		: >"$dir/log/clickhouse-server.err.log"

@@ -14,8 +14,16 @@ started_clickhouse=0
 if [ -z "${AIOPS_STORE__DSN:-}" ]; then
 	mkdir -p data/clickhouse
 	password_file="$root/data/clickhouse-password"
-	addr="$(AIOPS_CLICKHOUSE_PASSWORD_FILE="$password_file" scripts/clickhouse.sh start "$root/data/clickhouse" | sed -n 's/^CLICKHOUSE_ADDR=//p')"
+	# The ports are kept in data/clickhouse-ports, so the address stays the
+	# same across restarts (a client's or a scrape's configuration keeps
+	# working); the first start picks free ones.
+	ports_file="$root/data/clickhouse-ports"
+	tcp_port="" http_port=""
+	[ -f "$ports_file" ] && read -r tcp_port http_port <"$ports_file" || true
+	addr="$(AIOPS_CLICKHOUSE_TCP_PORT="$tcp_port" AIOPS_CLICKHOUSE_HTTP_PORT="$http_port" AIOPS_CLICKHOUSE_PASSWORD_FILE="$password_file" scripts/clickhouse.sh start "$root/data/clickhouse" | sed -n 's/^CLICKHOUSE_ADDR=//p')"
 	[ -n "$addr" ] || { echo "run.sh: local ClickHouse did not start (see data/clickhouse)" >&2; exit 1; }
+	[ "${addr##*:}" = "$tcp_port" ] || [ -z "$tcp_port" ] || echo "run.sh: ClickHouse port $tcp_port was taken; now ${addr##*:} (kept in data/clickhouse-ports)" >&2
+	(. "$root/data/clickhouse/clickhouse.env" && echo "${CLICKHOUSE_ADDR##*:} ${CLICKHOUSE_HTTP_ADDR##*:}" >"$ports_file")
 	started_clickhouse=1
 	export AIOPS_STORE__DSN="clickhouse://$addr/default"
 	export AIOPS_STORE__PASSWORD_FILE="$password_file"

@@ -95,9 +95,11 @@ type StreamsConfig struct {
 }
 
 // DefaultConfig is what a service uses with no configuration at all: NATS
-// and ClickHouse on this machine at their standard ports.
+// and ClickHouse on this machine at their standard ports, the admin server
+// on 127.0.0.1:9464 (service.DefaultAdminListen).
 func DefaultConfig() Config {
 	return Config{
+		Admin: service.AdminConfig{Listen: service.DefaultAdminListen},
 		Bus:   bus.Config{URLs: []string{"nats://127.0.0.1:4222"}},
 		Store: store.Config{DSN: "clickhouse://127.0.0.1:9000/default"},
 	}

@@ -20,9 +20,18 @@ import (
 	"github.com/aiops-dev/aiops/pkg/config"
 )
 
-// DefaultAdminListen is used when AdminConfig.Listen is empty: loopback, so
-// an unconfigured service exposes nothing, on a port the kernel picks.
-const DefaultAdminListen = "127.0.0.1:0"
+// DefaultAdminListen is the documented admin address of every aiops
+// service and of `aiops run` (platform.DefaultConfig): loopback, so an
+// unconfigured service exposes nothing to other machines, on a fixed port
+// (9464, the port OpenTelemetry's Prometheus exporter uses) so a
+// Prometheus scrape configuration keeps working across restarts. Services
+// sharing one machine each need their own admin.listen.
+const DefaultAdminListen = "127.0.0.1:9464"
+
+// ephemeralAdminListen is used when AdminConfig.Listen is empty (Run
+// called with a zero AdminConfig, as tests and embedders do): loopback, on
+// a port the kernel picks, so two of them never collide.
+const ephemeralAdminListen = "127.0.0.1:0"
 
 // ErrInsecureListen is returned when the admin server would listen beyond
 // loopback without a token.
@@ -30,8 +39,9 @@ var ErrInsecureListen = errors.New("admin server without a token must listen on 
 
 // AdminConfig configures the admin HTTP server (/healthz, /readyz, /metrics).
 type AdminConfig struct {
-	// Listen is host:port; empty means DefaultAdminListen. Without a token
-	// the host must be a loopback address or "localhost".
+	// Listen is host:port; empty means a loopback port the kernel picks
+	// (platform.DefaultConfig sets DefaultAdminListen). Without a token the
+	// host must be a loopback address or "localhost".
 	Listen string `yaml:"listen"`
 	// TokenFile holds the bearer token every request must present.
 	TokenFile string `yaml:"token_file"`
@@ -62,7 +72,7 @@ func (c AdminConfig) Validate() error {
 
 func (c AdminConfig) listen() string {
 	if c.Listen == "" {
-		return DefaultAdminListen
+		return ephemeralAdminListen
 	}
 	return c.Listen
 }
@@ -108,20 +118,32 @@ type admin struct {
 	draining     atomic.Bool
 }
 
+// newAdminHandler serves the admin endpoints. With a token, /metrics and
+// the checks of /readyz (their errors name hosts and addresses) want it;
+// /healthz and the bare status of /readyz do not, so a kubelet's probes,
+// which cannot read a secret, still work on a listener other machines can
+// reach. Without a token the listener is on loopback (Validate and
+// listenAdmin refuse anything else) and everything answers.
 func newAdminHandler(a *admin, registry *prometheus.Registry, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /readyz", a.serveReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+	metrics := promhttp.HandlerFor(registry, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, // a broken collector must not hide the others
-	}))
+	})
 	if token == "" {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { a.serveReady(w, r, true) })
+		mux.Handle("GET /metrics", metrics)
 		return mux
 	}
-	return requireToken(token, mux)
+	want := sha256.Sum256([]byte(token))
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		a.serveReady(w, r, authorized(r, want))
+	})
+	mux.Handle("GET /metrics", requireToken(want, metrics))
+	return mux
 }
 
 // tokenEqual compares SHA-256 digests in constant time: comparing digests,
@@ -131,11 +153,14 @@ func tokenEqual(got string, want [sha256.Size]byte) bool {
 	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
-func requireToken(token string, next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
+func authorized(r *http.Request, want [sha256.Size]byte) bool {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && tokenEqual(got, want)
+}
+
+func requireToken(want [sha256.Size]byte, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || !tokenEqual(got, want) {
+		if !authorized(r, want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aiops-admin"`)
 			http.Error(w, "401 unauthorized: send Authorization: Bearer <admin token>", http.StatusUnauthorized)
 			return
@@ -157,7 +182,9 @@ type ReadyResponse struct {
 	Checks []CheckResult `json:"checks,omitempty"`
 }
 
-func (a *admin) serveReady(w http.ResponseWriter, r *http.Request) {
+// serveReady answers /readyz; detail says whether the checks' names and
+// errors are shown (the status code is the same either way).
+func (a *admin) serveReady(w http.ResponseWriter, r *http.Request, detail bool) {
 	resp := ReadyResponse{Status: "ready"}
 	code := http.StatusOK
 	if a.draining.Load() {
@@ -170,6 +197,9 @@ func (a *admin) serveReady(w http.ResponseWriter, r *http.Request) {
 				resp.Status, code = "not ready", http.StatusServiceUnavailable
 			}
 		}
+	}
+	if !detail {
+		resp.Checks = nil
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -212,13 +212,29 @@ func TestTokenAuth(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var logs syncBuffer
-			s := start(t, Options{Admin: admin, Log: zerolog.New(&logs)})
+			s := start(t, Options{Admin: admin, Log: zerolog.New(&logs), Checks: []Check{
+				{Name: "store", Fn: func(context.Context) error { return errors.New("dial tcp 10.1.2.3:9000: refused") }},
+			}})
 			defer func() {
 				if strings.Contains(logs.String(), token) {
 					t.Errorf("logs contain the token:\n%s", logs.String())
 				}
 			}()
-			for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			// A kubelet's probes carry no secret: /healthz and the status
+			// of /readyz answer without the token, but the checks (their
+			// errors name hosts) only with it.
+			if code, _, body := get(t, s.base+"/healthz", ""); code != http.StatusOK || strings.TrimSpace(body) != "ok" {
+				t.Errorf("/healthz without a token = %d %q, want 200 ok", code, body)
+			}
+			code, _, body := get(t, s.base+"/readyz", "")
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") || strings.Contains(body, "10.1.2.3") || strings.Contains(body, "store") {
+				t.Errorf("/readyz without a token = %d %s, want 503 with the status only", code, body)
+			}
+			code, _, body = get(t, s.base+"/readyz", "Bearer "+token)
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, "10.1.2.3") {
+				t.Errorf("/readyz with the token = %d %s, want 503 naming the failing check", code, body)
+			}
+			for _, path := range []string{"/metrics"} {
 				for _, bad := range []string{"", "Bearer wrong", "Bearer " + token + "x", "Bearer " + token[:5], "Basic " + token, token} {
 					code, header, body := get(t, s.base+path, bad)
 					if code != http.StatusUnauthorized || !strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer") {

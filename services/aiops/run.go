@@ -3,6 +3,7 @@ package aiops
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 
@@ -66,11 +67,23 @@ func RunConfig(nats *EmbeddedNATSConfig) *platform.AssembledConfig {
 
 // runPipeline is `aiops run`: every service in one process.
 func runPipeline(ctx context.Context, args []string) error {
+	return runPipelineTo(ctx, args, os.Stdout)
+}
+
+// runPipelineTo is `aiops run` printing its start-up summary (every
+// listener, where its token is) to summary once the configuration loaded.
+func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error {
 	var natsCfg EmbeddedNATSConfig
 	cfg := RunConfig(&natsCfg)
 	if err := cfg.Load("aiops run", args); err != nil {
 		return err
 	}
+	return runLoaded(ctx, cfg, natsCfg, summary)
+}
+
+// runLoaded runs a loaded configuration: the embedded NATS when it is
+// one, the platform, every component, until ctx ends or a signal.
+func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig, summary io.Writer) error {
 	var natsToken string
 	if natsCfg.Embedded {
 		token, err := natsCfg.token()
@@ -115,6 +128,12 @@ func runPipeline(ctx context.Context, args []string) error {
 		}
 	}
 	ev.Msg("pipeline running")
+	if summary != nil {
+		if err := WriteSummary(summary, versionString(Version, buildInfo()), Listeners(cfg, natsCfg)); err != nil {
+			p.Close()
+			return err
+		}
+	}
 	return p.Run(ctx, runners...)
 }
 

@@ -1,6 +1,7 @@
 package aiops
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +49,31 @@ func waitReady(adminAddr string, finished <-chan error) error {
 	}
 }
 
+// syncBuffer is a bytes.Buffer safe to write from the pipeline's goroutine
+// and read from the test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,14 +104,16 @@ func TestRunPipeline(t *testing.T) {
 	routes := writeAMConfig(t, receiver.URL)
 	var natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr string
 	var finished chan error
+	var summary syncBuffer
 	// The ports are picked free and then handed over, so a test binary
 	// running beside this one may take one in between: start again on new
 	// ports when a bind fails.
 	for attempt := 1; ; attempt++ {
 		natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 		finished = make(chan error, 1)
+		summary.Reset()
 		go func(finished chan error) {
-			finished <- runPipeline(ctx, []string{
+			finished <- runPipelineTo(ctx, []string{
 				"-set", "nats.listen=" + natsAddr,
 				"-set", "nats.store_dir=" + dir + "/nats",
 				"-set", "nats.generate_token_file=" + dir + "/nats-token",
@@ -100,7 +129,7 @@ func TestRunPipeline(t *testing.T) {
 				"-set", "writer.max_age=100ms",
 				"-set", "logminer.state.save_every=1s",
 				"-set", "log.level=warn",
-			})
+			}, &summary)
 		}(finished)
 		err := waitReady(adminAddr, finished)
 		if err == nil {
@@ -108,6 +137,14 @@ func TestRunPipeline(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
 			t.Fatal(err)
+		}
+	}
+	// The start-up summary names every listener at its address, and where
+	// its token is.
+	for _, want := range []string{"http://" + ingestAddr, "http://" + apiAddr, "http://" + silencesAddr, "http://" + adminAddr,
+		"nats://" + natsAddr, dsn, dir + "/ingest-token", dir + "/api-token", dir + "/nats-token"} {
+		if !strings.Contains(summary.String(), want) {
+			t.Errorf("start-up summary lacks %s:\n%s", want, summary.String())
 		}
 	}
 	log := zerolog.Nop()

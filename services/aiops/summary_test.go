@@ -1,0 +1,105 @@
+package aiops
+
+import (
+	"bytes"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+)
+
+// TestListenersDefaults: with no configuration the summary names every
+// listener of `aiops run` at its documented port, and where each token is.
+func TestListenersDefaults(t *testing.T) {
+	var nats EmbeddedNATSConfig
+	cfg := RunConfig(&nats)
+	if err := cfg.LoadWith(config.Options{Environ: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Listener{}
+	for _, l := range Listeners(cfg, nats) {
+		got[l.Name] = l
+	}
+	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	want := map[string][2]string{
+		"ingest":          {"http://127.0.0.1:8080", "file " + abs("data/ingest-token")},
+		"incidents API":   {"http://127.0.0.1:8081", "file " + abs("data/api-token")},
+		"silences API":    {"http://127.0.0.1:9093", "file " + abs("data/api-token")},
+		"admin":           {"http://127.0.0.1:9464", "none: loopback only"},
+		"NATS (embedded)": {"nats://127.0.0.1:4222", "file " + abs("data/nats-token")},
+		"ClickHouse":      {"clickhouse://127.0.0.1:9000/default", "no password"},
+	}
+	for name, w := range want {
+		l, ok := got[name]
+		if !ok {
+			t.Errorf("no %s in the summary: %+v", name, got)
+			continue
+		}
+		if l.Addr != w[0] || !strings.HasPrefix(l.Auth, w[1]) {
+			t.Errorf("%s: %s, auth %q; want %s, auth %q", name, l.Addr, l.Auth, w[0], w[1])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d listeners, want %d: %+v", len(got), len(want), got)
+	}
+}
+
+// TestListenersNameSecretsNotValues: tokens from the environment are named
+// by their variable, never printed.
+func TestListenersNameSecretsNotValues(t *testing.T) {
+	const secret = "s3cret-token-value-0123456789"
+	var nats EmbeddedNATSConfig
+	cfg := RunConfig(&nats)
+	err := cfg.LoadWith(config.Options{Environ: []string{
+		"AIOPS_INGEST__TOKENS=[" + secret + "]",
+		"AIOPS_ADMIN__TOKEN=" + secret,
+		"AIOPS_NATS__TOKEN=" + secret,
+		"AIOPS_STORE__PASSWORD=" + secret,
+		"AIOPS_CORRELATOR__API__TOKEN=" + secret,
+		"AIOPS_STORE__DSN=clickhouse://ch.example:9000/aiops?password=" + secret,
+	}, EnvPrefix: "AIOPS", Sets: []string{"admin.listen=0.0.0.0:9464"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteSummary(&out, "v1", Listeners(cfg, nats)); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.Contains(s, secret) {
+		t.Fatalf("the summary prints a secret:\n%s", s)
+	}
+	for _, want := range []string{"AIOPS_INGEST__TOKENS", "AIOPS_ADMIN__TOKEN", "AIOPS_NATS__TOKEN", "AIOPS_STORE__PASSWORD", "AIOPS_CORRELATOR__API__TOKEN", "http://0.0.0.0:9464", "ch.example:9000"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestVersionString(t *testing.T) {
+	stamped := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "cedbad6f57f8f77bf6b7104dd7d5bb2ae06001b5"},
+		{Key: "vcs.time", Value: "2026-12-02T08:14:59Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	for _, c := range []struct {
+		version string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"v0.3.0-4-gcedbad6", stamped, "v0.3.0-4-gcedbad6 (commit cedbad6f57f8, 2026-12-02T08:14:59Z, modified, go1.26.8)"},
+		{"", stamped, "devel (commit cedbad6f57f8, 2026-12-02T08:14:59Z, modified, go1.26.8)"},
+		{"", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}}, "v1.2.3 (go1.26.8)"},
+		{"", nil, "devel"},
+	} {
+		if got := versionString(c.version, c.info); got != c.want {
+			t.Errorf("versionString(%q) = %q, want %q", c.version, got, c.want)
+		}
+	}
+	// This test binary's own: never the bare "(devel)" of before.
+	if got := versionString(Version, buildInfo()); strings.Contains(got, "(devel)") {
+		t.Errorf("version %q", got)
+	}
+}

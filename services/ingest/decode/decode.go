@@ -360,6 +360,18 @@ func seal(e *event.Envelope, source string, o Options, identity ...[]byte) error
 	return e.CheckFits()
 }
 
+// days writes a whole number of days as "13 days", else as a duration.
+func days(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == day:
+		return "1 day"
+	case d%day == 0:
+		return strconv.Itoa(int(d/day)) + " days"
+	}
+	return d.String()
+}
+
 // checkTime refuses an event timed outside [Now-MaxPast, Now+MaxFuture]
 // with a *event.ValidationError on "time".
 func (o Options) checkTime(e *event.Envelope) error {
@@ -367,10 +379,10 @@ func (o Options) checkTime(e *event.Envelope) error {
 	switch {
 	case e.Time.Before(o.Now.Add(-o.MaxPast)):
 		problem = fmt.Sprintf("is %s, more than %s before the gateway's clock (%s): the store keeps events by their time and would delete it at its next retention pass; send newer events or raise ingest.max_event_age together with writer.retention",
-			e.Time.Format(time.RFC3339), o.MaxPast, o.Now.UTC().Format(time.RFC3339))
+			e.Time.Format(time.RFC3339), days(o.MaxPast), o.Now.UTC().Format(time.RFC3339))
 	case e.Time.After(o.Now.Add(o.MaxFuture)):
 		problem = fmt.Sprintf("is %s, more than %s after the gateway's clock (%s): check the producer's clock, or raise ingest.max_event_future",
-			e.Time.Format(time.RFC3339), o.MaxFuture, o.Now.UTC().Format(time.RFC3339))
+			e.Time.Format(time.RFC3339), days(o.MaxFuture), o.Now.UTC().Format(time.RFC3339))
 	default:
 		return nil
 	}

@@ -55,6 +55,11 @@ type Config struct {
 	// changes) and 1 hour.
 	MaxEventAge    time.Duration `yaml:"max_event_age"`
 	MaxEventFuture time.Duration `yaml:"max_event_future"`
+	// MaxConcurrentRequests bounds the requests past authentication that
+	// are read, decoded and published at once; one more is answered 503
+	// with Retry-After. Each request is bounded on its own (body, decoded
+	// body, expansion), so this bounds the gateway's memory. Default 16.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// AuthFailureRate is the sustained requests per second with a missing
 	// or wrong token one client address may make; AuthFailureBurst how many
 	// at once. Past them every request from that address is answered 429
@@ -71,13 +76,14 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxBodyBytes     = 10 << 20
-	DefaultMaxDecodedBytes  = 10 << 20
-	DefaultMaxEvents        = 10_000
-	DefaultRatePerToken     = 100
-	DefaultBurst            = 200
-	DefaultAuthFailureRate  = 1
-	DefaultAuthFailureBurst = 10
+	DefaultMaxBodyBytes          = 10 << 20
+	DefaultMaxDecodedBytes       = 10 << 20
+	DefaultMaxEvents             = 10_000
+	DefaultRatePerToken          = 100
+	DefaultBurst                 = 200
+	DefaultMaxConcurrentRequests = 16
+	DefaultAuthFailureRate       = 1
+	DefaultAuthFailureBurst      = 10
 	// MaxAuthFailureClients bounds the client addresses whose failures are
 	// remembered; when full, the ones whose bucket refilled are forgotten.
 	MaxAuthFailureClients = 10_000
@@ -110,6 +116,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxEventFuture == 0 {
 		c.MaxEventFuture = decode.DefaultMaxFuture
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = DefaultMaxConcurrentRequests
 	}
 	if c.AuthFailureRate == 0 {
 		c.AuthFailureRate = DefaultAuthFailureRate
@@ -170,6 +179,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventFuture < 0 {
 		bad("max_event_future", "is %s, want > 0", c.MaxEventFuture)
+	}
+	if c.MaxConcurrentRequests < 0 {
+		bad("max_concurrent_requests", "is %d, want > 0", c.MaxConcurrentRequests)
 	}
 	if c.AuthFailureRate < 0 {
 		bad("auth_failure_rate", "is %g, want > 0", c.AuthFailureRate)

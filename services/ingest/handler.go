@@ -52,6 +52,7 @@ type Handler struct {
 	tokens    [][sha256.Size]byte
 	limiters  []*rate.Limiter // one per token, then one for anonymous requests
 	failures  authFailures
+	inflight  chan struct{} // one slot per request being read, decoded, published
 	endpoints map[string]*endpoint
 }
 
@@ -181,6 +182,7 @@ func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
 	for _, t := range cfg.Tokens {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
+	h.inflight = make(chan struct{}, cfg.MaxConcurrentRequests)
 	h.failures = authFailures{rate: rate.Limit(cfg.AuthFailureRate), burst: cfg.AuthFailureBurst, clients: map[string]*rate.Limiter{}}
 	for range len(cfg.Tokens) + 1 {
 		h.limiters = append(h.limiters, rate.NewLimiter(rate.Limit(cfg.RatePerToken), cfg.Burst))
@@ -247,6 +249,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wait := h.admit(who, now); wait > 0 {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
+		return
+	}
+	select {
+	case h.inflight <- struct{}{}:
+		defer func() { <-h.inflight }()
+	default:
+		w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
+		h.fail(w, r, ep, false, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("the gateway is handling its limit of %d requests at once; retry the same request later", h.cfg.MaxConcurrentRequests)})
 		return
 	}
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -1,10 +1,13 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // TestWrongTokensAreRateLimitedPerClient is issue #14 item 8: 300 requests
@@ -68,5 +71,54 @@ func TestAuthFailureClientsAreBounded(t *testing.T) {
 	}
 	if n := len(h.failures.clients); n > MaxAuthFailureClients {
 		t.Fatalf("%d client addresses remembered, over %d", n, MaxAuthFailureClients)
+	}
+}
+
+// blockingPublisher holds every PublishAll until release is closed.
+type blockingPublisher struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (p *blockingPublisher) PublishAll(ctx context.Context, _ []*event.Envelope) error {
+	p.entered <- struct{}{}
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestConcurrentRequestsAreBounded: each request is bounded on its own,
+// and MaxConcurrentRequests bounds how many are in memory at once (issue
+// #14 item 2: four wide requests at once took 1.8 GB).
+func TestConcurrentRequestsAreBounded(t *testing.T) {
+	pub := &blockingPublisher{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	h, err := New(Config{Tokens: []string{tokenA}, MaxConcurrentRequests: 2}, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func() *http.Response {
+		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Result()
+	}
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { done <- post().StatusCode }()
+	}
+	<-pub.entered
+	<-pub.entered
+	resp := post()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third request while two are in progress: %d", resp.StatusCode)
+	}
+	close(pub.release)
+	for range 2 {
+		if code := <-done; code != http.StatusOK {
+			t.Fatalf("a request in progress: %d", code)
+		}
+	}
+	if resp := post(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after they finished: %d", resp.StatusCode)
 	}
 }

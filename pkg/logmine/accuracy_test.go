@@ -20,14 +20,15 @@ var accuracyFloor = map[string]struct{ GA, PA float64 }{
 	"HDFS":      {0.995, 0.995},
 	"Apache":    {0.995, 0.995},
 	"OpenSSH":   {0.99, 0.985},
-	"Zookeeper": {0.985, 0.965},
+	"Zookeeper": {0.985, 0.985},
 	"BGL":       {0.975, 0.945},
 	"HPC":       {0.445, 0.545},
 	"Hadoop":    {0.955, 0.62},
 	"Spark":     {0.915, 0.875},
 }
 
-// Floors of the held-out systems' means.
+// Floors of the held-out systems' means (measured 0.8304 and 0.7529; the
+// issue's goal for GA, 0.90, is not reached yet, see QUALITY.md).
 const heldOutMeanGA, heldOutMeanPA = 0.825, 0.745
 
 // The default config on the eight shared Loghub samples, through the same

@@ -216,12 +216,38 @@ func (f *Format) ContentIndex() int { return f.content }
 // Fields), appending them to dst[:0]. ok is false when the line does not
 // have the format; the caller then treats the whole line as content.
 func (f *Format) Parse(line string, dst []string) (values []string, ok bool) {
-	if f.plain {
-		if values, ok = f.scan(line, dst); ok {
+	if !f.plain {
+		return f.match(line, dst)
+	}
+	// The scanner, for plain formats. Each field ends at the first place
+	// where the literal after it matches, which is the lazy group's first
+	// choice; when the rest then matches too, the expression would have
+	// made the same choices. Where the scanner gives up, the expression
+	// (which backtracks) decides.
+	values = dst[:0]
+	pos, ok := matchLitAt(line, 0, f.lead)
+	if !ok {
+		return f.match(line, dst)
+	}
+	last := len(f.names) - 1
+	for i := range f.names {
+		lit := f.after[i]
+		if i == last {
+			end, ok := matchSuffix(line, pos, lit)
+			if !ok {
+				return f.match(line, dst)
+			}
+			values = append(values, line[pos:end])
 			return values, true
 		}
+		start, next, ok := findLit(line, pos, lit)
+		if !ok {
+			return f.match(line, dst)
+		}
+		values = append(values, line[pos:start])
+		pos = next
 	}
-	return f.match(line, dst)
+	return values, true
 }
 
 // match is Parse with the regular expression.
@@ -237,37 +263,6 @@ func (f *Format) match(line string, dst []string) ([]string, bool) {
 		} else {
 			values = append(values, "")
 		}
-	}
-	return values, true
-}
-
-// scan is the fast path for plain formats. Each field ends at the first
-// place where the literal after it matches, which is the lazy group's first
-// choice; when the rest then matches too, the expression would have made
-// the same choices.
-func (f *Format) scan(line string, dst []string) (values []string, ok bool) {
-	values = dst[:0]
-	pos, ok := matchLitAt(line, 0, f.lead)
-	if !ok {
-		return values, false
-	}
-	last := len(f.names) - 1
-	for i := range f.names {
-		lit := f.after[i]
-		if i == last {
-			end, ok := matchSuffix(line, pos, lit)
-			if !ok {
-				return values, false
-			}
-			values = append(values, line[pos:end])
-			return values, true
-		}
-		start, next, ok := findLit(line, pos, lit)
-		if !ok {
-			return values, false
-		}
-		values = append(values, line[pos:start])
-		pos = next
 	}
 	return values, true
 }

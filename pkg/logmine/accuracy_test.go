@@ -67,14 +67,6 @@ func TestAccuracyLoghub(t *testing.T) {
 	}
 }
 
-func countDistinct(xs []string) int {
-	m := map[string]bool{}
-	for _, x := range xs {
-		m[x] = true
-	}
-	return len(m)
-}
-
 // synthetic logs: message types with typed variables, including words the
 // maskers cannot know (user and host names, also in the last routing
 // position) and key=value fields. Values of key=value fields are variables

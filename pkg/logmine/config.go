@@ -36,6 +36,14 @@ type Config struct {
 	// variable the maskers missed (a host or user name) and the templates
 	// are folded into one. 0 disables folding.
 	FoldAfter int
+	// WordFoldAfter: where a line and a template differ in one position
+	// only, and both hold plain words there (no digits, nothing masked),
+	// the templates stay apart until this many different words were seen
+	// there; then they are folded into one with <*> at that position. So
+	// a few states ("LOOKING", "LEADING", "FOLLOWING") or word forms
+	// ("failure;", "failures;") are different messages and a user name
+	// with many values is a variable. 0 generalises at once, as Drain does.
+	WordFoldAfter int
 	// MaxTemplates bounds memory: beyond it the least recently seen
 	// template is evicted (and counted in Stats.Evicted).
 	MaxTemplates int
@@ -56,6 +64,7 @@ func DefaultConfig() Config {
 		SimilarityThreshold: 0.6,
 		MaxChildren:         100,
 		FoldAfter:           3,
+		WordFoldAfter:       4,
 		MaxTemplates:        50_000,
 		MaxMerges:           50_000,
 		MaxLineBytes:        1 << 20,
@@ -75,6 +84,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxChildren must be at least 2, got %d", ErrInvalidConfig, c.MaxChildren)
 	case c.FoldAfter < 0 || c.FoldAfter == 1:
 		return fmt.Errorf("%w: FoldAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.FoldAfter)
+	case c.WordFoldAfter < 0 || c.WordFoldAfter == 1:
+		return fmt.Errorf("%w: WordFoldAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.WordFoldAfter)
 	case c.MaxTemplates < 1:
 		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
 	case c.MaxMerges < 0:

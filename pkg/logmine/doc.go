@@ -37,7 +37,14 @@
 //     to <*> ("key=<*>" for same-key fields). Templates that differ only in
 //     the last routing token are folded into one once FoldAfter values were
 //     seen (host or user names the maskers cannot know), which Drain cannot
-//     do.
+//     do. Elsewhere, a line that differs from its nearest template only in
+//     plain words (no digits, nothing masked) joins it only once the
+//     position showed WordFoldAfter (4) different words among the
+//     templates that agree with the line everywhere else: from the
+//     statistics of the position in that group, a few words are states or
+//     word forms that tell messages apart ("LOOKING"/"LEADING",
+//     "failure;"/"failures;"), many are values of a variable; the templates
+//     held apart are then folded into one.
 //
 // # Template ids and merges
 //

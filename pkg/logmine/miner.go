@@ -152,6 +152,8 @@ type Miner struct {
 	merges map[TemplateID]TemplateID
 	mergeQ []Merge // order of merges, to bound the log
 	tb     []byte
+	fam    []*cluster // scratch of wordFold
+	words  []string   // scratch of wordFold
 }
 
 // New returns a Miner for cfg.
@@ -206,6 +208,17 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	m.seq++
 	m.tk.tokenize(line)
 	c := m.search()
+	changed := false
+	var wordMerges []Merge
+	if c != nil {
+		// Only a line that would change c can differ from it in words, so
+		// a line of a known template pays nothing for wordFold.
+		if changed = m.absorb(c); changed {
+			if c, wordMerges = m.wordFold(c); c != nil && len(wordMerges) > 0 {
+				changed = m.absorb(c) // the folded template may differ elsewhere
+			}
+		}
+	}
 	if c == nil {
 		var merges []Merge
 		if c, merges = m.fold(); c != nil {
@@ -213,11 +226,15 @@ func (m *Miner) MatchInto(line string, r *Result) {
 		} else {
 			c, r.New = m.create()
 		}
-	} else if old := c.id; m.absorb(c) {
+	} else if old := c.id; changed {
 		c = m.generalise(c, string(m.tb)) // may fold c into an equal template
 		r.Changed, r.PreviousID = true, old
-		r.Merges = []Merge{{From: old, To: c.id}}
+		r.Merges = append(wordMerges, Merge{From: old, To: c.id})
 		c, r.Merges = m.sweep(c, r.Merges)
+		c, r.Merges = m.sweepCovered(c, r.Merges)
+	} else if len(wordMerges) > 0 {
+		r.Changed, r.PreviousID = true, wordMerges[0].From
+		c, r.Merges = m.sweepCovered(c, wordMerges)
 	}
 	c.count++
 	c.lastSeen = m.seq
@@ -370,6 +387,153 @@ func (m *Miner) fold() (*cluster, []Merge) {
 		delete(m.merges, target.id)
 	}
 	return m.foldInto(target, sibs, nil)
+}
+
+// plainWord: a token with no digit and nothing masked, which neither the
+// maskers nor the shape rule take for a variable.
+func (m *Miner) plainWord(i int) bool {
+	k := m.tk.toks[i]
+	return k.vEnd == k.vStart && !hasDigit(m.tk.masked(i))
+}
+
+// wordFold decides what the line does with c, the most similar template,
+// when they differ at positions where both hold plain words (see
+// Config.WordFoldAfter). The family is the templates of c's leaf that
+// agree with the line everywhere else. A differing position is a variable
+// when the family and the line show WordFoldAfter words there (or a
+// template already has <*> there); the members that agree with the line at
+// the other differing positions are then folded into one template with <*>
+// at the variable ones, which the line joins. When no differing position
+// is a variable the line does not join c (nil): the words tell messages
+// apart.
+func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
+	if m.cfg.WordFoldAfter < 2 {
+		return c, nil
+	}
+	var diff uint64 // positions (below 64) where c and the line hold different plain words
+	for i, t := range c.tokens {
+		if c.kinds[i] != kindConst {
+			continue
+		}
+		l := m.tk.masked(i)
+		if t == string(l) || sameKey(t, l) || !m.plainWord(i) || hasDigit(t) {
+			continue
+		}
+		if i >= 64 {
+			return c, nil // very long lines: generalise as before
+		}
+		diff |= 1 << i
+	}
+	if diff == 0 {
+		return c, nil
+	}
+	family := m.fam[:0]
+	for _, o := range c.leaf.clusters {
+		if m.agreesOutside(o, diff) {
+			family = append(family, o)
+		}
+	}
+	m.fam = family
+	var vars uint64
+	for p := 0; p < 64; p++ {
+		if diff&(1<<p) == 0 {
+			continue
+		}
+		words := m.words[:0]
+		words = append(words, string(m.tk.masked(p)))
+		variable := false
+		for _, o := range family {
+			if o.kinds[p] == kindWildcard {
+				variable = true
+				break
+			}
+			if !slices.Contains(words, o.tokens[p]) {
+				words = append(words, o.tokens[p])
+			}
+		}
+		m.words = words
+		if variable || len(words) >= m.cfg.WordFoldAfter {
+			vars |= 1 << p
+		}
+	}
+	if vars == 0 {
+		return nil, nil
+	}
+	// fold the members that agree with the line at the other differing
+	// positions: they are the same message with other values
+	var sibs []*cluster
+	for _, o := range family {
+		if m.agreesOutside(o, vars) {
+			sibs = append(sibs, o)
+		}
+	}
+	toks := make([]string, len(m.tk.toks))
+	for i := range toks {
+		toks[i] = string(m.tk.masked(i))
+		if vars&(1<<i) != 0 {
+			toks[i] = Wildcard
+		}
+	}
+	tmpl := strings.Join(toks, " ")
+	target := m.byID[IDOf(tmpl)]
+	if target == nil || target.template != tmpl {
+		target = newCluster(tmpl)
+		m.seq++
+		target.created = m.seq
+		target.routeWild = m.insert(target, len(toks), nil)
+		m.byID[target.id] = target
+		m.pushFront(target)
+		m.stats.Created++
+		delete(m.merges, target.id)
+	}
+	return m.foldInto(target, sibs, nil)
+}
+
+// sweepCovered folds into c, just generalised, the templates of its leaf
+// that it now covers (each of their tokens equal to c's or under a <*> of
+// c): held apart while a position was not known to be variable (see
+// wordFold), they are the same message.
+func (m *Miner) sweepCovered(c *cluster, merges []Merge) (*cluster, []Merge) {
+	if m.cfg.WordFoldAfter < 2 {
+		return c, merges
+	}
+	var sibs []*cluster
+	for _, o := range c.leaf.clusters {
+		if o != c && covers(c, o) {
+			sibs = append(sibs, o)
+		}
+	}
+	if len(sibs) == 0 {
+		return c, merges
+	}
+	return m.foldInto(c, sibs, merges)
+}
+
+// covers: every token of o is c's, or under a wildcard of c.
+func covers(c, o *cluster) bool {
+	for i, t := range c.tokens {
+		if c.kinds[i] != kindWildcard && t != o.tokens[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// agreesOutside: o repeats the line at every position not in the set
+// (wildcards and same-key fields count as repeats, as in differsOnlyAt).
+func (m *Miner) agreesOutside(o *cluster, set uint64) bool {
+	for i, t := range o.tokens {
+		if (i < 64 && set&(1<<i) != 0) || o.kinds[i] == kindWildcard {
+			continue
+		}
+		if l := m.tk.masked(i); t != string(l) && !sameKey(t, l) {
+			if o.kinds[i] == kindConst && hasDigit(t) && hasDigit(l) {
+				continue // values of one variable by their shape
+			}
+			return false
+		}
+	}
+	return true
 }
 
 // sweep folds into c, a template in the wildcard branch of the last

@@ -68,15 +68,30 @@ func TestParseFileRowsPerLine(t *testing.T) {
 }
 
 // Generalised templates are written for every line of their group, also
-// for lines read before the generalisation.
+// for lines read before the generalisation: the first three user names are
+// held apart (a few words may be states, see Config.WordFoldAfter), the
+// fourth shows the position is a variable, and all lines end in one
+// template.
 func TestParseFileFinalTemplates(t *testing.T) {
-	in := "session opened for alice\nsession opened for bob\n"
+	in := "session opened for alice\nsession opened for bob\nsession opened for carol\nsession opened for dave\nsession opened for alice\n"
 	var out bytes.Buffer
 	if _, err := logmine.ParseFile(strings.NewReader(in), &out, logmine.ParseOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rows := readCSV(t, out.Bytes())
-	if rows[0][2] != "session opened for <*>" || rows[1][2] != "session opened for <*>" {
+	for _, r := range rows {
+		if r[2] != "session opened for <*>" {
+			t.Fatalf("rows %q", rows)
+		}
+	}
+	// three words are three messages
+	out.Reset()
+	in = "peer moved to LOOKING\npeer moved to LEADING\npeer moved to FOLLOWING\npeer moved to LOOKING\n"
+	if _, err := logmine.ParseFile(strings.NewReader(in), &out, logmine.ParseOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rows = readCSV(t, out.Bytes())
+	if rows[0][2] != "peer moved to LOOKING" || rows[1][2] != "peer moved to LEADING" || rows[2][2] != "peer moved to FOLLOWING" || rows[3][1] != rows[0][1] {
 		t.Fatalf("rows %q", rows)
 	}
 }

@@ -144,6 +144,7 @@ func TestConfigValidate(t *testing.T) {
 		"PrefixTokens":        func(c *logmine.Config) { c.PrefixTokens = -1 },
 		"SimilarityThreshold": func(c *logmine.Config) { c.SimilarityThreshold = 1.5 },
 		"MaxChildren":         func(c *logmine.Config) { c.MaxChildren = 1 },
+		"WordFoldAfter":       func(c *logmine.Config) { c.WordFoldAfter = 1 },
 		"MaxTemplates":        func(c *logmine.Config) { c.MaxTemplates = 0 },
 		"MaxMerges":           func(c *logmine.Config) { c.MaxMerges = -1 },
 		"MaxLineBytes":        func(c *logmine.Config) { c.MaxLineBytes = 0 },

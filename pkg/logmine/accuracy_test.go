@@ -19,17 +19,17 @@ import (
 var accuracyFloor = map[string]struct{ GA, PA float64 }{
 	"HDFS":      {0.995, 0.995},
 	"Apache":    {0.995, 0.995},
-	"OpenSSH":   {0.99, 0.985},
-	"Zookeeper": {0.985, 0.985},
-	"BGL":       {0.975, 0.945},
+	"OpenSSH":   {0.995, 0.99},
+	"Zookeeper": {0.99, 0.99},
+	"BGL":       {0.985, 0.955},
 	"HPC":       {0.445, 0.545},
-	"Hadoop":    {0.955, 0.62},
+	"Hadoop":    {0.965, 0.625},
 	"Spark":     {0.915, 0.875},
 }
 
-// Floors of the held-out systems' means (measured 0.8304 and 0.7529; the
+// Floors of the held-out systems' means (measured 0.8357 and 0.7582; the
 // issue's goal for GA, 0.90, is not reached yet, see QUALITY.md).
-const heldOutMeanGA, heldOutMeanPA = 0.825, 0.745
+const heldOutMeanGA, heldOutMeanPA = 0.83, 0.75
 
 // The default config on the eight shared Loghub samples, through the same
 // offline path as `aiops logs parse` and `aiops logs eval` (header format

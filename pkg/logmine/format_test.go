@@ -79,11 +79,11 @@ func TestFormatNoMatch(t *testing.T) {
 	}
 }
 
-// Every line of the four real samples parses with its system's format and
-// gives the Content the labelled data has.
+// Every line of the eight real samples parses with its system's format
+// (from FORMATS.md) and gives the Content the labelled data has.
 func TestFormatOnLoghub(t *testing.T) {
 	dir := loghub.Require(t)
-	for _, sys := range loghub.Systems {
+	for _, sys := range loghub.All {
 		ds, err := loghub.Load(dir, sys)
 		if err != nil {
 			t.Fatal(err)

@@ -15,11 +15,15 @@ const (
 	FormatNone = "none"             // mine the whole message
 )
 
-// maxDetecting bounds the services whose header is being detected at once:
-// each holds only a vote count, but the map of them must not grow with
-// every service name a producer invents. Services beyond it are mined
-// whole until a slot frees up.
-const maxDetecting = 10_000
+// maxDetecting bounds the services whose header is being detected at once,
+// and maxDecided those whose header is known: each holds only a vote count
+// or a kind, but the maps must not grow with every service name a producer
+// invents. Services beyond them are mined whole (until a detection slot
+// frees up).
+const (
+	maxDetecting = 10_000
+	maxDecided   = 100_000
+)
 
 // headers detects each service's header (for services configured auto):
 // its first logmine.DetectSampleLines lines vote for the header kinds that
@@ -81,7 +85,7 @@ func (h *headers) vote(svc string, took []logmine.HeaderKind) {
 	}
 	v := h.votes[svc]
 	if v == nil {
-		if len(h.votes) >= maxDetecting {
+		if len(h.votes) >= maxDetecting || len(h.decided) >= maxDecided {
 			return
 		}
 		v = &votes{counts: map[logmine.HeaderKind]int{}}

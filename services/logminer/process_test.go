@@ -75,7 +75,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	l := newTestLogminer(t, Config{Formats: map[string]string{"hdfs": "<Date> <Time> <Level> <Component>: <Content>"}})
 	h := startHarness(t, l)
 
-	raw := rawEvent(t, "hdfs", "081109 203615 ERROR dfs.DataNode: session closed for user alice", "")
+	raw := rawEvent(t, "hdfs", "081109 203615 ERROR dfs.DataNode: session closed for user u1001", "")
 	feedOK(t, h, raw)
 	msgs := h.Pub.Messages()
 	if len(msgs) != 2 || msgs[0].Subject != "events.log.hdfs.templated" || msgs[1].Subject != "events.log_template.hdfs" {
@@ -86,7 +86,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if err := out.DecodeBody(&body); err != nil {
 		t.Fatal(err)
 	}
-	if body.Template != "session closed for user alice" || body.Message != "081109 203615 ERROR dfs.DataNode: session closed for user alice" || out.Severity != event.SeverityError {
+	if body.Template != "session closed for user u1001" || body.Message != "081109 203615 ERROR dfs.DataNode: session closed for user u1001" || out.Severity != event.SeverityError {
 		t.Fatalf("templated %+v body %+v", out, body)
 	}
 	if msgs[0].ID != out.ID || out.ID != event.DerivedID(event.IDTime(raw.ID), "templated_log", raw.ID) {
@@ -100,7 +100,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 		t.Fatalf("redelivered raw log: %d publishes, %d stored; want 1 more publish and the same 2 stored (same id)", h.Pub.Sent()-sent, len(h.Pub.Messages()))
 	}
 
-	feedOK(t, h, rawEvent(t, "hdfs", "081109 203616 INFO dfs.DataNode: session closed for user bob", ""))
+	feedOK(t, h, rawEvent(t, "hdfs", "081109 203616 INFO dfs.DataNode: session closed for user u1002", ""))
 	msgs = h.Pub.Messages()[2:]
 	if len(msgs) != 2 {
 		t.Fatalf("generalising line: %d messages, want the templated log and a changed event", len(msgs))
@@ -110,7 +110,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if err := te.DecodeBody(&tb); err != nil {
 		t.Fatal(err)
 	}
-	oldID, newID := logmine.IDOf("session closed for user alice"), logmine.IDOf("session closed for user <*>")
+	oldID, newID := logmine.IDOf("session closed for user u1001"), logmine.IDOf("session closed for user <*>")
 	if te.Kind != event.KindLogTemplate || tb.Status != event.TemplateChanged || tb.TemplateID != newID.String() || tb.PreviousID != oldID.String() || len(tb.MergedFrom) != 1 || tb.MergedFrom[0] != oldID.String() {
 		t.Fatalf("changed event %+v body %+v", te, tb)
 	}

@@ -117,13 +117,12 @@ const budgetStep = 0.7
 func (d *Detector) episode(r *Result, ns int64, s float64) {
 	cfg := &d.p.cfg
 	e := &d.ep
-	g := logRatio(r.Score)
 	// the bar sinks at the budget's rate per unit of series time
 	if d.dt > 0 && e.bar > 0 {
 		sink := budgetStep * cfg.Budget * math.Min(d.dt, 86400) / 86400
 		e.bar = float32(math.Max(0, float64(e.bar)-sink))
 	}
-	exceeds := r.Anomaly && g >= float64(e.bar)
+	exceeds := r.Anomaly && (e.bar == 0 || logRatio(r.Score) >= float64(e.bar))
 	if !e.open {
 		if e.recovering {
 			if !r.Anomaly {
@@ -160,7 +159,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64) {
 		// the state has lasted: raise the bar past it so that it does not
 		// reopen at once, and let the budget lower it again
 		r.Episode = EpisodeClose
-		e.bar = float32(math.Min(12, math.Max(float64(e.bar), g+budgetStep)))
+		e.bar = float32(math.Min(12, math.Max(float64(e.bar), logRatio(r.Score)+budgetStep)))
 	case ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery):
 		r.Episode = EpisodeUpdate
 		e.lastUpd = ns

@@ -33,6 +33,42 @@ type SinkConfig struct {
 type Sink struct {
 	batches map[string]Inserter
 	log     zerolog.Logger
+	window  *TimeWindow // nil: every storable time is taken
+}
+
+// TimeWindow bounds the event times the writer stores around its clock.
+// The tables are partitioned by event time and retention drops whole
+// partitions, so an event older than MaxPast would be deleted at the next
+// retention pass and one far in the future kept for ever, each opening a
+// partition of its own. The gateway refuses such events; this holds the
+// same line for producers that publish straight to NATS, by dead-lettering
+// them with the reason (nothing the gateway accepted is refused: its
+// window is a day narrower in the past and 23 hours in the future).
+type TimeWindow struct {
+	MaxPast, MaxFuture time.Duration
+	Now                func() time.Time
+}
+
+func (w *TimeWindow) check(e *event.Envelope) error {
+	now := w.Now()
+	switch {
+	case e.Time.Before(now.Add(-w.MaxPast)):
+		return errs.Permanentf("writer: event %s: time %s is more than %s before now, past the events table's retention: it would be deleted at the next retention pass",
+			e.ID, e.Time.UTC().Format(time.RFC3339), w.MaxPast)
+	case e.Time.After(now.Add(w.MaxFuture)):
+		return errs.Permanentf("writer: event %s: time %s is more than %s after now (writer.max_event_future)",
+			e.ID, e.Time.UTC().Format(time.RFC3339), w.MaxFuture)
+	}
+	return nil
+}
+
+// SetTimeWindow makes the sink refuse (permanently: dead-lettered) events
+// timed outside w; call it before the first Write.
+func (s *Sink) SetTimeWindow(w TimeWindow) {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	s.window = &w
 }
 
 // Inserter takes one table's rows and reports each one's result once the
@@ -80,6 +116,12 @@ func NewSinkOf(newInserter func(table string) (Inserter, error), log zerolog.Log
 // retry cannot help; the rows that did commit are deduplicated if the
 // event comes again).
 func (s *Sink) Write(ctx context.Context, e *event.Envelope, done func(error)) {
+	if s.window != nil {
+		if err := s.window.check(e); err != nil {
+			done(err)
+			return
+		}
+	}
 	rows, err := Rows(e)
 	if err != nil {
 		done(err)

@@ -47,7 +47,15 @@ type Config struct {
 	// RetentionInterval (0 means an hour).
 	Retention         map[string]int `yaml:"retention"`
 	RetentionInterval time.Duration  `yaml:"retention_interval"`
+	// MaxEventFuture is how far after the writer's clock an event may be
+	// timed; one timed later, or older than the retention of the events
+	// table, is dead-lettered instead of stored (see TimeWindow). Default
+	// a day.
+	MaxEventFuture time.Duration `yaml:"max_event_future"`
 }
+
+// DefaultMaxEventFuture is Config.MaxEventFuture's default.
+const DefaultMaxEventFuture = 24 * time.Hour
 
 // DefaultConfig is the writer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
@@ -76,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	if c.RetentionInterval == 0 {
 		c.RetentionInterval = time.Hour
 	}
+	if c.MaxEventFuture == 0 {
+		c.MaxEventFuture = DefaultMaxEventFuture
+	}
 	if c.Consumer.MaxAckPending == 0 {
 		// Enough for a full insert in flight while the next one fills.
 		c.Consumer.MaxAckPending = 4 * c.MaxRows
@@ -103,6 +114,9 @@ func (c Config) Validate() error {
 	if c.RetentionInterval < 0 {
 		return fmt.Errorf("writer.retention_interval: must not be negative, got %s", c.RetentionInterval)
 	}
+	if c.MaxEventFuture < 0 {
+		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
+	}
 	if err := validateRetention(c.Retention); err != nil {
 		return err
 	}
@@ -129,7 +143,8 @@ type options struct {
 	retentionClock RetentionClock
 }
 
-// WithRetentionClock replaces the clock of the retention loop.
+// WithRetentionClock replaces the clock of the retention loop and of the
+// window of event times stored.
 func WithRetentionClock(c RetentionClock) Option { return func(o *options) { o.retentionClock = c } }
 
 // New ensures the durable consumer and prepares a batch writer per table;
@@ -160,6 +175,11 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		sink.Close(ctx)
 		return nil, err
 	}
+	window := TimeWindow{MaxPast: time.Duration(retention.Days()[TableEvents]) * 24 * time.Hour, MaxFuture: cfg.MaxEventFuture}
+	if o.retentionClock != nil {
+		window.Now = o.retentionClock.Now
+	}
+	sink.SetTimeWindow(window)
 	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer"}, cfg.Consumer, log)
 	if err != nil {
 		sink.Close(ctx)

@@ -73,6 +73,8 @@ func FuzzFormat(f *testing.F) {
 	f.Add(`<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>`, "2015-07-29 17:41:44,747 - INFO  [a:b@1] - x")
 	f.Add(`\[<Time>\] \[<Level>\] <Content>`, "[x] [y] z")
 	f.Add(`<Content> end`, "a b end")
+	f.Add(`<Component>(\[<PID>\])?: <Content>`, "cron[1]: x")
+	f.Add(`<Level>\d+ (a|b)* <Content>`, "W1 ab x")
 	f.Fuzz(func(t *testing.T, spec, line string) {
 		fm, err := logmine.CompileFormat(spec)
 		if err != nil {
@@ -82,5 +84,31 @@ func FuzzFormat(f *testing.F) {
 		if ok && len(vals) != len(fm.Fields()) {
 			t.Fatalf("%d values for %d fields", len(vals), len(fm.Fields()))
 		}
+	})
+}
+
+// Any line under any header kind: no panic, and a kind that takes the line
+// takes it again with the same result (detection votes rely on it).
+func FuzzSplitHeader(f *testing.F) {
+	for _, s := range []string{
+		`<34>Oct 11 22:14:15 mymachine su[230]: 'su root' failed`,
+		`<165>1 2003-10-11T22:14:15.003Z host app - ID47 [x@1 a="\]"] msg`,
+		`{"level":"info","msg":"x","n":1}`, `{"msg":`, `{}`,
+		`time=1 level=info msg="a \" b" k=v`, `a= b=`,
+		`2024-01-02 10:00:00,123 INFO  [main] a.B - m`,
+		`1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2326 "-" "ua"`,
+		`I0102 10:00:00.123456       1 a.go:1] m`, "", "\x00", "=",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, k := range append(logmine.HeaderKinds(), logmine.HeaderNone) {
+			h, ok := logmine.SplitHeader(k, line)
+			h2, ok2 := logmine.SplitHeader(k, line)
+			if ok != ok2 || h != h2 {
+				t.Fatalf("%s on %q: %+v %v, then %+v %v", k, line, h, ok, h2, ok2)
+			}
+		}
+		_ = logmine.DetectHeader([]string{line, line})
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -104,5 +105,39 @@ func TestE2ELimitsFitEveryStage(t *testing.T) {
 	}
 	if n := dl.CachedInfo().State.Msgs; n != 0 {
 		t.Fatalf("%d messages dead-lettered, want none", n)
+	}
+}
+
+// TestE2EPartitionsBounded is issue #14 item 5 through the real store: one
+// request of 2,000 events a day apart from 2027-01-01 took the active parts
+// from 33 to 4,034. It is refused whole; events spread over the whole
+// window are stored in at most 15 day partitions per table.
+func TestE2EPartitionsBounded(t *testing.T) {
+	r := newE2ERig(t, rigOptions{})
+	partitions := func(table string) uint64 {
+		return r.count("SELECT uniqExact(partition) FROM system.parts WHERE database = currentDatabase() AND table = ? AND active", table)
+	}
+	var far strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&far, `{"kind":"log","service":"far","time":%q,"body":{"message":"day %d"}}`+"\n", rfc3339(time.Date(2027, 1, 1+i, 0, 0, 0, 0, time.UTC)), i)
+	}
+	if a := r.post(PathEvents, "application/x-ndjson", "", []byte(far.String())); a.status != http.StatusBadRequest {
+		t.Fatalf("2,000 events a day apart: %d, want 400", a.status)
+	}
+	var spread strings.Builder
+	now := time.Now().UTC()
+	for h := 0; h <= 13*24-2; h += 6 {
+		fmt.Fprintf(&spread, `{"kind":"log","service":"spread","time":%q,"body":{"message":"hour %d"}}`+"\n", rfc3339(now.Add(-time.Duration(h)*time.Hour)), h)
+	}
+	fmt.Fprintf(&spread, `{"kind":"log","service":"spread","time":%q,"body":{"message":"ahead"}}`+"\n", rfc3339(now.Add(50*time.Minute)))
+	resp := r.post(PathEvents, "application/x-ndjson", "", []byte(spread.String())).accepted(t)
+	r.drained()
+	if n := r.count("SELECT count() FROM events FINAL"); n != uint64(resp.Accepted) {
+		t.Fatalf("%d events stored, want the %d accepted", n, resp.Accepted)
+	}
+	for _, table := range []string{"events", "logs"} {
+		if n := partitions(table); n > 15 || n < 13 {
+			t.Errorf("%s: %d partitions for 13 days of events, want 13 to 15", table, n)
+		}
 	}
 }

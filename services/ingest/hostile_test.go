@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // TestWrongTokensAreRateLimitedPerClient is issue #14 item 8: 300 requests
@@ -120,5 +122,84 @@ func TestConcurrentRequestsAreBounded(t *testing.T) {
 	}
 	if resp := post(); resp.StatusCode != http.StatusOK {
 		t.Fatalf("after they finished: %d", resp.StatusCode)
+	}
+}
+
+// deepLogs is the reproduction of issue #14 item 1 in the wire format: one
+// log record whose body is an AnyValue nested levels levels through
+// ArrayValue (9.5 MB at a million levels).
+func deepLogs(levels int) []byte {
+	leaf := protowire.AppendTag(nil, 1, protowire.BytesType)
+	leaf = protowire.AppendString(leaf, "x")
+	sizes := make([]int, levels+1)
+	sizes[levels] = len(leaf)
+	for i := levels - 1; i >= 0; i-- {
+		wrapper := 1 + protowire.SizeVarint(uint64(sizes[i+1])) + sizes[i+1]
+		sizes[i] = 1 + protowire.SizeVarint(uint64(wrapper)) + wrapper
+	}
+	body := make([]byte, 0, sizes[0])
+	for i := 0; i < levels; i++ {
+		body = protowire.AppendTag(body, 5, protowire.BytesType)
+		body = protowire.AppendVarint(body, uint64(1+protowire.SizeVarint(uint64(sizes[i+1]))+sizes[i+1]))
+		body = protowire.AppendTag(body, 1, protowire.BytesType)
+		body = protowire.AppendVarint(body, uint64(sizes[i+1]))
+	}
+	body = append(body, leaf...)
+	msg := func(b []byte, num protowire.Number, content []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), content)
+	}
+	record := protowire.AppendTag(nil, 1, protowire.Fixed64Type)
+	record = protowire.AppendFixed64(record, uint64(testNow.UnixNano()))
+	record = msg(record, 5, body)
+	return msg(nil, 1, msg(nil, 2, msg(nil, 2, record)))
+}
+
+// TestHostileRequestsThroughTheHandler: the reproductions of issue #14 as
+// a producer sends them, gzip and snappy included, answered with the
+// status and message a client can act on, and the handler still serving.
+func TestHostileRequestsThroughTheHandler(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, nil)
+	deep := gzipped(deepLogs(1_000_000))
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", encoding: "gzip", body: deep}.do(h)
+	if code, msg := parseStatus(t, rec.Body.Bytes()); rec.Code != http.StatusBadRequest || code != 3 || !strings.Contains(msg, "nested more than 64 levels") {
+		t.Fatalf("a million levels (%d gzip bytes): %d, rpc %d %q", len(deep), rec.Code, code, msg)
+	}
+
+	var wide promSeries
+	wide.labels = [][2]string{{"__name__", "wide"}}
+	for i := 1; i < 128; i++ {
+		wide.labels = append(wide.labels, [2]string{fmt.Sprintf("label_%03d", i), fmt.Sprintf("value_%03d", i)})
+	}
+	for i := range 10_000 {
+		wide.samples = append(wide.samples, promSample{float64(i), testNow.Add(time.Duration(i-10_000) * time.Millisecond)})
+	}
+	body := writeRequest([]promSeries{wide})
+	rec = request{path: PathRemoteWrite, contentType: "application/x-protobuf", encoding: "snappy", body: body}.do(h)
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "each an event carrying its 128 labels") {
+		t.Fatalf("1 series × 10,000 samples × 128 labels (%d bytes): %d %s", len(body), rec.Code, rec.Body.String())
+	}
+
+	dupKind := `{"kind":"alert","kind":"log","service":"a","time":"2026-11-21T12:00:00Z","body":{"message":"m"}}`
+	rec = request{path: PathEvents, contentType: "application/json", body: []byte(dupKind)}.do(h)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"field":"kind","problem":"appears more than once"`) {
+		t.Fatalf("duplicate kind: %d %s", rec.Code, rec.Body.String())
+	}
+	huge := `{"kind":"metric","service":"a","time":"2026-11-21T12:00:00Z","body":{"name":"m","value":1e400}}`
+	rec = request{path: PathEvents, contentType: "application/json", body: []byte(huge)}.do(h)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "is 1e400, out of the range of a 64-bit float") {
+		t.Fatalf("1e400: %d %s", rec.Code, rec.Body.String())
+	}
+	badUTF8 := "{\"kind\":\"log\",\"service\":\"a\xff\",\"time\":\"2026-11-21T12:00:00Z\",\"body\":{\"message\":\"m\"}}"
+	rec = request{path: PathEvents, contentType: "application/json", body: []byte(badUTF8)}.do(h)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "not valid UTF-8") {
+		t.Fatalf("invalid UTF-8 in service: %d %s", rec.Code, rec.Body.String())
+	}
+
+	if rec := (request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
+		t.Fatalf("a valid request after them: %d %s", rec.Code, rec.Body.String())
+	}
+	if n := len(pub.published()); n != 1 {
+		t.Fatalf("%d events published, want only the valid one", n)
 	}
 }

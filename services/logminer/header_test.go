@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
@@ -51,13 +51,29 @@ func TestProcessDetectsHeader(t *testing.T) {
 	if d.Kind != logmine.HeaderKlog || d.Matched != logmine.DetectSampleLines || d.Sampled != logmine.DetectSampleLines {
 		t.Errorf("detection %+v", d)
 	}
-	want := `
-# HELP aiops_logminer_header_detected 1 for the header kind detected for a service whose format is auto (none: whole messages are mined).
-# TYPE aiops_logminer_header_detected gauge
-aiops_logminer_header_detected{kind="klog",service="kube"} 1
-`
-	if err := testutil.CollectAndCompare(collector{l}, strings.NewReader(want), "aiops_logminer_header_detected"); err != nil {
-		t.Error(err)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collector{l})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range families {
+		if f.GetName() != "aiops_logminer_header_detected" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["service"] == "kube" && labels["kind"] == "klog" && m.GetGauge().GetValue() == 1 && len(f.GetMetric()) == 1 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no aiops_logminer_header_detected{kind=\"klog\",service=\"kube\"} 1 among %d families", len(families))
 	}
 
 	// "none": the same line is mined whole, header included

@@ -539,20 +539,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config: %v", err)
 	}
 	cases := map[string]Config{
-		"threshold":          {Threshold: 1.5},
-		"warm_up":            {WarmUp: -1},
-		"window":             {Window: 300},
-		"z_threshold":        {ZThreshold: math.NaN()},
-		"alpha":              {Alpha: 1},
-		"cusum.drift":        {CUSUM: CUSUMConfig{Drift: -1}},
-		"cusum.limit":        {CUSUM: CUSUMConfig{Limit: -3}},
-		"seasonal.period":    {Seasonal: SeasonalConfig{Period: time.Millisecond}},
-		"seasonal.buckets":   {Seasonal: SeasonalConfig{Buckets: 5000}},
-		"seasonal.gamma":     {Seasonal: SeasonalConfig{Gamma: 2}},
-		"forecast.threshold": {Forecast: ForecastConfig{Threshold: math.Inf(1)}},
-		"forecast.horizon":   {Forecast: ForecastConfig{Horizon: -time.Second}},
-		"forecast.beta":      {Forecast: ForecastConfig{Beta: 1}},
-		"gap_factor":         {GapFactor: 0.5},
+		"threshold":            {Threshold: 1.5},
+		"warm_up":              {WarmUp: -1},
+		"window":               {Window: 300},
+		"z_threshold":          {ZThreshold: math.NaN()},
+		"alpha":                {Alpha: 1},
+		"cusum.drift":          {CUSUM: CUSUMConfig{Drift: -1}},
+		"cusum.limit":          {CUSUM: CUSUMConfig{Limit: -3}},
+		"seasonal.period":      {Seasonal: SeasonalConfig{Period: time.Millisecond}},
+		"seasonal.buckets":     {Seasonal: SeasonalConfig{Buckets: 5000}},
+		"seasonal.gamma":       {Seasonal: SeasonalConfig{Gamma: 2}},
+		"forecast.threshold":   {Forecast: ForecastConfig{Threshold: math.Inf(1)}},
+		"forecast.horizon":     {Forecast: ForecastConfig{Horizon: -time.Second}},
+		"forecast.beta":        {Forecast: ForecastConfig{Beta: 1}},
+		"gap_factor":           {GapFactor: 0.5},
+		"budget":               {Budget: -1},
+		"episode.release":      {Episode: EpisodeConfig{Release: 300}},
+		"episode.update_every": {Episode: EpisodeConfig{UpdateEvery: -time.Second}},
+		"episode.max_duration": {Episode: EpisodeConfig{MaxDuration: -time.Second}},
 	}
 	for field, c := range cases {
 		err := c.Validate()

@@ -98,3 +98,61 @@ func TestRealChangesStillFound(t *testing.T) {
 		}
 	}
 }
+
+// TestEpisodeLifecycle: a fault far outside the band opens one episode,
+// updates it at most every UpdateEvery, and closes it with its span and
+// peak at the first value back in range; an anomaly that outlasts
+// MaxDuration is closed there, and the budget's bar keeps the same state
+// from reopening at once.
+func TestEpisodeLifecycle(t *testing.T) {
+	v := noise(7, 700, 1)
+	for i := 400; i < 460; i++ {
+		v[i] += 40
+	}
+	d := mustDetector(t, Config{Episode: EpisodeConfig{UpdateEvery: 10 * time.Minute}})
+	var events []EpisodeEvent
+	var closed Result
+	for i, x := range v {
+		r := d.Observe(at(i, time.Minute), x)
+		if r.Episode != EpisodeNone {
+			events = append(events, r.Episode)
+		}
+		if r.Episode == EpisodeClose {
+			closed = r
+		}
+		if r.Alarm != (i >= 400 && i < 460) && i >= 300 {
+			t.Fatalf("row %d: alarm %v", i, r.Alarm)
+		}
+	}
+	if len(events) < 2 || events[0] != EpisodeOpen || events[len(events)-1] != EpisodeClose || len(events)-2 > 6 {
+		t.Fatalf("events %v, want open, at most 6 updates, close", events)
+	}
+	ep := closed.EpisodeInfo
+	if !ep.Start.Equal(at(400, time.Minute)) || !ep.End.Equal(at(459, time.Minute)) || ep.Peak < 0.5 || ep.PeakValue < 130 {
+		t.Errorf("closed episode %+v, want 400..459 with a peak at the fault's level", ep)
+	}
+
+	// a 10σ shift that lasts, held by the level-shift regime: closed after
+	// MaxDuration, and the same state does not reopen it
+	long := mustDetector(t, Config{Seasonal: SeasonalConfig{Disabled: true}, Episode: EpisodeConfig{MaxDuration: 30 * time.Minute}})
+	w := noise(8, 600, 1)
+	opens, closes := 0, 0
+	for i, x := range w {
+		if i >= 100 {
+			x += 10
+		}
+		r := long.Observe(at(i, time.Minute), x)
+		switch r.Episode {
+		case EpisodeOpen:
+			opens++
+		case EpisodeClose:
+			closes++
+			if r.EpisodeInfo.End.Sub(r.EpisodeInfo.Start) > 30*time.Minute {
+				t.Errorf("episode %+v outlasted MaxDuration", r.EpisodeInfo)
+			}
+		}
+	}
+	if opens != 1 || closes != 1 {
+		t.Errorf("%d opens, %d closes for one lasting shift", opens, closes)
+	}
+}

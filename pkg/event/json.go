@@ -73,13 +73,13 @@ func unmarshal(data []byte) (*Envelope, error) {
 	// fields while the body keeps its bytes, so the stored row and the
 	// envelope would disagree; a repeated key would mean the last value to
 	// Go and the first to ClickHouse's JSON functions.
-	if err := CheckJSONNesting(data); err != nil {
-		return nil, refuse("", "envelope is "+err.Error())
-	}
 	if !utf8.Valid(data) {
 		return nil, refuse("", fmt.Sprintf("envelope is not valid UTF-8 (at byte %d)", invalidUTF8At(data)))
 	}
-	if k, dup := duplicateKey(data); dup {
+	switch k, dup, deepAt := scanKeys(data, MaxNesting); {
+	case deepAt >= 0:
+		return nil, refuse("", fmt.Sprintf("envelope is %v (at byte %d)", ErrTooDeep, deepAt))
+	case dup:
 		return nil, refuse(clip(k), "appears more than once")
 	}
 	var e Envelope

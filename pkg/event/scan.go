@@ -52,6 +52,14 @@ func CheckJSONNesting(data []byte) error {
 // gateway and another to an analyst; it is refused instead. Like
 // CheckJSONNesting it skims without validating.
 func duplicateKey(obj []byte) (string, bool) {
+	key, dup, _ := scanKeys(obj, 0)
+	return key, dup
+}
+
+// scanKeys is duplicateKey that also reports, when maxDepth > 0, the offset
+// of the first bracket nested deeper than maxDepth (else -1): the envelope
+// decoder checks both in one pass.
+func scanKeys(obj []byte, maxDepth int) (dupKey string, dup bool, deepAt int) {
 	var (
 		// The first keys are compared in place, without a copy: an
 		// envelope has about ten, a body a handful.
@@ -86,7 +94,7 @@ func duplicateKey(obj []byte) (string, bool) {
 			if seen == nil {
 				for _, k := range small[:n] {
 					if bytes.Equal(k, key) {
-						return string(key), true
+						return string(key), true, -1
 					}
 				}
 				if n < len(small) {
@@ -100,19 +108,25 @@ func duplicateKey(obj []byte) (string, bool) {
 				}
 			}
 			if _, dup := seen[string(key)]; dup {
-				return string(key), true
+				return string(key), true, -1
 			}
 			seen[string(key)] = struct{}{}
 		case '{':
 			depth++
 			isKey = depth == 1
+			if maxDepth > 0 && depth > maxDepth {
+				return "", false, i
+			}
 		case '[':
 			depth++
+			if maxDepth > 0 && depth > maxDepth {
+				return "", false, i
+			}
 		case '}', ']':
 			depth--
 		case ',':
 			isKey = depth == 1
 		}
 	}
-	return "", false
+	return "", false, -1
 }

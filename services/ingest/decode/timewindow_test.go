@@ -112,3 +112,28 @@ func TestOldFiringAlertIsClampedAndFlagged(t *testing.T) {
 }
 
 func errorsAs(err error, target **Error) bool { return errors.As(err, target) }
+
+// TestFitsCheckSkipIsSafe: Events and NDJSON skip event.CheckFits for an
+// envelope sent in at most fitsCheckFrom bytes; the envelopes of that size
+// that grow the most when re-encoded (raw U+2028, which becomes a 6-byte
+// escape) must still pass it.
+func TestFitsCheckSkipIsSafe(t *testing.T) {
+	head := `{"kind":"log","service":"a","time":"2026-11-21T12:00:00Z","body":{"message":"`
+	tail := `"}}`
+	n := (fitsCheckFrom - len(head) - len(tail)) / len("\u2028")
+	line := head + strings.Repeat("\u2028", n) + tail
+	if len(line) > fitsCheckFrom {
+		t.Fatalf("line is %d bytes, over %d", len(line), fitsCheckFrom)
+	}
+	b, err := NDJSON([]byte(line), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Events[0].CheckFits(); err != nil {
+		t.Fatalf("an envelope of %d bytes as sent fails CheckFits, which was skipped: %v", len(line), err)
+	}
+	// And one byte-pair past the bound is checked (and refused).
+	over := head + strings.Repeat("\u2028", n+400) + tail
+	_, err = NDJSON([]byte(over), opts())
+	hasProblem(t, err, 0, "body.message")
+}

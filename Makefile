@@ -1,4 +1,4 @@
-# aiops: make deps | build | test | unit | lint | bench | run
+# aiops: make deps | build | test | unit | lint | bench | run | demo
 # Every target works on a fresh Debian machine: test and run install what
 # they need first (scripts/deps.sh is idempotent and quick when done).
 
@@ -13,7 +13,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # -buildvcs=true: in a workspace a plain go build stamps no commit.
 BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/services/aiops.Version=$(VERSION)"
 
-.PHONY: deps build test unit lint bench run clean tidy
+.PHONY: deps build test unit lint bench run demo clean tidy
 
 deps:
 	scripts/deps.sh
@@ -23,7 +23,7 @@ build:
 	@mkdir -p bin
 	@for s in $(SERVICES); do \
 		[ -d services/$$s/cmd/$$s ] || continue; \
-		echo "go build -o bin/$$s ./services/$$s/cmd/$$s"; \
+		echo "go build $(BUILDFLAGS) -o bin/$$s ./services/$$s/cmd/$$s"; \
 		$(GO) build $(BUILDFLAGS) -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
 	done
 
@@ -51,6 +51,23 @@ bench: deps
 
 run: deps build
 	scripts/run.sh
+
+# aiops demo against the ClickHouse make run uses (data/clickhouse, started
+# here and stopped after when it was not running), or $$AIOPS_STORE__DSN;
+# the demo works in its own database, aiops_demo, and writes data/demo/.
+demo: deps build
+	@set -e; \
+	if [ -n "$$AIOPS_STORE__DSN" ]; then exec bin/aiops demo; fi; \
+	mkdir -p data/clickhouse; \
+	running=0; scripts/clickhouse.sh status data/clickhouse >/dev/null 2>&1 && running=1; \
+	ports=""; [ -f data/clickhouse-ports ] && ports="$$(cat data/clickhouse-ports)"; \
+	addr="$$(AIOPS_CLICKHOUSE_TCP_PORT="$${ports%% *}" AIOPS_CLICKHOUSE_HTTP_PORT="$${ports##* }" \
+		AIOPS_CLICKHOUSE_PASSWORD_FILE="$$PWD/data/clickhouse-password" \
+		scripts/clickhouse.sh start data/clickhouse | sed -n 's/^CLICKHOUSE_ADDR=//p')"; \
+	[ -n "$$addr" ] || { echo "make demo: the local ClickHouse did not start (see data/clickhouse)" >&2; exit 1; }; \
+	rc=0; AIOPS_STORE__DSN="clickhouse://$$addr/default" AIOPS_STORE__PASSWORD_FILE="$$PWD/data/clickhouse-password" bin/aiops demo || rc=$$?; \
+	[ $$running = 1 ] || scripts/clickhouse.sh stop data/clickhouse; \
+	exit $$rc
 
 tidy:
 	@for d in pkg $(addprefix services/,$(SERVICES)); do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done

@@ -22,6 +22,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run the whole pipeline in this process (embedded NATS unless nats.embedded=false)", runPipeline},
+		{"demo", "a guided end-to-end run: a deploy, anomalies, an alert storm and recovery become incidents delivered to a local receiver (ClickHouse as for run)", demoCommand},
 		{"logs", "offline log template mining: logs parse --input FILE.log [--format '<Date> <Time> <Level> <Component>: <Content>'] --output parsed.csv", logsCommand},
 		{"correlate", "offline incident correlation: correlate replay --input events.jsonl [--catalog catalog.yaml] --output result.json", correlateCommand},
 		{"notify", "the notifier's routing and delivery: notify routes test --config alertmanager.yml label=value ... | notify send-test --config FILE --receiver NAME", notifyCommand},

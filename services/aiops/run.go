@@ -83,7 +83,7 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 
 // runLoaded runs a loaded configuration: the embedded NATS when it is
 // one, the platform, every component, until ctx ends or a signal.
-func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig, summary io.Writer) error {
+func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig, summary io.Writer, opts ...platform.Option) error {
 	var natsToken string
 	if natsCfg.Embedded {
 		token, err := natsCfg.token()
@@ -102,7 +102,7 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		pc.Bus.Token, pc.Bus.TokenFile = token, ""
 		cfg.SetPlatform(pc)
 	}
-	p, err := platform.Open(ctx, "aiops", cfg.Platform(), platform.WithStore())
+	p, err := platform.Open(ctx, "aiops", cfg.Platform(), append([]platform.Option{platform.WithStore()}, opts...)...)
 	if err != nil {
 		return err
 	}

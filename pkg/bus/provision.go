@@ -40,7 +40,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 				continue
 			}
 			if err != nil {
-				return nil, fmt.Errorf("bus: create stream %s: %w", cfg.Name, err)
+				return nil, fmt.Errorf("bus: create stream %s: %w%s", cfg.Name, err, reservationHint(err, cfg))
 			}
 			return s, nil
 		}
@@ -52,7 +52,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		}
 		s, err = js.UpdateStream(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("bus: update stream %s: %w", cfg.Name, err)
+			return nil, fmt.Errorf("bus: update stream %s: %w%s", cfg.Name, err, reservationHint(err, cfg))
 		}
 		return s, nil
 	}
@@ -154,4 +154,22 @@ func timePtrEqual(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// JetStream error codes for a stream whose max_bytes does not fit what the
+// server (or account) may still reserve.
+const (
+	errCodeInsufficientMemory  = 10028
+	errCodeInsufficientStorage = 10047
+)
+
+// reservationHint explains an "insufficient resources" refusal: JetStream
+// reserves a stream's max_bytes up front, so a server with a small
+// max_store refuses the default limits before any message is stored.
+func reservationHint(err error, cfg jetstream.StreamConfig) string {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || (apiErr.ErrorCode != errCodeInsufficientStorage && apiErr.ErrorCode != errCodeInsufficientMemory) {
+		return ""
+	}
+	return fmt.Sprintf(" (the server reserves the stream's max_bytes, %d bytes, when it is created: lower streams.max_bytes or give the server more room, nats.max_store for the embedded one)", cfg.MaxBytes)
 }

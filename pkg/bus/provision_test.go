@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -205,6 +206,15 @@ func TestDefaultStreamLimits(t *testing.T) {
 			t.Errorf("%s: max_age %s max_bytes %d discard %v, want %s %d old", s.Name, s.MaxAge, s.MaxBytes, s.Discard, DefaultMaxAge, want)
 		}
 	}
+	for _, s := range DefaultStreams(WithMemoryStorage()) {
+		want := int64(DefaultSmallStreamMaxBytes / 4)
+		if s.Name == StreamEvents {
+			want = DefaultEventsMaxBytes / 4
+		}
+		if s.MaxBytes != want {
+			t.Errorf("%s in memory: max_bytes %d, want %d", s.Name, s.MaxBytes, want)
+		}
+	}
 	for _, s := range DefaultStreams(WithMaxAge(time.Hour), WithMaxBytes(1<<20)) {
 		if s.MaxAge != time.Hour || s.MaxBytes != 1<<20 {
 			t.Errorf("%s with options: %s %d", s.Name, s.MaxAge, s.MaxBytes)
@@ -237,5 +247,25 @@ func TestDefaultStreamLimits(t *testing.T) {
 	st := s.CachedInfo().State
 	if st.Bytes > 64<<10 || st.Msgs == 0 || st.LastSeq != 500 {
 		t.Fatalf("after 500 KB into a 64 KB stream: %d bytes, %d messages, last seq %d", st.Bytes, st.Msgs, st.LastSeq)
+	}
+}
+
+// JetStream reserves a stream's max_bytes when it is created; a server with
+// less room refuses with "insufficient storage resources", which
+// EnsureStream explains.
+func TestReservationRefusalIsExplained(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, JetStreamMaxStore: 100 << 20, JetStreamMaxMemory: 100 << 20, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	e := newEnv(t, srv.ClientURL())
+	_, err = EnsureStream(testCtx(t), e.js, DefaultStreams()[0])
+	if err == nil || !strings.Contains(err.Error(), "insufficient storage") || !strings.Contains(err.Error(), "lower streams.max_bytes") {
+		t.Fatalf("EVENTS with 1 GiB on a 100 MiB store: %v", err)
 	}
 }

@@ -36,10 +36,15 @@ const (
 	// DefaultEventsMaxBytes bounds EVENTS (about 800,000 events of 1.3 KB):
 	// the backlog the stream holds while a consumer is down. Past it the
 	// oldest messages are discarded, consumed or not, so size it to the
-	// longest outage to ride out (streams.max_bytes).
+	// longest outage to ride out (streams.max_bytes). JetStream reserves a
+	// stream's max_bytes in its store when the stream is created, so the
+	// three defaults need 1.125 GiB of max_store.
 	DefaultEventsMaxBytes = 1 << 30
 	// DefaultSmallStreamMaxBytes bounds INCIDENTS (commands) and DEADLETTER.
-	DefaultSmallStreamMaxBytes = 256 << 20
+	DefaultSmallStreamMaxBytes = 64 << 20
+	// With memory storage (tests and demos) the defaults are a quarter, so
+	// the reservation fits the memory of a small machine.
+	memoryStorageDivisor = 4
 )
 
 type topology struct {
@@ -93,7 +98,8 @@ func WithDuplicateWindow(d time.Duration) TopologyOption {
 func WithMaxAge(d time.Duration) TopologyOption { return func(t *topology) { t.maxAge = d } }
 
 // WithMaxBytes bounds each stream's size (0: DefaultEventsMaxBytes for
-// EVENTS, DefaultSmallStreamMaxBytes for the others; negative: no bound).
+// EVENTS, DefaultSmallStreamMaxBytes for the others, a quarter of that with
+// memory storage; negative: no bound).
 func WithMaxBytes(n int64) TopologyOption { return func(t *topology) { t.maxBytes = n } }
 
 // DefaultStreams returns the EVENTS, INCIDENTS and DEADLETTER stream configs:
@@ -121,6 +127,9 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 			maxBytes = DefaultSmallStreamMaxBytes
 		case maxBytes < 0:
 			maxBytes = -1
+		}
+		if t.maxBytes == 0 && t.storage == jetstream.MemoryStorage {
+			maxBytes /= memoryStorageDivisor
 		}
 		return jetstream.StreamConfig{
 			Name:        name,

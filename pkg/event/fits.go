@@ -13,13 +13,14 @@ import (
 // consumer refuse an envelope over MaxEnvelopeBytes or a body over
 // MaxBodyBytes (Parse), so the copy of an accepted log must stay under both:
 //
-//   - the template is at most three times the message as JSON (a
-//     one-character variable between separators, "1 ", becomes a mask such
-//     as "<NUM> ") and the parameters at most twice (`"1",` for "1 "), so
-//     the templated body is at most six times the message plus its ids:
-//     6 × MaxLogMessageBytes = 384 KiB < MaxBodyBytes;
-//   - the templated envelope is the accepted one plus at most five times
-//     the message and a label: MaxAcceptedEnvelopeBytes + 5 × 64 KiB + 1 KiB
+//   - the template is at most twice the message as JSON (a one-character
+//     variable and its separator, "1 ", become "<*> ") and so are the
+//     parameters (`"1",` for "1 "; escapes cost the same in all three), so
+//     the templated body is at most five times the message plus its ids:
+//     5 × MaxLogMessageBytes = 320 KiB < MaxBodyBytes (with a margin for
+//     masks that might grow);
+//   - the templated envelope is the accepted one plus at most four times
+//     the message and a label: MaxAcceptedEnvelopeBytes + 4 × 64 KiB + 1 KiB
 //     < MaxEnvelopeBytes.
 //
 // A test runs messages built to expand the most through the real log miner

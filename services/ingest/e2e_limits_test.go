@@ -91,6 +91,17 @@ func TestE2ELimitsFitEveryStage(t *testing.T) {
 				if l.Template == "" {
 					t.Errorf("%s: the templated row has no template", in.name)
 				}
+				// The bound event.CheckFits is derived from: template and
+				// parameters (as JSON) at most twice the message each.
+				params := 2
+				for _, p := range l.Params {
+					params += event.JSONStringLen(p) + 1
+				}
+				msg := event.JSONStringLen(l.Message)
+				if tpl := event.JSONStringLen(l.Template); tpl > 2*msg || params > 2*msg {
+					t.Errorf("%s: template %d and parameters %d bytes as JSON for a message of %d: over the twice event.CheckFits assumes", in.name, tpl, params, msg)
+				}
+				t.Logf("%s: message %d, template %d, parameters %d bytes as JSON", in.name, msg, event.JSONStringLen(l.Template), params)
 			} else {
 				raw++
 			}

@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
+	"github.com/aiops-dev/aiops/pkg/store"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -49,6 +52,26 @@ func TestDemo(t *testing.T) {
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the demo's output lacks %q", want)
+		}
+	}
+	// The Grafana dashboard's ClickHouse queries run on what the demo
+	// stored; its MTTA/MTTR table has both incidents' services.
+	demoDSN, err := withDatabase(dsn, "aiops_demo_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), store.Config{DSN: demoDSN}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, q := range dashboardSQL(t, time.Now().Add(-24*time.Hour), time.Now().Add(time.Hour)) {
+		var tbl bytes.Buffer
+		if err := printQuery(context.Background(), &tbl, st, q); err != nil {
+			t.Errorf("dashboard query %s: %v", q, err)
+		}
+		if strings.Contains(q, "mttr_minutes") && (!strings.Contains(tbl.String(), "payments") || !strings.Contains(tbl.String(), "search-index")) {
+			t.Errorf("the dashboard's MTTR table lacks the demo's incidents:\n%s", tbl.String())
 		}
 	}
 	// The webhooks file holds every delivery, each verified; each expected

@@ -1,15 +1,30 @@
 package aiops
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/services/correlator"
+	"github.com/aiops-dev/aiops/services/detector"
 	"github.com/aiops-dev/aiops/services/ingest"
+	"github.com/aiops-dev/aiops/services/logminer"
+	"github.com/aiops-dev/aiops/services/notifier"
 	"github.com/aiops-dev/aiops/services/writer"
 )
 
@@ -56,4 +71,327 @@ func TestDefaultCatalogLoads(t *testing.T) {
 	if len(c.Services) < 5 || len(c.Services["checkout"].DependsOn) == 0 {
 		t.Fatalf("catalog %+v", c)
 	}
+}
+
+// manifest is one YAML document of deployments/kubernetes.
+type manifest struct {
+	file string
+	doc  map[string]any
+}
+
+func kubernetesManifests(t *testing.T) []manifest {
+	t.Helper()
+	dir := filepath.Join("..", "..", "deployments", "kubernetes")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests in %s: %v", dir, err)
+	}
+	var out []manifest
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var doc map[string]any
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if doc != nil {
+				out = append(out, manifest{filepath.Base(f), doc})
+			}
+		}
+	}
+	return out
+}
+
+// get walks a decoded YAML document by keys.
+func get(v any, keys ...string) any {
+	for _, k := range keys {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// TestDeploymentFilesParse parses every YAML and JSON file under
+// deployments/ (every document of each), so a broken file fails CI.
+func TestDeploymentFilesParse(t *testing.T) {
+	n := 0
+	err := filepath.WalkDir(filepath.Join("..", "..", "deployments"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		switch filepath.Ext(path) {
+		case ".yaml", ".yml":
+			dec := yaml.NewDecoder(bytes.NewReader(data))
+			for {
+				var doc any
+				if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+					break
+				} else if err != nil {
+					t.Errorf("%s: %v", path, err)
+					break
+				}
+			}
+			n++
+		case ".json":
+			var doc any
+			if err := json.Unmarshal(data, &doc); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil || n < 8 {
+		t.Fatalf("walked %d files: %v", n, err)
+	}
+}
+
+// TestKubernetesManifests checks what a cluster would refuse or what would
+// break at start: every object is named and typed; a workload's selector
+// matches its pods; every mount names a volume; every ConfigMap item a pod
+// asks for exists; and every aiops configuration in aiops-config loads
+// strictly into the binary that reads it.
+func TestKubernetesManifests(t *testing.T) {
+	ms := kubernetesManifests(t)
+	configMaps := map[string]map[string]any{}
+	for _, m := range ms {
+		if get(m.doc, "kind") == "ConfigMap" {
+			data, _ := get(m.doc, "data").(map[string]any)
+			configMaps[get(m.doc, "metadata", "name").(string)] = data
+		}
+	}
+	// aiops-pipelines is made from pipelines/ by the command in
+	// kustomization.yaml.
+	configMaps["aiops-pipelines"] = map[string]any{"catalog.yaml": "", "default.yaml": ""}
+	kinds := map[string]int{}
+	for _, m := range ms {
+		kind, _ := get(m.doc, "kind").(string)
+		if get(m.doc, "apiVersion") == nil || kind == "" {
+			t.Errorf("%s: a document without apiVersion or kind", m.file)
+			continue
+		}
+		kinds[kind]++
+		if kind == "Kustomization" {
+			continue
+		}
+		name, _ := get(m.doc, "metadata", "name").(string)
+		if name == "" {
+			t.Errorf("%s: a %s without metadata.name", m.file, kind)
+		}
+		if kind != "Deployment" && kind != "StatefulSet" {
+			continue
+		}
+		selector, _ := get(m.doc, "spec", "selector", "matchLabels").(map[string]any)
+		labels, _ := get(m.doc, "spec", "template", "metadata", "labels").(map[string]any)
+		if len(selector) == 0 {
+			t.Errorf("%s %s: no selector", kind, name)
+		}
+		for k, v := range selector {
+			if labels[k] != v {
+				t.Errorf("%s %s: selector %s=%v does not match the pod labels %v", kind, name, k, v, labels)
+			}
+		}
+		volumes := map[string]bool{}
+		vols, _ := get(m.doc, "spec", "template", "spec", "volumes").([]any)
+		for _, v := range vols {
+			volumes[get(v, "name").(string)] = true
+			if cm, ok := get(v, "configMap", "name").(string); ok {
+				data, found := configMaps[cm]
+				if !found {
+					t.Errorf("%s %s: ConfigMap %s does not exist", kind, name, cm)
+				}
+				items, _ := get(v, "configMap", "items").([]any)
+				for _, it := range items {
+					if _, ok := data[get(it, "key").(string)]; !ok {
+						t.Errorf("%s %s: ConfigMap %s has no key %v", kind, name, cm, get(it, "key"))
+					}
+				}
+			}
+		}
+		claims, _ := get(m.doc, "spec", "volumeClaimTemplates").([]any)
+		for _, c := range claims {
+			volumes[get(c, "metadata", "name").(string)] = true
+		}
+		containers, _ := get(m.doc, "spec", "template", "spec", "containers").([]any)
+		if len(containers) == 0 {
+			t.Errorf("%s %s: no containers", kind, name)
+		}
+		for _, c := range containers {
+			if get(c, "image") == nil {
+				t.Errorf("%s %s: a container without an image", kind, name)
+			}
+			mounts, _ := get(c, "volumeMounts").([]any)
+			for _, mt := range mounts {
+				if !volumes[get(mt, "name").(string)] {
+					t.Errorf("%s %s: mount %v names no volume", kind, name, get(mt, "name"))
+				}
+			}
+		}
+	}
+	if kinds["Deployment"] < 6 || kinds["StatefulSet"] != 2 {
+		t.Errorf("kinds %v: want a Deployment per service, NATS and ClickHouse StatefulSets", kinds)
+	}
+
+	// Every service's file, strictly, into the binary that reads it.
+	components := map[string]platform.Component{
+		"ingest": ingest.Component, "writer": writer.Component, "logminer": logminer.Component,
+		"detector": detector.Component, "correlator": correlator.Component, "notifier": notifier.Component,
+	}
+	// The files the pods mount, where the test can put them: the
+	// pipelines, the routes ConfigMap, a webhook secret.
+	dir := t.TempDir()
+	mounted := func(text string) string {
+		return strings.NewReplacer("/etc/aiops/", dir+"/etc/aiops/", "/run/secrets/aiops/", dir+"/secrets/").Replace(text)
+	}
+	for _, d := range []string{"etc/aiops/pipelines", "etc/aiops/routes", "secrets"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o700)
+	}
+	for _, f := range []string{"catalog.yaml", "default.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "pipelines", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "etc/aiops/pipelines", f), data, 0o600)
+	}
+	routesText, _ := configMaps["aiops-routes"]["alertmanager.yml"].(string)
+	os.WriteFile(filepath.Join(dir, "etc/aiops/routes/alertmanager.yml"), []byte(mounted(routesText)), 0o600)
+	os.WriteFile(filepath.Join(dir, "secrets/webhook-secret"), []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), 0o600)
+	loaded := 0
+	for key, text := range configMaps["aiops-config"] {
+		name := strings.TrimSuffix(key, ".yaml")
+		if strings.HasPrefix(name, "detector-") {
+			name = "detector"
+		}
+		c, ok := components[name]
+		if !ok {
+			t.Errorf("aiops-config %s: no service reads it", key)
+			continue
+		}
+		path := filepath.Join(dir, key)
+		os.WriteFile(path, []byte(mounted(text.(string))), 0o600)
+		cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{c})
+		if err := cfg.LoadWith(config.Options{File: path, Environ: []string{}}); err != nil {
+			t.Errorf("aiops-config %s: %v", key, err)
+		}
+		if cfg.Platform().Streams.Replicas != 3 {
+			t.Errorf("aiops-config %s: streams.replicas %d, want 3 on the three-node NATS", key, cfg.Platform().Streams.Replicas)
+		}
+		loaded++
+	}
+	if loaded != 7 {
+		t.Errorf("%d service configurations loaded, want 7", loaded)
+	}
+	if _, err := amconfig.Parse([]byte(routesText)); err != nil {
+		t.Errorf("aiops-routes alertmanager.yml: %v", err)
+	}
+}
+
+// TestKustomizeBuilds renders deployments/kubernetes with kubectl's
+// kustomize, when kubectl is installed (it needs no cluster).
+func TestKustomizeBuilds(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl not on PATH")
+	}
+	out, err := exec.Command(kubectl, "kustomize", filepath.Join("..", "..", "deployments", "kubernetes")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, out)
+	}
+	if n := bytes.Count(out, []byte("\nkind: Deployment")); n < 6 {
+		t.Fatalf("kustomize rendered %d Deployments", n)
+	}
+}
+
+// dashboard is the Grafana dashboard's queries.
+func dashboardQueries(t *testing.T) (promQL, sql []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "deployments", "grafana", "aiops-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Templating struct {
+			List []struct{ Name, Type string }
+		}
+		Panels []struct {
+			Title      string
+			Type       string
+			Datasource struct{ UID string }
+			Targets    []struct {
+				Expr   string
+				RawSQL string `json:"rawSql"`
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]bool{}
+	for _, v := range d.Templating.List {
+		vars["${"+v.Name+"}"] = v.Type == "datasource"
+	}
+	for _, p := range d.Panels {
+		if p.Type == "row" {
+			continue
+		}
+		if !vars[p.Datasource.UID] || len(p.Targets) == 0 {
+			t.Errorf("panel %q: data source %q (want a datasource variable), %d queries", p.Title, p.Datasource.UID, len(p.Targets))
+		}
+		for _, q := range p.Targets {
+			switch {
+			case q.Expr != "":
+				promQL = append(promQL, q.Expr)
+			case q.RawSQL != "":
+				sql = append(sql, q.RawSQL)
+			default:
+				t.Errorf("panel %q: an empty query", p.Title)
+			}
+		}
+	}
+	if len(promQL) < 10 || len(sql) < 5 {
+		t.Fatalf("%d PromQL and %d SQL queries", len(promQL), len(sql))
+	}
+	return promQL, sql
+}
+
+func TestDashboardParses(t *testing.T) { dashboardQueries(t) }
+
+// dashboardMetrics are the metric names the dashboard's PromQL reads.
+func dashboardMetrics(t *testing.T) []string {
+	promQL, _ := dashboardQueries(t)
+	seen := map[string]bool{}
+	var names []string
+	for _, q := range promQL {
+		for _, n := range regexp.MustCompile(`\b(aiops_[a-z_]+|process_[a-z_]+|go_[a-z_]+)\b`).FindAllString(q, -1) {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
+// dashboardSQL is the dashboard's ClickHouse queries with the Grafana
+// plugin's time macros replaced by a range.
+func dashboardSQL(t *testing.T, from, to time.Time) []string {
+	_, sql := dashboardQueries(t)
+	r := strings.NewReplacer("$__fromTime", fmt.Sprintf("toDateTime(%d)", from.Unix()), "$__toTime", fmt.Sprintf("toDateTime(%d)", to.Unix()))
+	for i, q := range sql {
+		sql[i] = r.Replace(q)
+	}
+	return sql
 }

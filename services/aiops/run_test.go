@@ -352,6 +352,16 @@ func TestRunPipeline(t *testing.T) {
 		t.Fatalf("silences API: %d %s; want an empty list", resp.StatusCode, body)
 	}
 
+	// Every metric the Grafana dashboard reads is one the pipeline exports.
+	if resp, err := http.Get("http://" + adminAddr + "/metrics"); err == nil {
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, name := range dashboardMetrics(t) {
+			if !bytes.Contains(metrics, []byte("\n"+name)) {
+				t.Errorf("the dashboard reads %s, which /metrics does not export", name)
+			}
+		}
+	}
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := http.Get("http://" + adminAddr + path)
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/services/writer"
+	"github.com/rs/zerolog"
 )
 
 // messageOfJSONSize repeats unit until the message is as long as fits in
@@ -150,5 +152,18 @@ func TestE2EPartitionsBounded(t *testing.T) {
 		if n := partitions(table); n > 15 || n < 13 {
 			t.Errorf("%s: %d partitions for 13 days of events, want 13 to 15", table, n)
 		}
+	}
+	// Item 4: what the gateway accepted survives the retention pass that
+	// runs at the writer's start and then hourly, the oldest by a day.
+	ret, err := writer.NewRetention(r.conn, nil, 0, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := ret.Apply(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.count("SELECT count() FROM events FINAL"); n != uint64(resp.Accepted) || len(dropped) != 0 {
+		t.Fatalf("after a retention pass %d of %d accepted events are left (dropped %v)", n, resp.Accepted, dropped)
 	}
 }

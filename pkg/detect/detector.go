@@ -210,7 +210,12 @@ const resFloor = 0.35
 
 // floor is the smallest scale around m.
 func (d *Detector) floor(m float64) float64 {
-	return math.Max(scaleFloor(m), resFloor*float64(d.res))
+	// not math.Max: it is an assembly call on amd64, four per observation
+	f, r := scaleFloor(m), resFloor*float64(d.res)
+	if r > f {
+		return r
+	}
+	return f
 }
 
 // learnResolution updates res with the step from the previous value to x.

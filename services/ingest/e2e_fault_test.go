@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -152,6 +153,10 @@ type producer struct {
 	accepted []string
 	requests int
 	refused  int // answers other than 200, and transport errors
+	gaveUp   int // requests never accepted before giveUpAt
+	// giveUpAt ends the retries of a request that is never accepted, so a
+	// pipeline that does not recover fails the test instead of hanging it.
+	giveUpAt atomic.Int64
 }
 
 func (p *producer) run(stop <-chan struct{}, worker int) {
@@ -189,6 +194,12 @@ func (p *producer) run(stop <-chan struct{}, worker int) {
 			p.mu.Lock()
 			p.refused++
 			p.mu.Unlock()
+			if time.Now().UnixNano() > p.giveUpAt.Load() {
+				p.mu.Lock()
+				p.gaveUp++
+				p.mu.Unlock()
+				break
+			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -250,6 +261,7 @@ notifier: {api: {listen: %s, generate_token_file: %s}}
 	t.Cleanup(r.killAiops)
 
 	p := &producer{r: r}
+	p.giveUpAt.Store(time.Now().Add(10 * time.Minute).UnixNano())
 	stop := make(chan struct{})
 	var producers sync.WaitGroup
 	for w := range 2 {
@@ -273,8 +285,12 @@ notifier: {api: {listen: %s, generate_token_file: %s}}
 	phase("NATS down for 2 s", 2*time.Second)
 	r.nats.Restart()
 	phase("NATS restarted", 3*time.Second)
+	p.giveUpAt.Store(time.Now().Add(2 * time.Minute).UnixNano())
 	close(stop)
 	producers.Wait()
+	if p.gaveUp > 0 {
+		t.Errorf("%d requests were never accepted; aiops run's log:\n%s", p.gaveUp, r.logTail())
+	}
 	loadEnd := time.Now()
 
 	ctx := context.Background()

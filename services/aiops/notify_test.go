@@ -25,6 +25,7 @@ func writeAMConfig(t *testing.T, url string) string {
 	os.WriteFile(p, []byte(`
 route:
   receiver: default
+  group_wait: 1s
   routes:
   - matchers: [team="dba"]
     receiver: dba

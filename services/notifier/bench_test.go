@@ -158,7 +158,7 @@ func (r *benchRig) notifierPath(b *testing.B, l *latencies) {
 	}))
 	b.Cleanup(hook.Close)
 	routes := filepath.Join(b.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
 	cfg := Config{Routes: routes}
 	cfg.Delivery.RateLimit.Disabled = true // the receiver is local: measure the notifier
 	cfg.Consumer.FetchWait = 10 * time.Millisecond

@@ -19,7 +19,8 @@ var ErrInvalidConfig = fmt.Errorf("notifier: %w", config.ErrInvalidConfig)
 // Config is the notifier's section.
 type Config struct {
 	// Consumer reads incident events: stream EVENTS, durable "notifier",
-	// filter events.incident.>.
+	// filter events.incident.>. Unset ack_wait is the longest time a
+	// route's timers hold an event plus the delivery's retry budget.
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// Routes is an Alertmanager configuration file (alertmanager.yml, as
 	// it is): its route tree, inhibit rules, time intervals and webhook
@@ -40,17 +41,27 @@ type Config struct {
 	API httpapi.Config `yaml:"api"`
 }
 
+// ackWait is consumer.ack_wait, or when unset how long an event may wait
+// unsettled: the longest a route's timers hold it (hold) and the delivery's
+// retry budget.
+func (c Config) ackWait(hold time.Duration) time.Duration {
+	if c.Consumer.AckWait > 0 {
+		return c.Consumer.AckWait
+	}
+	d := c.Delivery.WithDefaults()
+	return hold + d.Retry.MaxElapsed + d.Timeout + 30*time.Second
+}
+
 // DefaultConfig is the notifier with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
 	c.Consumer = c.Consumer.Of(bus.StreamEvents, "notifier", event.KindFilterAll(event.KindIncident))
-	if c.Consumer.AckWait == 0 {
-		// A delivery retries for up to the retry budget before its
-		// incident event is settled.
-		d := c.Delivery.WithDefaults()
-		c.Consumer.AckWait = d.Retry.MaxElapsed + d.Timeout + 30*time.Second
+	if c.Consumer.MaxAckPending == 0 {
+		// Events wait for their notifications unacked: room for a storm's
+		// incidents and their updates within group_interval.
+		c.Consumer.MaxAckPending = 20_000
 	}
 	c.Delivery = c.Delivery.WithDefaults()
 	c.Silences = c.Silences.WithDefaults()

@@ -16,8 +16,14 @@ import (
 )
 
 // incidentOn is an incident event of one service with a team and
-// severity, in the given transition.
+// severity, in the given transition, of an incident opened at t0.
 func incidentOn(t *testing.T, id, service, team string, sev event.Severity, transition string, at time.Time) *event.Envelope {
+	t.Helper()
+	return incidentAt(t, id, service, team, sev, transition, t0, at)
+}
+
+// incidentAt is incidentOn for an incident opened at opened.
+func incidentAt(t *testing.T, id, service, team string, sev event.Severity, transition string, opened, at time.Time) *event.Envelope {
 	t.Helper()
 	state := correlate.StatusOpen
 	var resolved time.Time
@@ -25,9 +31,9 @@ func incidentOn(t *testing.T, id, service, team string, sev event.Severity, tran
 		state, resolved = correlate.StatusResolved, at
 	}
 	st := correlate.State{IncidentID: id, Status: transition, State: state, Title: "down: " + service, Team: team, Service: service,
-		Severity: sev, OpenedAt: t0, ResolvedAt: resolved, LastEvent: at, Services: []string{service}, MemberCount: 1,
+		Severity: sev, OpenedAt: opened, ResolvedAt: resolved, LastEvent: at, Services: []string{service}, MemberCount: 1,
 		Members: []correlate.Member{{Fingerprint: "fp-" + id, Kind: correlate.SignalAlert, Service: service, Name: "Down",
-			Severity: sev, Firing: state != correlate.StatusResolved, FirstSeen: t0, LastSeen: at}}}
+			Severity: sev, Firing: state != correlate.StatusResolved, FirstSeen: opened, LastSeen: at}}}
 	e, err := correlate.Envelope(correlate.Update{Transition: correlate.Transition(transition), Time: at, State: st}, at)
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +49,7 @@ func TestInhibitionByOpenIncidents(t *testing.T) {
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
   receiver: hook
+  group_wait: 0s
 receivers:
 - name: hook
   webhook_configs:
@@ -56,7 +63,7 @@ inhibit_rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := stagetest.Start(t, proc, stage.Config{Name: "notifier"})
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
 	feed := func(e *event.Envelope) {
 		t.Helper()
 		if r := h.Feed(e)[0]; r.Outcome != stagetest.Acked {

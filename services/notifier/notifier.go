@@ -33,7 +33,9 @@ import (
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
-// Processor routes and delivers incident events; a stage.Processor.
+// Processor routes and delivers incident events: a stage.Sink that holds
+// each event until its notifications went out, and a stage.Ticker that
+// sends them when their grouping timers say.
 type Processor struct {
 	cfg    Config
 	routes *amconfig.Config // nil: no routes configured
@@ -61,6 +63,14 @@ type Processor struct {
 	records stage.Publisher
 	// silences mute notifications by their labels (nil: none).
 	silences Muter
+
+	// schedule holds the notifications waiting for their route's timers,
+	// in event time (clock), under mu; sendMu makes sends one at a time
+	// (Write and Tick both send).
+	schedule *schedule
+	clock    eventClock
+	now      func() time.Time
+	sendMu   sync.Mutex
 	// current is the incident being delivered (Process is serial).
 	current struct {
 		id, service, eventID string
@@ -80,7 +90,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Processor{cfg: cfg, log: log}
+	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now}
+	var hold time.Duration
 	if cfg.Routes != "" {
 		var err error
 		if p.routes, err = amconfig.Load(cfg.Routes); err != nil {
@@ -89,9 +100,14 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		if p.integrations, err = buildIntegrations(p.routes, p); err != nil {
 			return nil, err
 		}
+		// An event is held until its notification went out: the stream
+		// must not redeliver it (and count that against max_deliver)
+		// while it waits for its route's timers.
+		hold = longestHold(p.routes.Route)
 	} else {
 		log.Warn().Msg("notifier.routes is not set: incidents are delivered to nobody")
 	}
+	p.cfg.Consumer.AckWait = cfg.ackWait(hold)
 	opts = append([]webhook.Option{webhook.WithRecorder(webhook.RecorderFunc(p.record))}, opts...)
 	var err error
 	if p.client, err = webhook.New(cfg.Delivery, opts...); err != nil {
@@ -135,37 +151,39 @@ func (p *Processor) record(a webhook.Attempt) {
 	}
 }
 
-// Process delivers one incident event to the receivers its route tree
-// matches. A receiver that refuses it for good (4xx) is logged and skipped;
-// one that could not be reached in the retry budget fails the event, which
-// comes again later: receivers that already answered 2xx are not sent it
-// again.
-func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emitter) error {
-	if in.Kind != event.KindIncident {
-		return nil
-	}
+// routed is an incident event decided: the incident, and the routes it
+// goes to (none: it is inhibited, silenced or muted everywhere).
+type routed struct {
+	inc    webhook.Incident
+	st     correlate.State
+	routes []*amconfig.Route
+}
+
+// route decodes an incident event and finds where it goes, as
+// Alertmanager's pipeline does: inhibition, silences, the route tree,
+// each route's time intervals. A bad event is a permanent error.
+func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	var st correlate.State
 	if err := in.DecodeBody(&st); err != nil {
-		return errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
+		return nil, errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
 	}
 	inc := incidentOf(in, &st)
 	if err := inc.Validate(); err != nil {
-		return errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
+		return nil, errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
+	}
+	r := &routed{inc: inc, st: st}
+	if p.routes == nil {
+		return r, nil
 	}
 	labels := labelsOf(&st, inc)
-	p.current.id, p.current.service, p.current.eventID = st.IncidentID, st.Service, in.ID
-	if p.routes == nil {
-		return nil
-	}
 	if p.inhibited(st.IncidentID, labels, inc.Status) {
 		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
-		return nil
+		return r, nil
 	}
 	if ids := p.silenced(labels, inc.Time()); len(ids) > 0 {
 		p.log.Info().Str("incident_id", st.IncidentID).Strs("silences", ids).Msg("incident silenced: not delivered")
-		return nil
+		return r, nil
 	}
-	var failed []error
 	for _, route := range p.routes.Route.Match(labels) {
 		if muted, err := p.routes.Muted(route, inc.Time()); err != nil || muted {
 			if err != nil {
@@ -174,24 +192,184 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, _ stage.Emi
 				continue
 			}
 		}
-		recv, ok := p.routes.Receiver(route.Receiver)
-		if !ok {
-			continue // Load checked every route's receiver
+		if _, ok := p.routes.Receiver(route.Receiver); ok { // Load checked every route's receiver
+			r.routes = append(r.routes, route)
 		}
-		failed = append(failed, p.deliverTo(ctx, recv, inc)...)
 	}
-	return errors.Join(failed...)
+	return r, nil
 }
 
-// deliverTo sends inc to every integration of recv; it returns the
-// transient failures (the permanent ones are logged: trying again cannot
-// help).
-func (p *Processor) deliverTo(ctx context.Context, recv *amconfig.Receiver, inc webhook.Incident) []error {
-	failed, refused := p.deliver(ctx, recv.Name, p.current.eventID, inc)
-	for _, err := range refused {
-		p.log.Error().Err(err).Str("receiver", recv.Name).Str("incident_id", inc.ID).Msg("receiver refused the incident: not retried")
+// Notify delivers one incident event to its receivers now, without the
+// grouping timers (Replay uses it: a dead letter's time came long ago).
+// An integration that could not be reached in the retry budget fails the
+// event (transient); one that refused it for good (4xx) makes a permanent
+// error once the others are through.
+func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
+	if in.Kind != event.KindIncident {
+		return nil
 	}
-	return failed
+	r, err := p.route(in)
+	if err != nil {
+		return err
+	}
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	var failed []error
+	for _, route := range r.routes {
+		failed = append(failed, p.send(ctx, &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver,
+			eventID: in.ID, at: in.Time, resolved: r.inc.Status == webhook.StatusResolved, send: r}))
+	}
+	return joinResults(failed)
+}
+
+// Write takes one incident event (the stage.Sink side): its notifications
+// are scheduled by each route's grouping timers (Timing), and the event is
+// settled once they went out, so that what waits is held by JetStream, not
+// only in memory: a notifier that stops or crashes before a notification
+// went out gets its event again. What is due at once is sent before Write
+// returns.
+func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(error)) {
+	if in.Kind != event.KindIncident {
+		done(nil)
+		return
+	}
+	r, err := p.route(in)
+	if err != nil {
+		done(err)
+		return
+	}
+	if len(r.routes) == 0 {
+		done(nil)
+		return
+	}
+	settle := settleAll(done, len(r.routes))
+	p.mu.Lock()
+	now := p.clock.observe(in.Time, p.now())
+	for _, route := range r.routes {
+		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
+			resolved: r.inc.Status == webhook.StatusResolved, send: r,
+			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}
+		// Timers batch what changes on its own (members joining); what a
+		// person did or must see (acknowledged, resolved, reopened) goes
+		// out at once.
+		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
+		p.schedule.offer(n, r.st.OpenedAt, settle)
+	}
+	p.mu.Unlock()
+	p.sendDue(ctx, now)
+}
+
+// Tick sends what came due (the stage.Ticker side): the runner calls it
+// every second with the wall clock, which moves the notifier's event time
+// on while no event arrives.
+func (p *Processor) Tick(ctx context.Context, now time.Time, _ stage.Emitter) error {
+	p.mu.Lock()
+	t := p.clock.at(now)
+	p.mu.Unlock()
+	p.sendDue(ctx, t)
+	return nil
+}
+
+// Flush settles every event still waiting for its notification with an
+// error at the drain: JetStream delivers them again, to this notifier when
+// it is back or to another one.
+func (p *Processor) Flush(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := p.schedule.held(); n > 0 {
+		p.log.Info().Int("events", n).Msg("stopping: incident events waiting for their notification go back to the stream")
+	}
+	p.schedule.release(ErrStopping)
+	return nil
+}
+
+// longestHold is the longest a route's timers hold an incident event:
+// its group_wait or group_interval.
+func longestHold(r *amconfig.Route) time.Duration {
+	d := max(r.GroupWait, r.GroupInterval)
+	for _, c := range r.Routes {
+		d = max(d, longestHold(c))
+	}
+	return d
+}
+
+// ErrStopping settles the events a stopping notifier still held.
+var ErrStopping = errors.New("notifier: stopping before the notification was due")
+
+// sendDue sends every notification due at now (event time), one at a
+// time: a transient failure settles its events with the error (JetStream
+// delivers them again, with backoff), a refusal dead-letters them.
+func (p *Processor) sendDue(ctx context.Context, now time.Time) {
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	p.mu.Lock()
+	due := p.schedule.due(now)
+	p.mu.Unlock()
+	for _, n := range due {
+		err := p.send(ctx, n)
+		p.mu.Lock()
+		p.schedule.sent(n, now, err)
+		p.mu.Unlock()
+	}
+}
+
+// send delivers one notification to the integrations of its receiver;
+// the error is transient when one failed, permanent (errs) when the only
+// failures were refusals.
+func (p *Processor) send(ctx context.Context, n *note) error {
+	r := n.send.(*routed)
+	p.current.id, p.current.service, p.current.eventID = r.st.IncidentID, r.st.Service, n.eventID
+	eventID := n.eventID
+	if n.repeat > 0 {
+		// A repeat is a new notification: a new idempotency key.
+		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
+	}
+	failed, refused := p.deliver(ctx, n.receiver, eventID, r.inc)
+	for _, err := range refused {
+		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", r.inc.ID).Msg("receiver refused the incident: not retried (dead letter)")
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...)
+	}
+	if len(refused) > 0 {
+		return errs.Permanent(errors.Join(refused...))
+	}
+	return nil
+}
+
+// joinResults is the result of several notifications of one event:
+// transient when any failure is, permanent when all are.
+func joinResults(results []error) error {
+	var all []error
+	permanent := true
+	for _, err := range results {
+		if err != nil {
+			all = append(all, err)
+			permanent = permanent && errs.IsPermanent(err)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	if permanent {
+		return errs.Permanent(errors.Join(all...))
+	}
+	return errors.Join(all...)
+}
+
+// settleAll calls done once n results came, with their joined result.
+func settleAll(done func(error), n int) func(error) {
+	var mu sync.Mutex
+	var results []error
+	return func(err error) {
+		mu.Lock()
+		results = append(results, err)
+		last := len(results) == n
+		mu.Unlock()
+		if last {
+			done(joinResults(results))
+		}
+	}
 }
 
 // deliver sends inc to every integration of the receiver named name, each

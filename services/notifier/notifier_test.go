@@ -77,6 +77,7 @@ func rig(t *testing.T, dba, rest *receiver) *stagetest.Harness {
 	os.WriteFile(routes, []byte(`
 route:
   receiver: everyone
+  group_wait: 0s
   group_by: [service]
   routes:
   - matchers: [team="dba"]
@@ -97,7 +98,7 @@ receivers:
 	}
 	records = stagetest.NewPublisher()
 	proc.WithRecords(records)
-	return stagetest.Start(t, proc, stage.Config{Name: "notifier"})
+	return stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
 }
 
 // records holds the delivery records of the last rig.
@@ -177,13 +178,14 @@ func TestDeliversSignedAndRetried(t *testing.T) {
 }
 
 // Other incidents go to the default route's Alertmanager-style webhook; a
-// receiver that refuses (4xx) is not retried and the event is acked; one
+// receiver that refuses (4xx) is not retried and the event goes to the
+// dead letters (for aiops notify replay once the receiver is fixed); one
 // that cannot be reached fails the event, which comes again.
 func TestRoutesAndFailures(t *testing.T) {
 	dba, rest := newReceiver(t), newReceiver(t, 400)
 	h := rig(t, dba, rest)
-	if r := h.Feed(incident(t, "search"))[0]; r.Outcome != stagetest.Acked {
-		t.Fatalf("a 4xx: %v %v, want acked (refused for good, not retried)", r.Outcome, r.Err)
+	if r := h.Feed(incident(t, "search"))[0]; r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "400") {
+		t.Fatalf("a 4xx: %v %v, want dead-lettered with the reason (refused for good, not retried)", r.Outcome, r.Err)
 	}
 	got, bodies := rest.requests()
 	if len(got) != 1 {
@@ -207,7 +209,7 @@ func TestRoutesAndFailures(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "am.yml")
-	os.WriteFile(bad, []byte("route: {receiver: x}\nreceivers:\n- name: x\n  email_configs: [{to: a@b.c}]\n"), 0o600)
+	os.WriteFile(bad, []byte("route: {receiver: x, group_wait: 0s}\nreceivers:\n- name: x\n  email_configs: [{to: a@b.c}]\n"), 0o600)
 	err := Config{Routes: bad}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "notifier.routes") || !strings.Contains(err.Error(), "email_configs is not supported") {
 		t.Fatalf("%v", err)
@@ -228,6 +230,7 @@ func TestLabelsAuthAndMissingSecret(t *testing.T) {
 	os.WriteFile(routes, []byte(`
 route:
   receiver: nobody
+  group_wait: 0s
   routes:
   - matchers: [cluster="eu-1"]
     receiver: eu
@@ -249,7 +252,7 @@ receivers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := stagetest.Start(t, proc, stage.Config{Name: "notifier"})
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
 	inCluster := func(cluster string) *event.Envelope {
 		c, _ := correlate.New(correlate.Config{}, nil)
 		ups := c.Observe(correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: "fp-" + cluster, Service: "api", Name: "HighLatency",
@@ -355,7 +358,7 @@ func start(t *testing.T, dir, yml string) (*stagetest.Harness, *sleeps) {
 	}
 	records = stagetest.NewPublisher()
 	proc.WithRecords(records)
-	return stagetest.Start(t, proc, stage.Config{Name: "notifier"}), s
+	return stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second}), s
 }
 
 // recorded lists the delivery records of the last notifier started:
@@ -442,7 +445,7 @@ func TestPagerDutyLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600)
 	h, slept := start(t, dir, `
-route: {receiver: pager}
+route: {receiver: pager, group_wait: 0s}
 receivers:
 - name: pager
   pagerduty_configs:
@@ -589,7 +592,7 @@ func TestJiraLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "jira.token"), []byte("t0ken\n"), 0o600)
 	yml := `
-route: {receiver: tickets}
+route: {receiver: tickets, group_wait: 0s}
 receivers:
 - name: tickets
   jira_configs:
@@ -714,7 +717,7 @@ func TestServiceNowLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sn.pw"), []byte("pa55\n"), 0o600)
 	h, _ := start(t, dir, `
-route: {receiver: itsm}
+route: {receiver: itsm, group_wait: 0s}
 receivers:
 - name: itsm
   servicenow_configs:
@@ -777,7 +780,7 @@ func TestSlack(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "slack.url"), []byte(api.srv.URL+"/services/T0/B0/XYZ\n"), 0o600)
 	h, _ := start(t, dir, `
-route: {receiver: chat}
+route: {receiver: chat, group_wait: 0s}
 receivers:
 - name: chat
   slack_configs:
@@ -822,7 +825,7 @@ func TestTemplateReceiver(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "ticket.json.tmpl"), []byte(`{"ref": {{ json .ID }}, "what": {{ json (printf "%s %s" .Service .Transition) }}, "sev": {{ json (upper .Severity) }}}`), 0o600)
 	h, _ := start(t, dir, `
-route: {receiver: custom}
+route: {receiver: custom, group_wait: 0s}
 receivers:
 - name: custom
   aiops_template_configs:
@@ -831,7 +834,9 @@ receivers:
     secret_file: secret
 `)
 	opened, acked, _ := lifecycle(t)
-	feedAcked(t, h, opened) // 400: refused, acked
+	if r := h.Feed(opened)[0]; r.Outcome != stagetest.DeadLettered { // 400: refused, not retried
+		t.Fatalf("the refused opening: %v %v, want dead-lettered", r.Outcome, r.Err)
+	}
 	feedAcked(t, h, acked)
 	calls := api.got()
 	if len(calls) != 2 {
@@ -860,7 +865,7 @@ func TestTemplateErrorsAtStart(t *testing.T) {
 		"aiops_template_configs: [{url: 'http://127.0.0.1:1/', template: '{\"a\": {{ .Title }}}'}]": `receivers[0] (x).aiops_template_configs[0].template": output line 1 is not valid JSON`,
 	} {
 		routes := filepath.Join(t.TempDir(), "am.yml")
-		os.WriteFile(routes, []byte("route: {receiver: x}\nreceivers:\n- name: x\n  "+yml+"\n"), 0o600)
+		os.WriteFile(routes, []byte("route: {receiver: x, group_wait: 0s}\nreceivers:\n- name: x\n  "+yml+"\n"), 0o600)
 		_, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
 		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s:\n%v\nwant an invalid configuration containing %q", yml, err, want)

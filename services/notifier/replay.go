@@ -87,7 +87,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, proc *Processor, subjec
 			dl.EventID, dl.IncidentID = e.ID, e.Labels["incident_id"]
 			dl.Status = incidentStatus(e)
 			if !dryRun {
-				dl.Err = proc.Process(ctx, e, nil)
+				dl.Err = proc.Notify(ctx, e)
 			}
 		}
 		switch {

@@ -56,7 +56,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	}))
 	defer hook.Close()
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
 	cfg := Config{Routes: routes}
 	cfg.Delivery.Retry.MaxAttempts = 1
 	cfg.Consumer.MaxDeliver = 2

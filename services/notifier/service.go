@@ -60,7 +60,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, err
 		}
 	}
-	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
+	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err
 	}

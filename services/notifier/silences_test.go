@@ -406,7 +406,7 @@ func TestSilencedOnJetStream(t *testing.T) {
 	}
 	hook := newReceiver(t)
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n"), 0o600)
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n"), 0o600)
 	cfg := Config{Routes: routes, API: httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}}
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
 	run := func() (*Service, func()) {

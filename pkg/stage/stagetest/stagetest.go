@@ -167,6 +167,7 @@ type delivery struct {
 	data   []byte
 	n      uint64
 	result chan Result
+	handed chan struct{} // closed once the runner's handler returned
 }
 
 // Start runs proc in a runner with cfg (Name defaults to "test") and stops
@@ -214,19 +215,44 @@ func (h *Harness) Feed(es ...*event.Envelope) []Result {
 	return out
 }
 
+// Held is an input a sink may hold: its result comes when the sink
+// settles it.
+type Held struct{ result chan Result }
+
+// Result is the input's result, if it was settled.
+func (p *Held) Result() (Result, bool) {
+	select {
+	case r := <-p.result:
+		p.result <- r // keep it for the next look
+		return r, true
+	default:
+		return Result{}, false
+	}
+}
+
+// Send delivers an envelope without waiting for its result: a sink that
+// holds inputs (until a batch fills, until a timer fires) settles it
+// later; look with Held.Result. It returns once the runner took the input
+// (a sink's Write returned).
+func (h *Harness) Send(e *event.Envelope) *Held {
+	h.t.Helper()
+	data, err := e.MarshalJSON()
+	if err != nil {
+		h.t.Fatalf("stagetest: encoding %s: %v", e.ID, err)
+	}
+	d := h.deliver(data)
+	select {
+	case <-d.handed:
+	case <-time.After(time.Minute):
+		h.t.Fatal("stagetest: the runner did not take the input within a minute")
+	}
+	return &Held{result: d.result}
+}
+
 // FeedRaw delivers raw bytes and waits for their result.
 func (h *Harness) FeedRaw(data []byte) Result {
 	h.t.Helper()
-	h.mu.Lock()
-	h.attempts[string(data)]++
-	n := h.attempts[string(data)]
-	h.mu.Unlock()
-	d := delivery{data: data, n: n, result: make(chan Result, 1)}
-	select {
-	case h.in <- d:
-	case <-h.stopped:
-		h.t.Fatal("stagetest: fed after the runner stopped")
-	}
+	d := h.deliver(data)
 	select {
 	case r := <-d.result:
 		return r
@@ -234,6 +260,22 @@ func (h *Harness) FeedRaw(data []byte) Result {
 		h.t.Fatal("stagetest: no result within a minute")
 		return Result{}
 	}
+}
+
+// deliver hands data to the runner as its next delivery.
+func (h *Harness) deliver(data []byte) delivery {
+	h.t.Helper()
+	h.mu.Lock()
+	h.attempts[string(data)]++
+	n := h.attempts[string(data)]
+	h.mu.Unlock()
+	d := delivery{data: data, n: n, result: make(chan Result, 1), handed: make(chan struct{})}
+	select {
+	case h.in <- d:
+	case <-h.stopped:
+		h.t.Fatal("stagetest: fed after the runner stopped")
+	}
+	return d
 }
 
 // Tick runs the processor's periodic work for the boundary now.
@@ -259,6 +301,7 @@ func (s source) Run(ctx context.Context, h bus.AsyncHandler) error {
 					wg.Done()
 				})
 			})
+			close(d.handed)
 		}
 	}
 }

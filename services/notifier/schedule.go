@@ -1,0 +1,231 @@
+package notifier
+
+import (
+	"slices"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+)
+
+// Timing is a route's grouping timers, as Alertmanager's route has them.
+// An incident is one aggregation group (the correlator already grouped its
+// alerts), so per incident and route:
+//   - Wait: the first notification goes out Wait after the incident opened
+//     (in event time), carrying whatever it gathered meanwhile; an
+//     incident that resolved within Wait is never notified at all;
+//   - Interval: further changes go out at most every Interval, the latest
+//     state only;
+//   - Repeat: an open incident that did not change is notified again every
+//     Repeat.
+type Timing struct {
+	Wait, Interval, Repeat time.Duration
+}
+
+// note is one notification to make: the incident in some state, to the
+// receiver of one route.
+type note struct {
+	incidentID string
+	route      string // the route's path in the file (its identity)
+	receiver   string
+	eventID    string // the incident event it announces
+	at         time.Time
+	resolved   bool
+	timing     Timing
+	// send is everything the delivery needs; opaque here.
+	send any
+	// repeat counts the repeats of an unchanged state (0: not a repeat).
+	repeat int
+	// urgent goes out at once, whatever the timers (a transition a person
+	// made or must see).
+	urgent bool
+}
+
+// slot is what the schedule knows of one incident at one route.
+type slot struct {
+	timing   Timing
+	due      time.Time
+	lastSent time.Time // event time of the last notification (zero: none)
+	pending  *note     // the state to send at due (nil: nothing new)
+	last     *note     // the state sent last, for repeats
+	// settle are the inputs the pending state stands for: they are done
+	// once it went out (or no longer needs to).
+	settle []func(error)
+	// sent are the incident events notified last (a ring of
+	// maxRemembered): one that comes again is settled at once.
+	sent []string
+}
+
+// maxRemembered bounds the events a slot remembers as sent.
+const maxRemembered = 64
+
+// schedule decides, in event time, when each incident's notifications go
+// out to each route. It is not safe for concurrent use.
+type schedule struct {
+	slots map[string]*slot
+}
+
+func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}} }
+
+func slotKey(incidentID, route string) string { return incidentID + "\x00" + route }
+
+// offer takes a new state of an incident for a route; done is called once
+// it was sent or superseded by a state that was, or at once when nothing
+// will be sent: an incident resolved within the wait was never notified,
+// so there is nothing to resolve. That rule is on event time alone (the
+// incident's open and resolve times), so that a restarted notifier, which
+// remembers nothing it sent, decides the same.
+func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
+	k := slotKey(n.incidentID, n.route)
+	sl := s.slots[k]
+	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait {
+		if sl != nil {
+			for _, f := range sl.settle {
+				f(nil)
+			}
+			delete(s.slots, k)
+		}
+		done(nil)
+		return
+	}
+	if sl == nil {
+		sl = &slot{due: openedAt.Add(n.timing.Wait)}
+		s.slots[k] = sl
+	}
+	if slices.Contains(sl.sent, n.eventID) {
+		done(nil) // a redelivery of what went out already
+		return
+	}
+	sl.timing = n.timing
+	sl.pending = n
+	sl.settle = append(sl.settle, done)
+	switch {
+	case n.urgent:
+		sl.due = time.Time{}
+	case !sl.lastSent.IsZero():
+		sl.due = sl.lastSent.Add(sl.timing.Interval)
+	}
+}
+
+// due returns the notifications to make at now, the earliest first: new
+// states whose time came, and repeats of unchanged open incidents.
+func (s *schedule) due(now time.Time) []*note {
+	var out []*note
+	for _, sl := range s.slots {
+		switch {
+		case sl.pending != nil && !now.Before(sl.due):
+			out = append(out, sl.pending)
+		case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
+			!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
+			r := *sl.last
+			r.repeat++
+			r.at = now
+			sl.pending, sl.due = &r, now
+			out = append(out, &r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *note) int {
+		return a.at.Compare(b.at)
+	})
+	return out
+}
+
+// sent records the result of sending n at now (event time): its inputs
+// are settled with it. A success (or a refusal, which trying again cannot
+// help) starts the interval before the next change; a transient failure
+// leaves the state to the inputs' redelivery, which offers it again. A
+// resolved incident is forgotten once notified.
+func (s *schedule) sent(n *note, now time.Time, err error) {
+	k := slotKey(n.incidentID, n.route)
+	sl := s.slots[k]
+	if sl == nil || sl.pending != n {
+		return // superseded meanwhile: the newer state stays pending
+	}
+	for _, f := range sl.settle {
+		f(err)
+	}
+	sl.settle, sl.pending = nil, nil
+	if err != nil && !errs.IsPermanent(err) && n.repeat == 0 {
+		return
+	}
+	// A failed repeat is skipped, not retried every tick.
+	sl.last, sl.lastSent = n, now
+	if len(sl.sent) == maxRemembered {
+		sl.sent = sl.sent[1:]
+	}
+	sl.sent = append(sl.sent, n.eventID)
+	if n.resolved {
+		delete(s.slots, k)
+	}
+}
+
+// release settles every input still held with err and forgets what was
+// pending (a stopping notifier: the inputs come again).
+func (s *schedule) release(err error) {
+	for _, sl := range s.slots {
+		for _, f := range sl.settle {
+			f(err)
+		}
+		sl.settle, sl.pending = nil, nil
+	}
+}
+
+// next is the earliest time something is due (zero: nothing pending).
+func (s *schedule) next() time.Time {
+	var t time.Time
+	for _, sl := range s.slots {
+		var d time.Time
+		switch {
+		case sl.pending != nil:
+			d = sl.due
+		case sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0:
+			d = sl.lastSent.Add(sl.timing.Repeat)
+		default:
+			continue
+		}
+		if t.IsZero() || d.Before(t) {
+			t = d
+		}
+	}
+	return t
+}
+
+// held counts the inputs waiting for a notification.
+func (s *schedule) held() int {
+	n := 0
+	for _, sl := range s.slots {
+		n += len(sl.settle)
+	}
+	return n
+}
+
+// eventClock is the notifier's time: the latest event time seen, moved on
+// by the wall clock since it was seen, so that timers run on the events'
+// own times (a replay of history is fast and gives the same
+// notifications) and still fire while no event arrives.
+type eventClock struct {
+	mark, wall time.Time
+}
+
+// MaxClockSkew bounds how far ahead of the wall clock an event's time
+// moves the notifier's clock: a producer whose clock runs an hour ahead
+// must not fire every timer at once.
+const MaxClockSkew = time.Minute
+
+// observe takes an event's time seen at wall and returns the time now.
+func (c *eventClock) observe(t, wall time.Time) time.Time {
+	if lim := wall.Add(MaxClockSkew); t.After(lim) {
+		t = lim
+	}
+	if c.mark.IsZero() || t.After(c.at(wall)) {
+		c.mark, c.wall = t, wall
+	}
+	return c.at(wall)
+}
+
+// at is the time at wall.
+func (c *eventClock) at(wall time.Time) time.Time {
+	if c.mark.IsZero() {
+		return wall
+	}
+	return c.mark.Add(max(0, wall.Sub(c.wall)))
+}

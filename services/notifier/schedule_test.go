@@ -1,0 +1,146 @@
+package notifier
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+var amDefaults = Timing{Wait: 30 * time.Second, Interval: 5 * time.Minute, Repeat: 4 * time.Hour}
+
+func mkNote(id, event string, at time.Time, resolved bool) *note {
+	return &note{incidentID: id, route: "route", receiver: "r", eventID: event, at: at, resolved: resolved, timing: amDefaults}
+}
+
+// settled counts the dones called, by event.
+type settled map[string]int
+
+func (s settled) done(event string) func(error) { return func(error) { s[event]++ } }
+
+func dueIDs(s *schedule, now time.Time) string {
+	var out []string
+	for _, n := range s.due(now) {
+		out = append(out, fmt.Sprintf("%s/%s#%d", n.incidentID, n.eventID, n.repeat))
+	}
+	return fmt.Sprint(out)
+}
+
+func TestScheduleWaitCoalescesAndSends(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.offer(mkNote("a", "upd1", t0.Add(10*time.Second), false), t0, done.done("upd1"))
+	if got := dueIDs(s, t0.Add(29*time.Second)); got != "[]" {
+		t.Fatalf("due before the wait: %s", got)
+	}
+	if s.next() != t0.Add(30*time.Second) {
+		t.Fatalf("next %s, want the end of the wait", s.next())
+	}
+	due := s.due(t0.Add(30 * time.Second))
+	if len(due) != 1 || due[0].eventID != "upd1" {
+		t.Fatalf("due at the end of the wait: %s, want the latest state only", dueIDs(s, t0.Add(30*time.Second)))
+	}
+	if len(done) != 0 || s.held() != 2 {
+		t.Fatalf("settled %v before sending, %d held", done, s.held())
+	}
+	s.sent(due[0], t0.Add(30*time.Second), nil)
+	if done["open"] != 1 || done["upd1"] != 1 || s.held() != 0 {
+		t.Fatalf("after sending: settled %v, %d held; want both inputs done", done, s.held())
+	}
+}
+
+func TestScheduleResolvedWithinWaitIsNeverNotified(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.offer(mkNote("a", "res", t0.Add(20*time.Second), true), t0, done.done("res"))
+	if got := dueIDs(s, t0.Add(time.Hour)); got != "[]" {
+		t.Fatalf("a flap shorter than the wait was notified: %s", got)
+	}
+	if done["open"] != 1 || done["res"] != 1 || len(s.slots) != 0 {
+		t.Fatalf("settled %v, %d slots left", done, len(s.slots))
+	}
+}
+
+func TestScheduleIntervalAndResolve(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	first := s.due(t0.Add(30 * time.Second))[0]
+	s.sent(first, t0.Add(30*time.Second), nil)
+	// Changes within the interval wait for it; the latest goes out.
+	s.offer(mkNote("a", "upd1", t0.Add(time.Minute), false), t0, done.done("upd1"))
+	s.offer(mkNote("a", "upd2", t0.Add(2*time.Minute), false), t0, done.done("upd2"))
+	if got := dueIDs(s, t0.Add(5*time.Minute)); got != "[]" {
+		t.Fatalf("due within the interval: %s", got)
+	}
+	at := t0.Add(30*time.Second + 5*time.Minute)
+	due := s.due(at)
+	if len(due) != 1 || due[0].eventID != "upd2" {
+		t.Fatalf("due at the interval: %s", dueIDs(s, at))
+	}
+	s.sent(due[0], at, nil)
+	// A resolve after a notification goes out (at the next interval) and
+	// forgets the incident.
+	s.offer(mkNote("a", "res", at.Add(time.Minute), true), t0, done.done("res"))
+	due = s.due(at.Add(5 * time.Minute))
+	if len(due) != 1 || !due[0].resolved {
+		t.Fatalf("the resolve is not due: %s", dueIDs(s, at.Add(5*time.Minute)))
+	}
+	s.sent(due[0], at.Add(5*time.Minute), nil)
+	if len(s.slots) != 0 || done["res"] != 1 {
+		t.Fatalf("after the resolve went out: %d slots, settled %v", len(s.slots), done)
+	}
+}
+
+func TestScheduleRepeats(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	sentAt := t0.Add(30 * time.Second)
+	s.sent(s.due(sentAt)[0], sentAt, nil)
+	if got := dueIDs(s, sentAt.Add(4*time.Hour-time.Second)); got != "[]" {
+		t.Fatalf("repeated early: %s", got)
+	}
+	for i := 1; i <= 2; i++ {
+		at := sentAt.Add(time.Duration(i) * 4 * time.Hour)
+		due := s.due(at)
+		if len(due) != 1 || due[0].repeat != i || due[0].eventID != "open" {
+			t.Fatalf("repeat %d: %s", i, dueIDs(s, at))
+		}
+		s.sent(due[0], at, nil)
+	}
+}
+
+// A notifier that restarted knows nothing it sent: a resolve of an
+// incident that lasted longer than the wait goes out at once (it was
+// notified before), one that lasted less is dropped as before.
+func TestScheduleResolveAfterARestart(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("long", "res", t0.Add(10*time.Minute), true), t0, done.done("long"))
+	s.offer(mkNote("short", "res", t0.Add(10*time.Second), true), t0, done.done("short"))
+	due := s.due(t0.Add(10 * time.Minute))
+	if len(due) != 1 || due[0].incidentID != "long" || done["short"] != 1 {
+		t.Fatalf("due %s, settled %v", dueIDs(s, t0.Add(10*time.Minute)), done)
+	}
+}
+
+func TestScheduleKeepsIncidentsApart(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("a"))
+	s.offer(mkNote("b", "open", t0.Add(10*time.Second), false), t0.Add(10*time.Second), done.done("b"))
+	if got := dueIDs(s, t0.Add(35*time.Second)); got != "[a/open#0]" {
+		t.Fatalf("due %s, want a only", got)
+	}
+	if got := dueIDs(s, t0.Add(40*time.Second)); got != "[a/open#0 b/open#0]" {
+		t.Fatalf("due %s, want both, the earlier first", got)
+	}
+}
+
+// An event that comes again after its notification went out (its ack was
+// lost) is settled at once, not held for the next interval.
+func TestScheduleRedeliveryOfSent(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.sent(s.due(t0.Add(30 * time.Second))[0], t0.Add(30*time.Second), nil)
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	if done["open"] != 2 || s.held() != 0 || dueIDs(s, t0.Add(time.Hour)) != "[]" || dueIDs(s, t0.Add(5*time.Hour)) != "[a/open#1]" {
+		t.Fatalf("settled %v, %d held; want the redelivery settled, nothing due before the repeat", done, s.held())
+	}
+}

@@ -1,0 +1,166 @@
+package notifier
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// The grouping timers on the stage runtime, in event time: an incident
+// event is held (not acked) until its notification went out; group_wait
+// delays the first notification and a flap shorter than it is never
+// notified; group_interval batches updates; an acknowledgement goes out at
+// once; repeat_interval notifies an unchanged open incident again; a
+// stopping notifier hands back what it held.
+func TestGroupTimers(t *testing.T) {
+	hook := newReceiver(t)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(`route:
+  receiver: hook
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: `+hook.srv.URL+`
+`), 0o600)
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The wall clock is the test's: wall+d is when the events of time t0+d
+	// arrive, and ticks come at wall+d too.
+	wall := time.Now()
+	var fake atomic.Int64
+	proc.now = func() time.Time { return time.Unix(0, fake.Load()) }
+	at := func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
+	at(0)
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+	tick := func(d time.Duration) {
+		t.Helper()
+		at(d)
+		if err := h.Tick(wall.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func() int { got, _ := hook.requests(); return len(got) }
+	settled := func(p *stagetest.Held) stagetest.Outcome {
+		t.Helper()
+		r, ok := p.Result()
+		if !ok {
+			return -1
+		}
+		return r.Outcome
+	}
+
+	opened := h.Send(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0))
+	if settled(opened) != -1 || sent() != 0 {
+		t.Fatalf("the opening was settled or sent before group_wait")
+	}
+	tick(29 * time.Second)
+	if sent() != 0 {
+		t.Fatal("sent before group_wait")
+	}
+	tick(31 * time.Second)
+	if sent() != 1 || settled(opened) != stagetest.Acked {
+		t.Fatalf("after group_wait: %d sent, opening %v; want it sent and acked", sent(), settled(opened))
+	}
+
+	// Two updates within the interval: held, then the latest goes out.
+	at(time.Minute)
+	up1 := h.Send(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentUpdated, t0.Add(time.Minute)))
+	at(2 * time.Minute)
+	up2 := h.Send(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentUpdated, t0.Add(2*time.Minute)))
+	tick(5 * time.Minute)
+	if sent() != 1 || settled(up1) != -1 {
+		t.Fatalf("updates went out within group_interval: %d sent", sent())
+	}
+	tick(5*time.Minute + 31*time.Second)
+	if sent() != 2 || settled(up1) != stagetest.Acked || settled(up2) != stagetest.Acked {
+		t.Fatalf("at group_interval: %d sent (want the two updates as one), %v %v", sent(), settled(up1), settled(up2))
+	}
+
+	// An acknowledgement goes out at once.
+	at(6 * time.Minute)
+	if r := h.Feed(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentAcknowledged, t0.Add(6*time.Minute)))[0]; r.Outcome != stagetest.Acked || sent() != 3 {
+		t.Fatalf("acknowledgement: %v, %d sent; want it at once", r.Outcome, sent())
+	}
+	// Unchanged for repeat_interval: notified again.
+	tick(time.Hour + 5*time.Minute)
+	if sent() != 3 {
+		t.Fatalf("repeated early: %d sent", sent())
+	}
+	tick(time.Hour + 6*time.Minute + time.Second)
+	if sent() != 4 {
+		t.Fatalf("no repeat after repeat_interval: %d sent", sent())
+	}
+
+	// The resolve goes out at once, and ends the repeats.
+	at(time.Hour + 10*time.Minute)
+	if r := h.Feed(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, t0.Add(time.Hour+10*time.Minute)))[0]; r.Outcome != stagetest.Acked || sent() != 5 {
+		t.Fatalf("resolve: %v, %d sent; want it at once", r.Outcome, sent())
+	}
+
+	// A flap: opened and resolved within group_wait is never notified,
+	// and both events are acked.
+	at(2 * time.Hour)
+	flapAt := t0.Add(2 * time.Hour)
+	flapOpen := h.Send(incidentAt(t, "web", "web", "storefront", event.SeverityWarning, event.IncidentOpened, flapAt, flapAt))
+	at(2*time.Hour + 20*time.Second)
+	if r := h.Feed(incidentAt(t, "web", "web", "storefront", event.SeverityWarning, event.IncidentResolved, flapAt, flapAt.Add(20*time.Second)))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("the flap's resolve: %v", r.Outcome)
+	}
+	tick(3 * time.Hour)
+	if sent() != 5 || settled(flapOpen) != stagetest.Acked {
+		t.Fatalf("the flap: %d sent, opening %v; want nothing sent, both acked", sent(), settled(flapOpen))
+	}
+
+	// Stopping hands back what waits: the event is redelivered later.
+	at(4 * time.Hour)
+	waiting := h.Send(incidentAt(t, "api", "api", "core", event.SeverityCritical, event.IncidentOpened, t0.Add(4*time.Hour), t0.Add(4*time.Hour)))
+	h.Stop()
+	r, ok := waiting.Result()
+	if !ok || r.Outcome != stagetest.Naked || !errors.Is(r.Err, ErrStopping) {
+		t.Fatalf("held at the stop: %v %v %v, want naked with ErrStopping", ok, r.Outcome, r.Err)
+	}
+}
+
+// The stream must not redeliver an event while a route's timers hold it:
+// unset, ack_wait covers the longest group_wait or group_interval of the
+// tree plus the delivery's retry budget; set, it is kept.
+func TestAckWaitCoversTheTimers(t *testing.T) {
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(`route:
+  receiver: hook
+  routes:
+  - matchers: [team="dba"]
+    receiver: hook
+    group_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: http://127.0.0.1:1/
+`), 0o600)
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proc.cfg.Consumer.AckWait; got < time.Hour+2*time.Minute {
+		t.Fatalf("ack_wait %s, want over the 1h group_interval plus the retry budget", got)
+	}
+	cfg := Config{Routes: routes}
+	cfg.Consumer.AckWait = 10 * time.Minute
+	if proc, err = NewProcessor(cfg, zerolog.Nop()); err != nil || proc.cfg.Consumer.AckWait != 10*time.Minute {
+		t.Fatalf("a configured ack_wait became %s (%v)", proc.cfg.Consumer.AckWait, err)
+	}
+}

@@ -58,6 +58,16 @@
 // Result names the winning detector, the expected value, the band outside
 // which that detector fires, and the deviation.
 //
+// Anomalous observations make alarm episodes (Result.Alarm, Episode,
+// EpisodeInfo; episode.go): an episode opens on an anomalous observation
+// that also clears the series' false-alarm budget (Config.Budget, expected
+// false episodes per series per day: each episode raises the bar, time
+// lowers it), is updated at a bounded rate, and ends when the series is
+// back under the threshold or back in the band it left, or after
+// Episode.MaxDuration. Every scale is floored by a fraction of the series'
+// resolution (the typical non-zero step), so counts that are mostly zero
+// and noise-free step series have no zero-width band.
+//
 // # Several channels of one asset
 //
 // A Group scores rows of several channels together (the sensors of one

@@ -38,6 +38,12 @@ const notifyUsage = `usage:
       sample incident, or the one in incident.json (an aiops.incident.v1
       payload as aiops_webhook_configs sends it); --format json (the
       default) also checks that the output is JSON
+  aiops notify replay [-config aiops.yaml] [-set key=value]... [--dry-run]
+      delivers the notifier's dead letters again (incident events whose
+      receivers stayed down through every redelivery, or refused them)
+      through the notifier's path and configuration, removing each one
+      delivered; --dry-run lists them with the reason. Against aiops run
+      on this machine it reads the NATS token from data/nats-token
 `
 
 func notifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,12 +54,14 @@ func notifyMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return sendTest(ctx, args[1:], stdout, stderr)
 	case len(args) >= 2 && args[0] == "template" && args[1] == "render":
 		return templateRender(args[2:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "replay":
+		return notifyReplay(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help"):
 		fmt.Fprint(stderr, notifyUsage)
 		return nil
 	}
 	fmt.Fprint(stderr, notifyUsage)
-	return service.Usage(errors.New(`notify: want "routes test", "send-test" or "template render"`))
+	return service.Usage(errors.New(`notify: want "routes test", "send-test", "template render" or "replay"`))
 }
 
 func routesTest(args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,84 @@
+package aiops
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/services/notifier"
+)
+
+// notifyReplay is `aiops notify replay [-config FILE] [-set key=value]...
+// [--dry-run]`: the notifier's dead letters (incident events whose
+// receivers stayed down through every redelivery, or refused them) are
+// delivered again through the notifier's own path with the notifier's
+// configuration (notifier.routes, notifier.delivery), each removed once
+// delivered. Against `aiops run` on this machine it needs no flags: the
+// embedded NATS's token is read from data/nats-token.
+func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	dryRun := false
+	var rest []string
+	for _, a := range args {
+		if a == "--dry-run" || a == "-dry-run" {
+			dryRun = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	base := platform.DefaultConfig()
+	if _, err := os.Stat(DefaultNATSConfig().GenerateTokenFile); err == nil {
+		base.Bus.TokenFile = DefaultNATSConfig().GenerateTokenFile
+	}
+	cfg := platform.Assemble(base, []platform.Component{notifier.Component})
+	if err := cfg.Load("aiops notify replay", rest); err != nil {
+		return err
+	}
+	ncfg, _ := platform.SectionOf[notifier.Config](cfg, "notifier")
+	p, err := platform.Open(ctx, "notify-replay", cfg.Platform(), platform.WithLogOutput(stderr))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	proc, err := notifier.NewProcessor(ncfg, p.Log.Level(zerolog.WarnLevel))
+	if err != nil {
+		return err
+	}
+	records, err := bus.NewPublisher(p.JS)
+	if err != nil {
+		return err
+	}
+	proc.WithRecords(records)
+	subject := ncfg.DeadLetterSubject()
+	n := 0
+	delivered, failed, err := notifier.Replay(ctx, p.JS, proc, subject, dryRun, func(dl notifier.DeadLetter) {
+		n++
+		result := "delivered, removed"
+		switch {
+		case dryRun:
+			result = "dead letter: " + dl.Reason
+		case dl.Err != nil:
+			result = "failed again, kept: " + dl.Err.Error()
+		}
+		fmt.Fprintf(stdout, "%d\tseq %d\tincident %s\t%s\t%s\t%s\n", n, dl.Seq, dl.IncidentID, dl.Status, dl.Stored.UTC().Format("2006-01-02T15:04:05Z"), result)
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case n == 0:
+		fmt.Fprintf(stderr, "no dead letters on %s\n", subject)
+	case dryRun:
+		fmt.Fprintf(stderr, "%d dead letters on %s (dry run: nothing sent)\n", n, subject)
+	default:
+		fmt.Fprintf(stderr, "%d delivered, %d failed again (kept on %s)\n", delivered, failed, subject)
+	}
+	if failed > 0 {
+		return fmt.Errorf("notify replay: %d dead letters failed again", failed)
+	}
+	return nil
+}

@@ -32,6 +32,9 @@ const (
 	MaxLabelledLine    = 64 << 10   // bytes in one line
 	MaxLabelledRows    = 20_000_000 // data rows of one file
 	MaxLabelledColumns = 256        // value columns (a Group's channel bound)
+	// MaxLabelledCells bounds rows × value columns of one file (400 MB of
+	// values): the row limit alone would let 256 columns take 40 GB.
+	MaxLabelledCells = 50_000_000
 )
 
 // Labelled is one labelled file: timestamp, one or more value columns, label.
@@ -160,6 +163,9 @@ func (l *Labelled) row(f [][]byte, line int) error {
 	}
 	if len(l.Times) >= MaxLabelledRows {
 		return errs.Permanent(fmt.Errorf("%w: line %d: more than %d rows", ErrLabelledFormat, line, MaxLabelledRows))
+	}
+	if (len(l.Times)+1)*len(l.Channels) > MaxLabelledCells {
+		return errs.Permanent(fmt.Errorf("%w: line %d: more than %d values (rows × columns)", ErrLabelledFormat, line, MaxLabelledCells))
 	}
 	t, err := parseLabelledTime(string(f[0]))
 	if err != nil {

@@ -252,6 +252,23 @@ type GroupResult struct {
 // Warm reports whether the first model has been learnt.
 func (g *Group) Warm() bool { return g.pc != nil }
 
+// Alarming reports whether the group's alarm is on after the last Observe:
+// from the row that crossed the threshold until the asset has been back
+// for ReleaseRows rows (every row in between is anomalous). AlarmSince is
+// when it began (zero when it is off). Together they make the alarm's
+// episodes: a row anomalous while the alarm was off opens one, a row that
+// is not while it was on closes it.
+func (g *Group) Alarming() bool { return g.alarm }
+
+// AlarmSince is the time of the row that started the current alarm, zero
+// when the alarm is off.
+func (g *Group) AlarmSince() time.Time {
+	if !g.alarm {
+		return time.Time{}
+	}
+	return g.alarmSince
+}
+
 // Observe scores one row (one value per channel, in a fixed order). A
 // NaN, ±Inf or huge value is a missing channel: it counts as at its mean
 // and the row is not learnt; a row with every channel missing, or older

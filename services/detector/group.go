@@ -46,6 +46,16 @@ type asset struct {
 
 	dirty, evicted bool
 	pending        int32 // anomalies of this asset whose publish is not settled
+
+	// the current alarm episode of the asset's Group (in memory: after a
+	// restore an episode in progress continues with its peak from then on)
+	ep groupEpisode
+}
+
+// groupEpisode follows an asset's alarm episode between its events.
+type groupEpisode struct {
+	lastUpd, end, peakTime time.Time
+	peak, peakValue        float64
 }
 
 // closedRow is a row the assembler closed, ready for the asset's Group.
@@ -204,11 +214,43 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 	if !r.complete {
 		s.m.rowsIncomplete.Inc()
 	}
+	// one event when the Group's alarm starts, updates at most every
+	// detect.DefaultEpisodeUpdateEvery of row time while it lasts, one when
+	// it ends: not one per anomalous row
+	was, since := a.det.Alarming(), a.det.AlarmSince()
 	res := a.det.Observe(r.time, r.values)
-	if !res.Anomaly {
+	var kind string
+	switch {
+	case res.Anomaly && !was:
+		kind, since = event.EpisodeOpen, a.det.AlarmSince()
+		a.ep = groupEpisode{lastUpd: r.time}
+	case res.Anomaly:
+		if r.time.Sub(a.ep.lastUpd) >= detect.DefaultEpisodeUpdateEvery {
+			kind = event.EpisodeUpdate
+			a.ep.lastUpd = r.time
+		}
+	case was:
+		kind = event.EpisodeClose
+	}
+	if res.Anomaly {
+		a.ep.end = r.time
+		if res.Score > a.ep.peak || a.ep.peakTime.IsZero() {
+			a.ep.peak, a.ep.peakTime = res.Score, r.time
+			if c := max(res.Channel, 0); c < len(r.values) {
+				a.ep.peakValue = r.values[c]
+			}
+		}
+	}
+	if kind == "" {
 		return nil, nil
 	}
-	e, err := s.groupAnomaly(a, r, &res)
+	if since.IsZero() { // an alarm restored from a snapshot of an older layout
+		since = r.time
+	}
+	if a.ep.end.IsZero() || a.ep.end.Before(since) {
+		a.ep.end = since
+	}
+	e, err := s.groupAnomaly(a, r, &res, kind, since)
 	if err != nil {
 		return nil, err
 	}
@@ -300,13 +342,22 @@ type groupAnomalyBody struct {
 	// or not, and when the group's change detector is off.
 	Changing bool                `json:"changing"`
 	Channels []groupChannelValue `json:"channels"`
+
+	// The alarm episode, as event.AnomalyBody has it.
+	Episode   string    `json:"episode"`
+	EpisodeID string    `json:"episode_id"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Peak      *float64  `json:"peak"`
+	PeakTime  time.Time `json:"peak_time"`
+	PeakValue *float64  `json:"peak_value,omitempty"`
 }
 
 // groupAnomaly builds the anomaly event of row r of asset a. Its id is
 // derived from the asset and the row's time, so the same row closed again
 // (a redelivered sample, a restored state) is the same message and the
 // stream's duplicate window keeps one.
-func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (*event.Envelope, error) {
+func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult, episode string, start time.Time) (*event.Envelope, error) {
 	g := a.group
 	set := g.Settings.WithDefaults()
 	top := max(res.Channel, 0)
@@ -354,6 +405,15 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	}
 	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma%s; score %.2f",
 		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, state, score)
+	peak := a.ep.peak
+	b.Episode, b.EpisodeID, b.Start, b.End, b.Peak, b.PeakTime = episode, event.DerivedID(start, "episode", a.key), start, a.ep.end, &peak, a.ep.peakTime
+	if v := a.ep.peakValue; !math.IsNaN(v) && !math.IsInf(v, 0) {
+		b.PeakValue = &v
+	}
+	if episode == event.EpisodeClose {
+		b.Reason = fmt.Sprintf("group %s: back to normal; the alarm from %s to %s peaked at score %.2f%s",
+			g.Name, start.Format(time.RFC3339), a.ep.end.Format(time.RFC3339), peak, state)
+	}
 
 	e, err := event.New(event.KindAnomaly, a.service, r.time, b)
 	if err != nil {
@@ -366,7 +426,7 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult) (
 	e.Labels = a.labels
 	e.Links = r.links
 	e.Severity = event.SeverityWarning
-	if score >= 0.9 {
+	if a.ep.peak >= 0.9 {
 		e.Severity = event.SeverityError
 	}
 	e.Fingerprint = ""

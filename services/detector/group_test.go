@@ -157,21 +157,39 @@ func groupAnomalies(t testing.TB, datas [][]byte) []groupEvent {
 }
 
 // offlineGroupAnomalies runs the default detect.Group over asset a and
-// returns the times of the rows it flags and whether the asset was
-// changing at each.
-func offlineGroupAnomalies(a synth.Group) (times []time.Time, changing []bool) {
+// returns the rows where the service must publish an episode event (the
+// first anomalous row after a calm one opens, every 5 minutes of anomalous
+// rows updates, the first calm row after anomalous ones closes), the
+// event's kind, whether the asset was changing there, and how many rows
+// the Group flags in all.
+func offlineGroupAnomalies(a synth.Group) (times []time.Time, kinds []string, changing []bool, flagged int) {
 	offline, _ := detect.NewGroup(detect.GroupConfig{}, len(a.Channels))
 	row := make([]float64, len(a.Channels))
+	was := false
+	var lastUpd time.Time
 	for i, ts := range a.Times {
 		for c := range row {
 			row[c] = a.Values[c][i]
 		}
-		if r := offline.Observe(ts, row); r.Anomaly {
-			times = append(times, ts)
-			changing = append(changing, r.Changing)
+		r := offline.Observe(ts, row)
+		kind := ""
+		switch {
+		case r.Anomaly && !was:
+			kind, lastUpd = event.EpisodeOpen, ts
+		case r.Anomaly && ts.Sub(lastUpd) >= detect.DefaultEpisodeUpdateEvery:
+			kind, lastUpd = event.EpisodeUpdate, ts
+		case !r.Anomaly && was:
+			kind = event.EpisodeClose
+		}
+		if r.Anomaly {
+			flagged++
+		}
+		was = r.Anomaly
+		if kind != "" {
+			times, kinds, changing = append(times, ts), append(kinds, kind), append(changing, r.Changing)
 		}
 	}
-	return times, changing
+	return times, kinds, changing, flagged
 }
 
 // publishAsset feeds asset a's samples to a new service with a group over
@@ -196,22 +214,26 @@ func published(t testing.TB, pub *stagetest.Publisher) []groupEvent {
 }
 
 // A group anomaly says whether the asset is still moving: on a fault that
-// comes in and goes out over up to 50 rows, its anomalies are changing
-// while it does and settled in between, as the offline group says.
+// comes in and goes out over up to 50 rows, its episode's events are
+// changing while it does and settled in between, as the offline group says.
 func TestGroupAnomalyChanging(t *testing.T) {
-	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 2, Magnitude: 3, Transition: 50})
+	// rows 10 s apart, so that the alarm lasts long enough for updates
+	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 2, Magnitude: 3, Transition: 50, Step: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, got := publishAsset(t, a)
-	want, changing := offlineGroupAnomalies(a)
+	want, kinds, changing, _ := offlineGroupAnomalies(a)
 	if !slices.Contains(changing, true) || !slices.Contains(changing, false) {
-		t.Fatalf("the offline group's anomalies are all changing or all settled (%d of them): the test proves nothing", len(changing))
+		t.Fatalf("the offline group's episode events are all changing or all settled (%d of them): the test proves nothing", len(changing))
 	}
 	if len(got) != len(want) {
-		t.Fatalf("%d group anomalies, the offline group flags %d rows", len(got), len(want))
+		t.Fatalf("%d group anomalies, the offline group's episodes make %d events", len(got), len(want))
 	}
 	for i, ge := range got {
+		if ge.body.Episode != kinds[i] {
+			t.Fatalf("anomaly %d: episode %q, want %q", i, ge.body.Episode, kinds[i])
+		}
 		checkChanging(t, i, ge, changing[i])
 	}
 }
@@ -235,12 +257,16 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 	}
 	s, got := publishAsset(t, a)
 
-	want, wantChanging := offlineGroupAnomalies(a)
+	want, kinds, wantChanging, flagged := offlineGroupAnomalies(a)
 	if len(want) == 0 {
 		t.Fatal("the offline group flags nothing: the test proves nothing")
 	}
 	if len(got) != len(want) {
-		t.Fatalf("%d group anomalies, the offline group flags %d rows", len(got), len(want))
+		t.Fatalf("%d group anomalies, the offline group's episodes make %d events", len(got), len(want))
+	}
+	// episodes, not a flood: a handful of events for the flagged rows
+	if len(got)*10 > flagged {
+		t.Errorf("%d group anomalies for %d flagged rows", len(got), flagged)
 	}
 	broken := a.Channels[brokenChannel(a)]
 	named := map[string]int{}
@@ -252,6 +278,15 @@ func TestGroupAnomaliesFromSamples(t *testing.T) {
 		}
 		if e.Subject() != "events.anomaly.plant" || e.Labels["host"] != "pump-1" || e.Labels["group"] != "pump" || e.Source != Source {
 			t.Fatalf("anomaly %d: subject %s labels %v source %s", i, e.Subject(), e.Labels, e.Source)
+		}
+		if b.Episode != kinds[i] || b.EpisodeID == "" || b.Start.After(e.Time) || b.End.Before(b.Start) || *b.Peak < 0.5 {
+			t.Fatalf("anomaly %d: episode %q id %q start %v end %v peak %v, want %q", i, b.Episode, b.EpisodeID, b.Start, b.End, *b.Peak, kinds[i])
+		}
+		if i > 0 && b.Episode != event.EpisodeOpen && b.EpisodeID != got[i-1].body.EpisodeID {
+			t.Fatalf("anomaly %d: episode id %s, the episode's open had %s", i, b.EpisodeID, got[i-1].body.EpisodeID)
+		}
+		if b.Episode == event.EpisodeClose {
+			continue // a calm row: what names the fault is the rows before
 		}
 		if len(e.Links) != len(a.Channels) || *b.Score < 0.5 || *b.Score > 1 || b.Group != "pump" || b.Metric != b.Channel || len(b.Channels) != len(a.Channels) || b.T2Limit <= 0 || b.QLimit <= 0 {
 			t.Fatalf("anomaly %d: links %d body %+v", i, len(e.Links), b)

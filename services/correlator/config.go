@@ -42,15 +42,7 @@ type Config struct {
 
 // LeaseConfig is the correlator's leadership lease in a JetStream
 // key-value bucket (key: correlator.<durable>).
-type LeaseConfig struct {
-	// Disabled runs without a lease (tests; one instance guaranteed).
-	Disabled bool `yaml:"disabled"`
-	// Bucket is the key-value bucket of leases (default "leases").
-	Bucket string `yaml:"bucket"`
-	// TTL is how long a silent holder keeps the lease (default 15s, at
-	// least 3s): the longest a standby waits after a crash.
-	TTL time.Duration `yaml:"ttl"`
-}
+type LeaseConfig = bus.LeaseConfig
 
 // StateConfig says where and how often the correlator's state is saved
 // (default: the object store "correlator", the consumer's durable name as
@@ -67,12 +59,7 @@ func (c Config) WithDefaults() Config {
 		c.IdleAdvance = 10 * time.Second
 	}
 	c.State = c.State.WithDefaults("correlator", c.Consumer.Durable, 10*time.Second)
-	if c.Lease.Bucket == "" {
-		c.Lease.Bucket = "leases"
-	}
-	if c.Lease.TTL == 0 {
-		c.Lease.TTL = 15 * time.Second
-	}
+	c.Lease = c.Lease.WithDefaults()
 	c.Rules = c.Rules.WithDefaults()
 	return c
 }
@@ -92,8 +79,8 @@ func (c Config) Validate() error {
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.api.%w", ErrInvalidConfig, err)
 	}
-	if c.Lease.TTL < 3*time.Second {
-		return fmt.Errorf("%w: correlator.lease.ttl: %s, want at least 3s", ErrInvalidConfig, c.Lease.TTL)
+	if err := c.Lease.Validate(); err != nil {
+		return fmt.Errorf("%w: correlator.lease.%w", ErrInvalidConfig, err)
 	}
 	if c.Catalog != "" {
 		if _, err := correlate.ReadCatalog(c.Catalog); err != nil {

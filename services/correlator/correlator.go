@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -222,12 +221,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced}
-	if !cfg.Lease.Disabled {
-		host, _ := os.Hostname()
-		holder := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), event.NewID(time.Now()))
-		if s.lease, err = bus.NewLease(ctx, js, cfg.Lease.Bucket, "correlator."+cfg.Consumer.Durable, holder, cfg.Lease.TTL); err != nil {
-			return nil, fmt.Errorf("correlator: %w", err)
-		}
+	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
+		return nil, fmt.Errorf("correlator: %w", err)
+	}
+	if s.lease != nil {
 		proc.leading.Store(false) // until the lease is held
 	}
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
@@ -255,77 +252,26 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.api != nil {
 		wg.Go(func() { apiErr = s.api.Run(ctx) })
 	}
-	var runErr error
-	for ctx.Err() == nil {
-		if s.lease != nil {
-			if err := s.lease.Acquire(ctx); err != nil {
-				if ctx.Err() != nil {
-					break // stopping
-				}
-				s.log.Error().Err(err).Msg("acquiring the correlator lease failed; retrying")
-				pause(ctx, 5*time.Second)
-				continue
-			}
-			s.log.Info().Msg("correlator lease held: consuming")
-		}
-		s.fenced.Store(false)
-		err := s.lead(ctx)
-		if s.lease == nil {
-			runErr = err
-			break
-		}
-		if err != nil && ctx.Err() == nil {
-			// A term that failed (a state that cannot be restored, say) is
-			// not retried in a tight loop.
-			s.log.Error().Err(err).Msg("correlator term ended with an error; standing by")
-			pause(ctx, 5*time.Second)
-		}
-	}
+	// The lease's loss fences the state before the drain's last
+	// checkpoint: the instance holding it now owns the state.
+	runErr := s.lease.Lead(ctx, s.log, s.lead, func() { s.fenced.Store(true) })
 	wg.Wait()
 	return errors.Join(runErr, apiErr)
 }
 
-// lead consumes signals and commands until ctx ends or the lease is lost.
+// lead is one term: it consumes signals and commands until ctx ends (the
+// lease was lost, or the service stops).
 func (s *Service) lead(ctx context.Context) error {
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	if s.lease != nil {
-		wg.Go(func() {
-			if err := s.lease.Hold(lctx); err != nil {
-				s.fenced.Store(true) // before the drain's last checkpoint
-				s.log.Error().Err(err).Msg("correlator lease lost: standing by")
-				cancel()
-			}
-		})
-	}
+	s.fenced.Store(false)
 	s.proc.leading.Store(true)
 	errs := make([]error, 2)
 	var consumers sync.WaitGroup
-	consumers.Go(func() { errs[0] = s.Stage.Run(lctx) })
-	consumers.Go(func() { errs[1] = s.commands.Run(lctx, bus.Sync(s.command)) })
+	consumers.Go(func() { errs[0] = s.Stage.Run(ctx) })
+	consumers.Go(func() { errs[1] = s.commands.Run(ctx, bus.Sync(s.command)) })
 	consumers.Wait()
 	s.proc.leading.Store(false)
 	s.proc.failPending(ErrStandby)
-	cancel()
-	wg.Wait()
-	if s.lease != nil {
-		// The state was saved after the drain: hand over at once.
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer rcancel()
-		if err := s.lease.Release(rctx); err != nil {
-			s.log.Warn().Err(err).Msg("releasing the correlator lease failed; a standby takes over after its TTL")
-		}
-	}
 	return errors.Join(errs...)
-}
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // API is the incidents API (nil when api.listen is not set).

@@ -39,6 +39,11 @@ type Config struct {
 	// (off unless api.listen is set; `aiops run` listens on
 	// 127.0.0.1:9093 with data/api-token).
 	API httpapi.Config `yaml:"api"`
+	// Lease keeps one instance delivering per durable (key
+	// notifier.<durable> in the bucket "leases"): the timers of an
+	// incident live in one place, and a second instance stands by (it
+	// still serves the silences API) until the first stops or dies.
+	Lease bus.LeaseConfig `yaml:"lease"`
 }
 
 // ackWait is consumer.ack_wait, or when unset how long an event may wait
@@ -65,6 +70,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Delivery = c.Delivery.WithDefaults()
 	c.Silences = c.Silences.WithDefaults()
+	c.Lease = c.Lease.WithDefaults()
 	return c
 }
 
@@ -82,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("%w: notifier.api.%w", ErrInvalidConfig, err)
+	}
+	if err := c.Lease.Validate(); err != nil {
+		return fmt.Errorf("%w: notifier.lease.%w", ErrInvalidConfig, err)
 	}
 	if c.Routes != "" {
 		if _, err := amconfig.Load(c.Routes); err != nil {

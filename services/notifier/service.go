@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type Service struct {
 	proc     *Processor
 	silences *silence.Store
 	api      *SilencesAPI // nil without api.listen
+	lease    *bus.Lease   // nil with lease.disabled
 	log      zerolog.Logger
 }
 
@@ -60,6 +62,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, err
 		}
 	}
+	if s.lease, err = proc.cfg.Lease.Open(ctx, js, "notifier."+proc.cfg.Consumer.Durable); err != nil {
+		s.silences.Close()
+		return nil, fmt.Errorf("notifier: %w", err)
+	}
 	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err
@@ -67,8 +73,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	return s, nil
 }
 
-// Run delivers until ctx ends, serving the silences API and collecting
-// long-expired silences meanwhile.
+// Run delivers while this instance holds the lease, until ctx ends,
+// serving the silences API and collecting long-expired silences all the
+// while.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.silences.Close()
 	actx, cancel := context.WithCancel(ctx)
@@ -83,7 +90,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
-	err := s.Stage.Run(actx)
+	err := s.lease.Lead(actx, s.log, s.Stage.Run, nil)
 	cancel()
 	wg.Wait()
 	if err == nil {

@@ -1,0 +1,118 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// LeaseConfig is a stage's leadership lease: one instance active per
+// durable, the others standing by.
+type LeaseConfig struct {
+	// Disabled runs without a lease (tests; one instance guaranteed).
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the key-value bucket of leases (default "leases").
+	Bucket string `yaml:"bucket"`
+	// TTL is how long a silent holder keeps the lease (default 15s, at
+	// least 3s): the longest a standby waits after a crash.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// WithDefaults fills what is unset.
+func (c LeaseConfig) WithDefaults() LeaseConfig {
+	if c.Bucket == "" {
+		c.Bucket = "leases"
+	}
+	if c.TTL == 0 {
+		c.TTL = 15 * time.Second
+	}
+	return c
+}
+
+// Validate names the key that is wrong (relative: "ttl: ...").
+func (c LeaseConfig) Validate() error {
+	if c = c.WithDefaults(); c.TTL < 3*time.Second {
+		return fmt.Errorf("ttl: %s, want at least 3s", c.TTL)
+	}
+	return nil
+}
+
+// Open binds the lease key for this process (a holder name of host, pid
+// and a fresh id); nil when the lease is disabled.
+func (c LeaseConfig) Open(ctx context.Context, js jetstream.JetStream, key string) (*Lease, error) {
+	if c.Disabled {
+		return nil, nil
+	}
+	c = c.WithDefaults()
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), event.NewID(time.Now()))
+	return NewLease(ctx, js, c.Bucket, key, holder, c.TTL)
+}
+
+// Lead runs term in turns while this holder has the lease, until ctx ends:
+// it waits for the lease, runs term with a context that ends when the
+// lease is lost (lost is called first, so the term can stop saving state
+// another holder now owns), releases the lease when term returns so a
+// standby takes over at once, and waits for it again. A term that fails
+// is not retried in a tight loop. With a nil lease, term runs once.
+func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.Context) error, lost func()) error {
+	if l == nil {
+		return term(ctx)
+	}
+	for ctx.Err() == nil {
+		if err := l.Acquire(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			log.Error().Err(err).Str("lease", l.key).Msg("acquiring the lease failed; retrying")
+			sleep(ctx, 5*time.Second)
+			continue
+		}
+		log.Info().Str("lease", l.key).Msg("lease held: active")
+		err := l.runTerm(ctx, log, term, lost)
+		if err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Str("lease", l.key).Msg("term ended with an error; standing by")
+			sleep(ctx, 5*time.Second)
+		}
+	}
+	return nil
+}
+
+func (l *Lease) runTerm(ctx context.Context, log zerolog.Logger, term func(context.Context) error, lost func()) error {
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		if err := l.Hold(tctx); err != nil && !errors.Is(err, context.Canceled) {
+			if lost != nil {
+				lost()
+			}
+			log.Error().Err(err).Str("lease", l.key).Msg("lease lost: standing by")
+			cancel()
+		}
+	}()
+	err := term(tctx)
+	cancel()
+	<-held
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer rcancel()
+	if rerr := l.Release(rctx); rerr != nil {
+		log.Warn().Err(rerr).Str("lease", l.key).Msg("releasing the lease failed; a standby takes over after its TTL")
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

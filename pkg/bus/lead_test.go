@@ -1,0 +1,102 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// Two instances lead in turns, never both at once; the one that stops
+// hands over at once (it releases the lease); one whose key someone else
+// took is told (lost) and its term ends.
+func TestLeaseLead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	cfg := LeaseConfig{Bucket: fmt.Sprintf("leases_%d", uniq.Add(1)), TTL: 3 * time.Second}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (LeaseConfig{TTL: time.Second}).Validate(); err == nil {
+		t.Fatal("a 1s TTL passed validation")
+	}
+	var active atomic.Int32
+	var overlap atomic.Bool
+	started := make(chan string, 4)
+	term := func(name string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			if active.Add(1) > 1 {
+				overlap.Store(true)
+			}
+			started <- name
+			<-ctx.Done()
+			active.Add(-1)
+			return nil
+		}
+	}
+	run := func(name string) (stop func(), lost *atomic.Bool, l *Lease) {
+		l, err := cfg.Open(ctx, js, "stage.durable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost = new(atomic.Bool)
+		cctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { l.Lead(cctx, zerolog.Nop(), term(name), func() { lost.Store(true) }) })
+		return func() { cancel(); wg.Wait() }, lost, l
+	}
+	stopA, _, _ := run("a")
+	if got := <-started; got != "a" {
+		t.Fatalf("%s started first", got)
+	}
+	stopB, lostB, b := run("b")
+	select {
+	case got := <-started:
+		t.Fatalf("%s started while a leads", got)
+	case <-time.After(time.Second):
+	}
+	t0 := time.Now()
+	stopA()
+	select {
+	case got := <-started:
+		if got != "b" || time.Since(t0) > 2*time.Second {
+			t.Fatalf("%s took over after %s, want b at once", got, time.Since(t0))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("b did not take over after a stopped")
+	}
+	// Someone else takes b's key: b hears of it at its next renewal.
+	if err := b.kv.Delete(ctx, b.key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.kv.Create(ctx, b.key, []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !lostB.Load() || active.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("b was not told it lost the lease (lost %v, active %d)", lostB.Load(), active.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopB()
+	if overlap.Load() {
+		t.Fatal("two instances led at once")
+	}
+	// Without a lease the term runs once.
+	var nilLease *Lease
+	ran := false
+	nilLease.Lead(ctx, zerolog.Nop(), func(context.Context) error { ran = true; return nil }, nil)
+	if !ran {
+		t.Fatal("a nil lease did not run the term")
+	}
+}

@@ -1,0 +1,120 @@
+package notifier
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// Two notifier instances on one durable: one delivers while the other
+// stands by; when the active one stops mid-stream the other takes over,
+// and every incident reaches the receiver exactly once.
+func TestTwoInstancesDeliverOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	idRE := regexp.MustCompile(`inc-\d{8}`)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 1<<16)
+		n, _ := r.Body.Read(buf)
+		if id := idRE.Find(buf[:n]); id != nil {
+			mu.Lock()
+			got[string(id)]++
+			mu.Unlock()
+		}
+	}))
+	defer hook.Close()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
+	cfg := Config{Routes: routes, Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
+	cfg.Delivery.RateLimit.Disabled = true
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	start := func() (*Service, func()) {
+		svc, err := New(context.Background(), js, cfg, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		return svc, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	publish := func(from, to int) {
+		now := time.Now().UTC()
+		for i := from; i < to; i++ {
+			e := incidentEvent(t, i, now)
+			data, _ := e.MarshalJSON()
+			if _, err := js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wait := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			k := len(got)
+			mu.Unlock()
+			if k >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d incidents delivered", k, n)
+			}
+		}
+	}
+	_, stopA := start()
+	time.Sleep(200 * time.Millisecond) // a takes the lease first
+	b, stopB := start()
+	defer stopB()
+	publish(0, 50)
+	wait(50)
+	if n := b.ConsumerStats().Delivered; n != 0 {
+		t.Fatalf("the standby consumed %d events while the other held the lease", n)
+	}
+	stopA()
+	publish(50, 100)
+	wait(100)
+	if n := b.ConsumerStats().Delivered; n < 50 {
+		t.Fatalf("the standby consumed %d events after taking over, want the last 50", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+	if len(got) != 100 {
+		t.Fatalf("%d incidents delivered, want 100", len(got))
+	}
+}

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,13 +83,23 @@ func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
 
 // Bearer lets through the requests that carry the token as
 // "Authorization: Bearer <token>"; the others get a 401 naming what to
-// send. The comparison takes the same time whatever the guess.
+// send. The comparison takes the same time whatever the guess, and an
+// address that failed DefaultAuthFailureBurst times is refused with a 429
+// until its bucket refills (DefaultAuthFailureRate a second).
 func Bearer(token, realm string, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
+	failures := NewAuthFailures(DefaultAuthFailureRate, DefaultAuthFailureBurst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client, now := ClientAddr(r), time.Now()
+		if wait := failures.Blocked(client, now); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			WriteError(w, http.StatusTooManyRequests, "too many requests with a missing or invalid token from this address; retry in "+wait.Round(time.Millisecond).String())
+			return
+		}
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			failures.Fail(client, now)
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", realm))
 			WriteError(w, http.StatusUnauthorized, "send Authorization: Bearer <"+realm+" token>")
 			return
@@ -95,6 +107,12 @@ func Bearer(token, realm string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// The failures Bearer allows an address before refusing it for a while.
+const (
+	DefaultAuthFailureRate  = 1.0
+	DefaultAuthFailureBurst = 10
+)
 
 // Server serves one handler on a listener opened at construction (so a
 // port in use is an error at start, and Addr is known before Run).

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -129,5 +131,45 @@ func TestServer(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel: %v", err)
+	}
+}
+
+// Failures are counted per address: past the burst the address is
+// refused (429, Retry-After) until its bucket refills, other addresses
+// still get in, and the right token is refused too while blocked.
+func TestBearerLimitsFailures(t *testing.T) {
+	h := Bearer(token, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	do := func(remote, auth string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i := 0; i < DefaultAuthFailureBurst; i++ {
+		if w := do("10.0.0.1:1234", "Bearer wrong"); w.Code != 401 {
+			t.Fatalf("failure %d: %d, want 401", i, w.Code)
+		}
+	}
+	if w := do("10.0.0.1:999", "Bearer wrong"); w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("past the burst: %d %v, want 429 with Retry-After", w.Code, w.Header())
+	}
+	if w := do("10.0.0.1:999", "Bearer "+token); w.Code != 429 {
+		t.Fatalf("the right token from a blocked address: %d, want 429", w.Code)
+	}
+	if w := do("10.0.0.2:1", "Bearer "+token); w.Code != 204 {
+		t.Fatalf("another address: %d, want 204", w.Code)
+	}
+}
+
+func TestAuthFailuresBounded(t *testing.T) {
+	a := NewAuthFailures(1, 10)
+	now := time.Now()
+	for i := range MaxAuthFailureClients + 500 {
+		a.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), now)
+	}
+	if n := len(a.clients); n > MaxAuthFailureClients {
+		t.Fatalf("%d client addresses remembered, over %d", n, MaxAuthFailureClients)
 	}
 }

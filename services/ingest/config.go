@@ -84,11 +84,8 @@ const (
 	DefaultMaxConcurrentRequests = 16
 	DefaultAuthFailureRate       = 1
 	DefaultAuthFailureBurst      = 10
-	// MaxAuthFailureClients bounds the client addresses whose failures are
-	// remembered; when full, the ones whose bucket refilled are forgotten.
-	MaxAuthFailureClients = 10_000
-	DefaultPublishTimeout = 10 * time.Second
-	DefaultRetryAfter     = time.Second
+	DefaultPublishTimeout        = 10 * time.Second
+	DefaultRetryAfter            = time.Second
 )
 
 // withDefaults fills the zero fields.

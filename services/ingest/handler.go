@@ -12,15 +12,14 @@ import (
 	"io"
 	"math"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/services/ingest/decode"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
@@ -51,7 +50,7 @@ type Handler struct {
 	log       zerolog.Logger
 	tokens    [][sha256.Size]byte
 	limiters  []*rate.Limiter // one per token, then one for anonymous requests
-	failures  authFailures
+	failures  *httpapi.AuthFailures
 	inflight  chan struct{} // one slot per request being read, decoded, published
 	endpoints map[string]*endpoint
 }
@@ -183,7 +182,7 @@ func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
 	h.inflight = make(chan struct{}, cfg.MaxConcurrentRequests)
-	h.failures = authFailures{rate: rate.Limit(cfg.AuthFailureRate), burst: cfg.AuthFailureBurst, clients: map[string]*rate.Limiter{}}
+	h.failures = httpapi.NewAuthFailures(cfg.AuthFailureRate, cfg.AuthFailureBurst)
 	for range len(cfg.Tokens) + 1 {
 		h.limiters = append(h.limiters, rate.NewLimiter(rate.Limit(cfg.RatePerToken), cfg.Burst))
 	}
@@ -233,15 +232,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := h.now()
-	client := clientAddr(r)
-	if wait := h.failures.blocked(client, now); wait > 0 {
+	client := httpapi.ClientAddr(r)
+	if wait := h.failures.Blocked(client, now); wait > 0 {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
 		return
 	}
 	who, ok := h.authenticate(r)
 	if !ok {
-		h.failures.fail(client, now)
+		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
 		h.fail(w, r, ep, false, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
 		return
@@ -515,60 +514,4 @@ func grpcCode(status int) int {
 		return 14 // UNAVAILABLE
 	}
 	return 2 // UNKNOWN
-}
-
-// authFailures rate-limits requests with a missing or wrong token per
-// client address, so guessing tokens or flooding the log with 401s costs
-// the client time.
-type authFailures struct {
-	rate    rate.Limit
-	burst   int
-	mu      sync.Mutex
-	clients map[string]*rate.Limiter
-}
-
-// blocked returns how long the client must wait when its failures used up
-// its bucket, else 0.
-func (a *authFailures) blocked(client string, now time.Time) time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	lim := a.clients[client]
-	if lim == nil || lim.TokensAt(now) >= 1 {
-		return 0
-	}
-	return time.Duration((1 - lim.TokensAt(now)) / float64(a.rate) * float64(time.Second))
-}
-
-// fail takes one failure from the client's bucket.
-func (a *authFailures) fail(client string, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	lim := a.clients[client]
-	if lim == nil {
-		if len(a.clients) >= MaxAuthFailureClients {
-			// Forget the clients whose bucket refilled; if none has, all
-			// of them (many addresses failing at once: each new one then
-			// starts with a full bucket, which still bounds it).
-			for c, l := range a.clients {
-				if l.TokensAt(now) >= float64(a.burst) {
-					delete(a.clients, c)
-				}
-			}
-			if len(a.clients) >= MaxAuthFailureClients {
-				clear(a.clients)
-			}
-		}
-		lim = rate.NewLimiter(a.rate, a.burst)
-		a.clients[client] = lim
-	}
-	lim.AllowN(now, 1)
-}
-
-// clientAddr is the request's remote IP without the port. Forwarded
-// headers are not trusted: any client can set them.
-func clientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }

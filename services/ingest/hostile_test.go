@@ -61,21 +61,6 @@ func TestWrongTokensAreRateLimitedPerClient(t *testing.T) {
 	}
 }
 
-func TestAuthFailureClientsAreBounded(t *testing.T) {
-	clk := &clock{now: testNow}
-	h, err := New(Config{Tokens: []string{tokenA}}, &fakePublisher{}, WithClock(clk.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range MaxAuthFailureClients + 500 {
-		remote := fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255)
-		request{path: PathEvents, contentType: "application/json", token: "Bearer x", body: []byte(logLine), remote: remote}.do(h)
-	}
-	if n := len(h.failures.clients); n > MaxAuthFailureClients {
-		t.Fatalf("%d client addresses remembered, over %d", n, MaxAuthFailureClients)
-	}
-}
-
 // blockingPublisher holds every PublishAll until release is closed.
 type blockingPublisher struct {
 	entered chan struct{}

@@ -1,0 +1,202 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/store"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// startNATSCluster starts a three-node JetStream cluster in this process,
+// as deployments/kubernetes/nats.yaml runs it, and returns the client URLs.
+func startNATSCluster(t *testing.T) ([]*server.Server, []string) {
+	t.Helper()
+	routePorts := []string{freePort(t), freePort(t), freePort(t)}
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, "nats-route://"+p)
+	}
+	var servers []*server.Server
+	var urls []string
+	for i := range 3 {
+		var port int
+		fmt.Sscanf(routePorts[i][strings.LastIndex(routePorts[i], ":")+1:], "%d", &port)
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "aiops", Host: "127.0.0.1", Port: port},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats-%d not ready", i)
+		}
+		t.Cleanup(ns.Shutdown)
+		servers = append(servers, ns)
+		urls = append(urls, ns.ClientURL())
+	}
+	// JetStream answers once the cluster elected its meta leader.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		nc, err := nats.Connect(strings.Join(urls, ","))
+		if err == nil {
+			js, _ := nc.JetStream()
+			_, err = js.AccountInfo()
+			nc.Close()
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the JetStream cluster has no leader after 30s: %v", err)
+		}
+	}
+	return servers, urls
+}
+
+// TestRunOnNATSClusterLosesNoEvent runs `aiops run` on a three-node NATS
+// cluster with every stream replicated three times (streams.replicas 3, as
+// the Kubernetes manifests configure), posts events in batches while one
+// node is shut down, and finds every event the gateway accepted in
+// ClickHouse. A batch refused during the fail-over (503) is posted again
+// with its Idempotency-Key, as a producer does.
+func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	servers, urls := startNATSCluster(t)
+	dir := t.TempDir()
+	var ingestAddr string
+	var finished chan error
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		adminAddr := freePort(t)
+		ingestAddr = freePort(t)
+		finished = make(chan error, 1)
+		go func(finished chan error) {
+			finished <- runPipelineTo(ctx, []string{
+				"-set", "nats.embedded=false",
+				"-set", "bus.urls=[" + strings.Join(urls, ",") + "]",
+				"-set", "streams.replicas=3",
+				// The one state bucket whose replicas are configurable.
+				"-set", "detector.snapshot.replicas=3",
+				"-set", "ingest.listen=" + ingestAddr,
+				"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
+				"-set", "store.dsn=" + dsn,
+				"-set", "admin.listen=" + adminAddr,
+				"-set", "correlator.api.listen=",
+				"-set", "notifier.api.listen=",
+				"-set", "writer.max_age=100ms",
+				"-set", "log.level=error",
+			}, io.Discard)
+		}(finished)
+		err := waitReady(adminAddr, finished)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+	token := func() string {
+		b, _ := os.ReadFile(dir + "/ingest-token")
+		return strings.TrimSpace(string(b))
+	}()
+
+	now := time.Now().UTC().Truncate(time.Second)
+	var accepted []string
+	refused := 0
+	const batches, perBatch = 40, 50
+	for b := 0; b < batches; b++ {
+		if b == batches/2 {
+			// A node goes away mid-run: the streams keep a quorum on
+			// the other two.
+			servers[0].Shutdown()
+		}
+		var body bytes.Buffer
+		for i := 0; i < perBatch; i++ {
+			fmt.Fprintf(&body, `{"kind":"log","service":"payments","time":%q,"body":{"message":"batch %d line %d"}}`+"\n",
+				now.Add(time.Duration(b*perBatch+i)*time.Millisecond).Format(time.RFC3339Nano), b, i)
+		}
+		for try := 0; ; try++ {
+			req, _ := http.NewRequest("POST", "http://"+ingestAddr+"/v1/events", bytes.NewReader(body.Bytes()))
+			req.Header.Set("Content-Type", "application/x-ndjson")
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("cluster-test-batch-%d", b))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				var a struct{ IDs []string }
+				json.Unmarshal(answer, &a)
+				accepted = append(accepted, a.IDs...)
+				break
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || try == 50 {
+				t.Fatalf("batch %d: %d %s", b, resp.StatusCode, answer)
+			}
+			refused++
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if len(accepted) != batches*perBatch {
+		t.Fatalf("%d events accepted, want %d", len(accepted), batches*perBatch)
+	}
+	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n uint64
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		err := st.Conn.QueryRow(context.Background(), "SELECT count() FROM events FINAL WHERE has(?, id)", accepted).Scan(&n)
+		if err == nil && n == uint64(len(accepted)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted events in ClickHouse two minutes after a node was lost: %v", n, len(accepted), err)
+		}
+	}
+	t.Logf("%d events accepted (%d posts refused with 503 during the fail-over and retried), all %d stored", len(accepted), refused, n)
+	cancel()
+	select {
+	case err := <-finished:
+		// Known gap: the services' state buckets (the log miner's and the
+		// correlator's object stores, the leases and silences KV) are
+		// created with one replica whatever streams.replicas says, so
+		// when the lost node held one, the final state save fails
+		// ("saving state ...: no responders"). The events are safe (the
+		// streams are replicated); the state is what pkg/stage,
+		// pkg/bus and pkg/notify/silence must replicate. Any other
+		// error fails the test.
+		if err != nil && !strings.Contains(err.Error(), "saving state") {
+			t.Fatalf("aiops run stopped with %v", err)
+		}
+		if err != nil {
+			t.Logf("KNOWN GAP (state buckets not replicated): %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("aiops run did not stop within a minute")
+	}
+}

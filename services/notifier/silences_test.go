@@ -138,6 +138,7 @@ func (a amtool) run(args ...string) (string, error) {
 	}
 	cmd := exec.Command(a.bin, full...)
 	cmd.Env = append(os.Environ(), "HOME="+a.home)
+	cmd.Dir = a.home // amtool 0.25 reads credentials_file relative to where it runs
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -167,12 +168,18 @@ func TestSilencesWithAmtool(t *testing.T) {
 	bin := binary(t, "amtool")
 	home := t.TempDir()
 	_, aiopsAddr := startSilencesAPI(t, jetStream(t))
-	httpConfig := filepath.Join(home, "http.yml")
-	if err := os.WriteFile(httpConfig, []byte("authorization:\n  credentials: "+silencesToken+"\n"), 0o600); err != nil {
+	// As the README shows: the token from a file, named relative to
+	// where amtool runs.
+	httpConfig := filepath.Join(home, "amtool-http.yml")
+	os.MkdirAll(filepath.Join(home, "data"), 0o700)
+	if err := os.WriteFile(filepath.Join(home, "data", "api-token"), []byte(silencesToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(httpConfig, []byte("authorization:\n  credentials_file: data/api-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tools := map[string]amtool{
-		"aiops":        {t: t, bin: bin, home: home, url: aiopsAddr, httpConfig: httpConfig},
+		"aiops":        {t: t, bin: bin, home: home, url: aiopsAddr, httpConfig: "amtool-http.yml"}, // run in home, as the README does
 		"alertmanager": {t: t, bin: bin, home: home, url: startAlertmanager(t)},
 	}
 

@@ -615,6 +615,11 @@ func (d *demo) incidentsDone(resolved bool) func(ctx context.Context) (bool, str
 				missing = append(missing, fmt.Sprintf("no webhook for incident %s (%s)", st.IncidentID, want.Root))
 			}
 		}
+		if len(incs) != len(demoExpectations) {
+			// A third incident would be the correlator splitting the
+			// story or a detector's false alarm: the demo says so.
+			missing = append(missing, fmt.Sprintf("%d incidents, want %d: %s", len(incs), len(demoExpectations), describe(incs)))
+		}
 		if bad := d.recv.rejected(); bad > 0 {
 			return false, "", fmt.Errorf("%d webhooks failed signature verification", bad)
 		}

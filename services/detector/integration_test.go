@@ -306,7 +306,21 @@ func TestFaultIsOneEpisode(t *testing.T) {
 	}
 	r.publish(data...)
 	waitObservations(t, svc, fp, len(values))
-	got := r.anomalies()
+	// every sample is observed; the close's publish may still be in flight
+	var got []*event.Envelope
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got = r.anomalies()
+		closed := false
+		for _, a := range got {
+			var b event.AnomalyBody
+			if a.DecodeBody(&b) == nil && b.Episode == event.EpisodeClose {
+				closed = true
+			}
+		}
+		if closed || time.Now().After(deadline) {
+			break
+		}
+	}
 	var opens, updates, closes int
 	var id string
 	var last event.AnomalyBody

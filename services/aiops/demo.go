@@ -105,7 +105,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 
 	d.say("ClickHouse %s: recreating database %s", storeCfg.Redacted(), *database)
 	if err := recreateDatabase(ctx, storeCfg, *database); err != nil {
-		return err
+		return fmt.Errorf("demo: %w (make demo starts a local ClickHouse; or name one with AIOPS_STORE__DSN / -set store.dsn=...)", err)
 	}
 	demoStore := storeCfg
 	demoStore.DSN = demoDSN

@@ -38,6 +38,21 @@ type Config struct {
 	// the same durable stands by and takes over when the first stops or
 	// stops renewing (after TTL), so two never both make incidents.
 	Lease LeaseConfig `yaml:"lease"`
+	// Partition spreads correlation over several active instances.
+	Partition PartitionConfig `yaml:"partition"`
+}
+
+// PartitionConfig splits the signals among Count correlators by group
+// key, the catalog component of the signal's service (services joined by
+// depends_on, either way; a service not in the catalog is its own): the
+// correlator joins signals only along the catalog, so two components
+// never share an incident and each partition makes exactly the incidents
+// one correlator would make of its components. Instance Index (0 to
+// Count-1) reads every signal on its own durable (correlator-<index>:
+// its own lease and state) and keeps those of its partition.
+type PartitionConfig struct {
+	Count int `yaml:"count"` // default 1: no partitioning
+	Index int `yaml:"index"`
 }
 
 // LeaseConfig is the correlator's leadership lease in a JetStream
@@ -54,7 +69,14 @@ func DefaultConfig() Config { return Config{}.WithDefaults() }
 
 // WithDefaults fills what is unset.
 func (c Config) WithDefaults() Config {
-	c.Consumer = c.Consumer.Of(bus.StreamEvents, "correlator", event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange))
+	if c.Partition.Count == 0 {
+		c.Partition.Count = 1
+	}
+	durable := "correlator"
+	if c.Partition.Count > 1 {
+		durable = fmt.Sprintf("correlator-%d", c.Partition.Index)
+	}
+	c.Consumer = c.Consumer.Of(bus.StreamEvents, durable, event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange))
 	if c.IdleAdvance == 0 {
 		c.IdleAdvance = 10 * time.Second
 	}
@@ -78,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.api.%w", ErrInvalidConfig, err)
+	}
+	if p := c.Partition; p.Count < 1 || p.Count > 1024 || p.Index < 0 || p.Index >= p.Count {
+		return fmt.Errorf("%w: correlator.partition: index %d of count %d, want count 1 to 1024 and index 0 to count-1", ErrInvalidConfig, p.Index, p.Count)
 	}
 	if err := c.Lease.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.lease.%w", ErrInvalidConfig, err)

@@ -48,6 +48,8 @@ type Processor struct {
 	// leading is true while this instance consumes (holds the lease): a
 	// standby's state is not current, so its API refuses.
 	leading atomic.Bool
+	// partition says which signals are this instance's (nil: all).
+	partition *correlate.Partitioner
 }
 
 // NewProcessor builds the processor without a network: it reads the
@@ -72,6 +74,9 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		now = time.Now
 	}
 	p := &Processor{cfg: cfg, log: log, now: now, c: c}
+	if cfg.Partition.Count > 1 {
+		p.partition = correlate.NewPartitioner(cat, cfg.Partition.Count)
+	}
 	p.leading.Store(true) // alone, it is active; a Service with a lease says when
 	return p, nil
 }
@@ -83,6 +88,9 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	s, ok, err := correlate.SignalOf(in)
 	if err != nil || !ok {
 		return err
+	}
+	if p.partition != nil && p.partition.Of(s.Service) != p.cfg.Partition.Index {
+		return nil // another partition's
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -301,6 +309,12 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := s.proc.Submit(cctx, cmd)
+	if errors.Is(err, correlate.ErrUnknownIncident) && s.proc.partition != nil {
+		// Every partition reads every command; the incident is another
+		// partition's (or unknown to all, which each of them logs).
+		s.log.Debug().Str("incident_id", cmd.IncidentID).Msg("command for an incident of another partition: ignored")
+		return nil
+	}
 	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrStandby) {
 		return errs.Permanent(err)
 	}

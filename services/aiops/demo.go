@@ -179,8 +179,8 @@ type demo struct {
 	st      *store.Store
 	recv    *demoReceiver
 
-	ingestURL, apiURL    string
-	ingestToken, apiToke string
+	ingestURL, apiURL     string
+	ingestToken, apiToken string
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -297,7 +297,7 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 			cancel()
 			return nil, err
 		}
-		if d.apiToke, err = config.ReadSecretFile(filepath.Join(tmp, "api-token")); err != nil {
+		if d.apiToken, err = config.ReadSecretFile(filepath.Join(tmp, "api-token")); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -539,7 +539,7 @@ func (d *demo) incidents(ctx context.Context) ([]correlate.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+d.apiToke)
+	req.Header.Set("Authorization", "Bearer "+d.apiToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

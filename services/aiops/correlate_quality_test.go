@@ -227,3 +227,85 @@ func expScenario(t testing.TB) scenario.Config {
 	}
 	return cfg
 }
+
+// TestCorrelateLosses breaks the pairs the correlator gets wrong on seeds
+// AIOPS_EXP_FROM..+4 down by the kinds of the true incidents involved:
+// false pairs (two true incidents merged) and missed pairs (one true
+// incident split), so a rule can be aimed at the largest loss.
+func TestCorrelateLosses(t *testing.T) {
+	if os.Getenv("AIOPS_EXP") == "" {
+		t.Skip("exploration")
+	}
+	from, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
+	cfg := correlate.DefaultConfig()
+	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	falsePairs, missed := map[string]int64{}, map[string]int64{}
+	for seed := uint64(from); seed < uint64(from)+5; seed++ {
+		s := scenario.Generate(seed, expScenario(t))
+		var in bytes.Buffer
+		if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind := map[string]string{}
+		for _, inc := range s.Truth.Incidents {
+			kind[inc.Label] = string(inc.Kind)
+		}
+		// cells[predicted][true label] = items
+		cells := map[string]map[string]int64{}
+		perTrue := map[string]map[string]int64{}
+		for item, label := range s.Truth.Items {
+			id := res.Assignments[item]
+			if id == "" {
+				id = res.EventAssignments[item]
+			}
+			if id == "" {
+				id = "none:" + item
+			}
+			if cells[id] == nil {
+				cells[id] = map[string]int64{}
+			}
+			cells[id][label]++
+			if perTrue[label] == nil {
+				perTrue[label] = map[string]int64{}
+			}
+			perTrue[label][id]++
+		}
+		for _, labels := range cells {
+			var ls []string
+			for l := range labels {
+				ls = append(ls, l)
+			}
+			for i := range ls {
+				for j := i + 1; j < len(ls); j++ {
+					a, b := kind[ls[i]], kind[ls[j]]
+					if a > b {
+						a, b = b, a
+					}
+					falsePairs[a+"+"+b] += labels[ls[i]] * labels[ls[j]]
+				}
+			}
+		}
+		for label, ids := range perTrue {
+			var total, same int64
+			for _, n := range ids {
+				total += n
+				same += n * (n - 1) / 2
+			}
+			missed[kind[label]] += total*(total-1)/2 - same
+		}
+	}
+	for k, n := range falsePairs {
+		t.Logf("false pairs %-28s %d", k, n)
+	}
+	for k, n := range missed {
+		t.Logf("missed pairs %-28s %d", k, n)
+	}
+}

@@ -15,6 +15,11 @@
 //     them (the root showing up late, at most DownDepth hops down). Two
 //     failures in unrelated parts of the catalog stay two incidents even
 //     when they start together.
+//   - Evidence: of the incidents a signal may join, the best scoring wins
+//     (Correlator.best): its relation to the root, less how long ago the
+//     incident last fired, plus PathWeight when the incident already has
+//     a member on a direct dependency of the signal's service and
+//     LabelWeight when a label of the signal names one of its services.
 //   - Without a catalog entry a service relates only to itself.
 //   - Changes to a service or its dependencies within ChangeWindow before
 //     an incident opened are linked to it.
@@ -47,6 +52,17 @@ type Config struct {
 	// in it may still join (a failure reaches its dependents within
 	// minutes); later, only more signals of its own services join.
 	SpreadWindow time.Duration `yaml:"spread_window"`
+	// PathWeight is added to a candidate incident's score when it already
+	// has a member on a direct dependency of the signal's service: a
+	// failure reaches a service through what it calls, so a symptom
+	// whose dependency is failing in one incident belongs there rather
+	// than to a concurrent incident it relates to only through its root.
+	PathWeight float64 `yaml:"path_weight"`
+	// LabelWeight is added to a candidate incident's score when a label
+	// value of the signal names a service already in the incident (a
+	// connection pool, an upstream, a topic's owner): the alert says what
+	// it is failing on.
+	LabelWeight float64 `yaml:"label_weight"`
 	// RecencyWeight is how much a candidate incident's score drops per
 	// GroupWindow since it last fired (see Correlator.best).
 	RecencyWeight float64 `yaml:"recency_weight"`
@@ -90,7 +106,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		GroupWindow:     10 * time.Minute,
-		SpreadWindow:    7 * time.Minute,
+		SpreadWindow:    8 * time.Minute,
+		PathWeight:      0.5,
+		LabelWeight:     0.5,
 		RecencyWeight:   4,
 		UpDepth:         4,
 		DownDepth:       1,
@@ -121,6 +139,12 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
+	if c.LabelWeight == 0 {
+		c.LabelWeight = d.LabelWeight
+	}
+	if c.PathWeight == 0 {
+		c.PathWeight = d.PathWeight
+	}
 	if c.RecencyWeight == 0 {
 		c.RecencyWeight = d.RecencyWeight
 	}
@@ -156,6 +180,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
 		return bad("recency_weight", "%g, want 0 (default) to 100", c.RecencyWeight)
+	case c.LabelWeight < 0 || c.LabelWeight > 100:
+		return bad("label_weight", "%g, want 0 (default) to 100", c.LabelWeight)
+	case c.PathWeight < 0 || c.PathWeight > 100:
+		return bad("path_weight", "%g, want 0 (default) to 100", c.PathWeight)
 	case c.UpDepth < 0 || c.UpDepth > 32:
 		return bad("up_depth", "%d, want 0 (default) to 32", c.UpDepth)
 	case c.DownDepth < 0 || c.DownDepth > 32:

@@ -244,7 +244,11 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 // candidate scores by its relation (root 3, symptom 2.5, late root 1.5,
 // a quarter less per hop beyond the first) less RecencyWeight times how
 // long ago, in GroupWindows, it last fired: a symptom of a failure that is
-// happening now beats an older incident on the same service. Ties go to
+// happening now beats an older incident on the same service. Evidence
+// beyond the root adds to the score: PathWeight when the incident already
+// has a member on a direct dependency of the signal's service (the way
+// the failure came), LabelWeight when a label of the signal names one of
+// the incident's services (the pool or upstream it fails on). Ties go to
 // an incident with a member of the same name, then the latest, then the
 // lowest id.
 func (c *Correlator) best(s Signal) *incident {
@@ -264,6 +268,22 @@ func (c *Correlator) best(s Signal) *incident {
 			return
 		}
 		score := base - 0.25*float64(max(hops-1, 0)) - c.cfg.RecencyWeight*max(gap.Seconds(), 0)/window.Seconds()
+		if c.cfg.LabelWeight > 0 {
+			for _, v := range s.Labels {
+				if v != s.Service && inc.services[v] > 0 {
+					score += c.cfg.LabelWeight
+					break
+				}
+			}
+		}
+		if c.cfg.PathWeight > 0 && c.cat != nil {
+			for _, d := range c.cat.Services[s.Service].DependsOn {
+				if inc.services[d] > 0 {
+					score += c.cfg.PathWeight
+					break
+				}
+			}
+		}
 		name := inc.hasName(s.Name)
 		better := bestInc == nil || score > bestScore
 		if !better && score == bestScore {

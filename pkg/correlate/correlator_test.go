@@ -372,6 +372,8 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.group_window": {GroupWindow: -time.Second},
 		"correlator.rules.flap_stop":    {FlapStart: 3, FlapStop: 3},
 		"correlator.rules.up_depth":     {UpDepth: 99},
+		"correlator.rules.path_weight":  {PathWeight: -1},
+		"correlator.rules.label_weight": {LabelWeight: 101},
 		"correlator.rules.group_by[0]":  {GroupBy: []string{""}},
 	} {
 		err := cfg.Validate()
@@ -450,5 +452,67 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if err := second.UnmarshalJSON([]byte(`{"version":99}`)); err == nil || !strings.Contains(err.Error(), "version 99") {
 		t.Fatalf("foreign snapshot: %v", err)
+	}
+}
+
+// PathWeight: a symptom whose direct dependency is failing in one incident
+// joins it, rather than a more recent incident it relates to only through
+// that incident's root. web depends on checkout (failing in the
+// payments-db incident) and, through search, on search-index (a failure
+// that started later). Without the rule recency wins and web goes to the
+// search-index incident.
+func TestPathWeightPrefersTheIncidentOfADirectDependency(t *testing.T) {
+	storm := []Signal{
+		alert("ReplicationLag", "payments-db", 0),
+		alert("ConnectionPoolExhausted", "payments", 30*time.Second),
+		alert("HighErrorRate", "checkout", 60*time.Second),
+		alert("HighLatency", "search-index", 90*time.Second),
+		alert("HighLatency", "web", 120*time.Second),
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string // the incident web joins, by its root's fingerprint
+	}{
+		{"default", Config{}, "ReplicationLag/payments-db"},
+		{"rule off", Config{PathWeight: 1e-9}, "HighLatency/search-index"},
+	} {
+		c := newCorrelator(t, tc.cfg)
+		feed(c, storm...)
+		web, _ := c.IncidentOf("HighLatency/web")
+		want, _ := c.IncidentOf(tc.want)
+		if web != want {
+			t.Errorf("%s: web joined %s, want the incident of %s (%s)", tc.name, web, tc.want, want)
+		}
+	}
+}
+
+// LabelWeight: an alert whose label names a service failing in one
+// incident (the pool it cannot get connections from) joins that incident
+// rather than a more recent one on its direct dependency. The same alert
+// without the label goes to the recent one.
+func TestLabelWeightFollowsTheServiceALabelNames(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   string
+	}{
+		{"pool names payments-db", map[string]string{"pool": "payments-db"}, "ReplicationLag/payments-db"},
+		{"no label", nil, "HighLatency/cart"},
+	} {
+		c := newCorrelator(t, Config{LabelWeight: 1})
+		checkout := alert("ConnectionPoolExhausted", "checkout", 120*time.Second)
+		checkout.Labels = tc.labels
+		feed(c,
+			alert("ReplicationLag", "payments-db", 0),
+			alert("ConnectionPoolExhausted", "payments", 30*time.Second),
+			alert("HighLatency", "cart", 90*time.Second),
+			checkout,
+		)
+		got, _ := c.IncidentOf(checkout.Fingerprint)
+		want, _ := c.IncidentOf(tc.want)
+		if got != want {
+			t.Errorf("%s: checkout joined %s, want the incident of %s (%s)", tc.name, got, tc.want, want)
+		}
 	}
 }

@@ -23,6 +23,8 @@ type LeaseConfig struct {
 	// TTL is how long a silent holder keeps the lease (default 15s, at
 	// least 3s): the longest a standby waits after a crash.
 	TTL time.Duration `yaml:"ttl"`
+	// Replicas of the bucket on a NATS cluster (default 1).
+	Replicas int `yaml:"replicas"`
 }
 
 // WithDefaults fills what is unset.
@@ -41,6 +43,9 @@ func (c LeaseConfig) Validate() error {
 	if c = c.WithDefaults(); c.TTL < 3*time.Second {
 		return fmt.Errorf("ttl: %s, want at least 3s", c.TTL)
 	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("replicas: %d, want 1 to 5", c.Replicas)
+	}
 	return nil
 }
 
@@ -53,7 +58,7 @@ func (c LeaseConfig) Open(ctx context.Context, js jetstream.JetStream, key strin
 	c = c.WithDefaults()
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), event.NewID(time.Now()))
-	return NewLease(ctx, js, c.Bucket, key, holder, c.TTL)
+	return newLease(ctx, js, c.Bucket, key, holder, c.TTL, c.Replicas)
 }
 
 // Lead runs term in turns while this holder has the lease, until ctx ends:

@@ -31,6 +31,10 @@ type Lease struct {
 // NewLease binds (creating it if needed) the bucket of leases with the
 // given TTL, for key, held as holder.
 func NewLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder string, ttl time.Duration) (*Lease, error) {
+	return newLease(ctx, js, bucket, key, holder, ttl, 1)
+}
+
+func newLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder string, ttl time.Duration, replicas int) (*Lease, error) {
 	if ttl < 3*time.Second {
 		return nil, invalid("lease ttl", "%s, want at least 3s", ttl)
 	}
@@ -43,6 +47,7 @@ func NewLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder s
 		TTL:         ttl,
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: lease bucket %s: %w", bucket, err)

@@ -23,6 +23,9 @@ type StateConfig struct {
 	// SaveEvery is the period of saves while running; the state is also
 	// saved on shutdown.
 	SaveEvery time.Duration `yaml:"save_every"`
+	// Replicas of the object store on a NATS cluster (default 1; 3 keeps
+	// the state through the loss of a node).
+	Replicas int `yaml:"replicas"`
 }
 
 // WithDefaults fills what is unset.
@@ -45,6 +48,7 @@ func OpenStateStore(ctx context.Context, js jetstream.JetStream, c StateConfig, 
 		Bucket:      c.Bucket,
 		Description: description,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(c.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", c.Bucket, err)

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sync"
@@ -20,7 +18,6 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // The benchmarks below put incident events on a real JetStream and time
@@ -94,24 +91,9 @@ func (l *latencies) report(b *testing.B, prefix string, elapsed time.Duration) t
 	return q(0.99)
 }
 
-type benchRig struct {
-	js  jetstream.JetStream
-	log zerolog.Logger
-}
+type benchRig struct{ *jsRig }
 
-func newBenchRig(b *testing.B) *benchRig {
-	srv := testenv.StartNATS(b)
-	log := zerolog.Nop()
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
-		b.Fatal(err)
-	}
-	return &benchRig{js: js, log: log}
-}
+func newBenchRig(b *testing.B) *benchRig { return &benchRig{newJSRig(b, zerolog.Disabled)} }
 
 // publish sends n incident events, paced at rate per second (0: as fast
 // as the stream takes them), and waits for l to have them all.
@@ -157,19 +139,11 @@ func (r *benchRig) notifierPath(b *testing.B, l *latencies) {
 		}
 	}))
 	b.Cleanup(hook.Close)
-	routes := filepath.Join(b.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
-	cfg := Config{Routes: routes}
+	cfg := Config{Routes: hookRoutes(b, hook.URL)}
 	cfg.Delivery.RateLimit.Disabled = true // the receiver is local: measure the notifier
 	cfg.Consumer.FetchWait = 10 * time.Millisecond
-	svc, err := New(context.Background(), r.js, cfg, r.log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	_, stop := r.start(cfg)
+	b.Cleanup(stop)
 }
 
 // rawPath consumes the same subject with a plain JetStream consumer that

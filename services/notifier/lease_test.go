@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
@@ -15,26 +13,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // Two notifier instances on one durable: one delivers while the other
 // stands by; when the active one stops mid-stream the other takes over,
 // and every incident reaches the receiver exactly once.
 func TestTwoInstancesDeliverOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs JetStream")
-	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	r := newJSRig(t, zerolog.ErrorLevel)
+	js := r.js
 	var mu sync.Mutex
 	got := map[string]int{}
 	idRE := regexp.MustCompile(`inc-\d{8}`)
@@ -48,26 +34,10 @@ func TestTwoInstancesDeliverOnce(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
-	cfg := Config{Routes: routes, Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
+	cfg := Config{Routes: hookRoutes(t, hook.URL), Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
 	cfg.Delivery.RateLimit.Disabled = true
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	start := func() (*Service, func()) {
-		svc, err := New(context.Background(), js, cfg, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
-		return svc, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Error(err)
-			}
-		}
-	}
+	start := func() (*Service, func()) { return r.start(cfg) }
 	publish := func(from, to int) {
 		now := time.Now().UTC()
 		for i := from; i < to; i++ {

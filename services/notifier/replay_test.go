@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // On a real JetStream: a receiver down through every redelivery gets the
@@ -24,19 +21,8 @@ import (
 // letter with the notifier's own path and removes it; a second replay
 // finds nothing.
 func TestReplayDeadLetters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs JetStream")
-	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	r := newJSRig(t, zerolog.ErrorLevel)
+	js, log := r.js, r.log
 	var down atomic.Bool
 	down.Store(true)
 	var mu sync.Mutex
@@ -55,20 +41,12 @@ func TestReplayDeadLetters(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.URL+"\n"), 0o600)
-	cfg := Config{Routes: routes}
+	cfg := Config{Routes: hookRoutes(t, hook.URL)}
 	cfg.Delivery.Retry.MaxAttempts = 1
 	cfg.Consumer.MaxDeliver = 2
 	cfg.Consumer.Backoff = []time.Duration{50 * time.Millisecond}
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	svc, err := New(context.Background(), js, cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
+	_, stop := r.start(cfg)
 	e := incident(t, "search")
 	data, _ := e.MarshalJSON()
 	if _, err := js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
@@ -91,10 +69,7 @@ func TestReplayDeadLetters(t *testing.T) {
 			t.Fatalf("the incident event was not dead-lettered on %s", subject)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 
 	proc, err := NewProcessor(cfg, log)
 	if err != nil {

@@ -398,39 +398,12 @@ func TestSilenceMutingAgainstAlertmanager(t *testing.T) {
 // reaches the receiver, and a second notifier instance on the same bucket
 // has the silence.
 func TestSilencedOnJetStream(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: needs JetStream")
-	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	r := newJSRig(t, zerolog.WarnLevel)
+	js := r.js
 	hook := newReceiver(t)
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n"), 0o600)
-	cfg := Config{Routes: routes, API: httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}}
+	cfg := Config{Routes: hookRoutes(t, hook.srv.URL), API: httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}}
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	run := func() (*Service, func()) {
-		svc, err := New(context.Background(), js, cfg, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- svc.Run(ctx) }()
-		return svc, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	run := func() (*Service, func()) { return r.start(cfg) }
 	svc, stop := run()
 	body := `{"matchers":[{"name":"service","value":"payments-db","isRegex":false}],"startsAt":"` + time.Now().UTC().Format(time.RFC3339) +
 		`","endsAt":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `","createdBy":"ann","comment":"failover drill"}`

@@ -1,0 +1,69 @@
+package notifier
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// jsRig is an embedded JetStream with aiops's streams, for the notifier's
+// integration tests.
+type jsRig struct {
+	t   testing.TB
+	js  jetstream.JetStream
+	log zerolog.Logger
+}
+
+func newJSRig(t testing.TB, level zerolog.Level) *jsRig {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(level)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	return &jsRig{t: t, js: js, log: log}
+}
+
+// start runs a notifier with cfg; stop cancels it and waits for it.
+func (r *jsRig) start(cfg Config) (svc *Service, stop func()) {
+	r.t.Helper()
+	svc, err := New(context.Background(), r.js, cfg, r.log)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	return svc, func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Error(err)
+		}
+	}
+}
+
+// hookRoutes writes an Alertmanager configuration sending everything at
+// once (group_wait 0s) to one webhook at url.
+func hookRoutes(t testing.TB, url string) string {
+	t.Helper()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return routes
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,24 +24,6 @@ import (
 	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
-
-const installAlertmanager = "apt-get install -y prometheus-alertmanager"
-
-// binary finds one of names on PATH; without it the test skips, except
-// under CI=true, where it fails.
-func binary(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not on PATH and CI=true: CI must install it (%s)", names[0], installAlertmanager)
-	}
-	t.Skipf("%s not on PATH: install it with `%s`", names[0], installAlertmanager)
-	return ""
-}
 
 func jetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
@@ -79,46 +60,15 @@ func startSilencesAPI(t *testing.T, js jetstream.JetStream) (*silence.Store, str
 	return store, api.Addr().String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startAlertmanager runs the real Alertmanager with a configuration that
 // sends nowhere, for its silences API.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin := binary(t, "prometheus-alertmanager", "alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
+	cfg := filepath.Join(t.TempDir(), "am.yml")
 	if err := os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n- name: none\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Alertmanager not ready on %s: %v\n%s", addr, err, logs.String())
-		}
-	}
+	return testenv.Alertmanager(t, cfg)
 }
 
 // amtool runs the real amtool against the server at addr (with the
@@ -165,7 +115,7 @@ func TestSilencesWithAmtool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS and Alertmanager")
 	}
-	bin := binary(t, "amtool")
+	bin := testenv.Binary(t, "amtool")
 	home := t.TempDir()
 	_, aiopsAddr := startSilencesAPI(t, jetStream(t))
 	// As the README shows: the token from a file, named relative to

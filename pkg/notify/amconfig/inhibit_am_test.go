@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // TestInhibitionAgainstAlertmanager starts the real Alertmanager (Debian's
@@ -24,15 +23,6 @@ import (
 func TestInhibitionAgainstAlertmanager(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an Alertmanager server")
-	}
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if bin, err = exec.LookPath("alertmanager"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("prometheus-alertmanager is not on PATH and CI=true: CI must install it (%s)", installAmtool)
-			}
-			t.Skipf("prometheus-alertmanager is not on PATH: install it with `%s`", installAmtool)
-		}
 	}
 	cfgPath := filepath.Join("testdata", "inhibit.yml")
 	cfg, err := Load(cfgPath)
@@ -82,7 +72,7 @@ func TestInhibitionAgainstAlertmanager(t *testing.T) {
 		t.Fatalf("the scenarios inhibit %d of %d alerts: too few cases of one kind", inhibited, len(all))
 	}
 
-	addr := startAlertmanager(t, bin, cfgPath)
+	addr := testenv.Alertmanager(t, cfgPath)
 	client := &http.Client{Timeout: 5 * time.Second}
 	type postable struct {
 		Labels map[string]string `json:"labels"`
@@ -154,41 +144,4 @@ func inhibitedStatus(client *http.Client, addr string) (map[string]bool, error) 
 		got[a.Labels["case"]+"/"+a.Labels["n"]] = len(a.Status.InhibitedBy) > 0
 	}
 	return got, nil
-}
-
-// startAlertmanager runs Alertmanager on a free port of 127.0.0.1, without
-// clustering, until the test ends, and returns its address once ready.
-func startAlertmanager(t *testing.T, bin, cfgPath string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := client.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Alertmanager did not get ready on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -8,12 +8,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // TestTimeIntervalsAgainstAlertmanager starts the real Alertmanager with
@@ -25,13 +26,6 @@ import (
 func TestTimeIntervalsAgainstAlertmanager(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an Alertmanager server")
-	}
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("prometheus-alertmanager is not on PATH and CI=true: CI must install it (%s)", installAmtool)
-		}
-		t.Skipf("prometheus-alertmanager is not on PATH: install it with `%s`", installAmtool)
 	}
 
 	var mu sync.Mutex
@@ -81,7 +75,7 @@ func TestTimeIntervalsAgainstAlertmanager(t *testing.T) {
 		t.Fatalf("%v\n%s", err, y.String())
 	}
 
-	addr := startAlertmanager(t, bin, cfgPath)
+	addr := testenv.Alertmanager(t, cfgPath)
 	before := time.Now()
 	var body bytes.Buffer
 	body.WriteString("[")

@@ -21,6 +21,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/services/ingest/decode"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -53,6 +54,7 @@ type Handler struct {
 	failures  *httpapi.AuthFailures
 	inflight  chan struct{} // one slot per request being read, decoded, published
 	endpoints map[string]*endpoint
+	m         *metrics
 }
 
 // Paths the handler serves.
@@ -172,7 +174,7 @@ func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
 		return nil, fmt.Errorf("%w: Publisher is nil", ErrInvalidConfig)
 	}
 	cfg = cfg.withDefaults()
-	h := &Handler{cfg: cfg, pub: pub, now: time.Now, log: zerolog.Nop(), endpoints: endpoints()}
+	h := &Handler{cfg: cfg, pub: pub, now: time.Now, log: zerolog.Nop(), endpoints: endpoints(), m: newMetrics()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -220,35 +222,63 @@ type ErrorResponse struct {
 
 // ServeHTTP handles one request. The checks run cheapest first, so a
 // request without a token or over its rate costs no body read.
+// ServeHTTP answers one request (serve) and records it in the gateway's
+// metrics.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	var body *countingReader
+	if r.Body != nil {
+		body = &countingReader{r: r.Body}
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{body, r.Body}
+	}
+	accepted := h.serve(sw, r)
+	name := "unknown"
+	if ep := h.endpoints[r.URL.Path]; ep != nil {
+		name = ep.name
+	}
+	var n int64
+	if body != nil {
+		n = body.n
+	}
+	h.m.observe(name, sw.code, start, accepted, n)
+}
+
+// Collector exports the gateway's metrics.
+func (h *Handler) Collector() prometheus.Collector { return h.m }
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	ep := h.endpoints[r.URL.Path]
 	if ep == nil {
 		h.fail(w, r, nil, false, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
-		return
+		return 0
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.fail(w, r, ep, false, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed, use POST", r.Method)})
-		return
+		return 0
 	}
 	now := h.now()
 	client := httpapi.ClientAddr(r)
 	if wait := h.failures.Blocked(client, now); wait > 0 {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
-		return
+		return 0
 	}
 	who, ok := h.authenticate(r)
 	if !ok {
 		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
 		h.fail(w, r, ep, false, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
-		return
+		return 0
 	}
 	if wait := h.admit(who, now); wait > 0 {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
-		return
+		return 0
 	}
 	select {
 	case h.inflight <- struct{}{}:
@@ -256,12 +286,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
 		h.fail(w, r, ep, false, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("the gateway is handling its limit of %d requests at once; retry the same request later", h.cfg.MaxConcurrentRequests)})
-		return
+		return 0
 	}
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
 		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: fmt.Sprintf("Content-Type %q is not a media type; want %s", r.Header.Get("Content-Type"), ep.accepts)})
-		return
+		return 0
 	}
 	dec, err := ep.decoder(mediaType, params)
 	if err != nil {
@@ -270,25 +300,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = err.Error()
 		}
 		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: msg})
-		return
+		return 0
 	}
 	proto := ep.otlp && mediaType == "application/x-protobuf"
 	body, status, err := h.readBody(w, r, ep)
 	if err != nil {
 		h.fail(w, r, ep, proto, status, ErrorResponse{Error: err.Error()})
-		return
+		return 0
 	}
 	key, err := idempotencyKey(r.Header)
 	if err != nil {
 		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
-		return
+		return 0
 	}
 	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes),
 		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)
-		return
+		return 0
 	}
 	if len(batch.Events) > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
@@ -304,7 +334,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// stores each event once when it has an id the stream saw
 			// before (TestE2EBusOutage).
 			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: ErrBusUnavailable})
-			return
+			return 0
 		}
 	}
 	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")
@@ -313,13 +343,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// empty message means full success.
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
-		return
+		return len(batch.Events)
 	}
 	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped}
 	for i, e := range batch.Events {
 		resp.IDs[i] = e.ID
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return len(batch.Events)
 }
 
 // MaxIdempotencyKey bounds the Idempotency-Key header.

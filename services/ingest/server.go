@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -81,6 +82,7 @@ func loopback(addr string) bool {
 
 // Server serves the ingest endpoints until its context ends.
 type Server struct {
+	handler           *Handler
 	http              *http.Server
 	listener          net.Listener
 	certFile, keyFile string // HTTPS when set
@@ -107,6 +109,7 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 		return nil, fmt.Errorf("ingest.listen: %w", err)
 	}
 	s := &Server{
+		handler:  h,
 		listener: ln,
 		certFile: cfg.TLSCertFile,
 		keyFile:  cfg.TLSKeyFile,
@@ -126,6 +129,9 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Collector exports the gateway's metrics (aiops_ingest_*).
+func (s *Server) Collector() prometheus.Collector { return s.handler.Collector() }
 
 // Run serves until ctx ends, then stops accepting and lets requests in
 // flight finish (they answer only after the bus acked their events).

@@ -33,7 +33,8 @@ type SinkConfig struct {
 type Sink struct {
 	batches map[string]Inserter
 	log     zerolog.Logger
-	window  *TimeWindow // nil: every storable time is taken
+	window  *TimeWindow   // nil: every storable time is taken
+	metrics *batchMetrics // nil for a sink of NewSinkOf
 }
 
 // TimeWindow bounds the event times the writer stores around its clock.
@@ -83,7 +84,8 @@ type Inserter interface {
 
 // NewSink starts one batch writer per table of EventTables.
 func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store.Option) (*Sink, error) {
-	return NewSinkOf(func(table string) (Inserter, error) {
+	m := newBatchMetrics()
+	s, err := NewSinkOf(func(table string) (Inserter, error) {
 		return store.NewBatchWriter(conn, store.BatchConfig{
 			Table:          table,
 			Columns:        Columns[table],
@@ -91,8 +93,13 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 			MaxAge:         cfg.MaxAge,
 			MaxPendingRows: cfg.MaxPendingRows,
 			Senders:        cfg.Senders,
-		}, log, opts...)
+		}, log, append([]store.Option{m.observer(table)}, opts...)...)
 	}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
 }
 
 // NewSinkOf builds a sink on the inserter newInserter makes for each table

@@ -13,6 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -124,6 +126,17 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 	}
 	if reason := m.Header.Get(bus.HeaderDeadLetterReason); !strings.Contains(reason, "body.acknowledged_at") {
 		t.Fatalf("dead letter reason %q does not name body.acknowledged_at", reason)
+	}
+
+	// The inserts are on /metrics: every kind's event is one row of
+	// events, plus one row of its own table.
+	for table, want := range map[string]float64{"events": float64(len(event.Kinds)), "logs": 1, "incidents": 1, "webhook_deliveries": 1} {
+		if got := testutil.ToFloat64(w.sink.metrics.rows.WithLabelValues(table)); got != want {
+			t.Errorf("aiops_writer_rows_written_total{table=%q} = %g, want %g", table, got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(w.Collector(), "aiops_writer_batch_rows"); n < 3 {
+		t.Errorf("%d tables with a batch size histogram", n)
 	}
 }
 

@@ -209,5 +209,8 @@ func (w *Writer) Run(ctx context.Context) error {
 // Stats reports the consumer's counters.
 func (w *Writer) Stats() bus.Stats { return w.stage.ConsumerStats() }
 
-// Collector exports the runtime's and the consumer's counters on /metrics.
-func (w *Writer) Collector() prometheus.Collector { return w.stage.Collector() }
+// Collector exports the runtime's and the consumer's counters and the
+// inserts' (aiops_writer_*) on /metrics.
+func (w *Writer) Collector() prometheus.Collector {
+	return stage.Collectors{w.stage.Collector(), w.sink.metrics}
+}

@@ -34,6 +34,10 @@ func newBatchMetrics() *batchMetrics {
 
 // observer is the store.BatchWriter option that records table's batches.
 func (m *batchMetrics) observer(table string) store.Option {
+	// The table's series exist from the start, at 0, so that a rate over
+	// them means something before the first failure.
+	m.rows.WithLabelValues(table)
+	m.failed.WithLabelValues(table)
 	return store.WithBatchObserver(func(r store.BatchResult) {
 		m.rows.WithLabelValues(table).Add(float64(r.Rows - r.Failed))
 		if r.Failed > 0 {

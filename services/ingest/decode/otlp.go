@@ -175,9 +175,11 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 //   - gauge and sum data points: one event each, named after the metric; a
 //     monotonic cumulative sum is a counter, anything else a gauge (a delta
 //     sum's value is the increase over its interval, not a running total).
-//   - histogram and exponential histogram points: two series in the
-//     Prometheus style, <name>_count and <name>_sum (when the point has a
-//     sum), counters when cumulative; the buckets are not kept.
+//   - histogram points: the Prometheus series, <name>_count, <name>_sum
+//     (when the point has a sum) and <name>_bucket{le=...} (cumulative
+//     counts per explicit bound and le="+Inf"), counters when cumulative;
+//     exponential histogram points: <name>_count and <name>_sum only (their
+//     buckets are not kept).
 //   - summary points: <name>_count and <name>_sum as counters, and one gauge
 //     <name> per quantile with the label quantile="0.99".
 //
@@ -259,6 +261,9 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 			if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
 				return err
 			}
+			if err := m.buckets(p, name, typ, dp); err != nil {
+				return err
+			}
 		}
 	case pmetric.MetricTypeExponentialHistogram:
 		h := metric.ExponentialHistogram()
@@ -334,6 +339,42 @@ func (m *metricDecoder) countAndSum(path, name, unit, typ string, attrs pcommon.
 		return nil
 	}
 	return m.point(path+".sum", name+"_sum", unit, typ, attributes(attrs), ts, flags, sum)
+}
+
+// buckets makes the Prometheus-style bucket series of an explicit-bounds
+// histogram point: <name>_bucket{le="<bound>"} with the count of values at
+// or under each bound (cumulative, as Prometheus keeps them) and
+// le="+Inf" with them all, so histogram_quantile-style queries work on
+// the stored samples. A point without bounds has only its count and sum.
+func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramDataPoint) error {
+	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+	if counts.Len() == 0 {
+		return nil
+	}
+	if counts.Len() != bounds.Len()+1 {
+		m.c.add(m.item, path+".bucketCounts", "has %d entries, want one more than explicitBounds (%d)", counts.Len(), bounds.Len())
+		return nil
+	}
+	for i := 1; i < bounds.Len(); i++ {
+		if !(bounds.At(i) > bounds.At(i-1)) {
+			m.c.add(m.item, fmt.Sprintf("%s.explicitBounds[%d]", path, i), "must be greater than the bound before it")
+			return nil
+		}
+	}
+	var cumulative uint64
+	for i := 0; i < counts.Len(); i++ {
+		cumulative += counts.At(i)
+		le := "+Inf"
+		if i < bounds.Len() {
+			le = strconv.FormatFloat(bounds.At(i), 'g', -1, 64)
+		}
+		labels := attributes(dp.Attributes())
+		labels["le"] = le
+		if err := m.point(fmt.Sprintf("%s.bucketCounts[%d]", path, i), name+"_bucket", "", typ, labels, dp.Timestamp(), dp.Flags(), float64(cumulative)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // point makes one metric event; path names the input value for errors.

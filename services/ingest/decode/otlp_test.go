@@ -253,6 +253,10 @@ func TestOTLPMetrics(t *testing.T) {
 				{map[string]string{"__name__": "jobs.done"}, event.MetricBody{Name: "jobs.done", Value: ptr(7), Type: event.MetricGauge}},
 				{map[string]string{"__name__": "rpc.duration_count", "method": "Get"}, event.MetricBody{Name: "rpc.duration_count", Value: ptr(40), Type: event.MetricCounter}},
 				{map[string]string{"__name__": "rpc.duration_sum", "method": "Get"}, event.MetricBody{Name: "rpc.duration_sum", Value: ptr(812.5), Unit: "ms", Type: event.MetricCounter}},
+				// Buckets 30, 8, 2 over bounds 10, 100: cumulative, as Prometheus keeps them.
+				{map[string]string{"__name__": "rpc.duration_bucket", "method": "Get", "le": "10"}, event.MetricBody{Name: "rpc.duration_bucket", Value: ptr(30), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "rpc.duration_bucket", "method": "Get", "le": "100"}, event.MetricBody{Name: "rpc.duration_bucket", Value: ptr(38), Type: event.MetricCounter}},
+				{map[string]string{"__name__": "rpc.duration_bucket", "method": "Get", "le": "+Inf"}, event.MetricBody{Name: "rpc.duration_bucket", Value: ptr(40), Type: event.MetricCounter}},
 				{map[string]string{"__name__": "gc.pause_count"}, event.MetricBody{Name: "gc.pause_count", Value: ptr(3), Type: event.MetricCounter}},
 				{map[string]string{"__name__": "gc.pause_sum"}, event.MetricBody{Name: "gc.pause_sum", Value: ptr(0.75), Type: event.MetricCounter}},
 				{map[string]string{"__name__": "gc.pause", "quantile": "0.99"}, event.MetricBody{Name: "gc.pause", Value: ptr(0.4), Type: event.MetricGauge}},
@@ -286,8 +290,21 @@ func TestOTLPMetricsErrors(t *testing.T) {
 	hasProblem(t, err, 0, "scopeMetrics[0].metrics[5]")
 	hasProblem(t, err, 0, "scopeMetrics[0].metrics[6].name")
 
+	// A histogram whose buckets do not fit its bounds, one whose bounds go
+	// down: both named.
+	md = sampleMetrics()
+	ms = md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	ms.At(3).Histogram().DataPoints().At(0).BucketCounts().FromRaw([]uint64{30, 10})
+	bad := ms.At(3).Histogram().DataPoints().AppendEmpty()
+	bad.SetTimestamp(1)
+	bad.ExplicitBounds().FromRaw([]float64{5, 1})
+	bad.BucketCounts().FromRaw([]uint64{1, 1, 1})
+	_, err = OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].bucketCounts")
+	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[1].explicitBounds[1]")
+
 	o := opts()
-	o.MaxEvents = 7 // 8 events: the summary's quantile is one too many
+	o.MaxEvents = 10 // 11 events: the summary's quantile is one too many
 	if _, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), JSON), JSON, o); !errors.Is(err, ErrTooManyEvents) {
 		t.Fatalf("want ErrTooManyEvents, got %v", err)
 	}

@@ -59,7 +59,7 @@ func TestCorrelateQuality(t *testing.T) {
 		name     string
 		duration time.Duration
 		floor    float64
-	}{{"24h storms", 24 * time.Hour, 0.78}, {"4h storms (dense)", 4 * time.Hour, 0.35}} {
+	}{{"24h storms", 24 * time.Hour, 0.85}, {"4h storms (dense)", 4 * time.Hour, 0.42}} {
 		cfg := scenario.DefaultConfig()
 		cfg.Duration = c.duration
 		var ours, label, window, count float64

@@ -718,13 +718,19 @@ func (c *Correlator) evict() {
 	}
 }
 
-// publish records that inc's state at t is being published.
+// publish records that inc's state at t is being published. An incident's
+// events are strictly ordered in time: a state timed at or before the last
+// one published (a resolution at last signal + quiet period, after an
+// update published later than that; two commands at one instant) is moved
+// just after it, so whoever keeps the latest state by time (the incidents
+// table, a notifier) keeps this one.
 func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
 	inc.dirty = false
 	inc.revision++
-	if t.After(inc.lastPublished) {
-		inc.lastPublished = t
+	if !inc.lastPublished.IsZero() && !t.After(inc.lastPublished) {
+		t = inc.lastPublished.Add(time.Nanosecond)
 	}
+	inc.lastPublished = t
 	return Update{Transition: tr, Time: t, State: c.state(inc, tr)}
 }
 

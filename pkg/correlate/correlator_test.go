@@ -270,6 +270,40 @@ func TestFlapping(t *testing.T) {
 
 func ups0ID(c *Correlator) string { return c.Incidents()[0].IncidentID }
 
+// A resolution is timed at the last signal plus the quiet period; when an
+// update was published later than that (a resolved alert that arrived
+// late), the resolution is moved just after it, so the incidents table,
+// which keeps the latest state by time, ends resolved.
+func TestIncidentEventsAreOrderedInTime(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	var last time.Time
+	check := func(ups []Update) {
+		t.Helper()
+		for _, u := range ups {
+			if !u.Time.After(last) {
+				t.Fatalf("%s at %v, not after the previous event at %v", u.Transition, u.Time, last)
+			}
+			last = u.Time
+		}
+	}
+	check(c.Observe(alert("HighLatency", "checkout", 0)))
+	// A second alert joins within the update interval: the update is held,
+	// then published when event time jumps an hour on.
+	check(c.Observe(alert("HighErrorRate", "checkout", 20*time.Second)))
+	check(c.Advance(t0.Add(time.Hour)))
+	// Both alerts' resolutions come late: they ended at 2 and 3 minutes.
+	for i, name := range []string{"HighLatency", "HighErrorRate"} {
+		r := alert(name, "checkout", 0)
+		r.Resolved, r.Time = true, t0.Add(time.Duration(2+i)*time.Minute)
+		check(c.Observe(r))
+	}
+	ups := c.Advance(t0.Add(2 * time.Hour))
+	check(ups)
+	if len(ups) == 0 || ups[len(ups)-1].Transition != Resolved {
+		t.Fatalf("no resolution: %+v", ups)
+	}
+}
+
 func TestCommands(t *testing.T) {
 	c := newCorrelator(t, Config{})
 	feed(c, alert("HighLatency", "checkout", 0))
@@ -288,11 +322,12 @@ func TestCommands(t *testing.T) {
 	if u, err = c.Apply(Command{IncidentID: id, Action: "comment", Text: "rolling back", By: "bo"}); err != nil || len(u.State.Comments) != 1 {
 		t.Fatalf("comment: %v %v", u.State.Comments, err)
 	}
-	// Two transitions at one event time are two events, not one id twice
-	// (the stream would drop the second as a duplicate).
+	// Two transitions at one instant are two events, not one id twice (the
+	// stream would drop the second as a duplicate), and ordered: the second
+	// is timed just after the first, so the latest state by time is it.
 	a, _ := Envelope(assigned, t0)
 	b, _ := Envelope(u, t0)
-	if !assigned.Time.Equal(u.Time) || a.ID == b.ID {
+	if !u.Time.After(assigned.Time) || u.Time.Sub(assigned.Time) > time.Microsecond || a.ID == b.ID {
 		t.Fatalf("assign and comment at %v and %v have ids %s and %s", assigned.Time, u.Time, a.ID, b.ID)
 	}
 	if u, err = c.Apply(Command{IncidentID: id, Action: "resolve", By: "bo"}); err != nil || u.State.State != StatusResolved {

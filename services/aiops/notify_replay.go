@@ -2,6 +2,7 @@ package aiops
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/services/notifier"
 )
 
@@ -39,6 +41,11 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	ncfg, _ := platform.SectionOf[notifier.Config](cfg, "notifier")
+	if ncfg.Routes == "" && !dryRun {
+		// Without routes every dead letter would "succeed" by going
+		// nowhere, and be removed.
+		return service.Usage(errors.New("notify replay: notifier.routes is not set: give the configuration the notifier runs with (-config FILE or -set notifier.routes=alertmanager.yml)"))
+	}
 	p, err := platform.Open(ctx, "notify-replay", cfg.Platform(), platform.WithLogOutput(stderr))
 	if err != nil {
 		return err

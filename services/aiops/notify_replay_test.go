@@ -78,6 +78,12 @@ func TestNotifyReplayCommand(t *testing.T) {
 		err := notifyMain(context.Background(), args, &out, &errOut)
 		return out.String() + errOut.String(), err
 	}
+	// Without routes a replay would send every dead letter nowhere and
+	// drop it: refused.
+	var errOut bytes.Buffer
+	if err := notifyMain(context.Background(), []string{"replay", "-set", "bus.urls=[" + srv.URL() + "]"}, &errOut, &errOut); err == nil || !strings.Contains(err.Error(), "notifier.routes is not set") {
+		t.Fatalf("replay without routes: %v", err)
+	}
 	out, err := run("--dry-run")
 	if err != nil || !strings.Contains(out, ups[0].State.IncidentID) || !strings.Contains(out, "HTTP 503") || got.Load() != 0 {
 		t.Fatalf("dry run: %v\n%s", err, out)

@@ -261,7 +261,7 @@ func TestMainEndToEnd(t *testing.T) {
 	defer cancel()
 	finished := make(chan error, 1)
 	go func() {
-		finished <- Main(ctx, []string{"-set", "bus.urls=[" + r.nats.URL() + "]", "-set", "log.level=warn", "-set", "detector.pipeline=../../pipelines/default.yaml"})
+		finished <- Main(ctx, []string{"-set", "bus.urls=[" + r.nats.URL() + "]", "-set", "log.level=warn", "-set", "admin.listen=127.0.0.1:0", "-set", "detector.pipeline=../../pipelines/default.yaml"})
 	}()
 	var data [][]byte
 	for i, v := range append(normal(60, 21), 90) {

@@ -627,7 +627,9 @@ func TestE2EOTLPMetrics(t *testing.T) {
 
 	answered := time.Now().UTC()
 	r.drained()
-	r.assertCounts(map[string]uint64{writer.TableEvents: 10, writer.TableMetricSamples: 10})
+	// Per request: a gauge, two sums, the histogram's count, sum and four
+	// buckets.
+	r.assertCounts(map[string]uint64{writer.TableEvents: 18, writer.TableMetricSamples: 18})
 
 	for _, enc := range []string{"protobuf", "json"} {
 		t.Run(enc, func(t *testing.T) {
@@ -639,7 +641,12 @@ func TestE2EOTLPMetrics(t *testing.T) {
 				return storedSample{Time: sec, Name: name, Value: value, Type: typ, Unit: unit,
 					Fingerprint: event.Fingerprint(event.KindMetric, service, l, resource), Service: service, Labels: l}
 			}
-			want := []storedSample{ // by name
+			want := []storedSample{ // by name, then value
+				// Buckets 80, 30, 8, 2 over bounds 0.1, 0.5, 1: cumulative.
+				sample("http_server_duration_bucket", 80, "counter", "", labels("http.route", "/cart", "le", "0.1")),
+				sample("http_server_duration_bucket", 110, "counter", "", labels("http.route", "/cart", "le", "0.5")),
+				sample("http_server_duration_bucket", 118, "counter", "", labels("http.route", "/cart", "le", "1")),
+				sample("http_server_duration_bucket", 120, "counter", "", labels("http.route", "/cart", "le", "+Inf")),
 				sample("http_server_duration_count", 120, "counter", "", labels("http.route", "/cart")),
 				sample("http_server_duration_sum", 37.5, "counter", "s", labels("http.route", "/cart")),
 				sample("http_server_requests", 9001, "counter", "{request}", labels("http.route", "/cart", "http.status_code", "200")),

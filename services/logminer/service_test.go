@@ -64,7 +64,7 @@ func TestMainEndToEnd(t *testing.T) {
 	defer cancel()
 	finished := make(chan error, 1)
 	go func() {
-		finished <- Main(ctx, []string{"-set", "bus.urls=[" + r.nats.URL() + "]", "-set", "log.level=warn"})
+		finished <- Main(ctx, []string{"-set", "bus.urls=[" + r.nats.URL() + "]", "-set", "log.level=warn", "-set", "admin.listen=127.0.0.1:0"})
 	}()
 	logs := rawLogs(t, 30, 0, time.Now().Add(-time.Minute))
 	publishRaw(t, js, logs)

@@ -62,9 +62,19 @@ const maxRemembered = 64
 // out to each route. It is not safe for concurrent use.
 type schedule struct {
 	slots map[string]*slot
+	max   int
+	// Forgotten counts slots dropped for MaxSlots.
+	forgotten uint64
 }
 
-func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}} }
+func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}, max: MaxSlots} }
+
+// MaxSlots bounds the incidents (per route) the schedule remembers. Past
+// it, slots with nothing waiting (kept only for their repeats and their
+// interval) are forgotten first: an incident forgotten so is notified at
+// its next change without waiting for group_interval, and not repeated
+// until then. Slots holding inputs are never dropped.
+const MaxSlots = 100_000
 
 func slotKey(incidentID, route string) string { return incidentID + "\x00" + route }
 
@@ -88,6 +98,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		return
 	}
 	if sl == nil {
+		s.makeRoom()
 		sl = &slot{due: openedAt.Add(n.timing.Wait)}
 		s.slots[k] = sl
 	}
@@ -103,6 +114,26 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		sl.due = time.Time{}
 	case !sl.lastSent.IsZero():
 		sl.due = sl.lastSent.Add(sl.timing.Interval)
+	}
+}
+
+// makeRoom forgets idle slots (nothing pending) while the schedule is at
+// its bound: a tenth of the bound at once, so that it is not done for
+// every new incident.
+func (s *schedule) makeRoom() {
+	if len(s.slots) < s.max {
+		return
+	}
+	drop := max(s.max/10, 1)
+	for k, sl := range s.slots {
+		if drop == 0 {
+			break
+		}
+		if sl.pending == nil && len(sl.settle) == 0 {
+			delete(s.slots, k)
+			s.forgotten++
+			drop--
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,5 +143,32 @@ func TestScheduleRedeliveryOfSent(t *testing.T) {
 	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
 	if done["open"] != 2 || s.held() != 0 || dueIDs(s, t0.Add(time.Hour)) != "[]" || dueIDs(s, t0.Add(5*time.Hour)) != "[a/open#1]" {
 		t.Fatalf("settled %v, %d held; want the redelivery settled, nothing due before the repeat", done, s.held())
+	}
+}
+
+// The schedule keeps at most max slots: idle ones (sent, waiting only for
+// a repeat) are forgotten first, never one that holds an input.
+func TestScheduleBounded(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.max = 10
+	for i := 0; i < 10; i++ {
+		id := fmt.Sprintf("idle-%d", i)
+		s.offer(mkNote(id, "open", t0, false), t0, done.done(id))
+		s.sent(s.slots[slotKey(id, "route")].pending, t0.Add(time.Minute), nil)
+	}
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("held-%d", i)
+		s.offer(mkNote(id, "open", t0, false), t0, done.done(id))
+	}
+	if s.held() != 30 {
+		t.Fatalf("%d inputs held, want all 30", s.held())
+	}
+	if s.forgotten != 10 {
+		t.Fatalf("%d slots forgotten, want the 10 idle ones", s.forgotten)
+	}
+	for k := range s.slots {
+		if strings.HasPrefix(k, "idle-") {
+			t.Fatalf("idle slot %q kept while over the bound", k)
+		}
 	}
 }

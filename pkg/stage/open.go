@@ -21,13 +21,9 @@ type Stage struct {
 type OpenOption func(*openOptions)
 
 type openOptions struct {
-	pub          Publisher
 	consumerOpts []bus.ConsumerOption
 	runnerOpts   []Option
 }
-
-// WithPublisher replaces the publisher of the outputs (tests, benchmarks).
-func WithPublisher(p Publisher) OpenOption { return func(o *openOptions) { o.pub = p } }
 
 // WithConsumerOptions passes options to the bus consumer.
 func WithConsumerOptions(opts ...bus.ConsumerOption) OpenOption {
@@ -62,14 +58,15 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 	if cfg.Queue == 0 {
 		cfg.Queue = pending
 	}
-	if _, isProcessor := proc.(Processor); isProcessor && o.pub == nil {
+	var pub Publisher
+	if _, isProcessor := proc.(Processor); isProcessor {
 		p, err := bus.NewPublisher(js, bus.WithMaxInFlight(2*pending+4096))
 		if err != nil {
 			return nil, err
 		}
-		o.pub = p
+		pub = p
 	}
-	r, err := NewRunner(proc, cfg, o.pub, log, o.runnerOpts...)
+	r, err := NewRunner(proc, cfg, pub, log, o.runnerOpts...)
 	if err != nil {
 		return nil, err
 	}

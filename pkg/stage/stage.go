@@ -47,14 +47,6 @@ type Processor interface {
 	Process(ctx context.Context, in *event.Envelope, out Emitter) error
 }
 
-// ProcessorFunc adapts a function to Processor.
-type ProcessorFunc func(ctx context.Context, in *event.Envelope, out Emitter) error
-
-// Process calls f.
-func (f ProcessorFunc) Process(ctx context.Context, in *event.Envelope, out Emitter) error {
-	return f(ctx, in, out)
-}
-
 // Ticker is implemented by processors and sinks with periodic work
 // (closing count intervals, closing rows that waited long enough, sending
 // what a sink holds once its time came; a sink's Tick emits nothing). Tick is called at every

@@ -70,9 +70,6 @@ func WithPipeline(p *pipeline.Pipeline) Option { return func(s *Service) { s.pip
 // (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// WithPublisher replaces the publisher of anomalies (tests, benchmarks).
-func WithPublisher(p stage.Publisher) Option { return func(s *Service) { s.pub = p } }
-
 // WithConsumerOptions passes options to the bus consumer.
 func WithConsumerOptions(opts ...bus.ConsumerOption) Option {
 	return func(s *Service) { s.consumerOpts = append(s.consumerOpts, opts...) }
@@ -98,7 +95,6 @@ type Service struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	pipeline *pipeline.Pipeline
-	pub      stage.Publisher // nil: the stage's own
 
 	snap         asyncPublisher // writes snapshots; nil when they are disabled
 	kv           jetstream.KeyValue
@@ -230,9 +226,6 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		proc = snapshotting{s}
 	}
 	open := []stage.OpenOption{stage.WithConsumerOptions(s.consumerOpts...), stage.WithRunnerOptions(stage.WithClock(s.now))}
-	if s.pub != nil {
-		open = append(open, stage.WithPublisher(s.pub))
-	}
 	s.stage, err = stage.Open(ctx, js, proc, s.stageConfig(), s.cfg.Consumer, log, open...)
 	if err != nil {
 		return nil, err

@@ -467,9 +467,5 @@ func clip(s string, n int) string {
 // Miner is the template miner, for inspection (templates, stats).
 func (l *Logminer) Miner() *logmine.Miner { return l.miner }
 
-// SaveState saves the state now (Run also does, every SaveEvery and on
-// shutdown).
-func (l *Logminer) SaveState(ctx context.Context) error { return l.saveState(ctx) }
-
 // Stats reports the consumer's counters.
 func (l *Logminer) Stats() bus.Stats { return l.stage.ConsumerStats() }

@@ -42,6 +42,37 @@ func (c StateConfig) WithDefaults(bucket, key string, every time.Duration) State
 	return c
 }
 
+// Validate names the key that is wrong, relative to the section
+// ("state.bucket: ..."); call it on the config WithDefaults filled.
+func (c StateConfig) Validate() error {
+	if c.Disabled {
+		return nil
+	}
+	switch {
+	case !validBucket(c.Bucket):
+		return fmt.Errorf("state.bucket: %q is not a valid bucket name (letters, digits, - and _)", c.Bucket)
+	case c.Key == "":
+		return fmt.Errorf("state.key: empty")
+	case c.SaveEvery <= 0:
+		return fmt.Errorf("state.save_every: must be positive, got %s", c.SaveEvery)
+	case c.Replicas < 0 || c.Replicas > 5:
+		return fmt.Errorf("state.replicas: %d, want 1 to 5", c.Replicas)
+	}
+	return nil
+}
+
+func validBucket(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // OpenStateStore creates (or binds) the object store c names.
 func OpenStateStore(ctx context.Context, js jetstream.JetStream, c StateConfig, description string) (jetstream.ObjectStore, error) {
 	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{

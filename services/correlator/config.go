@@ -98,6 +98,9 @@ func (c Config) Validate() error {
 	if err := c.Rules.Validate(); err != nil {
 		return err
 	}
+	if err := c.State.Validate(); err != nil {
+		return fmt.Errorf("%w: correlator.%w", ErrInvalidConfig, err)
+	}
 	if err := c.API.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.api.%w", ErrInvalidConfig, err)
 	}

@@ -169,10 +169,11 @@ func (c Config) Validate() error {
 		return bad("burst.min_count: must be at least 1, got %d", c.Burst.MinCount)
 	case c.Burst.Alpha <= 0 || c.Burst.Alpha > 1:
 		return bad("burst.alpha: must be in (0, 1], got %g", c.Burst.Alpha)
-	case !validBucket(c.State.Bucket):
-		return bad("state.bucket: %q is not a valid bucket name (letters, digits, - and _)", c.State.Bucket)
-	case c.State.SaveEvery < time.Second:
+	case c.State.SaveEvery < time.Second && !c.State.Disabled:
 		return bad("state.save_every: must be at least 1s, got %s", c.State.SaveEvery)
+	}
+	if err := c.State.Validate(); err != nil {
+		return bad("%s", err)
 	}
 	return nil
 }
@@ -186,16 +187,4 @@ func rawLogSubject(s string) bool {
 	}
 	rest := s[len(prefix):]
 	return rest != ">" && !strings.ContainsAny(rest, ". \t")
-}
-
-func validBucket(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

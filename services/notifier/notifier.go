@@ -420,7 +420,7 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 
 // authHeader is the Authorization header http_config asks for: an
 // authorization (Bearer by default) or basic_auth, credentials inline or
-// from a file. TLS, proxy and OAuth2 settings are not applied yet.
+// from a file. TLS and proxy settings are transportFor's.
 func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 	if hc == nil {
 		return nil, nil
@@ -646,7 +646,17 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	var errs []error
 	// post sends one body built by body, to the URL (or URL file), with
 	// http_config's authentication and, with a secret file, signed.
-	post := func(url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+	// transport is the one http_config asks for, built at start; a
+	// problem is a configuration error naming the entry.
+	transport := func(path string, hc *amconfig.HTTPConfig) http.RoundTripper {
+		rt, err := transportFor(hc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+		return rt
+	}
+	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+		rt := transport(path, hc)
 		return func(ctx context.Context, key string, inc webhook.Incident) error {
 			u, err := readFile("url_file", url, urlFile)
 			if err != nil {
@@ -656,7 +666,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if err != nil {
 				return err
 			}
-			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType}
+			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt}
 			if secretFile != "" {
 				secret, err := webhook.ReadSecretFile(secretFile)
 				if err != nil {
@@ -674,13 +684,13 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 
 	for _, wc := range r.WebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: r.Name, ExternalURL: p.cfg.ExternalURL})
 			})})
 	}
 	for _, wc := range r.AiopsWebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
 	}
 
 	for _, c := range r.PagerDutyConfigs {
@@ -697,7 +707,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
 				if err != nil {
 					return nil, err
@@ -731,7 +741,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		title, text := t.text("title", c.Title), t.text("text", c.Text)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
 				opts := webhook.SlackOptions{Channel: c.Channel, Username: c.Username, IconEmoji: c.IconEmoji, IconURL: c.IconURL, TitleLink: c.TitleLink}
 				if err := renderAll(inc, map[*string]*webhook.Template{&opts.Title: title, &opts.Text: text}); err != nil {
 					return nil, err
@@ -752,7 +762,8 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			labels[i] = t.text(fmt.Sprintf("labels[%d]", i), l)
 		}
 		errs = append(errs, t.errs...)
-		jira := &webhook.Jira{Receiver: r.Name, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition}
+		jira := &webhook.Jira{Receiver: r.Name, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition,
+			Transport: transport(c.Path, c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
 				issue := webhook.JiraIssue{Summary: inc.Title, Description: webhook.DescriptionText(inc)}
@@ -790,7 +801,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		for k, v := range c.States {
 			states[webhook.Status(k)] = v
 		}
-		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states}
+		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states, Transport: transport(c.Path, c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
 				closeCode := c.CloseCode
@@ -821,7 +832,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		body := t.compile("template", c.Template, format)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
 				return body.Render(inc)
 			})})
 	}

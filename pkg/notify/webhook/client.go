@@ -102,6 +102,10 @@ type Request struct {
 	// returns a transient error and the caller checks (searches) before
 	// sending it again. 5xx, 408 and 429 are retried as usual.
 	Unsafe bool
+	// Transport sends this request instead of the client's own (a
+	// receiver's http_config: its CA, client certificate, proxy); nil:
+	// the client's.
+	Transport http.RoundTripper
 }
 
 // Result says what happened to one delivery.
@@ -576,7 +580,11 @@ func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
 	}
 	SetHeaders(hr.Header, req.Secrets, req.IdempotencyKey, ts, req.Body)
 
-	resp, err := c.http.Do(hr)
+	hc := c.http
+	if req.Transport != nil {
+		hc = &http.Client{Transport: req.Transport, CheckRedirect: c.http.CheckRedirect}
+	}
+	resp, err := hc.Do(hr)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:

@@ -55,6 +55,9 @@ type Jira struct {
 	Receiver string
 	// APIURL is the REST API's base: https://jira.example.com/rest/api/2.
 	APIURL string
+	// Transport sends the requests (http_config's TLS and proxy); nil:
+	// the client's.
+	Transport http.RoundTripper
 	// Header carries the authentication (Authorization).
 	Header http.Header
 	// ResolveTransition and ReopenTransition name workflow transitions;
@@ -162,6 +165,7 @@ func (j *Jira) send(ctx context.Context, d Deliverer, req Request, step string, 
 			return nil, errs.Permanent(fmt.Errorf("webhook: jira %s: %w", step, err))
 		}
 	}
+	req.Transport = j.Transport
 	h := j.Header.Clone()
 	if h == nil {
 		h = http.Header{}

@@ -38,6 +38,9 @@ type ServiceNow struct {
 	APIURL string
 	// Table defaults to incident.
 	Table string
+	// Transport sends the requests (http_config's TLS and proxy); nil:
+	// the client's.
+	Transport http.RoundTripper
 	// Header carries the authentication (basic auth, or a bearer token).
 	Header http.Header
 	// States maps statuses to states; missing ones take
@@ -145,6 +148,7 @@ func (s *ServiceNow) send(ctx context.Context, d Deliverer, req Request, step st
 			return nil, errs.Permanent(fmt.Errorf("webhook: servicenow %s: %w", step, err))
 		}
 	}
+	req.Transport = s.Transport
 	h := s.Header.Clone()
 	if h == nil {
 		h = http.Header{}

@@ -1,0 +1,106 @@
+package notifier
+
+import (
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// http_config's tls_config and proxy_url are applied: a receiver behind a
+// certificate of its own CA is reached with ca_file (and refused without:
+// the event is naked), a receiver through proxy_url goes through the
+// proxy; oauth2 is refused by name at start.
+func TestHTTPConfigTLSAndProxy(t *testing.T) {
+	var tlsGot atomic.Int32
+	secure := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tlsGot.Add(1) }))
+	secure.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	secure.StartTLS()
+	defer secure.Close()
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A forward proxy gets the absolute URL of the target.
+		if r.URL.IsAbs() && strings.HasPrefix(r.URL.String(), "http://receiver.invalid/") {
+			proxied.Add(1)
+		}
+	}))
+	defer proxy.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: secure.Certificate().Raw}), 0o600)
+	write := func(yml string) string {
+		p := filepath.Join(dir, "am.yml")
+		os.WriteFile(p, []byte(yml), 0o600)
+		return p
+	}
+	run := func(routes string) stagetest.Outcome {
+		t.Helper()
+		proc, err := NewProcessor(Config{Routes: routes, Delivery: webhook.Config{Retry: webhook.RetryConfig{MaxAttempts: 1}}}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: 1e9})
+		return h.Feed(incident(t, "search"))[0].Outcome
+	}
+	withCA := write(`route: {receiver: r, group_wait: 0s}
+receivers:
+- name: r
+  webhook_configs:
+  - url: ` + secure.URL + `
+    http_config: {tls_config: {ca_file: ca.pem}}
+`)
+	if o := run(withCA); o != stagetest.Acked || tlsGot.Load() != 1 {
+		t.Fatalf("with ca_file: %v, %d requests", o, tlsGot.Load())
+	}
+	withoutCA := write(`route: {receiver: r, group_wait: 0s}
+receivers:
+- name: r
+  webhook_configs:
+  - url: ` + secure.URL + `
+`)
+	if o := run(withoutCA); o == stagetest.Acked || tlsGot.Load() != 1 {
+		t.Fatalf("without ca_file: %v, %d requests; want refused by the TLS check", o, tlsGot.Load())
+	}
+	viaProxy := write(`route: {receiver: r, group_wait: 0s}
+receivers:
+- name: r
+  webhook_configs:
+  - url: http://receiver.invalid/hook
+    http_config: {proxy_url: ` + proxy.URL + `}
+`)
+	if o := run(viaProxy); o != stagetest.Acked || proxied.Load() != 1 {
+		t.Fatalf("through proxy_url: %v, %d proxied", o, proxied.Load())
+	}
+	oauth := write(`route: {receiver: r}
+receivers:
+- name: r
+  webhook_configs:
+  - url: http://receiver.invalid/hook
+    http_config: {oauth2: {client_id: a, client_secret: b, token_url: 'http://t.invalid/token'}}
+`)
+	if _, err := NewProcessor(Config{Routes: oauth}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "oauth2 is not supported") || !strings.Contains(err.Error(), "receivers[0]") {
+		t.Fatalf("oauth2: %v, want a start error naming it and the receiver", err)
+	}
+	missingCA := write(`route: {receiver: r}
+receivers:
+- name: r
+  webhook_configs:
+  - url: ` + secure.URL + `
+    http_config: {tls_config: {ca_file: nope.pem}}
+`)
+	if _, err := NewProcessor(Config{Routes: missingCA}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "tls_config.ca_file") {
+		t.Fatalf("missing ca_file: %v", err)
+	}
+}

@@ -13,7 +13,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # -buildvcs=true: in a workspace a plain go build stamps no commit.
 BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/services/aiops.Version=$(VERSION)"
 
-.PHONY: deps build test unit lint bench run demo clean tidy
+.PHONY: deps build test unit lint bench run demo clean tidy fuzz-smoke
 
 deps:
 	scripts/deps.sh
@@ -35,6 +35,19 @@ test: deps lint
 	scripts/check-workspace.sh --standalone
 	AIOPS_TEST_CHDB_LIB="$${AIOPS_TEST_CHDB_LIB:-$$(scripts/chdb.sh || true)}" \
 		$(GO) test -count=1 -timeout 45m $(PKGS)
+	$(MAKE) fuzz-smoke
+
+# A few seconds of coverage-guided fuzzing of every gateway decoder, the
+# structure-aware targets (deep, wide and large inputs) included, on top
+# of their seed corpora that the tests run; docs/security.md has longer runs.
+FUZZTIME ?= 3s
+DECODE_FUZZ := FuzzOTLPLogsShape FuzzRemoteWriteShape FuzzEvents FuzzNDJSON FuzzAlertmanager \
+	FuzzRemoteWrite FuzzRemoteWriteProto FuzzOTLPLogs FuzzOTLPMetrics FuzzChanges
+fuzz-smoke:
+	@log=$$(mktemp); for f in $(DECODE_FUZZ); do \
+		echo "fuzz $$f for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./services/ingest/decode/ >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; \
+	done; rm -f $$log
 
 # Unit tests only: no servers.
 unit:

@@ -37,6 +37,12 @@ type Config struct {
 
 	// CUSUM configures the two-sided CUSUM level-shift detector.
 	CUSUM CUSUMConfig `yaml:"cusum" json:"cusum"`
+	// Season chooses the seasonal period: "auto" (each series picks
+	// hourly, daily, weekly or none from the autocorrelation of its first
+	// days; Seasonal.Period serves until then), "none" (the same as
+	// Seasonal.Disabled) or a duration ("24h", the same as
+	// Seasonal.Period). Default DefaultSeason.
+	Season string `yaml:"season" json:"season"`
 	// Seasonal configures the Holt-Winters seasonal baseline.
 	Seasonal SeasonalConfig `yaml:"seasonal" json:"seasonal"`
 	// Forecast configures the forecast of a threshold crossing.
@@ -110,6 +116,16 @@ type ForecastConfig struct {
 	Beta float64 `yaml:"beta" json:"beta"`
 }
 
+// Values of Config.Season besides a duration.
+const (
+	SeasonAuto = "auto"
+	SeasonNone = "none"
+)
+
+// DefaultSeason is Config.Season's default. "" keeps the configured
+// Seasonal.Period (daily unless set), the behaviour before auto existed.
+const DefaultSeason = SeasonAuto
+
 // Defaults returned by DefaultConfig.
 const (
 	DefaultThreshold  = 0.5
@@ -152,6 +168,19 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CUSUM.Limit == 0 {
 		c.CUSUM.Limit = DefaultLimit
+	}
+	if c.Season == "" {
+		c.Season = DefaultSeason
+	}
+	switch c.Season {
+	case "", SeasonAuto:
+	case SeasonNone:
+		c.Seasonal.Disabled = true
+	default:
+		// a bad duration is left for Validate to name
+		if p, err := time.ParseDuration(c.Season); err == nil && c.Seasonal.Period == 0 {
+			c.Seasonal.Period = p
+		}
 	}
 	if c.Seasonal.Period == 0 {
 		c.Seasonal.Period = DefaultPeriod
@@ -196,6 +225,9 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // wraps ErrInvalidConfig.
 func (c Config) Validate() error {
 	c = c.WithDefaults()
+	if err := c.validateSeason(); err != nil {
+		return err
+	}
 	switch {
 	case !finite(c.Threshold) || c.Threshold <= 0 || c.Threshold >= 1:
 		return invalid("threshold", "%v is not in (0,1)", c.Threshold)
@@ -235,6 +267,26 @@ func (c Config) Validate() error {
 		return invalid("episode.update_every", "%v is not positive", c.Episode.UpdateEvery)
 	case c.Episode.MaxDuration <= 0:
 		return invalid("episode.max_duration", "%v is not positive", c.Episode.MaxDuration)
+	}
+	return nil
+}
+
+// validateSeason checks Config.Season (after defaults) against
+// Seasonal.Period.
+func (c Config) validateSeason() error {
+	if len(c.Season) > 64 {
+		return invalid("season", "%d characters; want auto, none or a duration", len(c.Season))
+	}
+	switch c.Season {
+	case "", SeasonAuto, SeasonNone:
+		return nil
+	}
+	p, err := time.ParseDuration(c.Season)
+	switch {
+	case err != nil:
+		return invalid("season", "%q is not auto, none or a duration", c.Season)
+	case p != c.Seasonal.Period:
+		return invalid("season", "%v disagrees with seasonal.period %v", p, c.Seasonal.Period)
 	}
 	return nil
 }

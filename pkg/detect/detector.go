@@ -115,6 +115,7 @@ type Profile struct {
 	fingerprint uint32
 	periodNs    int64
 	bucketNs    int64
+	auto        bool // Config.Season is auto: each detector picks its season
 }
 
 // NewProfile validates cfg (after defaults). Its error wraps
@@ -127,6 +128,7 @@ func NewProfile(cfg Config) (*Profile, error) {
 	p := &Profile{cfg: cfg}
 	p.periodNs = int64(cfg.Seasonal.Period)
 	p.bucketNs = p.periodNs / int64(cfg.Seasonal.Buckets)
+	p.auto = !cfg.Seasonal.Disabled && cfg.Season == SeasonAuto
 	h := fnv.New32a()
 	var buf [16]byte
 	buf[0] = 1 // the layout of this hash; snapshot versions are checked apart
@@ -155,6 +157,11 @@ func (p *Profile) NewDetector() *Detector {
 	d := &Detector{p: p, win: newWindow(p.cfg.Window)}
 	if !p.cfg.Seasonal.Disabled {
 		d.season = make([]float32, p.cfg.Seasonal.Buckets)
+		d.periodNs, d.bucketNs = p.periodNs, p.bucketNs
+		if p.auto {
+			// the configured period serves until the finder decides
+			d.finder = newPeriodFinder()
+		}
 	}
 	return d
 }
@@ -175,6 +182,12 @@ type Detector struct {
 	p      *Profile
 	win    window    // rolling window of deseasonalised values
 	season []float32 // seasonal profile, offsets from the level; nil if disabled
+	// periodNs and bucketNs are the season in use: the profile's, or the
+	// one the finder chose (Config.Season auto); 0 when there is none
+	periodNs, bucketNs int64
+	// finder picks the season (Config.Season auto) and is dropped, nil,
+	// once it has decided
+	finder *periodFinder
 
 	n       uint32  // valid observations seen (saturating)
 	hasLast bool    // lastT and lastRaw are set
@@ -279,17 +292,56 @@ func clamp(x, lo, hi float64) float64 {
 	return x
 }
 
+// setPeriod switches the season to the finder's choice p (0: none), which
+// then is dropped. A new period's profile starts from the finder's means at
+// each phase, so the seasonal detector does not alarm while it learns.
+func (d *Detector) setPeriod(p int64) {
+	f := d.finder
+	d.finder = nil
+	if p == d.periodNs && d.bucketNs > 0 {
+		return
+	}
+	for i := range d.season {
+		d.season[i] = 0
+	}
+	if p == 0 {
+		// no season: the profile stays flat (bucketNs 0), while the slow
+		// baseline, the level-shift regime and the trend test keep the
+		// configured period's memory, as they do with a season
+		d.bucketNs = 0
+		return
+	}
+	d.periodNs = p
+	switch p {
+	case hourNs:
+		f.fine.profile(p, d.season)
+	default:
+		f.coarse.profile(p, d.season)
+	}
+	d.bucketNs = p / int64(len(d.season))
+}
+
+// Period returns the seasonal period in use: the configured one, or the
+// one Config.Season auto chose (the configured one until it decides); 0
+// when there is no season.
+func (d *Detector) Period() time.Duration {
+	if d.bucketNs == 0 {
+		return 0
+	}
+	return time.Duration(d.periodNs)
+}
+
 // seasonAt returns the interpolated seasonal offset at ns, and the bucket
 // indexes and weight used.
 func (d *Detector) seasonAt(ns int64) (s float64, b0, b1 int, f float64) {
-	if d.season == nil {
+	if d.bucketNs == 0 { // no season, or a flat one (see setPeriod)
 		return 0, 0, 0, 0
 	}
-	phase := ns % d.p.periodNs
+	phase := ns % d.periodNs
 	if phase < 0 {
-		phase += d.p.periodNs
+		phase += d.periodNs
 	}
-	pos := float64(phase) / float64(d.p.bucketNs)
+	pos := float64(phase) / float64(d.bucketNs)
 	b0 = int(pos)
 	if b0 >= len(d.season) {
 		b0 = len(d.season) - 1
@@ -359,6 +411,11 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	d.hasLast, d.lastT = true, ns
 	r.Scored = x
 
+	if d.finder != nil {
+		if p, ok := d.finder.add(ns, x, d.dt); ok {
+			d.setPeriod(p)
+		}
+	}
 	s, b0, b1, f := d.seasonAt(ns)
 	xd := x - s // deseasonalised
 	warm := int(d.n) >= cfg.WarmUp
@@ -405,12 +462,12 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			// uses: it has not followed the step yet, and its scale holds
 			// the series' wander
 			ref, sc := predS, sdS
-			if d.season == nil {
+			if d.periodNs == 0 {
 				ref, sc = med, math.Max(scaleR, sdE)
 			}
 			regimeRaised = d.regime(&r, xd, ref, sc, !wasShift && math.Max(d.cuPos, d.cuNeg) >= h)
 		}
-		if d.season != nil && ns-d.firstT >= 2*d.p.periodNs {
+		if d.periodNs > 0 && ns-d.firstT >= 2*d.periodNs {
 			r.Scores[KindSeasonal] = saturate(math.Abs(zS), cfg.ZThreshold)
 		}
 	}
@@ -432,7 +489,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	}
 	d.win.push(xd)
 	early := d.fastFirstPeriod(ns)
-	if warm && !cfg.CUSUM.Disabled && d.season != nil && (early || ns-d.firstT >= 2*d.p.periodNs) {
+	if warm && !cfg.CUSUM.Disabled && d.periodNs > 0 && (early || ns-d.firstT >= 2*d.periodNs) {
 		r.Scores[KindTrend] = d.trend(predS, sdS, med, scaleR)
 	} else {
 		// between a fast series' first period and its learnt profile the
@@ -465,9 +522,9 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		d.hwVa = (1 - a) * (d.hwVa + a*e*e)
 		_ = ah
 	}
-	if d.season != nil && d.n == 0 {
+	if d.periodNs > 0 && d.n == 0 {
 		d.slow = xd
-	} else if d.season != nil {
+	} else if d.periodNs > 0 {
 		// The profile is learnt against a level with a memory of one
 		// period: against the fast Holt level, the level would follow the
 		// season and the profile would learn nothing.
@@ -480,7 +537,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			// profile that departs slowly: the variance has a memory of a
 			// quarter period and sees residuals clipped at 2σ, so that it
 			// grows at most a few percent per observation
-			av := learn * math.Max(math.Min(1, 4*d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
+			av := learn * math.Max(math.Min(1, 4*d.dt*1e9/float64(d.periodNs)), 1/float64(d.n+1))
 			if early {
 				av = math.Max(av, learn/earlyScaleMemory)
 			}
@@ -490,7 +547,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			}
 			d.seVa = (1 - av) * (d.seVa + av*ev*ev)
 		}
-		as := learn * math.Max(math.Min(1, d.dt*1e9/float64(d.p.periodNs)), 1/float64(d.n+1))
+		as := learn * math.Max(math.Min(1, d.dt*1e9/float64(d.periodNs)), 1/float64(d.n+1))
 		if early {
 			as = math.Max(as, learn/earlyLevelMemory)
 		}
@@ -501,42 +558,44 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		// harmonically (a flat series drifted 6σ below its baseline over
 		// two days). So the trend starts after one period, at the plain
 		// rate.
-		if dtSec > 0 && ns-d.firstT >= d.p.periodNs {
-			bs := learn * math.Min(1, d.dt*1e9/float64(d.p.periodNs))
+		if dtSec > 0 && ns-d.firstT >= d.periodNs {
+			bs := learn * math.Min(1, d.dt*1e9/float64(d.periodNs))
 			d.slowSl = clamp((1-bs)*d.slowSl+bs*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
 		}
 		d.slow = newSlow
 		// Gamma is a per-period weight (the first periods are averaged in
 		// faster); spread it over the observations that fall in a bucket,
 		// or a bucket would absorb a level shift faster than the level.
-		periods := float64((ns-d.firstT)/d.p.periodNs) + 1
-		// From the second period on, the buckets average the periods seen
-		// since the first (1/(periods-1)); the first period's profile is
-		// only a start, learnt against a level that was still the running
-		// mean of a partial period. Averaging it in as one period among
-		// others (1/(1+periods)) left a 10σ sine's profile 1.7σ off after
-		// 8 days; this leaves it 0.5σ off.
-		gp := 1 / (1 + periods)
-		if periods >= 2 {
-			gp = 1 / (periods - 1)
+		if d.bucketNs > 0 { // a flat profile (no season chosen) learns nothing
+			periods := float64((ns-d.firstT)/d.periodNs) + 1
+			// From the second period on, the buckets average the periods seen
+			// since the first (1/(periods-1)); the first period's profile is
+			// only a start, learnt against a level that was still the running
+			// mean of a partial period. Averaging it in as one period among
+			// others (1/(1+periods)) left a 10σ sine's profile 1.7σ off after
+			// 8 days; this leaves it 0.5σ off.
+			gp := 1 / (1 + periods)
+			if periods >= 2 {
+				gp = 1 / (periods - 1)
+			}
+			g := learn * math.Max(cfg.Seasonal.Gamma, gp)
+			if d.dt > 0 {
+				g *= math.Min(1, d.dt*1e9/float64(d.bucketNs))
+			}
+			d.season[b0] = float32(clamp(float64(d.season[b0])+g*(1-f)*es, -math.MaxFloat32, math.MaxFloat32))
+			d.season[b1] = float32(clamp(float64(d.season[b1])+g*f*es, -math.MaxFloat32, math.MaxFloat32))
+			// keep the profile centred, or level and season drift apart
+			// (any constant can move from one to the other)
+			var sum float64
+			for _, v := range d.season {
+				sum += float64(v)
+			}
+			m := sum / float64(len(d.season))
+			for i := range d.season {
+				d.season[i] = float32(clamp(float64(d.season[i])-m, -math.MaxFloat32, math.MaxFloat32))
+			}
+			d.slow = clamp(d.slow+m, -maxAbsValue, maxAbsValue)
 		}
-		g := learn * math.Max(cfg.Seasonal.Gamma, gp)
-		if d.dt > 0 {
-			g *= math.Min(1, d.dt*1e9/float64(d.p.bucketNs))
-		}
-		d.season[b0] = float32(clamp(float64(d.season[b0])+g*(1-f)*es, -math.MaxFloat32, math.MaxFloat32))
-		d.season[b1] = float32(clamp(float64(d.season[b1])+g*f*es, -math.MaxFloat32, math.MaxFloat32))
-		// keep the profile centred, or level and season drift apart
-		// (any constant can move from one to the other)
-		var sum float64
-		for _, v := range d.season {
-			sum += float64(v)
-		}
-		m := sum / float64(len(d.season))
-		for i := range d.season {
-			d.season[i] = float32(clamp(float64(d.season[i])-m, -math.MaxFloat32, math.MaxFloat32))
-		}
-		d.slow = clamp(d.slow+m, -maxAbsValue, maxAbsValue)
 	}
 	d.learnResolution(x)
 	if d.n < math.MaxUint32 {
@@ -713,8 +772,8 @@ const (
 // fastFirstPeriod reports whether the observation at ns falls in the first
 // period of a series whose window spans under earlySpan of the period.
 func (d *Detector) fastFirstPeriod(ns int64) bool {
-	return d.season != nil && d.dt > 0 && ns-d.firstT < d.p.periodNs &&
-		float64(len(d.win.vals))*d.dt*1e9 < earlySpan*float64(d.p.periodNs)
+	return d.periodNs > 0 && d.dt > 0 && ns-d.firstT < d.periodNs &&
+		float64(len(d.win.vals))*d.dt*1e9 < earlySpan*float64(d.periodNs)
 }
 
 // The trend test: a two-sided CUSUM of the t statistic of the rolling

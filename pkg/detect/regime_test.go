@@ -121,7 +121,7 @@ func TestRegimeStateRoundTrip(t *testing.T) {
 		}
 	}
 
-	v1 := slices.Clone(snap[:len(snap)-episodeBytes-trendBytes-regimeBytes])
+	v1 := slices.Clone(snap[:len(snap)-seasonBytes-episodeBytes-trendBytes-regimeBytes])
 	v1[2] = 1
 	c := mustDetector(t, Config{})
 	if err := c.UnmarshalBinary(v1); err != nil {
@@ -130,12 +130,12 @@ func TestRegimeStateRoundTrip(t *testing.T) {
 	if c.regN != 0 || c.Observations() != 600 {
 		t.Errorf("version 1 snapshot restored regime %d, %d observations", c.regN, c.Observations())
 	}
-	if err := c.UnmarshalBinary(snap[:len(snap)-episodeBytes-trendBytes]); !errors.Is(err, ErrStateCorrupt) {
+	if err := c.UnmarshalBinary(snap[:len(snap)-seasonBytes-episodeBytes-trendBytes]); !errors.Is(err, ErrStateCorrupt) {
 		t.Errorf("version 3 snapshot without its trend fields: %v", err)
 	}
 
 	bad := slices.Clone(snap)
-	binary.LittleEndian.PutUint32(bad[len(bad)-episodeBytes-trendBytes-regimeBytes+4:], math.Float32bits(0))
+	binary.LittleEndian.PutUint32(bad[len(bad)-seasonBytes-episodeBytes-trendBytes-regimeBytes+4:], math.Float32bits(0))
 	if err := mustDetector(t, Config{}).UnmarshalBinary(bad); !errors.Is(err, ErrStateCorrupt) {
 		t.Errorf("regime with scale 0: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -20,7 +21,16 @@ import (
 // Version 4 appends the resolution (res, prevX) and the alarm episode; an
 // older snapshot restores with no resolution learnt yet and no episode
 // open.
-const stateVersion = 4
+//
+// Version 5 appends the season in use (Config.Season auto may have chosen
+// another than the configured one) and whether it is still being chosen;
+// an older snapshot restores with the configured season, chosen. The
+// finder's means are not kept: a detector restored while choosing starts
+// its days of evidence again, which keeps snapshots small.
+const stateVersion = 5
+
+// seasonBytes is the size of the season fields version 5 appends.
+const seasonBytes = 8 + 1
 
 // regimeBytes is the size of the regime fields version 2 appends.
 const regimeBytes = 4 + 4 + 2 + 1
@@ -55,7 +65,7 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 }
 
 func (d *Detector) stateSize() int {
-	return d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes
+	return d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes + seasonBytes
 }
 
 func (d *Detector) stateSizeV1() int {
@@ -114,7 +124,15 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	for _, f := range [...]float64{e.peakVal, e.lo, e.hi} {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
 	}
-	return b, nil
+	b = binary.LittleEndian.AppendUint64(b, uint64(d.Period()))
+	var choosing byte
+	if d.finder != nil {
+		choosing = 1
+		if d.finder.decided {
+			choosing = 2
+		}
+	}
+	return append(b, choosing), nil
 }
 
 func corrupt(format string, args ...any) error {
@@ -142,6 +160,8 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		want = d.stateSizeV1() + regimeBytes
 	case 3:
 		want = d.stateSizeV1() + regimeBytes + trendBytes
+	case 4:
+		want = d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes
 	}
 	if len(data) != want {
 		return corrupt("%d bytes, want %d for version %d", len(data), want, version)
@@ -253,6 +273,36 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 			return corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
 		}
 		nd.ep = e
+	}
+	nd.periodNs, nd.bucketNs, nd.finder = d.p.periodNs, d.p.bucketNs, nil
+	if d.season == nil {
+		nd.periodNs, nd.bucketNs = 0, 0
+	}
+	if version >= 5 {
+		p = p[8*7:] // past the episode's times and values
+		per, choosing := int64(binary.LittleEndian.Uint64(p)), p[8]
+		switch {
+		case d.season == nil && (per != 0 || choosing != 0):
+			return corrupt("season %v without a seasonal profile", time.Duration(per))
+		case per != 0 && per != d.p.periodNs && (!d.p.auto || (per != hourNs && per != dayNs && per != weekNs)):
+			return corrupt("season %v, configured %v", time.Duration(per), time.Duration(d.p.periodNs))
+		case per == 0 && d.season != nil && !d.p.auto:
+			return corrupt("no season, configured %v", time.Duration(d.p.periodNs))
+		case choosing > 2 || (choosing != 0 && !d.p.auto):
+			return corrupt("season choice flag %d", choosing)
+		}
+		if d.season != nil {
+			// no season keeps the configured period's memory, with a
+			// flat profile (see setPeriod)
+			nd.periodNs, nd.bucketNs = d.p.periodNs, 0
+			if per != 0 {
+				nd.periodNs, nd.bucketNs = per, per/int64(len(d.season))
+			}
+		}
+		if choosing != 0 {
+			nd.finder = newPeriodFinder()
+			nd.finder.decided = choosing == 2
+		}
 	}
 	*d = nd
 	return nil

@@ -205,7 +205,7 @@ func TestTrendStateRoundTrip(t *testing.T) {
 		}
 	}
 
-	v2 := slices.Clone(snap[:len(snap)-episodeBytes-trendBytes])
+	v2 := slices.Clone(snap[:len(snap)-seasonBytes-episodeBytes-trendBytes])
 	v2[2] = 2
 	c := mustDetector(t, Config{})
 	if err := c.UnmarshalBinary(v2); err != nil {
@@ -217,12 +217,12 @@ func TestTrendStateRoundTrip(t *testing.T) {
 
 	for name, mutate := range map[string]func([]byte){
 		"NaN CUSUM": func(b []byte) {
-			binary.LittleEndian.PutUint32(b[len(b)-episodeBytes-trendBytes:], math.Float32bits(float32(math.NaN())))
+			binary.LittleEndian.PutUint32(b[len(b)-seasonBytes-episodeBytes-trendBytes:], math.Float32bits(float32(math.NaN())))
 		},
 		"CUSUM past twice its limit": func(b []byte) {
-			binary.LittleEndian.PutUint32(b[len(b)-episodeBytes-trendBytes:], math.Float32bits(2*trendLimit+1))
+			binary.LittleEndian.PutUint32(b[len(b)-seasonBytes-episodeBytes-trendBytes:], math.Float32bits(2*trendLimit+1))
 		},
-		"more values since a gap than the window holds": func(b []byte) { b[len(b)-episodeBytes-1] = 200 },
+		"more values since a gap than the window holds": func(b []byte) { b[len(b)-seasonBytes-episodeBytes-1] = 200 },
 	} {
 		bad := slices.Clone(snap)
 		mutate(bad)

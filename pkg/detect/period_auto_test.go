@@ -1,0 +1,144 @@
+package detect
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// seasonSeries returns n values every step: season(t) plus noise of σ 1.
+func seasonSeries(seed uint64, n int, step time.Duration, season func(t time.Duration) float64) []float64 {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = season(time.Duration(i)*step) + rng.NormFloat64()
+	}
+	return v
+}
+
+func sine(period time.Duration, amp float64) func(time.Duration) float64 {
+	return func(t time.Duration) float64 { return amp * math.Sin(2*math.Pi*float64(t)/float64(period)) }
+}
+
+func TestSelectPeriod(t *testing.T) {
+	const days = 15
+	weekly := func(t time.Duration) float64 {
+		// a working-day profile: busy hours on weekdays, quiet weekends
+		day := int(t / (24 * time.Hour) % 7)
+		h := int(t/time.Hour) % 24
+		if day < 5 && h >= 8 && h < 18 {
+			return 5
+		}
+		return 0
+	}
+	var walk float64
+	rng := rand.New(rand.NewPCG(9, 9))
+	for name, c := range map[string]struct {
+		step   time.Duration
+		season func(time.Duration) float64
+		want   time.Duration
+	}{
+		"hourly sine":                           {time.Minute, sine(time.Hour, 3), time.Hour},
+		"daily sine":                            {time.Minute, sine(24*time.Hour, 3), 24 * time.Hour},
+		"daily at 5m":                           {5 * time.Minute, sine(24*time.Hour, 3), 24 * time.Hour},
+		"weekly":                                {5 * time.Minute, weekly, 7 * 24 * time.Hour},
+		"noise only":                            {time.Minute, func(time.Duration) float64 { return 0 }, 0},
+		"random walk":                           {5 * time.Minute, func(time.Duration) float64 { walk += rng.NormFloat64(); return walk }, 0},
+		"daily under the noise of hourly means": {time.Minute, sine(24*time.Hour, 0.02), 0},
+		"hourly at 1h":                          {time.Hour, sine(time.Hour, 3), 0}, // the interval cannot show it
+		"daily at 1h":                           {time.Hour, sine(24*time.Hour, 3), 24 * time.Hour},
+	} {
+		for seed := uint64(1); seed <= 3; seed++ {
+			walk = 0
+			n := int(days * 24 * time.Hour / c.step)
+			if got := SelectPeriod(seasonSeries(seed, n, c.step, c.season), c.step); got != c.want {
+				t.Errorf("%s, seed %d: period %v, want %v", name, seed, got, c.want)
+			}
+		}
+	}
+}
+
+// TestAutoSeasonDetector: a detector with Season auto switches to the
+// period of its series, keeps it across a snapshot, and scores a
+// deviation from the hourly profile it chose.
+func TestAutoSeasonDetector(t *testing.T) {
+	step := time.Minute
+	v := seasonSeries(1, 4*24*60, step, sine(time.Hour, 5))
+	d := mustDetector(t, Config{})
+	if d.Period() != 24*time.Hour {
+		t.Fatalf("before deciding: period %v, want the configured 24h", d.Period())
+	}
+	for i, x := range v {
+		d.Observe(at(i, step), x)
+	}
+	if d.Period() != time.Hour {
+		t.Fatalf("after 4 days of an hourly sine: period %v, want 1h", d.Period())
+	}
+	snap, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := mustDetector(t, Config{})
+	if err := e.UnmarshalBinary(snap); err != nil {
+		t.Fatal(err)
+	}
+	if e.Period() != time.Hour || e.finder != nil {
+		t.Fatalf("restored: period %v, still choosing %v", e.Period(), e.finder != nil)
+	}
+	// the profile is learnt: on-season values are calm, the opposite
+	// phase (the profile inverted) is not
+	n := len(v)
+	calm, inv := 0, 0
+	for i := 0; i < 60; i++ {
+		x := 5 * math.Sin(2*math.Pi*float64(i+n)/60)
+		if e.Observe(at(n+i, step), x).Score >= 0.5 {
+			calm++
+		}
+	}
+	for i := 60; i < 120; i++ {
+		x := -5 * math.Sin(2*math.Pi*float64(i+n)/60)
+		if e.Observe(at(n+i, step), x).Scores[KindSeasonal] >= 0.5 {
+			inv++
+		}
+	}
+	if calm > 3 || inv < 20 {
+		t.Errorf("hourly profile: %d of 60 on-season minutes anomalous, %d of 60 inverted ones seasonal-anomalous", calm, inv)
+	}
+
+	none := mustDetector(t, Config{})
+	w := seasonSeries(2, 4*24*60, step, func(time.Duration) float64 { return 0 })
+	for i, x := range w {
+		none.Observe(at(i, step), x)
+	}
+	if none.Period() != 0 {
+		t.Errorf("noise only: period %v, want none", none.Period())
+	}
+	fixed := mustDetector(t, Config{Season: "24h"})
+	for i, x := range v {
+		fixed.Observe(at(i, step), x)
+	}
+	if fixed.Period() != 24*time.Hour {
+		t.Errorf("season 24h: period %v, want 24h kept", fixed.Period())
+	}
+}
+
+func TestSeasonConfig(t *testing.T) {
+	for _, c := range []Config{{Season: "auto"}, {Season: "none"}, {Season: "1h"}, {Season: "1h", Seasonal: SeasonalConfig{Period: time.Hour}}} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c.Season, err)
+		}
+	}
+	if c := (Config{Season: "none"}).WithDefaults(); !c.Seasonal.Disabled {
+		t.Error("season none leaves the seasonal baseline on")
+	}
+	if c := (Config{Season: "1h"}).WithDefaults(); c.Seasonal.Period != time.Hour {
+		t.Errorf("season 1h: period %v", c.Seasonal.Period)
+	}
+	for _, c := range []Config{{Season: "daily"}, {Season: "1h", Seasonal: SeasonalConfig{Period: 2 * time.Hour}}, {Season: "0.5s"}} {
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%q: error %v, want ErrInvalidConfig", c.Season, err)
+		}
+	}
+}

@@ -11,8 +11,14 @@ import (
 )
 
 // BenchmarkObserve: ns and allocations per observation, default config.
-func BenchmarkObserve(b *testing.B) {
-	d, _ := NewDetector(Config{})
+func BenchmarkObserve(b *testing.B) { benchObserve(b, Config{}) }
+
+// BenchmarkObserveAuto: the same with Season auto (the finder decides
+// after 3 days, 4,320 observations, and its cost stops there).
+func BenchmarkObserveAuto(b *testing.B) { benchObserve(b, Config{Season: SeasonAuto}) }
+
+func benchObserve(b *testing.B, cfg Config) {
+	d, _ := NewDetector(cfg)
 	rng := rand.New(rand.NewPCG(1, 1))
 	vals := make([]float64, 4096)
 	for i := range vals {
@@ -26,12 +32,17 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // BenchmarkStateBytes holds 1e6 warmed-up detectors and reports heap bytes
-// per series, with and without the seasonal buffers.
+// per series, with and without the seasonal buffers, and with Season auto
+// while it still chooses (100,000 series: its finder is 1.6 kB).
 func BenchmarkStateBytes(b *testing.B) {
-	for _, seasonal := range []bool{false, true} {
-		b.Run(fmt.Sprintf("seasonal=%v", seasonal), func(b *testing.B) {
-			const series = 1_000_000
-			p, _ := NewProfile(Config{Seasonal: SeasonalConfig{Disabled: !seasonal}})
+	for _, mode := range []string{"false", "true", "auto"} {
+		b.Run("seasonal="+mode, func(b *testing.B) {
+			series := 1_000_000
+			cfg := Config{Seasonal: SeasonalConfig{Disabled: mode == "false"}}
+			if mode == "auto" {
+				series, cfg.Season = 100_000, SeasonAuto
+			}
+			p, _ := NewProfile(cfg)
 			for i := 0; i < b.N; i++ {
 				runtime.GC()
 				var before, after runtime.MemStats
@@ -45,7 +56,7 @@ func BenchmarkStateBytes(b *testing.B) {
 				}
 				runtime.GC()
 				runtime.ReadMemStats(&after)
-				perSeries := float64(after.HeapAlloc-before.HeapAlloc) / series
+				perSeries := float64(after.HeapAlloc-before.HeapAlloc) / float64(series)
 				b.ReportMetric(perSeries, "B/series")
 				snap, _ := ds[0].MarshalBinary()
 				b.ReportMetric(float64(len(snap)), "snapshot-B")

@@ -66,7 +66,8 @@ func TestSelectPeriod(t *testing.T) {
 func TestAutoSeasonDetector(t *testing.T) {
 	step := time.Minute
 	v := seasonSeries(1, 4*24*60, step, sine(time.Hour, 5))
-	d := mustDetector(t, Config{})
+	auto := Config{Season: SeasonAuto}
+	d := mustDetector(t, auto)
 	if d.Period() != 24*time.Hour {
 		t.Fatalf("before deciding: period %v, want the configured 24h", d.Period())
 	}
@@ -80,7 +81,7 @@ func TestAutoSeasonDetector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := mustDetector(t, Config{})
+	e := mustDetector(t, auto)
 	if err := e.UnmarshalBinary(snap); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestAutoSeasonDetector(t *testing.T) {
 		t.Errorf("hourly profile: %d of 60 on-season minutes anomalous, %d of 60 inverted ones seasonal-anomalous", calm, inv)
 	}
 
-	none := mustDetector(t, Config{})
+	none := mustDetector(t, auto)
 	w := seasonSeries(2, 4*24*60, step, func(time.Duration) float64 { return 0 })
 	for i, x := range w {
 		none.Observe(at(i, step), x)
@@ -115,12 +116,14 @@ func TestAutoSeasonDetector(t *testing.T) {
 	if none.Period() != 0 {
 		t.Errorf("noise only: period %v, want none", none.Period())
 	}
-	fixed := mustDetector(t, Config{Season: "24h"})
-	for i, x := range v {
-		fixed.Observe(at(i, step), x)
-	}
-	if fixed.Period() != 24*time.Hour {
-		t.Errorf("season 24h: period %v, want 24h kept", fixed.Period())
+	for _, cfg := range []Config{{}, {Season: "24h"}} {
+		fixed := mustDetector(t, cfg)
+		for i, x := range v {
+			fixed.Observe(at(i, step), x)
+		}
+		if fixed.Period() != 24*time.Hour {
+			t.Errorf("season %q: period %v, want 24h kept", cfg.Season, fixed.Period())
+		}
 	}
 }
 

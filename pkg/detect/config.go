@@ -84,7 +84,8 @@ type CUSUMConfig struct {
 type SeasonalConfig struct {
 	// Disabled turns the seasonal baseline off.
 	Disabled bool `yaml:"disabled" json:"disabled"`
-	// Period of the season. Default 24h. See FindPeriod to find it.
+	// Period of the season. Default 24h. Config.Season auto lets each
+	// series choose its own.
 	Period time.Duration `yaml:"period" json:"period"`
 	// Buckets per period, 2 to 1024. Default 24.
 	Buckets int `yaml:"buckets" json:"buckets"`

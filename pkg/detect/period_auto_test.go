@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -142,6 +143,59 @@ func TestSeasonConfig(t *testing.T) {
 	for _, c := range []Config{{Season: "daily"}, {Season: "1h", Seasonal: SeasonalConfig{Period: 2 * time.Hour}}, {Season: "0.5s"}} {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%q: error %v, want ErrInvalidConfig", c.Season, err)
+		}
+	}
+}
+
+// TestSeasonSnapshot: version 5's season fields round-trip (no season
+// included), a version 4 snapshot restores with the configured season, and
+// impossible season fields are refused.
+func TestSeasonSnapshot(t *testing.T) {
+	step := time.Minute
+	auto := Config{Season: SeasonAuto}
+	none := mustDetector(t, auto)
+	for i, x := range seasonSeries(3, 4*24*60, step, func(time.Duration) float64 { return 0 }) {
+		none.Observe(at(i, step), x)
+	}
+	snap, err := none.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustDetector(t, auto)
+	if err := r.UnmarshalBinary(snap); err != nil || r.Period() != 0 || r.finder != nil {
+		t.Fatalf("no season restored: %v, period %v, choosing %v", err, r.Period(), r.finder != nil)
+	}
+	v4 := append([]byte(nil), snap[:len(snap)-seasonBytes]...)
+	v4[2] = 4
+	r = mustDetector(t, auto)
+	if err := r.UnmarshalBinary(v4); err != nil || r.Period() != 24*time.Hour || r.finder != nil {
+		t.Fatalf("version 4 restored: %v, period %v, choosing %v", err, r.Period(), r.finder != nil)
+	}
+	young := mustDetector(t, auto)
+	young.Observe(at(0, step), 1)
+	snap, _ = young.MarshalBinary()
+	r = mustDetector(t, auto)
+	if err := r.UnmarshalBinary(snap); err != nil || r.finder == nil {
+		t.Fatalf("choosing restored: %v, choosing %v", err, r.finder != nil)
+	}
+	for name, c := range map[string]struct {
+		cfg    Config
+		period time.Duration
+		flag   byte
+	}{
+		"2h period under auto":        {auto, 2 * time.Hour, 0},
+		"hourly under a fixed 24h":    {Config{}, time.Hour, 0},
+		"choosing under a fixed 24h":  {Config{}, 24 * time.Hour, 1},
+		"choice flag 3":               {auto, 24 * time.Hour, 3},
+		"a season without a profile":  {Config{Season: SeasonNone}, 24 * time.Hour, 0},
+		"no season under a fixed 24h": {Config{}, 0, 0},
+	} {
+		d := mustDetector(t, c.cfg)
+		b, _ := d.MarshalBinary()
+		binary.LittleEndian.PutUint64(b[len(b)-seasonBytes:], uint64(c.period))
+		b[len(b)-1] = c.flag
+		if err := mustDetector(t, c.cfg).UnmarshalBinary(b); !errors.Is(err, ErrStateCorrupt) {
+			t.Errorf("%s: %v, want ErrStateCorrupt", name, err)
 		}
 	}
 }

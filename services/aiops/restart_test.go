@@ -42,51 +42,27 @@ func TestRunRestartMidStream(t *testing.T) {
 	routes := filepath.Join(dir, "alertmanager.yml")
 	os.WriteFile(routes, []byte(demoRoutes(hooks.URL)), 0o600)
 
-	var ingestAddr, apiAddr string
+	run := &localRun{t: t, dir: dir, dsn: dsn}
+	var ingestAddr string
 	start := func() (context.CancelFunc, chan error) {
-		for attempt := 1; ; attempt++ {
-			var natsAddr, adminAddr, silencesAddr string
-			natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			finished := make(chan error, 1)
-			go func() {
-				finished <- runPipelineTo(ctx, []string{
-					"-set", "nats.listen=" + natsAddr,
-					"-set", "nats.store_dir=" + dir + "/nats",
-					"-set", "nats.generate_token_file=" + dir + "/nats-token",
-					"-set", "ingest.listen=" + ingestAddr,
-					"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
-					"-set", "store.dsn=" + dsn,
-					"-set", "admin.listen=" + adminAddr,
-					"-set", "correlator.api.listen=" + apiAddr,
-					"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
-					"-set", "correlator.catalog=" + filepath.Join("..", "..", DefaultCatalog),
-					"-set", "notifier.routes=" + routes,
-					"-set", "notifier.api.listen=" + silencesAddr,
-					"-set", "notifier.api.generate_token_file=" + dir + "/api-token",
-					"-set", "writer.max_age=100ms",
-					"-set", "log.level=error",
-					// What run 1 had fetched but not finished comes back
-					// after ack_wait (30 s by default): shorter here, so
-					// the test waits less; the count is what it checks.
-					"-set", "writer.consumer.ack_wait=5s",
-					"-set", "correlator.consumer.ack_wait=5s",
-					"-set", "notifier.consumer.ack_wait=5s",
-					// An incident's updates are at least 30 s of event time
-					// apart by default; the joining alert's update comes
-					// sooner with 2 s.
-					"-set", "correlator.rules.update_interval=2s",
-				}, io.Discard)
-			}()
-			err := waitReady(adminAddr, finished)
-			if err == nil {
-				return cancel, finished
-			}
-			cancel()
-			if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
-				t.Fatal(err)
-			}
-		}
+		ctx, cancel := context.WithCancel(context.Background())
+		finished := run.start(ctx, nil,
+			"-set", "correlator.catalog="+filepath.Join("..", "..", DefaultCatalog),
+			"-set", "notifier.routes="+routes,
+			"-set", "log.level=error",
+			// What run 1 had fetched but not finished comes back
+			// after ack_wait (30 s by default): shorter here, so
+			// the test waits less; the count is what it checks.
+			"-set", "writer.consumer.ack_wait=5s",
+			"-set", "correlator.consumer.ack_wait=5s",
+			"-set", "notifier.consumer.ack_wait=5s",
+			// An incident's updates are at least 30 s of event time
+			// apart by default; the joining alert's update comes
+			// sooner with 2 s.
+			"-set", "correlator.rules.update_interval=2s",
+		)
+		ingestAddr = run.ingest
+		return cancel, finished
 	}
 	stop := func(cancel context.CancelFunc, finished chan error) {
 		cancel()

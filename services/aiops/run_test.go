@@ -83,6 +83,54 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// localRun is `aiops run` started in-process for a test: on free ports,
+// its state and tokens in dir, ClickHouse at dsn.
+type localRun struct {
+	t                                  *testing.T
+	dir, dsn                           string
+	nats, admin, ingest, api, silences string
+}
+
+// start runs the pipeline with extra -set flags until ctx ends and waits
+// until it is ready; finished gets Run's result. The ports are picked free
+// and then handed over, so a test binary running beside this one may take
+// one in between: it starts again on new ports when a bind fails. out
+// (nil: discarded) gets the start-up summary, emptied before each try.
+func (r *localRun) start(ctx context.Context, out *syncBuffer, extra ...string) (finished chan error) {
+	r.t.Helper()
+	for attempt := 1; ; attempt++ {
+		r.nats, r.admin, r.ingest, r.api, r.silences = freePort(r.t), freePort(r.t), freePort(r.t), freePort(r.t), freePort(r.t)
+		args := append([]string{
+			"-set", "nats.listen=" + r.nats,
+			"-set", "nats.store_dir=" + r.dir + "/nats",
+			"-set", "nats.generate_token_file=" + r.dir + "/nats-token",
+			"-set", "ingest.listen=" + r.ingest,
+			"-set", "ingest.generate_token_file=" + r.dir + "/ingest-token",
+			"-set", "store.dsn=" + r.dsn,
+			"-set", "admin.listen=" + r.admin,
+			"-set", "correlator.api.listen=" + r.api,
+			"-set", "correlator.api.generate_token_file=" + r.dir + "/api-token",
+			"-set", "notifier.api.listen=" + r.silences,
+			"-set", "notifier.api.generate_token_file=" + r.dir + "/api-token",
+			"-set", "writer.max_age=100ms",
+		}, extra...)
+		var w io.Writer = io.Discard
+		if out != nil {
+			out.Reset()
+			w = out
+		}
+		finished = make(chan error, 1)
+		go func() { finished <- runPipelineTo(ctx, args, w) }()
+		err := waitReady(r.admin, finished)
+		if err == nil {
+			return finished
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
+			r.t.Fatal(err)
+		}
+	}
+}
+
 // TestRunPipeline runs `aiops run` in-process on its embedded NATS and a
 // real ClickHouse: an event published to NATS by a producer ends up in the
 // events table, and the admin endpoints answer.
@@ -102,43 +150,13 @@ func TestRunPipeline(t *testing.T) {
 	}))
 	defer receiver.Close()
 	routes := writeAMConfig(t, receiver.URL)
-	var natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr string
-	var finished chan error
 	var summary syncBuffer
-	// The ports are picked free and then handed over, so a test binary
-	// running beside this one may take one in between: start again on new
-	// ports when a bind fails.
-	for attempt := 1; ; attempt++ {
-		natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
-		finished = make(chan error, 1)
-		summary.Reset()
-		go func(finished chan error) {
-			finished <- runPipelineTo(ctx, []string{
-				"-set", "nats.listen=" + natsAddr,
-				"-set", "nats.store_dir=" + dir + "/nats",
-				"-set", "nats.generate_token_file=" + dir + "/nats-token",
-				"-set", "ingest.listen=" + ingestAddr,
-				"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
-				"-set", "store.dsn=" + dsn,
-				"-set", "admin.listen=" + adminAddr,
-				"-set", "correlator.api.listen=" + apiAddr,
-				"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
-				"-set", "notifier.routes=" + routes,
-				"-set", "notifier.api.listen=" + silencesAddr,
-				"-set", "notifier.api.generate_token_file=" + dir + "/api-token",
-				"-set", "writer.max_age=100ms",
-				"-set", "logminer.state.save_every=1s",
-				"-set", "log.level=warn",
-			}, &summary)
-		}(finished)
-		err := waitReady(adminAddr, finished)
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "address already in use") || attempt == 5 {
-			t.Fatal(err)
-		}
-	}
+	run := &localRun{t: t, dir: dir, dsn: dsn}
+	finished := run.start(ctx, &summary,
+		"-set", "notifier.routes="+routes,
+		"-set", "logminer.state.save_every=1s",
+		"-set", "log.level=warn")
+	natsAddr, adminAddr, ingestAddr, apiAddr, silencesAddr := run.nats, run.admin, run.ingest, run.api, run.silences
 	// The start-up summary names every listener at its address, and where
 	// its token is.
 	for _, want := range []string{"http://" + ingestAddr, "http://" + apiAddr, "http://" + silencesAddr, "http://" + adminAddr,

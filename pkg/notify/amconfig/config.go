@@ -515,63 +515,25 @@ func (d *decoder) receivers(n *yaml.Node, path string) []*Receiver {
 			switch {
 			case e.key == "name":
 			case e.key == "webhook_configs":
-				r.WebhookConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, w := range list {
+				r.WebhookConfigs = decodeList(d, e, func(n *yaml.Node, path string) (*WebhookConfig, bool) {
 					wc := &WebhookConfig{}
-					if d.webhook(w, index(e.path, j), wc, "", nil) {
-						r.WebhookConfigs = append(r.WebhookConfigs, wc)
-					}
-				}
+					return wc, d.webhook(n, path, wc, "", nil)
+				})
 			case e.key == "aiops_webhook_configs":
-				r.AiopsWebhookConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, w := range list {
+				r.AiopsWebhookConfigs = decodeList(d, e, func(n *yaml.Node, path string) (*AiopsWebhookConfig, bool) {
 					ac := &AiopsWebhookConfig{}
-					if d.aiopsWebhook(w, index(e.path, j), ac) {
-						r.AiopsWebhookConfigs = append(r.AiopsWebhookConfigs, ac)
-					}
-				}
+					return ac, d.aiopsWebhook(n, path, ac)
+				})
 			case e.key == "pagerduty_configs":
-				r.PagerDutyConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, it := range list {
-					if c, ok := d.pagerDuty(it, index(e.path, j)); ok {
-						r.PagerDutyConfigs = append(r.PagerDutyConfigs, c)
-					}
-				}
+				r.PagerDutyConfigs = decodeList(d, e, d.pagerDuty)
 			case e.key == "slack_configs":
-				r.SlackConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, it := range list {
-					if c, ok := d.slack(it, index(e.path, j)); ok {
-						r.SlackConfigs = append(r.SlackConfigs, c)
-					}
-				}
+				r.SlackConfigs = decodeList(d, e, d.slack)
 			case e.key == "jira_configs":
-				r.JiraConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, it := range list {
-					if c, ok := d.jira(it, index(e.path, j)); ok {
-						r.JiraConfigs = append(r.JiraConfigs, c)
-					}
-				}
+				r.JiraConfigs = decodeList(d, e, d.jira)
 			case e.key == "servicenow_configs":
-				r.ServiceNowConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, it := range list {
-					if c, ok := d.serviceNow(it, index(e.path, j)); ok {
-						r.ServiceNowConfigs = append(r.ServiceNowConfigs, c)
-					}
-				}
+				r.ServiceNowConfigs = decodeList(d, e, d.serviceNow)
 			case e.key == "aiops_template_configs":
-				r.TemplateConfigs = nil
-				list, _ := d.sequence(e.val, e.path)
-				for j, it := range list {
-					if c, ok := d.templateWebhook(it, index(e.path, j)); ok {
-						r.TemplateConfigs = append(r.TemplateConfigs, c)
-					}
-				}
+				r.TemplateConfigs = decodeList(d, e, d.templateWebhook)
 			case slices.Contains(alertmanagerReceiverTypes, e.key):
 				if list, ok := d.sequence(e.val, e.path); ok && len(list) == 0 {
 					continue // an empty list configures nothing
@@ -582,6 +544,20 @@ func (d *decoder) receivers(n *yaml.Node, path string) []*Receiver {
 			}
 		}
 		out = append(out, r)
+	}
+	return out
+}
+
+// decodeList decodes the entries of a receiver's list (webhook_configs,
+// pagerduty_configs, ...) with one, keeping the valid ones; a key given
+// again replaces the list.
+func decodeList[T any](d *decoder, e entry, one func(*yaml.Node, string) (T, bool)) []T {
+	var out []T
+	list, _ := d.sequence(e.val, e.path)
+	for j, it := range list {
+		if c, ok := one(it, index(e.path, j)); ok {
+			out = append(out, c)
+		}
 	}
 	return out
 }

@@ -50,16 +50,13 @@ func transportFor(hc *amconfig.HTTPConfig) (http.RoundTripper, error) {
 	return t, nil
 }
 
-var tlsVersions = map[string]uint16{"TLS10": tls.VersionTLS10, "TLS11": tls.VersionTLS11, "TLS12": tls.VersionTLS12, "TLS13": tls.VersionTLS13}
-
 func tlsConfig(tc amconfig.TLSConfig) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify, MinVersion: tls.VersionTLS12} //nolint:gosec // insecure_skip_verify is the operator's choice, as in Alertmanager
-	if v, ok := tlsVersions[tc.MinVersion]; ok {
-		cfg.MinVersion = v
+	minVersion, maxVersion := tc.Versions()
+	if minVersion != 0 {
+		cfg.MinVersion = minVersion
 	}
-	if v, ok := tlsVersions[tc.MaxVersion]; ok {
-		cfg.MaxVersion = v
-	}
+	cfg.MaxVersion = maxVersion // 0: the highest crypto/tls supports
 	if tc.CAFile != "" {
 		pem, err := os.ReadFile(tc.CAFile)
 		if err != nil {

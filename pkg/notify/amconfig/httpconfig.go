@@ -1,6 +1,7 @@
 package amconfig
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -263,7 +264,13 @@ func (d *decoder) header(e entry) map[string][]string {
 	return h
 }
 
-var tlsVersions = map[string]bool{"TLS10": true, "TLS11": true, "TLS12": true, "TLS13": true}
+var tlsVersions = map[string]uint16{"TLS10": tls.VersionTLS10, "TLS11": tls.VersionTLS11, "TLS12": tls.VersionTLS12, "TLS13": tls.VersionTLS13}
+
+// Versions are MinVersion and MaxVersion as crypto/tls constants (0:
+// unset).
+func (t TLSConfig) Versions() (minVersion, maxVersion uint16) {
+	return tlsVersions[t.MinVersion], tlsVersions[t.MaxVersion]
+}
 
 func (d *decoder) tlsConfig(n *yaml.Node, path string, t *TLSConfig) {
 	entries, _ := d.mapping(n, path)
@@ -284,7 +291,7 @@ func (d *decoder) tlsConfig(n *yaml.Node, path string, t *TLSConfig) {
 			if !ok || isNull(f.val) {
 				continue
 			}
-			if !tlsVersions[v] {
+			if _, known := tlsVersions[v]; !known {
 				d.errorf(resolve(f.val), f.path, "unknown TLS version %q (TLS10, TLS11, TLS12 or TLS13)", v)
 				continue
 			}

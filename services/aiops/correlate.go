@@ -150,6 +150,15 @@ type ReplayResult struct {
 	Lines            int               `json:"lines"`
 }
 
+// IncidentOf is the incident of an item: an alert by its fingerprint, an
+// event by its id ("" when it joined none).
+func (r *ReplayResult) IncidentOf(item string) string {
+	if id := r.Assignments[item]; id != "" {
+		return id
+	}
+	return r.EventAssignments[item]
+}
+
 // ReplayIncident is one incident of a replay.
 type ReplayIncident struct {
 	ID         string                `json:"id"`

@@ -122,10 +122,7 @@ func TestCorrelateDiagnose(t *testing.T) {
 	// Split true incidents: one true label in several predicted incidents.
 	split := map[string]map[string]int{}
 	for item, label := range s.Truth.Items {
-		id := res.Assignments[item]
-		if id == "" {
-			id = res.EventAssignments[item]
-		}
+		id := res.IncidentOf(item)
 		if split[label] == nil {
 			split[label] = map[string]int{}
 		}
@@ -142,10 +139,7 @@ func TestCorrelateDiagnose(t *testing.T) {
 			if s.Truth.Items[it.ID] != trace {
 				continue
 			}
-			id := res.Assignments[it.ID]
-			if id == "" {
-				id = res.EventAssignments[it.ID]
-			}
+			id := res.IncidentOf(it.ID)
 			t.Logf("trace %s %-8s %-20s %-26s %s", it.FirstSeen.Format("15:04:05"), it.Kind, it.Service, it.Labels["alertname"]+it.Labels["__name__"], id)
 		}
 		for _, inc := range res.Incidents {
@@ -160,10 +154,7 @@ func TestCorrelateDiagnose(t *testing.T) {
 	}
 	groups := map[string]map[string]int{}
 	for item, label := range s.Truth.Items {
-		id := res.Assignments[item]
-		if id == "" {
-			id = res.EventAssignments[item]
-		}
+		id := res.IncidentOf(item)
 		if groups[id] == nil {
 			groups[id] = map[string]int{}
 		}
@@ -262,10 +253,7 @@ func TestCorrelateLosses(t *testing.T) {
 		cells := map[string]map[string]int64{}
 		perTrue := map[string]map[string]int64{}
 		for item, label := range s.Truth.Items {
-			id := res.Assignments[item]
-			if id == "" {
-				id = res.EventAssignments[item]
-			}
+			id := res.IncidentOf(item)
 			if id == "" {
 				id = "none:" + item
 			}

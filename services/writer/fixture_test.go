@@ -48,6 +48,14 @@ type fxAnomaly struct {
 	id, service, metric, detector string
 	at                            time.Time
 	score                         float64
+	episode                       *fxEpisode // nil: an anomaly without an episode
+}
+
+// fxEpisode is the episode part of one anomaly event, as of that event.
+type fxEpisode struct {
+	phase, id            string // open, update or close
+	start, end, peakTime time.Time
+	peak, peakValue      float64
 }
 
 type fxIncidentState struct {
@@ -158,13 +166,33 @@ func newFixture() *fixture {
 
 	// Anomalies around the checkout deploy at 10:00, and elsewhere.
 	f.anomalies = []fxAnomaly{
-		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.9},
-		{ids.next(), "checkout", "http_latency_ms", "ewma", deploy.at.Add(20 * time.Minute), 0.7},
-		{ids.next(), "checkout", "error_rate", "mad", deploy.at.Add(-40 * time.Minute), 0.6},
-		{ids.next(), "payments", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.8},
-		{ids.next(), "checkout", "cpu_ratio", "level_shift", deploy.at.Add(2 * time.Hour), 0.55},
-		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(-10 * time.Minute), 0.65},
+		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.9, nil},
+		{ids.next(), "checkout", "http_latency_ms", "ewma", deploy.at.Add(20 * time.Minute), 0.7, nil},
+		{ids.next(), "checkout", "error_rate", "mad", deploy.at.Add(-40 * time.Minute), 0.6, nil},
+		{ids.next(), "payments", "http_latency_ms", "mad", deploy.at.Add(5 * time.Minute), 0.8, nil},
+		{ids.next(), "checkout", "cpu_ratio", "level_shift", deploy.at.Add(2 * time.Hour), 0.55, nil},
+		{ids.next(), "checkout", "http_latency_ms", "mad", deploy.at.Add(-10 * time.Minute), 0.65, nil},
 	}
+
+	// Alarm episodes as the detector publishes them: payments' queue depth
+	// opens, peaks in an update and closes; search's latency opens and is
+	// still open; checkout's error rate the next day is outside the day.
+	queue, search, nextDay := "ep-queue", "ep-search", "ep-next-day"
+	qStart, sStart, nStart := at(0, 13, 0), at(0, 15, 0), at(1, 2, 0)
+	f.anomalies = append(f.anomalies,
+		fxAnomaly{ids.next(), "payments", "queue_depth", "ensemble", qStart, 0.7,
+			&fxEpisode{"open", queue, qStart, qStart, qStart, 0.7, 40}},
+		fxAnomaly{ids.next(), "payments", "queue_depth", "ensemble", qStart.Add(5 * time.Minute), 0.95,
+			&fxEpisode{"update", queue, qStart, qStart.Add(5 * time.Minute), qStart.Add(4 * time.Minute), 0.95, 80}},
+		fxAnomaly{ids.next(), "payments", "queue_depth", "ensemble", qStart.Add(20 * time.Minute), 0.3,
+			&fxEpisode{"close", queue, qStart, qStart.Add(18 * time.Minute), qStart.Add(4 * time.Minute), 0.95, 80}},
+		fxAnomaly{ids.next(), "search", "http_latency_ms", "ensemble", sStart, 0.8,
+			&fxEpisode{"open", search, sStart, sStart, sStart, 0.8, 900}},
+		fxAnomaly{ids.next(), "search", "http_latency_ms", "ensemble", sStart.Add(5 * time.Minute), 0.85,
+			&fxEpisode{"update", search, sStart, sStart.Add(5 * time.Minute), sStart.Add(2 * time.Minute), 0.9, 1200}},
+		fxAnomaly{ids.next(), "checkout", "error_rate", "ensemble", nStart, 0.75,
+			&fxEpisode{"open", nextDay, nStart, nStart, nStart, 0.75, 0.2}},
+	)
 
 	// Incidents: their states, with the optional lifecycle fields present
 	// or absent in the ways producers may send them.
@@ -270,8 +298,13 @@ func (f *fixture) envelopes(t testing.TB) [][]byte {
 	}
 	for _, a := range f.anomalies {
 		v, s := 1.0, a.score
-		add(a.id, event.KindAnomaly, a.service, a.at, "warning", nil, nil,
-			event.AnomalyBody{Series: "0123456789abcdef", Metric: a.metric, Value: &v, Score: &s, Detector: a.detector})
+		b := event.AnomalyBody{Series: "0123456789abcdef", Metric: a.metric, Value: &v, Score: &s, Detector: a.detector}
+		if ep := a.episode; ep != nil {
+			peak, peakValue := ep.peak, ep.peakValue
+			b.Episode, b.EpisodeID, b.Start, b.End = ep.phase, ep.id, ep.start, ep.end
+			b.Peak, b.PeakTime, b.PeakValue = &peak, ep.peakTime, &peakValue
+		}
+		add(a.id, event.KindAnomaly, a.service, a.at, "warning", nil, nil, b)
 	}
 	for _, tp := range f.templates {
 		add(tp.id, event.KindLogTemplate, tp.service, tp.at, "", nil, nil, event.LogTemplateBody{TemplateID: tp.templateID, Template: tp.template,

@@ -521,6 +521,53 @@ func expectations(f *fixture) map[string]expectation {
 		ex["top_anomalous_metrics"] = expectation{args: []any{day(0), day(1)}, rows: rows[:min(20, len(rows))], unorderedArrays: true}
 	}
 
+	{ // anomaly_episodes
+		type agg struct {
+			service, metric      string
+			start, end, peakTime time.Time
+			peak, peakValue      float64
+			events               int
+			closed               bool
+		}
+		episodes := map[string]*agg{}
+		for _, a := range f.anomalies {
+			ep := a.episode
+			if ep == nil || !inDay(ep.start) {
+				continue
+			}
+			g := episodes[ep.id]
+			if g == nil {
+				g = &agg{service: a.service, metric: a.metric, start: ep.start}
+				episodes[ep.id] = g
+			}
+			g.events++
+			g.closed = g.closed || ep.phase == event.EpisodeClose
+			if ep.end.After(g.end) {
+				g.end = ep.end
+			}
+			if ep.peak > g.peak {
+				g.peak, g.peakTime, g.peakValue = ep.peak, ep.peakTime, ep.peakValue
+			}
+		}
+		var rows [][]any
+		for id, g := range episodes {
+			closed := 0
+			if g.closed {
+				closed = 1
+			}
+			rows = append(rows, []any{g.service, g.metric, id, g.start, g.end, int(g.end.Sub(g.start).Seconds()), closed,
+				g.peak, g.peakTime, g.peakValue, g.events})
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			if !a[3].(time.Time).Equal(b[3].(time.Time)) {
+				return a[3].(time.Time).Before(b[3].(time.Time))
+			}
+			return a[2].(string) < b[2].(string)
+		})
+		ex["anomaly_episodes"] = expectation{args: []any{day(0), day(1)}, rows: rows}
+	}
+
 	{ // log_templates_new, log_template_merges
 		var fresh, merges [][]any
 		for _, tp := range f.templates {

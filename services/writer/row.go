@@ -42,7 +42,8 @@ var Columns = map[string][]string{
 	TableChanges: {"id", "time", "service", "change_type", "version", "author", "commit", "url", "description",
 		"labels.key", "labels.value"},
 	TableAnomalies: {"id", "time", "service", "series", "metric", "value", "expected", "lower", "upper", "score",
-		"detector", "window", "reason", "severity", "labels.key", "labels.value", "links"},
+		"detector", "window", "reason", "episode", "episode_id", "episode_start", "episode_end", "peak", "peak_time",
+		"peak_value", "severity", "labels.key", "labels.value", "links"},
 	TableIncidents: {"incident_id", "version", "id", "time", "status", "title", "service", "severity", "team",
 		"opened_at", "acknowledged_at", "resolved_at", "fingerprint", "labels.key", "labels.value", "links"},
 	TableIncidentHistory: {"incident_id", "time", "id", "status", "title", "service", "severity", "team",
@@ -295,9 +296,19 @@ func anomalyRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	case b.Score == nil:
 		return nil, badBody(e, "score", "is required")
 	}
+	// An anomaly without an episode leaves the episode columns at their
+	// defaults (zero times, 0), as the schema says.
+	var peak, peakValue float64
+	if b.Peak != nil {
+		peak = *b.Peak
+	}
+	if b.PeakValue != nil {
+		peakValue = *b.PeakValue
+	}
 	return []any{
 		&e.ID, &e.Time, &e.Service, b.Series, b.Metric, *b.Value, b.Expected, b.Lower, b.Upper, *b.Score,
-		b.Detector, b.Window, b.Reason, severityValue(e.Severity), labels.keys, labels.values, nonNil(e.Links),
+		b.Detector, b.Window, b.Reason, b.Episode, b.EpisodeID, dateTime(b.Start), dateTime(b.End), peak,
+		dateTime(b.PeakTime), peakValue, severityValue(e.Severity), labels.keys, labels.values, nonNil(e.Links),
 	}, nil
 }
 

@@ -34,11 +34,12 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 	}
 	at := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	bodies := map[event.Kind]string{
-		event.KindLog:             `{"message":"payment declined","template_id":"t7","template":"payment <*>","params":["declined"]}`,
-		event.KindMetric:          `{"name":"latency_ms","value":12.5,"unit":"ms"}`,
-		event.KindAlert:           `{"name":"HighLatency","status":"firing","annotations":{"runbook":"http://rb"}}`,
-		event.KindChange:          `{"type":"deploy","version":"v9","author":"alice"}`,
-		event.KindAnomaly:         `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad"}`,
+		event.KindLog:    `{"message":"payment declined","template_id":"t7","template":"payment <*>","params":["declined"]}`,
+		event.KindMetric: `{"name":"latency_ms","value":12.5,"unit":"ms"}`,
+		event.KindAlert:  `{"name":"HighLatency","status":"firing","annotations":{"runbook":"http://rb"}}`,
+		event.KindChange: `{"type":"deploy","version":"v9","author":"alice"}`,
+		event.KindAnomaly: `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad",` +
+			`"episode":"update","episode_id":"ep-1","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:05:00Z","peak":7.5,"peak_time":"2026-03-02T10:03:00Z","peak_value":120}`,
 		event.KindIncident:        `{"incident_id":"inc-7","status":"opened","title":"slow checkout","team":"team-a"}`,
 		event.KindLogTemplate:     `{"template_id":"00112233aabbccdd","template":"payment <*>","status":"new","example":"payment declined"}`,
 		event.KindWebhookDelivery: `{"incident_id":"inc-7","receiver":"dba-oncall","attempt":2,"status_code":503,"error":"503 Service Unavailable","duration_ms":41,"idempotency_key":"01JPA9V3KX8Q6M1T2R3S4W5Y6Z","retrying":true}`,
@@ -110,6 +111,18 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 	scan("SELECT value FROM metric_samples", &value)
 	scan("SELECT annotations.value[indexOf(annotations.key, 'runbook')] FROM alerts", &runbook)
 	scan("SELECT score FROM anomalies", &score)
+	var (
+		episode, episodeID       string
+		epStart, epEnd, peakTime time.Time
+		peak, peakValue          float64
+	)
+	scan("SELECT episode, episode_id, episode_start, episode_end, peak, peak_time, peak_value FROM anomalies",
+		&episode, &episodeID, &epStart, &epEnd, &peak, &peakTime, &peakValue)
+	epAt := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	if episode != "update" || episodeID != "ep-1" || !epStart.Equal(epAt) || !epEnd.Equal(epAt.Add(5*time.Minute)) ||
+		peak != 7.5 || !peakTime.Equal(epAt.Add(3*time.Minute)) || peakValue != 120 {
+		t.Fatalf("anomaly episode columns: %q %q start %v end %v peak %v at %v value %v", episode, episodeID, epStart, epEnd, peak, peakTime, peakValue)
+	}
 	scan("SELECT team, opened_at FROM incidents FINAL", &team, &opened)
 	if template != "payment <*>" || !slices.Equal(params, []string{"declined"}) || value != 12.5 || runbook != "http://rb" || score != 0.97 ||
 		team != "team-a" || !opened.Equal(at) {

@@ -34,6 +34,30 @@ func Binary(t testing.TB, names ...string) string {
 func Alertmanager(t testing.TB, cfg string) string {
 	t.Helper()
 	bin := Binary(t, "prometheus-alertmanager", "alertmanager")
+	return serveReady(t, "Alertmanager", func(addr string) *exec.Cmd {
+		return exec.Command(bin, "--config.file="+cfg, "--storage.path="+t.TempDir(),
+			"--web.listen-address="+addr, "--cluster.listen-address=")
+	})
+}
+
+// Prometheus starts the real Prometheus server (Debian's prometheus, 2.42)
+// on a free loopback port with the configuration file cfg, like
+// Alertmanager; the dashboard test has it scrape aiops and evaluate the
+// Grafana dashboard's queries.
+func Prometheus(t testing.TB, cfg string) string {
+	t.Helper()
+	bin := Binary(t, "prometheus")
+	return serveReady(t, "Prometheus", func(addr string) *exec.Cmd {
+		return exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
+			"--web.listen-address="+addr)
+	})
+}
+
+// serveReady starts the command built for a free loopback address, stops it
+// when the test ends, and waits until its /-/ready answers 200 (the
+// Prometheus projects' readiness endpoint).
+func serveReady(t testing.TB, name string, command func(addr string) *exec.Cmd) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +65,7 @@ func Alertmanager(t testing.TB, cfg string) string {
 	addr := l.Addr().String()
 	l.Close()
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
+	cmd := command(addr)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -61,7 +84,7 @@ func Alertmanager(t testing.TB, cfg string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Alertmanager did not get ready on %s: %v\n%s", addr, err, logs.String())
+			t.Fatalf("%s did not get ready on %s: %v\n%s", name, addr, err, logs.String())
 		}
 	}
 }

@@ -108,6 +108,12 @@ var synthTemplates = []string{
 	"Job {alnum} killed by {user}",
 	"interrupt {alnum} {alnum} handled",
 	"Session closed for {user}",
+	// lists whose length varies from line to line: two to six bare values,
+	// three to six separated by commas (a comma list of two, "<*>, <*>",
+	// is a different template from longer ones: its last item has no
+	// comma, so it is no run)
+	"Retry schedule {ints} ms for {host}",
+	"Open ports {commas} on {ip}",
 }
 
 var (
@@ -158,6 +164,20 @@ func synthValue(r *rand.Rand, kind string) string {
 		return fmt.Sprintf("2024-%02d-%02dT%02d:%02d:%02dZ", 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
 	case "float":
 		return fmt.Sprintf("%.3f", r.Float64())
+	case "ints", "commas":
+		sep := " "
+		if kind == "commas" {
+			sep = ", "
+		}
+		n := 2 + r.IntN(5)
+		if kind == "commas" {
+			n = 3 + r.IntN(4)
+		}
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = fmt.Sprint(r.IntN(10000))
+		}
+		return strings.Join(vals, sep)
 	default: // int
 		return fmt.Sprint(r.IntN(100000))
 	}

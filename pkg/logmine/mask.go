@@ -341,7 +341,7 @@ func (t *tokenizer) addToken(a, b int) {
 	t.maskToken(a, b)
 	tok.mEnd = int32(len(t.buf))
 	tok.vEnd = int32(len(t.vars))
-	if n := len(t.toks); n > 0 && t.isListItem(t.toks[n-1], tok) {
+	if n := len(t.toks); n > 0 && (t.isListItem(t.toks[n-1], tok) || (n > 1 && t.isRunItem(t.toks[n-2], t.toks[n-1], tok))) {
 		// "blk_1 blk_2 blk_3" is one list of values: fold it into the
 		// previous token, whose k-th variable now spans from its own k-th
 		// value to the k-th value of the last item.
@@ -374,6 +374,22 @@ func (t *tokenizer) isListItem(prev, next token) bool {
 		}
 	}
 	return false
+}
+
+// isRunItem: next is the third (or later) token in a row with the same
+// masked text, which holds a variable ("12 7 31", "<*>, <*>, <*>,"): a list
+// whose length varies from line to line ("speeds 3552 3534 3375"). From the
+// third item on the items fold into the second, so a run of any length from
+// two on is two tokens, and the lines of one message share a template
+// whatever the list's length. A pair of bare values stays as it is: it is
+// usually two different fields ("<*> <*>"), which the corrected templates
+// keep apart.
+func (t *tokenizer) isRunItem(prev2, prev, next token) bool {
+	if next.vEnd == next.vStart || prev.vEnd-prev.vStart != next.vEnd-next.vStart {
+		return false
+	}
+	m := t.buf[next.mStart:next.mEnd]
+	return string(t.buf[prev.mStart:prev.mEnd]) == string(m) && string(t.buf[prev2.mStart:prev2.mEnd]) == string(m)
 }
 
 // byte classes

@@ -70,6 +70,9 @@ func TestMaskers(t *testing.T) {
 		// lists of named values
 		{"list", "delete blk_1 blk_-2 blk_3 now", "delete <*> now"},
 		{"bare values stay apart", "from 1.2.3.4: 11: bye", "from <*>: <*>: bye"},
+		{"bare pair", "moved 12 7 away", "moved <*> <*> away"},
+		{"run of values", "speeds 3552 3534 3375 4115 rpm", "speeds <*> <*> rpm"},
+		{"run with separators", "ports 80, 443, 8080, 9090", "ports <*>, <*>, <*>"},
 		// spacing
 		{"spacing", "  a \t b  ", "a b"},
 		{"empty", "", ""},
@@ -145,12 +148,12 @@ func TestMaskDisable(t *testing.T) {
 func TestMaskerParams(t *testing.T) {
 	var tk tokenizer
 	tk.masks = allMaskBits
-	tk.tokenize("blk_-12 to 10.0.0.1:50010 list blk_1 blk_2")
+	tk.tokenize("blk_-12 to 10.0.0.1:50010 list blk_1 blk_2 run 7 8 9 10")
 	var got []string
 	for _, v := range tk.vars {
 		got = append(got, tk.line[v.start:v.end])
 	}
-	want := []string{"blk_-12", "10.0.0.1", "50010", "blk_1 blk_2"}
+	want := []string{"blk_-12", "10.0.0.1", "50010", "blk_1 blk_2", "7", "8 9 10"}
 	if len(got) != len(want) {
 		t.Fatalf("vars %q, want %q", got, want)
 	}

@@ -69,8 +69,8 @@ type incident struct {
 	// so a long-firing alert does not pull in what fails near it hours
 	// later.
 	lastFired   time.Time
-	firing      int // members firing (alerts only)
-	flapping    int // members flapping
+	firing      int       // members firing (alerts only)
+	flappers    []*member // members flapping: what calm and dueOf look at
 	changes     []Change
 	timeline    []Entry
 	groupLabels map[string]string
@@ -79,6 +79,9 @@ type incident struct {
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
 	revision      int       // events published so far: part of each event's id
+	// dueAt is when time alone next changes the incident (dueOf), as
+	// queued in Correlator.queue; zero when nothing is due or it is gone.
+	dueAt time.Time
 }
 
 // Correlator is the incident state. It is not safe for concurrent use: the
@@ -89,11 +92,11 @@ type Correlator struct {
 	topo *topology
 
 	now time.Time // the watermark: the latest event time seen
-	// due is the earliest time at which time alone changes an incident
-	// (a quiet period ends, a held update is due, a member may calm, a
-	// resolved incident is forgotten): Advance scans only once it passed;
-	// zero when no incident waits for time.
-	due       time.Time
+	// queue orders the incidents by when time alone next changes them (a
+	// quiet period ends, a held update is due, a member may calm, a
+	// resolved incident is forgotten): Advance looks only at those due,
+	// so a signal costs the same with a thousand incidents as with one.
+	queue     dueQueue
 	members   map[string]*member
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}
@@ -218,7 +221,7 @@ func (c *Correlator) flip(m *member, t time.Time) {
 	m.flips = trimBefore(m.flips, t.Add(-c.cfg.FlapWindow))
 	if !m.Flapping && len(m.flips) >= c.cfg.FlapStart {
 		m.Flapping = true
-		m.inc.flapping++
+		m.inc.flappers = append(m.inc.flappers, m)
 		m.inc.note(t, fmt.Sprintf("%s on %s is flapping (%d changes in %s): its changes are held", m.Name, m.Service, len(m.flips), c.cfg.FlapWindow))
 		m.inc.dirty = true
 	}
@@ -462,7 +465,7 @@ func (c *Correlator) detach(m *member) {
 		inc.firing--
 	}
 	if m.Flapping {
-		inc.flapping--
+		inc.dropFlapper(m)
 	}
 	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {
 		delete(inc.names, m.Name)
@@ -511,7 +514,7 @@ func (c *Correlator) change(s Signal) {
 		for svc := range inc.services {
 			if hops := c.topo.hops(svc, s.Service); svc == s.Service || hops > 0 && hops <= c.cfg.DownDepth {
 				inc.link(ch)
-				c.lower(c.dueOf(inc))
+				c.reschedule(inc)
 				break
 			}
 		}
@@ -571,37 +574,43 @@ func (c *Correlator) Advance(t time.Time) []Update {
 		c.now = t
 	}
 	now := c.now
-	if c.due.IsZero() || now.Before(c.due) {
-		return nil // nothing changes by time alone before due
+	due := c.popDue(now)
+	if len(due) == 0 {
+		return nil
 	}
-	c.due = time.Time{}
-	defer func() {
-		for _, inc := range c.incidents {
-			c.lower(c.dueOf(inc))
-		}
-	}()
+	sortIncidents(due)
 	var ups []Update
-	for _, inc := range c.sortedIncidents() {
-		switch inc.status {
-		case StatusResolved:
-			if now.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
-				c.forget(inc)
-			}
-			continue
+	for _, inc := range due {
+		ups = c.lapse(inc, now, ups)
+	}
+	for _, inc := range due {
+		if c.incidents[inc.id] == inc {
+			c.reschedule(inc)
 		}
-		c.calm(inc, now)
-		if inc.firing == 0 && now.Sub(inc.lastSignal) >= c.cfg.QuietPeriod {
-			inc.status = StatusResolved
-			inc.resolvedAt = inc.lastSignal
-			c.stats.Resolved++
-			at := inc.lastSignal.Add(c.cfg.QuietPeriod)
-			inc.note(at, fmt.Sprintf("resolved: every member resolved %s ago", c.cfg.QuietPeriod))
-			ups = append(ups, c.publish(inc, Resolved, at))
-			continue
+	}
+	return ups
+}
+
+// lapse applies to inc what time alone does by now, appending its events
+// to ups.
+func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update {
+	if inc.status == StatusResolved {
+		if now.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+			c.forget(inc)
 		}
-		if inc.dirty && inc.flapping == 0 && now.Sub(inc.lastPublished) >= c.cfg.UpdateInterval {
-			ups = append(ups, c.publish(inc, Updated, now))
-		}
+		return ups
+	}
+	c.calm(inc, now)
+	if inc.firing == 0 && now.Sub(inc.lastSignal) >= c.cfg.QuietPeriod {
+		inc.status = StatusResolved
+		inc.resolvedAt = inc.lastSignal
+		c.stats.Resolved++
+		at := inc.lastSignal.Add(c.cfg.QuietPeriod)
+		inc.note(at, fmt.Sprintf("resolved: every member resolved %s ago", c.cfg.QuietPeriod))
+		return append(ups, c.publish(inc, Resolved, at))
+	}
+	if inc.dirty && len(inc.flappers) == 0 && now.Sub(inc.lastPublished) >= c.cfg.UpdateInterval {
+		ups = append(ups, c.publish(inc, Updated, now))
 	}
 	return ups
 }
@@ -620,49 +629,54 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 	if inc.firing == 0 {
 		earlier(inc.lastSignal.Add(c.cfg.QuietPeriod))
 	}
-	if inc.dirty && inc.flapping == 0 {
+	if inc.dirty && len(inc.flappers) == 0 {
 		earlier(inc.lastPublished.Add(c.cfg.UpdateInterval))
 	}
-	if inc.flapping > 0 {
-		for _, m := range inc.members {
-			if m.Flapping && len(m.flips) > 0 {
-				earlier(m.flips[0].Add(c.cfg.FlapWindow))
-			}
+	for _, m := range inc.flappers {
+		if len(m.flips) > 0 {
+			earlier(m.flips[0].Add(c.cfg.FlapWindow))
 		}
 	}
 	return due
 }
 
-// lower brings the next scan forward to t.
-func (c *Correlator) lower(t time.Time) {
-	if !t.IsZero() && (c.due.IsZero() || t.Before(c.due)) {
-		c.due = t
-	}
-}
-
-// schedule brings the next scan forward for the incident of fingerprint fp.
+// schedule reschedules the incident of fingerprint fp.
 func (c *Correlator) schedule(fp string) {
 	if m, ok := c.members[fp]; ok && m.inc != nil {
-		c.lower(c.dueOf(m.inc))
+		c.reschedule(m.inc)
 	}
 }
 
 // calm ends the flapping of members with fewer than FlapStop changes in
 // the window.
 func (c *Correlator) calm(inc *incident, now time.Time) {
-	if inc.flapping == 0 {
-		return
-	}
-	for _, m := range inc.members {
-		if !m.Flapping {
+	var calmed []*member
+	still := inc.flappers[:0]
+	for _, m := range inc.flappers {
+		m.flips = trimBefore(m.flips, now.Add(-c.cfg.FlapWindow))
+		if len(m.flips) >= c.cfg.FlapStop {
+			still = append(still, m)
 			continue
 		}
-		m.flips = trimBefore(m.flips, now.Add(-c.cfg.FlapWindow))
-		if len(m.flips) < c.cfg.FlapStop {
-			m.Flapping = false
-			inc.flapping--
-			inc.note(now, fmt.Sprintf("%s on %s stopped flapping", m.Name, m.Service))
-			inc.dirty = true
+		m.Flapping = false
+		calmed = append(calmed, m)
+	}
+	clear(inc.flappers[len(still):])
+	inc.flappers = still
+	// The flappers' order differs after a restore: the timeline's must not.
+	sort.Slice(calmed, func(i, j int) bool { return calmed[i].Fingerprint < calmed[j].Fingerprint })
+	for _, m := range calmed {
+		inc.note(now, fmt.Sprintf("%s on %s stopped flapping", m.Name, m.Service))
+		inc.dirty = true
+	}
+}
+
+// dropFlapper takes m off inc's flapping members.
+func (inc *incident) dropFlapper(m *member) {
+	for i, x := range inc.flappers {
+		if x == m {
+			inc.flappers = append(inc.flappers[:i], inc.flappers[i+1:]...)
+			return
 		}
 	}
 }
@@ -674,13 +688,18 @@ func (c *Correlator) sortedIncidents() []*incident {
 	for _, inc := range c.incidents {
 		out = append(out, inc)
 	}
+	sortIncidents(out)
+	return out
+}
+
+// sortIncidents orders incidents by opening time, then id.
+func sortIncidents(out []*incident) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].openedAt.Equal(out[j].openedAt) {
 			return out[i].openedAt.Before(out[j].openedAt)
 		}
 		return out[i].id < out[j].id
 	})
-	return out
 }
 
 // forget drops a resolved incident and its members from memory: their
@@ -696,6 +715,7 @@ func (c *Correlator) forget(inc *incident) {
 		}
 	}
 	delete(c.incidents, inc.id)
+	inc.dueAt = time.Time{}
 }
 
 // evict keeps the members in memory under MaxFingerprints by forgetting
@@ -756,7 +776,7 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 	if !ok {
 		return Update{}, fmt.Errorf("%w: %s", ErrUnknownIncident, cmd.IncidentID)
 	}
-	defer func() { c.lower(c.dueOf(inc)) }()
+	defer c.reschedule(inc)
 	t := cmd.Time
 	if t.IsZero() {
 		t = c.now

@@ -551,3 +551,47 @@ func TestLabelWeightFollowsTheServiceALabelNames(t *testing.T) {
 		}
 	}
 }
+
+// Time alone resolves each of many independent incidents exactly once, at
+// its own last signal plus the quiet period, although only the incidents
+// due are looked at; rescheduling over and over keeps the queue of due
+// times bounded.
+func TestTimeResolvesEachIncidentOnceFromTheQueue(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	const n = 50
+	quiet := c.cfg.QuietPeriod
+	lastSignal := map[string]time.Time{}
+	for i := range n {
+		s := alert("DiskFull", fmt.Sprintf("uncatalogued-%d", i), time.Duration(i)*time.Second)
+		feed(c, s)
+		// Flip it many times (each reschedules its incident), then resolve.
+		for k := 1; k <= 20; k++ {
+			r := resolved(s, time.Duration(i)*time.Second+time.Duration(k)*time.Hour/1000)
+			r.Resolved = k%2 == 0
+			feed(c, r)
+			lastSignal[s.Fingerprint] = r.Time
+		}
+		if len(c.queue) > 2*len(c.incidents)+64 {
+			t.Fatalf("queue of %d entries for %d incidents", len(c.queue), len(c.incidents))
+		}
+	}
+	resolvedAt := map[string]time.Time{}
+	for _, u := range c.Advance(t0.Add(2 * time.Hour)) {
+		if u.Transition != Resolved {
+			continue
+		}
+		fp := u.State.Members[0].Fingerprint
+		if _, twice := resolvedAt[fp]; twice {
+			t.Fatalf("%s resolved twice", fp)
+		}
+		resolvedAt[fp] = u.Time
+	}
+	if len(resolvedAt) != n {
+		t.Fatalf("%d incidents resolved, want %d", len(resolvedAt), n)
+	}
+	for fp, at := range resolvedAt {
+		if want := lastSignal[fp].Add(quiet); !at.Equal(want) {
+			t.Errorf("%s resolved at %s, want its last signal + quiet period %s", fp, at, want)
+		}
+	}
+}

@@ -71,7 +71,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if s.Version != snapshotVersion {
 		return fmt.Errorf("correlate: snapshot version %d, want %d", s.Version, snapshotVersion)
 	}
-	c.now, c.stats, c.due = s.Now, s.Stats, time.Time{}
+	c.now, c.stats, c.queue = s.Now, s.Stats, nil
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}
@@ -98,7 +98,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 				inc.firing++
 			}
 			if m.Flapping {
-				inc.flapping++
+				inc.flappers = append(inc.flappers, m)
 			}
 			if inc.services[m.Service] == 0 {
 				c.index(inc, m.Service)
@@ -115,7 +115,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		}
 		c.incidents[inc.id] = inc
 		c.setRoot(inc, is.Root)
-		c.lower(c.dueOf(inc))
+		c.reschedule(inc)
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 	s := State{
 		IncidentID: inc.id, Status: string(tr), Revision: inc.revision, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 		ResolvedAt: inc.resolvedAt, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
-		Flapping: inc.flapping, Reopens: inc.reopens, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
+		Flapping: len(inc.flappers), Reopens: inc.reopens, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
 		Changes: append([]Change(nil), inc.changes...), Comments: append([]Comment(nil), inc.comments...),
 		Timeline: append([]Entry(nil), inc.timeline...),
 	}

@@ -43,7 +43,8 @@ import (
 var ErrInvalidConfig = fmt.Errorf("correlate: %w", config.ErrInvalidConfig)
 
 // Config tunes the correlator. Zero values take the defaults of
-// DefaultConfig.
+// DefaultConfig, except the evidence weights: there 0 turns the rule off
+// and nil (the key left out) takes the default.
 type Config struct {
 	// GroupWindow is how long after its last signal an incident with no
 	// member firing still takes related signals.
@@ -57,12 +58,13 @@ type Config struct {
 	// failure reaches a service through what it calls, so a symptom
 	// whose dependency is failing in one incident belongs there rather
 	// than to a concurrent incident it relates to only through its root.
-	PathWeight float64 `yaml:"path_weight"`
+	// 0 turns the rule off; nil is the default.
+	PathWeight *float64 `yaml:"path_weight"`
 	// LabelWeight is added to a candidate incident's score when a label
 	// value of the signal names a service already in the incident (a
 	// connection pool, an upstream, a topic's owner): the alert says what
-	// it is failing on.
-	LabelWeight float64 `yaml:"label_weight"`
+	// it is failing on. 0 turns the rule off; nil is the default.
+	LabelWeight *float64 `yaml:"label_weight"`
 	// RecencyWeight is how much a candidate incident's score drops per
 	// GroupWindow since it last fired (see Correlator.best).
 	RecencyWeight float64 `yaml:"recency_weight"`
@@ -107,8 +109,8 @@ func DefaultConfig() Config {
 	return Config{
 		GroupWindow:     10 * time.Minute,
 		SpreadWindow:    8 * time.Minute,
-		PathWeight:      0.5,
-		LabelWeight:     0.5,
+		PathWeight:      Weight(0.5),
+		LabelWeight:     Weight(0.5),
 		RecencyWeight:   4,
 		UpDepth:         4,
 		DownDepth:       1,
@@ -124,7 +126,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// WithDefaults fills zero fields from DefaultConfig.
+// Weight is a weight to set in Config (PathWeight, LabelWeight), where 0
+// is a value and nil the default.
+func Weight(v float64) *float64 { return &v }
+
+// WithDefaults fills zero fields (nil weights) from DefaultConfig.
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	fill := func(v *time.Duration, def time.Duration) {
@@ -139,10 +145,10 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
-	if c.LabelWeight == 0 {
+	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
 	}
-	if c.PathWeight == 0 {
+	if c.PathWeight == nil {
 		c.PathWeight = d.PathWeight
 	}
 	if c.RecencyWeight == 0 {
@@ -162,7 +168,8 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate names the key that is wrong; zero values mean the defaults.
+// Validate names the key that is wrong; zero values mean the defaults (nil
+// for the weights).
 func (c Config) Validate() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%w: correlator.rules.%s: %s", ErrInvalidConfig, key, fmt.Sprintf(format, args...))
@@ -180,10 +187,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
 		return bad("recency_weight", "%g, want 0 (default) to 100", c.RecencyWeight)
-	case c.LabelWeight < 0 || c.LabelWeight > 100:
-		return bad("label_weight", "%g, want 0 (default) to 100", c.LabelWeight)
-	case c.PathWeight < 0 || c.PathWeight > 100:
-		return bad("path_weight", "%g, want 0 (default) to 100", c.PathWeight)
+	case *c.LabelWeight < 0 || *c.LabelWeight > 100:
+		return bad("label_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.LabelWeight, *DefaultConfig().LabelWeight)
+	case *c.PathWeight < 0 || *c.PathWeight > 100:
+		return bad("path_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.PathWeight, *DefaultConfig().PathWeight)
 	case c.UpDepth < 0 || c.UpDepth > 32:
 		return bad("up_depth", "%d, want 0 (default) to 32", c.UpDepth)
 	case c.DownDepth < 0 || c.DownDepth > 32:

@@ -271,18 +271,18 @@ func (c *Correlator) best(s Signal) *incident {
 			return
 		}
 		score := base - 0.25*float64(max(hops-1, 0)) - c.cfg.RecencyWeight*max(gap.Seconds(), 0)/window.Seconds()
-		if c.cfg.LabelWeight > 0 {
+		if *c.cfg.LabelWeight > 0 {
 			for _, v := range s.Labels {
 				if v != s.Service && inc.services[v] > 0 {
-					score += c.cfg.LabelWeight
+					score += *c.cfg.LabelWeight
 					break
 				}
 			}
 		}
-		if c.cfg.PathWeight > 0 && c.cat != nil {
+		if *c.cfg.PathWeight > 0 && c.cat != nil {
 			for _, d := range c.cat.Services[s.Service].DependsOn {
 				if inc.services[d] > 0 {
-					score += c.cfg.PathWeight
+					score += *c.cfg.PathWeight
 					break
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -407,8 +409,8 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.group_window": {GroupWindow: -time.Second},
 		"correlator.rules.flap_stop":    {FlapStart: 3, FlapStop: 3},
 		"correlator.rules.up_depth":     {UpDepth: 99},
-		"correlator.rules.path_weight":  {PathWeight: -1},
-		"correlator.rules.label_weight": {LabelWeight: 101},
+		"correlator.rules.path_weight":  {PathWeight: Weight(-1)},
+		"correlator.rules.label_weight": {LabelWeight: Weight(101)},
 		"correlator.rules.group_by[0]":  {GroupBy: []string{""}},
 	} {
 		err := cfg.Validate()
@@ -510,7 +512,7 @@ func TestPathWeightPrefersTheIncidentOfADirectDependency(t *testing.T) {
 		want string // the incident web joins, by its root's fingerprint
 	}{
 		{"default", Config{}, "ReplicationLag/payments-db"},
-		{"rule off", Config{PathWeight: 1e-9}, "HighLatency/search-index"},
+		{"rule off", Config{PathWeight: Weight(0)}, "HighLatency/search-index"},
 	} {
 		c := newCorrelator(t, tc.cfg)
 		feed(c, storm...)
@@ -535,7 +537,7 @@ func TestLabelWeightFollowsTheServiceALabelNames(t *testing.T) {
 		{"pool names payments-db", map[string]string{"pool": "payments-db"}, "ReplicationLag/payments-db"},
 		{"no label", nil, "HighLatency/cart"},
 	} {
-		c := newCorrelator(t, Config{LabelWeight: 1})
+		c := newCorrelator(t, Config{LabelWeight: Weight(1)})
 		checkout := alert("ConnectionPoolExhausted", "checkout", 120*time.Second)
 		checkout.Labels = tc.labels
 		feed(c,
@@ -593,5 +595,35 @@ func TestTimeResolvesEachIncidentOnceFromTheQueue(t *testing.T) {
 		if want := lastSignal[fp].Add(quiet); !at.Equal(want) {
 			t.Errorf("%s resolved at %s, want its last signal + quiet period %s", fp, at, want)
 		}
+	}
+}
+
+// A weight of 0 in the rules turns its rule off; a weight left out is the
+// default.
+func TestEvidenceWeightsZeroIsOff(t *testing.T) {
+	for _, tc := range []struct {
+		yaml        string
+		path, label float64
+	}{
+		{"{}", 0.5, 0.5},
+		{"path_weight: 0", 0, 0.5},
+		{"label_weight: 0", 0.5, 0},
+		{"{path_weight: 0.25, label_weight: 2}", 0.25, 2},
+	} {
+		var cfg Config
+		if err := yaml.Unmarshal([]byte(tc.yaml), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.yaml, err)
+		}
+		got := cfg.WithDefaults()
+		if *got.PathWeight != tc.path || *got.LabelWeight != tc.label {
+			t.Errorf("%s: path_weight %g, label_weight %g, want %g and %g", tc.yaml, *got.PathWeight, *got.LabelWeight, tc.path, tc.label)
+		}
+	}
+	err := Config{LabelWeight: Weight(-0.5)}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "correlator.rules.label_weight: -0.5, want 0 (off) to 100") {
+		t.Errorf("negative label_weight: %v", err)
 	}
 }

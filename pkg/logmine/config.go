@@ -44,6 +44,14 @@ type Config struct {
 	// ("failure;", "failures;") are different messages and a user name
 	// with many values is a variable. 0 generalises at once, as Drain does.
 	WordFoldAfter int
+	// ConsolidateAfter: Miner.Consolidate (which the offline parse runs at
+	// the end) folds templates of one length that differ in one position
+	// only once they show this many different words there. It asks for
+	// more than WordFoldAfter because it also reaches the first words of
+	// a message, which name what happened more often than they hold a
+	// value ("tickTime set to", "maxSessionTimeout set to"). 0 disables
+	// the pass.
+	ConsolidateAfter int
 	// MaxTemplates bounds memory: beyond it the least recently seen
 	// template is evicted (and counted in Stats.Evicted).
 	MaxTemplates int
@@ -65,6 +73,7 @@ func DefaultConfig() Config {
 		MaxChildren:         100,
 		FoldAfter:           3,
 		WordFoldAfter:       4,
+		ConsolidateAfter:    8,
 		MaxTemplates:        50_000,
 		MaxMerges:           50_000,
 		MaxLineBytes:        1 << 20,
@@ -86,6 +95,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: FoldAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.FoldAfter)
 	case c.WordFoldAfter < 0 || c.WordFoldAfter == 1:
 		return fmt.Errorf("%w: WordFoldAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.WordFoldAfter)
+	case c.ConsolidateAfter < 0 || c.ConsolidateAfter == 1:
+		return fmt.Errorf("%w: ConsolidateAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.ConsolidateAfter)
 	case c.MaxTemplates < 1:
 		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
 	case c.MaxMerges < 0:

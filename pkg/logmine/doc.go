@@ -45,6 +45,15 @@
 //     word forms that tell messages apart ("LOOKING"/"LEADING",
 //     "failure;"/"failures;"), many are values of a variable; the templates
 //     held apart are then folded into one.
+//  5. A second merging pass (Miner.Consolidate, run by the offline parse
+//     at its end) compares templates across branches of the tree: those
+//     of one length that differ in one position only are folded when one
+//     of them has <*> there or they show ConsolidateAfter (8) different
+//     words there, so a name opening the message (which routes every
+//     value to its own branch) becomes a variable too. A run of three or
+//     more tokens with the same masked text ("3552 3534 3375") folds from
+//     its third item into the second, so lists of varying length are one
+//     template.
 //
 // # Template ids and merges
 //

@@ -374,19 +374,25 @@ func (m *Miner) fold() (*cluster, []Merge) {
 		toks[i] = string(m.tk.masked(i))
 	}
 	toks[pos] = Wildcard
-	tmpl := strings.Join(toks, " ")
-	target := m.byID[IDOf(tmpl)]
-	if target == nil || target.template != tmpl {
-		target = newCluster(tmpl)
-		m.seq++
-		target.created = m.seq
-		target.routeWild = m.insert(target, n, nil)
-		m.byID[target.id] = target
-		m.pushFront(target)
-		m.stats.Created++
-		delete(m.merges, target.id)
+	return m.foldInto(m.templateOf(strings.Join(toks, " ")), sibs, nil)
+}
+
+// templateOf returns the template with text tmpl, created (in the tree,
+// the id index and the LRU list) when it is not held: the target of a
+// fold.
+func (m *Miner) templateOf(tmpl string) *cluster {
+	if c := m.byID[IDOf(tmpl)]; c != nil && c.template == tmpl {
+		return c
 	}
-	return m.foldInto(target, sibs, nil)
+	c := newCluster(tmpl)
+	m.seq++
+	c.created = m.seq
+	c.routeWild = m.insert(c, len(c.tokens), nil)
+	m.byID[c.id] = c
+	m.pushFront(c)
+	m.stats.Created++
+	delete(m.merges, c.id) // the id is live again
+	return c
 }
 
 // plainWord: a token with no digit and nothing masked, which neither the
@@ -474,19 +480,95 @@ func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
 			toks[i] = Wildcard
 		}
 	}
-	tmpl := strings.Join(toks, " ")
-	target := m.byID[IDOf(tmpl)]
-	if target == nil || target.template != tmpl {
-		target = newCluster(tmpl)
-		m.seq++
-		target.created = m.seq
-		target.routeWild = m.insert(target, len(toks), nil)
-		m.byID[target.id] = target
-		m.pushFront(target)
-		m.stats.Created++
-		delete(m.merges, target.id)
+	return m.foldInto(m.templateOf(strings.Join(toks, " ")), sibs, nil)
+}
+
+// Consolidate is a second merging pass over every template held, for what
+// the online pass cannot see: the online folds compare a line only with
+// the templates of its own branch of the prefix tree, so a variable word
+// in a routing position (a user or host name opening the message) leaves
+// one template per value in different branches. Templates of one length
+// that agree everywhere but at one position are folded into one with <*>
+// there when one of them already has <*> there, or when they show
+// Config.ConsolidateAfter different words there. It returns the merges
+// made (each also recorded for Resolve).
+// The offline parse runs it once at the end; it costs a pass over all
+// templates for each fold, so a service runs it seldom if at all.
+func (m *Miner) Consolidate() []Merge {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.ConsolidateAfter < 2 {
+		return nil
 	}
-	return m.foldInto(target, sibs, nil)
+	var merges []Merge
+	for {
+		folded := false
+		byLen := map[int][]*cluster{}
+		for _, c := range m.byID {
+			byLen[len(c.tokens)] = append(byLen[len(c.tokens)], c)
+		}
+		lengths := make([]int, 0, len(byLen))
+		for n := range byLen {
+			lengths = append(lengths, n)
+		}
+		slices.Sort(lengths)
+		for _, n := range lengths {
+			if merges, folded = m.consolidateLen(byLen[n], merges); folded {
+				break // the templates changed: look at them again
+			}
+		}
+		if !folded {
+			return merges
+		}
+	}
+}
+
+// consolidateLen makes the first fold that Consolidate finds among cs,
+// templates of one length, and reports whether it made one.
+func (m *Miner) consolidateLen(cs []*cluster, merges []Merge) ([]Merge, bool) {
+	if len(cs) < 2 {
+		return merges, false
+	}
+	slices.SortFunc(cs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
+	groups := map[string][]*cluster{}
+	var keys []string
+	for p := range cs[0].tokens {
+		clear(groups)
+		keys = keys[:0]
+		for _, c := range cs {
+			if c.kinds[p] == kindPartial {
+				continue // "key=<*>": a field, not a word
+			}
+			key := strings.Join(c.tokens[:p], " ") + "\x00" + strings.Join(c.tokens[p+1:], " ")
+			if groups[key] == nil {
+				keys = append(keys, key)
+			}
+			groups[key] = append(groups[key], c)
+		}
+		for _, key := range keys {
+			g := groups[key]
+			if len(g) < 2 {
+				continue
+			}
+			words := 0
+			variable := false
+			for _, c := range g {
+				if c.kinds[p] == kindWildcard {
+					variable = true
+				} else {
+					words++
+				}
+			}
+			if !variable && words < m.cfg.ConsolidateAfter {
+				continue
+			}
+			toks := slices.Clone(g[0].tokens)
+			toks[p] = Wildcard
+			_, merges = m.foldInto(m.templateOf(strings.Join(toks, " ")), g, merges)
+			return merges, true
+		}
+	}
+	return merges, false
 }
 
 // sweepCovered folds into c, just generalised, the templates of its leaf

@@ -145,6 +145,7 @@ func TestConfigValidate(t *testing.T) {
 		"SimilarityThreshold": func(c *logmine.Config) { c.SimilarityThreshold = 1.5 },
 		"MaxChildren":         func(c *logmine.Config) { c.MaxChildren = 1 },
 		"WordFoldAfter":       func(c *logmine.Config) { c.WordFoldAfter = 1 },
+		"ConsolidateAfter":    func(c *logmine.Config) { c.ConsolidateAfter = -1 },
 		"MaxTemplates":        func(c *logmine.Config) { c.MaxTemplates = 0 },
 		"MaxMerges":           func(c *logmine.Config) { c.MaxMerges = -1 },
 		"MaxLineBytes":        func(c *logmine.Config) { c.MaxLineBytes = 0 },
@@ -160,6 +161,73 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := logmine.New(cfg); !errors.Is(err, config.ErrInvalidConfig) || errs.IsPermanent(err) {
 			t.Errorf("%s: New error %v is not the one configuration error", field, err)
 		}
+	}
+}
+
+// A word opening the message routes each value to its own branch, where
+// the online folds never compare them; Consolidate folds the templates
+// once ConsolidateAfter words were seen there, records the merges, and
+// leaves fewer words (different messages) apart.
+func TestConsolidate(t *testing.T) {
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	for _, n := range []int{7, 8} {
+		m := newMiner(t, nil)
+		var before []logmine.TemplateID
+		for i, u := range users[:n] {
+			r := m.Match(fmt.Sprintf("%s opened session %d", u, i))
+			before = append(before, r.ID)
+		}
+		m.Match("tickTime set to 2000") // another message, untouched
+		merges := m.Consolidate()
+		want := n + 1
+		if n >= logmine.DefaultConfig().ConsolidateAfter {
+			want = 2
+		}
+		if got := m.Stats().Templates; got != want {
+			t.Fatalf("%d users: %d templates after Consolidate, want %d: %v", n, got, want, m.Templates())
+		}
+		if want == n+1 {
+			if len(merges) != 0 {
+				t.Fatalf("%d users: merges %v", n, merges)
+			}
+			continue
+		}
+		folded := logmine.IDOf("<*> opened session <*>")
+		if len(merges) != n {
+			t.Fatalf("%d users: %d merges, want %d: %v", n, len(merges), n, merges)
+		}
+		for _, id := range before {
+			if got := m.Resolve(id); got != folded {
+				t.Fatalf("Resolve(%v) = %v, want the folded template %v", id, got, folded)
+			}
+		}
+		if tpl, ok := m.Lookup(folded); !ok || tpl.Count != uint64(n) {
+			t.Fatalf("folded template %+v %v, want count %d", tpl, ok, n)
+		}
+		// a later value finds the folded template
+		if r := m.Match("ivan opened session 99"); r.ID != folded || r.New {
+			t.Fatalf("a new user after Consolidate: %+v", r)
+		}
+	}
+	// A template that already has <*> there covers the others at once.
+	m := newMiner(t, nil)
+	m.Match("node7 down")
+	m.Match("node8 down")
+	a := m.Match("alpha down")
+	if len(m.Templates()) != 2 {
+		t.Fatalf("templates %v", m.Templates())
+	}
+	m.Consolidate()
+	if got := m.Resolve(a.ID); got != logmine.IDOf("<*> down") || len(m.Templates()) != 1 {
+		t.Fatalf("covered template not folded: %v", m.Templates())
+	}
+	// off
+	m = newMiner(t, func(c *logmine.Config) { c.ConsolidateAfter = 0 })
+	for _, u := range users {
+		m.Match(u + " logged out")
+	}
+	if ms := m.Consolidate(); len(ms) != 0 || m.Stats().Templates != len(users) {
+		t.Fatalf("ConsolidateAfter 0: merges %v, templates %v", ms, m.Templates())
 	}
 }
 

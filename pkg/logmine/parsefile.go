@@ -170,6 +170,18 @@ func (o *offline) add(line string, truncated bool) {
 	o.ids = append(o.ids, o.res.ID)
 }
 
+// consolidate runs the miner's second merging pass once all lines are in
+// and follows its merges.
+func (o *offline) consolidate() {
+	for _, mg := range o.miner.Consolidate() {
+		o.merged[mg.From] = mg.To
+	}
+	for _, t := range o.miner.Templates() {
+		delete(o.merged, t.ID) // live: a fold may have made an id live again
+		o.texts[t.ID] = t.Template
+	}
+}
+
 func (o *offline) final(id TemplateID) Parsed {
 	for hops := 0; hops < 1<<16; hops++ {
 		to, ok := o.merged[id]
@@ -196,6 +208,7 @@ func ParseLines(lines []string, opts ParseOptions) ([]Parsed, ParseStats, error)
 		o.push(l, cut)
 	}
 	o.decide()
+	o.consolidate()
 	out := make([]Parsed, len(o.ids))
 	seen := map[TemplateID]bool{}
 	for i, id := range o.ids {
@@ -256,6 +269,7 @@ func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) 
 		}
 	}
 	o.decide()
+	o.consolidate()
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"LineId", "EventId", "EventTemplate"}); err != nil {
 		return o.stats, fmt.Errorf("logmine: write csv: %w", err)

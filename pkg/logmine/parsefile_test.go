@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -93,6 +94,31 @@ func TestParseFileFinalTemplates(t *testing.T) {
 	rows = readCSV(t, out.Bytes())
 	if rows[0][2] != "peer moved to LOOKING" || rows[1][2] != "peer moved to LEADING" || rows[2][2] != "peer moved to FOLLOWING" || rows[3][1] != rows[0][1] {
 		t.Fatalf("rows %q", rows)
+	}
+}
+
+// The offline parse ends with Miner.Consolidate: a user name opening the
+// message routes every value to its own branch, and the rows of all of
+// them end in the folded template once ConsolidateAfter names were seen.
+func TestParseFileConsolidates(t *testing.T) {
+	var in strings.Builder
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	for i, u := range users {
+		fmt.Fprintf(&in, "%s opened session %d\n", u, i)
+	}
+	var out bytes.Buffer
+	st, err := logmine.ParseFile(strings.NewReader(in.String()), &out, logmine.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSV(t, out.Bytes())
+	for _, r := range rows {
+		if r[2] != "<*> opened session <*>" || r[1] != logmine.IDOf(r[2]).String() {
+			t.Fatalf("rows %q", rows)
+		}
+	}
+	if st.Templates != 1 {
+		t.Fatalf("stats %+v, want 1 template", st)
 	}
 }
 

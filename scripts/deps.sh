@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # deps.sh installs what the tests and the default `aiops run` need on a fresh
 # Debian 12 machine (also used by CI): Debian's ClickHouse server and client,
-# Prometheus Alertmanager with amtool, and the Go modules of the workspace. Run it as root; running it again only
-# re-checks.
+# Prometheus Alertmanager with amtool, ZooKeeper (the ClickHouse cluster test
+# replicates through it), and the Go modules of the workspace. Run it as
+# root; running it again only re-checks.
 #
-# It never starts the system ClickHouse service: tests and scripts/clickhouse.sh
-# start their own throwaway server as a plain process, and a container or CI
-# runner often has no systemd at all.
+# It never starts a system service (ClickHouse, Alertmanager, ZooKeeper):
+# tests and scripts/clickhouse.sh start their own throwaway servers as plain
+# processes, and a container or CI runner often has no systemd at all.
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -22,10 +23,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # apt_install COMMAND PACKAGE... installs the Debian packages unless
-# COMMAND is already on PATH.
+# COMMAND is already on PATH (or, when it is a path, exists).
 apt_install() {
 	local cmd=$1
 	shift
+	if [ "${cmd#/}" != "$cmd" ] && [ -e "$cmd" ]; then
+		say "$cmd already installed"
+		return
+	fi
 	if command -v "$cmd" >/dev/null 2>&1; then
 		say "$cmd already installed: $(command -v "$cmd")"
 		return
@@ -87,5 +92,8 @@ apt_install clickhouse-server clickhouse-server clickhouse-client
 # The real Alertmanager and amtool: the notifier's routing, inhibition and
 # time intervals are checked against them.
 apt_install amtool prometheus-alertmanager
+# ZooKeeper for the replicated ClickHouse test (pkg/testenv runs it as a
+# plain java process from these jars); Java comes with it when missing.
+apt_install /usr/share/java/zookeeper.jar zookeeper
 download_go_modules
 say "done"

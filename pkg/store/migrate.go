@@ -82,7 +82,23 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Conn.Exec(ctx, createMigrationsTable); err != nil {
+	createBookkeeping := createMigrationsTable
+	if s.cluster != "" {
+		database, err := s.currentDatabase(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if units, err = clusterUnits(units, s.cluster, database); err != nil {
+			return nil, err
+		}
+		// The DSN's database exists on the node connected to; the others
+		// may not have it yet.
+		if err := s.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdents(database)+" ON CLUSTER "+quoteIdents(s.cluster)); err != nil {
+			return nil, fmt.Errorf("store: create database %s on cluster %s: %w", database, s.cluster, err)
+		}
+		createBookkeeping = migrationsTableCluster(database, s.cluster)
+	}
+	if err := s.Conn.Exec(ctx, createBookkeeping); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", MigrationsTable, err)
 	}
 	done, err := s.appliedMigrations(ctx)
@@ -118,6 +134,19 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		applied = append(applied, u.name)
 	}
 	return applied, nil
+}
+
+// currentDatabase is the DSN's database, checked to be a plain name since
+// the cluster form writes it into SQL and ZooKeeper paths.
+func (s *Store) currentDatabase(ctx context.Context) (string, error) {
+	var database string
+	if err := s.Conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&database); err != nil {
+		return "", fmt.Errorf("store: current database: %w", err)
+	}
+	if !validName(database) {
+		return "", fmt.Errorf("%w: database %q: the cluster form needs a name matching [A-Za-z_][A-Za-z0-9_]*", ErrInvalidConfig, database)
+	}
+	return database, nil
 }
 
 // alreadyDone reports a server error saying the statement's object exists

@@ -19,9 +19,10 @@ var ErrNotTimePartitioned = errors.New("table is not partitioned by a Date or Da
 const MaxRetentionDays = 100 * 365
 
 // partitionsQuery lists a table's partitions with the newest time of their
-// rows; dbExpr is currentDatabase() or a bound parameter.
-func partitionsQuery(dbExpr string) string {
-	return "SELECT partition_id, max(max_time), max(max_date) FROM system.parts" +
+// rows; dbExpr is currentDatabase() or a bound parameter, parts is
+// system.parts or, on a cluster, cluster(?, system, parts) (every shard's).
+func partitionsQuery(parts, dbExpr string) string {
+	return "SELECT partition_id, max(max_time), max(max_date) FROM " + parts +
 		" WHERE database = " + dbExpr + " AND table = ? AND active GROUP BY partition_id ORDER BY partition_id"
 }
 
@@ -32,6 +33,11 @@ func partitionsQuery(dbExpr string) string {
 // keeps for the partition key's column (system.parts max_time, or max_date
 // for a Date column), so the table may be partitioned by day, month or any
 // function of one time column.
+//
+// A Distributed table (the cluster form of the schema, Config.Cluster) has
+// no partitions of its own: its local table's partitions are listed on every
+// shard and dropped ON CLUSTER, so every shard and replica loses them, and a
+// partition goes only once its newest row on every shard is old.
 func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string, days int, now time.Time) (dropped []string, err error) {
 	quoted, err := QuoteTable(table)
 	if err != nil {
@@ -47,7 +53,17 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	if database != "" {
 		dbExpr, args = "?", []any{database, name}
 	}
-	rows, err := conn.Query(ctx, partitionsQuery(dbExpr), args...)
+	parts, onCluster := "system.parts", ""
+	dist, err := distributedTarget(ctx, conn, dbExpr, args)
+	if err != nil {
+		return nil, fmt.Errorf("store: retention of %s: %w", table, err)
+	}
+	if dist != nil {
+		quoted = quoteIdents(dist.database, dist.table)
+		onCluster = " ON CLUSTER " + quoteIdents(dist.cluster)
+		parts, dbExpr, args = "cluster(?, system, parts)", "?", []any{dist.cluster, dist.database, dist.table}
+	}
+	rows, err := conn.Query(ctx, partitionsQuery(parts, dbExpr), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
 	}
@@ -87,10 +103,48 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	for _, p := range old {
 		// The partition id is bound by the client, quoted as a string
 		// literal: 18.16 has no server-side parameters.
-		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+" DROP PARTITION ID ?", p.id); err != nil {
+		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+onCluster+" DROP PARTITION ID ?", p.id); err != nil {
 			return dropped, fmt.Errorf("store: drop partition %s of %s: %w", p.id, table, err)
 		}
 		dropped = append(dropped, p.id)
 	}
 	return dropped, nil
+}
+
+// distributedTable is where a Distributed table's rows are: its engine's
+// cluster, database and table.
+type distributedTable struct{ cluster, database, table string }
+
+// distributedTarget returns the local table behind a Distributed table, or
+// nil for any other table. dbExpr and args select the table as in
+// partitionsQuery.
+func distributedTarget(ctx context.Context, conn driver.Conn, dbExpr string, args []any) (*distributedTable, error) {
+	rows, err := conn.Query(ctx, "SELECT engine, engine_full FROM system.tables WHERE database = "+dbExpr+" AND name = ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read its engine: %w", err)
+	}
+	defer rows.Close()
+	var engine, full string
+	if rows.Next() {
+		if err := rows.Scan(&engine, &full); err != nil {
+			return nil, fmt.Errorf("read its engine: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil || engine != "Distributed" {
+		return nil, err
+	}
+	// Distributed(cluster, database, table[, sharding key]): each of the
+	// first three a name or a string literal.
+	toks, err := lex(full)
+	if err != nil || len(toks) < 8 || !toks.words(0, "Distributed") || toks[1].text != "(" ||
+		toks[3].text != "," || toks[5].text != "," {
+		return nil, errs.Permanentf("engine %q: not Distributed(cluster, database, table, ...)", full)
+	}
+	d := &distributedTable{cluster: toks[2].name(), database: toks[4].name(), table: toks[6].name()}
+	for _, n := range []string{d.cluster, d.database, d.table} {
+		if !validName(n) {
+			return nil, errs.Permanentf("engine %q: %q is not a plain name", full, n)
+		}
+	}
+	return d, nil
 }

@@ -39,6 +39,13 @@ type Config struct {
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// MaxOpenConns bounds the connection pool; 0 keeps the driver's default.
 	MaxOpenConns int `yaml:"max_open_conns"`
+	// Cluster names a cluster of the server's remote_servers: Migrate then
+	// applies the cluster form of the schema (replicated local tables behind
+	// Distributed tables of the same names, every statement ON CLUSTER; see
+	// cluster.go), retention drops partitions on every shard, and inserts
+	// wait until every shard has its rows (insert_distributed_sync). Empty:
+	// one server.
+	Cluster string `yaml:"cluster"`
 }
 
 // Validate checks the config without touching the network or the password
@@ -81,6 +88,9 @@ func (c Config) Validate() error {
 	if c.MaxOpenConns < 0 {
 		return fmt.Errorf("%w: max_open_conns: must not be negative, got %d", ErrInvalidConfig, c.MaxOpenConns)
 	}
+	if c.Cluster != "" && !validName(c.Cluster) {
+		return fmt.Errorf("%w: cluster: %q must match [A-Za-z_][A-Za-z0-9_]* (a cluster of the server's remote_servers)", ErrInvalidConfig, c.Cluster)
+	}
 	return nil
 }
 
@@ -119,6 +129,15 @@ func (c Config) options() (*clickhouse.Options, error) {
 	}
 	if c.MaxOpenConns > 0 {
 		opts.MaxOpenConns = c.MaxOpenConns
+	}
+	if c.Cluster != "" {
+		// A Distributed table queues rows for other shards on its own disk
+		// and returns by default; the writer acks events only once their
+		// rows are stored, so the insert must wait for every shard.
+		if opts.Settings == nil {
+			opts.Settings = clickhouse.Settings{}
+		}
+		opts.Settings["insert_distributed_sync"] = 1
 	}
 	return opts, nil
 }
@@ -169,6 +188,7 @@ type Store struct {
 	// does not wrap.
 	Conn    driver.Conn
 	version Version
+	cluster string // Config.Cluster
 	log     zerolog.Logger
 }
 
@@ -196,8 +216,8 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("store: server version at %s: %w", cfg.Redacted(), err)
 	}
 	log = log.With().Str("component", "store").Logger()
-	log.Info().Str("dsn", cfg.Redacted()).Stringer("server_version", v).Msg("connected to ClickHouse")
-	return &Store{Conn: conn, version: v, log: log}, nil
+	log.Info().Str("dsn", cfg.Redacted()).Stringer("server_version", v).Str("cluster", cfg.Cluster).Msg("connected to ClickHouse")
+	return &Store{Conn: conn, version: v, cluster: cfg.Cluster, log: log}, nil
 }
 
 // detectVersion asks version() rather than trusting the handshake, whose
@@ -212,6 +232,10 @@ func detectVersion(ctx context.Context, conn driver.Conn) (Version, error) {
 	}
 	return ParseVersion(s)
 }
+
+// Cluster is Config.Cluster: the cluster the schema is applied on, "" for
+// one server.
+func (s *Store) Cluster() string { return s.cluster }
 
 // ServerVersion is the version detected at Open.
 func (s *Store) ServerVersion() Version { return s.version }

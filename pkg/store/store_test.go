@@ -32,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{"dsn query password and env", Config{DSN: "clickhouse://db:9000?password=p", Password: "x"}, "dsn: carries a password"},
 		{"negative dial timeout", Config{DSN: "clickhouse://db:9000", DialTimeout: -time.Second}, "dial_timeout"},
 		{"negative conns", Config{DSN: "clickhouse://db:9000", MaxOpenConns: -1}, "max_open_conns"},
+		{"cluster", Config{DSN: "clickhouse://db:9000", Cluster: "aiops"}, ""},
+		{"cluster not a name", Config{DSN: "clickhouse://db:9000", Cluster: "aiops; DROP"}, "cluster"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

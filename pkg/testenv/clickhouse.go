@@ -294,13 +294,15 @@ func clickhouseFromLocalProcess() (string, error) {
 	return "clickhouse://" + addr + "?dial_timeout=" + defaultDialTimeout, nil
 }
 
-func runClickHouseScript(script, dir string) (addr string, err error) {
+// runClickHouseScript starts the server in dir with the environment plus
+// env (KEY=value, e.g. a port to take) and returns its native address.
+func runClickHouseScript(script, dir string, env ...string) (addr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), localStartTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, "start", dir)
 	// The test server is throwaway and password-less: a developer's
 	// password for their own server must not leak into it.
-	cmd.Env = withoutEnv(os.Environ(), "AIOPS_CLICKHOUSE_PASSWORD")
+	cmd.Env = append(withoutEnv(os.Environ(), "AIOPS_CLICKHOUSE_PASSWORD"), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

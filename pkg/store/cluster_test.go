@@ -1,0 +1,322 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/rs/zerolog"
+)
+
+// createdTables lists the tables the schema files create, read from the
+// files, so a new migration needs no edit here.
+func createdTables(t *testing.T) []string {
+	t.Helper()
+	files, err := fs.Glob(Schema, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := regexp.MustCompile(`(?m)^CREATE TABLE IF NOT EXISTS (\w+)`)
+	var tables []string
+	for _, f := range files {
+		text, err := fs.ReadFile(Schema, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range create.FindAllStringSubmatch(string(text), -1) {
+			tables = append(tables, m[1])
+		}
+	}
+	if len(tables) < 10 {
+		t.Fatalf("schema creates only %v", tables)
+	}
+	return tables
+}
+
+func TestClusterFormOfTheSchema(t *testing.T) {
+	units, err := loadMigrations(Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := clusterUnits(units, "c1", "aiops")
+	if err != nil {
+		t.Fatalf("the project schema has no cluster form: %v", err)
+	}
+	if len(cluster) != len(units) {
+		t.Fatalf("%d units in cluster form, %d in single-node form", len(cluster), len(units))
+	}
+	all := map[string]string{} // statement -> unit
+	for i, u := range cluster {
+		if u.name != units[i].name || u.checksum != units[i].checksum || !equalVersions(u.minVersion, units[i].minVersion) {
+			t.Fatalf("unit %d is %s (%s) in cluster form, %s (%s) on one server: names and checksums must not change", i, u.name, u.checksum, units[i].name, units[i].checksum)
+		}
+		for _, stmt := range u.statements {
+			if !strings.Contains(stmt, " ON CLUSTER `c1`") {
+				t.Errorf("%s: a statement not ON CLUSTER: %s", u.name, stmt)
+			}
+			all[stmt] = u.name
+		}
+	}
+	for _, table := range createdTables(t) {
+		var local, dist string
+		for stmt := range all {
+			switch {
+			case strings.HasPrefix(stmt, "CREATE TABLE IF NOT EXISTS `aiops`.`"+table+"_local` ON CLUSTER `c1` ("):
+				local = stmt
+			case strings.HasPrefix(stmt, "CREATE TABLE IF NOT EXISTS `aiops`.`"+table+"` ON CLUSTER `c1` AS `aiops`.`"+table+"_local` ENGINE = Distributed(`c1`, `aiops`, `"+table+"_local`, cityHash64("):
+				dist = stmt
+			}
+		}
+		if !strings.Contains(local, "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/aiops/"+table+"_local', '{replica}'") {
+			t.Errorf("%s: no replicated local table: %q", table, local)
+		}
+		if dist == "" {
+			t.Errorf("%s: no Distributed table", table)
+		}
+	}
+	// The engine's own arguments and the rest of the definition are kept;
+	// the sharding key is the sorting key, hashed.
+	for _, want := range []string{
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/aiops/events_local', '{replica}', inserted_at) PARTITION BY toYYYYMMDD(time)\nORDER BY (kind, service, time, id)",
+		"ENGINE = Distributed(`c1`, `aiops`, `events_local`, cityHash64(kind, service, time, id))",
+		"ENGINE = Distributed(`c1`, `aiops`, `incidents_local`, cityHash64(incident_id))",
+		"ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/aiops/incidents_local', '{replica}', version)",
+	} {
+		found := false
+		for stmt := range all {
+			found = found || strings.Contains(stmt, want)
+		}
+		if !found {
+			t.Errorf("no statement contains %q", want)
+		}
+	}
+	// A column change goes to the local table; the Distributed table is made
+	// again from it at the end of the unit, once per table.
+	links := cluster[slices.IndexFunc(cluster, func(u migrationUnit) bool { return u.name == "0002_events_links_extra.sql" })]
+	want := []string{
+		"ALTER TABLE `aiops`.`events_local` ON CLUSTER `c1` ADD COLUMN links Array(String) AFTER resource.value",
+		"ALTER TABLE `aiops`.`events_local` ON CLUSTER `c1` ADD COLUMN extra String AFTER body",
+		"DROP TABLE IF EXISTS `aiops`.`events` ON CLUSTER `c1`",
+		"CREATE TABLE IF NOT EXISTS `aiops`.`events` ON CLUSTER `c1` AS `aiops`.`events_local` ENGINE = Distributed(`c1`, `aiops`, `events_local`, cityHash64(kind, service, time, id))",
+	}
+	if !slices.Equal(links.statements, want) {
+		t.Errorf("0002 in cluster form:\n%s\nwant\n%s", strings.Join(links.statements, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func equalVersions(a, b *Version) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func TestClusterFormOfOtherStatements(t *testing.T) {
+	base := "CREATE TABLE t (id String, at DateTime) ENGINE = MergeTree() PARTITION BY toYYYYMM(at) ORDER BY id SETTINGS index_granularity = 1024;\n"
+	units, err := parseMigration("0001_t.sql", base+
+		"ALTER TABLE t DROP PARTITION 202601;\n"+
+		"ALTER TABLE t MODIFY TTL at + INTERVAL 1 DAY, ADD COLUMN `n` UInt8;\n"+
+		"DROP TABLE IF EXISTS t;\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := clusterUnits(units, "c", "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"CREATE TABLE `db`.`t_local` ON CLUSTER `c` (id String, at DateTime) ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/t_local', '{replica}') PARTITION BY toYYYYMM(at) ORDER BY id SETTINGS index_granularity = 1024",
+		"CREATE TABLE IF NOT EXISTS `db`.`t` ON CLUSTER `c` AS `db`.`t_local` ENGINE = Distributed(`c`, `db`, `t_local`, cityHash64(id))",
+		// Not a column change: the local table only.
+		"ALTER TABLE `db`.`t_local` ON CLUSTER `c` DROP PARTITION 202601",
+		"ALTER TABLE `db`.`t_local` ON CLUSTER `c` MODIFY TTL at + INTERVAL 1 DAY, ADD COLUMN `n` UInt8",
+		"DROP TABLE IF EXISTS `db`.`t` ON CLUSTER `c`",
+		"DROP TABLE IF EXISTS `db`.`t_local` ON CLUSTER `c`",
+		// t was dropped in the unit, so its Distributed table is not made again.
+	}
+	if !slices.Equal(got[0].statements, want) {
+		t.Errorf("cluster form:\n%s\nwant\n%s", strings.Join(got[0].statements, "\n"), strings.Join(want, "\n"))
+	}
+
+	for name, tc := range map[string]struct{ sql, why string }{
+		"materialized view": {"CREATE MATERIALIZED VIEW v TO t AS SELECT id FROM t", "MATERIALIZED VIEW"},
+		"view":              {"CREATE VIEW v AS SELECT id FROM t", "no cluster form"},
+		"insert":            {"INSERT INTO t SELECT * FROM t", "no cluster form"},
+		"rename":            {"RENAME TABLE t TO u", "no cluster form"},
+		"memory engine":     {"CREATE TABLE m (x UInt8) ENGINE = Memory", "engine Memory"},
+		"replicated engine": {"CREATE TABLE r (x UInt8) ENGINE = ReplicatedMergeTree('/p', 'r') ORDER BY x", "engine ReplicatedMergeTree"},
+		"no sorting key":    {"CREATE TABLE n (x UInt8) ENGINE = MergeTree ORDER BY tuple()", "ORDER BY has no columns"},
+		"old syntax":        {"CREATE TABLE o (d Date, x UInt8) ENGINE = MergeTree(d, (x), 8192)", "no ORDER BY"},
+		"with database":     {"ALTER TABLE db.t ADD COLUMN y UInt8", "without its database"},
+		"on cluster":        {"ALTER TABLE t ON CLUSTER c ADD COLUMN y UInt8", "ON CLUSTER is added"},
+		"unknown table":     {"ALTER TABLE nosuch ADD COLUMN y UInt8", "no earlier migration creates it"},
+		"local name":        {"CREATE TABLE x_local (x UInt8) ENGINE = MergeTree ORDER BY x", "local tables"},
+		"create as":         {"CREATE TABLE u AS t", "column list"},
+	} {
+		units, err := parseMigration("0002_bad.sql", base+"ALTER TABLE t ADD COLUMN z UInt8;\n"+tc.sql+";\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = clusterUnits(units, "c", "db")
+		if !errors.Is(err, ErrBadMigration) || !strings.Contains(err.Error(), "0002_bad.sql statement 3") || !strings.Contains(err.Error(), tc.why) {
+			t.Errorf("%s: err = %v, want ErrBadMigration naming 0002_bad.sql statement 3 and %q", name, err, tc.why)
+		}
+	}
+}
+
+// openNode opens a Store on one server of a test cluster.
+func openNode(t *testing.T, addr, database, cluster string) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := Open(ctx, Config{DSN: "clickhouse://" + addr + "/" + database, Cluster: cluster}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatalf("Open %s: %v", addr, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestMigrateOnCluster applies the project's schema in cluster form on two
+// ClickHouse servers replicating through ZooKeeper (one shard, two
+// replicas), writes through the batch writer on the first and reads through
+// the Distributed tables on the second.
+func TestMigrateOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and two ClickHouse servers")
+	}
+	const cluster, database = "aiops_test", "aiops"
+	nodes := testenv.ClickHouseCluster(t, cluster, 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// The writer's DSN names a database that exists on the server it
+	// connects to; Migrate creates it on the others.
+	admin := openNode(t, nodes[0].Addr, "default", "")
+	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	node1 := openNode(t, nodes[0].Addr, database, cluster)
+	start := time.Now()
+	applied, err := node1.Migrate(ctx, Schema)
+	if err != nil {
+		t.Fatalf("Migrate on cluster: %v", err)
+	}
+	t.Logf("cluster Migrate applied %d units in %s", len(applied), time.Since(start).Round(time.Millisecond))
+	units, err := loadMigrations(Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, u := range units {
+		if u.minVersion == nil || node1.ServerVersion().AtLeast(u.minVersion.Major, u.minVersion.Minor) {
+			want = append(want, u.name)
+		}
+	}
+	if !slices.Equal(applied, want) {
+		t.Fatalf("Migrate applied %v, want %v", applied, want)
+	}
+
+	node2 := openNode(t, nodes[1].Addr, database, cluster)
+	syncReplica := func(s *Store, table string) {
+		t.Helper()
+		if err := s.Conn.Exec(ctx, "SYSTEM SYNC REPLICA "+quoteIdents(database, table)); err != nil {
+			t.Fatalf("sync replica %s: %v", table, err)
+		}
+	}
+	for _, table := range createdTables(t) {
+		for name, engine := range map[string]string{table: "Distributed", table + localSuffix: "ReplicatedReplacingMergeTree"} {
+			var got string
+			_ = node2.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, name).Scan(&got)
+			if got != engine {
+				t.Errorf("node 2: %s.%s has engine %q, want %s", database, name, got, engine)
+			}
+		}
+	}
+	// Columns added by later migrations reach the Distributed tables too.
+	if n := count(t, node2, "SELECT count() FROM system.columns WHERE database = ? AND table = 'events' AND name IN ('links', 'extra')", database); n != 2 {
+		t.Errorf("node 2: the Distributed events table has %d of the columns links and extra", n)
+	}
+
+	// The writer's batch path on node 1; the second batch is a redelivery
+	// of the first three events.
+	now := time.Now().UTC().Truncate(time.Second)
+	old := now.Add(-10 * 24 * time.Hour)
+	columns := []string{"id", "kind", "time", "service", "body"}
+	rows := [][]any{
+		{"01JCLUSTER0000000000000001", "log", now.Add(-time.Hour), "checkout", "{}"},
+		{"01JCLUSTER0000000000000002", "log", now.Add(-time.Hour), "checkout", "{}"},
+		{"01JCLUSTER0000000000000003", "alert", now.Add(-time.Minute), "payments", "{}"},
+		{"01JCLUSTER0000000000000004", "log", old, "checkout", "{}"},
+		{"01JCLUSTER0000000000000005", "metric", old, "payments", "{}"},
+	}
+	w := newWriter(t, node1.Conn, BatchConfig{Table: "events", Columns: columns, MaxRows: 100, MaxAge: time.Hour})
+	res := newResults()
+	for _, batch := range [][][]any{rows, rows[:3]} {
+		for _, row := range batch {
+			if err := w.Add(ctx, row, res.done(row[0].(string))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res.wait(t, 8)
+	for _, row := range rows {
+		for _, err := range res.get(row[0].(string)) {
+			if err != nil {
+				t.Fatalf("insert of %s: %v", row[0], err)
+			}
+		}
+	}
+
+	syncReplica(node2, "events"+localSuffix)
+	if n := count(t, node2, "SELECT count() FROM events FINAL"); n != 5 {
+		t.Fatalf("node 2 reads %d events through the Distributed table under FINAL, want 5", n)
+	}
+	if n := count(t, node2, "SELECT count() FROM events_local FINAL"); n != 5 {
+		t.Fatalf("node 2's replica holds %d events under FINAL, want 5", n)
+	}
+	t.Logf("rows in node 2's replica without FINAL: %d", count(t, node2, "SELECT count() FROM events_local"))
+
+	// Retention through the Distributed table drops the old day on both
+	// replicas.
+	dropped, err := DropPartitionsOlderThan(ctx, node1.Conn, "events", 3, now)
+	if err != nil {
+		t.Fatalf("retention on cluster: %v", err)
+	}
+	if want := []string{old.Format("20060102")}; !slices.Equal(dropped, want) {
+		t.Fatalf("retention dropped %v, want %v", dropped, want)
+	}
+	syncReplica(node2, "events"+localSuffix)
+	for i, s := range []*Store{node1, node2} {
+		if n := count(t, s, "SELECT count() FROM system.parts WHERE database = ? AND table = 'events_local' AND active AND partition_id = ?", database, dropped[0]); n != 0 {
+			t.Errorf("node %d still has %d parts of partition %s", i+1, n, dropped[0])
+		}
+		if n := count(t, s, "SELECT count() FROM events_local FINAL"); n != 3 {
+			t.Errorf("node %d holds %d events after retention, want 3", i+1, n)
+		}
+	}
+
+	// Applying again, on either node, finds everything recorded.
+	again, err := node1.Migrate(ctx, Schema)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second Migrate on node 1 applied %v, %v; want nothing", again, err)
+	}
+	syncReplica(node2, MigrationsTable)
+	again, err = node2.Migrate(ctx, Schema)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("Migrate on node 2 applied %v, %v; want nothing (the bookkeeping is replicated)", again, err)
+	}
+	if recorded, err := node2.AppliedMigrations(ctx); err != nil || !slices.Equal(recorded, sortedCopy(want)) {
+		t.Fatalf("node 2 recorded %v, %v; want %v", recorded, err, want)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}

@@ -20,7 +20,7 @@ var accuracyFloor = map[string]struct{ GA, PA float64 }{
 	"HDFS":      {0.995, 0.995},
 	"Apache":    {0.995, 0.995},
 	"OpenSSH":   {0.995, 0.99},
-	"Zookeeper": {0.99, 0.99},
+	"Zookeeper": {0.995, 0.995},
 	"BGL":       {0.985, 0.955},
 	"HPC":       {0.49, 0.44},
 	"Hadoop":    {0.965, 0.625},
@@ -110,6 +110,8 @@ var synthTemplates = []string{
 	"Session closed for {user}",
 	// a user name opening the message: a variable in a routing position
 	"{user} opened session {int} from {ip}",
+	// a free-text value at the end of the line, one to four words
+	"Task {int} aborted by operator: {reason}",
 	// lists whose length varies from line to line: two to six bare values,
 	// three to six separated by commas (a comma list of two, "<*>, <*>",
 	// is a different template from longer ones: its last item has no
@@ -166,6 +168,13 @@ func synthValue(r *rand.Rand, kind string) string {
 		return fmt.Sprintf("2024-%02d-%02dT%02d:%02d:%02dZ", 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
 	case "float":
 		return fmt.Sprintf("%.3f", r.Float64())
+	case "reason":
+		words := []string{"disk", "quota", "exceeded", "on", "remote", "volume", "maintenance", "window", "started", "manual", "override", "requested"}
+		vals := make([]string, 1+r.IntN(4))
+		for i := range vals {
+			vals[i] = words[r.IntN(len(words))]
+		}
+		return strings.Join(vals, " ")
 	case "ints", "commas":
 		sep := " "
 		if kind == "commas" {

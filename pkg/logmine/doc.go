@@ -50,7 +50,10 @@
 //     of one length that differ in one position only are folded when one
 //     of them has <*> there or they show ConsolidateAfter (8) different
 //     words there, so a name opening the message (which routes every
-//     value to its own branch) becomes a variable too. A run of three or
+//     value to its own branch) becomes a variable too; and a template
+//     that ends in a value takes in the longer ones that continue it
+//     (a value at the end of the line may hold spaces), unless they add
+//     "key=value" fields of their own. A run of three or
 //     more tokens with the same masked text ("3552 3534 3375") folds from
 //     its third item into the second, so lists of varying length are one
 //     template.

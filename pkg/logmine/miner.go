@@ -490,8 +490,10 @@ func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
 // one template per value in different branches. Templates of one length
 // that agree everywhere but at one position are folded into one with <*>
 // there when one of them already has <*> there, or when they show
-// Config.ConsolidateAfter different words there. It returns the merges
-// made (each also recorded for Resolve).
+// Config.ConsolidateAfter different words there. Then a template that
+// ends in a value takes in the longer ones that only continue that value
+// (see consolidateTails). It returns the merges made (each also recorded
+// for Resolve).
 // The offline parse runs it once at the end; it costs a pass over all
 // templates for each fold, so a service runs it seldom if at all.
 func (m *Miner) Consolidate() []Merge {
@@ -518,9 +520,90 @@ func (m *Miner) Consolidate() []Merge {
 			}
 		}
 		if !folded {
-			return merges
+			return m.consolidateTails(merges)
 		}
 	}
+}
+
+// consolidateTails folds into a template that ends in a value ("Server
+// environment:<*>", "failed: <*>") the longer templates that repeat it up
+// to that value: the value at the end of a line is the rest of the line,
+// and may hold spaces ("environment:java.vendor=Oracle Corporation"), so
+// its lines differ in token count only by the value. Tokens after the
+// value that are "key=value" fields of their own are optional fields, not
+// the value, and keep their template apart. The template must
+// keep two literal tokens besides the value, so that a short one such as
+// "error <*>" does not swallow every longer message that starts with its
+// word.
+func (m *Miner) consolidateTails(merges []Merge) []Merge {
+	tails := map[string]*cluster{} // tokens before the value, and the value's key
+	for _, c := range m.byID {
+		if k, ok := tailKey(c); ok {
+			tails[k] = c
+		}
+	}
+	if len(tails) == 0 {
+		return merges
+	}
+	covered := map[*cluster][]*cluster{}
+	for _, c := range m.byID {
+		for n := len(c.tokens) - 1; n >= 1; n-- {
+			last := c.tokens[n-1]
+			key := strings.Join(c.tokens[:n-1], " ") + "\x00" + last[:keyLen(last)]
+			if t := tails[key]; t != nil && len(t.tokens) == n && !hasField(c.tokens[n:]) {
+				covered[t] = append(covered[t], c)
+				break
+			}
+		}
+	}
+	targets := make([]*cluster, 0, len(covered))
+	for t := range covered {
+		targets = append(targets, t)
+	}
+	slices.SortFunc(targets, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
+	for _, t := range targets {
+		_, merges = m.absorbAll(t, covered[t], merges)
+	}
+	return merges
+}
+
+// hasField: one of toks is a "key=value" field of its own ("user=root"
+// after "rhost=<*>"), an optional field rather than more of a value.
+func hasField(toks []string) bool {
+	for _, t := range toks {
+		if keyLen(t) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// tailKey: whether c ends in a value, "<*>" or "key:<*>"/"key=<*>", after
+// at least two literal tokens (the key counts as one), and the key a
+// longer template must repeat to be covered by it.
+func tailKey(c *cluster) (string, bool) {
+	n := len(c.tokens)
+	if n == 0 {
+		return "", false
+	}
+	last := c.tokens[n-1]
+	k := keyLen(last)
+	if last[k:] != Wildcard {
+		return "", false
+	}
+	literals := 0
+	if k > 0 {
+		literals++
+	}
+	for i := 0; i < n-1; i++ {
+		if c.kinds[i] == kindConst {
+			literals++
+		}
+	}
+	if literals < 2 {
+		return "", false
+	}
+	return strings.Join(c.tokens[:n-1], " ") + "\x00" + last[:k], true
 }
 
 // consolidateLen makes the first fold that Consolidate finds among cs,
@@ -683,6 +766,12 @@ func (m *Miner) foldInto(target *cluster, sibs []*cluster, merges []Merge) (*clu
 		target = m.generalise(target, tmpl)
 		merges = append(merges, Merge{From: old, To: target.id})
 	}
+	return m.absorbAll(target, sibs, merges)
+}
+
+// absorbAll removes sibs, templates that target covers, adding their
+// counts to it and recording a merge for each.
+func (m *Miner) absorbAll(target *cluster, sibs []*cluster, merges []Merge) (*cluster, []Merge) {
 	slices.SortFunc(sibs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
 	for _, c := range sibs {
 		if c == target {
@@ -716,9 +805,14 @@ func (m *Miner) differsOnlyAt(c *cluster, pos int) bool {
 // repeats. Wildcards, and variable shapes both sides share ("<*>:<*>"),
 // are left out: they say nothing about whether the line is the same
 // message, and counting them lets short messages with two addresses match
-// anything of the same length.
+// anything of the same length. A plain word where the template has <*> is
+// a value too (free text, names): counted against the template, a line of
+// a template whose words became <*> would no longer match it. Only when
+// the line repeats none of the template's literals do such words count
+// against it, so that a template of variables ("<*> <*>") does not take
+// in every message of its length.
 func (m *Miner) similarity(c *cluster) float64 {
-	eq, n := 0, 0
+	eq, n, wordsAtWild := 0, 0, 0
 	for i, t := range c.tokens {
 		l := m.tk.masked(i)
 		switch c.kinds[i] {
@@ -726,7 +820,7 @@ func (m *Miner) similarity(c *cluster) float64 {
 			if k := m.tk.toks[i]; k.vEnd > k.vStart || hasDigit(l) {
 				continue // variable meets variable, or an id the maskers left
 			}
-			n++ // a word where other lines had variables
+			wordsAtWild++
 		case kindPartial:
 			if t == string(l) || sameKey(t, l) {
 				continue
@@ -743,6 +837,9 @@ func (m *Miner) similarity(c *cluster) float64 {
 				n++
 			}
 		}
+	}
+	if eq == 0 {
+		n += wordsAtWild
 	}
 	if n == 0 {
 		return 1

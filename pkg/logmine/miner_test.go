@@ -211,15 +211,31 @@ func TestConsolidate(t *testing.T) {
 	}
 	// A template that already has <*> there covers the others at once.
 	m := newMiner(t, nil)
+	a := m.Match("alpha down") // first: "alpha" has a branch of its own
 	m.Match("node7 down")
 	m.Match("node8 down")
-	a := m.Match("alpha down")
 	if len(m.Templates()) != 2 {
 		t.Fatalf("templates %v", m.Templates())
 	}
 	m.Consolidate()
 	if got := m.Resolve(a.ID); got != logmine.IDOf("<*> down") || len(m.Templates()) != 1 {
 		t.Fatalf("covered template not folded: %v", m.Templates())
+	}
+	// A value at the end of the line may hold spaces: the longer template
+	// folds into the one that ends in the value, unless what follows is a
+	// field of its own.
+	m = newMiner(t, nil)
+	for _, l := range []string{"Server environment:os.name=Linux", "Server environment:os.arch=amd64",
+		"auth failure; rhost=10.0.0.1", "auth failure; rhost=10.0.0.2 user=root"} {
+		m.Match(l)
+	}
+	long := m.Match("Server environment:java.vendor=Oracle Corporation")
+	m.Consolidate()
+	if got := m.Resolve(long.ID); got != logmine.IDOf("Server environment:<*>") {
+		t.Fatalf("value with a space not folded: %v", m.Templates())
+	}
+	if got := m.Stats().Templates; got != 3 {
+		t.Fatalf("%d templates, want 3 (the optional field apart): %v", got, m.Templates())
 	}
 	// off
 	m = newMiner(t, func(c *logmine.Config) { c.ConsolidateAfter = 0 })

@@ -3,6 +3,7 @@ package aiops
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -241,8 +242,8 @@ func TestKubernetesManifests(t *testing.T) {
 			}
 		}
 	}
-	if kinds["Deployment"] < 6 || kinds["StatefulSet"] != 2 {
-		t.Errorf("kinds %v: want a Deployment per service, NATS and ClickHouse StatefulSets", kinds)
+	if kinds["Deployment"] < 6 || kinds["StatefulSet"] != 3 {
+		t.Errorf("kinds %v: want a Deployment per service, NATS, ClickHouse and ClickHouse Keeper StatefulSets", kinds)
 	}
 
 	// Every service's file, strictly, into the binary that reads it.
@@ -296,6 +297,137 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if _, err := amconfig.Parse([]byte(routesText)); err != nil {
 		t.Errorf("aiops-routes alertmanager.yml: %v", err)
+	}
+}
+
+// clickhouseClusterXML is what TestKubernetesClickHouseCluster reads of the
+// ClickHouse servers' config.d file and of Keeper's configuration.
+type clickhouseClusterXML struct {
+	Macros struct {
+		Shard struct {
+			FromEnv string `xml:"from_env,attr"`
+		} `xml:"shard"`
+		Replica struct {
+			FromEnv string `xml:"from_env,attr"`
+		} `xml:"replica"`
+	} `xml:"macros"`
+	RemoteServers struct {
+		Clusters []struct {
+			XMLName xml.Name
+			Shards  []struct {
+				InternalReplication bool `xml:"internal_replication"`
+				Replicas            []struct {
+					Host string `xml:"host"`
+					Port int    `xml:"port"`
+				} `xml:"replica"`
+			} `xml:"shard"`
+		} `xml:",any"`
+	} `xml:"remote_servers"`
+	ZooKeeper []struct {
+		Host string `xml:"host"`
+		Port int    `xml:"port"`
+	} `xml:"zookeeper>node"`
+	DistributedDDL string `xml:"distributed_ddl>path"`
+	Keeper         struct {
+		Port    int `xml:"tcp_port"`
+		Servers []struct {
+			ID       int    `xml:"id"`
+			Hostname string `xml:"hostname"`
+		} `xml:"raft_configuration>server"`
+	} `xml:"keeper_server"`
+}
+
+// TestKubernetesClickHouseCluster checks that the pieces of the ClickHouse
+// cluster agree, since nothing applies them here: the writer's store.cluster
+// is a cluster of remote_servers; its shards times replicas are the
+// StatefulSet's pods, named in ordinal order, shard by shard, as the
+// command's shard arithmetic numbers them; every shard replicates
+// internally; the servers reach every Keeper pod, whose Raft configuration
+// names the same pods; and ON CLUSTER statements have their queue.
+func TestKubernetesClickHouseCluster(t *testing.T) {
+	ms := kubernetesManifests(t)
+	find := func(kind, name string) any {
+		t.Helper()
+		for _, m := range ms {
+			if get(m.doc, "kind") == kind && get(m.doc, "metadata", "name") == name {
+				return m.doc
+			}
+		}
+		t.Fatalf("no %s %s", kind, name)
+		return nil
+	}
+	decodeXML := func(doc any, key string) clickhouseClusterXML {
+		t.Helper()
+		var c clickhouseClusterXML
+		text, _ := get(doc, "data", key).(string)
+		if err := xml.Unmarshal([]byte(text), &c); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		return c
+	}
+	server := decodeXML(find("ConfigMap", "clickhouse-cluster"), "aiops-cluster.xml")
+	keeper := decodeXML(find("ConfigMap", "clickhouse-keeper"), "keeper_config.xml")
+	clickhouse := find("StatefulSet", "clickhouse")
+	keeperSet := find("StatefulSet", "clickhouse-keeper")
+
+	var writerCfg struct {
+		Store struct{ Cluster string } `yaml:"store"`
+	}
+	writerText, _ := get(find("ConfigMap", "aiops-config"), "data", "writer.yaml").(string)
+	if err := yaml.Unmarshal([]byte(writerText), &writerCfg); err != nil || writerCfg.Store.Cluster == "" {
+		t.Fatalf("writer.yaml: store.cluster unset (%v)", err)
+	}
+	clusterIndex := -1
+	for i, c := range server.RemoteServers.Clusters {
+		if c.XMLName.Local == writerCfg.Store.Cluster {
+			clusterIndex = i
+		}
+	}
+	if clusterIndex < 0 {
+		t.Fatalf("writer's store.cluster %q is not in remote_servers", writerCfg.Store.Cluster)
+	}
+	shards := server.RemoteServers.Clusters[clusterIndex].Shards
+	perShard := len(shards[0].Replicas)
+	pods, _ := get(clickhouse, "spec", "replicas").(int)
+	if len(shards)*perShard != pods {
+		t.Errorf("remote_servers has %d shards of %d replicas, the StatefulSet %d pods", len(shards), perShard, pods)
+	}
+	serviceName := get(clickhouse, "spec", "serviceName")
+	pod := 0
+	for s, shard := range shards {
+		if !shard.InternalReplication || len(shard.Replicas) != perShard {
+			t.Errorf("shard %d: internal_replication %v, %d replicas; want true and %d", s+1, shard.InternalReplication, len(shard.Replicas), perShard)
+		}
+		for _, r := range shard.Replicas {
+			if want := fmt.Sprintf("clickhouse-%d.%s", pod, serviceName); r.Host != want || r.Port != 9000 {
+				t.Errorf("shard %d: replica %s:%d, want %s:9000", s+1, r.Host, r.Port, want)
+			}
+			pod++
+		}
+	}
+	containers, _ := get(clickhouse, "spec", "template", "spec", "containers").([]any)
+	command := fmt.Sprint(get(containers[0], "command"))
+	if want := fmt.Sprintf("CLICKHOUSE_SHARD=$(( ${HOSTNAME##*-} / %d + 1 ))", perShard); !strings.Contains(command, want) ||
+		server.Macros.Shard.FromEnv != "CLICKHOUSE_SHARD" || server.Macros.Replica.FromEnv != "HOSTNAME" {
+		t.Errorf("macros shard from %q, replica from %q, command %s: want the shard from %s", server.Macros.Shard.FromEnv, server.Macros.Replica.FromEnv, command, want)
+	}
+	if server.DistributedDDL == "" {
+		t.Error("no distributed_ddl path: ON CLUSTER statements would fail")
+	}
+	keeperPods, _ := get(keeperSet, "spec", "replicas").(int)
+	if len(server.ZooKeeper) != keeperPods || len(keeper.Keeper.Servers) != keeperPods || keeperPods%2 != 1 {
+		t.Errorf("%d Keeper pods (want an odd number), %d in the servers' zookeeper, %d in Raft", keeperPods, len(server.ZooKeeper), len(keeper.Keeper.Servers))
+	}
+	keeperService := get(keeperSet, "spec", "serviceName")
+	for i, n := range server.ZooKeeper {
+		if want := fmt.Sprintf("clickhouse-keeper-%d.%s", i, keeperService); n.Host != want || n.Port != keeper.Keeper.Port {
+			t.Errorf("zookeeper node %s:%d, want %s:%d", n.Host, n.Port, want, keeper.Keeper.Port)
+		}
+	}
+	for i, s := range keeper.Keeper.Servers {
+		if want := fmt.Sprintf("clickhouse-keeper-%d.%s", i, keeperService); s.Hostname != want || s.ID != i+1 {
+			t.Errorf("Raft server %d %s, want %d %s (ids from the ordinal + 1)", s.ID, s.Hostname, i+1, want)
+		}
 	}
 }
 

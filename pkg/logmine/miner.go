@@ -503,26 +503,84 @@ func (m *Miner) Consolidate() []Merge {
 		return nil
 	}
 	var merges []Merge
-	for {
-		folded := false
-		byLen := map[int][]*cluster{}
-		for _, c := range m.byID {
-			byLen[len(c.tokens)] = append(byLen[len(c.tokens)], c)
-		}
-		lengths := make([]int, 0, len(byLen))
-		for n := range byLen {
-			lengths = append(lengths, n)
-		}
-		slices.Sort(lengths)
-		for _, n := range lengths {
-			if merges, folded = m.consolidateLen(byLen[n], merges); folded {
-				break // the templates changed: look at them again
+	lengths := make([]int, 0, len(m.byLen))
+	for n := range m.byLen {
+		lengths = append(lengths, n)
+	}
+	slices.Sort(lengths)
+	for _, n := range lengths {
+		// a fold adds a <*> that can make new groups: until none is made
+		for folded := true; folded; {
+			folded = false
+			for p := 0; p < n; p++ {
+				var f bool
+				merges, f = m.consolidateAt(m.templatesOfLen(n), p, merges)
+				folded = folded || f
 			}
 		}
-		if !folded {
-			return m.consolidateTails(merges)
+	}
+	return m.consolidateTails(merges)
+}
+
+// templatesOfLen returns the templates of n tokens, sorted by text.
+func (m *Miner) templatesOfLen(n int) []*cluster {
+	var cs []*cluster
+	var walk func(*node)
+	walk = func(nd *node) {
+		cs = append(cs, nd.clusters...)
+		for _, ch := range nd.children {
+			walk(ch)
 		}
 	}
+	if root := m.byLen[n]; root != nil {
+		walk(root)
+	}
+	slices.SortFunc(cs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
+	return cs
+}
+
+// consolidateAt folds the templates of cs (one length, sorted) that agree
+// everywhere but at position p, where there is a <*> or
+// ConsolidateAfter different words, and reports whether it folded any.
+func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bool) {
+	if len(cs) < 2 {
+		return merges, false
+	}
+	groups := map[string][]*cluster{}
+	var keys []string
+	for _, c := range cs {
+		if c.kinds[p] == kindPartial {
+			continue // "key=<*>": a field, not a word
+		}
+		key := strings.Join(c.tokens[:p], " ") + "\x00" + strings.Join(c.tokens[p+1:], " ")
+		if groups[key] == nil {
+			keys = append(keys, key)
+		}
+		groups[key] = append(groups[key], c)
+	}
+	folded := false
+	for _, key := range keys {
+		g := groups[key]
+		if len(g) < 2 {
+			continue
+		}
+		words, variable := 0, false
+		for _, c := range g {
+			if c.kinds[p] == kindWildcard {
+				variable = true
+			} else {
+				words++
+			}
+		}
+		if !variable && words < m.cfg.ConsolidateAfter {
+			continue
+		}
+		toks := slices.Clone(g[0].tokens)
+		toks[p] = Wildcard
+		_, merges = m.foldInto(m.templateOf(strings.Join(toks, " ")), g, merges)
+		folded = true
+	}
+	return merges, folded
 }
 
 // consolidateTails folds into a template that ends in a value ("Server
@@ -547,7 +605,9 @@ func (m *Miner) consolidateTails(merges []Merge) []Merge {
 	}
 	covered := map[*cluster][]*cluster{}
 	for _, c := range m.byID {
-		for n := len(c.tokens) - 1; n >= 1; n-- {
+		// the shortest such template: one that covers a longer one
+		// covers what that one covers
+		for n := 1; n < len(c.tokens); n++ {
 			last := c.tokens[n-1]
 			key := strings.Join(c.tokens[:n-1], " ") + "\x00" + last[:keyLen(last)]
 			if t := tails[key]; t != nil && len(t.tokens) == n && !hasField(c.tokens[n:]) {
@@ -604,54 +664,6 @@ func tailKey(c *cluster) (string, bool) {
 		return "", false
 	}
 	return strings.Join(c.tokens[:n-1], " ") + "\x00" + last[:k], true
-}
-
-// consolidateLen makes the first fold that Consolidate finds among cs,
-// templates of one length, and reports whether it made one.
-func (m *Miner) consolidateLen(cs []*cluster, merges []Merge) ([]Merge, bool) {
-	if len(cs) < 2 {
-		return merges, false
-	}
-	slices.SortFunc(cs, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
-	groups := map[string][]*cluster{}
-	var keys []string
-	for p := range cs[0].tokens {
-		clear(groups)
-		keys = keys[:0]
-		for _, c := range cs {
-			if c.kinds[p] == kindPartial {
-				continue // "key=<*>": a field, not a word
-			}
-			key := strings.Join(c.tokens[:p], " ") + "\x00" + strings.Join(c.tokens[p+1:], " ")
-			if groups[key] == nil {
-				keys = append(keys, key)
-			}
-			groups[key] = append(groups[key], c)
-		}
-		for _, key := range keys {
-			g := groups[key]
-			if len(g) < 2 {
-				continue
-			}
-			words := 0
-			variable := false
-			for _, c := range g {
-				if c.kinds[p] == kindWildcard {
-					variable = true
-				} else {
-					words++
-				}
-			}
-			if !variable && words < m.cfg.ConsolidateAfter {
-				continue
-			}
-			toks := slices.Clone(g[0].tokens)
-			toks[p] = Wildcard
-			_, merges = m.foldInto(m.templateOf(strings.Join(toks, " ")), g, merges)
-			return merges, true
-		}
-	}
-	return merges, false
 }
 
 // sweepCovered folds into c, just generalised, the templates of its leaf

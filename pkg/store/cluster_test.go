@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -165,6 +168,21 @@ func TestClusterFormOfOtherStatements(t *testing.T) {
 	}
 }
 
+// A database holding the single-node schema is refused in cluster form
+// rather than found applied and left unreplicated.
+func TestMigrateClusterRefusesSingleNodeDatabase(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	if err := s.Conn.Exec(ctx, createMigrationsTable); err != nil {
+		t.Fatal(err)
+	}
+	s.cluster = "aiops"
+	_, err := s.Migrate(ctx, Schema)
+	if err == nil || !strings.Contains(err.Error(), "holds the single-node schema") {
+		t.Fatalf("cluster Migrate over a single-node database: err = %v", err)
+	}
+}
+
 // openNode opens a Store on one server of a test cluster.
 func openNode(t *testing.T, addr, database, cluster string) *Store {
 	t.Helper()
@@ -179,15 +197,24 @@ func openNode(t *testing.T, addr, database, cluster string) *Store {
 }
 
 // TestMigrateOnCluster applies the project's schema in cluster form on two
-// ClickHouse servers replicating through ZooKeeper (one shard, two
-// replicas), writes through the batch writer on the first and reads through
-// the Distributed tables on the second.
+// ClickHouse servers coordinating through ZooKeeper, as one shard of two
+// replicas (replication) and as two shards of one replica (sharding), writes
+// through the batch writer on the first server and reads through the
+// Distributed tables on the second.
 func TestMigrateOnCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts ZooKeeper and two ClickHouse servers")
 	}
+	for _, shape := range []struct{ shards, replicas int }{{1, 2}, {2, 1}} {
+		t.Run(fmt.Sprintf("%d shard(s) of %d replica(s)", shape.shards, shape.replicas), func(t *testing.T) {
+			testMigrateOnCluster(t, shape.shards, shape.replicas)
+		})
+	}
+}
+
+func testMigrateOnCluster(t *testing.T, shards, replicas int) {
 	const cluster, database = "aiops_test", "aiops"
-	nodes := testenv.ClickHouseCluster(t, cluster, 1, 2)
+	nodes := testenv.ClickHouseCluster(t, cluster, shards, replicas)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -197,9 +224,9 @@ func TestMigrateOnCluster(t *testing.T) {
 	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
 		t.Fatal(err)
 	}
-	node1 := openNode(t, nodes[0].Addr, database, cluster)
+	first := openNode(t, nodes[0].Addr, database, cluster)
 	start := time.Now()
-	applied, err := node1.Migrate(ctx, Schema)
+	applied, err := first.Migrate(ctx, Schema)
 	if err != nil {
 		t.Fatalf("Migrate on cluster: %v", err)
 	}
@@ -210,48 +237,57 @@ func TestMigrateOnCluster(t *testing.T) {
 	}
 	var want []string
 	for _, u := range units {
-		if u.minVersion == nil || node1.ServerVersion().AtLeast(u.minVersion.Major, u.minVersion.Minor) {
+		if u.minVersion == nil || first.ServerVersion().AtLeast(u.minVersion.Major, u.minVersion.Minor) {
 			want = append(want, u.name)
 		}
 	}
 	if !slices.Equal(applied, want) {
 		t.Fatalf("Migrate applied %v, want %v", applied, want)
 	}
+	stores := []*Store{first}
+	for _, n := range nodes[1:] {
+		stores = append(stores, openNode(t, n.Addr, database, cluster))
+	}
+	last := stores[len(stores)-1]
 
-	node2 := openNode(t, nodes[1].Addr, database, cluster)
-	syncReplica := func(s *Store, table string) {
+	// SYSTEM SYNC REPLICA waits until a replica has fetched what the others
+	// wrote, so what follows reads settled data instead of polling.
+	syncReplicas := func(table string) {
 		t.Helper()
-		if err := s.Conn.Exec(ctx, "SYSTEM SYNC REPLICA "+quoteIdents(database, table)); err != nil {
-			t.Fatalf("sync replica %s: %v", table, err)
+		for i, s := range stores {
+			if err := s.Conn.Exec(ctx, "SYSTEM SYNC REPLICA "+quoteIdents(database, table)); err != nil {
+				t.Fatalf("node %d: sync replica %s: %v", i+1, table, err)
+			}
 		}
 	}
 	for _, table := range createdTables(t) {
 		for name, engine := range map[string]string{table: "Distributed", table + localSuffix: "ReplicatedReplacingMergeTree"} {
 			var got string
-			_ = node2.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, name).Scan(&got)
+			_ = last.Conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = ? AND name = ?", database, name).Scan(&got)
 			if got != engine {
-				t.Errorf("node 2: %s.%s has engine %q, want %s", database, name, got, engine)
+				t.Errorf("last node: %s.%s has engine %q, want %s", database, name, got, engine)
 			}
 		}
 	}
 	// Columns added by later migrations reach the Distributed tables too.
-	if n := count(t, node2, "SELECT count() FROM system.columns WHERE database = ? AND table = 'events' AND name IN ('links', 'extra')", database); n != 2 {
-		t.Errorf("node 2: the Distributed events table has %d of the columns links and extra", n)
+	if n := count(t, last, "SELECT count() FROM system.columns WHERE database = ? AND table = 'events' AND name IN ('links', 'extra')", database); n != 2 {
+		t.Errorf("last node: the Distributed events table has %d of the columns links and extra", n)
 	}
 
-	// The writer's batch path on node 1; the second batch is a redelivery
-	// of the first three events.
+	// The writer's batch path on the first node; the second batch is a
+	// redelivery of the first three events.
 	now := time.Now().UTC().Truncate(time.Second)
 	old := now.Add(-10 * 24 * time.Hour)
 	columns := []string{"id", "kind", "time", "service", "body"}
-	rows := [][]any{
-		{"01JCLUSTER0000000000000001", "log", now.Add(-time.Hour), "checkout", "{}"},
-		{"01JCLUSTER0000000000000002", "log", now.Add(-time.Hour), "checkout", "{}"},
-		{"01JCLUSTER0000000000000003", "alert", now.Add(-time.Minute), "payments", "{}"},
-		{"01JCLUSTER0000000000000004", "log", old, "checkout", "{}"},
-		{"01JCLUSTER0000000000000005", "metric", old, "payments", "{}"},
+	var rows [][]any
+	for i := 1; i <= 40; i++ {
+		at := now.Add(-time.Duration(i) * time.Minute)
+		if i > 30 {
+			at = old
+		}
+		rows = append(rows, []any{fmt.Sprintf("01JCLUSTER%016d", i), "log", at, fmt.Sprintf("svc-%d", i%4), "{}"})
 	}
-	w := newWriter(t, node1.Conn, BatchConfig{Table: "events", Columns: columns, MaxRows: 100, MaxAge: time.Hour})
+	w := newWriter(t, first.Conn, BatchConfig{Table: "events", Columns: columns, MaxRows: 100, MaxAge: time.Hour})
 	res := newResults()
 	for _, batch := range [][][]any{rows, rows[:3]} {
 		for _, row := range batch {
@@ -263,7 +299,7 @@ func TestMigrateOnCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res.wait(t, 8)
+	res.wait(t, len(rows)+3)
 	for _, row := range rows {
 		for _, err := range res.get(row[0].(string)) {
 			if err != nil {
@@ -272,46 +308,98 @@ func TestMigrateOnCluster(t *testing.T) {
 		}
 	}
 
-	syncReplica(node2, "events"+localSuffix)
-	if n := count(t, node2, "SELECT count() FROM events FINAL"); n != 5 {
-		t.Fatalf("node 2 reads %d events through the Distributed table under FINAL, want 5", n)
+	syncReplicas("events" + localSuffix)
+	if n := count(t, last, "SELECT count() FROM events FINAL"); n != uint64(len(rows)) {
+		t.Fatalf("the last node reads %d events through the Distributed table under FINAL, want %d", n, len(rows))
 	}
-	if n := count(t, node2, "SELECT count() FROM events_local FINAL"); n != 5 {
-		t.Fatalf("node 2's replica holds %d events under FINAL, want 5", n)
+	// Each shard's replicas hold the same rows; the shards split them.
+	perShard := map[int]uint64{}
+	for i, s := range stores {
+		n := count(t, s, "SELECT count() FROM events_local FINAL")
+		if prev, ok := perShard[nodes[i].Shard]; ok && prev != n {
+			t.Errorf("shard %d: replicas hold %d and %d events", nodes[i].Shard, prev, n)
+		}
+		perShard[nodes[i].Shard] = n
 	}
-	t.Logf("rows in node 2's replica without FINAL: %d", count(t, node2, "SELECT count() FROM events_local"))
+	var total uint64
+	for shard, n := range perShard {
+		if shards > 1 && n == 0 {
+			t.Errorf("shard %d holds no events: the sharding key sent all %d to the others", shard, len(rows))
+		}
+		total += n
+	}
+	if total != uint64(len(rows)) {
+		t.Errorf("shards hold %v events under FINAL, %d in all, want %d", perShard, total, len(rows))
+	}
+	t.Logf("events per shard under FINAL %v; rows on the first node without FINAL: %d", perShard, count(t, first, "SELECT count() FROM events_local"))
 
-	// Retention through the Distributed table drops the old day on both
-	// replicas.
-	dropped, err := DropPartitionsOlderThan(ctx, node1.Conn, "events", 3, now)
+	// A backup of the old day as docs/operations.md describes it for 18.16:
+	// FREEZE on one replica of each shard hard-links its parts under
+	// shadow/.
+	oldDay := old.Format("20060102")
+	for i, s := range stores {
+		if nodes[i].Replica == 1 {
+			if err := s.Conn.Exec(ctx, "ALTER TABLE events_local FREEZE PARTITION ID ?", oldDay); err != nil {
+				t.Fatalf("node %d: freeze: %v", i+1, err)
+			}
+		}
+	}
+
+	// Retention through the Distributed table drops the old day on every
+	// node.
+	dropped, err := DropPartitionsOlderThan(ctx, first.Conn, "events", 3, now)
 	if err != nil {
 		t.Fatalf("retention on cluster: %v", err)
 	}
 	if want := []string{old.Format("20060102")}; !slices.Equal(dropped, want) {
 		t.Fatalf("retention dropped %v, want %v", dropped, want)
 	}
-	syncReplica(node2, "events"+localSuffix)
-	for i, s := range []*Store{node1, node2} {
+	syncReplicas("events" + localSuffix)
+	for i, s := range stores {
 		if n := count(t, s, "SELECT count() FROM system.parts WHERE database = ? AND table = 'events_local' AND active AND partition_id = ?", database, dropped[0]); n != 0 {
 			t.Errorf("node %d still has %d parts of partition %s", i+1, n, dropped[0])
 		}
-		if n := count(t, s, "SELECT count() FROM events_local FINAL"); n != 3 {
-			t.Errorf("node %d holds %d events after retention, want 3", i+1, n)
+	}
+	if n := count(t, last, "SELECT count() FROM events FINAL"); n != 30 {
+		t.Errorf("%d events after retention, want 30", n)
+	}
+
+	// Restore: the frozen parts copied into detached/ of the same replica
+	// and attached; replication brings them to the other replicas.
+	for i, s := range stores {
+		if nodes[i].Replica != 1 {
+			continue
+		}
+		parts, err := filepath.Glob(filepath.Join(nodes[i].Dir, "data", "shadow", "*", "data", database, "events_local", "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range parts {
+			if err := os.CopyFS(filepath.Join(nodes[i].Dir, "data", "data", database, "events_local", "detached", filepath.Base(part)), os.DirFS(part)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Conn.Exec(ctx, "ALTER TABLE events_local ATTACH PARTITION ID ?", oldDay); err != nil {
+			t.Fatalf("node %d: attach the frozen partition: %v", i+1, err)
+		}
+	}
+	syncReplicas("events" + localSuffix)
+	for i, s := range stores {
+		if n := count(t, s, "SELECT count() FROM events FINAL"); n != uint64(len(rows)) {
+			t.Errorf("node %d reads %d events after the restore, want %d", i+1, n, len(rows))
 		}
 	}
 
-	// Applying again, on either node, finds everything recorded.
-	again, err := node1.Migrate(ctx, Schema)
-	if err != nil || len(again) != 0 {
-		t.Fatalf("second Migrate on node 1 applied %v, %v; want nothing", again, err)
-	}
-	syncReplica(node2, MigrationsTable)
-	again, err = node2.Migrate(ctx, Schema)
-	if err != nil || len(again) != 0 {
-		t.Fatalf("Migrate on node 2 applied %v, %v; want nothing (the bookkeeping is replicated)", again, err)
-	}
-	if recorded, err := node2.AppliedMigrations(ctx); err != nil || !slices.Equal(recorded, sortedCopy(want)) {
-		t.Fatalf("node 2 recorded %v, %v; want %v", recorded, err, want)
+	// Applying again, on any node, finds everything recorded.
+	syncReplicas(MigrationsTable)
+	for i, s := range stores {
+		again, err := s.Migrate(ctx, Schema)
+		if err != nil || len(again) != 0 {
+			t.Fatalf("Migrate again on node %d applied %v, %v; want nothing (the bookkeeping is replicated to every node)", i+1, again, err)
+		}
+		if recorded, err := s.AppliedMigrations(ctx); err != nil || !slices.Equal(recorded, sortedCopy(want)) {
+			t.Fatalf("node %d recorded %v, %v; want %v", i+1, recorded, err, want)
+		}
 	}
 }
 

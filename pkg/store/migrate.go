@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 //go:embed schema/*.sql
@@ -72,6 +73,10 @@ type migrationUnit struct {
 // file's units must not change (their checksums are recorded and a change is
 // logged).
 //
+// With Config.Cluster set, every unit is applied in its cluster form
+// (cluster.go: replicated local tables behind Distributed tables, every
+// statement ON CLUSTER) and recorded in a table replicated to every server.
+//
 // ClickHouse has no transactions or locks, so two processes starting at once
 // may both apply a unit: write statements that tolerate a second run
 // (CREATE TABLE IF NOT EXISTS, MODIFY COLUMN to the same type). A statement
@@ -90,6 +95,15 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		}
 		if units, err = clusterUnits(units, s.cluster, database); err != nil {
 			return nil, err
+		}
+		// The single-node schema in the same database would look applied
+		// (its records are there) and leave the tables unreplicated.
+		var engine string
+		if err := s.Conn.QueryRow(ctx, "SELECT any(engine) FROM system.tables WHERE database = ? AND name = ?", database, MigrationsTable).Scan(&engine); err != nil {
+			return nil, fmt.Errorf("store: read the engine of %s: %w", MigrationsTable, err)
+		}
+		if engine != "" && !strings.HasPrefix(engine, "Replicated") {
+			return nil, errs.Permanentf("store: cluster %s: database %s holds the single-node schema (%s is %s); apply the cluster form to a new database (docs/operations.md)", s.cluster, database, MigrationsTable, engine)
 		}
 		// The DSN's database exists on the node connected to; the others
 		// may not have it yet.

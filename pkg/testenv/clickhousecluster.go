@@ -1,10 +1,12 @@
 package testenv
 
 import (
-	"bufio"
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // EnvZooKeeperClasspath overrides where ZooKeeper's jars are (a Java
@@ -27,8 +31,8 @@ const zookeeperReadyTimeout = 30 * time.Second
 // ZooKeeper starts a standalone ZooKeeper server as a plain java process
 // (never Debian's system service) with its data in a temporary folder, on a
 // free loopback port with its admin web server off (it would take 8080),
-// waits until it answers "ruok", stops it when the test ends and returns its
-// host:port. Without java or the jars the test skips, or fails under CI.
+// waits until it opens a session, stops it when the test ends and returns
+// its host:port. Without java or the jars the test skips, or fails under CI.
 func ZooKeeper(t testing.TB) string {
 	t.Helper()
 	java := Binary(t, "java")
@@ -46,10 +50,9 @@ func ZooKeeper(t testing.TB) string {
 	addr := freeLoopbackAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	cfg := filepath.Join(dir, "zoo.cfg")
-	// A short tick keeps session set-up quick; 4lw "ruok" is the readiness
-	// probe.
-	text := fmt.Sprintf("dataDir=%s\nclientPort=%s\nclientPortAddress=%s\ntickTime=500\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=ruok\n", filepath.Join(dir, "data"), port, host)
+	// A short tick keeps session set-up quick.
+	text := fmt.Sprintf("dataDir=%s\nclientPort=%s\nclientPortAddress=%s\ntickTime=500\nadmin.enableServer=false\n",
+		filepath.Join(dir, "data"), port, host)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +68,14 @@ func ZooKeeper(t testing.TB) string {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
+	// Ready means a session can be opened, not only that the port answers:
+	// ClickHouse 18.16 gives a session handshake one second, and a server
+	// whose first handshake fails crashes on its next ON CLUSTER statement
+	// (a null session in its DDL worker). The first sessions of a cold JVM
+	// are the slow ones, so this one warms it up too.
 	for deadline := time.Now().Add(zookeeperReadyTimeout); ; time.Sleep(100 * time.Millisecond) {
-		answer, err := zookeeperCommand(addr, "ruok")
-		if err == nil && answer == "imok" {
+		err := zookeeperSession(addr)
+		if err == nil {
 			return addr
 		}
 		select {
@@ -76,25 +84,49 @@ func ZooKeeper(t testing.TB) string {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: ZooKeeper did not answer ruok on %s within %s (%q, %v):\n%s", addr, zookeeperReadyTimeout, answer, err, logs.String())
+			t.Fatalf("testenv: ZooKeeper opened no session on %s within %s (%v):\n%s", addr, zookeeperReadyTimeout, err, logs.String())
 		}
 	}
 }
 
-// zookeeperCommand sends a four-letter command and returns the answer.
-func zookeeperCommand(addr, cmd string) (string, error) {
+// zookeeperSession opens a session (the protocol's ConnectRequest) and
+// closes the connection, which ends the session once its timeout passes.
+func zookeeperSession(addr string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte(cmd)); err != nil {
-		return "", err
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// ConnectRequest: protocolVersion int32, lastZxidSeen int64, timeOut
+	// int32 (ms), sessionId int64, passwd buffer (int32 length + 16 bytes),
+	// all big-endian, after an int32 length prefix.
+	req := binary.BigEndian.AppendUint32(nil, 0)
+	req = binary.BigEndian.AppendUint64(req, 0)
+	req = binary.BigEndian.AppendUint32(req, 4000)
+	req = binary.BigEndian.AppendUint64(req, 0)
+	req = binary.BigEndian.AppendUint32(req, 16)
+	req = append(req, make([]byte, 16)...)
+	if _, err := conn.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(req))), req...)); err != nil {
+		return err
 	}
-	var b bytes.Buffer
-	_, err = b.ReadFrom(bufio.NewReader(conn))
-	return b.String(), err
+	// ConnectResponse: protocolVersion, timeOut, sessionId, passwd; a
+	// session id of 0 means refused.
+	var head [4]byte
+	if _, err := io.ReadFull(conn, head[:]); err != nil {
+		return fmt.Errorf("no answer to a session request: %w", err)
+	}
+	resp := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if len(resp) < 16 {
+		return fmt.Errorf("short session answer (%d bytes)", len(resp))
+	}
+	if _, err := io.ReadFull(conn, resp); err != nil {
+		return err
+	}
+	if binary.BigEndian.Uint64(resp[8:16]) == 0 {
+		return errors.New("session refused")
+	}
+	return nil
 }
 
 func freeLoopbackAddr(t testing.TB) string {
@@ -201,13 +233,64 @@ func ClickHouseCluster(t testing.TB, name string, shards, replicas int) []ClickH
 				break
 			}
 		}
+		for _, n := range nodes {
+			if !ok {
+				break
+			}
+			if err := zookeeperReachable(n.Addr); err != nil {
+				t.Logf("testenv: ClickHouse shard %d replica %d cannot use ZooKeeper (attempt %d): %v", n.Shard, n.Replica, attempt, err)
+				ok = false
+			}
+		}
 		if ok {
-			t.Cleanup(stopAll)
+			t.Cleanup(func() {
+				stopAll()
+				if t.Failed() {
+					logClusterErrors(t, nodes)
+				}
+			})
 			return nodes
 		}
 		stopAll()
 		if attempt == 3 {
-			t.Fatalf("testenv: ClickHouse cluster %s: a server could not have its port in %d attempts", name, attempt)
+			t.Fatalf("testenv: ClickHouse cluster %s: a server could not have its port or reach ZooKeeper in %d attempts", name, attempt)
 		}
+	}
+}
+
+// zookeeperReachable waits until the server at addr answers a query that
+// needs its ZooKeeper session.
+func zookeeperReachable(addr string) error {
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var n uint64
+		err = conn.QueryRow(ctx, "SELECT count() FROM system.zookeeper WHERE path = '/'").Scan(&n)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// logClusterErrors shows the end of each server's error log, since the
+// servers' folders are removed with the test.
+func logClusterErrors(t testing.TB, nodes []ClickHouseNode) {
+	for _, n := range nodes {
+		data, err := os.ReadFile(filepath.Join(n.Dir, "log", "clickhouse-server.err.log"))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > 15 {
+			lines = lines[len(lines)-15:]
+		}
+		t.Logf("ClickHouse shard %d replica %d (%s), end of its error log:\n%s", n.Shard, n.Replica, n.Addr, strings.Join(lines, "\n"))
 	}
 }

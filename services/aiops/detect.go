@@ -213,8 +213,10 @@ Scores the default detectors (or --config's) on a folder of labelled CSV
 files (.csv or .csv.gz, searched recursively): the header
 timestamp,value,label scores one series with the univariate detector,
 timestamp,a,b,...,label one asset: each channel with its own detector, a
-row in alarm when ceil(sqrt(channels)/2) of them are (--pca-group: one
-principal-component group detector instead, as pipeline groups score).
+row in alarm when the channels in alarm are surprising enough together
+(each adds -ln of the fraction of rows it has been in alarm so far; the
+sum must reach 2.5*sqrt(channels)) (--pca-group: one principal-component
+group detector instead, as pipeline groups score).
 name.test.csv.gz is streamed after its name.train.csv.gz and its rows are
 scored; a file without a train half is streamed from its start and its
 rows after --score-from of it are scored. Files whose header is not a

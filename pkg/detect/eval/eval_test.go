@@ -96,3 +96,29 @@ func TestScoreAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestSurpriseVote: a channel often in alarm does not flag a row on its
+// own, however many rows it alarms on; two channels that are rarely in
+// alarm flag the rows they share, and one of them alone does not.
+func TestSurpriseVote(t *testing.T) {
+	const rows = 1000
+	noisy, rareA, rareB, calm := make([]bool, rows), make([]bool, rows), make([]bool, rows), make([]bool, rows)
+	for i := range rows {
+		noisy[i] = i%5 == 0 // in alarm on a fifth of the rows
+	}
+	for i := 500; i < 506; i++ {
+		rareA[i], rareB[i] = true, true
+	}
+	rareA[701] = true
+	limit := VoteSurprise * 2 // √4 channels
+	flagged := SurpriseVote([][]bool{noisy, rareA, rareB, calm}, limit)
+	for i, f := range flagged {
+		want := i >= 500 && i < 506
+		if f != want {
+			t.Errorf("row %d: flagged %v, want %v (noisy %v, rare %v %v)", i, f, want, noisy[i], rareA[i], rareB[i])
+		}
+	}
+	if got := SurpriseVote(nil, limit); len(got) != 0 {
+		t.Errorf("no channels: %d rows flagged", len(got))
+	}
+}

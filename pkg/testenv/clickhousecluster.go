@@ -69,10 +69,10 @@ func ZooKeeper(t testing.TB) string {
 		<-exited
 	})
 	// Ready means a session can be opened, not only that the port answers:
-	// ClickHouse 18.16 gives a session handshake one second, and a server
-	// whose first handshake fails crashes on its next ON CLUSTER statement
-	// (a null session in its DDL worker). The first sessions of a cold JVM
-	// are the slow ones, so this one warms it up too.
+	// a ClickHouse 18.16 server that could not open its session at start
+	// crashed here on its next ON CLUSTER statement (a segfault in its DDL
+	// worker). The first sessions of a cold JVM are the slow ones, so this
+	// one warms it up too.
 	for deadline := time.Now().Add(zookeeperReadyTimeout); ; time.Sleep(100 * time.Millisecond) {
 		err := zookeeperSession(addr)
 		if err == nil {

@@ -20,6 +20,9 @@
 //     incident last fired, plus PathWeight when the incident already has
 //     a member on a direct dependency of the signal's service and
 //     LabelWeight when a label of the signal names one of its services.
+//   - Changes as evidence: a service changed after an incident opened (at
+//     most ChangeWindow before the signal) no longer joins that incident:
+//     a new failure after a deploy is the deploy's, not the running one's.
 //   - Without a catalog entry a service relates only to itself.
 //   - Changes to a service or its dependencies within ChangeWindow before
 //     an incident opened are linked to it.
@@ -82,7 +85,9 @@ type Config struct {
 	// rather than a new one opening.
 	ReopenWindow time.Duration `yaml:"reopen_window"`
 	// ChangeWindow is how long before an incident opened a change to one
-	// of its services or their dependencies is linked to it.
+	// of its services or their dependencies is linked to it, and how long
+	// a change to a service made after an incident opened keeps the
+	// service's new signals out of that incident.
 	ChangeWindow time.Duration `yaml:"change_window"`
 	// FlapWindow, FlapStart and FlapStop: a member flaps from FlapStart
 	// state changes within FlapWindow until it has fewer than FlapStop.

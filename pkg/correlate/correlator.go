@@ -251,7 +251,9 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 // beyond the root adds to the score: PathWeight when the incident already
 // has a member on a direct dependency of the signal's service (the way
 // the failure came), LabelWeight when a label of the signal names one of
-// the incident's services (the pool or upstream it fails on). Ties go to
+// the incident's services (the pool or upstream it fails on). A service
+// changed after the incident opened (at most ChangeWindow before the
+// signal) is no candidate's: the change broke it. Ties go to
 // an incident with a member of the same name, then the latest, then the
 // lowest id.
 func (c *Correlator) best(s Signal) *incident {
@@ -263,6 +265,11 @@ func (c *Correlator) best(s Signal) *incident {
 	consider := func(inc *incident, base float64, hops int) {
 		gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
 		if gap > window || gap < -window || !c.takes(inc, s) {
+			return
+		}
+		if c.changedSince(s.Service, inc.openedAt, s.Time) {
+			// The service changed while the incident was under way: its
+			// new failure is most likely the change's, not the incident's.
 			return
 		}
 		if inc.services[s.Service] == 0 && s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
@@ -326,6 +333,17 @@ func (c *Correlator) best(s Signal) *incident {
 		}
 	}
 	return bestInc
+}
+
+// changedSince reports whether service changed after opened, at most
+// ChangeWindow before t.
+func (c *Correlator) changedSince(service string, opened, t time.Time) bool {
+	for _, ch := range c.changes[service] {
+		if ch.Time.After(opened) && !ch.Time.After(t) && t.Sub(ch.Time) <= c.cfg.ChangeWindow {
+			return true
+		}
+	}
+	return false
 }
 
 // setRoot makes service the root of inc.

@@ -196,6 +196,39 @@ func TestChangesAreLinked(t *testing.T) {
 	}
 }
 
+// A service changed while an incident was under way does not join it: its
+// new failure is the change's. The same change made before the incident
+// opened does not keep it out (a cascade reaches what was deployed
+// earlier), nor does one older than change_window.
+func TestChangeDuringAnIncidentKeepsTheChangedServiceOut(t *testing.T) {
+	deploy := func(at time.Duration) Signal {
+		return Signal{Kind: SignalChange, Service: "checkout", Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", at)}
+	}
+	for _, tc := range []struct {
+		name     string
+		change   Signal
+		cfg      Config
+		joinsOld bool
+	}{
+		{"deployed during the incident", deploy(2 * time.Minute), Config{}, false},
+		{"deployed before it opened", deploy(-2 * time.Minute), Config{}, true},
+		{"deployed longer than change_window ago", deploy(2 * time.Minute), Config{ChangeWindow: time.Minute}, true},
+	} {
+		c := newCorrelator(t, tc.cfg)
+		checkout := alert("HighErrorRate", "checkout", 4*time.Minute)
+		feed(c,
+			alert("ReplicationLag", "payments-db", 0),
+			alert("ConnectionPoolExhausted", "payments", 30*time.Second),
+		)
+		feed(c, tc.change, checkout)
+		got, _ := c.IncidentOf(checkout.Fingerprint)
+		cascade, _ := c.IncidentOf("ReplicationLag/payments-db")
+		if (got == cascade) != tc.joinsOld {
+			t.Errorf("%s: checkout in the cascade's incident %v, want %v", tc.name, got == cascade, tc.joinsOld)
+		}
+	}
+}
+
 // Resolved once every member resolved and the quiet period passed, at the
 // time of the last resolution; a related alert within the reopen window
 // reopens it under the same id; after it, a new incident opens.

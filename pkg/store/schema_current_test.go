@@ -69,3 +69,34 @@ func TestSchemaOnCurrentClickHouse(t *testing.T) {
 		t.Fatalf("%s rows after DROP PARTITION ID, want 0", got)
 	}
 }
+
+// The cluster form of every unit, newer-server blocks included, parses on a
+// current server. libchdb has no ZooKeeper or network, so ON CLUSTER
+// statements cannot run there; EXPLAIN AST checks what a current parser
+// makes of them (TestMigrateOnCluster runs them on 18.16).
+func TestClusterFormParsesOnCurrentClickHouse(t *testing.T) {
+	c := testenv.CurrentClickHouse(t)
+	units, err := loadMigrations(Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := clusterUnits(units, "aiops", "aiops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{migrationsTableCluster("aiops", "aiops"),
+		"ALTER TABLE `aiops`.`events_local` ON CLUSTER `aiops` DROP PARTITION ID '20260101'",
+		strings.Replace(partitionsQuery("cluster('aiops', system, parts)", "'aiops'"), "table = ?", "table = 'events_local'", 1)}
+	for _, u := range cluster {
+		stmts = append(stmts, u.statements...)
+	}
+	if _, err := c.Query("EXPLAIN AST ALTER TABLE t ON CLUSTER c MODIFY COLUMN"); err == nil {
+		t.Fatal("EXPLAIN AST accepted a broken statement: it checks nothing")
+	}
+	for _, stmt := range stmts {
+		if _, err := c.Query("EXPLAIN AST " + stmt); err != nil {
+			t.Errorf("current ClickHouse does not parse the cluster form: %v\n%s", err, stmt)
+		}
+	}
+	t.Logf("%d cluster-form statements parsed", len(stmts))
+}

@@ -51,12 +51,27 @@ func FuzzMatch(f *testing.F) {
 			if strings.Contains(line, logmine.Wildcard) || strings.ContainsAny(line, "\r\n\v\f") {
 				continue
 			}
+			// a list's parameter is the line's text from its first item to
+			// its last, with the line's spacing between them
 			got, ok := rebuild(r.Template, r.Params)
+			got = strings.Join(strings.FieldsFunc(got, func(c rune) bool { return c == ' ' || c == '\t' }), " ")
 			if want := strings.Join(strings.FieldsFunc(line, func(c rune) bool { return c == ' ' || c == '\t' }), " "); !ok || got != want {
 				t.Fatalf("line %q: template %q params %q rebuild %q", line, r.Template, r.Params, got)
 			}
 			if r.ID != logmine.IDOf(r.Template) {
 				t.Fatalf("id of %q", r.Template)
+			}
+		}
+		// the second merging pass leaves every merged id resolving to a
+		// template held, and every template under the id of its text
+		for _, mg := range m.Consolidate() {
+			if _, ok := m.Lookup(m.Resolve(mg.From)); !ok {
+				t.Fatalf("merge %v resolves to no template: %v", mg, m.Templates())
+			}
+		}
+		for _, tp := range m.Templates() {
+			if tp.ID != logmine.IDOf(tp.Template) {
+				t.Fatalf("template %q held under id %v", tp.Template, tp.ID)
 			}
 		}
 		snap, err := m.Snapshot()

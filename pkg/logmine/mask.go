@@ -343,8 +343,9 @@ func (t *tokenizer) addToken(a, b int) {
 	tok.vEnd = int32(len(t.vars))
 	if n := len(t.toks); n > 0 && (t.isListItem(t.toks[n-1], tok) || (n > 1 && t.isRunItem(t.toks[n-2], t.toks[n-1], tok))) {
 		// "blk_1 blk_2 blk_3" is one list of values: fold it into the
-		// previous token, whose k-th variable now spans from its own k-th
-		// value to the k-th value of the last item.
+		// previous token, whose variable now spans from its own value to
+		// the value of the last item. Items hold one variable each: the
+		// spans of several ("1!2 3!4") would overlap.
 		prev := &t.toks[n-1]
 		prev.end = tok.end
 		for k := int32(0); k < tok.vEnd-tok.vStart; k++ {
@@ -357,11 +358,12 @@ func (t *tokenizer) addToken(a, b int) {
 	t.toks = append(t.toks, tok)
 }
 
-// isListItem: next repeats prev's masked text, which has a variable and a
-// letter around it ("blk_<*>"). Bare values in a row ("<*> <*>",
-// "<*>: <*>:") stay apart: those are usually different fields.
+// isListItem: next repeats prev's masked text, which has one variable and
+// a letter around it ("blk_<*>"). Two bare values in a row ("<*> <*>",
+// "<*>: <*>:") stay apart: those are usually different fields (longer runs
+// are isRunItem's).
 func (t *tokenizer) isListItem(prev, next token) bool {
-	if next.vEnd == next.vStart || prev.mEnd-prev.mStart != next.mEnd-next.mStart {
+	if next.vEnd-next.vStart != 1 || prev.mEnd-prev.mStart != next.mEnd-next.mStart {
 		return false
 	}
 	m := t.buf[next.mStart:next.mEnd]
@@ -377,7 +379,7 @@ func (t *tokenizer) isListItem(prev, next token) bool {
 }
 
 // isRunItem: next is the third (or later) token in a row with the same
-// masked text, which holds a variable ("12 7 31", "<*>, <*>, <*>,"): a list
+// masked text, which holds one variable ("12 7 31", "<*>, <*>, <*>,"): a list
 // whose length varies from line to line ("speeds 3552 3534 3375"). From the
 // third item on the items fold into the second, so a run of any length from
 // two on is two tokens, and the lines of one message share a template
@@ -385,7 +387,7 @@ func (t *tokenizer) isListItem(prev, next token) bool {
 // usually two different fields ("<*> <*>"), which the corrected templates
 // keep apart.
 func (t *tokenizer) isRunItem(prev2, prev, next token) bool {
-	if next.vEnd == next.vStart || prev.vEnd-prev.vStart != next.vEnd-next.vStart {
+	if next.vEnd-next.vStart != 1 || prev.vEnd-prev.vStart != 1 {
 		return false
 	}
 	m := t.buf[next.mStart:next.mEnd]

@@ -92,6 +92,9 @@ apt_install clickhouse-server clickhouse-server clickhouse-client
 # The real Alertmanager and amtool: the notifier's routing, inhibition and
 # time intervals are checked against them.
 apt_install amtool prometheus-alertmanager
+# The real Prometheus (and promtool): it scrapes a running aiops and
+# evaluates the Grafana dashboard's queries in a test.
+apt_install prometheus prometheus
 # ZooKeeper for the replicated ClickHouse test (pkg/testenv runs it as a
 # plain java process from these jars); Java comes with it when missing.
 apt_install /usr/share/java/zookeeper.jar zookeeper

@@ -489,8 +489,8 @@ func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
 // in a routing position (a user or host name opening the message) leaves
 // one template per value in different branches. Templates of one length
 // that agree everywhere but at one position are folded into one with <*>
-// there when one of them already has <*> there, or when they show
-// Config.ConsolidateAfter different words there. Then a template that
+// there when one of them already has <*> or a word with digits there, or
+// when they show Config.ConsolidateAfter different words there. Then a template that
 // ends in a value takes in the longer ones that only continue that value
 // (see consolidateTails). It returns the merges made (each also recorded
 // for Resolve).
@@ -540,7 +540,8 @@ func (m *Miner) templatesOfLen(n int) []*cluster {
 }
 
 // consolidateAt folds the templates of cs (one length, sorted) that agree
-// everywhere but at position p, where there is a <*> or
+// everywhere but at position p, where there is a <*>, a word with digits
+// (a value by its shape, as in similarity: "node-7f3k") or
 // ConsolidateAfter different words, and reports whether it folded any.
 func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bool) {
 	if len(cs) < 2 {
@@ -566,7 +567,7 @@ func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bo
 		}
 		words, variable := 0, false
 		for _, c := range g {
-			if c.kinds[p] == kindWildcard {
+			if c.kinds[p] == kindWildcard || hasDigit(c.tokens[p]) {
 				variable = true
 			} else {
 				words++

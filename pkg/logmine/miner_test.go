@@ -221,6 +221,17 @@ func TestConsolidate(t *testing.T) {
 	if got := m.Resolve(a.ID); got != logmine.IDOf("<*> down") || len(m.Templates()) != 1 {
 		t.Fatalf("covered template not folded: %v", m.Templates())
 	}
+	// So does a word with digits, a value by its shape.
+	m = newMiner(t, nil)
+	b := m.Match("Replica web-a lag is 3 ms")
+	m.Match("Replica node-7f3k lag is 5 ms")
+	if len(m.Templates()) != 2 {
+		t.Fatalf("templates %v", m.Templates())
+	}
+	m.Consolidate()
+	if got := m.Resolve(b.ID); got != logmine.IDOf("Replica <*> lag is <*> ms") || len(m.Templates()) != 1 {
+		t.Fatalf("a word with digits did not make the position a variable: %v", m.Templates())
+	}
 	// A value at the end of the line may hold spaces: the longer template
 	// folds into the one that ends in the value, unless what follows is a
 	// field of its own.

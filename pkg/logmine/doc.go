@@ -48,8 +48,8 @@
 //  5. A second merging pass (Miner.Consolidate, run by the offline parse
 //     at its end) compares templates across branches of the tree: those
 //     of one length that differ in one position only are folded when one
-//     of them has <*> there or they show ConsolidateAfter (8) different
-//     words there, so a name opening the message (which routes every
+//     of them has <*> or a word with digits there, or they show
+//     ConsolidateAfter (8) different words there, so a name opening the message (which routes every
 //     value to its own branch) becomes a variable too; and a template
 //     that ends in a value takes in the longer ones that continue it
 //     (a value at the end of the line may hold spaces), unless they add

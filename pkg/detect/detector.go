@@ -312,6 +312,9 @@ func (d *Detector) setPeriod(p int64) {
 		return
 	}
 	d.periodNs = p
+	if n := d.p.seasonBuckets(p); n != len(d.season) {
+		d.season = make([]float32, n)
+	}
 	switch p {
 	case hourNs:
 		f.fine.profile(p, d.season)
@@ -319,6 +322,20 @@ func (d *Detector) setPeriod(p int64) {
 		f.coarse.profile(p, d.season)
 	}
 	d.bucketNs = p / int64(len(d.season))
+}
+
+// weekBuckets is the number of buckets of a weekly season Config.Season
+// auto chose: one an hour, so that a weekday's hours keep their own
+// profile (with the configured 24, a bucket would span 7 hours).
+const weekBuckets = 168
+
+// seasonBuckets is the number of buckets of the profile of period ns: the
+// configured number, or weekBuckets for a weekly season auto chose.
+func (p *Profile) seasonBuckets(ns int64) int {
+	if p.auto && ns == weekNs {
+		return max(weekBuckets, p.cfg.Seasonal.Buckets)
+	}
+	return p.cfg.Seasonal.Buckets
 }
 
 // Period returns the seasonal period in use: the configured one, or the

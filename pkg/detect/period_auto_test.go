@@ -23,17 +23,20 @@ func sine(period time.Duration, amp float64) func(time.Duration) float64 {
 	return func(t time.Duration) float64 { return amp * math.Sin(2*math.Pi*float64(t)/float64(period)) }
 }
 
+// officeHours is a working-day profile: busy hours on weekdays, quiet
+// weekends.
+func officeHours(t time.Duration) float64 {
+	day := int(t / (24 * time.Hour) % 7)
+	h := int(t/time.Hour) % 24
+	if day < 5 && h >= 8 && h < 18 {
+		return 5
+	}
+	return 0
+}
+
 func TestSelectPeriod(t *testing.T) {
 	const days = 15
-	weekly := func(t time.Duration) float64 {
-		// a working-day profile: busy hours on weekdays, quiet weekends
-		day := int(t / (24 * time.Hour) % 7)
-		h := int(t/time.Hour) % 24
-		if day < 5 && h >= 8 && h < 18 {
-			return 5
-		}
-		return 0
-	}
+	weekly := officeHours
 	var walk float64
 	rng := rand.New(rand.NewPCG(9, 9))
 	for name, c := range map[string]struct {
@@ -197,5 +200,68 @@ func TestSeasonSnapshot(t *testing.T) {
 		if err := mustDetector(t, c.cfg).UnmarshalBinary(b); !errors.Is(err, ErrStateCorrupt) {
 			t.Errorf("%s: %v, want ErrStateCorrupt", name, err)
 		}
+	}
+}
+
+// TestWeeklySeasonHourlyBuckets: a weekly season auto chose has one bucket
+// an hour (the configured 24 would span 7 hours each, across the start
+// and end of office hours); the profile's shape is learnt, its snapshot
+// (version 6) round-trips with 168 buckets, and a version 5 snapshot of a
+// weekly season (24 buckets) restores interpolated to 168.
+func TestWeeklySeasonHourlyBuckets(t *testing.T) {
+	step := 5 * time.Minute
+	auto := Config{Season: SeasonAuto}
+	d := mustDetector(t, auto)
+	v := seasonSeries(4, 4*7*24*12, step, officeHours)
+	for i, x := range v {
+		d.Observe(at(i, step), x)
+	}
+	if d.Period() != 7*24*time.Hour || len(d.season) != weekBuckets {
+		t.Fatalf("after 4 weeks of office hours: period %v with %d buckets, want 168h with %d", d.Period(), len(d.season), weekBuckets)
+	}
+	// the series' first day (a working day of officeHours) is busy at
+	// 10:00 and quiet at 20:00, its sixth (a weekend) quiet at 10:00
+	seasonAt := func(day, hour int) float64 {
+		s, _, _, _ := d.seasonAt(at(0, step).Add(time.Duration(day*24+hour) * time.Hour).UnixNano())
+		return s
+	}
+	if busy, evening, weekend := seasonAt(0, 10), seasonAt(0, 20), seasonAt(5, 10); busy-evening < 4 || busy-weekend < 4 {
+		t.Errorf("profile: Monday 10:00 %.2f, 20:00 %.2f, Saturday 10:00 %.2f; want office hours 5 above the rest", busy, evening, weekend)
+	}
+	snap, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustDetector(t, auto)
+	if err := r.UnmarshalBinary(snap); err != nil || r.Period() != d.Period() || len(r.season) != weekBuckets {
+		t.Fatalf("restored: %v, period %v, %d buckets", err, r.Period(), len(r.season))
+	}
+	next := at(len(v), step)
+	if a, b := d.Observe(next, 5), r.Observe(next, 5); a.Score != b.Score || a.Expected != b.Expected {
+		t.Errorf("restored detector scores %v (expected %v), the original %v (%v)", b.Score, b.Expected, a.Score, a.Expected)
+	}
+
+	// version 5: the same state with the configured 24 buckets
+	old := *d
+	old.season = resampleProfile(d.season, DefaultBuckets)
+	old.bucketNs = weekNs / DefaultBuckets
+	v5, err := old.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v5[2] = 5
+	r = mustDetector(t, auto)
+	if err := r.UnmarshalBinary(v5); err != nil || r.Period() != d.Period() || len(r.season) != weekBuckets {
+		t.Fatalf("version 5 restored: %v, period %v, %d buckets", err, r.Period(), len(r.season))
+	}
+	for h := 0; h < weekBuckets; h += 7 { // the 24 buckets' own phases
+		if got, want := r.season[h], old.season[h/7]; math.Abs(float64(got-want)) > 1e-6 {
+			t.Errorf("version 5 bucket %d: %v, the 24-bucket profile has %v there", h, got, want)
+		}
+	}
+	// a version 6 snapshot whose bucket count does not fit its season
+	v5[2] = 6
+	if err := mustDetector(t, auto).UnmarshalBinary(v5); !errors.Is(err, ErrStateCorrupt) {
+		t.Errorf("version 6 weekly with 24 buckets: %v, want ErrStateCorrupt", err)
 	}
 }

@@ -27,7 +27,13 @@ import (
 // an older snapshot restores with the configured season, chosen. The
 // finder's means are not kept: a detector restored while choosing starts
 // its days of evidence again, which keeps snapshots small.
-const stateVersion = 5
+//
+// Version 6 has version 5's layout, but the number of season buckets
+// follows the season in use: a weekly season auto chose has one an hour
+// (weekBuckets), the others the configured number. A version 5 snapshot of
+// a weekly season (the configured buckets) restores with its profile
+// interpolated to one bucket an hour.
+const stateVersion = 6
 
 // seasonBytes is the size of the season fields version 5 appends.
 const seasonBytes = 8 + 1
@@ -65,11 +71,13 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 }
 
 func (d *Detector) stateSize() int {
-	return d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes + seasonBytes
+	return d.stateSizeV1(len(d.season)) + regimeBytes + trendBytes + episodeBytes + seasonBytes
 }
 
-func (d *Detector) stateSizeV1() int {
-	return 2 + 1 + 4 + 1 + 4 + 8 + 8 + 8*stateFloats + 2 + 8*len(d.win.vals) + len(d.win.vals) + 4*len(d.season)
+// stateSizeV1 is the size of a version 1 snapshot with buckets season
+// buckets.
+func (d *Detector) stateSizeV1(buckets int) int {
+	return 2 + 1 + 4 + 1 + 4 + 8 + 8 + 8*stateFloats + 2 + 8*len(d.win.vals) + len(d.win.vals) + 4*buckets
 }
 
 // AppendBinary appends the encoding of MarshalBinary to b.
@@ -152,16 +160,25 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	if fp := binary.LittleEndian.Uint32(data[3:]); fp != d.p.fingerprint {
 		return errs.Permanent(fmt.Errorf("%w: fingerprint %08x, profile %08x", ErrStateMismatch, fp, d.p.fingerprint))
 	}
-	want := d.stateSize()
+	// the season's bucket count: the configured one, or (version 6) the
+	// one of the season in use, whose period ends the snapshot
+	buckets := 0
+	if d.season != nil {
+		buckets = d.p.cfg.Seasonal.Buckets
+		if version >= 6 && len(data) >= seasonBytes {
+			buckets = d.p.seasonBuckets(int64(binary.LittleEndian.Uint64(data[len(data)-seasonBytes:])))
+		}
+	}
+	want := d.stateSizeV1(buckets) + regimeBytes + trendBytes + episodeBytes + seasonBytes
 	switch version {
 	case 1:
-		want = d.stateSizeV1()
+		want = d.stateSizeV1(buckets)
 	case 2:
-		want = d.stateSizeV1() + regimeBytes
+		want = d.stateSizeV1(buckets) + regimeBytes
 	case 3:
-		want = d.stateSizeV1() + regimeBytes + trendBytes
+		want = d.stateSizeV1(buckets) + regimeBytes + trendBytes
 	case 4:
-		want = d.stateSizeV1() + regimeBytes + trendBytes + episodeBytes
+		want = d.stateSizeV1(buckets) + regimeBytes + trendBytes + episodeBytes
 	}
 	if len(data) != want {
 		return corrupt("%d bytes, want %d for version %d", len(data), want, version)
@@ -169,7 +186,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	nd := *d
 	nd.win = newWindow(len(d.win.vals))
 	if d.season != nil {
-		nd.season = make([]float32, len(d.season))
+		nd.season = make([]float32, buckets)
 	}
 	p := data[7:]
 	nd.hasLast = p[0] == 1
@@ -291,12 +308,15 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		case choosing > 2 || (choosing != 0 && !d.p.auto):
 			return corrupt("season choice flag %d", choosing)
 		}
+		if n := d.p.seasonBuckets(per); d.season != nil && len(nd.season) != n {
+			nd.season = resampleProfile(nd.season, n) // a version 5 weekly season
+		}
 		if d.season != nil {
 			// no season keeps the configured period's memory, with a
 			// flat profile (see setPeriod)
 			nd.periodNs, nd.bucketNs = d.p.periodNs, 0
 			if per != 0 {
-				nd.periodNs, nd.bucketNs = per, per/int64(len(d.season))
+				nd.periodNs, nd.bucketNs = per, per/int64(len(nd.season))
 			}
 		}
 		if choosing != 0 {
@@ -306,6 +326,20 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 	}
 	*d = nd
 	return nil
+}
+
+// resampleProfile returns the seasonal profile prof, read as a periodic
+// piecewise-linear curve (as seasonAt reads it), at n evenly spaced phases.
+func resampleProfile(prof []float32, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		pos := float64(i) * float64(len(prof)) / float64(n)
+		b0 := int(pos)
+		f := pos - float64(b0)
+		b1 := (b0 + 1) % len(prof)
+		out[i] = float32((1-f)*float64(prof[b0]) + f*float64(prof[b1]))
+	}
+	return out
 }
 
 // slotFilled reports whether ring slot s holds a value when the window has

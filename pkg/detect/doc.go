@@ -29,7 +29,8 @@
 //     interpolated; it scores only after two periods of data, and all other
 //     detectors see the value minus the profile. Config.Season auto lets
 //     each series choose hourly, daily, weekly or no season from the
-//     autocorrelation of its first days (period.go);
+//     autocorrelation of its first days (period.go); a weekly season it
+//     chose has one bucket an hour (168);
 //   - trend: a two-sided CUSUM (drift 2, limit 20) of the t statistic of
 //     the least-squares slope of the rolling window (values clipped to the
 //     median ± 3 scales) against the slow seasonal baseline's slope,

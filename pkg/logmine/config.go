@@ -44,13 +44,15 @@ type Config struct {
 	// ("failure;", "failures;") are different messages and a user name
 	// with many values is a variable. 0 generalises at once, as Drain does.
 	WordFoldAfter int
-	// ConsolidateAfter: Miner.Consolidate (which the offline parse runs at
-	// the end) folds templates of one length that differ in one position
-	// only once they show this many different words there. It asks for
-	// more than WordFoldAfter because it also reaches the first words of
-	// a message, which name what happened more often than they hold a
-	// value ("tickTime set to", "maxSessionTimeout set to"). 0 disables
-	// the pass.
+	// ConsolidateAfter: templates of one length that differ in one
+	// position only, across branches of the prefix tree, are folded once
+	// they show this many different words there: online at the routing
+	// positions when a line creates such a template, and at every
+	// position by Miner.Consolidate (which the offline parse runs at the
+	// end). It asks for more than WordFoldAfter because it reaches the
+	// first words of a message, which name what happened more often than
+	// they hold a value ("tickTime set to", "maxSessionTimeout set to").
+	// 0 disables both.
 	ConsolidateAfter int
 	// MaxTemplates bounds memory: beyond it the least recently seen
 	// template is evicted (and counted in Stats.Evicted).

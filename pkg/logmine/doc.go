@@ -45,18 +45,20 @@
 //     word forms that tell messages apart ("LOOKING"/"LEADING",
 //     "failure;"/"failures;"), many are values of a variable; the templates
 //     held apart are then folded into one.
-//  5. A second merging pass (Miner.Consolidate, run by the offline parse
-//     at its end) compares templates across branches of the tree: those
-//     of one length that differ in one position only are folded when one
-//     of them has <*> or a word with digits there, or they show
-//     ConsolidateAfter (8) different words there, so a name opening the message (which routes every
-//     value to its own branch) becomes a variable too; and a template
-//     that ends in a value takes in the longer ones that continue it
-//     (a value at the end of the line may hold spaces), unless they add
-//     "key=value" fields of their own. A run of three or
-//     more tokens with the same masked text ("3552 3534 3375") folds from
-//     its third item into the second, so lists of varying length are one
-//     template.
+//  5. Across branches of the tree: templates of one length that differ in
+//     one routing position only are folded when one of them has <*> or a
+//     word with digits there, or they show ConsolidateAfter (8) different
+//     words there, so a name opening the message (which routes every
+//     value to its own branch) becomes a variable too; the line that
+//     creates such a template folds them (later lines whose own branch
+//     exists look in the wildcard branches before making a template). The
+//     offline parse ends with a second merging pass (Miner.Consolidate):
+//     the same fold at every position, then a template that ends in a
+//     value takes in the longer ones that continue it (a value at the end
+//     of the line may hold spaces), unless they add "key=value" fields of
+//     their own. A run of three or more tokens with the same masked text
+//     ("3552 3534 3375") folds from its third item into the second, so
+//     lists of varying length are one template.
 //
 // # Template ids and merges
 //
@@ -78,10 +80,11 @@
 //     A not to C, whether A, B and C share a template depends on which
 //     arrives first (as in every threshold-based online clusterer);
 //   - a variable the maskers miss in the first PrefixTokens tokens with fewer
-//     than FoldAfter distinct values, when one value contains a digit: that
-//     value routes to the wildcard branch, where a plain value that arrives
-//     later and finds no branch of its own joins it; a plain value that came
-//     first keeps its branch until FoldAfter values were seen;
+//     than FoldAfter (ConsolidateAfter at the first) plain values: a line
+//     whose value has no branch of its own may join a template of the
+//     wildcard branch by similarity, or make its own, which is folded at
+//     once when a value there has digits; which happens can depend on which
+//     value came first;
 //   - a tree node with more than MaxChildren children: which tokens got their
 //     own branch depends on arrival;
 //   - eviction (MaxTemplates): an evicted template is learned anew from the

@@ -223,8 +223,11 @@ func (m *Miner) MatchInto(line string, r *Result) {
 		var merges []Merge
 		if c, merges = m.fold(); c != nil {
 			r.Changed, r.PreviousID, r.Merges = true, merges[0].From, merges
-		} else {
-			c, r.New = m.create()
+		} else if c, r.New = m.create(); r.New {
+			if folded, merges := m.consolidateNew(c); len(merges) > 0 {
+				r.New, r.Changed, r.PreviousID, r.Merges = false, true, c.id, merges
+				c = folded
+			}
 		}
 	} else if old := c.id; changed {
 		c = m.generalise(c, string(m.tb)) // may fold c into an equal template
@@ -267,12 +270,13 @@ func (m *Miner) levels(n int) int { return min(n, m.cfg.PrefixTokens) }
 // in it that passes the threshold.
 func (m *Miner) search() *cluster {
 	n := len(m.tk.toks)
-	cur := m.byLen[n]
-	if cur == nil {
+	root := m.byLen[n]
+	if root == nil {
 		return nil
 	}
+	cur := root
 	var parent *node
-	for i := 0; i < m.levels(n); i++ {
+	for i := 0; i < m.levels(n) && cur != nil; i++ {
 		parent = cur
 		tok := m.tk.masked(i)
 		var next *node
@@ -282,23 +286,58 @@ func (m *Miner) search() *cluster {
 		if next == nil {
 			next = cur.children[Wildcard]
 		}
-		if next == nil {
-			return nil
-		}
 		cur = next
 	}
-	best, sim := m.best(cur.clusters, nil, -1)
-	if sim < m.cfg.SimilarityThreshold && parent != nil {
-		// The line's own branch has no match: the template may have been
-		// folded into the wildcard branch after this value was seen.
-		if w := parent.children[Wildcard]; w != nil && w != cur {
-			best, sim = m.best(w.clusters, best, sim)
+	var best *cluster
+	sim := -1.0
+	var seen, seenWild *node // leaves looked at
+	if cur != nil {
+		best, sim = m.best(cur.clusters, nil, -1)
+		seen = cur
+		if sim < m.cfg.SimilarityThreshold && parent != nil {
+			// The line's own branch has no match: the template may have
+			// been folded into the wildcard branch after this value was
+			// seen.
+			if w := parent.children[Wildcard]; w != nil && w != cur {
+				best, sim = m.best(w.clusters, best, sim)
+				seenWild = w
+			}
 		}
+	}
+	if sim < m.cfg.SimilarityThreshold && m.levels(n) > 1 {
+		// Nor there: a template folded at an earlier routing level
+		// (consolidateNew) sits in that level's wildcard branch, which the
+		// walk leaves when the line's own branch exists. Only lines that
+		// would make a new template pay for this.
+		best, sim = m.searchBranches(root, 0, n, best, sim, seen, seenWild)
 	}
 	if best == nil || sim < m.cfg.SimilarityThreshold {
 		return nil
 	}
 	return best
+}
+
+// searchBranches returns the most similar template of the leaves under nd
+// (at routing level i) that the line reaches by its own key or the
+// wildcard at each level, and the given best so far.
+// Leaves seen and seenWild were looked at already.
+func (m *Miner) searchBranches(nd *node, i, n int, best *cluster, sim float64, seen, seenWild *node) (*cluster, float64) {
+	if i == m.levels(n) {
+		if nd == seen || nd == seenWild {
+			return best, sim
+		}
+		return m.best(nd.clusters, best, sim)
+	}
+	tok := m.tk.masked(i)
+	if k, wild := routeKey(tok); !wild {
+		if ch := nd.children[string(tok[:k])]; ch != nil {
+			best, sim = m.searchBranches(ch, i+1, n, best, sim, seen, seenWild)
+		}
+	}
+	if ch := nd.children[Wildcard]; ch != nil {
+		best, sim = m.searchBranches(ch, i+1, n, best, sim, seen, seenWild)
+	}
+	return best, sim
 }
 
 // best returns the most similar of cs and the given best so far. Ties go to
@@ -483,19 +522,18 @@ func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
 	return m.foldInto(m.templateOf(strings.Join(toks, " ")), sibs, nil)
 }
 
-// Consolidate is a second merging pass over every template held, for what
-// the online pass cannot see: the online folds compare a line only with
-// the templates of its own branch of the prefix tree, so a variable word
-// in a routing position (a user or host name opening the message) leaves
-// one template per value in different branches. Templates of one length
-// that agree everywhere but at one position are folded into one with <*>
-// there when one of them already has <*> or a word with digits there, or
-// when they show Config.ConsolidateAfter different words there. Then a template that
-// ends in a value takes in the longer ones that only continue that value
-// (see consolidateTails). It returns the merges made (each also recorded
-// for Resolve).
-// The offline parse runs it once at the end; it costs a pass over all
-// templates for each fold, so a service runs it seldom if at all.
+// Consolidate is a second merging pass over every template held. Online,
+// a line compares with the templates of its own branch of the prefix tree,
+// and consolidateNew looks across branches only at the routing positions
+// of the template the line creates. Here, templates of one length that
+// agree everywhere but at one position are folded into one with <*> there
+// when one of them already has <*> or a word with digits there, or when
+// they show Config.ConsolidateAfter different words there; then a
+// template that ends in a value takes in the longer ones that only
+// continue that value (see consolidateTails). It returns the merges made
+// (each also recorded for Resolve). The offline parse runs it once at the
+// end; it holds the lock for a pass over the templates of each length
+// (0.6 s over 50,000), so a service runs it seldom if at all.
 func (m *Miner) Consolidate() []Merge {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -565,15 +603,7 @@ func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bo
 		if len(g) < 2 {
 			continue
 		}
-		words, variable := 0, false
-		for _, c := range g {
-			if c.kinds[p] == kindWildcard || hasDigit(c.tokens[p]) {
-				variable = true
-			} else {
-				words++
-			}
-		}
-		if !variable && words < m.cfg.ConsolidateAfter {
+		if !m.variableAt(g, p) {
 			continue
 		}
 		toks := slices.Clone(g[0].tokens)
@@ -582,6 +612,98 @@ func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bo
 		folded = true
 	}
 	return merges, folded
+}
+
+// variableAt: whether position p, where the templates of g (two or more)
+// differ, holds a variable: one of them has <*> there or a word with
+// digits (a value by its shape), or they show ConsolidateAfter different
+// words there.
+func (m *Miner) variableAt(g []*cluster, p int) bool {
+	if len(g) < 2 {
+		return false
+	}
+	for _, c := range g {
+		if c.kinds[p] == kindWildcard || hasDigit(c.tokens[p]) {
+			return true
+		}
+	}
+	return len(g) >= m.cfg.ConsolidateAfter
+}
+
+// consolidateNew is Consolidate's fold for c, a template just created, at
+// the routing positions, where the online folds do not look across
+// branches: the templates that agree with c everywhere but at such a
+// position are folded when the position holds a variable (variableAt), so
+// a name opening a message becomes <*> online once ConsolidateAfter names
+// were seen, as in the offline pass.
+func (m *Miner) consolidateNew(c *cluster) (*cluster, []Merge) {
+	if m.cfg.ConsolidateAfter < 2 {
+		return c, nil
+	}
+	n := len(c.tokens)
+	for p := 0; p < m.levels(n); p++ {
+		if c.kinds[p] == kindPartial {
+			continue
+		}
+		g := m.differingAt(c, p)
+		if !m.variableAt(g, p) {
+			continue
+		}
+		toks := slices.Clone(c.tokens)
+		toks[p] = Wildcard
+		return m.foldInto(m.templateOf(strings.Join(toks, " ")), g, nil)
+	}
+	return c, nil
+}
+
+// differingAt returns the templates of c's length, c included, that repeat
+// c at every position but p, where they do not hold a "key=<*>" field:
+// every branch at routing level p, and at the other levels c's own key or
+// the wildcard.
+func (m *Miner) differingAt(c *cluster, p int) []*cluster {
+	n := len(c.tokens)
+	var out []*cluster
+	var walk func(nd *node, i int)
+	walk = func(nd *node, i int) {
+		if i == m.levels(n) {
+			for _, o := range nd.clusters {
+				if o.kinds[p] != kindPartial && equalExcept(c, o, p) {
+					out = append(out, o)
+				}
+			}
+			return
+		}
+		if i == p {
+			for _, ch := range nd.children {
+				walk(ch, i+1)
+			}
+			return
+		}
+		t := c.tokens[i]
+		if k, wild := routeKey([]byte(t)); !wild {
+			if ch := nd.children[t[:k]]; ch != nil {
+				walk(ch, i+1)
+			}
+		}
+		if ch := nd.children[Wildcard]; ch != nil {
+			walk(ch, i+1)
+		}
+	}
+	if root := m.byLen[n]; root != nil {
+		walk(root, 0)
+	}
+	slices.SortFunc(out, func(a, b *cluster) int { return cmp.Compare(a.template, b.template) })
+	return out
+}
+
+// equalExcept: a and b have the same tokens at every position but p.
+func equalExcept(a, b *cluster, p int) bool {
+	for i, t := range a.tokens {
+		if i != p && t != b.tokens[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // consolidateTails folds into a template that ends in a value ("Server

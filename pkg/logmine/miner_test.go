@@ -165,72 +165,60 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // A word opening the message routes each value to its own branch, where
-// the online folds never compare them; Consolidate folds the templates
-// once ConsolidateAfter words were seen there, records the merges, and
-// leaves fewer words (different messages) apart.
+// the other online folds never compare them: once ConsolidateAfter words
+// were seen there, the line that shows the last one folds the templates
+// (consolidateNew), the merges are reported and recorded, and later lines
+// find the folded template, also those of a name whose own branch holds
+// another message. Fewer words (different messages) stay apart, also
+// through Consolidate.
 func TestConsolidate(t *testing.T) {
 	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
-	for _, n := range []int{7, 8} {
-		m := newMiner(t, nil)
-		var before []logmine.TemplateID
-		for i, u := range users[:n] {
-			r := m.Match(fmt.Sprintf("%s opened session %d", u, i))
-			before = append(before, r.ID)
-		}
-		m.Match("tickTime set to 2000") // another message, untouched
-		merges := m.Consolidate()
-		want := n + 1
-		if n >= logmine.DefaultConfig().ConsolidateAfter {
-			want = 2
-		}
-		if got := m.Stats().Templates; got != want {
-			t.Fatalf("%d users: %d templates after Consolidate, want %d: %v", n, got, want, m.Templates())
-		}
-		if want == n+1 {
-			if len(merges) != 0 {
-				t.Fatalf("%d users: merges %v", n, merges)
-			}
-			continue
-		}
-		folded := logmine.IDOf("<*> opened session <*>")
-		if len(merges) != n {
-			t.Fatalf("%d users: %d merges, want %d: %v", n, len(merges), n, merges)
-		}
-		for _, id := range before {
-			if got := m.Resolve(id); got != folded {
-				t.Fatalf("Resolve(%v) = %v, want the folded template %v", id, got, folded)
-			}
-		}
-		if tpl, ok := m.Lookup(folded); !ok || tpl.Count != uint64(n) {
-			t.Fatalf("folded template %+v %v, want count %d", tpl, ok, n)
-		}
-		// a later value finds the folded template
-		if r := m.Match("ivan opened session 99"); r.ID != folded || r.New {
-			t.Fatalf("a new user after Consolidate: %+v", r)
-		}
+	after := logmine.DefaultConfig().ConsolidateAfter
+	if after != len(users) {
+		t.Fatalf("test written for ConsolidateAfter %d", len(users))
 	}
-	// A template that already has <*> there covers the others at once.
 	m := newMiner(t, nil)
-	a := m.Match("alpha down") // first: "alpha" has a branch of its own
-	m.Match("node7 down")
-	m.Match("node8 down")
-	if len(m.Templates()) != 2 {
-		t.Fatalf("templates %v", m.Templates())
+	m.Match("alice logged out") // alice's branch holds another message
+	var before []logmine.TemplateID
+	for i, u := range users[:after-1] {
+		before = append(before, m.Match(fmt.Sprintf("%s opened session %d", u, i)).ID)
 	}
-	m.Consolidate()
-	if got := m.Resolve(a.ID); got != logmine.IDOf("<*> down") || len(m.Templates()) != 1 {
-		t.Fatalf("covered template not folded: %v", m.Templates())
+	if ms := m.Consolidate(); len(ms) != 0 || m.Stats().Templates != after {
+		t.Fatalf("%d users: merges %v, templates %v", after-1, ms, m.Templates())
 	}
-	// So does a word with digits, a value by its shape.
-	m = newMiner(t, nil)
-	b := m.Match("Replica web-a lag is 3 ms")
-	m.Match("Replica node-7f3k lag is 5 ms")
-	if len(m.Templates()) != 2 {
-		t.Fatalf("templates %v", m.Templates())
+	r := m.Match("heidi opened session 7")
+	folded := logmine.IDOf("<*> opened session <*>")
+	if r.New || !r.Changed || r.ID != folded || len(r.Merges) != after {
+		t.Fatalf("line of the last user: %+v", r)
 	}
-	m.Consolidate()
-	if got := m.Resolve(b.ID); got != logmine.IDOf("Replica <*> lag is <*> ms") || len(m.Templates()) != 1 {
-		t.Fatalf("a word with digits did not make the position a variable: %v", m.Templates())
+	for _, id := range append(before, r.PreviousID) {
+		if got := m.Resolve(id); got != folded {
+			t.Fatalf("Resolve(%v) = %v, want the folded template %v", id, got, folded)
+		}
+	}
+	if tpl, ok := m.Lookup(folded); !ok || tpl.Count != uint64(after) {
+		t.Fatalf("folded template %+v %v, want count %d", tpl, ok, after)
+	}
+	for _, l := range []string{"ivan opened session 99", "alice opened session 100"} {
+		if r := m.Match(l); r.ID != folded || r.New || r.Changed {
+			t.Fatalf("%q after the fold: %+v", l, r)
+		}
+	}
+	if ms := m.Consolidate(); len(ms) != 0 || m.Stats().Templates != 2 {
+		t.Fatalf("Consolidate after the online fold: merges %v, templates %v", ms, m.Templates())
+	}
+	// A <*>, or a word with digits (a value by its shape), at the position
+	// makes it a variable at once.
+	for _, c := range [][3]string{
+		{"alpha down", "node7 down", "<*> down"},
+		{"Replica web-a lag is 3 ms", "Replica node-7f3k lag is 5 ms", "Replica <*> lag is <*> ms"},
+	} {
+		m = newMiner(t, nil)
+		a := m.Match(c[0])
+		r := m.Match(c[1])
+		if want := logmine.IDOf(c[2]); !r.Changed || r.ID != want || m.Resolve(a.ID) != want || len(m.Templates()) != 1 {
+			t.Fatalf("%q then %q: %+v, templates %v", c[0], c[1], r, m.Templates())
+		}
 	}
 	// A value at the end of the line may hold spaces: the longer template
 	// folds into the one that ends in the value, unless what follows is a
@@ -418,8 +406,8 @@ func TestEvictionBound(t *testing.T) {
 	m := newMiner(t, func(c *logmine.Config) { c.MaxTemplates = max })
 	keep := m.Match("heartbeat ok")
 	for i := 0; i < 500; i++ {
-		// distinct first words: each line is its own template
-		m.Match(fmt.Sprintf("event%c%c happened in zone", 'a'+i%26, 'a'+i/26))
+		// distinct first and last words: each line is its own template
+		m.Match(fmt.Sprintf("event%c%c happened in zone%c%c", 'a'+i%26, 'a'+i/26, 'a'+i%26, 'a'+i/26))
 		m.Match("heartbeat ok") // recently seen, never evicted
 	}
 	st := m.Stats()

@@ -8,13 +8,15 @@
 //   - Deduplication: a signal's fingerprint (Alertmanager's, a producer's
 //     dedup key, an anomaly's series) names one member; repeats update its
 //     count, last time and status, never a new member.
-//   - Topology: a new member joins an incident that is still active (a
-//     member firing, or a signal within GroupWindow) when its service is
-//     one of the incident's, depends on one of them (a dependent failing
-//     because of it, at most UpDepth hops up), or is a dependency of one of
-//     them (the root showing up late, at most DownDepth hops down). Two
-//     failures in unrelated parts of the catalog stay two incidents even
-//     when they start together.
+//   - Topology: a new member joins an incident opened at most
+//     SpreadWindow before it (and that fired within GroupWindow) whose
+//     root, its most upstream service, is the member's service, a
+//     dependency of it (a dependent failing because of it, at most UpDepth
+//     hops up) or a dependent of it (the root showing up late, at most
+//     DownDepth hops down; the root moves down). Two failures in unrelated
+//     parts of the catalog stay two incidents even when they start
+//     together, and a new alert long after an incident opened, even on its
+//     own services, starts another.
 //   - Evidence: of the incidents a signal may join, the best scoring wins
 //     (Correlator.best): its relation to the root, less how long ago the
 //     incident last fired, plus PathWeight when the incident already has
@@ -49,12 +51,15 @@ var ErrInvalidConfig = fmt.Errorf("correlate: %w", config.ErrInvalidConfig)
 // DefaultConfig, except the evidence weights: there 0 turns the rule off
 // and nil (the key left out) takes the default.
 type Config struct {
-	// GroupWindow is how long after its last signal an incident with no
-	// member firing still takes related signals.
+	// GroupWindow is how long after an incident last fired it still takes
+	// new members, and the unit of the recency in its score (see
+	// Correlator.best). Longer than SpreadWindow, only the recency counts.
 	GroupWindow time.Duration `yaml:"group_window"`
-	// SpreadWindow is how long after an incident opened a service not yet
-	// in it may still join (a failure reaches its dependents within
-	// minutes); later, only more signals of its own services join.
+	// SpreadWindow is how long after an incident opened a new member may
+	// still join (a failure reaches its dependents within minutes); later,
+	// only its members' own signals (repeats, resolutions, firing again)
+	// update it, and a new alert or series starts another incident, even
+	// on one of its services.
 	SpreadWindow time.Duration `yaml:"spread_window"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a

@@ -242,8 +242,8 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 // candidates are the incidents still taking signals (one fired within
 // GroupWindow) whose root is the signal's service, a dependency of it (the
 // signal is a symptom, at most UpDepth hops up) or a dependent of it (the
-// real root showing up late, at most DownDepth hops down); a service not
-// yet in an incident joins only within SpreadWindow of its opening. Each
+// real root showing up late, at most DownDepth hops down), opened at most
+// SpreadWindow before the signal. Each
 // candidate scores by its relation (root 3, symptom 2.5, late root 1.5,
 // a quarter less per hop beyond the first) less RecencyWeight times how
 // long ago, in GroupWindows, it last fired: a symptom of a failure that is
@@ -272,9 +272,10 @@ func (c *Correlator) best(s Signal) *incident {
 			// new failure is most likely the change's, not the incident's.
 			return
 		}
-		if inc.services[s.Service] == 0 && s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
-			// A failure spreads to its dependents within minutes; a
-			// service failing long after is most likely failing on its own.
+		if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
+			// A failure spreads to its dependents within minutes; a new
+			// alert or series long after, even on one of the incident's
+			// own services, is most likely a failure of its own.
 			return
 		}
 		score := base - 0.25*float64(max(hops-1, 0)) - c.cfg.RecencyWeight*max(gap.Seconds(), 0)/window.Seconds()

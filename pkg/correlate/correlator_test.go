@@ -196,6 +196,29 @@ func TestChangesAreLinked(t *testing.T) {
 	}
 }
 
+// A new alert joins an incident only within spread_window of its opening,
+// even on the incident's own root: later it is a failure of its own. Repeats
+// of the incident's members stay in it.
+func TestNewAlertsAfterTheSpreadWindowOpenTheirOwn(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	root := alert("ReplicationLag", "payments-db", 0)
+	repeat := root
+	repeat.Time = t0.Add(20 * time.Minute)
+	early := alert("HighCPU", "payments-db", 5*time.Minute)
+	late := alert("DiskFull", "payments-db", 12*time.Minute)
+	feed(c, root, alert("ConnectionPoolExhausted", "payments", 30*time.Second), early, late, repeat)
+	cascade, _ := c.IncidentOf(root.Fingerprint)
+	if got, _ := c.IncidentOf(early.Fingerprint); got != cascade {
+		t.Errorf("an alert on the root 5m after the opening: incident %s, want the cascade's %s", got, cascade)
+	}
+	if got, _ := c.IncidentOf(late.Fingerprint); got == cascade {
+		t.Errorf("an alert on the root 12m after the opening (spread_window %s) joined the cascade", c.cfg.SpreadWindow)
+	}
+	if n := len(c.Incidents()); n != 2 {
+		t.Errorf("%d incidents, want 2 (the repeat is no new one)", n)
+	}
+}
+
 // A service changed while an incident was under way does not join it: its
 // new failure is the change's. The same change made before the incident
 // opened does not keep it out (a cascade reaches what was deployed

@@ -7,7 +7,9 @@
 //
 //   - Deduplication: a signal's fingerprint (Alertmanager's, a producer's
 //     dedup key, an anomaly's series) names one member; repeats update its
-//     count, last time and status, never a new member.
+//     count, last time and status, never a new member. An anomaly series
+//     quiet for QuietPeriod that goes wrong again starts a new episode: a
+//     new member, wherever it then belongs.
 //   - Topology: a new member joins an incident opened at most
 //     SpreadWindow before it (and that fired within GroupWindow) whose
 //     root, its most upstream service, is the member's service, a
@@ -84,7 +86,8 @@ type Config struct {
 	// service: the root cause arriving after its symptoms).
 	DownDepth int `yaml:"down_depth"`
 	// QuietPeriod is how long an incident stays open after its last member
-	// resolved.
+	// resolved, and how long an anomaly series must be quiet for its next
+	// anomaly to be a new member.
 	QuietPeriod time.Duration `yaml:"quiet_period"`
 	// ReopenWindow is how long after its resolution an incident reopens
 	// rather than a new one opening.

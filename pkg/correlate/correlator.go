@@ -153,7 +153,14 @@ func (c *Correlator) Observe(s Signal) []Update {
 		return ups
 	}
 	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {
-		if done, u := c.repeat(m, s); done {
+		if c.newEpisode(m, s) {
+			// The series was quiet for a quiet period: this is a new
+			// anomaly, which joins whatever fails now.
+			inc := m.inc
+			c.detach(m)
+			inc.dirty = true
+			c.reschedule(inc)
+		} else if done, u := c.repeat(m, s); done {
 			return append(ups, u...)
 		}
 	}
@@ -169,6 +176,14 @@ func (c *Correlator) Observe(s Signal) []Update {
 	}
 	c.join(inc, s)
 	return ups
+}
+
+// newEpisode reports whether s starts a new episode of anomaly member m:
+// its series went wrong again after QuietPeriod without an anomaly. An
+// alert's fingerprint keeps its member (a resolved alert firing again is
+// the same failure, or reopens it).
+func (c *Correlator) newEpisode(m *member, s Signal) bool {
+	return m.Kind == SignalAnomaly && !s.Resolved && s.Time.Sub(m.LastSeen) > c.cfg.QuietPeriod
 }
 
 // repeat applies a signal to the member it repeats. done is false when the

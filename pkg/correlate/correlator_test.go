@@ -92,6 +92,33 @@ func TestRepeatsAreOneMember(t *testing.T) {
 	}
 }
 
+// An anomaly series quiet for longer than the quiet period that goes wrong
+// again is a new member: it joins what fails now, not the incident of its
+// first episode (here resolved, and then left without members, which must
+// still publish).
+func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	anomaly := func(at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at)}
+	}
+	feed(c, anomaly(0), anomaly(30*time.Second))
+	first, _ := c.IncidentOf("series-checkout")
+	feed(c, alert("ReplicationLag", "payments-db", 20*time.Minute), anomaly(21*time.Minute))
+	second, _ := c.IncidentOf("series-checkout")
+	cascade, _ := c.IncidentOf("ReplicationLag/payments-db")
+	if second == first || second != cascade {
+		t.Fatalf("after 20 quiet minutes the series is in %s, want the cascade's %s (first episode: %s)", second, cascade, first)
+	}
+	if _, err := c.Apply(Command{IncidentID: first, Action: "comment", Text: "seen", Time: t0.Add(22 * time.Minute)}); err != nil {
+		t.Fatalf("a comment on the incident its member left: %v", err)
+	}
+	// Within the quiet period it stays one member.
+	feed(c, anomaly(24*time.Minute))
+	if got, _ := c.IncidentOf("series-checkout"); got != cascade {
+		t.Fatalf("3 minutes later the series moved to %s", got)
+	}
+}
+
 // A storm cascading up from the database is one incident, whose first root
 // cause is the database, with the reason.
 func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {

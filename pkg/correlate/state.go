@@ -136,7 +136,10 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 		s.Members = append(s.Members, m.Member)
 	}
 	s.RootCauses = c.rootCauses(inc)
-	s.Service = s.Services[0]
+	s.Service = inc.root
+	if len(s.Services) > 0 {
+		s.Service = s.Services[0]
+	}
 	if len(s.RootCauses) > 0 {
 		s.Service = s.RootCauses[0].Service
 	}
@@ -152,6 +155,10 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 // title names the incident after its first signal on its root-cause
 // service (else its first signal) and how far it spread.
 func title(inc *incident, service string) string {
+	if len(inc.members) == 0 {
+		// Its last member left (a new anomaly episode of its series).
+		return "incident on " + service
+	}
 	first := inc.members[0]
 	for _, m := range inc.members {
 		if m.Service == service {

@@ -146,7 +146,7 @@ type Options struct {
 	ZThreshold float64
 	// Group scores multivariate files with one detect.Group (principal
 	// components of the channels) instead of the default vote of the
-	// channels' own detectors (VoteAlarms).
+	// channels' own detectors (detect.Vote, VoteAlarms).
 	Group bool
 }
 
@@ -235,69 +235,34 @@ func Alarms(l Labelled, o Options) ([]bool, error) {
 		return alarms, nil
 	}
 	if !o.Group {
-		return VoteAlarms(o.Config, l, VoteSurprise*math.Sqrt(float64(len(l.Channels))))
+		return VoteAlarms(o.Config, l)
 	}
 	_, alarms, err := ScoreGroup(o.GroupConfig, l.Multivariate())
 	return alarms, err
 }
 
-// VoteSurprise sets how surprising the channels in alarm at once must be
-// for a row of an asset of n channels to be flagged: their summed surprise
-// must reach VoteSurprise·√n (VoteAlarms). Chosen on the tuning parts of
-// SMD (38 channels), ASD and JumpStarter (19) among 2, 2.25, 2.5 and 3 as
-// the largest (the fewest alarms) whose mean F1(d7) + pooled
-// point-adjusted F1 is above the count quorum's ⌈√n/2⌉ on each of the
-// three (QUALITY.md).
-const VoteSurprise = 2.5
-
-// VoteAlarms runs one univariate detector (cfg) per channel of l and flags
-// the rows where the channels in an alarm episode are surprising enough
-// together: a channel in alarm adds −ln of the fraction of the rows so far
-// that it has been in alarm ((a+1)/(n+2)), and a row is flagged when the
-// sum reaches limit. A count of channels treats every channel alike, so
-// the few channels of a machine that are often in alarm (quantised, bursty
-// metrics) set its false alarms; weighted by their own rarity they count
-// little, and two rarely alarming channels at once count as much as
-// several noisy ones (Fisher's combination of the channels' p-values, with
-// the alarm rate as the p-value).
-func VoteAlarms(cfg detect.Config, l Labelled, limit float64) ([]bool, error) {
+// VoteAlarms runs a detect.Vote (one univariate detector of cfg per
+// channel of l; VoteSurprise·√channels, the detector service's default
+// method for a pipeline group) over every row of l and returns where it
+// flags a row.
+func VoteAlarms(cfg detect.Config, l Labelled) ([]bool, error) {
 	p, err := detect.NewProfile(cfg)
 	if err != nil {
 		return nil, err
 	}
-	channels := make([][]bool, len(l.Values))
-	for c, ch := range l.Values {
-		d := p.NewDetector()
-		channels[c] = make([]bool, len(ch))
-		for i, v := range ch {
-			channels[c][i] = d.Observe(l.Times[i], v).Alarm
+	v, err := detect.NewVote(p, len(l.Values))
+	if err != nil {
+		return nil, err
+	}
+	row := make([]float64, len(l.Values))
+	flagged := make([]bool, l.Rows())
+	for i, t := range l.Times {
+		for c, ch := range l.Values {
+			row[c] = ch[i]
 		}
+		flagged[i] = v.Observe(t, row).Anomaly
 	}
-	return SurpriseVote(channels, limit), nil
-}
-
-// SurpriseVote flags row i when the channels c with inAlarm[c][i] add up
-// to limit, each adding −ln((a+1)/(i+3)), a the rows 0..i it was in alarm.
-func SurpriseVote(inAlarm [][]bool, limit float64) []bool {
-	var rows int
-	for _, ch := range inAlarm {
-		rows = max(rows, len(ch))
-	}
-	surprise := make([]float64, rows)
-	for _, ch := range inAlarm {
-		var a float64
-		for i, on := range ch {
-			if on {
-				a++
-				surprise[i] -= math.Log((a + 1) / float64(i+3))
-			}
-		}
-	}
-	flagged := make([]bool, rows)
-	for i, s := range surprise {
-		flagged[i] = s >= limit
-	}
-	return flagged
+	return flagged, nil
 }
 
 // dayWindow is the number of rows in a day at the series' median interval

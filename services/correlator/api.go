@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -249,6 +250,12 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, httpapi.StatusOf(err), "the body is not a command: "+err.Error())
 		return
 	}
+	// What an action needs is the request's to give: its absence is a 400
+	// naming the field, not a 409 as if the incident's state refused it.
+	if missing := commandField(action, body.Assignee, body.Text); missing != "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s needs %q in the body", action, missing))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: r.PathValue("id"), Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text})
@@ -263,6 +270,18 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, st)
 	}
+}
+
+// commandField names the body field action needs and was not given ("" when
+// none is missing), by the rules correlate.Correlator.Apply applies.
+func commandField(action, assignee, text string) string {
+	switch {
+	case action == "assign" && assignee == "":
+		return "assignee"
+	case action == "comment" && strings.TrimSpace(text) == "":
+		return "text"
+	}
+	return ""
 }
 
 var _ service.Runner = (*API)(nil)

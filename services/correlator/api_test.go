@@ -123,6 +123,20 @@ func TestAPI(t *testing.T) {
 	if code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, `{"txt":"typo"}`); code != 400 || !strings.Contains(body, "txt") {
 		t.Fatalf("unknown field: %d %s", code, body)
 	}
+	// A command missing what its action needs is the request's fault: 400
+	// naming the field, and nothing published.
+	updated := len(incidentEvents(t, r.h, "updated"))
+	for _, c := range []struct{ action, body, field string }{
+		{"assign", `{"by":"ana"}`, "assignee"},
+		{"comment", `{"by":"ana","text":"  "}`, "text"},
+	} {
+		if code, body := r.do("POST", "/v1/incidents/"+id+"/"+c.action, apiToken, c.body); code != http.StatusBadRequest || !strings.Contains(body, c.field) {
+			t.Errorf("%s %s: %d %s, want 400 naming %s", c.action, c.body, code, body, c.field)
+		}
+	}
+	if got := len(incidentEvents(t, r.h, "updated")); got != updated {
+		t.Fatalf("%d updated events published by incomplete commands, want none", got-updated)
+	}
 	if code, body := r.do("POST", "/v1/incidents/"+id+"/assign", apiToken, `{"by":"ana","assignee":"bo"}`); code != 200 || !strings.Contains(body, `"assignee": "bo"`) {
 		t.Fatalf("assign: %d %s", code, body)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
@@ -49,8 +50,9 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return detectEval(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "replay" {
-		io.WriteString(stderr, detectUsage)
-		io.WriteString(stderr, "\n"+detectEvalUsage)
+		// The overview has no flag set to list: point at each subcommand's.
+		io.WriteString(stderr, strings.TrimSuffix(detectUsage, "flags:\n")+"flags: aiops detect replay -h\n")
+		io.WriteString(stderr, "\n"+strings.TrimSuffix(detectEvalUsage, "flags:\n")+"flags: aiops detect eval -h\n")
 		if len(args) == 0 {
 			return service.Usage(errors.New("detect: no subcommand given (replay, eval)"))
 		}

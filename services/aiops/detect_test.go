@@ -156,6 +156,25 @@ func TestDetectReplayBadInput(t *testing.T) {
 	}
 }
 
+// TestDetectHelpNamesEachFlagList: `aiops detect -h` shows both
+// subcommands' usage and, having no flag set of its own, says where each
+// one's flags are instead of an empty list.
+func TestDetectHelpNamesEachFlagList(t *testing.T) {
+	var stderr bytes.Buffer
+	if err := detectMain(context.Background(), []string{"-h"}, nil, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	help := stderr.String()
+	for _, want := range []string{"usage: aiops detect replay", "flags: aiops detect replay -h\n", "usage: aiops detect eval", "flags: aiops detect eval -h\n"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help does not contain %q:\n%s", want, help)
+		}
+	}
+	if strings.Contains(help, "flags:\n") {
+		t.Errorf("help has an empty flag list:\n%s", help)
+	}
+}
+
 func TestDetectEvalScoresFolder(t *testing.T) {
 	dir := t.TempDir()
 	var b strings.Builder

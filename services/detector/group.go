@@ -24,14 +24,26 @@ const GroupDetector = "group"
 // stamp the channels of one scrape a few milliseconds apart still meet.
 const RowResolution = time.Second
 
-// asset is the state of one asset of a pipeline group: its detect.Group and
+// rowScorer is the detector of an asset's rows, by its group's method: a
+// *detect.Vote (vote) or a *detect.Group (pca). Both hold an alarm from
+// the row that starts it to the row that ends it (its episode) and
+// snapshot their state.
+type rowScorer interface {
+	Alarming() bool
+	AlarmSince() time.Time
+	MarshalBinary() ([]byte, error)
+	AppendBinary([]byte) ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// asset is the state of one asset of a pipeline group: its detector and
 // the row being assembled. It sits in the asset LRU (front: most recent).
 type asset struct {
 	key     string // assetKey(group, by values)
 	group   *pipeline.Group
 	service string            // envelope service of its anomalies
 	labels  map[string]string // the by labels (and "group"), for its anomalies
-	det     *detect.Group
+	det     rowScorer
 
 	// The open row: channels arrived so far for rowTime, NaN where missing.
 	open    bool
@@ -47,8 +59,8 @@ type asset struct {
 	dirty, evicted bool
 	pending        int32 // anomalies of this asset whose publish is not settled
 
-	// the current alarm episode of the asset's Group (in memory: after a
-	// restore an episode in progress continues with its peak from then on)
+	// the current alarm episode of the asset's detector (in memory: after
+	// a restore an episode in progress continues with its peak from then on)
 	ep groupEpisode
 }
 
@@ -58,7 +70,7 @@ type groupEpisode struct {
 	peak, peakValue        float64
 }
 
-// closedRow is a row the assembler closed, ready for the asset's Group.
+// closedRow is a row the assembler closed, ready for the asset's detector.
 type closedRow struct {
 	time     time.Time
 	values   []float64
@@ -75,12 +87,23 @@ const (
 	duplicate                  // its channel is already in the row: first wins
 )
 
-func newAsset(key string, g *pipeline.Group, service string, labels map[string]string) (*asset, error) {
-	det, err := detect.NewGroup(g.Settings, len(g.Channels))
+// newAsset returns the asset of group g; a group of method vote scores its
+// channels with detectors of profile votes (the pipeline's defaults).
+func newAsset(key string, g *pipeline.Group, service string, labels map[string]string, votes *detect.Profile) (*asset, error) {
+	a := &asset{key: key, group: g, service: service, labels: labels}
+	var err error
+	switch g.Method {
+	case detect.MethodPCA:
+		a.det, err = detect.NewGroup(g.Settings, len(g.Channels))
+	case detect.MethodVote, "":
+		a.det, err = detect.NewVote(votes, len(g.Channels))
+	default:
+		err = fmt.Errorf("%w %q", detect.ErrInvalidMethod, g.Method)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return &asset{key: key, group: g, service: service, labels: labels, det: det}, nil
+	return a, nil
 }
 
 // add puts the value of channel ch at time t into the asset's rows. It
@@ -206,7 +229,29 @@ func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out [
 	return out, nil
 }
 
-// scoreRow observes a closed row with its asset's Group and returns the
+// rowScore is what an asset's detector said of a row, whatever its method.
+type rowScore struct {
+	anomaly bool
+	score   float64
+	channel int // the channel that contributes most, -1 if none
+	pca     *detect.GroupResult
+	vote    *detect.VoteResult
+}
+
+// observe scores row r with the asset's detector.
+func (a *asset) observe(r closedRow) rowScore {
+	switch det := a.det.(type) {
+	case *detect.Vote:
+		res := det.Observe(r.time, r.values)
+		return rowScore{anomaly: res.Anomaly, score: res.Score, channel: res.Channel, vote: &res}
+	case *detect.Group:
+		res := det.Observe(r.time, r.values)
+		return rowScore{anomaly: res.Anomaly, score: res.Score, channel: res.Channel, pca: &res}
+	}
+	panic(fmt.Sprintf("detector: asset %s has a detector of type %T", a.key, a.det))
+}
+
+// scoreRow observes a closed row with its asset's detector and returns the
 // anomaly to publish, if any; the asset's pending count then waits for it.
 // s.mu is held.
 func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
@@ -214,17 +259,17 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 	if !r.complete {
 		s.m.rowsIncomplete.Inc()
 	}
-	// one event when the Group's alarm starts, updates at most every
+	// one event when the detector's alarm starts, updates at most every
 	// detect.DefaultEpisodeUpdateEvery of row time while it lasts, one when
 	// it ends: not one per anomalous row
 	was, since := a.det.Alarming(), a.det.AlarmSince()
-	res := a.det.Observe(r.time, r.values)
+	res := a.observe(r)
 	var kind string
 	switch {
-	case res.Anomaly && !was:
+	case res.anomaly && !was:
 		kind, since = event.EpisodeOpen, a.det.AlarmSince()
 		a.ep = groupEpisode{lastUpd: r.time}
-	case res.Anomaly:
+	case res.anomaly:
 		if r.time.Sub(a.ep.lastUpd) >= detect.DefaultEpisodeUpdateEvery {
 			kind = event.EpisodeUpdate
 			a.ep.lastUpd = r.time
@@ -232,11 +277,11 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 	case was:
 		kind = event.EpisodeClose
 	}
-	if res.Anomaly {
+	if res.anomaly {
 		a.ep.end = r.time
-		if res.Score > a.ep.peak || a.ep.peakTime.IsZero() {
-			a.ep.peak, a.ep.peakTime = res.Score, r.time
-			if c := max(res.Channel, 0); c < len(r.values) {
+		if res.score > a.ep.peak || a.ep.peakTime.IsZero() {
+			a.ep.peak, a.ep.peakTime = res.score, r.time
+			if c := max(res.channel, 0); c < len(r.values) {
 				a.ep.peakValue = r.values[c]
 			}
 		}
@@ -295,12 +340,20 @@ func (s *Service) lookupAsset(key string, g *pipeline.Group, service string, lab
 	if a, ok := s.assets.Get(key); ok {
 		return a, nil
 	}
-	a, err := newAsset(key, g, service, labels)
+	a, err := newAsset(key, g, service, labels, s.voteProfile())
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("detector: group %s: %w", g.Name, err))
 	}
 	s.assets.Add(key, a)
 	return a, nil
+}
+
+// voteProfile is the profile of the channels' detectors of a group of
+// method vote: the pipeline's defaults, as `aiops detect eval` scores an
+// asset.
+func (s *Service) voteProfile() *detect.Profile {
+	route, _ := s.pipeline.Lookup(pipeline.DefaultRoute)
+	return route.Profile(false)
 }
 
 // Assets returns the number of group assets in memory.
@@ -315,6 +368,14 @@ type groupChannelValue struct {
 	Name     string   `json:"name"`
 	Value    *float64 `json:"value"` // null: missing from the row
 	Expected float64  `json:"expected"`
+	// Method vote: the channel's own detector, its band (null while it
+	// learns), whether it is in an alarm episode, and then its share of
+	// the row's surprise and the detector that alarmed.
+	Lower    *float64 `json:"lower,omitempty"`
+	Upper    *float64 `json:"upper,omitempty"`
+	InAlarm  bool     `json:"in_alarm,omitempty"`
+	Surprise float64  `json:"surprise,omitempty"`
+	Detector string   `json:"detector,omitempty"`
 }
 
 // groupAnomalyBody is the body of a group anomaly: the fields of
@@ -331,15 +392,23 @@ type groupAnomalyBody struct {
 	Reason   string   `json:"reason"`
 
 	Group   string  `json:"group"`
+	Method  string  `json:"method"` // the group's method: vote or pca
 	Channel string  `json:"channel"`
 	Sigmas  float64 `json:"sigmas"`
-	T2      float64 `json:"t2"`
-	T2Limit float64 `json:"t2_limit"`
-	Q       float64 `json:"q"`
-	QLimit  float64 `json:"q_limit"`
+	// Method vote: the summed surprise of the channels in alarm, the limit
+	// it must reach, and those channels, the most surprising first.
+	Surprise      float64  `json:"surprise,omitempty"`
+	SurpriseLimit float64  `json:"surprise_limit,omitempty"`
+	Contributors  []string `json:"contributors,omitempty"`
+	// Method pca: T² and Q and their limits.
+	T2      float64 `json:"t2,omitempty"`
+	T2Limit float64 `json:"t2_limit,omitempty"`
+	Q       float64 `json:"q,omitempty"`
+	QLimit  float64 `json:"q_limit,omitempty"`
 	// Changing: the asset's operating point is still moving
-	// (detect.GroupResult.Changing); false once it has settled, abnormal
-	// or not, and when the group's change detector is off.
+	// (detect.GroupResult.Changing, method pca); false once it has
+	// settled, abnormal or not, when the group's change detector is off,
+	// and for method vote, which has none.
 	Changing bool                `json:"changing"`
 	Channels []groupChannelValue `json:"channels"`
 
@@ -353,63 +422,52 @@ type groupAnomalyBody struct {
 	PeakValue *float64  `json:"peak_value,omitempty"`
 }
 
+// finite returns a pointer to v, or nil when v is NaN or infinite (JSON
+// has neither).
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// maxReasonChannels bounds the contributing channels a vote anomaly's
+// reason describes (the body lists them all).
+const maxReasonChannels = 3
+
 // groupAnomaly builds the anomaly event of row r of asset a. Its id is
 // derived from the asset and the row's time, so the same row closed again
 // (a redelivered sample, a restored state) is the same message and the
 // stream's duplicate window keeps one.
-func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult, episode string, start time.Time) (*event.Envelope, error) {
+func (s *Service) groupAnomaly(a *asset, r closedRow, res *rowScore, episode string, start time.Time) (*event.Envelope, error) {
 	g := a.group
-	set := g.Settings.WithDefaults()
-	top := max(res.Channel, 0)
-	score := res.Score
+	top := max(res.channel, 0)
+	score := res.score
 	b := groupAnomalyBody{
 		Series: a.key, Metric: g.Channels[top], Score: &score, Detector: GroupDetector,
-		Group: g.Name, Channel: g.Channels[top], Sigmas: res.Sigmas,
-		T2: res.T2, T2Limit: res.T2Limit, Q: res.Q, QLimit: res.QLimit, Changing: res.Changing,
-		Window: fmt.Sprintf("principal components of the %d channels learnt over %d rows, then %d rows of memory", len(g.Channels), set.Warmup, set.Memory),
+		Group: g.Name, Method: g.Method, Channel: g.Channels[top],
 	}
-	value := r.values[top]
-	if !math.IsNaN(value) && !math.IsInf(value, 0) {
-		b.Value = &value
-	} else {
+	b.Value = finite(r.values[top])
+	if b.Value == nil {
 		zero := 0.0
 		b.Value = &zero // the schema requires a number; every channel was missing or invalid
 	}
 	b.Channels = make([]groupChannelValue, len(g.Channels))
 	for i, name := range g.Channels {
 		b.Channels[i].Name = name
-		if v := r.values[i]; !math.IsNaN(v) && !math.IsInf(v, 0) {
-			b.Channels[i].Value = &v
-		}
-		if i < len(res.Expected) {
-			b.Channels[i].Expected = res.Expected[i]
-		}
-	}
-	b.Expected = b.Channels[top].Expected
-	var which []string
-	if res.T2 > res.T2Limit {
-		which = append(which, fmt.Sprintf("T² %.3g over its limit %.3g (the asset moved further than usual)", res.T2, res.T2Limit))
-	}
-	if res.Q > res.QLimit {
-		which = append(which, fmt.Sprintf("Q %.3g over its limit %.3g (the usual relations between the channels broke)", res.Q, res.QLimit))
-	}
-	if len(which) == 0 {
-		which = append(which, "held until the asset is back for "+strconv.Itoa(set.ReleaseRows)+" rows")
+		b.Channels[i].Value = finite(r.values[i])
 	}
 	var state string
 	switch {
-	case res.Changing:
-		state = "; operating point still moving"
-	case res.ChangeLimit > 0: // the change detector runs
-		state = "; operating point settled"
+	case res.vote != nil:
+		s.voteExplanation(&b, a, res.vote)
+	case res.pca != nil:
+		state = pcaExplanation(&b, a, res.pca)
 	}
-	b.Reason = fmt.Sprintf("group %s: %s; %s most: %g, expected %g, %+.1f sigma%s; score %.2f",
-		g.Name, strings.Join(which, ", "), b.Channel, *b.Value, b.Expected, res.Sigmas, state, score)
+	b.Expected = b.Channels[top].Expected
 	peak := a.ep.peak
 	b.Episode, b.EpisodeID, b.Start, b.End, b.Peak, b.PeakTime = episode, event.DerivedID(start, "episode", a.key), start, a.ep.end, &peak, a.ep.peakTime
-	if v := a.ep.peakValue; !math.IsNaN(v) && !math.IsInf(v, 0) {
-		b.PeakValue = &v
-	}
+	b.PeakValue = finite(a.ep.peakValue)
 	if episode == event.EpisodeClose {
 		b.Reason = fmt.Sprintf("group %s: back to normal; the alarm from %s to %s peaked at score %.2f%s",
 			g.Name, start.Format(time.RFC3339), a.ep.end.Format(time.RFC3339), peak, state)
@@ -433,4 +491,78 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *detect.GroupResult, e
 	e.ObservedTime = s.now()
 	e.Normalize(e.ObservedTime)
 	return e, nil
+}
+
+// voteExplanation fills the vote's part of b: every channel's expected
+// value and band, the channels in alarm and their surprise, the window and
+// the reason.
+func (s *Service) voteExplanation(b *groupAnomalyBody, a *asset, res *detect.VoteResult) {
+	g := a.group
+	for i := range b.Channels {
+		c, ch := &res.Channels[i], &b.Channels[i]
+		if c.HasBaseline {
+			ch.Expected, ch.Lower, ch.Upper = c.Expected, finite(c.Lower), finite(c.Upper)
+		}
+		if c.Alarm {
+			ch.InAlarm, ch.Surprise, ch.Detector = true, res.ChannelSurprise[i], c.Detector.String()
+		}
+	}
+	b.Surprise, b.SurpriseLimit = res.Surprise, res.Limit
+	if res.Channel >= 0 {
+		b.Sigmas = res.Channels[res.Channel].Sigmas
+	}
+	parts := make([]string, 0, maxReasonChannels+1)
+	for _, c := range res.Contributors {
+		b.Contributors = append(b.Contributors, g.Channels[c])
+		if len(parts) == maxReasonChannels {
+			continue
+		}
+		ch, cr := &b.Channels[c], &res.Channels[c]
+		if ch.Value == nil || ch.Lower == nil || ch.Upper == nil {
+			parts = append(parts, fmt.Sprintf("%s (in alarm, %s)", g.Channels[c], cr.Detector))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.4g, expected %.4g (band %.4g to %.4g), %+.1f sigma, %s",
+			g.Channels[c], *ch.Value, ch.Expected, *ch.Lower, *ch.Upper, cr.Sigmas, cr.Detector))
+	}
+	if n := len(res.Contributors) - maxReasonChannels; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d more", n))
+	}
+	b.Window = fmt.Sprintf("each of the %d channels scored by its own detectors (the pipeline's defaults); a row is anomalous when the channels in alarm are rare enough together (surprise limit %.3g)", len(g.Channels), res.Limit)
+	b.Reason = fmt.Sprintf("group %s: %d of %d channels in alarm together, surprise %.3g of its limit %.3g: %s; score %.2f",
+		g.Name, len(res.Contributors), len(g.Channels), res.Surprise, res.Limit, strings.Join(parts, "; "), res.Score)
+}
+
+// pcaExplanation fills the principal-component model's part of b and
+// returns the operating point's state for the reason.
+func pcaExplanation(b *groupAnomalyBody, a *asset, res *detect.GroupResult) (state string) {
+	g := a.group
+	set := g.Settings.WithDefaults()
+	for i := range b.Channels {
+		if i < len(res.Expected) {
+			b.Channels[i].Expected = res.Expected[i]
+		}
+	}
+	b.Sigmas, b.T2, b.T2Limit, b.Q, b.QLimit, b.Changing = res.Sigmas, res.T2, res.T2Limit, res.Q, res.QLimit, res.Changing
+	b.Window = fmt.Sprintf("principal components of the %d channels learnt over %d rows, then %d rows of memory", len(g.Channels), set.Warmup, set.Memory)
+	var which []string
+	if res.T2 > res.T2Limit {
+		which = append(which, fmt.Sprintf("T² %.3g over its limit %.3g (the asset moved further than usual)", res.T2, res.T2Limit))
+	}
+	if res.Q > res.QLimit {
+		which = append(which, fmt.Sprintf("Q %.3g over its limit %.3g (the usual relations between the channels broke)", res.Q, res.QLimit))
+	}
+	if len(which) == 0 {
+		which = append(which, "held until the asset is back for "+strconv.Itoa(set.ReleaseRows)+" rows")
+	}
+	switch {
+	case res.Changing:
+		state = "; operating point still moving"
+	case res.ChangeLimit > 0: // the change detector runs
+		state = "; operating point settled"
+	}
+	top := max(res.Channel, 0)
+	b.Reason = fmt.Sprintf("group %s: %s; %s most: %.4g, expected %.4g, %+.1f sigma%s; score %.2f",
+		g.Name, strings.Join(which, ", "), g.Channels[top], *b.Value, b.Channels[top].Expected, res.Sigmas, state, res.Score)
+	return state
 }

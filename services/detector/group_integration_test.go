@@ -27,7 +27,7 @@ func (r *rig) groupAnomalies() []groupEvent {
 	return groupAnomalies(r.t, datas)
 }
 
-// The samples of a generated asset with a broken sensor, published as
+// Method pca: the samples of a generated asset with a broken sensor, published as
 // metric envelopes, come out as group anomalies on JetStream for the fault's
 // rows, naming the broken channel; after a restart the asset's model is
 // restored, so a row far outside is flagged at once, with no new warm-up.
@@ -38,7 +38,7 @@ func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "p.yaml")
-	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n"
+	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n      method: pca\n"
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +133,46 @@ func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Method vote, the default: a fault across three of six channels of one
+// asset, published as metric envelopes on JetStream, comes out as one
+// asset episode (open, updates at most every 5 minutes, close) naming the
+// channels in fault, with the events of the offline detect.Vote.
+func TestVoteGroupEpisodeOnJetStream(t *testing.T) {
+	r := newRig(t)
+	fault := []int{0, 2, 5}
+	a := faultAsset(6, fault, 30*60)
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc, stop := r.start(Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour}})
+	defer stop(false)
+	r.publish(assetSamples(t, a)...)
+	deadline := time.Now().Add(60 * time.Second)
+	for testutil.ToFloat64(svc.m.rows) < float64(len(a.Times)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v rows scored within a minute, want %d", testutil.ToFloat64(svc.m.rows), len(a.Times))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want, kinds := offlineVoteEvents(t, a)
+	var got []groupEvent
+	for time.Now().Before(deadline) {
+		if got = r.groupAnomalies(); len(got) >= len(want) && float64(len(got)) >= testutil.ToFloat64(svc.m.groupAnomalies) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d group anomalies on the stream, the offline vote's runs make %d events", len(got), len(want))
+	}
+	for i, ge := range got {
+		if !ge.env.Time.Equal(want[i]) || ge.body.Episode != kinds[i] || ge.env.Kind != event.KindAnomaly || ge.env.Labels["group"] != "pump" {
+			t.Fatalf("anomaly %d: %s %s at %v labels %v, the offline vote: %s at %v", i, ge.env.Kind, ge.body.Episode, ge.env.Time, ge.env.Labels, kinds[i], want[i])
+		}
+	}
+	checkAssetEpisode(t, got, a, fault)
 }

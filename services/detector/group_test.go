@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -20,11 +21,22 @@ import (
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
-// groupPipeline is a pipeline with one group over the asset's channels, one
-// asset per host.
+// groupPipeline is a pipeline with one group of method pca over the
+// asset's channels, one asset per host.
 func groupPipeline(t testing.TB, channels []string, settings string) *pipeline.Pipeline {
 	t.Helper()
-	p, err := pipeline.Parse("g.yaml", []byte(fmt.Sprintf("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [%s]\n      wait: 10s\n      settings: {%s}\n", strings.Join(channels, ", "), settings)))
+	p, err := pipeline.Parse("g.yaml", []byte(fmt.Sprintf("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [%s]\n      wait: 10s\n      method: pca\n      settings: {%s}\n", strings.Join(channels, ", "), settings)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// votePipeline is a pipeline with one group of the default method, vote,
+// over the asset's channels, one asset per host.
+func votePipeline(t testing.TB, channels []string) *pipeline.Pipeline {
+	t.Helper()
+	p, err := pipeline.Parse("g.yaml", []byte(fmt.Sprintf("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [%s]\n      wait: 10s\n", strings.Join(channels, ", "))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +46,7 @@ func groupPipeline(t testing.TB, channels []string, settings string) *pipeline.P
 func TestAssetAssemblesRows(t *testing.T) {
 	p := groupPipeline(t, []string{"a", "b", "c"}, "")
 	g, _ := p.Group("pump")
-	a, err := newAsset("k", g, "svc", nil)
+	a, err := newAsset("k", g, "svc", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +519,7 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("restored asset %+v", got)
 	}
 	want, _ := orig.det.MarshalBinary()
-	if st, _ := got.det.MarshalBinary(); string(st) != string(want) || !got.det.Warm() {
+	if st, _ := got.det.MarshalBinary(); string(st) != string(want) || !got.det.(*detect.Group).Warm() {
 		t.Fatal("the restored group state differs")
 	}
 	// The restored asset closes the open row as the original would.
@@ -518,7 +530,7 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 	if len(r1) != 0 || len(r2) != 0 || len(r1b) != 1 || len(r2b) != 1 || !slices.Equal(r1b[0].values, r2b[0].values) {
 		t.Fatalf("rows after restore %+v, original %+v", r2b, r1b)
 	}
-	if a, b := orig.det.Observe(r1b[0].time, r1b[0].values), got.det.Observe(r2b[0].time, r2b[0].values); a.Score != b.Score || a.T2 != b.T2 {
+	if a, b := orig.det.(*detect.Group).Observe(r1b[0].time, r1b[0].values), got.det.(*detect.Group).Observe(r2b[0].time, r2b[0].values); a.Score != b.Score || a.T2 != b.T2 {
 		t.Errorf("restored scores %+v, original %+v", b, a)
 	}
 
@@ -526,9 +538,195 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 	if _, err := other.decodeAsset(orig.key, data); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "channels") {
 		t.Errorf("reordered channels: %v", err)
 	}
+	voting := newCore(t, Config{}, WithPipeline(votePipeline(t, []string{"ch0", "ch1", "ch2"})))
+	if _, err := voting.decodeAsset(orig.key, data); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "method") {
+		t.Errorf("a pca asset restored into a vote group: %v", err)
+	}
 	for _, n := range []int{0, 1, 5, 40, len(data) - 1} {
 		if _, err := s2.decodeAsset(orig.key, data[:n]); !errors.Is(err, ErrSnapshot) {
 			t.Errorf("truncated to %d bytes: %v", n, err)
 		}
+	}
+}
+
+// faultRows is the length of faultAsset's fault, in rows of a minute.
+const faultRows = 20
+
+// faultAsset is a day and a half at one minute of channels channels of
+// host pump-1 (a daily sine and noise, each its own phase), with a shift
+// of 10σ on the channels in fault for the faultRows minutes from row
+// faultAt.
+func faultAsset(channels int, fault []int, faultAt int) synth.Group {
+	rng := rand.New(rand.NewPCG(7, 7))
+	const rows = 36 * 60
+	a := synth.Group{Name: "fault", Onset: faultAt, Labels: make([]bool, rows), Values: make([][]float64, channels)}
+	for c := range channels {
+		a.Channels = append(a.Channels, fmt.Sprintf("ch%d", c))
+		a.Values[c] = make([]float64, rows)
+	}
+	for i := range rows {
+		a.Times = append(a.Times, t0.Add(time.Duration(i)*time.Minute))
+		a.Labels[i] = i >= faultAt && i < faultAt+faultRows
+		for c := range channels {
+			a.Values[c][i] = 50 + 5*math.Sin(2*math.Pi*float64(i)/1440+float64(c)) + rng.NormFloat64()
+			if a.Labels[i] && slices.Contains(fault, c) {
+				a.Values[c][i] += 10
+			}
+		}
+	}
+	return a
+}
+
+// offlineVoteEvents runs a detect.Vote of the default profile over asset a
+// and returns the rows where the service must publish an episode event
+// (a flagged row after one that was not opens, every 5 minutes of flagged
+// rows updates, the first row not flagged after flagged ones closes) and
+// the event's kind.
+func offlineVoteEvents(t testing.TB, a synth.Group) (times []time.Time, kinds []string) {
+	p, err := detect.NewProfile(detect.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := detect.NewVote(p, len(a.Channels))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := make([]float64, len(a.Channels))
+	was := false
+	var lastUpd time.Time
+	for i, ts := range a.Times {
+		for c := range row {
+			row[c] = a.Values[c][i]
+		}
+		r := v.Observe(ts, row)
+		kind := ""
+		switch {
+		case r.Anomaly && !was:
+			kind, lastUpd = event.EpisodeOpen, ts
+		case r.Anomaly && ts.Sub(lastUpd) >= detect.DefaultEpisodeUpdateEvery:
+			kind, lastUpd = event.EpisodeUpdate, ts
+		case !r.Anomaly && was:
+			kind = event.EpisodeClose
+		}
+		was = r.Anomaly
+		if kind != "" {
+			times, kinds = append(times, ts), append(kinds, kind)
+		}
+	}
+	return times, kinds
+}
+
+// checkAssetEpisode checks that the group anomalies got are one episode of
+// the asset over the fault of faultAsset(…, fault, faultAt): an open in
+// the fault's first rows, updates at most every 5 minutes, a close right
+// after it, one episode id, and the channels in fault named.
+func checkAssetEpisode(t *testing.T, got []groupEvent, a synth.Group, fault []int) {
+	t.Helper()
+	if len(got) < 2 {
+		t.Fatalf("%d group anomalies, want an episode's open and close", len(got))
+	}
+	open, last := got[0], got[len(got)-1]
+	start := a.Times[a.Onset]
+	end := a.Times[a.Onset+faultRows]
+	if open.body.Episode != event.EpisodeOpen || open.env.Time.Before(start) || open.env.Time.Sub(start) > 2*time.Minute {
+		t.Errorf("first event %s at %v, want an open within 2 minutes of the fault's start %v", open.body.Episode, open.env.Time, start)
+	}
+	if last.body.Episode != event.EpisodeClose || last.env.Time.Before(end) || last.env.Time.Sub(end) > 2*time.Minute {
+		t.Errorf("last event %s at %v, want a close within 2 minutes of the fault's end %v", last.body.Episode, last.env.Time, end)
+	}
+	for i, ge := range got {
+		b := ge.body
+		if b.EpisodeID != open.body.EpisodeID || b.Method != detect.MethodVote || !b.Start.Equal(open.env.Time) {
+			t.Fatalf("event %d: episode %s id %s method %s start %v, not the open's episode", i, b.Episode, b.EpisodeID, b.Method, b.Start)
+		}
+		if i > 0 && i < len(got)-1 {
+			if b.Episode != event.EpisodeUpdate || ge.env.Time.Sub(got[i-1].env.Time) < detect.DefaultEpisodeUpdateEvery {
+				t.Errorf("event %d: %s at %v, %v after the one before", i, b.Episode, ge.env.Time, ge.env.Time.Sub(got[i-1].env.Time))
+			}
+		}
+		if b.Episode == event.EpisodeClose {
+			if !strings.Contains(b.Reason, "back to normal") {
+				t.Errorf("close reason %q", b.Reason)
+			}
+			continue
+		}
+		var inFault []string
+		for _, c := range fault {
+			inFault = append(inFault, a.Channels[c])
+		}
+		if len(b.Contributors) < 2 || !slices.Contains(inFault, b.Channel) || b.Surprise < b.SurpriseLimit || *b.Score < 0.5 {
+			t.Errorf("event %d: channel %s, contributors %v, surprise %g of %g, score %g; the fault is on %v", i, b.Channel, b.Contributors, b.Surprise, b.SurpriseLimit, *b.Score, inFault)
+		}
+		for _, c := range b.Contributors {
+			k := slices.Index(a.Channels, c)
+			if !slices.Contains(fault, k) || !b.Channels[k].InAlarm || b.Channels[k].Surprise <= 0 || !strings.Contains(b.Reason, c) && slices.Index(b.Contributors, c) < maxReasonChannels {
+				t.Errorf("event %d: contributor %s (in alarm %v, surprise %g) not in fault or not in the reason %q", i, c, b.Channels[k].InAlarm, b.Channels[k].Surprise, b.Reason)
+			}
+		}
+		if ch := b.Channels[slices.Index(a.Channels, b.Channel)]; ch.Lower == nil || ch.Upper == nil || *ch.Lower > *ch.Upper || ch.Detector == "" {
+			t.Errorf("event %d: the top channel %s has no band or detector: %+v", i, b.Channel, ch)
+		}
+	}
+}
+
+// A group of method vote publishes, for a fault across three of six
+// channels, the events of the offline detect.Vote's flagged run: one asset
+// episode, not one per row or per channel.
+func TestVoteGroupEpisode(t *testing.T) {
+	fault := []int{1, 3, 4}
+	a := faultAsset(6, fault, 30*60)
+	s, h := newTestService(t, Config{}, WithPipeline(votePipeline(t, a.Channels)))
+	for _, d := range assetSamples(t, a) {
+		ack(t, h, d)
+	}
+	got := published(t, h.Pub)
+	want, kinds := offlineVoteEvents(t, a)
+	if len(got) != len(want) {
+		t.Fatalf("%d group anomalies, the offline vote's runs make %d events", len(got), len(want))
+	}
+	for i, ge := range got {
+		if !ge.env.Time.Equal(want[i]) || ge.body.Episode != kinds[i] {
+			t.Fatalf("anomaly %d: %s at %v, the offline vote: %s at %v", i, ge.body.Episode, ge.env.Time, kinds[i], want[i])
+		}
+	}
+	checkAssetEpisode(t, got, a, fault)
+	t.Logf("%d events; the open: %s", len(got), got[0].body.Reason)
+	if n := testutil.ToFloat64(s.m.groupAnomalies); int(n) != len(got) {
+		t.Errorf("group_anomalies_total %v, want %d", n, len(got))
+	}
+}
+
+// A vote asset's snapshot brings back its channels' detectors: restored,
+// it scores the next row as the original does.
+func TestVoteAssetSnapshotRoundTrip(t *testing.T) {
+	a := faultAsset(3, nil, 0)
+	p := votePipeline(t, a.Channels)
+	s, h := newTestService(t, Config{}, WithPipeline(p))
+	for _, d := range assetSamples(t, a)[:3*600] {
+		ack(t, h, d)
+	}
+	s.mu.Lock()
+	var orig *asset
+	for _, x := range s.assets.Values() {
+		orig = x
+	}
+	data, err := s.encodeAsset(nil, orig)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := newCore(t, Config{}, WithPipeline(p)).decodeAsset(orig.key, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.det.(*detect.Vote).Rows() != 600 {
+		t.Fatalf("restored vote counted %d rows, want 600", got.det.(*detect.Vote).Rows())
+	}
+	row := closedRow{time: a.Times[600], values: []float64{a.Values[0][600] + 50, a.Values[1][600] + 50, a.Values[2][600]}}
+	if x, y := orig.observe(row), got.observe(row); x.score != y.score || x.anomaly != y.anomaly || x.vote.Surprise != y.vote.Surprise {
+		t.Errorf("restored %+v, original %+v", y, x)
+	}
+	if _, err := newCore(t, Config{}, WithPipeline(groupPipeline(t, a.Channels, ""))).decodeAsset(orig.key, data); !errors.Is(err, ErrSnapshot) || !strings.Contains(err.Error(), "method") {
+		t.Errorf("a vote asset restored into a pca group: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -16,14 +17,25 @@ import (
 // assetSnapshotVersion starts every group asset value in the bucket, under
 // the key <instance>.group.<asset key>:
 //
-//	version(1) flags(1: bit 0 a row is open) group service labels
-//	channels-hash(8) last-closed(8) [row-time(8) have(2) values(8 each)]
-//	detect.Group state
+//	version(1) flags(1: bit 0 a row is open) method(1: 0 pca, 1 vote)
+//	group service labels channels-hash(8) last-closed(8)
+//	[row-time(8) have(2) values(8 each)] detector state
 //
-// Strings are uvarint-length-prefixed; labels are a uvarint count of
-// name, value pairs. The channels hash makes a restore skip an asset whose
-// group's channels changed (their number, names or order).
-const assetSnapshotVersion = 1
+// The detector state is a detect.Vote's or a detect.Group's, by the
+// method. Strings are uvarint-length-prefixed; labels are a uvarint count
+// of name, value pairs. The channels hash makes a restore skip an asset
+// whose group's channels changed (their number, names or order), the
+// method one whose group changed its method. Version 1 had no method byte
+// and held a detect.Group.
+const assetSnapshotVersion = 2
+
+// methodByte is the method's byte in an asset snapshot.
+func methodByte(method string) byte {
+	if method == detect.MethodVote {
+		return 1
+	}
+	return 0
+}
 
 // assetKeyPrefix separates group assets from series in the bucket (series
 // keys are fingerprints, which hold no dot).
@@ -62,7 +74,7 @@ func (s *Service) encodeAsset(b []byte, a *asset) ([]byte, error) {
 	if a.open {
 		flags |= 1
 	}
-	b = append(b, assetSnapshotVersion, flags)
+	b = append(b, assetSnapshotVersion, flags, methodByte(a.group.Method))
 	b = appendString(b, a.group.Name)
 	b = appendString(b, a.service)
 	b = binary.AppendUvarint(b, uint64(len(a.labels)))
@@ -128,11 +140,15 @@ func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
 	bad := func(format string, args ...any) error {
 		return errs.Permanent(fmt.Errorf("%w: group asset %s: %s", ErrSnapshot, key, fmt.Sprintf(format, args...)))
 	}
-	if len(v) < 2 || v[0] != assetSnapshotVersion {
+	if len(v) < 2 || v[0] < 1 || v[0] > assetSnapshotVersion {
 		return nil, bad("unknown version")
 	}
 	open := v[1]&1 != 0
 	r := &snapReader{p: v[2:]}
+	method := methodByte(detect.MethodPCA) // version 1
+	if v[0] >= 2 {
+		method = r.bytes(1, "method")[0]
+	}
 	name := r.string("group")
 	service := r.string("service")
 	nl := r.uvarint("labels")
@@ -156,7 +172,10 @@ func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
 	if hash != channelsHash(g) {
 		return nil, bad("group %q changed its channels", name)
 	}
-	a, err := newAsset(key, g, service, labels)
+	if method != methodByte(g.Method) {
+		return nil, bad("group %q changed its method to %s", name, g.Method)
+	}
+	a, err := newAsset(key, g, service, labels, s.voteProfile())
 	if err != nil {
 		return nil, bad("%v", err)
 	}

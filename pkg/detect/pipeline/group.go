@@ -22,9 +22,10 @@ const (
 	ByService = "service"
 )
 
-// Group scores several metrics of one asset together with a detect.Group:
-// samples that Match and whose metric is one of Channels are gathered, per
-// asset (the values of the By labels), into rows of one value per channel.
+// Group scores several metrics of one asset together: samples that Match
+// and whose metric is one of Channels are gathered, per asset (the values
+// of the By labels), into rows of one value per channel, and each row is
+// scored by the group's Method.
 type Group struct {
 	Name  string `yaml:"name"`
 	Match Match  `yaml:"match"`
@@ -36,7 +37,14 @@ type Group struct {
 	// Wait is how long a row waits for its missing channels before it is
 	// scored without them. Default DefaultGroupWait.
 	Wait time.Duration `yaml:"wait"`
-	// Settings configure the detector; zero fields take detect's defaults.
+	// Method scores the rows: detect.MethodVote (the default) votes the
+	// channels' own univariate detectors (detect.Vote, the pipeline's
+	// defaults), as `aiops detect eval` scores an asset; detect.MethodPCA
+	// is one principal-component model of the channels (detect.Group).
+	Method string `yaml:"method"`
+	// Settings configure method pca's detect.Group; zero fields take
+	// detect's defaults. A vote has none (its channels' detectors are the
+	// pipeline's defaults), so settings with method vote are an error.
 	Settings detect.GroupConfig `yaml:"settings"`
 	// Line is where the group starts in its file (0 when built in code).
 	Line int `yaml:"-"`
@@ -100,12 +108,19 @@ func (g *Group) compile(file string, i int, seen map[string]int) error {
 	if g.Wait < time.Second || g.Wait > MaxGroupWait {
 		return invalid(file, at("wait"), path+".wait", "%v, want 1s to %v", g.Wait, MaxGroupWait)
 	}
+	method, err := detect.ParseMethod(g.Method)
+	if err != nil {
+		return invalid(file, at("method"), path+".method", "group %q: %q is not a method, want %s (the default) or %s", g.Name, g.Method, detect.MethodVote, detect.MethodPCA)
+	}
+	g.Method = method
+	if method == detect.MethodVote && g.Settings != (detect.GroupConfig{}) {
+		return invalid(file, at("settings"), path+".settings", "group %q: settings configure method %s; method %s scores each channel with the detect.defaults detectors (set method: %s to keep them)", g.Name, detect.MethodPCA, detect.MethodVote, detect.MethodPCA)
+	}
 	if err := g.Settings.Validate(); err != nil {
 		msg := strings.TrimPrefix(err.Error(), detect.ErrInvalidGroupConfig.Error()+": ")
 		field, _, _ := strings.Cut(msg, ":")
 		return invalid(file, lineOf(child(g.node, "settings"), field, g.Line), path+".settings."+msg, "")
 	}
-	var err error
 	g.metric, g.service, g.labels, err = g.Match.compile(file, g.Line, path+".match")
 	return err
 }

@@ -47,6 +47,7 @@ detect:
     - name: cpu-mem
       by: [host, service]
       channels: [mem, cpu]
+      method: pca
       settings: {warmup: 50, max_alarm: 10m}
 `))
 	if err != nil {
@@ -59,7 +60,13 @@ detect:
 	if got := p.SelectGroups(nil, "cpu", "s", map[string]string{"env": "dev"}); len(got) != 1 || got[0].Group.Name != "cpu-mem" {
 		t.Errorf("cpu in dev: %+v", got)
 	}
+	if g, _ := p.Group("nodes"); g.Method != detect.MethodVote {
+		t.Errorf("nodes: method %q, want the default %q", g.Method, detect.MethodVote)
+	}
 	g, _ := p.Group("cpu-mem")
+	if g.Method != detect.MethodPCA {
+		t.Errorf("cpu-mem: method %q, want %q", g.Method, detect.MethodPCA)
+	}
 	if g.Settings.Warmup != 50 || g.Settings.MaxAlarm != 10*time.Minute || g.Wait != DefaultGroupWait {
 		t.Errorf("settings %+v wait %v", g.Settings, g.Wait)
 	}
@@ -83,7 +90,9 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 		{"one channel", head + "      channels: [x]\n", []string{"g.yaml:5", "detect.groups[0].channels", "2 to"}},
 		{"repeated channel", head + "      channels: [x, y, x]\n", []string{"g.yaml:5", "detect.groups[0].channels[2]", "channels[0]"}},
 		{"bad wait", head + "      channels: [x, y]\n      wait: 5ms\n", []string{"g.yaml:6", "detect.groups[0].wait"}},
-		{"bad setting", head + "      channels: [x, y]\n      settings:\n        smooth: 1\n        warmup: 3\n", []string{"g.yaml:8", "detect.groups[0].settings.warmup"}},
+		{"bad setting", head + "      channels: [x, y]\n      method: pca\n      settings:\n        smooth: 1\n        warmup: 3\n", []string{"g.yaml:9", "detect.groups[0].settings.warmup"}},
+		{"bad method", head + "      channels: [x, y]\n      method: kmeans\n", []string{"g.yaml:6", "detect.groups[0].method", `group "a"`, `"kmeans"`, "vote", "pca"}},
+		{"settings of a vote", head + "      channels: [x, y]\n      settings: {warmup: 50}\n", []string{"g.yaml:6", "detect.groups[0].settings", `group "a"`, "method: pca"}},
 		{"bad regex", head + "      channels: [x, y]\n      match: {service: \"(\"}\n", []string{"detect.groups[0].match.service", "regular expression"}},
 		{"not a list", "detect:\n  groups: {a: 1}\n", []string{"g.yaml"}},
 	} {

@@ -21,7 +21,12 @@
 //	      by: [service]                   # labels naming one asset; "service" is the envelope's
 //	      channels: [http_requests_rate, http_error_ratio, http_latency_p99_seconds]
 //	      wait: 30s                       # how long a row waits for its missing channels
-//	      settings: {warmup: 300}         # a detect.GroupConfig
+//	      method: vote                    # vote (default): the channels' detectors (defaults) vote; pca: a detect.Group
+//	    - name: pumps
+//	      by: [host]
+//	      channels: [flow, pressure, current]
+//	      method: pca
+//	      settings: {warmup: 300}         # a detect.GroupConfig, for method pca only
 //
 // Parse checks unknown fields (strictly, with the line), then Validate checks
 // every value; both name the file, the line and the field path.
@@ -86,8 +91,8 @@ type Pipeline struct {
 	File     string
 	Defaults detect.Config
 	Rules    []Rule
-	// Groups score several metrics of one asset together (a detect.Group
-	// each); a sample they take keeps its route's univariate detectors.
+	// Groups score several metrics of one asset together (a detect.Vote
+	// or a detect.Group each, by their Method); a sample they take keeps its route's univariate detectors.
 	Groups []Group
 
 	defaultsLine int

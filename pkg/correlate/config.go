@@ -24,6 +24,11 @@
 //     incident last fired, plus PathWeight when the incident already has
 //     a member on a direct dependency of the signal's service and
 //     LabelWeight when a label of the signal names one of its services.
+//   - Merging: when a signal becomes an incident's root, the incidents
+//     it could have joined as their late root (opened within SpreadWindow)
+//     are merged into it (Correlator.absorb): symptoms that alerted before
+//     their cause. The merged incident's last event is resolved, with
+//     State.MergedInto.
 //   - Changes as evidence: a service changed after an incident opened (at
 //     most ChangeWindow before the signal) no longer joins that incident:
 //     a new failure after a deploy is the deploy's, not the running one's.

@@ -3,6 +3,7 @@ package correlate
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -75,6 +76,7 @@ type incident struct {
 	timeline    []Entry
 	groupLabels map[string]string
 	reopens     int
+	mergedInto  string // the incident this one was merged into
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -110,6 +112,7 @@ type Correlator struct {
 type Stats struct {
 	Signals, Repeats, Orphans, Changes uint64
 	Opened, Reopened, Resolved         uint64
+	Merged                             uint64
 	Evicted                            uint64
 }
 
@@ -172,10 +175,77 @@ func (c *Correlator) Observe(s Signal) []Update {
 	}
 	inc := c.best(s)
 	if inc == nil {
-		return append(ups, c.open(s))
+		ups = append(ups, c.open(s))
+		if m, ok := c.members[s.Fingerprint]; ok {
+			inc = m.inc
+		}
+	} else {
+		c.join(inc, s)
 	}
-	c.join(inc, s)
+	if inc != nil && inc.root == s.Service {
+		ups = c.absorb(inc, s.Time, ups)
+	}
 	return ups
+}
+
+// absorb merges into inc, whose root s just became, the other incidents
+// s could have joined as their late root: those opened at most
+// SpreadWindow before t whose root depends on it directly (at most
+// DownDepth hops). They are the symptoms of one failure that alerted
+// before their cause, each opening its own incident; the cause joins only
+// one of them (Correlator.best), and brings the others along.
+func (c *Correlator) absorb(into *incident, t time.Time, ups []Update) []Update {
+	i, ok := c.topo.index[into.root]
+	if !ok {
+		return ups
+	}
+	var pieces []*incident
+	for j, other := range c.topo.below {
+		if hops := int(other[i]); hops == 0 || hops > c.cfg.DownDepth {
+			continue
+		}
+		for inc := range c.byRoot[c.topo.names[j]] {
+			if inc != into && inc.status != StatusResolved && t.Sub(inc.openedAt) <= c.cfg.SpreadWindow &&
+				c.takes(inc, Signal{Labels: into.groupLabels}) {
+				pieces = append(pieces, inc)
+			}
+		}
+	}
+	sortIncidents(pieces)
+	for _, inc := range pieces {
+		ups = append(ups, c.merge(inc, into, t))
+	}
+	return ups
+}
+
+// merge moves every member of from into into, and ends from: resolved at
+// t, its last event naming into (State.MergedInto). from is forgotten at
+// once; into publishes the members it took with its next update.
+func (c *Correlator) merge(from, into *incident, t time.Time) Update {
+	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
+	from.note(t, "merged into "+into.id+": its root "+into.root+" is what "+from.root+" depends on")
+	c.stats.Merged++
+	u := c.publish(from, Resolved, t)
+	into.note(t, fmt.Sprintf("merged %s (%s on %s, opened %s)", from.id, from.members[0].Name, from.root, from.openedAt.UTC().Format(time.RFC3339)))
+	for _, m := range slices.Clone(from.members) {
+		c.detach(m)
+		c.adopt(into, m)
+	}
+	for _, ch := range from.changes {
+		into.link(ch)
+	}
+	if from.openedAt.Before(into.openedAt) {
+		into.openedAt = from.openedAt
+	}
+	if from.lastFired.After(into.lastFired) {
+		into.lastFired = from.lastFired
+	}
+	if from.lastSignal.After(into.lastSignal) {
+		into.lastSignal = from.lastSignal
+	}
+	c.forget(from)
+	c.reschedule(into)
+	return u
 }
 
 // newEpisode reports whether s starts a new episode of anomaly member m:
@@ -435,33 +505,43 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
-	}, inc: inc}
+	}}
 	if old, ok := c.members[s.Fingerprint]; ok {
 		c.detach(old)
 	}
-	c.members[s.Fingerprint] = m
+	if inc.services[s.Service] == 0 && len(inc.members) > 0 {
+		inc.note(s.Time, fmt.Sprintf("%s joined with %s", s.Service, describe(s)))
+	}
+	c.adopt(inc, m)
+	if s.Time.After(inc.lastSignal) {
+		inc.lastSignal = s.Time
+	}
+	inc.saw(s)
+	c.evict()
+}
+
+// adopt makes m, a new member or one merged from another incident, a
+// member of inc.
+func (c *Correlator) adopt(inc *incident, m *member) {
+	m.inc = inc
+	c.members[m.Fingerprint] = m
 	inc.members = append(inc.members, m)
 	if m.Firing {
 		inc.firing++
 	}
-	if s.Time.After(inc.lastSignal) {
-		inc.lastSignal = s.Time
+	if m.Flapping {
+		inc.flappers = append(inc.flappers, m)
 	}
-	if inc.services[s.Service] == 0 {
-		c.index(inc, s.Service)
-		if len(inc.members) > 1 {
-			inc.note(s.Time, fmt.Sprintf("%s joined with %s", s.Service, describe(s)))
-		}
-		c.linkChanges(inc, s.Service)
+	if inc.services[m.Service] == 0 {
+		c.index(inc, m.Service)
+		c.linkChanges(inc, m.Service)
 	}
-	inc.services[s.Service]++
-	inc.names[s.Name]++
-	inc.saw(s)
-	if inc.root == "" || c.topo.hops(inc.root, s.Service) > 0 {
-		c.setRoot(inc, s.Service) // the first member, or the root showing up late
+	inc.services[m.Service]++
+	inc.names[m.Name]++
+	if inc.root == "" || c.topo.hops(inc.root, m.Service) > 0 {
+		c.setRoot(inc, m.Service) // the first member, or the root showing up late
 	}
 	inc.dirty = true
-	c.evict()
 }
 
 func describe(s Signal) string {

@@ -119,6 +119,61 @@ func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
 	}
 }
 
+// Symptoms that alert before their cause open incidents of their own; when
+// the cause arrives it joins one of them as its late root and the others,
+// opened within spread_window on its direct dependents, are merged into it:
+// their last event is resolved and names the incident they went into.
+// One opened earlier than spread_window stays apart.
+func TestLateRootMergesTheSymptomsThatAlertedFirst(t *testing.T) {
+	cat, err := ParseCatalog([]byte(`
+services:
+  api-a: {depends_on: [db]}
+  api-b: {depends_on: [db]}
+  api-c: {depends_on: [db]}
+  db:    {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := alert("HighLatency", "api-c", 0)
+	a, b, db := alert("HighLatency", "api-a", 10*time.Minute), alert("HighLatency", "api-b", 10*time.Minute+30*time.Second), alert("ReplicationLag", "db", 11*time.Minute)
+	feed(c, old, a, b)
+	before, _ := c.IncidentOf(a.Fingerprint)
+	ups := feed(c, db)
+	into, _ := c.IncidentOf(db.Fingerprint)
+	for _, s := range []Signal{a, b} {
+		if got, _ := c.IncidentOf(s.Fingerprint); got != into {
+			t.Errorf("%s in %s, want the root's incident %s", s.Fingerprint, got, into)
+		}
+	}
+	if got, _ := c.IncidentOf(old.Fingerprint); got == into {
+		t.Errorf("the symptom opened 11 minutes before (spread_window %s) was merged too", c.cfg.SpreadWindow)
+	}
+	var merged []string
+	for _, u := range ups {
+		if u.State.MergedInto != "" {
+			if u.Transition != Resolved || u.State.MergedInto != into {
+				t.Errorf("merge event %s merged into %q, want resolved into %s", u.Transition, u.State.MergedInto, into)
+			}
+			merged = append(merged, u.State.IncidentID)
+		}
+	}
+	if len(merged) != 1 || merged[0] == into || (merged[0] != before && into != before) {
+		t.Errorf("merged %v into %s, want the other symptom's incident", merged, into)
+	}
+	if _, ok := c.Incident(merged[0]); ok || c.Stats().Merged != 1 {
+		t.Errorf("the merged incident is still known (stats %+v)", c.Stats())
+	}
+	st, _ := c.Incident(into)
+	if st.MemberCount != 3 || st.RootCauses[0].Service != "db" {
+		t.Errorf("merged incident: %d members, first root cause %s; want 3 and db", st.MemberCount, st.RootCauses[0].Service)
+	}
+}
+
 // A storm cascading up from the database is one incident, whose first root
 // cause is the database, with the reason.
 func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {

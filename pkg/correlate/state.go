@@ -28,18 +28,22 @@ type State struct {
 	// time (an assign and a comment) are two events.
 	Revision int `json:"revision"`
 	// State is open, acknowledged or resolved.
-	State     string         `json:"state"`
-	Service   string         `json:"service"` // the first root-cause candidate's
-	Severity  event.Severity `json:"severity,omitempty"`
-	Owner     string         `json:"owner,omitempty"`
-	Tier      string         `json:"tier,omitempty"`
-	Runbook   string         `json:"runbook,omitempty"`
-	Assignee  string         `json:"assignee,omitempty"`
-	Services  []string       `json:"services"`
-	Firing    int            `json:"firing"`
-	Flapping  int            `json:"flapping,omitempty"`
-	Reopens   int            `json:"reopens,omitempty"`
-	LastEvent time.Time      `json:"last_signal_at"`
+	State    string         `json:"state"`
+	Service  string         `json:"service"` // the first root-cause candidate's
+	Severity event.Severity `json:"severity,omitempty"`
+	Owner    string         `json:"owner,omitempty"`
+	Tier     string         `json:"tier,omitempty"`
+	Runbook  string         `json:"runbook,omitempty"`
+	Assignee string         `json:"assignee,omitempty"`
+	Services []string       `json:"services"`
+	Firing   int            `json:"firing"`
+	Flapping int            `json:"flapping,omitempty"`
+	Reopens  int            `json:"reopens,omitempty"`
+	// MergedInto is set on the last event of an incident merged into
+	// another (Correlator.absorb): resolved at the merge, its members
+	// moved to that incident.
+	MergedInto string    `json:"merged_into,omitempty"`
+	LastEvent  time.Time `json:"last_signal_at"`
 	// MemberCount is exact; Members lists at most max_members of them,
 	// firing ones first.
 	MemberCount int         `json:"member_count"`
@@ -113,7 +117,7 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 	s := State{
 		IncidentID: inc.id, Status: string(tr), Revision: inc.revision, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 		ResolvedAt: inc.resolvedAt, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
-		Flapping: len(inc.flappers), Reopens: inc.reopens, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
+		Flapping: len(inc.flappers), Reopens: inc.reopens, MergedInto: inc.mergedInto, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
 		Changes: append([]Change(nil), inc.changes...), Comments: append([]Comment(nil), inc.comments...),
 		Timeline: append([]Entry(nil), inc.timeline...),
 	}

@@ -39,8 +39,9 @@ line is one of:
   {"type":"event","event":<aiops envelope>}
 
 The output (JSON) has "incidents" (id, status, services, root causes, member
-alert fingerprints, linked changes) and "assignments" (alert fingerprint →
-incident id) covering every alert that went in. "-" reads standard input or
+alert fingerprints, linked changes; "merged_into" for one merged into
+another, whose alerts are then that one's) and "assignments" (alert
+fingerprint → incident id) covering every alert that went in. "-" reads standard input or
 writes standard output. Progress goes to standard error.
 `
 
@@ -174,6 +175,9 @@ type ReplayIncident struct {
 	Team       string                `json:"team,omitempty"`
 	Runbook    string                `json:"runbook,omitempty"`
 	Members    int                   `json:"member_count"`
+	// MergedInto names the incident this one was merged into: its
+	// members, alerts and anomalies are that incident's.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // replayLine is one input line.
@@ -201,9 +205,13 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	}
 	res := &ReplayResult{Assignments: map[string]string{}, EventAssignments: map[string]string{}}
 	last := map[string]correlate.State{}
+	mergedInto := map[string]string{}
 	record := func(ups []correlate.Update) {
 		for _, u := range ups {
 			last[u.State.IncidentID] = u.State
+			if u.State.MergedInto != "" {
+				mergedInto[u.State.IncidentID] = u.State.MergedInto
+			}
 		}
 	}
 	alertFP := map[string]bool{}
@@ -256,6 +264,16 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	for _, st := range c.Incidents() {
 		last[st.IncidentID] = st
 	}
+	// The items of a merged incident belong to the one it went into (and
+	// on, if that was merged too).
+	for _, m := range []map[string]string{res.Assignments, res.EventAssignments} {
+		for item, id := range m {
+			for mergedInto[id] != "" {
+				id = mergedInto[id]
+			}
+			m[item] = id
+		}
+	}
 	// Alerts that only ever resolved belong to no incident; give each its
 	// own, so that assignments cover every alert that went in.
 	for fp := range alertFP {
@@ -275,11 +293,12 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	}
 	for id, st := range last {
 		ri := ReplayIncident{ID: id, Status: st.State, Title: st.Title, OpenedAt: st.OpenedAt, ResolvedAt: st.ResolvedAt,
-			Services: st.Services, RootCauses: st.RootCauses, Changes: st.Changes, Team: st.Team, Runbook: st.Runbook, Members: st.MemberCount}
+			Services: st.Services, RootCauses: st.RootCauses, Changes: st.Changes, Team: st.Team, Runbook: st.Runbook, Members: st.MemberCount,
+			MergedInto: st.MergedInto}
 		ri.Alerts = members[id]
 		sort.Strings(ri.Alerts)
 		for _, m := range st.Members {
-			if m.Kind == correlate.SignalAnomaly {
+			if m.Kind == correlate.SignalAnomaly && st.MergedInto == "" {
 				ri.Anomalies = append(ri.Anomalies, m.Fingerprint)
 			}
 		}

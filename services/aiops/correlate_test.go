@@ -86,6 +86,43 @@ func TestCorrelateReplay(t *testing.T) {
 	}
 }
 
+// An incident merged into another (symptoms that alerted before their
+// cause) leaves its alerts to that one in the replay's assignments, and
+// says where it went.
+func TestCorrelateReplayFollowsMerges(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(`services: {api-a: {depends_on: [db]}, api-b: {depends_on: [db]}, db: {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := strings.Join([]string{
+		amLine("2026-11-21T12:00:05Z", amAlert("cccc000000000001", "HighLatency", "api-a", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z")),
+		amLine("2026-11-21T12:00:35Z", amAlert("cccc000000000002", "HighLatency", "api-b", "firing", "2026-11-21T12:00:30Z", "0001-01-01T00:00:00Z")),
+		amLine("2026-11-21T12:01:05Z", amAlert("cccc000000000003", "ReplicationLag", "db", "firing", "2026-11-21T12:01:00Z", "0001-01-01T00:00:00Z")),
+	}, "\n")
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := res.Assignments["cccc000000000003"]
+	if res.Assignments["cccc000000000001"] != into || res.Assignments["cccc000000000002"] != into {
+		t.Fatalf("assignments %v: want the three alerts in one incident", res.Assignments)
+	}
+	var merged int
+	for _, inc := range res.Incidents {
+		switch {
+		case inc.ID == into && len(inc.Alerts) != 3:
+			t.Errorf("incident %s lists alerts %v, want all three", inc.ID, inc.Alerts)
+		case inc.ID != into && (inc.MergedInto != into || len(inc.Alerts) != 0 || inc.Status != correlate.StatusResolved):
+			t.Errorf("incident %+v: want it resolved, merged into %s, without alerts", inc, into)
+		case inc.ID != into:
+			merged++
+		}
+	}
+	if merged != 1 || res.Stats.Merged != 1 {
+		t.Errorf("%d merged incidents in the output, stats %+v; want 1", merged, res.Stats)
+	}
+}
+
 // The same input through the live service's processor (on the stage
 // runtime) and through the replay gives the same incidents.
 func TestReplayAndLiveAgree(t *testing.T) {

@@ -477,7 +477,7 @@ func reason(body *event.MetricBody, route string, cfg detect.Config, r *detect.R
 	}
 	if r.Episode == detect.EpisodeClose {
 		ep := r.EpisodeInfo
-		return fmt.Sprintf("%s back in its normal range (%g, expected %g, band %g to %g): the episode from %s to %s peaked at score %.2f (%g by %s) (route %s)",
+		return fmt.Sprintf("%s back in its normal range (%.4g, expected %.4g, band %.4g to %.4g): the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
 			what, r.Scored, r.Expected, r.Lower, r.Upper, ep.Start.Format(time.RFC3339), ep.End.Format(time.RFC3339), ep.Peak, ep.PeakValue, ep.Detector, route)
 	}
 	if r.Detector == detect.KindForecast && r.Forecast.Valid {
@@ -487,6 +487,8 @@ func reason(body *event.MetricBody, route string, cfg detect.Config, r *detect.R
 		}
 		return fmt.Sprintf("%s forecast to go %s %g in %v (route %s)", what, dir, cfg.Forecast.Threshold, r.Forecast.ETA.Round(time.Minute), route)
 	}
-	return fmt.Sprintf("%s = %g, expected %g (band %g to %g), %+.1f sigma by %s, score %.2f (route %s)",
+	// 4 significant digits: a reason is read by people, and the full
+	// float64 (94.55107589383272) is in the body's value and expected
+	return fmt.Sprintf("%s = %.4g, expected %.4g (band %.4g to %.4g), %+.1f sigma by %s, score %.2f (route %s)",
 		what, r.Scored, r.Expected, r.Lower, r.Upper, r.Sigmas, r.Detector, r.Score, route)
 }

@@ -168,6 +168,11 @@ func TestSpikePublishesExplainedAnomaly(t *testing.T) {
 	if b.Detector == "" || b.Detector == "none" || b.Window == "" || !strings.Contains(b.Reason, "latency_ms") {
 		t.Errorf("explanation missing: %+v", b)
 	}
+	// people read the reason: 4 significant digits, not the full float64
+	want := fmt.Sprintf("latency_ms = 125, expected %.4g (band %.4g to %.4g)", b.Expected, b.Lower, b.Upper)
+	if !strings.HasPrefix(b.Reason, want) {
+		t.Errorf("reason %q, want it to start %q", b.Reason, want)
+	}
 }
 
 // feed sends n normal samples of one series, then returns the envelope and

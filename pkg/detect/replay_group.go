@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -34,8 +35,23 @@ type GroupReplayStats struct {
 	Ignored   int      // rows with every channel missing, out of order or duplicate timestamps: score 0
 }
 
+// GroupReplayOptions choose how ReplayGroup scores the rows, as the
+// detector service scores a pipeline group.
+type GroupReplayOptions struct {
+	// Method is MethodVote (the default, "") or MethodPCA.
+	Method string
+	// Config configures the channels' detectors of MethodVote (the
+	// pipeline's defaults in the service).
+	Config Config
+	// Group configures MethodPCA's Group.
+	Group GroupConfig
+}
+
 // GroupReplayRow is one scored row, passed to ReplayGroupFunc's callback.
-// Values and Result.Expected are the row's own copies.
+// Values and Result.Expected are the row's own copies. With MethodVote,
+// Result holds the vote's Time, Score, Anomaly, Channel, Sigmas (the top
+// channel's), Expected (each channel's own detector's, NaN while it
+// learns) and Flags; the principal-component fields are zero.
 type GroupReplayRow struct {
 	Line   int       // 1-based line number in the input
 	Values []float64 // one per channel; NaN where missing
@@ -51,16 +67,19 @@ func IsGroupHeader(line []byte) bool {
 	return len(fields) > 2 && bytes.EqualFold(unquote(bytes.TrimSpace(fields[0])), []byte("timestamp"))
 }
 
-// ReplayGroup scores a CSV of several channels of one asset offline with
-// one Group, as the detector service scores a pipeline group. The input has
-// the header timestamp,<channel>,<channel>,... (2 to MaxGroupChannels
-// channels, unique non-empty names); timestamps are as Replay's. The output
-// has the header timestamp,<channels>,anomaly_score,is_anomaly,channel,changing
-// and one row for each input row, in order, with the timestamp and the cells
-// copied verbatim; channel names the column that contributes most to an
-// anomalous row and is empty otherwise; changing is 1 while the asset's
-// operating point is moving (GroupResult.Changing: it switches on where a
-// change starts and off where the asset has settled), else 0.
+// ReplayGroup scores a CSV of several channels of one asset offline as the
+// detector service scores a pipeline group of o.Method: a Vote of the
+// channels' own detectors (MethodVote, the default) or one Group
+// (MethodPCA). The input has the header timestamp,<channel>,<channel>,...
+// (2 to MaxGroupChannels channels, unique non-empty names); timestamps are
+// as Replay's. The output has the header
+// timestamp,<channels>,anomaly_score,is_anomaly,channel (MethodPCA adds
+// ,changing) and one row for each input row, in order, with the timestamp
+// and the cells copied verbatim; anomaly_score is the vote's Score (0.5 at
+// its limit) or the Group's; channel names the column that contributes
+// most to an anomalous row and is empty otherwise; changing is 1 while the
+// asset's operating point is moving (GroupResult.Changing: it switches on
+// where a change starts and off where the asset has settled), else 0.
 //
 // An empty cell or NaN (any case) is a missing channel. Everything else
 // that is wrong stops the replay with a permanent error naming the line and,
@@ -68,16 +87,25 @@ func IsGroupHeader(line []byte) bool {
 // columns, a row with another number of fields than the header, a timestamp
 // or a number that does not parse, a line over MaxGroupReplayLine bytes, more
 // than MaxReplayRows rows. Blank lines are skipped.
-func ReplayGroup(r io.Reader, w io.Writer, cfg GroupConfig) (GroupReplayStats, error) {
-	return ReplayGroupFunc(r, w, cfg, nil)
+func ReplayGroup(r io.Reader, w io.Writer, o GroupReplayOptions) (GroupReplayStats, error) {
+	return ReplayGroupFunc(r, w, o, nil)
 }
 
 // ReplayGroupFunc is ReplayGroup that also passes each scored row to each
 // (if not nil), for example to collect them for a plot. w may be nil to
 // skip the CSV.
-func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupReplayRow)) (GroupReplayStats, error) {
+func ReplayGroupFunc(r io.Reader, w io.Writer, o GroupReplayOptions, each func(GroupReplayRow)) (GroupReplayStats, error) {
 	var st GroupReplayStats
-	if err := cfg.Validate(); err != nil {
+	method, err := ParseMethod(o.Method)
+	if err != nil {
+		return st, err
+	}
+	var profile *Profile
+	if method == MethodVote {
+		if profile, err = NewProfile(o.Config); err != nil {
+			return st, err
+		}
+	} else if err := o.Group.Validate(); err != nil {
 		return st, err
 	}
 	if w == nil {
@@ -85,7 +113,7 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 	}
 	lr := newLineReader(r, MaxGroupReplayLine)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	var g *Group
+	var observe func(time.Time, []float64) GroupResult
 	var fields [][]byte
 	var row []float64
 	out := make([]byte, 0, 256)
@@ -97,13 +125,13 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 		line := lr.line
 		switch {
 		case len(text) == 0:
-		case g == nil:
+		case observe == nil:
 			names, err := groupHeader(text, line)
 			if err != nil {
 				return st, err
 			}
 			st.Channels = names
-			if g, err = NewGroup(cfg, len(names)); err != nil {
+			if observe, err = groupObserver(method, profile, o.Group, len(names)); err != nil {
 				return st, err
 			}
 			row = make([]float64, len(names))
@@ -112,7 +140,11 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 				out = append(out, ',')
 				out = append(out, n...)
 			}
-			out = append(out, ",anomaly_score,is_anomaly,channel,changing\n"...)
+			out = append(out, ",anomaly_score,is_anomaly,channel"...)
+			if method == MethodPCA {
+				out = append(out, ",changing"...)
+			}
+			out = append(out, '\n')
 			if _, err := bw.Write(out); err != nil {
 				return st, fmt.Errorf("detect: replay: write: %w", err)
 			}
@@ -140,7 +172,7 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 				}
 				row[j] = v
 			}
-			res := g.Observe(t, row)
+			res := observe(t, row)
 			st.count(res)
 			out = out[:0]
 			for i, f := range fields {
@@ -159,11 +191,14 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 			} else {
 				out = append(out, ",0,"...)
 			}
-			if res.Changing {
-				out = append(out, ",1\n"...)
-			} else {
-				out = append(out, ",0\n"...)
+			switch {
+			case method != MethodPCA:
+			case res.Changing:
+				out = append(out, ",1"...)
+			default:
+				out = append(out, ",0"...)
 			}
+			out = append(out, '\n')
 			if _, err := bw.Write(out); err != nil {
 				return st, fmt.Errorf("detect: replay: write: %w", err)
 			}
@@ -176,13 +211,38 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, cfg GroupConfig, each func(GroupR
 			break
 		}
 	}
-	if g == nil {
+	if observe == nil {
 		return st, errs.Permanent(fmt.Errorf("%w: input is empty", ErrReplayHeader))
 	}
 	if err := bw.Flush(); err != nil {
 		return st, fmt.Errorf("detect: replay: write: %w", err)
 	}
 	return st, nil
+}
+
+// groupObserver returns the scorer of rows of channels channels by
+// method: a Vote of profile's detectors or a Group of cfg. A vote's result
+// is given in a GroupResult (see GroupReplayRow).
+func groupObserver(method string, profile *Profile, cfg GroupConfig, channels int) (func(time.Time, []float64) GroupResult, error) {
+	if method == MethodPCA {
+		g, err := NewGroup(cfg, channels)
+		if err != nil {
+			return nil, err
+		}
+		return g.Observe, nil
+	}
+	v, err := NewVote(profile, channels)
+	if err != nil {
+		return nil, err
+	}
+	return func(t time.Time, row []float64) GroupResult {
+		r := v.Observe(t, row)
+		g := GroupResult{Time: r.Time, Score: r.Score, Anomaly: r.Anomaly, Channel: r.Channel, Expected: r.Expected, Flags: r.Flags}
+		if r.Channel >= 0 {
+			g.Sigmas = r.Channels[r.Channel].Sigmas
+		}
+		return g
+	}, nil
 }
 
 func (st *GroupReplayStats) count(r GroupResult) {

@@ -29,8 +29,8 @@ func groupCSV(t testing.TB, g synth.Group) string {
 	return b.String()
 }
 
-// ReplayGroup gives the same results as a Group fed the same rows, and
-// keeps every input cell verbatim.
+// ReplayGroup of method pca gives the same results as a Group fed the
+// same rows, and keeps every input cell verbatim.
 func TestReplayGroupMatchesGroup(t *testing.T) {
 	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 3, Magnitude: 3})
 	if err != nil {
@@ -42,7 +42,7 @@ func TestReplayGroupMatchesGroup(t *testing.T) {
 	in = strings.Replace(in, "\n"+a.Times[501].Format("2006-01-02 15:04:05")+","+strconv.FormatFloat(a.Values[0][501], 'f', 4, 64), "\n"+a.Times[501].Format("2006-01-02 15:04:05")+",NaN", 1)
 	var out bytes.Buffer
 	var rows []GroupReplayRow
-	st, err := ReplayGroupFunc(strings.NewReader(in), &out, GroupConfig{}, func(r GroupReplayRow) { rows = append(rows, r) })
+	st, err := ReplayGroupFunc(strings.NewReader(in), &out, GroupReplayOptions{Method: MethodPCA}, func(r GroupReplayRow) { rows = append(rows, r) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestReplayGroupErrors(t *testing.T) {
 		{h + "2026-01-01 00:00:00,1,2," + strings.Repeat("1", MaxGroupReplayLine) + "\n", ErrReplayTooLarge, []string{"line 2"}},
 	}
 	for _, c := range cases {
-		_, err := ReplayGroup(strings.NewReader(c.in), &bytes.Buffer{}, GroupConfig{})
+		_, err := ReplayGroup(strings.NewReader(c.in), &bytes.Buffer{}, GroupReplayOptions{})
 		if !errors.Is(err, c.want) || !errs.IsPermanent(err) {
 			t.Errorf("%.50q: %v, want %v", c.in, err, c.want)
 			continue
@@ -122,8 +122,14 @@ func TestReplayGroupErrors(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ReplayGroup(strings.NewReader(h), nil, GroupConfig{Warmup: 2}); !errors.Is(err, ErrInvalidGroupConfig) {
+	if _, err := ReplayGroup(strings.NewReader(h), nil, GroupReplayOptions{Method: MethodPCA, Group: GroupConfig{Warmup: 2}}); !errors.Is(err, ErrInvalidGroupConfig) {
 		t.Errorf("bad config: %v", err)
+	}
+	if _, err := ReplayGroup(strings.NewReader(h), nil, GroupReplayOptions{Config: Config{Threshold: 2}}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "threshold") {
+		t.Errorf("bad config of the vote's detectors: %v", err)
+	}
+	if _, err := ReplayGroup(strings.NewReader(h), nil, GroupReplayOptions{Method: "kmeans"}); !errors.Is(err, ErrInvalidMethod) || !strings.Contains(err.Error(), "kmeans") {
+		t.Errorf("bad method: %v", err)
 	}
 }
 
@@ -143,7 +149,49 @@ func TestIsGroupHeader(t *testing.T) {
 	}
 }
 
-// BenchmarkReplayGroup: 20,000 rows of 8 channels per op.
+// ReplayGroup by default votes: the same flagged rows, scores and top
+// channels as a Vote of the default profile fed the same rows, and no
+// changing column.
+func TestReplayGroupVoteMatchesVote(t *testing.T) {
+	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 3, Magnitude: 4, Rows: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := groupCSV(t, a)
+	var out bytes.Buffer
+	st, err := ReplayGroup(strings.NewReader(in), &out, GroupReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := NewProfile(Config{})
+	v, _ := NewVote(p, len(a.Channels))
+	inLines := strings.Split(strings.TrimSpace(in), "\n")
+	outLines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(outLines) != len(inLines) || outLines[0] != inLines[0]+",anomaly_score,is_anomaly,channel" {
+		t.Fatalf("%d output lines for %d input lines; header %q", len(outLines), len(inLines), outLines[0])
+	}
+	flagged := 0
+	for i := range a.Times {
+		row := make([]float64, len(a.Channels))
+		for c := range row {
+			row[c], _ = strconv.ParseFloat(strconv.FormatFloat(a.Values[c][i], 'f', 4, 64), 64)
+		}
+		want := v.Observe(a.Times[i], row)
+		wantLine := fmt.Sprintf("%s,%s,0,", inLines[i+1], strconv.FormatFloat(want.Score, 'f', 6, 64))
+		if want.Anomaly {
+			flagged++
+			wantLine = fmt.Sprintf("%s,%s,1,%s", inLines[i+1], strconv.FormatFloat(want.Score, 'f', 6, 64), a.Channels[want.Channel])
+		}
+		if outLines[i+1] != wantLine {
+			t.Fatalf("row %d: %q, want %q", i, outLines[i+1], wantLine)
+		}
+	}
+	if flagged == 0 || st.Anomalies != flagged || st.WarmUp == 0 {
+		t.Errorf("stats %+v, %d rows flagged by the vote", st, flagged)
+	}
+}
+
+// BenchmarkReplayGroup: 20,000 rows of 8 channels per op, method pca.
 func BenchmarkReplayGroup(b *testing.B) {
 	a, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 1, Rows: 20_000})
 	if err != nil {
@@ -154,7 +202,7 @@ func BenchmarkReplayGroup(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := ReplayGroup(strings.NewReader(in), nil, GroupConfig{}); err != nil {
+		if _, err := ReplayGroup(strings.NewReader(in), nil, GroupReplayOptions{Method: MethodPCA}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -101,7 +101,8 @@ type VoteResult struct {
 	Expected []float64
 	// Flags: FlagInvalid for a row of another width or with every channel
 	// missing, FlagOutOfOrder and FlagDuplicate for a row not after the
-	// last; such a row changes nothing and is not counted.
+	// last (such a row changes nothing and is not counted); FlagWarmUp
+	// when every channel with a value is still warming up.
 	Flags Flags
 }
 
@@ -184,9 +185,13 @@ func (v *Vote) Observe(t time.Time, row []float64) VoteResult {
 	n2 := float64(v.rows + 2)
 	v.top = v.top[:0]
 	var sum float64
+	warming := true
 	for c, d := range v.dets {
 		res := d.Observe(t, row[c])
 		v.results[c] = res
+		if res.Flags&FlagInvalid == 0 && res.Flags&FlagWarmUp == 0 {
+			warming = false
+		}
 		v.expected[c] = math.NaN()
 		if res.HasBaseline {
 			v.expected[c] = res.Expected
@@ -207,6 +212,9 @@ func (v *Vote) Observe(t time.Time, row []float64) VoteResult {
 			i--
 		}
 		v.top[i] = c
+	}
+	if warming {
+		r.Flags |= FlagWarmUp
 	}
 	r.Surprise, r.Score = sum, saturate(sum, v.limit)
 	r.Anomaly = sum >= v.limit

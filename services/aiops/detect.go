@@ -34,13 +34,16 @@ has timestamp,value,anomaly_score,is_anomaly, one row per input row, in order.
 "-" reads standard input or writes standard output.
 
 Several channels of one asset (timestamp,a,b,c,...: at most 256; an empty
-cell or NaN is a missing channel) are scored together by one multivariate
-group detector, as the service scores a pipeline group (--group names it in
---config; default: built-in group settings); the output then has
-timestamp,<the input columns>,anomaly_score,is_anomaly,channel,changing, where
-channel names the column that contributes most to an anomalous row and
-changing is 1 while the asset's operating point is moving (a change starts
-where it turns 1 and has settled where it turns 0).
+cell or NaN is a missing channel) are scored together as the service
+scores a pipeline group (--group names it in --config, with its method;
+default: method vote): vote, each channel with its own detectors (the
+defaults of --config), a row anomalous when the channels in alarm are
+surprising enough together (as detect eval scores an asset), or pca, one
+principal-component group detector (the group's settings). The output then
+has timestamp,<the input columns>,anomaly_score,is_anomaly,channel, where
+channel names the column that contributes most to an anomalous row; method
+pca adds a column changing, 1 while the asset's operating point is moving
+(a change starts where it turns 1 and has settled where it turns 0).
 
 flags:
 `
@@ -71,7 +74,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	metric := fs.String("metric", "", "metric name the pipeline's rules match the series by")
 	svc := fs.String("service", "", "service name the pipeline's rules match the series by")
 	counter := fs.Bool("counter", false, "the series is a monotonic counter: score its per-second rate")
-	group := fs.String("group", "", "for several columns: the pipeline group (in --config) whose settings score them")
+	group := fs.String("group", "", "for several columns: the pipeline group (in --config) whose method and settings score them")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -110,15 +113,16 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		head = head[:i]
 	}
 	if detect.IsGroupHeader(head) {
-		gcfg := detect.GroupConfig{}
+		defaults, _ := p.Lookup(pipeline.DefaultRoute)
+		o := detect.GroupReplayOptions{Method: detect.MethodVote, Config: defaults.Profile(false).Config()}
 		if *group != "" {
 			g, ok := p.Group(*group)
 			if !ok {
 				return service.Usage(fmt.Errorf("detect replay: --group %q is not a group of %s", *group, p.File))
 			}
-			gcfg = g.Settings
+			o.Method, o.Group = g.Method, g.Settings
 		}
-		return replayGroup(ctx, br, *input, *output, *plotFile, gcfg, stdout, stderr)
+		return replayGroup(ctx, br, *input, *output, *plotFile, o, stdout, stderr)
 	}
 	if *group != "" {
 		return service.Usage(fmt.Errorf("detect replay: --group %q needs an input of several columns (timestamp,a,b,...)", *group))
@@ -168,8 +172,8 @@ func writePlot(path string, rows []detect.ReplayRow, title string) error {
 	return f.Close()
 }
 
-// replayGroup is detect replay of several columns: one detect.Group over them.
-func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile string, cfg detect.GroupConfig, stdout, stderr io.Writer) error {
+// replayGroup is detect replay of several columns, scored as o says.
+func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile string, o detect.GroupReplayOptions, stdout, stderr io.Writer) error {
 	out, commit, err := openOutput(output, stdout)
 	if err != nil {
 		return fmt.Errorf("detect replay: --output: %w", err)
@@ -180,13 +184,13 @@ func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile stri
 		each = func(r detect.GroupReplayRow) { rows = append(rows, r) }
 	}
 	start := time.Now()
-	stats, err := detect.ReplayGroupFunc(in, out, cfg, each)
+	stats, err := detect.ReplayGroupFunc(in, out, o, each)
 	elapsed := time.Since(start)
 	if err = commit(err); err != nil {
 		return fmt.Errorf("detect replay: %s: %w", input, err)
 	}
-	fmt.Fprintf(stderr, "detect replay: %d rows of %d channels in %v (group), %d anomalies, %d warm-up; %d missing cells, %d rows ignored (all missing, out of order or duplicate timestamps)\n",
-		stats.Rows, len(stats.Channels), elapsed.Round(time.Millisecond), stats.Anomalies, stats.WarmUp, stats.Missing, stats.Ignored)
+	fmt.Fprintf(stderr, "detect replay: %d rows of %d channels in %v (group, method %s), %d anomalies, %d warm-up; %d missing cells, %d rows ignored (all missing, out of order or duplicate timestamps)\n",
+		stats.Rows, len(stats.Channels), elapsed.Round(time.Millisecond), o.Method, stats.Anomalies, stats.WarmUp, stats.Missing, stats.Ignored)
 	if plotFile != "" {
 		if err := writeGroupPlot(plotFile, stats.Channels, rows, filepath.Base(input)); err != nil {
 			return fmt.Errorf("detect replay: plot: %w", err)
@@ -217,8 +221,10 @@ timestamp,value,label scores one series with the univariate detector,
 timestamp,a,b,...,label one asset: each channel with its own detector, a
 row in alarm when the channels in alarm are surprising enough together
 (each adds -ln of the fraction of rows it has been in alarm so far; the
-sum must reach 2.5*sqrt(channels)) (--pca-group: one principal-component
-group detector instead, as pipeline groups score).
+sum must reach 2.5*sqrt(channels)), as the detector service scores a
+pipeline group of method vote (the default); --pca-group, or --group
+naming a group of method pca: one principal-component group detector
+instead.
 name.test.csv.gz is streamed after its name.train.csv.gz and its rows are
 scored; a file without a train half is streamed from its start and its
 rows after --score-from of it are scored. Files whose header is not a
@@ -241,9 +247,9 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	fs.Usage = func() { io.WriteString(stderr, detectEvalUsage); fs.PrintDefaults() }
 	configFile := fs.String("config", "", "pipeline file whose detect section chooses the detectors (default: built-in defaults)")
-	group := fs.String("group", "", "the pipeline group (in --config) whose settings score multivariate files")
+	group := fs.String("group", "", "the pipeline group (in --config) whose method and settings score multivariate files")
 	partName := fs.String("part", "all", "which part of the declared split to score: all, tune or holdout")
-	groupModel := fs.Bool("pca-group", false, "score multivariate files with one principal-component group detector (as pipeline groups do) instead of a vote of the channels' own detectors")
+	groupModel := fs.Bool("pca-group", false, "score multivariate files with one principal-component group detector (a pipeline group of method pca) instead of a vote of the channels' own detectors (method vote, the default)")
 	scoreFrom := fs.Float64("score-from", 0.5, "for files without a train half: the fraction streamed before scoring starts (0 scores every row)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -278,6 +284,7 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return service.Usage(fmt.Errorf("detect eval: --group %q is not a group of %s", *group, p.File))
 		}
 		o.GroupConfig = g.Settings
+		o.Group = o.Group || g.Method == detect.MethodPCA
 	}
 	cases, err := eval.FindCases(fs.Arg(0))
 	if err != nil {

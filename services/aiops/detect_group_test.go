@@ -42,6 +42,9 @@ func writeGroup(t *testing.T, dir string) (string, [][]string, synth.Group) {
 	return path, rows, g
 }
 
+// Several columns are scored by the default method, a vote of the
+// channels' own detectors, as the service scores a pipeline group and
+// detect eval an asset.
 func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	in, rows, g := writeGroup(t, dir)
@@ -59,7 +62,7 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHeader := "timestamp," + strings.Join(g.Channels, ",") + ",anomaly_score,is_anomaly,channel,changing"
+	wantHeader := "timestamp," + strings.Join(g.Channels, ",") + ",anomaly_score,is_anomaly,channel"
 	if strings.Join(got[0], ",") != wantHeader {
 		t.Fatalf("header %v, want %s", got[0], wantHeader)
 	}
@@ -68,7 +71,6 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	}
 	d := len(g.Channels)
 	var faultRows, faultFlagged, cleanFlagged, anomalies int
-	changeAt := -1 // the first changing row from the fault's onset
 	for i, row := range got[1:] {
 		if !slices.Equal(row[:d+1], rows[i]) {
 			t.Fatalf("row %d is %v, want input %v in order", i, row[:d+1], rows[i])
@@ -86,17 +88,9 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 			t.Fatalf("row %d: anomalous, channel %q is not a column", i, row[d+3])
 		case !anomalous && row[d+3] != "":
 			t.Fatalf("row %d: not anomalous but names channel %q", i, row[d+3])
-		case i < detect.DefaultGroupWarmup && (anomalous || score != 0):
-			t.Fatalf("row %d scored %v during the warm-up", i, score)
 		}
 		if anomalous {
 			anomalies++
-		}
-		if row[d+4] != "0" && row[d+4] != "1" {
-			t.Fatalf("row %d: changing %q", i, row[d+4])
-		}
-		if row[d+4] == "1" && i >= g.Onset && changeAt < 0 {
-			changeAt = i
 		}
 		if g.Labels[i] {
 			faultRows++
@@ -107,21 +101,18 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 			cleanFlagged++
 		}
 	}
-	// A fault three times the generator's usual size: nearly all of it
-	// flagged, few clean rows (those right after it, while the alarm is
-	// released).
-	clean := len(rows) - faultRows - detect.DefaultGroupWarmup
-	if changeAt < 0 || changeAt > g.Onset+60 {
-		t.Errorf("the change starting at row %d was marked at row %d, want within 60 rows", g.Onset, changeAt)
+	// A fault three times the generator's usual size is found; the vote
+	// flags the rows where its channels' episodes are open together, so
+	// not all of it (eval's point F1), and few clean rows.
+	clean := len(rows) - faultRows
+	if faultFlagged == 0 {
+		t.Errorf("none of the fault's %d rows flagged", faultRows)
 	}
-	if faultFlagged*10 < faultRows*9 {
-		t.Errorf("%d of the fault's %d rows flagged, want at least 90%%", faultFlagged, faultRows)
-	}
-	if cleanFlagged*10 > clean {
-		t.Errorf("%d of %d clean scored rows flagged, want under 10%%", cleanFlagged, clean)
+	if cleanFlagged*100 > clean {
+		t.Errorf("%d of %d clean rows flagged, want under 1%%", cleanFlagged, clean)
 	}
 	t.Logf("fault rows flagged %d/%d, clean rows flagged %d/%d", faultFlagged, faultRows, cleanFlagged, clean)
-	if s := stderr.String(); !strings.Contains(s, strconv.Itoa(len(rows))+" rows of 8 channels") || !strings.Contains(s, strconv.Itoa(anomalies)+" anomalies") {
+	if s := stderr.String(); !strings.Contains(s, strconv.Itoa(len(rows))+" rows of 8 channels") || !strings.Contains(s, "method vote") || !strings.Contains(s, strconv.Itoa(anomalies)+" anomalies") {
 		t.Errorf("summary on stderr: %q", s)
 	}
 	img, err := os.ReadFile(png)
@@ -130,24 +121,52 @@ func TestDetectReplayGroupEndToEnd(t *testing.T) {
 	}
 }
 
-// --group takes the settings of a pipeline group: a threshold near 1 flags
-// nothing.
+// --group takes the method and settings of a pipeline group: method pca
+// with a threshold near 1 flags nothing, and adds the changing column;
+// with the default settings it flags the fault and marks where it starts.
 func TestDetectReplayGroupConfig(t *testing.T) {
 	dir := t.TempDir()
-	in, rows, _ := writeGroup(t, dir)
+	in, rows, g := writeGroup(t, dir)
 	cfg := filepath.Join(dir, "p.yaml")
-	os.WriteFile(cfg, []byte("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [a, b]\n      settings: {threshold: 0.999999}\n"), 0o600)
+	os.WriteFile(cfg, []byte("detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [a, b]\n      method: pca\n      settings: {threshold: 0.999999}\n    - name: pca\n      by: [host]\n      channels: [a, b]\n      method: pca\n"), 0o600)
 	var out, stderr bytes.Buffer
 	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-", "--config", cfg, "--group", "pump"}, &out, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), " 0 anomalies") {
-		t.Errorf("the group's threshold was not used: %s", stderr.String())
+	if !strings.Contains(stderr.String(), " 0 anomalies") || !strings.Contains(stderr.String(), "method pca") {
+		t.Errorf("the group's method and threshold were not used: %s", stderr.String())
 	}
 	if lines := strings.Count(out.String(), "\n"); lines != len(rows)+1 {
 		t.Errorf("%d lines on stdout, want %d", lines, len(rows)+1)
 	}
-	err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-", "--config", cfg, "--group", "nope"}, &out, &stderr)
+	out.Reset()
+	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-", "--config", cfg, "--group", "pca"}, &out, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	got, err := csv.NewReader(&out).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := len(g.Channels)
+	if got[0][d+4] != "changing" {
+		t.Fatalf("method pca: header %v, want a changing column", got[0])
+	}
+	faultFlagged, changeAt := 0, -1
+	for i, row := range got[1:] {
+		if i < detect.DefaultGroupWarmup && row[d+2] != "0" {
+			t.Fatalf("row %d flagged during the warm-up", i)
+		}
+		if g.Labels[i] && row[d+2] == "1" {
+			faultFlagged++
+		}
+		if row[d+4] == "1" && i >= g.Onset && changeAt < 0 {
+			changeAt = i
+		}
+	}
+	if faultFlagged == 0 || changeAt < 0 || changeAt > g.Onset+60 {
+		t.Errorf("method pca: %d fault rows flagged; the change starting at row %d marked at row %d, want within 60 rows", faultFlagged, g.Onset, changeAt)
+	}
+	err = detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-", "--config", cfg, "--group", "nope"}, &out, &stderr)
 	if !errors.Is(err, service.ErrUsage) || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("unknown group: %v", err)
 	}

@@ -73,7 +73,7 @@ func GroupPNG(w io.Writer, channels []string, rows []detect.GroupReplayRow, opts
 			x, v := xOf(r), r.Values[c]
 			lo, hi = min(lo, v), max(hi, v)
 			vals = append(vals, plotter.XY{X: x, Y: v})
-			if c < len(r.Result.Expected) {
+			if c < len(r.Result.Expected) && !math.IsNaN(r.Result.Expected[c]) { // NaN: a vote's channel still learning
 				exp = append(exp, plotter.XY{X: x, Y: r.Result.Expected[c]})
 			}
 			if r.Result.Anomaly && r.Result.Channel == c {

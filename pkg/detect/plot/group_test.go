@@ -13,10 +13,11 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect/synth"
 )
 
-// TestGroupPNG replays a generated asset with a shift and draws one panel
-// per channel; set AIOPS_PLOT_OUT to keep the PNG.
+// TestGroupPNG replays a generated asset with a shift (the default method,
+// a vote, whose channels have no expected value while they learn) and
+// draws one panel per channel; set AIOPS_PLOT_OUT to keep the PNG.
 func TestGroupPNG(t *testing.T) {
-	g, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 1})
+	g, err := synth.GenerateGroup(synth.GroupShift, synth.GroupOptions{Seed: 1, Magnitude: 4, Rows: 3000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestGroupPNG(t *testing.T) {
 		in.WriteString("\n")
 	}
 	var rows []detect.GroupReplayRow
-	st, err := detect.ReplayGroupFunc(strings.NewReader(in.String()), nil, detect.GroupConfig{}, func(r detect.GroupReplayRow) { rows = append(rows, r) })
+	st, err := detect.ReplayGroupFunc(strings.NewReader(in.String()), nil, detect.GroupReplayOptions{}, func(r detect.GroupReplayRow) { rows = append(rows, r) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ BENCHTIME ?= 1s
 # -dirty for uncommitted changes (the commit alone before the first tag).
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 # -buildvcs=true: in a workspace a plain go build stamps no commit.
-BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/services/aiops.Version=$(VERSION)"
+BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/pkg/service.Version=$(VERSION)"
 
 .PHONY: deps build test unit lint bench run demo clean tidy fuzz-smoke
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -59,64 +58,7 @@ func usage(w io.Writer) {
 	io.WriteString(w, b.String())
 }
 
-// Version is the release this binary was built as. The Makefile sets it
-// with -ldflags "-X github.com/aiops-dev/aiops/services/aiops.Version=..."
-// (git describe); a plain `go build` leaves it empty and the version comes
-// from the build information instead.
-var Version string
-
 func printVersion(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "aiops %s\n", versionString(Version, buildInfo()))
+	_, err := fmt.Fprintf(w, "aiops %s\n", service.VersionString())
 	return err
-}
-
-// buildInfo is the binary's build information, nil when it has none.
-func buildInfo() *debug.BuildInfo {
-	if info, ok := debug.ReadBuildInfo(); ok {
-		return info
-	}
-	return nil
-}
-
-// versionString says which code a binary runs: the -ldflags version, else
-// the module version (a `go install ...@v1.2.3` build), else "devel"; then
-// the commit and its time when the build stamped them (go build in a git
-// checkout with -buildvcs, which the Makefile passes: in a workspace the
-// default does not stamp), "modified" when the tree had uncommitted
-// changes, and the Go version. Before this, a workspace build printed only
-// "(devel)", which says nothing about what is running.
-func versionString(version string, info *debug.BuildInfo) string {
-	if version == "" && info != nil && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		version = info.Main.Version
-	}
-	if version == "" {
-		version = "devel"
-	}
-	if info == nil {
-		return version
-	}
-	var details []string
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
-	if rev := settings["vcs.revision"]; rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		details = append(details, "commit "+rev)
-	}
-	if t := settings["vcs.time"]; t != "" {
-		details = append(details, t)
-	}
-	if settings["vcs.modified"] == "true" {
-		details = append(details, "modified")
-	}
-	if info.GoVersion != "" {
-		details = append(details, info.GoVersion)
-	}
-	if len(details) == 0 {
-		return version
-	}
-	return version + " (" + strings.Join(details, ", ") + ")"
 }

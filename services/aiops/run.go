@@ -129,7 +129,7 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 	}
 	ev.Msg("pipeline running")
 	if summary != nil {
-		if err := WriteSummary(summary, versionString(Version, buildInfo()), Listeners(cfg, natsCfg)); err != nil {
+		if err := WriteSummary(summary, service.VersionString(), Listeners(cfg, natsCfg)); err != nil {
 			p.Close()
 			return err
 		}

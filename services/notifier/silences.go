@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,6 +13,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 	"github.com/aiops-dev/aiops/pkg/notify/silence"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // Muter says which silences mute a notification with these labels at t
@@ -180,15 +180,11 @@ func (a *SilencesAPI) expire(w http.ResponseWriter, r *http.Request) {
 // status answers what Alertmanager clients ask first. The configuration
 // is not shown: an Alertmanager file holds receivers' URLs and keys.
 func (a *SilencesAPI) status(w http.ResponseWriter, _ *http.Request) {
-	version := "(devel)"
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		version = info.Main.Version
-	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"cluster": map[string]any{"status": "disabled", "peers": []any{}},
 		"config":  map[string]string{"original": "# aiops does not show its configuration over the API\n"},
 		"uptime":  a.started.Format(time.RFC3339Nano),
-		"versionInfo": map[string]string{"version": "aiops-notifier " + version, "goVersion": runtime.Version(),
+		"versionInfo": map[string]string{"version": "aiops-notifier " + service.VersionString(), "goVersion": runtime.Version(),
 			"branch": "", "buildDate": "", "buildUser": "", "revision": ""},
 	})
 }

@@ -73,7 +73,14 @@
 //
 // # Several channels of one asset
 //
-// A Group scores rows of several channels together (the sensors of one
+// A Vote (the default method of a pipeline group, and what `aiops detect
+// eval` scores on a multivariate file) gives each channel its own
+// Detector and flags a row when the channels in an alarm episode are rare
+// enough together: each adds −ln of the fraction of the rows it has been
+// in alarm, and the sum must reach VoteSurprise·√channels. Its state is
+// the channels' detectors and one count each.
+//
+// A Group (method pca) scores rows of several channels together (the sensors of one
 // pump, the golden signals of one service) with a principal-component
 // model learnt from its first 400 rows: Hotelling's T² and the squared
 // prediction error Q against limits from the warm-up rows' own statistics,

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/synth"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -106,24 +107,33 @@ func BenchmarkSeriesBytes(b *testing.B) {
 
 // BenchmarkHandleGroup measures the service path per sample (through the
 // stage runner) when every sample also feeds a pipeline group: 10 assets of
-// 8 channels, their rows in turn (2,500 rows each at 200000x, past the
-// 300-row warm-up). The row assembly, the Group's score and its occasional
-// refit come on top of BenchmarkHandle's path. Run with an explicit count,
-// e.g. -benchtime=200000x.
+// 8 channels, their rows in turn (2,500 rows each at 200000x), for each
+// method: pca (past the 300-row warm-up; the Group's score and its
+// occasional refit) and vote (8 more detectors per row, one per channel).
+// The row assembly and the score come on top of BenchmarkHandle's path.
+// Run with an explicit count, e.g. -benchtime=200000x.
 func BenchmarkHandleGroup(b *testing.B) {
 	const nAssets, d = 10, 8
 	a, err := synth.GenerateGroup(synth.GroupClean, synth.GroupOptions{Seed: 1, Rows: 2000})
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := newCore(b, Config{}, WithPipeline(groupPipeline(b, a.Channels, "")))
-	msgs := make([]*bus.Delivery, b.N)
-	for i := range msgs {
-		c, asset, row := i%d, (i/d)%nAssets, i/(d*nAssets)
-		_, data := sample(b, "plant", a.Channels[c], map[string]string{"host": fmt.Sprint(asset)}, t0.Add(time.Duration(row)*time.Second), a.Values[c][row%len(a.Times)], "")
-		msgs[i] = &bus.Delivery{Subject: "events.metric.plant", Data: data, Delivered: 1}
+	for _, method := range []string{detect.MethodPCA, detect.MethodVote} {
+		b.Run("method="+method, func(b *testing.B) {
+			p := votePipeline(b, a.Channels)
+			if method == detect.MethodPCA {
+				p = groupPipeline(b, a.Channels, "")
+			}
+			s := newCore(b, Config{}, WithPipeline(p))
+			msgs := make([]*bus.Delivery, b.N)
+			for i := range msgs {
+				c, asset, row := i%d, (i/d)%nAssets, i/(d*nAssets)
+				_, data := sample(b, "plant", a.Channels[c], map[string]string{"host": fmt.Sprint(asset)}, t0.Add(time.Duration(row)*time.Second), a.Values[c][row%len(a.Times)], "")
+				msgs[i] = &bus.Delivery{Subject: "events.metric.plant", Data: data, Delivered: 1}
+			}
+			runBench(b, s, msgs)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(b.N)/d/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	runBench(b, s, msgs)
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "samples/s")
-	b.ReportMetric(float64(b.N)/d/b.Elapsed().Seconds(), "rows/s")
 }

@@ -175,4 +175,5 @@ func TestVoteGroupEpisodeOnJetStream(t *testing.T) {
 		}
 	}
 	checkAssetEpisode(t, got, a, fault)
+	t.Logf("%d events: %s", len(got), got[0].body.Reason)
 }

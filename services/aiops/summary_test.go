@@ -76,4 +76,3 @@ func TestListenersNameSecretsNotValues(t *testing.T) {
 		}
 	}
 }
-

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -102,9 +103,9 @@ func ReplayFunc(r io.Reader, w io.Writer, cfg Config, each func(ReplayRow)) (Rep
 				if !ok {
 					return st, errs.Permanent(fmt.Errorf("%w: line %d: want 2 fields timestamp,value, got %q", ErrReplayRow, line, truncate(text)))
 				}
-				t, err := parseTimestamp(string(ts))
+				t, err := ParseTimestamp(string(ts))
 				if err != nil {
-					return st, errs.Permanent(fmt.Errorf("%w: line %d: %q: want YYYY-MM-DD HH:MM:SS or RFC 3339", ErrReplayTimestamp, line, truncate(ts)))
+					return st, errs.Permanent(fmt.Errorf("%w: line %d: %q: want Unix seconds, YYYY-MM-DD HH:MM:SS or RFC 3339", ErrReplayTimestamp, line, truncate(ts)))
 				}
 				row := ReplayRow{Line: line}
 				v, perr := strconv.ParseFloat(string(val), 64)
@@ -195,9 +196,23 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// parseTimestamp accepts "YYYY-MM-DD HH:MM:SS" (UTC, optional fraction)
-// and RFC 3339 (optional fraction).
-func parseTimestamp(s string) (time.Time, error) {
+// ParseTimestamp reads a row's time as the replay and eval inputs write
+// it: Unix seconds (with an optional fraction: the labelled corpora),
+// "YYYY-MM-DD HH:MM:SS" (UTC, optional fraction) or RFC 3339.
+func ParseTimestamp(s string) (time.Time, error) {
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if sec < -1e11 || sec > 1e11 { // beyond year ±5000: not seconds
+			return time.Time{}, errors.New("out of range")
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if !(math.Abs(f) < 1e11) {
+			return time.Time{}, errors.New("out of range")
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	}
 	if len(s) >= 19 && s[10] == ' ' {
 		return time.Parse("2006-01-02 15:04:05.999999999", s)
 	}

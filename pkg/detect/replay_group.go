@@ -156,9 +156,9 @@ func ReplayGroupFunc(r io.Reader, w io.Writer, o GroupReplayOptions, each func(G
 			if len(fields) != len(row)+1 {
 				return st, errs.Permanent(fmt.Errorf("%w: line %d: %d fields, the header has %d", ErrReplayRow, line, len(fields), len(row)+1))
 			}
-			t, err := parseTimestamp(string(fields[0]))
+			t, err := ParseTimestamp(string(fields[0]))
 			if err != nil {
-				return st, errs.Permanent(fmt.Errorf("%w: line %d: %q: want YYYY-MM-DD HH:MM:SS or RFC 3339", ErrReplayTimestamp, line, truncate(fields[0])))
+				return st, errs.Permanent(fmt.Errorf("%w: line %d: %q: want Unix seconds, YYYY-MM-DD HH:MM:SS or RFC 3339", ErrReplayTimestamp, line, truncate(fields[0])))
 			}
 			for j, f := range fields[1:] {
 				if len(f) == 0 || bytes.EqualFold(f, []byte("nan")) {

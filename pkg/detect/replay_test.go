@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,42 @@ func TestReplayErrors(t *testing.T) {
 	}
 	if _, err := Replay(strings.NewReader("timestamp,value\n"), nil, Config{Window: 2}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("bad config: %v", err)
+	}
+}
+
+// The labelled corpora write Unix seconds; a replay of them scores the
+// same as of the same series written in RFC 3339.
+func TestReplayUnixSeconds(t *testing.T) {
+	var unix, rfc strings.Builder
+	unix.WriteString("timestamp,value\n")
+	rfc.WriteString("timestamp,value\n")
+	for i := 0; i < 300; i++ {
+		ts := t0.Add(time.Duration(i) * time.Minute)
+		v := 10 + float64(i%7)*0.1
+		if i == 250 {
+			v = 80
+		}
+		fmt.Fprintf(&unix, "%d,%g\n", ts.Unix(), v)
+		fmt.Fprintf(&rfc, "%s,%g\n", ts.Format(time.RFC3339), v)
+	}
+	scores := func(in string) (string, ReplayStats) {
+		var out bytes.Buffer
+		st, err := Replay(strings.NewReader(in), &out, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var col strings.Builder
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+			col.WriteString(l[strings.Index(l, ",")+1:] + "\n") // value and scores
+		}
+		return col.String(), st
+	}
+	a, sa := scores(unix.String())
+	b, sb := scores(rfc.String())
+	if a != b || sa.Anomalies < 1 || sa != sb {
+		t.Fatalf("Unix seconds scored differently (%+v vs %+v) or found nothing", sa, sb)
+	}
+	if _, err := Replay(strings.NewReader("timestamp,value\n99999999999999,1\n"), io.Discard, Config{}); !errors.Is(err, ErrReplayTimestamp) {
+		t.Fatalf("a time past year 5000: %v, want ErrReplayTimestamp", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
@@ -167,7 +168,7 @@ func (l *Labelled) row(f [][]byte, line int) error {
 	if (len(l.Times)+1)*len(l.Channels) > MaxLabelledCells {
 		return errs.Permanent(fmt.Errorf("%w: line %d: more than %d values (rows × columns)", ErrLabelledFormat, line, MaxLabelledCells))
 	}
-	t, err := parseLabelledTime(string(f[0]))
+	t, err := detect.ParseTimestamp(string(f[0]))
 	if err != nil {
 		return errs.Permanent(fmt.Errorf("%w: line %d: timestamp %q: want Unix seconds, YYYY-MM-DD HH:MM:SS or RFC 3339", ErrLabelledFormat, line, truncate(f[0])))
 	}
@@ -189,30 +190,6 @@ func (l *Labelled) row(f [][]byte, line int) error {
 		l.Values[c] = append(l.Values[c], v)
 	}
 	return nil
-}
-
-func parseLabelledTime(s string) (time.Time, error) {
-	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if sec < -1e11 || sec > 1e11 { // beyond year ±5000: not seconds
-			return time.Time{}, errors.New("out of range")
-		}
-		return time.Unix(sec, 0).UTC(), nil
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if !(math.Abs(f) < 1e11) {
-			return time.Time{}, errors.New("out of range")
-		}
-		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
-	}
-	return parseTimestamp(s)
-}
-
-func parseTimestamp(s string) (time.Time, error) {
-	if len(s) >= 19 && s[10] == ' ' {
-		return time.Parse("2006-01-02 15:04:05.999999999", s)
-	}
-	return time.Parse(time.RFC3339Nano, s)
 }
 
 func truncate(b []byte) string {

@@ -328,6 +328,19 @@ func startWatchdog(script, dir string) {
 	}
 }
 
+// killWithTest runs a detached shell that kills pid once this test
+// process is gone, like startWatchdog: t.Cleanup does not run when the
+// test binary is killed (a -timeout panic, SIGKILL), and a server left
+// behind holds its port and memory for good.
+func killWithTest(pid int) {
+	const watch = `while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill -9 "$1" 2>/dev/null`
+	cmd := exec.Command("/bin/sh", "-c", watch, fmt.Sprint(os.Getpid()), fmt.Sprint(pid))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err == nil {
+		_ = cmd.Process.Release()
+	}
+}
+
 // repoRoot walks up from the working directory (a test runs in its package
 // folder) to the folder holding go.work.
 func repoRoot() (string, error) {

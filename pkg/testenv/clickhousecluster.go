@@ -47,7 +47,7 @@ func ZooKeeper(t testing.TB) string {
 		}
 	}
 	dir := t.TempDir()
-	addr := freeLoopbackAddr(t)
+	addr := FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	cfg := filepath.Join(dir, "zoo.cfg")
 	// A short tick keeps session set-up quick.
@@ -62,6 +62,7 @@ func ZooKeeper(t testing.TB) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start ZooKeeper: %v", err)
 	}
+	killWithTest(cmd.Process.Pid)
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
@@ -129,16 +130,6 @@ func zookeeperSession(addr string) error {
 	return nil
 }
 
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // ClickHouseNode is one server of a ClickHouseCluster.
 type ClickHouseNode struct {
 	Shard, Replica int    // from 1, as in the server's macros
@@ -182,7 +173,7 @@ func ClickHouseCluster(t testing.TB, name string, shards, replicas int) []ClickH
 		for s := 1; s <= shards; s++ {
 			remote.WriteString("<shard><internal_replication>true</internal_replication>")
 			for r := 1; r <= replicas; r++ {
-				addr := freeLoopbackAddr(t)
+				addr := FreeAddr(t)
 				host, port, _ := net.SplitHostPort(addr)
 				fmt.Fprintf(&remote, "<replica><host>%s</host><port>%s</port></replica>", host, port)
 				nodes = append(nodes, ClickHouseNode{Shard: s, Replica: r, Addr: addr, Dir: t.TempDir()})
@@ -199,7 +190,7 @@ func ClickHouseCluster(t testing.TB, name string, shards, replicas int) []ClickH
 		}
 		ok := true
 		for i, n := range nodes {
-			_, interserverPort, _ := net.SplitHostPort(freeLoopbackAddr(t))
+			_, interserverPort, _ := net.SplitHostPort(FreeAddr(t))
 			cfg := fmt.Sprintf(`<?xml version="1.0"?>
 <yandex>
     <interserver_http_host>127.0.0.1</interserver_http_host>

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os/exec"
 	"testing"
@@ -58,18 +57,14 @@ func Prometheus(t testing.TB, cfg string) string {
 // Prometheus projects' readiness endpoint).
 func serveReady(t testing.TB, name string, command func(addr string) *exec.Cmd) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := command(addr)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	killWithTest(cmd.Process.Pid)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()

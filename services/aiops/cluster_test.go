@@ -24,7 +24,7 @@ import (
 // as deployments/kubernetes/nats.yaml runs it, and returns the client URLs.
 func startNATSCluster(t *testing.T) ([]*server.Server, []string) {
 	t.Helper()
-	routePorts := []string{freePort(t), freePort(t), freePort(t)}
+	routePorts := []string{testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)}
 	var routes []string
 	for _, p := range routePorts {
 		routes = append(routes, "nats-route://"+p)
@@ -88,8 +88,8 @@ func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		adminAddr := freePort(t)
-		ingestAddr = freePort(t)
+		adminAddr := testenv.FreeAddr(t)
+		ingestAddr = testenv.FreeAddr(t)
 		finished = make(chan error, 1)
 		go func(finished chan error) {
 			finished <- runPipelineTo(ctx, []string{

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -74,15 +73,6 @@ func (s *syncBuffer) Reset() {
 	s.b.Reset()
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // localRun is `aiops run` started in-process for a test: on free ports,
 // its state and tokens in dir, ClickHouse at dsn.
 type localRun struct {
@@ -99,7 +89,7 @@ type localRun struct {
 func (r *localRun) start(ctx context.Context, out *syncBuffer, extra ...string) (finished chan error) {
 	r.t.Helper()
 	for attempt := 1; ; attempt++ {
-		r.nats, r.admin, r.ingest, r.api, r.silences = freePort(r.t), freePort(r.t), freePort(r.t), freePort(r.t), freePort(r.t)
+		r.nats, r.admin, r.ingest, r.api, r.silences = testenv.FreeAddr(r.t), testenv.FreeAddr(r.t), testenv.FreeAddr(r.t), testenv.FreeAddr(r.t), testenv.FreeAddr(r.t)
 		args := append([]string{
 			"-set", "nats.listen=" + r.nats,
 			"-set", "nats.store_dir=" + r.dir + "/nats",

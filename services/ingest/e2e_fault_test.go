@@ -44,16 +44,6 @@ type faultRig struct {
 	conn             clickhouse.Conn
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func (r *faultRig) startClickHouse() {
 	r.t.Helper()
 	cmd := exec.Command("../../scripts/clickhouse.sh", "start", r.chDir)
@@ -235,7 +225,7 @@ func TestE2EFaults(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("../../scripts/clickhouse.sh", "stop", r.chDir).Run() })
 	r.nats = testenv.StartNATS(t)
 
-	ingestAddr := freeAddr(t)
+	ingestAddr := testenv.FreeAddr(t)
 	r.ingestURL = "http://" + ingestAddr
 	r.config = filepath.Join(dir, "aiops.yaml")
 	config := fmt.Sprintf(`log: {level: warn, format: json}
@@ -248,8 +238,8 @@ writer: {max_age: 200ms}
 logminer: {state: {save_every: 1s}}
 correlator: {api: {listen: %s, generate_token_file: %s}}
 notifier: {api: {listen: %s, generate_token_file: %s}}
-`, freeAddr(t), r.nats.URL(), r.chTCP, ingestAddr, filepath.Join(dir, "ingest-token"),
-		freeAddr(t), filepath.Join(dir, "api-token"), freeAddr(t), filepath.Join(dir, "api-token"))
+`, testenv.FreeAddr(t), r.nats.URL(), r.chTCP, ingestAddr, filepath.Join(dir, "ingest-token"),
+		testenv.FreeAddr(t), filepath.Join(dir, "api-token"), testenv.FreeAddr(t), filepath.Join(dir, "api-token"))
 	if err := os.WriteFile(r.config, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -224,39 +224,59 @@ func TestGroupConfigValidate(t *testing.T) {
 	}
 }
 
-// BenchmarkGroupObserve: one row of 8 channels after the warm-up, with the
-// change detector (default) and without it (the baseline of its cost).
+// BenchmarkGroupObserve: one row of 8 channels after the warm-up, scored
+// by each asset method in the same run: the vote (the default; ns/channel
+// sets it beside BenchmarkObserve, one detector), PCA with the change
+// detector (its default) and without it (the baseline of its cost).
 func BenchmarkGroupObserve(b *testing.B) {
+	const d = 8
+	rng := rand.New(rand.NewPCG(9, 10))
+	rows := make([][]float64, 4096)
+	for i := range rows {
+		f := rng.NormFloat64()
+		rows[i] = make([]float64, d)
+		for j := range rows[i] {
+			rows[i][j] = float64(j+1)*f + rng.NormFloat64()
+		}
+	}
+	profile, err := NewProfile(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
-		cfg  GroupConfig
-	}{{"default", GroupConfig{}}, {"change=off", GroupConfig{ChangeWindow: -1}}} {
+		new  func() (func(time.Time, []float64), error)
+	}{
+		{"vote", func() (func(time.Time, []float64), error) {
+			v, err := NewVote(profile, d)
+			return func(t time.Time, r []float64) { v.Observe(t, r) }, err
+		}},
+		{"pca", func() (func(time.Time, []float64), error) {
+			g, err := NewGroup(GroupConfig{}, d)
+			return func(t time.Time, r []float64) { g.Observe(t, r) }, err
+		}},
+		{"pca,change=off", func() (func(time.Time, []float64), error) {
+			g, err := NewGroup(GroupConfig{ChangeWindow: -1}, d)
+			return func(t time.Time, r []float64) { g.Observe(t, r) }, err
+		}},
+	} {
 		b.Run(c.name, func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(9, 10))
-			const d = 8
-			g, err := NewGroup(c.cfg, d)
+			observe, err := c.new()
 			if err != nil {
 				b.Fatal(err)
 			}
-			rows := make([][]float64, 4096)
-			for i := range rows {
-				f := rng.NormFloat64()
-				rows[i] = make([]float64, d)
-				for j := range rows[i] {
-					rows[i][j] = float64(j+1)*f + rng.NormFloat64()
-				}
-			}
 			ts := groupStart
 			for i := 0; i < DefaultGroupWarmup; i++ {
-				g.Observe(ts, rows[i%len(rows)])
+				observe(ts, rows[i%len(rows)])
 				ts = ts.Add(time.Second)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				g.Observe(ts, rows[i%len(rows)])
+				observe(ts, rows[i%len(rows)])
 				ts = ts.Add(time.Second)
 			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/d, "ns/channel")
 		})
 	}
 }

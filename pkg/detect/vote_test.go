@@ -185,37 +185,3 @@ func TestVoteBadInput(t *testing.T) {
 		t.Errorf("ParseMethod(\"\") = %q, %v", m, err)
 	}
 }
-
-// BenchmarkVoteObserve: a row of 8 channels (the rows of
-// BenchmarkGroupObserve), after 400 rows; ns/channel is the cost per row
-// per channel, to set beside BenchmarkObserve (one detector) and
-// BenchmarkGroupObserve's ns/op ÷ 8 in the same run.
-func BenchmarkVoteObserve(b *testing.B) {
-	rng := rand.New(rand.NewPCG(9, 10))
-	const d = 8
-	p, _ := NewProfile(Config{})
-	v, err := NewVote(p, d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows := make([][]float64, 4096)
-	for i := range rows {
-		f := rng.NormFloat64()
-		rows[i] = make([]float64, d)
-		for j := range rows[i] {
-			rows[i][j] = float64(j+1)*f + rng.NormFloat64()
-		}
-	}
-	ts := groupStart
-	for i := 0; i < DefaultGroupWarmup; i++ {
-		v.Observe(ts, rows[i%len(rows)])
-		ts = ts.Add(time.Second)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		v.Observe(ts, rows[i%len(rows)])
-		ts = ts.Add(time.Second)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/d, "ns/channel")
-}

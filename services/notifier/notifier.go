@@ -527,7 +527,7 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 		ID: st.IncidentID, Status: webhook.Status(st.State), Transition: webhook.Transition(st.Status), At: e.Time,
 		Title: st.Title, Service: st.Service, Team: st.Team, Owner: st.Owner, Assignee: st.Assignee,
 		Severity: st.Severity, Runbook: st.Runbook, OpenedAt: st.OpenedAt, AcknowledgedAt: st.AcknowledgedAt,
-		ResolvedAt: st.ResolvedAt, Services: st.Services, MemberCount: st.MemberCount, Labels: e.Labels,
+		ResolvedAt: st.ResolvedAt, Services: st.Services, MemberCount: st.MemberCount, Labels: e.Labels, MergedInto: st.MergedInto,
 	}
 	for _, rc := range st.RootCauses {
 		inc.RootCauses = append(inc.RootCauses, webhook.RootCause{Service: rc.Service, Score: rc.Score, Reasons: rc.Reasons})
@@ -808,9 +808,12 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 				if closeCode == "" {
 					closeCode = "Solved (Permanently)"
 				}
+				closeNotes := fmt.Sprintf("Resolved in aiops at %s.", inc.Time().UTC().Format("2006-01-02 15:04:05 UTC"))
+				if inc.MergedInto != "" {
+					closeNotes = fmt.Sprintf("Merged in aiops into incident %s at %s: its failure goes on there.", inc.MergedInto, inc.Time().UTC().Format("2006-01-02 15:04:05 UTC"))
+				}
 				rec := webhook.ServiceNowRecord{ShortDescription: inc.Title, Description: webhook.DescriptionText(inc),
-					AssignmentGroup: c.AssignmentGroup, CallerID: c.CallerID, Category: c.Category, CloseCode: closeCode,
-					CloseNotes: fmt.Sprintf("Resolved in aiops at %s.", inc.Time().UTC().Format("2006-01-02 15:04:05 UTC"))}
+					AssignmentGroup: c.AssignmentGroup, CallerID: c.CallerID, Category: c.Category, CloseCode: closeCode, CloseNotes: closeNotes}
 				if err := renderAll(inc, map[*string]*webhook.Template{&rec.ShortDescription: short, &rec.Description: desc, &rec.CloseNotes: notes}); err != nil {
 					return err
 				}

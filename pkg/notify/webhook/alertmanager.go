@@ -68,7 +68,8 @@ type AlertmanagerAlert struct {
 //	  labels           the incident's labels, the member's, then alertname (the
 //	                   member's name), service, severity, team, incident_id
 //	  annotations      summary, description, runbook_url, incident_title,
-//	                   incident_url, incident_status (when set)
+//	                   incident_url, incident_status, incident_merged_into
+//	                   (when set)
 //	  startsAt         the member's first_seen (the incident's opened_at)
 //	  endsAt           when it stopped firing; 0001-01-01T00:00:00Z while
 //	                   firing, as Alertmanager sends
@@ -87,6 +88,9 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 		"incident_url":    in.URL,
 		"incident_status": string(in.Status),
 		"runbook_url":     in.Runbook,
+		// A receiver written for Alertmanager sees every alert resolved;
+		// this says the failure goes on in another incident.
+		"incident_merged_into": in.MergedInto,
 	}
 	var alerts []AlertmanagerAlert
 	add := func(labels map[string]string, summary, description string, firing bool, start, end time.Time) {

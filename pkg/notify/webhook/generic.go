@@ -47,6 +47,8 @@ const GenericVersion = "aiops.incident.v1"
 //	data.changes            [object]  yes     {id?, service, type, version?, author?, commit?, url?,
 //	                                          description?, time}
 //	data.labels             object    yes     string to string (may be empty)
+//	data.merged_into        string    no      on a resolved incident merged into another: that
+//	                                          incident's id (the failure goes on there)
 //
 // "no" fields are left out when empty; times are RFC 3339 with nanoseconds
 // when they have them. Keys are snake_case; labels come with sorted keys.
@@ -60,7 +62,7 @@ func Generic(in Incident) ([]byte, error) {
 		Assignee: in.Assignee, Severity: string(in.severity()), Runbook: in.Runbook, URL: in.URL,
 		OpenedAt: utc(in.OpenedAt), AcknowledgedAt: utc(in.AcknowledgedAt), ResolvedAt: utc(in.ResolvedAt),
 		Services: nonNil(in.Services), RootCauses: []genericCause{}, Members: []genericMember{},
-		MemberCount: in.memberCount(), Changes: []genericChange{}, Labels: in.Labels,
+		MemberCount: in.memberCount(), Changes: []genericChange{}, Labels: in.Labels, MergedInto: in.MergedInto,
 	}
 	if d.Labels == nil {
 		d.Labels = map[string]string{}
@@ -127,6 +129,7 @@ type genericData struct {
 	MemberCount    int               `json:"member_count"`
 	Changes        []genericChange   `json:"changes"`
 	Labels         map[string]string `json:"labels"`
+	MergedInto     string            `json:"merged_into,omitempty"`
 }
 
 type genericCause struct {
@@ -208,7 +211,7 @@ func ParseGeneric(b []byte) (Incident, error) {
 		ID: d.ID, Status: Status(d.Status), Transition: Transition(d.Transition), Title: d.Title, Summary: d.Summary,
 		Service: d.Service, Team: d.Team, Owner: d.Owner, Assignee: d.Assignee, Severity: event.Severity(d.Severity),
 		Runbook: d.Runbook, URL: d.URL, OpenedAt: d.OpenedAt, AcknowledgedAt: d.AcknowledgedAt, ResolvedAt: d.ResolvedAt,
-		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels,
+		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels, MergedInto: d.MergedInto,
 	}
 	for _, rc := range d.RootCauses {
 		in.RootCauses = append(in.RootCauses, RootCause(rc))

@@ -69,6 +69,11 @@ type Incident struct {
 	MemberCount int
 	Changes     []Change
 	Labels      map[string]string
+	// MergedInto, set only on a resolved incident, names the incident its
+	// members were merged into (its symptoms alerted before their cause,
+	// which that incident holds): it was resolved because its failure
+	// continues there, not because the failure ended.
+	MergedInto string
 }
 
 // RootCause is a candidate root cause, with why.
@@ -126,7 +131,8 @@ func (in Incident) Time() time.Time {
 }
 
 // Validate checks what every payload needs: an id, a known status and
-// transition, a title, the opening time. Errors wrap ErrInvalidIncident.
+// transition, a title, the opening time; merged_into only when resolved,
+// naming another incident. Errors wrap ErrInvalidIncident.
 func (in Incident) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w %q: %s", ErrInvalidIncident, in.ID, fmt.Sprintf(format, args...))
@@ -142,6 +148,10 @@ func (in Incident) Validate() error {
 		return bad("no title")
 	case in.OpenedAt.IsZero():
 		return bad("no opened_at")
+	case in.MergedInto != "" && in.Status != StatusResolved:
+		return bad("merged_into %q with status %s: only a resolved incident is merged", in.MergedInto, in.Status)
+	case in.MergedInto != "" && in.MergedInto == in.ID:
+		return bad("merged into itself")
 	}
 	return nil
 }

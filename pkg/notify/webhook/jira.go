@@ -46,7 +46,8 @@ type JiraIssue struct {
 // Jira keeps one Jira issue per incident through the REST API (v2, or v3
 // when APIURL ends in /3): it creates the issue when the incident opens,
 // comments when it is updated or acknowledged, applies ResolveTransition
-// when it resolves and ReopenTransition when it reopens. The issue carries
+// when it resolves (a merged incident's issue is commented "Merged into
+// incident <id>" first) and ReopenTransition when it reopens. The issue carries
 // the label JiraLabel(incident id), and every notification first finds the
 // issue with a JQL search on that label, so a restarted notifier (or
 // another instance) continues the same issue instead of opening a second.
@@ -102,10 +103,18 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 		if found == "" || done {
 			return nil
 		}
-		if j.ResolveTransition != "" {
-			return j.transition(ctx, d, key, found, j.ResolveTransition)
+		if j.ResolveTransition == "" {
+			return j.comment(ctx, d, key, found, in)
 		}
-		return j.comment(ctx, d, key, found, in)
+		// A merged incident's issue says where its failure went before it
+		// closes: once done, a retry of this notification finds nothing
+		// left to do, so the comment comes first.
+		if in.MergedInto != "" {
+			if err := j.comment(ctx, d, key, found, in); err != nil {
+				return err
+			}
+		}
+		return j.transition(ctx, d, key, found, j.ResolveTransition)
 	case found == "" || done && j.ReopenTransition == "":
 		return j.create(ctx, d, key, in, issue)
 	case done:
@@ -294,6 +303,9 @@ func (j *Jira) transition(ctx context.Context, d Deliverer, key, issueKey, name 
 func commentText(in Incident) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "aiops: incident %s %s (status %s) at %s.", in.ID, in.Transition, in.Status, utc(in.Time()).Format("2006-01-02 15:04:05 UTC"))
+	if in.MergedInto != "" {
+		fmt.Fprintf(&b, " Merged into incident %s: its failure goes on there.", in.MergedInto)
+	}
 	if in.Assignee != "" {
 		fmt.Fprintf(&b, " Assignee: %s.", in.Assignee)
 	}

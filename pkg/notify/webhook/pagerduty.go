@@ -122,7 +122,9 @@ const (
 // (critical, error, warning, info; debug is sent as info), timestamp,
 // component, group (the team), class, custom_details and links to the
 // incident and the runbook; acknowledge and resolve carry only
-// routing_key, dedup_key and event_action, as PagerDuty documents.
+// routing_key, dedup_key and event_action, as PagerDuty documents. So a
+// merged incident's resolve cannot say where it went: the incident it
+// was merged into is a PagerDuty alert of its own (its id the dedup_key).
 func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.RoutingKey == "" {

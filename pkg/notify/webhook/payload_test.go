@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -540,6 +541,82 @@ func TestParseGenericRoundTrip(t *testing.T) {
 	for _, bad := range []string{`[1]`, `{"version":"aiops.incident.v9","data":{}}`, `{"id":"x"}`, `{"data":{"id":"x","status":"open","transition":"opened","title":"t"}}`} {
 		if _, err := ParseGeneric([]byte(bad)); !errors.Is(err, ErrInvalidIncident) {
 			t.Errorf("%s: %v, want ErrInvalidIncident", bad, err)
+		}
+	}
+}
+
+// mergedIncident is SampleIncident resolved by a merge into another.
+func mergedIncident() Incident {
+	in := SampleIncident()
+	in.Status, in.Transition = StatusResolved, TransitionResolved
+	in.ResolvedAt = in.OpenedAt.Add(3 * time.Minute)
+	in.At = in.ResolvedAt
+	in.MergedInto = "01JPA9Z0000000000000000TGT"
+	return in
+}
+
+// A merged incident's resolution names the incident it went to in every
+// payload that has a place for it, and changes nothing else: the generic
+// payload gains merged_into alone, and reads back.
+func TestMergedIncidentPayloads(t *testing.T) {
+	in := mergedIncident()
+	plain := in
+	plain.MergedInto = ""
+
+	d := decode(t, must(Generic(in)))["data"].(map[string]any)
+	dPlain := decode(t, must(Generic(plain)))["data"].(map[string]any)
+	if d["merged_into"] != in.MergedInto {
+		t.Fatalf("generic merged_into %v", d["merged_into"])
+	}
+	if _, ok := dPlain["merged_into"]; ok {
+		t.Fatalf("generic payload of an unmerged incident has merged_into: %v", dPlain)
+	}
+	delete(d, "merged_into")
+	if !reflect.DeepEqual(d, dPlain) {
+		t.Fatalf("merged_into changed other fields:\n%v\n%v", d, dPlain)
+	}
+	back, err := ParseGeneric(must(Generic(in)))
+	if err != nil || back.MergedInto != in.MergedInto {
+		t.Fatalf("ParseGeneric: merged_into %q, %v", back.MergedInto, err)
+	}
+
+	m := decode(t, must(Alertmanager(in, AlertmanagerOptions{})))
+	if m["status"] != "resolved" || m["commonAnnotations"].(map[string]any)["incident_merged_into"] != in.MergedInto {
+		t.Fatalf("alertmanager: status %v, commonAnnotations %v", m["status"], m["commonAnnotations"])
+	}
+	if ann := decode(t, must(Alertmanager(plain, AlertmanagerOptions{})))["commonAnnotations"].(map[string]any); ann["incident_merged_into"] != nil {
+		t.Fatalf("alertmanager annotations of an unmerged incident: %v", ann)
+	}
+
+	s := decode(t, must(Slack(in, SlackOptions{})))
+	if text := s["text"].(string); !strings.HasSuffix(text, ", merged into "+in.MergedInto) || !strings.HasPrefix(text, "✅ [RESOLVED]") {
+		t.Fatalf("slack text %q", text)
+	}
+	fields := s["blocks"].([]any)[2].(map[string]any)["fields"].([]any)
+	if f := fields[1].(map[string]any)["text"]; f != "*Merged into*\n`"+in.MergedInto+"`" {
+		t.Fatalf("slack second field %q", f)
+	}
+	if b := must(Slack(plain, SlackOptions{})); strings.Contains(string(b), "erged into") {
+		t.Fatalf("slack payload of an unmerged incident mentions a merge: %s", b)
+	}
+
+	// PagerDuty's resolve has no text to carry it: the same event.
+	cfg := PagerDutyConfig{RoutingKey: "R0UT1NGKEY0000000000000000000000"}
+	if a, b := must(PagerDuty(in, cfg)), must(PagerDuty(plain, cfg)); string(a) != string(b) {
+		t.Fatalf("pagerduty resolve differs:\n%s\n%s", a, b)
+	}
+
+	for _, tc := range []struct {
+		change func(*Incident)
+		want   string
+	}{
+		{func(in *Incident) { in.Status, in.Transition = StatusOpen, TransitionUpdated }, `merged_into "01JPA9Z0000000000000000TGT" with status open`},
+		{func(in *Incident) { in.MergedInto = in.ID }, "merged into itself"},
+	} {
+		bad := mergedIncident()
+		tc.change(&bad)
+		if _, err := Generic(bad); !errors.Is(err, ErrInvalidIncident) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error saying %q", bad, err, tc.want)
 		}
 	}
 }

@@ -34,10 +34,11 @@ const (
 
 // Slack builds the JSON of a Slack incoming webhook: "text" (the one-line
 // fallback shown in notifications) and Block Kit "blocks": a header, a
-// section of fields (status, severity, service, team, owner, assignee,
-// times), the root causes and changes, the links, and a context line with
-// the incident id. Text is escaped for mrkdwn (&, <, >) and cut to Slack's
-// limits.
+// section of fields (status, the incident it was merged into, severity,
+// service, team, owner, assignee, times), the root causes and changes, the
+// links, and a context line with the incident id. The fallback text of a
+// merged incident ends with "merged into <id>". Text is escaped for mrkdwn
+// (&, <, >) and cut to Slack's limits.
 func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	if err := in.Validate(); err != nil {
 		return nil, errs.Permanent(err)
@@ -59,6 +60,9 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 		}
 	}
 	field("Status", slackEscape(string(in.Status)))
+	if in.MergedInto != "" {
+		field("Merged into", "`"+slackEscape(in.MergedInto)+"`")
+	}
 	field("Severity", slackEscape(string(sev)))
 	field("Service", slackEscape(in.Service))
 	field("Team", slackEscape(in.Team))
@@ -134,6 +138,9 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	text := headline
 	if in.Service != "" || sev != "" {
 		text += " (" + strings.Trim(in.Service+", "+string(sev), ", ") + ")"
+	}
+	if in.MergedInto != "" {
+		text += ", merged into " + in.MergedInto
 	}
 	b, err := marshal(slackMessage{
 		Text: cut(slackEscape(text), slackTextMax), Blocks: blocks,

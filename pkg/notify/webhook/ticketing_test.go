@@ -240,3 +240,46 @@ func TestServiceNowChecksAnswers(t *testing.T) {
 		t.Fatalf("resolved without a record: %v, requests %v (want two searches only)", err, calls)
 	}
 }
+
+// A merged incident's ticket says where its failure went: Jira comments
+// before the resolve transition closes the issue, ServiceNow's work note
+// says it.
+func TestTicketsOfAMergedIncident(t *testing.T) {
+	ctx := context.Background()
+	in := mergedIncident()
+	js := &jiraServer{issues: map[string]string{JiraLabel(in.ID): "OPS-7"}, done: map[string]bool{}}
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", ResolveTransition: "Done"}
+	if err := j.Notify(ctx, cl, "k", in, JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"POST /rest/api/2/search", "POST /rest/api/2/issue/OPS-7/comment",
+		"GET /rest/api/2/issue/OPS-7/transitions", "POST /rest/api/2/issue/OPS-7/transitions"}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
+		t.Fatalf("jira requests\n%q\nwant\n%q", js.calls, want)
+	}
+	note := "Merged into incident " + in.MergedInto + ": its failure goes on there."
+	if !strings.Contains(js.bodies[1], note) || !js.done["OPS-7"] {
+		t.Fatalf("jira comment %s, issue done %v", js.bodies[1], js.done["OPS-7"])
+	}
+
+	var patch string
+	sn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			b, _ := io.ReadAll(r.Body)
+			patch = string(b)
+		}
+		io.WriteString(w, `{"result":[{"sys_id":"0123456789abcdef0123456789abcdef"}]}`)
+	}))
+	defer sn.Close()
+	s := &ServiceNow{Receiver: "ops", APIURL: sn.URL}
+	if err := s.Notify(ctx, cl, "k", in, ServiceNowRecord{CloseCode: "Solved"}); err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]string
+	if err := json.Unmarshal([]byte(patch), &fields); err != nil || fields["state"] != "6" || !strings.Contains(fields["work_notes"], note) {
+		t.Fatalf("servicenow update %s: %v", patch, err)
+	}
+}

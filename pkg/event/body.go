@@ -121,6 +121,9 @@ type IncidentBody struct {
 	OpenedAt       time.Time `json:"opened_at,omitzero"`
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	// MergedInto, on the last (resolved) state of an incident merged
+	// into another, names that incident: the failure goes on there.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // WebhookDeliveryBody is one attempt to deliver an incident to a

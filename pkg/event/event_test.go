@@ -247,6 +247,23 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 			m["kind"] = "log_template"
 			m["body"] = map[string]any{"template_id": "00112233aabbccdd", "template": "user <*> logged in", "status": "changed"}
 		}),
+		"valid merged incident": mutate(func(m map[string]any) {
+			m["kind"] = "incident"
+			m["body"] = map[string]any{"incident_id": "i", "status": "resolved", "title": "t", "merged_into": "j"}
+		}),
+		"merged_into not a string": mutate(func(m map[string]any) {
+			m["kind"] = "incident"
+			m["body"] = map[string]any{"incident_id": "i", "status": "resolved", "title": "t", "merged_into": 7}
+		}),
+		"valid anomaly episode": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open", "episode_id": "e",
+				"start": "2026-11-21T12:00:00Z", "end": "2026-11-21T12:00:00Z", "peak": 0.9, "peak_time": "2026-11-21T12:00:00Z", "peak_value": 9}
+		}),
+		"episode start not a time": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "start": "noon"}
+		}),
 		"template id not hex": mutate(func(m map[string]any) {
 			m["kind"] = "log_template"
 			m["body"] = map[string]any{"template_id": "xyz", "template": "t", "status": "new"}

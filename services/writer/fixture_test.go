@@ -63,6 +63,7 @@ type fxIncidentState struct {
 	at                                     time.Time
 	team, teamLabel                        string    // body field, labels["team"]
 	openedAt, ackedAt, resolvedAt          time.Time // body fields; zero = absent
+	mergedInto                             string
 	links                                  []string
 }
 
@@ -222,6 +223,15 @@ func newFixture() *fixture {
 		{id: ids.next(), incidentID: "inc-4", status: "opened", title: "search disk", service: "search", at: at(0, 15, 0), teamLabel: "team-c"},
 		{id: ids.next(), incidentID: "inc-4", status: "resolved", title: "search disk", service: "search", at: at(0, 16, 0), teamLabel: "team-c",
 			openedAt: at(0, 15, 0)},
+
+		// Acknowledged, then merged into inc-1 (the correlator's late
+		// root): resolved with merged_into, in inc-1's MTTA/MTTR group, which
+		// must not count it.
+		{id: ids.next(), incidentID: "inc-5", status: "opened", title: "checkout 5xx", service: "checkout", at: at(0, 10, 5), team: "team-a"},
+		{id: ids.next(), incidentID: "inc-5", status: "acknowledged", title: "checkout 5xx", service: "checkout", at: at(0, 10, 7), team: "team-a",
+			openedAt: at(0, 10, 5), ackedAt: at(0, 10, 7)},
+		{id: ids.next(), incidentID: "inc-5", status: "resolved", title: "checkout 5xx", service: "checkout", at: at(0, 10, 12), team: "team-a",
+			openedAt: at(0, 10, 5), ackedAt: at(0, 10, 7), resolvedAt: at(0, 10, 12), mergedInto: "inc-1"},
 	}
 
 	// The log miner's template lifecycle: new templates yesterday and
@@ -317,7 +327,7 @@ func (f *fixture) envelopes(t testing.TB) [][]byte {
 		}
 		add(s.id, event.KindIncident, s.service, s.at, "error", labels, s.links, event.IncidentBody{
 			IncidentID: s.incidentID, Status: s.status, Title: s.title,
-			Team: s.team, OpenedAt: s.openedAt, AcknowledgedAt: s.ackedAt, ResolvedAt: s.resolvedAt,
+			Team: s.team, OpenedAt: s.openedAt, AcknowledgedAt: s.ackedAt, ResolvedAt: s.resolvedAt, MergedInto: s.mergedInto,
 		})
 	}
 	return out
@@ -330,6 +340,7 @@ type incidentSummary struct {
 	lastStatus, title       string
 	lastAt                  time.Time
 	lastAcked               time.Time
+	mergedInto              string
 }
 
 func (f *fixture) incidentSummaries() []incidentSummary {
@@ -363,6 +374,9 @@ func (f *fixture) incidentSummaries() []incidentSummary {
 		}
 		if !resolved.IsZero() && (sum.resolved.IsZero() || resolved.Before(sum.resolved)) {
 			sum.resolved = resolved
+		}
+		if s.mergedInto != "" {
+			sum.mergedInto = s.mergedInto
 		}
 		if s.at.After(sum.lastAt) {
 			sum.lastAt, sum.lastStatus, sum.title, sum.lastAcked = s.at, s.status, s.title, s.ackedAt

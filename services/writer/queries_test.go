@@ -300,8 +300,13 @@ func expectations(f *fixture) map[string]expectation {
 		type agg struct{ n, acked, resolved, ackSum, resSum int }
 		groups := map[key]*agg{}
 		from, to := day(0), day(14)
+		merged := 0
 		for _, in := range incidents {
 			if in.opened.Before(from) || !in.opened.Before(to) {
+				continue
+			}
+			if in.mergedInto != "" {
+				merged++
 				continue
 			}
 			d := in.opened.Truncate(24 * time.Hour)
@@ -341,6 +346,9 @@ func expectations(f *fixture) map[string]expectation {
 			}
 			return a[2].(string) < b[2].(string)
 		})
+		if merged == 0 {
+			panic("fixture: no merged incident in the MTTA/MTTR range, so nothing tests that the query leaves them out")
+		}
 		ex["mtta_mttr_per_service_team_week"] = expectation{args: []any{from, to}, rows: rows}
 	}
 

@@ -45,9 +45,9 @@ var Columns = map[string][]string{
 		"detector", "window", "reason", "episode", "episode_id", "episode_start", "episode_end", "peak", "peak_time",
 		"peak_value", "severity", "labels.key", "labels.value", "links"},
 	TableIncidents: {"incident_id", "version", "id", "time", "status", "title", "service", "severity", "team",
-		"opened_at", "acknowledged_at", "resolved_at", "fingerprint", "labels.key", "labels.value", "links"},
+		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "fingerprint", "labels.key", "labels.value", "links"},
 	TableIncidentHistory: {"incident_id", "time", "id", "status", "title", "service", "severity", "team",
-		"opened_at", "acknowledged_at", "resolved_at", "links"},
+		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "links"},
 	TableLogTemplates:      {"id", "time", "service", "template_id", "template", "status", "previous_id", "merged_from", "example"},
 	TableWebhookDeliveries: {"id", "time", "incident_id", "receiver", "attempt", "status_code", "error", "duration_ms", "idempotency_key"},
 }
@@ -333,7 +333,8 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 //
 // opened_at falls back to the event time (exact for the opened state, the
 // best guess for a later state whose producer left it out); resolved_at to
-// the event time of a resolved state; team to labels["team"].
+// the event time of a resolved state; team to labels["team"]. merged_into
+// is '' except on the resolved state of an incident merged into another.
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
 	return incidentRows(e, labelsOf(e))
 }
@@ -348,6 +349,10 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 		return nil, nil, badBody(e, "incident_id", "is required")
 	case b.Status == "":
 		return nil, nil, badBody(e, "status", "is required")
+	case b.MergedInto != "" && b.Status != event.IncidentResolved:
+		return nil, nil, badBody(e, "merged_into", fmt.Sprintf("set on a %q state: only a resolved state says what it was merged into", b.Status))
+	case b.MergedInto != "" && b.MergedInto == b.IncidentID:
+		return nil, nil, badBody(e, "merged_into", "names the incident itself")
 	}
 	if b.OpenedAt.IsZero() {
 		b.OpenedAt = e.Time
@@ -362,11 +367,11 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	links := nonNil(e.Links)
 	latest = []any{
 		b.IncidentID, incidentVersion(e.Time), &e.ID, &e.Time, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
-		opened, acked, resolved, &e.Fingerprint, labels.keys, labels.values, links,
+		opened, acked, resolved, b.MergedInto, &e.Fingerprint, labels.keys, labels.values, links,
 	}
 	history = []any{
 		b.IncidentID, &e.Time, &e.ID, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
-		opened, acked, resolved, links,
+		opened, acked, resolved, b.MergedInto, links,
 	}
 	return latest, history, nil
 }

@@ -77,7 +77,14 @@ func TestRowsRouteEachKindToItsTables(t *testing.T) {
 				TableIncidents: {"incident_id": "inc-9", "team": "team-a", "opened_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC),
 					"resolved_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), "acknowledged_at": time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC),
 					"version": uint64(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano())},
-				TableIncidentHistory: {"status": "resolved", "team": "team-a"},
+				TableIncidentHistory: {"status": "resolved", "team": "team-a", "merged_into": ""},
+			}},
+		// The last state of a merged incident names where it went, in
+		// both tables.
+		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","merged_into":"inc-8"}`,
+			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
+				TableIncidents:       {"incident_id": "inc-9", "merged_into": "inc-8"},
+				TableIncidentHistory: {"status": "resolved", "merged_into": "inc-8"},
 			}},
 	}
 	for _, c := range cases {
@@ -133,6 +140,8 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"yesterday"}`, "body.acknowledged_at"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","team":7}`, "body.team"},
 		{event.KindIncident, ``, "body"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","merged_into":"j"}`, "body.merged_into"},
+		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","merged_into":"i"}`, "body.merged_into"},
 	} {
 		e := mustEnvelope(t, c.kind, c.body)
 		_, err := Rows(e)

@@ -334,7 +334,7 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 // opened_at falls back to the event time (exact for the opened state, the
 // best guess for a later state whose producer left it out); resolved_at to
 // the event time of a resolved state; team to labels["team"]. merged_into
-// is '' except on the resolved state of an incident merged into another.
+// is empty except on the resolved state of an incident merged into another.
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
 	return incidentRows(e, labelsOf(e))
 }

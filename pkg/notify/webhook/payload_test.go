@@ -600,6 +600,14 @@ func TestMergedIncidentPayloads(t *testing.T) {
 		t.Fatalf("slack payload of an unmerged incident mentions a merge: %s", b)
 	}
 
+	tpl, err := ParseTemplate("merged", `{{ with .MergedInto }}merged into {{ . }}{{ end }}`, TemplateText)
+	if err != nil || tpl.Check() != nil {
+		t.Fatalf("a template of MergedInto: %v", err)
+	}
+	if out, err := tpl.Render(in); err != nil || string(out) != "merged into "+in.MergedInto {
+		t.Fatalf("template rendered %q, %v", out, err)
+	}
+
 	// PagerDuty's resolve has no text to carry it: the same event.
 	cfg := PagerDutyConfig{RoutingKey: "R0UT1NGKEY0000000000000000000000"}
 	if a, b := must(PagerDuty(in, cfg)), must(PagerDuty(plain, cfg)); string(a) != string(b) {

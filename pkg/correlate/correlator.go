@@ -174,27 +174,32 @@ func (c *Correlator) Observe(s Signal) []Update {
 		return ups
 	}
 	inc := c.best(s)
+	rootBefore := ""
 	if inc == nil {
 		ups = append(ups, c.open(s))
 		if m, ok := c.members[s.Fingerprint]; ok {
 			inc = m.inc
 		}
 	} else {
+		rootBefore = inc.root
 		c.join(inc, s)
 	}
-	if inc != nil && inc.root == s.Service {
-		ups = c.absorb(inc, s.Time, ups)
+	if inc != nil && inc.root == s.Service && rootBefore != s.Service {
+		// s just became inc's root: the incidents it could have joined
+		// as their late root come along.
+		ups = c.absorb(inc, s, ups)
 	}
 	return ups
 }
 
-// absorb merges into inc, whose root s just became, the other incidents
-// s could have joined as their late root: those opened at most
-// SpreadWindow before t whose root depends on it directly (at most
-// DownDepth hops). They are the symptoms of one failure that alerted
-// before their cause, each opening its own incident; the cause joins only
-// one of them (Correlator.best), and brings the others along.
-func (c *Correlator) absorb(into *incident, t time.Time, ups []Update) []Update {
+// absorb merges into into, whose root s just became, the other incidents
+// s could have joined (eligible: opened at most SpreadWindow before it, its
+// service not changed since they opened, ...) as their late root: those
+// whose root depends on it (at most DownDepth hops). They are the symptoms
+// of one failure that alerted before their cause, each opening its own
+// incident; the cause joins only one of them (Correlator.best), and brings
+// the others along.
+func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[into.root]
 	if !ok {
 		return ups
@@ -205,15 +210,14 @@ func (c *Correlator) absorb(into *incident, t time.Time, ups []Update) []Update 
 			continue
 		}
 		for inc := range c.byRoot[c.topo.names[j]] {
-			if inc != into && inc.status != StatusResolved && t.Sub(inc.openedAt) <= c.cfg.SpreadWindow &&
-				c.takes(inc, Signal{Labels: into.groupLabels}) {
+			if _, ok := c.eligible(inc, s); ok && inc != into {
 				pieces = append(pieces, inc)
 			}
 		}
 	}
 	sortIncidents(pieces)
 	for _, inc := range pieces {
-		ups = append(ups, c.merge(inc, into, t))
+		ups = append(ups, c.merge(inc, into, s.Time))
 	}
 	return ups
 }
@@ -226,7 +230,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time) Update {
 	from.note(t, "merged into "+into.id+": its root "+into.root+" is what "+from.root+" depends on")
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
-	into.note(t, fmt.Sprintf("merged %s (%s on %s, opened %s)", from.id, from.members[0].Name, from.root, from.openedAt.UTC().Format(time.RFC3339)))
+	into.note(t, fmt.Sprintf("merged %s (%s, opened %s)", from.id, title(from, from.root), from.openedAt.UTC().Format(time.RFC3339)))
 	for _, m := range slices.Clone(from.members) {
 		c.detach(m)
 		c.adopt(into, m)
@@ -347,20 +351,10 @@ func (c *Correlator) best(s Signal) *incident {
 		bestScore float64
 		bestName  bool
 	)
+	window := c.cfg.GroupWindow
 	consider := func(inc *incident, base float64, hops int) {
-		gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
-		if gap > window || gap < -window || !c.takes(inc, s) {
-			return
-		}
-		if c.changedSince(s.Service, inc.openedAt, s.Time) {
-			// The service changed while the incident was under way: its
-			// new failure is most likely the change's, not the incident's.
-			return
-		}
-		if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
-			// A failure spreads to its dependents within minutes; a new
-			// alert or series long after, even on one of the incident's
-			// own services, is most likely a failure of its own.
+		gap, ok := c.eligible(inc, s)
+		if !ok {
 			return
 		}
 		score := base - 0.25*float64(max(hops-1, 0)) - c.cfg.RecencyWeight*max(gap.Seconds(), 0)/window.Seconds()
@@ -419,6 +413,27 @@ func (c *Correlator) best(s Signal) *incident {
 		}
 	}
 	return bestInc
+}
+
+// eligible reports whether s may join inc at all (best then scores the
+// incidents that pass), with the time since inc last fired.
+func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bool) {
+	gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
+	if gap > window || gap < -window || !c.takes(inc, s) {
+		return gap, false
+	}
+	if c.changedSince(s.Service, inc.openedAt, s.Time) {
+		// The service changed while the incident was under way: its new
+		// failure is most likely the change's, not the incident's.
+		return gap, false
+	}
+	if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
+		// A failure spreads to its dependents within minutes; a new alert
+		// or series long after, even on one of the incident's own
+		// services, is most likely a failure of its own.
+		return gap, false
+	}
+	return gap, true
 }
 
 // changedSince reports whether service changed after opened, at most

@@ -174,6 +174,37 @@ services:
 	}
 }
 
+// A late root merges only what it could have joined, and only when it
+// becomes the root: not a symptom that opened before its service changed
+// (that failure is not the change's), nor an incident that kept apart by
+// the change rule when a later alert of an existing root arrives.
+func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
+	deploy := func(service string, at time.Duration) Signal {
+		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", service, at)}
+	}
+	for _, tc := range []struct {
+		name           string
+		signals        []Signal
+		symptom, cause string // fingerprints that must stay in two incidents
+	}{
+		{"the root changed after the symptom opened", []Signal{
+			alert("HighErrorRate", "checkout", 0), deploy("payments", time.Minute), alert("ConnectionPoolExhausted", "payments", 2*time.Minute),
+		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
+		{"another alert of a root that was already the root", []Signal{
+			alert("ConnectionPoolExhausted", "payments", 0), deploy("checkout", 30*time.Second), alert("HighErrorRate", "checkout", time.Minute),
+			alert("HighLatency", "payments", 2*time.Minute),
+		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
+	} {
+		c := newCorrelator(t, Config{})
+		ups := feed(c, tc.signals...)
+		a, _ := c.IncidentOf(tc.symptom)
+		b, _ := c.IncidentOf(tc.cause)
+		if a == "" || a == b || c.Stats().Merged != 0 {
+			t.Errorf("%s: %s in %q, %s in %q, %d merged (%s); want two incidents, none merged", tc.name, tc.symptom, a, tc.cause, b, c.Stats().Merged, transitions(ups))
+		}
+	}
+}
+
 // A storm cascading up from the database is one incident, whose first root
 // cause is the database, with the reason.
 func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {

@@ -268,7 +268,9 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// on, if that was merged too).
 	for _, m := range []map[string]string{res.Assignments, res.EventAssignments} {
 		for item, id := range m {
-			for mergedInto[id] != "" {
+			// A chain is at most as long as the merges made (a merged
+			// incident is gone, so none can be merged into twice).
+			for hops := 0; mergedInto[id] != "" && hops < len(mergedInto); hops++ {
 				id = mergedInto[id]
 			}
 			m[item] = id

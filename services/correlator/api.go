@@ -229,7 +229,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.proc.c.Incident(r.PathValue("id"))
 	a.proc.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved incidents leave memory after the reopen window; query ClickHouse for older ones)", r.PathValue("id")))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved incidents leave memory after the reopen window, merged ones at once; query ClickHouse for older ones: incidents.merged_into names where a merged one went)", r.PathValue("id")))
 		return
 	}
 	writeJSON(w, http.StatusOK, st)

@@ -169,13 +169,33 @@ func groupAnomalies(t testing.TB, datas [][]byte) []groupEvent {
 }
 
 // offlineGroupAnomalies runs the default detect.Group over asset a and
-// returns the rows where the service must publish an episode event (the
-// first anomalous row after a calm one opens, every 5 minutes of anomalous
-// rows updates, the first calm row after anomalous ones closes), the
-// event's kind, whether the asset was changing there, and how many rows
-// the Group flags in all.
+// returns the episode events the service must publish (offlineEpisodes),
+// whether the asset was changing at each, and how many rows the Group
+// flags in all.
 func offlineGroupAnomalies(a synth.Group) (times []time.Time, kinds []string, changing []bool, flagged int) {
 	offline, _ := detect.NewGroup(detect.GroupConfig{}, len(a.Channels))
+	var results []detect.GroupResult
+	times, kinds = offlineEpisodes(a, func(ts time.Time, row []float64) bool {
+		r := offline.Observe(ts, row)
+		results = append(results, r)
+		if r.Anomaly {
+			flagged++
+		}
+		return r.Anomaly
+	})
+	for _, ts := range times {
+		i := slices.Index(a.Times, ts)
+		changing = append(changing, results[i].Changing)
+	}
+	return times, kinds, changing, flagged
+}
+
+// offlineEpisodes runs flagged over the rows of asset a and returns the
+// rows where the service must publish an episode event (a flagged row
+// after one that was not opens, every 5 minutes of flagged rows updates,
+// the first row not flagged after flagged ones closes) and the event's
+// kind.
+func offlineEpisodes(a synth.Group, flagged func(time.Time, []float64) bool) (times []time.Time, kinds []string) {
 	row := make([]float64, len(a.Channels))
 	was := false
 	var lastUpd time.Time
@@ -183,25 +203,22 @@ func offlineGroupAnomalies(a synth.Group) (times []time.Time, kinds []string, ch
 		for c := range row {
 			row[c] = a.Values[c][i]
 		}
-		r := offline.Observe(ts, row)
+		anomaly := flagged(ts, row)
 		kind := ""
 		switch {
-		case r.Anomaly && !was:
+		case anomaly && !was:
 			kind, lastUpd = event.EpisodeOpen, ts
-		case r.Anomaly && ts.Sub(lastUpd) >= detect.DefaultEpisodeUpdateEvery:
+		case anomaly && ts.Sub(lastUpd) >= detect.DefaultEpisodeUpdateEvery:
 			kind, lastUpd = event.EpisodeUpdate, ts
-		case !r.Anomaly && was:
+		case !anomaly && was:
 			kind = event.EpisodeClose
 		}
-		if r.Anomaly {
-			flagged++
-		}
-		was = r.Anomaly
+		was = anomaly
 		if kind != "" {
-			times, kinds, changing = append(times, ts), append(kinds, kind), append(changing, r.Changing)
+			times, kinds = append(times, ts), append(kinds, kind)
 		}
 	}
-	return times, kinds, changing, flagged
+	return times, kinds
 }
 
 // publishAsset feeds asset a's samples to a new service with a group over
@@ -578,10 +595,8 @@ func faultAsset(channels int, fault []int, faultAt int) synth.Group {
 }
 
 // offlineVoteEvents runs a detect.Vote of the default profile over asset a
-// and returns the rows where the service must publish an episode event
-// (a flagged row after one that was not opens, every 5 minutes of flagged
-// rows updates, the first row not flagged after flagged ones closes) and
-// the event's kind.
+// and returns the episode events the service must publish
+// (offlineEpisodes).
 func offlineVoteEvents(t testing.TB, a synth.Group) (times []time.Time, kinds []string) {
 	p, err := detect.NewProfile(detect.Config{})
 	if err != nil {
@@ -591,29 +606,7 @@ func offlineVoteEvents(t testing.TB, a synth.Group) (times []time.Time, kinds []
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := make([]float64, len(a.Channels))
-	was := false
-	var lastUpd time.Time
-	for i, ts := range a.Times {
-		for c := range row {
-			row[c] = a.Values[c][i]
-		}
-		r := v.Observe(ts, row)
-		kind := ""
-		switch {
-		case r.Anomaly && !was:
-			kind, lastUpd = event.EpisodeOpen, ts
-		case r.Anomaly && ts.Sub(lastUpd) >= detect.DefaultEpisodeUpdateEvery:
-			kind, lastUpd = event.EpisodeUpdate, ts
-		case !r.Anomaly && was:
-			kind = event.EpisodeClose
-		}
-		was = r.Anomaly
-		if kind != "" {
-			times, kinds = append(times, ts), append(kinds, kind)
-		}
-	}
-	return times, kinds
+	return offlineEpisodes(a, func(ts time.Time, row []float64) bool { return v.Observe(ts, row).Anomaly })
 }
 
 // checkAssetEpisode checks that the group anomalies got are one episode of

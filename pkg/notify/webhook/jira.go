@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -34,6 +36,11 @@ const (
 	// jiraKeysMax bounds the issue keys a Jira remembers between its
 	// searches (see Jira.keys).
 	jiraKeysMax = 10_000
+	// notesChecked is how many of a ticket's newest comments (work notes)
+	// are searched for a notification's marker before one is written: a
+	// redelivery comes seconds to minutes after the first delivery, so
+	// its note is among the newest unless people wrote that many since.
+	notesChecked = 50
 )
 
 // JiraIssue is what a Jira issue of an incident says, rendered by the
@@ -150,15 +157,17 @@ func (j *Jira) url(path ...string) string {
 	return strings.TrimSuffix(j.APIURL, "/") + "/" + strings.Join(path, "/")
 }
 
-// text is a string as the API version wants it: itself, or an Atlassian
-// Document Format paragraph.
-func (j *Jira) text(s string) any {
+// text is paragraphs as the API version wants them: one string, blank
+// lines between them, or an Atlassian Document Format document.
+func (j *Jira) text(paragraphs ...string) any {
 	if !j.v3() {
-		return s
+		return strings.Join(paragraphs, "\n\n")
 	}
-	return map[string]any{"type": "doc", "version": 1, "content": []any{
-		map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": s}}},
-	}}
+	content := make([]any, len(paragraphs))
+	for i, p := range paragraphs {
+		content[i] = map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": p}}}
+	}
+	return map[string]any{"type": "doc", "version": 1, "content": content}
 }
 
 func (j *Jira) do(ctx context.Context, d Deliverer, key, step, method, url string, body any) ([]byte, error) {
@@ -267,9 +276,106 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	return nil
 }
 
+// comment adds the incident's comment to the issue, ending in the
+// notification's marker, unless one of the issue's newest comments carries
+// that marker already: the notifier may have crashed after the post and
+// before acking the event, or the post's answer may have been lost. The
+// post is Unsafe so that the client never repeats it blindly; a lost
+// answer fails the notification, whose redelivery looks again.
 func (j *Jira) comment(ctx context.Context, d Deliverer, key, issueKey string, in Incident) error {
-	_, err := j.do(ctx, d, key, "comment", http.MethodPost, j.url("issue", issueKey, "comment"), map[string]any{"body": j.text(commentText(in))})
+	marker := notificationMarker(key)
+	q := url.Values{"orderBy": {"-created"}, "maxResults": {strconv.Itoa(notesChecked)}}
+	body, err := j.do(ctx, d, key, "comments", http.MethodGet, j.url("issue", issueKey, "comment")+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	found, err := notesHoldMarker(body, "comments", "body", marker)
+	if err != nil {
+		return errs.Permanent(fmt.Errorf("jira comments: %w: %v", ErrUnexpectedResponse, err))
+	}
+	if found {
+		return nil
+	}
+	_, err = j.send(ctx, d, Request{IdempotencyKey: key + "-comment", Method: http.MethodPost, URL: j.url("issue", issueKey, "comment"), Unsafe: true},
+		"comment", map[string]any{"body": j.text(commentText(in), marker)})
 	return err
+}
+
+// notificationMarker is the last line of every Jira comment and ServiceNow
+// work note aiops writes: the notification's idempotency key, the same on
+// every redelivery, by which a redelivered notification finds the note it
+// wrote before.
+func notificationMarker(key string) string { return "aiops-notification: " + key }
+
+// notesHoldMarker tells whether one of the notes in the array field of a
+// JSON object (Jira's comments, ServiceNow's result) has marker as a line
+// of a string in its noteField (Jira's body, plain or Atlassian Document
+// Format; ServiceNow's value). The client keeps at most MaxResponseBytes of
+// an answer, so a page of long notes may end in the middle of one: the
+// notes before it are searched, the newest ones since the page is newest
+// first.
+func notesHoldMarker(body []byte, field, noteField, marker string) (bool, error) {
+	truncated := len(body) >= MaxResponseBytes
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false, errors.New("not a JSON object")
+	}
+	for dec.More() {
+		name, err := dec.Token()
+		if err != nil {
+			return false, err
+		}
+		if name != field {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return false, fmt.Errorf("%s is not an array", field)
+		}
+		for dec.More() {
+			var note map[string]any
+			if err := dec.Decode(&note); err != nil {
+				if truncated {
+					return false, nil
+				}
+				return false, fmt.Errorf("%s: %v", field, err)
+			}
+			if holdsLine(note[noteField], marker) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("no %s", field)
+}
+
+// holdsLine tells whether a string in v (a string, or the strings within
+// decoded JSON) has line as one of its lines, spaces around it aside.
+func holdsLine(v any, line string) bool {
+	switch v := v.(type) {
+	case string:
+		for l := range strings.Lines(v) {
+			if strings.TrimSpace(l) == line {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if holdsLine(e, line) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range v {
+			if holdsLine(e, line) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // transition applies the transition of that name (as Jira's workflow

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -31,7 +32,10 @@ var DefaultServiceNowStates = map[Status]string{StatusOpen: "1", StatusAcknowled
 // /api/now/table/<table>/<sys_id> with the state its status maps to and a
 // work note on every later transition (close_code and close_notes when it
 // resolves). The record is found by a query on correlation_id each time,
-// so a restarted notifier continues the same record.
+// so a restarted notifier continues the same record. A work note ends in
+// the notification's marker, and the update is skipped when one of the
+// record's newest work notes (sys_journal_field) carries it already: a
+// redelivered notification writes no second note.
 type ServiceNow struct {
 	Receiver string
 	// APIURL is the instance: https://example.service-now.com.
@@ -64,8 +68,10 @@ func (s *ServiceNow) state(st Status) string {
 	return DefaultServiceNowStates[st]
 }
 
-func (s *ServiceNow) url(rest string) string {
-	return strings.TrimSuffix(s.APIURL, "/") + "/api/now/table/" + s.table() + rest
+func (s *ServiceNow) url(rest string) string { return s.tableURL(s.table(), rest) }
+
+func (s *ServiceNow) tableURL(table, rest string) string {
+	return strings.TrimSuffix(s.APIURL, "/") + "/api/now/table/" + table + rest
 }
 
 // Notify brings the incident's record up to date with in; key is the
@@ -123,7 +129,12 @@ func (s *ServiceNow) Notify(ctx context.Context, d Deliverer, key string, in Inc
 	if in.Transition == TransitionOpened {
 		return nil // created already: this is a redelivery
 	}
-	fields["work_notes"] = commentText(in)
+	marker := notificationMarker(key)
+	written, err := s.noted(ctx, d, key, sysID, marker)
+	if err != nil || written {
+		return err
+	}
+	fields["work_notes"] = commentText(in) + "\n\n" + marker
 	if in.Status == StatusResolved {
 		for k, v := range map[string]string{"close_code": rec.CloseCode, "close_notes": rec.CloseNotes} {
 			if v != "" {
@@ -131,8 +142,30 @@ func (s *ServiceNow) Notify(ctx context.Context, d Deliverer, key string, in Inc
 			}
 		}
 	}
-	_, err = s.do(ctx, d, key, "update", http.MethodPatch, s.url("/"+sysID), fields)
+	// Unsafe: a repeated PATCH would append its work note again, so a
+	// lost answer fails the notification and its redelivery looks first.
+	_, err = s.send(ctx, d, Request{IdempotencyKey: key + "-update", Method: http.MethodPatch, URL: s.url("/" + sysID), Unsafe: true}, "update", fields)
 	return err
+}
+
+// noted tells whether one of the record's newest work notes carries
+// marker: then this notification's update (state, note and close fields,
+// one PATCH) was applied already.
+func (s *ServiceNow) noted(ctx context.Context, d Deliverer, key, sysID, marker string) (bool, error) {
+	q := url.Values{
+		"sysparm_query":  {"element_id=" + sysID + "^element=work_notes^ORDERBYDESCsys_created_on"},
+		"sysparm_fields": {"value"},
+		"sysparm_limit":  {strconv.Itoa(notesChecked)},
+	}
+	body, err := s.do(ctx, d, key, "journal", http.MethodGet, s.tableURL("sys_journal_field", "?"+q.Encode()), nil)
+	if err != nil {
+		return false, err
+	}
+	found, err := notesHoldMarker(body, "result", "value", marker)
+	if err != nil {
+		return false, errs.Permanent(fmt.Errorf("servicenow journal: %w: %v", ErrUnexpectedResponse, err))
+	}
+	return found, nil
 }
 
 func (s *ServiceNow) do(ctx context.Context, d Deliverer, key, step, method, url string, body any) ([]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,15 +99,20 @@ func TestRequestMethods(t *testing.T) {
 	}
 }
 
-// jiraServer is a Jira API with one issue per label; create can be made to
-// hang once after it made the issue (the answer lost on the way back).
+// jiraServer is a Jira API with one issue per label; create (and a
+// comment) can be made to hang once after it made the issue (the comment):
+// the answer lost on the way back. failComments answers that many reads of
+// the comments 503.
 type jiraServer struct {
-	mu         sync.Mutex
-	issues     map[string]string // label → key
-	done       map[string]bool   // key → done
-	hangCreate bool
-	calls      []string
-	bodies     []string
+	mu           sync.Mutex
+	issues       map[string]string   // label → key
+	done         map[string]bool     // key → done
+	comments     map[string][]string // key → the comments' bodies (JSON), oldest first
+	hangCreate   bool
+	hangComment  bool
+	failComments int
+	calls        []string
+	bodies       []string
 }
 
 func (j *jiraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -147,6 +153,31 @@ func (j *jiraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/transitions"):
 		j.done[strings.Split(r.URL.Path, "/")[5]] = strings.Contains(string(b), `"31"`)
 		code = 204
+	case strings.HasSuffix(r.URL.Path, "/comment") && r.Method == "GET":
+		if j.failComments > 0 {
+			j.failComments--
+			code = 503
+			break
+		}
+		// Newest first, at most maxResults, as orderBy=-created asks.
+		list := j.comments[strings.Split(r.URL.Path, "/")[5]]
+		var page []string
+		for i := len(list) - 1; i >= 0 && r.URL.Query().Get("orderBy") == "-created"; i-- {
+			if n, _ := strconv.Atoi(r.URL.Query().Get("maxResults")); len(page) < n {
+				page = append(page, fmt.Sprintf(`{"id":"%d","author":{"name":"aiops"},"body":%s}`, 10000+i, list[i]))
+			}
+		}
+		answer = fmt.Sprintf(`{"startAt":0,"maxResults":%d,"total":%d,"comments":[%s]}`, len(page), len(list), strings.Join(page, ","))
+	case strings.HasSuffix(r.URL.Path, "/comment"):
+		var c struct{ Body json.RawMessage }
+		json.Unmarshal(b, &c)
+		if j.comments == nil {
+			j.comments = map[string][]string{}
+		}
+		issue := strings.Split(r.URL.Path, "/")[5]
+		j.comments[issue] = append(j.comments[issue], string(c.Body))
+		code, hang = 201, j.hangComment
+		j.hangComment = false
 	default:
 		code = 201
 	}
@@ -197,14 +228,16 @@ func TestJiraCreateLostAndReopen(t *testing.T) {
 		"POST /rest/api/3/search", "POST /rest/api/3/issue", // lost
 		"POST /rest/api/3/search", // found: opened already
 		"POST /rest/api/3/search", "GET /rest/api/3/issue/OPS-1/transitions", "POST /rest/api/3/issue/OPS-1/transitions",
-		"POST /rest/api/3/search", "GET /rest/api/3/issue/OPS-1/transitions", "POST /rest/api/3/issue/OPS-1/transitions", "POST /rest/api/3/issue/OPS-1/comment",
+		"POST /rest/api/3/search", "GET /rest/api/3/issue/OPS-1/transitions", "POST /rest/api/3/issue/OPS-1/transitions",
+		"GET /rest/api/3/issue/OPS-1/comment", "POST /rest/api/3/issue/OPS-1/comment",
 	}
 	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
 		t.Fatalf("requests\n%q\nwant\n%q", js.calls, want)
 	}
-	if js.bodies[8] != `{"transition":{"id":"41"}}` || !strings.HasPrefix(js.bodies[9], `{"body":{"content":[{"content":[{"text":"aiops: incident `) ||
+	if js.bodies[8] != `{"transition":{"id":"41"}}` || !strings.HasPrefix(js.bodies[10], `{"body":{"content":[{"content":[{"text":"aiops: incident `) ||
+		!strings.HasSuffix(js.bodies[10], `{"content":[{"text":"aiops-notification: k3","type":"text"}],"type":"paragraph"}],"type":"doc","version":1}}`) ||
 		!strings.Contains(js.bodies[1], `"description":{"content":[{"content":[{"text":"d","type":"text"}],"type":"paragraph"}],"type":"doc","version":1}`) {
-		t.Fatalf("reopen %s, comment %s, create %s", js.bodies[8], js.bodies[9], js.bodies[1])
+		t.Fatalf("reopen %s, comment %s, create %s", js.bodies[8], js.bodies[10], js.bodies[1])
 	}
 
 	j.ResolveTransition = "Close"
@@ -255,14 +288,14 @@ func TestTicketsOfAMergedIncident(t *testing.T) {
 	if err := j.Notify(ctx, cl, "k", in, JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"POST /rest/api/2/search", "POST /rest/api/2/issue/OPS-7/comment",
+	want := []string{"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-7/comment", "POST /rest/api/2/issue/OPS-7/comment",
 		"GET /rest/api/2/issue/OPS-7/transitions", "POST /rest/api/2/issue/OPS-7/transitions"}
 	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
 		t.Fatalf("jira requests\n%q\nwant\n%q", js.calls, want)
 	}
 	note := "Merged into incident " + in.MergedInto + ": its failure goes on there."
-	if !strings.Contains(js.bodies[1], note) || !js.done["OPS-7"] {
-		t.Fatalf("jira comment %s, issue done %v", js.bodies[1], js.done["OPS-7"])
+	if !strings.Contains(js.bodies[2], note) || !js.done["OPS-7"] {
+		t.Fatalf("jira comment %s, issue done %v", js.bodies[2], js.done["OPS-7"])
 	}
 
 	var patch string

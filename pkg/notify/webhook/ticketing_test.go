@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,5 +315,242 @@ func TestTicketsOfAMergedIncident(t *testing.T) {
 	var fields map[string]string
 	if err := json.Unmarshal([]byte(patch), &fields); err != nil || fields["state"] != "6" || !strings.Contains(fields["work_notes"], note) {
 		t.Fatalf("servicenow update %s: %v", patch, err)
+	}
+}
+
+// A redelivered notification (same key) writes no second comment, whether
+// the first post's answer was lost or the notifier crashed after it; a new
+// notification (a new key, k10 sharing k1's prefix) writes one. A read of
+// the comments that fails is retried as any request, and when it keeps
+// failing the notification fails and posts nothing, so its redelivery
+// comments once. On API v2 (plain text) and v3 (Atlassian Document Format).
+func TestJiraCommentOncePerNotification(t *testing.T) {
+	for _, api := range []string{"2", "3"} {
+		t.Run("v"+api, func(t *testing.T) {
+			in := SampleIncident()
+			in.Transition, in.At = TransitionUpdated, in.OpenedAt.Add(time.Minute)
+			js := &jiraServer{issues: map[string]string{JiraLabel(in.ID): "OPS-7"}, done: map[string]bool{}}
+			srv := httptest.NewServer(js)
+			defer srv.Close()
+			cfg := testConfig()
+			cfg.Timeout = 200 * time.Millisecond
+			rec := &attempts{}
+			cl := newTestClient(t, cfg, newFakeClock(), rec)
+			j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/" + api}
+			issue := JiraIssue{Project: "OPS", IssueType: "Bug"}
+			ctx := context.Background()
+			comments := func() int {
+				js.mu.Lock()
+				defer js.mu.Unlock()
+				return len(js.comments["OPS-7"])
+			}
+
+			js.hangComment = true
+			if err := j.Notify(ctx, cl, "k1", in, issue); err == nil || errs.IsPermanent(err) {
+				t.Fatalf("a comment whose answer was lost: %v, want a transient error", err)
+			}
+			for range 2 { // the event again: after the lost answer, after a crash
+				if err := j.Notify(ctx, cl, "k1", in, issue); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := comments(); n != 1 {
+				t.Fatalf("one notification delivered three times: %d comments, want 1", n)
+			}
+			if err := j.Notify(ctx, cl, "k10", in, issue); err != nil {
+				t.Fatal(err)
+			}
+			if n := comments(); n != 2 {
+				t.Fatalf("a second notification: %d comments, want 2", n)
+			}
+
+			js.failComments = 2
+			before := len(rec.List())
+			if err := j.Notify(ctx, cl, "k2", in, issue); err != nil {
+				t.Fatal(err)
+			}
+			// search, 3 reads of the comments, post
+			if n, got := comments(), len(rec.List())-before; n != 3 || got != 5 {
+				t.Fatalf("after two failed reads: %d comments, %d attempts; want 3 comments, 5 attempts", n, got)
+			}
+			js.failComments = 100
+			if err := j.Notify(ctx, cl, "k3", in, issue); err == nil || errs.IsPermanent(err) {
+				t.Fatalf("comments that cannot be read: %v, want a transient error", err)
+			}
+			if n := comments(); n != 3 {
+				t.Fatalf("comments that cannot be read: %d comments, want 3 (nothing posted)", n)
+			}
+			js.failComments = 0
+			if err := j.Notify(ctx, cl, "k3", in, issue); err != nil {
+				t.Fatal(err)
+			}
+			if n := comments(); n != 4 {
+				t.Fatalf("the failed notification again: %d comments, want 4", n)
+			}
+			last := js.comments["OPS-7"][3]
+			if !strings.Contains(last, "aiops: incident "+in.ID+" updated") || !strings.Contains(last, "aiops-notification: k3") {
+				t.Fatalf("comment %s: want the incident's text and its marker", last)
+			}
+		})
+	}
+}
+
+// serviceNowServer is a Table API with incident records and their work
+// notes in sys_journal_field; an update can be made to hang once after it
+// was applied, and failJournal answers that many journal reads 503.
+type serviceNowServer struct {
+	mu          sync.Mutex
+	records     map[string]string   // correlation_id → sys_id
+	notes       map[string][]string // sys_id → work notes, oldest first
+	states      map[string]string   // sys_id → state
+	hangUpdate  bool
+	failJournal int
+	calls       []string
+}
+
+func (s *serviceNowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.calls = append(s.calls, r.Method+" "+r.URL.Path)
+	code, answer, hang := 200, `{"result":[]}`, false
+	query := r.URL.Query().Get("sysparm_query")
+	switch {
+	case r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/sys_journal_field"):
+		if s.failJournal > 0 {
+			s.failJournal--
+			code = 503
+			break
+		}
+		var sysID string
+		fmt.Sscanf(query, "element_id=%32s", &sysID)
+		list := s.notes[sysID]
+		limit, _ := strconv.Atoi(r.URL.Query().Get("sysparm_limit"))
+		var page []string
+		for i := len(list) - 1; i >= 0 && len(page) < limit && strings.HasSuffix(query, "^element=work_notes^ORDERBYDESCsys_created_on"); i-- {
+			v, _ := json.Marshal(list[i])
+			page = append(page, `{"value":`+string(v)+`}`)
+		}
+		answer = `{"result":[` + strings.Join(page, ",") + `]}`
+	case r.Method == "GET":
+		for corr, id := range s.records {
+			if strings.HasPrefix(query, "correlation_id="+corr+"^") {
+				answer = `{"result":[{"sys_id":"` + id + `"}]}`
+			}
+		}
+	case r.Method == "PATCH":
+		var f map[string]string
+		json.Unmarshal(b, &f)
+		id := strings.TrimPrefix(r.URL.Path, "/api/now/table/incident/")
+		s.states[id] = f["state"]
+		if f["work_notes"] != "" {
+			s.notes[id] = append(s.notes[id], f["work_notes"])
+		}
+		hang, s.hangUpdate = s.hangUpdate, false
+	default:
+		code = 400
+	}
+	s.mu.Unlock()
+	if hang {
+		<-r.Context().Done()
+		return
+	}
+	w.WriteHeader(code)
+	io.WriteString(w, answer)
+}
+
+// As for Jira's comments: one work note per notification however often it
+// is delivered, a second for a new notification, and a journal that cannot
+// be read fails the notification without updating the record.
+func TestServiceNowWorkNoteOncePerNotification(t *testing.T) {
+	in := SampleIncident()
+	in.Transition, in.At = TransitionUpdated, in.OpenedAt.Add(time.Minute)
+	const sysID = "0123456789abcdef0123456789abcdef"
+	ss := &serviceNowServer{records: map[string]string{in.ID: sysID}, notes: map[string][]string{}, states: map[string]string{}}
+	srv := httptest.NewServer(ss)
+	defer srv.Close()
+	cfg := testConfig()
+	cfg.Timeout = 200 * time.Millisecond
+	rec := &attempts{}
+	cl := newTestClient(t, cfg, newFakeClock(), rec)
+	sn := &ServiceNow{Receiver: "ops", APIURL: srv.URL}
+	ctx := context.Background()
+	notes := func() []string {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return slices.Clone(ss.notes[sysID])
+	}
+
+	ss.hangUpdate = true
+	if err := sn.Notify(ctx, cl, "k1", in, ServiceNowRecord{}); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("an update whose answer was lost: %v, want a transient error", err)
+	}
+	for range 2 {
+		if err := sn.Notify(ctx, cl, "k1", in, ServiceNowRecord{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(notes()); n != 1 {
+		t.Fatalf("one notification delivered three times: %d work notes, want 1", n)
+	}
+	ack := in
+	ack.Status, ack.Transition, ack.AcknowledgedAt, ack.At = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(2*time.Minute), time.Time{}
+	if err := sn.Notify(ctx, cl, "k10", ack, ServiceNowRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := notes(); len(n) != 2 || ss.states[sysID] != "2" || !strings.HasSuffix(n[1], "\n\naiops-notification: k10") {
+		t.Fatalf("a second notification: work notes %q, state %s; want 2 notes, state 2", n, ss.states[sysID])
+	}
+
+	ss.failJournal = 100
+	before := len(rec.List())
+	if err := sn.Notify(ctx, cl, "k2", in, ServiceNowRecord{}); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a journal that cannot be read: %v, want a transient error", err)
+	}
+	if n, got := len(notes()), len(rec.List())-before; n != 2 || got != 1+cfg.Retry.MaxAttempts {
+		t.Fatalf("a journal that cannot be read: %d work notes, %d attempts; want 2 notes, the search and %d reads", n, got, cfg.Retry.MaxAttempts)
+	}
+	ss.failJournal = 0
+	if err := sn.Notify(ctx, cl, "k2", in, ServiceNowRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(notes()); n != 3 {
+		t.Fatalf("the failed notification again: %d work notes, want 3", n)
+	}
+}
+
+// The client keeps MaxResponseBytes of an answer: a page of long notes cut
+// in the middle of one is searched up to the cut. An answer that is not
+// cut and not the JSON asked for is an error.
+func TestNotesHoldMarker(t *testing.T) {
+	long := strings.Repeat("log line\n", 4000)
+	page := func(notes ...string) []byte {
+		var els []string
+		for _, n := range notes {
+			v, _ := json.Marshal(n)
+			els = append(els, `{"value":`+string(v)+`}`)
+		}
+		return []byte(`{"result":[` + strings.Join(els, ",") + `]}`)
+	}
+	cut := func(b []byte) []byte { return b[:min(len(b), MaxResponseBytes)] }
+	for _, c := range []struct {
+		name  string
+		body  []byte
+		found bool
+		err   bool
+	}{
+		{"marker in a note", page("a", "text\n\naiops-notification: k1"), true, false},
+		{"marker as a prefix only", page("aiops-notification: k10"), false, false},
+		{"no notes", page(), false, false},
+		{"cut after the marker's note", cut(page("x\naiops-notification: k1", long, long)), true, false},
+		{"cut before the marker's note", cut(page(long, long, "aiops-notification: k1")), false, false},
+		{"not JSON", []byte("<html>login</html>"), false, true},
+		{"no result", []byte(`{"error":{"message":"no thing"}}`), false, true},
+		{"result not an array", []byte(`{"result":{"value":"aiops-notification: k1"}}`), false, true},
+		{"a broken note, not cut", []byte(`{"result":[{"value":"a"},{"value":`), false, true},
+	} {
+		found, err := notesHoldMarker(c.body, "result", "value", notificationMarker("k1"))
+		if found != c.found || (err != nil) != c.err {
+			t.Errorf("%s: found %v, error %v; want found %v, error %v", c.name, found, err, c.found, c.err)
+		}
 	}
 }

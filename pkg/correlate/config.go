@@ -28,7 +28,8 @@
 //     it could have joined as their late root (opened within SpreadWindow)
 //     are merged into it (Correlator.absorb): symptoms that alerted before
 //     their cause. The merged incident's last event is resolved, with
-//     State.MergedInto.
+//     State.MergedInto; where it went is remembered for ReopenWindow
+//     (Correlator.MergedInto), and commands given to it apply there.
 //   - Changes as evidence: a service changed after an incident opened (at
 //     most ChangeWindow before the signal) no longer joins that incident:
 //     a new failure after a deploy is the deploy's, not the running one's.
@@ -117,7 +118,8 @@ type Config struct {
 	// stay exact).
 	MaxMembers int `yaml:"max_members"`
 	// MaxFingerprints bounds the members kept in memory; beyond it the
-	// members of the longest-resolved incidents are forgotten first.
+	// members of the longest-resolved incidents are forgotten first. It
+	// bounds the merges remembered too (the oldest are forgotten first).
 	MaxFingerprints int `yaml:"max_fingerprints"`
 }
 

@@ -104,8 +104,21 @@ type Correlator struct {
 	byService map[string]map[*incident]struct{}
 	byRoot    map[string]map[*incident]struct{}
 	changes   map[string][]Change // recent changes by service
+	// merged says where each incident merged within ReopenWindow went (the
+	// page a person got names it): Correlator.MergedInto, Apply.
+	// mergedOrder holds the same records by merge time, the oldest first,
+	// so that Advance ages them out from its front.
+	merged      map[string]mergeRecord
+	mergedOrder []mergeRecord
 
 	stats Stats
+}
+
+// mergeRecord is what the correlator remembers of a merged incident.
+type mergeRecord struct {
+	ID   string    `json:"id"`
+	Into string    `json:"into"`
+	At   time.Time `json:"at"` // the merge's event time
 }
 
 // Stats counts what the correlator did.
@@ -131,6 +144,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
+		merged: map[string]mergeRecord{},
 	}, nil
 }
 
@@ -224,7 +238,8 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 
 // merge moves every member of from into into, and ends from: resolved at
 // t, its last event naming into (State.MergedInto). from is forgotten at
-// once; into publishes the members it took with its next update.
+// once, but where it went is remembered for ReopenWindow (MergedInto);
+// into publishes the members it took with its next update.
 func (c *Correlator) merge(from, into *incident, t time.Time) Update {
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": its root "+into.root+" is what "+from.root+" depends on")
@@ -248,8 +263,74 @@ func (c *Correlator) merge(from, into *incident, t time.Time) Update {
 		into.lastSignal = from.lastSignal
 	}
 	c.forget(from)
+	c.remember(mergeRecord{ID: from.id, Into: into.id, At: t})
 	c.reschedule(into)
 	return u
+}
+
+// remember records a merge, in mergedOrder's time order (a merge is
+// almost always the latest: only a late signal's comes before others),
+// keeping at most MaxFingerprints records: each merged incident had
+// members, so they are bounded like the members, the oldest going first.
+func (c *Correlator) remember(r mergeRecord) {
+	c.merged[r.ID] = r
+	i := len(c.mergedOrder)
+	for i > 0 && c.mergedOrder[i-1].At.After(r.At) {
+		i--
+	}
+	c.mergedOrder = slices.Insert(c.mergedOrder, i, r)
+	if n := len(c.mergedOrder) - c.cfg.MaxFingerprints; n > 0 {
+		c.dropMerges(n)
+	}
+}
+
+// ageMerges forgets the merges more than ReopenWindow before now, as a
+// resolved incident is forgotten.
+func (c *Correlator) ageMerges(now time.Time) {
+	n := 0
+	for n < len(c.mergedOrder) && now.Sub(c.mergedOrder[n].At) > c.cfg.ReopenWindow {
+		n++
+	}
+	c.dropMerges(n)
+}
+
+// dropMerges forgets the n oldest merges.
+func (c *Correlator) dropMerges(n int) {
+	for _, r := range c.mergedOrder[:n] {
+		if c.current(r) {
+			delete(c.merged, r.ID)
+		}
+	}
+	clear(c.mergedOrder[:n])
+	c.mergedOrder = c.mergedOrder[n:]
+}
+
+// current reports whether r is what MergedInto answers for its id: not
+// replaced by a later merge of an incident with the same id.
+func (c *Correlator) current(r mergeRecord) bool {
+	m, ok := c.merged[r.ID]
+	return ok && m.Into == r.Into && m.At.Equal(r.At)
+}
+
+// MergedInto says where the incident id went when it was merged within
+// ReopenWindow: the incident it was merged into, or, when that one was
+// merged too, where that one went, and so on.
+func (c *Correlator) MergedInto(id string) (target string, ok bool) {
+	r, ok := c.merged[id]
+	if !ok {
+		return "", false
+	}
+	target = r.Into
+	// A chain is at most as long as the merges remembered (a merged
+	// incident is gone, so none is merged twice).
+	for hops := 0; hops < len(c.merged); hops++ {
+		next, ok := c.merged[target]
+		if !ok {
+			break
+		}
+		target = next.Into
+	}
+	return target, true
 }
 
 // newEpisode reports whether s starts a new episode of anomaly member m:
@@ -697,12 +778,13 @@ func (inc *incident) note(t time.Time, what string) {
 // Advance moves the watermark to t (never back) and returns what time
 // alone does: incidents whose quiet period ended resolve, members stop
 // flapping, held updates are published once UpdateInterval passed, and
-// incidents resolved beyond ReopenWindow are forgotten.
+// incidents resolved (or merged) beyond ReopenWindow are forgotten.
 func (c *Correlator) Advance(t time.Time) []Update {
 	if t.After(c.now) {
 		c.now = t
 	}
 	now := c.now
+	c.ageMerges(now)
 	due := c.popDue(now)
 	if len(due) == 0 {
 		return nil
@@ -900,11 +982,33 @@ type Command struct {
 }
 
 // Apply carries out a command and returns the incident event it causes.
+// A command on an incident merged within ReopenWindow applies to the
+// incident it went into (MergedInto): the page a person got named the
+// merged one, and the failure goes on in the other. The event is then
+// that incident's (its State.IncidentID is not cmd.IncidentID), and its
+// timeline says which merged incident the command was given to.
 func (c *Correlator) Apply(cmd Command) (Update, error) {
 	inc, ok := c.incidents[cmd.IncidentID]
-	if !ok {
+	if ok {
+		return c.apply(inc, cmd, "")
+	}
+	target, merged := c.MergedInto(cmd.IncidentID)
+	if !merged {
 		return Update{}, fmt.Errorf("%w: %s", ErrUnknownIncident, cmd.IncidentID)
 	}
+	if inc, ok = c.incidents[target]; !ok {
+		return Update{}, fmt.Errorf("%w: %s was merged into %s, which is no longer in memory", ErrUnknownIncident, cmd.IncidentID, target)
+	}
+	u, err := c.apply(inc, cmd, cmd.IncidentID)
+	if err != nil {
+		return Update{}, fmt.Errorf("%w (the command was given to %s, merged into it)", err, cmd.IncidentID)
+	}
+	return u, nil
+}
+
+// apply carries out cmd on inc; via is the merged incident the command
+// was given to ("" when it was inc).
+func (c *Correlator) apply(inc *incident, cmd Command, via string) (Update, error) {
 	defer c.reschedule(inc)
 	t := cmd.Time
 	if t.IsZero() {
@@ -914,13 +1018,17 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 	if who == "" {
 		who = "someone"
 	}
+	by := who
+	if via != "" {
+		by = fmt.Sprintf("%s (%s of merged incident %s)", who, cmd.Action, via)
+	}
 	switch cmd.Action {
 	case "ack", "acknowledge":
 		if inc.status != StatusOpen {
 			return Update{}, fmt.Errorf("correlate: incident %s is %s, not open", inc.id, inc.status)
 		}
 		inc.status, inc.acknowledgedAt = StatusAcknowledged, t
-		inc.note(t, "acknowledged by "+who)
+		inc.note(t, "acknowledged by "+by)
 		return c.publish(inc, Acknowledged, t), nil
 	case "resolve":
 		if inc.status == StatusResolved {
@@ -928,21 +1036,21 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 		}
 		inc.status, inc.resolvedAt = StatusResolved, t
 		c.stats.Resolved++
-		inc.note(t, "resolved by "+who)
+		inc.note(t, "resolved by "+by)
 		return c.publish(inc, Resolved, t), nil
 	case "assign":
 		if cmd.Assignee == "" {
 			return Update{}, errors.New("correlate: assign needs an assignee")
 		}
 		inc.assignee = cmd.Assignee
-		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, who))
+		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, by))
 		return c.publish(inc, Updated, t), nil
 	case "comment":
 		if strings.TrimSpace(cmd.Text) == "" {
 			return Update{}, errors.New("correlate: comment needs a text")
 		}
 		inc.comments = append(inc.comments, Comment{By: who, Text: clip(cmd.Text, 4096), Time: t})
-		inc.note(t, "comment by "+who)
+		inc.note(t, "comment by "+by)
 		return c.publish(inc, Updated, t), nil
 	}
 	return Update{}, fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)

@@ -7,15 +7,19 @@ import (
 )
 
 // snapshotVersion starts every snapshot; a snapshot of another version is
-// refused rather than misread.
-const snapshotVersion = 1
+// refused rather than misread. Version 2 added Merged: a version 1
+// snapshot restores with no merge remembered.
+const snapshotVersion = 2
 
 type snapshot struct {
 	Version   int                 `json:"version"`
 	Now       time.Time           `json:"now"`
 	Incidents []incidentSnapshot  `json:"incidents"`
 	Changes   map[string][]Change `json:"changes,omitempty"`
-	Stats     Stats               `json:"stats"`
+	// Merged is where the incidents merged within ReopenWindow went, the
+	// oldest merge first.
+	Merged []mergeRecord `json:"merged,omitempty"`
+	Stats  Stats         `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -45,7 +49,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -68,8 +72,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("correlate: snapshot: %w", err)
 	}
-	if s.Version != snapshotVersion {
-		return fmt.Errorf("correlate: snapshot version %d, want %d", s.Version, snapshotVersion)
+	if s.Version < 1 || s.Version > snapshotVersion {
+		return fmt.Errorf("correlate: snapshot version %d, want 1 to %d", s.Version, snapshotVersion)
 	}
 	c.now, c.stats, c.queue = s.Now, s.Stats, nil
 	c.members = map[string]*member{}
@@ -79,6 +83,13 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.changes = s.Changes
 	if c.changes == nil {
 		c.changes = map[string][]Change{}
+	}
+	c.merged, c.mergedOrder = map[string]mergeRecord{}, nil
+	for _, r := range s.Merged {
+		if r.ID == "" || r.Into == "" {
+			return fmt.Errorf("correlate: snapshot: a merge record without an incident id (%q into %q)", r.ID, r.Into)
+		}
+		c.remember(r)
 	}
 	for _, is := range s.Incidents {
 		if len(is.Members) == 0 {
@@ -118,4 +129,16 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.reschedule(inc)
 	}
 	return nil
+}
+
+// liveMerges is mergedOrder without the records of an id merged again
+// since (MergedInto answers the latest).
+func (c *Correlator) liveMerges() []mergeRecord {
+	var out []mergeRecord
+	for _, r := range c.mergedOrder {
+		if c.current(r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -1,0 +1,225 @@
+package correlate
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mergeChain is two merges, one into the other: api-a and api-b alert
+// first (two incidents), mid, what both depend on, arrives late and
+// merges them; then api-x alerts, and db, what mid and api-x depend on,
+// arrives late and merges those two.
+type mergeChain struct {
+	c      *Correlator
+	first  string // the incident merged when mid arrived
+	into   string // the incident it went into
+	merges []time.Time
+}
+
+func newMergeChain(t *testing.T) *mergeChain {
+	t.Helper()
+	cat, err := ParseCatalog([]byte(`
+services:
+  api-a: {depends_on: [mid]}
+  api-b: {depends_on: [mid]}
+  api-x: {depends_on: [db]}
+  mid:   {depends_on: [db]}
+  db:    {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := alert("HighLatency", "api-a", 0), alert("HighLatency", "api-b", 10*time.Second)
+	feed(c, a, b)
+	incA, _ := c.IncidentOf(a.Fingerprint)
+	incB, _ := c.IncidentOf(b.Fingerprint)
+	mid := alert("ConnectionPoolExhausted", "mid", 20*time.Second)
+	feed(c, mid)
+	into, _ := c.IncidentOf(mid.Fingerprint)
+	first := incA
+	if into == incA {
+		first = incB
+	}
+	if incA == incB || c.Stats().Merged != 1 {
+		t.Fatalf("api-a in %s, api-b in %s, %d merged; want two incidents, one merged into the other", incA, incB, c.Stats().Merged)
+	}
+	return &mergeChain{c: c, first: first, into: into, merges: []time.Time{mid.Time}}
+}
+
+// second makes the second merge and returns the incident both merges end in.
+func (m *mergeChain) second(t *testing.T) string {
+	t.Helper()
+	db := alert("ReplicationLag", "db", 40*time.Second)
+	feed(m.c, alert("HighLatency", "api-x", 30*time.Second), db)
+	if m.c.Stats().Merged != 2 {
+		t.Fatalf("%d merged, want 2 (db took mid's incident or api-x's)", m.c.Stats().Merged)
+	}
+	m.merges = append(m.merges, db.Time)
+	final, _ := m.c.IncidentOf(db.Fingerprint)
+	return final
+}
+
+func hasEntry(st State, what string) bool {
+	for _, e := range st.Timeline {
+		if strings.Contains(e.What, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// A merged incident leaves memory at once, but where it went does not:
+// MergedInto names it, and the commands a person gives the incident they
+// were paged for reach the one the failure goes on in, which says so.
+func TestCommandsOnAMergedIncidentReachItsTarget(t *testing.T) {
+	m := newMergeChain(t)
+	c := m.c
+	if _, ok := c.Incident(m.first); ok {
+		t.Fatalf("merged incident %s is still an incident", m.first)
+	}
+	if got, ok := c.MergedInto(m.first); !ok || got != m.into {
+		t.Fatalf("MergedInto(%s) = %q %v, want %s", m.first, got, ok, m.into)
+	}
+	if got, ok := c.MergedInto(m.into); ok {
+		t.Fatalf("MergedInto(%s), not merged, = %q", m.into, got)
+	}
+	at := t0.Add(time.Minute)
+	u, err := c.Apply(Command{IncidentID: m.first, Action: "ack", By: "ana", Time: at})
+	if err != nil || u.State.IncidentID != m.into || u.Transition != Acknowledged || u.State.State != StatusAcknowledged {
+		t.Fatalf("ack of the merged incident: %s %s %s, %v; want %s acknowledged", u.State.IncidentID, u.Transition, u.State.State, err, m.into)
+	}
+	if want := "acknowledged by ana (ack of merged incident " + m.first + ")"; !hasEntry(u.State, want) {
+		t.Fatalf("the target's timeline does not say %q: %+v", want, u.State.Timeline)
+	}
+	// The target refuses what it would refuse anyway, naming both.
+	_, err = c.Apply(Command{IncidentID: m.first, Action: "ack", By: "bo", Time: at})
+	if err == nil || !strings.Contains(err.Error(), m.into+" is acknowledged") || !strings.Contains(err.Error(), m.first) {
+		t.Fatalf("a second ack through the merged incident: %v, want the target's refusal naming both", err)
+	}
+	if _, err := c.Apply(Command{IncidentID: m.first, Action: "escalate"}); !errors.Is(err, ErrUnknownAction) {
+		t.Fatalf("unknown action through the merged incident: %v", err)
+	}
+	u, err = c.Apply(Command{IncidentID: m.first, Action: "comment", By: "bo", Text: "the pool is exhausted", Time: at})
+	if err != nil || u.State.IncidentID != m.into || len(u.State.Comments) != 1 || u.State.Comments[0].By != "bo" {
+		t.Fatalf("comment through the merged incident: %+v %v", u.State.Comments, err)
+	}
+	// Chains are followed: the target merged in turn sends on.
+	final := m.second(t)
+	for _, id := range []string{m.first, m.into} {
+		if id == final {
+			continue
+		}
+		if got, ok := c.MergedInto(id); !ok || got != final {
+			t.Fatalf("MergedInto(%s) = %q %v after the second merge, want %s", id, got, ok, final)
+		}
+	}
+	u, err = c.Apply(Command{IncidentID: m.first, Action: "resolve", By: "cy", Time: t0.Add(2 * time.Minute)})
+	if err != nil || u.State.IncidentID != final || u.State.State != StatusResolved {
+		t.Fatalf("resolve of the first merged incident: %s %s %v, want %s resolved", u.State.IncidentID, u.State.State, err, final)
+	}
+}
+
+// A merge is remembered for reopen_window of event time, as a resolved
+// incident is; then the id is unknown.
+func TestMergesAgeOutAfterTheReopenWindow(t *testing.T) {
+	m := newMergeChain(t)
+	m.second(t)
+	c, window := m.c, m.c.cfg.ReopenWindow
+	c.Advance(m.merges[0].Add(window))
+	if _, ok := c.MergedInto(m.first); !ok {
+		t.Fatalf("the merge of %s was forgotten at reopen_window (%s) after it", m.first, window)
+	}
+	c.Advance(m.merges[0].Add(window + time.Nanosecond))
+	if got, ok := c.MergedInto(m.first); ok {
+		t.Fatalf("MergedInto(%s) = %s beyond reopen_window", m.first, got)
+	}
+	if _, err := c.Apply(Command{IncidentID: m.first, Action: "ack"}); !errors.Is(err, ErrUnknownIncident) {
+		t.Fatalf("a command on a merge forgotten: %v, want ErrUnknownIncident", err)
+	}
+	if len(c.merged) != 1 || len(c.mergedOrder) != 1 {
+		t.Fatalf("%d merges remembered (%d in order), want the second only", len(c.merged), len(c.mergedOrder))
+	}
+	c.Advance(m.merges[1].Add(window + time.Nanosecond))
+	if len(c.merged) != 0 || len(c.mergedOrder) != 0 {
+		t.Fatalf("%d merges remembered beyond every reopen_window", len(c.merged))
+	}
+}
+
+// The merges remembered are at most max_fingerprints, the oldest going
+// first, whatever order they come in.
+func TestMergesRememberedAreBounded(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 3})
+	for _, s := range []int{5, 1, 4, 2, 3} {
+		id := string(rune('0' + s))
+		c.remember(mergeRecord{ID: id, Into: "x" + id, At: t0.Add(time.Duration(s) * time.Minute)})
+	}
+	var kept []string
+	for _, r := range c.mergedOrder {
+		kept = append(kept, r.ID)
+	}
+	if strings.Join(kept, ",") != "3,4,5" || len(c.merged) != 3 {
+		t.Fatalf("kept %v (%d looked up), want the three latest in time order", kept, len(c.merged))
+	}
+	if got, ok := c.MergedInto("4"); !ok || got != "x4" {
+		t.Fatalf("MergedInto(4) = %q %v", got, ok)
+	}
+}
+
+// Merges survive a restart: a checkpoint has them, a restored correlator
+// forwards commands as the first did, and a checkpoint of version 1
+// (before merges were kept) still restores, with none remembered.
+func TestMergesSurviveASnapshot(t *testing.T) {
+	m := newMergeChain(t)
+	data, err := m.c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := New(Config{}, m.c.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restored.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := restored.MergedInto(m.first); !ok || got != m.into {
+		t.Fatalf("restored MergedInto(%s) = %q %v, want %s", m.first, got, ok, m.into)
+	}
+	u, err := restored.Apply(Command{IncidentID: m.first, Action: "assign", By: "ana", Assignee: "bo"})
+	if err != nil || u.State.IncidentID != m.into || u.State.Assignee != "bo" {
+		t.Fatalf("assign through the merged incident after a restore: %s %q %v", u.State.IncidentID, u.State.Assignee, err)
+	}
+
+	var old map[string]json.RawMessage
+	if err := json.Unmarshal(data, &old); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := old["merged"]; !ok {
+		t.Fatalf("the snapshot has no merges: %s", data)
+	}
+	delete(old, "merged")
+	old["version"] = json.RawMessage("1")
+	v1, _ := json.Marshal(old)
+	if err := restored.UnmarshalJSON(v1); err != nil {
+		t.Fatalf("a version 1 snapshot: %v", err)
+	}
+	if _, ok := restored.MergedInto(m.first); ok {
+		t.Fatal("a version 1 snapshot restored a merge it did not have")
+	}
+	if got, want := len(restored.Incidents()), len(m.c.Incidents()); got != want {
+		t.Fatalf("a version 1 snapshot restored %d incidents, want %d", got, want)
+	}
+
+	old["version"] = json.RawMessage("2")
+	old["merged"] = json.RawMessage(`[{"id":"","into":"x","at":"2026-11-21T12:00:00Z"}]`)
+	bad, _ := json.Marshal(old)
+	if err := restored.UnmarshalJSON(bad); err == nil || !strings.Contains(err.Error(), "merge record") {
+		t.Fatalf("a merge record without an id: %v", err)
+	}
+}

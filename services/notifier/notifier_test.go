@@ -523,8 +523,9 @@ type fakeJira struct {
 }
 
 type fakeIssue struct {
-	labels []string
-	done   bool
+	labels   []string
+	done     bool
+	comments []string // bodies, oldest first
 }
 
 var labelInJQL = regexp.MustCompile(`labels = "([^"]+)"`)
@@ -563,7 +564,21 @@ func (j *fakeJira) handle(c call) answer {
 		j.issues[key] = &fakeIssue{labels: is.Fields.Labels}
 		return answer{code: 201, body: fmt.Sprintf(`{"id":"1000%d","key":%q}`, len(j.issues), key)}
 	case c.Method == "POST" && strings.HasSuffix(c.Path, "/comment"):
-		return answer{code: 201, body: `{"id":"1"}`}
+		is := j.issues[strings.Split(c.Path, "/")[5]]
+		var cm struct {
+			Body string `json:"body"`
+		}
+		json.Unmarshal(c.Body, &cm)
+		is.comments = append(is.comments, cm.Body)
+		return answer{code: 201, body: fmt.Sprintf(`{"id":"%d"}`, len(is.comments))}
+	case c.Method == "GET" && strings.HasSuffix(c.Path, "/comment"):
+		is := j.issues[strings.Split(c.Path, "/")[5]]
+		var page []string
+		for i := len(is.comments) - 1; i >= 0; i-- { // newest first
+			b, _ := json.Marshal(is.comments[i])
+			page = append(page, fmt.Sprintf(`{"id":"%d","body":%s}`, i+1, b))
+		}
+		return answer{body: fmt.Sprintf(`{"startAt":0,"maxResults":50,"total":%d,"comments":[%s]}`, len(page), strings.Join(page, ","))}
 	case c.Method == "GET" && strings.HasSuffix(c.Path, "/transitions"):
 		return answer{body: `{"transitions":[{"id":"21","name":"In Progress"},{"id":"31","name":"Done"},{"id":"41","name":"Reopen"}]}`}
 	case c.Method == "POST" && strings.HasSuffix(c.Path, "/transitions"):
@@ -585,7 +600,8 @@ func steps(calls []call) []string {
 // Jira: the incident's issue is created when it opens (with the label that
 // names it), commented on when acknowledged, moved through Done when it
 // resolves; a notifier restarted between finds the issue by its label and
-// does not open a second one.
+// does not open a second one; a redelivered notification finds its
+// comment by the key on the comment's last line and writes no second.
 func TestJiraLifecycle(t *testing.T) {
 	jira := &fakeJira{issues: map[string]*fakeIssue{}, failSearch: 1}
 	api := newFakeAPI(t, jira.handle)
@@ -612,19 +628,22 @@ receivers:
 	feedAcked(t, h, opened)
 	h2, _ := start(t, dir, yml) // a restart: nothing in memory
 	feedAcked(t, h2, acked)
-	feedAcked(t, h2, resolved)
+	h3, _ := start(t, dir, yml) // it crashed before acking: the event comes again
+	feedAcked(t, h3, acked)
+	feedAcked(t, h3, resolved)
 
 	calls := api.got()
 	want := []string{
 		"POST /rest/api/2/search", "POST /rest/api/2/search", "POST /rest/api/2/issue", // opened: a 500, then create
-		"POST /rest/api/2/search", "POST /rest/api/2/issue/OPS-1/comment", // acknowledged, after the restart
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/comment", "POST /rest/api/2/issue/OPS-1/comment", // acknowledged, after the restart
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/comment", // acknowledged again, after a crash: commented already
 		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/transitions", "POST /rest/api/2/issue/OPS-1/transitions", // resolved
 	}
 	if got := steps(calls); !slices.Equal(got, want) {
 		t.Fatalf("requests\n%q\nwant\n%q", got, want)
 	}
-	if len(jira.issues) != 1 || !jira.issues["OPS-1"].done {
-		t.Fatalf("issues %v: want one, done", jira.issues)
+	if len(jira.issues) != 1 || !jira.issues["OPS-1"].done || len(jira.issues["OPS-1"].comments) != 1 {
+		t.Fatalf("issues %v: want one, done, with one comment", jira.issues)
 	}
 	create := jsonOf(t, calls[2].Body)["fields"].(map[string]any)
 	var inc struct {
@@ -640,10 +659,14 @@ receivers:
 	if q := jsonOf(t, calls[0].Body)["jql"]; q != fmt.Sprintf(`project = "OPS" AND labels = "aiops-%s" ORDER BY created DESC`, inc.IncidentID) {
 		t.Fatalf("jql %v", q)
 	}
-	if c := jsonOf(t, calls[4].Body)["body"].(string); !strings.Contains(c, "acknowledged") {
-		t.Fatalf("comment %q", c)
+	key := strings.TrimSuffix(calls[5].Header.Get("webhook-id"), "-comment")
+	if c := jsonOf(t, calls[5].Body)["body"].(string); !strings.Contains(c, "acknowledged") || !strings.HasSuffix(c, "\n\naiops-notification: "+key) {
+		t.Fatalf("comment %q: want the transition, and last the line aiops-notification: %s", c, key)
 	}
-	if tr := string(calls[7].Body); tr != `{"transition":{"id":"31"}}` {
+	if q, _ := url.ParseQuery(calls[4].Query); q.Get("orderBy") != "-created" || q.Get("maxResults") != "50" {
+		t.Fatalf("comments read with %q, want the newest 50", calls[4].Query)
+	}
+	if tr := string(calls[10].Body); tr != `{"transition":{"id":"31"}}` {
 		t.Fatalf("transition %s", tr)
 	}
 	for i, c := range calls {
@@ -654,16 +677,20 @@ receivers:
 	if calls[0].Header.Get("webhook-id") != calls[1].Header.Get("webhook-id") {
 		t.Fatal("the retried search has another webhook-id")
 	}
-	// The restarted notifier's records: one per step.
-	if got, want := recorded(t), []string{"tickets -search 200", "tickets -comment 201", "tickets -search 200", "tickets -transitions 200", "tickets -transition 204"}; !slices.Equal(got, want) {
+	// The last notifier's records: one per step.
+	if got, want := recorded(t), []string{
+		"tickets -search 200", "tickets -comments 200", "tickets -search 200", "tickets -transitions 200", "tickets -transition 204",
+	}; !slices.Equal(got, want) {
 		t.Fatalf("records %q, want %q", got, want)
 	}
 }
 
 // fakeServiceNow is the Table API of one table: records found by
-// correlation_id, created and updated.
+// correlation_id, created and updated, their work notes kept in
+// sys_journal_field.
 type fakeServiceNow struct {
 	records map[string]map[string]any // by sys_id
+	notes   map[string][]string       // by sys_id, oldest first
 }
 
 func (s *fakeServiceNow) handle(c call) answer {
@@ -695,24 +722,43 @@ func (s *fakeServiceNow) handle(c call) answer {
 		for k, v := range upd {
 			r[k] = v
 		}
+		if note, ok := upd["work_notes"].(string); ok {
+			if s.notes == nil {
+				s.notes = map[string][]string{}
+			}
+			id := strings.TrimPrefix(c.Path, table+"/")
+			s.notes[id] = append(s.notes[id], note)
+		}
 		return answer{body: `{"result":{}}`}
+	case c.Method == "GET" && c.Path == "/api/now/table/sys_journal_field":
+		q, _ := url.ParseQuery(c.Query)
+		id := strings.TrimPrefix(strings.Split(q.Get("sysparm_query"), "^")[0], "element_id=")
+		var found []string
+		for i := len(s.notes[id]) - 1; i >= 0; i-- { // newest first
+			b, _ := json.Marshal(s.notes[id][i])
+			found = append(found, `{"value":`+string(b)+`}`)
+		}
+		return answer{body: `{"result":[` + strings.Join(found, ",") + `]}`}
 	}
 	return answer{code: 400}
 }
 
 // ServiceNow: a record is created when the incident opens (correlation_id
 // the incident id, urgency and impact from its severity, state New), then
-// PATCHed to In Progress and to Resolved with close code and notes; a
-// timeout is retried with the same webhook-id.
+// PATCHed to In Progress and to Resolved with close code and notes. A
+// PATCH whose answer was lost is not sent again blindly: the event is
+// redelivered, and its work note, found in the journal by the key on its
+// last line, says the update was made.
 func TestServiceNowLifecycle(t *testing.T) {
 	sn := &fakeServiceNow{records: map[string]map[string]any{}}
 	hung := false
 	api := newFakeAPI(t, func(c call) answer {
+		a := sn.handle(c)
 		if c.Method == "PATCH" && !hung {
 			hung = true
-			return answer{hang: true}
+			return answer{hang: true} // applied, the answer lost
 		}
-		return sn.handle(c)
+		return a
 	})
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "sn.pw"), []byte("pa55\n"), 0o600)
@@ -728,12 +774,17 @@ receivers:
       basic_auth: {username: aiops, password_file: sn.pw}
 `)
 	opened, acked, resolved := lifecycle(t)
-	for _, e := range []*event.Envelope{opened, acked, resolved} {
-		feedAcked(t, h, e)
+	feedAcked(t, h, opened)
+	if r := h.Feed(acked)[0]; r.Outcome != stagetest.Naked {
+		t.Fatalf("an update whose answer was lost: %v %v, want naked", r.Outcome, r.Err)
 	}
+	feedAcked(t, h, acked) // redelivered
+	feedAcked(t, h, resolved)
+	const rec = "/api/now/table/incident/00000000000000000000000000000001"
 	want := []string{"GET /api/now/table/incident", "POST /api/now/table/incident",
-		"GET /api/now/table/incident", "PATCH /api/now/table/incident/00000000000000000000000000000001", "PATCH /api/now/table/incident/00000000000000000000000000000001",
-		"GET /api/now/table/incident", "PATCH /api/now/table/incident/00000000000000000000000000000001"}
+		"GET /api/now/table/incident", "GET /api/now/table/sys_journal_field", "PATCH " + rec, // the answer lost
+		"GET /api/now/table/incident", "GET /api/now/table/sys_journal_field", // the note is there
+		"GET /api/now/table/incident", "GET /api/now/table/sys_journal_field", "PATCH " + rec}
 	calls := api.got()
 	if got := steps(calls); !slices.Equal(got, want) {
 		t.Fatalf("requests\n%q\nwant\n%q", got, want)
@@ -751,14 +802,20 @@ receivers:
 		created["assignment_group"] != "database-ops" || created["short_description"] != inc.Title {
 		t.Fatalf("create %s", calls[1].Body)
 	}
-	if ack := jsonOf(t, calls[4].Body); ack["state"] != "2" || !strings.Contains(ack["work_notes"].(string), "acknowledged") {
-		t.Fatalf("acknowledge %s", calls[4].Body)
+	key := strings.TrimSuffix(calls[4].Header.Get("webhook-id"), "-update")
+	if ack := jsonOf(t, calls[4].Body); ack["state"] != "2" || !strings.Contains(ack["work_notes"].(string), "acknowledged") ||
+		!strings.HasSuffix(ack["work_notes"].(string), "\n\naiops-notification: "+key) {
+		t.Fatalf("acknowledge %s: want the transition, and last the line aiops-notification: %s", calls[4].Body, key)
 	}
-	if calls[3].Header.Get("webhook-id") != calls[4].Header.Get("webhook-id") {
-		t.Fatal("the retry after a timeout has another webhook-id")
+	if notes := sn.notes["00000000000000000000000000000001"]; len(notes) != 2 {
+		t.Fatalf("work notes %q: want two, acknowledged and resolved", notes)
 	}
-	if res := jsonOf(t, calls[6].Body); res["state"] != "6" || res["close_code"] != "Solved (Permanently)" || res["close_notes"] != "Closed by aiops: "+inc.Title {
-		t.Fatalf("resolve %s", calls[6].Body)
+	if q, _ := url.ParseQuery(calls[3].Query); q.Get("sysparm_query") != "element_id=00000000000000000000000000000001^element=work_notes^ORDERBYDESCsys_created_on" ||
+		q.Get("sysparm_fields") != "value" || q.Get("sysparm_limit") != "50" {
+		t.Fatalf("journal query %q", calls[3].Query)
+	}
+	if res := jsonOf(t, calls[9].Body); res["state"] != "6" || res["close_code"] != "Solved (Permanently)" || res["close_notes"] != "Closed by aiops: "+inc.Title {
+		t.Fatalf("resolve %s", calls[9].Body)
 	}
 	if u, p, _ := (&http.Request{Header: calls[0].Header}).BasicAuth(); u != "aiops" || p != "pa55" {
 		t.Fatalf("basic auth %q %q", u, p)

@@ -50,5 +50,8 @@
 // The ticket is found each time by what names the incident (a Jira label,
 // a ServiceNow correlation_id), so a restart continues the same ticket; a
 // create is an Unsafe request, not retried once it may have been applied,
-// so a lost answer never makes a second ticket.
+// so a lost answer never makes a second ticket. A Jira comment or a
+// ServiceNow work note ends in the line "aiops-notification: <key>" and is
+// skipped when one of the ticket's newest notes carries it, so a
+// redelivered notification writes no second note.
 package webhook

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -50,7 +51,9 @@ type commandResult struct {
 // event it causes was stored by the stream: commands are applied by the
 // tick, through the runtime, so their events are published (and retried)
 // like every other output. A command the incident refuses (unknown,
-// already resolved) fails at once.
+// already resolved) fails at once. A command on an incident merged into
+// another applies to that one (correlate.Correlator.Apply): the state
+// returned is then that incident's.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
 	p.mu.Lock()
 	if !p.leading.Load() {
@@ -58,8 +61,10 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 		return correlate.State{}, ErrStandby
 	}
 	if _, ok := p.c.Incident(cmd.IncidentID); !ok {
-		p.mu.Unlock()
-		return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
+		if _, merged := p.c.MergedInto(cmd.IncidentID); !merged {
+			p.mu.Unlock()
+			return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
+		}
 	}
 	pc := pendingCommand{cmd: cmd, result: make(chan commandResult, 1)}
 	p.commands = append(p.commands, pc)
@@ -124,7 +129,11 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 		if err != nil {
 			pc.result <- commandResult{err: err}
 		}
-		p.log.Info().Str("incident_id", u.State.IncidentID).Str("action", pc.cmd.Action).Str("by", pc.cmd.By).Msg("incident command applied")
+		logged := p.log.Info().Str("incident_id", u.State.IncidentID).Str("action", pc.cmd.Action).Str("by", pc.cmd.By)
+		if u.State.IncidentID != pc.cmd.IncidentID {
+			logged = logged.Str("merged_incident_id", pc.cmd.IncidentID)
+		}
+		logged.Msg("incident command applied")
 	}
 }
 
@@ -133,6 +142,10 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 //	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=
 //	GET  /v1/incidents/{id}
 //	POST /v1/incidents/{id}/ack|resolve|assign|comment   {"by","assignee","text"}
+//
+// An incident merged into another within the reopen window answers GET
+// with 308 to the one it went into, and its commands apply there
+// (commandAnswer.AppliedTo).
 type API struct {
 	*httpapi.Server
 	proc *Processor
@@ -225,14 +238,37 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
 	a.proc.mu.Lock()
-	st, ok := a.proc.c.Incident(r.PathValue("id"))
-	a.proc.mu.Unlock()
+	st, ok := a.proc.c.Incident(id)
+	target, merged := "", false
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved incidents leave memory after the reopen window, merged ones at once; query ClickHouse for older ones: incidents.merged_into names where a merged one went)", r.PathValue("id")))
-		return
+		target, merged = a.proc.c.MergedInto(id)
 	}
-	writeJSON(w, http.StatusOK, st)
+	a.proc.mu.Unlock()
+	switch {
+	case merged:
+		// The page a person got names the merged incident; the failure
+		// goes on in target. A client that follows redirects gets it; one
+		// that does not reads why.
+		w.Header().Set("Location", "/v1/incidents/"+url.PathEscape(target))
+		writeJSON(w, http.StatusPermanentRedirect, map[string]string{
+			"error":       fmt.Sprintf("incident %q was merged into %s: its members, and commands given to it, went there", id, target),
+			"merged_into": target,
+		})
+	case !ok:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved and merged incidents leave memory after the reopen window; query ClickHouse for older ones: incidents.merged_into names where a merged one went)", id))
+	default:
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+// commandAnswer is a command's answer: the new state of the incident the
+// command applied to, and, when that is not the incident in the path (it
+// was merged into this one), its id in AppliedTo.
+type commandAnswer struct {
+	correlate.State
+	AppliedTo string `json:"applied_to,omitempty"`
 }
 
 func (a *API) command(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +294,8 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: r.PathValue("id"), Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text})
+	id := r.PathValue("id")
+	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text})
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -268,7 +305,11 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusConflict, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, st)
+		answer := commandAnswer{State: st}
+		if st.IncidentID != id {
+			answer.AppliedTo = st.IncidentID
+		}
+		writeJSON(w, http.StatusOK, answer)
 	}
 }
 

@@ -27,8 +27,10 @@ type apiRig struct {
 }
 
 func newAPIRig(t *testing.T) *apiRig {
-	wall := &clock{t: t0}
-	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	// The real clock, as do's ticks are: event time moves on by itself
+	// only after idle_advance without signals, which no test here waits,
+	// so what the tests feed stays in memory (a merge, a resolution).
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,4 +172,71 @@ func TestAPIConfig(t *testing.T) {
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
+}
+
+// An incident merged into another is one a person may have been paged for
+// minutes ago: GET answers 308 to the incident it went into (a client that
+// follows redirects gets that one), and its commands apply there, the
+// answer saying so in applied_to.
+func TestAPIMergedIncident(t *testing.T) {
+	r := newAPIRig(t)
+	// web and mobile alert first, each opening an incident; checkout, what
+	// both depend on, arrives late and merges one into the other.
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "mobile", 5*time.Second, 0),
+		alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 0))
+	var merged correlate.State
+	for _, e := range incidentEvents(t, r.h, "resolved") {
+		if err := e.DecodeBody(&merged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	from, into := merged.IncidentID, merged.MergedInto
+	if into == "" {
+		t.Fatalf("no merge: %+v", merged)
+	}
+
+	req, _ := http.NewRequest("GET", r.base+"/v1/incidents/"+from, nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved struct {
+		Error      string `json:"error"`
+		MergedInto string `json:"merged_into"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&moved)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "/v1/incidents/"+into ||
+		err != nil || moved.MergedInto != into || !strings.Contains(moved.Error, "merged into "+into) {
+		t.Fatalf("GET of the merged incident: %d, Location %q, body %+v %v; want 308 to %s saying why", resp.StatusCode, resp.Header.Get("Location"), moved, err, into)
+	}
+	var st correlate.State
+	if code, body := r.do("GET", "/v1/incidents/"+from, apiToken, ""); code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.IncidentID != into {
+		t.Fatalf("GET of the merged incident, following the redirect: %d %s, want %s", code, body, into)
+	}
+
+	var answer struct {
+		correlate.State
+		AppliedTo string `json:"applied_to"`
+	}
+	code, body := r.do("POST", "/v1/incidents/"+from+"/ack", apiToken, `{"by":"ana"}`)
+	if code != 200 || json.Unmarshal([]byte(body), &answer) != nil || answer.AppliedTo != into || answer.IncidentID != into || answer.State.State != correlate.StatusAcknowledged {
+		t.Fatalf("ack of the merged incident: %d %s, want %s acknowledged and applied_to naming it", code, body, into)
+	}
+	acked := incidentEvents(t, r.h, "acknowledged")
+	if len(acked) != 1 || acked[0].DecodeBody(&st) != nil || st.IncidentID != into {
+		t.Fatalf("%d acknowledged events, want one, of %s", len(acked), into)
+	}
+	if want := "acknowledged by ana (ack of merged incident " + from + ")"; !strings.Contains(body, want) {
+		t.Fatalf("the target's timeline does not say %q: %s", want, body)
+	}
+	if code, body := r.do("POST", "/v1/incidents/"+from+"/ack", apiToken, `{"by":"bo"}`); code != http.StatusConflict || !strings.Contains(body, from) {
+		t.Fatalf("a second ack through the merged incident: %d %q, want 409 naming it", code, body)
+	}
+	// A command on the incident itself applied to it: no applied_to.
+	if code, body := r.do("POST", "/v1/incidents/"+into+"/comment", apiToken, `{"by":"bo","text":"pool exhausted"}`); code != 200 || strings.Contains(body, "applied_to") {
+		t.Fatalf("comment on the target: %d %s, want 200 without applied_to", code, body)
+	}
 }

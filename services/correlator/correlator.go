@@ -295,7 +295,9 @@ func (s *Service) Addr() net.Addr {
 
 // command applies one command taken from incidents.command.<id>: a JSON
 // correlate.Command (the incident id may come from the subject alone).
-// A command the incident refuses is dead-lettered with the reason.
+// A command on an incident merged within the reopen window applies to the
+// one it went into (logged with merged_incident_id). A command the
+// incident refuses is dead-lettered with the reason.
 func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	var cmd correlate.Command
 	dec := json.NewDecoder(bytes.NewReader(d.Data))

@@ -26,6 +26,7 @@ services:
   checkout:    {team: payments, runbook: https://runbooks/checkout, depends_on: [payments-db]}
   payments-db: {team: dba, runbook: https://runbooks/pg}
   search:      {team: discovery}
+  mobile:      {team: mobile, depends_on: [checkout]}
 `
 
 func writeCatalog(t testing.TB) string {

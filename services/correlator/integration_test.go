@@ -2,7 +2,9 @@ package correlator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,7 +89,7 @@ func (r *stormRig) secondHalf() {
 
 // checkNoDuplicates waits for the storm's end: two resolved incidents, both
 // opened in the first half, and three opened in all.
-func (r *stormRig) checkNoDuplicates(opened []event.IncidentBody) {
+func (r *stormRig) checkNoDuplicates(opened []correlate.State) {
 	resolved := waitIncidents(r.t, r.js, event.IncidentResolved, 2)
 	if got := waitIncidents(r.t, r.js, event.IncidentOpened, 3); len(got) != 3 {
 		r.t.Fatalf("%d incidents opened, want 3 (cascade, search, the late DiskFull)", len(got))
@@ -152,9 +154,38 @@ func TestSecondInstanceStandsBy(t *testing.T) {
 	r.checkNoDuplicates(opened)
 }
 
+// A command taken from incidents.command.<id> for an incident merged into
+// another applies to that one (not dead-lettered as unknown), and the
+// incident event it causes says which merged incident it was given to.
+func TestNATSCommandOnAMergedIncident(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	_, stop := r.start()
+	defer stop()
+	// web and mobile alert first, each opening an incident; checkout,
+	// what both depend on, arrives late and merges one into the other.
+	r.publish(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "mobile", 5*time.Second, 0),
+		alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 0))
+	merged := waitIncidents(t, r.js, event.IncidentResolved, 1)[0]
+	if merged.MergedInto == "" {
+		t.Fatalf("resolved %s without merged_into, want the merge", merged.IncidentID)
+	}
+	cmd, _ := json.Marshal(correlate.Command{Action: "ack", By: "ana"})
+	if _, err := r.js.Publish(context.Background(), event.IncidentCommandPrefix+"."+merged.IncidentID, cmd); err != nil {
+		t.Fatal(err)
+	}
+	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)[0]
+	if acked.IncidentID != merged.MergedInto || acked.State != correlate.StatusAcknowledged {
+		t.Fatalf("the ack acknowledged %s (%s), want %s, where %s went", acked.IncidentID, acked.State, merged.MergedInto, merged.IncidentID)
+	}
+	want := "acknowledged by ana (ack of merged incident " + merged.IncidentID + ")"
+	if !slices.ContainsFunc(acked.Timeline, func(e correlate.Entry) bool { return e.What == want }) {
+		t.Fatalf("the timeline does not say %q: %+v", want, acked.Timeline)
+	}
+}
+
 // waitIncidents reads the incident events with status until want arrived
-// (or 30 s passed) and returns them.
-func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int) []event.IncidentBody {
+// (or 30 s passed) and returns their states.
+func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int) []correlate.State {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
@@ -163,7 +194,7 @@ func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []event.IncidentBody
+		var got []correlate.State
 		for {
 			batch, err := c.FetchNoWait(100)
 			if err != nil {
@@ -176,7 +207,7 @@ func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int
 				if err != nil {
 					t.Fatal(err)
 				}
-				var b event.IncidentBody
+				var b correlate.State
 				if err := e.DecodeBody(&b); err != nil {
 					t.Fatal(err)
 				}

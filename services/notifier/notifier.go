@@ -666,7 +666,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if err != nil {
 				return err
 			}
-			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt}
+			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc)}
 			if secretFile != "" {
 				secret, err := webhook.ReadSecretFile(secretFile)
 				if err != nil {
@@ -763,7 +763,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		errs = append(errs, t.errs...)
 		jira := &webhook.Jira{Receiver: r.Name, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition,
-			Transport: transport(c.Path, c.HTTPConfig)}
+			Transport: transport(c.Path, c.HTTPConfig), Redirects: redirectsFor(c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
 				issue := webhook.JiraIssue{Summary: inc.Title, Description: webhook.DescriptionText(inc)}
@@ -801,7 +801,8 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		for k, v := range c.States {
 			states[webhook.Status(k)] = v
 		}
-		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states, Transport: transport(c.Path, c.HTTPConfig)}
+		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states, Transport: transport(c.Path, c.HTTPConfig),
+			Redirects: redirectsFor(c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
 				closeCode := c.CloseCode

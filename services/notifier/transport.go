@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // transportFor is the transport a receiver's http_config asks for: its
@@ -48,6 +49,20 @@ func transportFor(hc *amconfig.HTTPConfig) (http.RoundTripper, error) {
 		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	return t, nil
+}
+
+// redirectsFor is what http_config.follow_redirects asks for: true unless
+// written false, as in Alertmanager, so a receiver's configuration decides
+// and not the delivery client's own follow_redirects (false, the Standard
+// Webhooks advice, for what has no http_config).
+func redirectsFor(hc *amconfig.HTTPConfig) webhook.RedirectPolicy {
+	switch {
+	case hc == nil:
+		return webhook.RedirectsDefault
+	case hc.FollowRedirects:
+		return webhook.RedirectsFollow
+	}
+	return webhook.RedirectsRefuse
 }
 
 func tlsConfig(tc amconfig.TLSConfig) (*tls.Config, error) {

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -102,5 +103,52 @@ receivers:
 `)
 	if _, err := NewProcessor(Config{Routes: missingCA}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "tls_config.ca_file") {
 		t.Fatalf("missing ca_file: %v", err)
+	}
+}
+
+// http_config.follow_redirects is applied per integration, as in
+// Alertmanager: absent, a receiver's redirect is followed (a 307 keeps the
+// POST and its body), even though the delivery client's own
+// follow_redirects is false; written false, the 3xx dead-letters the event
+// naming the redirect, for a webhook and for a ticketing API alike, even
+// when the client's own follow_redirects is true.
+func TestHTTPConfigFollowRedirects(t *testing.T) {
+	var moved, arrived atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/old") {
+			moved.Add(1)
+			http.Redirect(w, r, strings.Replace(r.URL.Path, "/old", "/new", 1), http.StatusTemporaryRedirect)
+			return
+		}
+		if b, _ := io.ReadAll(r.Body); r.Method == http.MethodPost && len(b) > 0 {
+			arrived.Add(1)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	run := func(clientFollows bool, receiver string) stagetest.Result {
+		t.Helper()
+		moved.Store(0)
+		arrived.Store(0)
+		routes := filepath.Join(dir, "am.yml")
+		os.WriteFile(routes, []byte("route: {receiver: r, group_wait: 0s}\nreceivers:\n- name: r\n"+receiver), 0o600)
+		proc, err := NewProcessor(Config{Routes: routes, Delivery: webhook.Config{FollowRedirects: clientFollows, Retry: webhook.RetryConfig{MaxAttempts: 1}}}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: 1e9})
+		return h.Feed(incident(t, "search"))[0]
+	}
+	if r := run(false, "  webhook_configs: [{url: '"+srv.URL+"/old/hook'}]\n"); r.Outcome != stagetest.Acked || moved.Load() != 1 || arrived.Load() != 1 {
+		t.Fatalf("no http_config: %v %v, %d redirected, %d arrived; want the redirect followed", r.Outcome, r.Err, moved.Load(), arrived.Load())
+	}
+	for _, receiver := range []string{
+		"  webhook_configs: [{url: '" + srv.URL + "/old/hook', http_config: {follow_redirects: false}}]\n",
+		"  servicenow_configs: [{api_url: '" + srv.URL + "/old', http_config: {follow_redirects: false}}]\n",
+	} {
+		r := run(true, receiver)
+		if r.Outcome != stagetest.DeadLettered || !errors.Is(r.Err, webhook.ErrRedirect) || moved.Load() != 1 || arrived.Load() != 0 {
+			t.Fatalf("%s: %v %v, %d redirected, %d arrived; want the 3xx refused", receiver, r.Outcome, r.Err, moved.Load(), arrived.Load())
+		}
 	}
 }

@@ -106,6 +106,9 @@ type Request struct {
 	// receiver's http_config: its CA, client certificate, proxy); nil:
 	// the client's.
 	Transport http.RoundTripper
+	// Redirects overrides Config.FollowRedirects for this request (a
+	// receiver's http_config.follow_redirects); zero: the client's.
+	Redirects RedirectPolicy
 }
 
 // Result says what happened to one delivery.
@@ -278,6 +281,20 @@ type receiver struct {
 
 var errTooManyRedirects = errors.New("too many redirects")
 
+// checkRedirect is an http.Client's CheckRedirect that follows up to
+// MaxRedirects redirects, or none: the 3xx is then the response.
+func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
+	return func(_ *http.Request, via []*http.Request) error {
+		if !follow {
+			return http.ErrUseLastResponse
+		}
+		if len(via) > MaxRedirects {
+			return errTooManyRedirects
+		}
+		return nil
+	}
+}
+
 // New returns a Client for cfg (defaults filled in, then validated).
 // Errors wrap ErrInvalidConfig or ErrInvalidOption.
 func New(cfg Config, opts ...Option) (*Client, error) {
@@ -293,15 +310,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		jitter:    rand.Float64,
 		receivers: map[string]*receiver{},
 	}
-	c.http.CheckRedirect = func(_ *http.Request, via []*http.Request) error {
-		if !cfg.FollowRedirects {
-			return http.ErrUseLastResponse
-		}
-		if len(via) > MaxRedirects {
-			return errTooManyRedirects
-		}
-		return nil
-	}
+	c.http.CheckRedirect = checkRedirect(cfg.FollowRedirects)
 	for i, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("%w: option %d is nil", ErrInvalidOption, i)
@@ -581,8 +590,14 @@ func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
 	SetHeaders(hr.Header, req.Secrets, req.IdempotencyKey, ts, req.Body)
 
 	hc := c.http
-	if req.Transport != nil {
-		hc = &http.Client{Transport: req.Transport, CheckRedirect: c.http.CheckRedirect}
+	if req.Transport != nil || req.Redirects != RedirectsDefault {
+		hc = &http.Client{Transport: c.http.Transport, CheckRedirect: c.http.CheckRedirect}
+		if req.Transport != nil {
+			hc.Transport = req.Transport
+		}
+		if req.Redirects != RedirectsDefault {
+			hc.CheckRedirect = checkRedirect(req.Redirects == RedirectsFollow)
+		}
 	}
 	resp, err := hc.Do(hr)
 	if err != nil {
@@ -715,6 +730,9 @@ func (c *Client) check(req *Request) error {
 		}
 	default:
 		return bad("receiver %s: method %q, want POST, PUT, PATCH or GET", req.Receiver, req.Method)
+	}
+	if req.Redirects < RedirectsDefault || req.Redirects > RedirectsRefuse {
+		return bad("receiver %s: redirect policy %d is none of RedirectsDefault, RedirectsFollow, RedirectsRefuse", req.Receiver, req.Redirects)
 	}
 	if strings.ContainsFunc(req.ContentType, isControl) {
 		return bad("receiver %s: content type has control characters", req.Receiver)

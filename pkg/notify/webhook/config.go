@@ -117,8 +117,22 @@ const (
 const MaxResponseBytes = 64 << 10
 
 // MaxRedirects is how many redirects a Client follows when
-// Config.FollowRedirects is set.
+// Config.FollowRedirects is set (or a Request says RedirectsFollow).
 const MaxRedirects = 5
+
+// RedirectPolicy says whether one Request follows redirects, for a
+// receiver whose configuration decides (Alertmanager's
+// http_config.follow_redirects).
+type RedirectPolicy int
+
+const (
+	// RedirectsDefault does as Config.FollowRedirects says.
+	RedirectsDefault RedirectPolicy = iota
+	// RedirectsFollow follows up to MaxRedirects redirects.
+	RedirectsFollow
+	// RedirectsRefuse makes a 3xx a permanent failure (ErrRedirect).
+	RedirectsRefuse
+)
 
 // DefaultConfig returns Config{} with every default filled in.
 func DefaultConfig() Config { return Config{}.WithDefaults() }

@@ -66,6 +66,8 @@ type Jira struct {
 	// Transport sends the requests (http_config's TLS and proxy); nil:
 	// the client's.
 	Transport http.RoundTripper
+	// Redirects is http_config.follow_redirects; zero: the client's.
+	Redirects RedirectPolicy
 	// Header carries the authentication (Authorization).
 	Header http.Header
 	// ResolveTransition and ReopenTransition name workflow transitions;
@@ -183,7 +185,7 @@ func (j *Jira) send(ctx context.Context, d Deliverer, req Request, step string, 
 			return nil, errs.Permanent(fmt.Errorf("webhook: jira %s: %w", step, err))
 		}
 	}
-	req.Transport = j.Transport
+	req.Transport, req.Redirects = j.Transport, j.Redirects
 	h := j.Header.Clone()
 	if h == nil {
 		h = http.Header{}

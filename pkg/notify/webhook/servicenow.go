@@ -45,6 +45,8 @@ type ServiceNow struct {
 	// Transport sends the requests (http_config's TLS and proxy); nil:
 	// the client's.
 	Transport http.RoundTripper
+	// Redirects is http_config.follow_redirects; zero: the client's.
+	Redirects RedirectPolicy
 	// Header carries the authentication (basic auth, or a bearer token).
 	Header http.Header
 	// States maps statuses to states; missing ones take
@@ -181,7 +183,7 @@ func (s *ServiceNow) send(ctx context.Context, d Deliverer, req Request, step st
 			return nil, errs.Permanent(fmt.Errorf("webhook: servicenow %s: %w", step, err))
 		}
 	}
-	req.Transport = s.Transport
+	req.Transport, req.Redirects = s.Transport, s.Redirects
 	h := s.Header.Clone()
 	if h == nil {
 		h = http.Header{}

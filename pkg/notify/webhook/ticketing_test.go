@@ -100,6 +100,41 @@ func TestRequestMethods(t *testing.T) {
 	}
 }
 
+// A request's redirect policy overrides the client's follow_redirects
+// both ways; a policy that is none of the three is refused before sending.
+func TestRequestRedirects(t *testing.T) {
+	clock := newFakeClock()
+	tr := newTestReceiver(t, clock, nil, func(n int, w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/old" {
+			http.Redirect(w, r, "/new", http.StatusPermanentRedirect)
+		}
+	})
+	for _, c := range []struct {
+		clientFollows bool
+		policy        RedirectPolicy
+		followed      bool
+	}{
+		{false, RedirectsDefault, false}, {true, RedirectsDefault, true},
+		{false, RedirectsFollow, true}, {true, RedirectsRefuse, false},
+	} {
+		cfg := testConfig()
+		cfg.FollowRedirects = c.clientFollows
+		cl := newTestClient(t, cfg, clock, &attempts{})
+		req := testRequest(tr.URL + "/old")
+		req.Redirects = c.policy
+		_, err := cl.Deliver(context.Background(), req)
+		if followed := err == nil; followed != c.followed || (err != nil && !errors.Is(err, ErrRedirect)) {
+			t.Errorf("client follows %v, policy %d: %v, want followed %v", c.clientFollows, c.policy, err, c.followed)
+		}
+	}
+	req := testRequest(tr.URL + "/old")
+	req.Redirects = RedirectsRefuse + 1
+	before := len(tr.Hits())
+	if _, err := newTestClient(t, testConfig(), clock, &attempts{}).Deliver(context.Background(), req); !errors.Is(err, ErrInvalidRequest) || len(tr.Hits()) != before {
+		t.Fatalf("an unknown policy: %v, %d requests sent; want ErrInvalidRequest before sending", err, len(tr.Hits())-before)
+	}
+}
+
 // jiraServer is a Jira API with one issue per label; create (and a
 // comment) can be made to hang once after it made the issue (the comment):
 // the answer lost on the way back. failComments answers that many reads of

@@ -165,6 +165,15 @@ type RecorderFunc func(Attempt)
 // RecordAttempt calls f(a).
 func (f RecorderFunc) RecordAttempt(a Attempt) { f(a) }
 
+// ContextRecorder is a Recorder that is given the context Deliver was
+// called with instead, so that a caller delivering on several goroutines
+// at once tells each attempt's delivery by what it put in the context,
+// not by shared state.
+type ContextRecorder interface {
+	Recorder
+	RecordAttemptContext(ctx context.Context, a Attempt)
+}
+
 // ReceiverStats is what a Client observed of one receiver.
 type ReceiverStats struct {
 	Receiver string
@@ -463,7 +472,7 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 			Start: start, Duration: end.Sub(start), StatusCode: out.status,
 		}
 		if out.err == nil {
-			c.record(a)
+			c.record(ctx, a)
 			return nil
 		}
 		a.Error = out.err.Error()
@@ -476,12 +485,12 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 			a.Error = out.err.Error()
 		}
 		if !out.retry {
-			c.record(a)
+			c.record(ctx, a)
 			return fail(out.err, nil) // still permanent when out.err is
 		}
 		delay, stop := c.next(ctx, r, n, out, res.Start, end)
 		a.Retrying = stop == nil
-		c.record(a)
+		c.record(ctx, a)
 		if stop != nil {
 			return fail(stop, last)
 		}
@@ -491,9 +500,13 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 	}
 }
 
-func (c *Client) record(a Attempt) {
-	if c.recorder != nil {
-		c.recorder.RecordAttempt(a)
+func (c *Client) record(ctx context.Context, a Attempt) {
+	switch r := c.recorder.(type) {
+	case nil:
+	case ContextRecorder:
+		r.RecordAttemptContext(ctx, a)
+	default:
+		r.RecordAttempt(a)
 	}
 }
 

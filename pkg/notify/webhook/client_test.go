@@ -1041,3 +1041,35 @@ func TestWithTransport(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// contextRecorder records the value each attempt's context carries.
+type contextRecorder struct {
+	attempts
+	tags []any
+}
+
+type tagKey struct{}
+
+func (r *contextRecorder) RecordAttemptContext(ctx context.Context, a Attempt) {
+	r.RecordAttempt(a)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tags = append(r.tags, ctx.Value(tagKey{}))
+}
+
+// A ContextRecorder is given the context of the Deliver each attempt is
+// part of, retries included: concurrent callers tell their attempts apart
+// by it.
+func TestContextRecorder(t *testing.T) {
+	clock := newFakeClock()
+	rcv := newTestReceiver(t, clock, nil, statuses(503, 200))
+	rec := &contextRecorder{}
+	c := newTestClient(t, testConfig(), clock, rec)
+	if _, err := c.Deliver(context.WithValue(context.Background(), tagKey{}, "incident-1"), testRequest(rcv.URL)); err != nil {
+		t.Fatal(err)
+	}
+	checkAttempts(t, rec.List(), []int{503, 200}, false)
+	if !slices.Equal(rec.tags, []any{"incident-1", "incident-1"}) {
+		t.Fatalf("attempts recorded with %v, want each with its Deliver's context", rec.tags)
+	}
+}

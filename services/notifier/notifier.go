@@ -65,17 +65,57 @@ type Processor struct {
 	silences Muter
 
 	// schedule holds the notifications waiting for their route's timers,
-	// in event time (clock), under mu; sendMu makes sends one at a time
-	// (Write and Tick both send).
+	// in event time (clock), under mu.
 	schedule *schedule
 	clock    eventClock
 	now      func() time.Time
-	sendMu   sync.Mutex
-	// current is the incident being delivered (Process is serial).
-	current struct {
-		id, service, eventID string
-	}
+	// lanes deliver what came due, one per receiver (under mu): a
+	// receiver that is slow, or down and retried, holds only its own
+	// notifications behind it, and one receiver's go out one at a time in
+	// the order they came due, as Alertmanager runs each aggregation
+	// group's pipeline on its own goroutine.
+	lanes map[string]*lane
+	// inFlight counts the notes handed to lanes whose result has not come
+	// back (under mu); idle, when set, is closed once it drops to zero.
+	inFlight int
+	idle     chan struct{}
+	// sendCtx is the lanes' context (under mu): it outlives Write's and
+	// Tick's callers, and Flush cancels it (and makes a new one) when the
+	// drain ends before a send did.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
 }
+
+// lane is one receiver's delivery queue. Its goroutine runs while the
+// queue holds something and ends when it is empty; the queue holds at most
+// one note per incident and route (slot.take), so the schedule bounds it.
+type lane struct {
+	queue   []handoff
+	running bool
+}
+
+// handoff is a note handed to a lane, with the event time it came due at
+// (the route's interval starts then).
+type handoff struct {
+	n   *note
+	now time.Time
+}
+
+// sending is what the records of one send's attempts name; each send
+// carries its own in its context, since lanes send at the same time.
+type sending struct {
+	incidentID, service, eventID string
+}
+
+type sendingKey struct{}
+
+// recorder gives the webhook client's attempts to Processor.record, with
+// the context of the send they belong to.
+type recorder struct{ p *Processor }
+
+func (r recorder) RecordAttempt(a webhook.Attempt) { r.p.record(context.Background(), a) }
+
+func (r recorder) RecordAttemptContext(ctx context.Context, a webhook.Attempt) { r.p.record(ctx, a) }
 
 // WithRecords publishes every delivery attempt as a webhook_delivery event
 // through pub (New gives it the bus).
@@ -90,7 +130,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now}
+	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{}}
+	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	var hold time.Duration
 	if cfg.Routes != "" {
 		var err error
@@ -108,7 +149,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		log.Warn().Msg("notifier.routes is not set: incidents are delivered to nobody")
 	}
 	p.cfg.Consumer.AckWait = cfg.ackWait(hold)
-	opts = append([]webhook.Option{webhook.WithRecorder(webhook.RecorderFunc(p.record))}, opts...)
+	opts = append([]webhook.Option{webhook.WithRecorder(recorder{p})}, opts...)
 	var err error
 	if p.client, err = webhook.New(cfg.Delivery, opts...); err != nil {
 		return nil, err
@@ -121,7 +162,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 // webhook_delivery event, linked to the incident event, its id derived
 // from the attempt so a repeat is stored once. It does not wait for the
 // ack: the record of an attempt is worth less than holding the delivery.
-func (p *Processor) record(a webhook.Attempt) {
+// ctx names the send the attempt is part of.
+func (p *Processor) record(ctx context.Context, a webhook.Attempt) {
 	ev := p.log.Info()
 	if a.Error != "" {
 		ev = p.log.Warn().Str("error", a.Error)
@@ -131,8 +173,9 @@ func (p *Processor) record(a webhook.Attempt) {
 	if p.records == nil {
 		return
 	}
-	e, err := event.New(event.KindWebhookDelivery, p.current.service, a.Start, event.WebhookDeliveryBody{
-		IncidentID: p.current.id, Receiver: a.Receiver, Attempt: a.Number, StatusCode: a.StatusCode, Error: a.Error,
+	cur, _ := ctx.Value(sendingKey{}).(sending)
+	e, err := event.New(event.KindWebhookDelivery, cur.service, a.Start, event.WebhookDeliveryBody{
+		IncidentID: cur.incidentID, Receiver: a.Receiver, Attempt: a.Number, StatusCode: a.StatusCode, Error: a.Error,
 		DurationMS: a.Duration.Milliseconds(), IdempotencyKey: a.IdempotencyKey, Retrying: a.Retrying,
 	})
 	if err != nil {
@@ -141,7 +184,7 @@ func (p *Processor) record(a webhook.Attempt) {
 	}
 	e.ID = event.DerivedID(a.Start, "webhook_delivery", a.IdempotencyKey, fmt.Sprint(a.Number))
 	e.Source = "notifier"
-	e.Links = []string{p.current.eventID}
+	e.Links = []string{cur.eventID}
 	data, err := e.MarshalJSON()
 	if err == nil {
 		_, err = p.records.Publish(context.Background(), bus.Message{Subject: e.Subject(), ID: e.ID, Data: data})
@@ -212,8 +255,6 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 	if err != nil {
 		return err
 	}
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
 	var failed []error
 	for _, route := range r.routes {
 		failed = append(failed, p.send(ctx, &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver,
@@ -226,8 +267,8 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 // are scheduled by each route's grouping timers (Timing), and the event is
 // settled once they went out, so that what waits is held by JetStream, not
 // only in memory: a notifier that stops or crashes before a notification
-// went out gets its event again. What is due at once is sent before Write
-// returns.
+// went out gets its event again. What is due at once is handed to its
+// receiver's lane before Write returns.
 func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(error)) {
 	if in.Kind != event.KindIncident {
 		done(nil)
@@ -244,6 +285,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	}
 	settle := settleAll(done, len(r.routes))
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.clock.observe(in.Time, p.now())
 	for _, route := range r.routes {
 		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
@@ -255,32 +297,76 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
 		p.schedule.offer(n, r.st.OpenedAt, settle)
 	}
-	p.mu.Unlock()
-	p.sendDue(ctx, now)
+	p.handDue(now)
 }
 
 // Tick sends what came due (the stage.Ticker side): the runner calls it
 // every second with the wall clock, which moves the notifier's event time
 // on while no event arrives.
-func (p *Processor) Tick(ctx context.Context, now time.Time, _ stage.Emitter) error {
+func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
 	p.mu.Lock()
-	t := p.clock.at(now)
-	p.mu.Unlock()
-	p.sendDue(ctx, t)
+	defer p.mu.Unlock()
+	p.handDue(p.clock.at(now))
 	return nil
 }
 
-// Flush settles every event still waiting for its notification with an
-// error at the drain: JetStream delivers them again, to this notifier when
-// it is back or to another one.
-func (p *Processor) Flush(context.Context) error {
+// Flush, at the drain, lets the sends in flight finish (until ctx ends)
+// so that their events are settled with their result, then settles every
+// event still waiting for its notification, queued ones included, with
+// ErrStopping: JetStream delivers them again, to this notifier when it is
+// back or to another one.
+func (p *Processor) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	for _, l := range p.lanes {
+		p.finished(len(l.queue))
+		clear(l.queue)
+		l.queue = l.queue[:0]
+	}
+	p.mu.Unlock()
+	err := p.waitSent(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err != nil {
+		// A send still going ends now; its event goes back with the rest.
+		err = fmt.Errorf("notifier: %d notifications still being sent at the end of the drain: %w", p.inFlight, err)
+		p.cancelSend()
+		p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
+	}
 	if n := p.schedule.held(); n > 0 {
 		p.log.Info().Int("events", n).Msg("stopping: incident events waiting for their notification go back to the stream")
 	}
 	p.schedule.release(ErrStopping)
-	return nil
+	return err
+}
+
+// waitSent waits until every note handed to a lane has its result, or ctx
+// ends.
+func (p *Processor) waitSent(ctx context.Context) error {
+	p.mu.Lock()
+	if p.inFlight == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
+	}
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finished counts n handed notes as done (under mu).
+func (p *Processor) finished(n int) {
+	p.inFlight -= n
+	if p.inFlight == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
 }
 
 // longestHold is the longest a route's timers hold an incident event:
@@ -296,21 +382,56 @@ func longestHold(r *amconfig.Route) time.Duration {
 // ErrStopping settles the events a stopping notifier still held.
 var ErrStopping = errors.New("notifier: stopping before the notification was due")
 
-// sendDue sends every notification due at now (event time), one at a
-// time: a transient failure settles its events with the error (JetStream
-// delivers them again, with backoff), a refusal dead-letters them.
-func (p *Processor) sendDue(ctx context.Context, now time.Time) {
-	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
-	p.mu.Lock()
-	due := p.schedule.due(now)
-	p.mu.Unlock()
-	for _, n := range due {
-		err := p.send(ctx, n)
-		p.mu.Lock()
-		p.schedule.sent(n, now, err)
-		p.mu.Unlock()
+// handDue hands every notification due at now (event time) to its
+// receiver's lane, under mu: taking them from the schedule and queueing
+// them at once keeps each lane in the order they came due.
+func (p *Processor) handDue(now time.Time) {
+	for _, n := range p.schedule.due(now) {
+		p.hand(n, now)
 	}
+}
+
+// hand queues n on its receiver's lane (under mu), starting the lane's
+// goroutine when it is not running.
+func (p *Processor) hand(n *note, now time.Time) {
+	l := p.lanes[n.receiver]
+	if l == nil {
+		l = &lane{}
+		p.lanes[n.receiver] = l
+	}
+	l.queue = append(l.queue, handoff{n: n, now: now})
+	p.inFlight++
+	if !l.running {
+		l.running = true
+		go p.deliverLane(l)
+	}
+}
+
+// deliverLane sends the lane's notes one at a time until its queue is
+// empty, each settling its events with the result: a transient failure
+// with the error (JetStream delivers them again, with backoff), a refusal
+// permanently (they are dead-lettered).
+func (p *Processor) deliverLane(l *lane) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(l.queue) > 0 {
+		h := l.queue[0]
+		l.queue[0] = handoff{}
+		l.queue = l.queue[1:]
+		ctx := p.sendCtx
+		p.mu.Unlock()
+		err := p.send(ctx, h.n)
+		p.mu.Lock()
+		p.schedule.sent(h.n, h.now, err)
+		// A newer state of the incident, offered while h.n was out, waited
+		// for it: it goes now if its time came, behind this lane's queue.
+		now := p.clock.at(p.now())
+		if next := p.schedule.dueAfter(h.n, now); next != nil {
+			p.hand(next, now)
+		}
+		p.finished(1)
+	}
+	l.running = false
 }
 
 // send delivers one notification to the integrations of its receiver;
@@ -318,7 +439,7 @@ func (p *Processor) sendDue(ctx context.Context, now time.Time) {
 // failures were refusals.
 func (p *Processor) send(ctx context.Context, n *note) error {
 	r := n.send.(*routed)
-	p.current.id, p.current.service, p.current.eventID = r.st.IncidentID, r.st.Service, n.eventID
+	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})
 	eventID := n.eventID
 	if n.repeat > 0 {
 		// A repeat is a new notification: a new idempotency key.
@@ -386,7 +507,9 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		if _, done := p.delivered.Get(key); done {
 			continue
 		}
+		ig.mu.Lock()
 		err := ig.send(ctx, key, inc)
+		ig.mu.Unlock()
 		switch {
 		case err == nil:
 			p.delivered.Add(key, struct{}{})
@@ -413,8 +536,9 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 	if len(p.integrations[name]) == 0 {
 		return fmt.Errorf("%w: receiver %q has no integrations", ErrInvalidConfig, name)
 	}
-	p.current.id, p.current.service, p.current.eventID = inc.ID, inc.Service, event.DerivedID(time.Now(), "send-test", name)
-	failed, refused := p.deliver(ctx, name, p.current.eventID, inc)
+	eventID := event.DerivedID(time.Now(), "send-test", name)
+	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: inc.ID, service: inc.Service, eventID: eventID})
+	failed, refused := p.deliver(ctx, name, eventID, inc)
 	return errors.Join(append(refused, failed...)...)
 }
 
@@ -557,6 +681,10 @@ type integration struct {
 	// send delivers inc under key; errors are permanent (errs) when trying
 	// again cannot help.
 	send func(ctx context.Context, key string, inc webhook.Incident) error
+	// mu makes sends one at a time: the receiver's lane sends one after
+	// the other, but Notify and SendTest may send beside it, and Jira's and
+	// ServiceNow's set the header they read before sending.
+	mu sync.Mutex
 }
 
 // buildIntegrations compiles every receiver's integrations: their

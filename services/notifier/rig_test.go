@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -66,4 +67,15 @@ func hookRoutes(t testing.TB, url string) string {
 		t.Fatal(err)
 	}
 	return routes
+}
+
+// waitSent waits until every notification proc handed to its receivers'
+// lanes has its result.
+func waitSent(t testing.TB, proc *Processor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := proc.waitSent(ctx); err != nil {
+		t.Fatalf("notifications still being sent after a minute: %v", err)
+	}
 }

@@ -53,6 +53,11 @@ type slot struct {
 	// sent are the incident events notified last (a ring of
 	// maxRemembered): one that comes again is settled at once.
 	sent []string
+	// handed is the note a receiver's lane holds (queued or being sent),
+	// until its result came back through sent: the slot hands out nothing
+	// else meanwhile, so that no note goes out twice at once and one
+	// incident's notifications to a route go out in order.
+	handed *note
 }
 
 // maxRemembered bounds the events a slot remembers as sent.
@@ -137,27 +142,47 @@ func (s *schedule) makeRoom() {
 	}
 }
 
-// due returns the notifications to make at now, the earliest first: new
-// states whose time came, and repeats of unchanged open incidents.
+// due hands out the notifications to make at now, the earliest first:
+// new states whose time came, and repeats of unchanged open incidents.
+// Each stays handed until sent reports its result.
 func (s *schedule) due(now time.Time) []*note {
 	var out []*note
 	for _, sl := range s.slots {
-		switch {
-		case sl.pending != nil && !now.Before(sl.due):
-			out = append(out, sl.pending)
-		case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
-			!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
-			r := *sl.last
-			r.repeat++
-			r.at = now
-			sl.pending, sl.due = &r, now
-			out = append(out, &r)
+		if n := sl.take(now); n != nil {
+			out = append(out, n)
 		}
 	}
 	slices.SortFunc(out, func(a, b *note) int {
 		return a.at.Compare(b.at)
 	})
 	return out
+}
+
+// dueAfter hands out what n's slot has due at now once n was sent: a
+// newer state offered while n was out waited for it.
+func (s *schedule) dueAfter(n *note, now time.Time) *note {
+	if sl := s.slots[slotKey(n.incidentID, n.route)]; sl != nil {
+		return sl.take(now)
+	}
+	return nil
+}
+
+// take hands out the slot's notification due at now, if any and if none
+// is out already.
+func (sl *slot) take(now time.Time) *note {
+	switch {
+	case sl.handed != nil:
+		return nil
+	case sl.pending != nil && !now.Before(sl.due):
+		sl.handed = sl.pending
+	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
+		!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
+		r := *sl.last
+		r.repeat++
+		r.at = now
+		sl.pending, sl.due, sl.handed = &r, now, &r
+	}
+	return sl.handed
 }
 
 // sent records the result of sending n at now (event time): its inputs
@@ -168,6 +193,9 @@ func (s *schedule) due(now time.Time) []*note {
 func (s *schedule) sent(n *note, now time.Time, err error) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
+	if sl != nil && sl.handed == n {
+		sl.handed = nil
+	}
 	if sl == nil || sl.pending != n {
 		return // superseded meanwhile: the newer state stays pending
 	}
@@ -190,13 +218,14 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 }
 
 // release settles every input still held with err and forgets what was
-// pending (a stopping notifier: the inputs come again).
+// pending or handed out (a stopping notifier: the inputs come again, and
+// the result of a send still going changes nothing).
 func (s *schedule) release(err error) {
 	for _, sl := range s.slots {
 		for _, f := range sl.settle {
 			f(err)
 		}
-		sl.settle, sl.pending = nil, nil
+		sl.settle, sl.pending, sl.handed = nil, nil, nil
 	}
 }
 

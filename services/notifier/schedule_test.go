@@ -129,8 +129,50 @@ func TestScheduleKeepsIncidentsApart(t *testing.T) {
 	if got := dueIDs(s, t0.Add(35*time.Second)); got != "[a/open#0]" {
 		t.Fatalf("due %s, want a only", got)
 	}
+	if got := dueIDs(s, t0.Add(40*time.Second)); got != "[b/open#0]" {
+		t.Fatalf("due %s, want b only (a is out already)", got)
+	}
+	s = newSchedule()
+	s.offer(mkNote("b", "open", t0.Add(10*time.Second), false), t0.Add(10*time.Second), done.done("b"))
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("a"))
 	if got := dueIDs(s, t0.Add(40*time.Second)); got != "[a/open#0 b/open#0]" {
 		t.Fatalf("due %s, want both, the earlier first", got)
+	}
+}
+
+// A note handed out is not handed out again while it is out (a lane
+// sends it): a newer state offered meanwhile waits for its result, and
+// then goes at once when its time came.
+func TestScheduleHandsANoteOnce(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	at := t0.Add(30 * time.Second)
+	out := s.due(at)
+	if len(out) != 1 || dueIDs(s, at.Add(time.Hour)) != "[]" {
+		t.Fatalf("handed %d, then again %s while out; want once", len(out), dueIDs(s, at.Add(time.Hour)))
+	}
+	ack := mkNote("a", "ack", at.Add(time.Second), false)
+	ack.urgent = true
+	s.offer(ack, t0, done.done("ack"))
+	if got := dueIDs(s, at.Add(time.Second)); got != "[]" {
+		t.Fatalf("due %s while the opening is out; want it to wait", got)
+	}
+	s.sent(out[0], at, nil)
+	if len(done) != 0 {
+		t.Fatalf("settled %v by the superseded opening's send; want both held for the newer state", done)
+	}
+	next := s.dueAfter(out[0], at.Add(time.Second))
+	if next != ack || s.dueAfter(out[0], at.Add(time.Second)) != nil {
+		t.Fatalf("after the opening's send: %v, want the acknowledgement once", next)
+	}
+	s.sent(next, at.Add(time.Second), nil)
+	if done["open"] != 1 || done["ack"] != 1 {
+		t.Fatalf("settled %v, want both once", done)
+	}
+	// A repeat out is not repeated again until it is back.
+	rep := s.due(at.Add(5 * time.Hour))
+	if len(rep) != 1 || rep[0].repeat != 1 || dueIDs(s, at.Add(10*time.Hour)) != "[]" {
+		t.Fatalf("repeats %d, then %s while out", len(rep), dueIDs(s, at.Add(10*time.Hour)))
 	}
 }
 

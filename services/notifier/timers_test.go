@@ -52,6 +52,7 @@ receivers:
 		if err := h.Tick(wall.Add(d)); err != nil {
 			t.Fatal(err)
 		}
+		waitSent(t, proc)
 	}
 	sent := func() int { got, _ := hook.requests(); return len(got) }
 	settled := func(p *stagetest.Held) stagetest.Outcome {

@@ -300,9 +300,9 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	p.handDue(now)
 }
 
-// Tick sends what came due (the stage.Ticker side): the runner calls it
-// every second with the wall clock, which moves the notifier's event time
-// on while no event arrives.
+// Tick hands what came due to the receivers' lanes (the stage.Ticker
+// side): the runner calls it every second with the wall clock, which moves
+// the notifier's event time on while no event arrives.
 func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"container/heap"
 	"slices"
 	"time"
 
@@ -58,6 +59,25 @@ type slot struct {
 	// else meanwhile, so that no note goes out twice at once and one
 	// incident's notifications to a route go out in order.
 	handed *note
+	// wake is the slot's entry in the schedule's wakes (armed: it has
+	// one): when it next has something to hand out.
+	wake  time.Time
+	armed bool
+}
+
+// wakeAt is when the slot next has something to hand out: its pending
+// state's due time, or its next repeat; false while a note is out or
+// nothing is left to send.
+func (sl *slot) wakeAt() (time.Time, bool) {
+	switch {
+	case sl.handed != nil:
+		return time.Time{}, false
+	case sl.pending != nil:
+		return sl.due, true
+	case sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0:
+		return sl.lastSent.Add(sl.timing.Repeat), true
+	}
+	return time.Time{}, false
 }
 
 // maxRemembered bounds the events a slot remembers as sent.
@@ -67,9 +87,70 @@ const maxRemembered = 64
 // out to each route. It is not safe for concurrent use.
 type schedule struct {
 	slots map[string]*slot
+	// wakes orders the slots by wakeAt, so that due looks at those whose
+	// time came, not at every slot (on every event and tick). An entry no
+	// longer its slot's (the slot changed or was forgotten since) is
+	// skipped.
+	wakes wakeHeap
 	max   int
 	// Forgotten counts slots dropped for MaxSlots.
 	forgotten uint64
+}
+
+// wake is an entry of schedule.wakes.
+type wake struct {
+	at  time.Time
+	key string
+	sl  *slot
+}
+
+// wakeHeap is a min-heap of wakes by time (container/heap).
+type wakeHeap []wake
+
+func (h wakeHeap) Len() int           { return len(h) }
+func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h wakeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *wakeHeap) Push(x any)        { *h = append(*h, x.(wake)) }
+func (h *wakeHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = wake{}
+	*h = old[:len(old)-1]
+	return w
+}
+
+// arm puts the slot at k in wakes at its wakeAt, after any change to it.
+// Stale entries are dropped once they outnumber the slots well.
+func (s *schedule) arm(k string, sl *slot) {
+	if s.slots[k] != sl {
+		return // forgotten
+	}
+	at, ok := sl.wakeAt()
+	if !ok {
+		sl.armed = false
+		return
+	}
+	if sl.armed && sl.wake.Equal(at) {
+		return
+	}
+	sl.wake, sl.armed = at, true
+	heap.Push(&s.wakes, wake{at: at, key: k, sl: sl})
+	if len(s.wakes) > 4*len(s.slots)+1024 {
+		live := s.wakes[:0]
+		for _, w := range s.wakes {
+			if s.live(w) {
+				live = append(live, w)
+			}
+		}
+		clear(s.wakes[len(live):])
+		s.wakes = live
+		heap.Init(&s.wakes)
+	}
+}
+
+// live tells whether w is its slot's current entry.
+func (s *schedule) live(w wake) bool {
+	return s.slots[w.key] == w.sl && w.sl.armed && w.sl.wake.Equal(w.at)
 }
 
 func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}, max: MaxSlots} }
@@ -120,6 +201,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	case !sl.lastSent.IsZero():
 		sl.due = sl.lastSent.Add(sl.timing.Interval)
 	}
+	s.arm(k, sl)
 }
 
 // makeRoom forgets idle slots (nothing pending) while the schedule is at
@@ -147,10 +229,16 @@ func (s *schedule) makeRoom() {
 // Each stays handed until sent reports its result.
 func (s *schedule) due(now time.Time) []*note {
 	var out []*note
-	for _, sl := range s.slots {
-		if n := sl.take(now); n != nil {
+	for len(s.wakes) > 0 && !s.wakes[0].at.After(now) {
+		w := heap.Pop(&s.wakes).(wake)
+		if !s.live(w) {
+			continue
+		}
+		w.sl.armed = false
+		if n := w.sl.take(now); n != nil {
 			out = append(out, n)
 		}
+		s.arm(w.key, w.sl)
 	}
 	slices.SortFunc(out, func(a, b *note) int {
 		return a.at.Compare(b.at)
@@ -161,10 +249,14 @@ func (s *schedule) due(now time.Time) []*note {
 // dueAfter hands out what n's slot has due at now once n was sent: a
 // newer state offered while n was out waited for it.
 func (s *schedule) dueAfter(n *note, now time.Time) *note {
-	if sl := s.slots[slotKey(n.incidentID, n.route)]; sl != nil {
-		return sl.take(now)
+	k := slotKey(n.incidentID, n.route)
+	sl := s.slots[k]
+	if sl == nil {
+		return nil
 	}
-	return nil
+	next := sl.take(now)
+	s.arm(k, sl)
+	return next
 }
 
 // take hands out the slot's notification due at now, if any and if none
@@ -193,10 +285,14 @@ func (sl *slot) take(now time.Time) *note {
 func (s *schedule) sent(n *note, now time.Time, err error) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
-	if sl != nil && sl.handed == n {
+	if sl == nil {
+		return
+	}
+	defer s.arm(k, sl)
+	if sl.handed == n {
 		sl.handed = nil
 	}
-	if sl == nil || sl.pending != n {
+	if sl.pending != n {
 		return // superseded meanwhile: the newer state stays pending
 	}
 	for _, f := range sl.settle {
@@ -221,11 +317,12 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 // pending or handed out (a stopping notifier: the inputs come again, and
 // the result of a send still going changes nothing).
 func (s *schedule) release(err error) {
-	for _, sl := range s.slots {
+	for k, sl := range s.slots {
 		for _, f := range sl.settle {
 			f(err)
 		}
 		sl.settle, sl.pending, sl.handed = nil, nil, nil
+		s.arm(k, sl)
 	}
 }
 
@@ -233,16 +330,7 @@ func (s *schedule) release(err error) {
 func (s *schedule) next() time.Time {
 	var t time.Time
 	for _, sl := range s.slots {
-		var d time.Time
-		switch {
-		case sl.pending != nil:
-			d = sl.due
-		case sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0:
-			d = sl.lastSent.Add(sl.timing.Repeat)
-		default:
-			continue
-		}
-		if t.IsZero() || d.Before(t) {
+		if d, ok := sl.wakeAt(); ok && (t.IsZero() || d.Before(t)) {
 			t = d
 		}
 	}

@@ -214,3 +214,28 @@ func TestScheduleBounded(t *testing.T) {
 		}
 	}
 }
+
+// Every change of a slot's time adds an entry to the schedule's wakes;
+// the ones no longer current are dropped before they outnumber the slots
+// well, and due still hands out the latest state once.
+func TestScheduleWakesStayBounded(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	at := t0.Add(30 * time.Second)
+	s.sent(s.due(at)[0], at, nil)
+	var last *note
+	for i := range 5000 {
+		// An acknowledgement is due at once, an update at the interval:
+		// the slot's time moves back and forth.
+		last = mkNote("a", fmt.Sprint("change-", i), at.Add(time.Second), false)
+		last.urgent = i%2 == 0
+		s.offer(last, t0, done.done(last.eventID))
+	}
+	if len(s.wakes) > 4*len(s.slots)+1024 {
+		t.Fatalf("%d wakes for %d slots", len(s.wakes), len(s.slots))
+	}
+	due := s.due(at.Add(5 * time.Minute))
+	if len(due) != 1 || due[0] != last || dueIDs(s, at.Add(time.Hour)) != "[]" {
+		t.Fatalf("due %d notes (want the latest state once)", len(due))
+	}
+}

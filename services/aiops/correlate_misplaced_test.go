@@ -1,8 +1,6 @@
 package aiops
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"sort"
 	"strconv"
@@ -10,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 )
 
@@ -30,18 +27,7 @@ func TestCorrelateMisplaced(t *testing.T) {
 	}
 	seed, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
 	s := scenario.Generate(uint64(seed), expScenario(t))
-	var in bytes.Buffer
-	scenario.WriteJSONL(&in, s.Lines)
-	cfg := correlate.DefaultConfig()
-	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
-		if err := strictYAML([]byte(v), &cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := replayScenario(t, s, expRules(t))
 	incOf := map[string]ReplayIncident{}
 	for _, inc := range res.Incidents {
 		incOf[inc.ID] = inc

@@ -26,14 +26,7 @@ func scoreSeed(t testing.TB, seed uint64, cfg correlate.Config) (eval.Scores, sc
 // its truth.
 func replayScore(t testing.TB, s scenario.Scenario, cfg correlate.Config) eval.Scores {
 	t.Helper()
-	var in bytes.Buffer
-	if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := replayScenario(t, s, cfg)
 	assign := map[string]string{}
 	for fp, id := range res.Assignments {
 		assign[fp] = id
@@ -87,12 +80,7 @@ func TestCorrelateExplore(t *testing.T) {
 		t.Skip("exploration")
 	}
 	from, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
-	cfg := correlate.DefaultConfig()
-	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
-		if err := strictYAML([]byte(v), &cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg := expRules(t)
 	var f1 float64
 	for seed := uint64(from); seed < uint64(from)+5; seed++ {
 		sc, s := scoreSeed(t, seed, cfg)
@@ -108,18 +96,7 @@ func TestCorrelateDiagnose(t *testing.T) {
 	}
 	seed, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
 	s := scenario.Generate(uint64(seed), expScenario(t))
-	var in bytes.Buffer
-	scenario.WriteJSONL(&in, s.Lines)
-	cfg := correlate.DefaultConfig()
-	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
-		if err := strictYAML([]byte(v), &cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := replayScenario(t, s, expRules(t))
 	// Split true incidents: one true label in several predicted incidents.
 	split := map[string]map[string]int{}
 	for item, label := range s.Truth.Items {
@@ -190,24 +167,37 @@ func TestScenarioCalibrate(t *testing.T) {
 			s := scenario.Generate(seed, cfg)
 			lab += eval.Pairwise(eval.BaselineByLabel(s, "service"), s.Truth.Items).F1 / 5
 			win += eval.Pairwise(eval.BaselineTimeWindow(s, 5*time.Minute), s.Truth.Items).F1 / 5
-			var in bytes.Buffer
-			scenario.WriteJSONL(&in, s.Lines)
-			rules := correlate.DefaultConfig()
-			if r := os.Getenv("AIOPS_EXP_RULES"); r != "" {
-				strictYAML([]byte(r), &rules)
-			}
-			res, _ := Replay(context.Background(), &in, rules, &s.Catalog, &bytes.Buffer{})
-			assign := map[string]string{}
-			for k, v := range res.Assignments {
-				assign[k] = v
-			}
-			for k, v := range res.EventAssignments {
-				assign[k] = v
-			}
-			ours += eval.Pairwise(assign, s.Truth.Items).F1 / 5
+			ours += replayScore(t, s, expRules(t)).F1 / 5
 		}
 		t.Logf("%-70s by service %.3f  5m window %.3f  ours %.3f", v, lab, win, ours)
 	}
+}
+
+// replayScenario runs s through the correlator's replay with cfg.
+func replayScenario(t testing.TB, s scenario.Scenario, cfg correlate.Config) *ReplayResult {
+	t.Helper()
+	var in bytes.Buffer
+	if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// expRules is the correlator's default configuration with the rules of
+// AIOPS_EXP_RULES (YAML) applied, for the exploration tests.
+func expRules(t testing.TB) correlate.Config {
+	t.Helper()
+	cfg := correlate.DefaultConfig()
+	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
+		if err := strictYAML([]byte(v), &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg
 }
 
 func expScenario(t testing.TB) scenario.Config {
@@ -229,23 +219,11 @@ func TestCorrelateLosses(t *testing.T) {
 		t.Skip("exploration")
 	}
 	from, _ := strconv.Atoi(os.Getenv("AIOPS_EXP_FROM"))
-	cfg := correlate.DefaultConfig()
-	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
-		if err := strictYAML([]byte(v), &cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cfg := expRules(t)
 	falsePairs, missed := map[string]int64{}, map[string]int64{}
 	for seed := uint64(from); seed < uint64(from)+5; seed++ {
 		s := scenario.Generate(seed, expScenario(t))
-		var in bytes.Buffer
-		if err := scenario.WriteJSONL(&in, s.Lines); err != nil {
-			t.Fatal(err)
-		}
-		res, err := Replay(context.Background(), &in, cfg, &s.Catalog, &bytes.Buffer{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := replayScenario(t, s, cfg)
 		kind := map[string]string{}
 		for _, inc := range s.Truth.Incidents {
 			kind[inc.Label] = string(inc.Kind)

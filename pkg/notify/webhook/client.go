@@ -288,17 +288,27 @@ type receiver struct {
 	deliveries, delivered, failed, attempts atomic.Uint64
 }
 
-var errTooManyRedirects = errors.New("too many redirects")
+var (
+	errTooManyRedirects = errors.New("too many redirects")
+	errMethodChanged    = errors.New("redirect changes the method")
+)
 
 // checkRedirect is an http.Client's CheckRedirect that follows up to
-// MaxRedirects redirects, or none: the 3xx is then the response.
+// MaxRedirects redirects, or none: the 3xx is then the response. A
+// redirect that would change the method (a 301, 302 or 303 turns a POST
+// into a GET without its body) is refused: the GET's 2xx would count as
+// delivered while the receiver never got the notification.
 func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
-	return func(_ *http.Request, via []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
 			return http.ErrUseLastResponse
 		}
 		if len(via) > MaxRedirects {
 			return errTooManyRedirects
+		}
+		if req.Method != via[0].Method {
+			return fmt.Errorf("%w: %s %s answered %d, which would resend it as %s %s without its body", errMethodChanged,
+				via[0].Method, via[0].URL.Redacted(), req.Response.StatusCode, req.Method, req.URL.Redacted())
 		}
 		return nil
 	}
@@ -619,6 +629,8 @@ func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
 			return outcome{err: ctx.Err(), canceled: true}
 		case errors.Is(err, errTooManyRedirects):
 			return outcome{err: errs.Permanent(fmt.Errorf("%w: more than %d redirects", ErrRedirect, MaxRedirects))}
+		case errors.Is(err, errMethodChanged):
+			return outcome{err: errs.Permanent(fmt.Errorf("%w: %w (point the receiver at the final URL, or have it answer 307 or 308)", ErrRedirect, err))}
 		case errors.Is(actx.Err(), context.DeadlineExceeded):
 			return outcome{err: fmt.Errorf("timed out after %v", c.cfg.Timeout), retry: true, failure: true}
 		}

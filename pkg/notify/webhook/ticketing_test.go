@@ -135,6 +135,35 @@ func TestRequestRedirects(t *testing.T) {
 	}
 }
 
+// A redirect that would turn the POST into a GET without its body (301,
+// 302, 303: an http->https or moved endpoint) fails for good, naming why,
+// instead of counting the GET's 2xx as delivered; 307 and 308 keep the
+// method and are followed (TestRequestRedirects).
+func TestRedirectChangingTheMethodFails(t *testing.T) {
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther} {
+		clock := newFakeClock()
+		var mu sync.Mutex
+		var seen []string
+		tr := newTestReceiver(t, clock, nil, func(n int, w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen = append(seen, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			if r.URL.Path == "/old" {
+				http.Redirect(w, r, "/new", code)
+			}
+		})
+		cl := newTestClient(t, testConfig(), clock, &attempts{})
+		req := testRequest(tr.URL + "/old")
+		req.Redirects = RedirectsFollow
+		_, err := cl.Deliver(context.Background(), req)
+		mu.Lock()
+		if !errors.Is(err, ErrRedirect) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), "as GET") || len(seen) != 1 {
+			t.Errorf("%d: %v after %v; want a permanent ErrRedirect naming the GET, the receiver asked once", code, err, seen)
+		}
+		mu.Unlock()
+	}
+}
+
 // jiraServer is a Jira API with one issue per label; create (and a
 // comment) can be made to hang once after it made the issue (the comment):
 // the answer lost on the way back. failComments answers that many reads of
@@ -440,6 +469,7 @@ type serviceNowServer struct {
 	states      map[string]string   // sys_id → state
 	hangUpdate  bool
 	failJournal int
+	denyJournal bool // the account may not read sys_journal_field: 403
 	calls       []string
 }
 
@@ -451,6 +481,10 @@ func (s *serviceNowServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query().Get("sysparm_query")
 	switch {
 	case r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/sys_journal_field"):
+		if s.denyJournal {
+			code = 403
+			break
+		}
 		if s.failJournal > 0 {
 			s.failJournal--
 			code = 503
@@ -550,6 +584,16 @@ func TestServiceNowWorkNoteOncePerNotification(t *testing.T) {
 	}
 	if n := len(notes()); n != 3 {
 		t.Fatalf("the failed notification again: %d work notes, want 3", n)
+	}
+
+	// An account that may not read the journal (it could update records
+	// before the check existed) still updates them, unchecked.
+	ss.denyJournal = true
+	if err := sn.Notify(ctx, cl, "k3", ack, ServiceNowRecord{}); err != nil {
+		t.Fatalf("a journal the account may not read: %v, want the update made", err)
+	}
+	if n := len(notes()); n != 4 {
+		t.Fatalf("a journal the account may not read: %d work notes, want 4", n)
 	}
 }
 

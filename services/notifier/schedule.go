@@ -59,6 +59,9 @@ type slot struct {
 	// else meanwhile, so that no note goes out twice at once and one
 	// incident's notifications to a route go out in order.
 	handed *note
+	// handedSettles is how many of settle (the first ones) handed stands
+	// for: those offered once it was out wait for the newer state.
+	handedSettles int
 	// wake is the slot's entry in the schedule's wakes (armed: it has
 	// one): when it next has something to hand out.
 	wake  time.Time
@@ -167,13 +170,15 @@ func slotKey(incidentID, route string) string { return incidentID + "\x00" + rou
 // offer takes a new state of an incident for a route; done is called once
 // it was sent or superseded by a state that was, or at once when nothing
 // will be sent: an incident resolved within the wait was never notified,
-// so there is nothing to resolve. That rule is on event time alone (the
+// so there is nothing to resolve. That rule is on event time (the
 // incident's open and resolve times), so that a restarted notifier, which
-// remembers nothing it sent, decides the same.
+// remembers nothing it sent, decides the same; but a slot that sent a
+// note or has one out (an acknowledgement goes at once, wait or not) gets
+// its resolve, or the receiver would keep the incident open for ever.
 func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
-	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait {
+	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait && (sl == nil || (sl.last == nil && sl.handed == nil)) {
 		if sl != nil {
 			for _, f := range sl.settle {
 				f(nil)
@@ -190,6 +195,12 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	}
 	if slices.Contains(sl.sent, n.eventID) {
 		done(nil) // a redelivery of what went out already
+		return
+	}
+	if sl.handed != nil && sl.handed.eventID == n.eventID && sl.handed.repeat == 0 {
+		// A redelivery of what is being sent: it has that send's result.
+		sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
+		sl.handedSettles++
 		return
 	}
 	sl.timing = n.timing
@@ -266,13 +277,13 @@ func (sl *slot) take(now time.Time) *note {
 	case sl.handed != nil:
 		return nil
 	case sl.pending != nil && !now.Before(sl.due):
-		sl.handed = sl.pending
+		sl.handed, sl.handedSettles = sl.pending, len(sl.settle)
 	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
 		!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
 		r := *sl.last
 		r.repeat++
 		r.at = now
-		sl.pending, sl.due, sl.handed = &r, now, &r
+		sl.pending, sl.due, sl.handed, sl.handedSettles = &r, now, &r, 0
 	}
 	return sl.handed
 }
@@ -282,35 +293,69 @@ func (sl *slot) take(now time.Time) *note {
 // help) starts the interval before the next change; a transient failure
 // leaves the state to the inputs' redelivery, which offers it again. A
 // resolved incident is forgotten once notified.
+//
+// A newer state offered while n was out stays pending: on a success it
+// waits for the interval from n's send, and only n's own inputs are
+// settled; on a transient failure it stands for n's inputs too (it
+// carries the incident's later state), which it settles with its own
+// result.
 func (s *schedule) sent(n *note, now time.Time, err error) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
 	if sl == nil {
 		return
 	}
+	if sl.handed != n && sl.pending != n {
+		return // released at a drain meanwhile: its result changes nothing
+	}
 	defer s.arm(k, sl)
-	if sl.handed == n {
-		sl.handed = nil
-	}
+	ownSettles := len(sl.settle)
 	if sl.pending != n {
-		return // superseded meanwhile: the newer state stays pending
+		ownSettles = 0
+		if sl.handed == n {
+			ownSettles = sl.handedSettles
+		}
 	}
-	for _, f := range sl.settle {
-		f(err)
+	if sl.handed == n {
+		sl.handed, sl.handedSettles = nil, 0
 	}
-	sl.settle, sl.pending = nil, nil
-	if err != nil && !errs.IsPermanent(err) && n.repeat == 0 {
-		return
+	if sl.pending == n {
+		sl.pending = nil
 	}
 	// A failed repeat is skipped, not retried every tick.
+	wentOut := err == nil || errs.IsPermanent(err) || n.repeat > 0
+	if !wentOut && sl.pending != nil {
+		return // the newer state stands for n's inputs
+	}
+	for _, f := range sl.settle[:ownSettles] {
+		f(err)
+	}
+	sl.settle = slices.Delete(sl.settle, 0, ownSettles)
+	if !wentOut {
+		return
+	}
 	sl.last, sl.lastSent = n, now
 	if len(sl.sent) == maxRemembered {
 		sl.sent = sl.sent[1:]
 	}
 	sl.sent = append(sl.sent, n.eventID)
-	if n.resolved {
-		delete(s.slots, k)
+	switch {
+	case sl.pending == nil:
+		if n.resolved {
+			delete(s.slots, k)
+		}
+	case !sl.pending.urgent:
+		sl.due = now.Add(sl.timing.Interval)
 	}
+}
+
+// settlePending settles the inputs the slot's pending state stands for
+// with err and drops it.
+func (s *schedule) settlePending(sl *slot, err error) {
+	for _, f := range sl.settle {
+		f(err)
+	}
+	sl.settle, sl.pending = nil, nil
 }
 
 // release settles every input still held with err and forgets what was
@@ -318,10 +363,8 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 // the result of a send still going changes nothing).
 func (s *schedule) release(err error) {
 	for k, sl := range s.slots {
-		for _, f := range sl.settle {
-			f(err)
-		}
-		sl.settle, sl.pending, sl.handed = nil, nil, nil
+		s.settlePending(sl, err)
+		sl.handed, sl.handedSettles = nil, 0
 		s.arm(k, sl)
 	}
 }

@@ -1,7 +1,10 @@
 package notifier
 
 import (
+	"errors"
 	"fmt"
+	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +145,8 @@ func TestScheduleKeepsIncidentsApart(t *testing.T) {
 
 // A note handed out is not handed out again while it is out (a lane
 // sends it): a newer state offered meanwhile waits for its result, and
-// then goes at once when its time came.
+// then goes at once when its time came; the note's own inputs are settled
+// by its send.
 func TestScheduleHandsANoteOnce(t *testing.T) {
 	s, done := newSchedule(), settled{}
 	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
@@ -158,8 +162,8 @@ func TestScheduleHandsANoteOnce(t *testing.T) {
 		t.Fatalf("due %s while the opening is out; want it to wait", got)
 	}
 	s.sent(out[0], at, nil)
-	if len(done) != 0 {
-		t.Fatalf("settled %v by the superseded opening's send; want both held for the newer state", done)
+	if done["open"] != 1 || done["ack"] != 0 {
+		t.Fatalf("settled %v by the opening's send; want the opening only (it went out), the acknowledgement held", done)
 	}
 	next := s.dueAfter(out[0], at.Add(time.Second))
 	if next != ack || s.dueAfter(out[0], at.Add(time.Second)) != nil {
@@ -237,5 +241,136 @@ func TestScheduleWakesStayBounded(t *testing.T) {
 	due := s.due(at.Add(5 * time.Minute))
 	if len(due) != 1 || due[0] != last || dueIDs(s, at.Add(time.Hour)) != "[]" {
 		t.Fatalf("due %d notes (want the latest state once)", len(due))
+	}
+}
+
+// An incident acknowledged within the wait was notified at once: its
+// resolve, within the wait too, goes out (the receiver would otherwise
+// keep it acknowledged for ever), unlike a flap nobody saw.
+func TestScheduleResolveWithinWaitAfterAnUrgentNote(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	ack := mkNote("a", "ack", t0.Add(5*time.Second), false)
+	ack.urgent = true
+	s.offer(ack, t0, done.done("ack"))
+	due := s.due(t0.Add(5 * time.Second))
+	if len(due) != 1 || due[0] != ack {
+		t.Fatalf("the acknowledgement is not due at once: %d notes", len(due))
+	}
+	s.sent(due[0], t0.Add(5*time.Second), nil)
+	res := mkNote("a", "res", t0.Add(20*time.Second), true)
+	res.urgent = true
+	s.offer(res, t0, done.done("res"))
+	if done["res"] != 0 {
+		t.Fatalf("the resolve was settled (dropped) at once: settled %v", done)
+	}
+	due = s.due(t0.Add(20 * time.Second))
+	if len(due) != 1 || due[0] != res {
+		t.Fatalf("the resolve is not due after the acknowledgement went out: %d notes, settled %v", len(due), done)
+	}
+	s.sent(due[0], t0.Add(20*time.Second), nil)
+	if done["res"] != 1 || len(s.slots) != 0 {
+		t.Fatalf("after the resolve went out: settled %v, %d slots", done, len(s.slots))
+	}
+}
+
+// A resolve within the wait offered while the acknowledgement is being
+// sent neither drops nor settles it before its result: when that send
+// fails, the acknowledgement's event waits for the resolve, which carries
+// the incident's later state, and is settled with its result.
+func TestScheduleResolveWithinWaitWhileSending(t *testing.T) {
+	s := newSchedule()
+	var ackErr, resErr []error
+	s.offer(mkNote("a", "open", t0, false), t0, func(error) {})
+	ack := mkNote("a", "ack", t0.Add(5*time.Second), false)
+	ack.urgent = true
+	s.offer(ack, t0, func(err error) { ackErr = append(ackErr, err) })
+	due := s.due(t0.Add(5 * time.Second))
+	res := mkNote("a", "res", t0.Add(20*time.Second), true)
+	res.urgent = true // as Write makes a resolve
+	s.offer(res, t0, func(err error) { resErr = append(resErr, err) })
+	if len(ackErr) != 0 || len(resErr) != 0 {
+		t.Fatalf("settled before the acknowledgement's result: ack %v, resolve %v", ackErr, resErr)
+	}
+	down := errors.New("receiver down")
+	s.sent(due[0], t0.Add(21*time.Second), down)
+	if len(ackErr) != 0 {
+		t.Fatalf("the acknowledgement's event settled %v by its failed send; want it held by the resolve", ackErr)
+	}
+	if next := s.dueAfter(due[0], t0.Add(21*time.Second)); next != res {
+		t.Fatalf("the resolve is not handed once the acknowledgement's send came back: %v", next)
+	}
+	s.sent(res, t0.Add(21*time.Second), down)
+	if len(ackErr) != 1 || !errors.Is(ackErr[0], down) || len(resErr) != 1 || !errors.Is(resErr[0], down) {
+		t.Fatalf("after the resolve failed: ack %v, resolve %v; want both settled with the failure once", ackErr, resErr)
+	}
+}
+
+// A new state offered while the previous one is out waits for
+// group_interval from that send, which is recorded: a redelivery of its
+// event is settled at once.
+func TestScheduleIntervalAfterASendInFlight(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	at := t0.Add(30 * time.Second)
+	out := s.due(at)
+	s.offer(mkNote("a", "upd", at.Add(time.Second), false), t0, done.done("upd"))
+	// JetStream redelivers the opening while it is being sent.
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.sent(out[0], at, nil)
+	if done["open"] != 2 || done["upd"] != 0 {
+		t.Fatalf("settled %v after the opening went out; want its event (twice) only", done)
+	}
+	if next := s.dueAfter(out[0], at.Add(2*time.Second)); next != nil {
+		t.Fatalf("%s handed at once after the opening; want it to wait for group_interval", next.eventID)
+	}
+	if got := dueIDs(s, at.Add(5*time.Minute-time.Second)); got != "[]" {
+		t.Fatalf("due within the interval: %s", got)
+	}
+	if got := dueIDs(s, at.Add(5*time.Minute)); got != "[a/upd#0]" {
+		t.Fatalf("due at the interval: %s", got)
+	}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	if done["open"] != 3 {
+		t.Fatalf("a later redelivery of the opening is held: settled %v", done)
+	}
+}
+
+// Random offers, dues, results and releases: after due(now), no slot has
+// anything left to hand out at now (its wake was lost).
+func TestScheduleWakesNeverMissASlot(t *testing.T) {
+	for seed := int64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		s := newSchedule()
+		s.max = 8
+		now := t0
+		var out []*note
+		for step := range 400 {
+			now = now.Add(time.Duration(rng.Intn(90)) * time.Second)
+			switch op := rng.Intn(10); {
+			case op < 5:
+				n := mkNote(fmt.Sprint("i", rng.Intn(12)), fmt.Sprint("e", step), now, rng.Intn(6) == 0)
+				n.timing = Timing{Wait: 30 * time.Second, Interval: 2 * time.Minute, Repeat: 10 * time.Minute}
+				n.urgent = rng.Intn(4) == 0
+				s.offer(n, now.Add(-time.Duration(rng.Intn(60))*time.Second), func(error) {})
+			case op < 8 && len(out) > 0:
+				i := rng.Intn(len(out))
+				var err error
+				if rng.Intn(3) == 0 {
+					err = errors.New("receiver down")
+				}
+				s.sent(out[i], now, err)
+				out = slices.Delete(out, i, i+1)
+			case op == 9 && rng.Intn(10) == 0:
+				s.release(ErrStopping)
+				out = nil
+			}
+			out = append(out, s.due(now)...)
+			for k, sl := range s.slots {
+				if at, ok := sl.wakeAt(); ok && !now.Before(at) {
+					t.Fatalf("seed %d step %d: slot %q due at %s (now %s) left after due", seed, step, k, at, now)
+				}
+			}
+		}
 	}
 }

@@ -267,6 +267,41 @@ func TestFlushWithSendInFlight(t *testing.T) {
 	}
 }
 
+// A note queued while the drain waits (a Write of the source's drain)
+// goes back with ErrStopping when the drain times out, and is not sent
+// after Flush returned: another notifier may be sending it.
+func TestFlushTimedOutSendsNothingQueuedMeanwhile(t *testing.T) {
+	hook, unused := newGatedReceiver(t), newGatedReceiver(t)
+	proc := laneRoutes(t, "0s", hook, unused)
+	var d dones
+	ctx := context.Background()
+	first := incidentOn(t, "db1", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0)
+	proc.Write(ctx, first, d.done(first.ID))
+	hook.next(t)
+	drain, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	flushed := make(chan error, 1)
+	go func() { flushed <- proc.Flush(drain) }()
+	waitFor(t, func() bool { proc.mu.Lock(); defer proc.mu.Unlock(); return proc.idle != nil })
+	late := incidentOn(t, "db2", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0)
+	proc.Write(ctx, late, d.done(late.ID))
+	if err := <-flushed; err == nil {
+		t.Fatal("Flush returned nil with a send still going at the drain's end")
+	}
+	if got := d.of(late.ID); len(got) != 1 || !errors.Is(got[0], ErrStopping) {
+		t.Fatalf("the event queued during the drain settled with %v, want ErrStopping once", got)
+	}
+	select {
+	case got := <-hook.arrived:
+		t.Fatalf("%q sent after Flush returned, its event already settled with ErrStopping", got)
+	case <-time.After(time.Second):
+	}
+	waitSent(t, proc) // the cancelled send comes back
+	if got := d.of(first.ID); len(got) != 1 || !errors.Is(got[0], ErrStopping) {
+		t.Fatalf("the event whose send the drain cut settled with %v, want ErrStopping once", got)
+	}
+}
+
 // waitFor waits until cond holds (a minute at most).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

@@ -317,15 +317,14 @@ func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) erro
 // back or to another one.
 func (p *Processor) Flush(ctx context.Context) error {
 	p.mu.Lock()
-	for _, l := range p.lanes {
-		p.finished(len(l.queue))
-		clear(l.queue)
-		l.queue = l.queue[:0]
-	}
+	p.dropQueued()
 	p.mu.Unlock()
 	err := p.waitSent(ctx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// What was queued meanwhile (a Write of the source's drain, a note
+	// handed once a send came back) goes back with the rest, unsent.
+	p.dropQueued()
 	if err != nil {
 		// A send still going ends now; its event goes back with the rest.
 		err = fmt.Errorf("notifier: %d notifications still being sent at the end of the drain: %w", p.inFlight, err)
@@ -337,6 +336,16 @@ func (p *Processor) Flush(ctx context.Context) error {
 	}
 	p.schedule.release(ErrStopping)
 	return err
+}
+
+// dropQueued empties every lane's queue (under mu): those notes are not
+// sent; the schedule still holds their inputs.
+func (p *Processor) dropQueued() {
+	for _, l := range p.lanes {
+		p.finished(len(l.queue))
+		clear(l.queue)
+		l.queue = l.queue[:0]
+	}
 }
 
 // waitSent waits until every note handed to a lane has its result, or ctx
@@ -418,6 +427,12 @@ func (p *Processor) deliverLane(l *lane) {
 		h := l.queue[0]
 		l.queue[0] = handoff{}
 		l.queue = l.queue[1:]
+		if !p.schedule.handsOut(h.n) {
+			// Released by a drain that ended first: its inputs went back
+			// (with ErrStopping) and another notifier may send it.
+			p.finished(1)
+			continue
+		}
 		ctx := p.sendCtx
 		p.mu.Unlock()
 		err := p.send(ctx, h.n)

@@ -270,6 +270,13 @@ func (s *schedule) dueAfter(n *note, now time.Time) *note {
 	return next
 }
 
+// handsOut tells whether n is still handed out by its slot, its result
+// awaited: not once a drain released it.
+func (s *schedule) handsOut(n *note) bool {
+	sl := s.slots[slotKey(n.incidentID, n.route)]
+	return sl != nil && sl.handed == n
+}
+
 // take hands out the slot's notification due at now, if any and if none
 // is out already.
 func (sl *slot) take(now time.Time) *note {

@@ -19,7 +19,7 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 // and an unrelated search → search-index.
 func shop(t testing.TB) *Catalog {
 	t.Helper()
-	c, err := ParseCatalog([]byte(`
+	return catalog(t, `
 services:
   web:          {owner: ana, team: storefront, tier: "1", depends_on: [checkout, search]}
   checkout:     {owner: bo, team: payments, tier: "1", runbook: https://runbooks/checkout, depends_on: [payments, cart]}
@@ -29,7 +29,23 @@ services:
   search:       {owner: fu, team: discovery, depends_on: [search-index]}
   search-index: {owner: gi, team: discovery}
   batch:        {owner: ho, team: data}
-`))
+`)
+}
+
+// catalog parses a test's service catalog.
+func catalog(t testing.TB, yaml string) *Catalog {
+	t.Helper()
+	c, err := ParseCatalog([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// correlatorOn is a correlator of cfg over the catalog yaml.
+func correlatorOn(t testing.TB, cfg Config, yaml string) *Correlator {
+	t.Helper()
+	c, err := New(cfg, catalog(t, yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,20 +141,13 @@ func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
 // their last event is resolved and names the incident they went into.
 // One opened earlier than spread_window stays apart.
 func TestLateRootMergesTheSymptomsThatAlertedFirst(t *testing.T) {
-	cat, err := ParseCatalog([]byte(`
+	c := correlatorOn(t, Config{}, `
 services:
   api-a: {depends_on: [db]}
   api-b: {depends_on: [db]}
   api-c: {depends_on: [db]}
   db:    {}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Config{}, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	old := alert("HighLatency", "api-c", 0)
 	a, b, db := alert("HighLatency", "api-a", 10*time.Minute), alert("HighLatency", "api-b", 10*time.Minute+30*time.Second), alert("ReplicationLag", "db", 11*time.Minute)
 	feed(c, old, a, b)

@@ -21,21 +21,14 @@ type mergeChain struct {
 
 func newMergeChain(t *testing.T) *mergeChain {
 	t.Helper()
-	cat, err := ParseCatalog([]byte(`
+	c := correlatorOn(t, Config{}, `
 services:
   api-a: {depends_on: [mid]}
   api-b: {depends_on: [mid]}
   api-x: {depends_on: [db]}
   mid:   {depends_on: [db]}
   db:    {}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Config{}, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	a, b := alert("HighLatency", "api-a", 0), alert("HighLatency", "api-b", 10*time.Second)
 	feed(c, a, b)
 	incA, _ := c.IncidentOf(a.Fingerprint)

@@ -68,6 +68,18 @@ type slot struct {
 	armed bool
 }
 
+// newest is the latest state the slot knows: pending, else the one handed
+// out, else the one sent last (nil: none).
+func (sl *slot) newest() *note {
+	switch {
+	case sl.pending != nil:
+		return sl.pending
+	case sl.handed != nil:
+		return sl.handed
+	}
+	return sl.last
+}
+
 // wakeAt is when the slot next has something to hand out: its pending
 // state's due time, or its next repeat; false while a note is out or
 // nothing is left to send.
@@ -203,6 +215,23 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		sl.handedSettles++
 		return
 	}
+	if newer := sl.newest(); newer != nil && n.at.Before(newer.at) {
+		// An older state redelivered (its ack was lost, or it waited past
+		// ack_wait) after a newer one was offered, handed out or sent:
+		// the newer stands for it, since an incident's events are
+		// strictly ordered in time. Sending it would show the receiver a
+		// stale state.
+		switch newer {
+		case sl.pending:
+			sl.settle = append(sl.settle, done)
+		case sl.handed:
+			sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
+			sl.handedSettles++
+		default:
+			done(nil)
+		}
+		return
+	}
 	sl.timing = n.timing
 	sl.pending = n
 	sl.settle = append(sl.settle, done)
@@ -299,7 +328,9 @@ func (sl *slot) take(now time.Time) *note {
 // are settled with it. A success (or a refusal, which trying again cannot
 // help) starts the interval before the next change; a transient failure
 // leaves the state to the inputs' redelivery, which offers it again. A
-// resolved incident is forgotten once notified.
+// resolved incident's slot stays, idle (it has no repeats, and makeRoom
+// forgets idle slots first), so that an older state redelivered after the
+// resolve went out is known to be stale.
 //
 // A newer state offered while n was out stays pending: on a success it
 // waits for the interval from n's send, and only n's own inputs are
@@ -346,12 +377,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 		sl.sent = sl.sent[1:]
 	}
 	sl.sent = append(sl.sent, n.eventID)
-	switch {
-	case sl.pending == nil:
-		if n.resolved {
-			delete(s.slots, k)
-		}
-	case !sl.pending.urgent:
+	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)
 	}
 }

@@ -89,8 +89,8 @@ func TestScheduleIntervalAndResolve(t *testing.T) {
 		t.Fatalf("the resolve is not due: %s", dueIDs(s, at.Add(5*time.Minute)))
 	}
 	s.sent(due[0], at.Add(5*time.Minute), nil)
-	if len(s.slots) != 0 || done["res"] != 1 {
-		t.Fatalf("after the resolve went out: %d slots, settled %v", len(s.slots), done)
+	if s.held() != 0 || done["res"] != 1 || dueIDs(s, at.Add(48*time.Hour)) != "[]" {
+		t.Fatalf("after the resolve went out: %d held, settled %v; want nothing held and nothing due again (no repeats)", s.held(), done)
 	}
 }
 
@@ -192,6 +192,39 @@ func TestScheduleRedeliveryOfSent(t *testing.T) {
 	}
 }
 
+// An older state redelivered after a newer one was offered, or went out,
+// never replaces it: the receiver would see the incident go back.
+func TestScheduleOlderStateNeverReplacesNewer(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.offer(mkNote("a", "ack", t0.Add(10*time.Second), false), t0, done.done("ack"))
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	due := s.due(t0.Add(30 * time.Second))
+	if len(due) != 1 || due[0].eventID != "ack" {
+		t.Fatalf("due %s, want the newer state", dueIDs(s, t0.Add(30*time.Second)))
+	}
+	s.sent(due[0], t0.Add(30*time.Second), nil)
+	if done["open"] != 2 || done["ack"] != 1 || s.held() != 0 {
+		t.Fatalf("settled %v, %d held; want every input settled by the newer state's send", done, s.held())
+	}
+	// While a newer state is out: the older one gets the send's result.
+	s.offer(mkNote("a", "res", t0.Add(20*time.Minute), true), t0, done.done("res"))
+	out := s.due(t0.Add(20 * time.Minute))
+	s.offer(mkNote("a", "ack2", t0.Add(15*time.Minute), false), t0, done.done("ack2"))
+	if len(out) != 1 || out[0].eventID != "res" || done["ack2"] != 0 {
+		t.Fatalf("out %v, settled %v; want the resolve out, the older state waiting for it", out, done)
+	}
+	s.sent(out[0], t0.Add(20*time.Minute), nil)
+	if done["res"] != 1 || done["ack2"] != 1 || dueIDs(s, t0.Add(30*time.Minute)) != "[]" {
+		t.Fatalf("settled %v; want the older state settled by the resolve's send, nothing due", done)
+	}
+	// After it went out: an older state that was never sent itself.
+	s.offer(mkNote("a", "upd", t0.Add(5*time.Second), false), t0, done.done("upd"))
+	if done["upd"] != 1 || s.held() != 0 || dueIDs(s, t0.Add(10*time.Minute)) != "[]" {
+		t.Fatalf("settled %v, %d held; want the stale state settled, nothing due", done, s.held())
+	}
+}
+
 // The schedule keeps at most max slots: idle ones (sent, waiting only for
 // a repeat) are forgotten first, never one that holds an input.
 func TestScheduleBounded(t *testing.T) {
@@ -269,8 +302,8 @@ func TestScheduleResolveWithinWaitAfterAnUrgentNote(t *testing.T) {
 		t.Fatalf("the resolve is not due after the acknowledgement went out: %d notes, settled %v", len(due), done)
 	}
 	s.sent(due[0], t0.Add(20*time.Second), nil)
-	if done["res"] != 1 || len(s.slots) != 0 {
-		t.Fatalf("after the resolve went out: settled %v, %d slots", done, len(s.slots))
+	if done["res"] != 1 || s.held() != 0 || dueIDs(s, t0.Add(48*time.Hour)) != "[]" {
+		t.Fatalf("after the resolve went out: settled %v, %d held; want nothing held or due", done, s.held())
 	}
 }
 

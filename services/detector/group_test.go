@@ -504,6 +504,22 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 	}
 }
 
+// onlyAssetSnapshot returns the one asset s holds and its snapshot.
+func onlyAssetSnapshot(t *testing.T, s *Service) (*asset, []byte) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.assets.Len() != 1 {
+		t.Fatalf("%d assets, want 1", s.assets.Len())
+	}
+	orig := s.assets.Values()[0]
+	data, err := s.encodeAsset(nil, orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return orig, data
+}
+
 // An asset's snapshot brings back its model, its open row and its last
 // row; a group whose channels changed, or a damaged value, is refused.
 func TestAssetSnapshotRoundTrip(t *testing.T) {
@@ -513,19 +529,7 @@ func TestAssetSnapshotRoundTrip(t *testing.T) {
 	ts := a.Times[len(a.Times)-1].Add(time.Second)
 	_, d := sample(t, "plant", "ch1", map[string]string{"host": "h"}, ts, 42, "")
 	ack(t, h, d)
-	s.mu.Lock()
-	if s.assets.Len() != 1 {
-		t.Fatalf("%d assets", s.assets.Len())
-	}
-	var orig *asset
-	for _, x := range s.assets.Values() {
-		orig = x
-	}
-	data, err := s.encodeAsset(nil, orig)
-	s.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, data := onlyAssetSnapshot(t, s)
 	s2 := newCore(t, Config{}, WithPipeline(p))
 	got, err := s2.decodeAsset(orig.key, data)
 	if err != nil {
@@ -698,16 +702,7 @@ func TestVoteAssetSnapshotRoundTrip(t *testing.T) {
 	for _, d := range assetSamples(t, a)[:3*600] {
 		ack(t, h, d)
 	}
-	s.mu.Lock()
-	var orig *asset
-	for _, x := range s.assets.Values() {
-		orig = x
-	}
-	data, err := s.encodeAsset(nil, orig)
-	s.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, data := onlyAssetSnapshot(t, s)
 	got, err := newCore(t, Config{}, WithPipeline(p)).decodeAsset(orig.key, data)
 	if err != nil {
 		t.Fatal(err)

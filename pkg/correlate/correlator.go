@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/due"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -98,7 +99,7 @@ type Correlator struct {
 	// quiet period ends, a held update is due, a member may calm, a
 	// resolved incident is forgotten): Advance looks only at those due,
 	// so a signal costs the same with a thousand incidents as with one.
-	queue     dueQueue
+	queue     due.Queue[*incident]
 	members   map[string]*member
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}

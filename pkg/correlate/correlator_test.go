@@ -751,8 +751,8 @@ func TestTimeResolvesEachIncidentOnceFromTheQueue(t *testing.T) {
 			feed(c, r)
 			lastSignal[s.Fingerprint] = r.Time
 		}
-		if len(c.queue) > 2*len(c.incidents)+64 {
-			t.Fatalf("queue of %d entries for %d incidents", len(c.queue), len(c.incidents))
+		if c.queue.Len() > 2*len(c.incidents)+64 {
+			t.Fatalf("queue of %d entries for %d incidents", c.queue.Len(), len(c.incidents))
 		}
 	}
 	resolvedAt := map[string]time.Time{}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/due"
 )
 
 // snapshotVersion starts every snapshot; a snapshot of another version is
@@ -75,7 +77,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if s.Version < 1 || s.Version > snapshotVersion {
 		return fmt.Errorf("correlate: snapshot version %d, want 1 to %d", s.Version, snapshotVersion)
 	}
-	c.now, c.stats, c.queue = s.Now, s.Stats, nil
+	c.now, c.stats, c.queue = s.Now, s.Stats, due.Queue[*incident]{}
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}

@@ -1,10 +1,10 @@
 package notifier
 
 import (
-	"container/heap"
 	"slices"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/due"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
@@ -106,32 +106,16 @@ type schedule struct {
 	// time came, not at every slot (on every event and tick). An entry no
 	// longer its slot's (the slot changed or was forgotten since) is
 	// skipped.
-	wakes wakeHeap
+	wakes due.Queue[wake]
 	max   int
 	// Forgotten counts slots dropped for MaxSlots.
 	forgotten uint64
 }
 
-// wake is an entry of schedule.wakes.
+// wake is a slot in schedule.wakes.
 type wake struct {
-	at  time.Time
 	key string
 	sl  *slot
-}
-
-// wakeHeap is a min-heap of wakes by time (container/heap).
-type wakeHeap []wake
-
-func (h wakeHeap) Len() int           { return len(h) }
-func (h wakeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h wakeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *wakeHeap) Push(x any)        { *h = append(*h, x.(wake)) }
-func (h *wakeHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = wake{}
-	*h = old[:len(old)-1]
-	return w
 }
 
 // arm puts the slot at k in wakes at its wakeAt, after any change to it.
@@ -149,23 +133,15 @@ func (s *schedule) arm(k string, sl *slot) {
 		return
 	}
 	sl.wake, sl.armed = at, true
-	heap.Push(&s.wakes, wake{at: at, key: k, sl: sl})
-	if len(s.wakes) > 4*len(s.slots)+1024 {
-		live := s.wakes[:0]
-		for _, w := range s.wakes {
-			if s.live(w) {
-				live = append(live, w)
-			}
-		}
-		clear(s.wakes[len(live):])
-		s.wakes = live
-		heap.Init(&s.wakes)
+	s.wakes.Push(at, wake{key: k, sl: sl})
+	if s.wakes.Len() > 4*len(s.slots)+1024 {
+		s.wakes.Compact(s.live)
 	}
 }
 
-// live tells whether w is its slot's current entry.
-func (s *schedule) live(w wake) bool {
-	return s.slots[w.key] == w.sl && w.sl.armed && w.sl.wake.Equal(w.at)
+// live tells whether w, queued at at, is its slot's current entry.
+func (s *schedule) live(at time.Time, w wake) bool {
+	return s.slots[w.key] == w.sl && w.sl.armed && w.sl.wake.Equal(at)
 }
 
 func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}, max: MaxSlots} }
@@ -269,9 +245,12 @@ func (s *schedule) makeRoom() {
 // Each stays handed until sent reports its result.
 func (s *schedule) due(now time.Time) []*note {
 	var out []*note
-	for len(s.wakes) > 0 && !s.wakes[0].at.After(now) {
-		w := heap.Pop(&s.wakes).(wake)
-		if !s.live(w) {
+	for {
+		at, w, ok := s.wakes.PopDue(now)
+		if !ok {
+			break
+		}
+		if !s.live(at, w) {
 			continue
 		}
 		w.sl.armed = false

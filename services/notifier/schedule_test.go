@@ -268,8 +268,8 @@ func TestScheduleWakesStayBounded(t *testing.T) {
 		last.urgent = i%2 == 0
 		s.offer(last, t0, done.done(last.eventID))
 	}
-	if len(s.wakes) > 4*len(s.slots)+1024 {
-		t.Fatalf("%d wakes for %d slots", len(s.wakes), len(s.slots))
+	if s.wakes.Len() > 4*len(s.slots)+1024 {
+		t.Fatalf("%d wakes for %d slots", s.wakes.Len(), len(s.slots))
 	}
 	due := s.due(at.Add(5 * time.Minute))
 	if len(due) != 1 || due[0] != last || dueIDs(s, at.Add(time.Hour)) != "[]" {

@@ -22,14 +22,14 @@ var accuracyFloor = map[string]struct{ GA, PA float64 }{
 	"OpenSSH":   {0.995, 0.99},
 	"Zookeeper": {0.995, 0.995},
 	"BGL":       {0.985, 0.955},
-	"HPC":       {0.49, 0.44},
+	"HPC":       {0.94, 0.89},
 	"Hadoop":    {0.965, 0.625},
 	"Spark":     {0.915, 0.875},
 }
 
-// Floors of the held-out systems' means (measured 0.8470 and 0.7318; the
-// issue's goal for GA, 0.90, is not reached yet, see QUALITY.md).
-const heldOutMeanGA, heldOutMeanPA = 0.84, 0.725
+// Floors of the held-out systems' means (measured 0.9605 and 0.8453; the
+// issue's goals are 0.90 and 0.70).
+const heldOutMeanGA, heldOutMeanPA = 0.95, 0.84
 
 // The default config on the eight shared Loghub samples, through the same
 // offline path as `aiops logs parse` and `aiops logs eval` (header format
@@ -118,6 +118,15 @@ var synthTemplates = []string{
 	// comma, so it is no run)
 	"Retry schedule {ints} ms for {host}",
 	"Open ports {commas} on {ip}",
+	// messages of one word, each a state of its own (supervisors and
+	// node agents log "running", "halted"): no context is left to say a
+	// position is a variable, so they must not be folded into "<*>"
+	"starting",
+	"running",
+	"stopping",
+	"stopped",
+	"halted",
+	"idle",
 }
 
 var (

@@ -59,6 +59,10 @@
 //     their own. A run of three or more tokens with the same masked text
 //     ("3552 3534 3375") folds from its third item into the second, so
 //     lists of varying length are one template.
+//  6. Every fold keeps a literal token: the values are counted among
+//     messages that agree everywhere else, and a message of one word has
+//     nowhere else, so "running" and "halted" stay two templates and none
+//     becomes "<*>".
 //
 // # Template ids and merges
 //

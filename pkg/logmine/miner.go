@@ -413,7 +413,19 @@ func (m *Miner) fold() (*cluster, []Merge) {
 		toks[i] = string(m.tk.masked(i))
 	}
 	toks[pos] = Wildcard
+	if !keepsLiteral(toks) {
+		return nil, nil
+	}
 	return m.foldInto(m.templateOf(strings.Join(toks, " ")), sibs, nil)
+}
+
+// keepsLiteral: a folded template must keep a token that is not <*>. The
+// folds count values at a position among messages that agree everywhere
+// else; a message of one word has no "else", so its words ("running",
+// "halted") are messages, not values, and "<*>" would be every message
+// of its length.
+func keepsLiteral(toks []string) bool {
+	return slices.ContainsFunc(toks, func(t string) bool { return t != Wildcard })
 }
 
 // templateOf returns the template with text tmpl, created (in the tree,
@@ -519,6 +531,9 @@ func (m *Miner) wordFold(c *cluster) (*cluster, []Merge) {
 			toks[i] = Wildcard
 		}
 	}
+	if !keepsLiteral(toks) {
+		return nil, nil
+	}
 	return m.foldInto(m.templateOf(strings.Join(toks, " ")), sibs, nil)
 }
 
@@ -608,6 +623,9 @@ func (m *Miner) consolidateAt(cs []*cluster, p int, merges []Merge) ([]Merge, bo
 		}
 		toks := slices.Clone(g[0].tokens)
 		toks[p] = Wildcard
+		if !keepsLiteral(toks) {
+			continue
+		}
 		_, merges = m.foldInto(m.templateOf(strings.Join(toks, " ")), g, merges)
 		folded = true
 	}
@@ -651,6 +669,9 @@ func (m *Miner) consolidateNew(c *cluster) (*cluster, []Merge) {
 		}
 		toks := slices.Clone(c.tokens)
 		toks[p] = Wildcard
+		if !keepsLiteral(toks) {
+			continue
+		}
 		return m.foldInto(m.templateOf(strings.Join(toks, " ")), g, nil)
 	}
 	return c, nil

@@ -246,6 +246,37 @@ func TestConsolidate(t *testing.T) {
 	}
 }
 
+// Every fold counts values at a position among messages that agree
+// everywhere else; a message of one word has nowhere else, so however
+// many one-word messages come, online or after the second pass, each is
+// its own template and none becomes "<*>" (which would be every message of
+// that length).
+func TestOneWordMessagesStayApart(t *testing.T) {
+	states := []string{"starting", "running", "stopping", "stopped", "halted", "idle", "draining", "paused", "resumed", "degraded"}
+	if len(states) < logmine.DefaultConfig().ConsolidateAfter {
+		t.Fatal("fewer states than any fold needs")
+	}
+	m := newMiner(t, nil)
+	for range 3 {
+		for _, s := range states {
+			if r := m.Match(s); r.Template != s {
+				t.Fatalf("%q matched %q", s, r.Template)
+			}
+		}
+	}
+	m.Consolidate()
+	if got := len(m.Templates()); got != len(states) {
+		t.Fatalf("%d templates, want %d: %v", got, len(states), m.Templates())
+	}
+	// two words still fold at the varying one
+	for _, s := range states {
+		m.Match("service " + s)
+	}
+	if r := m.Match("service crashed"); r.Template != "service <*>" {
+		t.Fatalf("two-word messages: %q, templates %v", r.Template, m.Templates())
+	}
+}
+
 func TestTemplateIDText(t *testing.T) {
 	id := logmine.IDOf("Invalid user <*> from <*>")
 	b, _ := id.MarshalText()

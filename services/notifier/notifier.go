@@ -295,6 +295,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		// person did or must see (acknowledged, resolved, reopened) goes
 		// out at once.
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
+		n.opening = r.inc.Transition == webhook.Transition(event.IncidentOpened)
 		p.schedule.offer(n, r.st.OpenedAt, settle)
 	}
 	p.handDue(now)

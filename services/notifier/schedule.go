@@ -39,6 +39,8 @@ type note struct {
 	// urgent goes out at once, whatever the timers (a transition a person
 	// made or must see).
 	urgent bool
+	// opening announces the incident's opening (its first event).
+	opening bool
 }
 
 // slot is what the schedule knows of one incident at one route.
@@ -47,7 +49,7 @@ type slot struct {
 	due      time.Time
 	lastSent time.Time // event time of the last notification (zero: none)
 	pending  *note     // the state to send at due (nil: nothing new)
-	last     *note     // the state sent last, for repeats
+	last     *note     // the state sent last, for repeats (or a flap's resolve, which needed none)
 	// settle are the inputs the pending state stands for: they are done
 	// once it went out (or no longer needs to).
 	settle []func(error)
@@ -66,6 +68,12 @@ type slot struct {
 	// one): when it next has something to hand out.
 	wake  time.Time
 	armed bool
+	// unheard: no receiver of the route can have heard of the incident.
+	// The slot was made by the incident's opening event, which this
+	// notifier holds until a notification standing for it went out, and
+	// it has handed out nothing since. Only then is a resolve within the
+	// wait a flap to drop.
+	unheard bool
 }
 
 // newest is the latest state the slot knows: pending, else the one handed
@@ -157,28 +165,33 @@ func slotKey(incidentID, route string) string { return incidentID + "\x00" + rou
 
 // offer takes a new state of an incident for a route; done is called once
 // it was sent or superseded by a state that was, or at once when nothing
-// will be sent: an incident resolved within the wait was never notified,
-// so there is nothing to resolve. That rule is on event time (the
-// incident's open and resolve times), so that a restarted notifier, which
-// remembers nothing it sent, decides the same; but a slot that sent a
-// note or has one out (an acknowledgement goes at once, wait or not) gets
-// its resolve, or the receiver would keep the incident open for ever.
+// will be sent: an incident resolved within the wait that no receiver
+// heard of (slot.unheard) is a flap, and there is nothing to resolve.
+// Every other resolve goes out, within the wait or not: a notifier that
+// does not hold the incident's opening event cannot tell what went out
+// (restarted after the opening was acked, which happens only once a
+// notification standing for it went out: an acknowledgement, which goes
+// at once, or the opening itself, due on a clock that ran past the wait
+// before a resolve stamped earlier arrived), and a receiver that heard
+// of the incident would keep it open for ever. The price is the resolve
+// of a flap it never heard of, after a restart.
 func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
-	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait && (sl == nil || (sl.last == nil && sl.handed == nil)) {
-		if sl != nil {
-			for _, f := range sl.settle {
-				f(nil)
-			}
-			delete(s.slots, k)
-		}
+	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait && sl != nil && sl.unheard {
+		// The resolve stays as the slot's last state, unsent, so that an
+		// earlier state redelivered after it (its send failed, or its ack
+		// was lost) is settled as stale instead of going out.
+		s.settlePending(sl, nil)
+		sl.last = n
+		sl.remember(n.eventID)
+		s.arm(k, sl)
 		done(nil)
 		return
 	}
 	if sl == nil {
 		s.makeRoom()
-		sl = &slot{due: openedAt.Add(n.timing.Wait)}
+		sl = &slot{due: openedAt.Add(n.timing.Wait), unheard: n.opening}
 		s.slots[k] = sl
 	}
 	if slices.Contains(sl.sent, n.eventID) {
@@ -293,6 +306,7 @@ func (sl *slot) take(now time.Time) *note {
 		return nil
 	case sl.pending != nil && !now.Before(sl.due):
 		sl.handed, sl.handedSettles = sl.pending, len(sl.settle)
+		sl.unheard = false
 	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
 		!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
 		r := *sl.last
@@ -352,13 +366,19 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 		return
 	}
 	sl.last, sl.lastSent = n, now
-	if len(sl.sent) == maxRemembered {
-		sl.sent = sl.sent[1:]
-	}
-	sl.sent = append(sl.sent, n.eventID)
+	sl.remember(n.eventID)
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)
 	}
+}
+
+// remember records eventID as notified: a redelivery of it is settled at
+// once.
+func (sl *slot) remember(eventID string) {
+	if len(sl.sent) == maxRemembered {
+		sl.sent = sl.sent[1:]
+	}
+	sl.sent = append(sl.sent, eventID)
 }
 
 // settlePending settles the inputs the slot's pending state stands for

@@ -81,6 +81,7 @@ func TestCorrelateCrossCheck(t *testing.T) {
 	}
 	const seeds = 10
 	var mean struct{ f1, p, r, count, label, window float64 }
+	losses := map[string]int{}
 	for seed := uint64(1); seed <= seeds; seed++ {
 		s := crossgen.Generate(seed, crossgen.DefaultConfig())
 		res := crossReplay(t, s)
@@ -98,9 +99,18 @@ func TestCorrelateCrossCheck(t *testing.T) {
 		if os.Getenv("CROSSGEN_DIAG") != "" {
 			diagnose(t, s, res)
 		}
+		lossTable(s, crossAssign(res), losses)
 	}
 	t.Logf("mean over seeds 1-%d: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service F1 %.3f | 5-min window F1 %.3f",
 		seeds, mean.p, mean.r, mean.f1, mean.count, mean.label, mean.window)
+	var keys []string
+	for k := range losses {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return losses[keys[i]] > losses[keys[j]] })
+	for _, k := range keys[:min(25, len(keys))] {
+		t.Logf("pairs lost, all seeds: %-60s %d", k, losses[k])
+	}
 	if mean.label < 0.09 || mean.label > 0.20 {
 		t.Errorf("generator calibration: by-service baseline mean F1 %.3f, want 0.09-0.20", mean.label)
 	}
@@ -201,4 +211,56 @@ func short(id string) string {
 		return id[:14]
 	}
 	return id
+}
+
+// lossTable counts the item pairs the correlator gets wrong: missed (one
+// true incident, two predicted) and false (two true, one predicted), by
+// the true incidents' kinds, how far apart the two items were first seen,
+// and how their services relate in the catalog.
+func lossTable(s *crossgen.Storm, assign map[string]string, into map[string]int) {
+	items := s.Items()
+	kind := map[string]string{}
+	for _, inc := range s.Incidents {
+		kind[inc.Label] = string(inc.Kind)
+	}
+	pred := func(id string) string {
+		if p := assign[id]; p != "" {
+			return p
+		}
+		return "none:" + id
+	}
+	for i := range items {
+		for j := i + 1; j < len(items); j++ {
+			a, b := items[i], items[j]
+			ta, tb := s.Truth[a.ID], s.Truth[b.ID]
+			same, together := ta == tb, pred(a.ID) == pred(b.ID)
+			if same == together {
+				continue
+			}
+			gap := b.FirstSeen.Sub(a.FirstSeen)
+			bucket := ">30m"
+			for _, g := range []time.Duration{2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute} {
+				if gap <= g {
+					bucket = "<=" + g.String()
+					break
+				}
+			}
+			rel := "unrelated"
+			switch {
+			case a.Service == b.Service:
+				rel = "same service"
+			case s.Catalog.DependsTransitively(a.Service, b.Service) || s.Catalog.DependsTransitively(b.Service, a.Service):
+				rel = "dependency path"
+			}
+			if same {
+				into[fmt.Sprintf("missed %-8s %-15s gap %s", kind[ta], rel, bucket)]++
+			} else {
+				ka, kb := kind[ta], kind[tb]
+				if ka > kb {
+					ka, kb = kb, ka
+				}
+				into[fmt.Sprintf("false  %-17s %-15s gap %s", ka+"+"+kb, rel, bucket)]++
+			}
+		}
+	}
 }

@@ -98,7 +98,7 @@ type pod struct {
 func newEstate(r *rand.Rand) *estate {
 	e := &estate{specs: map[string]*serviceSpec{}, dependents: map[string][]string{}, pods: map[string][]pod{}}
 	e.catalog.Services = map[string]correlate.Service{}
-	for i := range 9 {
+	for i := range 14 {
 		e.nodes = append(e.nodes, fmt.Sprintf("ip-10-42-%d-%d.eu-west-1.compute.internal", 10+i*7%32, 20+r.IntN(200)))
 	}
 	for i := range estateTemplate {

@@ -25,10 +25,11 @@ import (
 // webhook-id (the idempotency key). With a gate, each request first waits
 // for a value from it (a slow receiver).
 type hookLog struct {
-	srv  *httptest.Server
-	gate chan struct{}
-	mu   sync.Mutex
-	got  []heard
+	srv     *httptest.Server
+	gate    chan struct{}
+	release func() // opens the gate for good
+	mu      sync.Mutex
+	got     []heard
 	// arrived counts requests that came in, answered or still held.
 	arrived int
 }
@@ -36,9 +37,10 @@ type hookLog struct {
 type heard struct{ incident, status, key string }
 
 func newHookLog(t *testing.T, gated bool) *hookLog {
-	h := &hookLog{}
+	h := &hookLog{release: func() {}}
 	if gated {
 		h.gate = make(chan struct{})
+		h.release = sync.OnceFunc(func() { close(h.gate) })
 	}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -65,12 +67,17 @@ func newHookLog(t *testing.T, gated bool) *hookLog {
 		h.mu.Unlock()
 	}))
 	t.Cleanup(func() {
-		if h.gate != nil {
-			close(h.gate)
-		}
+		h.release()
 		h.srv.Close()
 	})
 	return h
+}
+
+// arrivals counts the requests that came in, answered or still held.
+func (h *hookLog) arrivals() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.arrived
 }
 
 // heard lists what the receiver answered, in order.

@@ -33,15 +33,21 @@ import (
 type Config struct {
 	// Duration of the storm (24h).
 	Duration time.Duration
-	// Incidents is the number of true incidents planned (22).
+	// Incidents is the number of true incidents planned (20).
 	Incidents int
 	// NoiseAlerts and NoiseAnomalies are unrelated alerts and anomalies,
-	// each an incident of its own (40 and 12).
+	// each an incident of its own (40 and 12; negative for none).
 	NoiseAlerts    int
 	NoiseAnomalies int
 	// Concurrent is the share of incidents started within three minutes
-	// of another one (0.2; negative for none).
+	// of another one (0.15; negative for none).
 	Concurrent float64
+	// LateHops is the share of dependency hops that take 4-12 minutes
+	// instead of 20s-3m (0.15; negative for none).
+	LateHops float64
+	// Relapses is the share of incidents that come back 8-30 minutes
+	// after resolving (0.25; negative for none).
+	Relapses float64
 	// BenignChanges are deploys and config changes that break nothing (30).
 	BenignChanges int
 	// AnomalyRate is the chance that a service affected by an incident
@@ -66,7 +72,7 @@ func (c Config) withDefaults() Config {
 			*v = d
 		}
 	}
-	def(&c.Incidents, 22)
+	def(&c.Incidents, 20)
 	def(&c.NoiseAlerts, 40)
 	def(&c.NoiseAnomalies, 12)
 	def(&c.BenignChanges, 30)
@@ -74,7 +80,13 @@ func (c Config) withDefaults() Config {
 		c.Duration = 24 * time.Hour
 	}
 	if c.Concurrent == 0 {
-		c.Concurrent = 0.2
+		c.Concurrent = 0.15
+	}
+	if c.LateHops == 0 {
+		c.LateHops = 0.15
+	}
+	if c.Relapses == 0 {
+		c.Relapses = 0.25
 	}
 	if c.AnomalyRate == 0 {
 		c.AnomalyRate = 0.35
@@ -151,17 +163,20 @@ type change struct {
 }
 
 type gen struct {
-	cfg       Config
-	seed      uint64
-	r         *rand.Rand
-	e         *estate
-	start     time.Time
-	alerts    []*alert
-	byFP      map[string]*alert
-	anomalies []*anomaly
-	changes   []change
-	incidents []*Incident
-	versions  map[string]int
+	cfg  Config
+	seed uint64
+	r    *rand.Rand
+	// Anomalies and relapses draw from streams of their own, so that a
+	// storm without them has the same incidents otherwise.
+	anomalyR, relapseR *rand.Rand
+	e                  *estate
+	start              time.Time
+	alerts             []*alert
+	byFP               map[string]*alert
+	anomalies          []*anomaly
+	changes            []change
+	incidents          []*Incident
+	versions           map[string]int
 }
 
 // Generate makes the storm of seed: the same seed and configuration give
@@ -173,7 +188,8 @@ func Generate(seed uint64, cfg Config) *Storm {
 	if start.IsZero() {
 		start = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed%365) * 24 * time.Hour)
 	}
-	g := &gen{cfg: cfg, seed: seed, r: r, e: newEstate(r), start: start, byFP: map[string]*alert{}, versions: map[string]int{}}
+	g := &gen{cfg: cfg, seed: seed, r: r, e: newEstate(r), start: start, byFP: map[string]*alert{}, versions: map[string]int{},
+		anomalyR: rand.New(rand.NewPCG(seed, 0x616e6f6d)), relapseR: rand.New(rand.NewPCG(seed, 0x72656c61))}
 	g.plan()
 	for i := range cfg.NoiseAlerts {
 		g.noiseAlert(i)
@@ -196,6 +212,13 @@ func Generate(seed uint64, cfg Config) *Storm {
 // at is the storm's start plus d.
 func (g *gen) at(d float64) time.Time {
 	return g.start.Add(time.Duration(d)).Truncate(time.Second)
+}
+
+// use makes the generator draw from r until the returned func is called.
+func (g *gen) use(r *rand.Rand) (restore func()) {
+	old := g.r
+	g.r = r
+	return func() { g.r = old }
 }
 
 func (g *gen) between(lo, hi time.Duration) time.Duration {
@@ -229,12 +252,13 @@ func (g *gen) plan() {
 			x -= k.weight
 		}
 		inc := &Incident{Label: fmt.Sprintf("inc-%02d-%s", i+1, kind), Kind: kind}
-		if len(g.incidents) > 0 && g.r.Float64() < g.cfg.Concurrent {
-			other := g.incidents[g.r.IntN(len(g.incidents))]
-			inc.Start = other.Start.Add(g.between(-3*time.Minute, 3*time.Minute)).Truncate(time.Second)
-			inc.Concurrent = other.Label
-		} else {
-			inc.Start = g.at(float64(margin) + g.r.Float64()*float64(span))
+		// Every draw is made either way, so that storms with and without
+		// concurrent starts differ only there.
+		inc.Start = g.at(float64(margin) + g.r.Float64()*float64(span))
+		concurrent, other, offset := g.r.Float64() < g.cfg.Concurrent, g.r.IntN(len(g.incidents)+1), g.between(-3*time.Minute, 3*time.Minute)
+		if concurrent && other < len(g.incidents) {
+			inc.Start = g.incidents[other].Start.Add(offset).Truncate(time.Second)
+			inc.Concurrent = g.incidents[other].Label
 		}
 		g.incidents = append(g.incidents, inc)
 		switch kind {
@@ -283,9 +307,11 @@ func (g *gen) propagate(root window, reach float64) []window {
 				continue
 			}
 			seen[d] = true
-			delay := g.between(20*time.Second, 3*time.Minute)
-			if g.r.Float64() < 0.15 {
-				delay = g.between(4*time.Minute, 12*time.Minute)
+			// Both delays are drawn, so that storms with and without late
+			// hops differ only there.
+			delay, lateDelay := g.between(20*time.Second, 3*time.Minute), g.between(4*time.Minute, 12*time.Minute)
+			if g.r.Float64() < g.cfg.LateHops {
+				delay = lateDelay
 			}
 			from := w.from.Add(delay)
 			to := w.to.Add(g.between(30*time.Second, 4*time.Minute))
@@ -406,7 +432,8 @@ func (g *gen) dnsIncident(inc *Incident) {
 // the time: the fix did not hold. Its root alerts fire again (the same
 // label sets), some of its callers too.
 func (g *gen) maybeRelapse(inc *Incident) {
-	if g.r.Float64() >= 0.25 || inc.End.IsZero() {
+	defer g.use(g.relapseR)()
+	if g.r.Float64() >= g.cfg.Relapses || inc.End.IsZero() {
 		return
 	}
 	inc.Relapsed = true
@@ -757,6 +784,7 @@ func (g *gen) anomalyFor(inc *Incident, services []string) {
 	if g.cfg.AnomalyRate < 0 {
 		return
 	}
+	defer g.use(g.anomalyR)()
 	first := map[string]time.Time{}
 	for _, a := range g.alerts {
 		if a.truth == inc.Label {
@@ -849,6 +877,7 @@ func (g *gen) noiseAlert(i int) {
 }
 
 func (g *gen) noiseAnomaly(i int) {
+	defer g.use(g.anomalyR)()
 	svc := g.e.names[g.r.IntN(len(g.e.names))]
 	label := fmt.Sprintf("noise-anomaly-%02d", i+1)
 	g.incidents = append(g.incidents, &Incident{Label: label, Kind: KindNoise, Root: svc, Services: []string{svc}})

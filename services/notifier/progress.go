@@ -64,6 +64,9 @@ func (h *heldMsgs) settled(m *heldMsg) {
 // it is in progress, checking every sixth of it, until ctx ends: no held
 // message goes half of ackWait without a signal.
 func (h *heldMsgs) keepInProgress(ctx context.Context, ackWait time.Duration, log zerolog.Logger) {
+	if ackWait <= 0 {
+		return
+	}
 	after := ackWait / 3
 	t := time.NewTicker(after / 2)
 	defer t.Stop()
@@ -82,17 +85,22 @@ func (h *heldMsgs) keepInProgress(ctx context.Context, ackWait time.Duration, lo
 				}
 			}
 			h.mu.Unlock()
+			failed := 0
+			var failure error
 			for _, m := range due {
 				switch err := m.Msg.InProgress(); {
 				case err == nil:
 					h.told.Add(1)
-				case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply):
+				case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply) || errors.Is(err, jetstream.ErrMsgNotBound):
 					h.settled(m) // settled meanwhile, or nothing to settle
 				default:
 					// Tried again at the next check; the server redelivers
 					// it if the connection stays down past ack_wait.
-					log.Warn().Err(err).Str("subject", m.Subject()).Msg("telling a held incident event in progress failed")
+					failed, failure = failed+1, err
 				}
+			}
+			if failed > 0 {
+				log.Warn().Err(failure).Int("events", failed).Msg("telling held incident events in progress failed; tried again")
 			}
 		}
 	}

@@ -20,7 +20,9 @@ var ErrInvalidConfig = fmt.Errorf("notifier: %w", config.ErrInvalidConfig)
 type Config struct {
 	// Consumer reads incident events: stream EVENTS, durable "notifier",
 	// filter events.incident.>. Unset ack_wait is the longest time a
-	// route's timers hold an event plus the delivery's retry budget.
+	// route's timers hold an event plus the delivery's retry budget; an
+	// event held longer (queued behind a slow receiver) is told in
+	// progress, so that it is not redelivered while held (progress.go).
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// Routes is an Alertmanager configuration file (alertmanager.yml, as
 	// it is): its route tree, inhibit rules, time intervals and webhook

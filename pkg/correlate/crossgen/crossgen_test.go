@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -215,7 +217,8 @@ func TestAlertmanagerFlushes(t *testing.T) {
 	}
 }
 
-// TestCalibrate logs the baselines over seeds 1-10 (CROSSGEN_CALIBRATE=1).
+// TestCalibrate logs the baselines over seeds 1-10, or 1-CROSSGEN_SEEDS
+// (CROSSGEN_CALIBRATE=1; CROSSGEN_CONFIG a crossgen.Config in JSON).
 func TestCalibrate(t *testing.T) {
 	if os.Getenv("CROSSGEN_CALIBRATE") == "" {
 		t.Skip("calibration")
@@ -226,16 +229,51 @@ func TestCalibrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	n := 10
+	if v, err := strconv.Atoi(os.Getenv("CROSSGEN_SEEDS")); err == nil && v > 0 {
+		n = v
+	}
 	var label, window, items, incs float64
-	for seed := uint64(1); seed <= 10; seed++ {
+	for seed := uint64(1); seed <= uint64(n); seed++ {
 		s := Generate(seed, cfg)
 		l := eval.Pairwise(s.BaselineByLabel("service"), s.Truth)
 		w := eval.Pairwise(s.BaselineTimeWindow(5*time.Minute), s.Truth)
-		label += l.F1 / 10
-		window += w.F1 / 10
-		items += float64(l.Items) / 10
-		incs += float64(l.TrueIncidents) / 10
+		label += l.F1 / float64(n)
+		window += w.F1 / float64(n)
+		items += float64(l.Items) / float64(n)
+		incs += float64(l.TrueIncidents) / float64(n)
 		t.Logf("seed %d: by service %.3f, window %.3f (P %.3f R %.3f), %d items, %d incidents", seed, l.F1, w.F1, w.Precision, w.Recall, l.Items, l.TrueIncidents)
 	}
 	t.Logf("mean: by service %.3f, window %.3f, %.0f items, %.0f incidents", label, window, items, incs)
+}
+
+// TestWriteStorm writes the storm of CROSSGEN_SEED (1 by default) to the
+// directory CROSSGEN_WRITE: events.jsonl and catalog.yaml for `aiops
+// correlate replay`, truth.json (item → true incident) and
+// incidents.json, for looking at one storm by hand.
+func TestWriteStorm(t *testing.T) {
+	dir := os.Getenv("CROSSGEN_WRITE")
+	if dir == "" {
+		t.Skip("a tool: CROSSGEN_WRITE=dir")
+	}
+	seed, _ := strconv.ParseUint(os.Getenv("CROSSGEN_SEED"), 10, 64)
+	if seed == 0 {
+		seed = 1
+	}
+	s := Generate(seed, DefaultConfig())
+	var events bytes.Buffer
+	if err := s.WriteJSONL(&events); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := s.CatalogYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth, _ := json.MarshalIndent(s.Truth, "", "  ")
+	incidents, _ := json.MarshalIndent(s.Incidents, "", "  ")
+	for name, data := range map[string][]byte{"events.jsonl": events.Bytes(), "catalog.yaml": cat, "truth.json": truth, "incidents.json": incidents} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -33,14 +33,14 @@ import (
 type Config struct {
 	// Duration of the storm (24h).
 	Duration time.Duration
-	// Incidents is the number of true incidents planned (20).
+	// Incidents is the number of true incidents planned (24).
 	Incidents int
 	// NoiseAlerts and NoiseAnomalies are unrelated alerts and anomalies,
 	// each an incident of its own (40 and 12; negative for none).
 	NoiseAlerts    int
 	NoiseAnomalies int
 	// Concurrent is the share of incidents started within three minutes
-	// of another one (0.15; negative for none).
+	// of another one (0.25; negative for none).
 	Concurrent float64
 	// LateHops is the share of dependency hops that take 4-12 minutes
 	// instead of 20s-3m (0.15; negative for none).
@@ -72,7 +72,7 @@ func (c Config) withDefaults() Config {
 			*v = d
 		}
 	}
-	def(&c.Incidents, 20)
+	def(&c.Incidents, 24)
 	def(&c.NoiseAlerts, 40)
 	def(&c.NoiseAnomalies, 12)
 	def(&c.BenignChanges, 30)
@@ -80,7 +80,7 @@ func (c Config) withDefaults() Config {
 		c.Duration = 24 * time.Hour
 	}
 	if c.Concurrent == 0 {
-		c.Concurrent = 0.15
+		c.Concurrent = 0.25
 	}
 	if c.LateHops == 0 {
 		c.LateHops = 0.15

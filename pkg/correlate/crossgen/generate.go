@@ -336,15 +336,38 @@ func (g *gen) duration() time.Duration {
 var cascadeRoots = []string{"orders-db", "users-db", "inventory-db", "session-redis", "cart-redis", "search-es", "kafka", "kafka", "psp-proxy", "psp-proxy",
 	"inventory-service", "catalog-service", "auth-service", "pricing-service", "user-service", "payments-service", "shipping-service", "notification-service"}
 
+// freeRoot draws a root for inc until it is not a service of another
+// incident running then: two independent incidents rooted in one service
+// at one time would be one incident to anybody, so the truth would be
+// unknowable.
+func (g *gen) freeRoot(inc *Incident, draw func() string) string {
+	var svc string
+	for range 20 {
+		svc = draw()
+		busy := false
+		for _, other := range g.incidents {
+			if other != inc && other.Kind != KindNoise && slices.Contains(other.Services, svc) &&
+				inc.Start.After(other.Start.Add(-30*time.Minute)) && inc.Start.Before(other.End.Add(15*time.Minute)) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			break
+		}
+	}
+	return svc
+}
+
 func (g *gen) cascadeIncident(inc *Incident) {
-	root := cascadeRoots[g.r.IntN(len(cascadeRoots))]
+	root := g.freeRoot(inc, func() string { return cascadeRoots[g.r.IntN(len(cascadeRoots))] })
 	inc.Root = root
 	ws := g.propagate(window{svc: root, from: inc.Start, to: inc.Start.Add(g.duration())}, 1)
 	g.raise(inc, ws, "")
 }
 
 func (g *gen) deployIncident(inc *Incident) {
-	svc := g.pickService(roleHTTP, roleWorker)
+	svc := g.freeRoot(inc, func() string { return g.pickService(roleHTTP, roleWorker) })
 	inc.Root = svc
 	g.change(inc.Start, svc, "deploy")
 	// Errors start when the rollout shifts traffic to the new pods: a few
@@ -362,7 +385,7 @@ func (g *gen) deployIncident(inc *Incident) {
 }
 
 func (g *gen) overloadIncident(inc *Incident) {
-	svc := g.pickService(roleHTTP, roleWorker, rolePostgres, roleSearch)
+	svc := g.freeRoot(inc, func() string { return g.pickService(roleHTTP, roleWorker, rolePostgres, roleSearch) })
 	inc.Root = svc
 	ws := g.propagate(window{svc: svc, from: inc.Start, to: inc.Start.Add(g.duration())}, 0.45)
 	g.raise(inc, ws, "overload")

@@ -204,6 +204,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		"writer.retention_interval": {RetentionInterval: -time.Second},
 		"writer.senders":            {Senders: 99},
 		"writer.max_rows":           {MaxRows: -1},
+		"writer.drain_timeout":      {DrainTimeout: service.DefaultShutdownTimeout},
 	} {
 		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), field+":") {
 			t.Errorf("%s: Validate() = %v", field, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -32,6 +33,7 @@ type SinkConfig struct {
 // writer's stage.Sink.
 type Sink struct {
 	batches map[string]Inserter
+	closing atomic.Bool // set by Close
 	log     zerolog.Logger
 	window  *TimeWindow   // nil: every storable time is taken
 	metrics *batchMetrics // nil for a sink of NewSinkOf
@@ -166,13 +168,24 @@ func (s *Sink) add(ctx context.Context, r TableRow, done func(error)) bool {
 	return true
 }
 
-// Flush sends every table's pending batch and waits for them.
+// Flush sends every table's pending batch and waits for them. Once Close
+// has begun it returns nil: Close sends what is held, and its caller
+// reports the outcome (the stage runtime flushes at the start of the drain,
+// when the writer closes the sink).
 func (s *Sink) Flush(ctx context.Context) error {
-	return s.each(func(b Inserter) error { return b.Flush(ctx) })
+	err := s.each(func(b Inserter) error { return b.Flush(ctx) })
+	if s.closing.Load() {
+		return nil
+	}
+	return err
 }
 
-// Close flushes and stops every batch writer.
+// Close stops taking rows and sends what every batch writer holds. If ctx
+// ends first, the inserts under way are given up and every row not
+// inserted is reported with an error (its message is naked), and Close
+// returns ctx's error.
 func (s *Sink) Close(ctx context.Context) error {
+	s.closing.Store(true)
 	return s.each(func(b Inserter) error { return b.Close(ctx) })
 }
 

@@ -16,7 +16,6 @@ package writer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
@@ -52,10 +52,21 @@ type Config struct {
 	// table, is dead-lettered instead of stored (see TimeWindow). Default
 	// a day.
 	MaxEventFuture time.Duration `yaml:"max_event_future"`
+	// DrainTimeout bounds the stop: what the writer holds is inserted and
+	// acked if ClickHouse takes it by then, and what it could not insert is
+	// naked, so that the next writer gets it at once instead of after
+	// consumer.ack_wait. Default 15s, under the 25s a service has to stop.
+	// A connection to ClickHouse being opened is not interrupted: the stop
+	// can take up to store.dial_timeout (5s) longer.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // DefaultMaxEventFuture is Config.MaxEventFuture's default.
 const DefaultMaxEventFuture = 24 * time.Hour
+
+// DefaultDrainTimeout is Config.DrainTimeout's default: it leaves the naks
+// and their flush seconds within service.DefaultShutdownTimeout.
+const DefaultDrainTimeout = 15 * time.Second
 
 // DefaultConfig is the writer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
@@ -87,6 +98,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxEventFuture == 0 {
 		c.MaxEventFuture = DefaultMaxEventFuture
 	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	if c.Consumer.MaxAckPending == 0 {
 		// Enough for a full insert in flight while the next one fills.
 		c.Consumer.MaxAckPending = 4 * c.MaxRows
@@ -117,6 +131,12 @@ func (c Config) Validate() error {
 	if c.MaxEventFuture < 0 {
 		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
 	}
+	if c.DrainTimeout < 0 || c.DrainTimeout >= service.DefaultShutdownTimeout {
+		// Past the service's own deadline the process ends before the
+		// naks are sent, and the messages wait for their ack wait.
+		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and the service's shutdown timeout %s, got %s",
+			DefaultDrainTimeout, service.DefaultShutdownTimeout, c.DrainTimeout)
+	}
 	if err := validateRetention(c.Retention); err != nil {
 		return err
 	}
@@ -131,9 +151,11 @@ func (c Config) Validate() error {
 // one batch writer per table, and drops partitions past their retention.
 // The consumer side is a stage.Sink on the stage runtime.
 type Writer struct {
-	stage     *stage.Stage
-	sink      *Sink
-	retention *Retention
+	stage        *stage.Stage
+	sink         *Sink
+	retention    *Retention
+	drainTimeout time.Duration
+	log          zerolog.Logger
 }
 
 // Option configures a Writer.
@@ -185,25 +207,42 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		sink.Close(ctx)
 		return nil, err
 	}
-	return &Writer{stage: st, sink: sink, retention: retention}, nil
+	return &Writer{stage: st, sink: sink, retention: retention, drainTimeout: cfg.DrainTimeout, log: log}, nil
 }
 
-// Run consumes until ctx is cancelled; the runtime then flushes what the
-// sink holds and waits for the last inserts. What was not inserted is not
-// acked, so JetStream delivers it again to the next writer. Retention runs
-// alongside.
+// Run consumes until ctx is cancelled, then drains: the consumer fetches
+// no more and the sink sends every batch it holds at once. What ClickHouse
+// takes within DrainTimeout is acked; then the inserts still under way are
+// given up and every message not inserted is naked, so that the next writer
+// gets it at once (not after the ack wait). Retention runs alongside.
 func (w *Writer) Run(ctx context.Context) error {
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	retentionDone := make(chan struct{})
 	go func() {
 		defer close(retentionDone)
-		w.retention.Run(ctx)
+		w.retention.Run(runCtx)
 	}()
-	runErr := w.stage.Run(ctx)
-	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	closeErr := w.sink.Close(closeCtx)
+	// The sink is closed when the drain begins, not after it: the consumer
+	// waits for the result of every message the sink holds, and only
+	// Close's deadline turns an insert that hangs into results (naks)
+	// before the service's own deadline ends the process.
+	closed := make(chan error, 1)
+	go func() {
+		<-runCtx.Done()
+		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.drainTimeout)
+		defer cancel()
+		closed <- w.sink.Close(drainCtx)
+	}()
+	runErr := w.stage.Run(runCtx)
+	stop()
+	if err := <-closed; err != nil {
+		// Not a failure of the stop: those messages were naked.
+		w.log.Warn().Err(err).Dur("drain_timeout", w.drainTimeout).
+			Msg("ClickHouse did not take every held row within the drain; their messages were naked for redelivery")
+	}
 	<-retentionDone
-	return errors.Join(runErr, closeErr)
+	return runErr
 }
 
 // Stats reports the consumer's counters.

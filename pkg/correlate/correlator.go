@@ -183,10 +183,7 @@ func (c *Correlator) Observe(s Signal) []Update {
 		}
 	}
 	if s.Resolved {
-		// The end of something never seen firing (it fired before a
-		// restart that lost it, or before the correlator started).
-		c.stats.Orphans++
-		return ups
+		return append(ups, c.resolvedFirst(s)...)
 	}
 	inc := c.best(s)
 	rootBefore := ""
@@ -205,6 +202,36 @@ func (c *Correlator) Observe(s Signal) []Update {
 		ups = c.absorb(inc, s, ups)
 	}
 	return ups
+}
+
+// resolvedFirst takes the end of an alert never seen firing. One that
+// fired within the last GroupWindow (it resolved before Alertmanager's
+// group_wait passed, so its first notification says resolved) joins the
+// incident it would have joined firing, as a resolved member; it opens
+// none: a failure over before anyone was told is not worth a new page.
+// Anything else is an orphan (it fired before a restart that lost it, or
+// before the correlator started).
+func (c *Correlator) resolvedFirst(s Signal) []Update {
+	if s.Kind != SignalAlert || s.Started.IsZero() || s.Time.Sub(s.Started) > c.cfg.GroupWindow {
+		c.stats.Orphans++
+		return nil
+	}
+	fired := s
+	fired.Time, fired.Resolved = s.Started, false
+	inc := c.best(fired)
+	if inc == nil {
+		c.stats.Orphans++
+		return nil
+	}
+	c.join(inc, fired)
+	m := c.members[s.Fingerprint]
+	m.Firing, m.LastSeen, m.LastEventID = false, s.Time, s.EventID
+	inc.firing--
+	if s.Time.After(inc.lastSignal) {
+		inc.lastSignal = s.Time
+	}
+	inc.note(s.Time, fmt.Sprintf("%s on %s resolved (it fired at %s)", m.Name, m.Service, s.Started.UTC().Format(time.RFC3339)))
+	return nil
 }
 
 // absorb merges into into, whose root s just became, the other incidents

@@ -805,3 +805,56 @@ func TestEvidenceWeightsZeroIsOff(t *testing.T) {
 		t.Errorf("negative label_weight: %v", err)
 	}
 }
+
+// An alert that fired and resolved within Alertmanager's group_wait is
+// first seen resolved: it joins the incident it would have joined firing,
+// as a resolved member, and opens none of its own.
+func TestAlertFirstSeenResolvedJoinsWhatFailedThen(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("PaymentsDown", "payments", 0))
+	short := resolved(alert("CheckoutErrors", "checkout", time.Minute), 2*time.Minute)
+	short.Started = t0.Add(time.Minute)
+	if ups := feed(c, short); len(ups) != 0 {
+		t.Fatalf("the short alert published %s, want nothing yet", transitions(ups))
+	}
+	cascade, _ := c.IncidentOf("PaymentsDown/payments")
+	got, ok := c.IncidentOf("CheckoutErrors/checkout")
+	if !ok || got != cascade {
+		t.Fatalf("the short alert is in %q (%v), want the cascade's %s", got, ok, cascade)
+	}
+	st, _ := c.Incident(cascade)
+	if st.MemberCount != 2 {
+		t.Fatalf("members %d, want 2", st.MemberCount)
+	}
+	for _, m := range st.Members {
+		if m.Name == "CheckoutErrors" && (m.Firing || m.Count != 1) {
+			t.Fatalf("the short alert: firing %v, count %d; want resolved, seen once", m.Firing, m.Count)
+		}
+	}
+	// The cascade's own alert resolving resolves the incident after the
+	// quiet period: the short member does not hold it open.
+	ups := feed(c, resolved(alert("PaymentsDown", "payments", 0), 3*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(9*time.Minute))...)
+	if !strings.Contains(transitions(ups), "resolved") {
+		t.Fatalf("transitions %s, want the incident resolved once its alerts resolved and the quiet period passed", transitions(ups))
+	}
+
+	// One with nothing failing near it opens nothing (it is counted as an
+	// orphan), nor does one that started longer than group_window ago.
+	lone := resolved(alert("BatchLate", "batch", 30*time.Minute), 31*time.Minute)
+	lone.Started = t0.Add(30 * time.Minute)
+	old := resolved(alert("CartSlow", "cart", 0), 40*time.Minute)
+	old.Started = t0
+	feed(c, alert("CartDown", "cart", 39*time.Minute))
+	if ups := feed(c, lone, old); len(ups) != 0 {
+		t.Fatalf("published %s, want nothing", transitions(ups))
+	}
+	for _, fp := range []string{"BatchLate/batch", "CartSlow/cart"} {
+		if id, ok := c.IncidentOf(fp); ok {
+			t.Fatalf("%s is in %s, want no incident", fp, id)
+		}
+	}
+	if got := c.Stats().Orphans; got != 2 {
+		t.Fatalf("orphans %d, want 2", got)
+	}
+}

@@ -41,8 +41,12 @@ type Signal struct {
 	// Time is the signal's own time: when the alert started or ended, when
 	// the anomaly was seen, when the change happened. Every window of the
 	// correlator runs on these times.
-	Time   time.Time
-	Labels map[string]string
+	Time time.Time
+	// Started is when a resolved alert started firing (its startsAt):
+	// an alert that fired and resolved within Alertmanager's group_wait
+	// is first seen resolved, and joins what failed when it fired.
+	Started time.Time
+	Labels  map[string]string
 
 	// Anomaly details.
 	Value, Expected, Lower, Upper float64
@@ -69,6 +73,9 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		// The envelope's time is when the alert started firing, or ended
 		// for a resolved one (ingest's Alertmanager decoder sets it so).
 		s.Resolved = b.Status == event.AlertResolved
+		if s.Resolved && b.StartsAt.Before(s.Time) {
+			s.Started = b.StartsAt
+		}
 	case event.KindAnomaly:
 		var b event.AnomalyBody
 		if err := e.DecodeBody(&b); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/correlate/crossgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
+	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 )
 
 // crossReplay writes a crossgen storm to files and runs `aiops correlate
@@ -39,8 +40,17 @@ func crossReplay(t testing.TB, s *crossgen.Storm) *ReplayResult {
 	if err := os.WriteFile(catalog, cat, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	args := []string{"replay", "--input", events, "--catalog", catalog, "--output", output}
+	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
+		// The exploration tests' rules (TestCorrelateTune).
+		rules := filepath.Join(dir, "rules.yaml")
+		if err := os.WriteFile(rules, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--rules", rules)
+	}
 	var stderr bytes.Buffer
-	if err := correlateMain(context.Background(), []string{"replay", "--input", events, "--catalog", catalog, "--output", output}, &bytes.Buffer{}, &stderr); err != nil {
+	if err := correlateMain(context.Background(), args, &bytes.Buffer{}, &stderr); err != nil {
 		t.Fatalf("replay: %v\n%s", err, stderr.String())
 	}
 	data, err := os.ReadFile(output)
@@ -391,5 +401,33 @@ func lateTable(s *crossgen.Storm, assign map[string]string, into map[string][2]i
 			c[1]++
 			into[bucket] = c
 		}
+	}
+}
+
+// TestCorrelateTune (AIOPS_EXP=1) scores the rules of AIOPS_EXP_RULES on
+// the storms the defaults are chosen on: crossgen seeds 1-20 and the
+// scenario's seeds 1-5, day-long and dense. AIOPS_EXP_HELD=1 scores the
+// held-out ones instead (crossgen 21-40, scenario 101-110): look at those
+// once a choice is made, never to make it.
+func TestCorrelateTune(t *testing.T) {
+	if os.Getenv("AIOPS_EXP") == "" {
+		t.Skip("exploration")
+	}
+	cross, scen, n := uint64(1), uint64(1), 5
+	if os.Getenv("AIOPS_EXP_HELD") != "" {
+		cross, scen, n = 21, 101, 10
+	}
+	m := crossRun(t, crossgen.DefaultConfig(), cross, 20, false)
+	t.Logf("crossgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, m.f1, m.p, m.r, m.count)
+	cfg := expRules(t)
+	for _, d := range []time.Duration{24 * time.Hour, 4 * time.Hour} {
+		sc := scenario.DefaultConfig()
+		sc.Duration = d
+		var f1, p, r, count float64
+		for seed := scen; seed < scen+uint64(n); seed++ {
+			s := replayScore(t, scenario.Generate(seed, sc), cfg)
+			f1, p, r, count = f1+s.F1/float64(n), p+s.Precision/float64(n), r+s.Recall/float64(n), count+s.CountRatio/float64(n)
+		}
+		t.Logf("scenario %s seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", d, scen, scen+uint64(n)-1, f1, p, r, count)
 	}
 }

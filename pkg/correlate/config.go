@@ -18,7 +18,12 @@
 //     DownDepth hops down; the root moves down). Two failures in unrelated
 //     parts of the catalog stay two incidents even when they start
 //     together, and a new alert long after an incident opened, even on its
-//     own services, starts another.
+//     own services, starts another, unless the failure is still spreading
+//     to it (a member joined on a direct dependency of its service within
+//     FrontWindow, the incident opened within FrontLimit).
+//   - An alert first seen resolved joins, as a resolved member, what it
+//     would have joined at its startsAt (within GroupWindow); it opens
+//     nothing.
 //   - Evidence: of the incidents a signal may join, the best scoring wins
 //     (Correlator.best): its relation to the root, less how long ago the
 //     incident last fired, plus PathWeight when the incident already has
@@ -69,6 +74,13 @@ type Config struct {
 	// update it, and a new alert or series starts another incident, even
 	// on one of its services.
 	SpreadWindow time.Duration `yaml:"spread_window"`
+	// FrontWindow and FrontLimit let a new member join past SpreadWindow
+	// while the failure is still spreading: a new member joined the
+	// incident on a direct dependency of its service at most FrontWindow
+	// before it, and the incident opened at most FrontLimit before it.
+	// FrontLimit not longer than SpreadWindow turns this off.
+	FrontWindow time.Duration `yaml:"front_window"`
+	FrontLimit  time.Duration `yaml:"front_limit"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -129,6 +141,8 @@ func DefaultConfig() Config {
 	return Config{
 		GroupWindow:     10 * time.Minute,
 		SpreadWindow:    8 * time.Minute,
+		FrontWindow:     5 * time.Minute,
+		FrontLimit:      20 * time.Minute,
 		PathWeight:      Weight(0.5),
 		LabelWeight:     Weight(0.5),
 		RecencyWeight:   4,
@@ -160,6 +174,8 @@ func (c Config) WithDefaults() Config {
 	}
 	fill(&c.GroupWindow, d.GroupWindow)
 	fill(&c.SpreadWindow, d.SpreadWindow)
+	fill(&c.FrontWindow, d.FrontWindow)
+	fill(&c.FrontLimit, d.FrontLimit)
 	fill(&c.QuietPeriod, d.QuietPeriod)
 	fill(&c.ReopenWindow, d.ReopenWindow)
 	fill(&c.ChangeWindow, d.ChangeWindow)
@@ -197,7 +213,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
+	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)

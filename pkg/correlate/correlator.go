@@ -59,7 +59,10 @@ type incident struct {
 	comments       []Comment
 	members        []*member
 	services       map[string]int // members per service
-	names          map[string]int // members per signal name
+	// arrived is, per service, when the latest new member there first
+	// fired: where the failure went last, and when (spreading).
+	arrived map[string]time.Time
+	names   map[string]int // members per signal name
 	// root is the most upstream service of the incident: every member's
 	// service is the root or depends on it. New members join through the
 	// root, never through another member, so concurrent failures that
@@ -536,10 +539,11 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// failure is most likely the change's, not the incident's.
 		return gap, false
 	}
-	if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow {
+	if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow && !c.spreading(inc, s) {
 		// A failure spreads to its dependents within minutes; a new alert
 		// or series long after, even on one of the incident's own
-		// services, is most likely a failure of its own.
+		// services, is most likely a failure of its own, unless the
+		// failure has just reached what its service depends on.
 		return gap, false
 	}
 	return gap, true
@@ -607,7 +611,7 @@ func (c *Correlator) open(s Signal) Update {
 		id:       event.DerivedID(s.Time, "incident", s.Fingerprint, s.Time.UTC().Format(time.RFC3339Nano)),
 		status:   StatusOpen,
 		openedAt: s.Time, lastSignal: s.Time,
-		services: map[string]int{}, names: map[string]int{},
+		services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 	}
 	if len(c.cfg.GroupBy) > 0 {
 		inc.groupLabels = make(map[string]string, len(c.cfg.GroupBy))
@@ -662,6 +666,9 @@ func (c *Correlator) adopt(inc *incident, m *member) {
 	}
 	inc.services[m.Service]++
 	inc.names[m.Name]++
+	if m.FirstSeen.After(inc.arrived[m.Service]) {
+		inc.arrived[m.Service] = m.FirstSeen
+	}
 	if inc.root == "" || c.topo.hops(inc.root, m.Service) > 0 {
 		c.setRoot(inc, m.Service) // the first member, or the root showing up late
 	}
@@ -1116,4 +1123,24 @@ func (c *Correlator) IncidentOf(fp string) (string, bool) {
 		return "", false
 	}
 	return m.inc.id, true
+}
+
+// spreading reports whether inc's failure is reaching s's service now,
+// past SpreadWindow: a new member joined inc on a direct dependency of
+// the service at most FrontWindow before s, and inc opened at most
+// FrontLimit before s. A cascade through a deep graph, or through rules
+// that wait a `for:` of minutes at each hop, reaches its last services
+// after SpreadWindow, one hop at a time.
+func (c *Correlator) spreading(inc *incident, s Signal) bool {
+	if c.cat == nil || s.Time.Sub(inc.openedAt) > c.cfg.FrontLimit {
+		return false
+	}
+	for _, d := range c.cat.Services[s.Service].DependsOn {
+		if t, ok := inc.arrived[d]; ok {
+			if gap := s.Time.Sub(t); gap >= 0 && gap <= c.cfg.FrontWindow {
+				return true
+			}
+		}
+	}
+	return false
 }

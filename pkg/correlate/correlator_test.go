@@ -858,3 +858,35 @@ func TestAlertFirstSeenResolvedJoinsWhatFailedThen(t *testing.T) {
 		t.Fatalf("orphans %d, want 2", got)
 	}
 }
+
+// A cascade that reaches a service past spread_window joins the incident
+// while it is still spreading: a direct dependency of the service joined
+// at most front_window before. A dependent alerting longer after its
+// dependency joined, or past front_limit, opens its own.
+func TestSpreadingCascadeJoinsPastSpreadWindow(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c,
+		alert("PostgresDown", "payments-db", 0),
+		alert("PaymentsErrors", "payments", 5*time.Minute),
+		alert("CheckoutErrors", "checkout", 9*time.Minute), // 9m after the open, 4m after payments
+		alert("WebErrors", "web", 15*time.Minute),          // 6m after checkout
+	)
+	root, _ := c.IncidentOf("PostgresDown/payments-db")
+	for fp, want := range map[string]bool{"PaymentsErrors/payments": true, "CheckoutErrors/checkout": true, "WebErrors/web": false} {
+		got, _ := c.IncidentOf(fp)
+		if (got == root) != want {
+			t.Errorf("%s in %s, root's incident %s: want joined %v", fp, got, root, want)
+		}
+	}
+
+	c = newCorrelator(t, Config{FrontLimit: 8 * time.Minute})
+	feed(c,
+		alert("PostgresDown", "payments-db", 0),
+		alert("PaymentsErrors", "payments", 5*time.Minute),
+		alert("CheckoutErrors", "checkout", 9*time.Minute),
+	)
+	root, _ = c.IncidentOf("PostgresDown/payments-db")
+	if got, _ := c.IncidentOf("CheckoutErrors/checkout"); got == root {
+		t.Errorf("front_limit 8m (off): checkout joined the incident opened 9m before it")
+	}
+}

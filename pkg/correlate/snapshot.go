@@ -101,7 +101,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, services: map[string]int{}, names: map[string]int{},
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		for _, ms := range is.Members {
 			m := &member{Member: ms.Member, flips: ms.Flips, inc: inc}
@@ -118,6 +118,9 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			}
 			inc.services[m.Service]++
 			inc.names[m.Name]++
+			if m.FirstSeen.After(inc.arrived[m.Service]) {
+				inc.arrived[m.Service] = m.FirstSeen
+			}
 			last := m.LastSeen
 			if !m.Firing && m.Kind == SignalAlert {
 				last = m.FirstSeen // its last time is a resolution

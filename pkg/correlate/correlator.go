@@ -59,10 +59,10 @@ type incident struct {
 	comments       []Comment
 	members        []*member
 	services       map[string]int // members per service
+	names          map[string]int // members per signal name
 	// arrived is, per service, when the latest new member there first
 	// fired: where the failure went last, and when (spreading).
 	arrived map[string]time.Time
-	names   map[string]int // members per signal name
 	// root is the most upstream service of the incident: every member's
 	// service is the root or depends on it. New members join through the
 	// root, never through another member, so concurrent failures that

@@ -717,6 +717,7 @@ func (c *Correlator) detach(m *member) {
 	}
 	if inc.services[m.Service]--; inc.services[m.Service] <= 0 {
 		delete(inc.services, m.Service)
+		delete(inc.arrived, m.Service)
 		if set := c.byService[m.Service]; set != nil {
 			delete(set, inc)
 			if len(set) == 0 {

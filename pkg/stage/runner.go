@@ -49,6 +49,11 @@ type Runner struct {
 	tickMu sync.Mutex
 	unsent []bus.Message
 
+	// draining is set once a sink's drain Flush is due; flushMu makes
+	// flushes one at a time (see flushSink).
+	draining atomic.Bool
+	flushMu  sync.Mutex
+
 	m metrics
 }
 
@@ -150,15 +155,13 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		wg.Go(func() { r.checkpointLoop(loops) })
 	}
 	if r.sink != nil {
+		r.draining.Store(false)
 		wg.Go(func() {
 			<-loops.Done()
 			// Held inputs must not wait for a batch to fill: the source is
 			// waiting for their results to finish its drain.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
-			defer cancel()
-			if err := r.sink.Flush(fctx); err != nil {
-				r.log.Warn().Err(err).Msg("flush at shutdown failed")
-			}
+			r.draining.Store(true)
+			r.flushSink(ctx)
 		})
 	}
 
@@ -235,6 +238,23 @@ func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) 
 		return
 	}
 	r.sink.Write(ctx, e, done)
+	if r.draining.Load() {
+		// Fetched before the stop, handed out after the drain's Flush:
+		// it too must not wait for a batch or a timer. (A Write before
+		// draining was set is seen by that Flush, which comes after.)
+		r.flushSink(ctx)
+	}
+}
+
+// flushSink flushes the sink at the drain, within CheckpointTimeout.
+func (r *Runner) flushSink(ctx context.Context) {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
+	defer cancel()
+	if err := r.sink.Flush(fctx); err != nil {
+		r.log.Warn().Err(err).Msg("flush at shutdown failed")
+	}
 }
 
 // process runs one input through the processor and either settles it (bad

@@ -2,6 +2,7 @@ package stage_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -373,6 +374,61 @@ func TestRunnerDrivesASink(t *testing.T) {
 	}
 	if r := <-results; r.Outcome != stagetest.Acked || s.flushed.Load() != 1 {
 		t.Fatalf("held input %v after stop, flushes %d; want acked by the flush at shutdown", r.Outcome, s.flushed.Load())
+	}
+}
+
+// lateSource hands one delivery out after its context ended and the
+// sink's drain Flush ran: a message fetched just before the stop reaches
+// the sink after that Flush. It reports the delivery's result, or that
+// none came within 5s (the sink still holds it).
+type lateSource struct {
+	sink   *sink
+	data   []byte
+	result chan error
+}
+
+var errNoResult = errors.New("no result within 5s")
+
+func (s *lateSource) Run(ctx context.Context, h bus.AsyncHandler) error {
+	<-ctx.Done()
+	for s.sink.flushed.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	got := make(chan error, 1)
+	h(context.WithoutCancel(ctx), &bus.Delivery{Data: s.data, Delivered: 1}, func(err error) { got <- err })
+	select {
+	case err := <-got:
+		s.result <- err
+	case <-time.After(5 * time.Second):
+		s.result <- errNoResult
+	}
+	return nil
+}
+
+// An input the source hands out after the drain's Flush (fetched before
+// the stop) is flushed too: the source is waiting for its result, and a
+// sink would otherwise hold it for a batch or a timer that never comes.
+func TestRunnerFlushesWhatArrivesAfterTheDrainFlush(t *testing.T) {
+	s := &sink{}
+	r, err := stage.NewRunner(s, stage.Config{Name: "late"}, nil, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(logEvent(t, 1, "late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &lateSource{sink: s, data: data, result: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-src.result; err != nil {
+		t.Fatalf("the late input's result: %v, want acked by a flush", err)
+	}
+	if n := s.flushed.Load(); n < 2 {
+		t.Fatalf("flushes %d, want the drain's and one for the late input", n)
 	}
 }
 

@@ -70,35 +70,36 @@ func (h *heldMsgs) keepInProgress(ctx context.Context, ackWait time.Duration, lo
 	after := ackWait / 3
 	t := time.NewTicker(after / 2)
 	defer t.Stop()
-	var due []*heldMsg
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			due = due[:0]
-			h.mu.Lock()
-			for m, since := range h.since {
-				if now.Sub(since) >= after {
-					h.since[m] = now
-					due = append(due, m)
-				}
-			}
-			h.mu.Unlock()
+			// Under the lock, which a message's settling takes before it
+			// acks or naks: an in-progress signal sent after a nak would
+			// turn the nak's short delay (a stop hands events back at
+			// once) into a whole ack_wait. InProgress only publishes; it
+			// does not wait for the server.
 			failed := 0
 			var failure error
-			for _, m := range due {
+			h.mu.Lock()
+			for m, since := range h.since {
+				if now.Sub(since) < after {
+					continue
+				}
+				h.since[m] = now
 				switch err := m.Msg.InProgress(); {
 				case err == nil:
 					h.told.Add(1)
 				case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply) || errors.Is(err, jetstream.ErrMsgNotBound):
-					h.settled(m) // settled meanwhile, or nothing to settle
+					delete(h.since, m) // settled meanwhile, or nothing to settle
 				default:
 					// Tried again at the next check; the server redelivers
 					// it if the connection stays down past ack_wait.
 					failed, failure = failed+1, err
 				}
 			}
+			h.mu.Unlock()
 			if failed > 0 {
 				log.Warn().Err(failure).Int("events", failed).Msg("telling held incident events in progress failed; tried again")
 			}

@@ -392,11 +392,15 @@ func (s *schedule) settlePending(sl *slot, err error) {
 
 // release settles every input still held with err and forgets what was
 // pending or handed out (a stopping notifier: the inputs come again, and
-// the result of a send still going changes nothing).
+// the result of a send still going changes nothing). A slot is no longer
+// unheard: the opening it held went back to the stream, and another
+// notifier (this one's lease taken over) may send it before a resolve
+// reaches this one again.
 func (s *schedule) release(err error) {
 	for k, sl := range s.slots {
 		s.settlePending(sl, err)
 		sl.handed, sl.handedSettles = nil, 0
+		sl.unheard = false
 		s.arm(k, sl)
 	}
 }

@@ -428,3 +428,20 @@ func TestScheduleWakesNeverMissASlot(t *testing.T) {
 		}
 	}
 }
+
+// A notifier that gave the opening back at a drain (its lease taken over)
+// cannot tell whether another sent it meanwhile: a resolve within the wait
+// that reaches it later goes out, or the receiver could keep the incident
+// open for ever.
+func TestScheduleResolveAfterTheOpeningWentBack(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("open"))
+	s.release(errors.New("stopping"))
+	if done["open"] != 1 {
+		t.Fatalf("the opening settled %d times at the release, want once", done["open"])
+	}
+	s.offer(mkNote("a", "res", t0.Add(20*time.Second), true), t0, done.done("res"))
+	if got := dueIDs(s, t0.Add(30*time.Second)); got != "[a/res#0]" {
+		t.Fatalf("due after the resolve: %s, want the resolve sent", got)
+	}
+}

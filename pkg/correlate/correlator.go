@@ -178,7 +178,7 @@ func (c *Correlator) Observe(s Signal) []Update {
 			// The series was quiet for a quiet period: this is a new
 			// anomaly, which joins whatever fails now.
 			inc := m.inc
-			c.detach(m)
+			c.leave(m)
 			inc.dirty = true
 			c.reschedule(inc)
 		} else if done, u := c.repeat(m, s); done {
@@ -226,14 +226,22 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 		c.stats.Orphans++
 		return nil
 	}
+	rootBefore := inc.root
 	c.join(inc, fired)
-	m := c.members[s.Fingerprint]
+	m, ok := c.members[s.Fingerprint]
+	if !ok || m.inc != inc {
+		return nil // forgotten at once: memory is full and inc was the oldest
+	}
 	m.Firing, m.LastSeen, m.LastEventID = false, s.Time, s.EventID
 	inc.firing--
 	if s.Time.After(inc.lastSignal) {
 		inc.lastSignal = s.Time
 	}
 	inc.note(s.Time, fmt.Sprintf("%s on %s resolved (it fired at %s)", m.Name, m.Service, s.Started.UTC().Format(time.RFC3339)))
+	if inc.root == s.Service && rootBefore != s.Service {
+		// It fired as the root showing up late (Observe).
+		return c.absorb(inc, fired, nil)
+	}
 	return nil
 }
 
@@ -379,7 +387,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	inc := m.inc
 	if inc.status == StatusResolved && !s.Resolved {
 		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
-			c.detach(m)
+			c.leave(m)
 			return false, nil
 		}
 		ups = append(ups, c.reopen(inc, s))
@@ -635,7 +643,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
 	}}
 	if old, ok := c.members[s.Fingerprint]; ok {
-		c.detach(old)
+		c.leave(old)
 	}
 	if inc.services[s.Service] == 0 && len(inc.members) > 0 {
 		inc.note(s.Time, fmt.Sprintf("%s joined with %s", s.Service, describe(s)))
@@ -691,6 +699,25 @@ func (c *Correlator) index(inc *incident, service string) {
 		c.byService[service] = set
 	}
 	set[inc] = struct{}{}
+}
+
+// leave takes m out of its incident, which goes on without it (a new
+// episode, a new start): the incident's arrived time on m's service is
+// then that of the members left there, as a restored snapshot has it.
+// (A merge and a forgotten incident detach every member: they use detach.)
+func (c *Correlator) leave(m *member) {
+	inc := m.inc
+	c.detach(m)
+	if inc == nil || inc.services[m.Service] == 0 || !inc.arrived[m.Service].Equal(m.FirstSeen) {
+		return
+	}
+	var latest time.Time
+	for _, x := range inc.members {
+		if x.Service == m.Service && x.FirstSeen.After(latest) {
+			latest = x.FirstSeen
+		}
+	}
+	inc.arrived[m.Service] = latest
 }
 
 // detach takes m out of its incident (its fingerprint starts a new member).

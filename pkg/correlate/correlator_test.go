@@ -890,3 +890,81 @@ func TestSpreadingCascadeJoinsPastSpreadWindow(t *testing.T) {
 		t.Errorf("front_limit 8m (off): checkout joined the incident opened 9m before it")
 	}
 }
+
+// A resolved-first alert joining the incident that memory then forgets at
+// once (the oldest open one, memory full) is left alone, not a panic.
+func TestAlertFirstSeenResolvedWhenMemoryIsFull(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 2})
+	feed(c, alert("PaymentsDown", "payments", 0), alert("Other", "batch", 3*time.Minute))
+	short := resolved(alert("CheckoutErrors", "checkout", time.Minute), 4*time.Minute)
+	short.Started = t0.Add(time.Minute)
+	feed(c, short)
+	if _, ok := c.IncidentOf("CheckoutErrors/checkout"); ok {
+		t.Fatal("the short alert is in an incident memory forgot")
+	}
+	if got := c.Fingerprints(); got > 2 {
+		t.Fatalf("%d fingerprints in memory, bound 2", got)
+	}
+}
+
+// When a member leaves an incident that goes on (an anomaly's new
+// episode), the time the failure last arrived on its service is that of
+// the members left there: a restored correlator decides the same.
+func TestSpreadingAfterAMemberLeftIsWhatARestoreSees(t *testing.T) {
+	cfg := Config{QuietPeriod: 2 * time.Minute}
+	anomaly := func(series string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: series, Service: "payments", Name: "latency_p99", Time: t0.Add(at)}
+	}
+	change := Signal{Kind: SignalChange, Fingerprint: "deploy/payments", Service: "payments", Name: "deploy", Time: t0.Add(6 * time.Minute)}
+	before := []Signal{
+		alert("PostgresDown", "payments-db", 0),
+		anomaly("x", time.Minute), anomaly("y", 4*time.Minute),
+		change,
+		anomaly("y", 6*time.Minute+30*time.Second), // a new episode: y leaves, and the change keeps it out
+	}
+	late := alert("CheckoutErrors", "checkout", 8*time.Minute+30*time.Second)
+
+	live := newCorrelator(t, cfg)
+	feed(live, before...)
+	data, err := live.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newCorrelator(t, cfg)
+	if err := restored.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Correlator{"live": live, "restored": restored} {
+		feed(c, late)
+		root, _ := c.IncidentOf("PostgresDown/payments-db")
+		if got, _ := c.IncidentOf("CheckoutErrors/checkout"); got == root {
+			t.Errorf("%s: checkout joined the incident 8m30s after it opened; payments' members left there arrived at 1m, beyond front_window", name)
+		}
+	}
+}
+
+// A resolved-first alert that joins as the late root brings the other
+// symptom incidents along, as a firing one does.
+func TestAlertFirstSeenResolvedAsTheLateRootMerges(t *testing.T) {
+	c := correlatorOn(t, Config{}, `
+services:
+  orders:  {depends_on: [db]}
+  billing: {depends_on: [db]}
+  db:      {}
+`)
+	feed(c, alert("OrdersErrors", "orders", 0), alert("BillingErrors", "billing", 30*time.Second))
+	a, _ := c.IncidentOf("OrdersErrors/orders")
+	b, _ := c.IncidentOf("BillingErrors/billing")
+	if a == b {
+		t.Fatalf("orders and billing share %s before their cause alerted", a)
+	}
+	root := resolved(alert("DBDown", "db", time.Minute), 2*time.Minute)
+	root.Started = t0.Add(time.Minute)
+	ups := feed(c, root)
+	a, _ = c.IncidentOf("OrdersErrors/orders")
+	b, _ = c.IncidentOf("BillingErrors/billing")
+	d, _ := c.IncidentOf("DBDown/db")
+	if a != b || b != d {
+		t.Fatalf("orders in %s, billing in %s, db in %s: want one incident (transitions %s)", a, b, d, transitions(ups))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -205,6 +206,7 @@ type Stats struct {
 	DeadLetterFailed uint64 // dead-letter publish failed, message naked instead
 	AckFailed        uint64 // ack/nak/term could not be sent; the server redelivers
 	Outstanding      int64  // handed to the handler, result not yet applied
+	InProgress       uint64 // in-progress signals sent for deliveries held long (WithInProgress)
 }
 
 // ErrDrainTimeout is returned by Run when deliveries were still un-done after
@@ -231,12 +233,33 @@ type Consumer struct {
 	outstanding atomic.Int64
 	freed       chan struct{}
 
-	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed atomic.Uint64
-	lastAckWarn                                                        atomic.Int64 // unix ns of the last ack-failure log line
+	// inProgress (WithInProgress): held maps each delivery handed out and
+	// not settled to when it was handed out or last told in progress.
+	inProgress bool
+	heldMu     sync.Mutex
+	held       map[*delivery]time.Time
+
+	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
+	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
 }
 
 // ConsumerOption configures NewConsumer.
 type ConsumerOption func(*Consumer) error
+
+// WithInProgress makes Run tell the server that a delivery handed out
+// and not settled for a third of AckWait is in progress, again every
+// third of AckWait until its result comes: for a handler that holds
+// deliveries on purpose (the notifier holds an incident event until its
+// notification went out, which can take several AckWaits), so that the
+// server neither redelivers them while they are handled nor counts the
+// redeliveries against MaxDeliver. A process that dies stops telling, and
+// its deliveries come again after AckWait.
+func WithInProgress() ConsumerOption {
+	return func(c *Consumer) error {
+		c.inProgress, c.held = true, map[*delivery]time.Time{}
+		return nil
+	}
+}
 
 // WithDrainTimeout bounds how long Run waits, after its context is cancelled,
 // for outstanding done calls (default 30s).
@@ -321,6 +344,7 @@ func (c *Consumer) Stats() Stats {
 		DeadLetterFailed: c.deadLetterFailed.Load(),
 		AckFailed:        c.ackFailed.Load(),
 		Outstanding:      c.outstanding.Load(),
+		InProgress:       c.toldInProgress.Load(),
 	}
 }
 
@@ -353,6 +377,13 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	// progress can still commit; it ends when the drain does.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
+	if c.inProgress {
+		// Until the drain ends: a held delivery is still handled then.
+		var wg sync.WaitGroup
+		wg.Go(func() { c.keepInProgress(hctx) })
+		defer wg.Wait()
+		defer hcancel()
+	}
 
 	limit := int64(c.cfg.MaxAckPending)
 	batch := int64(c.cfg.BatchSize)
@@ -455,7 +486,50 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 		c.deadLetter(d, fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver))
 		return
 	}
+	if c.inProgress {
+		c.heldMu.Lock()
+		c.held[d] = time.Now()
+		c.heldMu.Unlock()
+	}
 	c.call(hctx, d, h)
+}
+
+// keepInProgress tells every delivery held for a third of AckWait that it
+// is in progress, checking every sixth of it, until ctx ends. It sends
+// under heldMu, which a result takes before it acks or naks (done): an
+// in-progress signal after a nak would turn the nak's short delay into a
+// whole AckWait. InProgress only publishes; it waits for nothing.
+func (c *Consumer) keepInProgress(ctx context.Context) {
+	after := c.cfg.AckWait / 3
+	t := time.NewTicker(after / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			failed := 0
+			var failure error
+			c.heldMu.Lock()
+			for d, since := range c.held {
+				if now.Sub(since) < after {
+					continue
+				}
+				c.held[d] = now
+				if err := d.msg.InProgress(); err != nil {
+					// Tried again at the next check; the server redelivers
+					// it if the connection stays down past AckWait.
+					failed, failure = failed+1, err
+					continue
+				}
+				c.toldInProgress.Add(1)
+			}
+			c.heldMu.Unlock()
+			if failed > 0 {
+				c.log.Warn().Err(failure).Int("deliveries", failed).Msg("telling held deliveries in progress failed; tried again")
+			}
+		}
+	}
 }
 
 func (c *Consumer) call(hctx context.Context, d *delivery, h AsyncHandler) {
@@ -473,6 +547,11 @@ func (d *delivery) done(err error) {
 	if !d.once.CompareAndSwap(false, true) {
 		c.log.Error().Uint64("stream_seq", d.StreamSeq).AnErr("result", err).Msg("done called more than once; ignored")
 		return
+	}
+	if c.inProgress {
+		c.heldMu.Lock()
+		delete(c.held, d)
+		c.heldMu.Unlock()
 	}
 	switch {
 	case err == nil:

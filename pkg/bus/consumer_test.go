@@ -542,3 +542,55 @@ func TestConsumerFilterSubjects(t *testing.T) {
 		t.Fatalf("server: pending %d, ack pending %d", info.NumPending, info.NumAckPending)
 	}
 }
+
+// A handler that holds its deliveries for several ack waits, as the
+// notifier does, gets each once with WithInProgress: the consumer tells
+// the server they are in progress until their result, and not after.
+// Without it the server redelivers them (the comparison shows the test
+// would see the difference).
+func TestConsumerInProgressKeepsHeldDeliveries(t *testing.T) {
+	for _, withIt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in_progress=%v", withIt), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, newTestServerURL(t))
+			e.publish("held", 3)
+			cfg := e.consumerConfig(fmt.Sprintf("held-%v", withIt))
+			cfg.AckWait = time.Second // the least allowed
+			var opts []ConsumerOption
+			if withIt {
+				opts = append(opts, WithInProgress())
+			}
+			c := newConsumer(t, e, cfg, opts...)
+			var mu sync.Mutex
+			var held []func(error)
+			stop := runConsumer(t, c, func(_ context.Context, _ *Delivery, done func(error)) {
+				mu.Lock()
+				held = append(held, done)
+				mu.Unlock()
+			})
+			time.Sleep(4 * cfg.AckWait) // several ack waits, holding every delivery
+			mu.Lock()
+			n := len(held)
+			for _, done := range held {
+				done(nil)
+			}
+			held = nil
+			mu.Unlock()
+			if withIt {
+				if n != 3 || c.Stats().InProgress == 0 {
+					t.Fatalf("%d deliveries while held (want each of the 3 once), %d in-progress signals", n, c.Stats().InProgress)
+				}
+				told := c.Stats().InProgress
+				time.Sleep(cfg.AckWait) // settled: no more signals
+				if got := c.Stats().InProgress; got != told {
+					t.Fatalf("%d in-progress signals after the deliveries were acked, want none", got-told)
+				}
+			} else if n <= 3 {
+				t.Fatalf("%d deliveries in four ack waits without in-progress signals, want redeliveries", n)
+			}
+			if err := stop(); err != nil && !errors.Is(err, ErrDrainTimeout) {
+				t.Fatal(err)
+			}
+		})
+	}
+}

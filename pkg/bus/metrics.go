@@ -18,18 +18,21 @@ func (c *Consumer) Collector() prometheus.Collector {
 			[]string{"result"}, labels),
 		outstanding: prometheus.NewDesc("aiops_bus_outstanding",
 			"Deliveries handed out or being fetched and not yet settled; bounded by max_ack_pending.", nil, labels),
+		inProgress: prometheus.NewDesc("aiops_bus_in_progress_total",
+			"In-progress signals sent for deliveries held longer than a third of ack_wait (consumers that hold deliveries on purpose).", nil, labels),
 	}
 }
 
 type consumerCollector struct {
-	c                                *Consumer
-	deliveries, results, outstanding *prometheus.Desc
+	c                                            *Consumer
+	deliveries, results, outstanding, inProgress *prometheus.Desc
 }
 
 func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.deliveries
 	ch <- cc.results
 	ch <- cc.outstanding
+	ch <- cc.inProgress
 }
 
 func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -45,4 +48,5 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cc.results, prometheus.CounterValue, float64(r.v), r.name)
 	}
 	ch <- prometheus.MustNewConstMetric(cc.outstanding, prometheus.GaugeValue, float64(s.Outstanding))
+	ch <- prometheus.MustNewConstMetric(cc.inProgress, prometheus.CounterValue, float64(s.InProgress))
 }

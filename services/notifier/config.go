@@ -22,7 +22,7 @@ type Config struct {
 	// filter events.incident.>. Unset ack_wait is the longest time a
 	// route's timers hold an event plus the delivery's retry budget; an
 	// event held longer (queued behind a slow receiver) is told in
-	// progress, so that it is not redelivered while held (progress.go).
+	// progress, so that it is not redelivered while held (bus.WithInProgress).
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// Routes is an Alertmanager configuration file (alertmanager.yml, as
 	// it is): its route tree, inhibit rules, time intervals and webhook

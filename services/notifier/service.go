@@ -34,10 +34,7 @@ type Service struct {
 	silences *silence.Store
 	api      *SilencesAPI // nil without api.listen
 	lease    *bus.Lease   // nil with lease.disabled
-	// held are the incident events fetched and not settled, told in
-	// progress while they wait (progress.go).
-	held *heldMsgs
-	log  zerolog.Logger
+	log      zerolog.Logger
 }
 
 // GCInterval is how often long-expired silences are deleted.
@@ -54,7 +51,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	proc.WithRecords(records)
-	s := &Service{proc: proc, held: newHeldMsgs(), log: log}
+	s := &Service{proc: proc, log: log}
 	if s.silences, err = silence.Open(ctx, js, proc.cfg.Silences); err != nil {
 		return nil, err
 	}
@@ -69,7 +66,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		s.silences.Close()
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
-	if s.Stage, err = stage.Open(ctx, trackingJS{JetStream: js, held: s.held}, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
+	// An incident event is held until its notification went out, which
+	// can take longer than ack_wait (a slow or failing receiver holds the
+	// notes queued behind it): the consumer tells JetStream it is in
+	// progress meanwhile, so it is neither redelivered while held nor
+	// counted against max_deliver.
+	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithInProgress())}, opts...)
+	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err
 	}
@@ -93,13 +96,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
-	// Held events are told in progress until the stage drained, not only
-	// until ctx ends: the drain waits for the sends in flight.
-	hctx, stopHeld := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHeld()
-	wg.Go(func() { s.held.keepInProgress(hctx, s.proc.cfg.Consumer.AckWait, s.log) })
 	err := s.lease.Lead(actx, s.log, s.Stage.Run, nil)
-	stopHeld()
 	cancel()
 	wg.Wait()
 	if err == nil {

@@ -5,6 +5,11 @@
 SERVICES := ingest logminer detector correlator notifier writer aiops
 GO       ?= go
 PKGS     := ./pkg/... $(addprefix ./services/,$(addsuffix /...,$(SERVICES)))
+# The packages whose goroutines share delivery state (the consumer and its
+# in-progress signals, the stage runner's drain, the notifier's lanes and
+# timers, the correlator service's leases): make test runs them again
+# under the race detector.
+RACE_PKGS := ./pkg/bus/... ./pkg/stage/... ./services/notifier/... ./services/correlator/...
 BENCH    ?= .
 BENCHTIME ?= 1s
 # What `aiops version` prints: the nearest tag, commits since, the commit,
@@ -35,6 +40,7 @@ test: deps lint
 	scripts/check-workspace.sh --standalone
 	AIOPS_TEST_CHDB_LIB="$${AIOPS_TEST_CHDB_LIB:-$$(scripts/chdb.sh || true)}" \
 		$(GO) test -count=1 -timeout 45m $(PKGS)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 	$(MAKE) fuzz-smoke
 
 # A few seconds of coverage-guided fuzzing of every gateway decoder, the

@@ -88,6 +88,9 @@ download_go_modules() {
 	(cd "$root" && go mod download)
 }
 
+# A C toolchain: make test runs the concurrent packages under the race
+# detector, which needs cgo.
+apt_install gcc gcc libc6-dev
 apt_install clickhouse-server clickhouse-server clickhouse-client
 # The real Alertmanager and amtool: the notifier's routing, inhibition and
 # time intervals are checked against them.

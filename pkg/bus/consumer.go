@@ -253,7 +253,10 @@ type ConsumerOption func(*Consumer) error
 // notification went out, which can take several AckWaits), so that the
 // server neither redelivers them while they are handled nor counts the
 // redeliveries against MaxDeliver. A process that dies stops telling, and
-// its deliveries come again after AckWait.
+// its deliveries come again after AckWait. A delivery's signals stop at
+// its result: one being dead-lettered is not told in progress while the
+// dead letter waits for its store (up to 10s), so AckWait should be
+// longer than that.
 func WithInProgress() ConsumerOption {
 	return func(c *Consumer) error {
 		c.inProgress, c.held = true, map[*delivery]time.Time{}
@@ -379,8 +382,16 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	defer hcancel()
 	if c.inProgress {
 		// Until the drain ends: a held delivery is still handled then.
+		// What is still held after it (the drain timed out) is left to
+		// the server's redelivery: a later Run must not tell it in
+		// progress, which would reset the ack timer of its redelivery.
 		var wg sync.WaitGroup
 		wg.Go(func() { c.keepInProgress(hctx) })
+		defer func() {
+			c.heldMu.Lock()
+			clear(c.held)
+			c.heldMu.Unlock()
+		}()
 		defer wg.Wait()
 		defer hcancel()
 	}
@@ -515,14 +526,17 @@ func (c *Consumer) keepInProgress(ctx context.Context) {
 				if now.Sub(since) < after {
 					continue
 				}
-				c.held[d] = now
-				if err := d.msg.InProgress(); err != nil {
+				switch err := d.msg.InProgress(); {
+				case err == nil:
+					c.held[d] = now
+					c.toldInProgress.Add(1)
+				case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply) || errors.Is(err, jetstream.ErrMsgNotBound):
+					delete(c.held, d) // nothing to tell (done settles every message; a safeguard)
+				default:
 					// Tried again at the next check; the server redelivers
 					// it if the connection stays down past AckWait.
 					failed, failure = failed+1, err
-					continue
 				}
-				c.toldInProgress.Add(1)
 			}
 			c.heldMu.Unlock()
 			if failed > 0 {

@@ -594,3 +594,32 @@ func TestConsumerInProgressKeepsHeldDeliveries(t *testing.T) {
 		})
 	}
 }
+
+// A delivery still held when a drain timed out is left to the server's
+// redelivery: a later Run of the same consumer (a lease regained) does not
+// tell it in progress, which would reset the ack timer of its redelivery.
+func TestConsumerInProgressForgetsWhatADrainLeft(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("left", 1)
+	cfg := e.consumerConfig("left")
+	cfg.AckWait = time.Second
+	c := newConsumer(t, e, cfg, WithInProgress(), WithDrainTimeout(100*time.Millisecond))
+	var got atomic.Int64
+	stop := runConsumer(t, c, func(context.Context, *Delivery, func(error)) { got.Add(1) }) // never settles
+	waitFor(t, "the delivery", func() bool { return got.Load() == 1 })
+	if err := stop(); !errors.Is(err, ErrDrainTimeout) {
+		t.Fatalf("Run: %v, want ErrDrainTimeout", err)
+	}
+	told := c.Stats().InProgress
+	stop = runConsumer(t, c, Sync(func(context.Context, *Delivery) error { return nil }))
+	waitFor(t, "the redelivery acked", func() bool { return c.Stats().Acked == 1 })
+	time.Sleep(2 * cfg.AckWait)
+	if n := c.Stats().InProgress - told; n != 0 {
+		t.Fatalf("%d in-progress signals in the second run for the delivery the first one left", n)
+	}
+	// The first run's delivery still counts as outstanding (its done may
+	// come late), so this drain times out too.
+	if err := stop(); err != nil && !errors.Is(err, ErrDrainTimeout) {
+		t.Fatal(err)
+	}
+}

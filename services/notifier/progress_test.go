@@ -51,8 +51,8 @@ func TestHeldEventsAreNotRedelivered(t *testing.T) {
 	if n := svc.ConsumerStats().Delivered; n != 3 || ci.NumRedelivered != 0 || ci.NumAckPending != 3 {
 		t.Fatalf("while held: %d deliveries, %d redelivered, %d pending; want each of the 3 delivered once, all pending", n, ci.NumRedelivered, ci.NumAckPending)
 	}
-	if svc.ConsumerStats().InProgress == 0 {
-		t.Fatal("no in-progress signals for the 3 held events")
+	if n := svc.ConsumerStats().InProgress; n < 3 {
+		t.Fatalf("%d in-progress signals for the 3 held events, want each told at least once", n)
 	}
 
 	hook.release()

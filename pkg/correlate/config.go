@@ -18,7 +18,9 @@
 //     DownDepth hops down; the root moves down). Two failures in unrelated
 //     parts of the catalog stay two incidents even when they start
 //     together, and a new alert long after an incident opened, even on its
-//     own services, starts another, unless the failure is still spreading
+//     own services, starts another (in a busy hour, more than
+//     BusyOpenings incidents opened, BusySpreadWindow instead of
+//     SpreadWindow), unless the failure is still spreading
 //     to it (a member joined on a direct dependency of its service within
 //     FrontWindow, the incident opened within FrontLimit).
 //   - An alert first seen resolved joins, as a resolved member, what it
@@ -81,6 +83,14 @@ type Config struct {
 	// FrontLimit not longer than SpreadWindow turns this off.
 	FrontWindow time.Duration `yaml:"front_window"`
 	FrontLimit  time.Duration `yaml:"front_limit"`
+	// BusyOpenings and BusySpreadWindow: while more than BusyOpenings
+	// incidents opened within the last hour, BusySpreadWindow replaces
+	// SpreadWindow (in a busy hour an unrelated failure falls near
+	// another more often, so nearness in time counts for less). 0 in
+	// BusyOpenings is the default; a BusySpreadWindow equal to
+	// SpreadWindow turns it off.
+	BusyOpenings     int           `yaml:"busy_openings"`
+	BusySpreadWindow time.Duration `yaml:"busy_spread_window"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -139,24 +149,26 @@ type Config struct {
 // QUALITY.md).
 func DefaultConfig() Config {
 	return Config{
-		GroupWindow:     10 * time.Minute,
-		SpreadWindow:    8 * time.Minute,
-		FrontWindow:     5 * time.Minute,
-		FrontLimit:      20 * time.Minute,
-		PathWeight:      Weight(0.5),
-		LabelWeight:     Weight(0.5),
-		RecencyWeight:   4,
-		UpDepth:         4,
-		DownDepth:       1,
-		QuietPeriod:     5 * time.Minute,
-		ReopenWindow:    30 * time.Minute,
-		ChangeWindow:    time.Hour,
-		FlapWindow:      15 * time.Minute,
-		FlapStart:       4,
-		FlapStop:        2,
-		UpdateInterval:  30 * time.Second,
-		MaxMembers:      200,
-		MaxFingerprints: 1_000_000,
+		GroupWindow:      10 * time.Minute,
+		SpreadWindow:     8 * time.Minute,
+		FrontWindow:      5 * time.Minute,
+		BusyOpenings:     8,
+		BusySpreadWindow: 6 * time.Minute,
+		FrontLimit:       20 * time.Minute,
+		PathWeight:       Weight(0.5),
+		LabelWeight:      Weight(0.5),
+		RecencyWeight:    4,
+		UpDepth:          4,
+		DownDepth:        1,
+		QuietPeriod:      5 * time.Minute,
+		ReopenWindow:     30 * time.Minute,
+		ChangeWindow:     time.Hour,
+		FlapWindow:       15 * time.Minute,
+		FlapStart:        4,
+		FlapStop:         2,
+		UpdateInterval:   30 * time.Second,
+		MaxMembers:       200,
+		MaxFingerprints:  1_000_000,
 	}
 }
 
@@ -176,6 +188,7 @@ func (c Config) WithDefaults() Config {
 	fill(&c.SpreadWindow, d.SpreadWindow)
 	fill(&c.FrontWindow, d.FrontWindow)
 	fill(&c.FrontLimit, d.FrontLimit)
+	fill(&c.BusySpreadWindow, d.BusySpreadWindow)
 	fill(&c.QuietPeriod, d.QuietPeriod)
 	fill(&c.ReopenWindow, d.ReopenWindow)
 	fill(&c.ChangeWindow, d.ChangeWindow)
@@ -194,7 +207,7 @@ func (c Config) WithDefaults() Config {
 		v   *int
 		def int
 	}{
-		{&c.UpDepth, d.UpDepth}, {&c.DownDepth, d.DownDepth}, {&c.FlapStart, d.FlapStart},
+		{&c.UpDepth, d.UpDepth}, {&c.DownDepth, d.DownDepth}, {&c.BusyOpenings, d.BusyOpenings}, {&c.FlapStart, d.FlapStart},
 		{&c.FlapStop, d.FlapStop}, {&c.MaxMembers, d.MaxMembers}, {&c.MaxFingerprints, d.MaxFingerprints},
 	} {
 		if *p.v == 0 {
@@ -213,7 +226,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
+	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
@@ -227,6 +240,8 @@ func (c Config) Validate() error {
 		return bad("label_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.LabelWeight, *DefaultConfig().LabelWeight)
 	case *c.PathWeight < 0 || *c.PathWeight > 100:
 		return bad("path_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.PathWeight, *DefaultConfig().PathWeight)
+	case c.BusyOpenings < 0:
+		return bad("busy_openings", "%d, want 0 (default) or more", c.BusyOpenings)
 	case c.UpDepth < 0 || c.UpDepth > 32:
 		return bad("up_depth", "%d, want 0 (default) to 32", c.UpDepth)
 	case c.DownDepth < 0 || c.DownDepth > 32:

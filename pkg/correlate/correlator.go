@@ -108,6 +108,10 @@ type Correlator struct {
 	byService map[string]map[*incident]struct{}
 	byRoot    map[string]map[*incident]struct{}
 	changes   map[string][]Change // recent changes by service
+	// openings are the times the latest incidents opened (at most
+	// BusyOpenings+1, none more than an hour before the watermark), in
+	// the order they opened (spreadWindow).
+	openings []time.Time
 	// merged says where each incident merged within ReopenWindow went (the
 	// page a person got names it): Correlator.MergedInto, Apply.
 	// mergedOrder holds the same records by merge time, the oldest first,
@@ -547,7 +551,7 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// failure is most likely the change's, not the incident's.
 		return gap, false
 	}
-	if s.Time.Sub(inc.openedAt) > c.cfg.SpreadWindow && !c.spreading(inc, s) {
+	if s.Time.Sub(inc.openedAt) > c.spreadWindow(s.Time) && !c.spreading(inc, s) {
 		// A failure spreads to its dependents within minutes; a new alert
 		// or series long after, even on one of the incident's own
 		// services, is most likely a failure of its own, unless the
@@ -629,6 +633,11 @@ func (c *Correlator) open(s Signal) Update {
 	}
 	c.incidents[inc.id] = inc
 	c.stats.Opened++
+	// Only whether more than BusyOpenings opened within the hour
+	// matters: the latest BusyOpenings+1 tell.
+	if c.openings = append(c.openings, s.Time); len(c.openings) > c.cfg.BusyOpenings+1 {
+		c.openings = append(c.openings[:0], c.openings[1:]...)
+	}
 	c.join(inc, s)
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
 	return c.publish(inc, Opened, s.Time)
@@ -1151,6 +1160,25 @@ func (c *Correlator) IncidentOf(fp string) (string, bool) {
 		return "", false
 	}
 	return m.inc.id, true
+}
+
+// spreadWindow is SpreadWindow, or BusySpreadWindow while more than
+// BusyOpenings incidents opened within the hour before t: the more
+// failures start, the likelier an unrelated one falls within a window of
+// another, so nearness in time counts for less.
+func (c *Correlator) spreadWindow(t time.Time) time.Duration {
+	cut := t.Add(-time.Hour)
+	n := 0
+	for n < len(c.openings) && c.openings[n].Before(cut) {
+		n++
+	}
+	if n > 0 {
+		c.openings = append(c.openings[:0], c.openings[n:]...)
+	}
+	if len(c.openings) > c.cfg.BusyOpenings {
+		return c.cfg.BusySpreadWindow
+	}
+	return c.cfg.SpreadWindow
 }
 
 // spreading reports whether inc's failure is reaching s's service now,

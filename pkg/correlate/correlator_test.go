@@ -968,3 +968,40 @@ services:
 		t.Fatalf("orders in %s, billing in %s, db in %s: want one incident (transitions %s)", a, b, d, transitions(ups))
 	}
 }
+
+// In a busy hour (more than busy_openings incidents opened) the spread
+// window shrinks to busy_spread_window: a dependent alerting 7 minutes
+// after the opening joins in a quiet hour, not in a busy one.
+func TestBusyHourShortensTheSpreadWindow(t *testing.T) {
+	yaml := `
+services:
+  web: {depends_on: [db]}
+  db:  {}
+`
+	for i := range 9 {
+		yaml += fmt.Sprintf("  lone-%d: {}\n", i)
+	}
+	for _, busy := range []bool{false, true} {
+		c := correlatorOn(t, Config{}, yaml)
+		if busy {
+			for i := range 9 { // nine unrelated incidents in the hour before
+				feed(c, alert("Down", fmt.Sprintf("lone-%d", i), time.Duration(i)*time.Minute))
+			}
+			// A restart keeps the hour's openings.
+			data, err := c.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = correlatorOn(t, Config{}, yaml)
+			if err := c.UnmarshalJSON(data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		feed(c, alert("DBDown", "db", 20*time.Minute), alert("WebErrors", "web", 27*time.Minute))
+		root, _ := c.IncidentOf("DBDown/db")
+		got, _ := c.IncidentOf("WebErrors/web")
+		if joined := got == root; joined == busy {
+			t.Errorf("busy hour %v: web 7m after db's opening joined %v, want %v", busy, joined, !busy)
+		}
+	}
+}

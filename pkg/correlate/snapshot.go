@@ -21,7 +21,10 @@ type snapshot struct {
 	// Merged is where the incidents merged within ReopenWindow went, the
 	// oldest merge first.
 	Merged []mergeRecord `json:"merged,omitempty"`
-	Stats  Stats         `json:"stats"`
+	// Openings are the times incidents opened within the last hour
+	// (Correlator.spreadWindow); a snapshot without them restores none.
+	Openings []time.Time `json:"openings,omitempty"`
+	Stats    Stats       `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -51,7 +54,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -77,7 +80,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if s.Version < 1 || s.Version > snapshotVersion {
 		return fmt.Errorf("correlate: snapshot version %d, want 1 to %d", s.Version, snapshotVersion)
 	}
-	c.now, c.stats, c.queue = s.Now, s.Stats, due.Queue[*incident]{}
+	c.now, c.stats, c.queue, c.openings = s.Now, s.Stats, due.Queue[*incident]{}, s.Openings
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}

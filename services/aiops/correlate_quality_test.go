@@ -53,7 +53,7 @@ func TestCorrelateQuality(t *testing.T) {
 		name     string
 		duration time.Duration
 		floor    float64
-	}{{"24h storms", 24 * time.Hour, 0.90}, {"4h storms (dense)", 4 * time.Hour, 0.65}} {
+	}{{"24h storms", 24 * time.Hour, 0.90}, {"4h storms (dense)", 4 * time.Hour, 0.66}} {
 		cfg := scenario.DefaultConfig()
 		cfg.Duration = c.duration
 		var ours, label, window, count float64

@@ -668,6 +668,19 @@ func (c *Correlator) join(inc *incident, s Signal) {
 // adopt makes m, a new member or one merged from another incident, a
 // member of inc.
 func (c *Correlator) adopt(inc *incident, m *member) {
+	if c.count(inc, m) {
+		c.linkChanges(inc, m.Service)
+	}
+	if inc.root == "" || c.topo.hops(inc.root, m.Service) > 0 {
+		c.setRoot(inc, m.Service) // the first member, or the root showing up late
+	}
+	inc.dirty = true
+}
+
+// count makes m a member of inc in every index and tally (a member
+// adopted, or restored from a snapshot), and reports whether m is the
+// first of inc on its service.
+func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	m.inc = inc
 	c.members[m.Fingerprint] = m
 	inc.members = append(inc.members, m)
@@ -677,19 +690,15 @@ func (c *Correlator) adopt(inc *incident, m *member) {
 	if m.Flapping {
 		inc.flappers = append(inc.flappers, m)
 	}
-	if inc.services[m.Service] == 0 {
+	if newService = inc.services[m.Service] == 0; newService {
 		c.index(inc, m.Service)
-		c.linkChanges(inc, m.Service)
 	}
 	inc.services[m.Service]++
 	inc.names[m.Name]++
 	if m.FirstSeen.After(inc.arrived[m.Service]) {
 		inc.arrived[m.Service] = m.FirstSeen
 	}
-	if inc.root == "" || c.topo.hops(inc.root, m.Service) > 0 {
-		c.setRoot(inc, m.Service) // the first member, or the root showing up late
-	}
-	inc.dirty = true
+	return newService
 }
 
 func describe(s Signal) string {

@@ -107,23 +107,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		for _, ms := range is.Members {
-			m := &member{Member: ms.Member, flips: ms.Flips, inc: inc}
-			inc.members = append(inc.members, m)
-			c.members[m.Fingerprint] = m
-			if m.Firing {
-				inc.firing++
-			}
-			if m.Flapping {
-				inc.flappers = append(inc.flappers, m)
-			}
-			if inc.services[m.Service] == 0 {
-				c.index(inc, m.Service)
-			}
-			inc.services[m.Service]++
-			inc.names[m.Name]++
-			if m.FirstSeen.After(inc.arrived[m.Service]) {
-				inc.arrived[m.Service] = m.FirstSeen
-			}
+			m := &member{Member: ms.Member, flips: ms.Flips}
+			c.count(inc, m)
 			last := m.LastSeen
 			if !m.Firing && m.Kind == SignalAlert {
 				last = m.FirstSeen // its last time is a resolution

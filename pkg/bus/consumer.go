@@ -233,11 +233,10 @@ type Consumer struct {
 	outstanding atomic.Int64
 	freed       chan struct{}
 
-	// inProgress (WithInProgress): held maps each delivery handed out and
-	// not settled to when it was handed out or last told in progress.
-	inProgress bool
-	heldMu     sync.Mutex
-	held       map[*delivery]time.Time
+	// held (WithInProgress; nil without) maps each delivery handed out
+	// and not settled to when it was handed out or last told in progress.
+	heldMu sync.Mutex
+	held   map[*delivery]time.Time
 
 	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
 	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
@@ -259,7 +258,7 @@ type ConsumerOption func(*Consumer) error
 // longer than that.
 func WithInProgress() ConsumerOption {
 	return func(c *Consumer) error {
-		c.inProgress, c.held = true, map[*delivery]time.Time{}
+		c.held = map[*delivery]time.Time{}
 		return nil
 	}
 }
@@ -380,7 +379,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	// progress can still commit; it ends when the drain does.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
-	if c.inProgress {
+	if c.held != nil {
 		// Until the drain ends: a held delivery is still handled then.
 		// What is still held after it (the drain timed out) is left to
 		// the server's redelivery: a later Run must not tell it in
@@ -388,12 +387,12 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 		var wg sync.WaitGroup
 		wg.Go(func() { c.keepInProgress(hctx) })
 		defer func() {
+			hcancel()
+			wg.Wait()
 			c.heldMu.Lock()
 			clear(c.held)
 			c.heldMu.Unlock()
 		}()
-		defer wg.Wait()
-		defer hcancel()
 	}
 
 	limit := int64(c.cfg.MaxAckPending)
@@ -497,7 +496,7 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 		c.deadLetter(d, fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver))
 		return
 	}
-	if c.inProgress {
+	if c.held != nil {
 		c.heldMu.Lock()
 		c.held[d] = time.Now()
 		c.heldMu.Unlock()
@@ -562,7 +561,7 @@ func (d *delivery) done(err error) {
 		c.log.Error().Uint64("stream_seq", d.StreamSeq).AnErr("result", err).Msg("done called more than once; ignored")
 		return
 	}
-	if c.inProgress {
+	if c.held != nil {
 		c.heldMu.Lock()
 		delete(c.held, d)
 		c.heldMu.Unlock()

@@ -52,6 +52,24 @@ func correlatorOn(t testing.TB, cfg Config, yaml string) *Correlator {
 	return c
 }
 
+// restarted is a correlator of c's configuration and catalog restored
+// from c's checkpoint, as after a restart.
+func restarted(t testing.TB, c *Correlator) *Correlator {
+	t.Helper()
+	data, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(c.cfg, c.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func newCorrelator(t testing.TB, cfg Config) *Correlator {
 	t.Helper()
 	c, err := New(cfg, shop(t))
@@ -645,14 +663,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 	first := newCorrelator(t, Config{})
 	got := feed(first, storm[:4]...)
-	data, err := first.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	second := newCorrelator(t, Config{})
-	if err := second.UnmarshalJSON(data); err != nil {
-		t.Fatal(err)
-	}
+	second := restarted(t, first)
 	got = append(got, feed(second, storm[4:]...)...)
 	got = append(got, second.Advance(t0.Add(time.Hour))...)
 	if len(got) != len(want) {
@@ -926,14 +937,7 @@ func TestSpreadingAfterAMemberLeftIsWhatARestoreSees(t *testing.T) {
 
 	live := newCorrelator(t, cfg)
 	feed(live, before...)
-	data, err := live.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := newCorrelator(t, cfg)
-	if err := restored.UnmarshalJSON(data); err != nil {
-		t.Fatal(err)
-	}
+	restored := restarted(t, live)
 	for name, c := range map[string]*Correlator{"live": live, "restored": restored} {
 		feed(c, late)
 		root, _ := c.IncidentOf("PostgresDown/payments-db")
@@ -987,15 +991,7 @@ services:
 			for i := range 9 { // nine unrelated incidents in the hour before
 				feed(c, alert("Down", fmt.Sprintf("lone-%d", i), time.Duration(i)*time.Minute))
 			}
-			// A restart keeps the hour's openings.
-			data, err := c.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c = correlatorOn(t, Config{}, yaml)
-			if err := c.UnmarshalJSON(data); err != nil {
-				t.Fatal(err)
-			}
+			c = restarted(t, c) // a restart keeps the hour's openings
 		}
 		feed(c, alert("DBDown", "db", 20*time.Minute), alert("WebErrors", "web", 27*time.Minute))
 		root, _ := c.IncidentOf("DBDown/db")

@@ -265,12 +265,12 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 	case KindLogTemplate:
 		var b LogTemplateBody
 		if decode(&b) {
-			if !validFingerprint(b.TemplateID) {
+			if !isHex16(b.TemplateID) {
 				p.add("body.template_id", "must be 16 lower-case hex digits, got %q", clip(b.TemplateID))
 			}
 			required("template", b.Template)
 			oneOf("status", b.Status, TemplateNew, TemplateChanged)
-			if b.Status == TemplateChanged && !validFingerprint(b.PreviousID) {
+			if b.Status == TemplateChanged && !isHex16(b.PreviousID) {
 				p.add("body.previous_id", "must be 16 lower-case hex digits when status is changed, got %q", clip(b.PreviousID))
 			}
 		}

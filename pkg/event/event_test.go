@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -135,7 +136,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"service wrong type", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":5,"body":{"message":"m"}}`, "service", "has JSON type number, want string"},
 		{"bad id", `{"id":"123","kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`, "id", "not a ULID"},
 		{"bad severity", `{"kind":"log","severity":"purple","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`, "severity", `"purple"`},
-		{"bad fingerprint", `{"fingerprint":"XYZ","kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`, "fingerprint", "16 lower-case hex"},
+		{"fingerprint with a control character", `{"fingerprint":"alert\u0007","kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`, "fingerprint", "without control characters"},
+		{"fingerprint too long", `{"fingerprint":"` + strings.Repeat("f", MaxFingerprintBytes+1) + `","kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{"message":"m"}}`, "fingerprint", "1 to 256 bytes"},
+		{"template id not a fingerprint aiops makes", `{"kind":"log_template","time":"2026-11-21T12:00:00Z","service":"a","body":{"template_id":"t-1","template":"t","status":"new"}}`, "body.template_id", "16 lower-case hex"},
 		{"label not string", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","labels":{"x":1},"body":{"message":"m"}}`, "labels", "want string"},
 		{"body not object", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":"hello"}`, "body", "JSON object"},
 		{"log without message", `{"kind":"log","time":"2026-11-21T12:00:00Z","service":"a","body":{}}`, "body.message", "is required"},
@@ -224,15 +227,17 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 			m["kind"] = "change"
 			m["body"] = map[string]any{"type": "deploy", "version": "1.2"}
 		}),
-		"unknown field kept": mutate(func(m map[string]any) { m["x_extra"] = []any{1, "a"} }),
-		"missing id":         mutate(func(m map[string]any) { delete(m, "id") }),
-		"bad kind":           mutate(func(m map[string]any) { m["kind"] = "span" }),
-		"empty service":      mutate(func(m map[string]any) { m["service"] = "" }),
-		"bad severity":       mutate(func(m map[string]any) { m["severity"] = "loud" }),
-		"bad fingerprint":    mutate(func(m map[string]any) { m["fingerprint"] = "ABC" }),
-		"label not string":   mutate(func(m map[string]any) { m["labels"] = map[string]any{"a": 1} }),
-		"no message":         mutate(func(m map[string]any) { m["body"] = map[string]any{} }),
-		"metric no value":    mutate(func(m map[string]any) { m["kind"] = "metric"; m["body"] = map[string]any{"name": "cpu"} }),
+		"unknown field kept":         mutate(func(m map[string]any) { m["x_extra"] = []any{1, "a"} }),
+		"missing id":                 mutate(func(m map[string]any) { delete(m, "id") }),
+		"bad kind":                   mutate(func(m map[string]any) { m["kind"] = "span" }),
+		"empty service":              mutate(func(m map[string]any) { m["service"] = "" }),
+		"bad severity":               mutate(func(m map[string]any) { m["severity"] = "loud" }),
+		"producer's fingerprint":     mutate(func(m map[string]any) { m["fingerprint"] = "Checkout/HighErrorRate #1" }),
+		"fingerprint with a newline": mutate(func(m map[string]any) { m["fingerprint"] = "a\nb" }),
+		"fingerprint too long":       mutate(func(m map[string]any) { m["fingerprint"] = strings.Repeat("f", MaxFingerprintBytes+1) }),
+		"label not string":           mutate(func(m map[string]any) { m["labels"] = map[string]any{"a": 1} }),
+		"no message":                 mutate(func(m map[string]any) { m["body"] = map[string]any{} }),
+		"metric no value":            mutate(func(m map[string]any) { m["kind"] = "metric"; m["body"] = map[string]any{"name": "cpu"} }),
 		"alert bad status": mutate(func(m map[string]any) {
 			m["kind"] = "alert"
 			m["body"] = map[string]any{"name": "Down", "status": "up"}
@@ -474,4 +479,15 @@ func BenchmarkDerivedID(b *testing.B) {
 			sha256.Sum256(body)
 		}
 	})
+}
+
+// The fingerprint is Prometheus' (github.com/prometheus/common, model
+// signature_test.go: TestLabelsToSignature and TestMetricToFingerprint).
+func TestAlertmanagerFingerprint(t *testing.T) {
+	if got := AlertmanagerFingerprint(map[string]string{}); got != fmt.Sprintf("%016x", uint64(14695981039346656037)) {
+		t.Fatalf("empty: %s", got)
+	}
+	if got := AlertmanagerFingerprint(map[string]string{"name": "garland, briggs", "fear": "love is not enough"}); got != fmt.Sprintf("%016x", uint64(5799056148416392346)) {
+		t.Fatalf("fingerprint %s", got)
+	}
 }

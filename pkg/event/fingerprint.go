@@ -49,8 +49,21 @@ func Fingerprint(k Kind, service string, labels, resource map[string]string) str
 	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
-// validFingerprint reports whether s has the form Fingerprint returns.
+// MaxFingerprintBytes bounds a fingerprint a producer sends.
+const MaxFingerprintBytes = 256
+
+// validFingerprint reports whether s can be an envelope's fingerprint.
+// Producers may send their own (Alertmanager's, a dedup key of any form),
+// which is kept as given, so any printable text of at most
+// MaxFingerprintBytes is one, as for a service name; those aiops makes are
+// always 16 hex digits.
 func validFingerprint(s string) bool {
+	return s != "" && len(s) <= MaxFingerprintBytes && printable(s)
+}
+
+// isHex16 reports whether s has the form Fingerprint returns: 16 lower-case
+// hex digits (template ids have it too).
+func isHex16(s string) bool {
 	if len(s) != 16 {
 		return false
 	}
@@ -61,4 +74,27 @@ func validFingerprint(s string) bool {
 		}
 	}
 	return true
+}
+
+// AlertmanagerFingerprint is Prometheus's fingerprint of a label set
+// (model.LabelSet.Fingerprint), the one Alertmanager gives every alert:
+// FNV-1a 64 over the labels sorted by name, each name and value followed
+// by the byte 0xff, as 16 lower-case hex digits. An alert that comes
+// without a fingerprint gets this one, so it is keyed as Alertmanager
+// would have keyed it.
+func AlertmanagerFingerprint(labels map[string]string) string {
+	names := make([]string, 0, len(labels))
+	for n := range labels {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0xff})
+		h.Write([]byte(labels[n]))
+		h.Write([]byte{0xff})
+	}
+	var sum [8]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }

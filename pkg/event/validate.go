@@ -87,7 +87,7 @@ func (e *Envelope) Validate() error {
 		p.add("severity", "is %q, want one of debug, info, warning, error, critical", clip(string(e.Severity)))
 	}
 	if !validFingerprint(e.Fingerprint) {
-		p.add("fingerprint", "must be 16 lower-case hex digits, got %q", clip(e.Fingerprint))
+		p.add("fingerprint", "must be 1 to %d bytes of printable UTF-8 without control characters, got %q", MaxFingerprintBytes, clip(e.Fingerprint))
 	}
 	if len(e.Links) > MaxLinks {
 		p.add("links", "has %d entries, over the limit of %d", len(e.Links), MaxLinks)

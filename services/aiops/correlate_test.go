@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -83,6 +84,35 @@ func TestCorrelateReplay(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "5 lines, 4 alerts, 2 incidents") {
 		t.Fatalf("progress %q", stderr.String())
+	}
+}
+
+// Storms made by other tools than Alertmanager: payloads without a
+// version, alerts without a status or a fingerprint, fingerprints of the
+// producer's own form. The assignments are keyed by the fingerprint as
+// sent, or by the one Alertmanager would have given.
+func TestCorrelateReplayOfOtherToolsPayloads(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := strings.Join([]string{
+		`{"type":"alertmanager","time":"2026-11-21T12:00:05Z","payload":{"status":"firing","alerts":[` +
+			`{"labels":{"alertname":"ReplicationLag","service":"payments-db"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"storm-1/alert-1"},` +
+			`{"labels":{"alertname":"HighErrorRate","service":"checkout"},"startsAt":"2026-11-21T12:00:30Z","fingerprint":"storm-1/alert-2"}]}}`,
+		`{"type":"alertmanager","time":"2026-11-21T12:01:05Z","payload":{"alerts":[` +
+			`{"status":"firing","labels":{"alertname":"HighLatency","service":"web"},"startsAt":"2026-11-21T12:01:00Z"}]}}`,
+		`{"type":"alertmanager","time":"2026-11-21T12:10:05Z","payload":{"status":"resolved","alerts":[` +
+			`{"labels":{"alertname":"ReplicationLag","service":"payments-db"},"startsAt":"2026-11-21T12:00:00Z","endsAt":"2026-11-21T12:10:00Z","fingerprint":"storm-1/alert-1"}]}}`,
+	}, "\n")
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := event.AlertmanagerFingerprint(map[string]string{"alertname": "HighLatency", "service": "web"})
+	id := res.Assignments["storm-1/alert-1"]
+	if len(res.Assignments) != 3 || id == "" || res.Assignments["storm-1/alert-2"] != id || res.Assignments[web] != id {
+		t.Fatalf("assignments %v: want storm-1/alert-1, storm-1/alert-2 and %s in one incident", res.Assignments, web)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
@@ -137,7 +138,7 @@ func newDemoScenario(now time.Time, seed uint64) demoScenario {
 		labels := map[string]string{"alertname": name, "service": service, "severity": severity, "team": team,
 			"namespace": "shop", "cluster": "prod-eu1"}
 		return webhook.AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: map[string]string{"summary": summary},
-			StartsAt: start, GeneratorURL: "http://prometheus.example/graph", Fingerprint: webhook.AlertFingerprint(labels)}
+			StartsAt: start, GeneratorURL: "http://prometheus.example/graph", Fingerprint: event.AlertmanagerFingerprint(labels)}
 	}
 	payments := []webhook.AlertmanagerAlert{
 		alert("PaymentsLatencyHigh", "payments", "critical", "payments", "p99 latency over 500 ms", now.Add(-90*time.Second)),

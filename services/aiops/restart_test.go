@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 	"github.com/aiops-dev/aiops/pkg/store"
 	"github.com/aiops-dev/aiops/pkg/testenv"
@@ -107,7 +108,7 @@ func TestRunRestartMidStream(t *testing.T) {
 	}
 	alert := func(name, service string, at time.Time) webhook.AlertmanagerAlert {
 		labels := map[string]string{"alertname": name, "service": service, "severity": "critical"}
-		return webhook.AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: map[string]string{}, StartsAt: at, Fingerprint: webhook.AlertFingerprint(labels)}
+		return webhook.AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: map[string]string{}, StartsAt: at, Fingerprint: event.AlertmanagerFingerprint(labels)}
 	}
 	st, err := store.Open(context.Background(), store.Config{DSN: dsn}, zerolog.Nop())
 	if err != nil {

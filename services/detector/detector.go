@@ -301,7 +301,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	counter := body.Type == event.MetricCounter
 
 	s.mu.Lock()
-	ser := s.lookup(e.Fingerprint, body.Name, e.Service, e.Labels, counter)
+	ser := s.lookup(seriesKey(e.Fingerprint), body.Name, e.Service, e.Labels, counter)
 	res := ser.det.Observe(e.Time, *body.Value)
 	if !res.Flags.Ignored() && !ser.dirty {
 		ser.dirty = true

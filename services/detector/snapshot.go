@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,8 +68,20 @@ func (s *Service) keyOf(fingerprint string) string {
 	return s.cfg.Instance + "." + fingerprint
 }
 
-// validKeyToken reports whether a fingerprint can be a key token as is
-// (event fingerprints are 16 hex digits; anything else is skipped).
+// seriesKey is the key of a series in memory and in the bucket: its
+// fingerprint when that is a valid key token (those aiops makes, 16 hex
+// digits, always are), else "h-" and a hash of it, since a producer may
+// send a fingerprint of any text.
+func seriesKey(fingerprint string) string {
+	if validKeyToken(fingerprint) {
+		return fingerprint
+	}
+	h := fnv.New64a()
+	h.Write([]byte(fingerprint))
+	return fmt.Sprintf("h-%016x", h.Sum64())
+}
+
+// validKeyToken reports whether a fingerprint can be a key token as is.
 func validKeyToken(k string) bool {
 	if k == "" || len(k) > 128 {
 		return false

@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -150,5 +151,31 @@ func TestCancelledSnapshotKeepsTheRest(t *testing.T) {
 	m, err := s.Snapshot(context.Background())
 	if err != nil || n != 0 || m != 3 {
 		t.Errorf("cancelled snapshot wrote %d, the next %d (%v); want 0 then 3", n, m, err)
+	}
+}
+
+// A producer may send a fingerprint that is no key token ("cpu.host a"):
+// the series is still snapshotted, under a hash of it, and the key is the
+// same every time.
+func TestSnapshotOfAProducersFingerprint(t *testing.T) {
+	s, h := newTestService(t, Config{})
+	kv := &kvRecorder{}
+	s.snap = kv
+	e, _ := sample(t, "api", "m", nil, t0, 1, "")
+	e.Fingerprint = "cpu.host a"
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack(t, h, data)
+	if n, err := s.Snapshot(context.Background()); err != nil || n != 1 {
+		t.Fatalf("wrote %d (%v), want the series", n, err)
+	}
+	got := kv.written()
+	if len(got) != 1 || got[0] != "detector."+seriesKey(e.Fingerprint) || !validKeyToken(seriesKey(e.Fingerprint)) {
+		t.Fatalf("written %v, want detector.%s", got, seriesKey(e.Fingerprint))
+	}
+	if seriesKey("cpu.host b") == seriesKey(e.Fingerprint) || seriesKey("0123456789abcdef") != "0123456789abcdef" {
+		t.Error("seriesKey must keep a token and tell other fingerprints apart")
 	}
 }

@@ -71,7 +71,7 @@ type Change struct {
 // over the label names in sorted order, each name and value followed by
 // the byte 0xff, as 16 lower-case hex digits (Prometheus'
 // model.LabelSet.Fingerprint). Annotations, times and status take no part.
-func AlertFingerprint(labels map[string]string) string { return webhook.AlertFingerprint(labels) }
+func AlertFingerprint(labels map[string]string) string { return event.AlertmanagerFingerprint(labels) }
 
 type lineJSON struct {
 	Type    LineType        `json:"type"`

@@ -2,12 +2,11 @@ package webhook
 
 import (
 	"fmt"
-	"hash/fnv"
-	"sort"
 	"strconv"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // AlertmanagerOptions fills the fields of the Alertmanager payload that
@@ -103,7 +102,7 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 				delete(ann, k)
 			}
 		}
-		a := AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: AlertFingerprint(labels)}
+		a := AlertmanagerAlert{Status: "firing", Labels: labels, Annotations: ann, StartsAt: utc(start), GeneratorURL: in.URL, Fingerprint: event.AlertmanagerFingerprint(labels)}
 		if !firing || resolved {
 			a.Status = "resolved"
 			if end.IsZero() || end.Before(start) {
@@ -195,27 +194,4 @@ func intersect(alerts []AlertmanagerAlert, get func(AlertmanagerAlert) map[strin
 		}
 	}
 	return out
-}
-
-// fingerprint is Prometheus' fingerprint of a label set (model.LabelSet
-// Fingerprint, which Alertmanager sends): FNV-1a 64 over the label names
-// in order, each name and value followed by the byte 0xff, printed as 16
-// hex digits.
-// AlertFingerprint is Prometheus's fingerprint of a label set (FNV-1a 64
-// over the labels sorted by name, each name and value followed by 0xff),
-// as Alertmanager gives every alert: 16 lowercase hex digits.
-func AlertFingerprint(labels map[string]string) string {
-	names := make([]string, 0, len(labels))
-	for n := range labels {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	h := fnv.New64a()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0xff})
-		h.Write([]byte(labels[n]))
-		h.Write([]byte{0xff})
-	}
-	return fmt.Sprintf("%016x", h.Sum64())
 }

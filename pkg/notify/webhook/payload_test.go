@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -186,17 +185,6 @@ func must(b []byte, err error) []byte {
 	return b
 }
 
-// The fingerprint is Prometheus' (github.com/prometheus/common, model
-// signature_test.go: TestLabelsToSignature and TestMetricToFingerprint).
-func TestFingerprint(t *testing.T) {
-	if got := AlertFingerprint(map[string]string{}); got != fmt.Sprintf("%016x", uint64(14695981039346656037)) {
-		t.Fatalf("empty: %s", got)
-	}
-	if got := AlertFingerprint(map[string]string{"name": "garland, briggs", "fear": "love is not enough"}); got != fmt.Sprintf("%016x", uint64(5799056148416392346)) {
-		t.Fatalf("fingerprint %s", got)
-	}
-}
-
 func TestAlertmanagerPayload(t *testing.T) {
 	in := SampleIncident()
 	in.MemberCount = 5 // two listed of five
@@ -239,7 +227,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 			labels[k] = v.(string)
 		}
 		if a["status"] != "firing" || a["endsAt"] != "0001-01-01T00:00:00Z" || a["generatorURL"] != in.URL ||
-			!hex16.MatchString(a["fingerprint"].(string)) || a["fingerprint"] != AlertFingerprint(labels) {
+			!hex16.MatchString(a["fingerprint"].(string)) || a["fingerprint"] != event.AlertmanagerFingerprint(labels) {
 			t.Fatalf("alert %d: %v", i, a)
 		}
 		if _, err := time.Parse(time.RFC3339, a["startsAt"].(string)); err != nil {

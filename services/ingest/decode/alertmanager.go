@@ -17,6 +17,7 @@ const AlertmanagerVersion = "4"
 // amPayload is the webhook body; the group fields are not needed per alert.
 type amPayload struct {
 	Version string            `json:"version"`
+	Status  string            `json:"status"`
 	Alerts  []json.RawMessage `json:"alerts"`
 }
 
@@ -39,6 +40,13 @@ var serviceLabels = []string{"service", "job", "app"}
 // 4) into one alert event per alert. Item is the index in "alerts"; Field is
 // the alert's field ("startsAt", "labels.alertname").
 //
+// Alertmanager always sends version "4", each alert's status and its
+// fingerprint; a payload made by another tool may leave them out: no
+// version is read as version 4, an alert without a status has the
+// payload's, and one without a fingerprint gets the one Alertmanager would
+// have given it (event.AlertmanagerFingerprint of its labels). A
+// fingerprint sent is kept as it is.
+//
 // The envelope keeps Alertmanager's fingerprint, the labels (alertname
 // included) and the severity from the "severity" label (event.ParseSeverity;
 // an unknown word leaves it empty, the label stays). The service is the
@@ -56,9 +64,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 		return nil, syntaxProblem(NoItem, err)
 	}
 	switch {
-	case p.Version == "":
-		return nil, requestProblem("version", "is required, want %q", AlertmanagerVersion)
-	case p.Version != AlertmanagerVersion:
+	case p.Version != "" && p.Version != AlertmanagerVersion:
 		return nil, requestProblem("version", "is %q, want %q", clip(p.Version), AlertmanagerVersion)
 	case len(p.Alerts) > o.MaxEvents:
 		return nil, tooManyEvents(o.MaxEvents)
@@ -68,7 +74,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	var c problems
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts))}
 	for i, raw := range p.Alerts {
-		if e := alertEvent(i, raw, o, &c); e != nil {
+		if e := alertEvent(i, raw, p.Status, o, &c); e != nil {
 			batch.Events = append(batch.Events, e)
 		}
 	}
@@ -82,7 +88,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 // before it is refused, not clamped.
 var storableFrom = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
 
-func alertEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Envelope {
+func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *problems) *event.Envelope {
 	var a amAlert
 	if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
 		c.add(i, "", "is not a JSON object")
@@ -91,6 +97,12 @@ func alertEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Envel
 	if err := json.Unmarshal(raw, &a); err != nil {
 		c.addProblem(problemOf(i, err))
 		return nil
+	}
+	if a.Status == "" {
+		a.Status = groupStatus
+	}
+	if a.Fingerprint == "" {
+		a.Fingerprint = event.AlertmanagerFingerprint(a.Labels)
 	}
 	before := c.total
 	startsAt, startErr := parseTime(a.StartsAt)

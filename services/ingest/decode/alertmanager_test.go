@@ -95,7 +95,7 @@ func TestAlertmanager(t *testing.T) {
 	eq(t, "unknown severity word", watchdog.Severity, event.Severity(""))
 	eq(t, "severity label kept", watchdog.Labels["severity"], "P3")
 	eq(t, "time in UTC", watchdog.Time, time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))
-	eq(t, "fingerprint computed", watchdog.Fingerprint, event.Fingerprint(event.KindAlert, UnknownService, watchdog.Labels, nil))
+	eq(t, "fingerprint Alertmanager gives", watchdog.Fingerprint, event.AlertmanagerFingerprint(watchdog.Labels))
 
 	eq(t, "service from app", b.Events[3].Service, "cart")
 	eq(t, "no annotations", body[event.AlertBody](t, b.Events[3]).Annotations, map[string]string(nil))
@@ -134,6 +134,38 @@ func TestAlertmanagerRepeatsKeepTheirID(t *testing.T) {
 	}
 }
 
+// TestAlertmanagerFromOtherTools: a payload made by another tool than
+// Alertmanager may leave out the version, an alert's status or its
+// fingerprint, and may send a fingerprint of its own form. The alerts are
+// taken as Alertmanager would have sent them, and a fingerprint sent is
+// kept as it is (the replay's assignments are keyed by it).
+func TestAlertmanagerFromOtherTools(t *testing.T) {
+	in := `{"status":"firing","alerts":[
+	  {"labels":{"alertname":"DBDown","service":"db"},"startsAt":"2026-11-21T11:00:00Z"},
+	  {"status":"resolved","labels":{"alertname":"HighLatency","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:05:00Z","fingerprint":"api/HighLatency #7"}]}`
+	b, err := Alertmanager([]byte(in), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, b, SourceAlertmanager)
+	if len(b.Events) != 2 {
+		t.Fatalf("got %d events, want 2", len(b.Events))
+	}
+	first, second := b.Events[0], b.Events[1]
+	var body event.AlertBody
+	if err := first.DecodeBody(&body); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "status from the payload", body.Status, event.AlertFiring)
+	// Prometheus's fingerprint of {alertname="DBDown", service="db"}.
+	eq(t, "fingerprint Alertmanager gives", first.Fingerprint, event.AlertmanagerFingerprint(map[string]string{"alertname": "DBDown", "service": "db"}))
+	eq(t, "producer's fingerprint", second.Fingerprint, "api/HighLatency #7")
+	if err := second.DecodeBody(&body); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "own status kept", body.Status, event.AlertResolved)
+}
+
 func TestAlertmanagerErrors(t *testing.T) {
 	alert := func(fields string) string {
 		return `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"ok"},"startsAt":"2026-11-21T11:00:00Z"},` + fields + `]}`
@@ -146,7 +178,6 @@ func TestAlertmanagerErrors(t *testing.T) {
 	}{
 		{"not json", `{"version":`, NoItem, "", "not valid JSON"},
 		{"version 3", `{"version":"3","alerts":[]}`, NoItem, "version", `is "3", want "4"`},
-		{"no version", `{"alerts":[]}`, NoItem, "version", "is required"},
 		{"no alerts", `{"version":"4","alerts":[]}`, NoItem, "alerts", "is empty"},
 		{"alerts not array", `{"version":"4","alerts":{}}`, NoItem, "alerts", "want array"},
 		{"no alertname", alert(`{"status":"firing","labels":{"job":"x"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels.alertname", "is required"},
@@ -156,7 +187,7 @@ func TestAlertmanagerErrors(t *testing.T) {
 		{"bad status", alert(`{"status":"pending","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "want firing or resolved"},
 		{"no status", alert(`{"labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "is required"},
 		{"labels not object", alert(`{"status":"firing","labels":["a"],"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels", "want object"},
-		{"bad fingerprint", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","fingerprint":"XYZ"}`), 1, "fingerprint", "16 lower-case hex"},
+		{"fingerprint with a control character", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","fingerprint":"a\tb"}`), 1, "fingerprint", "printable"},
 		{"alert not object", alert(`"a"`), 1, "", "not a JSON object"},
 		{"before 1970", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"1960-01-01T00:00:00Z"}`), 1, "startsAt", "outside the storable range"},
 	}

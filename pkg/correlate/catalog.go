@@ -230,6 +230,85 @@ func newTopology(c *Catalog) *topology {
 	return t
 }
 
+// serviceLabels are the labels, in order, whose value may name a
+// catalogued service when a signal's own service is not one: the ingest
+// gateway takes the first of service, job and app that is set, and in a
+// Kubernetes shop that is often a scrape job ("kubernetes-pods") while the
+// service is in app or app.kubernetes.io/name.
+var serviceLabels = []string{"service", "app", "application", "app_kubernetes_io_name", "app.kubernetes.io/name",
+	"k8s_app", "service_name", "component", "deployment", "container", "job"}
+
+// peerLabels name another service than the one a signal is about (what
+// it calls or fails on), so their values never name the signal's own.
+var peerLabels = map[string]bool{"upstream": true, "downstream": true, "pool": true, "topic": true, "peer": true,
+	"peer_service": true, "target": true, "dependency": true, "destination": true, "destination_service": true,
+	"backend": true, "remote": true, "caller": true, "callee": true, "client": true, "source_service": true}
+
+// serviceNames finds the catalogued service a signal is about.
+type serviceNames struct {
+	known map[string]bool
+	// folded maps each name in lower case to the name, for services named
+	// in other letter case than the catalog's; a name two services share
+	// in lower case maps to neither.
+	folded map[string]string
+}
+
+func newServiceNames(c *Catalog) serviceNames {
+	n := serviceNames{known: map[string]bool{}, folded: map[string]string{}}
+	clash := map[string]bool{}
+	for _, name := range c.Names() {
+		n.known[name] = true
+		l := strings.ToLower(name)
+		if _, ok := n.folded[l]; ok {
+			clash[l] = true
+		}
+		n.folded[l] = name
+	}
+	for l := range clash {
+		delete(n.folded, l)
+	}
+	return n
+}
+
+// of is the catalogued service a signal is about: its own service when
+// the catalog has it (or has it in other letter case), else the first of
+// serviceLabels whose value names a catalogued service, else the value of
+// another label (in the order of their keys; not one of peerLabels) that
+// names one, else its own service, which then has no dependencies.
+func (n serviceNames) of(service string, labels map[string]string) string {
+	if n.known[service] || len(n.known) == 0 {
+		return service
+	}
+	if name, ok := n.folded[strings.ToLower(service)]; ok {
+		return name
+	}
+	for _, k := range serviceLabels {
+		if v := labels[k]; v != "" {
+			if n.known[v] {
+				return v
+			}
+			if name, ok := n.folded[strings.ToLower(v)]; ok {
+				return name
+			}
+		}
+	}
+	var found, key string
+	for k, v := range labels {
+		if peerLabels[k] || (found != "" && k > key) {
+			continue
+		}
+		if n.known[v] {
+			found, key = v, k
+		} else if name, ok := n.folded[strings.ToLower(v)]; ok {
+			found, key = name, k
+		}
+	}
+	if found != "" {
+		return found
+	}
+	return service
+}
+
 // hops is how many dependency hops a is above b (a depends on b), or 0.
 func (t *topology) hops(a, b string) int {
 	i, ok := t.index[a]

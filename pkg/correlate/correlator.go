@@ -96,6 +96,8 @@ type Correlator struct {
 	cfg  Config
 	cat  *Catalog
 	topo *topology
+	// names finds a signal's catalogued service.
+	names serviceNames
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -149,7 +151,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		}
 	}
 	return &Correlator{
-		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat),
+		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{},
@@ -173,6 +175,7 @@ func (c *Correlator) Observe(s Signal) []Update {
 	ups := c.Advance(s.Time)
 	defer c.schedule(s.Fingerprint)
 	c.stats.Signals++
+	s.Service = c.names.of(s.Service, s.Labels)
 	if s.Kind == SignalChange {
 		c.change(s)
 		return ups

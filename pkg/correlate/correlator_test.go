@@ -263,6 +263,40 @@ func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {
 	}
 }
 
+// A signal whose service is not catalogued is about the service one of
+// its labels names (a scrape job as the service, the service in app), or
+// the catalogued one spelled in other letter case; an alert on a service
+// no label ties to the catalog stays apart.
+func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	db := alert("ReplicationLag", "kubernetes-pods", 0)
+	db.Labels = map[string]string{"job": "kubernetes-pods", "app": "payments-db", "upstream": "search"}
+	api := alert("HighErrorRate", "Payments", 20*time.Second)
+	lone := alert("HighErrorRate", "kubernetes-pods", 30*time.Second)
+	lone.Labels = map[string]string{"job": "kubernetes-pods", "upstream": "payments"}
+	// No label of serviceLabels, but a value naming a catalogued service.
+	cart := alert("HighErrorRate", "unknown", 40*time.Second)
+	cart.Labels = map[string]string{"zone": "eu-1", "svc": "cart", "pool": "payments"}
+	feed(c, db, api, lone, cart)
+	incs := c.Incidents()
+	if len(incs) != 3 {
+		t.Fatalf("%d incidents, want the cascade, cart's and the alert no label ties: %+v", len(incs), incs)
+	}
+	for _, inc := range incs {
+		switch {
+		case inc.MemberCount == 2 && reflect.DeepEqual(inc.Services, []string{"payments", "payments-db"}) && inc.RootCauses[0].Service == "payments-db":
+		case inc.MemberCount == 1 && reflect.DeepEqual(inc.Services, []string{"cart"}):
+		case inc.MemberCount == 1 && reflect.DeepEqual(inc.Services, []string{"kubernetes-pods"}):
+		default:
+			t.Errorf("incident %+v", inc)
+		}
+	}
+	p := NewPartitioner(shop(t), 7)
+	if p.OfSignal(db) != p.Of("payments-db") || p.OfSignal(api) != p.Of("payments") {
+		t.Error("a signal's partition must be that of the service the correlator finds for it")
+	}
+}
+
 // Two failures at the same moment in unrelated parts of the catalog stay
 // two incidents, even with the same alert name; an alert on a service
 // nothing relates to is its own.

@@ -42,11 +42,18 @@ func (c *Catalog) Components() map[string]string {
 type Partitioner struct {
 	count      uint32
 	components map[string]string
+	names      serviceNames
 }
 
 // NewPartitioner partitions cat's components count ways.
 func NewPartitioner(cat *Catalog, count int) *Partitioner {
-	return &Partitioner{count: uint32(max(count, 1)), components: cat.Components()}
+	return &Partitioner{count: uint32(max(count, 1)), components: cat.Components(), names: newServiceNames(cat)}
+}
+
+// OfSignal is the partition of a signal: that of the catalogued service
+// it is about, found as the correlator finds it (a label may name it).
+func (p *Partitioner) OfSignal(s Signal) int {
+	return p.Of(p.names.of(s.Service, s.Labels))
 }
 
 // Of is the partition (0 to Count-1) of a service: FNV-1a of its

@@ -89,7 +89,7 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	if err != nil || !ok {
 		return err
 	}
-	if p.partition != nil && p.partition.Of(s.Service) != p.cfg.Partition.Index {
+	if p.partition != nil && p.partition.OfSignal(s) != p.cfg.Partition.Index {
 		return nil // another partition's
 	}
 	p.mu.Lock()

@@ -38,6 +38,11 @@ type Service struct {
 // DependsTransitively.
 type Catalog struct {
 	Services map[string]Service `yaml:"services" json:"services"`
+	// Undeclared lists, in order, the services a catalog file names only
+	// as dependencies (an external API, a managed database): ParseCatalog
+	// adds each as a service with no owner, team or dependencies, and
+	// whoever loads the file reports them, since a typo looks the same.
+	Undeclared []string `yaml:"-" json:"-"`
 }
 
 // Names lists the services in lexical order.
@@ -118,13 +123,26 @@ func ReadCatalog(path string) (*Catalog, error) {
 }
 
 // ParseCatalog decodes a catalog strictly (an unknown key is an error
-// naming it) and checks it (Validate).
+// naming it), adds the services named only as dependencies (Undeclared)
+// and checks it (Validate).
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var c Catalog
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && err != io.EOF {
 		return nil, err
+	}
+	for _, name := range c.Names() {
+		for _, d := range c.Services[name].DependsOn {
+			if _, ok := c.Services[d]; !ok && strings.TrimSpace(d) != "" {
+				c.Undeclared = append(c.Undeclared, d)
+			}
+		}
+	}
+	slices.Sort(c.Undeclared)
+	c.Undeclared = slices.Compact(c.Undeclared)
+	for _, d := range c.Undeclared {
+		c.Services[d] = Service{}
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -144,6 +162,9 @@ func (c *Catalog) Validate() error {
 		for i, d := range c.Services[name].DependsOn {
 			if d == name {
 				return fmt.Errorf("services.%s.depends_on[%d]: depends on itself", name, i)
+			}
+			if strings.TrimSpace(d) == "" {
+				return fmt.Errorf("services.%s.depends_on[%d]: an empty name", name, i)
 			}
 			if _, ok := c.Services[d]; !ok {
 				return fmt.Errorf("services.%s.depends_on[%d]: %q is not in the catalog", name, i, d)

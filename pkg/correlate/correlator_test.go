@@ -620,7 +620,7 @@ func TestEventsAreDeterministicEnvelopes(t *testing.T) {
 
 func TestCatalogErrors(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"services:\n  a: {depends_on: [b]}\n", `services.a.depends_on[0]: "b" is not in the catalog`},
+		{"services:\n  a: {depends_on: [b, \" \"]}\n  b: {}\n", `services.a.depends_on[1]: an empty name`},
 		{"services:\n  a: {depends_on: [a]}\n", "depends on itself"},
 		{"services:\n  a: {depends_on: [b]}\n  b: {depends_on: [c]}\n  c: {depends_on: [a]}\n", "dependency cycle a -> b -> c -> a"},
 		{"services:\n  a: {owner: x, onwer: y}\n", "onwer"},
@@ -631,6 +631,27 @@ func TestCatalogErrors(t *testing.T) {
 	}
 	if _, err := ParseCatalog([]byte(`{"services": {"a": {"depends_on": ["b"]}, "b": {}}}`)); err != nil {
 		t.Fatalf("JSON catalog: %v", err)
+	}
+	if err := (&Catalog{Services: map[string]Service{"a": {DependsOn: []string{"b"}}}}).Validate(); err == nil || !strings.Contains(err.Error(), `services.a.depends_on[0]: "b" is not in the catalog`) {
+		t.Fatalf("a catalog built in code must declare its dependencies: %v", err)
+	}
+}
+
+// A service a catalog file names only as a dependency (an external API)
+// is a service without owner or dependencies, listed in Undeclared, and
+// failures spread from it like from any other.
+func TestUndeclaredDependenciesAreServices(t *testing.T) {
+	cat := catalog(t, "services:\n  checkout: {team: payments, depends_on: [stripe, db]}\n  db: {depends_on: [stripe]}\n")
+	if !reflect.DeepEqual(cat.Undeclared, []string{"stripe"}) || !reflect.DeepEqual(cat.Names(), []string{"checkout", "db", "stripe"}) {
+		t.Fatalf("undeclared %v, names %v", cat.Undeclared, cat.Names())
+	}
+	c, err := New(Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(c, alert("UpstreamErrors", "stripe", 0), alert("HighErrorRate", "checkout", 30*time.Second))
+	if incs := c.Incidents(); len(incs) != 1 || incs[0].RootCauses[0].Service != "stripe" || incs[0].MemberCount != 2 {
+		t.Fatalf("incidents %+v, want checkout's errors in stripe's incident", incs)
 	}
 }
 

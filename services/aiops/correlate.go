@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -76,6 +77,10 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		var err error
 		if cat, err = correlate.ReadCatalog(*catalog); err != nil {
 			return service.Usage(err)
+		}
+		if len(cat.Undeclared) > 0 {
+			fmt.Fprintf(stderr, "correlate replay: catalog %s: taken as services without owner or dependencies, named only as dependencies: %s (declare them, or check the names for typos)\n",
+				*catalog, strings.Join(cat.Undeclared, ", "))
 		}
 	}
 	cfg := correlate.DefaultConfig()

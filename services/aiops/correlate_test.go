@@ -219,4 +219,13 @@ func TestCorrelateReplayErrors(t *testing.T) {
 	if service.ExitCode(err) != 2 {
 		t.Fatalf("no --input: %v (exit %d), want a usage error", err, service.ExitCode(err))
 	}
+	// A service named only as a dependency is taken, and told.
+	in, cat := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "catalog.yaml")
+	os.WriteFile(in, []byte(replayInput), 0o600)
+	os.WriteFile(cat, []byte("services:\n  web: {depends_on: [serch]}\n"), 0o600)
+	var stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--catalog", cat}, &bytes.Buffer{}, &stderr); err != nil ||
+		!strings.Contains(stderr.String(), "named only as dependencies: serch (declare them, or check the names for typos)") {
+		t.Fatalf("undeclared dependency: %v, stderr %q", err, stderr.String())
+	}
 }

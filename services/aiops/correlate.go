@@ -44,6 +44,12 @@ alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
 fingerprint → incident id) covering every alert that went in. "-" reads standard input or
 writes standard output. Progress goes to standard error.
+
+A line that cannot be read (not JSON, an unknown type, an event that does
+not validate) is told on standard error with its number and the problem,
+counted in the output's "rejected_lines" (the first 100 listed in
+"rejected"), and the rest goes on; of a webhook with some bad alerts, the
+others are taken. With --strict a rejected line fails the replay.
 `
 
 // MaxReplayLine bounds one input line (an Alertmanager payload of many
@@ -65,6 +71,7 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	catalog := fs.String("catalog", "", "service catalog (YAML or JSON: services → owner, team, tier, runbook, depends_on)")
 	output := fs.String("output", "-", "where the result JSON goes (- for standard output)")
 	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
+	strict := fs.Bool("strict", false, "fail on the first line that cannot be read, instead of telling it and going on")
 	if err := fs.Parse(args[1:]); err != nil {
 		return service.Usage(err)
 	}
@@ -97,6 +104,9 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	res, err := Replay(ctx, in, cfg, cat, stderr)
 	if err != nil {
 		return err
+	}
+	if *strict && res.RejectedLines > 0 {
+		return fmt.Errorf("correlate replay: --strict: rejected lines: %d, the first: line %d: %s", res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
 	}
 	return writeOutput(*output, stdout, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
@@ -154,7 +164,20 @@ type ReplayResult struct {
 	EventAssignments map[string]string `json:"event_assignments"`
 	Stats            correlate.Stats   `json:"stats"`
 	Lines            int               `json:"lines"`
+	// RejectedLines counts the lines (or alerts of a webhook) that could
+	// not be read; Rejected lists the first MaxRejectedListed.
+	RejectedLines int           `json:"rejected_lines"`
+	Rejected      []LineProblem `json:"rejected,omitempty"`
 }
+
+// LineProblem is why one input line (or some alerts of it) was rejected.
+type LineProblem struct {
+	Line    int    `json:"line"`
+	Problem string `json:"problem"`
+}
+
+// MaxRejectedListed bounds the rejected lines a replay lists and tells.
+const MaxRejectedListed = 100
 
 // IncidentOf is the incident of an item: an alert by its fingerprint, an
 // event by its id ("" when it joined none).
@@ -202,7 +225,8 @@ type replayLine struct {
 }
 
 // Replay runs the correlator over the lines of in; progress goes to
-// progress every 10,000 lines. A bad line is an error naming its number.
+// progress every 10,000 lines. A line that cannot be read is told on
+// progress and listed in the result (LineProblem), and the rest goes on.
 func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer) (*ReplayResult, error) {
 	c, err := correlate.New(cfg, cat)
 	if err != nil {
@@ -220,6 +244,14 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		}
 	}
 	alertFP := map[string]bool{}
+	// reject tells a line that could not be read and goes on.
+	reject := func(err error) {
+		res.RejectedLines++
+		if len(res.Rejected) < MaxRejectedListed {
+			res.Rejected = append(res.Rejected, LineProblem{Line: res.Lines, Problem: err.Error()})
+			fmt.Fprintf(progress, "correlate replay: line %d rejected: %v\n", res.Lines, err)
+		}
+	}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
 	started := time.Now()
@@ -236,12 +268,13 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		}
 		envs, err := lineEvents(sc.Bytes())
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", res.Lines, err)
+			reject(err)
 		}
 		for _, e := range envs {
 			s, ok, err := correlate.SignalOf(e)
 			if err != nil {
-				return nil, fmt.Errorf("line %d: %w", res.Lines, err)
+				reject(err)
+				continue
 			}
 			if !ok {
 				continue
@@ -319,6 +352,9 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	})
 	res.Stats = c.Stats()
 	fmt.Fprintf(progress, "correlate replay: %d lines, %d alerts, %d incidents in %s\n", res.Lines, len(alertFP), len(res.Incidents), time.Since(started).Round(time.Millisecond))
+	if res.RejectedLines > 0 {
+		fmt.Fprintf(progress, "correlate replay: rejected lines: %d (%d told above)\n", res.RejectedLines, len(res.Rejected))
+	}
 	return res, nil
 }
 
@@ -334,11 +370,7 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 		if len(l.Payload) == 0 {
 			return nil, errors.New(`type alertmanager: "payload" is required`)
 		}
-		b, err := decode.Alertmanager(l.Payload, decode.Options{Now: l.Time})
-		if err != nil {
-			return nil, fmt.Errorf("alertmanager payload: %w", err)
-		}
-		return b.Events, nil
+		return alertmanagerEvents(l.Payload, l.Time)
 	case "change":
 		if l.Change == nil {
 			return nil, errors.New(`type change: "change" is required`)
@@ -380,6 +412,35 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 		return nil, errors.New(`"type" is required (alertmanager, change or event)`)
 	}
 	return nil, fmt.Errorf("type %q: want alertmanager, change or event", l.Type)
+}
+
+// alertmanagerEvents decodes a webhook with the gateway's decoder. When
+// some of its alerts are bad, the others are decoded one by one and
+// returned with the error naming the bad ones, so one bad alert does not
+// lose a notification's worth.
+func alertmanagerEvents(payload []byte, now time.Time) ([]*event.Envelope, error) {
+	o := decode.Options{Now: now}
+	b, err := decode.Alertmanager(payload, o)
+	if err == nil {
+		return b.Events, nil
+	}
+	err = fmt.Errorf("alertmanager payload: %w", err)
+	var p struct {
+		Version string            `json:"version"`
+		Status  string            `json:"status"`
+		Alerts  []json.RawMessage `json:"alerts"`
+	}
+	if json.Unmarshal(payload, &p) != nil || len(p.Alerts) < 2 {
+		return nil, err
+	}
+	var envs []*event.Envelope
+	for _, a := range p.Alerts {
+		one, _ := json.Marshal(map[string]any{"version": p.Version, "status": p.Status, "alerts": []json.RawMessage{a}})
+		if b, e := decode.Alertmanager(one, o); e == nil {
+			envs = append(envs, b.Events...)
+		}
+	}
+	return envs, err
 }
 
 // strictYAML decodes data into dst, refusing unknown keys.

@@ -200,19 +200,41 @@ func TestReplayAndLiveAgree(t *testing.T) {
 	}
 }
 
+// A line that cannot be read is told with its number and why, and the
+// rest of the input goes on (a webhook's good alerts too); --strict makes
+// it an error.
 func TestCorrelateReplayErrors(t *testing.T) {
 	dir := t.TempDir()
+	good := amLine("2026-11-21T12:00:05Z", amAlert("aaaa000000000001", "HighLatency", "web", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z"))
 	for _, c := range []struct{ input, want string }{
-		{`{"type":"pager"}`, `line 1: type "pager": want alertmanager, change or event`},
-		{"\n" + `{"type":"alertmanager","time":"2026-11-21T12:00:00Z"}`, `line 2: type alertmanager: "payload" is required`},
-		{`{"type":"event","event":{"kind":"alert","service":"x","time":"2026-11-21T12:00:00Z","body":{"status":"firing"}}}`, "line 1: event:"},
-		{`not json`, "line 1: not a JSON object"},
+		{`{"type":"pager"}`, `line 1 rejected: type "pager": want alertmanager, change or event`},
+		{"\n" + `{"type":"alertmanager","time":"2026-11-21T12:00:00Z"}`, `line 2 rejected: type alertmanager: "payload" is required`},
+		{`{"type":"event","event":{"kind":"alert","service":"x","time":"2026-11-21T12:00:00Z","body":{"status":"firing"}}}`, "line 1 rejected: event:"},
+		{`not json`, "line 1 rejected: not a JSON object"},
+		{amLine("2026-11-21T12:00:05Z", `{"status":"firing","labels":{"service":"web"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"bbbb000000000001"}`,
+			amAlert("aaaa000000000002", "HighErrorRate", "web", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z")),
+			`line 1 rejected: alertmanager payload: invalid input: item 0: field "labels.alertname": is required`},
 	} {
-		in := filepath.Join(dir, "in.jsonl")
-		os.WriteFile(in, []byte(c.input), 0o600)
-		err := correlateMain(context.Background(), []string{"replay", "--input", in}, &bytes.Buffer{}, &bytes.Buffer{})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q: %v, want %q", c.input, err, c.want)
+		in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.json")
+		os.WriteFile(in, []byte(c.input+"\n"+good+"\n"), 0o600)
+		var stderr bytes.Buffer
+		if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--output", out}, &bytes.Buffer{}, &stderr); err != nil {
+			t.Fatalf("%q: %v", c.input, err)
+		}
+		if !strings.Contains(stderr.String(), c.want) || !strings.Contains(stderr.String(), "rejected lines: 1 (1 told above)") {
+			t.Errorf("%q: stderr %q, want %q", c.input, stderr.String(), c.want)
+		}
+		var res ReplayResult
+		data, _ := os.ReadFile(out)
+		if err := json.Unmarshal(data, &res); err != nil || res.RejectedLines != 1 || res.Assignments["aaaa000000000001"] == "" {
+			t.Errorf("%q: %v, result %s: want one rejected line and the good alert after it", c.input, err, data)
+		}
+		if strings.Contains(c.input, "aaaa000000000002") && res.Assignments["aaaa000000000002"] == "" {
+			t.Errorf("the good alert of a webhook with a bad one was lost: %v", res.Assignments)
+		}
+		err := correlateMain(context.Background(), []string{"replay", "--strict", "--input", in, "--output", out}, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "--strict: rejected lines: 1, the first: line ") {
+			t.Errorf("%q with --strict: %v", c.input, err)
 		}
 	}
 	err := correlateMain(context.Background(), []string{"replay"}, &bytes.Buffer{}, &bytes.Buffer{})

@@ -39,6 +39,11 @@ line is one of:
   {"type":"change","time":RFC3339,"change":{"service","kind","version","author","commit","url"}}
   {"type":"event","event":<aiops envelope>}
 
+"time" is when the line was sent and may be left out; the correlator runs
+on the events' own times (an alert's startsAt and endsAt, a change's
+time), however long ago, unlike the gateway, which refuses or re-times
+events more than 13 days old.
+
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
@@ -381,7 +386,7 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 			delete(ch, "type")
 		}
 		body, _ := json.Marshal(ch)
-		b, err := decode.Changes(body, decode.Options{Now: l.Time})
+		b, err := decode.Changes(body, replayOptions(l.Time))
 		if err != nil {
 			return nil, fmt.Errorf("change: %w", err)
 		}
@@ -414,12 +419,21 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 	return nil, fmt.Errorf("type %q: want alertmanager, change or event", l.Type)
 }
 
+// replayOptions are the gateway decoders' options for a line observed at
+// now (the wall clock for a line without a time). The gateway refuses or
+// re-times events far from its clock because the store would drop them;
+// history replayed offline is taken at its own times, whenever that was.
+func replayOptions(now time.Time) decode.Options {
+	const anyTime = 200 * 365 * 24 * time.Hour
+	return decode.Options{Now: now, MaxPast: anyTime, MaxFuture: anyTime}
+}
+
 // alertmanagerEvents decodes a webhook with the gateway's decoder. When
 // some of its alerts are bad, the others are decoded one by one and
 // returned with the error naming the bad ones, so one bad alert does not
 // lose a notification's worth.
 func alertmanagerEvents(payload []byte, now time.Time) ([]*event.Envelope, error) {
-	o := decode.Options{Now: now}
+	o := replayOptions(now)
 	b, err := decode.Alertmanager(payload, o)
 	if err == nil {
 		return b.Events, nil

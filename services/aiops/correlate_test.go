@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,40 @@ func TestCorrelateReplayOfOtherToolsPayloads(t *testing.T) {
 	id := res.Assignments["storm-1/alert-1"]
 	if len(res.Assignments) != 3 || id == "" || res.Assignments["storm-1/alert-2"] != id || res.Assignments[web] != id {
 		t.Fatalf("assignments %v: want storm-1/alert-1, storm-1/alert-2 and %s in one incident", res.Assignments, web)
+	}
+}
+
+// History from long ago, in lines without a time of their own, groups as
+// it did when it happened: the gateway's window around its clock (events
+// older than 13 days refused or re-timed) does not apply offline.
+func TestCorrelateReplayOfOldHistoryWithoutLineTimes(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := Replay(context.Background(), strings.NewReader(replayInput), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := regexp.MustCompile(`(?m)^(\{"type":"[a-z]+",)"time":"[^"]*",`).ReplaceAllString(strings.ReplaceAll(replayInput, "2026-11-21", "2019-03-04"), "$1")
+	then, err := Replay(context.Background(), strings.NewReader(old), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if then.RejectedLines != 0 || len(then.Incidents) != len(now.Incidents) || len(then.Assignments) != 4 {
+		t.Fatalf("old history: %d rejected (%v), %d incidents, %d assignments; as new: %d incidents", then.RejectedLines, then.Rejected, len(then.Incidents), len(then.Assignments), len(now.Incidents))
+	}
+	for fp := range now.Assignments {
+		for other := range now.Assignments {
+			if (now.Assignments[fp] == now.Assignments[other]) != (then.Assignments[fp] == then.Assignments[other]) {
+				t.Errorf("%s and %s: together %v as new, %v as old history", fp, other, now.Assignments[fp] == now.Assignments[other], then.Assignments[fp] == then.Assignments[other])
+			}
+		}
+	}
+	for _, inc := range then.Incidents {
+		if inc.OpenedAt.Year() != 2019 || inc.Status != correlate.StatusResolved {
+			t.Errorf("incident %s opened %s, %s: want it at its own time, resolved", inc.ID, inc.OpenedAt, inc.Status)
+		}
 	}
 }
 

@@ -39,7 +39,10 @@ line is one of:
   {"type":"change","time":RFC3339,"change":{"service","kind","version","author","commit","url"}}
   {"type":"event","event":<aiops envelope>}
 
-"time" is when the line was sent and may be left out; the correlator runs
+A change's "kind" is a change type (deploy, config, feature_flag,
+infrastructure, other) or a word tools use for one (release, rollout);
+another word is kept as an "other" change, and "time" may be given in
+"change" instead. "time" is when the line was sent and may be left out; the correlator runs
 on the events' own times (an alert's startsAt and endsAt, a change's
 time), however long ago, unlike the gateway, which refuses or re-times
 events more than 13 days old.
@@ -225,6 +228,8 @@ type replayLine struct {
 		Author  string `json:"author"`
 		Commit  string `json:"commit"`
 		URL     string `json:"url"`
+		// Time is taken when the line has none.
+		Time time.Time `json:"time"`
 	} `json:"change"`
 	Event json.RawMessage `json:"event"`
 }
@@ -380,10 +385,21 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 		if l.Change == nil {
 			return nil, errors.New(`type change: "change" is required`)
 		}
+		at := l.Time
+		if at.IsZero() {
+			at = l.Change.Time
+		}
 		ch := map[string]any{"service": l.Change.Service, "type": l.Change.Kind, "version": l.Change.Version,
-			"author": l.Change.Author, "commit": l.Change.Commit, "url": l.Change.URL, "time": l.Time.Format(time.RFC3339Nano)}
-		if l.Change.Kind == "" {
+			"author": l.Change.Author, "commit": l.Change.Commit, "url": l.Change.URL, "time": at.Format(time.RFC3339Nano)}
+		if at.IsZero() {
+			return nil, errors.New(`type change: "time" is required, on the line or in "change"`)
+		}
+		if _, known := decode.ChangeType(l.Change.Kind); l.Change.Kind == "" {
 			delete(ch, "type")
+		} else if !known {
+			// A kind of the producer's own is a change all the same.
+			ch["type"] = "other"
+			ch["labels"] = map[string]string{"change_kind": l.Change.Kind}
 		}
 		body, _ := json.Marshal(ch)
 		b, err := decode.Changes(body, replayOptions(l.Time))

@@ -117,6 +117,29 @@ func TestCorrelateReplayOfOtherToolsPayloads(t *testing.T) {
 	}
 }
 
+// Changes of any kind word link to the incident they may have caused: a
+// tool's word for a deploy ("rollout") is a deploy, a kind of the
+// producer's own is "other" with the word in its labels; the change's
+// time may be in "change" instead of on the line.
+func TestCorrelateReplayChangeKinds(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, want := range map[string]string{"rollout": "deploy", "canary-shift": "other", "": "deploy"} {
+		input := `{"type":"change","change":{"service":"payments-db","kind":"` + kind + `","version":"16.2","time":"2026-11-21T11:50:00Z"}}` + "\n" +
+			amLine("2026-11-21T12:00:05Z", amAlert("aaaa000000000003", "ReplicationLag", "payments-db", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z"))
+		res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RejectedLines != 0 || len(res.Incidents) != 1 || len(res.Incidents[0].Changes) != 1 || res.Incidents[0].Changes[0].Type != want ||
+			!res.Incidents[0].Changes[0].Time.Equal(time.Date(2026, 11, 21, 11, 50, 0, 0, time.UTC)) {
+			t.Errorf("kind %q: rejected %v, incidents %+v; want one with a %s change linked", kind, res.Rejected, res.Incidents, want)
+		}
+	}
+}
+
 // History from long ago, in lines without a time of their own, groups as
 // it did when it happened: the gateway's window around its clock (events
 // older than 13 days refused or re-timed) does not apply offline.

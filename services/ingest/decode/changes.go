@@ -27,10 +27,34 @@ type Change struct {
 // DefaultChangeType is the type of a change that names none.
 const DefaultChangeType = "deploy"
 
+// changeSynonyms are the other words CI/CD and infrastructure tools use for
+// the change types (event.ChangeTypes), in lower case.
+var changeSynonyms = map[string]string{
+	"deployment": "deploy", "release": "deploy", "rollout": "deploy", "rollback": "deploy", "upgrade": "deploy", "redeploy": "deploy",
+	"configuration": "config", "config_change": "config", "configchange": "config", "settings": "config",
+	"flag": "feature_flag", "feature-flag": "feature_flag", "featureflag": "feature_flag", "feature_toggle": "feature_flag", "toggle": "feature_flag",
+	"infra": "infrastructure", "scale": "infrastructure", "scaling": "infrastructure", "migration": "infrastructure", "maintenance": "infrastructure",
+}
+
+// ChangeType is the change type a word names: one of event.ChangeTypes in
+// any letter case, or a word tools use for one ("release", "rollout" and
+// "rollback" are deploys, "infra" and "scaling" infrastructure). ok is
+// false for any other word.
+func ChangeType(word string) (typ string, ok bool) {
+	w := strings.ToLower(strings.TrimSpace(word))
+	for _, t := range event.ChangeTypes {
+		if w == t {
+			return t, true
+		}
+	}
+	typ, ok = changeSynonyms[w]
+	return typ, ok
+}
+
 // Changes decodes one change object or a JSON array of them into change
 // events. Item is the index in the array (0 for a lone object); Field is the
 // change's field. service is required; type defaults to deploy and must be
-// one of event.ChangeTypes; time defaults to the receive time; labels (for
+// one of event.ChangeTypes or a word ChangeType takes for one; time defaults to the receive time; labels (for
 // example env or region) become the envelope's labels. An id, when given,
 // is kept, so a producer that retries with the same id is not counted
 // twice; otherwise the id is derived from the content and the time.
@@ -96,6 +120,8 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Enve
 	}
 	if ch.Type == "" {
 		ch.Type = DefaultChangeType
+	} else if typ, ok := ChangeType(ch.Type); ok {
+		ch.Type = typ
 	}
 	e := &event.Envelope{
 		ID:      ch.ID,

@@ -51,6 +51,28 @@ func firstID(t *testing.T, in string) string {
 	return b.Events[0].ID
 }
 
+// The words CI/CD and infrastructure tools use for a change are taken for
+// the change types they mean.
+func TestChangeTypeSynonyms(t *testing.T) {
+	for word, want := range map[string]string{"deploy": "deploy", "Release": "deploy", "rollout": "deploy", "rollback": "deploy",
+		"CONFIG": "config", "configuration": "config", "feature-flag": "feature_flag", "infra": "infrastructure", "scaling": "infrastructure", "other": "other"} {
+		if got, ok := ChangeType(word); !ok || got != want {
+			t.Errorf("%q: %q %v, want %q", word, got, ok, want)
+		}
+	}
+	if got, ok := ChangeType("yolo"); ok {
+		t.Errorf("yolo taken for %q", got)
+	}
+	b, err := Changes([]byte(`{"service":"api","type":"Rollback","time":"2026-11-21T11:00:00Z"}`), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body event.ChangeBody
+	if err := b.Events[0].DecodeBody(&body); err != nil || body.Type != "deploy" {
+		t.Fatalf("a rollback posted: %+v %v, want a deploy", body, err)
+	}
+}
+
 func TestChangesErrors(t *testing.T) {
 	cases := []struct {
 		name, in string
@@ -61,7 +83,7 @@ func TestChangesErrors(t *testing.T) {
 		{"empty", "  ", NoItem, "", "no changes"},
 		{"empty array", "[]", NoItem, "", "no changes"},
 		{"no service", `{"version":"1"}`, 0, "service", "is required"},
-		{"bad type", `[{"service":"a"},{"service":"a","type":"rollback"}]`, 1, "type", "want one of"},
+		{"bad type", `[{"service":"a"},{"service":"a","type":"yolo"}]`, 1, "type", "want one of"},
 		{"misspelt field", `{"sevice":"a"}`, 0, "sevice", "not a known field"},
 		{"bad time", `{"service":"a","time":"now"}`, 0, "time", "RFC 3339"},
 		{"not an object", `[{"service":"a"}, 7]`, 1, "", "not a JSON object"},

@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -40,9 +39,11 @@ type Catalog struct {
 	Services map[string]Service `yaml:"services" json:"services"`
 	// Undeclared lists, in order, the services a catalog file names only
 	// as dependencies (an external API, a managed database): ParseCatalog
-	// adds each as a service with no owner, team or dependencies, and
-	// whoever loads the file reports them, since a typo looks the same.
+	// adds each as a service with no owner, team or dependencies.
 	Undeclared []string `yaml:"-" json:"-"`
+	// Warnings tells, for whoever loads the file to report, what
+	// ParseCatalog ignored (unknown keys) or added (Undeclared).
+	Warnings []string `yaml:"-" json:"-"`
 }
 
 // Names lists the services in lexical order.
@@ -122,16 +123,17 @@ func ReadCatalog(path string) (*Catalog, error) {
 	return c, nil
 }
 
-// ParseCatalog decodes a catalog strictly (an unknown key is an error
-// naming it), adds the services named only as dependencies (Undeclared)
-// and checks it (Validate).
+// ParseCatalog decodes a catalog, adds the services named only as
+// dependencies (Undeclared) and checks it (Validate). Keys it does not
+// know (a catalog exported from elsewhere carries descriptions, links,
+// tags) are ignored; Warnings names each, and each undeclared service, so
+// that a typo is seen.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var c Catalog
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && err != io.EOF {
+	if err := yaml.Unmarshal(data, &c); err != nil {
 		return nil, err
 	}
+	c.Warnings = unknownKeys(data)
 	for _, name := range c.Names() {
 		for _, d := range c.Services[name].DependsOn {
 			if _, ok := c.Services[d]; !ok && strings.TrimSpace(d) != "" {
@@ -143,6 +145,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	c.Undeclared = slices.Compact(c.Undeclared)
 	for _, d := range c.Undeclared {
 		c.Services[d] = Service{}
+		c.Warnings = append(c.Warnings, fmt.Sprintf("services: %q is named only in depends_on: taken as a service without owner or dependencies (declare it, or check the name for a typo)", d))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -328,6 +331,35 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 		return found
 	}
 	return service
+}
+
+// serviceKeys are the keys of a catalog entry.
+var serviceKeys = []string{"owner", "team", "tier", "runbook", "depends_on"}
+
+// unknownKeys names the keys of a catalog file that Catalog has no field
+// for, in order: the file's own and its services'.
+func unknownKeys(data []byte) []string {
+	var raw map[string]any
+	if yaml.Unmarshal(data, &raw) != nil {
+		return nil
+	}
+	var out []string
+	for k := range raw {
+		if k != "services" {
+			out = append(out, fmt.Sprintf("%s: unknown key, ignored (a catalog has services:)", k))
+		}
+	}
+	services, _ := raw["services"].(map[string]any)
+	for name, v := range services {
+		entry, _ := v.(map[string]any)
+		for k := range entry {
+			if !slices.Contains(serviceKeys, k) {
+				out = append(out, fmt.Sprintf("services.%s.%s: unknown key, ignored (known: %s)", name, k, strings.Join(serviceKeys, ", ")))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // hops is how many dependency hops a is above b (a depends on b), or 0.

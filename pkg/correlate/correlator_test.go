@@ -623,7 +623,6 @@ func TestCatalogErrors(t *testing.T) {
 		{"services:\n  a: {depends_on: [b, \" \"]}\n  b: {}\n", `services.a.depends_on[1]: an empty name`},
 		{"services:\n  a: {depends_on: [a]}\n", "depends on itself"},
 		{"services:\n  a: {depends_on: [b]}\n  b: {depends_on: [c]}\n  c: {depends_on: [a]}\n", "dependency cycle a -> b -> c -> a"},
-		{"services:\n  a: {owner: x, onwer: y}\n", "onwer"},
 	} {
 		if _, err := ParseCatalog([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
@@ -637,13 +636,28 @@ func TestCatalogErrors(t *testing.T) {
 	}
 }
 
+// Keys a catalog has no field for (a catalog exported from elsewhere) are
+// ignored and named, a typo among them.
+func TestCatalogUnknownKeysAreNamed(t *testing.T) {
+	cat := catalog(t, "version: 2\nservices:\n  a: {owner: x, onwer: y, description: the API, depends_on: [b]}\n  b: {tier: 1}\n")
+	want := []string{
+		"services.a.description: unknown key, ignored (known: owner, team, tier, runbook, depends_on)",
+		"services.a.onwer: unknown key, ignored (known: owner, team, tier, runbook, depends_on)",
+		"version: unknown key, ignored (a catalog has services:)",
+	}
+	if !reflect.DeepEqual(cat.Warnings, want) || cat.Services["a"].Owner != "x" || cat.Services["b"].Tier != "1" || cat.Services["a"].DependsOn[0] != "b" {
+		t.Fatalf("warnings %q, services %+v", cat.Warnings, cat.Services)
+	}
+}
+
 // A service a catalog file names only as a dependency (an external API)
 // is a service without owner or dependencies, listed in Undeclared, and
 // failures spread from it like from any other.
 func TestUndeclaredDependenciesAreServices(t *testing.T) {
 	cat := catalog(t, "services:\n  checkout: {team: payments, depends_on: [stripe, db]}\n  db: {depends_on: [stripe]}\n")
-	if !reflect.DeepEqual(cat.Undeclared, []string{"stripe"}) || !reflect.DeepEqual(cat.Names(), []string{"checkout", "db", "stripe"}) {
-		t.Fatalf("undeclared %v, names %v", cat.Undeclared, cat.Names())
+	if !reflect.DeepEqual(cat.Undeclared, []string{"stripe"}) || !reflect.DeepEqual(cat.Names(), []string{"checkout", "db", "stripe"}) ||
+		len(cat.Warnings) != 1 || !strings.Contains(cat.Warnings[0], `"stripe" is named only in depends_on`) {
+		t.Fatalf("undeclared %v, names %v, warnings %q", cat.Undeclared, cat.Names(), cat.Warnings)
 	}
 	c, err := New(Config{}, cat)
 	if err != nil {

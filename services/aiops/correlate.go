@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -93,9 +92,8 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if cat, err = correlate.ReadCatalog(*catalog); err != nil {
 			return service.Usage(err)
 		}
-		if len(cat.Undeclared) > 0 {
-			fmt.Fprintf(stderr, "correlate replay: catalog %s: taken as services without owner or dependencies, named only as dependencies: %s (declare them, or check the names for typos)\n",
-				*catalog, strings.Join(cat.Undeclared, ", "))
+		for _, w := range cat.Warnings {
+			fmt.Fprintf(stderr, "correlate replay: catalog %s: %s\n", *catalog, w)
 		}
 	}
 	cfg := correlate.DefaultConfig()

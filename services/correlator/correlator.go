@@ -65,9 +65,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		if cat, err = correlate.ReadCatalog(cfg.Catalog); err != nil {
 			return nil, err
 		}
-		if len(cat.Undeclared) > 0 {
-			log.Warn().Strs("services", cat.Undeclared).Str("catalog", cfg.Catalog).
-				Msg("services named only as dependencies are taken as services without owner or dependencies; declare them, or check the names for typos")
+		for _, w := range cat.Warnings {
+			log.Warn().Str("catalog", cfg.Catalog).Msg(w)
 		}
 	}
 	c, err := correlate.New(cfg.Rules, cat)

@@ -438,8 +438,9 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 // re-times events far from its clock because the store would drop them;
 // history replayed offline is taken at its own times, whenever that was.
 func replayOptions(now time.Time) decode.Options {
+	// MaxReplayLine bounds a webhook's alerts, not the gateway's count.
 	const anyTime = 200 * 365 * 24 * time.Hour
-	return decode.Options{Now: now, MaxPast: anyTime, MaxFuture: anyTime}
+	return decode.Options{Now: now, MaxPast: anyTime, MaxFuture: anyTime, MaxEvents: MaxReplayLine}
 }
 
 // alertmanagerEvents decodes a webhook with the gateway's decoder. When

@@ -73,7 +73,7 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		// The envelope's time is when the alert started firing, or ended
 		// for a resolved one (ingest's Alertmanager decoder sets it so).
 		s.Resolved = b.Status == event.AlertResolved
-		if s.Resolved && b.StartsAt.Before(s.Time) {
+		if s.Resolved && !b.StartsAt.IsZero() && b.StartsAt.Before(s.Time) {
 			s.Started = b.StartsAt
 		}
 	case event.KindAnomaly:

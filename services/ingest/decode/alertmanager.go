@@ -44,7 +44,9 @@ var serviceLabels = []string{"service", "job", "app"}
 // fingerprint; a payload made by another tool may leave them out: no
 // version is read as version 4, an alert without a status has the
 // payload's, and one without a fingerprint gets the one Alertmanager would
-// have given it (event.AlertmanagerFingerprint of its labels). A
+// have given it (event.AlertmanagerFingerprint of its labels), a firing
+// alert without startsAt starts and a resolved one without endsAt ends
+// when received (o.Now), as Alertmanager's own API takes them. A
 // fingerprint sent is kept as it is.
 //
 // The envelope keeps Alertmanager's fingerprint, the labels (alertname
@@ -122,13 +124,15 @@ func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *pr
 	switch a.Status {
 	case event.AlertFiring:
 		if startsAt.IsZero() && startErr == nil {
-			c.add(i, "startsAt", "is required")
+			// Alertmanager's own API starts such an alert when it
+			// receives it.
+			startsAt, t = o.Now, o.Now
 		}
 	case event.AlertResolved:
-		timeField, t = "endsAt", endsAt
 		if endsAt.IsZero() && endErr == nil {
-			c.add(i, "endsAt", "is required for a resolved alert")
+			endsAt = o.Now // resolved as of its receipt
 		}
+		timeField, t = "endsAt", endsAt
 	case "":
 		c.add(i, "status", "is required")
 	default:

@@ -142,15 +142,20 @@ func TestAlertmanagerRepeatsKeepTheirID(t *testing.T) {
 func TestAlertmanagerFromOtherTools(t *testing.T) {
 	in := `{"status":"firing","alerts":[
 	  {"labels":{"alertname":"DBDown","service":"db"},"startsAt":"2026-11-21T11:00:00Z"},
-	  {"status":"resolved","labels":{"alertname":"HighLatency","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:05:00Z","fingerprint":"api/HighLatency #7"}]}`
+	  {"status":"resolved","labels":{"alertname":"HighLatency","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:05:00Z","fingerprint":"api/HighLatency #7"},
+	  {"labels":{"alertname":"NoStart","service":"api"}},
+	  {"status":"resolved","labels":{"alertname":"NoEnd","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]}`
 	b, err := Alertmanager([]byte(in), opts())
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkValid(t, b, SourceAlertmanager)
-	if len(b.Events) != 2 {
-		t.Fatalf("got %d events, want 2", len(b.Events))
+	if len(b.Events) != 4 {
+		t.Fatalf("got %d events, want 4", len(b.Events))
 	}
+	// As Alertmanager's API takes them: started, or ended, when received.
+	eq(t, "no startsAt: started when received", b.Events[2].Time, testNow)
+	eq(t, "no endsAt: resolved when received", b.Events[3].Time, testNow)
 	first, second := b.Events[0], b.Events[1]
 	var body event.AlertBody
 	if err := first.DecodeBody(&body); err != nil {
@@ -182,8 +187,6 @@ func TestAlertmanagerErrors(t *testing.T) {
 		{"alerts not array", `{"version":"4","alerts":{}}`, NoItem, "alerts", "want array"},
 		{"no alertname", alert(`{"status":"firing","labels":{"job":"x"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels.alertname", "is required"},
 		{"bad startsAt", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"21/11/2026"}`), 1, "startsAt", "RFC 3339"},
-		{"no startsAt", alert(`{"status":"firing","labels":{"alertname":"a"}}`), 1, "startsAt", "is required"},
-		{"resolved without endsAt", alert(`{"status":"resolved","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"0001-01-01T00:00:00Z"}`), 1, "endsAt", "is required for a resolved alert"},
 		{"bad status", alert(`{"status":"pending","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "want firing or resolved"},
 		{"no status", alert(`{"labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "is required"},
 		{"labels not object", alert(`{"status":"firing","labels":["a"],"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels", "want object"},

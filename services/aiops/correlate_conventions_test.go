@@ -2,8 +2,11 @@ package aiops
 
 import (
 	"encoding/json"
+	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/correlate/crossgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
@@ -105,4 +108,44 @@ func mustJSON(t *testing.T, v any) json.RawMessage {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCorrelateLinesOutOfOrder replays storms whose lines arrive out of
+// order by up to two minutes (webhooks of several Alertmanagers, a
+// collector's batches): each line moved by a random delay, then the lines
+// sorted by the moved times. They group as in order (crossgen seeds 1-5);
+// with ten minutes they lose a little (0.785 → 0.762 when measured).
+func TestCorrelateLinesOutOfOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("five day-long replays per delay")
+	}
+	var base float64
+	for _, jitter := range []time.Duration{0, 30 * time.Second, 2 * time.Minute} {
+		var f1 float64
+		for seed := uint64(1); seed <= 5; seed++ {
+			s := crossgen.Generate(seed, crossgen.DefaultConfig())
+			r := rand.New(rand.NewPCG(seed, 9))
+			moved := make([]time.Time, len(s.Lines))
+			for i, l := range s.Lines {
+				moved[i] = l.Time.Add(time.Duration(r.Int64N(int64(jitter) + 1)))
+			}
+			order := make([]int, len(s.Lines))
+			for i := range order {
+				order[i] = i
+			}
+			sort.SliceStable(order, func(a, b int) bool { return moved[order[a]].Before(moved[order[b]]) })
+			lines := make([]crossgen.Line, len(order))
+			for i, j := range order {
+				lines[i] = s.Lines[j]
+			}
+			s.Lines = lines
+			f1 += eval.Pairwise(crossAssign(crossReplay(t, s)), s.Truth).F1 / 5
+		}
+		t.Logf("lines moved by up to %s: F1 %.3f", jitter, f1)
+		if jitter == 0 {
+			base = f1
+		} else if f1 < base-0.005 {
+			t.Errorf("lines moved by up to %s: F1 %.3f, in order %.3f", jitter, f1, base)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package crossgen
 import (
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"slices"
 	"sort"
@@ -80,21 +79,7 @@ func (s *Storm) CatalogYAML() ([]byte, error) { return yaml.Marshal(&s.Catalog) 
 // Fingerprint is Alertmanager's (Prometheus') fingerprint of a label set:
 // FNV-1a 64 over the label names in order, each followed by 0xff, its
 // value and 0xff, as 16 hex digits.
-func Fingerprint(labels map[string]string) string {
-	names := make([]string, 0, len(labels))
-	for n := range labels {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	h := fnv.New64a()
-	for _, n := range names {
-		h.Write([]byte(n))
-		h.Write([]byte{0xff})
-		h.Write([]byte(labels[n]))
-		h.Write([]byte{0xff})
-	}
-	return fmt.Sprintf("%016x", h.Sum64())
-}
+func Fingerprint(labels map[string]string) string { return event.AlertmanagerFingerprint(labels) }
 
 func derivedID(at time.Time, seed uint64, n int) string {
 	return event.DerivedID(at, "crossgen", strconv.FormatUint(seed, 10), strconv.Itoa(n))

@@ -44,7 +44,9 @@ another word is kept as an "other" change, and "time" may be given in
 "change" instead. "time" is when the line was sent and may be left out; the correlator runs
 on the events' own times (an alert's startsAt and endsAt, a change's
 time), however long ago, unlike the gateway, which refuses or re-times
-events more than 13 days old.
+events more than 13 days old. An alert without startsAt (or endsAt, when
+resolved) is timed at the line's time, else at the latest event time
+before it; the first line without either is rejected.
 
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
@@ -56,7 +58,8 @@ A line that cannot be read (not JSON, an unknown type, an event that does
 not validate) is told on standard error with its number and the problem,
 counted in the output's "rejected_lines" (the first 100 listed in
 "rejected"), and the rest goes on; of a webhook with some bad alerts, the
-others are taken. With --strict a rejected line fails the replay.
+others are taken. With --strict a rejected line fails the replay and no
+output is written.
 `
 
 // MaxReplayLine bounds one input line (an Alertmanager payload of many
@@ -78,7 +81,7 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	catalog := fs.String("catalog", "", "service catalog (YAML or JSON: services → owner, team, tier, runbook, depends_on)")
 	output := fs.String("output", "-", "where the result JSON goes (- for standard output)")
 	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
-	strict := fs.Bool("strict", false, "fail on the first line that cannot be read, instead of telling it and going on")
+	strict := fs.Bool("strict", false, "fail, writing no output, when a line cannot be read, instead of telling it and going on")
 	if err := fs.Parse(args[1:]); err != nil {
 		return service.Usage(err)
 	}
@@ -274,7 +277,7 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
-		envs, err := lineEvents(sc.Bytes())
+		envs, err := lineEvents(sc.Bytes(), c.Now())
 		if err != nil {
 			reject(err)
 		}
@@ -368,7 +371,7 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 
 // lineEvents turns one input line into envelopes, with the ingest
 // gateway's decoders (the same events the service would get).
-func lineEvents(data []byte) ([]*event.Envelope, error) {
+func lineEvents(data []byte, watermark time.Time) ([]*event.Envelope, error) {
 	var l replayLine
 	if err := json.Unmarshal(data, &l); err != nil {
 		return nil, fmt.Errorf("not a JSON object of the replay format: %w", err)
@@ -378,7 +381,12 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 		if len(l.Payload) == 0 {
 			return nil, errors.New(`type alertmanager: "payload" is required`)
 		}
-		return alertmanagerEvents(l.Payload, l.Time)
+		at := l.Time
+		if at.IsZero() {
+			// The latest event time so far: the same every replay.
+			at = watermark
+		}
+		return alertmanagerEvents(l.Payload, at)
 	case "change":
 		if l.Change == nil {
 			return nil, errors.New(`type change: "change" is required`)
@@ -434,13 +442,14 @@ func lineEvents(data []byte) ([]*event.Envelope, error) {
 }
 
 // replayOptions are the gateway decoders' options for a line observed at
-// now (the wall clock for a line without a time). The gateway refuses or
-// re-times events far from its clock because the store would drop them;
-// history replayed offline is taken at its own times, whenever that was.
+// now. The gateway refuses or re-times events far from its clock because
+// the store would drop them; history replayed offline is taken at its own
+// times, whenever that was. An alert without startsAt (endsAt when
+// resolved) is timed at now, the line's time, when there is one.
 func replayOptions(now time.Time) decode.Options {
 	// MaxReplayLine bounds a webhook's alerts, not the gateway's count.
 	const anyTime = 200 * 365 * 24 * time.Hour
-	return decode.Options{Now: now, MaxPast: anyTime, MaxFuture: anyTime, MaxEvents: MaxReplayLine}
+	return decode.Options{Now: now, MaxPast: anyTime, MaxFuture: anyTime, MaxEvents: MaxReplayLine, AlertTimesFromNow: !now.IsZero()}
 }
 
 // alertmanagerEvents decodes a webhook with the gateway's decoder. When

@@ -140,6 +140,39 @@ func TestCorrelateReplayChangeKinds(t *testing.T) {
 	}
 }
 
+// An alert without startsAt (or endsAt, resolved) is timed at its line's
+// time, else at the latest event time before it, so a replay is the same
+// every time; the first line without either is rejected.
+func TestCorrelateReplayTimesAlertsWithoutTimes(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := strings.Join([]string{
+		`{"type":"alertmanager","payload":{"alerts":[{"status":"firing","labels":{"alertname":"Early","service":"search"},"fingerprint":"f0"}]}}`,
+		`{"type":"alertmanager","time":"2026-11-21T12:00:05Z","payload":{"alerts":[{"status":"firing","labels":{"alertname":"ReplicationLag","service":"payments-db"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"f1"}]}}`,
+		`{"type":"alertmanager","payload":{"alerts":[{"status":"firing","labels":{"alertname":"HighErrorRate","service":"checkout"},"fingerprint":"f2"}]}}`,
+		`{"type":"alertmanager","time":"2026-11-21T12:10:05Z","payload":{"alerts":[{"status":"resolved","labels":{"alertname":"ReplicationLag","service":"payments-db"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"f1"}]}}`,
+	}, "\n")
+	var outs [2][]byte
+	for i := range outs {
+		res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RejectedLines != 1 || res.Rejected[0].Line != 1 || !strings.Contains(res.Rejected[0].Problem, `"startsAt": is required`) {
+			t.Fatalf("rejected %v, want line 1 (no time anywhere)", res.Rejected)
+		}
+		if res.Assignments["f1"] == "" || res.Assignments["f2"] != res.Assignments["f1"] {
+			t.Fatalf("assignments %v: want checkout's alert, timed at 12:00, with payments-db's", res.Assignments)
+		}
+		outs[i], _ = json.Marshal(res)
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Fatalf("two replays of one input differ:\n%s\n%s", outs[0], outs[1])
+	}
+}
+
 // History from long ago, in webhook lines without a time of their own
 // (a change needs one, on its line or in it), groups as it did when it
 // happened: the gateway's window around its clock (events
@@ -231,7 +264,7 @@ func TestReplayAndLiveAgree(t *testing.T) {
 	}
 	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Hour})
 	for i, line := range strings.Split(strings.TrimSpace(replayInput), "\n") {
-		envs, err := lineEvents([]byte(line))
+		envs, err := lineEvents([]byte(line), time.Time{})
 		if err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}

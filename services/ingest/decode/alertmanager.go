@@ -44,10 +44,10 @@ var serviceLabels = []string{"service", "job", "app"}
 // fingerprint; a payload made by another tool may leave them out: no
 // version is read as version 4, an alert without a status has the
 // payload's, and one without a fingerprint gets the one Alertmanager would
-// have given it (event.AlertmanagerFingerprint of its labels), a firing
-// alert without startsAt starts and a resolved one without endsAt ends
-// when received (o.Now), as Alertmanager's own API takes them. A
-// fingerprint sent is kept as it is.
+// have given it (event.AlertmanagerFingerprint of its labels). A
+// fingerprint sent is kept as it is. With o.AlertTimesFromNow a firing
+// alert without startsAt starts, and a resolved one without endsAt ends,
+// at o.Now.
 //
 // The envelope keeps Alertmanager's fingerprint, the labels (alertname
 // included) and the severity from the "severity" label (event.ParseSeverity;
@@ -123,14 +123,20 @@ func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *pr
 	t := startsAt
 	switch a.Status {
 	case event.AlertFiring:
-		if startsAt.IsZero() && startErr == nil {
-			// Alertmanager's own API starts such an alert when it
-			// receives it.
+		switch {
+		case !startsAt.IsZero() || startErr != nil:
+		case o.AlertTimesFromNow:
 			startsAt, t = o.Now, o.Now
+		default:
+			c.add(i, "startsAt", "is required")
 		}
 	case event.AlertResolved:
-		if endsAt.IsZero() && endErr == nil {
-			endsAt = o.Now // resolved as of its receipt
+		switch {
+		case !endsAt.IsZero() || endErr != nil:
+		case o.AlertTimesFromNow:
+			endsAt = o.Now
+		default:
+			c.add(i, "endsAt", "is required for a resolved alert")
 		}
 		timeField, t = "endsAt", endsAt
 	case "":

@@ -138,14 +138,21 @@ func TestAlertmanagerRepeatsKeepTheirID(t *testing.T) {
 // Alertmanager may leave out the version, an alert's status or its
 // fingerprint, and may send a fingerprint of its own form. The alerts are
 // taken as Alertmanager would have sent them, and a fingerprint sent is
-// kept as it is (the replay's assignments are keyed by it).
+// kept as it is (the replay's assignments are keyed by it). Times left out
+// are taken from Now only when the options say so.
 func TestAlertmanagerFromOtherTools(t *testing.T) {
 	in := `{"status":"firing","alerts":[
 	  {"labels":{"alertname":"DBDown","service":"db"},"startsAt":"2026-11-21T11:00:00Z"},
 	  {"status":"resolved","labels":{"alertname":"HighLatency","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:05:00Z","fingerprint":"api/HighLatency #7"},
 	  {"labels":{"alertname":"NoStart","service":"api"}},
 	  {"status":"resolved","labels":{"alertname":"NoEnd","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]}`
-	b, err := Alertmanager([]byte(in), opts())
+	if _, err := Alertmanager([]byte(in), opts()); err == nil || !strings.Contains(err.Error(), `item 2: field "startsAt": is required`) ||
+		!strings.Contains(err.Error(), `item 3: field "endsAt": is required for a resolved alert`) {
+		t.Fatalf("the gateway times no alert at its clock (a resend would be a new event): %v", err)
+	}
+	o := opts()
+	o.AlertTimesFromNow = true
+	b, err := Alertmanager([]byte(in), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +160,9 @@ func TestAlertmanagerFromOtherTools(t *testing.T) {
 	if len(b.Events) != 4 {
 		t.Fatalf("got %d events, want 4", len(b.Events))
 	}
-	// As Alertmanager's API takes them: started, or ended, when received.
-	eq(t, "no startsAt: started when received", b.Events[2].Time, testNow)
-	eq(t, "no endsAt: resolved when received", b.Events[3].Time, testNow)
+	// With AlertTimesFromNow (the replay: the line's time).
+	eq(t, "no startsAt: started at Now", b.Events[2].Time, testNow)
+	eq(t, "no endsAt: resolved at Now", b.Events[3].Time, testNow)
 	first, second := b.Events[0], b.Events[1]
 	var body event.AlertBody
 	if err := first.DecodeBody(&body); err != nil {

@@ -104,6 +104,12 @@ type Options struct {
 	// stream's duplicate window keeps one copy. Formats whose ids already
 	// derive from their content ignore it.
 	IdempotencyKey string
+	// AlertTimesFromNow times a firing alert without startsAt, and a
+	// resolved one without endsAt, at Now instead of refusing it: for an
+	// offline replay, where Now is the line's time. The gateway leaves it
+	// off, since every resend of such an alert would be timed, and so
+	// identified, anew.
+	AlertTimesFromNow bool
 }
 
 func (o Options) withDefaults() Options {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -133,12 +134,25 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		return nil, err
 	}
-	c.Warnings = unknownKeys(data)
+	var keys []string
+	c.Warnings, keys = unknownKeys(data)
+	if len(keys) > 0 && !slices.Contains(keys, "services") {
+		return nil, fmt.Errorf("no services: key (the file has %s)", strings.Join(keys, ", "))
+	}
+	names := newServiceNames(&c)
 	for _, name := range c.Names() {
-		for _, d := range c.Services[name].DependsOn {
-			if _, ok := c.Services[d]; !ok && strings.TrimSpace(d) != "" {
-				c.Undeclared = append(c.Undeclared, d)
+		deps := c.Services[name].DependsOn
+		for i, d := range deps {
+			if _, ok := c.Services[d]; ok || strings.TrimSpace(d) == "" {
+				continue
 			}
+			if declared, ok := names.folded[strings.ToLower(d)]; ok {
+				// The declared service, in other letter case.
+				c.Warnings = append(c.Warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q taken for the declared %q", name, i, d, declared))
+				deps[i] = declared
+				continue
+			}
+			c.Undeclared = append(c.Undeclared, d)
 		}
 	}
 	slices.Sort(c.Undeclared)
@@ -266,7 +280,9 @@ var serviceLabels = []string{"service", "app", "application", "app_kubernetes_io
 // it calls or fails on), so their values never name the signal's own.
 var peerLabels = map[string]bool{"upstream": true, "downstream": true, "pool": true, "topic": true, "peer": true,
 	"peer_service": true, "target": true, "dependency": true, "destination": true, "destination_service": true,
-	"backend": true, "remote": true, "caller": true, "callee": true, "client": true, "source_service": true}
+	"dst": true, "dest": true, "backend": true, "remote": true, "caller": true, "callee": true, "client": true,
+	"source_service": true, "db": true, "database": true, "datastore": true, "cache": true, "queue": true,
+	"broker": true}
 
 // serviceNames finds the catalogued service a signal is about.
 type serviceNames struct {
@@ -337,29 +353,41 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 var serviceKeys = []string{"owner", "team", "tier", "runbook", "depends_on"}
 
 // unknownKeys names the keys of a catalog file that Catalog has no field
-// for, in order: the file's own and its services'.
-func unknownKeys(data []byte) []string {
+// for, in order: the file's own and its services'; keys are the file's
+// top-level keys.
+func unknownKeys(data []byte) (warnings, keys []string) {
 	var raw map[string]any
 	if yaml.Unmarshal(data, &raw) != nil {
-		return nil
+		return nil, nil
 	}
 	var out []string
 	for k := range raw {
+		keys = append(keys, clean(k))
 		if k != "services" {
-			out = append(out, fmt.Sprintf("%s: unknown key, ignored (a catalog has services:)", k))
+			out = append(out, fmt.Sprintf("%s: unknown key, ignored (a catalog has services:)", clean(k)))
 		}
 	}
+	slices.Sort(keys)
 	services, _ := raw["services"].(map[string]any)
 	for name, v := range services {
 		entry, _ := v.(map[string]any)
 		for k := range entry {
 			if !slices.Contains(serviceKeys, k) {
-				out = append(out, fmt.Sprintf("services.%s.%s: unknown key, ignored (known: %s)", name, k, strings.Join(serviceKeys, ", ")))
+				out = append(out, fmt.Sprintf("services.%s.%s: unknown key, ignored (known: %s)", clean(name), clean(k), strings.Join(serviceKeys, ", ")))
 			}
 		}
 	}
 	slices.Sort(out)
-	return out
+	return out, keys
+}
+
+// clean is a key as written, or quoted when it has characters a log line
+// should not (a newline).
+func clean(k string) string {
+	if q := strconv.Quote(k); q[1:len(q)-1] != k {
+		return q
+	}
+	return k
 }
 
 // hops is how many dependency hops a is above b (a depends on b), or 0.

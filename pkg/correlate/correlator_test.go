@@ -291,6 +291,14 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 			t.Errorf("incident %+v", inc)
 		}
 	}
+	// Of two labels naming catalogued services, a peer's (database)
+	// never names the signal's own, and of the others the first key in
+	// order does, every time.
+	for range 20 {
+		if got := c.names.of("unknown", map[string]string{"database": "payments-db", "zz": "search", "owner_app": "cart"}); got != "cart" {
+			t.Fatalf("service %q, want cart (owner_app before zz; database a peer)", got)
+		}
+	}
 	p := NewPartitioner(shop(t), 7)
 	if p.OfSignal(db) != p.Of("payments-db") || p.OfSignal(api) != p.Of("payments") {
 		t.Error("a signal's partition must be that of the service the correlator finds for it")
@@ -647,6 +655,21 @@ func TestCatalogUnknownKeysAreNamed(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cat.Warnings, want) || cat.Services["a"].Owner != "x" || cat.Services["b"].Tier != "1" || cat.Services["a"].DependsOn[0] != "b" {
 		t.Fatalf("warnings %q, services %+v", cat.Warnings, cat.Services)
+	}
+	// A misspelt services: key is no empty catalog.
+	if _, err := ParseCatalog([]byte("servces:\n  a: {owner: x}\n")); err == nil || err.Error() != "no services: key (the file has servces)" {
+		t.Fatalf("misspelt services: %v", err)
+	}
+	for _, empty := range []string{"", "services:\n", "services: {}\n"} {
+		if c, err := ParseCatalog([]byte(empty)); err != nil || len(c.Names()) != 0 {
+			t.Errorf("%q: %v, want an empty catalog", empty, err)
+		}
+	}
+	// A dependency in other letter case is the declared service.
+	cat = catalog(t, "services:\n  api: {depends_on: [Payments]}\n  payments: {}\n")
+	if !reflect.DeepEqual(cat.Names(), []string{"api", "payments"}) || cat.Services["api"].DependsOn[0] != "payments" || len(cat.Undeclared) != 0 ||
+		len(cat.Warnings) != 1 || cat.Warnings[0] != `services.api.depends_on[0]: "Payments" taken for the declared "payments"` {
+		t.Fatalf("names %v, api %+v, warnings %q", cat.Names(), cat.Services["api"], cat.Warnings)
 	}
 }
 

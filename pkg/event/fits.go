@@ -62,7 +62,7 @@ func (e *Envelope) CheckFits() error {
 // sizeBound is an upper bound of the envelope's JSON size: every string
 // with its escapes, the fixed fields at their longest.
 func (e *Envelope) sizeBound() int {
-	n := 400 + jsonStringLen(e.Source) + jsonStringLen(e.Service) + len(e.Body) + len(e.Links)*29
+	n := 400 + jsonStringLen(e.Source) + jsonStringLen(e.Service) + jsonStringLen(e.Fingerprint) + len(e.Body) + len(e.Links)*29
 	for _, m := range []map[string]string{e.Labels, e.Resource} {
 		for k, v := range m {
 			n += jsonStringLen(k) + jsonStringLen(v) + 2

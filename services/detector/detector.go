@@ -268,7 +268,7 @@ func (s *Service) Series() int {
 func (s *Service) Observations(key string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ser, ok := s.series.Peek(key); ok {
+	if ser, ok := s.series.Peek(seriesKey(key)); ok {
 		return ser.det.Observations(), true
 	}
 	return 0, false

@@ -24,25 +24,32 @@ import (
 // correlator from outside would, and reads the result back.
 func crossReplay(t testing.TB, s *crossgen.Storm) *ReplayResult {
 	t.Helper()
-	dir := t.TempDir()
-	events, catalog, output := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "catalog.yaml"), filepath.Join(dir, "result.json")
 	var buf bytes.Buffer
 	if err := s.WriteJSONL(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(events, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := s.CatalogYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(catalog, cat, 0o600); err != nil {
+	return replayFiles(t, buf.Bytes(), cat)
+}
+
+// replayFiles runs `aiops correlate replay` over a storm's lines and
+// catalog, with AIOPS_EXP_RULES as its rules when set (the exploration
+// tests').
+func replayFiles(t testing.TB, lines, catalogYAML []byte) *ReplayResult {
+	t.Helper()
+	dir := t.TempDir()
+	events, catalog, output := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "catalog.yaml"), filepath.Join(dir, "result.json")
+	if err := os.WriteFile(events, lines, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(catalog, catalogYAML, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"replay", "--input", events, "--catalog", catalog, "--output", output}
 	if v := os.Getenv("AIOPS_EXP_RULES"); v != "" {
-		// The exploration tests' rules (TestCorrelateTune).
 		rules := filepath.Join(dir, "rules.yaml")
 		if err := os.WriteFile(rules, []byte(v), 0o600); err != nil {
 			t.Fatal(err)

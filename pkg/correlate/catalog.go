@@ -230,12 +230,33 @@ func (c *Catalog) Validate() error {
 type topology struct {
 	index map[string]int
 	names []string
+	// shared are the services that depend on nothing and that nothing
+	// depends on, when Config.SharedServices is on.
+	shared []string
 	// below[i][j] is the hops from i down to j (j is a dependency of i,
 	// directly at 1); 0 when i does not depend on j.
 	below [][]uint8
 }
 
-func newTopology(c *Catalog) *topology {
+// newTopology builds the topology of c; with shared, it lists the
+// services that depend on nothing and that nothing depends on
+// (Config.SharedServices).
+func newTopology(c *Catalog, shared bool) *topology {
+	t := declaredTopology(c)
+	if !shared || c == nil {
+		return t
+	}
+	dependents := c.Dependents()
+	for _, n := range t.names {
+		if len(c.Services[n].DependsOn) == 0 && len(dependents[n]) == 0 {
+			t.shared = append(t.shared, n)
+		}
+	}
+	return t
+}
+
+// declaredTopology is the topology of c's depends_on alone.
+func declaredTopology(c *Catalog) *topology {
 	t := &topology{index: map[string]int{}}
 	if c == nil {
 		return t

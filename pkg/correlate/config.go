@@ -91,6 +91,19 @@ type Config struct {
 	// SpreadWindow turns it off.
 	BusyOpenings     int           `yaml:"busy_openings"`
 	BusySpreadWindow time.Duration `yaml:"busy_spread_window"`
+	// SharedServices and SharedBurst: a catalogued service that depends
+	// on nothing and that nothing depends on (DNS, a service mesh, the
+	// cluster's nodes: platform services a catalog seldom lists as
+	// anyone's dependency) may be the cause of failures anywhere. When it
+	// alerts while at least SharedBurst other incidents opened within the
+	// spread window, they merge into its incident (the symptoms came
+	// first); once its incident spans SharedBurst services, a new alert
+	// on any service may join it. Below SharedBurst it is one service
+	// among others: a standalone job failing next to two unrelated
+	// incidents stays apart. false in SharedServices turns it off; nil
+	// and 0 are the defaults.
+	SharedServices *bool `yaml:"shared_services"`
+	SharedBurst    int   `yaml:"shared_burst"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -155,6 +168,8 @@ func DefaultConfig() Config {
 		BusyOpenings:     8,
 		BusySpreadWindow: 6 * time.Minute,
 		FrontLimit:       20 * time.Minute,
+		SharedServices:   Flag(true),
+		SharedBurst:      3,
 		PathWeight:       Weight(0.5),
 		LabelWeight:      Weight(0.5),
 		RecencyWeight:    4,
@@ -176,7 +191,12 @@ func DefaultConfig() Config {
 // is a value and nil the default.
 func Weight(v float64) *float64 { return &v }
 
-// WithDefaults fills zero fields (nil weights) from DefaultConfig.
+// Flag is a switch to set in Config (SharedServices), where nil is the
+// default.
+func Flag(v bool) *bool { return &v }
+
+// WithDefaults fills zero fields (nil weights and switches) from
+// DefaultConfig.
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	fill := func(v *time.Duration, def time.Duration) {
@@ -196,6 +216,12 @@ func (c Config) WithDefaults() Config {
 	fill(&c.UpdateInterval, d.UpdateInterval)
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
+	}
+	if c.SharedBurst == 0 {
+		c.SharedBurst = d.SharedBurst
+	}
+	if c.SharedServices == nil {
+		c.SharedServices = d.SharedServices
 	}
 	if c.PathWeight == nil {
 		c.PathWeight = d.PathWeight

@@ -150,8 +150,9 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 			return nil, fmt.Errorf("%w: catalog: %w", ErrInvalidConfig, err)
 		}
 	}
+	cfg = cfg.WithDefaults()
 	return &Correlator{
-		cfg: cfg.WithDefaults(), cat: cat, topo: newTopology(cat), names: newServiceNames(cat),
+		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{},
@@ -211,6 +212,30 @@ func (c *Correlator) Observe(s Signal) []Update {
 		// as their late root come along.
 		ups = c.absorb(inc, s, ups)
 	}
+	if inc != nil && inc.mergedInto == "" {
+		ups = c.burst(s, ups)
+	}
+	return ups
+}
+
+// burst merges into an open incident of a shared service the incidents
+// that opened around it, once they are a burst (Config.SharedServices):
+// the symptoms of a DNS failure that alerted after it.
+func (c *Correlator) burst(s Signal, ups []Update) []Update {
+	var shared []*incident
+	for _, sh := range c.topo.shared {
+		for inc := range c.byRoot[sh] {
+			if _, ok := c.eligible(inc, s); ok {
+				shared = append(shared, inc)
+			}
+		}
+	}
+	sortIncidents(shared)
+	for _, inc := range shared {
+		if inc.mergedInto == "" {
+			ups = c.absorb(inc, s, ups)
+		}
+	}
 	return ups
 }
 
@@ -265,6 +290,23 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		return ups
 	}
 	var pieces []*incident
+	if slices.Contains(c.topo.shared, into.root) {
+		// A shared service alerting amid a burst of incidents is their
+		// cause; amid fewer, it is a failure of its own.
+		for _, inc := range c.incidents {
+			if _, ok := c.eligible(inc, s); ok && inc != into {
+				pieces = append(pieces, inc)
+			}
+		}
+		if len(pieces) < c.cfg.SharedBurst {
+			return ups
+		}
+		sortIncidents(pieces)
+		for _, inc := range pieces {
+			ups = append(ups, c.merge(inc, into, s.Time))
+		}
+		return ups
+	}
 	for j, other := range c.topo.below {
 		if hops := int(other[i]); hops == 0 || hops > c.cfg.DownDepth {
 			continue
@@ -536,6 +578,18 @@ func (c *Correlator) best(s Signal) *incident {
 			}
 			for inc := range c.byRoot[c.topo.names[j]] {
 				consider(inc, 1.5, hops)
+			}
+		}
+	}
+	// A shared service's incident that already spans a burst of services
+	// is what anything may depend on (Config.SharedServices).
+	for _, sh := range c.topo.shared {
+		if sh == s.Service {
+			continue
+		}
+		for inc := range c.byRoot[sh] {
+			if len(inc.services) >= c.cfg.SharedBurst {
+				consider(inc, 2.5, 1)
 			}
 		}
 	}

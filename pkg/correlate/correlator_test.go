@@ -305,6 +305,51 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 	}
 }
 
+// A service that depends on nothing and that nothing depends on (DNS)
+// alerting amid a burst of incidents on unrelated services is their cause:
+// they merge into its incident, and later symptoms anywhere join it.
+// Amid fewer incidents (a standalone job failing next to two unrelated
+// failures) it stays apart, as it does with shared_services off.
+func TestSharedServiceCausesABurst(t *testing.T) {
+	yaml := `
+services:
+  web:     {depends_on: [api]}
+  api:     {depends_on: [db]}
+  db:      {}
+  search:  {depends_on: [index]}
+  index:   {}
+  mail:    {depends_on: [smtp]}
+  smtp:    {}
+  coredns: {}
+`
+	burst := []Signal{
+		alert("HighErrorRate", "web", 0),
+		alert("HighErrorRate", "search", 20*time.Second),
+		alert("SendFailures", "mail", 40*time.Second),
+		alert("CoreDNSErrors", "coredns", 90*time.Second),
+		alert("HighErrorRate", "index", 3*time.Minute), // after: joins too
+	}
+	for _, on := range []bool{true, false} {
+		c := correlatorOn(t, Config{SharedServices: Flag(on)}, yaml)
+		feed(c, burst...)
+		dns, _ := c.IncidentOf("CoreDNSErrors/coredns")
+		together := 0
+		for _, s := range burst {
+			if id, _ := c.IncidentOf(s.Fingerprint); id == dns {
+				together++
+			}
+		}
+		if want := map[bool]int{true: 5, false: 1}[on]; together != want {
+			t.Errorf("shared_services %v: %d of the burst with coredns, want %d", on, together, want)
+		}
+	}
+	c := correlatorOn(t, Config{}, yaml)
+	feed(c, burst[0], burst[1], alert("CoreDNSErrors", "coredns", 90*time.Second))
+	if len(c.Incidents()) != 3 {
+		t.Errorf("coredns amid two incidents: %d incidents, want 3 apart", len(c.Incidents()))
+	}
+}
+
 // Two failures at the same moment in unrelated parts of the catalog stay
 // two incidents, even with the same alert name; an alert on a service
 // nothing relates to is its own.
@@ -1078,7 +1123,9 @@ services:
 		yaml += fmt.Sprintf("  lone-%d: {}\n", i)
 	}
 	for _, busy := range []bool{false, true} {
-		c := correlatorOn(t, Config{}, yaml)
+		// The lone services are isolated: shared services would merge
+		// their burst (TestSharedServiceCausesABurst).
+		c := correlatorOn(t, Config{SharedServices: Flag(false)}, yaml)
 		if busy {
 			for i := range 9 { // nine unrelated incidents in the hour before
 				feed(c, alert("Down", fmt.Sprintf("lone-%d", i), time.Duration(i)*time.Minute))

@@ -69,6 +69,12 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 			log.Warn().Str("catalog", cfg.Catalog).Msg(w)
 		}
 	}
+	if cfg.Partition.Count > 1 && *cfg.Rules.SharedServices {
+		// A shared service's burst spans the catalog's components, which
+		// partitions split: each partition would merge only its share.
+		cfg.Rules.SharedServices = correlate.Flag(false)
+		log.Info().Msg("rules.shared_services is off: partitions split a shared service's burst")
+	}
 	c, err := correlate.New(cfg.Rules, cat)
 	if err != nil {
 		return nil, err

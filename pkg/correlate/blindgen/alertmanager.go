@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	amwebhook "github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 const (
@@ -16,28 +18,12 @@ const (
 
 var groupBy = []string{"alertname", "cluster", "service"}
 
-type webhook struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []webhookAlert    `json:"alerts"`
-}
-
-type webhookAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+// webhook and webhookAlert are Alertmanager's webhook payload (version 4)
+// and one of its alerts, as the notifier also writes them.
+type (
+	webhook      = amwebhook.AlertmanagerPayload
+	webhookAlert = amwebhook.AlertmanagerAlert
+)
 
 type notification struct {
 	t   time.Time

@@ -22,7 +22,8 @@ type AlertmanagerOptions struct {
 // AlertmanagerPayload is the body of Prometheus Alertmanager's webhook
 // (payload version 4), its fields in the order Alertmanager writes them.
 // The Alertmanager function builds one for an incident; the storm
-// generator (pkg/correlate/scenario) writes them into its replay lines.
+// generators (pkg/correlate/scenario, blindgen) write them into their
+// replay lines.
 type AlertmanagerPayload struct {
 	Version           string              `json:"version"`
 	GroupKey          string              `json:"groupKey"`

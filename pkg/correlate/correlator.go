@@ -283,37 +283,34 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 // whose root depends on it (at most DownDepth hops). They are the symptoms
 // of one failure that alerted before their cause, each opening its own
 // incident; the cause joins only one of them (Correlator.best), and brings
-// the others along.
+// the others along. A shared service (Config.SharedServices) is what any
+// service may depend on: it brings every eligible incident, once they are
+// at least SharedBurst.
 func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[into.root]
 	if !ok {
 		return ups
 	}
 	var pieces []*incident
+	take := func(inc *incident) {
+		if _, ok := c.eligible(inc, s); ok && inc != into {
+			pieces = append(pieces, inc)
+		}
+	}
 	if slices.Contains(c.topo.shared, into.root) {
-		// A shared service alerting amid a burst of incidents is their
-		// cause; amid fewer, it is a failure of its own.
 		for _, inc := range c.incidents {
-			if _, ok := c.eligible(inc, s); ok && inc != into {
-				pieces = append(pieces, inc)
-			}
+			take(inc)
 		}
 		if len(pieces) < c.cfg.SharedBurst {
-			return ups
+			return ups // amid fewer, a failure of its own
 		}
-		sortIncidents(pieces)
-		for _, inc := range pieces {
-			ups = append(ups, c.merge(inc, into, s.Time))
-		}
-		return ups
-	}
-	for j, other := range c.topo.below {
-		if hops := int(other[i]); hops == 0 || hops > c.cfg.DownDepth {
-			continue
-		}
-		for inc := range c.byRoot[c.topo.names[j]] {
-			if _, ok := c.eligible(inc, s); ok && inc != into {
-				pieces = append(pieces, inc)
+	} else {
+		for j, other := range c.topo.below {
+			if hops := int(other[i]); hops == 0 || hops > c.cfg.DownDepth {
+				continue
+			}
+			for inc := range c.byRoot[c.topo.names[j]] {
+				take(inc)
 			}
 		}
 	}

@@ -145,9 +145,6 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				continue
 			}
 			ser.dirty = false
-			if !validKeyToken(ser.key) {
-				continue
-			}
 			data, err := s.encode(nil, ser)
 			if err != nil {
 				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")

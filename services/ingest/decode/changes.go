@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -42,10 +43,8 @@ var changeSynonyms = map[string]string{
 // false for any other word.
 func ChangeType(word string) (typ string, ok bool) {
 	w := strings.ToLower(strings.TrimSpace(word))
-	for _, t := range event.ChangeTypes {
-		if w == t {
-			return t, true
-		}
+	if slices.Contains(event.ChangeTypes, w) {
+		return w, true
 	}
 	typ, ok = changeSynonyms[w]
 	return typ, ok

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -87,7 +88,7 @@ func (e *Envelope) Validate() error {
 		p.add("severity", "is %q, want one of debug, info, warning, error, critical", clip(string(e.Severity)))
 	}
 	if !validFingerprint(e.Fingerprint) {
-		p.add("fingerprint", "must be 1 to %d bytes of printable UTF-8 without control characters, got %q", MaxFingerprintBytes, clip(e.Fingerprint))
+		p.add("fingerprint", "must be 1 to %d bytes of printable UTF-8 without control characters or bidirectional overrides, got %q", MaxFingerprintBytes, clip(e.Fingerprint))
 	}
 	if len(e.Links) > MaxLinks {
 		p.add("links", "has %d entries, over the limit of %d", len(e.Links), MaxLinks)
@@ -131,7 +132,7 @@ func (p *problems) name(field, v string, required bool) {
 	case len(v) > MaxNameBytes:
 		p.add(field, "is %d bytes, over the limit of %d", len(v), MaxNameBytes)
 	case !printable(v):
-		p.add(field, "must be printable UTF-8 without control characters")
+		p.add(field, "must be printable UTF-8 without control characters or bidirectional overrides")
 	}
 }
 
@@ -147,7 +148,7 @@ func (p *problems) labels(field string, m map[string]string) {
 		case len(k) > MaxLabelKeyBytes:
 			p.add(field+"."+clip(k), "key is %d bytes, over the limit of %d", len(k), MaxLabelKeyBytes)
 		case !printable(k):
-			p.add(field+"."+clip(k), "key must be printable UTF-8 without control characters")
+			p.add(field+"."+clip(k), "key must be printable UTF-8 without control characters or bidirectional overrides")
 		case len(v) > MaxLabelBytes:
 			p.add(field+"."+k, "is %d bytes, over the limit of %d", len(v), MaxLabelBytes)
 		case !utf8.ValidString(v):
@@ -161,7 +162,10 @@ func printable(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		// C0, DEL and C1 controls, and the bidirectional formatting
+		// characters: a name shown in a ticket or a chat message must
+		// read as what it is (U+202E would show "gnp.exe" as "exe.png").
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			return false
 		}
 	}

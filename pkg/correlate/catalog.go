@@ -308,9 +308,9 @@ var peerLabels = map[string]bool{"upstream": true, "downstream": true, "pool": t
 // serviceNames finds the catalogued service a signal is about.
 type serviceNames struct {
 	known map[string]bool
-	// folded maps each name in lower case to the name, for services named
-	// in other letter case than the catalog's; a name two services share
-	// in lower case maps to neither.
+	// folded maps each name folded (fold) to the name, for services named
+	// in other letter case or with _ for - (a name made safe for a metric
+	// or a label key); a name two services share folded maps to neither.
 	folded map[string]string
 }
 
@@ -319,7 +319,7 @@ func newServiceNames(c *Catalog) serviceNames {
 	clash := map[string]bool{}
 	for _, name := range c.Names() {
 		n.known[name] = true
-		l := strings.ToLower(name)
+		l := fold(name)
 		if _, ok := n.folded[l]; ok {
 			clash[l] = true
 		}
@@ -332,7 +332,8 @@ func newServiceNames(c *Catalog) serviceNames {
 }
 
 // of is the catalogued service a signal is about: its own service when
-// the catalog has it (or has it in other letter case), else the first of
+// the catalog has it (or has it folded: in other letter case, or with _
+// for -), else the first of
 // serviceLabels whose value names a catalogued service, else the value of
 // another label (in the order of their keys; not one of peerLabels) that
 // names one, else its own service, which then has no dependencies.
@@ -340,7 +341,7 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	if n.known[service] || len(n.known) == 0 {
 		return service
 	}
-	if name, ok := n.folded[strings.ToLower(service)]; ok {
+	if name, ok := n.folded[fold(service)]; ok {
 		return name
 	}
 	for _, k := range serviceLabels {
@@ -348,7 +349,7 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 			if n.known[v] {
 				return v
 			}
-			if name, ok := n.folded[strings.ToLower(v)]; ok {
+			if name, ok := n.folded[fold(v)]; ok {
 				return name
 			}
 		}
@@ -360,7 +361,7 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 		}
 		if n.known[v] {
 			found, key = v, k
-		} else if name, ok := n.folded[strings.ToLower(v)]; ok {
+		} else if name, ok := n.folded[fold(v)]; ok {
 			found, key = name, k
 		}
 	}
@@ -369,6 +370,9 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	}
 	return service
 }
+
+// fold is a service name in lower case with _ for -.
+func fold(name string) string { return strings.ReplaceAll(strings.ToLower(name), "_", "-") }
 
 // serviceKeys are the keys of a catalog entry.
 var serviceKeys = []string{"owner", "team", "tier", "runbook", "depends_on"}

@@ -299,6 +299,10 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 			t.Fatalf("service %q, want cart (owner_app before zz; database a peer)", got)
 		}
 	}
+	// A name made safe for a metric (_ for -) is the service too.
+	if got := c.names.of("Payments_DB", nil); got != "payments-db" {
+		t.Errorf("service %q, want payments-db", got)
+	}
 	p := NewPartitioner(shop(t), 7)
 	if p.OfSignal(db) != p.Of("payments-db") || p.OfSignal(api) != p.Of("payments") {
 		t.Error("a signal's partition must be that of the service the correlator finds for it")

@@ -8,19 +8,47 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/correlate/blindgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
+	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
 )
+
+// blindStorm is a storm of a generator written blind to the correlator
+// (blindgen, fleetgen): its lines, catalog and truth, and the two
+// baselines' assignments.
+type blindStorm struct {
+	lines           [][]byte
+	catalog         []byte
+	truth           map[string]string
+	service, window map[string]string
+}
+
+func blindgenStorm(seed uint64) blindStorm {
+	s := blindgen.Generate(seed, blindgen.DefaultConfig())
+	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
+}
+
+func fleetgenStorm(seed uint64) blindStorm {
+	s := fleetgen.Generate(seed, fleetgen.DefaultConfig())
+	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
+}
 
 // blindRun replays blindgen seeds from..from+n-1 with the defaults and
 // returns the correlator's mean pairwise scores and the baselines'.
 func blindRun(t *testing.T, from uint64, n int, verbose bool) (f1, p, r, count, service, window float64) {
+	return stormRun(t, blindgenStorm, from, n, verbose)
+}
+
+// stormRun replays the storms of gen, seeds from..from+n-1, with the
+// defaults (or AIOPS_EXP_RULES) and returns the correlator's mean
+// pairwise scores and the baselines'.
+func stormRun(t *testing.T, gen func(uint64) blindStorm, from uint64, n int, verbose bool) (f1, p, r, count, service, window float64) {
 	t.Helper()
 	k := float64(n)
 	for seed := from; seed < from+uint64(n); seed++ {
-		s := blindgen.Generate(seed, blindgen.DefaultConfig())
-		res := replayFiles(t, append(bytes.Join(s.Lines, []byte("\n")), '\n'), s.Catalog)
-		sc := eval.Pairwise(res.Assignments, s.Truth)
-		by := eval.Pairwise(s.BaselineByService(), s.Truth)
-		win := eval.Pairwise(s.BaselineTimeWindow(5*time.Minute), s.Truth)
+		s := gen(seed)
+		res := replayFiles(t, append(bytes.Join(s.lines, []byte("\n")), '\n'), s.catalog)
+		sc := eval.Pairwise(res.Assignments, s.truth)
+		by := eval.Pairwise(s.service, s.truth)
+		win := eval.Pairwise(s.window, s.truth)
 		if verbose {
 			t.Logf("seed %2d: correlator P=%.3f R=%.3f F1=%.3f incidents %d/%d | by service %.3f | 5-min window %.3f",
 				seed, sc.Precision, sc.Recall, sc.F1, sc.PredictedIncidents, sc.TrueIncidents, by.F1, win.F1)
@@ -61,5 +89,27 @@ func TestCorrelateBlindCheck(t *testing.T) {
 	}
 	if mean < 0.72 {
 		t.Errorf("correlator mean F1 %.3f over blindgen seeds 1-40, floor 0.72", mean)
+	}
+}
+
+// TestCorrelateFleetCheck scores the correlator, defaults only, on storms
+// of pkg/correlate/fleetgen: a fourth generator, written in session 12 by
+// someone who read neither the correlator nor the other generators (a
+// multi-region SaaS platform under kube-prometheus-stack, whose alerts
+// name their service by the convention of each rule family), calibrated
+// to the baselines before the correlator ran on it.
+// FLEETGEN_VERBOSE=1 logs each seed.
+func TestCorrelateFleetCheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet check: forty day-long replays")
+	}
+	verbose := os.Getenv("FLEETGEN_VERBOSE") != ""
+	for _, half := range []struct {
+		name string
+		from uint64
+	}{{"seeds 1-20", 1}, {"seeds 21-40", 21}} {
+		f1, p, r, count, service, window := stormRun(t, fleetgenStorm, half.from, 20, verbose)
+		t.Logf("%s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
+			half.name, p, r, f1, count, service, window)
 	}
 }

@@ -368,7 +368,48 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	if found != "" {
 		return found
 	}
+	for _, k := range workloadLabels {
+		if v := labels[k]; v != "" {
+			if name := n.within(v, k == "persistentvolumeclaim"); name != "" {
+				return name
+			}
+		}
+	}
 	return service
+}
+
+// workloadLabels name a Kubernetes object made from a service's workload,
+// named after it: a Deployment's pod (<deployment>-<hash>-<suffix>), a
+// StatefulSet's pod (<name>-<n>), a CronJob's job and its pod, and a
+// StatefulSet's volume claim (<template>-<name>-<n>).
+var workloadLabels = []string{"pod", "pod_name", "exported_pod", "job_name", "persistentvolumeclaim"}
+
+// maxWorkloadParts bounds the -separated parts of a workload name that
+// within looks at, so that a long value costs a bounded number of lookups.
+const maxWorkloadParts = 8
+
+// within is the catalogued service a workload object's name is made from:
+// the longest run of its leading -separated parts that is a service's name
+// (folded), or with inner, of any run of its parts (a volume claim's name
+// starts with its template's); "" when none is.
+func (n serviceNames) within(v string, inner bool) string {
+	parts := strings.SplitN(v, "-", maxWorkloadParts+1)
+	if len(parts) > maxWorkloadParts {
+		parts = parts[:maxWorkloadParts]
+	}
+	best, bestLen := "", 0
+	for i := range parts {
+		if i > 0 && !inner {
+			break
+		}
+		for j := len(parts); j-i > bestLen; j-- {
+			if name, ok := n.folded[fold(strings.Join(parts[i:j], "-"))]; ok {
+				best, bestLen = name, j-i
+				break
+			}
+		}
+	}
+	return best
 }
 
 // fold is a service name in lower case with _ for -.

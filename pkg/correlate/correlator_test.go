@@ -299,6 +299,21 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 			t.Fatalf("service %q, want cart (owner_app before zz; database a peer)", got)
 		}
 	}
+	// A Kubernetes object named after a service's workload names it: a
+	// Deployment's pod, a CronJob's job, a StatefulSet's volume claim; the
+	// longest name wins, and only a claim's may start with another word.
+	for labels, want := range map[[2]string]string{
+		{"pod", "payments-db-7d9f8b6c5-x2x9q"}:          "payments-db",
+		{"pod", "payments-6c9d7-abcde"}:                 "payments",
+		{"job_name", "search-reindex-29001234"}:         "search",
+		{"persistentvolumeclaim", "data-payments-db-0"}: "payments-db",
+		{"pod", "data-payments-db-0"}:                   "kubernetes-pods",
+		{"pod", "paymentsdb-0"}:                         "kubernetes-pods",
+	} {
+		if got := c.names.of("kubernetes-pods", map[string]string{"job": "kubernetes-pods", labels[0]: labels[1]}); got != want {
+			t.Errorf("%s=%s: service %q, want %q", labels[0], labels[1], got, want)
+		}
+	}
 	// A name made safe for a metric (_ for -) is the service too.
 	if got := c.names.of("Payments_DB", nil); got != "payments-db" {
 		t.Errorf("service %q, want payments-db", got)

@@ -104,6 +104,18 @@ type Config struct {
 	// and 0 are the defaults.
 	SharedServices *bool `yaml:"shared_services"`
 	SharedBurst    int   `yaml:"shared_burst"`
+	// AlertStorms, StormBurst and StormWindow: at least StormBurst
+	// incidents opened within StormWindow, each holding an alert of one
+	// name, are one failure showing the same symptom on services the
+	// catalog does not relate (a feature flag or a mesh config pushed
+	// everywhere, a zone's network, a platform nobody declared as a
+	// dependency). When the last of them opens they merge into the
+	// earliest, which then takes new alerts from any service, as a shared
+	// service's incident does. Two failures at one moment stay apart.
+	// false in AlertStorms turns it off; nil and 0 are the defaults.
+	AlertStorms *bool         `yaml:"alert_storms"`
+	StormBurst  int           `yaml:"storm_burst"`
+	StormWindow time.Duration `yaml:"storm_window"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -170,6 +182,9 @@ func DefaultConfig() Config {
 		FrontLimit:       20 * time.Minute,
 		SharedServices:   Flag(true),
 		SharedBurst:      3,
+		AlertStorms:      Flag(true),
+		StormBurst:       3,
+		StormWindow:      2 * time.Minute,
 		PathWeight:       Weight(0.5),
 		LabelWeight:      Weight(0.5),
 		RecencyWeight:    4,
@@ -214,6 +229,7 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
+	fill(&c.StormWindow, d.StormWindow)
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
 	}
@@ -222,6 +238,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SharedServices == nil {
 		c.SharedServices = d.SharedServices
+	}
+	if c.AlertStorms == nil {
+		c.AlertStorms = d.AlertStorms
+	}
+	if c.StormBurst == 0 {
+		c.StormBurst = d.StormBurst
 	}
 	if c.PathWeight == nil {
 		c.PathWeight = d.PathWeight
@@ -253,7 +275,7 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
-		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}} {
+		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
@@ -266,6 +288,12 @@ func (c Config) Validate() error {
 		return bad("label_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.LabelWeight, *DefaultConfig().LabelWeight)
 	case *c.PathWeight < 0 || *c.PathWeight > 100:
 		return bad("path_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.PathWeight, *DefaultConfig().PathWeight)
+	case c.SharedBurst < 1:
+		return bad("shared_burst", "%d, want 0 (default) or more", c.SharedBurst)
+	case c.StormBurst < 2 || c.StormBurst > 1000:
+		return bad("storm_burst", "%d, want 0 (default) or 2 to 1000: one incident is no storm", c.StormBurst)
+	case c.StormWindow > c.GroupWindow:
+		return bad("storm_window", "%s, want at most group_window (%s): a storm's incidents open together", c.StormWindow, c.GroupWindow)
 	case c.BusyOpenings < 0:
 		return bad("busy_openings", "%d, want 0 (default) or more", c.BusyOpenings)
 	case c.UpDepth < 0 || c.UpDepth > 32:

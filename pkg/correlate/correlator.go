@@ -81,6 +81,9 @@ type incident struct {
 	groupLabels map[string]string
 	reopens     int
 	mergedInto  string // the incident this one was merged into
+	// storm: the incident is an alert storm's (Config.AlertStorms), which
+	// takes new alerts from any service.
+	storm bool
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -120,6 +123,11 @@ type Correlator struct {
 	// so that Advance ages them out from its front.
 	merged      map[string]mergeRecord
 	mergedOrder []mergeRecord
+	// recent are the incidents opened within StormWindow of the
+	// watermark, in the order they opened; storms the alert storms'
+	// incidents (Config.AlertStorms).
+	recent []*incident
+	storms map[*incident]struct{}
 
 	stats Stats
 }
@@ -155,7 +163,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
-		merged: map[string]mergeRecord{},
+		merged: map[string]mergeRecord{}, storms: map[*incident]struct{}{},
 	}, nil
 }
 
@@ -197,8 +205,8 @@ func (c *Correlator) Observe(s Signal) []Update {
 		return append(ups, c.resolvedFirst(s)...)
 	}
 	inc := c.best(s)
-	rootBefore := ""
-	if inc == nil {
+	rootBefore, opened := "", inc == nil
+	if opened {
 		ups = append(ups, c.open(s))
 		if m, ok := c.members[s.Fingerprint]; ok {
 			inc = m.inc
@@ -214,6 +222,53 @@ func (c *Correlator) Observe(s Signal) []Update {
 	}
 	if inc != nil && inc.mergedInto == "" {
 		ups = c.burst(s, ups)
+	}
+	if opened && inc != nil && inc.mergedInto == "" && *c.cfg.AlertStorms {
+		ups = c.storm(inc, s, ups)
+	}
+	return ups
+}
+
+// storm merges the incidents opened within StormWindow before s, which
+// just opened inc, that hold an alert of s's name, once with inc they are
+// at least StormBurst (Config.AlertStorms): the same symptom on services
+// the catalog does not relate, all at once, is one failure. They merge
+// into the earliest to open, which takes new alerts from any service from
+// then on (best).
+func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
+	cut := s.Time.Add(-c.cfg.StormWindow)
+	recent := c.recent[:0]
+	for _, o := range c.recent {
+		if !o.openedAt.Before(cut) && o.mergedInto == "" && c.incidents[o.id] == o {
+			recent = append(recent, o)
+		}
+	}
+	c.recent = append(recent, inc)
+	if s.Kind != SignalAlert {
+		return ups
+	}
+	into, pieces := inc, []*incident{inc}
+	for _, o := range recent {
+		if o.hasName(s.Name) && c.takes(o, s) && !o.openedAt.After(s.Time) {
+			pieces = append(pieces, o)
+			if o.openedAt.Before(into.openedAt) || o.openedAt.Equal(into.openedAt) && o.id < into.id {
+				into = o
+			}
+		}
+	}
+	if len(pieces) < c.cfg.StormBurst {
+		return ups
+	}
+	if !into.storm {
+		into.storm = true
+		c.storms[into] = struct{}{}
+		into.note(s.Time, fmt.Sprintf("alert storm: %s opened %d incidents within %s", s.Name, len(pieces), c.cfg.StormWindow))
+	}
+	sortIncidents(pieces)
+	for _, p := range pieces {
+		if p != into {
+			ups = append(ups, c.merge(p, into, s.Time, fmt.Sprintf("an alert storm: %s opened %d incidents within %s", s.Name, len(pieces), c.cfg.StormWindow)))
+		}
 	}
 	return ups
 }
@@ -316,7 +371,7 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	}
 	sortIncidents(pieces)
 	for _, inc := range pieces {
-		ups = append(ups, c.merge(inc, into, s.Time))
+		ups = append(ups, c.merge(inc, into, s.Time, "its root "+into.root+" is what "+inc.root+" depends on"))
 	}
 	return ups
 }
@@ -325,9 +380,13 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 // t, its last event naming into (State.MergedInto). from is forgotten at
 // once, but where it went is remembered for ReopenWindow (MergedInto);
 // into publishes the members it took with its next update.
-func (c *Correlator) merge(from, into *incident, t time.Time) Update {
+func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update {
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
-	from.note(t, "merged into "+into.id+": its root "+into.root+" is what "+from.root+" depends on")
+	from.note(t, "merged into "+into.id+": "+why)
+	if from.storm && !into.storm {
+		into.storm = true
+		c.storms[into] = struct{}{}
+	}
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
 	into.note(t, fmt.Sprintf("merged %s (%s, opened %s)", from.id, title(from, from.root), from.openedAt.UTC().Format(time.RFC3339)))
@@ -576,6 +635,13 @@ func (c *Correlator) best(s Signal) *incident {
 			for inc := range c.byRoot[c.topo.names[j]] {
 				consider(inc, 1.5, hops)
 			}
+		}
+	}
+	// An alert storm's incident is what anything failing now may belong
+	// to (Config.AlertStorms).
+	for inc := range c.storms {
+		if inc.root != s.Service {
+			consider(inc, 2.5, 1)
 		}
 	}
 	// A shared service's incident that already spans a burst of services
@@ -1061,6 +1127,7 @@ func (c *Correlator) forget(inc *incident) {
 		}
 	}
 	delete(c.incidents, inc.id)
+	delete(c.storms, inc)
 	inc.dueAt = time.Time{}
 }
 

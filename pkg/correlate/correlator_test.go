@@ -268,7 +268,8 @@ func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {
 // the catalogued one spelled in other letter case; an alert on a service
 // no label ties to the catalog stays apart.
 func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	// Three HighErrorRate within a minute would be an alert storm.
+	c := newCorrelator(t, Config{AlertStorms: Flag(false)})
 	db := alert("ReplicationLag", "kubernetes-pods", 0)
 	db.Labels = map[string]string{"job": "kubernetes-pods", "app": "payments-db", "upstream": "search"}
 	api := alert("HighErrorRate", "Payments", 20*time.Second)
@@ -904,7 +905,8 @@ func TestLabelWeightFollowsTheServiceALabelNames(t *testing.T) {
 // due are looked at; rescheduling over and over keeps the queue of due
 // times bounded.
 func TestTimeResolvesEachIncidentOnceFromTheQueue(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	// Fifty DiskFull a second apart would be an alert storm.
+	c := newCorrelator(t, Config{AlertStorms: Flag(false)})
 	const n = 50
 	quiet := c.cfg.QuietPeriod
 	lastSignal := map[string]time.Time{}
@@ -1144,7 +1146,7 @@ services:
 	for _, busy := range []bool{false, true} {
 		// The lone services are isolated: shared services would merge
 		// their burst (TestSharedServiceCausesABurst).
-		c := correlatorOn(t, Config{SharedServices: Flag(false)}, yaml)
+		c := correlatorOn(t, Config{SharedServices: Flag(false), AlertStorms: Flag(false)}, yaml)
 		if busy {
 			for i := range 9 { // nine unrelated incidents in the hour before
 				feed(c, alert("Down", fmt.Sprintf("lone-%d", i), time.Duration(i)*time.Minute))
@@ -1157,5 +1159,69 @@ services:
 		if joined := got == root; joined == busy {
 			t.Errorf("busy hour %v: web 7m after db's opening joined %v, want %v", busy, joined, !busy)
 		}
+	}
+}
+
+// The same symptom opening incidents on services the catalog does not
+// relate, at least storm_burst of them within storm_window, is one
+// failure (a flag or mesh config pushed everywhere, a zone's network):
+// they merge into the first, which then takes what fails anywhere. Fewer,
+// or further apart, stay apart.
+func TestAlertStormMergesTheSameSymptomEverywhere(t *testing.T) {
+	yaml := `
+services:
+  orders:   {owner: a, team: t}
+  billing:  {owner: b, team: t}
+  search:   {owner: c, team: t}
+  mail:     {owner: d, team: t}
+  reports:  {owner: e, team: t, depends_on: [reports-db]}
+  reports-db: {owner: f, team: t}
+`
+	count := func(c *Correlator) (open int) {
+		for _, inc := range c.Incidents() {
+			if inc.Status != StatusResolved {
+				open++
+			}
+		}
+		return open
+	}
+	for _, on := range []bool{true, false} {
+		c := correlatorOn(t, Config{AlertStorms: Flag(on)}, yaml)
+		first := alert("HighErrorRate", "orders", 0)
+		feed(c, first, alert("HighErrorRate", "billing", 50*time.Second))
+		if got := count(c); got != 2 {
+			t.Fatalf("storms %v: %d incidents after two, want 2: two failures at one moment stay apart", on, got)
+		}
+		ups := feed(c, alert("HighErrorRate", "search", 100*time.Second))
+		want := map[bool]int{true: 1, false: 3}[on]
+		if got := count(c); got != want {
+			t.Fatalf("storms %v: %d incidents after the third, want %d", on, got, want)
+		}
+		if !on {
+			continue
+		}
+		into, _ := c.IncidentOf(first.Fingerprint)
+		if merged := transitions(ups); !strings.Contains(merged, "resolved") {
+			t.Errorf("the storm's pieces end merged, got transitions %s", merged)
+		}
+		// Anything failing now joins the storm, here after a restart.
+		c = restarted(t, c)
+		feed(c, alert("QueueBacklog", "mail", 3*time.Minute))
+		if id, _ := c.IncidentOf("QueueBacklog/mail"); id != into {
+			t.Errorf("mail's alert went to %s, want the storm's incident %s", id, into)
+		}
+	}
+	// Three of one name spread over more than storm_window stay three.
+	c := correlatorOn(t, Config{}, yaml)
+	feed(c, alert("HighErrorRate", "orders", 0), alert("HighErrorRate", "billing", 90*time.Second), alert("HighErrorRate", "search", 181*time.Second))
+	if got := count(c); got != 3 {
+		t.Errorf("%d incidents of three alerts 90 s apart, want 3", got)
+	}
+	// A cascade's own alerts of one name are one incident, no storm: a
+	// third incident of that name beside it is not a burst of three.
+	c = correlatorOn(t, Config{}, yaml)
+	feed(c, alert("HighErrorRate", "reports-db", 0), alert("HighErrorRate", "reports", 10*time.Second), alert("HighErrorRate", "orders", 20*time.Second))
+	if got := count(c); got != 2 {
+		t.Errorf("%d incidents of a cascade and an alert beside it, want 2", got)
 	}
 }

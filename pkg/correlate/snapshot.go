@@ -3,6 +3,7 @@ package correlate
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/due"
@@ -45,6 +46,9 @@ type incidentSnapshot struct {
 	Reopens        int               `json:"reopens,omitempty"`
 	Dirty          bool              `json:"dirty,omitempty"`
 	Revision       int               `json:"revision"`
+	// Storm is set on an alert storm's incident (Config.AlertStorms); an
+	// older snapshot has none.
+	Storm bool `json:"storm,omitempty"`
 }
 
 type memberSnapshot struct {
@@ -60,7 +64,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
-			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision,
+			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
@@ -90,6 +94,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.changes = map[string][]Change{}
 	}
 	c.merged, c.mergedOrder = map[string]mergeRecord{}, nil
+	c.recent, c.storms = nil, map[*incident]struct{}{}
 	for _, r := range s.Merged {
 		if r.ID == "" || r.Into == "" {
 			return fmt.Errorf("correlate: snapshot: a merge record without an incident id (%q into %q)", r.ID, r.Into)
@@ -104,7 +109,14 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, storm: is.Storm,
+			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
+		}
+		if inc.storm {
+			c.storms[inc] = struct{}{}
+		}
+		if !inc.openedAt.Before(c.now.Add(-c.cfg.StormWindow)) {
+			c.recent = append(c.recent, inc)
 		}
 		for _, ms := range is.Members {
 			m := &member{Member: ms.Member, flips: ms.Flips}
@@ -121,6 +133,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.setRoot(inc, is.Root)
 		c.reschedule(inc)
 	}
+	// recent is in the order the incidents opened (storm).
+	slices.SortStableFunc(c.recent, func(a, b *incident) int { return a.openedAt.Compare(b.openedAt) })
 	return nil
 }
 

@@ -97,19 +97,32 @@ func TestCorrelateBlindCheck(t *testing.T) {
 // someone who read neither the correlator nor the other generators (a
 // multi-region SaaS platform under kube-prometheus-stack, whose alerts
 // name their service by the convention of each rule family), calibrated
-// to the baselines before the correlator ran on it.
-// FLEETGEN_VERBOSE=1 logs each seed.
+// to the baselines before the correlator ran on it. The defaults
+// of then scored 0.490 on seeds 1-20 and 0.485 on 21-40, far under the
+// 5-minute window; seeds 1-20 have been used to choose defaults since
+// (alert_storms), seeds 21-40 are held out. The correlator is still
+// under the window here (QUALITY.md): the test keeps a floor of 0.58
+// over seeds 1-40 so that a regression fails. FLEETGEN_VERBOSE=1 logs
+// each seed.
 func TestCorrelateFleetCheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fleet check: forty day-long replays")
 	}
 	verbose := os.Getenv("FLEETGEN_VERBOSE") != ""
+	var mean float64
 	for _, half := range []struct {
 		name string
 		from uint64
-	}{{"seeds 1-20", 1}, {"seeds 21-40", 21}} {
+	}{{"seeds 1-20", 1}, {"seeds 21-40 (held out)", 21}} {
 		f1, p, r, count, service, window := stormRun(t, fleetgenStorm, half.from, 20, verbose)
 		t.Logf("%s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
 			half.name, p, r, f1, count, service, window)
+		if f1 <= service {
+			t.Errorf("%s: correlator F1 %.3f does not beat grouping by service's %.3f", half.name, f1, service)
+		}
+		mean += f1 / 2
+	}
+	if mean < 0.58 {
+		t.Errorf("correlator mean F1 %.3f over fleetgen seeds 1-40, floor 0.58", mean)
 	}
 }

@@ -69,11 +69,18 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 			log.Warn().Str("catalog", cfg.Catalog).Msg(w)
 		}
 	}
-	if cfg.Partition.Count > 1 && *cfg.Rules.SharedServices {
-		// A shared service's burst spans the catalog's components, which
-		// partitions split: each partition would merge only its share.
-		cfg.Rules.SharedServices = correlate.Flag(false)
-		log.Info().Msg("rules.shared_services is off: partitions split a shared service's burst")
+	if cfg.Partition.Count > 1 {
+		// A shared service's burst and an alert storm span the catalog's
+		// components, which partitions split: each partition would merge
+		// only its share.
+		if *cfg.Rules.SharedServices {
+			cfg.Rules.SharedServices = correlate.Flag(false)
+			log.Info().Msg("rules.shared_services is off: partitions split a shared service's burst")
+		}
+		if *cfg.Rules.AlertStorms {
+			cfg.Rules.AlertStorms = correlate.Flag(false)
+			log.Info().Msg("rules.alert_storms is off: partitions split an alert storm")
+		}
 	}
 	c, err := correlate.New(cfg.Rules, cat)
 	if err != nil {

@@ -70,9 +70,9 @@ func TestPartitionsMakeTheSameIncidents(t *testing.T) {
 		}
 		return members
 	}
-	// Partitioned correlators turn shared_services off (a shared service's
+	// Partitioned correlators turn shared_services and alert_storms off (a
 	// burst spans components); so does the one they are compared with.
-	whole := run(Config{Rules: correlate.Config{SharedServices: correlate.Flag(false)}})
+	whole := run(Config{Rules: correlate.Config{SharedServices: correlate.Flag(false), AlertStorms: correlate.Flag(false)}})
 	if len(whole) < 10 {
 		t.Fatalf("the storm made %d incidents: too few to tell", len(whole))
 	}

@@ -29,10 +29,17 @@ func layeredCatalog(n int) *Catalog {
 }
 
 // populated is a correlator holding fps active fingerprints: firing alerts
-// on the catalog's services, in incidents of about 100 members.
+// on the catalog's services, in incidents of about 100 members. They all
+// have one name and open incidents a hundred a second, which is an alert
+// storm (Config.AlertStorms): the rule is off here, so that signals meet
+// a thousand incidents, and on in BenchmarkNewFingerprintsInAStorm.
 func populated(b *testing.B, fps int) (*Correlator, []Signal) {
+	return populatedWith(b, fps, Config{MaxFingerprints: 2 * fps, AlertStorms: Flag(false)})
+}
+
+func populatedWith(b *testing.B, fps int, cfg Config) (*Correlator, []Signal) {
 	cat := layeredCatalog(400)
-	c, err := New(Config{MaxFingerprints: 2 * fps}, cat)
+	c, err := New(cfg, cat)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,6 +95,14 @@ func BenchmarkObserve(b *testing.B) {
 // BenchmarkNewFingerprints: new members joining incidents by topology.
 func BenchmarkNewFingerprints(b *testing.B) {
 	c, sigs := populated(b, 100_000)
+	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) { s.Fingerprint = fmt.Sprintf("new-%d", i) })
+}
+
+// BenchmarkNewFingerprintsInAStorm: the same with the defaults, where
+// the populated alerts are one alert storm's incident of 100,000 members
+// (and, past MaxFingerprints, the one forgotten).
+func BenchmarkNewFingerprintsInAStorm(b *testing.B) {
+	c, sigs := populatedWith(b, 100_000, Config{MaxFingerprints: 200_000})
 	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) { s.Fingerprint = fmt.Sprintf("new-%d", i) })
 }
 

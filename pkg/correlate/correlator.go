@@ -390,8 +390,9 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
 	into.note(t, fmt.Sprintf("merged %s (%s, opened %s)", from.id, title(from, from.root), from.openedAt.UTC().Format(time.RFC3339)))
-	for _, m := range slices.Clone(from.members) {
-		c.detach(m)
+	moved := from.members
+	c.detachAll(from)
+	for _, m := range moved {
 		c.adopt(into, m)
 	}
 	for _, ch := range from.changes {
@@ -864,13 +865,27 @@ func (c *Correlator) detach(m *member) {
 	if inc == nil {
 		return
 	}
-	m.inc = nil
-	for i, x := range inc.members {
-		if x == m {
-			inc.members = append(inc.members[:i], inc.members[i+1:]...)
-			break
-		}
+	if i := slices.Index(inc.members, m); i >= 0 {
+		inc.members = slices.Delete(inc.members, i, i+1)
 	}
+	c.unindex(inc, m)
+}
+
+// detachAll detaches every member of inc at once (forget, merge): one by
+// one, each would search and shift the rest, quadratic in a storm's
+// incident of a hundred thousand members.
+func (c *Correlator) detachAll(inc *incident) {
+	members := inc.members
+	inc.members = nil
+	for _, m := range members {
+		c.unindex(inc, m)
+	}
+}
+
+// unindex takes m, a member leaving inc, out of inc's tallies and the
+// correlator's indexes.
+func (c *Correlator) unindex(inc *incident, m *member) {
+	m.inc = nil
 	if m.Firing {
 		inc.firing--
 	}
@@ -1117,9 +1132,7 @@ func sortIncidents(out []*incident) {
 // forget drops a resolved incident and its members from memory: their
 // fingerprints start afresh.
 func (c *Correlator) forget(inc *incident) {
-	for len(inc.members) > 0 {
-		c.detach(inc.members[len(inc.members)-1])
-	}
+	c.detachAll(inc)
 	if set := c.byRoot[inc.root]; set != nil {
 		delete(set, inc)
 		if len(set) == 0 {

@@ -378,38 +378,74 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	return service
 }
 
-// workloadLabels name a Kubernetes object made from a service's workload,
-// named after it: a Deployment's pod (<deployment>-<hash>-<suffix>), a
-// StatefulSet's pod (<name>-<n>), a CronJob's job and its pod, and a
-// StatefulSet's volume claim (<template>-<name>-<n>).
+// workloadLabels name a Kubernetes object made from a service's workload
+// and named after it (within).
 var workloadLabels = []string{"pod", "pod_name", "exported_pod", "job_name", "persistentvolumeclaim"}
 
-// maxWorkloadParts bounds the -separated parts of a workload name that
-// within looks at, so that a long value costs a bounded number of lookups.
-const maxWorkloadParts = 8
+// maxWorkloadName is the longest object name Kubernetes allows: a longer
+// value is no workload's, and within never splits it.
+const maxWorkloadName = 253
 
-// within is the catalogued service a workload object's name is made from:
-// the longest run of its leading -separated parts that is a service's name
-// (folded), or with inner, of any run of its parts (a volume claim's name
-// starts with its template's); "" when none is.
-func (n serviceNames) within(v string, inner bool) string {
-	parts := strings.SplitN(v, "-", maxWorkloadParts+1)
-	if len(parts) > maxWorkloadParts {
-		parts = parts[:maxWorkloadParts]
+// within is the catalogued service a workload object's name v is made
+// from, "" when none is. A pod or a job is <workload>-<generated>: a
+// Deployment's pod <deployment>-<hash>-<suffix>, a StatefulSet's
+// <name>-<ordinal>, a CronJob's job <cronjob>-<time> and its pod
+// <cronjob>-<time>-<suffix>; the longest leading run of parts that names
+// a service wins when what follows looks generated (generated), though
+// words may come first (a CronJob named <service>-<task>). A volume
+// claim is <template>-<statefulset>-<ordinal>: the longest leading run of
+// the parts between (a StatefulSet event-bus-kafka is event-bus's).
+func (n serviceNames) within(v string, claim bool) string {
+	if len(v) > maxWorkloadName {
+		return ""
 	}
-	best, bestLen := "", 0
-	for i := range parts {
-		if i > 0 && !inner {
-			break
+	parts := strings.Split(v, "-")
+	if claim {
+		if len(parts) < 3 || !allDigits(parts[len(parts)-1]) {
+			return ""
 		}
-		for j := len(parts); j-i > bestLen; j-- {
-			if name, ok := n.folded[fold(strings.Join(parts[i:j], "-"))]; ok {
-				best, bestLen = name, j-i
-				break
+		for j := len(parts) - 1; j > 1; j-- {
+			if name, ok := n.folded[fold(strings.Join(parts[1:j], "-"))]; ok {
+				return name
+			}
+		}
+		return ""
+	}
+	for j := len(parts) - 1; j > 0; j-- {
+		if madeFrom(parts[j:]) {
+			if name, ok := n.folded[fold(strings.Join(parts[:j], "-"))]; ok {
+				return name
 			}
 		}
 	}
-	return best
+	return ""
+}
+
+// madeFrom reports whether rest, what follows a workload's name in a pod's
+// or a job's, is what Kubernetes adds: an ordinal or a suffix; a hash and a
+// suffix; or a CronJob's schedule time, with its pod's suffix after it and
+// any words of the CronJob's own name before it.
+func madeFrom(rest []string) bool {
+	last := len(rest) - 1
+	switch {
+	case len(rest) <= 2 && generated(rest[0]) && generated(rest[last]):
+		return true
+	case allDigits(rest[last]):
+		return true
+	default:
+		return last > 0 && allDigits(rest[last-1]) && generated(rest[last])
+	}
+}
+
+// generated reports whether part looks made by Kubernetes: a number (an
+// ordinal, a CronJob's schedule time) or letters and digits of the
+// alphabet it draws hashes and suffixes from (no vowels, no 0, 1, 3).
+func generated(part string) bool {
+	return part != "" && strings.Trim(part, "bcdfghjklmnpqrstvwxz0123456789") == ""
+}
+
+func allDigits(part string) bool {
+	return part != "" && strings.Trim(part, "0123456789") == ""
 }
 
 // fold is a service name in lower case with _ for -.

@@ -110,9 +110,10 @@ type Config struct {
 	// catalog does not relate (a feature flag or a mesh config pushed
 	// everywhere, a zone's network, a platform nobody declared as a
 	// dependency). When the last of them opens they merge into the
-	// earliest, which then takes new alerts from any service, as a shared
-	// service's incident does. Two failures at one moment stay apart.
-	// false in AlertStorms turns it off; nil and 0 are the defaults.
+	// earliest, which then takes new signals from any service, as a shared
+	// service's incident does (within SpreadWindow of its opening). Two
+	// failures at one moment stay apart. false in AlertStorms turns it
+	// off; nil and 0 are the defaults (StormWindow at most GroupWindow).
 	AlertStorms *bool         `yaml:"alert_storms"`
 	StormBurst  int           `yaml:"storm_burst"`
 	StormWindow time.Duration `yaml:"storm_window"`
@@ -229,7 +230,9 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
-	fill(&c.StormWindow, d.StormWindow)
+	if c.StormWindow == 0 {
+		c.StormWindow = min(d.StormWindow, c.GroupWindow)
+	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
 	}
@@ -292,7 +295,7 @@ func (c Config) Validate() error {
 		return bad("shared_burst", "%d, want 0 (default) or more", c.SharedBurst)
 	case c.StormBurst < 2 || c.StormBurst > 1000:
 		return bad("storm_burst", "%d, want 0 (default) or 2 to 1000: one incident is no storm", c.StormBurst)
-	case c.StormWindow > c.GroupWindow:
+	case *c.AlertStorms && c.StormWindow > c.GroupWindow:
 		return bad("storm_window", "%s, want at most group_window (%s): a storm's incidents open together", c.StormWindow, c.GroupWindow)
 	case c.BusyOpenings < 0:
 		return bad("busy_openings", "%d, want 0 (default) or more", c.BusyOpenings)

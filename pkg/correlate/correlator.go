@@ -3,6 +3,7 @@ package correlate
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -82,8 +83,12 @@ type incident struct {
 	reopens     int
 	mergedInto  string // the incident this one was merged into
 	// storm: the incident is an alert storm's (Config.AlertStorms), which
-	// takes new alerts from any service.
-	storm bool
+	// takes new signals from any service. recent: it opened within
+	// StormWindow of the watermark, and is filed in Correlator.named under
+	// the names of namedAs.
+	storm   bool
+	recent  bool
+	namedAs []string
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -124,9 +129,12 @@ type Correlator struct {
 	merged      map[string]mergeRecord
 	mergedOrder []mergeRecord
 	// recent are the incidents opened within StormWindow of the
-	// watermark, in the order they opened; storms the alert storms'
-	// incidents (Config.AlertStorms).
+	// watermark, in the order they were opened (pruneRecent); named files
+	// them by the names of the alerts they hold, so that an opening looks
+	// only at those of its name (storm). storms are the alert storms'
+	// incidents. All three only with Config.AlertStorms.
 	recent []*incident
+	named  map[string][]*incident
 	storms map[*incident]struct{}
 
 	stats Stats
@@ -163,7 +171,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
-		merged: map[string]mergeRecord{}, storms: map[*incident]struct{}{},
+		merged: map[string]mergeRecord{}, named: map[string][]*incident{}, storms: map[*incident]struct{}{},
 	}, nil
 }
 
@@ -229,48 +237,123 @@ func (c *Correlator) Observe(s Signal) []Update {
 	return ups
 }
 
-// storm merges the incidents opened within StormWindow before s, which
-// just opened inc, that hold an alert of s's name, once with inc they are
+// storm merges the incidents that opened within StormWindow of s, which
+// just opened inc, and hold an alert of s's name, once with inc they are
 // at least StormBurst (Config.AlertStorms): the same symptom on services
-// the catalog does not relate, all at once, is one failure. They merge
-// into the earliest to open, which takes new alerts from any service from
-// then on (best).
+// the catalog does not relate, all at once, is one failure. Of those, the
+// most that opened within one StormWindow holding inc merge into the
+// earliest to open, which takes new signals from any service from then on
+// (best), within SpreadWindow of its opening as any incident. Looking
+// both ways in time, a storm is the same whatever order its alerts came
+// in; only incidents opened within StormWindow of the watermark count.
 func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
-	cut := s.Time.Add(-c.cfg.StormWindow)
-	recent := c.recent[:0]
-	for _, o := range c.recent {
-		if !o.openedAt.Before(cut) && o.mergedInto == "" && c.incidents[o.id] == o {
-			recent = append(recent, o)
-		}
-	}
-	c.recent = append(recent, inc)
 	if s.Kind != SignalAlert {
 		return ups
 	}
-	into, pieces := inc, []*incident{inc}
-	for _, o := range recent {
-		if o.hasName(s.Name) && c.takes(o, s) && !o.openedAt.After(s.Time) {
+	w := c.cfg.StormWindow
+	floor := c.now.Add(-w)
+	pieces := []*incident{inc}
+	for _, o := range c.named[s.Name] {
+		if o != inc && o.mergedInto == "" && !o.openedAt.Before(floor) && absDuration(o.openedAt.Sub(s.Time)) <= w && c.takes(o, s) {
 			pieces = append(pieces, o)
-			if o.openedAt.Before(into.openedAt) || o.openedAt.Equal(into.openedAt) && o.id < into.id {
-				into = o
-			}
 		}
 	}
 	if len(pieces) < c.cfg.StormBurst {
 		return ups
 	}
+	sortIncidentsByOpening(pieces)
+	// The densest StormWindow that holds inc: first..last.
+	first, last := 0, -1
+	for i, j := 0, 0; i < len(pieces) && !pieces[i].openedAt.After(inc.openedAt); i++ {
+		for j < len(pieces) && pieces[j].openedAt.Sub(pieces[i].openedAt) <= w {
+			j++
+		}
+		if pieces[j-1].openedAt.Before(inc.openedAt) {
+			continue // the window ends before inc opened
+		}
+		if j-i > last-first+1 {
+			first, last = i, j-1
+		}
+	}
+	n := last - first + 1
+	if n < c.cfg.StormBurst {
+		return ups
+	}
+	into := pieces[first]
+	why := fmt.Sprintf("an alert storm: %s opened %d incidents within %s", s.Name, n, w)
 	if !into.storm {
 		into.storm = true
 		c.storms[into] = struct{}{}
-		into.note(s.Time, fmt.Sprintf("alert storm: %s opened %d incidents within %s", s.Name, len(pieces), c.cfg.StormWindow))
+		into.note(s.Time, why)
 	}
-	sortIncidents(pieces)
-	for _, p := range pieces {
-		if p != into {
-			ups = append(ups, c.merge(p, into, s.Time, fmt.Sprintf("an alert storm: %s opened %d incidents within %s", s.Name, len(pieces), c.cfg.StormWindow)))
-		}
+	for _, p := range pieces[first+1 : last+1] {
+		ups = append(ups, c.merge(p, into, s.Time, why))
 	}
 	return ups
+}
+
+// sortIncidentsByOpening orders incidents by when they opened, then id.
+func sortIncidentsByOpening(incs []*incident) {
+	slices.SortFunc(incs, func(a, b *incident) int {
+		if d := a.openedAt.Compare(b.openedAt); d != 0 {
+			return d
+		}
+		return strings.Compare(a.id, b.id)
+	})
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// enterRecent makes inc, which opens now, one of the recent incidents a
+// storm looks for (storm): indexed by the name of each alert it holds.
+func (c *Correlator) enterRecent(inc *incident) {
+	inc.recent = true
+	c.recent = append(c.recent, inc)
+	for _, name := range slices.Sorted(maps.Keys(inc.names)) {
+		c.indexName(inc, name)
+	}
+}
+
+// indexName files a recent incident under the name of an alert it holds.
+func (c *Correlator) indexName(inc *incident, name string) {
+	c.named[name] = append(c.named[name], inc)
+	inc.namedAs = append(inc.namedAs, name)
+}
+
+// leaveRecent takes inc out of the storm index.
+func (c *Correlator) leaveRecent(inc *incident) {
+	for _, name := range inc.namedAs {
+		list := slices.DeleteFunc(c.named[name], func(o *incident) bool { return o == inc })
+		if len(list) == 0 {
+			delete(c.named, name)
+		} else {
+			c.named[name] = list
+		}
+	}
+	inc.recent, inc.namedAs = false, nil
+}
+
+// pruneRecent drops the incidents that opened more than StormWindow before
+// the watermark from the storm index. recent is in the order they were
+// opened, which late signals may make a little out of time order: one
+// opened earlier than the front waits for it, and storm skips it.
+func (c *Correlator) pruneRecent() {
+	floor := c.now.Add(-c.cfg.StormWindow)
+	n := 0
+	for n < len(c.recent) && c.recent[n].openedAt.Before(floor) {
+		if c.recent[n].recent {
+			c.leaveRecent(c.recent[n])
+		}
+		n++
+	}
+	if n > 0 {
+		c.recent = append(c.recent[:0], c.recent[n:]...)
+	}
 }
 
 // burst merges into an open incident of a shared service the incidents
@@ -383,7 +466,7 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update {
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
-	if from.storm && !into.storm {
+	if from.storm && !into.storm && *c.cfg.AlertStorms {
 		into.storm = true
 		c.storms[into] = struct{}{}
 	}
@@ -641,7 +724,7 @@ func (c *Correlator) best(s Signal) *incident {
 	// An alert storm's incident is what anything failing now may belong
 	// to (Config.AlertStorms).
 	for inc := range c.storms {
-		if inc.root != s.Service {
+		if inc.root != s.Service && *c.cfg.AlertStorms {
 			consider(inc, 2.5, 1)
 		}
 	}
@@ -759,6 +842,9 @@ func (c *Correlator) open(s Signal) Update {
 	if c.openings = append(c.openings, s.Time); len(c.openings) > c.cfg.BusyOpenings+1 {
 		c.openings = append(c.openings[:0], c.openings[1:]...)
 	}
+	if *c.cfg.AlertStorms {
+		c.enterRecent(inc)
+	}
 	c.join(inc, s)
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
 	return c.publish(inc, Opened, s.Time)
@@ -815,7 +901,9 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
-	inc.names[m.Name]++
+	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert {
+		c.indexName(inc, m.Name)
+	}
 	if m.FirstSeen.After(inc.arrived[m.Service]) {
 		inc.arrived[m.Service] = m.FirstSeen
 	}
@@ -843,7 +931,7 @@ func (c *Correlator) index(inc *incident, service string) {
 // leave takes m out of its incident, which goes on without it (a new
 // episode, a new start): the incident's arrived time on m's service is
 // then that of the members left there, as a restored snapshot has it.
-// (A merge and a forgotten incident detach every member: they use detach.)
+// (A merge and a forgotten incident detach every member: detachAll.)
 func (c *Correlator) leave(m *member) {
 	inc := m.inc
 	c.detach(m)
@@ -876,7 +964,7 @@ func (c *Correlator) detach(m *member) {
 // incident of a hundred thousand members.
 func (c *Correlator) detachAll(inc *incident) {
 	members := inc.members
-	inc.members = nil
+	inc.members, inc.flappers = nil, nil
 	for _, m := range members {
 		c.unindex(inc, m)
 	}
@@ -1001,6 +1089,9 @@ func (c *Correlator) Advance(t time.Time) []Update {
 	}
 	now := c.now
 	c.ageMerges(now)
+	if len(c.recent) > 0 {
+		c.pruneRecent()
+	}
 	due := c.popDue(now)
 	if len(due) == 0 {
 		return nil
@@ -1141,6 +1232,9 @@ func (c *Correlator) forget(inc *incident) {
 	}
 	delete(c.incidents, inc.id)
 	delete(c.storms, inc)
+	if inc.recent {
+		c.leaveRecent(inc)
+	}
 	inc.dueAt = time.Time{}
 }
 

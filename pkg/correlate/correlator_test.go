@@ -301,15 +301,22 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 		}
 	}
 	// A Kubernetes object named after a service's workload names it: a
-	// Deployment's pod, a CronJob's job, a StatefulSet's volume claim; the
-	// longest name wins, and only a claim's may start with another word.
+	// Deployment's or a StatefulSet's pod, a CronJob's job and its pod, a
+	// StatefulSet's volume claim. What follows the name must look
+	// generated: a pod of an uncatalogued payments-loader is no payments'.
 	for labels, want := range map[[2]string]string{
 		{"pod", "payments-db-7d9f8b6c5-x2x9q"}:          "payments-db",
-		{"pod", "payments-6c9d7-abcde"}:                 "payments",
+		{"pod", "payments-6c9d7bf8-lrbbh"}:              "payments",
+		{"pod", "payments-db-0"}:                        "payments-db",
+		{"job_name", "search-29001234"}:                 "search",
 		{"job_name", "search-reindex-29001234"}:         "search",
+		{"pod", "search-reindex-29001234-wq8zt"}:        "search",
 		{"persistentvolumeclaim", "data-payments-db-0"}: "payments-db",
+		{"persistentvolumeclaim", "payments-db-0"}:      "kubernetes-pods",
+		{"pod", "payments-loader-abc-xyz"}:              "kubernetes-pods",
 		{"pod", "data-payments-db-0"}:                   "kubernetes-pods",
 		{"pod", "paymentsdb-0"}:                         "kubernetes-pods",
+		{"pod", strings.Repeat("payments-", 40) + "0"}:  "kubernetes-pods",
 	} {
 		if got := c.names.of("kubernetes-pods", map[string]string{"job": "kubernetes-pods", labels[0]: labels[1]}); got != want {
 			t.Errorf("%s=%s: service %q, want %q", labels[0], labels[1], got, want)
@@ -765,6 +772,8 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.path_weight":  {PathWeight: Weight(-1)},
 		"correlator.rules.label_weight": {LabelWeight: Weight(101)},
 		"correlator.rules.group_by[0]":  {GroupBy: []string{""}},
+		"correlator.rules.storm_burst":  {StormBurst: 1},
+		"correlator.rules.storm_window": {StormWindow: 11 * time.Minute},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -773,6 +782,16 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// A group window shorter than the default storm window shortens it,
+	// and with storms off the storm window does not matter.
+	for _, cfg := range []Config{{GroupWindow: time.Minute}, {GroupWindow: time.Minute, StormWindow: 5 * time.Minute, AlertStorms: Flag(false)}} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%+v: %v", cfg, err)
+		}
+	}
+	if got := (Config{GroupWindow: time.Minute}).WithDefaults().StormWindow; got != time.Minute {
+		t.Errorf("storm window %s with a group window of 1m, want 1m", got)
 	}
 	// The service starts from a zero Config: it must get every default
 	// the quality figures were measured with.
@@ -1170,12 +1189,16 @@ services:
 func TestAlertStormMergesTheSameSymptomEverywhere(t *testing.T) {
 	yaml := `
 services:
-  orders:   {owner: a, team: t}
-  billing:  {owner: b, team: t}
-  search:   {owner: c, team: t}
-  mail:     {owner: d, team: t}
-  reports:  {owner: e, team: t, depends_on: [reports-db]}
-  reports-db: {owner: f, team: t}
+  orders:     {owner: a, team: t, depends_on: [orders-db]}
+  billing:    {owner: b, team: t, depends_on: [billing-db]}
+  search:     {owner: c, team: t, depends_on: [search-db]}
+  mail:       {owner: d, team: t, depends_on: [mail-db]}
+  reports:    {owner: e, team: t, depends_on: [reports-db]}
+  orders-db:  {owner: a, team: t}
+  billing-db: {owner: b, team: t}
+  search-db:  {owner: c, team: t}
+  mail-db:    {owner: d, team: t}
+  reports-db: {owner: e, team: t}
 `
 	count := func(c *Correlator) (open int) {
 		for _, inc := range c.Incidents() {
@@ -1211,8 +1234,46 @@ services:
 			t.Errorf("mail's alert went to %s, want the storm's incident %s", id, into)
 		}
 	}
-	// Three of one name spread over more than storm_window stay three.
+	// Late alerts make the same storm as alerts in order; and a restart
+	// changes nothing: only incidents opened within storm_window of the
+	// watermark count, live or restored.
 	c := correlatorOn(t, Config{}, yaml)
+	feed(c, alert("HighErrorRate", "orders", 10*time.Second), alert("HighErrorRate", "billing", 5*time.Second), alert("HighErrorRate", "search", 8*time.Second))
+	if got := count(c); got != 1 {
+		t.Errorf("%d incidents of three alerts of one name arriving out of order, want 1", got)
+	}
+	for _, restart := range []bool{false, true} {
+		c := correlatorOn(t, Config{}, yaml)
+		a := alert("HighErrorRate", "orders", 0)
+		feed(c, a, alert("HighErrorRate", "billing", 30*time.Second))
+		a.Time = t0.Add(150 * time.Second)
+		feed(c, a) // a repeat moves the watermark on
+		if restart {
+			c = restarted(t, c)
+		}
+		feed(c, alert("HighErrorRate", "search", 100*time.Second))
+		if got := count(c); got != 3 {
+			t.Errorf("restart %v: %d incidents, want 3: orders opened more than storm_window before the watermark", restart, got)
+		}
+	}
+	// A storm's incident restored with the rule off is an incident like
+	// any other.
+	on := correlatorOn(t, Config{}, yaml)
+	feed(on, alert("HighErrorRate", "orders", 0), alert("HighErrorRate", "billing", 10*time.Second), alert("HighErrorRate", "search", 20*time.Second))
+	data, err := on.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := correlatorOn(t, Config{AlertStorms: Flag(false)}, yaml)
+	if err := off.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	feed(off, alert("QueueBacklog", "mail", time.Minute))
+	if got := count(off); got != 2 {
+		t.Errorf("%d incidents after restoring a storm with alert_storms off, want 2: mail's alone", got)
+	}
+	// Three of one name spread over more than storm_window stay three.
+	c = correlatorOn(t, Config{}, yaml)
 	feed(c, alert("HighErrorRate", "orders", 0), alert("HighErrorRate", "billing", 90*time.Second), alert("HighErrorRate", "search", 181*time.Second))
 	if got := count(c); got != 3 {
 		t.Errorf("%d incidents of three alerts 90 s apart, want 3", got)

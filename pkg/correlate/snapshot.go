@@ -3,7 +3,6 @@ package correlate
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/due"
@@ -94,7 +93,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.changes = map[string][]Change{}
 	}
 	c.merged, c.mergedOrder = map[string]mergeRecord{}, nil
-	c.recent, c.storms = nil, map[*incident]struct{}{}
+	c.recent, c.named, c.storms = nil, map[string][]*incident{}, map[*incident]struct{}{}
+	var recent []*incident
 	for _, r := range s.Merged {
 		if r.ID == "" || r.Into == "" {
 			return fmt.Errorf("correlate: snapshot: a merge record without an incident id (%q into %q)", r.ID, r.Into)
@@ -112,11 +112,14 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, storm: is.Storm,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
+		if !*c.cfg.AlertStorms {
+			inc.storm = false // a storm's incident of before the rule was turned off
+		}
 		if inc.storm {
 			c.storms[inc] = struct{}{}
 		}
-		if !inc.openedAt.Before(c.now.Add(-c.cfg.StormWindow)) {
-			c.recent = append(c.recent, inc)
+		if *c.cfg.AlertStorms && !inc.openedAt.Before(c.now.Add(-c.cfg.StormWindow)) {
+			recent = append(recent, inc)
 		}
 		for _, ms := range is.Members {
 			m := &member{Member: ms.Member, flips: ms.Flips}
@@ -133,8 +136,12 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.setRoot(inc, is.Root)
 		c.reschedule(inc)
 	}
-	// recent is in the order the incidents opened (storm).
-	slices.SortStableFunc(c.recent, func(a, b *incident) int { return a.openedAt.Compare(b.openedAt) })
+	// The storm index as live kept it: the incidents opened within
+	// StormWindow of the watermark (storm looks at no other).
+	sortIncidentsByOpening(recent)
+	for _, inc := range recent {
+		c.enterRecent(inc)
+	}
 	return nil
 }
 

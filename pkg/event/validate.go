@@ -88,7 +88,7 @@ func (e *Envelope) Validate() error {
 		p.add("severity", "is %q, want one of debug, info, warning, error, critical", clip(string(e.Severity)))
 	}
 	if !validFingerprint(e.Fingerprint) {
-		p.add("fingerprint", "must be 1 to %d bytes of printable UTF-8 without control characters or bidirectional overrides, got %q", MaxFingerprintBytes, clip(e.Fingerprint))
+		p.add("fingerprint", "must be 1 to %d bytes of printable UTF-8 without control characters or bidirectional formatting characters, got %q", MaxFingerprintBytes, clip(e.Fingerprint))
 	}
 	if len(e.Links) > MaxLinks {
 		p.add("links", "has %d entries, over the limit of %d", len(e.Links), MaxLinks)
@@ -132,7 +132,7 @@ func (p *problems) name(field, v string, required bool) {
 	case len(v) > MaxNameBytes:
 		p.add(field, "is %d bytes, over the limit of %d", len(v), MaxNameBytes)
 	case !printable(v):
-		p.add(field, "must be printable UTF-8 without control characters or bidirectional overrides")
+		p.add(field, "must be printable UTF-8 without control characters or bidirectional formatting characters")
 	}
 }
 
@@ -148,7 +148,7 @@ func (p *problems) labels(field string, m map[string]string) {
 		case len(k) > MaxLabelKeyBytes:
 			p.add(field+"."+clip(k), "key is %d bytes, over the limit of %d", len(k), MaxLabelKeyBytes)
 		case !printable(k):
-			p.add(field+"."+clip(k), "key must be printable UTF-8 without control characters or bidirectional overrides")
+			p.add(field+"."+clip(k), "key must be printable UTF-8 without control characters or bidirectional formatting characters")
 		case len(v) > MaxLabelBytes:
 			p.add(field+"."+k, "is %d bytes, over the limit of %d", len(v), MaxLabelBytes)
 		case !utf8.ValidString(v):

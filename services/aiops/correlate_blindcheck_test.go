@@ -2,7 +2,10 @@ package aiops
 
 import (
 	"bytes"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,9 +52,14 @@ func blindRun(t *testing.T, from uint64, n int, verbose bool) (f1, p, r, count, 
 func stormRun(t *testing.T, gen func(uint64) blindStorm, from uint64, n int, verbose bool) (f1, p, r, count, service, window float64) {
 	t.Helper()
 	k := float64(n)
+	missed, falsePairs, pairs := map[string]int{}, map[string]int{}, map[string]int{}
+	losses := os.Getenv("AIOPS_EXP_LOSSES") != ""
 	for seed := from; seed < from+uint64(n); seed++ {
 		s := gen(seed)
 		res := replayFiles(t, append(bytes.Join(s.lines, []byte("\n")), '\n'), s.catalog)
+		if losses {
+			tallyLosses(res.Assignments, s.truth, missed, falsePairs, pairs)
+		}
 		sc := eval.Pairwise(res.Assignments, s.truth)
 		by := eval.Pairwise(s.service, s.truth)
 		win := eval.Pairwise(s.window, s.truth)
@@ -62,7 +70,44 @@ func stormRun(t *testing.T, gen func(uint64) blindStorm, from uint64, n int, ver
 		f1, p, r, count = f1+sc.F1/k, p+sc.Precision/k, r+sc.Recall/k, count+sc.CountRatio/k
 		service, window = service+by.F1/k, window+win.F1/k
 	}
+	for _, kind := range slices.Sorted(maps.Keys(pairs)) {
+		t.Logf("%s: %d of %d true pairs missed", kind, missed[kind], pairs[kind])
+	}
+	for _, kinds := range slices.Sorted(maps.Keys(falsePairs)) {
+		t.Logf("%s: %d false pairs", kinds, falsePairs[kinds])
+	}
 	return
+}
+
+// tallyLosses adds, by the kind of true incident (the word after its
+// number in ids such as "inc-007-cascade"; "noise" for the rest), the
+// true pairs (pairs) and those the correlator split (missed), and the
+// pairs it joined across two true incidents (falsePairs, by both kinds).
+// AIOPS_EXP_LOSSES=1 logs them: where a generator's storms lose.
+func tallyLosses(assign, truth map[string]string, missed, falsePairs, pairs map[string]int) {
+	kind := func(id string) string {
+		if p := strings.SplitN(id, "-", 3); len(p) == 3 && p[0] == "inc" {
+			return p[2]
+		}
+		return "noise"
+	}
+	fps := slices.Sorted(maps.Keys(truth))
+	for i, a := range fps {
+		for _, b := range fps[i+1:] {
+			same, joined := truth[a] == truth[b], assign[a] != "" && assign[a] == assign[b]
+			switch {
+			case same:
+				pairs[kind(truth[a])]++
+				if !joined {
+					missed[kind(truth[a])]++
+				}
+			case joined:
+				ks := []string{kind(truth[a]), kind(truth[b])}
+				slices.Sort(ks)
+				falsePairs[ks[0]+" + "+ks[1]]++
+			}
+		}
+	}
 }
 
 // TestCorrelateBlindCheck scores the correlator, defaults only, on storms

@@ -40,12 +40,6 @@ func fleetgenStorm(seed uint64) blindStorm {
 	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
 }
 
-// blindRun replays blindgen seeds from..from+n-1 with the defaults and
-// returns the correlator's mean pairwise scores and the baselines'.
-func blindRun(t *testing.T, from uint64, n int, verbose bool) (f1, p, r, count, service, window float64) {
-	return stormRun(t, blindgenStorm, from, n, verbose)
-}
-
 // stormRun replays the storms of gen, seeds from..from+n-1, with the
 // defaults (or AIOPS_EXP_RULES) and returns the correlator's mean
 // pairwise scores and the baselines'.
@@ -121,25 +115,34 @@ func tallyLosses(assign, truth map[string]string, missed, falsePairs, pairs map[
 // half and keeps a floor of 0.72 over seeds 1-40. BLINDGEN_VERBOSE=1 logs
 // each seed.
 func TestCorrelateBlindCheck(t *testing.T) {
+	blindCheck(t, blindgenStorm, "blindgen", 0.72, true)
+}
+
+// blindCheck replays seeds 1-20 and 21-40 (held out) of gen, logs the
+// correlator's means beside the baselines' (NAME_VERBOSE=1, the name in
+// capitals, logs each seed), and fails when their mean F1 is under floor,
+// when a half does not beat grouping by service, or, with beatWindow, the
+// 5-minute window.
+func blindCheck(t *testing.T, gen func(uint64) blindStorm, name string, floor float64, beatWindow bool) {
 	if testing.Short() {
-		t.Skip("blind check: forty day-long replays")
+		t.Skip(name + " check: forty replays")
 	}
-	verbose := os.Getenv("BLINDGEN_VERBOSE") != ""
+	verbose := os.Getenv(strings.ToUpper(name)+"_VERBOSE") != ""
 	var mean float64
 	for _, half := range []struct {
 		name string
 		from uint64
 	}{{"seeds 1-20", 1}, {"seeds 21-40 (held out)", 21}} {
-		f1, p, r, count, service, window := blindRun(t, half.from, 20, verbose)
-		t.Logf("%s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
-			half.name, p, r, f1, count, service, window)
-		if f1 <= window {
-			t.Errorf("%s: correlator F1 %.3f does not beat the 5-minute window's %.3f", half.name, f1, window)
+		f1, p, r, count, service, window := stormRun(t, gen, half.from, 20, verbose)
+		t.Logf("%s %s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
+			name, half.name, p, r, f1, count, service, window)
+		if f1 <= service || beatWindow && f1 <= window {
+			t.Errorf("%s %s: correlator F1 %.3f does not beat the baselines (by service %.3f, 5-minute window %.3f)", name, half.name, f1, service, window)
 		}
 		mean += f1 / 2
 	}
-	if mean < 0.72 {
-		t.Errorf("correlator mean F1 %.3f over blindgen seeds 1-40, floor 0.72", mean)
+	if mean < floor {
+		t.Errorf("correlator mean F1 %.3f over %s seeds 1-40, floor %.2f", mean, name, floor)
 	}
 }
 
@@ -156,26 +159,7 @@ func TestCorrelateBlindCheck(t *testing.T) {
 // over seeds 1-40 so that a regression fails. FLEETGEN_VERBOSE=1 logs
 // each seed.
 func TestCorrelateFleetCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet check: forty day-long replays")
-	}
-	verbose := os.Getenv("FLEETGEN_VERBOSE") != ""
-	var mean float64
-	for _, half := range []struct {
-		name string
-		from uint64
-	}{{"seeds 1-20", 1}, {"seeds 21-40 (held out)", 21}} {
-		f1, p, r, count, service, window := stormRun(t, fleetgenStorm, half.from, 20, verbose)
-		t.Logf("%s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
-			half.name, p, r, f1, count, service, window)
-		if f1 <= service {
-			t.Errorf("%s: correlator F1 %.3f does not beat grouping by service's %.3f", half.name, f1, service)
-		}
-		mean += f1 / 2
-	}
-	if mean < 0.58 {
-		t.Errorf("correlator mean F1 %.3f over fleetgen seeds 1-40, floor 0.58", mean)
-	}
+	blindCheck(t, fleetgenStorm, "fleetgen", 0.58, false)
 }
 
 // TestCorrelateSpecCheck scores the correlator, defaults only, on storms
@@ -188,24 +172,5 @@ func TestCorrelateFleetCheck(t *testing.T) {
 // beats the 5-minute window on each half and keeps a floor of 0.93 over
 // seeds 1-40. SPECGEN_VERBOSE=1 logs each seed.
 func TestCorrelateSpecCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spec check: forty replays")
-	}
-	verbose := os.Getenv("SPECGEN_VERBOSE") != ""
-	var mean float64
-	for _, half := range []struct {
-		name string
-		from uint64
-	}{{"seeds 1-20", 1}, {"seeds 21-40 (held out)", 21}} {
-		f1, p, r, count, service, window := stormRun(t, specgenStorm, half.from, 20, verbose)
-		t.Logf("%s: correlator P=%.3f R=%.3f F1=%.3f count ratio %.2f | by service %.3f | 5-min window %.3f",
-			half.name, p, r, f1, count, service, window)
-		if f1 <= window {
-			t.Errorf("%s: correlator F1 %.3f does not beat the 5-minute window's %.3f", half.name, f1, window)
-		}
-		mean += f1 / 2
-	}
-	if mean < 0.93 {
-		t.Errorf("correlator mean F1 %.3f over specgen seeds 1-40, floor 0.93", mean)
-	}
+	blindCheck(t, specgenStorm, "specgen", 0.93, true)
 }

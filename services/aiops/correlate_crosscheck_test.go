@@ -432,7 +432,7 @@ func TestCorrelateTune(t *testing.T) {
 	}
 	m := crossRun(t, crossgen.DefaultConfig(), cross, 20, false)
 	t.Logf("crossgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, m.f1, m.p, m.r, m.count)
-	f1, p, r, count, _, _ := blindRun(t, cross, 20, false)
+	f1, p, r, count, _, _ := stormRun(t, blindgenStorm, cross, 20, false)
 	t.Logf("blindgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, f1, p, r, count)
 	f1, p, r, count, _, _ = stormRun(t, fleetgenStorm, cross, 20, false)
 	t.Logf("fleetgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, f1, p, r, count)

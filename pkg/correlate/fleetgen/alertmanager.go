@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	amwebhook "github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // Alertmanager is emulated per region (each region runs its own HA pair,
@@ -21,29 +23,12 @@ import (
 // inhibition mutes warning and info alerts while a more severe alert with
 // the same alertname and namespace fires.
 
-// webhook is the Alertmanager webhook payload, version 4.
-type webhook struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []webhookAlert    `json:"alerts"`
-}
-
-type webhookAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+// webhook is the Alertmanager webhook payload, version 4, as aiops's own
+// notifier writes it (the same fields and encoding).
+type (
+	webhook      = amwebhook.AlertmanagerPayload
+	webhookAlert = amwebhook.AlertmanagerAlert
+)
 
 type notification struct {
 	at      time.Time

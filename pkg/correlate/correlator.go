@@ -280,7 +280,7 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 		return ups
 	}
 	into := pieces[first]
-	why := fmt.Sprintf("an alert storm: %s opened %d incidents within %s", s.Name, n, w)
+	why := fmt.Sprintf("an alert storm: %d incidents with %s opened within %s", n, s.Name, w)
 	if !into.storm {
 		into.storm = true
 		c.storms[into] = struct{}{}

@@ -146,8 +146,9 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 			if _, ok := c.Services[d]; ok || strings.TrimSpace(d) == "" {
 				continue
 			}
-			if declared, ok := names.folded[strings.ToLower(d)]; ok {
-				// The declared service, in other letter case.
+			if declared, ok := names.lookup(d); ok {
+				// The declared service, in other letter case (or with _
+				// for -).
 				c.Warnings = append(c.Warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q taken for the declared %q", name, i, d, declared))
 				deps[i] = declared
 				continue
@@ -341,17 +342,12 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	if n.known[service] || len(n.known) == 0 {
 		return service
 	}
-	if name, ok := n.folded[fold(service)]; ok {
+	if name, ok := n.lookup(service); ok {
 		return name
 	}
 	for _, k := range serviceLabels {
-		if v := labels[k]; v != "" {
-			if n.known[v] {
-				return v
-			}
-			if name, ok := n.folded[fold(v)]; ok {
-				return name
-			}
+		if name, ok := n.lookup(labels[k]); ok {
+			return name
 		}
 	}
 	var found, key string
@@ -359,9 +355,7 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 		if peerLabels[k] || (found != "" && k > key) {
 			continue
 		}
-		if n.known[v] {
-			found, key = v, k
-		} else if name, ok := n.folded[fold(v)]; ok {
+		if name, ok := n.lookup(v); ok {
 			found, key = name, k
 		}
 	}
@@ -376,6 +370,18 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 		}
 	}
 	return service
+}
+
+// lookup is the catalogued service v names, as it is or folded.
+func (n serviceNames) lookup(v string) (string, bool) {
+	if v == "" {
+		return "", false
+	}
+	if n.known[v] {
+		return v, true
+	}
+	name, ok := n.folded[fold(v)]
+	return name, ok
 }
 
 // workloadLabels name a Kubernetes object made from a service's workload

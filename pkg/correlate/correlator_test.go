@@ -762,6 +762,12 @@ func TestUndeclaredDependenciesAreServices(t *testing.T) {
 	if incs := c.Incidents(); len(incs) != 1 || incs[0].RootCauses[0].Service != "stripe" || incs[0].MemberCount != 2 {
 		t.Fatalf("incidents %+v, want checkout's errors in stripe's incident", incs)
 	}
+	// A dependency named in other letter case is the declared service,
+	// also when the name holds a _ (folding maps it to -).
+	cat = catalog(t, "services:\n  billing: {depends_on: [Billing_DB]}\n  billing_db: {}\n")
+	if len(cat.Undeclared) != 0 || cat.Services["billing"].DependsOn[0] != "billing_db" {
+		t.Errorf("undeclared %v, billing depends on %v, want the declared billing_db", cat.Undeclared, cat.Services["billing"].DependsOn)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {

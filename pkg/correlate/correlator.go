@@ -3,7 +3,6 @@ package correlate
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -261,7 +260,7 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 	if len(pieces) < c.cfg.StormBurst {
 		return ups
 	}
-	sortIncidentsByOpening(pieces)
+	sortIncidents(pieces)
 	// The densest StormWindow that holds inc: first..last.
 	first, last := 0, -1
 	for i, j := 0, 0; i < len(pieces) && !pieces[i].openedAt.After(inc.openedAt); i++ {
@@ -282,8 +281,7 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 	into := pieces[first]
 	why := fmt.Sprintf("an alert storm: %d incidents with %s opened within %s", n, s.Name, w)
 	if !into.storm {
-		into.storm = true
-		c.storms[into] = struct{}{}
+		c.markStorm(into)
 		into.note(s.Time, why)
 	}
 	for _, p := range pieces[first+1 : last+1] {
@@ -292,14 +290,12 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 	return ups
 }
 
-// sortIncidentsByOpening orders incidents by when they opened, then id.
-func sortIncidentsByOpening(incs []*incident) {
-	slices.SortFunc(incs, func(a, b *incident) int {
-		if d := a.openedAt.Compare(b.openedAt); d != 0 {
-			return d
-		}
-		return strings.Compare(a.id, b.id)
-	})
+// markStorm makes inc an alert storm's incident (best). Only storm and
+// a restored snapshot with Config.AlertStorms on make one, so a merge
+// passing the mark on needs no check of its own.
+func (c *Correlator) markStorm(inc *incident) {
+	inc.storm = true
+	c.storms[inc] = struct{}{}
 }
 
 func absDuration(d time.Duration) time.Duration {
@@ -309,13 +305,16 @@ func absDuration(d time.Duration) time.Duration {
 	return d
 }
 
-// enterRecent makes inc, which opens now, one of the recent incidents a
-// storm looks for (storm): indexed by the name of each alert it holds.
+// enterRecent makes inc, which opens now (or is restored), one of the
+// recent incidents a storm looks for: indexed by the name of each alert
+// it holds, as count indexes those that come later.
 func (c *Correlator) enterRecent(inc *incident) {
 	inc.recent = true
 	c.recent = append(c.recent, inc)
-	for _, name := range slices.Sorted(maps.Keys(inc.names)) {
-		c.indexName(inc, name)
+	for _, m := range inc.members {
+		if m.Kind == SignalAlert && !slices.Contains(inc.namedAs, m.Name) {
+			c.indexName(inc, m.Name)
+		}
 	}
 }
 
@@ -466,9 +465,8 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update {
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
-	if from.storm && !into.storm && *c.cfg.AlertStorms {
-		into.storm = true
-		c.storms[into] = struct{}{}
+	if from.storm {
+		c.markStorm(into)
 	}
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
@@ -724,7 +722,7 @@ func (c *Correlator) best(s Signal) *incident {
 	// An alert storm's incident is what anything failing now may belong
 	// to (Config.AlertStorms).
 	for inc := range c.storms {
-		if inc.root != s.Service && *c.cfg.AlertStorms {
+		if inc.root != s.Service {
 			consider(inc, 2.5, 1)
 		}
 	}

@@ -1262,6 +1262,22 @@ services:
 			t.Errorf("restart %v: %d incidents, want 3: orders opened more than storm_window before the watermark", restart, got)
 		}
 	}
+	// A restored correlator files the recent incidents under the names of
+	// their alerts, as the live one did (not an anomaly's name).
+	live := correlatorOn(t, Config{}, yaml)
+	blip := alert("LatencyAnomaly", "orders", 0)
+	blip.Kind = SignalAnomaly
+	feed(live, blip, alert("HighErrorRate", "orders", 5*time.Second), alert("DiskFull", "mail", 10*time.Second))
+	named := func(c *Correlator) map[string]int {
+		out := map[string]int{}
+		for name, incs := range c.named {
+			out[name] = len(incs)
+		}
+		return out
+	}
+	if got, want := named(restarted(t, live)), named(live); !reflect.DeepEqual(got, want) || want["LatencyAnomaly"] != 0 {
+		t.Errorf("storm index restored %v, live %v (no anomaly's name)", got, want)
+	}
 	// A storm's incident restored with the rule off is an incident like
 	// any other.
 	on := correlatorOn(t, Config{}, yaml)

@@ -109,14 +109,12 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, storm: is.Storm,
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
-		if !*c.cfg.AlertStorms {
-			inc.storm = false // a storm's incident of before the rule was turned off
-		}
-		if inc.storm {
-			c.storms[inc] = struct{}{}
+		if is.Storm && *c.cfg.AlertStorms {
+			// (Of before the rule was turned off, an incident like any.)
+			c.markStorm(inc)
 		}
 		if *c.cfg.AlertStorms && !inc.openedAt.Before(c.now.Add(-c.cfg.StormWindow)) {
 			recent = append(recent, inc)
@@ -138,7 +136,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	}
 	// The storm index as live kept it: the incidents opened within
 	// StormWindow of the watermark (storm looks at no other).
-	sortIncidentsByOpening(recent)
+	sortIncidents(recent)
 	for _, inc := range recent {
 		c.enterRecent(inc)
 	}

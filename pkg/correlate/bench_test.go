@@ -139,3 +139,25 @@ func BenchmarkOpeningsOfDistinctNames(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
 }
+
+// BenchmarkOpeningsInOnePlace: new alerts on as many uncatalogued
+// services in two regions, ten milliseconds apart, each of its own tenant
+// under group_by, so that none may join or merge with another: the
+// location-burst check looks only at the recent incidents of the opening
+// one's place and group, so it costs the same however many opened within
+// location_window (30,000 here).
+func BenchmarkOpeningsInOnePlace(b *testing.B) {
+	c, err := New(Config{GroupBy: []string{"tenant"}}, layeredCatalog(400))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		c.Observe(Signal{Kind: SignalAlert, Fingerprint: fmt.Sprintf("f%d", i), Service: fmt.Sprintf("job-%d", i),
+			Name: fmt.Sprintf("Alert%d", i), Severity: event.SeverityWarning, Time: at, EventID: event.NewID(at),
+			Labels: map[string]string{"region": []string{"eu", "us"}[i%2], "tenant": fmt.Sprintf("t%d", i)}})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+}

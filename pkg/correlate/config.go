@@ -37,6 +37,14 @@
 //     their cause. The merged incident's last event is resolved, with
 //     State.MergedInto; where it went is remembered for ReopenWindow
 //     (Correlator.MergedInto), and commands given to it apply there.
+//   - Bursts: failures of what the catalog does not relate still come
+//     together. A shared service (no dependencies, no dependents) that
+//     alerts amid SharedBurst incidents, StormBurst incidents opened
+//     within StormWindow each holding an alert of one name (an alert
+//     storm), and LocationBurst incidents opened within LocationWindow in
+//     one region, zone or cluster (a location burst) are each one failure:
+//     they merge, and the merged incident takes new signals from any
+//     service (of that location) within SpreadWindow of its opening.
 //   - Changes as evidence: a service changed after an incident opened (at
 //     most ChangeWindow before the signal) no longer joins that incident:
 //     a new failure after a deploy is the deploy's, not the running one's.
@@ -54,6 +62,7 @@ package correlate
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
@@ -117,6 +126,22 @@ type Config struct {
 	AlertStorms *bool         `yaml:"alert_storms"`
 	StormBurst  int           `yaml:"storm_burst"`
 	StormWindow time.Duration `yaml:"storm_window"`
+	// LocationBursts, LocationLabels, LocationBurst and LocationWindow:
+	// a signal's location is the value of the first of LocationLabels it
+	// carries (a region, a zone, a cluster). At least LocationBurst
+	// incidents opened within LocationWindow in one location are one
+	// failure of that place (its network, its nodes, its control plane),
+	// whatever their services and symptoms: they merge into the earliest,
+	// which then takes new signals located there from any service, within
+	// SpreadWindow of its opening. It counts only once signals from two
+	// locations under that label were seen: where everything comes from
+	// one place, the place tells nothing. Two failures at one moment stay
+	// apart. false in LocationBursts turns it off; nil, empty and 0 are
+	// the defaults (LocationWindow at most GroupWindow).
+	LocationBursts *bool         `yaml:"location_bursts"`
+	LocationLabels []string      `yaml:"location_labels"`
+	LocationBurst  int           `yaml:"location_burst"`
+	LocationWindow time.Duration `yaml:"location_window"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -186,6 +211,10 @@ func DefaultConfig() Config {
 		AlertStorms:      Flag(true),
 		StormBurst:       3,
 		StormWindow:      2 * time.Minute,
+		LocationBursts:   Flag(true),
+		LocationLabels:   []string{"region", "zone", "cluster"},
+		LocationBurst:    4,
+		LocationWindow:   5 * time.Minute,
 		PathWeight:       Weight(0.5),
 		LabelWeight:      Weight(0.5),
 		RecencyWeight:    4,
@@ -233,6 +262,18 @@ func (c Config) WithDefaults() Config {
 	if c.StormWindow == 0 {
 		c.StormWindow = min(d.StormWindow, c.GroupWindow)
 	}
+	if c.LocationWindow == 0 {
+		c.LocationWindow = min(d.LocationWindow, c.GroupWindow)
+	}
+	if c.LocationBursts == nil {
+		c.LocationBursts = d.LocationBursts
+	}
+	if len(c.LocationLabels) == 0 {
+		c.LocationLabels = d.LocationLabels
+	}
+	if c.LocationBurst == 0 {
+		c.LocationBurst = d.LocationBurst
+	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
 	}
@@ -278,7 +319,8 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
-		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow}} {
+		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow},
+		{"location_window", c.LocationWindow}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
@@ -297,6 +339,14 @@ func (c Config) Validate() error {
 		return bad("storm_burst", "%d, want 0 (default) or 2 to 1000: one incident is no storm", c.StormBurst)
 	case *c.AlertStorms && c.StormWindow > c.GroupWindow:
 		return bad("storm_window", "%s, want at most group_window (%s): a storm's incidents open together", c.StormWindow, c.GroupWindow)
+	case c.LocationBurst < 2 || c.LocationBurst > 1000:
+		return bad("location_burst", "%d, want 0 (default) or 2 to 1000: one incident is no burst", c.LocationBurst)
+	case *c.LocationBursts && c.LocationWindow > c.GroupWindow:
+		return bad("location_window", "%s, want at most group_window (%s): a burst's incidents open together", c.LocationWindow, c.GroupWindow)
+	case len(c.LocationLabels) > 16:
+		return bad("location_labels", "%d labels, want at most 16", len(c.LocationLabels))
+	case slices.Contains(c.LocationLabels, ""):
+		return bad("location_labels", "an empty label name")
 	case c.BusyOpenings < 0:
 		return bad("busy_openings", "%d, want 0 (default) or more", c.BusyOpenings)
 	case c.UpDepth < 0 || c.UpDepth > 32:

@@ -81,13 +81,19 @@ type incident struct {
 	groupLabels map[string]string
 	reopens     int
 	mergedInto  string // the incident this one was merged into
-	// storm: the incident is an alert storm's (Config.AlertStorms), which
-	// takes new signals from any service. recent: it opened within
-	// StormWindow of the watermark, and is filed in Correlator.named under
-	// the names of namedAs.
-	storm   bool
-	recent  bool
-	namedAs []string
+	// storm: the incident is an alert storm's or a location burst's
+	// (Config.AlertStorms, Config.LocationBursts), which takes new signals
+	// from any service; a location burst's only those from stormPlace
+	// (zero: from anywhere). place is where its first signal came from,
+	// group its GroupBy labels' values (groupKey). recent: it opened
+	// within the bursts' windows of the watermark, and is filed in
+	// Correlator.bursts under filedAs.
+	storm      bool
+	stormPlace place
+	place      place
+	group      string
+	recent     bool
+	filedAs    []burstKey
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -127,14 +133,19 @@ type Correlator struct {
 	// so that Advance ages them out from its front.
 	merged      map[string]mergeRecord
 	mergedOrder []mergeRecord
-	// recent are the incidents opened within StormWindow of the
-	// watermark, in the order they were opened (pruneRecent); named files
-	// them by the names of the alerts they hold, so that an opening looks
-	// only at those of its name (storm). storms are the alert storms'
-	// incidents. All three only with Config.AlertStorms.
+	// recent are the incidents opened within StormWindow or
+	// LocationWindow of the watermark, whichever is longer, in the order
+	// they were opened (pruneRecent); bursts files them by the names of
+	// the alerts they hold and by where they opened (burstKey), so that an
+	// opening looks only at those that could make a burst with it. storms
+	// are the alert storms' and location bursts' incidents. places holds,
+	// per location label, the first two values seen: a label counts once
+	// it took two (varies). Only with Config.AlertStorms or
+	// Config.LocationBursts.
 	recent []*incident
-	named  map[string][]*incident
+	bursts map[burstKey][]*incident
 	storms map[*incident]struct{}
+	places map[string][]string
 
 	stats Stats
 }
@@ -170,7 +181,8 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
-		merged: map[string]mergeRecord{}, named: map[string][]*incident{}, storms: map[*incident]struct{}{},
+		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
+		places: map[string][]string{},
 	}, nil
 }
 
@@ -192,6 +204,9 @@ func (c *Correlator) Observe(s Signal) []Update {
 	defer c.schedule(s.Fingerprint)
 	c.stats.Signals++
 	s.Service = c.names.of(s.Service, s.Labels)
+	if *c.cfg.LocationBursts {
+		c.learnPlace(s)
+	}
 	if s.Kind == SignalChange {
 		c.change(s)
 		return ups
@@ -233,35 +248,60 @@ func (c *Correlator) Observe(s Signal) []Update {
 	if opened && inc != nil && inc.mergedInto == "" && *c.cfg.AlertStorms {
 		ups = c.storm(inc, s, ups)
 	}
+	if opened && inc != nil && inc.mergedInto == "" && inc.place.Label != "" && c.varies(inc.place.Label) {
+		ups = c.locationBurst(inc, s, ups)
+	}
 	return ups
 }
 
 // storm merges the incidents that opened within StormWindow of s, which
 // just opened inc, and hold an alert of s's name, once with inc they are
 // at least StormBurst (Config.AlertStorms): the same symptom on services
-// the catalog does not relate, all at once, is one failure. Of those, the
-// most that opened within one StormWindow holding inc merge into the
-// earliest to open, which takes new signals from any service from then on
-// (best), within SpreadWindow of its opening as any incident. Looking
-// both ways in time, a storm is the same whatever order its alerts came
-// in; only incidents opened within StormWindow of the watermark count.
+// the catalog does not relate, all at once, is one failure.
 func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 	if s.Kind != SignalAlert {
 		return ups
 	}
-	w := c.cfg.StormWindow
+	return c.burstOf(inc, s, ups, c.bursts[burstKey{name: s.Name, group: inc.group}], c.cfg.StormWindow, c.cfg.StormBurst, place{},
+		func(n int) string {
+			return fmt.Sprintf("an alert storm: %d incidents with %s opened within %s", n, s.Name, c.cfg.StormWindow)
+		})
+}
+
+// locationBurst merges the incidents that opened within LocationWindow
+// of s, which just opened inc, where inc opened, once with inc they are
+// at least LocationBurst (Config.LocationBursts): failures of any kind on
+// unrelated services in one region, zone or cluster at once are that
+// place's.
+func (c *Correlator) locationBurst(inc *incident, s Signal, ups []Update) []Update {
+	return c.burstOf(inc, s, ups, c.bursts[burstKey{at: inc.place, group: inc.group}], c.cfg.LocationWindow, c.cfg.LocationBurst, inc.place,
+		func(n int) string {
+			return fmt.Sprintf("a location burst: %d incidents opened in %s within %s", n, inc.place, c.cfg.LocationWindow)
+		})
+}
+
+// burstOf merges, of the recent incidents in candidates that opened
+// within w of the watermark and of s, the most that opened within one w
+// holding inc, which s just opened, into the earliest to open, once they
+// are at least least: a burst. The earliest becomes a burst's incident
+// (markStorm, limited to at unless that is zero), which takes new signals
+// from any service (best), within SpreadWindow of its opening as any
+// incident. Looking both ways in time, a burst is the same whatever order
+// its signals came in; only incidents opened within w of the watermark
+// count.
+func (c *Correlator) burstOf(inc *incident, s Signal, ups []Update, candidates []*incident, w time.Duration, least int, at place, why func(int) string) []Update {
 	floor := c.now.Add(-w)
 	pieces := []*incident{inc}
-	for _, o := range c.named[s.Name] {
+	for _, o := range candidates {
 		if o != inc && o.mergedInto == "" && !o.openedAt.Before(floor) && absDuration(o.openedAt.Sub(s.Time)) <= w && c.takes(o, s) {
 			pieces = append(pieces, o)
 		}
 	}
-	if len(pieces) < c.cfg.StormBurst {
+	if len(pieces) < least {
 		return ups
 	}
 	sortIncidents(pieces)
-	// The densest StormWindow that holds inc: first..last.
+	// The densest window that holds inc: first..last.
 	first, last := 0, -1
 	for i, j := 0, 0; i < len(pieces) && !pieces[i].openedAt.After(inc.openedAt); i++ {
 		for j < len(pieces) && pieces[j].openedAt.Sub(pieces[i].openedAt) <= w {
@@ -275,26 +315,32 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 		}
 	}
 	n := last - first + 1
-	if n < c.cfg.StormBurst {
+	if n < least {
 		return ups
 	}
-	into := pieces[first]
-	why := fmt.Sprintf("an alert storm: %d incidents with %s opened within %s", n, s.Name, w)
-	if !into.storm {
-		c.markStorm(into)
-		into.note(s.Time, why)
+	into, reason := pieces[first], why(n)
+	if !into.storm || into.stormPlace != at {
+		into.note(s.Time, reason)
 	}
+	c.markStorm(into, at)
 	for _, p := range pieces[first+1 : last+1] {
-		ups = append(ups, c.merge(p, into, s.Time, why))
+		ups = append(ups, c.merge(p, into, s.Time, reason))
 	}
 	return ups
 }
 
-// markStorm makes inc an alert storm's incident (best). Only storm and
-// a restored snapshot with Config.AlertStorms on make one, so a merge
-// passing the mark on needs no check of its own.
-func (c *Correlator) markStorm(inc *incident) {
-	inc.storm = true
+// markStorm makes inc a burst's incident (best), taking signals from at
+// (zero: from anywhere); one that already took them from elsewhere takes
+// them from anywhere. Only burstOf and a restored snapshot with the rule
+// that made it on make one, so a merge passing the mark on needs no check
+// of its own.
+func (c *Correlator) markStorm(inc *incident, at place) {
+	switch {
+	case !inc.storm:
+		inc.storm, inc.stormPlace = true, at
+	case inc.stormPlace != at:
+		inc.stormPlace = place{} // bursts of two places, or a storm: anywhere
+	}
 	c.storms[inc] = struct{}{}
 }
 
@@ -305,44 +351,69 @@ func absDuration(d time.Duration) time.Duration {
 	return d
 }
 
+// burstKey files a recent incident for the burst rules: by the name of
+// an alert it holds (storm) or by where it opened (locationBurst), and by
+// its GroupBy labels' values, since only incidents a signal may join make
+// a burst with it. A list then holds only incidents that would merge, so
+// it stays short: a flood of openings that never merge costs no scan of
+// the flood.
+type burstKey struct {
+	name  string
+	at    place
+	group string
+}
+
+// groupKey is the values of the GroupBy labels, in order.
+func groupKey(by []string, labels map[string]string) string {
+	var b strings.Builder
+	for _, l := range by {
+		b.WriteString(labels[l])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // enterRecent makes inc, which opens now (or is restored), one of the
-// recent incidents a storm looks for: indexed by the name of each alert
-// it holds, as count indexes those that come later.
+// recent incidents a burst looks for: filed by where it opened and by the
+// name of each alert it holds, as count files those that come later.
 func (c *Correlator) enterRecent(inc *incident) {
 	inc.recent = true
 	c.recent = append(c.recent, inc)
+	if inc.place.Label != "" {
+		c.file(inc, burstKey{at: inc.place, group: inc.group})
+	}
 	for _, m := range inc.members {
-		if m.Kind == SignalAlert && !slices.Contains(inc.namedAs, m.Name) {
-			c.indexName(inc, m.Name)
+		if key := (burstKey{name: m.Name, group: inc.group}); *c.cfg.AlertStorms && m.Kind == SignalAlert && !slices.Contains(inc.filedAs, key) {
+			c.file(inc, key)
 		}
 	}
 }
 
-// indexName files a recent incident under the name of an alert it holds.
-func (c *Correlator) indexName(inc *incident, name string) {
-	c.named[name] = append(c.named[name], inc)
-	inc.namedAs = append(inc.namedAs, name)
+// file files a recent incident under key.
+func (c *Correlator) file(inc *incident, key burstKey) {
+	c.bursts[key] = append(c.bursts[key], inc)
+	inc.filedAs = append(inc.filedAs, key)
 }
 
-// leaveRecent takes inc out of the storm index.
+// leaveRecent takes inc out of the burst index.
 func (c *Correlator) leaveRecent(inc *incident) {
-	for _, name := range inc.namedAs {
-		list := slices.DeleteFunc(c.named[name], func(o *incident) bool { return o == inc })
+	for _, key := range inc.filedAs {
+		list := slices.DeleteFunc(c.bursts[key], func(o *incident) bool { return o == inc })
 		if len(list) == 0 {
-			delete(c.named, name)
+			delete(c.bursts, key)
 		} else {
-			c.named[name] = list
+			c.bursts[key] = list
 		}
 	}
-	inc.recent, inc.namedAs = false, nil
+	inc.recent, inc.filedAs = false, nil
 }
 
-// pruneRecent drops the incidents that opened more than StormWindow before
-// the watermark from the storm index. recent is in the order they were
+// pruneRecent drops the incidents that opened more than the bursts'
+// windows before the watermark from the burst index (recentWindow). recent is in the order they were
 // opened, which late signals may make a little out of time order: one
 // opened earlier than the front waits for it, and storm skips it.
 func (c *Correlator) pruneRecent() {
-	floor := c.now.Add(-c.cfg.StormWindow)
+	floor := c.now.Add(-c.recentWindow())
 	n := 0
 	for n < len(c.recent) && c.recent[n].openedAt.Before(floor) {
 		if c.recent[n].recent {
@@ -354,6 +425,56 @@ func (c *Correlator) pruneRecent() {
 		c.recent = append(c.recent[:0], c.recent[n:]...)
 	}
 }
+
+// recentWindow is how long an incident stays recent: the longest window
+// of the burst rules that are on.
+func (c *Correlator) recentWindow() time.Duration {
+	var w time.Duration
+	if *c.cfg.AlertStorms {
+		w = c.cfg.StormWindow
+	}
+	if *c.cfg.LocationBursts {
+		w = max(w, c.cfg.LocationWindow)
+	}
+	return w
+}
+
+// place is where a signal comes from: a location label and its value
+// (Config.LocationBursts).
+type place struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+func (p place) String() string { return p.Label + "=" + p.Value }
+
+// placeOf is where s comes from: the first of LocationLabels it carries.
+func (c *Correlator) placeOf(s Signal) place {
+	for _, l := range c.cfg.LocationLabels {
+		if v := s.Labels[l]; v != "" {
+			return place{l, v}
+		}
+	}
+	return place{}
+}
+
+// learnPlace records the value of each location label s carries, the
+// first two per label (varies).
+func (c *Correlator) learnPlace(s Signal) {
+	for _, l := range c.cfg.LocationLabels {
+		v := s.Labels[l]
+		if v == "" {
+			continue
+		}
+		if seen := c.places[l]; len(seen) < 2 && !slices.Contains(seen, v) {
+			c.places[l] = append(seen, v)
+		}
+	}
+}
+
+// varies reports whether signals came from two places under label: only
+// then does a burst in one of them say something.
+func (c *Correlator) varies(label string) bool { return len(c.places[label]) >= 2 }
 
 // burst merges into an open incident of a shared service the incidents
 // that opened around it, once they are a burst (Config.SharedServices):
@@ -466,7 +587,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
 	if from.storm {
-		c.markStorm(into)
+		c.markStorm(into, from.stormPlace)
 	}
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
@@ -721,8 +842,12 @@ func (c *Correlator) best(s Signal) *incident {
 	}
 	// An alert storm's incident is what anything failing now may belong
 	// to (Config.AlertStorms).
+	var at place
+	if len(c.storms) > 0 && *c.cfg.LocationBursts {
+		at = c.placeOf(s)
+	}
 	for inc := range c.storms {
-		if inc.root != s.Service {
+		if inc.root != s.Service && (inc.stormPlace == place{} || inc.stormPlace == at) {
 			consider(inc, 2.5, 1)
 		}
 	}
@@ -832,6 +957,7 @@ func (c *Correlator) open(s Signal) Update {
 		for _, l := range c.cfg.GroupBy {
 			inc.groupLabels[l] = s.Labels[l]
 		}
+		inc.group = groupKey(c.cfg.GroupBy, inc.groupLabels)
 	}
 	c.incidents[inc.id] = inc
 	c.stats.Opened++
@@ -840,7 +966,10 @@ func (c *Correlator) open(s Signal) Update {
 	if c.openings = append(c.openings, s.Time); len(c.openings) > c.cfg.BusyOpenings+1 {
 		c.openings = append(c.openings[:0], c.openings[1:]...)
 	}
-	if *c.cfg.AlertStorms {
+	if *c.cfg.LocationBursts {
+		inc.place = c.placeOf(s)
+	}
+	if *c.cfg.AlertStorms || *c.cfg.LocationBursts {
 		c.enterRecent(inc)
 	}
 	c.join(inc, s)
@@ -899,8 +1028,8 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
-	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert {
-		c.indexName(inc, m.Name)
+	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert && *c.cfg.AlertStorms {
+		c.file(inc, burstKey{name: m.Name, group: inc.group})
 	}
 	if m.FirstSeen.After(inc.arrived[m.Service]) {
 		inc.arrived[m.Service] = m.FirstSeen

@@ -772,14 +772,17 @@ func TestUndeclaredDependenciesAreServices(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for key, cfg := range map[string]Config{
-		"correlator.rules.group_window": {GroupWindow: -time.Second},
-		"correlator.rules.flap_stop":    {FlapStart: 3, FlapStop: 3},
-		"correlator.rules.up_depth":     {UpDepth: 99},
-		"correlator.rules.path_weight":  {PathWeight: Weight(-1)},
-		"correlator.rules.label_weight": {LabelWeight: Weight(101)},
-		"correlator.rules.group_by[0]":  {GroupBy: []string{""}},
-		"correlator.rules.storm_burst":  {StormBurst: 1},
-		"correlator.rules.storm_window": {StormWindow: 11 * time.Minute},
+		"correlator.rules.group_window":    {GroupWindow: -time.Second},
+		"correlator.rules.flap_stop":       {FlapStart: 3, FlapStop: 3},
+		"correlator.rules.up_depth":        {UpDepth: 99},
+		"correlator.rules.path_weight":     {PathWeight: Weight(-1)},
+		"correlator.rules.label_weight":    {LabelWeight: Weight(101)},
+		"correlator.rules.group_by[0]":     {GroupBy: []string{""}},
+		"correlator.rules.storm_burst":     {StormBurst: 1},
+		"correlator.rules.storm_window":    {StormWindow: 11 * time.Minute},
+		"correlator.rules.location_burst":  {LocationBurst: 1},
+		"correlator.rules.location_window": {LocationWindow: 11 * time.Minute},
+		"correlator.rules.location_labels": {LocationLabels: []string{"region", ""}},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -1270,8 +1273,10 @@ services:
 	feed(live, blip, alert("HighErrorRate", "orders", 5*time.Second), alert("DiskFull", "mail", 10*time.Second))
 	named := func(c *Correlator) map[string]int {
 		out := map[string]int{}
-		for name, incs := range c.named {
-			out[name] = len(incs)
+		for key, incs := range c.bursts {
+			if key.name != "" {
+				out[key.name] = len(incs)
+			}
 		}
 		return out
 	}
@@ -1306,5 +1311,124 @@ services:
 	feed(c, alert("HighErrorRate", "reports-db", 0), alert("HighErrorRate", "reports", 10*time.Second), alert("HighErrorRate", "orders", 20*time.Second))
 	if got := count(c); got != 2 {
 		t.Errorf("%d incidents of a cascade and an alert beside it, want 2", got)
+	}
+}
+
+// TestLocationBurstMergesWhatFailsInOnePlace: failures of any kind on
+// services the catalog does not relate, at least location_burst of them
+// opening within location_window in one region, are that region's (its
+// network, its nodes); once signals from two regions were seen.
+func TestLocationBurstMergesWhatFailsInOnePlace(t *testing.T) {
+	yaml := `
+services:
+  orders:  {owner: a, team: t, depends_on: [orders-db]}
+  billing: {owner: b, team: t, depends_on: [billing-db]}
+  search:  {owner: c, team: t, depends_on: [search-db]}
+  mail:    {owner: d, team: t, depends_on: [mail-db]}
+  reports: {owner: e, team: t, depends_on: [reports-db]}
+  files:   {owner: f, team: t, depends_on: [files-db]}
+  orders-db: {}
+  billing-db: {}
+  search-db: {}
+  mail-db: {}
+  reports-db: {}
+  files-db: {}
+`
+	in := func(region string, s Signal) Signal {
+		s.Labels = map[string]string{"region": region, "service": s.Service}
+		s.Fingerprint += "/" + region
+		return s
+	}
+	open := func(c *Correlator) (n int) {
+		for _, inc := range c.Incidents() {
+			if inc.Status != StatusResolved {
+				n++
+			}
+		}
+		return n
+	}
+	burst := func(region string) []Signal {
+		return []Signal{
+			in(region, alert("HighLatency", "orders", 0)), in(region, alert("ConnectionErrors", "billing", time.Minute)),
+			in(region, alert("KafkaLag", "search", 2*time.Minute)), in(region, alert("TargetDown", "mail", 4*time.Minute)),
+		}
+	}
+	// Another region seen before: four in one region within 5 minutes are one.
+	c := correlatorOn(t, Config{}, yaml)
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+	feed(c, burst("eu-west-1")[:3]...)
+	if got := open(c); got != 4 {
+		t.Fatalf("%d incidents open after three failures in one region, want 4: three stay apart", got)
+	}
+	feed(c, burst("eu-west-1")[3])
+	if got := open(c); got != 2 {
+		t.Fatalf("%d incidents open after the fourth, want 2 (the burst's and us-east-1's)", got)
+	}
+	into, _ := c.IncidentOf(burst("eu-west-1")[0].Fingerprint)
+	// A new failure there joins it, after a restart too; one elsewhere
+	// does not.
+	c = restarted(t, c)
+	feed(c, in("eu-west-1", alert("HighErrorRate", "reports", 5*time.Minute)), in("us-east-1", alert("HighErrorRate", "files", 5*time.Minute)))
+	if id, _ := c.IncidentOf("HighErrorRate/reports/eu-west-1"); id != into {
+		t.Errorf("a new failure in the region went to %s, want the burst's incident %s", id, into)
+	}
+	if id, _ := c.IncidentOf("HighErrorRate/files/us-east-1"); id == into {
+		t.Errorf("a failure in another region joined the burst's incident")
+	}
+	// The regions seen survive a restart.
+	c = correlatorOn(t, Config{}, yaml)
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+	c = restarted(t, c)
+	feed(c, burst("eu-west-1")...)
+	if got := open(c); got != 2 {
+		t.Errorf("%d incidents open of a burst after a restart, want 2", got)
+	}
+	// Every signal from one region: the region tells nothing.
+	c = correlatorOn(t, Config{}, yaml)
+	feed(c, burst("eu-west-1")...)
+	if got := open(c); got != 4 {
+		t.Errorf("%d incidents of four failures with one region seen, want 4", got)
+	}
+	// Out of order, the same burst; spread over more than the window, none.
+	c = correlatorOn(t, Config{}, yaml)
+	b := burst("eu-west-1")
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)), b[3], b[1], b[0], b[2])
+	if got := open(c); got != 2 {
+		t.Errorf("%d incidents open of a burst arriving out of order, want 2", got)
+	}
+	c = correlatorOn(t, Config{}, yaml)
+	b[3].Time = t0.Add(6 * time.Minute)
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+	feed(c, b...)
+	if got := open(c); got != 5 {
+		t.Errorf("%d incidents open of four failures over 6 minutes, want 5", got)
+	}
+	// Four at once in two regions stay apart; and the rule off.
+	c = correlatorOn(t, Config{}, yaml)
+	mixed := burst("eu-west-1")
+	mixed[1], mixed[3] = burst("us-east-1")[1], burst("us-east-1")[3]
+	feed(c, mixed...)
+	if got := open(c); got != 4 {
+		t.Errorf("%d incidents of four failures in two regions, want 4", got)
+	}
+	c = correlatorOn(t, Config{LocationBursts: Flag(false)}, yaml)
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+	feed(c, burst("eu-west-1")...)
+	if got := open(c); got != 5 {
+		t.Errorf("location_bursts false: %d incidents, want 5", got)
+	}
+	// The labels are tried in order: a zone when there is no region.
+	c = correlatorOn(t, Config{LocationLabels: []string{"region", "zone"}}, yaml)
+	zoned := func(zone string, s Signal) Signal {
+		s.Labels = map[string]string{"zone": zone}
+		s.Fingerprint += "/" + zone
+		return s
+	}
+	feed(c, zoned("b", alert("DiskFull", "files", -time.Hour)))
+	for _, s := range burst("") {
+		feed(c, zoned("a", s))
+	}
+	if got := open(c); got != 2 {
+		t.Errorf("%d incidents open of a burst in one zone, want 2", got)
 	}
 }

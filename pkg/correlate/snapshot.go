@@ -24,7 +24,10 @@ type snapshot struct {
 	// Openings are the times incidents opened within the last hour
 	// (Correlator.spreadWindow); a snapshot without them restores none.
 	Openings []time.Time `json:"openings,omitempty"`
-	Stats    Stats       `json:"stats"`
+	// Places are the first two values seen of each location label
+	// (Correlator.varies); a snapshot without them learns them again.
+	Places map[string][]string `json:"places,omitempty"`
+	Stats  Stats               `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -45,9 +48,13 @@ type incidentSnapshot struct {
 	Reopens        int               `json:"reopens,omitempty"`
 	Dirty          bool              `json:"dirty,omitempty"`
 	Revision       int               `json:"revision"`
-	// Storm is set on an alert storm's incident (Config.AlertStorms); an
-	// older snapshot has none.
-	Storm bool `json:"storm,omitempty"`
+	// Storm is set on an alert storm's or a location burst's incident
+	// (Config.AlertStorms, Config.LocationBursts), StormPlace on a
+	// location burst's that takes signals from there only; Place is where
+	// the incident opened. An older snapshot has none.
+	Storm      bool  `json:"storm,omitempty"`
+	StormPlace place `json:"storm_place,omitzero"`
+	Place      place `json:"place,omitzero"`
 }
 
 type memberSnapshot struct {
@@ -57,13 +64,14 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
+			StormPlace: inc.stormPlace, Place: inc.place,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
@@ -93,7 +101,15 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.changes = map[string][]Change{}
 	}
 	c.merged, c.mergedOrder = map[string]mergeRecord{}, nil
-	c.recent, c.named, c.storms = nil, map[string][]*incident{}, map[*incident]struct{}{}
+	c.recent, c.bursts, c.storms = nil, map[burstKey][]*incident{}, map[*incident]struct{}{}
+	c.places = map[string][]string{}
+	if *c.cfg.LocationBursts {
+		for _, l := range c.cfg.LocationLabels {
+			if vs := s.Places[l]; len(vs) > 0 {
+				c.places[l] = vs[:min(len(vs), 2)]
+			}
+		}
+	}
 	var recent []*incident
 	for _, r := range s.Merged {
 		if r.ID == "" || r.Into == "" {
@@ -112,11 +128,17 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
-		if is.Storm && *c.cfg.AlertStorms {
-			// (Of before the rule was turned off, an incident like any.)
-			c.markStorm(inc)
+		if *c.cfg.LocationBursts {
+			inc.place = is.Place
 		}
-		if *c.cfg.AlertStorms && !inc.openedAt.Before(c.now.Add(-c.cfg.StormWindow)) {
+		if len(c.cfg.GroupBy) > 0 {
+			inc.group = groupKey(c.cfg.GroupBy, inc.groupLabels)
+		}
+		// (Of a rule turned off since, an incident like any.)
+		if is.Storm && (is.StormPlace == place{} && *c.cfg.AlertStorms || is.StormPlace != place{} && *c.cfg.LocationBursts) {
+			c.markStorm(inc, is.StormPlace)
+		}
+		if w := c.recentWindow(); w > 0 && !inc.openedAt.Before(c.now.Add(-w)) {
 			recent = append(recent, inc)
 		}
 		for _, ms := range is.Members {
@@ -134,8 +156,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.setRoot(inc, is.Root)
 		c.reschedule(inc)
 	}
-	// The storm index as live kept it: the incidents opened within
-	// StormWindow of the watermark (storm looks at no other).
+	// The burst index as live kept it: the incidents opened within
+	// recentWindow of the watermark (burstOf looks at no other).
 	sortIncidents(recent)
 	for _, inc := range recent {
 		c.enterRecent(inc)

@@ -70,7 +70,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		}
 	}
 	if cfg.Partition.Count > 1 {
-		// A shared service's burst and an alert storm span the catalog's
+		// A shared service's burst, an alert storm and a location burst span the catalog's
 		// components, which partitions split: each partition would merge
 		// only its share.
 		if *cfg.Rules.SharedServices {
@@ -80,6 +80,10 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		if *cfg.Rules.AlertStorms {
 			cfg.Rules.AlertStorms = correlate.Flag(false)
 			log.Info().Msg("rules.alert_storms is off: partitions split an alert storm")
+		}
+		if *cfg.Rules.LocationBursts {
+			cfg.Rules.LocationBursts = correlate.Flag(false)
+			log.Info().Msg("rules.location_bursts is off: partitions split a location burst")
 		}
 	}
 	c, err := correlate.New(cfg.Rules, cat)

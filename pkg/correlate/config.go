@@ -128,16 +128,16 @@ type Config struct {
 	StormWindow time.Duration `yaml:"storm_window"`
 	// LocationBursts, LocationLabels, LocationBurst and LocationWindow:
 	// a signal's location is the value of the first of LocationLabels it
-	// carries (a region, a zone, a cluster). At least LocationBurst
+	// carries that varies: signals with two of its values were seen (one
+	// region tells nothing, its clusters may). At least LocationBurst
 	// incidents opened within LocationWindow in one location are one
 	// failure of that place (its network, its nodes, its control plane),
 	// whatever their services and symptoms: they merge into the earliest,
 	// which then takes new signals located there from any service, within
-	// SpreadWindow of its opening. It counts only once signals from two
-	// locations under that label were seen: where everything comes from
-	// one place, the place tells nothing. Two failures at one moment stay
-	// apart. false in LocationBursts turns it off; nil, empty and 0 are
-	// the defaults (LocationWindow at most GroupWindow).
+	// SpreadWindow of its opening (an incident holding the bursts of
+	// several places, from each of them). Two or three failures at one
+	// moment stay apart. false in LocationBursts turns it off; nil and 0
+	// are the defaults (LocationWindow at most GroupWindow).
 	LocationBursts *bool         `yaml:"location_bursts"`
 	LocationLabels []string      `yaml:"location_labels"`
 	LocationBurst  int           `yaml:"location_burst"`
@@ -325,6 +325,12 @@ func (c Config) Validate() error {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
 	}
+	if c.LocationLabels != nil && len(c.LocationLabels) == 0 {
+		return bad("location_labels", "an empty list; leave it out for the defaults, or set location_bursts: false to turn the rule off")
+	}
+	if i := slices.Index(c.LocationLabels, ""); i >= 0 {
+		return bad(fmt.Sprintf("location_labels[%d]", i), "an empty label name")
+	}
 	c = c.WithDefaults()
 	switch {
 	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
@@ -345,8 +351,6 @@ func (c Config) Validate() error {
 		return bad("location_window", "%s, want at most group_window (%s): a burst's incidents open together", c.LocationWindow, c.GroupWindow)
 	case len(c.LocationLabels) > 16:
 		return bad("location_labels", "%d labels, want at most 16", len(c.LocationLabels))
-	case slices.Contains(c.LocationLabels, ""):
-		return bad("location_labels", "an empty label name")
 	case c.BusyOpenings < 0:
 		return bad("busy_openings", "%d, want 0 (default) or more", c.BusyOpenings)
 	case c.UpDepth < 0 || c.UpDepth > 32:

@@ -81,19 +81,19 @@ type incident struct {
 	groupLabels map[string]string
 	reopens     int
 	mergedInto  string // the incident this one was merged into
-	// storm: the incident is an alert storm's or a location burst's
-	// (Config.AlertStorms, Config.LocationBursts), which takes new signals
-	// from any service; a location burst's only those from stormPlace
-	// (zero: from anywhere). place is where its first signal came from,
-	// group its GroupBy labels' values (groupKey). recent: it opened
-	// within the bursts' windows of the watermark, and is filed in
+	// storm: the incident is an alert storm's (Config.AlertStorms), which
+	// takes new signals from any service; stormPlaces: it is the location
+	// bursts' of those places (Config.LocationBursts), which takes new
+	// signals from there, any service. place is where its first signal
+	// came from, group its GroupBy labels' values (groupKey). recent: it
+	// opened within the bursts' windows of the watermark, and is filed in
 	// Correlator.bursts under filedAs.
-	storm      bool
-	stormPlace place
-	place      place
-	group      string
-	recent     bool
-	filedAs    []burstKey
+	storm       bool
+	stormPlaces []place
+	place       place
+	group       string
+	recent      bool
+	filedAs     []burstKey
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
@@ -248,7 +248,7 @@ func (c *Correlator) Observe(s Signal) []Update {
 	if opened && inc != nil && inc.mergedInto == "" && *c.cfg.AlertStorms {
 		ups = c.storm(inc, s, ups)
 	}
-	if opened && inc != nil && inc.mergedInto == "" && inc.place.Label != "" && c.varies(inc.place.Label) {
+	if opened && inc != nil && inc.mergedInto == "" && inc.place != (place{}) {
 		ups = c.locationBurst(inc, s, ups)
 	}
 	return ups
@@ -284,9 +284,9 @@ func (c *Correlator) locationBurst(inc *incident, s Signal, ups []Update) []Upda
 // within w of the watermark and of s, the most that opened within one w
 // holding inc, which s just opened, into the earliest to open, once they
 // are at least least: a burst. The earliest becomes a burst's incident
-// (markStorm, limited to at unless that is zero), which takes new signals
-// from any service (best), within SpreadWindow of its opening as any
-// incident. Looking both ways in time, a burst is the same whatever order
+// (markStorm: an alert storm's when at is zero, else the location burst's
+// of at), which takes new signals from any service (best), within
+// SpreadWindow of its opening as any incident. Looking both ways in time, a burst is the same whatever order
 // its signals came in; only incidents opened within w of the watermark
 // count.
 func (c *Correlator) burstOf(inc *incident, s Signal, ups []Update, candidates []*incident, w time.Duration, least int, at place, why func(int) string) []Update {
@@ -319,30 +319,39 @@ func (c *Correlator) burstOf(inc *incident, s Signal, ups []Update, candidates [
 		return ups
 	}
 	into, reason := pieces[first], why(n)
-	if !into.storm || into.stormPlace != at {
+	if c.markStorm(into, at) {
 		into.note(s.Time, reason)
 	}
-	c.markStorm(into, at)
 	for _, p := range pieces[first+1 : last+1] {
 		ups = append(ups, c.merge(p, into, s.Time, reason))
 	}
 	return ups
 }
 
-// markStorm makes inc a burst's incident (best), taking signals from at
-// (zero: from anywhere); one that already took them from elsewhere takes
-// them from anywhere. Only burstOf and a restored snapshot with the rule
-// that made it on make one, so a merge passing the mark on needs no check
-// of its own.
-func (c *Correlator) markStorm(inc *incident, at place) {
+// markStorm makes inc an alert storm's incident (at zero) or a location
+// burst's of at (best), and reports whether that is new. Only burstOf,
+// merge and a restored snapshot with the rule that made it on make one,
+// so a merge passing the mark on needs no check of its own. An incident
+// keeps at most maxStormPlaces places.
+func (c *Correlator) markStorm(inc *incident, at place) bool {
 	switch {
-	case !inc.storm:
-		inc.storm, inc.stormPlace = true, at
-	case inc.stormPlace != at:
-		inc.stormPlace = place{} // bursts of two places, or a storm: anywhere
+	case at == place{}:
+		if inc.storm {
+			return false
+		}
+		inc.storm = true
+	case slices.Contains(inc.stormPlaces, at) || len(inc.stormPlaces) >= maxStormPlaces:
+		return false
+	default:
+		inc.stormPlaces = append(inc.stormPlaces, at)
 	}
 	c.storms[inc] = struct{}{}
+	return true
 }
+
+// maxStormPlaces bounds the places of an incident's location bursts: a
+// failure spanning more is seldom a place's.
+const maxStormPlaces = 8
 
 func absDuration(d time.Duration) time.Duration {
 	if d < 0 {
@@ -355,8 +364,8 @@ func absDuration(d time.Duration) time.Duration {
 // an alert it holds (storm) or by where it opened (locationBurst), and by
 // its GroupBy labels' values, since only incidents a signal may join make
 // a burst with it. A list then holds only incidents that would merge, so
-// it stays short: a flood of openings that never merge costs no scan of
-// the flood.
+// it stays short: a flood of openings that never merge (each its own
+// group_by value) is not scanned at each opening.
 type burstKey struct {
 	name  string
 	at    place
@@ -398,7 +407,13 @@ func (c *Correlator) file(inc *incident, key burstKey) {
 // leaveRecent takes inc out of the burst index.
 func (c *Correlator) leaveRecent(inc *incident) {
 	for _, key := range inc.filedAs {
-		list := slices.DeleteFunc(c.bursts[key], func(o *incident) bool { return o == inc })
+		list := c.bursts[key]
+		if len(list) > 0 && list[0] == inc {
+			list[0] = nil // pruning goes in opening order: the front
+			list = list[1:]
+		} else {
+			list = slices.DeleteFunc(list, func(o *incident) bool { return o == inc })
+		}
 		if len(list) == 0 {
 			delete(c.bursts, key)
 		} else {
@@ -411,7 +426,7 @@ func (c *Correlator) leaveRecent(inc *incident) {
 // pruneRecent drops the incidents that opened more than the bursts'
 // windows before the watermark from the burst index (recentWindow). recent is in the order they were
 // opened, which late signals may make a little out of time order: one
-// opened earlier than the front waits for it, and storm skips it.
+// opened earlier than the front waits for it, and burstOf skips it.
 func (c *Correlator) pruneRecent() {
 	floor := c.now.Add(-c.recentWindow())
 	n := 0
@@ -448,10 +463,12 @@ type place struct {
 
 func (p place) String() string { return p.Label + "=" + p.Value }
 
-// placeOf is where s comes from: the first of LocationLabels it carries.
+// placeOf is where s comes from: the first of LocationLabels it carries
+// that varies (zero for none). A label every signal carries with one
+// value says nothing (one region), a later one may (its clusters).
 func (c *Correlator) placeOf(s Signal) place {
 	for _, l := range c.cfg.LocationLabels {
-		if v := s.Labels[l]; v != "" {
+		if v := s.Labels[l]; v != "" && c.varies(l) {
 			return place{l, v}
 		}
 	}
@@ -587,7 +604,10 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
 	if from.storm {
-		c.markStorm(into, from.stormPlace)
+		c.markStorm(into, place{})
+	}
+	for _, at := range from.stormPlaces {
+		c.markStorm(into, at)
 	}
 	c.stats.Merged++
 	u := c.publish(from, Resolved, t)
@@ -841,13 +861,14 @@ func (c *Correlator) best(s Signal) *incident {
 		}
 	}
 	// An alert storm's incident is what anything failing now may belong
-	// to (Config.AlertStorms).
+	// to, a location burst's what fails now in its places
+	// (Config.AlertStorms, Config.LocationBursts).
 	var at place
 	if len(c.storms) > 0 && *c.cfg.LocationBursts {
 		at = c.placeOf(s)
 	}
 	for inc := range c.storms {
-		if inc.root != s.Service && (inc.stormPlace == place{} || inc.stormPlace == at) {
+		if inc.root != s.Service && (inc.storm || at != place{} && slices.Contains(inc.stormPlaces, at)) {
 			consider(inc, 2.5, 1)
 		}
 	}

@@ -772,17 +772,18 @@ func TestUndeclaredDependenciesAreServices(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for key, cfg := range map[string]Config{
-		"correlator.rules.group_window":    {GroupWindow: -time.Second},
-		"correlator.rules.flap_stop":       {FlapStart: 3, FlapStop: 3},
-		"correlator.rules.up_depth":        {UpDepth: 99},
-		"correlator.rules.path_weight":     {PathWeight: Weight(-1)},
-		"correlator.rules.label_weight":    {LabelWeight: Weight(101)},
-		"correlator.rules.group_by[0]":     {GroupBy: []string{""}},
-		"correlator.rules.storm_burst":     {StormBurst: 1},
-		"correlator.rules.storm_window":    {StormWindow: 11 * time.Minute},
-		"correlator.rules.location_burst":  {LocationBurst: 1},
-		"correlator.rules.location_window": {LocationWindow: 11 * time.Minute},
-		"correlator.rules.location_labels": {LocationLabels: []string{"region", ""}},
+		"correlator.rules.group_window":       {GroupWindow: -time.Second},
+		"correlator.rules.flap_stop":          {FlapStart: 3, FlapStop: 3},
+		"correlator.rules.up_depth":           {UpDepth: 99},
+		"correlator.rules.path_weight":        {PathWeight: Weight(-1)},
+		"correlator.rules.label_weight":       {LabelWeight: Weight(101)},
+		"correlator.rules.group_by[0]":        {GroupBy: []string{""}},
+		"correlator.rules.storm_burst":        {StormBurst: 1},
+		"correlator.rules.storm_window":       {StormWindow: 11 * time.Minute},
+		"correlator.rules.location_burst":     {LocationBurst: 1},
+		"correlator.rules.location_window":    {LocationWindow: 11 * time.Minute},
+		"correlator.rules.location_labels[1]": {LocationLabels: []string{"region", ""}},
+		"correlator.rules.location_labels":    {LocationLabels: []string{}},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -1416,6 +1417,46 @@ services:
 	feed(c, burst("eu-west-1")...)
 	if got := open(c); got != 5 {
 		t.Errorf("location_bursts false: %d incidents, want 5", got)
+	}
+	// One region everywhere tells nothing; its clusters do.
+	c = correlatorOn(t, Config{}, yaml)
+	clustered := func(cluster string, s Signal) Signal {
+		s.Labels = map[string]string{"region": "eu-west-1", "cluster": cluster}
+		s.Fingerprint += "/" + cluster
+		return s
+	}
+	feed(c, clustered("b", alert("DiskFull", "files", -time.Hour)))
+	for _, s := range burst("") {
+		feed(c, clustered("a", s))
+	}
+	if got := open(c); got != 2 {
+		t.Errorf("%d incidents open of a burst in one cluster of the only region, want 2", got)
+	}
+	// An incident holding the bursts of two places takes signals from
+	// both, after a restart too, with alert_storms off (no storm of its
+	// own); restored with a location label no longer configured, it is
+	// an incident like any.
+	for _, cfg := range []Config{{}, {AlertStorms: Flag(false)}} {
+		c = correlatorOn(t, cfg, yaml)
+		feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+		feed(c, burst("eu-west-1")...)
+		inc := c.members[burst("eu-west-1")[0].Fingerprint].inc
+		c.markStorm(inc, place{"region", "ap-southeast-2"})
+		r := restarted(t, c)
+		if got := r.incidents[inc.id]; got.storm || !reflect.DeepEqual(got.stormPlaces, inc.stormPlaces) {
+			t.Errorf("%+v: restored storm %v places %v, want false and %v", cfg, got.storm, got.stormPlaces, inc.stormPlaces)
+		}
+		data, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		zoned, _ := New(Config{LocationLabels: []string{"zone"}}, c.cat)
+		if err := zoned.UnmarshalJSON(data); err != nil {
+			t.Fatal(err)
+		}
+		if got := zoned.incidents[inc.id]; len(got.stormPlaces) != 0 || got.place != (place{}) || len(zoned.storms) != 0 {
+			t.Errorf("restored with location_labels [zone]: places %v, opened at %v, storms %d, want none", got.stormPlaces, got.place, len(zoned.storms))
+		}
 	}
 	// The labels are tried in order: a zone when there is no region.
 	c = correlatorOn(t, Config{LocationLabels: []string{"region", "zone"}}, yaml)

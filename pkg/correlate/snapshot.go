@@ -3,6 +3,7 @@ package correlate
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/due"
@@ -48,13 +49,12 @@ type incidentSnapshot struct {
 	Reopens        int               `json:"reopens,omitempty"`
 	Dirty          bool              `json:"dirty,omitempty"`
 	Revision       int               `json:"revision"`
-	// Storm is set on an alert storm's or a location burst's incident
-	// (Config.AlertStorms, Config.LocationBursts), StormPlace on a
-	// location burst's that takes signals from there only; Place is where
-	// the incident opened. An older snapshot has none.
-	Storm      bool  `json:"storm,omitempty"`
-	StormPlace place `json:"storm_place,omitzero"`
-	Place      place `json:"place,omitzero"`
+	// Storm is set on an alert storm's incident (Config.AlertStorms),
+	// StormPlaces on a location burst's (Config.LocationBursts); Place is
+	// where the incident opened. An older snapshot has none.
+	Storm       bool    `json:"storm,omitempty"`
+	StormPlaces []place `json:"storm_places,omitempty"`
+	Place       place   `json:"place,omitzero"`
 }
 
 type memberSnapshot struct {
@@ -71,7 +71,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
-			StormPlace: inc.stormPlace, Place: inc.place,
+			StormPlaces: inc.stormPlaces, Place: inc.place,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
@@ -128,15 +128,22 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
-		if *c.cfg.LocationBursts {
+		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }
+		if located(is.Place) {
 			inc.place = is.Place
 		}
 		if len(c.cfg.GroupBy) > 0 {
 			inc.group = groupKey(c.cfg.GroupBy, inc.groupLabels)
 		}
-		// (Of a rule turned off since, an incident like any.)
-		if is.Storm && (is.StormPlace == place{} && *c.cfg.AlertStorms || is.StormPlace != place{} && *c.cfg.LocationBursts) {
-			c.markStorm(inc, is.StormPlace)
+		// (Of a rule turned off since, or of a location label no longer
+		// configured, an incident like any.)
+		if is.Storm && *c.cfg.AlertStorms {
+			c.markStorm(inc, place{})
+		}
+		for _, at := range is.StormPlaces {
+			if located(at) {
+				c.markStorm(inc, at)
+			}
 		}
 		if w := c.recentWindow(); w > 0 && !inc.openedAt.Before(c.now.Add(-w)) {
 			recent = append(recent, inc)

@@ -125,10 +125,11 @@ func ReadCatalog(path string) (*Catalog, error) {
 }
 
 // ParseCatalog decodes a catalog, adds the services named only as
-// dependencies (Undeclared) and checks it (Validate). Keys it does not
-// know (a catalog exported from elsewhere carries descriptions, links,
-// tags) are ignored; Warnings names each, and each undeclared service, so
-// that a typo is seen.
+// dependencies (Undeclared), drops each dependency that closes a cycle
+// (breakCycles) and checks it (Validate). Keys it does not know (a
+// catalog exported from elsewhere carries descriptions, links, tags) are
+// ignored; Warnings names each, each undeclared service and each dropped
+// dependency, so that a typo is seen.
 func ParseCatalog(data []byte) (*Catalog, error) {
 	var c Catalog
 	if err := yaml.Unmarshal(data, &c); err != nil {
@@ -162,6 +163,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		c.Services[d] = Service{}
 		c.Warnings = append(c.Warnings, fmt.Sprintf("services: %q is named only in depends_on: taken as a service without owner or dependencies (declare it, or check the name for a typo)", d))
 	}
+	c.Warnings = append(c.Warnings, c.breakCycles()...)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -170,7 +172,8 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 
 // Validate checks that every dependency names a catalogued service, that no
 // service depends on itself, and that dependencies have no cycle (a cycle
-// would make "upstream" meaningless).
+// would make "upstream" meaningless). ParseCatalog breaks a file's cycles
+// first; a catalog built in code must have none.
 func (c *Catalog) Validate() error {
 	names := c.Names()
 	for _, name := range names {
@@ -223,6 +226,52 @@ func (c *Catalog) Validate() error {
 		}
 	}
 	return nil
+}
+
+// breakCycles drops each dependency that closes a cycle, found depth
+// first in the services' lexical order and each one's listed order, and
+// returns a warning naming it and the cycle. A failure's root lies below
+// its symptoms, which a cycle leaves without a bottom; yet real catalogs
+// have cycles (two services calling each other, a stale entry), and
+// refusing the whole file for one would leave no topology at all.
+func (c *Catalog) breakCycles() (warnings []string) {
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string)
+	visit = func(n string) {
+		state[n] = open
+		path = append(path, n)
+		svc := c.Services[n]
+		var kept []string
+		for i, d := range svc.DependsOn {
+			switch state[d] {
+			case open:
+				cycle := append(slices.Clone(path[slices.Index(path, d):]), d)
+				warnings = append(warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q closes the dependency cycle %s: ignored", n, i, d, strings.Join(cycle, " -> ")))
+				continue
+			case unseen:
+				visit(d)
+			}
+			kept = append(kept, d)
+		}
+		if len(kept) != len(svc.DependsOn) {
+			svc.DependsOn = kept
+			c.Services[n] = svc
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+	}
+	for _, name := range c.Names() {
+		if state[name] == unseen {
+			visit(name)
+		}
+	}
+	return warnings
 }
 
 // topology answers "does a depend on b" in a few words of memory per pair:

@@ -7,9 +7,10 @@
 //
 //   - Deduplication: a signal's fingerprint (Alertmanager's, a producer's
 //     dedup key, an anomaly's series) names one member; repeats update its
-//     count, last time and status, never a new member. An anomaly series
-//     quiet for QuietPeriod that goes wrong again starts a new episode: a
-//     new member, wherever it then belongs.
+//     count, last time and status, never a new member. An anomaly of
+//     another episode (the detector's episode_id; without one, a series
+//     quiet for QuietPeriod that goes wrong again) is a new member,
+//     wherever it then belongs.
 //   - Topology: a new member joins an incident opened at most
 //     SpreadWindow before it (and that fired within GroupWindow) whose
 //     root, its most upstream service, is the member's service, a

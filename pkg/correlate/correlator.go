@@ -45,6 +45,9 @@ type member struct {
 	Member
 	flips []time.Time // state changes within FlapWindow
 	inc   *incident
+	// episode is the anomaly episode (Signal.EpisodeID) the member is in
+	// now, "" for a series whose detector tells none.
+	episode string
 }
 
 // incident is the correlator's working state of one incident.
@@ -701,11 +704,22 @@ func (c *Correlator) MergedInto(id string) (target string, ok bool) {
 }
 
 // newEpisode reports whether s starts a new episode of anomaly member m:
-// its series went wrong again after QuietPeriod without an anomaly. An
+// another episode than m's, as the detector tells (Signal.EpisodeID), or,
+// where it tells none, its series went wrong again after QuietPeriod
+// without an anomaly. An
 // alert's fingerprint keeps its member (a resolved alert firing again is
 // the same failure, or reopens it).
 func (c *Correlator) newEpisode(m *member, s Signal) bool {
-	return m.Kind == SignalAnomaly && !s.Resolved && s.Time.Sub(m.LastSeen) > c.cfg.QuietPeriod
+	if m.Kind != SignalAnomaly || s.Resolved {
+		return false
+	}
+	if s.EpisodeID != "" && m.episode != "" {
+		// The detector says which episode it is: its updates of a long
+		// one may come further apart than QuietPeriod (the detector's
+		// own update_every is 5 minutes).
+		return s.EpisodeID != m.episode
+	}
+	return s.Time.Sub(m.LastSeen) > c.cfg.QuietPeriod
 }
 
 // repeat applies a signal to the member it repeats. done is false when the
@@ -727,6 +741,9 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	}
 	if s.EventID != "" {
 		m.LastEventID = s.EventID
+	}
+	if s.EpisodeID != "" {
+		m.episode = s.EpisodeID
 	}
 	m.Value, m.Expected, m.Lower, m.Upper = s.Value, s.Expected, s.Lower, s.Upper
 	if s.Time.After(inc.lastSignal) {
@@ -1005,7 +1022,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
-	}}
+	}, episode: s.EpisodeID}
 	if old, ok := c.members[s.Fingerprint]; ok {
 		c.leave(old)
 	}

@@ -48,8 +48,11 @@ type Signal struct {
 	Started time.Time
 	Labels  map[string]string
 
-	// Anomaly details.
+	// Anomaly details. EpisodeID names the detector's episode the anomaly
+	// belongs to (an opening, its updates and its close), "" when it
+	// tells none (an error burst, a producer's own).
 	Value, Expected, Lower, Upper float64
+	EpisodeID                     string
 	// Change details.
 	Version, Author, Commit, URL string
 }
@@ -90,6 +93,7 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		}
 		s.Expected, s.Lower, s.Upper = b.Expected, b.Lower, b.Upper
 		s.Resolved = b.Episode == event.EpisodeClose
+		s.EpisodeID = b.EpisodeID
 	case event.KindChange:
 		var b event.ChangeBody
 		if err := e.DecodeBody(&b); err != nil {

@@ -59,7 +59,8 @@ type incidentSnapshot struct {
 
 type memberSnapshot struct {
 	Member
-	Flips []time.Time `json:"flips,omitempty"`
+	Flips   []time.Time `json:"flips,omitempty"`
+	Episode string      `json:"episode,omitempty"`
 }
 
 // MarshalJSON is the whole state, for a checkpoint.
@@ -74,7 +75,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			StormPlaces: inc.stormPlaces, Place: inc.place,
 		}
 		for _, m := range inc.members {
-			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips})
+			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode})
 		}
 		s.Incidents = append(s.Incidents, is)
 	}
@@ -149,7 +150,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			recent = append(recent, inc)
 		}
 		for _, ms := range is.Members {
-			m := &member{Member: ms.Member, flips: ms.Flips}
+			m := &member{Member: ms.Member, flips: ms.Flips, episode: ms.Episode}
 			c.count(inc, m)
 			last := m.LastSeen
 			if !m.Firing && m.Kind == SignalAlert {

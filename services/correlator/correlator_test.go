@@ -147,8 +147,8 @@ func incidentEvents(t testing.TB, h *stagetest.Harness, status string) []*event.
 
 func TestConfigErrors(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "cat.yaml")
-	os.WriteFile(bad, []byte("services:\n  a: {depends_on: [b]}\n  b: {depends_on: [a]}\n"), 0o600)
-	if err := (Config{Catalog: bad}).Validate(); err == nil || !strings.Contains(err.Error(), `correlator.catalog`) || !strings.Contains(err.Error(), `dependency cycle a -> b -> a`) {
+	os.WriteFile(bad, []byte("services:\n  a: {depends_on: [b, \" \"]}\n  b: {}\n"), 0o600)
+	if err := (Config{Catalog: bad}).Validate(); err == nil || !strings.Contains(err.Error(), `correlator.catalog`) || !strings.Contains(err.Error(), `services.a.depends_on[1]: an empty name`) {
 		t.Fatalf("bad catalog: %v", err)
 	}
 	if err := (Config{IdleAdvance: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.idle_advance") {

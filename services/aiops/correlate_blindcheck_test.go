@@ -13,6 +13,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
 )
 
 // blindStorm is a storm of a generator written blind to the correlator
@@ -35,6 +36,11 @@ func specgenStorm(seed uint64) blindStorm {
 	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
 }
 
+func stagegenStorm(seed uint64) blindStorm {
+	s := stagegen.Generate(seed, stagegen.DefaultConfig())
+	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
+}
+
 func fleetgenStorm(seed uint64) blindStorm {
 	s := fleetgen.Generate(seed, fleetgen.DefaultConfig())
 	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
@@ -51,10 +57,11 @@ func stormRun(t *testing.T, gen func(uint64) blindStorm, from uint64, n int, ver
 	for seed := from; seed < from+uint64(n); seed++ {
 		s := gen(seed)
 		res := replayFiles(t, append(bytes.Join(s.lines, []byte("\n")), '\n'), s.catalog)
+		assign := crossAssign(res) // alert fingerprints and anomaly event ids
 		if losses {
-			tallyLosses(res.Assignments, s.truth, missed, falsePairs, pairs)
+			tallyLosses(assign, s.truth, missed, falsePairs, pairs)
 		}
-		sc := eval.Pairwise(res.Assignments, s.truth)
+		sc := eval.Pairwise(assign, s.truth)
 		by := eval.Pairwise(s.service, s.truth)
 		win := eval.Pairwise(s.window, s.truth)
 		if verbose {
@@ -174,4 +181,22 @@ func TestCorrelateFleetCheck(t *testing.T) {
 // seeds 1-40. SPECGEN_VERBOSE=1 logs each seed.
 func TestCorrelateSpecCheck(t *testing.T) {
 	blindCheck(t, specgenStorm, "specgen", 0.93, true)
+}
+
+// TestCorrelateStageCheck scores the correlator, defaults only, on storms
+// of pkg/correlate/stagegen: a sixth generator, written in session 13 by
+// someone who read neither the correlator nor the other generators, of
+// storms as the whole pipeline sees them (detector anomalies and log
+// error bursts beside Alertmanager's alerts and CD's changes, over an
+// incomplete catalog), calibrated to the baselines before the
+// correlator ran on it. A catalog with a dependency cycle (7 seeds of 40)
+// stopped the replay; with cycles broken the defaults of then scored
+// 0.492 on seeds 1-20 and 0.556 on 21-40, a long anomaly episode split
+// wherever the detector's updates came further apart than quiet_period
+// (QUALITY.md); 0.653 and 0.726 since. Seeds 1-20 may be used to choose defaults, 21-40 are held
+// out; the test keeps a floor of 0.66 over seeds 1-40 and checks the
+// correlator beats grouping by service. STAGEGEN_VERBOSE=1 logs each
+// seed.
+func TestCorrelateStageCheck(t *testing.T) {
+	blindCheck(t, stagegenStorm, "stagegen", 0.66, false)
 }

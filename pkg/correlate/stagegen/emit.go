@@ -95,12 +95,11 @@ type amLine struct {
 
 // amEvent is Prometheus telling Alertmanager an alert fired or resolved.
 type amEvent struct {
-	t     time.Time
-	fp    string
-	fire  bool
-	at    time.Time // startsAt when firing, endsAt when resolved
-	c     *alertCond
-	group string
+	t    time.Time
+	fp   string
+	fire bool
+	at   time.Time // startsAt when firing, endsAt when resolved
+	c    *alertCond
 }
 
 // prometheus turns the conditions into what Prometheus sends: an alert

@@ -152,7 +152,6 @@ type alertCond struct {
 type episode struct {
 	svc        string
 	m          metricDef
-	extra      map[string]string // series labels beyond name and service
 	start, end time.Time
 	owner      string
 }
@@ -355,7 +354,6 @@ func (g *gen) incidents() {
 		total += m
 	}
 	for i, t := range starts {
-		owner := fmt.Sprintf("inc-%03d", i+1)
 		d := time.Duration(float64(g.cfg.MedianDuration) * math.Exp(0.5*g.r.NormFloat64()))
 		d = min(max(d, 6*time.Minute), 90*time.Minute)
 		x := g.r.Float64() * total
@@ -364,6 +362,8 @@ func (g *gen) incidents() {
 			x -= g.cfg.Mix[a]
 			a++
 		}
+		// The id names the archetype, for whoever reads the losses by kind.
+		owner := fmt.Sprintf("inc-%03d-%s", i+1, []string{"backing", "deploy", "change", "provider", "exhaustion", "node"}[min(a, 5)])
 		switch a {
 		case 0:
 			g.backingFailure(t, d, owner)

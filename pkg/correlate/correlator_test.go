@@ -1395,11 +1395,16 @@ services:
   reports-db: {}
   files-db: {}
 `
-	in := func(region string, s Signal) Signal {
-		s.Labels = map[string]string{"region": region, "service": s.Service}
-		s.Fingerprint += "/" + region
+	// at gives s the labels kv (pairs), and a fingerprint of its own.
+	at := func(s Signal, kv ...string) Signal {
+		s.Labels = map[string]string{"service": s.Service}
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.Labels[kv[i]] = kv[i+1]
+			s.Fingerprint += "/" + kv[i+1]
+		}
 		return s
 	}
+	in := func(region string, s Signal) Signal { return at(s, "region", region) }
 	open := func(c *Correlator) (n int) {
 		for _, inc := range c.Incidents() {
 			if inc.Status != StatusResolved {
@@ -1478,18 +1483,18 @@ services:
 	if got := open(c); got != 5 {
 		t.Errorf("location_bursts false: %d incidents, want 5", got)
 	}
+	// burstBeside feeds a failure elsewhere, then the burst, each signal
+	// placed by where, and counts the incidents open.
+	burstBeside := func(cfg Config, where func(place string, s Signal) Signal) int {
+		c := correlatorOn(t, cfg, yaml)
+		feed(c, where("b", alert("DiskFull", "files", -time.Hour)))
+		for _, s := range burst("") {
+			feed(c, where("a", s))
+		}
+		return open(c)
+	}
 	// One region everywhere tells nothing; its clusters do.
-	c = correlatorOn(t, Config{}, yaml)
-	clustered := func(cluster string, s Signal) Signal {
-		s.Labels = map[string]string{"region": "eu-west-1", "cluster": cluster}
-		s.Fingerprint += "/" + cluster
-		return s
-	}
-	feed(c, clustered("b", alert("DiskFull", "files", -time.Hour)))
-	for _, s := range burst("") {
-		feed(c, clustered("a", s))
-	}
-	if got := open(c); got != 2 {
+	if got := burstBeside(Config{}, func(cluster string, s Signal) Signal { return at(s, "region", "eu-west-1", "cluster", cluster) }); got != 2 {
 		t.Errorf("%d incidents open of a burst in one cluster of the only region, want 2", got)
 	}
 	// An incident holding the bursts of two places takes signals from
@@ -1519,17 +1524,7 @@ services:
 		}
 	}
 	// The labels are tried in order: a zone when there is no region.
-	c = correlatorOn(t, Config{LocationLabels: []string{"region", "zone"}}, yaml)
-	zoned := func(zone string, s Signal) Signal {
-		s.Labels = map[string]string{"zone": zone}
-		s.Fingerprint += "/" + zone
-		return s
-	}
-	feed(c, zoned("b", alert("DiskFull", "files", -time.Hour)))
-	for _, s := range burst("") {
-		feed(c, zoned("a", s))
-	}
-	if got := open(c); got != 2 {
+	if got := burstBeside(Config{LocationLabels: []string{"region", "zone"}}, func(zone string, s Signal) Signal { return at(s, "zone", zone) }); got != 2 {
 		t.Errorf("%d incidents open of a burst in one zone, want 2", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // amFingerprint is the fingerprint Alertmanager gives an alert.
@@ -62,30 +63,12 @@ func (g *gen) emit() Storm {
 
 // --- Prometheus and Alertmanager ---------------------------------------
 
-// amAlert is an alert as the webhook carries it.
-type amAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
-
-// amPayload is Alertmanager's webhook body, version 4.
-type amPayload struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []amAlert         `json:"alerts"`
-}
+// amAlert and amPayload are Alertmanager's webhook body, version 4, as
+// pkg/notify/webhook writes it.
+type (
+	amAlert   = webhook.AlertmanagerAlert
+	amPayload = webhook.AlertmanagerPayload
+)
 
 type amLine struct {
 	Type    string    `json:"type"`

@@ -22,8 +22,8 @@ type AlertmanagerOptions struct {
 // AlertmanagerPayload is the body of Prometheus Alertmanager's webhook
 // (payload version 4), its fields in the order Alertmanager writes them.
 // The Alertmanager function builds one for an incident; the storm
-// generators (pkg/correlate/scenario, blindgen) write them into their
-// replay lines.
+// generators (pkg/correlate/scenario, blindgen, fleetgen, stagegen) write
+// them into their replay lines.
 type AlertmanagerPayload struct {
 	Version           string              `json:"version"`
 	GroupKey          string              `json:"groupKey"`

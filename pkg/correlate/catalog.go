@@ -43,7 +43,9 @@ type Catalog struct {
 	// adds each as a service with no owner, team or dependencies.
 	Undeclared []string `yaml:"-" json:"-"`
 	// Warnings tells, for whoever loads the file to report, what
-	// ParseCatalog ignored (unknown keys) or added (Undeclared).
+	// ParseCatalog ignored (unknown keys, a dependency closing a cycle),
+	// took for another name (a declared service in other letter case) or
+	// added (Undeclared).
 	Warnings []string `yaml:"-" json:"-"`
 }
 
@@ -233,7 +235,10 @@ func (c *Catalog) Validate() error {
 // returns a warning naming it and the cycle. A failure's root lies below
 // its symptoms, which a cycle leaves without a bottom; yet real catalogs
 // have cycles (two services calling each other, a stale entry), and
-// refusing the whole file for one would leave no topology at all.
+// refusing the whole file for one would leave no topology at all. Which
+// edge goes is the order's choice, not knowledge of which entry is stale
+// (nothing in the file says): the warning asks for the cycle to be
+// checked.
 func (c *Catalog) breakCycles() (warnings []string) {
 	const (
 		unseen = iota
@@ -252,7 +257,7 @@ func (c *Catalog) breakCycles() (warnings []string) {
 			switch state[d] {
 			case open:
 				cycle := append(slices.Clone(path[slices.Index(path, d):]), d)
-				warnings = append(warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q closes the dependency cycle %s: ignored", n, i, d, strings.Join(cycle, " -> ")))
+				warnings = append(warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q closes the dependency cycle %s: ignored (the last met in lexical order; check which entry is stale)", n, i, d, strings.Join(cycle, " -> ")))
 				continue
 			case unseen:
 				visit(d)

@@ -7,10 +7,11 @@
 //
 //   - Deduplication: a signal's fingerprint (Alertmanager's, a producer's
 //     dedup key, an anomaly's series) names one member; repeats update its
-//     count, last time and status, never a new member. An anomaly of
-//     another episode (the detector's episode_id; without one, a series
+//     count, last time and status, never a new member. An anomaly of a
+//     newer episode (the detector's episode_id; without one, a series
 //     quiet for QuietPeriod that goes wrong again) is a new member,
-//     wherever it then belongs.
+//     wherever it then belongs; late events of an episode gone by change
+//     nothing.
 //   - Topology: a new member joins an incident opened at most
 //     SpreadWindow before it (and that fired within GroupWindow) whose
 //     root, its most upstream service, is the member's service, a
@@ -54,7 +55,9 @@
 //     an incident opened are linked to it.
 //
 // Lifecycle: opened; acknowledged (by command); resolved once every member
-// resolved and QuietPeriod passed; reopened instead of a new incident when a
+// resolved (an alert, or an anomaly episode closed) and QuietPeriod passed
+// (three QuietPeriods without a signal while an episode's close is
+// missing); reopened instead of a new incident when a
 // related signal fires within ReopenWindow of the resolution. A member that
 // changes state FlapStart times within FlapWindow is flapping: its changes
 // update the incident's members but publish no update until it calms

@@ -76,8 +76,12 @@ type incident struct {
 	// an incident takes new members only while that is within GroupWindow,
 	// so a long-firing alert does not pull in what fails near it hours
 	// later.
-	lastFired   time.Time
-	firing      int       // members firing (alerts only)
+	lastFired time.Time
+	firing    int // members firing (alerts only)
+	// episodes are the members whose anomaly episode is open (an opening
+	// or update of a named episode came, its close not yet): the incident
+	// waits for their close to resolve (lapse).
+	episodes    int
 	flappers    []*member // members flapping: what calm and dueOf look at
 	changes     []Change
 	timeline    []Entry
@@ -216,8 +220,8 @@ func (c *Correlator) Observe(s Signal) []Update {
 	}
 	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {
 		if c.newEpisode(m, s) {
-			// The series was quiet for a quiet period: this is a new
-			// anomaly, which joins whatever fails now.
+			// Another episode of the series: a new anomaly, which
+			// joins whatever fails now.
 			inc := m.inc
 			c.leave(m)
 			inc.dirty = true
@@ -716,8 +720,10 @@ func (c *Correlator) newEpisode(m *member, s Signal) bool {
 	if s.EpisodeID != "" && m.episode != "" {
 		// The detector says which episode it is: its updates of a long
 		// one may come further apart than QuietPeriod (the detector's
-		// own update_every is 5 minutes).
-		return s.EpisodeID != m.episode
+		// own update_every is 5 minutes). Another episode's close, or
+		// an event older than the member's last, is a late one of an
+		// episode gone by: it repeats the member and changes nothing.
+		return s.EpisodeID != m.episode && s.Episode != EpisodeClose && !s.Time.Before(m.LastSeen)
 	}
 	return s.Time.Sub(m.LastSeen) > c.cfg.QuietPeriod
 }
@@ -742,10 +748,18 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	if s.EventID != "" {
 		m.LastEventID = s.EventID
 	}
-	if s.EpisodeID != "" {
+	if s.EpisodeID != "" && m.episode == "" {
 		m.episode = s.EpisodeID
 	}
 	m.Value, m.Expected, m.Lower, m.Upper = s.Value, s.Expected, s.Lower, s.Upper
+	if m.Kind == SignalAnomaly && m.episode != "" && s.EpisodeID == m.episode && m.Firing == s.Resolved {
+		// Its episode opened again (an update after a lost close) or
+		// closed: the incident waits for open episodes (lapse).
+		inc.tally(m, -1)
+		m.Firing = !s.Resolved
+		inc.tally(m, 1)
+		inc.dirty = true
+	}
 	if s.Time.After(inc.lastSignal) {
 		inc.lastSignal = s.Time
 	}
@@ -980,6 +994,18 @@ func (inc *incident) saw(s Signal) {
 	}
 }
 
+// tally adds d times m's state to inc's counts: a firing alert to firing,
+// an anomaly whose episode is open to episodes.
+func (inc *incident) tally(m *member, d int) {
+	switch {
+	case !m.Firing:
+	case m.Kind == SignalAlert:
+		inc.firing += d
+	default:
+		inc.episodes += d
+	}
+}
+
 func (inc *incident) hasName(name string) bool { return name != "" && inc.names[name] > 0 }
 
 // open starts an incident with s as its first member.
@@ -1023,6 +1049,9 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
 	}, episode: s.EpisodeID}
+	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
+		m.Firing = !s.Resolved // its episode is open
+	}
 	if old, ok := c.members[s.Fingerprint]; ok {
 		c.leave(old)
 	}
@@ -1056,9 +1085,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	m.inc = inc
 	c.members[m.Fingerprint] = m
 	inc.members = append(inc.members, m)
-	if m.Firing {
-		inc.firing++
-	}
+	inc.tally(m, 1)
 	if m.Flapping {
 		inc.flappers = append(inc.flappers, m)
 	}
@@ -1139,9 +1166,7 @@ func (c *Correlator) detachAll(inc *incident) {
 // correlator's indexes.
 func (c *Correlator) unindex(inc *incident, m *member) {
 	m.inc = nil
-	if m.Firing {
-		inc.firing--
-	}
+	inc.tally(m, -1)
 	if m.Flapping {
 		inc.dropFlapper(m)
 	}
@@ -1284,12 +1309,16 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
-	if inc.firing == 0 && now.Sub(inc.lastSignal) >= c.cfg.QuietPeriod {
+	if quiet := c.quietOf(inc); inc.firing == 0 && now.Sub(inc.lastSignal) >= quiet {
 		inc.status = StatusResolved
 		inc.resolvedAt = inc.lastSignal
 		c.stats.Resolved++
-		at := inc.lastSignal.Add(c.cfg.QuietPeriod)
-		inc.note(at, fmt.Sprintf("resolved: every member resolved %s ago", c.cfg.QuietPeriod))
+		at := inc.lastSignal.Add(quiet)
+		if inc.episodes > 0 {
+			inc.note(at, fmt.Sprintf("resolved: nothing came for %s, with %d anomaly episodes not closed", quiet, inc.episodes))
+		} else {
+			inc.note(at, fmt.Sprintf("resolved: every member resolved %s ago", quiet))
+		}
 		return append(ups, c.publish(inc, Resolved, at))
 	}
 	if inc.dirty && len(inc.flappers) == 0 && now.Sub(inc.lastPublished) >= c.cfg.UpdateInterval {
@@ -1297,6 +1326,21 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 	}
 	return ups
 }
+
+// quietOf is how long inc must be without a signal to resolve once no
+// alert of it fires: QuietPeriod, or, while an anomaly episode of it is
+// open, openEpisodeQuiet quiet periods: the detector updates a long
+// episode only every few minutes and closes it when it ends, and a
+// close lost must not keep the incident open for ever.
+func (c *Correlator) quietOf(inc *incident) time.Duration {
+	if inc.episodes > 0 {
+		return openEpisodeQuiet * c.cfg.QuietPeriod
+	}
+	return c.cfg.QuietPeriod
+}
+
+// openEpisodeQuiet: see quietOf.
+const openEpisodeQuiet = 3
 
 // dueOf is when time alone next changes inc (zero: never).
 func (c *Correlator) dueOf(inc *incident) time.Time {
@@ -1310,7 +1354,7 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 		}
 	}
 	if inc.firing == 0 {
-		earlier(inc.lastSignal.Add(c.cfg.QuietPeriod))
+		earlier(inc.lastSignal.Add(c.quietOf(inc)))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {
 		earlier(inc.lastPublished.Add(c.cfg.UpdateInterval))

@@ -156,27 +156,57 @@ func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
 
 // A detector that names its episodes (episode_id) says which anomalies are
 // one: its updates of a long episode, further apart than the quiet period
-// (the detector's update_every is 5 minutes), stay one member, after a
-// restart too; another episode id is a new member even soon after.
+// (the detector's update_every is 5 minutes), stay one member of an
+// incident that stays open until the close, after a restart too; another
+// episode is a new member even soon after; a late event of an episode
+// gone by changes nothing; a close lost resolves the incident after
+// three quiet periods without a signal.
 func TestAnomalyEpisodeIDsSayWhatIsOneEpisode(t *testing.T) {
 	c := newCorrelator(t, Config{})
-	anomaly := func(episode string, at time.Duration) Signal {
-		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at), EpisodeID: episode}
+	anomaly := func(episode, phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
+			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
 	}
-	feed(c, anomaly("e1", 0))
+	ups := feed(c, anomaly("e1", EpisodeOpen, 0))
 	first, _ := c.IncidentOf("series-checkout")
-	feed(c, alert("ReplicationLag", "payments-db", 20*time.Minute))
-	for _, at := range []time.Duration{6 * time.Minute, 12 * time.Minute, 21 * time.Minute} {
-		feed(c, anomaly("e1", at))
+	for _, at := range []time.Duration{5*time.Minute + 10*time.Second, 10*time.Minute + 20*time.Second, 15*time.Minute + 30*time.Second} {
+		c = restarted(t, c)
+		ups = append(ups, feed(c, anomaly("e1", EpisodeUpdate, at))...)
 		if got, _ := c.IncidentOf("series-checkout"); got != first {
 			t.Fatalf("an update of episode e1 at %s moved the series to %s, want %s", at, got, first)
 		}
-		c = restarted(t, c)
 	}
-	feed(c, anomaly("e2", 22*time.Minute))
+	if got := transitions(ups); strings.Contains(got, "resolved") || strings.Contains(got, "reopened") {
+		t.Fatalf("transitions %s while the episode is open, want no resolution", got)
+	}
+	feed(c, alert("ReplicationLag", "payments-db", 20*time.Minute), anomaly("e1", EpisodeClose, 21*time.Minute))
+	feed(c, anomaly("e2", EpisodeOpen, 22*time.Minute))
 	cascade, _ := c.IncidentOf("ReplicationLag/payments-db")
-	if got, _ := c.IncidentOf("series-checkout"); got != cascade {
+	if got, _ := c.IncidentOf("series-checkout"); got != cascade || cascade == first {
 		t.Fatalf("episode e2 is in %s, want what fails now, %s", got, cascade)
+	}
+	// Late events of e1 (an update redelivered, its close again) repeat
+	// the member and leave it in e2.
+	feed(c, anomaly("e1", EpisodeUpdate, 21*time.Minute+30*time.Second), anomaly("e1", EpisodeClose, 23*time.Minute), anomaly("e2", EpisodeUpdate, 27*time.Minute))
+	if m := c.members["series-checkout"]; m.inc.id != cascade || m.episode != "e2" || !m.Firing || m.Count != 4 || !m.FirstSeen.Equal(t0.Add(22*time.Minute)) {
+		t.Errorf("after late e1 events the member is in %s, episode %s, open %v, count %d, first seen %s; want %s, e2, open, 4, e2's opening",
+			m.inc.id, m.episode, m.Firing, m.Count, m.FirstSeen, cascade)
+	}
+	if st, _ := c.Incident(first); st.State != StatusResolved {
+		t.Errorf("e1's incident is %s after its close and a quiet period, want resolved", st.State)
+	}
+	// A close lost: the incident resolves three quiet periods after its
+	// last signal, not one.
+	c = newCorrelator(t, Config{})
+	feed(c, anomaly("e9", EpisodeOpen, 0), anomaly("e9", EpisodeUpdate, 5*time.Minute))
+	id, _ := c.IncidentOf("series-checkout")
+	c.Advance(t0.Add(5*time.Minute + 3*c.cfg.QuietPeriod - time.Second))
+	if st, _ := c.Incident(id); st.State == StatusResolved {
+		t.Fatalf("resolved before three quiet periods without a signal")
+	}
+	c.Advance(t0.Add(5*time.Minute + 3*c.cfg.QuietPeriod))
+	if st, _ := c.Incident(id); st.State != StatusResolved {
+		t.Errorf("%s three quiet periods after the last update of an episode never closed, want resolved", st.State)
 	}
 }
 
@@ -743,6 +773,10 @@ func TestCatalogErrors(t *testing.T) {
 	if err := cyclic.Validate(); err == nil || !strings.Contains(err.Error(), "dependency cycle a -> b -> a") {
 		t.Fatalf("a catalog built in code must have no cycle: %v", err)
 	}
+	self := &Catalog{Services: map[string]Service{"a": {DependsOn: []string{"a"}}}}
+	if err := self.Validate(); err == nil || !strings.Contains(err.Error(), "services.a.depends_on[0]: depends on itself") {
+		t.Fatalf("a catalog built in code must not depend on itself: %v", err)
+	}
 }
 
 // TestCatalogCyclesAreBroken: a file's dependency cycle (two services
@@ -751,8 +785,8 @@ func TestCatalogErrors(t *testing.T) {
 func TestCatalogCyclesAreBroken(t *testing.T) {
 	cat := catalog(t, "services:\n  a: {depends_on: [b]}\n  b: {depends_on: [c, d]}\n  c: {depends_on: [a]}\n  d: {depends_on: [d]}\n")
 	want := []string{
-		`services.c.depends_on[0]: "a" closes the dependency cycle a -> b -> c -> a: ignored`,
-		`services.d.depends_on[0]: "d" closes the dependency cycle d -> d: ignored`,
+		`services.c.depends_on[0]: "a" closes the dependency cycle a -> b -> c -> a: ignored (the last met in lexical order; check which entry is stale)`,
+		`services.d.depends_on[0]: "d" closes the dependency cycle d -> d: ignored (the last met in lexical order; check which entry is stale)`,
 	}
 	if !reflect.DeepEqual(cat.Warnings, want) {
 		t.Errorf("warnings %q, want %q", cat.Warnings, want)
@@ -765,7 +799,7 @@ func TestCatalogCyclesAreBroken(t *testing.T) {
 	}
 	// The example of pipelines/README.md.
 	readme := catalog(t, "services:\n  web: {depends_on: [search]}\n  search: {depends_on: [web]}\n")
-	if want := `services.web.depends_on[0]: "search" closes the dependency cycle search -> web -> search: ignored`; !slices.Contains(readme.Warnings, want) {
+	if want := `services.web.depends_on[0]: "search" closes the dependency cycle search -> web -> search: ignored (the last met in lexical order; check which entry is stale)`; !slices.Contains(readme.Warnings, want) {
 		t.Errorf("warnings %q, want %q", readme.Warnings, want)
 	}
 	// What is left is still a topology: a failing c is what a and b fail on.

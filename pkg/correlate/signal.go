@@ -49,13 +49,22 @@ type Signal struct {
 	Labels  map[string]string
 
 	// Anomaly details. EpisodeID names the detector's episode the anomaly
-	// belongs to (an opening, its updates and its close), "" when it
-	// tells none (an error burst, a producer's own).
+	// belongs to, Episode which event of it this is (EpisodeOpen,
+	// EpisodeUpdate, EpisodeClose); "" when it tells none (an error
+	// burst, a producer's own).
 	Value, Expected, Lower, Upper float64
-	EpisodeID                     string
+	EpisodeID, Episode            string
 	// Change details.
 	Version, Author, Commit, URL string
 }
+
+// The events of an anomaly episode (Signal.Episode), as event.AnomalyBody
+// names them.
+const (
+	EpisodeOpen   = event.EpisodeOpen
+	EpisodeUpdate = event.EpisodeUpdate
+	EpisodeClose  = event.EpisodeClose
+)
 
 // SignalOf turns an envelope into a signal. Kinds the correlator does not
 // take (logs, metrics, incidents) return ok false; a body that does not fit
@@ -93,7 +102,7 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		}
 		s.Expected, s.Lower, s.Upper = b.Expected, b.Lower, b.Upper
 		s.Resolved = b.Episode == event.EpisodeClose
-		s.EpisodeID = b.EpisodeID
+		s.EpisodeID, s.Episode = b.EpisodeID, b.Episode
 	case event.KindChange:
 		var b event.ChangeBody
 		if err := e.DecodeBody(&b); err != nil {

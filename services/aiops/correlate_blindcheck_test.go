@@ -193,7 +193,7 @@ func TestCorrelateSpecCheck(t *testing.T) {
 // stopped the replay; with cycles broken the defaults of then scored
 // 0.492 on seeds 1-20 and 0.556 on 21-40, a long anomaly episode split
 // wherever the detector's updates came further apart than quiet_period
-// (QUALITY.md); 0.653 and 0.726 since. Seeds 1-20 may be used to choose defaults, 21-40 are held
+// (QUALITY.md); 0.654 and 0.728 since. Seeds 1-20 may be used to choose defaults, 21-40 are held
 // out; the test keeps a floor of 0.66 over seeds 1-40 and checks the
 // correlator beats grouping by service. STAGEGEN_VERBOSE=1 logs each
 // seed.

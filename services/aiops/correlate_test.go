@@ -342,4 +342,11 @@ func TestCorrelateReplayErrors(t *testing.T) {
 		!strings.Contains(stderr.String(), `services: "serch" is named only in depends_on: taken as a service without owner or dependencies (declare it, or check the name for a typo)`) {
 		t.Fatalf("undeclared dependency: %v, stderr %q", err, stderr.String())
 	}
+	// A dependency closing a cycle is dropped, and told.
+	os.WriteFile(cat, []byte("services:\n  web: {depends_on: [search]}\n  search: {depends_on: [web]}\n"), 0o600)
+	stderr.Reset()
+	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--catalog", cat}, &bytes.Buffer{}, &stderr); err != nil ||
+		!strings.Contains(stderr.String(), `services.web.depends_on[0]: "search" closes the dependency cycle search -> web -> search: ignored`) {
+		t.Fatalf("a cycle: %v, stderr %q", err, stderr.String())
+	}
 }

@@ -49,10 +49,20 @@ test: deps lint
 FUZZTIME ?= 3s
 DECODE_FUZZ := FuzzOTLPLogsShape FuzzRemoteWriteShape FuzzEvents FuzzNDJSON FuzzAlertmanager \
 	FuzzRemoteWrite FuzzRemoteWriteProto FuzzOTLPLogs FuzzOTLPMetrics FuzzChanges
+# Go 1.26's fuzzing engine can fail a target with a bare "context deadline
+# exceeded" when -fuzztime ends while a worker is mid-input (golang/go#75804,
+# fixed in Go 1.27): such a run, with no failing input written, runs once
+# more; any other failure fails at once.
 fuzz-smoke:
 	@log=$$(mktemp); for f in $(DECODE_FUZZ); do \
 		echo "fuzz $$f for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./services/ingest/decode/ >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; \
+		for try in 1 2; do \
+			if $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./services/ingest/decode/ >$$log 2>&1; then break; fi; \
+			if [ $$try = 1 ] && grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
+				echo "fuzz $$f: the engine's deadline race (golang/go#75804), no failing input: once more"; continue; \
+			fi; \
+			cat $$log; rm -f $$log; exit 1; \
+		done; \
 	done; rm -f $$log
 
 # Unit tests only: no servers.

@@ -293,9 +293,9 @@ func (c *Correlator) locationBurst(inc *incident, s Signal, ups []Update) []Upda
 // are at least least: a burst. The earliest becomes a burst's incident
 // (markStorm: an alert storm's when at is zero, else the location burst's
 // of at), which takes new signals from any service (best), within
-// SpreadWindow of its opening as any incident. Looking both ways in time, a burst is the same whatever order
-// its signals came in; only incidents opened within w of the watermark
-// count.
+// SpreadWindow of its opening as any incident. Looking both ways in time,
+// a burst is the same whatever order its signals came in; only incidents
+// opened within w of the watermark count.
 func (c *Correlator) burstOf(inc *incident, s Signal, ups []Update, candidates []*incident, w time.Duration, least int, at place, why func(int) string) []Update {
 	floor := c.now.Add(-w)
 	pieces := []*incident{inc}
@@ -431,9 +431,10 @@ func (c *Correlator) leaveRecent(inc *incident) {
 }
 
 // pruneRecent drops the incidents that opened more than the bursts'
-// windows before the watermark from the burst index (recentWindow). recent is in the order they were
-// opened, which late signals may make a little out of time order: one
-// opened earlier than the front waits for it, and burstOf skips it.
+// windows before the watermark from the burst index (recentWindow).
+// recent is in the order they were opened, which late signals may make a
+// little out of time order: one opened earlier than the front waits for
+// it, and burstOf skips it.
 func (c *Correlator) pruneRecent() {
 	floor := c.now.Add(-c.recentWindow())
 	n := 0

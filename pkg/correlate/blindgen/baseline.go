@@ -3,9 +3,10 @@ package blindgen
 import (
 	"cmp"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 )
 
 // item is one alert as a correlator sees it: its fingerprint, its service
@@ -68,15 +69,9 @@ func (s *Storm) BaselineByService() map[string]string {
 // in a notification, an alert opens a new group when it appears more than
 // d after the first alert of the current group, else joins it.
 func (s *Storm) BaselineTimeWindow(d time.Duration) map[string]string {
-	out := map[string]string{}
-	n := 0
-	var anchor time.Time
-	for i, it := range s.seen() {
-		if i == 0 || it.first.Sub(anchor) > d {
-			n++
-			anchor = it.first
-		}
-		out[it.fp] = fmt.Sprintf("window-%d", n)
+	var items []eval.Sighting
+	for _, it := range s.seen() {
+		items = append(items, eval.Sighting{ID: it.fp, First: it.first})
 	}
-	return out
+	return eval.WindowsByTime(items, d)
 }

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -205,17 +206,11 @@ func (s *Storm) BaselineByLabel(label string) map[string]string {
 // current incident when first seen within window of the previous item,
 // else opens a new one.
 func (s *Storm) BaselineTimeWindow(window time.Duration) map[string]string {
-	out := map[string]string{}
-	n := 0
-	var last time.Time
+	items := make([]eval.Sighting, len(s.items))
 	for i, it := range s.items {
-		if i == 0 || it.FirstSeen.Sub(last) > window {
-			n++
-		}
-		last = it.FirstSeen
-		out[it.ID] = "window-" + strconv.Itoa(n)
+		items[i] = eval.Sighting{ID: it.ID, First: it.FirstSeen}
 	}
-	return out
+	return eval.ChainByTime(items, window)
 }
 
 // Webhook payload (Alertmanager webhook version 4).

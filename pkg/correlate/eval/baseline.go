@@ -33,14 +33,49 @@ func BaselineByLabel(s scenario.Scenario, label string) map[string]string {
 // With a 5-minute window everything that starts within 5 minutes of
 // something else is one incident, whatever the services.
 func BaselineTimeWindow(s scenario.Scenario, window time.Duration) map[string]string {
-	out := map[string]string{}
+	items := s.Items()
+	seen := make([]Sighting, len(items))
+	for i, it := range items {
+		seen[i] = Sighting{it.ID, it.FirstSeen}
+	}
+	return ChainByTime(seen, window)
+}
+
+// Sighting is an item and when a correlator first saw it, what the time
+// baselines group by (each generator lists its storms' own).
+type Sighting struct {
+	ID    string
+	First time.Time
+}
+
+// ChainByTime groups items, given in the order first seen, by time: an
+// item joins the current group when it was first seen within window of
+// the previous item, else it opens a new one (a chain: a steady trickle
+// is one group however long).
+func ChainByTime(items []Sighting, window time.Duration) map[string]string {
+	return groupByTime(items, window, false)
+}
+
+// WindowsByTime groups items, given in the order first seen, by time: an
+// item joins the current group when it was first seen within window of
+// the group's first item, else it opens a new one (a group spans at most
+// window).
+func WindowsByTime(items []Sighting, window time.Duration) map[string]string {
+	return groupByTime(items, window, true)
+}
+
+// groupByTime is ChainByTime, or with anchored WindowsByTime.
+func groupByTime(items []Sighting, window time.Duration, anchored bool) map[string]string {
+	out := make(map[string]string, len(items))
 	n := 0
-	var last time.Time
-	for i, it := range s.Items() {
-		if i == 0 || it.FirstSeen.Sub(last) > window {
+	var from time.Time
+	for i, it := range items {
+		if i == 0 || it.First.Sub(from) > window {
 			n++
+			from = it.First
+		} else if !anchored {
+			from = it.First
 		}
-		last = it.FirstSeen
 		out[it.ID] = fmt.Sprintf("window-%d", n)
 	}
 	return out

@@ -93,3 +93,18 @@ func TestBaselineTimeWindowChains(t *testing.T) {
 		t.Errorf("label assignment %v", l)
 	}
 }
+
+// A trickle of items 4 minutes apart is one chain of 5-minute gaps, and
+// two 5-minute windows.
+func TestChainAndWindowsByTime(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	items := []Sighting{{"a", t0}, {"b", t0.Add(4 * time.Minute)}, {"c", t0.Add(8 * time.Minute)}, {"d", t0.Add(20 * time.Minute)}}
+	groups := func(m map[string]string) [4]string { return [4]string{m["a"], m["b"], m["c"], m["d"]} }
+	chain, windows := groups(ChainByTime(items, 5*time.Minute)), groups(WindowsByTime(items, 5*time.Minute))
+	if chain[0] != chain[1] || chain[1] != chain[2] || chain[2] == chain[3] {
+		t.Errorf("chain %v, want a, b, c together and d apart", chain)
+	}
+	if windows[0] != windows[1] || windows[1] == windows[2] || windows[2] == windows[3] {
+		t.Errorf("windows %v, want a with b, c apart, d apart", windows)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -312,17 +313,11 @@ func (s *Storm) BaselineByService() map[string]string {
 // seen, an alert first seen within d of the current window's first alert
 // joins it, else it opens a new window.
 func (s *Storm) BaselineTimeWindow(d time.Duration) map[string]string {
-	out := map[string]string{}
-	n := 0
-	var anchor time.Time
-	for i, a := range s.alertsInOrder() {
-		if i == 0 || a.seen.Sub(anchor) > d {
-			n++
-			anchor = a.seen
-		}
-		out[a.fp] = fmt.Sprintf("window-%d", n)
+	var items []eval.Sighting
+	for _, a := range s.alertsInOrder() {
+		items = append(items, eval.Sighting{ID: a.fp, First: a.seen})
 	}
-	return out
+	return eval.WindowsByTime(items, d)
 }
 
 type seenAlert struct {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 )
 
 // Storm is one generated alert storm with its ground truth.
@@ -339,15 +341,9 @@ func (s *Storm) BaselineByService() map[string]string {
 // every alert first seen within d of that opening alert joins it; the next
 // alert after that opens a new window.
 func (s *Storm) BaselineTimeWindow(d time.Duration) map[string]string {
-	out := map[string]string{}
-	n := 0
-	var anchor time.Time
-	for i, it := range s.items() {
-		if i == 0 || it.first.Sub(anchor) > d {
-			n++
-			anchor = it.first
-		}
-		out[it.fp] = fmt.Sprintf("window-%d", n)
+	var items []eval.Sighting
+	for _, it := range s.items() {
+		items = append(items, eval.Sighting{ID: it.fp, First: it.first})
 	}
-	return out
+	return eval.WindowsByTime(items, d)
 }

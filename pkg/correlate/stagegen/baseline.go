@@ -2,10 +2,11 @@ package stagegen
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 )
 
 // item is one thing a correlator sees in the lines: an alert (by its
@@ -97,15 +98,9 @@ func (s Storm) BaselineByService() map[string]string {
 // the order first seen, an item opens a new group when it is first seen
 // more than d after the previous item, else joins the current group.
 func (s Storm) BaselineTimeWindow(d time.Duration) map[string]string {
-	out := map[string]string{}
-	n := 0
-	var last time.Time
-	for i, it := range s.items() {
-		if i == 0 || it.first.Sub(last) > d {
-			n++
-		}
-		last = it.first
-		out[it.id] = fmt.Sprintf("window-%d", n)
+	var items []eval.Sighting
+	for _, it := range s.items() {
+		items = append(items, eval.Sighting{ID: it.id, First: it.first})
 	}
-	return out
+	return eval.ChainByTime(items, d)
 }

@@ -209,6 +209,9 @@ type Stats struct {
 	InProgress       uint64 // in-progress signals sent for deliveries held long (WithInProgress)
 }
 
+// AckFlushTimeout bounds the flush of acks at the end of Run's drain.
+const AckFlushTimeout = 5 * time.Second
+
 // ErrDrainTimeout is returned by Run when deliveries were still un-done after
 // the drain timeout. They are not lost: the server redelivers them.
 var ErrDrainTimeout = errors.New("bus: drain timeout")
@@ -691,7 +694,7 @@ func (c *Consumer) drainOutstanding() error {
 				ErrDrainTimeout, c.outstanding.Load(), c.drain)
 		}
 	}
-	if ferr := c.js.Conn().FlushTimeout(5 * time.Second); ferr != nil && err == nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
+	if ferr := c.js.Conn().FlushTimeout(AckFlushTimeout); ferr != nil && err == nil && !errors.Is(ferr, nats.ErrConnectionClosed) {
 		c.log.Warn().Err(ferr).Msg("flushing acks at shutdown failed; unacked messages will be redelivered")
 	}
 	if err != nil {

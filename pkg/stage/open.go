@@ -70,7 +70,9 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 	if err != nil {
 		return nil, err
 	}
-	consumer, err := bus.NewConsumer(ctx, js, cc, log, o.consumerOpts...)
+	// The drain is the stage's (the consumer's options may still set it).
+	consumerOpts := append([]bus.ConsumerOption{bus.WithDrainTimeout(r.Config().DrainTimeout)}, o.consumerOpts...)
+	consumer, err := bus.NewConsumer(ctx, js, cc, log, consumerOpts...)
 	if err != nil {
 		return nil, err
 	}

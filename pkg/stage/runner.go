@@ -15,6 +15,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // Sentinel errors of the runner.
@@ -89,6 +90,19 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
 		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
 	}
+	// A stop's budgets nest: the drain, the consumer's flush of its acks
+	// and the last checkpoint end within the service's shutdown timeout,
+	// or the service reports the stage hung while it was still saving.
+	stop := cfg.DrainTimeout + bus.AckFlushTimeout
+	parts := fmt.Sprintf("drain_timeout (%s) and the acks' flush (%s)", cfg.DrainTimeout, bus.AckFlushTimeout)
+	if _, ok := proc.(Checkpointer); ok {
+		stop += cfg.CheckpointTimeout
+		parts = fmt.Sprintf("drain_timeout (%s), the acks' flush (%s) and checkpoint_timeout (%s)", cfg.DrainTimeout, bus.AckFlushTimeout, cfg.CheckpointTimeout)
+	}
+	if stop >= service.DefaultShutdownTimeout {
+		return nil, fmt.Errorf("%w: %s add up to %s: a stop must end within the service's %s",
+			ErrInvalidConfig, parts, stop, service.DefaultShutdownTimeout)
+	}
 	kept, err := lru.New[string, []bus.Message](cfg.MaxKept)
 	if err != nil {
 		return nil, err
@@ -144,7 +158,8 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
 		}
 	}
-	stopPipeline := r.startPipeline()
+	drained := make(chan struct{})
+	stopPipeline := r.startPipeline(drained)
 
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -166,6 +181,13 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	}
 
 	runErr := src.Run(ctx, r.handle)
+	if errors.Is(runErr, bus.ErrDrainTimeout) {
+		// Not a failure of the stop: what was not settled is redelivered
+		// (the consumer said how many), and the stop must go on to its
+		// checkpoint within the service's budget.
+		runErr = nil
+	}
+	close(drained)
 	stopLoops()
 	wg.Wait()
 	stopPipeline()
@@ -187,15 +209,17 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 
 // startPipeline starts the workers and the acker; the returned stop, called
 // once the source hands out nothing more, lets them finish (so that every
-// delivery's done is called) and waits for them.
-func (r *Runner) startPipeline() (stop func()) {
+// delivery's done is called) and waits for them. Once drained is closed the
+// acker waits for no more acks: an ack lost with a cluster node would hold
+// the stop for the publisher's whole ack timeout.
+func (r *Runner) startPipeline(drained <-chan struct{}) (stop func()) {
 	if r.sink != nil {
 		return func() {}
 	}
 	r.work = make(chan job, r.cfg.Queue)
 	r.pending = make(chan pendingInput, r.cfg.Queue)
 	acked := make(chan struct{})
-	go func() { defer close(acked); r.acker(r.pending) }()
+	go func() { defer close(acked); r.acker(r.pending, drained) }()
 	var workers sync.WaitGroup
 	if r.cfg.Workers == 1 {
 		close(r.work) // inputs are processed on the source's goroutine
@@ -343,7 +367,7 @@ func (r *Runner) send(j job, p pendingInput) {
 // acker settles inputs once their outputs were acked. Futures of one
 // publisher resolve roughly in send order, so waiting in order costs little
 // and needs one goroutine, not one per input.
-func (r *Runner) acker(pending <-chan pendingInput) {
+func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 	for p := range pending {
 		var first error
 		for i, o := range p.outs {
@@ -351,10 +375,7 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 			var err error
 			switch {
 			case i < p.sent:
-				select {
-				case <-o.future.Ok():
-				case err = <-o.future.Err():
-				}
+				err = awaitAck(o.future, drained)
 			case i == p.sent:
 				err = p.sendErr
 			default:
@@ -376,6 +397,30 @@ func (r *Runner) acker(pending <-chan pendingInput) {
 			r.keep(p.id, p.outs)
 		}
 		p.done(first) // transient: the input comes back and its outputs are sent again
+	}
+}
+
+// ErrStopped settles an output whose ack had not come when the stop's drain
+// ended: its input is redelivered, and the output sent again with its id.
+var ErrStopped = errors.New("stage: stopped before the output's ack came")
+
+// awaitAck waits for f's ack until drained is closed; an ack that came is
+// taken even then.
+func awaitAck(f jetstream.PubAckFuture, drained <-chan struct{}) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-drained:
+	}
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	default:
+		return ErrStopped
 	}
 }
 

@@ -459,6 +459,76 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := stage.NewRunner(42, stage.Config{Name: "x"}, nil, zeroLog()); err == nil || !strings.Contains(err.Error(), "int is neither") {
 		t.Fatalf("not a processor: %v", err)
 	}
+	{
+		c := stage.Config{Name: "x", DrainTimeout: -time.Second}
+		if err := c.Validate(); !errors.Is(err, stage.ErrInvalidConfig) || !strings.Contains(err.Error(), "drain_timeout") {
+			t.Fatalf("a negative drain: %v", err)
+		}
+	}
+}
+
+// A stop's budgets nest in the service's: the drain, the acks' flush and
+// (for a Checkpointer) the last checkpoint end before the service gives up.
+func TestRunnerStopBudgetsNest(t *testing.T) {
+	budget := stage.CheckpointBudget()
+	if d := stage.DefaultConfig("x"); d.CheckpointTimeout >= budget {
+		t.Fatalf("default checkpoint_timeout %s, want under the budget %s", d.CheckpointTimeout, budget)
+	}
+	for _, c := range []struct {
+		proc   any
+		cfg    stage.Config
+		refuse string // "" when accepted
+	}{
+		{&checkpointer{}, stage.Config{Name: "x"}, ""},
+		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: budget - time.Millisecond}, ""},
+		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: budget}, "checkpoint_timeout (10s) add up to 25s"},
+		{&checkpointer{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second}, "drain_timeout (15s), the acks' flush (5s) and checkpoint_timeout (8s) add up to 28s"},
+		// No checkpoint follows a plain processor's drain.
+		{&echo{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second, CheckpointTimeout: time.Minute}, ""},
+		{&echo{}, stage.Config{Name: "x", DrainTimeout: 20 * time.Second}, "drain_timeout (20s) and the acks' flush (5s) add up to 25s"},
+	} {
+		_, err := stage.NewRunner(c.proc, c.cfg, stagetest.NewPublisher(), zeroLog())
+		switch {
+		case c.refuse == "" && err != nil:
+			t.Errorf("%T %+v: %v, want accepted", c.proc, c.cfg, err)
+		case c.refuse != "" && (!errors.Is(err, stage.ErrInvalidConfig) || !strings.Contains(err.Error(), c.refuse)):
+			t.Errorf("%T %+v: %v, want refused with %q", c.proc, c.cfg, err, c.refuse)
+		}
+	}
+}
+
+// An ack lost with a cluster node must not hold the stop for the
+// publisher's ack timeout: when the drain ends the runner waits for no
+// more acks, naks the input (it is redelivered, its output sent again with
+// the same id) and goes on to its checkpoint.
+func TestRunnerStopsWaitingForAcksWhenTheDrainEnds(t *testing.T) {
+	p := &checkpointer{}
+	h := stagetest.Start(t, p, stage.Config{DrainTimeout: 50 * time.Millisecond, CheckpointEvery: time.Hour})
+	if r := h.Feed(logEvent(t, 1, "acked"))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("before the loss: %v (%v)", r.Outcome, r.Err)
+	}
+	h.Pub.LoseAcks(true)
+	held := h.Send(logEvent(t, 2, "ack lost"))
+	if _, ok := held.Result(); ok {
+		t.Fatal("settled before its ack came")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("stop: %v, want nil: what the drain left is redelivered", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the stop waited for an ack that never comes")
+	}
+	r, ok := held.Result()
+	if !ok || r.Outcome != stagetest.Naked || !errors.Is(r.Err, stage.ErrStopped) {
+		t.Fatalf("input whose ack was lost: %v %v (settled %v), want naked with ErrStopped", r.Outcome, r.Err, ok)
+	}
+	if got := strings.Join(p.order, ","); got != "restore,process,process,checkpoint" {
+		t.Fatalf("order %s, want the checkpoint after the drain", got)
+	}
 }
 
 func zeroLog() zerolog.Logger { return zerolog.Nop() }

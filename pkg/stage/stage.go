@@ -36,6 +36,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // Processor turns one input event into zero or more outputs. It may be
@@ -130,14 +131,26 @@ type Config struct {
 	TickEvery time.Duration
 	// CheckpointEvery is the period of Checkpointer.Checkpoint (default 30s).
 	CheckpointEvery time.Duration
-	// CheckpointTimeout bounds the checkpoint after the drain (default 30s).
+	// DrainTimeout bounds how long a stop waits for the inputs handed out
+	// to get their results (default 10s): Open gives it to the consumer,
+	// and the runner stops waiting for output acks when it ends (what is
+	// not settled by then is redelivered).
+	DrainTimeout time.Duration
+	// CheckpointTimeout bounds the checkpoint after the drain (default 8s).
 	CheckpointTimeout time.Duration
 }
 
 // DefaultConfig is a Config with every default filled in.
 func DefaultConfig(name string) Config {
 	return Config{Name: name, Workers: 1, Queue: 1024, MaxKept: 10_000,
-		CheckpointEvery: 30 * time.Second, CheckpointTimeout: 30 * time.Second}
+		CheckpointEvery: 30 * time.Second, DrainTimeout: 10 * time.Second, CheckpointTimeout: 8 * time.Second}
+}
+
+// CheckpointBudget is what the service's shutdown timeout leaves the last
+// checkpoint after the default drain and the acks' flush: a
+// CheckpointTimeout must stay under it (NewRunner refuses one that does not).
+func CheckpointBudget() time.Duration {
+	return service.DefaultShutdownTimeout - DefaultConfig("").DrainTimeout - bus.AckFlushTimeout
 }
 
 // ErrInvalidConfig is wrapped by Validate's errors.
@@ -162,6 +175,8 @@ func (c Config) Validate() error {
 		return bad("tick_every", "negative (%s)", c.TickEvery)
 	case c.CheckpointEvery < 0:
 		return bad("checkpoint_every", "negative (%s)", c.CheckpointEvery)
+	case c.DrainTimeout < 0:
+		return bad("drain_timeout", "negative (%s)", c.DrainTimeout)
 	case c.CheckpointTimeout < 0:
 		return bad("checkpoint_timeout", "negative (%s)", c.CheckpointTimeout)
 	}
@@ -181,6 +196,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = d.CheckpointEvery
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = d.DrainTimeout
 	}
 	if c.CheckpointTimeout == 0 {
 		c.CheckpointTimeout = d.CheckpointTimeout

@@ -8,6 +8,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // ErrInvalidConfig is wrapped by every error Config.Validate returns.
@@ -23,7 +24,7 @@ const (
 	DefaultSnapshotInterval = time.Minute
 	DefaultSnapshotMaxAge   = 7 * 24 * time.Hour
 	DefaultSnapshotChunk    = 1024
-	DefaultShutdownSnapshot = 20 * time.Second
+	DefaultShutdownSnapshot = 8 * time.Second
 	MaxSeriesLimit          = 20_000_000
 )
 
@@ -67,7 +68,9 @@ type SnapshotConfig struct {
 	// Chunk is how many series are encoded under one lock hold and
 	// published before waiting for their acks. Default 1024.
 	Chunk int `yaml:"chunk"`
-	// ShutdownTimeout bounds the final snapshot. Default 20s.
+	// ShutdownTimeout bounds the final snapshot. Default 8s; under
+	// stage.CheckpointBudget (10s), so that the stop ends within the
+	// service's 25s after the drain.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -137,6 +140,8 @@ func (c Config) Validate() error {
 		return invalid("snapshot.chunk", "%d is not in [1,65536]", s.Chunk)
 	case s.ShutdownTimeout <= 0:
 		return invalid("snapshot.shutdown_timeout", "%v is not positive", s.ShutdownTimeout)
+	case s.ShutdownTimeout >= stage.CheckpointBudget():
+		return invalid("snapshot.shutdown_timeout", "%v is not under %v, what the service's stop leaves after the drain", s.ShutdownTimeout, stage.CheckpointBudget())
 	}
 	return nil
 }

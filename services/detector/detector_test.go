@@ -361,7 +361,9 @@ func TestConfigValidate(t *testing.T) {
 		"snapshot.interval": {Snapshot: SnapshotConfig{Interval: time.Millisecond}},
 		"snapshot.max_age":  {Snapshot: SnapshotConfig{Interval: time.Hour, MaxAge: time.Minute}},
 		"snapshot.chunk":    {Snapshot: SnapshotConfig{Chunk: 1 << 20}},
-		"consumer":          {Consumer: bus.ConsumerConfig{BatchSize: -1}},
+		// With the drain after it, a stop would outlast the service's.
+		"snapshot.shutdown_timeout": {Snapshot: SnapshotConfig{ShutdownTimeout: 20 * time.Second}},
+		"consumer":                  {Consumer: bus.ConsumerConfig{BatchSize: -1}},
 	} {
 		err := c.Validate()
 		if !errors.Is(err, ErrInvalidConfig) || errs.IsPermanent(err) || !strings.Contains(err.Error(), "detector."+field+":") {

@@ -72,7 +72,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	// progress meanwhile, so it is neither redelivered while held nor
 	// counted against max_deliver.
 	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithInProgress())}, opts...)
-	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, CheckpointTimeout: 30 * time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
+	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err
 	}

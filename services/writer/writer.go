@@ -131,11 +131,11 @@ func (c Config) Validate() error {
 	if c.MaxEventFuture < 0 {
 		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
 	}
-	if c.DrainTimeout < 0 || c.DrainTimeout >= service.DefaultShutdownTimeout {
+	if limit := service.DefaultShutdownTimeout - time.Second - bus.AckFlushTimeout; c.DrainTimeout < 0 || c.DrainTimeout >= limit {
 		// Past the service's own deadline the process ends before the
 		// naks are sent, and the messages wait for their ack wait.
-		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and the service's shutdown timeout %s, got %s",
-			DefaultDrainTimeout, service.DefaultShutdownTimeout, c.DrainTimeout)
+		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and %s (the service's shutdown timeout %s less the consumer's flush of its acks), got %s",
+			DefaultDrainTimeout, limit, service.DefaultShutdownTimeout, c.DrainTimeout)
 	}
 	if err := validateRetention(c.Retention); err != nil {
 		return err
@@ -202,7 +202,9 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		window.Now = o.retentionClock.Now
 	}
 	sink.SetTimeWindow(window)
-	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer"}, cfg.Consumer, log)
+	// The consumer's drain outlasts the sink's Close by a second, so that
+	// the naks Close ends in are still the consumer's to send.
+	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer", DrainTimeout: cfg.DrainTimeout + time.Second}, cfg.Consumer, log)
 	if err != nil {
 		sink.Close(ctx)
 		return nil, err

@@ -66,6 +66,7 @@ type Publisher struct {
 	sent     int
 	failNext int
 	refuse   bool
+	loseAcks bool
 }
 
 // NewPublisher returns an empty publisher.
@@ -83,6 +84,14 @@ func (p *Publisher) FailNext(n int) {
 func (p *Publisher) Refuse(on bool) {
 	p.mu.Lock()
 	p.refuse = on
+	p.mu.Unlock()
+}
+
+// LoseAcks makes the publishes stored while on never get their acks, as
+// when the cluster node that took them was lost, until called with false.
+func (p *Publisher) LoseAcks(on bool) {
+	p.mu.Lock()
+	p.loseAcks = on
 	p.mu.Unlock()
 }
 
@@ -104,6 +113,9 @@ func (p *Publisher) Publish(_ context.Context, m bus.Message) (jetstream.PubAckF
 	if !dup {
 		p.seen[m.ID] = true
 		p.msgs = append(p.msgs, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+	}
+	if p.loseAcks {
+		return f, nil
 	}
 	f.ok <- &jetstream.PubAck{Stream: "TEST", Sequence: uint64(len(p.msgs)), Duplicate: dup}
 	return f, nil
@@ -187,7 +199,7 @@ func Start(t testing.TB, proc any, cfg stage.Config, opts ...stage.Option) *Harn
 	h := &Harness{Runner: r, Pub: pub, t: t, in: make(chan delivery), cancel: cancel, stopped: make(chan struct{}), attempts: map[string]uint64{}}
 	go func() {
 		defer close(h.stopped)
-		h.runErr = r.Run(ctx, source{h.in})
+		h.runErr = r.Run(ctx, source{h.in, r.Config().DrainTimeout})
 	}()
 	t.Cleanup(func() { h.Stop() })
 	return h
@@ -282,16 +294,26 @@ func (h *Harness) deliver(data []byte) delivery {
 func (h *Harness) Tick(now time.Time) error { return h.Runner.Tick(context.Background(), now) }
 
 // source hands the harness's deliveries to the runner; after cancellation
-// it waits for the results of what it handed out, as bus.Consumer does.
-type source struct{ in chan delivery }
+// it waits up to the drain timeout for the results of what it handed out,
+// as bus.Consumer does.
+type source struct {
+	in    chan delivery
+	drain time.Duration
+}
 
 func (s source) Run(ctx context.Context, h bus.AsyncHandler) error {
 	var wg sync.WaitGroup
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
-			return nil
+			all := make(chan struct{})
+			go func() { wg.Wait(); close(all) }()
+			select {
+			case <-all:
+				return nil
+			case <-time.After(s.drain):
+				return fmt.Errorf("%w: after %s", bus.ErrDrainTimeout, s.drain)
+			}
 		case d := <-s.in:
 			wg.Add(1)
 			var once sync.Once

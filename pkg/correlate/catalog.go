@@ -163,7 +163,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	c.Undeclared = slices.Compact(c.Undeclared)
 	for _, d := range c.Undeclared {
 		c.Services[d] = Service{}
-		c.Warnings = append(c.Warnings, fmt.Sprintf("services: %q is named only in depends_on: taken as a service without owner or dependencies (declare it, or check the name for a typo)", d))
+		c.Warnings = append(c.Warnings, fmt.Sprintf("services: %q is named only in depends_on: taken as a service without owner or declared dependencies (declare it, or check the name for a typo)", d))
 	}
 	c.Warnings = append(c.Warnings, c.breakCycles()...)
 	if err := c.Validate(); err != nil {
@@ -296,8 +296,8 @@ type topology struct {
 // newTopology builds the topology of c; with shared, it lists the
 // services that depend on nothing and that nothing depends on
 // (Config.SharedServices).
-func newTopology(c *Catalog, shared bool) *topology {
-	t := declaredTopology(c)
+func newTopology(c *Catalog, shared, siblings bool) *topology {
+	t := declaredTopology(c, siblings)
 	if !shared || c == nil {
 		return t
 	}
@@ -310,11 +310,21 @@ func newTopology(c *Catalog, shared bool) *topology {
 	return t
 }
 
-// declaredTopology is the topology of c's depends_on alone.
-func declaredTopology(c *Catalog) *topology {
+// declaredTopology is the topology of c's depends_on, with, when siblings,
+// the calls guessed for its undeclared services (guessSiblings).
+func declaredTopology(c *Catalog, siblings bool) *topology {
 	t := &topology{index: map[string]int{}}
 	if c == nil {
 		return t
+	}
+	dependsOn := func(s string) []string { return c.Services[s].DependsOn }
+	if guessed := guessSiblings(c); siblings && len(guessed) > 0 {
+		dependsOn = func(s string) []string {
+			if g, ok := guessed[s]; ok {
+				return g
+			}
+			return c.Services[s].DependsOn
+		}
 	}
 	t.names = c.Names()
 	for i, n := range t.names {
@@ -329,7 +339,7 @@ func declaredTopology(c *Catalog) *topology {
 		for hops := 1; len(frontier) > 0 && hops < 255; hops++ {
 			var next []string
 			for _, s := range frontier {
-				for _, d := range c.Services[s].DependsOn {
+				for _, d := range dependsOn(s) {
 					j := t.index[d]
 					if row[j] == 0 && j != i {
 						row[j] = uint8(hops)
@@ -342,6 +352,63 @@ func declaredTopology(c *Catalog) *topology {
 		t.below[i] = row
 	}
 	return t
+}
+
+// guessSiblings guesses what each of c's undeclared services (named only in
+// depends_on) calls: what its callers call besides it, leaving out the other
+// undeclared services and any guess that would close a cycle (taken in
+// lexical order).
+func guessSiblings(c *Catalog) map[string][]string {
+	if c == nil || len(c.Undeclared) == 0 {
+		return nil
+	}
+	undeclared := map[string]bool{}
+	for _, d := range c.Undeclared {
+		undeclared[d] = true
+	}
+	guessed := map[string][]string{}
+	deps := func(s string) []string {
+		if g, ok := guessed[s]; ok {
+			return g
+		}
+		return c.Services[s].DependsOn
+	}
+	reaches := func(from, to string) bool {
+		seen := map[string]bool{from: true}
+		for stack := []string{from}; len(stack) > 0; {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, d := range deps(n) {
+				if d == to {
+					return true
+				}
+				if !seen[d] {
+					seen[d] = true
+					stack = append(stack, d)
+				}
+			}
+		}
+		return false
+	}
+	callers := c.Dependents()
+	for _, d := range c.Undeclared {
+		var sibs []string
+		for _, caller := range callers[d] {
+			for _, s := range c.Services[caller].DependsOn {
+				if s != d && !undeclared[s] && !slices.Contains(sibs, s) {
+					sibs = append(sibs, s)
+				}
+			}
+		}
+		slices.Sort(sibs)
+		guessed[d] = []string{}
+		for _, s := range sibs {
+			if !reaches(s, d) {
+				guessed[d] = append(guessed[d], s)
+			}
+		}
+	}
+	return guessed
 }
 
 // serviceLabels are the labels, in order, whose value may name a

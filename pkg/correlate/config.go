@@ -117,6 +117,13 @@ type Config struct {
 	// and 0 are the defaults.
 	SharedServices *bool `yaml:"shared_services"`
 	SharedBurst    int   `yaml:"shared_burst"`
+	// UndeclaredSiblings: a service the catalog names only in depends_on
+	// (it has no entry, so what it calls is unknown) is taken to call
+	// what its callers call besides it: a front end named only by the
+	// ingress calls the gateway beside it, a service named only by the
+	// gateway calls the gateway's other backends. A guess that would
+	// close a dependency cycle is left out. false turns it off.
+	UndeclaredSiblings *bool `yaml:"undeclared_siblings"`
 	// AlertStorms, StormBurst and StormWindow: at least StormBurst
 	// incidents opened within StormWindow, each holding an alert of one
 	// name, are one failure showing the same symptom on services the
@@ -204,35 +211,36 @@ type Config struct {
 // QUALITY.md).
 func DefaultConfig() Config {
 	return Config{
-		GroupWindow:      10 * time.Minute,
-		SpreadWindow:     8 * time.Minute,
-		FrontWindow:      5 * time.Minute,
-		BusyOpenings:     8,
-		BusySpreadWindow: 6 * time.Minute,
-		FrontLimit:       20 * time.Minute,
-		SharedServices:   Flag(true),
-		SharedBurst:      3,
-		AlertStorms:      Flag(true),
-		StormBurst:       3,
-		StormWindow:      2 * time.Minute,
-		LocationBursts:   Flag(true),
-		LocationLabels:   []string{"region", "zone", "cluster"},
-		LocationBurst:    4,
-		LocationWindow:   5 * time.Minute,
-		PathWeight:       Weight(0.5),
-		LabelWeight:      Weight(0.5),
-		RecencyWeight:    4,
-		UpDepth:          4,
-		DownDepth:        1,
-		QuietPeriod:      5 * time.Minute,
-		ReopenWindow:     30 * time.Minute,
-		ChangeWindow:     time.Hour,
-		FlapWindow:       15 * time.Minute,
-		FlapStart:        4,
-		FlapStop:         2,
-		UpdateInterval:   30 * time.Second,
-		MaxMembers:       200,
-		MaxFingerprints:  1_000_000,
+		GroupWindow:        10 * time.Minute,
+		SpreadWindow:       8 * time.Minute,
+		FrontWindow:        5 * time.Minute,
+		BusyOpenings:       8,
+		BusySpreadWindow:   6 * time.Minute,
+		FrontLimit:         20 * time.Minute,
+		SharedServices:     Flag(true),
+		SharedBurst:        3,
+		UndeclaredSiblings: Flag(true),
+		AlertStorms:        Flag(true),
+		StormBurst:         3,
+		StormWindow:        2 * time.Minute,
+		LocationBursts:     Flag(true),
+		LocationLabels:     []string{"region", "zone", "cluster"},
+		LocationBurst:      4,
+		LocationWindow:     5 * time.Minute,
+		PathWeight:         Weight(0.5),
+		LabelWeight:        Weight(0.5),
+		RecencyWeight:      4,
+		UpDepth:            4,
+		DownDepth:          1,
+		QuietPeriod:        5 * time.Minute,
+		ReopenWindow:       30 * time.Minute,
+		ChangeWindow:       time.Hour,
+		FlapWindow:         15 * time.Minute,
+		FlapStart:          4,
+		FlapStop:           2,
+		UpdateInterval:     30 * time.Second,
+		MaxMembers:         200,
+		MaxFingerprints:    1_000_000,
 	}
 }
 
@@ -286,6 +294,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SharedServices == nil {
 		c.SharedServices = d.SharedServices
+	}
+	if c.UndeclaredSiblings == nil {
+		c.UndeclaredSiblings = d.UndeclaredSiblings
 	}
 	if c.AlertStorms == nil {
 		c.AlertStorms = d.AlertStorms

@@ -185,7 +185,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 	}
 	cfg = cfg.WithDefaults()
 	return &Correlator{
-		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices), names: newServiceNames(cat),
+		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},

@@ -840,7 +840,7 @@ func TestCatalogUnknownKeysAreNamed(t *testing.T) {
 }
 
 // A service a catalog file names only as a dependency (an external API)
-// is a service without owner or dependencies, listed in Undeclared, and
+// is a service without owner or declared dependencies, listed in Undeclared, and
 // failures spread from it like from any other.
 func TestUndeclaredDependenciesAreServices(t *testing.T) {
 	cat := catalog(t, "services:\n  checkout: {team: payments, depends_on: [stripe, db]}\n  db: {depends_on: [stripe]}\n")
@@ -861,6 +861,50 @@ func TestUndeclaredDependenciesAreServices(t *testing.T) {
 	cat = catalog(t, "services:\n  billing: {depends_on: [Billing_DB]}\n  billing_db: {}\n")
 	if len(cat.Undeclared) != 0 || cat.Services["billing"].DependsOn[0] != "billing_db" {
 		t.Errorf("undeclared %v, billing depends on %v, want the declared billing_db", cat.Undeclared, cat.Services["billing"].DependsOn)
+	}
+}
+
+// A service the catalog names only in depends_on calls, as far as the
+// correlator guesses, what its callers call besides it: the front end the
+// ingress names calls the gateway beside it, so its failure joins the
+// gateway's incident (with the guess off it stands alone). A guess that
+// would close a cycle is left out.
+func TestUndeclaredServicesCallTheirSiblings(t *testing.T) {
+	const shop = `
+services:
+  ingress: {depends_on: [web, gateway]}
+  gateway: {depends_on: [orders, auth]}
+  orders:  {depends_on: [orders-db]}
+  auth:    {depends_on: [orders]}
+  batch:   {}
+`
+	cat := catalog(t, shop)
+	if got := guessSiblings(cat); !reflect.DeepEqual(got, map[string][]string{"web": {"gateway"}, "orders-db": {}}) {
+		t.Fatalf("guessed %v, want web calling the gateway and orders-db (an only child) nothing", got)
+	}
+	// auth calls orders: orders named only by gateway and auth would be
+	// guessed to call auth, closing a cycle.
+	cyc := catalog(t, "services:\n  gateway: {depends_on: [orders, auth]}\n  auth: {depends_on: [orders]}\n")
+	if got := guessSiblings(cyc); len(got["orders"]) != 0 {
+		t.Fatalf("guessed %v, want no call closing the cycle orders -> auth -> orders", got)
+	}
+	storm := []Signal{
+		alert("HighErrorRate", "orders", 0),
+		alert("HighLatency", "gateway", 40*time.Second),
+		alert("HighErrorRate", "web", 90*time.Second),
+		alert("NightlyJobFailed", "batch", 100*time.Second),
+	}
+	for _, guess := range []bool{true, false} {
+		c := correlatorOn(t, Config{UndeclaredSiblings: Flag(guess), AlertStorms: Flag(false)}, shop)
+		feed(c, storm...)
+		web, _ := c.IncidentOf("HighErrorRate/web")
+		orders, _ := c.IncidentOf("HighErrorRate/orders")
+		if joined := web != "" && web == orders; joined != guess {
+			t.Errorf("guess %v: web in %q, orders in %q", guess, web, orders)
+		}
+		if batch, _ := c.IncidentOf("NightlyJobFailed/batch"); batch == orders {
+			t.Errorf("guess %v: the unrelated batch job joined the storm", guess)
+		}
 	}
 }
 

@@ -339,7 +339,7 @@ func TestCorrelateReplayErrors(t *testing.T) {
 	os.WriteFile(cat, []byte("services:\n  web: {depends_on: [serch]}\n"), 0o600)
 	var stderr bytes.Buffer
 	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--catalog", cat}, &bytes.Buffer{}, &stderr); err != nil ||
-		!strings.Contains(stderr.String(), `services: "serch" is named only in depends_on: taken as a service without owner or dependencies (declare it, or check the name for a typo)`) {
+		!strings.Contains(stderr.String(), `services: "serch" is named only in depends_on: taken as a service without owner or declared dependencies (declare it, or check the name for a typo)`) {
 		t.Fatalf("undeclared dependency: %v, stderr %q", err, stderr.String())
 	}
 	// A dependency closing a cycle is dropped, and told.

@@ -291,13 +291,39 @@ type topology struct {
 	// below[i][j] is the hops from i down to j (j is a dependency of i,
 	// directly at 1); 0 when i does not depend on j.
 	below [][]uint8
+	// guessed[i], for an undeclared service i when
+	// Config.UndeclaredSiblings is on, is below[i] as its guessed calls
+	// make it (guessSiblings): the services its own signals may be
+	// symptoms of. It is used in that direction only, never to make i a
+	// root above them, so a wrong guess (a third party named only by the
+	// one service that calls it) costs little.
+	guessed map[int][]uint8
 }
 
 // newTopology builds the topology of c; with shared, it lists the
 // services that depend on nothing and that nothing depends on
-// (Config.SharedServices).
+// (Config.SharedServices); with siblings, the guessed calls of its
+// undeclared services (Config.UndeclaredSiblings).
 func newTopology(c *Catalog, shared, siblings bool) *topology {
-	t := declaredTopology(c, siblings)
+	t := declaredTopology(c)
+	if siblings {
+		for d, calls := range guessSiblings(c) {
+			row := make([]uint8, len(t.names))
+			for _, g := range calls {
+				j := t.index[g]
+				row[j] = 1
+				for k, hops := range t.below[j] {
+					if hops > 0 && hops < 254 && (row[k] == 0 || hops+1 < row[k]) {
+						row[k] = hops + 1
+					}
+				}
+			}
+			if t.guessed == nil {
+				t.guessed = map[int][]uint8{}
+			}
+			t.guessed[t.index[d]] = row
+		}
+	}
 	if !shared || c == nil {
 		return t
 	}
@@ -310,21 +336,11 @@ func newTopology(c *Catalog, shared, siblings bool) *topology {
 	return t
 }
 
-// declaredTopology is the topology of c's depends_on, with, when siblings,
-// the calls guessed for its undeclared services (guessSiblings).
-func declaredTopology(c *Catalog, siblings bool) *topology {
+// declaredTopology is the topology of c's depends_on alone.
+func declaredTopology(c *Catalog) *topology {
 	t := &topology{index: map[string]int{}}
 	if c == nil {
 		return t
-	}
-	dependsOn := func(s string) []string { return c.Services[s].DependsOn }
-	if guessed := guessSiblings(c); siblings && len(guessed) > 0 {
-		dependsOn = func(s string) []string {
-			if g, ok := guessed[s]; ok {
-				return g
-			}
-			return c.Services[s].DependsOn
-		}
 	}
 	t.names = c.Names()
 	for i, n := range t.names {
@@ -339,7 +355,7 @@ func declaredTopology(c *Catalog, siblings bool) *topology {
 		for hops := 1; len(frontier) > 0 && hops < 255; hops++ {
 			var next []string
 			for _, s := range frontier {
-				for _, d := range dependsOn(s) {
+				for _, d := range c.Services[s].DependsOn {
 					j := t.index[d]
 					if row[j] == 0 && j != i {
 						row[j] = uint8(hops)

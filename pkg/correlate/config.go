@@ -122,7 +122,11 @@ type Config struct {
 	// what its callers call besides it: a front end named only by the
 	// ingress calls the gateway beside it, a service named only by the
 	// gateway calls the gateway's other backends. A guess that would
-	// close a dependency cycle is left out. false turns it off.
+	// close a cycle is left out, and a guess only lets the undeclared
+	// service's own signals join as symptoms of what it is guessed to
+	// call, never makes it a root above them: most undeclared services
+	// are third parties and stores that call nothing. Declaring the
+	// service (`name: {}`) ends the guess for it. false turns it off.
 	UndeclaredSiblings *bool `yaml:"undeclared_siblings"`
 	// AlertStorms, StormBurst and StormWindow: at least StormBurst
 	// incidents opened within StormWindow, each holding an alert of one

@@ -874,7 +874,11 @@ func (c *Correlator) best(s Signal) *incident {
 		consider(inc, 3, 0)
 	}
 	if i, ok := c.topo.index[s.Service]; ok {
-		for j, hops := range c.topo.below[i] {
+		below := c.topo.below[i]
+		if g, ok := c.topo.guessed[i]; ok {
+			below = g // an undeclared service: what it is guessed to call
+		}
+		for j, hops := range below {
 			if hops == 0 || int(hops) > c.cfg.UpDepth {
 				continue
 			}

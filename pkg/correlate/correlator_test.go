@@ -868,19 +868,23 @@ func TestUndeclaredDependenciesAreServices(t *testing.T) {
 // correlator guesses, what its callers call besides it: the front end the
 // ingress names calls the gateway beside it, so its failure joins the
 // gateway's incident (with the guess off it stands alone). A guess that
-// would close a cycle is left out.
+// would close a cycle is left out. The guess only lets the undeclared
+// service's own signals join as symptoms: it never makes it a root above
+// the services it is guessed to call, so a third party named by the one
+// service that calls it does not pull a sibling's failure into its own.
 func TestUndeclaredServicesCallTheirSiblings(t *testing.T) {
 	const shop = `
 services:
   ingress: {depends_on: [web, gateway]}
   gateway: {depends_on: [orders, auth]}
-  orders:  {depends_on: [orders-db]}
+  orders:  {depends_on: [orders-db, stripe]}
   auth:    {depends_on: [orders]}
   batch:   {}
 `
 	cat := catalog(t, shop)
-	if got := guessSiblings(cat); !reflect.DeepEqual(got, map[string][]string{"web": {"gateway"}, "orders-db": {}}) {
-		t.Fatalf("guessed %v, want web calling the gateway and orders-db (an only child) nothing", got)
+	want := map[string][]string{"web": {"gateway"}, "orders-db": {}, "stripe": {}}
+	if got := guessSiblings(cat); !reflect.DeepEqual(got, want) {
+		t.Fatalf("guessed %v, want %v: web calls the gateway; orders-db and stripe, named by orders beside each other only, call nothing declared", got, want)
 	}
 	// auth calls orders: orders named only by gateway and auth would be
 	// guessed to call auth, closing a cycle.
@@ -905,6 +909,16 @@ services:
 		if batch, _ := c.IncidentOf("NightlyJobFailed/batch"); batch == orders {
 			t.Errorf("guess %v: the unrelated batch job joined the storm", guess)
 		}
+		if root := c.Incidents()[0].RootCauses[0].Service; guess && root != "orders" {
+			t.Errorf("root %s, want orders: web joined as a symptom", root)
+		}
+	}
+	// The gateway failing after the front end stays apart: the guess does
+	// not make web the gateway's dependent for a late root to join.
+	c := correlatorOn(t, Config{AlertStorms: Flag(false)}, shop)
+	feed(c, alert("HighErrorRate", "web", 0), alert("HighLatency", "gateway", 30*time.Second))
+	if web, _ := c.IncidentOf("HighErrorRate/web"); web == "" || len(c.Incidents()) != 2 {
+		t.Errorf("%d incidents, want web and the gateway apart", len(c.Incidents()))
 	}
 }
 

@@ -108,7 +108,7 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 		c.BatchSize = 256
 	}
 	if c.FetchWait == 0 {
-		c.FetchWait = time.Second
+		c.FetchWait = DefaultFetchWait
 	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = max(1024, c.BatchSize)
@@ -209,6 +209,9 @@ type Stats struct {
 	InProgress       uint64 // in-progress signals sent for deliveries held long (WithInProgress)
 }
 
+// DefaultFetchWait is ConsumerConfig.FetchWait's default.
+const DefaultFetchWait = time.Second
+
 // AckFlushTimeout bounds the flush of acks at the end of Run's drain.
 const AckFlushTimeout = 5 * time.Second
 
@@ -276,6 +279,13 @@ func WithDrainTimeout(d time.Duration) ConsumerOption {
 		c.drain = d
 		return nil
 	}
+}
+
+// StopTimeout is the longest Run takes to return after its context is
+// cancelled: the fetch under way ends (FetchWait), the drain waits for
+// outstanding deliveries, the acks are flushed.
+func (c *Consumer) StopTimeout() time.Duration {
+	return c.cfg.FetchWait + c.drain + AckFlushTimeout
 }
 
 // WithBackoffFunc replaces the redelivery delay computation (Backoff and the

@@ -76,6 +76,9 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStop(proc, r.Config(), "the consumer's fetch, drain and acks' flush", consumer.StopTimeout()); err != nil {
+		return nil, err
+	}
 	return &Stage{Runner: r, consumer: consumer}, nil
 }
 

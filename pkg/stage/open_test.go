@@ -2,7 +2,9 @@ package stage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,5 +111,30 @@ func TestStageOnJetStream(t *testing.T) {
 	}
 	if reason := msg.Header.Get(bus.HeaderDeadLetterReason); reason != "message is bad" {
 		t.Fatalf("dead-letter reason %q, want the processor's", reason)
+	}
+
+	// Open counts the consumer's whole stop (its fetch under way, its
+	// drain as the options leave it, its acks' flush) before the last
+	// checkpoint: the budget's checkpoint, a second more of fetch or a
+	// longer drain would outlast the service's stop.
+	slow := cc
+	slow.Durable, slow.FetchWait = "slow", 2*time.Second
+	for _, c := range []struct {
+		cfg  stage.Config
+		cc   bus.ConsumerConfig
+		opts []stage.OpenOption
+	}{
+		{stage.Config{Name: "cp", CheckpointTimeout: stage.CheckpointBudget()}, bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "cp"}, nil},
+		{stage.Config{Name: "cp", CheckpointTimeout: stage.CheckpointBudget() - time.Second}, slow, nil},
+		{stage.Config{Name: "cp"}, cc, []stage.OpenOption{stage.WithConsumerOptions(bus.WithDrainTimeout(15 * time.Second))}},
+	} {
+		if _, err := stage.Open(ctx, js, &checkpointer{}, c.cfg, c.cc, log, c.opts...); !errors.Is(err, stage.ErrInvalidConfig) ||
+			!strings.Contains(err.Error(), "the consumer's fetch, drain and acks' flush, then checkpoint_timeout") {
+			t.Errorf("%+v: %v, want refused for outlasting the service's stop", c.cfg, err)
+		}
+	}
+	if _, err := stage.Open(ctx, js, &checkpointer{}, stage.Config{Name: "cp", CheckpointTimeout: stage.CheckpointBudget() - time.Millisecond},
+		bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "cp"}, log); err != nil {
+		t.Errorf("a checkpoint within the budget: %v", err)
 	}
 }

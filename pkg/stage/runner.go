@@ -90,18 +90,9 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
 		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
 	}
-	// A stop's budgets nest: the drain, the consumer's flush of its acks
-	// and the last checkpoint end within the service's shutdown timeout,
-	// or the service reports the stage hung while it was still saving.
-	stop := cfg.DrainTimeout + bus.AckFlushTimeout
-	parts := fmt.Sprintf("drain_timeout (%s) and the acks' flush (%s)", cfg.DrainTimeout, bus.AckFlushTimeout)
-	if _, ok := proc.(Checkpointer); ok {
-		stop += cfg.CheckpointTimeout
-		parts = fmt.Sprintf("drain_timeout (%s), the acks' flush (%s) and checkpoint_timeout (%s)", cfg.DrainTimeout, bus.AckFlushTimeout, cfg.CheckpointTimeout)
-	}
-	if stop >= service.DefaultShutdownTimeout {
-		return nil, fmt.Errorf("%w: %s add up to %s: a stop must end within the service's %s",
-			ErrInvalidConfig, parts, stop, service.DefaultShutdownTimeout)
+	if err := checkStop(proc, cfg, fmt.Sprintf("drain_timeout (%s) and the acks' flush (%s)", cfg.DrainTimeout, bus.AckFlushTimeout),
+		cfg.DrainTimeout+bus.AckFlushTimeout); err != nil {
+		return nil, err
 	}
 	kept, err := lru.New[string, []bus.Message](cfg.MaxKept)
 	if err != nil {
@@ -112,6 +103,30 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		o(r)
 	}
 	return r, nil
+}
+
+// checkStop checks that a stop ends within the service's shutdown timeout
+// (or the service reports the stage hung while it was still saving), when
+// the source takes up to sourceStop (what) to drain: a sink's drain flush
+// runs beside the drain, within CheckpointTimeout; the tick outputs kept
+// and the last checkpoint come after it, within CheckpointTimeout.
+func checkStop(proc any, cfg Config, what string, sourceStop time.Duration) error {
+	stop := sourceStop
+	_, checkpoints := proc.(Checkpointer)
+	_, ticks := proc.(Ticker)
+	switch _, sink := proc.(Sink); {
+	case sink:
+		stop = max(stop, cfg.CheckpointTimeout)
+		what += fmt.Sprintf(", beside checkpoint_timeout (%s) for the sink's flush,", cfg.CheckpointTimeout)
+	case checkpoints || ticks:
+		stop += cfg.CheckpointTimeout
+		what += fmt.Sprintf(", then checkpoint_timeout (%s) for the last checkpoint and tick outputs,", cfg.CheckpointTimeout)
+	}
+	if stop >= service.DefaultShutdownTimeout {
+		return fmt.Errorf("%w: %s take up to %s: a stop must end within the service's %s",
+			ErrInvalidConfig, what, stop, service.DefaultShutdownTimeout)
+	}
+	return nil
 }
 
 // Config is the runner's configuration with the defaults filled in.
@@ -195,8 +210,11 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CheckpointTimeout)
 	defer cancel()
 	// Tick outputs that failed are sent once more: the state that made
-	// them is about to be checkpointed.
-	if err := r.sendUnsent(final); err != nil {
+	// them is about to be checkpointed. Their acks get half the time, so
+	// that lost ones leave the checkpoint the other half.
+	unsent, cancelUnsent := context.WithTimeout(final, r.cfg.CheckpointTimeout/2)
+	defer cancelUnsent()
+	if err := r.sendUnsent(unsent); err != nil {
 		r.log.Warn().Err(err).Int("outputs", r.Unsent()).Msg("periodic outputs not stored at shutdown")
 	}
 	if cp, ok := r.proc.(Checkpointer); ok {
@@ -389,7 +407,11 @@ func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 			} else {
 				r.m.outputs.Add(1)
 			}
-			if o.settled != nil {
+			// An output stopped before its ack came is not settled: its
+			// input is redelivered, after a restart processed again, and
+			// the state that made it must stay out of the last checkpoint
+			// (Output.Settled).
+			if o.settled != nil && !errors.Is(err, ErrStopped) {
 				o.settled(err)
 			}
 		}
@@ -508,9 +530,11 @@ func (r *Runner) sendUnsent(ctx context.Context) error {
 }
 
 // publishTickOutputs publishes the kept tick outputs, then msgs, and waits
-// for their acks (the publisher times an ack out, so a cancelled context
-// does not drop an output whose ack is on its way); those that fail are
-// kept, the oldest dropped beyond MaxKept. r.tickMu is held.
+// for their acks until ctx ends (the tick loop's at the end of a stop's
+// drain, the last send's within CheckpointTimeout: an ack lost with a
+// cluster node must not hold the stop for the publisher's ack timeout);
+// those that fail, or whose ack had not come (ErrStopped), are kept, the
+// oldest dropped beyond MaxKept. r.tickMu is held.
 func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, freshSettled []func(error)) error {
 	msgs := append(r.unsent, fresh...)
 	settled := append(make([]func(error), len(r.unsent)), freshSettled...)
@@ -524,10 +548,7 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 	for i, m := range msgs {
 		err := errl[i]
 		if err == nil {
-			select {
-			case <-futures[i].Ok():
-			case err = <-futures[i].Err():
-			}
+			err = awaitAck(futures[i], ctx.Done())
 		}
 		if err != nil {
 			r.m.outputFailures.Add(1)

@@ -480,12 +480,18 @@ func TestRunnerStopBudgetsNest(t *testing.T) {
 		refuse string // "" when accepted
 	}{
 		{&checkpointer{}, stage.Config{Name: "x"}, ""},
-		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: budget - time.Millisecond}, ""},
-		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: budget}, "checkpoint_timeout (10s) add up to 25s"},
-		{&checkpointer{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second}, "drain_timeout (15s), the acks' flush (5s) and checkpoint_timeout (8s) add up to 28s"},
-		// No checkpoint follows a plain processor's drain.
+		// Without a consumer's fetch (Open adds it; see TestStageOnJetStream).
+		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: 9 * time.Second}, ""},
+		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: 10 * time.Second}, "checkpoint_timeout (10s) for the last checkpoint and tick outputs, take up to 25s"},
+		{&checkpointer{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second}, "drain_timeout (15s) and the acks' flush (5s), then checkpoint_timeout (8s) for the last checkpoint and tick outputs, take up to 28s"},
+		// Tick outputs kept are sent once more after the drain.
+		{&ticker{}, stage.Config{Name: "x", TickEvery: time.Second, DrainTimeout: 15 * time.Second}, "take up to 28s"},
+		// Nothing follows a plain processor's drain.
 		{&echo{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second, CheckpointTimeout: time.Minute}, ""},
-		{&echo{}, stage.Config{Name: "x", DrainTimeout: 20 * time.Second}, "drain_timeout (20s) and the acks' flush (5s) add up to 25s"},
+		{&echo{}, stage.Config{Name: "x", DrainTimeout: 20 * time.Second}, "drain_timeout (20s) and the acks' flush (5s) take up to 25s"},
+		// A sink's flush runs beside the drain.
+		{&sink{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second}, ""},
+		{&sink{}, stage.Config{Name: "x", CheckpointTimeout: 30 * time.Second}, "beside checkpoint_timeout (30s) for the sink's flush, take up to 30s"},
 	} {
 		_, err := stage.NewRunner(c.proc, c.cfg, stagetest.NewPublisher(), zeroLog())
 		switch {
@@ -508,7 +514,8 @@ func TestRunnerStopsWaitingForAcksWhenTheDrainEnds(t *testing.T) {
 		t.Fatalf("before the loss: %v (%v)", r.Outcome, r.Err)
 	}
 	h.Pub.LoseAcks(true)
-	held := h.Send(logEvent(t, 2, "ack lost"))
+	lost := logEvent(t, 2, "ack lost")
+	held := h.Send(lost)
 	if _, ok := held.Result(); ok {
 		t.Fatal("settled before its ack came")
 	}
@@ -529,7 +536,58 @@ func TestRunnerStopsWaitingForAcksWhenTheDrainEnds(t *testing.T) {
 	if got := strings.Join(p.order, ","); got != "restore,process,process,checkpoint" {
 		t.Fatalf("order %s, want the checkpoint after the drain", got)
 	}
+	// Not settled: the state that made the output must stay out of the
+	// last checkpoint, so that the redelivery after a restart makes it
+	// again (a detector would otherwise take the sample for a repeat).
+	if err, ok := p.settledOf("7" + lost.ID[1:]); ok {
+		t.Fatalf("the output whose ack was lost was settled with %v", err)
+	}
 }
+
+// Tick outputs whose acks are lost hold neither the tick nor the stop:
+// the tick gives up when its context ends, keeps them, and the stop sends
+// them once more within half of CheckpointTimeout, then checkpoints.
+func TestRunnerStopsWaitingForTickAcks(t *testing.T) {
+	p := &tickingCheckpointer{}
+	h := stagetest.Start(t, p, stage.Config{TickEvery: time.Minute, CheckpointEvery: time.Hour, CheckpointTimeout: 200 * time.Millisecond})
+	h.Pub.LoseAcks(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Runner.Tick(ctx, t0); !errors.Is(err, stage.ErrStopped) {
+		t.Fatalf("tick whose ack was lost: %v, want ErrStopped", err)
+	}
+	if h.Runner.Unsent() != 1 {
+		t.Fatalf("unsent %d, want the sample kept", h.Runner.Unsent())
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the stop waited for a tick output's ack that never comes")
+	}
+	if got := strings.Join(p.order, ","); got != "restore,checkpoint" || h.Runner.Unsent() != 1 {
+		t.Fatalf("order %s, unsent %d: want the checkpoint after the send gave up, the sample still kept", got, h.Runner.Unsent())
+	}
+}
+
+// tickingCheckpointer is a ticker whose state is checkpointed.
+type tickingCheckpointer struct {
+	ticker
+	mu    sync.Mutex
+	order []string
+}
+
+func (p *tickingCheckpointer) note(s string) {
+	p.mu.Lock()
+	p.order = append(p.order, s)
+	p.mu.Unlock()
+}
+func (p *tickingCheckpointer) Restore(context.Context) error    { p.note("restore"); return nil }
+func (p *tickingCheckpointer) Checkpoint(context.Context) error { p.note("checkpoint"); return nil }
 
 func zeroLog() zerolog.Logger { return zerolog.Nop() }
 

@@ -83,11 +83,15 @@ type Output struct {
 	// (event.Envelope.Subject).
 	Subject string
 	Event   *event.Envelope
-	// Settled, when set, is called exactly once with the publish's result
-	// (nil once the stream stored it). A processor whose checkpoint must
-	// not hold an input before its output is stored waits for it. An
-	// output that failed is republished later without it (with the input's
-	// redelivery, or by the next tick).
+	// Settled, when set, is called once with the publish's result (nil
+	// once the stream stored it). A processor whose checkpoint must not
+	// hold an input before its output is stored waits for it. An output
+	// that failed is republished later without it (with the input's
+	// redelivery, or by the next tick). An input's output whose ack had
+	// not come when a stop's drain ended is never settled: its input is
+	// redelivered, and after a restart processed again, so the state that
+	// made it must stay out of the last checkpoint. (A tick's output is
+	// settled with ErrStopped then, and kept.)
 	Settled func(error)
 }
 
@@ -134,9 +138,13 @@ type Config struct {
 	// DrainTimeout bounds how long a stop waits for the inputs handed out
 	// to get their results (default 10s): Open gives it to the consumer,
 	// and the runner stops waiting for output acks when it ends (what is
-	// not settled by then is redelivered).
+	// not settled by then is redelivered). A stop's parts must end within
+	// the service's shutdown timeout (25s): NewRunner and Open refuse a
+	// Config whose do not.
 	DrainTimeout time.Duration
-	// CheckpointTimeout bounds the checkpoint after the drain (default 8s).
+	// CheckpointTimeout bounds what comes after the drain, the tick outputs
+	// kept sent once more and the last checkpoint (default 8s), and a
+	// sink's flush at the drain.
 	CheckpointTimeout time.Duration
 }
 
@@ -147,10 +155,11 @@ func DefaultConfig(name string) Config {
 }
 
 // CheckpointBudget is what the service's shutdown timeout leaves the last
-// checkpoint after the default drain and the acks' flush: a
-// CheckpointTimeout must stay under it (NewRunner refuses one that does not).
+// checkpoint after a consumer's stop with the defaults (the fetch under way,
+// the drain, the acks' flush): a CheckpointTimeout must stay under it (Open
+// refuses one that does not).
 func CheckpointBudget() time.Duration {
-	return service.DefaultShutdownTimeout - DefaultConfig("").DrainTimeout - bus.AckFlushTimeout
+	return service.DefaultShutdownTimeout - bus.DefaultFetchWait - DefaultConfig("").DrainTimeout - bus.AckFlushTimeout
 }
 
 // ErrInvalidConfig is wrapped by Validate's errors.

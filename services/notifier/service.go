@@ -72,7 +72,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	// progress meanwhile, so it is neither redelivered while held nor
 	// counted against max_deliver.
 	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithInProgress())}, opts...)
-	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
+	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, DrainTimeout: drainTimeout, CheckpointTimeout: drainTimeout - time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err
 	}
@@ -110,3 +110,9 @@ func (s *Service) Silences() *silence.Store { return s.silences }
 
 // API is the silences API (nil without api.listen).
 func (s *Service) API() *SilencesAPI { return s.api }
+
+// drainTimeout bounds a stop's wait for the sends in flight (the sink's
+// flush gets a second less): longer than a webhook attempt's default
+// timeout (webhook.DefaultTimeout), within the service's shutdown timeout
+// with the consumer's fetch and flush of acks (stage.Open checks).
+const drainTimeout = 16 * time.Second

@@ -131,10 +131,14 @@ func (c Config) Validate() error {
 	if c.MaxEventFuture < 0 {
 		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
 	}
-	if limit := service.DefaultShutdownTimeout - time.Second - bus.AckFlushTimeout; c.DrainTimeout < 0 || c.DrainTimeout >= limit {
+	fetchWait := c.Consumer.FetchWait
+	if fetchWait == 0 {
+		fetchWait = bus.DefaultFetchWait
+	}
+	if limit := service.DefaultShutdownTimeout - time.Second - fetchWait - bus.AckFlushTimeout; c.DrainTimeout < 0 || c.DrainTimeout >= limit {
 		// Past the service's own deadline the process ends before the
 		// naks are sent, and the messages wait for their ack wait.
-		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and %s (the service's shutdown timeout %s less the consumer's flush of its acks), got %s",
+		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and %s (the service's shutdown timeout %s less the consumer's fetch and flush of its acks), got %s",
 			DefaultDrainTimeout, limit, service.DefaultShutdownTimeout, c.DrainTimeout)
 	}
 	if err := validateRetention(c.Retention); err != nil {

@@ -183,7 +183,10 @@ func title(inc *incident, service string) string {
 // rootCauses ranks the incident's services (and the services of its
 // linked changes) as root causes: the most upstream failing service (no
 // failing dependency of its own, failing services depending on it), a
-// linked change, the earliest signal. Each candidate says why.
+// linked change, the earliest signal. A changed service that is not
+// failing itself ranks below the failing ones (ranked as most upstream, a
+// harmless deploy of a dependency named the wrong root in a quarter of
+// generated cascades). Each candidate says why.
 func (c *Correlator) rootCauses(inc *incident) []Candidate {
 	type facts struct {
 		first      time.Time
@@ -235,12 +238,18 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 	for svc, f := range all {
 		var cand Candidate
 		cand.Service = svc
-		if f.deps == 0 && f.ups > 0 {
+		switch {
+		case f.isMember && f.deps == 0 && f.ups > 0:
 			cand.Score += 3 + float64(f.ups)/float64(len(all))
 			cand.Reasons = append(cand.Reasons, fmt.Sprintf("most upstream: no failing dependency of its own, %d failing service(s) depend on it", f.ups))
-		} else if f.deps == 0 && f.isMember {
+		case f.isMember && f.deps == 0:
 			cand.Score++
 			cand.Reasons = append(cand.Reasons, "no failing dependency of its own")
+		case !f.isMember && f.ups > 0:
+			// Changed, not failing itself: its change may have broken
+			// what depends on it, less likely than a failing service.
+			cand.Score += 0.5
+			cand.Reasons = append(cand.Reasons, fmt.Sprintf("not failing itself, %d failing service(s) depend on it", f.ups))
 		}
 		if f.change != nil {
 			cand.Score += 2

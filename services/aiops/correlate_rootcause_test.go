@@ -32,7 +32,9 @@ func (r rootScores) String() string {
 		pct(r.top1), pct(r.top3), pct(r.first), r.n)
 }
 
-func (r *rootScores) add(o rootScores) { r.n, r.top1, r.top3, r.first = r.n+o.n, r.top1+o.top1, r.top3+o.top3, r.first+o.first }
+func (r *rootScores) add(o rootScores) {
+	r.n, r.top1, r.top3, r.first = r.n+o.n, r.top1+o.top1, r.top3+o.top3, r.first+o.first
+}
 
 // scoreRoots scores the replay's root-cause candidates against truth, by
 // kind of true incident.

@@ -519,16 +519,7 @@ func TestRunnerStopsWaitingForAcksWhenTheDrainEnds(t *testing.T) {
 	if _, ok := held.Result(); ok {
 		t.Fatal("settled before its ack came")
 	}
-	stopped := make(chan error, 1)
-	go func() { stopped <- h.Stop() }()
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Fatalf("stop: %v, want nil: what the drain left is redelivered", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the stop waited for an ack that never comes")
-	}
+	stopWithin(t, h, time.Minute) // what the drain left is redelivered: no error
 	r, ok := held.Result()
 	if !ok || r.Outcome != stagetest.Naked || !errors.Is(r.Err, stage.ErrStopped) {
 		t.Fatalf("input whose ack was lost: %v %v (settled %v), want naked with ErrStopped", r.Outcome, r.Err, ok)
@@ -559,18 +550,25 @@ func TestRunnerStopsWaitingForTickAcks(t *testing.T) {
 	if h.Runner.Unsent() != 1 {
 		t.Fatalf("unsent %d, want the sample kept", h.Runner.Unsent())
 	}
+	stopWithin(t, h, time.Minute)
+	if got := strings.Join(p.order, ","); got != "restore,checkpoint" || h.Runner.Unsent() != 1 {
+		t.Fatalf("order %s, unsent %d: want the checkpoint after the send gave up, the sample still kept", got, h.Runner.Unsent())
+	}
+}
+
+// stopWithin stops h and fails t when the stop errs or hangs past limit
+// (an ack that never comes must not hold it).
+func stopWithin(t *testing.T, h *stagetest.Harness, limit time.Duration) {
+	t.Helper()
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.Stop() }()
 	select {
 	case err := <-stopped:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("stop: %v", err)
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("the stop waited for a tick output's ack that never comes")
-	}
-	if got := strings.Join(p.order, ","); got != "restore,checkpoint" || h.Runner.Unsent() != 1 {
-		t.Fatalf("order %s, unsent %d: want the checkpoint after the send gave up, the sample still kept", got, h.Runner.Unsent())
+	case <-time.After(limit):
+		t.Fatalf("the stop still waits after %s for an ack that never comes", limit)
 	}
 }
 

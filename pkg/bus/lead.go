@@ -107,13 +107,18 @@ func (l *Lease) runTerm(ctx context.Context, log zerolog.Logger, term func(conte
 	err := term(tctx)
 	cancel()
 	<-held
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseReleaseTimeout)
 	defer rcancel()
 	if rerr := l.Release(rctx); rerr != nil {
 		log.Warn().Err(rerr).Str("lease", l.key).Msg("releasing the lease failed; a standby takes over after its TTL")
 	}
 	return err
 }
+
+// LeaseReleaseTimeout bounds the release of a lease at the end of a term:
+// a stop's budgets leave it this much of the service's shutdown timeout
+// (stage.StopLimit). Past it the standby takes over after the lease's TTL.
+const LeaseReleaseTimeout = 2 * time.Second
 
 func sleep(ctx context.Context, d time.Duration) {
 	select {

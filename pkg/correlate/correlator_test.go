@@ -535,6 +535,15 @@ func TestRootCausesPreferWhatFailsOverWhatChanged(t *testing.T) {
 		!strings.Contains(strings.Join(cart.Reasons, ";"), "deploy v9 by bo") {
 		t.Fatalf("cart's candidate %+v, want it kept with its deploy, not failing itself", cart)
 	}
+	// Alone too: a failing service outranks its changed dependency.
+	c = newCorrelator(t, Config{})
+	feed(c,
+		Signal{Kind: SignalChange, Service: "payments-db", Name: "config", Version: "c1", Author: "di", Time: t0.Add(-5 * time.Minute), EventID: "c-c1"},
+		alert("HighErrorRate", "payments", 0),
+	)
+	if rc := c.Incidents()[0].RootCauses; len(rc) != 2 || rc[0].Service != "payments" || rc[1].Service != "payments-db" {
+		t.Fatalf("root causes %+v, want payments, then its changed database", rc)
+	}
 }
 
 // A new alert joins an incident only within spread_window of its opening,

@@ -184,7 +184,7 @@ func title(inc *incident, service string) string {
 // linked changes) as root causes: the most upstream failing service (no
 // failing dependency of its own, failing services depending on it), a
 // linked change, the earliest signal. A changed service that is not
-// failing itself ranks below the failing ones (ranked as most upstream, a
+// failing itself ranks below every failing one (ranked as most upstream, a
 // harmless deploy of a dependency named the wrong root in a quarter of
 // generated cascades). Each candidate says why.
 func (c *Correlator) rootCauses(inc *incident) []Candidate {
@@ -245,14 +245,22 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 		case f.isMember && f.deps == 0:
 			cand.Score++
 			cand.Reasons = append(cand.Reasons, "no failing dependency of its own")
-		case !f.isMember && f.ups > 0:
+		case !f.isMember:
 			// Changed, not failing itself: its change may have broken
-			// what depends on it, less likely than a failing service.
+			// what depends on it, less likely than any failing service
+			// (every failing candidate scores 1 or more).
 			cand.Score += 0.5
-			cand.Reasons = append(cand.Reasons, fmt.Sprintf("not failing itself, %d failing service(s) depend on it", f.ups))
+			if f.ups > 0 {
+				cand.Score += 0.25
+				cand.Reasons = append(cand.Reasons, fmt.Sprintf("not failing itself, %d failing service(s) depend on it", f.ups))
+			} else {
+				cand.Reasons = append(cand.Reasons, "not failing itself")
+			}
 		}
 		if f.change != nil {
-			cand.Score += 2
+			if f.isMember {
+				cand.Score += 2
+			}
 			cand.Reasons = append(cand.Reasons, fmt.Sprintf("%s %s by %s %s before the incident opened",
 				f.change.Type, orDash(f.change.Version), orDash(f.change.Author), inc.openedAt.Sub(f.change.Time).Round(time.Second)))
 		}

@@ -122,9 +122,9 @@ func checkStop(proc any, cfg Config, what string, sourceStop time.Duration) erro
 		stop += cfg.CheckpointTimeout
 		what += fmt.Sprintf(", then checkpoint_timeout (%s) for the last checkpoint and tick outputs,", cfg.CheckpointTimeout)
 	}
-	if stop >= service.DefaultShutdownTimeout {
-		return fmt.Errorf("%w: %s take up to %s: a stop must end within the service's %s",
-			ErrInvalidConfig, what, stop, service.DefaultShutdownTimeout)
+	if stop >= StopLimit {
+		return fmt.Errorf("%w: %s take up to %s: a stop must end within %s (the service's %s less %s for a lease's release)",
+			ErrInvalidConfig, what, stop, StopLimit, service.DefaultShutdownTimeout, bus.LeaseReleaseTimeout)
 	}
 	return nil
 }
@@ -173,13 +173,16 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
 		}
 	}
-	drained := make(chan struct{})
-	stopPipeline := r.startPipeline(drained)
+	// drained ends once the source's drain did: from then on no output's
+	// ack is waited for, an input's or a tick's.
+	drained, endDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer endDrain()
+	stopPipeline := r.startPipeline(drained.Done())
 
 	loops, stopLoops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if _, ok := r.ticker(); ok && !r.manualTicks {
-		wg.Go(func() { r.tickLoop(loops) })
+		wg.Go(func() { r.tickLoop(loops, drained) })
 	}
 	if _, ok := r.proc.(Checkpointer); ok {
 		wg.Go(func() { r.checkpointLoop(loops) })
@@ -202,7 +205,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// checkpoint within the service's budget.
 		runErr = nil
 	}
-	close(drained)
+	endDrain()
 	stopLoops()
 	wg.Wait()
 	stopPipeline()
@@ -463,8 +466,10 @@ func (r *Runner) keep(id string, outs []sentOutput) {
 // Kept is the number of inputs whose outputs wait for their redelivery.
 func (r *Runner) Kept() int { return r.kept.Len() }
 
-// tickLoop ticks at every multiple of TickEvery.
-func (r *Runner) tickLoop(ctx context.Context) {
+// tickLoop ticks at every multiple of TickEvery until ctx ends; a tick
+// under way then goes on, and waits for its outputs' acks until drained
+// ends.
+func (r *Runner) tickLoop(ctx, drained context.Context) {
 	every := r.cfg.TickEvery
 	for {
 		next := r.now().Truncate(every).Add(every)
@@ -475,7 +480,7 @@ func (r *Runner) tickLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := r.Tick(ctx, next); err != nil && ctx.Err() == nil {
+		if err := r.Tick(drained, next); err != nil && ctx.Err() == nil {
 			r.log.Warn().Err(err).Time("tick", next).Msg("periodic work failed; its outputs are retried at the next tick")
 		}
 	}
@@ -530,8 +535,8 @@ func (r *Runner) sendUnsent(ctx context.Context) error {
 }
 
 // publishTickOutputs publishes the kept tick outputs, then msgs, and waits
-// for their acks until ctx ends (the tick loop's at the end of a stop's
-// drain, the last send's within CheckpointTimeout: an ack lost with a
+// for their acks until ctx ends (the tick loop's when a stop's drain ended,
+// the last send's within half of CheckpointTimeout: an ack lost with a
 // cluster node must not hold the stop for the publisher's ack timeout);
 // those that fail, or whose ack had not come (ErrStopped), are kept, the
 // oldest dropped beyond MaxKept. r.tickMu is held.

@@ -482,7 +482,7 @@ func TestRunnerStopBudgetsNest(t *testing.T) {
 		{&checkpointer{}, stage.Config{Name: "x"}, ""},
 		// Without a consumer's fetch (Open adds it; see TestStageOnJetStream).
 		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: 9 * time.Second}, ""},
-		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: 10 * time.Second}, "checkpoint_timeout (10s) for the last checkpoint and tick outputs, take up to 25s"},
+		{&checkpointer{}, stage.Config{Name: "x", CheckpointTimeout: 10 * time.Second}, "checkpoint_timeout (10s) for the last checkpoint and tick outputs, take up to 23s: a stop must end within 23s"},
 		{&checkpointer{}, stage.Config{Name: "x", DrainTimeout: 15 * time.Second}, "drain_timeout (15s) and the acks' flush (5s), then checkpoint_timeout (8s) for the last checkpoint and tick outputs, take up to 28s"},
 		// Tick outputs kept are sent once more after the drain.
 		{&ticker{}, stage.Config{Name: "x", TickEvery: time.Second, DrainTimeout: 15 * time.Second}, "take up to 28s"},
@@ -593,3 +593,67 @@ func zeroLog() zerolog.Logger { return zerolog.Nop() }
 type idleSource struct{}
 
 func (idleSource) Run(ctx context.Context, _ bus.AsyncHandler) error { <-ctx.Done(); return nil }
+
+// heldSource delivers nothing; after cancellation its drain lasts until
+// release is closed.
+type heldSource struct{ release chan struct{} }
+
+func (s heldSource) Run(ctx context.Context, _ bus.AsyncHandler) error {
+	<-ctx.Done()
+	<-s.release
+	return nil
+}
+
+// settledTicker emits one sample per tick and tells its settlement.
+type settledTicker struct {
+	echo
+	settled chan error
+}
+
+func (p *settledTicker) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+	e, err := event.New(event.KindMetric, "checkout", now, event.MetricBody{Name: "lines", Value: new(1.0)})
+	if err != nil {
+		return err
+	}
+	e.ID = event.NewID(now)
+	return out.Emit(stage.Output{Event: e, Settled: func(err error) { p.settled <- err }})
+}
+
+// A tick under way when the stop begins goes on waiting for its outputs'
+// acks through the drain (a command the correlator applied in it must not
+// be told "not stored" while the ack may still come), and gives up when
+// the drain ends.
+func TestRunnerTickWaitsForAcksUntilTheDrainEnds(t *testing.T) {
+	p := &settledTicker{settled: make(chan error, 16)}
+	pub := stagetest.NewPublisher()
+	pub.LoseAcks(true)
+	r, err := stage.NewRunner(p, stage.Config{Name: "x", TickEvery: 10 * time.Millisecond, CheckpointTimeout: 100 * time.Millisecond}, pub, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := heldSource{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, src) }()
+	for pub.Sent() == 0 { // a tick published and waits for its ack
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-p.settled:
+		t.Fatalf("the tick gave up at the stop's start (%v), before the drain ended", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(src.release)
+	select {
+	case err := <-p.settled:
+		if !errors.Is(err, stage.ErrStopped) {
+			t.Fatalf("settled %v, want ErrStopped once the drain ended", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the tick still waits for its ack after the drain ended")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

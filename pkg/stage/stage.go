@@ -136,11 +136,11 @@ type Config struct {
 	// CheckpointEvery is the period of Checkpointer.Checkpoint (default 30s).
 	CheckpointEvery time.Duration
 	// DrainTimeout bounds how long a stop waits for the inputs handed out
-	// to get their results (default 10s): Open gives it to the consumer,
+	// to get their results (default 8s): Open gives it to the consumer,
 	// and the runner stops waiting for output acks when it ends (what is
 	// not settled by then is redelivered). A stop's parts must end within
-	// the service's shutdown timeout (25s): NewRunner and Open refuse a
-	// Config whose do not.
+	// the service's shutdown timeout (25s), with 2s to spare for a lease's
+	// release (bus.Lease): NewRunner and Open refuse a Config whose do not.
 	DrainTimeout time.Duration
 	// CheckpointTimeout bounds what comes after the drain, the tick outputs
 	// kept sent once more and the last checkpoint (default 8s), and a
@@ -151,15 +151,20 @@ type Config struct {
 // DefaultConfig is a Config with every default filled in.
 func DefaultConfig(name string) Config {
 	return Config{Name: name, Workers: 1, Queue: 1024, MaxKept: 10_000,
-		CheckpointEvery: 30 * time.Second, DrainTimeout: 10 * time.Second, CheckpointTimeout: 8 * time.Second}
+		CheckpointEvery: 30 * time.Second, DrainTimeout: 8 * time.Second, CheckpointTimeout: 8 * time.Second}
 }
 
-// CheckpointBudget is what the service's shutdown timeout leaves the last
-// checkpoint after a consumer's stop with the defaults (the fetch under way,
-// the drain, the acks' flush): a CheckpointTimeout must stay under it (Open
-// refuses one that does not).
+// StopLimit is what a stage's stop must take less than: the service's
+// shutdown timeout, less the release of a lease after it
+// (bus.LeaseReleaseTimeout, for the stages that run under one).
+const StopLimit = service.DefaultShutdownTimeout - bus.LeaseReleaseTimeout
+
+// CheckpointBudget is what StopLimit leaves the last checkpoint after a
+// consumer's stop with the defaults (the fetch under way, the drain, the
+// acks' flush): a CheckpointTimeout must stay under it (Open refuses one
+// that does not).
 func CheckpointBudget() time.Duration {
-	return service.DefaultShutdownTimeout - bus.DefaultFetchWait - DefaultConfig("").DrainTimeout - bus.AckFlushTimeout
+	return StopLimit - bus.DefaultFetchWait - DefaultConfig("").DrainTimeout - bus.AckFlushTimeout
 }
 
 // ErrInvalidConfig is wrapped by Validate's errors.

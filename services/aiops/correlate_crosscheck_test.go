@@ -451,6 +451,6 @@ func TestCorrelateTune(t *testing.T) {
 		t.Logf("scenario %s seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", d, scen, scen+uint64(n)-1, f1, p, r, count)
 	}
 	rs, rc := rootRun(t, scen, n, cross, 20)
-	logRoots(t, fmt.Sprintf("scenario 24h seeds %d-%d", scen, scen+uint64(n)-1), rs)
-	logRoots(t, fmt.Sprintf("crossgen seeds %d-%d", cross, cross+19), rc)
+	_, _ = logRoots(t, fmt.Sprintf("scenario 24h seeds %d-%d", scen, scen+uint64(n)-1), rs)
+	_, _ = logRoots(t, fmt.Sprintf("crossgen seeds %d-%d", cross, cross+19), rc)
 }

@@ -258,7 +258,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
-	}, log)
+	}, log, bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // beside the stage's drain, and just past it
 	if err != nil {
 		return nil, err
 	}
@@ -292,6 +292,16 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) lead(ctx context.Context) error {
 	s.fenced.Store(false)
 	s.proc.leading.Store(true)
+	// The tick that applies commands stops with the term: the commands
+	// not applied by then are answered at once (ErrStandby: a NATS command
+	// is naked for the next holder, an API call gets 503), not at their
+	// 30s timeout, which would outlast the service's stop. One applied is
+	// answered when its incident event is stored, or the drain ended.
+	stopAnswering := context.AfterFunc(ctx, func() {
+		s.proc.leading.Store(false)
+		s.proc.failPending(ErrStandby)
+	})
+	defer stopAnswering()
 	errs := make([]error, 2)
 	var consumers sync.WaitGroup
 	consumers.Go(func() { errs[0] = s.Stage.Run(ctx) })

@@ -183,6 +183,47 @@ func TestNATSCommandOnAMergedIncident(t *testing.T) {
 	}
 }
 
+// A NATS command waiting for the tick that applies it when the service
+// stops is answered at once (and naked for the next holder): it used to
+// wait for its 30s timeout while the stop waited for it, outlasting the
+// service's shutdown timeout.
+func TestCommandPendingAtTheStopIsAnswered(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	svc, err := New(context.Background(), r.js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+	pending := func() int {
+		svc.proc.mu.Lock()
+		defer svc.proc.mu.Unlock()
+		return len(svc.proc.commands)
+	}
+	cmd, _ := json.Marshal(correlate.Command{Action: "ack", By: "ana"})
+	for pending() == 0 {
+		// Until one is taken between two ticks (each applies what waits).
+		if _, err := r.js.Publish(context.Background(), event.IncidentCommandPrefix+"."+opened.IncidentID, cmd); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(500 * time.Millisecond); pending() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stop still waits for a command no tick will apply")
+	}
+}
+
 // waitIncidents reads the incident events with status until want arrived
 // (or 30 s passed) and returns their states.
 func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int) []correlate.State {

@@ -69,7 +69,7 @@ type SnapshotConfig struct {
 	// published before waiting for their acks. Default 1024.
 	Chunk int `yaml:"chunk"`
 	// ShutdownTimeout bounds the final snapshot. Default 8s; under
-	// stage.CheckpointBudget (10s), so that the stop ends within the
+	// stage.CheckpointBudget (9s), so that the stop ends within the
 	// service's 25s after the drain.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }

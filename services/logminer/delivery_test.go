@@ -115,7 +115,9 @@ func TestDoneFollowsTheOutputs(t *testing.T) {
 	r := newRig(t)
 	_, js := r.connect()
 	ctx := context.Background()
-	l, err := New(ctx, js, Config{State: StateConfig{Disabled: true}}, r.log)
+	// An hour's interval: a tick at a minute's boundary would move the
+	// counts into a sample mid-test (CI once saw "counted 0 times").
+	l, err := New(ctx, js, Config{State: StateConfig{Disabled: true}, Interval: time.Hour}, r.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,6 +184,7 @@ func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
 		}
 	}
 	t.Logf("%d events accepted (%d posts refused with 503 during the fail-over and retried), all %d stored", len(accepted), refused, n)
+	stopAt := time.Now()
 	cancel()
 	select {
 	case err := <-finished:
@@ -192,6 +193,7 @@ func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("aiops run stopped with %v", err)
 		}
+		t.Logf("aiops run stopped in %s", time.Since(stopAt).Round(time.Millisecond))
 	case <-time.After(time.Minute):
 		t.Fatal("aiops run did not stop within a minute")
 	}

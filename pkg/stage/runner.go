@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +47,12 @@ type Runner struct {
 	kept *lru.Cache[string, []bus.Message]
 
 	// tickMu makes ticks one at a time; unsent are tick outputs that failed,
-	// sent first by the next tick.
-	tickMu sync.Mutex
-	unsent []bus.Message
+	// sent first by the next tick, and unsettled the Settled of those whose
+	// ack had not come when a stop's drain ended (nil for the others), told
+	// by the stop's last send.
+	tickMu    sync.Mutex
+	unsent    []bus.Message
+	unsettled []func(error)
 
 	// draining is set once a sink's drain Flush is due; flushMu makes
 	// flushes one at a time (see flushSink).
@@ -205,8 +209,8 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// checkpoint within the service's budget.
 		runErr = nil
 	}
-	endDrain()
 	stopLoops()
+	endDrain()
 	wg.Wait()
 	stopPipeline()
 
@@ -220,6 +224,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	if err := r.sendUnsent(unsent); err != nil {
 		r.log.Warn().Err(err).Int("outputs", r.Unsent()).Msg("periodic outputs not stored at shutdown")
 	}
+	r.giveUpUnsent()
 	if cp, ok := r.proc.(Checkpointer); ok {
 		if err := r.checkpoint(final, cp); err != nil {
 			runErr = errors.Join(runErr, err)
@@ -480,6 +485,9 @@ func (r *Runner) tickLoop(ctx, drained context.Context) {
 			return
 		case <-t.C:
 		}
+		if ctx.Err() != nil {
+			return // the timer and the stop came together: no new tick
+		}
 		if err := r.Tick(drained, next); err != nil && ctx.Err() == nil {
 			r.log.Warn().Err(err).Time("tick", next).Msg("periodic work failed; its outputs are retried at the next tick")
 		}
@@ -542,8 +550,8 @@ func (r *Runner) sendUnsent(ctx context.Context) error {
 // oldest dropped beyond MaxKept. r.tickMu is held.
 func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, freshSettled []func(error)) error {
 	msgs := append(r.unsent, fresh...)
-	settled := append(make([]func(error), len(r.unsent)), freshSettled...)
-	r.unsent = nil
+	settled := append(append(make([]func(error), 0, len(msgs)), r.unsettled...), freshSettled...)
+	r.unsent, r.unsettled = nil, nil
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	errl := make([]error, len(msgs))
 	for i, m := range msgs {
@@ -561,6 +569,14 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 				first = fmt.Errorf("stage %s: publishing %s to %s: %w", r.cfg.Name, m.ID, m.Subject, err)
 			}
 			r.unsent = append(r.unsent, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+			if errors.Is(err, ErrStopped) && settled[i] != nil {
+				// Told by the stop's last send, which may store it yet
+				// (a correlator command's answer, a detector's asset held
+				// out of the checkpoint until then).
+				r.unsettled = append(r.unsettled, settled[i])
+				continue
+			}
+			r.unsettled = append(r.unsettled, nil)
 		} else {
 			r.m.outputs.Add(1)
 		}
@@ -570,9 +586,28 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 	}
 	if n := len(r.unsent) - r.cfg.MaxKept; n > 0 {
 		r.m.keptDropped.Add(uint64(n))
+		for _, f := range r.unsettled[:n] {
+			if f != nil {
+				f(fmt.Errorf("stage %s: dropped beyond max_kept: %w", r.cfg.Name, ErrStopped))
+			}
+		}
 		r.unsent = append([]bus.Message(nil), r.unsent[n:]...)
+		r.unsettled = slices.Clone(r.unsettled[n:])
 	}
 	return first
+}
+
+// giveUpUnsent tells the Settled still waiting for the stop's last send
+// that their outputs were not stored by it.
+func (r *Runner) giveUpUnsent() {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	for _, f := range r.unsettled {
+		if f != nil {
+			f(fmt.Errorf("stage %s: not stored by the stop's last send: %w", r.cfg.Name, ErrStopped))
+		}
+	}
+	r.unsettled = make([]func(error), len(r.unsent))
 }
 
 // Unsent is the number of tick outputs waiting for the next tick.

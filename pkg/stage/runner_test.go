@@ -621,39 +621,48 @@ func (p *settledTicker) Tick(_ context.Context, now time.Time, out stage.Emitter
 
 // A tick under way when the stop begins goes on waiting for its outputs'
 // acks through the drain (a command the correlator applied in it must not
-// be told "not stored" while the ack may still come), and gives up when
-// the drain ends.
+// be told "not stored" while the ack may still come); when the drain ends
+// it keeps them, and the stop's last send tells their Settled whether it
+// stored them.
 func TestRunnerTickWaitsForAcksUntilTheDrainEnds(t *testing.T) {
-	p := &settledTicker{settled: make(chan error, 16)}
-	pub := stagetest.NewPublisher()
-	pub.LoseAcks(true)
-	r, err := stage.NewRunner(p, stage.Config{Name: "x", TickEvery: 10 * time.Millisecond, CheckpointTimeout: 100 * time.Millisecond}, pub, zeroLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	src := heldSource{release: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, src) }()
-	for pub.Sent() == 0 { // a tick published and waits for its ack
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-p.settled:
-		t.Fatalf("the tick gave up at the stop's start (%v), before the drain ended", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	close(src.release)
-	select {
-	case err := <-p.settled:
-		if !errors.Is(err, stage.ErrStopped) {
-			t.Fatalf("settled %v, want ErrStopped once the drain ended", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the tick still waits for its ack after the drain ended")
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	for _, acksBack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("acks back for the last send %v", acksBack), func(t *testing.T) {
+			p := &settledTicker{settled: make(chan error, 16)}
+			pub := stagetest.NewPublisher()
+			pub.LoseAcks(true)
+			r, err := stage.NewRunner(p, stage.Config{Name: "x", TickEvery: 10 * time.Millisecond, CheckpointTimeout: 100 * time.Millisecond}, pub, zeroLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			src := heldSource{release: make(chan struct{})}
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx, src) }()
+			for pub.Sent() == 0 { // a tick published and waits for its ack
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			select {
+			case err := <-p.settled:
+				t.Fatalf("the tick gave up at the stop's start (%v), before the drain ended", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			pub.LoseAcks(!acksBack)
+			close(src.release)
+			select {
+			case err := <-p.settled:
+				if acksBack && err != nil || !acksBack && !errors.Is(err, stage.ErrStopped) {
+					t.Fatalf("settled %v, want the last send's result", err)
+				}
+			case <-time.After(time.Minute):
+				t.Fatal("the tick's output was never settled after the drain ended")
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if acksBack != (r.Unsent() == 0) {
+				t.Fatalf("unsent %d after the stop", r.Unsent())
+			}
+		})
 	}
 }

@@ -90,8 +90,9 @@ type Output struct {
 	// redelivery, or by the next tick). An input's output whose ack had
 	// not come when a stop's drain ended is never settled: its input is
 	// redelivered, and after a restart processed again, so the state that
-	// made it must stay out of the last checkpoint. (A tick's output is
-	// settled with ErrStopped then, and kept.)
+	// made it must stay out of the last checkpoint. A tick's output whose
+	// ack had not come then is kept, and settled by the stop's last send of
+	// the kept tick outputs (ErrStopped if it did not store it either).
 	Settled func(error)
 }
 

@@ -25,7 +25,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
@@ -65,7 +64,7 @@ type Config struct {
 const DefaultMaxEventFuture = 24 * time.Hour
 
 // DefaultDrainTimeout is Config.DrainTimeout's default: it leaves the naks
-// and their flush seconds within service.DefaultShutdownTimeout.
+// and their flush seconds within stage.StopLimit.
 const DefaultDrainTimeout = 15 * time.Second
 
 // DefaultConfig is the writer with no configuration at all.
@@ -135,11 +134,11 @@ func (c Config) Validate() error {
 	if fetchWait == 0 {
 		fetchWait = bus.DefaultFetchWait
 	}
-	if limit := service.DefaultShutdownTimeout - time.Second - fetchWait - bus.AckFlushTimeout; c.DrainTimeout < 0 || c.DrainTimeout >= limit {
+	if limit := stage.StopLimit - time.Second - fetchWait - bus.AckFlushTimeout; c.DrainTimeout < 0 || c.DrainTimeout >= limit {
 		// Past the service's own deadline the process ends before the
 		// naks are sent, and the messages wait for their ack wait.
-		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and %s (the service's shutdown timeout %s less the consumer's fetch and flush of its acks), got %s",
-			DefaultDrainTimeout, limit, service.DefaultShutdownTimeout, c.DrainTimeout)
+		return fmt.Errorf("writer.drain_timeout: must be between 0 (the default, %s) and %s (a stage's stop limit %s less the consumer's fetch and flush of its acks), got %s",
+			DefaultDrainTimeout, limit, stage.StopLimit, c.DrainTimeout)
 	}
 	if err := validateRetention(c.Retention); err != nil {
 		return err

@@ -194,38 +194,8 @@ func (c *Catalog) Validate() error {
 			}
 		}
 	}
-	// Depth-first search for a cycle, reporting its path.
-	const (
-		unseen = iota
-		open
-		done
-	)
-	state := map[string]int{}
-	var path []string
-	var visit func(string) error
-	visit = func(n string) error {
-		switch state[n] {
-		case open:
-			i := slices.Index(path, n)
-			return fmt.Errorf("services: dependency cycle %s", strings.Join(append(path[i:], n), " -> "))
-		case done:
-			return nil
-		}
-		state[n] = open
-		path = append(path, n)
-		for _, d := range c.Services[n].DependsOn {
-			if err := visit(d); err != nil {
-				return err
-			}
-		}
-		path = path[:len(path)-1]
-		state[n] = done
-		return nil
-	}
-	for _, name := range names {
-		if err := visit(name); err != nil {
-			return err
-		}
+	if closed := c.cyclesClosed(); len(closed) > 0 {
+		return fmt.Errorf("services: dependency cycle %s", strings.Join(closed[0].cycle, " -> "))
 	}
 	return nil
 }
@@ -240,6 +210,39 @@ func (c *Catalog) Validate() error {
 // (nothing in the file says): the warning asks for the cycle to be
 // checked.
 func (c *Catalog) breakCycles() (warnings []string) {
+	dropped := map[string][]int{}
+	for _, e := range c.cyclesClosed() {
+		dropped[e.from] = append(dropped[e.from], e.i)
+		warnings = append(warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q closes the dependency cycle %s: ignored (the last met in lexical order; check which entry is stale)",
+			e.from, e.i, e.to, strings.Join(e.cycle, " -> ")))
+	}
+	for name, idx := range dropped {
+		svc := c.Services[name]
+		var kept []string
+		for i, d := range svc.DependsOn {
+			if !slices.Contains(idx, i) {
+				kept = append(kept, d)
+			}
+		}
+		svc.DependsOn = kept
+		c.Services[name] = svc
+	}
+	return warnings
+}
+
+// closingEdge is a dependency that closes a cycle:
+// services.<from>.depends_on[i] is to, and cycle runs from to back to it.
+type closingEdge struct {
+	from, to string
+	i        int
+	cycle    []string
+}
+
+// cyclesClosed searches the dependencies depth first, in the services'
+// lexical order and each one's listed order, and returns those that close
+// a cycle, following none of them (so each cycle is met once, by the edge
+// that closes it last).
+func (c *Catalog) cyclesClosed() []closingEdge {
 	const (
 		unseen = iota
 		open
@@ -247,26 +250,19 @@ func (c *Catalog) breakCycles() (warnings []string) {
 	)
 	state := map[string]int{}
 	var path []string
+	var closed []closingEdge
 	var visit func(string)
 	visit = func(n string) {
 		state[n] = open
 		path = append(path, n)
-		svc := c.Services[n]
-		var kept []string
-		for i, d := range svc.DependsOn {
+		for i, d := range c.Services[n].DependsOn {
 			switch state[d] {
 			case open:
 				cycle := append(slices.Clone(path[slices.Index(path, d):]), d)
-				warnings = append(warnings, fmt.Sprintf("services.%s.depends_on[%d]: %q closes the dependency cycle %s: ignored (the last met in lexical order; check which entry is stale)", n, i, d, strings.Join(cycle, " -> ")))
-				continue
+				closed = append(closed, closingEdge{from: n, to: d, i: i, cycle: cycle})
 			case unseen:
 				visit(d)
 			}
-			kept = append(kept, d)
-		}
-		if len(kept) != len(svc.DependsOn) {
-			svc.DependsOn = kept
-			c.Services[n] = svc
 		}
 		path = path[:len(path)-1]
 		state[n] = done
@@ -276,7 +272,7 @@ func (c *Catalog) breakCycles() (warnings []string) {
 			visit(name)
 		}
 	}
-	return warnings
+	return closed
 }
 
 // topology answers "does a depend on b" in a few words of memory per pair:

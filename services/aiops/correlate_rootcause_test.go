@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/correlate/crossgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 )
@@ -39,16 +38,10 @@ func (r *rootScores) add(o rootScores) {
 // scoreRoots scores the replay's root-cause candidates against truth, by
 // kind of true incident.
 func scoreRoots(res *ReplayResult, truth []trueIncident, byKind map[string]*rootScores) {
-	incs := map[string]correlate.Candidate{}
-	tops := map[string][]string{}
+	tops := map[string][]string{} // each incident's first three candidates
 	for _, inc := range res.Incidents {
-		for i, c := range inc.RootCauses {
-			if i == 0 {
-				incs[inc.ID] = c
-			}
-			if i < 3 {
-				tops[inc.ID] = append(tops[inc.ID], c.Service)
-			}
+		for _, c := range inc.RootCauses[:min(3, len(inc.RootCauses))] {
+			tops[inc.ID] = append(tops[inc.ID], c.Service)
 		}
 	}
 	for _, ti := range truth {
@@ -75,7 +68,7 @@ func scoreRoots(res *ReplayResult, truth []trueIncident, byKind map[string]*root
 			byKind[ti.kind] = s
 		}
 		s.n++
-		if incs[main].Service == ti.root {
+		if top := tops[main]; len(top) > 0 && top[0] == ti.root {
 			s.top1++
 		}
 		if slices.Contains(tops[main], ti.root) {

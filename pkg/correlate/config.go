@@ -48,8 +48,10 @@
 //     they merge, and the merged incident takes new signals from any
 //     service (of that location) within SpreadWindow of its opening.
 //   - Changes as evidence: a service changed after an incident opened (at
-//     most ChangeWindow before the signal) no longer joins that incident:
-//     a new failure after a deploy is the deploy's, not the running one's.
+//     most ChangeWindow before the signal) no longer joins that incident
+//     (a new failure after a deploy is the deploy's, not the running
+//     one's), unless the incident has a member on a direct dependency of
+//     it (the failure came its way; the change most likely broke nothing).
 //   - Without a catalog entry a service relates only to itself.
 //   - Changes to a service or its dependencies within ChangeWindow before
 //     an incident opened are linked to it.
@@ -189,7 +191,8 @@ type Config struct {
 	// ChangeWindow is how long before an incident opened a change to one
 	// of its services or their dependencies is linked to it, and how long
 	// a change to a service made after an incident opened keeps the
-	// service's new signals out of that incident.
+	// service's new signals out of that incident (unless the incident has
+	// a member on a direct dependency of the service).
 	ChangeWindow time.Duration `yaml:"change_window"`
 	// FlapWindow, FlapStart and FlapStop: a member flaps from FlapStart
 	// state changes within FlapWindow until it has fewer than FlapStop.

@@ -822,9 +822,9 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 // the failure came), LabelWeight when a label of the signal names one of
 // the incident's services (the pool or upstream it fails on). A service
 // changed after the incident opened (at most ChangeWindow before the
-// signal) is no candidate's: the change broke it. Ties go to
-// an incident with a member of the same name, then the latest, then the
-// lowest id.
+// signal) is no candidate's, unless the incident already reached one of
+// its direct dependencies (eligible). Ties go to an incident with a member
+// of the same name, then the latest, then the lowest id.
 func (c *Correlator) best(s Signal) *incident {
 	var (
 		bestInc   *incident
@@ -846,13 +846,8 @@ func (c *Correlator) best(s Signal) *incident {
 				}
 			}
 		}
-		if *c.cfg.PathWeight > 0 && c.cat != nil {
-			for _, d := range c.cat.Services[s.Service].DependsOn {
-				if inc.services[d] > 0 {
-					score += *c.cfg.PathWeight
-					break
-				}
-			}
+		if *c.cfg.PathWeight > 0 && c.reached(inc, s.Service) {
+			score += *c.cfg.PathWeight
 		}
 		name := inc.hasName(s.Name)
 		better := bestInc == nil || score > bestScore
@@ -930,9 +925,13 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 	if gap > window || gap < -window || !c.takes(inc, s) {
 		return gap, false
 	}
-	if c.changedSince(s.Service, inc.openedAt, s.Time) {
+	if c.changedSince(s.Service, inc.openedAt, s.Time) && !c.reached(inc, s.Service) {
 		// The service changed while the incident was under way: its new
-		// failure is most likely the change's, not the incident's.
+		// failure is most likely the change's, not the incident's. Unless
+		// the failure has visibly come its way: in a busy shop changes
+		// come every few minutes, and one that broke nothing must not
+		// split a cascade that reached the service (QUALITY.md, session
+		// 15).
 		return gap, false
 	}
 	if s.Time.Sub(inc.openedAt) > c.spreadWindow(s.Time) && !c.spreading(inc, s) {
@@ -943,6 +942,20 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		return gap, false
 	}
 	return gap, true
+}
+
+// reached reports whether inc has a member on a direct dependency of
+// service: the way a failure comes to it.
+func (c *Correlator) reached(inc *incident, service string) bool {
+	if c.cat == nil {
+		return false
+	}
+	for _, d := range c.cat.Services[service].DependsOn {
+		if inc.services[d] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // changedSince reports whether service changed after opened, at most

@@ -260,32 +260,46 @@ services:
 
 // A late root merges only what it could have joined, and only when it
 // becomes the root: not a symptom that opened before its service changed
-// (that failure is not the change's), nor an incident that kept apart by
-// the change rule when a later alert of an existing root arrives.
+// (that failure is not the change's), nor one that opened longer than
+// spread_window before it, nor one of another group_by value.
 func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 	deploy := func(service string, at time.Duration) Signal {
 		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", service, at)}
 	}
+	inCluster := func(s Signal, cluster string) Signal {
+		s.Labels = map[string]string{"cluster": cluster}
+		return s
+	}
 	for _, tc := range []struct {
 		name           string
+		cfg            Config
 		signals        []Signal
 		symptom, cause string // fingerprints that must stay in two incidents
 	}{
-		{"the root changed after the symptom opened", []Signal{
+		{"the root changed after the symptom opened", Config{}, []Signal{
 			alert("HighErrorRate", "checkout", 0), deploy("payments", time.Minute), alert("ConnectionPoolExhausted", "payments", 2*time.Minute),
 		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
-		{"another alert of a root that was already the root", []Signal{
-			alert("ConnectionPoolExhausted", "payments", 0), deploy("checkout", 30*time.Second), alert("HighErrorRate", "checkout", time.Minute),
-			alert("HighLatency", "payments", 2*time.Minute),
+		{"the root alerted past spread_window", Config{}, []Signal{
+			alert("HighErrorRate", "checkout", 0), alert("ConnectionPoolExhausted", "payments", 9*time.Minute),
+		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
+		{"the root alerted in another cluster", Config{GroupBy: []string{"cluster"}}, []Signal{
+			inCluster(alert("HighErrorRate", "checkout", 0), "eu"), inCluster(alert("ConnectionPoolExhausted", "payments", time.Minute), "us"),
 		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
 	} {
-		c := newCorrelator(t, Config{})
+		c := newCorrelator(t, tc.cfg)
 		ups := feed(c, tc.signals...)
 		a, _ := c.IncidentOf(tc.symptom)
 		b, _ := c.IncidentOf(tc.cause)
 		if a == "" || a == b || c.Stats().Merged != 0 {
 			t.Errorf("%s: %s in %q, %s in %q, %d merged (%s); want two incidents, none merged", tc.name, tc.symptom, a, tc.cause, b, c.Stats().Merged, transitions(ups))
 		}
+	}
+	// The same two a minute apart, in one cluster, unchanged: one incident.
+	c := newCorrelator(t, Config{})
+	feed(c, alert("HighErrorRate", "checkout", 0), alert("ConnectionPoolExhausted", "payments", time.Minute))
+	a, _ := c.IncidentOf("HighErrorRate/checkout")
+	if b, _ := c.IncidentOf("ConnectionPoolExhausted/payments"); a != b {
+		t.Errorf("the root alerting a minute after its symptom: incidents %q and %q, want one", a, b)
 	}
 }
 
@@ -570,32 +584,36 @@ func TestNewAlertsAfterTheSpreadWindowOpenTheirOwn(t *testing.T) {
 }
 
 // A service changed while an incident was under way does not join it: its
-// new failure is the change's. The same change made before the incident
-// opened does not keep it out (a cascade reaches what was deployed
-// earlier), nor does one older than change_window.
+// new failure is the change's. Unless the incident already has a member on
+// a direct dependency of the service (the failure came its way: changes
+// come every few minutes in a busy shop, and one that broke nothing must
+// not split the cascade). The same change made before the incident opened
+// does not keep it out (a cascade reaches what was deployed earlier), nor
+// does one older than change_window.
 func TestChangeDuringAnIncidentKeepsTheChangedServiceOut(t *testing.T) {
 	deploy := func(at time.Duration) Signal {
 		return Signal{Kind: SignalChange, Service: "checkout", Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", at)}
 	}
+	root := alert("ReplicationLag", "payments-db", 0)
+	payments := alert("ConnectionPoolExhausted", "payments", 30*time.Second) // checkout depends on payments
 	for _, tc := range []struct {
 		name     string
+		before   []Signal
 		change   Signal
 		cfg      Config
 		joinsOld bool
 	}{
-		{"deployed during the incident", deploy(2 * time.Minute), Config{}, false},
-		{"deployed before it opened", deploy(-2 * time.Minute), Config{}, true},
-		{"deployed longer than change_window ago", deploy(2 * time.Minute), Config{ChangeWindow: time.Minute}, true},
+		{"deployed during the incident", []Signal{root}, deploy(2 * time.Minute), Config{}, false},
+		{"deployed during the incident, which reached a dependency", []Signal{root, payments}, deploy(2 * time.Minute), Config{}, true},
+		{"deployed before it opened", []Signal{root}, deploy(-2 * time.Minute), Config{}, true},
+		{"deployed longer than change_window ago", []Signal{root}, deploy(2 * time.Minute), Config{ChangeWindow: time.Minute}, true},
 	} {
 		c := newCorrelator(t, tc.cfg)
 		checkout := alert("HighErrorRate", "checkout", 4*time.Minute)
-		feed(c,
-			alert("ReplicationLag", "payments-db", 0),
-			alert("ConnectionPoolExhausted", "payments", 30*time.Second),
-		)
+		feed(c, tc.before...)
 		feed(c, tc.change, checkout)
 		got, _ := c.IncidentOf(checkout.Fingerprint)
-		cascade, _ := c.IncidentOf("ReplicationLag/payments-db")
+		cascade, _ := c.IncidentOf(root.Fingerprint)
 		if (got == cascade) != tc.joinsOld {
 			t.Errorf("%s: checkout in the cascade's incident %v, want %v", tc.name, got == cascade, tc.joinsOld)
 		}
@@ -1300,16 +1318,16 @@ func TestAlertFirstSeenResolvedWhenMemoryIsFull(t *testing.T) {
 // episode), the time the failure last arrived on its service is that of
 // the members left there: a restored correlator decides the same.
 func TestSpreadingAfterAMemberLeftIsWhatARestoreSees(t *testing.T) {
-	cfg := Config{QuietPeriod: 2 * time.Minute}
+	cfg := Config{QuietPeriod: 2 * time.Minute, GroupBy: []string{"cluster"}}
 	anomaly := func(series string, at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: series, Service: "payments", Name: "latency_p99", Time: t0.Add(at)}
 	}
-	change := Signal{Kind: SignalChange, Fingerprint: "deploy/payments", Service: "payments", Name: "deploy", Time: t0.Add(6 * time.Minute)}
+	elsewhere := anomaly("y", 6*time.Minute+30*time.Second)
+	elsewhere.Labels = map[string]string{"cluster": "eu"}
 	before := []Signal{
 		alert("PostgresDown", "payments-db", 0),
 		anomaly("x", time.Minute), anomaly("y", 4*time.Minute),
-		change,
-		anomaly("y", 6*time.Minute+30*time.Second), // a new episode: y leaves, and the change keeps it out
+		elsewhere, // a new episode: y leaves, and its other cluster keeps it out
 	}
 	late := alert("CheckoutErrors", "checkout", 8*time.Minute+30*time.Second)
 

@@ -133,12 +133,20 @@ func ReadCatalog(path string) (*Catalog, error) {
 // ignored; Warnings names each, each undeclared service and each dropped
 // dependency, so that a typo is seen.
 func ParseCatalog(data []byte) (*Catalog, error) {
-	var c Catalog
-	if err := yaml.Unmarshal(data, &c); err != nil {
+	// One parse: the typed catalog and the keys it does not know both
+	// come from the same node tree.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
 	}
+	var c Catalog
+	if doc.Kind != 0 {
+		if err := doc.Decode(&c); err != nil {
+			return nil, err
+		}
+	}
 	var keys []string
-	c.Warnings, keys = unknownKeys(data)
+	c.Warnings, keys = unknownKeys(&doc)
 	if len(keys) > 0 && !slices.Contains(keys, "services") {
 		return nil, fmt.Errorf("no services: key (the file has %s)", strings.Join(keys, ", "))
 	}
@@ -596,9 +604,9 @@ var serviceKeys = []string{"owner", "team", "tier", "runbook", "depends_on"}
 // unknownKeys names the keys of a catalog file that Catalog has no field
 // for, in order: the file's own and its services'; keys are the file's
 // top-level keys.
-func unknownKeys(data []byte) (warnings, keys []string) {
+func unknownKeys(doc *yaml.Node) (warnings, keys []string) {
 	var raw map[string]any
-	if yaml.Unmarshal(data, &raw) != nil {
+	if doc.Kind == 0 || doc.Decode(&raw) != nil {
 		return nil, nil
 	}
 	var out []string

@@ -1219,7 +1219,10 @@ func (c *Correlator) reopen(inc *incident, s Signal) Update {
 
 // change records a change and links it to the open incidents it may have
 // caused: those with the service itself or a dependent at most DownDepth
-// hops above it, opened within ChangeWindow after it.
+// hops above it, opened within ChangeWindow after it. An open incident
+// with a member on the service notes a change made while it was under
+// way on its timeline (what changed during an incident is what its
+// responders ask first) without linking it: it came after the failure.
 func (c *Correlator) change(s Signal) {
 	c.stats.Changes++
 	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: s.Version, Author: s.Author,
@@ -1230,7 +1233,18 @@ func (c *Correlator) change(s Signal) {
 	}
 	c.changes[s.Service] = list
 	for _, inc := range c.incidents {
-		if inc.status == StatusResolved || s.Time.After(inc.openedAt) || inc.openedAt.Sub(s.Time) > c.cfg.ChangeWindow {
+		if inc.status == StatusResolved {
+			continue
+		}
+		if s.Time.After(inc.openedAt) {
+			if inc.services[s.Service] > 0 {
+				inc.note(s.Time, fmt.Sprintf("change during the incident: %s of %s %s by %s", ch.Type, ch.Service, orDash(ch.Version), orDash(ch.Author)))
+				inc.dirty = true
+				c.reschedule(inc)
+			}
+			continue
+		}
+		if inc.openedAt.Sub(s.Time) > c.cfg.ChangeWindow {
 			continue
 		}
 		for svc := range inc.services {

@@ -620,6 +620,36 @@ func TestChangeDuringAnIncidentKeepsTheChangedServiceOut(t *testing.T) {
 	}
 }
 
+// A change to a member's service while the incident is under way is on
+// its timeline, not among its linked changes (it came after the failure,
+// so it is no cause the root causes should weigh); a change to a service
+// the incident does not hold is not.
+func TestChangeDuringAnIncidentIsOnItsTimeline(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second))
+	change := func(service string, at time.Duration) Signal {
+		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Author: "ana", Time: t0.Add(at), EventID: "c-" + service}
+	}
+	feed(c, change("payments", 2*time.Minute), change("search", 3*time.Minute))
+	id, _ := c.IncidentOf("ReplicationLag/payments-db")
+	st, _ := c.Incident(id)
+	var notes []string
+	for _, e := range st.Timeline {
+		if strings.Contains(e.What, "change") {
+			notes = append(notes, e.What)
+		}
+	}
+	if want := []string{"change during the incident: deploy of payments v9 by ana"}; !slices.Equal(notes, want) {
+		t.Errorf("timeline notes of changes %q, want %q", notes, want)
+	}
+	if len(st.Changes) != 0 {
+		t.Errorf("linked changes %v, want none", st.Changes)
+	}
+	if len(st.RootCauses) == 0 || st.RootCauses[0].Service != "payments-db" {
+		t.Errorf("root causes %v, want payments-db first", st.RootCauses)
+	}
+}
+
 // Resolved once every member resolved and the quiet period passed, at the
 // time of the last resolution; a related alert within the reopen window
 // reopens it under the same id; after it, a new incident opens.

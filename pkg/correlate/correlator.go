@@ -1224,9 +1224,14 @@ func (c *Correlator) reopen(inc *incident, s Signal) Update {
 // way on its timeline (what changed during an incident is what its
 // responders ask first) without linking it: it came after the failure.
 func (c *Correlator) change(s Signal) {
-	c.stats.Changes++
 	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: s.Version, Author: s.Author,
 		Commit: s.Commit, URL: s.URL, Description: s.Summary, Time: s.Time}
+	for _, x := range c.changes[s.Service] {
+		if ch.EventID != "" && x.EventID == ch.EventID && x.Time.Equal(ch.Time) {
+			return // delivered again: known already, linked and noted once
+		}
+	}
+	c.stats.Changes++
 	list := append(c.changes[s.Service], ch)
 	if len(list) > maxChangesPerService {
 		list = list[len(list)-maxChangesPerService:]

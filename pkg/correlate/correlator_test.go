@@ -631,6 +631,10 @@ func TestChangeDuringAnIncidentIsOnItsTimeline(t *testing.T) {
 		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Author: "ana", Time: t0.Add(at), EventID: "c-" + service}
 	}
 	feed(c, change("payments", 2*time.Minute), change("search", 3*time.Minute))
+	feed(c, change("payments", 2*time.Minute)) // delivered again
+	if n := c.Stats().Changes; n != 2 {
+		t.Errorf("%d changes counted, want 2 (one came twice)", n)
+	}
 	id, _ := c.IncidentOf("ReplicationLag/payments-db")
 	st, _ := c.Incident(id)
 	var notes []string

@@ -562,7 +562,8 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 
 // absorb merges into into, whose root s just became, the other incidents
 // s could have joined (eligible: opened at most SpreadWindow before it, its
-// service not changed since they opened, ...) as their late root: those
+// service not changed since they opened unless they reached it, ...) as
+// their late root: those
 // whose root depends on it (at most DownDepth hops). They are the symptoms
 // of one failure that alerted before their cause, each opening its own
 // incident; the cause joins only one of them (Correlator.best), and brings
@@ -1089,6 +1090,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 func (c *Correlator) adopt(inc *incident, m *member) {
 	if c.count(inc, m) {
 		c.linkChanges(inc, m.Service)
+		c.noteChangesDuring(inc, m.Service)
 	}
 	if inc.root == "" || c.topo.hops(inc.root, m.Service) > 0 {
 		c.setRoot(inc, m.Service) // the first member, or the root showing up late
@@ -1242,8 +1244,7 @@ func (c *Correlator) change(s Signal) {
 			continue
 		}
 		if s.Time.After(inc.openedAt) {
-			if inc.services[s.Service] > 0 {
-				inc.note(s.Time, fmt.Sprintf("change during the incident: %s of %s %s by %s", ch.Type, ch.Service, orDash(ch.Version), orDash(ch.Author)))
+			if inc.services[s.Service] > 0 && inc.noteDuring(ch) {
 				inc.dirty = true
 				c.reschedule(inc)
 			}
@@ -1281,6 +1282,44 @@ func (c *Correlator) linkChanges(inc *incident, service string) {
 			if hops > 0 && int(hops) <= c.cfg.DownDepth {
 				consider(c.topo.names[j])
 			}
+		}
+	}
+}
+
+// noteDuring notes on inc's timeline ch, a change made while inc was under
+// way to one of its services, once, and at most maxDuringNotes changes an
+// incident (a config pushed every minute must not push its joins and
+// merges off the timeline). It reports whether it noted it.
+func (inc *incident) noteDuring(ch Change) bool {
+	what := fmt.Sprintf("%s%s of %s %s by %s", duringPrefix, ch.Type, ch.Service, orDash(ch.Version), orDash(ch.Author))
+	n := 0
+	for _, e := range inc.timeline {
+		if e.What == what && e.Time.Equal(ch.Time) {
+			return false
+		}
+		if strings.HasPrefix(e.What, duringPrefix) {
+			n++
+		}
+	}
+	if n >= maxDuringNotes {
+		return false
+	}
+	inc.note(ch.Time, what)
+	return true
+}
+
+const (
+	duringPrefix   = "change during the incident: "
+	maxDuringNotes = 20
+)
+
+// noteChangesDuring notes the changes to service made after inc opened
+// (at most ChangeWindow before now): service just joined inc, so what
+// changed on it while inc was under way is inc's story too.
+func (c *Correlator) noteChangesDuring(inc *incident, service string) {
+	for _, ch := range c.changes[service] {
+		if ch.Time.After(inc.openedAt) && !ch.Time.After(c.now) && c.now.Sub(ch.Time) <= c.cfg.ChangeWindow {
+			inc.noteDuring(ch)
 		}
 	}
 }

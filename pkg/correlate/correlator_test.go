@@ -259,9 +259,10 @@ services:
 }
 
 // A late root merges only what it could have joined, and only when it
-// becomes the root: not a symptom that opened before its service changed
-// (that failure is not the change's), nor one that opened longer than
-// spread_window before it, nor one of another group_by value.
+// becomes the root (not at another alert of a root that already was one):
+// not a symptom that opened before its service changed (that failure is
+// not the change's), nor one that opened longer than spread_window before
+// it, nor one of another group_by value.
 func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 	deploy := func(service string, at time.Duration) Signal {
 		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", service, at)}
@@ -279,6 +280,10 @@ func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 		{"the root changed after the symptom opened", Config{}, []Signal{
 			alert("HighErrorRate", "checkout", 0), deploy("payments", time.Minute), alert("ConnectionPoolExhausted", "payments", 2*time.Minute),
 		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
+		{"another alert of a root that was already the root", Config{DownDepth: 2}, []Signal{
+			alert("ReplicationLag", "payments-db", 0), deploy("checkout", 30*time.Second), alert("HighErrorRate", "checkout", time.Minute),
+			alert("HighLatency", "payments-db", 2*time.Minute),
+		}, "HighErrorRate/checkout", "ReplicationLag/payments-db"},
 		{"the root alerted past spread_window", Config{}, []Signal{
 			alert("HighErrorRate", "checkout", 0), alert("ConnectionPoolExhausted", "payments", 9*time.Minute),
 		}, "HighErrorRate/checkout", "ConnectionPoolExhausted/payments"},
@@ -620,37 +625,94 @@ func TestChangeDuringAnIncidentKeepsTheChangedServiceOut(t *testing.T) {
 	}
 }
 
-// A change to a member's service while the incident is under way is on
-// its timeline, not among its linked changes (it came after the failure,
+// A change made while an incident is under way to one of its services
+// (one it holds at the change, or one that joins it later) is on its
+// timeline, once, not among its linked changes (it came after the failure,
 // so it is no cause the root causes should weigh); a change to a service
-// the incident does not hold is not.
+// the incident never holds is not. The note is published with the next
+// update, and a correlator restored between the change and that update
+// publishes the same.
 func TestChangeDuringAnIncidentIsOnItsTimeline(t *testing.T) {
-	c := newCorrelator(t, Config{})
-	feed(c, alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second))
 	change := func(service string, at time.Duration) Signal {
 		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Author: "ana", Time: t0.Add(at), EventID: "c-" + service}
 	}
-	feed(c, change("payments", 2*time.Minute), change("search", 3*time.Minute))
-	feed(c, change("payments", 2*time.Minute)) // delivered again
-	if n := c.Stats().Changes; n != 2 {
-		t.Errorf("%d changes counted, want 2 (one came twice)", n)
+	before := []Signal{
+		alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second),
+		change("payments", 2*time.Minute), change("search", 2*time.Minute),
+		change("payments", 2*time.Minute), // delivered again
+	}
+	after := []Signal{
+		change("checkout", 3*time.Minute),
+		alert("HighErrorRate", "checkout", 4*time.Minute), // reached through payments: joins
+	}
+	want := []string{duringPrefix + "deploy of payments v9 by ana", duringPrefix + "deploy of checkout v9 by ana"}
+
+	live := newCorrelator(t, Config{})
+	feed(live, before...)
+	restored := restarted(t, live)
+	var published [2][]Update
+	for i, c := range []*Correlator{live, restored} {
+		published[i] = c.Advance(t0.Add(2*time.Minute + 40*time.Second))
+		if len(published[i]) != 1 || !slices.ContainsFunc(published[i][0].State.Timeline, func(e Entry) bool { return e.What == want[0] }) {
+			t.Fatalf("the note was not published before the next signal: %s", transitions(published[i]))
+		}
+		published[i] = append(published[i], feed(c, after...)...)
+		published[i] = append(published[i], c.Advance(t0.Add(6*time.Minute))...)
+		if n := c.Stats().Changes; n != 3 {
+			t.Errorf("%d changes counted, want 3 (one came twice)", n)
+		}
+		id, _ := c.IncidentOf("ReplicationLag/payments-db")
+		if got, _ := c.IncidentOf("HighErrorRate/checkout"); got != id {
+			t.Fatalf("checkout in %q, want the cascade's %q", got, id)
+		}
+		st, _ := c.Incident(id)
+		var notes []string
+		for _, e := range st.Timeline {
+			if strings.HasPrefix(e.What, "change") {
+				notes = append(notes, e.What)
+			}
+		}
+		if !slices.Equal(notes, want) {
+			t.Errorf("timeline notes of changes %q, want %q", notes, want)
+		}
+		if len(st.Changes) != 0 {
+			t.Errorf("linked changes %v, want none", st.Changes)
+		}
+		if len(st.RootCauses) == 0 || st.RootCauses[0].Service != "payments-db" {
+			t.Errorf("root causes %v, want payments-db first", st.RootCauses)
+		}
+	}
+	if len(published[0]) != len(published[1]) {
+		t.Fatalf("%d updates live, %d restored", len(published[0]), len(published[1]))
+	}
+	for i := range published[0] {
+		a, _ := Envelope(published[0][i], t0)
+		b, _ := Envelope(published[1][i], t0)
+		if string(a.Body) != string(b.Body) {
+			t.Fatalf("update %d differs after a restore:\n%s\n%s", i, a.Body, b.Body)
+		}
+	}
+}
+
+// A burst of changes to a member's service (a config pushed every minute)
+// notes at most maxDuringNotes of them: the joins and merges stay on the
+// timeline.
+func TestChangesDuringAnIncidentAreBounded(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("ReplicationLag", "payments-db", 0))
+	for i := range 3 * maxDuringNotes {
+		feed(c, Signal{Kind: SignalChange, Service: "payments-db", Name: "config", Time: t0.Add(time.Duration(i+1) * time.Second), EventID: fmt.Sprint("c-", i)})
 	}
 	id, _ := c.IncidentOf("ReplicationLag/payments-db")
 	st, _ := c.Incident(id)
-	var notes []string
+	n := 0
 	for _, e := range st.Timeline {
-		if strings.Contains(e.What, "change") {
-			notes = append(notes, e.What)
+		if strings.HasPrefix(e.What, duringPrefix) {
+			n++
 		}
 	}
-	if want := []string{"change during the incident: deploy of payments v9 by ana"}; !slices.Equal(notes, want) {
-		t.Errorf("timeline notes of changes %q, want %q", notes, want)
-	}
-	if len(st.Changes) != 0 {
-		t.Errorf("linked changes %v, want none", st.Changes)
-	}
-	if len(st.RootCauses) == 0 || st.RootCauses[0].Service != "payments-db" {
-		t.Errorf("root causes %v, want payments-db first", st.RootCauses)
+	if n != maxDuringNotes || !strings.HasPrefix(st.Timeline[0].What, "opened by") {
+		t.Errorf("%d change notes (bound %d), first entry %q", n, maxDuringNotes, st.Timeline[0].What)
 	}
 }
 

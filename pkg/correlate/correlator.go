@@ -242,7 +242,11 @@ func (c *Correlator) Observe(s Signal) []Update {
 		}
 	} else {
 		rootBefore = inc.root
+		newService := inc.services[s.Service] == 0
 		c.join(inc, s)
+		if newService && inc.root != s.Service {
+			ups = c.gather(inc, s, ups)
+		}
 	}
 	if inc != nil && inc.root == s.Service && rootBefore != s.Service {
 		// s just became inc's root: the incidents it could have joined
@@ -563,8 +567,8 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 // absorb merges into into, whose root s just became, the other incidents
 // s could have joined (eligible: opened at most SpreadWindow before it, its
 // service not changed since they opened unless they reached it, ...) as
-// their late root: those
-// whose root depends on it (at most DownDepth hops). They are the symptoms
+// their late root: those whose root depends on it (at most DownDepth
+// hops). They are the symptoms
 // of one failure that alerted before their cause, each opening its own
 // incident; the cause joins only one of them (Correlator.best), and brings
 // the others along. A shared service (Config.SharedServices) is what any
@@ -601,6 +605,37 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	sortIncidents(pieces)
 	for _, inc := range pieces {
 		ups = append(ups, c.merge(inc, into, s.Time, "its root "+into.root+" is what "+inc.root+" depends on"))
+	}
+	return ups
+}
+
+// gather merges into into, which s just joined as a symptom on a service
+// new to it, the incidents s's own symptoms opened: those rooted on a
+// direct dependent of s's service that opened after s started (a symptom
+// does not come before its cause) and that s could have joined (eligible).
+// It is absorb for a symptom: a fast cascade notifies a symptom two hops
+// up before the hop between, which then joins the root's incident and
+// brings the symptom's along. Pieces that opened before s started failed
+// first, on their own.
+func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
+	i, ok := c.topo.index[s.Service]
+	if !ok {
+		return ups
+	}
+	var pieces []*incident
+	for j, other := range c.topo.below {
+		if other[i] != 1 {
+			continue
+		}
+		for inc := range c.byRoot[c.topo.names[j]] {
+			if _, ok := c.eligible(inc, s); ok && inc != into && !inc.openedAt.Before(s.Time) {
+				pieces = append(pieces, inc)
+			}
+		}
+	}
+	sortIncidents(pieces)
+	for _, inc := range pieces {
+		ups = append(ups, c.merge(inc, into, s.Time, inc.root+" depends on "+s.Service+", which failed before it"))
 	}
 	return ups
 }

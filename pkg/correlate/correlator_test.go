@@ -308,6 +308,43 @@ func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 	}
 }
 
+// A symptom that joins an incident brings the incident its own symptom
+// opened before it was notified (a fast cascade: web, two hops above the
+// database, is notified before api, the hop between), but not one that
+// opened before it started failing: that failed first, on its own.
+func TestSymptomBringsWhatItsSymptomsOpened(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		webAt time.Duration
+		one   bool
+	}{
+		{"web failed after api", 90 * time.Second, true},
+		{"web failed before api", 30 * time.Second, false},
+	} {
+		c := correlatorOn(t, Config{}, `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+`)
+		web, db, api := alert("Errors", "web", tc.webAt), alert("Down", "db", 0), alert("Errors", "api", time.Minute)
+		feed(c, web, db) // web first: its incident is no direct dependent's of db, so db leaves it be
+		a, _ := c.IncidentOf(web.Fingerprint)
+		if b, _ := c.IncidentOf(db.Fingerprint); a == b {
+			t.Fatalf("%s: web and db share %s before api alerted", tc.name, a)
+		}
+		ups := feed(c, api)
+		a, _ = c.IncidentOf(web.Fingerprint)
+		b, _ := c.IncidentOf(db.Fingerprint)
+		if got, _ := c.IncidentOf(api.Fingerprint); got != b {
+			t.Fatalf("%s: api in %s, want db's %s", tc.name, got, b)
+		}
+		if (a == b) != tc.one {
+			t.Errorf("%s: web in db's incident %v, want %v (%s)", tc.name, a == b, tc.one, transitions(ups))
+		}
+	}
+}
+
 // A storm cascading up from the database is one incident, whose first root
 // cause is the database, with the reason.
 func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {

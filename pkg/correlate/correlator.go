@@ -244,7 +244,10 @@ func (c *Correlator) Observe(s Signal) []Update {
 		rootBefore = inc.root
 		newService := inc.services[s.Service] == 0
 		c.join(inc, s)
-		if newService && inc.root != s.Service {
+		if m, ok := c.members[s.Fingerprint]; !ok || m.inc != inc {
+			return ups // forgotten at once: memory is full and inc was the oldest
+		}
+		if newService {
 			ups = c.gather(inc, s, ups)
 		}
 	}
@@ -545,7 +548,7 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 		c.stats.Orphans++
 		return nil
 	}
-	rootBefore := inc.root
+	rootBefore, newService := inc.root, inc.services[s.Service] == 0
 	c.join(inc, fired)
 	m, ok := c.members[s.Fingerprint]
 	if !ok || m.inc != inc {
@@ -560,6 +563,9 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 	if inc.root == s.Service && rootBefore != s.Service {
 		// It fired as the root showing up late (Observe).
 		return c.absorb(inc, fired, nil)
+	}
+	if newService {
+		return c.gather(inc, fired, nil) // it fired as a symptom (Observe)
 	}
 	return nil
 }
@@ -609,18 +615,18 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	return ups
 }
 
-// gather merges into into, which s just joined as a symptom on a service
-// new to it, the incidents s's own symptoms opened: those rooted on a
-// direct dependent of s's service that opened after s started (a symptom
-// does not come before its cause) and that s could have joined (eligible).
-// It is absorb for a symptom: a fast cascade notifies a symptom two hops
-// up before the hop between, which then joins the root's incident and
-// brings the symptom's along. Pieces that opened before s started failed
-// first, on their own.
+// gather merges into into, which s just joined on a service new to it as a
+// symptom (its service depends on into's root), the incidents s's own
+// symptoms opened: those rooted on a direct dependent of s's service that
+// opened when or after s started (a symptom does not come before its
+// cause) and that s could have joined (eligible). It is absorb for a
+// symptom: a fast cascade notifies a symptom two hops up before the hop
+// between, which then joins the root's incident and brings the symptom's
+// along. Pieces that opened before s started failed first, on their own.
 func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[s.Service]
-	if !ok {
-		return ups
+	if !ok || c.topo.hops(s.Service, into.root) == 0 {
+		return ups // s is the root, or joined a burst's incident: no symptom
 	}
 	var pieces []*incident
 	for j, other := range c.topo.below {
@@ -628,7 +634,10 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 			continue
 		}
 		for inc := range c.byRoot[c.topo.names[j]] {
-			if _, ok := c.eligible(inc, s); ok && inc != into && !inc.openedAt.Before(s.Time) {
+			if inc == into || inc.openedAt.Before(s.Time) {
+				continue
+			}
+			if _, ok := c.eligible(inc, s); ok {
 				pieces = append(pieces, inc)
 			}
 		}

@@ -310,38 +310,82 @@ func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 
 // A symptom that joins an incident brings the incident its own symptom
 // opened before it was notified (a fast cascade: web, two hops above the
-// database, is notified before api, the hop between), but not one that
-// opened before it started failing: that failed first, on its own.
+// database, is notified before api, the hop between), also when it was
+// first seen resolved or after a restart; not one that opened before it
+// started failing (that failed first, on its own), nor one it could not
+// have joined (another cluster), nor one two hops above it (top, whose
+// own incident is web's to bring).
 func TestSymptomBringsWhatItsSymptomsOpened(t *testing.T) {
+	const chain = `
+services:
+  top: {depends_on: [web]}
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+`
+	inCluster := func(s Signal, cluster string) Signal {
+		s.Labels = map[string]string{"cluster": cluster}
+		return s
+	}
+	api := alert("Errors", "api", time.Minute)
+	apiResolvedFirst := resolved(api, time.Minute+10*time.Second)
+	apiResolvedFirst.Started = api.Time
 	for _, tc := range []struct {
-		name  string
-		webAt time.Duration
-		one   bool
+		name    string
+		cfg     Config
+		piece   Signal // fed first: opens an incident of its own
+		api     Signal
+		restart bool
+		one     bool
 	}{
-		{"web failed after api", 90 * time.Second, true},
-		{"web failed before api", 30 * time.Second, false},
+		{"web failed after api", Config{}, alert("Errors", "web", 90*time.Second), api, false, true},
+		{"api first seen resolved", Config{}, alert("Errors", "web", 90*time.Second), apiResolvedFirst, false, true},
+		{"after a restart", Config{}, alert("Errors", "web", 90*time.Second), api, true, true},
+		{"web failed before api", Config{}, alert("Errors", "web", 30*time.Second), api, false, false},
+		{"web in another cluster", Config{GroupBy: []string{"cluster"}}, inCluster(alert("Errors", "web", 90*time.Second), "eu"), api, false, false},
+		{"top, two hops above api", Config{}, alert("Errors", "top", 90*time.Second), api, false, false},
 	} {
-		c := correlatorOn(t, Config{}, `
+		c := correlatorOn(t, tc.cfg, chain)
+		db := alert("Down", "db", 0)
+		feed(c, tc.piece, db) // the piece first: no direct dependent's of db, so db leaves it be
+		a, _ := c.IncidentOf(tc.piece.Fingerprint)
+		if b, _ := c.IncidentOf(db.Fingerprint); a == b {
+			t.Fatalf("%s: %s and db share %s before api alerted", tc.name, tc.piece.Service, a)
+		}
+		if tc.restart {
+			c = restarted(t, c)
+		}
+		ups := feed(c, tc.api)
+		a, _ = c.IncidentOf(tc.piece.Fingerprint)
+		b, _ := c.IncidentOf(db.Fingerprint)
+		if got, _ := c.IncidentOf(tc.api.Fingerprint); got != b {
+			t.Fatalf("%s: api in %s, want db's %s", tc.name, got, b)
+		}
+		if (a == b) != tc.one {
+			t.Errorf("%s: %s in db's incident %v, want %v (%s)", tc.name, tc.piece.Service, a == b, tc.one, transitions(ups))
+		}
+	}
+}
+
+// With memory full, a symptom whose incident is forgotten as it joins
+// (it was the oldest) brings nothing into it: what stays is consistent.
+func TestSymptomForgottenAsItJoinsBringsNothing(t *testing.T) {
+	c := correlatorOn(t, Config{MaxFingerprints: 2}, `
 services:
   web: {depends_on: [api]}
   api: {depends_on: [db]}
   db:  {}
 `)
-		web, db, api := alert("Errors", "web", tc.webAt), alert("Down", "db", 0), alert("Errors", "api", time.Minute)
-		feed(c, web, db) // web first: its incident is no direct dependent's of db, so db leaves it be
-		a, _ := c.IncidentOf(web.Fingerprint)
-		if b, _ := c.IncidentOf(db.Fingerprint); a == b {
-			t.Fatalf("%s: web and db share %s before api alerted", tc.name, a)
+	feed(c, alert("Errors", "web", 90*time.Second), alert("Down", "db", 0), alert("Errors", "api", time.Minute))
+	for _, fp := range []string{"Errors/web", "Down/db", "Errors/api"} {
+		if id, ok := c.IncidentOf(fp); ok {
+			if _, ok := c.Incident(id); !ok {
+				t.Errorf("%s is in %s, which the correlator does not know", fp, id)
+			}
 		}
-		ups := feed(c, api)
-		a, _ = c.IncidentOf(web.Fingerprint)
-		b, _ := c.IncidentOf(db.Fingerprint)
-		if got, _ := c.IncidentOf(api.Fingerprint); got != b {
-			t.Fatalf("%s: api in %s, want db's %s", tc.name, got, b)
-		}
-		if (a == b) != tc.one {
-			t.Errorf("%s: web in db's incident %v, want %v (%s)", tc.name, a == b, tc.one, transitions(ups))
-		}
+	}
+	if got, want := len(restarted(t, c).members), len(c.members); got != want {
+		t.Errorf("%d members after a restore, %d live", got, want)
 	}
 }
 

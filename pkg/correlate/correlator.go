@@ -574,12 +574,11 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 // s could have joined (eligible: opened at most SpreadWindow before it, its
 // service not changed since they opened unless they reached it, ...) as
 // their late root: those whose root depends on it (at most DownDepth
-// hops). They are the symptoms
-// of one failure that alerted before their cause, each opening its own
-// incident; the cause joins only one of them (Correlator.best), and brings
-// the others along. A shared service (Config.SharedServices) is what any
-// service may depend on: it brings every eligible incident, once they are
-// at least SharedBurst.
+// hops). They are the symptoms of one failure that alerted before their
+// cause, each opening its own incident; the cause joins only one of them
+// (Correlator.best), and brings the others along. A shared service
+// (Config.SharedServices) is what any service may depend on: it brings
+// every eligible incident, once they are at least SharedBurst.
 func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[into.root]
 	if !ok {

@@ -85,6 +85,12 @@ func alert(name, service string, at time.Duration) Signal {
 		Severity: event.SeverityCritical, Time: t0.Add(at), EventID: event.DerivedID(t0.Add(at), name, service)}
 }
 
+// inCluster is s with the label cluster.
+func inCluster(s Signal, cluster string) Signal {
+	s.Labels = map[string]string{"cluster": cluster}
+	return s
+}
+
 func resolved(s Signal, at time.Duration) Signal {
 	s.Resolved, s.Time = true, t0.Add(at)
 	return s
@@ -267,10 +273,6 @@ func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 	deploy := func(service string, at time.Duration) Signal {
 		return Signal{Kind: SignalChange, Service: service, Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: fmt.Sprint("c-", service, at)}
 	}
-	inCluster := func(s Signal, cluster string) Signal {
-		s.Labels = map[string]string{"cluster": cluster}
-		return s
-	}
 	for _, tc := range []struct {
 		name           string
 		cfg            Config
@@ -323,10 +325,6 @@ services:
   api: {depends_on: [db]}
   db:  {}
 `
-	inCluster := func(s Signal, cluster string) Signal {
-		s.Labels = map[string]string{"cluster": cluster}
-		return s
-	}
 	api := alert("Errors", "api", time.Minute)
 	apiResolvedFirst := resolved(api, time.Minute+10*time.Second)
 	apiResolvedFirst.Started = api.Time

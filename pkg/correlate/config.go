@@ -127,8 +127,10 @@ type Config struct {
 	// close a cycle is left out, and a guess only lets the undeclared
 	// service's own signals join as symptoms of what it is guessed to
 	// call, never makes it a root above them: most undeclared services
-	// are third parties and stores that call nothing. Declaring the
-	// service (`name: {}`) ends the guess for it. false turns it off.
+	// are third parties and stores that call nothing. Its guessed calls
+	// also count, for its own signals, as the way a failure came to it
+	// (path_weight, the change rule's exception, front_window). Declaring
+	// the service (`name: {}`) ends the guess for it. false turns it off.
 	UndeclaredSiblings *bool `yaml:"undeclared_siblings"`
 	// AlertStorms, StormBurst and StormWindow: at least StormBurst
 	// incidents opened within StormWindow, each holding an alert of one

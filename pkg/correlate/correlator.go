@@ -989,17 +989,38 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 }
 
 // reached reports whether inc has a member on a direct dependency of
-// service: the way a failure comes to it.
+// service (calls): the way a failure comes to it.
 func (c *Correlator) reached(inc *incident, service string) bool {
-	if c.cat == nil {
-		return false
-	}
-	for _, d := range c.cat.Services[service].DependsOn {
+	for _, d := range c.calls(service) {
 		if inc.services[d] > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// calls is what service calls directly: its dependencies in the catalog,
+// or, for a service the catalog names only in depends_on, what it is
+// guessed to call (Config.UndeclaredSiblings). Only the service's own
+// signals use a guess, as evidence that a failure came its way.
+func (c *Correlator) calls(service string) []string {
+	if c.cat == nil {
+		return nil
+	}
+	if deps := c.cat.Services[service].DependsOn; len(deps) > 0 {
+		return deps
+	}
+	i, ok := c.topo.index[service]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for j, hops := range c.topo.guessed[i] {
+		if hops == 1 {
+			out = append(out, c.topo.names[j])
+		}
+	}
+	return out
 }
 
 // changedSince reports whether service changed after opened, at most
@@ -1748,7 +1769,7 @@ func (c *Correlator) spreadWindow(t time.Time) time.Duration {
 
 // spreading reports whether inc's failure is reaching s's service now,
 // past SpreadWindow: a new member joined inc on a direct dependency of
-// the service at most FrontWindow before s, and inc opened at most
+// the service (calls) at most FrontWindow before s, and inc opened at most
 // FrontLimit before s. A cascade through a deep graph, or through rules
 // that wait a `for:` of minutes at each hop, reaches its last services
 // after SpreadWindow, one hop at a time.
@@ -1756,7 +1777,7 @@ func (c *Correlator) spreading(inc *incident, s Signal) bool {
 	if c.cat == nil || s.Time.Sub(inc.openedAt) > c.cfg.FrontLimit {
 		return false
 	}
-	for _, d := range c.cat.Services[s.Service].DependsOn {
+	for _, d := range c.calls(s.Service) {
 		if t, ok := inc.arrived[d]; ok {
 			if gap := s.Time.Sub(t); gap >= 0 && gap <= c.cfg.FrontWindow {
 				return true

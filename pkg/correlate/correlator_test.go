@@ -1154,6 +1154,41 @@ services:
 	}
 }
 
+// An undeclared service's guessed calls are the way a failure comes to it,
+// as a declared service's dependencies are: web, named only by the
+// ingress and guessed to call the gateway, joins the incident that
+// reached the gateway though it was deployed during it (the change rule
+// keeps out only a service the failure has not reached), and past
+// spread_window while the failure is still spreading (front_window after
+// the gateway joined).
+func TestUndeclaredServiceIsReachedThroughItsGuessedCalls(t *testing.T) {
+	const shop = `
+services:
+  ingress: {depends_on: [web, gateway]}
+  gateway: {depends_on: [orders]}
+  orders:  {}
+`
+	deploy := Signal{Kind: SignalChange, Service: "web", Name: "deploy", Version: "v9", Time: t0.Add(time.Minute), EventID: "c-web"}
+	for _, tc := range []struct {
+		name  string
+		storm []Signal
+	}{
+		{"deployed during the incident", []Signal{
+			alert("HighErrorRate", "orders", 0), alert("HighLatency", "gateway", 40*time.Second), deploy, alert("HighErrorRate", "web", 90*time.Second),
+		}},
+		{"past spread_window, still spreading", []Signal{
+			alert("HighErrorRate", "orders", 0), alert("HighLatency", "gateway", 5*time.Minute), alert("HighErrorRate", "web", 9*time.Minute),
+		}},
+	} {
+		c := correlatorOn(t, Config{AlertStorms: Flag(false)}, shop)
+		feed(c, tc.storm...)
+		web, _ := c.IncidentOf("HighErrorRate/web")
+		if orders, _ := c.IncidentOf("HighErrorRate/orders"); web != orders {
+			t.Errorf("%s: web in %q, want the orders incident %q", tc.name, web, orders)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for key, cfg := range map[string]Config{
 		"correlator.rules.group_window":       {GroupWindow: -time.Second},

@@ -56,17 +56,8 @@ func (r *faultRig) startClickHouse() {
 		r.t.Fatalf("clickhouse.sh start: %v\n%s", err, stderr.String())
 	}
 	addr := strings.TrimPrefix(strings.TrimSpace(string(out)), "CLICKHOUSE_ADDR=")
-	_, port, _ := net.SplitHostPort(addr)
-	if r.chTCP == "" {
-		r.chTCP = port
-		env, _ := os.ReadFile(filepath.Join(r.chDir, "clickhouse.env"))
-		for _, line := range strings.Split(string(env), "\n") {
-			if v, ok := strings.CutPrefix(line, "CLICKHOUSE_HTTP_ADDR=127.0.0.1:"); ok {
-				r.chHTTP = v
-			}
-		}
-	} else if port != r.chTCP {
-		r.t.Fatalf("ClickHouse came back on port %s, not %s", port, r.chTCP)
+	if _, port, _ := net.SplitHostPort(addr); port != r.chTCP {
+		r.t.Fatalf("ClickHouse started on port %s, not %s", port, r.chTCP)
 	}
 }
 
@@ -220,6 +211,12 @@ func TestE2EFaults(t *testing.T) {
 		if out, err := exec.Command("go", "build", "-o", r.bin, "../aiops/cmd/aiops").CombinedOutput(); err != nil {
 			t.Fatalf("building aiops: %v\n%s", err, out)
 		}
+	}
+	// Ports below the ephemeral range, so that nothing takes them while
+	// ClickHouse is down (CI once saw it come back on another port).
+	r.chTCP, r.chHTTP = testenv.StablePort(t), testenv.StablePort(t)
+	for r.chHTTP == r.chTCP {
+		r.chHTTP = testenv.StablePort(t)
 	}
 	r.startClickHouse()
 	t.Cleanup(func() { _ = exec.Command("../../scripts/clickhouse.sh", "stop", r.chDir).Run() })

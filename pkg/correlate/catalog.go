@@ -302,6 +302,9 @@ type topology struct {
 	// root above them, so a wrong guess (a third party named only by the
 	// one service that calls it) costs little.
 	guessed map[int][]uint8
+	// guessedCalls are the same guesses by name, direct calls only
+	// (Correlator.calls).
+	guessedCalls map[string][]string
 }
 
 // newTopology builds the topology of c; with shared, it lists the
@@ -311,7 +314,8 @@ type topology struct {
 func newTopology(c *Catalog, shared, siblings bool) *topology {
 	t := declaredTopology(c)
 	if siblings {
-		for d, calls := range guessSiblings(c) {
+		t.guessedCalls = guessSiblings(c)
+		for d, calls := range t.guessedCalls {
 			row := make([]uint8, len(t.names))
 			for _, g := range calls {
 				j := t.index[g]

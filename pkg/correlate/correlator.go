@@ -1010,17 +1010,7 @@ func (c *Correlator) calls(service string) []string {
 	if deps := c.cat.Services[service].DependsOn; len(deps) > 0 {
 		return deps
 	}
-	i, ok := c.topo.index[service]
-	if !ok {
-		return nil
-	}
-	var out []string
-	for j, hops := range c.topo.guessed[i] {
-		if hops == 1 {
-			out = append(out, c.topo.names[j])
-		}
-	}
-	return out
+	return c.topo.guessedCalls[service]
 }
 
 // changedSince reports whether service changed after opened, at most

@@ -3,6 +3,7 @@ package correlate
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -598,13 +599,8 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 			return ups // amid fewer, a failure of its own
 		}
 	} else {
-		for j, other := range c.topo.below {
-			if hops := int(other[i]); hops == 0 || hops > c.cfg.DownDepth {
-				continue
-			}
-			for inc := range c.byRoot[c.topo.names[j]] {
-				take(inc)
-			}
+		for inc := range c.rootedAbove(i, c.cfg.DownDepth) {
+			take(inc)
 		}
 	}
 	sortIncidents(pieces)
@@ -628,17 +624,12 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 		return ups // s is the root, or joined a burst's incident: no symptom
 	}
 	var pieces []*incident
-	for j, other := range c.topo.below {
-		if other[i] != 1 {
+	for inc := range c.rootedAbove(i, 1) {
+		if inc == into || inc.openedAt.Before(s.Time) {
 			continue
 		}
-		for inc := range c.byRoot[c.topo.names[j]] {
-			if inc == into || inc.openedAt.Before(s.Time) {
-				continue
-			}
-			if _, ok := c.eligible(inc, s); ok {
-				pieces = append(pieces, inc)
-			}
+		if _, ok := c.eligible(inc, s); ok {
+			pieces = append(pieces, inc)
 		}
 	}
 	sortIncidents(pieces)
@@ -646,6 +637,26 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 		ups = append(ups, c.merge(inc, into, s.Time, inc.root+" depends on "+s.Service+", which failed before it"))
 	}
 	return ups
+}
+
+// rootedAbove yields the incidents rooted on a service that depends on the
+// service of index i, at most depth hops above it, with the hops: the
+// incidents it may be the late root of (best, absorb) or whose symptoms it
+// may have caused (gather).
+func (c *Correlator) rootedAbove(i, depth int) iter.Seq2[*incident, int] {
+	return func(yield func(*incident, int) bool) {
+		for j, other := range c.topo.below {
+			hops := int(other[i])
+			if hops == 0 || hops > depth {
+				continue
+			}
+			for inc := range c.byRoot[c.topo.names[j]] {
+				if !yield(inc, hops) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // merge moves every member of from into into, and ends from: resolved at
@@ -925,14 +936,8 @@ func (c *Correlator) best(s Signal) *incident {
 				consider(inc, 2.5, int(hops))
 			}
 		}
-		for j, other := range c.topo.below {
-			hops := int(other[i])
-			if hops == 0 || hops > c.cfg.DownDepth {
-				continue
-			}
-			for inc := range c.byRoot[c.topo.names[j]] {
-				consider(inc, 1.5, hops)
-			}
+		for inc, hops := range c.rootedAbove(i, c.cfg.DownDepth) {
+			consider(inc, 1.5, hops)
 		}
 	}
 	// An alert storm's incident is what anything failing now may belong

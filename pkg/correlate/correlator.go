@@ -1288,7 +1288,7 @@ func (c *Correlator) change(s Signal) {
 	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: s.Version, Author: s.Author,
 		Commit: s.Commit, URL: s.URL, Description: s.Summary, Time: s.Time}
 	for _, x := range c.changes[s.Service] {
-		if ch.EventID != "" && x.EventID == ch.EventID && x.Time.Equal(ch.Time) {
+		if ch.EventID != "" && ch.same(x) {
 			return // delivered again: known already, linked and noted once
 		}
 	}
@@ -1385,7 +1385,7 @@ func (c *Correlator) noteChangesDuring(inc *incident, service string) {
 
 func (inc *incident) link(ch Change) {
 	for _, x := range inc.changes {
-		if x.EventID == ch.EventID && x.Service == ch.Service && x.Time.Equal(ch.Time) {
+		if ch.same(x) {
 			return
 		}
 	}

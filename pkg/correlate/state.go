@@ -92,6 +92,12 @@ type Change struct {
 	Time        time.Time `json:"time"`
 }
 
+// same reports whether ch and x are one change event (delivered twice, or
+// linked twice).
+func (ch Change) same(x Change) bool {
+	return x.EventID == ch.EventID && x.Service == ch.Service && x.Time.Equal(ch.Time)
+}
+
 // Candidate is a possible root cause, with why.
 type Candidate struct {
 	Service string   `json:"service"`

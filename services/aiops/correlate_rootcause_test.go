@@ -175,17 +175,16 @@ func rootRun(t *testing.T, scenFrom uint64, scenN int, crossFrom uint64, crossN 
 	for seed := scenFrom; seed < scenFrom+uint64(scenN); seed++ {
 		s := scenario.Generate(seed, cfg)
 		items := s.Items()
+		byLabel := map[string][]string{}
+		for it, label := range s.Truth.Items {
+			byLabel[label] = append(byLabel[label], it)
+		}
 		var truth []trueIncident
 		for _, inc := range s.Truth.Incidents {
 			if inc.Kind == scenario.KindNoiseAlert || inc.Kind == scenario.KindNoiseAnomaly || inc.Kind == scenario.KindBackground {
 				continue
 			}
-			var its []string
-			for it, label := range s.Truth.Items {
-				if label == inc.Label {
-					its = append(its, it)
-				}
-			}
+			its := byLabel[inc.Label]
 			first := earliest(items, func(i scenario.Item) string { return i.ID }, func(i scenario.Item) time.Time { return i.FirstSeen },
 				func(i scenario.Item) string { return i.Service }, its)
 			truth = append(truth, trueIncident{kindOf(string(inc.Kind), len(inc.Services)), inc.Root, first, its})
@@ -194,12 +193,13 @@ func rootRun(t *testing.T, scenFrom uint64, scenN int, crossFrom uint64, crossN 
 	}
 	for seed := crossFrom; seed < crossFrom+uint64(crossN); seed++ {
 		s := crossgen.Generate(seed, crossgen.DefaultConfig())
+		items := s.Items()
 		var truth []trueIncident
 		for _, inc := range s.Incidents {
 			if inc.Kind == crossgen.KindNoise {
 				continue
 			}
-			first := earliest(s.Items(), func(i crossgen.Item) string { return i.ID }, func(i crossgen.Item) time.Time { return i.FirstSeen },
+			first := earliest(items, func(i crossgen.Item) string { return i.ID }, func(i crossgen.Item) time.Time { return i.FirstSeen },
 				func(i crossgen.Item) string { return i.Service }, inc.Items)
 			truth = append(truth, trueIncident{kindOf(string(inc.Kind), len(inc.Services)), inc.Root, first, inc.Items})
 		}

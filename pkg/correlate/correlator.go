@@ -1396,8 +1396,15 @@ func (inc *incident) link(ch Change) {
 
 const maxTimeline = 200
 
+// note adds an entry at t in time order: a change or signal delivered late
+// goes where it happened, after the entries of its own time (almost always
+// the last place, so the scan is short).
 func (inc *incident) note(t time.Time, what string) {
-	inc.timeline = append(inc.timeline, Entry{Time: t, What: what})
+	i := len(inc.timeline)
+	for i > 0 && inc.timeline[i-1].Time.After(t) {
+		i--
+	}
+	inc.timeline = slices.Insert(inc.timeline, i, Entry{Time: t, What: what})
 	if len(inc.timeline) > maxTimeline {
 		// Keep the opening and the most recent entries.
 		inc.timeline = append(inc.timeline[:10], inc.timeline[len(inc.timeline)-(maxTimeline-10):]...)

@@ -1887,3 +1887,24 @@ services:
 		t.Errorf("%d incidents open of a burst in one zone, want 2", got)
 	}
 }
+
+// A change delivered after later signals goes on the timeline at its own
+// time, before the entries it preceded: a timeline reads in time order.
+func TestLateChangeIsNotedInTimeOrder(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second),
+		alert("HighErrorRate", "checkout", 5*time.Minute))
+	feed(c, Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: "v9", Author: "ana", Time: t0.Add(2 * time.Minute), EventID: "late"})
+	id, _ := c.IncidentOf("ReplicationLag/payments-db")
+	st, _ := c.Incident(id)
+	at := slices.IndexFunc(st.Timeline, func(e Entry) bool { return e.What == duringPrefix+"deploy of payments v9 by ana" })
+	if at < 0 {
+		t.Fatalf("the late change is not on the timeline: %v", st.Timeline)
+	}
+	if !slices.IsSortedFunc(st.Timeline, func(a, b Entry) int { return a.Time.Compare(b.Time) }) {
+		t.Errorf("timeline out of time order: %v", st.Timeline)
+	}
+	if at == len(st.Timeline)-1 {
+		t.Errorf("the late change was appended last, after checkout's join at 5m: %v", st.Timeline)
+	}
+}

@@ -96,12 +96,24 @@ type NATSServer struct {
 	srv *server.Server
 }
 
-// StartNATS starts an embedded JetStream server on 127.0.0.1 with a random
-// port and a store directory under t.TempDir(); t.Cleanup shuts it down.
+// StartNATS starts an embedded JetStream server on 127.0.0.1 on a random
+// port below the ephemeral range and a store directory under t.TempDir(); t.Cleanup shuts it down.
 func StartNATS(t testing.TB) *NATSServer {
 	t.Helper()
-	s := &NATSServer{t: t, storeDir: t.TempDir(), port: server.RANDOM_PORT}
-	if err := s.start(); err != nil {
+	s := &NATSServer{t: t, storeDir: t.TempDir()}
+	// Below the ephemeral range (StablePort), so that no outgoing connection
+	// takes the port while a test has the server down for a Restart. A
+	// port free at the check may still be taken before the server binds it:
+	// a few tries.
+	var err error
+	for range 5 {
+		if s.port, err = strconv.Atoi(StablePort(t)); err == nil {
+			if err = s.start(); err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
 		t.Fatalf("testenv: start embedded NATS: %v", err)
 	}
 	t.Cleanup(s.Shutdown)

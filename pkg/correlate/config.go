@@ -52,6 +52,10 @@
 //     (a new failure after a deploy is the deploy's, not the running
 //     one's), unless the incident has a member on a direct dependency of
 //     it (the failure came its way; the change most likely broke nothing).
+//   - Advisory alerts (AdvisoryAlerts: forecasts, housekeeping) join no
+//     incident rooted on another service unless it holds an alert of
+//     their name, and an incident of them alone takes nothing from
+//     another service.
 //   - Without a catalog entry a service relates only to itself.
 //   - Changes to a service or its dependencies within ChangeWindow before
 //     an incident opened are linked to it.
@@ -68,7 +72,9 @@ package correlate
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
@@ -204,6 +210,17 @@ type Config struct {
 	// UpdateInterval is the least event time between two updated events of
 	// one incident; changes in between are published together.
 	UpdateInterval time.Duration `yaml:"update_interval"`
+	// AdvisoryAlerts are alert names (RE2, anchored as Alertmanager's =~
+	// matchers are) that warn of what may come or report housekeeping:
+	// a disk forecast to fill, a certificate expiring soon, a quota nearly
+	// used, a batch job that failed. No failure spreads through them: an
+	// advisory alert joins an incident rooted on another service only
+	// when the incident already has an alert of its name (a certificate
+	// shared by several services), and nothing of another service joins
+	// an incident made of advisory alerts alone. On its own service it is
+	// a member like any other (the disk that filled). nil is the default
+	// list, an empty list turns the rule off.
+	AdvisoryAlerts []string `yaml:"advisory_alerts"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
 	GroupBy []string `yaml:"group_by"`
@@ -250,6 +267,12 @@ func DefaultConfig() Config {
 		UpdateInterval:     30 * time.Second,
 		MaxMembers:         200,
 		MaxFingerprints:    1_000_000,
+		// Forecasts and housekeeping of the kube-prometheus, node and
+		// cert-manager mixins (KubePersistentVolumeFillingUp,
+		// NodeFilesystemSpaceFillingUp, CertManagerCertExpirySoon,
+		// KubeCPUOvercommit, KubeQuotaAlmostFull, KubeJobFailed) and names
+		// made like them.
+		AdvisoryAlerts: []string{".*Soon", ".*FillingUp", ".*Overcommit", ".*QuotaAlmostFull", ".*JobFailed"},
 	}
 }
 
@@ -294,6 +317,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LocationBurst == 0 {
 		c.LocationBurst = d.LocationBurst
+	}
+	if c.AdvisoryAlerts == nil {
+		c.AdvisoryAlerts = d.AdvisoryAlerts
 	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
@@ -355,6 +381,14 @@ func (c Config) Validate() error {
 	if i := slices.Index(c.LocationLabels, ""); i >= 0 {
 		return bad(fmt.Sprintf("location_labels[%d]", i), "an empty label name")
 	}
+	if len(c.AdvisoryAlerts) > 100 {
+		return bad("advisory_alerts", "%d patterns, want at most 100", len(c.AdvisoryAlerts))
+	}
+	for i, p := range c.AdvisoryAlerts {
+		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+			return bad(fmt.Sprintf("advisory_alerts[%d]", i), "%q is not a regular expression: %v", p, err)
+		}
+	}
 	c = c.WithDefaults()
 	switch {
 	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
@@ -396,4 +430,13 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// advisoryPattern is one expression matching any of the AdvisoryAlerts,
+// whole names only; nil when the list is empty (the rule is off).
+func advisoryPattern(patterns []string) *regexp.Regexp {
+	if len(patterns) == 0 {
+		return nil
+	}
+	return regexp.MustCompile("^(?:(?:" + strings.Join(patterns, ")|(?:") + "))$")
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -64,6 +65,7 @@ type incident struct {
 	members        []*member
 	services       map[string]int // members per service
 	names          map[string]int // members per signal name
+	advisory       int            // members that are advisory alerts (Config.AdvisoryAlerts)
 	// arrived is, per service, when the latest new member there first
 	// fired: where the failure went last, and when (spreading).
 	arrived map[string]time.Time
@@ -119,6 +121,12 @@ type Correlator struct {
 	topo *topology
 	// names finds a signal's catalogued service.
 	names serviceNames
+	// advisory matches the names of advisory alerts (Config.AdvisoryAlerts);
+	// nil when the rule is off. advisoryNames remembers its answers: a
+	// signal is looked at once per candidate incident, and a storm has few
+	// names.
+	advisory      *regexp.Regexp
+	advisoryNames map[string]bool
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -187,6 +195,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 	cfg = cfg.WithDefaults()
 	return &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
+		advisory: advisoryPattern(cfg.AdvisoryAlerts), advisoryNames: map[string]bool{},
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
@@ -971,7 +980,7 @@ func (c *Correlator) best(s Signal) *incident {
 // incidents that pass), with the time since inc last fired.
 func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bool) {
 	gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
-	if gap > window || gap < -window || !c.takes(inc, s) {
+	if gap > window || gap < -window || !c.takes(inc, s) || c.apart(inc, s) {
 		return gap, false
 	}
 	if c.changedSince(s.Service, inc.openedAt, s.Time) && !c.reached(inc, s.Service) {
@@ -992,6 +1001,36 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 	}
 	return gap, true
 }
+
+// apart reports whether s stays out of inc, rooted on another service,
+// because one side is only advisory (Config.AdvisoryAlerts): s is an
+// advisory alert, or every member of inc is. A forecast or a housekeeping
+// failure spreads to nothing and comes from nothing; what fails beside it
+// in time is a failure of its own. An incident already holding an alert
+// of s's name takes it (one certificate expiring on several services).
+func (c *Correlator) apart(inc *incident, s Signal) bool {
+	if c.advisory == nil || inc.root == s.Service || inc.hasName(s.Name) {
+		return false
+	}
+	return c.isAdvisory(s.Kind, s.Name) || len(inc.members) > 0 && inc.advisory == len(inc.members)
+}
+
+func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
+	if c.advisory == nil || kind != SignalAlert {
+		return false
+	}
+	is, ok := c.advisoryNames[name]
+	if !ok {
+		if len(c.advisoryNames) >= maxAdvisoryNames {
+			clear(c.advisoryNames) // names without end: remember anew
+		}
+		is = c.advisory.MatchString(name)
+		c.advisoryNames[name] = is
+	}
+	return is
+}
+
+const maxAdvisoryNames = 10_000
 
 // reached reports whether inc has a member on a direct dependency of
 // service (calls): the way a failure comes to it.
@@ -1172,6 +1211,9 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
+	if c.isAdvisory(m.Kind, m.Name) {
+		inc.advisory++
+	}
 	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert && *c.cfg.AlertStorms {
 		c.file(inc, burstKey{name: m.Name, group: inc.group})
 	}
@@ -1248,6 +1290,9 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	inc.tally(m, -1)
 	if m.Flapping {
 		inc.dropFlapper(m)
+	}
+	if c.isAdvisory(m.Kind, m.Name) {
+		inc.advisory--
 	}
 	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {
 		delete(inc.names, m.Name)

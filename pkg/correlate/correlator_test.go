@@ -1203,6 +1203,7 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.location_window":    {LocationWindow: 11 * time.Minute},
 		"correlator.rules.location_labels[1]": {LocationLabels: []string{"region", ""}},
 		"correlator.rules.location_labels":    {LocationLabels: []string{}},
+		"correlator.rules.advisory_alerts[1]": {AdvisoryAlerts: []string{".*Soon", "Disk(Full"}},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -1906,5 +1907,68 @@ func TestLateChangeIsNotedInTimeOrder(t *testing.T) {
 	}
 	if at == len(st.Timeline)-1 {
 		t.Errorf("the late change was appended last, after checkout's join at 5m: %v", st.Timeline)
+	}
+}
+
+// Advisory alerts (Config.AdvisoryAlerts) neither join a failure on
+// another service nor take one: a disk forecast to fill on a caller of a
+// failing database, or a certificate expiring soon beneath a failing
+// service, is a warning of its own. On their own service they are members
+// like any other (the disk then fills and the service fails), an incident
+// already holding the same alert name takes them (one certificate on
+// several services), and an empty list turns the rule off. A restored
+// correlator keeps them apart too.
+func TestAdvisoryAlertsStayApart(t *testing.T) {
+	failing := []Signal{alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second)}
+	advisories := []Signal{
+		alert("NodeFilesystemSpaceFillingUp", "checkout", time.Minute), // a caller of payments
+		alert("CertificateExpiringSoon", "web", 90*time.Second),
+		alert("CertificateExpiringSoon", "search", 2*time.Minute), // the same name: joins web's
+		alert("KubeJobFailed", "payments-db", 2*time.Minute),      // on the root's own service: joins
+	}
+	later := []Signal{
+		alert("HighErrorRate", "search-index", 3*time.Minute), // under web's and search's certificate incident
+		alert("HighLatency", "cart", 3*time.Minute),           // under checkout's disk forecast
+	}
+	c := newCorrelator(t, Config{})
+	feed(c, failing...)
+	feed(c, advisories...)
+	c = restarted(t, c)
+	feed(c, later...)
+	of := func(c *Correlator, fp string) string { id, _ := c.IncidentOf(fp); return id }
+	db := of(c, "ReplicationLag/payments-db")
+	for fp, joins := range map[string]bool{
+		"NodeFilesystemSpaceFillingUp/checkout": false,
+		"CertificateExpiringSoon/web":           false, // web is above payments-db, 3 hops
+		"KubeJobFailed/payments-db":             true,
+	} {
+		if got := of(c, fp) == db; got != joins {
+			t.Errorf("%s in the database's incident: %v, want %v", fp, got, joins)
+		}
+	}
+	if of(c, "CertificateExpiringSoon/search") != of(c, "CertificateExpiringSoon/web") {
+		t.Error("one certificate expiring on web and search made two incidents")
+	}
+	if of(c, "HighErrorRate/search-index") == of(c, "CertificateExpiringSoon/web") {
+		t.Error("search-index failing joined the certificate warnings above it")
+	}
+	if of(c, "HighLatency/cart") == of(c, "NodeFilesystemSpaceFillingUp/checkout") {
+		t.Error("cart failing joined checkout's disk forecast above it")
+	}
+	// With the rule off they join the failure as any symptom does.
+	off := newCorrelator(t, Config{AdvisoryAlerts: []string{}})
+	feed(off, failing...)
+	feed(off, advisories[:2]...)
+	for _, fp := range []string{"NodeFilesystemSpaceFillingUp/checkout", "CertificateExpiringSoon/web"} {
+		if of(off, fp) != of(off, "ReplicationLag/payments-db") {
+			t.Errorf("advisory_alerts: []: %s not in the database's incident", fp)
+		}
+	}
+	// On its own service an advisory alert takes the failure it warned of.
+	c = newCorrelator(t, Config{})
+	feed(c, alert("NodeFilesystemSpaceFillingUp", "payments-db", 0), alert("PostgresDown", "payments-db", 5*time.Minute),
+		alert("ConnectionPoolExhausted", "payments", 6*time.Minute))
+	if n := len(c.Incidents()); n != 1 {
+		t.Errorf("a disk forecast, then the database down and its caller failing: %d incidents, want 1", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/blindgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/opsgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
 )
@@ -38,6 +39,11 @@ func specgenStorm(seed uint64) blindStorm {
 
 func stagegenStorm(seed uint64) blindStorm {
 	s := stagegen.Generate(seed, stagegen.DefaultConfig())
+	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
+}
+
+func opsgenStorm(seed uint64) blindStorm {
+	s := opsgen.Generate(seed, opsgen.DefaultConfig())
 	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
 }
 
@@ -205,4 +211,21 @@ func TestCorrelateSpecCheck(t *testing.T) {
 // STAGEGEN_VERBOSE=1 logs each seed.
 func TestCorrelateStageCheck(t *testing.T) {
 	blindCheck(t, stagegenStorm, "stagegen", 0.70, true)
+}
+
+// TestCorrelateOpsCheck scores the correlator, defaults only, on storms
+// of pkg/correlate/opsgen: a seventh generator, written in session 16
+// from the words by someone who read neither the correlator nor
+// the other generators (an e-commerce estate of 40-60 services behind a
+// real Alertmanager's routing tree, inhibition and per-team alert names,
+// a catalog missing 5% of the dependencies), calibrated to the issue's
+// baselines on seeds 1001-1150 before the correlator ran on it. The
+// defaults of then, run once on it, scored 0.820 on seeds 1-20, 0.804 on
+// 21-40 and 0.823 on 41-80 (count ratio 1.09), the 5-minute window 0.717,
+// 0.702 and 0.704. Seeds 1-20 may be used to choose defaults, 21-40 are
+// held out. It checks that the correlator beats the 5-minute window on
+// each half and keeps a floor of 0.78 over seeds 1-40. OPSGEN_VERBOSE=1
+// logs each seed.
+func TestCorrelateOpsCheck(t *testing.T) {
+	blindCheck(t, opsgenStorm, "opsgen", 0.78, true)
 }

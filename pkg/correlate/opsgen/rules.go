@@ -1,0 +1,175 @@
+package opsgen
+
+import (
+	"time"
+)
+
+// rule is a Prometheus alerting rule: the alert it fires, how long its
+// condition must hold (for), and how long after the condition clears the
+// alert resolves (lag: rate windows, restart counters over 10m, a backlog
+// that drains). Team rules come in several spellings: each team writes its
+// own.
+type rule struct {
+	names    []string
+	severity string
+	forDur   time.Duration
+	lag      [2]time.Duration
+	job      string
+	mixin    string // kube-prometheus runbook folder, "" for a team rule
+	summary  string // {svc} and {subj} are replaced
+	desc     string // and {value}
+	lo, hi   float64
+	format   string
+	expr     string
+}
+
+var rules = map[string]rule{
+	// service level, written by the teams
+	"errors": {names: []string{"HTTP5xxRateHigh", "HighErrorRate", "ErrorRatioHigh"}, severity: "critical", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 4 * time.Minute},
+		summary: "{svc} is answering 5xx", desc: "{value} of {svc} requests failed with 5xx over the last 5m.", lo: 5, hi: 40, format: "%.1f%%",
+		expr: `sum(rate(http_server_requests_total{service="{svc}",code=~"5.."}[5m])) / sum(rate(http_server_requests_total{service="{svc}"}[5m])) > 0.05`},
+	"latency": {names: []string{"HTTPLatencyP99High", "HighLatency", "LatencyP99High"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{2 * time.Minute, 6 * time.Minute},
+		summary: "{svc} p99 latency is high", desc: "p99 latency of {svc} is {value} (threshold 750ms).", lo: 0.8, hi: 9, format: "%.2fs",
+		expr: `histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{service="{svc}"}[5m]))) > 0.75`},
+	"slo-fast": {names: []string{"ErrorBudgetBurn"}, severity: "critical", forDur: 2 * time.Minute, lag: [2]time.Duration{2 * time.Minute, 5 * time.Minute},
+		summary: "{svc} is burning its availability error budget fast", desc: "Burn rate {value} over 1h and 5m (page threshold 14.4).", lo: 15, hi: 120, format: "%.1fx",
+		expr: `slo:sli_error:ratio_rate1h{service="{svc}"} > (14.4 * 0.001)`},
+	"slo-slow": {names: []string{"ErrorBudgetBurn"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{10 * time.Minute, 30 * time.Minute},
+		summary: "{svc} is burning its availability error budget", desc: "Burn rate {value} over 6h and 30m (ticket threshold 6).", lo: 6, hi: 30, format: "%.1fx",
+		expr: `slo:sli_error:ratio_rate6h{service="{svc}"} > (6 * 0.001)`},
+	"upstream": {names: []string{"UpstreamErrorsHigh", "DependencyErrorRateHigh", "UpstreamFailuresHigh"}, severity: "warning", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 3 * time.Minute},
+		summary: "{svc} calls to {subj} are failing", desc: "{value} of calls from {svc} to {subj} failed (5xx, timeouts, resets) over 5m.", lo: 3, hi: 60, format: "%.1f%%",
+		expr: `sum(rate(envoy_cluster_upstream_rq_xx{service="{svc}",envoy_response_code_class="5"}[5m])) by (upstream) / sum(rate(envoy_cluster_upstream_rq_total{service="{svc}"}[5m])) by (upstream) > 0.03`},
+	"dbpool": {names: []string{"DBConnectionPoolExhausted", "HikariPoolExhausted", "DBPoolSaturated"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute},
+		summary: "{svc} has no free connections to {subj}", desc: "{value} requests of {svc} are waiting for a connection to {subj}.", lo: 5, hi: 400, format: "%.0f",
+		expr: `max(db_pool_pending_connections{service="{svc}"}) by (datasource) > 0`},
+	"produce": {names: []string{"KafkaProduceErrors"}, severity: "warning", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 3 * time.Minute},
+		summary: "{svc} fails to publish to {subj}", desc: "{value} failed produce requests per second from {svc} to {subj}.", lo: 1, hi: 200, format: "%.1f",
+		expr: `sum(rate(kafka_producer_record_error_total{service="{svc}"}[5m])) by (topic) > 0`},
+	"lag": {names: []string{"KafkaConsumerGroupLagHigh"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{3 * time.Minute, 15 * time.Minute},
+		summary: "{svc} is falling behind on {subj}", desc: "Consumer group {svc} is {value} messages behind on {subj}.", lo: 5000, hi: 900000, format: "%.0f",
+		job: "kafka-exporter", expr: `sum(kafka_consumergroup_lag{consumergroup="{svc}"}) by (topic) > 5000`},
+	"worker-errors": {names: []string{"MessageProcessingErrorsHigh", "JobErrorRateHigh", "ConsumerErrorsHigh"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 4 * time.Minute},
+		summary: "{svc} fails to process messages", desc: "{value} of the messages {svc} handled failed over 10m.", lo: 2, hi: 80, format: "%.1f%%",
+		expr: `sum(rate(messages_failed_total{service="{svc}"}[10m])) / sum(rate(messages_processed_total{service="{svc}"}[10m])) > 0.02`},
+
+	// kube-prometheus mixin
+	"crashloop": {names: []string{"KubePodCrashLooping"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{5 * time.Minute, 10 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Pod is crash looping.", desc: "Pod {subj} is in waiting state (reason: \"CrashLoopBackOff\").", lo: 1, hi: 1, format: "%.0f",
+		expr: `max_over_time(kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff", job="kube-state-metrics"}[5m]) >= 1`},
+	"notready": {names: []string{"KubePodNotReady"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Pod has been in a non-ready state for more than 15 minutes.", desc: "Pod {subj} has been in a non-ready state for longer than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `sum by (namespace, pod, cluster) (max by(namespace, pod, cluster) (kube_pod_status_phase{job="kube-state-metrics", phase=~"Pending|Unknown|Failed"})) > 0`},
+	"replicas": {names: []string{"KubeDeploymentReplicasMismatch"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Deployment has not matched the expected number of replicas.", desc: "Deployment {subj} has not matched the expected number of replicas for longer than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_deployment_spec_replicas{job="kube-state-metrics"} > kube_deployment_status_replicas_available{job="kube-state-metrics"}`},
+	"rollout": {names: []string{"KubeDeploymentRolloutStuck"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Deployment rollout is not progressing.", desc: "Rollout of deployment {subj} is not progressing for longer than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_deployment_status_condition{condition="Progressing", status="false",job="kube-state-metrics"} != 0`},
+	"sts-replicas": {names: []string{"KubeStatefulSetReplicasMismatch"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "StatefulSet has not matched the expected number of replicas.", desc: "StatefulSet {subj} has not matched the expected number of replicas for longer than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_statefulset_status_replicas_ready{job="kube-state-metrics"} != kube_statefulset_status_replicas{job="kube-state-metrics"}`},
+	"oom": {names: []string{"ContainerOOMKilled"}, severity: "warning", forDur: 0, lag: [2]time.Duration{8 * time.Minute, 11 * time.Minute}, job: "kube-state-metrics",
+		summary: "Container {subj} was OOM killed", desc: "Container in pod {subj} was OOMKilled {value} times in the last 10 minutes.", lo: 1, hi: 4, format: "%.0f",
+		expr: `(kube_pod_container_status_restarts_total - kube_pod_container_status_restarts_total offset 10m >= 1) and ignoring (reason) min_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}[10m]) == 1`},
+	"throttle": {names: []string{"CPUThrottlingHigh"}, severity: "info", forDur: 15 * time.Minute, lag: [2]time.Duration{2 * time.Minute, 6 * time.Minute}, job: "kubelet", mixin: "kubernetes",
+		summary: "Processes experience elevated CPU throttling.", desc: "{value} throttling of CPU in namespace for container of pod {subj}.", lo: 26, hi: 90, format: "%.0f%%",
+		expr: `sum(increase(container_cpu_cfs_throttled_periods_total{container!="", job="kubelet"}[5m])) by (cluster, container, pod, namespace) / sum(increase(container_cpu_cfs_periods_total{job="kubelet"}[5m])) by (cluster, container, pod, namespace) > ( 25 / 100 )`},
+	"hpa": {names: []string{"KubeHpaMaxedOut"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "HPA is running at max replicas", desc: "HPA {subj} has been running at max replicas for longer than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_horizontalpodautoscaler_status_current_replicas{job="kube-state-metrics"} == kube_horizontalpodautoscaler_spec_max_replicas{job="kube-state-metrics"}`},
+	"targetdown": {names: []string{"TargetDown"}, severity: "warning", forDur: 10 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, mixin: "general",
+		summary: "One or more targets are unreachable.", desc: "{value} of the {svc} targets in {subj} namespace are down.", lo: 10, hi: 50, format: "%.0f%%",
+		expr: `100 * (count(up == 0) BY (cluster, job, namespace, service) / count(up) BY (cluster, job, namespace, service)) > 10`},
+	"node-notready": {names: []string{"KubeNodeNotReady"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Node is not ready.", desc: "{subj} has been unready for more than 15 minutes.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_node_status_condition{job="kube-state-metrics",condition="Ready",status="true"} == 0`},
+	"node-unreachable": {names: []string{"KubeNodeUnreachable"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Node is unreachable.", desc: "{subj} is unreachable and some workloads may be rescheduled.", lo: 1, hi: 1, format: "%.0f",
+		expr: `(kube_node_spec_taint{job="kube-state-metrics",key="node.kubernetes.io/unreachable",effect="NoSchedule"} unless ignoring(key,value) kube_node_spec_taint{job="kube-state-metrics",key=~"ToBeDeletedByClusterAutoscaler|cloud.google.com/impending-node-termination|aws-node-termination-handler/spot-itn"}) == 1`},
+
+	// stores (postgres_exporter, redis_exporter, kafka, elasticsearch, minio, clickhouse)
+	"pg-down": {names: []string{"PostgresqlDown"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 90 * time.Second}, job: "postgres-exporter",
+		summary: "Postgresql down (instance {subj})", desc: "Postgresql instance {subj} is down.", lo: 0, hi: 0, format: "%.0f",
+		expr: `pg_up == 0`},
+	"pg-conns": {names: []string{"PostgresqlTooManyConnections"}, severity: "warning", forDur: 2 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "postgres-exporter",
+		summary: "Postgresql too many connections (instance {subj})", desc: "PostgreSQL instance {subj} has too many connections ({value} of max_connections).", lo: 81, hi: 100, format: "%.0f%%",
+		expr: `sum by (instance, job, server) (pg_stat_activity_count) > min by (instance, job, server) (pg_settings_max_connections * 0.8)`},
+	"pg-lag": {names: []string{"PostgresqlReplicationLag"}, severity: "critical", forDur: 5 * time.Minute, lag: [2]time.Duration{30 * time.Second, 3 * time.Minute}, job: "postgres-exporter",
+		summary: "Postgresql replication lag (instance {subj})", desc: "PostgreSQL replica {subj} is {value} behind the primary.", lo: 30, hi: 900, format: "%.0fs",
+		expr: `pg_replication_lag_seconds > 30`},
+	"pg-slow": {names: []string{"PostgresqlSlowQueries"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "postgres-exporter",
+		summary: "Postgresql slow queries (instance {subj})", desc: "PostgreSQL executes queries slower than 2s on average ({value}).", lo: 2, hi: 30, format: "%.1fs",
+		expr: `avg by (datname) (rate(pg_stat_activity_max_tx_duration{datname!~"template.*"}[2m])) > 2 * 60`},
+	"pg-deadlocks": {names: []string{"PostgresqlDeadlocks"}, severity: "warning", forDur: 1 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "postgres-exporter",
+		summary: "Postgresql dead locks (instance {subj})", desc: "PostgreSQL has {value} dead-locks per minute.", lo: 5, hi: 60, format: "%.0f",
+		expr: `increase(pg_stat_database_deadlocks{datname!~"template.*|postgres"}[1m]) > 5`},
+	"redis-down": {names: []string{"RedisDown"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 90 * time.Second}, job: "redis-exporter",
+		summary: "Redis down (instance {subj})", desc: "Redis instance {subj} is down.", lo: 0, hi: 0, format: "%.0f",
+		expr: `redis_up == 0`},
+	"redis-mem": {names: []string{"RedisOutOfConfiguredMaxmemory"}, severity: "warning", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "redis-exporter",
+		summary: "Redis out of configured maxmemory (instance {subj})", desc: "Redis {subj} is running out of configured maxmemory ({value}).", lo: 90, hi: 100, format: "%.0f%%",
+		expr: `redis_memory_used_bytes / redis_memory_max_bytes * 100 > 90`},
+	"redis-rejected": {names: []string{"RedisRejectedConnections"}, severity: "critical", forDur: 0, lag: [2]time.Duration{1 * time.Minute, 3 * time.Minute}, job: "redis-exporter",
+		summary: "Redis rejected connections (instance {subj})", desc: "{value} connections to Redis {subj} have been rejected.", lo: 1, hi: 500, format: "%.0f",
+		expr: `increase(redis_rejected_connections_total[1m]) > 0`},
+	"kafka-broker": {names: []string{"KafkaBrokerDown"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 90 * time.Second}, job: "kafka-jmx",
+		summary: "Kafka broker {subj} is down", desc: "Broker {subj} left the cluster.", lo: 0, hi: 0, format: "%.0f",
+		expr: `up{job="kafka-jmx"} == 0`},
+	"kafka-urp": {names: []string{"KafkaUnderReplicatedPartitions"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{2 * time.Minute, 10 * time.Minute}, job: "kafka-jmx",
+		summary: "Kafka has under-replicated partitions", desc: "{value} partitions are under-replicated.", lo: 3, hi: 400, format: "%.0f",
+		expr: `sum(kafka_server_replicamanager_underreplicatedpartitions) > 0`},
+	"kafka-offline": {names: []string{"KafkaOfflinePartitions"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 90 * time.Second}, job: "kafka-jmx",
+		summary: "Kafka has offline partitions", desc: "{value} partitions have no leader.", lo: 1, hi: 40, format: "%.0f",
+		expr: `sum(kafka_controller_kafkacontroller_offlinepartitionscount) > 0`},
+	"kafka-latency": {names: []string{"KafkaProduceLatencyHigh"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 4 * time.Minute}, job: "kafka-jmx",
+		summary: "Kafka produce requests are slow on {subj}", desc: "p99 produce latency on {subj} is {value}.", lo: 0.5, hi: 8, format: "%.2fs",
+		expr: `kafka_network_requestmetrics_totaltimems{request="Produce",quantile="0.99"} > 500`},
+	"es-red": {names: []string{"ElasticsearchClusterRed"}, severity: "critical", forDur: 0, lag: [2]time.Duration{1 * time.Minute, 3 * time.Minute}, job: "elasticsearch-exporter",
+		summary: "Elasticsearch Cluster Red (instance {subj})", desc: "Elastic Cluster Red status.", lo: 0, hi: 0, format: "%.0f",
+		expr: `elasticsearch_cluster_health_status{color="red"} == 1`},
+	"es-yellow": {names: []string{"ElasticsearchClusterYellow"}, severity: "warning", forDur: 0, lag: [2]time.Duration{2 * time.Minute, 20 * time.Minute}, job: "elasticsearch-exporter",
+		summary: "Elasticsearch Cluster Yellow (instance {subj})", desc: "Elastic Cluster Yellow status.", lo: 0, hi: 0, format: "%.0f",
+		expr: `elasticsearch_cluster_health_status{color="yellow"} == 1`},
+	"es-heap": {names: []string{"ElasticsearchHeapUsageTooHigh"}, severity: "critical", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "elasticsearch-exporter",
+		summary: "Elasticsearch Heap Usage Too High (instance {subj})", desc: "The heap usage is over 90% ({value}).", lo: 90, hi: 99, format: "%.0f%%",
+		expr: `(elasticsearch_jvm_memory_used_bytes{area="heap"} / elasticsearch_jvm_memory_max_bytes{area="heap"}) * 100 > 90`},
+	"minio-node": {names: []string{"MinioNodeOffline"}, severity: "critical", forDur: 0, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "minio",
+		summary: "Minio node offline (instance {subj})", desc: "Minio cluster node {subj} is offline.", lo: 0, hi: 0, format: "%.0f",
+		expr: `minio_cluster_nodes_offline_total > 0`},
+	"minio-disk": {names: []string{"MinioDiskOffline"}, severity: "critical", forDur: 0, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "minio",
+		summary: "Minio disk offline (instance {subj})", desc: "Minio disk is offline on {subj}.", lo: 0, hi: 0, format: "%.0f",
+		expr: `minio_cluster_drive_offline_total > 0`},
+	"ch-replica": {names: []string{"ClickHouseReplicaDelayHigh"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 10 * time.Minute}, job: "clickhouse",
+		summary: "ClickHouse replica {subj} is behind", desc: "Replica {subj} is {value} behind.", lo: 300, hi: 7200, format: "%.0fs",
+		expr: `ClickHouseAsyncMetrics_ReplicasMaxAbsoluteDelay > 300`},
+	"ch-queries": {names: []string{"ClickHouseTooManyRunningQueries"}, severity: "warning", forDur: 5 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 4 * time.Minute}, job: "clickhouse",
+		summary: "ClickHouse has too many running queries (instance {subj})", desc: "{value} queries running on {subj}.", lo: 90, hi: 300, format: "%.0f",
+		expr: `ClickHouseMetrics_Query > 80`},
+	"provider": {names: []string{"ExternalProviderErrorRateHigh", "ProviderErrorsHigh", "ThirdPartyErrorRateHigh"}, severity: "critical", forDur: 2 * time.Minute, lag: [2]time.Duration{1 * time.Minute, 4 * time.Minute},
+		summary: "{subj} is failing calls from {svc}", desc: "{value} of the calls from {svc} to {subj} failed over 5m.", lo: 5, hi: 95, format: "%.1f%%",
+		expr: `sum(rate(provider_requests_total{service="{svc}",outcome="error"}[5m])) by (provider) / sum(rate(provider_requests_total{service="{svc}"}[5m])) by (provider) > 0.05`},
+	"probe": {names: []string{"BlackboxProbeFailed"}, severity: "critical", forDur: 1 * time.Minute, lag: [2]time.Duration{30 * time.Second, 90 * time.Second}, job: "blackbox",
+		summary: "Blackbox probe failed (instance {subj})", desc: "Probe of {subj} failed.", lo: 0, hi: 0, format: "%.0f",
+		expr: `probe_success == 0`},
+
+	// slow-burning housekeeping alerts (noise)
+	"disk-filling": {names: []string{"NodeFilesystemSpaceFillingUp"}, severity: "warning", forDur: time.Hour, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "node-exporter", mixin: "node",
+		summary: "Filesystem is predicted to run out of space within the next 24 hours.", desc: "Filesystem on {subj} has only {value} available space left and is filling up.", lo: 8, hi: 25, format: "%.2f%%",
+		expr: `node_filesystem_avail_bytes{job="node-exporter",fstype!=""} / node_filesystem_size_bytes{job="node-exporter",fstype!=""} * 100 < 15 and predict_linear(node_filesystem_avail_bytes{job="node-exporter",fstype!=""}[6h], 24*60*60) < 0`},
+	"pvc": {names: []string{"KubePersistentVolumeFillingUp"}, severity: "warning", forDur: time.Hour, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "kubelet", mixin: "kubernetes",
+		summary: "PersistentVolume is filling up.", desc: "The PersistentVolume claimed by {subj} is expected to fill up within four days. Currently {value} is available.", lo: 5, hi: 15, format: "%.2f%%",
+		expr: `(kubelet_volume_stats_available_bytes{job="kubelet"} / kubelet_volume_stats_capacity_bytes{job="kubelet"}) < 0.15 and predict_linear(kubelet_volume_stats_available_bytes{job="kubelet"}[6h], 4 * 24 * 3600) < 0`},
+	"cert": {names: []string{"CertManagerCertExpirySoon"}, severity: "warning", forDur: time.Hour, lag: [2]time.Duration{1 * time.Minute, 5 * time.Minute}, job: "cert-manager",
+		summary: "The cert {subj} is {value} days from expiring.", desc: "The domain that this cert covers will be unavailable after {value} days. Clients using endpoints that this cert protects will start to fail.", lo: 5, hi: 20, format: "%.0f",
+		expr: `avg by (exported_namespace, namespace, name) (certmanager_certificate_expiration_timestamp_seconds - time()) < (21 * 24 * 3600)`},
+	"job": {names: []string{"KubeJobFailed"}, severity: "warning", forDur: 15 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Job failed to complete.", desc: "Job {subj} failed to complete. Removing failed job after investigation should clear this alert.", lo: 1, hi: 1, format: "%.0f",
+		expr: `kube_job_failed{job="kube-state-metrics"}  > 0`},
+	"clock": {names: []string{"NodeClockNotSynchronising"}, severity: "warning", forDur: 10 * time.Minute, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "node-exporter", mixin: "node",
+		summary: "Clock not synchronising.", desc: "Clock at {subj} is not synchronising. Ensure NTP is configured on this host.", lo: 0, hi: 0, format: "%.0f",
+		expr: `min_over_time(node_timex_sync_status{job="node-exporter"}[5m]) == 0 and node_timex_maxerror_seconds{job="node-exporter"} >= 16`},
+	"waiting": {names: []string{"KubeContainerWaiting"}, severity: "warning", forDur: time.Hour, lag: [2]time.Duration{30 * time.Second, 2 * time.Minute}, job: "kube-state-metrics", mixin: "kubernetes",
+		summary: "Pod container waiting longer than 1 hour", desc: "pod/{subj} has been in waiting state for longer than 1 hour.", lo: 1, hi: 1, format: "%.0f",
+		expr: `sum by (namespace, pod, container, cluster) (kube_pod_container_status_waiting_reason{job="kube-state-metrics"}) > 0`},
+}

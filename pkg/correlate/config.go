@@ -53,9 +53,10 @@
 //     one's), unless the incident has a member on a direct dependency of
 //     it (the failure came its way; the change most likely broke nothing).
 //   - Advisory alerts (AdvisoryAlerts: forecasts, housekeeping) join no
-//     incident rooted on another service unless it holds an alert of
-//     their name, and an incident of them alone takes nothing from
-//     another service.
+//     incident rooted on another service but one of advisory alerts
+//     alone holding an alert of their name, and an incident of them
+//     alone takes nothing else from another service, nor makes or joins
+//     a location burst.
 //   - Without a catalog entry a service relates only to itself.
 //   - Changes to a service or its dependencies within ChangeWindow before
 //     an incident opened are linked to it.
@@ -215,11 +216,14 @@ type Config struct {
 	// a disk forecast to fill, a certificate expiring soon, a quota nearly
 	// used, a batch job that failed. No failure spreads through them: an
 	// advisory alert joins an incident rooted on another service only
-	// when the incident already has an alert of its name (a certificate
-	// shared by several services), and nothing of another service joins
-	// an incident made of advisory alerts alone. On its own service it is
-	// a member like any other (the disk that filled). nil is the default
-	// list, an empty list turns the rule off.
+	// when that incident is of advisory alerts alone and has one of its
+	// name (a certificate shared by several services; a failure's
+	// incident does not take one because a job failed on its own service:
+	// every failed job is a KubeJobFailed), nothing else of another
+	// service joins an incident of advisory alerts alone, and such an
+	// incident neither makes nor joins a location burst. On its own
+	// service an advisory alert is a member like any other (the disk that
+	// filled). nil is the default list, an empty list turns the rule off.
 	AdvisoryAlerts []string `yaml:"advisory_alerts"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
@@ -385,9 +389,17 @@ func (c Config) Validate() error {
 		return bad("advisory_alerts", "%d patterns, want at most 100", len(c.AdvisoryAlerts))
 	}
 	for i, p := range c.AdvisoryAlerts {
-		if _, err := regexp.Compile("^(?:" + p + ")$"); err != nil {
+		// Alone as well as wrapped: "a)|(b" compiles only wrapped, and
+		// would change what the others match.
+		if len(p) > 1024 {
+			return bad(fmt.Sprintf("advisory_alerts[%d]", i), "%d characters, want at most 1024", len(p))
+		}
+		if _, err := regexp.Compile(p); err != nil {
 			return bad(fmt.Sprintf("advisory_alerts[%d]", i), "%q is not a regular expression: %v", p, err)
 		}
+	}
+	if _, err := advisoryPattern(c.AdvisoryAlerts); err != nil {
+		return bad("advisory_alerts", "%v", err)
 	}
 	c = c.WithDefaults()
 	switch {
@@ -434,9 +446,9 @@ func (c Config) Validate() error {
 
 // advisoryPattern is one expression matching any of the AdvisoryAlerts,
 // whole names only; nil when the list is empty (the rule is off).
-func advisoryPattern(patterns []string) *regexp.Regexp {
+func advisoryPattern(patterns []string) (*regexp.Regexp, error) {
 	if len(patterns) == 0 {
-		return nil
+		return nil, nil
 	}
-	return regexp.MustCompile("^(?:(?:" + strings.Join(patterns, ")|(?:") + "))$")
+	return regexp.Compile("^(?:(?:" + strings.Join(patterns, ")|(?:") + "))$")
 }

@@ -193,9 +193,13 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		}
 	}
 	cfg = cfg.WithDefaults()
+	advisory, err := advisoryPattern(cfg.AdvisoryAlerts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: correlator.rules.advisory_alerts: %w", ErrInvalidConfig, err)
+	}
 	return &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
-		advisory: advisoryPattern(cfg.AdvisoryAlerts), advisoryNames: map[string]bool{},
+		advisory: advisory, advisoryNames: map[string]bool{},
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
@@ -298,6 +302,9 @@ func (c *Correlator) storm(inc *incident, s Signal, ups []Update) []Update {
 // unrelated services in one region, zone or cluster at once are that
 // place's.
 func (c *Correlator) locationBurst(inc *incident, s Signal, ups []Update) []Update {
+	if inc.onlyAdvisory() {
+		return ups // a forecast in a place is no failure of the place
+	}
 	return c.burstOf(inc, s, ups, c.bursts[burstKey{at: inc.place, group: inc.group}], c.cfg.LocationWindow, c.cfg.LocationBurst, inc.place,
 		func(n int) string {
 			return fmt.Sprintf("a location burst: %d incidents opened in %s within %s", n, inc.place, c.cfg.LocationWindow)
@@ -317,7 +324,8 @@ func (c *Correlator) burstOf(inc *incident, s Signal, ups []Update, candidates [
 	floor := c.now.Add(-w)
 	pieces := []*incident{inc}
 	for _, o := range candidates {
-		if o != inc && o.mergedInto == "" && !o.openedAt.Before(floor) && absDuration(o.openedAt.Sub(s.Time)) <= w && c.takes(o, s) {
+		if o != inc && o.mergedInto == "" && !o.openedAt.Before(floor) && absDuration(o.openedAt.Sub(s.Time)) <= w && c.takes(o, s) &&
+			(at == place{} || !o.onlyAdvisory()) {
 			pieces = append(pieces, o)
 		}
 	}
@@ -1006,17 +1014,30 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 // because one side is only advisory (Config.AdvisoryAlerts): s is an
 // advisory alert, or every member of inc is. A forecast or a housekeeping
 // failure spreads to nothing and comes from nothing; what fails beside it
-// in time is a failure of its own. An incident already holding an alert
-// of s's name takes it (one certificate expiring on several services).
+// in time is a failure of its own. An incident of advisory alerts alone
+// that holds one of s's name takes it (one certificate expiring on
+// several services); a failure's incident does not (every job that fails
+// is a KubeJobFailed).
 func (c *Correlator) apart(inc *incident, s Signal) bool {
-	if c.advisory == nil || inc.root == s.Service || inc.hasName(s.Name) {
+	if c.advisory == nil || inc.root == s.Service {
 		return false
 	}
-	return c.isAdvisory(s.Kind, s.Name) || len(inc.members) > 0 && inc.advisory == len(inc.members)
+	if inc.onlyAdvisory() {
+		return !c.isAdvisory(s.Kind, s.Name) || !inc.hasName(s.Name)
+	}
+	return c.isAdvisory(s.Kind, s.Name)
 }
 
+// onlyAdvisory reports whether every member of inc is an advisory alert.
+func (inc *incident) onlyAdvisory() bool {
+	return len(inc.members) > 0 && inc.advisory == len(inc.members)
+}
+
+// isAdvisory reports whether an alert of name is advisory. A name longer
+// than any rule's (maxAdvisoryName) is not, and is not remembered: a
+// producer's endless distinct names cost neither matching time nor memory.
 func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
-	if c.advisory == nil || kind != SignalAlert {
+	if c.advisory == nil || kind != SignalAlert || len(name) > maxAdvisoryName {
 		return false
 	}
 	is, ok := c.advisoryNames[name]
@@ -1030,7 +1051,10 @@ func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
 	return is
 }
 
-const maxAdvisoryNames = 10_000
+const (
+	maxAdvisoryNames = 10_000
+	maxAdvisoryName  = 256
+)
 
 // reached reports whether inc has a member on a direct dependency of
 // service (calls): the way a failure comes to it.
@@ -1153,8 +1177,8 @@ func (c *Correlator) open(s Signal) Update {
 	if *c.cfg.AlertStorms || *c.cfg.LocationBursts {
 		c.enterRecent(inc)
 	}
-	c.join(inc, s)
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
+	c.join(inc, s)
 	return c.publish(inc, Opened, s.Time)
 }
 
@@ -1443,10 +1467,12 @@ const maxTimeline = 200
 
 // note adds an entry at t in time order: a change or signal delivered late
 // goes where it happened, after the entries of its own time (almost always
-// the last place, so the scan is short).
+// the last place, so the scan is short). The opening stays first, before
+// what happened earlier (the changes linked to it), as the timeline's
+// headline and among the entries a trim keeps.
 func (inc *incident) note(t time.Time, what string) {
 	i := len(inc.timeline)
-	for i > 0 && inc.timeline[i-1].Time.After(t) {
+	for i > 1 && inc.timeline[i-1].Time.After(t) {
 		i--
 	}
 	inc.timeline = slices.Insert(inc.timeline, i, Entry{Time: t, What: what})

@@ -1204,6 +1204,10 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.location_labels[1]": {LocationLabels: []string{"region", ""}},
 		"correlator.rules.location_labels":    {LocationLabels: []string{}},
 		"correlator.rules.advisory_alerts[1]": {AdvisoryAlerts: []string{".*Soon", "Disk(Full"}},
+		// Compiles only inside the wrapping, where its flag would reach
+		// the patterns after it.
+		"correlator.rules.advisory_alerts[0]": {AdvisoryAlerts: []string{")(?i)(?:", ".*Soon"}},
+		"correlator.rules.advisory_alerts":    {AdvisoryAlerts: make([]string, 101)},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -1779,8 +1783,18 @@ services:
 			in(region, alert("KafkaLag", "search", 2*time.Minute)), in(region, alert("TargetDown", "mail", 4*time.Minute)),
 		}
 	}
-	// Another region seen before: four in one region within 5 minutes are one.
+	// A forecast there (advisory_alerts) neither makes the fourth nor
+	// joins: three failures and a disk filling up stay four.
 	c := correlatorOn(t, Config{}, yaml)
+	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
+	feed(c, in("eu-west-1", alert("NodeFilesystemSpaceFillingUp", "reports", -time.Minute)))
+	feed(c, burst("eu-west-1")[:3]...)
+	feed(c, in("eu-west-1", alert("CertificateExpiringSoon", "files", 3*time.Minute)))
+	if got := open(c); got != 6 {
+		t.Fatalf("%d incidents open after three failures and two forecasts in one region, want 6: no burst", got)
+	}
+	// Another region seen before: four in one region within 5 minutes are one.
+	c = correlatorOn(t, Config{}, yaml)
 	feed(c, in("us-east-1", alert("DiskFull", "files", -time.Hour)))
 	feed(c, burst("eu-west-1")[:3]...)
 	if got := open(c); got != 4 {
@@ -1915,8 +1929,8 @@ func TestLateChangeIsNotedInTimeOrder(t *testing.T) {
 // failing database, or a certificate expiring soon beneath a failing
 // service, is a warning of its own. On their own service they are members
 // like any other (the disk then fills and the service fails), an incident
-// already holding the same alert name takes them (one certificate on
-// several services), and an empty list turns the rule off. A restored
+// of advisory alerts alone holding the same name takes them (one
+// certificate on several services), and an empty list turns the rule off. A restored
 // correlator keeps them apart too.
 func TestAdvisoryAlertsStayApart(t *testing.T) {
 	failing := []Signal{alert("ReplicationLag", "payments-db", 0), alert("ConnectionPoolExhausted", "payments", 30*time.Second)}
@@ -1970,5 +1984,116 @@ func TestAdvisoryAlertsStayApart(t *testing.T) {
 		alert("ConnectionPoolExhausted", "payments", 6*time.Minute))
 	if n := len(c.Incidents()); n != 1 {
 		t.Errorf("a disk forecast, then the database down and its caller failing: %d incidents, want 1", n)
+	}
+}
+
+// A failure's incident does not take an advisory alert of another service
+// because it holds one of that name on its own service: every job that
+// fails is a KubeJobFailed. Only what is advisory by the whole name is,
+// only alerts are, and a name longer than any rule's is not.
+func TestAdvisoryAlertsOfOneNameInAFailure(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("ReplicationLag", "payments-db", 0), alert("KubeJobFailed", "payments-db", time.Minute),
+		alert("KubeJobFailed", "checkout", 2*time.Minute), alert("KubeJobFailed", "web", 3*time.Minute))
+	db, _ := c.IncidentOf("ReplicationLag/payments-db")
+	if id, _ := c.IncidentOf("KubeJobFailed/payments-db"); id != db {
+		t.Error("a job failing on the failing database's own service stayed out")
+	}
+	for _, fp := range []string{"KubeJobFailed/checkout", "KubeJobFailed/web"} {
+		if id, _ := c.IncidentOf(fp); id == db {
+			t.Errorf("%s joined the database's failure through the name of the job failing there", fp)
+		}
+	}
+	if a, _ := c.IncidentOf("KubeJobFailed/checkout"); a == "" {
+		t.Error("checkout's job failure is in no incident")
+	} else if b, _ := c.IncidentOf("KubeJobFailed/web"); a != b {
+		t.Error("two job failures of one name, advisory alone, made two incidents")
+	}
+	for _, tc := range []struct {
+		kind SignalKind
+		name string
+		want bool
+	}{
+		{SignalAlert, "CertificateExpiringSoon", true},
+		{SignalAlert, "ForecastSoonish", false},
+		{SignalAlert, "SoonDiskFull", false},
+		{SignalAnomaly, "KubeJobFailed", false},
+		{SignalAlert, strings.Repeat("x", maxAdvisoryName) + "Soon", false},
+	} {
+		if got := c.isAdvisory(tc.kind, tc.name); got != tc.want {
+			t.Errorf("isAdvisory(%s, %.30q) = %v, want %v", tc.kind, tc.name, got, tc.want)
+		}
+	}
+}
+
+// advisoryCounted checks every incident's count of advisory members
+// against its members.
+func advisoryCounted(t *testing.T, c *Correlator) {
+	t.Helper()
+	for _, inc := range c.incidents {
+		n := 0
+		for _, m := range inc.members {
+			if c.isAdvisory(m.Kind, m.Name) {
+				n++
+			}
+		}
+		if n != inc.advisory {
+			t.Fatalf("incident %s counts %d advisory members, holds %d", inc.id, inc.advisory, n)
+		}
+	}
+}
+
+// The count of advisory members follows members through merges, a restore
+// and the eviction of a full memory.
+func TestAdvisoryCountFollowsMembers(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 6})
+	feed(c, alert("KubeJobFailed", "checkout", 0), alert("HighErrorRate", "checkout", 10*time.Second),
+		alert("NodeFilesystemSpaceFillingUp", "web", 20*time.Second), alert("HighLatency", "web", 30*time.Second))
+	advisoryCounted(t, c)
+	// payments fails under checkout: the late root merges checkout's
+	// incident (advisory member and all) into its own.
+	feed(c, alert("ConnectionPoolExhausted", "payments", 40*time.Second))
+	if a, _ := c.IncidentOf("KubeJobFailed/checkout"); a == "" {
+		t.Fatal("checkout's job failure is in no incident")
+	}
+	advisoryCounted(t, c)
+	c = restarted(t, c)
+	advisoryCounted(t, c)
+	// A member leaving a live incident (as one whose incident is gone for
+	// good leaves when it fires again) takes its count along.
+	c.leave(c.members["KubeJobFailed/checkout"])
+	advisoryCounted(t, c)
+	for i := range 8 { // the memory fills: the oldest are forgotten
+		feed(c, alert(fmt.Sprint("JobFailed", i), "batch", time.Hour+time.Duration(i)*time.Minute))
+		advisoryCounted(t, c)
+	}
+}
+
+// The opening stays first on a timeline whose linked changes came before
+// it, also once the timeline is trimmed; entries of one time keep the
+// order they came in.
+func TestTimelineKeepsItsOpening(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	for i := range 15 {
+		feed(c, Signal{Kind: SignalChange, Service: "checkout", Name: "config", Time: t0.Add(time.Duration(i-20) * time.Minute), EventID: fmt.Sprint("c-", i)})
+	}
+	feed(c, alert("HighErrorRate", "checkout", 0), alert("HighLatency", "web", time.Minute))
+	// A change delivered late, at the time of web's join: after it.
+	feed(c, Signal{Kind: SignalChange, Service: "web", Name: "deploy", Version: "v2", Author: "ana", Time: t0.Add(time.Minute), EventID: "late"})
+	id, _ := c.IncidentOf("HighErrorRate/checkout")
+	st, _ := c.Incident(id)
+	if !strings.HasPrefix(st.Timeline[0].What, "opened by") {
+		t.Fatalf("first entry %q, want the opening", st.Timeline[0].What)
+	}
+	n := len(st.Timeline)
+	if !strings.HasPrefix(st.Timeline[n-2].What, "web joined") || !strings.HasPrefix(st.Timeline[n-1].What, duringPrefix) {
+		t.Errorf("the last two entries %q, %q: want web's join, then the change of the same time", st.Timeline[n-2].What, st.Timeline[n-1].What)
+	}
+	for i := range maxTimeline {
+		feed(c, alert("HighLatency", "checkout", 2*time.Minute+time.Duration(i)*time.Second), resolved(alert("HighLatency", "checkout", 0), 2*time.Minute+time.Duration(i)*time.Second+time.Millisecond))
+	}
+	st, _ = c.Incident(id)
+	if len(st.Timeline) != maxTimeline || !strings.HasPrefix(st.Timeline[0].What, "opened by") {
+		t.Errorf("after a trim: %d entries, the first %q; want %d and the opening", len(st.Timeline), st.Timeline[0].What, maxTimeline)
 	}
 }

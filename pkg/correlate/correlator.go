@@ -50,6 +50,9 @@ type member struct {
 	// episode is the anomaly episode (Signal.EpisodeID) the member is in
 	// now, "" for a series whose detector tells none.
 	episode string
+	// advisory: the member is an advisory alert (Config.AdvisoryAlerts),
+	// as its incident counted it.
+	advisory bool
 }
 
 // incident is the correlator's working state of one incident.
@@ -127,6 +130,10 @@ type Correlator struct {
 	// names.
 	advisory      *regexp.Regexp
 	advisoryNames map[string]bool
+	// lastName and lastAdvisory: the latest answer, asked again for each
+	// incident a signal may join.
+	lastName     string
+	lastAdvisory bool
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -1037,18 +1044,21 @@ func (inc *incident) onlyAdvisory() bool {
 // than any rule's (maxAdvisoryName) is not, and is not remembered: a
 // producer's endless distinct names cost neither matching time nor memory.
 func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
-	if c.advisory == nil || kind != SignalAlert || len(name) > maxAdvisoryName {
+	if c.advisory == nil || kind != SignalAlert || name == "" || len(name) > maxAdvisoryName {
 		return false
 	}
-	is, ok := c.advisoryNames[name]
-	if !ok {
-		if len(c.advisoryNames) >= maxAdvisoryNames {
-			clear(c.advisoryNames) // names without end: remember anew
+	if name != c.lastName {
+		is, ok := c.advisoryNames[name]
+		if !ok {
+			if len(c.advisoryNames) >= maxAdvisoryNames {
+				clear(c.advisoryNames) // names without end: remember anew
+			}
+			is = c.advisory.MatchString(name)
+			c.advisoryNames[name] = is
 		}
-		is = c.advisory.MatchString(name)
-		c.advisoryNames[name] = is
+		c.lastName, c.lastAdvisory = name, is
 	}
-	return is
+	return c.lastAdvisory
 }
 
 const (
@@ -1235,7 +1245,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
-	if c.isAdvisory(m.Kind, m.Name) {
+	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
 		inc.advisory++
 	}
 	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert && *c.cfg.AlertStorms {
@@ -1315,7 +1325,7 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	if m.Flapping {
 		inc.dropFlapper(m)
 	}
-	if c.isAdvisory(m.Kind, m.Name) {
+	if m.advisory {
 		inc.advisory--
 	}
 	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {

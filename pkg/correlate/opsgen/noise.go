@@ -97,6 +97,9 @@ func (g *gen) noiseAlert(id string, start, end time.Time) *alert {
 			ws = append(ws, w)
 		}
 	}
+	if len(cands) == 0 {
+		return nil // a small estate may have no service this noise fits
+	}
 	s := cands[g.weighted(ws)]
 	var subj string
 	var l map[string]string

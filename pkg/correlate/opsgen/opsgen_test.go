@@ -375,3 +375,19 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// A small estate (20-30 services) may have no service a kind of noise
+// fits: the storm leaves that noise out instead of failing.
+func TestSmallEstate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MinServices, cfg.MaxServices = 20, 30
+	for seed := uint64(41); seed <= 60; seed++ {
+		st := Generate(seed, cfg)
+		if len(st.Truth) == 0 || len(st.Lines) == 0 {
+			t.Fatalf("seed %d: an empty storm", seed)
+		}
+		if n := len(parseCatalog(t, st.Catalog).Services); n < 20 || n > 30 {
+			t.Fatalf("seed %d: %d services, want 20-30", seed, n)
+		}
+	}
+}

@@ -121,6 +121,13 @@ func StartNATS(t testing.TB) *NATSServer {
 }
 
 func (s *NATSServer) start() error {
+	// A taken port fails here at once: the server would only log it and
+	// leave ReadyForConnections to wait its whole 10 s.
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
+	if err != nil {
+		return err
+	}
+	l.Close()
 	opts := &server.Options{
 		ServerName: "aiops-test",
 		Host:       "127.0.0.1",

@@ -2,6 +2,10 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"net"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,5 +70,20 @@ func TestNATSServerRestartKeepsStreams(t *testing.T) {
 	}
 	if n := st.CachedInfo().State.Msgs; n != 1 {
 		t.Fatalf("stream holds %d messages after restart, want 1", n)
+	}
+}
+
+// A port taken while the server is down fails the start with the listen
+// error itself, at once, so that Restart and StartNATS try again.
+func TestStartOnATakenPortFails(t *testing.T) {
+	s := StartNATS(t)
+	s.Shutdown()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := s.start(); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("start on a taken port: %v, want the port in use", err)
 	}
 }

@@ -96,8 +96,9 @@ type NATSServer struct {
 	srv *server.Server
 }
 
-// StartNATS starts an embedded JetStream server on 127.0.0.1 on a random
-// port below the ephemeral range and a store directory under t.TempDir(); t.Cleanup shuts it down.
+// StartNATS starts an embedded JetStream server on 127.0.0.1, on a random
+// port below the ephemeral range, with a store directory under
+// t.TempDir(); t.Cleanup shuts it down.
 func StartNATS(t testing.TB) *NATSServer {
 	t.Helper()
 	s := &NATSServer{t: t, storeDir: t.TempDir()}

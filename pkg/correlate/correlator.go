@@ -83,7 +83,10 @@ type incident struct {
 	// so a long-firing alert does not pull in what fails near it hours
 	// later.
 	lastFired time.Time
-	firing    int // members firing (alerts only)
+	// wave is when the failure last came back on the root (returns):
+	// the incident spreads again for SpreadWindow from then.
+	wave   time.Time
+	firing int // members firing (alerts only)
 	// episodes are the members whose anomaly episode is open (an opening
 	// or update of a named episode came, its close not yet): the incident
 	// waits for their close to resolve (lapse).
@@ -240,7 +243,16 @@ func (c *Correlator) Observe(s Signal) []Update {
 		return ups
 	}
 	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {
-		if c.newEpisode(m, s) {
+		if episode := c.newEpisode(m, s); episode && c.returns(m, s) {
+			inc := m.inc
+			m.episode = s.EpisodeID
+			done, u := c.repeat(m, s) // reopens inc if it resolved
+			if done {
+				inc.wave = s.Time
+				inc.note(s.Time, fmt.Sprintf("%s on %s went wrong again: the failure came back", m.Name, m.Service))
+				return append(ups, u...)
+			}
+		} else if episode {
 			// Another episode of the series: a new anomaly, which
 			// joins whatever fails now.
 			inc := m.inc
@@ -710,6 +722,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	if from.openedAt.Before(into.openedAt) {
 		into.openedAt = from.openedAt
 	}
+	into.wave = latest(into.wave, from.wave)
 	if from.lastFired.After(into.lastFired) {
 		into.lastFired = from.lastFired
 	}
@@ -806,6 +819,37 @@ func (c *Correlator) newEpisode(m *member, s Signal) bool {
 		return s.EpisodeID != m.episode && s.Episode != EpisodeClose && !s.Time.Before(m.LastSeen)
 	}
 	return s.Time.Sub(m.LastSeen) > c.cfg.QuietPeriod
+}
+
+// returns reports whether s, a new episode of anomaly member m, is m's
+// failure coming back: a pool that drains again, retries that pile up
+// again, a wave of one failure rather than a failure of its own. It is
+// when m is on the root of its incident, the incident reached beyond that
+// service (a lone series blipping again is noise, not a wave), m's last
+// anomaly was at most ReopenWindow before, the incident resolved at most
+// ReopenWindow before (s reopens it, as an alert firing again does) or m
+// went quiet at most GroupWindow before, and no other incident failing
+// now would take s (best): a new failure below the root shows there
+// first. The incident then spreads again (eligible): the wave reaches its
+// callers afresh.
+func (c *Correlator) returns(m *member, s Signal) bool {
+	inc := m.inc
+	if inc.mergedInto != "" || m.Service != inc.root || len(inc.services) < 2 {
+		return false
+	}
+	quiet := s.Time.Sub(m.LastSeen)
+	switch {
+	case quiet > c.cfg.ReopenWindow:
+		return false
+	case inc.status == StatusResolved:
+		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+			return false
+		}
+	case quiet > c.cfg.GroupWindow:
+		return false
+	}
+	other := c.best(s)
+	return other == nil || other == inc
 }
 
 // repeat applies a signal to the member it repeats. done is false when the
@@ -1007,11 +1051,12 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// 15).
 		return gap, false
 	}
-	if s.Time.Sub(inc.openedAt) > c.spreadWindow(s.Time) && !c.spreading(inc, s) {
-		// A failure spreads to its dependents within minutes; a new alert
-		// or series long after, even on one of the incident's own
-		// services, is most likely a failure of its own, unless the
-		// failure has just reached what its service depends on.
+	if s.Time.Sub(latest(inc.openedAt, inc.wave)) > c.spreadWindow(s.Time) && !c.spreading(inc, s) {
+		// A failure spreads to its dependents within minutes of its
+		// start, or of coming back (returns); a new alert or series long
+		// after, even on one of the incident's own services, is most
+		// likely a failure of its own, unless the failure has just
+		// reached what its service depends on.
 		return gap, false
 	}
 	return gap, true
@@ -1868,4 +1913,12 @@ func (c *Correlator) spreading(inc *incident, s Signal) bool {
 		}
 	}
 	return false
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -216,6 +216,76 @@ func TestAnomalyEpisodeIDsSayWhatIsOneEpisode(t *testing.T) {
 	}
 }
 
+// A failure that comes back in a wave (a pool draining again, retries
+// piling up again) is one incident: its root's series going wrong again
+// after the incident resolved reopens it, as an alert firing again does,
+// and the wave's symptoms on the callers join it, after a restart too.
+// A lone series blipping again, a return past ReopenWindow and a new
+// failure below the root that takes the series are incidents of their own.
+func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
+	anomaly := func(service, episode, phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-" + service, Service: service, Name: "latency_p99", Time: t0.Add(at),
+			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
+	}
+	wave := func(c *Correlator) string {
+		feed(c, anomaly("payments", "p1", EpisodeOpen, 0), anomaly("checkout", "c1", EpisodeOpen, time.Minute),
+			anomaly("payments", "p1", EpisodeClose, 5*time.Minute), anomaly("checkout", "c1", EpisodeClose, 6*time.Minute))
+		id, _ := c.IncidentOf("series-payments")
+		if got, _ := c.IncidentOf("series-checkout"); got != id {
+			t.Fatalf("the first wave is in %s and %s, want one incident", id, got)
+		}
+		return id
+	}
+
+	c := newCorrelator(t, Config{})
+	first := wave(c)
+	c.Advance(t0.Add(15 * time.Minute))
+	if st, _ := c.Incident(first); st.State != StatusResolved {
+		t.Fatalf("after the first wave the incident is %s, want resolved", st.State)
+	}
+	ups := feed(c, anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
+	if got, _ := c.IncidentOf("series-payments"); got != first || !strings.Contains(transitions(ups), "reopened") {
+		t.Fatalf("the root going wrong again is in %s (transitions %s), want %s reopened", got, transitions(ups), first)
+	}
+	c = restarted(t, c)
+	feed(c, anomaly("checkout", "c2", EpisodeOpen, 22*time.Minute), alert("CheckoutErrors", "checkout", 23*time.Minute), alert("WebErrors", "web", 24*time.Minute))
+	for _, fp := range []string{"series-checkout", "CheckoutErrors/checkout", "WebErrors/web"} {
+		if got, _ := c.IncidentOf(fp); got != first {
+			t.Errorf("%s of the second wave is in %s, want %s", fp, got, first)
+		}
+	}
+	st, _ := c.Incident(first)
+	if !slices.ContainsFunc(st.Timeline, func(e Entry) bool { return strings.Contains(e.What, "came back") }) {
+		t.Errorf("the timeline does not say the failure came back: %v", st.Timeline)
+	}
+
+	// A lone series blipping again is noise, not a wave.
+	c = newCorrelator(t, Config{})
+	feed(c, anomaly("payments", "p1", EpisodeOpen, 0), anomaly("payments", "p1", EpisodeClose, 2*time.Minute))
+	lone, _ := c.IncidentOf("series-payments")
+	feed(c, anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
+	if got, _ := c.IncidentOf("series-payments"); got == lone {
+		t.Errorf("a lone series blipping again stayed in %s, want an incident of its own", got)
+	}
+
+	// Past ReopenWindow it is a failure of its own.
+	c = newCorrelator(t, Config{})
+	first = wave(c)
+	feed(c, anomaly("payments", "p2", EpisodeOpen, 5*time.Minute+c.cfg.ReopenWindow+time.Minute))
+	if got, _ := c.IncidentOf("series-payments"); got == first {
+		t.Errorf("the root going wrong again past the reopen window stayed in %s", got)
+	}
+
+	// A new failure below the root takes the series: it failed first.
+	c = newCorrelator(t, Config{})
+	first = wave(c)
+	feed(c, alert("ReplicationLag", "payments-db", 20*time.Minute), anomaly("payments", "p2", EpisodeOpen, 21*time.Minute))
+	below, _ := c.IncidentOf("ReplicationLag/payments-db")
+	if got, _ := c.IncidentOf("series-payments"); got != below || below == first {
+		t.Errorf("the root going wrong again after a failure below it is in %s, want that failure's %s (first: %s)", got, below, first)
+	}
+}
+
 // Symptoms that alert before their cause open incidents of their own; when
 // the cause arrives it joins one of them as its late root and the others,
 // opened within spread_window on its direct dependents, are merged into it:

@@ -203,14 +203,15 @@ func TestCorrelateSpecCheck(t *testing.T) {
 // (QUALITY.md); 0.654 and 0.728 in session 13, 0.686 and 0.738 since
 // undeclared services' signals join what they are guessed to call
 // (session 14), 0.704 and 0.744 since their guessed calls count as the way
-// a failure came to them (session 15). Seeds 1-20 may be used to choose
-// defaults, 21-40 are held
-// out; the test keeps a floor of 0.70 over seeds 1-40 and checks the
+// a failure came to them (session 15), 0.763 and 0.806 since a failure
+// coming back on its root is one incident (session 17). Seeds 1-20 may be
+// used to choose defaults, 21-40 are held out; the test keeps a floor of
+// 0.76 over seeds 1-40 and checks the
 // correlator beats grouping by service and the 5-minute window on each
 // half.
 // STAGEGEN_VERBOSE=1 logs each seed.
 func TestCorrelateStageCheck(t *testing.T) {
-	blindCheck(t, stagegenStorm, "stagegen", 0.70, true)
+	blindCheck(t, stagegenStorm, "stagegen", 0.76, true)
 }
 
 // TestCorrelateOpsCheck scores the correlator, defaults only, on storms

@@ -225,6 +225,16 @@ type Config struct {
 	// service an advisory alert is a member like any other (the disk that
 	// filled). nil is the default list, an empty list turns the rule off.
 	AdvisoryAlerts []string `yaml:"advisory_alerts"`
+	// SlowAlerts are alert names (RE2, anchored as AdvisoryAlerts) whose
+	// rules wait long before firing, as kube-prometheus's workload alerts
+	// wait `for: 15m` (a pod crash-looping, not ready, a rollout stuck):
+	// such an alert fires long after its failure began. Past
+	// SpreadWindow, at most SlowAlertWait past it, one joins an incident
+	// that has an alert firing on its service: the failure it waited on
+	// is that incident's. Other late alerts stay a failure of their own.
+	// nil is the default list, an empty list turns the rule off.
+	SlowAlerts    []string      `yaml:"slow_alerts"`
+	SlowAlertWait time.Duration `yaml:"slow_alert_wait"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
 	GroupBy []string `yaml:"group_by"`
@@ -277,6 +287,12 @@ func DefaultConfig() Config {
 		// KubeCPUOvercommit, KubeQuotaAlmostFull, KubeJobFailed) and names
 		// made like them.
 		AdvisoryAlerts: []string{".*Soon", ".*FillingUp", ".*Overcommit", ".*QuotaAlmostFull", ".*JobFailed"},
+		// The kube-prometheus mixin's workload alerts that wait `for: 15m`
+		// (KubeContainerWaiting waits an hour).
+		SlowAlerts: []string{"KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
+			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
+			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch"},
+		SlowAlertWait: 15 * time.Minute,
 	}
 }
 
@@ -307,6 +323,7 @@ func (c Config) WithDefaults() Config {
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
+	fill(&c.SlowAlertWait, d.SlowAlertWait)
 	if c.StormWindow == 0 {
 		c.StormWindow = min(d.StormWindow, c.GroupWindow)
 	}
@@ -324,6 +341,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AdvisoryAlerts == nil {
 		c.AdvisoryAlerts = d.AdvisoryAlerts
+	}
+	if c.SlowAlerts == nil {
+		c.SlowAlerts = d.SlowAlerts
 	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
@@ -374,7 +394,7 @@ func (c Config) Validate() error {
 		v   time.Duration
 	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow},
-		{"location_window", c.LocationWindow}} {
+		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
@@ -385,21 +405,27 @@ func (c Config) Validate() error {
 	if i := slices.Index(c.LocationLabels, ""); i >= 0 {
 		return bad(fmt.Sprintf("location_labels[%d]", i), "an empty label name")
 	}
-	if len(c.AdvisoryAlerts) > 100 {
-		return bad("advisory_alerts", "%d patterns, want at most 100", len(c.AdvisoryAlerts))
-	}
-	for i, p := range c.AdvisoryAlerts {
-		// Alone as well as wrapped: "a)|(b" compiles only wrapped, and
-		// would change what the others match.
-		if len(p) > 1024 {
-			return bad(fmt.Sprintf("advisory_alerts[%d]", i), "%d characters, want at most 1024", len(p))
+	for _, rule := range []struct {
+		key      string
+		patterns []string
+	}{{"advisory_alerts", c.AdvisoryAlerts}, {"slow_alerts", c.SlowAlerts}} {
+		key, patterns := rule.key, rule.patterns
+		if len(patterns) > 100 {
+			return bad(key, "%d patterns, want at most 100", len(patterns))
 		}
-		if _, err := regexp.Compile(p); err != nil {
-			return bad(fmt.Sprintf("advisory_alerts[%d]", i), "%q is not a regular expression: %v", p, err)
+		for i, p := range patterns {
+			// Alone as well as wrapped: "a)|(b" compiles only wrapped,
+			// and would change what the others match.
+			if len(p) > 1024 {
+				return bad(fmt.Sprintf("%s[%d]", key, i), "%d characters, want at most 1024", len(p))
+			}
+			if _, err := regexp.Compile(p); err != nil {
+				return bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a regular expression: %v", p, err)
+			}
 		}
-	}
-	if _, err := advisoryPattern(c.AdvisoryAlerts); err != nil {
-		return bad("advisory_alerts", "%v", err)
+		if _, err := namePattern(patterns); err != nil {
+			return bad(key, "%v", err)
+		}
 	}
 	c = c.WithDefaults()
 	switch {
@@ -444,9 +470,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// advisoryPattern is one expression matching any of the AdvisoryAlerts,
-// whole names only; nil when the list is empty (the rule is off).
-func advisoryPattern(patterns []string) (*regexp.Regexp, error) {
+// namePattern is one expression matching any of patterns (AdvisoryAlerts,
+// SlowAlerts), whole names only; nil when the list is empty (the rule is
+// off).
+func namePattern(patterns []string) (*regexp.Regexp, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}

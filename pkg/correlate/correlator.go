@@ -127,16 +127,10 @@ type Correlator struct {
 	topo *topology
 	// names finds a signal's catalogued service.
 	names serviceNames
-	// advisory matches the names of advisory alerts (Config.AdvisoryAlerts);
-	// nil when the rule is off. advisoryNames remembers its answers: a
-	// signal is looked at once per candidate incident, and a storm has few
-	// names.
-	advisory      *regexp.Regexp
-	advisoryNames map[string]bool
-	// lastName and lastAdvisory: the latest answer, asked again for each
-	// incident a signal may join.
-	lastName     string
-	lastAdvisory bool
+	// advisory and slow match the names of advisory alerts
+	// (Config.AdvisoryAlerts) and of slow ones (Config.SlowAlerts); nil
+	// when the rule is off.
+	advisory, slow *nameRule
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -203,13 +197,17 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		}
 	}
 	cfg = cfg.WithDefaults()
-	advisory, err := advisoryPattern(cfg.AdvisoryAlerts)
+	advisory, err := newNameRule(cfg.AdvisoryAlerts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: correlator.rules.advisory_alerts: %w", ErrInvalidConfig, err)
 	}
+	slow, err := newNameRule(cfg.SlowAlerts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: correlator.rules.slow_alerts: %w", ErrInvalidConfig, err)
+	}
 	return &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
-		advisory: advisory, advisoryNames: map[string]bool{},
+		advisory: advisory, slow: slow,
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
@@ -1051,15 +1049,33 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// 15).
 		return gap, false
 	}
-	if s.Time.Sub(latest(inc.openedAt, inc.wave)) > c.spreadWindow(s.Time) && !c.spreading(inc, s) {
+	if since, spread := s.Time.Sub(latest(inc.openedAt, inc.wave)), c.spreadWindow(s.Time); since > spread && !c.spreading(inc, s) &&
+		(since > spread+c.cfg.SlowAlertWait || !c.waitedOn(inc, s)) {
 		// A failure spreads to its dependents within minutes of its
 		// start, or of coming back (returns); a new alert or series long
 		// after, even on one of the incident's own services, is most
 		// likely a failure of its own, unless the failure has just
-		// reached what its service depends on.
+		// reached what its service depends on, or s is a slow alert on
+		// a service the incident holds (waitedOn).
 		return gap, false
 	}
 	return gap, true
+}
+
+// waitedOn reports whether s is a slow alert (Config.SlowAlerts) on a
+// service where inc has an alert firing: its rule waited its `for` on
+// the failure inc already holds there (a pod crash-looping for 15
+// minutes after the deploy that broke it).
+func (c *Correlator) waitedOn(inc *incident, s Signal) bool {
+	if s.Kind != SignalAlert || inc.services[s.Service] == 0 || !c.slow.matches(s.Name) {
+		return false
+	}
+	for _, m := range inc.members {
+		if m.Service == s.Service && m.Kind == SignalAlert && m.Firing {
+			return true
+		}
+	}
+	return false
 }
 
 // apart reports whether s stays out of inc, rooted on another service,
@@ -1085,30 +1101,58 @@ func (inc *incident) onlyAdvisory() bool {
 	return len(inc.members) > 0 && inc.advisory == len(inc.members)
 }
 
-// isAdvisory reports whether an alert of name is advisory. A name longer
-// than any rule's (maxAdvisoryName) is not, and is not remembered: a
-// producer's endless distinct names cost neither matching time nor memory.
+// isAdvisory reports whether an alert of name is advisory.
 func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
-	if c.advisory == nil || kind != SignalAlert || name == "" || len(name) > maxAdvisoryName {
+	return kind == SignalAlert && c.advisory.matches(name)
+}
+
+// nameRule matches alert names against a rule's patterns
+// (Config.AdvisoryAlerts, Config.SlowAlerts) and remembers its answers: a
+// signal is looked at once per candidate incident, and a storm has few
+// names.
+type nameRule struct {
+	re      *regexp.Regexp
+	answers map[string]bool
+	// last and lastIs: the latest answer, asked again for each incident a
+	// signal may join.
+	last   string
+	lastIs bool
+}
+
+// newNameRule is the rule of patterns; nil when there are none (the rule
+// is off).
+func newNameRule(patterns []string) (*nameRule, error) {
+	re, err := namePattern(patterns)
+	if re == nil || err != nil {
+		return nil, err
+	}
+	return &nameRule{re: re, answers: map[string]bool{}}, nil
+}
+
+// matches reports whether name is one of r's. A name longer than any
+// rule's (maxRuleName) is not, and is not remembered: a producer's
+// endless distinct names cost neither matching time nor memory.
+func (r *nameRule) matches(name string) bool {
+	if r == nil || name == "" || len(name) > maxRuleName {
 		return false
 	}
-	if name != c.lastName {
-		is, ok := c.advisoryNames[name]
+	if name != r.last {
+		is, ok := r.answers[name]
 		if !ok {
-			if len(c.advisoryNames) >= maxAdvisoryNames {
-				clear(c.advisoryNames) // names without end: remember anew
+			if len(r.answers) >= maxRuleNames {
+				clear(r.answers) // names without end: remember anew
 			}
-			is = c.advisory.MatchString(name)
-			c.advisoryNames[name] = is
+			is = r.re.MatchString(name)
+			r.answers[name] = is
 		}
-		c.lastName, c.lastAdvisory = name, is
+		r.last, r.lastIs = name, is
 	}
-	return c.lastAdvisory
+	return r.lastIs
 }
 
 const (
-	maxAdvisoryNames = 10_000
-	maxAdvisoryName  = 256
+	maxRuleNames = 10_000
+	maxRuleName  = 256
 )
 
 // reached reports whether inc has a member on a direct dependency of

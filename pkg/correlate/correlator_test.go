@@ -286,6 +286,48 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 }
 
+// An alert whose rule waits long before firing (kube-prometheus's
+// KubePodCrashLooping waits `for: 15m`) joins, past the spread window,
+// the incident with an alert firing on its service: it waited on that
+// failure. Another late alert there, a slow one where nothing fires any
+// more, one past SlowAlertWait, or any with the rule off, is a failure of
+// its own.
+func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
+	failure := func(c *Correlator, until time.Time) string {
+		// The alerts repeat every 4 minutes, as Alertmanager resends
+		// them: the incident keeps firing.
+		for at := time.Duration(0); t0.Add(at + time.Minute).Before(until); at += 4 * time.Minute {
+			feed(c, alert("PostgresDown", "payments-db", at), alert("HighErrorRate", "payments", at+time.Minute))
+		}
+		id, _ := c.IncidentOf("HighErrorRate/payments")
+		return id
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		late  Signal
+		prior []Signal
+		joins bool
+	}{
+		{"a slow alert on a failing service", Config{}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, true},
+		{"another late alert", Config{}, alert("HighLatency", "payments", 14*time.Minute), nil, false},
+		{"a slow alert on a service the incident does not hold", Config{}, alert("KubePodCrashLooping", "checkout", 14*time.Minute), nil, false},
+		{"a slow alert where nothing fires any more", Config{}, alert("KubePodCrashLooping", "payments", 13*time.Minute+30*time.Second),
+			[]Signal{resolved(alert("HighErrorRate", "payments", 0), 13*time.Minute+15*time.Second)}, false},
+		{"a slow alert past the wait", Config{SlowAlertWait: 5 * time.Minute}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, false},
+		{"the rule off", Config{SlowAlerts: []string{}}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, false},
+	} {
+		c := newCorrelator(t, tc.cfg)
+		id := failure(c, tc.late.Time)
+		feed(c, tc.prior...)
+		feed(c, tc.late)
+		got, _ := c.IncidentOf(tc.late.Fingerprint)
+		if (got == id) != tc.joins {
+			t.Errorf("%s: it went to %s, the failure is %s, want joined %v", tc.name, got, id, tc.joins)
+		}
+	}
+}
+
 // Symptoms that alert before their cause open incidents of their own; when
 // the cause arrives it joins one of them as its late root and the others,
 // opened within spread_window on its direct dependents, are merged into it:
@@ -1278,6 +1320,9 @@ func TestConfigValidate(t *testing.T) {
 		// the patterns after it.
 		"correlator.rules.advisory_alerts[0]": {AdvisoryAlerts: []string{")(?i)(?:", ".*Soon"}},
 		"correlator.rules.advisory_alerts":    {AdvisoryAlerts: make([]string, 101)},
+		"correlator.rules.slow_alerts[1]":     {SlowAlerts: []string{"KubePodNotReady", "Kube(Pod"}},
+		"correlator.rules.slow_alerts":        {SlowAlerts: make([]string, 101)},
+		"correlator.rules.slow_alert_wait":    {SlowAlertWait: -time.Minute},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -2088,7 +2133,7 @@ func TestAdvisoryAlertsOfOneNameInAFailure(t *testing.T) {
 		{SignalAlert, "ForecastSoonish", false},
 		{SignalAlert, "SoonDiskFull", false},
 		{SignalAnomaly, "KubeJobFailed", false},
-		{SignalAlert, strings.Repeat("x", maxAdvisoryName) + "Soon", false},
+		{SignalAlert, strings.Repeat("x", maxRuleName) + "Soon", false},
 	} {
 		if got := c.isAdvisory(tc.kind, tc.name); got != tc.want {
 			t.Errorf("isAdvisory(%s, %.30q) = %v, want %v", tc.kind, tc.name, got, tc.want)

@@ -168,12 +168,13 @@ func blindCheck(t *testing.T, gen func(uint64) blindStorm, name string, floor fl
 // of then scored 0.490 on seeds 1-20 and 0.485 on 21-40, far under the
 // 5-minute window; seeds 1-20 have been used to choose defaults since
 // (alert_storms, location_bursts), seeds 21-40 are held out. The
-// correlator is level with the window on the held-out half here
-// (QUALITY.md): the test keeps a floor of 0.64 over seeds 1-40 so that a
-// regression fails. FLEETGEN_VERBOSE=1 logs
-// each seed.
+// correlator was level with the window on the held-out half (0.660,
+// the window 0.658) until slow alerts joined the failure they waited on
+// (session 17: 0.685 on seeds 1-20 and 21-40). It checks that the
+// correlator beats the 5-minute window on each half and keeps a floor of
+// 0.67 over seeds 1-40. FLEETGEN_VERBOSE=1 logs each seed.
 func TestCorrelateFleetCheck(t *testing.T) {
-	blindCheck(t, fleetgenStorm, "fleetgen", 0.64, false)
+	blindCheck(t, fleetgenStorm, "fleetgen", 0.67, true)
 }
 
 // TestCorrelateSpecCheck scores the correlator, defaults only, on storms
@@ -223,8 +224,9 @@ func TestCorrelateStageCheck(t *testing.T) {
 // baselines on seeds 1001-1150 before the correlator ran on it. The
 // defaults of then, run once on it, scored 0.820 on seeds 1-20, 0.804 on
 // 21-40 and 0.823 on 41-80 (count ratio 1.09), the 5-minute window 0.717,
-// 0.702 and 0.704. Seeds 1-20 may be used to choose defaults, 21-40 are
-// held out. It checks that the correlator beats the 5-minute window on
+// 0.702 and 0.704; 0.825, 0.806 and 0.828 since slow alerts join the
+// failure they waited on (session 17). Seeds 1-20 may be used to choose
+// defaults, 21-40 are held out. It checks that the correlator beats the 5-minute window on
 // each half and keeps a floor of 0.78 over seeds 1-40. OPSGEN_VERBOSE=1
 // logs each seed.
 func TestCorrelateOpsCheck(t *testing.T) {

@@ -36,7 +36,7 @@ func ndjsonBatch(n int) []byte {
 func BenchmarkHandlerNDJSON1000(b *testing.B) {
 	const n = 1000
 	body := ndjsonBatch(n)
-	h, err := New(Config{Tokens: []string{tokenA}, RatePerToken: 1e9, Burst: 1 << 30}, nopPublisher{})
+	h, err := New(Config{Tokens: []string{tokenA}, RatePerToken: 1e9, Burst: 1 << 30}, nopPublisher{}, WithClock((&clock{now: testNow}).Now))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,9 +69,9 @@ func BenchmarkDecode1000(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				batch, err := d.fn(body, decode.Options{})
+				batch, err := d.fn(body, decode.Options{Now: testNow})
 				if err != nil || len(batch.Events) != n {
-					b.Fatalf("%v", err)
+					b.Fatalf("%v (%d events)", err, len(batch.Events))
 				}
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")

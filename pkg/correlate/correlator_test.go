@@ -1795,7 +1795,7 @@ services:
 		c := correlatorOn(t, Config{}, yaml)
 		a := alert("HighErrorRate", "orders", 0)
 		feed(c, a, alert("HighErrorRate", "billing", 30*time.Second))
-		a.Time = t0.Add(150 * time.Second)
+		a.Time = t0.Add(c.cfg.StormWindow + 30*time.Second)
 		feed(c, a) // a repeat moves the watermark on
 		if restart {
 			c = restarted(t, c)

@@ -85,8 +85,12 @@ type incident struct {
 	lastFired time.Time
 	// wave is when the failure last came back on the root (returns):
 	// the incident spreads again for SpreadWindow from then.
-	wave   time.Time
-	firing int // members firing (alerts only)
+	wave    time.Time
+	returns int // how often it came back (maxReturns)
+	firing  int // members firing (alerts only)
+	// failing counts, per service, the alerts firing there that are no
+	// advisory (waitedOn).
+	failing map[string]int
 	// episodes are the members whose anomaly episode is open (an opening
 	// or update of a named episode came, its close not yet): the incident
 	// waits for their close to resolve (lapse).
@@ -243,10 +247,13 @@ func (c *Correlator) Observe(s Signal) []Update {
 	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {
 		if episode := c.newEpisode(m, s); episode && c.returns(m, s) {
 			inc := m.inc
-			m.episode = s.EpisodeID
+			if s.EpisodeID != "" {
+				m.episode = s.EpisodeID
+			}
 			done, u := c.repeat(m, s) // reopens inc if it resolved
 			if done {
-				inc.wave = s.Time
+				inc.wave = latest(inc.wave, s.Time)
+				inc.returns++
 				inc.note(s.Time, fmt.Sprintf("%s on %s went wrong again: the failure came back", m.Name, m.Service))
 				return append(ups, u...)
 			}
@@ -589,8 +596,8 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 	if !ok || m.inc != inc {
 		return nil // forgotten at once: memory is full and inc was the oldest
 	}
+	inc.tally(m, -1)
 	m.Firing, m.LastSeen, m.LastEventID = false, s.Time, s.EventID
-	inc.firing--
 	if s.Time.After(inc.lastSignal) {
 		inc.lastSignal = s.Time
 	}
@@ -720,7 +727,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	if from.openedAt.Before(into.openedAt) {
 		into.openedAt = from.openedAt
 	}
-	into.wave = latest(into.wave, from.wave)
+	into.wave, into.returns = latest(into.wave, from.wave), max(into.returns, from.returns)
 	if from.lastFired.After(into.lastFired) {
 		into.lastFired = from.lastFired
 	}
@@ -826,13 +833,17 @@ func (c *Correlator) newEpisode(m *member, s Signal) bool {
 // service (a lone series blipping again is noise, not a wave), m's last
 // anomaly was at most ReopenWindow before, the incident resolved at most
 // ReopenWindow before (s reopens it, as an alert firing again does) or m
-// went quiet at most GroupWindow before, and no other incident failing
-// now would take s (best): a new failure below the root shows there
-// first. The incident then spreads again (eligible): the wave reaches its
-// callers afresh.
+// went quiet at most GroupWindow before, the service did not change
+// since its last anomaly (a deploy between the waves is a new failure,
+// the deploy's), the incident came back fewer than maxReturns times (a
+// root series blipping all day is no wave that keeps the incident
+// spreading), and no other incident failing now would take s (best): a
+// new failure below the root shows there first. The incident then
+// spreads again (eligible): the wave reaches its callers afresh.
 func (c *Correlator) returns(m *member, s Signal) bool {
 	inc := m.inc
-	if inc.mergedInto != "" || m.Service != inc.root || len(inc.services) < 2 {
+	if inc.mergedInto != "" || m.Service != inc.root || len(inc.services) < 2 || inc.returns >= maxReturns ||
+		c.changedSince(m.Service, m.LastSeen, s.Time) {
 		return false
 	}
 	quiet := s.Time.Sub(m.LastSeen)
@@ -849,6 +860,10 @@ func (c *Correlator) returns(m *member, s Signal) bool {
 	other := c.best(s)
 	return other == nil || other == inc
 }
+
+// maxReturns bounds how often one incident comes back (returns): a
+// failure in waves comes back a few times before it is fixed.
+const maxReturns = 3
 
 // repeat applies a signal to the member it repeats. done is false when the
 // member's incident is gone for good (resolved beyond ReopenWindow): the
@@ -888,12 +903,12 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	inc.saw(s)
 	if m.Kind == SignalAlert && m.Firing == s.Resolved {
 		// A state change: firing → resolved or back.
+		inc.tally(m, -1)
 		m.Firing = !s.Resolved
+		inc.tally(m, 1)
 		if m.Firing {
-			inc.firing++
 			inc.note(s.Time, fmt.Sprintf("%s on %s fired again", m.Name, m.Service))
 		} else {
-			inc.firing--
 			inc.note(s.Time, fmt.Sprintf("%s on %s resolved", m.Name, m.Service))
 		}
 		c.flip(m, s.Time)
@@ -1063,19 +1078,12 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 }
 
 // waitedOn reports whether s is a slow alert (Config.SlowAlerts) on a
-// service where inc has an alert firing: its rule waited its `for` on
-// the failure inc already holds there (a pod crash-looping for 15
-// minutes after the deploy that broke it).
+// service where inc has an alert firing, not an advisory one: its rule
+// waited its `for` on the failure inc already holds there (a pod
+// crash-looping for 15 minutes after the deploy that broke it); a
+// forecast is no failure to wait on.
 func (c *Correlator) waitedOn(inc *incident, s Signal) bool {
-	if s.Kind != SignalAlert || inc.services[s.Service] == 0 || !c.slow.matches(s.Name) {
-		return false
-	}
-	for _, m := range inc.members {
-		if m.Service == s.Service && m.Kind == SignalAlert && m.Firing {
-			return true
-		}
-	}
-	return false
+	return s.Kind == SignalAlert && inc.failing[s.Service] > 0 && c.slow.matches(s.Name)
 }
 
 // apart reports whether s stays out of inc, rooted on another service,
@@ -1241,6 +1249,14 @@ func (inc *incident) tally(m *member, d int) {
 	case !m.Firing:
 	case m.Kind == SignalAlert:
 		inc.firing += d
+		if !m.advisory {
+			if inc.failing == nil {
+				inc.failing = map[string]int{}
+			}
+			if inc.failing[m.Service] += d; inc.failing[m.Service] <= 0 {
+				delete(inc.failing, m.Service)
+			}
+		}
 	default:
 		inc.episodes += d
 	}
@@ -1326,6 +1342,9 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	m.inc = inc
 	c.members[m.Fingerprint] = m
 	inc.members = append(inc.members, m)
+	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
+		inc.advisory++
+	}
 	inc.tally(m, 1)
 	if m.Flapping {
 		inc.flappers = append(inc.flappers, m)
@@ -1334,9 +1353,6 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
-	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
-		inc.advisory++
-	}
 	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert && *c.cfg.AlertStorms {
 		c.file(inc, burstKey{name: m.Name, group: inc.group})
 	}

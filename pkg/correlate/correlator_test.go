@@ -254,9 +254,14 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 			t.Errorf("%s of the second wave is in %s, want %s", fp, got, first)
 		}
 	}
+	// The returned episode's updates repeat it: no transition, and the
+	// timeline says once that the failure came back.
+	if ups := feed(c, anomaly("payments", "p2", EpisodeUpdate, 25*time.Minute), anomaly("payments", "p2", EpisodeUpdate, 30*time.Minute)); strings.Contains(transitions(ups), "resolved") || strings.Contains(transitions(ups), "reopened") {
+		t.Errorf("updates of the returned episode: transitions %s, want none", transitions(ups))
+	}
 	st, _ := c.Incident(first)
-	if !slices.ContainsFunc(st.Timeline, func(e Entry) bool { return strings.Contains(e.What, "came back") }) {
-		t.Errorf("the timeline does not say the failure came back: %v", st.Timeline)
+	if n := len(slices.DeleteFunc(slices.Clone(st.Timeline), func(e Entry) bool { return !strings.Contains(e.What, "came back") })); n != 1 || st.State == StatusResolved {
+		t.Errorf("the timeline says %d times that the failure came back, the incident is %s; want once, not resolved: %v", n, st.State, st.Timeline)
 	}
 
 	// A lone series blipping again is noise, not a wave.
@@ -274,6 +279,41 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	feed(c, anomaly("payments", "p2", EpisodeOpen, 5*time.Minute+c.cfg.ReopenWindow+time.Minute))
 	if got, _ := c.IncidentOf("series-payments"); got == first {
 		t.Errorf("the root going wrong again past the reopen window stayed in %s", got)
+	}
+
+	// Still open, a series quiet longer than GroupWindow is a failure of
+	// its own (the incident is held open by the first wave's callers).
+	c = newCorrelator(t, Config{})
+	feed(c, anomaly("payments", "p1", EpisodeOpen, 0), alert("CheckoutErrors", "checkout", time.Minute),
+		anomaly("payments", "p1", EpisodeClose, 2*time.Minute))
+	first, _ = c.IncidentOf("series-payments")
+	feed(c, alert("CheckoutErrors", "checkout", 10*time.Minute), anomaly("payments", "p2", EpisodeOpen, 2*time.Minute+c.cfg.GroupWindow+time.Minute))
+	if got, _ := c.IncidentOf("series-payments"); got == first {
+		t.Errorf("the root going wrong again after a quiet longer than group_window stayed in the open %s", got)
+	}
+
+	// A deploy of the root between the waves: the new failure is the
+	// deploy's, an incident of its own with the deploy linked.
+	c = newCorrelator(t, Config{})
+	first = wave(c)
+	feed(c, Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: "v9", Time: t0.Add(18 * time.Minute), EventID: "c-v9"},
+		anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
+	second, _ := c.IncidentOf("series-payments")
+	if st, _ := c.Incident(second); second == first || len(st.Changes) != 1 || st.Changes[0].Version != "v9" {
+		t.Errorf("after a deploy of the root the series is in %s (first %s), changes %v; want a new incident with the deploy", second, first, st.Changes)
+	}
+
+	// A root blipping all day comes back at most maxReturns times.
+	c = newCorrelator(t, Config{})
+	first = wave(c)
+	at := 6 * time.Minute
+	for i := range maxReturns + 1 {
+		at += 8 * time.Minute
+		ep := fmt.Sprint("b", i)
+		feed(c, anomaly("payments", ep, EpisodeOpen, at), anomaly("payments", ep, EpisodeClose, at+time.Minute))
+	}
+	if got, _ := c.IncidentOf("series-payments"); got == first {
+		t.Errorf("the root's %d-th return stayed in %s", maxReturns+1, got)
 	}
 
 	// A new failure below the root takes the series: it failed first.
@@ -325,6 +365,16 @@ func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
 		if (got == id) != tc.joins {
 			t.Errorf("%s: it went to %s, the failure is %s, want joined %v", tc.name, got, id, tc.joins)
 		}
+	}
+	// A forecast firing on the service is no failure to wait on.
+	c := newCorrelator(t, Config{})
+	for at := time.Duration(0); at < 14*time.Minute; at += 4 * time.Minute {
+		feed(c, alert("KubePersistentVolumeFillingUp", "payments", at), alert("HighErrorRate", "checkout", at))
+	}
+	feed(c, alert("KubePodCrashLooping", "payments", 14*time.Minute))
+	forecast, _ := c.IncidentOf("KubePersistentVolumeFillingUp/payments")
+	if got, _ := c.IncidentOf("KubePodCrashLooping/payments"); got == forecast {
+		t.Errorf("a slow alert joined %s, where only a forecast fires on its service", got)
 	}
 }
 

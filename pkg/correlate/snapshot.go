@@ -56,9 +56,10 @@ type incidentSnapshot struct {
 	StormPlaces []place `json:"storm_places,omitempty"`
 	Place       place   `json:"place,omitzero"`
 	// Wave is when the failure last came back on the root
-	// (Correlator.returns); an older snapshot has none, and the incident
-	// spreads from its opening.
-	Wave time.Time `json:"wave,omitzero"`
+	// (Correlator.returns), Returns how often; an older snapshot has
+	// neither, and the incident spreads from its opening.
+	Wave    time.Time `json:"wave,omitzero"`
+	Returns int       `json:"returns,omitempty"`
 }
 
 type memberSnapshot struct {
@@ -76,7 +77,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
-			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave,
+			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode})
@@ -130,7 +131,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave,
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }

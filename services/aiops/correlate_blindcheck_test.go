@@ -204,7 +204,7 @@ func TestCorrelateSpecCheck(t *testing.T) {
 // (QUALITY.md); 0.654 and 0.728 in session 13, 0.686 and 0.738 since
 // undeclared services' signals join what they are guessed to call
 // (session 14), 0.704 and 0.744 since their guessed calls count as the way
-// a failure came to them (session 15), 0.763 and 0.806 since a failure
+// a failure came to them (session 15), 0.763 and 0.801 since a failure
 // coming back on its root is one incident (session 17). Seeds 1-20 may be
 // used to choose defaults, 21-40 are held out; the test keeps a floor of
 // 0.76 over seeds 1-40 and checks the

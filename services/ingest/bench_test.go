@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/services/ingest/decode"
@@ -16,15 +17,18 @@ type nopPublisher struct{}
 
 func (nopPublisher) PublishAll(context.Context, []*event.Envelope) error { return nil }
 
-// ndjsonBatch is n events alternating logs and metric samples, shaped like
+// ndjsonBatch is n events alternating logs and metric samples, timed in
+// the minute from minute (the clock of the gateway it goes to), shaped like
 // what an agent sends: labels, a resource, a body.
-func ndjsonBatch(n int) []byte {
+func ndjsonBatch(n int, minute time.Time) []byte {
 	var b bytes.Buffer
 	for i := range n {
 		if i%2 == 0 {
-			fmt.Fprintf(&b, `{"kind":"log","service":"checkout","time":"2026-11-21T11:59:%02d.%03dZ","severity":"error","labels":{"env":"prod","pod":"checkout-%d"},"resource":{"host.name":"web-%d"},"body":{"message":"payment %d declined by provider: card expired"}}`+"\n", i%60, i%1000, i%7, i%3, i)
+			at := minute.Add(time.Duration(i%60)*time.Second + time.Duration(i%1000)*time.Millisecond)
+			fmt.Fprintf(&b, `{"kind":"log","service":"checkout","time":%q,"severity":"error","labels":{"env":"prod","pod":"checkout-%d"},"resource":{"host.name":"web-%d"},"body":{"message":"payment %d declined by provider: card expired"}}`+"\n", at.UTC().Format(time.RFC3339Nano), i%7, i%3, i)
 		} else {
-			fmt.Fprintf(&b, `{"kind":"metric","service":"api","time":"2026-11-21T11:59:%02dZ","labels":{"__name__":"http_latency_seconds","route":"/cart","code":"200"},"body":{"name":"http_latency_seconds","value":%g,"type":"gauge"}}`+"\n", i%60, float64(i)/1000)
+			at := minute.Add(time.Duration(i%60) * time.Second)
+			fmt.Fprintf(&b, `{"kind":"metric","service":"api","time":%q,"labels":{"__name__":"http_latency_seconds","route":"/cart","code":"200"},"body":{"name":"http_latency_seconds","value":%g,"type":"gauge"}}`+"\n", at.UTC().Format(time.RFC3339), float64(i)/1000)
 		}
 	}
 	return b.Bytes()
@@ -35,7 +39,7 @@ func ndjsonBatch(n int) []byte {
 // the ids) with a publisher that does nothing.
 func BenchmarkHandlerNDJSON1000(b *testing.B) {
 	const n = 1000
-	body := ndjsonBatch(n)
+	body := ndjsonBatch(n, testNow.Add(-time.Minute))
 	h, err := New(Config{Tokens: []string{tokenA}, RatePerToken: 1e9, Burst: 1 << 30}, nopPublisher{}, WithClock((&clock{now: testNow}).Now))
 	if err != nil {
 		b.Fatal(err)
@@ -60,7 +64,7 @@ func BenchmarkHandlerNDJSON1000(b *testing.B) {
 // the streaming tokenizer.
 func BenchmarkDecode1000(b *testing.B) {
 	const n = 1000
-	body := ndjsonBatch(n)
+	body := ndjsonBatch(n, testNow.Add(-time.Minute))
 	for _, d := range []struct {
 		name string
 		fn   func([]byte, decode.Options) (*decode.Batch, error)

@@ -220,8 +220,11 @@ func TestAnomalyEpisodeIDsSayWhatIsOneEpisode(t *testing.T) {
 // piling up again) is one incident: its root's series going wrong again
 // after the incident resolved reopens it, as an alert firing again does,
 // and the wave's symptoms on the callers join it, after a restart too.
-// A lone series blipping again, a return past ReopenWindow and a new
-// failure below the root that takes the series are incidents of their own.
+// Returned episodes' updates repeat it. A lone series blipping again, a
+// return past ReopenWindow, a return to an open incident after a quiet
+// longer than GroupWindow, a return after a deploy of the root, a fourth
+// return (maxReturns) and a new failure below the root that takes the
+// series are incidents of their own.
 func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	anomaly := func(service, episode, phase string, at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "series-" + service, Service: service, Name: "latency_p99", Time: t0.Add(at),

@@ -176,6 +176,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 			}
 			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
 		}
+		r.takeHeld()
 	}
 	// drained ends once the source's drain did: from then on no output's
 	// ack is waited for, an input's or a tick's.
@@ -610,6 +611,24 @@ func (r *Runner) giveUpUnsent() {
 	r.unsettled = make([]func(error), len(r.unsent))
 }
 
+// takeHeld puts the outputs a restored Outbox held before the tick outputs
+// kept, so that the first tick sends them.
+func (r *Runner) takeHeld() {
+	o, ok := r.proc.(Outbox)
+	if !ok {
+		return
+	}
+	held := o.Held()
+	if len(held) == 0 {
+		return
+	}
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	r.unsent = append(slices.Clone(held), r.unsent...)
+	r.unsettled = append(make([]func(error), len(held)), r.unsettled...)
+	r.log.Info().Int("outputs", len(held)).Msg("tick outputs the last checkpoint held: sent with the first tick")
+}
+
 // Unsent is the number of tick outputs waiting for the next tick.
 func (r *Runner) Unsent() int {
 	r.tickMu.Lock()
@@ -633,7 +652,18 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 	}
 }
 
+// checkpoint saves cp; an Outbox gets the tick outputs not stored first,
+// and no tick runs until the checkpoint returned.
 func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
+	if o, ok := cp.(Outbox); ok {
+		r.tickMu.Lock()
+		defer r.tickMu.Unlock()
+		var held []bus.Message
+		if len(r.unsent) > 0 {
+			held = slices.Clone(r.unsent)
+		}
+		o.Hold(held)
+	}
 	if err := cp.Checkpoint(ctx); err != nil {
 		r.m.checkpointFailures.Add(1)
 		return fmt.Errorf("stage %s: checkpoint: %w", r.cfg.Name, err)

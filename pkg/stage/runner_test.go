@@ -666,3 +666,71 @@ func TestRunnerTickWaitsForAcksUntilTheDrainEnds(t *testing.T) {
 		})
 	}
 }
+
+// outboxTicker is a ticker whose checkpoint saves its outbox in saved, as
+// a service saves it beside its state.
+type outboxTicker struct {
+	ticker
+	stage.HeldOutputs
+	saved *[]byte
+}
+
+func (p *outboxTicker) Restore(context.Context) error { return p.UnmarshalBinary(*p.saved) }
+func (p *outboxTicker) Checkpoint(context.Context) error {
+	data, err := p.MarshalBinary()
+	*p.saved = data
+	return err
+}
+
+// A tick's outputs the stop could not store are kept by the last
+// checkpoint, and the next run sends them with its first tick, under
+// their ids; once stored, the next checkpoint holds none.
+func TestRunnerCheckpointHoldsTickOutputsTheStreamDidNotStore(t *testing.T) {
+	var saved []byte
+	h := stagetest.Start(t, &outboxTicker{saved: &saved}, stage.Config{TickEvery: time.Minute, CheckpointEvery: time.Hour})
+	h.Pub.Refuse(true)
+	if err := h.Tick(t0); err == nil {
+		t.Fatal("tick with its publish refused: no error")
+	}
+	if err := h.Tick(t0.Add(time.Minute)); err == nil {
+		t.Fatal("tick with its publish refused: no error")
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if h.Pub.Sent() != 0 {
+		t.Fatalf("%d stored while the stream refused", h.Pub.Sent())
+	}
+	var held []map[string]any
+	if err := json.Unmarshal(saved, &held); err != nil || len(held) != 2 {
+		t.Fatalf("the last checkpoint holds %s (%v), want the 2 samples", saved, err)
+	}
+
+	next := &outboxTicker{saved: &saved}
+	h = stagetest.Start(t, next, stage.Config{TickEvery: time.Minute, CheckpointEvery: time.Hour})
+	for deadline := time.Now().Add(5 * time.Second); h.Runner.Unsent() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("unsent %d after restore, want the 2 held samples waiting for the first tick", h.Runner.Unsent())
+		}
+	}
+	if err := h.Tick(t0.Add(2 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	got := h.Pub.Events(t)
+	if len(got) != 3 || got[0].ID != held[0]["id"] || got[1].ID != held[1]["id"] || !got[2].Time.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("stored %d samples, want the 2 held ones, under their ids, then the new one", len(got))
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if string(saved) != "[]" {
+		t.Fatalf("the checkpoint after they were stored holds %s, want none", saved)
+	}
+	// A saved outbox that cannot be read stops the start: the outputs it
+	// held would otherwise be lost unseen.
+	saved = []byte(`[{"subject":"events.metric.checkout"}]`)
+	h = stagetest.Start(t, &outboxTicker{saved: &saved}, stage.Config{TickEvery: time.Minute})
+	if err := h.Stop(); !errors.Is(err, stage.ErrOutbox) {
+		t.Fatalf("run restoring a bad outbox: %v, want ErrOutbox", err)
+	}
+}

@@ -14,7 +14,8 @@
 //   - recovers a panicking processor as a transient failure;
 //   - runs the processor's periodic work (Ticker) and state checkpoints
 //     (Checkpointer: restored before the first delivery, saved every interval
-//     and once more after the drain);
+//     and once more after the drain; an Outbox's checkpoint also keeps the
+//     tick outputs not stored yet, which the next run sends);
 //   - drains gracefully: on cancellation it stops fetching, finishes what it
 //     was handed, and settles every delivery before it returns.
 //
@@ -92,7 +93,8 @@ type Output struct {
 	// redelivered, and after a restart processed again, so the state that
 	// made it must stay out of the last checkpoint. A tick's output whose
 	// ack had not come then is kept, and settled by the stop's last send of
-	// the kept tick outputs (ErrStopped if it did not store it either).
+	// the kept tick outputs (ErrStopped if it did not store it either; an
+	// Outbox's last checkpoint then holds it).
 	Settled func(error)
 }
 

@@ -172,9 +172,13 @@ func (p *Processor) restore(data []byte) error {
 	return p.c.UnmarshalJSON(data)
 }
 
-// durable adds saving the state to an object store.
+// durable adds saving the state to an object store. It is a stage.Outbox:
+// the incident events a tick made (an incident resolved after its quiet
+// period, a command applied) that the stream had not stored are saved
+// beside the state, as the object <key>.outbox, and sent after a restart.
 type durable struct {
 	*Processor
+	*stage.HeldOutputs
 	store jetstream.ObjectStore
 	key   string
 	// fenced is true once this instance lost its lease: another instance
@@ -183,14 +187,18 @@ type durable struct {
 	fenced *atomic.Bool
 }
 
-// Restore loads the saved state, if any.
+// Restore loads the saved state and outbox, if any.
 func (d durable) Restore(ctx context.Context) error {
-	data, err := d.store.GetBytes(ctx, d.key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil
-	}
+	outbox, err := d.read(ctx, d.key+".outbox")
 	if err != nil {
-		return fmt.Errorf("correlator: reading state %s/%s: %w", d.cfg.State.Bucket, d.key, err)
+		return err
+	}
+	if err := d.UnmarshalBinary(outbox); err != nil {
+		return fmt.Errorf("correlator: state %s/%s.outbox: %w", d.cfg.State.Bucket, d.key, err)
+	}
+	data, err := d.read(ctx, d.key)
+	if err != nil || data == nil {
+		return err
 	}
 	if err := d.restore(data); err != nil {
 		return err
@@ -199,11 +207,32 @@ func (d durable) Restore(ctx context.Context) error {
 	return nil
 }
 
-// Checkpoint saves the state, unless the lease was lost.
+// read returns the object key holds, nil if there is none.
+func (d durable) read(ctx context.Context, key string) ([]byte, error) {
+	data, err := d.store.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("correlator: reading state %s/%s: %w", d.cfg.State.Bucket, key, err)
+	}
+	return data, nil
+}
+
+// Checkpoint saves the outbox, then the state, unless the lease was lost.
+// An outbox not saved leaves the state unsaved too: saved alone, it would
+// hold what the lost outputs came from.
 func (d durable) Checkpoint(ctx context.Context) error {
 	if d.fenced.Load() {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
+	}
+	outbox, err := d.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := d.store.PutBytes(ctx, d.key+".outbox", outbox); err != nil {
+		return err
 	}
 	data, err := d.snapshot()
 	if err != nil {
@@ -241,7 +270,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
-		run = durable{Processor: proc, store: store, key: cfg.State.Key, fenced: fenced}
+		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 	}
 	st, err := stage.Open(ctx, js, run, scfg, cfg.Consumer, log, opts...)

@@ -224,6 +224,49 @@ func TestCommandPendingAtTheStopIsAnswered(t *testing.T) {
 	}
 }
 
+// An incident event a tick made (a command's, here) that the stream had
+// not stored when the correlator stopped is saved with the state, and the
+// next run sends it: the state already holds the acknowledgement, so
+// nothing else would.
+func TestTickEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	svc, stop := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+
+	// EVENTS stops taking incident events, and only them.
+	ctx := context.Background()
+	stream, err := r.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := stream.CachedInfo().Config
+	some := all
+	some.Subjects = nil
+	for _, k := range []event.Kind{event.KindLog, event.KindMetric, event.KindAlert, event.KindChange, event.KindAnomaly} {
+		some.Subjects = append(some.Subjects, event.KindFilterAll(k))
+	}
+	if _, err := r.js.UpdateStream(ctx, some); err != nil {
+		t.Fatal(err)
+	}
+	submit, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := svc.proc.Submit(submit, correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana"}); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("ack while the stream refuses incident events: %v, want ErrNotStored", err)
+	}
+	stop()
+	if _, err := r.js.UpdateStream(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+
+	_, stop = r.start()
+	defer stop()
+	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
+	if len(acked) != 1 || acked[0].IncidentID != opened.IncidentID || acked[0].AcknowledgedAt.IsZero() {
+		t.Fatalf("acknowledged after the restart: %+v, want %s's", acked, opened.IncidentID)
+	}
+}
+
 // waitIncidents reads the incident events with status until want arrived
 // (or 30 s passed) and returns their states.
 func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int) []correlate.State {

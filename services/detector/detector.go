@@ -102,6 +102,8 @@ type Service struct {
 	stage        *stage.Stage    // set by New
 	runner       *stage.Runner   // the runner driving the service (New's, or a test's)
 	done         <-chan struct{} // Run's context: closed once the service stops
+	outbox       stage.HeldOutputs
+	outboxEmpty  bool // the bucket holds an empty outbox
 
 	// series and assets are bounded by MaxSeries and MaxAssets, the least
 	// recently seen evicted first (marked, counted).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
@@ -35,10 +36,14 @@ var ErrSnapshot = errors.New("detector: bad snapshot")
 // runs every Snapshot.Interval and once after the drain.
 type snapshotting struct{ *Service }
 
-// Checkpoint writes a snapshot and logs what an incomplete one leaves for
-// the next (or, after the drain, to warm up again after restart).
+// Checkpoint writes the outbox, then a snapshot, and logs what an
+// incomplete one leaves for the next (or, after the drain, to warm up
+// again after restart).
 func (c snapshotting) Checkpoint(ctx context.Context) error {
 	final := c.stopping()
+	if err := c.saveOutbox(ctx); err != nil {
+		return err
+	}
 	n, err := c.Snapshot(ctx)
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
@@ -51,6 +56,42 @@ func (c snapshotting) Checkpoint(ctx context.Context) error {
 		c.log.Info().Int("series", n).Msg("final snapshot written")
 	}
 	return err
+}
+
+// Hold and Held make the snapshots a stage.Outbox: the anomalies of rows a
+// tick closed that the stream had not stored are saved beside the
+// snapshots of the rows' assets, which hold the rows closed, and sent
+// after a restart.
+func (c snapshotting) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }
+func (c snapshotting) Held() []bus.Message     { return c.outbox.Held() }
+
+// outboxKey is the key of the outbox: a series key is one token after the
+// instance's and an asset key starts with group., so none is this one.
+func (s *Service) outboxKey() string { return s.cfg.Instance + ".outbox.held" }
+
+// maxOutboxBytes keeps the outbox within a key-value value (the server's
+// default max_payload is 1 MB): an anomaly is 1 to 2 kB, so several
+// hundred fit; older ones beyond are left out, logged.
+const maxOutboxBytes = 900 << 10
+
+// saveOutbox writes the outputs held; an empty outbox is written once.
+func (s *Service) saveOutbox(ctx context.Context) error {
+	data, left, err := s.outbox.MarshalWithin(maxOutboxBytes)
+	if err != nil {
+		return err
+	}
+	if left > 0 {
+		s.log.Error().Int("anomalies", left).Str("bucket", s.cfg.Snapshot.Bucket).Msg("outbox over a key-value value: the oldest anomalies the stream has not stored are left out")
+	}
+	empty := string(data) == "[]"
+	if empty && s.outboxEmpty {
+		return nil
+	}
+	if _, err := s.kv.Put(ctx, s.outboxKey(), data); err != nil {
+		return fmt.Errorf("detector: outbox to %s: %w", s.cfg.Snapshot.Bucket, err)
+	}
+	s.outboxEmpty = empty
+	return nil
 }
 
 // stopping reports whether Run's context has ended: the runner is draining
@@ -233,6 +274,12 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 		if e == nil { // the initial values are all delivered
 			break
+		}
+		if e.Key() == s.outboxKey() {
+			if err := s.outbox.UnmarshalBinary(e.Value()); err != nil {
+				s.log.Error().Err(err).Str("key", e.Key()).Msg("outbox unreadable: the anomalies it held are lost")
+			}
+			continue
 		}
 		key := strings.TrimPrefix(e.Key(), prefix)
 		if strings.HasPrefix(key, assetKeyPrefix) {

@@ -477,3 +477,59 @@ func TestUnreadableStateStartsEmpty(t *testing.T) {
 		t.Fatalf("load failures %d, templates %v after the state was saved over: want 0 and the restored template with both lines", got, tpls)
 	}
 }
+
+// A minute's counts the stream had not stored when the logminer stopped
+// are saved with the state (which no longer counts them), and the next
+// run sends them.
+func TestCountsNotStoredAtTheStopAreSentAfterTheRestart(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	ctx := context.Background()
+	at := time.Now().Add(-time.Minute)
+	publishRaw(t, js, rawLogs(t, 6, 0, at))
+	l, stop := r.start(Config{})
+	collect(t, js, "events.log.*.templated", 6, 10*time.Second)
+
+	// EVENTS stops taking samples and bursts, and only them.
+	stream, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := stream.CachedInfo().Config
+	some := all
+	some.Subjects = nil
+	for _, k := range []event.Kind{event.KindLog, event.KindAlert, event.KindChange, event.KindIncident} {
+		some.Subjects = append(some.Subjects, event.KindFilterAll(k))
+	}
+	if _, err := js.UpdateStream(ctx, some); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Truncate(time.Minute)
+	if err := l.Flush(ctx, end); err == nil {
+		t.Fatal("flush while the stream refuses samples: no error")
+	}
+	stop()
+	if _, err := js.UpdateStream(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+
+	l, stop = r.start(Config{})
+	defer stop()
+	// Ticks until the counts arrived, not waiting for the minute's end.
+	counted := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-counted:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_ = l.Flush(ctx, end.Add(time.Minute))
+			}
+		}
+	}()
+	sums := countsBy(t, js, 6)
+	close(counted)
+	if len(sums) != 6 {
+		t.Fatalf("counts after the restart: %v, want the 6 lines' series (2 services, 3 templates)", sums)
+	}
+}

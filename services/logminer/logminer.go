@@ -66,6 +66,7 @@ type Logminer struct {
 	headers *headers
 	counts  *counts
 	state   jetstream.ObjectStore // nil when State.Disabled
+	outbox  stage.HeldOutputs     // the tick outputs a checkpoint holds
 	stage   *stage.Stage
 	metrics metrics
 

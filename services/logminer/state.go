@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -75,14 +76,60 @@ func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (je
 // checkpointed is the logminer with its state kept in the object store:
 // the runner restores the state before the first delivery and saves it
 // every SaveEvery and after the drain. Without a state store the runner
-// drives the logminer alone and saves nothing.
+// drives the logminer alone and saves nothing. It is a stage.Outbox: the
+// samples and bursts of a minute the state no longer counts, which the
+// stream had not stored, are saved beside the state (the object
+// <key>.outbox) and sent after a restart.
 type checkpointed struct{ *Logminer }
 
-// Restore loads the saved state (loadState).
-func (c checkpointed) Restore(ctx context.Context) error { return c.loadState(ctx) }
+// Restore loads the saved outbox and state (loadState).
+func (c checkpointed) Restore(ctx context.Context) error {
+	c.loadOutbox(ctx)
+	return c.loadState(ctx)
+}
 
-// Checkpoint saves the state (saveState).
-func (c checkpointed) Checkpoint(ctx context.Context) error { return c.saveState(ctx) }
+// Checkpoint saves the outbox, then the state (saveState).
+func (c checkpointed) Checkpoint(ctx context.Context) error {
+	if err := c.saveOutbox(ctx); err != nil {
+		return err
+	}
+	return c.saveState(ctx)
+}
+
+// Hold and Held are the outbox (stage.Outbox).
+func (c checkpointed) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }
+func (c checkpointed) Held() []bus.Message     { return c.outbox.Held() }
+
+// loadOutbox restores the saved outbox, if there is one. One that cannot
+// be read is logged and ignored, as the state is.
+func (l *Logminer) loadOutbox(ctx context.Context) {
+	key := l.cfg.State.Key + ".outbox"
+	data, err := l.state.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return
+	}
+	if err == nil {
+		err = l.outbox.UnmarshalBinary(data)
+	}
+	if err != nil {
+		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Str("key", key).Msg("saved outbox unreadable: the samples it held are lost")
+		l.metrics.stateLoadFailures.Add(1)
+	}
+}
+
+// saveOutbox writes the outputs held.
+func (l *Logminer) saveOutbox(ctx context.Context) error {
+	data, err := l.outbox.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	key := l.cfg.State.Key + ".outbox"
+	if _, err := l.state.PutBytes(ctx, key, data); err != nil {
+		l.metrics.stateSaveFailures.Add(1)
+		return fmt.Errorf("logminer: saving state %s/%s: %w", l.cfg.State.Bucket, key, err)
+	}
+	return nil
+}
 
 // loadState restores the saved state, if there is one. A state that cannot
 // be read is logged and ignored: the miner relearns the templates from the

@@ -1,0 +1,128 @@
+package stage
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+)
+
+// Outbox is implemented by a Checkpointer whose checkpoint also keeps the
+// tick outputs the stream has not stored yet. A tick's outputs come from
+// state the checkpoint holds (a detector's row closed, an incident
+// resolved, a minute's counts flushed): saved without them, a restart
+// would have the state and never send what it made. Before every
+// checkpoint the runner hands over the tick outputs not stored, holding
+// off ticks until the checkpoint returned (so no tick's state is saved
+// without its outputs); after Restore it takes those the checkpoint held
+// and sends them with the first tick. An output keeps its id, so a copy
+// the stream stored after all is a duplicate it drops, and downstream
+// dedups by id.
+//
+// HeldOutputs implements Hold and Held for a Checkpointer that saves its
+// encoding beside its state.
+type Outbox interface {
+	Checkpointer
+	// Hold is given, before each Checkpoint, the tick outputs not stored
+	// (nil when there are none); the checkpoint saves them.
+	Hold(msgs []bus.Message)
+	// Held returns, after Restore, the outputs the restored checkpoint
+	// held.
+	Held() []bus.Message
+}
+
+// ErrOutbox is wrapped by the errors of decoding a saved outbox.
+var ErrOutbox = errors.New("stage: bad saved outbox")
+
+// HeldOutputs is the outputs an Outbox holds, safe for concurrent use.
+type HeldOutputs struct {
+	mu   sync.Mutex
+	msgs []bus.Message
+}
+
+// Hold replaces the outputs held.
+func (h *HeldOutputs) Hold(msgs []bus.Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = msgs
+}
+
+// Held returns the outputs held.
+func (h *HeldOutputs) Held() []bus.Message {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs
+}
+
+// heldOutput is one output as saved: an output's data is its encoded
+// envelope, kept as it is (JSON within JSON, not base64).
+type heldOutput struct {
+	Subject string          `json:"subject"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// MarshalBinary encodes the outputs held, as a JSON array.
+func (h *HeldOutputs) MarshalBinary() ([]byte, error) {
+	data, _, err := h.MarshalWithin(0)
+	return data, err
+}
+
+// MarshalWithin encodes the newest outputs held whose encoding fits in
+// limit bytes (no limit when 0), for a store whose values are bounded (a
+// key-value bucket's 1 MB); it returns how many older ones it left out.
+func (h *HeldOutputs) MarshalWithin(limit int) (data []byte, left int, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]heldOutput, len(h.msgs))
+	size := 1 // [ and ], less the last comma
+	for i, m := range h.msgs {
+		if !json.Valid(m.Data) {
+			return nil, 0, fmt.Errorf("stage: held output %s is not JSON", m.ID)
+		}
+		out[i] = heldOutput{m.Subject, m.ID, m.Data}
+		size += heldOverhead + len(m.Subject) + len(m.ID) + len(m.Data)
+	}
+	for limit > 0 && size > limit && left < len(out) {
+		m := out[left]
+		size -= heldOverhead + len(m.Subject) + len(m.ID) + len(m.Data)
+		left++
+	}
+	// Data is written as it is (compacted, not HTML-escaped), so that the
+	// size counted is what is written.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out[left:]); err != nil {
+		return nil, 0, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), left, nil
+}
+
+// heldOverhead is what an output's encoding adds to its subject, id and
+// data: keys, quotes, braces and a comma (subjects and ids need no
+// escapes).
+const heldOverhead = len(`{"subject":"","id":"","data":},`)
+
+// UnmarshalBinary replaces the outputs held by those data encodes (none
+// when data is empty).
+func (h *HeldOutputs) UnmarshalBinary(data []byte) error {
+	var in []heldOutput
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &in); err != nil {
+			return fmt.Errorf("%w: %w", ErrOutbox, err)
+		}
+	}
+	msgs := make([]bus.Message, 0, len(in))
+	for i, o := range in {
+		if o.Subject == "" || o.ID == "" || len(o.Data) == 0 {
+			return fmt.Errorf("%w: output %d has no subject, id or data", ErrOutbox, i)
+		}
+		msgs = append(msgs, bus.Message{Subject: o.Subject, ID: o.ID, Data: []byte(o.Data)})
+	}
+	h.Hold(msgs)
+	return nil
+}

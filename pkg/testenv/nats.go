@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
@@ -197,4 +198,29 @@ func (s *NATSServer) Restart() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.t.Fatalf("testenv: restart embedded NATS on port %d: %v", s.port, err)
+}
+
+// NarrowStream makes stream take only subjects until the returned restore
+// is called: a publish to another subject it took fails (no stream answers),
+// as when the stream is out of reach for one kind of output while the
+// inputs go on.
+func NarrowStream(t testing.TB, js jetstream.JetStream, stream string, subjects ...string) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := s.CachedInfo().Config
+	some := all
+	some.Subjects = subjects
+	if _, err := js.UpdateStream(ctx, some); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := js.UpdateStream(ctx, all); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -236,28 +236,15 @@ func TestTickEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 
 	// EVENTS stops taking incident events, and only them.
 	ctx := context.Background()
-	stream, err := r.js.Stream(ctx, bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := stream.CachedInfo().Config
-	some := all
-	some.Subjects = nil
-	for _, k := range []event.Kind{event.KindLog, event.KindMetric, event.KindAlert, event.KindChange, event.KindAnomaly} {
-		some.Subjects = append(some.Subjects, event.KindFilterAll(k))
-	}
-	if _, err := r.js.UpdateStream(ctx, some); err != nil {
-		t.Fatal(err)
-	}
+	restore := testenv.NarrowStream(t, r.js, bus.StreamEvents, event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindMetric), event.KindFilterAll(event.KindAlert),
+		event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindAnomaly))
 	submit, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	if _, err := svc.proc.Submit(submit, correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana"}); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("ack while the stream refuses incident events: %v, want ErrNotStored", err)
 	}
 	stop()
-	if _, err := r.js.UpdateStream(ctx, all); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 
 	_, stop = r.start()
 	defer stop()

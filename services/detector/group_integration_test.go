@@ -13,6 +13,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/detect/synth"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // streamGroupAnomalies reads the group anomalies on the stream.
@@ -165,20 +166,9 @@ func TestTickAnomalyNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 	waitRows(len(a.Times))
 
 	// EVENTS stops taking anomalies, and only them.
-	ctx := context.Background()
-	stream, err := r.js.Stream(ctx, bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := stream.CachedInfo().Config
-	some := all
-	some.Subjects = nil
-	for _, k := range []event.Kind{event.KindLog, event.KindMetric, event.KindAlert, event.KindChange, event.KindIncident} {
-		some.Subjects = append(some.Subjects, event.KindFilterAll(k))
-	}
-	if _, err := r.js.UpdateStream(ctx, some); err != nil {
-		t.Fatal(err)
-	}
+	restore := testenv.NarrowStream(t, r.js, bus.StreamEvents,
+		event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindMetric), event.KindFilterAll(event.KindAlert),
+		event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindIncident))
 	// A row without its last channel, the first far from the others.
 	last := len(a.Times) - 1
 	at := a.Times[last].Add(time.Second)
@@ -199,9 +189,7 @@ func TestTickAnomalyNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 		}
 	}
 	stop(false)
-	if _, err := r.js.UpdateStream(ctx, all); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 
 	_, stop2 := r.start(cfg)
 	defer stop2(false)

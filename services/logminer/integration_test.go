@@ -491,27 +491,14 @@ func TestCountsNotStoredAtTheStopAreSentAfterTheRestart(t *testing.T) {
 	collect(t, js, "events.log.*.templated", 6, 10*time.Second)
 
 	// EVENTS stops taking samples and bursts, and only them.
-	stream, err := js.Stream(ctx, bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := stream.CachedInfo().Config
-	some := all
-	some.Subjects = nil
-	for _, k := range []event.Kind{event.KindLog, event.KindAlert, event.KindChange, event.KindIncident} {
-		some.Subjects = append(some.Subjects, event.KindFilterAll(k))
-	}
-	if _, err := js.UpdateStream(ctx, some); err != nil {
-		t.Fatal(err)
-	}
+	restore := testenv.NarrowStream(t, js, bus.StreamEvents,
+		event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindIncident))
 	end := time.Now().Truncate(time.Minute)
 	if err := l.Flush(ctx, end); err == nil {
 		t.Fatal("flush while the stream refuses samples: no error")
 	}
 	stop()
-	if _, err := js.UpdateStream(ctx, all); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 
 	l, stop = r.start(Config{})
 	defer stop()

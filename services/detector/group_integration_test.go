@@ -29,31 +29,44 @@ func (r *rig) groupAnomalies() []groupEvent {
 	return groupAnomalies(r.t, datas)
 }
 
+// startPump runs a detector whose pipeline has one pca group, pump (its
+// keys of yaml added), with only the shutdown snapshot, and publishes the
+// samples of a generated pump with a broken sensor.
+func (r *rig) startPump(yaml string) (synth.Group, Config, *Service, func(crash bool)) {
+	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 1})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	file := filepath.Join(r.t.TempDir(), "p.yaml")
+	yaml = "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n      method: pca\n" + yaml
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	cfg := Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour}}
+	svc, stop := r.start(cfg)
+	r.publish(assetSamples(r.t, a)...)
+	return a, cfg, svc, stop
+}
+
+// waitRows waits until svc scored n rows.
+func waitRows(t *testing.T, svc *Service, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); testutil.ToFloat64(svc.m.rows) < float64(n); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v rows scored within a minute, want %d", testutil.ToFloat64(svc.m.rows), n)
+		}
+	}
+}
+
 // Method pca: the samples of a generated asset with a broken sensor, published as
 // metric envelopes, come out as group anomalies on JetStream for the fault's
 // rows, naming the broken channel; after a restart the asset's model is
 // restored, so a row far outside is flagged at once, with no new warm-up.
 func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
 	r := newRig(t)
-	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "p.yaml")
-	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n      method: pca\n"
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour}} // only the shutdown snapshot
-	svc, stop := r.start(cfg)
-	r.publish(assetSamples(t, a)...)
+	a, cfg, svc, stop := r.startPump("")
+	waitRows(t, svc, len(a.Times))
 	deadline := time.Now().Add(60 * time.Second)
-	for testutil.ToFloat64(svc.m.rows) < float64(len(a.Times)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v rows scored within a minute, want %d", testutil.ToFloat64(svc.m.rows), len(a.Times))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	var got []groupEvent
 	for time.Now().Before(deadline) {
 		if got = r.groupAnomalies(); len(got) >= int(testutil.ToFloat64(svc.m.groupAnomalies)) && len(got) > 0 {
@@ -143,27 +156,8 @@ func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
 // anomaly, which the next run does.
 func TestTickAnomalyNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 	r := newRig(t)
-	a, err := synth.GenerateGroup(synth.GroupBreak, synth.GroupOptions{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "p.yaml")
-	yaml := "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n      method: pca\n      wait: 1s\n"
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour}} // only the shutdown snapshot
-	svc, stop := r.start(cfg)
-	r.publish(assetSamples(t, a)...)
-	waitRows := func(n int) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); testutil.ToFloat64(svc.m.rows) < float64(n); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%v rows scored within a minute, want %d", testutil.ToFloat64(svc.m.rows), n)
-			}
-		}
-	}
-	waitRows(len(a.Times))
+	a, cfg, svc, stop := r.startPump("      wait: 1s\n")
+	waitRows(t, svc, len(a.Times))
 
 	// EVENTS stops taking anomalies, and only them.
 	restore := testenv.NarrowStream(t, r.js, bus.StreamEvents,
@@ -182,7 +176,7 @@ func TestTickAnomalyNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 		row = append(row, d)
 	}
 	r.publish(row...)
-	waitRows(len(a.Times) + 1)
+	waitRows(t, svc, len(a.Times)+1)
 	for deadline := time.Now().Add(30 * time.Second); svc.runner.Unsent() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the row's anomaly is not waiting to be sent")

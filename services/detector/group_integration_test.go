@@ -48,6 +48,25 @@ func (r *rig) startPump(yaml string) (synth.Group, Config, *Service, func(crash 
 	return a, cfg, svc, stop
 }
 
+// publishOffRow publishes a row of a's first n channels a second after
+// its last, the first channel 1000 away from its last value, and returns
+// the row's time.
+func (r *rig) publishOffRow(a synth.Group, n int) time.Time {
+	last := len(a.Times) - 1
+	at := a.Times[last].Add(time.Second)
+	var row [][]byte
+	for c, name := range a.Channels[:n] {
+		v := a.Values[c][last]
+		if c == 0 {
+			v += 1000
+		}
+		_, d := sample(r.t, "plant", name, map[string]string{"host": "pump-1"}, at, v, "")
+		row = append(row, d)
+	}
+	r.publish(row...)
+	return at
+}
+
 // waitRows waits until svc scored n rows.
 func waitRows(t *testing.T, svc *Service, n int) {
 	t.Helper()
@@ -117,18 +136,7 @@ func TestGroupAnomaliesOnJetStreamAndRestore(t *testing.T) {
 	}
 	// One row right after the restart, the first channel far from the
 	// others: a group warming up again would score it 0.
-	last := len(a.Times) - 1
-	at := a.Times[last].Add(time.Second)
-	var row [][]byte
-	for c, name := range a.Channels {
-		v := a.Values[c][last]
-		if c == 0 {
-			v += 1000
-		}
-		_, d := sample(t, "plant", name, map[string]string{"host": "pump-1"}, at, v, "")
-		row = append(row, d)
-	}
-	r.publish(row...)
+	at := r.publishOffRow(a, len(a.Channels))
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		var hit *groupEvent
@@ -164,18 +172,7 @@ func TestTickAnomalyNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 		event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindMetric), event.KindFilterAll(event.KindAlert),
 		event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindIncident))
 	// A row without its last channel, the first far from the others.
-	last := len(a.Times) - 1
-	at := a.Times[last].Add(time.Second)
-	var row [][]byte
-	for c, name := range a.Channels[:len(a.Channels)-1] {
-		v := a.Values[c][last]
-		if c == 0 {
-			v += 1000
-		}
-		_, d := sample(t, "plant", name, map[string]string{"host": "pump-1"}, at, v, "")
-		row = append(row, d)
-	}
-	r.publish(row...)
+	at := r.publishOffRow(a, len(a.Channels)-1)
 	waitRows(t, svc, len(a.Times)+1)
 	for deadline := time.Now().Add(30 * time.Second); svc.runner.Unsent() == 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -17,8 +17,10 @@ import (
 // would have the state and never send what it made. Before every
 // checkpoint the runner hands over the tick outputs not stored, holding
 // off ticks until the checkpoint returned (so no tick's state is saved
-// without its outputs); after Restore it takes those the checkpoint held
-// and sends them with the first tick. An output keeps its id, so a copy
+// without its outputs; a periodic checkpoint gets CheckpointTimeout);
+// after Restore it takes those the checkpoint held (less those it still
+// keeps, a correlator's between two terms) and sends them with the first
+// tick. An output keeps its id, so a copy
 // the stream stored after all is a duplicate it drops, and downstream
 // dedups by id.
 //
@@ -91,20 +93,31 @@ func (h *HeldOutputs) MarshalWithin(limit int) (data []byte, left int, err error
 		size -= heldOverhead + len(m.Subject) + len(m.ID) + len(m.Data)
 		left++
 	}
-	// Data is written as it is (compacted, not HTML-escaped), so that the
-	// size counted is what is written.
+	for {
+		data, err = encodeHeld(out[left:])
+		// The count is exact unless a subject or an id needed escapes
+		// (event.SubjectToken keeps " and \): then one more goes.
+		if err != nil || limit <= 0 || len(data) <= limit || left == len(out) {
+			return data, left, err
+		}
+		left++
+	}
+}
+
+// encodeHeld writes out's data as it is (compacted, not HTML-escaped), so
+// that the size MarshalWithin counts is what is written.
+func encodeHeld(out []heldOutput) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out[left:]); err != nil {
-		return nil, 0, err
+	if err := enc.Encode(out); err != nil {
+		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), left, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // heldOverhead is what an output's encoding adds to its subject, id and
-// data: keys, quotes, braces and a comma (subjects and ids need no
-// escapes).
+// data: keys, quotes, braces and a comma.
 const heldOverhead = len(`{"subject":"","id":"","data":},`)
 
 // UnmarshalBinary replaces the outputs held by those data encodes (none

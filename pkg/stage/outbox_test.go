@@ -16,7 +16,8 @@ func TestHeldOutputsRoundTripWithinALimit(t *testing.T) {
 	var held stage.HeldOutputs
 	var msgs []bus.Message
 	for i := range 10 {
-		msgs = append(msgs, bus.Message{Subject: "events.anomaly.checkout", ID: fmt.Sprintf("id-%d", i),
+		// a service token may hold what JSON escapes (event.SubjectToken)
+		msgs = append(msgs, bus.Message{Subject: fmt.Sprintf(`events.anomaly.check"out\%d`, i), ID: fmt.Sprintf("id-%d", i),
 			Data: fmt.Appendf(nil, `{"id":"id-%d","body":{"message":"p99 <%d ms> & rising"}}`, i, 100+i)})
 	}
 	held.Hold(msgs)
@@ -31,7 +32,7 @@ func TestHeldOutputsRoundTripWithinALimit(t *testing.T) {
 	if got := back.Held(); !slices.EqualFunc(got, msgs, sameMessage) {
 		t.Fatalf("round trip: %d outputs, not the 10 held", len(got))
 	}
-	for _, limit := range []int{len(all), len(all) - 1, len(all) / 2, 10} {
+	for limit := len(all); limit > 0; limit -= 7 {
 		data, left, err := held.MarshalWithin(limit)
 		if err != nil {
 			t.Fatal(err)

@@ -618,13 +618,24 @@ func (r *Runner) takeHeld() {
 	if !ok {
 		return
 	}
-	held := o.Held()
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	// A correlator standing by between two terms still has the outputs it
+	// kept; those the checkpoint holds too go once.
+	kept := make(map[string]bool, len(r.unsent))
+	for _, m := range r.unsent {
+		kept[m.ID] = true
+	}
+	var held []bus.Message
+	for _, m := range o.Held() {
+		if !kept[m.ID] {
+			held = append(held, m)
+		}
+	}
 	if len(held) == 0 {
 		return
 	}
-	r.tickMu.Lock()
-	defer r.tickMu.Unlock()
-	r.unsent = append(slices.Clone(held), r.unsent...)
+	r.unsent = append(held, r.unsent...)
 	r.unsettled = append(make([]func(error), len(held)), r.unsettled...)
 	r.log.Info().Int("outputs", len(held)).Msg("tick outputs the last checkpoint held: sent with the first tick")
 }
@@ -646,14 +657,23 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := r.checkpoint(ctx, cp); err != nil && ctx.Err() == nil {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := cp.(Outbox); ok {
+			// Ticks wait for it: an ack lost with a cluster node must not
+			// hold them until the stop.
+			cctx, cancel = context.WithTimeout(ctx, r.cfg.CheckpointTimeout)
+		}
+		if err := r.checkpoint(cctx, cp); err != nil && ctx.Err() == nil {
 			r.log.Warn().Err(err).Msg("checkpoint failed; retried at the next one")
 		}
+		cancel()
 	}
 }
 
 // checkpoint saves cp; an Outbox gets the tick outputs not stored first,
-// and no tick runs until the checkpoint returned.
+// and no tick runs until the checkpoint returned (so that no tick's state
+// is saved without its outputs; a periodic one waits at most
+// CheckpointTimeout).
 func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 	if o, ok := cp.(Outbox); ok {
 		r.tickMu.Lock()

@@ -734,3 +734,38 @@ func TestRunnerCheckpointHoldsTickOutputsTheStreamDidNotStore(t *testing.T) {
 		t.Fatalf("run restoring a bad outbox: %v, want ErrOutbox", err)
 	}
 }
+
+// A runner run again (a correlator's next term) still keeps the tick
+// outputs of the last one; those its checkpoint holds too are sent once.
+func TestRunnerRunAgainSendsHeldOutputsOnce(t *testing.T) {
+	var saved []byte
+	pub := stagetest.NewPublisher()
+	r, err := stage.NewRunner(&outboxTicker{saved: &saved}, stage.Config{Name: "outbox", TickEvery: time.Minute, CheckpointEvery: time.Hour}, pub, zeroLog(), stage.WithManualTicks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(during func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, idleSource{}) }()
+		during()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.Refuse(true)
+	run(func() {
+		if err := r.Tick(context.Background(), t0); err == nil {
+			t.Error("tick with its publish refused: no error")
+		}
+	})
+	if r.Unsent() != 1 || !strings.Contains(string(saved), `"id"`) {
+		t.Fatalf("after the first run: unsent %d, saved %s; want the sample kept and held", r.Unsent(), saved)
+	}
+	run(func() {}) // the stream still refuses: the outputs stay kept
+	if got := r.Unsent(); got != 1 {
+		t.Fatalf("unsent %d after the second run, want the one sample once", got)
+	}
+}

@@ -41,10 +41,12 @@ type snapshotting struct{ *Service }
 // again after restart).
 func (c snapshotting) Checkpoint(ctx context.Context) error {
 	final := c.stopping()
-	if err := c.saveOutbox(ctx); err != nil {
-		return err
-	}
-	n, err := c.Snapshot(ctx)
+	// Without the outbox the assets' snapshots would hold rows closed
+	// whose anomalies nothing sends: they wait for the next; the series
+	// do not depend on it.
+	outboxErr := c.saveOutbox(ctx)
+	n, err := c.snapshot(ctx, outboxErr == nil)
+	err = errors.Join(outboxErr, err)
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
 		// cut short by the shutdown; the final snapshot follows
@@ -87,6 +89,7 @@ func (s *Service) saveOutbox(ctx context.Context) error {
 	if empty && s.outboxEmpty {
 		return nil
 	}
+	s.outboxEmpty = false // a put that errs may have been stored
 	if _, err := s.kv.Put(ctx, s.outboxKey(), data); err != nil {
 		return fmt.Errorf("detector: outbox to %s: %w", s.cfg.Snapshot.Bucket, err)
 	}
@@ -152,7 +155,11 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 // awaited, so Process is never held for longer than one chunk's encoding.
 // It returns the number written. Series whose write failed stay dirty for
 // the next snapshot.
-func (s *Service) Snapshot(ctx context.Context) (int, error) {
+func (s *Service) Snapshot(ctx context.Context) (int, error) { return s.snapshot(ctx, true) }
+
+// snapshot writes the series changed since the last snapshot and, with
+// assets, the group assets.
+func (s *Service) snapshot(ctx context.Context, assets bool) (int, error) {
 	if s.snap == nil {
 		return 0, nil
 	}
@@ -215,10 +222,12 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			s.markDirty(failed)
 		}
 	}
-	n, err := s.snapshotAssets(ctx)
-	written += n
-	if err != nil && firstErr == nil {
-		firstErr = err
+	if assets {
+		n, err := s.snapshotAssets(ctx)
+		written += n
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
 	}
 	s.m.snapshotted.Add(float64(written))
 	if firstErr != nil {

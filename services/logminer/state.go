@@ -84,7 +84,9 @@ type checkpointed struct{ *Logminer }
 
 // Restore loads the saved outbox and state (loadState).
 func (c checkpointed) Restore(ctx context.Context) error {
-	c.loadOutbox(ctx)
+	if err := c.loadOutbox(ctx); err != nil {
+		return err
+	}
 	return c.loadState(ctx)
 }
 
@@ -100,21 +102,23 @@ func (c checkpointed) Checkpoint(ctx context.Context) error {
 func (c checkpointed) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }
 func (c checkpointed) Held() []bus.Message     { return c.outbox.Held() }
 
-// loadOutbox restores the saved outbox, if there is one. One that cannot
-// be read is logged and ignored, as the state is.
-func (l *Logminer) loadOutbox(ctx context.Context) {
+// loadOutbox restores the saved outbox, if there is one. As for the
+// state, a read that fails stops the start (the next save would write
+// over what it holds) and one that cannot be decoded is logged and ignored.
+func (l *Logminer) loadOutbox(ctx context.Context) error {
 	key := l.cfg.State.Key + ".outbox"
 	data, err := l.state.GetBytes(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("logminer: reading state %s/%s: %w", l.cfg.State.Bucket, key, err)
 	}
-	if err == nil {
-		err = l.outbox.UnmarshalBinary(data)
-	}
-	if err != nil {
+	if err := l.outbox.UnmarshalBinary(data); err != nil {
 		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Str("key", key).Msg("saved outbox unreadable: the samples it held are lost")
 		l.metrics.stateLoadFailures.Add(1)
 	}
+	return nil
 }
 
 // saveOutbox writes the outputs held.

@@ -87,7 +87,10 @@ type incident struct {
 	// the incident spreads again for SpreadWindow from then.
 	wave    time.Time
 	returns int // how often it came back (maxReturns)
-	firing  int // members firing (alerts only)
+	// commands are the ids of the last commands applied (Command.ID),
+	// oldest first.
+	commands []string
+	firing   int // members firing (alerts only)
 	// failing counts, per service, the alerts firing there that are no
 	// advisory (waitedOn).
 	failing map[string]int
@@ -728,6 +731,9 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 		into.openedAt = from.openedAt
 	}
 	into.wave, into.returns = latest(into.wave, from.wave), max(into.returns, from.returns)
+	for _, id := range from.commands {
+		into.rememberCommand(id)
+	}
 	if from.lastFired.After(into.lastFired) {
 		into.lastFired = from.lastFired
 	}
@@ -738,6 +744,18 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	c.remember(mergeRecord{ID: from.id, Into: into.id, At: t})
 	c.reschedule(into)
 	return u
+}
+
+// rememberCommand records the id of a command applied, keeping the last
+// maxCommandIDs.
+func (inc *incident) rememberCommand(id string) {
+	if slices.Contains(inc.commands, id) {
+		return
+	}
+	if len(inc.commands) == maxCommandIDs {
+		inc.commands = append(inc.commands[:0], inc.commands[1:]...)
+	}
+	inc.commands = append(inc.commands, id)
 }
 
 // remember records a merge, in mergedOrder's time order (a merge is
@@ -1815,6 +1833,9 @@ func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
 var (
 	ErrUnknownIncident = errors.New("correlate: no such incident")
 	ErrUnknownAction   = errors.New("correlate: unknown action")
+	// ErrApplied: a command with this id was applied to the incident
+	// already; Apply returns the incident's state and no event.
+	ErrApplied = errors.New("correlate: command applied already")
 )
 
 // Command is what a person says to an incident.
@@ -1825,7 +1846,19 @@ type Command struct {
 	Assignee   string    `json:"assignee,omitempty"`
 	Text       string    `json:"text,omitempty"`
 	Time       time.Time `json:"time"`
+	// ID, when set, makes the command apply once: one given again (a
+	// redelivered NATS command, an API request retried with its
+	// Idempotency-Key) is answered ErrApplied. An incident remembers the
+	// ids of its last maxCommandIDs commands.
+	ID string `json:"id,omitempty"`
 }
+
+// maxCommandIDs bounds the command ids an incident remembers: a retry
+// comes within seconds or minutes, not after dozens of other commands.
+const maxCommandIDs = 32
+
+// MaxCommandID bounds a command id's length.
+const MaxCommandID = 256
 
 // Apply carries out a command and returns the incident event it causes.
 // A command on an incident merged within ReopenWindow applies to the
@@ -1847,18 +1880,31 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 	}
 	u, err := c.apply(inc, cmd, cmd.IncidentID)
 	if err != nil {
-		return Update{}, fmt.Errorf("%w (the command was given to %s, merged into it)", err, cmd.IncidentID)
+		return u, fmt.Errorf("%w (the command was given to %s, merged into it)", err, cmd.IncidentID)
 	}
 	return u, nil
 }
 
 // apply carries out cmd on inc; via is the merged incident the command
 // was given to ("" when it was inc).
-func (c *Correlator) apply(inc *incident, cmd Command, via string) (Update, error) {
+func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, err error) {
 	defer c.reschedule(inc)
 	t := cmd.Time
 	if t.IsZero() {
 		t = c.now
+	}
+	if cmd.ID != "" {
+		if len(cmd.ID) > MaxCommandID {
+			return Update{}, fmt.Errorf("correlate: command id of %d bytes, at most %d", len(cmd.ID), MaxCommandID)
+		}
+		if slices.Contains(inc.commands, cmd.ID) {
+			return Update{Time: t, State: c.state(inc, "")}, fmt.Errorf("%w: %s to %s", ErrApplied, cmd.ID, inc.id)
+		}
+		defer func() {
+			if err == nil {
+				inc.rememberCommand(cmd.ID)
+			}
+		}()
 	}
 	who := cmd.By
 	if who == "" {

@@ -1107,6 +1107,60 @@ func TestCommands(t *testing.T) {
 	}
 }
 
+// A command given again under its id (a redelivered NATS command, an API
+// request retried) applies once, across a restart too: the second is
+// answered ErrApplied with the incident's state, and makes no event.
+func TestCommandWithAnIDAppliesOnce(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, alert("HighLatency", "checkout", 0))
+	id := ups0ID(c)
+	comment := Command{IncidentID: id, Action: "comment", Text: "rolling back", By: "bo", ID: "nats:7"}
+	u, err := c.Apply(comment)
+	if err != nil || len(u.State.Comments) != 1 {
+		t.Fatalf("comment: %v %v", u.State.Comments, err)
+	}
+	c = restarted(t, c)
+	u, err = c.Apply(comment)
+	if !errors.Is(err, ErrApplied) || u.Transition != "" || len(u.State.Comments) != 1 || u.State.IncidentID != id {
+		t.Fatalf("the comment again: %+v %v, want ErrApplied, one comment, no event", u, err)
+	}
+	// Another id is another command; none is any number of them.
+	comment.ID = "nats:8"
+	if u, err = c.Apply(comment); err != nil || len(u.State.Comments) != 2 {
+		t.Fatalf("the comment under another id: %v %v", u.State.Comments, err)
+	}
+	comment.ID = ""
+	for range 2 {
+		if _, err = c.Apply(comment); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The ack given again is no refusal of a second ack.
+	ack := Command{IncidentID: id, Action: "ack", By: "ana", ID: "key:abc"}
+	if _, err := c.Apply(ack); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = c.Apply(ack); !errors.Is(err, ErrApplied) || u.State.State != StatusAcknowledged {
+		t.Fatalf("the ack again: %v %v", u.State.State, err)
+	}
+	// An incident remembers its last maxCommandIDs ids.
+	for i := range maxCommandIDs {
+		if _, err := c.Apply(Command{IncidentID: id, Action: "comment", Text: "note", ID: fmt.Sprint("n", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Apply(Command{IncidentID: id, Action: "comment", Text: "note", ID: "n0"}); !errors.Is(err, ErrApplied) {
+		t.Fatalf("the last of %d ids given again: %v", maxCommandIDs, err)
+	}
+	if _, err := c.Apply(ack); err == nil || errors.Is(err, ErrApplied) {
+		t.Fatalf("an ack whose id was forgotten: %v, want the refusal of a second ack", err)
+	}
+	long := Command{IncidentID: id, Action: "comment", Text: "x", ID: strings.Repeat("k", MaxCommandID+1)}
+	if _, err := c.Apply(long); err == nil {
+		t.Fatal("a command id over MaxCommandID was taken")
+	}
+}
+
 // Incident events are valid envelopes whose ids are the same for the same
 // transition, and the same input gives the same events.
 func TestEventsAreDeterministicEnvelopes(t *testing.T) {

@@ -60,6 +60,8 @@ type incidentSnapshot struct {
 	// neither, and the incident spreads from its opening.
 	Wave    time.Time `json:"wave,omitzero"`
 	Returns int       `json:"returns,omitempty"`
+	// Commands are the ids of the last commands applied (Command.ID).
+	Commands []string `json:"commands,omitempty"`
 }
 
 type memberSnapshot struct {
@@ -77,7 +79,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
-			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns,
+			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode})
@@ -131,7 +133,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
-			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns,
+			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
 			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }

@@ -111,6 +111,12 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 			pc.cmd.Time = p.c.Now()
 		}
 		u, err := p.c.Apply(pc.cmd)
+		if errors.Is(err, correlate.ErrApplied) {
+			// Given again (redelivered, retried): its event went out, or
+			// is kept until the stream stores it.
+			pc.result <- commandResult{state: u.State}
+			continue
+		}
 		if err != nil {
 			pc.result <- commandResult{err: err}
 			continue
@@ -292,10 +298,19 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s needs %q in the body", action, missing))
 		return
 	}
+	// A client retrying (a 503, a lost answer) under one Idempotency-Key
+	// applies its command once.
+	var cmdID string
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if cmdID = "key:" + key; len(cmdID) > correlate.MaxCommandID {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key of %d bytes, at most %d", len(key), correlate.MaxCommandID-len("key:")))
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	id := r.PathValue("id")
-	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text})
+	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text, ID: cmdID})
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error())

@@ -49,9 +49,18 @@ func newAPIRig(t *testing.T) *apiRig {
 // applied by the tick).
 func (r *apiRig) do(method, path, token, body string) (int, string) {
 	r.t.Helper()
+	return r.doKeyed(method, path, token, "", body)
+}
+
+// doKeyed is do with an Idempotency-Key, when key is set.
+func (r *apiRig) doKeyed(method, path, token, key, body string) (int, string) {
+	r.t.Helper()
 	req, _ := http.NewRequest(method, r.base+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	type answer struct {
 		code int
@@ -141,6 +150,17 @@ func TestAPI(t *testing.T) {
 	}
 	if code, body := r.do("POST", "/v1/incidents/"+id+"/assign", apiToken, `{"by":"ana","assignee":"bo"}`); code != 200 || !strings.Contains(body, `"assignee": "bo"`) {
 		t.Fatalf("assign: %d %s", code, body)
+	}
+	// A comment retried under its Idempotency-Key is made once; both
+	// answers are the incident with it.
+	for range 2 {
+		code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, "c-1", `{"by":"bo","text":"rolling back"}`)
+		if code != 200 || strings.Count(body, "rolling back") != 1 {
+			t.Fatalf("comment under a key: %d %s", code, body)
+		}
+	}
+	if code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, strings.Repeat("k", 300), `{"by":"bo","text":"x"}`); code != 400 || !strings.Contains(body, "Idempotency-Key") {
+		t.Fatalf("an Idempotency-Key of 300 bytes: %d %s", code, body)
 	}
 	if code, _ := r.do("POST", "/v1/incidents/"+id+"/resolve", apiToken, `{"by":"bo"}`); code != 200 {
 		t.Fatalf("resolve: %d", code)

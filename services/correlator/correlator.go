@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -366,6 +367,10 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	}
 	if cmd.IncidentID == "" {
 		cmd.IncidentID = strings.TrimPrefix(d.Subject, event.IncidentCommandPrefix+".")
+	}
+	if cmd.ID == "" {
+		// A redelivery (its event not stored yet, a stop) applies once.
+		cmd.ID = "nats:" + strconv.FormatUint(d.StreamSeq, 10)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -227,7 +227,8 @@ func TestCommandPendingAtTheStopIsAnswered(t *testing.T) {
 // An incident event a tick made (a command's, here) that the stream had
 // not stored when the correlator stopped is saved with the state, and the
 // next run sends it: the state already holds the acknowledgement, so
-// nothing else would.
+// nothing else would. A NATS command redelivered because its event was
+// not stored is not applied twice.
 func TestTickEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
 	svc, stop := r.start()
@@ -243,14 +244,33 @@ func TestTickEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 	if _, err := svc.proc.Submit(submit, correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana"}); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("ack while the stream refuses incident events: %v, want ErrNotStored", err)
 	}
+	// A NATS command whose event is not stored is naked; its redelivery
+	// is not applied again.
+	cmd, _ := json.Marshal(correlate.Command{Action: "comment", By: "bo", Text: "rolling back"})
+	if _, err := r.js.Publish(ctx, event.IncidentCommandPrefix+"."+opened.IncidentID, cmd); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); svc.commands.Stats().Acked == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the comment command was not acked: %+v", svc.commands.Stats())
+		}
+	}
+	if st := svc.commands.Stats(); st.Delivered < 2 || st.DeadLettered != 0 {
+		t.Fatalf("command consumer %+v: want a redelivery, acked, and no dead letter", st)
+	}
 	stop()
 	restore()
 
-	_, stop = r.start()
+	svc, stop = r.start()
 	defer stop()
 	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
 	if len(acked) != 1 || acked[0].IncidentID != opened.IncidentID || acked[0].AcknowledgedAt.IsZero() {
 		t.Fatalf("acknowledged after the restart: %+v, want %s's", acked, opened.IncidentID)
+	}
+	for _, st := range svc.proc.Incidents() {
+		if st.IncidentID == opened.IncidentID && len(st.Comments) != 1 {
+			t.Fatalf("%d comments after the restart, want the one command's", len(st.Comments))
+		}
 	}
 }
 

@@ -731,7 +731,10 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 		into.openedAt = from.openedAt
 	}
 	into.wave, into.returns = latest(into.wave, from.wave), max(into.returns, from.returns)
-	for _, id := range from.commands {
+	// into's own ids stay the newest: one may still wait for its repeat.
+	own := into.commands
+	into.commands = nil
+	for _, id := range slices.Concat(from.commands, own) {
 		into.rememberCommand(id)
 	}
 	if from.lastFired.After(into.lastFired) {

@@ -1135,6 +1135,13 @@ func TestCommandWithAnIDAppliesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A command refused is not applied, so its id is not taken.
+	if _, err := c.Apply(Command{IncidentID: id, Action: "comment", Text: " ", ID: "nats:9"}); err == nil || errors.Is(err, ErrApplied) {
+		t.Fatalf("a comment without text: %v, want its refusal", err)
+	}
+	if u, err = c.Apply(Command{IncidentID: id, Action: "comment", Text: "now with text", ID: "nats:9"}); err != nil || len(u.State.Comments) != 5 {
+		t.Fatalf("the id of a refused command, given again: %d comments, %v", len(u.State.Comments), err)
+	}
 	// The ack given again is no refusal of a second ack.
 	ack := Command{IncidentID: id, Action: "ack", By: "ana", ID: "key:abc"}
 	if _, err := c.Apply(ack); err != nil {

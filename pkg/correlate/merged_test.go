@@ -216,3 +216,39 @@ func TestMergesSurviveASnapshot(t *testing.T) {
 		t.Fatalf("a merge record without an id: %v", err)
 	}
 }
+
+// A command given to an incident before it was merged, given again (a
+// redelivery), is not applied twice: the incident it went into took the
+// ids of the one merged, and kept its own.
+func TestCommandIDsFollowAMerge(t *testing.T) {
+	c := correlatorOn(t, Config{}, `
+services:
+  api-a: {depends_on: [mid]}
+  api-b: {depends_on: [mid]}
+  mid:   {}
+`)
+	a, b := alert("HighLatency", "api-a", 0), alert("HighLatency", "api-b", 10*time.Second)
+	feed(c, a, b)
+	incA, _ := c.IncidentOf(a.Fingerprint)
+	incB, _ := c.IncidentOf(b.Fingerprint)
+	for i, id := range []string{incA, incB} {
+		if _, err := c.Apply(Command{IncidentID: id, Action: "comment", Text: "looking", ID: "nats:" + id}); err != nil {
+			t.Fatalf("comment %d: %v", i, err)
+		}
+	}
+	feed(c, alert("ConnectionPoolExhausted", "mid", 20*time.Second))
+	if c.Stats().Merged != 1 {
+		t.Fatalf("%d merged, want 1", c.Stats().Merged)
+	}
+	for _, id := range []string{incA, incB} {
+		target, _ := c.MergedInto(id)
+		if target == "" {
+			target = id
+		}
+		before, _ := c.Incident(target)
+		u, err := c.Apply(Command{IncidentID: id, Action: "comment", Text: "looking", ID: "nats:" + id})
+		if !errors.Is(err, ErrApplied) || len(u.State.Comments) != len(before.Comments) {
+			t.Fatalf("the comment to %s again after the merge: %v, %d comments, %d before; want ErrApplied and no new comment", id, err, len(u.State.Comments), len(before.Comments))
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,6 +23,10 @@ import (
 // APIConfig is the incidents API's listener: off unless Listen is set,
 // always with a bearer token.
 type APIConfig = httpapi.Config
+
+// MaxIdempotencyKey bounds an Idempotency-Key: with the request's hash it
+// makes a command id of at most correlate.MaxCommandID bytes.
+const MaxIdempotencyKey = correlate.MaxCommandID - len("key:/0123456789abcdef")
 
 // Errors of Submit.
 var (
@@ -53,7 +58,9 @@ type commandResult struct {
 // like every other output. A command the incident refuses (unknown,
 // already resolved) fails at once. A command on an incident merged into
 // another applies to that one (correlate.Correlator.Apply): the state
-// returned is then that incident's.
+// returned is then that incident's. A command given again under its id is
+// not applied twice: it returns the state once its first application's
+// event was stored or a checkpoint holds it, ErrNotStored before that.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
 	p.mu.Lock()
 	if !p.leading.Load() {
@@ -113,8 +120,14 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 		u, err := p.c.Apply(pc.cmd)
 		if errors.Is(err, correlate.ErrApplied) {
 			// Given again (redelivered, retried): its event went out, or
-			// is kept until the stream stores it.
-			pc.result <- commandResult{state: u.State}
+			// a checkpoint holds it; until then the repeat is told so.
+			if p.unstored[pc.cmd.ID] {
+				err = fmt.Errorf("%w: the command %s was applied, its event not yet", ErrNotStored, pc.cmd.ID)
+			} else {
+				err = nil
+			}
+			p.log.Info().Str("incident_id", u.State.IncidentID).Str("action", pc.cmd.Action).Str("command_id", pc.cmd.ID).AnErr("answer", err).Msg("incident command given again: not applied twice")
+			pc.result <- commandResult{state: u.State, err: err}
 			continue
 		}
 		if err != nil {
@@ -125,9 +138,16 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 		if err == nil {
 			result := pc.result
 			state := u.State
+			id := pc.cmd.ID
+			track := id != "" && p.unstored != nil
+			if track {
+				p.unstored[id] = true
+			}
 			err = out.Emit(stage.Output{Event: e, Settled: func(err error) {
 				if err != nil {
 					err = fmt.Errorf("%w: %w", ErrNotStored, err)
+				} else if track {
+					p.saved([]string{id})
 				}
 				result <- commandResult{state: state, err: err}
 			}})
@@ -302,10 +322,18 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	// applies its command once.
 	var cmdID string
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		if cmdID = "key:" + key; len(cmdID) > correlate.MaxCommandID {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key of %d bytes, at most %d", len(key), correlate.MaxCommandID-len("key:")))
+		if len(key) > MaxIdempotencyKey {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key of %d bytes, at most %d", len(key), MaxIdempotencyKey))
 			return
 		}
+		// The request is part of the id: a key used again for another
+		// command (another action, text or assignee) is that command.
+		h := fnv.New64a()
+		for _, v := range []string{r.PathValue("id"), action, body.By, body.Assignee, body.Text} {
+			h.Write([]byte(v))
+			h.Write([]byte{0})
+		}
+		cmdID = fmt.Sprintf("key:%s/%016x", key, h.Sum64())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()

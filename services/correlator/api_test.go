@@ -159,8 +159,15 @@ func TestAPI(t *testing.T) {
 			t.Fatalf("comment under a key: %d %s", code, body)
 		}
 	}
-	if code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, strings.Repeat("k", 300), `{"by":"bo","text":"x"}`); code != 400 || !strings.Contains(body, "Idempotency-Key") {
-		t.Fatalf("an Idempotency-Key of 300 bytes: %d %s", code, body)
+	// The key used again for another request is that request.
+	if code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, "c-1", `{"by":"bo","text":"done"}`); code != 200 || !strings.Contains(body, "done") {
+		t.Fatalf("another comment under the same key: %d %s", code, body)
+	}
+	if code, _ := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, strings.Repeat("k", MaxIdempotencyKey), `{"by":"bo","text":"x"}`); code != 200 {
+		t.Fatalf("an Idempotency-Key of %d bytes: %d", MaxIdempotencyKey, code)
+	}
+	if code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, strings.Repeat("k", MaxIdempotencyKey+1), `{"by":"bo","text":"x"}`); code != 400 || !strings.Contains(body, "Idempotency-Key") {
+		t.Fatalf("an Idempotency-Key of %d bytes: %d %s", MaxIdempotencyKey+1, code, body)
 	}
 	if code, _ := r.do("POST", "/v1/incidents/"+id+"/resolve", apiToken, `{"by":"bo"}`); code != 200 {
 		t.Fatalf("resolve: %d", code)
@@ -258,5 +265,49 @@ func TestAPIMergedIncident(t *testing.T) {
 	// A command on the incident itself applied to it: no applied_to.
 	if code, body := r.do("POST", "/v1/incidents/"+into+"/comment", apiToken, `{"by":"bo","text":"pool exhausted"}`); code != 200 || strings.Contains(body, "applied_to") {
 		t.Fatalf("comment on the target: %d %s, want 200 without applied_to", code, body)
+	}
+}
+
+// With a state store, a command given again under its id is done once its
+// first event was stored (no checkpoint needed), and "not stored" while it
+// was not.
+func TestCommandGivenAgainWaitsForItsEvent(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.unstored = map[string]bool{} // as New makes it with a state store
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	id := proc.Incidents()[0].IncidentID
+	submit := func(c correlate.Command) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { _, err := proc.Submit(context.Background(), c); done <- err }()
+		for {
+			select {
+			case err := <-done:
+				return err
+			case <-time.After(10 * time.Millisecond):
+				h.Tick(time.Now())
+			}
+		}
+	}
+	refused := correlate.Command{IncidentID: id, Action: "comment", Text: "one", ID: "key:a"}
+	h.Pub.Refuse(true)
+	for i := range 2 {
+		if err := submit(refused); !errors.Is(err, ErrNotStored) {
+			t.Fatalf("comment %d while the stream refuses: %v, want ErrNotStored", i+1, err)
+		}
+	}
+	h.Pub.Refuse(false)
+	stored := correlate.Command{IncidentID: id, Action: "comment", Text: "two", ID: "key:b"}
+	for i := range 2 {
+		if err := submit(stored); err != nil {
+			t.Fatalf("comment %d, its event stored: %v", i+1, err)
+		}
+	}
+	if got := len(proc.Incidents()[0].Comments); got != 2 {
+		t.Fatalf("%d comments, want each command's once", got)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +48,12 @@ type Processor struct {
 	lastArrival time.Time // wall clock of the last signal
 	lastTick    time.Time
 	commands    []pendingCommand // applied by the next tick
+	// unstored are the ids of commands applied whose event the stream
+	// has not stored and no checkpoint holds yet (kept only with a state
+	// store): a command given again under one of them is answered
+	// ErrNotStored, not ErrApplied's success, so that a crash before
+	// either cannot lose a command whose repeat was acked.
+	unstored map[string]bool
 	// leading is true while this instance consumes (holds the lease): a
 	// standby's state is not current, so its API refuses.
 	leading atomic.Bool
@@ -158,11 +166,23 @@ func (p *Processor) Incidents() []correlate.State {
 	return p.c.Incidents()
 }
 
-// snapshot and restore are the state as bytes.
-func (p *Processor) snapshot() ([]byte, error) {
+// snapshot and restore are the state as bytes. snapshot also returns
+// the ids of the commands applied whose events were not stored yet: once
+// the state is saved, the outbox saved before it holds their events.
+func (p *Processor) snapshot() ([]byte, []string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.c.MarshalJSON()
+	data, err := p.c.MarshalJSON()
+	return data, slices.Collect(maps.Keys(p.unstored)), err
+}
+
+// saved forgets ids as unstored: a checkpoint holds their events.
+func (p *Processor) saved(ids []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		delete(p.unstored, id)
+	}
 }
 
 func (p *Processor) restore(data []byte) error {
@@ -235,12 +255,15 @@ func (d durable) Checkpoint(ctx context.Context) error {
 	if _, err := d.store.PutBytes(ctx, d.key+".outbox", outbox); err != nil {
 		return err
 	}
-	data, err := d.snapshot()
+	data, unstored, err := d.snapshot()
 	if err != nil {
 		return err
 	}
-	_, err = d.store.PutBytes(ctx, d.key, data)
-	return err
+	if _, err = d.store.PutBytes(ctx, d.key, data); err != nil {
+		return err
+	}
+	d.saved(unstored)
+	return nil
 }
 
 // Service is the correlator wired to JetStream, with its incidents API
@@ -271,6 +294,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
+		proc.unstored = map[string]bool{}
 		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 	}
@@ -370,7 +394,9 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	}
 	if cmd.ID == "" {
 		// A redelivery (its event not stored yet, a stop) applies once.
-		cmd.ID = "nats:" + strconv.FormatUint(d.StreamSeq, 10)
+		// The time the stream stored it tells a stream created again
+		// (memory storage after a restart), whose sequence restarts.
+		cmd.ID = "nats:" + strconv.FormatUint(d.StreamSeq, 10) + "@" + strconv.FormatInt(d.Published.UnixNano(), 10)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

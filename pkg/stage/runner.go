@@ -53,6 +53,7 @@ type Runner struct {
 	tickMu    sync.Mutex
 	unsent    []bus.Message
 	unsettled []func(error)
+	late      []func() // the StoredLate of each unsent output (nil for none)
 
 	// draining is set once a sink's drain Flush is due; flushMu makes
 	// flushes one at a time (see flushSink).
@@ -514,7 +515,7 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 		out = sinkEmitter{}
 	}
 	tickErr := t.Tick(ctx, now, out)
-	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled)
+	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled, em.late)
 	if tickErr != nil || sendErr != nil {
 		r.m.tickFailures.Add(1)
 	}
@@ -540,7 +541,7 @@ func (sinkEmitter) Emit(Output) error { return errs.Permanent(ErrSinkEmits) }
 func (r *Runner) sendUnsent(ctx context.Context) error {
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
-	return r.publishTickOutputs(ctx, nil, nil)
+	return r.publishTickOutputs(ctx, nil, nil, nil)
 }
 
 // publishTickOutputs publishes the kept tick outputs, then msgs, and waits
@@ -549,10 +550,11 @@ func (r *Runner) sendUnsent(ctx context.Context) error {
 // cluster node must not hold the stop for the publisher's ack timeout);
 // those that fail, or whose ack had not come (ErrStopped), are kept, the
 // oldest dropped beyond MaxKept. r.tickMu is held.
-func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, freshSettled []func(error)) error {
+func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, freshSettled []func(error), freshLate []func()) error {
 	msgs := append(r.unsent, fresh...)
 	settled := append(append(make([]func(error), 0, len(msgs)), r.unsettled...), freshSettled...)
-	r.unsent, r.unsettled = nil, nil
+	late := append(append(make([]func(), 0, len(msgs)), r.late...), freshLate...)
+	r.unsent, r.unsettled, r.late = nil, nil, nil
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	errl := make([]error, len(msgs))
 	for i, m := range msgs {
@@ -570,6 +572,7 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 				first = fmt.Errorf("stage %s: publishing %s to %s: %w", r.cfg.Name, m.ID, m.Subject, err)
 			}
 			r.unsent = append(r.unsent, bus.Message{Subject: m.Subject, ID: m.ID, Data: m.Data})
+			r.late = append(r.late, late[i])
 			if errors.Is(err, ErrStopped) && settled[i] != nil {
 				// Told by the stop's last send, which may store it yet
 				// (a correlator command's answer, a detector's asset held
@@ -580,6 +583,9 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 			r.unsettled = append(r.unsettled, nil)
 		} else {
 			r.m.outputs.Add(1)
+			if settled[i] == nil && late[i] != nil {
+				late[i]() // Settled heard the first failure
+			}
 		}
 		if settled[i] != nil {
 			settled[i](err)
@@ -594,6 +600,7 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 		}
 		r.unsent = append([]bus.Message(nil), r.unsent[n:]...)
 		r.unsettled = slices.Clone(r.unsettled[n:])
+		r.late = slices.Clone(r.late[n:])
 	}
 	return first
 }
@@ -637,6 +644,7 @@ func (r *Runner) takeHeld() {
 	}
 	r.unsent = append(held, r.unsent...)
 	r.unsettled = append(make([]func(error), len(held)), r.unsettled...)
+	r.late = append(make([]func(), len(held)), r.late...)
 	r.log.Info().Int("outputs", len(held)).Msg("tick outputs the last checkpoint held: sent with the first tick")
 }
 
@@ -696,12 +704,14 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 type emitter struct {
 	msgs    []bus.Message
 	settled []func(error)
+	late    []func()
 }
 
 func (e *emitter) reset() {
 	clear(e.msgs)
 	clear(e.settled)
-	e.msgs, e.settled = e.msgs[:0], e.settled[:0]
+	clear(e.late)
+	e.msgs, e.settled, e.late = e.msgs[:0], e.settled[:0], e.late[:0]
 }
 
 func (e *emitter) Emit(o Output) error {
@@ -718,6 +728,7 @@ func (e *emitter) Emit(o Output) error {
 	}
 	e.msgs = append(e.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
 	e.settled = append(e.settled, o.Settled)
+	e.late = append(e.late, o.StoredLate)
 	return nil
 }
 

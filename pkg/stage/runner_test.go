@@ -769,3 +769,44 @@ func TestRunnerRunAgainSendsHeldOutputsOnce(t *testing.T) {
 		t.Fatalf("unsent %d after the second run, want the one sample once", got)
 	}
 }
+
+// lateTicker emits one sample at its first tick, telling its Settled and
+// StoredLate.
+type lateTicker struct {
+	echo
+	ticked  bool
+	settled []error
+	late    int
+}
+
+func (p *lateTicker) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+	if p.ticked {
+		return nil
+	}
+	p.ticked = true
+	e, err := event.New(event.KindMetric, "checkout", now, event.MetricBody{Name: "lines", Value: new(1.0)})
+	if err != nil {
+		return err
+	}
+	return out.Emit(stage.Output{Event: e, Settled: func(err error) { p.settled = append(p.settled, err) }, StoredLate: func() { p.late++ }})
+}
+
+// A tick's output whose first publish failed (Settled told so) and which
+// a later tick's retry stored is reported by StoredLate, once.
+func TestRunnerTellsATickOutputStoredLate(t *testing.T) {
+	p := &lateTicker{}
+	h := stagetest.Start(t, p, stage.Config{TickEvery: time.Minute})
+	h.Pub.FailNext(1)
+	_ = h.Tick(t0)
+	if len(p.settled) != 1 || p.settled[0] == nil || p.late != 0 {
+		t.Fatalf("after the failed publish: settled %v, late %d; want the failure told, nothing late", p.settled, p.late)
+	}
+	for i := range 2 {
+		if err := h.Tick(t0.Add(time.Duration(i+1) * time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(p.settled) != 1 || p.late != 1 || len(h.Pub.Events(t)) != 1 {
+		t.Fatalf("after the retry: settled %v, late %d, stored %d; want StoredLate once, Settled not again", p.settled, p.late, len(h.Pub.Events(t)))
+	}
+}

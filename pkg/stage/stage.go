@@ -96,6 +96,12 @@ type Output struct {
 	// the kept tick outputs (ErrStopped if it did not store it either; an
 	// Outbox's last checkpoint then holds it).
 	Settled func(error)
+	// StoredLate, when set on a tick's output, is called once if a later
+	// tick's retry stores the output after Settled heard a failure (a
+	// correlator command whose caller was told "not stored" learns it
+	// was). An input's outputs ignore it: the input's redelivery sends
+	// them again.
+	StoredLate func()
 }
 
 // Emitter takes a processor's outputs. Emit encodes the event at once (the

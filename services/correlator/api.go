@@ -143,14 +143,18 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 			if track {
 				p.unstored[id] = true
 			}
-			err = out.Emit(stage.Output{Event: e, Settled: func(err error) {
+			o := stage.Output{Event: e, Settled: func(err error) {
 				if err != nil {
 					err = fmt.Errorf("%w: %w", ErrNotStored, err)
 				} else if track {
 					p.saved([]string{id})
 				}
 				result <- commandResult{state: state, err: err}
-			}})
+			}}
+			if track {
+				o.StoredLate = func() { p.saved([]string{id}) } // a later tick's retry stored it
+			}
+			err = out.Emit(o)
 		}
 		if err != nil {
 			pc.result <- commandResult{err: err}

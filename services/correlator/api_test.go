@@ -269,8 +269,8 @@ func TestAPIMergedIncident(t *testing.T) {
 }
 
 // With a state store, a command given again under its id is done once its
-// first event was stored (no checkpoint needed), and "not stored" while it
-// was not.
+// first event was stored, by its first publish or a later tick's retry (no
+// checkpoint needed), and "not stored" while it was not.
 func TestCommandGivenAgainWaitsForItsEvent(t *testing.T) {
 	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
 	if err != nil {
@@ -300,7 +300,15 @@ func TestCommandGivenAgainWaitsForItsEvent(t *testing.T) {
 			t.Fatalf("comment %d while the stream refuses: %v, want ErrNotStored", i+1, err)
 		}
 	}
+	// A later tick's retry stores the first comment's event: given
+	// again, it is done.
 	h.Pub.Refuse(false)
+	if err := h.Tick(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := submit(refused); err != nil {
+		t.Fatalf("the comment again once a retry stored its event: %v", err)
+	}
 	stored := correlate.Command{IncidentID: id, Action: "comment", Text: "two", ID: "key:b"}
 	for i := range 2 {
 		if err := submit(stored); err != nil {

@@ -755,8 +755,8 @@ func (inc *incident) rememberCommand(id string) {
 	if slices.Contains(inc.commands, id) {
 		return
 	}
-	if len(inc.commands) == maxCommandIDs {
-		inc.commands = append(inc.commands[:0], inc.commands[1:]...)
+	if n := len(inc.commands) - maxCommandIDs + 1; n > 0 { // a snapshot may hold more
+		inc.commands = slices.Delete(inc.commands, 0, n)
 	}
 	inc.commands = append(inc.commands, id)
 }

@@ -2,10 +2,13 @@ package stage
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 )
@@ -139,3 +142,36 @@ func (h *HeldOutputs) UnmarshalBinary(data []byte) error {
 	h.Hold(msgs)
 	return nil
 }
+
+// LoadFrom replaces the outputs held by those saved beside the state
+// object key of store (SaveTo), none when nothing is. A read that fails
+// returns its error; an outbox that cannot be decoded, one wrapping
+// ErrOutbox.
+func (h *HeldOutputs) LoadFrom(ctx context.Context, store jetstream.ObjectStore, key string) error {
+	data, err := store.GetBytes(ctx, key+outboxSuffix)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		data = nil
+	case err != nil:
+		return fmt.Errorf("stage: reading %s%s: %w", key, outboxSuffix, err)
+	}
+	if err := h.UnmarshalBinary(data); err != nil {
+		return fmt.Errorf("stage: %s%s: %w", key, outboxSuffix, err)
+	}
+	return nil
+}
+
+// SaveTo writes the outputs held beside the state object key of store,
+// as the object <key>.outbox.
+func (h *HeldOutputs) SaveTo(ctx context.Context, store jetstream.ObjectStore, key string) error {
+	data, err := h.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := store.PutBytes(ctx, key+outboxSuffix, data); err != nil {
+		return fmt.Errorf("stage: saving %s%s: %w", key, outboxSuffix, err)
+	}
+	return nil
+}
+
+const outboxSuffix = ".outbox"

@@ -208,36 +208,23 @@ type durable struct {
 	fenced *atomic.Bool
 }
 
-// Restore loads the saved state and outbox, if any.
+// Restore loads the saved outbox and state, if any.
 func (d durable) Restore(ctx context.Context) error {
-	outbox, err := d.read(ctx, d.key+".outbox")
+	if err := d.LoadFrom(ctx, d.store, d.key); err != nil {
+		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
+	}
+	data, err := d.store.GetBytes(ctx, d.key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil
+	}
 	if err != nil {
-		return err
-	}
-	if err := d.UnmarshalBinary(outbox); err != nil {
-		return fmt.Errorf("correlator: state %s/%s.outbox: %w", d.cfg.State.Bucket, d.key, err)
-	}
-	data, err := d.read(ctx, d.key)
-	if err != nil || data == nil {
-		return err
+		return fmt.Errorf("correlator: reading state %s/%s: %w", d.cfg.State.Bucket, d.key, err)
 	}
 	if err := d.restore(data); err != nil {
 		return err
 	}
 	d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
 	return nil
-}
-
-// read returns the object key holds, nil if there is none.
-func (d durable) read(ctx context.Context, key string) ([]byte, error) {
-	data, err := d.store.GetBytes(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("correlator: reading state %s/%s: %w", d.cfg.State.Bucket, key, err)
-	}
-	return data, nil
 }
 
 // Checkpoint saves the outbox, then the state, unless the lease was lost.
@@ -248,12 +235,8 @@ func (d durable) Checkpoint(ctx context.Context) error {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
 	}
-	outbox, err := d.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	if _, err := d.store.PutBytes(ctx, d.key+".outbox", outbox); err != nil {
-		return err
+	if err := d.SaveTo(ctx, d.store, d.key); err != nil {
+		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
 	data, unstored, err := d.snapshot()
 	if err != nil {

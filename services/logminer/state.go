@@ -106,31 +106,22 @@ func (c checkpointed) Held() []bus.Message     { return c.outbox.Held() }
 // state, a read that fails stops the start (the next save would write
 // over what it holds) and one that cannot be decoded is logged and ignored.
 func (l *Logminer) loadOutbox(ctx context.Context) error {
-	key := l.cfg.State.Key + ".outbox"
-	data, err := l.state.GetBytes(ctx, key)
+	err := l.outbox.LoadFrom(ctx, l.state, l.cfg.State.Key)
 	switch {
-	case errors.Is(err, jetstream.ErrObjectNotFound):
-		return nil
-	case err != nil:
-		return fmt.Errorf("logminer: reading state %s/%s: %w", l.cfg.State.Bucket, key, err)
-	}
-	if err := l.outbox.UnmarshalBinary(data); err != nil {
-		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Str("key", key).Msg("saved outbox unreadable: the samples it held are lost")
+	case errors.Is(err, stage.ErrOutbox):
+		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Msg("saved outbox unreadable: the samples it held are lost")
 		l.metrics.stateLoadFailures.Add(1)
+	case err != nil:
+		return fmt.Errorf("logminer: state %s: %w", l.cfg.State.Bucket, err)
 	}
 	return nil
 }
 
 // saveOutbox writes the outputs held.
 func (l *Logminer) saveOutbox(ctx context.Context) error {
-	data, err := l.outbox.MarshalBinary()
-	if err != nil {
-		return err
-	}
-	key := l.cfg.State.Key + ".outbox"
-	if _, err := l.state.PutBytes(ctx, key, data); err != nil {
+	if err := l.outbox.SaveTo(ctx, l.state, l.cfg.State.Key); err != nil {
 		l.metrics.stateSaveFailures.Add(1)
-		return fmt.Errorf("logminer: saving state %s/%s: %w", l.cfg.State.Bucket, key, err)
+		return fmt.Errorf("logminer: state %s: %w", l.cfg.State.Bucket, err)
 	}
 	return nil
 }

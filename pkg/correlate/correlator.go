@@ -231,6 +231,11 @@ func (c *Correlator) Stats() Stats { return c.stats }
 // Fingerprints is the number of members in memory.
 func (c *Correlator) Fingerprints() int { return len(c.members) }
 
+// ServiceOf is the service Observe takes s to be on: its own when the
+// catalog knows it, else the catalogued service its labels name (a
+// workload, a pod or volume claim of one, a rule family's own label).
+func (c *Correlator) ServiceOf(s Signal) string { return c.names.of(s.Service, s.Labels) }
+
 // Observe takes one signal: time first advances to the signal's (incidents
 // whose quiet period ended before it resolve), then the signal updates its
 // member or joins or opens an incident. It returns the incident events to

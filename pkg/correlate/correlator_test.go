@@ -646,6 +646,11 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 	if got := c.names.of("Payments_DB", nil); got != "payments-db" {
 		t.Errorf("service %q, want payments-db", got)
 	}
+	// ServiceOf tells what Observe took: the eval's by-service baseline
+	// groups by it.
+	if got := c.ServiceOf(db); got != "payments-db" {
+		t.Errorf("ServiceOf %q, want payments-db, as the incident has it", got)
+	}
 	p := NewPartitioner(shop(t), 7)
 	if p.OfSignal(db) != p.Of("payments-db") || p.OfSignal(api) != p.Of("payments") {
 		t.Error("a signal's partition must be that of the service the correlator finds for it")

@@ -62,17 +62,29 @@ others are taken. With --strict a rejected line fails the replay and no
 output is written.
 `
 
+// correlateOthers tells the other subcommands after replay's usage.
+const correlateOthers = `
+aiops correlate eval STORM... scores the correlator against ground truth,
+and aiops correlate generate --generator NAME --seeds FROM-TO --dir DIR
+writes storms with their truth to score it on (-h on each tells more).
+`
+
 // MaxReplayLine bounds one input line (an Alertmanager payload of many
 // alerts included).
 const MaxReplayLine = 16 << 20
 
 func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "replay" {
-		fmt.Fprint(stderr, correlateUsage)
+	switch {
+	case len(args) > 0 && args[0] == "generate":
+		return generateMain(args[1:], stderr)
+	case len(args) > 0 && args[0] == "eval":
+		return evalMain(ctx, args[1:], stdout, stderr)
+	case len(args) == 0 || args[0] != "replay":
+		fmt.Fprint(stderr, correlateUsage, correlateOthers)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return nil
 		}
-		return service.Usage(errors.New(`correlate: want the subcommand "replay"`))
+		return service.Usage(errors.New(`correlate: want the subcommand "replay", "eval" or "generate"`))
 	}
 	fs := flag.NewFlagSet("aiops correlate replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,0 +1,511 @@
+package aiops
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/correlate/blindgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/crossgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
+	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/opsgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
+	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+// The files of a storm folder, what `correlate generate` writes and
+// `correlate eval` reads.
+const (
+	stormEvents  = "events.jsonl"
+	stormCatalog = "catalog.yaml"
+	stormTruth   = "truth.json"
+)
+
+// MaxTruthFile bounds a storm's truth file, read whole.
+const MaxTruthFile = 64 << 20
+
+// MaxGeneratedStorms bounds the seeds of one `correlate generate`.
+const MaxGeneratedStorms = 1000
+
+// generatedStorm is one generated storm: its replay lines, catalog (YAML)
+// and truth (item → true incident).
+type generatedStorm struct {
+	lines   [][]byte
+	catalog []byte
+	truth   map[string]string
+}
+
+// stormGenerators are the storm generators of pkg/correlate, each with its
+// default configuration (pkg/correlate/QUALITY.md tells how each was
+// written and what it holds).
+var stormGenerators = map[string]func(seed uint64) (generatedStorm, error){
+	// The day-long storms the defaults were first chosen on, and the
+	// same incidents in four hours (the dense stress test).
+	"scenario":       func(seed uint64) (generatedStorm, error) { return scenarioStorm(seed, 24*time.Hour) },
+	"scenario-dense": func(seed uint64) (generatedStorm, error) { return scenarioStorm(seed, 4*time.Hour) },
+	"crossgen": func(seed uint64) (generatedStorm, error) {
+		s := crossgen.Generate(seed, crossgen.DefaultConfig())
+		var buf bytes.Buffer
+		if err := s.WriteJSONL(&buf); err != nil {
+			return generatedStorm{}, err
+		}
+		cat, err := s.CatalogYAML()
+		return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth}, err
+	},
+	"blindgen": func(seed uint64) (generatedStorm, error) {
+		s := blindgen.Generate(seed, blindgen.DefaultConfig())
+		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+	},
+	"fleetgen": func(seed uint64) (generatedStorm, error) {
+		s := fleetgen.Generate(seed, fleetgen.DefaultConfig())
+		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+	},
+	"specgen": func(seed uint64) (generatedStorm, error) {
+		s := specgen.Generate(seed, specgen.DefaultConfig())
+		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+	},
+	"stagegen": func(seed uint64) (generatedStorm, error) {
+		s := stagegen.Generate(seed, stagegen.DefaultConfig())
+		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+	},
+	"opsgen": func(seed uint64) (generatedStorm, error) {
+		s := opsgen.Generate(seed, opsgen.DefaultConfig())
+		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+	},
+}
+
+func scenarioStorm(seed uint64, d time.Duration) (generatedStorm, error) {
+	cfg := scenario.DefaultConfig()
+	cfg.Duration = d
+	s := scenario.Generate(seed, cfg)
+	var buf bytes.Buffer
+	if err := scenario.WriteJSONL(&buf, s.Lines); err != nil {
+		return generatedStorm{}, err
+	}
+	cat, err := yaml.Marshal(&s.Catalog)
+	return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth.Items}, err
+}
+
+func splitLines(b []byte) [][]byte {
+	return bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+}
+
+const generateUsage = `usage: aiops correlate generate --generator NAME --seeds FROM-TO --dir DIR
+
+Writes storms with ground truth, one folder each (DIR/NAME-SEED), holding
+events.jsonl (the replay input), catalog.yaml and truth.json (every alert
+fingerprint and anomaly event id → its true incident). A seed gives the
+same storm every time. ` + "`aiops correlate eval DIR/*`" + ` scores the correlator
+on them.
+
+Generators (pkg/correlate/QUALITY.md tells how each was written):
+  scenario        day-long storms cascading over a catalog of 40 services
+  scenario-dense  the same incidents within four hours (a stress test)
+  crossgen        a second generator, written apart from the correlator
+  blindgen        an online shop with shared infrastructure, written blind
+  fleetgen        a multi-region platform under kube-prometheus-stack
+  specgen         written from the correlator issue's words alone
+  stagegen        the detector's and log miner's events beside the alerts
+  opsgen          a real Alertmanager's routing tree and inhibition
+`
+
+const evalUsage = `usage: aiops correlate eval [--rules rules.yaml] [--output scores.json] STORM...
+
+Scores the correlator against ground truth. Each STORM is a folder
+holding events.jsonl (the replay input), truth.json (a JSON object: each
+alert fingerprint or anomaly event id → its true incident; every item of
+one true incident, noise an incident of its own) and, optionally,
+catalog.yaml: what ` + "`aiops correlate generate`" + ` writes, or your own history
+with the incidents your people opened.
+
+Per storm and as the mean over them, it prints the pairwise precision,
+recall and F1 of incident membership (over every pair of items of the
+truth: in one incident or not), the incident count against the true
+count, the noise reduction (1 - incidents / items), and beside them the
+F1 of naive baselines on the same input: every item of one service (the
+service the correlator takes it to be on) one incident; 5-minute
+windows (an item opens one, which takes every item first seen within it);
+a 5-minute chain (each item first seen within 5 minutes of the previous
+one joins it). An item is first seen when its line came (the line's
+"time"), else at its own time. An item of
+the truth that never went in counts as an incident of its own; a truth
+none of whose items went in is refused. --output writes the same as
+JSON.
+`
+
+// generateMain is `aiops correlate generate`.
+func generateMain(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aiops correlate generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, generateUsage, "\nflags:\n"); fs.PrintDefaults() }
+	name := fs.String("generator", "", "the storm generator (see above)")
+	seeds := fs.String("seeds", "", "the seeds, FROM-TO or one number")
+	dir := fs.String("dir", "", "the folder to write the storms' folders in (made if missing)")
+	if err := fs.Parse(args); err != nil {
+		return service.Usage(err)
+	}
+	if fs.NArg() > 0 {
+		return service.Usage(fmt.Errorf("correlate generate: unexpected argument %q", fs.Arg(0)))
+	}
+	gen, ok := stormGenerators[*name]
+	if !ok {
+		return service.Usage(fmt.Errorf("correlate generate: --generator %q: want one of %s", *name, strings.Join(slices.Sorted(maps.Keys(stormGenerators)), ", ")))
+	}
+	from, to, err := parseSeeds(*seeds)
+	if err != nil {
+		return service.Usage(fmt.Errorf("correlate generate: --seeds: %w", err))
+	}
+	if *dir == "" {
+		return service.Usage(errors.New("correlate generate: --dir is required"))
+	}
+	for seed := from; seed <= to; seed++ {
+		s, err := gen(seed)
+		if err != nil {
+			return fmt.Errorf("correlate generate: %s seed %d: %w", *name, seed, err)
+		}
+		out := filepath.Join(*dir, fmt.Sprintf("%s-%d", *name, seed))
+		if err := writeStorm(out, s); err != nil {
+			return fmt.Errorf("correlate generate: %w", err)
+		}
+		fmt.Fprintf(stderr, "correlate generate: %s: %d lines, %d items (%d of %d)\n", out, len(s.lines), len(s.truth), seed-from+1, to-from+1)
+	}
+	return nil
+}
+
+// parseSeeds reads FROM-TO (or one seed), at most MaxGeneratedStorms.
+func parseSeeds(v string) (from, to uint64, err error) {
+	if v == "" {
+		return 0, 0, errors.New("required (FROM-TO or one number)")
+	}
+	a, b, ranged := strings.Cut(v, "-")
+	if from, err = strconv.ParseUint(a, 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("%q: not a seed or a range FROM-TO of seeds", v)
+	}
+	to = from
+	if ranged {
+		if to, err = strconv.ParseUint(b, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("%q: not a seed or a range FROM-TO of seeds", v)
+		}
+	}
+	switch {
+	case to < from:
+		return 0, 0, fmt.Errorf("%q: the range ends before it starts", v)
+	case to-from >= MaxGeneratedStorms:
+		return 0, 0, fmt.Errorf("%q: %d storms, at most %d at once", v, to-from+1, MaxGeneratedStorms)
+	}
+	return from, to, nil
+}
+
+func writeStorm(dir string, s generatedStorm) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	events := append(bytes.Join(s.lines, []byte("\n")), '\n')
+	truth, err := json.MarshalIndent(s.truth, "", "  ")
+	if err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{stormEvents: events, stormCatalog: s.catalog, stormTruth: append(truth, '\n')} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StormScore is the score of one storm: the correlator's, and the two
+// baselines' F1 on the same input.
+type StormScore struct {
+	Storm      string      `json:"storm"`
+	Correlator eval.Scores `json:"correlator"`
+	// ByService groups every item of one service into one incident;
+	// Window opens a 5-minute window at an item, which takes every item
+	// first seen within it, the next item opening the next one; Chain
+	// joins each item first seen within 5 minutes of the previous one
+	// (a steady trickle is one incident however long).
+	ByService eval.Scores `json:"by_service"`
+	Window    eval.Scores `json:"window_5m"`
+	Chain     eval.Scores `json:"chain_5m"`
+	// Missing counts the items of the truth that never went in.
+	Missing int `json:"missing"`
+}
+
+// EvalResult is what `correlate eval` writes with --output.
+type EvalResult struct {
+	Storms []StormScore `json:"storms"`
+	// Mean holds the means over the storms of precision, recall, F1,
+	// count ratio and noise reduction (the counts are sums).
+	Mean StormScore `json:"mean"`
+}
+
+// evalMain is `aiops correlate eval`.
+func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("aiops correlate eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, evalUsage, "\nflags:\n"); fs.PrintDefaults() }
+	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
+	output := fs.String("output", "", "also write the scores as JSON here (- for standard output, instead of the table)")
+	if err := fs.Parse(args); err != nil {
+		return service.Usage(err)
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return service.Usage(errors.New("correlate eval: no storm folder given"))
+	}
+	cfg := correlate.DefaultConfig()
+	if *rules != "" {
+		if err := loadRules(*rules, &cfg); err != nil {
+			return service.Usage(err)
+		}
+	}
+	var res EvalResult
+	for i, dir := range fs.Args() {
+		sc, err := scoreStorm(ctx, dir, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		res.Storms = append(res.Storms, sc)
+		fmt.Fprintf(stderr, "correlate eval: %s: F1 %.3f (%d of %d)\n", dir, sc.Correlator.F1, i+1, fs.NArg())
+	}
+	res.Mean = meanScore(res.Storms)
+	if *output != "" {
+		if err := writeOutput(*output, stdout, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		}); err != nil || *output == "-" {
+			return err
+		}
+	}
+	return printScores(stdout, res)
+}
+
+// scoreStorm replays one storm folder and scores it.
+func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io.Writer) (StormScore, error) {
+	sc := StormScore{Storm: dir}
+	truth, err := readTruth(filepath.Join(dir, stormTruth))
+	if err != nil {
+		return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+	}
+	var cat *correlate.Catalog
+	if path := filepath.Join(dir, stormCatalog); fileExists(path) {
+		if cat, err = correlate.ReadCatalog(path); err != nil {
+			return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+		}
+	}
+	events := filepath.Join(dir, stormEvents)
+	f, err := os.Open(events)
+	if err != nil {
+		return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+	}
+	defer f.Close()
+	res, err := Replay(ctx, f, cfg, cat, io.Discard)
+	if err != nil {
+		return sc, fmt.Errorf("correlate eval: %s: %w", events, err)
+	}
+	if res.RejectedLines > 0 {
+		fmt.Fprintf(stderr, "correlate eval: %s: %d lines rejected, the first: line %d: %s\n", events, res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
+	}
+	assign := map[string]string{}
+	for id, inc := range res.EventAssignments {
+		assign[id] = inc
+	}
+	for fp, inc := range res.Assignments {
+		assign[fp] = inc
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sc, err
+	}
+	namer, err := correlate.New(cfg, cat)
+	if err != nil {
+		return sc, err
+	}
+	sightings, services, err := sightItems(f, namer)
+	if err != nil {
+		return sc, fmt.Errorf("correlate eval: %s: %w", events, err)
+	}
+	for item := range truth {
+		if _, ok := services[item]; !ok {
+			sc.Missing++
+		}
+	}
+	if sc.Missing == len(truth) {
+		return sc, service.Usage(fmt.Errorf("correlate eval: %s: none of its %d items went in with %s: is it another storm's truth? (its keys are alert fingerprints and anomaly event ids)", filepath.Join(dir, stormTruth), len(truth), events))
+	}
+	if sc.Missing > 0 {
+		fmt.Fprintf(stderr, "correlate eval: %s: %d of %d items of the truth never went in; each counts as an incident of its own\n", dir, sc.Missing, len(truth))
+	}
+	byService := make(map[string]string, len(services))
+	for item, svc := range services {
+		byService[item] = "service=" + svc
+	}
+	sc.Correlator = eval.Pairwise(assign, truth)
+	sc.ByService = eval.Pairwise(byService, truth)
+	sc.Window = eval.Pairwise(eval.WindowsByTime(sightings, 5*time.Minute), truth)
+	sc.Chain = eval.Pairwise(eval.ChainByTime(sightings, 5*time.Minute), truth)
+	return sc, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// readTruth reads a truth file: a JSON object of item → true incident.
+func readTruth(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxTruthFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxTruthFile {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxTruthFile)
+	}
+	var truth map[string]string
+	if err := json.Unmarshal(data, &truth); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object of item → true incident id: %w", path, err)
+	}
+	if len(truth) == 0 {
+		return nil, fmt.Errorf("%s: no items", path)
+	}
+	for item, inc := range truth {
+		if item == "" || inc == "" {
+			return nil, fmt.Errorf("%s: item %q with incident %q: both must be given", path, item, inc)
+		}
+	}
+	return truth, nil
+}
+
+// sightItems reads the replay input for the baselines: every item (an
+// alert by its fingerprint, an anomaly by its event id)
+// with when it was first seen, in that order, and its service as the
+// correlator takes it (namer.ServiceOf). Lines the
+// replay rejected are skipped here too.
+func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[string]string, error) {
+	first := map[string]time.Time{}
+	services := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
+	var watermark time.Time
+	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		// A correlator first sees an item when its line comes (an alert
+		// when Alertmanager notifies it), else at its own time.
+		var line struct {
+			Time time.Time `json:"time"`
+		}
+		_ = json.Unmarshal(sc.Bytes(), &line)
+		envs, _ := lineEvents(sc.Bytes(), watermark)
+		for _, e := range envs {
+			s, ok, err := correlate.SignalOf(e)
+			if err != nil || !ok || s.Kind == correlate.SignalChange {
+				continue
+			}
+			if s.Time.After(watermark) {
+				watermark = s.Time
+			}
+			seen := line.Time
+			switch {
+			case !seen.IsZero():
+			case !s.Started.IsZero():
+				seen = s.Started
+			default:
+				seen = s.Time
+			}
+			id := e.ID // an anomaly event is an item of its own
+			if s.Kind == correlate.SignalAlert {
+				id = s.Fingerprint // an alert's notifications are one item
+			}
+			if t, ok := first[id]; !ok || seen.Before(t) {
+				first[id] = seen
+			}
+			if _, ok := services[id]; !ok {
+				services[id] = namer.ServiceOf(s)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, err
+	}
+	sightings := make([]eval.Sighting, 0, len(first))
+	for id, t := range first {
+		sightings = append(sightings, eval.Sighting{ID: id, First: t})
+	}
+	sort.Slice(sightings, func(i, j int) bool {
+		if !sightings[i].First.Equal(sightings[j].First) {
+			return sightings[i].First.Before(sightings[j].First)
+		}
+		return sightings[i].ID < sightings[j].ID
+	})
+	return sightings, services, nil
+}
+
+// meanScore is the mean of the storms' scores.
+func meanScore(storms []StormScore) StormScore {
+	m := StormScore{Storm: fmt.Sprintf("mean of %d", len(storms))}
+	n := float64(len(storms))
+	add := func(to *eval.Scores, s eval.Scores) {
+		to.Items += s.Items
+		to.TruePairs += s.TruePairs
+		to.PredictedPairs += s.PredictedPairs
+		to.SharedPairs += s.SharedPairs
+		to.PredictedIncidents += s.PredictedIncidents
+		to.TrueIncidents += s.TrueIncidents
+		to.Precision += s.Precision / n
+		to.Recall += s.Recall / n
+		to.F1 += s.F1 / n
+		to.CountRatio += s.CountRatio / n
+		to.NoiseReduction += s.NoiseReduction / n
+	}
+	for _, s := range storms {
+		add(&m.Correlator, s.Correlator)
+		add(&m.ByService, s.ByService)
+		add(&m.Window, s.Window)
+		add(&m.Chain, s.Chain)
+		m.Missing += s.Missing
+	}
+	return m
+}
+
+func printScores(w io.Writer, res EvalResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "storm\titems\tincidents\ttrue\tcount ratio\tprecision\trecall\tF1\tnoise reduction\tby service F1\t5-min windows F1\t5-min chain F1\t")
+	row := func(s StormScore) {
+		c := s.Correlator
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Storm, c.Items, c.PredictedIncidents, c.TrueIncidents,
+			c.CountRatio, c.Precision, c.Recall, c.F1, c.NoiseReduction, s.ByService.F1, s.Window.F1, s.Chain.F1)
+	}
+	for _, s := range res.Storms {
+		row(s)
+	}
+	if len(res.Storms) > 1 {
+		row(res.Mean)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,162 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate/eval"
+	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
+	"github.com/aiops-dev/aiops/pkg/service"
+)
+
+// TestCorrelateGenerateAndEval runs `correlate generate` and `correlate
+// eval` as a user does and checks the scores against what the storm's own
+// generator and a replay give, computed apart: the correlator's pairwise
+// scores, and the generator's by-service and 5-minute baselines.
+func TestCorrelateGenerateAndEval(t *testing.T) {
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "21-22", "--dir", dir}, &bytes.Buffer{}, &stderr); err != nil {
+		t.Fatalf("generate: %v\n%s", err, &stderr)
+	}
+	if !strings.Contains(stderr.String(), "(2 of 2)") {
+		t.Errorf("generate told no progress: %q", &stderr)
+	}
+	storms := []string{filepath.Join(dir, "specgen-21"), filepath.Join(dir, "specgen-22")}
+	out := filepath.Join(dir, "scores.json")
+	var table bytes.Buffer
+	if err := correlateMain(context.Background(), append([]string{"eval", "--output", out}, storms...), &table, &stderr); err != nil {
+		t.Fatalf("eval: %v\n%s", err, &stderr)
+	}
+	var res EvalResult
+	data, _ := os.ReadFile(out)
+	if err := json.Unmarshal(data, &res); err != nil || len(res.Storms) != 2 {
+		t.Fatalf("scores %s: %v, want two storms", data, err)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	var meanF1 float64
+	for i, seed := range []uint64{21, 22} {
+		s := specgen.Generate(seed, specgen.DefaultConfig())
+		got := res.Storms[i]
+		replayed := eval.Pairwise(crossAssign(replayFiles(t, append(bytes.Join(s.Lines, []byte("\n")), '\n'), s.Catalog)), s.Truth)
+		byService := eval.Pairwise(s.BaselineByService(), s.Truth)
+		window := eval.Pairwise(s.BaselineTimeWindow(5*time.Minute), s.Truth)
+		if got.Correlator != replayed {
+			t.Errorf("seed %d: eval scored %+v, a replay of the storm %+v", seed, got.Correlator, replayed)
+		}
+		if !near(got.ByService.F1, byService.F1) || !near(got.Window.F1, window.F1) {
+			t.Errorf("seed %d: baselines by service %.4f, 5-minute windows %.4f; the generator's own: %.4f, %.4f", seed, got.ByService.F1, got.Window.F1, byService.F1, window.F1)
+		}
+		if got.Correlator.F1 <= got.Window.F1 || got.Missing != 0 || got.Chain.F1 <= 0 {
+			t.Errorf("seed %d: %+v: want the correlator over the window, no item missing, a chain score", seed, got)
+		}
+		meanF1 += got.Correlator.F1 / 2
+	}
+	if !near(res.Mean.Correlator.F1, meanF1) || res.Mean.Correlator.Items != res.Storms[0].Correlator.Items+res.Storms[1].Correlator.Items {
+		t.Errorf("mean %+v, want F1 %.4f and the items summed", res.Mean.Correlator, meanF1)
+	}
+	if lines := strings.Split(strings.TrimSpace(table.String()), "\n"); len(lines) != 4 || !strings.Contains(lines[3], "mean of 2") || !strings.Contains(lines[0], "F1") {
+		t.Errorf("table:\n%s\nwant a header, a row per storm and the mean", &table)
+	}
+
+	// A seed is the same storm every time.
+	again := t.TempDir()
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "22", "--dir", again}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{stormEvents, stormCatalog, stormTruth} {
+		a, _ := os.ReadFile(filepath.Join(storms[1], f))
+		b, _ := os.ReadFile(filepath.Join(again, "specgen-22", f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s of seed 22 differs from one run to the next (%d and %d bytes)", f, len(a), len(b))
+		}
+	}
+}
+
+// TestCorrelateEvalOfItsOwnTruth scores the README's replay storm against
+// a truth written by hand, whose scores are worked out below: the
+// payments-db cascade (three alerts, and a fourth item of it that never
+// went in) and search failing alone at the same moment.
+func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, stormEvents), []byte(replayInput), 0o600)
+	os.WriteFile(filepath.Join(dir, stormCatalog), []byte(replayCatalog), 0o600)
+	truth := `{"aaaa000000000001":"db","aaaa000000000002":"db","aaaa000000000003":"db","never00000000001":"db","bbbb000000000001":"search"}`
+	os.WriteFile(filepath.Join(dir, stormTruth), []byte(truth), 0o600)
+	var stdout, stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"eval", "--output", "-", dir}, &stdout, &stderr); err != nil {
+		t.Fatalf("eval: %v\n%s", err, &stderr)
+	}
+	var got EvalResult
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("--output -: %v\n%s", err, &stdout)
+	}
+	sc := got.Storms[0]
+	if sc.Missing != 1 || !strings.Contains(stderr.String(), "1 of 5 items of the truth never went in") {
+		t.Errorf("missing %d, stderr %q: want the item that never went in told", sc.Missing, &stderr)
+	}
+	// The cascade's 4 items make 6 true pairs; the replay keeps the 3 of
+	// its three alerts, and the missing item is an incident of its own:
+	// precision 1, recall 0.5, 3 incidents for 2.
+	c := sc.Correlator
+	if c.TruePairs != 6 || c.PredictedPairs != 3 || c.SharedPairs != 3 || c.PredictedIncidents != 3 || c.TrueIncidents != 2 || c.CountRatio != 1.5 {
+		t.Errorf("correlator %+v", c)
+	}
+	// All four alerts came within 5 minutes: one window, 6 pairs, the
+	// cascade's 3 true. Every alert is on a service of its own: no pair.
+	if w := sc.Window; w.PredictedPairs != 6 || w.SharedPairs != 3 || sc.ByService.PredictedPairs != 0 {
+		t.Errorf("window %+v, by service %+v", w, sc.ByService)
+	}
+}
+
+func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "1", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	storm := filepath.Join(dir, "specgen-1")
+	other := filepath.Join(dir, "other")
+	os.MkdirAll(other, 0o755)
+	events, _ := os.ReadFile(filepath.Join(storm, stormEvents))
+	os.WriteFile(filepath.Join(other, stormEvents), events, 0o600)
+	for _, c := range []struct {
+		args  []string
+		truth string // written to other's truth.json when not empty
+		want  string
+	}{
+		{[]string{"generate", "--generator", "nosuch", "--seeds", "1", "--dir", dir}, "", `--generator "nosuch": want one of blindgen, crossgen, fleetgen, opsgen, scenario, scenario-dense, specgen, stagegen`},
+		{[]string{"generate", "--generator", "specgen", "--dir", dir}, "", "--seeds: required"},
+		{[]string{"generate", "--generator", "specgen", "--seeds", "5-3", "--dir", dir}, "", `"5-3": the range ends before it starts`},
+		{[]string{"generate", "--generator", "specgen", "--seeds", "one", "--dir", dir}, "", `"one": not a seed or a range`},
+		{[]string{"generate", "--generator", "specgen", "--seeds", "1-1001", "--dir", dir}, "", "1001 storms, at most 1000"},
+		{[]string{"generate", "--generator", "specgen", "--seeds", "1"}, "", "--dir is required"},
+		{[]string{"eval"}, "", "no storm folder given"},
+		{[]string{"eval", filepath.Join(dir, "nosuch")}, "", "truth.json: no such file"},
+		{[]string{"eval", other}, `{"x":`, "not a JSON object of item → true incident id"},
+		{[]string{"eval", other}, `{}`, "truth.json: no items"},
+		{[]string{"eval", other}, `{"a":""}`, `item "a" with incident "": both must be given`},
+		{[]string{"eval", other}, `{"0000000000000002":"i1","0000000000000003":"i1"}`, "none of its 2 items went in"},
+	} {
+		if c.truth != "" {
+			os.WriteFile(filepath.Join(other, stormTruth), []byte(c.truth), 0o600)
+		}
+		err := correlateMain(context.Background(), c.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, service.ErrUsage) {
+			t.Errorf("%v (truth %q): %v, want a usage error with %q", c.args, c.truth, err, c.want)
+		}
+	}
+	// A storm without a catalog is scored without topology.
+	truth, _ := os.ReadFile(filepath.Join(storm, stormTruth))
+	os.WriteFile(filepath.Join(other, stormTruth), truth, 0o600)
+	if err := correlateMain(context.Background(), []string{"eval", other}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("a storm without catalog.yaml: %v", err)
+	}
+}

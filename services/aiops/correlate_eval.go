@@ -265,6 +265,7 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() { fmt.Fprint(stderr, evalUsage, "\nflags:\n"); fs.PrintDefaults() }
 	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
 	output := fs.String("output", "", "also write the scores as JSON here (- for standard output, instead of the table)")
+	page := fs.String("page", "", "also write an HTML page here: per storm, each true incident's items over time, coloured by the incident the correlator put them in")
 	if err := fs.Parse(args); err != nil {
 		return service.Usage(err)
 	}
@@ -278,16 +279,28 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return service.Usage(err)
 		}
 	}
-	var res EvalResult
+	var (
+		res     EvalResult
+		details []stormDetail
+	)
 	for i, dir := range fs.Args() {
-		sc, err := scoreStorm(ctx, dir, cfg, stderr)
+		sc, detail, err := scoreStorm(ctx, dir, cfg, stderr)
 		if err != nil {
 			return err
 		}
 		res.Storms = append(res.Storms, sc)
+		if *page != "" {
+			details = append(details, detail)
+		}
 		fmt.Fprintf(stderr, "correlate eval: %s: F1 %.3f (%d of %d)\n", dir, sc.Correlator.F1, i+1, fs.NArg())
 	}
 	res.Mean = meanScore(res.Storms)
+	if *page != "" {
+		if err := writeOutput(*page, stdout, func(w io.Writer) error { return writeEvalPage(w, res, details) }); err != nil {
+			return fmt.Errorf("correlate eval: --page: %w", err)
+		}
+		fmt.Fprintf(stderr, "correlate eval: page %s\n", *page)
+	}
 	if *output != "" {
 		if err := writeOutput(*output, stdout, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
@@ -300,28 +313,36 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return printScores(stdout, res)
 }
 
+// stormDetail is what the page of a storm draws: its truth, where the
+// correlator put each item, and the items as first seen.
+type stormDetail struct {
+	truth, assign map[string]string
+	items         map[string]sightedItem
+}
+
 // scoreStorm replays one storm folder and scores it.
-func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io.Writer) (StormScore, error) {
+func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io.Writer) (StormScore, stormDetail, error) {
 	sc := StormScore{Storm: dir}
+	var none stormDetail
 	truth, err := readTruth(filepath.Join(dir, stormTruth))
 	if err != nil {
-		return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+		return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 	}
 	var cat *correlate.Catalog
 	if path := filepath.Join(dir, stormCatalog); fileExists(path) {
 		if cat, err = correlate.ReadCatalog(path); err != nil {
-			return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+			return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 		}
 	}
 	events := filepath.Join(dir, stormEvents)
 	f, err := os.Open(events)
 	if err != nil {
-		return sc, service.Usage(fmt.Errorf("correlate eval: %w", err))
+		return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 	}
 	defer f.Close()
 	res, err := Replay(ctx, f, cfg, cat, io.Discard)
 	if err != nil {
-		return sc, fmt.Errorf("correlate eval: %s: %w", events, err)
+		return sc, none, fmt.Errorf("correlate eval: %s: %w", events, err)
 	}
 	if res.RejectedLines > 0 {
 		fmt.Fprintf(stderr, "correlate eval: %s: %d lines rejected, the first: line %d: %s\n", events, res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
@@ -334,36 +355,36 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 		assign[fp] = inc
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return sc, err
+		return sc, none, err
 	}
 	namer, err := correlate.New(cfg, cat)
 	if err != nil {
-		return sc, err
+		return sc, none, err
 	}
-	sightings, services, err := sightItems(f, namer)
+	sightings, items, err := sightItems(f, namer)
 	if err != nil {
-		return sc, fmt.Errorf("correlate eval: %s: %w", events, err)
+		return sc, none, fmt.Errorf("correlate eval: %s: %w", events, err)
 	}
 	for item := range truth {
-		if _, ok := services[item]; !ok {
+		if _, ok := items[item]; !ok {
 			sc.Missing++
 		}
 	}
 	if sc.Missing == len(truth) {
-		return sc, service.Usage(fmt.Errorf("correlate eval: %s: none of its %d items went in with %s: is it another storm's truth? (its keys are alert fingerprints and anomaly event ids)", filepath.Join(dir, stormTruth), len(truth), events))
+		return sc, none, service.Usage(fmt.Errorf("correlate eval: %s: none of its %d items went in with %s: is it another storm's truth? (its keys are alert fingerprints and anomaly event ids)", filepath.Join(dir, stormTruth), len(truth), events))
 	}
 	if sc.Missing > 0 {
 		fmt.Fprintf(stderr, "correlate eval: %s: %d of %d items of the truth never went in; each counts as an incident of its own\n", dir, sc.Missing, len(truth))
 	}
-	byService := make(map[string]string, len(services))
-	for item, svc := range services {
-		byService[item] = "service=" + svc
+	byService := make(map[string]string, len(items))
+	for id, it := range items {
+		byService[id] = "service=" + it.Service
 	}
 	sc.Correlator = eval.Pairwise(assign, truth)
 	sc.ByService = eval.Pairwise(byService, truth)
 	sc.Window = eval.Pairwise(eval.WindowsByTime(sightings, 5*time.Minute), truth)
 	sc.Chain = eval.Pairwise(eval.ChainByTime(sightings, 5*time.Minute), truth)
-	return sc, nil
+	return sc, stormDetail{truth: truth, assign: assign, items: items}, nil
 }
 
 func fileExists(path string) bool {
@@ -400,14 +421,18 @@ func readTruth(path string) (map[string]string, error) {
 	return truth, nil
 }
 
+// sightedItem is an item of a replay input as a correlator first sees it.
+type sightedItem struct {
+	Service, Name string
+	First         time.Time
+}
+
 // sightItems reads the replay input for the baselines: every item (an
-// alert by its fingerprint, an anomaly by its event id)
-// with when it was first seen, in that order, and its service as the
-// correlator takes it (namer.ServiceOf). Lines the
-// replay rejected are skipped here too.
-func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[string]string, error) {
-	first := map[string]time.Time{}
-	services := map[string]string{}
+// alert by its fingerprint, an anomaly by its event id) in the order first
+// seen, with its service as the correlator takes it (namer.ServiceOf) and
+// its name. Lines the replay rejected are skipped here too.
+func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[string]sightedItem, error) {
+	items := map[string]sightedItem{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
 	var watermark time.Time
@@ -442,20 +467,22 @@ func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[
 			if s.Kind == correlate.SignalAlert {
 				id = s.Fingerprint // an alert's notifications are one item
 			}
-			if t, ok := first[id]; !ok || seen.Before(t) {
-				first[id] = seen
+			it, ok := items[id]
+			if !ok {
+				it = sightedItem{Service: namer.ServiceOf(s), Name: s.Name, First: seen}
 			}
-			if _, ok := services[id]; !ok {
-				services[id] = namer.ServiceOf(s)
+			if seen.Before(it.First) {
+				it.First = seen
 			}
+			items[id] = it
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, nil, err
 	}
-	sightings := make([]eval.Sighting, 0, len(first))
-	for id, t := range first {
-		sightings = append(sightings, eval.Sighting{ID: id, First: t})
+	sightings := make([]eval.Sighting, 0, len(items))
+	for id, it := range items {
+		sightings = append(sightings, eval.Sighting{ID: id, First: it.First})
 	}
 	sort.Slice(sightings, func(i, j int) bool {
 		if !sightings[i].First.Equal(sightings[j].First) {
@@ -463,7 +490,7 @@ func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[
 		}
 		return sightings[i].ID < sightings[j].ID
 	})
-	return sightings, services, nil
+	return sightings, items, nil
 }
 
 // meanScore is the mean of the storms' scores.

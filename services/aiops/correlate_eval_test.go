@@ -115,6 +115,37 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 	if w := sc.Window; w.PredictedPairs != 6 || w.SharedPairs != 3 || sc.ByService.PredictedPairs != 0 {
 		t.Errorf("window %+v, by service %+v", w, sc.ByService)
 	}
+
+	// The page draws the cascade's three alerts in one colour, and
+	// search, grouped alone as it should be, not at all. With search put
+	// into the cascade's truth, its row tells the split.
+	page := filepath.Join(t.TempDir(), "eval.html")
+	if err := correlateMain(context.Background(), []string{"eval", "--page", page, dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(page)
+	if n := strings.Count(string(html), "<circle"); n != 3 || !strings.Contains(string(html), ">db: 3 items</text>") ||
+		strings.Contains(string(html), "bbbb000000000001") {
+		t.Errorf("page with %d dots:\n%s\nwant the cascade's 3 in one row, search left out", n, html)
+	}
+	os.WriteFile(filepath.Join(dir, stormTruth), []byte(`{"aaaa000000000001":"db","aaaa000000000002":"db","aaaa000000000003":"db","bbbb000000000001":"db"}`), 0o600)
+	if err := correlateMain(context.Background(), []string{"eval", "--page", page, dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	html, _ = os.ReadFile(page)
+	if n := strings.Count(string(html), "<circle"); n != 4 || !strings.Contains(string(html), ">db: 4 items, split in 2</text>") {
+		t.Errorf("page with %d dots:\n%s\nwant a row of 4 split in 2", n, html)
+	}
+	// Truth that has the cascade as two failures: the correlator merged
+	// them, and each row names the other.
+	os.WriteFile(filepath.Join(dir, stormTruth), []byte(`{"aaaa000000000001":"web","aaaa000000000002":"web","aaaa000000000003":"db","bbbb000000000001":"search"}`), 0o600)
+	if err := correlateMain(context.Background(), []string{"eval", "--page", page, dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	html, _ = os.ReadFile(page)
+	if !strings.Contains(string(html), ">web: 2 items, with db</text>") || !strings.Contains(string(html), ">db: 1 item, with web</text>") {
+		t.Errorf("page:\n%s\nwant web and db each named merged with the other", html)
+	}
 }
 
 func TestCorrelateEvalAndGenerateErrors(t *testing.T) {

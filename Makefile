@@ -1,4 +1,4 @@
-# aiops: make deps | build | test | unit | lint | bench | run | demo
+# aiops: make deps | build | test | unit | lint | bench | run | demo | correlate-eval
 # Every target works on a fresh Debian machine: test and run install what
 # they need first (scripts/deps.sh is idempotent and quick when done).
 
@@ -18,7 +18,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # -buildvcs=true: in a workspace a plain go build stamps no commit.
 BUILDFLAGS := -buildvcs=true -ldflags "-X github.com/aiops-dev/aiops/pkg/service.Version=$(VERSION)"
 
-.PHONY: deps build test unit lint bench run demo clean tidy fuzz-smoke
+.PHONY: deps build test unit lint bench run demo clean tidy fuzz-smoke correlate-eval
 
 deps:
 	scripts/deps.sh
@@ -80,6 +80,21 @@ bench: deps
 
 run: deps build
 	scripts/run.sh
+
+# The correlator, defaults only, on every storm generator's held-out half
+# (pkg/correlate/QUALITY.md): the storms go to data/storms/GENERATOR/, and
+# each generator's mean row of `aiops correlate eval` is printed.
+HELD_OUT := scenario:101-110 scenario-dense:101-110 crossgen:21-40 blindgen:21-40 \
+	fleetgen:21-40 specgen:21-40 stagegen:21-40 opsgen:21-40
+correlate-eval: build
+	@bin/aiops correlate eval -h 2>&1 | grep -q STORM || exit 1
+	@header=1; for gs in $(HELD_OUT); do g=$${gs%%:*}; seeds=$${gs#*:}; \
+		rm -rf data/storms/$$g; \
+		bin/aiops correlate generate --generator $$g --seeds $$seeds --dir data/storms/$$g 2>/dev/null || exit 1; \
+		out=$$(bin/aiops correlate eval data/storms/$$g/* 2>/dev/null) || exit 1; \
+		if [ $$header = 1 ]; then printf '%-24s%s\n' "generator, seeds" "$$(echo "$$out" | head -1 | sed 's/^ *storm//')"; header=0; fi; \
+		printf '%-24s%s\n' "$$g $$seeds" "$$(echo "$$out" | tail -1 | sed 's/^ *mean of [0-9]*//')"; \
+	done
 
 # aiops demo against the ClickHouse make run uses (data/clickhouse, started
 # here and stopped after when it was not running), or $$AIOPS_STORE__DSN;

@@ -113,7 +113,7 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cfg := correlate.DefaultConfig()
 	if *rules != "" {
-		if err := loadRules(*rules, &cfg); err != nil {
+		if err := loadRules("correlate replay", *rules, &cfg); err != nil {
 			return service.Usage(err)
 		}
 	}
@@ -162,16 +162,20 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 	return f.Close()
 }
 
-// loadRules reads a YAML file of correlation rules strictly.
-func loadRules(path string, cfg *correlate.Config) error {
+// loadRules reads a YAML file of correlation rules strictly, for the
+// command cmd (which errors name).
+func loadRules(cmd, path string, cfg *correlate.Config) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("correlate replay: --rules: %w", err)
+		return fmt.Errorf("%s: --rules: %w", cmd, err)
 	}
 	if err := strictYAML(data, cfg); err != nil {
-		return fmt.Errorf("correlate replay: --rules %s: %w", path, err)
+		return fmt.Errorf("%s: --rules %s: %w", cmd, path, err)
 	}
-	return cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: --rules %s: %w", cmd, path, err)
+	}
+	return nil
 }
 
 // ReplayResult is what `aiops correlate replay` writes.
@@ -251,6 +255,14 @@ type replayLine struct {
 // progress every 10,000 lines. A line that cannot be read is told on
 // progress and listed in the result (LineProblem), and the rest goes on.
 func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer) (*ReplayResult, error) {
+	return replay(ctx, in, cfg, cat, progress, nil)
+}
+
+// replay is Replay; with sights it also records every item (an alert by
+// its fingerprint, an anomaly by its event id) as first seen: when its
+// line came (the line's time), else at its own time, with the service
+// the correlator took it to be on (correlate eval's baselines).
+func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer, sights map[string]sightedItem) (*ReplayResult, error) {
 	c, err := correlate.New(cfg, cat)
 	if err != nil {
 		return nil, err
@@ -293,6 +305,14 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		if err != nil {
 			reject(err)
 		}
+		var sent time.Time // the line's time, when sights wants it
+		if sights != nil {
+			var l struct {
+				Time time.Time `json:"time"`
+			}
+			_ = json.Unmarshal(sc.Bytes(), &l)
+			sent = l.Time
+		}
 		for _, e := range envs {
 			s, ok, err := correlate.SignalOf(e)
 			if err != nil {
@@ -301,6 +321,9 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			}
 			if !ok {
 				continue
+			}
+			if sights != nil && s.Kind != correlate.SignalChange {
+				sight(sights, c, e, s, sent)
 			}
 			record(c.Observe(s))
 			if s.Kind == correlate.SignalChange {

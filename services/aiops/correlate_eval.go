@@ -1,7 +1,6 @@
 package aiops
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -30,6 +30,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
 
@@ -129,7 +130,7 @@ Generators (pkg/correlate/QUALITY.md tells how each was written):
   opsgen          a real Alertmanager's routing tree and inhibition
 `
 
-const evalUsage = `usage: aiops correlate eval [--rules rules.yaml] [--output scores.json] STORM...
+const evalUsage = `usage: aiops correlate eval [--rules rules.yaml] [--output scores.json] [--page eval.html] STORM...
 
 Scores the correlator against ground truth. Each STORM is a folder
 holding events.jsonl (the replay input), truth.json (a JSON object: each
@@ -149,8 +150,10 @@ a 5-minute chain (each item first seen within 5 minutes of the previous
 one joins it). An item is first seen when its line came (the line's
 "time"), else at its own time. An item of
 the truth that never went in counts as an incident of its own; a truth
-none of whose items went in is refused. --output writes the same as
-JSON.
+none of whose items went in is refused; items that went in and are not
+in the truth are counted, not scored. --output writes the same as JSON;
+--page draws each storm as a page: a row per true incident, its items as
+dots over time, coloured by the incident the correlator put them in.
 `
 
 // generateMain is `aiops correlate generate`.
@@ -178,7 +181,8 @@ func generateMain(args []string, stderr io.Writer) error {
 	if *dir == "" {
 		return service.Usage(errors.New("correlate generate: --dir is required"))
 	}
-	for seed := from; seed <= to; seed++ {
+	for i := uint64(0); i <= to-from; i++ {
+		seed := from + i // not seed++ up to to: the last seed may be the largest
 		s, err := gen(seed)
 		if err != nil {
 			return fmt.Errorf("correlate generate: %s seed %d: %w", *name, seed, err)
@@ -187,7 +191,7 @@ func generateMain(args []string, stderr io.Writer) error {
 		if err := writeStorm(out, s); err != nil {
 			return fmt.Errorf("correlate generate: %w", err)
 		}
-		fmt.Fprintf(stderr, "correlate generate: %s: %d lines, %d items (%d of %d)\n", out, len(s.lines), len(s.truth), seed-from+1, to-from+1)
+		fmt.Fprintf(stderr, "correlate generate: %s: %d lines, %d items (%d of %d)\n", out, len(s.lines), len(s.truth), i+1, to-from+1)
 	}
 	return nil
 }
@@ -233,8 +237,8 @@ func writeStorm(dir string, s generatedStorm) error {
 	return nil
 }
 
-// StormScore is the score of one storm: the correlator's, and the two
-// baselines' F1 on the same input.
+// StormScore is the score of one storm: the correlator's, and the three
+// naive baselines' on the same input.
 type StormScore struct {
 	Storm      string      `json:"storm"`
 	Correlator eval.Scores `json:"correlator"`
@@ -246,8 +250,10 @@ type StormScore struct {
 	ByService eval.Scores `json:"by_service"`
 	Window    eval.Scores `json:"window_5m"`
 	Chain     eval.Scores `json:"chain_5m"`
-	// Missing counts the items of the truth that never went in.
-	Missing int `json:"missing"`
+	// Missing counts the items of the truth that never went in,
+	// Unscored the items that went in and are not in the truth.
+	Missing  int `json:"missing"`
+	Unscored int `json:"unscored"`
 }
 
 // EvalResult is what `correlate eval` writes with --output.
@@ -275,9 +281,12 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := correlate.DefaultConfig()
 	if *rules != "" {
-		if err := loadRules(*rules, &cfg); err != nil {
+		if err := loadRules("correlate eval", *rules, &cfg); err != nil {
 			return service.Usage(err)
 		}
+	}
+	if *page == "-" {
+		return service.Usage(errors.New("correlate eval: --page -: the page goes to a file (standard output has the table or --output)"))
 	}
 	var (
 		res     EvalResult
@@ -306,8 +315,11 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(res)
-		}); err != nil || *output == "-" {
-			return err
+		}); err != nil {
+			return fmt.Errorf("correlate eval: --output: %w", err)
+		}
+		if *output == "-" {
+			return nil
 		}
 	}
 	return printScores(stdout, res)
@@ -329,7 +341,10 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 		return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 	}
 	var cat *correlate.Catalog
-	if path := filepath.Join(dir, stormCatalog); fileExists(path) {
+	switch path := filepath.Join(dir, stormCatalog); {
+	case fileMissing(path):
+		fmt.Fprintf(stderr, "correlate eval: %s: no %s: scored without a catalog (no topology)\n", dir, stormCatalog)
+	default:
 		if cat, err = correlate.ReadCatalog(path); err != nil {
 			return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 		}
@@ -340,12 +355,13 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 		return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 	}
 	defer f.Close()
-	res, err := Replay(ctx, f, cfg, cat, io.Discard)
+	items := map[string]sightedItem{}
+	res, err := replay(ctx, f, cfg, cat, io.Discard, items)
 	if err != nil {
 		return sc, none, fmt.Errorf("correlate eval: %s: %w", events, err)
 	}
 	if res.RejectedLines > 0 {
-		fmt.Fprintf(stderr, "correlate eval: %s: %d lines rejected, the first: line %d: %s\n", events, res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
+		fmt.Fprintf(stderr, "correlate eval: %s: rejected lines: %d, the first: line %d: %s\n", events, res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
 	}
 	assign := map[string]string{}
 	for id, inc := range res.EventAssignments {
@@ -353,17 +369,6 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 	}
 	for fp, inc := range res.Assignments {
 		assign[fp] = inc
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return sc, none, err
-	}
-	namer, err := correlate.New(cfg, cat)
-	if err != nil {
-		return sc, none, err
-	}
-	sightings, items, err := sightItems(f, namer)
-	if err != nil {
-		return sc, none, fmt.Errorf("correlate eval: %s: %w", events, err)
 	}
 	for item := range truth {
 		if _, ok := items[item]; !ok {
@@ -376,20 +381,31 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 	if sc.Missing > 0 {
 		fmt.Fprintf(stderr, "correlate eval: %s: %d of %d items of the truth never went in; each counts as an incident of its own\n", dir, sc.Missing, len(truth))
 	}
+	for item := range items {
+		if _, ok := truth[item]; !ok {
+			sc.Unscored++
+		}
+	}
+	if sc.Unscored > 0 {
+		fmt.Fprintf(stderr, "correlate eval: %s: %d of the %d items that went in are not in the truth, and not scored\n", dir, sc.Unscored, len(items))
+	}
 	byService := make(map[string]string, len(items))
 	for id, it := range items {
 		byService[id] = "service=" + it.Service
 	}
+	seen := sightings(items)
 	sc.Correlator = eval.Pairwise(assign, truth)
 	sc.ByService = eval.Pairwise(byService, truth)
-	sc.Window = eval.Pairwise(eval.WindowsByTime(sightings, 5*time.Minute), truth)
-	sc.Chain = eval.Pairwise(eval.ChainByTime(sightings, 5*time.Minute), truth)
+	sc.Window = eval.Pairwise(eval.WindowsByTime(seen, 5*time.Minute), truth)
+	sc.Chain = eval.Pairwise(eval.ChainByTime(seen, 5*time.Minute), truth)
 	return sc, stormDetail{truth: truth, assign: assign, items: items}, nil
 }
 
-func fileExists(path string) bool {
+// fileMissing reports whether path does not exist (another error, such as
+// a permission, is the reader's to tell).
+func fileMissing(path string) bool {
 	_, err := os.Stat(path)
-	return err == nil
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // readTruth reads a truth file: a JSON object of item → true incident.
@@ -427,70 +443,44 @@ type sightedItem struct {
 	First         time.Time
 }
 
-// sightItems reads the replay input for the baselines: every item (an
-// alert by its fingerprint, an anomaly by its event id) in the order first
-// seen, with its service as the correlator takes it (namer.ServiceOf) and
-// its name. Lines the replay rejected are skipped here too.
-func sightItems(r io.Reader, namer *correlate.Correlator) ([]eval.Sighting, map[string]sightedItem, error) {
-	items := map[string]sightedItem{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
-	var watermark time.Time
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		// A correlator first sees an item when its line comes (an alert
-		// when Alertmanager notifies it), else at its own time.
-		var line struct {
-			Time time.Time `json:"time"`
-		}
-		_ = json.Unmarshal(sc.Bytes(), &line)
-		envs, _ := lineEvents(sc.Bytes(), watermark)
-		for _, e := range envs {
-			s, ok, err := correlate.SignalOf(e)
-			if err != nil || !ok || s.Kind == correlate.SignalChange {
-				continue
-			}
-			if s.Time.After(watermark) {
-				watermark = s.Time
-			}
-			seen := line.Time
-			switch {
-			case !seen.IsZero():
-			case !s.Started.IsZero():
-				seen = s.Started
-			default:
-				seen = s.Time
-			}
-			id := e.ID // an anomaly event is an item of its own
-			if s.Kind == correlate.SignalAlert {
-				id = s.Fingerprint // an alert's notifications are one item
-			}
-			it, ok := items[id]
-			if !ok {
-				it = sightedItem{Service: namer.ServiceOf(s), Name: s.Name, First: seen}
-			}
-			if seen.Before(it.First) {
-				it.First = seen
-			}
-			items[id] = it
-		}
+// sight records the item of signal s, from envelope e of a line sent
+// at sent (zero when the line tells no time), in sights.
+func sight(sights map[string]sightedItem, c *correlate.Correlator, e *event.Envelope, s correlate.Signal, sent time.Time) {
+	seen := sent
+	switch {
+	case !seen.IsZero():
+	case !s.Started.IsZero():
+		seen = s.Started // resolved when first seen: it fired then
+	default:
+		seen = s.Time
 	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, err
+	id := e.ID // an anomaly event is an item of its own
+	if s.Kind == correlate.SignalAlert {
+		id = s.Fingerprint // an alert's notifications are one item
 	}
-	sightings := make([]eval.Sighting, 0, len(items))
-	for id, it := range items {
-		sightings = append(sightings, eval.Sighting{ID: id, First: it.First})
+	it, ok := sights[id]
+	if !ok {
+		it = sightedItem{Service: c.ServiceOf(s), Name: s.Name, First: seen}
 	}
-	sort.Slice(sightings, func(i, j int) bool {
-		if !sightings[i].First.Equal(sightings[j].First) {
-			return sightings[i].First.Before(sightings[j].First)
+	if seen.Before(it.First) {
+		it.First = seen
+	}
+	sights[id] = it
+}
+
+// sightings are the items of sights in the order first seen.
+func sightings(sights map[string]sightedItem) []eval.Sighting {
+	out := make([]eval.Sighting, 0, len(sights))
+	for id, it := range sights {
+		out = append(out, eval.Sighting{ID: id, First: it.First})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].First.Equal(out[j].First) {
+			return out[i].First.Before(out[j].First)
 		}
-		return sightings[i].ID < sightings[j].ID
+		return out[i].ID < out[j].ID
 	})
-	return sightings, items, nil
+	return out
 }
 
 // meanScore is the mean of the storms' scores.
@@ -516,6 +506,7 @@ func meanScore(storms []StormScore) StormScore {
 		add(&m.Window, s.Window)
 		add(&m.Chain, s.Chain)
 		m.Missing += s.Missing
+		m.Unscored += s.Unscored
 	}
 	return m
 }

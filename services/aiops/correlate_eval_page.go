@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -20,12 +21,28 @@ type incidentRow struct {
 	// one holding most of its items).
 	pieces int
 	with   []string
+	// missing counts its items that never went in (not drawn).
+	missing int
 }
 
-// evalPalette tells predicted incidents apart; the order of first sight
-// picks the colour, so incidents near in time differ.
-var evalPalette = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-	"#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939"}
+// incidentColour is the colour of the n-th predicted incident drawn: hues
+// a golden angle apart, so that no two incidents share one and those drawn
+// one after the other differ most; lightness varies too, for the hues
+// that come close after many turns.
+func incidentColour(n int) string {
+	hue := math.Mod(float64(n)*137.508, 360)
+	return fmt.Sprintf("hsl(%.0f,70%%,%d%%)", hue, 35+15*(n%3))
+}
+
+// aloneColour marks items the correlator put in no incident.
+const aloneColour = "#aaa"
+
+// tickSteps are the time axis's steps, the smallest giving at most
+// maxTicks ticks over the storm taken.
+var tickSteps = []time.Duration{time.Minute, 5 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour,
+	3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour, 365 * 24 * time.Hour}
+
+const maxTicks = 30
 
 // writeEvalPage writes the page of `correlate eval --page`: per storm, a
 // row per true incident (noise alone, kept whole, is left out), each item
@@ -39,7 +56,10 @@ func writeEvalPage(w io.Writer, res EvalResult, details []stormDetail) error {
 	b.WriteString("<style>body{font-family:sans-serif;margin:20px}text{font-size:11px}table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>\n")
 	b.WriteString("<h2>aiops correlate eval</h2>\n<p>Each row is a true incident, each dot one of its items (an alert, an anomaly) when first seen, coloured by the incident the correlator put it in: several colours in a row is an incident split, one colour in several rows incidents merged. Noise the correlator left alone is not drawn. Hover a dot for the item.</p>\n")
 	b.WriteString("<table><tr><th>storm</th><th>F1</th><th>precision</th><th>recall</th><th>incidents / true</th><th>5-min windows F1</th></tr>\n")
-	all := append(slices.Clone(res.Storms), res.Mean)
+	all := slices.Clone(res.Storms)
+	if len(all) > 1 {
+		all = append(all, res.Mean)
+	}
 	for i, sc := range all {
 		name := esc(sc.Storm)
 		if i < len(res.Storms) {
@@ -73,10 +93,12 @@ func (d stormDetail) predictedOf(item string) string {
 // were first seen.
 func (d stormDetail) rows() []incidentRow {
 	byTrue := map[string][]string{}
+	missing := map[string]int{}
 	truesIn := map[string]map[string]bool{} // predicted → true incidents in it
 	for item, t := range d.truth {
 		if _, ok := d.items[item]; !ok {
-			continue // it never went in: nothing to draw (eval tells it)
+			missing[t]++ // it never went in: nothing to draw (eval tells it)
+			continue
 		}
 		byTrue[t] = append(byTrue[t], item)
 		p := d.predictedOf(item)
@@ -103,7 +125,7 @@ func (d stormDetail) rows() []incidentRow {
 				main = p
 			}
 		}
-		r := incidentRow{id: t, items: items, pieces: len(count)}
+		r := incidentRow{id: t, items: items, pieces: len(count), missing: missing[t]}
 		for other := range truesIn[main] {
 			if other != t {
 				r.with = append(r.with, other)
@@ -141,14 +163,20 @@ func writeStormSVG(b *strings.Builder, d stormDetail) {
 	height := top + rowH*float64(len(rows)) + 10
 	esc := html.EscapeString
 	fmt.Fprintf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, height)
-	// A tick every hour, or every 10 minutes on storms under two hours.
-	step := time.Hour
-	if to.Sub(from) < 2*time.Hour {
-		step = 10 * time.Minute
+	step := tickSteps[len(tickSteps)-1]
+	for _, st := range tickSteps {
+		if to.Sub(from)/st <= maxTicks {
+			step = st
+			break
+		}
 	}
-	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
+	format := "15:04"
+	if step >= 24*time.Hour {
+		format = "2006-01-02"
+	}
+	for t, n := from.Truncate(step).Add(step), 0; t.Before(to) && n < maxTicks; t, n = t.Add(step), n+1 {
 		fmt.Fprintf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"14\" text-anchor=\"middle\">%s</text>\n",
-			x(t), top-6, x(t), height, x(t), t.UTC().Format("15:04"))
+			x(t), top-6, x(t), height, x(t), t.UTC().Format(format))
 	}
 	color := map[string]string{}
 	for i, r := range rows {
@@ -156,6 +184,9 @@ func writeStormSVG(b *strings.Builder, d stormDetail) {
 		what := fmt.Sprintf("%s: %d items", r.id, len(r.items))
 		if len(r.items) == 1 {
 			what = r.id + ": 1 item"
+		}
+		if r.missing > 0 {
+			what = fmt.Sprintf("%s: %d of %d items (the others never went in)", r.id, len(r.items), len(r.items)+r.missing)
 		}
 		if r.pieces > 1 {
 			what += fmt.Sprintf(", split in %d", r.pieces)
@@ -177,8 +208,12 @@ func writeStormSVG(b *strings.Builder, d stormDetail) {
 		for _, item := range r.items {
 			p := d.predictedOf(item)
 			c, ok := color[p]
-			if !ok {
-				c = evalPalette[len(color)%len(evalPalette)]
+			switch {
+			case ok:
+			case d.assign[item] == "":
+				c = aloneColour
+			default:
+				c = incidentColour(len(color))
 				color[p] = c
 			}
 			it := d.items[item]

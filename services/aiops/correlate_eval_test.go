@@ -5,15 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
 
@@ -65,6 +68,33 @@ func TestCorrelateGenerateAndEval(t *testing.T) {
 	}
 	if lines := strings.Split(strings.TrimSpace(table.String()), "\n"); len(lines) != 4 || !strings.Contains(lines[3], "mean of 2") || !strings.Contains(lines[0], "F1") {
 		t.Errorf("table:\n%s\nwant a header, a row per storm and the mean", &table)
+	}
+
+	// stagegen's items are alerts and anomaly events (keyed by event id),
+	// and its own baseline is the 5-minute chain.
+	stage := filepath.Join(dir, "stage")
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "stagegen", "--seeds", "21", "--dir", stage}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	stdout := &bytes.Buffer{}
+	if err := correlateMain(context.Background(), []string{"eval", "--output", "-", filepath.Join(stage, "stagegen-21")}, stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var staged EvalResult
+	if err := json.Unmarshal(stdout.Bytes(), &staged); err != nil {
+		t.Fatal(err)
+	}
+	ss := stagegen.Generate(21, stagegen.DefaultConfig())
+	anomalies := 0
+	for item := range ss.Truth {
+		if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(item) {
+			anomalies++
+		}
+	}
+	replayed := eval.Pairwise(crossAssign(replayFiles(t, append(bytes.Join(ss.Lines, []byte("\n")), '\n'), ss.Catalog)), ss.Truth)
+	chain := eval.Pairwise(ss.BaselineTimeWindow(5*time.Minute), ss.Truth)
+	if got := staged.Storms[0]; got.Correlator != replayed || !near(got.Chain.F1, chain.F1) || got.Missing != 0 || anomalies == 0 {
+		t.Errorf("stagegen 21: eval %+v, chain %.4f, missing %d; a replay %+v, the generator's chain %.4f; %d anomaly items", got.Correlator, got.Chain.F1, got.Missing, replayed, chain.F1, anomalies)
 	}
 
 	// A seed is the same storm every time.
@@ -124,7 +154,7 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	html, _ := os.ReadFile(page)
-	if n := strings.Count(string(html), "<circle"); n != 3 || !strings.Contains(string(html), ">db: 3 items</text>") ||
+	if n := strings.Count(string(html), "<circle"); n != 3 || !strings.Contains(string(html), ">db: 3 of 4 items (the others never went in)</text>") || len(fills(html)) != 1 ||
 		strings.Contains(string(html), "bbbb000000000001") {
 		t.Errorf("page with %d dots:\n%s\nwant the cascade's 3 in one row, search left out", n, html)
 	}
@@ -133,7 +163,7 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	html, _ = os.ReadFile(page)
-	if n := strings.Count(string(html), "<circle"); n != 4 || !strings.Contains(string(html), ">db: 4 items, split in 2</text>") {
+	if n := strings.Count(string(html), "<circle"); n != 4 || !strings.Contains(string(html), ">db: 4 items, split in 2</text>") || len(fills(html)) != 2 {
 		t.Errorf("page with %d dots:\n%s\nwant a row of 4 split in 2", n, html)
 	}
 	// Truth that has the cascade as two failures: the correlator merged
@@ -184,10 +214,86 @@ func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 			t.Errorf("%v (truth %q): %v, want a usage error with %q", c.args, c.truth, err, c.want)
 		}
 	}
+	// The largest seed is one storm, not a loop round to 0.
+	top := t.TempDir()
+	var told bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "18446744073709551615", "--dir", top}, &bytes.Buffer{}, &told); err != nil {
+		t.Fatal(err)
+	}
+	if made, _ := os.ReadDir(top); len(made) != 1 || !strings.Contains(told.String(), "(1 of 1)") {
+		t.Errorf("the largest seed made %d storms: %s", len(made), &told)
+	}
+	// A truth file over the limit is refused before it is read whole.
+	big := filepath.Join(t.TempDir(), "big")
+	os.MkdirAll(big, 0o755)
+	os.WriteFile(filepath.Join(big, stormEvents), events, 0o600)
+	if f, err := os.Create(filepath.Join(big, stormTruth)); err == nil {
+		f.Truncate(MaxTruthFile + 1)
+		f.Close()
+	}
+	os.WriteFile(filepath.Join(other, stormTruth), []byte(`{"0000000000000002":"i1"}`), 0o600)
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte("spread_window: -1m\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"eval", big}, fmt.Sprintf("truth.json: larger than %d bytes", MaxTruthFile)},
+		{[]string{"eval", "--rules", rules, other}, "correlate eval: --rules " + rules + ": "},
+		{[]string{"eval", "--rules", filepath.Join(dir, "nosuch.yaml"), other}, "correlate eval: --rules: "},
+		{[]string{"eval", "--page", "-", other}, "--page -: the page goes to a file"},
+	} {
+		err := correlateMain(context.Background(), c.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, service.ErrUsage) {
+			t.Errorf("%v: %v, want a usage error with %q", c.args, err, c.want)
+		}
+	}
+	err := correlateMain(context.Background(), []string{"eval", "--output", filepath.Join(dir, "nosuch", "scores.json"), storm}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "correlate eval: --output: ") {
+		t.Errorf("--output into a missing folder: %v", err)
+	}
+
 	// A storm without a catalog is scored without topology.
 	truth, _ := os.ReadFile(filepath.Join(storm, stormTruth))
 	os.WriteFile(filepath.Join(other, stormTruth), truth, 0o600)
-	if err := correlateMain(context.Background(), []string{"eval", other}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
-		t.Errorf("a storm without catalog.yaml: %v", err)
+	var said bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"eval", other}, &bytes.Buffer{}, &said); err != nil || !strings.Contains(said.String(), "no catalog.yaml: scored without a catalog") {
+		t.Errorf("a storm without catalog.yaml: %v, told %q", err, &said)
 	}
+}
+
+// A storm's lines are the user's: what the page shows of them is escaped,
+// a line eval cannot read is told, and items outside the truth counted.
+func TestCorrelateEvalOfUntrustedLines(t *testing.T) {
+	dir := t.TempDir()
+	bad := amLine("2026-11-21T12:00:05Z",
+		`{"status":"firing","labels":{"alertname":"<script>alert(1)</script>","service":"<b>web</b>","severity":"critical"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"cccc000000000001"}`,
+		`{"status":"firing","labels":{"alertname":"Other","service":"<b>web</b>","severity":"critical"},"startsAt":"2026-11-21T12:00:01Z","fingerprint":"cccc000000000002"}`,
+		`{"status":"firing","labels":{"alertname":"Unlabelled","service":"api","severity":"critical"},"startsAt":"2026-11-21T12:00:02Z","fingerprint":"cccc000000000003"}`)
+	os.WriteFile(filepath.Join(dir, stormEvents), []byte("not json\n"+bad+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, stormTruth), []byte(`{"cccc000000000001":"<i>x</i>","cccc000000000002":"<i>x</i>"}`), 0o600)
+	page := filepath.Join(dir, "eval.html")
+	var stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"eval", "--page", page, dir}, &bytes.Buffer{}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(page)
+	if strings.Contains(string(html), "<script>") || strings.Contains(string(html), "<b>") || strings.Contains(string(html), "<i>") ||
+		!strings.Contains(string(html), "&lt;script&gt;alert(1)&lt;/script&gt; on &lt;b&gt;web&lt;/b&gt;") {
+		t.Errorf("the page does not escape what the lines carry:\n%s", html)
+	}
+	for _, want := range []string{"rejected lines: 1, the first: line 1: not a JSON object", "1 of the 3 items that went in are not in the truth"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q, want %q", &stderr, want)
+		}
+	}
+}
+
+// fills are the distinct colours of a page's dots.
+func fills(page []byte) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range regexp.MustCompile(`<circle [^>]*fill="([^"]+)"`).FindAllSubmatch(page, -1) {
+		out[string(m[1])] = true
+	}
+	return out
 }

@@ -261,8 +261,9 @@ func Replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 // replay is Replay; with sights it also records every item (an alert by
 // its fingerprint, an anomaly by its event id) as first seen: when its
 // line came (the line's time), else at its own time, with the service
-// the correlator took it to be on (correlate eval's baselines).
-func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer, sights map[string]sightedItem) (*ReplayResult, error) {
+// the correlator took it to be on, and counts the notifications
+// (correlate eval's baselines and noise reduction).
+func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correlate.Catalog, progress io.Writer, sights *replaySights) (*ReplayResult, error) {
 	c, err := correlate.New(cfg, cat)
 	if err != nil {
 		return nil, err
@@ -323,7 +324,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				continue
 			}
 			if sights != nil && s.Kind != correlate.SignalChange {
-				sight(sights, c, e, s, sent)
+				sights.sight(c, e, s, sent)
 			}
 			record(c.Observe(s))
 			if s.Kind == correlate.SignalChange {

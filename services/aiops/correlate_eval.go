@@ -142,7 +142,9 @@ with the incidents your people opened.
 Per storm and as the mean over them, it prints the pairwise precision,
 recall and F1 of incident membership (over every pair of items of the
 truth: in one incident or not), the incident count against the true
-count, the noise reduction (1 - incidents / items), and beside them the
+count, the noise reduction (1 - incidents / items, and 1 - incidents /
+notifications: every alert as each webhook carried it, repeats and
+resolutions included, and every anomaly event), and beside them the
 F1 of naive baselines on the same input: every item of one service (the
 service the correlator takes it to be on) one incident; 5-minute
 windows (an item opens one, which takes every item first seen within it);
@@ -254,6 +256,13 @@ type StormScore struct {
 	// Unscored the items that went in and are not in the truth.
 	Missing  int `json:"missing"`
 	Unscored int `json:"unscored"`
+	// Notifications counts the alerts as the webhooks carried them and
+	// the anomaly events; Incidents the incidents all the items that went
+	// in made; NotificationReduction = 1 - Incidents / Notifications, what
+	// a person is spared.
+	Notifications         int     `json:"notifications"`
+	Incidents             int     `json:"incidents"`
+	NotificationReduction float64 `json:"notification_reduction"`
 }
 
 // EvalResult is what `correlate eval` writes with --output.
@@ -355,8 +364,9 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 		return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 	}
 	defer f.Close()
-	items := map[string]sightedItem{}
-	res, err := replay(ctx, f, cfg, cat, io.Discard, items)
+	sights := &replaySights{items: map[string]sightedItem{}}
+	res, err := replay(ctx, f, cfg, cat, io.Discard, sights)
+	items := sights.items
 	if err != nil {
 		return sc, none, fmt.Errorf("correlate eval: %s: %w", events, err)
 	}
@@ -394,11 +404,18 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 		byService[id] = "service=" + it.Service
 	}
 	seen := sightings(items)
+	detail := stormDetail{truth: truth, assign: assign, items: items}
+	incidents := map[string]bool{}
+	for item := range items {
+		incidents[detail.predictedOf(item)] = true
+	}
+	sc.Notifications, sc.Incidents = sights.notifications, len(incidents)
+	sc.NotificationReduction = eval.NoiseReductionOver(len(incidents), sights.notifications)
 	sc.Correlator = eval.Pairwise(assign, truth)
 	sc.ByService = eval.Pairwise(byService, truth)
 	sc.Window = eval.Pairwise(eval.WindowsByTime(seen, 5*time.Minute), truth)
 	sc.Chain = eval.Pairwise(eval.ChainByTime(seen, 5*time.Minute), truth)
-	return sc, stormDetail{truth: truth, assign: assign, items: items}, nil
+	return sc, detail, nil
 }
 
 // fileMissing reports whether path does not exist (another error, such as
@@ -443,9 +460,20 @@ type sightedItem struct {
 	First         time.Time
 }
 
+// replaySights are the items of a replay as first seen, and the
+// notifications that carried them.
+type replaySights struct {
+	items map[string]sightedItem
+	// notifications counts the alerts as each webhook carried them
+	// (repeats and resolutions included) and the anomaly events: what a
+	// person would get without a correlator.
+	notifications int
+}
+
 // sight records the item of signal s, from envelope e of a line sent
-// at sent (zero when the line tells no time), in sights.
-func sight(sights map[string]sightedItem, c *correlate.Correlator, e *event.Envelope, s correlate.Signal, sent time.Time) {
+// at sent (zero when the line tells no time).
+func (r *replaySights) sight(c *correlate.Correlator, e *event.Envelope, s correlate.Signal, sent time.Time) {
+	r.notifications++
 	seen := sent
 	switch {
 	case !seen.IsZero():
@@ -458,14 +486,14 @@ func sight(sights map[string]sightedItem, c *correlate.Correlator, e *event.Enve
 	if s.Kind == correlate.SignalAlert {
 		id = s.Fingerprint // an alert's notifications are one item
 	}
-	it, ok := sights[id]
+	it, ok := r.items[id]
 	if !ok {
 		it = sightedItem{Service: c.ServiceOf(s), Name: s.Name, First: seen}
 	}
 	if seen.Before(it.First) {
 		it.First = seen
 	}
-	sights[id] = it
+	r.items[id] = it
 }
 
 // sightings are the items of sights in the order first seen.
@@ -507,17 +535,20 @@ func meanScore(storms []StormScore) StormScore {
 		add(&m.Chain, s.Chain)
 		m.Missing += s.Missing
 		m.Unscored += s.Unscored
+		m.Notifications += s.Notifications
+		m.Incidents += s.Incidents
+		m.NotificationReduction += s.NotificationReduction / n
 	}
 	return m
 }
 
 func printScores(w io.Writer, res EvalResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "storm\titems\tincidents\ttrue\tcount ratio\tprecision\trecall\tF1\tnoise reduction\tby service F1\t5-min windows F1\t5-min chain F1\t")
+	fmt.Fprintln(tw, "storm\titems\tincidents\ttrue\tcount ratio\tprecision\trecall\tF1\tnoise reduction\tnotifications\tnotification reduction\tby service F1\t5-min windows F1\t5-min chain F1\t")
 	row := func(s StormScore) {
 		c := s.Correlator
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Storm, c.Items, c.PredictedIncidents, c.TrueIncidents,
-			c.CountRatio, c.Precision, c.Recall, c.F1, c.NoiseReduction, s.ByService.F1, s.Window.F1, s.Chain.F1)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Storm, c.Items, c.PredictedIncidents, c.TrueIncidents,
+			c.CountRatio, c.Precision, c.Recall, c.F1, c.NoiseReduction, s.Notifications, s.NotificationReduction, s.ByService.F1, s.Window.F1, s.Chain.F1)
 	}
 	for _, s := range res.Storms {
 		row(s)

@@ -140,6 +140,12 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 	if c.TruePairs != 6 || c.PredictedPairs != 3 || c.SharedPairs != 3 || c.PredictedIncidents != 3 || c.TrueIncidents != 2 || c.CountRatio != 1.5 {
 		t.Errorf("correlator %+v", c)
 	}
+	// 8 alerts as the three webhooks carried them, and the anomaly: 9
+	// notifications for 2 incidents (the cascade, with the anomaly, and
+	// search).
+	if sc.Notifications != 9 || sc.Incidents != 2 || math.Abs(sc.NotificationReduction-(1-2.0/9)) > 1e-9 {
+		t.Errorf("notifications %d, incidents %d, reduction %.3f: want 9, 2, %.3f", sc.Notifications, sc.Incidents, sc.NotificationReduction, 1-2.0/9)
+	}
 	// All four alerts came within 5 minutes: one window, 6 pairs, the
 	// cascade's 3 true. Every alert is on a service of its own: no pair.
 	if w := sc.Window; w.PredictedPairs != 6 || w.SharedPairs != 3 || sc.ByService.PredictedPairs != 0 {

@@ -172,6 +172,9 @@ func generateMain(args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return service.Usage(fmt.Errorf("correlate generate: unexpected argument %q", fs.Arg(0)))
 	}
+	if len(args) == 0 {
+		fs.Usage()
+	}
 	gen, ok := stormGenerators[*name]
 	if !ok {
 		return service.Usage(fmt.Errorf("correlate generate: --generator %q: want one of %s", *name, strings.Join(slices.Sorted(maps.Keys(stormGenerators)), ", ")))

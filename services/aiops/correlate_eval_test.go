@@ -303,3 +303,35 @@ func fills(page []byte) map[string]bool {
 	}
 	return out
 }
+
+// TestReadmeCorrelateEval runs the README's two commands of `correlate
+// generate` and `correlate eval` and checks the figures it quotes from the
+// table's last line, so that the README stays true when the defaults move.
+func TestReadmeCorrelateEval(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := regexp.MustCompile("(?m)^bin/aiops (correlate generate --generator specgen --seeds 21-40 --dir storms)$").FindSubmatch(readme)
+	ev := regexp.MustCompile("(?m)^bin/aiops correlate eval storms/specgen-\\*$").Find(readme)
+	quoted := regexp.MustCompile("`(mean of 20 [^`]*?) \\.\\.\\.`").FindSubmatch(readme)
+	if gen == nil || ev == nil || quoted == nil {
+		t.Fatal("the README's correlate generate / eval example or its quoted line is gone")
+	}
+	dir := t.TempDir()
+	args := strings.Fields(strings.Replace(string(gen[1]), "--dir storms", "--dir "+dir, 1))[1:]
+	if err := correlateMain(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	storms, _ := filepath.Glob(filepath.Join(dir, "specgen-*"))
+	var table bytes.Buffer
+	if err := correlateMain(context.Background(), append([]string{"eval"}, storms...), &table, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	got := strings.Join(strings.Fields(lines[len(lines)-1]), " ")
+	want := strings.Join(strings.Fields(string(quoted[1])), " ")
+	if !strings.HasPrefix(got, want) {
+		t.Errorf("correlate eval's last line is\n%s\nthe README quotes\n%s", got, want)
+	}
+}

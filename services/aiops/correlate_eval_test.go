@@ -313,8 +313,8 @@ func TestReadmeCorrelateEval(t *testing.T) {
 		t.Fatal(err)
 	}
 	gen := regexp.MustCompile("(?m)^bin/aiops (correlate generate --generator specgen --seeds 21-40 --dir storms)$").FindSubmatch(readme)
-	ev := regexp.MustCompile("(?m)^bin/aiops correlate eval storms/specgen-\\*$").Find(readme)
-	quoted := regexp.MustCompile("`(mean of 20 [^`]*?) \\.\\.\\.`").FindSubmatch(readme)
+	ev := regexp.MustCompile(`(?m)^bin/aiops correlate eval storms/specgen-\*$`).Find(readme)
+	quoted := regexp.MustCompile("`(mean of 20 [^`]*?) [.]{3}`").FindSubmatch(readme)
 	if gen == nil || ev == nil || quoted == nil {
 		t.Fatal("the README's correlate generate / eval example or its quoted line is gone")
 	}

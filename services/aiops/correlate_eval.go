@@ -40,6 +40,7 @@ const (
 	stormEvents  = "events.jsonl"
 	stormCatalog = "catalog.yaml"
 	stormTruth   = "truth.json"
+	stormRoots   = "roots.json"
 )
 
 // MaxTruthFile bounds a storm's truth file, read whole.
@@ -54,6 +55,9 @@ type generatedStorm struct {
 	lines   [][]byte
 	catalog []byte
 	truth   map[string]string
+	// roots names each true incident's root service, where the generator
+	// knows it (the scenario, crossgen); noise has none.
+	roots map[string]string
 }
 
 // stormGenerators are the storm generators of pkg/correlate, each with its
@@ -71,27 +75,33 @@ var stormGenerators = map[string]func(seed uint64) (generatedStorm, error){
 			return generatedStorm{}, err
 		}
 		cat, err := s.CatalogYAML()
-		return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth}, err
+		roots := map[string]string{}
+		for _, inc := range s.Incidents {
+			if inc.Kind != crossgen.KindNoise {
+				roots[inc.Label] = inc.Root
+			}
+		}
+		return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth, roots}, err
 	},
 	"blindgen": func(seed uint64) (generatedStorm, error) {
 		s := blindgen.Generate(seed, blindgen.DefaultConfig())
-		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
 	"fleetgen": func(seed uint64) (generatedStorm, error) {
 		s := fleetgen.Generate(seed, fleetgen.DefaultConfig())
-		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
 	"specgen": func(seed uint64) (generatedStorm, error) {
 		s := specgen.Generate(seed, specgen.DefaultConfig())
-		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
 	"stagegen": func(seed uint64) (generatedStorm, error) {
 		s := stagegen.Generate(seed, stagegen.DefaultConfig())
-		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
 	"opsgen": func(seed uint64) (generatedStorm, error) {
 		s := opsgen.Generate(seed, opsgen.DefaultConfig())
-		return generatedStorm{s.Lines, s.Catalog, s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
 }
 
@@ -104,7 +114,13 @@ func scenarioStorm(seed uint64, d time.Duration) (generatedStorm, error) {
 		return generatedStorm{}, err
 	}
 	cat, err := yaml.Marshal(&s.Catalog)
-	return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth.Items}, err
+	roots := map[string]string{}
+	for _, inc := range s.Truth.Incidents {
+		if inc.Kind != scenario.KindNoiseAlert && inc.Kind != scenario.KindNoiseAnomaly && inc.Kind != scenario.KindBackground {
+			roots[inc.Label] = inc.Root
+		}
+	}
+	return generatedStorm{splitLines(buf.Bytes()), cat, s.Truth.Items, roots}, err
 }
 
 func splitLines(b []byte) [][]byte {
@@ -114,8 +130,10 @@ func splitLines(b []byte) [][]byte {
 const generateUsage = `usage: aiops correlate generate --generator NAME --seeds FROM-TO --dir DIR
 
 Writes storms with ground truth, one folder each (DIR/NAME-SEED), holding
-events.jsonl (the replay input), catalog.yaml and truth.json (every alert
-fingerprint and anomaly event id → its true incident). A seed gives the
+events.jsonl (the replay input), catalog.yaml, truth.json (every alert
+fingerprint and anomaly event id → its true incident) and, from the
+generators that know them (scenario, crossgen), roots.json (each true
+incident → its root service). A seed gives the
 same storm every time. ` + "`aiops correlate eval DIR/*`" + ` scores the correlator
 on them.
 
@@ -136,8 +154,9 @@ Scores the correlator against ground truth. Each STORM is a folder
 holding events.jsonl (the replay input), truth.json (a JSON object: each
 alert fingerprint or anomaly event id → its true incident; every item of
 one true incident, noise an incident of its own) and, optionally,
-catalog.yaml: what ` + "`aiops correlate generate`" + ` writes, or your own history
-with the incidents your people opened.
+catalog.yaml and roots.json (a JSON object: each true incident → the
+service where it began): what ` + "`aiops correlate generate`" + ` writes, or your
+own history with the incidents your people opened and their postmortems.
 
 Per storm and as the mean over them, it prints the pairwise precision,
 recall and F1 of incident membership (over every pair of items of the
@@ -153,7 +172,11 @@ one joins it). An item is first seen when its line came (the line's
 "time"), else at its own time. An item of
 the truth that never went in counts as an incident of its own; a truth
 none of whose items went in is refused; items that went in and are not
-in the truth are counted, not scored. --output writes the same as JSON;
+in the truth are counted, not scored. With roots.json it also tells how
+often the incident holding most of a true incident's items names its
+root first (several services / one; --output also has the first three
+and the naive guess, the earliest item's service). --output writes the
+same as JSON;
 --page draws each storm as a page: a row per true incident, its items as
 dots over time, coloured by the incident the correlator put them in.
 `
@@ -234,7 +257,15 @@ func writeStorm(dir string, s generatedStorm) error {
 	if err != nil {
 		return err
 	}
-	for name, data := range map[string][]byte{stormEvents: events, stormCatalog: s.catalog, stormTruth: append(truth, '\n')} {
+	files := map[string][]byte{stormEvents: events, stormCatalog: s.catalog, stormTruth: append(truth, '\n')}
+	if len(s.roots) > 0 {
+		roots, err := json.MarshalIndent(s.roots, "", "  ")
+		if err != nil {
+			return err
+		}
+		files[stormRoots] = append(roots, '\n')
+	}
+	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return err
 		}
@@ -266,6 +297,39 @@ type StormScore struct {
 	Notifications         int     `json:"notifications"`
 	Incidents             int     `json:"incidents"`
 	NotificationReduction float64 `json:"notification_reduction"`
+	// Roots scores the root-cause candidates when the storm names each
+	// true incident's root (roots.json): over the true incidents whose
+	// items span several services, and those on one.
+	Roots *RootScores `json:"roots,omitempty"`
+}
+
+// RootScores count how often the incident holding most of a true
+// incident's items names its root first (whose owner and runbook it
+// carries) or among its first three candidates, beside the naive guess:
+// the service of its earliest item.
+type RootScores struct {
+	Multi  RootCounts `json:"multi_service"`
+	Single RootCounts `json:"one_service"`
+}
+
+// RootCounts are the counts of RootScores over some true incidents.
+type RootCounts struct {
+	Incidents int `json:"incidents"`
+	First     int `json:"first"`
+	Top3      int `json:"top3"`
+	Earliest  int `json:"earliest"`
+}
+
+func (r *RootCounts) add(o RootCounts) {
+	r.Incidents, r.First, r.Top3, r.Earliest = r.Incidents+o.Incidents, r.First+o.First, r.Top3+o.Top3, r.Earliest+o.Earliest
+}
+
+// firstShare is the share of incidents whose root came first, as text.
+func (r RootCounts) firstShare() string {
+	if r.Incidents == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*float64(r.First)/float64(r.Incidents))
 }
 
 // EvalResult is what `correlate eval` writes with --output.
@@ -408,6 +472,13 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 	}
 	seen := sightings(items)
 	detail := stormDetail{truth: truth, assign: assign, items: items}
+	if path := filepath.Join(dir, stormRoots); !fileMissing(path) {
+		roots, err := readItemMap(path, "true incident → its root service")
+		if err != nil {
+			return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
+		}
+		sc.Roots = rootCandidates(detail, res, roots)
+	}
 	incidents := map[string]bool{}
 	for item := range items {
 		incidents[detail.predictedOf(item)] = true
@@ -430,6 +501,12 @@ func fileMissing(path string) bool {
 
 // readTruth reads a truth file: a JSON object of item → true incident.
 func readTruth(path string) (map[string]string, error) {
+	return readItemMap(path, "item → true incident id")
+}
+
+// readItemMap reads a JSON object of strings (what names what), at most
+// MaxTruthFile bytes, none empty.
+func readItemMap(path, what string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -442,19 +519,81 @@ func readTruth(path string) (map[string]string, error) {
 	if len(data) > MaxTruthFile {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxTruthFile)
 	}
-	var truth map[string]string
-	if err := json.Unmarshal(data, &truth); err != nil {
-		return nil, fmt.Errorf("%s: not a JSON object of item → true incident id: %w", path, err)
+	var m map[string]string
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object of %s: %w", path, what, err)
 	}
-	if len(truth) == 0 {
+	if len(m) == 0 {
 		return nil, fmt.Errorf("%s: no items", path)
 	}
-	for item, inc := range truth {
-		if item == "" || inc == "" {
-			return nil, fmt.Errorf("%s: item %q with incident %q: both must be given", path, item, inc)
+	for k, v := range m {
+		if k == "" || v == "" {
+			return nil, fmt.Errorf("%s: %q → %q: both must be given", path, k, v)
 		}
 	}
-	return truth, nil
+	return m, nil
+}
+
+// rootCandidates scores the root-cause candidates of res against roots (true
+// incident → root service), for the true incidents of d with items that
+// went in.
+func rootCandidates(d stormDetail, res *ReplayResult, roots map[string]string) *RootScores {
+	tops := map[string][]string{} // each incident's first three candidates
+	for _, inc := range res.Incidents {
+		for _, c := range inc.RootCauses[:min(3, len(inc.RootCauses))] {
+			tops[inc.ID] = append(tops[inc.ID], c.Service)
+		}
+	}
+	byTrue := map[string][]string{}
+	for item, t := range d.truth {
+		if _, ok := d.items[item]; ok {
+			byTrue[t] = append(byTrue[t], item)
+		}
+	}
+	out := &RootScores{}
+	for _, t := range slices.Sorted(maps.Keys(byTrue)) {
+		root, ok := roots[t]
+		if !ok {
+			continue // noise, or a root the storm does not tell
+		}
+		held, services := map[string]int{}, map[string]bool{}
+		var earliest string
+		for _, item := range byTrue[t] {
+			if id := d.assign[item]; id != "" {
+				held[id]++
+			}
+			services[d.items[item].Service] = true
+			if a, b := d.items[item], d.items[earliest]; earliest == "" || a.First.Before(b.First) || a.First.Equal(b.First) && item < earliest {
+				earliest = item
+			}
+		}
+		counts := &out.Single
+		if len(services) > 1 {
+			counts = &out.Multi
+		}
+		counts.Incidents++
+		if d.items[earliest].Service == root {
+			counts.Earliest++
+		}
+		if len(held) == 0 {
+			continue
+		}
+		// The incident holding most of its items; the lowest id on a tie.
+		ids := slices.Sorted(maps.Keys(held))
+		main := ids[0]
+		for _, id := range ids {
+			if held[id] > held[main] {
+				main = id
+			}
+		}
+		if top := tops[main]; len(top) > 0 && top[0] == root {
+			counts.First++
+		}
+		if slices.Contains(tops[main], root) {
+			counts.Top3++
+		}
+	}
+	return out
 }
 
 // sightedItem is an item of a replay input as a correlator first sees it.
@@ -541,17 +680,28 @@ func meanScore(storms []StormScore) StormScore {
 		m.Notifications += s.Notifications
 		m.Incidents += s.Incidents
 		m.NotificationReduction += s.NotificationReduction / n
+		if s.Roots != nil {
+			if m.Roots == nil {
+				m.Roots = &RootScores{}
+			}
+			m.Roots.Multi.add(s.Roots.Multi)
+			m.Roots.Single.add(s.Roots.Single)
+		}
 	}
 	return m
 }
 
 func printScores(w io.Writer, res EvalResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "storm\titems\tincidents\ttrue\tcount ratio\tprecision\trecall\tF1\tnoise reduction\tnotifications\tnotification reduction\tby service F1\t5-min windows F1\t5-min chain F1\t")
+	fmt.Fprintln(tw, "storm\titems\tincidents\ttrue\tcount ratio\tprecision\trecall\tF1\tnoise reduction\tnotifications\tnotification reduction\tby service F1\t5-min windows F1\t5-min chain F1\troot first (several services / one)\t")
 	row := func(s StormScore) {
 		c := s.Correlator
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", s.Storm, c.Items, c.PredictedIncidents, c.TrueIncidents,
-			c.CountRatio, c.Precision, c.Recall, c.F1, c.NoiseReduction, s.Notifications, s.NotificationReduction, s.ByService.F1, s.Window.F1, s.Chain.F1)
+		roots := "-"
+		if s.Roots != nil {
+			roots = s.Roots.Multi.firstShare() + " / " + s.Roots.Single.firstShare()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t\n", s.Storm, c.Items, c.PredictedIncidents, c.TrueIncidents,
+			c.CountRatio, c.Precision, c.Recall, c.F1, c.NoiseReduction, s.Notifications, s.NotificationReduction, s.ByService.F1, s.Window.F1, s.Chain.F1, roots)
 	}
 	for _, s := range res.Storms {
 		row(s)

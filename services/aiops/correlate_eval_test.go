@@ -97,6 +97,19 @@ func TestCorrelateGenerateAndEval(t *testing.T) {
 		t.Errorf("stagegen 21: eval %+v, chain %.4f, missing %d; a replay %+v, the generator's chain %.4f; %d anomaly items", got.Correlator, got.Chain.F1, got.Missing, replayed, chain.F1, anomalies)
 	}
 
+	// The generators that know each failure's root write it.
+	if !fileMissing(filepath.Join(storms[0], stormRoots)) {
+		t.Error("specgen wrote roots.json; it names no roots")
+	}
+	scen := filepath.Join(dir, "scen")
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "scenario", "--seeds", "101", "--dir", scen}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	roots, err := readItemMap(filepath.Join(scen, "scenario-101", stormRoots), "roots")
+	if err != nil || len(roots) < 20 {
+		t.Errorf("scenario's roots.json: %d roots, %v", len(roots), err)
+	}
+
 	// A seed is the same storm every time.
 	again := t.TempDir()
 	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "22", "--dir", again}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
@@ -151,6 +164,31 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 	if w := sc.Window; w.PredictedPairs != 6 || w.SharedPairs != 3 || sc.ByService.PredictedPairs != 0 {
 		t.Errorf("window %+v, by service %+v", w, sc.ByService)
 	}
+
+	// With the roots named, the cascade's incident ranks payments-db
+	// first, though web alerted first; search is a failure on one service.
+	os.WriteFile(filepath.Join(dir, stormRoots), []byte(`{"db":"payments-db","search":"search"}`), 0o600)
+	stdout.Reset()
+	if err := correlateMain(context.Background(), []string{"eval", "--output", "-", dir}, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	got = EvalResult{}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Storms[0].Roots; r == nil || r.Multi != (RootCounts{Incidents: 1, First: 1, Top3: 1}) || r.Single != (RootCounts{Incidents: 1, First: 1, Top3: 1, Earliest: 1}) {
+		t.Errorf("roots %+v: want payments-db first of the cascade (web earliest), search first of its own", r)
+	}
+	var table bytes.Buffer
+	correlateMain(context.Background(), []string{"eval", dir}, &table, &bytes.Buffer{})
+	if !strings.Contains(table.String(), "100% / 100%") {
+		t.Errorf("table:\n%s\nwant the roots' column", &table)
+	}
+	os.WriteFile(filepath.Join(dir, stormRoots), []byte(`["payments-db"]`), 0o600)
+	if err := correlateMain(context.Background(), []string{"eval", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "roots.json: not a JSON object of true incident → its root service") {
+		t.Errorf("roots.json of another shape: %v", err)
+	}
+	os.Remove(filepath.Join(dir, stormRoots))
 
 	// The page draws the cascade's three alerts in one colour, and
 	// search, grouped alone as it should be, not at all. With search put
@@ -209,7 +247,7 @@ func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 		{[]string{"eval", filepath.Join(dir, "nosuch")}, "", "truth.json: no such file"},
 		{[]string{"eval", other}, `{"x":`, "not a JSON object of item → true incident id"},
 		{[]string{"eval", other}, `{}`, "truth.json: no items"},
-		{[]string{"eval", other}, `{"a":""}`, `item "a" with incident "": both must be given`},
+		{[]string{"eval", other}, `{"a":""}`, `"a" → "": both must be given`},
 		{[]string{"eval", other}, `{"0000000000000002":"i1","0000000000000003":"i1"}`, "none of its 2 items went in"},
 	} {
 		if c.truth != "" {

@@ -478,6 +478,9 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 			return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
 		}
 		sc.Roots = rootCandidates(detail, res, roots)
+		if sc.Roots.Multi.Incidents+sc.Roots.Single.Incidents == 0 {
+			return sc, none, service.Usage(fmt.Errorf("correlate eval: %s: none of its %d incidents is one of %s's with items that went in", path, len(roots), stormTruth))
+		}
 	}
 	incidents := map[string]bool{}
 	for item := range items {

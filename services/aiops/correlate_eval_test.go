@@ -184,6 +184,10 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 	if !strings.Contains(table.String(), "100% / 100%") {
 		t.Errorf("table:\n%s\nwant the roots' column", &table)
 	}
+	os.WriteFile(filepath.Join(dir, stormRoots), []byte(`{"other-storm":"payments-db"}`), 0o600)
+	if err := correlateMain(context.Background(), []string{"eval", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "roots.json: none of its 1 incidents is one of truth.json's") {
+		t.Errorf("roots.json of another storm: %v", err)
+	}
 	os.WriteFile(filepath.Join(dir, stormRoots), []byte(`["payments-db"]`), 0o600)
 	if err := correlateMain(context.Background(), []string{"eval", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "roots.json: not a JSON object of true incident → its root service") {
 		t.Errorf("roots.json of another shape: %v", err)

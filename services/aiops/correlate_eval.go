@@ -537,6 +537,19 @@ func readItemMap(path, what string) (map[string]string, error) {
 	return m, nil
 }
 
+// mostHeld is the incident holding most of a true incident's items (held:
+// items per incident, not empty); the lowest id on a tie.
+func mostHeld(held map[string]int) string {
+	ids := slices.Sorted(maps.Keys(held))
+	main := ids[0]
+	for _, id := range ids {
+		if held[id] > held[main] {
+			main = id
+		}
+	}
+	return main
+}
+
 // rootCandidates scores the root-cause candidates of res against roots (true
 // incident → root service), for the true incidents of d with items that
 // went in.
@@ -581,14 +594,7 @@ func rootCandidates(d stormDetail, res *ReplayResult, roots map[string]string) *
 		if len(held) == 0 {
 			continue
 		}
-		// The incident holding most of its items; the lowest id on a tie.
-		ids := slices.Sorted(maps.Keys(held))
-		main := ids[0]
-		for _, id := range ids {
-			if held[id] > held[main] {
-				main = id
-			}
-		}
+		main := mostHeld(held)
 		if top := tops[main]; len(top) > 0 && top[0] == root {
 			counts.First++
 		}

@@ -54,14 +54,7 @@ func scoreRoots(res *ReplayResult, truth []trueIncident, byKind map[string]*root
 		if len(held) == 0 {
 			continue
 		}
-		// The incident holding most of its items; the lowest id on a tie.
-		ids := slices.Sorted(maps.Keys(held))
-		main := ids[0]
-		for _, id := range ids {
-			if held[id] > held[main] {
-				main = id
-			}
-		}
+		main := mostHeld(held)
 		s := byKind[ti.kind]
 		if s == nil {
 			s = &rootScores{}

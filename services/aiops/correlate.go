@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sort"
 	"time"
@@ -204,6 +205,16 @@ type LineProblem struct {
 // MaxRejectedListed bounds the rejected lines a replay lists and tells.
 const MaxRejectedListed = 100
 
+// ItemAssignments maps every item that went in, an alert by its
+// fingerprint and any event by its id, to its incident (what IncidentOf
+// answers for one).
+func (r *ReplayResult) ItemAssignments() map[string]string {
+	out := make(map[string]string, len(r.Assignments)+len(r.EventAssignments))
+	maps.Copy(out, r.EventAssignments)
+	maps.Copy(out, r.Assignments)
+	return out
+}
+
 // IncidentOf is the incident of an item: an alert by its fingerprint, an
 // event by its id ("" when it joined none).
 func (r *ReplayResult) IncidentOf(item string) string {
@@ -302,17 +313,13 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
-		envs, err := lineEvents(sc.Bytes(), c.Now())
+		l, err := parseLine(sc.Bytes())
+		var envs []*event.Envelope
+		if err == nil {
+			envs, err = l.events(c.Now())
+		}
 		if err != nil {
 			reject(err)
-		}
-		var sent time.Time // the line's time, when sights wants it
-		if sights != nil {
-			var l struct {
-				Time time.Time `json:"time"`
-			}
-			_ = json.Unmarshal(sc.Bytes(), &l)
-			sent = l.Time
 		}
 		for _, e := range envs {
 			s, ok, err := correlate.SignalOf(e)
@@ -324,7 +331,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				continue
 			}
 			if sights != nil && s.Kind != correlate.SignalChange {
-				sights.sight(c, e, s, sent)
+				sights.sight(c, e, s, l.Time)
 			}
 			record(c.Observe(s))
 			if s.Kind == correlate.SignalChange {
@@ -408,10 +415,24 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 // lineEvents turns one input line into envelopes, with the ingest
 // gateway's decoders (the same events the service would get).
 func lineEvents(data []byte, watermark time.Time) ([]*event.Envelope, error) {
+	l, err := parseLine(data)
+	if err != nil {
+		return nil, err
+	}
+	return l.events(watermark)
+}
+
+// parseLine reads one input line.
+func parseLine(data []byte) (replayLine, error) {
 	var l replayLine
 	if err := json.Unmarshal(data, &l); err != nil {
-		return nil, fmt.Errorf("not a JSON object of the replay format: %w", err)
+		return l, fmt.Errorf("not a JSON object of the replay format: %w", err)
 	}
+	return l, nil
+}
+
+// events are the envelopes of l (lineEvents).
+func (l replayLine) events(watermark time.Time) ([]*event.Envelope, error) {
 	switch l.Type {
 	case "alertmanager":
 		if len(l.Payload) == 0 {

@@ -63,7 +63,7 @@ func stormRun(t *testing.T, gen func(uint64) blindStorm, from uint64, n int, ver
 	for seed := from; seed < from+uint64(n); seed++ {
 		s := gen(seed)
 		res := replayFiles(t, append(bytes.Join(s.lines, []byte("\n")), '\n'), s.catalog)
-		assign := crossAssign(res) // alert fingerprints and anomaly event ids
+		assign := res.ItemAssignments() // alert fingerprints and anomaly event ids
 		if losses {
 			tallyLosses(assign, s.truth, missed, falsePairs, pairs)
 		}

@@ -57,7 +57,7 @@ func TestCorrelateLabelConventions(t *testing.T) {
 			for j := range s.Lines {
 				s.Lines[j].JSON = relabel(t, s.Lines[j].JSON, c.edit)
 			}
-			f1 += eval.Pairwise(crossAssign(crossReplay(t, s)), s.Truth).F1 / 5
+			f1 += eval.Pairwise(crossReplay(t, s).ItemAssignments(), s.Truth).F1 / 5
 		}
 		t.Logf("%-30s F1 %.3f", c.name, f1)
 		if i == 0 {
@@ -139,7 +139,7 @@ func TestCorrelateLinesOutOfOrder(t *testing.T) {
 				lines[i] = s.Lines[j]
 			}
 			s.Lines = lines
-			f1 += eval.Pairwise(crossAssign(crossReplay(t, s)), s.Truth).F1 / 5
+			f1 += eval.Pairwise(crossReplay(t, s).ItemAssignments(), s.Truth).F1 / 5
 		}
 		t.Logf("lines moved by up to %s: F1 %.3f", jitter, f1)
 		if jitter == 0 {

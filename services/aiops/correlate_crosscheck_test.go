@@ -71,19 +71,6 @@ func replayFiles(t testing.TB, lines, catalogYAML []byte) *ReplayResult {
 	return &res
 }
 
-// crossAssign is the replay's item → incident map (alerts by fingerprint,
-// anomalies by event id).
-func crossAssign(res *ReplayResult) map[string]string {
-	assign := map[string]string{}
-	for id, inc := range res.EventAssignments {
-		assign[id] = inc
-	}
-	for fp, id := range res.Assignments {
-		assign[fp] = id
-	}
-	return assign
-}
-
 // TestCorrelateCrossCheck scores the correlator, defaults only, on storms
 // of pkg/correlate/crossgen: a generator written apart from the one the
 // defaults were chosen on (pkg/correlate/scenario), without reading it or
@@ -182,7 +169,7 @@ func crossRun(t *testing.T, cfg crossgen.Config, from uint64, seeds int, verbose
 	for seed := from; seed < from+uint64(seeds); seed++ {
 		s := crossgen.Generate(seed, cfg)
 		res := crossReplay(t, s)
-		assign := crossAssign(res)
+		assign := res.ItemAssignments()
 		sc := eval.Pairwise(assign, s.Truth)
 		label := eval.Pairwise(s.BaselineByLabel("service"), s.Truth)
 		window := eval.Pairwise(s.BaselineTimeWindow(5*time.Minute), s.Truth)
@@ -233,7 +220,7 @@ func crossRun(t *testing.T, cfg crossgen.Config, from uint64, seeds int, verbose
 // several true ones, and the pairs lost to each by kind.
 func diagnose(t *testing.T, s *crossgen.Storm, res *ReplayResult) {
 	t.Helper()
-	assign := crossAssign(res)
+	assign := res.ItemAssignments()
 	kindOf := map[string]string{}
 	for _, inc := range s.Incidents {
 		kindOf[inc.Label] = string(inc.Kind)

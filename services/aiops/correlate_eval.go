@@ -440,13 +440,7 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 	if res.RejectedLines > 0 {
 		fmt.Fprintf(stderr, "correlate eval: %s: rejected lines: %d, the first: line %d: %s\n", events, res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
 	}
-	assign := map[string]string{}
-	for id, inc := range res.EventAssignments {
-		assign[id] = inc
-	}
-	for fp, inc := range res.Assignments {
-		assign[fp] = inc
-	}
+	assign := res.ItemAssignments()
 	for item := range truth {
 		if _, ok := items[item]; !ok {
 			sc.Missing++
@@ -537,6 +531,32 @@ func readItemMap(path, what string) (map[string]string, error) {
 	return m, nil
 }
 
+// trueIncidents are the items of each true incident that went in, and
+// the count of those that never did.
+func (d stormDetail) trueIncidents() (went map[string][]string, missing map[string]int) {
+	went, missing = map[string][]string{}, map[string]int{}
+	for item, t := range d.truth {
+		if _, ok := d.items[item]; ok {
+			went[t] = append(went[t], item)
+		} else {
+			missing[t]++
+		}
+	}
+	return went, missing
+}
+
+// firstCandidates are the services of each incident's first three
+// root-cause candidates.
+func firstCandidates(res *ReplayResult) map[string][]string {
+	tops := map[string][]string{}
+	for _, inc := range res.Incidents {
+		for _, c := range inc.RootCauses[:min(3, len(inc.RootCauses))] {
+			tops[inc.ID] = append(tops[inc.ID], c.Service)
+		}
+	}
+	return tops
+}
+
 // mostHeld is the incident holding most of a true incident's items (held:
 // items per incident, not empty); the lowest id on a tie.
 func mostHeld(held map[string]int) string {
@@ -554,18 +574,8 @@ func mostHeld(held map[string]int) string {
 // incident → root service), for the true incidents of d with items that
 // went in.
 func rootCandidates(d stormDetail, res *ReplayResult, roots map[string]string) *RootScores {
-	tops := map[string][]string{} // each incident's first three candidates
-	for _, inc := range res.Incidents {
-		for _, c := range inc.RootCauses[:min(3, len(inc.RootCauses))] {
-			tops[inc.ID] = append(tops[inc.ID], c.Service)
-		}
-	}
-	byTrue := map[string][]string{}
-	for item, t := range d.truth {
-		if _, ok := d.items[item]; ok {
-			byTrue[t] = append(byTrue[t], item)
-		}
-	}
+	tops := firstCandidates(res)
+	byTrue, _ := d.trueIncidents()
 	out := &RootScores{}
 	for _, t := range slices.Sorted(maps.Keys(byTrue)) {
 		root, ok := roots[t]

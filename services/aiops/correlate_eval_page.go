@@ -92,20 +92,16 @@ func (d stormDetail) predictedOf(item string) string {
 // rows are the storm's true incidents worth drawing, in the order they
 // were first seen.
 func (d stormDetail) rows() []incidentRow {
-	byTrue := map[string][]string{}
-	missing := map[string]int{}
+	byTrue, missing := d.trueIncidents()    // what never went in is not drawn (eval tells it)
 	truesIn := map[string]map[string]bool{} // predicted → true incidents in it
-	for item, t := range d.truth {
-		if _, ok := d.items[item]; !ok {
-			missing[t]++ // it never went in: nothing to draw (eval tells it)
-			continue
+	for t, items := range byTrue {
+		for _, item := range items {
+			p := d.predictedOf(item)
+			if truesIn[p] == nil {
+				truesIn[p] = map[string]bool{}
+			}
+			truesIn[p][t] = true
 		}
-		byTrue[t] = append(byTrue[t], item)
-		p := d.predictedOf(item)
-		if truesIn[p] == nil {
-			truesIn[p] = map[string]bool{}
-		}
-		truesIn[p][t] = true
 	}
 	first := func(item string) time.Time { return d.items[item].First }
 	var rows []incidentRow

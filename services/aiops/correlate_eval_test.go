@@ -49,7 +49,7 @@ func TestCorrelateGenerateAndEval(t *testing.T) {
 	for i, seed := range []uint64{21, 22} {
 		s := specgen.Generate(seed, specgen.DefaultConfig())
 		got := res.Storms[i]
-		replayed := eval.Pairwise(crossAssign(replayFiles(t, append(bytes.Join(s.Lines, []byte("\n")), '\n'), s.Catalog)), s.Truth)
+		replayed := eval.Pairwise(replayFiles(t, append(bytes.Join(s.Lines, []byte("\n")), '\n'), s.Catalog).ItemAssignments(), s.Truth)
 		byService := eval.Pairwise(s.BaselineByService(), s.Truth)
 		window := eval.Pairwise(s.BaselineTimeWindow(5*time.Minute), s.Truth)
 		if got.Correlator != replayed {
@@ -91,7 +91,7 @@ func TestCorrelateGenerateAndEval(t *testing.T) {
 			anomalies++
 		}
 	}
-	replayed := eval.Pairwise(crossAssign(replayFiles(t, append(bytes.Join(ss.Lines, []byte("\n")), '\n'), ss.Catalog)), ss.Truth)
+	replayed := eval.Pairwise(replayFiles(t, append(bytes.Join(ss.Lines, []byte("\n")), '\n'), ss.Catalog).ItemAssignments(), ss.Truth)
 	chain := eval.Pairwise(ss.BaselineTimeWindow(5*time.Minute), ss.Truth)
 	if got := staged.Storms[0]; got.Correlator != replayed || !near(got.Chain.F1, chain.F1) || got.Missing != 0 || anomalies == 0 {
 		t.Errorf("stagegen 21: eval %+v, chain %.4f, missing %d; a replay %+v, the generator's chain %.4f; %d anomaly items", got.Correlator, got.Chain.F1, got.Missing, replayed, chain.F1, anomalies)

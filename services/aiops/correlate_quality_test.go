@@ -26,15 +26,7 @@ func scoreSeed(t testing.TB, seed uint64, cfg correlate.Config) (eval.Scores, sc
 // its truth.
 func replayScore(t testing.TB, s scenario.Scenario, cfg correlate.Config) eval.Scores {
 	t.Helper()
-	res := replayScenario(t, s, cfg)
-	assign := map[string]string{}
-	for fp, id := range res.Assignments {
-		assign[fp] = id
-	}
-	for id, inc := range res.EventAssignments {
-		assign[id] = inc
-	}
-	return eval.Pairwise(assign, s.Truth.Items)
+	return eval.Pairwise(replayScenario(t, s, cfg).ItemAssignments(), s.Truth.Items)
 }
 
 // TestCorrelateQuality scores the correlator, defaults only, on generated

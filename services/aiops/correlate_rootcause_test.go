@@ -38,12 +38,7 @@ func (r *rootScores) add(o rootScores) {
 // scoreRoots scores the replay's root-cause candidates against truth, by
 // kind of true incident.
 func scoreRoots(res *ReplayResult, truth []trueIncident, byKind map[string]*rootScores) {
-	tops := map[string][]string{} // each incident's first three candidates
-	for _, inc := range res.Incidents {
-		for _, c := range inc.RootCauses[:min(3, len(inc.RootCauses))] {
-			tops[inc.ID] = append(tops[inc.ID], c.Service)
-		}
-	}
+	tops := firstCandidates(res)
 	for _, ti := range truth {
 		held := map[string]int{}
 		for _, it := range ti.items {

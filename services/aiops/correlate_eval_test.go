@@ -354,14 +354,14 @@ func TestReadmeCorrelateEval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen := regexp.MustCompile("(?m)^bin/aiops (correlate generate --generator specgen --seeds 21-40 --dir storms)$").FindSubmatch(readme)
-	ev := regexp.MustCompile(`(?m)^bin/aiops correlate eval storms/specgen-\*$`).Find(readme)
+	gen := regexp.MustCompile("(?m)^bin/aiops (correlate generate --generator specgen --seeds 21-40 --dir data/storms)$").FindSubmatch(readme)
+	ev := regexp.MustCompile(`(?m)^bin/aiops correlate eval data/storms/specgen-\*$`).Find(readme)
 	quoted := regexp.MustCompile("`(mean of 20 [^`]*?) [.]{3}`").FindSubmatch(readme)
 	if gen == nil || ev == nil || quoted == nil {
 		t.Fatal("the README's correlate generate / eval example or its quoted line is gone")
 	}
 	dir := t.TempDir()
-	args := strings.Fields(strings.Replace(string(gen[1]), "--dir storms", "--dir "+dir, 1))[1:]
+	args := strings.Fields(strings.Replace(string(gen[1]), "--dir data/storms", "--dir "+dir, 1))[1:]
 	if err := correlateMain(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}

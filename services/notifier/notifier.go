@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -799,7 +800,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		return rt
 	}
-	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
 		rt := transport(path, hc)
 		return func(ctx context.Context, key string, inc webhook.Incident) error {
 			u, err := readFile("url_file", url, urlFile)
@@ -810,7 +811,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if err != nil {
 				return err
 			}
-			req := webhook.Request{Receiver: r.Name, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc)}
+			req := webhook.Request{Receiver: r.Name, Integration: path, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc), Timeout: timeout}
 			if secretFile != "" {
 				secret, err := webhook.ReadSecretFile(secretFile)
 				if err != nil {
@@ -828,13 +829,17 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 
 	for _, wc := range r.WebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
-				return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: r.Name, ExternalURL: p.cfg.ExternalURL})
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.Timeout, "", "", func(inc webhook.Incident) ([]byte, error) {
+				return webhook.Alertmanager(inc, webhook.AlertmanagerOptions{Receiver: r.Name, ExternalURL: p.cfg.ExternalURL,
+					MaxAlerts: int(min(wc.MaxAlerts, math.MaxInt32))})
 			})})
 	}
 	for _, wc := range r.AiopsWebhookConfigs {
+		if wc.MaxAlerts != 0 {
+			errs = append(errs, fmt.Errorf("%s: max_alerts: only webhook_configs list alerts; the aiops payload carries the incident's members as they are", wc.Path))
+		}
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
-			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.SecretFile, "", webhook.Generic)})
+			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.Timeout, wc.SecretFile, "", webhook.Generic)})
 	}
 
 	for _, c := range r.PagerDutyConfigs {
@@ -851,7 +856,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.URL, "", c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.URL, "", c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]byte, error) {
 				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
 				if err != nil {
 					return nil, err
@@ -885,7 +890,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		title, text := t.text("title", c.Title), t.text("text", c.Text)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]byte, error) {
 				opts := webhook.SlackOptions{Channel: c.Channel, Username: c.Username, IconEmoji: c.IconEmoji, IconURL: c.IconURL, TitleLink: c.TitleLink}
 				if err := renderAll(inc, map[*string]*webhook.Template{&opts.Title: title, &opts.Text: text}); err != nil {
 					return nil, err
@@ -906,7 +911,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			labels[i] = t.text(fmt.Sprintf("labels[%d]", i), l)
 		}
 		errs = append(errs, t.errs...)
-		jira := &webhook.Jira{Receiver: r.Name, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition,
+		jira := &webhook.Jira{Receiver: r.Name, Integration: c.Path, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition,
 			Transport: transport(c.Path, c.HTTPConfig), Redirects: redirectsFor(c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
@@ -945,7 +950,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		for k, v := range c.States {
 			states[webhook.Status(k)] = v
 		}
-		sn := &webhook.ServiceNow{Receiver: r.Name, APIURL: c.APIURL, Table: c.Table, States: states, Transport: transport(c.Path, c.HTTPConfig),
+		sn := &webhook.ServiceNow{Receiver: r.Name, Integration: c.Path, APIURL: c.APIURL, Table: c.Table, States: states, Transport: transport(c.Path, c.HTTPConfig),
 			Redirects: redirectsFor(c.HTTPConfig)}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
@@ -972,6 +977,9 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 
 	for _, c := range r.TemplateConfigs {
+		if c.MaxAlerts != 0 {
+			errs = append(errs, fmt.Errorf("%s: max_alerts: only webhook_configs list alerts; a template renders the members itself", c.Path))
+		}
 		t := &templates{path: c.Path}
 		format := webhook.TemplateText
 		if strings.Contains(strings.ToLower(c.ContentType), "json") {
@@ -980,7 +988,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		body := t.compile("template", c.Template, format)
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.URL, c.URLFile, c.HTTPConfig, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
+			send: post(c.Path, c.URL, c.URLFile, c.HTTPConfig, c.Timeout, c.SecretFile, c.ContentType, func(inc webhook.Incident) ([]byte, error) {
 				return body.Render(inc)
 			})})
 	}

@@ -929,3 +929,109 @@ func TestTemplateErrorsAtStart(t *testing.T) {
 		}
 	}
 }
+
+// A webhook_config's max_alerts and timeout apply as in Alertmanager: at
+// most max_alerts alerts listed, the rest counted in truncatedAlerts, and
+// each attempt bounded by the entry's timeout rather than the delivery
+// default. Payloads that list no alerts refuse max_alerts at start.
+func TestWebhookMaxAlertsAndTimeout(t *testing.T) {
+	few := newReceiver(t)
+	done := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(done) }) // first: Close waits for the handlers
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(routes, []byte(`
+route: {receiver: hooks, group_wait: 0s}
+receivers:
+- name: hooks
+  webhook_configs:
+  - url: `+few.srv.URL+`
+    max_alerts: 1
+  - url: `+slow.URL+`
+    timeout: 50ms
+`), 0o600)
+	noSleep := func(ctx context.Context, d time.Duration) error { return ctx.Err() }
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop(), webhook.WithClock(time.Now, noSleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := stagetest.NewPublisher()
+	proc.WithRecords(recs)
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+
+	// An incident of two alerts: payments-db and web, which calls it.
+	cat, err := correlate.ParseCatalog([]byte("services:\n  web: {depends_on: [payments-db]}\n  payments-db: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := correlate.New(correlate.Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last correlate.Update
+	for i, svc := range []string{"payments-db", "web"} {
+		at := t0.Add(time.Duration(i) * time.Second)
+		ups := c.Observe(correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: "fp-" + svc, Service: svc, Name: "HighLatency",
+			Severity: event.SeverityCritical, Time: at, EventID: event.DerivedID(at, svc)})
+		if len(ups) > 0 {
+			last = ups[len(ups)-1]
+		}
+	}
+	if ups := c.Advance(t0.Add(time.Minute)); len(ups) > 0 {
+		last = ups[len(ups)-1] // the update naming both members
+	}
+	if len(last.State.Members) != 2 {
+		t.Fatalf("the incident has %d members, want 2", len(last.State.Members))
+	}
+	e, err := correlate.Envelope(last, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Feed(e)[0]; r.Outcome != stagetest.Naked {
+		t.Fatalf("%v %v, want naked: the slow receiver timed out", r.Outcome, r.Err)
+	}
+	_, bodies := few.requests()
+	if len(bodies) != 1 {
+		t.Fatalf("max_alerts receiver got %d requests", len(bodies))
+	}
+	var am webhook.AlertmanagerPayload
+	if err := json.Unmarshal(bodies[0], &am); err != nil {
+		t.Fatal(err)
+	}
+	if len(am.Alerts) != 1 || am.TruncatedAlerts != 1 {
+		t.Fatalf("max_alerts 1 of 2 members: %d alerts listed, truncatedAlerts %d", len(am.Alerts), am.TruncatedAlerts)
+	}
+	timedOut := 0
+	for _, r := range recs.Events(t) {
+		var b event.WebhookDeliveryBody
+		if err := r.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(b.Error, "timed out after 50ms") {
+			timedOut++
+		}
+	}
+	if timedOut == 0 {
+		t.Fatal("no attempt of the slow receiver timed out after its 50ms timeout")
+	}
+
+	for _, kind := range []string{"aiops_webhook_configs", "aiops_template_configs"} {
+		bad := filepath.Join(dir, kind+".yml")
+		extra := ""
+		if kind == "aiops_template_configs" {
+			extra = ", template: '{}'"
+		}
+		os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600)
+		os.WriteFile(bad, []byte("route: {receiver: x, group_wait: 0s}\nreceivers:\n- name: x\n  "+kind+": [{url: http://127.0.0.1:1/, secret_file: secret, max_alerts: 3"+extra+"}]\n"), 0o600)
+		if _, err := NewProcessor(Config{Routes: bad}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "max_alerts") || !strings.Contains(err.Error(), kind) {
+			t.Fatalf("%s with max_alerts: %v, want an error naming it", kind, err)
+		}
+	}
+}

@@ -17,6 +17,10 @@ type AlertmanagerOptions struct {
 	Receiver string
 	// ExternalURL is the payload's "externalURL", a link back to aiops.
 	ExternalURL string
+	// MaxAlerts is a webhook_config's max_alerts: at most this many
+	// alerts are listed, the rest counted in truncatedAlerts, as
+	// Alertmanager does; 0 lists them all.
+	MaxAlerts int
 }
 
 // AlertmanagerPayload is the body of Prometheus Alertmanager's webhook
@@ -160,6 +164,11 @@ func Alertmanager(in Incident, opts AlertmanagerOptions) ([]byte, error) {
 	}
 	msg.CommonLabels = intersect(alerts, func(a AlertmanagerAlert) map[string]string { return a.Labels })
 	msg.CommonAnnotations = intersect(alerts, func(a AlertmanagerAlert) map[string]string { return a.Annotations })
+	if opts.MaxAlerts > 0 && len(msg.Alerts) > opts.MaxAlerts {
+		// After the common labels, which Alertmanager takes from all.
+		msg.TruncatedAlerts += len(msg.Alerts) - opts.MaxAlerts
+		msg.Alerts = msg.Alerts[:opts.MaxAlerts]
+	}
 	b, err := marshal(msg)
 	if err != nil {
 		return nil, errs.Permanent(fmt.Errorf("webhook: alertmanager payload of incident %s: %w", in.ID, err))

@@ -71,9 +71,15 @@ func (e *StatusError) Error() string {
 
 // Request is one notification to deliver.
 type Request struct {
-	// Receiver names the receiver; the circuit breaker, the rate limit,
-	// the statistics and the attempts are per name. Required.
+	// Receiver names the receiver; the attempts are recorded under it.
+	// Required.
 	Receiver string
+	// Integration names one integration of the receiver (its place in
+	// the configuration, say receivers[0].slack_configs[1]). The circuit
+	// breaker, the rate limit and the statistics are per receiver and
+	// integration: a receiver's Slack being down must not open the
+	// breaker in front of its PagerDuty. Empty: the receiver's own.
+	Integration string
 	// URL is the absolute http or https URL to POST to. It never appears
 	// in errors or attempts: it often holds a token.
 	URL string
@@ -109,6 +115,9 @@ type Request struct {
 	// Redirects overrides Config.FollowRedirects for this request (a
 	// receiver's http_config.follow_redirects); zero: the client's.
 	Redirects RedirectPolicy
+	// Timeout bounds each attempt of this request instead of
+	// Config.Timeout (a webhook_config's timeout); zero: the client's.
+	Timeout time.Duration
 }
 
 // Result says what happened to one delivery.
@@ -291,13 +300,17 @@ type receiver struct {
 var (
 	errTooManyRedirects = errors.New("too many redirects")
 	errMethodChanged    = errors.New("redirect changes the method")
+	errElsewhere        = errors.New("redirect to another origin")
 )
 
 // checkRedirect is an http.Client's CheckRedirect that follows up to
 // MaxRedirects redirects, or none: the 3xx is then the response. A
 // redirect that would change the method (a 301, 302 or 303 turns a POST
 // into a GET without its body) is refused: the GET's 2xx would count as
-// delivered while the receiver never got the notification.
+// delivered while the receiver never got the notification. So is one to
+// another origin (scheme, host or port): Go drops Authorization there but
+// would send the body and the webhook-* signature, which the other host
+// could replay. Errors name no URL: its path or query often holds a token.
 func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow {
@@ -307,8 +320,12 @@ func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
 			return errTooManyRedirects
 		}
 		if req.Method != via[0].Method {
-			return fmt.Errorf("%w: %s %s answered %d, which would resend it as %s %s without its body", errMethodChanged,
-				via[0].Method, via[0].URL.Redacted(), req.Response.StatusCode, req.Method, req.URL.Redacted())
+			return fmt.Errorf("%w: %s answered %d, which would resend it as %s without its body", errMethodChanged,
+				via[0].Method, req.Response.StatusCode, req.Method)
+		}
+		if req.URL.Scheme != via[0].URL.Scheme || req.URL.Host != via[0].URL.Host {
+			return fmt.Errorf("%w: answered %d toward another scheme, host or port, which would get the body and its signature", errElsewhere,
+				req.Response.StatusCode)
 		}
 		return nil
 	}
@@ -373,8 +390,19 @@ func (c *Client) receiver(name string) *receiver {
 	return r
 }
 
-// Stats returns what the client observed of one receiver (zero counters
-// and a closed breaker for a receiver it never delivered to).
+// endpointName is what the client keeps a breaker, a rate limit and
+// statistics under: the receiver, or the receiver and one integration of
+// it.
+func endpointName(receiver, integration string) string {
+	if integration == "" {
+		return receiver
+	}
+	return receiver + " " + integration
+}
+
+// Stats returns what the client observed of one receiver, or of one
+// integration of it under "receiver integration" (zero counters and a
+// closed breaker for one it never delivered to).
 func (c *Client) Stats(receiver string) ReceiverStats {
 	c.mu.Lock()
 	r := c.receivers[receiver]
@@ -421,7 +449,7 @@ func (c *Client) Deliver(ctx context.Context, req Request) (Result, error) {
 	if err := c.check(&req); err != nil {
 		return res, errs.Permanent(err)
 	}
-	r := c.receiver(req.Receiver)
+	r := c.receiver(endpointName(req.Receiver, req.Integration))
 	r.deliveries.Add(1)
 	err := c.deliver(ctx, &req, r, &res)
 	res.Duration = c.now().Sub(res.Start)
@@ -591,7 +619,11 @@ type outcome struct {
 }
 
 func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	timeout := c.cfg.Timeout
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var reqBody io.Reader
 	if req.Method != http.MethodGet {
@@ -630,9 +662,11 @@ func (c *Client) send(ctx context.Context, req *Request, ts time.Time) outcome {
 		case errors.Is(err, errTooManyRedirects):
 			return outcome{err: errs.Permanent(fmt.Errorf("%w: more than %d redirects", ErrRedirect, MaxRedirects))}
 		case errors.Is(err, errMethodChanged):
-			return outcome{err: errs.Permanent(fmt.Errorf("%w: %w (point the receiver at the final URL, or have it answer 307 or 308)", ErrRedirect, err))}
+			return outcome{err: errs.Permanent(fmt.Errorf("%w: %w (point the receiver at the final URL, or have it answer 307 or 308)", ErrRedirect, transportError(err)))}
+		case errors.Is(err, errElsewhere):
+			return outcome{err: errs.Permanent(fmt.Errorf("%w: %w (point the receiver at the final URL)", ErrRedirect, transportError(err)))}
 		case errors.Is(actx.Err(), context.DeadlineExceeded):
-			return outcome{err: fmt.Errorf("timed out after %v", c.cfg.Timeout), retry: true, failure: true}
+			return outcome{err: fmt.Errorf("timed out after %v", timeout), retry: true, failure: true}
 		}
 		return outcome{err: transportError(err), retry: true, failure: true}
 	}
@@ -722,6 +756,12 @@ func (c *Client) check(req *Request) error {
 	}
 	if req.Receiver == "" || len(req.Receiver) > 256 || strings.ContainsFunc(req.Receiver, isControl) {
 		return bad("receiver name: empty, longer than 256 bytes or with control characters")
+	}
+	if req.Timeout < 0 {
+		return bad("timeout %v: negative", req.Timeout)
+	}
+	if len(req.Integration) > 256 || strings.ContainsFunc(req.Integration, isControl) {
+		return bad("integration name: longer than 256 bytes or with control characters")
 	}
 	u, err := url.Parse(req.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

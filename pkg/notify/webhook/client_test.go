@@ -384,21 +384,55 @@ func TestRedirect(t *testing.T) {
 		t.Fatalf("a redirect was followed: the target got %d requests", n)
 	}
 
-	// Configured to follow: a 307 keeps the POST, its body and headers.
-	rcv := newTestReceiver(t, clock, nil, func(_ int, w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, target.URL+"/moved", http.StatusTemporaryRedirect)
+	// Configured to follow: a 307 on the same origin keeps the POST, its
+	// body and headers.
+	var moved *testReceiver
+	moved = newTestReceiver(t, clock, testSecret, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			http.Redirect(w, r, moved.URL+"/moved", http.StatusTemporaryRedirect)
+		}
 	})
 	cfg := testConfig()
 	cfg.FollowRedirects = true
 	rec := &attempts{}
 	c := newTestClient(t, cfg, clock, rec)
-	req := testRequest(rcv.URL)
+	req := testRequest(moved.URL)
 	res, err := c.Deliver(context.Background(), req)
 	if err != nil || res.StatusCode != 200 || res.Attempts != 1 {
 		t.Fatalf("following: Deliver = %+v, %v", res, err)
 	}
 	checkAttempts(t, rec.List(), []int{200}, false)
-	checkSigned(t, target.Hits(), rec.List(), req.Body)
+	if hits := moved.Hits(); len(hits) != 2 {
+		t.Fatalf("following: %d requests, want the first and the redirected one", len(hits))
+	}
+	checkSigned(t, moved.Hits()[1:], nil, req.Body)
+
+	// Even configured to follow, a redirect to another origin is refused:
+	// it would get the body and a signature it could replay. The error
+	// names no URL.
+	elsewhere := newTestReceiver(t, clock, nil, func(_ int, w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+"/services/T000/B000/s3cr3t", http.StatusTemporaryRedirect)
+	})
+	res, err = c.Deliver(context.Background(), testRequest(elsewhere.URL+"/hooks/t0ken"))
+	if !errs.IsPermanent(err) || !errors.Is(err, ErrRedirect) || res.Attempts != 1 || len(target.Hits()) != 0 {
+		t.Fatalf("redirect to another origin: %+v, %v, the target got %d requests", res, err, len(target.Hits()))
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "t0ken") {
+		t.Fatalf("the error shows a URL: %v", err)
+	}
+
+	// A redirect turning the POST into a GET is refused, its error naming
+	// no URL either.
+	get := newTestReceiver(t, clock, nil, func(_ int, w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/services/T000/B000/s3cr3t", http.StatusFound)
+	})
+	res, err = c.Deliver(context.Background(), testRequest(get.URL+"/hooks/t0ken"))
+	if !errs.IsPermanent(err) || !errors.Is(err, ErrRedirect) || !strings.Contains(err.Error(), "without its body") {
+		t.Fatalf("redirect to a GET: %+v, %v", res, err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "t0ken") {
+		t.Fatalf("the error shows a URL: %v", err)
+	}
 
 	// A loop is cut after MaxRedirects, permanently.
 	var loop *testReceiver
@@ -711,6 +745,44 @@ func TestBreaker(t *testing.T) {
 	d2() // two failures
 	if s := c2.Stats("ops"); s.Breaker != BreakerClosed || s.ConsecutiveFailures != 2 {
 		t.Fatalf("non-consecutive failures: %+v", s)
+	}
+}
+
+// TestBreakerPerIntegration: integrations of one receiver have a breaker
+// each, so one that is down does not block the others (a receiver's Slack
+// failing while its PagerDuty works).
+func TestBreakerPerIntegration(t *testing.T) {
+	clock := newFakeClock()
+	down := newTestReceiver(t, clock, nil, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	up := newTestReceiver(t, clock, nil, func(int, http.ResponseWriter, *http.Request) {})
+	cfg := testConfig()
+	cfg.Breaker = BreakerConfig{Failures: 2, CoolDown: time.Minute}
+	cfg.Retry.MaxAttempts = 3
+	c := newTestClient(t, cfg, clock, &attempts{})
+	slack, pager := testRequest(down.URL), testRequest(up.URL)
+	slack.Integration, pager.Integration = "receivers[0].slack_configs[0]", "receivers[0].pagerduty_configs[0]"
+	if _, err := c.Deliver(context.Background(), slack); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("the failing integration: %v, want its breaker open", err)
+	}
+	if _, err := c.Deliver(context.Background(), pager); err != nil {
+		t.Fatalf("the healthy integration of the same receiver: %v", err)
+	}
+	if len(up.Hits()) != 1 {
+		t.Fatalf("the healthy integration got %d requests, want 1", len(up.Hits()))
+	}
+	if s := c.Stats("ops " + slack.Integration); s.Breaker != BreakerOpen {
+		t.Fatalf("stats of the failing integration: %+v", s)
+	}
+	if s := c.Stats("ops " + pager.Integration); s.Breaker != BreakerClosed || s.Delivered != 1 {
+		t.Fatalf("stats of the healthy integration: %+v", s)
+	}
+	// Without an integration, requests share the receiver's breaker.
+	plain := testRequest(up.URL)
+	if _, err := c.Deliver(context.Background(), plain); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Stats("ops"); s.Delivered != 1 {
+		t.Fatalf("stats of the receiver: %+v", s)
 	}
 }
 

@@ -59,8 +59,9 @@ type JiraIssue struct {
 // issue with a JQL search on that label, so a restarted notifier (or
 // another instance) continues the same issue instead of opening a second.
 type Jira struct {
-	// Receiver names the receiver (breaker, rate limit, records).
-	Receiver string
+	// Receiver names the receiver (records); Integration the entry of it
+	// (breaker, rate limit: Request.Integration).
+	Receiver, Integration string
 	// APIURL is the REST API's base: https://jira.example.com/rest/api/2.
 	APIURL string
 	// Transport sends the requests (http_config's TLS and proxy); nil:
@@ -191,7 +192,7 @@ func (j *Jira) send(ctx context.Context, d Deliverer, req Request, step string, 
 		h = http.Header{}
 	}
 	h.Set("Accept", "application/json")
-	req.Receiver, req.Body, req.Header = j.Receiver, b, h
+	req.Receiver, req.Integration, req.Body, req.Header = j.Receiver, j.Integration, b, h
 	res, err := d.Deliver(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("jira %s: %w", step, err)

@@ -38,7 +38,9 @@ var DefaultServiceNowStates = map[Status]string{StatusOpen: "1", StatusAcknowled
 // record's newest work notes (sys_journal_field) carries it already: a
 // redelivered notification writes no second note.
 type ServiceNow struct {
-	Receiver string
+	// Receiver names the receiver (records); Integration the entry of it
+	// (breaker, rate limit: Request.Integration).
+	Receiver, Integration string
 	// APIURL is the instance: https://example.service-now.com.
 	APIURL string
 	// Table defaults to incident.
@@ -198,7 +200,7 @@ func (s *ServiceNow) send(ctx context.Context, d Deliverer, req Request, step st
 		h = http.Header{}
 	}
 	h.Set("Accept", "application/json")
-	req.Receiver, req.Body, req.Header = s.Receiver, b, h
+	req.Receiver, req.Integration, req.Body, req.Header = s.Receiver, s.Integration, b, h
 	res, err := d.Deliver(ctx, req)
 	if err != nil {
 		return nil, fmt.Errorf("servicenow %s: %w", step, err)

@@ -12,6 +12,7 @@ package correlator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -54,9 +55,20 @@ type Processor struct {
 	// ErrNotStored, not ErrApplied's success, so that a crash before
 	// either cannot lose a command whose repeat was acked.
 	unstored map[string]bool
-	// leading is true while this instance consumes (holds the lease): a
-	// standby's state is not current, so its API refuses.
+	// leading is true while this instance consumes (holds the lease) and
+	// its state is restored: a standby's state is not current, nor one
+	// still restoring, so its API refuses.
 	leading atomic.Bool
+	// restored is closed once the term's state is restored (newTerm).
+	restored chan struct{}
+	// inFlight are the incident events Process emitted that the stream
+	// has not stored yet, by id (kept only with a state store). A
+	// checkpoint saves them in its outbox, sent after a restart: the state
+	// it saves made them, and the input's redelivery would then be a
+	// repeat that makes no event (stage.Output.Settled).
+	flightMu sync.Mutex
+	inFlight map[string]flight
+	flown    uint64 // numbers the flights, oldest first
 	// partition says which signals are this instance's (nil: all).
 	partition *correlate.Partitioner
 }
@@ -124,17 +136,25 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastArrival = p.now()
-	return p.emit(p.c.Observe(s), out)
+	return p.emit(p.c.Observe(s), out, p.inFlight != nil)
 }
 
-func (p *Processor) emit(ups []correlate.Update, out stage.Emitter) error {
+// emit publishes ups; track keeps each in inFlight until the stream stored
+// it (an input's outputs: a tick's are the runner's to hold).
+func (p *Processor) emit(ups []correlate.Update, out stage.Emitter, track bool) error {
 	observed := p.now().UTC()
 	for _, u := range ups {
 		e, err := correlate.Envelope(u, observed)
 		if err != nil {
 			return err
 		}
-		if err := out.Emit(stage.Output{Event: e}); err != nil {
+		o := stage.Output{Event: e}
+		if track {
+			if o.Settled, err = p.fly(e); err != nil {
+				return err
+			}
+		}
+		if err := out.Emit(o); err != nil {
 			return err
 		}
 		p.log.Info().Str("incident_id", u.State.IncidentID).Str("transition", string(u.Transition)).
@@ -156,7 +176,52 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	if p.lastArrival.IsZero() || now.Sub(p.lastArrival) < p.cfg.IdleAdvance || step <= 0 || p.c.Now().IsZero() {
 		return nil
 	}
-	return p.emit(p.c.Advance(p.c.Now().Add(step)), out)
+	return p.emit(p.c.Advance(p.c.Now().Add(step)), out, false)
+}
+
+// flight is an incident event on its way to the stream.
+type flight struct {
+	msg bus.Message
+	n   uint64
+}
+
+// MaxInFlight bounds the incident events kept until stored: beyond it the
+// oldest is forgotten (a publish that never settles, the stream refusing
+// one event, must not grow the state for ever).
+const MaxInFlight = 4096
+
+// fly keeps e in inFlight and returns the Settled that forgets it once
+// stored. A failed publish keeps it: the input's redelivery republishes it
+// without telling, so only a checkpoint's outbox can cover it after a
+// restart (sent again, it is a duplicate the stream drops by id).
+func (p *Processor) fly(e *event.Envelope) (func(error), error) {
+	data, err := e.MarshalJSON()
+	if err != nil {
+		return nil, errs.Permanentf("correlator: encoding incident event %s: %v", e.ID, err)
+	}
+	p.flightMu.Lock()
+	defer p.flightMu.Unlock()
+	if len(p.inFlight) >= MaxInFlight {
+		oldest, n := "", uint64(0)
+		for id, f := range p.inFlight {
+			if oldest == "" || f.n < n {
+				oldest, n = id, f.n
+			}
+		}
+		delete(p.inFlight, oldest)
+		p.log.Warn().Str("event_id", oldest).Int("max", MaxInFlight).Msg("too many incident events not stored yet: the oldest is no longer kept for the next checkpoint")
+	}
+	p.flown++
+	id := e.ID
+	p.inFlight[id] = flight{bus.Message{Subject: e.Subject(), ID: id, Data: data}, p.flown}
+	return func(err error) {
+		if err != nil {
+			return
+		}
+		p.flightMu.Lock()
+		delete(p.inFlight, id)
+		p.flightMu.Unlock()
+	}, nil
 }
 
 // Incidents returns the incidents in memory.
@@ -167,13 +232,21 @@ func (p *Processor) Incidents() []correlate.State {
 }
 
 // snapshot and restore are the state as bytes. snapshot also returns
-// the ids of the commands applied whose events were not stored yet: once
-// the state is saved, the outbox saved before it holds their events.
-func (p *Processor) snapshot() ([]byte, []string, error) {
+// the ids of the commands applied whose events were not stored yet (once
+// the state is saved, the outbox saved before it holds their events) and
+// the incident events in flight, oldest first, which the outbox must hold:
+// the state returned made them.
+func (p *Processor) snapshot() (data []byte, unstored []string, flying []bus.Message, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	data, err := p.c.MarshalJSON()
-	return data, slices.Collect(maps.Keys(p.unstored)), err
+	data, err = p.c.MarshalJSON()
+	p.flightMu.Lock()
+	fs := slices.SortedFunc(maps.Values(p.inFlight), func(a, b flight) int { return cmp.Compare(a.n, b.n) })
+	p.flightMu.Unlock()
+	for _, f := range fs {
+		flying = append(flying, f.msg)
+	}
+	return data, slices.Collect(maps.Keys(p.unstored)), flying, err
 }
 
 // saved forgets ids as unstored: a checkpoint holds their events.
@@ -191,6 +264,31 @@ func (p *Processor) restore(data []byte) error {
 	// A new term: the time spent standing by is not event time passing.
 	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
 	return p.c.UnmarshalJSON(data)
+}
+
+// newTerm starts a term: the channel it returns is closed once its state
+// is restored (markRestored), at once when nothing is to be restored.
+func (p *Processor) newTerm(restores bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.restored = make(chan struct{})
+	if !restores {
+		close(p.restored)
+	}
+	return p.restored
+}
+
+// markRestored tells the term that its state is restored.
+func (p *Processor) markRestored() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.restored != nil {
+		select {
+		case <-p.restored:
+		default:
+			close(p.restored)
+		}
+	}
 }
 
 // durable adds saving the state to an object store. It is a stage.Outbox:
@@ -215,6 +313,7 @@ func (d durable) Restore(ctx context.Context) error {
 	}
 	data, err := d.store.GetBytes(ctx, d.key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		d.markRestored()
 		return nil
 	}
 	if err != nil {
@@ -224,23 +323,28 @@ func (d durable) Restore(ctx context.Context) error {
 		return err
 	}
 	d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
+	d.markRestored()
 	return nil
 }
 
 // Checkpoint saves the outbox, then the state, unless the lease was lost.
 // An outbox not saved leaves the state unsaved too: saved alone, it would
-// hold what the lost outputs came from.
+// hold what the lost outputs came from. The outbox holds the tick outputs
+// the runner handed over (Hold) and the input outputs in flight when the
+// state was taken.
 func (d durable) Checkpoint(ctx context.Context) error {
 	if d.fenced.Load() {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
 	}
-	if err := d.SaveTo(ctx, d.store, d.key); err != nil {
-		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
-	}
-	data, unstored, err := d.snapshot()
+	data, unstored, flying, err := d.snapshot()
 	if err != nil {
 		return err
+	}
+	outbox := new(stage.HeldOutputs)
+	outbox.Hold(append(slices.Clone(d.Held()), flying...))
+	if err := outbox.SaveTo(ctx, d.store, d.key); err != nil {
+		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
 	if _, err = d.store.PutBytes(ctx, d.key, data); err != nil {
 		return err
@@ -254,6 +358,7 @@ func (d durable) Checkpoint(ctx context.Context) error {
 type Service struct {
 	*stage.Stage
 	fenced   *atomic.Bool // the lease was lost: stop saving
+	restores bool         // a term restores a saved state before it leads
 	proc     *Processor
 	api      *API          // nil without api.listen
 	commands *bus.Consumer // incidents.command.> on INCIDENTS
@@ -278,6 +383,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		proc.unstored = map[string]bool{}
+		proc.inFlight = map[string]flight{}
 		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 	}
@@ -285,13 +391,11 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced}
+	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled}
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	if s.lease != nil {
-		proc.leading.Store(false) // until the lease is held
-	}
+	proc.leading.Store(false) // until a term restored the state (lead)
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
@@ -325,24 +429,38 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // lead is one term: it consumes signals and commands until ctx ends (the
-// lease was lost, or the service stops).
+// lease was lost, or the service stops) or the stage stops on its own (a
+// state it cannot restore): the term then ends, so that the lease is
+// released for a standby, instead of holding it while consuming nothing.
+// Commands and the API wait for the state to be restored: before, every
+// incident would be unknown (a command dead-lettered, a list empty).
 func (s *Service) lead(ctx context.Context) error {
 	s.fenced.Store(false)
-	s.proc.leading.Store(true)
+	term, endTerm := context.WithCancel(ctx)
+	defer endTerm()
+	restored := s.proc.newTerm(s.restores)
 	// The tick that applies commands stops with the term: the commands
 	// not applied by then are answered at once (ErrStandby: a NATS command
 	// is naked for the next holder, an API call gets 503), not at their
 	// 30s timeout, which would outlast the service's stop. One applied is
 	// answered when its incident event is stored, or the drain ended.
-	stopAnswering := context.AfterFunc(ctx, func() {
+	stopAnswering := context.AfterFunc(term, func() {
 		s.proc.leading.Store(false)
 		s.proc.failPending(ErrStandby)
 	})
 	defer stopAnswering()
 	errs := make([]error, 2)
 	var consumers sync.WaitGroup
-	consumers.Go(func() { errs[0] = s.Stage.Run(ctx) })
-	consumers.Go(func() { errs[1] = s.commands.Run(ctx, bus.Sync(s.command)) })
+	consumers.Go(func() {
+		errs[0] = s.Stage.Run(term)
+		endTerm()
+	})
+	select {
+	case <-restored:
+		s.proc.leading.Store(true)
+		consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
+	case <-term.Done():
+	}
 	consumers.Wait()
 	s.proc.leading.Store(false)
 	s.proc.failPending(ErrStandby)

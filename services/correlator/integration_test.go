@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,6 +293,89 @@ func TestTickEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
 	}
 	if len(comments) != 2 {
 		t.Fatalf("comments after the restart: %+v, want the API's and the NATS command's, once each", comments)
+	}
+}
+
+// An incident event an input made (an alert opening an incident) that the
+// stream had not stored when the correlator stopped is saved with the
+// state, and the next run sends it: the state already holds the incident,
+// so the alert's redelivery is a repeat that makes no event.
+func TestInputEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour // only the stop's checkpoint
+	restore := testenv.NarrowStream(t, r.js, bus.StreamEvents, event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindMetric), event.KindFilterAll(event.KindAlert),
+		event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindAnomaly))
+	svc, stop := r.start()
+	r.firstHalf()
+	for deadline := time.Now().Add(30 * time.Second); len(svc.proc.Incidents()) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the correlator holds %d incidents, want 2", len(svc.proc.Incidents()))
+		}
+	}
+	stop()
+	restore()
+	_, stop = r.start()
+	defer stop()
+	if got := waitIncidents(t, r.js, event.IncidentOpened, 2); len(got) != 2 {
+		t.Fatalf("%d incidents opened after the restart, want the 2 the state holds", len(got))
+	}
+}
+
+// A command published while no correlator runs is applied by the next one
+// once its state is restored: taken before, it found no such incident and
+// was dead-lettered.
+func TestCommandWaitsForTheRestore(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	_, stop := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+	stop()
+	cmd, _ := json.Marshal(correlate.Command{Action: "ack", By: "ana"})
+	if _, err := r.js.Publish(context.Background(), event.IncidentCommandPrefix+"."+opened.IncidentID, cmd); err != nil {
+		t.Fatal(err)
+	}
+	svc, stop := r.start()
+	defer stop()
+	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
+	if len(acked) != 1 || acked[0].IncidentID != opened.IncidentID {
+		t.Fatalf("acknowledged: %+v, want %s", acked, opened.IncidentID)
+	}
+	if st := svc.commands.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("command consumer %+v: want no dead letter", st)
+	}
+}
+
+// A state the correlator cannot restore (a newer version's, here) ends its
+// term with the error, rather than leaving it holding the lease and taking
+// commands while consuming no signal.
+func TestStateNotRestoredEndsTheTerm(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	svc, err := New(context.Background(), r.js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := svc.proc.cfg.State
+	store, err := r.js.ObjectStore(context.Background(), st.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutBytes(context.Background(), st.Key, []byte(`{"version":999}`)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "restore") {
+			t.Fatalf("Run = %v, want the restore's error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the term goes on with a state it could not restore")
+	}
+	if svc.proc.leading.Load() {
+		t.Fatal("still leading after the term ended")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/due"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -713,6 +714,22 @@ func (c *Correlator) rootedAbove(i, depth int) iter.Seq2[*incident, int] {
 // once, but where it went is remembered for ReopenWindow (MergedInto);
 // into publishes the members it took with its next update.
 func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update {
+	// What people did on from goes on with its failure in into: an
+	// acknowledgement (into open), an assignee (into without one), the
+	// comments. Merged only, from would be paged again as into.
+	if from.status == StatusAcknowledged && into.status == StatusOpen {
+		into.status, into.acknowledgedAt = StatusAcknowledged, from.acknowledgedAt
+		into.note(t, "acknowledged, as "+from.id+" was")
+	}
+	if into.assignee == "" && from.assignee != "" {
+		into.assignee = from.assignee
+		into.note(t, fmt.Sprintf("assigned to %s, as %s was", from.assignee, from.id))
+	}
+	if len(from.comments) > 0 {
+		into.comments = append(into.comments, from.comments...)
+		slices.SortStableFunc(into.comments, func(a, b Comment) int { return a.Time.Compare(b.Time) })
+		into.comments = keepNewest(into.comments, MaxComments)
+	}
 	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
 	if from.storm {
@@ -901,7 +918,12 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 			c.leave(m)
 			return false, nil
 		}
-		ups = append(ups, c.reopen(inc, s))
+		// An alert firing again reopens; one that never stopped (the
+		// incident was resolved by hand, and Alertmanager resends what
+		// still fires) is no news: the person resolving knew.
+		if m.Kind != SignalAlert || !m.Firing {
+			ups = append(ups, c.reopen(inc, s))
+		}
 	}
 	c.stats.Repeats++
 	m.Count++
@@ -1841,6 +1863,9 @@ func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
 var (
 	ErrUnknownIncident = errors.New("correlate: no such incident")
 	ErrUnknownAction   = errors.New("correlate: unknown action")
+	// ErrInvalidCommand: the command itself is wrong (a field missing or
+	// too long), whatever the incident's state.
+	ErrInvalidCommand = errors.New("correlate: invalid command")
 	// ErrApplied: a command with this id was applied to the incident
 	// already; Apply returns the incident's state and no event.
 	ErrApplied = errors.New("correlate: command applied already")
@@ -1867,6 +1892,23 @@ const maxCommandIDs = 32
 
 // MaxCommandID bounds a command id's length.
 const MaxCommandID = 256
+
+// Bounds on what a command adds to an incident, which every later event
+// of it carries: a name (by, assignee) in bytes, a comment's text in
+// bytes (longer ones are cut), and the comments kept (the newest).
+const (
+	MaxCommandName = 256
+	MaxCommentText = 4096
+	MaxComments    = 50
+)
+
+// keepNewest returns the last n of cs.
+func keepNewest(cs []Comment, n int) []Comment {
+	if len(cs) <= n {
+		return cs
+	}
+	return append([]Comment(nil), cs[len(cs)-n:]...)
+}
 
 // Apply carries out a command and returns the incident event it causes.
 // A command on an incident merged within ReopenWindow applies to the
@@ -1901,9 +1943,12 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 	if t.IsZero() {
 		t = c.now
 	}
+	if len(cmd.By) > MaxCommandName || len(cmd.Assignee) > MaxCommandName {
+		return Update{}, fmt.Errorf("%w: by or assignee over %d bytes", ErrInvalidCommand, MaxCommandName)
+	}
 	if cmd.ID != "" {
 		if len(cmd.ID) > MaxCommandID {
-			return Update{}, fmt.Errorf("correlate: command id of %d bytes, at most %d", len(cmd.ID), MaxCommandID)
+			return Update{}, fmt.Errorf("%w: command id of %d bytes, at most %d", ErrInvalidCommand, len(cmd.ID), MaxCommandID)
 		}
 		if slices.Contains(inc.commands, cmd.ID) {
 			return Update{Time: t, State: c.state(inc, "")}, fmt.Errorf("%w: %s to %s", ErrApplied, cmd.ID, inc.id)
@@ -1940,25 +1985,29 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 		return c.publish(inc, Resolved, t), nil
 	case "assign":
 		if cmd.Assignee == "" {
-			return Update{}, errors.New("correlate: assign needs an assignee")
+			return Update{}, fmt.Errorf("%w: assign needs an assignee", ErrInvalidCommand)
 		}
 		inc.assignee = cmd.Assignee
 		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, by))
 		return c.publish(inc, Updated, t), nil
 	case "comment":
 		if strings.TrimSpace(cmd.Text) == "" {
-			return Update{}, errors.New("correlate: comment needs a text")
+			return Update{}, fmt.Errorf("%w: comment needs a text", ErrInvalidCommand)
 		}
-		inc.comments = append(inc.comments, Comment{By: who, Text: clip(cmd.Text, 4096), Time: t})
+		inc.comments = keepNewest(append(inc.comments, Comment{By: who, Text: clip(cmd.Text, MaxCommentText), Time: t}), MaxComments)
 		inc.note(t, "comment by "+by)
 		return c.publish(inc, Updated, t), nil
 	}
 	return Update{}, fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)
 }
 
+// clip cuts s to at most n bytes, at a character's start.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -45,13 +46,39 @@ type State struct {
 	MergedInto string    `json:"merged_into,omitempty"`
 	LastEvent  time.Time `json:"last_signal_at"`
 	// MemberCount is exact; Members lists at most max_members of them,
-	// firing ones first.
+	// firing ones first (fewer in an event that would pass
+	// event.MaxBodyBytes).
 	MemberCount int         `json:"member_count"`
 	Members     []Member    `json:"members"`
 	Changes     []Change    `json:"changes,omitempty"`
 	RootCauses  []Candidate `json:"root_causes,omitempty"`
 	Comments    []Comment   `json:"comments,omitempty"`
 	Timeline    []Entry     `json:"timeline"`
+}
+
+// fitBody encodes st within event.MaxBodyBytes, which every consumer
+// holds an event to: an incident whose members' labels, comments or
+// timeline would pass it lists fewer members (MemberCount stays exact),
+// then fewer comments (the newest kept), then fewer timeline entries (the
+// first ten and the newest kept), so that its events stay storable; its
+// resolution above all.
+func fitBody(st State) (json.RawMessage, error) {
+	for {
+		body, err := event.MarshalBody(st)
+		if err != nil || len(body) <= event.MaxBodyBytes {
+			return body, err
+		}
+		switch n := len(st.Timeline); {
+		case len(st.Members) > 1:
+			st.Members = st.Members[:len(st.Members)/2]
+		case len(st.Comments) > 1:
+			st.Comments = st.Comments[len(st.Comments)/2:]
+		case n > 20:
+			st.Timeline = append(st.Timeline[:10:10], st.Timeline[n-(n-10)/2:]...)
+		default:
+			return nil, fmt.Errorf("correlate: incident %s's event is %d bytes, over the limit of %d", st.IncidentID, len(body), event.MaxBodyBytes)
+		}
+	}
 }
 
 // Member is one deduplicated source of signals in an incident.
@@ -306,7 +333,7 @@ const Source = "correlator"
 // event), linked to the members' first events.
 func Envelope(u Update, observed time.Time) (*event.Envelope, error) {
 	st := u.State
-	body, err := event.MarshalBody(st)
+	body, err := fitBody(st)
 	if err != nil {
 		return nil, err
 	}

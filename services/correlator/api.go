@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,9 +115,12 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 	cmds := p.commands
 	p.commands = nil
 	for _, pc := range cmds {
-		if pc.cmd.Time.IsZero() {
-			pc.cmd.Time = p.c.Now()
-		}
+		// A command applies at the correlator's event time, whatever time
+		// it names: one from the future would date the incident's event
+		// past what can be stored (and every later event of it, which
+		// follow it), one from the past an acknowledgement before the
+		// opening.
+		pc.cmd.Time = p.c.Now()
 		u, err := p.c.Apply(pc.cmd)
 		if errors.Is(err, correlate.ErrApplied) {
 			// Given again (redelivered, retried): its event went out, or
@@ -216,11 +220,24 @@ func (a *API) leading(next http.Handler) http.Handler {
 
 var writeJSON, writeError = httpapi.WriteJSON, httpapi.WriteError
 
-// MaxListed bounds the incidents one list returns.
+// MaxListed bounds the incidents one list returns (its limit's default).
 const MaxListed = 500
 
+// listParams are the query parameters GET /v1/incidents takes.
+var listParams = []string{"status", "service", "team", "severity", "since", "until", "limit"}
+
+// list answers the incidents in memory that match the filters, newest
+// first (in a storm the new ones are what a person looks for), at most
+// limit of them; "truncated" says more matched. A parameter it does not
+// know is an error: a typo would otherwise list everything.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	for k := range q {
+		if !slices.Contains(listParams, k) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: want %s", k, strings.Join(listParams, ", ")))
+			return
+		}
+	}
 	var since, until time.Time
 	for _, p := range []struct {
 		key string
@@ -235,36 +252,55 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			*p.dst = t
 		}
 	}
+	if !since.IsZero() && !until.IsZero() && until.Before(since) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("until %s is before since %s", q.Get("until"), q.Get("since")))
+		return
+	}
 	status := q.Get("status")
 	if status != "" && !slices.Contains([]string{correlate.StatusOpen, correlate.StatusAcknowledged, correlate.StatusResolved}, status) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q, want open, acknowledged or resolved", status))
 		return
 	}
-	severity := q.Get("severity")
-	if severity != "" {
-		if _, ok := event.ParseSeverity(severity); !ok {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("severity: %q is not a severity", severity))
+	var severity event.Severity
+	if v := q.Get("severity"); v != "" {
+		sev, ok := event.ParseSeverity(v)
+		if !ok || sev == "" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("severity: %q is not a severity", v))
 			return
 		}
+		severity = sev
+	}
+	limit := MaxListed
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxListed {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: %q, want 1 to %d", v, MaxListed))
+			return
+		}
+		limit = n
 	}
 	out := []correlate.State{}
-	for _, st := range a.proc.Incidents() {
+	truncated := false
+	all := a.proc.Incidents()
+	for i := len(all) - 1; i >= 0; i-- {
+		st := all[i]
 		switch {
 		case status != "" && st.State != status,
 			q.Get("service") != "" && !slices.Contains(st.Services, q.Get("service")),
 			q.Get("team") != "" && st.Team != q.Get("team"),
-			severity != "" && string(st.Severity) != severity,
+			severity != "" && st.Severity != severity,
 			!since.IsZero() && st.OpenedAt.Before(since),
 			!until.IsZero() && st.OpenedAt.After(until):
 			continue
 		}
-		st.Timeline = nil // GET /v1/incidents/{id} has it
-		out = append(out, st)
-		if len(out) == MaxListed {
+		if len(out) == limit {
+			truncated = true
 			break
 		}
+		st.Timeline = nil // GET /v1/incidents/{id} has it
+		out = append(out, st)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "truncated": truncated})
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {
@@ -346,6 +382,8 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, correlate.ErrInvalidCommand):
+		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -177,6 +177,54 @@ func TestAPI(t *testing.T) {
 	}
 }
 
+// The list is newest first and says when it was cut; its parameters are
+// checked (an unknown one, a range ending before it starts, a limit out
+// of range are 400 naming them), and a severity is matched by meaning
+// (crit is critical). Names too long for a command are 400.
+func TestAPIListAndLimits(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "search", 20*time.Second, 0))
+	var list struct {
+		Incidents []correlate.State
+		Truncated bool
+	}
+	code, body := r.do("GET", "/v1/incidents", apiToken, "")
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 2 || list.Truncated {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	if !list.Incidents[0].OpenedAt.After(list.Incidents[1].OpenedAt) || list.Incidents[0].Service != "search" {
+		t.Fatalf("list order: %s then %s, want the newest (search) first", list.Incidents[0].Service, list.Incidents[1].Service)
+	}
+	code, body = r.do("GET", "/v1/incidents?limit=1", apiToken, "")
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 1 || !list.Truncated || list.Incidents[0].Service != "search" {
+		t.Fatalf("limit 1: %d %s, want the newest and truncated", code, body)
+	}
+	for _, sev := range []string{"crit", "CRITICAL", "page"} {
+		code, body = r.do("GET", "/v1/incidents?severity="+sev, apiToken, "")
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 2 {
+			t.Fatalf("severity=%s: %d %s, want both critical incidents", sev, code, body)
+		}
+	}
+	for q, name := range map[string]string{
+		"stauts=open": "stauts", "limit=0": "limit", "limit=501": "limit", "severity=loud": "severity",
+		"since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z": "until",
+	} {
+		if code, body := r.do("GET", "/v1/incidents?"+q, apiToken, ""); code != 400 || !strings.Contains(body, name) {
+			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, name)
+		}
+	}
+	id := list.Incidents[0].IncidentID
+	long := strings.Repeat("n", correlate.MaxCommandName+1)
+	for _, c := range []struct{ action, body string }{
+		{"assign", `{"by":"ana","assignee":"` + long + `"}`},
+		{"comment", `{"by":"` + long + `","text":"hi"}`},
+	} {
+		if code, body := r.do("POST", "/v1/incidents/"+id+"/"+c.action, apiToken, c.body); code != 400 || !strings.Contains(body, "256 bytes") {
+			t.Errorf("%s with a name of %d bytes: %d %s, want 400", c.action, len(long), code, body)
+		}
+	}
+}
+
 func TestAPIConfig(t *testing.T) {
 	for _, c := range []struct {
 		api  APIConfig

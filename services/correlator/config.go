@@ -91,6 +91,12 @@ func (c Config) Validate() error {
 	if c.IdleAdvance < 0 || c.State.SaveEvery < 0 {
 		return fmt.Errorf("%w: correlator.idle_advance and correlator.state.save_every must not be negative", ErrInvalidConfig)
 	}
+	if c.Partition.Count > 1 && (c.Consumer.Durable != "" || c.State.Key != "") {
+		// Each partition needs its own durable, lease and state: shared,
+		// one instance would consume while the others stood by, and keep
+		// only its own share of the signals.
+		return fmt.Errorf("%w: correlator.consumer.durable and correlator.state.key must not be set with partition.count %d: each partition takes its own (correlator-<index>)", ErrInvalidConfig, c.Partition.Count)
+	}
 	c = c.WithDefaults()
 	if err := c.Consumer.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.consumer: %w", ErrInvalidConfig, err)

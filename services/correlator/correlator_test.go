@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -153,6 +154,16 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if err := (Config{IdleAdvance: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.idle_advance") {
 		t.Fatalf("negative idle_advance: %v", err)
+	}
+	// Partitions sharing one durable (or one state) would stand by for
+	// each other and each keep only its share of the signals.
+	for _, c := range []Config{
+		{Partition: PartitionConfig{Count: 3, Index: 1}, Consumer: bus.ConsumerConfig{Durable: "correlator"}},
+		{Partition: PartitionConfig{Count: 3, Index: 1}, State: StateConfig{Key: "state"}},
+	} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "partition.count 3") {
+			t.Fatalf("partitions with a durable or state key of their own: %v", err)
+		}
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)

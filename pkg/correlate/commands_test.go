@@ -1,0 +1,173 @@
+package correlate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+const mergeCatalog = `
+services:
+  api-a: {depends_on: [mid]}
+  api-b: {depends_on: [mid]}
+  mid:   {}
+`
+
+// What people did on an incident goes with it when it is merged: its
+// acknowledgement, its assignee and its comments are the target's, so
+// that nobody is paged again for a failure someone already took.
+func TestMergeCarriesWhatPeopleDid(t *testing.T) {
+	a, b, mid := alert("HighLatency", "api-a", 0), alert("HighLatency", "api-b", 10*time.Second), alert("PoolExhausted", "mid", 20*time.Second)
+	// A first run says which of the two is merged into the other.
+	probe := correlatorOn(t, Config{}, mergeCatalog)
+	feed(probe, a, b)
+	incA, _ := probe.IncidentOf(a.Fingerprint)
+	incB, _ := probe.IncidentOf(b.Fingerprint)
+	feed(probe, mid)
+	into, _ := probe.IncidentOf(mid.Fingerprint)
+	merged := incA
+	if into == incA {
+		merged = incB
+	}
+	if probe.Stats().Merged != 1 || into == merged {
+		t.Fatalf("want one incident merged into the other: %d merged", probe.Stats().Merged)
+	}
+
+	c := correlatorOn(t, Config{}, mergeCatalog)
+	feed(c, a, b)
+	for _, cmd := range []Command{
+		{IncidentID: merged, Action: "ack", By: "ana", Time: t0.Add(12 * time.Second)},
+		{IncidentID: merged, Action: "assign", By: "ana", Assignee: "ana", Time: t0.Add(13 * time.Second)},
+		{IncidentID: merged, Action: "comment", By: "ana", Text: "looking at api pools", Time: t0.Add(14 * time.Second)},
+		{IncidentID: into, Action: "comment", By: "bo", Text: "me too", Time: t0.Add(15 * time.Second)},
+	} {
+		if _, err := c.Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed(c, mid)
+	st, ok := c.Incident(into)
+	if !ok {
+		t.Fatalf("incident %s gone", into)
+	}
+	if st.State != StatusAcknowledged || !st.AcknowledgedAt.Equal(t0.Add(12*time.Second)) {
+		t.Fatalf("target %s after the merge: %s, acknowledged at %v; want acknowledged as the merged one was", into, st.State, st.AcknowledgedAt)
+	}
+	if st.Assignee != "ana" {
+		t.Fatalf("assignee %q, want the merged incident's", st.Assignee)
+	}
+	if len(st.Comments) != 2 || st.Comments[0].Text != "looking at api pools" || st.Comments[1].By != "bo" {
+		t.Fatalf("comments %+v, want both incidents', in time order", st.Comments)
+	}
+}
+
+// Alertmanager resends an alert that still fires: after a person resolved
+// its incident by hand, that is no news and reopens nothing. The alert
+// resolving and firing again is a new failure and reopens it.
+func TestResendOfAStillFiringAlertKeepsAManualResolve(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	feed(c, a)
+	id, _ := c.IncidentOf(a.Fingerprint)
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana", Time: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	resend := a
+	resend.Time = t0.Add(5 * time.Minute)
+	if ups := feed(c, resend); strings.Contains(transitions(ups), string(Reopened)) {
+		t.Fatalf("a resend of the still-firing alert: %s, want no reopening", transitions(ups))
+	}
+	if st, _ := c.Incident(id); st.State != StatusResolved {
+		t.Fatalf("state %s after the resend, want resolved", st.State)
+	}
+	feed(c, resolved(a, 6*time.Minute))
+	again := a
+	again.Time = t0.Add(8 * time.Minute)
+	if ups := feed(c, again); !strings.Contains(transitions(ups), string(Reopened)) {
+		t.Fatalf("the alert firing again after it resolved: %s, want the incident reopened", transitions(ups))
+	}
+}
+
+// A command's names are bounded, and so are the comments an incident
+// keeps: every later event of the incident carries them.
+func TestCommandLimits(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	feed(c, a)
+	id, _ := c.IncidentOf(a.Fingerprint)
+	long := strings.Repeat("x", MaxCommandName+1)
+	for _, cmd := range []Command{
+		{IncidentID: id, Action: "assign", By: "ana", Assignee: long},
+		{IncidentID: id, Action: "comment", By: long, Text: "hi"},
+		{IncidentID: id, Action: "assign", By: "ana"},
+		{IncidentID: id, Action: "comment", By: "ana", Text: "  "},
+	} {
+		if _, err := c.Apply(cmd); !errors.Is(err, ErrInvalidCommand) {
+			t.Fatalf("%s by %d bytes, assignee %d bytes: %v, want ErrInvalidCommand", cmd.Action, len(cmd.By), len(cmd.Assignee), err)
+		}
+	}
+	for i := range MaxComments + 5 {
+		if _, err := c.Apply(Command{IncidentID: id, Action: "comment", By: "ana", Text: fmt.Sprintf("note %d ", i) + strings.Repeat("é", MaxCommentText)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := c.Incident(id)
+	if len(st.Comments) != MaxComments || !strings.HasPrefix(st.Comments[0].Text, "note 5 ") {
+		t.Fatalf("%d comments kept, the first %.10q; want the newest %d", len(st.Comments), st.Comments[0].Text, MaxComments)
+	}
+	for _, cm := range st.Comments {
+		if len(cm.Text) > MaxCommentText || !strings.HasSuffix(cm.Text, "é") {
+			t.Fatalf("a comment of %d bytes ending %q: want at most %d, cut between characters", len(cm.Text), cm.Text[len(cm.Text)-2:], MaxCommentText)
+		}
+	}
+}
+
+// An incident whose event would pass the body limit every consumer holds
+// events to (many members with long labels, many long comments) still
+// makes a storable event: it lists fewer members, its member count exact.
+func TestIncidentEventFitsTheBodyLimit(t *testing.T) {
+	c := newCorrelator(t, Config{MaxMembers: 10_000, UpdateInterval: time.Hour})
+	var last Signal
+	for i := range 1500 {
+		s := alert(fmt.Sprintf("PodNotReady%d", i), "checkout", time.Duration(i)*time.Millisecond)
+		s.Labels = map[string]string{"pod": fmt.Sprintf("checkout-%d-%s", i, strings.Repeat("z", 300)), "namespace": "shop"}
+		feed(c, s)
+		last = s
+	}
+	id, _ := c.IncidentOf(last.Fingerprint)
+	for i := range MaxComments {
+		if _, err := c.Apply(Command{IncidentID: id, Action: "comment", By: "ana", Text: fmt.Sprint(i) + strings.Repeat("y", MaxCommentText)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.State.MemberCount != 1500 {
+		t.Fatalf("member count %d", u.State.MemberCount)
+	}
+	e, err := Envelope(u, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := event.Parse(data)
+	if err != nil {
+		t.Fatalf("the incident's event is refused: %v", err)
+	}
+	var st State
+	if err := back.DecodeBody(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.MemberCount != 1500 || len(st.Members) == 0 || len(st.Members) >= 1500 || st.State != StatusResolved {
+		t.Fatalf("event: %d members listed of %d, state %s; want fewer listed, the count exact, resolved", len(st.Members), st.MemberCount, st.State)
+	}
+}

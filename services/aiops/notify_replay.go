@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/services/notifier"
@@ -60,6 +61,15 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	proc.WithRecords(records)
+	// The notifier's silences hold back what they mute now, as they would
+	// live. (Inhibition needs the open incidents, which a replay does not
+	// see: it is not applied.)
+	silences, err := silence.Open(ctx, p.JS, ncfg.WithDefaults().Silences)
+	if err != nil {
+		return fmt.Errorf("notify replay: %w", err)
+	}
+	defer silences.Close()
+	proc.WithSilences(silences)
 	subject := ncfg.DeadLetterSubject()
 	n := 0
 	delivered, failed, err := notifier.Replay(ctx, p.JS, proc, subject, dryRun, func(dl notifier.DeadLetter) {
@@ -68,6 +78,8 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		switch {
 		case dryRun:
 			result = "dead letter: " + dl.Reason
+		case errors.Is(dl.Err, notifier.ErrMuted):
+			result = "muted now, kept (replay it once the mute ends): " + dl.Err.Error()
 		case dl.Err != nil:
 			result = "failed again, kept: " + dl.Err.Error()
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/silence"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -92,6 +93,23 @@ func TestNotifyReplayCommand(t *testing.T) {
 		t.Fatalf("replay to a receiver still down: %v\n%s", err, out)
 	}
 	refuse.Store(false)
+	// Silenced now: not sent, kept for a replay once the silence ends.
+	silences, err := silence.Open(context.Background(), js, silence.Config{}.WithDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silences.Close()
+	id, err := silences.Set(context.Background(), silence.Silence{Matchers: []silence.Matcher{{Name: "service", Value: "payments-db"}},
+		StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(time.Hour), CreatedBy: "ann", Comment: "maintenance"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(); err == nil || !strings.Contains(out, "muted now, kept") || got.Load() != 0 {
+		t.Fatalf("replay while a silence mutes it: %v, %d webhooks\n%s", err, got.Load(), out)
+	}
+	if err := silences.Expire(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := run(); err != nil || !strings.Contains(out, "1 delivered, 0 failed") || got.Load() != 1 {
 		t.Fatalf("replay: %v, %d webhooks\n%s", err, got.Load(), out)
 	}

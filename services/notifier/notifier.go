@@ -200,12 +200,16 @@ func (p *Processor) record(ctx context.Context, a webhook.Attempt) {
 type routed struct {
 	inc    webhook.Incident
 	st     correlate.State
+	labels map[string]string // what it is routed and muted by
 	routes []*amconfig.Route
 }
 
-// route decodes an incident event and finds where it goes, as
-// Alertmanager's pipeline does: inhibition, silences, the route tree,
-// each route's time intervals. A bad event is a permanent error.
+// route decodes an incident event, records it as a source of inhibition
+// (or forgets it, resolved) and finds the routes it goes to. Whether a
+// silence, an inhibition or a time interval holds it back is asked when
+// its notification is due (mutedNow), as Alertmanager asks at every
+// flush: one added while a notification waits, or while an open incident
+// repeats, holds it too. A bad event is a permanent error.
 func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	var st correlate.State
 	if err := in.DecodeBody(&st); err != nil {
@@ -219,23 +223,11 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	if p.routes == nil {
 		return r, nil
 	}
-	labels := labelsOf(&st, inc)
-	if p.inhibited(st.IncidentID, labels, inc.Status) {
-		p.log.Info().Str("incident_id", st.IncidentID).Msg("incident inhibited: not delivered")
-		return r, nil
-	}
-	if ids := p.silenced(labels, inc.Time()); len(ids) > 0 {
-		p.log.Info().Str("incident_id", st.IncidentID).Strs("silences", ids).Msg("incident silenced: not delivered")
-		return r, nil
-	}
-	for _, route := range p.routes.Route.Match(labels) {
-		if muted, err := p.routes.Muted(route, inc.Time()); err != nil || muted {
-			if err != nil {
-				p.log.Warn().Err(err).Str("route", route.Path).Msg("time interval not evaluated: delivering")
-			} else {
-				continue
-			}
-		}
+	r.labels = labelsOf(&st, inc)
+	p.mu.Lock()
+	p.trackSource(st.IncidentID, r.labels, inc.Status)
+	p.mu.Unlock()
+	for _, route := range p.routes.Route.Match(r.labels) {
 		if _, ok := p.routes.Receiver(route.Receiver); ok { // Load checked every route's receiver
 			r.routes = append(r.routes, route)
 		}
@@ -243,8 +235,46 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	return r, nil
 }
 
+// mutedNow says why n must not go out at now ("" when it may): another
+// open incident inhibits its incident, a silence matches it (at now or at
+// the wall clock), or its route is in a mute time interval (or out of its
+// active ones) at now. A resolve whose route's receiver may have heard of
+// the incident goes out whatever mutes it: a mute holds back pages, not
+// the end of one a receiver already holds (its ticket would stay open).
+// p.mu is held.
+func (p *Processor) mutedNow(n *note, now time.Time, mayHaveHeard bool) string {
+	r := n.send.(*routed)
+	if p.routes == nil || n.resolved && mayHaveHeard {
+		return ""
+	}
+	if p.inhibited(r.st.IncidentID, r.labels) {
+		return "inhibited"
+	}
+	if ids := p.silenced(r.labels, now); len(ids) > 0 {
+		return "silenced by " + strings.Join(ids, ", ")
+	}
+	for _, route := range r.routes {
+		if route.Path != n.route {
+			continue
+		}
+		muted, err := p.routes.Muted(route, now)
+		if err != nil {
+			p.log.Warn().Err(err).Str("route", route.Path).Msg("time interval not evaluated: delivering")
+		}
+		if muted {
+			return "in a mute time interval (or out of the active ones) of " + route.Path
+		}
+	}
+	return ""
+}
+
+// ErrMuted is Notify's answer when every receiver of the event is muted now
+// (a silence, an inhibition, a time interval): nothing was sent.
+var ErrMuted = errors.New("notifier: muted now")
+
 // Notify delivers one incident event to its receivers now, without the
 // grouping timers (Replay uses it: a dead letter's time came long ago).
+// What is muted now is not sent; when that is every receiver, ErrMuted.
 // An integration that could not be reached in the retry budget fails the
 // event (transient); one that refused it for good (4xx) makes a permanent
 // error once the others are through.
@@ -257,9 +287,23 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 		return err
 	}
 	var failed []error
+	var muted []string
 	for _, route := range r.routes {
-		failed = append(failed, p.send(ctx, &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver,
-			eventID: in.ID, at: in.Time, resolved: r.inc.Status == webhook.StatusResolved, send: r}))
+		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver,
+			eventID: in.ID, at: in.Time, resolved: r.inc.Status == webhook.StatusResolved, send: r}
+		// What is muted now is not sent now; a resolve goes out (its
+		// receivers may have heard the incident before it failed).
+		p.mu.Lock()
+		why := p.mutedNow(n, p.now(), true)
+		p.mu.Unlock()
+		if why != "" {
+			muted = append(muted, route.Receiver+": "+why)
+			continue
+		}
+		failed = append(failed, p.send(ctx, n))
+	}
+	if len(muted) > 0 && len(muted) == len(r.routes) {
+		return fmt.Errorf("%w: %s", ErrMuted, strings.Join(muted, "; "))
 	}
 	return joinResults(failed)
 }
@@ -435,10 +479,19 @@ func (p *Processor) deliverLane(l *lane) {
 			p.finished(1)
 			continue
 		}
-		ctx := p.sendCtx
-		p.mu.Unlock()
-		err := p.send(ctx, h.n)
-		p.mu.Lock()
+		var err error
+		if why := p.mutedNow(h.n, p.clock.at(p.now()), p.schedule.mayHaveHeard(h.n)); why != "" {
+			// Muted when due: it stands as the state last sent, so an open
+			// incident repeats (asked again then) and a resolved one
+			// stops, but no receiver heard it.
+			h.n.muted = true
+			p.log.Info().Str("incident_id", h.n.incidentID).Str("route", h.n.route).Str("why", why).Msg("incident muted: not delivered")
+		} else {
+			ctx := p.sendCtx
+			p.mu.Unlock()
+			err = p.send(ctx, h.n)
+			p.mu.Lock()
+		}
 		p.schedule.sent(h.n, h.now, err)
 		// A newer state of the incident, offered while h.n was out, waited
 		// for it: it goes now if its time came, behind this lane's queue.
@@ -524,6 +577,7 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		if _, done := p.delivered.Get(key); done {
 			continue
 		}
+		inc.DeliveryKey = key // the payload's key is the webhook-id
 		ig.mu.Lock()
 		err := ig.send(ctx, key, inc)
 		ig.mu.Unlock()
@@ -595,12 +649,9 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 	return nil, nil
 }
 
-// inhibited records the incident as a possible source of inhibition (or
-// forgets it once resolved) and reports whether another open incident
-// inhibits it.
-func (p *Processor) inhibited(id string, labels map[string]string, status webhook.Status) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// trackSource records the incident as a possible source of inhibition,
+// or forgets it once resolved. p.mu is held.
+func (p *Processor) trackSource(id string, labels map[string]string, status webhook.Status) {
 	rules := p.routes.InhibitRules
 	if p.sources == nil {
 		p.sources = make([]map[string]map[string]string, len(rules))
@@ -615,9 +666,14 @@ func (p *Processor) inhibited(id string, labels map[string]string, status webhoo
 			delete(p.sources[i], id)
 		}
 	}
+}
+
+// inhibited reports whether another open incident inhibits the incident
+// id of labels. p.mu is held.
+func (p *Processor) inhibited(id string, labels map[string]string) bool {
 	var others []map[string]string
-	for i, r := range rules {
-		if !r.TargetMatchers.Matches(labels) {
+	for i, r := range p.routes.InhibitRules {
+		if !r.TargetMatchers.Matches(labels) || i >= len(p.sources) {
 			continue
 		}
 		others = others[:0]

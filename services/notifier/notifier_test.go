@@ -153,6 +153,11 @@ func TestDeliversSignedAndRetried(t *testing.T) {
 	if err := json.Unmarshal(bodies[2], &payload); err != nil || payload["version"] != webhook.GenericVersion {
 		t.Fatalf("payload %s: %v", bodies[2], err)
 	}
+	// The payload's key is the webhook-id: a receiver deduplicating on
+	// either sees one key.
+	if data, _ := payload["data"].(map[string]any); data["idempotency_key"] != got[0].Header.Get("webhook-id") {
+		t.Fatalf("data.idempotency_key %v, webhook-id %s: want the same", data["idempotency_key"], got[0].Header.Get("webhook-id"))
+	}
 	if n, _ := rest.requests(); len(n) != 0 {
 		t.Fatalf("the default receiver got %d requests for a dba incident", len(n))
 	}

@@ -41,6 +41,9 @@ type note struct {
 	urgent bool
 	// opening announces the incident's opening (its first event).
 	opening bool
+	// muted: held back by a silence, an inhibition or a time interval
+	// when its time came. It stands as sent, but nobody heard it.
+	muted bool
 }
 
 // slot is what the schedule knows of one incident at one route.
@@ -68,6 +71,9 @@ type slot struct {
 	// one): when it next has something to hand out.
 	wake  time.Time
 	armed bool
+	// heard: a notification of the incident went out to the route's
+	// receiver (not muted).
+	heard bool
 	// unheard: no receiver of the route can have heard of the incident.
 	// The slot was made by the incident's opening event, which this
 	// notifier holds until a notification standing for it went out, and
@@ -291,6 +297,14 @@ func (s *schedule) dueAfter(n *note, now time.Time) *note {
 	return next
 }
 
+// mayHaveHeard tells whether n's route's receiver may have heard of n's
+// incident: unless the slot knows that all it had went out muted (a slot
+// made after a restart knows nothing, so the receiver may have).
+func (s *schedule) mayHaveHeard(n *note) bool {
+	sl := s.slots[slotKey(n.incidentID, n.route)]
+	return sl == nil || sl.heard || sl.last == nil
+}
+
 // handsOut tells whether n is still handed out by its slot, its result
 // awaited: not once a drain released it.
 func (s *schedule) handsOut(n *note) bool {
@@ -366,6 +380,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 		return
 	}
 	sl.last, sl.lastSent = n, now
+	sl.heard = sl.heard || err == nil && !n.muted
 	sl.remember(n.eventID)
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)

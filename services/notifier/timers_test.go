@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,5 +164,108 @@ receivers:
 	cfg.Consumer.AckWait = 10 * time.Minute
 	if proc, err = NewProcessor(cfg, zerolog.Nop()); err != nil || proc.cfg.Consumer.AckWait != 10*time.Minute {
 		t.Fatalf("a configured ack_wait became %s (%v)", proc.cfg.Consumer.AckWait, err)
+	}
+}
+
+// switchMuter is a Muter whose silences a test turns on and off, by the
+// service they match.
+type switchMuter struct{ on atomic.Value }
+
+func (m *switchMuter) set(service string) { m.on.Store(service) }
+
+func (m *switchMuter) Mutes(labels map[string]string, _ time.Time) []string {
+	if s, _ := m.on.Load().(string); s != "" && labels["service"] == s {
+		return []string{"silence-" + s}
+	}
+	return nil
+}
+
+// A silence is asked when a notification is due, not only when its event
+// arrived, as Alertmanager asks at every flush: one added while the first
+// notification waits for group_wait holds it, and holds the repeats; a
+// resolve made while it mutes ends the repeats, and goes out only to a
+// receiver that heard of the incident (a mute holds back pages, not the
+// end of one a receiver holds).
+func TestSilenceAskedWhenDue(t *testing.T) {
+	hook := newReceiver(t)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(`route:
+  receiver: hook
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+receivers:
+- name: hook
+  webhook_configs:
+  - url: `+hook.srv.URL+`
+`), 0o600)
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	muter := &switchMuter{}
+	proc.WithSilences(muter)
+	wall := time.Now()
+	var fake atomic.Int64
+	proc.now = func() time.Time { return time.Unix(0, fake.Load()) }
+	at := func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
+	at(0)
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+	tick := func(d time.Duration) {
+		t.Helper()
+		at(d)
+		if err := h.Tick(wall.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+		waitSent(t, proc)
+	}
+	bodies := func() []string {
+		_, b := hook.requests()
+		var out []string
+		for _, x := range b {
+			out = append(out, string(x))
+		}
+		return out
+	}
+
+	// Silenced during group_wait: never sent, its event acked.
+	opened := h.Send(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0))
+	muter.set("payments-db")
+	tick(31 * time.Second)
+	if r, ok := opened.Result(); len(bodies()) != 0 || !ok || r.Outcome != stagetest.Acked {
+		t.Fatalf("silenced during group_wait: %d sent, settled %v; want none sent, acked", len(bodies()), ok)
+	}
+	tick(time.Hour + time.Minute)
+	if len(bodies()) != 0 {
+		t.Fatalf("a repeat of a silenced incident went out")
+	}
+	// Resolved while silenced, nobody having heard of it: nothing goes
+	// out, and once the silence ends no repeat says it fires.
+	at(time.Hour + 10*time.Minute)
+	h.Feed(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, t0.Add(time.Hour+10*time.Minute)))
+	muter.set("")
+	tick(4 * time.Hour)
+	if got := bodies(); len(got) != 0 {
+		t.Fatalf("after a resolve while silenced: %d notifications, want none: %v", len(got), got)
+	}
+
+	// Heard, then silenced: the repeat is held, the resolve goes out.
+	at(5 * time.Hour)
+	opened5 := t0.Add(5 * time.Hour)
+	h.Send(incidentAt(t, "web", "web", "storefront", event.SeverityCritical, event.IncidentOpened, opened5, opened5))
+	tick(5*time.Hour + 31*time.Second)
+	if len(bodies()) != 1 {
+		t.Fatalf("web's opening: %d sent, want 1", len(bodies()))
+	}
+	muter.set("web")
+	tick(6*time.Hour + time.Minute)
+	if len(bodies()) != 1 {
+		t.Fatalf("web's repeat went out while silenced: %d sent", len(bodies()))
+	}
+	at(6*time.Hour + 10*time.Minute)
+	h.Feed(incidentAt(t, "web", "web", "storefront", event.SeverityCritical, event.IncidentResolved, opened5, t0.Add(6*time.Hour+10*time.Minute)))
+	waitSent(t, proc)
+	if got := bodies(); len(got) != 2 || !strings.Contains(got[1], `"status":"resolved"`) {
+		t.Fatalf("web's resolve while silenced, its receiver having heard of it: %d sent, want it sent", len(got))
 	}
 }

@@ -24,7 +24,7 @@ const GenericVersion = "aiops.incident.v1"
 //	type                    string    yes     "incident." + data.transition, e.g. "incident.opened"
 //	timestamp               string    yes     the transition's time, RFC 3339 UTC
 //	data.id                 string    yes     incident id (a ULID)
-//	data.idempotency_key    string    yes     the webhook-id of this transition (IdempotencyKey)
+//	data.idempotency_key    string    yes     the webhook-id it is sent under (Incident.Key)
 //	data.status             string    yes     state after the transition: open, acknowledged, resolved
 //	data.transition         string    yes     opened, updated, acknowledged, resolved, reopened
 //	data.title              string    yes     one line
@@ -57,7 +57,7 @@ func Generic(in Incident) ([]byte, error) {
 		return nil, errs.Permanent(err)
 	}
 	d := genericData{
-		ID: in.ID, IdempotencyKey: IdempotencyKey(in), Status: string(in.Status), Transition: string(in.Transition),
+		ID: in.ID, IdempotencyKey: in.Key(), Status: string(in.Status), Transition: string(in.Transition),
 		Title: in.Title, Summary: in.Summary, Service: in.Service, Team: in.Team, Owner: in.Owner,
 		Assignee: in.Assignee, Severity: string(in.severity()), Runbook: in.Runbook, URL: in.URL,
 		OpenedAt: utc(in.OpenedAt), AcknowledgedAt: utc(in.AcknowledgedAt), ResolvedAt: utc(in.ResolvedAt),

@@ -74,6 +74,20 @@ type Incident struct {
 	// which that incident holds): it was resolved because its failure
 	// continues there, not because the failure ended.
 	MergedInto string
+	// DeliveryKey is the key a notifier sends this notification under
+	// (its webhook-id: one per receiver integration, and per repeat), which
+	// the payloads carry too, so that a receiver deduplicating on either
+	// sees the same key; empty: IdempotencyKey(in).
+	DeliveryKey string
+}
+
+// Key is the notification's idempotency key: DeliveryKey, else
+// IdempotencyKey(in).
+func (in Incident) Key() string {
+	if in.DeliveryKey != "" {
+		return in.DeliveryKey
+	}
+	return IdempotencyKey(in)
 }
 
 // RootCause is a candidate root cause, with why.

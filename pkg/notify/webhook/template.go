@@ -125,7 +125,7 @@ func (t *Template) Render(in Incident) ([]byte, error) {
 	if err := in.Validate(); err != nil {
 		return nil, errs.Permanent(err)
 	}
-	key := IdempotencyKey(in)
+	key := in.Key()
 	tt, err := t.t.Clone()
 	if err != nil {
 		return nil, errs.Permanent(templateError(t.name, err))

@@ -105,6 +105,12 @@ func (c *Catalog) DependsTransitively(from, to string) bool {
 // MaxCatalogSize bounds a catalog file.
 const MaxCatalogSize = 16 << 20
 
+// MaxCatalogServices bounds the services of a catalog, those named only in
+// depends_on included: the correlator keeps the hops between every two
+// services in a table (100 MB at the bound), and a file of a few MB can
+// name hundreds of thousands.
+const MaxCatalogServices = 10_000
+
 // ReadCatalog reads and checks a catalog file.
 func ReadCatalog(path string) (*Catalog, error) {
 	f, err := os.Open(path)
@@ -150,6 +156,9 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	if len(keys) > 0 && !slices.Contains(keys, "services") {
 		return nil, fmt.Errorf("no services: key (the file has %s)", strings.Join(keys, ", "))
 	}
+	if len(c.Services) > MaxCatalogServices {
+		return nil, fmt.Errorf("%d services, at most %d", len(c.Services), MaxCatalogServices)
+	}
 	names := newServiceNames(&c)
 	for _, name := range c.Names() {
 		deps := c.Services[name].DependsOn
@@ -169,6 +178,9 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	}
 	slices.Sort(c.Undeclared)
 	c.Undeclared = slices.Compact(c.Undeclared)
+	if n := len(c.Services) + len(c.Undeclared); n > MaxCatalogServices {
+		return nil, fmt.Errorf("%d services with those named only in depends_on, at most %d", n, MaxCatalogServices)
+	}
 	for _, d := range c.Undeclared {
 		c.Services[d] = Service{}
 		c.Warnings = append(c.Warnings, fmt.Sprintf("services: %q is named only in depends_on: taken as a service without owner or declared dependencies (declare it, or check the name for a typo)", d))

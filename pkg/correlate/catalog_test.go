@@ -1,7 +1,9 @@
 package correlate
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +56,27 @@ func TestCatalogGraph(t *testing.T) {
 	var none *Catalog
 	if none.Names() != nil || len(none.Dependents()) != 0 || none.DependsTransitively("a", "b") {
 		t.Error("a nil catalog is not empty")
+	}
+}
+
+// A catalog naming more services than the correlator keeps a table of
+// hops for is refused, with the bound, before the table is built.
+func TestCatalogServiceBound(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("services:\n")
+	for i := range MaxCatalogServices {
+		fmt.Fprintf(&b, "  s%d: {depends_on: [d%d]}\n", i, i)
+	}
+	_, err := ParseCatalog([]byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("at most %d", MaxCatalogServices)) {
+		t.Fatalf("%d services and as many named only in depends_on: %v", 2*MaxCatalogServices, err)
+	}
+	b.Reset()
+	b.WriteString("services:\n")
+	for i := range MaxCatalogServices + 1 {
+		fmt.Fprintf(&b, "  s%d: {}\n", i)
+	}
+	if _, err := ParseCatalog([]byte(b.String())); err == nil || !strings.Contains(err.Error(), "services, at most") {
+		t.Fatalf("%d services: %v", MaxCatalogServices+1, err)
 	}
 }

@@ -56,7 +56,7 @@ fingerprint → incident id) covering every alert that went in. "-" reads standa
 writes standard output. Progress goes to standard error.
 
 A line that cannot be read (not JSON, an unknown type, an event that does
-not validate) is told on standard error with its number and the problem,
+not validate, over 16 MiB) is told on standard error with its number and the problem,
 counted in the output's "rejected_lines" (the first 100 listed in
 "rejected"), and the rest goes on; of a webhook with some bad alerts, the
 others are taken. With --strict a rejected line fails the replay and no
@@ -299,10 +299,16 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			fmt.Fprintf(progress, "correlate replay: line %d rejected: %v\n", res.Lines, err)
 		}
 	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), MaxReplayLine)
+	lines := newBoundedLines(in, MaxReplayLine)
 	started := time.Now()
-	for sc.Scan() {
+	for {
+		line, tooLong, err := lines.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", res.Lines+1, err)
+		}
 		res.Lines++
 		if res.Lines%10_000 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -310,10 +316,14 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			}
 			fmt.Fprintf(progress, "correlate replay: %d lines, %d incidents, %.0f lines/s\n", res.Lines, c.Stats().Opened, float64(res.Lines)/time.Since(started).Seconds())
 		}
-		if len(sc.Bytes()) == 0 {
+		if tooLong {
+			reject(fmt.Errorf("longer than %d bytes: skipped", MaxReplayLine))
 			continue
 		}
-		l, err := parseLine(sc.Bytes())
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		l, err := parseLine(line)
 		var envs []*event.Envelope
 		if err == nil {
 			envs, err = l.events(c.Now())
@@ -347,9 +357,6 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				res.EventAssignments[e.ID] = id
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", res.Lines+1, err)
 	}
 	// Let every incident run its course.
 	record(c.Advance(c.Now().Add(cfg.WithDefaults().QuietPeriod + cfg.WithDefaults().ReopenWindow)))
@@ -546,4 +553,44 @@ func strictYAML(data []byte, dst any) error {
 		return err
 	}
 	return nil
+}
+
+// boundedLines reads lines of at most limit bytes (without the newline):
+// a longer one is read to its end without being kept and told, so that one
+// oversized line is a line rejected, not the end of the input.
+type boundedLines struct {
+	br    *bufio.Reader
+	limit int
+	buf   []byte
+}
+
+func newBoundedLines(r io.Reader, limit int) *boundedLines {
+	return &boundedLines{br: bufio.NewReaderSize(r, 64<<10), limit: limit}
+}
+
+// next returns the next line and whether it was over the limit (then
+// empty); io.EOF after the last.
+func (b *boundedLines) next() (line []byte, tooLong bool, err error) {
+	b.buf = b.buf[:0]
+	read := false
+	for {
+		chunk, err := b.br.ReadSlice('\n')
+		read = read || len(chunk) > 0
+		if !tooLong {
+			if len(b.buf)+len(bytes.TrimSuffix(chunk, []byte("\n"))) > b.limit {
+				tooLong, b.buf = true, b.buf[:0]
+			} else {
+				b.buf = append(b.buf, chunk...)
+			}
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && !read:
+			return nil, false, io.EOF
+		case err != nil && err != io.EOF:
+			return nil, false, err
+		}
+		return bytes.TrimSuffix(bytes.TrimSuffix(b.buf, []byte("\n")), []byte("\r")), tooLong, nil
+	}
 }

@@ -355,6 +355,17 @@ func evalMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return service.Usage(errors.New("correlate eval: no storm folder given"))
 	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") {
+			return service.Usage(fmt.Errorf("correlate eval: %s after a storm folder: flags go before the storm folders", a))
+		}
+	}
+	// Where the results go is checked before the storms are scored.
+	for _, o := range []struct{ flag, path string }{{"--output", *output}, {"--page", *page}} {
+		if err := checkOutputPath(o.path); err != nil {
+			return service.Usage(fmt.Errorf("correlate eval: %s: %w", o.flag, err))
+		}
+	}
 	cfg := correlate.DefaultConfig()
 	if *rules != "" {
 		if err := loadRules("correlate eval", *rules, &cfg); err != nil {
@@ -423,6 +434,9 @@ func scoreStorm(ctx context.Context, dir string, cfg correlate.Config, stderr io
 	default:
 		if cat, err = correlate.ReadCatalog(path); err != nil {
 			return sc, none, service.Usage(fmt.Errorf("correlate eval: %w", err))
+		}
+		for _, w := range cat.Warnings {
+			fmt.Fprintf(stderr, "correlate eval: %s: %s\n", path, w)
 		}
 	}
 	events := filepath.Join(dir, stormEvents)
@@ -519,6 +533,10 @@ func readItemMap(path, what string) (map[string]string, error) {
 	var m map[string]string
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: not a JSON object of %s: %w", path, what, err)
+	}
+	if k, ok := duplicateKey(data); ok {
+		// The last would win and change the scores without a word.
+		return nil, fmt.Errorf("%s: %q is given more than once", path, k)
 	}
 	if len(m) == 0 {
 		return nil, fmt.Errorf("%s: no items", path)
@@ -729,4 +747,43 @@ func printScores(w io.Writer, res EvalResult) error {
 		row(res.Mean)
 	}
 	return tw.Flush()
+}
+
+// duplicateKey finds a key given twice in data, a JSON object of strings.
+func duplicateKey(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		if _, err := dec.Token(); err != nil { // the value, a string
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// checkOutputPath tells, before any work, why path ("" or "-": none)
+// cannot be written: a folder, or in a folder that does not exist.
+func checkOutputPath(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a folder", path)
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s: its folder %s does not exist", path, filepath.Dir(path))
+	}
+	return nil
 }

@@ -253,6 +253,12 @@ func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 		{[]string{"eval", other}, `{}`, "truth.json: no items"},
 		{[]string{"eval", other}, `{"a":""}`, `"a" → "": both must be given`},
 		{[]string{"eval", other}, `{"0000000000000002":"i1","0000000000000003":"i1"}`, "none of its 2 items went in"},
+		{[]string{"eval", other}, `{"0000000000000002":"i1","0000000000000002":"i2"}`, `"0000000000000002" is given more than once`},
+		// Flags after a folder would be read as folders; outputs are
+		// checked before any storm is scored.
+		{[]string{"eval", other, "--output", "x.json"}, "", "flags go before the storm folders"},
+		{[]string{"eval", "--output", dir, other}, "", "--output: " + dir + " is a folder"},
+		{[]string{"eval", "--page", filepath.Join(dir, "nosuch", "p.html"), other}, "", "--page: " + filepath.Join(dir, "nosuch", "p.html") + ": its folder"},
 	} {
 		if c.truth != "" {
 			os.WriteFile(filepath.Join(other, stormTruth), []byte(c.truth), 0o600)
@@ -375,5 +381,26 @@ func TestReadmeCorrelateEval(t *testing.T) {
 	want := strings.Join(strings.Fields(string(quoted[1])), " ")
 	if !strings.HasPrefix(got, want) {
 		t.Errorf("correlate eval's last line is\n%s\nthe README quotes\n%s", got, want)
+	}
+}
+
+// What the catalog loader warns of (a dependency closing a cycle, a name
+// only in depends_on) is told: the storm is scored on the graph as
+// changed.
+func TestCorrelateEvalTellsCatalogWarnings(t *testing.T) {
+	dir := t.TempDir()
+	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "1", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	storm := filepath.Join(dir, "specgen-1")
+	os.WriteFile(filepath.Join(storm, stormCatalog), []byte("services:\n  a: {depends_on: [b]}\n  b: {depends_on: [a, paymnts]}\n"), 0o600)
+	var stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"eval", storm}, &bytes.Buffer{}, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"paymnts" is named only in depends_on`, "cycle"} {
+		if !strings.Contains(stderr.String(), filepath.Join(storm, stormCatalog)+": ") || !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not tell %q of the catalog:\n%s", want, stderr.String())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -303,6 +304,10 @@ func TestCorrelateReplayErrors(t *testing.T) {
 		{"\n" + `{"type":"alertmanager","time":"2026-11-21T12:00:00Z"}`, `line 2 rejected: type alertmanager: "payload" is required`},
 		{`{"type":"event","event":{"kind":"alert","service":"x","time":"2026-11-21T12:00:00Z","body":{"status":"firing"}}}`, "line 1 rejected: event:"},
 		{`not json`, "line 1 rejected: not a JSON object"},
+		// A line over the bound is one line rejected, not the end; a
+		// line of blanks is an empty one.
+		{"  \t \n" + `{"type":"change","time":"2026-11-21T11:00:00Z","change":{"service":"web","kind":"deploy","version":"` + strings.Repeat("v", MaxReplayLine) + `"}}`,
+			fmt.Sprintf("line 2 rejected: longer than %d bytes: skipped", MaxReplayLine)},
 		{amLine("2026-11-21T12:00:05Z", `{"status":"firing","labels":{"service":"web"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"bbbb000000000001"}`,
 			amAlert("aaaa000000000002", "HighErrorRate", "web", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z")),
 			`line 1 rejected: alertmanager payload: invalid input: item 0: field "labels.alertname": is required`},

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh installs what the tests and the default `aiops run` need on a fresh
 # Debian 12 machine (also used by CI): Debian's ClickHouse server and client,
-# Prometheus Alertmanager with amtool, ZooKeeper (the ClickHouse cluster test
-# replicates through it), and the Go modules of the workspace. Run it as
+# Prometheus Alertmanager with amtool, Prometheus, ZooKeeper (the ClickHouse
+# cluster test replicates through it), gcc (the race detector's cgo), and the Go modules of the workspace. Run it as
 # root; running it again only re-checks.
 #
 # It never starts a system service (ClickHouse, Alertmanager, ZooKeeper):

@@ -279,7 +279,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	if err != nil {
 		return nil, err
 	}
-	res := &ReplayResult{Assignments: map[string]string{}, EventAssignments: map[string]string{}}
+	res := &ReplayResult{Incidents: []ReplayIncident{}, Assignments: map[string]string{}, EventAssignments: map[string]string{}}
 	last := map[string]correlate.State{}
 	mergedInto := map[string]string{}
 	record := func(ups []correlate.Update) {

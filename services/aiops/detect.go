@@ -29,7 +29,8 @@ func detectCommand(ctx context.Context, args []string) error {
 const detectUsage = `usage: aiops detect replay --input series.csv --output scores.csv [flags]
 
 Scores a series offline with the detector service's code. The input has the
-header timestamp,value (YYYY-MM-DD HH:MM:SS in UTC, or RFC 3339); the output
+header timestamp,value (Unix seconds, YYYY-MM-DD HH:MM:SS in UTC, or RFC
+3339); the output
 has timestamp,value,anomaly_score,is_anomaly, one row per input row, in order.
 "-" reads standard input or writes standard output.
 

@@ -72,7 +72,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	fs := flag.NewFlagSet("aiops logs parse", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, logsUsage); fs.PrintDefaults() }
-	input := fs.String("input", "", "log file to parse (required)")
+	input := fs.String("input", "", "log file to parse, - for standard input (required)")
 	format := fs.String("format", "", "header format in the logparser <Field> notation, with exactly one <Content> field; auto: detect a common header (syslog, JSON, logfmt, Log4j, access log, klog); empty: the whole line is the message")
 	output := fs.String("output", "", "CSV file to write (required; - for standard output)")
 	maxLine := fs.Int("max-line-bytes", logmine.DefaultMaxLineBytes, "longer lines are cut (and counted in a warning)")
@@ -96,17 +96,21 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		}
 	}
 
-	in, err := os.Open(*input)
-	if err != nil {
-		return fmt.Errorf("logs parse: --input: %w", err)
-	}
-	defer in.Close()
-	info, err := in.Stat()
-	if err != nil {
-		return fmt.Errorf("logs parse: --input: %w", err)
-	}
-	if info.IsDir() {
-		return service.Usage(fmt.Errorf("logs parse: --input %s is a directory", *input))
+	in, size := io.Reader(os.Stdin), int64(0) // "-": standard input
+	if *input != "-" {
+		f, err := os.Open(*input)
+		if err != nil {
+			return fmt.Errorf("logs parse: --input: %w", err)
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("logs parse: --input: %w", err)
+		}
+		if info.IsDir() {
+			return service.Usage(fmt.Errorf("logs parse: --input %s is a directory", *input))
+		}
+		in, size = f, info.Size()
 	}
 
 	out, commit, err := openOutput(*output, os.Stdout)
@@ -114,7 +118,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		return fmt.Errorf("logs parse: --output: %w", err)
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	src := &progressReader{ctx: ctx, r: in, total: info.Size(), w: stderr, now: now, every: 2 * time.Second}
+	src := &progressReader{ctx: ctx, r: in, total: size, w: stderr, now: now, every: 2 * time.Second}
 	src.last = now()
 	stats, err := logmine.ParseFile(src, bw, logmine.ParseOptions{Format: *format, MaxLineBytes: *maxLine})
 	if err == nil {

@@ -147,6 +147,28 @@ func TestLogsParseWholeLines(t *testing.T) {
 	}
 }
 
+// "-" reads standard input, as the other offline tools do.
+func TestLogsParseStandardInput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin := os.Stdin
+	os.Stdin = r
+	t.Cleanup(func() { os.Stdin = stdin; r.Close() })
+	go func() {
+		w.Write([]byte("2026-11-21 10:00:01 job 17 done\n2026-11-21 10:00:02 job 18 done\n"))
+		w.Close()
+	}()
+	out := filepath.Join(t.TempDir(), "a.csv")
+	if err := logsMain(context.Background(), []string{"parse", "-input", "-", "-output", out}, &bytes.Buffer{}, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	if rows := readCSV(t, out, 2); rows[0][2] != "<*> <*> job <*> done" {
+		t.Errorf("rows %v", rows)
+	}
+}
+
 // TestLogsParseProgress: with a clock that moves 3s per read, a file read in
 // several chunks reports its progress.
 func TestLogsParseProgress(t *testing.T) {

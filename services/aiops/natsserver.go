@@ -26,7 +26,7 @@ type EmbeddedNATSConfig struct {
 	// StoreDir holds the JetStream file store, so a restart keeps every
 	// stream and consumer position.
 	StoreDir string `yaml:"store_dir"`
-	// TokenFile (or the environment variable AIOPS_NATS_TOKEN, read into
+	// TokenFile (or the environment variable AIOPS_NATS__TOKEN, read into
 	// Token) protects the listener. Required when Listen is not loopback.
 	TokenFile string `yaml:"token_file"`
 	Token     string `yaml:"-" env:"token"`

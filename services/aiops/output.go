@@ -1,6 +1,7 @@
 package aiops
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,8 +16,17 @@ func openOutput(path string, stdout io.Writer) (w io.Writer, commit func(error) 
 	if path == "-" {
 		return stdout, func(err error) error { return err }, nil
 	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, nil, fmt.Errorf("%s is a folder", path)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
+		return nil, nil, err
+	}
+	// CreateTemp makes it 0600; a result is read like any file written.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
 		return nil, nil, err
 	}
 	return f, func(err error) error {

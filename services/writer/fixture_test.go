@@ -232,6 +232,33 @@ func newFixture() *fixture {
 			openedAt: at(0, 10, 5), ackedAt: at(0, 10, 7)},
 		{id: ids.next(), incidentID: "inc-5", status: "resolved", title: "checkout 5xx", service: "checkout", at: at(0, 10, 12), team: "team-a",
 			openedAt: at(0, 10, 5), ackedAt: at(0, 10, 7), resolvedAt: at(0, 10, 12), mergedInto: "inc-1"},
+
+		// Resolved, reopened (which clears resolved_at and
+		// acknowledged_at), resolved again: MTTR runs to the last
+		// resolution, MTTA to the first acknowledgement.
+		{id: ids.next(), incidentID: "inc-6", status: "opened", title: "web errors", service: "web", at: at(1, 9, 0), team: "team-w"},
+		{id: ids.next(), incidentID: "inc-6", status: "resolved", title: "web errors", service: "web", at: at(1, 9, 10), team: "team-w",
+			openedAt: at(1, 9, 0), ackedAt: at(1, 9, 5), resolvedAt: at(1, 9, 10)},
+		{id: ids.next(), incidentID: "inc-6", status: "reopened", title: "web errors", service: "web", at: at(1, 9, 30), team: "team-w",
+			openedAt: at(1, 9, 0)},
+		{id: ids.next(), incidentID: "inc-6", status: "resolved", title: "web errors", service: "web", at: at(1, 10, 0), team: "team-w",
+			openedAt: at(1, 9, 0), resolvedAt: at(1, 10, 0)},
+		// Reopened and still open: not resolved, and open now.
+		{id: ids.next(), incidentID: "inc-7", status: "opened", title: "web cache", service: "web", at: at(1, 11, 0), team: "team-w"},
+		{id: ids.next(), incidentID: "inc-7", status: "resolved", title: "web cache", service: "web", at: at(1, 11, 10), team: "team-w",
+			openedAt: at(1, 11, 0), resolvedAt: at(1, 11, 10)},
+		{id: ids.next(), incidentID: "inc-7", status: "reopened", title: "web cache", service: "web", at: at(1, 11, 20), team: "team-w",
+			openedAt: at(1, 11, 0)},
+		// Its root cause found later, on another team's service; then a
+		// comment after the resolve ("updated", still resolved): charged
+		// to where it ended, and not open.
+		{id: ids.next(), incidentID: "inc-8", status: "opened", title: "frontend slow", service: "frontend", at: at(2, 10, 0), team: "team-fe"},
+		{id: ids.next(), incidentID: "inc-8", status: "updated", title: "frontend slow", service: "db", at: at(2, 10, 5), team: "team-db",
+			openedAt: at(2, 10, 0)},
+		{id: ids.next(), incidentID: "inc-8", status: "resolved", title: "frontend slow", service: "db", at: at(2, 10, 30), team: "team-db",
+			openedAt: at(2, 10, 0), resolvedAt: at(2, 10, 30)},
+		{id: ids.next(), incidentID: "inc-8", status: "updated", title: "frontend slow", service: "db", at: at(2, 10, 40), team: "team-db",
+			openedAt: at(2, 10, 0), resolvedAt: at(2, 10, 30)},
 	}
 
 	// The log miner's template lifecycle: new templates yesterday and
@@ -333,10 +360,12 @@ func (f *fixture) envelopes(t testing.TB) [][]byte {
 	return out
 }
 
-// incidentSummary is one incident as the MTTA/MTTR query defines it.
+// incidentSummary is one incident as the MTTA/MTTR query defines it:
+// service, team and resolution of its latest state, its first
+// acknowledgement, its earliest opening.
 type incidentSummary struct {
 	id, service, team       string
-	opened, acked, resolved time.Time // zero: never
+	opened, acked, resolved time.Time // zero: never (resolved: not now)
 	lastStatus, title       string
 	lastAt                  time.Time
 	lastAcked               time.Time
@@ -349,7 +378,7 @@ func (f *fixture) incidentSummaries() []incidentSummary {
 	for _, s := range f.incidents {
 		sum := by[s.incidentID]
 		if sum == nil {
-			sum = &incidentSummary{id: s.incidentID, service: s.service}
+			sum = &incidentSummary{id: s.incidentID}
 			by[s.incidentID] = sum
 			order = append(order, s.incidentID)
 		}
@@ -357,7 +386,10 @@ func (f *fixture) incidentSummaries() []incidentSummary {
 		if team == "" {
 			team = s.teamLabel
 		}
-		sum.team = team
+		latest := !s.at.Before(sum.lastAt)
+		if latest {
+			sum.service, sum.team = s.service, team
+		}
 		opened := s.openedAt
 		if opened.IsZero() {
 			opened = s.at
@@ -372,8 +404,8 @@ func (f *fixture) incidentSummaries() []incidentSummary {
 		if resolved.IsZero() && s.status == "resolved" {
 			resolved = s.at
 		}
-		if !resolved.IsZero() && (sum.resolved.IsZero() || resolved.Before(sum.resolved)) {
-			sum.resolved = resolved
+		if latest {
+			sum.resolved = resolved // the latest state's: zero once reopened
 		}
 		if s.mergedInto != "" {
 			sum.mergedInto = s.mergedInto

@@ -355,7 +355,7 @@ func expectations(f *fixture) map[string]expectation {
 	{ // open_incidents
 		var rows [][]any
 		for _, in := range incidents {
-			if in.lastStatus != event.IncidentResolved {
+			if in.resolved.IsZero() {
 				acked := 0
 				if !in.lastAcked.IsZero() {
 					acked = 1
@@ -363,6 +363,7 @@ func expectations(f *fixture) map[string]expectation {
 				rows = append(rows, []any{in.id, in.title, in.service, in.team, in.lastStatus, in.opened, acked})
 			}
 		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i][5].(time.Time).Before(rows[j][5].(time.Time)) })
 		ex["open_incidents"] = expectation{rows: rows}
 	}
 
@@ -479,7 +480,7 @@ func expectations(f *fixture) map[string]expectation {
 			}
 			deploys[c.service]++
 			for _, in := range incidents {
-				if in.service == c.service && !in.opened.Before(c.at) && !in.opened.After(c.at.Add(window)) {
+				if in.mergedInto == "" && in.service == c.service && !in.opened.Before(c.at) && !in.opened.After(c.at.Add(window)) {
 					failed[c.service]++
 					break
 				}

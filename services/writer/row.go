@@ -357,6 +357,16 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	if b.OpenedAt.IsZero() {
 		b.OpenedAt = e.Time
 	}
+	// incidents is partitioned by opened_at: a value the event-time window
+	// did not check would open a partition of its own (one before 1970,
+	// stored as 0, would stop its retention), so it is held to the state's
+	// own time, which that window checked.
+	switch {
+	case b.OpenedAt.After(e.Time.Add(time.Minute)):
+		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is after the state's own time %s", b.OpenedAt.UTC().Format(time.RFC3339), e.Time.UTC().Format(time.RFC3339)))
+	case e.Time.Sub(b.OpenedAt) > MaxIncidentAge:
+		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is more than %s before the state's own time %s", b.OpenedAt.UTC().Format(time.RFC3339), MaxIncidentAge, e.Time.UTC().Format(time.RFC3339)))
+	}
 	if b.ResolvedAt.IsZero() && b.Status == event.IncidentResolved {
 		b.ResolvedAt = e.Time
 	}
@@ -375,6 +385,10 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	}
 	return latest, history, nil
 }
+
+// MaxIncidentAge bounds how long before one of its states an incident may
+// have opened.
+const MaxIncidentAge = 366 * 24 * time.Hour
 
 // incidentVersion orders an incident's states for ReplacingMergeTree: the
 // event time in nanoseconds (DateTime keeps seconds only, too coarse for

@@ -142,6 +142,10 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		{event.KindIncident, ``, "body"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","merged_into":"j"}`, "body.merged_into"},
 		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","merged_into":"i"}`, "body.merged_into"},
+		// incidents is partitioned by opened_at: held to the state's time
+		// (2026-03-02T10:00:00Z here).
+		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"1969-12-31T23:00:00Z"}`, "body.opened_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"2026-03-03T10:00:00Z"}`, "body.opened_at"},
 	} {
 		e := mustEnvelope(t, c.kind, c.body)
 		_, err := Rows(e)

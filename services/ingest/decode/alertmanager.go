@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -16,9 +17,9 @@ const AlertmanagerVersion = "4"
 
 // amPayload is the webhook body; the group fields are not needed per alert.
 type amPayload struct {
-	Version string            `json:"version"`
-	Status  string            `json:"status"`
-	Alerts  []json.RawMessage `json:"alerts"`
+	Version string       `json:"version"`
+	Status  string       `json:"status"`
+	Alerts  boundedItems `json:"alerts"`
 }
 
 // amAlert keeps the times as strings so a bad one is reported by name.
@@ -61,21 +62,22 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	if err := event.CheckJSONNesting(body); err != nil {
 		return nil, tooDeep(err)
 	}
-	var p amPayload
+	p := amPayload{Alerts: boundedItems{max: o.MaxEvents}}
 	if err := json.Unmarshal(body, &p); err != nil {
+		if errors.Is(err, errTooManyItems) {
+			return nil, tooManyEvents(o.MaxEvents)
+		}
 		return nil, syntaxProblem(NoItem, err)
 	}
 	switch {
 	case p.Version != "" && p.Version != AlertmanagerVersion:
 		return nil, requestProblem("version", "is %q, want %q", clip(p.Version), AlertmanagerVersion)
-	case len(p.Alerts) > o.MaxEvents:
-		return nil, tooManyEvents(o.MaxEvents)
-	case len(p.Alerts) == 0:
+	case len(p.Alerts.items) == 0:
 		return nil, requestProblem("alerts", "is empty")
 	}
 	var c problems
-	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts))}
-	for i, raw := range p.Alerts {
+	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts.items))}
+	for i, raw := range p.Alerts.items {
 		if e := alertEvent(i, raw, p.Status, o, &c); e != nil {
 			batch.Events = append(batch.Events, e)
 		}

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -217,5 +218,26 @@ func TestAlertmanagerTooMany(t *testing.T) {
 	o.MaxEvents = 3
 	if _, err := Alertmanager([]byte(amPayloadJSON), o); !errors.Is(err, ErrTooManyEvents) {
 		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}
+
+// An array of alerts (or changes) is counted as it is read: past MaxEvents
+// the rest is not decoded (millions of {} are a few KB gzipped).
+func TestArraysCountedAsRead(t *testing.T) {
+	o := opts()
+	o.MaxEvents = 3
+	many := "[" + strings.Repeat("{},", 999) + "{}]"
+	if _, err := Alertmanager([]byte(`{"version":"4","alerts":`+many+`}`), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("alertmanager: want ErrTooManyEvents, got %v", err)
+	}
+	if _, err := Changes([]byte(many), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("changes: want ErrTooManyEvents, got %v", err)
+	}
+	b := boundedItems{max: 3}
+	if err := json.Unmarshal([]byte(many), &b); !errors.Is(err, errTooManyItems) || len(b.items) != 3 {
+		t.Fatalf("boundedItems: %v after %d items, want it to stop at the 4th", err, len(b.items))
+	}
+	if err := json.Unmarshal([]byte(`{"a":1}`), &b); err == nil {
+		t.Fatal("boundedItems took an object")
 	}
 }

@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 
@@ -68,17 +69,18 @@ func Changes(body []byte, o Options) (*Batch, error) {
 	}
 	var items []json.RawMessage
 	if trimmed[0] == '[' {
-		if err := json.Unmarshal(trimmed, &items); err != nil {
+		array := boundedItems{max: o.MaxEvents}
+		if err := json.Unmarshal(trimmed, &array); err != nil {
+			if errors.Is(err, errTooManyItems) {
+				return nil, tooManyEvents(o.MaxEvents)
+			}
 			return nil, syntaxProblem(NoItem, err)
 		}
-		if len(items) == 0 {
+		if items = array.items; len(items) == 0 {
 			return nil, requestProblem("", "the array has no changes")
 		}
 	} else {
 		items = []json.RawMessage{trimmed}
-	}
-	if len(items) > o.MaxEvents {
-		return nil, tooManyEvents(o.MaxEvents)
 	}
 	var c problems
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(items))}

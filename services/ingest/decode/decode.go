@@ -12,12 +12,14 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -321,6 +323,41 @@ func requestProblem(field, format string, args ...any) error {
 	var c problems
 	c.add(NoItem, field, format, args...)
 	return c.err()
+}
+
+// boundedItems is a JSON array of items kept raw that refuses, as it reads
+// them, more than max: an array of millions of {} is a few KB gzipped,
+// and held whole before it was counted it took hundreds of MB a request.
+type boundedItems struct {
+	max   int
+	items []json.RawMessage
+}
+
+// errTooManyItems is boundedItems' refusal (tooManyEvents to the client).
+var errTooManyItems = errors.New("too many items")
+
+func (b *boundedItems) UnmarshalJSON(data []byte) error {
+	b.items = nil
+	if bytes.Equal(data, []byte("null")) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil {
+		return err
+	} else if t != json.Delim('[') {
+		return &json.UnmarshalTypeError{Value: "non-array", Type: reflect.TypeFor[[]json.RawMessage]()}
+	}
+	for dec.More() {
+		if len(b.items) == b.max {
+			return errTooManyItems
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		b.items = append(b.items, raw)
+	}
+	return nil
 }
 
 func tooManyEvents(max int) error {

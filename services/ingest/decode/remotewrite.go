@@ -93,6 +93,9 @@ func RemoteWrite(body []byte, o Options) (*Batch, error) {
 			if typ != protowire.BytesType {
 				return fmt.Errorf("field metadata has wire type %d, want bytes", typ)
 			}
+			if len(meta) >= o.MaxEvents {
+				return nil // a family's type and unit only help; more are not kept
+			}
 			return parseMetadata(v, meta)
 		}
 		return nil
@@ -145,13 +148,21 @@ func parseMetadata(b []byte, meta map[string]familyMeta) error {
 	return err
 }
 
+// errTooManySamples stops reading a series once the request's samples
+// would pass MaxEvents.
+var errTooManySamples = errors.New("too many samples")
+
 type sample struct {
 	value float64
 	ms    int64
+	index int // in the series, skipped ones counted
 }
 
 func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch *Batch, c *problems) error {
 	labels := map[string]string{}
+	seen := map[string]bool{} // label names, those of empty values too
+	tooMany := false
+	read := 0 // samples read
 	var samples []sample
 	before := c.total
 	err := eachField(ts, func(num protowire.Number, typ protowire.Type, v []byte) error {
@@ -178,16 +189,26 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 			switch _, dup := labels[name]; {
 			case name == "":
 				c.add(i, "labels", "has a label with an empty name")
-			case dup:
+			case dup || seen[name]:
 				c.add(i, "labels."+clip(name), "appears twice")
-			case value != "":
-				labels[name] = value
+			case len(seen) >= event.MaxLabels:
+				// Refused below; not kept meanwhile.
+				if !tooMany {
+					tooMany = true
+					c.add(i, "labels", "has more than %d labels", event.MaxLabels)
+				}
+			default:
+				seen[name] = true
+				if value != "" {
+					labels[name] = value
+				}
 			}
 		case tsSamples:
 			if typ != protowire.BytesType {
 				return fmt.Errorf("field samples has wire type %d, want bytes", typ)
 			}
-			var s sample
+			s := sample{index: read}
+			read++
 			if err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
 				switch {
 				case num == sampleValue && typ == protowire.Fixed64Type:
@@ -201,12 +222,28 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 			}); err != nil {
 				return err
 			}
+			// Skipped values are counted here, so that only the samples
+			// that become events are kept, and bounded as they are read.
+			switch {
+			case math.Float64bits(s.value) == staleNaN:
+				batch.skip(SkippedStaleMarkers)
+				return nil
+			case !finite(s.value):
+				batch.skip(SkippedNonFinite)
+				return nil
+			}
+			if len(batch.Events)+len(samples) >= o.MaxEvents {
+				return errTooManySamples
+			}
 			samples = append(samples, s)
 		case tsHistograms:
 			batch.skip(SkippedNativeHistograms)
 		}
 		return nil
 	})
+	if err == errTooManySamples {
+		return tooManyEvents(o.MaxEvents)
+	}
 	if err != nil {
 		c.add(i, "", "is not a remote-write TimeSeries: %v", err)
 		return nil
@@ -232,15 +269,7 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 	// events (read-only from here): a copy per sample cost 17 KB per event
 	// with 128 labels.
 	fingerprint := event.Fingerprint(event.KindMetric, service, labels, nil)
-	for j, s := range samples {
-		switch {
-		case math.Float64bits(s.value) == staleNaN:
-			batch.skip(SkippedStaleMarkers)
-			continue
-		case !finite(s.value):
-			batch.skip(SkippedNonFinite)
-			continue
-		}
+	for _, s := range samples {
 		if len(batch.Events) >= o.MaxEvents {
 			return tooManyEvents(o.MaxEvents)
 		}
@@ -257,9 +286,9 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 			c.addInvalid(i, err, func(field string) string {
 				switch {
 				case field == "time":
-					return fmt.Sprintf("samples[%d].timestamp", j)
+					return fmt.Sprintf("samples[%d].timestamp", s.index)
 				case strings.HasPrefix(field, "body.value"), field == "id":
-					return fmt.Sprintf("samples[%d].value", j)
+					return fmt.Sprintf("samples[%d].value", s.index)
 				}
 				return field
 			})

@@ -2,6 +2,7 @@ package decode
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -169,6 +170,10 @@ func TestRemoteWriteErrors(t *testing.T) {
 		{"not protobuf", snappy.Encode(nil, []byte{0xff, 0xff, 0xff}), NoItem, ""},
 		{"no name", encodeWriteRequest([]rwSeries{ok, {labels: []rwLabel{{"job", "x"}}, samples: []rwSample{{1, t0.UnixMilli()}}}}), 1, "labels.__name__"},
 		{"duplicate label", encodeWriteRequest([]rwSeries{ok, ok, {labels: []rwLabel{{"__name__", "a"}, {"job", "x"}, {"job", "y"}}}}), 2, "labels.job"},
+		// A label given empty (absent to Prometheus) and then with a
+		// value is a duplicate too.
+		{"duplicate label, the first empty", encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "a"}, {"job", ""}, {"job", "y"}}}}), 0, "labels.job"},
+		{"too many labels", encodeWriteRequest([]rwSeries{{labels: manyLabels(event.MaxLabels + 1), samples: []rwSample{{1, t0.UnixMilli()}}}}), 0, "labels"},
 		{"empty label name", encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "a"}, {"", "y"}}}}), 0, "labels"},
 		{"timestamp zero", encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "a"}}, samples: []rwSample{{1, t0.UnixMilli()}, {2, 0}}}}), 0, "samples[1].timestamp"},
 		{"label not utf-8", encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "a"}, {"x", "\xff"}}, samples: []rwSample{{1, t0.UnixMilli()}}}}), 0, "labels.x"},
@@ -182,6 +187,14 @@ func TestRemoteWriteErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyLabels(n int) []rwLabel {
+	ls := []rwLabel{{"__name__", "up"}}
+	for i := range n - 1 {
+		ls = append(ls, rwLabel{fmt.Sprintf("l%d", i), "v"})
+	}
+	return ls
 }
 
 func TestRemoteWriteLimits(t *testing.T) {
@@ -203,6 +216,20 @@ func TestRemoteWriteLimits(t *testing.T) {
 	}
 	if b, err := RemoteWrite(encodeWriteRequest([]rwSeries{empty, empty}), o); err != nil || len(b.Events) != 0 {
 		t.Fatalf("2 empty series: %v", err)
+	}
+	// Samples are counted as they are read, across series: the second
+	// series passes the limit. Stale markers are not events and count
+	// only as skipped.
+	o.MaxEvents = 12
+	stale := rwSeries{labels: []rwLabel{{"__name__", "down"}}}
+	for i := range 20 {
+		stale.samples = append(stale.samples, rwSample{math.Float64frombits(staleNaN), t0.UnixMilli() + int64(i)})
+	}
+	if b, err := RemoteWrite(encodeWriteRequest([]rwSeries{series, stale}), o); err != nil || len(b.Events) != 10 || b.Skipped[SkippedStaleMarkers] != 20 {
+		t.Fatalf("10 samples and 20 stale markers under a limit of 12: %v", err)
+	}
+	if _, err := RemoteWrite(encodeWriteRequest([]rwSeries{series, series}), o); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("two series of 10 samples over a limit of 12: want ErrTooManyEvents, got %v", err)
 	}
 	o = opts()
 	o.MaxDecodedBytes = 50

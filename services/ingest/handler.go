@@ -209,7 +209,8 @@ type Response struct {
 // ErrBusUnavailable is the error of a 503 answer.
 const ErrBusUnavailable = "the event bus did not confirm every event of this request; retry the same request later " +
 	"(some events may already be stored: a retry stores each once if it has the same id, " +
-	"which holds for every endpoint except /v1/events envelopes sent without an id)"
+	"which holds for every endpoint except for events sent without a time or an id: /v1/events envelopes without an id, " +
+	"changes without time, OTLP log records without timeUnixNano or observedTimeUnixNano, which take the receive time)"
 
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -84,7 +85,16 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
 					return nil, err
 				}
-				if err := seal(e, SourceOTLP, o, e.Body); err != nil {
+				// Records alike in body, time and severity are several lines
+				// (a shipper's second-precision times): their place in the
+				// request and their observed time keep them apart, and a
+				// retry of the request, which repeats both, keeps the ids.
+				var place [20]byte
+				binary.BigEndian.PutUint32(place[0:], uint32(i))
+				binary.BigEndian.PutUint32(place[4:], uint32(j))
+				binary.BigEndian.PutUint32(place[8:], uint32(k))
+				binary.BigEndian.PutUint64(place[12:], uint64(lr.ObservedTimestamp()))
+				if err := seal(e, SourceOTLP, o, e.Body, []byte(e.Severity), place[:]); err != nil {
 					c.addInvalid(i, err, func(field string) string {
 						switch {
 						case field == "service":

@@ -104,6 +104,42 @@ func TestOTLPLogs(t *testing.T) {
 	}
 }
 
+// Records alike in body, time and severity (a shipper's repeated line
+// within one second) are several events, each with its own id, so the
+// stream's deduplication does not drop them; the same request decoded
+// again (a retry) gives the same ids.
+func TestOTLPLogsRepeatedLinesKeepTheirOwnIDs(t *testing.T) {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "checkout")
+	sl := rl.ScopeLogs().AppendEmpty()
+	for range 3 {
+		lr := sl.LogRecords().AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+		lr.SetSeverityNumber(plog.SeverityNumberError)
+		lr.Body().SetStr("connection refused")
+	}
+	req := encodeLogs(t, ld, Protobuf)
+	first, err := OTLPLogs(req, Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := OTLPLogs(req, Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i, e := range first.Events {
+		ids[e.ID] = true
+		if retry.Events[i].ID != e.ID {
+			t.Errorf("record %d: id %s, on a retry %s: want the same", i, e.ID, retry.Events[i].ID)
+		}
+	}
+	if len(ids) != 3 {
+		t.Fatalf("3 repeated records got %d distinct ids, want 3", len(ids))
+	}
+}
+
 func TestLogSeverity(t *testing.T) {
 	cases := []struct {
 		n    plog.SeverityNumber

@@ -81,6 +81,10 @@ type endpoint struct {
 	snappy bool
 	// otlp: protobuf requests get protobuf answers, as OTLP/HTTP requires.
 	otlp bool
+	// retriesOnly5xx: its usual client drops a batch answered 429
+	// (Prometheus remote-write, Alertmanager), so over the rate limit it
+	// is answered 503.
+	retriesOnly5xx bool
 }
 
 var errWrongType = errors.New("unsupported media type")
@@ -127,9 +131,10 @@ func endpoints() map[string]*endpoint {
 			accepts: "application/json or application/x-ndjson",
 		},
 		PathAlertmanager: {
-			name:    "alertmanager",
-			decoder: jsonOnly(decode.Alertmanager, "application/json"),
-			accepts: "application/json",
+			name:           "alertmanager",
+			decoder:        jsonOnly(decode.Alertmanager, "application/json"),
+			accepts:        "application/json",
+			retriesOnly5xx: true,
 		},
 		PathRemoteWrite: {
 			name: "remote_write",
@@ -142,8 +147,9 @@ func endpoints() map[string]*endpoint {
 				}
 				return decode.RemoteWrite, nil
 			},
-			accepts: "application/x-protobuf (remote-write 1.0)",
-			snappy:  true,
+			accepts:        "application/x-protobuf (remote-write 1.0)",
+			snappy:         true,
+			retriesOnly5xx: true,
 		},
 		PathOTLPLogs: {
 			name:    "otlp_logs",
@@ -264,21 +270,31 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	}
 	now := h.now()
 	client := httpapi.ClientAddr(r)
-	if wait := h.failures.Blocked(client, now); wait > 0 {
-		w.Header().Set("Retry-After", retryAfter(wait))
-		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
-		return 0
-	}
+	// A valid token passes whatever its address did: behind a proxy, or
+	// under aiops run, every producer has one address, and one script
+	// with a stale token must not lock the others out. Guessing a token
+	// is what the block is against, and it holds for the wrong ones.
 	who, ok := h.authenticate(r)
 	if !ok {
+		if wait := h.failures.Blocked(client, now); wait > 0 {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
+			return 0
+		}
 		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
 		h.fail(w, r, ep, false, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
 		return 0
 	}
 	if wait := h.admit(who, now); wait > 0 {
+		// Prometheus's remote-write (by default) and Alertmanager drop
+		// what is answered 429; they retry a 503.
+		status := http.StatusTooManyRequests
+		if ep.retriesOnly5xx {
+			status = http.StatusServiceUnavailable
+		}
 		w.Header().Set("Retry-After", retryAfter(wait))
-		h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
+		h.fail(w, r, ep, false, status, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
 		return 0
 	}
 	select {

@@ -511,6 +511,28 @@ func TestRateLimitPerToken(t *testing.T) {
 	}
 }
 
+// Over the rate limit, Prometheus's remote-write and Alertmanager are
+// answered 503: both drop a batch answered 429 and retry a 5xx.
+func TestRateLimitOfPushClientsIs503(t *testing.T) {
+	clk := &clock{now: testNow}
+	h, err := New(Config{Tokens: []string{tokenA}, RatePerToken: 0.5, Burst: 1}, &fakePublisher{}, WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := request{path: PathAlertmanager, contentType: "application/json", token: "Bearer " + tokenA,
+		body: []byte(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A","service":"web"},"startsAt":"` + testNow.Format(time.RFC3339) + `"}]}`)}
+	if rec := am.do(h); rec.Code != http.StatusOK {
+		t.Fatalf("within the burst: %d %s", rec.Code, rec.Body)
+	}
+	rec := am.do(h)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "rate limit") {
+		t.Fatalf("Alertmanager over the rate: %d (Retry-After %q), want 503 naming the rate limit", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if rec := (request{path: PathEvents, contentType: "application/json", token: "Bearer " + tokenA, body: []byte(logLine)}).do(h); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("/v1/events over the rate: %d, want 429", rec.Code)
+	}
+}
+
 func TestAnonymous(t *testing.T) {
 	pub := &fakePublisher{}
 	h := newTestHandler(t, pub, func(c *Config) { c.Tokens = nil; c.AllowAnonymous = true })

@@ -210,6 +210,9 @@ type Response struct {
 	// Skipped counts inputs deliberately not turned into events (see
 	// decode.Batch.Skipped); omitted when none were.
 	Skipped map[string]int `json:"skipped,omitempty"`
+	// Problems are why the inputs counted in skipped.invalid were refused
+	// (remote-write and Alertmanager take the others of their request).
+	Problems []decode.Problem `json:"problems,omitempty"`
 }
 
 // ErrBusUnavailable is the error of a 503 answer.
@@ -355,6 +358,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		}
 	}
 	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")
+	if n := batch.Skipped[decode.SkippedInvalid]; n > 0 {
+		// The client reads no answer body: the problem is told here.
+		h.log.Warn().Str("endpoint", ep.name).Int("token_index", who).Int("refused", n).Int("accepted", len(batch.Events)).
+			Str("first_problem", batch.Problems[0].String()).Msg("some inputs refused, the others taken")
+	}
 	if proto {
 		// An OTLP protobuf client expects an Export*ServiceResponse; the
 		// empty message means full success.
@@ -362,7 +370,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		w.WriteHeader(http.StatusOK)
 		return len(batch.Events)
 	}
-	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped}
+	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped, Problems: batch.Problems}
 	for i, e := range batch.Events {
 		resp.IDs[i] = e.ID
 	}

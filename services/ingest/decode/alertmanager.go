@@ -82,7 +82,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 			batch.Events = append(batch.Events, e)
 		}
 	}
-	if err := c.err(); err != nil {
+	if err := c.partial(batch); err != nil {
 		return nil, err
 	}
 	return batch, nil

@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -147,13 +148,13 @@ func TestAlertmanagerFromOtherTools(t *testing.T) {
 	  {"status":"resolved","labels":{"alertname":"HighLatency","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"2026-11-21T11:05:00Z","fingerprint":"api/HighLatency #7"},
 	  {"labels":{"alertname":"NoStart","service":"api"}},
 	  {"status":"resolved","labels":{"alertname":"NoEnd","service":"api"},"startsAt":"2026-11-21T11:00:00Z","endsAt":"0001-01-01T00:00:00Z"}]}`
-	if _, err := Alertmanager([]byte(in), opts()); err == nil || !strings.Contains(err.Error(), `item 2: field "startsAt": is required`) ||
-		!strings.Contains(err.Error(), `item 3: field "endsAt": is required for a resolved alert`) {
-		t.Fatalf("the gateway times no alert at its clock (a resend would be a new event): %v", err)
+	b, err := Alertmanager([]byte(in), opts())
+	if err != nil || len(b.Events) != 2 || b.Skipped[SkippedInvalid] != 2 || fmt.Sprint(b.Problems) != `[item 2: field "startsAt": is required item 3: field "endsAt": is required for a resolved alert]` {
+		t.Fatalf("the gateway times no alert at its clock (a resend would be a new event): %v, %v", err, b)
 	}
 	o := opts()
 	o.AlertTimesFromNow = true
-	b, err := Alertmanager([]byte(in), o)
+	b, err = Alertmanager([]byte(in), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +205,14 @@ func TestAlertmanagerErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Alertmanager([]byte(c.in), opts())
-			p := hasProblem(t, err, c.item, c.field)
+			b, err := Alertmanager([]byte(c.in), opts())
+			p := refusedProblem(t, b, err, c.item, c.field)
 			if !strings.Contains(p.Problem, c.says) {
 				t.Errorf("problem %q does not say %q", p.Problem, c.says)
+			}
+			// The good alert beside a bad one is taken.
+			if err == nil && len(b.Events) != 1 {
+				t.Errorf("%d alerts taken, want the good one", len(b.Events))
 			}
 		})
 	}

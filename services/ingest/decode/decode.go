@@ -148,6 +148,12 @@ const (
 	// SkippedNativeHistograms counts remote-write native histogram samples,
 	// which have no metric-sample form yet.
 	SkippedNativeHistograms = "native_histograms"
+	// SkippedInvalid counts the remote-write series and samples and the
+	// Alertmanager alerts refused for a problem (Batch.Problems) while the
+	// others of their request were taken: Prometheus and Alertmanager drop
+	// a whole batch answered 4xx, so one bad series (a label too long, a
+	// skewed clock) would lose the good ones with it, batch after batch.
+	SkippedInvalid = "invalid"
 )
 
 // Batch is what one request decoded to.
@@ -158,6 +164,9 @@ type Batch struct {
 	// Skipped counts inputs deliberately not turned into events, by reason
 	// (the Skipped* constants). Nil when nothing was skipped.
 	Skipped map[string]int
+	// Problems are those of the inputs counted in Skipped[SkippedInvalid]
+	// (at most MaxProblems listed).
+	Problems []Problem
 	// expanded is the estimated JSON size of the events charged so far.
 	expanded int
 }
@@ -268,6 +277,23 @@ type problems struct {
 	list  []Problem
 	seen  map[Problem]struct{}
 	total int
+}
+
+// partial takes the inputs with problems out of a request whose others are
+// good (SkippedInvalid); a request with nothing good is refused with them.
+func (c *problems) partial(batch *Batch) error {
+	if c.total == 0 {
+		return nil
+	}
+	if len(batch.Events) == 0 {
+		return c.err()
+	}
+	if batch.Skipped == nil {
+		batch.Skipped = make(map[string]int)
+	}
+	batch.Skipped[SkippedInvalid] += c.total
+	batch.Problems = c.list
+	return nil
 }
 
 func (c *problems) add(item int, field, format string, args ...any) {

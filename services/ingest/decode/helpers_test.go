@@ -31,6 +31,27 @@ func problemsOf(t *testing.T, err error) []Problem {
 	return de.Problems
 }
 
+// refusedProblem asserts that the input item was refused for field: in
+// the error when the whole request was, else counted in
+// Skipped[SkippedInvalid] with its problem in b.Problems (remote-write and
+// Alertmanager take the good inputs of a request).
+func refusedProblem(t *testing.T, b *Batch, err error, item int, field string) Problem {
+	t.Helper()
+	if err != nil {
+		return hasProblem(t, err, item, field)
+	}
+	if b.Skipped[SkippedInvalid] == 0 {
+		t.Fatalf("nothing refused, want item %d field %q", item, field)
+	}
+	for _, p := range b.Problems {
+		if p.Item == item && p.Field == field {
+			return p
+		}
+	}
+	t.Fatalf("no problem for item %d field %q in %v", item, field, b.Problems)
+	return Problem{}
+}
+
 // hasProblem asserts that a problem with item and field exists.
 func hasProblem(t *testing.T, err error, item int, field string) Problem {
 	t.Helper()

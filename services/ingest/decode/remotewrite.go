@@ -115,7 +115,7 @@ func RemoteWrite(body []byte, o Options) (*Batch, error) {
 			return nil, err
 		}
 	}
-	if err := c.err(); err != nil {
+	if err := c.partial(batch); err != nil {
 		return nil, err
 	}
 	return batch, nil

@@ -180,8 +180,8 @@ func TestRemoteWriteErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := RemoteWrite(c.in, opts())
-			p := hasProblem(t, err, c.item, c.field)
+			b, err := RemoteWrite(c.in, opts())
+			p := refusedProblem(t, b, err, c.item, c.field)
 			if p.Problem == "" {
 				t.Error("empty problem")
 			}

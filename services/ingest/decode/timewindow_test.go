@@ -59,8 +59,11 @@ func TestEventTimeWindow(t *testing.T) {
 
 	old := testNow.Add(-20 * 24 * time.Hour)
 	rw := encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "up"}}, samples: []rwSample{{1, testNow.UnixMilli()}, {1, old.UnixMilli()}}}})
-	_, err = RemoteWrite(rw, opts())
-	hasProblem(t, err, 0, "samples[1].timestamp")
+	rb, err := RemoteWrite(rw, opts())
+	refusedProblem(t, rb, err, 0, "samples[1].timestamp")
+	if err != nil || len(rb.Events) != 1 {
+		t.Errorf("the sample in the window beside one out of it: %v, want it taken", err)
+	}
 
 	_, err = OTLPLogs(otlpLogsWithBody(nestedAnyValue(0, false, "x"), 1, uint64(old.UnixNano())), Protobuf, opts())
 	hasProblem(t, err, 0, "scopeLogs[0].logRecords[0].timeUnixNano")

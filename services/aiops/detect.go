@@ -114,6 +114,11 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		head = head[:i]
 	}
 	if detect.IsGroupHeader(head) {
+		// A picture of more channels than it draws is refused before the
+		// scoring, not after it.
+		if n := bytes.Count(head, []byte(",")); *plotFile != "" && n > plot.MaxPanels {
+			return service.Usage(fmt.Errorf("detect replay: --plot: %d channels, at most %d panels (score without --plot, or fewer columns)", n, plot.MaxPanels))
+		}
 		defaults, _ := p.Lookup(pipeline.DefaultRoute)
 		o := detect.GroupReplayOptions{Method: detect.MethodVote, Config: defaults.Profile(false).Config()}
 		if *group != "" {
@@ -136,10 +141,12 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("detect replay: --output: %w", err)
 	}
 
-	var rows []detect.ReplayRow
+	// The rows worth drawing only: a long series drawn row by row held
+	// them all (3.7 GB for 3 million).
+	thin := plot.SeriesThinner()
 	var each func(detect.ReplayRow)
 	if *plotFile != "" {
-		each = func(r detect.ReplayRow) { rows = append(rows, r) }
+		each = thin.Add
 	}
 	start := time.Now()
 	stats, err := detect.ReplayFunc(br, out, cfg, each)
@@ -152,7 +159,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		stats.BadValues, stats.Invalid, stats.OutOfOrder, stats.Duplicates, stats.Gaps, stats.CounterResets)
 
 	if *plotFile != "" {
-		if err := writePlot(*plotFile, rows, filepath.Base(*input)); err != nil {
+		if err := writePlot(*plotFile, thin.Rows(), filepath.Base(*input)); err != nil {
 			return fmt.Errorf("detect replay: plot: %w", err)
 		}
 		fmt.Fprintf(stderr, "detect replay: plot written to %s\n", *plotFile)
@@ -179,10 +186,10 @@ func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile stri
 	if err != nil {
 		return fmt.Errorf("detect replay: --output: %w", err)
 	}
-	var rows []detect.GroupReplayRow
+	thin := plot.GroupThinner()
 	var each func(detect.GroupReplayRow)
 	if plotFile != "" {
-		each = func(r detect.GroupReplayRow) { rows = append(rows, r) }
+		each = thin.Add
 	}
 	start := time.Now()
 	stats, err := detect.ReplayGroupFunc(in, out, o, each)
@@ -193,7 +200,7 @@ func replayGroup(ctx context.Context, in io.Reader, input, output, plotFile stri
 	fmt.Fprintf(stderr, "detect replay: %d rows of %d channels in %v (group, method %s), %d anomalies, %d warm-up; %d missing cells, %d rows ignored (all missing, out of order or duplicate timestamps)\n",
 		stats.Rows, len(stats.Channels), elapsed.Round(time.Millisecond), o.Method, stats.Anomalies, stats.WarmUp, stats.Missing, stats.Ignored)
 	if plotFile != "" {
-		if err := writeGroupPlot(plotFile, stats.Channels, rows, filepath.Base(input)); err != nil {
+		if err := writeGroupPlot(plotFile, stats.Channels, thin.Rows(), filepath.Base(input)); err != nil {
 			return fmt.Errorf("detect replay: plot: %w", err)
 		}
 		fmt.Fprintf(stderr, "detect replay: plot written to %s\n", plotFile)

@@ -85,6 +85,9 @@ func (c Config) Validate() error {
 	if err := c.Delivery.Validate(); err != nil {
 		return fmt.Errorf("notifier.delivery: %w", err)
 	}
+	if c.Delivery.Timeout > MaxSendTimeout {
+		return fmt.Errorf("%w: notifier.delivery.timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", ErrInvalidConfig, c.Delivery.Timeout, MaxSendTimeout, drainTimeout)
+	}
 	if err := c.Silences.Validate(); err != nil {
 		return fmt.Errorf("notifier.silences: %w", err)
 	}

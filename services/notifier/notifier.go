@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"net/http"
 	"strings"
 	"sync"
@@ -869,11 +870,11 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			}
 			req := webhook.Request{Receiver: r.Name, Integration: path, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc), Timeout: timeout}
 			if secretFile != "" {
-				secret, err := webhook.ReadSecretFile(secretFile)
+				secrets, err := webhook.ReadSecretsFile(secretFile)
 				if err != nil {
 					return fmt.Errorf("secret_file: %w", err)
 				}
-				req.Secrets = [][]byte{secret}
+				req.Secrets = secrets
 			}
 			if req.Header, err = authHeader(hc); err != nil {
 				return fmt.Errorf("http_config: %w", err)
@@ -883,6 +884,11 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 	}
 
+	for _, wc := range slices.Concat(r.WebhookConfigs, aiopsWebhooks(r), templateWebhooks(r)) {
+		if wc.Timeout > MaxSendTimeout {
+			errs = append(errs, fmt.Errorf("%s: timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", wc.Path, wc.Timeout, MaxSendTimeout, drainTimeout))
+		}
+	}
 	for _, wc := range r.WebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
 			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.Timeout, "", "", func(inc webhook.Incident) ([]byte, error) {
@@ -1052,4 +1058,22 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// aiopsWebhooks and templateWebhooks are the webhook part of r's
+// aiops_webhook_configs and aiops_template_configs.
+func aiopsWebhooks(r *amconfig.Receiver) []*amconfig.WebhookConfig {
+	var out []*amconfig.WebhookConfig
+	for _, c := range r.AiopsWebhookConfigs {
+		out = append(out, &c.WebhookConfig)
+	}
+	return out
+}
+
+func templateWebhooks(r *amconfig.Receiver) []*amconfig.WebhookConfig {
+	var out []*amconfig.WebhookConfig
+	for _, c := range r.TemplateConfigs {
+		out = append(out, &c.WebhookConfig)
+	}
+	return out
 }

@@ -1027,6 +1027,15 @@ receivers:
 		t.Fatal("no attempt of the slow receiver timed out after its 50ms timeout")
 	}
 
+	// A timeout the stop's drain would cut is refused at start.
+	long := filepath.Join(dir, "long.yml")
+	os.WriteFile(long, []byte("route: {receiver: x, group_wait: 0s}\nreceivers:\n- name: x\n  webhook_configs: [{url: http://127.0.0.1:1/, timeout: 30s}]\n"), 0o600)
+	if _, err := NewProcessor(Config{Routes: long}, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "timeout 30s: at most 15s") {
+		t.Fatalf("a webhook timeout of 30s: %v", err)
+	}
+	if err := (Config{Delivery: webhook.Config{Timeout: 20 * time.Second}}).Validate(); err == nil || !strings.Contains(err.Error(), "notifier.delivery.timeout") {
+		t.Fatalf("a delivery timeout of 20s: %v", err)
+	}
 	for _, kind := range []string{"aiops_webhook_configs", "aiops_template_configs"} {
 		bad := filepath.Join(dir, kind+".yml")
 		extra := ""

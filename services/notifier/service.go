@@ -116,3 +116,8 @@ func (s *Service) API() *SilencesAPI { return s.api }
 // timeout (webhook.DefaultTimeout), within the service's shutdown timeout
 // with the consumer's fetch and flush of acks (stage.Open checks).
 const drainTimeout = 16 * time.Second
+
+// MaxSendTimeout bounds one webhook attempt (notifier.delivery.timeout, a
+// webhook_config's timeout): within drainTimeout, so that a stop lets the
+// attempts in flight end rather than cancel every one.
+const MaxSendTimeout = drainTimeout - time.Second

@@ -140,6 +140,38 @@ func ReadSecretFile(path string) ([]byte, error) {
 	return key, nil
 }
 
+// MaxSecrets bounds the secrets of one secret file.
+const MaxSecrets = 4
+
+// ReadSecretsFile reads a file of Standard Webhooks secrets, one per line
+// (blank lines ignored): during a rotation it holds the new secret and the
+// old one, and a request carries a signature under each, so receivers
+// verifying with either accept it.
+func ReadSecretsFile(path string) ([][]byte, error) {
+	s, err := config.ReadSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for i, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if len(keys) == MaxSecrets {
+			return nil, fmt.Errorf("secret file %s: more than %d secrets", path, MaxSecrets)
+		}
+		key, err := ParseSecret(line)
+		if err != nil {
+			return nil, fmt.Errorf("secret file %s: line %d: %w", path, i+1, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("secret file %s: no secret", path)
+	}
+	return keys, nil
+}
+
 // Verify checks a received webhook as a receiver should: the three headers
 // are present, webhook-timestamp is within tolerance of now (either way;
 // tolerance <= 0 means DefaultTolerance), and one of the v1 signatures in

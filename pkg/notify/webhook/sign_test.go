@@ -226,3 +226,36 @@ func TestReadSecretFile(t *testing.T) {
 		t.Fatalf("a missing file: %v", err)
 	}
 }
+
+// A secret file may hold several secrets (a rotation: the new and the old):
+// each signs, and a receiver holding either verifies.
+func TestReadSecretsFile(t *testing.T) {
+	dir := t.TempDir()
+	newKey, oldKey := "whsec_"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")), "whsec_"+base64.StdEncoding.EncodeToString([]byte("fedcba9876543210fedcba9876543210"))
+	path := filepath.Join(dir, "secret")
+	os.WriteFile(path, []byte(newKey+"\n\n"+oldKey+"\n"), 0o600)
+	keys, err := ReadSecretsFile(path)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("two secrets: %d, %v", len(keys), err)
+	}
+	h := http.Header{}
+	body := []byte(`{"a":1}`)
+	now := time.Now()
+	SetHeaders(h, keys, "msg_1", now, body)
+	for i, k := range keys {
+		if err := Verify([][]byte{k}, h, body, now, time.Minute); err != nil {
+			t.Errorf("a receiver with secret %d only: %v", i+1, err)
+		}
+	}
+	for _, c := range []struct{ content, says string }{
+		{"", "empty"},
+		{"\n\n", "no secret"},
+		{newKey + "\nnot-a-secret\n", "line 2"},
+		{strings.Repeat(newKey+"\n", MaxSecrets+1), "more than"},
+	} {
+		os.WriteFile(path, []byte(c.content), 0o600)
+		if _, err := ReadSecretsFile(path); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%q: %v, want an error saying %q", c.content, err, c.says)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func TestHeldEventsAreNotRedelivered(t *testing.T) {
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
 	cfg.Consumer.AckWait = ackWait
 	cfg.Delivery.RateLimit.Disabled = true
-	cfg.Delivery.Timeout = time.Minute // the receiver holds the request
+	cfg.Delivery.Timeout = MaxSendTimeout // the receiver holds the request (3 ack_waits)
 	svc, stop := r.start(cfg)
 	defer stop()
 	defer hook.release() // before the stop, which waits for the sends

@@ -187,10 +187,15 @@ type mergeRecord struct {
 
 // Stats counts what the correlator did.
 type Stats struct {
-	Signals, Repeats, Orphans, Changes uint64
-	Opened, Reopened, Resolved         uint64
-	Merged                             uint64
-	Evicted                            uint64
+	Signals  uint64 `json:"signals"`
+	Repeats  uint64 `json:"repeats"`
+	Orphans  uint64 `json:"orphans"`
+	Changes  uint64 `json:"changes"`
+	Opened   uint64 `json:"opened"`
+	Reopened uint64 `json:"reopened"`
+	Resolved uint64 `json:"resolved"`
+	Merged   uint64 `json:"merged"`
+	Evicted  uint64 `json:"evicted"`
 }
 
 // New returns a correlator with cfg (defaults filled) and the catalog

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/unix"
 )
 
 // EnvChdbLib points at libchdb.so, ClickHouse as a library (`npm pack
@@ -72,6 +73,14 @@ func loadChdb(lib string) (*CHDB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The library reads a standard input that is a file as a query's
+	// data: an INSERT ... VALUES then fails with "Processing async inserts
+	// with both inlined and external data (from stdin or infile)". Where
+	// /dev/null is a plain file that other processes write to (as on some
+	// sandboxes), that happened at random; an empty pipe is no data.
+	if err := emptyStdin(); err != nil {
+		return nil, err
+	}
 	args := []string{"clickhouse", "--path=" + dir}
 	argv := make([]*byte, len(args))
 	for i, a := range args {
@@ -84,6 +93,18 @@ func loadChdb(lib string) (*CHDB, error) {
 	}
 	c.conn = *p
 	return c, nil
+}
+
+// emptyStdin makes the process's standard input an empty pipe (tests read
+// none).
+func emptyStdin() error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	w.Close()
+	defer r.Close()
+	return unix.Dup2(int(r.Fd()), 0)
 }
 
 // Query runs one statement and returns its output as TabSeparated text.

@@ -521,28 +521,16 @@ func replayOptions(now time.Time) decode.Options {
 // returned with the error naming the bad ones, so one bad alert does not
 // lose a notification's worth.
 func alertmanagerEvents(payload []byte, now time.Time) ([]*event.Envelope, error) {
-	o := replayOptions(now)
-	b, err := decode.Alertmanager(payload, o)
-	if err == nil {
-		return b.Events, nil
+	b, err := decode.Alertmanager(payload, replayOptions(now))
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager payload: %w", err)
 	}
-	err = fmt.Errorf("alertmanager payload: %w", err)
-	var p struct {
-		Version string            `json:"version"`
-		Status  string            `json:"status"`
-		Alerts  []json.RawMessage `json:"alerts"`
+	if len(b.Problems) > 0 {
+		// The gateway takes the good alerts of a webhook with bad ones,
+		// and so does the replay; the line is told rejected for the rest.
+		return b.Events, fmt.Errorf("alertmanager payload: %w", &decode.Error{Problems: b.Problems, Total: b.Skipped[decode.SkippedInvalid]})
 	}
-	if json.Unmarshal(payload, &p) != nil || len(p.Alerts) < 2 {
-		return nil, err
-	}
-	var envs []*event.Envelope
-	for _, a := range p.Alerts {
-		one, _ := json.Marshal(map[string]any{"version": p.Version, "status": p.Status, "alerts": []json.RawMessage{a}})
-		if b, e := decode.Alertmanager(one, o); e == nil {
-			envs = append(envs, b.Events...)
-		}
-	}
-	return envs, err
+	return b.Events, nil
 }
 
 // strictYAML decodes data into dst, refusing unknown keys.

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 const mergeCatalog = `
@@ -151,18 +149,7 @@ func TestIncidentEventFitsTheBodyLimit(t *testing.T) {
 	if u.State.MemberCount != 1500 {
 		t.Fatalf("member count %d", u.State.MemberCount)
 	}
-	e, err := Envelope(u, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := e.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := event.Parse(data)
-	if err != nil {
-		t.Fatalf("the incident's event is refused: %v", err)
-	}
+	back := parsedEnvelope(t, u) // refused if over the limits
 	var st State
 	if err := back.DecodeBody(&st); err != nil {
 		t.Fatal(err)

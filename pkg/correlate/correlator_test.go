@@ -1183,19 +1183,7 @@ func TestEventsAreDeterministicEnvelopes(t *testing.T) {
 		ups = append(ups, c.Advance(t0.Add(time.Hour))...)
 		var out []*event.Envelope
 		for _, u := range ups {
-			e, err := Envelope(u, t0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := e.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			parsed, err := event.Parse(data)
-			if err != nil {
-				t.Fatalf("%s event does not validate: %v", u.Transition, err)
-			}
-			out = append(out, parsed)
+			out = append(out, parsedEnvelope(t, u))
 		}
 		return out
 	}
@@ -2330,4 +2318,23 @@ func TestTimelineKeepsItsOpening(t *testing.T) {
 	if len(st.Timeline) != maxTimeline || !strings.HasPrefix(st.Timeline[0].What, "opened by") {
 		t.Errorf("after a trim: %d entries, the first %q; want %d and the opening", len(st.Timeline), st.Timeline[0].What, maxTimeline)
 	}
+}
+
+// parsedEnvelope is u's incident event as a consumer reads it: encoded,
+// then parsed and validated.
+func parsedEnvelope(t *testing.T, u Update) *event.Envelope {
+	t.Helper()
+	e, err := Envelope(u, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := event.Parse(data)
+	if err != nil {
+		t.Fatalf("%s event does not validate: %v", u.Transition, err)
+	}
+	return parsed
 }

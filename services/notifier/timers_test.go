@@ -16,14 +16,13 @@ import (
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
-// The grouping timers on the stage runtime, in event time: an incident
-// event is held (not acked) until its notification went out; group_wait
-// delays the first notification and a flap shorter than it is never
-// notified; group_interval batches updates; an acknowledgement goes out at
-// once; repeat_interval notifies an unchanged open incident again; a
-// stopping notifier hands back what it held.
-func TestGroupTimers(t *testing.T) {
-	hook := newReceiver(t)
+// timedRig is a notifier routing everything to hook with group_wait 30s,
+// group_interval 5m and repeat_interval 1h, on the stage runtime, whose
+// clock is the test's: at(d) makes wall+d now (events of time t0+d arrive
+// then), tick(d) ticks at wall+d and waits for the sends. muter, if not
+// nil, silences.
+func timedRig(t *testing.T, hook *receiver, muter Muter) (h *stagetest.Harness, proc *Processor, at, tick func(time.Duration)) {
+	t.Helper()
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
   receiver: hook
@@ -39,15 +38,16 @@ receivers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The wall clock is the test's: wall+d is when the events of time t0+d
-	// arrive, and ticks come at wall+d too.
+	if muter != nil {
+		proc.WithSilences(muter)
+	}
 	wall := time.Now()
 	var fake atomic.Int64
 	proc.now = func() time.Time { return time.Unix(0, fake.Load()) }
-	at := func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
+	at = func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
 	at(0)
-	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
-	tick := func(d time.Duration) {
+	h = stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+	tick = func(d time.Duration) {
 		t.Helper()
 		at(d)
 		if err := h.Tick(wall.Add(d)); err != nil {
@@ -55,6 +55,18 @@ receivers:
 		}
 		waitSent(t, proc)
 	}
+	return h, proc, at, tick
+}
+
+// The grouping timers on the stage runtime, in event time: an incident
+// event is held (not acked) until its notification went out; group_wait
+// delays the first notification and a flap shorter than it is never
+// notified; group_interval batches updates; an acknowledgement goes out at
+// once; repeat_interval notifies an unchanged open incident again; a
+// stopping notifier hands back what it held.
+func TestGroupTimers(t *testing.T) {
+	hook := newReceiver(t)
+	h, _, at, tick := timedRig(t, hook, nil)
 	sent := func() int { got, _ := hook.requests(); return len(got) }
 	settled := func(p *stagetest.Held) stagetest.Outcome {
 		t.Helper()
@@ -188,37 +200,8 @@ func (m *switchMuter) Mutes(labels map[string]string, _ time.Time) []string {
 // end of one a receiver holds).
 func TestSilenceAskedWhenDue(t *testing.T) {
 	hook := newReceiver(t)
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	os.WriteFile(routes, []byte(`route:
-  receiver: hook
-  group_wait: 30s
-  group_interval: 5m
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: `+hook.srv.URL+`
-`), 0o600)
-	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	muter := &switchMuter{}
-	proc.WithSilences(muter)
-	wall := time.Now()
-	var fake atomic.Int64
-	proc.now = func() time.Time { return time.Unix(0, fake.Load()) }
-	at := func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
-	at(0)
-	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
-	tick := func(d time.Duration) {
-		t.Helper()
-		at(d)
-		if err := h.Tick(wall.Add(d)); err != nil {
-			t.Fatal(err)
-		}
-		waitSent(t, proc)
-	}
+	h, proc, at, tick := timedRig(t, hook, muter)
 	bodies := func() []string {
 		_, b := hook.requests()
 		var out []string

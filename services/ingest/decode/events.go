@@ -26,6 +26,7 @@ func Events(body []byte, o Options) (*Batch, error) {
 		c     problems
 		batch = &Batch{}
 		item  int
+		seen  = map[string]int{} // ids, to their item
 	)
 	take := func(raw json.RawMessage) error {
 		if item >= o.MaxEvents {
@@ -40,7 +41,10 @@ func Events(body []byte, o Options) (*Batch, error) {
 		}
 		if err != nil {
 			c.addInvalid(item, err, nil)
+		} else if j, dup := seen[e.ID]; dup {
+			c.add(item, "id", duplicateID, e.ID, j)
 		} else {
+			seen[e.ID] = item
 			if e.Source == "" {
 				e.Source = SourceHTTP
 			}
@@ -107,6 +111,7 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 		batch = &Batch{}
 		item  int
 	)
+	seen := map[string]int{} // ids, to their item
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -133,7 +138,10 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 			c.addInvalid(item, err, nil)
 		} else if err != nil {
 			c.addProblem(problemOf(item, err))
+		} else if j, dup := seen[e.ID]; dup {
+			c.add(item, "id", duplicateID, e.ID, j)
 		} else {
+			seen[e.ID] = item
 			if e.Source == "" {
 				e.Source = SourceHTTP
 			}
@@ -171,3 +179,8 @@ func syntaxProblem(item int, err error) error {
 	c.addProblem(problemOf(item, err))
 	return c.err()
 }
+
+// duplicateID is the problem of an id given twice in one request: the
+// stream keeps one event per id, so answering both accepted would say
+// more was stored than was.
+const duplicateID = "%q is also item %d's: the stream keeps one event per id"

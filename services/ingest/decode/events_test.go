@@ -60,6 +60,8 @@ func TestEventsShapes(t *testing.T) {
 	}
 }
 
+var withID = strings.Replace(logA, "{", `{"id":"01JQ0000000000000000000001",`, 1)
+
 func TestEventsErrors(t *testing.T) {
 	noTime := `{"kind":"log","service":"a","body":{"message":"x"}}`
 	cases := []struct {
@@ -79,6 +81,9 @@ func TestEventsErrors(t *testing.T) {
 		{"not an object", logA + "\n42\n", 1, "", "not a JSON object"},
 		{"data after array", "[" + logA + "] {}", NoItem, "", "after the closing"},
 		{"unterminated array", "[" + logA + ",", 1, "", "not valid JSON"},
+		// The stream keeps one event per id: a second is not "accepted".
+		{"an id twice in an array", "[" + withID + "," + logA + "," + withID + "]", 2, "id", "is also item 0's"},
+		{"an id twice in ndjson", withID + "\n" + withID + "\n", 1, "id", "is also item 0's"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

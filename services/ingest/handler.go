@@ -364,10 +364,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			Str("first_problem", batch.Problems[0].String()).Msg("some inputs refused, the others taken")
 	}
 	if proto {
-		// An OTLP protobuf client expects an Export*ServiceResponse; the
-		// empty message means full success.
+		// An OTLP protobuf client expects an Export*ServiceResponse: empty
+		// for full success, else a partial_success counting what was
+		// skipped.
+		out, err := decode.OTLPResponse(ep.name == "otlp_logs", batch)
+		if err != nil {
+			h.log.Error().Err(err).Msg("encoding an OTLP response failed; answered empty")
+			out = nil
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
+		w.Write(out)
 		return len(batch.Events)
 	}
 	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped, Problems: batch.Problems}

@@ -3,6 +3,8 @@ package decode
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -474,4 +476,31 @@ func serviceFromResource(resource map[string]string) string {
 		return s
 	}
 	return UnknownService
+}
+
+// OTLPResponse is the protobuf Export*ServiceResponse of an accepted OTLP
+// request: empty (full success), or, when some of its records or points
+// were skipped (Batch.Skipped), a partial_success counting them with the
+// reasons, as OTLP/HTTP asks, so an exporter can tell what was dropped.
+func OTLPResponse(logs bool, b *Batch) ([]byte, error) {
+	n := 0
+	var why []string
+	for _, reason := range slices.Sorted(maps.Keys(b.Skipped)) {
+		n += b.Skipped[reason]
+		why = append(why, fmt.Sprintf("%s: %d", reason, b.Skipped[reason]))
+	}
+	if n == 0 {
+		return nil, nil // the empty message
+	}
+	msg := "skipped " + strings.Join(why, ", ")
+	if logs {
+		resp := plogotlp.NewExportResponse()
+		resp.PartialSuccess().SetRejectedLogRecords(int64(n))
+		resp.PartialSuccess().SetErrorMessage(msg)
+		return resp.MarshalProto()
+	}
+	resp := pmetricotlp.NewExportResponse()
+	resp.PartialSuccess().SetRejectedDataPoints(int64(n))
+	resp.PartialSuccess().SetErrorMessage(msg)
+	return resp.MarshalProto()
 }

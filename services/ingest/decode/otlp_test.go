@@ -270,6 +270,29 @@ func encodeMetrics(t *testing.T, md pmetric.Metrics, enc Encoding) []byte {
 	return b
 }
 
+// An OTLP protobuf answer counts what was skipped in its partial_success
+// (a stale and a NaN point here), and is empty for full success.
+func TestOTLPResponse(t *testing.T) {
+	b, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), Protobuf), Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := OTLPResponse(false, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := pmetricotlp.NewExportResponse()
+	if err := resp.UnmarshalProto(out); err != nil {
+		t.Fatal(err)
+	}
+	if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 2 || !strings.Contains(ps.ErrorMessage(), "non_finite_values: 1") {
+		t.Fatalf("partial_success %d rejected, %q; want the 2 skipped points named", ps.RejectedDataPoints(), ps.ErrorMessage())
+	}
+	if out, err := OTLPResponse(true, &Batch{}); err != nil || len(out) != 0 {
+		t.Fatalf("full success: %d bytes, %v; want the empty message", len(out), err)
+	}
+}
+
 func TestOTLPMetrics(t *testing.T) {
 	for _, enc := range []Encoding{Protobuf, JSON} {
 		t.Run(enc.String(), func(t *testing.T) {

@@ -27,9 +27,13 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	dryRun := false
 	var rest []string
 	for _, a := range args {
-		if a == "--dry-run" || a == "-dry-run" {
+		switch a {
+		case "--dry-run", "-dry-run":
 			dryRun = true
 			continue
+		case "-h", "-help", "--help":
+			// After the configuration's flags, the replay's own.
+			defer fmt.Fprintln(stderr, "  --dry-run\n    \tlist the dead letters with why each was dead-lettered, and send nothing")
 		}
 		rest = append(rest, a)
 	}

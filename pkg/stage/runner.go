@@ -44,7 +44,7 @@ type Runner struct {
 
 	// kept maps an input id to the outputs it was processed into when one
 	// of them failed; its redelivery republishes them.
-	kept *lru.Cache[string, []bus.Message]
+	kept *lru.Cache[string, []keptOutput]
 
 	// tickMu makes ticks one at a time; unsent are tick outputs that failed,
 	// sent first by the next tick, and unsettled the Settled of those whose
@@ -99,7 +99,7 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		cfg.DrainTimeout+bus.AckFlushTimeout); err != nil {
 		return nil, err
 	}
-	kept, err := lru.New[string, []bus.Message](cfg.MaxKept)
+	kept, err := lru.New[string, []keptOutput](cfg.MaxKept)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,14 @@ type pendingInput struct {
 type sentOutput struct {
 	msg     bus.Message
 	settled func(error)
+	late    func() // StoredLate: told when a redelivery's send stores it
 	future  jetstream.PubAckFuture
+}
+
+// keptOutput is an output kept for its input's redelivery.
+type keptOutput struct {
+	msg  bus.Message
+	late func()
 }
 
 // Run restores the checkpoint, then hands the source's deliveries to the
@@ -338,13 +345,13 @@ func (r *Runner) process(j job, em *emitter) {
 	// Only a redelivery can have kept outputs (a first delivery has never
 	// failed): the first delivery pays no lookup.
 	if j.delivered != 1 {
-		if msgs, ok := r.kept.Peek(id); ok {
+		if kept, ok := r.kept.Peek(id); ok {
 			// A redelivery of an input whose outputs failed: send them again.
 			r.kept.Remove(id)
 			r.m.replayed.Add(1)
-			outs := make([]sentOutput, len(msgs))
-			for i, m := range msgs {
-				outs[i].msg = m
+			outs := make([]sentOutput, len(kept))
+			for i, k := range kept {
+				outs[i].msg, outs[i].late = k.msg, k.late
 			}
 			r.send(j, pendingInput{id: id, outs: outs, done: j.done})
 			settled = true
@@ -370,7 +377,7 @@ func (r *Runner) process(j job, em *emitter) {
 	}
 	outs := make([]sentOutput, len(em.msgs))
 	for i := range outs {
-		outs[i].msg, outs[i].settled = em.msgs[i], em.settled[i]
+		outs[i].msg, outs[i].settled, outs[i].late = em.msgs[i], em.settled[i], em.late[i]
 	}
 	r.send(j, pendingInput{id: id, outs: outs, done: j.done})
 	settled = true // the acker settles it now
@@ -421,8 +428,11 @@ func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 			// input is redelivered, after a restart processed again, and
 			// the state that made it must stay out of the last checkpoint
 			// (Output.Settled).
-			if o.settled != nil && !errors.Is(err, ErrStopped) {
+			switch {
+			case o.settled != nil && !errors.Is(err, ErrStopped):
 				o.settled(err)
+			case o.settled == nil && err == nil && o.late != nil:
+				o.late() // a redelivery's send stored what failed before
 			}
 		}
 		if first != nil {
@@ -459,11 +469,12 @@ func awaitAck(f jetstream.PubAckFuture, drained <-chan struct{}) error {
 // keep holds the outputs of input id for its redelivery. The publisher wrote
 // the message id into the headers it was given; kept copies carry none, and
 // no Settled: it was called once, with the failure, and the processor's
-// bookkeeping of that attempt is done.
+// bookkeeping of that attempt is done. StoredLate is kept: the
+// redelivery's send tells it.
 func (r *Runner) keep(id string, outs []sentOutput) {
-	kept := make([]bus.Message, len(outs))
+	kept := make([]keptOutput, len(outs))
 	for i, o := range outs {
-		kept[i] = bus.Message{Subject: o.msg.Subject, ID: o.msg.ID, Data: o.msg.Data}
+		kept[i] = keptOutput{bus.Message{Subject: o.msg.Subject, ID: o.msg.ID, Data: o.msg.Data}, o.late}
 	}
 	if r.kept.Add(id, kept) {
 		r.m.keptDropped.Add(1) // the oldest kept input went

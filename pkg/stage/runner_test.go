@@ -38,6 +38,7 @@ type echo struct {
 	flaked  atomic.Bool
 	mu      sync.Mutex
 	settled map[string]error
+	late    atomic.Int64 // StoredLate calls
 }
 
 func (p *echo) Process(_ context.Context, in *event.Envelope, out stage.Emitter) error {
@@ -58,7 +59,7 @@ func (p *echo) Process(_ context.Context, in *event.Envelope, out stage.Emitter)
 	}
 	a := *in
 	a.ID = "7" + in.ID[1:]
-	return out.Emit(stage.Output{Subject: a.Subject() + ".echo", Event: &a, Settled: func(err error) {
+	return out.Emit(stage.Output{Subject: a.Subject() + ".echo", Event: &a, StoredLate: func() { p.late.Add(1) }, Settled: func(err error) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.settled == nil {
@@ -169,6 +170,11 @@ func TestRunnerKeepsFailedOutputsForRedelivery(t *testing.T) {
 			}
 			if h.Runner.Kept() != 0 || h.Runner.Stats().Replayed != 1 || h.Runner.Stats().KeptDropped != 0 {
 				t.Fatalf("kept %d, stats %+v after the redelivery", h.Runner.Kept(), h.Runner.Stats())
+			}
+			// Settled heard the failure; StoredLate tells the processor
+			// that the redelivery's send stored it after all.
+			if n := p.late.Load(); n != 1 {
+				t.Fatalf("StoredLate called %d times after the redelivery stored the output, want once", n)
 			}
 		})
 	}

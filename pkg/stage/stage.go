@@ -96,11 +96,13 @@ type Output struct {
 	// the kept tick outputs (ErrStopped if it did not store it either; an
 	// Outbox's last checkpoint then holds it).
 	Settled func(error)
-	// StoredLate, when set on a tick's output, is called once if a later
-	// tick's retry stores the output after Settled heard a failure (a
-	// correlator command whose caller was told "not stored" learns it
-	// was). An input's outputs ignore it: the input's redelivery sends
-	// them again.
+	// StoredLate, when set, is called once if a later send stores the
+	// output after Settled heard a failure: a tick's output by a later
+	// tick's retry (a correlator command whose caller was told "not
+	// stored" learns it was), an input's by its redelivery's send of the
+	// outputs kept for it (a processor that keeps what it made until
+	// stored forgets it). Not called when the kept outputs were dropped
+	// (Config.MaxKept) or the process stopped first.
 	StoredLate func()
 }
 

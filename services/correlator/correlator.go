@@ -150,7 +150,7 @@ func (p *Processor) emit(ups []correlate.Update, out stage.Emitter, track bool) 
 		}
 		o := stage.Output{Event: e}
 		if track {
-			if o.Settled, err = p.fly(e); err != nil {
+			if o.Settled, o.StoredLate, err = p.fly(e); err != nil {
 				return err
 			}
 		}
@@ -190,14 +190,14 @@ type flight struct {
 // one event, must not grow the state for ever).
 const MaxInFlight = 4096
 
-// fly keeps e in inFlight and returns the Settled that forgets it once
-// stored. A failed publish keeps it: the input's redelivery republishes it
-// without telling, so only a checkpoint's outbox can cover it after a
-// restart (sent again, it is a duplicate the stream drops by id).
-func (p *Processor) fly(e *event.Envelope) (func(error), error) {
+// fly keeps e in inFlight and returns the Settled and StoredLate that
+// forget it once stored: at once, or by the input's redelivery after a
+// failed publish (until then a checkpoint's outbox covers it; sent again,
+// it is a duplicate the stream drops by id).
+func (p *Processor) fly(e *event.Envelope) (settled func(error), storedLate func(), err error) {
 	data, err := e.MarshalJSON()
 	if err != nil {
-		return nil, errs.Permanentf("correlator: encoding incident event %s: %v", e.ID, err)
+		return nil, nil, errs.Permanentf("correlator: encoding incident event %s: %v", e.ID, err)
 	}
 	p.flightMu.Lock()
 	defer p.flightMu.Unlock()
@@ -214,14 +214,16 @@ func (p *Processor) fly(e *event.Envelope) (func(error), error) {
 	p.flown++
 	id := e.ID
 	p.inFlight[id] = flight{bus.Message{Subject: e.Subject(), ID: id, Data: data}, p.flown}
-	return func(err error) {
-		if err != nil {
-			return
-		}
+	landed := func() {
 		p.flightMu.Lock()
 		delete(p.inFlight, id)
 		p.flightMu.Unlock()
-	}, nil
+	}
+	return func(err error) {
+		if err == nil {
+			landed()
+		}
+	}, landed, nil
 }
 
 // Incidents returns the incidents in memory.
@@ -261,8 +263,12 @@ func (p *Processor) saved(ids []string) {
 func (p *Processor) restore(data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A new term: the time spent standing by is not event time passing.
+	// A new term: the time spent standing by is not event time passing,
+	// and what the last term had in flight is the restored outbox's.
 	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
+	p.flightMu.Lock()
+	clear(p.inFlight)
+	p.flightMu.Unlock()
 	return p.c.UnmarshalJSON(data)
 }
 
@@ -271,6 +277,9 @@ func (p *Processor) restore(data []byte) error {
 func (p *Processor) newTerm(restores bool) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.flightMu.Lock()
+	clear(p.inFlight) // the last term's are its checkpoint's to send
+	p.flightMu.Unlock()
 	p.restored = make(chan struct{})
 	if !restores {
 		close(p.restored)
@@ -457,8 +466,10 @@ func (s *Service) lead(ctx context.Context) error {
 	})
 	select {
 	case <-restored:
-		s.proc.leading.Store(true)
-		consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
+		if term.Err() == nil { // not ended meanwhile (stopAnswering ran)
+			s.proc.leading.Store(true)
+			consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
+		}
 	case <-term.Done():
 	}
 	consumers.Wait()

@@ -169,3 +169,40 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An incident event an input made is kept for the checkpoint's outbox
+// until stored: at once when its publish succeeds, or when the input's
+// redelivery sends it again after a failure (it used to stay, and go out
+// again after every restart).
+func TestEventInFlightIsForgottenOnceStored(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.inFlight = map[string]flight{} // as with a state store
+	flying := func() int {
+		_, _, f, err := proc.snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(f)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	web := alertEvent(t, "HighLatency", "web", 0, 0)
+	h.Pub.FailNext(1)
+	if r := h.Feed(web)[0]; r.Outcome != stagetest.Naked {
+		t.Fatalf("the opening's publish failed: %v, want naked", r.Outcome)
+	}
+	if n := flying(); n != 1 {
+		t.Fatalf("%d events in flight after the failed publish, want the opening", n)
+	}
+	if r := h.Feed(web)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("the redelivery: %v %v", r.Outcome, r.Err)
+	}
+	if n := flying(); n != 0 {
+		t.Fatalf("%d events in flight once the redelivery stored the opening, want none", n)
+	}
+	if r := h.Feed(alertEvent(t, "HighLatency", "search", 5*time.Second, 0))[0]; r.Outcome != stagetest.Acked || flying() != 0 {
+		t.Fatalf("an opening stored at once: %v, %d in flight", r.Outcome, flying())
+	}
+}

@@ -239,16 +239,17 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 // mutedNow says why n must not go out at now ("" when it may): another
 // open incident inhibits its incident, a silence matches it (at now or at
 // the wall clock), or its route is in a mute time interval (or out of its
-// active ones) at now. A resolve whose route's receiver may have heard of
+// active ones) at now (inhibition only with inhibit: a replay of dead
+// letters does not see the open incidents). A resolve whose route's receiver may have heard of
 // the incident goes out whatever mutes it: a mute holds back pages, not
 // the end of one a receiver already holds (its ticket would stay open).
 // p.mu is held.
-func (p *Processor) mutedNow(n *note, now time.Time, mayHaveHeard bool) string {
+func (p *Processor) mutedNow(n *note, now time.Time, mayHaveHeard, inhibit bool) string {
 	r := n.send.(*routed)
 	if p.routes == nil || n.resolved && mayHaveHeard {
 		return ""
 	}
-	if p.inhibited(r.st.IncidentID, r.labels) {
+	if inhibit && p.inhibited(r.st.IncidentID, r.labels) {
 		return "inhibited"
 	}
 	if ids := p.silenced(r.labels, now); len(ids) > 0 {
@@ -295,13 +296,14 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 		// What is muted now is not sent now; a resolve goes out (its
 		// receivers may have heard the incident before it failed).
 		p.mu.Lock()
-		why := p.mutedNow(n, p.now(), true)
+		why := p.mutedNow(n, p.now(), true, false)
 		p.mu.Unlock()
 		if why != "" {
 			muted = append(muted, route.Receiver+": "+why)
 			continue
 		}
-		failed = append(failed, p.send(ctx, n))
+		_, err := p.send(ctx, n)
+		failed = append(failed, err)
 	}
 	if len(muted) > 0 && len(muted) == len(r.routes) {
 		return fmt.Errorf("%w: %s", ErrMuted, strings.Join(muted, "; "))
@@ -481,7 +483,7 @@ func (p *Processor) deliverLane(l *lane) {
 			continue
 		}
 		var err error
-		if why := p.mutedNow(h.n, p.clock.at(p.now()), p.schedule.mayHaveHeard(h.n)); why != "" {
+		if why := p.mutedNow(h.n, p.clock.at(p.now()), p.schedule.mayHaveHeard(h.n), true); why != "" {
 			// Muted when due: it stands as the state last sent, so an open
 			// incident repeats (asked again then) and a resolved one
 			// stops, but no receiver heard it.
@@ -490,8 +492,10 @@ func (p *Processor) deliverLane(l *lane) {
 		} else {
 			ctx := p.sendCtx
 			p.mu.Unlock()
-			err = p.send(ctx, h.n)
+			var reached bool
+			reached, err = p.send(ctx, h.n)
 			p.mu.Lock()
+			h.n.reached = reached
 		}
 		p.schedule.sent(h.n, h.now, err)
 		// A newer state of the incident, offered while h.n was out, waited
@@ -507,8 +511,8 @@ func (p *Processor) deliverLane(l *lane) {
 
 // send delivers one notification to the integrations of its receiver;
 // the error is transient when one failed, permanent (errs) when the only
-// failures were refusals.
-func (p *Processor) send(ctx context.Context, n *note) error {
+// failures were refusals; reached tells that one integration took it.
+func (p *Processor) send(ctx context.Context, n *note) (reached bool, err error) {
 	r := n.send.(*routed)
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})
 	eventID := n.eventID
@@ -516,17 +520,17 @@ func (p *Processor) send(ctx context.Context, n *note) error {
 		// A repeat is a new notification: a new idempotency key.
 		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
 	}
-	failed, refused := p.deliver(ctx, n.receiver, eventID, r.inc)
+	failed, refused, reached := p.deliver(ctx, n.receiver, eventID, r.inc)
 	for _, err := range refused {
 		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", r.inc.ID).Msg("receiver refused the incident: not retried (dead letter)")
 	}
 	if len(failed) > 0 {
-		return errors.Join(failed...)
+		return reached, errors.Join(failed...)
 	}
 	if len(refused) > 0 {
-		return errs.Permanent(errors.Join(refused...))
+		return reached, errs.Permanent(errors.Join(refused...))
 	}
-	return nil
+	return reached, nil
 }
 
 // joinResults is the result of several notifications of one event:
@@ -569,13 +573,14 @@ func settleAll(done func(error), n int) func(error) {
 // unique per transition) at that integration: the same on every retry and
 // redelivery. An integration that answered 2xx for the key is not sent it
 // again. It returns the transient failures and the permanent ones apart.
-func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error) {
+func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error, reached bool) {
 	for i, ig := range p.integrations[name] {
 		if inc.Status == webhook.StatusResolved && !ig.sendResolved {
 			continue
 		}
 		key := event.DerivedID(inc.Time(), eventID, name, fmt.Sprint(i))
 		if _, done := p.delivered.Get(key); done {
+			reached = true
 			continue
 		}
 		inc.DeliveryKey = key // the payload's key is the webhook-id
@@ -585,13 +590,14 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		switch {
 		case err == nil:
 			p.delivered.Add(key, struct{}{})
+			reached = true
 		case errs.IsPermanent(err):
 			refused = append(refused, fmt.Errorf("%s: %w", ig.path, err))
 		default:
 			failed = append(failed, fmt.Errorf("receiver %s: %s: %w", name, ig.path, err))
 		}
 	}
-	return failed, refused
+	return failed, refused, reached
 }
 
 // SendTest delivers inc to the receiver named name through the path every
@@ -610,7 +616,7 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 	}
 	eventID := event.DerivedID(time.Now(), "send-test", name)
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: inc.ID, service: inc.Service, eventID: eventID})
-	failed, refused := p.deliver(ctx, name, eventID, inc)
+	failed, refused, _ := p.deliver(ctx, name, eventID, inc)
 	return errors.Join(append(refused, failed...)...)
 }
 

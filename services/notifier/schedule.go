@@ -44,6 +44,8 @@ type note struct {
 	// muted: held back by a silence, an inhibition or a time interval
 	// when its time came. It stands as sent, but nobody heard it.
 	muted bool
+	// reached: an integration of the receiver took it (a page went out).
+	reached bool
 }
 
 // slot is what the schedule knows of one incident at one route.
@@ -74,6 +76,10 @@ type slot struct {
 	// heard: a notification of the incident went out to the route's
 	// receiver (not muted).
 	heard bool
+	// sawOpening: the slot was made by the incident's opening event, so
+	// it knows every notification of the incident to the route (one made
+	// by a later event, after a restart, does not).
+	sawOpening bool
 	// unheard: no receiver of the route can have heard of the incident.
 	// The slot was made by the incident's opening event, which this
 	// notifier holds until a notification standing for it went out, and
@@ -103,8 +109,8 @@ func (sl *slot) wakeAt() (time.Time, bool) {
 		return time.Time{}, false
 	case sl.pending != nil:
 		return sl.due, true
-	case sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0:
-		return sl.lastSent.Add(sl.timing.Repeat), true
+	case sl.last != nil && !sl.last.resolved && sl.again() > 0:
+		return sl.lastSent.Add(sl.again()), true
 	}
 	return time.Time{}, false
 }
@@ -197,7 +203,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	}
 	if sl == nil {
 		s.makeRoom()
-		sl = &slot{due: openedAt.Add(n.timing.Wait), unheard: n.opening}
+		sl = &slot{due: openedAt.Add(n.timing.Wait), unheard: n.opening, sawOpening: n.opening}
 		s.slots[k] = sl
 	}
 	if slices.Contains(sl.sent, n.eventID) {
@@ -298,11 +304,12 @@ func (s *schedule) dueAfter(n *note, now time.Time) *note {
 }
 
 // mayHaveHeard tells whether n's route's receiver may have heard of n's
-// incident: unless the slot knows that all it had went out muted (a slot
-// made after a restart knows nothing, so the receiver may have).
+// incident: unless the slot, made by the opening, knows that nothing
+// reached it (a slot made after a restart knows nothing, so the receiver
+// may have).
 func (s *schedule) mayHaveHeard(n *note) bool {
 	sl := s.slots[slotKey(n.incidentID, n.route)]
-	return sl == nil || sl.heard || sl.last == nil
+	return sl == nil || sl.heard || !sl.sawOpening
 }
 
 // handsOut tells whether n is still handed out by its slot, its result
@@ -314,6 +321,17 @@ func (s *schedule) handsOut(n *note) bool {
 
 // take hands out the slot's notification due at now, if any and if none
 // is out already.
+// again is how long after the last send an unchanged open incident is
+// sent again (0: never): repeat_interval, or group_interval while what
+// went last was muted, as Alertmanager asks the mutes at every flush: the
+// page goes out soon after a silence ends, not a repeat_interval later.
+func (sl *slot) again() time.Duration {
+	if sl.last != nil && sl.last.muted && sl.timing.Interval > 0 {
+		return sl.timing.Interval
+	}
+	return sl.timing.Repeat
+}
+
 func (sl *slot) take(now time.Time) *note {
 	switch {
 	case sl.handed != nil:
@@ -321,11 +339,12 @@ func (sl *slot) take(now time.Time) *note {
 	case sl.pending != nil && !now.Before(sl.due):
 		sl.handed, sl.handedSettles = sl.pending, len(sl.settle)
 		sl.unheard = false
-	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.timing.Repeat > 0 &&
-		!now.Before(sl.lastSent.Add(sl.timing.Repeat)):
+	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.again() > 0 &&
+		!now.Before(sl.lastSent.Add(sl.again())):
 		r := *sl.last
 		r.repeat++
 		r.at = now
+		r.muted, r.reached = false, false // a send of its own
 		sl.pending, sl.due, sl.handed, sl.handedSettles = &r, now, &r, 0
 	}
 	return sl.handed
@@ -380,7 +399,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 		return
 	}
 	sl.last, sl.lastSent = n, now
-	sl.heard = sl.heard || err == nil && !n.muted
+	sl.heard = sl.heard || n.reached
 	sl.remember(n.eventID)
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)

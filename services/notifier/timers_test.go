@@ -251,4 +251,47 @@ func TestSilenceAskedWhenDue(t *testing.T) {
 	if got := bodies(); len(got) != 2 || !strings.Contains(got[1], `"status":"resolved"`) {
 		t.Fatalf("web's resolve while silenced, its receiver having heard of it: %d sent, want it sent", len(got))
 	}
+
+	of := func(id string) (n int, last string) {
+		for _, b := range bodies() {
+			if strings.Contains(b, `"incident_id":"`+id+`"`) {
+				n, last = n+1, b
+			}
+		}
+		return n, last
+	}
+	// Muted during group_wait, then the silence ends: the page goes out
+	// at the next group_interval (5m), not a repeat_interval (1h) later.
+	// It was heard: a resolve muted again goes out.
+	at(7 * time.Hour)
+	api := t0.Add(7 * time.Hour)
+	h.Send(incidentAt(t, "api", "api", "team", event.SeverityCritical, event.IncidentOpened, api, api))
+	muter.set("api")
+	tick(7*time.Hour + 31*time.Second)
+	muter.set("")
+	tick(7*time.Hour + 5*time.Minute + 32*time.Second)
+	if n, _ := of("api"); n != 1 {
+		t.Fatalf("api after its silence ended: %d sent within group_interval, want its page", n)
+	}
+	muter.set("api")
+	at(7*time.Hour + 20*time.Minute)
+	h.Feed(incidentAt(t, "api", "api", "team", event.SeverityCritical, event.IncidentResolved, api, api.Add(20*time.Minute)))
+	waitSent(t, proc)
+	if n, last := of("api"); n != 2 || !strings.Contains(last, `"status":"resolved"`) {
+		t.Fatalf("api's resolve, its page having gone out after a muted opening: %d sent, want the resolve", n)
+	}
+
+	// Opened and resolved while silenced, both waiting when the slot comes
+	// due: nobody heard of it, nothing goes out.
+	muter.set("db2")
+	at(9 * time.Hour)
+	db2 := t0.Add(9 * time.Hour)
+	h.Send(incidentAt(t, "db2", "db2", "team", event.SeverityCritical, event.IncidentOpened, db2, db2))
+	at(9*time.Hour + 40*time.Second)
+	h.Send(incidentAt(t, "db2", "db2", "team", event.SeverityCritical, event.IncidentResolved, db2, db2.Add(40*time.Second)))
+	tick(9*time.Hour + time.Minute)
+	tick(10 * time.Hour)
+	if n, _ := of("db2"); n != 0 {
+		t.Fatalf("an incident opened and resolved under a silence: %d sent, want none", n)
+	}
 }

@@ -131,8 +131,14 @@ func TestIncidentEventFitsTheBodyLimit(t *testing.T) {
 	c := newCorrelator(t, Config{MaxMembers: 10_000, UpdateInterval: time.Hour})
 	var last Signal
 	for i := range 1500 {
-		s := alert(fmt.Sprintf("PodNotReady%d", i), "checkout", time.Duration(i)*time.Millisecond)
-		s.Labels = map[string]string{"pod": fmt.Sprintf("checkout-%d-%s", i, strings.Repeat("z", 300)), "namespace": "shop"}
+		// web's symptoms first, then its cause, checkout: the members on
+		// the incident's service come last in its list.
+		svc := "web"
+		if i >= 750 {
+			svc = "checkout"
+		}
+		s := alert(fmt.Sprintf("PodNotReady%d", i), svc, time.Duration(i)*time.Millisecond)
+		s.Labels = map[string]string{"pod": fmt.Sprintf("%s-%d-%s", svc, i, strings.Repeat("z", 300)), "namespace": "shop"}
 		feed(c, s)
 		last = s
 	}
@@ -156,5 +162,8 @@ func TestIncidentEventFitsTheBodyLimit(t *testing.T) {
 	}
 	if st.MemberCount != 1500 || len(st.Members) == 0 || len(st.Members) >= 1500 || st.State != StatusResolved {
 		t.Fatalf("event: %d members listed of %d, state %s; want fewer listed, the count exact, resolved", len(st.Members), st.MemberCount, st.State)
+	}
+	if st.Members[0].Service != st.Service {
+		t.Fatalf("the first member listed is on %s, want one on the incident's service %s (a notifier routes by its labels)", st.Members[0].Service, st.Service)
 	}
 }

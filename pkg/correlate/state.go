@@ -1,8 +1,10 @@
 package correlate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,10 +65,20 @@ type State struct {
 // first ten and the newest kept), so that its events stay storable; its
 // resolution above all.
 func fitBody(st State) (json.RawMessage, error) {
+	trimmed := false
 	for {
 		body, err := event.MarshalBody(st)
 		if err != nil || len(body) <= event.MaxBodyBytes {
 			return body, err
+		}
+		if !trimmed {
+			// The members on the incident's service go first: a notifier
+			// routes by the labels of one of them.
+			trimmed = true
+			st.Members = slices.Clone(st.Members)
+			slices.SortStableFunc(st.Members, func(a, b Member) int {
+				return cmp.Compare(boolRank(a.Service != st.Service), boolRank(b.Service != st.Service))
+			})
 		}
 		switch n := len(st.Timeline); {
 		case len(st.Members) > 1:
@@ -79,6 +91,13 @@ func fitBody(st State) (json.RawMessage, error) {
 			return nil, fmt.Errorf("correlate: incident %s's event is %d bytes, over the limit of %d", st.IncidentID, len(body), event.MaxBodyBytes)
 		}
 	}
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Member is one deduplicated source of signals in an incident.

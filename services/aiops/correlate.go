@@ -565,7 +565,7 @@ func (b *boundedLines) next() (line []byte, tooLong bool, err error) {
 		chunk, err := b.br.ReadSlice('\n')
 		read = read || len(chunk) > 0
 		if !tooLong {
-			if len(b.buf)+len(bytes.TrimSuffix(chunk, []byte("\n"))) > b.limit {
+			if len(b.buf)+len(bytes.TrimSuffix(bytes.TrimSuffix(chunk, []byte("\n")), []byte("\r"))) > b.limit {
 				tooLong, b.buf = true, b.buf[:0]
 			} else {
 				b.buf = append(b.buf, chunk...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -353,5 +354,25 @@ func TestCorrelateReplayErrors(t *testing.T) {
 	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--catalog", cat}, &bytes.Buffer{}, &stderr); err != nil ||
 		!strings.Contains(stderr.String(), `services.web.depends_on[0]: "search" closes the dependency cycle search -> web -> search: ignored`) {
 		t.Fatalf("a cycle: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// A line of exactly the bound is read whole, whatever ends it (\n, \r\n,
+// nothing); one byte more is too long.
+func TestBoundedLinesAtTheLimit(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		tooLong bool
+	}{
+		{"0123456789\n", false}, {"0123456789\r\n", false}, {"0123456789", false}, {"0123456789a\r\n", true},
+	} {
+		l := newBoundedLines(strings.NewReader(c.in), 10)
+		line, tooLong, err := l.next()
+		if err != nil || tooLong != c.tooLong || (!tooLong && string(line) != "0123456789") {
+			t.Errorf("%q: %q, too long %v, %v", c.in, line, tooLong, err)
+		}
+		if _, _, err := l.next(); err != io.EOF {
+			t.Errorf("%q: after the line %v, want io.EOF", c.in, err)
+		}
 	}
 }

@@ -246,3 +246,17 @@ func TestArraysCountedAsRead(t *testing.T) {
 		t.Fatal("boundedItems took an object")
 	}
 }
+
+// skipped.invalid counts the alerts refused, not their problems.
+func TestSkippedInvalidCountsInputs(t *testing.T) {
+	in := `{"version":"4","alerts":[
+	  {"status":"firing","labels":{"alertname":"ok"},"startsAt":"2026-11-21T11:00:00Z"},
+	  {"status":"pending","labels":{"job":"x"},"startsAt":"yesterday"}]}`
+	b, err := Alertmanager([]byte(in), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Problems) < 2 || b.Skipped[SkippedInvalid] != 1 || len(b.Events) != 1 {
+		t.Fatalf("one alert with %d problems: skipped.invalid %d, %d taken; want 1 refused, 1 taken", len(b.Problems), b.Skipped[SkippedInvalid], len(b.Events))
+	}
+}

@@ -148,8 +148,9 @@ const (
 	// SkippedNativeHistograms counts remote-write native histogram samples,
 	// which have no metric-sample form yet.
 	SkippedNativeHistograms = "native_histograms"
-	// SkippedInvalid counts the remote-write series and samples and the
-	// Alertmanager alerts refused for a problem (Batch.Problems) while the
+	// SkippedInvalid counts the remote-write series (refused whole, or
+	// some of their samples) and the Alertmanager alerts refused for a
+	// problem (Batch.Problems) while the
 	// others of their request were taken: Prometheus and Alertmanager drop
 	// a whole batch answered 4xx, so one bad series (a label too long, a
 	// skewed clock) would lose the good ones with it, batch after batch.
@@ -277,6 +278,7 @@ type problems struct {
 	list  []Problem
 	seen  map[Problem]struct{}
 	total int
+	items map[int]struct{} // the inputs with a problem (at most MaxEvents)
 }
 
 // partial takes the inputs with problems out of a request whose others are
@@ -285,13 +287,13 @@ func (c *problems) partial(batch *Batch) error {
 	if c.total == 0 {
 		return nil
 	}
-	if len(batch.Events) == 0 {
-		return c.err()
+	if len(batch.Events) == 0 || len(c.items) == 0 {
+		return c.err() // nothing good, or a problem of the whole request
 	}
 	if batch.Skipped == nil {
 		batch.Skipped = make(map[string]int)
 	}
-	batch.Skipped[SkippedInvalid] += c.total
+	batch.Skipped[SkippedInvalid] += len(c.items)
 	batch.Problems = c.list
 	return nil
 }
@@ -301,6 +303,12 @@ func (c *problems) add(item int, field, format string, args ...any) {
 }
 
 func (c *problems) addProblem(p Problem) {
+	if p.Item != NoItem {
+		if c.items == nil {
+			c.items = make(map[int]struct{})
+		}
+		c.items[p.Item] = struct{}{}
+	}
 	if len(c.list) >= MaxProblems {
 		// Past the listed ones only the count matters; keeping every
 		// problem for deduplication would let a request of millions of

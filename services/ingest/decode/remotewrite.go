@@ -191,7 +191,7 @@ func seriesEvents(i int, ts []byte, meta map[string]familyMeta, o Options, batch
 				c.add(i, "labels", "has a label with an empty name")
 			case dup || seen[name]:
 				c.add(i, "labels."+clip(name), "appears twice")
-			case len(seen) >= event.MaxLabels:
+			case value != "" && len(labels) >= event.MaxLabels, len(seen) >= 8*event.MaxLabels:
 				// Refused below; not kept meanwhile.
 				if !tooMany {
 					tooMany = true

@@ -520,3 +520,44 @@ func TestCountsNotStoredAtTheStopAreSentAfterTheRestart(t *testing.T) {
 		t.Fatalf("counts after the restart: %v, want the 6 lines' series (2 services, 3 templates)", sums)
 	}
 }
+
+// A new template's announcement the stream had not stored when the
+// logminer stopped is saved with the state, and sent after the restart:
+// the state knows the template, so the line's redelivery announces
+// nothing.
+func TestTemplateEventNotStoredAtTheStopIsSentAfterTheRestart(t *testing.T) {
+	r := newRig(t)
+	_, js := r.connect()
+	// EVENTS stops taking template events, and only them.
+	restore := testenv.NarrowStream(t, js, bus.StreamEvents,
+		event.KindFilterAll(event.KindLog), event.KindFilterAll(event.KindMetric), event.KindFilterAll(event.KindAlert),
+		event.KindFilterAll(event.KindChange), event.KindFilterAll(event.KindIncident), event.KindFilterAll(event.KindAnomaly))
+	publishRaw(t, js, rawLogs(t, 6, 0, time.Now().Add(-time.Minute)))
+	l, stop := r.start(Config{})
+	for deadline := time.Now().Add(20 * time.Second); l.miner.Stats().Templates < 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the miner knows %d templates, want 3", l.miner.Stats().Templates)
+		}
+	}
+	stop()
+	restore()
+	l, stop = r.start(Config{})
+	defer stop()
+	// The restored outbox goes out with the first tick: ticked here, not
+	// at the minute's end.
+	ticking := make(chan struct{})
+	defer close(ticking)
+	go func() {
+		for {
+			select {
+			case <-ticking:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_ = l.Flush(context.Background(), time.Now())
+			}
+		}
+	}()
+	if got := collect(t, js, event.KindFilterAll(event.KindLogTemplate), 3, 20*time.Second); len(got) != 3 {
+		t.Fatalf("%d template events after the restart, want the 3 new templates'", len(got))
+	}
+}

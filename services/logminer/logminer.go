@@ -28,7 +28,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +79,15 @@ type Logminer struct {
 	mineMu sync.Mutex
 	// scratch holds *scratch buffers, reused from line to line.
 	scratch sync.Pool
+	// emitMu is held (read) by Process from mining a line to emitting its
+	// template event, and (write) by a checkpoint while it takes the state
+	// and the template events in flight: every template a checkpoint saves
+	// was announced, or its announcement is in the checkpoint's outbox. A
+	// line whose outputs failed is redelivered to a miner that knows its
+	// template, and announces nothing then.
+	emitMu   sync.RWMutex
+	flightMu sync.Mutex
+	inFlight map[string]bus.Message // template events not stored yet, by id
 	// sampleSettled counts a sample the stream stored.
 	sampleSettled func(error)
 }
@@ -252,6 +263,8 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 		}
 	}
 	r := &s.result
+	l.emitMu.RLock()
+	defer l.emitMu.RUnlock()
 	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID)
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
@@ -286,7 +299,13 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 		if err != nil {
 			return err
 		}
-		if err := out.Emit(stage.Output{Event: te}); err != nil {
+		o := stage.Output{Event: te}
+		if l.state != nil {
+			if o.Settled, o.StoredLate, err = l.fly(te); err != nil {
+				return err
+			}
+		}
+		if err := out.Emit(o); err != nil {
 			return err
 		}
 	}
@@ -470,3 +489,47 @@ func (l *Logminer) Miner() *logmine.Miner { return l.miner }
 
 // Stats reports the consumer's counters.
 func (l *Logminer) Stats() bus.Stats { return l.stage.ConsumerStats() }
+
+// maxInFlight bounds the template events kept until stored.
+const maxInFlight = 4096
+
+// fly keeps the template event e until the stream stored it, and returns
+// the Settled and StoredLate that forget it then (at once, or by the
+// line's redelivery after a failed publish).
+func (l *Logminer) fly(e *event.Envelope) (settled func(error), storedLate func(), err error) {
+	data, err := e.MarshalJSON()
+	if err != nil {
+		return nil, nil, errs.Permanentf("logminer: encoding template event %s: %v", e.ID, err)
+	}
+	l.flightMu.Lock()
+	defer l.flightMu.Unlock()
+	if l.inFlight == nil {
+		l.inFlight = map[string]bus.Message{}
+	}
+	if len(l.inFlight) >= maxInFlight {
+		l.log.Warn().Int("max", maxInFlight).Msg("too many template events not stored yet: one is no longer kept for the next checkpoint")
+		for id := range l.inFlight {
+			delete(l.inFlight, id)
+			break
+		}
+	}
+	id := e.ID
+	l.inFlight[id] = bus.Message{Subject: e.Subject(), ID: id, Data: data}
+	landed := func() {
+		l.flightMu.Lock()
+		delete(l.inFlight, id)
+		l.flightMu.Unlock()
+	}
+	return func(err error) {
+		if err == nil {
+			landed()
+		}
+	}, landed, nil
+}
+
+// flying returns the template events in flight.
+func (l *Logminer) flying() []bus.Message {
+	l.flightMu.Lock()
+	defer l.flightMu.Unlock()
+	return slices.Collect(maps.Values(l.inFlight))
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,18 +85,32 @@ type checkpointed struct{ *Logminer }
 
 // Restore loads the saved outbox and state (loadState).
 func (c checkpointed) Restore(ctx context.Context) error {
+	c.flightMu.Lock()
+	clear(c.inFlight) // the restored outbox holds what was in flight
+	c.flightMu.Unlock()
 	if err := c.loadOutbox(ctx); err != nil {
 		return err
 	}
 	return c.loadState(ctx)
 }
 
-// Checkpoint saves the outbox, then the state (saveState).
+// Checkpoint saves the outbox, then the state (saveState). The outbox
+// holds the tick outputs the runner handed over and the template events in
+// flight when the state was taken.
 func (c checkpointed) Checkpoint(ctx context.Context) error {
-	if err := c.saveOutbox(ctx); err != nil {
+	c.emitMu.Lock()
+	data, err := c.encodeState()
+	flying := c.flying()
+	c.emitMu.Unlock()
+	if err != nil {
 		return err
 	}
-	return c.saveState(ctx)
+	outbox := new(stage.HeldOutputs)
+	outbox.Hold(append(slices.Clone(c.Held()), flying...))
+	if err := c.saveOutbox(ctx, outbox); err != nil {
+		return err
+	}
+	return c.saveState(ctx, data)
 }
 
 // Hold and Held are the outbox (stage.Outbox).
@@ -118,8 +133,8 @@ func (l *Logminer) loadOutbox(ctx context.Context) error {
 }
 
 // saveOutbox writes the outputs held.
-func (l *Logminer) saveOutbox(ctx context.Context) error {
-	if err := l.outbox.SaveTo(ctx, l.state, l.cfg.State.Key); err != nil {
+func (l *Logminer) saveOutbox(ctx context.Context, outbox *stage.HeldOutputs) error {
+	if err := outbox.SaveTo(ctx, l.state, l.cfg.State.Key); err != nil {
 		l.metrics.stateSaveFailures.Add(1)
 		return fmt.Errorf("logminer: state %s: %w", l.cfg.State.Bucket, err)
 	}
@@ -151,14 +166,10 @@ func (l *Logminer) loadState(ctx context.Context) error {
 	return nil
 }
 
-// saveState writes the current state.
-func (l *Logminer) saveState(ctx context.Context) error {
+// saveState writes a state encodeState took.
+func (l *Logminer) saveState(ctx context.Context, data []byte) error {
 	if l.state == nil {
 		return nil
-	}
-	data, err := l.encodeState()
-	if err != nil {
-		return err
 	}
 	if _, err := l.state.PutBytes(ctx, l.cfg.State.Key, data); err != nil {
 		l.metrics.stateSaveFailures.Add(1)

@@ -291,10 +291,18 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	if t.Body, err = event.MarshalBody(body); err != nil {
 		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
+	// The gateway bounds what a producer sends, not what a line becomes
+	// once its parameters are listed beside it ("1," repeated): a copy
+	// over the limits would be refused by every consumer, or by NATS.
+	if err := t.CheckFits(); err != nil {
+		return errs.Permanentf("logminer: event %s: its templated copy does not fit: %v", e.ID, err)
+	}
 	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t}); err != nil {
 		return err
 	}
-	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents {
+	// A line of blanks mines to the empty template: nothing to announce
+	// (a template event must name its template).
+	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents && r.Template != "" {
 		te, err := l.templateEvent(e, r, content, now)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package logminer
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,25 @@ func TestStateRoundTrip(t *testing.T) {
 		if err := m.decodeState(bad); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("state %q: got %v, want ErrInvalidState", bad, err)
 		}
+	}
+}
+
+// What a consumer would refuse is not published: a line of blanks makes
+// no template event (it would name no template), and a line whose
+// templated copy passes the body limit is dead-lettered with why.
+func TestProcessPublishesOnlyValidEvents(t *testing.T) {
+	l := newTestLogminer(t, Config{})
+	h := startHarness(t, l)
+	feedOK(t, h, rawEvent(t, "api", "\t  \t", event.SeverityInfo))
+	for _, m := range h.Pub.Messages() {
+		decode(t, m) // fails on an invalid event
+		if strings.Contains(m.Subject, "log_template") {
+			t.Fatalf("a template event for a line of blanks: %s", m.Data)
+		}
+	}
+	big := rawEvent(t, "api", strings.Repeat("1,", 100_000), event.SeverityInfo)
+	r := h.Feed(big)[0]
+	if r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "templated copy does not fit") {
+		t.Fatalf("a line whose templated copy is over the limit: %v %v, want dead-lettered with why", r.Outcome, r.Err)
 	}
 }

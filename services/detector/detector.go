@@ -121,6 +121,7 @@ type Service struct {
 type metrics struct {
 	samples, anomalies, evicted           prometheus.Counter
 	invalid                               prometheus.CounterFunc
+	ignored                               *prometheus.CounterVec
 	snapshotted, snapshotErrors, restored prometheus.Counter
 	series                                prometheus.GaugeFunc
 
@@ -188,6 +189,8 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		}
 		return float64(s.runner.Stats().Invalid)
 	})
+	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100), out_of_order, duplicate (a timestamp the series saw)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -250,7 +253,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Collector exposes the service's metrics and its stage's (runner and
 // consumer).
 func (s *Service) Collector() prometheus.Collector {
-	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
+	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.ignored, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
 		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
 	if s.stage != nil {
 		cs = append(cs, s.stage.Collector())
@@ -305,6 +308,14 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	s.mu.Lock()
 	ser := s.lookup(seriesKey(e.Fingerprint), body.Name, e.Service, e.Labels, counter)
 	res := ser.det.Observe(e.Time, *body.Value)
+	switch {
+	case res.Flags&detect.FlagInvalid != 0:
+		s.m.ignored.WithLabelValues("invalid_value").Inc()
+	case res.Flags&detect.FlagOutOfOrder != 0:
+		s.m.ignored.WithLabelValues("out_of_order").Inc()
+	case res.Flags&detect.FlagDuplicate != 0:
+		s.m.ignored.WithLabelValues("duplicate").Inc()
+	}
 	if !res.Flags.Ignored() && !ser.dirty {
 		ser.dirty = true
 		s.dirty = append(s.dirty, ser)

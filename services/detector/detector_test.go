@@ -404,3 +404,27 @@ func TestEveryKindHasAWindow(t *testing.T) {
 		}
 	}
 }
+
+// A sample the detector cannot score is acked, and counted by why: a value
+// out of range, a timestamp before the series' last, the same timestamp
+// again.
+func TestIgnoredSamplesAreCounted(t *testing.T) {
+	s, h := newTestService(t, Config{})
+	labels := map[string]string{"instance": "web-1"}
+	for i, v := range normal(20, 2) {
+		_, data := sample(t, "checkout", "latency_ms", labels, t0.Add(time.Duration(i)*time.Minute), v, "")
+		ack(t, h, data)
+	}
+	for _, c := range []struct {
+		at    time.Duration
+		value float64
+	}{{20 * time.Minute, 1e200}, {5 * time.Minute, 100}, {19 * time.Minute, 100}} {
+		_, data := sample(t, "checkout", "latency_ms", labels, t0.Add(c.at), c.value, "")
+		ack(t, h, data)
+	}
+	for _, reason := range []string{"invalid_value", "out_of_order", "duplicate"} {
+		if n := testutil.ToFloat64(s.m.ignored.WithLabelValues(reason)); n != 1 {
+			t.Errorf("samples_ignored_total{reason=%q} = %v, want 1", reason, n)
+		}
+	}
+}

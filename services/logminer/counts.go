@@ -3,6 +3,7 @@ package logminer
 import (
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/logmine"
 )
@@ -46,6 +47,9 @@ type counts struct {
 	byID    map[logmine.TemplateID]map[string]*series
 	n       int    // series held
 	dropped uint64 // lines of series beyond MaxSeries
+	// closed is the end of the last interval flushed (zero: none yet):
+	// the counts held are of the interval ending Interval after it.
+	closed time.Time
 }
 
 func newCounts(cfg Config) *counts {
@@ -126,13 +130,14 @@ func (c *counts) merge(from, to logmine.TemplateID) {
 	delete(c.byID, from)
 }
 
-// flush closes the interval: it returns a sample for every series counted
-// within the last IdleIntervals intervals (0 for one that fell silent) and
-// the bursts, then starts the next interval. Output is sorted by service,
-// then template id, so it is deterministic.
-func (c *counts) flush() ([]sample, []burst) {
+// flush closes the interval ending at end: it returns a sample for every
+// series counted within the last IdleIntervals intervals (0 for one that
+// fell silent) and the bursts, then starts the next interval. Output is
+// sorted by service, then template id, so it is deterministic.
+func (c *counts) flush(end time.Time) ([]sample, []burst) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = end
 	samples := make([]sample, 0, c.n)
 	var bursts []burst
 	for id, svcs := range c.byID {
@@ -186,16 +191,24 @@ type seriesState struct {
 	series
 }
 
-func (c *counts) snapshot() []seriesState {
+// snapshot returns the series and the end of the interval their counts
+// are of: after the last one flushed, or, before any, the one now is in.
+func (c *counts) snapshot(now time.Time) (series []seriesState, end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	end = now.Truncate(c.cfg.Interval).Add(c.cfg.Interval)
+	if !c.closed.IsZero() {
+		// A save between an interval's end and its flush (the tick is
+		// held off meanwhile) saves that interval's counts, not the next.
+		end = c.closed.Add(c.cfg.Interval)
+	}
 	out := make([]seriesState, 0, c.n)
 	for id, svcs := range c.byID {
 		for svc, s := range svcs {
 			out = append(out, seriesState{Service: svc, ID: id, series: *s})
 		}
 	}
-	return out
+	return out, end
 }
 
 func (c *counts) restore(list []seriesState) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/logmine"
 )
@@ -27,7 +28,7 @@ func TestCountsSamplesAndIdle(t *testing.T) {
 	addN(c, "api", 1, 3, false)
 	addN(c, "api", 2, 1, false)
 	addN(c, "db", 1, 5, false)
-	samples, bursts := c.flush()
+	samples, bursts := c.flush(time.Time{})
 	want := []sample{{"api", 1, 3}, {"api", 2, 1}, {"db", 1, 5}}
 	if fmt.Sprint(samples) != fmt.Sprint(want) || len(bursts) != 0 {
 		t.Fatalf("interval 1: samples %v bursts %v, want %v and none", samples, bursts, want)
@@ -36,7 +37,7 @@ func TestCountsSamplesAndIdle(t *testing.T) {
 	// (IdleIntervals), then they are forgotten.
 	for i, wantLen := range []int{3, 3, 1} {
 		addN(c, "api", 2, 1, false)
-		samples, _ := c.flush()
+		samples, _ := c.flush(time.Time{})
 		if len(samples) != wantLen {
 			t.Fatalf("silent interval %d: %d samples %v, want %d", i+1, len(samples), samples, wantLen)
 		}
@@ -58,7 +59,7 @@ func TestCountsBurstRule(t *testing.T) {
 	addN(c, "api", 7, 10, true)
 	addN(c, "api", 8, 9, true) // below MinCount
 	addN(c, "api", 9, 50, false)
-	_, bursts := c.flush()
+	_, bursts := c.flush(time.Time{})
 	if len(bursts) != 1 || bursts[0].ID != 7 || bursts[0].Errors != 10 || bursts[0].Expected != 0 {
 		t.Fatalf("bursts %+v, want template 7 with 10 errors over 0", bursts)
 	}
@@ -70,20 +71,20 @@ func TestCountsBurstRule(t *testing.T) {
 	avg := 10.0
 	for range 5 {
 		addN(c, "api", 7, 10, true)
-		if _, b := c.flush(); len(b) != 0 {
+		if _, b := c.flush(time.Time{}); len(b) != 0 {
 			t.Fatalf("steady rate flagged: %+v (average %.2f)", b, avg)
 		}
 		avg = 0.2*10 + 0.8*avg
 	}
 	exact := int(3 * avg) // at or below 3x the average: not a burst
 	addN(c, "api", 7, exact, true)
-	if _, b := c.flush(); len(b) != 0 {
+	if _, b := c.flush(time.Time{}); len(b) != 0 {
 		t.Fatalf("%d errors with average %.2f flagged", exact, avg)
 	}
 	avg = 0.2*float64(exact) + 0.8*avg
 	over := int(3*avg) + 1
 	addN(c, "api", 7, over, true)
-	_, b := c.flush()
+	_, b := c.flush(time.Time{})
 	if len(b) != 1 || b[0].Errors != uint64(over) || fmt.Sprintf("%.6f", b[0].Expected) != fmt.Sprintf("%.6f", avg) {
 		t.Fatalf("%d errors over average %.4f: bursts %+v", over, avg, b)
 	}
@@ -95,7 +96,7 @@ func TestCountsMergeMovesHistory(t *testing.T) {
 	addN(c, "db", 1, 2, false)
 	addN(c, "api", 2, 3, false)
 	c.merge(1, 2)
-	samples, _ := c.flush()
+	samples, _ := c.flush(time.Time{})
 	want := []sample{{"api", 2, 7}, {"db", 2, 2}}
 	if fmt.Sprint(samples) != fmt.Sprint(want) {
 		t.Fatalf("after merge: %v, want %v", samples, want)
@@ -126,9 +127,10 @@ func TestCountsMaxSeries(t *testing.T) {
 func TestCountsSnapshotRoundTrip(t *testing.T) {
 	c := newCounts(testCountsConfig())
 	addN(c, "api", 1, 12, true)
-	c.flush()
+	c.flush(time.Time{})
 	addN(c, "api", 1, 3, true) // the interval in progress
-	data, err := json.Marshal(c.snapshot())
+	snap, _ := c.snapshot(time.Now())
+	data, err := json.Marshal(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +140,8 @@ func TestCountsSnapshotRoundTrip(t *testing.T) {
 	}
 	d := newCounts(testCountsConfig())
 	d.restore(list)
-	s1, b1 := c.flush()
-	s2, b2 := d.flush()
+	s1, b1 := c.flush(time.Time{})
+	s2, b2 := d.flush(time.Time{})
 	if fmt.Sprint(s1) != fmt.Sprint(s2) || fmt.Sprint(len(b1)) != fmt.Sprint(len(b2)) {
 		t.Fatalf("restored counts differ: %v %v vs %v %v", s1, b1, s2, b2)
 	}
@@ -161,4 +163,22 @@ func countedLines(c *counts, service string) (n uint64) {
 		}
 	}
 	return n
+}
+
+// The counts held between an interval's end and its flush (a save the
+// tick waited for) are of the interval that ended, not of the next: the
+// end saved is the flushed one's plus Interval, whatever the clock says.
+func TestCountsSnapshotNamesTheIntervalOfItsCounts(t *testing.T) {
+	cfg := testCountsConfig()
+	c := newCounts(cfg)
+	b := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	c.flush(b.Add(-cfg.Interval))
+	addN(c, "api", 1, 5, false)
+	if _, end := c.snapshot(b.Add(200 * time.Millisecond)); !end.Equal(b) {
+		t.Fatalf("counts of the interval ending %v saved as ending %v", b, end)
+	}
+	c.flush(b)
+	if _, end := c.snapshot(b.Add(time.Second)); !end.Equal(b.Add(cfg.Interval)) {
+		t.Fatalf("after the flush at %v: %v, want the next interval's end", b, end)
+	}
 }

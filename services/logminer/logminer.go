@@ -375,9 +375,9 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 // burst. The runner publishes them and keeps those that fail for the next
 // tick.
 func (l *Logminer) Tick(_ context.Context, end time.Time, out stage.Emitter) error {
-	samples, bursts := l.counts.flush()
-	now := l.now().UTC()
 	end = end.UTC()
+	samples, bursts := l.counts.flush(end)
+	now := l.now().UTC()
 	var failed []error
 	for _, s := range samples {
 		e, err := l.sampleEvent(s, end, now)

@@ -115,7 +115,7 @@ func TestProcessFormatAndMerge(t *testing.T) {
 	if te.Kind != event.KindLogTemplate || tb.Status != event.TemplateChanged || tb.TemplateID != newID.String() || tb.PreviousID != oldID.String() || len(tb.MergedFrom) != 1 || tb.MergedFrom[0] != oldID.String() {
 		t.Fatalf("changed event %+v body %+v", te, tb)
 	}
-	samples, bursts := l.counts.flush()
+	samples, bursts := l.counts.flush(testNow)
 	if len(samples) != 1 || samples[0].ID != newID || samples[0].Count != 3 {
 		t.Fatalf("counts %v, want the 3 lines under %s", samples, newID)
 	}
@@ -142,7 +142,7 @@ func TestStateRoundTrip(t *testing.T) {
 	for i := range 12 {
 		feedOK(t, h, rawEvent(t, "api", "request "+string(rune('0'+i%10))+" failed", event.SeverityError))
 	}
-	l.counts.flush() // seeds the error average with 12
+	l.counts.flush(clock.Truncate(time.Minute)) // seeds the error average with 12
 	feedOK(t, h, rawEvent(t, "api", "request 7 failed", event.SeverityError))
 	state, err := l.encodeState()
 	if err != nil {

@@ -41,8 +41,8 @@ func (l *Logminer) encodeState() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	end := l.now().Truncate(l.cfg.Interval).Add(l.cfg.Interval)
-	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: l.counts.snapshot()})
+	series, end := l.counts.snapshot(l.now())
+	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: series})
 }
 
 func (l *Logminer) decodeState(data []byte) error {

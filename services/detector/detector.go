@@ -29,6 +29,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -95,6 +96,9 @@ type Service struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	pipeline *pipeline.Pipeline
+	// loggedDuplicate: a group's duplicate samples were told once in the
+	// log (they are counted in group_samples_duplicate_total).
+	loggedDuplicate atomic.Bool
 
 	snap         asyncPublisher // writes snapshots; nil when they are disabled
 	kv           jetstream.KeyValue
@@ -126,6 +130,7 @@ type metrics struct {
 	series                                prometheus.GaugeFunc
 
 	rows, rowsIncomplete, groupLate, groupAnomalies prometheus.Counter
+	groupDuplicates                                 prometheus.Counter
 	assetsEvicted, assetsRestored                   prometheus.Counter
 	assets                                          prometheus.GaugeFunc
 }
@@ -177,6 +182,8 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		rows:           counter("group_rows_total", "Rows of pipeline group assets scored."),
 		rowsIncomplete: counter("group_rows_incomplete_total", "Rows scored with missing channels (a later sample or the group's wait closed them)."),
 		groupLate:      counter("group_samples_late_total", "Samples older than their asset's open or last row, left out of the group."),
+		groupDuplicates: counter("group_samples_duplicate_total",
+			"Samples for a channel its row already has (label sets the group's by does not tell apart), left out of the group."),
 		groupAnomalies: counter("group_anomalies_total", "Group anomaly events published."),
 		assetsEvicted:  counter("group_assets_evicted_total", "Group assets dropped from memory because max_assets was reached."),
 		assetsRestored: counter("group_assets_restored_total", "Group asset states restored at start."),
@@ -254,7 +261,7 @@ func (s *Service) Run(ctx context.Context) error {
 // consumer).
 func (s *Service) Collector() prometheus.Collector {
 	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.ignored, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
-		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
+		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupDuplicates, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
 	if s.stage != nil {
 		cs = append(cs, s.stage.Collector())
 	}

@@ -212,8 +212,17 @@ func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out [
 			return out, err
 		}
 		rows, what := a.add(e.Time, gc.Channel, *body.Value, e.ID, s.now())
-		if what == late {
+		switch what {
+		case late:
 			s.m.groupLate.Inc()
+		case duplicate:
+			// Two label sets the group's by does not tell apart (disk=sda
+			// and disk=sdb under by: [host]): the first value is the row's.
+			s.m.groupDuplicates.Inc()
+			if s.loggedDuplicate.CompareAndSwap(false, true) {
+				s.log.Warn().Str("group", gc.Group.Name).Str("asset", key).Str("metric", body.Name).
+					Msg("two samples for one channel of one row: the first is kept, the others counted in group_samples_duplicate_total (does the group's by tell every label set apart?)")
+			}
 		}
 		for _, r := range rows {
 			ev, err := s.scoreRow(a, r)

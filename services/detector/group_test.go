@@ -718,3 +718,16 @@ func TestVoteAssetSnapshotRoundTrip(t *testing.T) {
 		t.Errorf("a vote asset restored into a pca group: %v", err)
 	}
 }
+
+// Two samples for one channel of one row (label sets the group's by does
+// not tell apart) keep the first and count the others.
+func TestGroupDuplicateSamplesAreCounted(t *testing.T) {
+	s, h := newTestService(t, Config{}, WithPipeline(votePipeline(t, []string{"temp", "flow"})))
+	for _, disk := range []string{"sda", "sdb"} {
+		_, data := sample(t, "plant", "temp", map[string]string{"host": "pump-1", "disk": disk}, t0, 10, "")
+		ack(t, h, data)
+	}
+	if n := testutil.ToFloat64(s.m.groupDuplicates); n != 1 {
+		t.Fatalf("group_samples_duplicate_total %v, want 1", n)
+	}
+}

@@ -291,11 +291,12 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	if t.Body, err = event.MarshalBody(body); err != nil {
 		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
-	// The gateway bounds what a producer sends, not what a line becomes
-	// once its parameters are listed beside it ("1," repeated): a copy
-	// over the limits would be refused by every consumer, or by NATS.
-	if err := t.CheckFits(); err != nil {
-		return errs.Permanentf("logminer: event %s: its templated copy does not fit: %v", e.ID, err)
+	// A producer that publishes to NATS directly is not held to the
+	// gateway's bounds, which keep a copy within limits: a line whose
+	// parameters, listed beside it, pass the body limit ("1," repeated)
+	// would make a copy every consumer refuses (event.Parse).
+	if len(t.Body) > event.MaxBodyBytes {
+		return errs.Permanentf("logminer: event %s: its templated copy does not fit: body of %d bytes, over the limit of %d", e.ID, len(t.Body), event.MaxBodyBytes)
 	}
 	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t}); err != nil {
 		return err

@@ -12,7 +12,6 @@ package correlator
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,13 +61,10 @@ type Processor struct {
 	// restored is closed once the term's state is restored (newTerm).
 	restored chan struct{}
 	// inFlight are the incident events Process emitted that the stream
-	// has not stored yet, by id (kept only with a state store). A
-	// checkpoint saves them in its outbox, sent after a restart: the state
-	// it saves made them, and the input's redelivery would then be a
-	// repeat that makes no event (stage.Output.Settled).
-	flightMu sync.Mutex
-	inFlight map[string]flight
-	flown    uint64 // numbers the flights, oldest first
+	// has not stored yet (kept only with a state store): a checkpoint
+	// saves them in its outbox, sent after a restart, since the state it
+	// saves made them.
+	inFlight *stage.InFlight
 	// partition says which signals are this instance's (nil: all).
 	partition *correlate.Partitioner
 }
@@ -150,7 +146,7 @@ func (p *Processor) emit(ups []correlate.Update, out stage.Emitter, track bool) 
 		}
 		o := stage.Output{Event: e}
 		if track {
-			if o.Settled, o.StoredLate, err = p.fly(e); err != nil {
+			if o.Settled, o.StoredLate, err = p.inFlight.Track(e); err != nil {
 				return err
 			}
 		}
@@ -179,53 +175,6 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	return p.emit(p.c.Advance(p.c.Now().Add(step)), out, false)
 }
 
-// flight is an incident event on its way to the stream.
-type flight struct {
-	msg bus.Message
-	n   uint64
-}
-
-// MaxInFlight bounds the incident events kept until stored: beyond it the
-// oldest is forgotten (a publish that never settles, the stream refusing
-// one event, must not grow the state for ever).
-const MaxInFlight = 4096
-
-// fly keeps e in inFlight and returns the Settled and StoredLate that
-// forget it once stored: at once, or by the input's redelivery after a
-// failed publish (until then a checkpoint's outbox covers it; sent again,
-// it is a duplicate the stream drops by id).
-func (p *Processor) fly(e *event.Envelope) (settled func(error), storedLate func(), err error) {
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return nil, nil, errs.Permanentf("correlator: encoding incident event %s: %v", e.ID, err)
-	}
-	p.flightMu.Lock()
-	defer p.flightMu.Unlock()
-	if len(p.inFlight) >= MaxInFlight {
-		oldest, n := "", uint64(0)
-		for id, f := range p.inFlight {
-			if oldest == "" || f.n < n {
-				oldest, n = id, f.n
-			}
-		}
-		delete(p.inFlight, oldest)
-		p.log.Warn().Str("event_id", oldest).Int("max", MaxInFlight).Msg("too many incident events not stored yet: the oldest is no longer kept for the next checkpoint")
-	}
-	p.flown++
-	id := e.ID
-	p.inFlight[id] = flight{bus.Message{Subject: e.Subject(), ID: id, Data: data}, p.flown}
-	landed := func() {
-		p.flightMu.Lock()
-		delete(p.inFlight, id)
-		p.flightMu.Unlock()
-	}
-	return func(err error) {
-		if err == nil {
-			landed()
-		}
-	}, landed, nil
-}
-
 // Incidents returns the incidents in memory.
 func (p *Processor) Incidents() []correlate.State {
 	p.mu.Lock()
@@ -242,11 +191,8 @@ func (p *Processor) snapshot() (data []byte, unstored []string, flying []bus.Mes
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	data, err = p.c.MarshalJSON()
-	p.flightMu.Lock()
-	fs := slices.SortedFunc(maps.Values(p.inFlight), func(a, b flight) int { return cmp.Compare(a.n, b.n) })
-	p.flightMu.Unlock()
-	for _, f := range fs {
-		flying = append(flying, f.msg)
+	if p.inFlight != nil {
+		flying = p.inFlight.Messages()
 	}
 	return data, slices.Collect(maps.Keys(p.unstored)), flying, err
 }
@@ -266,9 +212,9 @@ func (p *Processor) restore(data []byte) error {
 	// A new term: the time spent standing by is not event time passing,
 	// and what the last term had in flight is the restored outbox's.
 	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
-	p.flightMu.Lock()
-	clear(p.inFlight)
-	p.flightMu.Unlock()
+	if p.inFlight != nil {
+		p.inFlight.Clear()
+	}
 	return p.c.UnmarshalJSON(data)
 }
 
@@ -277,9 +223,9 @@ func (p *Processor) restore(data []byte) error {
 func (p *Processor) newTerm(restores bool) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.flightMu.Lock()
-	clear(p.inFlight) // the last term's are its checkpoint's to send
-	p.flightMu.Unlock()
+	if p.inFlight != nil {
+		p.inFlight.Clear() // the last term's are its checkpoint's to send
+	}
 	p.restored = make(chan struct{})
 	if !restores {
 		close(p.restored)
@@ -392,7 +338,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		proc.unstored = map[string]bool{}
-		proc.inFlight = map[string]flight{}
+		proc.inFlight = &stage.InFlight{OnDrop: func(id string) {
+			log.Warn().Str("event_id", id).Int("max", stage.DefaultMaxInFlight).Msg("too many incident events not stored yet: the oldest is no longer kept for the next checkpoint")
+		}}
 		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 	}

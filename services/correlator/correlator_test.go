@@ -179,7 +179,7 @@ func TestEventInFlightIsForgottenOnceStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc.inFlight = map[string]flight{} // as with a state store
+	proc.inFlight = &stage.InFlight{} // as with a state store
 	flying := func() int {
 		_, _, f, err := proc.snapshot()
 		if err != nil {

@@ -28,9 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,8 +84,7 @@ type Logminer struct {
 	// line whose outputs failed is redelivered to a miner that knows its
 	// template, and announces nothing then.
 	emitMu   sync.RWMutex
-	flightMu sync.Mutex
-	inFlight map[string]bus.Message // template events not stored yet, by id
+	inFlight stage.InFlight // template events not stored yet
 	// sampleSettled counts a sample the stream stored.
 	sampleSettled func(error)
 }
@@ -146,6 +143,9 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 		counts:  newCounts(cfg),
 	}
 	l.scratch.New = func() any { return new(scratch) }
+	l.inFlight.OnDrop = func(id string) {
+		l.log.Warn().Str("event_id", id).Int("max", stage.DefaultMaxInFlight).Msg("too many template events not stored yet: the oldest is no longer kept for the next checkpoint")
+	}
 	l.sampleSettled = func(err error) {
 		if err == nil {
 			l.metrics.samples.Add(1)
@@ -310,7 +310,7 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 		}
 		o := stage.Output{Event: te}
 		if l.state != nil {
-			if o.Settled, o.StoredLate, err = l.fly(te); err != nil {
+			if o.Settled, o.StoredLate, err = l.inFlight.Track(te); err != nil {
 				return err
 			}
 		}
@@ -498,47 +498,3 @@ func (l *Logminer) Miner() *logmine.Miner { return l.miner }
 
 // Stats reports the consumer's counters.
 func (l *Logminer) Stats() bus.Stats { return l.stage.ConsumerStats() }
-
-// maxInFlight bounds the template events kept until stored.
-const maxInFlight = 4096
-
-// fly keeps the template event e until the stream stored it, and returns
-// the Settled and StoredLate that forget it then (at once, or by the
-// line's redelivery after a failed publish).
-func (l *Logminer) fly(e *event.Envelope) (settled func(error), storedLate func(), err error) {
-	data, err := e.MarshalJSON()
-	if err != nil {
-		return nil, nil, errs.Permanentf("logminer: encoding template event %s: %v", e.ID, err)
-	}
-	l.flightMu.Lock()
-	defer l.flightMu.Unlock()
-	if l.inFlight == nil {
-		l.inFlight = map[string]bus.Message{}
-	}
-	if len(l.inFlight) >= maxInFlight {
-		l.log.Warn().Int("max", maxInFlight).Msg("too many template events not stored yet: one is no longer kept for the next checkpoint")
-		for id := range l.inFlight {
-			delete(l.inFlight, id)
-			break
-		}
-	}
-	id := e.ID
-	l.inFlight[id] = bus.Message{Subject: e.Subject(), ID: id, Data: data}
-	landed := func() {
-		l.flightMu.Lock()
-		delete(l.inFlight, id)
-		l.flightMu.Unlock()
-	}
-	return func(err error) {
-		if err == nil {
-			landed()
-		}
-	}, landed, nil
-}
-
-// flying returns the template events in flight.
-func (l *Logminer) flying() []bus.Message {
-	l.flightMu.Lock()
-	defer l.flightMu.Unlock()
-	return slices.Collect(maps.Values(l.inFlight))
-}

@@ -85,9 +85,7 @@ type checkpointed struct{ *Logminer }
 
 // Restore loads the saved outbox and state (loadState).
 func (c checkpointed) Restore(ctx context.Context) error {
-	c.flightMu.Lock()
-	clear(c.inFlight) // the restored outbox holds what was in flight
-	c.flightMu.Unlock()
+	c.inFlight.Clear() // the restored outbox holds what was in flight
 	if err := c.loadOutbox(ctx); err != nil {
 		return err
 	}
@@ -100,7 +98,7 @@ func (c checkpointed) Restore(ctx context.Context) error {
 func (c checkpointed) Checkpoint(ctx context.Context) error {
 	c.emitMu.Lock()
 	data, err := c.encodeState()
-	flying := c.flying()
+	flying := c.inFlight.Messages()
 	c.emitMu.Unlock()
 	if err != nil {
 		return err

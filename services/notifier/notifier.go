@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -865,6 +864,9 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
 		rt := transport(path, hc)
+		if timeout > MaxSendTimeout {
+			errs = append(errs, fmt.Errorf("%s: timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", path, timeout, MaxSendTimeout, drainTimeout))
+		}
 		return func(ctx context.Context, key string, inc webhook.Incident) error {
 			u, err := readFile("url_file", url, urlFile)
 			if err != nil {
@@ -890,11 +892,6 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 	}
 
-	for _, wc := range slices.Concat(r.WebhookConfigs, aiopsWebhooks(r), templateWebhooks(r)) {
-		if wc.Timeout > MaxSendTimeout {
-			errs = append(errs, fmt.Errorf("%s: timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", wc.Path, wc.Timeout, MaxSendTimeout, drainTimeout))
-		}
-	}
 	for _, wc := range r.WebhookConfigs {
 		out = append(out, &integration{path: wc.Path, sendResolved: wc.SendResolved,
 			send: post(wc.Path, wc.URL, wc.URLFile, wc.HTTPConfig, wc.Timeout, "", "", func(inc webhook.Incident) ([]byte, error) {
@@ -1064,22 +1061,4 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
-}
-
-// aiopsWebhooks and templateWebhooks are the webhook part of r's
-// aiops_webhook_configs and aiops_template_configs.
-func aiopsWebhooks(r *amconfig.Receiver) []*amconfig.WebhookConfig {
-	var out []*amconfig.WebhookConfig
-	for _, c := range r.AiopsWebhookConfigs {
-		out = append(out, &c.WebhookConfig)
-	}
-	return out
-}
-
-func templateWebhooks(r *amconfig.Receiver) []*amconfig.WebhookConfig {
-	var out []*amconfig.WebhookConfig
-	for _, c := range r.TemplateConfigs {
-		out = append(out, &c.WebhookConfig)
-	}
-	return out
 }

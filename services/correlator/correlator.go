@@ -209,12 +209,9 @@ func (p *Processor) saved(ids []string) {
 func (p *Processor) restore(data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A new term: the time spent standing by is not event time passing,
-	// and what the last term had in flight is the restored outbox's.
+	// A new term: the time spent standing by is not event time passing
+	// (what the last term had in flight, newTerm cleared).
 	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
-	if p.inFlight != nil {
-		p.inFlight.Clear()
-	}
 	return p.c.UnmarshalJSON(data)
 }
 

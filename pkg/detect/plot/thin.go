@@ -126,16 +126,21 @@ func (b *bucket[R]) add(k kept[R], values []float64, anomalous bool) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		for len(b.lo) <= c {
-			b.lo, b.hi = append(b.lo, kept[R]{}), append(b.hi, kept[R]{})
-			b.loValue, b.hiValue = append(b.loValue, 0), append(b.hiValue, 0)
-		}
+		b.channels(c + 1)
 		if !b.lo[c].ok || v < b.loValue[c] {
 			b.lo[c], b.loValue[c] = k, v
 		}
 		if !b.hi[c].ok || v > b.hiValue[c] {
 			b.hi[c], b.hiValue[c] = k, v
 		}
+	}
+}
+
+// channels makes room in b for n channels.
+func (b *bucket[R]) channels(n int) {
+	for len(b.lo) < n {
+		b.lo, b.hi = append(b.lo, kept[R]{}), append(b.hi, kept[R]{})
+		b.loValue, b.hiValue = append(b.loValue, 0), append(b.hiValue, 0)
 	}
 }
 
@@ -155,10 +160,7 @@ func (b *bucket[R]) merge(o *bucket[R]) {
 		b.lastBad = o.lastBad
 	}
 	for c := range o.lo {
-		for len(b.lo) <= c {
-			b.lo, b.hi = append(b.lo, kept[R]{}), append(b.hi, kept[R]{})
-			b.loValue, b.hiValue = append(b.loValue, 0), append(b.hiValue, 0)
-		}
+		b.channels(c + 1)
 		if o.lo[c].ok && (!b.lo[c].ok || o.loValue[c] < b.loValue[c]) {
 			b.lo[c], b.loValue[c] = o.lo[c], o.loValue[c]
 		}

@@ -772,18 +772,3 @@ func duplicateKey(data []byte) (string, bool) {
 	}
 	return "", false
 }
-
-// checkOutputPath tells, before any work, why path ("" or "-": none)
-// cannot be written: a folder, or in a folder that does not exist.
-func checkOutputPath(path string) error {
-	if path == "" || path == "-" {
-		return nil
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("%s is a folder", path)
-	}
-	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
-		return fmt.Errorf("%s: its folder %s does not exist", path, filepath.Dir(path))
-	}
-	return nil
-}

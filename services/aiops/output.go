@@ -16,8 +16,8 @@ func openOutput(path string, stdout io.Writer) (w io.Writer, commit func(error) 
 	if path == "-" {
 		return stdout, func(err error) error { return err }, nil
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, nil, fmt.Errorf("%s is a folder", path)
+	if err := checkOutputPath(path); err != nil {
+		return nil, nil, err
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -41,4 +41,19 @@ func openOutput(path string, stdout io.Writer) (w io.Writer, commit func(error) 
 		}
 		return err
 	}, nil
+}
+
+// checkOutputPath tells, before any work, why path ("" or "-": none)
+// cannot be written: a folder, or in a folder that does not exist.
+func checkOutputPath(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a folder", path)
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s: its folder %s does not exist", path, filepath.Dir(path))
+	}
+	return nil
 }

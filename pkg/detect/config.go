@@ -271,6 +271,8 @@ func (c Config) Validate() error {
 		return invalid("episode.update_every", "%v is not positive", c.Episode.UpdateEvery)
 	case c.Episode.MaxDuration <= 0:
 		return invalid("episode.max_duration", "%v is not positive", c.Episode.MaxDuration)
+	case c.Episode.Silence < 0:
+		return invalid("episode.silence", "%v is negative", c.Episode.Silence)
 	}
 	return nil
 }

@@ -26,6 +26,12 @@ type EpisodeConfig struct {
 	// (Config.Budget) then raises the bar it must clear to alarm again.
 	// Default 6h.
 	MaxDuration time.Duration `yaml:"max_duration" json:"max_duration"`
+	// Silence ends an open episode whose series has sent nothing for this
+	// long, by the detector service's clock: a series that stops (its host
+	// is gone, its exporter crashed) sends no observation that would close
+	// it. 0 (the default): ten of the series' own intervals, at least
+	// DefaultEpisodeSilence.
+	Silence time.Duration `yaml:"silence" json:"silence"`
 }
 
 // Episode defaults.
@@ -34,6 +40,13 @@ const (
 	DefaultEpisodeRelease     = 1
 	DefaultEpisodeUpdateEvery = 5 * time.Minute
 	DefaultEpisodeMaxDuration = 6 * time.Hour
+	// DefaultEpisodeSilence is the least silence that ends an episode when
+	// EpisodeConfig.Silence is 0: Prometheus marks a series stale after 5
+	// minutes without a sample.
+	DefaultEpisodeSilence = 5 * time.Minute
+	// silenceIntervals is how many of its intervals a series may miss
+	// before its episode ends, when EpisodeConfig.Silence is 0.
+	silenceIntervals = 10
 )
 
 // EpisodeEvent says what an observation did to the series' alarm episode.
@@ -169,6 +182,35 @@ func (d *Detector) episode(r *Result, ns int64, s float64) {
 		r.Alarm = e.end == ns // the observation that closes it is back in range, unless MaxDuration closed it
 		*e = episodeState{bar: e.bar, recovering: back && r.Anomaly, lo: e.lo, hi: e.hi}
 	}
+}
+
+// InEpisode reports whether an alarm episode is open.
+func (d *Detector) InEpisode() bool { return d.ep.open }
+
+// EndEpisode ends the open alarm episode without an observation, because
+// the series has gone silent or is dropped from memory and nothing else
+// would close it. It returns the episode and whether one was open. The
+// budget's bar stays as it was, and the next anomalous observation may open
+// a new episode.
+func (d *Detector) EndEpisode() (Episode, bool) {
+	if !d.ep.open {
+		return Episode{}, false
+	}
+	info := d.episodeInfo()
+	d.ep = episodeState{bar: d.ep.bar}
+	return info, true
+}
+
+// Silence is how long the series may send nothing before its open episode
+// is ended (EpisodeConfig.Silence; by default ten of its intervals, at least
+// DefaultEpisodeSilence).
+func (d *Detector) Silence() time.Duration {
+	if s := d.p.cfg.Episode.Silence; s > 0 {
+		return s
+	}
+	// d.dt is in seconds; a series seen once has none yet
+	s := time.Duration(math.Min(silenceIntervals*d.dt, 365*86400) * float64(time.Second))
+	return max(s, DefaultEpisodeSilence)
 }
 
 func (d *Detector) episodeInfo() Episode {

@@ -85,6 +85,11 @@ type series struct {
 	evicted bool
 	pending int32 // anomalies of this series whose publish is not settled
 	det     *detect.Detector
+	// seen is the service's clock (unix ns) at the last sample, and last
+	// that sample while an episode is open: Tick closes the episode of a
+	// series gone silent (silence.go)
+	seen int64
+	last *lastSample
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -114,6 +119,10 @@ type Service struct {
 	mu     sync.Mutex
 	series *simplelru.LRU[string, *series]
 	dirty  []*series
+	// open holds the series with an open episode, ended those evicted with
+	// one: Tick closes the silent ones and the evicted (silence.go)
+	open  map[*series]struct{}
+	ended []*series
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -140,11 +149,12 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now}
+	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, open: map[*series]struct{}{}}
 	var err error
 	if s.series, err = simplelru.NewLRU(s.cfg.MaxSeries, func(_ string, old *series) {
 		old.evicted = true
 		s.m.evicted.Inc()
+		s.evicting(old)
 	}); err != nil {
 		return nil, err
 	}
@@ -323,9 +333,12 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	case res.Flags&detect.FlagDuplicate != 0:
 		s.m.ignored.WithLabelValues("duplicate").Inc()
 	}
-	if !res.Flags.Ignored() && !ser.dirty {
-		ser.dirty = true
-		s.dirty = append(s.dirty, ser)
+	if !res.Flags.Ignored() {
+		s.track(ser, e, body.Name, res.Scored, s.now())
+		if !ser.dirty {
+			ser.dirty = true
+			s.dirty = append(s.dirty, ser)
+		}
 	}
 	var cfg detect.Config
 	// one event per episode transition (open, bounded-rate update,
@@ -371,10 +384,15 @@ func (s *Service) settled(ser *series, err error) {
 	}
 }
 
-// Tick closes the rows that have waited their group's wait for missing
-// channels at now, scores them and emits their anomalies; the runner calls
-// it every second and keeps those whose publish failed for the next tick.
+// Tick closes the episodes of series gone silent or evicted, and the rows
+// that have waited their group's wait for missing channels at now, scores
+// them and emits their anomalies; the runner calls it every second and
+// keeps those whose publish failed for the next tick.
 func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+	s.mu.Lock()
+	closes := s.silentCloses(now)
+	s.mu.Unlock()
+	s.emitSeries(out, closes)
 	if len(s.pipeline.Groups) == 0 {
 		return nil
 	}

@@ -52,10 +52,10 @@ func (r *rig) connect() (*nats.Conn, jetstream.JetStream) {
 // start runs a detector on its own connection; stop cancels it (graceful:
 // final snapshot) or, with crash, closes its connection first so nothing
 // more reaches the server, then waits for Run.
-func (r *rig) start(cfg Config) (svc *Service, stop func(crash bool)) {
+func (r *rig) start(cfg Config, opts ...Option) (svc *Service, stop func(crash bool)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	nc, js := r.connect()
-	svc, err := New(ctx, js, cfg, r.log, WithConsumerOptions(bus.WithDrainTimeout(5*time.Second)))
+	svc, err := New(ctx, js, cfg, r.log, append([]Option{WithConsumerOptions(bus.WithDrainTimeout(5 * time.Second))}, opts...)...)
 	if err != nil {
 		r.t.Fatal(err)
 	}

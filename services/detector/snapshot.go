@@ -2,6 +2,8 @@ package detector
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -15,11 +17,14 @@ import (
 
 // snapshotVersion starts every value in the bucket:
 //
-//	version(1) flags(1: bit 0 counter) len(route)(1) route detect-state
+//	version(1) flags(1: bit 0 counter, bit 1 last sample) len(route)(1) route
+//	[uvarint len(last) last] detect-state
 //
 // The route name picks the profile on restore, since the labels that chose
-// it are not at hand then.
-const snapshotVersion = 1
+// it are not at hand then. last, the series' last sample as JSON, is there
+// while an episode is open, so that a series silent after a restart still
+// has its episode closed (silence.go). Version 1 had no last sample.
+const snapshotVersion = 2
 
 // asyncPublisher writes snapshot values straight to the bucket's stream
 // ($KV.<bucket>.<key>), so that a chunk is in flight at once instead of one
@@ -144,8 +149,19 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 	if ser.counter {
 		flags |= 1
 	}
+	if ser.last != nil {
+		flags |= 2
+	}
 	b = append(b, snapshotVersion, flags, byte(len(ser.route)))
 	b = append(b, ser.route...)
+	if ser.last != nil {
+		last, err := json.Marshal(ser.last)
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(len(last)))
+		b = append(b, last...)
+	}
 	return ser.det.AppendBinary(b)
 }
 
@@ -315,6 +331,11 @@ func (s *Service) Restore(ctx context.Context) error {
 			full++
 		} else {
 			s.series.Add(key, ser)
+			if ser.last != nil {
+				// silent from now on, it is closed after its Silence
+				ser.seen = s.now().UnixNano()
+				s.open[ser] = struct{}{}
+			}
 			restored++
 		}
 		s.mu.Unlock()
@@ -325,24 +346,41 @@ func (s *Service) Restore(ctx context.Context) error {
 }
 
 func (s *Service) decode(key string, v []byte) (*series, error) {
-	if len(v) < 3 || v[0] != snapshotVersion {
+	if len(v) < 3 || v[0] != snapshotVersion && v[0] != 1 {
 		return nil, errs.Permanent(fmt.Errorf("%w: %s: unknown version", ErrSnapshot, key))
 	}
-	counter := v[1]&1 != 0
+	truncated := errs.Permanent(fmt.Errorf("%w: %s: truncated", ErrSnapshot, key))
+	counter, hasLast := v[1]&1 != 0, v[1]&2 != 0
 	n := int(v[2])
 	if len(v) < 3+n {
-		return nil, errs.Permanent(fmt.Errorf("%w: %s: truncated", ErrSnapshot, key))
+		return nil, truncated
 	}
 	name := string(v[3 : 3+n])
 	route, ok := s.pipeline.Lookup(name)
 	if !ok {
 		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, name))
 	}
-	det := route.Profile(counter).NewDetector()
-	if err := det.UnmarshalBinary(v[3+n:]); err != nil {
+	ser := &series{key: key, route: name, counter: counter}
+	v = v[3+n:]
+	if hasLast {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || n > uint64(len(v)-w) {
+			return nil, truncated
+		}
+		ser.last = new(lastSample)
+		if err := json.Unmarshal(v[w:w+int(n)], ser.last); err != nil {
+			return nil, errs.Permanent(fmt.Errorf("%w: %s: last sample: %w", ErrSnapshot, key, err))
+		}
+		v = v[w+int(n):]
+	}
+	ser.det = route.Profile(counter).NewDetector()
+	if err := ser.det.UnmarshalBinary(v); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, key, err)
 	}
-	return &series{key: key, route: name, counter: counter, det: det}, nil
+	if !ser.det.InEpisode() {
+		ser.last = nil
+	}
+	return ser, nil
 }
 
 // put is one snapshot write of what, awaiting its ack.

@@ -1,0 +1,242 @@
+package detector
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// episodeEvent is an anomaly event with its body.
+type episodeEvent struct {
+	env  *event.Envelope
+	body event.AnomalyBody
+}
+
+func episodeEvents(t *testing.T, h *stagetest.Harness) []episodeEvent {
+	t.Helper()
+	var out []episodeEvent
+	for _, e := range h.Pub.Events(t) {
+		var b event.AnomalyBody
+		if err := e.DecodeBody(&b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, episodeEvent{e, b})
+	}
+	return out
+}
+
+// openEpisode sends 100 normal samples of name, one a minute, then a level
+// shift to 150 for three samples, moving clock with the series, and returns
+// the last sample sent.
+func openEpisode(t *testing.T, h *stagetest.Harness, clock *testClock, name string, from time.Time) *event.Envelope {
+	t.Helper()
+	values := append(normal(100, 5), 150, 151, 150)
+	var last *event.Envelope
+	for i, v := range values {
+		e, data := sample(t, "db", name, map[string]string{"instance": "db-1"}, from.Add(time.Duration(i)*time.Minute), v, "")
+		ack(t, h, data)
+		clock.add(time.Minute)
+		last = e
+	}
+	return last
+}
+
+// A series that stops while anomalous has its episode closed after ten of
+// its intervals without a sample, at its last sample's time; before that,
+// and after, nothing more is sent. When it comes back anomalous, a new
+// episode opens.
+func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{}, WithClock(clock.now))
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	got := episodeEvents(t, h)
+	if len(got) != 1 || got[0].body.Episode != event.EpisodeOpen {
+		t.Fatalf("%d anomaly events, want one opening an episode", len(got))
+	}
+	open := got[0].body
+
+	clock.add(8 * time.Minute) // 9 minutes since the last sample: within ten intervals
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d events after 9 silent minutes, want still 1", n)
+	}
+	clock.add(2 * time.Minute)
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got = episodeEvents(t, h)
+	if len(got) != 2 {
+		t.Fatalf("%d events after 11 silent minutes, want the open and its close", len(got))
+	}
+	c := got[1]
+	if c.body.Episode != event.EpisodeClose || c.body.EpisodeID != open.EpisodeID || c.body.Series != last.Fingerprint {
+		t.Errorf("close %+v, want the close of episode %s of series %s", c.body, open.EpisodeID, last.Fingerprint)
+	}
+	if !c.env.Time.Equal(last.Time) || len(c.env.Links) != 1 || c.env.Links[0] != last.ID {
+		t.Errorf("close at %v linked to %v, want at the last sample %v, linked to %s", c.env.Time, c.env.Links, last.Time, last.ID)
+	}
+	if c.env.Service != "db" || c.env.Labels["instance"] != "db-1" || c.body.Metric != "latency_ms" {
+		t.Errorf("close names service %q labels %v metric %q", c.env.Service, c.env.Labels, c.body.Metric)
+	}
+	if !strings.Contains(c.body.Reason, "sent no sample since "+last.Time.Format(time.RFC3339)) || !c.body.Start.Equal(open.Start) {
+		t.Errorf("close reason %q start %v, want the silence named and the episode's start %v", c.body.Reason, c.body.Start, open.Start)
+	}
+	s.mu.Lock()
+	ser, _ := s.series.Get(seriesKey(last.Fingerprint))
+	p := ser.pending
+	s.mu.Unlock()
+	if p != 0 {
+		t.Errorf("%d anomalies of the series pending after the close was stored", p)
+	}
+
+	clock.add(time.Hour)
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 2 {
+		t.Fatalf("%d events after another silent hour, want the episode closed once", n)
+	}
+	// back, and still anomalous: a new episode
+	for i, v := range []float64{160, 161, 160} {
+		_, data := sample(t, "db", "latency_ms", map[string]string{"instance": "db-1"}, last.Time.Add(time.Duration(70+i)*time.Minute), v, "")
+		ack(t, h, data)
+	}
+	got = episodeEvents(t, h)
+	if len(got) < 3 || got[2].body.Episode != event.EpisodeOpen || got[2].body.EpisodeID == open.EpisodeID {
+		t.Errorf("after the series came back at 160: %d events, want a new episode opened", len(got))
+	}
+}
+
+// A series evicted from memory (max_series) with an episode open has it
+// closed at the next tick; one evicted calm sends nothing.
+func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
+	clock := &testClock{t: t0}
+	_, h := newTestService(t, Config{MaxSeries: 1}, WithClock(clock.now))
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	_, data := sample(t, "db", "other", nil, t0, 1, "")
+	ack(t, h, data) // evicts latency_ms
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 2 || got[1].body.Episode != event.EpisodeClose || got[1].body.EpisodeID != got[0].body.EpisodeID {
+		t.Fatalf("%d events, want the open and, after the eviction, its close", len(got))
+	}
+	if r := got[1].body.Reason; !strings.Contains(r, "dropped from the detector's memory") || got[1].env.Links[0] != last.ID {
+		t.Errorf("close reason %q links %v", r, got[1].env.Links)
+	}
+	_, data = sample(t, "db", "third", nil, t0, 1, "")
+	ack(t, h, data) // evicts "other", calm
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 2 {
+		t.Errorf("%d events after a calm series was evicted, want still 2", n)
+	}
+}
+
+// A close whose publish fails is sent again by the next tick, under the
+// same id.
+func TestSilentCloseRetried(t *testing.T) {
+	clock := &testClock{t: t0}
+	_, h := newTestService(t, Config{}, WithClock(clock.now))
+	openEpisode(t, h, clock, "latency_ms", t0)
+	clock.add(time.Hour)
+	h.Pub.Refuse(true)
+	if err := h.Tick(clock.now()); err == nil {
+		t.Log("the tick reported no error for a refused publish") // the runner keeps it either way
+	}
+	h.Pub.Refuse(false)
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 2 || got[1].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d events after the refused close and a retry, want the open and its close", len(got))
+	}
+}
+
+// The snapshot of a series in an episode keeps its last sample, so that
+// after a restore a silent series is still closed; a calm one keeps none,
+// and a version 1 snapshot (without it) is still read.
+func TestSnapshotKeepsTheLastSampleOfAnEpisode(t *testing.T) {
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{}, WithClock(clock.now))
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	ser, ok := s.series.Get(seriesKey(last.Fingerprint))
+	if !ok || ser.last == nil {
+		t.Fatal("series in an episode has no last sample")
+	}
+	data, err := s.encode(nil, ser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := s.decode(ser.key, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.last == nil || back.last.ID != last.ID || back.last.Labels["instance"] != "db-1" || !back.det.InEpisode() {
+		t.Fatalf("decoded last sample %+v, episode open %v; want sample %s", back.last, back.det.InEpisode(), last.ID)
+	}
+	// version 1: no last sample
+	calm := *ser
+	calm.last = nil
+	v1, err := s.encode(nil, &calm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1[0] = 1
+	if back, err := s.decode(ser.key, v1); err != nil || back.last != nil || back.det.Observations() != ser.det.Observations() {
+		t.Errorf("version 1 snapshot: %v, %+v", err, back)
+	}
+	if _, err := s.decode(ser.key, data[:len(ser.route)+5]); err == nil {
+		t.Error("a snapshot cut inside its last sample was read")
+	}
+}
+
+// After a restart the series silent since is closed once its silence has
+// passed on the restarted service's clock (real JetStream and key-value
+// bucket).
+func TestSilentSeriesClosedAfterRestart(t *testing.T) {
+	r := newRig(t)
+	clock := &testClock{t: t0}
+	cfg := Config{}
+	svc, stop := r.start(cfg, WithClock(clock.now))
+	values := append(normal(100, 5), 150, 151, 150)
+	var datas [][]byte
+	var last *event.Envelope
+	for i, v := range values {
+		e, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+		datas, last = append(datas, data), e
+	}
+	r.publish(datas...)
+	waitObservations(t, svc, last.Fingerprint, len(values))
+	open := r.waitAnomalies(1)
+	stop(false)
+
+	clock.add(time.Hour) // the restarted service is silent ten minutes later
+	_, stop = r.start(cfg, WithClock(clock.now))
+	defer stop(false)
+	time.Sleep(2 * time.Second) // a few ticks at the start time: not silent for long enough yet
+	if got := r.anomalies(); len(got) != 1 {
+		t.Fatalf("%d anomalies right after the restart, want 1", len(got))
+	}
+	clock.add(11 * time.Minute)
+	got := r.waitAnomalies(2)
+	var a, b event.AnomalyBody
+	if err := open[0].DecodeBody(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := got[1].DecodeBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Episode != event.EpisodeClose || b.EpisodeID != a.EpisodeID || got[1].Links[0] != last.ID {
+		t.Errorf("after the restart: %s of episode %s linked to %v, want the close of %s linked to %s",
+			b.Episode, b.EpisodeID, got[1].Links, a.EpisodeID, last.ID)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -171,4 +172,41 @@ func BenchmarkMemoryPerTemplate(b *testing.B) {
 		runtime.KeepAlive(m)
 	}
 	b.ReportMetric(perTemplate, "bytes/template")
+}
+
+// randomWords returns n lines of 8 random lower-case words each: a flood of
+// lines unlike each other, every one a new template.
+func randomWords(n int, seed uint64) []string {
+	r := rand.New(rand.NewPCG(seed, 3))
+	lines := make([]string, n)
+	w := make([]string, 8)
+	for i := range lines {
+		for j := range w {
+			b := make([]byte, 3+r.IntN(6))
+			for k := range b {
+				b[k] = byte('a' + r.IntN(26))
+			}
+			w[j] = string(b)
+		}
+		lines[i] = strings.Join(w, " ")
+	}
+	return lines
+}
+
+// BenchmarkFlood measures lines of a flood (randomWords), each a new
+// template, at two sizes of flood: the time per line should not grow with
+// the templates already held. Run with -benchtime=1x.
+func BenchmarkFlood(b *testing.B) {
+	for _, n := range []int{5_000, 40_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			lines := randomWords(n, 1)
+			for i := 0; i < b.N; i++ {
+				m := newMiner(b, nil)
+				for _, l := range lines {
+					m.Match(l)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
 }

@@ -126,6 +126,7 @@ type cluster struct {
 	lastSeen  uint64
 	routeWild uint16 // bit i: the i-th routing level used the wildcard child
 	leaf      *node
+	stamp     uint64 // Miner.stamp when bestIn last looked at it
 	// LRU list, most recent at Miner.head
 	prev, next *cluster
 }
@@ -135,6 +136,7 @@ type node struct {
 	key      string
 	children map[string]*node
 	clusters []*cluster
+	index    *leafIndex // past indexAt clusters (leafindex.go)
 }
 
 // Miner mines templates online. It is safe for concurrent use; Match
@@ -154,6 +156,7 @@ type Miner struct {
 	tb     []byte
 	fam    []*cluster // scratch of wordFold
 	words  []string   // scratch of wordFold
+	stamp  uint64     // moved by each bestIn
 }
 
 // New returns a Miner for cfg.
@@ -292,14 +295,14 @@ func (m *Miner) search() *cluster {
 	sim := -1.0
 	var seen, seenWild *node // leaves looked at
 	if cur != nil {
-		best, sim = m.best(cur.clusters, nil, -1)
+		best, sim = m.bestIn(cur, nil, -1)
 		seen = cur
 		if sim < m.cfg.SimilarityThreshold && parent != nil {
 			// The line's own branch has no match: the template may have
 			// been folded into the wildcard branch after this value was
 			// seen.
 			if w := parent.children[Wildcard]; w != nil && w != cur {
-				best, sim = m.best(w.clusters, best, sim)
+				best, sim = m.bestIn(w, best, sim)
 				seenWild = w
 			}
 		}
@@ -326,7 +329,7 @@ func (m *Miner) searchBranches(nd *node, i, n int, best *cluster, sim float64, s
 		if nd == seen || nd == seenWild {
 			return best, sim
 		}
-		return m.best(nd.clusters, best, sim)
+		return m.bestIn(nd, best, sim)
 	}
 	tok := m.tk.masked(i)
 	if k, wild := routeKey(tok); !wild {
@@ -345,12 +348,16 @@ func (m *Miner) searchBranches(nd *node, i, n int, best *cluster, sim float64, s
 // choice never depends on insertion order.
 func (m *Miner) best(cs []*cluster, best *cluster, bestSim float64) (*cluster, float64) {
 	for _, c := range cs {
-		s := m.similarity(c)
-		if s > bestSim || (s == bestSim && (c.params > best.params || (c.params == best.params && c.template < best.template))) {
+		if s := m.similarity(c); better(c, s, best, bestSim) {
 			best, bestSim = c, s
 		}
 	}
 	return best, bestSim
+}
+
+// better: c, of similarity s, wins over best, of bestSim.
+func better(c *cluster, s float64, best *cluster, bestSim float64) bool {
+	return s > bestSim || (s == bestSim && (c.params > best.params || (c.params == best.params && c.template < best.template)))
 }
 
 // fold handles a value in the last routing position that is a variable the
@@ -687,7 +694,7 @@ func (m *Miner) differingAt(c *cluster, p int) []*cluster {
 	var walk func(nd *node, i int)
 	walk = func(nd *node, i int) {
 		if i == m.levels(n) {
-			for _, o := range nd.clusters {
+			for _, o := range nd.sharing(c, p) {
 				if o.kinds[p] != kindPartial && equalExcept(c, o, p) {
 					out = append(out, o)
 				}
@@ -1125,8 +1132,7 @@ func (m *Miner) insert(c *cluster, n int, wild *uint16) uint16 {
 		}
 		cur = next
 	}
-	cur.clusters = append(cur.clusters, c)
-	c.leaf = cur
+	cur.addCluster(c)
 	return used
 }
 
@@ -1186,6 +1192,10 @@ func (m *Miner) generalise(c *cluster, tmpl string) *cluster {
 		return other
 	}
 	nc := newCluster(tmpl)
+	if x := c.leaf.index; x != nil {
+		x.drop(c) // indexed by its old tokens
+		defer x.add(c)
+	}
 	c.id, c.template, c.tokens, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.kinds, nc.params
 	m.byID[id] = c
 	return c
@@ -1238,9 +1248,7 @@ func (m *Miner) remove(c *cluster) {
 		delete(m.byID, c.id)
 	}
 	leaf := c.leaf
-	if i := slices.Index(leaf.clusters, c); i >= 0 {
-		leaf.clusters = slices.Delete(leaf.clusters, i, i+1)
-	}
+	leaf.removeCluster(c)
 	for n := leaf; n != nil && len(n.clusters) == 0 && len(n.children) == 0; n = n.parent {
 		if n.parent != nil {
 			delete(n.parent.children, n.key)

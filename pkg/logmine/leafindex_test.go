@@ -1,0 +1,121 @@
+package logmine_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/aiops-dev/aiops/pkg/logmine"
+	"github.com/aiops-dev/aiops/pkg/logmine/internal/loghub"
+)
+
+// nearLines returns n lines of 8 tokens, each position drawn from a few
+// words, numbers, "key=value" fields and shapes with digits: lines that
+// share most of their tokens, so that templates generalise, fold and tie
+// in leaves with many templates.
+func nearLines(n int, seed uint64) []string {
+	r := rand.New(rand.NewPCG(seed, 9))
+	words := []string{"alpha", "beta", "gamma", "delta", "error", "ok"}
+	toks := make([]string, 8)
+	lines := make([]string, n)
+	for i := range lines {
+		for j := range toks {
+			switch k := r.IntN(10); {
+			case k < 6:
+				toks[j] = words[(j+r.IntN(3))%len(words)]
+			case k < 7:
+				toks[j] = fmt.Sprint(r.IntN(1000))
+			case k < 8:
+				toks[j] = fmt.Sprintf("state=%s", words[r.IntN(3)])
+			case k < 9:
+				toks[j] = fmt.Sprintf("eth%d", r.IntN(4))
+			default:
+				toks[j] = fmt.Sprintf("w%c%c", 'a'+r.IntN(26), 'a'+r.IntN(26))
+			}
+		}
+		lines[i] = strings.Join(toks, " ")
+	}
+	return lines
+}
+
+// shapeLines returns n lines of 6 tokens without a plain word: numbers,
+// "key=value" fields and words with digits, which match a template
+// without repeating any of its literals.
+func shapeLines(n int, seed uint64) []string {
+	r := rand.New(rand.NewPCG(seed, 11))
+	toks := make([]string, 6)
+	lines := make([]string, n)
+	for i := range lines {
+		for j := range toks {
+			switch r.IntN(4) {
+			case 0:
+				toks[j] = fmt.Sprint(r.IntN(100))
+			case 1:
+				toks[j] = fmt.Sprintf("k%d=v%d", j, r.IntN(3))
+			case 2:
+				toks[j] = fmt.Sprintf("eth%d", r.IntN(9))
+			default:
+				toks[j] = fmt.Sprintf("r%d", r.IntN(50))
+			}
+		}
+		lines[i] = strings.Join(toks, " ")
+	}
+	return lines
+}
+
+// mine runs lines through a new miner with the defaults and returns every
+// result and the final templates.
+func mine(t *testing.T, lines []string) ([]logmine.Result, []logmine.Template) {
+	m := newMiner(t, nil)
+	out := make([]logmine.Result, len(lines))
+	for i, l := range lines {
+		out[i] = m.Match(l)
+	}
+	return out, m.Templates()
+}
+
+// The leaf index changes how many templates a line is compared with, never
+// which one it matches: every line's result, and the final templates, are
+// the same with the index off, at its default and from the second template
+// of a leaf, on the eight Loghub samples and on lines made to generalise,
+// fold and flood.
+func TestLeafIndexChangesNoResult(t *testing.T) {
+	corpora := map[string][]string{
+		"near":           nearLines(20_000, 1),
+		"flood":          randomWords(5_000, 2),
+		"flood and near": append(randomWords(3_000, 3), nearLines(5_000, 4)...),
+		"shapes":         append(randomWords(2_000, 5), shapeLines(5_000, 6)...),
+	}
+	if dir, err := loghub.Dir(); err == nil {
+		for _, sys := range loghub.All {
+			ds, err := loghub.Load(dir, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			corpora[sys] = ds.Lines // whole lines: headers make long shared prefixes
+		}
+	} else if !testing.Short() {
+		t.Logf("Loghub samples not found (%v): synthetic lines only", err)
+	}
+	for name, lines := range corpora {
+		restore := logmine.SetIndexAt(1 << 30)
+		want, wantT := mine(t, lines)
+		restore()
+		for _, at := range []int{2, 32} {
+			restore := logmine.SetIndexAt(at)
+			got, gotT := mine(t, lines)
+			restore()
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Errorf("%s, index from %d templates: line %d %q: %+v, without the index %+v", name, at, i, lines[i], got[i], want[i])
+					break
+				}
+			}
+			if !reflect.DeepEqual(gotT, wantT) {
+				t.Errorf("%s, index from %d templates: %d final templates, %d without the index, or they differ", name, at, len(gotT), len(wantT))
+			}
+		}
+	}
+}

@@ -260,6 +260,13 @@ func (g *Group) Warm() bool { return g.pc != nil }
 // is not while it was on closes it.
 func (g *Group) Alarming() bool { return g.alarm }
 
+// EndAlarm ends the alarm without a row, because the asset has gone silent
+// or is dropped from memory, and forgets the smoothed ratio, so that the
+// next row is judged on its own.
+func (g *Group) EndAlarm() {
+	g.alarm, g.alarmSince, g.calm, g.smooth = false, time.Time{}, 0, 0
+}
+
 // AlarmSince is the time of the row that started the current alarm, zero
 // when the alarm is off.
 func (g *Group) AlarmSince() time.Time {

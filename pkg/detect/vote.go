@@ -140,6 +140,15 @@ func (v *Vote) Rows() uint64 { return v.rows }
 // episodes `aiops detect eval` counts.
 func (v *Vote) Alarming() bool { return v.alarm }
 
+// EndAlarm ends the alarm, and the channels' episodes, without a row:
+// the asset has gone silent or is dropped from memory.
+func (v *Vote) EndAlarm() {
+	v.alarm, v.since = false, 0
+	for _, d := range v.dets {
+		d.EndEpisode()
+	}
+}
+
 // AlarmSince: see Alarming.
 func (v *Vote) AlarmSince() time.Time {
 	if !v.alarm {

@@ -123,6 +123,9 @@ type Service struct {
 	// one: Tick closes the silent ones and the evicted (silence.go)
 	open  map[*series]struct{}
 	ended []*series
+	// endedAssets are the assets evicted in an alarm, ended at the next
+	// tick (silence.go)
+	endedAssets []*asset
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -161,6 +164,9 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if s.assets, err = simplelru.NewLRU(s.cfg.MaxAssets, func(_ string, old *asset) {
 		old.evicted = true
 		s.m.assetsEvicted.Inc()
+		if old.det.Alarming() {
+			s.endedAssets = append(s.endedAssets, old)
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -398,9 +404,16 @@ func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) erro
 	}
 	var rows []rowAnomaly
 	s.mu.Lock()
+	for _, a := range s.endedAssets {
+		rows = s.endAlarm(rows, a, -1)
+	}
+	s.endedAssets = nil
 	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
+			if silent := now.Sub(a.seen); !a.open && a.det.Alarming() && silent >= a.silence() {
+				rows = s.endAlarm(rows, a, silent)
+			}
 			continue
 		}
 		s.markAssetDirty(a)

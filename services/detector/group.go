@@ -31,6 +31,7 @@ const RowResolution = time.Second
 type rowScorer interface {
 	Alarming() bool
 	AlarmSince() time.Time
+	EndAlarm()
 	MarshalBinary() ([]byte, error)
 	AppendBinary([]byte) ([]byte, error)
 	UnmarshalBinary([]byte) error
@@ -55,6 +56,11 @@ type asset struct {
 	// lastClosed is the time of the last row closed: anything not after it
 	// is late (or a redelivery) and left out.
 	lastClosed time.Time
+	// every is the time between the last two rows closed and seen the
+	// service's clock at the last sample: an asset silent in an alarm has
+	// it ended (silence.go)
+	every time.Duration
+	seen  time.Time
 
 	dirty, evicted bool
 	pending        int32 // anomalies of this asset whose publish is not settled
@@ -76,6 +82,9 @@ type closedRow struct {
 	values   []float64
 	links    []string
 	complete bool
+	// silent: no row closed it; the asset sent nothing for this long, or
+	// was evicted (-1), and its alarm was ended (silence.go)
+	silent time.Duration
 }
 
 // addResult says what add did with a sample.
@@ -111,6 +120,7 @@ func newAsset(key string, g *pipeline.Group, service string, labels map[string]s
 // second; the new row when it is complete), and what it did with the sample.
 func (a *asset) add(t time.Time, ch int, v float64, id string, now time.Time) ([]closedRow, addResult) {
 	t = t.Truncate(RowResolution)
+	a.seen = now
 	if !a.lastClosed.IsZero() && !t.After(a.lastClosed) {
 		return nil, late
 	}
@@ -157,6 +167,9 @@ func (a *asset) expire(now time.Time) (closedRow, bool) {
 
 func (a *asset) close() closedRow {
 	r := closedRow{time: a.rowTime, values: append([]float64(nil), a.row...), links: append([]string(nil), a.links...), complete: a.have == len(a.row)}
+	if !a.lastClosed.IsZero() {
+		a.every = a.rowTime.Sub(a.lastClosed)
+	}
 	a.open, a.lastClosed = false, a.rowTime
 	return r
 }
@@ -477,7 +490,14 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *rowScore, episode str
 	peak := a.ep.peak
 	b.Episode, b.EpisodeID, b.Start, b.End, b.Peak, b.PeakTime = episode, event.DerivedID(start, "episode", a.key), start, a.ep.end, &peak, a.ep.peakTime
 	b.PeakValue = finite(a.ep.peakValue)
-	if episode == event.EpisodeClose {
+	switch {
+	case r.silent < 0:
+		b.Reason = fmt.Sprintf("group %s: dropped from the detector's memory (max_assets) while anomalous; the alarm from %s to %s peaked at score %.2f",
+			g.Name, start.Format(time.RFC3339), a.ep.end.Format(time.RFC3339), peak)
+	case r.silent > 0:
+		b.Reason = fmt.Sprintf("group %s: no sample since the row of %s (%s without one); the alarm from %s to %s peaked at score %.2f",
+			g.Name, r.time.Format(time.RFC3339), r.silent.Truncate(time.Second), start.Format(time.RFC3339), a.ep.end.Format(time.RFC3339), peak)
+	case episode == event.EpisodeClose:
 		b.Reason = fmt.Sprintf("group %s: back to normal; the alarm from %s to %s peaked at score %.2f%s",
 			g.Name, start.Format(time.RFC3339), a.ep.end.Format(time.RFC3339), peak, state)
 	}
@@ -489,6 +509,9 @@ func (s *Service) groupAnomaly(a *asset, r closedRow, res *rowScore, episode str
 	var t [8]byte
 	binary.LittleEndian.PutUint64(t[:], uint64(r.time.UnixNano()))
 	e.ID = event.DerivedID(r.time, "group", a.key, string(t[:]))
+	if r.silent != 0 { // not the last row's own anomaly
+		e.ID = event.DerivedID(r.time, "group", a.key, string(t[:]), "close")
+	}
 	e.Source = Source
 	e.Labels = a.labels
 	e.Links = r.links

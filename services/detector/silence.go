@@ -2,6 +2,7 @@ package detector
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
@@ -15,7 +16,8 @@ import (
 // evicted from memory is never scored again: without the closes here their
 // episodes would stay open for ever, in ClickHouse and in the correlator's
 // incidents. Tick closes the episode of a series silent for its
-// detect.Detector.Silence, and that of a series evicted with one open.
+// detect.Detector.Silence, and that of a series evicted with one open; and
+// it ends the alarm of a group asset silent for its silence, or evicted.
 
 // lastSample is what the close of an open episode needs of its series: the
 // identity of the last sample it scored (held only while an episode is open,
@@ -158,4 +160,38 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 	a.ObservedTime = now
 	a.Normalize(a.ObservedTime)
 	return a, nil
+}
+
+// silence is how long an asset may send nothing before its alarm is ended:
+// ten of its rows' intervals, at least detect.DefaultEpisodeSilence.
+func (a *asset) silence() time.Duration {
+	return max(10*a.every, detect.DefaultEpisodeSilence)
+}
+
+// endAlarm ends a's alarm, which no row ended: it was silent for silent, or
+// evicted (silent -1). It appends the close to rows (its id derived from
+// the asset's last row and "close"). s.mu is held.
+func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []rowAnomaly {
+	since := a.det.AlarmSince()
+	a.det.EndAlarm()
+	r := closedRow{time: a.lastClosed, values: make([]float64, len(a.group.Channels)), silent: silent}
+	for i := range r.values {
+		r.values[i] = math.NaN()
+	}
+	if since.IsZero() { // an alarm restored from a snapshot of an older layout
+		since = r.time
+	}
+	if a.ep.end.IsZero() || a.ep.end.Before(since) {
+		a.ep.end = since
+	}
+	e, err := s.groupAnomaly(a, r, &rowScore{channel: -1}, event.EpisodeClose, since)
+	if err != nil {
+		s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group alarm close dropped")
+		return rows
+	}
+	a.pending++
+	if !a.evicted {
+		s.markAssetDirty(a)
+	}
+	return append(rows, rowAnomaly{e, a})
 }

@@ -240,3 +240,70 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 			b.Episode, b.EpisodeID, got[1].Links, a.EpisodeID, last.ID)
 	}
 }
+
+// A group asset that stops sending in an alarm has it ended after ten of
+// its rows' intervals without a sample, at its last row's time, with the
+// alarm's episode id; one evicted (max_assets) in an alarm has it ended at
+// the next tick.
+func TestSilentAssetAlarmIsEnded(t *testing.T) {
+	fault := []int{1, 3, 4}
+	a := faultAsset(6, fault, 30*60)
+	stopAt := a.Onset + 10 // ten rows into the fault
+	for _, evict := range []bool{false, true} {
+		clock := &testClock{t: t0}
+		cfg := Config{}
+		if evict {
+			cfg.MaxAssets = 1
+		}
+		_, h := newTestService(t, cfg, WithPipeline(votePipeline(t, a.Channels)), WithClock(clock.now))
+		datas := assetSamples(t, a)
+		for _, d := range datas[:stopAt*len(a.Channels)] {
+			ack(t, h, d)
+		}
+		got := published(t, h.Pub)
+		if len(got) == 0 || got[0].body.Episode != event.EpisodeOpen {
+			t.Fatalf("evict %v: %d group anomalies in the fault, want an open first", evict, len(got))
+		}
+		lastRow := a.Times[stopAt-1]
+		if evict {
+			_, d := sample(t, "plant", a.Channels[0], map[string]string{"host": "pump-2"}, lastRow, 1, "")
+			ack(t, h, d)
+		} else {
+			clock.add(9 * time.Minute)
+			if err := h.Tick(clock.now()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(published(t, h.Pub)); n != len(got) {
+				t.Fatalf("%d group anomalies after 9 silent minutes, want still %d", n, len(got))
+			}
+			clock.add(2 * time.Minute)
+		}
+		if err := h.Tick(clock.now()); err != nil {
+			t.Fatal(err)
+		}
+		after := published(t, h.Pub)
+		if len(after) != len(got)+1 {
+			t.Fatalf("evict %v: %d group anomalies, want %d and the alarm's end", evict, len(after), len(got)+1)
+		}
+		c := after[len(after)-1]
+		want := "no sample since the row of " + lastRow.Format(time.RFC3339)
+		if evict {
+			want = "dropped from the detector's memory (max_assets)"
+		}
+		if c.body.Episode != event.EpisodeClose || c.body.EpisodeID != got[0].body.EpisodeID || !c.env.Time.Equal(lastRow) || !strings.Contains(c.body.Reason, want) {
+			t.Errorf("evict %v: last event %s of episode %s at %v, reason %q; want the close of %s at %v saying %q",
+				evict, c.body.Episode, c.body.EpisodeID, c.env.Time, c.body.Reason, got[0].body.EpisodeID, lastRow, want)
+		}
+		for _, g := range got {
+			if g.env.ID == c.env.ID {
+				t.Errorf("evict %v: the close has the id of an earlier anomaly, %s", evict, c.env.ID)
+			}
+		}
+		if err := h.Tick(clock.now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(published(t, h.Pub)); n != len(after) {
+			t.Errorf("evict %v: %d group anomalies an hour later, want the alarm ended once", evict, n)
+		}
+	}
+}

@@ -296,6 +296,7 @@ func (s *Service) restoreAsset(key string, v []byte) (bool, error) {
 	if s.assets.Contains(key) || s.assets.Len() >= s.cfg.MaxAssets {
 		return false, nil
 	}
+	a.seen = s.now() // silent from now on, an alarm is ended after its silence
 	s.assets.Add(key, a)
 	s.m.assetsRestored.Inc()
 	return true, nil

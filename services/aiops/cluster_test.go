@@ -103,6 +103,7 @@ func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
 				"-set", "correlator.lease.replicas=3",
 				"-set", "notifier.lease.replicas=3",
 				"-set", "notifier.silences.replicas=3",
+				"-set", "notifier.state.replicas=3",
 				"-set", "ingest.listen=" + ingestAddr,
 				"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
 				"-set", "store.dsn=" + dsn,

@@ -46,6 +46,10 @@ type Config struct {
 	// incident live in one place, and a second instance stands by (it
 	// still serves the silences API) until the first stops or dies.
 	Lease bus.LeaseConfig `yaml:"lease"`
+	// State keeps the open incidents' labels, which inhibit, in a
+	// key-value bucket (default "notifier_state"), so that a restart, or a
+	// standby taking the lease, still knows them.
+	State StateConfig `yaml:"state"`
 }
 
 // ackWait is consumer.ack_wait, or when unset how long an event may wait
@@ -73,6 +77,7 @@ func (c Config) WithDefaults() Config {
 	c.Delivery = c.Delivery.WithDefaults()
 	c.Silences = c.Silences.WithDefaults()
 	c.Lease = c.Lease.WithDefaults()
+	c.State = c.State.WithDefaults()
 	return c
 }
 
@@ -96,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Lease.Validate(); err != nil {
 		return fmt.Errorf("%w: notifier.lease.%w", ErrInvalidConfig, err)
+	}
+	if err := c.State.Validate(); err != nil {
+		return fmt.Errorf("%w: notifier.state.%w", ErrInvalidConfig, err)
 	}
 	if c.Routes != "" {
 		if _, err := amconfig.Load(c.Routes); err != nil {

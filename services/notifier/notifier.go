@@ -58,6 +58,13 @@ type Processor struct {
 	// Alertmanager does, so that an incident is checked against the few
 	// that can inhibit it, not against every open incident.
 	sources []map[string]map[string]string
+	// open are the open incidents by id, what they inhibit by; unsaved
+	// those changed since store last took them (sources.go)
+	open       map[string]openIncident
+	unsaved    map[string]struct{}
+	store      OpenStore // nil: the open incidents live in memory only
+	saveMu     sync.Mutex
+	loggedFull bool
 
 	// records publishes every attempt as a webhook_delivery event (the
 	// writer's webhook_deliveries table); nil: attempts are only logged.
@@ -131,7 +138,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{}}
+	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{},
+		open: map[string]openIncident{}, unsaved: map[string]struct{}{}}
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	var hold time.Duration
 	if cfg.Routes != "" {
@@ -225,7 +233,9 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	}
 	r.labels = labelsOf(&st, inc)
 	p.mu.Lock()
-	p.trackSource(st.IncidentID, r.labels, inc.Status)
+	if p.trackOpen(st.IncidentID, r.labels, inc.Status == webhook.StatusResolved, st.Revision) && p.store != nil {
+		p.unsaved[st.IncidentID] = struct{}{}
+	}
 	p.mu.Unlock()
 	for _, route := range p.routes.Route.Match(r.labels) {
 		if _, ok := p.routes.Receiver(route.Receiver); ok { // Load checked every route's receiver
@@ -325,6 +335,10 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	if err != nil {
 		done(err)
 		return
+	}
+	// before the event can be acked: a restart then knows it inhibits
+	if err := p.saveOpen(ctx); err != nil {
+		p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
 	}
 	if len(r.routes) == 0 {
 		done(nil)
@@ -656,8 +670,8 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 }
 
 // trackSource records the incident as a possible source of inhibition,
-// or forgets it once resolved. p.mu is held.
-func (p *Processor) trackSource(id string, labels map[string]string, status webhook.Status) {
+// or forgets it once resolved (trackOpen). p.mu is held.
+func (p *Processor) trackSource(id string, labels map[string]string, resolved bool) {
 	rules := p.routes.InhibitRules
 	if p.sources == nil {
 		p.sources = make([]map[string]map[string]string, len(rules))
@@ -666,7 +680,7 @@ func (p *Processor) trackSource(id string, labels map[string]string, status webh
 		}
 	}
 	for i, r := range rules {
-		if status != webhook.StatusResolved && r.SourceMatchers.Matches(labels) {
+		if !resolved && r.SourceMatchers.Matches(labels) {
 			p.sources[i][id] = labels
 		} else {
 			delete(p.sources[i], id)

@@ -56,6 +56,14 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	proc.WithSilences(s.silences)
+	if !proc.cfg.State.Disabled {
+		store, err := openKVStore(ctx, js, proc.cfg.State)
+		if err != nil {
+			s.silences.Close()
+			return nil, err
+		}
+		proc.WithOpenStore(store)
+	}
 	if proc.cfg.API.Listen != "" {
 		if s.api, err = NewSilencesAPI(s.silences, proc.cfg.API, log); err != nil {
 			s.silences.Close()

@@ -1,0 +1,192 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// inhibitRoutes writes an Alertmanager configuration sending everything at
+// once to url, where a team's critical incident inhibits its warnings.
+func inhibitRoutes(t *testing.T, url string) string {
+	t.Helper()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	yml := "route:\n  receiver: hook\n  group_wait: 0s\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: " + url + "\n" +
+		"inhibit_rules:\n- source_matchers: [severity=\"critical\"]\n  target_matchers: [severity=\"warning\"]\n  equal: [team]\n"
+	if err := os.WriteFile(routes, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return routes
+}
+
+// A critical incident opened before a restart still inhibits its team's
+// warnings after it (the open incidents are kept in the key-value
+// bucket); once it resolved, the next warning goes out. With the state
+// disabled the restarted notifier pages for the warning, which is what
+// every restart did before.
+func TestRestartedNotifierStillInhibits(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("state disabled %v", disabled), func(t *testing.T) {
+			r := newJSRig(t, zerolog.ErrorLevel)
+			hook := newHookLog(t, false)
+			cfg := Config{Routes: inhibitRoutes(t, hook.srv.URL), Lease: bus.LeaseConfig{Disabled: true}, State: StateConfig{Disabled: disabled}}
+			cfg.Consumer.FetchWait = 50 * time.Millisecond
+			// in the past: the notifier's clock takes an event time at most a
+			// minute ahead of the wall clock (MaxClockSkew)
+			now := time.Now().UTC().Truncate(time.Millisecond).Add(-10 * time.Minute)
+
+			first, stopFirst := r.start(cfg)
+			r.publish(incidentAt(t, "db-crit", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, now, now))
+			eventually(t, func() string { return fmt.Sprintf("heard %v", hook.heard()) }, func() bool {
+				return len(hook.heard()) == 1 && first.ConsumerStats().Acked == 1
+			})
+			stopFirst()
+
+			second, stopSecond := r.start(cfg)
+			defer stopSecond()
+			r.publish(
+				incidentAt(t, "db-warn", "replica", "dba", event.SeverityWarning, event.IncidentOpened, now.Add(time.Minute), now.Add(time.Minute)),
+				incidentAt(t, "web-warn", "web", "storefront", event.SeverityWarning, event.IncidentOpened, now.Add(time.Minute), now.Add(time.Minute)),
+			)
+			eventually(t, func() string { return fmt.Sprintf("consumer %+v", second.ConsumerStats()) }, func() bool {
+				return second.ConsumerStats().Acked == 2
+			})
+			waitSent(t, second.proc)
+			if disabled {
+				if got := hook.statuses("db-warn"); len(got) != 1 {
+					t.Errorf("db-warn with the state disabled: heard %v, want it paged (the restart forgot db-crit)", got)
+				}
+				return
+			}
+			if got := hook.statuses("db-warn"); len(got) != 0 {
+				t.Errorf("db-warn: heard %v after the restart, want it inhibited by db-crit", got)
+			}
+			if got := hook.statuses("web-warn"); len(got) != 1 {
+				t.Errorf("web-warn, another team's: heard %v, want its opening", got)
+			}
+			r.publish(
+				incidentAt(t, "db-crit", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, now, now.Add(2*time.Minute)),
+				incidentAt(t, "db-warn-2", "replica", "dba", event.SeverityWarning, event.IncidentOpened, now.Add(3*time.Minute), now.Add(3*time.Minute)),
+			)
+			eventually(t, func() string { return fmt.Sprintf("heard %v, consumer %+v", hook.heard(), second.ConsumerStats()) }, func() bool {
+				return len(hook.statuses("db-warn-2")) == 1
+			})
+			if got := hook.statuses("db-crit"); len(got) != 2 || got[1] != "resolved" {
+				t.Errorf("db-crit: heard %v, want its opening and its resolve", got)
+			}
+		})
+	}
+}
+
+// memOpen is an OpenStore in memory that fails while failing is set.
+type memOpen struct {
+	mu      sync.Mutex
+	kept    map[string]openIncident
+	failing bool
+	writes  int
+}
+
+func (m *memOpen) Put(_ context.Context, inc openIncident) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing {
+		return errors.New("fake: bucket down")
+	}
+	m.writes++
+	m.kept[inc.ID] = inc
+	return nil
+}
+
+func (m *memOpen) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failing {
+		return errors.New("fake: bucket down")
+	}
+	m.writes++
+	delete(m.kept, id)
+	return nil
+}
+
+func (m *memOpen) All(context.Context) ([]openIncident, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []openIncident
+	for _, inc := range m.kept {
+		out = append(out, inc)
+	}
+	return out, nil
+}
+
+// What is kept of an open incident changes with its labels and its
+// resolve, not with every event, and never back to an older revision; a
+// write that failed is made again by the next checkpoint.
+func TestOpenIncidentsKept(t *testing.T) {
+	store := &memOpen{kept: map[string]openIncident{}}
+	proc, err := NewProcessor(Config{Routes: inhibitRoutes(t, "http://127.0.0.1:1")}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.WithOpenStore(store)
+	ctx := context.Background()
+	track := func(id string, labels map[string]string, resolved bool, rev int) {
+		t.Helper()
+		proc.mu.Lock()
+		if proc.trackOpen(id, labels, resolved, rev) {
+			proc.unsaved[id] = struct{}{}
+		}
+		proc.mu.Unlock()
+		if err := proc.saveOpen(ctx); err != nil && !store.failing {
+			t.Fatal(err)
+		}
+	}
+	crit := map[string]string{"severity": "critical", "team": "dba"}
+	track("a", crit, false, 1)
+	track("a", crit, false, 2) // same labels: nothing to write
+	if store.writes != 1 || store.kept["a"].Revision != 1 {
+		t.Fatalf("%d writes, kept %+v; want one write for the opening", store.writes, store.kept["a"])
+	}
+	track("a", map[string]string{"severity": "warning", "team": "dba"}, false, 1) // older: ignored
+	if got := proc.open["a"].Labels["severity"]; got != "critical" {
+		t.Errorf("an older revision changed the labels to severity %q", got)
+	}
+	if !proc.inhibited("b", map[string]string{"severity": "warning", "team": "dba"}) {
+		t.Error("the open critical incident does not inhibit its team's warning")
+	}
+	store.failing = true
+	track("a", nil, true, 3)
+	if _, ok := store.kept["a"]; !ok {
+		t.Fatal("the resolve was written while the bucket was down")
+	}
+	store.failing = false
+	if err := proc.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := store.kept["a"]; ok || proc.inhibited("b", map[string]string{"severity": "warning", "team": "dba"}) {
+		t.Error("the resolved incident is still kept, or still inhibits, after the checkpoint")
+	}
+
+	// a new processor restores what was kept
+	track("c", crit, false, 1)
+	again, err := NewProcessor(Config{Routes: inhibitRoutes(t, "http://127.0.0.1:1")}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.WithOpenStore(store)
+	if err := again.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !again.inhibited("d", map[string]string{"severity": "warning", "team": "dba"}) {
+		t.Error("the restored processor does not know the open critical incident")
+	}
+}

@@ -148,19 +148,14 @@ func openInput(path string) (io.Reader, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
+// writeOutput writes a result with write through openOutput: whole or
+// not at all.
 func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
-	if path == "-" {
-		return write(stdout)
-	}
-	f, err := os.Create(path)
+	w, commit, err := openOutput(path, stdout)
 	if err != nil {
 		return err
 	}
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return commit(write(w))
 }
 
 // loadRules reads a YAML file of correlation rules strictly, for the

@@ -11,13 +11,27 @@ import (
 // stdout). A file is written under a temporary name beside it; commit(err)
 // closes it and renames it into place only when err is nil and the close
 // worked, else removes it, so a failed run never leaves a truncated file
-// that looks like a result. commit returns the first error.
+// that looks like a result (a pipe or a device is written as it is).
+// commit returns the first error.
 func openOutput(path string, stdout io.Writer) (w io.Writer, commit func(error) error, err error) {
 	if path == "-" {
 		return stdout, func(err error) error { return err }, nil
 	}
 	if err := checkOutputPath(path); err != nil {
 		return nil, nil, err
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		// a pipe or a device (/dev/stdout): written as it is, no rename
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func(err error) error {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}, nil
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {

@@ -177,7 +177,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		return ErrAlreadyRunning
 	}
 	defer r.running.Store(false)
-	if cp, ok := r.checkpointer(); ok {
+	if cp, ok := r.proc.(Checkpointer); ok {
 		if err := cp.Restore(ctx); err != nil {
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return nil // stopped while starting: nothing was consumed
@@ -197,7 +197,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	if _, ok := r.ticker(); ok && !r.manualTicks {
 		wg.Go(func() { r.tickLoop(loops, drained) })
 	}
-	if _, ok := r.checkpointer(); ok {
+	if _, ok := r.proc.(Checkpointer); ok {
 		wg.Go(func() { r.checkpointLoop(loops) })
 	}
 	if r.sink != nil {
@@ -234,7 +234,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		r.log.Warn().Err(err).Int("outputs", r.Unsent()).Msg("periodic outputs not stored at shutdown")
 	}
 	r.giveUpUnsent()
-	if cp, ok := r.checkpointer(); ok {
+	if cp, ok := r.proc.(Checkpointer); ok {
 		if err := r.checkpoint(final, cp); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
@@ -543,16 +543,6 @@ func (r *Runner) ticker() (Ticker, bool) {
 	return t, ok
 }
 
-// checkpointer is the processor's or the sink's Checkpointer, if it has one.
-func (r *Runner) checkpointer() (Checkpointer, bool) {
-	if r.sink != nil {
-		cp, ok := r.sink.(Checkpointer)
-		return cp, ok
-	}
-	cp, ok := r.proc.(Checkpointer)
-	return cp, ok
-}
-
 // sinkEmitter is what a Sink's Tick gets: a Sink emits nothing.
 type sinkEmitter struct{}
 
@@ -677,7 +667,7 @@ func (r *Runner) Unsent() int {
 }
 
 func (r *Runner) checkpointLoop(ctx context.Context) {
-	cp, _ := r.checkpointer()
+	cp := r.proc.(Checkpointer)
 	t := time.NewTicker(r.cfg.CheckpointEvery)
 	defer t.Stop()
 	for {

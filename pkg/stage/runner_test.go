@@ -383,50 +383,6 @@ func TestRunnerDrivesASink(t *testing.T) {
 	}
 }
 
-// checkpointSink is a sink whose state outlives a restart.
-type checkpointSink struct {
-	sink
-	order []string
-}
-
-func (s *checkpointSink) Restore(context.Context) error { s.note("restore"); return nil }
-func (s *checkpointSink) Checkpoint(context.Context) error {
-	s.note("checkpoint")
-	return nil
-}
-func (s *checkpointSink) Write(ctx context.Context, in *event.Envelope, done func(error)) {
-	s.note("write")
-	s.sink.Write(ctx, in, done)
-}
-
-func (s *checkpointSink) note(what string) {
-	s.mu.Lock()
-	s.order = append(s.order, what)
-	s.mu.Unlock()
-}
-
-// A sink that is a Checkpointer is restored before its first input and
-// checkpointed after the drain, as a processor is.
-func TestRunnerRestoresAndCheckpointsASink(t *testing.T) {
-	s := &checkpointSink{}
-	h := stagetest.Start(t, s, stage.Config{CheckpointEvery: time.Hour})
-	go h.Feed(logEvent(t, 1, "a"))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.mu.Lock()
-		n := len(s.held)
-		s.mu.Unlock()
-		if n == 1 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err := h.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(s.order, ","); got != "restore,write,checkpoint" {
-		t.Fatalf("order %s, want restore first and a checkpoint after the drain", got)
-	}
-}
-
 // lateSource hands one delivery out after its context ended and the
 // sink's drain Flush ran: a message fetched just before the stop reaches
 // the sink after that Flush. It reports the delivery's result, or that

@@ -60,8 +60,8 @@ type Ticker interface {
 	Tick(ctx context.Context, now time.Time, out Emitter) error
 }
 
-// Checkpointer is implemented by processors and sinks whose state outlives a
-// restart. Restore runs before the first delivery (an error stops the stage);
+// Checkpointer is implemented by processors whose state outlives a restart.
+// Restore runs before the first delivery (an error stops the stage);
 // Checkpoint every Config.CheckpointEvery and once after the drain, when
 // every input that was acked is in the state.
 type Checkpointer interface {

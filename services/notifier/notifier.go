@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -62,8 +63,11 @@ type Processor struct {
 	// those changed since store last took them (sources.go)
 	open       map[string]openIncident
 	unsaved    map[string]struct{}
-	store      OpenStore // nil: the open incidents live in memory only
+	store      OpenStore               // nil: the open incidents live in memory only
+	resolved   *lru.Cache[string, int] // resolved incidents' revisions
 	saveMu     sync.Mutex
+	fenced     atomic.Bool // the lease is lost: the store is not written
+	lastSave   time.Time   // Tick's last saveDue (wall clock)
 	loggedFull bool
 
 	// records publishes every attempt as a webhook_delivery event (the
@@ -164,6 +168,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	p.delivered, _ = lru.New[string, struct{}](100_000)
+	p.resolved, _ = lru.New[string, int](maxResolved)
 	return p, nil
 }
 
@@ -336,7 +341,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		done(err)
 		return
 	}
-	// before the event can be acked: a restart then knows it inhibits
+	// before the event is notified: a restart then knows it inhibits
 	if err := p.saveOpen(ctx); err != nil {
 		p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
 	}
@@ -365,7 +370,8 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 // Tick hands what came due to the receivers' lanes (the stage.Ticker
 // side): the runner calls it every second with the wall clock, which moves
 // the notifier's event time on while no event arrives.
-func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
+func (p *Processor) Tick(ctx context.Context, now time.Time, _ stage.Emitter) error {
+	p.saveDue(ctx, now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.handDue(p.clock.at(now))

@@ -104,7 +104,15 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
-	err := s.lease.Lead(actx, s.log, s.Stage.Run, nil)
+	// each term reads the open incidents first: the holder before may have
+	// changed them; a lost lease stops writing them at once
+	term := func(ctx context.Context) error {
+		if err := s.proc.restoreOpen(ctx); err != nil {
+			return err
+		}
+		return s.Stage.Run(ctx)
+	}
+	err := s.lease.Lead(actx, s.log, term, func() { s.proc.fenced.Store(true) })
 	cancel()
 	wg.Wait()
 	if err == nil {

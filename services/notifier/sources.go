@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,8 +19,14 @@ import (
 // took the lease), every incident that inhibits, and paged for what they
 // inhibit until each one's next event. The open incidents' labels are
 // kept in a key-value bucket (StateConfig), written when they change,
-// before the event that changed them can be acked, and read before the
-// first event after a start.
+// before the event that changed them is notified, and read when this
+// instance's term begins (at start, or when it takes the lease). A
+// resolved incident is kept as resolved (a tombstone), so that an older
+// state of it that comes again (a redelivery) does not bring it back; an
+// entry not written for state.max_age expires, so one whose resolve never
+// came inhibits no longer than that. While the bucket cannot be written,
+// delivery goes on: what failed is written at the next event or tick, and
+// a crash meanwhile forgets it.
 
 // StateConfig is the key-value bucket of the open incidents' labels.
 type StateConfig struct {
@@ -30,6 +37,10 @@ type StateConfig struct {
 	// Disabled keeps the open incidents in memory only: a restart forgets
 	// which of them inhibit.
 	Disabled bool `yaml:"disabled"`
+	// MaxAge drops an entry not written for this long (default 168h; an
+	// open incident's entry is written again every MaxAge/2): an incident
+	// whose resolve never came inhibits at most this long after a restart.
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // WithDefaults fills what is unset.
@@ -40,6 +51,9 @@ func (c StateConfig) WithDefaults() StateConfig {
 	if c.Replicas == 0 {
 		c.Replicas = 1
 	}
+	if c.MaxAge == 0 {
+		c.MaxAge = 168 * time.Hour
+	}
 	return c
 }
 
@@ -48,6 +62,9 @@ func (c StateConfig) Validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("replicas: %d is not in [1,5]", c.Replicas)
 	}
+	if c.MaxAge < 0 || c.MaxAge > 0 && c.MaxAge < time.Minute {
+		return fmt.Errorf("max_age: %v, want at least 1m", c.MaxAge)
+	}
 	return nil
 }
 
@@ -55,25 +72,32 @@ func (c StateConfig) Validate() error {
 // past it an incident's opening inhibits nothing (counted in the log).
 const MaxOpen = 100_000
 
+// maxResolved bounds the resolved incidents remembered in memory, whose
+// older states are refused (the bucket keeps its tombstones until they
+// expire).
+const maxResolved = 10_000
+
 // openIncident is what the notifier keeps of an open incident: the labels
 // it is routed by, and its revision, so that an older state of it that
-// comes again changes nothing.
+// comes again changes nothing. Resolved: a tombstone.
 type openIncident struct {
 	ID       string            `json:"id"`
-	Labels   map[string]string `json:"labels"`
+	Labels   map[string]string `json:"labels,omitempty"`
 	Revision int               `json:"revision"`
+	Resolved bool              `json:"resolved,omitempty"`
+	saved    time.Time         // when this instance last wrote it (wall clock)
 }
 
-// OpenStore keeps the open incidents across restarts.
+// OpenStore keeps the open incidents, and the resolved ones' tombstones,
+// across restarts.
 type OpenStore interface {
 	Put(ctx context.Context, inc openIncident) error
-	Delete(ctx context.Context, id string) error
-	// All returns every incident kept.
+	// All returns every entry kept.
 	All(ctx context.Context) ([]openIncident, error)
 }
 
-// kvOpen is an OpenStore on a JetStream key-value bucket: one key per open
-// incident, deleted once it resolved.
+// kvOpen is an OpenStore on a JetStream key-value bucket: one key per
+// incident, expiring after StateConfig.MaxAge.
 type kvOpen struct{ kv jetstream.KeyValue }
 
 // openKVStore creates (or updates) the bucket of cfg.
@@ -82,6 +106,7 @@ func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (
 		Bucket:      cfg.Bucket,
 		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>)",
 		History:     1,
+		TTL:         cfg.MaxAge,
 		Replicas:    cfg.Replicas,
 		Storage:     jetstream.FileStorage,
 	})
@@ -116,14 +141,6 @@ func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 	return err
 }
 
-func (s *kvOpen) Delete(ctx context.Context, id string) error {
-	err := s.kv.Delete(ctx, openKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	return err
-}
-
 func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
@@ -133,7 +150,7 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 	for key := range lister.Keys() {
 		e, err := s.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // resolved meanwhile
+			continue // expired meanwhile
 		}
 		if err != nil {
 			return nil, err
@@ -155,16 +172,24 @@ func (p *Processor) WithOpenStore(store OpenStore) *Processor {
 
 // trackOpen records the state of incident id (its labels, resolved or not,
 // at revision) as what it inhibits by, and reports whether what is kept of
-// it changed. An older revision than the one kept changes nothing. p.mu is
-// held.
+// it changed. An older revision than the one kept, or than its resolve,
+// changes nothing. p.mu is held.
 func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool, revision int) bool {
 	old, had := p.open[id]
-	switch {
-	case had && revision < old.Revision:
+	if had && revision < old.Revision {
 		return false // an older state, come again
-	case resolved && !had:
-		return false
+	}
+	if !had {
+		if r, ok := p.resolved.Peek(id); ok && revision < r {
+			return false // an older state of a resolved incident
+		}
+	}
+	switch {
 	case resolved:
+		p.resolved.Add(id, revision)
+		if !had {
+			return false
+		}
 		delete(p.open, id)
 		p.trackSource(id, nil, true)
 		return true
@@ -175,43 +200,57 @@ func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool
 		}
 		return false
 	}
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: revision}
+	p.resolved.Remove(id) // reopened
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: revision, saved: old.saved}
 	p.trackSource(id, labels, false)
 	return !had || !maps.Equal(old.Labels, labels)
 }
 
-// saveOpen writes what changed of the open incidents to the store; what
-// fails is written at the next event or checkpoint.
+// saveOpen writes what changed of the open incidents to the store, and
+// again the open ones written more than max_age/2 ago (so that they do not
+// expire); what fails is written at the next event or tick. Nothing is
+// written once the lease is lost (fenced): the next holder owns the bucket.
 func (p *Processor) saveOpen(ctx context.Context) error {
 	if p.store == nil {
 		return nil
 	}
 	p.saveMu.Lock()
 	defer p.saveMu.Unlock()
+	if p.fenced.Load() {
+		return nil
+	}
+	now := p.now()
 	p.mu.Lock()
-	todo := make(map[string]*openIncident, len(p.unsaved))
+	var todo []openIncident
 	for id := range p.unsaved {
 		if inc, ok := p.open[id]; ok {
-			todo[id] = &inc
-		} else {
-			todo[id] = nil
+			todo = append(todo, inc)
+		} else if r, ok := p.resolved.Peek(id); ok {
+			todo = append(todo, openIncident{ID: id, Revision: r, Resolved: true})
+		}
+	}
+	refresh := p.cfg.State.WithDefaults().MaxAge / 2
+	for id, inc := range p.open {
+		if _, taken := p.unsaved[id]; !taken && now.Sub(inc.saved) >= refresh {
+			todo = append(todo, inc)
 		}
 	}
 	clear(p.unsaved)
 	p.mu.Unlock()
 	var failed []string
 	var errs []error
-	for id, inc := range todo {
-		var err error
-		if inc == nil {
-			err = p.store.Delete(ctx, id)
-		} else {
-			err = p.store.Put(ctx, *inc)
-		}
-		if err != nil {
-			failed = append(failed, id)
+	for _, inc := range todo {
+		if err := p.store.Put(ctx, inc); err != nil {
+			failed = append(failed, inc.ID)
 			errs = append(errs, err)
+			continue
 		}
+		p.mu.Lock()
+		if cur, ok := p.open[inc.ID]; ok && !inc.Resolved {
+			cur.saved = now
+			p.open[inc.ID] = cur
+		}
+		p.mu.Unlock()
 	}
 	if len(failed) == 0 {
 		return nil
@@ -224,10 +263,28 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
 }
 
-// Restore reads the open incidents kept (the stage.Checkpointer side: before
-// the first event).
-func (p *Processor) Restore(ctx context.Context) error {
-	if p.store == nil {
+// saveEvery is how often Tick writes what failed to be written.
+const saveEvery = 30 * time.Second
+
+// saveDue writes, from Tick at most every saveEvery, what the events'
+// writes left unsaved and the entries to refresh.
+func (p *Processor) saveDue(ctx context.Context, now time.Time) {
+	if p.store == nil || now.Sub(p.lastSave) < saveEvery {
+		return
+	}
+	p.lastSave = now
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := p.saveOpen(ctx); err != nil {
+		p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
+	}
+}
+
+// restoreOpen begins a term (at start, or when this instance takes the
+// lease): it forgets what it knew of the open incidents, which the holder
+// between may have changed, and reads them from the store.
+func (p *Processor) restoreOpen(ctx context.Context) error {
+	if p.store == nil || p.routes == nil {
 		return nil
 	}
 	all, err := p.store.All(ctx)
@@ -236,12 +293,23 @@ func (p *Processor) Restore(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	clear(p.open)
+	clear(p.unsaved)
+	p.sources = nil
+	p.resolved.Purge()
+	p.fenced.Store(false)
+	open := 0
 	for _, inc := range all {
-		p.trackOpen(inc.ID, inc.Labels, false, inc.Revision)
+		if inc.Resolved {
+			p.resolved.Add(inc.ID, inc.Revision)
+			continue
+		}
+		// never saved by this instance: written again at the first tick,
+		// so that it does not expire
+		if p.trackOpen(inc.ID, inc.Labels, false, inc.Revision) {
+			open++
+		}
 	}
-	p.log.Info().Int("open_incidents", len(all)).Msg("open incidents restored")
+	p.log.Info().Int("open_incidents", open).Msg("open incidents restored")
 	return nil
 }
-
-// Checkpoint writes the open incidents whose write failed.
-func (p *Processor) Checkpoint(ctx context.Context) error { return p.saveOpen(ctx) }

@@ -107,17 +107,6 @@ func (m *memOpen) Put(_ context.Context, inc openIncident) error {
 	return nil
 }
 
-func (m *memOpen) Delete(_ context.Context, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing {
-		return errors.New("fake: bucket down")
-	}
-	m.writes++
-	delete(m.kept, id)
-	return nil
-}
-
 func (m *memOpen) All(context.Context) ([]openIncident, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -165,16 +154,27 @@ func TestOpenIncidentsKept(t *testing.T) {
 	}
 	store.failing = true
 	track("a", nil, true, 3)
-	if _, ok := store.kept["a"]; !ok {
+	if store.kept["a"].Resolved {
 		t.Fatal("the resolve was written while the bucket was down")
 	}
 	store.failing = false
-	if err := proc.Checkpoint(ctx); err != nil {
+	if err := proc.saveOpen(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := store.kept["a"]; ok || proc.inhibited("b", map[string]string{"severity": "warning", "team": "dba"}) {
-		t.Error("the resolved incident is still kept, or still inhibits, after the checkpoint")
+	if kept := store.kept["a"]; !kept.Resolved || proc.inhibited("b", map[string]string{"severity": "warning", "team": "dba"}) {
+		t.Error("the resolved incident is not kept as resolved, or still inhibits, after the retry")
 	}
+	// its opening, come again, does not bring it back
+	track("a", crit, false, 1)
+	if _, ok := proc.open["a"]; ok || store.kept["a"].Resolved != true {
+		t.Error("an older state of the resolved incident brought it back")
+	}
+	// a reopening (a later revision) does
+	track("a", crit, false, 4)
+	if _, ok := proc.open["a"]; !ok || store.kept["a"].Resolved {
+		t.Error("the reopened incident is not kept open")
+	}
+	track("a", nil, true, 5)
 
 	// a new processor restores what was kept
 	track("c", crit, false, 1)
@@ -183,10 +183,53 @@ func TestOpenIncidentsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	again.WithOpenStore(store)
-	if err := again.Restore(ctx); err != nil {
+	// what it knew before the term (another holder resolved it since) is
+	// forgotten
+	again.mu.Lock()
+	again.trackOpen("stale", crit, false, 1)
+	again.mu.Unlock()
+	if err := again.restoreOpen(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !again.inhibited("d", map[string]string{"severity": "warning", "team": "dba"}) {
 		t.Error("the restored processor does not know the open critical incident")
+	}
+	if _, ok := again.open["stale"]; ok {
+		t.Error("an incident known before the term, not in the store, survived the restore")
+	}
+	again.mu.Lock()
+	if again.trackOpen("a", crit, false, 2) {
+		t.Error("after the restore, an older state of the resolved incident a brought it back")
+	}
+	again.mu.Unlock()
+	// the first tick writes the restored open incidents again, so that
+	// their entries do not expire (max_age)
+	before := store.writes
+	again.saveDue(ctx, time.Now())
+	if store.writes != before+1 {
+		t.Errorf("the first tick wrote %d entries, want the one open incident restored", store.writes-before)
+	}
+	again.saveDue(ctx, time.Now())
+	if store.writes != before+1 {
+		t.Error("a second tick within saveEvery wrote again")
+	}
+	// fenced (the lease lost), nothing is written
+	again.fenced.Store(true)
+	writes := store.writes
+	again.mu.Lock()
+	again.trackOpen("e", crit, false, 1)
+	again.unsaved["e"] = struct{}{}
+	again.mu.Unlock()
+	if err := again.saveOpen(ctx); err != nil || store.writes != writes {
+		t.Errorf("fenced: %v, %d writes; want none", err, store.writes-writes)
+	}
+	// no routes: nothing to restore, and no panic
+	none, err := NewProcessor(Config{}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	none.WithOpenStore(store)
+	if err := none.restoreOpen(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -124,8 +124,12 @@ type Service struct {
 	open  map[*series]struct{}
 	ended []*series
 	// endedAssets are the assets evicted in an alarm, ended at the next
-	// tick (silence.go)
+	// tick; stale the snapshot keys of evicted assets whose alarm a tick
+	// ended, to delete; lastSample the service's clock (unix ns) at the
+	// latest sample of any series (silence.go)
 	endedAssets []*asset
+	stale       []string
+	lastSample  int64
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -339,8 +343,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	case res.Flags&detect.FlagDuplicate != 0:
 		s.m.ignored.WithLabelValues("duplicate").Inc()
 	}
+	seen := s.now()
+	s.lastSample = seen.UnixNano()
 	if !res.Flags.Ignored() {
-		s.track(ser, e, body.Name, res.Scored, s.now())
+		s.track(ser, e, body.Name, res.Scored, seen)
 		if !ser.dirty {
 			ser.dirty = true
 			s.dirty = append(s.dirty, ser)
@@ -394,11 +400,24 @@ func (s *Service) settled(ser *series, err error) {
 // that have waited their group's wait for missing channels at now, scores
 // them and emits their anomalies; the runner calls it every second and
 // keeps those whose publish failed for the next tick.
-func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) error {
+func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
 	s.mu.Lock()
 	closes := s.silentCloses(now)
 	s.mu.Unlock()
 	s.emitSeries(out, closes)
+	var stale []string
+	for _, c := range closes {
+		if c.stale != "" {
+			stale = append(stale, c.stale)
+		}
+	}
+	defer func() {
+		s.mu.Lock()
+		stale = append(stale, s.stale...)
+		s.stale = nil
+		s.mu.Unlock()
+		s.dropStale(ctx, stale)
+	}()
 	if len(s.pipeline.Groups) == 0 {
 		return nil
 	}
@@ -411,7 +430,7 @@ func (s *Service) Tick(_ context.Context, now time.Time, out stage.Emitter) erro
 	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
-			if silent := now.Sub(a.seen); !a.open && a.det.Alarming() && silent >= a.silence() {
+			if silent := time.Unix(0, s.lastSample).Sub(a.seen); !a.open && a.pending == 0 && a.det.Alarming() && silent >= a.silence() {
 				rows = s.endAlarm(rows, a, silent)
 			}
 			continue

@@ -1,9 +1,13 @@
 package detector
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -61,9 +65,9 @@ func (s *Service) evicting(ser *series) {
 	}
 }
 
-// silentCloses ends the episodes of the series silent for their Silence at
-// now, and of those evicted with one open, and returns their closes. s.mu is
-// held.
+// silentCloses ends the episodes of the series silent for their Silence
+// (by the service's clock, until the latest sample of any series), and of
+// those evicted with one open, and returns their closes. s.mu is held.
 func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 	var out []seriesAnomaly
 	end := func(ser *series, why string) {
@@ -83,10 +87,20 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 			ser.dirty = true
 			s.dirty = append(s.dirty, ser)
 		}
-		out = append(out, seriesAnomaly{e, ser})
+		out = append(out, seriesAnomaly{event: e, series: ser})
+		if ser.evicted && s.kv != nil {
+			// its snapshot still holds the episode open: a restart would
+			// close it again (seriesAnomaly.stale)
+			out[len(out)-1].stale = s.keyOf(ser.key)
+		}
 	}
 	for ser := range s.open {
-		if now.UnixNano()-ser.seen >= int64(ser.det.Silence()) {
+		// silent while other series' samples came: when none come at all
+		// (the bus or the producers are down) nothing tells a series that
+		// stopped from one whose samples are held up; and not while the
+		// episode's last event is still being published (the close must
+		// not overtake it)
+		if s.lastSample-ser.seen >= int64(ser.det.Silence()) && ser.pending == 0 {
 			delete(s.open, ser)
 			end(ser, "silent")
 		}
@@ -102,6 +116,21 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 type seriesAnomaly struct {
 	event  *event.Envelope
 	series *series
+	// stale is the snapshot key of an evicted series whose episode this
+	// closes, to delete ("": none)
+	stale string
+}
+
+// dropStale deletes the snapshots of evicted series and assets whose
+// episode a tick closed: they hold it open, and a restart would close it
+// again. A series seen again meanwhile is written anew by the next
+// snapshot.
+func (s *Service) dropStale(ctx context.Context, keys []string) {
+	for _, k := range keys {
+		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			s.log.Warn().Err(err).Str("key", k).Msg("snapshot of an evicted series not deleted: a restart may close its episode again")
+		}
+	}
 }
 
 func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
@@ -125,8 +154,8 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 	if why == "evicted" {
 		reason = fmt.Sprintf("%s dropped from the detector's memory (max_series) while anomalous", last.Metric)
 	} else {
-		reason = fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
-			last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
+		reason = fmt.Sprintf("%s sent no sample since %s (%s without one while other series sent theirs)", last.Metric,
+			last.Time.UTC().Format(time.RFC3339), time.Duration(s.lastSample-ser.seen).Truncate(time.Second))
 	}
 	reason += fmt.Sprintf(": the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
 		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, ser.route)
@@ -157,6 +186,7 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 	a.Labels, a.Resource = last.Labels, last.Resource
 	a.Links = []string{last.ID}
 	a.Severity = event.SeverityWarning
+	a.Fingerprint = "" // recomputed over the series' labels, as the episode's other events
 	a.ObservedTime = now
 	a.Normalize(a.ObservedTime)
 	return a, nil
@@ -192,6 +222,8 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 	a.pending++
 	if !a.evicted {
 		s.markAssetDirty(a)
+	} else if s.kv != nil {
+		s.stale = append(s.stale, s.cfg.Instance+"."+assetKeyPrefix+a.key)
 	}
 	return append(rows, rowAnomaly{e, a})
 }

@@ -1,9 +1,12 @@
 package detector
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -44,10 +47,19 @@ func openEpisode(t *testing.T, h *stagetest.Harness, clock *testClock, name stri
 	return last
 }
 
-// A series that stops while anomalous has its episode closed after ten of
-// its intervals without a sample, at its last sample's time; before that,
-// and after, nothing more is sent. When it comes back anomalous, a new
-// episode opens.
+// heartbeat sends a sample of another series at the clock's time: silence
+// is told while other series' samples come.
+func heartbeat(t *testing.T, h *stagetest.Harness, clock *testClock) {
+	t.Helper()
+	_, data := sample(t, "other", "heartbeat", nil, clock.now(), 1, "")
+	ack(t, h, data)
+}
+
+// A series that stops while anomalous, while others go on, has its episode
+// closed after ten of its intervals without a sample, at its last sample's
+// time; before that, and after, nothing more is sent, and nothing is
+// closed while no series sends (the bus or the producers are down). When
+// it comes back anomalous, a new episode opens.
 func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	clock := &testClock{t: t0}
 	s, h := newTestService(t, Config{}, WithClock(clock.now))
@@ -59,13 +71,21 @@ func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	open := got[0].body
 
 	clock.add(8 * time.Minute) // 9 minutes since the last sample: within ten intervals
+	heartbeat(t, h, clock)
 	if err := h.Tick(clock.now()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(h.Pub.Messages()); n != 1 {
 		t.Fatalf("%d events after 9 silent minutes, want still 1", n)
 	}
-	clock.add(2 * time.Minute)
+	clock.add(30 * time.Minute) // and no sample of any series
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d events after 30 minutes without any sample, want still 1", n)
+	}
+	heartbeat(t, h, clock)
 	if err := h.Tick(clock.now()); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +106,9 @@ func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	if !strings.Contains(c.body.Reason, "sent no sample since "+last.Time.Format(time.RFC3339)) || !c.body.Start.Equal(open.Start) {
 		t.Errorf("close reason %q start %v, want the silence named and the episode's start %v", c.body.Reason, c.body.Start, open.Start)
 	}
+	if c.env.Fingerprint != got[0].env.Fingerprint {
+		t.Errorf("close fingerprint %s, the open's %s: one series, one fingerprint", c.env.Fingerprint, got[0].env.Fingerprint)
+	}
 	s.mu.Lock()
 	ser, _ := s.series.Get(seriesKey(last.Fingerprint))
 	p := ser.pending
@@ -95,6 +118,7 @@ func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	}
 
 	clock.add(time.Hour)
+	heartbeat(t, h, clock)
 	if err := h.Tick(clock.now()); err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +136,25 @@ func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	}
 }
 
+// kvDeletes records the keys deleted from the snapshot bucket.
+type kvDeletes struct {
+	jetstream.KeyValue
+	deleted []string
+}
+
+func (k *kvDeletes) Delete(_ context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
+	k.deleted = append(k.deleted, key)
+	return nil
+}
+
 // A series evicted from memory (max_series) with an episode open has it
-// closed at the next tick; one evicted calm sends nothing.
+// closed at the next tick, and its snapshot, which holds the episode open,
+// deleted (a restart would close it again); one evicted calm sends nothing.
 func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	clock := &testClock{t: t0}
-	_, h := newTestService(t, Config{MaxSeries: 1}, WithClock(clock.now))
+	s, h := newTestService(t, Config{MaxSeries: 1}, WithClock(clock.now))
+	kv := &kvDeletes{}
+	s.kv = kv
 	last := openEpisode(t, h, clock, "latency_ms", t0)
 	_, data := sample(t, "db", "other", nil, t0, 1, "")
 	ack(t, h, data) // evicts latency_ms
@@ -129,6 +167,9 @@ func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	}
 	if r := got[1].body.Reason; !strings.Contains(r, "dropped from the detector's memory") || got[1].env.Links[0] != last.ID {
 		t.Errorf("close reason %q links %v", r, got[1].env.Links)
+	}
+	if want := s.keyOf(seriesKey(last.Fingerprint)); len(kv.deleted) != 1 || kv.deleted[0] != want {
+		t.Errorf("snapshots deleted %v, want the evicted series' %s", kv.deleted, want)
 	}
 	_, data = sample(t, "db", "third", nil, t0, 1, "")
 	ack(t, h, data) // evicts "other", calm
@@ -147,6 +188,7 @@ func TestSilentCloseRetried(t *testing.T) {
 	_, h := newTestService(t, Config{}, WithClock(clock.now))
 	openEpisode(t, h, clock, "latency_ms", t0)
 	clock.add(time.Hour)
+	heartbeat(t, h, clock)
 	h.Pub.Refuse(true)
 	if err := h.Tick(clock.now()); err == nil {
 		t.Log("the tick reported no error for a refused publish") // the runner keeps it either way
@@ -227,6 +269,8 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 		t.Fatalf("%d anomalies right after the restart, want 1", len(got))
 	}
 	clock.add(11 * time.Minute)
+	_, beat := sample(t, "other", "heartbeat", nil, t0.Add(24*time.Hour), 1, "")
+	r.publish(beat) // another series' sample: this one is silent, not the bus
 	got := r.waitAnomalies(2)
 	var a, b event.AnomalyBody
 	if err := open[0].DecodeBody(&a); err != nil {
@@ -255,7 +299,9 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 		if evict {
 			cfg.MaxAssets = 1
 		}
-		_, h := newTestService(t, cfg, WithPipeline(votePipeline(t, a.Channels)), WithClock(clock.now))
+		s, h := newTestService(t, cfg, WithPipeline(votePipeline(t, a.Channels)), WithClock(clock.now))
+		kv := &kvDeletes{}
+		s.kv = kv
 		datas := assetSamples(t, a)
 		for _, d := range datas[:stopAt*len(a.Channels)] {
 			ack(t, h, d)
@@ -270,6 +316,7 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 			ack(t, h, d)
 		} else {
 			clock.add(9 * time.Minute)
+			heartbeat(t, h, clock)
 			if err := h.Tick(clock.now()); err != nil {
 				t.Fatal(err)
 			}
@@ -277,6 +324,7 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 				t.Fatalf("%d group anomalies after 9 silent minutes, want still %d", n, len(got))
 			}
 			clock.add(2 * time.Minute)
+			heartbeat(t, h, clock)
 		}
 		if err := h.Tick(clock.now()); err != nil {
 			t.Fatal(err)
@@ -293,6 +341,12 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 		if c.body.Episode != event.EpisodeClose || c.body.EpisodeID != got[0].body.EpisodeID || !c.env.Time.Equal(lastRow) || !strings.Contains(c.body.Reason, want) {
 			t.Errorf("evict %v: last event %s of episode %s at %v, reason %q; want the close of %s at %v saying %q",
 				evict, c.body.Episode, c.body.EpisodeID, c.env.Time, c.body.Reason, got[0].body.EpisodeID, lastRow, want)
+		}
+		if evict && (len(kv.deleted) != 1 || !strings.HasPrefix(kv.deleted[0], s.cfg.Instance+"."+assetKeyPrefix)) {
+			t.Errorf("snapshots deleted %v, want the evicted asset's", kv.deleted)
+		}
+		if !evict && len(kv.deleted) != 0 {
+			t.Errorf("snapshots deleted %v for an asset still in memory", kv.deleted)
 		}
 		for _, g := range got {
 			if g.env.ID == c.env.ID {

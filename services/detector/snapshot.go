@@ -46,11 +46,16 @@ type snapshotting struct{ *Service }
 // again after restart).
 func (c snapshotting) Checkpoint(ctx context.Context) error {
 	final := c.stopping()
-	// Without the outbox the assets' snapshots would hold rows closed
-	// whose anomalies nothing sends: they wait for the next; the series
-	// do not depend on it.
 	outboxErr := c.saveOutbox(ctx)
-	n, err := c.snapshot(ctx, outboxErr == nil)
+	var n int
+	var err error
+	if outboxErr == nil {
+		n, err = c.Snapshot(ctx)
+	} else {
+		// The states would hold episodes and rows ended whose closes and
+		// anomalies nothing sends: they wait for the next checkpoint.
+		err = errors.New("snapshot held back until the outbox is saved")
+	}
 	err = errors.Join(outboxErr, err)
 	switch {
 	case err != nil && errors.Is(ctx.Err(), context.Canceled):
@@ -171,11 +176,7 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 // awaited, so Process is never held for longer than one chunk's encoding.
 // It returns the number written. Series whose write failed stay dirty for
 // the next snapshot.
-func (s *Service) Snapshot(ctx context.Context) (int, error) { return s.snapshot(ctx, true) }
-
-// snapshot writes the series changed since the last snapshot and, with
-// assets, the group assets.
-func (s *Service) snapshot(ctx context.Context, assets bool) (int, error) {
+func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	if s.snap == nil {
 		return 0, nil
 	}
@@ -238,12 +239,10 @@ func (s *Service) snapshot(ctx context.Context, assets bool) (int, error) {
 			s.markDirty(failed)
 		}
 	}
-	if assets {
-		n, err := s.snapshotAssets(ctx)
-		written += n
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
+	n, err := s.snapshotAssets(ctx)
+	written += n
+	if err != nil && firstErr == nil {
+		firstErr = err
 	}
 	s.m.snapshotted.Add(float64(written))
 	if firstErr != nil {

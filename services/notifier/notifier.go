@@ -63,11 +63,11 @@ type Processor struct {
 	// those changed since store last took them (sources.go)
 	open       map[string]openIncident
 	unsaved    map[string]struct{}
-	store      OpenStore               // nil: the open incidents live in memory only
-	resolved   *lru.Cache[string, int] // resolved incidents' revisions
+	store      OpenStore                 // nil: the open incidents live in memory only
+	resolved   *lru.Cache[string, stamp] // resolved incidents' last states
+	saveNow    chan struct{}             // wakes the saver (saveLoop)
 	saveMu     sync.Mutex
 	fenced     atomic.Bool // the lease is lost: the store is not written
-	lastSave   time.Time   // Tick's last saveDue (wall clock)
 	loggedFull bool
 
 	// records publishes every attempt as a webhook_delivery event (the
@@ -168,7 +168,8 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	p.delivered, _ = lru.New[string, struct{}](100_000)
-	p.resolved, _ = lru.New[string, int](maxResolved)
+	p.resolved, _ = lru.New[string, stamp](maxResolved)
+	p.saveNow = make(chan struct{}, 1)
 	return p, nil
 }
 
@@ -238,8 +239,8 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	}
 	r.labels = labelsOf(&st, inc)
 	p.mu.Lock()
-	if p.trackOpen(st.IncidentID, r.labels, inc.Status == webhook.StatusResolved, st.Revision) && p.store != nil {
-		p.unsaved[st.IncidentID] = struct{}{}
+	if p.trackOpen(st.IncidentID, r.labels, inc.Status == webhook.StatusResolved, stamp{st.Revision, in.Time}) {
+		p.changed(st.IncidentID)
 	}
 	p.mu.Unlock()
 	for _, route := range p.routes.Route.Match(r.labels) {
@@ -341,10 +342,6 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		done(err)
 		return
 	}
-	// before the event is notified: a restart then knows it inhibits
-	if err := p.saveOpen(ctx); err != nil {
-		p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
-	}
 	if len(r.routes) == 0 {
 		done(nil)
 		return
@@ -370,8 +367,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 // Tick hands what came due to the receivers' lanes (the stage.Ticker
 // side): the runner calls it every second with the wall clock, which moves
 // the notifier's event time on while no event arrives.
-func (p *Processor) Tick(ctx context.Context, now time.Time, _ stage.Emitter) error {
-	p.saveDue(ctx, now)
+func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.handDue(p.clock.at(now))

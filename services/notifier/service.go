@@ -110,7 +110,13 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.proc.restoreOpen(ctx); err != nil {
 			return err
 		}
-		return s.Stage.Run(ctx)
+		sctx, stopSaver := context.WithCancel(ctx)
+		var saver sync.WaitGroup
+		saver.Go(func() { s.proc.saveLoop(sctx) })
+		err := s.Stage.Run(ctx)
+		stopSaver()
+		saver.Wait()
+		return err
 	}
 	err := s.lease.Lead(actx, s.log, term, func() { s.proc.fenced.Store(true) })
 	cancel()

@@ -18,15 +18,15 @@ import (
 // knew them only in memory forgot, at every restart (or when a standby
 // took the lease), every incident that inhibits, and paged for what they
 // inhibit until each one's next event. The open incidents' labels are
-// kept in a key-value bucket (StateConfig), written when they change,
-// before the event that changed them is notified, and read when this
-// instance's term begins (at start, or when it takes the lease). A
+// kept in a key-value bucket (StateConfig), written by a saver of their own
+// as soon as they change (apart from the deliveries, which a slow bucket
+// must not hold back), and read when this instance's term begins (at start, or when it takes the lease). A
 // resolved incident is kept as resolved (a tombstone), so that an older
 // state of it that comes again (a redelivery) does not bring it back; an
 // entry not written for state.max_age expires, so one whose resolve never
 // came inhibits no longer than that. While the bucket cannot be written,
-// delivery goes on: what failed is written at the next event or tick, and
-// a crash meanwhile forgets it.
+// delivery goes on: what failed is written again every 30 s, and a crash
+// meanwhile forgets it.
 
 // StateConfig is the key-value bucket of the open incidents' labels.
 type StateConfig struct {
@@ -37,8 +37,8 @@ type StateConfig struct {
 	// Disabled keeps the open incidents in memory only: a restart forgets
 	// which of them inhibit.
 	Disabled bool `yaml:"disabled"`
-	// MaxAge drops an entry not written for this long (default 168h; an
-	// open incident's entry is written again every MaxAge/2): an incident
+	// MaxAge drops an entry not written for this long (default 168h, at
+	// least 10m; an open incident's entry is written again 2m before): an incident
 	// whose resolve never came inhibits at most this long after a restart.
 	MaxAge time.Duration `yaml:"max_age"`
 }
@@ -62,8 +62,8 @@ func (c StateConfig) Validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("replicas: %d is not in [1,5]", c.Replicas)
 	}
-	if c.MaxAge < 0 || c.MaxAge > 0 && c.MaxAge < time.Minute {
-		return fmt.Errorf("max_age: %v, want at least 1m", c.MaxAge)
+	if c.MaxAge < 0 || c.MaxAge > 0 && c.MaxAge < 10*time.Minute {
+		return fmt.Errorf("max_age: %v, want at least 10m", c.MaxAge)
 	}
 	return nil
 }
@@ -84,9 +84,12 @@ type openIncident struct {
 	ID       string            `json:"id"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Revision int               `json:"revision"`
+	At       time.Time         `json:"at"` // the state's event time
 	Resolved bool              `json:"resolved,omitempty"`
 	saved    time.Time         // when this instance last wrote it (wall clock)
 }
+
+func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
 
 // OpenStore keeps the open incidents, and the resolved ones' tombstones,
 // across restarts.
@@ -164,35 +167,39 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 	return out, nil
 }
 
-// WithOpenStore keeps the open incidents in store, read by Restore.
+// WithOpenStore keeps the open incidents in store, read by restoreOpen.
 func (p *Processor) WithOpenStore(store OpenStore) *Processor {
 	p.store = store
 	return p
 }
 
+// stamp orders the states of one incident: its revision, then its event
+// time (a producer whose revisions are all 0 is still ordered).
+type stamp struct {
+	rev int
+	at  time.Time
+}
+
+func (s stamp) before(o stamp) bool { return s.rev < o.rev || s.rev == o.rev && s.at.Before(o.at) }
+
 // trackOpen records the state of incident id (its labels, resolved or not,
-// at revision) as what it inhibits by, and reports whether what is kept of
-// it changed. An older revision than the one kept, or than its resolve,
+// at its stamp) as what it inhibits by, and reports whether what is kept of
+// it changed. An older state than the one kept, or than its resolve,
 // changes nothing. p.mu is held.
-func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool, revision int) bool {
+func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool, st stamp) bool {
 	old, had := p.open[id]
-	if had && revision < old.Revision {
+	if had && st.before(old.stamp()) {
 		return false // an older state, come again
 	}
-	if !had {
-		if r, ok := p.resolved.Peek(id); ok && revision < r {
-			return false // an older state of a resolved incident
-		}
+	if r, ok := p.resolved.Peek(id); ok && !had && !r.before(st) {
+		return false // the resolve or an older state of a resolved incident
 	}
 	switch {
 	case resolved:
-		p.resolved.Add(id, revision)
-		if !had {
-			return false
-		}
+		p.resolved.Add(id, st)
 		delete(p.open, id)
 		p.trackSource(id, nil, true)
-		return true
+		return true // its tombstone, also for one not seen open
 	case !had && len(p.open) >= MaxOpen:
 		if !p.loggedFull {
 			p.loggedFull = true
@@ -201,15 +208,27 @@ func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool
 		return false
 	}
 	p.resolved.Remove(id) // reopened
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: revision, saved: old.saved}
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, saved: old.saved}
 	p.trackSource(id, labels, false)
 	return !had || !maps.Equal(old.Labels, labels)
 }
 
+// changed marks incident id to be written by the saver. p.mu is held.
+func (p *Processor) changed(id string) {
+	if p.store == nil {
+		return
+	}
+	p.unsaved[id] = struct{}{}
+	select {
+	case p.saveNow <- struct{}{}:
+	default:
+	}
+}
+
 // saveOpen writes what changed of the open incidents to the store, and
-// again the open ones written more than max_age/2 ago (so that they do not
-// expire); what fails is written at the next event or tick. Nothing is
-// written once the lease is lost (fenced): the next holder owns the bucket.
+// again the open ones written more than a refresh ago (so that they do not
+// expire); what fails is written at the next pass. Nothing is written
+// once the lease is lost (fenced): the next holder owns the bucket.
 func (p *Processor) saveOpen(ctx context.Context) error {
 	if p.store == nil {
 		return nil
@@ -226,10 +245,10 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 		if inc, ok := p.open[id]; ok {
 			todo = append(todo, inc)
 		} else if r, ok := p.resolved.Peek(id); ok {
-			todo = append(todo, openIncident{ID: id, Revision: r, Resolved: true})
+			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true})
 		}
 	}
-	refresh := p.cfg.State.WithDefaults().MaxAge / 2
+	refresh := p.cfg.State.WithDefaults().MaxAge - 4*saveEvery
 	for id, inc := range p.open {
 		if _, taken := p.unsaved[id]; !taken && now.Sub(inc.saved) >= refresh {
 			todo = append(todo, inc)
@@ -239,10 +258,16 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	p.mu.Unlock()
 	var failed []string
 	var errs []error
-	for _, inc := range todo {
+	for i, inc := range todo {
 		if err := p.store.Put(ctx, inc); err != nil {
 			failed = append(failed, inc.ID)
 			errs = append(errs, err)
+			if ctx.Err() != nil { // the pass is over: the rest waits too
+				for _, rest := range todo[i+1:] {
+					failed = append(failed, rest.ID)
+				}
+				break
+			}
 			continue
 		}
 		p.mu.Lock()
@@ -263,20 +288,38 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
 }
 
-// saveEvery is how often Tick writes what failed to be written.
+// saveEvery is how often the saver writes again what failed, and looks
+// for entries to refresh.
 const saveEvery = 30 * time.Second
 
-// saveDue writes, from Tick at most every saveEvery, what the events'
-// writes left unsaved and the entries to refresh.
-func (p *Processor) saveDue(ctx context.Context, now time.Time) {
-	if p.store == nil || now.Sub(p.lastSave) < saveEvery {
+// saveLoop is the saver of a term: it writes the open incidents that
+// changed as soon as Write marks them, and every saveEvery what failed and
+// the entries to refresh, apart from the deliveries, so that a slow bucket
+// holds back no notification; a last pass when the term ends.
+func (p *Processor) saveLoop(ctx context.Context) {
+	if p.store == nil {
 		return
 	}
-	p.lastSave = now
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := p.saveOpen(ctx); err != nil {
-		p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
+	pass := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, saveEvery)
+		defer cancel()
+		if err := p.saveOpen(ctx); err != nil {
+			p.log.Warn().Err(err).Msg("open incidents not saved: a restart before they are would forget that they inhibit")
+		}
+	}
+	t := time.NewTicker(saveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			pass(last)
+			cancel()
+			return
+		case <-p.saveNow:
+		case <-t.C:
+		}
+		pass(ctx)
 	}
 }
 
@@ -301,12 +344,12 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	open := 0
 	for _, inc := range all {
 		if inc.Resolved {
-			p.resolved.Add(inc.ID, inc.Revision)
+			p.resolved.Add(inc.ID, inc.stamp())
 			continue
 		}
-		// never saved by this instance: written again at the first tick,
-		// so that it does not expire
-		if p.trackOpen(inc.ID, inc.Labels, false, inc.Revision) {
+		// never saved by this instance: written again at the saver's first
+		// refresh, so that it does not expire
+		if p.trackOpen(inc.ID, inc.Labels, false, inc.stamp()) {
 			open++
 		}
 	}

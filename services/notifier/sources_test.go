@@ -131,8 +131,8 @@ func TestOpenIncidentsKept(t *testing.T) {
 	track := func(id string, labels map[string]string, resolved bool, rev int) {
 		t.Helper()
 		proc.mu.Lock()
-		if proc.trackOpen(id, labels, resolved, rev) {
-			proc.unsaved[id] = struct{}{}
+		if proc.trackOpen(id, labels, resolved, stamp{rev, t0}) {
+			proc.changed(id)
 		}
 		proc.mu.Unlock()
 		if err := proc.saveOpen(ctx); err != nil && !store.failing {
@@ -176,6 +176,22 @@ func TestOpenIncidentsKept(t *testing.T) {
 	}
 	track("a", nil, true, 5)
 
+	// a producer whose revisions are all 0: ordered by event time
+	proc.mu.Lock()
+	proc.trackOpen("z", crit, false, stamp{0, t0})
+	proc.trackOpen("z", nil, true, stamp{0, t0.Add(time.Minute)})
+	back := proc.trackOpen("z", crit, false, stamp{0, t0}) // the opening, come again
+	proc.mu.Unlock()
+	if back {
+		t.Error("a revision-0 incident's opening, come again after its resolve, brought it back")
+	}
+	// the resolve of an incident never seen open is kept as resolved, so
+	// that its opening, come later (after a restart), does not open it
+	track("y", nil, true, 2)
+	if !store.kept["y"].Resolved {
+		t.Error("the resolve of an incident not seen open left no tombstone")
+	}
+
 	// a new processor restores what was kept
 	track("c", crit, false, 1)
 	again, err := NewProcessor(Config{Routes: inhibitRoutes(t, "http://127.0.0.1:1")}, zerolog.Nop())
@@ -186,7 +202,7 @@ func TestOpenIncidentsKept(t *testing.T) {
 	// what it knew before the term (another holder resolved it since) is
 	// forgotten
 	again.mu.Lock()
-	again.trackOpen("stale", crit, false, 1)
+	again.trackOpen("stale", crit, false, stamp{1, t0})
 	again.mu.Unlock()
 	if err := again.restoreOpen(ctx); err != nil {
 		t.Fatal(err)
@@ -198,27 +214,25 @@ func TestOpenIncidentsKept(t *testing.T) {
 		t.Error("an incident known before the term, not in the store, survived the restore")
 	}
 	again.mu.Lock()
-	if again.trackOpen("a", crit, false, 2) {
+	if again.trackOpen("a", crit, false, stamp{2, t0}) {
 		t.Error("after the restore, an older state of the resolved incident a brought it back")
 	}
 	again.mu.Unlock()
 	// the first tick writes the restored open incidents again, so that
 	// their entries do not expire (max_age)
 	before := store.writes
-	again.saveDue(ctx, time.Now())
-	if store.writes != before+1 {
-		t.Errorf("the first tick wrote %d entries, want the one open incident restored", store.writes-before)
+	if err := again.saveOpen(ctx); err != nil || store.writes != before+1 {
+		t.Errorf("the saver's first pass: %v, wrote %d entries, want the one open incident restored", err, store.writes-before)
 	}
-	again.saveDue(ctx, time.Now())
-	if store.writes != before+1 {
-		t.Error("a second tick within saveEvery wrote again")
+	if err := again.saveOpen(ctx); err != nil || store.writes != before+1 {
+		t.Error("a second pass wrote again what was just written")
 	}
 	// fenced (the lease lost), nothing is written
 	again.fenced.Store(true)
 	writes := store.writes
 	again.mu.Lock()
-	again.trackOpen("e", crit, false, 1)
-	again.unsaved["e"] = struct{}{}
+	again.trackOpen("e", crit, false, stamp{1, t0})
+	again.changed("e")
 	again.mu.Unlock()
 	if err := again.saveOpen(ctx); err != nil || store.writes != writes {
 		t.Errorf("fenced: %v, %d writes; want none", err, store.writes-writes)

@@ -84,7 +84,10 @@ type series struct {
 	dirty   bool // changed since its last snapshot
 	evicted bool
 	pending int32 // anomalies of this series whose publish is not settled
-	det     *detect.Detector
+	// unstored: anomalies whose publish failed and that a redelivery (or a
+	// later tick) has not stored yet
+	unstored int32
+	det      *detect.Detector
 	// seen is the service's clock (unix ns) at the last sample, and last
 	// that sample while an episode is open: Tick closes the episode of a
 	// series gone silent (silence.go)
@@ -124,12 +127,12 @@ type Service struct {
 	open  map[*series]struct{}
 	ended []*series
 	// endedAssets are the assets evicted in an alarm, ended at the next
-	// tick; stale the snapshot keys of evicted assets whose alarm a tick
-	// ended, to delete; lastSample the service's clock (unix ns) at the
-	// latest sample of any series (silence.go)
+	// tick; stale the snapshots of evicted series and assets whose close
+	// is stored, to delete; watermark the latest sample time (unix ns) of
+	// any series (silence.go)
 	endedAssets []*asset
-	stale       []string
-	lastSample  int64
+	stale       []staleKey
+	watermark   int64
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -344,8 +347,8 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		s.m.ignored.WithLabelValues("duplicate").Inc()
 	}
 	seen := s.now()
-	s.lastSample = seen.UnixNano()
 	if !res.Flags.Ignored() {
+		s.observed(e.Time, seen)
 		s.track(ser, e, body.Name, res.Scored, seen)
 		if !ser.dirty {
 			ser.dirty = true
@@ -371,7 +374,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	if publish {
 		a, err := s.anomaly(e, &body, route, cfg, &res)
 		if err == nil {
-			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err) }})
+			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err) }, StoredLate: func() { s.storedLate(ser) }})
 		}
 		if err != nil {
 			s.settled(ser, err)
@@ -390,6 +393,9 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 func (s *Service) settled(ser *series, err error) {
 	s.mu.Lock()
 	ser.pending--
+	if err != nil {
+		ser.unstored++ // until a redelivery or a later tick stores it
+	}
 	s.mu.Unlock()
 	if err == nil {
 		s.m.anomalies.Inc()
@@ -401,37 +407,30 @@ func (s *Service) settled(ser *series, err error) {
 // them and emits their anomalies; the runner calls it every second and
 // keeps those whose publish failed for the next tick.
 func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
+	s.dropStale(ctx)
 	s.mu.Lock()
 	closes := s.silentCloses(now)
 	s.mu.Unlock()
 	s.emitSeries(out, closes)
-	var stale []string
-	for _, c := range closes {
-		if c.stale != "" {
-			stale = append(stale, c.stale)
-		}
-	}
-	defer func() {
-		s.mu.Lock()
-		stale = append(stale, s.stale...)
-		s.stale = nil
-		s.mu.Unlock()
-		s.dropStale(ctx, stale)
-	}()
 	if len(s.pipeline.Groups) == 0 {
 		return nil
 	}
 	var rows []rowAnomaly
 	s.mu.Lock()
+	waiting := s.endedAssets[:0]
 	for _, a := range s.endedAssets {
+		if a.pending > 0 {
+			waiting = append(waiting, a) // its last event is being published
+			continue
+		}
 		rows = s.endAlarm(rows, a, -1)
 	}
-	s.endedAssets = nil
+	s.endedAssets = waiting
 	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
-			if silent := time.Unix(0, s.lastSample).Sub(a.seen); !a.open && a.pending == 0 && a.det.Alarming() && silent >= a.silence() {
-				rows = s.endAlarm(rows, a, silent)
+			if !a.open && a.pending == 0 && a.unstored == 0 && a.det.Alarming() && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
+				rows = s.endAlarm(rows, a, now.Sub(a.seen))
 			}
 			continue
 		}
@@ -442,7 +441,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 			continue
 		}
 		if e != nil {
-			rows = append(rows, rowAnomaly{e, a})
+			rows = append(rows, rowAnomaly{event: e, asset: a})
 		}
 	}
 	s.mu.Unlock()

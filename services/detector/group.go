@@ -64,6 +64,7 @@ type asset struct {
 
 	dirty, evicted bool
 	pending        int32 // anomalies of this asset whose publish is not settled
+	unstored       int32 // anomalies whose publish failed, not stored since
 
 	// the current alarm episode of the asset's detector (in memory: after
 	// a restore an episode in progress continues with its peak from then on)
@@ -208,6 +209,7 @@ func assetOf(g *pipeline.Group, service string, labels map[string]string) (value
 type rowAnomaly struct {
 	event *event.Envelope
 	asset *asset
+	stale staleKey // of an evicted asset, deleted once the close is stored
 }
 
 // routeToGroups feeds the sample to every group that takes it and scores
@@ -243,7 +245,7 @@ func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out [
 				return out, err
 			}
 			if ev != nil {
-				out = append(out, rowAnomaly{ev, a})
+				out = append(out, rowAnomaly{event: ev, asset: a})
 			}
 		}
 		s.markAssetDirty(a)
@@ -330,8 +332,18 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 // as a row that could not be scored.
 func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 	for _, r := range rows {
-		a := r.asset
-		if err := out.Emit(stage.Output{Event: r.event, Settled: func(err error) { s.settledAsset(a, err) }}); err != nil {
+		a, stale := r.asset, r.stale
+		settled := func(err error) {
+			s.settledAsset(a, err)
+			if err == nil {
+				s.storedStale(stale)
+			}
+		}
+		storedLate := func() {
+			s.storedLateAsset(a)
+			s.storedStale(stale)
+		}
+		if err := out.Emit(stage.Output{Event: r.event, Settled: settled, StoredLate: storedLate}); err != nil {
 			s.settledAsset(a, err)
 			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
 		}
@@ -343,6 +355,9 @@ func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 func (s *Service) settledAsset(a *asset, err error) {
 	s.mu.Lock()
 	a.pending--
+	if err != nil {
+		a.unstored++ // until a redelivery or a later tick stores it
+	}
 	s.mu.Unlock()
 	if err == nil {
 		s.m.groupAnomalies.Inc()

@@ -65,9 +65,43 @@ func (s *Service) evicting(ser *series) {
 	}
 }
 
+// silentFor tells whether a series (or asset) whose last sample was at
+// event time last, seen at the service's clock seen, has been silent for
+// silence at now. Two clocks must agree: the samples' own time (the latest
+// of any series, s.watermark) has moved on by silence, so that a backlog
+// after an outage, replayed in stream order, closes nothing before the
+// series' own samples had their turn; and the service's clock has too, so
+// that a series whose samples come late but come is not silent. When no
+// sample of any series comes at all (the bus or every producer down, or
+// one collector for every series gone), the watermark stands still:
+// fallbackSilences of silence by the service's clock alone then close it.
+func (s *Service) silentFor(last time.Time, seen, now time.Time, silence time.Duration) bool {
+	wall := now.Sub(seen)
+	return wall >= fallbackSilences*silence ||
+		wall >= silence && time.Unix(0, s.watermark).Sub(last) >= silence
+}
+
+// fallbackSilences: see silentFor (an hour for the default 5 minutes).
+const fallbackSilences = 12
+
+// maxWatermarkSkew caps how far ahead of the service's clock a sample's
+// time moves the watermark: a producer whose clock runs ahead must not
+// make every other series silent.
+const maxWatermarkSkew = time.Minute
+
+// observed moves the watermark to sample time t seen at now. s.mu is held.
+func (s *Service) observed(t, now time.Time) {
+	ns := min(t.UnixNano(), now.Add(maxWatermarkSkew).UnixNano())
+	s.watermark = max(s.watermark, ns)
+}
+
+// settledAll: no event of it is being published or waits for a redelivery
+// to be stored, so that a close cannot overtake the episode's last event.
+func (ser *series) settledAll() bool { return ser.pending == 0 && ser.unstored == 0 }
+
 // silentCloses ends the episodes of the series silent for their Silence
-// (by the service's clock, until the latest sample of any series), and of
-// those evicted with one open, and returns their closes. s.mu is held.
+// (silentFor), and of those evicted with one open once their last event is
+// out, and returns their closes. s.mu is held.
 func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 	var out []seriesAnomaly
 	end := func(ser *series, why string) {
@@ -87,28 +121,29 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 			ser.dirty = true
 			s.dirty = append(s.dirty, ser)
 		}
-		out = append(out, seriesAnomaly{event: e, series: ser})
+		a := seriesAnomaly{event: e, series: ser}
 		if ser.evicted && s.kv != nil {
-			// its snapshot still holds the episode open: a restart would
-			// close it again (seriesAnomaly.stale)
-			out[len(out)-1].stale = s.keyOf(ser.key)
+			// its snapshot still holds the episode open: once the close is
+			// stored, a restart must not close it again
+			a.stale = staleKey{kv: s.keyOf(ser.key), series: ser.key}
 		}
+		out = append(out, a)
 	}
 	for ser := range s.open {
-		// silent while other series' samples came: when none come at all
-		// (the bus or the producers are down) nothing tells a series that
-		// stopped from one whose samples are held up; and not while the
-		// episode's last event is still being published (the close must
-		// not overtake it)
-		if s.lastSample-ser.seen >= int64(ser.det.Silence()) && ser.pending == 0 {
+		if ser.settledAll() && s.silentFor(ser.last.Time, time.Unix(0, ser.seen), now, ser.det.Silence()) {
 			delete(s.open, ser)
 			end(ser, "silent")
 		}
 	}
+	waiting := s.ended[:0]
 	for _, ser := range s.ended {
+		if ser.pending > 0 {
+			waiting = append(waiting, ser) // its last event is being published
+			continue
+		}
 		end(ser, "evicted")
 	}
-	s.ended = nil
+	s.ended = waiting
 	return out
 }
 
@@ -116,16 +151,38 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 type seriesAnomaly struct {
 	event  *event.Envelope
 	series *series
-	// stale is the snapshot key of an evicted series whose episode this
-	// closes, to delete ("": none)
-	stale string
+	stale  staleKey // of an evicted series, deleted once the close is stored
 }
 
-// dropStale deletes the snapshots of evicted series and assets whose
-// episode a tick closed: they hold it open, and a restart would close it
-// again. A series seen again meanwhile is written anew by the next
-// snapshot.
-func (s *Service) dropStale(ctx context.Context, keys []string) {
+// staleKey is the snapshot of an evicted series or asset whose episode a
+// tick closed: it holds the episode open, and a restart would close it
+// again. It is deleted once the close is stored, unless the series (or
+// asset) is back in memory by then (its next snapshot writes it anew).
+type staleKey struct{ kv, series, asset string }
+
+// storedStale queues k for deletion at the next tick. Safe to call from a
+// Settled.
+func (s *Service) storedStale(k staleKey) {
+	if k.kv == "" {
+		return
+	}
+	s.mu.Lock()
+	s.stale = append(s.stale, k)
+	s.mu.Unlock()
+}
+
+// dropStale deletes the snapshots queued by storedStale.
+func (s *Service) dropStale(ctx context.Context) {
+	s.mu.Lock()
+	var keys []string
+	for _, k := range s.stale {
+		if k.series != "" && s.series.Contains(k.series) || k.asset != "" && s.assets.Contains(k.asset) {
+			continue // back in memory: its next snapshot replaces the key
+		}
+		keys = append(keys, k.kv)
+	}
+	s.stale = nil
+	s.mu.Unlock()
 	for _, k := range keys {
 		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			s.log.Warn().Err(err).Str("key", k).Msg("snapshot of an evicted series not deleted: a restart may close its episode again")
@@ -135,9 +192,18 @@ func (s *Service) dropStale(ctx context.Context, keys []string) {
 
 func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
 	for _, a := range as {
-		ser := a.series
-		settled := func(err error) { s.settled(ser, err) }
-		if err := out.Emit(stage.Output{Event: a.event, Settled: settled}); err != nil {
+		ser, stale := a.series, a.stale
+		settled := func(err error) {
+			s.settled(ser, err)
+			if err == nil {
+				s.storedStale(stale)
+			}
+		}
+		storedLate := func() {
+			s.storedLate(ser)
+			s.storedStale(stale)
+		}
+		if err := out.Emit(stage.Output{Event: a.event, Settled: settled, StoredLate: storedLate}); err != nil {
 			settled(err)
 			s.log.Error().Err(err).Str("series", ser.key).Msg("episode close dropped")
 		}
@@ -154,8 +220,8 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 	if why == "evicted" {
 		reason = fmt.Sprintf("%s dropped from the detector's memory (max_series) while anomalous", last.Metric)
 	} else {
-		reason = fmt.Sprintf("%s sent no sample since %s (%s without one while other series sent theirs)", last.Metric,
-			last.Time.UTC().Format(time.RFC3339), time.Duration(s.lastSample-ser.seen).Truncate(time.Second))
+		reason = fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
+			last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
 	}
 	reason += fmt.Sprintf(": the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
 		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, ser.route)
@@ -220,10 +286,26 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 		return rows
 	}
 	a.pending++
+	ra := rowAnomaly{event: e, asset: a}
 	if !a.evicted {
 		s.markAssetDirty(a)
 	} else if s.kv != nil {
-		s.stale = append(s.stale, s.cfg.Instance+"."+assetKeyPrefix+a.key)
+		ra.stale = staleKey{kv: s.cfg.Instance + "." + assetKeyPrefix + a.key, asset: a.key}
 	}
-	return append(rows, rowAnomaly{e, a})
+	return append(rows, ra)
+}
+
+// storedLate: an anomaly of ser whose publish had failed was stored (by its
+// sample's redelivery, or a later tick).
+func (s *Service) storedLate(ser *series) {
+	s.mu.Lock()
+	ser.unstored--
+	s.mu.Unlock()
+}
+
+// storedLateAsset is storedLate for an asset's anomaly.
+func (s *Service) storedLateAsset(a *asset) {
+	s.mu.Lock()
+	a.unstored--
+	s.mu.Unlock()
 }

@@ -168,6 +168,12 @@ func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	if r := got[1].body.Reason; !strings.Contains(r, "dropped from the detector's memory") || got[1].env.Links[0] != last.ID {
 		t.Errorf("close reason %q links %v", r, got[1].env.Links)
 	}
+	if len(kv.deleted) != 0 {
+		t.Errorf("snapshots deleted %v before the close was stored", kv.deleted)
+	}
+	if err := h.Tick(clock.now()); err != nil { // the close is stored: its snapshot goes
+		t.Fatal(err)
+	}
 	if want := s.keyOf(seriesKey(last.Fingerprint)); len(kv.deleted) != 1 || kv.deleted[0] != want {
 		t.Errorf("snapshots deleted %v, want the evicted series' %s", kv.deleted, want)
 	}
@@ -246,7 +252,7 @@ func TestSnapshotKeepsTheLastSampleOfAnEpisode(t *testing.T) {
 // bucket).
 func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 	r := newRig(t)
-	clock := &testClock{t: t0}
+	clock := &testClock{t: t0.Add(2 * time.Hour)} // after the samples' times
 	cfg := Config{}
 	svc, stop := r.start(cfg, WithClock(clock.now))
 	values := append(normal(100, 5), 150, 151, 150)
@@ -294,7 +300,7 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 	a := faultAsset(6, fault, 30*60)
 	stopAt := a.Onset + 10 // ten rows into the fault
 	for _, evict := range []bool{false, true} {
-		clock := &testClock{t: t0}
+		clock := &testClock{t: a.Times[stopAt-1]} // at the last row sent
 		cfg := Config{}
 		if evict {
 			cfg.MaxAssets = 1
@@ -342,6 +348,9 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 			t.Errorf("evict %v: last event %s of episode %s at %v, reason %q; want the close of %s at %v saying %q",
 				evict, c.body.Episode, c.body.EpisodeID, c.env.Time, c.body.Reason, got[0].body.EpisodeID, lastRow, want)
 		}
+		if err := h.Tick(clock.now()); err != nil { // the close is stored: its snapshot goes
+			t.Fatal(err)
+		}
 		if evict && (len(kv.deleted) != 1 || !strings.HasPrefix(kv.deleted[0], s.cfg.Instance+"."+assetKeyPrefix)) {
 			t.Errorf("snapshots deleted %v, want the evicted asset's", kv.deleted)
 		}
@@ -359,5 +368,67 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 		if n := len(published(t, h.Pub)); n != len(after) {
 			t.Errorf("evict %v: %d group anomalies an hour later, want the alarm ended once", evict, n)
 		}
+	}
+}
+
+// After an outage of the bus, the backlog replayed in stream order closes
+// nothing: the other series' backlog samples are as old as this series'
+// were, so the samples' own time has not moved on. With no sample of any
+// series at all, the service's clock alone closes the episode, after
+// twelve silences (two hours for one a minute).
+func TestSilenceAfterAnOutage(t *testing.T) {
+	clock := &testClock{t: t0.Add(2 * time.Hour)}
+	_, h := newTestService(t, Config{}, WithClock(clock.now))
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	clock.add(20 * time.Minute) // the bus is down
+	_, data := sample(t, "other", "heartbeat", nil, last.Time.Add(30*time.Second), 1, "")
+	ack(t, h, data) // the first of the backlog
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d events after the outage's first backlog sample, want the open alone", n)
+	}
+	clock.add(100 * time.Minute) // nothing more of any series: 2 h since this series' last sample
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 2 || got[1].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d events after two hours without a sample of any series, want the open and its close", len(got))
+	}
+}
+
+// A close waits while the episode's opening is not stored (its publish
+// failed, and its sample's redelivery has not stored it yet): it must not
+// overtake it.
+func TestSilentCloseWaitsForTheOpen(t *testing.T) {
+	clock := &testClock{t: t0.Add(2 * time.Hour)}
+	_, h := newTestService(t, Config{}, WithClock(clock.now))
+	for i, v := range normal(100, 5) {
+		_, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+		ack(t, h, data)
+	}
+	_, spike := sample(t, "db", "latency_ms", nil, t0.Add(100*time.Minute), 150, "")
+	h.Pub.Refuse(true)
+	if r := h.FeedRaw(spike); r.Outcome == stagetest.Acked {
+		t.Fatal("the spike was acked although its anomaly was refused")
+	}
+	h.Pub.Refuse(false)
+	clock.add(time.Hour)
+	heartbeat(t, h, clock)
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != 0 {
+		t.Fatalf("%d events stored while the opening waits for its redelivery, want none", n)
+	}
+	ack(t, h, spike) // the redelivery stores the opening
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 2 || got[0].body.Episode != event.EpisodeOpen || got[1].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d events, want the open, then its close", len(got))
 	}
 }

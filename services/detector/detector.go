@@ -374,12 +374,13 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	if publish {
 		a, err := s.anomaly(e, &body, route, cfg, &res)
 		if err == nil {
-			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err) }, StoredLate: func() { s.storedLate(ser) }})
+			m := new(unstoredMark)
+			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err, m) }, StoredLate: func() { s.storedLate(ser, m) }})
 		}
-		if err != nil {
-			s.settled(ser, err)
+		if err != nil { // not taken: nothing to wait for
+			s.settled(ser, err, nil)
 			for _, r := range rows {
-				s.settledAsset(r.asset, err)
+				s.settledAsset(r.asset, err, nil)
 			}
 			return err
 		}
@@ -390,12 +391,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 
 // settled ends the wait of ser's snapshot for one anomaly publish, and
 // counts the anomaly if it was stored.
-func (s *Service) settled(ser *series, err error) {
+func (s *Service) settled(ser *series, err error, m *unstoredMark) {
 	s.mu.Lock()
 	ser.pending--
-	if err != nil {
-		ser.unstored++ // until a redelivery or a later tick stores it
-	}
+	ser.unstored += m.failed(err)
 	s.mu.Unlock()
 	if err == nil {
 		s.m.anomalies.Inc()
@@ -419,8 +418,8 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	s.mu.Lock()
 	waiting := s.endedAssets[:0]
 	for _, a := range s.endedAssets {
-		if a.pending > 0 {
-			waiting = append(waiting, a) // its last event is being published
+		if !mayClose(a.pending, a.unstored, a.seen, now, a.silence()) {
+			waiting = append(waiting, a) // an event of its alarm is not stored yet
 			continue
 		}
 		rows = s.endAlarm(rows, a, -1)
@@ -429,7 +428,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
-			if !a.open && a.pending == 0 && a.unstored == 0 && a.det.Alarming() && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
+			if !a.open && a.det.Alarming() && mayClose(a.pending, a.unstored, a.seen, now, a.silence()) && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
 				rows = s.endAlarm(rows, a, now.Sub(a.seen))
 			}
 			continue

@@ -332,19 +332,19 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 // as a row that could not be scored.
 func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 	for _, r := range rows {
-		a, stale := r.asset, r.stale
+		a, stale, m := r.asset, r.stale, new(unstoredMark)
 		settled := func(err error) {
-			s.settledAsset(a, err)
+			s.settledAsset(a, err, m)
 			if err == nil {
 				s.storedStale(stale)
 			}
 		}
 		storedLate := func() {
-			s.storedLateAsset(a)
+			s.storedLateAsset(a, m)
 			s.storedStale(stale)
 		}
 		if err := out.Emit(stage.Output{Event: r.event, Settled: settled, StoredLate: storedLate}); err != nil {
-			s.settledAsset(a, err)
+			s.settledAsset(a, err, nil) // not taken: nothing to wait for
 			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
 		}
 	}
@@ -352,12 +352,10 @@ func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 
 // settledAsset ends the wait of a's snapshot for one anomaly publish, and
 // counts the anomaly if it was stored.
-func (s *Service) settledAsset(a *asset, err error) {
+func (s *Service) settledAsset(a *asset, err error, m *unstoredMark) {
 	s.mu.Lock()
 	a.pending--
-	if err != nil {
-		a.unstored++ // until a redelivery or a later tick stores it
-	}
+	a.unstored += m.failed(err)
 	s.mu.Unlock()
 	if err == nil {
 		s.m.groupAnomalies.Inc()

@@ -95,9 +95,14 @@ func (s *Service) observed(t, now time.Time) {
 	s.watermark = max(s.watermark, ns)
 }
 
-// settledAll: no event of it is being published or waits for a redelivery
-// to be stored, so that a close cannot overtake the episode's last event.
-func (ser *series) settledAll() bool { return ser.pending == 0 && ser.unstored == 0 }
+// mayClose: no event of its episode is being published (pending) or
+// waits for a redelivery to store it (unstored), so that the close cannot
+// overtake it. An event the runner dropped (past its MaxKept) is never
+// stored: after fallbackSilences of silence, unstored no longer holds the
+// close back.
+func mayClose(pending, unstored int32, seen, now time.Time, silence time.Duration) bool {
+	return pending == 0 && (unstored == 0 || now.Sub(seen) >= fallbackSilences*silence)
+}
 
 // silentCloses ends the episodes of the series silent for their Silence
 // (silentFor), and of those evicted with one open once their last event is
@@ -130,15 +135,16 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 		out = append(out, a)
 	}
 	for ser := range s.open {
-		if ser.settledAll() && s.silentFor(ser.last.Time, time.Unix(0, ser.seen), now, ser.det.Silence()) {
+		seen, silence := time.Unix(0, ser.seen), ser.det.Silence()
+		if mayClose(ser.pending, ser.unstored, seen, now, silence) && s.silentFor(ser.last.Time, seen, now, silence) {
 			delete(s.open, ser)
 			end(ser, "silent")
 		}
 	}
 	waiting := s.ended[:0]
 	for _, ser := range s.ended {
-		if ser.pending > 0 {
-			waiting = append(waiting, ser) // its last event is being published
+		if !mayClose(ser.pending, ser.unstored, time.Unix(0, ser.seen), now, ser.det.Silence()) {
+			waiting = append(waiting, ser) // an event of its episode is not stored yet
 			continue
 		}
 		end(ser, "evicted")
@@ -192,19 +198,19 @@ func (s *Service) dropStale(ctx context.Context) {
 
 func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
 	for _, a := range as {
-		ser, stale := a.series, a.stale
+		ser, stale, m := a.series, a.stale, new(unstoredMark)
 		settled := func(err error) {
-			s.settled(ser, err)
+			s.settled(ser, err, m)
 			if err == nil {
 				s.storedStale(stale)
 			}
 		}
 		storedLate := func() {
-			s.storedLate(ser)
+			s.storedLate(ser, m)
 			s.storedStale(stale)
 		}
 		if err := out.Emit(stage.Output{Event: a.event, Settled: settled, StoredLate: storedLate}); err != nil {
-			settled(err)
+			s.settled(ser, err, nil) // not taken: nothing to wait for
 			s.log.Error().Err(err).Str("series", ser.key).Msg("episode close dropped")
 		}
 	}
@@ -295,17 +301,42 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 	return append(rows, ra)
 }
 
+// unstoredMark follows one emitted anomaly: from a failed Settled until a
+// StoredLate it counts once in its series' (or asset's) unstored, however
+// often the runner calls either (a kept input's redelivery calls StoredLate
+// for each of its outputs it stores, also those stored the first time).
+// Guarded by s.mu; nil for an event the runner never took.
+type unstoredMark struct{ counted bool }
+
+// failed is what a Settled with err adds to unstored.
+func (m *unstoredMark) failed(err error) int32 {
+	if m == nil || err == nil || m.counted {
+		return 0
+	}
+	m.counted = true
+	return 1
+}
+
+// stored is what a StoredLate takes from unstored.
+func (m *unstoredMark) stored() int32 {
+	if m == nil || !m.counted {
+		return 0
+	}
+	m.counted = false
+	return 1
+}
+
 // storedLate: an anomaly of ser whose publish had failed was stored (by its
 // sample's redelivery, or a later tick).
-func (s *Service) storedLate(ser *series) {
+func (s *Service) storedLate(ser *series, m *unstoredMark) {
 	s.mu.Lock()
-	ser.unstored--
+	ser.unstored -= m.stored()
 	s.mu.Unlock()
 }
 
 // storedLateAsset is storedLate for an asset's anomaly.
-func (s *Service) storedLateAsset(a *asset) {
+func (s *Service) storedLateAsset(a *asset, m *unstoredMark) {
 	s.mu.Lock()
-	a.unstored--
+	a.unstored -= m.stored()
 	s.mu.Unlock()
 }

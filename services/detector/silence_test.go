@@ -2,6 +2,7 @@ package detector
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -430,5 +431,35 @@ func TestSilentCloseWaitsForTheOpen(t *testing.T) {
 	got := episodeEvents(t, h)
 	if len(got) != 2 || got[0].body.Episode != event.EpisodeOpen || got[1].body.Episode != event.EpisodeClose {
 		t.Fatalf("%d events, want the open, then its close", len(got))
+	}
+}
+
+// An anomaly counts once in unstored from a failed Settled until a
+// StoredLate, however often the runner calls them: a kept input's
+// redelivery calls StoredLate for every output it stores, also those the
+// first delivery stored, and once per redelivery.
+func TestUnstoredCountsAnAnomalyOnce(t *testing.T) {
+	var n int32
+	stored := new(unstoredMark)
+	n += stored.failed(nil)
+	n -= stored.stored() // stored the first time, StoredLate anyway
+	n -= stored.stored()
+	if n != 0 {
+		t.Fatalf("unstored %d after an output stored at once and told StoredLate twice, want 0", n)
+	}
+	failed := new(unstoredMark)
+	n += failed.failed(errors.New("no ack"))
+	n += failed.failed(errors.New("no ack")) // told again
+	if n != 1 {
+		t.Fatalf("unstored %d after one output failed, want 1", n)
+	}
+	n -= failed.stored()
+	n -= failed.stored()
+	if n != 0 {
+		t.Fatalf("unstored %d after it was stored late (told twice), want 0", n)
+	}
+	var none *unstoredMark // an output the runner never took
+	if none.failed(errors.New("encode")) != 0 || none.stored() != 0 {
+		t.Error("an output never taken counted in unstored")
 	}
 }

@@ -110,7 +110,10 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.proc.restoreOpen(ctx); err != nil {
 			return err
 		}
-		sctx, stopSaver := context.WithCancel(ctx)
+		// the saver's last pass comes after the drain, which still
+		// notifies events fetched before the stop; a lost lease stops its
+		// writes (fenced) without it
+		sctx, stopSaver := context.WithCancel(context.WithoutCancel(ctx))
 		var saver sync.WaitGroup
 		saver.Go(func() { s.proc.saveLoop(sctx) })
 		err := s.Stage.Run(ctx)

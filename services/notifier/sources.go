@@ -292,6 +292,10 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 // for entries to refresh.
 const saveEvery = 30 * time.Second
 
+// lastSave bounds the saver's last pass, after the drain (the stage's
+// stop takes up to 22 s of the service's 25; the lease's release follows).
+const lastSave = time.Second
+
 // saveLoop is the saver of a term: it writes the open incidents that
 // changed as soon as Write marks them, and every saveEvery what failed and
 // the entries to refresh, apart from the deliveries, so that a slow bucket
@@ -312,7 +316,8 @@ func (p *Processor) saveLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			// after the drain: within the service's stop budget
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), lastSave)
 			pass(last)
 			cancel()
 			return

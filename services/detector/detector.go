@@ -78,16 +78,13 @@ func WithConsumerOptions(opts ...bus.ConsumerOption) Option {
 
 // series is the state of one series.
 type series struct {
-	key     string // envelope fingerprint
-	route   string
-	counter bool
-	dirty   bool // changed since its last snapshot
-	evicted bool
-	pending int32 // anomalies of this series whose publish is not settled
-	// unstored: anomalies whose publish failed and that a redelivery (or a
-	// later tick) has not stored yet
-	unstored int32
-	det      *detect.Detector
+	key          string // envelope fingerprint
+	route        string
+	counter      bool
+	dirty        bool // changed since its last snapshot
+	evicted      bool
+	publishWaits // its anomalies being published, or failed and not stored
+	det          *detect.Detector
 	// seen is the service's clock (unix ns) at the last sample, and last
 	// that sample while an episode is open: Tick closes the episode of a
 	// series gone silent (silence.go)
@@ -374,31 +371,19 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	if publish {
 		a, err := s.anomaly(e, &body, route, cfg, &res)
 		if err == nil {
-			m := new(unstoredMark)
-			err = out.Emit(stage.Output{Event: a, Settled: func(err error) { s.settled(ser, err, m) }, StoredLate: func() { s.storedLate(ser, m) }})
+			err = s.emitWaited(out, a, &ser.publishWaits, s.m.anomalies, staleKey{})
+		} else {
+			s.settledWait(&ser.publishWaits, err, nil, s.m.anomalies)
 		}
-		if err != nil { // not taken: nothing to wait for
-			s.settled(ser, err, nil)
+		if err != nil { // not taken: the rows' waits end too
 			for _, r := range rows {
-				s.settledAsset(r.asset, err, nil)
+				s.settledWait(&r.asset.publishWaits, err, nil, s.m.groupAnomalies)
 			}
 			return err
 		}
 	}
 	s.emitRows(out, rows)
 	return nil
-}
-
-// settled ends the wait of ser's snapshot for one anomaly publish, and
-// counts the anomaly if it was stored.
-func (s *Service) settled(ser *series, err error, m *unstoredMark) {
-	s.mu.Lock()
-	ser.pending--
-	ser.unstored += m.failed(err)
-	s.mu.Unlock()
-	if err == nil {
-		s.m.anomalies.Inc()
-	}
 }
 
 // Tick closes the episodes of series gone silent or evicted, and the rows
@@ -418,7 +403,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	s.mu.Lock()
 	waiting := s.endedAssets[:0]
 	for _, a := range s.endedAssets {
-		if !mayClose(a.pending, a.unstored, a.seen, now, a.silence()) {
+		if !a.mayClose(a.seen, now, a.silence()) {
 			waiting = append(waiting, a) // an event of its alarm is not stored yet
 			continue
 		}
@@ -428,7 +413,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	for _, a := range s.assets.Values() {
 		r, ok := a.expire(now)
 		if !ok {
-			if !a.open && a.det.Alarming() && mayClose(a.pending, a.unstored, a.seen, now, a.silence()) && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
+			if !a.open && a.det.Alarming() && a.mayClose(a.seen, now, a.silence()) && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
 				rows = s.endAlarm(rows, a, now.Sub(a.seen))
 			}
 			continue

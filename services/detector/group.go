@@ -63,8 +63,7 @@ type asset struct {
 	seen  time.Time
 
 	dirty, evicted bool
-	pending        int32 // anomalies of this asset whose publish is not settled
-	unstored       int32 // anomalies whose publish failed, not stored since
+	publishWaits   // its anomalies being published, or failed and not stored
 
 	// the current alarm episode of the asset's detector (in memory: after
 	// a restore an episode in progress continues with its peak from then on)
@@ -332,33 +331,9 @@ func (s *Service) scoreRow(a *asset, r closedRow) (*event.Envelope, error) {
 // as a row that could not be scored.
 func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 	for _, r := range rows {
-		a, stale, m := r.asset, r.stale, new(unstoredMark)
-		settled := func(err error) {
-			s.settledAsset(a, err, m)
-			if err == nil {
-				s.storedStale(stale)
-			}
+		if err := s.emitWaited(out, r.event, &r.asset.publishWaits, s.m.groupAnomalies, r.stale); err != nil {
+			s.log.Error().Err(err).Str("group", r.asset.group.Name).Str("asset", r.asset.key).Msg("group anomaly dropped")
 		}
-		storedLate := func() {
-			s.storedLateAsset(a, m)
-			s.storedStale(stale)
-		}
-		if err := out.Emit(stage.Output{Event: r.event, Settled: settled, StoredLate: storedLate}); err != nil {
-			s.settledAsset(a, err, nil) // not taken: nothing to wait for
-			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
-		}
-	}
-}
-
-// settledAsset ends the wait of a's snapshot for one anomaly publish, and
-// counts the anomaly if it was stored.
-func (s *Service) settledAsset(a *asset, err error, m *unstoredMark) {
-	s.mu.Lock()
-	a.pending--
-	a.unstored += m.failed(err)
-	s.mu.Unlock()
-	if err == nil {
-		s.m.groupAnomalies.Inc()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -100,8 +101,8 @@ func (s *Service) observed(t, now time.Time) {
 // overtake it. An event the runner dropped (past its MaxKept) is never
 // stored: after fallbackSilences of silence, unstored no longer holds the
 // close back.
-func mayClose(pending, unstored int32, seen, now time.Time, silence time.Duration) bool {
-	return pending == 0 && (unstored == 0 || now.Sub(seen) >= fallbackSilences*silence)
+func (w *publishWaits) mayClose(seen, now time.Time, silence time.Duration) bool {
+	return w.pending == 0 && (w.unstored == 0 || now.Sub(seen) >= fallbackSilences*silence)
 }
 
 // silentCloses ends the episodes of the series silent for their Silence
@@ -136,14 +137,14 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 	}
 	for ser := range s.open {
 		seen, silence := time.Unix(0, ser.seen), ser.det.Silence()
-		if mayClose(ser.pending, ser.unstored, seen, now, silence) && s.silentFor(ser.last.Time, seen, now, silence) {
+		if ser.mayClose(seen, now, silence) && s.silentFor(ser.last.Time, seen, now, silence) {
 			delete(s.open, ser)
 			end(ser, "silent")
 		}
 	}
 	waiting := s.ended[:0]
 	for _, ser := range s.ended {
-		if !mayClose(ser.pending, ser.unstored, time.Unix(0, ser.seen), now, ser.det.Silence()) {
+		if !ser.mayClose(time.Unix(0, ser.seen), now, ser.det.Silence()) {
 			waiting = append(waiting, ser) // an event of its episode is not stored yet
 			continue
 		}
@@ -198,20 +199,8 @@ func (s *Service) dropStale(ctx context.Context) {
 
 func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
 	for _, a := range as {
-		ser, stale, m := a.series, a.stale, new(unstoredMark)
-		settled := func(err error) {
-			s.settled(ser, err, m)
-			if err == nil {
-				s.storedStale(stale)
-			}
-		}
-		storedLate := func() {
-			s.storedLate(ser, m)
-			s.storedStale(stale)
-		}
-		if err := out.Emit(stage.Output{Event: a.event, Settled: settled, StoredLate: storedLate}); err != nil {
-			s.settled(ser, err, nil) // not taken: nothing to wait for
-			s.log.Error().Err(err).Str("series", ser.key).Msg("episode close dropped")
+		if err := s.emitWaited(out, a.event, &a.series.publishWaits, s.m.anomalies, a.stale); err != nil {
+			s.log.Error().Err(err).Str("series", a.series.key).Msg("episode close dropped")
 		}
 	}
 }
@@ -301,6 +290,50 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 	return append(rows, ra)
 }
 
+// publishWaits is what a series or an asset waits for: its anomalies
+// being published (pending: its snapshot waits for them), and those whose
+// publish failed and that a redelivery or a later tick has not stored yet
+// (unstored: a close must not overtake them). Guarded by s.mu.
+type publishWaits struct{ pending, unstored int32 }
+
+// emitWaited emits e, an anomaly of the series or asset whose waits w are
+// (pending already counts it): its Settled ends the wait, counts it in
+// stored once stored and queues stale for deletion; a failure counts in
+// unstored until StoredLate. An event the emitter did not take ends its
+// wait at once, and its error is returned.
+func (s *Service) emitWaited(out stage.Emitter, e *event.Envelope, w *publishWaits, stored prometheus.Counter, stale staleKey) error {
+	m := new(unstoredMark)
+	settled := func(err error) {
+		s.settledWait(w, err, m, stored)
+		if err == nil {
+			s.storedStale(stale)
+		}
+	}
+	storedLate := func() {
+		s.mu.Lock()
+		w.unstored -= m.stored()
+		s.mu.Unlock()
+		s.storedStale(stale)
+	}
+	if err := out.Emit(stage.Output{Event: e, Settled: settled, StoredLate: storedLate}); err != nil {
+		s.settledWait(w, err, nil, stored) // not taken: nothing to wait for
+		return err
+	}
+	return nil
+}
+
+// settledWait ends one wait of w with the publish's result err (m: its
+// mark; nil for an event never taken), counting it in stored if stored.
+func (s *Service) settledWait(w *publishWaits, err error, m *unstoredMark, stored prometheus.Counter) {
+	s.mu.Lock()
+	w.pending--
+	w.unstored += m.failed(err)
+	s.mu.Unlock()
+	if err == nil {
+		stored.Inc()
+	}
+}
+
 // unstoredMark follows one emitted anomaly: from a failed Settled until a
 // StoredLate it counts once in its series' (or asset's) unstored, however
 // often the runner calls either (a kept input's redelivery calls StoredLate
@@ -324,19 +357,4 @@ func (m *unstoredMark) stored() int32 {
 	}
 	m.counted = false
 	return 1
-}
-
-// storedLate: an anomaly of ser whose publish had failed was stored (by its
-// sample's redelivery, or a later tick).
-func (s *Service) storedLate(ser *series, m *unstoredMark) {
-	s.mu.Lock()
-	ser.unstored -= m.stored()
-	s.mu.Unlock()
-}
-
-// storedLateAsset is storedLate for an asset's anomaly.
-func (s *Service) storedLateAsset(a *asset, m *unstoredMark) {
-	s.mu.Lock()
-	a.unstored -= m.stored()
-	s.mu.Unlock()
 }

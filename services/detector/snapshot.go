@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -123,31 +122,8 @@ func (s *Service) keyOf(fingerprint string) string {
 }
 
 // seriesKey is the key of a series in memory and in the bucket: its
-// fingerprint when that is a valid key token (those aiops makes, 16 hex
-// digits, always are), else "h-" and a hash of it, since a producer may
-// send a fingerprint of any text.
-func seriesKey(fingerprint string) string {
-	if validKeyToken(fingerprint) {
-		return fingerprint
-	}
-	h := fnv.New64a()
-	h.Write([]byte(fingerprint))
-	return fmt.Sprintf("h-%016x", h.Sum64())
-}
-
-// validKeyToken reports whether a fingerprint can be a key token as is.
-func validKeyToken(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '=') {
-			return false
-		}
-	}
-	return true
-}
+// fingerprint as a key token (bus.KeyToken).
+func seriesKey(fingerprint string) string { return bus.KeyToken(fingerprint) }
 
 func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 	var flags byte

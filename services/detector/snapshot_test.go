@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -172,7 +173,7 @@ func TestSnapshotOfAProducersFingerprint(t *testing.T) {
 		t.Fatalf("wrote %d (%v), want the series", n, err)
 	}
 	got := kv.written()
-	if len(got) != 1 || got[0] != "detector."+seriesKey(e.Fingerprint) || !validKeyToken(seriesKey(e.Fingerprint)) {
+	if len(got) != 1 || got[0] != "detector."+seriesKey(e.Fingerprint) || !bus.ValidKeyToken(seriesKey(e.Fingerprint)) {
 		t.Fatalf("written %v, want detector.%s", got, seriesKey(e.Fingerprint))
 	}
 	if seriesKey("cpu.host b") == seriesKey(e.Fingerprint) || seriesKey("0123456789abcdef") != "0123456789abcdef" {

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
 )
 
 // The open incidents are what inhibits: an incident is held back while
@@ -119,21 +120,8 @@ func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (
 	return &kvOpen{kv}, nil
 }
 
-// openKey is the key of incident id: the id when it is a valid key token
-// (the correlator's are), else a hash of it.
-func openKey(id string) string {
-	ok := id != "" && len(id) <= 128
-	for i := 0; ok && i < len(id); i++ {
-		c := id[i]
-		ok = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '='
-	}
-	if ok {
-		return "open." + id
-	}
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return fmt.Sprintf("open.h-%016x", h.Sum64())
-}
+// openKey is the key of incident id.
+func openKey(id string) string { return "open." + bus.KeyToken(id) }
 
 func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 	data, err := json.Marshal(inc)

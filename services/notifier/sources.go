@@ -132,19 +132,24 @@ func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 	return err
 }
 
+// All reads every entry in one watch of the bucket (its current values,
+// then a nil), not one request per key.
 func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
-	lister, err := s.kv.ListKeys(ctx)
+	w, err := s.kv.Watch(ctx, "open.>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
 	}
+	defer w.Stop()
 	var out []openIncident
-	for key := range lister.Keys() {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // expired meanwhile
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		if err != nil {
-			return nil, err
+		if e == nil {
+			return out, nil
 		}
 		var inc openIncident
 		if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {
@@ -152,7 +157,6 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 		}
 		out = append(out, inc)
 	}
-	return out, nil
 }
 
 // WithOpenStore keeps the open incidents in store, read by restoreOpen.

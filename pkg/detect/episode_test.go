@@ -156,3 +156,54 @@ func TestEpisodeLifecycle(t *testing.T) {
 		t.Errorf("%d opens, %d closes for one lasting shift", opens, closes)
 	}
 }
+
+// TestOpenEpisodeOf: the open episode is read from a state whatever its
+// profile (seasonal or not, any window), equal to what EndEpisode of the
+// restored detector gives; a state with no episode open gives none, and a
+// truncated one an error.
+func TestOpenEpisodeOf(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"default":      {},
+		"no season":    {Seasonal: SeasonalConfig{Disabled: true}},
+		"window of 31": {Window: 31, Seasonal: SeasonalConfig{Disabled: true}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := noise(7, 460, 1)
+			for i := 400; i < 460; i++ {
+				v[i] += 40
+			}
+			d := mustDetector(t, cfg)
+			state := func() []byte {
+				b, err := d.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			for i, x := range v[:400] {
+				d.Observe(at(i, time.Minute), x)
+			}
+			if _, ok, err := OpenEpisodeOf(state()); ok || err != nil {
+				t.Fatalf("before the fault: open %v, err %v", ok, err)
+			}
+			for i := 400; i < 460; i++ {
+				d.Observe(at(i, time.Minute), v[i])
+			}
+			if !d.InEpisode() {
+				t.Fatal("no episode open in the fault")
+			}
+			b := state()
+			got, ok, err := OpenEpisodeOf(b)
+			want, _ := d.EndEpisode()
+			if !ok || err != nil || got != want {
+				t.Fatalf("OpenEpisodeOf = %+v %v %v, want %+v", got, ok, err, want)
+			}
+			if !got.Start.Equal(at(400, time.Minute)) || !got.End.Equal(at(459, time.Minute)) {
+				t.Errorf("episode %v..%v, want the fault's rows 400..459", got.Start, got.End)
+			}
+			if _, _, err := OpenEpisodeOf(b[:60]); err == nil {
+				t.Error("a truncated state gave no error")
+			}
+		})
+	}
+}

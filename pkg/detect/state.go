@@ -45,8 +45,12 @@ const regimeBytes = 4 + 4 + 2 + 1
 const trendBytes = 4 + 1
 
 // episodeBytes is the size of the resolution and episode fields version 4
-// appends.
-const episodeBytes = 4 + 8 + 1 + 1 + 4 + 4 + 1 + 8*7
+// appends: the resolution (4 + 8), then the episode (episodeFieldBytes).
+const episodeBytes = 4 + 8 + episodeFieldBytes
+
+// episodeFieldBytes is the size of the episode's fields: flags, calm, bar,
+// peak, peak detector, four times and three values.
+const episodeFieldBytes = 1 + 1 + 4 + 4 + 1 + 8*7
 
 var stateMagic = [2]byte{'d', 't'}
 
@@ -270,33 +274,21 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		p = p[trendBytes:]
 		nd.res = math.Float32frombits(binary.LittleEndian.Uint32(p))
 		nd.prevX = math.Float64frombits(binary.LittleEndian.Uint64(p[4:]))
-		p = p[12:]
-		if p[0] > 3 {
-			return corrupt("episode flag byte %d", p[0])
-		}
-		e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, calm: p[1]}
-		e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
-		e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
-		e.peakDet = p[10]
-		p = p[11:]
-		e.start, e.end, e.peakT, e.lastUpd = int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:])), int64(binary.LittleEndian.Uint64(p[16:])), int64(binary.LittleEndian.Uint64(p[24:]))
-		e.peakVal = math.Float64frombits(binary.LittleEndian.Uint64(p[32:]))
-		e.lo = math.Float64frombits(binary.LittleEndian.Uint64(p[40:]))
-		e.hi = math.Float64frombits(binary.LittleEndian.Uint64(p[48:]))
-		switch {
-		case !(nd.res >= 0) || math.IsInf(float64(nd.res), 0) || !finite(nd.prevX):
+		if !(nd.res >= 0) || math.IsInf(float64(nd.res), 0) || !finite(nd.prevX) {
 			return corrupt("resolution %v, previous value %v", nd.res, nd.prevX)
-		case !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal) || !finite(e.lo) || !finite(e.hi):
-			return corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
 		}
-		nd.ep = e
+		e, err := decodeEpisode(p[12:])
+		if err != nil {
+			return err
+		}
+		p, nd.ep = p[12:], e
 	}
 	nd.periodNs, nd.bucketNs, nd.finder = d.p.periodNs, d.p.bucketNs, nil
 	if d.season == nil {
 		nd.periodNs, nd.bucketNs = 0, 0
 	}
 	if version >= 5 {
-		p = p[8*7:] // past the episode's times and values
+		p = p[episodeFieldBytes:]
 		per, choosing := int64(binary.LittleEndian.Uint64(p)), p[8]
 		switch {
 		case d.season == nil && (per != 0 || choosing != 0):
@@ -346,4 +338,55 @@ func resampleProfile(prof []float32, n int) []float32 {
 // wn < size values: they occupy the wn slots before head.
 func slotFilled(s, head, wn, size int) bool {
 	return (s-(head-wn)+size)%size < wn
+}
+
+// decodeEpisode reads the episode's fields (episodeFieldBytes at p).
+func decodeEpisode(p []byte) (episodeState, error) {
+	if p[0] > 3 {
+		return episodeState{}, corrupt("episode flag byte %d", p[0])
+	}
+	e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, calm: p[1]}
+	e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
+	e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
+	e.peakDet = p[10]
+	p = p[11:]
+	e.start, e.end, e.peakT, e.lastUpd = int64(binary.LittleEndian.Uint64(p)), int64(binary.LittleEndian.Uint64(p[8:])), int64(binary.LittleEndian.Uint64(p[16:])), int64(binary.LittleEndian.Uint64(p[24:]))
+	e.peakVal = math.Float64frombits(binary.LittleEndian.Uint64(p[32:]))
+	e.lo = math.Float64frombits(binary.LittleEndian.Uint64(p[40:]))
+	e.hi = math.Float64frombits(binary.LittleEndian.Uint64(p[48:]))
+	if !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal) || !finite(e.lo) || !finite(e.hi) {
+		return episodeState{}, corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
+	}
+	return e, nil
+}
+
+// OpenEpisodeOf reads the alarm episode held open in a state MarshalBinary
+// wrote, whatever the profile it was taken with. A restore that cannot use
+// the state (its route left the pipeline, or its configuration changed
+// shape) still has an episode to close: nothing else would end it. ok is
+// false when no episode was open, or the state predates episodes
+// (version 4): its fields end the state, or come just before the season
+// of version 5 on.
+func OpenEpisodeOf(data []byte) (info Episode, ok bool, err error) {
+	if len(data) < 7 || data[0] != stateMagic[0] || data[1] != stateMagic[1] {
+		return Episode{}, false, errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
+	}
+	version, end := data[2], len(data)
+	switch {
+	case version < 4:
+		return Episode{}, false, nil
+	case version > stateVersion:
+		return Episode{}, false, errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrStateVersion, version, stateVersion))
+	case version >= 5:
+		end -= seasonBytes
+	}
+	if end-episodeFieldBytes < 7 {
+		return Episode{}, false, corrupt("%d bytes, too short for an episode", len(data))
+	}
+	e, err := decodeEpisode(data[end-episodeFieldBytes : end])
+	if err != nil || !e.open {
+		return Episode{}, false, err
+	}
+	d := Detector{ep: e}
+	return d.episodeInfo(), true, nil
 }

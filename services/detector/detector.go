@@ -130,6 +130,10 @@ type Service struct {
 	endedAssets []*asset
 	stale       []staleKey
 	watermark   int64
+	// orphans are the open episodes of snapshots Restore did not load,
+	// closed at the next tick (silence.go)
+	orphans        []*orphan
+	orphansDropped int
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -396,6 +400,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	closes := s.silentCloses(now)
 	s.mu.Unlock()
 	s.emitSeries(out, closes)
+	s.closeOrphans(out, now)
 	if len(s.pipeline.Groups) == 0 {
 		return nil
 	}

@@ -207,19 +207,23 @@ func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
 
 // silentClose builds the close of ser's episode info, which no observation
 // ended: the series sent none for its Silence (why "silent"), or was
-// evicted (why "evicted"). Its id is derived from the last sample, so a
+// evicted (why "evicted").
+func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode, now time.Time, why string) (*event.Envelope, error) {
+	cause := fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
+		last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
+	if why == "evicted" {
+		cause = fmt.Sprintf("%s dropped from the detector's memory (max_series) while anomalous", last.Metric)
+	}
+	return s.episodeClose(last, info, ser.route, window(ser.det.Profile().Config(), info.Detector), cause, now)
+}
+
+// episodeClose builds the close of an episode no observation ended, for
+// cause, at its last sample. Its id is derived from the last sample, so a
 // close made again (after a restore, by a second instance) is the same
 // message and the stream's duplicate window keeps one.
-func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode, now time.Time, why string) (*event.Envelope, error) {
-	var reason string
-	if why == "evicted" {
-		reason = fmt.Sprintf("%s dropped from the detector's memory (max_series) while anomalous", last.Metric)
-	} else {
-		reason = fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
-			last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
-	}
-	reason += fmt.Sprintf(": the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
-		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, ser.route)
+func (s *Service) episodeClose(last *lastSample, info detect.Episode, route, window, cause string, now time.Time) (*event.Envelope, error) {
+	reason := cause + fmt.Sprintf(": the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
+		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, route)
 	value, score, peak, peakValue := last.Value, 0.0, info.Peak, info.PeakValue
 	ab := event.AnomalyBody{
 		Series:    last.Fingerprint,
@@ -227,7 +231,7 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 		Value:     &value,
 		Score:     &score,
 		Detector:  info.Detector.String(),
-		Window:    window(ser.det.Profile().Config(), info.Detector),
+		Window:    window,
 		Reason:    reason,
 		Episode:   event.EpisodeClose,
 		EpisodeID: event.DerivedID(info.Start, "episode", last.Fingerprint),
@@ -357,4 +361,72 @@ func (m *unstoredMark) stored() int32 {
 	}
 	m.counted = false
 	return 1
+}
+
+// orphan is the open episode of a series snapshot Restore did not load
+// (its route left the pipeline, its detector's configuration changed
+// shape, or the memory was full): no observation of the series will end
+// it, so the next tick closes it at its last sample.
+type orphan struct {
+	key, route, window, cause string
+	last                      *lastSample
+	info                      detect.Episode
+	waits                     publishWaits
+}
+
+// orphanSkipped keeps the open episode of the snapshot v of key, which
+// failed to restore with err, for the next tick to close. A snapshot with
+// no last sample (version 1, or no episode open) or unreadable has none to
+// close.
+func (s *Service) orphanSkipped(key string, v []byte, err error) {
+	h, herr := decodeHeader(key, v)
+	if herr != nil || h.last == nil {
+		return
+	}
+	info, open, eerr := detect.OpenEpisodeOf(h.state)
+	if eerr != nil || !open {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orphaned(&orphan{key: key, route: h.route, last: h.last, info: info,
+		cause: fmt.Sprintf("%s not restored after a restart (%v)", h.last.Metric, err)})
+}
+
+// orphaned queues o, up to MaxSeries of them. s.mu is held.
+func (s *Service) orphaned(o *orphan) {
+	if len(s.orphans) >= s.cfg.MaxSeries {
+		s.orphansDropped++
+		return
+	}
+	s.orphans = append(s.orphans, o)
+}
+
+// closeOrphans emits the closes of the episodes Restore could not load.
+// Once a close is stored the snapshot is deleted, unless the series is
+// back in memory by then (its next snapshot replaces it), so that the next
+// restart does not close the episode again.
+func (s *Service) closeOrphans(out stage.Emitter, now time.Time) {
+	s.mu.Lock()
+	orphans, dropped := s.orphans, s.orphansDropped
+	s.orphans, s.orphansDropped = nil, 0
+	s.mu.Unlock()
+	if dropped > 0 {
+		s.log.Error().Int("episodes", dropped).Msg("more episodes to close after the restore than max_series: those stay open")
+	}
+	for _, o := range orphans {
+		e, err := s.episodeClose(o.last, o.info, o.route, o.window, o.cause, now)
+		if err != nil {
+			s.log.Error().Err(err).Str("series", o.key).Msg("episode close dropped")
+			continue
+		}
+		var stale staleKey
+		if s.kv != nil {
+			stale = staleKey{kv: s.keyOf(o.key), series: o.key}
+		}
+		o.waits.pending++
+		if err := s.emitWaited(out, e, &o.waits, s.m.anomalies, stale); err != nil {
+			s.log.Error().Err(err).Str("series", o.key).Msg("episode close dropped")
+		}
+	}
 }

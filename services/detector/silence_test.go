@@ -3,6 +3,8 @@ package detector
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +291,90 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 	if b.Episode != event.EpisodeClose || b.EpisodeID != a.EpisodeID || got[1].Links[0] != last.ID {
 		t.Errorf("after the restart: %s of episode %s linked to %v, want the close of %s linked to %s",
 			b.Episode, b.EpisodeID, got[1].Links, a.EpisodeID, last.ID)
+	}
+}
+
+// A series snapshot the restart cannot load (here its route's detector
+// changed shape: another window) held an episode open: the restarted
+// detector closes it at once, at its last sample, and deletes the snapshot
+// once the close is stored, so that the next restart does not close it
+// again. The same for a snapshot left out because max_series is full.
+func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, reason string
+		maxSeries          int
+	}{
+		{"changed shape", "detect:\n  defaults: {window: 64}\n", "incompatible config", 0},
+		{"max_series", "", "memory was full (max_series)", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			clock := &testClock{t: t0.Add(2 * time.Hour)}
+			svc, stop := r.start(Config{}, WithClock(clock.now))
+			var datas [][]byte
+			var last, other *event.Envelope
+			for i, v := range append(normal(100, 5), 150, 151, 150) {
+				if c.maxSeries > 0 {
+					// a second series, seen first, so snapshotted and
+					// restored first: it takes the one place
+					o, data := sample(t, "api", "errors", nil, t0.Add(time.Duration(i)*time.Minute-time.Second), 1, "")
+					datas, other = append(datas, data), o
+				}
+				e, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+				datas, last = append(datas, data), e
+			}
+			r.publish(datas...)
+			waitObservations(t, svc, last.Fingerprint, 103)
+			open := r.waitAnomalies(1)
+			stop(false)
+
+			cfg := Config{MaxSeries: c.maxSeries}
+			if c.yaml != "" {
+				cfg.Pipeline = filepath.Join(t.TempDir(), "p.yaml")
+				if err := os.WriteFile(cfg.Pipeline, []byte(c.yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			svc, stop = r.start(cfg, WithClock(clock.now))
+			got := r.waitAnomalies(2)
+			var a, b event.AnomalyBody
+			if err := open[0].DecodeBody(&a); err != nil {
+				t.Fatal(err)
+			}
+			if err := got[1].DecodeBody(&b); err != nil {
+				t.Fatal(err)
+			}
+			if b.Episode != event.EpisodeClose || b.EpisodeID != a.EpisodeID || got[1].Links[0] != last.ID ||
+				!got[1].Time.Equal(last.Time) || !strings.Contains(b.Reason, c.reason) {
+				t.Errorf("after the restart: %s of episode %s at %v linked to %v (%q), want the close of %s at %v linked to %s, saying %q",
+					b.Episode, b.EpisodeID, got[1].Time, got[1].Links, b.Reason, a.EpisodeID, last.Time, last.ID, c.reason)
+			}
+			kv, err := r.js.KeyValue(context.Background(), "detector_state")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := svc.cfg.Instance + "." + seriesKey(last.Fingerprint)
+			deadline := time.Now().Add(10 * time.Second)
+			for _, err := kv.Get(context.Background(), key); !errors.Is(err, jetstream.ErrKeyNotFound); _, err = kv.Get(context.Background(), key) {
+				if time.Now().After(deadline) {
+					t.Fatalf("snapshot %s still there after its episode was closed (%v)", key, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if other != nil {
+				if _, err := kv.Get(context.Background(), svc.cfg.Instance+"."+seriesKey(other.Fingerprint)); err != nil {
+					t.Errorf("the restored series' snapshot: %v", err)
+				}
+			}
+			stop(false)
+
+			_, stop = r.start(cfg, WithClock(clock.now))
+			defer stop(false)
+			time.Sleep(2 * time.Second) // ticks of the third run
+			if n := len(r.anomalies()); n != 2 {
+				t.Errorf("%d anomalies after a second restart, want the episode closed once (2)", n)
+			}
+		})
 	}
 }
 

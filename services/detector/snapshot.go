@@ -299,11 +299,18 @@ func (s *Service) Restore(ctx context.Context) error {
 		if err != nil {
 			skipped++
 			s.log.Debug().Err(err).Str("key", e.Key()).Msg("snapshot skipped; the series warms up again")
+			s.orphanSkipped(key, e.Value(), err)
 			continue
 		}
 		s.mu.Lock()
 		if s.series.Contains(key) || s.series.Len() >= s.cfg.MaxSeries {
 			full++
+			if !s.series.Contains(key) && ser.last != nil {
+				info, _ := ser.det.EndEpisode()
+				s.orphaned(&orphan{key: key, route: ser.route, last: ser.last, info: info,
+					window: window(ser.det.Profile().Config(), info.Detector),
+					cause:  fmt.Sprintf("%s not restored after a restart: the detector's memory was full (max_series)", ser.last.Metric)})
+			}
 		} else {
 			s.series.Add(key, ser)
 			if ser.last != nil {
@@ -321,41 +328,60 @@ func (s *Service) Restore(ctx context.Context) error {
 }
 
 func (s *Service) decode(key string, v []byte) (*series, error) {
-	if len(v) < 3 || v[0] != snapshotVersion && v[0] != 1 {
-		return nil, errs.Permanent(fmt.Errorf("%w: %s: unknown version", ErrSnapshot, key))
+	h, err := decodeHeader(key, v)
+	if err != nil {
+		return nil, err
 	}
-	truncated := errs.Permanent(fmt.Errorf("%w: %s: truncated", ErrSnapshot, key))
-	counter, hasLast := v[1]&1 != 0, v[1]&2 != 0
-	n := int(v[2])
-	if len(v) < 3+n {
-		return nil, truncated
-	}
-	name := string(v[3 : 3+n])
-	route, ok := s.pipeline.Lookup(name)
+	route, ok := s.pipeline.Lookup(h.route)
 	if !ok {
-		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, name))
+		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, h.route))
 	}
-	ser := &series{key: key, route: name, counter: counter}
-	v = v[3+n:]
-	if hasLast {
-		n, w := binary.Uvarint(v)
-		if w <= 0 || n > uint64(len(v)-w) {
-			return nil, truncated
-		}
-		ser.last = new(lastSample)
-		if err := json.Unmarshal(v[w:w+int(n)], ser.last); err != nil {
-			return nil, errs.Permanent(fmt.Errorf("%w: %s: last sample: %w", ErrSnapshot, key, err))
-		}
-		v = v[w+int(n):]
-	}
-	ser.det = route.Profile(counter).NewDetector()
-	if err := ser.det.UnmarshalBinary(v); err != nil {
+	ser := &series{key: key, route: h.route, counter: h.counter, last: h.last}
+	ser.det = route.Profile(h.counter).NewDetector()
+	if err := ser.det.UnmarshalBinary(h.state); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, key, err)
 	}
 	if !ser.det.InEpisode() {
 		ser.last = nil
 	}
 	return ser, nil
+}
+
+// snapshotHeader is what a series snapshot holds before its detector's
+// state.
+type snapshotHeader struct {
+	route   string
+	counter bool
+	last    *lastSample
+	state   []byte
+}
+
+func decodeHeader(key string, v []byte) (snapshotHeader, error) {
+	if len(v) < 3 || v[0] != snapshotVersion && v[0] != 1 {
+		return snapshotHeader{}, errs.Permanent(fmt.Errorf("%w: %s: unknown version", ErrSnapshot, key))
+	}
+	truncated := errs.Permanent(fmt.Errorf("%w: %s: truncated", ErrSnapshot, key))
+	hasLast := v[1]&2 != 0
+	h := snapshotHeader{counter: v[1]&1 != 0}
+	n := int(v[2])
+	if len(v) < 3+n {
+		return snapshotHeader{}, truncated
+	}
+	h.route = string(v[3 : 3+n])
+	v = v[3+n:]
+	if hasLast {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || n > uint64(len(v)-w) {
+			return snapshotHeader{}, truncated
+		}
+		h.last = new(lastSample)
+		if err := json.Unmarshal(v[w:w+int(n)], h.last); err != nil {
+			return snapshotHeader{}, errs.Permanent(fmt.Errorf("%w: %s: last sample: %w", ErrSnapshot, key, err))
+		}
+		v = v[w+int(n):]
+	}
+	h.state = v
+	return h, nil
 }
 
 // put is one snapshot write of what, awaiting its ack.

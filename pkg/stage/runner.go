@@ -60,6 +60,9 @@ type Runner struct {
 	draining atomic.Bool
 	flushMu  sync.Mutex
 
+	// soon asks the checkpoint loop for a checkpoint now (CheckpointSoon).
+	soon chan struct{}
+
 	m metrics
 }
 
@@ -80,7 +83,7 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	r := &Runner{cfg: cfg, pub: pub, log: log, now: time.Now}
+	r := &Runner{cfg: cfg, pub: pub, log: log, now: time.Now, soon: make(chan struct{}, 1)}
 	switch p := proc.(type) {
 	case Processor:
 		r.proc = p
@@ -675,6 +678,8 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.soon:
+			t.Reset(r.cfg.CheckpointEvery)
 		}
 		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if _, ok := cp.(Outbox); ok {
@@ -686,6 +691,18 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 			r.log.Warn().Err(err).Msg("checkpoint failed; retried at the next one")
 		}
 		cancel()
+	}
+}
+
+// CheckpointSoon asks for a checkpoint now instead of at the end of the
+// CheckpointEvery period (after the one running, if one is): for a
+// processor whose callers wait until its state holds what they asked (the
+// correlator's incident commands). Calls made before it began are one
+// checkpoint. A runner whose processor is no Checkpointer ignores it.
+func (r *Runner) CheckpointSoon() {
+	select {
+	case r.soon <- struct{}{}:
+	default:
 	}
 }
 

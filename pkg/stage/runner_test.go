@@ -326,6 +326,35 @@ func TestRunnerRestoresAndCheckpoints(t *testing.T) {
 	}
 }
 
+// CheckpointSoon checkpoints without waiting for CheckpointEvery, once
+// for the calls made before it began.
+func TestCheckpointSoon(t *testing.T) {
+	p := &checkpointer{}
+	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour})
+	checkpoints := func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return strings.Count(strings.Join(p.order, ","), "checkpoint")
+	}
+	for i := 0; i < 3; i++ {
+		h.Runner.CheckpointSoon()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for checkpoints() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint 10 s after CheckpointSoon, with CheckpointEvery an hour")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := checkpoints(); n > 2 {
+		t.Errorf("%d checkpoints for three calls at once, want at most two", n)
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // sink holds inputs until Flush and then reports them.
 type sink struct {
 	mu      sync.Mutex

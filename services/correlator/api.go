@@ -34,9 +34,11 @@ var (
 	// ErrCommandTimeout: the command was not applied before the caller's
 	// deadline (commands wait for the next tick, every second).
 	ErrCommandTimeout = errors.New("correlator: the command was not applied in time")
-	// ErrNotStored: the command was applied but its incident event was not
-	// stored yet; the runtime retries it at the next tick.
-	ErrNotStored = errors.New("correlator: the incident event was not stored yet")
+	// ErrNotStored: the command was applied, but neither is its incident
+	// event stored nor does a saved state hold it yet (a crash now would
+	// lose it); the runtime retries the event at the next tick and a
+	// checkpoint follows at once.
+	ErrNotStored = errors.New("correlator: the command is applied but not stored yet")
 	// ErrStandby: this instance does not hold the lease; the active one
 	// has the incidents.
 	ErrStandby = errors.New("correlator: this instance is standing by (another one holds the lease)")
@@ -46,6 +48,10 @@ var (
 type pendingCommand struct {
 	cmd    correlate.Command
 	result chan commandResult
+	// applied is the state the command made, set by the tick that
+	// applied it (guarded by Processor.mu): a caller whose deadline came
+	// before the answer gets it with ErrNotStored.
+	applied *correlate.State
 }
 
 type commandResult struct {
@@ -54,14 +60,18 @@ type commandResult struct {
 }
 
 // Submit hands a command to the correlator and waits until the incident
-// event it causes was stored by the stream: commands are applied by the
-// tick, through the runtime, so their events are published (and retried)
-// like every other output. A command the incident refuses (unknown,
-// already resolved) fails at once. A command on an incident merged into
-// another applies to that one (correlate.Correlator.Apply): the state
-// returned is then that incident's. A command given again under its id is
-// not applied twice: it returns the state once its first application's
-// event was stored or a checkpoint holds it, ErrNotStored before that.
+// event it causes was stored by the stream and, with a state store, a
+// saved checkpoint holds the command (one is asked for at once): a caller
+// told yes must not lose the command to a crash, which restores the last
+// saved state. Commands are applied by the tick, through the runtime, so
+// their events are published (and retried) like every other output. A
+// command the incident refuses (unknown, already resolved) fails at once.
+// A command on an incident merged into another applies to that one
+// (correlate.Correlator.Apply): the state returned is then that
+// incident's. A command applied whose answer did not come by ctx's end
+// returns its state with ErrNotStored. A command given again under its id
+// is not applied twice: it returns the state once a checkpoint holds its
+// first application, ErrNotStored before that.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
 	p.mu.Lock()
 	if !p.leading.Load() {
@@ -74,7 +84,7 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 			return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
 		}
 	}
-	pc := pendingCommand{cmd: cmd, result: make(chan commandResult, 1)}
+	pc := pendingCommand{cmd: cmd, result: make(chan commandResult, 1), applied: new(correlate.State)}
 	p.commands = append(p.commands, pc)
 	p.mu.Unlock()
 	select {
@@ -91,9 +101,16 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 				return correlate.State{}, fmt.Errorf("%w: %w", ErrCommandTimeout, ctx.Err())
 			}
 		}
+		// Applied: answered already, or its event or checkpoint is
+		// still to come (a retry under its id is told when it is in).
+		st := *pc.applied
 		p.mu.Unlock()
-		r := <-pc.result
-		return r.state, r.err
+		select {
+		case r := <-pc.result:
+			return r.state, r.err
+		default:
+			return st, fmt.Errorf("%w: %w", ErrNotStored, ctx.Err())
+		}
 	}
 }
 
@@ -138,27 +155,33 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 			pc.result <- commandResult{err: err}
 			continue
 		}
+		*pc.applied = u.State
 		e, err := correlate.Envelope(u, now.UTC())
 		if err == nil {
-			result := pc.result
-			state := u.State
-			id := pc.cmd.ID
-			track := id != "" && p.unstored != nil
-			if track {
-				p.unstored[id] = true
-			}
-			o := stage.Output{Event: e, Settled: func(err error) {
-				if err != nil {
-					err = fmt.Errorf("%w: %w", ErrNotStored, err)
-				} else if track {
-					p.saved([]string{id})
+			result, state := pc.result, u.State
+			answer := func(err error) { result <- commandResult{state: state, err: err} }
+			durable := p.unstored != nil
+			var seq uint64
+			if durable {
+				p.applied++
+				seq = p.applied
+				if pc.cmd.ID != "" {
+					p.unstored[pc.cmd.ID] = true // until a checkpoint holds it
 				}
-				result <- commandResult{state: state, err: err}
-			}}
-			if track {
-				o.StoredLate = func() { p.saved([]string{id}) } // a later tick's retry stored it
 			}
-			err = out.Emit(o)
+			err = out.Emit(stage.Output{Event: e, Settled: func(err error) {
+				switch {
+				case err != nil:
+					answer(fmt.Errorf("%w: %w", ErrNotStored, err))
+				case durable:
+					p.answerWhenSaved(seq, answer)
+				default:
+					answer(nil)
+				}
+			}})
+			if err == nil && durable && p.checkpointSoon != nil {
+				p.checkpointSoon()
+			}
 		}
 		if err != nil {
 			pc.result <- commandResult{err: err}
@@ -384,18 +407,27 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, correlate.ErrInvalidCommand):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotStored) && cmdID == "":
+		// Applied: a retry without a key would apply it again.
+		w.Header().Set("Warning", `199 aiops "applied, not stored yet: send an Idempotency-Key to retry safely"`)
+		writeJSON(w, http.StatusAccepted, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
 	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		writeError(w, http.StatusConflict, err.Error())
 	default:
-		answer := commandAnswer{State: st}
-		if st.IncidentID != id {
-			answer.AppliedTo = st.IncidentID
-		}
-		writeJSON(w, http.StatusOK, answer)
+		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
 	}
+}
+
+// appliedTo is the incident a command on id applied to, when another (id
+// was merged into it), else "".
+func appliedTo(st correlate.State, id string) string {
+	if st.IncidentID != id {
+		return st.IncidentID
+	}
+	return ""
 }
 
 // commandField names the body field action needs and was not given ("" when

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,22 +317,46 @@ func TestAPIMergedIncident(t *testing.T) {
 	}
 }
 
-// With a state store, a command given again under its id is done once its
-// first event was stored, by its first publish or a later tick's retry (no
-// checkpoint needed), and "not stored" while it was not.
-func TestCommandGivenAgainWaitsForItsEvent(t *testing.T) {
+// memCheckpoint is a Processor with a state store that saves nothing but
+// records what a saved checkpoint would hold; failing makes its
+// checkpoints fail.
+type memCheckpoint struct {
+	*Processor
+	failing *atomic.Bool
+}
+
+func (m memCheckpoint) Restore(context.Context) error { return nil }
+func (m memCheckpoint) Checkpoint(context.Context) error {
+	st, err := m.snapshot()
+	if err != nil || m.failing.Load() {
+		return errors.Join(err, errors.New("object store down"))
+	}
+	m.saved(st)
+	return nil
+}
+
+// With a state store, a command is answered once a saved checkpoint holds
+// it (one is taken at once; a crash before would lose the command), and
+// not while checkpoints fail. Given again under its id, it is not applied
+// twice: "not stored" until a checkpoint holds its first application,
+// done after.
+func TestCommandAnsweredOnceACheckpointHoldsIt(t *testing.T) {
 	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proc.unstored = map[string]bool{} // as New makes it with a state store
-	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	failing := new(atomic.Bool)
+	h := stagetest.Start(t, memCheckpoint{proc, failing}, stage.Config{TickEvery: time.Second, CheckpointEvery: time.Hour})
+	proc.checkpointSoon = h.Runner.CheckpointSoon
 	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
 	id := proc.Incidents()[0].IncidentID
-	submit := func(c correlate.Command) error {
+	submit := func(c correlate.Command, wait time.Duration) error {
 		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
 		done := make(chan error, 1)
-		go func() { _, err := proc.Submit(context.Background(), c); done <- err }()
+		go func() { _, err := proc.Submit(ctx, c); done <- err }()
 		for {
 			select {
 			case err := <-done:
@@ -341,29 +366,49 @@ func TestCommandGivenAgainWaitsForItsEvent(t *testing.T) {
 			}
 		}
 	}
-	refused := correlate.Command{IncidentID: id, Action: "comment", Text: "one", ID: "key:a"}
-	h.Pub.Refuse(true)
-	for i := range 2 {
-		if err := submit(refused); !errors.Is(err, ErrNotStored) {
-			t.Fatalf("comment %d while the stream refuses: %v, want ErrNotStored", i+1, err)
+	// given again until done: "not stored" until then
+	doneOnceHeld := func(c correlate.Command, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := submit(c, time.Second)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrNotStored) || time.Now().After(deadline) {
+				t.Fatalf("%s: %v, want done once a checkpoint holds it", what, err)
+			}
 		}
 	}
-	// A later tick's retry stores the first comment's event: given
+	// The event is stored, but no checkpoint holds the command: no yes.
+	failing.Store(true)
+	held := correlate.Command{IncidentID: id, Action: "comment", Text: "zero", ID: "key:z"}
+	if err := submit(held, time.Second); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("comment while checkpoints fail: %v, want ErrNotStored", err)
+	}
+	if err := submit(held, 200*time.Millisecond); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("the comment again while checkpoints fail: %v, want ErrNotStored", err)
+	}
+	failing.Store(false)
+	h.Runner.CheckpointSoon()
+	doneOnceHeld(held, "the comment again once checkpoints work")
+
+	refused := correlate.Command{IncidentID: id, Action: "comment", Text: "one", ID: "key:a"}
+	h.Pub.Refuse(true)
+	if err := submit(refused, 10*time.Second); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("comment while the stream refuses: %v, want ErrNotStored", err)
+	}
+	// The checkpoint asked for holds it (its outbox the event): given
 	// again, it is done.
 	h.Pub.Refuse(false)
-	if err := h.Tick(time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if err := submit(refused); err != nil {
-		t.Fatalf("the comment again once a retry stored its event: %v", err)
-	}
+	doneOnceHeld(refused, "the comment again")
 	stored := correlate.Command{IncidentID: id, Action: "comment", Text: "two", ID: "key:b"}
 	for i := range 2 {
-		if err := submit(stored); err != nil {
+		if err := submit(stored, 10*time.Second); err != nil {
 			t.Fatalf("comment %d, its event stored: %v", i+1, err)
 		}
 	}
-	if got := len(proc.Incidents()[0].Comments); got != 2 {
-		t.Fatalf("%d comments, want each command's once", got)
+	if got := len(proc.Incidents()[0].Comments); got != 3 {
+		t.Fatalf("%d comments, want each command's once (3)", got)
 	}
 }

@@ -54,6 +54,14 @@ type Processor struct {
 	// ErrNotStored, not ErrApplied's success, so that a crash before
 	// either cannot lose a command whose repeat was acked.
 	unstored map[string]bool
+	// applied numbers the commands applied and savedUpTo is the last a
+	// saved checkpoint holds (with a state store); unsaved are the answers
+	// of those whose event is stored but that no saved state holds yet,
+	// told once one does (a crash before would lose the command), and
+	// checkpointSoon asks the runner for that checkpoint at once.
+	applied, savedUpTo uint64
+	unsaved            []unsavedAnswer
+	checkpointSoon     func()
 	// leading is true while this instance consumes (holds the lease) and
 	// its state is restored: a standby's state is not current, nor one
 	// still restoring, so its API refuses.
@@ -182,27 +190,85 @@ func (p *Processor) Incidents() []correlate.State {
 	return p.c.Incidents()
 }
 
-// snapshot and restore are the state as bytes. snapshot also returns
-// the ids of the commands applied whose events were not stored yet (once
-// the state is saved, the outbox saved before it holds their events) and
-// the incident events in flight, oldest first, which the outbox must hold:
-// the state returned made them.
-func (p *Processor) snapshot() (data []byte, unstored []string, flying []bus.Message, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	data, err = p.c.MarshalJSON()
-	if p.inFlight != nil {
-		flying = p.inFlight.Messages()
-	}
-	return data, slices.Collect(maps.Keys(p.unstored)), flying, err
+// unsavedAnswer is the answer of the command numbered seq, told once a
+// saved checkpoint holds it.
+type unsavedAnswer struct {
+	seq    uint64
+	answer func(error)
 }
 
-// saved forgets ids as unstored: a checkpoint holds their events.
-func (p *Processor) saved(ids []string) {
+// answerWhenSaved answers the command numbered seq, whose event is
+// stored, once a saved checkpoint holds it.
+func (p *Processor) answerWhenSaved(seq uint64, answer func(error)) {
+	p.mu.Lock()
+	if p.savedUpTo < seq {
+		p.unsaved = append(p.unsaved, unsavedAnswer{seq, answer})
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	answer(nil)
+}
+
+// failUnsaved answers the commands no saved checkpoint holds with err: the
+// term ended without one (the lease was lost, or the last save failed), so
+// the next holder's state does not have them (a NATS command is naked, and
+// applied by the next holder).
+func (p *Processor) failUnsaved(err error) {
+	p.mu.Lock()
+	waiting := p.unsaved
+	p.unsaved = nil
+	p.mu.Unlock()
+	for _, w := range waiting {
+		w.answer(err)
+	}
+}
+
+// savedState is what a checkpoint saves: the state as bytes, the ids of
+// the commands applied whose events were not stored yet (once the state
+// is saved, the outbox saved before it holds their events), the number of
+// the last command applied, and the incident events in flight, oldest
+// first, which the outbox must hold: the state made them.
+type savedState struct {
+	data      []byte
+	unstored  []string
+	appliedTo uint64
+	flying    []bus.Message
+}
+
+// snapshot and restore are the state as bytes.
+func (p *Processor) snapshot() (savedState, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, id := range ids {
+	data, err := p.c.MarshalJSON()
+	st := savedState{data: data, unstored: slices.Collect(maps.Keys(p.unstored)), appliedTo: p.applied}
+	if p.inFlight != nil {
+		st.flying = p.inFlight.Messages()
+	}
+	return st, err
+}
+
+// saved records st as saved: its commands are held, and their callers
+// waiting for that are answered.
+func (p *Processor) saved(st savedState) {
+	p.mu.Lock()
+	for _, id := range st.unstored {
 		delete(p.unstored, id)
+	}
+	p.savedUpTo = max(p.savedUpTo, st.appliedTo)
+	var told []unsavedAnswer
+	waiting := p.unsaved[:0]
+	for _, w := range p.unsaved {
+		if w.seq <= p.savedUpTo {
+			told = append(told, w)
+		} else {
+			waiting = append(waiting, w)
+		}
+	}
+	p.unsaved = waiting
+	p.mu.Unlock()
+	for _, w := range told {
+		w.answer(nil)
 	}
 }
 
@@ -223,6 +289,12 @@ func (p *Processor) newTerm(restores bool) <-chan struct{} {
 	if p.inFlight != nil {
 		p.inFlight.Clear() // the last term's are its checkpoint's to send
 	}
+	if p.unstored != nil {
+		// The state restored holds the commands the last term saved; those
+		// it did not are applied anew when given again.
+		clear(p.unstored)
+	}
+	p.savedUpTo = p.applied
 	p.restored = make(chan struct{})
 	if !restores {
 		close(p.restored)
@@ -289,19 +361,19 @@ func (d durable) Checkpoint(ctx context.Context) error {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
 	}
-	data, unstored, flying, err := d.snapshot()
+	st, err := d.snapshot()
 	if err != nil {
 		return err
 	}
 	outbox := new(stage.HeldOutputs)
-	outbox.Hold(append(slices.Clone(d.Held()), flying...))
+	outbox.Hold(append(slices.Clone(d.Held()), st.flying...))
 	if err := outbox.SaveTo(ctx, d.store, d.key); err != nil {
 		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
-	if _, err = d.store.PutBytes(ctx, d.key, data); err != nil {
+	if _, err = d.store.PutBytes(ctx, d.key, st.data); err != nil {
 		return err
 	}
-	d.saved(unstored)
+	d.saved(st)
 	return nil
 }
 
@@ -346,6 +418,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled}
+	proc.checkpointSoon = st.CheckpointSoon
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
@@ -407,6 +480,9 @@ func (s *Service) lead(ctx context.Context) error {
 	var consumers sync.WaitGroup
 	consumers.Go(func() {
 		errs[0] = s.Stage.Run(term)
+		// The last checkpoint is behind: what it did not save, no saved
+		// state of this term will hold.
+		s.proc.failUnsaved(ErrStandby)
 		endTerm()
 	})
 	select {

@@ -181,11 +181,11 @@ func TestEventInFlightIsForgottenOnceStored(t *testing.T) {
 	}
 	proc.inFlight = &stage.InFlight{} // as with a state store
 	flying := func() int {
-		_, _, f, err := proc.snapshot()
+		st, err := proc.snapshot()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(f)
+		return len(st.flying)
 	}
 	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
 	web := alertEvent(t, "HighLatency", "web", 0, 0)

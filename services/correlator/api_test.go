@@ -412,3 +412,29 @@ func TestCommandAnsweredOnceACheckpointHoldsIt(t *testing.T) {
 		t.Fatalf("%d comments, want each command's once (3)", got)
 	}
 }
+
+// A command applied whose event the stream does not store is answered 503
+// with Retry-After when it has an Idempotency-Key (a retry is safe), and
+// 202 with the state without one: retried, it would be applied again.
+func TestCommandNotStoredAnswers(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	_, body := r.do("GET", "/v1/incidents", apiToken, "")
+	var list struct {
+		Incidents []correlate.State `json:"incidents"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Incidents) != 1 {
+		t.Fatalf("incidents: %v %s", err, body)
+	}
+	id := list.Incidents[0].IncidentID
+	r.h.Pub.Refuse(true)
+	code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, `{"by":"ana","text":"one"}`)
+	var st commandAnswer
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &st) != nil || st.IncidentID != id || len(st.Comments) != 1 {
+		t.Fatalf("comment without a key, not stored: %d %s, want 202 with the state holding it", code, body)
+	}
+	code, body = r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, "k1", `{"by":"ana","text":"two"}`)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not stored yet") {
+		t.Fatalf("comment with a key, not stored: %d %s, want 503", code, body)
+	}
+}

@@ -167,3 +167,48 @@ func TestIncidentEventFitsTheBodyLimit(t *testing.T) {
 		t.Fatalf("the first member listed is on %s, want one on the incident's service %s (a notifier routes by its labels)", st.Members[0].Service, st.Service)
 	}
 }
+
+// An alert still firing when its incident was resolved by hand is sent
+// again with its startsAt once the incident is forgotten (past
+// reopen_window): the incident it opens gets an id of its own, and so do
+// its events, also after a restore; the stores and the notifier would
+// otherwise take it for the old incident.
+func TestResendAfterTheIncidentIsForgottenGetsANewID(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	opened := feed(c, a)
+	id, _ := c.IncidentOf(a.Fingerprint)
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana", Time: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(t0.Add(2 * time.Hour)) // past reopen_window: forgotten
+	if _, ok := c.Incident(id); ok {
+		t.Fatalf("incident %s still in memory two hours after its resolve", id)
+	}
+	data, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newCorrelator(t, Config{})
+	if err := restored.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Correlator{"live": c, "restored": restored} {
+		ups := feed(c, a) // the resend: the same signal, startsAt and all
+		again, ok := c.IncidentOf(a.Fingerprint)
+		if !ok || again == id || len(ups) == 0 || ups[0].Transition != Opened {
+			t.Fatalf("%s: the resend opened %q (%s), want a new incident, not %s", name, again, transitions(ups), id)
+		}
+		first, err := Envelope(opened[0], t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := Envelope(ups[0], t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.ID == second.ID {
+			t.Fatalf("%s: the new incident's opening has the old one's event id %s", name, first.ID)
+		}
+	}
+}

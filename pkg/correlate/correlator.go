@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -174,9 +175,19 @@ type Correlator struct {
 	bursts map[burstKey][]*incident
 	storms map[*incident]struct{}
 	places map[string][]string
+	// retired are the ids of the incidents forgotten while a member still
+	// fired (resolved by hand, or evicted open), the oldest first, at most
+	// MaxRetired: such an alert is sent again with its startsAt, and would
+	// derive the same id for the incident it opens (open).
+	retired    []string
+	retiredSet map[string]struct{}
 
 	stats Stats
 }
+
+// MaxRetired bounds the ids of forgotten incidents the correlator keeps
+// from being given again (Correlator.retired).
+const MaxRetired = 10_000
 
 // mergeRecord is what the correlator remembers of a merged incident.
 type mergeRecord struct {
@@ -751,6 +762,9 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	for _, m := range moved {
 		c.adopt(into, m)
 	}
+	// Its members' signals, sent again once into is forgotten, must not
+	// derive its id (merged, it is known only within ReopenWindow).
+	c.retire(from.id)
 	for _, ch := range from.changes {
 		into.link(ch)
 	}
@@ -1320,7 +1334,7 @@ func (inc *incident) hasName(name string) bool { return name != "" && inc.names[
 // open starts an incident with s as its first member.
 func (c *Correlator) open(s Signal) Update {
 	inc := &incident{
-		id:       event.DerivedID(s.Time, "incident", s.Fingerprint, s.Time.UTC().Format(time.RFC3339Nano)),
+		id:       c.newID(s),
 		status:   StatusOpen,
 		openedAt: s.Time, lastSignal: s.Time,
 		services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
@@ -1810,9 +1824,50 @@ func sortIncidents(out []*incident) {
 	})
 }
 
+// newID derives the id of the incident s opens from s, so that a replay,
+// and the signal redelivered after a restart, give the same one; one
+// already given (an incident in memory, merged, or retired) is derived
+// again with a count.
+func (c *Correlator) newID(s Signal) string {
+	at := s.Time.UTC().Format(time.RFC3339Nano)
+	id := event.DerivedID(s.Time, "incident", s.Fingerprint, at)
+	for n := 2; c.given(id); n++ {
+		id = event.DerivedID(s.Time, "incident", s.Fingerprint, at, strconv.Itoa(n))
+	}
+	return id
+}
+
+// given tells whether id names an incident in memory, one merged within
+// ReopenWindow, or one retired.
+func (c *Correlator) given(id string) bool {
+	_, open := c.incidents[id]
+	_, merged := c.merged[id]
+	_, retired := c.retiredSet[id]
+	return open || merged || retired
+}
+
+// retire keeps id from being given again (Correlator.retired).
+func (c *Correlator) retire(id string) {
+	if c.retiredSet == nil {
+		c.retiredSet = map[string]struct{}{}
+	}
+	if _, ok := c.retiredSet[id]; ok {
+		return
+	}
+	if len(c.retired) >= MaxRetired {
+		delete(c.retiredSet, c.retired[0])
+		c.retired = append(c.retired[:0], c.retired[1:]...)
+	}
+	c.retired = append(c.retired, id)
+	c.retiredSet[id] = struct{}{}
+}
+
 // forget drops a resolved incident and its members from memory: their
 // fingerprints start afresh.
 func (c *Correlator) forget(inc *incident) {
+	if inc.firing+inc.episodes > 0 {
+		c.retire(inc.id)
+	}
 	c.detachAll(inc)
 	if set := c.byRoot[inc.root]; set != nil {
 		delete(set, inc)

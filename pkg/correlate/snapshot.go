@@ -28,7 +28,10 @@ type snapshot struct {
 	// Places are the first two values seen of each location label
 	// (Correlator.varies); a snapshot without them learns them again.
 	Places map[string][]string `json:"places,omitempty"`
-	Stats  Stats               `json:"stats"`
+	// Retired are the ids of incidents forgotten while a member fired
+	// (Correlator.retired); a snapshot without them restores none.
+	Retired []string `json:"retired,omitempty"`
+	Stats   Stats    `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -72,7 +75,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -109,6 +112,10 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.changes = map[string][]Change{}
 	}
 	c.merged, c.mergedOrder = map[string]mergeRecord{}, nil
+	c.retired, c.retiredSet = nil, nil
+	for _, id := range s.Retired {
+		c.retire(id)
+	}
 	c.recent, c.bursts, c.storms = nil, map[burstKey][]*incident{}, map[*incident]struct{}{}
 	c.places = map[string][]string{}
 	if *c.cfg.LocationBursts {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,12 +21,54 @@ var ErrLeaseLost = errors.New("bus: lease lost")
 // overwriting it; a holder that stops renewing (crashed, cut off) loses the
 // key when the bucket's TTL removes it. A stateful stage runs only while it
 // holds its lease, so two instances on one durable never both process.
+//
+// The server may hand the key to another holder once the TTL passed since
+// the last write it took, while a holder that was paused (GC, SIGSTOP, a
+// throttled CPU) or whose renewal hangs would only learn of it at its
+// next renewal. So the holder also keeps a deadline of its own: a TTL
+// less a margin after it sent the last write that succeeded (the server
+// counts from when it took it, later). Hold ends with ErrLeaseLost at the
+// deadline, and Valid tells work about to make a change that outlives the
+// term (saving state, applying a command) whether it is still inside it.
 type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
 	holder string
 	ttl    time.Duration
 	rev    uint64
+
+	mu       sync.Mutex
+	deadline time.Time // zero: not held
+}
+
+// leaseMargin is how long before the server's expiry the holder stops
+// taking itself for the holder: clocks that run at slightly different
+// rates, and the time between Valid and the change it allows.
+func (l *Lease) leaseMargin() time.Duration { return l.ttl / 6 }
+
+// held records a write the server took, sent at sent.
+func (l *Lease) held(sent time.Time) {
+	l.mu.Lock()
+	l.deadline = sent.Add(l.ttl - l.leaseMargin())
+	l.mu.Unlock()
+}
+
+// Valid tells whether this holder has the lease by its own clock: it wrote
+// the key last less than a TTL (less a margin) ago. A nil lease (disabled)
+// is always valid.
+func (l *Lease) Valid() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Now().Before(l.deadline)
+}
+
+func (l *Lease) until() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deadline
 }
 
 // NewLease binds (creating it if needed) the bucket of leases with the
@@ -58,9 +101,11 @@ func newLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder s
 // Acquire waits until the lease is this holder's, or ctx ends.
 func (l *Lease) Acquire(ctx context.Context) error {
 	for {
+		sent := time.Now()
 		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 		if err == nil {
 			l.rev = rev
+			l.held(sent)
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -76,7 +121,8 @@ func (l *Lease) Acquire(ctx context.Context) error {
 }
 
 // Hold renews the lease until ctx ends (it then returns nil) or the lease
-// is lost (ErrLeaseLost).
+// is lost (ErrLeaseLost): a renewal failed, or none succeeded by the
+// holder's own deadline (see Lease).
 func (l *Lease) Hold(ctx context.Context) error {
 	t := time.NewTicker(l.ttl / 3)
 	defer t.Stop()
@@ -86,14 +132,21 @@ func (l *Lease) Hold(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), l.rev)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		deadline := l.until()
+		renew, cancel := context.WithDeadline(ctx, deadline)
+		sent := time.Now()
+		rev, err := l.kv.Update(renew, l.key, []byte(l.holder), l.rev)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && !time.Now().Before(deadline):
+			return fmt.Errorf("%w: %s: not renewed within its TTL (%s) by this holder's clock: %w", ErrLeaseLost, l.key, l.ttl, err)
+		case err != nil:
 			return fmt.Errorf("%w: %s: %w", ErrLeaseLost, l.key, err)
 		}
 		l.rev = rev
+		l.held(sent)
 	}
 }
 
@@ -103,6 +156,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l.rev == 0 {
 		return nil
 	}
+	l.mu.Lock()
+	l.deadline = time.Time{}
+	l.mu.Unlock()
 	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 	l.rev = 0
 	return err

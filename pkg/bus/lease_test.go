@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
@@ -63,5 +66,53 @@ func TestLease(t *testing.T) {
 	}
 	if _, err := NewLease(ctx, js, bucket, "x", "a", time.Second); err == nil {
 		t.Fatal("a TTL of 1s was taken")
+	}
+}
+
+// stalledKV is a bucket whose updates hang until their context ends (a
+// renewal stuck behind a slow cluster, or a paused process).
+type stalledKV struct{ jetstream.KeyValue }
+
+func (stalledKV) Update(ctx context.Context, _ string, _ []byte, _ uint64) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A holder whose renewals do not get through stops taking itself for the
+// holder by its own clock, before the server may hand the key to another:
+// Valid turns false and Hold ends with ErrLeaseLost, without waiting for a
+// renewal's answer.
+func TestLeaseExpiresByTheHoldersClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	l, err := NewLease(ctx, js, fmt.Sprintf("leases_%d", uniq.Add(1)), "correlator", "a", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Valid() {
+		t.Fatal("valid before it was acquired")
+	}
+	acquired := time.Now()
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Valid() {
+		t.Fatal("not valid right after it was acquired")
+	}
+	l.kv = stalledKV{l.kv}
+	hold, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = l.Hold(hold)
+	if !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "not renewed within its TTL") {
+		t.Fatalf("Hold with renewals hanging: %v, want ErrLeaseLost at the holder's deadline", err)
+	}
+	if l.Valid() {
+		t.Fatal("still valid after Hold gave it up")
+	}
+	if d := l.until().Sub(acquired); d >= 3*time.Second {
+		t.Errorf("the holder's deadline %s after acquiring, at or past the server's TTL (3s)", d)
 	}
 }

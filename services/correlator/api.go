@@ -74,7 +74,7 @@ type commandResult struct {
 // first application, ErrNotStored before that.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
 	p.mu.Lock()
-	if !p.leading.Load() {
+	if !p.leading.Load() || !p.holding() {
 		p.mu.Unlock()
 		return correlate.State{}, ErrStandby
 	}
@@ -131,6 +131,14 @@ func (p *Processor) failPending(err error) {
 func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 	cmds := p.commands
 	p.commands = nil
+	if len(cmds) > 0 && !p.holding() {
+		// The lease ran out by this instance's clock (it was paused, or
+		// cannot renew): the next holder takes the commands.
+		for _, pc := range cmds {
+			pc.result <- commandResult{err: ErrStandby}
+		}
+		return
+	}
 	for _, pc := range cmds {
 		// A command applies at the correlator's event time, whatever time
 		// it names: one from the future would date the incident's event

@@ -438,3 +438,55 @@ func TestCommandNotStoredAnswers(t *testing.T) {
 		t.Fatalf("comment with a key, not stored: %d %s, want 503", code, body)
 	}
 }
+
+// An instance whose lease ran out by its own clock (paused, or unable to
+// renew) neither takes nor applies a command, nor saves its state: the
+// next holder owns them.
+func TestNoCommandOrSaveOnceTheLeaseRanOut(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holds atomic.Bool
+	holds.Store(true)
+	proc.holds = holds.Load
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	id := proc.Incidents()[0].IncidentID
+	// taken while valid, the lease runs out before the tick applies it
+	done := make(chan error, 1)
+	go func() {
+		_, err := proc.Submit(context.Background(), correlate.Command{IncidentID: id, Action: "ack", By: "ana"})
+		done <- err
+	}()
+	for {
+		proc.mu.Lock()
+		n := len(proc.commands)
+		proc.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	holds.Store(false)
+	if err := h.Tick(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrStandby) {
+		t.Fatalf("a command taken before the lease ran out, applied after: %v, want ErrStandby", err)
+	}
+	if _, err := proc.Submit(context.Background(), correlate.Command{IncidentID: id, Action: "ack", By: "ana"}); !errors.Is(err, ErrStandby) {
+		t.Fatalf("a command once the lease ran out: %v, want ErrStandby", err)
+	}
+	if st := proc.Incidents()[0]; st.State != correlate.StatusOpen {
+		t.Fatalf("state %s, want open: no command applied", st.State)
+	}
+	if len(h.Pub.Messages()) != 1 {
+		t.Fatalf("%d events published, want the opening only", len(h.Pub.Messages()))
+	}
+	// no object store: a save would panic
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), fenced: new(atomic.Bool)}
+	if err := d.Checkpoint(context.Background()); err != nil {
+		t.Fatalf("checkpoint once the lease ran out: %v, want skipped", err)
+	}
+}

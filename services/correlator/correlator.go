@@ -62,6 +62,10 @@ type Processor struct {
 	applied, savedUpTo uint64
 	unsaved            []unsavedAnswer
 	checkpointSoon     func()
+	// holds tells whether the lease is still this instance's by its own
+	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
+	// apply a command, or save a state, the next holder owns.
+	holds func() bool
 	// leading is true while this instance consumes (holds the lease) and
 	// its state is restored: a standby's state is not current, nor one
 	// still restoring, so its API refuses.
@@ -189,6 +193,9 @@ func (p *Processor) Incidents() []correlate.State {
 	defer p.mu.Unlock()
 	return p.c.Incidents()
 }
+
+// holding tells whether this instance still holds its lease (see holds).
+func (p *Processor) holding() bool { return p.holds == nil || p.holds() }
 
 // unsavedAnswer is the answer of the command numbered seq, told once a
 // saved checkpoint holds it.
@@ -357,7 +364,7 @@ func (d durable) Restore(ctx context.Context) error {
 // the runner handed over (Hold) and the input outputs in flight when the
 // state was taken.
 func (d durable) Checkpoint(ctx context.Context) error {
-	if d.fenced.Load() {
+	if d.fenced.Load() || !d.holding() {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
 	}
@@ -422,6 +429,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
+	proc.holds = s.lease.Valid
 	proc.leading.Store(false) // until a term restored the state (lead)
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",

@@ -61,13 +61,17 @@ type Processor struct {
 	sources []map[string]map[string]string
 	// open are the open incidents by id, what they inhibit by; unsaved
 	// those changed since store last took them (sources.go)
-	open       map[string]openIncident
-	unsaved    map[string]struct{}
-	store      OpenStore                 // nil: the open incidents live in memory only
-	resolved   *lru.Cache[string, stamp] // resolved incidents' last states
-	saveNow    chan struct{}             // wakes the saver (saveLoop)
-	saveMu     sync.Mutex
-	fenced     atomic.Bool // the lease is lost: the store is not written
+	open     map[string]openIncident
+	unsaved  map[string]struct{}
+	store    OpenStore                 // nil: the open incidents live in memory only
+	resolved *lru.Cache[string, stamp] // resolved incidents' last states
+	saveNow  chan struct{}             // wakes the saver (saveLoop)
+	saveMu   sync.Mutex
+	fenced   atomic.Bool // the lease is lost: the store is not written
+	// holds tells whether the lease is still this instance's by its own
+	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
+	// write what the next holder owns.
+	holds      func() bool
 	loggedFull bool
 
 	// records publishes every attempt as a webhook_delivery event (the

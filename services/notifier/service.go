@@ -74,6 +74,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		s.silences.Close()
 		return nil, fmt.Errorf("notifier: %w", err)
 	}
+	proc.holds = s.lease.Valid
 	// An incident event is held until its notification went out, which
 	// can take longer than ack_wait (a slow or failing receiver holds the
 	// notes queued behind it): the consumer tells JetStream it is in

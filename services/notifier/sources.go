@@ -217,6 +217,12 @@ func (p *Processor) changed(id string) {
 	}
 }
 
+// fencedOff tells whether the store is the next holder's: the lease was
+// lost, or ran out by this instance's clock.
+func (p *Processor) fencedOff() bool {
+	return p.fenced.Load() || p.holds != nil && !p.holds()
+}
+
 // saveOpen writes what changed of the open incidents to the store, and
 // again the open ones written more than a refresh ago (so that they do not
 // expire); what fails is written at the next pass. Nothing is written
@@ -227,7 +233,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	p.saveMu.Lock()
 	defer p.saveMu.Unlock()
-	if p.fenced.Load() {
+	if p.fencedOff() {
 		return nil
 	}
 	now := p.now()
@@ -251,6 +257,16 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	var failed []string
 	var errs []error
 	for i, inc := range todo {
+		if p.fencedOff() {
+			// kept for a pass that holds the lease again (a renewal
+			// just late); the next holder reads the bucket afresh
+			p.mu.Lock()
+			for _, rest := range todo[i:] {
+				p.unsaved[rest.ID] = struct{}{}
+			}
+			p.mu.Unlock()
+			return nil
+		}
 		if err := p.store.Put(ctx, inc); err != nil {
 			failed = append(failed, inc.ID)
 			errs = append(errs, err)

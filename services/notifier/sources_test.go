@@ -237,6 +237,24 @@ func TestOpenIncidentsKept(t *testing.T) {
 	if err := again.saveOpen(ctx); err != nil || store.writes != writes {
 		t.Errorf("fenced: %v, %d writes; want none", err, store.writes-writes)
 	}
+	// the lease ran out by this instance's clock (paused, not renewing):
+	// nothing is written either, and once it holds again the rest goes
+	again.fenced.Store(false)
+	holds := false
+	again.holds = func() bool { return holds }
+	again.mu.Lock()
+	again.changed("e")
+	again.mu.Unlock()
+	if err := again.saveOpen(ctx); err != nil || store.writes != writes {
+		t.Errorf("lease run out: %v, %d writes; want none", err, store.writes-writes)
+	}
+	holds = true
+	again.mu.Lock()
+	again.changed("e")
+	again.mu.Unlock()
+	if err := again.saveOpen(ctx); err != nil || store.writes != writes+1 {
+		t.Errorf("holding again: %v, %d writes; want the changed incident", err, store.writes-writes)
+	}
 	// no routes: nothing to restore, and no panic
 	none, err := NewProcessor(Config{}, zerolog.Nop())
 	if err != nil {

@@ -212,3 +212,35 @@ func TestResendAfterTheIncidentIsForgottenGetsANewID(t *testing.T) {
 		}
 	}
 }
+
+// Listed filters on what the correlator knows before it builds a state,
+// lists the latest opened first, and builds no more states than it needs
+// for limit (one more tells truncated).
+func TestListedBuildsOnlyWhatItLists(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	for i := range 40 {
+		// unrelated services an hour apart: one incident each
+		feed(c, alert("HighLatency", fmt.Sprintf("svc-%02d", i), time.Duration(i)*time.Hour))
+	}
+	built := 0
+	keep := func(State) bool { built++; return true }
+	out, truncated := c.Listed(IncidentFilter{}, keep, 3)
+	if len(out) != 3 || !truncated || out[0].Service != "svc-39" || out[2].Service != "svc-37" {
+		t.Fatalf("listed %d (truncated %v), first %v: want svc-39, 38, 37 and truncated", len(out), truncated, out)
+	}
+	if built != 4 {
+		t.Errorf("%d states built for a limit of 3, want 4", built)
+	}
+	built = 0
+	out, truncated = c.Listed(IncidentFilter{Service: "svc-07"}, keep, 3)
+	if len(out) != 1 || truncated || out[0].Service != "svc-07" || built != 1 {
+		t.Errorf("service svc-07: %d listed, %d built, truncated %v; want its one incident, one state built", len(out), built, truncated)
+	}
+	out, _ = c.Listed(IncidentFilter{Since: t0.Add(10 * time.Hour), Until: t0.Add(12 * time.Hour)}, nil, 10)
+	if len(out) != 3 || out[0].Service != "svc-12" || out[2].Service != "svc-10" {
+		t.Errorf("opened within 10h..12h: %d listed, want svc-12, 11, 10", len(out))
+	}
+	if out, _ := c.Listed(IncidentFilter{Status: StatusAcknowledged}, nil, 10); len(out) != 0 {
+		t.Errorf("%d acknowledged listed, want none", len(out))
+	}
+}

@@ -2090,6 +2090,43 @@ func (c *Correlator) Incidents() []State {
 	return out
 }
 
+// IncidentFilter picks incidents by what the correlator knows of them
+// without building their state (zero fields pick all).
+type IncidentFilter struct {
+	Status  string    // open, acknowledged or resolved
+	Service string    // one of the incident's services
+	Since   time.Time // opened at or after
+	Until   time.Time // opened at or before
+}
+
+func (f IncidentFilter) picks(inc *incident) bool {
+	_, has := inc.services[f.Service]
+	return (f.Status == "" || inc.status == f.Status) && (f.Service == "" || has) &&
+		(f.Since.IsZero() || !inc.openedAt.Before(f.Since)) && (f.Until.IsZero() || !inc.openedAt.After(f.Until))
+}
+
+// Listed returns the states of the incidents in memory that f picks and
+// keep (nil: all) keeps, the latest opened first, at most limit of them;
+// truncated says more matched. Only the states looked at are built, so a
+// small limit costs little with many incidents in memory.
+func (c *Correlator) Listed(f IncidentFilter, keep func(State) bool, limit int) (out []State, truncated bool) {
+	all := c.sortedIncidents()
+	for i := len(all) - 1; i >= 0; i-- {
+		if !f.picks(all[i]) {
+			continue
+		}
+		st := c.state(all[i], "")
+		if keep != nil && !keep(st) {
+			continue
+		}
+		if len(out) == limit {
+			return out, true
+		}
+		out = append(out, st)
+	}
+	return out, false
+}
+
 // IncidentOf returns the incident that fingerprint fp belongs to.
 func (c *Correlator) IncidentOf(fp string) (string, bool) {
 	m, ok := c.members[fp]

@@ -263,9 +263,13 @@ var listParams = []string{"status", "service", "team", "severity", "since", "unt
 // know is an error: a typo would otherwise list everything.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for k := range q {
+	for k, vs := range q {
 		if !slices.Contains(listParams, k) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: want %s", k, strings.Join(listParams, ", ")))
+			return
+		}
+		if len(vs) > 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q given %d times: give it once", k, len(vs)))
 			return
 		}
 	}
@@ -310,26 +314,18 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	out := []correlate.State{}
-	truncated := false
-	all := a.proc.Incidents()
-	for i := len(all) - 1; i >= 0; i-- {
-		st := all[i]
-		switch {
-		case status != "" && st.State != status,
-			q.Get("service") != "" && !slices.Contains(st.Services, q.Get("service")),
-			q.Get("team") != "" && st.Team != q.Get("team"),
-			severity != "" && st.Severity != severity,
-			!since.IsZero() && st.OpenedAt.Before(since),
-			!until.IsZero() && st.OpenedAt.After(until):
-			continue
-		}
-		if len(out) == limit {
-			truncated = true
-			break
-		}
-		st.Timeline = nil // GET /v1/incidents/{id} has it
-		out = append(out, st)
+	team := q.Get("team")
+	f := correlate.IncidentFilter{Status: status, Service: q.Get("service"), Since: since, Until: until}
+	a.proc.mu.Lock()
+	out, truncated := a.proc.c.Listed(f, func(st correlate.State) bool {
+		return (team == "" || st.Team == team) && (severity == "" || st.Severity == severity)
+	}, limit)
+	a.proc.mu.Unlock()
+	if out == nil {
+		out = []correlate.State{}
+	}
+	for i := range out {
+		out[i].Timeline = nil // GET /v1/incidents/{id} has it
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "truncated": truncated})
 }
@@ -354,7 +350,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 			"merged_into": target,
 		})
 	case !ok:
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q (resolved and merged incidents leave memory after the reopen window; query ClickHouse for older ones: incidents.merged_into names where a merged one went)", id))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no incident %q%s (resolved and merged incidents leave memory after the reopen window; query ClickHouse for older ones: incidents.merged_into names where a merged one went)", id, a.proc.partitionNote()))
 	default:
 		writeJSON(w, http.StatusOK, st)
 	}
@@ -412,7 +408,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text, ID: cmdID})
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
-		writeError(w, http.StatusNotFound, err.Error())
+		writeError(w, http.StatusNotFound, err.Error()+a.proc.partitionNote())
 	case errors.Is(err, correlate.ErrInvalidCommand):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotStored) && cmdID == "":
@@ -427,6 +423,15 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
 	}
+}
+
+// partitionNote says, on a partitioned correlator, that its API knows only
+// its own partition's incidents.
+func (p *Processor) partitionNote() string {
+	if p.partition == nil {
+		return ""
+	}
+	return fmt.Sprintf(" in partition %d of %d (this API knows only its own partition's incidents; ask the others)", p.cfg.Partition.Index, p.cfg.Partition.Count)
 }
 
 // appliedTo is the incident a command on id applied to, when another (id

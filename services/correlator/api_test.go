@@ -209,6 +209,7 @@ func TestAPIListAndLimits(t *testing.T) {
 	for q, name := range map[string]string{
 		"stauts=open": "stauts", "limit=0": "limit", "limit=501": "limit", "severity=loud": "severity",
 		"since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z": "until",
+		"status=open&status=resolved":                           "status",
 	} {
 		if code, body := r.do("GET", "/v1/incidents?"+q, apiToken, ""); code != 400 || !strings.Contains(body, name) {
 			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, name)
@@ -488,5 +489,28 @@ func TestNoCommandOrSaveOnceTheLeaseRanOut(t *testing.T) {
 	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), fenced: new(atomic.Bool)}
 	if err := d.Checkpoint(context.Background()); err != nil {
 		t.Fatalf("checkpoint once the lease ran out: %v, want skipped", err)
+	}
+}
+
+// A partitioned correlator's API says that an incident it does not know
+// may be another partition's.
+func TestAPIOfAPartitionSaysSo(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t), Partition: PartitionConfig{Count: 3, Index: 1}}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := newAPI(proc, APIConfig{Listen: "127.0.0.1:0", Token: apiToken}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	defer cancel()
+	go api.Run(ctx)
+	r := &apiRig{t: t, h: stagetest.Start(t, proc, stage.Config{TickEvery: time.Second}), base: "http://" + api.Addr().String()}
+	for _, req := range [][2]string{{"GET", "/v1/incidents/nope"}, {"POST", "/v1/incidents/nope/ack"}} {
+		code, body := r.do(req[0], req[1], apiToken, `{"by":"ana"}`)
+		if code != http.StatusNotFound || !strings.Contains(body, "partition 1 of 3") {
+			t.Errorf("%s %s: %d %s, want 404 naming the partition", req[0], req[1], code, body)
+		}
 	}
 }

@@ -220,6 +220,7 @@ type routed struct {
 	st     correlate.State
 	labels map[string]string // what it is routed and muted by
 	routes []*amconfig.Route
+	env    *event.Envelope // the incident event (kept with what was sent: recordSent)
 }
 
 // route decodes an incident event, records it as a source of inhibition
@@ -229,6 +230,21 @@ type routed struct {
 // flush: one added while a notification waits, or while an open incident
 // repeats, holds it too. A bad event is a permanent error.
 func (p *Processor) route(in *event.Envelope) (*routed, error) {
+	r, err := p.routedOf(in)
+	if err != nil || p.routes == nil {
+		return r, err
+	}
+	p.mu.Lock()
+	if p.trackOpen(r.st.IncidentID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, in.Time}) {
+		p.changed(r.st.IncidentID)
+	}
+	p.mu.Unlock()
+	return r, nil
+}
+
+// routedOf decodes an incident event and finds the routes it goes to,
+// recording nothing.
+func (p *Processor) routedOf(in *event.Envelope) (*routed, error) {
 	var st correlate.State
 	if err := in.DecodeBody(&st); err != nil {
 		return nil, errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
@@ -237,16 +253,11 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	if err := inc.Validate(); err != nil {
 		return nil, errs.Permanent(fmt.Errorf("notifier: incident event %s: %w", in.ID, err))
 	}
-	r := &routed{inc: inc, st: st}
+	r := &routed{inc: inc, st: st, env: in}
 	if p.routes == nil {
 		return r, nil
 	}
 	r.labels = labelsOf(&st, inc)
-	p.mu.Lock()
-	if p.trackOpen(st.IncidentID, r.labels, inc.Status == webhook.StatusResolved, stamp{st.Revision, in.Time}) {
-		p.changed(st.IncidentID)
-	}
-	p.mu.Unlock()
 	for _, route := range p.routes.Route.Match(r.labels) {
 		if _, ok := p.routes.Receiver(route.Receiver); ok { // Load checked every route's receiver
 			r.routes = append(r.routes, route)
@@ -516,7 +527,9 @@ func (p *Processor) deliverLane(l *lane) {
 			p.mu.Lock()
 			h.n.reached = reached
 		}
-		p.schedule.sent(h.n, h.now, err)
+		if p.schedule.sent(h.n, h.now, err) {
+			p.recordSent(h.n, h.now)
+		}
 		// A newer state of the incident, offered while h.n was out, waited
 		// for it: it goes now if its time came, behind this lane's queue.
 		now := p.clock.at(p.now())

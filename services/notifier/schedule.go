@@ -351,7 +351,8 @@ func (sl *slot) take(now time.Time) *note {
 }
 
 // sent records the result of sending n at now (event time): its inputs
-// are settled with it. A success (or a refusal, which trying again cannot
+// are settled with it, and it reports whether n is now the state sent
+// last (what a repeat sends again). A success (or a refusal, which trying again cannot
 // help) starts the interval before the next change; a transient failure
 // leaves the state to the inputs' redelivery, which offers it again. A
 // resolved incident's slot stays, idle (it has no repeats, and makeRoom
@@ -363,14 +364,14 @@ func (sl *slot) take(now time.Time) *note {
 // settled; on a transient failure it stands for n's inputs too (it
 // carries the incident's later state), which it settles with its own
 // result.
-func (s *schedule) sent(n *note, now time.Time, err error) {
+func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
 	if sl == nil {
-		return
+		return false
 	}
 	if sl.handed != n && sl.pending != n {
-		return // released at a drain meanwhile: its result changes nothing
+		return false // released at a drain meanwhile: its result changes nothing
 	}
 	defer s.arm(k, sl)
 	ownSettles := len(sl.settle)
@@ -389,14 +390,14 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 	// A failed repeat is skipped, not retried every tick.
 	wentOut := err == nil || errs.IsPermanent(err) || n.repeat > 0
 	if !wentOut && sl.pending != nil {
-		return // the newer state stands for n's inputs
+		return false // the newer state stands for n's inputs
 	}
 	for _, f := range sl.settle[:ownSettles] {
 		f(err)
 	}
 	sl.settle = slices.Delete(sl.settle, 0, ownSettles)
 	if !wentOut {
-		return
+		return false
 	}
 	sl.last, sl.lastSent = n, now
 	sl.heard = sl.heard || n.reached
@@ -404,6 +405,25 @@ func (s *schedule) sent(n *note, now time.Time, err error) {
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)
 	}
+	return true
+}
+
+// restoreSent gives the schedule what a notifier before it (this one
+// before a restart, or the last holder of the lease) sent last of an open
+// incident to a route, kept in the state bucket: n went out at lastSent
+// (event time), so the incident, unchanged, is repeated repeat_interval
+// after it, and n's event, delivered again, is settled at once. A slot
+// this notifier holds that is busy or knows a later send is kept.
+func (s *schedule) restoreSent(n *note, lastSent time.Time) {
+	k := slotKey(n.incidentID, n.route)
+	if sl := s.slots[k]; sl != nil && (sl.pending != nil || sl.handed != nil || len(sl.settle) > 0 || !sl.lastSent.Before(lastSent)) {
+		return
+	}
+	s.makeRoom()
+	sl := &slot{timing: n.timing, last: n, lastSent: lastSent, heard: !n.muted}
+	sl.remember(n.eventID)
+	s.slots[k] = sl
+	s.arm(k, sl)
 }
 
 // remember records eventID as notified: a redelivery of it is settled at

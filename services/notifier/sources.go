@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // The open incidents are what inhibits: an incident is held back while
@@ -81,14 +82,38 @@ const maxResolved = 10_000
 // openIncident is what the notifier keeps of an open incident: the labels
 // it is routed by, and its revision, so that an older state of it that
 // comes again changes nothing. Resolved: a tombstone.
+//
+// Sent is what went out last to each of its routes, and Events those
+// states' incident events: a notifier after a restart repeats them on time
+// (restoreSent), instead of not until the incident's next event. They are
+// never changed in place (the saver marshals copies outside the lock).
 type openIncident struct {
-	ID       string            `json:"id"`
-	Labels   map[string]string `json:"labels,omitempty"`
-	Revision int               `json:"revision"`
-	At       time.Time         `json:"at"` // the state's event time
-	Resolved bool              `json:"resolved,omitempty"`
-	saved    time.Time         // when this instance last wrote it (wall clock)
+	ID       string                     `json:"id"`
+	Labels   map[string]string          `json:"labels,omitempty"`
+	Revision int                        `json:"revision"`
+	At       time.Time                  `json:"at"` // the state's event time
+	Resolved bool                       `json:"resolved,omitempty"`
+	Sent     []sentRecord               `json:"sent,omitempty"`
+	Events   map[string]json.RawMessage `json:"events,omitempty"`
+	saved    time.Time                  // when this instance last wrote it (wall clock)
 }
+
+// sentRecord is what went out last to one route of an open incident: the
+// incident event, when (event time), whether it was muted, and how many
+// repeats of it went out (a repeat's idempotency key counts them).
+type sentRecord struct {
+	Route   string    `json:"route"`
+	EventID string    `json:"event_id"`
+	At      time.Time `json:"at"`
+	Muted   bool      `json:"muted,omitempty"`
+	Repeat  int       `json:"repeat,omitempty"`
+}
+
+// maxKeptEvents bounds the incident events an entry keeps for repeats, so
+// that the entry stays within a key-value value (1 MB by default): past
+// it, only the latest is kept, and one larger alone is not kept (the
+// incident is then repeated only from its next event after a restart).
+const maxKeptEvents = 512 << 10
 
 func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
 
@@ -200,9 +225,71 @@ func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool
 		return false
 	}
 	p.resolved.Remove(id) // reopened
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, saved: old.saved}
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, saved: old.saved}
 	p.trackSource(id, labels, false)
 	return !had || !maps.Equal(old.Labels, labels)
+}
+
+// recordSent keeps with n's open incident that n went out to its route at
+// (event time), and n's incident event, for a notifier after a restart to
+// repeat it (restoreSent). p.mu is held.
+func (p *Processor) recordSent(n *note, at time.Time) {
+	inc, ok := p.open[n.incidentID]
+	r, _ := n.send.(*routed)
+	if p.store == nil || n.resolved || !ok || r == nil || r.env == nil {
+		return
+	}
+	data, kept := inc.Events[n.eventID]
+	if !kept {
+		var err error
+		if data, err = json.Marshal(r.env); err != nil || len(data) > maxKeptEvents {
+			return
+		}
+	}
+	rec := sentRecord{Route: n.route, EventID: n.eventID, At: at, Muted: n.muted, Repeat: n.repeat}
+	sent := []sentRecord{rec}
+	events := map[string]json.RawMessage{n.eventID: data}
+	size := len(data)
+	for _, s := range inc.Sent {
+		if s.Route == n.route {
+			continue
+		}
+		d, ok := inc.Events[s.EventID]
+		if _, counted := events[s.EventID]; !counted {
+			if !ok || size+len(d) > maxKeptEvents {
+				continue // its route repeats from the incident's next event
+			}
+			size += len(d)
+			events[s.EventID] = d
+		}
+		sent = append(sent, s)
+	}
+	inc.Sent, inc.Events = sent, events
+	p.open[n.incidentID] = inc
+	p.changed(n.incidentID)
+}
+
+// restoreSent gives the schedule what went out last of a restored open
+// incident to each of its routes (one no longer in the configuration is
+// left out). p.mu is held.
+func (p *Processor) restoreSent(inc openIncident) {
+	for _, rec := range inc.Sent {
+		env, err := event.Parse(inc.Events[rec.EventID])
+		if err != nil {
+			continue
+		}
+		r, err := p.routedOf(env)
+		if err != nil {
+			continue
+		}
+		for _, route := range r.routes {
+			if route.Path == rec.Route {
+				p.schedule.restoreSent(&note{incidentID: inc.ID, route: route.Path, receiver: route.Receiver, eventID: rec.EventID, at: env.Time,
+					send: r, muted: rec.Muted, repeat: rec.Repeat,
+					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At)
+			}
+		}
+	}
 }
 
 // changed marks incident id to be written by the saver. p.mu is held.
@@ -364,6 +451,11 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 		// refresh, so that it does not expire
 		if p.trackOpen(inc.ID, inc.Labels, false, inc.stamp()) {
 			open++
+		}
+		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 {
+			cur.Sent, cur.Events = inc.Sent, inc.Events
+			p.open[inc.ID] = cur
+			p.restoreSent(cur)
 		}
 	}
 	p.log.Info().Int("open_incidents", open).Msg("open incidents restored")

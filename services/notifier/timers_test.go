@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -23,6 +24,13 @@ import (
 // nil, silences.
 func timedRig(t *testing.T, hook *receiver, muter Muter) (h *stagetest.Harness, proc *Processor, at, tick func(time.Duration)) {
 	t.Helper()
+	return timedRigWith(t, hook, muter, nil)
+}
+
+// timedRigWith is timedRig keeping the open incidents in store (if not
+// nil), restored before the runner starts.
+func timedRigWith(t *testing.T, hook *receiver, muter Muter, store OpenStore) (h *stagetest.Harness, proc *Processor, at, tick func(time.Duration)) {
+	t.Helper()
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
   receiver: hook
@@ -40,6 +48,12 @@ receivers:
 	}
 	if muter != nil {
 		proc.WithSilences(muter)
+	}
+	if store != nil {
+		proc.WithOpenStore(store)
+		if err := proc.restoreOpen(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wall := time.Now()
 	var fake atomic.Int64
@@ -293,5 +307,57 @@ func TestSilenceAskedWhenDue(t *testing.T) {
 	tick(10 * time.Hour)
 	if n, _ := of("db2"); n != 0 {
 		t.Fatalf("an incident opened and resolved under a silence: %d sent, want none", n)
+	}
+}
+
+// An open incident that does not change is repeated every repeat_interval
+// also across a restart: what went out last to each route is kept with
+// the open incident in the state bucket, and the notifier after the
+// restart repeats it when its time comes (under the next repeat's key),
+// and takes the event it sent, delivered again, as sent.
+func TestRestartedNotifierRepeatsOnTime(t *testing.T) {
+	hook := newReceiver(t)
+	store := &memOpen{kept: map[string]openIncident{}}
+	h, proc, _, tick := timedRigWith(t, hook, nil, store)
+	opening := incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0)
+	h.Send(opening)
+	tick(31 * time.Second)
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := hook.requests()
+	if len(first) != 1 {
+		t.Fatalf("%d sent at group_wait, want the opening", len(first))
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if kept := store.kept["db"]; len(kept.Sent) != 1 || kept.Sent[0].EventID != opening.ID || kept.Events[opening.ID] == nil {
+		t.Fatalf("kept %+v, want what went out to the route and its event", kept)
+	}
+
+	h, _, at, tick := timedRigWith(t, hook, nil, store)
+	sent := func() int { got, _ := hook.requests(); return len(got) }
+	// another incident's event sets the restarted notifier's clock
+	at(59 * time.Minute)
+	h.Send(incidentAt(t, "web", "web", "frontend", event.SeverityCritical, event.IncidentOpened, t0.Add(59*time.Minute), t0.Add(59*time.Minute)))
+	if r := h.Feed(opening)[0]; r.Outcome != stagetest.Acked || sent() != 1 {
+		t.Fatalf("the opening delivered again: %v, %d sent; want it taken as sent", r.Outcome, sent())
+	}
+	tick(59*time.Minute + 31*time.Second) // web's group_wait
+	if sent() != 2 {
+		t.Fatalf("%d sent, want web's opening too", sent())
+	}
+	tick(60*time.Minute + 20*time.Second)
+	if sent() != 2 {
+		t.Fatal("db repeated before repeat_interval")
+	}
+	tick(61 * time.Minute)
+	got, bodies := hook.requests()
+	if len(got) != 3 || !strings.Contains(string(bodies[2]), "payments-db") {
+		t.Fatalf("%d sent an hour after db went out, want its repeat", len(got))
+	}
+	if got[2].Header.Get("webhook-id") == first[0].Header.Get("webhook-id") {
+		t.Error("the repeat has the opening's webhook-id: a receiver would drop it")
 	}
 }

@@ -16,8 +16,10 @@ const MaxAuthFailureClients = 10_000
 // AuthFailures rate-limits requests with a missing or wrong token per
 // client address: each failure takes a token from the address's bucket
 // (burst tokens, refilled at perSecond), and an address with an empty
-// bucket is refused before its token is even looked at. Guessing tokens
-// or flooding the log with 401s costs the client time.
+// bucket has its missing or wrong tokens refused with a 429 (a right one
+// still passes: many clients share an address behind a proxy or on
+// loopback). Guessing tokens or flooding the log with 401s costs the
+// client time.
 type AuthFailures struct {
 	rate    rate.Limit
 	burst   int

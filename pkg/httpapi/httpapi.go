@@ -83,22 +83,26 @@ func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
 
 // Bearer lets through the requests that carry the token as
 // "Authorization: Bearer <token>"; the others get a 401 naming what to
-// send. The comparison takes the same time whatever the guess, and an
-// address that failed DefaultAuthFailureBurst times is refused with a 429
-// until its bucket refills (DefaultAuthFailureRate a second).
+// send. The comparison takes the same time whatever the guess. An address
+// that sent a missing or wrong token DefaultAuthFailureBurst times has
+// its missing or wrong tokens refused with a 429 until its bucket refills
+// (DefaultAuthFailureRate a second); the right token is served all the
+// same, since under `aiops run` every local client is 127.0.0.1 and one
+// process with a stale token must not lock out amtool and the operators
+// (the ingest gateway does the same).
 func Bearer(token, realm string, next http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(token))
 	failures := NewAuthFailures(DefaultAuthFailureRate, DefaultAuthFailureBurst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		client, now := ClientAddr(r), time.Now()
-		if wait := failures.Blocked(client, now); wait > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			WriteError(w, http.StatusTooManyRequests, "too many requests with a missing or invalid token from this address; retry in "+wait.Round(time.Millisecond).String())
-			return
-		}
 		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			client, now := ClientAddr(r), time.Now()
+			if wait := failures.Blocked(client, now); wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				WriteError(w, http.StatusTooManyRequests, "too many requests with a missing or invalid token from this address; retry in "+wait.Round(time.Millisecond).String())
+				return
+			}
 			failures.Fail(client, now)
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", realm))
 			WriteError(w, http.StatusUnauthorized, "send Authorization: Bearer <"+realm+" token>")
@@ -189,10 +193,22 @@ func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
 	if err := dec.Decode(dst); err != nil {
 		return false, err
 	}
-	if dec.More() {
-		return false, errors.New("more than one JSON value in the body")
+	// Only JSON whitespace may follow the value. dec.More is not the
+	// check: it is false before a stray ] or }, which would pass.
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
+		at := len(data) - len(rest)
+		return false, fmt.Errorf("the body has data after the JSON value at byte %d: %q; send one JSON value", at, clipRunes(rest, 16))
 	}
 	return true, nil
+}
+
+// clipRunes is b's first n bytes as a string, at a rune boundary.
+func clipRunes(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b[:n]), "") + "..."
 }
 
 // StatusOf is the status code for a DecodeJSON error: 413 for a body over

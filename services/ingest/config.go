@@ -62,9 +62,12 @@ type Config struct {
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// AuthFailureRate is the sustained requests per second with a missing
 	// or wrong token one client address may make; AuthFailureBurst how many
-	// at once. Past them every request from that address is answered 429
-	// (valid tokens included, or guessing would not be slowed) until the
-	// bucket refills. Defaults 1 and 10.
+	// at once. Past them every request from that address without a valid
+	// token is answered 429 until the bucket refills; a valid token still
+	// passes (behind a proxy, or under aiops run, many producers share one
+	// address, and one with a stale token must not lock the others out;
+	// tokens of 16 characters or more are out of a guesser's reach anyway).
+	// Defaults 1 and 10.
 	AuthFailureRate  float64 `yaml:"auth_failure_rate"`
 	AuthFailureBurst int     `yaml:"auth_failure_burst"`
 	// PublishTimeout bounds how long a request waits for the Publisher.

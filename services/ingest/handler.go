@@ -211,8 +211,23 @@ type Response struct {
 	// decode.Batch.Skipped); omitted when none were.
 	Skipped map[string]int `json:"skipped,omitempty"`
 	// Problems are why the inputs counted in skipped.invalid were refused
-	// (remote-write and Alertmanager take the others of their request).
+	// (remote-write, Alertmanager and OTLP take the others of their
+	// request).
 	Problems []decode.Problem `json:"problems,omitempty"`
+	// PartialSuccess is, in the answer to an OTLP JSON request of which
+	// something was skipped or refused, the partial_success of an
+	// Export*ServiceResponse (OTLP's JSON mapping), which OTLP JSON
+	// clients read; the other fields are unknown to them and ignored.
+	PartialSuccess *OTLPPartialSuccess `json:"partialSuccess,omitempty"`
+}
+
+// OTLPPartialSuccess is ExportLogsPartialSuccess or
+// ExportMetricsPartialSuccess in OTLP's JSON mapping (64-bit integers as
+// strings).
+type OTLPPartialSuccess struct {
+	RejectedLogRecords int64  `json:"rejectedLogRecords,omitempty,string"`
+	RejectedDataPoints int64  `json:"rejectedDataPoints,omitempty,string"`
+	ErrorMessage       string `json:"errorMessage,omitempty"`
 }
 
 // ErrBusUnavailable is the error of a 503 answer.
@@ -266,9 +281,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		h.fail(w, r, nil, false, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
 		return 0
 	}
+	// An OTLP protobuf client reads only protobuf answers, refusals made
+	// before the media type is parsed included: the Content-Type it sent
+	// says which it is, even one with a malformed parameter.
+	proto := ep.otlp && sendsProtobuf(r.Header.Get("Content-Type"))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, ep, false, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed, use POST", r.Method)})
+		h.fail(w, r, ep, proto, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed, use POST", r.Method)})
 		return 0
 	}
 	now := h.now()
@@ -281,12 +300,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	if !ok {
 		if wait := h.failures.Blocked(client, now); wait > 0 {
 			w.Header().Set("Retry-After", retryAfter(wait))
-			h.fail(w, r, ep, false, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
+			h.fail(w, r, ep, proto, http.StatusTooManyRequests, ErrorResponse{Error: fmt.Sprintf("too many requests with a missing or invalid token from this address; retry in %s", wait.Round(time.Millisecond))})
 			return 0
 		}
 		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
-		h.fail(w, r, ep, false, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
+		h.fail(w, r, ep, proto, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
 		return 0
 	}
 	if wait := h.admit(who, now); wait > 0 {
@@ -297,7 +316,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			status = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Retry-After", retryAfter(wait))
-		h.fail(w, r, ep, false, status, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
+		h.fail(w, r, ep, proto, status, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
 		return 0
 	}
 	select {
@@ -305,12 +324,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		defer func() { <-h.inflight }()
 	default:
 		w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
-		h.fail(w, r, ep, false, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("the gateway is handling its limit of %d requests at once; retry the same request later", h.cfg.MaxConcurrentRequests)})
+		h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf("the gateway is handling its limit of %d requests at once; retry the same request later", h.cfg.MaxConcurrentRequests)})
 		return 0
 	}
 	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
-		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: fmt.Sprintf("Content-Type %q is not a media type; want %s", r.Header.Get("Content-Type"), ep.accepts)})
+		h.fail(w, r, ep, proto, http.StatusUnsupportedMediaType, ErrorResponse{Error: fmt.Sprintf("Content-Type %q is not a media type; want %s", r.Header.Get("Content-Type"), ep.accepts)})
 		return 0
 	}
 	dec, err := ep.decoder(mediaType, params)
@@ -319,10 +338,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		if !errors.Is(err, errWrongType) {
 			msg = err.Error()
 		}
-		h.fail(w, r, ep, false, http.StatusUnsupportedMediaType, ErrorResponse{Error: msg})
+		h.fail(w, r, ep, proto, http.StatusUnsupportedMediaType, ErrorResponse{Error: msg})
 		return 0
 	}
-	proto := ep.otlp && mediaType == "application/x-protobuf"
 	body, status, err := h.readBody(w, r, ep)
 	if err != nil {
 		h.fail(w, r, ep, proto, status, ErrorResponse{Error: err.Error()})
@@ -358,15 +376,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		}
 	}
 	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")
-	if n := batch.Skipped[decode.SkippedInvalid]; n > 0 {
-		// The client reads no answer body: the problem is told here.
-		h.log.Warn().Str("endpoint", ep.name).Int("token_index", who).Int("refused", n).Int("accepted", len(batch.Events)).
+	if len(batch.Problems) > 0 {
+		// Prometheus and Alertmanager read no answer body, and an OTLP
+		// exporter may not log it: the problem is told here too.
+		h.log.Warn().Str("endpoint", ep.name).Int("token_index", who).Int("refused", batch.Skipped[decode.SkippedInvalid]).Int("accepted", len(batch.Events)).
 			Str("first_problem", batch.Problems[0].String()).Msg("some inputs refused, the others taken")
 	}
 	if proto {
 		// An OTLP protobuf client expects an Export*ServiceResponse: empty
 		// for full success, else a partial_success counting what was
-		// skipped.
+		// skipped or refused.
 		out, err := decode.OTLPResponse(ep.name == "otlp_logs", batch)
 		if err != nil {
 			h.log.Error().Err(err).Msg("encoding an OTLP response failed; answered empty")
@@ -381,8 +400,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	for i, e := range batch.Events {
 		resp.IDs[i] = e.ID
 	}
+	if ep.otlp {
+		if n, msg := decode.OTLPPartialSuccess(batch); n > 0 || msg != "" {
+			resp.PartialSuccess = &OTLPPartialSuccess{ErrorMessage: msg}
+			if ep.name == "otlp_logs" {
+				resp.PartialSuccess.RejectedLogRecords = n
+			} else {
+				resp.PartialSuccess.RejectedDataPoints = n
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, resp)
 	return len(batch.Events)
+}
+
+// sendsProtobuf says whether a Content-Type header names
+// application/x-protobuf, parameters aside, well-formed or not.
+func sendsProtobuf(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "application/x-protobuf")
 }
 
 // MaxIdempotencyKey bounds the Idempotency-Key header.

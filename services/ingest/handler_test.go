@@ -313,9 +313,10 @@ func TestOTLPProtobufAnswers(t *testing.T) {
 		}
 	}
 
-	// Invalid data: a google.rpc.Status with INVALID_ARGUMENT and the problem.
+	// No valid record: a google.rpc.Status with INVALID_ARGUMENT and the
+	// problem.
 	pub := &fakePublisher{}
-	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: otlpLogs(t, false, "ok", "")}.do(newTestHandler(t, pub, nil))
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: otlpLogs(t, false, "", "")}.do(newTestHandler(t, pub, nil))
 	if rec.Code != http.StatusBadRequest {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -757,5 +758,125 @@ func TestIdempotencyKeyKeepsIDsAcrossRetries(t *testing.T) {
 		if !event.ValidID(first[i]) {
 			t.Errorf("derived id %q is not a ULID", first[i])
 		}
+	}
+}
+
+// An OTLP request with a bad record among good ones (one outside the time
+// window, an empty body) is answered 200 with the good ones published and
+// a partial_success counting and naming the refused, in the request's
+// encoding: the OpenTelemetry exporters drop a whole request answered
+// 400, and they log the partial_success.
+func TestOTLPPartialSuccess(t *testing.T) {
+	t.Run("logs, protobuf", func(t *testing.T) {
+		pub := &fakePublisher{}
+		rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: otlpLogs(t, false, "ok", "", "fine")}.do(newTestHandler(t, pub, nil))
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/x-protobuf" {
+			t.Fatalf("status %d type %q: %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		resp := plogotlp.NewExportResponse()
+		if err := resp.UnmarshalProto(rec.Body.Bytes()); err != nil {
+			t.Fatalf("not an ExportLogsServiceResponse: %v", err)
+		}
+		if ps := resp.PartialSuccess(); ps.RejectedLogRecords() != 1 || !strings.Contains(ps.ErrorMessage(), "scopeLogs[1].logRecords[0].body") {
+			t.Errorf("partial_success %d rejected, %q; want 1 naming the record", ps.RejectedLogRecords(), ps.ErrorMessage())
+		}
+		if n := len(pub.published()); n != 2 {
+			t.Errorf("published %d events, want the 2 good records", n)
+		}
+	})
+	t.Run("logs, JSON", func(t *testing.T) {
+		pub := &fakePublisher{}
+		rec := request{path: PathOTLPLogs, contentType: "application/json", body: otlpLogs(t, true, "ok", "", "fine")}.do(newTestHandler(t, pub, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		resp := plogotlp.NewExportResponse()
+		if err := resp.UnmarshalJSON(rec.Body.Bytes()); err != nil {
+			t.Fatalf("not an ExportLogsServiceResponse: %v", err)
+		}
+		if ps := resp.PartialSuccess(); ps.RejectedLogRecords() != 1 || !strings.Contains(ps.ErrorMessage(), "scopeLogs[1].logRecords[0].body") {
+			t.Errorf("partialSuccess %d rejected, %q; want 1 naming the record", ps.RejectedLogRecords(), ps.ErrorMessage())
+		}
+		ours := decodeJSON[Response](t, rec)
+		if ours.Accepted != 2 || ours.Skipped[decode.SkippedInvalid] != 1 || len(ours.Problems) != 1 {
+			t.Errorf("answer %+v, want 2 accepted, 1 refused with its problem", ours)
+		}
+		if n := len(pub.published()); n != 2 {
+			t.Errorf("published %d events, want the 2 good records", n)
+		}
+	})
+	t.Run("metrics, protobuf", func(t *testing.T) {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "cart")
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("queue.size")
+		gauge := m.SetEmptyGauge()
+		for _, at := range []time.Time{testNow, testNow.Add(-20 * 24 * time.Hour), testNow.Add(-time.Minute)} {
+			dp := gauge.DataPoints().AppendEmpty()
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+			dp.SetIntValue(12)
+		}
+		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := &fakePublisher{}
+		rec := request{path: PathOTLPMetrics, contentType: "application/x-protobuf", body: body}.do(newTestHandler(t, pub, nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d", rec.Code)
+		}
+		resp := pmetricotlp.NewExportResponse()
+		if err := resp.UnmarshalProto(rec.Body.Bytes()); err != nil {
+			t.Fatalf("not an ExportMetricsServiceResponse: %v", err)
+		}
+		if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 1 || !strings.Contains(ps.ErrorMessage(), "dataPoints[1].timeUnixNano") {
+			t.Errorf("partial_success %d rejected, %q; want 1 naming the point", ps.RejectedDataPoints(), ps.ErrorMessage())
+		}
+		if n := len(pub.published()); n != 2 {
+			t.Errorf("published %d events, want the 2 good points", n)
+		}
+	})
+}
+
+// Refusals made before the body is read (no token, over the rate, too
+// many requests at once, a Content-Type that does not parse, not POST)
+// are google.rpc.Status messages for an OTLP protobuf client too, which
+// cannot read a JSON body; an OTLP JSON client still gets JSON.
+func TestOTLPProtobufRefusalsBeforeTheBodyAreStatus(t *testing.T) {
+	const protobuf = "application/x-protobuf"
+	busy := newTestHandler(t, &fakePublisher{}, func(c *Config) { c.MaxConcurrentRequests = 1 })
+	busy.inflight <- struct{}{}
+	limited := newTestHandler(t, &fakePublisher{}, func(c *Config) { c.Burst = 1; c.RatePerToken = 0.001 })
+	request{path: PathOTLPMetrics, contentType: protobuf, body: otlpGauge(t, false)}.do(limited)
+	for _, c := range []struct {
+		name     string
+		h        *Handler
+		req      request
+		status   int
+		grpcCode int
+	}{
+		{"no token", newTestHandler(t, &fakePublisher{}, nil), request{path: PathOTLPLogs, token: "-", contentType: protobuf}, 401, 16},
+		{"over the rate", limited, request{path: PathOTLPMetrics, contentType: protobuf}, 429, 8},
+		{"too many at once", busy, request{path: PathOTLPLogs, contentType: protobuf}, 503, 14},
+		{"content type that does not parse", newTestHandler(t, &fakePublisher{}, nil), request{path: PathOTLPLogs, contentType: protobuf + "; charset"}, 415, 2},
+		{"GET", newTestHandler(t, &fakePublisher{}, nil), request{method: http.MethodGet, path: PathOTLPLogs, contentType: protobuf}, 405, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := c.req.do(c.h)
+			if rec.Code != c.status || rec.Header().Get("Content-Type") != protobuf {
+				t.Fatalf("status %d type %q, want %d %s: %s", rec.Code, rec.Header().Get("Content-Type"), c.status, protobuf, rec.Body)
+			}
+			if code, msg := parseStatus(t, rec.Body.Bytes()); code != c.grpcCode || msg == "" {
+				t.Errorf("google.rpc.Status code %d message %q, want code %d and a message", code, msg, c.grpcCode)
+			}
+			jsonReq := c.req
+			jsonReq.contentType = strings.Replace(c.req.contentType, protobuf, "application/json", 1)
+			if rec := jsonReq.do(c.h); rec.Code != c.status {
+				t.Errorf("OTLP JSON: status %d, want %d", rec.Code, c.status)
+			} else {
+				decodeJSON[ErrorResponse](t, rec)
+			}
+		})
 	}
 }

@@ -57,7 +57,10 @@ func ChangeType(word string) (typ string, ok bool) {
 // one of event.ChangeTypes or a word ChangeType takes for one; time defaults to the receive time; labels (for
 // example env or region) become the envelope's labels. An id, when given,
 // is kept, so a producer that retries with the same id is not counted
-// twice; otherwise the id is derived from the content and the time.
+// twice; otherwise the id is derived from the content and the time. Two
+// changes of one request with the same id (given, or derived: the same
+// change twice) are refused, as /v1/events does: the stream keeps one
+// event per id, and "accepted: 2" would be one stored.
 func Changes(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	if err := event.CheckJSONNesting(body); err != nil {
@@ -84,10 +87,22 @@ func Changes(body []byte, o Options) (*Batch, error) {
 	}
 	var c problems
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(items))}
+	seen := make(map[string]int, len(items)) // ids, to their item
 	for i, raw := range items {
-		if e := changeEvent(i, raw, o, &c); e != nil {
-			batch.Events = append(batch.Events, e)
+		e, givenID := changeEvent(i, raw, o, &c)
+		if e == nil {
+			continue
 		}
+		if j, dup := seen[e.ID]; dup {
+			if givenID {
+				c.add(i, "id", duplicateID, e.ID, j)
+			} else {
+				c.add(i, "", "is the same change as item %d (service, type, time and content): the stream keeps one event per id; send it once, or give each an id of its own", j)
+			}
+			continue
+		}
+		seen[e.ID] = i
+		batch.Events = append(batch.Events, e)
 	}
 	if err := c.err(); err != nil {
 		return nil, err
@@ -95,26 +110,28 @@ func Changes(body []byte, o Options) (*Batch, error) {
 	return batch, nil
 }
 
-func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Envelope {
+// changeEvent decodes the change at position i; givenID says whether its
+// id is the producer's rather than derived.
+func changeEvent(i int, raw json.RawMessage, o Options, c *problems) (e *event.Envelope, givenID bool) {
 	if len(raw) == 0 || raw[0] != '{' {
 		c.add(i, "", "is not a JSON object")
-		return nil
+		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var ch Change
 	if err := dec.Decode(&ch); err != nil {
 		c.addProblem(problemOf(i, err))
-		return nil
+		return nil, false
 	}
 	if dec.More() {
 		c.add(i, "", "has data after the object")
-		return nil
+		return nil, false
 	}
 	t, err := parseTime(ch.Time)
 	if err != nil {
 		c.add(i, "time", "%v", err)
-		return nil
+		return nil, false
 	}
 	if t.IsZero() {
 		t = o.Now
@@ -124,7 +141,7 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Enve
 	} else if typ, ok := ChangeType(ch.Type); ok {
 		ch.Type = typ
 	}
-	e := &event.Envelope{
+	e = &event.Envelope{
 		ID:      ch.ID,
 		Kind:    event.KindChange,
 		Time:    t,
@@ -141,7 +158,7 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) *event.Enve
 	})
 	if err := seal(e, SourceChanges, o, e.Body); err != nil {
 		c.addInvalid(i, err, func(field string) string { return strings.TrimPrefix(field, "body.") })
-		return nil
+		return nil, false
 	}
-	return e
+	return e, ch.ID != ""
 }

@@ -90,6 +90,9 @@ func TestChangesErrors(t *testing.T) {
 		{"wrong type", `{"service":"a","version":2}`, 0, "version", "want string"},
 		{"broken array", `[{"service":"a"}`, NoItem, "", "not valid JSON"},
 		{"trailing data", `{"service":"a"} {"service":"b"}`, 0, "", "after the object"},
+		// The stream keeps one event per id: a second is not "accepted".
+		{"an id twice", `[{"id":"01JDD0000000000000000000AA","service":"api"},{"service":"b"},{"id":"01JDD0000000000000000000AA","service":"web"}]`, 2, "id", "is also item 0's"},
+		{"the same change twice", `[{"service":"a","time":"2026-11-21T11:30:00Z"},{"service":"a","time":"2026-11-21T11:30:00Z"}]`, 1, "", "the same change as item 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,7 +8,11 @@
 // permanent: the same bytes will never decode. Invalid data is an *Error that
 // lists each problem with the item it was found in and the field, so a
 // producer can fix its payload; a decoder checks every item and refuses the
-// request whole when any item is invalid, never accepting a part.
+// request whole when any item is invalid, never accepting a part. Except
+// the formats whose senders drop a whole batch answered 4xx (remote-write,
+// Alertmanager, OTLP): they take the valid inputs of a request and count
+// the others in Batch.Skipped with their problems in Batch.Problems, and
+// refuse only a request with none valid.
 package decode
 
 import (
@@ -149,10 +153,11 @@ const (
 	// which have no metric-sample form yet.
 	SkippedNativeHistograms = "native_histograms"
 	// SkippedInvalid counts the remote-write series (refused whole, or
-	// some of their samples) and the Alertmanager alerts refused for a
-	// problem (Batch.Problems) while the
-	// others of their request were taken: Prometheus and Alertmanager drop
-	// a whole batch answered 4xx, so one bad series (a label too long, a
+	// some of their samples), the Alertmanager alerts, the OTLP log
+	// records and the OTLP data points refused for a problem
+	// (Batch.Problems) while the others of their request were taken:
+	// Prometheus, Alertmanager and the OpenTelemetry exporters drop a
+	// whole batch answered 4xx, so one bad series (a label too long, a
 	// skewed clock) would lose the good ones with it, batch after batch.
 	SkippedInvalid = "invalid"
 )
@@ -166,7 +171,8 @@ type Batch struct {
 	// (the Skipped* constants). Nil when nothing was skipped.
 	Skipped map[string]int
 	// Problems are those of the inputs counted in Skipped[SkippedInvalid]
-	// (at most MaxProblems listed).
+	// (at most MaxProblems listed), and of OTLP metrics refused without a
+	// point (no data).
 	Problems []Problem
 	// expanded is the estimated JSON size of the events charged so far.
 	expanded int
@@ -282,18 +288,29 @@ type problems struct {
 }
 
 // partial takes the inputs with problems out of a request whose others are
-// good (SkippedInvalid); a request with nothing good is refused with them.
+// good (SkippedInvalid counts the items with a problem); a request with
+// nothing good is refused with them.
 func (c *problems) partial(batch *Batch) error {
+	return c.partialCount(batch, len(c.items))
+}
+
+// partialCount is partial where the inputs refused are parts of the items
+// the problems name (OTLP: the records or data points of a resource), and
+// refused counts them. A problem that refused no input (an OTLP metric
+// without data) is listed all the same.
+func (c *problems) partialCount(batch *Batch, refused int) error {
 	if c.total == 0 {
 		return nil
 	}
 	if len(batch.Events) == 0 || len(c.items) == 0 {
 		return c.err() // nothing good, or a problem of the whole request
 	}
-	if batch.Skipped == nil {
-		batch.Skipped = make(map[string]int)
+	if refused > 0 {
+		if batch.Skipped == nil {
+			batch.Skipped = make(map[string]int)
+		}
+		batch.Skipped[SkippedInvalid] += refused
 	}
-	batch.Skipped[SkippedInvalid] += len(c.items)
 	batch.Problems = c.list
 	return nil
 }

@@ -50,6 +50,12 @@ const otelServiceName = "service.name"
 // resource attributes become Resource and the record's attributes Labels,
 // every value as a string (maps and arrays as JSON). Trace and span ids go in
 // the body as hex.
+//
+// An invalid record is refused alone (counted in Skipped[SkippedInvalid],
+// its problems in Problems) and the others are taken: the OpenTelemetry
+// exporters drop a whole request answered 400, so one record outside the
+// time window would lose the good ones with it. A request with no valid
+// record is refused.
 func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	if err := checkOTLPSize(body, enc, "ExportLogsServiceRequest"); err != nil {
@@ -63,7 +69,10 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	if n := logs.LogRecordCount(); n > o.MaxEvents {
 		return nil, tooManyEvents(o.MaxEvents)
 	}
-	var c problems
+	var (
+		c       problems
+		refused int
+	)
 	batch := &Batch{Events: make([]*event.Envelope, 0, logs.LogRecordCount())}
 	rls := logs.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
@@ -114,13 +123,14 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 						}
 						return path() + "." + field
 					})
+					refused++
 					continue
 				}
 				batch.Events = append(batch.Events, e)
 			}
 		}
 	}
-	if err := c.err(); err != nil {
+	if err := c.partialCount(batch, refused); err != nil {
 		return nil, err
 	}
 	return batch, nil
@@ -199,6 +209,16 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 // stringification are as for logs. The time is timeUnixNano, required.
 // Points flagged "no recorded value" are skipped and counted as stale
 // markers, NaN and infinite values as non-finite.
+//
+// An invalid data point is refused whole (all the events it makes, counted
+// once in Skipped[SkippedInvalid]) and the other points are taken, as for
+// logs; a request with no valid point is refused.
+//
+// The ids derive from the series, the time, the value and the
+// instrumentation scope (name and version): two libraries exporting the
+// same metric name and attributes are two samples, not one sent twice.
+// The scope is not part of the series (the fingerprint): it names the
+// code that measured, not what was measured.
 func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	if err := checkOTLPSize(body, enc, "ExportMetricsServiceRequest"); err != nil {
@@ -222,6 +242,7 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		m.resourceSize = labelsSize(m.resource)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
+			m.setScope(sms.At(j).Scope())
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if err := m.metric(fmt.Sprintf("scopeMetrics[%d].metrics[%d]", j, k), ms.At(k)); err != nil {
@@ -230,7 +251,7 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 			}
 		}
 	}
-	if err := m.c.err(); err != nil {
+	if err := m.c.partialCount(m.batch, m.refused); err != nil {
 		return nil, err
 	}
 	return m.batch, nil
@@ -245,12 +266,69 @@ type metricDecoder struct {
 	service  string
 	// resourceSize is labelsSize(resource), charged for every point.
 	resourceSize int
+	// scope is the instrumentation scope's name and version, parts of
+	// the ids of its points; nil for a scope with neither, so that such
+	// points keep the ids they had before scopes counted (a request
+	// retried across an upgrade of the gateway is still stored once).
+	scope [][]byte
+	// pointBad is set when the data point being decoded has a problem;
+	// refused counts the points refused.
+	pointBad bool
+	refused  int
+}
+
+func (m *metricDecoder) setScope(s pcommon.InstrumentationScope) {
+	m.scope = nil
+	if s.Name() != "" || s.Version() != "" {
+		m.scope = [][]byte{[]byte(s.Name()), []byte(s.Version())}
+	}
+}
+
+// dataPoint makes the events of one OTLP data point with build and keeps
+// them only when none had a problem: a point is taken or refused whole
+// (a histogram's count and sum without its buckets would be a series
+// the producer never had).
+func (m *metricDecoder) dataPoint(build func() error) error {
+	start := len(m.batch.Events)
+	m.pointBad = false
+	if err := build(); err != nil {
+		return err
+	}
+	if m.pointBad {
+		m.batch.Events = m.batch.Events[:start]
+		m.refused++
+	}
+	return nil
+}
+
+// refusePoint records a problem of the data point being decoded.
+func (m *metricDecoder) refusePoint(field, format string, args ...any) {
+	m.pointBad = true
+	m.c.add(m.item, field, format, args...)
+}
+
+// dataPointCount is the number of data points of a metric, refused with it.
+func dataPointCount(metric pmetric.Metric) int {
+	switch metric.Type() {
+	case pmetric.MetricTypeGauge:
+		return metric.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return metric.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return metric.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return metric.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return metric.Summary().DataPoints().Len()
+	}
+	return 0
 }
 
 func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 	name, unit := metric.Name(), metric.Unit()
 	if name == "" {
 		m.c.add(m.item, path+".name", "is required")
+		m.refused += dataPointCount(metric)
 		return nil
 	}
 	switch metric.Type() {
@@ -270,10 +348,12 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.histogram.dataPoints[%d]", path, l)
-			if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
-				return err
-			}
-			if err := m.buckets(p, name, typ, dp); err != nil {
+			if err := m.dataPoint(func() error {
+				if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
+					return err
+				}
+				return m.buckets(p, name, typ, dp)
+			}); err != nil {
 				return err
 			}
 		}
@@ -284,7 +364,9 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.exponentialHistogram.dataPoints[%d]", path, l)
-			if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
+			if err := m.dataPoint(func() error {
+				return m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum())
+			}); err != nil {
 				return err
 			}
 		}
@@ -293,16 +375,21 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.summary.dataPoints[%d]", path, l)
-			if err := m.countAndSum(p, name, unit, event.MetricCounter, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), true, dp.Sum()); err != nil {
-				return err
-			}
-			qs := dp.QuantileValues()
-			for q := 0; q < qs.Len(); q++ {
-				labels := attributes(dp.Attributes())
-				labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
-				if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
+			if err := m.dataPoint(func() error {
+				if err := m.countAndSum(p, name, unit, event.MetricCounter, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), true, dp.Sum()); err != nil {
 					return err
 				}
+				qs := dp.QuantileValues()
+				for q := 0; q < qs.Len(); q++ {
+					labels := attributes(dp.Attributes())
+					labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
+					if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				return err
 			}
 		}
 	default:
@@ -334,9 +421,12 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 				continue
 			}
 			m.c.add(m.item, p, "has no value (asDouble or asInt)")
+			m.refused++
 			continue
 		}
-		if err := m.point(p, name, unit, typ, attributes(dp.Attributes()), dp.Timestamp(), dp.Flags(), v); err != nil {
+		if err := m.dataPoint(func() error {
+			return m.point(p, name, unit, typ, attributes(dp.Attributes()), dp.Timestamp(), dp.Flags(), v)
+		}); err != nil {
 			return err
 		}
 	}
@@ -364,12 +454,12 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 		return nil
 	}
 	if counts.Len() != bounds.Len()+1 {
-		m.c.add(m.item, path+".bucketCounts", "has %d entries, want one more than explicitBounds (%d)", counts.Len(), bounds.Len())
+		m.refusePoint(path+".bucketCounts", "has %d entries, want one more than explicitBounds (%d)", counts.Len(), bounds.Len())
 		return nil
 	}
 	for i := 1; i < bounds.Len(); i++ {
 		if !(bounds.At(i) > bounds.At(i-1)) {
-			m.c.add(m.item, fmt.Sprintf("%s.explicitBounds[%d]", path, i), "must be greater than the bound before it")
+			m.refusePoint(fmt.Sprintf("%s.explicitBounds[%d]", path, i), "must be greater than the bound before it")
 			return nil
 		}
 	}
@@ -414,7 +504,7 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		point = path[:i+1]
 	}
 	if ts == 0 {
-		m.c.add(m.item, point+".timeUnixNano", "is required")
+		m.refusePoint(point+".timeUnixNano", "is required")
 		return nil
 	}
 	labels["__name__"] = name
@@ -426,7 +516,9 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		Labels:   labels,
 	}
 	e.Body = metricBody(name, &v, typ, unit)
-	if err := seal(e, SourceOTLP, m.o, float64Bytes(v)); err != nil {
+	var identity [3][]byte
+	if err := seal(e, SourceOTLP, m.o, append(append(identity[:0], float64Bytes(v)), m.scope...)...); err != nil {
+		m.pointBad = true
 		m.c.addInvalid(m.item, err, func(field string) string {
 			switch {
 			case field == "service":
@@ -478,29 +570,57 @@ func serviceFromResource(resource map[string]string) string {
 	return UnknownService
 }
 
-// OTLPResponse is the protobuf Export*ServiceResponse of an accepted OTLP
-// request: empty (full success), or, when some of its records or points
-// were skipped (Batch.Skipped), a partial_success counting them with the
-// reasons, as OTLP/HTTP asks, so an exporter can tell what was dropped.
-func OTLPResponse(logs bool, b *Batch) ([]byte, error) {
-	n := 0
+// OTLPPartialSuccess is what the partial_success of the answer to an
+// accepted OTLP request says: how many of its records or points were not
+// taken (skipped, Batch.Skipped, or refused, Batch.Problems) and why,
+// naming the first problems. Both are zero when every one was taken.
+func OTLPPartialSuccess(b *Batch) (rejected int64, message string) {
 	var why []string
 	for _, reason := range slices.Sorted(maps.Keys(b.Skipped)) {
-		n += b.Skipped[reason]
+		rejected += int64(b.Skipped[reason])
 		why = append(why, fmt.Sprintf("%s: %d", reason, b.Skipped[reason]))
 	}
-	if n == 0 {
+	var msg strings.Builder
+	if len(why) > 0 {
+		msg.WriteString("skipped " + strings.Join(why, ", "))
+	}
+	// A problem may refuse no point (a metric without data): it is told
+	// all the same, as OTLP allows a message with nothing rejected.
+	for i, p := range b.Problems {
+		if msg.Len() > 0 {
+			msg.WriteString("; ")
+		}
+		if i == maxProblemsTold {
+			fmt.Fprintf(&msg, "and %d more problems", len(b.Problems)-i)
+			break
+		}
+		msg.WriteString(p.String())
+	}
+	return rejected, msg.String()
+}
+
+// maxProblemsTold bounds the problems an OTLP partial_success names: it
+// ends up in the exporter's log line.
+const maxProblemsTold = 10
+
+// OTLPResponse is the protobuf Export*ServiceResponse of an accepted OTLP
+// request: empty (full success), or, when some of its records or points
+// were skipped or refused, a partial_success counting them with the
+// reasons (OTLPPartialSuccess), as OTLP/HTTP asks, so an exporter can
+// tell what was dropped.
+func OTLPResponse(logs bool, b *Batch) ([]byte, error) {
+	n, msg := OTLPPartialSuccess(b)
+	if n == 0 && msg == "" {
 		return nil, nil // the empty message
 	}
-	msg := "skipped " + strings.Join(why, ", ")
 	if logs {
 		resp := plogotlp.NewExportResponse()
-		resp.PartialSuccess().SetRejectedLogRecords(int64(n))
+		resp.PartialSuccess().SetRejectedLogRecords(n)
 		resp.PartialSuccess().SetErrorMessage(msg)
 		return resp.MarshalProto()
 	}
 	resp := pmetricotlp.NewExportResponse()
-	resp.PartialSuccess().SetRejectedDataPoints(int64(n))
+	resp.PartialSuccess().SetRejectedDataPoints(n)
 	resp.PartialSuccess().SetErrorMessage(msg)
 	return resp.MarshalProto()
 }

@@ -175,9 +175,12 @@ func TestOTLPLogsErrors(t *testing.T) {
 		lrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
 		lrs.At(1).Body().SetStr("")
 		lrs.At(0).Attributes().PutStr("bad", "\xff")
-		_, err := OTLPLogs(encodeLogs(t, ld, Protobuf), Protobuf, opts())
-		hasProblem(t, err, 0, "scopeLogs[0].logRecords[1].body")
-		hasProblem(t, err, 0, "scopeLogs[0].logRecords[0].attributes.bad")
+		b, err := OTLPLogs(encodeLogs(t, ld, Protobuf), Protobuf, opts())
+		refusedProblem(t, b, err, 0, "scopeLogs[0].logRecords[1].body")
+		refusedProblem(t, b, err, 0, "scopeLogs[0].logRecords[0].attributes.bad")
+		if err != nil || len(b.Events) != 1 || b.Skipped[SkippedInvalid] != 2 {
+			t.Fatalf("two bad records and a good one: %v, want the good one taken and 2 refused", err)
+		}
 	})
 	t.Run("too many", func(t *testing.T) {
 		o := opts()
@@ -343,11 +346,16 @@ func TestOTLPMetricsErrors(t *testing.T) {
 	ms.At(3).Histogram().DataPoints().At(0).SetTimestamp(0)
 	ms.AppendEmpty().SetName("no.data")
 	ms.AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetTimestamp(1)
-	_, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].timeUnixNano")
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[5]")
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[6].name")
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].timeUnixNano")
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[5]")
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[6].name")
+	if err != nil {
+		t.Fatalf("good points beside bad ones: %v, want them taken", err)
+	}
+	// The metric without data refuses no point; the nameless one its one.
+	eq(t, "refused points", b.Skipped[SkippedInvalid], 3)
 
 	// A histogram whose buckets do not fit its bounds, one whose bounds go
 	// down: both named.
@@ -358,13 +366,153 @@ func TestOTLPMetricsErrors(t *testing.T) {
 	bad.SetTimestamp(1)
 	bad.ExplicitBounds().FromRaw([]float64{5, 1})
 	bad.BucketCounts().FromRaw([]uint64{1, 1, 1})
-	_, err = OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].bucketCounts")
-	hasProblem(t, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[1].explicitBounds[1]")
+	b, err = OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].bucketCounts")
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[1].explicitBounds[1]")
 
 	o := opts()
 	o.MaxEvents = 10 // 11 events: the summary's quantile is one too many
 	if _, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), JSON), JSON, o); !errors.Is(err, ErrTooManyEvents) {
 		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	}
+}
+
+// One record outside the time window among good ones (an exporter's
+// backlog after an outage) is refused alone: the OpenTelemetry exporters
+// drop a whole request answered 400, so refusing it whole lost the good
+// records with it. A request with no good record is still refused.
+func TestOTLPLogsTakeTheGoodRecordsBesideABadOne(t *testing.T) {
+	old := testNow.Add(-20 * 24 * time.Hour)
+	logs := func(times ...time.Time) plog.Logs {
+		ld := plog.NewLogs()
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.Resource().Attributes().PutStr("service.name", "checkout")
+		sl := rl.ScopeLogs().AppendEmpty()
+		for _, ts := range times {
+			lr := sl.LogRecords().AppendEmpty()
+			lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+			lr.Body().SetStr("line at " + ts.String())
+		}
+		return ld
+	}
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			b, err := OTLPLogs(encodeLogs(t, logs(t0, old, t0.Add(time.Second)), enc), enc, opts())
+			if err != nil {
+				t.Fatalf("two good records beside an old one: %v, want them taken", err)
+			}
+			checkValid(t, b, SourceOTLP)
+			eq(t, "events", len(b.Events), 2)
+			eq(t, "refused records", b.Skipped[SkippedInvalid], 1)
+			p := refusedProblem(t, b, err, 0, "scopeLogs[0].logRecords[1].timeUnixNano")
+			if !strings.Contains(p.Problem, "before the gateway's clock") {
+				t.Errorf("problem %q does not say why", p.Problem)
+			}
+
+			_, err = OTLPLogs(encodeLogs(t, logs(old, old.Add(time.Second)), enc), enc, opts())
+			hasProblem(t, err, 0, "scopeLogs[0].logRecords[1].timeUnixNano")
+		})
+	}
+}
+
+// A data point is taken or refused whole: the count and sum of a
+// histogram point whose buckets do not fit its bounds are not taken
+// without its buckets, and the other points of the request are.
+func TestOTLPMetricsTakeTheGoodPointsBesideBadOnes(t *testing.T) {
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			md := sampleMetrics()
+			ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+			ms.At(0).Gauge().DataPoints().At(0).SetTimestamp(pcommon.NewTimestampFromTime(testNow.Add(2 * time.Hour)))
+			ms.At(3).Histogram().DataPoints().At(0).BucketCounts().FromRaw([]uint64{30, 10})
+			b, err := OTLPMetrics(encodeMetrics(t, md, enc), enc, opts())
+			if err != nil {
+				t.Fatalf("good points beside two bad ones: %v, want them taken", err)
+			}
+			checkValid(t, b, SourceOTLP)
+			refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
+			refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[0].bucketCounts")
+			eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 1, SkippedNonFinite: 1, SkippedInvalid: 2})
+			var names []string
+			for _, e := range b.Events {
+				names = append(names, body[event.MetricBody](t, e).Name)
+			}
+			// Of the 11 events of sampleMetrics, the gauge's and the
+			// histogram's five are not taken.
+			eq(t, "taken", names, []string{"http.server.requests", "jobs.done", "gc.pause_count", "gc.pause_sum", "gc.pause"})
+
+			only := pmetric.NewMetrics()
+			dp := only.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			dp.SetName("queue.size")
+			dp.SetEmptyGauge().DataPoints().AppendEmpty().SetIntValue(3) // no time
+			_, err = OTLPMetrics(encodeMetrics(t, only, enc), enc, opts())
+			hasProblem(t, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano")
+		})
+	}
+}
+
+// The partial_success of a request with refused records counts them and
+// names their problems, so the exporter's log says what was dropped.
+func TestOTLPResponseNamesRefusedRecords(t *testing.T) {
+	ld := sampleLogs()
+	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(1).Body().SetStr("")
+	b, err := OTLPLogs(encodeLogs(t, ld, Protobuf), Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := OTLPResponse(true, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := plogotlp.NewExportResponse()
+	if err := resp.UnmarshalProto(out); err != nil {
+		t.Fatal(err)
+	}
+	ps := resp.PartialSuccess()
+	if ps.RejectedLogRecords() != 1 || !strings.Contains(ps.ErrorMessage(), `item 0: field "scopeLogs[0].logRecords[1].body"`) {
+		t.Fatalf("partial_success %d rejected, %q; want the refused record counted and its problem named", ps.RejectedLogRecords(), ps.ErrorMessage())
+	}
+}
+
+// Two instrumentation scopes (libraries) that export the same metric
+// name and attributes at the same time with the same value are two
+// samples: their ids differ, so the stream does not drop one as a repeat
+// of the other, while the series (fingerprint) stays one; a retry of the
+// request gets the same ids.
+func TestOTLPMetricIDsTellScopesApart(t *testing.T) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "checkout")
+	for _, scope := range [][2]string{{"lib/a", "1.0"}, {"lib/b", "1.0"}, {"lib/b", "1.1"}} {
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName(scope[0])
+		sm.Scope().SetVersion(scope[1])
+		m := sm.Metrics().AppendEmpty()
+		m.SetName("requests")
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+		dp.SetDoubleValue(1)
+	}
+	req := encodeMetrics(t, md, Protobuf)
+	first, err := OTLPMetrics(req, Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := OTLPMetrics(req, Protobuf, Options{Now: testNow.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i, e := range first.Events {
+		ids[e.ID] = true
+		if e.Fingerprint != first.Events[0].Fingerprint {
+			t.Errorf("point %d: fingerprint %s, want the series' %s: the scope is not part of the series", i, e.Fingerprint, first.Events[0].Fingerprint)
+		}
+		if retry.Events[i].ID != e.ID {
+			t.Errorf("point %d: id %s, on a retry %s: want the same", i, e.ID, retry.Events[i].ID)
+		}
+	}
+	if len(ids) != 3 {
+		t.Fatalf("3 scopes got %d distinct ids, want 3", len(ids))
 	}
 }

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ const (
 	DefaultMaxRows       = 10_000
 	DefaultMaxAge        = time.Second
 	DefaultInsertTimeout = 30 * time.Second
+	DefaultMaxBytes      = 64 << 20
 	maxBatchRows         = MaxBatchRows
 	maxSenders           = 64
 )
@@ -37,6 +40,9 @@ const (
 // batches checks against it when it is loaded, not when the batch writer
 // starts.
 const MaxBatchRows = 1_000_000
+
+// MaxBatchBytes bounds BatchConfig.MaxBytes.
+const MaxBatchBytes = 1 << 30
 
 // BatchConfig says where rows go and when a batch is sent.
 type BatchConfig struct {
@@ -63,6 +69,17 @@ type BatchConfig struct {
 	// were filled; with more, the client fills and encodes one batch while
 	// the server writes another, and batches may commit out of order.
 	Senders int `yaml:"senders"`
+	// MaxBytes sends a batch once its rows' approximate size (rowBytes)
+	// reaches it, however few they are, so that large rows (an envelope
+	// may be 1 MiB) cannot make one insert of gigabytes; 0 means
+	// DefaultMaxBytes. The row that reaches it is still taken: a batch is
+	// at most MaxBytes plus one row.
+	MaxBytes int `yaml:"max_bytes"`
+	// MaxPendingBytes bounds the approximate bytes of the rows accepted but
+	// not yet reported, as MaxPendingRows bounds their number: Add blocks
+	// beyond it (one row is always taken when none is pending). 0 means
+	// 4×MaxBytes; it must be at least MaxBytes.
+	MaxPendingBytes int `yaml:"max_pending_bytes"`
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -80,6 +97,12 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	}
 	if c.Senders == 0 {
 		c.Senders = 1
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxPendingBytes == 0 && c.MaxBytes > 0 {
+		c.MaxPendingBytes = 4 * c.MaxBytes
 	}
 	return c
 }
@@ -119,6 +142,12 @@ func (c BatchConfig) Validate() error {
 	if d.Senders < 1 || d.Senders > maxSenders {
 		return fmt.Errorf("%w: senders: must be between 1 and %d, got %d", ErrInvalidConfig, maxSenders, c.Senders)
 	}
+	if d.MaxBytes < 1 || d.MaxBytes > MaxBatchBytes {
+		return fmt.Errorf("%w: max_bytes: must be between 1 and %d, got %d", ErrInvalidConfig, MaxBatchBytes, c.MaxBytes)
+	}
+	if d.MaxPendingBytes < d.MaxBytes {
+		return fmt.Errorf("%w: max_pending_bytes: must be at least max_bytes (%d), got %d", ErrInvalidConfig, d.MaxBytes, c.MaxPendingBytes)
+	}
 	return nil
 }
 
@@ -141,8 +170,9 @@ func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.Afte
 // BatchResult describes one batch the writer finished, for metrics.
 type BatchResult struct {
 	Rows     int           // rows in the batch
+	Bytes    int           // their approximate size (rowBytes)
 	Failed   int           // rows reported with an error
-	Trigger  string        // "size", "age", "flush" or "close"
+	Trigger  string        // "size", "bytes", "age", "flush" or "close"
 	Duration time.Duration // from taking the batch to the last done call
 	Err      error         // the first row error, nil when all committed
 }
@@ -157,9 +187,9 @@ func WithClock(c Clock) Option { return func(w *BatchWriter) { w.clock = c } }
 // (concurrently when Senders > 1); f must not block.
 func WithBatchObserver(f func(BatchResult)) Option { return func(w *BatchWriter) { w.observe = f } }
 
-// BatchWriter groups rows into inserts of up to MaxRows rows, sent when full
-// or MaxAge after their first row, and reports every row's outcome once
-// through the done function given to Add.
+// BatchWriter groups rows into inserts of up to MaxRows rows or about
+// MaxBytes, sent when full or MaxAge after their first row, and reports
+// every row's outcome once through the done function given to Add.
 //
 // Failures are reported, not retried: the caller (a JetStream consumer)
 // naks a failed row and gets it redelivered with backoff, which is a retry
@@ -192,6 +222,7 @@ type BatchWriter struct {
 	queue    []*pendingBatch
 	inflight map[*pendingBatch]struct{}
 	pending  int           // rows accepted and not yet reported
+	pendingB int           // their bytes (rowBytes)
 	space    chan struct{} // closed (and replaced) when pending drops
 	closed   bool
 	stopped  chan struct{} // closed when the sender has exited
@@ -199,6 +230,7 @@ type BatchWriter struct {
 
 type pendingBatch struct {
 	rows    [][]any
+	bytes   int // rowBytes of rows
 	dones   []func(error)
 	trigger string
 	timer   Timer
@@ -259,8 +291,8 @@ func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts 
 // committed, with an error otherwise (errs.IsPermanent tells bad data from a
 // failure worth a retry). done runs before the sender takes the next batch,
 // so it must be quick and must not call Add (acking a message is fine). When Add returns an error the row was
-// not taken and done is never called. Add blocks while MaxPendingRows rows
-// are unreported, until ctx ends.
+// not taken and done is never called. Add blocks while MaxPendingRows rows,
+// or MaxPendingBytes bytes, are unreported, until ctx ends.
 func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) error {
 	if len(row) != len(w.cfg.Columns) {
 		return errs.Permanent(fmt.Errorf("%w: %d values for %d columns (%s)", ErrColumnCount, len(row), len(w.cfg.Columns), strings.Join(w.cfg.Columns, ", ")))
@@ -268,13 +300,17 @@ func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	size := rowBytes(row)
 	w.mu.Lock()
 	for {
 		if w.closed {
 			w.mu.Unlock()
 			return ErrClosed
 		}
-		if w.pending < w.cfg.MaxPendingRows {
+		// pendingB can only reach the bound with rows pending, whose
+		// report makes room: a row larger than the bound is still taken
+		// when it is alone.
+		if w.pending < w.cfg.MaxPendingRows && w.pendingB < w.cfg.MaxPendingBytes {
 			break
 		}
 		space := w.space
@@ -298,9 +334,14 @@ func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) erro
 	}
 	b.rows = append(b.rows, row)
 	b.dones = append(b.dones, done)
+	b.bytes += size
 	w.pending++
-	if len(b.rows) >= w.cfg.MaxRows {
+	w.pendingB += size
+	switch {
+	case len(b.rows) >= w.cfg.MaxRows:
 		w.cutLocked("size")
+	case b.bytes >= w.cfg.MaxBytes:
+		w.cutLocked("bytes")
 	}
 	w.mu.Unlock()
 	return nil
@@ -411,6 +452,7 @@ func (w *BatchWriter) sendLoop() {
 		w.mu.Lock()
 		delete(w.inflight, b)
 		w.pending -= len(b.rows)
+		w.pendingB -= b.bytes
 		close(w.space)
 		w.space = make(chan struct{})
 		w.mu.Unlock()
@@ -442,7 +484,7 @@ func (w *BatchWriter) send(b *pendingBatch) {
 		w.log.Warn().Err(b.err).Int("rows", len(b.rows)).Int("failed", failed).Str("trigger", b.trigger).Msg("batch insert failed")
 	}
 	if w.observe != nil {
-		w.observe(BatchResult{Rows: len(b.rows), Failed: failed, Trigger: b.trigger, Duration: w.clock.Now().Sub(start), Err: b.err})
+		w.observe(BatchResult{Rows: len(b.rows), Bytes: b.bytes, Failed: failed, Trigger: b.trigger, Duration: w.clock.Now().Sub(start), Err: b.err})
 	}
 }
 
@@ -473,7 +515,7 @@ func (w *BatchWriter) insert(rows [][]any, idx []int, out []error) {
 		return
 	}
 	if isDataError(err) && len(sent) == 1 {
-		err = errs.Permanent(fmt.Errorf("store: row rejected by the server: %w", err))
+		err = errs.Permanent(fmt.Errorf("store: insert into %s: row rejected by the server: %w", w.cfg.Table, err))
 	} else {
 		err = fmt.Errorf("store: insert %d rows into %s: %w", len(sent), w.cfg.Table, err)
 	}
@@ -560,4 +602,76 @@ func isDataError(err error) bool {
 func isTooManyPartitions(err error) bool {
 	var ex *clickhouse.Exception
 	return errors.As(err, &ex) && ex.Code == 252 && strings.Contains(ex.Message, "partitions for single INSERT block")
+}
+
+// rowBytes approximates the memory a row holds and the bytes it adds to an
+// insert: strings and byte slices by their length, arrays element by
+// element, numbers and times by their size, pointers (the writer's rows
+// point into their envelopes) by what they point at. The usual types are
+// counted without reflection: Add runs for every row.
+func rowBytes(row []any) int {
+	n := 0
+	for _, v := range row {
+		n += valueBytes(v)
+	}
+	return n
+}
+
+func valueBytes(v any) int {
+	switch v := v.(type) {
+	case nil:
+		return 0
+	case string:
+		return len(v)
+	case *string:
+		if v == nil {
+			return 0
+		}
+		return len(*v)
+	case []byte:
+		return len(v)
+	case json.RawMessage:
+		return len(v)
+	case []string:
+		n := 0
+		for _, s := range v {
+			n += len(s)
+		}
+		return n
+	case time.Time, *time.Time, float64, *float64, int64, uint64:
+		return 8
+	case uint8, int8, bool:
+		return 1
+	case uint16, int16:
+		return 2
+	case uint32, int32, float32:
+		return 4
+	}
+	return reflectBytes(reflect.ValueOf(v))
+}
+
+func reflectBytes(rv reflect.Value) int {
+	switch rv.Kind() {
+	case reflect.Invalid:
+		return 0
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return 0
+		}
+		return reflectBytes(rv.Elem())
+	case reflect.String:
+		return rv.Len()
+	case reflect.Slice, reflect.Array:
+		switch elem := rv.Type().Elem(); elem.Kind() {
+		case reflect.String, reflect.Slice, reflect.Array, reflect.Pointer, reflect.Interface:
+			n := 0
+			for i := range rv.Len() {
+				n += reflectBytes(rv.Index(i))
+			}
+			return n
+		default:
+			return rv.Len() * int(elem.Size())
+		}
+	}
+	return int(rv.Type().Size())
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -110,6 +111,11 @@ func TestBatchConfigValidate(t *testing.T) {
 		{"negative timeout", func(c *BatchConfig) { c.InsertTimeout = -1 }, "insert_timeout"},
 		{"negative senders", func(c *BatchConfig) { c.Senders = -1 }, "senders"},
 		{"too many senders", func(c *BatchConfig) { c.Senders = maxSenders + 1 }, "senders"},
+		{"explicit bytes", func(c *BatchConfig) { c.MaxBytes, c.MaxPendingBytes = 1<<20, 1<<20 }, ""},
+		{"negative max bytes", func(c *BatchConfig) { c.MaxBytes = -1 }, "max_bytes"},
+		{"huge max bytes", func(c *BatchConfig) { c.MaxBytes = MaxBatchBytes + 1 }, "max_bytes"},
+		{"pending bytes below batch", func(c *BatchConfig) { c.MaxBytes, c.MaxPendingBytes = 1000, 999 }, "max_pending_bytes"},
+		{"pending bytes below default batch", func(c *BatchConfig) { c.MaxPendingBytes = DefaultMaxBytes - 1 }, "max_pending_bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -283,6 +289,11 @@ func TestBatchWriterBadRowFailsAlone(t *testing.T) {
 		if len(got) != 1 || got[0] == nil || !errs.IsPermanent(got[0]) {
 			t.Fatalf("bad row %s: done calls %v, want one permanent error", id, got)
 		}
+		// The reason is dead-lettered with the event: it must say which
+		// of the writer's tables refused the row.
+		if !strings.Contains(got[0].Error(), " kv") {
+			t.Errorf("bad row %s: %v, want the table (kv) named", id, got[0])
+		}
 	}
 	for _, id := range []string{"good1", "good2", "good3"} {
 		if got := res.get(id); len(got) != 1 || got[0] != nil {
@@ -400,6 +411,120 @@ func TestBatchWriterBackpressure(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count() FROM kv"); n != 5 {
 		t.Fatalf("%d rows, want 5", n)
+	}
+}
+
+// padRow is a kv row of about n bytes (rowBytes): its id carries them.
+func padRow(id string, n int) []any {
+	return kvRow(id + strings.Repeat("x", n-len(id)-rowBytes(kvRow(""))))
+}
+
+// A batch is also cut when its rows reach MaxBytes, whatever their number:
+// a few large events must not make one insert of gigabytes. A row larger
+// than the limit is still taken, and cuts the batch it joins.
+func TestBatchWriterFlushesByBytes(t *testing.T) {
+	s, _ := openTestStore(t)
+	createKV(t, s, "MergeTree")
+	var (
+		mu      sync.Mutex
+		batches []BatchResult
+	)
+	w := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 1000, MaxAge: time.Hour, MaxBytes: 1000},
+		WithClock(newFakeClock()), WithBatchObserver(func(r BatchResult) { mu.Lock(); batches = append(batches, r); mu.Unlock() }))
+	res := newResults()
+	ctx := context.Background()
+	for i := range 5 {
+		id := fmt.Sprintf("r%d", i)
+		if err := w.Add(ctx, padRow(id, 400), res.done(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 400 + 400 + 400 reach 1000: the first three go without the clock
+	// moving; the other two (800) wait.
+	res.wait(t, 3)
+	if got := res.get("r3"); len(got) != 0 {
+		t.Fatalf("row r3 reported before its batch was full: %v", got)
+	}
+	if err := w.Add(ctx, padRow("big", 5000), res.done("big")); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, 3)
+	if n := count(t, s, "SELECT count() FROM kv"); n != 6 {
+		t.Fatalf("%d rows in the table, want 6", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 2 || batches[0].Trigger != "bytes" || batches[0].Rows != 3 || batches[0].Bytes != 1200 ||
+		batches[1].Trigger != "bytes" || batches[1].Rows != 3 || batches[1].Bytes != 5800 {
+		t.Fatalf("batches = %+v, want bytes(3 rows, 1200 B), bytes(3 rows, 5800 B)", batches)
+	}
+}
+
+// Rows accepted and not yet reported are bounded in bytes too: Add blocks
+// at MaxPendingBytes until the sender catches up, as at MaxPendingRows.
+// One row is always taken when nothing is pending, however large.
+func TestBatchWriterBackpressureByBytes(t *testing.T) {
+	s, _ := openTestStore(t)
+	createKV(t, s, "MergeTree")
+	conn := &blockingConn{Conn: s.Conn, release: make(chan struct{})}
+	w := newWriter(t, conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 1000, MaxAge: time.Hour, MaxBytes: 1000, MaxPendingBytes: 2000}, WithClock(newFakeClock()))
+	res := newResults()
+	ctx := context.Background()
+	for i := range 4 {
+		id := fmt.Sprintf("r%d", i)
+		if err := w.Add(ctx, padRow(id, 500), res.done(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := w.Add(short, padRow("r4", 500), res.done("r4")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Add beyond MaxPendingBytes = %v, want it to block until ctx ends", err)
+	}
+	added := make(chan error, 1)
+	go func() { added <- w.Add(ctx, padRow("r5", 500), res.done("r5")) }()
+	close(conn.release)
+	if err := <-added; err != nil {
+		t.Fatalf("Add after the sender caught up: %v", err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, 5)
+	if got := res.get("r4"); len(got) != 0 {
+		t.Fatalf("row r4 was refused by Add but reported: %v", got)
+	}
+
+	alone := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxAge: time.Hour, MaxBytes: 1000, MaxPendingBytes: 1000}, WithClock(newFakeClock()))
+	short, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := alone.Add(short, padRow("huge", 10_000), res.done("huge")); err != nil {
+		t.Fatalf("a row over MaxPendingBytes with nothing pending: %v, want it taken", err)
+	}
+	res.wait(t, 1)
+	if n := count(t, s, "SELECT count() FROM kv"); n != 6 {
+		t.Fatalf("%d rows, want 6", n)
+	}
+}
+
+// rowBytes counts what a row carries: strings and byte slices by length,
+// pointers (the writer's rows point into their envelopes) by what they
+// point at, arrays element by element, numbers and times by their size.
+func TestRowBytes(t *testing.T) {
+	s, now, f := "héllo", time.Now(), 2.5
+	type named string
+	for _, c := range []struct {
+		row  []any
+		want int
+	}{
+		{[]any{"abc", []byte("de"), json.RawMessage(`{"a":1}`)}, 3 + 2 + 7},
+		{[]any{&s, []string{"a", "bb"}, named("xyz")}, 6 + 3 + 3},
+		{[]any{uint16(1), uint8(1), &f, f, now, &now, nil, (*string)(nil)}, 2 + 1 + 8 + 8 + 8 + 8},
+		{[]any{[]float64{1, 2}, map[string]string{"k": "v"}}, 16 + 8},
+	} {
+		if got := rowBytes(c.row); got != c.want {
+			t.Errorf("rowBytes(%#v) = %d, want %d", c.row, got, c.want)
+		}
 	}
 }
 

@@ -21,7 +21,19 @@ var ErrInvalidConfig = fmt.Errorf("store: %w", config.ErrInvalidConfig)
 // Defaults applied by Open for zero Config fields.
 const (
 	DefaultDialTimeout = 5 * time.Second
+	// DefaultMaxOpenConns bounds the pool when neither max_open_conns nor
+	// the DSN's max_open_conns does: the writer at its defaults (one insert
+	// in flight for each of its ten tables) plus ReservedConns, with two to
+	// spare. clickhouse-go's own default, 10, is taken whole by those
+	// inserts, and the next user waits dial_timeout and fails ("acquire
+	// conn timeout"). A writer with more senders needs more
+	// (writer.Config.PoolConns) and refuses to start on a smaller pool.
+	DefaultMaxOpenConns = 16
 )
+
+// ReservedConns are the connections a pool needs beyond its inserts: the
+// retention pass, the readiness ping, migrations and queries.
+const ReservedConns = 4
 
 // Config says how to reach ClickHouse.
 type Config struct {
@@ -37,7 +49,12 @@ type Config struct {
 	Password string `yaml:"-" env:"password"`
 	// DialTimeout bounds connecting; 0 means DefaultDialTimeout.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// MaxOpenConns bounds the connection pool; 0 keeps the driver's default.
+	// MaxOpenConns bounds the connection pool: every insert in flight holds
+	// one (the writer: a table times writer.senders), and so does each
+	// query, ping or retention pass; a user finding none free waits
+	// DialTimeout and fails. 0 means the DSN's max_open_conns, else
+	// DefaultMaxOpenConns. The pool keeps as many idle (unless the DSN sets
+	// max_idle_conns), so that connections are reused, not dialled again.
 	MaxOpenConns int `yaml:"max_open_conns"`
 	// Cluster names a cluster of the server's remote_servers: Migrate then
 	// applies the cluster form of the schema (replicated local tables behind
@@ -127,8 +144,17 @@ func (c Config) options() (*clickhouse.Options, error) {
 	} else if !strings.Contains(c.DSN, "dial_timeout=") {
 		opts.DialTimeout = DefaultDialTimeout
 	}
-	if c.MaxOpenConns > 0 {
+	switch {
+	case c.MaxOpenConns > 0:
 		opts.MaxOpenConns = c.MaxOpenConns
+	case opts.MaxOpenConns <= 0: // not in the DSN either
+		opts.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if opts.MaxIdleConns <= 0 {
+		// clickhouse-go keeps 5 by default and closes every connection
+		// released beyond them: with ten inserts in flight, half would be
+		// dialled again for each batch.
+		opts.MaxIdleConns = opts.MaxOpenConns
 	}
 	if c.Cluster != "" {
 		// A Distributed table queues rows for other shards on its own disk

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/rs/zerolog"
 )
 
@@ -192,5 +194,88 @@ func TestPasswordFileReadLikeEverySecret(t *testing.T) {
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "password_file") || strings.Contains(err.Error(), "xxxx") {
 			t.Errorf("%s password file: err = %v, want ErrInvalidConfig naming password_file", name, err)
 		}
+	}
+}
+
+// The pool is sized for what shares it (the writer's inserts, one per
+// table and sender, plus ReservedConns), and keeps as many idle as it may
+// open, so that connections released between inserts are reused rather
+// than closed and dialled again. clickhouse-go's own default is 10 open,
+// 5 idle.
+func TestConfigSizesThePool(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		cfg            Config
+		wantOpen, idle int
+	}{
+		{"default", Config{DSN: "clickhouse://db:9000/x"}, DefaultMaxOpenConns, DefaultMaxOpenConns},
+		{"max_open_conns", Config{DSN: "clickhouse://db:9000/x", MaxOpenConns: 40}, 40, 40},
+		{"from the DSN", Config{DSN: "clickhouse://db:9000/x?max_open_conns=30"}, 30, 30},
+		{"config over DSN", Config{DSN: "clickhouse://db:9000/x?max_open_conns=30", MaxOpenConns: 50}, 50, 50},
+		{"idle from the DSN", Config{DSN: "clickhouse://db:9000/x?max_idle_conns=3"}, DefaultMaxOpenConns, 3},
+	} {
+		opts, err := c.cfg.options()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if opts.MaxOpenConns != c.wantOpen || opts.MaxIdleConns != c.idle {
+			t.Errorf("%s: pool of %d open, %d idle; want %d, %d", c.name, opts.MaxOpenConns, opts.MaxIdleConns, c.wantOpen, c.idle)
+		}
+	}
+	if DefaultMaxOpenConns < 10+ReservedConns {
+		t.Errorf("DefaultMaxOpenConns %d leaves less than ReservedConns (%d) beside the writer's ten inserts", DefaultMaxOpenConns, ReservedConns)
+	}
+}
+
+// TestPoolOutlastsTheWritersInserts: the writer keeps one insert per table
+// (ten) in flight, each holding a connection for as long as the server
+// takes. Another table's batch, the retention pass and the readiness ping
+// must still get a connection at once; with clickhouse-go's default pool
+// (10) they waited the dial timeout and failed ("acquire conn timeout").
+func TestPoolOutlastsTheWritersInserts(t *testing.T) {
+	dsn := testenv.ClickHouse(t)
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DSN: dsn, DialTimeout: time.Second}, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	createKV(t, s, "MergeTree")
+	const slowInserts = 10
+	var wg sync.WaitGroup
+	for range slowInserts {
+		wg.Go(func() {
+			// A slow insert, as far as the pool can tell: one connection
+			// held for three seconds.
+			rows, err := s.Conn.Query(ctx, "SELECT sleepEachRow(0.5) FROM numbers(6) SETTINGS max_block_size = 1")
+			if err != nil {
+				t.Errorf("slow query: %v", err)
+				return
+			}
+			for rows.Next() {
+			}
+			rows.Close()
+		})
+	}
+	defer wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Conn.Stats().Open < slowInserts && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Conn.Stats().Open; n < slowInserts {
+		t.Fatalf("%d connections in use, want the %d slow ones", n, slowInserts)
+	}
+
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("readiness ping while %d inserts are in flight: %v", slowInserts, err)
+	}
+	w := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 1})
+	res := newResults()
+	if err := w.Add(ctx, kvRow("a"), res.done("a")); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, 1)
+	if got := res.get("a"); got[0] != nil {
+		t.Errorf("insert while %d inserts are in flight: %v", slowInserts, got[0])
 	}
 }

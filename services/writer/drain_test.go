@@ -23,8 +23,8 @@ import (
 // MaxAge is an hour, its MaxRows above what was published) and check what
 // becomes of the messages: inserted and acked when ClickHouse answers,
 // naked when it does not, so that they come back at once and not after the
-// consumer's ack wait, which is ten minutes here so that only a nak can
-// bring them back while the test runs.
+// consumer's ack wait, which is three hours here (max_age may be a third of
+// it at most) so that only a nak can bring them back while the test runs.
 
 const drainHeld = 300
 
@@ -34,7 +34,7 @@ func drainConfig() Config {
 		MaxAge:       time.Hour,
 		DrainTimeout: 2 * time.Second,
 		Consumer: bus.ConsumerConfig{
-			AckWait: 10 * time.Minute,
+			AckWait: 3 * time.Hour,
 			Backoff: []time.Duration{100 * time.Millisecond},
 		},
 	}

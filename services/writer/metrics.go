@@ -11,7 +11,7 @@ import (
 type batchMetrics struct {
 	rows     *prometheus.CounterVec   // rows committed, by table
 	failed   *prometheus.CounterVec   // rows reported with an error, by table
-	batches  *prometheus.CounterVec   // inserts, by table and trigger (size, age, flush, close)
+	batches  *prometheus.CounterVec   // inserts, by table and trigger (size, bytes, age, flush, close)
 	size     *prometheus.HistogramVec // rows per insert, by table
 	duration *prometheus.HistogramVec // taking a batch to its last result, by table
 }
@@ -23,7 +23,7 @@ func newBatchMetrics() *batchMetrics {
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_writer_rows_failed_total",
 			Help: "Rows an insert reported with an error (their events are redelivered, or dead-lettered when the data cannot fit), by table."}, []string{"table"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_writer_batches_total",
-			Help: "Inserts, by table and what cut the batch (size, age, flush, close)."}, []string{"table", "trigger"}),
+			Help: "Inserts, by table and what cut the batch (size, bytes, age, flush, close)."}, []string{"table", "trigger"}),
 		size: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aiops_writer_batch_rows",
 			Help: "Rows per insert, by table.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}, []string{"table"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "aiops_writer_insert_duration_seconds",

@@ -30,8 +30,8 @@ const (
 var ErrBadBody = errors.New("body does not fit its table")
 
 // Columns are the columns the writer fills in each table, in the order of
-// the rows Rows returns. webhook_deliveries is filled by the notifier
-// (WebhookDeliveryRow), not from events.
+// the rows Rows returns. webhook_deliveries is filled from the notifier's
+// webhook_delivery events (one per attempt, through WebhookDeliveryRow).
 var Columns = map[string][]string{
 	TableEvents: EventColumns,
 	TableLogs: {"id", "time", "observed_time", "service", "source", "severity", "message", "template_id", "template",
@@ -259,9 +259,17 @@ func alertRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	case b.Status == "":
 		return nil, badBody(e, "status", "is required")
 	}
+	startsAt, err := dateTime(e, "starts_at", b.StartsAt)
+	if err != nil {
+		return nil, err
+	}
+	endsAt, err := dateTime(e, "ends_at", b.EndsAt)
+	if err != nil {
+		return nil, err
+	}
 	ak, av := pairs(b.Annotations)
 	return []any{
-		&e.ID, &e.Time, b.Name, b.Status, &e.Fingerprint, dateTime(b.StartsAt), dateTime(b.EndsAt), severityValue(e.Severity), &e.Service,
+		&e.ID, &e.Time, b.Name, b.Status, &e.Fingerprint, startsAt, endsAt, severityValue(e.Severity), &e.Service,
 		labels.keys, labels.values, ak, av, b.GeneratorURL,
 	}, nil
 }
@@ -305,10 +313,22 @@ func anomalyRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	if b.PeakValue != nil {
 		peakValue = *b.PeakValue
 	}
+	start, err := dateTime(e, "start", b.Start)
+	if err != nil {
+		return nil, err
+	}
+	end, err := dateTime(e, "end", b.End)
+	if err != nil {
+		return nil, err
+	}
+	peakTime, err := dateTime(e, "peak_time", b.PeakTime)
+	if err != nil {
+		return nil, err
+	}
 	return []any{
 		&e.ID, &e.Time, &e.Service, b.Series, b.Metric, *b.Value, b.Expected, b.Lower, b.Upper, *b.Score,
-		b.Detector, b.Window, b.Reason, b.Episode, b.EpisodeID, dateTime(b.Start), dateTime(b.End), peak,
-		dateTime(b.PeakTime), peakValue, severityValue(e.Severity), labels.keys, labels.values, nonNil(e.Links),
+		b.Detector, b.Window, b.Reason, b.Episode, b.EpisodeID, start, end, peak,
+		peakTime, peakValue, severityValue(e.Severity), labels.keys, labels.values, nonNil(e.Links),
 	}, nil
 }
 
@@ -373,7 +393,18 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	if b.Team == "" {
 		b.Team = e.Labels["team"]
 	}
-	opened, acked, resolved := dateTime(b.OpenedAt), dateTime(b.AcknowledgedAt), dateTime(b.ResolvedAt)
+	opened, err := dateTime(e, "opened_at", b.OpenedAt)
+	if err != nil {
+		return nil, nil, err
+	}
+	acked, err := dateTime(e, "acknowledged_at", b.AcknowledgedAt)
+	if err != nil {
+		return nil, nil, err
+	}
+	resolved, err := dateTime(e, "resolved_at", b.ResolvedAt)
+	if err != nil {
+		return nil, nil, err
+	}
 	links := nonNil(e.Links)
 	latest = []any{
 		b.IncidentID, incidentVersion(e.Time), &e.ID, &e.Time, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
@@ -464,7 +495,7 @@ func decodeBody(e *event.Envelope, v any) error {
 
 // timeFields are the body fields decoded as time.Time; a bad one fails with
 // a *time.ParseError that does not say which field it was.
-var timeFields = []string{"starts_at", "ends_at", "opened_at", "acknowledged_at", "resolved_at"}
+var timeFields = []string{"starts_at", "ends_at", "opened_at", "acknowledged_at", "resolved_at", "start", "end", "peak_time"}
 
 func badTimeField(body []byte) string {
 	var m map[string]json.RawMessage
@@ -488,14 +519,27 @@ func badBody(e *event.Envelope, field, problem string) error {
 	return errs.Permanent(fmt.Errorf("event %s (%s): body.%s: %s: %w", e.ID, e.Kind, field, problem, ErrBadBody))
 }
 
-// dateTime maps "not set" to the DateTime zero (1970-01-01 00:00:00), which
-// queries test with toUnixTimestamp(x) > 0; times before 1970 cannot be
-// stored and mean the same.
-func dateTime(t time.Time) time.Time {
-	if t.Before(time.Unix(0, 0)) {
-		return time.Unix(0, 0).UTC()
+// maxDateTime is the last second a ClickHouse DateTime holds (UInt32
+// seconds): a later time is stored wrapped around, 2200 as 2063, with no
+// error from the server.
+var maxDateTime = time.Unix(1<<32-1, 0).UTC()
+
+// dateTime is body.field's value t for a DateTime column. It maps "not
+// set" to the DateTime zero (1970-01-01 00:00:00), which queries test with
+// toUnixTimestamp(x) > 0; times before 1970 cannot be stored and mean the
+// same. A time after maxDateTime is refused (a permanent ErrBadBody naming
+// the field: the event is dead-lettered with the reason), not clamped: no
+// producer means "not set" by it, so either sentinel, 0 or the last
+// second, would store a value the producer never sent as if it had.
+func dateTime(e *event.Envelope, field string, t time.Time) (time.Time, error) {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return time.Unix(0, 0).UTC(), nil
+	case t.After(maxDateTime):
+		return time.Time{}, badBody(e, field, fmt.Sprintf("%s is after %s, the last time a ClickHouse DateTime holds",
+			t.UTC().Format(time.RFC3339), maxDateTime.Format(time.RFC3339)))
 	}
-	return t
+	return t, nil
 }
 
 // nonNil boxes s for an Array(String) column; the empty array, the usual

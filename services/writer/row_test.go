@@ -146,6 +146,16 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		// (2026-03-02T10:00:00Z here).
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"1969-12-31T23:00:00Z"}`, "body.opened_at"},
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"2026-03-03T10:00:00Z"}`, "body.opened_at"},
+		// A DateTime column ends at 2106-02-07T06:28:15Z: a later time
+		// would be stored wrapped around (2200 as 2063), silently.
+		{event.KindAlert, `{"name":"A","status":"firing","starts_at":"2200-01-01T00:00:00Z"}`, "body.starts_at"},
+		{event.KindAlert, `{"name":"A","status":"resolved","ends_at":"2106-02-07T06:28:16Z"}`, "body.ends_at"},
+		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"start":"2200-01-01T00:00:00Z"}`, "body.start"},
+		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"end":"2200-01-01T00:00:00Z"}`, "body.end"},
+		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"peak_time":"2200-01-01T00:00:00Z"}`, "body.peak_time"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"2200-01-01T00:00:00Z"}`, "body.acknowledged_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","resolved_at":"2200-01-01T00:00:00Z"}`, "body.resolved_at"},
+		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"peak_time":"soon"}`, "body.peak_time"},
 	} {
 		e := mustEnvelope(t, c.kind, c.body)
 		_, err := Rows(e)

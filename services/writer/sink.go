@@ -22,10 +22,12 @@ var ErrNotTaken = errors.New("writer: row not queued")
 
 // SinkConfig sizes the batch writer of every table (see store.BatchConfig).
 type SinkConfig struct {
-	MaxRows        int
-	MaxAge         time.Duration
-	MaxPendingRows int
-	Senders        int
+	MaxRows         int
+	MaxBytes        int
+	MaxAge          time.Duration
+	MaxPendingRows  int
+	MaxPendingBytes int
+	Senders         int
 }
 
 // Sink turns events into rows and hands each row to its table's inserter,
@@ -89,12 +91,14 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 	m := newBatchMetrics()
 	s, err := NewSinkOf(func(table string) (Inserter, error) {
 		return store.NewBatchWriter(conn, store.BatchConfig{
-			Table:          table,
-			Columns:        Columns[table],
-			MaxRows:        cfg.MaxRows,
-			MaxAge:         cfg.MaxAge,
-			MaxPendingRows: cfg.MaxPendingRows,
-			Senders:        cfg.Senders,
+			Table:           table,
+			Columns:         Columns[table],
+			MaxRows:         cfg.MaxRows,
+			MaxBytes:        cfg.MaxBytes,
+			MaxAge:          cfg.MaxAge,
+			MaxPendingRows:  cfg.MaxPendingRows,
+			MaxPendingBytes: cfg.MaxPendingBytes,
+			Senders:         cfg.Senders,
 		}, log, append([]store.Option{m.observer(table)}, opts...)...)
 	}, log)
 	if err != nil {

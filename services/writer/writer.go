@@ -25,6 +25,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
@@ -32,14 +34,29 @@ import (
 // Config is the writer's part of a service config.
 type Config struct {
 	// Consumer is the durable JetStream consumer; Stream defaults to EVENTS
-	// and Durable to "writer".
+	// and Durable to "writer". A message whose rows wait longer than a
+	// third of AckWait (default 30s) for their insert is told in progress
+	// meanwhile (bus.WithInProgress), so that a slow insert does not get
+	// it redelivered.
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
-	// MaxRows and MaxAge bound one ClickHouse insert: it is sent when it
-	// holds MaxRows rows or MaxAge after its first row.
-	MaxRows int           `yaml:"max_rows"`
-	MaxAge  time.Duration `yaml:"max_age"`
+	// MaxRows, MaxBytes and MaxAge bound one ClickHouse insert: it is sent
+	// when it holds MaxRows rows, when its rows' approximate size reaches
+	// MaxBytes (default 64 MiB, at least 1 MiB: one envelope may be that
+	// large), or MaxAge after its first row. MaxAge must be at most a third
+	// of consumer.ack_wait: rows wait that long before their insert starts.
+	MaxRows  int           `yaml:"max_rows"`
+	MaxBytes int           `yaml:"max_bytes"`
+	MaxAge   time.Duration `yaml:"max_age"`
+	// MaxPendingBytes bounds the bytes each table holds, queued or being
+	// inserted (default 4×MaxBytes): past it the consumer waits for an
+	// insert to return before it hands out more (back-pressure), so large
+	// events cannot exhaust memory. The writer holds about the events
+	// table's share of it in envelopes, plus the inserts being encoded.
+	MaxPendingBytes int `yaml:"max_pending_bytes"`
 	// Senders is how many inserts per table may be in flight at once (see
 	// store.BatchConfig.Senders); 0 means 1, which keeps inserts in order.
+	// Each holds a ClickHouse connection: the pool (store.max_open_conns)
+	// must have PoolConns.
 	Senders int `yaml:"senders"`
 	// Retention is how many days each table keeps, by table name; tables
 	// left out keep DefaultRetentionDays. Old partitions are dropped every
@@ -67,6 +84,15 @@ const DefaultMaxEventFuture = 24 * time.Hour
 // and their flush seconds within stage.StopLimit.
 const DefaultDrainTimeout = 15 * time.Second
 
+// DefaultAckWait is consumer.ack_wait's default, the bus's.
+const DefaultAckWait = 30 * time.Second
+
+// PoolConns is how many ClickHouse connections the writer may use at once:
+// one per insert in flight (every table, times Senders) and
+// store.ReservedConns for the retention pass, the readiness ping and
+// queries. New refuses a smaller pool.
+func (c Config) PoolConns() int { return len(EventTables)*max(c.Senders, 1) + store.ReservedConns }
+
 // DefaultConfig is the writer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
 
@@ -78,6 +104,17 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = time.Second
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = store.DefaultMaxBytes
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = 4 * c.MaxBytes
+	}
+	if c.Consumer.AckWait == 0 {
+		// bus.ConsumerConfig's default, set here so that Validate holds
+		// max_age against it.
+		c.Consumer.AckWait = DefaultAckWait
 	}
 	if c.Consumer.BatchSize == 0 {
 		c.Consumer.BatchSize = 1000
@@ -117,9 +154,23 @@ func (c Config) Validate() error {
 	if c.MaxAge < 0 {
 		return fmt.Errorf("writer.max_age: must not be negative, got %s", c.MaxAge)
 	}
+	if c.MaxBytes != 0 && (c.MaxBytes < event.MaxEnvelopeBytes || c.MaxBytes > store.MaxBatchBytes) {
+		return fmt.Errorf("writer.max_bytes: must be 0 (the default, %d) or between %d (one envelope) and %d, got %d",
+			store.DefaultMaxBytes, event.MaxEnvelopeBytes, store.MaxBatchBytes, c.MaxBytes)
+	}
 	c = c.WithDefaults()
+	if c.MaxPendingBytes < c.MaxBytes {
+		return fmt.Errorf("writer.max_pending_bytes: must be at least writer.max_bytes (%d), got %d", c.MaxBytes, c.MaxPendingBytes)
+	}
 	if err := c.Consumer.Validate(); err != nil {
 		return fmt.Errorf("writer.consumer: %w", err)
+	}
+	if c.MaxAge > c.Consumer.AckWait/3 {
+		// Every row waits up to max_age before its insert starts; the
+		// in-progress signals are for the insert that is slow, not for
+		// every batch.
+		return fmt.Errorf("writer.max_age: %s must be at most a third of writer.consumer.ack_wait (%s), or messages wait for their batch about as long as the server waits for their ack",
+			c.MaxAge, c.Consumer.AckWait)
 	}
 	if c.Senders < 0 || c.Senders > 16 {
 		return fmt.Errorf("writer.senders: must be between 0 and 16, got %d", c.Senders)
@@ -179,18 +230,25 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if have, need := conn.Stats().MaxOpenConns, cfg.PoolConns(); have < need {
+		return nil, fmt.Errorf("%w: store.max_open_conns: the ClickHouse pool has %d connections and the writer needs %d (%d tables × writer.senders %d, plus %d for retention, the readiness ping and queries); raise store.max_open_conns or lower writer.senders",
+			config.ErrInvalidConfig, have, need, len(EventTables), max(cfg.Senders, 1), store.ReservedConns)
+	}
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	sink, err := NewSink(conn, SinkConfig{
-		MaxRows: cfg.MaxRows,
-		MaxAge:  cfg.MaxAge,
-		// The consumer already bounds what is in flight (MaxAckPending,
+		MaxRows:  cfg.MaxRows,
+		MaxBytes: cfg.MaxBytes,
+		MaxAge:   cfg.MaxAge,
+		// The consumer already bounds the rows in flight (MaxAckPending,
 		// at most one row per table per message); the batch writers must
-		// never block below that.
-		MaxPendingRows: max(cfg.Consumer.MaxAckPending, cfg.MaxRows),
-		Senders:        cfg.Senders,
+		// never block below that. Bytes it does not bound: MaxPendingBytes
+		// does, blocking the consumer's handler until an insert returns.
+		MaxPendingRows:  max(cfg.Consumer.MaxAckPending, cfg.MaxRows),
+		MaxPendingBytes: cfg.MaxPendingBytes,
+		Senders:         cfg.Senders,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -206,8 +264,13 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 	}
 	sink.SetTimeWindow(window)
 	// The consumer's drain outlasts the sink's Close by a second, so that
-	// the naks Close ends in are still the consumer's to send.
-	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer", DrainTimeout: cfg.DrainTimeout + time.Second}, cfg.Consumer, log)
+	// the naks Close ends in are still the consumer's to send. A message
+	// is held until its rows' inserts return, which a slow server (or
+	// batches queued behind an insert that times out) can make longer than
+	// ack_wait: the consumer tells JetStream it is in progress meanwhile,
+	// so that it is not redelivered (and inserted again) while held.
+	st, err := stage.Open(ctx, js, sink, stage.Config{Name: "writer", DrainTimeout: cfg.DrainTimeout + time.Second}, cfg.Consumer, log,
+		stage.WithConsumerOptions(bus.WithInProgress()))
 	if err != nil {
 		sink.Close(ctx)
 		return nil, err

@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// The real Alertmanager (Debian's prometheus-alertmanager) notifies the
+// gateway with the receiver README.md shows, its token read from a
+// credentials_file: an alert posted to Alertmanager lands in the alerts
+// table firing, then resolved, each once however often Alertmanager
+// repeats it in the group's notifications.
+func TestE2ERealAlertmanager(t *testing.T) {
+	r := newE2ERig(t, rigOptions{})
+	dir := t.TempDir()
+	token := filepath.Join(dir, "aiops-token")
+	if err := os.WriteFile(token, []byte(e2eToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// README.md's receiver, with timers short enough for a test.
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`route:
+  receiver: aiops
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 2s
+receivers:
+  - name: aiops
+    webhook_configs:
+      - url: %s/v1/alertmanager
+        http_config:
+          authorization: {type: Bearer, credentials_file: %s}
+        send_resolved: true
+        max_alerts: 10000
+`, r.url, token)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	am := testenv.Alertmanager(t, cfg)
+
+	starts := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	post := func(ends string) {
+		t.Helper()
+		body := fmt.Sprintf(`[{"labels":{"alertname":"HighLatency","service":"checkout","severity":"critical","instance":"web-1"},
+			"annotations":{"summary":"p99 over 2s"},"startsAt":%q%s}]`, starts.Format(time.RFC3339), ends)
+		resp, err := http.Post("http://"+am+"/api/v2/alerts", "application/json", bytes.NewBufferString(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("posting to Alertmanager: %s", resp.Status)
+		}
+	}
+	waitAlerts := func(want int) []storedAlert {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			got := r.alerts("alert_name = 'HighLatency'")
+			if len(got) >= want || time.Now().After(deadline) {
+				if len(got) != want {
+					t.Fatalf("%d alert rows, want %d: %+v", len(got), want, got)
+				}
+				return got
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	post("")
+	firing := waitAlerts(1)[0]
+	if firing.Status != "firing" || !firing.StartsAt.Equal(starts) || firing.Service != "checkout" ||
+		firing.Severity != "critical" || firing.Labels["instance"] != "web-1" || firing.Annotations["summary"] != "p99 over 2s" || firing.Fingerprint == "" {
+		t.Errorf("firing row %+v, want the alert as posted, with Alertmanager's fingerprint", firing)
+	}
+	time.Sleep(5 * time.Second) // repeat_interval passes twice: Alertmanager sends the firing alert again
+	if got := r.alerts("alert_name = 'HighLatency'"); len(got) != 1 {
+		t.Fatalf("%d alert rows after Alertmanager's repeats, want the firing one once", len(got))
+	}
+	ends := time.Now().UTC().Truncate(time.Second)
+	post(fmt.Sprintf(`,"endsAt":%q`, ends.Format(time.RFC3339)))
+	got := waitAlerts(2)
+	if got[1].Status != "resolved" || !got[1].EndsAt.Equal(ends) || got[1].Fingerprint != firing.Fingerprint {
+		t.Errorf("rows %+v, want the firing one, then its resolution at %s", got, ends)
+	}
+}

@@ -93,10 +93,15 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 func (l *Lease) runTerm(ctx context.Context, log zerolog.Logger, term func(context.Context) error, lost func()) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The lease is renewed until the term has returned: a stop's drain and
+	// last save come after ctx ended, and they check Valid. Only a lost
+	// lease ends the term early.
+	hctx, stopHolding := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHolding()
 	held := make(chan struct{})
 	go func() {
 		defer close(held)
-		if err := l.Hold(tctx); err != nil && !errors.Is(err, context.Canceled) {
+		if err := l.Hold(hctx); err != nil && !errors.Is(err, context.Canceled) {
 			if lost != nil {
 				lost()
 			}
@@ -106,6 +111,7 @@ func (l *Lease) runTerm(ctx context.Context, log zerolog.Logger, term func(conte
 	}()
 	err := term(tctx)
 	cancel()
+	stopHolding()
 	<-held
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), LeaseReleaseTimeout)
 	defer rcancel()

@@ -102,3 +102,36 @@ func TestLeaseLead(t *testing.T) {
 		t.Fatal("a nil lease did not run the term")
 	}
 }
+
+// A term that is stopping (the service's drain and last save, after its
+// context ended) still holds the lease, by the holder's clock too: its
+// renewals go on until it returns, and nobody else can have the key before
+// Release.
+func TestLeaseHeldWhileTheTermStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	cfg := LeaseConfig{Bucket: fmt.Sprintf("leases_%d", uniq.Add(1)), TTL: 3 * time.Second}
+	l, err := cfg.Open(ctx, js, "stage.durable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid := make(chan bool, 1)
+	term := func(ctx context.Context) error {
+		<-ctx.Done()
+		time.Sleep(2700 * time.Millisecond) // a drain longer than the holder's deadline (2.5 s)
+		valid <- l.Valid()
+		return nil
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { l.Lead(cctx, zerolog.Nop(), term, nil); close(done) }()
+	time.Sleep(1500 * time.Millisecond)
+	cancel()
+	<-done
+	if !<-valid {
+		t.Error("the lease ran out by the holder's clock while its term was stopping: its last save would be skipped")
+	}
+}

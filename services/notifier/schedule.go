@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/due"
@@ -406,6 +407,21 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 		sl.due = now.Add(sl.timing.Interval)
 	}
 	return true
+}
+
+// forgetIdle drops the idle slots (nothing pending, handed out or held)
+// of the incidents open says are not open, unless what they sent last was
+// the resolve: at a term's start, a slot an earlier term of this notifier
+// left may know an incident the holder between resolved, and would repeat
+// it. (A resolved one's slot stays: it tells a stale state.)
+func (s *schedule) forgetIdle(open func(incidentID string) bool) {
+	for k, sl := range s.slots {
+		id, _, _ := strings.Cut(k, "\x00")
+		idle := sl.pending == nil && sl.handed == nil && len(sl.settle) == 0
+		if idle && (sl.last == nil || !sl.last.resolved) && !open(id) {
+			delete(s.slots, k)
+		}
+	}
 }
 
 // restoreSent gives the schedule what a notifier before it (this one

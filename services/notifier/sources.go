@@ -458,6 +458,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 			p.restoreSent(cur)
 		}
 	}
+	p.schedule.forgetIdle(func(id string) bool { _, ok := p.open[id]; return ok })
 	p.log.Info().Int("open_incidents", open).Msg("open incidents restored")
 	return nil
 }

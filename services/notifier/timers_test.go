@@ -361,3 +361,41 @@ func TestRestartedNotifierRepeatsOnTime(t *testing.T) {
 		t.Error("the repeat has the opening's webhook-id: a receiver would drop it")
 	}
 }
+
+// A notifier that leads again after another held the lease forgets what
+// its earlier term knew of an incident the store no longer has open (the
+// holder between resolved it): it does not repeat it.
+func TestNoRepeatOfAnIncidentResolvedByTheHolderBetween(t *testing.T) {
+	hook := newReceiver(t)
+	store := &memOpen{kept: map[string]openIncident{}}
+	h, proc, at, tick := timedRigWith(t, hook, nil, store)
+	h.Send(incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0))
+	tick(31 * time.Second)
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// the term ends; the holder between resolves db
+	proc.mu.Lock()
+	proc.schedule.release(ErrStopping)
+	proc.mu.Unlock()
+	store.mu.Lock()
+	store.kept["db"] = openIncident{ID: "db", Resolved: true, Revision: 99, At: t0.Add(30 * time.Minute)}
+	store.mu.Unlock()
+	if err := proc.restoreOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	at(59 * time.Minute)
+	h.Send(incidentAt(t, "web", "web", "frontend", event.SeverityCritical, event.IncidentOpened, t0.Add(59*time.Minute), t0.Add(59*time.Minute)))
+	tick(59*time.Minute + 31*time.Second)
+	tick(61 * time.Minute)
+	_, bodies := hook.requests()
+	n := 0
+	for _, b := range bodies {
+		if strings.Contains(string(b), "payments-db") {
+			n++
+		}
+	}
+	if n != 1 || len(bodies) != 2 {
+		t.Errorf("db notified %d times (of %d), want once: the holder between resolved it", n, len(bodies))
+	}
+}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -203,6 +204,23 @@ func TestOpenEpisodeOf(t *testing.T) {
 			}
 			if _, _, err := OpenEpisodeOf(b[:60]); err == nil {
 				t.Error("a truncated state gave no error")
+			}
+			// ended in the bytes: no episode, and the state restores into
+			// its profile as EndEpisode leaves it
+			ended, err := EndEpisodeIn(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, open, err := OpenEpisodeOf(ended); open || err != nil {
+				t.Fatalf("after EndEpisodeIn: open %v, err %v", open, err)
+			}
+			restored := mustDetector(t, cfg)
+			if err := restored.UnmarshalBinary(ended); err != nil {
+				t.Fatal(err)
+			}
+			again, _ := d.MarshalBinary() // d's episode was ended by EndEpisode above
+			if got, _ := restored.MarshalBinary(); !bytes.Equal(got, again) {
+				t.Error("the state ended in its bytes differs from the one EndEpisode ended")
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -360,6 +361,48 @@ func decodeEpisode(p []byte) (episodeState, error) {
 	return e, nil
 }
 
+// episodeAt is where the episode's fields of a state start (ok false for a
+// state that predates episodes, version 4).
+func episodeAt(data []byte) (at int, ok bool, err error) {
+	if len(data) < 7 || data[0] != stateMagic[0] || data[1] != stateMagic[1] {
+		return 0, false, errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
+	}
+	version, end := data[2], len(data)
+	switch {
+	case version < 4:
+		return 0, false, nil
+	case version > stateVersion:
+		return 0, false, errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrStateVersion, version, stateVersion))
+	case version >= 5:
+		end -= seasonBytes
+	}
+	if end-episodeFieldBytes < 7 {
+		return 0, false, corrupt("%d bytes, too short for an episode", len(data))
+	}
+	return end - episodeFieldBytes, true, nil
+}
+
+// EndEpisodeIn returns a copy of a state MarshalBinary wrote, whatever the
+// profile it was taken with, with its alarm episode ended as EndEpisode
+// ends it (the budget's bar kept): the snapshot of a series whose episode
+// was closed while its state could not be loaded is kept so, and restores
+// its baseline without an episode nothing would end.
+func EndEpisodeIn(data []byte) ([]byte, error) {
+	at, ok, err := episodeAt(data)
+	if err != nil || !ok {
+		return slices.Clone(data), err
+	}
+	if _, err := decodeEpisode(data[at : at+episodeFieldBytes]); err != nil {
+		return nil, err
+	}
+	out := slices.Clone(data)
+	f := out[at : at+episodeFieldBytes]
+	bar := slices.Clone(f[2:6])
+	clear(f)
+	copy(f[2:6], bar)
+	return out, nil
+}
+
 // OpenEpisodeOf reads the alarm episode held open in a state MarshalBinary
 // wrote, whatever the profile it was taken with. A restore that cannot use
 // the state (its route left the pipeline, or its configuration changed
@@ -368,22 +411,11 @@ func decodeEpisode(p []byte) (episodeState, error) {
 // (version 4): its fields end the state, or come just before the season
 // of version 5 on.
 func OpenEpisodeOf(data []byte) (info Episode, ok bool, err error) {
-	if len(data) < 7 || data[0] != stateMagic[0] || data[1] != stateMagic[1] {
-		return Episode{}, false, errs.Permanent(fmt.Errorf("%w: no detector state magic", ErrStateVersion))
+	at, ok, err := episodeAt(data)
+	if err != nil || !ok {
+		return Episode{}, false, err
 	}
-	version, end := data[2], len(data)
-	switch {
-	case version < 4:
-		return Episode{}, false, nil
-	case version > stateVersion:
-		return Episode{}, false, errs.Permanent(fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrStateVersion, version, stateVersion))
-	case version >= 5:
-		end -= seasonBytes
-	}
-	if end-episodeFieldBytes < 7 {
-		return Episode{}, false, corrupt("%d bytes, too short for an episode", len(data))
-	}
-	e, err := decodeEpisode(data[end-episodeFieldBytes : end])
+	e, err := decodeEpisode(data[at : at+episodeFieldBytes])
 	if err != nil || !e.open {
 		return Episode{}, false, err
 	}

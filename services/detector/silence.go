@@ -132,6 +132,9 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 			// its snapshot still holds the episode open: once the close is
 			// stored, a restart must not close it again
 			a.stale = staleKey{kv: s.keyOf(ser.key), series: ser.key}
+			if v, err := s.encode(nil, ser); err == nil {
+				a.stale.value = v
+			}
 		}
 		out = append(out, a)
 	}
@@ -161,11 +164,17 @@ type seriesAnomaly struct {
 	stale  staleKey // of an evicted series, deleted once the close is stored
 }
 
-// staleKey is the snapshot of an evicted series or asset whose episode a
-// tick closed: it holds the episode open, and a restart would close it
-// again. It is deleted once the close is stored, unless the series (or
+// staleKey is the snapshot of an evicted series or asset, or of one a
+// restart could not load, whose episode a tick closed: it holds the
+// episode open, and a restart would close it again. Once the close is
+// stored it is replaced by value, the same state with the episode ended
+// (so that a restart, or a rollback of the configuration, still restores
+// the baseline), or deleted when value is nil; unless the series (or
 // asset) is back in memory by then (its next snapshot writes it anew).
-type staleKey struct{ kv, series, asset string }
+type staleKey struct {
+	kv, series, asset string
+	value             []byte
+}
 
 // storedStale queues k for deletion at the next tick. Safe to call from a
 // Settled.
@@ -181,18 +190,24 @@ func (s *Service) storedStale(k staleKey) {
 // dropStale deletes the snapshots queued by storedStale.
 func (s *Service) dropStale(ctx context.Context) {
 	s.mu.Lock()
-	var keys []string
+	var keys []staleKey
 	for _, k := range s.stale {
 		if k.series != "" && s.series.Contains(k.series) || k.asset != "" && s.assets.Contains(k.asset) {
 			continue // back in memory: its next snapshot replaces the key
 		}
-		keys = append(keys, k.kv)
+		keys = append(keys, k)
 	}
 	s.stale = nil
 	s.mu.Unlock()
 	for _, k := range keys {
-		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			s.log.Warn().Err(err).Str("key", k).Msg("snapshot of an evicted series not deleted: a restart may close its episode again")
+		var err error
+		if k.value != nil {
+			_, err = s.kv.Put(ctx, k.kv, k.value)
+		} else if err = s.kv.Delete(ctx, k.kv); errors.Is(err, jetstream.ErrKeyNotFound) {
+			err = nil
+		}
+		if err != nil {
+			s.log.Warn().Err(err).Str("key", k.kv).Msg("snapshot whose episode was closed not rewritten: a restart may close its episode again")
 		}
 	}
 }
@@ -290,6 +305,9 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 		s.markAssetDirty(a)
 	} else if s.kv != nil {
 		ra.stale = staleKey{kv: s.cfg.Instance + "." + assetKeyPrefix + a.key, asset: a.key}
+		if v, err := s.encodeAsset(nil, a); err == nil {
+			ra.stale.value = v
+		}
 	}
 	return append(rows, ra)
 }
@@ -372,6 +390,9 @@ type orphan struct {
 	last                      *lastSample
 	info                      detect.Episode
 	waits                     publishWaits
+	// snapshot is its snapshot with the episode ended, written once the
+	// close is stored
+	snapshot []byte
 }
 
 // orphanSkipped keeps the open episode of the snapshot v of key, which
@@ -387,10 +408,14 @@ func (s *Service) orphanSkipped(key string, v []byte, err error) {
 	if eerr != nil || !open {
 		return
 	}
+	o := &orphan{key: key, route: h.route, last: h.last, info: info,
+		cause: fmt.Sprintf("%s not restored after a restart (%v)", h.last.Metric, err)}
+	if state, err := detect.EndEpisodeIn(h.state); err == nil {
+		o.snapshot = h.encode(state)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.orphaned(&orphan{key: key, route: h.route, last: h.last, info: info,
-		cause: fmt.Sprintf("%s not restored after a restart (%v)", h.last.Metric, err)})
+	s.orphaned(o)
 }
 
 // orphaned queues o, up to MaxSeries of them. s.mu is held.
@@ -422,7 +447,7 @@ func (s *Service) closeOrphans(out stage.Emitter, now time.Time) {
 		}
 		var stale staleKey
 		if s.kv != nil {
-			stale = staleKey{kv: s.keyOf(o.key), series: o.key}
+			stale = staleKey{kv: s.keyOf(o.key), series: o.key, value: o.snapshot}
 		}
 		o.waits.pending++
 		if err := s.emitWaited(out, e, &o.waits, s.m.anomalies, stale); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
@@ -139,10 +140,12 @@ func TestSilentSeriesEpisodeIsClosed(t *testing.T) {
 	}
 }
 
-// kvDeletes records the keys deleted from the snapshot bucket.
+// kvDeletes records the keys deleted from the snapshot bucket, and those
+// written (the last value of each).
 type kvDeletes struct {
 	jetstream.KeyValue
 	deleted []string
+	put     map[string][]byte
 }
 
 func (k *kvDeletes) Delete(_ context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
@@ -150,9 +153,18 @@ func (k *kvDeletes) Delete(_ context.Context, key string, _ ...jetstream.KVDelet
 	return nil
 }
 
+func (k *kvDeletes) Put(_ context.Context, key string, value []byte) (uint64, error) {
+	if k.put == nil {
+		k.put = map[string][]byte{}
+	}
+	k.put[key] = value
+	return uint64(len(k.put)), nil
+}
+
 // A series evicted from memory (max_series) with an episode open has it
 // closed at the next tick, and its snapshot, which holds the episode open,
-// deleted (a restart would close it again); one evicted calm sends nothing.
+// rewritten with the episode ended (a restart would close it again, and
+// still restores its baseline); one evicted calm sends nothing.
 func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	clock := &testClock{t: t0}
 	s, h := newTestService(t, Config{MaxSeries: 1}, WithClock(clock.now))
@@ -171,14 +183,19 @@ func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	if r := got[1].body.Reason; !strings.Contains(r, "dropped from the detector's memory") || got[1].env.Links[0] != last.ID {
 		t.Errorf("close reason %q links %v", r, got[1].env.Links)
 	}
-	if len(kv.deleted) != 0 {
-		t.Errorf("snapshots deleted %v before the close was stored", kv.deleted)
+	if len(kv.deleted)+len(kv.put) != 0 {
+		t.Errorf("snapshots deleted %v, written %d, before the close was stored", kv.deleted, len(kv.put))
 	}
-	if err := h.Tick(clock.now()); err != nil { // the close is stored: its snapshot goes
+	if err := h.Tick(clock.now()); err != nil { // the close is stored: its snapshot is rewritten
 		t.Fatal(err)
 	}
-	if want := s.keyOf(seriesKey(last.Fingerprint)); len(kv.deleted) != 1 || kv.deleted[0] != want {
-		t.Errorf("snapshots deleted %v, want the evicted series' %s", kv.deleted, want)
+	key := seriesKey(last.Fingerprint)
+	v, ok := kv.put[s.keyOf(key)]
+	if len(kv.deleted) != 0 || len(kv.put) != 1 || !ok {
+		t.Fatalf("snapshots deleted %v, written %d, want the evicted series' rewritten", kv.deleted, len(kv.put))
+	}
+	if ser, err := s.decode(key, v); err != nil || ser.det.InEpisode() || ser.last != nil || ser.det.Observations() == 0 {
+		t.Errorf("the rewritten snapshot: %v, want its state with no episode open", err)
 	}
 	_, data = sample(t, "db", "third", nil, t0, 1, "")
 	ack(t, h, data) // evicts "other", calm
@@ -296,9 +313,11 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 
 // A series snapshot the restart cannot load (here its route's detector
 // changed shape: another window) held an episode open: the restarted
-// detector closes it at once, at its last sample, and deletes the snapshot
-// once the close is stored, so that the next restart does not close it
-// again. The same for a snapshot left out because max_series is full.
+// detector closes it at once, at its last sample, and once the close is
+// stored rewrites the snapshot with the episode ended, so that the next
+// restart does not close it again and a rollback of the configuration
+// still restores the baseline. The same for a snapshot left out because
+// max_series is full.
 func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 	for _, c := range []struct {
 		name, yaml, reason string
@@ -354,10 +373,22 @@ func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := svc.cfg.Instance + "." + seriesKey(last.Fingerprint)
+			holdsEpisode := func() (bool, error) {
+				e, err := kv.Get(context.Background(), key)
+				if err != nil {
+					return true, err
+				}
+				h, err := decodeHeader(key, e.Value())
+				if err != nil {
+					return true, err
+				}
+				_, ep, err := detect.OpenEpisodeOf(h.state)
+				return ep || h.last != nil, err
+			}
 			deadline := time.Now().Add(10 * time.Second)
-			for _, err := kv.Get(context.Background(), key); !errors.Is(err, jetstream.ErrKeyNotFound); _, err = kv.Get(context.Background(), key) {
+			for ep, err := holdsEpisode(); ep || err != nil; ep, err = holdsEpisode() {
 				if time.Now().After(deadline) {
-					t.Fatalf("snapshot %s still there after its episode was closed (%v)", key, err)
+					t.Fatalf("snapshot %s still holds the episode after it was closed (%v)", key, err)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -368,12 +399,24 @@ func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 			}
 			stop(false)
 
-			_, stop = r.start(cfg, WithClock(clock.now))
-			defer stop(false)
-			time.Sleep(2 * time.Second) // ticks of the third run
+			svc, stop = r.start(cfg, WithClock(clock.now))
+			// a sample processed: the restore is behind; then ticks run
+			e, beat := sample(t, "other", "heartbeat", nil, t0.Add(200*time.Minute), 1, "")
+			r.publish(beat)
+			waitObservations(t, svc, e.Fingerprint, 1)
+			time.Sleep(2 * time.Second)
 			if n := len(r.anomalies()); n != 2 {
 				t.Errorf("%d anomalies after a second restart, want the episode closed once (2)", n)
 			}
+			stop(false)
+			if c.yaml == "" {
+				return
+			}
+			// the configuration rolled back: the baseline comes back, with
+			// no episode open
+			svc, stop = r.start(Config{}, WithClock(clock.now))
+			defer stop(false)
+			waitObservations(t, svc, last.Fingerprint, 103)
 		})
 	}
 }
@@ -438,11 +481,19 @@ func TestSilentAssetAlarmIsEnded(t *testing.T) {
 		if err := h.Tick(clock.now()); err != nil { // the close is stored: its snapshot goes
 			t.Fatal(err)
 		}
-		if evict && (len(kv.deleted) != 1 || !strings.HasPrefix(kv.deleted[0], s.cfg.Instance+"."+assetKeyPrefix)) {
-			t.Errorf("snapshots deleted %v, want the evicted asset's", kv.deleted)
+		if evict {
+			var key string
+			for k := range kv.put {
+				key = k
+			}
+			if len(kv.put) != 1 || !strings.HasPrefix(key, s.cfg.Instance+"."+assetKeyPrefix) || len(kv.deleted) != 0 {
+				t.Errorf("snapshots written %d (%s), deleted %v, want the evicted asset's rewritten", len(kv.put), key, kv.deleted)
+			} else if a, err := s.decodeAsset(strings.TrimPrefix(key, s.cfg.Instance+"."+assetKeyPrefix), kv.put[key]); err != nil || a.det.Alarming() {
+				t.Errorf("the rewritten asset snapshot: %v, want its state with the alarm ended", err)
+			}
 		}
-		if !evict && len(kv.deleted) != 0 {
-			t.Errorf("snapshots deleted %v for an asset still in memory", kv.deleted)
+		if !evict && len(kv.deleted)+len(kv.put) != 0 {
+			t.Errorf("snapshots deleted %v, written %d, for an asset still in memory", kv.deleted, len(kv.put))
 		}
 		for _, g := range got {
 			if g.env.ID == c.env.ID {

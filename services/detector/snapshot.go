@@ -307,9 +307,14 @@ func (s *Service) Restore(ctx context.Context) error {
 			full++
 			if !s.series.Contains(key) && ser.last != nil {
 				info, _ := ser.det.EndEpisode()
-				s.orphaned(&orphan{key: key, route: ser.route, last: ser.last, info: info,
+				o := &orphan{key: key, route: ser.route, last: ser.last, info: info,
 					window: window(ser.det.Profile().Config(), info.Detector),
-					cause:  fmt.Sprintf("%s not restored after a restart: the detector's memory was full (max_series)", ser.last.Metric)})
+					cause:  fmt.Sprintf("%s not restored after a restart: the detector's memory was full (max_series)", ser.last.Metric)}
+				ser.last = nil
+				if v, err := s.encode(nil, ser); err == nil {
+					o.snapshot = v
+				}
+				s.orphaned(o)
 			}
 		} else {
 			s.series.Add(key, ser)
@@ -354,6 +359,17 @@ type snapshotHeader struct {
 	counter bool
 	last    *lastSample
 	state   []byte
+}
+
+// encode is the snapshot of h's series with the detector state state (and
+// no last sample: no episode is open in it).
+func (h snapshotHeader) encode(state []byte) []byte {
+	var flags byte
+	if h.counter {
+		flags |= 1
+	}
+	b := append([]byte{snapshotVersion, flags, byte(len(h.route))}, h.route...)
+	return append(b, state...)
 }
 
 func decodeHeader(key string, v []byte) (snapshotHeader, error) {

@@ -230,6 +230,14 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	mux.HandleFunc("GET /v1/incidents", a.list)
 	mux.HandleFunc("GET /v1/incidents/{id}", a.get)
 	mux.HandleFunc("POST /v1/incidents/{id}/{action}", a.command)
+	// What the mux itself would answer in plain text (another method, an
+	// unknown path) is answered as every other error, in JSON.
+	mux.HandleFunc("/v1/incidents", onlyMethod("GET"))
+	mux.HandleFunc("/v1/incidents/{id}", onlyMethod("GET"))
+	mux.HandleFunc("/v1/incidents/{id}/{action}", onlyMethod("POST"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the API serves /v1/incidents, /v1/incidents/{id} and /v1/incidents/{id}/ack|resolve|assign|comment", r.URL.Path))
+	})
 	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "incidents API", a.leading(mux))); err != nil {
 		return nil, fmt.Errorf("correlator.api.listen: %w", err)
 	}
@@ -422,6 +430,14 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
+	}
+}
+
+// onlyMethod answers 405 naming the method a path takes.
+func onlyMethod(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", method)
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this path takes %s", r.Method, r.URL.Path, method))
 	}
 }
 

@@ -514,3 +514,28 @@ func TestAPIOfAPartitionSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// What the API does not serve is answered in JSON, as its other errors: an
+// unknown path 404, another method 405 naming the one the path takes.
+func TestAPIAnswersWhatItDoesNotServeInJSON(t *testing.T) {
+	r := newAPIRig(t)
+	for _, c := range []struct {
+		method, path string
+		code         int
+		want         string
+	}{
+		{"GET", "/v1/incident", 404, "no path"},
+		{"DELETE", "/v1/incidents", 405, "takes GET"},
+		{"POST", "/v1/incidents/x", 405, "takes GET"},
+		{"GET", "/v1/incidents/x/ack", 405, "takes POST"},
+	} {
+		code, body := r.do(c.method, c.path, apiToken, "")
+		var e struct{ Error string }
+		if code != c.code || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, c.want) {
+			t.Errorf("%s %s: %d %s, want %d with a JSON error saying %q", c.method, c.path, code, body, c.code, c.want)
+		}
+	}
+	if code, _ := r.do("GET", "/v1/incident", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("an unknown path without a token: %d, want 401 first", code)
+	}
+}

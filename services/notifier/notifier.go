@@ -71,8 +71,12 @@ type Processor struct {
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// write what the next holder owns.
-	holds      func() bool
-	loggedFull bool
+	holds func() bool
+	// keptEvents is the bytes of incident events the open incidents keep
+	// for repeats (recordSent), at most maxAllKeptEvents
+	keptEvents     int
+	loggedKeptFull bool
+	loggedFull     bool
 
 	// records publishes every attempt as a webhook_delivery event (the
 	// writer's webhook_deliveries table); nil: attempts are only logged.

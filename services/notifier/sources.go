@@ -214,6 +214,7 @@ func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool
 	switch {
 	case resolved:
 		p.resolved.Add(id, st)
+		p.keptEvents -= eventsSize(old)
 		delete(p.open, id)
 		p.trackSource(id, nil, true)
 		return true // its tombstone, also for one not seen open
@@ -264,9 +265,31 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 		}
 		sent = append(sent, s)
 	}
+	if grown := p.keptEvents + size - eventsSize(inc); grown > maxAllKeptEvents {
+		if !p.loggedKeptFull {
+			p.loggedKeptFull = true
+			p.log.Warn().Int("max_bytes", maxAllKeptEvents).Msg("the incident events kept for repeats after a restart are at their bound: the newest incidents repeat only from their next event after a restart")
+		}
+		return
+	}
+	p.keptEvents += size - eventsSize(inc)
 	inc.Sent, inc.Events = sent, events
 	p.open[n.incidentID] = inc
 	p.changed(n.incidentID)
+}
+
+// maxAllKeptEvents bounds the incident events all open incidents keep for
+// repeats (recordSent), in memory and in the bucket: a storm of open
+// incidents with large events must not take the notifier's memory.
+var maxAllKeptEvents = 64 << 20
+
+// eventsSize is the bytes of the incident events inc keeps.
+func eventsSize(inc openIncident) int {
+	n := 0
+	for _, d := range inc.Events {
+		n += len(d)
+	}
+	return n
 }
 
 // restoreSent gives the schedule what went out last of a restored open
@@ -437,6 +460,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.open)
+	p.keptEvents = 0
 	clear(p.unsaved)
 	p.sources = nil
 	p.resolved.Purge()
@@ -452,9 +476,10 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 		if p.trackOpen(inc.ID, inc.Labels, false, inc.stamp()) {
 			open++
 		}
-		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 {
+		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {
 			cur.Sent, cur.Events = inc.Sent, inc.Events
 			p.open[inc.ID] = cur
+			p.keptEvents += eventsSize(inc)
 			p.restoreSent(cur)
 		}
 	}

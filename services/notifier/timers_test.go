@@ -399,3 +399,52 @@ func TestNoRepeatOfAnIncidentResolvedByTheHolderBetween(t *testing.T) {
 		t.Errorf("db notified %d times (of %d), want once: the holder between resolved it", n, len(bodies))
 	}
 }
+
+// The incident events kept for repeats are bounded in all: past the bound
+// a newly notified incident keeps none (it repeats from its next event
+// after a restart), and a resolved one gives its bytes back.
+func TestKeptEventsBounded(t *testing.T) {
+	defer func(n int) { maxAllKeptEvents = n }(maxAllKeptEvents)
+	hook := newReceiver(t)
+	store := &memOpen{kept: map[string]openIncident{}}
+	h, proc, at, tick := timedRigWith(t, hook, nil, store)
+	db := incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0)
+	data, err := db.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxAllKeptEvents = len(data) + len(data)/2 // one incident's event fits, not two
+	h.Send(db)
+	h.Send(incidentOn(t, "web", "web", "frontend", event.SeverityCritical, event.IncidentOpened, t0))
+	tick(31 * time.Second)
+	proc.mu.Lock()
+	kept := 0
+	for _, inc := range proc.open {
+		if len(inc.Sent) > 0 {
+			kept++
+		}
+	}
+	proc.mu.Unlock()
+	if kept != 1 {
+		t.Fatalf("%d incidents keep their event, want 1 within the bound", kept)
+	}
+	// the one kept resolves: its bytes are given back, and the other's
+	// next notification keeps its event
+	keeper := "db"
+	if len(proc.open["db"].Sent) == 0 {
+		keeper = "web"
+	}
+	other := map[string]string{"db": "web", "web": "db"}[keeper]
+	svc := map[string]string{"db": "payments-db", "web": "web"}
+	team := map[string]string{"db": "dba", "web": "frontend"}
+	at(time.Minute)
+	h.Feed(incidentOn(t, keeper, svc[keeper], team[keeper], event.SeverityCritical, event.IncidentResolved, t0.Add(time.Minute)))
+	h.Feed(incidentOn(t, other, svc[other], team[other], event.SeverityCritical, event.IncidentAcknowledged, t0.Add(time.Minute)))
+	waitSent(t, proc)
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	if len(proc.open[other].Sent) != 1 || proc.keptEvents > maxAllKeptEvents {
+		t.Errorf("%s keeps %d sends, %d bytes kept (bound %d): want its acknowledgement kept once the resolved one gave its bytes back",
+			other, len(proc.open[other].Sent), proc.keptEvents, maxAllKeptEvents)
+	}
+}

@@ -101,10 +101,16 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 				return correlate.State{}, fmt.Errorf("%w: %w", ErrCommandTimeout, ctx.Err())
 			}
 		}
-		// Applied: answered already, or its event or checkpoint is
-		// still to come (a retry under its id is told when it is in).
+		// Taken by a tick: applied, and answered already or its event or
+		// checkpoint is still to come (a retry under its id is told when
+		// it is in); or not applied, and answered at once (the term ended
+		// or the lease ran out: failPending, applyCommands).
 		st := *pc.applied
 		p.mu.Unlock()
+		if st.IncidentID == "" {
+			r := <-pc.result
+			return r.state, r.err
+		}
 		select {
 		case r := <-pc.result:
 			return r.state, r.err

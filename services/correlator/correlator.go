@@ -434,7 +434,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
-	}, log, bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // a command under way is answered by the stage's drain's end at the latest
+	}, log, bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // a command under way whose answer waits for the stop's last checkpoint may outlast this drain: it is redelivered after ack_wait, found applied, and acked
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,16 @@ import (
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
+// anomalyBody is e's anomaly body.
+func anomalyBody(t *testing.T, e *event.Envelope) event.AnomalyBody {
+	t.Helper()
+	var b event.AnomalyBody
+	if err := e.DecodeBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // episodeEvent is an anomaly event with its body.
 type episodeEvent struct {
 	env  *event.Envelope
@@ -298,13 +308,7 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 	_, beat := sample(t, "other", "heartbeat", nil, t0.Add(24*time.Hour), 1, "")
 	r.publish(beat) // another series' sample: this one is silent, not the bus
 	got := r.waitAnomalies(2)
-	var a, b event.AnomalyBody
-	if err := open[0].DecodeBody(&a); err != nil {
-		t.Fatal(err)
-	}
-	if err := got[1].DecodeBody(&b); err != nil {
-		t.Fatal(err)
-	}
+	a, b := anomalyBody(t, open[0]), anomalyBody(t, got[1])
 	if b.Episode != event.EpisodeClose || b.EpisodeID != a.EpisodeID || got[1].Links[0] != last.ID {
 		t.Errorf("after the restart: %s of episode %s linked to %v, want the close of %s linked to %s",
 			b.Episode, b.EpisodeID, got[1].Links, a.EpisodeID, last.ID)
@@ -356,13 +360,7 @@ func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 			}
 			svc, stop = r.start(cfg, WithClock(clock.now))
 			got := r.waitAnomalies(2)
-			var a, b event.AnomalyBody
-			if err := open[0].DecodeBody(&a); err != nil {
-				t.Fatal(err)
-			}
-			if err := got[1].DecodeBody(&b); err != nil {
-				t.Fatal(err)
-			}
+			a, b := anomalyBody(t, open[0]), anomalyBody(t, got[1])
 			if b.Episode != event.EpisodeClose || b.EpisodeID != a.EpisodeID || got[1].Links[0] != last.ID ||
 				!got[1].Time.Equal(last.Time) || !strings.Contains(b.Reason, c.reason) {
 				t.Errorf("after the restart: %s of episode %s at %v linked to %v (%q), want the close of %s at %v linked to %s, saying %q",

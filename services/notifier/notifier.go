@@ -336,7 +336,7 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 			muted = append(muted, route.Receiver+": "+why)
 			continue
 		}
-		_, err := p.send(ctx, n)
+		_, err := p.send(ctx, n, false)
 		failed = append(failed, err)
 	}
 	if len(muted) > 0 && len(muted) == len(r.routes) {
@@ -517,7 +517,8 @@ func (p *Processor) deliverLane(l *lane) {
 			continue
 		}
 		var err error
-		if why := p.mutedNow(h.n, p.clock.at(p.now()), p.schedule.mayHaveHeard(h.n), true); why != "" {
+		heard := p.schedule.mayHaveHeard(h.n)
+		if why := p.mutedNow(h.n, p.clock.at(p.now()), heard, true); why != "" {
 			// Muted when due: it stands as the state last sent, so an open
 			// incident repeats (asked again then) and a resolved one
 			// stops, but no receiver heard it.
@@ -527,7 +528,7 @@ func (p *Processor) deliverLane(l *lane) {
 			ctx := p.sendCtx
 			p.mu.Unlock()
 			var reached bool
-			reached, err = p.send(ctx, h.n)
+			reached, err = p.send(ctx, h.n, !heard)
 			p.mu.Lock()
 			h.n.reached = reached
 		}
@@ -548,17 +549,21 @@ func (p *Processor) deliverLane(l *lane) {
 // send delivers one notification to the integrations of its receiver;
 // the error is transient when one failed, permanent (errs) when the only
 // failures were refusals; reached tells that one integration took it.
-func (p *Processor) send(ctx context.Context, n *note) (reached bool, err error) {
+// firstNotice says that the receiver cannot have heard of the incident
+// (webhook.Incident.FirstNotice: PagerDuty triggers before acknowledging).
+func (p *Processor) send(ctx context.Context, n *note, firstNotice bool) (reached bool, err error) {
 	r := n.send.(*routed)
+	inc := r.inc
+	inc.FirstNotice = firstNotice
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})
 	eventID := n.eventID
 	if n.repeat > 0 {
 		// A repeat is a new notification: a new idempotency key.
 		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
 	}
-	failed, refused, reached := p.deliver(ctx, n.receiver, eventID, r.inc)
+	failed, refused, reached := p.deliver(ctx, n.receiver, eventID, inc)
 	for _, err := range refused {
-		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", r.inc.ID).Msg("receiver refused the incident: not retried (dead letter)")
+		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", inc.ID).Msg("receiver refused the incident: not retried (dead letter)")
 	}
 	if len(failed) > 0 {
 		return reached, errors.Join(failed...)
@@ -899,7 +904,15 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		return rt
 	}
-	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+	// postSteps is post for a notification of several requests, sent one
+	// after the other (PagerDuty's trigger before an acknowledge): each
+	// under key plus its step's suffix, the last (the notification's
+	// own, suffix "") under key.
+	type step struct {
+		suffix string
+		body   []byte
+	}
+	postSteps := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, steps func(webhook.Incident) ([]step, error)) func(context.Context, string, webhook.Incident) error {
 		rt := transport(path, hc)
 		if timeout > MaxSendTimeout {
 			errs = append(errs, fmt.Errorf("%s: timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", path, timeout, MaxSendTimeout, drainTimeout))
@@ -909,11 +922,11 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if err != nil {
 				return err
 			}
-			b, err := body(inc)
+			bodies, err := steps(inc)
 			if err != nil {
 				return err
 			}
-			req := webhook.Request{Receiver: r.Name, Integration: path, URL: u, Body: b, IdempotencyKey: key, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc), Timeout: timeout}
+			req := webhook.Request{Receiver: r.Name, Integration: path, URL: u, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc), Timeout: timeout}
 			if secretFile != "" {
 				secrets, err := webhook.ReadSecretsFile(secretFile)
 				if err != nil {
@@ -924,9 +937,20 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if req.Header, err = authHeader(hc); err != nil {
 				return fmt.Errorf("http_config: %w", err)
 			}
-			_, err = p.client.Deliver(ctx, req)
-			return err
+			for _, st := range bodies {
+				req.Body, req.IdempotencyKey = st.body, key+st.suffix
+				if _, err := p.client.Deliver(ctx, req); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
+	}
+	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
+		return postSteps(path, url, urlFile, hc, timeout, secretFile, contentType, func(inc webhook.Incident) ([]step, error) {
+			b, err := body(inc)
+			return []step{{body: b}}, err
+		})
 	}
 
 	for _, wc := range r.WebhookConfigs {
@@ -958,7 +982,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		}
 		errs = append(errs, t.errs...)
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
-			send: post(c.Path, c.URL, "", c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]byte, error) {
+			send: postSteps(c.Path, c.URL, "", c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]step, error) {
 				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
 				if err != nil {
 					return nil, err
@@ -983,7 +1007,17 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 				if err != nil {
 					return nil, err
 				}
-				return webhook.PagerDuty(inc, pd)
+				// An acknowledge PagerDuty cannot place (it never had the
+				// incident) gets a trigger before it.
+				events, err := webhook.PagerDutyEvents(inc, pd)
+				steps := make([]step, len(events))
+				for i, e := range events {
+					if i < len(events)-1 {
+						steps[i].suffix = "-" + e.Action
+					}
+					steps[i].body = e.Body
+				}
+				return steps, err
 			})})
 	}
 

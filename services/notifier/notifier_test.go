@@ -1049,3 +1049,52 @@ receivers:
 		}
 	}
 }
+
+// An incident acknowledged within group_wait: its opening never went out,
+// and PagerDuty ignores an acknowledge for a dedup_key it has no alert
+// for, so a trigger goes first, then the acknowledge, each under its own
+// webhook-id; the resolve then closes the alert. The opening, which the
+// acknowledge stands for, is acked.
+func TestPagerDutyAcknowledgedBeforeItWasNotified(t *testing.T) {
+	pd := newFakeAPI(t, func(c call) answer { return answer{code: 202, body: `{"status":"success"}`} })
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600)
+	h, _ := start(t, dir, `
+route: {receiver: pager, group_wait: 5m}
+receivers:
+- name: pager
+  pagerduty_configs:
+  - routing_key_file: `+filepath.Join(dir, "pd.key")+`
+    url: `+pd.srv.URL+`/v2/enqueue
+`)
+	opened, acked, resolved := lifecycle(t)
+	held := h.Send(opened)
+	if len(pd.got()) != 0 {
+		t.Fatal("the opening went out within group_wait")
+	}
+	feedAcked(t, h, acked)
+	if r, ok := held.Result(); !ok || r.Outcome != stagetest.Acked {
+		t.Fatalf("the opening: %v %v, want acked with the acknowledgement", ok, r.Outcome)
+	}
+	feedAcked(t, h, resolved)
+	var actions, ids []string
+	for _, c := range pd.got() {
+		m := jsonOf(t, c.Body)
+		actions = append(actions, m["event_action"].(string))
+		ids = append(ids, c.Header.Get("webhook-id"))
+		var inc struct {
+			IncidentID string `json:"incident_id"`
+		}
+		opened.DecodeBody(&inc)
+		if m["dedup_key"] != inc.IncidentID {
+			t.Fatalf("%s: dedup_key %v, want %s", m["event_action"], m["dedup_key"], inc.IncidentID)
+		}
+	}
+	if want := []string{"trigger", "acknowledge", "resolve"}; !slices.Equal(actions, want) {
+		t.Fatalf("PagerDuty got %v, want %v", actions, want)
+	}
+	if ids[0] != ids[1]+"-trigger" {
+		t.Fatalf("webhook-ids %v: want the trigger's to be the acknowledgement's plus -trigger", ids)
+	}
+
+}

@@ -21,8 +21,9 @@ import (
 var (
 	// ErrNotFound: no silence has that id.
 	ErrNotFound = errors.New("silence not found")
-	// ErrTooMany: the store holds MaxSilences silences that have not
-	// expired; expire some first.
+	// ErrTooMany: the store holds MaxSilences silences, the expired ones
+	// it still keeps (for the retention) included, as Alertmanager counts
+	// them.
 	ErrTooMany = errors.New("too many silences")
 )
 
@@ -38,8 +39,12 @@ type Config struct {
 	// Retention keeps an expired silence this long, to be listed and
 	// copied (default 120h, as Alertmanager).
 	Retention time.Duration `yaml:"retention"`
-	// MaxSilences bounds the silences not yet expired (default 10,000):
-	// every notification is tested against each of them.
+	// MaxSilences bounds the silences kept (default 10,000), the expired
+	// ones still retained included, as Alertmanager's
+	// --silences.max-silences does: counting only those not expired would
+	// let a client that creates and expires silences in a loop grow the
+	// bucket without bound for the retention. A new silence (or an edit
+	// that makes one) is refused at the bound; an edit in place is not.
 	MaxSilences int `yaml:"max_silences"`
 }
 
@@ -264,22 +269,27 @@ func (s *Store) Set(ctx context.Context, sil Silence) (string, error) {
 }
 
 func (s *Store) set(ctx context.Context, sil Silence, now time.Time) (string, error) {
+	var prev *Silence
+	var rev uint64
 	if sil.ID != "" {
-		prev, rev, err := s.read(ctx, sil.ID)
-		if err != nil {
+		var err error
+		if prev, rev, err = s.read(ctx, sil.ID); err != nil {
 			return "", err
 		}
 		if canUpdate(prev, &sil, now) {
 			return sil.ID, s.write(ctx, &sil, rev)
 		}
-		if prev.StateAt(now) != StateExpired {
-			if err := s.expire(ctx, prev, rev, now); err != nil {
-				return "", fmt.Errorf("expire previous silence: %w", err)
-			}
-		}
 	}
-	if n := s.unexpired(now); n >= s.cfg.MaxSilences {
-		return "", fmt.Errorf("%w: %d not expired, at most %d (silence.max_silences)", ErrTooMany, n, s.cfg.MaxSilences)
+	// A new silence, or an edit that replaces one: there must be room for
+	// it before the one it replaces is expired (which frees none).
+	if n := s.count(); n >= s.cfg.MaxSilences {
+		return "", fmt.Errorf("%w: %d kept, at most %d (silences.max_silences); expired silences count until they are deleted, %v after they ended (silences.retention)",
+			ErrTooMany, n, s.cfg.MaxSilences, s.cfg.Retention)
+	}
+	if prev != nil && prev.StateAt(now) != StateExpired {
+		if err := s.expire(ctx, prev, rev, now); err != nil {
+			return "", fmt.Errorf("expire previous silence: %w", err)
+		}
 	}
 	sil.ID = newUUID()
 	if sil.StartsAt.Before(now) {
@@ -359,16 +369,11 @@ func (s *Store) Mutes(labels map[string]string, t time.Time) []string {
 	return ids
 }
 
-func (s *Store) unexpired(now time.Time) int {
+// count is the number of silences kept, expired ones included.
+func (s *Store) count() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := 0
-	for _, e := range s.byID {
-		if e.StateAt(now) != StateExpired {
-			n++
-		}
-	}
-	return n
+	return len(s.byID)
 }
 
 // GC deletes the silences that expired more than the retention ago and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -212,11 +213,17 @@ func TestStoreTwoInstances(t *testing.T) {
 	})
 }
 
+// max_silences counts the silences kept, expired ones included, as
+// Alertmanager counts them: a client that creates and expires silences in a
+// loop cannot grow the bucket past it during the retention. An edit in
+// place is not refused at the bound; an edit that replaces a silence is,
+// before it expires the one it would replace. Room comes back as expired
+// silences are deleted.
 func TestStoreMaxSilences(t *testing.T) {
 	ctx := context.Background()
 	js := jetStream(t)
 	c := newClock(t0)
-	s := openStore(t, js, Config{Bucket: "silences-max", MaxSilences: 2}, c)
+	s := openStore(t, js, Config{Bucket: "silences-max", MaxSilences: 2, Retention: time.Hour}, c)
 	var ids []string
 	for i := 0; i < 2; i++ {
 		id, err := s.Set(ctx, valid())
@@ -232,8 +239,36 @@ func TestStoreMaxSilences(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.add(time.Second)
+	_, err := s.Set(ctx, valid())
+	if !errors.Is(err, ErrTooMany) || !strings.Contains(err.Error(), "2 kept, at most 2 (silences.max_silences); expired silences count") {
+		t.Fatalf("a silence after one expired: %v, want ErrTooMany saying that expired silences count", err)
+	}
+	if n := len(s.List(nil)); n != 2 {
+		t.Fatalf("%d silences kept, want 2", n)
+	}
+
+	// At the bound: an edit in place is made, one that would replace the
+	// silence is refused and leaves it active.
+	edit, _ := s.Get(ids[1])
+	edit.Comment = "longer maintenance"
+	if id, err := s.Set(ctx, edit); err != nil || id != ids[1] {
+		t.Fatalf("an edit in place at the bound: %s, %v", id, err)
+	}
+	edit.Matchers = []Matcher{eq("service", "db"), eq("env", "prod")}
+	if _, err := s.Set(ctx, edit); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("an edit that replaces the silence at the bound: %v, want ErrTooMany", err)
+	}
+	if got, _ := s.Get(ids[1]); got.StateAt(c.now()) != StateActive || got.Comment != "longer maintenance" {
+		t.Fatalf("the silence a refused edit would have replaced: %+v, want it active as it was", got)
+	}
+
+	// The expired one is deleted after the retention: room for one more.
+	c.add(time.Hour + time.Minute)
+	if n, err := s.GC(ctx); err != nil || n != 1 {
+		t.Fatalf("GC = %d, %v; want the expired silence deleted", n, err)
+	}
 	if _, err := s.Set(ctx, valid()); err != nil {
-		t.Fatalf("after one expired: %v", err)
+		t.Fatalf("after the expired silence was deleted: %v", err)
 	}
 	if _, err := s.Set(ctx, Silence{Matchers: []Matcher{eq("a", "")}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("an invalid silence: %v", err)

@@ -103,10 +103,14 @@ type Request struct {
 	// APIs (a search, an update). A GET sends no body.
 	Method string
 	// Unsafe marks a request that is not idempotent at the receiver (a
-	// ticket created by a POST): after a timeout or a broken connection,
-	// when the receiver may have acted on it, it is not retried; Deliver
-	// returns a transient error and the caller checks (searches) before
-	// sending it again. 5xx, 408 and 429 are retried as usual.
+	// ticket created by a POST): when the receiver may have acted on it,
+	// it is not retried; Deliver returns a transient error and the caller
+	// checks (searches) before sending it again. That is after no answer
+	// (a timeout, a broken connection) and after the answers that stand
+	// for none: 502 and 504 (a gateway that lost or gave up waiting for
+	// the answer; the request usually reached the server) and 408. 503
+	// and 429 (the server says it did not take the request) and the
+	// other 5xx are retried as usual.
 	Unsafe bool
 	// Transport sends this request instead of the client's own (a
 	// receiver's http_config: its CA, client certificate, proxy); nil:
@@ -515,9 +519,9 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 		}
 		a.Error = out.err.Error()
 		last = out.err
-		if req.Unsafe && out.status == 0 && out.retry {
-			// No answer: the receiver may have acted on the request.
-			// The caller checks before it sends it again.
+		if req.Unsafe && out.retry && noAnswer(out.status) {
+			// The receiver may have acted on the request. The caller
+			// checks before it sends it again.
 			out.retry = false
 			out.err = fmt.Errorf("%w (not retried: the request is not idempotent and may have been applied)", out.err)
 			a.Error = out.err.Error()
@@ -536,6 +540,19 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 			return fail(err, last)
 		}
 	}
+}
+
+// noAnswer tells whether a status (0: none came) leaves it unknown
+// whether the receiver acted on the request: no answer, or a gateway's
+// 502 or 504 (it lost the server's answer, or stopped waiting for it,
+// after forwarding the request), or a 408. An Unsafe request is not
+// retried after one.
+func noAnswer(status int) bool {
+	switch status {
+	case 0, http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusRequestTimeout:
+		return true
+	}
+	return false
 }
 
 func (c *Client) record(ctx context.Context, a Attempt) {

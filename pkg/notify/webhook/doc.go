@@ -49,7 +49,8 @@
 // records) under the notification's idempotency key plus the step's name.
 // The ticket is found each time by what names the incident (a Jira label,
 // a ServiceNow correlation_id), so a restart continues the same ticket; a
-// create is an Unsafe request, not retried once it may have been applied,
+// create is an Unsafe request, not retried once it may have been applied
+// (no answer, or a gateway's 502 or 504, or a 408: see Request.Unsafe),
 // so a lost answer never makes a second ticket. A Jira comment or a
 // ServiceNow work note ends in the line "aiops-notification: <key>" and is
 // skipped when one of the ticket's newest notes carries it, so a

@@ -79,6 +79,12 @@ type Incident struct {
 	// the payloads carry too, so that a receiver deduplicating on either
 	// sees the same key; empty: IdempotencyKey(in).
 	DeliveryKey string
+	// FirstNotice says that no notification of the incident reached this
+	// notification's receiver before (the notifier's schedule knows it:
+	// the route never notified the incident, say it was acknowledged
+	// within group_wait). PagerDutyEvents then triggers before it
+	// acknowledges.
+	FirstNotice bool
 }
 
 // Key is the notification's idempotency key: DeliveryKey, else

@@ -44,7 +44,9 @@ const (
 )
 
 // JiraIssue is what a Jira issue of an incident says, rendered by the
-// caller (jira_configs' templates).
+// caller (jira_configs' templates). The summary is sent on one line (Jira
+// refuses a line break there): its lines trimmed and joined by a space,
+// the incident's title when that leaves nothing.
 type JiraIssue struct {
 	Project, IssueType, Summary, Description, Priority string
 	Labels                                             []string
@@ -76,9 +78,10 @@ type Jira struct {
 	ResolveTransition, ReopenTransition string
 
 	mu sync.Mutex
-	// keys remembers the issue created per incident: Jira's search index
-	// lags behind a create by up to a few seconds, and an update in that
-	// window must not open a second issue.
+	// keys remembers the issue created last per incident: Jira's search
+	// index lags behind a create by up to a few seconds, and an update in
+	// that window must neither open a second issue nor go to the older
+	// issue the search still finds.
 	keys map[string]string
 }
 
@@ -105,8 +108,15 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 	if err != nil {
 		return err
 	}
-	if found == "" {
-		found = j.remembered(in.ID)
+	if made := j.remembered(in.ID); made != "" && made != found && newerIssue(made, found) {
+		// Jira's search index lags behind a create by a few seconds: it
+		// may not have the issue made last yet, and answer nothing, or
+		// the done issue a reopening replaced (an update would then make
+		// a third issue, a resolve would leave the new one open). The
+		// issue made last is the incident's; its status is read.
+		if found, done, err = j.status(ctx, d, key, in.ID, made, found, done); err != nil {
+			return err
+		}
 	}
 	switch {
 	case in.Status == StatusResolved:
@@ -152,6 +162,67 @@ func (j *Jira) remember(id, issueKey string) {
 	}
 	j.keys[id] = issueKey
 }
+
+func (j *Jira) forget(id, issueKey string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.keys[id] == issueKey {
+		delete(j.keys, id)
+	}
+}
+
+// newerIssue tells whether issue key a was made after b (none: ""): Jira
+// numbers a project's issues in the order they are made. A remembered
+// issue older than the one found gives way to it (another notifier made
+// the newer one while this one stood by); keys of different projects (a
+// renamed project) cannot be compared, and the remembered one is kept.
+func newerIssue(a, b string) bool {
+	pa, na, _ := strings.Cut(a, "-")
+	pb, nb, ok := strings.Cut(b, "-")
+	if !ok || pa != pb {
+		return true
+	}
+	x, errA := strconv.ParseUint(na, 10, 64)
+	y, errB := strconv.ParseUint(nb, 10, 64)
+	return errA != nil || errB != nil || x > y
+}
+
+// status reads whether the issue made last for the incident is done, to
+// use it instead of what the search found (foundKey, foundDone). An issue
+// that is not there any more (deleted, or no longer visible to the
+// account: 404) is forgotten, and the search's answer stands.
+func (j *Jira) status(ctx context.Context, d Deliverer, key, id, issueKey, foundKey string, foundDone bool) (string, bool, error) {
+	q := url.Values{"fields": {"status"}}
+	body, err := j.do(ctx, d, key, "status", http.MethodGet, j.url("issue", issueKey)+"?"+q.Encode(), nil)
+	var se *StatusError
+	if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+		j.forget(id, issueKey)
+		return foundKey, foundDone, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	var res jiraStatus
+	if err := json.Unmarshal(body, &res); err != nil {
+		return "", false, errs.Permanent(fmt.Errorf("jira issue %s: %w: %v", issueKey, ErrUnexpectedResponse, err))
+	}
+	return issueKey, res.done(), nil
+}
+
+// jiraStatus is the status of an issue as the API answers it with
+// fields=status.
+type jiraStatus struct {
+	Fields struct {
+		Status struct {
+			StatusCategory struct {
+				Key string `json:"key"`
+			} `json:"statusCategory"`
+		} `json:"status"`
+	} `json:"fields"`
+}
+
+// done tells whether the status is in the done category.
+func (s jiraStatus) done() bool { return s.Fields.Status.StatusCategory.Key == "done" }
 
 // v3 tells whether the API takes Atlassian Document Format.
 func (j *Jira) v3() bool { return strings.HasSuffix(strings.TrimSuffix(j.APIURL, "/"), "/3") }
@@ -223,14 +294,8 @@ func (j *Jira) search(ctx context.Context, d Deliverer, key, id, project string)
 	}
 	var res struct {
 		Issues []struct {
-			Key    string `json:"key"`
-			Fields struct {
-				Status struct {
-					StatusCategory struct {
-						Key string `json:"key"`
-					} `json:"statusCategory"`
-				} `json:"status"`
-			} `json:"fields"`
+			Key string `json:"key"`
+			jiraStatus
 		} `json:"issues"`
 	}
 	if err := json.Unmarshal(body, &res); err != nil {
@@ -243,7 +308,7 @@ func (j *Jira) search(ctx context.Context, d Deliverer, key, id, project string)
 	if !jiraKeyRE.MatchString(is.Key) {
 		return "", false, errs.Permanent(fmt.Errorf("jira search: %w: issue key %q", ErrUnexpectedResponse, cut(is.Key, 40)))
 	}
-	return is.Key, is.Fields.Status.StatusCategory.Key == "done", nil
+	return is.Key, is.done(), nil
 }
 
 func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident, issue JiraIssue) error {
@@ -253,7 +318,7 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	fields := map[string]any{
 		"project":   map[string]string{"key": issue.Project},
 		"issuetype": map[string]string{"name": issue.IssueType},
-		"summary":   cut(issue.Summary, jiraSummaryMax),
+		"summary":   cut(oneLine(issue.Summary, in.Title), jiraSummaryMax),
 		"labels":    labels,
 	}
 	if issue.Description != "" {
@@ -277,6 +342,22 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	}
 	j.remember(in.ID, res.Key)
 	return nil
+}
+
+// oneLine is s as Jira takes a summary: its lines joined by a space,
+// each trimmed, blank ones dropped (Jira refuses a summary with a line
+// break: 400); def the same way when that leaves nothing.
+func oneLine(s, def string) string {
+	var lines []string
+	for l := range strings.Lines(strings.ReplaceAll(s, "\r", "\n")) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 && def != "" {
+		return oneLine(def, "")
+	}
+	return strings.Join(lines, " ")
 }
 
 // comment adds the incident's comment to the issue, ending in the

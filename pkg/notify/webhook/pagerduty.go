@@ -125,7 +125,56 @@ const (
 // routing_key, dedup_key and event_action, as PagerDuty documents. So a
 // merged incident's resolve cannot say where it went: the incident it
 // was merged into is a PagerDuty alert of its own (its id the dedup_key).
+// PagerDutyEvents adds the trigger an acknowledge needs when PagerDuty
+// never had the incident.
 func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
+	return pagerDutyEvent(in, cfg, pdAction(in.Status))
+}
+
+// pdAction is the event_action of an incident's status.
+func pdAction(s Status) string {
+	switch s {
+	case StatusAcknowledged:
+		return "acknowledge"
+	case StatusResolved:
+		return "resolve"
+	}
+	return "trigger"
+}
+
+// PagerDutyEvent is one event of PagerDuty's Events API v2 to send.
+type PagerDutyEvent struct {
+	// Action is its event_action: trigger, acknowledge or resolve.
+	Action string
+	Body   []byte
+}
+
+// PagerDutyEvents is what to send PagerDuty for in, in order; the last is
+// PagerDuty(in, cfg). PagerDuty ignores an acknowledge for a dedup_key with
+// no open alert, so an incident acknowledged before its receiver heard of
+// it (in.FirstNotice: acknowledged within group_wait, its opening never
+// sent) would never appear there, nor would its resolve count: a trigger
+// goes first, then the acknowledge. A resolve gets no trigger before it:
+// there is nothing to close that PagerDuty never had.
+func PagerDutyEvents(in Incident, cfg PagerDutyConfig) ([]PagerDutyEvent, error) {
+	action := pdAction(in.Status)
+	own, err := pagerDutyEvent(in, cfg, action)
+	if err != nil {
+		return nil, err
+	}
+	events := []PagerDutyEvent{{Action: action, Body: own}}
+	if action == "acknowledge" && in.FirstNotice {
+		trigger, err := pagerDutyEvent(in, cfg, "trigger")
+		if err != nil {
+			return nil, err
+		}
+		events = append([]PagerDutyEvent{{Action: "trigger", Body: trigger}}, events...)
+	}
+	return events, nil
+}
+
+// pagerDutyEvent builds the event of that action for in (PagerDuty).
+func pagerDutyEvent(in Incident, cfg PagerDutyConfig, action string) ([]byte, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.RoutingKey == "" {
 		return nil, errs.Permanent(invalid("routing_key", "empty: set it from the environment, or call LoadRoutingKey to read routing_key_file"))
@@ -139,14 +188,8 @@ func PagerDuty(in Incident, cfg PagerDutyConfig) ([]byte, error) {
 	if len(in.ID) > pdDedupKeyMax {
 		return nil, errs.Permanent(fmt.Errorf("%w %q: id longer than PagerDuty's dedup_key (%d)", ErrInvalidIncident, in.ID, pdDedupKeyMax))
 	}
-	ev := pdEvent{RoutingKey: cfg.RoutingKey, DedupKey: in.ID}
-	switch in.Status {
-	case StatusAcknowledged:
-		ev.EventAction = "acknowledge"
-	case StatusResolved:
-		ev.EventAction = "resolve"
-	default:
-		ev.EventAction = "trigger"
+	ev := pdEvent{RoutingKey: cfg.RoutingKey, DedupKey: in.ID, EventAction: action}
+	if action == "trigger" {
 		ev.Client, ev.ClientURL = cfg.Client, cfg.ClientURL
 		source := in.Service
 		if source == "" {

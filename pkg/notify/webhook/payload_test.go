@@ -390,6 +390,58 @@ func TestPagerDutyPayload(t *testing.T) {
 	}
 }
 
+// PagerDuty ignores an acknowledge for a dedup_key with no open alert: an
+// incident acknowledged before its receiver heard of it (FirstNotice) is
+// triggered first, then acknowledged, on one dedup_key; one it heard of is
+// only acknowledged, and a resolve or a trigger is sent alone either way.
+func TestPagerDutyEvents(t *testing.T) {
+	cfg := PagerDutyConfig{RoutingKey: "R0UT1NGKEY0000000000000000000000"}
+	for _, c := range []struct {
+		status Status
+		first  bool
+		want   []string
+	}{
+		{StatusAcknowledged, true, []string{"trigger", "acknowledge"}},
+		{StatusAcknowledged, false, []string{"acknowledge"}},
+		{StatusOpen, true, []string{"trigger"}},
+		{StatusResolved, true, []string{"resolve"}},
+		{StatusResolved, false, []string{"resolve"}},
+	} {
+		in := SampleIncident()
+		in.Status, in.Transition, in.FirstNotice = c.status, Transition(pdAction(c.status)+"d"), c.first
+		if c.status == StatusOpen {
+			in.Transition = TransitionOpened
+		}
+		events, err := PagerDutyEvents(in, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			m := decode(t, e.Body)
+			if m["event_action"] != e.Action || m["dedup_key"] != in.ID {
+				t.Fatalf("%s: event %s is %v", c.status, e.Action, m)
+			}
+			got = append(got, e.Action)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s, first notice %v: %v, want %v", c.status, c.first, got, c.want)
+		}
+		if string(events[len(events)-1].Body) != string(must(PagerDuty(in, cfg))) {
+			t.Errorf("%s: the last event is not PagerDuty's", c.status)
+		}
+		if c.want[0] == "trigger" {
+			p := decode(t, events[0].Body)["payload"].(map[string]any)
+			if p["summary"] != in.Title || p["severity"] != "critical" {
+				t.Errorf("%s: trigger payload %v", c.status, p)
+			}
+		}
+	}
+	if _, err := PagerDutyEvents(minimalIncident(), PagerDutyConfig{}); !errors.Is(err, ErrInvalidConfig) || !errs.IsPermanent(err) {
+		t.Fatalf("no routing key: %v", err)
+	}
+}
+
 func TestPagerDutyConfig(t *testing.T) {
 	for _, c := range []struct {
 		key string
@@ -415,6 +467,44 @@ func TestPagerDutyConfig(t *testing.T) {
 	}
 	if _, err := (PagerDutyConfig{RoutingKeyFile: dir + "/missing"}).LoadRoutingKey(); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// A JSON template that puts a text value into its output without the json
+// function renders valid JSON for the sample incident, whose text has no
+// quote, and breaks on a title with one (or lets a crafted title add keys):
+// the check renders an incident whose text has quotes, a backslash and a
+// line break too, and refuses it, naming the template and the json
+// function. Values that are not free text (id, status, severity, URLs) and
+// text templates pass.
+func TestTemplateCheckQuotesValues(t *testing.T) {
+	for _, text := range []string{
+		`{"summary": "{{ .Title }}", "severity": "{{ .Severity }}"}`,
+		`{"summary": "{{ truncate 5 .Title }}"}`,
+		`{"service": "{{ .Service }}", "team": {{ json .Team }}}`,
+		`{"env": "{{ index .Labels "env" }}"}`,
+		`{"why": "{{ range .RootCauses }}{{ range .Reasons }}{{ . }}; {{ end }}{{ end }}"}`,
+		`{"alerts": [{{ range $i, $m := .Members }}{{ if $i }},{{ end }}"{{ $m.Name }}"{{ end }}]}`,
+		`{"change": "{{ range .Changes }}{{ .Description }}{{ end }}"}`,
+		`{"summary": "{{ js .Title }}"}`,
+		`{"summary": "{{ html .Title }}"}`,
+	} {
+		err := CheckTemplate("ticket", text, TemplateJSON)
+		if !errors.Is(err, ErrTemplate) || !strings.Contains(err.Error(), `template "ticket"`) || !strings.Contains(err.Error(), "json function") {
+			t.Errorf("%s: %v; want it refused, naming the template and the json function", text, err)
+		}
+	}
+	for _, text := range []string{
+		`{"summary": {{ json .Title }}, "id": "{{ .ID }}", "status": "{{ .Status }}", "severity": "{{ upper .Severity }}", "url": "{{ .URL }}", "key": "{{ key }}"}`,
+		`{"summary": {{ json (printf "[%s] %s" (upper .Severity) (truncate 20 .Title)) }}, "causes": [{{ range $i, $c := .RootCauses }}{{ if $i }}, {{ end }}{{ json $c.Service }}{{ end }}]}`,
+		`{"summary": "{{ printf "%q" .Title | printf "%s" | len }}"}`,
+	} {
+		if err := CheckTemplate("ticket", text, TemplateJSON); err != nil {
+			t.Errorf("%s: %v", text, err)
+		}
+	}
+	if err := CheckTemplate("text", `"{{ .Title }}" on {{ .Service }}`, TemplateText); err != nil {
+		t.Errorf("a text template: %v", err)
 	}
 }
 

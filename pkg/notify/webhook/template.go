@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -153,7 +154,13 @@ func (t *Template) Render(in Incident) ([]byte, error) {
 // Check renders the template for SampleIncident in each of its states and
 // for a minimal incident (only the required fields: no members, root
 // causes, changes or labels), so that a template that fails on an incident
-// of the kind that will come fails now, at configuration time.
+// of the kind that will come fails now, at configuration time. A JSON
+// template is also rendered for the sample incident whose text (title,
+// summary, names, reasons, label values...) holds a double quote, a
+// backslash, a single quote and a line break: a value put into the JSON
+// without the json function ("{{ .Title }}") renders valid JSON for the
+// plain sample, but breaks on such an incident (a permanent error then)
+// or lets a crafted title add keys of its own.
 func (t *Template) Check() error {
 	full := SampleIncident()
 	minimal := Incident{ID: full.ID, Status: StatusOpen, Transition: TransitionOpened, Title: full.Title, OpenedAt: full.OpenedAt}
@@ -163,15 +170,83 @@ func (t *Template) Check() error {
 	res := ack
 	res.Status, res.Transition, res.ResolvedAt = StatusResolved, TransitionResolved, full.OpenedAt.Add(31*time.Minute)
 	res.At = res.ResolvedAt
-	for _, c := range []struct {
-		what string
-		in   Incident
-	}{{"the sample incident", full}, {"the sample incident acknowledged", ack}, {"the sample incident resolved", res}, {"a minimal incident", minimal}} {
-		if _, err := t.Render(c.in); err != nil {
+	type sample struct {
+		what    string
+		in      Incident
+		awkward bool
+	}
+	samples := []sample{{"the sample incident", full, false}, {"the sample incident acknowledged", ack, false},
+		{"the sample incident resolved", res, false}, {"a minimal incident", minimal, false}}
+	if t.format == TemplateJSON {
+		samples = append(samples, sample{"the sample incident", awkwardIncident(full), true},
+			sample{"the sample incident acknowledged", awkwardIncident(ack), true}, sample{"the sample incident resolved", awkwardIncident(res), true})
+	}
+	for _, c := range samples {
+		_, err := t.Render(c.in)
+		switch {
+		case err == nil:
+		case c.awkward:
+			return fmt.Errorf("%w (rendering %s with quotes, a backslash and a line break in its text: "+
+				"{{ json .Title }} puts a value into JSON, \"{{ .Title }}\" does not)", err, c.what)
+		default:
 			return fmt.Errorf("%w (rendering %s)", err, c.what)
 		}
 	}
 	return nil
+}
+
+// awkward is s with what a JSON string must escape around it: a double
+// quote first (so that truncate keeps one), a backslash, a single quote
+// (the js function escapes it in a way JSON does not take) and a line
+// break.
+func awkward(s string) string { return `"` + s + `" \ it's` + "\n" + `a second line` }
+
+// awkwardIncident is in with awkward text in every string field a
+// template may put into its output as it is: not the id, status,
+// transition, severity, kinds, fingerprints, times and URLs, which are
+// not free text, nor the keys of the labels, which templates name.
+func awkwardIncident(in Incident) Incident {
+	for _, s := range []*string{&in.Title, &in.Summary, &in.Service, &in.Team, &in.Owner, &in.Assignee} {
+		*s = awkward(*s)
+	}
+	awkwardLabels := func(m map[string]string) map[string]string {
+		if m == nil {
+			return nil
+		}
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			out[k] = awkward(v)
+		}
+		return out
+	}
+	in.Labels = awkwardLabels(in.Labels)
+	in.Services = slices.Clone(in.Services)
+	for i := range in.Services {
+		in.Services[i] = awkward(in.Services[i])
+	}
+	in.RootCauses = slices.Clone(in.RootCauses)
+	for i := range in.RootCauses {
+		rc := &in.RootCauses[i]
+		rc.Service = awkward(rc.Service)
+		rc.Reasons = slices.Clone(rc.Reasons)
+		for j := range rc.Reasons {
+			rc.Reasons[j] = awkward(rc.Reasons[j])
+		}
+	}
+	in.Members = slices.Clone(in.Members)
+	for i := range in.Members {
+		m := &in.Members[i]
+		m.Service, m.Name, m.Summary = awkward(m.Service), awkward(m.Name), awkward(m.Summary)
+		m.Labels = awkwardLabels(m.Labels)
+	}
+	in.Changes = slices.Clone(in.Changes)
+	for i := range in.Changes {
+		c := &in.Changes[i]
+		for _, s := range []*string{&c.Service, &c.Type, &c.Version, &c.Author, &c.Commit, &c.Description} {
+			*s = awkward(*s)
+		}
+	}
+	return in
 }
 
 // CheckTemplate parses a template and checks it (Template.Check): the one

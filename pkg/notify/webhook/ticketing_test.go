@@ -19,29 +19,39 @@ import (
 )
 
 // An unsafe request (a ticket's create) that got no answer is not retried:
-// the receiver may have acted on it. A 503 is retried as for any request,
-// and a safe request is retried after a timeout.
+// the receiver may have acted on it. Nor is one a gateway answered 502 or
+// 504 for (it lost the server's answer or gave up waiting for it: the
+// request usually got there), or 408. A 503 or a 429 (the server says it
+// did not take it) is retried as for any request, and a safe request is
+// retried after all of them.
 func TestUnsafeRequests(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		unsafe   bool
-		first    string // hang or 503
+		first    int // the first answer's status; 0: none (it hangs)
 		attempts int
 		ok       bool
 	}{
-		{"unsafe after a timeout", true, "hang", 1, false},
-		{"safe after a timeout", false, "hang", 2, true},
-		{"unsafe after a 503", true, "503", 2, true},
+		{"unsafe after a timeout", true, 0, 1, false},
+		{"unsafe after a 502", true, 502, 1, false},
+		{"unsafe after a 504", true, 504, 1, false},
+		{"unsafe after a 408", true, 408, 1, false},
+		{"unsafe after a 503", true, 503, 2, true},
+		{"unsafe after a 429", true, 429, 2, true},
+		{"safe after a timeout", false, 0, 2, true},
+		{"safe after a 502", false, 502, 2, true},
+		{"safe after a 504", false, 504, 2, true},
+		{"safe after a 408", false, 408, 2, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			clock := newFakeClock()
 			tr := newTestReceiver(t, clock, nil, func(n int, w http.ResponseWriter, r *http.Request) {
-				if n == 1 && c.first == "hang" {
+				if n == 1 && c.first == 0 {
 					<-r.Context().Done()
 					return
 				}
 				if n == 1 {
-					w.WriteHeader(503)
+					w.WriteHeader(c.first)
 					return
 				}
 				w.WriteHeader(201)
@@ -52,14 +62,46 @@ func TestUnsafeRequests(t *testing.T) {
 			cl := newTestClient(t, cfg, clock, rec)
 			req := testRequest(tr.URL)
 			req.Unsafe = c.unsafe
-			_, err := cl.Deliver(context.Background(), req)
+			res, err := cl.Deliver(context.Background(), req)
 			if got := len(rec.List()); got != c.attempts || (err == nil) != c.ok {
 				t.Fatalf("%d attempts, error %v; want %d attempts, success %v", got, err, c.attempts, c.ok)
 			}
-			if err != nil && (errs.IsPermanent(err) || !strings.Contains(err.Error(), "not idempotent")) {
-				t.Fatalf("error %v: want a transient one that says why it was not retried", err)
+			if err != nil && (errs.IsPermanent(err) || !strings.Contains(err.Error(), "not idempotent") || res.StatusCode != c.first) {
+				t.Fatalf("error %v, status %d: want a transient one that says why it was not retried", err, res.StatusCode)
 			}
 		})
+	}
+}
+
+// A gateway in front of Jira answers 504 once Jira made the issue: the
+// create is not sent again blindly (a second issue), the notification
+// fails, and its redelivery finds the issue by its label.
+func TestJiraCreateGatewayTimeout(t *testing.T) {
+	js := &jiraServer{issues: map[string]string{}, done: map[string]bool{}}
+	gatewayTimeouts := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/issue") || gatewayTimeouts == 0 {
+			js.ServeHTTP(w, r)
+			return
+		}
+		gatewayTimeouts--
+		js.ServeHTTP(httptest.NewRecorder(), r) // Jira made it; its answer is lost
+		w.WriteHeader(http.StatusGatewayTimeout)
+	}))
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2"}
+	in := SampleIncident()
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	if err := j.Notify(context.Background(), cl, "k1", in, issue); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a create answered 504: %v, want a transient error", err)
+	}
+	if err := j.Notify(context.Background(), cl, "k1", in, issue); err != nil { // the event again
+		t.Fatal(err)
+	}
+	want := []string{"POST /rest/api/2/search", "POST /rest/api/2/issue", "POST /rest/api/2/search"}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) || len(js.issues) != 1 {
+		t.Fatalf("requests %q, %d issues; want %q and one issue", js.calls, len(js.issues), want)
 	}
 }
 
@@ -164,13 +206,16 @@ func TestRedirectChangingTheMethodFails(t *testing.T) {
 	}
 }
 
-// jiraServer is a Jira API with one issue per label; create (and a
-// comment) can be made to hang once after it made the issue (the comment):
-// the answer lost on the way back. failComments answers that many reads of
-// the comments 503.
+// jiraServer is a Jira API whose search finds the newest issue per label;
+// create (and a comment) can be made to hang once after it made the issue
+// (the comment): the answer lost on the way back. failComments answers
+// that many reads of the comments 503. With index set, the search answers
+// from it instead: an index lagging behind the creates.
 type jiraServer struct {
 	mu           sync.Mutex
-	issues       map[string]string   // label → key
+	issues       map[string]string   // label → key of the newest issue
+	index        map[string]string   // label → key, as the search sees them; nil: issues
+	last         int                 // number of the last issue made
 	done         map[string]bool     // key → done
 	comments     map[string][]string // key → the comments' bodies (JSON), oldest first
 	hangCreate   bool
@@ -192,7 +237,11 @@ func (j *jiraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var q struct{ JQL string }
 		json.Unmarshal(b, &q)
 		var issues []string
-		for label, key := range j.issues {
+		index := j.issues
+		if j.index != nil {
+			index = j.index
+		}
+		for label, key := range index {
 			if strings.Contains(q.JQL, `labels = "`+label+`"`) {
 				cat := "new"
 				if j.done[key] {
@@ -205,7 +254,8 @@ func (j *jiraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, "/issue"):
 		var is struct{ Fields struct{ Labels []string } }
 		json.Unmarshal(b, &is)
-		key := fmt.Sprintf("OPS-%d", len(j.issues)+1)
+		j.last = max(j.last, len(j.issues)) + 1
+		key := fmt.Sprintf("OPS-%d", j.last)
 		for _, l := range is.Fields.Labels {
 			if strings.HasPrefix(l, "aiops-") {
 				j.issues[l] = key
@@ -213,6 +263,16 @@ func (j *jiraServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		code, answer, hang = 201, fmt.Sprintf(`{"key":%q}`, key), j.hangCreate
 		j.hangCreate = false
+	case r.Method == "GET" && len(strings.Split(r.URL.Path, "/")) == 6 && strings.Split(r.URL.Path, "/")[4] == "issue":
+		key, cat := strings.Split(r.URL.Path, "/")[5], "new"
+		if n, _ := strconv.Atoi(strings.TrimPrefix(key, "OPS-")); n > max(j.last, len(j.issues)) || r.URL.Query().Get("fields") != "status" {
+			code = 404
+			break
+		}
+		if j.done[key] {
+			cat = "done"
+		}
+		answer = fmt.Sprintf(`{"key":%q,"fields":{"status":{"statusCategory":{"key":%q}}}}`, key, cat)
 	case r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/transitions"):
 		answer = `{"transitions":[{"id":"31","name":"Done"},{"id":"41","name":"Reopen"}]}`
 	case strings.HasSuffix(r.URL.Path, "/transitions"):
@@ -309,6 +369,100 @@ func TestJiraCreateLostAndReopen(t *testing.T) {
 	err = j.Notify(ctx, cl, "k4", res, issue)
 	if !errs.IsPermanent(err) || !strings.Contains(err.Error(), `no transition "Close"`) {
 		t.Fatalf("a missing transition: %v", err)
+	}
+}
+
+// Jira's search index lags behind a create: after a reopening made a new
+// issue (the old one done, no reopen_transition), the search still finds
+// only the old one. The issue the Jira made last is the incident's: an
+// update comments on it instead of making a third, a resolve closes it,
+// and a reopening after that makes a new one. A remembered issue older
+// than the one found (another notifier made that one) gives way to it,
+// and so does one that is gone (404).
+func TestJiraSearchLagsBehindCreate(t *testing.T) {
+	in := SampleIncident()
+	label := JiraLabel(in.ID)
+	js := &jiraServer{issues: map[string]string{label: "OPS-1"}, index: map[string]string{label: "OPS-1"}, done: map[string]bool{"OPS-1": true}}
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", ResolveTransition: "Done"}
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	ctx := context.Background()
+	state := func(tr Transition, status Status, after time.Duration) Incident {
+		s := in
+		s.Transition, s.Status, s.At = tr, status, in.OpenedAt.Add(after)
+		if status == StatusResolved {
+			s.ResolvedAt = s.At
+		}
+		return s
+	}
+	for i, s := range []Incident{
+		state(TransitionReopened, StatusOpen, time.Hour),                   // makes OPS-2
+		state(TransitionUpdated, StatusOpen, time.Hour+time.Second),        // comments on OPS-2
+		state(TransitionResolved, StatusResolved, time.Hour+2*time.Second), // closes OPS-2
+		state(TransitionReopened, StatusOpen, time.Hour+3*time.Second),     // OPS-2 done: makes OPS-3
+	} {
+		if err := j.Notify(ctx, cl, fmt.Sprintf("k%d", i+1), s, issue); err != nil {
+			t.Fatalf("notification %d: %v", i+1, err)
+		}
+	}
+	want := []string{
+		"POST /rest/api/2/search", "POST /rest/api/2/issue",
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-2", "GET /rest/api/2/issue/OPS-2/comment", "POST /rest/api/2/issue/OPS-2/comment",
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-2", "GET /rest/api/2/issue/OPS-2/transitions", "POST /rest/api/2/issue/OPS-2/transitions",
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-2", "POST /rest/api/2/issue",
+	}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
+		t.Fatalf("requests\n%q\nwant\n%q", js.calls, want)
+	}
+	if js.last != 3 || !js.done["OPS-2"] || len(js.comments["OPS-2"]) != 1 || j.remembered(in.ID) != "OPS-3" {
+		t.Fatalf("issues made up to OPS-%d, OPS-2 done %v with %d comments, remembered %s; want OPS-3, OPS-2 done with 1 comment, OPS-3",
+			js.last, js.done["OPS-2"], len(js.comments["OPS-2"]), j.remembered(in.ID))
+	}
+
+	// The index caught up, with OPS-3; this Jira remembers the older
+	// OPS-2 (say it stood by while another notifier made OPS-3).
+	js.index = nil
+	j.remember(in.ID, "OPS-2")
+	js.calls = nil
+	if err := j.Notify(ctx, cl, "k5", state(TransitionUpdated, StatusOpen, 2*time.Hour), issue); err != nil {
+		t.Fatal(err)
+	}
+	// It remembers one that is gone.
+	j.remember(in.ID, "OPS-9")
+	if err := j.Notify(ctx, cl, "k6", state(TransitionResolved, StatusResolved, 3*time.Hour), issue); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-3/comment", "POST /rest/api/2/issue/OPS-3/comment",
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-9", "GET /rest/api/2/issue/OPS-3/transitions", "POST /rest/api/2/issue/OPS-3/transitions",
+	}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) || !js.done["OPS-3"] || j.remembered(in.ID) != "" {
+		t.Fatalf("requests\n%q\nwant\n%q\n(OPS-3 done %v, remembered %q)", js.calls, want, js.done["OPS-3"], j.remembered(in.ID))
+	}
+}
+
+// Jira refuses a summary with a line break (400): a rendered summary goes
+// on one line, trimmed; one that is blank falls back to the title.
+func TestJiraSummaryOnOneLine(t *testing.T) {
+	for _, c := range []struct{ summary, want string }{
+		{" [CRITICAL] checkout:\r\n  error rate up \n\n\tafter deploy\n", "[CRITICAL] checkout: error rate up after deploy"},
+		{"one\rtwo", "one two"},
+		{" \n ", "checkout: error rate and p99 latency up after deploy"},
+	} {
+		js := &jiraServer{issues: map[string]string{}, done: map[string]bool{}}
+		srv := httptest.NewServer(js)
+		cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+		j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2"}
+		in := SampleIncident()
+		in.Title = "checkout: error rate and p99 latency up\nafter deploy"
+		err := j.Notify(context.Background(), cl, "k", in, JiraIssue{Project: "OPS", IssueType: "Bug", Summary: c.summary})
+		srv.Close()
+		var create struct{ Fields struct{ Summary string } }
+		if err != nil || len(js.bodies) != 2 || json.Unmarshal([]byte(js.bodies[1]), &create) != nil || create.Fields.Summary != c.want {
+			t.Errorf("summary %q: %v, created %v; want the summary %q", c.summary, err, js.bodies, c.want)
+		}
 	}
 }
 

@@ -102,7 +102,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *input != "-" {
 		f, err := os.Open(*input)
 		if err != nil {
-			return fmt.Errorf("detect replay: %w", err)
+			return service.Usage(fmt.Errorf("detect replay: --input: %w", err))
 		}
 		defer f.Close()
 		in = f

@@ -135,7 +135,7 @@ func TestDetectReplayBadInput(t *testing.T) {
 		"no output":     {[]string{"replay", "--input", good}, true, "--output"},
 		"bad flag":      {[]string{"replay", "--inptu", good}, true, "inptu"},
 		"bad config":    {[]string{"replay", "--input", good, "--output", out, "--config", badCfg}, true, "bad.yaml:3: detect.defaults.window"},
-		"missing input": {[]string{"replay", "--input", filepath.Join(dir, "nope.csv"), "--output", out}, false, "nope.csv"},
+		"missing input": {[]string{"replay", "--input", filepath.Join(dir, "nope.csv"), "--output", out}, true, "nope.csv"},
 		"bad header":    {[]string{"replay", "--input", bad, "--output", out}, false, "header"},
 	} {
 		var stderr bytes.Buffer

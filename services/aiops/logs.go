@@ -100,7 +100,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	if *input != "-" {
 		f, err := os.Open(*input)
 		if err != nil {
-			return fmt.Errorf("logs parse: --input: %w", err)
+			return service.Usage(fmt.Errorf("logs parse: --input: %w", err))
 		}
 		defer f.Close()
 		info, err := f.Stat()

@@ -54,13 +54,16 @@ type Config struct {
 	// they hold a value ("tickTime set to", "maxSessionTimeout set to").
 	// 0 disables both.
 	ConsolidateAfter int
-	// MaxTemplates bounds memory: beyond it the least recently seen
-	// template is evicted (and counted in Stats.Evicted).
+	// MaxTemplates bounds the templates held, by count: beyond it the
+	// least recently seen template is evicted (and counted in
+	// Stats.Evicted). A template's bytes grow with its line, up to about
+	// ten times MaxLineBytes (see the package documentation).
 	MaxTemplates int
 	// MaxMerges bounds the merge log that Resolve and Merges read.
 	MaxMerges int
 	// MaxLineBytes truncates longer lines before mining (counted in
-	// Stats.Truncated and flagged in Result.Truncated).
+	// Stats.Truncated and flagged in Result.Truncated): their template
+	// and parameters cover the first MaxLineBytes.
 	MaxLineBytes int
 	// DisabledMasks switches single maskers off; all are on by default.
 	DisabledMasks []Mask

@@ -97,8 +97,17 @@
 // # State and memory
 //
 // Snapshot and Restore give a compact versioned binary form with a checksum
-// (ids are not stored: they are recomputed from the text). MaxTemplates
-// bounds memory; the least recently seen template is evicted and counted.
+// (ids are not stored: they are recomputed from the text). A template sits
+// in the leaf of the prefix tree that its text and the wildcard branches
+// it took (MaxChildren) lead to: when generalising turns a routing token
+// into <*>, the template moves to the wildcard branch, so Restore, which
+// places each template by its text and those branches, rebuilds the same
+// tree, and a restored miner continues exactly like one that never
+// stopped (TestRestoreContinuesLikeNeverStopped). MaxTemplates bounds the
+// templates by count, after every line; the least recently seen template
+// is evicted and counted. A template's memory grows with its line: about
+// 470 heap bytes for real logs, up to about ten times MaxLineBytes for a
+// line of one-letter words (17 bytes a token besides its text).
 //
 // # Accuracy (default Config, no per-dataset settings)
 //

@@ -245,6 +245,11 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	c.count++
 	c.lastSeen = m.seq
 	m.touch(c)
+	// A fold's target (templateOf) is made without evicting: the bound
+	// holds after every line, as Restore applies it.
+	for len(m.byID) > m.cfg.MaxTemplates {
+		m.evict(m.tail)
+	}
 	r.ID = c.id
 	r.Template = c.template
 	r.Params = m.extract(c, params)
@@ -1192,6 +1197,20 @@ func (m *Miner) generalise(c *cluster, tmpl string) *cluster {
 		return other
 	}
 	nc := newCluster(tmpl)
+	// A routing token that became <*> routes to the wildcard child now:
+	// the template moves to the leaf its text leads to, the one Restore
+	// (which places a template by its text and routeWild) puts it in, so
+	// that a restored miner holds the same tree as one that never stopped.
+	wild := c.routeWild | wildRoutes(nc.tokens, m.levels(len(nc.tokens)))
+	if wild != c.routeWild {
+		leaf := c.leaf
+		leaf.removeCluster(c) // indexed by its old tokens
+		m.prune(leaf)
+		c.id, c.template, c.tokens, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.kinds, nc.params
+		c.routeWild = m.insert(c, len(c.tokens), &wild)
+		m.byID[id] = c
+		return c
+	}
 	if x := c.leaf.index; x != nil {
 		x.drop(c) // indexed by its old tokens
 		defer x.add(c)
@@ -1199,6 +1218,18 @@ func (m *Miner) generalise(c *cluster, tmpl string) *cluster {
 	c.id, c.template, c.tokens, c.kinds, c.params = nc.id, nc.template, nc.tokens, nc.kinds, nc.params
 	m.byID[id] = c
 	return c
+}
+
+// wildRoutes has bit i set when the i-th of the first levels tokens
+// routes to the wildcard child by itself (routeKey).
+func wildRoutes(tokens []string, levels int) uint16 {
+	var w uint16
+	for i := 0; i < levels; i++ {
+		if _, wild := routeKey([]byte(tokens[i])); wild {
+			w |= 1 << i
+		}
+	}
+	return w
 }
 
 func (m *Miner) recordMerge(from, to TemplateID) {
@@ -1249,6 +1280,12 @@ func (m *Miner) remove(c *cluster) {
 	}
 	leaf := c.leaf
 	leaf.removeCluster(c)
+	m.prune(leaf)
+	m.unlink(c)
+}
+
+// prune removes leaf and the nodes above it that are left empty.
+func (m *Miner) prune(leaf *node) {
 	for n := leaf; n != nil && len(n.clusters) == 0 && len(n.children) == 0; n = n.parent {
 		if n.parent != nil {
 			delete(n.parent.children, n.key)
@@ -1260,7 +1297,6 @@ func (m *Miner) remove(c *cluster) {
 			}
 		}
 	}
-	m.unlink(c)
 }
 
 func (m *Miner) evict(c *cluster) {

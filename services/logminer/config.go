@@ -21,10 +21,21 @@ type Config struct {
 	// EVENTS, Durable to "logminer" and FilterSubjects to events.log.*
 	// (raw logs; templated logs have a fourth token).
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
-	// MaxTemplates bounds the miner's memory (about 500 bytes a template);
-	// 0 means logmine's default. Every other mining parameter is
+	// MaxTemplates bounds the templates the miner holds (0: logmine's
+	// default, 50,000); beyond it the least recently seen is evicted.
+	// It bounds them by count: a template of real logs takes about 500
+	// heap bytes, but one mined from a line of MaxLineBytes takes up to
+	// about ten times that line (a token costs 17 bytes besides its
+	// text: one-letter words), so the worst case is MaxTemplates × 10 ×
+	// MaxLineBytes (README, "Memory"). Every other mining parameter is
 	// logmine.DefaultConfig: the same for every log source.
 	MaxTemplates int `yaml:"max_templates"`
+	// MaxLineBytes is how much of a message is mined (default
+	// DefaultMaxLineBytes, 16 KiB): a longer message is mined on its
+	// first MaxLineBytes (cut on a character boundary), so its template
+	// and parameters cover that prefix, while its templated copy keeps
+	// the whole message.
+	MaxLineBytes int `yaml:"max_line_bytes"`
 	// Formats maps a service name to the header format of its messages in
 	// the logparser benchmark's log_format notation
 	// (`<Date> <Time> <Level> <Component>: <Content>`, regular-expression
@@ -44,16 +55,17 @@ type Config struct {
 	Interval time.Duration `yaml:"interval"`
 	// IdleIntervals is how many intervals a series keeps getting samples
 	// (of 0) after its last line (default 5), so the detector sees a
-	// message stop; after that the series is forgotten.
+	// message stop; after that the series is forgotten, but for its
+	// error average when it has one (kept quiet, up to MaxSeries of them).
 	IdleIntervals int `yaml:"idle_intervals"`
 	// MaxSeries bounds the (service, template) series counted at once
 	// (default 100000); lines of new series beyond it are not counted
 	// (they are still templated), and the drop is counted.
 	MaxSeries int `yaml:"max_series"`
 	// DisableTemplateEvents stops the log_template events (new and
-	// generalised templates). Their kind is not in pkg/event yet, so until
-	// it is, strict consumers of events.> (the writer) dead-letter them;
-	// an operator who minds the dead letters turns them off here.
+	// generalised templates, event.KindLogTemplate, which the writer
+	// stores), for a deployment that wants only the templated logs and
+	// the counts.
 	DisableTemplateEvents bool `yaml:"disable_template_events"`
 	// Burst flags bursts of error-level templates.
 	Burst BurstConfig `yaml:"burst"`
@@ -65,10 +77,11 @@ type Config struct {
 // has at least MinCount lines of error or critical severity and more than
 // Factor times the moving average of its error lines per interval (an
 // exponentially weighted average with weight Alpha for the newest
-// interval). A template that starts logging errors has an average of 0, so
-// MinCount errors in its first interval are a burst; that interval then
-// seeds the average, so a steady error rate is flagged once, not again in
-// every interval the average takes to climb.
+// interval; intervals without a line of the template leave it as it was).
+// A template that starts logging errors has an average of 0, so MinCount
+// errors in its first interval are a burst; that interval then seeds the
+// average, so a steady error rate is flagged once, not again in every
+// interval the average takes to climb, nor when it recurs after a silence.
 type BurstConfig struct {
 	Disabled bool    `yaml:"disabled"`
 	Factor   float64 `yaml:"factor"`    // default 3
@@ -80,6 +93,13 @@ type BurstConfig struct {
 // object store "logminer", the consumer's durable name as the key, every
 // 30s).
 type StateConfig = stage.StateConfig
+
+// DefaultMaxLineBytes is Config.MaxLineBytes when left zero: long
+// enough for the message and the first frames of a stack trace, short
+// enough that a template is at most about 160 KiB, and that the templated
+// copy of every log the gateway accepts (a message of at most
+// event.MaxLogMessageBytes) passes the logminer's bound (copyFits).
+const DefaultMaxLineBytes = 16 << 10
 
 // DefaultConfig is the logminer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
@@ -97,6 +117,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Minute
+	}
+	if c.MaxLineBytes == 0 {
+		c.MaxLineBytes = DefaultMaxLineBytes
 	}
 	if c.IdleIntervals == 0 {
 		c.IdleIntervals = 5
@@ -141,6 +164,9 @@ func (c Config) Validate() error {
 		if err := mc.Validate(); err != nil {
 			return bad("max_templates: %v", err)
 		}
+	}
+	if c.MaxLineBytes < 256 || c.MaxLineBytes > event.MaxBodyBytes {
+		return bad("max_line_bytes: must be in [256, %d], got %d", event.MaxBodyBytes, c.MaxLineBytes)
 	}
 	for svc, spec := range c.Formats {
 		if svc == "" {

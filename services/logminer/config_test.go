@@ -27,6 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.log.*.templated"} }},
 		{"consumer.filter_subjects", func(c *Config) { c.Consumer.FilterSubjects = []string{"events.metric.*"} }},
 		{"max_templates", func(c *Config) { c.MaxTemplates = -1 }},
+		{"max_line_bytes", func(c *Config) { c.MaxLineBytes = 10 }},
+		{"max_line_bytes", func(c *Config) { c.MaxLineBytes = 1 << 20 }},
 		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "<Date> <Time>"} }},
 		{"formats", func(c *Config) { c.Formats = map[string]string{"": "<Content>"} }},
 		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "detect"} }},

@@ -15,10 +15,15 @@ const maxBurstExamples = 10
 type series struct {
 	Count  uint64 `json:"count"`  // lines in the current interval
 	Errors uint64 `json:"errors"` // of them, error or critical
-	// ErrAvg is the moving average of Errors over past intervals.
+	// ErrAvg is the moving average of Errors over past intervals in
+	// which the series had lines (an interval without any leaves it as
+	// it was).
 	ErrAvg float64 `json:"err_avg"`
 	// Idle counts the intervals since the last line.
-	Idle     int      `json:"idle"`
+	Idle int `json:"idle"`
+	// Quiet: silent for more than IdleIntervals, the series gets no
+	// samples and is kept only for its error average (see flush).
+	Quiet    bool     `json:"quiet,omitempty"`
 	examples []string // error event ids of the current interval
 }
 
@@ -45,11 +50,22 @@ type counts struct {
 	mu      sync.Mutex
 	cfg     Config
 	byID    map[logmine.TemplateID]map[string]*series
-	n       int    // series held
+	n       int    // series held, quiet ones left out
+	quiet   int    // quiet series held (at most MaxSeries)
 	dropped uint64 // lines of series beyond MaxSeries
-	// closed is the end of the last interval flushed (zero: none yet):
-	// the counts held are of the interval ending Interval after it.
+	// closed is the end of the last interval flushed, or the start of
+	// the interval the run started (or the state was restored) in: the
+	// counts held are of the interval ending Interval after it.
 	closed time.Time
+}
+
+// begin starts counting at now: the counts held are of now's interval,
+// until a flush names the next one. So a save between that interval's
+// end and its flush names it, not the interval the clock is in.
+func (c *counts) begin(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = now.Truncate(c.cfg.Interval)
 }
 
 func newCounts(cfg Config) *counts {
@@ -83,6 +99,15 @@ func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID
 func (c *counts) get(service string, id logmine.TemplateID, create bool) *series {
 	svcs := c.byID[id]
 	if s := svcs[service]; s != nil || !create {
+		if s != nil && s.Quiet && create {
+			// counted again: a series again, with its error average
+			if c.n >= c.cfg.MaxSeries {
+				return nil
+			}
+			s.Quiet = false
+			c.quiet--
+			c.n++
+		}
 		return s
 	}
 	if c.n >= c.cfg.MaxSeries {
@@ -125,7 +150,14 @@ func (c *counts) merge(from, to logmine.TemplateID) {
 				dst.examples = append(dst.examples, e)
 			}
 		}
-		c.n--
+		// one series less: a quiet one if either was, and the result is
+		// quiet only if both were
+		if src.Quiet || dst.Quiet {
+			c.quiet--
+		} else {
+			c.n--
+		}
+		dst.Quiet = dst.Quiet && src.Quiet
 	}
 	delete(c.byID, from)
 }
@@ -134,6 +166,12 @@ func (c *counts) merge(from, to logmine.TemplateID) {
 // series counted within the last IdleIntervals intervals (0 for one that
 // fell silent) and the bursts, then starts the next interval. Output is
 // sorted by service, then template id, so it is deterministic.
+//
+// A series silent for longer is forgotten, but for its error average
+// when it has one: it is kept quiet (no samples), so a message that errs
+// again after a silence (a job failing every hour) is measured against
+// its usual rate, not flagged as new every time. At most MaxSeries quiet
+// series are kept; beyond, the longest silent are forgotten.
 func (c *counts) flush(end time.Time) ([]sample, []burst) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,32 +180,48 @@ func (c *counts) flush(end time.Time) ([]sample, []burst) {
 	var bursts []burst
 	for id, svcs := range c.byID {
 		for svc, s := range svcs {
+			if s.Quiet {
+				s.Idle++
+				continue
+			}
 			if s.Count == 0 && s.Idle >= c.cfg.IdleIntervals {
-				delete(svcs, svc)
 				c.n--
+				if s.ErrAvg > 0 {
+					s.Quiet = true
+					s.Idle++
+					c.quiet++
+				} else {
+					delete(svcs, svc)
+				}
 				continue
 			}
 			samples = append(samples, sample{Service: svc, ID: id, Count: s.Count})
 			if !c.cfg.Burst.Disabled && s.Errors >= uint64(c.cfg.Burst.MinCount) && float64(s.Errors) > c.cfg.Burst.Factor*s.ErrAvg {
 				bursts = append(bursts, burst{Service: svc, ID: id, Errors: s.Errors, Expected: s.ErrAvg, Examples: s.examples})
 			}
-			if s.ErrAvg == 0 {
+			switch {
+			case s.Count == 0:
+				// An interval without a line of the template says nothing
+				// of its error rate when it logs: a job that fails with
+				// the same errors every hour keeps its average.
+				s.Idle++
+			case s.ErrAvg == 0:
 				// Seed the average with the first interval of errors, so
 				// a template that starts erring steadily is flagged once,
 				// not for every interval the average takes to climb.
 				s.ErrAvg = float64(s.Errors)
-			} else {
+			default:
 				a := c.cfg.Burst.Alpha
 				s.ErrAvg = a*float64(s.Errors) + (1-a)*s.ErrAvg
-			}
-			if s.Count == 0 {
-				s.Idle++
 			}
 			s.Count, s.Errors, s.examples = 0, 0, nil
 		}
 		if len(svcs) == 0 {
 			delete(c.byID, id)
 		}
+	}
+	if c.quiet > c.cfg.MaxSeries {
+		c.forgetQuiet(c.quiet - c.cfg.MaxSeries)
 	}
 	sort.Slice(samples, func(i, j int) bool {
 		if samples[i].Service != samples[j].Service {
@@ -184,6 +238,41 @@ func (c *counts) flush(end time.Time) ([]sample, []burst) {
 	return samples, bursts
 }
 
+// forgetQuiet forgets the n quiet series silent the longest (ties by
+// service, then template id).
+func (c *counts) forgetQuiet(n int) {
+	type key struct {
+		svc  string
+		id   logmine.TemplateID
+		idle int
+	}
+	keys := make([]key, 0, c.quiet)
+	for id, svcs := range c.byID {
+		for svc, s := range svcs {
+			if s.Quiet {
+				keys = append(keys, key{svc, id, s.Idle})
+			}
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.idle != b.idle {
+			return a.idle > b.idle
+		}
+		if a.svc != b.svc {
+			return a.svc < b.svc
+		}
+		return a.id < b.id
+	})
+	for _, k := range keys[:min(n, len(keys))] {
+		delete(c.byID[k.id], k.svc)
+		if len(c.byID[k.id]) == 0 {
+			delete(c.byID, k.id)
+		}
+		c.quiet--
+	}
+}
+
 // seriesState is one series in a saved state.
 type seriesState struct {
 	Service string             `json:"service"`
@@ -192,7 +281,8 @@ type seriesState struct {
 }
 
 // snapshot returns the series and the end of the interval their counts
-// are of: after the last one flushed, or, before any, the one now is in.
+// are of: the one after the last flushed, or after the start of the run
+// (begin); now's without either.
 func (c *counts) snapshot(now time.Time) (series []seriesState, end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -202,7 +292,7 @@ func (c *counts) snapshot(now time.Time) (series []seriesState, end time.Time) {
 		// held off meanwhile) saves that interval's counts, not the next.
 		end = c.closed.Add(c.cfg.Interval)
 	}
-	out := make([]seriesState, 0, c.n)
+	out := make([]seriesState, 0, c.n+c.quiet)
 	for id, svcs := range c.byID {
 		for svc, s := range svcs {
 			out = append(out, seriesState{Service: svc, ID: id, series: *s})
@@ -215,14 +305,28 @@ func (c *counts) restore(list []seriesState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.byID = map[logmine.TemplateID]map[string]*series{}
-	c.n = 0
+	c.n, c.quiet = 0, 0
 	for _, st := range list {
-		s := c.get(st.Service, st.ID, true)
-		if s == nil {
-			return
+		if c.byID[st.ID][st.Service] != nil {
+			continue // twice in the list: only from a forged state
 		}
-		*s = st.series
+		if st.Quiet {
+			if c.quiet >= c.cfg.MaxSeries {
+				continue
+			}
+			c.quiet++
+		} else {
+			if c.n >= c.cfg.MaxSeries {
+				continue
+			}
+			c.n++
+		}
+		if c.byID[st.ID] == nil {
+			c.byID[st.ID] = map[string]*series{}
+		}
+		s := st.series
 		s.examples = nil
+		c.byID[st.ID][st.Service] = &s
 	}
 }
 

@@ -182,3 +182,64 @@ func TestCountsSnapshotNamesTheIntervalOfItsCounts(t *testing.T) {
 		t.Fatalf("after the flush at %v: %v, want the next interval's end", b, end)
 	}
 }
+
+// A steady error that recurs after silences longer than idle_intervals (a
+// job failing with 20 lines every 10 intervals) is flagged once, when it
+// first errs: its series is kept quiet for its error average, which an
+// interval without its lines leaves as it was, through a save and
+// restore too. A jump over its usual rate is still flagged. Quiet series
+// get no samples, and at most max_series are kept, the longest silent
+// forgotten first.
+func TestCountsRecurringErrorFlaggedOnce(t *testing.T) {
+	c := newCounts(testCountsConfig()) // idle_intervals 5
+	bursts := 0
+	for round := range 6 {
+		if round == 3 { // restarted in the silence
+			list, _ := c.snapshot(time.Now())
+			data, err := json.Marshal(list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back []seriesState
+			if err := json.Unmarshal(data, &back); err != nil {
+				t.Fatal(err)
+			}
+			c = newCounts(testCountsConfig())
+			c.restore(back)
+		}
+		addN(c, "cron", 1, 20, true)
+		for i := range 10 {
+			samples, b := c.flush(time.Time{})
+			bursts += len(b)
+			if i > 5 && len(samples) != 0 {
+				t.Fatalf("round %d, interval %d: samples %v from a series silent for %d intervals", round, i, samples, i)
+			}
+		}
+	}
+	if bursts != 1 {
+		t.Fatalf("%d bursts for the same error every 10 intervals, want 1 (the first)", bursts)
+	}
+	if held, _ := c.stats(); held != 0 || c.quiet != 1 {
+		t.Fatalf("%d series and %d quiet, want 0 and 1", held, c.quiet)
+	}
+	addN(c, "cron", 1, 61, true) // over 3 times the usual 20
+	if _, b := c.flush(time.Time{}); len(b) != 1 || b[0].Expected != 20 {
+		t.Fatalf("a jump after the silence: bursts %+v, want one over the average 20", b)
+	}
+
+	cfg := testCountsConfig()
+	cfg.MaxSeries = 2
+	c = newCounts(cfg)
+	for i, svc := range []string{"a", "b", "c"} {
+		addN(c, svc, 1, 10, true)
+		for range 1 + 2*(2-i) { // a falls silent first, then b, then c
+			c.flush(time.Time{})
+		}
+	}
+	for range cfg.IdleIntervals + 1 {
+		c.flush(time.Time{})
+	}
+	if c.quiet != 2 || c.byID[1]["a"] != nil || c.byID[1]["b"] == nil || c.byID[1]["c"] == nil {
+		t.Fatalf("quiet series %d %v: want b and c kept, a (silent the longest) forgotten", c.quiet, c.byID[1])
+	}
+}

@@ -18,8 +18,10 @@ const (
 // maxDetecting bounds the services whose header is being detected at once,
 // and maxDecided those whose header is known: each holds only a vote count
 // or a kind, but the maps must not grow with every service name a producer
-// invents. Services beyond them are mined whole (until a detection slot
-// frees up).
+// invents. A new service takes the slot of the detection that started
+// first when all are taken (a service that sent fewer than
+// logmine.DetectSampleLines lines since; its next line starts over);
+// services beyond maxDecided are mined whole.
 const (
 	maxDetecting = 10_000
 	maxDecided   = 100_000
@@ -37,10 +39,22 @@ type headers struct {
 	log     zerolog.Logger
 	decided map[string]logmine.Detection
 	votes   map[string]*votes
+	// started holds the services in the order their detection started,
+	// oldest first; an entry whose detection ended (decided, or its slot
+	// taken) is skipped. started[0:head] are gone.
+	started []started
+	head    int
+	seq     uint64
+}
+
+type started struct {
+	svc string
+	seq uint64 // the votes' seq: the same detection
 }
 
 type votes struct {
 	lines  int
+	seq    uint64
 	counts map[logmine.HeaderKind]int
 }
 
@@ -85,11 +99,16 @@ func (h *headers) vote(svc string, took []logmine.HeaderKind) {
 	}
 	v := h.votes[svc]
 	if v == nil {
-		if len(h.votes) >= maxDetecting || len(h.decided) >= maxDecided {
+		if len(h.decided) >= maxDecided {
 			return
 		}
-		v = &votes{counts: map[logmine.HeaderKind]int{}}
+		if len(h.votes) >= maxDetecting {
+			h.dropOldest()
+		}
+		h.seq++
+		v = &votes{seq: h.seq, counts: map[logmine.HeaderKind]int{}}
 		h.votes[svc] = v
+		h.started = append(h.started, started{svc, v.seq})
 	}
 	v.lines++
 	for _, k := range took {
@@ -108,6 +127,29 @@ func (h *headers) vote(svc string, took []logmine.HeaderKind) {
 	delete(h.votes, svc)
 	h.log.Info().Str("service", svc).Str("header", string(d.Kind)).Int("matched", d.Matched).Int("sampled", d.Sampled).
 		Msg("log header detected")
+}
+
+// dropOldest ends the detection that started first and is still going.
+func (h *headers) dropOldest() {
+	for ; h.head < len(h.started); h.head++ {
+		st := h.started[h.head]
+		if v := h.votes[st.svc]; v != nil && v.seq == st.seq {
+			delete(h.votes, st.svc)
+			h.head++
+			break
+		}
+	}
+	// keep the order's memory bounded by the detections going on
+	if h.head > maxDetecting {
+		live := h.started[:0]
+		for _, st := range h.started[h.head:] {
+			if v := h.votes[st.svc]; v != nil && v.seq == st.seq {
+				live = append(live, st)
+			}
+		}
+		clear(h.started[len(live):])
+		h.started, h.head = live, 0
+	}
 }
 
 // detected returns the decisions made so far.

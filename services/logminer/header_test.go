@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
@@ -96,5 +97,32 @@ func TestProcessDetectsHeader(t *testing.T) {
 	}
 	if _, ok := l.headers.detected()["raw"]; ok {
 		t.Error("a service configured none was detected")
+	}
+}
+
+// All detection slots taken by services that log little does not stop
+// detection for good: a new service takes the slot of the detection that
+// started first, and is detected from its first lines; the slots stay
+// bounded.
+func TestHeaderDetectionSlotsFreed(t *testing.T) {
+	h := newHeaders(zerolog.Nop())
+	const line = "E0102 10:00:00.000001       1 controller.go:117] sync failed"
+	for i := range maxDetecting {
+		h.split(fmt.Sprintf("quiet-%d", i), line)
+	}
+	for range logmine.DetectSampleLines {
+		h.split("late", line)
+	}
+	if d, ok := h.detected()["late"]; !ok || d.Kind != logmine.HeaderKlog {
+		t.Fatalf("a service after %d that sent a line each: detection %+v %v, want klog", maxDetecting, d, ok)
+	}
+	if _, ok := h.votes["quiet-0"]; ok || len(h.votes) > maxDetecting {
+		t.Fatalf("%d detections held, the first one among them: %v", len(h.votes), ok)
+	}
+	for i := range 3 * maxDetecting { // churn: the order of starts stays bounded
+		h.split(fmt.Sprintf("churn-%d", i), line)
+	}
+	if len(h.votes) != maxDetecting || len(h.started) > 3*maxDetecting {
+		t.Fatalf("%d detections, %d starts remembered", len(h.votes), len(h.started))
 	}
 }

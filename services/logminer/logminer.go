@@ -130,6 +130,7 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 	if cfg.MaxTemplates > 0 {
 		mc.MaxTemplates = cfg.MaxTemplates
 	}
+	mc.MaxLineBytes = cfg.MaxLineBytes
 	miner, err := logmine.New(mc)
 	if err != nil {
 		return nil, err
@@ -154,6 +155,7 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 	for _, o := range opts {
 		o(l)
 	}
+	l.counts.begin(l.now()) // again by Restore, when the run starts
 	auto := cfg.DefaultFormat == FormatAuto
 	for _, spec := range cfg.Formats {
 		auto = auto || spec == FormatAuto
@@ -262,6 +264,11 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 			l.metrics.unmatchedFormat.Add(1)
 		}
 	}
+	// Refused before mining, so that a refused line leaves no template
+	// and no count behind.
+	if bound := copyBound(&body, content, l.cfg.MaxLineBytes); bound > event.MaxBodyBytes {
+		return errs.Permanentf("logminer: event %s: its templated copy may not fit: a message of %d bytes as JSON, mined on %d bytes, makes a body of up to %d bytes, over the limit of %d", e.ID, event.JSONStringLen(body.Message), min(len(content), l.cfg.MaxLineBytes), bound, event.MaxBodyBytes)
+	}
 	r := &s.result
 	l.emitMu.RLock()
 	defer l.emitMu.RUnlock()
@@ -291,10 +298,8 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	if t.Body, err = event.MarshalBody(body); err != nil {
 		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
-	// A producer that publishes to NATS directly is not held to the
-	// gateway's bounds, which keep a copy within limits: a line whose
-	// parameters, listed beside it, pass the body limit ("1," repeated)
-	// would make a copy every consumer refuses (event.Parse).
+	// copyBound kept the copy under the limit; this would catch a masker
+	// that breaks its assumptions (after mining, though).
 	if len(t.Body) > event.MaxBodyBytes {
 		return errs.Permanentf("logminer: event %s: its templated copy does not fit: body of %d bytes, over the limit of %d", e.ID, len(t.Body), event.MaxBodyBytes)
 	}
@@ -325,6 +330,31 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 		l.metrics.newTemplates.Add(1)
 	}
 	return nil
+}
+
+// copyBoundOverhead covers a templated body's keys, braces and template
+// id: {"message":,"template_id":"<16 hex>","template":,"params":[],
+// "trace_id":,"span_id":} is 90 bytes.
+const copyBoundOverhead = 128
+
+// copyBound is an upper bound of the size of a log's templated body, known
+// before its content is mined (on its first maxLine bytes, the prefix): the
+// body's own strings as JSON, plus at most 2J + 6n for the template and the
+// parameters, where n is the prefix's length and J its length as JSON
+// (escapes counted, J >= n). The template is the prefix with its
+// whitespace runs as one space and variables (each at least one byte, or
+// the empty value of a "key=" field) as <*>: at most J + 2n (a one-byte
+// variable and its separator, "1 ", become "<*> "). The parameters are
+// pieces of the prefix that do not overlap, each at most 3 bytes more as
+// a JSON list item: at most J + 3n. TestCopyBoundHolds checks the bound on
+// lines built to expand the most. A producer that publishes to NATS
+// directly is not held to the gateway's limit on the message
+// (event.MaxLogMessageBytes), under which every copy passes this bound
+// with the default max_line_bytes; a longer message's copy may not.
+func copyBound(body *event.LogBody, content string, maxLine int) int {
+	prefix := content[:min(len(content), maxLine)]
+	n, j := len(prefix), event.JSONStringLen(prefix)-2
+	return copyBoundOverhead + event.JSONStringLen(body.Message) + event.JSONStringLen(body.TraceID) + event.JSONStringLen(body.SpanID) + 2*j + 6*n
 }
 
 // mine matches one line into r and counts it under the id it got, as one

@@ -1,7 +1,9 @@
 package logminer
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +181,91 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 }
 
+// A state saved after an interval's end but before its tick, in the
+// first interval of a run (nothing flushed yet), names the interval that
+// ended, whether the run started empty or from a saved state: a restart
+// after that interval drops its counts (its tick may have published them)
+// instead of publishing them again, with their burst, as the next
+// interval's.
+func TestCheckpointBeforeTheFirstTickNamesItsInterval(t *testing.T) {
+	var clock time.Time
+	now := func() time.Time { return clock }
+	start := func(at time.Time) *Logminer {
+		clock = at
+		l, err := newLogminer(Config{}, zerolog.Nop(), WithClock(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	intervalEnd := func(l *Logminer) time.Time {
+		data, err := l.encodeState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st savedState
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.IntervalEnd
+	}
+	boundary := testNow.Add(time.Minute) // 12:01
+
+	// a run that started empty at 12:00:30
+	l := start(testNow.Add(30 * time.Second))
+	h := startHarness(t, l)
+	for i := range 12 {
+		feedOK(t, h, rawEvent(t, "api", fmt.Sprintf("payment %d failed", i), event.SeverityError))
+	}
+	clock = boundary.Add(time.Millisecond) // the tick of 12:01 not run yet
+	state, err := l.encodeState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := intervalEnd(l); !end.Equal(boundary) {
+		t.Fatalf("counts of the interval ending %v saved as ending %v", boundary, end)
+	}
+	if err := h.Tick(boundary); err != nil {
+		t.Fatal(err)
+	}
+
+	// restarted at 12:01:20 from that state: the 12:02 tick counts nothing
+	// of it and flags no burst
+	l2 := start(boundary.Add(20 * time.Second))
+	if err := l2.decodeState(state); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startHarness(t, l2)
+	if err := h2.Tick(boundary.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range h2.Pub.Messages() {
+		e := decode(t, m)
+		var mb event.MetricBody
+		if e.Kind == event.KindAnomaly || (e.DecodeBody(&mb) == nil && mb.Value != nil && *mb.Value != 0) {
+			t.Fatalf("after the restart the 12:02 tick publishes the 12:01 interval's lines again: %s", m.Data)
+		}
+	}
+
+	// a run restored at 12:00:40 from a state saved at 12:00:35 (its
+	// logminer built long before)
+	l3 := start(testNow.Add(35 * time.Second))
+	feedOK(t, startHarness(t, l3), rawEvent(t, "api", "payment 1 failed", event.SeverityError))
+	state, err = l3.encodeState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4 := start(testNow.Add(-time.Hour))
+	clock = testNow.Add(40 * time.Second)
+	if err := l4.decodeState(state); err != nil {
+		t.Fatal(err)
+	}
+	clock = boundary.Add(time.Millisecond)
+	if end := intervalEnd(l4); !end.Equal(boundary) {
+		t.Fatalf("restored run: counts of the interval ending %v saved as ending %v", boundary, end)
+	}
+}
+
 // What a consumer would refuse is not published: a line of blanks makes
 // no template event (it would name no template), and a line whose
 // templated copy passes the body limit is dead-lettered with why.
@@ -192,9 +279,9 @@ func TestProcessPublishesOnlyValidEvents(t *testing.T) {
 			t.Fatalf("a template event for a line of blanks: %s", m.Data)
 		}
 	}
-	big := rawEvent(t, "api", strings.Repeat("1,", 100_000), event.SeverityInfo)
+	big := rawEvent(t, "api", strings.Repeat("1,", 245_000), event.SeverityInfo)
 	r := h.Feed(big)[0]
-	if r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "templated copy does not fit") {
+	if r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), "templated copy may not fit") {
 		t.Fatalf("a line whose templated copy is over the limit: %v %v, want dead-lettered with why", r.Outcome, r.Err)
 	}
 }

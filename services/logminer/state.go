@@ -62,6 +62,7 @@ func (l *Logminer) decodeState(data []byte) error {
 		}
 	}
 	l.counts.restore(st.Series)
+	l.counts.begin(l.now())
 	return nil
 }
 
@@ -86,6 +87,7 @@ type checkpointed struct{ *Logminer }
 // Restore loads the saved outbox and state (loadState).
 func (c checkpointed) Restore(ctx context.Context) error {
 	c.inFlight.Clear() // the restored outbox holds what was in flight
+	c.counts.begin(c.now())
 	if err := c.loadOutbox(ctx); err != nil {
 		return err
 	}

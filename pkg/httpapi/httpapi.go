@@ -62,16 +62,27 @@ func (c Config) Validate() error {
 
 // ResolveToken reads or creates the token; it never logs the token, only
 // where a generated one is kept.
+//
+// A token shorter than config.MinTokenLength is refused: Bearer serves the
+// right token even from an address it blocks for wrong ones (so that one
+// local process with a stale token cannot lock the operators out), and
+// only the token's length then keeps guessing out of reach.
 func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
+	short := func(key, t string) error {
+		if len(t) < config.MinTokenLength {
+			return fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
+		}
+		return nil
+	}
 	switch {
 	case c.Token != "":
-		return c.Token, nil
+		return c.Token, short("token", c.Token)
 	case c.TokenFile != "":
 		t, err := config.Secret(c.TokenFile, "")
 		if err != nil {
 			return "", fmt.Errorf("token_file: %w", err)
 		}
-		return t, nil
+		return t, short("token_file", t)
 	}
 	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,5 +183,23 @@ func TestAuthFailuresBounded(t *testing.T) {
 	}
 	if n := len(a.clients); n > MaxAuthFailureClients {
 		t.Fatalf("%d client addresses remembered, over %d", n, MaxAuthFailureClients)
+	}
+}
+
+// A token too short to keep guessing out of reach is refused, from the
+// configuration or from its file: Bearer serves the right token even from
+// an address it blocks for wrong ones.
+func TestShortTokenRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for key, c := range map[string]Config{"token": {Token: "abcd"}, "token_file": {TokenFile: file}} {
+		if _, err := c.ResolveToken(zerolog.Nop()); err == nil || !strings.HasPrefix(err.Error(), key+":") || !strings.Contains(err.Error(), "at least 16") {
+			t.Errorf("%s of 4 characters: %v, want an error naming %s and the 16 characters", key, err, key)
+		}
+	}
+	if tok, err := (Config{Token: strings.Repeat("k", 16)}).ResolveToken(zerolog.Nop()); err != nil || len(tok) != 16 {
+		t.Errorf("a token of 16 characters: %q %v", tok, err)
 	}
 }

@@ -131,8 +131,18 @@ func (a *AssembledConfig) Validate() error {
 	return nil
 }
 
-// Platform is the shared part.
-func (a *AssembledConfig) Platform() Config { return a.v.Elem().Field(0).Interface().(Config) }
+// Platform is the shared part, its store's pool sized for the components
+// that say how many ClickHouse connections they use at once (a section
+// with a StoreConns method: the writer's inserts).
+func (a *AssembledConfig) Platform() Config {
+	c := a.v.Elem().Field(0).Interface().(Config)
+	for i := range a.comps {
+		if n, ok := a.section(i).Interface().(interface{ StoreConns() int }); ok {
+			c.Store.NeededConns = max(c.Store.NeededConns, n.StoreConns())
+		}
+	}
+	return c
+}
 
 // SetPlatform replaces the shared part (`aiops run` points the bus at its
 // embedded server).

@@ -137,3 +137,31 @@ func TestOneConfigError(t *testing.T) {
 		}
 	}
 }
+
+type poolConfig struct {
+	Senders int `yaml:"senders"`
+}
+
+func (poolConfig) Validate() error   { return nil }
+func (c poolConfig) StoreConns() int { return 10*max(c.Senders, 1) + 4 }
+
+var pooled = platform.NewComponent("pooled", func() poolConfig { return poolConfig{} }, true,
+	func(context.Context, *platform.Platform, poolConfig, zerolog.Logger) (service.Runner, error) {
+		return service.RunnerFunc(func(ctx context.Context) error { <-ctx.Done(); return nil }), nil
+	})
+
+// A component that says how many ClickHouse connections it uses at once
+// sizes the store's pool when the configuration does not: the writer's
+// senders alone, without store.max_open_conns.
+func TestComponentsSizeTheStorePool(t *testing.T) {
+	a, err := load(t, []platform.Component{echo, pooled}, nil, "pooled.senders=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Platform().Store.NeededConns; got != 24 {
+		t.Fatalf("the store needs %d connections, want the component's 24", got)
+	}
+	if a, err = load(t, []platform.Component{echo}, nil); err != nil || a.Platform().Store.NeededConns != 0 {
+		t.Fatalf("without such a component: need %d (%v), want 0", a.Platform().Store.NeededConns, err)
+	}
+}

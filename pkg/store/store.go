@@ -27,7 +27,8 @@ const (
 	// spare. clickhouse-go's own default, 10, is taken whole by those
 	// inserts, and the next user waits dial_timeout and fails ("acquire
 	// conn timeout"). A writer with more senders needs more
-	// (writer.Config.PoolConns) and refuses to start on a smaller pool.
+	// (writer.Config.PoolConns): the platform raises the default to what
+	// its components need (Config.NeededConns).
 	DefaultMaxOpenConns = 16
 )
 
@@ -56,6 +57,10 @@ type Config struct {
 	// DefaultMaxOpenConns. The pool keeps as many idle (unless the DSN sets
 	// max_idle_conns), so that connections are reused, not dialled again.
 	MaxOpenConns int `yaml:"max_open_conns"`
+	// NeededConns is what the services on this store use at once (the
+	// platform sets it from its components): the pool has at least that
+	// many when neither max_open_conns nor the DSN sets its size.
+	NeededConns int `yaml:"-"`
 	// Cluster names a cluster of the server's remote_servers: Migrate then
 	// applies the cluster form of the schema (replicated local tables behind
 	// Distributed tables of the same names, every statement ON CLUSTER; see
@@ -148,7 +153,7 @@ func (c Config) options() (*clickhouse.Options, error) {
 	case c.MaxOpenConns > 0:
 		opts.MaxOpenConns = c.MaxOpenConns
 	case opts.MaxOpenConns <= 0: // not in the DSN either
-		opts.MaxOpenConns = DefaultMaxOpenConns
+		opts.MaxOpenConns = max(DefaultMaxOpenConns, c.NeededConns)
 	}
 	if opts.MaxIdleConns <= 0 {
 		// clickhouse-go keeps 5 by default and closes every connection

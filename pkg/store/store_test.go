@@ -213,6 +213,9 @@ func TestConfigSizesThePool(t *testing.T) {
 		{"from the DSN", Config{DSN: "clickhouse://db:9000/x?max_open_conns=30"}, 30, 30},
 		{"config over DSN", Config{DSN: "clickhouse://db:9000/x?max_open_conns=30", MaxOpenConns: 50}, 50, 50},
 		{"idle from the DSN", Config{DSN: "clickhouse://db:9000/x?max_idle_conns=3"}, DefaultMaxOpenConns, 3},
+		{"what the services need", Config{DSN: "clickhouse://db:9000/x", NeededConns: 24}, 24, 24},
+		{"need under the default", Config{DSN: "clickhouse://db:9000/x", NeededConns: 5}, DefaultMaxOpenConns, DefaultMaxOpenConns},
+		{"max_open_conns over the need", Config{DSN: "clickhouse://db:9000/x", MaxOpenConns: 12, NeededConns: 24}, 12, 12},
 	} {
 		opts, err := c.cfg.options()
 		if err != nil {

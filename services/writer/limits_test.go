@@ -185,10 +185,16 @@ func TestConfigMaxAgeWellUnderAckWait(t *testing.T) {
 		{},
 		{MaxAge: 10 * time.Second},
 		{MaxAge: time.Minute, Consumer: bus.ConsumerConfig{AckWait: 5 * time.Minute}},
+		// a short ack_wait the bus takes, max_age left to its default
+		{Consumer: bus.ConsumerConfig{AckWait: 2 * time.Second}},
+		{Consumer: bus.ConsumerConfig{AckWait: time.Second}},
 	} {
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("max_age %s, ack_wait %s: Validate() = %v", cfg.MaxAge, cfg.Consumer.AckWait, err)
 		}
+	}
+	if got := (Config{Consumer: bus.ConsumerConfig{AckWait: 2 * time.Second}}).WithDefaults().MaxAge; got > 2*time.Second/3 {
+		t.Errorf("default max_age under ack_wait 2s: %s, want at most a third of it", got)
 	}
 }
 

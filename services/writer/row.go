@@ -527,17 +527,17 @@ var maxDateTime = time.Unix(1<<32-1, 0).UTC()
 // dateTime is body.field's value t for a DateTime column. It maps "not
 // set" to the DateTime zero (1970-01-01 00:00:00), which queries test with
 // toUnixTimestamp(x) > 0; times before 1970 cannot be stored and mean the
-// same. A time after maxDateTime is refused (a permanent ErrBadBody naming
-// the field: the event is dead-lettered with the reason), not clamped: no
-// producer means "not set" by it, so either sentinel, 0 or the last
-// second, would store a value the producer never sent as if it had.
-func dateTime(e *event.Envelope, field string, t time.Time) (time.Time, error) {
+// same. A time after maxDateTime (which the driver would wrap around, to
+// 2063 for 2200) is stored as maxDateTime, the last second a DateTime
+// holds: "far in the future", as such times mean (a producer's "never"),
+// while the events table keeps the body with the time as sent. Refusing
+// it would dead-letter an event the gateway accepted, raw row and all.
+func dateTime(_ *event.Envelope, _ string, t time.Time) (time.Time, error) {
 	switch {
 	case t.Before(time.Unix(0, 0)):
 		return time.Unix(0, 0).UTC(), nil
 	case t.After(maxDateTime):
-		return time.Time{}, badBody(e, field, fmt.Sprintf("%s is after %s, the last time a ClickHouse DateTime holds",
-			t.UTC().Format(time.RFC3339), maxDateTime.Format(time.RFC3339)))
+		return maxDateTime, nil
 	}
 	return t, nil
 }

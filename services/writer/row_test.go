@@ -146,21 +146,48 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		// (2026-03-02T10:00:00Z here).
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"1969-12-31T23:00:00Z"}`, "body.opened_at"},
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"2026-03-03T10:00:00Z"}`, "body.opened_at"},
-		// A DateTime column ends at 2106-02-07T06:28:15Z: a later time
-		// would be stored wrapped around (2200 as 2063), silently.
-		{event.KindAlert, `{"name":"A","status":"firing","starts_at":"2200-01-01T00:00:00Z"}`, "body.starts_at"},
-		{event.KindAlert, `{"name":"A","status":"resolved","ends_at":"2106-02-07T06:28:16Z"}`, "body.ends_at"},
-		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"start":"2200-01-01T00:00:00Z"}`, "body.start"},
-		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"end":"2200-01-01T00:00:00Z"}`, "body.end"},
-		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"peak_time":"2200-01-01T00:00:00Z"}`, "body.peak_time"},
-		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"2200-01-01T00:00:00Z"}`, "body.acknowledged_at"},
-		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","resolved_at":"2200-01-01T00:00:00Z"}`, "body.resolved_at"},
 		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"peak_time":"soon"}`, "body.peak_time"},
 	} {
 		e := mustEnvelope(t, c.kind, c.body)
 		_, err := Rows(e)
 		if err == nil || !errors.Is(err, ErrBadBody) || !errs.IsPermanent(err) || !strings.Contains(err.Error(), c.field+":") {
 			t.Errorf("%s %s: err = %v, want a permanent ErrBadBody naming %s", c.kind, c.body, err, c.field)
+		}
+	}
+}
+
+// A DateTime column ends at 2106-02-07T06:28:15Z, and the driver would
+// store a later time wrapped around (2200 as 2063): such a time is stored
+// as that last second, the event kept (the events table has the body as
+// sent), not dead-lettered after the gateway accepted it.
+func TestRowsHoldFarFutureTimesAtTheLastDateTime(t *testing.T) {
+	for _, c := range []struct {
+		kind          event.Kind
+		body          string
+		table, column string
+	}{
+		{event.KindAlert, `{"name":"A","status":"firing","starts_at":"2200-01-01T00:00:00Z"}`, TableAlerts, "starts_at"},
+		{event.KindAlert, `{"name":"A","status":"resolved","ends_at":"2106-02-07T06:28:16Z"}`, TableAlerts, "ends_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"2200-01-01T00:00:00Z"}`, TableIncidents, "acknowledged_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","resolved_at":"9999-12-31T23:59:59Z"}`, TableIncidents, "resolved_at"},
+	} {
+		rows, err := Rows(mustEnvelope(t, c.kind, c.body))
+		if err != nil {
+			t.Errorf("%s %s: %v, want the event stored", c.kind, c.body, err)
+			continue
+		}
+		found := false
+		for _, r := range rows {
+			if r.Table != c.table {
+				continue
+			}
+			found = true
+			if got, ok := column(t, c.table, r.Row, c.column).(time.Time); !ok || !got.Equal(maxDateTime) {
+				t.Errorf("%s %s: %s = %v, want %v", c.kind, c.body, c.column, got, maxDateTime)
+			}
+		}
+		if !found {
+			t.Errorf("%s %s: no %s row", c.kind, c.body, c.table)
 		}
 	}
 }

@@ -93,6 +93,10 @@ const DefaultAckWait = 30 * time.Second
 // queries. New refuses a smaller pool.
 func (c Config) PoolConns() int { return len(EventTables)*max(c.Senders, 1) + store.ReservedConns }
 
+// StoreConns tells the platform how large a pool to open (PoolConns), so
+// that writer.senders alone sizes it.
+func (c Config) StoreConns() int { return c.PoolConns() }
+
 // DefaultConfig is the writer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
 
@@ -102,19 +106,20 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRows == 0 {
 		c.MaxRows = 5000
 	}
+	if c.Consumer.AckWait == 0 {
+		// bus.ConsumerConfig's default, set here so that Validate holds
+		// max_age against it.
+		c.Consumer.AckWait = DefaultAckWait
+	}
 	if c.MaxAge == 0 {
-		c.MaxAge = time.Second
+		// a second, or less under a short ack_wait (see Validate)
+		c.MaxAge = min(time.Second, c.Consumer.AckWait/3)
 	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = store.DefaultMaxBytes
 	}
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = 4 * c.MaxBytes
-	}
-	if c.Consumer.AckWait == 0 {
-		// bus.ConsumerConfig's default, set here so that Validate holds
-		// max_age against it.
-		c.Consumer.AckWait = DefaultAckWait
 	}
 	if c.Consumer.BatchSize == 0 {
 		c.Consumer.BatchSize = 1000

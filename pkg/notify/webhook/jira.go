@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -83,6 +84,42 @@ type Jira struct {
 	// that window must neither open a second issue nor go to the older
 	// issue the search still finds.
 	keys map[string]string
+	// unanswered remembers when a create of an incident's issue got no
+	// answer (it may have been made): for JiraCreateSettle after it, a
+	// search that finds nothing does not create another, since the index
+	// may not show the one made yet.
+	unanswered map[string]time.Time
+	// now is the clock of unanswered (nil: time.Now).
+	now func() time.Time
+}
+
+// JiraCreateSettle is how long after a create that got no answer (a
+// gateway's 504, a timeout) the incident's next notification waits for
+// Jira's search to show the issue, if it was made, before it creates one.
+const JiraCreateSettle = 30 * time.Second
+
+// ErrJiraCreateSettling is the transient error of a notification that
+// waits for JiraCreateSettle.
+var ErrJiraCreateSettling = errors.New("jira: an earlier create of this incident's issue got no answer; waiting for the search to show it before creating another")
+
+func (j *Jira) clock() time.Time {
+	if j.now != nil {
+		return j.now()
+	}
+	return time.Now()
+}
+
+// settling tells whether a create of incident id got no answer less than
+// JiraCreateSettle ago.
+func (j *Jira) settling(id string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	at, ok := j.unanswered[id]
+	if ok && j.clock().Sub(at) >= JiraCreateSettle {
+		delete(j.unanswered, id)
+		return false
+	}
+	return ok
 }
 
 // JiraLabel is the label that names an incident's issue.
@@ -136,6 +173,9 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 		}
 		return j.transition(ctx, d, key, found, j.ResolveTransition)
 	case found == "" || done && j.ReopenTransition == "":
+		if j.settling(in.ID) {
+			return ErrJiraCreateSettling
+		}
 		return j.create(ctx, d, key, in, issue)
 	case done:
 		if err := j.transition(ctx, d, key, found, j.ReopenTransition); err != nil {
@@ -332,6 +372,14 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	body, err := j.send(ctx, d, Request{IdempotencyKey: key + "-create", Method: http.MethodPost, URL: j.url("issue"), Unsafe: true},
 		"create", map[string]any{"fields": fields})
 	if err != nil {
+		if !errs.IsPermanent(err) { // it may have been made
+			j.mu.Lock()
+			if j.unanswered == nil || len(j.unanswered) >= jiraKeysMax {
+				j.unanswered = map[string]time.Time{}
+			}
+			j.unanswered[in.ID] = j.clock()
+			j.mu.Unlock()
+		}
 		return err
 	}
 	var res struct {

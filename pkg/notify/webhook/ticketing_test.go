@@ -105,6 +105,62 @@ func TestJiraCreateGatewayTimeout(t *testing.T) {
 	}
 }
 
+// A create answered 504 may have made the issue, which Jira's search may
+// not show for a few seconds: the incident's next notification within
+// JiraCreateSettle creates no other (a transient error: it comes again),
+// and one after it finds the issue, or creates it if it was not made.
+func TestJiraCreateUnansweredSettles(t *testing.T) {
+	js := &jiraServer{issues: map[string]string{}, done: map[string]bool{}}
+	lagging, timeouts, makes := true, 1, true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/search") && lagging:
+			w.Write([]byte(`{"issues":[]}`)) // the index does not have it yet
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issue") && timeouts > 0:
+			timeouts--
+			if makes {
+				js.ServeHTTP(httptest.NewRecorder(), r) // Jira made it; its answer is lost
+			}
+			w.WriteHeader(http.StatusGatewayTimeout)
+		default:
+			js.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", now: func() time.Time { return now }}
+	in := SampleIncident()
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	if err := j.Notify(context.Background(), cl, "k1", in, issue); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a create answered 504: %v, want a transient error", err)
+	}
+	now = now.Add(time.Second) // redelivered while the index lags
+	if err := j.Notify(context.Background(), cl, "k1", in, issue); !errors.Is(err, ErrJiraCreateSettling) || errs.IsPermanent(err) {
+		t.Fatalf("the event again while the search lags: %v, want ErrJiraCreateSettling", err)
+	}
+	if len(js.issues) != 1 {
+		t.Fatalf("%d issues, want the one the unanswered create made", len(js.issues))
+	}
+	lagging = false
+	now = now.Add(5 * time.Second)
+	if err := j.Notify(context.Background(), cl, "k1", in, issue); err != nil || len(js.issues) != 1 {
+		t.Fatalf("once the search shows it: %v, %d issues; want the one", err, len(js.issues))
+	}
+
+	// a create that was not made: after the settle time, it is made
+	other := SampleIncident()
+	other.ID = "inc-other"
+	timeouts, makes = 1, false
+	if err := j.Notify(context.Background(), cl, "k2", other, issue); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("an unanswered create: %v", err)
+	}
+	now = now.Add(JiraCreateSettle)
+	if err := j.Notify(context.Background(), cl, "k2", other, issue); err != nil || len(js.issues) != 2 {
+		t.Fatalf("after the settle time: %v, %d issues; want the other incident's made", err, len(js.issues))
+	}
+}
+
 func TestRequestMethods(t *testing.T) {
 	clock := newFakeClock()
 	var methods []string

@@ -217,8 +217,15 @@ func (m *Miner) MatchInto(line string, r *Result) {
 		// Only a line that would change c can differ from it in words, so
 		// a line of a known template pays nothing for wordFold.
 		if changed = m.absorb(c); changed {
+			refused := c.leaf
 			if c, wordMerges = m.wordFold(c); c != nil && len(wordMerges) > 0 {
 				changed = m.absorb(c) // the folded template may differ elsewhere
+			} else if c == nil {
+				// wordFold refused the own leaf's template: one of another
+				// branch (the wildcard one, where generalised templates
+				// go) may cover the line as it is, and takes it then.
+				c = m.coveringElsewhere(refused)
+				changed = false
 			}
 		}
 	}
@@ -320,6 +327,22 @@ func (m *Miner) search() *cluster {
 		best, sim = m.searchBranches(root, 0, n, best, sim, seen, seenWild)
 	}
 	if best == nil || sim < m.cfg.SimilarityThreshold {
+		return nil
+	}
+	return best
+}
+
+// coveringElsewhere returns the template of a leaf other than skip that
+// the line reaches and that covers it unchanged (absorb would change
+// nothing), the most similar one; nil when none does.
+func (m *Miner) coveringElsewhere(skip *node) *cluster {
+	n := len(m.tk.toks)
+	root := m.byLen[n]
+	if root == nil {
+		return nil
+	}
+	best, sim := m.searchBranches(root, 0, n, nil, -1, skip, nil)
+	if best == nil || sim < m.cfg.SimilarityThreshold || m.absorb(best) {
 		return nil
 	}
 	return best

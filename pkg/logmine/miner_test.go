@@ -499,3 +499,38 @@ func TestParamsRebuildLine(t *testing.T) {
 		}
 	}
 }
+
+// A line that a template of the wildcard branch covers exactly ("job <*>
+// finished with <*> status <*>") joins it, when wordFold refused the
+// template of the line's own leaf: it made a second template of the same
+// message type.
+func TestCoveredLineJoinsTheWildcardTemplate(t *testing.T) {
+	lines := []string{
+		"job ce finished with UP status f",
+		"job bb finished with IDLE status a",
+		"job ee finished with WAIT status d",
+		"job ef finished with BUSY status e",
+		"job ca finished with IDLE status a",
+		"job bb finished with UP status f",
+		"job bf finished with WAIT status d",
+		"job da finished with WAIT status d",
+		"job df finished with IDLE status a",
+		"job df finished with UP status f",
+		"job be finished with BUSY status e",
+	}
+	m, err := logmine.New(logmine.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r logmine.Result
+	for _, l := range lines {
+		r = m.Match(l)
+	}
+	if r.Template != "job <*> finished with <*> status <*>" {
+		t.Fatalf("setup: %q", r.Template)
+	}
+	want := r.ID
+	if r = m.Match("job ef finished with BUSY status b"); r.ID != want {
+		t.Fatalf("covered line got %q (new=%v), want the held %q", r.Template, r.New, "job <*> finished with <*> status <*>")
+	}
+}

@@ -101,6 +101,11 @@ type StateConfig = stage.StateConfig
 // event.MaxLogMessageBytes) passes the logminer's bound (copyFits).
 const DefaultMaxLineBytes = 16 << 10
 
+// MaxMaxLineBytes bounds max_line_bytes: up to it, the templated copy of
+// every log the gateway accepts passes the logminer's bound (copyBound
+// charges the mined prefix up to eight times).
+const MaxMaxLineBytes = 48 << 10
+
 // DefaultConfig is the logminer with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
 
@@ -165,8 +170,8 @@ func (c Config) Validate() error {
 			return bad("max_templates: %v", err)
 		}
 	}
-	if c.MaxLineBytes < 256 || c.MaxLineBytes > event.MaxBodyBytes {
-		return bad("max_line_bytes: must be in [256, %d], got %d", event.MaxBodyBytes, c.MaxLineBytes)
+	if c.MaxLineBytes < 256 || c.MaxLineBytes > MaxMaxLineBytes {
+		return bad("max_line_bytes: must be in [256, %d] (longer, the templated copy of a log the gateway accepts could be refused), got %d", MaxMaxLineBytes, c.MaxLineBytes)
 	}
 	for svc, spec := range c.Formats {
 		if svc == "" {

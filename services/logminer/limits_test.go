@@ -128,12 +128,15 @@ func TestCopyBoundHolds(t *testing.T) {
 		}
 		msgs = append(msgs, string(b))
 	}
-	// every message the gateway accepts passes the bound at the default
-	for _, u := range units {
-		unitJSON := event.JSONStringLen(u) - 2
-		msg := strings.Repeat(u, (event.MaxLogMessageBytes-2)/unitJSON)
-		if b := copyBound(&event.LogBody{Message: msg}, msg, DefaultMaxLineBytes); b > event.MaxBodyBytes {
-			t.Errorf("a message of %d bytes as JSON (%q repeated), accepted by the gateway, is refused: bound %d", event.JSONStringLen(msg), u, b)
+	// every message the gateway accepts passes the bound at the default,
+	// and at the largest max_line_bytes the configuration takes
+	for _, maxLine := range []int{DefaultMaxLineBytes, MaxMaxLineBytes} {
+		for _, u := range units {
+			unitJSON := event.JSONStringLen(u) - 2
+			msg := strings.Repeat(u, (event.MaxLogMessageBytes-2)/unitJSON)
+			if b := copyBound(&event.LogBody{Message: msg}, msg, maxLine); b > event.MaxBodyBytes {
+				t.Errorf("max_line_bytes %d: a message of %d bytes as JSON (%q repeated), accepted by the gateway, is refused: bound %d", maxLine, event.JSONStringLen(msg), u, b)
+			}
 		}
 	}
 	for _, maxLine := range []int{DefaultMaxLineBytes, 1024} {

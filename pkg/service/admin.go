@@ -79,9 +79,17 @@ func (c AdminConfig) listen() string {
 
 // ResolveToken returns the configured token: Token, else the content of
 // TokenFile (see config.Secret), else "" for none.
+// A token shorter than config.MinTokenLength is refused, as on every
+// listener.
 func (c AdminConfig) ResolveToken() (string, error) {
+	short := func(key, t string) error {
+		if len(t) < config.MinTokenLength {
+			return fmt.Errorf("%s: the token is %d characters, want at least %d", key, len(t), config.MinTokenLength)
+		}
+		return nil
+	}
 	if c.Token != "" {
-		return c.Token, nil
+		return c.Token, short("admin.token", c.Token)
 	}
 	if c.TokenFile == "" {
 		return "", nil
@@ -90,7 +98,7 @@ func (c AdminConfig) ResolveToken() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin.token_file: %w", err)
 	}
-	return token, nil
+	return token, short("admin.token_file", token)
 }
 
 // IsLoopbackHost reports whether host (an IP or "localhost") can only be

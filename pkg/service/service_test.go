@@ -295,9 +295,14 @@ func TestNonLoopbackWithoutTokenRefused(t *testing.T) {
 		}
 	}
 	// With a token the same address is fine.
-	s := start(t, Options{Admin: AdminConfig{Listen: "0.0.0.0:0", Token: "t"}})
-	if code, _, _ := get(t, strings.Replace(s.base, "0.0.0.0", "127.0.0.1", 1)+"/healthz", "Bearer t"); code != http.StatusOK {
+	const token = "admin-token-0123456789"
+	s := start(t, Options{Admin: AdminConfig{Listen: "0.0.0.0:0", Token: token}})
+	if code, _, _ := get(t, strings.Replace(s.base, "0.0.0.0", "127.0.0.1", 1)+"/healthz", "Bearer "+token); code != http.StatusOK {
 		t.Errorf("/healthz on 0.0.0.0 with token = %d, want 200", code)
+	}
+	// A token too short to keep guessing out of reach is refused.
+	if _, err := (AdminConfig{Listen: "0.0.0.0:0", Token: "t"}).ResolveToken(); err == nil || !strings.Contains(err.Error(), "admin.token") {
+		t.Errorf("a token of one character: %v, want an error naming admin.token", err)
 	}
 }
 

@@ -23,20 +23,7 @@ func restartLines(t *testing.T) []string {
 	var lines []string
 	if dir, err := loghub.Dir(); err == nil {
 		for _, sys := range loghub.All {
-			ds, err := loghub.Load(dir, sys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := logmine.CompileFormat(ds.Format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range ds.Lines {
-				if c, ok := f.Content(l); ok {
-					l = c
-				}
-				lines = append(lines, l)
-			}
+			lines = append(lines, contentsOf(t, dir, sys)...)
 		}
 	} else {
 		t.Logf("without the Loghub samples: %v", err)

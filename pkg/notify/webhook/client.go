@@ -49,6 +49,10 @@ var (
 	ErrRateLimited = errors.New("rate limit")
 	// ErrInvalidOption: a nil or out-of-range argument to an Option.
 	ErrInvalidOption = errors.New("webhook: invalid option")
+	// ErrMayBeApplied: an Unsafe request got no answer, or one that stands
+	// for none (502, 504, 408), so the receiver may have acted on it; it
+	// was not retried.
+	ErrMayBeApplied = errors.New("not retried: the request is not idempotent and may have been applied")
 )
 
 // StatusError is a response that was not 2xx.
@@ -523,7 +527,7 @@ func (c *Client) deliver(ctx context.Context, req *Request, r *receiver, res *Re
 			// The receiver may have acted on the request. The caller
 			// checks before it sends it again.
 			out.retry = false
-			out.err = fmt.Errorf("%w (not retried: the request is not idempotent and may have been applied)", out.err)
+			out.err = fmt.Errorf("%w (%w)", out.err, ErrMayBeApplied)
 			a.Error = out.err.Error()
 		}
 		if !out.retry {

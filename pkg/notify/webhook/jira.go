@@ -95,8 +95,11 @@ type Jira struct {
 
 // JiraCreateSettle is how long after a create that got no answer (a
 // gateway's 504, a timeout) the incident's next notification waits for
-// Jira's search to show the issue, if it was made, before it creates one.
-const JiraCreateSettle = 30 * time.Second
+// Jira's search to show the issue, if it was made, before it creates one:
+// longer than the index's lag (a few seconds), shorter than the
+// notifier's redeliveries last (1, 2, 4, 8 s apart), so that one of them
+// still creates the issue if it was not made.
+const JiraCreateSettle = 10 * time.Second
 
 // ErrJiraCreateSettling is the transient error of a notification that
 // waits for JiraCreateSettle.
@@ -372,7 +375,7 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	body, err := j.send(ctx, d, Request{IdempotencyKey: key + "-create", Method: http.MethodPost, URL: j.url("issue"), Unsafe: true},
 		"create", map[string]any{"fields": fields})
 	if err != nil {
-		if !errs.IsPermanent(err) { // it may have been made
+		if errors.Is(err, ErrMayBeApplied) { // it may have been made
 			j.mu.Lock()
 			if j.unanswered == nil || len(j.unanswered) >= jiraKeysMax {
 				j.unanswered = map[string]time.Time{}

@@ -161,6 +161,57 @@ func TestJiraCreateUnansweredSettles(t *testing.T) {
 	}
 }
 
+// The settle after an unanswered create ends before the notifier's
+// redeliveries do (1, 2, 4, 8 s apart, ±20%): a create that was not made
+// is made by a later one, not dead-lettered with the event. A create the
+// receiver refused with a 503 (it did not take it) does not settle.
+func TestJiraSettleEndsWithinTheRedeliveries(t *testing.T) {
+	js := &jiraServer{issues: map[string]string{}, done: map[string]bool{}}
+	timeouts, unavailable := 1, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issue") && timeouts > 0:
+			timeouts--
+			w.WriteHeader(http.StatusGatewayTimeout) // not made
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issue") && unavailable:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			js.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	cfg := testConfig()
+	cfg.Retry.MaxAttempts = 1
+	cl := newTestClient(t, cfg, newFakeClock(), &attempts{})
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	now := t0
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", now: func() time.Time { return now }}
+	in := SampleIncident()
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	var err error
+	for _, at := range []time.Duration{0, 1200 * time.Millisecond, 3600 * time.Millisecond, 8400 * time.Millisecond, 12 * time.Second} {
+		now = t0.Add(at)
+		if err = j.Notify(context.Background(), cl, "k1", in, issue); err == nil {
+			break
+		}
+	}
+	if err != nil || len(js.issues) != 1 {
+		t.Fatalf("after five deliveries, the last 12 s after the first: %v, %d issues; want the issue made", err, len(js.issues))
+	}
+
+	other := SampleIncident()
+	other.ID = "inc-503"
+	unavailable = true
+	if err := j.Notify(context.Background(), cl, "k2", other, issue); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a create answered 503: %v, want a transient error", err)
+	}
+	unavailable = false
+	now = now.Add(time.Second)
+	if err := j.Notify(context.Background(), cl, "k2", other, issue); err != nil || len(js.issues) != 2 {
+		t.Fatalf("the redelivery after a 503: %v, %d issues; want it made at once", err, len(js.issues))
+	}
+}
+
 func TestRequestMethods(t *testing.T) {
 	clock := newFakeClock()
 	var methods []string

@@ -383,13 +383,17 @@ func (m *unstoredMark) stored() int32 {
 
 // orphan is the open episode of a series snapshot Restore did not load
 // (its route left the pipeline, its detector's configuration changed
-// shape, or the memory was full): no observation of the series will end
-// it, so the next tick closes it at its last sample.
+// shape, or the memory was full), or the alarm of a group asset's (its
+// group left the pipeline or changed): no observation will end it, so the
+// next tick closes it at its last sample or row.
 type orphan struct {
 	key, route, window, cause string
 	last                      *lastSample
 	info                      detect.Episode
-	waits                     publishWaits
+	// close is the close of a group asset's alarm (key is the asset's),
+	// built at the restore; nil for a series
+	close *event.Envelope
+	waits publishWaits
 	// snapshot is its snapshot with the episode ended, written once the
 	// close is stored
 	snapshot []byte
@@ -427,7 +431,8 @@ func (s *Service) orphaned(o *orphan) {
 	s.orphans = append(s.orphans, o)
 }
 
-// closeOrphans emits the closes of the episodes Restore could not load.
+// closeOrphans emits the closes of the episodes and alarms Restore could
+// not load.
 // Once a close is stored the snapshot is deleted, unless the series is
 // back in memory by then (its next snapshot replaces it), so that the next
 // restart does not close the episode again.
@@ -440,13 +445,20 @@ func (s *Service) closeOrphans(out stage.Emitter, now time.Time) {
 		s.log.Error().Int("episodes", dropped).Msg("more episodes to close after the restore than max_series: those stay open")
 	}
 	for _, o := range orphans {
-		e, err := s.episodeClose(o.last, o.info, o.route, o.window, o.cause, now)
+		e, err := o.close, error(nil)
+		if e == nil {
+			e, err = s.episodeClose(o.last, o.info, o.route, o.window, o.cause, now)
+		}
 		if err != nil {
 			s.log.Error().Err(err).Str("series", o.key).Msg("episode close dropped")
 			continue
 		}
 		var stale staleKey
-		if s.kv != nil {
+		switch {
+		case s.kv == nil:
+		case o.close != nil:
+			stale = staleKey{kv: s.keyOf(assetKeyPrefix + o.key), asset: o.key, value: o.snapshot}
+		default:
 			stale = staleKey{kv: s.keyOf(o.key), series: o.key, value: o.snapshot}
 		}
 		o.waits.pending++

@@ -3,6 +3,7 @@ package detector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -596,5 +598,175 @@ func TestUnstoredCountsAnAnomalyOnce(t *testing.T) {
 	var none *unstoredMark // an output the runner never took
 	if none.failed(errors.New("encode")) != 0 || none.stored() != 0 {
 		t.Error("an output never taken counted in unstored")
+	}
+}
+
+// A group asset snapshot the restart cannot load held an alarm: its group
+// changed its channels or its method, or left the pipeline. The restarted
+// detector ends the alarm at once, at the asset's last row, with the
+// alarm's episode id, and once the close is stored rewrites the snapshot
+// with the alarm ended: a second restart ends nothing, and a rollback of
+// the configuration restores the asset without an alarm nothing would end.
+func TestAlarmOfAnUnrestoredAssetIsEnded(t *testing.T) {
+	fault := []int{1, 3, 4}
+	a := faultAsset(6, fault, 30*60)
+	stopAt := a.Onset + 10 // ten rows into the fault, and half a row more
+	group := func(channels []string, extra string) string {
+		return "detect:\n  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(channels, ", ") + "]\n" + extra
+	}
+	for _, c := range []struct{ name, yaml, reason string }{
+		{"channels", group(a.Channels[:5], ""), "changed its channels"},
+		{"method", group(a.Channels, "      method: pca\n"), "changed its method"},
+		{"removed", "detect:\n  defaults: {}\n", "is not in the pipeline"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			write := func(yaml string) string {
+				file := filepath.Join(t.TempDir(), "p.yaml")
+				if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return file
+			}
+			before := Config{Pipeline: write(group(a.Channels, "")), Snapshot: SnapshotConfig{Interval: time.Hour}}
+			svc, stop := r.start(before)
+			r.publish(assetSamples(t, a)[:stopAt*len(a.Channels)+3]...) // a row open in the snapshot
+			waitRows(t, svc, stopAt-1)
+			var open []groupEvent
+			for deadline := time.Now().Add(30 * time.Second); len(open) == 0 || float64(len(open)) < testutil.ToFloat64(svc.m.groupAnomalies); open = r.groupAnomalies() {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d group anomalies on the stream, %v published", len(open), testutil.ToFloat64(svc.m.groupAnomalies))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if open[0].body.Episode != event.EpisodeOpen || open[len(open)-1].body.Episode == event.EpisodeClose {
+				t.Fatalf("group anomalies in the fault: %s to %s, want an open alarm", open[0].body.Episode, open[len(open)-1].body.Episode)
+			}
+			n := len(open)
+			stop(false)
+
+			after := Config{Pipeline: write(c.yaml), Snapshot: SnapshotConfig{Interval: time.Hour}}
+			svc, stop = r.start(after)
+			got := r.groupAnomalies()
+			for deadline := time.Now().Add(30 * time.Second); len(got) <= n && time.Now().Before(deadline); got = r.groupAnomalies() {
+				time.Sleep(100 * time.Millisecond)
+			}
+			lastRow := a.Times[stopAt-1]
+			if len(got) != n+1 {
+				t.Fatalf("%d group anomalies after the restart, want the %d before and the close", len(got), n)
+			}
+			o, e := got[0], got[n]
+			if o.env.ID != open[0].env.ID || e.body.Episode != event.EpisodeClose || e.body.EpisodeID != o.body.EpisodeID ||
+				!e.env.Time.Equal(lastRow) || !e.body.Start.Equal(o.body.Start) || !strings.Contains(e.body.Reason, c.reason) ||
+				e.env.Fingerprint != o.env.Fingerprint {
+				t.Errorf("after the restart: %s of episode %s at %v from %v (%q), fingerprint %s; want the close of %s at %v from %v saying %q, fingerprint %s",
+					e.body.Episode, e.body.EpisodeID, e.env.Time, e.body.Start, e.body.Reason, e.env.Fingerprint,
+					o.body.EpisodeID, lastRow, o.body.Start, c.reason, o.env.Fingerprint)
+			}
+			kv, err := r.js.KeyValue(context.Background(), "detector_state")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := svc.cfg.Instance + "." + assetKeyPrefix + e.body.Series
+			alarmed := func() (bool, error) {
+				entry, err := kv.Get(context.Background(), key)
+				if err != nil {
+					return true, err
+				}
+				h, err := readAssetHeader(key, entry.Value())
+				if err != nil || !h.open {
+					return true, fmt.Errorf("the rewritten snapshot: %v, row open %v", err, h.open)
+				}
+				at, ok := h.stateAt()
+				if !ok {
+					return true, fmt.Errorf("no detector state in %s", key)
+				}
+				_, on, err := detect.GroupAlarmOf(h.rowState[at:])
+				return on, err
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				on, err := alarmed()
+				if !on && err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("snapshot %s still holds the alarm after it was ended (%v)", key, err)
+				}
+			}
+			stop(false)
+
+			svc, stop = r.start(after)
+			e2, beat := sample(t, "other", "heartbeat", nil, lastRow, 1, "")
+			r.publish(beat) // processed: the restore is behind; then ticks run
+			waitObservations(t, svc, e2.Fingerprint, 1)
+			time.Sleep(2 * time.Second)
+			if got := len(r.groupAnomalies()); got != n+1 {
+				t.Errorf("%d group anomalies after a second restart, want the alarm ended once (%d)", got, n+1)
+			}
+			stop(false)
+
+			// the configuration rolled back: the asset comes back, its
+			// model kept and its alarm ended
+			svc, stop = r.start(before)
+			defer stop(false)
+			r.publish(beat)
+			waitObservations(t, svc, e2.Fingerprint, 1)
+			svc.mu.Lock()
+			defer svc.mu.Unlock()
+			restored, ok := svc.assets.Get(e.body.Series)
+			if !ok || restored.det.Alarming() {
+				t.Errorf("after the rollback: asset restored %v, want it restored without an alarm", ok)
+			}
+		})
+	}
+}
+
+// A group asset snapshot left out because max_assets is full held an
+// alarm: the next tick ends it as an eviction's, and its snapshot is
+// rewritten with the alarm ended.
+func TestAlarmOfAnAssetOverMaxAssetsIsEnded(t *testing.T) {
+	a := faultAsset(6, []int{1, 3, 4}, 30*60)
+	stopAt := a.Onset + 10
+	clock := &testClock{t: a.Times[stopAt-1]}
+	p := votePipeline(t, a.Channels)
+	s, h := newTestService(t, Config{}, WithPipeline(p), WithClock(clock.now))
+	for _, d := range assetSamples(t, a)[:stopAt*len(a.Channels)] {
+		ack(t, h, d)
+	}
+	alarmed, data := onlyAssetSnapshot(t, s)
+	if !alarmed.det.Alarming() {
+		t.Fatal("the asset is not in an alarm")
+	}
+	opened := published(t, h.Pub)[0]
+
+	s, h = newTestService(t, Config{MaxAssets: 1}, WithPipeline(p), WithClock(clock.now))
+	kv := &kvDeletes{}
+	s.kv = kv
+	_, d := sample(t, "plant", a.Channels[0], map[string]string{"host": "pump-2"}, a.Times[0], 1, "")
+	ack(t, h, d) // another asset takes the one place
+	if ok, err := s.restoreAsset(assetKeyPrefix+alarmed.key, data); ok || err != nil {
+		t.Fatalf("restoreAsset over max_assets: %v, %v; want not restored", ok, err)
+	}
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := published(t, h.Pub)
+	if len(got) != 1 {
+		t.Fatalf("%d group anomalies after the restore, want the alarm's end", len(got))
+	}
+	c := got[0]
+	if c.body.Episode != event.EpisodeClose || c.body.EpisodeID != opened.body.EpisodeID || !c.env.Time.Equal(a.Times[stopAt-1]) ||
+		!strings.Contains(c.body.Reason, "max_assets") {
+		t.Errorf("%s of episode %s at %v (%q), want the close of %s at %v", c.body.Episode, c.body.EpisodeID, c.env.Time, c.body.Reason,
+			opened.body.EpisodeID, a.Times[stopAt-1])
+	}
+	if err := h.Tick(clock.now()); err != nil { // the close is stored: the snapshot is rewritten
+		t.Fatal(err)
+	}
+	key := s.cfg.Instance + "." + assetKeyPrefix + alarmed.key
+	if v, ok := kv.put[key]; !ok {
+		t.Errorf("snapshot %s not rewritten (written %d)", key, len(kv.put))
+	} else if b, err := s.decodeAsset(alarmed.key, v); err != nil || b.det.Alarming() {
+		t.Errorf("the rewritten snapshot: %v, want its state with the alarm ended", err)
 	}
 }

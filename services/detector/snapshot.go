@@ -288,6 +288,7 @@ func (s *Service) Restore(ctx context.Context) error {
 			case err != nil:
 				skipped++
 				s.log.Debug().Err(err).Str("key", e.Key()).Msg("group snapshot skipped; the asset warms up again")
+				s.orphanAssetSkipped(strings.TrimPrefix(key, assetKeyPrefix), e.Value(), err)
 			case ok:
 				assets++
 			default:

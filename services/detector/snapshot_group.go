@@ -12,6 +12,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // assetSnapshotVersion starts every group asset value in the bucket, under
@@ -136,35 +137,77 @@ func (r *snapReader) bytes(n int, what string) []byte {
 	return b
 }
 
-func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
+// assetHeader is what an asset snapshot says before its open row and
+// detector state, readable whatever the group is now.
+type assetHeader struct {
+	open             bool
+	method           byte
+	group, service   string
+	labels           map[string]string
+	hash             uint64
+	lastClosed       int64
+	prefix, rowState []byte // the bytes up to last-closed, and the rest
+}
+
+func readAssetHeader(key string, v []byte) (assetHeader, error) {
 	bad := func(format string, args ...any) error {
 		return errs.Permanent(fmt.Errorf("%w: group asset %s: %s", ErrSnapshot, key, fmt.Sprintf(format, args...)))
 	}
 	if len(v) < 2 || v[0] < 1 || v[0] > assetSnapshotVersion {
-		return nil, bad("unknown version")
+		return assetHeader{}, bad("unknown version")
 	}
-	open := v[1]&1 != 0
+	h := assetHeader{open: v[1]&1 != 0, method: methodByte(detect.MethodPCA)} // version 1: pca
 	r := &snapReader{p: v[2:]}
-	method := methodByte(detect.MethodPCA) // version 1
 	if v[0] >= 2 {
-		method = r.bytes(1, "method")[0]
+		h.method = r.bytes(1, "method")[0]
 	}
-	name := r.string("group")
-	service := r.string("service")
+	h.group = r.string("group")
+	h.service = r.string("service")
 	nl := r.uvarint("labels")
 	if nl > pipeline.MaxGroupBy+1 {
-		return nil, bad("%d labels", nl)
+		return assetHeader{}, bad("%d labels", nl)
 	}
-	labels := make(map[string]string, nl)
+	h.labels = make(map[string]string, nl)
 	for range nl {
 		k := r.string("label name")
-		labels[k] = r.string("label value")
+		h.labels[k] = r.string("label value")
 	}
-	hash := binary.LittleEndian.Uint64(r.bytes(8, "channels hash"))
-	lastClosed := int64(binary.LittleEndian.Uint64(r.bytes(8, "last row")))
+	h.hash = binary.LittleEndian.Uint64(r.bytes(8, "channels hash"))
+	h.lastClosed = int64(binary.LittleEndian.Uint64(r.bytes(8, "last row")))
 	if r.err != nil {
-		return nil, bad("%v", r.err)
+		return assetHeader{}, bad("%v", r.err)
 	}
+	h.prefix, h.rowState = v[:len(v)-len(r.p)], r.p
+	return h, nil
+}
+
+// stateAt is where the detector state starts in h.rowState. An open row
+// holds as many values as the group had channels, which a group that
+// changed no longer tells: the state's own header does, so the state is
+// where a group or vote state of that many channels starts.
+func (h assetHeader) stateAt() (int, bool) {
+	if !h.open {
+		return 0, detect.GroupStateChannels(h.rowState) > 0
+	}
+	for d := 2; d <= detect.MaxGroupChannels; d++ {
+		at := 8 + 2 + 8*d
+		if at < len(h.rowState) && detect.GroupStateChannels(h.rowState[at:]) == d {
+			return at, true
+		}
+	}
+	return 0, false
+}
+
+func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
+	bad := func(format string, args ...any) error {
+		return errs.Permanent(fmt.Errorf("%w: group asset %s: %s", ErrSnapshot, key, fmt.Sprintf(format, args...)))
+	}
+	h, err := readAssetHeader(key, v)
+	if err != nil {
+		return nil, err
+	}
+	name, service, labels, hash, method, open, lastClosed := h.group, h.service, h.labels, h.hash, h.method, h.open, h.lastClosed
+	r := &snapReader{p: h.rowState}
 	g, ok := s.pipeline.Group(name)
 	if !ok {
 		return nil, bad("group %q is not in the pipeline", name)
@@ -293,11 +336,89 @@ func (s *Service) restoreAsset(key string, v []byte) (bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.assets.Contains(key) || s.assets.Len() >= s.cfg.MaxAssets {
+	if s.assets.Contains(key) {
+		return false, nil
+	}
+	if s.assets.Len() >= s.cfg.MaxAssets {
+		if a.det.Alarming() {
+			// no row will end its alarm: it is ended as an evicted one's is
+			a.evicted, a.seen = true, s.now()
+			s.endedAssets = append(s.endedAssets, a)
+		}
 		return false, nil
 	}
 	a.seen = s.now() // silent from now on, an alarm is ended after its silence
 	s.assets.Add(key, a)
 	s.m.assetsRestored.Inc()
 	return true, nil
+}
+
+// orphanAssetSkipped keeps the alarm of the asset snapshot v of key, which
+// failed to restore with err (its group left the pipeline, or changed its
+// channels, method or configuration), for the next tick to end: no row of
+// the asset will. A snapshot unreadable or without an alarm has none.
+func (s *Service) orphanAssetSkipped(key string, v []byte, err error) {
+	h, herr := readAssetHeader(key, v)
+	if herr != nil {
+		return
+	}
+	at, ok := h.stateAt()
+	if !ok {
+		return
+	}
+	state := h.rowState[at:]
+	since, on, aerr := detect.GroupAlarmOf(state)
+	if aerr != nil || !on {
+		return
+	}
+	e, err := s.orphanAssetClose(key, h, since, err)
+	if err != nil {
+		s.log.Error().Err(err).Str("asset", key).Msg("group alarm close dropped")
+		return
+	}
+	o := &orphan{key: key, close: e}
+	if ended, err := detect.EndGroupAlarmIn(state); err == nil {
+		o.snapshot = append(append(append([]byte(nil), h.prefix...), h.rowState[:at]...), ended...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orphaned(o)
+}
+
+// orphanAssetClose is the close of the alarm since since of the asset key
+// whose snapshot h could not be restored (why), at its last row, with the
+// id endAlarm gives it. The group's channels may have changed: the close
+// names the group, not a channel.
+func (s *Service) orphanAssetClose(key string, h assetHeader, since time.Time, why error) (*event.Envelope, error) {
+	end := timeOf(h.lastClosed)
+	if end.Before(since) {
+		end = since
+	}
+	method := detect.MethodPCA
+	if h.method == methodByte(detect.MethodVote) {
+		method = detect.MethodVote
+	}
+	zero := 0.0
+	b := groupAnomalyBody{
+		Series: key, Metric: h.group, Value: &zero, Score: &zero, Detector: GroupDetector,
+		Group: h.group, Method: method,
+		Reason: fmt.Sprintf("group %s: not restored after a restart (%v); the alarm from %s to %s is ended",
+			h.group, why, since.Format(time.RFC3339), end.Format(time.RFC3339)),
+		Episode: event.EpisodeClose, EpisodeID: event.DerivedID(since, "episode", key),
+		Start: since, End: end, Peak: &zero,
+	}
+	e, err := event.New(event.KindAnomaly, h.service, end, b)
+	if err != nil {
+		return nil, errs.Permanent(fmt.Errorf("detector: group %s alarm close: %w", h.group, err))
+	}
+	var t [8]byte
+	binary.LittleEndian.PutUint64(t[:], uint64(end.UnixNano()))
+	e.ID = event.DerivedID(end, "group", key, string(t[:]), "close")
+	e.Source = Source
+	e.Labels = h.labels
+	e.Severity = event.SeverityWarning
+	e.Fingerprint = ""
+	e.ObservedTime = s.now()
+	e.Normalize(e.ObservedTime)
+	return e, nil
 }

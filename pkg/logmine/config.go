@@ -59,6 +59,12 @@ type Config struct {
 	// Stats.Evicted). A template's bytes grow with its line, up to about
 	// ten times MaxLineBytes (see the package documentation).
 	MaxTemplates int
+	// MaxTemplateBytes bounds the heap the templates held take, as
+	// estimated from their text and tokens (Stats.TemplateBytes): beyond
+	// it the least recently seen are evicted too. MaxTemplates alone lets
+	// lines built for it (long lines of one-letter words, each a new
+	// template) take about ten times MaxLineBytes a template.
+	MaxTemplateBytes int64
 	// MaxMerges bounds the merge log that Resolve and Merges read.
 	MaxMerges int
 	// MaxLineBytes truncates longer lines before mining (counted in
@@ -68,6 +74,15 @@ type Config struct {
 	// DisabledMasks switches single maskers off; all are on by default.
 	DisabledMasks []Mask
 }
+
+// DefaultMaxTemplateBytes is the default bound on the templates' heap:
+// ten times what 50,000 templates of real logs take (about 500 bytes
+// each).
+const DefaultMaxTemplateBytes = 256 << 20
+
+// MinMaxTemplateBytes is the least MaxTemplateBytes: room for about a
+// hundred templates of real logs.
+const MinMaxTemplateBytes = 64 << 10
 
 // DefaultConfig returns the settings measured on Loghub (see the package
 // documentation for the figures). They are the same for every log source.
@@ -80,6 +95,7 @@ func DefaultConfig() Config {
 		WordFoldAfter:       4,
 		ConsolidateAfter:    8,
 		MaxTemplates:        50_000,
+		MaxTemplateBytes:    DefaultMaxTemplateBytes,
 		MaxMerges:           50_000,
 		MaxLineBytes:        1 << 20,
 	}
@@ -104,6 +120,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ConsolidateAfter must be 0 (off) or at least 2, got %d", ErrInvalidConfig, c.ConsolidateAfter)
 	case c.MaxTemplates < 1:
 		return fmt.Errorf("%w: MaxTemplates must be at least 1, got %d", ErrInvalidConfig, c.MaxTemplates)
+	case c.MaxTemplateBytes < MinMaxTemplateBytes:
+		return fmt.Errorf("%w: MaxTemplateBytes must be at least %d, got %d", ErrInvalidConfig, MinMaxTemplateBytes, c.MaxTemplateBytes)
 	case c.MaxMerges < 0:
 		return fmt.Errorf("%w: MaxMerges must not be negative, got %d", ErrInvalidConfig, c.MaxMerges)
 	case c.MaxLineBytes < 16 || c.MaxLineBytes > 1<<30:

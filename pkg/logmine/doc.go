@@ -104,10 +104,11 @@
 // places each template by its text and those branches, rebuilds the same
 // tree, and a restored miner continues exactly like one that never
 // stopped (TestRestoreContinuesLikeNeverStopped). MaxTemplates bounds the
-// templates by count, after every line; the least recently seen template
-// is evicted and counted. A template's memory grows with its line: about
-// 470 heap bytes for real logs, up to about ten times MaxLineBytes for a
-// line of one-letter words (17 bytes a token besides its text).
+// templates by count and MaxTemplateBytes by their estimated heap, after
+// every line; the least recently seen template is evicted and counted. A
+// template's memory grows with its line: about 470 heap bytes for real
+// logs, up to about ten times MaxLineBytes for a line of one-letter words
+// (about 24 bytes a token besides its text).
 //
 // # Accuracy (default Config, no per-dataset settings)
 //

@@ -133,7 +133,7 @@ func (m *Miner) Restore(data []byte) error {
 	// MaxChildren in the wildcard branch.
 	m.byLen = map[int]*node{}
 	m.byID = map[TemplateID]*cluster{}
-	m.head, m.tail = nil, nil
+	m.head, m.tail, m.bytes = nil, nil, 0
 	m.merges = map[TemplateID]TemplateID{}
 	m.mergeQ = nil
 	m.seq = head[0]
@@ -162,7 +162,7 @@ func (m *Miner) Restore(data []byte) error {
 	for _, c := range order {
 		m.pushFront(c)
 	}
-	for len(m.byID) > m.cfg.MaxTemplates {
+	for m.overBound() {
 		m.evict(m.tail)
 	}
 	for _, mg := range merges {

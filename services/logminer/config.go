@@ -23,13 +23,15 @@ type Config struct {
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// MaxTemplates bounds the templates the miner holds (0: logmine's
 	// default, 50,000); beyond it the least recently seen is evicted.
-	// It bounds them by count: a template of real logs takes about 500
-	// heap bytes, but one mined from a line of MaxLineBytes takes up to
-	// about ten times that line (a token costs 17 bytes besides its
-	// text: one-letter words), so the worst case is MaxTemplates × 10 ×
-	// MaxLineBytes (README, "Memory"). Every other mining parameter is
-	// logmine.DefaultConfig: the same for every log source.
+	// Every other mining parameter is logmine.DefaultConfig: the same for
+	// every log source.
 	MaxTemplates int `yaml:"max_templates"`
+	// MaxTemplateBytes bounds the heap the templates take (0: logmine's
+	// default, 256 MiB), estimated from their text and tokens: a
+	// template of real logs takes about 500 bytes, but one mined from a
+	// line of one-letter words up to about ten times the line, so count
+	// alone would let lines built for it take many GB (README, "Memory").
+	MaxTemplateBytes int64 `yaml:"max_template_bytes"`
 	// MaxLineBytes is how much of a message is mined (default
 	// DefaultMaxLineBytes, 16 KiB): a longer message is mined on its
 	// first MaxLineBytes (cut on a character boundary), so its template
@@ -169,6 +171,9 @@ func (c Config) Validate() error {
 		if err := mc.Validate(); err != nil {
 			return bad("max_templates: %v", err)
 		}
+	}
+	if c.MaxTemplateBytes != 0 && c.MaxTemplateBytes < logmine.MinMaxTemplateBytes {
+		return bad("max_template_bytes: must be 0 (the default, %d) or at least %d, got %d", logmine.DefaultMaxTemplateBytes, logmine.MinMaxTemplateBytes, c.MaxTemplateBytes)
 	}
 	if c.MaxLineBytes < 256 || c.MaxLineBytes > MaxMaxLineBytes {
 		return bad("max_line_bytes: must be in [256, %d] (longer, the templated copy of a log the gateway accepts could be refused), got %d", MaxMaxLineBytes, c.MaxLineBytes)

@@ -127,6 +127,9 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 		return nil, err
 	}
 	mc := logmine.DefaultConfig()
+	if cfg.MaxTemplateBytes > 0 {
+		mc.MaxTemplateBytes = cfg.MaxTemplateBytes
+	}
 	if cfg.MaxTemplates > 0 {
 		mc.MaxTemplates = cfg.MaxTemplates
 	}

@@ -39,7 +39,8 @@ var (
 	descNewTemplates   = desc("templates_created_total", "Templates created.")
 	descMerges         = desc("template_merges_total", "Templates generalised into another.")
 	descTemplates      = desc("templates", "Templates held by the miner.")
-	descEvicted        = desc("templates_evicted_total", "Templates evicted at max_templates.")
+	descEvicted        = desc("templates_evicted_total", "Templates evicted at max_templates or max_template_bytes.")
+	descTemplateBytes  = desc("template_bytes", "Heap the templates held take, as estimated against max_template_bytes.")
 	descSeries         = desc("series", "Template count series (service, template) held.")
 	descSeriesDropped  = desc("series_dropped_lines_total", "Lines not counted because max_series was reached.")
 	descSamples        = desc("samples_published_total", "log_template_count samples stored by the stream at their interval's end (a sample retried at a later tick counts in aiops_stage_outputs_total only).")
@@ -53,7 +54,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted,
+	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted, descTemplateBytes,
 		descSeries, descSeriesDropped, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeader} {
 		ch <- d
 	}
@@ -75,6 +76,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMerges, m.merges.Load())
 	gauge(descTemplates, float64(st.Templates))
 	counter(descEvicted, st.Evicted)
+	gauge(descTemplateBytes, float64(st.TemplateBytes))
 	gauge(descSeries, float64(held))
 	counter(descSeriesDropped, dropped)
 	counter(descSamples, m.samples.Load())

@@ -175,17 +175,19 @@ func (c ConsumerConfig) Validate() error {
 	return nil
 }
 
-// jetstreamConfig is the server-side consumer. The server's MaxDeliver is one
-// more than ours: the runner dead-letters on the MaxDeliver-th failure itself,
-// and a message whose deliveries all timed out (a crashing handler) comes back
-// once more only to be dead-lettered instead of being dropped by the server.
+// jetstreamConfig is the server-side consumer. The server's MaxDeliver is
+// unbounded: the runner dead-letters on the MaxDeliver-th failure itself, a
+// message whose deliveries all timed out (a crashing handler) comes back only
+// to be dead-lettered, and one whose dead letter could not be stored is
+// naked to be dead-lettered again later. A bound on the server would drop
+// it silently once the dead-letter stream was unavailable for a few tries.
 func (c ConsumerConfig) jetstreamConfig() jetstream.ConsumerConfig {
 	cc := jetstream.ConsumerConfig{
 		Durable:       c.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver + 1,
+		MaxDeliver:    -1,
 		MaxAckPending: c.MaxAckPending,
 	}
 	// A single filter uses the older field, which servers before 2.10 know.
@@ -377,7 +379,8 @@ func (c *Consumer) release(n int64) {
 // Run fetches batches and hands each delivery to h until ctx is cancelled.
 // Then it stops fetching, naks what was fetched but not yet handed out, waits
 // up to the drain timeout for outstanding done calls, and returns nil (or
-// ErrDrainTimeout). Deliveries never settled are redelivered by the server
+// ErrDrainTimeout). A connection closed for good ends it the same way, with
+// an error wrapping nats.ErrConnectionClosed. Deliveries never settled are redelivered by the server
 // after AckWait: nothing accepted is lost.
 func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	if h == nil {
@@ -424,10 +427,22 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 		c.outstanding.Add(n)
 		got, err := c.fetch(ctx, hctx, int(n), h)
 		c.release(n - int64(got))
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			// Closed for good (max_reconnects spent): no fetch can succeed
+			// again, and the service must end to be restarted. The drain
+			// logs what it left; its ErrDrainTimeout must not stand for
+			// this error, which callers treat as a clean stop.
+			_ = c.drainOutstanding()
+			return fmt.Errorf("bus: consumer %s: %w", c.cfg.Durable, err)
+		}
 		if err != nil {
 			fetchErrDelay = min(max(2*fetchErrDelay, 100*time.Millisecond), 5*time.Second)
 			c.log.Warn().Err(err).Dur("retry_in", fetchErrDelay).Msg("fetch failed")
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			// A pull request to a consumer that is gone gets no responders:
+			// only a fetch waiting when it was deleted hears "consumer
+			// deleted", and the runner may have been at its bound then.
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, nats.ErrNoResponders) {
 				c.recreate(ctx)
 			}
 			select {
@@ -469,6 +484,11 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, h AsyncHandler) (int,
 }
 
 func (c *Consumer) recreate(ctx context.Context) {
+	if cons, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Durable); err == nil {
+		// Still there: no responders during a restart or leader change.
+		c.cons = cons
+		return
+	}
 	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, c.cfg.jetstreamConfig())
 	if err != nil {
 		c.log.Error().Err(err).Msg("re-creating the deleted consumer failed")

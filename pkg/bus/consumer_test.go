@@ -623,3 +623,31 @@ func TestConsumerInProgressForgetsWhatADrainLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A message whose dead letter cannot be stored (the dead-letter stream is
+// away) is naked and dead-lettered once the stream is back, however many
+// deliveries that takes: it is never dropped when deliveries run out.
+func TestConsumerDeadLettersOnceTheDeadLetterStreamIsBack(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("bad", 1)
+	cfg := e.consumerConfig("dlaway")
+	cfg.MaxDeliver = 2
+	c := newConsumer(t, e, cfg)
+	if err := e.js.DeleteStream(testCtx(t), e.dlq); err != nil {
+		t.Fatal(err)
+	}
+	stop := runConsumer(t, c, Sync(func(context.Context, *Delivery) error { return errs.Permanentf("not a number") }))
+	// One more failure than the deliveries MaxDeliver allows.
+	waitFor(t, "dead letters failing", func() bool { return c.Stats().DeadLetterFailed > uint64(cfg.MaxDeliver) })
+	if _, err := EnsureStream(testCtx(t), e.js, jetstream.StreamConfig{Name: e.dlq, Subjects: []string{e.dlPref + ".>"}, Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letter stored", func() bool { return c.Stats().DeadLettered == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	dl := fetchAll(t, e.js, e.dlq)
+	if len(dl) != 1 || dl[0].Headers().Get(HeaderDeadLetterReason) == "" {
+		t.Fatalf("%d dead letters, want 1 with its reason", len(dl))
+	}
+}

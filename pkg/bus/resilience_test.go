@@ -2,16 +2,20 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 )
 
 // The consumer outlives a server restart: it keeps fetching after the
@@ -112,5 +116,92 @@ aiops_bus_outstanding{consumer="metrics",stream=%[1]q} 0
 	}
 	if n, err := testutil.GatherAndCount(reg, "aiops_bus_deliveries_total"); err != nil || n != 2 {
 		t.Fatalf("%d delivery series, %v; want one per consumer", n, err)
+	}
+}
+
+// A consumer deleted on the server while the runner was at its
+// MaxAckPending bound (no fetch waiting, so nothing heard "consumer
+// deleted") is re-created: the next fetch gets no responders, which must
+// lead to the same re-creation, not to fetch failures for ever.
+func TestConsumerRecreatedWhenDeletedWhileAtItsBound(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("held", 2)
+	cfg := e.consumerConfig("deleted")
+	cfg.BatchSize = 2
+	cfg.MaxAckPending = 2
+	c := newConsumer(t, e, cfg)
+	var mu sync.Mutex
+	var held []func(error)
+	acked := map[string]bool{}
+	stop := runConsumer(t, c, func(_ context.Context, d *Delivery, done func(error)) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d.Subject == e.prefix+".held" && len(held) < 2 {
+			held = append(held, done)
+			return
+		}
+		acked[string(d.Data)+"@"+d.Subject] = true
+		done(nil)
+	})
+	waitFor(t, "both deliveries held", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) == 2 })
+	if err := e.js.DeleteConsumer(testCtx(t), e.stream, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for _, done := range held {
+		done(nil)
+	}
+	mu.Unlock()
+	e.publish("after", 3)
+	waitFor(t, "the messages published after the deletion", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range 3 {
+			if !acked[fmt.Sprint(i)+"@"+e.prefix+".after"] {
+				return false
+			}
+		}
+		return true
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A connection closed for good (max_reconnects spent) ends Run with an
+// error, so that the service stops and is restarted instead of running on
+// without a bus, failing every fetch for ever.
+func TestConsumerRunEndsWhenConnectionIsClosed(t *testing.T) {
+	u, err := url.Parse(newTestServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, u.String())
+	proxy := testenv.NewProxy(t, u.Host)
+	nc, js, err := Connect(testCtx(t), Config{URLs: []string{"nats://" + proxy.Addr()}, MaxReconnects: 1, ReconnectWait: 10 * time.Millisecond},
+		testLog(t).Level(zerolog.ErrorLevel+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := NewConsumer(testCtx(t), js, e.consumerConfig("closed"), testLog(t).Level(zerolog.ErrorLevel+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish("x", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, Sync(func(context.Context, *Delivery) error { return nil })) }()
+	waitFor(t, "the message acked", func() bool { return c.Stats().Acked == 1 })
+	proxy.Cut()
+	waitFor(t, "the connection closed", nc.IsClosed)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Fatalf("Run: %v, want an error wrapping nats.ErrConnectionClosed", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still fetching 20s after its connection was closed for good")
 	}
 }

@@ -154,3 +154,22 @@ func TestCheckFits(t *testing.T) {
 	}
 	wantProblem(t, wide.CheckFits(), "", "over the limit of 524288")
 }
+
+// Past MaxLinks the links are refused as a whole, not one by one: a 1 MiB
+// envelope holds 250,000 links of `"x",`, whose problems took twenty times
+// the time of decoding the envelope and made a 10 MB error.
+func TestTooManyLinksIsOneProblem(t *testing.T) {
+	e := validLog()
+	e.Links = make([]string, MaxLinks+1)
+	for i := range e.Links {
+		e.Links[i] = "x"
+	}
+	problems := problemsOfErr(t, e.Validate())
+	if len(problems) != 1 || problems[0].Field != "links" || !strings.Contains(problems[0].Problem, "over the limit of 1024") {
+		t.Fatalf("%d problems, want the one on links: %v", len(problems), problems[:min(len(problems), 3)])
+	}
+	e.Links = e.Links[:MaxLinks]
+	if n := len(problemsOfErr(t, e.Validate())); n != MaxLinks {
+		t.Fatalf("%d problems for %d bad links within the limit, want one each", n, MaxLinks)
+	}
+}

@@ -67,22 +67,27 @@ func (c Config) Validate() error {
 // right token even from an address it blocks for wrong ones (so that one
 // local process with a stale token cannot lock the operators out), and
 // only the token's length then keeps guessing out of reach.
+//
+// Surrounding whitespace is dropped: HTTP trims header values, so no
+// request could carry it, and a token kept with it (an environment
+// variable set from a file ending in a newline) would refuse everyone.
 func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
-	short := func(key, t string) error {
+	checked := func(key, t string) (string, error) {
+		t = strings.TrimSpace(t)
 		if len(t) < config.MinTokenLength {
-			return fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
+			return "", fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
 		}
-		return nil
+		return t, nil
 	}
 	switch {
 	case c.Token != "":
-		return c.Token, short("token", c.Token)
+		return checked("token", c.Token)
 	case c.TokenFile != "":
 		t, err := config.Secret(c.TokenFile, "")
 		if err != nil {
 			return "", fmt.Errorf("token_file: %w", err)
 		}
-		return t, short("token_file", t)
+		return checked("token_file", t)
 	}
 	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 	if err != nil {

@@ -203,3 +203,30 @@ func TestShortTokenRefused(t *testing.T) {
 		t.Errorf("a token of 16 characters: %q %v", tok, err)
 	}
 }
+
+// A token kept with surrounding whitespace (an environment variable set
+// from a file that ends in a newline) is the token without it: no request
+// can carry the whitespace, since HTTP trims header values.
+func TestTokenWhitespaceTrimmed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\r\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for key, c := range map[string]Config{"token": {Token: token + "\n"}, "token_file": {TokenFile: file}} {
+		got, err := c.ResolveToken(zerolog.Nop())
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		h := Bearer(got, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusNoContent {
+			t.Errorf("%s with a trailing newline: the right token got %d, want 204", key, w.Code)
+		}
+	}
+	if _, err := (Config{Token: " \n"}).ResolveToken(zerolog.Nop()); err == nil {
+		t.Error("a token of whitespace only was accepted")
+	}
+}

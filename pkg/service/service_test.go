@@ -304,6 +304,17 @@ func TestNonLoopbackWithoutTokenRefused(t *testing.T) {
 	if _, err := (AdminConfig{Listen: "0.0.0.0:0", Token: "t"}).ResolveToken(); err == nil || !strings.Contains(err.Error(), "admin.token") {
 		t.Errorf("a token of one character: %v, want an error naming admin.token", err)
 	}
+	// A token file ending in blank lines (or a token from a variable set
+	// from one) is the token without them: no request carries a newline.
+	file := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(file, []byte(token+"\r\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []AdminConfig{{TokenFile: file}, {Token: " " + token + "\n"}} {
+		if got, err := cfg.ResolveToken(); got != token || err != nil {
+			t.Errorf("ResolveToken of %+v = %q, %v; want the token without whitespace", cfg, got, err)
+		}
+	}
 }
 
 func TestAdminConfigValidate(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -878,5 +880,20 @@ func TestOTLPProtobufRefusalsBeforeTheBodyAreStatus(t *testing.T) {
 				decodeJSON[ErrorResponse](t, rec)
 			}
 		})
+	}
+}
+
+// A token from the environment with surrounding whitespace (a variable set
+// from a file ending in a newline) is the token without it, as one from
+// tokens_file is: no request carries a newline in its header.
+func TestServerTokensTrimmed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("# producers\n"+tokenB+"\r\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ServerConfig{Config: Config{Tokens: []string{" " + tokenA + "\n"}}, TokensFile: file}
+	got, err := cfg.tokens(zerolog.Nop())
+	if err != nil || !slices.Equal(got, []string{tokenA, tokenB}) {
+		t.Errorf("tokens = %q, %v; want %q", got, err, []string{tokenA, tokenB})
 	}
 }

@@ -161,7 +161,12 @@ func (s *Server) Run(ctx context.Context) error {
 // tokens gathers the tokens from the environment, the tokens file and, when
 // there are none, a generated token file.
 func (c ServerConfig) tokens(log zerolog.Logger) ([]string, error) {
-	tokens := append([]string(nil), c.Config.Tokens...)
+	// Surrounding whitespace is dropped, as from the file: HTTP trims
+	// header values, so no request could carry it.
+	var tokens []string
+	for _, t := range c.Config.Tokens {
+		tokens = append(tokens, strings.TrimSpace(t))
+	}
 	if c.TokensFile != "" {
 		raw, err := config.Secret(c.TokensFile, "")
 		if err != nil {

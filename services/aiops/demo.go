@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -81,20 +83,43 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 	}
 	opts.EnvIgnore = platform.EnvIgnore
 
-	d := &demo{w: w, timeout: *timeout, start: time.Now()}
+	// A signal stops the pipeline (its service.Run catches it too), and it
+	// must stop the demo as well, which would otherwise post to a gateway
+	// that is gone or poll for what the pipeline will never write.
+	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	demoCtx, abort := context.WithCancelCause(sigCtx)
+	defer abort(nil)
+	d := &demo{w: w, timeout: *timeout, start: time.Now(), abort: abort}
+	err := d.run(demoCtx, *opts, *out, *database, *seed)
+	if err != nil && ctx.Err() == nil {
+		if sigCtx.Err() != nil {
+			// Stopped on a signal: exit code 0, as every command (docs/operations.md).
+			d.say("interrupted: the pipeline was stopped and the demo did not finish")
+			return nil
+		}
+		if demoCtx.Err() != nil {
+			return context.Cause(demoCtx) // the pipeline stopped: the root of what failed after
+		}
+	}
+	return err
+}
+
+// run is the demo after its flags were read.
+func (d *demo) run(ctx context.Context, opts config.Options, out, database string, seed uint64) error {
 	// The user's configuration says where ClickHouse is (AIOPS_STORE__DSN,
 	// -set store.dsn=..., -config FILE), as for `aiops run`.
 	var userNATS EmbeddedNATSConfig
 	userCfg := RunConfig(&userNATS)
-	if err := userCfg.LoadWith(*opts); err != nil {
+	if err := userCfg.LoadWith(opts); err != nil {
 		return err
 	}
 	storeCfg := userCfg.Platform().Store
-	demoDSN, err := withDatabase(storeCfg.DSN, *database)
+	demoDSN, err := withDatabase(storeCfg.DSN, database)
 	if err != nil {
 		return service.Usage(err)
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("-out: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "aiops-demo-")
@@ -103,8 +128,8 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	d.say("ClickHouse %s: recreating database %s", storeCfg.Redacted(), *database)
-	if err := recreateDatabase(ctx, storeCfg, *database); err != nil {
+	d.say("ClickHouse %s: recreating database %s", storeCfg.Redacted(), database)
+	if err := recreateDatabase(ctx, storeCfg, database); err != nil {
 		return fmt.Errorf("demo: %w (make demo starts a local ClickHouse; or name one with AIOPS_STORE__DSN / -set store.dsn=...)", err)
 	}
 	demoStore := storeCfg
@@ -145,18 +170,18 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 	}
 	d.say("webhook receiver on http://%s (Standard Webhooks signatures checked with a fresh secret); routes in an Alertmanager file: team discovery to discovery-oncall, the rest to oncall", ln.Addr())
 
-	logFile, err := os.Create(filepath.Join(*out, "pipeline.log"))
+	logFile, err := os.Create(filepath.Join(out, "pipeline.log"))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	stop, err := d.startPipeline(ctx, *opts, tmp, demoDSN, routes, catalog, logFile)
+	stop, err := d.startPipeline(ctx, opts, tmp, demoDSN, routes, catalog, logFile)
 	if err != nil {
 		return err
 	}
 	defer stop()
 
-	sc := newDemoScenario(time.Now(), *seed)
+	sc := newDemoScenario(time.Now(), seed)
 	if err := d.play(ctx, sc); err != nil {
 		return err
 	}
@@ -164,7 +189,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := d.writeOutputs(ctx, sc, *out, incidents); err != nil {
+	if err := d.writeOutputs(ctx, sc, out, incidents); err != nil {
 		return err
 	}
 	d.say("done in %s: %d incidents opened, delivered, resolved and delivered again; every signature verified", time.Since(d.start).Round(time.Second), len(incidents))
@@ -178,6 +203,8 @@ type demo struct {
 	start   time.Time
 	st      *store.Store
 	recv    *demoReceiver
+	// abort ends the demo's context once the pipeline stopped.
+	abort context.CancelCauseFunc
 
 	ingestURL, apiURL     string
 	ingestToken, apiToken string
@@ -238,10 +265,26 @@ receivers:
 `
 }
 
+// demoCredentials are the variables of the secrets of the demo's own
+// listeners, which only the environment sets: the demo generates its own
+// and reads them from its files, so a user's (exported for `aiops run`)
+// must not replace them.
+var demoCredentials = []string{"AIOPS_INGEST__TOKENS", "AIOPS_CORRELATOR__API__TOKEN", "AIOPS_NOTIFIER__API__TOKEN"}
+
 // startPipeline runs `aiops run`'s components on free ports with the
-// demo's files, and returns once /readyz answers. stop drains it.
+// demo's files, and returns once /readyz answers. stop drains it. Should
+// the pipeline stop on its own after that, the demo's context ends with
+// the reason.
 func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn, routes, catalog string, logs io.Writer) (stop func(), err error) {
 	userSets := opts.Sets
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	opts.Environ = slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(demoCredentials, func(c string) bool { return strings.EqualFold(name, c) })
+	})
 	for attempt := 1; ; attempt++ {
 		ports := make([]string, 5)
 		for i := range ports {
@@ -260,12 +303,15 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 			"nats.generate_token_file="+filepath.Join(tmp, "nats-token"),
 			"admin.listen="+adminAddr,
 			"ingest.listen="+ingestAddr,
+			"ingest.tokens_file=",
 			"ingest.generate_token_file="+filepath.Join(tmp, "ingest-token"),
 			"correlator.api.listen="+apiAddr,
+			"correlator.api.token_file=",
 			"correlator.api.generate_token_file="+filepath.Join(tmp, "api-token"),
 			"correlator.catalog="+catalog,
 			"notifier.routes="+routes,
 			"notifier.api.listen="+silencesAddr,
+			"notifier.api.token_file=",
 			"notifier.api.generate_token_file="+filepath.Join(tmp, "api-token"),
 			"store.dsn="+dsn,
 			// Rows reach ClickHouse within 200 ms, and the log miner
@@ -281,37 +327,47 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 			return nil, err
 		}
 		pctx, cancel := context.WithCancel(ctx)
-		finished := make(chan error, 1)
-		go func() { finished <- runLoaded(pctx, cfg, natsCfg, nil, platform.WithLogOutput(logs)) }()
-		err := demoWaitReady(adminAddr, finished)
-		if err != nil {
+		finished := make(chan struct{})
+		var runErr error
+		go func() {
+			defer close(finished)
+			runErr = runLoaded(pctx, cfg, natsCfg, nil, platform.WithLogOutput(logs))
+		}()
+		stop := func() {
 			cancel()
+			select {
+			case <-finished:
+				if runErr != nil {
+					d.say("pipeline stopped with %v", runErr)
+				}
+			case <-time.After(40 * time.Second):
+				d.say("pipeline did not stop within 40s")
+			}
+		}
+		if err := demoWaitReady(adminAddr, finished, &runErr); err != nil {
+			stop()
 			if strings.Contains(err.Error(), "address already in use") && attempt < 5 {
 				continue
 			}
 			return nil, err
 		}
+		// Everything the demo waits for comes from the pipeline: once it
+		// stopped (a component failed, a signal), waiting on is pointless.
+		go func() {
+			<-finished
+			d.abort(fmt.Errorf("demo: the pipeline stopped: %v (see pipeline.log)", runErr))
+		}()
 		d.say("pipeline running: every service of `aiops run` on an embedded NATS (nats://%s), ClickHouse database %s; its log in pipeline.log", natsAddr, strings.TrimPrefix(mustURL(dsn).Path, "/"))
 		d.ingestURL, d.apiURL = "http://"+ingestAddr, "http://"+apiAddr
 		if d.ingestToken, err = config.ReadSecretFile(filepath.Join(tmp, "ingest-token")); err != nil {
-			cancel()
+			stop()
 			return nil, err
 		}
 		if d.apiToken, err = config.ReadSecretFile(filepath.Join(tmp, "api-token")); err != nil {
-			cancel()
+			stop()
 			return nil, err
 		}
-		return func() {
-			cancel()
-			select {
-			case err := <-finished:
-				if err != nil {
-					d.say("pipeline stopped with %v", err)
-				}
-			case <-time.After(40 * time.Second):
-				d.say("pipeline did not stop within 40s")
-			}
-		}, nil
+		return stop, nil
 	}
 }
 
@@ -324,8 +380,9 @@ func mustURL(s string) *url.URL {
 }
 
 // demoWaitReady waits until the admin server says the pipeline is ready
-// (it listens once every component was built).
-func demoWaitReady(adminAddr string, finished <-chan error) error {
+// (it listens once every component was built), or says why the pipeline
+// stopped (*runErr, once finished is closed).
+func demoWaitReady(adminAddr string, finished <-chan struct{}, runErr *error) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + adminAddr + "/readyz")
@@ -336,8 +393,8 @@ func demoWaitReady(adminAddr string, finished <-chan error) error {
 			}
 		}
 		select {
-		case err := <-finished:
-			return fmt.Errorf("the pipeline stopped: %v", err)
+		case <-finished:
+			return fmt.Errorf("the pipeline stopped: %v", *runErr)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {

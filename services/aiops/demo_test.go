@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,5 +234,84 @@ func TestDemoReceiverVerifies(t *testing.T) {
 	}
 	if r.rejected() != 2 || len(r.received()) != 1 {
 		t.Fatalf("rejected %d, received %d", r.rejected(), len(r.received()))
+	}
+}
+
+// watchWriter is the demo's output, calling on once with the first line
+// that contains when.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	when string
+	on   func()
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.on != nil && bytes.Contains(p, []byte(w.when)) {
+		w.on()
+		w.on = nil
+	}
+	return w.buf.Write(p)
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestDemoStopsOnSignal: Ctrl-C (SIGINT) stopped the pipeline, whose
+// service.Run catches it, but not the demo, which then posted to a gateway
+// that was gone ("connection refused") or polled ClickHouse for what the
+// stopped pipeline would never write until -timeout, and failed either
+// way. Stopped on a signal, it says so and exits 0 as every command does
+// (docs/operations.md, "Exit codes").
+func TestDemoStopsOnSignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	// The pipeline is running (its service.Run has the signal) by then.
+	w := &watchWriter{when: "  stored:", on: func() {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+			t.Error(err)
+		}
+	}}
+	start := time.Now()
+	err := runDemo(context.Background(), []string{"-set", "store.dsn=" + dsn, "-out", t.TempDir(), "-database", "aiops_demo_signal", "-timeout", "60s"}, w)
+	t.Log(w.String())
+	if err != nil {
+		t.Fatalf("interrupted, the demo failed after %s: %v", time.Since(start).Round(time.Second), err)
+	}
+	if !strings.Contains(w.String(), "interrupted") {
+		t.Fatalf("the demo does not say it was interrupted")
+	}
+	if d := time.Since(start); d > 45*time.Second {
+		t.Fatalf("the demo took %s to stop", d)
+	}
+}
+
+// TestDemoUsesItsOwnTokens: the demo runs its own pipeline with its own
+// generated tokens; an ingest or API token in the user's environment (set
+// for `aiops run`) made the gateway use that one, no token file was made,
+// and the demo failed with "open .../ingest-token: no such file".
+func TestDemoUsesItsOwnTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	t.Setenv("AIOPS_INGEST__TOKENS", "[users-own-ingest-token-0123456789]")
+	t.Setenv("AIOPS_CORRELATOR__API__TOKEN", "users-own-api-token-0123456789")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first step is sent with the ingest token, and the incidents API
+	// is asked with the API token, once "step 1/6" is printed.
+	w := &watchWriter{when: "stored:", on: cancel}
+	err := runDemo(ctx, []string{"-set", "store.dsn=" + dsn, "-out", t.TempDir(), "-database", "aiops_demo_tokens", "-timeout", "60s"}, w)
+	t.Log(w.String())
+	if !strings.Contains(w.String(), "stored:") {
+		t.Fatalf("the demo did not get through its first step: %v", err)
 	}
 }

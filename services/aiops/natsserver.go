@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -46,9 +47,12 @@ func (c EmbeddedNATSConfig) Validate() error {
 	if c.StoreDir == "" {
 		return errors.New("nats.store_dir: is required")
 	}
-	host, _, err := net.SplitHostPort(c.Listen)
+	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		return fmt.Errorf("nats.listen: %q is not host:port: %v", c.Listen, err)
+	}
+	if _, err := listenPort(port); err != nil {
+		return fmt.Errorf("nats.listen: %q: %v", c.Listen, err)
 	}
 	if !service.IsLoopbackHost(host) && c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile == "" {
 		return fmt.Errorf("nats.listen: %q is reachable from other machines; set nats.token_file or AIOPS_NATS__TOKEN, or listen on 127.0.0.1", c.Listen)
@@ -56,18 +60,38 @@ func (c EmbeddedNATSConfig) Validate() error {
 	return nil
 }
 
+// listenPort is the port of a listen address as nats-server takes it:
+// 0 asks for a free port, which nats-server spells -1 (its 0 is 4222).
+func listenPort(port string) (int, error) {
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("port %q is not a number from 0 (any free port) to 65535", port)
+	}
+	if n == 0 {
+		return server.RANDOM_PORT, nil
+	}
+	return n, nil
+}
+
 // token resolves the server's token: the environment, then the token file,
-// then a generated one.
+// then a generated one. A short token is refused as on every other
+// listener: NATS has no limit on failed attempts to slow a guesser.
 func (c EmbeddedNATSConfig) token() (string, error) {
+	short := func(key, t string) error {
+		if len(t) < config.MinTokenLength {
+			return fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
+		}
+		return nil
+	}
 	switch {
 	case c.Token != "":
-		return c.Token, nil
+		return c.Token, short("AIOPS_NATS__TOKEN", c.Token)
 	case c.TokenFile != "":
 		t, err := config.Secret(c.TokenFile, "")
 		if err != nil {
 			return "", fmt.Errorf("nats.token_file: %w", err)
 		}
-		return t, nil
+		return t, short("nats.token_file", t)
 	case c.GenerateTokenFile != "":
 		t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 		if err != nil {
@@ -93,11 +117,12 @@ func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, er
 	if cfg.MaxStore > 0 {
 		opts.JetStreamMaxStore = cfg.MaxStore
 	}
-	host, port, _ := net.SplitHostPort(cfg.Listen)
-	opts.Host = host
-	if _, err := fmt.Sscan(port, &opts.Port); err != nil {
-		return nil, fmt.Errorf("nats.listen: bad port %q", port)
+	host, portText, _ := net.SplitHostPort(cfg.Listen)
+	port, err := listenPort(portText)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen: %w", err)
 	}
+	opts.Host, opts.Port = host, port
 	if err := os.MkdirAll(opts.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats.store_dir: %w", err)
 	}

@@ -103,7 +103,8 @@ func (c ConsumerConfig) Of(stream, durable string, filters ...string) ConsumerCo
 	return c
 }
 
-func (c ConsumerConfig) withDefaults() ConsumerConfig {
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c ConsumerConfig) WithDefaults() ConsumerConfig {
 	if c.BatchSize == 0 {
 		c.BatchSize = 256
 	}
@@ -307,7 +308,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	c := &Consumer{
 		js:     js,
 		cfg:    cfg,

@@ -73,8 +73,13 @@ func WithMaxInFlight(n int) PublisherOption {
 	}
 }
 
+// DefaultPublishAckTimeout is how long a publish waits for its ack unless
+// WithAckTimeout says otherwise.
+const DefaultPublishAckTimeout = 30 * time.Second
+
 // WithAckTimeout fails a publish whose ack has not come after d (default
-// 30s), so a lost ack cannot hold an in-flight slot forever.
+// DefaultPublishAckTimeout), so a lost ack cannot hold an in-flight slot
+// forever.
 func WithAckTimeout(d time.Duration) PublisherOption {
 	return func(o *publisherOptions) error {
 		if d <= 0 {
@@ -89,7 +94,7 @@ func WithAckTimeout(d time.Duration) PublisherOption {
 // JetStream context so that its in-flight accounting and Flush cover only its
 // own publishes, not those of other users of js.
 func NewPublisher(js jetstream.JetStream, opts ...PublisherOption) (*Publisher, error) {
-	o := publisherOptions{maxInFlight: 4096, ackTimeout: 30 * time.Second}
+	o := publisherOptions{maxInFlight: 4096, ackTimeout: DefaultPublishAckTimeout}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err

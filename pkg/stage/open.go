@@ -51,16 +51,18 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 	if err := cc.Validate(); err != nil {
 		return nil, err
 	}
-	pending := cc.MaxAckPending
-	if pending == 0 {
-		pending = max(1024, cc.BatchSize)
-	}
+	pending := cc.WithDefaults().MaxAckPending
 	if cfg.Queue == 0 {
 		cfg.Queue = pending
 	}
 	var pub Publisher
 	if _, isProcessor := proc.(Processor); isProcessor {
-		p, err := bus.NewPublisher(js, bus.WithMaxInFlight(2*pending+4096))
+		// Inputs are settled in order, so those behind an output whose ack
+		// was lost wait for the publisher's ack timeout: it must end well
+		// within ack_wait, or the server redelivers them all to be
+		// processed again (and dead-letters them at max_deliver, done).
+		ackTimeout := min(bus.DefaultPublishAckTimeout, cc.WithDefaults().AckWait/3)
+		p, err := bus.NewPublisher(js, bus.WithMaxInFlight(2*pending+4096), bus.WithAckTimeout(ackTimeout))
 		if err != nil {
 			return nil, err
 		}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -136,5 +138,91 @@ func TestStageOnJetStream(t *testing.T) {
 	if _, err := stage.Open(ctx, js, &checkpointer{}, stage.Config{Name: "cp", CheckpointTimeout: stage.CheckpointBudget() - time.Millisecond},
 		bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "cp"}, log); err != nil {
 		t.Errorf("a checkpoint within the budget: %v", err)
+	}
+}
+
+// lossy emits one output per input, on a subject no stream takes but a
+// plain subscriber swallows for a message "lose": that output's ack never
+// comes, as when the node that took it was lost.
+type lossy struct{ calls atomic.Int64 }
+
+func (p *lossy) Process(_ context.Context, in *event.Envelope, out stage.Emitter) error {
+	p.calls.Add(1)
+	var body event.LogBody
+	if err := in.DecodeBody(&body); err != nil {
+		return err
+	}
+	o := *in
+	o.ID = "7" + in.ID[1:]
+	subject := o.Subject() + ".echo"
+	if body.Message == "lose" {
+		subject = o.Subject() + ".lost"
+	}
+	return out.Emit(stage.Output{Subject: subject, Event: &o})
+}
+
+// An output whose ack is lost holds the inputs processed after it (the
+// acker settles in order) only until the publisher gives up on it, which
+// must come well within the consumer's ack_wait: at the publisher's 30s
+// they were redelivered meanwhile, processed again, and dead-lettered
+// once out of deliveries though their outputs were stored.
+func TestStageLostOutputAckHoldsNoInputPastAckWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.NarrowStream(t, js, bus.StreamEvents, "events.log.*", "events.log.*.echo")
+	sub, err := nc.Subscribe("events.log.*.lost", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	const n = 20 // after the one whose output's ack is lost
+	for i := 0; i <= n; i++ {
+		msg := fmt.Sprintf("line %d", i)
+		if i == 0 {
+			msg = "lose"
+		}
+		e := logEvent(t, i, msg)
+		data, err := e.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc := bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "lossy", FilterSubjects: []string{"events.log.*"},
+		FetchWait: 50 * time.Millisecond, AckWait: 6 * time.Second}
+	p := &lossy{}
+	st, err := stage.Open(ctx, js, p, stage.Config{Name: "lossy"}, cc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- st.Run(rctx) }()
+	for deadline := time.Now().Add(2 * time.Minute); st.ConsumerStats().Acked < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d inputs after the lost ack acked after 2 minutes: %+v", st.ConsumerStats().Acked, n, st.ConsumerStats())
+		}
+	}
+	calls, s := p.calls.Load(), st.ConsumerStats()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if calls != n+1 || s.DeadLettered != 0 {
+		t.Fatalf("processed %d times, %d dead-lettered (%+v); want each of the %d inputs processed once, none dead-lettered", calls, s.DeadLettered, s, n+1)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -233,6 +234,20 @@ func TestKubernetesManifests(t *testing.T) {
 		for _, c := range containers {
 			if get(c, "image") == nil {
 				t.Errorf("%s %s: a container without an image", kind, name)
+			}
+			if get(c, "image") == "aiops" {
+				// the Go heap's soft limit under the pod's hard one
+				limit := byteSize(t, get(c, "resources", "limits", "memory"))
+				var soft int64
+				env, _ := get(c, "env").([]any)
+				for _, e := range env {
+					if get(e, "name") == "GOMEMLIMIT" {
+						soft = byteSize(t, get(e, "value"))
+					}
+				}
+				if soft <= 0 || soft >= limit {
+					t.Errorf("%s %s: GOMEMLIMIT %d, want one under the memory limit %d", kind, name, soft, limit)
+				}
 			}
 			mounts, _ := get(c, "volumeMounts").([]any)
 			for _, mt := range mounts {
@@ -526,4 +541,23 @@ func dashboardSQL(t *testing.T, from, to time.Time) []string {
 		sql[i] = r.Replace(q)
 	}
 	return sql
+}
+
+// byteSize reads a Kubernetes memory quantity ("1Gi") or a GOMEMLIMIT
+// ("900MiB") as bytes.
+func byteSize(t *testing.T, v any) int64 {
+	t.Helper()
+	text, _ := v.(string)
+	for _, u := range []struct {
+		suffix string
+		scale  int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"Gi", 1 << 30}, {"Mi", 1 << 20}, {"Ki", 1 << 10}} {
+		if n, ok := strings.CutSuffix(text, u.suffix); ok {
+			if x, err := strconv.ParseInt(n, 10, 64); err == nil {
+				return x * u.scale
+			}
+		}
+	}
+	t.Errorf("memory size %v: not a number of GiB, MiB or KiB", v)
+	return 0
 }

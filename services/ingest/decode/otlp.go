@@ -291,9 +291,26 @@ func (m *metricDecoder) setScope(s pcommon.InstrumentationScope) {
 func (m *metricDecoder) dataPoint(build func() error) error {
 	start := len(m.batch.Events)
 	m.pointBad = false
+	stale, nonFinite := m.batch.Skipped[SkippedStaleMarkers], m.batch.Skipped[SkippedNonFinite]
 	if err := build(); err != nil {
 		return err
 	}
+	// A data point counts once (OTLP's rejected_data_points counts points),
+	// though a histogram's or a summary's makes many series: refused, or
+	// skipped once for each reason its values were.
+	once := func(reason string, before int) {
+		switch n := m.batch.Skipped[reason]; {
+		case n == before:
+		case m.pointBad && before == 0:
+			delete(m.batch.Skipped, reason)
+		case m.pointBad:
+			m.batch.Skipped[reason] = before
+		default:
+			m.batch.Skipped[reason] = before + 1
+		}
+	}
+	once(SkippedStaleMarkers, stale)
+	once(SkippedNonFinite, nonFinite)
 	if m.pointBad {
 		m.batch.Events = m.batch.Events[:start]
 		m.refused++

@@ -516,3 +516,27 @@ func TestOTLPMetricIDsTellScopesApart(t *testing.T) {
 		t.Fatalf("3 scopes got %d distinct ids, want 3", len(ids))
 	}
 }
+
+// A histogram or summary point flagged "no recorded value" makes no
+// series, and is one skipped data point, not one per series it would have
+// made: OTLP's partial_success counts rejected_data_points.
+func TestOTLPStaleHistogramIsOnePoint(t *testing.T) {
+	md := sampleMetrics()
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	ms.At(3).Histogram().DataPoints().At(0).SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	ms.At(4).Summary().DataPoints().At(0).SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the sum's stale point, the histogram's and the summary's
+	eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 3, SkippedNonFinite: 1})
+	if n, _ := OTLPPartialSuccess(b); n != 4 {
+		t.Errorf("rejected data points %d, want 4", n)
+	}
+	for _, e := range b.Events {
+		if n := e.Labels["__name__"]; strings.HasPrefix(n, "rpc.duration") || strings.HasPrefix(n, "gc.pause") {
+			t.Errorf("a series %s of a point without a recorded value", n)
+		}
+	}
+}

@@ -181,6 +181,9 @@ type Correlator struct {
 	// derive the same id for the incident it opens (open).
 	retired    []string
 	retiredSet map[string]struct{}
+	// evicted are the resolutions of the open incidents evict forgot
+	// while a signal was taken, which Observe returns with its own events.
+	evicted []Update
 
 	stats Stats
 }
@@ -258,6 +261,15 @@ func (c *Correlator) ServiceOf(s Signal) string { return c.names.of(s.Service, s
 // member or joins or opens an incident. It returns the incident events to
 // publish, in order.
 func (c *Correlator) Observe(s Signal) []Update {
+	ups := c.observe(s)
+	if len(c.evicted) > 0 {
+		ups = append(ups, c.evicted...)
+		c.evicted = nil
+	}
+	return ups
+}
+
+func (c *Correlator) observe(s Signal) []Update {
 	ups := c.Advance(s.Time)
 	defer c.schedule(s.Fingerprint)
 	c.stats.Signals++
@@ -932,7 +944,13 @@ const maxReturns = 3
 // signal then starts afresh.
 func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	inc := m.inc
-	if inc.status == StatusResolved && !s.Resolved {
+	// An event older than the member's latest (delivered again, or late:
+	// a firing after its own resolution, a resolution after a later
+	// firing, an episode's update after its close) is counted, but
+	// changes neither the member's state nor the incident's: in order,
+	// the later event came after it.
+	stale := s.Time.Before(m.LastSeen)
+	if inc.status == StatusResolved && !s.Resolved && !stale {
 		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
 			c.leave(m)
 			return false, nil
@@ -948,6 +966,10 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	m.Count++
 	if s.Time.After(m.LastSeen) {
 		m.LastSeen = s.Time
+	}
+	if stale {
+		inc.saw(s)
+		return true, ups
 	}
 	if s.EventID != "" {
 		m.LastEventID = s.EventID
@@ -1544,6 +1566,9 @@ func (c *Correlator) change(s Signal) {
 		}
 	}
 	c.stats.Changes++
+	if _, known := c.changes[s.Service]; !known && len(c.changes) >= maxChangeServices {
+		c.forgetOldestChanges()
+	}
 	list := append(c.changes[s.Service], ch)
 	if len(list) > maxChangesPerService {
 		list = list[len(list)-maxChangesPerService:]
@@ -1573,7 +1598,35 @@ func (c *Correlator) change(s Signal) {
 	}
 }
 
-const maxChangesPerService = 32
+// maxChangesPerService bounds the changes remembered per service, and
+// maxChangeServices the services whose changes are remembered (twice the
+// catalog's bound: the catalogued ones and as many others); beyond it the
+// service whose last change taken is the oldest is forgotten.
+const (
+	maxChangesPerService = 32
+	maxChangeServices    = 2 * MaxCatalogServices
+)
+
+// forgetOldestChanges forgets the changes of the service whose last
+// change taken is the oldest (maxChangeServices).
+func (c *Correlator) forgetOldestChanges() {
+	var (
+		oldest string
+		at     time.Time
+		found  bool
+	)
+	for svc, list := range c.changes {
+		if len(list) == 0 {
+			oldest = svc // (a snapshot's)
+			break
+		}
+		last := list[len(list)-1].Time
+		if !found || last.Before(at) || last.Equal(at) && svc < oldest {
+			oldest, at, found = svc, last, true
+		}
+	}
+	delete(c.changes, oldest)
+}
 
 // linkChanges links the recent changes to service and to what it depends
 // on (at most DownDepth hops down: a front end depends on nearly everything)
@@ -1897,6 +1950,15 @@ func (c *Correlator) evict() {
 		}
 		if oldest == nil {
 			return
+		}
+		if oldest.status != StatusResolved && oldest.revision > 0 {
+			// Its last event said open: the stores and the notifier would
+			// keep it open for ever. (One opening now publishes nothing
+			// yet.)
+			oldest.status, oldest.resolvedAt = StatusResolved, c.now
+			c.stats.Resolved++
+			oldest.note(c.now, fmt.Sprintf("resolved: forgotten, memory is full (max_fingerprints %d)", c.cfg.MaxFingerprints))
+			c.evicted = append(c.evicted, c.publish(oldest, Resolved, c.now))
 		}
 		c.stats.Evicted += uint64(len(oldest.members))
 		c.forget(oldest)

@@ -65,6 +65,9 @@ type incidentSnapshot struct {
 	Returns int       `json:"returns,omitempty"`
 	// Commands are the ids of the last commands applied (Command.ID).
 	Commands []string `json:"commands,omitempty"`
+	// LastFired is when a member last fired (incident.lastFired); an
+	// older snapshot has none, and it is taken from the members.
+	LastFired time.Time `json:"last_fired,omitzero"`
 }
 
 type memberSnapshot struct {
@@ -83,6 +86,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
+			LastFired: inc.lastFired,
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode})
@@ -133,15 +137,15 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.remember(r)
 	}
 	for _, is := range s.Incidents {
-		if len(is.Members) == 0 {
-			continue
-		}
+		// An incident whose members all left (their series started
+		// another episode) is restored too: it still resolves, and its
+		// resolution is published.
 		inc := &incident{
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
-			services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
+			lastFired: is.LastFired, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }
 		if located(is.Place) {
@@ -170,7 +174,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			if !m.Firing && m.Kind == SignalAlert {
 				last = m.FirstSeen // its last time is a resolution
 			}
-			if last.After(inc.lastFired) {
+			if is.LastFired.IsZero() && last.After(inc.lastFired) {
 				inc.lastFired = last
 			}
 		}

@@ -52,7 +52,7 @@ type State struct {
 	// event.MaxBodyBytes).
 	MemberCount int         `json:"member_count"`
 	Members     []Member    `json:"members"`
-	Changes     []Change    `json:"changes,omitempty"`
+	Changes     []Change    `json:"changes,omitempty"` // fewer in an event that would pass event.MaxBodyBytes
 	RootCauses  []Candidate `json:"root_causes,omitempty"`
 	Comments    []Comment   `json:"comments,omitempty"`
 	Timeline    []Entry     `json:"timeline"`
@@ -61,9 +61,10 @@ type State struct {
 // fitBody encodes st within event.MaxBodyBytes, which every consumer
 // holds an event to: an incident whose members' labels, comments or
 // timeline would pass it lists fewer members (MemberCount stays exact),
-// then fewer comments (the newest kept), then fewer timeline entries (the
-// first ten and the newest kept), so that its events stay storable; its
-// resolution above all.
+// then fewer comments (the newest kept), then fewer linked changes (the
+// latest linked kept), then fewer timeline entries (the first ten and the
+// newest kept), so that its events stay storable; its resolution above
+// all.
 func fitBody(st State) (json.RawMessage, error) {
 	trimmed := false
 	for {
@@ -85,6 +86,8 @@ func fitBody(st State) (json.RawMessage, error) {
 			st.Members = st.Members[:len(st.Members)/2]
 		case len(st.Comments) > 1:
 			st.Comments = st.Comments[len(st.Comments)/2:]
+		case len(st.Changes) > 1:
+			st.Changes = st.Changes[len(st.Changes)/2:]
 		case n > 20:
 			st.Timeline = append(st.Timeline[:10:10], st.Timeline[n-(n-10)/2:]...)
 		default:
@@ -313,8 +316,14 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 			if f.isMember {
 				cand.Score += 2
 			}
-			cand.Reasons = append(cand.Reasons, fmt.Sprintf("%s %s by %s %s before the incident opened",
-				f.change.Type, orDash(f.change.Version), orDash(f.change.Author), inc.openedAt.Sub(f.change.Time).Round(time.Second)))
+			// A change linked to an incident merged into one that opened
+			// earlier came after this one's opening.
+			when, d := "before", inc.openedAt.Sub(f.change.Time)
+			if d < 0 {
+				when, d = "after", -d
+			}
+			cand.Reasons = append(cand.Reasons, fmt.Sprintf("%s %s by %s %s %s the incident opened",
+				f.change.Type, orDash(f.change.Version), orDash(f.change.Author), d.Round(time.Second), when))
 		}
 		if f.isMember && f.first.Equal(earliest) {
 			cand.Score++

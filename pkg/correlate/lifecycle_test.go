@@ -1,0 +1,290 @@
+package correlate
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sameEvents feeds ss to a correlator of cfg without a break and to one
+// restored from a checkpoint taken after the first split signals, advances
+// both to until, and fails when their events differ.
+func sameEvents(t *testing.T, cfg Config, ss []Signal, split int, until time.Time) []Update {
+	t.Helper()
+	whole := newCorrelator(t, cfg)
+	want := feed(whole, ss...)
+	want = append(want, whole.Advance(until)...)
+
+	first := newCorrelator(t, cfg)
+	got := feed(first, ss[:split]...)
+	second := restarted(t, first)
+	got = append(got, feed(second, ss[split:]...)...)
+	got = append(got, second.Advance(until)...)
+	if len(got) != len(want) {
+		t.Fatalf("%d events after a restore, %d without: %s vs %s", len(got), len(want), transitions(got), transitions(want))
+	}
+	for i := range want {
+		a, b := parsedEnvelope(t, want[i]), parsedEnvelope(t, got[i])
+		if a.ID != b.ID || string(a.Body) != string(b.Body) {
+			t.Fatalf("event %d differs after a restore:\n%s\n%s", i, a.Body, b.Body)
+		}
+	}
+	return want
+}
+
+// An alert's firing event delivered again after its resolution (a
+// redelivery, a notification retried) is no new firing: the incident
+// resolves once the quiet period passed, and one resolved already is not
+// reopened by it.
+func TestFiringDeliveredAgainAfterTheResolution(t *testing.T) {
+	a := alert("HighErrorRate", "checkout", 0)
+	c := newCorrelator(t, Config{})
+	ups := feed(c, a, resolved(a, 3*time.Minute), a)
+	ups = append(ups, c.Advance(t0.Add(time.Hour))...)
+	if got := strings.ReplaceAll(transitions(ups), "updated,", ""); got != "opened,resolved" {
+		t.Errorf("transitions %s, want opened,resolved: the firing delivered again holds the incident open", got)
+	}
+
+	c = newCorrelator(t, Config{})
+	ups = feed(c, a, resolved(a, 3*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(10*time.Minute))...)
+	ups = append(ups, feed(c, a)...)
+	ups = append(ups, c.Advance(t0.Add(time.Hour))...)
+	if got := strings.ReplaceAll(transitions(ups), "updated,", ""); got != "opened,resolved" {
+		t.Errorf("transitions %s, want opened,resolved: the firing delivered again reopens the incident", got)
+	}
+}
+
+// Events of one alert delivered out of time order give what they give in
+// order: a resolution that arrives after a later firing, or a firing that
+// arrives after its own resolution (first seen resolved), leave the
+// member as its latest event has it.
+func TestAlertEventsOutOfOrderGiveWhatTheyGiveInOrder(t *testing.T) {
+	a := alert("HighErrorRate", "checkout", 0)
+	again := alert("HighErrorRate", "checkout", 4*time.Minute)
+	for _, tc := range []struct {
+		name         string
+		inOrder, out []Signal
+	}{
+		{"a resolution after a later firing",
+			[]Signal{a, resolved(a, 2*time.Minute), again},
+			[]Signal{a, again, resolved(a, 2*time.Minute)}},
+		{"a firing after its resolution",
+			[]Signal{alert("PaymentsDown", "payments", 0), alert("CheckoutErrors", "checkout", time.Minute), resolved(alert("CheckoutErrors", "checkout", time.Minute), 2*time.Minute)},
+			[]Signal{alert("PaymentsDown", "payments", 0), startedAt(resolved(alert("CheckoutErrors", "checkout", time.Minute), 2*time.Minute), time.Minute), alert("CheckoutErrors", "checkout", time.Minute)}},
+	} {
+		want := firingAfter(t, tc.inOrder)
+		if got := firingAfter(t, tc.out); got != want {
+			t.Errorf("%s: %d members firing out of order, %d in order", tc.name, got, want)
+		}
+	}
+}
+
+func startedAt(s Signal, at time.Duration) Signal {
+	s.Started = t0.Add(at)
+	return s
+}
+
+// firingAfter is how many members fire once ss went in.
+func firingAfter(t *testing.T, ss []Signal) int {
+	t.Helper()
+	c := newCorrelator(t, Config{})
+	feed(c, ss...)
+	n := 0
+	for _, st := range c.Incidents() {
+		n += st.Firing
+	}
+	return n
+}
+
+// A late event of an anomaly episode that closed (an update delivered
+// after the close) changes nothing: the incident resolves a quiet period
+// after the close, and is not reopened by it.
+func TestLateUpdateOfAClosedEpisode(t *testing.T) {
+	anomaly := func(phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
+			EpisodeID: "e1", Episode: phase, Resolved: phase == EpisodeClose}
+	}
+	run := func(ss ...Signal) (string, time.Time) {
+		c := newCorrelator(t, Config{})
+		var ups []Update
+		for _, s := range ss {
+			ups = append(ups, c.Observe(s)...)
+			ups = append(ups, c.Advance(s.Time.Add(time.Second))...)
+		}
+		ups = append(ups, c.Advance(t0.Add(2*time.Hour))...)
+		var at time.Time
+		for _, u := range ups {
+			if u.Transition == Resolved {
+				at = u.Time
+			}
+		}
+		return strings.ReplaceAll(transitions(ups), "updated,", ""), at
+	}
+	open, update, closed := anomaly(EpisodeOpen, 0), anomaly(EpisodeUpdate, 3*time.Minute), anomaly(EpisodeClose, 5*time.Minute)
+	wantTr, wantAt := run(open, update, closed)
+	if gotTr, gotAt := run(open, closed, update); gotTr != wantTr || !gotAt.Equal(wantAt) {
+		t.Errorf("the update after the close: transitions %s, resolved at %v; in order %s at %v", gotTr, gotAt, wantTr, wantAt)
+	}
+	other := Signal{Kind: SignalAlert, Fingerprint: "x", Service: "batch", Name: "X", Time: t0.Add(20 * time.Minute)}
+	wantTr, wantAt = run(open, update, closed, other)
+	if gotTr, gotAt := run(open, update, closed, other, update); gotTr != wantTr || !gotAt.Equal(wantAt) {
+		t.Errorf("the update again after the resolution: transitions %s, resolved at %v; without it %s at %v", gotTr, gotAt, wantTr, wantAt)
+	}
+}
+
+// An incident whose last member left it (its series started another
+// episode, which opened an incident of its own) still resolves after a
+// restore, as it does without one.
+func TestSnapshotKeepsAnIncidentWithoutMembers(t *testing.T) {
+	anomaly := func(episode, phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-batch", Service: "batch", Name: "lag", Time: t0.Add(at),
+			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
+	}
+	ss := []Signal{anomaly("e1", EpisodeOpen, 0), anomaly("e1", EpisodeUpdate, 5*time.Minute), anomaly("e2", EpisodeOpen, 10*time.Minute),
+		anomaly("e2", EpisodeClose, 11*time.Minute)}
+	ups := sameEvents(t, Config{}, ss, 3, t0.Add(2*time.Hour))
+	if n := strings.Count(transitions(ups), "resolved"); n != 2 {
+		t.Fatalf("transitions %s, want both incidents resolved", transitions(ups))
+	}
+}
+
+// When an incident last fired is kept by a checkpoint: an alert that
+// fired again and resolved keeps a slow alert joining after a restore,
+// as without one.
+func TestSnapshotKeepsWhenAnIncidentLastFired(t *testing.T) {
+	b := alert("HighLatency", "payments", time.Minute)
+	bAgain := alert("HighLatency", "payments", 9*time.Minute)
+	ss := []Signal{
+		alert("HighErrorRate", "payments", 0), b, resolved(b, 2*time.Minute), bAgain, resolved(bAgain, 10*time.Minute),
+		alert("KubePodCrashLooping", "payments", 18*time.Minute),
+	}
+	ups := sameEvents(t, Config{}, ss, 5, t0.Add(30*time.Minute))
+	if n := strings.Count(transitions(ups), "opened"); n != 1 {
+		t.Fatalf("transitions %s: want the slow alert in the incident (one opened)", transitions(ups))
+	}
+}
+
+// A change linked to an incident merged into one that opened before the
+// change is named, in the root-cause reasons, as coming after the
+// opening, not a negative time before it.
+func TestChangeAfterAMergedOpeningIsNamedSo(t *testing.T) {
+	c := correlatorOn(t, Config{}, `
+services:
+  orders:  {depends_on: [orders-db]}
+  billing: {depends_on: [billing-db]}
+  search:  {depends_on: [search-db]}
+  orders-db: {}
+  billing-db: {}
+  search-db: {}
+`)
+	feed(c, alert("HighErrorRate", "orders", 0),
+		Signal{Kind: SignalChange, Service: "billing", Name: "deploy", Version: "v2", Author: "bo", Time: t0.Add(30 * time.Second), EventID: "ch-1"},
+		alert("HighErrorRate", "billing", time.Minute), alert("HighErrorRate", "search", 90*time.Second))
+	id, _ := c.IncidentOf("HighErrorRate/orders")
+	if got, _ := c.IncidentOf("HighErrorRate/billing"); got != id {
+		t.Fatalf("billing is in %s, want the storm's %s", got, id)
+	}
+	st, _ := c.Incident(id)
+	found := false
+	for _, cand := range st.RootCauses {
+		for _, r := range cand.Reasons {
+			if strings.Contains(r, "deploy v2") {
+				found = true
+				if strings.Contains(r, "-") || !strings.Contains(r, "30s after the incident opened") {
+					t.Errorf("reason %q, want the change 30s after the incident opened", r)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no reason names the change: %+v", st.RootCauses)
+	}
+}
+
+// An incident's linked changes, however many, leave its events storable:
+// the event lists fewer of them rather than failing.
+func TestManyLinkedChangesFitTheBodyLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("services:\n  db: {}\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "  svc-%d: {depends_on: [db]}\n", i)
+	}
+	c := correlatorOn(t, Config{MaxMembers: 10_000}, b.String())
+	for i := range 40 {
+		for j := range maxChangesPerService {
+			feed(c, Signal{Kind: SignalChange, Service: fmt.Sprint("svc-", i), Name: "config", Version: fmt.Sprint("v", j),
+				Summary: strings.Repeat("d", 500), Time: t0.Add(-50*time.Minute + time.Duration(j)*time.Minute), EventID: fmt.Sprint("ch-", i, "-", j)})
+		}
+	}
+	var ups []Update
+	ups = append(ups, feed(c, alert("Down", "db", 0))...)
+	for i := range 40 {
+		ups = append(ups, feed(c, alert("Errors", fmt.Sprint("svc-", i), time.Second))...)
+	}
+	id, _ := c.IncidentOf("Down/db")
+	u, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.State.Changes) < 40*maxChangesPerService {
+		t.Fatalf("%d changes linked, want %d", len(u.State.Changes), 40*maxChangesPerService)
+	}
+	for _, u := range append(ups, u) {
+		if _, err := Envelope(u, t0); err != nil {
+			t.Fatalf("%s: %v", u.Transition, err)
+		}
+	}
+	back := parsedEnvelope(t, u)
+	var st State
+	if err := back.DecodeBody(&st); err != nil || st.State != StatusResolved || len(st.Changes) == 0 {
+		t.Fatalf("the resolution: %v, state %s, %d changes", err, st.State, len(st.Changes))
+	}
+}
+
+// An open incident forgotten because memory is full (max_fingerprints)
+// publishes its resolution: its last event must not leave it open in the
+// stores and the notifier for ever.
+func TestIncidentEvictedOpenIsResolved(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 2})
+	ups := feed(c, alert("Down", "batch", 0), alert("Down", "cart", time.Hour))
+	first := ups[0].State.IncidentID
+	ups = feed(c, alert("Down", "search-index", 2*time.Hour))
+	if _, ok := c.Incident(first); ok {
+		t.Fatalf("%s still in memory", first)
+	}
+	var last *Update
+	for i := range ups {
+		if ups[i].State.IncidentID == first {
+			last = &ups[i]
+		}
+	}
+	if last == nil || last.Transition != Resolved || last.State.State != StatusResolved || last.State.MemberCount != 1 {
+		t.Fatalf("events %s; want %s's resolution, with its member", transitions(ups), first)
+	}
+	if !strings.Contains(last.State.Timeline[len(last.State.Timeline)-1].What, "max_fingerprints") {
+		t.Errorf("timeline %v, want the eviction said", last.State.Timeline)
+	}
+	parsedEnvelope(t, *last)
+}
+
+// The changes remembered are bounded however many services change: a
+// service named once (a preview environment, a job per commit) does not
+// stay in memory and in every checkpoint for ever.
+func TestChangesRememberedAreBounded(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	n := maxChangeServices + 100
+	for i := range n {
+		feed(c, Signal{Kind: SignalChange, Service: fmt.Sprint("preview-", i), Name: "deploy", Time: t0.Add(time.Duration(i) * time.Second), EventID: fmt.Sprint("ch-", i)})
+	}
+	if len(c.changes) > maxChangeServices {
+		t.Fatalf("changes of %d services remembered, want at most %d", len(c.changes), maxChangeServices)
+	}
+	if _, ok := c.changes[fmt.Sprint("preview-", n-1)]; !ok {
+		t.Fatal("the latest change was forgotten")
+	}
+	if _, ok := c.changes["preview-0"]; ok {
+		t.Fatal("the oldest change is still remembered")
+	}
+}

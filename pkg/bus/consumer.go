@@ -325,7 +325,8 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		}
 	}
 	// Without a stream behind the dead-letter subject every dead letter would
-	// fail and, at the last delivery, be dropped by the server: refuse to start.
+	// fail and its message come back for ever (the server's MaxDeliver is
+	// unbounded, see jetstreamConfig): refuse to start.
 	if _, err := js.StreamNameBySubject(ctx, c.dlSubj); err != nil {
 		return nil, fmt.Errorf("bus: consumer %s: no stream stores dead-letter subject %s (add one, e.g. DEADLETTER on %s.>): %w",
 			cfg.Durable, c.dlSubj, cfg.DeadLetterPrefix, err)

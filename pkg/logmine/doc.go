@@ -108,7 +108,9 @@
 // every line; the least recently seen template is evicted and counted. A
 // template's memory grows with its line: about 470 heap bytes for real
 // logs, up to about ten times MaxLineBytes for a line of one-letter words
-// (about 24 bytes a token besides its text).
+// (about 24 bytes a token besides its text; about 90 more a literal token
+// where a leaf holds enough templates to be indexed, which
+// MaxTemplateBytes counts for every template).
 //
 // # Accuracy (default Config, no per-dataset settings)
 //

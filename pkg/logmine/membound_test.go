@@ -1,6 +1,7 @@
 package logmine_test
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func heapOf(m *logmine.Miner, lines []string) uint64 {
 // from short lines of real-looking words to 8,000 one-letter words (a
 // line built to make the largest template for its bytes); and with
 // MaxTemplateBytes set, such lines evict templates before the heap
-// exceeds it.
+// exceeds it. Templates sharing an indexed leaf count their index too.
 func TestTemplateBytesBoundTheHeap(t *testing.T) {
 	for _, c := range []struct{ tokens, wordLen int }{{8, 6}, {100, 1}, {1000, 6}, {8000, 1}} {
 		var lines []string
@@ -55,6 +56,33 @@ func TestTemplateBytesBoundTheHeap(t *testing.T) {
 		t.Logf("%d tokens of %d letters: %d templates, heap %d, estimated %d (%.2f)", c.tokens, c.wordLen, st.Templates, heap, st.TemplateBytes, ratio)
 		if ratio > 1.15 {
 			t.Errorf("%d tokens of %d letters: heap %d is %.2f times the estimate %d", c.tokens, c.wordLen, heap, ratio, st.TemplateBytes)
+		}
+	}
+
+	// Lines of one leaf (the same first words) past the number of
+	// templates from which a leaf indexes them: the index holds an entry
+	// a literal token, about 70 bytes for distinct short words, which an
+	// estimate of 24 a token left out (heap 3.6 times the estimate).
+	for _, n := range []int{200, 2000} {
+		r := rand.New(rand.NewPCG(1, uint64(n)))
+		var lines []string
+		for range 300 {
+			var b strings.Builder
+			b.WriteString("one leaf here")
+			for range n {
+				b.WriteByte(' ')
+				b.WriteByte(byte('a' + r.IntN(26)))
+				b.WriteByte(byte('a' + r.IntN(26)))
+			}
+			lines = append(lines, b.String())
+		}
+		m := newMiner(t, nil)
+		heap := heapOf(m, lines)
+		st := m.Stats()
+		ratio := float64(heap) / float64(st.TemplateBytes)
+		t.Logf("one leaf, %d tokens of 2 letters: %d templates, heap %d, estimated %d (%.2f)", n, st.Templates, heap, st.TemplateBytes, ratio)
+		if st.Templates < 100 || ratio > 1.15 {
+			t.Errorf("one leaf, %d tokens of 2 letters: %d templates, heap %d is %.2f times the estimate %d", n, st.Templates, heap, ratio, st.TemplateBytes)
 		}
 	}
 

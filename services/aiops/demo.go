@@ -353,9 +353,13 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 		}
 		// Everything the demo waits for comes from the pipeline: once it
 		// stopped (a component failed, a signal), waiting on is pointless.
+		// Stopped by stop (pctx cancelled: the demo is ending, perhaps on
+		// an error of its own), it is no cause: the demo's error stands.
 		go func() {
 			<-finished
-			d.abort(fmt.Errorf("demo: the pipeline stopped: %v (see pipeline.log)", runErr))
+			if pctx.Err() == nil {
+				d.abort(fmt.Errorf("demo: the pipeline stopped: %v (see pipeline.log)", runErr))
+			}
 		}()
 		d.say("pipeline running: every service of `aiops run` on an embedded NATS (nats://%s), ClickHouse database %s; its log in pipeline.log", natsAddr, strings.TrimPrefix(mustURL(dsn).Path, "/"))
 		d.ingestURL, d.apiURL = "http://"+ingestAddr, "http://"+apiAddr

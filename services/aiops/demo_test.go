@@ -315,3 +315,22 @@ func TestDemoUsesItsOwnTokens(t *testing.T) {
 		t.Fatalf("the demo did not get through its first step: %v", err)
 	}
 }
+
+// TestDemoFailureKeepsItsCause: a demo that fails once its pipeline runs
+// (here: a step not done within -timeout) must say why, not that the
+// pipeline stopped: its own deferred stop ends the pipeline on the way out.
+func TestDemoFailureKeepsItsCause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	var w strings.Builder
+	err := runDemo(context.Background(), []string{"-set", "store.dsn=" + dsn, "-out", t.TempDir(), "-database", "aiops_demo_cause", "-timeout", "1ms"}, &w)
+	t.Log(w.String())
+	if err == nil {
+		t.Fatal("the demo passed with a 1ms step timeout")
+	}
+	if !strings.Contains(err.Error(), "not done after") {
+		t.Fatalf("the demo failed with %q, want the step that was not done in time", err)
+	}
+}

@@ -486,9 +486,14 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, h AsyncHandler) (int,
 }
 
 func (c *Consumer) recreate(ctx context.Context) {
-	if cons, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Durable); err == nil {
+	switch cons, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Durable); {
+	case err == nil:
 		// Still there: no responders during a restart or leader change.
 		c.cons = cons
+		return
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		// JetStream itself is not answering (an outage, a restart): the
+		// fetch's own warning tells it, and the next failure looks again.
 		return
 	}
 	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, c.cfg.jetstreamConfig())

@@ -391,7 +391,10 @@ func (s *Service) orphanAssetSkipped(key string, v []byte, err error) {
 // names the group, not a channel.
 func (s *Service) orphanAssetClose(key string, h assetHeader, since time.Time, why error) (*event.Envelope, error) {
 	end := timeOf(h.lastClosed)
-	if end.Before(since) {
+	switch {
+	case since.IsZero(): // an alarm of an older layout, as endAlarm takes it
+		since = end
+	case end.Before(since):
 		end = since
 	}
 	method := detect.MethodPCA

@@ -134,6 +134,9 @@ XML
 			# 32 characters of [A-Za-z0-9]: no quoting trouble in XML or a
 			# DSN. (A pipe that head closes early would fail with pipefail.)
 			random="$(head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')"
+			# Removed first: the umask applies only to a file created here,
+			# and an empty one that was there (touched) may be 0644.
+			rm -f "$AIOPS_CLICKHOUSE_PASSWORD_FILE"
 			(
 				umask 077
 				printf '%s' "${random:0:32}" >"$AIOPS_CLICKHOUSE_PASSWORD_FILE"

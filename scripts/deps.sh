@@ -22,6 +22,28 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 
+# apt_get ARG... runs apt-get, waiting while another apt holds its locks
+# (on a fresh machine unattended-upgrades runs apt at the first boot), for
+# up to ten minutes: apt-get fails at once with "Could not get lock"
+# otherwise, and its DPkg::Lock::Timeout does not cover the lists lock of
+# apt-get update.
+apt_get() {
+	local err rc waited=0 limit=600
+	err="$(mktemp)"
+	while :; do
+		rc=0
+		"${sudo_cmd[@]}" apt-get "$@" 2>"$err" || rc=$?
+		if [ "$rc" -eq 0 ] || ! grep -q 'Could not get lock' "$err" || [ "$waited" -ge "$limit" ]; then
+			cat "$err" >&2
+			rm -f "$err"
+			return "$rc"
+		fi
+		[ "$waited" -gt 0 ] || say "apt is busy (another apt-get, or unattended-upgrades, holds its lock): waiting up to ${limit}s"
+		sleep 1
+		waited=$((waited + 1))
+	done
+}
+
 # apt_install COMMAND PACKAGE... installs the Debian packages unless
 # COMMAND is already on PATH (or, when it is a path, exists).
 apt_install() {
@@ -49,7 +71,7 @@ apt_install() {
 	candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
 	if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
 		say "apt-get update"
-		"${sudo_cmd[@]}" apt-get update -q
+		apt_get update -q
 	fi
 
 	# policy-rc.d exit 101 tells invoke-rc.d not to start services, so a
@@ -63,10 +85,8 @@ apt_install() {
 		own_policy=1
 	fi
 	say "apt-get install $*"
-	set +e
-	"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "$@"
-	rc=$?
-	set -e
+	rc=0
+	apt_get install -y -q --no-install-recommends "$@" || rc=$?
 	if [ "$own_policy" -eq 1 ]; then
 		"${sudo_cmd[@]}" rm -f "$policy"
 	fi

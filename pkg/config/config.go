@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -150,7 +151,7 @@ func loadFile(dst any, path string) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file keeps the defaults
 		}
-		return errors.New(fileMessage(path, err.Error()))
+		return errors.New(fileMessage(path, err.Error(), lineKeys{}))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -174,9 +175,65 @@ func loadFile(dst any, path string) error {
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(dst); err != nil {
-		return errors.New(fileMessage(path, err.Error()))
+		keys := lineKeys{scalars: map[int]string{}, composites: map[int]string{}}
+		keyLines(&doc, "", keys)
+		return errors.New(fileMessage(path, err.Error(), keys))
 	}
 	return nil
+}
+
+// lineKeys says which key a line of the file holds, so that a type error
+// ("line 3: cannot unmarshal ...") can name the key as well as the line:
+// scalars for a scalar of the wrong type, the outermost list or mapping
+// starting on the line for "!!seq" and "!!map" (yaml.v3 gives a block
+// mapping the line of its first key). A line holding unrelated keys (a
+// flow mapping's siblings) maps to "": the line alone says it best.
+type lineKeys struct{ scalars, composites map[int]string }
+
+func (lk lineKeys) key(line int, problem string) string {
+	if strings.Contains(problem, "!!seq") || strings.Contains(problem, "!!map") {
+		return lk.composites[line]
+	}
+	return lk.scalars[line]
+}
+
+func recordKey(keys map[int]string, line int, key string) {
+	old, seen := keys[line]
+	switch {
+	case !seen:
+		keys[line] = key
+	case old != "" && (strings.HasPrefix(key, old+".") || strings.HasPrefix(key, old+"[")):
+		// Inside the outer one on the same line ("bus: {urls: [a]}").
+	default:
+		keys[line] = ""
+	}
+}
+
+func keyLines(n *yaml.Node, path string, lk lineKeys) {
+	if path != "" {
+		switch n.Kind {
+		case yaml.ScalarNode, yaml.AliasNode:
+			recordKey(lk.scalars, n.Line, path)
+		case yaml.MappingNode, yaml.SequenceNode:
+			recordKey(lk.composites, n.Line, path)
+		}
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyLines(c, path, lk)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value != "<<" {
+				keyLines(n.Content[i+1], join(path, k.Value), lk)
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			keyLines(c, fmt.Sprintf("%s[%d]", path, i), lk)
+		}
+	}
 }
 
 var (
@@ -184,16 +241,28 @@ var (
 	quotedValue = regexp.MustCompile("`[^`]*`")
 )
 
-// fileMessage turns yaml.v3's "line N: ..." into "path:N: ..." and drops the
-// values it quotes, which may be secrets put in the wrong place.
-func fileMessage(path, msg string) string {
+// fileMessage turns yaml.v3's "line N: ..." into "path:N: ..." (with the
+// key at line N when keys knows it) and drops the values it quotes, which
+// may be secrets put in the wrong place. Each problem of a multi-line
+// message gets its own hint.
+func fileMessage(path, msg string, keys lineKeys) string {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
-	msg = lineRef.ReplaceAllString(msg, path+":$1: ")
-	if !strings.HasPrefix(msg, path) {
-		msg = path + ": " + msg
+	problems := strings.Split(msg, "\n  ")
+	for i, p := range problems {
+		p = lineRef.ReplaceAllStringFunc(p, func(ref string) string {
+			n, _ := strconv.Atoi(lineRef.FindStringSubmatch(ref)[1])
+			if key := keys.key(n, p); key != "" {
+				return fmt.Sprintf("%s:%d: key %q: ", path, n, key)
+			}
+			return fmt.Sprintf("%s:%d: ", path, n)
+		})
+		if !strings.HasPrefix(p, path) {
+			p = path + ": " + p
+		}
+		problems[i] = valueMessage(p)
 	}
-	return valueMessage(msg)
+	return strings.Join(problems, "\n  ")
 }
 
 // valueMessage removes quoted values from a yaml.v3 message and explains the

@@ -140,6 +140,42 @@ func TestLoadFileTypeErrorNamesLineNotValue(t *testing.T) {
 	}
 }
 
+// A value of the wrong type is named by its key as well as its line, and
+// each problem gets its own hint: the duration hint went to the end of
+// the message, after whatever problem came last.
+func TestLoadFileTypeErrorsNameTheKey(t *testing.T) {
+	file := writeFile(t, "bus:\n  timeout: 5\n  max_pending: lots\nreceivers:\n  ops:\n    timeout: 2\nworkers: [1]\n")
+	cfg := defaults()
+	err := Load(&cfg, Options{File: file})
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{
+		file + `:2: key "bus.timeout": cannot unmarshal !!int value into time.Duration (a duration needs a unit`,
+		file + `:3: key "bus.max_pending": cannot unmarshal !!str value into int`,
+		file + `:6: key "receivers.ops.timeout": cannot unmarshal !!int value into time.Duration (a duration needs a unit`,
+		file + `:7: key "workers": cannot unmarshal !!seq into int`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("err = %q, want %d lines", err, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %q, want it to contain %q", i, lines[i], w)
+		}
+	}
+	if strings.Contains(lines[1], "duration") || strings.Contains(lines[3], "duration") {
+		t.Errorf("err = %q: the duration hint on a problem that is not a duration", err)
+	}
+	// Several keys on one line: the line alone, no guess.
+	file = writeFile(t, "{workers: 2, debug: maybe}\n")
+	err = Load(&cfg, Options{File: file})
+	if err == nil || !strings.Contains(err.Error(), file+":1: cannot unmarshal") {
+		t.Errorf("err = %v, want the line without a key", err)
+	}
+}
+
 func TestLoadDurations(t *testing.T) {
 	cfg := defaults()
 	if err := Load(&cfg, Options{File: writeFile(t, "bus:\n  timeout: 1m30s\n")}); err != nil {

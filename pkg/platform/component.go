@@ -107,16 +107,28 @@ func (a *AssembledConfig) LoadWith(opts config.Options) error {
 		reflect.ValueOf(s.Value).Elem().Set(a.v.Elem().Field(1 + i))
 	}
 	if err := a.Validate(); err != nil {
+		if errors.Is(err, config.ErrInvalidConfig) { // says so itself ("store: invalid configuration: ...")
+			return service.Usage(err)
+		}
 		return service.Usage(fmt.Errorf("%w: %w", config.ErrInvalidConfig, err))
 	}
 	return nil
 }
 
-// Validate checks the shared part, the extra sections and every
-// component's section; each error names the full key.
+// Validate checks the shared part, the store when a component needs it,
+// the extra sections and every component's section; each error names the
+// full key.
 func (a *AssembledConfig) Validate() error {
 	if err := a.Platform().Validate(); err != nil {
 		return err
+	}
+	// The store is checked here, with the rest, and not only by Open: a
+	// store.dsn that cannot work is then a usage error before anything
+	// starts (`aiops run` had started its embedded NATS and connected).
+	if a.NeedsStore() {
+		if err := a.Platform().Store.Validate(); err != nil {
+			return err // says "store: ..." itself
+		}
 	}
 	for i := range a.extra {
 		if err := a.v.Elem().Field(1 + i).Interface().(config.Validator).Validate(); err != nil {

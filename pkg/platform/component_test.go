@@ -165,3 +165,28 @@ func TestComponentsSizeTheStorePool(t *testing.T) {
 		t.Fatalf("without such a component: need %d (%v), want 0", a.Platform().Store.NeededConns, err)
 	}
 }
+
+// A store.dsn that cannot work is a usage error when the configuration is
+// loaded, before anything is started (`aiops run` started its embedded
+// NATS and connected to it first), and the error says "store:" once.
+func TestStoreCheckedAtLoadWhenNeeded(t *testing.T) {
+	for _, set := range []string{"store.dsn=http://127.0.0.1:8123", "store.dsn=clickhouse://", "store.dsn=clickhouse://127.0.0.1:9000/x?dial_timeout=soon"} {
+		_, err := load(t, []platform.Component{echo, pooled}, nil, set)
+		if err == nil || service.ExitCode(err) != 2 || !strings.Contains(err.Error(), "store: invalid configuration: dsn: ") {
+			t.Errorf("-set %s: %v (exit code %d), want a usage error naming store and dsn", set, err, service.ExitCode(err))
+			continue
+		}
+		if strings.Contains(err.Error(), "store: store:") || strings.Count(err.Error(), "invalid configuration") > 1 {
+			t.Errorf("-set %s: %q says store or invalid configuration twice", set, err)
+		}
+	}
+	// A service without a store does not care.
+	if _, err := load(t, []platform.Component{echo}, nil, "store.dsn=http://127.0.0.1:8123"); err != nil {
+		t.Errorf("a store-less component refused an unused store.dsn: %v", err)
+	}
+	// Nor does the bus section's message name its section twice.
+	_, err := load(t, []platform.Component{echo}, nil, "bus.urls=[http://x]")
+	if err == nil || strings.Contains(err.Error(), "bus: bus:") {
+		t.Errorf("bad bus.urls: %v, want an error naming bus once", err)
+	}
+}

@@ -49,6 +49,18 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// The scripts' own variables share the prefix: chdb.sh reads
+// AIOPS_CHDB_VERSION, and `AIOPS_CHDB_VERSION=... make test` passes it to
+// every test and service, which must not refuse it as an unknown key.
+func TestLoadConfigIgnoresScriptVariables(t *testing.T) {
+	for _, v := range []string{"AIOPS_CHDB_VERSION", "AIOPS_CLICKHOUSE_START_TIMEOUT", "AIOPS_TEST_CHDB_LIB"} {
+		t.Setenv(v, "1")
+	}
+	if err := LoadConfig("x", nil, &testConfig{Config: DefaultConfig()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	for field, mutate := range map[string]func(*Config){
 		"streams.storage":           func(c *Config) { c.Streams.Storage = "tape" },

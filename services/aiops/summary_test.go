@@ -57,13 +57,25 @@ func TestListenersNameSecretsNotValues(t *testing.T) {
 		"AIOPS_NATS__TOKEN=" + secret,
 		"AIOPS_STORE__PASSWORD=" + secret,
 		"AIOPS_CORRELATOR__API__TOKEN=" + secret,
-		"AIOPS_STORE__DSN=clickhouse://ch.example:9000/aiops?password=" + secret,
+		"AIOPS_STORE__DSN=clickhouse://ch.example:9000/aiops",
 	}, EnvPrefix: "AIOPS", Sets: []string{"admin.listen=0.0.0.0:9464"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	if err := WriteSummary(&out, "v1", Listeners(cfg, nats)); err != nil {
+		t.Fatal(err)
+	}
+	// A password in the DSN instead (the configuration is refused with
+	// both): printed redacted.
+	dsnCfg := RunConfig(&EmbeddedNATSConfig{})
+	err = dsnCfg.LoadWith(config.Options{Environ: []string{
+		"AIOPS_STORE__DSN=clickhouse://ch.example:9000/aiops?password=" + secret,
+	}, EnvPrefix: "AIOPS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSummary(&out, "v1", Listeners(dsnCfg, nats)); err != nil {
 		t.Fatal(err)
 	}
 	s := out.String()

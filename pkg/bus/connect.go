@@ -62,6 +62,33 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
 }
 
+// RedactedURLs are URLs with any secret they carry replaced: a password,
+// or a user that stands alone, which NATS reads as a token
+// (nats://TOKEN@host). For start-up summaries and logs.
+func (c Config) RedactedURLs() []string {
+	out := make([]string, len(c.URLs))
+	for i, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			out[i] = "(not a URL)"
+			continue
+		case u.User == nil:
+		case hasPassword(u.User):
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		default:
+			u.User = url.User("xxxxx")
+		}
+		out[i] = u.String()
+	}
+	return out
+}
+
+func hasPassword(u *url.Userinfo) bool {
+	_, ok := u.Password()
+	return ok
+}
+
 // Validate checks the config without touching files or the network.
 func (c Config) Validate() error {
 	if len(c.URLs) == 0 {

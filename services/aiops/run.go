@@ -114,7 +114,7 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		p.Close()
 		return err
 	}
-	ev := p.Log.Info().Strs("nats", cfg.Platform().Bus.URLs).Str("clickhouse", cfg.Platform().Store.Redacted())
+	ev := p.Log.Info().Strs("nats", cfg.Platform().Bus.RedactedURLs()).Str("clickhouse", cfg.Platform().Store.Redacted())
 	for _, r := range runners {
 		named, ok := r.(interface {
 			Name() string

@@ -97,7 +97,7 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 		case pc.Bus.PasswordFile != "":
 			auth = "user " + pc.Bus.User + ", password file " + abs(pc.Bus.PasswordFile)
 		}
-		ls = append(ls, Listener{"NATS", strings.Join(pc.Bus.URLs, ","), auth, "JetStream (external)"})
+		ls = append(ls, Listener{"NATS", strings.Join(pc.Bus.RedactedURLs(), ","), auth, "JetStream (external)"})
 	}
 	if cfg.NeedsStore() {
 		auth := "no password"

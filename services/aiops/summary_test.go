@@ -78,11 +78,24 @@ func TestListenersNameSecretsNotValues(t *testing.T) {
 	if err := WriteSummary(&out, "v1", Listeners(dsnCfg, nats)); err != nil {
 		t.Fatal(err)
 	}
+	// An external NATS whose URLs carry a password or a token: printed
+	// redacted.
+	var external EmbeddedNATSConfig
+	busCfg := RunConfig(&external)
+	err = busCfg.LoadWith(config.Options{Environ: []string{
+		"AIOPS_STORE__DSN=clickhouse://ch.example:9000/aiops",
+	}, EnvPrefix: "AIOPS", Sets: []string{"nats.embedded=false", "bus.urls=[nats://aiops:" + secret + "@nats-1:4222, nats://" + secret + "@nats-2:4222]"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteSummary(&out, "v1", Listeners(busCfg, external)); err != nil {
+		t.Fatal(err)
+	}
 	s := out.String()
 	if strings.Contains(s, secret) {
 		t.Fatalf("the summary prints a secret:\n%s", s)
 	}
-	for _, want := range []string{"AIOPS_INGEST__TOKENS", "AIOPS_ADMIN__TOKEN", "AIOPS_NATS__TOKEN", "AIOPS_STORE__PASSWORD", "AIOPS_CORRELATOR__API__TOKEN", "http://0.0.0.0:9464", "ch.example:9000"} {
+	for _, want := range []string{"AIOPS_INGEST__TOKENS", "AIOPS_ADMIN__TOKEN", "AIOPS_NATS__TOKEN", "AIOPS_STORE__PASSWORD", "AIOPS_CORRELATOR__API__TOKEN", "http://0.0.0.0:9464", "ch.example:9000", "nats://aiops:xxxxx@nats-1:4222"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}

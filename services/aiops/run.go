@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -78,7 +80,32 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 	if err := cfg.Load("aiops run", args); err != nil {
 		return err
 	}
+	if natsCfg.Embedded {
+		if err := embeddedBusConflict(cfg.Platform().Bus); err != nil {
+			return service.Usage(err)
+		}
+	}
 	return runLoaded(ctx, cfg, natsCfg, summary)
+}
+
+// embeddedBusConflict names a bus setting that the embedded NATS would
+// silently replace: the pipeline connects to the embedded server, with its
+// token, whatever bus says.
+func embeddedBusConflict(b bus.Config) error {
+	var key string
+	switch {
+	case !slices.Equal(b.URLs, platform.DefaultConfig().Bus.URLs):
+		key = "bus.urls"
+	case b.Token != "" || b.TokenFile != "":
+		key = "bus.token_file (or AIOPS_BUS__TOKEN)"
+	case b.CredentialsFile != "":
+		key = "bus.credentials_file"
+	case b.User != "" || b.Password != "" || b.PasswordFile != "":
+		key = "bus.user"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s: set, but nats.embedded is true, which connects to the embedded server instead: set nats.embedded=false to use this NATS, or leave %s out", key, key)
 }
 
 // runLoaded runs a loaded configuration: the embedded NATS when it is

@@ -2,11 +2,17 @@ package aiops
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/pkg/service"
 )
 
 // TestListenersDefaults: with no configuration the summary names every
@@ -99,5 +105,29 @@ func TestListenersNameSecretsNotValues(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// With the embedded NATS, bus settings naming another server or its
+// credentials would be silently replaced: `aiops run` refuses them as a
+// usage error, naming the key, before it starts anything; the default
+// URL, as the example configuration writes it, is fine.
+func TestRunRefusesBusSettingsTheEmbeddedNATSReplaces(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ set, key string }{
+		{"bus.urls=[nats://nats-1:4222]", "bus.urls"},
+		{"bus.token_file=/run/secrets/nats-token", "bus.token_file"},
+		{"bus.credentials_file=/run/secrets/aiops.creds", "bus.credentials_file"},
+	} {
+		err := runPipelineTo(context.Background(), []string{"-set", c.set, "-set", "nats.store_dir=" + filepath.Join(dir, "nats")}, io.Discard)
+		if service.ExitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), c.key) || !strings.Contains(fmt.Sprint(err), "nats.embedded") {
+			t.Errorf("-set %s: %v (exit %d), want a usage error naming %s and nats.embedded", c.set, err, service.ExitCode(err), c.key)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats")); !os.IsNotExist(err) {
+		t.Errorf("the embedded NATS started before the refusal: %v", err)
+	}
+	if err := embeddedBusConflict(platform.DefaultConfig().Bus); err != nil {
+		t.Errorf("the default bus: %v", err)
 	}
 }

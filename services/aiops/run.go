@@ -124,6 +124,9 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		}
 		defer ns.Shutdown()
 		addr := ns.Addr().(*net.TCPAddr)
+		// The summary names the port bound (nats.listen may ask for any).
+		host, _, _ := net.SplitHostPort(natsCfg.Listen)
+		natsCfg.Listen = net.JoinHostPort(host, fmt.Sprint(addr.Port))
 		pc := cfg.Platform()
 		pc.Bus.URLs = []string{fmt.Sprintf("nats://%s", net.JoinHostPort(addr.IP.String(), fmt.Sprint(addr.Port)))}
 		pc.Bus.Token, pc.Bus.TokenFile = token, ""

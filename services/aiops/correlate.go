@@ -3,6 +3,7 @@ package aiops
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -42,7 +44,7 @@ line is one of:
 A change's "kind" is a change type (deploy, config, feature_flag,
 infrastructure, other) or a word tools use for one (release, rollout);
 another word is kept as an "other" change, and "time" may be given in
-"change" instead. "time" is when the line was sent and may be left out; the correlator runs
+"change" instead (there it is the change's own and wins over the line's). "time" is when the line was sent and may be left out; the correlator runs
 on the events' own times (an alert's startsAt and endsAt, a change's
 time), however long ago, unlike the gateway, which refuses or re-times
 events more than 13 days old. An alert without startsAt (or endsAt, when
@@ -53,7 +55,7 @@ The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
 fingerprint → incident id) covering every alert that went in. "-" reads standard input or
-writes standard output. Progress goes to standard error.
+writes standard output; a gzip-compressed input is read as such. Progress goes to standard error.
 
 A line that cannot be read (not JSON, an unknown type, an event that does
 not validate, over 16 MiB) is told on standard error with its number and the problem,
@@ -102,6 +104,16 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return service.Usage(errors.New("correlate replay: --input is required"))
 	}
+	// The flag package stops at the first word that is not a flag: a
+	// result file named without --output, or "--strict false", would leave
+	// it and every flag after it unread, silently.
+	if fs.NArg() > 0 {
+		return service.Usage(fmt.Errorf("correlate replay: unexpected argument %q (flags only; the result goes to --output)", fs.Arg(0)))
+	}
+	// Where the result goes is checked before the replay, not after it.
+	if err := checkOutputPath(*output); err != nil {
+		return service.Usage(fmt.Errorf("correlate replay: --output: %w", err))
+	}
 	var cat *correlate.Catalog
 	if *catalog != "" {
 		var err error
@@ -118,14 +130,16 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return service.Usage(err)
 		}
 	}
-	in, closeIn, err := openInput(*input)
+	// Replay tells its own progress, in lines.
+	in, closeIn, err := openInput("correlate replay", *input, nil)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
 	res, err := Replay(ctx, in, cfg, cat, stderr)
 	if err != nil {
-		return err
+		// A read that failed (a truncated gzip file): name the input.
+		return fmt.Errorf("correlate replay: %s: %w", *input, err)
 	}
 	if *strict && res.RejectedLines > 0 {
 		return fmt.Errorf("correlate replay: --strict: rejected lines: %d, the first: line %d: %s", res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
@@ -137,15 +151,61 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	})
 }
 
-func openInput(path string) (io.Reader, func(), error) {
-	if path == "-" {
-		return os.Stdin, func() {}, nil
+// openInput opens an offline command's --input ("-": standard input) as
+// text (plainText). A file that cannot be opened, or a folder, is a usage
+// error, told before any work (a folder would otherwise fail the first
+// read, as bad data). With progress, the bytes read of the input as
+// stored are told there as they go (progressReader).
+func openInput(cmd, path string, progress io.Writer) (io.Reader, func(), error) {
+	var r io.Reader = os.Stdin
+	closeIn, size := func() {}, int64(0)
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, service.Usage(fmt.Errorf("%s: --input: %w", cmd, err))
+		}
+		st, err := f.Stat()
+		if err == nil && st.IsDir() {
+			f.Close()
+			return nil, nil, service.Usage(fmt.Errorf("%s: --input %s is a folder", cmd, path))
+		}
+		if err == nil {
+			size = st.Size()
+		}
+		r, closeIn = f, func() { f.Close() }
 	}
-	f, err := os.Open(path)
+	if progress != nil {
+		r = &progressReader{name: cmd, ctx: context.Background(), r: r, total: size, w: progress, now: time.Now, every: progressEvery, last: time.Now()}
+	}
+	text, err := plainText(r)
 	if err != nil {
-		return nil, nil, service.Usage(fmt.Errorf("correlate replay: %w", err))
+		closeIn()
+		return nil, nil, fmt.Errorf("%s: --input %s: %w", cmd, path, err)
 	}
-	return f, func() { f.Close() }, nil
+	return text, closeIn, nil
+}
+
+// progressEvery is how often an offline command tells its progress.
+var progressEvery = 2 * time.Second
+
+// plainText is r as text: decompressed when it is gzip (its magic bytes:
+// a rotated log, an exported archive would otherwise be read as binary
+// lines), without a leading UTF-8 byte order mark (which editors on
+// Windows write, and which would otherwise make the first line not
+// JSON, or a log template of its own).
+func plainText(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, err // "gzip: invalid header"
+		}
+		br = bufio.NewReader(zr)
+	}
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	return br, nil
 }
 
 // writeOutput writes a result with write through openOutput: whole or
@@ -286,6 +346,11 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		}
 	}
 	alertFP := map[string]bool{}
+	// joined holds the alerts each incident took, by its id then: an
+	// alert that fires again after its incident resolved and was
+	// forgotten opens another, and assignments then name only that one,
+	// but the first incident's alerts must still list it.
+	joined := map[string]map[string]bool{}
 	// reject tells a line that could not be read and goes on.
 	reject := func(err error) {
 		res.RejectedLines++
@@ -348,6 +413,10 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			if id, ok := c.IncidentOf(s.Fingerprint); ok {
 				if s.Kind == correlate.SignalAlert {
 					res.Assignments[s.Fingerprint] = id
+					if joined[id] == nil {
+						joined[id] = map[string]bool{}
+					}
+					joined[id][s.Fingerprint] = true
 				}
 				res.EventAssignments[e.ID] = id
 			}
@@ -360,14 +429,17 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	}
 	// The items of a merged incident belong to the one it went into (and
 	// on, if that was merged too).
+	follow := func(id string) string {
+		// A chain is at most as long as the merges made (a merged
+		// incident is gone, so none can be merged into twice).
+		for hops := 0; mergedInto[id] != "" && hops < len(mergedInto); hops++ {
+			id = mergedInto[id]
+		}
+		return id
+	}
 	for _, m := range []map[string]string{res.Assignments, res.EventAssignments} {
 		for item, id := range m {
-			// A chain is at most as long as the merges made (a merged
-			// incident is gone, so none can be merged into twice).
-			for hops := 0; mergedInto[id] != "" && hops < len(mergedInto); hops++ {
-				id = mergedInto[id]
-			}
-			m[item] = id
+			m[item] = follow(id)
 		}
 	}
 	// Alerts that only ever resolved belong to no incident; give each its
@@ -377,9 +449,20 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			res.Assignments[fp] = "unassigned:" + fp
 		}
 	}
-	members := map[string][]string{}
+	members := map[string]map[string]bool{}
+	addMember := func(id, fp string) {
+		if members[id] == nil {
+			members[id] = map[string]bool{}
+		}
+		members[id][fp] = true
+	}
+	for id, fps := range joined {
+		for fp := range fps {
+			addMember(follow(id), fp)
+		}
+	}
 	for fp, id := range res.Assignments {
-		members[id] = append(members[id], fp)
+		addMember(id, fp)
 	}
 	anomalies := map[string][]string{}
 	for id, inc := range res.EventAssignments {
@@ -391,8 +474,11 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		ri := ReplayIncident{ID: id, Status: st.State, Title: st.Title, OpenedAt: st.OpenedAt, ResolvedAt: st.ResolvedAt,
 			Services: st.Services, RootCauses: st.RootCauses, Changes: st.Changes, Team: st.Team, Runbook: st.Runbook, Members: st.MemberCount,
 			MergedInto: st.MergedInto}
-		ri.Alerts = members[id]
-		sort.Strings(ri.Alerts)
+		// A list, empty for an incident of anomalies alone, never null.
+		ri.Alerts = slices.Sorted(maps.Keys(members[id]))
+		if ri.Alerts == nil {
+			ri.Alerts = []string{}
+		}
 		for _, m := range st.Members {
 			if m.Kind == correlate.SignalAnomaly && st.MergedInto == "" {
 				ri.Anomalies = append(ri.Anomalies, m.Fingerprint)
@@ -450,9 +536,12 @@ func (l replayLine) events(watermark time.Time) ([]*event.Envelope, error) {
 		if l.Change == nil {
 			return nil, errors.New(`type change: "change" is required`)
 		}
-		at := l.Time
+		// The change's own time is when it happened; the line's time is
+		// when the line was sent, taken only when the change has none (as
+		// an alert's startsAt wins over its line's time).
+		at := l.Change.Time
 		if at.IsZero() {
-			at = l.Change.Time
+			at = l.Time
 		}
 		ch := map[string]any{"service": l.Change.Service, "type": l.Change.Kind, "version": l.Change.Version,
 			"author": l.Change.Author, "commit": l.Change.Commit, "url": l.Change.URL, "time": at.Format(time.RFC3339Nano)}

@@ -2,6 +2,7 @@ package aiops
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -373,6 +374,111 @@ func TestBoundedLinesAtTheLimit(t *testing.T) {
 		}
 		if _, _, err := l.next(); err != io.EOF {
 			t.Errorf("%q: after the line %v, want io.EOF", c.in, err)
+		}
+	}
+}
+
+// An alert that fires again after its incident resolved and was
+// forgotten opens another incident; the first one must still list it
+// (its member), and an incident of anomalies alone lists its alerts as
+// an empty list, not null.
+func TestCorrelateReplayListsEveryIncidentsAlerts(t *testing.T) {
+	input := strings.Join([]string{
+		amLine("2026-11-21T10:00:05Z", amAlert("f1", "HighLatency", "web", "firing", "2026-11-21T10:00:00Z", "0001-01-01T00:00:00Z")),
+		amLine("2026-11-21T10:05:05Z", amAlert("f1", "HighLatency", "web", "resolved", "2026-11-21T10:00:00Z", "2026-11-21T10:05:00Z")),
+		amLine("2026-11-21T14:00:05Z", amAlert("f1", "HighLatency", "web", "firing", "2026-11-21T14:00:00Z", "0001-01-01T00:00:00Z")),
+		`{"type":"event","event":{"kind":"anomaly","service":"search","time":"2026-11-21T18:00:10Z","body":{"series":"ffff000000000009","metric":"latency_p99","value":2.5,"score":0.97,"detector":"robust_z"}}}`,
+	}, "\n")
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 3 || res.RejectedLines != 0 {
+		t.Fatalf("%d incidents, rejected %v: want 3 (two of f1, one of the anomaly)", len(res.Incidents), res.Rejected)
+	}
+	for _, inc := range res.Incidents[:2] {
+		if len(inc.Alerts) != 1 || inc.Alerts[0] != "f1" {
+			t.Errorf("incident %s (opened %s, %d members) lists alerts %v, want [f1]", inc.ID, inc.OpenedAt, inc.Members, inc.Alerts)
+		}
+	}
+	if res.Assignments["f1"] != res.Incidents[1].ID {
+		t.Errorf("f1 assigned to %s, want its latest incident %s", res.Assignments["f1"], res.Incidents[1].ID)
+	}
+	data, _ := json.Marshal(res.Incidents[2])
+	if !strings.Contains(string(data), `"alerts":[]`) {
+		t.Errorf("an incident without alerts is %s: want \"alerts\":[]", data)
+	}
+}
+
+// A change's own time (in "change") is when it happened; the line's time
+// is when the line was sent, taken only when the change has none.
+func TestCorrelateReplayChangeKeepsItsOwnTime(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := `{"type":"change","time":"2026-11-21T12:30:00Z","change":{"service":"payments-db","kind":"deploy","version":"16.2","time":"2026-11-21T11:50:00Z"}}` + "\n" +
+		amLine("2026-11-21T12:00:05Z", amAlert("aaaa000000000003", "ReplicationLag", "payments-db", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z"))
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 1 || len(res.Incidents[0].Changes) != 1 || !res.Incidents[0].Changes[0].Time.Equal(time.Date(2026, 11, 21, 11, 50, 0, 0, time.UTC)) {
+		t.Fatalf("incidents %+v: want one with the deploy of 11:50 linked", res.Incidents)
+	}
+}
+
+// What the command line names is checked before the replay: an output
+// that cannot be written, an input that is a folder, an argument that is
+// not a flag (after which the flag package stops reading flags) are
+// usage errors (exit 2), and the replay does not run.
+func TestCorrelateReplayRefusesUnusableCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte(replayInput), 0o600)
+	for name, args := range map[string][]string{
+		"output in a missing folder": {"replay", "--input", in, "--output", filepath.Join(dir, "no", "out.json")},
+		"output a folder":            {"replay", "--input", in, "--output", dir},
+		"input a folder":             {"replay", "--input", dir},
+		"a stray argument":           {"replay", "--input", in, "out.json"},
+		"flags after a stray word":   {"replay", "--input", in, "--strict", "false", "--catalog", filepath.Join(dir, "nope.yaml")},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := correlateMain(context.Background(), args, &stdout, &stderr)
+		if service.ExitCode(err) != 2 {
+			t.Errorf("%s: %v (exit %d), want a usage error", name, err, service.ExitCode(err))
+		}
+		if strings.Contains(stderr.String(), "lines,") || stdout.Len() > 0 {
+			t.Errorf("%s: the replay ran: %q, %d bytes out", name, stderr.String(), stdout.Len())
+		}
+	}
+}
+
+// A file saved with a byte order mark, or compressed with gzip (a rotated
+// log, an exported archive), replays as the plain file does.
+func TestCorrelateReplayReadsBOMAndGzip(t *testing.T) {
+	dir := t.TempDir()
+	plain, bom, gz := filepath.Join(dir, "plain.jsonl"), filepath.Join(dir, "bom.jsonl"), filepath.Join(dir, "in.jsonl.gz")
+	os.WriteFile(plain, []byte(replayInput), 0o600)
+	os.WriteFile(bom, []byte("\xef\xbb\xbf"+replayInput), 0o600)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write([]byte(replayInput))
+	zw.Close()
+	os.WriteFile(gz, zb.Bytes(), 0o600)
+	var want []byte
+	for _, in := range []string{plain, bom, gz} {
+		var stdout, stderr bytes.Buffer
+		if err := correlateMain(context.Background(), []string{"replay", "--input", in}, &stdout, &stderr); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if strings.Contains(stderr.String(), "rejected") {
+			t.Errorf("%s: %s", in, stderr.String())
+		}
+		if want == nil {
+			want = stdout.Bytes()
+		} else if !bytes.Equal(stdout.Bytes(), want) {
+			t.Errorf("%s: result differs from the plain file's", in)
 		}
 	}
 }

@@ -32,7 +32,8 @@ Scores a series offline with the detector service's code. The input has the
 header timestamp,value (Unix seconds, YYYY-MM-DD HH:MM:SS in UTC, or RFC
 3339); the output
 has timestamp,value,anomaly_score,is_anomaly, one row per input row, in order.
-"-" reads standard input or writes standard output.
+"-" reads standard input or writes standard output; a gzip-compressed
+input is read as such.
 
 Several channels of one asset (timestamp,a,b,c,...: at most 256; an empty
 cell or NaN is a missing channel) are scored together as the service
@@ -98,15 +99,19 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return service.Usage(err)
 		}
 	}
-	in := io.Reader(os.Stdin)
-	if *input != "-" {
-		f, err := os.Open(*input)
-		if err != nil {
-			return service.Usage(fmt.Errorf("detect replay: --input: %w", err))
+	// Where the scores and the picture go is checked before the scoring,
+	// not after it (the picture is drawn last).
+	for _, o := range []struct{ flag, path string }{{"--output", *output}, {"--plot", *plotFile}} {
+		if err := checkOutputPath(o.path); err != nil {
+			return service.Usage(fmt.Errorf("detect replay: %s: %w", o.flag, err))
 		}
-		defer f.Close()
-		in = f
 	}
+	// A long series takes minutes: say how far it went.
+	in, closeIn, err := openInput("detect replay", *input, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
 	// The header decides: timestamp,value is a series, more columns a group.
 	br := bufio.NewReaderSize(in, detect.MaxGroupReplayLine)
 	head, _ := br.Peek(detect.MaxGroupReplayLine)

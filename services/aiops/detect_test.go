@@ -2,6 +2,7 @@ package aiops
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -209,5 +210,73 @@ func TestDetectEvalScoresFolder(t *testing.T) {
 		if err := detectMain(context.Background(), args, &stdout, &stderr); !errors.Is(err, service.ErrUsage) {
 			t.Errorf("%v: error %v, want a usage error", args, err)
 		}
+	}
+}
+
+// What the command line names is checked before any scoring: an input
+// that is a folder, an output or a picture that cannot be written are
+// usage errors (exit 2), and nothing is written.
+func TestDetectReplayRefusesUnusablePathsFirst(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := writeSeries(t, dir, 50, 40)
+	out := filepath.Join(dir, "out.csv")
+	missing := filepath.Join(dir, "no", "x")
+	for name, args := range map[string][]string{
+		"input a folder":             {"replay", "--input", dir, "--output", out},
+		"output in a missing folder": {"replay", "--input", in, "--output", missing},
+		"output a folder":            {"replay", "--input", in, "--output", dir},
+		"plot in a missing folder":   {"replay", "--input", in, "--output", out, "--plot", missing},
+	} {
+		var stderr bytes.Buffer
+		err := detectMain(context.Background(), args, nil, &stderr)
+		if service.ExitCode(err) != 2 {
+			t.Errorf("%s: %v (exit %d), want a usage error", name, err, service.ExitCode(err))
+		}
+		if strings.Contains(stderr.String(), "rows") {
+			t.Errorf("%s: scored before refusing: %s", name, stderr.String())
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: %s written (%v)", name, out, err)
+		}
+	}
+}
+
+// A gzip-compressed series (as the labelled datasets come) scores as the
+// plain file does.
+func TestDetectReplayReadsGzip(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := writeSeries(t, dir, 200, 150)
+	data, _ := os.ReadFile(in)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write(data)
+	zw.Close()
+	gz := filepath.Join(dir, "series.csv.gz")
+	os.WriteFile(gz, zb.Bytes(), 0o600)
+	var plain, unzipped bytes.Buffer
+	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", "-"}, &plain, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := detectMain(context.Background(), []string{"replay", "--input", gz, "--output", "-"}, &unzipped, &bytes.Buffer{}); err != nil {
+		t.Fatalf("gzip input: %v", err)
+	}
+	if !bytes.Equal(plain.Bytes(), unzipped.Bytes()) {
+		t.Fatalf("gzip input scored differently")
+	}
+}
+
+// A long series tells how far the scoring went on standard error, as it
+// goes (a 100-million-row file scores for minutes).
+func TestDetectReplayTellsProgress(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := writeSeries(t, dir, 2000, 1500)
+	defer func(every time.Duration) { progressEvery = every }(progressEvery)
+	progressEvery = 0 // every read
+	var stderr bytes.Buffer
+	if err := detectMain(context.Background(), []string{"replay", "--input", in, "--output", filepath.Join(dir, "out.csv")}, nil, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "detect replay: 100% (0 of 0 MB)") {
+		t.Fatalf("stderr %q: want the progress through the file", stderr.String())
 	}
 }

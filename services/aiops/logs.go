@@ -54,7 +54,8 @@ expression fragments such as (\[<PID>\])?); --format auto detects RFC 3164 or
 RFC 5424 syslog, JSON lines, logfmt, Log4j/Logback, Apache/nginx access logs or
 klog from the first 100 lines and says which. Without --format the whole line is
 the message. Lines that do not have the format are mined whole and counted in
-a warning, never dropped. --output - writes to standard output.
+a warning, never dropped. A gzip-compressed input (app.log.1.gz) is read as
+such. --output - writes to standard output.
 
 eval scores the same parse on labelled samples: DIR holds one folder per
 system with one *.log file, its *.log_structured.csv truth and optionally
@@ -112,15 +113,25 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		}
 		in, size = f, info.Size()
 	}
+	// An output that cannot be written is the command line's fault (exit
+	// 2), as an input that cannot be opened is.
+	if err := checkOutputPath(*output); err != nil {
+		return service.Usage(fmt.Errorf("logs parse: --output: %w", err))
+	}
 
 	out, commit, err := openOutput(*output, os.Stdout)
 	if err != nil {
 		return fmt.Errorf("logs parse: --output: %w", err)
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	src := &progressReader{ctx: ctx, r: in, total: size, w: stderr, now: now, every: 2 * time.Second}
+	// Progress counts the bytes of the file as stored (compressed or not).
+	src := &progressReader{name: "logs parse", ctx: ctx, r: in, total: size, w: stderr, now: now, every: 2 * time.Second}
 	src.last = now()
-	stats, err := logmine.ParseFile(src, bw, logmine.ParseOptions{Format: *format, MaxLineBytes: *maxLine})
+	text, err := plainText(src)
+	if err != nil {
+		return commit(fmt.Errorf("logs parse: %s: %w", *input, err))
+	}
+	stats, err := logmine.ParseFile(text, bw, logmine.ParseOptions{Format: *format, MaxLineBytes: *maxLine})
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -145,6 +156,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 // every `every`, so small files stay silent and big ones show they move. It
 // also stops the parse when ctx is cancelled (ParseFile takes no context).
 type progressReader struct {
+	name  string // the command, which each line starts with
 	ctx   context.Context
 	r     io.Reader
 	total int64
@@ -164,9 +176,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	if t := p.now(); t.Sub(p.last) >= p.every {
 		p.last = t
 		if p.total > 0 {
-			fmt.Fprintf(p.w, "logs parse: %.0f%% (%d of %d MB)\n", 100*float64(p.read)/float64(p.total), p.read>>20, p.total>>20)
+			fmt.Fprintf(p.w, "%s: %.0f%% (%d of %d MB)\n", p.name, 100*float64(p.read)/float64(p.total), p.read>>20, p.total>>20)
 		} else {
-			fmt.Fprintf(p.w, "logs parse: %d MB read\n", p.read>>20)
+			fmt.Fprintf(p.w, "%s: %d MB read\n", p.name, p.read>>20)
 		}
 	}
 	return n, err
@@ -206,7 +218,8 @@ func logsEval(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *formatFile != "" {
 		f, err := os.Open(*formatFile)
 		if err != nil {
-			return fmt.Errorf("logs eval: --format-file: %w", err)
+			// A file the command line names that cannot be opened: exit 2.
+			return service.Usage(fmt.Errorf("logs eval: --format-file: %w", err))
 		}
 		formats, _, err = eval.ReadFormats(f)
 		f.Close()

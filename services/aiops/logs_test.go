@@ -2,6 +2,7 @@ package aiops
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -212,7 +213,7 @@ func TestLogsParseBadInput(t *testing.T) {
 		{"directory", []string{"parse", "--input", dir, "--output", out}, true, "is a directory"},
 		{"format without content", []string{"parse", "--input", in, "--format", "<Date> <Time>", "--output", out}, true, "--format"},
 		{"stray argument", []string{"parse", "--input", in, "--output", out, "extra"}, true, `unexpected argument "extra"`},
-		{"output dir missing", []string{"parse", "--input", in, "--output", filepath.Join(dir, "no", "out.csv")}, false, "--output"},
+		{"output dir missing", []string{"parse", "--input", in, "--output", filepath.Join(dir, "no", "out.csv")}, true, "--output"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -454,6 +455,54 @@ func TestLogsParseDetectsHeader(t *testing.T) {
 	for _, r := range rows {
 		if r[2] != "Synced <*> endpoints for service default/web-<*>" {
 			t.Fatalf("template %q", r[2])
+		}
+	}
+}
+
+// A log saved with a byte order mark mines its first line as the others
+// (not as a template of its own), and a gzip-compressed log (logrotate's
+// app.log.1.gz) is mined as the plain one, not as compressed bytes.
+func TestLogsParseReadsBOMAndGzip(t *testing.T) {
+	dir := t.TempDir()
+	text := "user 1 logged in\nuser 2 logged in\nuser 3 logged in\n"
+	bom, gz := filepath.Join(dir, "bom.log"), filepath.Join(dir, "app.log.gz")
+	os.WriteFile(bom, []byte("\xef\xbb\xbf"+text), 0o600)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write([]byte(text))
+	zw.Close()
+	os.WriteFile(gz, zb.Bytes(), 0o600)
+	for _, in := range []string{bom, gz} {
+		out := in + ".csv"
+		if err := logsMain(context.Background(), []string{"parse", "--input", in, "--output", out}, &bytes.Buffer{}, time.Now); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		for _, r := range readCSV(t, out, 3) {
+			if r[2] != "user <*> logged in" {
+				t.Errorf("%s: row %v, want the template user <*> logged in", in, r)
+			}
+		}
+	}
+}
+
+// Every file the command line names that cannot be used is a usage error
+// (exit 2), checked before any work: an output in a missing folder, a
+// format file that does not exist.
+func TestLogsCommandsRefuseUnusablePaths(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "ok.log")
+	os.WriteFile(in, []byte("hello\n"), 0o600)
+	writeSystem(t, dir, "A", []string{"x 1"}, []string{"E1"}, []string{"x <*>"}, nil)
+	for name, run := range map[string]func() error{
+		"parse output in a missing folder": func() error {
+			return logsMain(context.Background(), []string{"parse", "--input", in, "--output", filepath.Join(dir, "no", "out.csv")}, &bytes.Buffer{}, time.Now)
+		},
+		"eval format file missing": func() error {
+			return logsEval(context.Background(), []string{dir, "--format-file", filepath.Join(dir, "nope.md")}, &bytes.Buffer{}, &bytes.Buffer{})
+		},
+	} {
+		if err := run(); service.ExitCode(err) != 2 {
+			t.Errorf("%s: %v (exit %d), want a usage error", name, err, service.ExitCode(err))
 		}
 	}
 }

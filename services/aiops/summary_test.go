@@ -119,7 +119,7 @@ func TestRunRefusesBusSettingsTheEmbeddedNATSReplaces(t *testing.T) {
 		{"bus.token_file=/run/secrets/nats-token", "bus.token_file"},
 		{"bus.credentials_file=/run/secrets/aiops.creds", "bus.credentials_file"},
 	} {
-		err := runPipelineTo(context.Background(), []string{"-set", c.set, "-set", "nats.store_dir=" + filepath.Join(dir, "nats")}, io.Discard)
+		err := runPipelineTo(context.Background(), []string{"-set", c.set, "-set", "nats.store_dir=" + filepath.Join(dir, "nats"), "-set", "nats.generate_token_file=" + filepath.Join(dir, "nats", "token")}, io.Discard)
 		if service.ExitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), c.key) || !strings.Contains(fmt.Sprint(err), "nats.embedded") {
 			t.Errorf("-set %s: %v (exit %d), want a usage error naming %s and nats.embedded", c.set, err, service.ExitCode(err), c.key)
 		}

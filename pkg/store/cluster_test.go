@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/rs/zerolog"
 )
@@ -400,6 +401,47 @@ func testMigrateOnCluster(t *testing.T, shards, replicas int) {
 		if n := count(t, s, "SELECT count() FROM events FINAL"); n != uint64(len(rows)) {
 			t.Errorf("node %d reads %d events after the restore, want %d", i+1, n, len(rows))
 		}
+	}
+
+	// incidents is partitioned by the month an incident opened: a month
+	// whose newest opening is old still stays while any shard holds a state
+	// of it within retention (an incident opened then and updated lately).
+	at := func(month time.Month, day int) time.Time { return time.Date(2026, month, day, 9, 0, 0, 0, time.UTC) }
+	iw := newWriter(t, first.Conn, BatchConfig{Table: "incidents", Columns: []string{"incident_id", "version", "id", "time", "status", "opened_at"}, MaxRows: 100, MaxAge: time.Hour})
+	ires := newResults()
+	var states [][]any
+	for i := 0; i < 8; i++ {
+		// March: opened and resolved long ago. April: the same, plus one
+		// incident still updated in June.
+		month := time.March + time.Month(i%2)
+		opened := at(month, 1+i)
+		states = append(states, []any{fmt.Sprintf("inc-%d", i), uint64(opened.UnixNano()), fmt.Sprintf("st-%d", i), opened, "opened", opened})
+	}
+	states = append(states, []any{"inc-1", uint64(at(6, 15).UnixNano()), "st-late", at(6, 15), "updated", at(4, 2)})
+	for _, row := range states {
+		if err := iw.Add(ctx, row, ires.done(row[2].(string))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := iw.Flush(ctx); err != nil {
+		t.Fatalf("insert incidents: %v", err)
+	}
+	syncReplicas("incidents" + localSuffix)
+	dropped, err = DropPartitionsOlderThan(ctx, first.Conn, "incidents", 30, at(6, 20))
+	if err != nil || !slices.Equal(dropped, []string{"202603"}) {
+		t.Fatalf("incidents retention on cluster dropped %v, %v; want [202603] (April holds a state of June 15)", dropped, err)
+	}
+	syncReplicas("incidents" + localSuffix)
+	if n := count(t, last, "SELECT count() FROM incidents FINAL"); n != 4 {
+		t.Errorf("%d incidents after retention, want April's 4", n)
+	}
+
+	// A node opened without store.cluster (a writer whose config lost it)
+	// is refused rather than finding the cluster form applied and writing
+	// to it as one server.
+	single := openNode(t, nodes[len(nodes)-1].Addr, database, "")
+	if _, err := single.Migrate(ctx, Schema); err == nil || !strings.Contains(err.Error(), "holds the cluster form") || !errs.IsPermanent(err) {
+		t.Fatalf("single-node Migrate over the cluster form: err = %v, want a permanent error naming the cluster form", err)
 	}
 
 	// Applying again, on any node, finds everything recorded.

@@ -111,6 +111,19 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 			return nil, fmt.Errorf("store: create database %s on cluster %s: %w", database, s.cluster, err)
 		}
 		createBookkeeping = migrationsTableCluster(database, s.cluster)
+	} else {
+		// The reverse mistake (store.cluster left out of one writer's
+		// config): the cluster form's records would make its tables look
+		// applied, a later migration would alter the Distributed tables
+		// alone or create unreplicated ones, and inserts would return
+		// before the shards have the rows (no insert_distributed_sync).
+		var engine string
+		if err := s.Conn.QueryRow(ctx, "SELECT any(engine) FROM system.tables WHERE database = currentDatabase() AND name = ?", MigrationsTable).Scan(&engine); err != nil {
+			return nil, fmt.Errorf("store: read the engine of %s: %w", MigrationsTable, err)
+		}
+		if strings.HasPrefix(engine, "Replicated") {
+			return nil, errs.Permanentf("store: the database holds the cluster form of the schema (%s is %s); set store.cluster to its cluster (docs/operations.md)", MigrationsTable, engine)
+		}
 	}
 	if err := s.Conn.Exec(ctx, createBookkeeping); err != nil {
 		return nil, fmt.Errorf("store: create %s: %w", MigrationsTable, err)

@@ -34,6 +34,12 @@ func partitionsQuery(parts, dbExpr string) string {
 // for a Date column), so the table may be partitioned by day, month or any
 // function of one time column.
 //
+// A table with a `time` column (each row's own time) that its partition
+// key does not use, like incidents (partitioned by the month an incident
+// opened, each row the incident's latest state), loses a partition only
+// once its newest `time` is old too: an incident opened before the cutoff
+// but still open, or updated since, keeps its month.
+//
 // A Distributed table (the cluster form of the schema, Config.Cluster) has
 // no partitions of its own: its local table's partitions are listed on every
 // shard and dropped ON CLUSTER, so every shard and replica loses them, and a
@@ -58,10 +64,20 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	if err != nil {
 		return nil, fmt.Errorf("store: retention of %s: %w", table, err)
 	}
+	// Where rows are read for a partition's newest row time
+	// (rowTimeOutsidePartitionKey): the table, or every shard's local table.
+	rowSource, rowSourceArgs := quoted, []any(nil)
+	colDBExpr, colArgs := dbExpr, args
 	if dist != nil {
 		quoted = quoteIdents(dist.database, dist.table)
 		onCluster = " ON CLUSTER " + quoteIdents(dist.cluster)
 		parts, dbExpr, args = "cluster(?, system, parts)", "?", []any{dist.cluster, dist.database, dist.table}
+		rowSource, rowSourceArgs = "cluster(?, "+quoteIdents(dist.database)+", "+quoteIdents(dist.table)+")", []any{dist.cluster}
+		colDBExpr, colArgs = "?", []any{dist.database, dist.table}
+	}
+	checkRowTime, err := rowTimeOutsidePartitionKey(ctx, conn, colDBExpr, colArgs)
+	if err != nil {
+		return nil, fmt.Errorf("store: retention of %s: %w", table, err)
 	}
 	rows, err := conn.Query(ctx, partitionsQuery(parts, dbExpr), args...)
 	if err != nil {
@@ -101,6 +117,16 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 		return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
 	}
 	for _, p := range old {
+		if checkRowTime {
+			var newestRow time.Time
+			q := "SELECT max(`" + rowTimeColumn + "`) FROM " + rowSource + " WHERE _partition_id = ?"
+			if err := conn.QueryRow(ctx, q, append(rowSourceArgs, p.id)...).Scan(&newestRow); err != nil {
+				return dropped, fmt.Errorf("store: newest %s of partition %s of %s: %w", rowTimeColumn, p.id, table, err)
+			}
+			if newestRow.Add(time.Second).After(cutoff) {
+				continue // a row of it was updated within retention
+			}
+		}
 		// The partition id is bound by the client, quoted as a string
 		// literal: 18.16 has no server-side parameters.
 		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+onCluster+" DROP PARTITION ID ?", p.id); err != nil {
@@ -109,6 +135,27 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 		dropped = append(dropped, p.id)
 	}
 	return dropped, nil
+}
+
+// rowTimeColumn holds each row's own time in every table of the schema.
+const rowTimeColumn = "time"
+
+// rowTimeOutsidePartitionKey reports whether the table has a DateTime
+// column rowTimeColumn that its partition key does not use. Such a table
+// (incidents: partitioned by the month an incident opened, so that all its
+// states collapse in one partition, while each row is the latest state)
+// holds rows newer than its partitions' min/max index says: an incident
+// opened long ago may still be open. Its partitions old by that index are
+// dropped only once their newest row time is old too. dbExpr and args
+// select the table as in partitionsQuery.
+func rowTimeOutsidePartitionKey(ctx context.Context, conn driver.Conn, dbExpr string, args []any) (bool, error) {
+	var n uint64
+	q := "SELECT count() FROM system.columns WHERE database = " + dbExpr + " AND table = ? AND name = '" + rowTimeColumn +
+		"' AND type LIKE 'DateTime%' AND NOT is_in_partition_key"
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		return false, fmt.Errorf("read its %s column: %w", rowTimeColumn, err)
+	}
+	return n > 0, nil
 }
 
 // distributedTable is where a Distributed table's rows are: its engine's

@@ -130,3 +130,62 @@ func TestDropPartitionsOlderThan(t *testing.T) {
 		}
 	})
 }
+
+// incidents is partitioned by the month an incident opened, but each row is
+// its latest state: an incident opened long ago and still open (or updated
+// lately) sits in an old month. Retention must keep that month until its
+// newest state is past retention too, or the open incident vanishes from
+// the table (and each later state recreates the month, dropped again).
+func TestDropPartitionsKeepsIncidentsUpdatedLately(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.Migrate(ctx, Schema); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 6, 20, 12, 0, 0, 0, time.UTC)
+	at := func(month time.Month, day int) time.Time { return time.Date(2026, month, day, 9, 0, 0, 0, time.UTC) }
+	b, err := s.Conn.PrepareBatch(ctx, "INSERT INTO incidents (incident_id, version, id, time, status, opened_at, resolved_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range []struct {
+		incident, status string
+		at, opened       time.Time
+	}{
+		// March: opened and resolved long ago, dropped.
+		{"inc-march", "opened", at(3, 10), at(3, 10)},
+		{"inc-march", "resolved", at(3, 11), at(3, 10)},
+		// April: one resolved long ago, one opened then and still being
+		// updated five days ago.
+		{"inc-april-done", "opened", at(4, 5), at(4, 5)},
+		{"inc-april-done", "resolved", at(4, 6), at(4, 5)},
+		{"inc-april-open", "opened", at(4, 20), at(4, 20)},
+		{"inc-april-open", "updated", at(6, 15), at(4, 20)},
+	} {
+		resolved := time.Unix(0, 0)
+		if st.status == "resolved" {
+			resolved = st.at
+		}
+		if err := b.Append(st.incident, uint64(st.at.UnixNano()), st.incident+"-"+st.status, st.at, st.status, st.opened, resolved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := DropPartitionsOlderThan(ctx, s.Conn, "incidents", 30, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"202603"}; !slices.Equal(dropped, want) {
+		t.Fatalf("dropped %v, want %v: April holds an incident updated 5 days ago", dropped, want)
+	}
+	if n := count(t, s, "SELECT count() FROM incidents FINAL WHERE incident_id = 'inc-april-open' AND status = 'updated'"); n != 1 {
+		t.Fatalf("the incident updated 5 days ago has %d latest rows, want 1", n)
+	}
+	// Once its newest state is past retention, April goes too.
+	dropped, err = DropPartitionsOlderThan(ctx, s.Conn, "incidents", 30, at(6, 15).AddDate(0, 0, 31))
+	if err != nil || !slices.Equal(dropped, []string{"202604"}) {
+		t.Fatalf("a month later: dropped %v, %v; want [202604]", dropped, err)
+	}
+}

@@ -65,6 +65,19 @@ func TestSchemaOnCurrentClickHouse(t *testing.T) {
 		t.Fatalf("partitions query on current ClickHouse = %q", parts)
 	}
 	c.MustQuery(t, "ALTER TABLE events DROP PARTITION ID '20260101'")
+	// Retention's check of a partition's newest row time, for tables (like
+	// incidents) partitioned by another column.
+	col := "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = '%s' AND name = 'time' AND type LIKE 'DateTime%%' AND NOT is_in_partition_key"
+	if got := c.MustQuery(t, fmt.Sprintf(col, "incidents")); got != "1" {
+		t.Fatalf("incidents: time outside the partition key found %s times, want 1", got)
+	}
+	if got := c.MustQuery(t, fmt.Sprintf(col, "events")); got != "0" {
+		t.Fatalf("events: time outside the partition key found %s times, want 0", got)
+	}
+	c.MustQuery(t, "INSERT INTO incidents (incident_id, version, time, opened_at) VALUES ('i', 2, '2026-03-05 10:00:00', '2026-01-31 10:00:00')")
+	if got := c.MustQuery(t, "SELECT max(time) FROM incidents WHERE _partition_id = '202601'"); got != "2026-03-05 10:00:00" {
+		t.Fatalf("newest time of incidents partition 202601 = %q", got)
+	}
 	if got := c.MustQuery(t, "SELECT count() FROM events"); got != "0" {
 		t.Fatalf("%s rows after DROP PARTITION ID, want 0", got)
 	}

@@ -168,3 +168,47 @@ func BenchmarkOpeningsInOnePlace(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) { benchOpenings(b, bc.cfg, bc.labels) })
 	}
 }
+
+// BenchmarkNewFingerprintsAtTheBound: new members once memory is full
+// (MaxFingerprints 20,000) of incidents of one member each (unrelated
+// services, no catalog), each opening an incident and making room by
+// forgetting the oldest (and publishing its resolution); "under" is the
+// same with room to spare, the baseline.
+func BenchmarkNewFingerprintsAtTheBound(b *testing.B) {
+	const held = 20_000
+	for _, c := range []struct {
+		name  string
+		bound int
+	}{{"under", 100 * held}, {"at", held}} {
+		b.Run(c.name, func(b *testing.B) { newFingerprintsHolding(b, held, c.bound) })
+	}
+}
+
+func newFingerprintsHolding(b *testing.B, held, bound int) {
+	c, err := New(Config{MaxFingerprints: bound}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signal := func(i int, at time.Time) Signal {
+		return Signal{Kind: SignalAlert, Fingerprint: fmt.Sprintf("fp-%d", i), Service: fmt.Sprintf("svc-%d", i), Name: fmt.Sprintf("Alert%d", i),
+			Severity: event.SeverityWarning, Time: at, EventID: event.NewID(at)}
+	}
+	at := t0
+	for i := range held {
+		at = at.Add(time.Second)
+		c.Observe(signal(i, at))
+	}
+	if n := len(c.Incidents()); n < held/2 {
+		b.Fatalf("%d incidents for %d signals, want about one each", n, held)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		at = at.Add(time.Second)
+		c.Observe(signal(held+i, at))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+	if c.Fingerprints() > bound {
+		b.Fatalf("%d fingerprints held, over the bound %d", c.Fingerprints(), bound)
+	}
+}

@@ -1937,18 +1937,34 @@ func (c *Correlator) forget(inc *incident) {
 }
 
 // evict keeps the members in memory under MaxFingerprints by forgetting
-// the incidents resolved longest ago, then the oldest open ones.
+// the incidents resolved longest ago, then the oldest open ones. Past the
+// bound it forgets down to a sixty-fourth under it, in one sorted pass
+// over the incidents: forgetting one incident a signal, each a scan of
+// them all, made a full memory of one-member incidents take 2,600
+// signals/s (BenchmarkNewFingerprintsAtTheBound).
 func (c *Correlator) evict() {
-	for len(c.members) > c.cfg.MaxFingerprints {
-		var oldest *incident
-		for _, inc := range c.incidents {
-			sameKind := (inc.status == StatusResolved) == (oldest != nil && oldest.status == StatusResolved)
-			if oldest == nil || inc.status == StatusResolved && oldest.status != StatusResolved ||
-				sameKind && (inc.lastSignal.Before(oldest.lastSignal) || inc.lastSignal.Equal(oldest.lastSignal) && inc.id < oldest.id) {
-				oldest = inc
+	if len(c.members) <= c.cfg.MaxFingerprints {
+		return
+	}
+	target := c.cfg.MaxFingerprints - c.cfg.MaxFingerprints/64
+	order := make([]*incident, 0, len(c.incidents))
+	for _, inc := range c.incidents {
+		order = append(order, inc)
+	}
+	slices.SortFunc(order, func(a, b *incident) int {
+		if ar, br := a.status == StatusResolved, b.status == StatusResolved; ar != br {
+			if ar {
+				return -1
 			}
+			return 1
 		}
-		if oldest == nil {
+		if n := a.lastSignal.Compare(b.lastSignal); n != 0 {
+			return n
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, oldest := range order {
+		if len(c.members) <= target {
 			return
 		}
 		if oldest.status != StatusResolved && oldest.revision > 0 {

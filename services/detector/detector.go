@@ -90,6 +90,10 @@ type series struct {
 	// series gone silent (silence.go)
 	seen int64
 	last *lastSample
+	// restored: its route is the one its snapshot named; the labels that
+	// choose it come with its next sample (lookup). rerouted: dropped from
+	// memory because the route that matches it now has another shape
+	restored, rerouted bool
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -164,7 +168,9 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	var err error
 	if s.series, err = simplelru.NewLRU(s.cfg.MaxSeries, func(_ string, old *series) {
 		old.evicted = true
-		s.m.evicted.Inc()
+		if !old.rerouted { // replaced by lookup, not dropped for max_series
+			s.m.evicted.Inc()
+		}
 		s.evicting(old)
 	}); err != nil {
 		return nil, err
@@ -221,7 +227,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		return float64(s.runner.Stats().Invalid)
 	})
 	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
-		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100), out_of_order, duplicate (a timestamp the series saw)."), []string{"reason"})
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped over a day ahead of the service's clock)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -336,9 +342,29 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	s.m.samples.Inc()
 	counter := body.Type == event.MetricCounter
 
+	seen := s.now()
+	if e.Time.Sub(seen) > maxFuture {
+		// Scored, it would make every real sample after it out of order
+		// (the series' and its group asset's) for as long as it is ahead.
+		s.m.ignored.WithLabelValues("future").Inc()
+		return nil
+	}
 	s.mu.Lock()
-	ser := s.lookup(seriesKey(e.Fingerprint), body.Name, e.Service, e.Labels, counter)
-	res := ser.det.Observe(e.Time, *body.Value)
+	var (
+		ser   *series
+		res   detect.Result
+		route string
+	)
+	if !scorable(*body.Value, counter) {
+		// Checked before the lookup: a sample no detector can score
+		// creates no series, so a flood of them under new fingerprints
+		// cannot evict the series that are scored.
+		s.m.ignored.WithLabelValues("invalid_value").Inc()
+	} else {
+		ser = s.lookup(seriesKey(seriesID(e.Fingerprint, body.Name, e.Labels)), body.Name, e.Service, e.Labels, counter)
+		res = ser.det.Observe(e.Time, *body.Value)
+		route = ser.route
+	}
 	switch {
 	case res.Flags&detect.FlagInvalid != 0:
 		s.m.ignored.WithLabelValues("invalid_value").Inc()
@@ -347,8 +373,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	case res.Flags&detect.FlagDuplicate != 0:
 		s.m.ignored.WithLabelValues("duplicate").Inc()
 	}
-	seen := s.now()
-	if !res.Flags.Ignored() {
+	if ser != nil && !res.Flags.Ignored() {
 		s.observed(e.Time, seen)
 		s.track(ser, e, body.Name, res.Scored, seen)
 		if !ser.dirty {
@@ -364,7 +389,6 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		cfg = ser.det.Profile().Config()
 		ser.pending++ // until the anomaly's publish is settled
 	}
-	route := ser.route
 	rows, gerr := s.routeToGroups(e, &body, nil)
 	s.mu.Unlock()
 	if gerr != nil {
@@ -448,16 +472,83 @@ func (s *Service) FlushRows(ctx context.Context) error {
 	return s.runner.Tick(ctx, s.now())
 }
 
+// maxFuture is how far ahead of the service's clock a sample may be
+// stamped and still be scored: beyond any time zone mistake (14 h), far
+// short of what the envelope allows (2105).
+const maxFuture = 24 * time.Hour
+
+// maxValue is the largest magnitude a detector scores (pkg/detect's
+// bound: beyond it, or NaN or ±Inf, an observation is FlagInvalid).
+const maxValue = 1e100
+
+// scorable tells whether a detector can score value v: finite, within
+// maxValue, and not negative for a counter. A counter never goes below
+// zero (Prometheus, OpenTelemetry's monotonic sums): taking a negative
+// value for a reset made a negative rate, one anomaly, and the next sample
+// a rise of the whole range from it, another.
+func scorable(v float64, counter bool) bool {
+	return math.Abs(v) <= maxValue && !(counter && v < 0)
+}
+
+// seriesID is the identity of the series of a sample: its fingerprint, and
+// its metric name unless the labels carry it as __name__ (docs/events.md
+// asks producers to). Without it two metrics of one label set have one
+// fingerprint, and one detector scored each against the other's values.
+// The key in memory and in the bucket is its bus.KeyToken (seriesKey);
+// episode ids are derived from it.
+func seriesID(fingerprint, metric string, labels map[string]string) string {
+	if labels["__name__"] == metric {
+		return fingerprint
+	}
+	return fingerprint + "\xff" + metric
+}
+
 // lookup returns the series of key, creating it (and evicting the least
 // recently seen series beyond MaxSeries) if needed. s.mu is held.
 func (s *Service) lookup(key, metric, service string, labels map[string]string, counter bool) *series {
 	if ser, ok := s.series.Get(key); ok {
-		return ser
+		if !ser.restored {
+			return ser
+		}
+		// Restored: the route its snapshot named chose it under the
+		// pipeline of its creation. The pipeline may have changed since (a
+		// rule added or edited before it); the labels are at hand now, so
+		// the series takes the route the documented first match gives it.
+		ser.restored = false
+		route := s.pipeline.Select(metric, service, labels)
+		if route.Name == ser.route || s.reroute(ser, route) {
+			return ser
+		}
+		// Another shape: the series starts again under its new route; the
+		// eviction closes the episode the old detector had open (Tick).
+		ser.rerouted = true
+		s.series.Remove(key)
 	}
 	route := s.pipeline.Select(metric, service, labels)
 	ser := &series{key: key, route: route.Name, counter: counter, det: route.Profile(counter).NewDetector()}
 	s.series.Add(key, ser)
 	return ser
+}
+
+// reroute moves ser to route, keeping its learnt state, as a restore does
+// across a change of thresholds; false when the route's detectors have
+// another shape (window, buckets, period, ...), which cannot take it.
+// s.mu is held.
+func (s *Service) reroute(ser *series, route pipeline.Route) bool {
+	state, err := ser.det.MarshalBinary()
+	if err != nil {
+		return false
+	}
+	det := route.Profile(ser.counter).NewDetector()
+	if det.UnmarshalBinary(state) != nil {
+		return false
+	}
+	ser.det, ser.route = det, route.Name
+	if !ser.dirty {
+		ser.dirty = true
+		s.dirty = append(s.dirty, ser)
+	}
+	return true
 }
 
 // anomaly builds the anomaly event for sample e. Its id is derived from the
@@ -484,7 +575,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 		Window:    window(cfg, det),
 		Reason:    reason(body, route, cfg, r),
 		Episode:   r.Episode.String(),
-		EpisodeID: event.DerivedID(ep.Start, "episode", e.Fingerprint),
+		EpisodeID: event.DerivedID(ep.Start, "episode", seriesID(e.Fingerprint, body.Name, e.Labels)),
 		Start:     ep.Start,
 		End:       ep.End,
 		Peak:      &peak,

@@ -672,7 +672,10 @@ func checkAssetEpisode(t *testing.T, got []groupEvent, a synth.Group, fault []in
 func TestVoteGroupEpisode(t *testing.T) {
 	fault := []int{1, 3, 4}
 	a := faultAsset(6, fault, 30*60)
-	s, h := newTestService(t, Config{}, WithPipeline(votePipeline(t, a.Channels)))
+	// the service's clock at the end of the 36 h of rows, as for a replay:
+	// samples over a day ahead of it are ignored (maxFuture)
+	end := a.Times[len(a.Times)-1]
+	s, h := newTestService(t, Config{}, WithPipeline(votePipeline(t, a.Channels)), WithClock(func() time.Time { return end }))
 	for _, d := range assetSamples(t, a) {
 		ack(t, h, d)
 	}

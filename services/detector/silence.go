@@ -226,7 +226,10 @@ func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {
 func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode, now time.Time, why string) (*event.Envelope, error) {
 	cause := fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
 		last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
-	if why == "evicted" {
+	switch {
+	case why == "evicted" && ser.rerouted:
+		cause = fmt.Sprintf("%s restarted under another route, whose detectors have another shape, while anomalous", last.Metric)
+	case why == "evicted":
 		cause = fmt.Sprintf("%s dropped from the detector's memory (max_series) while anomalous", last.Metric)
 	}
 	return s.episodeClose(last, info, ser.route, window(ser.det.Profile().Config(), info.Detector), cause, now)
@@ -249,7 +252,7 @@ func (s *Service) episodeClose(last *lastSample, info detect.Episode, route, win
 		Window:    window,
 		Reason:    reason,
 		Episode:   event.EpisodeClose,
-		EpisodeID: event.DerivedID(info.Start, "episode", last.Fingerprint),
+		EpisodeID: event.DerivedID(info.Start, "episode", seriesID(last.Fingerprint, last.Metric, last.Labels)),
 		Start:     info.Start,
 		End:       info.End,
 		Peak:      &peak,

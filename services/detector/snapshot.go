@@ -342,7 +342,7 @@ func (s *Service) decode(key string, v []byte) (*series, error) {
 	if !ok {
 		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, h.route))
 	}
-	ser := &series{key: key, route: h.route, counter: h.counter, last: h.last}
+	ser := &series{key: key, route: h.route, counter: h.counter, last: h.last, restored: true}
 	ser.det = route.Profile(h.counter).NewDetector()
 	if err := ser.det.UnmarshalBinary(h.state); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrSnapshot, key, err)

@@ -278,7 +278,12 @@ func (p *Pipeline) Validate() error {
 
 func (r *Rule) compile(file, path string) error {
 	cfg := r.Detectors
-	cfg.Counter = false
+	if cfg.Counter {
+		// Each sample's type chooses the gauge or the counter profile
+		// below: a counter set here would be silently ignored.
+		return invalid(file, lineOf(r.node, "counter", r.Line), path+".counter",
+			"is set by each sample's type (counter or gauge), not by the pipeline: remove it")
+	}
 	g, err := detect.NewProfile(cfg)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), detect.ErrInvalidConfig.Error()+": ")
@@ -300,6 +305,17 @@ func (r *Rule) compileMatch(file, path string) error {
 	return err
 }
 
+// anchored compiles pat anchored at both ends. pat must be a regular
+// expression on its own: one that only compiles inside the anchoring group
+// ("a)|(b" makes "^(?:a)|(b)$") would undo the anchors and match far more
+// than it says.
+func anchored(pat string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(pat); err != nil {
+		return nil, err
+	}
+	return regexp.Compile("^(?:" + pat + ")$")
+}
+
 // compile turns m's patterns into anchored regular expressions; errors
 // name file:line and path.field.
 func (m Match) compile(file string, line int, path string) (metric, service *regexp.Regexp, labels []labelMatcher, err error) {
@@ -307,7 +323,7 @@ func (m Match) compile(file string, line int, path string) (metric, service *reg
 		if pat == "" {
 			return nil, nil
 		}
-		x, err := regexp.Compile("^(?:" + pat + ")$")
+		x, err := anchored(pat)
 		if err != nil {
 			return nil, invalid(file, line, path+"."+field, "%q is not a regular expression: %v", pat, err)
 		}
@@ -328,7 +344,7 @@ func (m Match) compile(file string, line int, path string) (metric, service *reg
 		if k == "" {
 			return nil, nil, nil, invalid(file, line, path+".labels", "has an empty label name")
 		}
-		x, err := regexp.Compile("^(?:" + m.Labels[k] + ")$")
+		x, err := anchored(m.Labels[k])
 		if err != nil {
 			return nil, nil, nil, invalid(file, line, path+".labels."+k, "%q is not a regular expression: %v", m.Labels[k], err)
 		}

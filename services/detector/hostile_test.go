@@ -1,0 +1,283 @@
+package detector
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// restoreInto loads what s.encode wrote for key into s, as Restore does
+// with a bucket's value.
+func restoreInto(t *testing.T, s *Service, key string, v []byte) {
+	t.Helper()
+	ser, err := s.decode(key, v)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.series.Add(key, ser)
+	if ser.last != nil {
+		ser.seen = s.now().UnixNano()
+		s.open[ser] = struct{}{}
+	}
+}
+
+// snapshotOf is the snapshot value of the series of fingerprint fp in s.
+func snapshotOf(t *testing.T, s *Service, fp string) []byte {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ser, ok := s.series.Peek(seriesKey(fp))
+	if !ok {
+		t.Fatalf("series %s not in memory", fp)
+	}
+	v, err := s.encode(nil, ser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func routeOf(s *Service, fp string) (string, int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ser, ok := s.series.Peek(seriesKey(fp))
+	if !ok {
+		return "", 0, 0
+	}
+	cfg := ser.det.Profile().Config()
+	return ser.route, cfg.Window, ser.det.Observations()
+}
+
+// A rule added to the pipeline takes the series it matches at their next
+// sample, also those restored from a snapshot written under another route:
+// the snapshot names the route that chose the series when it was created,
+// and the labels that choose it are only at hand with a sample. A rule of
+// the same shape keeps the series' baseline (its thresholds change, as
+// across a restart); one of another shape starts it again.
+func TestRestoredSeriesTakesTheCurrentRoute(t *testing.T) {
+	for _, c := range []struct {
+		name, detectors string
+		window, obs     int
+	}{
+		{"same shape", "{z_threshold: 8}", 32, 41},
+		{"other shape", "{window: 64}", 64, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			old, h := newTestService(t, Config{})
+			var fp string
+			for i, v := range normal(40, 9) {
+				e, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+				ack(t, h, data)
+				fp = e.Fingerprint
+			}
+			v := snapshotOf(t, old, fp)
+
+			p, err := pipeline.Parse("t.yaml", []byte("detect:\n  rules:\n    - name: latency\n      match: {metric: latency_ms}\n      detectors: "+c.detectors+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, h2 := newTestService(t, Config{}, WithPipeline(p))
+			restoreInto(t, s, seriesKey(fp), v)
+			_, data := sample(t, "db", "latency_ms", nil, t0.Add(40*time.Minute), 100, "")
+			ack(t, h2, data)
+			route, window, obs := routeOf(s, fp)
+			if route != "latency" || window != c.window || obs != c.obs {
+				t.Errorf("restored series after its next sample: route %q window %d observations %d; want latency, %d, %d",
+					route, window, obs, c.window, c.obs)
+			}
+			if n := testutil.ToFloat64(s.m.evicted); n != 0 {
+				t.Errorf("series_evicted_total %v after a change of route, want 0 (nothing was evicted)", n)
+			}
+		})
+	}
+}
+
+// A series restored in an episode whose new route has another shape warms
+// up again; the episode it had open is closed at its last sample, not left
+// open for ever.
+func TestRerouteClosesTheEpisodeOfTheOldShape(t *testing.T) {
+	clock := &testClock{t: t0.Add(3 * time.Hour)}
+	old, h := newTestService(t, Config{}, WithClock(clock.now))
+	values := append(normal(100, 5), 150, 151)
+	var last *event.Envelope
+	for i, v := range values {
+		e, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+		ack(t, h, data)
+		last = e
+	}
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d anomalies before the restart, want the open", n)
+	}
+	v := snapshotOf(t, old, last.Fingerprint)
+
+	p, err := pipeline.Parse("t.yaml", []byte("detect:\n  rules:\n    - name: latency\n      match: {metric: latency_ms}\n      detectors: {window: 64}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, h2 := newTestService(t, Config{}, WithPipeline(p), WithClock(clock.now))
+	restoreInto(t, s, seriesKey(last.Fingerprint), v)
+	_, data := sample(t, "db", "latency_ms", nil, t0.Add(time.Duration(len(values))*time.Minute), 100, "")
+	ack(t, h2, data)
+	if err := h2.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := h2.Pub.Events(t)
+	if len(got) != 1 {
+		t.Fatalf("%d events after the change of route, want the close of the old episode", len(got))
+	}
+	var b event.AnomalyBody
+	if err := got[0].DecodeBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Episode != event.EpisodeClose || got[0].Links[0] != last.ID {
+		t.Errorf("%s linked to %v, want a close linked to the last sample %s (reason %q)", b.Episode, got[0].Links, last.ID, b.Reason)
+	}
+}
+
+// counterSamples sends a counter rising by 60 a minute (1/s), then the
+// hostile values, then the rise again; it returns the events published.
+func counterSamples(t *testing.T, h *stagetest.Harness, hostile ...float64) []*event.Envelope {
+	t.Helper()
+	at, v := 0, 1000.0
+	send := func(x float64) {
+		_, data := sample(t, "api", "requests_total", nil, t0.Add(time.Duration(at)*time.Minute), x, event.MetricCounter)
+		ack(t, h, data)
+		at++
+	}
+	for range 80 {
+		v += 60
+		send(v)
+	}
+	for _, x := range hostile {
+		v += 60 // the counter goes on; the sample says x
+		send(x)
+	}
+	for range 20 {
+		v += 60
+		send(v)
+	}
+	return h.Pub.Events(t)
+}
+
+// A counter never goes below zero: a negative value is no reset but a bad
+// sample, and taking it for one made a negative rate (one anomaly) and, at
+// the next sample, a rise from it of the whole range (another).
+func TestNegativeCounterValueIsIgnored(t *testing.T) {
+	_, h := newTestService(t, Config{})
+	if got := counterSamples(t, h); len(got) != 0 {
+		t.Fatalf("%d anomalies on a steady counter", len(got))
+	}
+	s, h := newTestService(t, Config{})
+	if got := counterSamples(t, h, -1e9); len(got) != 0 {
+		var b event.AnomalyBody
+		_ = got[0].DecodeBody(&b)
+		t.Errorf("a negative counter value made %d anomalies, the first %q", len(got), b.Reason)
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("invalid_value")); n != 1 {
+		t.Errorf("samples_ignored_total{reason=invalid_value} = %v, want 1", n)
+	}
+}
+
+// A sample the detector cannot score by its value creates no series: a
+// flood of them under new fingerprints would otherwise evict the series
+// that are scored (with their episodes and warm-up).
+func TestInvalidValueCreatesNoSeries(t *testing.T) {
+	s, h := newTestService(t, Config{MaxSeries: 2})
+	e, data := sample(t, "api", "latency_ms", nil, t0, 1, "")
+	ack(t, h, data)
+	for i := range 5 {
+		_, data := sample(t, "api", "junk", map[string]string{"i": string(rune('a' + i))}, t0, 1e200, "")
+		ack(t, h, data)
+		_, data = sample(t, "api", "junk_total", map[string]string{"i": string(rune('a' + i))}, t0, -5, event.MetricCounter)
+		ack(t, h, data)
+	}
+	if _, ok := s.Observations(e.Fingerprint); !ok || s.Series() != 1 {
+		t.Errorf("%d series in memory, the scored one kept: %v; want 1, true", s.Series(), ok)
+	}
+}
+
+// rawSample is a metric sample as a producer that leaves the metric name
+// out of the labels sends it: its fingerprint is that of the labels.
+func rawSample(t *testing.T, service, name string, at time.Time, v float64) []byte {
+	t.Helper()
+	e, err := event.New(event.KindMetric, service, at, event.MetricBody{Name: name, Value: &v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Labels = map[string]string{"instance": "db-1"}
+	e.Fingerprint = ""
+	e.Normalize(at)
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// Two metrics of one label set whose producer left __name__ out have one
+// fingerprint; each is still its own series (one detector each): taken as
+// one, their samples alternate between two levels and every one of them
+// is scored against the other metric's.
+func TestMetricsSharingAFingerprintAreTwoSeries(t *testing.T) {
+	s, h := newTestService(t, Config{})
+	for i := range 100 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		ack(t, h, rawSample(t, "db", "cpu_ratio", at, 0.2+0.001*float64(i%3)))
+		ack(t, h, rawSample(t, "db", "connections", at.Add(time.Second), 500+float64(i%5)))
+	}
+	if got := len(h.Pub.Messages()); got != 0 {
+		t.Errorf("%d anomalies on two steady metrics", got)
+	}
+	if n := s.Series(); n != 2 {
+		t.Errorf("%d series for two metrics, want 2", n)
+	}
+	// 30 above a series that moves by 4: scored against its own samples,
+	// not inside the band of both metrics' values
+	ack(t, h, rawSample(t, "db", "connections", t0.Add(100*time.Minute), 534))
+	if got := len(h.Pub.Messages()); got != 1 {
+		t.Errorf("%d anomalies for a jump of connections, want 1", got)
+	}
+}
+
+// One sample stamped far ahead (a producer's clock, a timestamp in the
+// wrong unit; the envelope allows up to 2105) made every real sample after
+// it out of order: the series, and its asset in a group, scored nothing
+// again, and its snapshot kept it so across restarts. Such a sample is
+// ignored and counted; the series and its group go on.
+func TestSampleFarInTheFutureIsIgnored(t *testing.T) {
+	s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"latency_ms", "errors"}, "")))
+	values := append(normal(100, 4), 150)
+	var fp string
+	for i, v := range values {
+		if i == 50 {
+			_, data := sample(t, "db", "latency_ms", nil, time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC), 100, "")
+			ack(t, h, data)
+		}
+		at := t0.Add(time.Duration(i) * time.Minute)
+		e, data := sample(t, "db", "latency_ms", nil, at, v, "")
+		ack(t, h, data)
+		_, data = sample(t, "db", "errors", nil, at, 1, "")
+		ack(t, h, data)
+		fp = e.Fingerprint
+	}
+	if n, _ := s.Observations(fp); n != len(values) {
+		t.Errorf("%d observations of %d samples", n, len(values))
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("future")); n != 1 {
+		t.Errorf("samples_ignored_total{reason=future} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(s.m.groupLate); n != 0 {
+		t.Errorf("group_samples_late_total %v, want 0", n)
+	}
+	if n := len(h.Pub.Messages()); n == 0 {
+		t.Error("the spike after the far-future sample was not scored")
+	}
+}

@@ -33,7 +33,10 @@ import (
 // TestExampleConfigsLoad keeps the example configurations in deployments/
 // true: each must load, strictly, into the struct of the binary it is for.
 func TestExampleConfigsLoad(t *testing.T) {
-	dir := filepath.Join("..", "..", "deployments", "config")
+	// From the checkout's root, as `bin/aiops run -config
+	// deployments/config/aiops.yaml` is run: the pipeline it names is read.
+	t.Chdir(filepath.Join("..", ".."))
+	dir := filepath.Join("deployments", "config")
 	files := map[string]func() *platform.AssembledConfig{
 		"aiops.yaml": func() *platform.AssembledConfig { var n EmbeddedNATSConfig; return RunConfig(&n) },
 		"writer.yaml": func() *platform.AssembledConfig {
@@ -57,7 +60,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 			continue
 		}
 		// Secrets named by *_file keys need not exist to load; Validate
-		// checks shapes, not files.
+		// checks their shapes (the detector's pipeline file it reads).
 		if err := newConfig().LoadWith(config.Options{File: filepath.Join(dir, e.Name()), Environ: []string{}}); err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -142,6 +143,13 @@ func (c Config) Validate() error {
 		return invalid("snapshot.shutdown_timeout", "%v is not positive", s.ShutdownTimeout)
 	case s.ShutdownTimeout >= stage.CheckpointBudget():
 		return invalid("snapshot.shutdown_timeout", "%v is not under %v, what the service's stop leaves after the drain", s.ShutdownTimeout, stage.CheckpointBudget())
+	}
+	// The pipeline is read here, with the rest of the configuration: a
+	// file missing or wrong is a usage error before anything connects.
+	if c.Pipeline != "" {
+		if _, err := pipeline.Load(c.Pipeline); err != nil {
+			return fmt.Errorf("%w: detector.pipeline: %w", ErrInvalidConfig, err)
+		}
 	}
 	return nil
 }

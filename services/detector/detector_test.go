@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -372,6 +375,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := newService(Config{Pipeline: "/nonexistent/pipeline.yaml"}, zerolog.Nop()); err == nil {
 		t.Error("a missing pipeline file was accepted")
+	}
+	// A pipeline missing or wrong is a configuration error (exit code 2,
+	// before anything connects), naming the key and the file's problem.
+	bad := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(bad, []byte("detect:\n  bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/nonexistent/pipeline.yaml", bad} {
+		err := Config{Pipeline: path}.Validate()
+		if !errors.Is(err, config.ErrInvalidConfig) || !strings.Contains(err.Error(), "detector.pipeline") || !strings.Contains(err.Error(), path) {
+			t.Errorf("pipeline %s: %v, want a configuration error naming detector.pipeline and the file", path, err)
+		}
 	}
 }
 

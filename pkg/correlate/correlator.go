@@ -1408,7 +1408,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		inc.lastSignal = s.Time
 	}
 	inc.saw(s)
-	c.evict()
+	c.evict(inc)
 }
 
 // adopt makes m, a new member or one merged from another incident, a
@@ -1941,15 +1941,21 @@ func (c *Correlator) forget(inc *incident) {
 // bound it forgets down to a sixty-fourth under it, in one sorted pass
 // over the incidents: forgetting one incident a signal, each a scan of
 // them all, made a full memory of one-member incidents take 2,600
-// signals/s (BenchmarkNewFingerprintsAtTheBound).
-func (c *Correlator) evict() {
+// signals/s (BenchmarkNewFingerprintsAtTheBound). keep, the incident the
+// signal just joined or opened, goes last, and only when the others
+// forgotten still leave memory over the bound (the low-water mark would
+// otherwise take a storm's incident holding most of memory, firing, or
+// one just opened, whose opening is then published).
+func (c *Correlator) evict(keep *incident) {
 	if len(c.members) <= c.cfg.MaxFingerprints {
 		return
 	}
 	target := c.cfg.MaxFingerprints - c.cfg.MaxFingerprints/64
 	order := make([]*incident, 0, len(c.incidents))
 	for _, inc := range c.incidents {
-		order = append(order, inc)
+		if inc != keep {
+			order = append(order, inc)
+		}
 	}
 	slices.SortFunc(order, func(a, b *incident) int {
 		if ar, br := a.status == StatusResolved, b.status == StatusResolved; ar != br {
@@ -1967,18 +1973,28 @@ func (c *Correlator) evict() {
 		if len(c.members) <= target {
 			return
 		}
-		if oldest.status != StatusResolved && oldest.revision > 0 {
-			// Its last event said open: the stores and the notifier would
-			// keep it open for ever. (One opening now publishes nothing
-			// yet.)
-			oldest.status, oldest.resolvedAt = StatusResolved, c.now
-			c.stats.Resolved++
-			oldest.note(c.now, fmt.Sprintf("resolved: forgotten, memory is full (max_fingerprints %d)", c.cfg.MaxFingerprints))
-			c.evicted = append(c.evicted, c.publish(oldest, Resolved, c.now))
-		}
-		c.stats.Evicted += uint64(len(oldest.members))
-		c.forget(oldest)
+		c.evictOne(oldest)
 	}
+	if keep != nil && len(c.members) > c.cfg.MaxFingerprints && c.incidents[keep.id] == keep {
+		c.evictOne(keep)
+	}
+}
+
+// evictOne forgets inc to make room (evict), publishing its resolution
+// when its last event said open.
+func (c *Correlator) evictOne(inc *incident) {
+	if inc.status != StatusResolved && inc.revision > 0 {
+		// Its last event said open: the stores and the notifier would
+		// keep it open for ever. (One being opened has published
+		// nothing yet; it is evict's keep, never forced out: alone it
+		// holds one member.)
+		inc.status, inc.resolvedAt = StatusResolved, c.now
+		c.stats.Resolved++
+		inc.note(c.now, fmt.Sprintf("resolved: forgotten, memory is full (max_fingerprints %d)", c.cfg.MaxFingerprints))
+		c.evicted = append(c.evicted, c.publish(inc, Resolved, c.now))
+	}
+	c.stats.Evicted += uint64(len(inc.members))
+	c.forget(inc)
 }
 
 // publish records that inc's state at t is being published. An incident's

@@ -1736,15 +1736,29 @@ func TestSpreadingCascadeJoinsPastSpreadWindow(t *testing.T) {
 }
 
 // A resolved-first alert joining the incident that memory then forgets at
-// once (the oldest open one, memory full) is left alone, not a panic.
+// once (it alone holds more than the bound) is left alone, not a panic;
+// while another incident can go, that one is forgotten instead.
 func TestAlertFirstSeenResolvedWhenMemoryIsFull(t *testing.T) {
-	c := newCorrelator(t, Config{MaxFingerprints: 2})
-	feed(c, alert("PaymentsDown", "payments", 0), alert("Other", "batch", 3*time.Minute))
 	short := resolved(alert("CheckoutErrors", "checkout", time.Minute), 4*time.Minute)
 	short.Started = t0.Add(time.Minute)
-	feed(c, short)
+
+	c := newCorrelator(t, Config{MaxFingerprints: 2})
+	feed(c, alert("PaymentsDown", "payments", 0), alert("PaymentsSlow", "payments", 30*time.Second), short)
 	if _, ok := c.IncidentOf("CheckoutErrors/checkout"); ok {
 		t.Fatal("the short alert is in an incident memory forgot")
+	}
+	if got := c.Fingerprints(); got > 2 {
+		t.Fatalf("%d fingerprints in memory, bound 2", got)
+	}
+
+	c = newCorrelator(t, Config{MaxFingerprints: 2})
+	feed(c, alert("PaymentsDown", "payments", 0), alert("Other", "batch", 3*time.Minute), short)
+	into, ok := c.IncidentOf("CheckoutErrors/checkout")
+	if first, _ := c.IncidentOf("PaymentsDown/payments"); !ok || into != first {
+		t.Fatalf("the short alert is in %q (%v), want payments' incident %q kept, batch's forgotten", into, ok, first)
+	}
+	if _, ok := c.IncidentOf("Other/batch"); ok {
+		t.Fatal("batch's incident is still in memory")
 	}
 	if got := c.Fingerprints(); got > 2 {
 		t.Fatalf("%d fingerprints in memory, bound 2", got)

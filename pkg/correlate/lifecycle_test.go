@@ -288,3 +288,52 @@ func TestChangesRememberedAreBounded(t *testing.T) {
 		t.Fatal("the oldest change is still remembered")
 	}
 }
+
+// Making room at max_fingerprints never forgets the incident the signal
+// just joined while others can go: a storm's incident holding most of
+// memory, still firing, stays (forgetting down to the low-water mark
+// took it too, resolving it downstream while it fired).
+func TestEvictionKeepsTheIncidentJustJoined(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 128})
+	ups := feed(c, alert("Down", "search-index", 0))
+	for i := range 128 {
+		ups = append(ups, feed(c, alert(fmt.Sprint("Errors", i), "checkout", 10*time.Minute+time.Duration(i)*time.Second))...)
+	}
+	storm, ok := c.IncidentOf("Errors127/checkout")
+	if !ok {
+		t.Fatalf("the storm's incident was forgotten as its last alert joined it (events %s)", transitions(ups))
+	}
+	if first, _ := c.IncidentOf("Errors0/checkout"); first != storm {
+		t.Fatalf("the storm's first alert is in %q, its last in %q: want one incident kept", first, storm)
+	}
+	for _, u := range ups {
+		if u.State.IncidentID == storm && u.Transition == Resolved {
+			t.Fatalf("the storm's incident, still firing, was resolved: %s", u.State.Timeline[len(u.State.Timeline)-1].What)
+		}
+	}
+	if c.Fingerprints() > 128 {
+		t.Fatalf("%d fingerprints held, over the bound", c.Fingerprints())
+	}
+}
+
+// An incident opened by a late signal when memory is full is not
+// forgotten at once: its opening is published, so it must stay (or be
+// resolved), never be left open downstream for ever.
+func TestIncidentOpenedAtTheBoundIsNotLeftOpen(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 2})
+	ups := feed(c, alert("Down", "batch", time.Hour), alert("Down", "cart", 2*time.Hour), alert("Down", "search-index", 0))
+	resolved := map[string]bool{}
+	for _, u := range ups {
+		if u.Transition == Resolved {
+			resolved[u.State.IncidentID] = true
+		}
+	}
+	for _, u := range ups {
+		if u.Transition != Opened {
+			continue
+		}
+		if _, ok := c.Incident(u.State.IncidentID); !ok && !resolved[u.State.IncidentID] {
+			t.Errorf("%s opened (%s), forgotten, never resolved: events %s", u.State.IncidentID, u.State.Title, transitions(ups))
+		}
+	}
+}

@@ -55,6 +55,11 @@ type member struct {
 	// advisory: the member is an advisory alert (Config.AdvisoryAlerts),
 	// as its incident counted it.
 	advisory bool
+	// observed is when the latest event applied to it was observed
+	// (Signal.Observed), firingSince the time of the latest firing applied
+	// (an alert's startsAt): they tell old news from a later report
+	// (stale).
+	observed, firingSince time.Time
 }
 
 // incident is the correlator's working state of one incident.
@@ -944,12 +949,9 @@ const maxReturns = 3
 // signal then starts afresh.
 func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	inc := m.inc
-	// An event older than the member's latest (delivered again, or late:
-	// a firing after its own resolution, a resolution after a later
-	// firing, an episode's update after its close) is counted, but
-	// changes neither the member's state nor the incident's: in order,
-	// the later event came after it.
-	stale := s.Time.Before(m.LastSeen)
+	// Old news (stale) is counted, but changes neither the member's state
+	// nor the incident's: in order, the later event came after it.
+	stale := m.stale(s)
 	if inc.status == StatusResolved && !s.Resolved && !stale {
 		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
 			c.leave(m)
@@ -970,6 +972,12 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	if stale {
 		inc.saw(s)
 		return true, ups
+	}
+	if s.Observed.After(m.observed) {
+		m.observed = s.Observed
+	}
+	if !s.Resolved {
+		m.firingSince = s.Time
 	}
 	if s.EventID != "" {
 		m.LastEventID = s.EventID
@@ -1393,7 +1401,10 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
-	}, episode: s.EpisodeID}
+	}, episode: s.EpisodeID, observed: s.Observed}
+	if !s.Resolved {
+		m.firingSince = s.Time
+	}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
 		m.Firing = !s.Resolved // its episode is open
 	}
@@ -1596,6 +1607,24 @@ func (c *Correlator) change(s Signal) {
 			}
 		}
 	}
+}
+
+// stale tells an event that is old news for m: a resolution of a firing
+// that began after it ended; an event observed before the latest one
+// applied (delivered again, or late: a firing after its own resolution,
+// an episode's update after its close); or, observed at the same moment
+// (or with no observed time), one whose own time is before m's latest.
+// An event observed later is news whatever its own time: Alertmanager
+// resolves an alert that Prometheus stopped refreshing (a restart), then
+// sends it firing again with its old startsAt once the refresh comes.
+func (m *member) stale(s Signal) bool {
+	switch {
+	case s.Resolved && s.Time.Before(m.firingSince):
+		return true
+	case s.Observed.IsZero() || m.observed.IsZero() || s.Observed.Equal(m.observed):
+		return s.Time.Before(m.LastSeen)
+	}
+	return s.Observed.Before(m.observed)
 }
 
 // maxChangesPerService bounds the changes remembered per service, and

@@ -56,6 +56,51 @@ func TestFiringDeliveredAgainAfterTheResolution(t *testing.T) {
 	}
 }
 
+// observedAt is s as the gateway received it at t0+at.
+func observedAt(s Signal, at time.Duration) Signal {
+	s.Observed = t0.Add(at)
+	return s
+}
+
+// Alertmanager resolves an alert that Prometheus stopped refreshing (a
+// restart longer than four resend intervals) and, once the refresh comes,
+// sends it firing again with its old startsAt: observed after the
+// resolution, that firing is news, and the incident fires again. The same
+// firing delivered again (observed when it first came) is not.
+func TestFiringReportedAgainWithItsOldStartIsNews(t *testing.T) {
+	a := alert("HighErrorRate", "checkout", 0)
+	for _, tc := range []struct {
+		name   string
+		again  Signal
+		firing int
+	}{
+		{"reported again", observedAt(a, 12*time.Minute), 1},
+		{"delivered again", observedAt(a, 0), 0},
+	} {
+		c := newCorrelator(t, Config{})
+		ups := feed(c, observedAt(a, 0), observedAt(resolved(a, 10*time.Minute), 10*time.Minute))
+		ups = append(ups, c.Advance(t0.Add(11*time.Minute))...)
+		ups = append(ups, feed(c, tc.again)...)
+		firing := 0
+		for _, st := range c.Incidents() {
+			firing += st.Firing
+		}
+		if firing != tc.firing {
+			t.Errorf("%s: %d members firing (transitions %s), want %d", tc.name, firing, transitions(ups), tc.firing)
+		}
+		// and a snapshot keeps what tells them apart
+		c = restarted(t, c)
+		feed(c, observedAt(a, 0))
+		again := 0
+		for _, st := range c.Incidents() {
+			again += st.Firing
+		}
+		if again != tc.firing {
+			t.Errorf("%s, restored: the first firing delivered once more changed the state: %d members firing, want %d", tc.name, again, tc.firing)
+		}
+	}
+}
+
 // Events of one alert delivered out of time order give what they give in
 // order: a resolution that arrives after a later firing, or a firing that
 // arrives after its own resolution (first seen resolved), leave the

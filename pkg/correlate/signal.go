@@ -46,7 +46,11 @@ type Signal struct {
 	// an alert that fired and resolved within Alertmanager's group_wait
 	// is first seen resolved, and joins what failed when it fired.
 	Started time.Time
-	Labels  map[string]string
+	// Observed is when the event was observed (its envelope's observed
+	// time: the gateway's receipt): a later report of an earlier time is
+	// news, an event delivered again is not (Correlator's stale rule).
+	Observed time.Time
+	Labels   map[string]string
 
 	// Anomaly details. EpisodeID names the detector's episode the anomaly
 	// belongs to, Episode which event of it this is (EpisodeOpen,
@@ -70,7 +74,7 @@ const (
 // take (logs, metrics, incidents) return ok false; a body that does not fit
 // its kind is a permanent error naming the field.
 func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
-	s = Signal{EventID: e.ID, Fingerprint: e.Fingerprint, Service: e.Service, Severity: e.Severity, Time: e.Time, Labels: e.Labels}
+	s = Signal{EventID: e.ID, Fingerprint: e.Fingerprint, Service: e.Service, Severity: e.Severity, Time: e.Time, Observed: e.ObservedTime, Labels: e.Labels}
 	switch e.Kind {
 	case event.KindAlert:
 		var b event.AlertBody

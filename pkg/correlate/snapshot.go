@@ -72,8 +72,10 @@ type incidentSnapshot struct {
 
 type memberSnapshot struct {
 	Member
-	Flips   []time.Time `json:"flips,omitempty"`
-	Episode string      `json:"episode,omitempty"`
+	Flips       []time.Time `json:"flips,omitempty"`
+	Episode     string      `json:"episode,omitempty"`
+	Observed    time.Time   `json:"observed,omitzero"`
+	FiringSince time.Time   `json:"firing_since,omitzero"`
 }
 
 // MarshalJSON is the whole state, for a checkpoint.
@@ -89,7 +91,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			LastFired: inc.lastFired,
 		}
 		for _, m := range inc.members {
-			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode})
+			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode, Observed: m.observed, FiringSince: m.firingSince})
 		}
 		s.Incidents = append(s.Incidents, is)
 	}
@@ -168,7 +170,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			recent = append(recent, inc)
 		}
 		for _, ms := range is.Members {
-			m := &member{Member: ms.Member, flips: ms.Flips, episode: ms.Episode}
+			m := &member{Member: ms.Member, flips: ms.Flips, episode: ms.Episode, observed: ms.Observed, firingSince: ms.FiringSince}
 			c.count(inc, m)
 			last := m.LastSeen
 			if !m.Firing && m.Kind == SignalAlert {

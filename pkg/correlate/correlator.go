@@ -56,10 +56,8 @@ type member struct {
 	// as its incident counted it.
 	advisory bool
 	// observed is when the latest event applied to it was observed
-	// (Signal.Observed), firingSince the time of the latest firing applied
-	// (an alert's startsAt): they tell old news from a later report
-	// (stale).
-	observed, firingSince time.Time
+	// (Signal.Observed): it tells old news from a later report (stale).
+	observed time.Time
 }
 
 // incident is the correlator's working state of one incident.
@@ -976,9 +974,6 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	if s.Observed.After(m.observed) {
 		m.observed = s.Observed
 	}
-	if !s.Resolved {
-		m.firingSince = s.Time
-	}
 	if s.EventID != "" {
 		m.LastEventID = s.EventID
 	}
@@ -1402,9 +1397,6 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
 		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
 	}, episode: s.EpisodeID, observed: s.Observed}
-	if !s.Resolved {
-		m.firingSince = s.Time
-	}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
 		m.Firing = !s.Resolved // its episode is open
 	}
@@ -1609,19 +1601,20 @@ func (c *Correlator) change(s Signal) {
 	}
 }
 
-// stale tells an event that is old news for m: a resolution of a firing
-// that began after it ended; an event observed before the latest one
-// applied (delivered again, or late: a firing after its own resolution,
-// an episode's update after its close); or, observed at the same moment
-// (or with no observed time), one whose own time is before m's latest.
-// An event observed later is news whatever its own time: Alertmanager
-// resolves an alert that Prometheus stopped refreshing (a restart), then
-// sends it firing again with its old startsAt once the refresh comes.
+// stale tells an event that is old news for m: observed before the
+// latest one applied (delivered again, or late: a firing after its own
+// resolution, an episode's update after its close), or, observed at the
+// same moment (or with no observed time), one whose own time is before
+// m's latest. An event observed later is news whatever its own time:
+// Alertmanager resolves an alert that Prometheus stopped refreshing (a
+// restart), then sends it firing again with its old startsAt once the
+// refresh comes; a producer that times its firings by their arrival
+// resolves them with an end before the last one's arrival. (A resolution
+// of an earlier firing delivered after a later one, which only
+// reordered deliveries make, is then taken: the next resend of what
+// fires fires it again.)
 func (m *member) stale(s Signal) bool {
-	switch {
-	case s.Resolved && s.Time.Before(m.firingSince):
-		return true
-	case s.Observed.IsZero() || m.observed.IsZero() || s.Observed.Equal(m.observed):
+	if s.Observed.IsZero() || m.observed.IsZero() || s.Observed.Equal(m.observed) {
 		return s.Time.Before(m.LastSeen)
 	}
 	return s.Observed.Before(m.observed)

@@ -101,6 +101,20 @@ func TestFiringReportedAgainWithItsOldStartIsNews(t *testing.T) {
 	}
 }
 
+// A producer that times its firings by their arrival (no startsAt) and
+// resolves with the end it saw, before the last firing's arrival: the
+// resolution, observed last, resolves the member.
+func TestResolutionReportedAfterARetimedFiringIsNews(t *testing.T) {
+	a := alert("HighErrorRate", "checkout", 0)
+	resend := alert("HighErrorRate", "checkout", 5*time.Minute) // timed by its arrival
+	c := newCorrelator(t, Config{})
+	ups := feed(c, observedAt(a, 0), observedAt(resend, 5*time.Minute), observedAt(resolved(a, 4*time.Minute), 6*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(time.Hour))...)
+	if got := strings.ReplaceAll(transitions(ups), "updated,", ""); got != "opened,resolved" {
+		t.Errorf("transitions %s, want opened,resolved: the resolution reported last holds", got)
+	}
+}
+
 // Events of one alert delivered out of time order give what they give in
 // order: a resolution that arrives after a later firing, or a firing that
 // arrives after its own resolution (first seen resolved), leave the

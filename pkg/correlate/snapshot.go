@@ -72,10 +72,9 @@ type incidentSnapshot struct {
 
 type memberSnapshot struct {
 	Member
-	Flips       []time.Time `json:"flips,omitempty"`
-	Episode     string      `json:"episode,omitempty"`
-	Observed    time.Time   `json:"observed,omitzero"`
-	FiringSince time.Time   `json:"firing_since,omitzero"`
+	Flips    []time.Time `json:"flips,omitempty"`
+	Episode  string      `json:"episode,omitempty"`
+	Observed time.Time   `json:"observed,omitzero"`
 }
 
 // MarshalJSON is the whole state, for a checkpoint.
@@ -91,7 +90,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			LastFired: inc.lastFired,
 		}
 		for _, m := range inc.members {
-			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode, Observed: m.observed, FiringSince: m.firingSince})
+			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode, Observed: m.observed})
 		}
 		s.Incidents = append(s.Incidents, is)
 	}
@@ -170,7 +169,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			recent = append(recent, inc)
 		}
 		for _, ms := range is.Members {
-			m := &member{Member: ms.Member, flips: ms.Flips, episode: ms.Episode, observed: ms.Observed, firingSince: ms.FiringSince}
+			m := &member{Member: ms.Member, flips: ms.Flips, episode: ms.Episode, observed: ms.Observed}
 			c.count(inc, m)
 			last := m.LastSeen
 			if !m.Firing && m.Kind == SignalAlert {

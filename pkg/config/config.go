@@ -23,6 +23,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,7 +210,14 @@ func recordKey(keys map[int]string, line int, key string) {
 	}
 }
 
-func keyLines(n *yaml.Node, path string, lk lineKeys) {
+// keyLines records the key of every line under n at path. yaml.v3 reports
+// a problem in an alias's value (or a merged mapping's) at the line of the
+// anchored node: those lines are walked again under the alias's key, so a
+// line that stands for several keys names none (expanding: the anchors
+// being walked, so that one holding an alias of itself ends).
+func keyLines(n *yaml.Node, path string, lk lineKeys) { keyLinesIn(n, path, lk, nil) }
+
+func keyLinesIn(n *yaml.Node, path string, lk lineKeys, expanding []*yaml.Node) {
 	if path != "" {
 		switch n.Kind {
 		case yaml.ScalarNode, yaml.AliasNode:
@@ -221,17 +229,33 @@ func keyLines(n *yaml.Node, path string, lk lineKeys) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			keyLines(c, path, lk)
+			keyLinesIn(c, path, lk, expanding)
+		}
+	case yaml.AliasNode:
+		if n.Alias != nil && !slices.Contains(expanding, n.Alias) {
+			keyLinesIn(n.Alias, path, lk, append(expanding, n.Alias))
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if k := n.Content[i]; k.Value != "<<" {
-				keyLines(n.Content[i+1], join(path, k.Value), lk)
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag != "!!merge" && k.Value != "<<" {
+				keyLinesIn(v, join(path, k.Value), lk, expanding)
+				continue
+			}
+			// merged keys are this mapping's own
+			merged := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				merged = v.Content
+			}
+			for _, m := range merged {
+				if m.Kind == yaml.AliasNode && m.Alias != nil && !slices.Contains(expanding, m.Alias) {
+					keyLinesIn(m.Alias, path, lk, append(expanding, m.Alias))
+				}
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			keyLines(c, fmt.Sprintf("%s[%d]", path, i), lk)
+			keyLinesIn(c, fmt.Sprintf("%s[%d]", path, i), lk, expanding)
 		}
 	}
 }

@@ -176,6 +176,32 @@ func TestLoadFileTypeErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+// yaml.v3 reports a problem in an alias's value at the line of the
+// anchored node: that line holds the anchor's key, not the one whose type
+// is wrong, so it is named by the line alone (workers is the int, name a
+// string; receivers.dev.timeout and receivers.ops.timeout are one line).
+func TestLoadFileTypeErrorThroughAnAliasNamesNoOtherKey(t *testing.T) {
+	for _, c := range []struct{ name, yaml, want, notWant string }{
+		{"alias", "name: &n lots\nworkers: *n\n", ":1: cannot unmarshal !!str value into int", `"name"`},
+		{"alias of a mapping", "receivers:\n  ops: &r\n    timeout: 2\n  dev: *r\n", ":3: cannot unmarshal !!int value into time.Duration", `"receivers.ops.timeout"`},
+		{"merge key", "receivers:\n  ops: &r\n    timeout: 2\n  dev:\n    <<: *r\n    url: http://x\n", ":3: cannot unmarshal !!int value into time.Duration", `"receivers.ops.timeout"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := defaults()
+			err := Load(&cfg, Options{File: writeFile(t, c.yaml)})
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.notWant) {
+				t.Errorf("err = %v, want %q without the key %s", err, c.want, c.notWant)
+			}
+		})
+	}
+	// an anchor without aliases still names its key
+	cfg := defaults()
+	err := Load(&cfg, Options{File: writeFile(t, "name: x\nworkers: &w lots\n")})
+	if err == nil || !strings.Contains(err.Error(), `:2: key "workers": cannot unmarshal`) {
+		t.Errorf("err = %v, want the key workers named", err)
+	}
+}
+
 func TestLoadDurations(t *testing.T) {
 	cfg := defaults()
 	if err := Load(&cfg, Options{File: writeFile(t, "bus:\n  timeout: 1m30s\n")}); err != nil {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
@@ -81,7 +83,7 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 		return err
 	}
 	if natsCfg.Embedded {
-		if err := embeddedBusConflict(cfg.Platform().Bus); err != nil {
+		if err := embeddedBusConflict(cfg.Platform().Bus, natsCfg.Listen); err != nil {
 			return service.Usage(err)
 		}
 	}
@@ -90,11 +92,13 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 
 // embeddedBusConflict names a bus setting that the embedded NATS would
 // silently replace: the pipeline connects to the embedded server, with its
-// token, whatever bus says.
-func embeddedBusConflict(b bus.Config) error {
+// token, whatever bus says. URLs that name the default server or the
+// embedded one (listen), however written ("nats://127.0.0.1:4222/",
+// "NATS://..."), are no conflict.
+func embeddedBusConflict(b bus.Config, listen string) error {
 	var key string
 	switch {
-	case !slices.Equal(b.URLs, platform.DefaultConfig().Bus.URLs):
+	case !embeddedURLs(b.URLs, listen):
 		key = "bus.urls"
 	case b.Token != "" || b.TokenFile != "":
 		key = "bus.token_file (or AIOPS_BUS__TOKEN)"
@@ -106,6 +110,26 @@ func embeddedBusConflict(b bus.Config) error {
 		return nil
 	}
 	return fmt.Errorf("%s: set, but nats.embedded is true, which connects to the embedded server instead: set nats.embedded=false to use this NATS, or leave %s out", key, key)
+}
+
+// embeddedURLs tells whether urls are the default bus URLs, or name the
+// embedded server's listen address, up to the scheme's case and a
+// trailing slash.
+func embeddedURLs(urls []string, listen string) bool {
+	if slices.Equal(urls, platform.DefaultConfig().Bus.URLs) {
+		return true
+	}
+	def := platform.DefaultConfig().Bus.URLs
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || !strings.EqualFold(u.Scheme, "nats") || u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+			return false
+		}
+		if !slices.Contains(def, "nats://"+u.Host) && (listen == "" || u.Host != listen) {
+			return false
+		}
+	}
+	return len(urls) > 0
 }
 
 // runLoaded runs a loaded configuration: the embedded NATS when it is

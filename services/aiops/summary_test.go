@@ -127,7 +127,47 @@ func TestRunRefusesBusSettingsTheEmbeddedNATSReplaces(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "nats")); !os.IsNotExist(err) {
 		t.Errorf("the embedded NATS started before the refusal: %v", err)
 	}
-	if err := embeddedBusConflict(platform.DefaultConfig().Bus); err != nil {
+	if err := embeddedBusConflict(platform.DefaultConfig().Bus, DefaultNATSConfig().Listen); err != nil {
 		t.Errorf("the default bus: %v", err)
+	}
+}
+
+// The default URL written otherwise (a trailing slash, the scheme in
+// capitals), or the embedded server's own address, names the server the
+// pipeline connects to anyway: no conflict. Another host, port, a user or
+// path still is.
+func TestRunTakesTheDefaultBusURLHoweverWritten(t *testing.T) {
+	for _, c := range []struct {
+		urls     []string
+		listen   string
+		conflict bool
+	}{
+		{[]string{"nats://127.0.0.1:4222/"}, "127.0.0.1:4222", false},
+		{[]string{"NATS://127.0.0.1:4222"}, "127.0.0.1:4222", false},
+		{[]string{"nats://127.0.0.1:4333"}, "127.0.0.1:4333", false},
+		{[]string{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222/"}, "127.0.0.1:4222", false},
+		{[]string{"nats://127.0.0.1:4333"}, "127.0.0.1:4222", true},
+		{[]string{"nats://nats-1:4222"}, "127.0.0.1:4222", true},
+		{[]string{"nats://u:p@127.0.0.1:4222"}, "127.0.0.1:4222", true},
+		{[]string{"tls://127.0.0.1:4222"}, "127.0.0.1:4222", true},
+		{[]string{"nats://127.0.0.1:4222/x"}, "127.0.0.1:4222", true},
+	} {
+		b := platform.DefaultConfig().Bus
+		b.URLs = c.urls
+		if err := embeddedBusConflict(b, c.listen); (err != nil) != c.conflict {
+			t.Errorf("bus.urls %v with nats.listen %s: %v, want a conflict: %v", c.urls, c.listen, err, c.conflict)
+		}
+	}
+	// from a file, as `aiops run -config` reads it: past the check, the
+	// start stops at the embedded NATS's token file, which is missing
+	dir := t.TempDir()
+	file := filepath.Join(dir, "aiops.yaml")
+	if err := os.WriteFile(file, []byte("bus:\n  urls: [nats://127.0.0.1:4222/]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := runPipelineTo(context.Background(), []string{"-config", file, "-set", "nats.token_file=" + filepath.Join(dir, "missing"),
+		"-set", "nats.store_dir=" + filepath.Join(dir, "nats")}, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "bus.urls") || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("the default URL with a trailing slash: %v, want past the bus check, stopped at the missing token file", err)
 	}
 }

@@ -92,8 +92,13 @@ type series struct {
 	last *lastSample
 	// restored: its route is the one its snapshot named; the labels that
 	// choose it come with its next sample (lookup). rerouted: dropped from
-	// memory because the route that matches it now has another shape
-	restored, rerouted bool
+	// memory because the route that matches it now has another shape.
+	// moved: removed from memory to be added again under another key
+	// (takeOver), not dropped
+	restored, rerouted, moved bool
+	// legacy is the key its snapshot had before takeOver moved it, deleted
+	// once the snapshot under its key is written
+	legacy string
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -167,6 +172,9 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	s := &Service{cfg: cfg.WithDefaults(), log: log, now: time.Now, open: map[*series]struct{}{}}
 	var err error
 	if s.series, err = simplelru.NewLRU(s.cfg.MaxSeries, func(_ string, old *series) {
+		if old.moved {
+			return // taken over under another key (takeOver)
+		}
 		old.evicted = true
 		if !old.rerouted { // replaced by lookup, not dropped for max_series
 			s.m.evicted.Inc()
@@ -354,6 +362,8 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		ser   *series
 		res   detect.Result
 		route string
+		// what the episode's id is derived from (lastSample.Series)
+		episodeOf = seriesID(e.Fingerprint, body.Name, e.Labels)
 	)
 	if !scorable(*body.Value, counter) {
 		// Checked before the lookup: a sample no detector can score
@@ -361,7 +371,14 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		// cannot evict the series that are scored.
 		s.m.ignored.WithLabelValues("invalid_value").Inc()
 	} else {
-		ser = s.lookup(seriesKey(seriesID(e.Fingerprint, body.Name, e.Labels)), body.Name, e.Service, e.Labels, counter)
+		key := seriesKey(episodeOf)
+		if episodeOf != e.Fingerprint {
+			s.takeOver(key, seriesKey(e.Fingerprint), body.Name)
+		}
+		ser = s.lookup(key, body.Name, e.Service, e.Labels, counter)
+		if ser.last != nil { // an episode open before this sample
+			episodeOf = ser.last.episodeSeries()
+		}
 		res = ser.det.Observe(e.Time, *body.Value)
 		route = ser.route
 	}
@@ -397,7 +414,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	}
 
 	if publish {
-		a, err := s.anomaly(e, &body, route, cfg, &res)
+		a, err := s.anomaly(e, &body, route, episodeOf, cfg, &res)
 		if err == nil {
 			err = s.emitWaited(out, a, &ser.publishWaits, s.m.anomalies, staleKey{})
 		} else {
@@ -503,6 +520,33 @@ func seriesID(fingerprint, metric string, labels map[string]string) string {
 	return fingerprint + "\xff" + metric
 }
 
+// takeOver moves the series restored under legacy, the key of a sample's
+// fingerprint alone, to key, that of its seriesID, when it is the series of
+// metric: a snapshot written before a series' identity held the metric name
+// (labels without __name__) keeps its state, and its open episode goes on
+// under the id it opened with (lastSample.Series), instead of a new series
+// warming up beside an orphan that closes that episode under another id.
+// The snapshot under legacy is deleted once the series' own is written
+// (Snapshot). s.mu is held.
+func (s *Service) takeOver(key, legacy, metric string) {
+	if s.series.Contains(key) {
+		return
+	}
+	old, ok := s.series.Peek(legacy)
+	if !ok || !old.restored || old.last != nil && old.last.Metric != metric {
+		return
+	}
+	old.moved = true
+	s.series.Remove(legacy)
+	old.moved = false
+	old.key, old.legacy = key, legacy
+	s.series.Add(key, old)
+	if !old.dirty {
+		old.dirty = true
+		s.dirty = append(s.dirty, old)
+	}
+}
+
 // lookup returns the series of key, creating it (and evicting the least
 // recently seen series beyond MaxSeries) if needed. s.mu is held.
 func (s *Service) lookup(key, metric, service string, labels map[string]string, counter bool) *series {
@@ -555,7 +599,7 @@ func (s *Service) reroute(ser *series, route pipeline.Route) bool {
 // sample's id, so the same sample scored again (after a restore, by another
 // instance) gives the same message and the stream's duplicate window keeps
 // one.
-func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
+func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, episodeOf string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
 	value, score := r.Scored, r.Score
 	ep := r.EpisodeInfo
 	peak, peakValue := ep.Peak, ep.PeakValue
@@ -575,7 +619,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route strin
 		Window:    window(cfg, det),
 		Reason:    reason(body, route, cfg, r),
 		Episode:   r.Episode.String(),
-		EpisodeID: event.DerivedID(ep.Start, "episode", seriesID(e.Fingerprint, body.Name, e.Labels)),
+		EpisodeID: event.DerivedID(ep.Start, "episode", episodeOf),
 		Start:     ep.Start,
 		End:       ep.End,
 		Peak:      &peak,

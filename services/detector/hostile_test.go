@@ -281,3 +281,93 @@ func TestSampleFarInTheFutureIsIgnored(t *testing.T) {
 		t.Error("the spike after the far-future sample was not scored")
 	}
 }
+
+// A series whose producer leaves __name__ out of its labels was keyed by
+// its fingerprint alone before two metrics of one label set were two
+// series: its snapshot is under that key, and the episode it had open was
+// published with an id derived from the fingerprint. After the upgrade the
+// series' next sample takes that state (no warm-up again) and its episode
+// goes on and closes under the id it opened with, not under a new one
+// (which left the episode open for ever in the anomalies table, and a close
+// of an episode nobody opened).
+func TestSnapshotOfTheFingerprintAloneIsTakenOver(t *testing.T) {
+	clock := &testClock{t: t0.Add(3 * time.Hour)}
+	old, h := newTestService(t, Config{}, WithClock(clock.now))
+	values := append(normal(100, 5), 150, 151)
+	var last *event.Envelope
+	for i, v := range values {
+		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
+		ack(t, h, data)
+		last = new(event.Envelope)
+		if err := json.Unmarshal(data, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 1 || got[0].body.Episode != event.EpisodeOpen {
+		t.Fatalf("%d events before the upgrade, want the open", len(got))
+	}
+	fp := last.Fingerprint
+	// as the detector before the change wrote it: the same state under
+	// the fingerprint's key, the open's id derived from the fingerprint
+	old.mu.Lock()
+	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
+	if !ok {
+		old.mu.Unlock()
+		t.Fatal("series not in memory")
+	}
+	if ser.last == nil {
+		old.mu.Unlock()
+		t.Fatal("no episode open in the series")
+	}
+	was := *ser.last
+	was.Series = "" // the older snapshot did not hold it
+	ser.last = &was
+	v, err := old.encode(nil, ser)
+	old.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyID := event.DerivedID(got[0].body.Start, "episode", fp)
+
+	s, h2 := newTestService(t, Config{}, WithClock(clock.now))
+	restoreInto(t, s, seriesKey(fp), v)
+	for i := range 30 {
+		ack(t, h2, rawSample(t, "db", "latency_ms", t0.Add(time.Duration(len(values)+i)*time.Minute), 100))
+	}
+	clock.add(time.Hour)
+	_, beat := sample(t, "other", "heartbeat", nil, clock.now(), 1, "")
+	ack(t, h2, beat)
+	if err := h2.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Series(); n != 2 {
+		t.Errorf("%d series in memory, want latency_ms (taken over) and the heartbeat", n)
+	}
+	s.mu.Lock()
+	ser, ok = s.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
+	obs := 0
+	if ok {
+		obs = ser.det.Observations()
+	}
+	s.mu.Unlock()
+	if want := len(values) + 30; obs != want {
+		t.Errorf("%d observations after the upgrade, want %d: the snapshot's state goes on", obs, want)
+	}
+	got = episodeEvents(t, h2)
+	if len(got) != 1 || got[0].body.Episode != event.EpisodeClose || got[0].body.EpisodeID != legacyID {
+		for _, e := range got {
+			t.Logf("%s %s: %s", e.body.Episode, e.body.EpisodeID, e.body.Reason)
+		}
+		t.Fatalf("%d events after the upgrade, want one close of episode %s", len(got), legacyID)
+	}
+	// the next episode has the series' own id
+	for i, x := range []float64{150, 151, 150} {
+		ack(t, h2, rawSample(t, "db", "latency_ms", t0.Add(time.Duration(len(values)+30+i)*time.Minute), x))
+	}
+	got = episodeEvents(t, h2)
+	if len(got) < 2 || got[1].body.Episode != event.EpisodeOpen ||
+		got[1].body.EpisodeID != event.DerivedID(got[1].body.Start, "episode", seriesID(fp, "latency_ms", last.Labels)) {
+		t.Errorf("%d events, want a new episode under the series' own id", len(got))
+	}
+}

@@ -36,6 +36,18 @@ type lastSample struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Resource    map[string]string `json:"resource,omitempty"`
 	Value       float64           `json:"value"` // as the detectors saw it (a counter's rate)
+	// Series is what the episode's id is derived from: the seriesID when
+	// the episode opened. Empty in a snapshot written before it was kept,
+	// whose episode's id was derived from the fingerprint alone.
+	Series string `json:"series,omitempty"`
+}
+
+// episodeSeries is what the id of the episode of l is derived from.
+func (l *lastSample) episodeSeries() string {
+	if l.Series != "" {
+		return l.Series
+	}
+	return l.Fingerprint
 }
 
 // track follows ser's episode after a sample scored at the service's clock
@@ -51,7 +63,8 @@ func (s *Service) track(ser *series, e *event.Envelope, metric string, scored fl
 		return
 	}
 	if ser.last == nil {
-		ser.last = &lastSample{Service: e.Service, Fingerprint: e.Fingerprint, Metric: metric, Labels: e.Labels, Resource: e.Resource}
+		ser.last = &lastSample{Service: e.Service, Fingerprint: e.Fingerprint, Metric: metric, Labels: e.Labels, Resource: e.Resource,
+			Series: seriesID(e.Fingerprint, metric, e.Labels)}
 		s.open[ser] = struct{}{}
 	}
 	ser.last.ID, ser.last.Time, ser.last.Value = e.ID, e.Time, scored
@@ -252,7 +265,7 @@ func (s *Service) episodeClose(last *lastSample, info detect.Episode, route, win
 		Window:    window,
 		Reason:    reason,
 		Episode:   event.EpisodeClose,
-		EpisodeID: event.DerivedID(info.Start, "episode", seriesID(last.Fingerprint, last.Metric, last.Labels)),
+		EpisodeID: event.DerivedID(info.Start, "episode", last.episodeSeries()),
 		Start:     info.Start,
 		End:       info.End,
 		Peak:      &peak,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -206,6 +207,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 		s.mu.Unlock()
 		n, bad, err := awaitPuts(ctx, puts)
 		written += n
+		s.dropLegacy(puts, bad)
 		failed = append(failed, bad...)
 		if firstErr == nil {
 			firstErr = err
@@ -225,6 +227,19 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 		return written, fmt.Errorf("detector: snapshot to %s: %w", s.cfg.Snapshot.Bucket, firstErr)
 	}
 	return written, nil
+}
+
+// dropLegacy queues for deletion the snapshots under the keys the series
+// written had before takeOver moved them (bad: those not written).
+func (s *Service) dropLegacy(puts []put[*series], bad []*series) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range puts {
+		if p.what.legacy != "" && !slices.Contains(bad, p.what) {
+			s.stale = append(s.stale, staleKey{kv: s.keyOf(p.what.legacy), series: p.what.legacy})
+			p.what.legacy = ""
+		}
+	}
 }
 
 // requeue puts back on the dirty list the series a cancelled snapshot did

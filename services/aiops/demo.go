@@ -109,9 +109,14 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 func (d *demo) run(ctx context.Context, opts config.Options, out, database string, seed uint64) error {
 	// The user's configuration says where ClickHouse is (AIOPS_STORE__DSN,
 	// -set store.dsn=..., -config FILE), as for `aiops run`.
+	// Only the store is taken from it: files the demo replaces with its
+	// own (the detector's pipeline, relative to where `aiops run` runs) are
+	// not read.
 	var userNATS EmbeddedNATSConfig
 	userCfg := RunConfig(&userNATS)
-	if err := userCfg.LoadWith(opts); err != nil {
+	userOpts := opts
+	userOpts.Sets = append(slices.Clone(opts.Sets), "detector.pipeline=")
+	if err := userCfg.LoadWith(userOpts); err != nil {
 		return err
 	}
 	storeCfg := userCfg.Platform().Store

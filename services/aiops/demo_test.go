@@ -334,3 +334,23 @@ func TestDemoFailureKeepsItsCause(t *testing.T) {
 		t.Fatalf("the demo failed with %q, want the step that was not done in time", err)
 	}
 }
+
+// TestDemoTakesOnlyTheStoreFromTheUserConfig: a user configuration whose
+// detector pipeline is a path relative to somewhere else (the example
+// configuration, run from outside the checkout) does not stop the demo,
+// which runs its own pipeline: only the store is taken from it.
+func TestDemoTakesOnlyTheStoreFromTheUserConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	cfg := filepath.Join(t.TempDir(), "aiops.yaml")
+	if err := os.WriteFile(cfg, []byte("detector:\n  pipeline: pipelines/nowhere.yaml\nstore:\n  dsn: "+dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var w strings.Builder
+	err := runDemo(context.Background(), []string{"-config", cfg, "-out", t.TempDir(), "-database", "aiops_demo_usercfg", "-timeout", "1ms"}, &w)
+	if err == nil || strings.Contains(err.Error(), "detector.pipeline") || !strings.Contains(err.Error(), "not done after") {
+		t.Fatalf("the demo said %v; want it past the configuration, to its first step (not done in 1ms)", err)
+	}
+}

@@ -21,6 +21,23 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// jetStreamWithTopology connects to a test NATS whose streams are the
+// default topology, logging at level.
+func jetStreamWithTopology(t *testing.T, level zerolog.Level) (*nats.Conn, jetstream.JetStream, zerolog.Logger) {
+	t.Helper()
+	srv := testenv.StartNATS(t)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(level)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureTopology(context.Background(), js, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, log
+}
+
 // On a real JetStream: a stage consumes raw logs, publishes one output per
 // input on its own subject, acks every input, dead-letters bad data with
 // the reason, and a second run over the same durable resumes where the first
@@ -29,17 +46,8 @@ func TestStageOnJetStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, js, log := jetStreamWithTopology(t, zerolog.WarnLevel)
 	ctx := context.Background()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
 	publish := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			e := logEvent(t, i, fmt.Sprintf("line %d", i))
@@ -170,17 +178,8 @@ func TestStageLostOutputAckHoldsNoInputPastAckWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js, log := jetStreamWithTopology(t, zerolog.ErrorLevel)
 	ctx := context.Background()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
 	testenv.NarrowStream(t, js, bus.StreamEvents, "events.log.*", "events.log.*.echo")
 	sub, err := nc.Subscribe("events.log.*.lost", func(*nats.Msg) {})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -458,14 +459,9 @@ func TestCorrelateReplayRefusesUnusableCommandLines(t *testing.T) {
 // log, an exported archive), replays as the plain file does.
 func TestCorrelateReplayReadsBOMAndGzip(t *testing.T) {
 	dir := t.TempDir()
-	plain, bom, gz := filepath.Join(dir, "plain.jsonl"), filepath.Join(dir, "bom.jsonl"), filepath.Join(dir, "in.jsonl.gz")
+	plain := filepath.Join(dir, "plain.jsonl")
 	os.WriteFile(plain, []byte(replayInput), 0o600)
-	os.WriteFile(bom, []byte("\xef\xbb\xbf"+replayInput), 0o600)
-	var zb bytes.Buffer
-	zw := gzip.NewWriter(&zb)
-	zw.Write([]byte(replayInput))
-	zw.Close()
-	os.WriteFile(gz, zb.Bytes(), 0o600)
+	bom, gz := bomAndGzip(t, dir, "in.jsonl", replayInput)
 	var want []byte
 	for _, in := range []string{plain, bom, gz} {
 		var stdout, stderr bytes.Buffer
@@ -481,4 +477,19 @@ func TestCorrelateReplayReadsBOMAndGzip(t *testing.T) {
 			t.Errorf("%s: result differs from the plain file's", in)
 		}
 	}
+}
+
+// bomAndGzip writes text under dir as name with a UTF-8 byte order mark,
+// and as name.gz compressed with gzip, and returns the two paths.
+func bomAndGzip(t *testing.T, dir, name, text string) (bom, gz string) {
+	t.Helper()
+	bom, gz = filepath.Join(dir, "bom-"+name), filepath.Join(dir, name+".gz")
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	zw.Write([]byte(text))
+	zw.Close()
+	if err := errors.Join(os.WriteFile(bom, []byte("\xef\xbb\xbf"+text), 0o600), os.WriteFile(gz, zb.Bytes(), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	return bom, gz
 }

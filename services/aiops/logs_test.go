@@ -2,7 +2,6 @@ package aiops
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -465,13 +464,7 @@ func TestLogsParseDetectsHeader(t *testing.T) {
 func TestLogsParseReadsBOMAndGzip(t *testing.T) {
 	dir := t.TempDir()
 	text := "user 1 logged in\nuser 2 logged in\nuser 3 logged in\n"
-	bom, gz := filepath.Join(dir, "bom.log"), filepath.Join(dir, "app.log.gz")
-	os.WriteFile(bom, []byte("\xef\xbb\xbf"+text), 0o600)
-	var zb bytes.Buffer
-	zw := gzip.NewWriter(&zb)
-	zw.Write([]byte(text))
-	zw.Close()
-	os.WriteFile(gz, zb.Bytes(), 0o600)
+	bom, gz := bomAndGzip(t, dir, "app.log", text)
 	for _, in := range []string{bom, gz} {
 		out := in + ".csv"
 		if err := logsMain(context.Background(), []string{"parse", "--input", in, "--output", out}, &bytes.Buffer{}, time.Now); err != nil {

@@ -288,6 +288,13 @@ func TestConsumerMaxAckPendingBoundsOutstanding(t *testing.T) {
 	cfg := e.consumerConfig("bp")
 	cfg.BatchSize = 4
 	cfg.MaxAckPending = bound
+	// The releaser below holds each delivery for about bound release
+	// cycles (~0.5s, several seconds on a loaded or CPU-throttled machine):
+	// within the 1s AckWait of consumerConfig the server redelivered some,
+	// and the copies filled the bound (a drain timeout, or a loop that
+	// never saw finished == total). The bound is what is tested, not the
+	// redelivery: an AckWait no hold comes near.
+	cfg.AckWait = 5 * time.Minute
 	c := newConsumer(t, e, cfg)
 	var mu sync.Mutex
 	var held []func(error)
@@ -301,16 +308,20 @@ func TestConsumerMaxAckPendingBoundsOutstanding(t *testing.T) {
 		maxHeld = max(maxHeld, len(held))
 		mu.Unlock()
 	})
-	for {
+	for deadline := time.Now().Add(2 * time.Minute); ; {
 		mu.Lock()
 		before := len(held)
 		mu.Unlock()
 		time.Sleep(20 * time.Millisecond)
 		mu.Lock()
 		if len(held) != before || len(held) == 0 {
+			n := len(held)
 			mu.Unlock()
 			if finished == total {
 				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d deliveries settled after 2 minutes, %d held; stats %+v", finished, total, n, c.Stats())
 			}
 			continue
 		}

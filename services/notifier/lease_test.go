@@ -62,8 +62,12 @@ func TestTwoInstancesDeliverOnce(t *testing.T) {
 			}
 		}
 	}
-	_, stopA := start()
-	time.Sleep(200 * time.Millisecond) // a takes the lease first
+	a, stopA := start()
+	for deadline := time.Now().Add(20 * time.Second); !a.lease.Valid(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) { // a takes the lease first
+			t.Fatal("the first instance did not take the lease in 20s")
+		}
+	}
 	b, stopB := start()
 	defer stopB()
 	publish(0, 50)

@@ -1,10 +1,15 @@
 package detector
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
@@ -369,5 +374,204 @@ func TestSnapshotOfTheFingerprintAloneIsTakenOver(t *testing.T) {
 	if len(got) < 2 || got[1].body.Episode != event.EpisodeOpen ||
 		got[1].body.EpisodeID != event.DerivedID(got[1].body.Start, "episode", seriesID(fp, "latency_ms", last.Labels)) {
 		t.Errorf("%d events, want a new episode under the series' own id", len(got))
+	}
+}
+
+// heldKV stands for the bucket's stream: with hold set, a write is acked
+// only by release, so that a sample can come while it is in flight.
+type heldKV struct {
+	mu      sync.Mutex
+	hold    bool
+	keys    []string
+	waiting []*future
+	sent    chan struct{}
+}
+
+func (k *heldKV) PublishAsync(subject string, _ []byte, _ ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	k.keys = append(k.keys, strings.TrimPrefix(subject, "$KV."+DefaultBucket+"."))
+	if k.hold {
+		k.waiting = append(k.waiting, f)
+		select {
+		case k.sent <- struct{}{}:
+		default:
+		}
+		return f, nil
+	}
+	f.ok <- &jetstream.PubAck{}
+	return f, nil
+}
+
+func (k *heldKV) release() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range k.waiting {
+		f.ok <- &jetstream.PubAck{}
+	}
+	k.waiting, k.hold = nil, false
+}
+
+// A restored series under its fingerprint alone whose snapshot is being
+// written under that key (it changed while restored: a silence closed the
+// episode it had open) when its metric's sample takes it over: that write
+// is not the series' own key, so the snapshot under the fingerprint is not
+// deleted until the next snapshot has written the series' own (a crash in
+// between lost the series' state, and its open episode's).
+func TestLegacySnapshotKeptUntilTheSeriesOwnKeyIsWritten(t *testing.T) {
+	old, h0 := newTestService(t, Config{})
+	var last event.Envelope
+	for i, v := range normal(30, 5) {
+		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
+		ack(t, h0, data)
+		if err := json.Unmarshal(data, &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp := last.Fingerprint
+	old.mu.Lock()
+	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
+	var v []byte
+	var err error
+	if ok {
+		v, err = old.encode(nil, ser)
+	}
+	old.mu.Unlock()
+	if !ok || err != nil {
+		t.Fatalf("series in memory %v, encoded: %v", ok, err)
+	}
+
+	s, h := newTestService(t, Config{})
+	kv := &heldKV{hold: true, sent: make(chan struct{}, 1)}
+	s.snap = kv
+	legacy := seriesKey(fp)
+	restoreInto(t, s, legacy, v)
+	s.mu.Lock()
+	if ser, ok = s.series.Peek(legacy); ok {
+		ser.dirty = true
+		s.dirty = append(s.dirty, ser)
+	}
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Snapshot(context.Background())
+		done <- err
+	}()
+	<-kv.sent // the write under the fingerprint's key is in flight
+	ack(t, h, rawSample(t, "db", "latency_ms", t0.Add(30*time.Minute), 100))
+	kv.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	dropped := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, k := range s.stale {
+			if k.kv == s.keyOf(legacy) && k.value == nil {
+				return true
+			}
+		}
+		return false
+	}
+	if want := []string{"detector." + legacy}; !slices.Equal(kv.written(), want) || dropped() {
+		t.Fatalf("written %v (want %v), the fingerprint's snapshot queued for deletion %v: want it kept until the series' own key is written", kv.written(), want, dropped())
+	}
+	if _, err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := kv.written(); len(got) != 2 || got[1] != "detector."+seriesKey(seriesID(fp, "latency_ms", last.Labels)) || !dropped() {
+		t.Errorf("after the next snapshot written %v, the fingerprint's snapshot queued for deletion %v: want the series' own key written, then the old one deleted", got, dropped())
+	}
+}
+
+func (k *heldKV) written() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.keys)
+}
+
+// kvLog stands for the bucket in dropStale: it records the puts and
+// deletes (any other method is not called).
+type kvLog struct {
+	jetstream.KeyValue
+	mu  sync.Mutex
+	ops []string
+}
+
+func (k *kvLog) Put(_ context.Context, key string, _ []byte) (uint64, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ops = append(k.ops, "put "+key)
+	return 1, nil
+}
+
+func (k *kvLog) Delete(_ context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ops = append(k.ops, "delete "+key)
+	return nil
+}
+
+func (k *kvLog) done() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.ops)
+}
+
+// A series taken over from its snapshot under the fingerprint alone and
+// evicted (max_series) with its episode open before any snapshot wrote
+// its own key: once the close is stored, the snapshot under the
+// fingerprint, which holds the episode open, goes too, or a restart
+// would restore it beside the series and close that episode again.
+func TestEvictedSeriesTakenOverLeavesNoSnapshotHoldingItsEpisodeOpen(t *testing.T) {
+	clock := &testClock{t: t0.Add(3 * time.Hour)}
+	old, h0 := newTestService(t, Config{}, WithClock(clock.now))
+	values := append(normal(100, 5), 150, 151)
+	var last event.Envelope
+	for i, v := range values {
+		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
+		ack(t, h0, data)
+		if err := json.Unmarshal(data, &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp := last.Fingerprint
+	old.mu.Lock()
+	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
+	var v []byte
+	var err error
+	if ok && ser.last != nil {
+		was := *ser.last
+		was.Series = ""
+		ser.last = &was
+		v, err = old.encode(nil, ser)
+	}
+	old.mu.Unlock()
+	if !ok || v == nil || err != nil {
+		t.Fatalf("series with an open episode in memory %v, encoded: %v", ok, err)
+	}
+
+	s, h := newTestService(t, Config{MaxSeries: 2}, WithClock(clock.now))
+	kv := &kvLog{}
+	s.kv = kv
+	legacy := seriesKey(fp)
+	restoreInto(t, s, legacy, v)
+	ack(t, h, rawSample(t, "db", "latency_ms", t0.Add(time.Duration(len(values))*time.Minute), 150)) // taken over
+	for _, name := range []string{"a", "b"} {
+		_, data := sample(t, "other", name, nil, t0.Add(time.Duration(len(values))*time.Minute), 1, "")
+		ack(t, h, data)
+	}
+	for range 3 { // the close out, stored, and the snapshots it made stale dealt with
+		if err := h.Tick(clock.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := episodeEvents(t, h)
+	if len(got) != 1 || got[0].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d episode events, want the evicted series' close", len(got))
+	}
+	if ops := kv.done(); !slices.Contains(ops, "delete "+s.keyOf(legacy)) {
+		t.Errorf("bucket operations %v: the snapshot under the fingerprint (%s) still holds the closed episode open", ops, s.keyOf(legacy))
 	}
 }

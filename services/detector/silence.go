@@ -148,6 +148,9 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 			if v, err := s.encode(nil, ser); err == nil {
 				a.stale.value = v
 			}
+			if ser.legacy != "" {
+				a.stale.legacy, ser.legacy = s.keyOf(ser.legacy), ""
+			}
 		}
 		out = append(out, a)
 	}
@@ -184,9 +187,12 @@ type seriesAnomaly struct {
 // (so that a restart, or a rollback of the configuration, still restores
 // the baseline), or deleted when value is nil; unless the series (or
 // asset) is back in memory by then (its next snapshot writes it anew).
+// legacy is the key of a series' snapshot under its fingerprint alone that
+// takeOver moved it from before any snapshot wrote its own: it holds the
+// episode open too, and is deleted in any case.
 type staleKey struct {
-	kv, series, asset string
-	value             []byte
+	kv, series, asset, legacy string
+	value                     []byte
 }
 
 // storedStale queues k for deletion at the next tick. Safe to call from a
@@ -206,7 +212,10 @@ func (s *Service) dropStale(ctx context.Context) {
 	var keys []staleKey
 	for _, k := range s.stale {
 		if k.series != "" && s.series.Contains(k.series) || k.asset != "" && s.assets.Contains(k.asset) {
-			continue // back in memory: its next snapshot replaces the key
+			if k.legacy == "" {
+				continue // back in memory: its next snapshot replaces the key
+			}
+			k.kv = "" // only the legacy key: a new series writes its own
 		}
 		keys = append(keys, k)
 	}
@@ -214,13 +223,23 @@ func (s *Service) dropStale(ctx context.Context) {
 	s.mu.Unlock()
 	for _, k := range keys {
 		var err error
-		if k.value != nil {
+		switch {
+		case k.kv == "":
+		case k.value != nil:
 			_, err = s.kv.Put(ctx, k.kv, k.value)
-		} else if err = s.kv.Delete(ctx, k.kv); errors.Is(err, jetstream.ErrKeyNotFound) {
-			err = nil
+		default:
+			if err = s.kv.Delete(ctx, k.kv); errors.Is(err, jetstream.ErrKeyNotFound) {
+				err = nil
+			}
 		}
 		if err != nil {
 			s.log.Warn().Err(err).Str("key", k.kv).Msg("snapshot whose episode was closed not rewritten: a restart may close its episode again")
+			continue // a legacy key keeps the state the series' own does not hold
+		}
+		if k.legacy != "" {
+			if err := s.kv.Delete(ctx, k.legacy); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				s.log.Warn().Err(err).Str("key", k.legacy).Msg("snapshot whose episode was closed not deleted: a restart may close its episode again")
+			}
 		}
 	}
 }

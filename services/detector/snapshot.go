@@ -166,6 +166,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	written := 0
 	var firstErr error
 	puts := make([]put[*series], 0, s.cfg.Snapshot.Chunk)
+	keys := make([]string, 0, s.cfg.Snapshot.Chunk) // the key each put is written under
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
 		if err := ctx.Err(); err != nil {
 			s.requeue(todo[start:])
@@ -175,7 +176,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			break
 		}
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
-		puts = puts[:0]
+		puts, keys = puts[:0], keys[:0]
 		var failed, waiting []*series
 		s.mu.Lock()
 		for _, ser := range chunk {
@@ -201,13 +202,14 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				continue
 			}
 			puts = append(puts, put[*series]{ser, fut})
+			keys = append(keys, ser.key)
 		}
 		// still dirty: they go back on the list for the next snapshot
 		s.dirty = append(s.dirty, waiting...)
 		s.mu.Unlock()
 		n, bad, err := awaitPuts(ctx, puts)
 		written += n
-		s.dropLegacy(puts, bad)
+		s.dropLegacy(puts, keys, bad)
 		failed = append(failed, bad...)
 		if firstErr == nil {
 			firstErr = err
@@ -230,12 +232,15 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 }
 
 // dropLegacy queues for deletion the snapshots under the keys the series
-// written had before takeOver moved them (bad: those not written).
-func (s *Service) dropLegacy(puts []put[*series], bad []*series) {
+// written had before takeOver moved them (bad: those not written). A write
+// under the old key itself (encoded before a sample took the series over
+// while it was in flight) is not the series' own: the old key stays until
+// the next snapshot writes that.
+func (s *Service) dropLegacy(puts []put[*series], keys []string, bad []*series) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range puts {
-		if p.what.legacy != "" && !slices.Contains(bad, p.what) {
+	for i, p := range puts {
+		if p.what.legacy != "" && keys[i] == p.what.key && !slices.Contains(bad, p.what) {
 			s.stale = append(s.stale, staleKey{kv: s.keyOf(p.what.legacy), series: p.what.legacy})
 			p.what.legacy = ""
 		}

@@ -287,6 +287,40 @@ func TestSampleFarInTheFutureIsIgnored(t *testing.T) {
 	}
 }
 
+// legacySnapshot feeds values of db's latency_ms (labels without
+// __name__, a minute apart from t0) to a detector and returns its harness,
+// the last sample, and the series' snapshot as a detector wrote it
+// before the metric name joined a series' identity (to be restored under
+// the fingerprint's key: its open episode without lastSample.Series),
+// and whether an episode was open.
+func legacySnapshot(t *testing.T, values []float64, opts ...Option) (h *stagetest.Harness, last event.Envelope, v []byte, open bool) {
+	t.Helper()
+	old, h := newTestService(t, Config{}, opts...)
+	for i, x := range values {
+		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), x)
+		ack(t, h, data)
+		if err := json.Unmarshal(data, &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	ser, ok := old.series.Peek(seriesKey(seriesID(last.Fingerprint, "latency_ms", last.Labels)))
+	if !ok {
+		t.Fatal("series not in memory")
+	}
+	if open = ser.last != nil; open {
+		was := *ser.last
+		was.Series = "" // the older snapshot did not hold it
+		ser.last = &was
+	}
+	v, err := old.encode(nil, ser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, last, v, open
+}
+
 // A series whose producer leaves __name__ out of its labels was keyed by
 // its fingerprint alone before two metrics of one label set were two
 // series: its snapshot is under that key, and the episode it had open was
@@ -297,41 +331,12 @@ func TestSampleFarInTheFutureIsIgnored(t *testing.T) {
 // of an episode nobody opened).
 func TestSnapshotOfTheFingerprintAloneIsTakenOver(t *testing.T) {
 	clock := &testClock{t: t0.Add(3 * time.Hour)}
-	old, h := newTestService(t, Config{}, WithClock(clock.now))
 	values := append(normal(100, 5), 150, 151)
-	var last *event.Envelope
-	for i, v := range values {
-		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
-		ack(t, h, data)
-		last = new(event.Envelope)
-		if err := json.Unmarshal(data, last); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := episodeEvents(t, h)
-	if len(got) != 1 || got[0].body.Episode != event.EpisodeOpen {
-		t.Fatalf("%d events before the upgrade, want the open", len(got))
-	}
+	h, last, v, open := legacySnapshot(t, values, WithClock(clock.now))
 	fp := last.Fingerprint
-	// as the detector before the change wrote it: the same state under
-	// the fingerprint's key, the open's id derived from the fingerprint
-	old.mu.Lock()
-	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
-	if !ok {
-		old.mu.Unlock()
-		t.Fatal("series not in memory")
-	}
-	if ser.last == nil {
-		old.mu.Unlock()
-		t.Fatal("no episode open in the series")
-	}
-	was := *ser.last
-	was.Series = "" // the older snapshot did not hold it
-	ser.last = &was
-	v, err := old.encode(nil, ser)
-	old.mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
+	got := episodeEvents(t, h)
+	if len(got) != 1 || got[0].body.Episode != event.EpisodeOpen || !open {
+		t.Fatalf("%d events before the upgrade, episode open in the series %v; want the open", len(got), open)
 	}
 	legacyID := event.DerivedID(got[0].body.Start, "episode", fp)
 
@@ -350,7 +355,7 @@ func TestSnapshotOfTheFingerprintAloneIsTakenOver(t *testing.T) {
 		t.Errorf("%d series in memory, want latency_ms (taken over) and the heartbeat", n)
 	}
 	s.mu.Lock()
-	ser, ok = s.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
+	ser, ok := s.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
 	obs := 0
 	if ok {
 		obs = ser.det.Observations()
@@ -420,27 +425,8 @@ func (k *heldKV) release() {
 // deleted until the next snapshot has written the series' own (a crash in
 // between lost the series' state, and its open episode's).
 func TestLegacySnapshotKeptUntilTheSeriesOwnKeyIsWritten(t *testing.T) {
-	old, h0 := newTestService(t, Config{})
-	var last event.Envelope
-	for i, v := range normal(30, 5) {
-		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
-		ack(t, h0, data)
-		if err := json.Unmarshal(data, &last); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, last, v, _ := legacySnapshot(t, normal(30, 5))
 	fp := last.Fingerprint
-	old.mu.Lock()
-	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
-	var v []byte
-	var err error
-	if ok {
-		v, err = old.encode(nil, ser)
-	}
-	old.mu.Unlock()
-	if !ok || err != nil {
-		t.Fatalf("series in memory %v, encoded: %v", ok, err)
-	}
 
 	s, h := newTestService(t, Config{})
 	kv := &heldKV{hold: true, sent: make(chan struct{}, 1)}
@@ -448,7 +434,7 @@ func TestLegacySnapshotKeptUntilTheSeriesOwnKeyIsWritten(t *testing.T) {
 	legacy := seriesKey(fp)
 	restoreInto(t, s, legacy, v)
 	s.mu.Lock()
-	if ser, ok = s.series.Peek(legacy); ok {
+	if ser, ok := s.series.Peek(legacy); ok {
 		ser.dirty = true
 		s.dirty = append(s.dirty, ser)
 	}
@@ -526,30 +512,11 @@ func (k *kvLog) done() []string {
 // would restore it beside the series and close that episode again.
 func TestEvictedSeriesTakenOverLeavesNoSnapshotHoldingItsEpisodeOpen(t *testing.T) {
 	clock := &testClock{t: t0.Add(3 * time.Hour)}
-	old, h0 := newTestService(t, Config{}, WithClock(clock.now))
 	values := append(normal(100, 5), 150, 151)
-	var last event.Envelope
-	for i, v := range values {
-		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), v)
-		ack(t, h0, data)
-		if err := json.Unmarshal(data, &last); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, last, v, open := legacySnapshot(t, values, WithClock(clock.now))
 	fp := last.Fingerprint
-	old.mu.Lock()
-	ser, ok := old.series.Peek(seriesKey(seriesID(fp, "latency_ms", last.Labels)))
-	var v []byte
-	var err error
-	if ok && ser.last != nil {
-		was := *ser.last
-		was.Series = ""
-		ser.last = &was
-		v, err = old.encode(nil, ser)
-	}
-	old.mu.Unlock()
-	if !ok || v == nil || err != nil {
-		t.Fatalf("series with an open episode in memory %v, encoded: %v", ok, err)
+	if !open {
+		t.Fatal("no episode open in the series")
 	}
 
 	s, h := newTestService(t, Config{MaxSeries: 2}, WithClock(clock.now))

@@ -255,7 +255,7 @@ func (c Config) Validate() error {
 		return invalid("seasonal.buckets", "%d buckets make buckets of %v, shorter than 1ms", c.Seasonal.Buckets, c.Seasonal.Period/time.Duration(c.Seasonal.Buckets))
 	case !finite(c.Seasonal.Gamma) || c.Seasonal.Gamma <= 0 || c.Seasonal.Gamma >= 1:
 		return invalid("seasonal.gamma", "%v is not in (0,1)", c.Seasonal.Gamma)
-	case !finite(c.Forecast.Threshold) || math.Abs(c.Forecast.Threshold) > maxAbsValue:
+	case !finite(c.Forecast.Threshold) || math.Abs(c.Forecast.Threshold) > MaxAbsValue:
 		return invalid("forecast.threshold", "%v is not a finite number of magnitude below 1e100", c.Forecast.Threshold)
 	case c.Forecast.Horizon <= 0:
 		return invalid("forecast.horizon", "%v is not positive", c.Forecast.Horizon)

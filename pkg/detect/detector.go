@@ -8,13 +8,14 @@ import (
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
-// maxAbsValue bounds accepted values: anything larger in magnitude is
-// treated like NaN, so squares and differences in the state stay finite.
-const maxAbsValue = 1e100
+// MaxAbsValue bounds accepted values: anything larger in magnitude is
+// treated like NaN (FlagInvalid), so squares and differences in the state
+// stay finite.
+const MaxAbsValue = 1e100
 
 // validValue is the rule both Detector and Group accept values by: not NaN,
-// not ±Inf, not over maxAbsValue in magnitude.
-func validValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= maxAbsValue }
+// not ±Inf, not over MaxAbsValue in magnitude.
+func validValue(v float64) bool { return !math.IsNaN(v) && math.Abs(v) <= MaxAbsValue }
 
 // Kind names a detector.
 type Kind uint8
@@ -419,7 +420,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		} else {
 			x = (v - d.lastRaw) / dtSec
 		}
-		x = clamp(x, -maxAbsValue, maxAbsValue)
+		x = clamp(x, -MaxAbsValue, MaxAbsValue)
 		d.lastRaw = v
 	}
 	if !d.hasLast {
@@ -533,9 +534,9 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		newLevel := predH + ah*e
 		if dtSec > 0 {
 			beta := learn * math.Max(cfg.Forecast.Beta, 1/float64(d.n+1))
-			d.slope = clamp((1-beta)*d.slope+beta*(newLevel-d.level)/dtSec, -maxAbsValue, maxAbsValue)
+			d.slope = clamp((1-beta)*d.slope+beta*(newLevel-d.level)/dtSec, -MaxAbsValue, MaxAbsValue)
 		}
-		d.level = clamp(newLevel, -maxAbsValue, maxAbsValue)
+		d.level = clamp(newLevel, -MaxAbsValue, MaxAbsValue)
 		d.hwVa = (1 - a) * (d.hwVa + a*e*e)
 		_ = ah
 	}
@@ -568,7 +569,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		if early {
 			as = math.Max(as, learn/earlyLevelMemory)
 		}
-		newSlow := clamp(predS+as*(xd-predS), -maxAbsValue, maxAbsValue)
+		newSlow := clamp(predS+as*(xd-predS), -MaxAbsValue, MaxAbsValue)
 		// A trend over less than a period is confounded with the season,
 		// and a trend learnt at the level's boosted early rate takes the
 		// first differences of noise for a slope that then decays only
@@ -577,7 +578,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 		// rate.
 		if dtSec > 0 && ns-d.firstT >= d.periodNs {
 			bs := learn * math.Min(1, d.dt*1e9/float64(d.periodNs))
-			d.slowSl = clamp((1-bs)*d.slowSl+bs*(newSlow-d.slow)/dtSec, -maxAbsValue, maxAbsValue)
+			d.slowSl = clamp((1-bs)*d.slowSl+bs*(newSlow-d.slow)/dtSec, -MaxAbsValue, MaxAbsValue)
 		}
 		d.slow = newSlow
 		// Gamma is a per-period weight (the first periods are averaged in
@@ -611,7 +612,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			for i := range d.season {
 				d.season[i] = float32(clamp(float64(d.season[i])-m, -math.MaxFloat32, math.MaxFloat32))
 			}
-			d.slow = clamp(d.slow+m, -maxAbsValue, maxAbsValue)
+			d.slow = clamp(d.slow+m, -MaxAbsValue, MaxAbsValue)
 		}
 	}
 	d.learnResolution(x)

@@ -116,9 +116,6 @@ func embeddedBusConflict(b bus.Config, listen string) error {
 // embedded server's listen address, up to the scheme's case and a
 // trailing slash.
 func embeddedURLs(urls []string, listen string) bool {
-	if slices.Equal(urls, platform.DefaultConfig().Bus.URLs) {
-		return true
-	}
 	def := platform.DefaultConfig().Bus.URLs
 	for _, raw := range urls {
 		u, err := url.Parse(raw)

@@ -494,17 +494,13 @@ func (s *Service) FlushRows(ctx context.Context) error {
 // short of what the envelope allows (2105).
 const maxFuture = 24 * time.Hour
 
-// maxValue is the largest magnitude a detector scores (pkg/detect's
-// bound: beyond it, or NaN or ±Inf, an observation is FlagInvalid).
-const maxValue = 1e100
-
 // scorable tells whether a detector can score value v: finite, within
-// maxValue, and not negative for a counter. A counter never goes below
+// detect.MaxAbsValue, and not negative for a counter. A counter never goes below
 // zero (Prometheus, OpenTelemetry's monotonic sums): taking a negative
 // value for a reset made a negative rate, one anomaly, and the next sample
 // a rise of the whole range from it, another.
 func scorable(v float64, counter bool) bool {
-	return math.Abs(v) <= maxValue && !(counter && v < 0)
+	return math.Abs(v) <= detect.MaxAbsValue && !(counter && v < 0)
 }
 
 // seriesID is the identity of the series of a sample: its fingerprint, and

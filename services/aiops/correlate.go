@@ -131,7 +131,7 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	// Replay tells its own progress, in lines.
-	in, closeIn, err := openInput("correlate replay", *input, nil)
+	in, closeIn, err := openInput(ctx, "correlate replay", *input, nil, time.Now)
 	if err != nil {
 		return err
 	}
@@ -155,8 +155,9 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 // text (plainText). A file that cannot be opened, or a folder, is a usage
 // error, told before any work (a folder would otherwise fail the first
 // read, as bad data). With progress, the bytes read of the input as
-// stored are told there as they go (progressReader).
-func openInput(cmd, path string, progress io.Writer) (io.Reader, func(), error) {
+// stored are told there as they go, on the clock now, and a cancelled ctx
+// ends the reading (progressReader).
+func openInput(ctx context.Context, cmd, path string, progress io.Writer, now func() time.Time) (io.Reader, func(), error) {
 	var r io.Reader = os.Stdin
 	closeIn, size := func() {}, int64(0)
 	if path != "-" {
@@ -167,7 +168,7 @@ func openInput(cmd, path string, progress io.Writer) (io.Reader, func(), error) 
 		st, err := f.Stat()
 		if err == nil && st.IsDir() {
 			f.Close()
-			return nil, nil, service.Usage(fmt.Errorf("%s: --input %s is a folder", cmd, path))
+			return nil, nil, service.Usage(fmt.Errorf("%s: --input %s is a directory", cmd, path))
 		}
 		if err == nil {
 			size = st.Size()
@@ -175,7 +176,7 @@ func openInput(cmd, path string, progress io.Writer) (io.Reader, func(), error) 
 		r, closeIn = f, func() { f.Close() }
 	}
 	if progress != nil {
-		r = &progressReader{name: cmd, ctx: context.Background(), r: r, total: size, w: progress, now: time.Now, every: progressEvery, last: time.Now()}
+		r = &progressReader{name: cmd, ctx: ctx, r: r, total: size, w: progress, now: now, every: progressEvery, last: now()}
 	}
 	text, err := plainText(r)
 	if err != nil {

@@ -107,7 +107,7 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	// A long series takes minutes: say how far it went.
-	in, closeIn, err := openInput("detect replay", *input, stderr)
+	in, closeIn, err := openInput(ctx, "detect replay", *input, stderr, time.Now)
 	if err != nil {
 		return err
 	}

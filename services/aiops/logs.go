@@ -97,22 +97,13 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		}
 	}
 
-	in, size := io.Reader(os.Stdin), int64(0) // "-": standard input
-	if *input != "-" {
-		f, err := os.Open(*input)
-		if err != nil {
-			return service.Usage(fmt.Errorf("logs parse: --input: %w", err))
-		}
-		defer f.Close()
-		info, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("logs parse: --input: %w", err)
-		}
-		if info.IsDir() {
-			return service.Usage(fmt.Errorf("logs parse: --input %s is a directory", *input))
-		}
-		in, size = f, info.Size()
+	// Progress counts the bytes of the file as stored (compressed or not),
+	// and a cancelled ctx stops the parse (ParseFile takes no context).
+	text, closeIn, err := openInput(ctx, "logs parse", *input, stderr, now)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
 	// An output that cannot be written is the command line's fault (exit
 	// 2), as an input that cannot be opened is.
 	if err := checkOutputPath(*output); err != nil {
@@ -124,13 +115,6 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		return fmt.Errorf("logs parse: --output: %w", err)
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	// Progress counts the bytes of the file as stored (compressed or not).
-	src := &progressReader{name: "logs parse", ctx: ctx, r: in, total: size, w: stderr, now: now, every: 2 * time.Second}
-	src.last = now()
-	text, err := plainText(src)
-	if err != nil {
-		return commit(fmt.Errorf("logs parse: %s: %w", *input, err))
-	}
 	stats, err := logmine.ParseFile(text, bw, logmine.ParseOptions{Format: *format, MaxLineBytes: *maxLine})
 	if err == nil {
 		err = bw.Flush()

@@ -13,6 +13,19 @@ import (
 // MinTokenLength is the shortest bearer token a listener accepts.
 const MinTokenLength = 16
 
+// CheckToken returns the token t configured under key without its
+// surrounding whitespace, or an error naming key when what is left is
+// shorter than MinTokenLength. Whitespace is dropped because HTTP trims
+// header values: a token kept with the newline of its file (or of the
+// file a variable was set from) would refuse everyone.
+func CheckToken(key, t string) (string, error) {
+	t = strings.TrimSpace(t)
+	if len(t) < MinTokenLength {
+		return "", fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), MinTokenLength)
+	}
+	return t, nil
+}
+
 // ReadOrCreateToken returns the token kept in path, creating a random one
 // (48 hex digits, file mode 0600) when the file does not exist. Local runs
 // use it so every listener is authenticated without set-up, and the token

@@ -72,22 +72,15 @@ func (c Config) Validate() error {
 // request could carry it, and a token kept with it (an environment
 // variable set from a file ending in a newline) would refuse everyone.
 func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
-	checked := func(key, t string) (string, error) {
-		t = strings.TrimSpace(t)
-		if len(t) < config.MinTokenLength {
-			return "", fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
-		}
-		return t, nil
-	}
 	switch {
 	case c.Token != "":
-		return checked("token", c.Token)
+		return config.CheckToken("token", c.Token)
 	case c.TokenFile != "":
 		t, err := config.Secret(c.TokenFile, "")
 		if err != nil {
 			return "", fmt.Errorf("token_file: %w", err)
 		}
-		return checked("token_file", t)
+		return config.CheckToken("token_file", t)
 	}
 	t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 	if err != nil {

@@ -82,17 +82,8 @@ func (c AdminConfig) listen() string {
 // A token shorter than config.MinTokenLength is refused, as on every
 // listener.
 func (c AdminConfig) ResolveToken() (string, error) {
-	// Surrounding whitespace is dropped: HTTP trims header values, so a
-	// token kept with a newline from its file would refuse everyone.
-	checked := func(key, t string) (string, error) {
-		t = strings.TrimSpace(t)
-		if len(t) < config.MinTokenLength {
-			return "", fmt.Errorf("%s: the token is %d characters, want at least %d", key, len(t), config.MinTokenLength)
-		}
-		return t, nil
-	}
 	if c.Token != "" {
-		return checked("admin.token", c.Token)
+		return config.CheckToken("admin.token", c.Token)
 	}
 	if c.TokenFile == "" {
 		return "", nil
@@ -101,7 +92,7 @@ func (c AdminConfig) ResolveToken() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin.token_file: %w", err)
 	}
-	return checked("admin.token_file", token)
+	return config.CheckToken("admin.token_file", token)
 }
 
 // IsLoopbackHost reports whether host (an IP or "localhost") can only be

@@ -51,7 +51,8 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 	if err := cc.Validate(); err != nil {
 		return nil, err
 	}
-	pending := cc.WithDefaults().MaxAckPending
+	defaulted := cc.WithDefaults()
+	pending := defaulted.MaxAckPending
 	if cfg.Queue == 0 {
 		cfg.Queue = pending
 	}
@@ -61,7 +62,7 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 		// was lost wait for the publisher's ack timeout: it must end well
 		// within ack_wait, or the server redelivers them all to be
 		// processed again (and dead-letters them at max_deliver, done).
-		ackTimeout := min(bus.DefaultPublishAckTimeout, cc.WithDefaults().AckWait/3)
+		ackTimeout := min(bus.DefaultPublishAckTimeout, defaulted.AckWait/3)
 		p, err := bus.NewPublisher(js, bus.WithMaxInFlight(2*pending+4096), bus.WithAckTimeout(ackTimeout))
 		if err != nil {
 			return nil, err

@@ -54,7 +54,9 @@ before it; the first line without either is rejected.
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
-fingerprint → incident id) covering every alert that went in. "-" reads standard input or
+fingerprint → incident id) covering every alert that went in; an alert that
+only ever resolved joined none and is assigned "unassigned:<fingerprint>".
+"-" reads standard input or
 writes standard output; a gzip-compressed input is read as such. Progress goes to standard error.
 
 A line that cannot be read (not JSON, an unknown type, an event that does
@@ -352,6 +354,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// forgotten opens another, and assignments then name only that one,
 	// but the first incident's alerts must still list it.
 	joined := map[string]map[string]bool{}
+	joinedAnomalies := map[string]map[string]bool{}
 	// reject tells a line that could not be read and goes on.
 	reject := func(err error) {
 		res.RejectedLines++
@@ -412,13 +415,15 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				alertFP[s.Fingerprint] = true
 			}
 			if id, ok := c.IncidentOf(s.Fingerprint); ok {
+				into := joinedAnomalies
 				if s.Kind == correlate.SignalAlert {
 					res.Assignments[s.Fingerprint] = id
-					if joined[id] == nil {
-						joined[id] = map[string]bool{}
-					}
-					joined[id][s.Fingerprint] = true
+					into = joined
 				}
+				if into[id] == nil {
+					into[id] = map[string]bool{}
+				}
+				into[id][s.Fingerprint] = true
 				res.EventAssignments[e.ID] = id
 			}
 		}
@@ -465,11 +470,15 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	for fp, id := range res.Assignments {
 		addMember(id, fp)
 	}
-	anomalies := map[string][]string{}
-	for id, inc := range res.EventAssignments {
-		if !alertFP[id] {
-			anomalies[inc] = append(anomalies[inc], id)
+	// Every anomaly series that joined, not only the members an incident
+	// still holds (max_members bounds those).
+	anomalies := map[string]map[string]bool{}
+	for id, fps := range joinedAnomalies {
+		to := follow(id)
+		if anomalies[to] == nil {
+			anomalies[to] = map[string]bool{}
 		}
+		maps.Copy(anomalies[to], fps)
 	}
 	for id, st := range last {
 		ri := ReplayIncident{ID: id, Status: st.State, Title: st.Title, OpenedAt: st.OpenedAt, ResolvedAt: st.ResolvedAt,
@@ -480,10 +489,8 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		if ri.Alerts == nil {
 			ri.Alerts = []string{}
 		}
-		for _, m := range st.Members {
-			if m.Kind == correlate.SignalAnomaly && st.MergedInto == "" {
-				ri.Anomalies = append(ri.Anomalies, m.Fingerprint)
-			}
+		if st.MergedInto == "" {
+			ri.Anomalies = slices.Sorted(maps.Keys(anomalies[id]))
 		}
 		res.Incidents = append(res.Incidents, ri)
 	}

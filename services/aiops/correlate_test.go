@@ -411,6 +411,27 @@ func TestCorrelateReplayListsEveryIncidentsAlerts(t *testing.T) {
 	}
 }
 
+// An incident's anomalies list every series that joined it, also past
+// max_members, which bounds only the members an incident holds.
+func TestCorrelateReplayListsAnomaliesPastMaxMembers(t *testing.T) {
+	var lines []string
+	for i := range 5 {
+		lines = append(lines, fmt.Sprintf(`{"type":"event","event":{"kind":"anomaly","service":"search","time":"2026-11-21T18:00:%02dZ","body":{"series":"ffff00000000000%d","metric":"latency_p99","value":2.5,"score":0.97,"detector":"robust_z"}}}`, 10+i, i))
+	}
+	cfg := correlate.DefaultConfig()
+	cfg.MaxMembers = 2
+	res, err := Replay(context.Background(), strings.NewReader(strings.Join(lines, "\n")), cfg, nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 1 || res.RejectedLines != 0 {
+		t.Fatalf("%d incidents, rejected %v: want 1", len(res.Incidents), res.Rejected)
+	}
+	if got := res.Incidents[0].Anomalies; len(got) != 5 {
+		t.Errorf("anomalies %v (%d members held): want all 5 series", got, res.Incidents[0].Members)
+	}
+}
+
 // A change's own time (in "change") is when it happened; the line's time
 // is when the line was sent, taken only when the change has none.
 func TestCorrelateReplayChangeKeepsItsOwnTime(t *testing.T) {

@@ -48,7 +48,9 @@ type Config struct {
 	Lease bus.LeaseConfig `yaml:"lease"`
 	// State keeps the open incidents' labels, which inhibit, in a
 	// key-value bucket (default "notifier_state"), so that a restart, or a
-	// standby taking the lease, still knows them.
+	// standby taking the lease, still knows them; and the Jira issues
+	// made (or whose create got no answer) that Jira's search may not
+	// show yet, so that they do not make a second issue.
 	State StateConfig `yaml:"state"`
 }
 

@@ -46,6 +46,9 @@ type Processor struct {
 	// integrations are the receivers' integrations, by receiver name, in
 	// the order of their idempotency keys.
 	integrations map[string][]*integration
+	// jiras are the Jira integrations by their path, whose memos New
+	// keeps in the state bucket (keepJiraMemos).
+	jiras map[string]*webhook.Jira
 
 	// delivered remembers (transition, receiver, webhook) deliveries that
 	// got a 2xx, so that a redelivered incident event does not notify
@@ -151,7 +154,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	}
 	cfg = cfg.WithDefaults()
 	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{},
-		open: map[string]openIncident{}, unsaved: map[string]struct{}{}}
+		open: map[string]openIncident{}, unsaved: map[string]struct{}{}, jiras: map[string]*webhook.Jira{}}
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	var hold time.Duration
 	if cfg.Routes != "" {
@@ -311,6 +314,9 @@ var ErrMuted = errors.New("notifier: muted now")
 // Notify delivers one incident event to its receivers now, without the
 // grouping timers (Replay uses it: a dead letter's time came long ago).
 // What is muted now is not sent; when that is every receiver, ErrMuted.
+// Each receiver is sent it as if it never heard of the incident
+// (webhook.Incident.FirstNotice): PagerDuty gets a trigger before an
+// acknowledge.
 // An integration that could not be reached in the retry budget fails the
 // event (transient); one that refused it for good (4xx) makes a permanent
 // error once the others are through.
@@ -336,7 +342,11 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 			muted = append(muted, route.Receiver+": "+why)
 			continue
 		}
-		_, err := p.send(ctx, n, false)
+		// Sent as a first notice: what reached this receiver before is
+		// unknown here (a dead letter is one whose delivery failed), and
+		// PagerDuty ignores an acknowledge of an alert it never had, while
+		// a trigger of one it has open only joins it (dedup_key).
+		_, err := p.send(ctx, n, true)
 		failed = append(failed, err)
 	}
 	if len(muted) > 0 && len(muted) == len(r.routes) {
@@ -1049,6 +1059,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		errs = append(errs, t.errs...)
 		jira := &webhook.Jira{Receiver: r.Name, Integration: c.Path, APIURL: c.APIURL, ResolveTransition: c.ResolveTransition, ReopenTransition: c.ReopenTransition,
 			Transport: transport(c.Path, c.HTTPConfig), Redirects: redirectsFor(c.HTTPConfig)}
+		p.jiras[c.Path] = jira
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
 				issue := webhook.JiraIssue{Summary: inc.Title, Description: webhook.DescriptionText(inc)}

@@ -584,6 +584,12 @@ func (j *fakeJira) handle(c call) answer {
 			page = append(page, fmt.Sprintf(`{"id":"%d","body":%s}`, i+1, b))
 		}
 		return answer{body: fmt.Sprintf(`{"startAt":0,"maxResults":50,"total":%d,"comments":[%s]}`, len(page), strings.Join(page, ","))}
+	case c.Method == "GET" && strings.Count(c.Path, "/") == 5 && j.issues[strings.Split(c.Path, "/")[5]] != nil: // an issue's status
+		cat := "new"
+		if j.issues[strings.Split(c.Path, "/")[5]].done {
+			cat = "done"
+		}
+		return answer{body: fmt.Sprintf(`{"fields":{"status":{"statusCategory":{"key":%q}}}}`, cat)}
 	case c.Method == "GET" && strings.HasSuffix(c.Path, "/transitions"):
 		return answer{body: `{"transitions":[{"id":"21","name":"In Progress"},{"id":"31","name":"Done"},{"id":"41","name":"Reopen"}]}`}
 	case c.Method == "POST" && strings.HasSuffix(c.Path, "/transitions"):
@@ -1097,4 +1103,21 @@ receivers:
 		t.Fatalf("webhook-ids %v: want the trigger's to be the acknowledgement's plus -trigger", ids)
 	}
 
+}
+
+// A receiver's Retry-After holds its lane at most
+// delivery.retry.max_retry_after (default 1m), however long it asks for.
+func TestRetryAfterCappedByDefault(t *testing.T) {
+	n := 0
+	hook := newFakeAPI(t, func(c call) answer {
+		if n++; n == 1 {
+			return answer{code: 429, header: map[string]string{"Retry-After": "1000000"}}
+		}
+		return answer{code: 200}
+	})
+	h, slept := start(t, t.TempDir(), "route: {receiver: hook, group_wait: 0s}\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n")
+	feedAcked(t, h, incident(t, "search"))
+	if want := []time.Duration{webhook.DefaultMaxRetryAfter}; len(hook.got()) != 2 || !slices.Equal(slept.d, want) {
+		t.Fatalf("%d requests, waits %v; want 2, after %v", len(hook.got()), slept.d, want)
+	}
 }

@@ -4,16 +4,21 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // On a real JetStream: a receiver down through every redelivery gets the
@@ -98,5 +103,61 @@ func TestReplayDeadLetters(t *testing.T) {
 	}
 	if d, f, err := Replay(context.Background(), js, proc, subject, false, nil); err != nil || d+f != 0 {
 		t.Fatalf("second replay: %d %d %v", d, f, err)
+	}
+}
+
+// A dead letter replayed to PagerDuty reaches it as a first notice: replay
+// cannot know whether PagerDuty ever had the incident (its dead letter is
+// there because the delivery failed), and PagerDuty ignores an acknowledge
+// for a dedup_key it has no alert for. So an acknowledged incident's dead
+// letter sends a trigger, then the acknowledge (a trigger for an alert
+// PagerDuty has open is only added to its log: dedup_key); an open one
+// sends its trigger, a resolved one only its resolve.
+func TestReplayTriggersPagerDuty(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	pd := newFakeAPI(t, func(c call) answer { return answer{code: 202, body: `{"status":"success"}`} })
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte("route: {receiver: pager, group_wait: 0s}\nreceivers:\n- name: pager\n  pagerduty_configs:\n  - routing_key_file: "+
+		filepath.Join(dir, "pd.key")+"\n    url: "+pd.srv.URL+"/v2/enqueue\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Routes: routes}
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := cfg.DeadLetterSubject()
+	for _, tc := range []struct {
+		name string
+		pick func(opened, acked, resolved *event.Envelope) *event.Envelope
+		want []string
+	}{
+		{"acknowledged", func(_, a, _ *event.Envelope) *event.Envelope { return a }, []string{"trigger", "acknowledge"}},
+		{"open", func(o, _, _ *event.Envelope) *event.Envelope { return o }, []string{"trigger"}},
+		{"resolved", func(_, _, res *event.Envelope) *event.Envelope { return res }, []string{"resolve"}},
+	} {
+		before := len(pd.got())
+		e := tc.pick(lifecycle(t))
+		data, _ := e.MarshalJSON()
+		msg := nats.NewMsg(subject)
+		msg.Data = data
+		msg.Header.Set(bus.HeaderDeadLetterReason, "receiver pager: HTTP 503")
+		if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		if d, f, err := Replay(context.Background(), r.js, proc, subject, false, nil); err != nil || d != 1 || f != 0 {
+			t.Fatalf("%s: replay delivered %d, failed %d, %v", tc.name, d, f, err)
+		}
+		var actions []string
+		for _, c := range pd.got()[before:] {
+			actions = append(actions, jsonOf(t, c.Body)["event_action"].(string))
+		}
+		if !slices.Equal(actions, tc.want) {
+			t.Errorf("%s incident replayed: PagerDuty got %v, want %v", tc.name, actions, tc.want)
+		}
 	}
 }

@@ -63,6 +63,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, err
 		}
 		proc.WithOpenStore(store)
+		proc.keepJiraMemos(store.kv)
 	}
 	if proc.cfg.API.Listen != "" {
 		if s.api, err = NewSilencesAPI(s.silences, proc.cfg.API, log); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"time"
@@ -55,8 +56,10 @@ func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
 //	GET    /api/v2/status
 //
 // Every request wants the bearer token (amtool sends it with
-// --http.config.file). Errors are JSON strings, as Alertmanager's are,
-// because its clients decode them so.
+// --http.config.file). Errors of these endpoints are JSON strings, as
+// Alertmanager's are, because its clients decode them so; an unknown path
+// (404), a method a path does not take (405, with Allow) and a missing
+// token (401) answer {"error": "..."}, as every aiops API does.
 type SilencesAPI struct {
 	*httpapi.Server
 	store   *silence.Store
@@ -79,6 +82,14 @@ func NewSilencesAPI(store *silence.Store, cfg httpapi.Config, log zerolog.Logger
 	mux.HandleFunc("GET /api/v2/silence/{id}", a.get)
 	mux.HandleFunc("DELETE /api/v2/silence/{id}", a.expire)
 	mux.HandleFunc("GET /api/v2/status", a.status)
+	// What the mux itself would answer in plain text (another method, an
+	// unknown path) is answered in JSON, as by every other aiops API.
+	mux.HandleFunc("/api/v2/silences", notAllowed("GET, HEAD, POST"))
+	mux.HandleFunc("/api/v2/silence/{id}", notAllowed("DELETE, GET, HEAD"))
+	mux.HandleFunc("/api/v2/status", notAllowed("GET, HEAD"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id} and /api/v2/status", r.URL.Path))
+	})
 	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "silences API", mux)); err != nil {
 		return nil, errors.New("notifier.api.listen: " + err.Error())
 	}
@@ -97,6 +108,14 @@ func (a *SilencesAPI) gettable(s silence.Silence, now time.Time) gettable {
 	g := gettable{Silence: s}
 	g.Status.State = s.StateAt(now)
 	return g
+}
+
+// notAllowed answers 405 naming the methods a path takes.
+func notAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this path takes %s", r.Method, r.URL.Path, allow))
+	}
 }
 
 func amError(w http.ResponseWriter, code int, msg string) {

@@ -403,3 +403,42 @@ func TestSilencedOnJetStream(t *testing.T) {
 		t.Fatalf("a restarted notifier has silences %+v", got)
 	}
 }
+
+// A path the silences API does not serve answers 404, and a method a path
+// does not take 405 with Allow, both with a JSON body naming the problem,
+// as every other aiops API answers (not the mux's plain text).
+func TestSilencesAPIUnknownPathsAndMethods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS")
+	}
+	_, addr := startSilencesAPI(t, jetStream(t))
+	for _, c := range []struct {
+		method, path string
+		code         int
+		allow, says  string
+	}{
+		{"GET", "/api/v2/alerts", http.StatusNotFound, "", "/api/v2/alerts"},
+		{"GET", "/", http.StatusNotFound, "", "/api/v2/silences"},
+		{"PUT", "/api/v2/silences", http.StatusMethodNotAllowed, "GET, HEAD, POST", "PUT"},
+		{"POST", "/api/v2/silence/abc", http.StatusMethodNotAllowed, "DELETE, GET, HEAD", "POST"},
+		{"DELETE", "/api/v2/status", http.StatusMethodNotAllowed, "GET, HEAD", "DELETE"},
+	} {
+		req, _ := http.NewRequest(c.method, "http://"+addr+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+silencesToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Error string `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != c.code || resp.Header.Get("Content-Type") != "application/json" || err != nil || !strings.Contains(body.Error, c.says) {
+			t.Errorf("%s %s: %d %q, body %+v (%v); want %d, JSON naming %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, err, c.code, c.says)
+		}
+		if got := resp.Header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+}

@@ -133,7 +133,7 @@ type kvOpen struct{ kv jetstream.KeyValue }
 func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (*kvOpen, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
-		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>)",
+		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>), and the Jira issues its search may not show yet (jira.<integration>.<incident id>)",
 		History:     1,
 		TTL:         cfg.MaxAge,
 		Replicas:    cfg.Replicas,

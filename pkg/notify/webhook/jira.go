@@ -34,8 +34,8 @@ var ErrUnexpectedResponse = errors.New("unexpected response")
 const (
 	jiraSummaryMax     = 255
 	jiraDescriptionMax = 32767
-	// jiraKeysMax bounds the issue keys a Jira remembers between its
-	// searches (see Jira.keys).
+	// jiraKeysMax bounds the memos a Jira keeps in its process (see
+	// JiraMemo).
 	jiraKeysMax = 10_000
 	// notesChecked is how many of a ticket's newest comments (work notes)
 	// are searched for a notification's marker before one is written: a
@@ -52,6 +52,65 @@ type JiraIssue struct {
 	Project, IssueType, Summary, Description, Priority string
 	Labels                                             []string
 }
+
+// JiraMemo is what a Jira integration knows of an incident's issue that
+// Jira's search may not show yet: its index lags behind a create by up to
+// a few seconds.
+type JiraMemo struct {
+	// Issue is the key of the issue made last for the incident: an update
+	// within the lag must neither open a second issue nor go to the older
+	// issue the search still finds (the done one a reopening replaced).
+	Issue string `json:"issue,omitempty"`
+	// Unanswered is when a create of the incident's issue got no answer
+	// (it may have been made): for JiraCreateSettle after it, a search
+	// that finds nothing does not create another.
+	Unanswered time.Time `json:"unanswered,omitzero"`
+}
+
+// JiraMemory keeps JiraMemos by incident id. Without one a Jira keeps
+// them in its process; the notifier keeps them in its state bucket, so
+// that a notifier restarted, or a standby taking the lease, within the
+// index's lag knows them too, and makes no second issue.
+type JiraMemory interface {
+	// Recall is the incident's memo (zero: none). An error fails the
+	// notification, which comes again: without the memo a create could
+	// make a second issue.
+	Recall(ctx context.Context, incidentID string) (JiraMemo, error)
+	// Keep replaces the incident's memo. A memory that cannot keep it
+	// durably says so itself and keeps it in the process: the request it
+	// records was made.
+	Keep(ctx context.Context, incidentID string, m JiraMemo)
+}
+
+// localJiraMemory is a JiraMemory in the process, at most jiraKeysMax
+// memos (all dropped past that: a memo matters only seconds).
+type localJiraMemory struct {
+	mu    sync.Mutex
+	memos map[string]JiraMemo
+}
+
+func (l *localJiraMemory) Recall(_ context.Context, id string) (JiraMemo, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.memos[id], nil
+}
+
+func (l *localJiraMemory) Keep(_ context.Context, id string, m JiraMemo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.memos == nil || len(l.memos) >= jiraKeysMax {
+		l.memos = map[string]JiraMemo{}
+	}
+	if m == (JiraMemo{}) {
+		delete(l.memos, id)
+		return
+	}
+	l.memos[id] = m
+}
+
+// NewLocalJiraMemory is a JiraMemory in the process: what a Jira without
+// Memory uses, and a fallback for a durable one.
+func NewLocalJiraMemory() JiraMemory { return &localJiraMemory{} }
 
 // Jira keeps one Jira issue per incident through the REST API (v2, or v3
 // when APIURL ends in /3): it creates the issue when the incident opens,
@@ -78,18 +137,13 @@ type Jira struct {
 	// empty: a comment only.
 	ResolveTransition, ReopenTransition string
 
-	mu sync.Mutex
-	// keys remembers the issue created last per incident: Jira's search
-	// index lags behind a create by up to a few seconds, and an update in
-	// that window must neither open a second issue nor go to the older
-	// issue the search still finds.
-	keys map[string]string
-	// unanswered remembers when a create of an incident's issue got no
-	// answer (it may have been made): for JiraCreateSettle after it, a
-	// search that finds nothing does not create another, since the index
-	// may not show the one made yet.
-	unanswered map[string]time.Time
-	// now is the clock of unanswered (nil: time.Now).
+	// Memory keeps what the search may not show yet (JiraMemo); nil: a
+	// memory in this process, lost at a restart.
+	Memory JiraMemory
+
+	mu    sync.Mutex
+	local *localJiraMemory // Memory's stand-in when nil
+	// now is the clock of JiraMemo.Unanswered (nil: time.Now).
 	now func() time.Time
 }
 
@@ -112,17 +166,22 @@ func (j *Jira) clock() time.Time {
 	return time.Now()
 }
 
-// settling tells whether a create of incident id got no answer less than
-// JiraCreateSettle ago.
-func (j *Jira) settling(id string) bool {
+func (j *Jira) memory() JiraMemory {
+	if j.Memory != nil {
+		return j.Memory
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	at, ok := j.unanswered[id]
-	if ok && j.clock().Sub(at) >= JiraCreateSettle {
-		delete(j.unanswered, id)
-		return false
+	if j.local == nil {
+		j.local = &localJiraMemory{}
 	}
-	return ok
+	return j.local
+}
+
+// settling tells whether a create of the incident (memo m) got no answer
+// less than JiraCreateSettle ago.
+func (j *Jira) settling(m JiraMemo) bool {
+	return !m.Unanswered.IsZero() && j.clock().Sub(m.Unanswered) < JiraCreateSettle
 }
 
 // JiraLabel is the label that names an incident's issue.
@@ -144,17 +203,21 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 	if issue.Project == "" || issue.IssueType == "" {
 		return errs.Permanent(fmt.Errorf("%w: jira: project and issue_type are required", ErrInvalidRequest))
 	}
+	memo, err := j.memory().Recall(ctx, in.ID)
+	if err != nil {
+		return fmt.Errorf("jira: what is known of incident %s's issue: %w", in.ID, err)
+	}
 	found, done, err := j.search(ctx, d, key, in.ID, issue.Project)
 	if err != nil {
 		return err
 	}
-	if made := j.remembered(in.ID); made != "" && made != found && newerIssue(made, found) {
+	if made := memo.Issue; made != "" && made != found && newerIssue(made, found) {
 		// Jira's search index lags behind a create by a few seconds: it
 		// may not have the issue made last yet, and answer nothing, or
 		// the done issue a reopening replaced (an update would then make
 		// a third issue, a resolve would leave the new one open). The
 		// issue made last is the incident's; its status is read.
-		if found, done, err = j.status(ctx, d, key, in.ID, made, found, done); err != nil {
+		if found, done, err = j.status(ctx, d, key, in.ID, memo, found, done); err != nil {
 			return err
 		}
 	}
@@ -176,10 +239,10 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 		}
 		return j.transition(ctx, d, key, found, j.ResolveTransition)
 	case found == "" || done && j.ReopenTransition == "":
-		if j.settling(in.ID) {
+		if j.settling(memo) {
 			return ErrJiraCreateSettling
 		}
-		return j.create(ctx, d, key, in, issue)
+		return j.create(ctx, d, key, in, issue, memo)
 	case done:
 		if err := j.transition(ctx, d, key, found, j.ReopenTransition); err != nil {
 			return err
@@ -189,29 +252,6 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 		return nil // created already: this is a redelivery
 	}
 	return j.comment(ctx, d, key, found, in)
-}
-
-func (j *Jira) remembered(id string) string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.keys[id]
-}
-
-func (j *Jira) remember(id, issueKey string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.keys == nil || len(j.keys) >= jiraKeysMax {
-		j.keys = map[string]string{}
-	}
-	j.keys[id] = issueKey
-}
-
-func (j *Jira) forget(id, issueKey string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.keys[id] == issueKey {
-		delete(j.keys, id)
-	}
 }
 
 // newerIssue tells whether issue key a was made after b (none: ""): Jira
@@ -230,16 +270,19 @@ func newerIssue(a, b string) bool {
 	return errA != nil || errB != nil || x > y
 }
 
-// status reads whether the issue made last for the incident is done, to
-// use it instead of what the search found (foundKey, foundDone). An issue
-// that is not there any more (deleted, or no longer visible to the
-// account: 404) is forgotten, and the search's answer stands.
-func (j *Jira) status(ctx context.Context, d Deliverer, key, id, issueKey, foundKey string, foundDone bool) (string, bool, error) {
+// status reads whether the issue made last for the incident (memo.Issue)
+// is done, to use it instead of what the search found (foundKey,
+// foundDone). An issue that is not there any more (deleted, or no longer
+// visible to the account: 404) is forgotten, and the search's answer
+// stands.
+func (j *Jira) status(ctx context.Context, d Deliverer, key, id string, memo JiraMemo, foundKey string, foundDone bool) (string, bool, error) {
+	issueKey := memo.Issue
 	q := url.Values{"fields": {"status"}}
 	body, err := j.do(ctx, d, key, "status", http.MethodGet, j.url("issue", issueKey)+"?"+q.Encode(), nil)
 	var se *StatusError
 	if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-		j.forget(id, issueKey)
+		memo.Issue = ""
+		j.memory().Keep(ctx, id, memo)
 		return foundKey, foundDone, nil
 	}
 	if err != nil {
@@ -354,7 +397,7 @@ func (j *Jira) search(ctx context.Context, d Deliverer, key, id, project string)
 	return is.Key, is.done(), nil
 }
 
-func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident, issue JiraIssue) error {
+func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident, issue JiraIssue, memo JiraMemo) error {
 	labels := append(slices.Clone(issue.Labels), JiraLabel(in.ID))
 	slices.Sort(labels)
 	labels = slices.Compact(labels)
@@ -376,12 +419,8 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 		"create", map[string]any{"fields": fields})
 	if err != nil {
 		if errors.Is(err, ErrMayBeApplied) { // it may have been made
-			j.mu.Lock()
-			if j.unanswered == nil || len(j.unanswered) >= jiraKeysMax {
-				j.unanswered = map[string]time.Time{}
-			}
-			j.unanswered[in.ID] = j.clock()
-			j.mu.Unlock()
+			memo.Unanswered = j.clock()
+			j.memory().Keep(ctx, in.ID, memo)
 		}
 		return err
 	}
@@ -391,7 +430,7 @@ func (j *Jira) create(ctx context.Context, d Deliverer, key string, in Incident,
 	if err := json.Unmarshal(body, &res); err != nil || !jiraKeyRE.MatchString(res.Key) {
 		return errs.Permanent(fmt.Errorf("jira create: %w: no issue key", ErrUnexpectedResponse))
 	}
-	j.remember(in.ID, res.Key)
+	j.memory().Keep(ctx, in.ID, JiraMemo{Issue: res.Key})
 	return nil
 }
 

@@ -161,6 +161,51 @@ func TestJiraCreateUnansweredSettles(t *testing.T) {
 	}
 }
 
+// A Jira keeps what the search may not show yet in its Memory, so a new
+// Jira on the same memory (a restarted notifier's) settles after the
+// create its predecessor got no answer to; a memory that cannot be read
+// fails the notification (transient) before any request, since a create
+// without the memo could make a second issue.
+func TestJiraMemoryOutlivesTheJira(t *testing.T) {
+	js := &jiraServer{issues: map[string]string{}, index: map[string]string{}, done: map[string]bool{}}
+	timeouts := 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/issue") && timeouts > 0 {
+			timeouts--
+			js.ServeHTTP(httptest.NewRecorder(), r) // made; the answer is lost
+			w.WriteHeader(http.StatusGatewayTimeout)
+			return
+		}
+		js.ServeHTTP(w, r) // the index (empty) lags behind
+	}))
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	in := SampleIncident()
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	mem := NewLocalJiraMemory()
+	first := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", Memory: mem}
+	if err := first.Notify(context.Background(), cl, "k1", in, issue); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a create answered 504: %v, want a transient error", err)
+	}
+	second := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", Memory: mem}
+	if err := second.Notify(context.Background(), cl, "k1", in, issue); !errors.Is(err, ErrJiraCreateSettling) || js.last != 1 {
+		t.Fatalf("the event again, to another Jira on the memory: %v, %d issues; want ErrJiraCreateSettling, one issue", err, js.last)
+	}
+	js.calls = nil
+	broken := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", Memory: failingMemory{}}
+	if err := broken.Notify(context.Background(), cl, "k1", in, issue); err == nil || errs.IsPermanent(err) || len(js.calls) != 0 {
+		t.Fatalf("a memory that cannot be read: %v, requests %q; want a transient error and none", err, js.calls)
+	}
+}
+
+type failingMemory struct{}
+
+func (failingMemory) Recall(context.Context, string) (JiraMemo, error) {
+	return JiraMemo{}, errors.New("bucket unreachable")
+}
+
+func (failingMemory) Keep(context.Context, string, JiraMemo) {}
+
 // The settle after an unanswered create ends before the notifier's
 // redeliveries do (1, 2, 4, 8 s apart, ±20%): a create that was not made
 // is made by a later one, not dead-lettered with the event. A create the
@@ -523,21 +568,21 @@ func TestJiraSearchLagsBehindCreate(t *testing.T) {
 	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
 		t.Fatalf("requests\n%q\nwant\n%q", js.calls, want)
 	}
-	if js.last != 3 || !js.done["OPS-2"] || len(js.comments["OPS-2"]) != 1 || j.remembered(in.ID) != "OPS-3" {
+	if js.last != 3 || !js.done["OPS-2"] || len(js.comments["OPS-2"]) != 1 || remembered(j, in.ID) != "OPS-3" {
 		t.Fatalf("issues made up to OPS-%d, OPS-2 done %v with %d comments, remembered %s; want OPS-3, OPS-2 done with 1 comment, OPS-3",
-			js.last, js.done["OPS-2"], len(js.comments["OPS-2"]), j.remembered(in.ID))
+			js.last, js.done["OPS-2"], len(js.comments["OPS-2"]), remembered(j, in.ID))
 	}
 
 	// The index caught up, with OPS-3; this Jira remembers the older
 	// OPS-2 (say it stood by while another notifier made OPS-3).
 	js.index = nil
-	j.remember(in.ID, "OPS-2")
+	remember(j, in.ID, "OPS-2")
 	js.calls = nil
 	if err := j.Notify(ctx, cl, "k5", state(TransitionUpdated, StatusOpen, 2*time.Hour), issue); err != nil {
 		t.Fatal(err)
 	}
 	// It remembers one that is gone.
-	j.remember(in.ID, "OPS-9")
+	remember(j, in.ID, "OPS-9")
 	if err := j.Notify(ctx, cl, "k6", state(TransitionResolved, StatusResolved, 3*time.Hour), issue); err != nil {
 		t.Fatal(err)
 	}
@@ -545,9 +590,20 @@ func TestJiraSearchLagsBehindCreate(t *testing.T) {
 		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-3/comment", "POST /rest/api/2/issue/OPS-3/comment",
 		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-9", "GET /rest/api/2/issue/OPS-3/transitions", "POST /rest/api/2/issue/OPS-3/transitions",
 	}
-	if fmt.Sprint(js.calls) != fmt.Sprint(want) || !js.done["OPS-3"] || j.remembered(in.ID) != "" {
-		t.Fatalf("requests\n%q\nwant\n%q\n(OPS-3 done %v, remembered %q)", js.calls, want, js.done["OPS-3"], j.remembered(in.ID))
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) || !js.done["OPS-3"] || remembered(j, in.ID) != "" {
+		t.Fatalf("requests\n%q\nwant\n%q\n(OPS-3 done %v, remembered %q)", js.calls, want, js.done["OPS-3"], remembered(j, in.ID))
 	}
+}
+
+// remembered is the issue j made last for the incident, as it knows it.
+func remembered(j *Jira, id string) string {
+	m, _ := j.memory().Recall(context.Background(), id)
+	return m.Issue
+}
+
+// remember makes j know issueKey as the incident's issue made last.
+func remember(j *Jira, id, issueKey string) {
+	j.memory().Keep(context.Background(), id, JiraMemo{Issue: issueKey})
 }
 
 // Jira refuses a summary with a line break (400): a rendered summary goes

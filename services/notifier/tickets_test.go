@@ -1,0 +1,86 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
+)
+
+// Jira's search index lags a few seconds behind a create. What a notifier
+// learnt of an incident's issue meanwhile (a create that got no answer,
+// the issue it made last) is kept in the state bucket, so a notifier
+// restarted, or a standby taking over, within that lag neither creates a
+// second issue nor loses the update: the event of a create whose answer
+// was lost comes again to a new notifier and waits for the search (the
+// issue was made), and the acknowledgement of an incident whose issue was
+// just made comments on that issue.
+func TestJiraIssueKnownAcrossARestart(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	jira := &fakeJira{issues: map[string]*fakeIssue{}}
+	lagging, lost := true, 0
+	api := newFakeAPI(t, func(c call) answer {
+		switch {
+		case lagging && c.Method == "POST" && c.Path == "/rest/api/2/search":
+			return answer{body: `{"issues":[]}`} // the index does not show the new issue yet
+		case lost > 0 && c.Method == "POST" && c.Path == "/rest/api/2/issue":
+			lost--
+			jira.handle(c) // made; its answer is lost on the way
+			return answer{code: 504}
+		}
+		return jira.handle(c)
+	})
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`
+route: {receiver: tickets, group_wait: 0s}
+receivers:
+- name: tickets
+  jira_configs:
+  - api_url: `+api.srv.URL+`/rest/api/2
+    project: OPS
+    issue_type: Incident
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Routes: routes}
+	// a notifier (re)started on the same JetStream: nothing in memory
+	restarted := func() *Processor {
+		t.Helper()
+		svc, err := New(context.Background(), r.js, cfg, r.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(svc.silences.Close)
+		return svc.proc
+	}
+	ctx := context.Background()
+
+	lost = 1
+	unanswered := incident(t, "search")
+	if err := restarted().Notify(ctx, unanswered); err == nil || errs.IsPermanent(err) {
+		t.Fatalf("a create answered 504: %v, want a transient error", err)
+	}
+	err := restarted().Notify(ctx, unanswered)
+	if !errors.Is(err, webhook.ErrJiraCreateSettling) || len(jira.issues) != 1 {
+		t.Fatalf("the event again, to a restarted notifier, while the search lags: %v, %d issues; want ErrJiraCreateSettling and the one issue made",
+			err, len(jira.issues))
+	}
+
+	opened, acked, _ := lifecycle(t)
+	if err := restarted().Notify(ctx, opened); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted().Notify(ctx, acked); err != nil {
+		t.Fatal(err)
+	}
+	if len(jira.issues) != 2 || len(jira.issues["OPS-2"].comments) != 1 {
+		t.Fatalf("issues %v: want OPS-2 made on open and commented on when acknowledged, after a restart, while the search lags", jira.issues)
+	}
+}

@@ -36,6 +36,9 @@ type Delivery struct {
 	Data    []byte
 	// Delivered is 1 on the first delivery.
 	Delivered uint64
+	// Last is set on the MaxDeliver-th delivery: a failure dead-letters
+	// it, so it will not come again.
+	Last      bool
 	StreamSeq uint64
 	// Published is when the stream stored the message.
 	Published time.Time
@@ -247,6 +250,15 @@ type Consumer struct {
 	heldMu sync.Mutex
 	held   map[*delivery]time.Time
 
+	// ackFloor is the highest ack floor the server reported for the
+	// consumer (every message of the stream up to it acked or terminated),
+	// asked at most every ackFloorEvery by Run; streamCreated tells the
+	// stream it belongs to. A consumer deleted on the server is re-created
+	// from the message after it (recreate).
+	ackFloor      atomic.Uint64
+	streamCreated time.Time
+	floorAsked    time.Time
+
 	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
 	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
 }
@@ -303,7 +315,9 @@ func WithBackoffFunc(f func(delivered uint64) time.Duration) ConsumerOption {
 	}
 }
 
-// NewConsumer validates cfg and ensures the durable consumer on the server.
+// NewConsumer validates cfg, applies opts (one that fails refuses before
+// the server is asked anything) and ensures the durable consumer on the
+// server.
 func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, log zerolog.Logger, opts ...ConsumerOption) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -331,11 +345,25 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		return nil, fmt.Errorf("bus: consumer %s: no stream stores dead-letter subject %s (add one, e.g. DEADLETTER on %s.>): %w",
 			cfg.Durable, c.dlSubj, cfg.DeadLetterPrefix, err)
 	}
-	cons, err := EnsureConsumer(ctx, js, cfg.Stream, cfg.jetstreamConfig())
+	want := cfg.jetstreamConfig()
+	// One this runner re-created starts past what was acked (recreate);
+	// where a consumer starts matters only when it is created.
+	if have, err := js.Consumer(ctx, cfg.Stream, cfg.Durable); err == nil {
+		if hc := have.CachedInfo().Config; hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+			want.DeliverPolicy, want.OptStartSeq = hc.DeliverPolicy, hc.OptStartSeq
+		}
+	}
+	cons, err := EnsureConsumer(ctx, js, cfg.Stream, want)
 	if err != nil {
 		return nil, err
 	}
 	c.cons = cons
+	c.ackFloor.Store(cons.CachedInfo().AckFloor.Stream)
+	s, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("bus: look up stream %s: %w", cfg.Stream, err)
+	}
+	c.streamCreated = s.CachedInfo().Created
 	return c, nil
 }
 
@@ -454,8 +482,33 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			continue
 		}
 		fetchErrDelay = 0
+		if time.Since(c.floorAsked) >= ackFloorEvery {
+			c.askAckFloor(ctx)
+		}
 	}
 	return c.drainOutstanding()
+}
+
+// ackFloorEvery is how often Run asks the server for the consumer's ack
+// floor: what a re-created consumer hands out again is what was acked
+// since.
+const ackFloorEvery = time.Second
+
+// askAckFloor raises ackFloor to the server's. A failure is left to the
+// next fetch to tell; the floor known stays, which is never too high.
+func (c *Consumer) askAckFloor(ctx context.Context) {
+	c.floorAsked = time.Now()
+	actx, cancel := context.WithTimeout(ctx, c.cfg.FetchWait)
+	defer cancel()
+	info, err := c.cons.Info(actx)
+	if err != nil {
+		return
+	}
+	// A floor never goes down on one stream; a consumer just re-created
+	// by another instance from an older floor reports that one.
+	if f := info.AckFloor.Stream; f > c.ackFloor.Load() {
+		c.ackFloor.Store(f)
+	}
 }
 
 // fetch runs one fetch and dispatches what arrives; it returns how many
@@ -496,12 +549,34 @@ func (c *Consumer) recreate(ctx context.Context) {
 		// fetch's own warning tells it, and the next failure looks again.
 		return
 	}
-	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, c.cfg.jetstreamConfig())
+	// The deleted consumer's state went with it: created to deliver all,
+	// it would hand out again the whole stream, which the notifier would
+	// notify again. It starts after the last ack floor known instead:
+	// what was acked since comes again (at least once), nothing unacked
+	// is skipped. On a stream deleted and created again its sequences
+	// start over, and so does the consumer.
+	want := c.cfg.jetstreamConfig()
+	floor := c.ackFloor.Load()
+	s, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err != nil {
+		c.log.Error().Err(err).Msg("re-creating the deleted consumer failed: its stream cannot be looked up")
+		return
+	}
+	if created := s.CachedInfo().Created; !created.Equal(c.streamCreated) {
+		c.log.Warn().Time("stream_created", created).Msg("the stream was created again: the consumer starts at its beginning")
+		floor = 0
+		c.ackFloor.Store(0)
+		c.streamCreated = created
+	}
+	if floor > 0 {
+		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, want)
 	if err != nil {
 		c.log.Error().Err(err).Msg("re-creating the deleted consumer failed")
 		return
 	}
-	c.log.Warn().Msg("consumer was deleted on the server and has been re-created")
+	c.log.Warn().Uint64("start_seq", floor+1).Msg("consumer was deleted on the server and has been re-created after its last ack floor")
 	c.cons = cons
 }
 
@@ -527,6 +602,7 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 		return
 	}
 	d.Delivered = meta.NumDelivered
+	d.Last = d.Delivered >= uint64(c.cfg.MaxDeliver)
 	d.StreamSeq = meta.Sequence.Stream
 	d.Published = meta.Timestamp
 	if d.Delivered > uint64(c.cfg.MaxDeliver) {

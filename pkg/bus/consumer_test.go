@@ -179,10 +179,13 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 		mu.Unlock()
 		return time.Duration(n) * 5 * time.Millisecond
 	}))
-	var seen []uint64
+	var seen, last []uint64
 	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
 		mu.Lock()
 		seen = append(seen, d.Delivered)
+		if d.Last {
+			last = append(last, d.Delivered)
+		}
 		mu.Unlock()
 		return errors.New("downstream timeout")
 	}))
@@ -192,6 +195,9 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 	}
 	if fmt.Sprint(seen) != "[1 2 3]" || fmt.Sprint(backoffCalls) != "[1 2]" {
 		t.Fatalf("deliveries %v backoff calls %v, want [1 2 3] and [1 2]", seen, backoffCalls)
+	}
+	if fmt.Sprint(last) != "[3]" {
+		t.Fatalf("deliveries marked last %v, want [3]: the one whose failure dead-letters it", last)
 	}
 	dl := fetchAll(t, e.js, e.dlq)
 	if len(dl) != 1 {

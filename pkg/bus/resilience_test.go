@@ -205,3 +205,84 @@ func TestConsumerRunEndsWhenConnectionIsClosed(t *testing.T) {
 		t.Fatal("Run still fetching 20s after its connection was closed for good")
 	}
 }
+
+// A consumer deleted on the server after it had acked messages is
+// re-created from past what it acked: what was handled is not handed out
+// again (the notifier would send old incidents' webhooks again), and
+// nothing stored after the deletion is lost.
+func TestConsumerRecreatedAfterWhatItAcked(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("old", 5)
+	c := newConsumer(t, e, e.consumerConfig("resume"))
+	var mu sync.Mutex
+	seen := map[string]int{}
+	stop := runConsumer(t, c, Sync(func(_ context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[d.Subject[len(e.prefix)+1:]+"-"+string(d.Data)]++
+		return nil
+	}))
+	waitFor(t, "the server's ack floor at 5", func() bool {
+		info, err := e.js.Consumer(testCtx(t), e.stream, "resume")
+		return err == nil && info.CachedInfo().AckFloor.Stream == 5
+	})
+	waitFor(t, "the consumer knowing its ack floor", func() bool { return c.ackFloor.Load() == 5 })
+	if err := e.js.DeleteConsumer(testCtx(t), e.stream, "resume"); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("new", 3)
+	waitFor(t, "the messages published after the deletion", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["new-0"] == 1 && seen["new-1"] == 1 && seen["new-2"] == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s handled %d times, want once", k, n)
+		}
+	}
+	if len(seen) != 8 {
+		t.Fatalf("handled %v, want the 5 old and 3 new once each", seen)
+	}
+
+	// The service restarted takes the re-created consumer as it is.
+	again, err := NewConsumer(testCtx(t), e.js, e.consumerConfig("resume"), testLog(t))
+	if err != nil {
+		t.Fatalf("a restart on the re-created consumer: %v", err)
+	}
+	if got := again.ackFloor.Load(); got != 8 {
+		t.Fatalf("ack floor %d after the restart, want 8", got)
+	}
+
+	// A stream deleted and created again numbers its messages from 1: the
+	// consumer re-created on it starts at its beginning.
+	stop = runConsumer(t, again, Sync(func(_ context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[d.Subject[len(e.prefix)+1:]+"-"+string(d.Data)]++
+		return nil
+	}))
+	ctx := testCtx(t)
+	s, err := e.js.Stream(ctx, e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteStream(ctx, e.stream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureStream(ctx, e.js, s.CachedInfo().Config); err != nil {
+		t.Fatal(err)
+	}
+	e.publish("reborn", 2)
+	waitFor(t, "the messages of the stream created again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen["reborn-0"] == 1 && seen["reborn-1"] == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,12 +74,15 @@ func Open(ctx context.Context, js jetstream.JetStream, proc any, cfg Config, cc 
 		return nil, err
 	}
 	// The drain is the stage's (the consumer's options may still set it).
+	// The stop is checked by the last option, once the others set the
+	// consumer's, and before NewConsumer creates or changes it on the
+	// server: a configuration refused leaves the server as it was.
 	consumerOpts := append([]bus.ConsumerOption{bus.WithDrainTimeout(r.Config().DrainTimeout)}, o.consumerOpts...)
+	consumerOpts = append(consumerOpts, func(c *bus.Consumer) error {
+		return checkStop(proc, r.Config(), "the consumer's fetch, drain and acks' flush", c.StopTimeout())
+	})
 	consumer, err := bus.NewConsumer(ctx, js, cc, log, consumerOpts...)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkStop(proc, r.Config(), "the consumer's fetch, drain and acks' flush", consumer.StopTimeout()); err != nil {
 		return nil, err
 	}
 	return &Stage{Runner: r, consumer: consumer}, nil

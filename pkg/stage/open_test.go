@@ -225,3 +225,37 @@ func TestStageLostOutputAckHoldsNoInputPastAckWait(t *testing.T) {
 		t.Fatalf("processed %d times, %d dead-lettered (%+v); want each of the %d inputs processed once, none dead-lettered", calls, s.DeadLettered, s, n+1)
 	}
 }
+
+// A configuration Open refuses leaves the server as it was: no consumer
+// created, none changed.
+func TestOpenRefusesBeforeTouchingTheServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	_, js, log := jetStreamWithTopology(t, zerolog.WarnLevel)
+	ctx := context.Background()
+	outlasting := stage.WithConsumerOptions(bus.WithDrainTimeout(15 * time.Second))
+	cc := bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "refused", AckWait: 20 * time.Second}
+	if _, err := stage.Open(ctx, js, &checkpointer{}, stage.Config{Name: "cp"}, cc, log, outlasting); !errors.Is(err, stage.ErrInvalidConfig) {
+		t.Fatalf("Open: %v, want refused for outlasting the service's stop", err)
+	}
+	if _, err := js.Consumer(ctx, bus.StreamEvents, "refused"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("after a refused Open the consumer is there (%v): want none created", err)
+	}
+
+	if _, err := stage.Open(ctx, js, &checkpointer{}, stage.Config{Name: "cp"}, cc, log); err != nil {
+		t.Fatal(err)
+	}
+	changed := cc
+	changed.AckWait = 40 * time.Second
+	if _, err := stage.Open(ctx, js, &checkpointer{}, stage.Config{Name: "cp"}, changed, log, outlasting); !errors.Is(err, stage.ErrInvalidConfig) {
+		t.Fatalf("Open: %v, want refused for outlasting the service's stop", err)
+	}
+	c, err := js.Consumer(ctx, bus.StreamEvents, "refused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.AckWait; got != cc.AckWait {
+		t.Fatalf("after a refused Open the consumer's ack wait is %s, want it unchanged at %s", got, cc.AckWait)
+	}
+}

@@ -145,6 +145,7 @@ type job struct {
 	ctx       context.Context
 	data      []byte
 	delivered uint64 // 1 on the first delivery
+	last      bool   // a failure dead-letters it (bus.Delivery.Last)
 	done      func(error)
 }
 
@@ -154,6 +155,7 @@ type pendingInput struct {
 	outs    []sentOutput // one allocation per input for all of this
 	sent    int          // outs[:sent] have a future
 	sendErr error        // why outs[sent] could not be sent
+	last    bool         // its last delivery: a failure dead-letters it
 	done    func(error)
 }
 
@@ -286,10 +288,10 @@ func (r *Runner) startPipeline(drained <-chan struct{}) (stop func()) {
 func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
 	if r.sink == nil {
 		if r.cfg.Workers == 1 {
-			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, done: done}, &r.inline)
+			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}, &r.inline)
 			return
 		}
-		r.work <- job{ctx: ctx, data: d.Data, delivered: d.Delivered, done: done}
+		r.work <- job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}
 		return
 	}
 	r.m.inputs.Add(1)
@@ -356,7 +358,7 @@ func (r *Runner) process(j job, em *emitter) {
 			for i, k := range kept {
 				outs[i].msg, outs[i].late = k.msg, k.late
 			}
-			r.send(j, pendingInput{id: id, outs: outs, done: j.done})
+			r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: j.done})
 			settled = true
 			return
 		}
@@ -382,7 +384,7 @@ func (r *Runner) process(j job, em *emitter) {
 	for i := range outs {
 		outs[i].msg, outs[i].settled, outs[i].late = em.msgs[i], em.settled[i], em.late[i]
 	}
-	r.send(j, pendingInput{id: id, outs: outs, done: j.done})
+	r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: j.done})
 	settled = true // the acker settles it now
 }
 
@@ -438,7 +440,10 @@ func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 				o.late() // a redelivery's send stored what failed before
 			}
 		}
-		if first != nil {
+		// Kept only for an input that comes back: one refused for good or
+		// failed on its last delivery is dead-lettered, and a dead letter
+		// sent again is a first delivery, which looks for none.
+		if first != nil && !errs.IsPermanent(first) && !p.last {
 			r.keep(p.id, p.outs)
 		}
 		p.done(first) // transient: the input comes back and its outputs are sent again
@@ -528,12 +533,28 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	if r.sink != nil {
 		out = sinkEmitter{}
 	}
-	tickErr := t.Tick(ctx, now, out)
+	// What the tick emitted before a panic is published: the state that
+	// made it has moved on, and nothing would make it again.
+	tickErr := r.safely("periodic work", func() error { return t.Tick(ctx, now, out) })
 	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled, em.late)
 	if tickErr != nil || sendErr != nil {
 		r.m.tickFailures.Add(1)
 	}
 	return errors.Join(tickErr, sendErr)
+}
+
+// safely runs f, a tick or a checkpoint, and turns a panic into its
+// error, logged. Like one in Process, a panic there must not end the
+// service: the crash would lose the state acked since the last
+// checkpoint. The next tick or checkpoint tries again.
+func (r *Runner) safely(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error().Interface("panic", p).Msg(what + " panicked")
+			err = fmt.Errorf("stage %s: %s panicked: %v", r.cfg.Name, what, p)
+		}
+	}()
+	return f()
 }
 
 // ticker is the processor's or the sink's periodic work, if it has any.
@@ -720,7 +741,7 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 		}
 		o.Hold(held)
 	}
-	if err := cp.Checkpoint(ctx); err != nil {
+	if err := r.safely("checkpoint", func() error { return cp.Checkpoint(ctx) }); err != nil {
 		r.m.checkpointFailures.Add(1)
 		return fmt.Errorf("stage %s: checkpoint: %w", r.cfg.Name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -843,5 +844,139 @@ func TestRunnerTellsATickOutputStoredLate(t *testing.T) {
 	}
 	if len(p.settled) != 1 || p.late != 1 || len(h.Pub.Events(t)) != 1 {
 		t.Fatalf("after the retry: settled %v, late %d, stored %d; want StoredLate once, Settled not again", p.settled, p.late, len(h.Pub.Events(t)))
+	}
+}
+
+// panicky panics in its first tick, after emitting a sample, and in its
+// first checkpoint; later ones work.
+type panicky struct {
+	ticker
+	ticked, checkpointed atomic.Int64
+}
+
+func (p *panicky) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
+	if err := p.ticker.Tick(ctx, now, out); err != nil {
+		return err
+	}
+	if p.ticked.Add(1) == 1 {
+		panic("tick bug")
+	}
+	return nil
+}
+
+func (p *panicky) Restore(context.Context) error { return nil }
+func (p *panicky) Checkpoint(context.Context) error {
+	if p.checkpointed.Add(1) == 1 {
+		panic("checkpoint bug")
+	}
+	return nil
+}
+
+// A panic in a processor's periodic work or checkpoint is recovered as
+// one in Process is: logged, counted as that run's failure, and the
+// service goes on (a crash would lose the state acked since the last
+// checkpoint). What the tick emitted before the panic is published: the
+// state that made it has moved on.
+func TestRunnerRecoversPanicsInTicksAndCheckpoints(t *testing.T) {
+	p := &panicky{}
+	pub := stagetest.NewPublisher()
+	r, err := stage.NewRunner(p, stage.Config{Name: "panicky", TickEvery: 10 * time.Millisecond, CheckpointEvery: 10 * time.Millisecond}, pub, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, idleSource{}) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.ticked.Load() < 3 || p.checkpointed.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ticks, %d checkpoints after 20s; want the runner to go on after the panics", p.ticked.Load(), p.checkpointed.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s := r.Stats()
+	if s.TickFailures != 1 || s.CheckpointFailures != 1 {
+		t.Fatalf("stats %+v, want the panicking tick and checkpoint counted as one failure each", s)
+	}
+	if got := pub.Events(t); len(got) != int(p.ticked.Load()) {
+		t.Fatalf("stored %d samples for %d ticks, want the panicking tick's too", len(got), p.ticked.Load())
+	}
+}
+
+// failingPublisher fails every publish at once with err.
+type failingPublisher struct{ err error }
+
+func (p failingPublisher) Publish(context.Context, bus.Message) (jetstream.PubAckFuture, error) {
+	return nil, p.err
+}
+
+// scriptedSource hands out its next delivery when told on next, and
+// reports its result on results.
+type scriptedSource struct {
+	deliveries []bus.Delivery
+	next       chan struct{}
+	results    chan error
+}
+
+func (s scriptedSource) Run(ctx context.Context, h bus.AsyncHandler) error {
+	for i := range s.deliveries {
+		select {
+		case <-s.next:
+		case <-ctx.Done():
+			return nil
+		}
+		h(ctx, &s.deliveries[i], func(err error) { s.results <- err })
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// The outputs of an input that will not come back are not kept for its
+// redelivery: one whose output was refused for good, or whose last
+// delivery failed, is dead-lettered (and a dead letter sent again is a
+// first delivery, which never looks for kept outputs).
+func TestRunnerKeepsNoOutputsForDeadLetteredInputs(t *testing.T) {
+	data, err := json.Marshal(logEvent(t, 1, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name       string
+		err        error
+		deliveries []bus.Delivery
+	}{
+		{"refused for good", errs.Permanentf("subject has a space"), []bus.Delivery{{Data: data, Delivered: 1}}},
+		{"last delivery", errors.New("no stream answers"), []bus.Delivery{{Data: data, Delivered: 1}, {Data: data, Delivered: 2, Last: true}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := stage.NewRunner(&echo{}, stage.Config{Name: "x"}, failingPublisher{c.err}, zeroLog())
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := scriptedSource{deliveries: c.deliveries, next: make(chan struct{}), results: make(chan error, 1)}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx, src) }()
+			for i := range c.deliveries {
+				src.next <- struct{}{}
+				if err := <-src.results; !errors.Is(err, c.err) {
+					t.Fatalf("delivery %d: %v, want the publish error", i+1, err)
+				}
+				if i < len(c.deliveries)-1 && r.Kept() != 1 {
+					t.Fatalf("kept %d after delivery %d, want its outputs kept for the next", r.Kept(), i+1)
+				}
+			}
+			if n := r.Kept(); n != 0 {
+				t.Errorf("kept the outputs of %d dead-lettered input(s), want none", n)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

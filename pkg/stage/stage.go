@@ -121,7 +121,8 @@ type Publisher interface {
 // Source hands deliveries to a handler until its context ends, then waits for
 // the results of what it handed out; *bus.Consumer is one. Delivered must
 // count a message's deliveries (1 the first time), as JetStream does: the
-// runner looks for kept outputs only on a redelivery.
+// runner looks for kept outputs only on a redelivery; Last marks the
+// delivery whose failure dead-letters it, for which it keeps none.
 type Source interface {
 	Run(ctx context.Context, h bus.AsyncHandler) error
 }

@@ -43,18 +43,30 @@ dir="$2"
 case "$cmd" in start | stop | status) ;; *) usage ;; esac
 [ -n "$dir" ] || usage
 
+# DIR by its physical path, whichever way it was named (relative, through
+# a symlink): running compares it with what the server was started with.
+if [ -d "$dir" ]; then
+	dir="$(cd "$dir" && pwd -P)"
+fi
 pid_file="$dir/clickhouse-server.pid"
 env_file="$dir/clickhouse.env"
 
 # running prints the pid of the server recorded in DIR when it is alive and
-# is really a clickhouse process (a recycled pid is never killed).
+# is the server started for DIR: its environment holds the
+# AIOPS_CLICKHOUSE_DIR=DIR that start gives it (or, started by an older
+# clickhouse.sh, its command line names DIR's config). A recycled pid is
+# never trusted nor signalled, even when another ClickHouse holds it (the
+# system's, another folder's: after a reboot or a crash the pid file
+# outlives its server). Without /proc (not Linux), a live pid is trusted.
 running() {
 	[ -f "$pid_file" ] || return 1
 	local pid
 	pid="$(cat "$pid_file" 2>/dev/null || true)"
 	case "$pid" in '' | *[!0-9]*) return 1 ;; esac
 	kill -0 "$pid" 2>/dev/null || return 1
-	if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q clickhouse; then
+	if [ -d "/proc/$pid" ] &&
+		! tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "AIOPS_CLICKHOUSE_DIR=$dir" &&
+		! tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qxF -- "--config-file=$dir/config.xml"; then
 		return 1
 	fi
 	echo "$pid"
@@ -207,7 +219,7 @@ start() {
 	command -v "$server_bin" >/dev/null 2>&1 || die "$server_bin not found on PATH (run scripts/deps.sh)"
 	command -v "$client_bin" >/dev/null 2>&1 || die "$client_bin not found on PATH (run scripts/deps.sh)"
 	mkdir -p "$dir"
-	dir="$(cd "$dir" && pwd)"
+	dir="$(cd "$dir" && pwd -P)"
 	pid_file="$dir/clickhouse-server.pid"
 	env_file="$dir/clickhouse.env"
 
@@ -241,7 +253,8 @@ start() {
 		say "starting $server_bin in $dir (native port $tcp_port, http port $http_port)"
 		# No job control here, so setsid execs the server in place and $! is
 		# its pid; its own session keeps it out of the caller's signals.
-		setsid "$server_bin" --config-file="$dir/config.xml" \
+		# AIOPS_CLICKHOUSE_DIR marks it as DIR's (see running).
+		AIOPS_CLICKHOUSE_DIR="$dir" setsid "$server_bin" --config-file="$dir/config.xml" \
 			</dev/null >>"$dir/log/stdout.log" 2>&1 &
 		local pid=$!
 		echo "$pid" >"$pid_file"

@@ -22,6 +22,28 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 
+# policy-rc.d exit 101 tells invoke-rc.d not to start services, so a
+# package's postinst neither starts a system server (ClickHouse on port
+# 9000, Alertmanager on 9093) nor fails on a machine without systemd.
+# apt_install writes one for the time of its install when there is none,
+# and it is removed on every way out, Ctrl-C included: left behind, it
+# would keep every later package from starting its service. One that was
+# there before is kept. (DEPS_POLICY_RC_D points elsewhere for tests.)
+policy="${DEPS_POLICY_RC_D:-/usr/sbin/policy-rc.d}"
+own_policy=0
+remove_policy() {
+	if [ "$own_policy" -eq 1 ]; then
+		"${sudo_cmd[@]}" rm -f "$policy"
+		own_policy=0
+	fi
+}
+trap remove_policy EXIT
+# A signal ends the script through its EXIT trap (bash runs none on a
+# signal it has no trap for).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
 # apt_get ARG... runs apt-get, waiting while another apt holds its locks
 # (on a fresh machine unattended-upgrades runs apt at the first boot), for
 # up to ten minutes: apt-get fails at once with "Could not get lock"
@@ -74,22 +96,17 @@ apt_install() {
 		apt_get update -q
 	fi
 
-	# policy-rc.d exit 101 tells invoke-rc.d not to start services, so a
-	# package's postinst neither starts a system server (ClickHouse on port
-	# 9000, Alertmanager on 9093) nor fails on a machine without systemd.
-	# Keep a policy that is already there.
-	policy=/usr/sbin/policy-rc.d
-	own_policy=0
+	# Without a policy, one that stops services for the install (see
+	# remove_policy). own_policy is set first, so a signal while it is
+	# being written still removes it.
 	if [ ! -e "$policy" ]; then
-		"${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
 		own_policy=1
+		"${sudo_cmd[@]}" sh -c 'printf "#!/bin/sh\nexit 101\n" >"$1" && chmod 755 "$1"' sh "$policy"
 	fi
 	say "apt-get install $*"
 	rc=0
 	apt_get install -y -q --no-install-recommends "$@" || rc=$?
-	if [ "$own_policy" -eq 1 ]; then
-		"${sudo_cmd[@]}" rm -f "$policy"
-	fi
+	remove_policy
 	if [ $rc -ne 0 ]; then
 		say "apt-get install failed (exit $rc)"
 		return $rc

@@ -5,9 +5,12 @@
 // The same struct tags serve every source, so a key has one name everywhere:
 // bus.urls in the file, AIOPS_BUS__URLS in the environment (keys joined by
 // "__" because keys themselves contain "_"), -set bus.urls=... on the command
-// line. Every source is strict: a key that the struct does not have is an
-// error naming the key and where it came from (file:line, variable, flag), so a
-// typo never silently leaves a default in place.
+// line. A variable's name carries no case: it matches field names ignoring
+// case, and map keys as mapKey says (AIOPS_RECEIVERS__OPS__URL sets the
+// entry the file spells "Ops"). Every source is strict: a key that the
+// struct does not have is an error naming the key and where it came from
+// (file:line, variable, flag), so a typo never silently leaves a default in
+// place.
 //
 // Secrets never belong in the YAML file. A field tagged `yaml:"-" env:"name"`
 // can be set only from the environment (PREFIX_..._NAME), and Secret reads a
@@ -261,8 +264,11 @@ func keyLinesIn(n *yaml.Node, path string, lk lineKeys, expanding []*yaml.Node) 
 }
 
 var (
-	lineRef     = regexp.MustCompile(`line (\d+): `)
-	quotedValue = regexp.MustCompile("`[^`]*`")
+	lineRef = regexp.MustCompile(`line (\d+): `)
+	// quotedValue is the value yaml.v3 quotes in a type error, from the
+	// first backtick of the line to the last: the value may hold
+	// backticks itself.
+	quotedValue = regexp.MustCompile("`.*`")
 )
 
 // fileMessage turns yaml.v3's "line N: ..." into "path:N: ..." (with the
@@ -461,11 +467,9 @@ func applyEnv(root reflect.Value, prefix string, ignore, environ []string) error
 	var problems []error
 	for _, name := range names {
 		src := source{desc: "environment variable " + name, env: true}
-		rest := strings.TrimPrefix(name, prefix)
-		var path []string
-		for _, seg := range strings.Split(rest, "__") {
-			path = append(path, strings.ToLower(seg))
-		}
+		// Segments as written: struct fields match them ignoring case,
+		// map keys by mapKey's rules.
+		path := strings.Split(strings.TrimPrefix(name, prefix), "__")
 		if err := assign(root, path, values[name], src); err != nil {
 			problems = append(problems, err)
 		}
@@ -496,10 +500,9 @@ func applySet(root reflect.Value, s string) error {
 
 // assign sets the key at path under v to the raw value.
 func assign(v reflect.Value, path []string, raw string, src source) error {
-	dotted := strings.Join(path, ".")
 	for _, seg := range path {
 		if seg == "" {
-			return fmt.Errorf("%s: key %q has an empty segment", src.desc, dotted)
+			return fmt.Errorf("%s: key %q has an empty segment", src.desc, src.dotted(path))
 		}
 	}
 	// Resolve the path on types first, so a mistake is reported before any
@@ -507,7 +510,16 @@ func assign(v reflect.Value, path []string, raw string, src source) error {
 	if err := resolve(v.Type(), path, src, ""); err != nil {
 		return err
 	}
-	return set(v, path, raw, src, dotted)
+	return set(v, path, raw, src, "")
+}
+
+// dotted is path as a key for messages; a variable's in lower case, as a
+// variable's name carries no case.
+func (src source) dotted(path []string) string {
+	if src.env {
+		return strings.ToLower(strings.Join(path, "."))
+	}
+	return strings.Join(path, ".")
 }
 
 func resolve(t reflect.Type, path []string, src source, done string) error {
@@ -524,13 +536,18 @@ func resolve(t reflect.Type, path []string, src source, done string) error {
 			if f, ok := lookup(t, seg, src); ok {
 				return resolve(f.typ, path[1:], src, join(done, f.key))
 			}
-			return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, join(done, seg))
+			return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, join(done, src.dotted(path[:1])))
 		case reflect.Map:
 			if t.Key().Kind() == reflect.String {
-				return resolve(t.Elem(), path[1:], src, join(done, seg))
+				key := seg
+				if src.env {
+					key = newEnvKey(seg)
+				}
+				return resolve(t.Elem(), path[1:], src, join(done, key))
 			}
 		}
 	}
+	seg = src.dotted(path[:1])
 	if done == "" {
 		return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, seg)
 	}
@@ -559,7 +576,9 @@ func lookup(t reflect.Type, seg string, src source) (field, bool) {
 	return field{}, false
 }
 
-func set(v reflect.Value, path []string, raw string, src source, dotted string) error {
+// set sets the key at path under v, done being the key of v, as the
+// messages name it.
+func set(v reflect.Value, path []string, raw string, src source, done string) error {
 	for v.Kind() == reflect.Pointer && len(path) > 0 {
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
@@ -567,28 +586,78 @@ func set(v reflect.Value, path []string, raw string, src source, dotted string) 
 		v = v.Elem()
 	}
 	if len(path) == 0 {
-		return setValue(v, raw, src, dotted)
+		return setValue(v, raw, src, done)
 	}
 	switch v.Kind() {
 	case reflect.Struct:
 		f, _ := lookup(v.Type(), path[0], src)
-		return set(fieldByIndex(v, f.index), path[1:], raw, src, dotted)
+		return set(fieldByIndex(v, f.index), path[1:], raw, src, join(done, f.key))
 	case reflect.Map:
+		name, err := mapKey(v, path[0], src, done)
+		if err != nil {
+			return err
+		}
 		if v.IsNil() {
 			v.Set(reflect.MakeMap(v.Type()))
 		}
-		key := reflect.ValueOf(path[0]).Convert(v.Type().Key())
+		key := reflect.ValueOf(name).Convert(v.Type().Key())
 		elem := reflect.New(v.Type().Elem()).Elem()
 		if old := v.MapIndex(key); old.IsValid() {
 			elem.Set(old)
 		}
-		if err := set(elem, path[1:], raw, src, dotted); err != nil {
+		if err := set(elem, path[1:], raw, src, join(done, name)); err != nil {
 			return err
 		}
 		v.SetMapIndex(key, elem)
 		return nil
 	}
-	return fmt.Errorf("%s: key %q cannot be addressed", src.desc, dotted)
+	return fmt.Errorf("%s: key %q cannot be addressed", src.desc, join(done, src.dotted(path)))
+}
+
+// newEnvKey is the map key a variable's segment adds: in lower case when
+// it is all capitals, as written otherwise.
+func newEnvKey(seg string) string {
+	if strings.ToUpper(seg) == seg {
+		return strings.ToLower(seg)
+	}
+	return seg
+}
+
+// mapKey is the key of map m that the path segment seg names. The file and
+// -set name keys as written. A variable's name carries no case (the usual
+// spelling, AIOPS_RECEIVERS__OPS__URL, is all capitals), so its segment
+// names the key spelled exactly so, else the one key that matches it
+// ignoring case (the file's "Ops"), else a new key: in lower case when seg
+// is all capitals, as written otherwise (AIOPS_LABELS__Team). Two keys
+// that match it only ignoring case are an error naming them: -set can
+// tell them apart.
+func mapKey(m reflect.Value, seg string, src source, done string) (string, error) {
+	if !src.env {
+		return seg, nil
+	}
+	var matches []string
+	for it := m.MapRange(); it.Next(); {
+		k := it.Key().String()
+		if k == seg {
+			return k, nil
+		}
+		if strings.EqualFold(k, seg) {
+			matches = append(matches, k)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return newEnvKey(seg), nil
+	case 1:
+		return matches[0], nil
+	}
+	slices.Sort(matches)
+	quoted := make([]string, len(matches))
+	for i, k := range matches {
+		quoted[i] = strconv.Quote(k)
+	}
+	return "", fmt.Errorf("%s: key %q matches %s, which a variable's name cannot tell apart: set one with -set %s", src.desc,
+		join(done, strings.ToLower(seg)), strings.Join(quoted, " and "), join(done, "KEY=VALUE"))
 }
 
 // fieldByIndex is reflect.Value.FieldByIndex allocating nil inlined pointers.

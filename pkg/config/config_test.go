@@ -355,6 +355,30 @@ func TestLoadBadValueNamesSourceNotValue(t *testing.T) {
 	}
 }
 
+// yaml.v3 quotes a value between backticks; a value holding a backtick
+// (a password put in the wrong key) showed its part after the first one.
+func TestLoadBadValueWithBackticksIsNotRepeated(t *testing.T) {
+	for _, v := range []string{"hu`nter2", "x`hun`ter2", "hunter2`", "a`hunter2` into int"} {
+		for name, opts := range map[string]Options{
+			"env":  {EnvPrefix: "AIOPS", Environ: []string{"AIOPS_BUS__MAX_PENDING=" + v}},
+			"set":  {Sets: []string{"bus.timeout=" + v}},
+			"file": {File: writeFile(t, "bus:\n  max_pending: "+v+"\n")},
+		} {
+			cfg := defaults()
+			err := Load(&cfg, opts)
+			if err == nil {
+				t.Errorf("%s %q: loaded", name, v)
+				continue
+			}
+			for _, part := range []string{"ter2", "hun", "nter"} {
+				if strings.Contains(err.Error(), part) {
+					t.Errorf("%s %q: err = %q repeats part of the value", name, v, err)
+				}
+			}
+		}
+	}
+}
+
 func TestLoadSetMergesStructAndReplacesList(t *testing.T) {
 	cfg := defaults()
 	err := Load(&cfg, Options{Sets: []string{"bus={max_pending: 7}", "bus.urls=[x]"}})
@@ -443,4 +467,52 @@ func ExampleLoad() {
 	})
 	fmt.Println(cfg.Bus.URLs, cfg.Bus.Timeout, err)
 	// Output: [nats://a:4222 nats://b:4222] 10s <nil>
+}
+
+// A variable's name carries no case: AIOPS_RECEIVERS__OPS__URL names the
+// map key the file spells "Ops" (it used to add a second entry, "ops",
+// beside it, silently), a key spelled with a lower-case letter is taken
+// as written, and one a variable cannot tell apart is an error naming the
+// keys.
+func TestLoadEnvMapKeysKeepTheirCase(t *testing.T) {
+	cfg := defaults()
+	err := Load(&cfg, Options{
+		File:      writeFile(t, "receivers:\n  Ops:\n    url: http://a\n    timeout: 2s\nlabels:\n  Team: a\n"),
+		EnvPrefix: "AIOPS",
+		Environ: []string{
+			"AIOPS_RECEIVERS__OPS__URL=http://ops",
+			"AIOPS_LABELS__team=b",
+			"AIOPS_LABELS__Region=eu",
+			"AIOPS_LABELS__ENV=prod",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]receiver{"Ops": {URL: "http://ops", Timeout: 2 * time.Second}}; !reflect.DeepEqual(cfg.Receivers, want) {
+		t.Errorf("receivers = %+v, want %+v", cfg.Receivers, want)
+	}
+	if want := map[string]string{"Team": "b", "Region": "eu", "env": "prod"}; !reflect.DeepEqual(cfg.Labels, want) {
+		t.Errorf("labels = %v, want %v", cfg.Labels, want)
+	}
+
+	cfg = defaults()
+	err = Load(&cfg, Options{
+		File:      writeFile(t, "labels:\n  Team: a\n  TEAM: b\n"),
+		EnvPrefix: "AIOPS",
+		Environ:   []string{"AIOPS_LABELS__team=c"},
+	})
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), `environment variable AIOPS_LABELS__team: key "labels.team" matches "TEAM" and "Team"`) ||
+		!strings.Contains(err.Error(), "-set") {
+		t.Errorf("err = %v, want the keys a variable cannot tell apart named", err)
+	}
+	cfg = defaults()
+	err = Load(&cfg, Options{
+		File:      writeFile(t, "labels:\n  Team: a\n  TEAM: b\n"),
+		EnvPrefix: "AIOPS",
+		Environ:   []string{"AIOPS_LABELS__TEAM=c"},
+	})
+	if want := map[string]string{"Team": "a", "TEAM": "c"}; err != nil || !reflect.DeepEqual(cfg.Labels, want) {
+		t.Errorf("labels = %v, err %v; want the key spelled as the variable %v", cfg.Labels, err, want)
+	}
 }

@@ -232,6 +232,8 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 			m["body"] = map[string]any{"type": "deploy", "version": "1.2"}
 		}),
 		"unknown field kept":         mutate(func(m map[string]any) { m["x_extra"] = []any{1, "a"} }),
+		"valid newer schema_version": mutate(func(m map[string]any) { m["schema_version"] = 2 }),
+		"schema_version over uint16": mutate(func(m map[string]any) { m["schema_version"] = MaxSchemaVersion + 1 }),
 		"missing id":                 mutate(func(m map[string]any) { delete(m, "id") }),
 		"bad kind":                   mutate(func(m map[string]any) { m["kind"] = "span" }),
 		"empty service":              mutate(func(m map[string]any) { m["service"] = "" }),

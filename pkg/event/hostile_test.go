@@ -173,3 +173,85 @@ func TestTooManyLinksIsOneProblem(t *testing.T) {
 		t.Fatalf("%d problems for %d bad links within the limit, want one each", n, MaxLinks)
 	}
 }
+
+// A \u escape of a lone UTF-16 surrogate is valid JSON syntax but no
+// character: encoding/json turns it into U+FFFD in the decoded fields while
+// the raw body and unknown fields keep the escape, which ClickHouse's JSON
+// functions read as invalid UTF-8. It is refused wherever it is, naming where.
+func TestDecodeRefusesLoneSurrogates(t *testing.T) {
+	const head = `{"kind":"log","service":"api","time":"2026-11-21T12:00:00Z"`
+	for _, c := range []struct{ in, field string }{
+		{`{"kind":"log","service":"a\ud800pi","time":"2026-11-21T12:00:00Z","body":{"message":"hi"}}`, "service"},
+		{head + `,"labels":{"env":"\udc00"},"body":{"message":"hi"}}`, "labels.env"},
+		{head + `,"body":{"message":"a\ud83dx"}}`, "body.message"},
+		{head + `,"body":{"message":"hi","a":{"b":["x","\ud800\u0041"]}}}`, "body.a.b[1]"},
+		{head + `,"body":{"message":"hi","trail":"\udbff"}}`, "body.trail"},
+		{head + `,"x_extra":{"k":"\uDFFF"},"body":{"message":"hi"}}`, "x_extra.k"},
+		{head + `,"labels":{"k\ud800":"v"},"body":{"message":"hi"}}`, `labels.k\ud800`},
+		{head + `,"body":{"message":"\\\ud800"}}`, "body.message"},
+		{head + `,"body":{"message":"\udc00\ud800"}}`, "body.message"},
+	} {
+		_, err := Decode([]byte(c.in), t0)
+		wantProblem(t, err, c.field, "lone UTF-16 surrogate")
+		_, err = Parse([]byte(c.in))
+		wantProblem(t, err, c.field, "lone UTF-16 surrogate")
+	}
+	// A pair is one character, escaped or not; a backslash before "u" is text.
+	for _, ok := range []string{
+		head + `,"body":{"message":"\ud83d\ude00 \uD83D\uDE00 😀 \\ud800"}}`,
+		head + `,"labels":{"k":"\\\ud83d\ude00"},"body":{"message":"\u00e9"}}`,
+	} {
+		e, err := Decode([]byte(ok), t0)
+		if err != nil {
+			t.Fatalf("%s refused: %v", ok, err)
+		}
+		if strings.ContainsRune(e.Labels["k"]+e.Service, '\uFFFD') {
+			t.Fatalf("decoded with U+FFFD: %+v", e)
+		}
+	}
+}
+
+// A repeated key means the last value to encoding/json and the first to
+// ClickHouse's JSON functions, in labels and deep in a body as much as at
+// the top; it is refused at any depth.
+func TestDecodeRefusesDuplicateKeysAtAnyDepth(t *testing.T) {
+	const head = `{"kind":"log","service":"api","time":"2026-11-21T12:00:00Z"`
+	for _, c := range []struct{ in, field string }{
+		{head + `,"labels":{"env":"prod","env":"dev"},"body":{"message":"hi"}}`, "labels.env"},
+		{head + `,"resource":{"host":"a","\u0068ost":"b"},"body":{"message":"hi"}}`, "resource.host"},
+		{head + `,"body":{"message":"hi","attributes":{"user":"a","user":"b"}}}`, "body.attributes.user"},
+		{head + `,"body":{"message":"hi","a":[{"x":1},{"y":1,"z":{},"y":2}]}}`, "body.a[1].y"},
+		{head + `,"x_extra":{"k":1,"k":2},"body":{"message":"hi"}}`, "x_extra.k"},
+	} {
+		_, err := Decode([]byte(c.in), t0)
+		wantProblem(t, err, c.field, "appears more than once")
+		_, err = Parse([]byte(c.in))
+		wantProblem(t, err, c.field, "appears more than once")
+	}
+	// Past the linear search of one object: 40 distinct keys in a nested
+	// object are fine, one repeat is not, and sibling objects keep their own.
+	var b strings.Builder
+	b.WriteString(head + `,"body":{"message":"hi","a":{"x":{"k":1},"y":{"k":2}},"deep":{"n":0`)
+	for i := range 40 {
+		b.WriteString(`,"k` + strings.Repeat("x", i) + `":{"k":` + strings.Repeat("1", i+1) + `}`)
+	}
+	if _, err := Decode([]byte(b.String()+"}}}"), t0); err != nil {
+		t.Fatalf("40 distinct keys refused: %v", err)
+	}
+	_, err := Decode([]byte(b.String()+`,"kxxx":2}}}`), t0)
+	wantProblem(t, err, "body.deep.kxxx", "appears more than once")
+}
+
+// The writer stores schema_version as a UInt16: a larger one would be
+// stored as another version.
+func TestSchemaVersionFitsItsColumn(t *testing.T) {
+	e := validLog()
+	e.SchemaVersion = MaxSchemaVersion
+	if err := e.Validate(); err != nil {
+		t.Fatalf("schema_version %d refused: %v", MaxSchemaVersion, err)
+	}
+	e.SchemaVersion = MaxSchemaVersion + 1
+	wantProblem(t, e.Validate(), "schema_version", "must be 1 to 65535, got 65536")
+	_, err := Decode([]byte(`{"schema_version":70000,"kind":"log","service":"api","time":"2026-11-21T12:00:00Z","body":{"message":"x"}}`), t0)
+	wantProblem(t, err, "schema_version", "must be 1 to 65535, got 70000")
+}

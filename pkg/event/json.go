@@ -68,19 +68,20 @@ func unmarshal(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
 	}
-	// Checked before any decoder runs: nesting bounds encoding/json's
-	// recursion; invalid UTF-8 would be rewritten to U+FFFD in the decoded
-	// fields while the body keeps its bytes, so the stored row and the
-	// envelope would disagree; a repeated key would mean the last value to
-	// Go and the first to ClickHouse's JSON functions.
+	// Checked before any decoder runs: invalid UTF-8 would be rewritten to
+	// U+FFFD in the decoded fields while the body keeps its bytes, so the
+	// stored row and the envelope would disagree; scanJSON says why the
+	// rest is refused.
 	if !utf8.Valid(data) {
 		return nil, refuse("", fmt.Sprintf("envelope is not valid UTF-8 (at byte %d)", invalidUTF8At(data)))
 	}
-	switch k, dup, deepAt := scanKeys(data, MaxNesting); {
-	case deepAt >= 0:
-		return nil, refuse("", fmt.Sprintf("envelope is %v (at byte %d)", ErrTooDeep, deepAt))
-	case dup:
-		return nil, refuse(clip(k), "appears more than once")
+	switch r := scanJSON(data); r.problem {
+	case scanTooDeep:
+		return nil, refuse("", fmt.Sprintf("envelope is %v (at byte %d)", ErrTooDeep, r.at))
+	case scanDuplicate:
+		return nil, refuse(r.field, "appears more than once")
+	case scanSurrogate:
+		return nil, refuse(r.field, fmt.Sprintf("holds %s, a lone UTF-16 surrogate, which is no character (at byte %d)", r.escape, r.at))
 	}
 	var e Envelope
 	if !decodeFast(data, &e) {
@@ -93,9 +94,6 @@ func unmarshal(data []byte) (*Envelope, error) {
 			}
 			return nil, errs.Permanent(ve)
 		}
-	}
-	if k, dup := duplicateKey(e.Body); dup {
-		return nil, refuse("body."+clip(k), "appears more than once")
 	}
 	return &e, nil
 }

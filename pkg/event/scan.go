@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -45,88 +48,226 @@ func CheckJSONNesting(data []byte) error {
 	return nil
 }
 
-// duplicateKey returns the first key that appears twice at the top level of
-// the JSON object obj (keys compared after unescaping). encoding/json keeps
-// the last of two equal keys and ClickHouse's JSON functions read the first,
-// so an envelope or body with a repeated key would mean one thing to the
-// gateway and another to an analyst; it is refused instead. Like
-// CheckJSONNesting it skims without validating.
-func duplicateKey(obj []byte) (string, bool) {
-	key, dup, _ := scanKeys(obj, 0)
-	return key, dup
+// scanProblem is what scanJSON found wrong, if anything.
+type scanProblem int
+
+const (
+	scanOK        scanProblem = iota
+	scanTooDeep               // nested more than MaxNesting levels
+	scanDuplicate             // a key appears twice in one object
+	scanSurrogate             // a \u escape of a lone UTF-16 surrogate
+)
+
+// scanResult is the first problem scanJSON found: where (the byte offset),
+// in which field (a path such as "labels.env" or "body.a[1].b") and, for
+// a lone surrogate, the escape itself.
+type scanResult struct {
+	problem scanProblem
+	at      int
+	field   string
+	escape  string
 }
 
-// scanKeys is duplicateKey that also reports, when maxDepth > 0, the offset
-// of the first bracket nested deeper than maxDepth (else -1): the envelope
-// decoder checks both in one pass.
-func scanKeys(obj []byte, maxDepth int) (dupKey string, dup bool, deepAt int) {
+// scanFrame is an object or an array scanJSON is inside of.
+type scanFrame struct {
+	array bool
+	index int            // the element being read, in an array
+	key   []byte         // the key being read, in an object
+	keys  int            // where the object's keys start in scanJSON's keys
+	seen  map[uint64]int // its keys by hash, once they are many (dupKey)
+}
+
+// scanJSON checks data in one pass, before any decoder runs, for what
+// encoding/json accepts but the pipeline must not:
+//
+//   - nesting deeper than MaxNesting, which bounds encoding/json's
+//     recursion;
+//   - a key repeated in one object, at any depth: encoding/json keeps the
+//     last of two equal keys (keys compared after unescaping) and
+//     ClickHouse's JSON functions read the first, so an envelope, a label
+//     or a body with a repeated key would mean one thing to the gateway and
+//     another to an analyst;
+//   - a \u escape of a lone UTF-16 surrogate (\ud800 without its low half,
+//     or a low half alone): no character, it becomes U+FFFD in the decoded
+//     fields while the raw body and unknown fields keep the escape, which a
+//     consumer reads as invalid UTF-8.
+//
+// It skims without validating (the decoder reports syntax errors) and costs
+// one look at each byte plus, for each key, at most 16 comparisons or one
+// map operation; nothing is copied but escaped keys.
+func scanJSON(data []byte) scanResult {
 	var (
-		// The first keys are compared in place, without a copy: an
-		// envelope has about ten, a body a handful.
-		small [16][]byte
-		n     int
-		seen  map[string]struct{}
-		depth int
-		isKey bool
+		frameBuf [8]scanFrame
+		stack    = frameBuf[:0]
+		// The keys of the objects on the stack, each object's after its
+		// parent's (see dupKey).
+		keyBuf    [32][]byte
+		keys      = keyBuf[:0]
+		expectKey bool
 	)
-	for i := 0; i < len(obj); i++ {
-		switch obj[i] {
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
 		case '"':
-			start, escaped := i+1, false
-			for i++; i < len(obj) && obj[i] != '"'; i++ {
-				if obj[i] == '\\' {
-					escaped = true
-					i++
+			start, escaped, lone := i+1, false, -1
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] != '\\' {
+					continue
+				}
+				escaped = true
+				i++
+				if i < len(data) && data[i] == 'u' && lone < 0 {
+					switch n := surrogateEscape(data[i-1:]); {
+					case n < 0:
+						lone = i - 1
+					case n > 0:
+						i += n // to the low half's "u": a pair is no lone surrogate
+					}
 				}
 			}
-			if depth != 1 || !isKey {
+			end := min(i, len(data))
+			if len(stack) == 0 {
 				continue
 			}
-			isKey = false
-			key := obj[start:min(i, len(obj))]
+			top := &stack[len(stack)-1]
+			isKey := !top.array && expectKey
+			if lone >= 0 {
+				if isKey {
+					top.key = data[start:end] // as written: it has no unescaped form
+				}
+				return scanResult{problem: scanSurrogate, at: lone, field: scanPath(stack), escape: string(data[lone : lone+6])}
+			}
+			if !isKey {
+				continue
+			}
+			expectKey = false
+			key := data[start:end]
 			if escaped {
 				var s string
-				if err := json.Unmarshal(obj[start-1:min(i+1, len(obj))], &s); err != nil {
+				if err := json.Unmarshal(data[start-1:min(i+1, len(data))], &s); err != nil {
 					continue // not valid JSON: the decoder says so
 				}
 				key = []byte(s)
 			}
-			if seen == nil {
-				for _, k := range small[:n] {
-					if bytes.Equal(k, key) {
-						return string(key), true, -1
-					}
-				}
-				if n < len(small) {
-					small[n] = key
-					n++
-					continue
-				}
-				seen = make(map[string]struct{}, 2*len(small))
-				for _, k := range small {
-					seen[string(k)] = struct{}{}
-				}
+			top.key = key
+			if dupKey(keys[top.keys:], key, &top.seen) {
+				return scanResult{problem: scanDuplicate, at: start - 1, field: scanPath(stack)}
 			}
-			if _, dup := seen[string(key)]; dup {
-				return string(key), true, -1
+			keys = append(keys, key)
+		case '{', '[':
+			if len(stack) == MaxNesting {
+				return scanResult{problem: scanTooDeep, at: i}
 			}
-			seen[string(key)] = struct{}{}
-		case '{':
-			depth++
-			isKey = depth == 1
-			if maxDepth > 0 && depth > maxDepth {
-				return "", false, i
-			}
-		case '[':
-			depth++
-			if maxDepth > 0 && depth > maxDepth {
-				return "", false, i
-			}
+			stack = append(stack, scanFrame{array: data[i] == '[', keys: len(keys)})
+			expectKey = data[i] == '{'
 		case '}', ']':
-			depth--
+			if len(stack) > 0 {
+				keys = keys[:stack[len(stack)-1].keys]
+				stack = stack[:len(stack)-1]
+			}
+			expectKey = false
 		case ',':
-			isKey = depth == 1
+			if len(stack) > 0 {
+				top := &stack[len(stack)-1]
+				top.index++
+				expectKey = !top.array
+			}
 		}
 	}
-	return "", false, -1
+	return scanResult{problem: scanOK, at: -1}
+}
+
+// keySeed seeds the hashes dupKey compares keys by.
+var keySeed = maphash.MakeSeed()
+
+// dupKey reports whether key is one of keys, the keys an object had so far
+// (the caller appends key after the call). An object's first keys are
+// compared in place (an envelope has about ten, a label set or a body a
+// handful); past them, *seen holds the index in keys of the first key of
+// each hash.
+func dupKey(keys [][]byte, key []byte, seen *map[uint64]int) bool {
+	const small = 16
+	equal := func(k []byte) bool { return bytes.Equal(k, key) }
+	if len(keys) < small {
+		return slices.ContainsFunc(keys, equal)
+	}
+	if *seen == nil {
+		*seen = make(map[uint64]int, 4*small)
+		for i, k := range keys {
+			h := maphash.Bytes(keySeed, k)
+			if _, ok := (*seen)[h]; !ok {
+				(*seen)[h] = i
+			}
+		}
+	}
+	h := maphash.Bytes(keySeed, key)
+	i, ok := (*seen)[h]
+	switch {
+	case !ok:
+		(*seen)[h] = len(keys)
+		return false
+	case bytes.Equal(keys[i], key):
+		return true
+	}
+	// Two keys of one hash: compared one by one, as rare as a collision
+	// of a seeded 64-bit hash.
+	return slices.ContainsFunc(keys, equal)
+}
+
+// surrogateEscape looks at the \u escape b starts with: -1 for a lone
+// surrogate, the distance from its "u" to the next escape's "u" for a high
+// surrogate followed by a low one (a pair: one character), 0 otherwise
+// (including hex digits that are not: the decoder refuses those).
+func surrogateEscape(b []byte) int {
+	r, ok := hex4(b)
+	switch {
+	case !ok || r < 0xd800 || r > 0xdfff:
+		return 0
+	case r >= 0xdc00:
+		return -1
+	}
+	if len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
+		if low, ok := hex4(b[6:]); ok && low >= 0xdc00 && low <= 0xdfff {
+			return 6
+		}
+	}
+	return -1
+}
+
+// hex4 reads the four hex digits of the \u escape b starts with.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 6 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// scanPath names where the scan is: the keys and indexes of the frames on
+// stack, as "labels.env" or "body.a[1].b", each key clipped.
+func scanPath(stack []scanFrame) string {
+	var b strings.Builder
+	for _, f := range stack {
+		if f.array {
+			fmt.Fprintf(&b, "[%d]", f.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(clip(string(f.key)))
+	}
+	return b.String()
 }

@@ -24,6 +24,10 @@ const (
 	MaxLabelBytes    = 4096
 	MaxNameBytes     = 256 // service, source
 	MaxLinks         = 1024
+	// MaxSchemaVersion is the largest schema_version the store holds (a
+	// UInt16 column). Newer versions than SchemaVersion are accepted, so
+	// an older stage passes a newer producer's events on.
+	MaxSchemaVersion = 1<<16 - 1
 )
 
 // Times outside what ClickHouse's DateTime stores are refused.
@@ -63,8 +67,8 @@ func (v *ValidationError) Error() string {
 // *ValidationError that lists each problem, or nil.
 func (e *Envelope) Validate() error {
 	var p problems
-	if e.SchemaVersion < 1 {
-		p.add("schema_version", "must be 1 or more, got %d", e.SchemaVersion)
+	if e.SchemaVersion < 1 || e.SchemaVersion > MaxSchemaVersion {
+		p.add("schema_version", "must be 1 to %d, got %d", MaxSchemaVersion, e.SchemaVersion)
 	}
 	switch {
 	case e.ID == "":

@@ -22,6 +22,8 @@ func (c testConfig) Validate() error { return c.Config.Validate() }
 
 func TestLoadConfig(t *testing.T) {
 	t.Setenv("AIOPS_TEST_SOMETHING", "fixtures may share the prefix")
+	t.Setenv("AIOPS_EXP", "1") // the correlator's exploration tests
+	t.Setenv("AIOPS_EXP_RULES", "{spread_window: 8m}")
 	t.Setenv("AIOPS_EXTRA", "7")
 	cfg := testConfig{Config: DefaultConfig()}
 	if err := LoadConfig("x", []string{"-set", "streams.replicas=3"}, &cfg); err != nil {

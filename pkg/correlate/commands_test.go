@@ -213,6 +213,45 @@ func TestResendAfterTheIncidentIsForgottenGetsANewID(t *testing.T) {
 	}
 }
 
+// An incident forgotten after it resolved on its own (its alert resolved,
+// the quiet period and reopen_window passed, or memory full) keeps its id
+// too: its alert firing again with its old startsAt (Alertmanager resolved
+// it when Prometheus stopped refreshing it, and fires it again once the
+// refresh comes) opens an incident of another id, also after a restore.
+func TestRefiringAfterTheIncidentIsForgottenGetsANewID(t *testing.T) {
+	a := alert("HighLatency", "checkout", 0)
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		forget func(c *Correlator)
+	}{
+		{"resolved", Config{}, func(c *Correlator) { c.Advance(t0.Add(2 * time.Hour)) }},
+		{"evicted", Config{MaxFingerprints: 1}, func(c *Correlator) {
+			feed(c, alert("Down", "batch", 20*time.Minute), alert("Down", "cart", 21*time.Minute))
+		}},
+	} {
+		c := newCorrelator(t, tc.cfg)
+		opened := feed(c, observedAt(a, 0), observedAt(resolved(a, 3*time.Minute), 3*time.Minute))
+		id, _ := c.IncidentOf(a.Fingerprint)
+		opened = append(opened, c.Advance(t0.Add(15*time.Minute))...)
+		if got := strings.ReplaceAll(transitions(opened), "updated,", ""); got != "opened,resolved" {
+			t.Fatalf("%s: events %s, want opened,resolved", tc.name, got)
+		}
+		tc.forget(c)
+		if _, ok := c.Incident(id); ok {
+			t.Fatalf("%s: incident %s still in memory", tc.name, id)
+		}
+		restored := restarted(t, c)
+		for name, c := range map[string]*Correlator{"live": c, "restored": restored} {
+			ups := feed(c, observedAt(a, 3*time.Hour))
+			again, ok := c.IncidentOf(a.Fingerprint)
+			if !ok || again == id || len(ups) == 0 || ups[0].Transition != Opened {
+				t.Errorf("%s, %s: the alert firing again opened %q (%s), want a new incident, not %s", tc.name, name, again, transitions(ups), id)
+			}
+		}
+	}
+}
+
 // Listed filters on what the correlator knows before it builds a state,
 // lists the latest opened first, and builds no more states than it needs
 // for limit (one more tells truncated).

@@ -178,12 +178,22 @@ type Correlator struct {
 	bursts map[burstKey][]*incident
 	storms map[*incident]struct{}
 	places map[string][]string
-	// retired are the ids of the incidents forgotten while a member still
-	// fired (resolved by hand, or evicted open), the oldest first, at most
-	// MaxRetired: such an alert is sent again with its startsAt, and would
-	// derive the same id for the incident it opens (open).
+	// retired are the ids of the incidents forgotten, the oldest first,
+	// at most MaxRetired: an alert of one is sent again with its startsAt
+	// (still firing when the incident was resolved by hand or evicted, or
+	// fired again after Alertmanager resolved it by timeout), and would
+	// derive the same id for the incident it opens (open), which the
+	// stores and the notifier would take for the old one.
 	retired    []string
 	retiredSet map[string]struct{}
+	// ended are the ends (resolution times) of alerts first seen resolved
+	// (resolvedFirst), by fingerprint, and endedOrder the same in the
+	// order they were taken, at most MaxEnded, kept for ReopenWindow of
+	// event time: a firing of such an alert timed before its end, which
+	// came after the resolution (notifications reordered, a firing naked
+	// and redelivered), is the firing that end closed (late).
+	ended      map[string]time.Time
+	endedOrder []endRecord
 	// evicted are the resolutions of the open incidents evict forgot
 	// while a signal was taken, which Observe returns with its own events.
 	evicted []Update
@@ -194,6 +204,16 @@ type Correlator struct {
 // MaxRetired bounds the ids of forgotten incidents the correlator keeps
 // from being given again (Correlator.retired).
 const MaxRetired = 10_000
+
+// MaxEnded bounds the ends of alerts first seen resolved the correlator
+// remembers (Correlator.ended).
+const MaxEnded = 10_000
+
+// endRecord is the end of an alert first seen resolved (Correlator.ended).
+type endRecord struct {
+	Fingerprint string    `json:"fingerprint"`
+	At          time.Time `json:"at"`
+}
 
 // mergeRecord is what the correlator remembers of a merged incident.
 type mergeRecord struct {
@@ -310,6 +330,12 @@ func (c *Correlator) observe(s Signal) []Update {
 	}
 	if s.Resolved {
 		return append(ups, c.resolvedFirst(s)...)
+	}
+	if c.late(s) {
+		// Its end came first, and opened nothing: neither does it, or
+		// it would fire for ever (what ended is not sent again).
+		c.stats.Orphans++
+		return ups
 	}
 	inc := c.best(s)
 	rootBefore, opened := "", inc == nil
@@ -619,6 +645,9 @@ func (c *Correlator) burst(s Signal, ups []Update) []Update {
 // Anything else is an orphan (it fired before a restart that lost it, or
 // before the correlator started).
 func (c *Correlator) resolvedFirst(s Signal) []Update {
+	if s.Kind == SignalAlert {
+		c.noteEnd(s)
+	}
 	if s.Kind != SignalAlert || s.Started.IsZero() || s.Time.Sub(s.Started) > c.cfg.GroupWindow {
 		c.stats.Orphans++
 		return nil
@@ -650,6 +679,56 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 		return c.gather(inc, fired, nil) // it fired as a symptom (Observe)
 	}
 	return nil
+}
+
+// noteEnd remembers the end of s, an alert first seen resolved
+// (Correlator.ended), keeping the latest end of a fingerprint.
+func (c *Correlator) noteEnd(s Signal) {
+	if at, ok := c.ended[s.Fingerprint]; ok && !s.Time.After(at) {
+		return
+	}
+	if c.ended == nil {
+		c.ended = map[string]time.Time{}
+	}
+	c.ended[s.Fingerprint] = s.Time
+	c.endedOrder = append(c.endedOrder, endRecord{Fingerprint: s.Fingerprint, At: s.Time})
+	if n := len(c.endedOrder) - MaxEnded; n > 0 {
+		c.dropEnds(n)
+	}
+}
+
+// late reports whether s is the firing of an alert whose end came first
+// (Correlator.ended): timed before that end, within ReopenWindow of it.
+// It is the same alert firing again, with its old startsAt, only when its
+// end was Alertmanager's timeout; then its next resend past ReopenWindow
+// opens an incident.
+func (c *Correlator) late(s Signal) bool {
+	if s.Kind != SignalAlert || s.Resolved {
+		return false
+	}
+	at, ok := c.ended[s.Fingerprint]
+	return ok && s.Time.Before(at) && c.now.Sub(at) <= c.cfg.ReopenWindow
+}
+
+// ageEnds forgets the ends taken first that are more than ReopenWindow
+// before now, from the oldest taken (late checks the time of the others).
+func (c *Correlator) ageEnds(now time.Time) {
+	n := 0
+	for n < len(c.endedOrder) && now.Sub(c.endedOrder[n].At) > c.cfg.ReopenWindow {
+		n++
+	}
+	c.dropEnds(n)
+}
+
+// dropEnds forgets the n oldest ends taken first.
+func (c *Correlator) dropEnds(n int) {
+	for _, r := range c.endedOrder[:n] {
+		if at, ok := c.ended[r.Fingerprint]; ok && at.Equal(r.At) {
+			delete(c.ended, r.Fingerprint)
+		}
+	}
+	clear(c.endedOrder[:n])
+	c.endedOrder = c.endedOrder[n:]
 }
 
 // absorb merges into into, whose root s just became, the other incidents
@@ -949,7 +1028,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	inc := m.inc
 	// Old news (stale) is counted, but changes neither the member's state
 	// nor the incident's: in order, the later event came after it.
-	stale := m.stale(s)
+	stale := m.stale(s) || c.late(s)
 	if inc.status == StatusResolved && !s.Resolved && !stale {
 		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
 			c.leave(m)
@@ -1749,6 +1828,7 @@ func (c *Correlator) Advance(t time.Time) []Update {
 	}
 	now := c.now
 	c.ageMerges(now)
+	c.ageEnds(now)
 	if len(c.recent) > 0 {
 		c.pruneRecent()
 	}
@@ -1930,8 +2010,11 @@ func (c *Correlator) retire(id string) {
 		return
 	}
 	if len(c.retired) >= MaxRetired {
+		// Every incident forgotten comes here: dropping the oldest is
+		// a reslice, not a copy of the rest (append reallocates).
 		delete(c.retiredSet, c.retired[0])
-		c.retired = append(c.retired[:0], c.retired[1:]...)
+		c.retired[0] = ""
+		c.retired = c.retired[1:]
 	}
 	c.retired = append(c.retired, id)
 	c.retiredSet[id] = struct{}{}
@@ -1940,9 +2023,7 @@ func (c *Correlator) retire(id string) {
 // forget drops a resolved incident and its members from memory: their
 // fingerprints start afresh.
 func (c *Correlator) forget(inc *incident) {
-	if inc.firing+inc.episodes > 0 {
-		c.retire(inc.id)
-	}
+	c.retire(inc.id)
 	c.detachAll(inc)
 	if set := c.byRoot[inc.root]; set != nil {
 		delete(set, inc)

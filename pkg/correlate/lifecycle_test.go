@@ -396,3 +396,50 @@ func TestIncidentOpenedAtTheBoundIsNotLeftOpen(t *testing.T) {
 		}
 	}
 }
+
+// A firing delivered after its own resolution, when the resolution came
+// first (Alertmanager's notifications reordered, the firing naked and
+// redelivered), is the firing that resolution ended: the failure is over,
+// and nothing is left open by it, whether the resolution was an orphan
+// (no member known for it) or joined an incident as a resolved member;
+// also after a restore between the two. The alert firing again later
+// (a startsAt after that end) is news.
+func TestLateFiringAfterItsResolutionLeavesNothingOpen(t *testing.T) {
+	a := alert("HighErrorRate", "checkout", 0)
+	longOver := startedAt(resolved(a, 20*time.Minute), 0) // longer than group_window: an orphan
+	shortOver := startedAt(resolved(a, 2*time.Minute), 0) // nothing failing near it: an orphan
+	payments := alert("PaymentsDown", "payments", 0)
+	checkout := alert("CheckoutErrors", "checkout", time.Minute)
+	joined := startedAt(resolved(checkout, 2*time.Minute), time.Minute) // joins payments' incident
+	for _, tc := range []struct {
+		name string
+		ss   []Signal
+	}{
+		{"orphan, the firing observed after it", []Signal{observedAt(longOver, 20*time.Minute), observedAt(a, 21*time.Minute)}},
+		{"orphan, the firing observed before it", []Signal{observedAt(longOver, 20*time.Minute), observedAt(a, 0)}},
+		{"orphan, no observed times", []Signal{longOver, a}},
+		{"orphan within group_window", []Signal{observedAt(shortOver, 2*time.Minute), observedAt(a, 3*time.Minute)}},
+		{"joined resolved", []Signal{observedAt(payments, 0), observedAt(joined, 2*time.Minute), observedAt(checkout, 3*time.Minute),
+			observedAt(resolved(payments, 4*time.Minute), 4*time.Minute)}},
+	} {
+		for split := 1; split < len(tc.ss); split++ {
+			c := newCorrelator(t, Config{})
+			ups := feed(c, tc.ss[:split]...)
+			c = restarted(t, c)
+			ups = append(ups, feed(c, tc.ss[split:]...)...)
+			ups = append(ups, c.Advance(t0.Add(time.Hour))...)
+			for _, st := range c.Incidents() {
+				if st.State != StatusResolved {
+					t.Errorf("%s (restored after %d): %s is %s with %d firing (events %s), want it resolved", tc.name, split, st.IncidentID, st.State, st.Firing, transitions(ups))
+				}
+			}
+		}
+	}
+
+	c := newCorrelator(t, Config{})
+	feed(c, observedAt(longOver, 20*time.Minute), observedAt(a, 21*time.Minute))
+	again := observedAt(alert("HighErrorRate", "checkout", 25*time.Minute), 25*time.Minute)
+	if ups := feed(c, again); transitions(ups) != "opened" {
+		t.Errorf("the alert firing again after the end: events %s, want opened", transitions(ups))
+	}
+}

@@ -28,10 +28,13 @@ type snapshot struct {
 	// Places are the first two values seen of each location label
 	// (Correlator.varies); a snapshot without them learns them again.
 	Places map[string][]string `json:"places,omitempty"`
-	// Retired are the ids of incidents forgotten while a member fired
-	// (Correlator.retired); a snapshot without them restores none.
+	// Retired are the ids of incidents forgotten (Correlator.retired); a
+	// snapshot without them restores none.
 	Retired []string `json:"retired,omitempty"`
-	Stats   Stats    `json:"stats"`
+	// Ended are the ends of alerts first seen resolved, in the order
+	// taken (Correlator.ended); a snapshot without them restores none.
+	Ended []endRecord `json:"ended,omitempty"`
+	Stats Stats       `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -79,7 +82,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Ended: c.liveEnds(), Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -120,6 +123,13 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.retired, c.retiredSet = nil, nil
 	for _, id := range s.Retired {
 		c.retire(id)
+	}
+	c.ended, c.endedOrder = nil, nil
+	for _, r := range s.Ended {
+		if r.Fingerprint == "" {
+			return fmt.Errorf("correlate: snapshot: the end of an alert without a fingerprint (at %s)", r.At)
+		}
+		c.noteEnd(Signal{Fingerprint: r.Fingerprint, Time: r.At})
 	}
 	c.recent, c.bursts, c.storms = nil, map[burstKey][]*incident{}, map[*incident]struct{}{}
 	c.places = map[string][]string{}
@@ -190,6 +200,18 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		c.enterRecent(inc)
 	}
 	return nil
+}
+
+// liveEnds is endedOrder without the ends of a fingerprint replaced by a
+// later one.
+func (c *Correlator) liveEnds() []endRecord {
+	var out []endRecord
+	for _, r := range c.endedOrder {
+		if at, ok := c.ended[r.Fingerprint]; ok && at.Equal(r.At) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // liveMerges is mergedOrder without the records of an id merged again

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"slices"
@@ -144,8 +145,21 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastArrival = p.now()
+	if s.Observed.After(p.lastArrival.Add(maxObservedAhead)) {
+		// A producer's clock far ahead (published straight to NATS: the
+		// gateway refuses it) would make every later report of the
+		// member look older, old news, for as long: without it, the
+		// event is judged by its own time.
+		p.log.Debug().Str("event_id", s.EventID).Time("observed_time", s.Observed).Msg("observed time far ahead of the clock: not trusted")
+		s.Observed = time.Time{}
+	}
 	return p.emit(p.c.Observe(s), out, p.inFlight != nil)
 }
+
+// maxObservedAhead is how far ahead of the correlator's clock an event's
+// observed time is still trusted: the gateway's bound (ingest's
+// max_event_future, 1 hour by default).
+const maxObservedAhead = time.Hour
 
 // emit publishes ups; track keeps each in inFlight until the stream stored
 // it (an input's outputs: a tick's are the runner's to hold).
@@ -519,7 +533,8 @@ func (s *Service) Addr() net.Addr {
 }
 
 // command applies one command taken from incidents.command.<id>: a JSON
-// correlate.Command (the incident id may come from the subject alone).
+// correlate.Command (the incident id may come from the subject alone; one
+// in the body naming another incident than the subject is refused).
 // A command on an incident merged within the reopen window applies to the
 // one it went into (logged with merged_incident_id). A command the
 // incident refuses is dead-lettered with the reason.
@@ -530,8 +545,19 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	if err := dec.Decode(&cmd); err != nil {
 		return errs.Permanent(fmt.Errorf("correlator: command on %s: %w", d.Subject, err))
 	}
-	if cmd.IncidentID == "" {
-		cmd.IncidentID = strings.TrimPrefix(d.Subject, event.IncidentCommandPrefix+".")
+	if _, err := dec.Token(); err != io.EOF {
+		// A second command would be dropped unseen: one per message.
+		return errs.Permanent(fmt.Errorf("correlator: command on %s: data after the command's JSON object (one command per message)", d.Subject))
+	}
+	subject := strings.TrimPrefix(d.Subject, event.IncidentCommandPrefix+".")
+	switch {
+	case cmd.IncidentID == "":
+		cmd.IncidentID = subject
+	case event.SubjectToken(cmd.IncidentID) != subject:
+		// Which one was meant? Applied to the body's, a command
+		// published for one incident would change another.
+		return errs.Permanent(fmt.Errorf("correlator: command on %s names incident %q in its body: publish it on %s, or leave incident_id out",
+			d.Subject, cmd.IncidentID, event.IncidentCommandSubject(cmd.IncidentID)))
 	}
 	if cmd.ID == "" {
 		// A redelivery (its event not stored yet, a stop) applies once.

@@ -1,6 +1,8 @@
 package correlator
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -204,5 +207,97 @@ func TestEventInFlightIsForgottenOnceStored(t *testing.T) {
 	}
 	if r := h.Feed(alertEvent(t, "HighLatency", "search", 5*time.Second, 0))[0]; r.Outcome != stagetest.Acked || flying() != 0 {
 		t.Fatalf("an opening stored at once: %v, %d in flight", r.Outcome, flying())
+	}
+}
+
+// A producer publishing straight to NATS with its clock far ahead sets an
+// observed time in the future: trusted, it made every later report of its
+// alert (the resolution observed by the gateway) look older, old news, and
+// the incident stayed open for ever. An observed time more than an hour
+// ahead of the correlator's clock is not trusted: the alert is judged by
+// its own times, and its resolution resolves it.
+func TestObservedTimeFarAheadIsNotTrusted(t *testing.T) {
+	wall := &clock{t: t0.Add(time.Minute)}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	firing := alertEvent(t, "HighLatency", "search", 0, 0)
+	firing.ObservedTime = time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := alertEvent(t, "HighLatency", "search", 0, 2*time.Minute)
+	end.ObservedTime = t0.Add(2 * time.Minute)
+	for i, r := range h.Feed(firing, end) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("event %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	for i := 1; i <= 600; i++ {
+		wall.set(t0.Add(2*time.Minute + time.Duration(i)*time.Second))
+		if err := h.Tick(wall.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(incidentEvents(t, h, "resolved")); n != 1 {
+		t.Fatalf("%d incidents resolved (%d opened), want the one its alert opened: the resolution was taken for old news", n, len(incidentEvents(t, h, "opened")))
+	}
+}
+
+// A NATS command names its incident by its subject; one whose body names
+// another incident is ambiguous, and is refused (dead-lettered) with both
+// ids: it used to apply to the body's, so that a command published for
+// one incident resolved another. A message of two commands is refused
+// too: the second was dropped unseen.
+func TestNATSCommandNamingAnotherIncidentIsRefused(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "search", time.Second, 0))
+	var ids []string
+	for _, st := range proc.Incidents() {
+		ids = append(ids, st.IncidentID)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("%d incidents, want 2", len(ids))
+	}
+	s := &Service{proc: proc, log: zerolog.Nop()}
+	for i, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"another incident in the body", `{"incident_id":"` + ids[1] + `","action":"resolve","by":"ana"}`, true},
+		{"the subject's incident in the body", `{"incident_id":"` + ids[0] + `","action":"comment","by":"ana","text":"looking"}`, false},
+		{"no incident in the body", `{"action":"comment","by":"ana","text":"still looking"}` + "\n", false},
+		// two commands in one message: the second was dropped unseen
+		{"a second command after it", `{"action":"comment","by":"ana","text":"one"} {"action":"resolve","by":"ana"}`, true},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			done <- s.command(context.Background(), &bus.Delivery{Subject: event.IncidentCommandSubject(ids[0]), Data: []byte(tc.body), StreamSeq: uint64(i + 1), Published: t0})
+		}()
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			default:
+				if err := h.Tick(time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if tc.refused {
+			if !errs.IsPermanent(err) || !strings.Contains(fmt.Sprint(err), ids[0]) || i == 0 && !strings.Contains(fmt.Sprint(err), ids[1]) {
+				t.Errorf("%s: %v, want it refused naming the subject (and the body's incident)", tc.name, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if n := len(incidentEvents(t, h, "resolved")); n != 0 {
+		t.Errorf("%d incidents resolved by a command refused", n)
 	}
 }

@@ -52,7 +52,9 @@ type Config struct {
 	// firing alert that started earlier is kept with a later time, see
 	// docs/security.md). Defaults 13 days (a day less than the events and
 	// logs tables' 14 days of writer.retention: keep it so if either
-	// changes) and 1 hour.
+	// changes) and 1 hour. An observed time the producer set is refused
+	// too past MaxEventFuture: the correlator takes a report observed
+	// before the latest as old news.
 	MaxEventAge    time.Duration `yaml:"max_event_age"`
 	MaxEventFuture time.Duration `yaml:"max_event_future"`
 	// MaxConcurrentRequests bounds the requests past authentication that

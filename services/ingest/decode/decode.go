@@ -466,21 +466,33 @@ func days(d time.Duration) string {
 	return d.String()
 }
 
-// checkTime refuses an event timed outside [Now-MaxPast, Now+MaxFuture]
-// with a *event.ValidationError on "time".
+// checkTime refuses an event timed outside [Now-MaxPast, Now+MaxFuture],
+// or observed after Now+MaxFuture, with a *event.ValidationError on "time"
+// and "observed_time". A producer may set the observed time; one far ahead
+// would make every later report of its alert or series look older to the
+// correlator, which takes old news as no news.
 func (o Options) checkTime(e *event.Envelope) error {
-	var problem string
+	var problems []event.FieldError
 	switch {
 	case e.Time.Before(o.Now.Add(-o.MaxPast)):
-		problem = fmt.Sprintf("is %s, more than %s before the gateway's clock (%s): the store keeps events by their time and would delete it at its next retention pass; send newer events or raise ingest.max_event_age together with writer.retention",
-			e.Time.Format(time.RFC3339), days(o.MaxPast), o.Now.UTC().Format(time.RFC3339))
+		problems = append(problems, event.FieldError{Field: "time", Problem: fmt.Sprintf("is %s, more than %s before the gateway's clock (%s): the store keeps events by their time and would delete it at its next retention pass; send newer events or raise ingest.max_event_age together with writer.retention",
+			e.Time.Format(time.RFC3339), days(o.MaxPast), o.Now.UTC().Format(time.RFC3339))})
 	case e.Time.After(o.Now.Add(o.MaxFuture)):
-		problem = fmt.Sprintf("is %s, more than %s after the gateway's clock (%s): check the producer's clock, or raise ingest.max_event_future",
-			e.Time.Format(time.RFC3339), days(o.MaxFuture), o.Now.UTC().Format(time.RFC3339))
-	default:
+		problems = append(problems, event.FieldError{Field: "time", Problem: o.future(e.Time)})
+	}
+	if e.ObservedTime.After(o.Now.Add(o.MaxFuture)) {
+		problems = append(problems, event.FieldError{Field: "observed_time", Problem: o.future(e.ObservedTime)})
+	}
+	if len(problems) == 0 {
 		return nil
 	}
-	return errs.Permanent(&event.ValidationError{Problems: []event.FieldError{{Field: "time", Problem: problem}}})
+	return errs.Permanent(&event.ValidationError{Problems: problems})
+}
+
+// future is the problem of a time more than MaxFuture after Now.
+func (o Options) future(t time.Time) string {
+	return fmt.Sprintf("is %s, more than %s after the gateway's clock (%s): check the producer's clock, or raise ingest.max_event_future",
+		t.Format(time.RFC3339), days(o.MaxFuture), o.Now.UTC().Format(time.RFC3339))
 }
 
 // keyedID returns the id function of event.DecodeWithID for the envelope

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // TestEventTimeWindow is issue #14 items 4 and 5: events timed 2020-01-01
@@ -139,4 +141,53 @@ func TestFitsCheckSkipIsSafe(t *testing.T) {
 	over := head + strings.Repeat("\u2028", n+400) + tail
 	_, err = NDJSON([]byte(over), opts())
 	hasProblem(t, err, 0, "body.message")
+}
+
+// TestObservedTimeWindow: an observed_time set by the producer far after
+// the gateway's clock froze the correlator's member of its alert (every
+// later report of it looked older, so old news), and only the time was
+// checked. The observed time is refused past MaxFuture as the time is, on
+// the field the producer set; one in the window, or none (the receive
+// time), is taken.
+func TestObservedTimeWindow(t *testing.T) {
+	envelope := func(observed string) string {
+		return `{"kind":"alert","service":"a","time":"` + testNow.Format(time.RFC3339) + `","observed_time":"` + observed +
+			`","body":{"name":"Down","status":"firing"}}`
+	}
+	for _, ts := range []string{"2105-01-01T00:00:00Z", testNow.Add(61 * time.Minute).Format(time.RFC3339)} {
+		_, err := Events([]byte(envelope(ts)), opts())
+		if p := hasProblem(t, err, 0, "observed_time"); !strings.Contains(p.Problem, "after the gateway's clock") || !strings.Contains(p.Problem, "max_event_future") {
+			t.Errorf("%s: %q, want it after the gateway's clock, naming max_event_future", ts, p.Problem)
+		}
+		_, err = NDJSON([]byte(envelope(ts)), opts())
+		hasProblem(t, err, 0, "observed_time")
+	}
+	for _, ts := range []time.Time{testNow.Add(DefaultMaxFuture), testNow, testNow.Add(-time.Hour)} {
+		b, err := Events([]byte(envelope(ts.Format(time.RFC3339))), opts())
+		if err != nil {
+			t.Errorf("observed %s, inside the window: %v", ts, err)
+		} else if !b.Events[0].ObservedTime.Equal(ts) {
+			t.Errorf("observed %s taken as %s", ts, b.Events[0].ObservedTime)
+		}
+	}
+	o := opts()
+	o.MaxFuture = 3 * time.Hour
+	if _, err := Events([]byte(envelope(testNow.Add(2*time.Hour).Format(time.RFC3339))), o); err != nil {
+		t.Errorf("observed 2h ahead with max_event_future 3h: %v", err)
+	}
+
+	// OTLP: a record's observedTimeUnixNano, beside a good one.
+	record := func(observed time.Time) []byte {
+		r := protowire.AppendTag(nil, 1, protowire.Fixed64Type) // time_unix_nano
+		r = protowire.AppendFixed64(r, uint64(testNow.UnixNano()))
+		r = protowire.AppendTag(r, 11, protowire.Fixed64Type) // observed_time_unix_nano
+		r = protowire.AppendFixed64(r, uint64(observed.UnixNano()))
+		return pbMsg(r, 5, nestedAnyValue(0, false, "x")) // body
+	}
+	scope := pbMsg(pbMsg(nil, 2, record(testNow.Add(2*time.Hour))), 2, record(testNow))
+	b, err := OTLPLogs(pbMsg(nil, 1, pbMsg(otlpResource("svc"), 2, scope)), Protobuf, opts())
+	refusedProblem(t, b, err, 0, "scopeLogs[0].logRecords[0].observedTimeUnixNano")
+	if err != nil || len(b.Events) != 1 {
+		t.Errorf("the record observed in the window beside one out of it: %v, want it taken", err)
+	}
 }

@@ -257,6 +257,15 @@ func (d *Detector) learnResolution(x float64) {
 	d.prevX = x
 }
 
+// oneInterval reports whether dt holds a single interval: two observations
+// of a gauge, or the first rate of a counter (its first value gives none).
+func (d *Detector) oneInterval() bool {
+	if d.p.cfg.Counter {
+		return d.n == 1
+	}
+	return d.n == 2
+}
+
 // Observations returns the number of valid observations seen.
 func (d *Detector) Observations() int { return int(d.n) }
 
@@ -401,9 +410,19 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			d.regN, d.regIn = 0, 0
 			d.win.breakSlope() // a slope across a gap is no slope
 		}
-		if d.dt == 0 {
+		switch {
+		case d.dt == 0:
 			d.dt = dtSec
-		} else {
+		case d.oneInterval() && dtSec*cfg.GapFactor < d.dt:
+			// The first interval was a gap (an old sample, then current
+			// ones), not the series' interval: taken as it, it held the
+			// silence at ten times that gap for a hundred samples, and
+			// the clock of the series (firstT) started at the old
+			// sample, so the seasonal detector scored against a profile
+			// it had not learnt. The series starts after the gap.
+			d.dt = dtSec
+			d.firstT = d.lastT
+		default:
 			d.dt += 0.1 * (math.Min(dtSec, cfg.GapFactor*d.dt) - d.dt)
 		}
 	}

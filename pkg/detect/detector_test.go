@@ -324,6 +324,40 @@ func TestGapRestartsCUSUM(t *testing.T) {
 	}
 }
 
+// A series whose first sample is stamped long before the others (an old
+// sample, then current ones) took that first interval for its own: the
+// silence that ends an open episode stayed at ten times it, up to a year,
+// for about a hundred samples, and its clock started at the old sample, so
+// the seasonal detector scored against a profile it had not learnt yet
+// (48 rows of a clean daily sine in alarm). The first interval is a gap
+// there: the series behaves as the one without the old sample.
+func TestOldFirstSampleIsAGap(t *testing.T) {
+	for _, counter := range []bool{false, true} {
+		d := mustDetector(t, Config{Counter: counter})
+		d.Observe(t0.Add(-365*24*time.Hour), 100)
+		total := 1000.0
+		alarms := 0
+		for i, x := range noise(3, 3*1440, 1) {
+			x += 10 * math.Sin(2*math.Pi*float64(i)/1440)
+			if counter {
+				total += x
+				x = total
+			}
+			if r := d.Observe(at(i, time.Minute), x); r.Alarm {
+				alarms++
+			}
+			if i == 40 { // warm, where an episode could be open
+				if s := d.Silence(); s != 10*time.Minute {
+					t.Errorf("counter %v: silence %v after 40 samples a minute apart, want 10m", counter, s)
+				}
+			}
+		}
+		if alarms != 0 {
+			t.Errorf("counter %v: %d rows of a clean daily sine in alarm, want 0", counter, alarms)
+		}
+	}
+}
+
 func TestFlatLine(t *testing.T) {
 	d := mustDetector(t, Config{})
 	var r Result

@@ -106,6 +106,12 @@
 //     baseline is as stale), and the trend test waits for a window of
 //     values after the gap; the seasonal phase is kept
 //     because buckets are indexed by time.
+//   - A first interval over GapFactor × the second (an old sample, then
+//     current ones) is a gap too: the typical interval starts from the
+//     second, and the series from the sample after the gap (its seasonal
+//     profile and trend wait their periods from there), instead of taking
+//     the gap for its interval (the silence that ends an episode was ten
+//     times it) and its profile for learnt.
 //   - Counter (Config.Counter): the detectors see the per-second rate; the
 //     first observation only primes it (FlagWarmUp); a decrease is a reset
 //     (FlagCounterReset) and the rate is value/interval, as if the counter

@@ -26,8 +26,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +125,12 @@ type Service struct {
 	outbox       stage.HeldOutputs
 	outboxEmpty  bool // the bucket holds an empty outbox
 
+	// parts are the metric partitions the instance owns (nil: no check);
+	// strays counts the samples of other partitions since strayLogged
+	// (unix ns), when they were last logged
+	parts               *partitions
+	strays, strayLogged atomic.Int64
+
 	// series and assets are bounded by MaxSeries and MaxAssets, the least
 	// recently seen evicted first (marked, counted).
 	mu     sync.Mutex
@@ -140,9 +148,11 @@ type Service struct {
 	stale       []staleKey
 	watermark   int64
 	// orphans are the open episodes of snapshots Restore did not load,
-	// closed at the next tick (silence.go)
-	orphans        []*orphan
-	orphansDropped int
+	// closed at the next tick (silence.go): orphanSeries of series,
+	// orphanAssets of group assets, each bounded as in memory
+	orphans                    []*orphan
+	orphanSeries, orphanAssets int
+	orphansDropped             int
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -235,7 +245,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		return float64(s.runner.Stats().Invalid)
 	})
 	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
-		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped over a day ahead of the service's clock)."), []string{"reason"})
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped over a day ahead of the service's clock), other_partition (published straight to a partition subject not its service's)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -274,6 +284,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}
 		s.snap = js
 		proc = snapshotting{s}
+	}
+	if s.parts, err = ownedPartitions(ctx, js, s.cfg.Consumer); err != nil {
+		return nil, err
 	}
 	open := []stage.OpenOption{stage.WithConsumerOptions(s.consumerOpts...), stage.WithRunnerOptions(stage.WithClock(s.now))}
 	s.stage, err = stage.Open(ctx, js, proc, s.stageConfig(), s.cfg.Consumer, log, open...)
@@ -351,6 +364,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	counter := body.Type == event.MetricCounter
 
 	seen := s.now()
+	if s.parts != nil && !s.parts.owns(e.Service) {
+		s.stray(e, seen)
+		return nil
+	}
 	if e.Time.Sub(seen) > maxFuture {
 		// Scored, it would make every real sample after it out of order
 		// (the series' and its group asset's) for as long as it is ahead.
@@ -516,6 +533,25 @@ func seriesID(fingerprint, metric string, labels map[string]string) string {
 	return fingerprint + "\xff" + metric
 }
 
+// anomalySeries is the series an anomaly names (body.series: the
+// correlator's member), of the series whose episode's id is derived from
+// id (its seriesID when the episode opened): its fingerprint, or, when the
+// labels lack __name__ (id holds the metric name too), FNV-1a 64 of the
+// fingerprint and the metric name, in 16 hex digits as aiops prints
+// fingerprints. Named by the fingerprint alone, two metrics of one label
+// set were one member of an incident. A series with __name__ keeps its
+// fingerprint, and so does an episode opened before the metric name was
+// part of a series' identity, so the members of incidents from before
+// stay what they were.
+func anomalySeries(id string) string {
+	if !strings.Contains(id, "\xff") { // no fingerprint holds it (printable UTF-8)
+		return id
+	}
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
 // takeOver moves the series restored under legacy, the key of a sample's
 // fingerprint alone, to key, that of its seriesID, when it is the series of
 // metric: a snapshot written before a series' identity held the metric name
@@ -604,7 +640,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, epis
 		det = ep.Detector
 	}
 	ab := event.AnomalyBody{
-		Series:    e.Fingerprint,
+		Series:    anomalySeries(episodeOf),
 		Metric:    body.Name,
 		Value:     &value,
 		Expected:  r.Expected,

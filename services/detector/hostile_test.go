@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -249,6 +250,46 @@ func TestMetricsSharingAFingerprintAreTwoSeries(t *testing.T) {
 	ack(t, h, rawSample(t, "db", "connections", t0.Add(100*time.Minute), 534))
 	if got := len(h.Pub.Messages()); got != 1 {
 		t.Errorf("%d anomalies for a jump of connections, want 1", got)
+	}
+}
+
+// Two metrics of one label set whose producer left __name__ out share a
+// fingerprint, and their anomalies named it as their series: the
+// correlator took both for one member, whose state each metric's
+// episodes overwrote. Each metric is its own member; a series whose
+// labels carry __name__ keeps its fingerprint as its series, so members
+// of incidents from before stay what they were.
+func TestMetricsSharingAFingerprintAreTwoMembers(t *testing.T) {
+	_, h := newTestService(t, Config{})
+	var named *event.Envelope
+	for i := range 101 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		cpu, conns, latency := 0.2+0.001*float64(i%3), 500+float64(i%5), 100+float64(i%4)
+		if i == 100 {
+			cpu, conns, latency = 0.9, 900, 300
+		}
+		ack(t, h, rawSample(t, "db", "cpu_ratio", at, cpu))
+		ack(t, h, rawSample(t, "db", "connections", at.Add(time.Second), conns))
+		e, data := sample(t, "db", "latency_ms", map[string]string{"instance": "db-1"}, at.Add(2*time.Second), latency, "")
+		ack(t, h, data)
+		named = e
+	}
+	members := map[string]string{} // member fingerprint -> metric
+	for _, ev := range episodeEvents(t, h) {
+		sig, ok, err := correlate.SignalOf(ev.env)
+		if !ok || err != nil {
+			t.Fatalf("anomaly %s is no signal: %v", ev.env.ID, err)
+		}
+		if m, dup := members[sig.Fingerprint]; dup {
+			t.Errorf("%s and %s are one member %s", m, ev.body.Metric, sig.Fingerprint)
+		}
+		members[sig.Fingerprint] = ev.body.Metric
+		if ev.body.Metric == "latency_ms" && ev.body.Series != named.Fingerprint {
+			t.Errorf("series %q of a sample with __name__, want its fingerprint %s", ev.body.Series, named.Fingerprint)
+		}
+	}
+	if len(members) != 3 {
+		t.Errorf("%d members %v, want the three metrics' episodes", len(members), members)
 	}
 }
 
@@ -540,5 +581,107 @@ func TestEvictedSeriesTakenOverLeavesNoSnapshotHoldingItsEpisodeOpen(t *testing.
 	}
 	if ops := kv.done(); !slices.Contains(ops, "delete "+s.keyOf(legacy)) {
 		t.Errorf("bucket operations %v: the snapshot under the fingerprint (%s) still holds the closed episode open", ops, s.keyOf(legacy))
+	}
+}
+
+// watchKV stands for the bucket in Restore (Watch delivers entries, then
+// the end of the initial values) and in dropStale (kvLog).
+type watchKV struct {
+	kvLog
+	entries []kvEntry
+}
+
+type kvEntry struct {
+	jetstream.KeyValueEntry
+	key   string
+	value []byte
+}
+
+func (e kvEntry) Key() string   { return e.key }
+func (e kvEntry) Value() []byte { return e.value }
+
+type kvWatcher chan jetstream.KeyValueEntry
+
+func (w kvWatcher) Updates() <-chan jetstream.KeyValueEntry { return w }
+func (w kvWatcher) Stop() error                             { return nil }
+
+func (k *watchKV) Watch(context.Context, string, ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	w := make(kvWatcher, len(k.entries)+1)
+	for _, e := range k.entries {
+		w <- e
+	}
+	w <- nil
+	return w, nil
+}
+
+// A series taken over from its snapshot under the fingerprint alone, its
+// own key written, and a crash before the old key was deleted: the
+// restart restored both, the old one with the episode it had open, and
+// closed that episode twice (the old key's silent close beside the
+// series' own close, or after the close the taking sample had made), or
+// closed it while the series went on with it. The old snapshot is
+// superseded: dropped at the restore without a close, and deleted.
+func TestSnapshotTakenOverAndNotDeletedClosesItsEpisodeOnce(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		value  float64 // of the sample that takes the series over
+		closes int     // after the restart
+	}{
+		{"episode goes on", 150, 1},
+		{"episode closed", 100, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := &testClock{t: t0.Add(3 * time.Hour)}
+			values := append(normal(100, 5), 150, 151)
+			_, last, v, open := legacySnapshot(t, values, WithClock(clock.now))
+			if !open {
+				t.Fatal("no episode open in the series")
+			}
+			fp, legacy := last.Fingerprint, seriesKey(last.Fingerprint)
+			key := seriesKey(seriesID(fp, "latency_ms", last.Labels))
+
+			s1, h1 := newTestService(t, Config{}, WithClock(clock.now))
+			restoreInto(t, s1, legacy, v)
+			ack(t, h1, rawSample(t, "db", "latency_ms", t0.Add(time.Duration(len(values))*time.Minute), c.value)) // taken over
+			s1.mu.Lock()
+			ser, ok := s1.series.Peek(key)
+			var own []byte
+			var err error
+			if ok {
+				own, err = s1.encode(nil, ser)
+			}
+			inEpisode := ok && ser.det.InEpisode()
+			s1.mu.Unlock()
+			if own == nil || err != nil || inEpisode != (c.closes == 1) {
+				t.Fatalf("series taken over %v, in its episode %v, its snapshot %v", ok, inEpisode, err)
+			}
+
+			// the crash: both keys in the bucket
+			s, h := newTestService(t, Config{}, WithClock(clock.now))
+			kv := &watchKV{entries: []kvEntry{{key: s.keyOf(legacy), value: v}, {key: s.keyOf(key), value: own}}}
+			s.kv = kv
+			if err := s.Restore(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			clock.add(11 * time.Minute)
+			heartbeat(t, h, clock)
+			for range 2 { // the closes, and the deletion of the old key
+				if err := h.Tick(clock.now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			closes := 0
+			for _, e := range episodeEvents(t, h) {
+				if e.body.Episode == event.EpisodeClose {
+					closes++
+				}
+			}
+			if closes != c.closes {
+				t.Errorf("%d closes of the episode after the restart, want %d", closes, c.closes)
+			}
+			if ops := kv.done(); !slices.Contains(ops, "delete "+s.keyOf(legacy)) {
+				t.Errorf("bucket operations %v: the superseded snapshot %s is not deleted", ops, s.keyOf(legacy))
+			}
+		})
 	}
 }

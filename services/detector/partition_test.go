@@ -2,9 +2,13 @@ package detector
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 )
@@ -77,4 +81,101 @@ func TestScaleOutByPartition(t *testing.T) {
 		seen[a.Service] = true
 	}
 	t.Logf("series per partition: %v", held)
+}
+
+// A sample published straight to a partition subject is stored as sent:
+// on a partition not its service's, it reached an instance that does not
+// own its series, which scored the series beside the owner (two
+// detectors, two baselines, two sets of episodes). Such a sample is acked
+// unscored and counted there; the owner holds the series alone, with
+// every sample the stream gave its partition (one published straight to
+// the right partition subject included).
+func TestSampleOnAnotherPartitionIsNotScored(t *testing.T) {
+	r := newRig(t)
+	const partitions = 2
+	if err := bus.EnsureTopology(context.Background(), r.js, bus.DefaultStreams(bus.WithMetricPartitions(partitions))); err != nil {
+		t.Fatal(err)
+	}
+	svcs := make([]*Service, partitions)
+	for p := range svcs {
+		name := fmt.Sprintf("detector-p%d", p)
+		var stop func(bool)
+		svcs[p], stop = r.start(Config{
+			Consumer: bus.ConsumerConfig{Durable: name, FilterSubjects: []string{bus.MetricPartitionFilter(p)}},
+			Instance: name,
+		})
+		defer stop(false)
+	}
+	const services, n = 6, 40
+	fps := make([]string, services)
+	var data [][]byte
+	for s := range services {
+		for i, v := range normal(n, uint64(s)) {
+			e, d := sample(t, fmt.Sprintf("svc%d", s), "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+			data, fps[s] = append(data, d), e.Fingerprint
+		}
+	}
+	r.publish(data...)
+	// one sample of each series straight to every partition's subject: one
+	// of them is its own
+	var straight []bus.Message
+	for s := range services {
+		for p := range partitions {
+			e, d := sample(t, fmt.Sprintf("svc%d", s), "latency_ms", nil, t0.Add(time.Duration(n+p)*time.Minute), 100, "")
+			straight = append(straight, bus.Message{Subject: fmt.Sprintf("events.metric.%d.svc%d", p, s), ID: e.ID, Data: d})
+		}
+	}
+	if _, err := r.pub.PublishAll(context.Background(), straight); err != nil {
+		t.Fatal(err)
+	}
+
+	ignored := func() float64 {
+		var sum float64
+		for _, svc := range svcs {
+			sum += testutil.ToFloat64(svc.m.ignored.WithLabelValues("other_partition"))
+		}
+		return sum
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s, fp := range fps {
+		for {
+			owners, full := 0, 0
+			for _, svc := range svcs {
+				if got, ok := svc.Observations(fp); ok {
+					owners++
+					if got == n+1 {
+						full++
+					}
+				}
+			}
+			if owners == 1 && full == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("series of svc%d: held by %d detectors, %d of them with its %d samples; want one", s, owners, full, n+1)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for ignored() != services {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v samples counted in samples_ignored_total{reason=\"other_partition\"}, want %d", ignored(), services)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A partition filter beyond the stream's partitions reads nothing: the
+// detector refuses to start, naming it.
+func TestPartitionFilterBeyondTheStreamIsRefused(t *testing.T) {
+	r := newRig(t)
+	if err := bus.EnsureTopology(context.Background(), r.js, bus.DefaultStreams(bus.WithMetricPartitions(2))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(context.Background(), r.js, Config{
+		Consumer: bus.ConsumerConfig{Durable: "detector-p2", FilterSubjects: []string{bus.MetricPartitionFilter(2)}},
+	}, r.log)
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "partition 2") {
+		t.Errorf("New with partition 2 of 2: %v, want an invalid configuration naming partition 2", err)
+	}
 }

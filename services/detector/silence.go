@@ -276,7 +276,7 @@ func (s *Service) episodeClose(last *lastSample, info detect.Episode, route, win
 		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, route)
 	value, score, peak, peakValue := last.Value, 0.0, info.Peak, info.PeakValue
 	ab := event.AnomalyBody{
-		Series:    last.Fingerprint,
+		Series:    anomalySeries(last.episodeSeries()),
 		Metric:    last.Metric,
 		Value:     &value,
 		Score:     &score,
@@ -457,12 +457,18 @@ func (s *Service) orphanSkipped(key string, v []byte, err error) {
 	s.orphaned(o)
 }
 
-// orphaned queues o, up to MaxSeries of them. s.mu is held.
+// orphaned queues o, up to MaxSeries series' and MaxAssets group assets'
+// (each its own bound, as in memory). s.mu is held.
 func (s *Service) orphaned(o *orphan) {
-	if len(s.orphans) >= s.cfg.MaxSeries {
+	n, limit := &s.orphanSeries, s.cfg.MaxSeries
+	if o.close != nil {
+		n, limit = &s.orphanAssets, s.cfg.MaxAssets
+	}
+	if *n >= limit {
 		s.orphansDropped++
 		return
 	}
+	*n++
 	s.orphans = append(s.orphans, o)
 }
 
@@ -474,10 +480,10 @@ func (s *Service) orphaned(o *orphan) {
 func (s *Service) closeOrphans(out stage.Emitter, now time.Time) {
 	s.mu.Lock()
 	orphans, dropped := s.orphans, s.orphansDropped
-	s.orphans, s.orphansDropped = nil, 0
+	s.orphans, s.orphansDropped, s.orphanSeries, s.orphanAssets = nil, 0, 0, 0
 	s.mu.Unlock()
 	if dropped > 0 {
-		s.log.Error().Int("episodes", dropped).Msg("more episodes to close after the restore than max_series: those stay open")
+		s.log.Error().Int("episodes", dropped).Msg("more episodes to close after the restore than max_series (series) or max_assets (group assets): those stay open")
 	}
 	for _, o := range orphans {
 		e, err := o.close, error(nil)

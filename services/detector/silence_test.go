@@ -770,3 +770,46 @@ func TestAlarmOfAnAssetOverMaxAssetsIsEnded(t *testing.T) {
 		t.Errorf("the rewritten snapshot: %v, want its state with the alarm ended", err)
 	}
 }
+
+// The episodes of series snapshots and the alarms of asset snapshots a
+// restart could not load are closed at the first tick, up to max_series
+// of the first and max_assets of the second: the assets' alarms took
+// places of the series' (one bound for both), so with more assets than
+// max_series the rest of them and every series' episode stayed open.
+func TestOrphanAssetsDoNotCountAgainstMaxSeries(t *testing.T) {
+	a := faultAsset(6, []int{1, 3, 4}, 30*60)
+	stopAt := a.Onset + 10
+	clock := &testClock{t: a.Times[stopAt-1]}
+	p := votePipeline(t, a.Channels)
+	s, h := newTestService(t, Config{}, WithPipeline(p), WithClock(clock.now))
+	for _, d := range assetSamples(t, a)[:stopAt*len(a.Channels)] {
+		ack(t, h, d)
+	}
+	alarmed, data := onlyAssetSnapshot(t, s)
+	if !alarmed.det.Alarming() {
+		t.Fatal("the asset is not in an alarm")
+	}
+	_, last, v, open := legacySnapshot(t, append(normal(100, 5), 150, 151))
+	if !open {
+		t.Fatal("no episode open in the series")
+	}
+
+	s, h = newTestService(t, Config{MaxSeries: 1}, WithPipeline(p), WithClock(clock.now))
+	s.kv = &kvDeletes{}
+	gone := errors.New("not in the pipeline")
+	s.orphanAssetSkipped(alarmed.key, data, gone)
+	s.orphanAssetSkipped(alarmed.key+"-2", data, gone)
+	s.orphanSkipped(seriesKey(last.Fingerprint), v, gone)
+	if err := h.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, e := range episodeEvents(t, h) {
+		if e.body.Episode == event.EpisodeClose {
+			series[e.body.Series] = true
+		}
+	}
+	if len(series) != 3 {
+		t.Errorf("closes of %v after the restore, want the two assets' and the series'", series)
+	}
+}

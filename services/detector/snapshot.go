@@ -348,9 +348,56 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	superseded := s.dropSuperseded()
+	s.mu.Unlock()
+	restored -= superseded
 	s.m.restored.Add(float64(restored))
-	s.log.Info().Int("restored", restored).Int("group_assets", assets).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
+	s.log.Info().Int("restored", restored).Int("superseded", superseded).Int("group_assets", assets).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
 	return nil
+}
+
+// superseded reports whether the snapshot under key, restored with the
+// open episode of last, is one under the fingerprint alone whose series'
+// own key (its seriesID's, with the metric name) was restored too: takeOver
+// moved it there, and a crash came before the old key was deleted (or the
+// series left memory before and its episode was closed). The series' own
+// snapshot goes on with that episode, or closed it: the old one must not
+// close it again. s.mu is held.
+func (s *Service) superseded(key string, last *lastSample) bool {
+	if last == nil || key != seriesKey(last.Fingerprint) {
+		return false
+	}
+	id := seriesID(last.Fingerprint, last.Metric, last.Labels)
+	return id != last.Fingerprint && s.series.Contains(seriesKey(id))
+}
+
+// dropSuperseded removes the superseded snapshots (superseded) Restore
+// loaded, without closing their episodes, and queues their keys for
+// deletion; it returns how many series it removed. s.mu is held.
+func (s *Service) dropSuperseded() int {
+	n := 0
+	for ser := range s.open {
+		if !s.superseded(ser.key, ser.last) {
+			continue
+		}
+		delete(s.open, ser)
+		ser.moved = true // not evicted: no close
+		s.series.Remove(ser.key)
+		s.stale = append(s.stale, staleKey{kv: s.keyOf(ser.key), series: ser.key})
+		n++
+	}
+	kept := s.orphans[:0]
+	for _, o := range s.orphans {
+		if o.close == nil && s.superseded(o.key, o.last) {
+			s.stale = append(s.stale, staleKey{kv: s.keyOf(o.key), series: o.key})
+			s.orphanSeries--
+			continue
+		}
+		kept = append(kept, o)
+	}
+	s.orphans = kept
+	return n
 }
 
 func (s *Service) decode(key string, v []byte) (*series, error) {

@@ -67,8 +67,8 @@ type Config struct {
 	MaxTemplateBytes int64
 	// MaxMerges bounds the merge log that Resolve and Merges read.
 	MaxMerges int
-	// MaxLineBytes truncates longer lines before mining (counted in
-	// Stats.Truncated and flagged in Result.Truncated): their template
+	// MaxLineBytes truncates longer lines before mining (CutLine; counted
+	// in Stats.Truncated and flagged in Result.Truncated): their template
 	// and parameters cover the first MaxLineBytes.
 	MaxLineBytes int
 	// DisabledMasks switches single maskers off; all are on by default.
@@ -84,6 +84,14 @@ const DefaultMaxTemplateBytes = 256 << 20
 // hundred templates of real logs.
 const MinMaxTemplateBytes = 64 << 10
 
+// DefaultMaxLineBytes is Config.MaxLineBytes in DefaultConfig: how much of
+// a message (the line less its header) is mined, by the logminer
+// (max_line_bytes) and by the offline parse alike, so that a long line
+// gets the same template live and offline. Long enough for a message and
+// the first frames of a stack trace, short enough that a template is at
+// most about 160 KiB.
+const DefaultMaxLineBytes = 16 << 10
+
 // DefaultConfig returns the settings measured on Loghub (see the package
 // documentation for the figures). They are the same for every log source.
 func DefaultConfig() Config {
@@ -97,7 +105,7 @@ func DefaultConfig() Config {
 		MaxTemplates:        50_000,
 		MaxTemplateBytes:    DefaultMaxTemplateBytes,
 		MaxMerges:           50_000,
-		MaxLineBytes:        1 << 20,
+		MaxLineBytes:        DefaultMaxLineBytes,
 	}
 }
 

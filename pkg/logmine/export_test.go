@@ -8,3 +8,11 @@ func SetIndexAt(n int) (restore func()) {
 	indexAt = n
 	return func() { indexAt = old }
 }
+
+// Compared is the number of comparisons of a line with a template the
+// miner made.
+func (m *Miner) Compared() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.compared
+}

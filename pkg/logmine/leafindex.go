@@ -41,8 +41,10 @@ func countsAgainst(c *cluster, i int) bool {
 	return c.kinds[i] == kindConst && !hasDigit(t) && keyLen(t) == 0
 }
 
+// add indexes c, and counts its plain literals for bestIn's bound: c is
+// indexed again whenever its tokens change.
 func (x *leafIndex) add(c *cluster) {
-	loose := true
+	c.plain = 0
 	for i, t := range c.tokens {
 		if c.kinds[i] != kindConst {
 			continue
@@ -51,9 +53,11 @@ func (x *leafIndex) add(c *cluster) {
 			x.consts = append(x.consts, map[string][]*cluster{})
 		}
 		x.consts[i][t] = append(x.consts[i][t], c)
-		loose = loose && !countsAgainst(c, i)
+		if countsAgainst(c, i) {
+			c.plain++
+		}
 	}
-	if loose {
+	if c.plain == 0 {
 		x.loose = append(x.loose, c)
 	}
 }
@@ -129,19 +133,54 @@ func (nd *node) sharing(c *cluster, p int) []*cluster {
 }
 
 // bestIn is best over the templates of leaf nd: all of them, or through its
-// index those the current line can match.
+// index those the current line can match. A template of the index that
+// shares literals with the line is compared only if it can reach the
+// threshold: the literals it shares are similarity's eq, and each plain
+// literal it does not share counts against it (n), so eq / (eq + its
+// plain literals not shared) bounds its similarity from above. Without
+// the bound, a leaf whose templates all repeat the line's routing words
+// ("user said: <free text>") would compare every one of them; with it
+// the result is the same, as callers take a template only at or above
+// the threshold.
 func (m *Miner) bestIn(nd *node, best *cluster, bestSim float64) (*cluster, float64) {
 	x := nd.index
 	if x == nil {
 		return m.best(nd.clusters, best, bestSim)
 	}
 	m.stamp++
+	cands := m.cands[:0]
 	for i := range m.tk.toks {
+		if i >= len(x.consts) {
+			break
+		}
 		// string(bytes) in a map index does not allocate
-		if i < len(x.consts) {
-			best, bestSim = m.bestUnseen(x.consts[i][string(m.tk.masked(i))], best, bestSim)
+		l := m.tk.masked(i)
+		cs := x.consts[i][string(l)]
+		if len(cs) == 0 {
+			continue
+		}
+		plain := !hasDigit(l) && keyLen(l) == 0 // the templates' literal is l
+		for _, c := range cs {
+			if c.stamp != m.stamp {
+				c.stamp, c.hits, c.plainHits = m.stamp, 0, 0
+				cands = append(cands, c)
+			}
+			c.hits++
+			if plain {
+				c.plainHits++
+			}
 		}
 	}
+	for _, c := range cands {
+		if float64(c.hits)/float64(c.hits+c.plain-c.plainHits) < m.cfg.SimilarityThreshold {
+			continue
+		}
+		if s := m.similarity(c); better(c, s, best, bestSim) {
+			best, bestSim = c, s
+		}
+	}
+	clear(cands) // holds no template past this line
+	m.cands = cands[:0]
 	return m.bestUnseen(x.loose, best, bestSim)
 }
 

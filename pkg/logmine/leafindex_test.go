@@ -65,6 +65,37 @@ func shapeLines(n int, seed uint64) []string {
 	return lines
 }
 
+// prefixFlood returns n lines of one opening and distinct free text of
+// one length ("user said: <6 random words>"): every template of their
+// leaf repeats the line's routing words, so the index's lists at those
+// positions hold them all.
+func prefixFlood(n int, seed uint64) []string {
+	lines := randomWords(n, seed)
+	for i, l := range lines {
+		lines[i] = "user said: " + l[:strings.LastIndexByte(l, ' ')]
+		lines[i] = lines[i][:strings.LastIndexByte(lines[i], ' ')]
+	}
+	return lines
+}
+
+// A flood of lines that open alike is compared with the templates it can
+// match, not with every template of the leaf: comparisons per line stay
+// few as the templates grow (every line a template of its own), instead
+// of growing with them (about 2,500 a line over 5,000 lines).
+func TestLeafIndexBoundsComparisonsOnAPrefixFlood(t *testing.T) {
+	m := newMiner(t, nil)
+	lines := prefixFlood(5_000, 8)
+	for _, l := range lines {
+		m.Match(l)
+	}
+	if st := m.Stats(); st.Templates != len(lines) {
+		t.Fatalf("%d templates, want one a line", st.Templates)
+	}
+	if per := float64(m.Compared()) / float64(len(lines)); per > 20 {
+		t.Fatalf("%.0f comparisons a line, want a few", per)
+	}
+}
+
 // mine runs lines through a new miner with the defaults and returns every
 // result and the final templates.
 func mine(t *testing.T, lines []string) ([]logmine.Result, []logmine.Template) {
@@ -87,6 +118,7 @@ func TestLeafIndexChangesNoResult(t *testing.T) {
 		"flood":          randomWords(5_000, 2),
 		"flood and near": append(randomWords(3_000, 3), nearLines(5_000, 4)...),
 		"shapes":         append(randomWords(2_000, 5), shapeLines(5_000, 6)...),
+		"prefix flood":   append(prefixFlood(3_000, 7), nearLines(3_000, 8)...),
 	}
 	if dir, err := loghub.Dir(); err == nil {
 		for _, sys := range loghub.All {

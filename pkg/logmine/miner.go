@@ -130,6 +130,11 @@ type cluster struct {
 	routeWild uint16 // bit i: the i-th routing level used the wildcard child
 	leaf      *node
 	stamp     uint64 // Miner.stamp when bestIn last looked at it
+	// plain is the number of its plain literals (countsAgainst), set by
+	// the leaf index that holds it; hits and plainHits are bestIn's count
+	// of its literals, and of its plain ones, that the current line
+	// repeats (set when stamp is)
+	plain, hits, plainHits int32
 	// size is the heap bytes it is counted for in Miner.bytes while in
 	// the LRU list (linked)
 	size   int
@@ -165,6 +170,10 @@ type Miner struct {
 	fam    []*cluster // scratch of wordFold
 	words  []string   // scratch of wordFold
 	stamp  uint64     // moved by each bestIn
+	cands  []*cluster // scratch of bestIn
+	// compared counts similarity's comparisons (tests: the leaf index
+	// bounds them)
+	compared uint64
 }
 
 // New returns a Miner for cfg.
@@ -205,13 +214,7 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	defer m.mu.Unlock()
 	params := r.Params[:0]
 	*r = Result{}
-	if len(line) > m.cfg.MaxLineBytes {
-		cut := m.cfg.MaxLineBytes
-		for cut > 0 && !utf8.RuneStart(line[cut]) {
-			cut--
-		}
-		line = line[:cut]
-		r.Truncated = true
+	if line, r.Truncated = CutLine(line, m.cfg.MaxLineBytes); r.Truncated {
 		m.stats.Truncated++
 	}
 	line = trimTrailingSpace(line)
@@ -1011,6 +1014,7 @@ func (m *Miner) differsOnlyAt(c *cluster, pos int) bool {
 // against it, so that a template of variables ("<*> <*>") does not take
 // in every message of its length.
 func (m *Miner) similarity(c *cluster) float64 {
+	m.compared++
 	eq, n, wordsAtWild := 0, 0, 0
 	for i, t := range c.tokens {
 		l := m.tk.masked(i)
@@ -1469,6 +1473,24 @@ func (m *Miner) Stats() Stats {
 	s.Templates = len(m.byID)
 	s.TemplateBytes = m.bytes
 	return s
+}
+
+// CutLine returns what is mined of line when at most n bytes are: line
+// itself when it is not longer, else its first n bytes less a character
+// they would split (cut reports that it was cut). The miner cuts every
+// line with it (Config.MaxLineBytes), after the header is cut off, live
+// and offline alike. Bytes that are not UTF-8 are cut at n: a run of
+// continuation bytes (binary data) must not cut the line to nothing.
+func CutLine(line string, n int) (mined string, cut bool) {
+	if len(line) <= n {
+		return line, false
+	}
+	for i := n; i >= 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(line[i]) {
+			return line[:i], true
+		}
+	}
+	return line[:n], true
 }
 
 // trimTrailingSpace drops whitespace at the end of a line: it is invisible

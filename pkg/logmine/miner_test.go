@@ -136,6 +136,29 @@ func TestTruncation(t *testing.T) {
 	}
 }
 
+// A long line is cut on a character boundary; bytes that are not UTF-8
+// (a binary dump: continuation bytes with no character start) are cut
+// where the bound is, not walked back to an empty line.
+func TestTruncationCutsCharacters(t *testing.T) {
+	m := newMiner(t, func(c *logmine.Config) { c.MaxLineBytes = 32 })
+	r := m.Match("status " + strings.Repeat("é", 30)) // byte 32 is inside an "é"
+	if want := "status " + strings.Repeat("é", 12); !r.Truncated || r.Template != want {
+		t.Fatalf("template %q, want %q", r.Template, want)
+	}
+	r = m.Match(strings.Repeat("\x80", 40))
+	if !r.Truncated || r.Template != strings.Repeat("\x80", 32) {
+		t.Fatalf("binary line: template %q, want its first 32 bytes", r.Template)
+	}
+	for _, c := range []struct {
+		line, want string
+		cut        bool
+	}{{"abc", "abc", false}, {"abcd", "abc", true}, {"ab€", "ab", true}, {"a€", "a", true}, {"€€", "€", true}} {
+		if got, cut := logmine.CutLine(c.line, 3); got != c.want || cut != c.cut {
+			t.Errorf("CutLine(%q, 3) = %q %v, want %q %v", c.line, got, cut, c.want, c.cut)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	if err := logmine.DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)

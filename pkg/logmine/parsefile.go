@@ -8,12 +8,17 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
-// DefaultMaxLineBytes is ParseOptions.MaxLineBytes when left zero.
-const DefaultMaxLineBytes = 1 << 20
+// MaxReadLineBytes is how much of an input line ParseFile and ParseLines
+// keep, header included, when ParseOptions.MaxLineBytes is smaller: more
+// than any log event carries (event bodies are at most 512 KiB), so the
+// header is cut off the line the logminer would see, and memory stays
+// bounded by one line of it.
+const MaxReadLineBytes = 1 << 20
 
 // ParseOptions configures offline parsing.
 type ParseOptions struct {
@@ -24,8 +29,11 @@ type ParseOptions struct {
 	// Config is the miner configuration; the zero value means
 	// DefaultConfig().
 	Config *Config
-	// MaxLineBytes cuts longer input lines (counted in ParseStats.Truncated);
-	// zero means DefaultMaxLineBytes.
+	// MaxLineBytes is how much of each line's content (the line less its
+	// header) is mined, cut as the logminer cuts it (CutLine, as its
+	// max_line_bytes): the miner's Config.MaxLineBytes, whose value
+	// (DefaultMaxLineBytes by default) zero keeps. A longer line is
+	// counted in ParseStats.Truncated.
 	MaxLineBytes int
 }
 
@@ -41,7 +49,7 @@ type ParseStats struct {
 	Header    Detection // with FormatAuto: the header chosen
 	Lines     int       // rows written, one per input line
 	Unmatched int       // lines that did not have the Format (or the detected header), mined whole
-	Truncated int       // lines longer than MaxLineBytes, cut
+	Truncated int       // lines mined on a part: content longer than MaxLineBytes, or line longer than MaxReadLineBytes
 	Templates int       // distinct templates in the output
 }
 
@@ -62,7 +70,7 @@ type offline struct {
 	detect  bool
 	kind    HeaderKind
 	pending []pendingLine
-	maxLen  int
+	readMax int // bytes of a line kept (MaxReadLineBytes, or the content's bound when larger)
 	ids     []TemplateID
 	merged  map[TemplateID]TemplateID
 	texts   map[TemplateID]string
@@ -76,20 +84,18 @@ func newOffline(opts ParseOptions) (*offline, error) {
 	if opts.Config != nil {
 		cfg = *opts.Config
 	}
-	maxLen := opts.MaxLineBytes
-	if maxLen == 0 {
-		maxLen = DefaultMaxLineBytes
+	if opts.MaxLineBytes != 0 {
+		// The content is cut by the miner, after the header, as the
+		// logminer cuts it: cutting the whole line would give a long
+		// line another template offline than live, or break its header.
+		cfg.MaxLineBytes = opts.MaxLineBytes
 	}
-	if maxLen < 16 || maxLen > 1<<30 {
-		return nil, errs.Permanent(fmt.Errorf("%w: MaxLineBytes must be in [16, 1 GiB], got %d", ErrInvalidConfig, maxLen))
-	}
-	cfg.MaxLineBytes = max(cfg.MaxLineBytes, maxLen)
 	cfg.MaxMerges = 0 // the offline run keeps its own, complete, merge map
 	m, err := New(cfg)
 	if err != nil {
 		return nil, errs.Permanent(err)
 	}
-	o := &offline{miner: m, maxLen: maxLen, merged: map[TemplateID]TemplateID{}, texts: map[TemplateID]string{}}
+	o := &offline{miner: m, readMax: max(MaxReadLineBytes, cfg.MaxLineBytes), merged: map[TemplateID]TemplateID{}, texts: map[TemplateID]string{}}
 	if opts.Format == FormatAuto {
 		o.detect = true
 	} else if opts.Format != "" {
@@ -106,8 +112,11 @@ type pendingLine struct {
 }
 
 // push adds a line, holding the first ones back while the header is being
-// detected.
-func (o *offline) push(line string, truncated bool) {
+// detected. A line longer than readMax is cut (on a character boundary:
+// readers keep a few bytes more, so that CutLine sees where the next
+// character starts).
+func (o *offline) push(line string) {
+	line, truncated := CutLine(line, o.readMax)
 	if !o.detect {
 		o.add(line, truncated)
 		return
@@ -138,9 +147,6 @@ func (o *offline) decide() {
 
 func (o *offline) add(line string, truncated bool) {
 	o.stats.Lines++
-	if truncated {
-		o.stats.Truncated++
-	}
 	content := line
 	if o.kind != "" && o.kind != HeaderNone {
 		if h, ok := SplitHeader(o.kind, line); ok {
@@ -158,6 +164,9 @@ func (o *offline) add(line string, truncated bool) {
 		}
 	}
 	o.miner.MatchInto(content, &o.res)
+	if truncated || o.res.Truncated {
+		o.stats.Truncated++
+	}
 	if o.res.New || o.res.Changed {
 		o.texts[o.res.ID] = o.res.Template
 	}
@@ -201,11 +210,7 @@ func ParseLines(lines []string, opts ParseOptions) ([]Parsed, ParseStats, error)
 		return nil, ParseStats{}, err
 	}
 	for _, l := range lines {
-		cut := false
-		if len(l) > o.maxLen {
-			l, cut = l[:o.maxLen], true
-		}
-		o.push(l, cut)
+		o.push(l)
 	}
 	o.decide()
 	o.consolidate()
@@ -223,7 +228,9 @@ func ParseLines(lines []string, opts ParseOptions) ([]Parsed, ParseStats, error)
 // `LineId,EventId,EventTemplate`, then one row per input line (LineId from
 // 1, empty lines included), with the template each line's group ends with.
 // Lines that do not have opts.Format are mined whole and counted in
-// ParseStats.Unmatched; lines longer than MaxLineBytes are cut and counted.
+// ParseStats.Unmatched; lines whose content is longer than MaxLineBytes
+// are mined on its first MaxLineBytes, as the logminer mines them, and
+// counted.
 // Errors reading r are returned as they are (transient); bad options are
 // permanent.
 func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) {
@@ -232,16 +239,13 @@ func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) 
 		return ParseStats{}, err
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
-	var long []byte // a line longer than br's buffer, kept up to maxLen
-	inLong, cut := false, false
+	keep := o.readMax + utf8.UTFMax // push cuts at readMax, on a character boundary
+	var long []byte                 // a line longer than br's buffer, kept up to keep
+	inLong := false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			room := o.maxLen - len(long)
-			if len(chunk) > room {
-				chunk, cut = chunk[:room], true
-			}
-			long = append(long, chunk...)
+			long = append(long, chunk[:min(len(chunk), keep-len(long))]...)
 			inLong = true
 			continue
 		}
@@ -253,17 +257,11 @@ func ParseFile(r io.Reader, w io.Writer, opts ParseOptions) (ParseStats, error) 
 		}
 		line := trimEOL(chunk)
 		if inLong {
-			room := o.maxLen - len(long)
-			if len(line) > room {
-				line, cut = line[:room], true
-			}
-			long = append(long, line...)
+			long = append(long, line[:min(len(line), keep-len(long))]...)
 			line = trimEOL(long)
-		} else if len(line) > o.maxLen {
-			line, cut = line[:o.maxLen], true
 		}
-		o.push(string(line), cut)
-		long, inLong, cut = long[:0], false, false
+		o.push(string(line))
+		long, inLong = long[:0], false
 		if err == io.EOF {
 			break
 		}

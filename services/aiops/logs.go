@@ -55,7 +55,10 @@ RFC 5424 syslog, JSON lines, logfmt, Log4j/Logback, Apache/nginx access logs or
 klog from the first 100 lines and says which. Without --format the whole line is
 the message. Lines that do not have the format are mined whole and counted in
 a warning, never dropped. A gzip-compressed input (app.log.1.gz) is read as
-such. --output - writes to standard output.
+such. --output - writes to standard output. A message (the line less its
+header) longer than --max-line-bytes (by default the logminer's default
+max_line_bytes) is mined on its first bytes, cut where the logminer cuts it,
+so that a line gets the template it gets live.
 
 eval scores the same parse on labelled samples: DIR holds one folder per
 system with one *.log file, its *.log_structured.csv truth and optionally
@@ -76,7 +79,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 	input := fs.String("input", "", "log file to parse, - for standard input (required)")
 	format := fs.String("format", "", "header format in the logparser <Field> notation, with exactly one <Content> field; auto: detect a common header (syslog, JSON, logfmt, Log4j, access log, klog); empty: the whole line is the message")
 	output := fs.String("output", "", "CSV file to write (required; - for standard output)")
-	maxLine := fs.Int("max-line-bytes", logmine.DefaultMaxLineBytes, "longer lines are cut (and counted in a warning)")
+	maxLine := fs.Int("max-line-bytes", logmine.DefaultMaxLineBytes, "how much of a line's message (after its header) is mined, as the logminer's max_line_bytes; a longer one is mined on its first bytes, cut on a character boundary (and counted in a warning)")
 	if err := fs.Parse(args); err != nil {
 		return service.Usage(err)
 	}
@@ -87,8 +90,8 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		return service.Usage(errors.New("logs parse: --input is required"))
 	case *output == "":
 		return service.Usage(errors.New("logs parse: --output is required (- for standard output)"))
-	case *maxLine <= 0:
-		return service.Usage(fmt.Errorf("logs parse: --max-line-bytes must be positive, got %d", *maxLine))
+	case *maxLine < 16 || *maxLine > 1<<30:
+		return service.Usage(fmt.Errorf("logs parse: --max-line-bytes must be in [16, 1073741824], got %d", *maxLine))
 	}
 	if *format != "" && *format != logmine.FormatAuto {
 		// Checked before any file is touched, so a typo costs nothing.
@@ -130,7 +133,7 @@ func logsParse(ctx context.Context, args []string, stderr io.Writer, now func() 
 		fmt.Fprintf(stderr, "logs parse: warning: %d of %d lines did not have the format %q and were mined as whole lines\n", stats.Unmatched, stats.Lines, *format)
 	}
 	if stats.Truncated > 0 {
-		fmt.Fprintf(stderr, "logs parse: warning: %d lines were longer than %d bytes and were cut\n", stats.Truncated, *maxLine)
+		fmt.Fprintf(stderr, "logs parse: warning: %d lines were mined on their first %d bytes (the logminer cuts them there too)\n", stats.Truncated, *maxLine)
 	}
 	fmt.Fprintf(stderr, "logs parse: %d lines, %d templates -> %s\n", stats.Lines, stats.Templates, *output)
 	return nil

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/logmine"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/services/logminer"
 )
 
 // readCSV reads a parse result and checks the shape every output must have:
@@ -212,6 +214,7 @@ func TestLogsParseBadInput(t *testing.T) {
 		{"directory", []string{"parse", "--input", dir, "--output", out}, true, "is a directory"},
 		{"format without content", []string{"parse", "--input", in, "--format", "<Date> <Time>", "--output", out}, true, "--format"},
 		{"stray argument", []string{"parse", "--input", in, "--output", out, "extra"}, true, `unexpected argument "extra"`},
+		{"max line bytes too small", []string{"parse", "--input", in, "--output", out, "--max-line-bytes", "8"}, true, "--max-line-bytes must be in [16,"},
 		{"output dir missing", []string{"parse", "--input", in, "--output", filepath.Join(dir, "no", "out.csv")}, true, "--output"},
 	}
 	for _, c := range cases {
@@ -497,5 +500,45 @@ func TestLogsCommandsRefuseUnusablePaths(t *testing.T) {
 		if err := run(); service.ExitCode(err) != 2 {
 			t.Errorf("%s: %v (exit %d), want a usage error", name, err, service.ExitCode(err))
 		}
+	}
+}
+
+// TestLogsParseCutsLongLinesAsTheLogminer: `logs parse` mines a long
+// line's content (after its header) on the first bytes the logminer
+// mines, cut on a character boundary, so its template is the logminer's;
+// a line longer than the reader's buffer too. The warning says how much of
+// a line is mined.
+func TestLogsParseCutsLongLinesAsTheLogminer(t *testing.T) {
+	const format = "<Date> <Time> <Level> <Component>: <Content>"
+	// "é" across the cut; the second content is longer than the reader's
+	// 64 KiB buffer
+	contents := []string{strings.Repeat("ab é ", 8<<10), strings.Repeat("cd é ", 20<<10)}
+	var in strings.Builder
+	for _, c := range contents {
+		in.WriteString("081109 203615 INFO dfs.DataNode: " + c + "\n")
+	}
+	dir := t.TempDir()
+	path, out := filepath.Join(dir, "long.log"), filepath.Join(dir, "long.csv")
+	if err := os.WriteFile(path, []byte(in.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if err := logsMain(context.Background(), []string{"parse", "--input", path, "--format", format, "--output", out}, &stderr, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSV(t, out, len(contents))
+	cfg := logmine.DefaultConfig()
+	cfg.MaxLineBytes = logminer.DefaultConfig().MaxLineBytes
+	for i, c := range contents {
+		m, err := logmine.New(cfg) // the logminer's miner, on the content
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := m.Match(c).Template; rows[i][2] != want {
+			t.Errorf("line %d: template of %d bytes (...%q), the logminer's has %d (...%q)", i+1, len(rows[i][2]), rows[i][2][max(0, len(rows[i][2])-12):], len(want), want[max(0, len(want)-12):])
+		}
+	}
+	if want := fmt.Sprintf("2 lines were mined on their first %d bytes", cfg.MaxLineBytes); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to say %q", stderr.String(), want)
 	}
 }

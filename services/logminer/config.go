@@ -96,12 +96,12 @@ type BurstConfig struct {
 // 30s).
 type StateConfig = stage.StateConfig
 
-// DefaultMaxLineBytes is Config.MaxLineBytes when left zero: long
-// enough for the message and the first frames of a stack trace, short
-// enough that a template is at most about 160 KiB, and that the templated
-// copy of every log the gateway accepts (a message of at most
-// event.MaxLogMessageBytes) passes the logminer's bound (copyFits).
-const DefaultMaxLineBytes = 16 << 10
+// DefaultMaxLineBytes is Config.MaxLineBytes when left zero: logmine's,
+// which `aiops logs parse` mines too, so that a long message has the same
+// template live and offline; short enough that the templated copy of
+// every log the gateway accepts (a message of at most
+// event.MaxLogMessageBytes) passes the logminer's bound (copyBound).
+const DefaultMaxLineBytes = logmine.DefaultMaxLineBytes
 
 // MaxMaxLineBytes bounds max_line_bytes: up to it, the templated copy of
 // every log the gateway accepts passes the logminer's bound (copyBound

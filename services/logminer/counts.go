@@ -76,7 +76,8 @@ func newCounts(cfg Config) *counts {
 // eventID is kept as an example for a burst. It reports false when the
 // series is new and MaxSeries is reached. (A raw log whose outputs failed
 // is not processed again on its redelivery: the runner republishes its
-// kept outputs, so it is counted once.)
+// kept outputs; one processed again, after a restart or with its kept
+// outputs dropped, is not counted again: Logminer.mine asks unacked.)
 func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

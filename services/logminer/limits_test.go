@@ -162,3 +162,43 @@ func TestCopyBoundHolds(t *testing.T) {
 		t.Logf("max_line_bytes %d: the template and parameters take at most %.2f of what the bound allows them", maxLine, worst)
 	}
 }
+
+// The logminer and `aiops logs parse` (logmine.ParseLines, with its
+// default options and with the logminer's max_line_bytes) cut a long
+// message the same way: after its header, on a character boundary, at
+// the same length; so the same line has the same template live and
+// offline. Lines of a header format and of detected JSON lines, a
+// two-byte character across the cut.
+func TestLongLineSameTemplateLiveAndOffline(t *testing.T) {
+	const format = "<Date> <Time> <Level> <Component>: <Content>"
+	// "ab é " is 6 bytes: a cut at 16,384 bytes of the content falls
+	// inside an "é"
+	words := strings.Repeat("ab é ", 8<<10)
+	for _, c := range []struct {
+		name, format, line string
+	}{
+		{"format", format, "081109 203615 INFO dfs.DataNode: " + words},
+		{"json", logmine.FormatAuto, `{"level":"info","msg":"` + words + `"}`},
+	} {
+		l := newTestLogminer(t, Config{Formats: map[string]string{"svc": c.format}})
+		h := startHarness(t, l)
+		feedOK(t, h, rawEvent(t, "svc", c.line, event.SeverityInfo))
+		var live event.LogBody
+		if err := decode(t, h.Pub.Messages()[0]).DecodeBody(&live); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(live.Template, "ab é ab é") {
+			t.Fatalf("%s: live template %.40q: not mined on the content", c.name, live.Template)
+		}
+		for _, opts := range []logmine.ParseOptions{{Format: c.format}, {Format: c.format, MaxLineBytes: l.cfg.MaxLineBytes}} {
+			parsed, _, err := logmine.ParseLines([]string{c.line}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := parsed[0].Template; got != live.Template {
+				t.Errorf("%s, max line bytes %d: offline template of %d bytes (%.40q...%q), live one of %d bytes (...%q)", c.name, opts.MaxLineBytes,
+					len(got), got, got[max(0, len(got)-12):], len(live.Template), live.Template[max(0, len(live.Template)-12):])
+			}
+		}
+	}
+}

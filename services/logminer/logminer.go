@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -65,6 +66,9 @@ type Logminer struct {
 	// (explicitly, or by DefaultFormat); nil when nothing is detected
 	headers *headers
 	counts  *counts
+	// unacked holds the raw logs counted whose outputs were not all
+	// stored: their redelivery is not counted again
+	unacked *unacked
 	state   jetstream.ObjectStore // nil when State.Disabled
 	outbox  stage.HeldOutputs     // the tick outputs a checkpoint holds
 	stage   *stage.Stage
@@ -87,6 +91,12 @@ type Logminer struct {
 	inFlight stage.InFlight // template events not stored yet
 	// sampleSettled counts a sample the stream stored.
 	sampleSettled func(error)
+	// run is Run's context. Once it ended no tick closes an interval, so
+	// a checkpoint taken then (the last one of the stop) knows that no
+	// tick published the counts it saves (savedState.Stopped).
+	run atomic.Pointer[context.Context]
+	// restoredStopped: the state restored was saved by a stop (Restore)
+	restoredStopped bool
 }
 
 type compiledFormat struct {
@@ -138,6 +148,10 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 	if err != nil {
 		return nil, err
 	}
+	unacked, err := newUnacked(cfg.MaxSeries)
+	if err != nil {
+		return nil, err
+	}
 	l := &Logminer{
 		cfg:     cfg,
 		log:     log,
@@ -145,6 +159,7 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 		miner:   miner,
 		formats: map[string]*compiledFormat{},
 		counts:  newCounts(cfg),
+		unacked: unacked,
 	}
 	l.scratch.New = func() any { return new(scratch) }
 	l.inFlight.OnDrop = func(id string) {
@@ -225,7 +240,16 @@ func (l *Logminer) processor() stage.Processor {
 // state first, closes a count interval at every multiple of Interval, saves
 // the state every SaveEvery, and on the way out settles what is in flight
 // and saves the state once more.
-func (l *Logminer) Run(ctx context.Context) error { return l.stage.Run(ctx) }
+func (l *Logminer) Run(ctx context.Context) error {
+	l.run.Store(&ctx)
+	return l.stage.Run(ctx)
+}
+
+// stopping reports whether Run's context ended: the stop began.
+func (l *Logminer) stopping() bool {
+	ctx := l.run.Load()
+	return ctx != nil && (*ctx).Err() != nil
+}
 
 // Process mines one raw log and emits it templated and, when the line
 // created or generalised a template, the template event. Its errors are
@@ -306,21 +330,26 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	if len(t.Body) > event.MaxBodyBytes {
 		return errs.Permanentf("logminer: event %s: its templated copy does not fit: body of %d bytes, over the limit of %d", e.ID, len(t.Body), event.MaxBodyBytes)
 	}
-	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t}); err != nil {
-		return err
-	}
 	// A line of blanks mines to the empty template: nothing to announce
 	// (a template event must name its template).
-	if (r.New || r.Changed) && !l.cfg.DisableTemplateEvents && r.Template != "" {
+	announce := (r.New || r.Changed) && !l.cfg.DisableTemplateEvents && r.Template != ""
+	settled, late := l.unacked.outputs(e.ID, 1+b2i(announce))
+	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t, Settled: settled[0], StoredLate: late[0]}); err != nil {
+		return err
+	}
+	if announce {
 		te, err := l.templateEvent(e, r, content, now)
 		if err != nil {
 			return err
 		}
-		o := stage.Output{Event: te}
+		o := stage.Output{Event: te, Settled: settled[1], StoredLate: late[1]}
 		if l.state != nil {
-			if o.Settled, o.StoredLate, err = l.inFlight.Track(te); err != nil {
+			tracked, trackedLate, err := l.inFlight.Track(te)
+			if err != nil {
 				return err
 			}
+			o.Settled = func(err error) { tracked(err); settled[1](err) }
+			o.StoredLate = func() { trackedLate(); late[1]() }
 		}
 		if err := out.Emit(o); err != nil {
 			return err
@@ -355,13 +384,15 @@ const copyBoundOverhead = 128
 // (event.MaxLogMessageBytes), under which every copy passes this bound
 // with the default max_line_bytes; a longer message's copy may not.
 func copyBound(body *event.LogBody, content string, maxLine int) int {
-	prefix := content[:min(len(content), maxLine)]
+	prefix, _ := logmine.CutLine(content, maxLine)
 	n, j := len(prefix), event.JSONStringLen(prefix)-2
 	return copyBoundOverhead + event.JSONStringLen(body.Message) + event.JSONStringLen(body.TraceID) + event.JSONStringLen(body.SpanID) + 2*j + 6*n
 }
 
 // mine matches one line into r and counts it under the id it got, as one
-// step (see mineMu).
+// step (see mineMu), unless raw log rawID was counted already and has not
+// been acked since (unacked): it comes again after its outputs failed, or
+// after a restart from a state that counted it.
 func (l *Logminer) mine(content string, r *logmine.Result, service string, isError bool, rawID string) {
 	l.mineMu.Lock()
 	defer l.mineMu.Unlock()
@@ -371,7 +402,16 @@ func (l *Logminer) mine(content string, r *logmine.Result, service string, isErr
 			l.counts.merge(mg.From, mg.To)
 		}
 	}
-	l.counts.add(service, r.ID, isError, rawID)
+	if !l.unacked.counted(rawID) {
+		l.counts.add(service, r.ID, isError, rawID)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // templateEvent announces a new or generalised template.
@@ -407,8 +447,19 @@ func (l *Logminer) templateEvent(raw *event.Envelope, r *logmine.Result, content
 // Tick closes the count interval that ends at end: it emits one
 // log_template_count sample per counted series and an anomaly per error
 // burst. The runner publishes them and keeps those that fail for the next
-// tick.
+// tick. A tick that begins once the stop began closes nothing: the last
+// checkpoint saves the interval's counts as published by no tick, and the
+// next run publishes them (decodeState).
 func (l *Logminer) Tick(_ context.Context, end time.Time, out stage.Emitter) error {
+	if l.stopping() {
+		return nil
+	}
+	return l.closeInterval(end, out)
+}
+
+// closeInterval emits the samples and bursts of the interval ending at end
+// and starts the next one.
+func (l *Logminer) closeInterval(end time.Time, out stage.Emitter) error {
 	end = end.UTC()
 	samples, bursts := l.counts.flush(end)
 	now := l.now().UTC()

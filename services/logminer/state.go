@@ -29,8 +29,18 @@ type savedState struct {
 	// to. A state restored after that time drops those counts (it keeps
 	// the averages): the interval may have been emitted after the save,
 	// and a late partial count is worth less than a count never doubled.
+	// Unless Stopped: the save came after the last tick of the run.
 	IntervalEnd time.Time     `json:"interval_end"`
 	Series      []seriesState `json:"series"`
+	// Stopped: saved once the stop began, when no tick closes an interval
+	// any more (Tick), so no tick published the counts of IntervalEnd's
+	// interval. A state restored after IntervalEnd publishes them as that
+	// interval's (with the outputs the outbox held), instead of losing
+	// the lines of every interval a restart straddles.
+	Stopped bool `json:"stopped,omitempty"`
+	// Unacked are the raw logs the counts hold whose outputs were not all
+	// stored: their redelivery is mined, not counted again (unacked).
+	Unacked []string `json:"unacked,omitempty"`
 }
 
 // ErrInvalidState is wrapped when a saved state cannot be read.
@@ -42,7 +52,8 @@ func (l *Logminer) encodeState() ([]byte, error) {
 		return nil, err
 	}
 	series, end := l.counts.snapshot(l.now())
-	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: series})
+	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: series,
+		Stopped: l.stopping(), Unacked: l.unacked.list()})
 }
 
 func (l *Logminer) decodeState(data []byte) error {
@@ -56,13 +67,43 @@ func (l *Logminer) decodeState(data []byte) error {
 	if err := l.miner.Restore(st.Miner); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidState, err)
 	}
-	if !l.now().Before(st.IntervalEnd) {
+	ended := !l.now().Before(st.IntervalEnd)
+	if ended && !st.Stopped {
 		for i := range st.Series {
 			st.Series[i].Count, st.Series[i].Errors = 0, 0
 		}
 	}
 	l.counts.restore(st.Series)
+	l.unacked.restore(st.Unacked)
+	l.restoredStopped = st.Stopped
+	if ended && st.Stopped {
+		// The interval ended while the logminer was stopped: close it
+		// now, its samples and bursts sent by the first tick under the
+		// ids its own tick would have given them.
+		var held heldEmitter
+		if err := l.closeInterval(st.IntervalEnd, &held); err != nil {
+			l.log.Error().Err(err).Time("interval_end", st.IntervalEnd).Msg("counts of the interval the stop saved not all published")
+		}
+		l.outbox.Hold(append(slices.Clone(l.outbox.Held()), held.msgs...))
+	}
 	l.counts.begin(l.now())
+	return nil
+}
+
+// heldEmitter keeps what an interval closed at the restore emits, for the
+// outbox that the first tick sends.
+type heldEmitter struct{ msgs []bus.Message }
+
+func (h *heldEmitter) Emit(o stage.Output) error {
+	data, err := o.Event.MarshalJSON()
+	if err != nil {
+		return errs.Permanentf("logminer: encoding %s event %s: %v", o.Event.Kind, o.Event.ID, err)
+	}
+	subject := o.Subject
+	if subject == "" {
+		subject = o.Event.Subject()
+	}
+	h.msgs = append(h.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
 	return nil
 }
 
@@ -84,14 +125,26 @@ func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (je
 // <key>.outbox) and sent after a restart.
 type checkpointed struct{ *Logminer }
 
-// Restore loads the saved outbox and state (loadState).
+// Restore loads the saved outbox and state (loadState). A state the last
+// stop saved is saved again at once: it says no tick published its
+// interval, which this run's tick may do, and a crash before the next
+// save would then publish that interval again from it.
 func (c checkpointed) Restore(ctx context.Context) error {
 	c.inFlight.Clear() // the restored outbox holds what was in flight
 	c.counts.begin(c.now())
+	c.restoredStopped = false
 	if err := c.loadOutbox(ctx); err != nil {
 		return err
 	}
-	return c.loadState(ctx)
+	if err := c.loadState(ctx); err != nil {
+		return err
+	}
+	if c.restoredStopped {
+		if err := c.Checkpoint(ctx); err != nil {
+			c.log.Warn().Err(err).Msg("the state the stop saved not saved again at the start: the next save will")
+		}
+	}
+	return nil
 }
 
 // Checkpoint saves the outbox, then the state (saveState). The outbox

@@ -258,6 +258,12 @@ type Consumer struct {
 	ackFloor      atomic.Uint64
 	streamCreated time.Time
 	floorAsked    time.Time
+	// floorSettled is settled() when the floor was last learned with
+	// every ack of this runner in it, askSettled when it was last asked:
+	// until this runner settles another delivery only other instances'
+	// acks move the server's floor, and a floor known lower only hands
+	// out more again after a deletion. An idle consumer asks nothing.
+	floorSettled, askSettled uint64
 
 	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
 	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
@@ -482,7 +488,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			continue
 		}
 		fetchErrDelay = 0
-		if time.Since(c.floorAsked) >= ackFloorEvery {
+		if time.Since(c.floorAsked) >= ackFloorEvery && c.settled() != c.floorSettled {
 			c.askAckFloor(ctx)
 		}
 	}
@@ -490,20 +496,34 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 }
 
 // ackFloorEvery is how often Run asks the server for the consumer's ack
-// floor: what a re-created consumer hands out again is what was acked
-// since.
+// floor while it settles deliveries: what a re-created consumer hands out
+// again is what was acked since.
 const ackFloorEvery = time.Second
 
+// settled counts the deliveries this runner acked or terminated: what
+// moves the ack floor.
+func (c *Consumer) settled() uint64 { return c.acked.Load() + c.deadLettered.Load() }
+
 // askAckFloor raises ackFloor to the server's. A failure is left to the
-// next fetch to tell; the floor known stays, which is never too high.
+// next fetch to tell; the floor known stays, which is never too high, and
+// is asked again.
 func (c *Consumer) askAckFloor(ctx context.Context) {
 	c.floorAsked = time.Now()
+	// Counted before the request. The server applies acks apart from its
+	// API requests, so the answer may miss those sent just before: the
+	// floor holds all of them once nothing was settled for a whole
+	// ackFloorEvery before the request.
+	settled := c.settled()
 	actx, cancel := context.WithTimeout(ctx, c.cfg.FetchWait)
 	defer cancel()
 	info, err := c.cons.Info(actx)
 	if err != nil {
 		return
 	}
+	if settled == c.askSettled {
+		c.floorSettled = settled
+	}
+	c.askSettled = settled
 	// A floor never goes down on one stream; a consumer just re-created
 	// by another instance from an older floor reports that one.
 	if f := info.AckFloor.Stream; f > c.ackFloor.Load() {

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,6 +283,59 @@ func TestConsumerRecreatedAfterWhatItAcked(t *testing.T) {
 		defer mu.Unlock()
 		return seen["reborn-0"] == 1 && seen["reborn-1"] == 1
 	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingConsumer counts the requests a runner makes of its consumer.
+type countingConsumer struct {
+	jetstream.Consumer
+	infos, fetches atomic.Int64
+}
+
+func (c *countingConsumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	c.infos.Add(1)
+	return c.Consumer.Info(ctx)
+}
+
+func (c *countingConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	c.fetches.Add(1)
+	return c.Consumer.Fetch(n, opts...)
+}
+
+// The ack floor is asked of the server only after the runner settled
+// something since it last learned it: an idle consumer (most of them,
+// most of the time) adds no JetStream API request a second, while one
+// that acks still learns its floor.
+func TestConsumerAsksAckFloorOnlyAfterSettling(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	cfg := e.consumerConfig("floor")
+	cfg.FetchWait = 10 * time.Millisecond
+	c := newConsumer(t, e, cfg)
+	counted := &countingConsumer{Consumer: c.cons}
+	c.cons = counted
+	var handled atomic.Int64
+	stop := runConsumer(t, c, Sync(func(context.Context, *Delivery) error {
+		handled.Add(1)
+		return nil
+	}))
+	// idle fetches of 10ms each: well past ackFloorEvery
+	waitFor(t, "200 idle fetches", func() bool { return counted.fetches.Load() >= 200 })
+	if n := counted.infos.Load(); n != 0 {
+		t.Fatalf("an idle consumer asked its info %d times, want never", n)
+	}
+	e.publish("x", 3)
+	waitFor(t, "the ack floor after 3 acks", func() bool { return handled.Load() == 3 && c.ackFloor.Load() == 3 })
+	// Once more, a second after its last ack (the answer before may have
+	// missed it), then never while idle.
+	fetched := counted.fetches.Load()
+	waitFor(t, "200 more idle fetches", func() bool { return counted.fetches.Load() >= fetched+200 })
+	asked, fetched := counted.infos.Load(), counted.fetches.Load()
+	waitFor(t, "200 more idle fetches", func() bool { return counted.fetches.Load() >= fetched+200 })
+	if n := counted.infos.Load(); n != asked {
+		t.Fatalf("the consumer asked its info %d more times while idle after learning its floor, want none", n-asked)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

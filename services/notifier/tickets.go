@@ -41,9 +41,12 @@ func newJiraMemory(kv jetstream.KeyValue, integration string, log zerolog.Logger
 
 func (m *jiraMemory) key(id string) string { return m.prefix + bus.KeyToken(id) }
 
-// Recall reads the incident's memo; one that cannot be read fails the
-// notification (it comes again), since a create without it could make a
-// second issue.
+// Recall reads the incident's memo. One that cannot be read is what this
+// process knows, logged: the memo spares a second issue only within the
+// seconds Jira's search lags behind a create another notifier made, while
+// failing would hold back every Jira notification for as long as the
+// bucket is away (its only replica's server down, say), and dead-letter
+// them at max_deliver.
 func (m *jiraMemory) Recall(ctx context.Context, id string) (webhook.JiraMemo, error) {
 	ctx, cancel := context.WithTimeout(ctx, jiraMemoryTimeout)
 	defer cancel()
@@ -52,7 +55,8 @@ func (m *jiraMemory) Recall(ctx context.Context, id string) (webhook.JiraMemo, e
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return m.local.Recall(ctx, id)
 	case err != nil:
-		return webhook.JiraMemo{}, err
+		m.log.Warn().Err(err).Str("incident_id", id).Msg("jira memo not read: going by this process's and Jira's search (an issue another notifier made seconds ago may be made again)")
+		return m.local.Recall(ctx, id)
 	}
 	var memo webhook.JiraMemo
 	if err := json.Unmarshal(e.Value(), &memo); err != nil {

@@ -84,3 +84,55 @@ receivers:
 		t.Fatalf("issues %v: want OPS-2 made on open and commented on when acknowledged, after a restart, while the search lags", jira.issues)
 	}
 }
+
+// The state bucket only spares a second Jira issue within the seconds
+// Jira's search lags behind a create; a bucket that cannot be read (its
+// only replica's server down, say) must not hold back Jira notifications,
+// which would be dead-lettered after max_deliver: a notifier restarted
+// while the bucket is gone still comments on the issue the search finds
+// and opens the issue of a new incident.
+func TestJiraNotifiedWhileStateBucketUnreadable(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	jira := &fakeJira{issues: map[string]*fakeIssue{}}
+	api := newFakeAPI(t, jira.handle)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`
+route: {receiver: tickets, group_wait: 0s}
+receivers:
+- name: tickets
+  jira_configs:
+  - api_url: `+api.srv.URL+`/rest/api/2
+    project: OPS
+    issue_type: Incident
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Routes: routes}
+	ctx := context.Background()
+	notifier := func() *Processor {
+		t.Helper()
+		svc, err := New(ctx, r.js, cfg, r.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(svc.silences.Close)
+		return svc.proc
+	}
+	opened, acked, _ := lifecycle(t)
+	if err := notifier().Notify(ctx, opened); err != nil {
+		t.Fatal(err)
+	}
+	restarted := notifier()
+	if err := r.js.DeleteKeyValue(ctx, DefaultConfig().State.Bucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Notify(ctx, acked); err != nil {
+		t.Fatalf("the acknowledgement while the state bucket cannot be read: %v, want it commented", err)
+	}
+	if err := restarted.Notify(ctx, incident(t, "search")); err != nil {
+		t.Fatalf("a new incident while the state bucket cannot be read: %v, want its issue made", err)
+	}
+	if len(jira.issues) != 2 || len(jira.issues["OPS-1"].comments) != 1 {
+		t.Fatalf("issues %v: want OPS-1 commented on when acknowledged, and OPS-2 made", jira.issues)
+	}
+}

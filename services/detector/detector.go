@@ -374,57 +374,60 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		s.m.ignored.WithLabelValues("future").Inc()
 		return nil
 	}
-	s.mu.Lock()
 	var (
 		ser   *series
 		res   detect.Result
 		route string
 		// what the episode's id is derived from (lastSample.Series)
 		episodeOf = seriesID(e.Fingerprint, body.Name, e.Labels)
+		cfg       detect.Config
+		publish   bool
+		rows      []rowAnomaly
+		gerr      error
 	)
-	if !scorable(*body.Value, counter) {
-		// Checked before the lookup: a sample no detector can score
-		// creates no series, so a flood of them under new fingerprints
-		// cannot evict the series that are scored.
-		s.m.ignored.WithLabelValues("invalid_value").Inc()
-	} else {
-		key := seriesKey(episodeOf)
-		if episodeOf != e.Fingerprint {
-			s.takeOver(key, seriesKey(e.Fingerprint), body.Name)
+	s.locked(func() {
+		if !scorable(*body.Value, counter) {
+			// Checked before the lookup: a sample no detector can score
+			// creates no series, so a flood of them under new fingerprints
+			// cannot evict the series that are scored.
+			s.m.ignored.WithLabelValues("invalid_value").Inc()
+		} else {
+			key := seriesKey(episodeOf)
+			if episodeOf != e.Fingerprint {
+				s.takeOver(key, seriesKey(e.Fingerprint), body.Name)
+			}
+			ser = s.lookup(key, body.Name, e.Service, e.Labels, counter)
+			if ser.last != nil { // an episode open before this sample
+				episodeOf = ser.last.episodeSeries()
+			}
+			res = ser.det.Observe(e.Time, *body.Value)
+			route = ser.route
 		}
-		ser = s.lookup(key, body.Name, e.Service, e.Labels, counter)
-		if ser.last != nil { // an episode open before this sample
-			episodeOf = ser.last.episodeSeries()
+		switch {
+		case res.Flags&detect.FlagInvalid != 0:
+			s.m.ignored.WithLabelValues("invalid_value").Inc()
+		case res.Flags&detect.FlagOutOfOrder != 0:
+			s.m.ignored.WithLabelValues("out_of_order").Inc()
+		case res.Flags&detect.FlagDuplicate != 0:
+			s.m.ignored.WithLabelValues("duplicate").Inc()
 		}
-		res = ser.det.Observe(e.Time, *body.Value)
-		route = ser.route
-	}
-	switch {
-	case res.Flags&detect.FlagInvalid != 0:
-		s.m.ignored.WithLabelValues("invalid_value").Inc()
-	case res.Flags&detect.FlagOutOfOrder != 0:
-		s.m.ignored.WithLabelValues("out_of_order").Inc()
-	case res.Flags&detect.FlagDuplicate != 0:
-		s.m.ignored.WithLabelValues("duplicate").Inc()
-	}
-	if ser != nil && !res.Flags.Ignored() {
-		s.observed(e.Time, seen)
-		s.track(ser, e, body.Name, res.Scored, seen)
-		if !ser.dirty {
-			ser.dirty = true
-			s.dirty = append(s.dirty, ser)
+		if ser != nil && !res.Flags.Ignored() {
+			s.observed(e.Time, seen)
+			s.track(ser, e, body.Name, res.Scored, seen)
+			if !ser.dirty {
+				ser.dirty = true
+				s.dirty = append(s.dirty, ser)
+			}
 		}
-	}
-	var cfg detect.Config
-	// one event per episode transition (open, bounded-rate update,
-	// close), not one per anomalous sample
-	publish := res.Episode != detect.EpisodeNone
-	if publish {
-		cfg = ser.det.Profile().Config()
-		ser.pending++ // until the anomaly's publish is settled
-	}
-	rows, gerr := s.routeToGroups(e, &body, nil)
-	s.mu.Unlock()
+		// one event per episode transition (open, bounded-rate update,
+		// close), not one per anomalous sample
+		publish = res.Episode != detect.EpisodeNone
+		if publish {
+			cfg = ser.det.Profile().Config()
+			ser.pending++ // until the anomaly's publish is settled
+		}
+		rows, gerr = s.routeToGroups(e, &body, nil)
+	})
 	if gerr != nil {
 		// the series' anomaly still goes out; the group's error is logged
 		s.log.Error().Err(gerr).Str("event", e.ID).Msg("group row not scored")
@@ -454,46 +457,54 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 // keeps those whose publish failed for the next tick.
 func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
 	s.dropStale(ctx)
-	s.mu.Lock()
-	closes := s.silentCloses(now)
-	s.mu.Unlock()
+	var closes []seriesAnomaly
+	s.locked(func() { closes = s.silentCloses(now) })
 	s.emitSeries(out, closes)
 	s.closeOrphans(out, now)
 	if len(s.pipeline.Groups) == 0 {
 		return nil
 	}
 	var rows []rowAnomaly
-	s.mu.Lock()
-	waiting := s.endedAssets[:0]
-	for _, a := range s.endedAssets {
-		if !a.mayClose(a.seen, now, a.silence()) {
-			waiting = append(waiting, a) // an event of its alarm is not stored yet
-			continue
-		}
-		rows = s.endAlarm(rows, a, -1)
-	}
-	s.endedAssets = waiting
-	for _, a := range s.assets.Values() {
-		r, ok := a.expire(now)
-		if !ok {
-			if !a.open && a.det.Alarming() && a.mayClose(a.seen, now, a.silence()) && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
-				rows = s.endAlarm(rows, a, now.Sub(a.seen))
+	s.locked(func() {
+		waiting := s.endedAssets[:0]
+		for _, a := range s.endedAssets {
+			if !a.mayClose(a.seen, now, a.silence()) {
+				waiting = append(waiting, a) // an event of its alarm is not stored yet
+				continue
 			}
-			continue
+			rows = s.endAlarm(rows, a, -1)
 		}
-		s.markAssetDirty(a)
-		e, err := s.scoreRow(a, r)
-		if err != nil {
-			s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
-			continue
+		s.endedAssets = waiting
+		for _, a := range s.assets.Values() {
+			r, ok := a.expire(now)
+			if !ok {
+				if !a.open && a.det.Alarming() && a.mayClose(a.seen, now, a.silence()) && s.silentFor(a.lastClosed, a.seen, now, a.silence()) {
+					rows = s.endAlarm(rows, a, now.Sub(a.seen))
+				}
+				continue
+			}
+			s.markAssetDirty(a)
+			e, err := s.scoreRow(a, r)
+			if err != nil {
+				s.log.Error().Err(err).Str("group", a.group.Name).Str("asset", a.key).Msg("group anomaly dropped")
+				continue
+			}
+			if e != nil {
+				rows = append(rows, rowAnomaly{event: e, asset: a})
+			}
 		}
-		if e != nil {
-			rows = append(rows, rowAnomaly{event: e, asset: a})
-		}
-	}
-	s.mu.Unlock()
+	})
 	s.emitRows(out, rows)
 	return nil
+}
+
+// locked runs f holding s.mu. The stage runner recovers a panic in
+// Process or Tick as that input's or tick's failure and goes on: a lock
+// left held would stop the next sample for ever.
+func (s *Service) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
 }
 
 // FlushRows closes the rows that have waited their group's wait at the

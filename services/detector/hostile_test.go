@@ -685,3 +685,17 @@ func TestSnapshotTakenOverAndNotDeletedClosesItsEpisodeOnce(t *testing.T) {
 		})
 	}
 }
+
+// The stage runner recovers a panic in Process or Tick as that input's or
+// tick's failure and goes on: the service's lock must not stay held, or
+// the next sample would wait for it for ever.
+func TestLockReleasedByAPanic(t *testing.T) {
+	s := &Service{}
+	func() {
+		defer func() { _ = recover() }()
+		s.locked(func() { panic("a detector's bug") })
+	}()
+	if !s.mu.TryLock() {
+		t.Fatal("the lock is still held after a panic under it")
+	}
+}

@@ -178,35 +178,35 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
 		puts, keys = puts[:0], keys[:0]
 		var failed, waiting []*series
-		s.mu.Lock()
-		for _, ser := range chunk {
-			if ser.evicted || !ser.dirty {
-				continue
-			}
-			if ser.pending > 0 {
-				waiting = append(waiting, ser) // see Process
-				continue
-			}
-			ser.dirty = false
-			data, err := s.encode(nil, ser)
-			if err != nil {
-				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
-				continue
-			}
-			fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
-			if err != nil {
-				failed = append(failed, ser)
-				if firstErr == nil {
-					firstErr = err
+		s.locked(func() {
+			for _, ser := range chunk {
+				if ser.evicted || !ser.dirty {
+					continue
 				}
-				continue
+				if ser.pending > 0 {
+					waiting = append(waiting, ser) // see Process
+					continue
+				}
+				ser.dirty = false
+				data, err := s.encode(nil, ser)
+				if err != nil {
+					s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
+					continue
+				}
+				fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
+				if err != nil {
+					failed = append(failed, ser)
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				puts = append(puts, put[*series]{ser, fut})
+				keys = append(keys, ser.key)
 			}
-			puts = append(puts, put[*series]{ser, fut})
-			keys = append(keys, ser.key)
-		}
-		// still dirty: they go back on the list for the next snapshot
-		s.dirty = append(s.dirty, waiting...)
-		s.mu.Unlock()
+			// still dirty: they go back on the list for the next snapshot
+			s.dirty = append(s.dirty, waiting...)
+		})
 		n, bad, err := awaitPuts(ctx, puts)
 		written += n
 		s.dropLegacy(puts, keys, bad)

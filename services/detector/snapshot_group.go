@@ -271,32 +271,32 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 		}
 		var puts []put[*asset]
 		var failed []*asset
-		s.mu.Lock()
-		for _, a := range chunk {
-			if a.evicted || !a.dirty {
-				continue
-			}
-			if a.pending > 0 {
-				s.dirtyAssets = append(s.dirtyAssets, a) // see Service.Process
-				continue
-			}
-			a.dirty = false
-			data, err := s.encodeAsset(nil, a)
-			if err != nil {
-				s.log.Error().Err(err).Str("asset", a.key).Msg("encode group state")
-				continue
-			}
-			fut, err := s.snap.PublishAsync(subject+a.key, data)
-			if err != nil {
-				failed = append(failed, a)
-				if firstErr == nil {
-					firstErr = err
+		s.locked(func() {
+			for _, a := range chunk {
+				if a.evicted || !a.dirty {
+					continue
 				}
-				continue
+				if a.pending > 0 {
+					s.dirtyAssets = append(s.dirtyAssets, a) // see Service.Process
+					continue
+				}
+				a.dirty = false
+				data, err := s.encodeAsset(nil, a)
+				if err != nil {
+					s.log.Error().Err(err).Str("asset", a.key).Msg("encode group state")
+					continue
+				}
+				fut, err := s.snap.PublishAsync(subject+a.key, data)
+				if err != nil {
+					failed = append(failed, a)
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				puts = append(puts, put[*asset]{a, fut})
 			}
-			puts = append(puts, put[*asset]{a, fut})
-		}
-		s.mu.Unlock()
+		})
 		n, bad, err := awaitPuts(ctx, puts)
 		written += n
 		failed = append(failed, bad...)

@@ -145,7 +145,15 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastArrival = p.now()
-	if s.Observed.After(p.lastArrival.Add(maxObservedAhead)) {
+	if s.Time.After(p.lastArrival.Add(maxAhead)) {
+		// A producer's clock far ahead (published straight to NATS: the
+		// gateway refuses it): its time would be the watermark, so every
+		// incident's quiet period and reopen window would pass at once,
+		// and go on passing (the snapshot keeps the watermark).
+		return errs.Permanent(fmt.Errorf("correlator: event %s: time %s is more than %s ahead of the correlator's clock (%s): check the producer's clock",
+			s.EventID, s.Time.UTC().Format(time.RFC3339), maxAhead, p.lastArrival.UTC().Format(time.RFC3339)))
+	}
+	if s.Observed.After(p.lastArrival.Add(maxAhead)) {
 		// A producer's clock far ahead (published straight to NATS: the
 		// gateway refuses it) would make every later report of the
 		// member look older, old news, for as long: without it, the
@@ -156,10 +164,10 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	return p.emit(p.c.Observe(s), out, p.inFlight != nil)
 }
 
-// maxObservedAhead is how far ahead of the correlator's clock an event's
-// observed time is still trusted: the gateway's bound (ingest's
+// maxAhead is how far ahead of the correlator's clock an event's time is
+// taken, and its observed time trusted: the gateway's bound (ingest's
 // max_event_future, 1 hour by default).
-const maxObservedAhead = time.Hour
+const maxAhead = time.Hour
 
 // emit publishes ups; track keeps each in inFlight until the stream stored
 // it (an input's outputs: a tick's are the runner's to hold).

@@ -243,6 +243,49 @@ func TestObservedTimeFarAheadIsNotTrusted(t *testing.T) {
 	}
 }
 
+// A producer publishing straight to NATS with its clock far ahead sets a
+// time in the future: taken, it became the correlator's watermark (the
+// latest event time), so every incident's quiet period and reopen window
+// passed at once, and kept passing (the snapshot keeps the watermark):
+// an anomaly's incident resolved, and each later anomaly of the series
+// opened one more that resolved at once. An event timed more than an
+// hour ahead of the correlator's clock is refused, as the gateway
+// refuses it, naming its time.
+func TestEventTimedFarAheadIsRefused(t *testing.T) {
+	wall := &clock{t: t0.Add(time.Minute)}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	anomaly := func(at time.Duration) *event.Envelope {
+		v, score := 900.0, 0.99
+		e, err := event.New(event.KindAnomaly, "search", t0.Add(at), event.AnomalyBody{
+			Series: "latency-search", Metric: "latency", Value: &v, Expected: 100, Upper: 200, Score: &score, Detector: "robust_z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	ahead := alertEvent(t, "Down", "batch", 0, 0)
+	ahead.Time = time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC)
+	in := []*event.Envelope{anomaly(0), ahead}
+	for i := 1; i <= 4; i++ {
+		in = append(in, anomaly(time.Duration(i)*30*time.Second))
+	}
+	for i, r := range h.Feed(in...) {
+		switch {
+		case in[i] != ahead && r.Outcome != stagetest.Acked:
+			t.Fatalf("event %d: %v %v", i, r.Outcome, r.Err)
+		case in[i] == ahead && (r.Outcome != stagetest.DeadLettered || !strings.Contains(fmt.Sprint(r.Err), "2105-01-01T00:00:00Z")):
+			t.Fatalf("the event timed in 2105: %v %v, want it dead-lettered naming its time", r.Outcome, r.Err)
+		}
+	}
+	if opened, resolved := len(incidentEvents(t, h, "opened")), len(incidentEvents(t, h, "resolved")); opened != 1 || resolved != 0 {
+		t.Fatalf("%d incidents opened, %d resolved; want the anomaly's one, open", opened, resolved)
+	}
+}
+
 // A NATS command names its incident by its subject; one whose body names
 // another incident is ambiguous, and is refused (dead-lettered) with both
 // ids: it used to apply to the body's, so that a command published for

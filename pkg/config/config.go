@@ -64,9 +64,11 @@ type Options struct {
 	// Environ is the environment as KEY=VALUE strings; nil means os.Environ().
 	// Tests inject it.
 	Environ []string
-	// EnvIgnore lists name prefixes of variables that share EnvPrefix but
-	// are not configuration (e.g. "AIOPS_TEST_" for test fixtures), so strict
-	// checking does not reject them.
+	// EnvIgnore lists the variables that share EnvPrefix but are not
+	// configuration, so strict checking does not reject them: an entry
+	// ending in "_" is a name prefix ("AIOPS_TEST_" for test fixtures);
+	// any other names a variable and its family ("AIOPS_EXP": AIOPS_EXP
+	// and AIOPS_EXP_*, not AIOPS_EXPORT, which may be a typo to report).
 	EnvIgnore []string
 	// Sets are key.path=value assignments, applied last, in order.
 	Sets []string
@@ -155,7 +157,7 @@ func loadFile(dst any, path string) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file keeps the defaults
 		}
-		return errors.New(fileMessage(path, err.Error(), lineKeys{}))
+		return errors.New(fileMessage(path, yamlMessage(err), lineKeys{}))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -181,7 +183,7 @@ func loadFile(dst any, path string) error {
 	if err := dec.Decode(dst); err != nil {
 		keys := lineKeys{scalars: map[int]string{}, composites: map[int]string{}}
 		keyLines(&doc, "", keys)
-		return errors.New(fileMessage(path, err.Error(), keys))
+		return errors.New(fileMessage(path, yamlMessage(err), keys))
 	}
 	return nil
 }
@@ -266,10 +268,26 @@ func keyLinesIn(n *yaml.Node, path string, lk lineKeys, expanding []*yaml.Node) 
 var (
 	lineRef = regexp.MustCompile(`line (\d+): `)
 	// quotedValue is the value yaml.v3 quotes in a type error, from the
-	// first backtick of the line to the last: the value may hold
-	// backticks itself.
-	quotedValue = regexp.MustCompile("`.*`")
+	// first backtick to the last, line breaks included: the value may
+	// hold either. It is applied to one problem at a time (yamlMessage).
+	quotedValue = regexp.MustCompile("(?s)`.*`")
 )
+
+// yamlMessage is err's message with the values yaml.v3 quotes in its type
+// errors replaced by "value" (they may be secrets put in the wrong
+// place), each problem on its own: a value may hold the line break that
+// also separates the problems of the message.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	problems := make([]string, len(te.Errors))
+	for i, p := range te.Errors {
+		problems[i] = quotedValue.ReplaceAllString(p, "value")
+	}
+	return (&yaml.TypeError{Errors: problems}).Error()
+}
 
 // fileMessage turns yaml.v3's "line N: ..." into "path:N: ..." (with the
 // key at line N when keys knows it) and drops the values it quotes, which
@@ -455,7 +473,7 @@ func applyEnv(root reflect.Value, prefix string, ignore, environ []string) error
 	values := map[string]string{}
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, prefix) || hasAnyPrefix(name, ignore) {
+		if !ok || !strings.HasPrefix(name, prefix) || ignored(name, ignore) {
 			continue
 		}
 		if _, seen := values[name]; !seen {
@@ -477,9 +495,11 @@ func applyEnv(root reflect.Value, prefix string, ignore, environ []string) error
 	return errors.Join(problems...)
 }
 
-func hasAnyPrefix(s string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
+// ignored reports whether the variable name is one of ignore
+// (Options.EnvIgnore).
+func ignored(name string, ignore []string) bool {
+	for _, p := range ignore {
+		if name == p || strings.HasPrefix(name, strings.TrimSuffix(p, "_")+"_") {
 			return true
 		}
 	}
@@ -698,7 +718,7 @@ func setValue(v reflect.Value, raw string, src source, dotted string) error {
 		}
 	}
 	if err != nil {
-		msg := strings.ReplaceAll(err.Error(), "unmarshal errors:\n  ", "")
+		msg := strings.ReplaceAll(yamlMessage(err), "unmarshal errors:\n  ", "")
 		msg = lineRef.ReplaceAllString(msg, "")
 		return fmt.Errorf("%s: key %q wants %s: %s", src.desc, dotted, describe(v.Type()), valueMessage(msg))
 	}

@@ -379,6 +379,41 @@ func TestLoadBadValueWithBackticksIsNotRepeated(t *testing.T) {
 	}
 }
 
+// A value holding a line break (a block scalar in the file, a quoted
+// "\n" anywhere) was shown: the pattern that hid it stopped at the end
+// of a line. Each problem of a message is hidden on its own, and still
+// named.
+func TestLoadBadValueWithALineBreakIsNotRepeated(t *testing.T) {
+	for name, opts := range map[string]Options{
+		"file block":  {File: writeFile(t, "bus:\n  max_pending: |\n    hunter2\n")},
+		"file quoted": {File: writeFile(t, "bus:\n  max_pending: \"hun\\nter2\"\n")},
+		"file long":   {File: writeFile(t, "bus:\n  max_pending: |\n    hun\n    ter2hunter2\n")},
+		"env":         {EnvPrefix: "AIOPS", Environ: []string{"AIOPS_BUS__MAX_PENDING=\"hun\\nter2\""}},
+		"set":         {Sets: []string{"bus.timeout=|\n  hunter2\n"}},
+	} {
+		cfg := defaults()
+		err := Load(&cfg, opts)
+		if err == nil {
+			t.Errorf("%s: loaded", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "hun") || strings.Contains(err.Error(), "ter2") {
+			t.Errorf("%s: err = %q repeats part of the value", name, err)
+		}
+	}
+	for name, opts := range map[string]Options{
+		"file": {File: writeFile(t, "bus:\n  max_pending: |\n    hunter2\n  timeout: \"hun\\nter2\"\n")},
+		"set":  {Sets: []string{`bus={max_pending: "hun\nter2", timeout: "hun\nter2"}`}},
+	} {
+		cfg := defaults()
+		err := Load(&cfg, opts)
+		if err == nil || strings.Contains(err.Error(), "hun") || strings.Contains(err.Error(), "ter2") ||
+			!strings.Contains(err.Error(), "value into int") || !strings.Contains(err.Error(), "value into time.Duration") {
+			t.Errorf("%s: err = %v, want both problems named without their values", name, err)
+		}
+	}
+}
+
 func TestLoadSetMergesStructAndReplacesList(t *testing.T) {
 	cfg := defaults()
 	err := Load(&cfg, Options{Sets: []string{"bus={max_pending: 7}", "bus.urls=[x]"}})

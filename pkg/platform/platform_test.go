@@ -63,6 +63,25 @@ func TestLoadConfigIgnoresScriptVariables(t *testing.T) {
 	}
 }
 
+// The ignored names end where their families do: AIOPS_EXP ignores the
+// exploration switches AIOPS_EXP and AIOPS_EXP_*, not every variable
+// that starts so (AIOPS_EXPORT__URL was ignored silently, whatever it
+// meant to set).
+func TestLoadConfigRefusesVariablesPastAnIgnoredName(t *testing.T) {
+	for _, v := range []string{"AIOPS_EXPORT__URL", "AIOPS_EXPIRY", "AIOPS_SHARED_DATASET"} {
+		t.Run(v, func(t *testing.T) {
+			t.Setenv("AIOPS_EXP", "1")
+			t.Setenv("AIOPS_EXP_RULES", "{spread_window: 8m}")
+			t.Setenv("AIOPS_SHARED_DATA", "/data")
+			t.Setenv(v, "x")
+			err := LoadConfig("x", nil, &testConfig{Config: DefaultConfig()})
+			if err == nil || !strings.Contains(err.Error(), v) || strings.Contains(err.Error(), "AIOPS_EXP_RULES") {
+				t.Fatalf("err = %v, want %s refused as an unknown key, and nothing else", err, v)
+			}
+		})
+	}
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	for field, mutate := range map[string]func(*Config){
 		"streams.storage":           func(c *Config) { c.Streams.Storage = "tape" },

@@ -72,6 +72,16 @@ type Config struct {
 	// Defaults 1 and 10.
 	AuthFailureRate  float64 `yaml:"auth_failure_rate"`
 	AuthFailureBurst int     `yaml:"auth_failure_burst"`
+	// MinBodyRate and BodyGracePeriod bound how long a request may hold
+	// one of the MaxConcurrentRequests slots while its body arrives: after
+	// the grace period the body must keep arriving at MinBodyRate bytes/s
+	// on average, else the request is answered 503 and its slot freed (a
+	// stalled client, or one gone without closing its connection, held it
+	// until the server's 2-minute read timeout, and as many of them as
+	// slots made the gateway refuse every producer). Defaults 16 KiB/s
+	// and 10 s.
+	MinBodyRate     int64         `yaml:"min_body_rate"`
+	BodyGracePeriod time.Duration `yaml:"body_grace_period"`
 	// PublishTimeout bounds how long a request waits for the Publisher.
 	// Default 10 s.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
@@ -89,6 +99,8 @@ const (
 	DefaultMaxConcurrentRequests = 16
 	DefaultAuthFailureRate       = 1
 	DefaultAuthFailureBurst      = 10
+	DefaultMinBodyRate           = 16 << 10
+	DefaultBodyGracePeriod       = 10 * time.Second
 	DefaultPublishTimeout        = 10 * time.Second
 	DefaultRetryAfter            = time.Second
 )
@@ -127,6 +139,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthFailureBurst == 0 {
 		c.AuthFailureBurst = DefaultAuthFailureBurst
+	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.BodyGracePeriod == 0 {
+		c.BodyGracePeriod = DefaultBodyGracePeriod
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
@@ -190,6 +208,12 @@ func (c Config) Validate() error {
 	}
 	if c.AuthFailureBurst < 0 {
 		bad("auth_failure_burst", "is %d, want > 0", c.AuthFailureBurst)
+	}
+	if c.MinBodyRate < 0 {
+		bad("min_body_rate", "is %d, want > 0 (bytes per second)", c.MinBodyRate)
+	}
+	if c.BodyGracePeriod < 0 {
+		bad("body_grace_period", "is %s, want > 0", c.BodyGracePeriod)
 	}
 	if c.PublishTimeout < 0 {
 		bad("publish_timeout", "is %s, want > 0", c.PublishTimeout)

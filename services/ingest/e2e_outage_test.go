@@ -14,6 +14,9 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/services/writer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 )
 
 // retryUntilAccepted posts body as a producer honouring the contract does:
@@ -153,5 +156,37 @@ func TestE2EIdempotencyKey(t *testing.T) {
 	}
 	if n := r.count("SELECT count() FROM logs FINAL WHERE service = 'billing' AND message LIKE 'receipt %'"); n != 6 {
 		t.Errorf("%d receipt rows after an unkeyed retry, want 6 (each stored twice)", n)
+	}
+}
+
+// TestE2EOTLPLogsIdempotencyKey: a shipper that repeats an error line
+// within its timestamps' second, in two requests, without an observed
+// time, sends the same content twice; named by their Idempotency-Keys the
+// two requests are two lines stored, where the stream used to keep one
+// (both answered 200 with one id), and a retry with a request's key is
+// still stored once.
+func TestE2EOTLPLogsIdempotencyKey(t *testing.T) {
+	r := newE2ERig(t, rigOptions{})
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "ledger")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(recent().Truncate(time.Second)))
+	lr.SetSeverityNumber(plog.SeverityNumberError)
+	lr.Body().SetStr("connection refused")
+	body, err := plogotlp.NewExportRequestFromLogs(ld).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed := func(key string) Response {
+		return r.postHeaders(PathOTLPLogs, http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {key}}, body).accepted(t)
+	}
+	first, second, retry := keyed("ledger-batch-1"), keyed("ledger-batch-2"), keyed("ledger-batch-1")
+	if first.IDs[0] == second.IDs[0] || retry.IDs[0] != first.IDs[0] {
+		t.Fatalf("ids: %s, %s, and the retry of the first %s: want two, the retry the first's", first.IDs[0], second.IDs[0], retry.IDs[0])
+	}
+	r.drained()
+	if n := r.count("SELECT count() FROM logs FINAL WHERE service = 'ledger'"); n != 2 {
+		t.Errorf("%d rows of the line sent in two requests and retried once, want 2", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -515,10 +516,24 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, ep *endpoint)
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)); err != nil {
+	paced := &pacedBody{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), rc: http.NewResponseController(w),
+		begin: time.Now(), grace: h.cfg.BodyGracePeriod, rate: h.cfg.MinBodyRate}
+	_, err := buf.ReadFrom(paced)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		switch {
+		case errors.As(err, &tooLarge):
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: over the limit of %d bytes", errBodyTooLarge, h.cfg.MaxBodyBytes)
+		case paced.timedOut(err):
+			// Every producer the gateway serves retries a 503 (Prometheus
+			// and the OpenTelemetry exporters drop a request answered 408),
+			// and a slow link may be quicker next time.
+			h.log.Warn().Str("endpoint", ep.name).Int64("bytes", paced.n).Dur("after", time.Since(paced.begin)).
+				Msg("request body arrived too slowly; answered 503")
+			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
+			return nil, http.StatusServiceUnavailable, fmt.Errorf("the request body arrived slower than %d bytes/s after the first %s (%d bytes in %s): "+
+				"the gateway stopped reading to serve other producers; retry the same request, or send smaller ones",
+				h.cfg.MinBodyRate, h.cfg.BodyGracePeriod, paced.n, time.Since(paced.begin).Round(time.Millisecond))
 		}
 		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body: %v", err)
 	}
@@ -539,6 +554,61 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, ep *endpoint)
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: over %d bytes after gzip decompression", errBodyTooLarge, h.cfg.MaxDecodedBytes)
 	}
 	return plain, 0, nil
+}
+
+// maxBodyTime is the longest a request body may take to arrive, the
+// server's ReadTimeout: a body read under pacedBody's deadlines, which
+// replace the server's, still ends there.
+const maxBodyTime = 2 * time.Minute
+
+// pacedBody reads a request body under a read deadline that moves with
+// what arrived: grace, plus a second for each rate bytes read, at most
+// maxBodyTime after begin. A client that stalls or trickles is cut off
+// once it falls behind, instead of holding its concurrency slot until
+// the server's read timeout. Without a connection to set deadlines on
+// (a handler served by httptest.ResponseRecorder) the body is read as is.
+//
+// No deadline is set once the body ended: net/http then lifts it and
+// reads on for the next request, and a deadline passing under that read
+// would cancel the request's context while its events are published.
+type pacedBody struct {
+	r           io.Reader
+	rc          *http.ResponseController
+	begin       time.Time
+	grace       time.Duration
+	rate        int64 // bytes per second
+	n           int64 // bytes read
+	err         error // the first error (io.EOF at the end)
+	deadline    time.Time
+	unsupported bool
+}
+
+// bodyDeadline is when the next bytes of a body must arrive after n
+// bytes came since begin.
+func bodyDeadline(begin time.Time, n int64, grace time.Duration, rate int64) time.Time {
+	due := grace + time.Duration(float64(n)/float64(rate)*float64(time.Second))
+	return begin.Add(min(due, maxBodyTime))
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if d := bodyDeadline(b.begin, b.n, b.grace, b.rate); !b.unsupported && !d.Equal(b.deadline) {
+		if err := b.rc.SetReadDeadline(d); err != nil {
+			b.unsupported = true
+		}
+		b.deadline = d
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	b.err = err
+	return n, err
+}
+
+// timedOut says whether err is the body's deadline passing.
+func (b *pacedBody) timedOut(err error) bool {
+	return !b.unsupported && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // decodeFailure maps a decoder error to a status and an answer.

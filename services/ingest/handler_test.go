@@ -570,6 +570,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Tokens: []string{tokenA}, RatePerToken: -1}, "rate_per_token"},
 		{Config{Tokens: []string{tokenA}, Burst: -1}, "burst"},
 		{Config{Tokens: []string{tokenA}, PublishTimeout: -time.Second}, "publish_timeout"},
+		{Config{Tokens: []string{tokenA}, MinBodyRate: -1}, "min_body_rate"},
+		{Config{Tokens: []string{tokenA}, BodyGracePeriod: -time.Second}, "body_grace_period"},
 		{Config{Tokens: []string{tokenA}, RetryAfter: -time.Second}, "retry_after"},
 	}
 	for _, c := range cases {

@@ -118,7 +118,7 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 			Handler: h,
 			// Slow or stalled clients must not hold connections forever.
 			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       2 * time.Minute,
+			ReadTimeout:       maxBodyTime, // the body is paced within it (pacedBody)
 			WriteTimeout:      2 * time.Minute,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,

@@ -48,7 +48,8 @@ var serviceLabels = []string{"service", "job", "app"}
 // have given it (event.AlertmanagerFingerprint of its labels). A
 // fingerprint sent is kept as it is. With o.AlertTimesFromNow a firing
 // alert without startsAt starts, and a resolved one without endsAt ends,
-// at o.Now.
+// at o.Now. An alert with the id of an earlier one of the payload (one
+// fingerprint, status and times) is refused, naming it.
 //
 // The envelope keeps Alertmanager's fingerprint, the labels (alertname
 // included) and the severity from the "severity" label (event.ParseSeverity;
@@ -77,10 +78,22 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	}
 	var c problems
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts.items))}
+	seen := make(map[string]int, len(p.Alerts.items)) // ids, to their item
 	for i, raw := range p.Alerts.items {
-		if e := alertEvent(i, raw, p.Status, o, &c); e != nil {
-			batch.Events = append(batch.Events, e)
+		e := alertEvent(i, raw, p.Status, o, &c)
+		if e == nil {
+			continue
 		}
+		// Alertmanager sends an alert once per notification; another
+		// tool may give two alerts one fingerprint, hence one id, and the
+		// stream would keep the first while the answer said both were
+		// taken.
+		if j, dup := seen[e.ID]; dup {
+			c.add(i, "fingerprint", "%q is item %d's too, with the same status and times: the stream keeps one event per id; give each alert a fingerprint of its own, or none (then it is Alertmanager's, from the labels)", clip(e.Fingerprint), j)
+			continue
+		}
+		seen[e.ID] = i
+		batch.Events = append(batch.Events, e)
 	}
 	if err := c.partial(batch); err != nil {
 		return nil, err

@@ -202,6 +202,10 @@ func TestAlertmanagerErrors(t *testing.T) {
 		{"fingerprint with a control character", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z","fingerprint":"a\tb"}`), 1, "fingerprint", "printable"},
 		{"alert not object", alert(`"a"`), 1, "", "not a JSON object"},
 		{"before 1970", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"1960-01-01T00:00:00Z"}`), 1, "startsAt", "outside the storable range"},
+		// Another tool's fingerprint given to two alerts made them one
+		// event id: the answer said both accepted, the stream kept one.
+		{"fingerprint of another alert", alert(`{"status":"firing","labels":{"alertname":"b"},"startsAt":"2026-11-21T11:00:00Z","fingerprint":"` +
+			event.AlertmanagerFingerprint(map[string]string{"alertname": "ok"}) + `"}`), 1, "fingerprint", "is item 0's too"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -107,8 +107,10 @@ type Options struct {
 	// header): an envelope sent without an id gets one derived from the
 	// key, its position in the request and its content, so a producer that
 	// retries the request with the same key gets the same ids, and the
-	// stream's duplicate window keeps one copy. Formats whose ids already
-	// derive from their content ignore it.
+	// stream's duplicate window keeps one copy. OTLP log records take it
+	// into their content-derived ids, so two requests of the same lines
+	// are told apart; the other formats whose ids derive from their
+	// content ignore it (the same sample or alert twice is one).
 	IdempotencyKey string
 	// AlertTimesFromNow times a firing alert without startsAt, and a
 	// resolved one without endsAt, at Now instead of refusing it: for an

@@ -100,12 +100,21 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 				// (a shipper's second-precision times): their place in the
 				// request and their observed time keep them apart, and a
 				// retry of the request, which repeats both, keeps the ids.
+				// The same lines in two requests are told apart only by the
+				// requests' Idempotency-Keys, when the producer sends them.
 				var place [20]byte
 				binary.BigEndian.PutUint32(place[0:], uint32(i))
 				binary.BigEndian.PutUint32(place[4:], uint32(j))
 				binary.BigEndian.PutUint32(place[8:], uint32(k))
 				binary.BigEndian.PutUint64(place[12:], uint64(lr.ObservedTimestamp()))
-				if err := seal(e, SourceOTLP, o, e.Body, []byte(e.Severity), place[:]); err != nil {
+				var parts [5][]byte
+				identity := append(parts[:0], e.Body, []byte(e.Severity), place[:])
+				if o.IdempotencyKey != "" {
+					// Without a key the ids stay what they were, so a request
+					// retried across an upgrade of the gateway is stored once.
+					identity = append(identity, []byte("idempotency-key"), []byte(o.IdempotencyKey))
+				}
+				if err := seal(e, SourceOTLP, o, identity...); err != nil {
 					c.addInvalid(i, err, func(field string) string {
 						switch {
 						case field == "service":
@@ -214,11 +223,15 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 // once in Skipped[SkippedInvalid]) and the other points are taken, as for
 // logs; a request with no valid point is refused.
 //
-// The ids derive from the series, the time, the value and the
-// instrumentation scope (name and version): two libraries exporting the
-// same metric name and attributes are two samples, not one sent twice.
-// The scope is not part of the series (the fingerprint): it names the
-// code that measured, not what was measured.
+// The instrumentation scope's name and version, when set, are the labels
+// otel.scope.name and otel.scope.version (a point's own attribute of that
+// name is kept): OpenTelemetry identifies a metric stream by its scope
+// too, so two libraries exporting the same metric name and attributes
+// are two series, as OpenTelemetry's Prometheus exporters keep them with
+// otel_scope_name and otel_scope_version. As one series, the detector
+// dropped one library's sample as a duplicate of the other's at the same
+// time and scored their values as one stream. The ids derive from the
+// series, the time, the value and the scope.
 func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	if err := checkOTLPSize(body, enc, "ExportMetricsServiceRequest"); err != nil {
@@ -242,7 +255,7 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		m.resourceSize = labelsSize(m.resource)
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
-			m.setScope(sms.At(j).Scope())
+			m.setScope(fmt.Sprintf("scopeMetrics[%d].scope", j), sms.At(j).Scope())
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if err := m.metric(fmt.Sprintf("scopeMetrics[%d].metrics[%d]", j, k), ms.At(k)); err != nil {
@@ -271,16 +284,35 @@ type metricDecoder struct {
 	// points keep the ids they had before scopes counted (a request
 	// retried across an upgrade of the gateway is still stored once).
 	scope [][]byte
+	// scopeLabels are the labels naming the scope (ScopeNameLabel,
+	// ScopeVersionLabel), added to each of its points' labels.
+	scopeLabels map[string]string
+	scopePath   string // the input path of the scope, "scopeMetrics[0].scope"
+	metricPath  string // the input path of the metric, "scopeMetrics[0].metrics[2]"
 	// pointBad is set when the data point being decoded has a problem;
 	// refused counts the points refused.
 	pointBad bool
 	refused  int
 }
 
-func (m *metricDecoder) setScope(s pcommon.InstrumentationScope) {
-	m.scope = nil
+// Labels naming a data point's instrumentation scope, the attribute
+// names OpenTelemetry's semantic conventions give them outside OTLP.
+const (
+	ScopeNameLabel    = "otel.scope.name"
+	ScopeVersionLabel = "otel.scope.version"
+)
+
+func (m *metricDecoder) setScope(path string, s pcommon.InstrumentationScope) {
+	m.scope, m.scopeLabels, m.scopePath = nil, nil, path
 	if s.Name() != "" || s.Version() != "" {
 		m.scope = [][]byte{[]byte(s.Name()), []byte(s.Version())}
+		m.scopeLabels = make(map[string]string, 2)
+		if s.Name() != "" {
+			m.scopeLabels[ScopeNameLabel] = s.Name()
+		}
+		if s.Version() != "" {
+			m.scopeLabels[ScopeVersionLabel] = s.Version()
+		}
 	}
 }
 
@@ -342,6 +374,7 @@ func dataPointCount(metric pmetric.Metric) int {
 }
 
 func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
+	m.metricPath = path
 	name, unit := metric.Name(), metric.Unit()
 	if name == "" {
 		m.c.add(m.item, path+".name", "is required")
@@ -509,6 +542,15 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 	if len(m.batch.Events) >= m.o.MaxEvents {
 		return tooManyEvents(m.o.MaxEvents)
 	}
+	// The labels taken from the scope, for their problems' paths.
+	var nameFromScope, versionFromScope bool
+	for k, v := range m.scopeLabels {
+		if _, own := labels[k]; !own {
+			labels[k] = v
+			nameFromScope = nameFromScope || k == ScopeNameLabel
+			versionFromScope = versionFromScope || k == ScopeVersionLabel
+		}
+	}
 	if err := m.batch.charge(eventOverhead+len(m.service)+m.resourceSize+labelsSize(labels)+64+len(name)+len(typ)+len(unit), m.o, func() string {
 		return fmt.Sprintf("resourceMetrics[%d] has %d attributes, copied into each of its points", m.item, len(m.resource))
 	}); err != nil {
@@ -544,6 +586,12 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 				return "resource.attributes" + strings.TrimPrefix(field, "resource")
 			case field == "time":
 				return point + ".timeUnixNano"
+			case field == "labels.__name__":
+				return m.metricPath + ".name" // __name__ is the metric's name
+			case field == "labels."+ScopeNameLabel && nameFromScope:
+				return m.scopePath + ".name"
+			case field == "labels."+ScopeVersionLabel && versionFromScope:
+				return m.scopePath + ".version"
 			case strings.HasPrefix(field, "labels"):
 				return point + ".attributes" + strings.TrimPrefix(field, "labels")
 			}

@@ -140,6 +140,42 @@ func TestOTLPLogsRepeatedLinesKeepTheirOwnIDs(t *testing.T) {
 	}
 }
 
+// Two requests of the same line at the same time without an observed time
+// (a shipper that repeats an error within its timestamps' second, in two
+// batches) are the same content: without more, the second is taken for a
+// retry of the first and the stream drops it. A producer that names its
+// requests with an Idempotency-Key tells them apart: the key is part of
+// the ids, so each request's lines are stored, and a retry with the key
+// of its request keeps its ids.
+func TestOTLPLogsIdempotencyKeyTellsRequestsApart(t *testing.T) {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "checkout")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	lr.SetSeverityNumber(plog.SeverityNumberError)
+	lr.Body().SetStr("connection refused")
+	body := encodeLogs(t, ld, Protobuf)
+	id := func(key string, now time.Time) string {
+		t.Helper()
+		b, err := OTLPLogs(body, Protobuf, Options{Now: now, IdempotencyKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Events[0].ID
+	}
+	first, second := id("batch-1", testNow), id("batch-2", testNow.Add(time.Second))
+	if first == second {
+		t.Fatalf("the same line in two requests with their own Idempotency-Key: one id %s, want one each (the stream keeps one)", first)
+	}
+	if retry := id("batch-1", testNow.Add(time.Minute)); retry != first {
+		t.Errorf("a retry with the request's key: id %s, want %s", retry, first)
+	}
+	if a, b := id("", testNow), id("", testNow.Add(time.Minute)); a != b {
+		t.Errorf("without a key a retry got id %s, then %s: want the same", a, b)
+	}
+}
+
 func TestLogSeverity(t *testing.T) {
 	cases := []struct {
 		n    plog.SeverityNumber
@@ -339,6 +375,18 @@ func TestOTLPMetrics(t *testing.T) {
 	}
 }
 
+// A metric name that cannot be a label (__name__) is named as the
+// metric's name, not as an attribute the producer never sent.
+func TestOTLPMetricNameProblemNamesTheName(t *testing.T) {
+	md := sampleMetrics()
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName("memory\xff")
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	p := refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].name")
+	if !strings.Contains(p.Problem, "UTF-8") {
+		t.Errorf("problem %q does not say what is wrong", p.Problem)
+	}
+}
+
 func TestOTLPMetricsErrors(t *testing.T) {
 	md := sampleMetrics()
 	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
@@ -475,15 +523,21 @@ func TestOTLPResponseNamesRefusedRecords(t *testing.T) {
 }
 
 // Two instrumentation scopes (libraries) that export the same metric
-// name and attributes at the same time with the same value are two
-// samples: their ids differ, so the stream does not drop one as a repeat
-// of the other, while the series (fingerprint) stays one; a retry of the
-// request gets the same ids.
-func TestOTLPMetricIDsTellScopesApart(t *testing.T) {
+// name and attributes are two series, as OpenTelemetry's data model has
+// them (a metric stream is identified by its scope too): with one
+// fingerprint for both, the detector took the second scope's sample at
+// the same time for a duplicate of the first and dropped it, and at times
+// apart it scored the two streams as one series (two cumulative counters
+// interleaved look like a reset at every sample), while metric_samples
+// held two values of one series at one time. The scope's name and version
+// are labels, as OpenTelemetry's Prometheus exporters add otel_scope_name
+// and otel_scope_version; a point without a scope keeps its labels and
+// fingerprint; a retry of the request gets the same ids.
+func TestOTLPScopesAreSeriesOfTheirOwn(t *testing.T) {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "checkout")
-	for _, scope := range [][2]string{{"lib/a", "1.0"}, {"lib/b", "1.0"}, {"lib/b", "1.1"}} {
+	for i, scope := range [][2]string{{"lib/a", "1.0"}, {"lib/b", "1.0"}, {"lib/b", "1.1"}, {"", ""}} {
 		sm := rm.ScopeMetrics().AppendEmpty()
 		sm.Scope().SetName(scope[0])
 		sm.Scope().SetVersion(scope[1])
@@ -491,29 +545,60 @@ func TestOTLPMetricIDsTellScopesApart(t *testing.T) {
 		m.SetName("requests")
 		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
 		dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
-		dp.SetDoubleValue(1)
+		dp.SetDoubleValue(float64(i))
+		dp.Attributes().PutStr("route", "/cart")
 	}
-	req := encodeMetrics(t, md, Protobuf)
-	first, err := OTLPMetrics(req, Protobuf, opts())
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			req := encodeMetrics(t, md, enc)
+			first, err := OTLPMetrics(req, enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, first, SourceOTLP)
+			retry, err := OTLPMetrics(req, enc, Options{Now: testNow.Add(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLabels := []map[string]string{
+				{"__name__": "requests", "route": "/cart", "otel.scope.name": "lib/a", "otel.scope.version": "1.0"},
+				{"__name__": "requests", "route": "/cart", "otel.scope.name": "lib/b", "otel.scope.version": "1.0"},
+				{"__name__": "requests", "route": "/cart", "otel.scope.name": "lib/b", "otel.scope.version": "1.1"},
+				{"__name__": "requests", "route": "/cart"},
+			}
+			if len(first.Events) != len(wantLabels) {
+				t.Fatalf("%d events, want %d", len(first.Events), len(wantLabels))
+			}
+			fingerprints := map[string]int{}
+			for i, e := range first.Events {
+				eq(t, "labels", e.Labels, wantLabels[i])
+				if j, dup := fingerprints[e.Fingerprint]; dup {
+					t.Errorf("points %d and %d, of different scopes, have one fingerprint %s: want a series each", j, i, e.Fingerprint)
+				}
+				fingerprints[e.Fingerprint] = i
+				if retry.Events[i].ID != e.ID {
+					t.Errorf("point %d: id %s, on a retry %s: want the same", i, e.ID, retry.Events[i].ID)
+				}
+			}
+			// A point without a scope is the series it always was.
+			eq(t, "fingerprint without a scope", first.Events[3].Fingerprint,
+				event.Fingerprint(event.KindMetric, "checkout", map[string]string{"__name__": "requests", "route": "/cart"}, map[string]string{"service.name": "checkout"}))
+		})
+	}
+
+	// A point's own attribute of that name is kept; a scope name that
+	// cannot be a label is named as the scope's field.
+	sms := md.ResourceMetrics().At(0).ScopeMetrics()
+	sms.At(0).Metrics().At(0).Gauge().DataPoints().At(0).Attributes().PutStr(ScopeNameLabel, "own")
+	sms.At(1).Scope().SetName("lib/\xff")
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	retry, err := OTLPMetrics(req, Protobuf, Options{Now: testNow.Add(time.Minute)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]bool{}
-	for i, e := range first.Events {
-		ids[e.ID] = true
-		if e.Fingerprint != first.Events[0].Fingerprint {
-			t.Errorf("point %d: fingerprint %s, want the series' %s: the scope is not part of the series", i, e.Fingerprint, first.Events[0].Fingerprint)
-		}
-		if retry.Events[i].ID != e.ID {
-			t.Errorf("point %d: id %s, on a retry %s: want the same", i, e.ID, retry.Events[i].ID)
-		}
-	}
-	if len(ids) != 3 {
-		t.Fatalf("3 scopes got %d distinct ids, want 3", len(ids))
+	eq(t, "own attribute", b.Events[0].Labels[ScopeNameLabel], "own")
+	p := refusedProblem(t, b, err, 0, "scopeMetrics[1].scope.name")
+	if !strings.Contains(p.Problem, "UTF-8") {
+		t.Errorf("problem %q does not say what is wrong", p.Problem)
 	}
 }
 

@@ -34,6 +34,9 @@ const (
 	DefaultMaxBytes      = 64 << 20
 	maxBatchRows         = MaxBatchRows
 	maxSenders           = 64
+	// initialBatchRows is the room a new batch starts with; it grows as
+	// rows come.
+	initialBatchRows = 1024
 )
 
 // MaxBatchRows bounds the rows of one insert; a service config that sizes
@@ -55,7 +58,8 @@ type BatchConfig struct {
 	// DefaultMaxRows.
 	MaxRows int `yaml:"max_rows"`
 	// MaxAge sends a batch this long after its first row, whatever its
-	// size; 0 means DefaultMaxAge.
+	// size, or, when every sender is busy then, as soon as one is free (it
+	// takes rows until then); 0 means DefaultMaxAge.
 	MaxAge time.Duration `yaml:"max_age"`
 	// MaxPendingRows bounds the rows accepted but not yet reported: Add
 	// blocks beyond it (backpressure). 0 means 4×MaxRows; it must be at
@@ -204,7 +208,10 @@ func WithBatchObserver(f func(BatchResult)) Option { return func(w *BatchWriter)
 // fails the batch's rows with a transient error.
 //
 // Senders goroutines (one by default, which keeps batches in order) send
-// the batches while Add keeps filling the next one.
+// the batches while Add keeps filling the next one. A batch reaching
+// MaxAge while every sender is busy is not queued behind them but kept
+// filling until a sender is free: a slow server gets fewer, larger inserts
+// rather than a queue of small ones.
 type BatchWriter struct {
 	conn      driver.Conn
 	cfg       BatchConfig
@@ -221,6 +228,7 @@ type BatchWriter struct {
 	cur      *pendingBatch
 	queue    []*pendingBatch
 	inflight map[*pendingBatch]struct{}
+	idle     int           // senders waiting for a batch
 	pending  int           // rows accepted and not yet reported
 	pendingB int           // their bytes (rowBytes)
 	space    chan struct{} // closed (and replaced) when pending drops
@@ -234,6 +242,7 @@ type pendingBatch struct {
 	dones   []func(error)
 	trigger string
 	timer   Timer
+	due     bool          // past MaxAge while every sender was busy
 	done    chan struct{} // closed after every row was reported
 	err     error         // first row error, readable after done
 }
@@ -324,13 +333,17 @@ func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) erro
 	}
 	b := w.cur
 	if b == nil {
+		// Room for the rows it is likely to get, not for MaxRows: a batch
+		// of a quiet table, cut at its age, holds a few rows, and room for
+		// a million would cost 32 MB a batch.
+		n := min(w.cfg.MaxRows, initialBatchRows)
 		b = &pendingBatch{
-			rows:  make([][]any, 0, w.cfg.MaxRows),
-			dones: make([]func(error), 0, w.cfg.MaxRows),
+			rows:  make([][]any, 0, n),
+			dones: make([]func(error), 0, n),
 			done:  make(chan struct{}),
 		}
 		w.cur = b
-		b.timer = w.clock.AfterFunc(w.cfg.MaxAge, func() { w.cutIfCurrent(b, "age") })
+		b.timer = w.clock.AfterFunc(w.cfg.MaxAge, func() { w.cutAged(b) })
 	}
 	b.rows = append(b.rows, row)
 	b.dones = append(b.dones, done)
@@ -347,10 +360,19 @@ func (w *BatchWriter) Add(ctx context.Context, row []any, done func(error)) erro
 	return nil
 }
 
-func (w *BatchWriter) cutIfCurrent(b *pendingBatch, trigger string) {
+// cutAged sends b at its age, if it is still the batch being filled. When
+// every sender is busy (a slow server) b stays open and keeps taking rows
+// until a sender is free to take it (sendLoop): cut now, it would only wait
+// in the queue, and each batch cut meanwhile would become an insert, and a
+// part, of its own, a pile of small inserts for a server already behind.
+func (w *BatchWriter) cutAged(b *pendingBatch) {
 	w.mu.Lock()
 	if w.cur == b {
-		w.cutLocked(trigger)
+		if len(w.queue) < w.idle {
+			w.cutLocked("age")
+		} else {
+			b.due = true
+		}
 	}
 	w.mu.Unlock()
 }
@@ -435,7 +457,13 @@ func (w *BatchWriter) sendLoop() {
 	for {
 		w.mu.Lock()
 		for len(w.queue) == 0 && !w.closed {
+			if w.cur != nil && w.cur.due {
+				w.cutLocked("age")
+				break
+			}
+			w.idle++
 			w.wake.Wait()
+			w.idle--
 		}
 		if len(w.queue) == 0 {
 			w.mu.Unlock()

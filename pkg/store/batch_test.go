@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -368,9 +369,13 @@ func TestBatchWriterSurvivesOutage(t *testing.T) {
 type blockingConn struct {
 	driver.Conn
 	release chan struct{}
+	entered chan struct{} // if set, gets a value as each PrepareBatch begins
 }
 
 func (c *blockingConn) PrepareBatch(ctx context.Context, q string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if c.entered != nil {
+		c.entered <- struct{}{}
+	}
 	select {
 	case <-c.release:
 	case <-ctx.Done():
@@ -633,5 +638,75 @@ func testConcurrentAdds(t *testing.T, senders int) {
 	res.mu.Unlock()
 	if n := count(t, s, "SELECT count() FROM kv"); n != workers*perWorker {
 		t.Fatalf("%d rows, want %d", n, workers*perWorker)
+	}
+}
+
+// While an insert is slow (an overloaded server), the rows that come in
+// meanwhile wait for it in one batch, not in a batch per MaxAge: a queue of
+// small batches would each become an insert, and a part, of their own once
+// the server answers (more load on a server already behind), and would
+// hold memory per batch rather than per row.
+func TestBatchWriterSlowInsertDoesNotQueueSmallBatches(t *testing.T) {
+	s, _ := openTestStore(t)
+	createKV(t, s, "MergeTree")
+	conn := &blockingConn{Conn: s.Conn, release: make(chan struct{}), entered: make(chan struct{}, 16)}
+	clock := newFakeClock()
+	var (
+		mu      sync.Mutex
+		batches []BatchResult
+	)
+	w := newWriter(t, conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: 1000, MaxAge: time.Second},
+		WithClock(clock), WithBatchObserver(func(r BatchResult) { mu.Lock(); batches = append(batches, r); mu.Unlock() }))
+	res := newResults()
+	ctx := context.Background()
+	// The first row's batch goes at its age and its insert hangs; five
+	// more rows come, a second apart.
+	for i := range 6 {
+		id := fmt.Sprintf("r%d", i)
+		if err := w.Add(ctx, kvRow(id), res.done(id)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+		if i == 0 {
+			<-conn.entered // its insert is under way
+		}
+	}
+	close(conn.release)
+	res.wait(t, 6)
+	for i := range 6 {
+		if got := res.get(fmt.Sprintf("r%d", i)); len(got) != 1 || got[0] != nil {
+			t.Fatalf("row r%d: %v, want one nil", i, got)
+		}
+	}
+	if n := count(t, s, "SELECT count() FROM kv"); n != 6 {
+		t.Fatalf("%d rows, want 6", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) != 2 || batches[0].Rows != 1 || batches[1].Rows != 5 || batches[1].Trigger != "age" {
+		t.Fatalf("batches = %+v, want age(1 row) and, once it returned, age(5 rows)", batches)
+	}
+}
+
+// A batch holds memory for the rows it has, not for MaxRows: a table that
+// gets a row a second under max_rows 1,000,000 must not allocate tens of
+// megabytes a second.
+func TestBatchWriterAllocatesForItsRows(t *testing.T) {
+	s, _ := openTestStore(t)
+	createKV(t, s, "MergeTree")
+	w := newWriter(t, s.Conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxRows: MaxBatchRows, MaxAge: time.Hour}, WithClock(newFakeClock()))
+	ctx := context.Background()
+	row := kvRow("one")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := w.Add(ctx, row, nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("the first row of a batch allocated %d bytes, want well under 1 MiB (room for MaxRows %d rows is %d bytes)", n, MaxBatchRows, MaxBatchRows*32)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

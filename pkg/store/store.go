@@ -88,6 +88,10 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: dsn: scheme %q: want clickhouse://", ErrInvalidConfig, u.Scheme)
 	}
+	if atAfterHost(c.DSN) {
+		// Not echoed: the host and what follows it hold the password.
+		return fmt.Errorf("%w: dsn: an '@' after the host: a password holding '/', '?' or '#' must percent-encode them (%%2F, %%3F, %%23), as must an '@' in a value (%%40); or set the password through password_file", ErrInvalidConfig)
+	}
 	if u.Host == "" {
 		return fmt.Errorf("%w: dsn: no host", ErrInvalidConfig)
 	}
@@ -119,7 +123,7 @@ func (c Config) Validate() error {
 // Redacted is the DSN with any password replaced, fit for logs.
 func (c Config) Redacted() string {
 	u, err := url.Parse(c.DSN)
-	if err != nil {
+	if err != nil || atAfterHost(c.DSN) {
 		return "(invalid DSN)"
 	}
 	if q := u.Query(); q.Has("password") {
@@ -127,6 +131,23 @@ func (c Config) Redacted() string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// atAfterHost reports an '@' after the DSN's host part, which ends at the
+// first '/', '?' or '#': the sign of a password holding one of those (not
+// percent-encoded), which cuts the user part short. The URL parser then
+// takes "user:<the password's start>" for the host, or the password's
+// start for the whole password, and leaves the rest of it in the path,
+// query or fragment, where Redacted would show it and the driver would
+// dial the wrong host (its error naming that host). A literal '@' there
+// for any other reason is refused too: %40 says the same.
+func atAfterHost(dsn string) bool {
+	_, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
 
 func (c Config) options() (*clickhouse.Options, error) {

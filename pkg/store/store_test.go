@@ -68,6 +68,47 @@ func TestConfigNeverShowsPassword(t *testing.T) {
 	}
 }
 
+// A password holding '/', '?' or '#' that is not percent-encoded ends the
+// URL's host part early: the host becomes "user:<the password's first
+// part>" and the rest of the password lands in the path, query or
+// fragment, which Redacted keeps. Such a DSN is refused, without echoing it,
+// before anything logs it or puts it into an error (a failed ping would).
+func TestConfigRefusesAPasswordSplitByTheURL(t *testing.T) {
+	for _, dsn := range []string{
+		"clickhouse://default:1234/hunter2@127.0.0.1:9000/aiops",
+		"clickhouse://default:1234?hunter2@127.0.0.1:9000/aiops",
+		"clickhouse://default:1234#hunter2@127.0.0.1:9000/aiops",
+		"clickhouse://default:1234@cd/hunter2@127.0.0.1:9000/aiops", // the password is 1234@cd/hunter2
+	} {
+		c := Config{DSN: dsn, DialTimeout: time.Second}
+		err := c.Validate()
+		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "percent-encode") {
+			t.Errorf("Validate(%s) = %v, want ErrInvalidConfig saying to percent-encode the password", dsn, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "1234") || strings.Contains(err.Error(), "hunter2")) {
+			t.Errorf("Validate(%s) error %q shows part of the password", dsn, err)
+		}
+		if _, err := Open(context.Background(), c, zerolog.Nop()); err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "1234") {
+			t.Errorf("Open(%s) = %v, want a refusal that does not show the password", dsn, err)
+		}
+		if r := c.Redacted(); strings.Contains(r, "hunter2") || strings.Contains(r, "1234") {
+			t.Errorf("Redacted() = %q shows the password", r)
+		}
+	}
+	// Encoded, the same password is fine, and so is an @ that is no
+	// password's end.
+	for _, dsn := range []string{
+		"clickhouse://default:1234%2Fhunter2@127.0.0.1:9000/aiops",
+		"clickhouse://alice%40corp:pw@127.0.0.1:9000/aiops",
+		"clickhouse://alice@corp:pw@127.0.0.1:9000/aiops",
+		"clickhouse://127.0.0.1:9000/aiops?username=alice%40corp",
+	} {
+		if err := (Config{DSN: dsn}).Validate(); err != nil {
+			t.Errorf("Validate(%s) = %v, want nil", dsn, err)
+		}
+	}
+}
+
 func TestParseVersion(t *testing.T) {
 	tests := []struct {
 		in      string

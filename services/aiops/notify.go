@@ -41,8 +41,11 @@ const notifyUsage = `usage:
   aiops notify replay [-config aiops.yaml] [-set key=value]... [--dry-run]
       delivers the notifier's dead letters again (incident events whose
       receivers stayed down through every redelivery, or refused them)
-      through the notifier's path and configuration, removing each one
-      delivered; --dry-run lists them with the reason. Against aiops run
+      through the notifier's path and configuration, bringing each
+      incident's receivers to its state now: one notification per
+      incident, its newest state, or its resolve when it was resolved
+      since; each one done is removed; --dry-run lists them with the
+      reason and what a replay would send. Against aiops run
       on this machine it reads the NATS token from data/nats-token
 `
 

@@ -20,9 +20,11 @@ import (
 // [--dry-run]`: the notifier's dead letters (incident events whose
 // receivers stayed down through every redelivery, or refused them) are
 // delivered again through the notifier's own path with the notifier's
-// configuration (notifier.routes, notifier.delivery), each removed once
-// delivered. Against `aiops run` on this machine it needs no flags: the
-// embedded NATS's token is read from data/nats-token.
+// configuration (notifier.routes, notifier.delivery, notifier.state),
+// bringing each incident's receivers to its state now (replayUsage,
+// notifier.Replay), each removed once done. Against `aiops run` on this
+// machine it needs no flags: the embedded NATS's token is read from
+// data/nats-token.
 func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dryRun := false
 	var rest []string
@@ -33,7 +35,7 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			continue
 		case "-h", "-help", "--help":
 			// After the configuration's flags, the replay's own.
-			defer fmt.Fprintln(stderr, "  --dry-run\n    \tlist the dead letters with why each was dead-lettered, and send nothing")
+			defer fmt.Fprint(stderr, replayUsage)
 		}
 		rest = append(rest, a)
 	}
@@ -78,14 +80,29 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := 0
 	delivered, failed, err := notifier.Replay(ctx, p.JS, proc, subject, dryRun, func(dl notifier.DeadLetter) {
 		n++
-		result := "delivered, removed"
+		// what the replay sends for it, and how that went
+		sends, done := "sends it", "delivered, removed"
+		switch dl.Replay {
+		case notifier.ReplayResolve:
+			sends, done = "resolved since: sends its resolve instead", "resolved since: its resolve delivered instead, removed"
+		case notifier.ReplaySuperseded:
+			sends = fmt.Sprintf("superseded: sends seq %d in its place", dl.Newer)
+			done = fmt.Sprintf("superseded by seq %d, delivered in its place; removed", dl.Newer)
+		}
+		result := done
 		switch {
+		case dryRun && dl.Err != nil:
+			result = fmt.Sprintf("dead letter: %s; a replay keeps it: %v", dl.Reason, dl.Err)
 		case dryRun:
-			result = "dead letter: " + dl.Reason
+			now := dl.Now
+			if now == "" {
+				now = "not known"
+			}
+			result = fmt.Sprintf("dead letter: %s; incident now %s; %s", dl.Reason, now, sends)
 		case errors.Is(dl.Err, notifier.ErrMuted):
-			result = "muted now, kept (replay it once the mute ends): " + dl.Err.Error()
+			result = sends + "; muted now, kept (replay it once the mute ends): " + dl.Err.Error()
 		case dl.Err != nil:
-			result = "failed again, kept: " + dl.Err.Error()
+			result = sends + "; failed again, kept: " + dl.Err.Error()
 		}
 		fmt.Fprintf(stdout, "%d\tseq %d\tincident %s\t%s\t%s\t%s\n", n, dl.Seq, dl.IncidentID, dl.Status, dl.Stored.UTC().Format("2006-01-02T15:04:05Z"), result)
 	})
@@ -98,10 +115,30 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case dryRun:
 		fmt.Fprintf(stderr, "%d dead letters on %s (dry run: nothing sent)\n", n, subject)
 	default:
-		fmt.Fprintf(stderr, "%d delivered, %d failed again (kept on %s)\n", delivered, failed, subject)
+		fmt.Fprintf(stderr, "%d done and removed, %d failed again (kept on %s)\n", delivered, failed, subject)
 	}
 	if failed > 0 {
 		return fmt.Errorf("notify replay: %d dead letters failed again", failed)
 	}
 	return nil
 }
+
+// replayUsage is the replay's own flag and what it sends, told by -h after
+// the configuration's flags.
+const replayUsage = `  --dry-run
+    	list the dead letters with why each was dead-lettered, the incident's
+    	state now and what a replay sends, and send nothing
+
+What a replay sends: a dead letter is an old state of its incident, so each
+incident's receivers are brought to the state it is in now, as the
+notifier's state bucket (notifier.state.bucket, key open.<incident id>) has it:
+  - the dead letters of one incident go as one notification, the newest
+    state; the others are superseded by it (removed with it, or kept with it);
+  - an incident resolved since is sent its resolve instead, under the keys
+    the notifier sent that resolve with, whatever mutes it: no trigger, no
+    ticket opened or reopened for an incident that is over;
+  - any other (open, or not known: its entry expired after
+    notifier.state.max_age, or no state bucket) is sent as it is, as a
+    first notice: PagerDuty gets a trigger before an acknowledge.
+What is done is removed; what fails again, or is muted now, is kept.
+`

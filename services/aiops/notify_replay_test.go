@@ -79,10 +79,11 @@ func TestNotifyReplayCommand(t *testing.T) {
 		err := notifyMain(context.Background(), args, &out, &errOut)
 		return out.String() + errOut.String(), err
 	}
-	// -h tells the replay's own flag, after the configuration's.
+	// -h tells the replay's own flag, after the configuration's, and what
+	// a replay sends.
 	var help bytes.Buffer
 	notifyMain(context.Background(), []string{"replay", "-h"}, &help, &help)
-	if !strings.Contains(help.String(), "--dry-run") {
+	if !strings.Contains(help.String(), "--dry-run") || !strings.Contains(help.String(), "resolved since is sent its resolve instead") {
 		t.Fatalf("replay -h:\n%s", help.String())
 	}
 	// Without routes a replay would send every dead letter nowhere and
@@ -92,7 +93,7 @@ func TestNotifyReplayCommand(t *testing.T) {
 		t.Fatalf("replay without routes: %v", err)
 	}
 	out, err := run("--dry-run")
-	if err != nil || !strings.Contains(out, ups[0].State.IncidentID) || !strings.Contains(out, "HTTP 503") || got.Load() != 0 {
+	if err != nil || !strings.Contains(out, ups[0].State.IncidentID) || !strings.Contains(out, "HTTP 503") || !strings.Contains(out, "incident now not known; sends it") || got.Load() != 0 {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
 	if out, err := run(); err == nil || !strings.Contains(out, "failed again, kept") {
@@ -116,7 +117,7 @@ func TestNotifyReplayCommand(t *testing.T) {
 	if err := silences.Expire(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(); err != nil || !strings.Contains(out, "1 delivered, 0 failed") || got.Load() != 1 {
+	if out, err := run(); err != nil || !strings.Contains(out, "1 done and removed, 0 failed") || got.Load() != 1 {
 		t.Fatalf("replay: %v, %d webhooks\n%s", err, got.Load(), out)
 	}
 	if out, err := run(); err != nil || !strings.Contains(out, "no dead letters") {

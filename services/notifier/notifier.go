@@ -67,7 +67,7 @@ type Processor struct {
 	open     map[string]openIncident
 	unsaved  map[string]struct{}
 	store    OpenStore                 // nil: the open incidents live in memory only
-	resolved *lru.Cache[string, stamp] // resolved incidents' last states
+	resolved *lru.Cache[string, ended] // resolved incidents' last states
 	saveNow  chan struct{}             // wakes the saver (saveLoop)
 	saveMu   sync.Mutex
 	fenced   atomic.Bool // the lease is lost: the store is not written
@@ -179,7 +179,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		return nil, err
 	}
 	p.delivered, _ = lru.New[string, struct{}](100_000)
-	p.resolved, _ = lru.New[string, stamp](maxResolved)
+	p.resolved, _ = lru.New[string, ended](maxResolved)
 	p.saveNow = make(chan struct{}, 1)
 	return p, nil
 }
@@ -242,7 +242,7 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 		return r, err
 	}
 	p.mu.Lock()
-	if p.trackOpen(r.st.IncidentID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, in.Time}) {
+	if p.trackOpen(r.st.IncidentID, in.ID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, in.Time}) {
 		p.changed(r.st.IncidentID)
 	}
 	p.mu.Unlock()

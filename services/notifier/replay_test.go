@@ -2,6 +2,9 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -116,16 +119,7 @@ func TestReplayDeadLetters(t *testing.T) {
 func TestReplayTriggersPagerDuty(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
 	pd := newFakeAPI(t, func(c call) answer { return answer{code: 202, body: `{"status":"success"}`} })
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	routes := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(routes, []byte("route: {receiver: pager, group_wait: 0s}\nreceivers:\n- name: pager\n  pagerduty_configs:\n  - routing_key_file: "+
-		filepath.Join(dir, "pd.key")+"\n    url: "+pd.srv.URL+"/v2/enqueue\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Routes: routes}
+	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
 	proc, err := NewProcessor(cfg, r.log)
 	if err != nil {
 		t.Fatal(err)
@@ -159,5 +153,202 @@ func TestReplayTriggersPagerDuty(t *testing.T) {
 		if !slices.Equal(actions, tc.want) {
 			t.Errorf("%s incident replayed: PagerDuty got %v, want %v", tc.name, actions, tc.want)
 		}
+	}
+}
+
+// pdRoutes writes an Alertmanager configuration sending everything at once
+// to PagerDuty's Events API at url.
+func pdRoutes(t *testing.T, url string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pd.key"), []byte("R0UT1NGKEY\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte("route: {receiver: pager, group_wait: 0s}\nreceivers:\n- name: pager\n  pagerduty_configs:\n  - routing_key_file: "+
+		filepath.Join(dir, "pd.key")+"\n    url: "+url+"/v2/enqueue\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return routes
+}
+
+// deadLetters counts the dead letters on subject.
+func deadLetters(t *testing.T, js jetstream.JetStream, subject string) uint64 {
+	t.Helper()
+	stream, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[subject]
+}
+
+// deadLetter puts e on subject as the notifier's consumer dead-letters it.
+func deadLetter(t *testing.T, js jetstream.JetStream, subject string, e *event.Envelope) {
+	t.Helper()
+	data, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	msg.Header.Set(bus.HeaderDeadLetterReason, "receiver hook: HTTP 503")
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pdActions are the event_actions PagerDuty got for the incident id, in
+// order, with each one's webhook-id.
+func pdActions(t *testing.T, calls []call, id string) (actions, keys []string) {
+	t.Helper()
+	for _, c := range calls {
+		b := jsonOf(t, c.Body)
+		if b["dedup_key"] == id {
+			actions = append(actions, b["event_action"].(string))
+			keys = append(keys, c.Header.Get("webhook-id"))
+		}
+	}
+	return actions, keys
+}
+
+// The dead letters of an incident resolved since (its opening and its
+// acknowledgement refused by PagerDuty, its resolve taken) are an old
+// state: replayed as they are, they would trigger an alert in PagerDuty
+// that nothing resolves. Replay reads the incident's state in the
+// notifier's state bucket and sends the resolve instead, under the key
+// the notifier sent it with (PagerDuty, and any receiver that dedups on
+// webhook-id, can tell it is the same), and no trigger; the dead letter of
+// an incident still open is sent as it is, a trigger. Each is removed.
+func TestReplayIncidentResolvedSinceSendsNoTrigger(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	pd := newFakeAPI(t, func(c call) answer {
+		if refuse.Load() {
+			return answer{code: 400, body: `{"status":"invalid event"}`}
+		}
+		return answer{code: 202, body: `{"status":"success"}`}
+	})
+	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	subject := cfg.DeadLetterSubject()
+	opened, acked, resolved := lifecycle(t)
+	over, open := opened.Labels["incident_id"], incident(t, "search")
+	_, stop := r.start(cfg)
+	r.publish(opened, acked, open)
+	eventually(t, func() string { return fmt.Sprintf("%d dead letters, want 3", deadLetters(t, r.js, subject)) },
+		func() bool { return deadLetters(t, r.js, subject) == 3 })
+	refuse.Store(false)
+	r.publish(resolved)
+	kv, err := r.js.KeyValue(context.Background(), cfg.WithDefaults().State.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := func() bool {
+		e, err := kv.Get(context.Background(), openKey(over))
+		var inc openIncident
+		return err == nil && json.Unmarshal(e.Value(), &inc) == nil && inc.Resolved
+	}
+	eventually(t, func() string { return "the resolve not sent, or not kept in the state bucket" }, func() bool {
+		actions, _ := pdActions(t, pd.got(), over)
+		return slices.Contains(actions, "resolve") && ended()
+	})
+	stop()
+	_, live := pdActions(t, pd.got(), over)
+	before := len(pd.got())
+
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, listed []DeadLetter) {
+		t.Helper()
+		if len(listed) != 3 {
+			t.Fatalf("%s: %d dead letters listed, want 3", what, len(listed))
+		}
+		for _, dl := range listed {
+			want, now := ReplayState, "open"
+			if dl.IncidentID == over {
+				want, now = ReplayResolve, "resolved"
+				if dl.EventID == opened.ID {
+					want = ReplaySuperseded
+				}
+			}
+			if dl.Replay != want || dl.Now != now || dl.Err != nil {
+				t.Errorf("%s: dead letter %d (incident %s, %s): %v, incident now %q, %v; want %v, %q", what, dl.Seq, dl.IncidentID, dl.Status, dl.Replay, dl.Now, dl.Err, want, now)
+			}
+		}
+	}
+	// A dry run tells what a replay sends, and sends nothing.
+	var listed []DeadLetter
+	if d, f, err := Replay(context.Background(), r.js, proc, subject, true, func(dl DeadLetter) { listed = append(listed, dl) }); err != nil || d+f != 0 || len(pd.got()) != before {
+		t.Fatalf("dry run: %d %d %v, %d sent", d, f, err, len(pd.got())-before)
+	}
+	check("dry run", listed)
+	listed = nil
+	if d, f, err := Replay(context.Background(), r.js, proc, subject, false, func(dl DeadLetter) { listed = append(listed, dl) }); err != nil || d != 3 || f != 0 {
+		t.Fatalf("replay: delivered %d, failed %d, %v", d, f, err)
+	}
+	check("replay", listed)
+	if n := deadLetters(t, r.js, subject); n != 0 {
+		t.Errorf("%d dead letters left", n)
+	}
+	actions, keys := pdActions(t, pd.got()[before:], over)
+	if !slices.Equal(actions, []string{"resolve"}) || keys[0] != live[len(live)-1] {
+		t.Errorf("the incident resolved since: PagerDuty got %v under %v, want its resolve again under the key it had (%s), and no trigger", actions, keys, live[len(live)-1])
+	}
+	if actions, _ := pdActions(t, pd.got()[before:], open.Labels["incident_id"]); !slices.Equal(actions, []string{"trigger"}) {
+		t.Errorf("the incident still open: PagerDuty got %v, want its trigger", actions)
+	}
+}
+
+// Two dead letters of one incident (its acknowledgement dead-lettered
+// before its opening) send the receiver one notification, the newest
+// state, and both are removed; a receiver still down keeps both.
+func TestReplayCollapsesDeadLettersOfOneIncident(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	var down atomic.Bool
+	down.Store(true)
+	var mu sync.Mutex
+	var got []map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		got = append(got, jsonOf(t, body))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	cfg := Config{Routes: hookRoutes(t, hook.URL)}
+	cfg.Delivery.Retry.MaxAttempts = 1
+	subject := cfg.DeadLetterSubject()
+	opened, acked, _ := lifecycle(t)
+	deadLetter(t, r.js, subject, acked)
+	deadLetter(t, r.js, subject, opened)
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, f, err := Replay(context.Background(), r.js, proc, subject, false, nil); err != nil || d != 0 || f != 2 || deadLetters(t, r.js, subject) != 2 {
+		t.Fatalf("replay to a receiver down: delivered %d, failed %d, %v, %d dead letters left (want both kept)", d, f, err, deadLetters(t, r.js, subject))
+	}
+	down.Store(false)
+	if d, f, err := Replay(context.Background(), r.js, proc, subject, false, nil); err != nil || d != 2 || f != 0 {
+		t.Fatalf("replay: delivered %d, failed %d, %v", d, f, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0]["commonAnnotations"].(map[string]any)["incident_status"] != "acknowledged" {
+		t.Fatalf("the receiver got %d notifications %v, want one: the acknowledged incident", len(got), got)
+	}
+	if n := deadLetters(t, r.js, subject); n != 0 {
+		t.Errorf("%d dead letters left", n)
 	}
 }

@@ -95,7 +95,11 @@ type openIncident struct {
 	Resolved bool                       `json:"resolved,omitempty"`
 	Sent     []sentRecord               `json:"sent,omitempty"`
 	Events   map[string]json.RawMessage `json:"events,omitempty"`
-	saved    time.Time                  // when this instance last wrote it (wall clock)
+	// EventID is a tombstone's resolve's incident event: aiops notify
+	// replay, bringing a receiver to the resolve, sends it under that
+	// event's idempotency keys, so a receiver that had it can tell.
+	EventID string    `json:"event_id,omitempty"`
+	saved   time.Time // when this instance last wrote it (wall clock)
 }
 
 // sentRecord is what went out last to one route of an open incident: the
@@ -116,6 +120,13 @@ type sentRecord struct {
 const maxKeptEvents = 512 << 10
 
 func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
+
+// ended is what is remembered of a resolved incident: its resolve's stamp
+// and incident event (its tombstone's EventID).
+type ended struct {
+	stamp
+	eventID string
+}
 
 // OpenStore keeps the open incidents, and the resolved ones' tombstones,
 // across restarts.
@@ -200,10 +211,10 @@ type stamp struct {
 func (s stamp) before(o stamp) bool { return s.rev < o.rev || s.rev == o.rev && s.at.Before(o.at) }
 
 // trackOpen records the state of incident id (its labels, resolved or not,
-// at its stamp) as what it inhibits by, and reports whether what is kept of
-// it changed. An older state than the one kept, or than its resolve,
+// at its stamp; eventID its incident event) as what it inhibits by, and
+// reports whether what is kept of it changed. An older state than the one kept, or than its resolve,
 // changes nothing. p.mu is held.
-func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool, st stamp) bool {
+func (p *Processor) trackOpen(id, eventID string, labels map[string]string, resolved bool, st stamp) bool {
 	old, had := p.open[id]
 	if had && st.before(old.stamp()) {
 		return false // an older state, come again
@@ -213,7 +224,7 @@ func (p *Processor) trackOpen(id string, labels map[string]string, resolved bool
 	}
 	switch {
 	case resolved:
-		p.resolved.Add(id, st)
+		p.resolved.Add(id, ended{st, eventID})
 		p.keptEvents -= eventsSize(old)
 		delete(p.open, id)
 		p.trackSource(id, nil, true)
@@ -353,7 +364,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 		if inc, ok := p.open[id]; ok {
 			todo = append(todo, inc)
 		} else if r, ok := p.resolved.Peek(id); ok {
-			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true})
+			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true, EventID: r.eventID})
 		}
 	}
 	refresh := p.cfg.State.WithDefaults().MaxAge - 4*saveEvery
@@ -468,12 +479,12 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	open := 0
 	for _, inc := range all {
 		if inc.Resolved {
-			p.resolved.Add(inc.ID, inc.stamp())
+			p.resolved.Add(inc.ID, ended{inc.stamp(), inc.EventID})
 			continue
 		}
 		// never saved by this instance: written again at the saver's first
 		// refresh, so that it does not expire
-		if p.trackOpen(inc.ID, inc.Labels, false, inc.stamp()) {
+		if p.trackOpen(inc.ID, "", inc.Labels, false, inc.stamp()) {
 			open++
 		}
 		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {

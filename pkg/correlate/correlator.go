@@ -1059,7 +1059,15 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	if s.EpisodeID != "" && m.episode == "" {
 		m.episode = s.EpisodeID
 	}
-	m.Value, m.Expected, m.Lower, m.Upper = s.Value, s.Expected, s.Lower, s.Upper
+	m.Reading = readingOf(s)
+	if s.Severity.Rank() > m.Severity.Rank() {
+		// Worse than first reported (a detector's episode whose peak
+		// grew): the incident is as severe as its worst member got,
+		// which notifiers route by. A milder report (a close) does not
+		// lower it.
+		m.Severity = s.Severity
+		inc.dirty = true
+	}
 	if m.Kind == SignalAnomaly && m.episode != "" && s.EpisodeID == m.episode && m.Firing == s.Resolved {
 		// Its episode opened again (an update after a lost close) or
 		// closed: the incident waits for open episodes (lapse).
@@ -1474,7 +1482,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
-		Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper,
+		Reading: readingOf(s),
 	}, episode: s.EpisodeID, observed: s.Observed}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
 		m.Firing = !s.Resolved // its episode is open
@@ -1795,7 +1803,7 @@ func (inc *incident) link(ch Change) {
 		}
 	}
 	inc.changes = append(inc.changes, ch)
-	inc.note(ch.Time, fmt.Sprintf("change linked: %s of %s %s by %s", ch.Type, ch.Service, ch.Version, ch.Author))
+	inc.note(ch.Time, fmt.Sprintf("change linked: %s of %s %s by %s", ch.Type, ch.Service, orDash(ch.Version), orDash(ch.Author)))
 	inc.dirty = true
 }
 

@@ -2352,3 +2352,105 @@ func parsedEnvelope(t *testing.T, u Update) *event.Envelope {
 	}
 	return parsed
 }
+
+// An incident is as severe as the worst any of its members got: an
+// anomaly episode whose peak grows is reported warning, then error (the
+// detector's severity follows the peak), and its incident, the event
+// notifiers route by, is then error; after a restart too. A later, milder
+// report does not make it milder.
+func TestMemberSeverityFollowsItsWorstReport(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	anomaly := func(phase string, sev event.Severity, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
+			Severity: sev, EpisodeID: "e1", Episode: phase, Resolved: phase == EpisodeClose, EventID: event.DerivedID(t0.Add(at), "anomaly")}
+	}
+	feed(c, anomaly(EpisodeOpen, event.SeverityWarning, 0))
+	id, _ := c.IncidentOf("series-checkout")
+	ups := feed(c, anomaly(EpisodeUpdate, event.SeverityError, 5*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(6*time.Minute))...)
+	if len(ups) == 0 {
+		t.Fatal("no update published after the member got worse")
+	}
+	last := ups[len(ups)-1]
+	if e := parsedEnvelope(t, last); e.Severity != event.SeverityError || last.State.Severity != event.SeverityError || last.State.Members[0].Severity != event.SeverityError {
+		t.Fatalf("after an error report the incident's event has severity %q (state %q, member %q), want error", e.Severity, last.State.Severity, last.State.Members[0].Severity)
+	}
+	c = restarted(t, c)
+	feed(c, anomaly(EpisodeUpdate, event.SeverityWarning, 7*time.Minute), anomaly(EpisodeClose, "", 8*time.Minute))
+	if st, _ := c.Incident(id); st.Severity != event.SeverityError {
+		t.Fatalf("after a restart and milder reports the incident is %q, want error", st.Severity)
+	}
+}
+
+// An anomaly member's value and band are in its incident's event even when
+// zero (traffic fallen to nothing, a band whose floor is 0, the log
+// miner's error bursts, whose expected count is often 0): left out, a
+// reader could not tell "0" from "not known". An alert, which has none,
+// carries none; after a restart too.
+func TestAnomalyMemberKeepsZeroValueAndBand(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "requests_per_second", Time: t0,
+		Value: 0, Expected: 120, Lower: 0, Upper: 180, EventID: event.DerivedID(t0, "anomaly")},
+		alert("HighErrorRate", "checkout", time.Second))
+	id, _ := c.IncidentOf("series-checkout")
+	for _, c := range []*Correlator{c, restarted(t, c)} {
+		st, _ := c.Incident(id)
+		st.Status = string(Updated)
+		e := parsedEnvelope(t, Update{Transition: Updated, Time: t0.Add(time.Minute), State: st})
+		var body struct {
+			Members []map[string]any `json:"members"`
+		}
+		if err := e.DecodeBody(&body); err != nil || len(body.Members) != 2 {
+			t.Fatalf("members: %v %s", err, e.Body)
+		}
+		for _, m := range body.Members {
+			_, value := m["value"]
+			_, lower := m["lower"]
+			_, expected := m["expected"]
+			_, upper := m["upper"]
+			switch anomaly := m["kind"] == string(SignalAnomaly); {
+			case anomaly && (!value || !lower || m["expected"] != 120.0 || m["upper"] != 180.0):
+				t.Errorf("anomaly member %v: want value 0, expected 120, lower 0, upper 180", m)
+			case !anomaly && (value || lower || expected || upper):
+				t.Errorf("alert member %v: want no value or band", m)
+			}
+		}
+	}
+}
+
+// An incident event links the changes linked to it beside its members'
+// first events: the analysts' incident_timeline query (docs/queries.md)
+// finds an incident's changes through its links, as it finds its alerts.
+func TestIncidentEventLinksItsChanges(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	deploy := event.DerivedID(t0.Add(-6*time.Minute), "change", "payments")
+	feed(c, Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: "v2", Time: t0.Add(-6 * time.Minute), EventID: deploy})
+	ups := feed(c, alert("HighErrorRate", "checkout", 0))
+	if len(ups) != 1 || len(ups[0].State.Changes) != 1 {
+		t.Fatalf("%d events, want the opening with the deploy linked: %+v", len(ups), ups)
+	}
+	e := parsedEnvelope(t, ups[0])
+	if !slices.Contains(e.Links, deploy) || !slices.Contains(e.Links, ups[0].State.Members[0].FirstEventID) {
+		t.Fatalf("links %v, want the alert's first event and the deploy %s", e.Links, deploy)
+	}
+}
+
+// A change linked without a version or an author says so on the timeline
+// with "-", as a change noted during the incident and a root-cause reason
+// do, not with a blank ("deploy of payments  by ").
+func TestLinkedChangeWithoutAuthorReadsOnTheTimeline(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Time: t0.Add(-6 * time.Minute), EventID: event.DerivedID(t0, "change")},
+		alert("HighErrorRate", "checkout", 0))
+	id, _ := c.IncidentOf("HighErrorRate/checkout")
+	st, _ := c.Incident(id)
+	var linked []string
+	for _, e := range st.Timeline {
+		if strings.HasPrefix(e.What, "change linked") {
+			linked = append(linked, e.What)
+		}
+	}
+	if want := "change linked: deploy of payments - by -"; len(linked) != 1 || linked[0] != want {
+		t.Fatalf("timeline says %q, want %q", linked, want)
+	}
+}

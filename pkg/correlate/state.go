@@ -121,11 +121,28 @@ type Member struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	FirstEventID string            `json:"first_event_id,omitempty"`
 	LastEventID  string            `json:"last_event_id,omitempty"`
-	// An anomaly's last value and expected band.
-	Value    float64 `json:"value,omitempty"`
-	Expected float64 `json:"expected,omitempty"`
-	Lower    float64 `json:"lower,omitempty"`
-	Upper    float64 `json:"upper,omitempty"`
+	// *Reading is an anomaly's last value and expected band, nil for an
+	// alert: its fields are the member's in JSON, zeros included (traffic
+	// fallen to 0, a band whose floor is 0 are what a reader must see).
+	// It is replaced, never changed in place: the states handed out share
+	// it.
+	*Reading
+}
+
+// Reading is an anomaly's value and the band the detector expected it in.
+type Reading struct {
+	Value    float64 `json:"value"`
+	Expected float64 `json:"expected"`
+	Lower    float64 `json:"lower"`
+	Upper    float64 `json:"upper"`
+}
+
+// readingOf is s's reading, nil for a signal that is no anomaly.
+func readingOf(s Signal) *Reading {
+	if s.Kind != SignalAnomaly {
+		return nil
+	}
+	return &Reading{Value: s.Value, Expected: s.Expected, Lower: s.Lower, Upper: s.Upper}
 }
 
 // Change is a change linked to an incident.
@@ -358,7 +375,7 @@ const Source = "correlator"
 // Envelope is the incident event of u: kind incident on
 // events.incident.<service>, its id derived from the incident, the
 // transition and its time (a replayed or redelivered transition is the same
-// event), linked to the members' first events.
+// event), linked to the members' first events and to the changes linked.
 func Envelope(u Update, observed time.Time) (*event.Envelope, error) {
 	st := u.State
 	body, err := fitBody(st)
@@ -377,9 +394,18 @@ func Envelope(u Update, observed time.Time) (*event.Envelope, error) {
 		Labels:        map[string]string{"incident_id": st.IncidentID},
 		Body:          body,
 	}
+	// The analysts' incident_timeline query finds an incident's alerts,
+	// anomalies and changes through these links. (A Signal built by hand
+	// rather than by SignalOf may carry an id that is no ULID: linked, it
+	// would make the event invalid for every consumer.)
 	for _, m := range st.Members {
-		if m.FirstEventID != "" {
+		if event.ValidID(m.FirstEventID) {
 			e.Links = append(e.Links, m.FirstEventID)
+		}
+	}
+	for _, ch := range st.Changes {
+		if event.ValidID(ch.EventID) {
+			e.Links = append(e.Links, ch.EventID)
 		}
 	}
 	if len(e.Links) > event.MaxLinks {

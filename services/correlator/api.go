@@ -276,7 +276,13 @@ var listParams = []string{"status", "service", "team", "severity", "since", "unt
 // limit of them; "truncated" says more matched. A parameter it does not
 // know is an error: a typo would otherwise list everything.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	// Not r.URL.Query(): it drops what it cannot read (a ';' between
+	// parameters, a bad %-escape), and a filter dropped lists everything.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string: %v; separate parameters with '&' and %%-escape their values", err))
+		return
+	}
 	for k, vs := range q {
 		if !slices.Contains(listParams, k) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown parameter %q: want %s", k, strings.Join(listParams, ", ")))

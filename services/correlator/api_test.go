@@ -539,3 +539,22 @@ func TestAPIAnswersWhatItDoesNotServeInJSON(t *testing.T) {
 		t.Errorf("an unknown path without a token: %d, want 401 first", code)
 	}
 }
+
+// A query string the list cannot read (a ';' between parameters, a bad
+// %-escape) is a 400 naming the problem: dropped unread, its filter would
+// be gone and the list would hold every incident.
+func TestAPIListRefusesAQueryItCannotRead(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "search", 20*time.Second, 0))
+	for q, want := range map[string]string{
+		"service=web;status=open": "semicolon",
+		"service=%zz":             "%zz",
+		"limit=1&service=we%b":    "%b",
+	} {
+		code, body := r.do("GET", "/v1/incidents?"+q, apiToken, "")
+		var e struct{ Error string }
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, want) {
+			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, want)
+		}
+	}
+}

@@ -151,3 +151,42 @@ func TestLeafIndexChangesNoResult(t *testing.T) {
 		}
 	}
 }
+
+// The leaf index's bound (bestIn) skips only templates that cannot reach
+// the threshold: for every line of the eight Loghub samples (whole lines
+// and their contents) and of lines made to generalise, fold and flood,
+// and for every indexed leaf of its length, the template picked with the
+// bound is the one a scan of the whole leaf picks.
+func TestLeafIndexBoundSkipsNoMatch(t *testing.T) {
+	corpora := map[string][]string{
+		"near":         nearLines(5_000, 1),
+		"shapes":       append(randomWords(1_000, 5), shapeLines(3_000, 6)...),
+		"prefix flood": append(prefixFlood(2_000, 7), nearLines(2_000, 8)...),
+	}
+	if dir, err := loghub.Dir(); err == nil {
+		for _, sys := range loghub.All {
+			ds, err := loghub.Load(dir, sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			corpora[sys] = ds.Lines
+			corpora[sys+" contents"] = ds.Contents
+		}
+	} else if !testing.Short() {
+		t.Logf("Loghub samples not found (%v): synthetic lines only", err)
+	}
+	for name, lines := range corpora {
+		for _, at := range []int{2, 32} {
+			restore := logmine.SetIndexAt(at)
+			m := newMiner(t, nil)
+			for _, l := range lines {
+				if err := m.CheckBound(l); err != nil {
+					t.Errorf("%s, index from %d templates: %v", name, at, err)
+					break
+				}
+				m.Match(l)
+			}
+			restore()
+		}
+	}
+}

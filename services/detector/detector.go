@@ -380,10 +380,12 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		route string
 		// what the episode's id is derived from (lastSample.Series)
 		episodeOf = seriesID(e.Fingerprint, body.Name, e.Labels)
-		cfg       detect.Config
-		publish   bool
-		rows      []rowAnomaly
-		gerr      error
+		// the series the anomaly names (lastSample.Member)
+		member  string
+		cfg     detect.Config
+		publish bool
+		rows    []rowAnomaly
+		gerr    error
 	)
 	s.locked(func() {
 		if !scorable(*body.Value, counter) {
@@ -398,7 +400,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 			}
 			ser = s.lookup(key, body.Name, e.Service, e.Labels, counter)
 			if ser.last != nil { // an episode open before this sample
-				episodeOf = ser.last.episodeSeries()
+				episodeOf, member = ser.last.episodeSeries(), ser.last.member()
 			}
 			res = ser.det.Observe(e.Time, *body.Value)
 			route = ser.route
@@ -434,7 +436,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	}
 
 	if publish {
-		a, err := s.anomaly(e, &body, route, episodeOf, cfg, &res)
+		if member == "" {
+			member = anomalySeries(episodeOf)
+		}
+		a, err := s.anomaly(e, &body, route, episodeOf, member, cfg, &res)
 		if err == nil {
 			err = s.emitWaited(out, a, &ser.publishWaits, s.m.anomalies, staleKey{})
 		} else {
@@ -541,8 +546,13 @@ func seriesID(fingerprint, metric string, labels map[string]string) string {
 	if labels["__name__"] == metric {
 		return fingerprint
 	}
-	return fingerprint + "\xff" + metric
+	return fingerprint + seriesSep + metric
 }
+
+// seriesSep joins a seriesID's fingerprint and metric name: a byte no
+// fingerprint holds (printable UTF-8), nor any text a snapshot's JSON
+// keeps (decodeHeader).
+const seriesSep = "\xff"
 
 // anomalySeries is the series an anomaly names (body.series: the
 // correlator's member), of the series whose episode's id is derived from
@@ -551,11 +561,11 @@ func seriesID(fingerprint, metric string, labels map[string]string) string {
 // fingerprint and the metric name, in 16 hex digits as aiops prints
 // fingerprints. Named by the fingerprint alone, two metrics of one label
 // set were one member of an incident. A series with __name__ keeps its
-// fingerprint, and so does an episode opened before the metric name was
-// part of a series' identity, so the members of incidents from before
-// stay what they were.
+// fingerprint; an episode open at the upgrade keeps naming what its open
+// named (lastSample.member), so the members of incidents from before stay
+// what they were.
 func anomalySeries(id string) string {
-	if !strings.Contains(id, "\xff") { // no fingerprint holds it (printable UTF-8)
+	if !strings.Contains(id, seriesSep) {
 		return id
 	}
 	h := fnv.New64a()
@@ -638,11 +648,12 @@ func (s *Service) reroute(ser *series, route pipeline.Route) bool {
 	return true
 }
 
-// anomaly builds the anomaly event for sample e. Its id is derived from the
-// sample's id, so the same sample scored again (after a restore, by another
-// instance) gives the same message and the stream's duplicate window keeps
-// one.
-func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, episodeOf string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
+// anomaly builds the anomaly event for sample e, of the episode whose id
+// is derived from episodeOf, naming series member. Its id is derived from
+// the sample's id, so the same sample scored again (after a restore, by
+// another instance) gives the same message and the stream's duplicate
+// window keeps one.
+func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, episodeOf, member string, cfg detect.Config, r *detect.Result) (*event.Envelope, error) {
 	value, score := r.Scored, r.Score
 	ep := r.EpisodeInfo
 	peak, peakValue := ep.Peak, ep.PeakValue
@@ -651,7 +662,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, epis
 		det = ep.Detector
 	}
 	ab := event.AnomalyBody{
-		Series:    anomalySeries(episodeOf),
+		Series:    member,
 		Metric:    body.Name,
 		Value:     &value,
 		Expected:  r.Expected,

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // TestScaleOutByPartition: with the EVENTS stream partitioning metric
@@ -177,5 +181,76 @@ func TestPartitionFilterBeyondTheStreamIsRefused(t *testing.T) {
 	}, r.log)
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "partition 2") {
 		t.Errorf("New with partition 2 of 2: %v, want an invalid configuration naming partition 2", err)
+	}
+}
+
+// The owner a detector computes for a sample's service (partitions.of) is
+// the partition the NATS server's subject transform stores it under, for
+// every service name the envelope allows: reserved characters, non-ASCII
+// letters and spaces, emoji, names at the length limit, and random ones.
+// A name on which the two disagreed would have its samples acked unscored
+// by the only instance that reads them.
+func TestPartitionOfAgreesWithTheServer(t *testing.T) {
+	r := newRig(t)
+	const partitions = 7
+	if err := bus.EnsureTopology(context.Background(), r.js, bus.DefaultStreams(bus.WithMetricPartitions(partitions))); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := ownedPartitions(context.Background(), r.js, bus.ConsumerConfig{Stream: bus.StreamEvents, FilterSubjects: []string{bus.MetricPartitionFilter(0)}})
+	if err != nil || parts == nil || parts.n != partitions {
+		t.Fatalf("partitions read from the stream: %+v, %v; want %d", parts, err, partitions)
+	}
+	names := []string{"checkout", "_", "a.b", "a*b", "a>b", "a b", "a.*>", ".", "..", "Zürich", "日本語-api", "🚀", "a\u00a0b",
+		"x\u3000y", "a\u2028b", "ǅ", "\u0301", strings.Repeat("é", 128), strings.Repeat("s.", 128)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	runes := []rune("az09 ._*>-~ÿ€日本🚀\u00a0\u2003")
+	for range 300 {
+		b := make([]rune, 1+rng.IntN(20))
+		for i := range b {
+			b[i] = runes[rng.IntN(len(runes))]
+		}
+		names = append(names, string(b))
+	}
+	want := map[string]string{} // event id -> service
+	var data [][]byte
+	for i, name := range names {
+		e, d := sample(t, name, "latency_ms", nil, t0.Add(time.Duration(i)*time.Second), 1, "")
+		if err := e.Validate(); err != nil {
+			t.Fatalf("service %q: %v", name, err)
+		}
+		want[e.ID] = name
+		data = append(data, d)
+	}
+	r.publish(data...)
+
+	c, err := r.js.OrderedConsumer(context.Background(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"events.metric.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for stored < len(names) {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			stored++
+			e, err := event.Parse(m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens := strings.SplitN(m.Subject(), ".", 4)
+			if len(tokens) != 4 || tokens[3] != event.SubjectToken(want[e.ID]) {
+				t.Fatalf("sample of %q stored on %q", want[e.ID], m.Subject())
+			}
+			if got := strconv.FormatUint(uint64(parts.of(e.Service)), 10); got != tokens[2] {
+				t.Errorf("service %q: partition %s by the detector, %s by the server", e.Service, got, tokens[2])
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%d of %d samples read back", stored, len(names))
+		}
 	}
 }

@@ -40,6 +40,22 @@ type lastSample struct {
 	// the episode opened. Empty in a snapshot written before it was kept,
 	// whose episode's id was derived from the fingerprint alone.
 	Series string `json:"series,omitempty"`
+	// Member is the series the episode's anomalies name (body.series, the
+	// correlator's member): what its open named. Empty in a snapshot
+	// written before it was kept, whose open named the fingerprint.
+	Member string `json:"member,omitempty"`
+}
+
+// member is the series the anomalies of l's episode name: what its open
+// named. An episode open at the upgrade that made it anomalySeries had
+// its open name the fingerprint; named otherwise after it, its update and
+// close would be another member of the correlator's incident than its
+// open, which the incident would hold open.
+func (l *lastSample) member() string {
+	if l.Member != "" {
+		return l.Member
+	}
+	return l.Fingerprint
 }
 
 // episodeSeries is what the id of the episode of l is derived from.
@@ -63,8 +79,9 @@ func (s *Service) track(ser *series, e *event.Envelope, metric string, scored fl
 		return
 	}
 	if ser.last == nil {
+		id := seriesID(e.Fingerprint, metric, e.Labels)
 		ser.last = &lastSample{Service: e.Service, Fingerprint: e.Fingerprint, Metric: metric, Labels: e.Labels, Resource: e.Resource,
-			Series: seriesID(e.Fingerprint, metric, e.Labels)}
+			Series: id, Member: anomalySeries(id)}
 		s.open[ser] = struct{}{}
 	}
 	ser.last.ID, ser.last.Time, ser.last.Value = e.ID, e.Time, scored
@@ -276,7 +293,7 @@ func (s *Service) episodeClose(last *lastSample, info detect.Episode, route, win
 		info.Start.Format(time.RFC3339), info.End.Format(time.RFC3339), info.Peak, info.PeakValue, info.Detector, route)
 	value, score, peak, peakValue := last.Value, 0.0, info.Peak, info.PeakValue
 	ab := event.AnomalyBody{
-		Series:    anomalySeries(last.episodeSeries()),
+		Series:    last.member(),
 		Metric:    last.Metric,
 		Value:     &value,
 		Score:     &score,

@@ -462,6 +462,12 @@ func decodeHeader(key string, v []byte) (snapshotHeader, error) {
 		if err := json.Unmarshal(v[w:w+int(n)], h.last); err != nil {
 			return snapshotHeader{}, errs.Permanent(fmt.Errorf("%w: %s: last sample: %w", ErrSnapshot, key, err))
 		}
+		if l := h.last; l.Series != "" && l.Series != l.Fingerprint {
+			// The separator of a seriesID is no UTF-8: JSON wrote U+FFFD
+			// in its place, and the episode's id derived from what was
+			// read back was another than its open's.
+			l.Series = l.Fingerprint + seriesSep + l.Metric
+		}
 		v = v[w+int(n):]
 	}
 	h.state = v

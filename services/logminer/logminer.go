@@ -148,7 +148,10 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 	if err != nil {
 		return nil, err
 	}
-	unacked, err := newUnacked(cfg.MaxSeries)
+	// Every raw log the consumer may deliver again is unacked (naked ones
+	// too): up to max_ack_pending, with room beyond for the ids left by a
+	// dead letter or a crash, which the list forgets first.
+	unacked, err := newUnacked(cfg.MaxSeries + cfg.Consumer.MaxAckPending)
 	if err != nil {
 		return nil, err
 	}

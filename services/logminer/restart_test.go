@@ -3,6 +3,7 @@ package logminer
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,30 @@ func savedStateOf(t *testing.T, js jetstream.JetStream) savedState {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// Every raw log a consumer may deliver again is remembered as counted:
+// up to max_ack_pending of them are unacked at once (naked ones
+// included), however small max_series (which bounded the list) is. With
+// max_series under that, a failure of the outputs of more raw logs than
+// max_series made the redeliveries of the oldest count their lines again.
+func TestUnackedHoldsWhatTheConsumerMayRedeliver(t *testing.T) {
+	l := newTestLogminer(t, Config{MaxSeries: 2})
+	h := startHarness(t, l)
+	var lines []*event.Envelope
+	for i := range 6 {
+		lines = append(lines, rawEvent(t, "api", "payment "+strconv.Itoa(i)+" failed", event.SeverityError))
+	}
+	h.Pub.Refuse(true) // the bus is away: every raw log is naked
+	for i, r := range h.Feed(lines...) {
+		if r.Outcome != stagetest.Naked {
+			t.Fatalf("line %d with the bus away: %v, want naked", i, r.Outcome)
+		}
+	}
+	h.Pub.Refuse(false)
+	feedOK(t, h, lines...) // their redeliveries
+	s := l.counts.byID[logmine.IDOf("payment <*> failed")]["api"]
+	if s == nil || s.Count != uint64(len(lines)) {
+		t.Fatalf("series after the redeliveries: %+v, want the %d lines counted once", s, len(lines))
+	}
 }

@@ -17,9 +17,11 @@ import (
 // the process, and are bounded). An id is forgotten once every output of
 // its line was stored: then the raw log is acked, and if it comes again
 // (its ack was lost, or a producer sent it twice) it is counted again.
-// Bounded like the runner's kept outputs (MaxSeries): beyond, the oldest
-// is forgotten, a raw log left behind by a dead letter or by a crash
-// after its ack rather than one waiting for its redelivery.
+// Bounded by MaxSeries plus the consumer's MaxAckPending, which bounds
+// the raw logs that may come again (delivered and not acked, naked ones
+// included): beyond, the oldest is forgotten, a raw log left behind by a
+// dead letter or by a crash after its ack rather than one waiting for its
+// redelivery.
 type unacked struct {
 	ids *lru.Cache[string, struct{}]
 }

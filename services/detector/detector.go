@@ -128,8 +128,13 @@ type Service struct {
 	// parts are the metric partitions the instance owns (nil: no check);
 	// strays counts the samples of other partitions since strayLogged
 	// (unix ns), when they were last logged
-	parts               *partitions
+	parts               atomic.Pointer[partitions]
 	strays, strayLogged atomic.Int64
+	// readParts reads the partitions again (refreshPartitions), after a
+	// stray (strayed), at most every partitionsReadEvery (partsRead)
+	readParts func(context.Context) (*partitions, error)
+	strayed   atomic.Bool
+	partsRead time.Time
 
 	// series and assets are bounded by MaxSeries and MaxAssets, the least
 	// recently seen evicted first (marked, counted).
@@ -285,9 +290,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		s.snap = js
 		proc = snapshotting{s}
 	}
-	if s.parts, err = ownedPartitions(ctx, js, s.cfg.Consumer); err != nil {
+	s.readParts = func(ctx context.Context) (*partitions, error) { return ownedPartitions(ctx, js, s.cfg.Consumer) }
+	parts, err := s.readParts(ctx)
+	if err != nil {
 		return nil, err
 	}
+	s.parts.Store(parts)
 	open := []stage.OpenOption{stage.WithConsumerOptions(s.consumerOpts...), stage.WithRunnerOptions(stage.WithClock(s.now))}
 	s.stage, err = stage.Open(ctx, js, proc, s.stageConfig(), s.cfg.Consumer, log, open...)
 	if err != nil {
@@ -364,8 +372,8 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 	counter := body.Type == event.MetricCounter
 
 	seen := s.now()
-	if s.parts != nil && !s.parts.owns(e.Service) {
-		s.stray(e, seen)
+	if parts := s.parts.Load(); parts != nil && !parts.owns(e.Service) {
+		s.stray(e, parts, seen)
 		return nil
 	}
 	if e.Time.Sub(seen) > maxFuture {
@@ -462,6 +470,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 // keeps those whose publish failed for the next tick.
 func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
 	s.dropStale(ctx)
+	s.refreshPartitions(ctx, now)
 	var closes []seriesAnomaly
 	s.locked(func() { closes = s.silentCloses(now) })
 	s.emitSeries(out, closes)

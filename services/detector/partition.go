@@ -95,14 +95,49 @@ const strayLogEvery = time.Minute
 
 // stray counts and, at most once every strayLogEvery, logs a sample of a
 // service another partition owns.
-func (s *Service) stray(e *event.Envelope, now time.Time) {
+func (s *Service) stray(e *event.Envelope, parts *partitions, now time.Time) {
 	s.m.ignored.WithLabelValues("other_partition").Inc()
+	s.strayed.Store(true)
 	n := s.strays.Add(1)
 	last := s.strayLogged.Load()
 	if now.UnixNano()-last < int64(strayLogEvery) || !s.strayLogged.CompareAndSwap(last, now.UnixNano()) {
 		return
 	}
 	s.strays.Add(-n)
-	s.log.Warn().Str("event", e.ID).Str("service", e.Service).Uint32("partition", s.parts.of(e.Service)).Int64("samples", n).
-		Msg("samples published straight to another partition's subject than their service's, not scored here (samples_ignored_total{reason=\"other_partition\"}): publish to events.metric.<service>")
+	s.log.Warn().Str("event", e.ID).Str("service", e.Service).Uint32("partition", parts.of(e.Service)).Uint32("partitions", parts.n).Int64("samples", n).
+		Msg("samples of another partition than this instance's, not scored here (samples_ignored_total{reason=\"other_partition\"}): published straight to another partition's subject (publish to events.metric.<service>), or the stream's partition count changed (read again within a minute)")
+}
+
+// partitionsReadEvery bounds how often samples of other partitions make
+// an instance read the stream's partition count again.
+const partitionsReadEvery = time.Minute
+
+// refreshPartitions reads the partitions the instance owns again when
+// samples of other partitions came since the last read, at most every
+// partitionsReadEvery. The count is read at start; raised or lowered on
+// the stream while the instance runs (streams.metric_partitions changed,
+// another service's start updating the stream), every sample the stream
+// now gives this instance's partition would be another's by the old count,
+// and be left unscored until a restart.
+func (s *Service) refreshPartitions(ctx context.Context, now time.Time) {
+	if s.readParts == nil || !s.strayed.Load() || now.Sub(s.partsRead) < partitionsReadEvery {
+		return
+	}
+	s.partsRead = now
+	s.strayed.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	parts, err := s.readParts(ctx)
+	if err != nil {
+		s.log.Warn().Err(err).Msg("the stream's metric partitions could not be read again: the count read before stays")
+		return
+	}
+	if old := s.parts.Load(); parts == nil || old == nil || parts.n != old.n {
+		var n uint32
+		if parts != nil {
+			n = parts.n
+		}
+		s.log.Info().Uint32("partitions", n).Msg("the stream's metric partition count changed: samples are owned by the new count")
+	}
+	s.parts.Store(parts)
 }

@@ -254,3 +254,61 @@ func TestPartitionOfAgreesWithTheServer(t *testing.T) {
 		}
 	}
 }
+
+// The stream's partition count raised while a detector runs (another
+// service started with a new streams.metric_partitions): the samples the
+// stream now gives the detector's partition were another partition's by
+// the count it read at start, and were left unscored until a restart.
+// The first of them makes it read the count again, and the next are its.
+func TestPartitionCountChangedWhileRunning(t *testing.T) {
+	r := newRig(t)
+	if err := bus.EnsureTopology(context.Background(), r.js, bus.DefaultStreams(bus.WithMetricPartitions(2))); err != nil {
+		t.Fatal(err)
+	}
+	svc, stop := r.start(Config{
+		Consumer: bus.ConsumerConfig{Durable: "detector-p0", FilterSubjects: []string{bus.MetricPartitionFilter(0)}},
+		Instance: "detector-p0",
+	})
+	defer stop(false)
+	if err := bus.EnsureTopology(context.Background(), r.js, bus.DefaultStreams(bus.WithMetricPartitions(3))); err != nil {
+		t.Fatal(err)
+	}
+	// a service partition 0 owns of three, and partition 1 of two
+	two, three := &partitions{n: 2, own: []bool{true, false}}, &partitions{n: 3, own: []bool{true, false, false}}
+	service := ""
+	for i := 0; service == ""; i++ {
+		if s := fmt.Sprintf("svc%d", i); three.owns(s) && !two.owns(s) {
+			service = s
+		}
+	}
+	at := t0
+	send := func(n int) (fp string) {
+		var data [][]byte
+		for range n {
+			e, d := sample(t, service, "latency_ms", nil, at, 100, "")
+			at = at.Add(time.Minute)
+			data, fp = append(data, d), e.Fingerprint
+		}
+		r.publish(data...)
+		return fp
+	}
+	send(1)
+	deadline := time.Now().Add(30 * time.Second)
+	for p := svc.parts.Load(); p == nil || p.n != 3; p = svc.parts.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the detector still owns by %d partitions after a sample of its own partition by 3", p.n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fp := send(5)
+	for {
+		if got, _ := svc.Observations(fp); got == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			got, _ := svc.Observations(fp)
+			t.Fatalf("%d of the 5 samples sent after the count was read again were scored", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

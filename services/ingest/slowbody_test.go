@@ -4,10 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +194,106 @@ func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("a publish that outlasted the body's deadline: %d, want 200", resp.StatusCode)
 	}
+}
+
+// The gateway serves HTTPS with ingest.tls_cert_file, and then HTTP/2 to
+// the clients that offer it (the OpenTelemetry exporters do): there a
+// request body's deadline is the stream's, not the connection's. A stalled
+// HTTP/2 upload is answered 503 too and frees its slot, and the requests
+// that follow on the same connection, one of them gzip, are read whole and
+// taken.
+func TestStalledUploadOverHTTP2FreesItsSlot(t *testing.T) {
+	certFile, keyFile, roots := selfSignedCert(t)
+	pub := &fakePublisher{}
+	addr := startServer(t, ServerConfig{TLSCertFile: certFile, TLSKeyFile: keyFile, Config: Config{
+		Tokens: []string{tokenA}, MaxConcurrentRequests: 1,
+		BodyGracePeriod: 100 * time.Millisecond,
+		MaxEventAge:     100 * 365 * 24 * time.Hour, MaxEventFuture: 100 * 365 * 24 * time.Hour,
+	}}, pub)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	post := func(body io.Reader, length int64, encoding string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "https://"+addr+PathEvents, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		if encoding != "" {
+			req.Header.Set("Content-Encoding", encoding)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(answer)
+	}
+
+	stalled, w := io.Pipe()
+	defer w.Close()
+	go w.Write(bytes.Repeat([]byte("\n"), 100)) // then nothing
+	resp, answer := post(stalled, 1<<20, "")
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the client spoke %s, want HTTP/2", resp.Proto)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(answer, "arrived slower than") {
+		t.Fatalf("the stalled upload: %d %s, want 503 with Retry-After saying the body arrived too slowly", resp.StatusCode, answer)
+	}
+	plain := []byte(logLine + "\n")
+	zipped := gzipped([]byte(metricLine + "\n"))
+	for i, body := range [][]byte{plain, zipped} {
+		encoding := ""
+		if i == 1 {
+			encoding = "gzip"
+		}
+		if resp, answer := post(bytes.NewReader(body), int64(len(body)), encoding); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d after the stalled one: %d %s, want 200", i+1, resp.StatusCode, answer)
+		}
+	}
+	if n := len(pub.published()); n != 2 {
+		t.Fatalf("%d requests published, want the 2 after the stalled one", n)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
+// returns the pool that trusts it.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ingest.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for path, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
 }

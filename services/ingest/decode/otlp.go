@@ -433,7 +433,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 				for q := 0; q < qs.Len(); q++ {
 					labels := attributes(dp.Attributes())
 					labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
-					if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
+					if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, "quantile", dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
 						return err
 					}
 				}
@@ -475,7 +475,7 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 			continue
 		}
 		if err := m.dataPoint(func() error {
-			return m.point(p, name, unit, typ, attributes(dp.Attributes()), dp.Timestamp(), dp.Flags(), v)
+			return m.point(p, name, unit, typ, attributes(dp.Attributes()), "", dp.Timestamp(), dp.Flags(), v)
 		}); err != nil {
 			return err
 		}
@@ -484,13 +484,13 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 }
 
 func (m *metricDecoder) countAndSum(path, name, unit, typ string, attrs pcommon.Map, ts pcommon.Timestamp, flags pmetric.DataPointFlags, count uint64, hasSum bool, sum float64) error {
-	if err := m.point(path+".count", name+"_count", "", typ, attributes(attrs), ts, flags, float64(count)); err != nil {
+	if err := m.point(path+".count", name+"_count", "", typ, attributes(attrs), "", ts, flags, float64(count)); err != nil {
 		return err
 	}
 	if !hasSum {
 		return nil
 	}
-	return m.point(path+".sum", name+"_sum", unit, typ, attributes(attrs), ts, flags, sum)
+	return m.point(path+".sum", name+"_sum", unit, typ, attributes(attrs), "", ts, flags, sum)
 }
 
 // buckets makes the Prometheus-style bucket series of an explicit-bounds
@@ -522,7 +522,7 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 		}
 		labels := attributes(dp.Attributes())
 		labels["le"] = le
-		if err := m.point(fmt.Sprintf("%s.bucketCounts[%d]", path, i), name+"_bucket", "", typ, labels, dp.Timestamp(), dp.Flags(), float64(cumulative)); err != nil {
+		if err := m.point(fmt.Sprintf("%s.bucketCounts[%d]", path, i), name+"_bucket", "", typ, labels, "le", dp.Timestamp(), dp.Flags(), float64(cumulative)); err != nil {
 			return err
 		}
 	}
@@ -530,7 +530,9 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 }
 
 // point makes one metric event; path names the input value for errors.
-func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]string, ts pcommon.Timestamp, flags pmetric.DataPointFlags, v float64) error {
+// labels are the point's attributes, and the label named by added (le,
+// quantile) when the caller added one.
+func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]string, added string, ts pcommon.Timestamp, flags pmetric.DataPointFlags, v float64) error {
 	switch {
 	case flags.NoRecordedValue():
 		m.batch.skip(SkippedStaleMarkers)
@@ -557,9 +559,13 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		return err
 	}
 	// Path of the data point, for the fields that belong to it rather than to
-	// the value (.count, .sum and quantileValues[q] name the value).
+	// the value (.count, .sum, bucketCounts[i] and quantileValues[q] name the
+	// value; the last two come with their label added).
 	point := path
-	if i := strings.LastIndex(path, "]"); i >= 0 {
+	switch i := strings.LastIndex(path, "]"); {
+	case added != "":
+		point = path[:strings.LastIndex(path, ".")]
+	case i >= 0:
 		point = path[:i+1]
 	}
 	if ts == 0 {
@@ -567,6 +573,28 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		return nil
 	}
 	labels["__name__"] = name
+	if len(labels) > event.MaxLabels {
+		// Refused here, naming the labels the gateway added: Validate's
+		// "has 129 entries", put on the attributes, counted labels the
+		// producer never sent.
+		names := []string{"__name__"}
+		if added != "" {
+			names = append(names, added)
+		}
+		if nameFromScope {
+			names = append(names, ScopeNameLabel)
+		}
+		if versionFromScope {
+			names = append(names, ScopeVersionLabel)
+		}
+		over, word := len(labels)-event.MaxLabels, "attributes"
+		if over == 1 {
+			word = "attribute"
+		}
+		m.refusePoint(point+".attributes", "with %s, which the gateway adds, make %d labels, over the limit of %d: send %d %s fewer",
+			strings.Join(names, ", "), len(labels), event.MaxLabels, over, word)
+		return nil
+	}
 	e := &event.Envelope{
 		Kind:     event.KindMetric,
 		Time:     ts.AsTime(),

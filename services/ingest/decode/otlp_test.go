@@ -2,6 +2,7 @@ package decode
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -600,6 +601,77 @@ func TestOTLPScopesAreSeriesOfTheirOwn(t *testing.T) {
 	if !strings.Contains(p.Problem, "UTF-8") {
 		t.Errorf("problem %q does not say what is wrong", p.Problem)
 	}
+}
+
+// The labels the gateway adds to a point (__name__, a bucket's le, and
+// otel.scope.name and otel.scope.version from its scope) count against
+// event.MaxLabels with its attributes: a point of 126 attributes was
+// refused as "attributes has 129 entries", a count its producer could not
+// find in what it sent. The refusal names the added labels and how many
+// attributes are too many; one attribute fewer is taken.
+func TestOTLPLabelLimitNamesTheLabelsTheGatewayAdds(t *testing.T) {
+	scoped := func() pmetric.Metric {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "checkout")
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName("lib/a")
+		sm.Scope().SetVersion("1.0")
+		m := sm.Metrics().AppendEmpty()
+		m.SetName("requests")
+		return m
+	}
+	attributes := func(m pcommon.Map, n int) {
+		for i := range n {
+			m.PutStr(fmt.Sprintf("a%d", i), "x")
+		}
+	}
+	decoded := func(m pmetric.Metric) (*Batch, error) {
+		t.Helper()
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "checkout")
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName("lib/a")
+		sm.Scope().SetVersion("1.0")
+		m.CopyTo(sm.Metrics().AppendEmpty())
+		return OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	}
+	says := func(p Problem, wants ...string) {
+		t.Helper()
+		for _, want := range wants {
+			if !strings.Contains(p.Problem, want) {
+				t.Errorf("problem %q does not say %q", p.Problem, want)
+			}
+		}
+	}
+	gauge := func(n int) pmetric.Metric {
+		m := scoped()
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+		dp.SetDoubleValue(1)
+		attributes(dp.Attributes(), n)
+		return m
+	}
+	b, err := decoded(gauge(event.MaxLabels - 2))
+	says(refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].attributes"),
+		"129 labels", "__name__", ScopeNameLabel, ScopeVersionLabel, "send 1 attribute fewer")
+	b, err = decoded(gauge(event.MaxLabels - 3))
+	if err != nil || len(b.Events) != 1 || len(b.Events[0].Labels) != event.MaxLabels {
+		t.Fatalf("a point of %d labels in all: %v, %+v; want it taken", event.MaxLabels, err, b)
+	}
+
+	// A histogram's buckets have le too: its point is refused whole.
+	h := scoped()
+	dp := h.SetEmptyHistogram().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	dp.SetCount(2)
+	dp.ExplicitBounds().FromRaw([]float64{1})
+	dp.BucketCounts().FromRaw([]uint64{1, 1})
+	attributes(dp.Attributes(), event.MaxLabels-3)
+	b, err = decoded(h)
+	says(refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].histogram.dataPoints[0].attributes"),
+		"129 labels", "__name__, le, "+ScopeNameLabel)
 }
 
 // A histogram or summary point flagged "no recorded value" makes no

@@ -763,19 +763,30 @@ func (e *emitter) reset() {
 	e.msgs, e.settled, e.late = e.msgs[:0], e.settled[:0], e.late[:0]
 }
 
-func (e *emitter) Emit(o Output) error {
+// Message is what output o is published as: its event as JSON, under its
+// id, on its subject (the event's own when o names none). An event that
+// cannot be encoded is a permanent error.
+func Message(o Output) (bus.Message, error) {
 	if o.Event == nil {
-		return errs.Permanent(ErrNilEvent)
+		return bus.Message{}, errs.Permanent(ErrNilEvent)
 	}
 	data, err := o.Event.MarshalJSON() // not json.Marshal: it would compact the whole envelope once more
 	if err != nil {
-		return errs.Permanentf("stage: encoding %s event %s: %v", o.Event.Kind, o.Event.ID, err)
+		return bus.Message{}, errs.Permanentf("stage: encoding %s event %s: %v", o.Event.Kind, o.Event.ID, err)
 	}
 	subject := o.Subject
 	if subject == "" {
 		subject = o.Event.Subject()
 	}
-	e.msgs = append(e.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
+	return bus.Message{Subject: subject, ID: o.Event.ID, Data: data}, nil
+}
+
+func (e *emitter) Emit(o Output) error {
+	m, err := Message(o)
+	if err != nil {
+		return err
+	}
+	e.msgs = append(e.msgs, m)
 	e.settled = append(e.settled, o.Settled)
 	e.late = append(e.late, o.StoredLate)
 	return nil

@@ -95,15 +95,11 @@ func (l *Logminer) decodeState(data []byte) error {
 type heldEmitter struct{ msgs []bus.Message }
 
 func (h *heldEmitter) Emit(o stage.Output) error {
-	data, err := o.Event.MarshalJSON()
+	m, err := stage.Message(o)
 	if err != nil {
-		return errs.Permanentf("logminer: encoding %s event %s: %v", o.Event.Kind, o.Event.ID, err)
+		return err
 	}
-	subject := o.Subject
-	if subject == "" {
-		subject = o.Event.Subject()
-	}
-	h.msgs = append(h.msgs, bus.Message{Subject: subject, ID: o.Event.ID, Data: data})
+	h.msgs = append(h.msgs, m)
 	return nil
 }
 

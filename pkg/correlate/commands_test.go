@@ -1,11 +1,15 @@
 package correlate
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 const mergeCatalog = `
@@ -281,5 +285,180 @@ func TestListedBuildsOnlyWhatItLists(t *testing.T) {
 	}
 	if out, _ := c.Listed(IncidentFilter{Status: StatusAcknowledged}, nil, 10); len(out) != 0 {
 		t.Errorf("%d acknowledged listed, want none", len(out))
+	}
+}
+
+// A command is timed when the person gave it (Command.Time: the API's
+// receipt, a NATS command's stream timestamp), which an event-time replay
+// of the signals does not hold: that time is the resolution's
+// resolved_at and its timeline entry, and moves no timer. The same
+// signals with a resolution given 30 s after the alert resolved or three
+// hours after it (a backfill: the person acts now, on history) make the
+// same events at the same event times, across a restart too: the reopen
+// window and the forgetting run from the resolution's event time, so the
+// alert firing again 45 minutes later opens a new incident in both.
+func TestCommandTimesMoveNoTimer(t *testing.T) {
+	run := func(given time.Time) (ups []Update, resolution State) {
+		c := newCorrelator(t, Config{})
+		a := alert("HighLatency", "checkout", 0)
+		ups = feed(c, a, resolved(a, time.Minute))
+		u, err := c.Apply(Command{IncidentID: ups[0].State.IncidentID, Action: "resolve", By: "ana", Time: given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ups = append(ups, u)
+		c = restarted(t, c)
+		again := a
+		again.Time = t0.Add(45 * time.Minute)
+		ups = append(ups, feed(c, again)...)
+		return append(ups, c.Advance(t0.Add(2*time.Hour))...), u.State
+	}
+	soon, late := t0.Add(90*time.Second), t0.Add(3*time.Hour)
+	want, st := run(soon)
+	got, stLate := run(late)
+	if transitions(want) != "opened,resolved,opened" || transitions(got) != transitions(want) {
+		t.Fatalf("events %s with the resolution given soon, %s given late; want opened,resolved,opened for both", transitions(want), transitions(got))
+	}
+	for i := range want {
+		a, _ := Envelope(want[i], t0)
+		b, _ := Envelope(got[i], t0)
+		if !got[i].Time.Equal(want[i].Time) || a.ID != b.ID {
+			t.Fatalf("event %d (%s) at %v given late, %v given soon: a command's time moved event time", i, got[i].Transition, got[i].Time, want[i].Time)
+		}
+	}
+	for _, c := range []struct {
+		st    State
+		given time.Time
+	}{{st, soon}, {stLate, late}} {
+		last := c.st.Timeline[len(c.st.Timeline)-1]
+		if !c.st.ResolvedAt.Equal(c.given) || last.What != "resolved by ana" || !last.Time.Equal(c.given) {
+			t.Errorf("resolved_at %v, last timeline entry %+v; want both at %v, when ana resolved it", c.st.ResolvedAt, last, c.given)
+		}
+	}
+}
+
+// A command is never timed before its incident's opening, nor before the
+// state the incident is in (a clock behind, a NATS command published
+// before an API call and applied after it): it is timed then. A reopening
+// by a signal timed before the resolution it undoes (event time lagging
+// the clock) is timed at that resolution on the timeline, and what comes
+// after it, after. The floor is kept across a restart. A command without
+// a time is timed at the event time.
+func TestCommandNeverTimedBeforeTheIncidentsState(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	id := feed(c, a)[0].State.IncidentID
+	at := func(cmd Command) State {
+		t.Helper()
+		cmd.IncidentID = id
+		u, err := c.Apply(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.State
+	}
+	if st := at(Command{Action: "comment", By: "ana", Text: "looking", Time: t0.Add(-time.Hour)}); !st.Comments[0].Time.Equal(t0) {
+		t.Fatalf("a comment timed an hour before the opening: at %v, want the opening %v", st.Comments[0].Time, t0)
+	}
+	if st := at(Command{Action: "ack", By: "ana", Time: t0.Add(-time.Hour)}); !st.AcknowledgedAt.Equal(t0) {
+		t.Fatalf("an ack timed an hour before the opening: acknowledged_at %v, want the opening %v", st.AcknowledgedAt, t0)
+	}
+	// acknowledged at 2m (a clock ahead), resolved by a command timed 1m
+	c = newCorrelator(t, Config{})
+	id = feed(c, a)[0].State.IncidentID
+	at(Command{Action: "ack", By: "ana", Time: t0.Add(2 * time.Minute)})
+	c = restarted(t, c)
+	if st := at(Command{Action: "resolve", By: "bo", Time: t0.Add(time.Minute)}); !st.ResolvedAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Fatalf("a resolve timed before the ack: resolved_at %v, want the ack's %v", st.ResolvedAt, t0.Add(2*time.Minute))
+	}
+	// The alert resolves and fires again within the reopen window of the
+	// resolution's event time (the opening's), before the person's 2m.
+	again := a
+	again.Time = t0.Add(40 * time.Second)
+	ups := feed(c, resolved(a, 30*time.Second), again)
+	if transitions(ups) != "reopened" {
+		t.Fatalf("the alert firing again: %s, want reopened", transitions(ups))
+	}
+	st, _ := c.Incident(id)
+	if last := st.Timeline[len(st.Timeline)-1]; !strings.HasPrefix(last.What, "reopened") || !last.Time.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("the reopening on the timeline: %+v, want it at the resolution it undid (%v)", last, t0.Add(2*time.Minute))
+	}
+	c = restarted(t, c)
+	if st := at(Command{Action: "ack", By: "cy", Time: t0.Add(time.Minute)}); !st.AcknowledgedAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Fatalf("an ack of the reopened incident timed before its reopening: %v, want %v", st.AcknowledgedAt, t0.Add(2*time.Minute))
+	}
+	// No time: the event time.
+	c = newCorrelator(t, Config{})
+	id = feed(c, a, observedAt(alert("HighErrorRate", "checkout", 20*time.Second), 20*time.Second))[0].State.IncidentID
+	if st := at(Command{Action: "ack", By: "ana"}); !st.AcknowledgedAt.Equal(t0.Add(20 * time.Second)) {
+		t.Fatalf("an ack without a time: %v, want the event time %v", st.AcknowledgedAt, t0.Add(20*time.Second))
+	}
+}
+
+// The timeline's times have one format, RFC 3339 in UTC with
+// milliseconds: time.Time's own drops trailing zeros, and 09:35:52Z stood
+// beside 09:38:28.429767318Z. A checkpoint keeps them whole (a restored
+// correlator orders later entries as a live one does).
+func TestTimelineTimesHaveOneFormat(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	id := feed(c, a)[0].State.IncidentID
+	odd := t0.Add(90*time.Second + 429767318*time.Nanosecond).In(time.FixedZone("CET", 3600))
+	if _, err := c.Apply(Command{IncidentID: id, Action: "assign", By: "ana <sre> & co", Assignee: "bo", Time: odd}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.Incident(id)
+	body, err := event.MarshalBody(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Timeline []map[string]string `json:"timeline"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2026-11-21T12:00:00.000Z", "2026-11-21T12:01:30.429Z"}
+	if len(raw.Timeline) != 2 || raw.Timeline[0]["time"] != want[0] || raw.Timeline[1]["time"] != want[1] {
+		t.Fatalf("timeline %v, want times %v", raw.Timeline, want)
+	}
+	if !strings.Contains(string(body), `"what":"assigned to bo by ana <sre> & co"`) {
+		t.Fatalf("the entry's text is not kept as it is: %s", body)
+	}
+	var back State
+	if err := json.Unmarshal(body, &back); err != nil || !back.Timeline[1].Time.Equal(t0.Add(90*time.Second+429*time.Millisecond)) {
+		t.Fatalf("read back: %+v %v", back.Timeline, err)
+	}
+	if got, _ := restarted(t, c).Incident(id); !got.Timeline[1].Time.Equal(odd) {
+		t.Fatalf("restored entry at %v, want %v", got.Timeline[1].Time, odd)
+	}
+}
+
+// "active" lists what a person on call still has to deal with: open and
+// acknowledged incidents ("open" keeps meaning not acknowledged yet).
+func TestListedActive(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, feed(c, alert("HighLatency", fmt.Sprintf("svc-%d", i), time.Duration(i)*time.Hour))[0].State.IncidentID)
+	}
+	if _, err := c.Apply(Command{IncidentID: ids[0], Action: "ack", By: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Apply(Command{IncidentID: ids[1], Action: "resolve", By: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	listed := func(status string) (got []string) {
+		out, _ := c.Listed(IncidentFilter{Status: status}, nil, 10)
+		for _, st := range out {
+			got = append(got, st.IncidentID)
+		}
+		return got
+	}
+	if got := listed(StatusActive); !slices.Equal(got, []string{ids[2], ids[0]}) {
+		t.Errorf("active: %v, want the open and the acknowledged (%v, %v)", got, ids[2], ids[0])
+	}
+	if got := listed(StatusOpen); !slices.Equal(got, []string{ids[2]}) {
+		t.Errorf("open: %v, want the one not acknowledged (%v)", got, ids[2])
 	}
 }

@@ -62,18 +62,28 @@ type member struct {
 
 // incident is the correlator's working state of one incident.
 type incident struct {
-	id             string
-	status         string
-	openedAt       time.Time
+	id       string
+	status   string
+	openedAt time.Time
+	// acknowledgedAt and resolvedAt are what the incident's state says; by
+	// command, they are when the person gave it (Command.Time).
+	// resolvedEvent is the event time it resolved at, which the reopen
+	// window and the forgetting run from: commands are no part of an
+	// event-time replay, so their times must move no timer.
 	acknowledgedAt time.Time
 	resolvedAt     time.Time
-	lastSignal     time.Time
-	assignee       string
-	comments       []Comment
-	members        []*member
-	services       map[string]int // members per service
-	names          map[string]int // members per signal name
-	advisory       int            // members that are advisory alerts (Config.AdvisoryAlerts)
+	resolvedEvent  time.Time
+	// since is when its current state began, as its timeline tells: the
+	// opening, the last reopening, a person's acknowledgement or
+	// resolution. No command is timed before it (apply).
+	since      time.Time
+	lastSignal time.Time
+	assignee   string
+	comments   []Comment
+	members    []*member
+	services   map[string]int // members per service
+	names      map[string]int // members per signal name
+	advisory   int            // members that are advisory alerts (Config.AdvisoryAlerts)
 	// arrived is, per service, when the latest new member there first
 	// fired: where the failure went last, and when (spreading).
 	arrived map[string]time.Time
@@ -829,6 +839,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	// comments. Merged only, from would be paged again as into.
 	if from.status == StatusAcknowledged && into.status == StatusOpen {
 		into.status, into.acknowledgedAt = StatusAcknowledged, from.acknowledgedAt
+		into.since = latest(into.since, from.since)
 		into.note(t, "acknowledged, as "+from.id+" was")
 	}
 	if into.assignee == "" && from.assignee != "" {
@@ -840,7 +851,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 		slices.SortStableFunc(into.comments, func(a, b Comment) int { return a.Time.Compare(b.Time) })
 		into.comments = keepNewest(into.comments, MaxComments)
 	}
-	from.status, from.resolvedAt, from.mergedInto = StatusResolved, t, into.id
+	from.status, from.resolvedAt, from.resolvedEvent, from.mergedInto = StatusResolved, t, t, into.id
 	from.note(t, "merged into "+into.id+": "+why)
 	if from.storm {
 		c.markStorm(into, place{})
@@ -1007,7 +1018,7 @@ func (c *Correlator) returns(m *member, s Signal) bool {
 	case quiet > c.cfg.ReopenWindow:
 		return false
 	case inc.status == StatusResolved:
-		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+		if s.Time.Sub(inc.resolvedEvent) > c.cfg.ReopenWindow {
 			return false
 		}
 	case quiet > c.cfg.GroupWindow:
@@ -1030,7 +1041,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	// nor the incident's: in order, the later event came after it.
 	stale := m.stale(s) || c.late(s)
 	if inc.status == StatusResolved && !s.Resolved && !stale {
-		if s.Time.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+		if s.Time.Sub(inc.resolvedEvent) > c.cfg.ReopenWindow {
 			c.leave(m)
 			return false, nil
 		}
@@ -1448,7 +1459,7 @@ func (c *Correlator) open(s Signal) Update {
 	inc := &incident{
 		id:       c.newID(s),
 		status:   StatusOpen,
-		openedAt: s.Time, lastSignal: s.Time,
+		openedAt: s.Time, since: s.Time, lastSignal: s.Time,
 		services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 	}
 	if len(c.cfg.GroupBy) > 0 {
@@ -1630,14 +1641,17 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	}
 }
 
-// reopen turns a resolved incident back to open.
+// reopen turns a resolved incident back to open. On its timeline the
+// reopening comes after the resolution it undoes, also when a person's
+// clock, which timed that, ran ahead of event time.
 func (c *Correlator) reopen(inc *incident, s Signal) Update {
 	inc.status = StatusOpen
-	inc.resolvedAt = time.Time{}
+	inc.resolvedAt, inc.resolvedEvent = time.Time{}, time.Time{}
 	inc.acknowledgedAt = time.Time{}
 	inc.reopens++
 	c.stats.Reopened++
-	inc.note(s.Time, fmt.Sprintf("reopened by %s on %s", describe(s), s.Service))
+	inc.since = latest(s.Time, inc.since)
+	inc.note(inc.since, fmt.Sprintf("reopened by %s on %s", describe(s), s.Service))
 	return c.publish(inc, Reopened, s.Time)
 }
 
@@ -1861,7 +1875,7 @@ func (c *Correlator) Advance(t time.Time) []Update {
 // to ups.
 func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update {
 	if inc.status == StatusResolved {
-		if now.Sub(inc.resolvedAt) > c.cfg.ReopenWindow {
+		if now.Sub(inc.resolvedEvent) > c.cfg.ReopenWindow {
 			c.forget(inc)
 		}
 		return ups
@@ -1869,7 +1883,7 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 	c.calm(inc, now)
 	if quiet := c.quietOf(inc); inc.firing == 0 && now.Sub(inc.lastSignal) >= quiet {
 		inc.status = StatusResolved
-		inc.resolvedAt = inc.lastSignal
+		inc.resolvedAt, inc.resolvedEvent = inc.lastSignal, inc.lastSignal
 		c.stats.Resolved++
 		at := inc.lastSignal.Add(quiet)
 		if inc.episodes > 0 {
@@ -1903,7 +1917,7 @@ const openEpisodeQuiet = 3
 // dueOf is when time alone next changes inc (zero: never).
 func (c *Correlator) dueOf(inc *incident) time.Time {
 	if inc.status == StatusResolved {
-		return inc.resolvedAt.Add(c.cfg.ReopenWindow + time.Nanosecond)
+		return inc.resolvedEvent.Add(c.cfg.ReopenWindow + time.Nanosecond)
 	}
 	var due time.Time
 	earlier := func(t time.Time) {
@@ -2099,7 +2113,7 @@ func (c *Correlator) evictOne(inc *incident) {
 		// keep it open for ever. (One being opened has published
 		// nothing yet; it is evict's keep, never forced out: alone it
 		// holds one member.)
-		inc.status, inc.resolvedAt = StatusResolved, c.now
+		inc.status, inc.resolvedAt, inc.resolvedEvent = StatusResolved, c.now, c.now
 		c.stats.Resolved++
 		inc.note(c.now, fmt.Sprintf("resolved: forgotten, memory is full (max_fingerprints %d)", c.cfg.MaxFingerprints))
 		c.evicted = append(c.evicted, c.publish(inc, Resolved, c.now))
@@ -2138,12 +2152,23 @@ var (
 
 // Command is what a person says to an incident.
 type Command struct {
-	IncidentID string    `json:"incident_id"`
-	Action     string    `json:"action"` // ack, resolve, assign, comment
-	By         string    `json:"by"`
-	Assignee   string    `json:"assignee,omitempty"`
-	Text       string    `json:"text,omitempty"`
-	Time       time.Time `json:"time"`
+	IncidentID string `json:"incident_id"`
+	Action     string `json:"action"` // ack, resolve, assign, comment
+	By         string `json:"by"`
+	Assignee   string `json:"assignee,omitempty"`
+	Text       string `json:"text,omitempty"`
+	// Time is when the person gave the command (the incidents API's
+	// receipt, a NATS command's stream timestamp; zero: the event time):
+	// what MTTA and MTTR are measured to. It times the acknowledgement,
+	// the resolution, the comment and the timeline entry, never before
+	// the incident's current state (its opening, its last reopening, an
+	// acknowledgement: a clock behind, or a command published before
+	// another and applied after it, is timed then). The incident event
+	// the command makes is timed at the event time, as every other, and
+	// the reopen window runs from the event time of a resolution: an
+	// event-time replay, which holds no command, makes the same events
+	// as the live run.
+	Time time.Time `json:"time"`
 	// ID, when set, makes the command apply once: one given again (a
 	// redelivered NATS command, an API request retried with its
 	// Idempotency-Key) is answered ErrApplied. An incident remembers the
@@ -2204,10 +2229,11 @@ func (c *Correlator) Apply(cmd Command) (Update, error) {
 // was given to ("" when it was inc).
 func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, err error) {
 	defer c.reschedule(inc)
-	t := cmd.Time
+	t := cmd.Time // when the person did it; c.now times the event
 	if t.IsZero() {
 		t = c.now
 	}
+	t = latest(t, inc.since)
 	if len(cmd.By) > MaxCommandName || len(cmd.Assignee) > MaxCommandName {
 		return Update{}, fmt.Errorf("%w: by or assignee over %d bytes", ErrInvalidCommand, MaxCommandName)
 	}
@@ -2216,7 +2242,7 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 			return Update{}, fmt.Errorf("%w: command id of %d bytes, at most %d", ErrInvalidCommand, len(cmd.ID), MaxCommandID)
 		}
 		if slices.Contains(inc.commands, cmd.ID) {
-			return Update{Time: t, State: c.state(inc, "")}, fmt.Errorf("%w: %s to %s", ErrApplied, cmd.ID, inc.id)
+			return Update{Time: c.now, State: c.state(inc, "")}, fmt.Errorf("%w: %s to %s", ErrApplied, cmd.ID, inc.id)
 		}
 		defer func() {
 			if err == nil {
@@ -2237,31 +2263,31 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 		if inc.status != StatusOpen {
 			return Update{}, fmt.Errorf("correlate: incident %s is %s, not open", inc.id, inc.status)
 		}
-		inc.status, inc.acknowledgedAt = StatusAcknowledged, t
+		inc.status, inc.acknowledgedAt, inc.since = StatusAcknowledged, t, t
 		inc.note(t, "acknowledged by "+by)
-		return c.publish(inc, Acknowledged, t), nil
+		return c.publish(inc, Acknowledged, c.now), nil
 	case "resolve":
 		if inc.status == StatusResolved {
 			return Update{}, fmt.Errorf("correlate: incident %s is already resolved", inc.id)
 		}
-		inc.status, inc.resolvedAt = StatusResolved, t
+		inc.status, inc.resolvedAt, inc.resolvedEvent, inc.since = StatusResolved, t, c.now, t
 		c.stats.Resolved++
 		inc.note(t, "resolved by "+by)
-		return c.publish(inc, Resolved, t), nil
+		return c.publish(inc, Resolved, c.now), nil
 	case "assign":
 		if cmd.Assignee == "" {
 			return Update{}, fmt.Errorf("%w: assign needs an assignee", ErrInvalidCommand)
 		}
 		inc.assignee = cmd.Assignee
 		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, by))
-		return c.publish(inc, Updated, t), nil
+		return c.publish(inc, Updated, c.now), nil
 	case "comment":
 		if strings.TrimSpace(cmd.Text) == "" {
 			return Update{}, fmt.Errorf("%w: comment needs a text", ErrInvalidCommand)
 		}
 		inc.comments = keepNewest(append(inc.comments, Comment{By: who, Text: clip(cmd.Text, MaxCommentText), Time: t}), MaxComments)
 		inc.note(t, "comment by "+by)
-		return c.publish(inc, Updated, t), nil
+		return c.publish(inc, Updated, c.now), nil
 	}
 	return Update{}, fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)
 }
@@ -2298,15 +2324,21 @@ func (c *Correlator) Incidents() []State {
 // IncidentFilter picks incidents by what the correlator knows of them
 // without building their state (zero fields pick all).
 type IncidentFilter struct {
-	Status  string    // open, acknowledged or resolved
+	Status  string    // open, acknowledged, resolved, or active (open or acknowledged)
 	Service string    // one of the incident's services
 	Since   time.Time // opened at or after
 	Until   time.Time // opened at or before
 }
 
+// StatusActive is no incident's status but a filter's: the incidents open
+// or acknowledged, what a person on call still has to deal with (open is
+// only those nobody acknowledged yet).
+const StatusActive = "active"
+
 func (f IncidentFilter) picks(inc *incident) bool {
 	_, has := inc.services[f.Service]
-	return (f.Status == "" || inc.status == f.Status) && (f.Service == "" || has) &&
+	status := f.Status == "" || inc.status == f.Status || (f.Status == StatusActive && inc.status != StatusResolved)
+	return status && (f.Service == "" || has) &&
 		(f.Since.IsZero() || !inc.openedAt.Before(f.Since)) && (f.Until.IsZero() || !inc.openedAt.After(f.Until))
 }
 

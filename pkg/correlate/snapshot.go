@@ -50,7 +50,7 @@ type incidentSnapshot struct {
 	Comments       []Comment         `json:"comments,omitempty"`
 	Members        []memberSnapshot  `json:"members"`
 	Changes        []Change          `json:"changes,omitempty"`
-	Timeline       []Entry           `json:"timeline,omitempty"`
+	Timeline       []entrySnapshot   `json:"timeline,omitempty"`
 	GroupLabels    map[string]string `json:"group_labels,omitempty"`
 	Reopens        int               `json:"reopens,omitempty"`
 	Dirty          bool              `json:"dirty,omitempty"`
@@ -71,6 +71,22 @@ type incidentSnapshot struct {
 	// LastFired is when a member last fired (incident.lastFired); an
 	// older snapshot has none, and it is taken from the members.
 	LastFired time.Time `json:"last_fired,omitzero"`
+	// ResolvedEvent is the event time it resolved at, when a person's
+	// resolution timed ResolvedAt otherwise (incident.resolvedEvent); an
+	// older snapshot has none, and its ResolvedAt is that. Since is when
+	// its current state began (incident.since); an older snapshot has
+	// none, and it is the latest of its opening, acknowledgement and
+	// resolution.
+	ResolvedEvent time.Time `json:"resolved_event,omitzero"`
+	Since         time.Time `json:"since,omitzero"`
+}
+
+// entrySnapshot is an Entry with its time whole: an Entry's JSON, what
+// the outside reads, has milliseconds, and a restored timeline must order
+// what comes later as the live one does.
+type entrySnapshot struct {
+	Time time.Time `json:"time"`
+	What string    `json:"what"`
 }
 
 type memberSnapshot struct {
@@ -86,11 +102,14 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
-			ResolvedAt: inc.resolvedAt, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
-			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes, Timeline: inc.timeline,
+			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
+			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
 			LastFired: inc.lastFired,
+		}
+		for _, e := range inc.timeline {
+			is.Timeline = append(is.Timeline, entrySnapshot(e))
 		}
 		for _, m := range inc.members {
 			is.Members = append(is.Members, memberSnapshot{Member: m.Member, Flips: m.flips, Episode: m.episode, Observed: m.observed})
@@ -153,10 +172,19 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		// resolution is published.
 		inc := &incident{
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
-			resolvedAt: is.ResolvedAt, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
-			assignee: is.Assignee, comments: is.Comments, changes: is.Changes, timeline: is.Timeline,
+			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
+			assignee: is.Assignee, comments: is.Comments, changes: is.Changes,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
 			lastFired: is.LastFired, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
+		}
+		if inc.resolvedEvent.IsZero() {
+			inc.resolvedEvent = inc.resolvedAt
+		}
+		if inc.since.IsZero() {
+			inc.since = latest(inc.openedAt, latest(inc.acknowledgedAt, inc.resolvedAt))
+		}
+		for _, e := range is.Timeline {
+			inc.timeline = append(inc.timeline, Entry(e))
 		}
 		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }
 		if located(is.Place) {

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -20,10 +21,15 @@ type State struct {
 	IncidentID string `json:"incident_id"`
 	// Status is the transition this state announces (opened, updated,
 	// acknowledged, resolved, reopened); empty outside an event.
-	Status         string    `json:"status,omitempty"`
-	Title          string    `json:"title"`
-	Team           string    `json:"team,omitempty"`
-	OpenedAt       time.Time `json:"opened_at"`
+	Status   string    `json:"status,omitempty"`
+	Title    string    `json:"title"`
+	Team     string    `json:"team,omitempty"`
+	OpenedAt time.Time `json:"opened_at"`
+	// AcknowledgedAt and ResolvedAt, by a person, are when the person gave
+	// the command (Command.Time: what MTTA and MTTR run to), while the
+	// event announcing it is timed at the correlator's event time; any
+	// other resolution is timed in event time (resolved by time alone:
+	// its last signal).
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
 
@@ -55,7 +61,9 @@ type State struct {
 	Changes     []Change    `json:"changes,omitempty"` // fewer in an event that would pass event.MaxBodyBytes
 	RootCauses  []Candidate `json:"root_causes,omitempty"`
 	Comments    []Comment   `json:"comments,omitempty"`
-	Timeline    []Entry     `json:"timeline"`
+	// Timeline is left out of the incidents API's list (its GET of one
+	// incident has it); every incident event has one.
+	Timeline []Entry `json:"timeline,omitempty"`
 }
 
 // fitBody encodes st within event.MaxBodyBytes, which every consumer
@@ -175,6 +183,25 @@ type Candidate struct {
 type Entry struct {
 	Time time.Time `json:"time"`
 	What string    `json:"what"`
+}
+
+// TimelineTime is the format of a timeline entry's time in JSON: RFC 3339
+// in UTC with milliseconds, always. time.Time's own drops trailing zeros
+// and keeps the zone, so a timeline read 09:35:52Z beside
+// 09:38:28.429767318Z.
+const TimelineTime = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the entry's time as TimelineTime, and its text as it
+// is (<, > and & unescaped, as event.MarshalBody keeps them).
+func (e Entry) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(struct {
+		Time string `json:"time"`
+		What string `json:"what"`
+	}{e.Time.UTC().Format(TimelineTime), e.What})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), err
 }
 
 // Comment is what a person wrote on an incident.

@@ -90,6 +90,17 @@ func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
 	return t, nil
 }
 
+// TokenHint says where a client finds a token the server generated
+// (GenerateTokenFile: `aiops run` keeps it in data/api-token), for its
+// 401; "" for a token from a file or the environment, which the operator
+// hands out.
+func (c Config) TokenHint() string {
+	if c.Token != "" || c.TokenFile != "" || c.GenerateTokenFile == "" {
+		return ""
+	}
+	return "this server generated its token: it is in " + c.GenerateTokenFile
+}
+
 // Bearer lets through the requests that carry the token as
 // "Authorization: Bearer <token>"; the others get a 401 naming what to
 // send. The comparison takes the same time whatever the guess. An address
@@ -100,6 +111,16 @@ func (c Config) ResolveToken(log zerolog.Logger) (string, error) {
 // process with a stale token must not lock out amtool and the operators
 // (the ingest gateway does the same).
 func Bearer(token, realm string, next http.Handler) http.Handler {
+	return BearerWithHint(token, realm, "", next)
+}
+
+// BearerWithHint is Bearer whose 401 adds hint (Config.TokenHint) when
+// set: where the token is.
+func BearerWithHint(token, realm, hint string, next http.Handler) http.Handler {
+	unauthorized := "send Authorization: Bearer <" + realm + " token>"
+	if hint != "" {
+		unauthorized += " (" + hint + ")"
+	}
 	want := sha256.Sum256([]byte(token))
 	failures := NewAuthFailures(DefaultAuthFailureRate, DefaultAuthFailureBurst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +135,7 @@ func Bearer(token, realm string, next http.Handler) http.Handler {
 			}
 			failures.Fail(client, now)
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", realm))
-			WriteError(w, http.StatusUnauthorized, "send Authorization: Bearer <"+realm+" token>")
+			WriteError(w, http.StatusUnauthorized, unauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -228,5 +229,27 @@ func TestTokenWhitespaceTrimmed(t *testing.T) {
 	}
 	if _, err := (Config{Token: " \n"}).ResolveToken(zerolog.Nop()); err == nil {
 		t.Error("a token of whitespace only was accepted")
+	}
+}
+
+// A 401 of a server that generated its token says which file holds it
+// (`aiops run`: data/api-token); one whose token the operator set says
+// nothing of where it came from.
+func TestBearerWithHint(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{GenerateTokenFile: "data/api-token"}, "send Authorization: Bearer <incidents API token> (this server generated its token: it is in data/api-token)"},
+		{Config{TokenFile: "/run/secrets/api-token", GenerateTokenFile: "data/api-token"}, "send Authorization: Bearer <incidents API token>"},
+		{Config{Token: token, GenerateTokenFile: "data/api-token"}, "send Authorization: Bearer <incidents API token>"},
+	} {
+		h := BearerWithHint(token, "incidents API", c.cfg.TokenHint(), http.NotFoundHandler())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		var got struct{ Error string }
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 401 || got.Error != c.want || strings.Contains(w.Body.String(), `\u003c`) {
+			t.Errorf("%+v: %d %s, want 401 %q, unescaped", c.cfg, w.Code, w.Body, c.want)
+		}
 	}
 }

@@ -71,8 +71,13 @@ type commandResult struct {
 // incident's. A command applied whose answer did not come by ctx's end
 // returns its state with ErrNotStored. A command given again under its id
 // is not applied twice: it returns the state once a checkpoint holds its
-// first application, ErrNotStored before that.
+// first application, ErrNotStored before that. cmd.Time is when the
+// command was received (zero: now), which times what the person did
+// (correlate.Command.Time), not when the tick applies it.
 func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlate.State, error) {
+	if cmd.Time.IsZero() {
+		cmd.Time = p.now()
+	}
 	p.mu.Lock()
 	if !p.leading.Load() || !p.holding() {
 		p.mu.Unlock()
@@ -146,12 +151,8 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 		return
 	}
 	for _, pc := range cmds {
-		// A command applies at the correlator's event time, whatever time
-		// it names: one from the future would date the incident's event
-		// past what can be stored (and every later event of it, which
-		// follow it), one from the past an acknowledgement before the
-		// opening.
-		pc.cmd.Time = p.c.Now()
+		// Its event is timed at the correlator's event time; what the
+		// person did, at the command's receipt (correlate.Command.Time).
 		u, err := p.c.Apply(pc.cmd)
 		if errors.Is(err, correlate.ErrApplied) {
 			// Given again (redelivered, retried): its event went out, or
@@ -210,9 +211,14 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 
 // API serves the incidents API on the processor's state:
 //
-//	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=
+//	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=&limit=
 //	GET  /v1/incidents/{id}
 //	POST /v1/incidents/{id}/ack|resolve|assign|comment   {"by","assignee","text"}
+//
+// status is open (nobody acknowledged it yet), acknowledged, resolved, or
+// active (open or acknowledged: what on call still has to deal with); the
+// list leaves the timelines out. A command is timed when the API received
+// it (correlate.Command.Time).
 //
 // An incident merged into another within the reopen window answers GET
 // with 308 to the one it went into, and its commands apply there
@@ -244,7 +250,7 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the API serves /v1/incidents, /v1/incidents/{id} and /v1/incidents/{id}/ack|resolve|assign|comment", r.URL.Path))
 	})
-	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "incidents API", a.leading(mux))); err != nil {
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "incidents API", cfg.TokenHint(), a.leading(mux))); err != nil {
 		return nil, fmt.Errorf("correlator.api.listen: %w", err)
 	}
 	return a, nil
@@ -311,9 +317,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("until %s is before since %s", q.Get("until"), q.Get("since")))
 		return
 	}
+	// active is open or acknowledged: what a person on call still has to
+	// deal with (open alone leaves out what someone acknowledged).
 	status := q.Get("status")
-	if status != "" && !slices.Contains([]string{correlate.StatusOpen, correlate.StatusAcknowledged, correlate.StatusResolved}, status) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q, want open, acknowledged or resolved", status))
+	if status != "" && !slices.Contains([]string{correlate.StatusOpen, correlate.StatusAcknowledged, correlate.StatusResolved, correlate.StatusActive}, status) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("status: %q, want open, acknowledged, resolved or active (open or acknowledged)", status))
 		return
 	}
 	var severity event.Severity
@@ -345,7 +353,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		out = []correlate.State{}
 	}
 	for i := range out {
-		out[i].Timeline = nil // GET /v1/incidents/{id} has it
+		out[i].Timeline = nil // left out: GET /v1/incidents/{id} has it
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "truncated": truncated})
 }
@@ -385,6 +393,7 @@ type commandAnswer struct {
 }
 
 func (a *API) command(w http.ResponseWriter, r *http.Request) {
+	received := a.proc.now() // when the person acted: MTTA and MTTR run to it
 	action := r.PathValue("action")
 	if !slices.Contains([]string{"ack", "resolve", "assign", "comment"}, action) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no action %q: want ack, resolve, assign or comment", action))
@@ -425,7 +434,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	id := r.PathValue("id")
-	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text, ID: cmdID})
+	st, err := a.proc.Submit(ctx, correlate.Command{IncidentID: id, Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text, ID: cmdID, Time: received})
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error()+a.proc.partitionNote())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -556,5 +557,97 @@ func TestAPIListRefusesAQueryItCannotRead(t *testing.T) {
 		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, want) {
 			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, want)
 		}
+	}
+}
+
+// An ack or resolve by a person is timed when the API received it, what
+// MTTA and MTTR are measured to: not at the correlator's event time,
+// which stands at the last signal's until idle_advance passed (an ack a
+// few seconds after the opening read as acknowledged at the opening, MTTA
+// 0). The incident event itself keeps the event time.
+func TestAPICommandsAreTimedWhenReceived(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	id := r.h.Pub.Events(t)[0].Labels["incident_id"]
+	var st correlate.State
+	for _, action := range []string{"ack", "resolve"} {
+		before := time.Now()
+		code, body := r.do("POST", "/v1/incidents/"+id+"/"+action, apiToken, `{"by":"ana"}`)
+		after := time.Now()
+		if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+			t.Fatalf("%s: %d %s", action, code, body)
+		}
+		at := st.AcknowledgedAt
+		if action == "resolve" {
+			at = st.ResolvedAt
+		}
+		if at.Before(before) || at.After(after) {
+			t.Errorf("%s timed %v, want when the API received it (%v to %v); the event time is %v", action, at, before, after, t0)
+		}
+		if last := st.Timeline[len(st.Timeline)-1]; !last.Time.Equal(at.Truncate(time.Millisecond)) {
+			t.Errorf("%s: the timeline says %+v, want it at %v (to the millisecond)", action, last, at)
+		}
+	}
+	for _, e := range append(incidentEvents(t, r.h, "acknowledged"), incidentEvents(t, r.h, "resolved")...) {
+		if e.Time.Sub(t0) > time.Second {
+			t.Errorf("the %s event is timed %v, want the event time (%v)", e.Labels["incident_id"], e.Time, t0)
+		}
+	}
+}
+
+// The list leaves each incident's timeline out (GET of one incident has
+// it) rather than saying "timeline": null. status=active lists what a
+// person on call still has to deal with, open and acknowledged; open
+// stays what it was, the incidents nobody acknowledged.
+func TestAPIListActiveWithoutTimelines(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "search", 20*time.Second, 0))
+	code, body := r.do("GET", "/v1/incidents", apiToken, "")
+	if code != 200 || strings.Contains(body, "timeline") {
+		t.Fatalf("list: %d %s, want no timeline in it", code, body)
+	}
+	var list struct{ Incidents []correlate.State }
+	if json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 2 {
+		t.Fatalf("list: %s", body)
+	}
+	acked := list.Incidents[0].IncidentID
+	if code, body := r.do("POST", "/v1/incidents/"+acked+"/ack", apiToken, `{"by":"ana"}`); code != 200 {
+		t.Fatalf("ack: %d %s", code, body)
+	}
+	for status, want := range map[string]int{"active": 2, "open": 1, "acknowledged": 1} {
+		code, body := r.do("GET", "/v1/incidents?status="+status, apiToken, "")
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != want {
+			t.Errorf("status=%s: %d %s, want %d incidents", status, code, body, want)
+		}
+	}
+	if code, body := r.do("GET", "/v1/incidents?status=closed", apiToken, ""); code != 400 || !strings.Contains(body, "active") {
+		t.Errorf("status=closed: %d %s, want 400 naming active among the statuses", code, body)
+	}
+}
+
+// The 401 of an API whose token the server generated (`aiops run`:
+// data/api-token) says where the token is, unescaped: JSON answers keep
+// <, > and & as they are.
+func TestAPIUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "api-token")
+	api, err := newAPI(proc, APIConfig{Listen: "127.0.0.1:0", GenerateTokenFile: file}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	defer cancel()
+	go api.Run(ctx)
+	resp, err := http.Get("http://" + api.Addr().String() + "/v1/incidents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "Bearer <incidents API token>") || !strings.Contains(string(body), file) {
+		t.Fatalf("401: %d %s, want it to name the token file %s", resp.StatusCode, body, file)
 	}
 }

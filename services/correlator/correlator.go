@@ -567,6 +567,10 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 		return errs.Permanent(fmt.Errorf("correlator: command on %s names incident %q in its body: publish it on %s, or leave incident_id out",
 			d.Subject, cmd.IncidentID, event.IncidentCommandSubject(cmd.IncidentID)))
 	}
+	// What the person did is timed when the stream stored the command,
+	// the same on a redelivery: a time the command names is no server's
+	// clock (one ahead would date the acknowledgement in the future).
+	cmd.Time = d.Published
 	if cmd.ID == "" {
 		// A redelivery (its event not stored yet, a stop) applies once.
 		// The time the stream stored it tells a stream created again

@@ -428,3 +428,49 @@ func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A command taken from incidents.command.<id> is timed when the stream
+// stored it, what MTTA is measured to, whatever time its body names (no
+// server's clock); a restart keeps that time in the saved state.
+func TestNATSCommandIsTimedWhenStored(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	_, stop := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+	ctx := context.Background()
+	cmd := []byte(`{"action":"ack","by":"ana","time":"2020-01-01T00:00:00Z"}`)
+	ack, err := r.js.Publish(ctx, event.IncidentCommandPrefix+"."+opened.IncidentID, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := r.js.Stream(ctx, bus.StreamIncidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)[0]
+	if !acked.AcknowledgedAt.Equal(stored.Time) {
+		t.Fatalf("acknowledged at %v, want when the stream stored the command (%v)", acked.AcknowledgedAt, stored.Time)
+	}
+	stop()
+	svc, stop := r.start()
+	defer stop()
+	// restored before it leads: then the incident is in memory
+	var st correlate.State
+	for deadline := time.Now().Add(20 * time.Second); st.IncidentID == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a restart: incident %s not in memory", opened.IncidentID)
+		}
+		for _, s := range svc.proc.Incidents() {
+			if s.IncidentID == opened.IncidentID {
+				st = s
+			}
+		}
+	}
+	if st.State != correlate.StatusAcknowledged || !st.AcknowledgedAt.Equal(stored.Time) {
+		t.Fatalf("after a restart: %s, acknowledged at %v; want acknowledged at %v", st.State, st.AcknowledgedAt, stored.Time)
+	}
+}

@@ -44,12 +44,16 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(h *Handler) { h.log = l } }
 
+// withTokenHint adds to the 401 where a client finds the token.
+func withTokenHint(hint string) Option { return func(h *Handler) { h.tokenHint = hint } }
+
 // Handler is the gateway's http.Handler. Create it with New.
 type Handler struct {
 	cfg       Config
 	pub       Publisher
 	now       func() time.Time
 	log       zerolog.Logger
+	tokenHint string // added to the 401: where the token is
 	tokens    [][sha256.Size]byte
 	limiters  []*rate.Limiter // one per token, then one for anonymous requests
 	failures  *httpapi.AuthFailures
@@ -306,7 +310,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		}
 		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
-		h.fail(w, r, ep, proto, http.StatusUnauthorized, ErrorResponse{Error: "missing or invalid bearer token (Authorization: Bearer <token>)"})
+		msg := "missing or invalid bearer token (Authorization: Bearer <token>)"
+		if h.tokenHint != "" {
+			msg += "; " + h.tokenHint
+		}
+		h.fail(w, r, ep, proto, http.StatusUnauthorized, ErrorResponse{Error: msg})
 		return 0
 	}
 	if wait := h.admit(who, now); wait > 0 {
@@ -657,7 +665,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "Bearer <token>", not "Bearer \u003ctoken\u003e"
+	_ = enc.Encode(v)
 }
 
 // rpcStatus encodes google.rpc.Status{code=1, message=2}: two fields, not

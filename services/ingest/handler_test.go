@@ -894,8 +894,8 @@ func TestServerTokensTrimmed(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ServerConfig{Config: Config{Tokens: []string{" " + tokenA + "\n"}}, TokensFile: file}
-	got, err := cfg.tokens(zerolog.Nop())
-	if err != nil || !slices.Equal(got, []string{tokenA, tokenB}) {
+	got, generated, err := cfg.tokens(zerolog.Nop())
+	if err != nil || generated || !slices.Equal(got, []string{tokenA, tokenB}) {
 		t.Errorf("tokens = %q, %v; want %q", got, err, []string{tokenA, tokenB})
 	}
 }

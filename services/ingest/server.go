@@ -95,12 +95,17 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	tokens, err := cfg.tokens(log)
+	tokens, generated, err := cfg.tokens(log)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Config.Tokens = tokens
-	h, err := New(cfg.Config, pub, WithLogger(log))
+	opts := []Option{WithLogger(log)}
+	if generated {
+		// A client refused a token it never got told where to find.
+		opts = append(opts, withTokenHint("this gateway generated its token: it is in "+cfg.GenerateTokenFile))
+	}
+	h, err := New(cfg.Config, pub, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +165,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 // tokens gathers the tokens from the environment, the tokens file and, when
 // there are none, a generated token file.
-func (c ServerConfig) tokens(log zerolog.Logger) ([]string, error) {
+// generated tells that the token is the generated file's.
+func (c ServerConfig) tokens(log zerolog.Logger) (_ []string, generated bool, _ error) {
 	// Surrounding whitespace is dropped, as from the file: HTTP trims
 	// header values, so no request could carry it.
 	var tokens []string
@@ -170,7 +176,7 @@ func (c ServerConfig) tokens(log zerolog.Logger) ([]string, error) {
 	if c.TokensFile != "" {
 		raw, err := config.Secret(c.TokensFile, "")
 		if err != nil {
-			return nil, fmt.Errorf("ingest.tokens_file: %w", err)
+			return nil, false, fmt.Errorf("ingest.tokens_file: %w", err)
 		}
 		sc := bufio.NewScanner(bytes.NewReader([]byte(raw)))
 		for sc.Scan() {
@@ -183,12 +189,12 @@ func (c ServerConfig) tokens(log zerolog.Logger) ([]string, error) {
 	if len(tokens) == 0 && c.GenerateTokenFile != "" {
 		token, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("ingest.generate_token_file: %w", err)
+			return nil, false, fmt.Errorf("ingest.generate_token_file: %w", err)
 		}
 		log.Info().Str("token_file", c.GenerateTokenFile).Msg("ingest token: send it as 'Authorization: Bearer <token>'")
-		tokens = append(tokens, token)
+		return append(tokens, token), true, nil
 	}
-	return tokens, nil
+	return tokens, false, nil
 }
 
 // BusPublisher publishes envelopes to JetStream on their subjects, with the

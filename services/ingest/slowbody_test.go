@@ -297,3 +297,20 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPoo
 	roots.AddCert(cert)
 	return certFile, keyFile, roots
 }
+
+// A 401 says what to send, unescaped ("Bearer <token>", not
+// "\u003ctoken\u003e"), and, when the gateway generated its token (aiops
+// run), the file it is in: a new user's first request has no token yet.
+func TestUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ingest-token")
+	addr := startServer(t, ServerConfig{GenerateTokenFile: file}, &fakePublisher{})
+	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "Bearer <token>") || !strings.Contains(string(body), file) {
+		t.Fatalf("%d %s: want a 401 naming Bearer <token> and %s", resp.StatusCode, body, file)
+	}
+}

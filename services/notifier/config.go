@@ -30,8 +30,9 @@ type Config struct {
 	// delivered to nobody (and said so at start).
 	Routes string `yaml:"routes"`
 	// Delivery tunes timeouts, retries, the circuit breaker and the rate
-	// limit of every receiver.
-	Delivery webhook.Config `yaml:"delivery"`
+	// limit of every receiver, and how long a notification whose receiver
+	// cannot be reached is held and tried again (max_hold).
+	Delivery DeliveryConfig `yaml:"delivery"`
 	// ExternalURL is the link back to aiops in Alertmanager-shaped payloads.
 	ExternalURL string `yaml:"external_url"`
 	// Silences are kept in a JetStream key-value bucket (default
@@ -52,6 +53,43 @@ type Config struct {
 	// made (or whose create got no answer) that Jira's search may not
 	// show yet, so that they do not make a second issue.
 	State StateConfig `yaml:"state"`
+}
+
+// DeliveryConfig is the webhook client's configuration (timeouts,
+// retries, breaker, rate limit) and how long the notifier holds a
+// notification its receiver could not take.
+type DeliveryConfig struct {
+	webhook.Config `yaml:",inline"`
+	// MaxHold is how long a notification whose receiver cannot be reached
+	// (5xx, 408, 429, a timeout, a refused connection, its breaker open) is
+	// held and tried again, from its first failure, before its incident
+	// event is dead-lettered (for aiops notify replay). Its event stays
+	// unacked meanwhile, told in progress. Default DefaultMaxHold, or half
+	// the stream's max_age when that is shorter; at most the stream's
+	// max_age (New checks).
+	MaxHold time.Duration `yaml:"max_hold"`
+}
+
+// DefaultMaxDeliver is notifier.consumer.max_deliver by default. A
+// receiver that cannot be reached does not send the event back to the
+// stream (it is held, max_hold), so what counts deliveries is the stops
+// and crashes of notifiers while they hold it: each hands it back, and
+// JetStream counts the next delivery. A rolling update or a few
+// restarts during a receiver's outage must not dead-letter what is held;
+// a notifier crashing on one event still gives it up.
+const DefaultMaxDeliver = 20
+
+// DefaultMaxHold is notifier.delivery.max_hold by default: a receiver's
+// deploy, a network partition or a night's outage of a ticketing system
+// is ridden out; past it the event goes to the dead letters, where
+// aiops notify replay finds it.
+const DefaultMaxHold = 6 * time.Hour
+
+// WithDefaults fills what is unset; MaxHold stays 0 (New fills it in,
+// knowing the stream's max_age).
+func (d DeliveryConfig) WithDefaults() DeliveryConfig {
+	d.Config = d.Config.WithDefaults()
+	return d
 }
 
 // ackWait is consumer.ack_wait, or when unset how long an event may wait
@@ -76,6 +114,9 @@ func (c Config) WithDefaults() Config {
 		// incidents and their updates within group_interval.
 		c.Consumer.MaxAckPending = 20_000
 	}
+	if c.Consumer.MaxDeliver == 0 {
+		c.Consumer.MaxDeliver = DefaultMaxDeliver
+	}
 	c.Delivery = c.Delivery.WithDefaults()
 	c.Silences = c.Silences.WithDefaults()
 	c.Lease = c.Lease.WithDefaults()
@@ -91,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Delivery.Validate(); err != nil {
 		return fmt.Errorf("notifier.delivery: %w", err)
+	}
+	if c.Delivery.MaxHold < 0 {
+		return fmt.Errorf("%w: notifier.delivery.max_hold: negative (%v)", ErrInvalidConfig, c.Delivery.MaxHold)
 	}
 	if c.Delivery.Timeout > MaxSendTimeout {
 		return fmt.Errorf("%w: notifier.delivery.timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", ErrInvalidConfig, c.Delivery.Timeout, MaxSendTimeout, drainTimeout)

@@ -12,10 +12,12 @@
 package notifier
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -107,6 +109,11 @@ type Processor struct {
 	// drain ends before a send did.
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
+	// maxHold is how long a notification whose receiver cannot be reached
+	// is held and tried again (notifier.delivery.max_hold); maxAge is the
+	// stream's max_age (0: unknown or unbounded), before which a held
+	// event is given up on (hold).
+	maxHold, maxAge time.Duration
 }
 
 // lane is one receiver's delivery queue. Its goroutine runs while the
@@ -156,6 +163,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{},
 		open: map[string]openIncident{}, unsaved: map[string]struct{}{}, jiras: map[string]*webhook.Jira{}}
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
+	p.maxHold = cmp.Or(cfg.Delivery.MaxHold, DefaultMaxHold)
 	var hold time.Duration
 	if cfg.Routes != "" {
 		var err error
@@ -175,7 +183,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	p.cfg.Consumer.AckWait = cfg.ackWait(hold)
 	opts = append([]webhook.Option{webhook.WithRecorder(recorder{p})}, opts...)
 	var err error
-	if p.client, err = webhook.New(cfg.Delivery, opts...); err != nil {
+	if p.client, err = webhook.New(cfg.Delivery.Config, opts...); err != nil {
 		return nil, err
 	}
 	p.delivered, _ = lru.New[string, struct{}](100_000)
@@ -346,7 +354,7 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 		// unknown here (a dead letter is one whose delivery failed), and
 		// PagerDuty ignores an acknowledge of an alert it never had, while
 		// a trigger of one it has open only joins it (dedup_key).
-		_, err := p.send(ctx, n, true)
+		_, _, err := p.send(ctx, n, true)
 		failed = append(failed, err)
 	}
 	if len(muted) > 0 && len(muted) == len(r.routes) {
@@ -381,7 +389,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	now := p.clock.observe(in.Time, p.now())
 	for _, route := range r.routes {
 		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
-			resolved: r.inc.Status == webhook.StatusResolved, send: r,
+			resolved: r.inc.Status == webhook.StatusResolved, send: r, made: in.ObservedTime,
 			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}
 		// Timers batch what changes on its own (members joining); what a
 		// person did or must see (acknowledged, resolved, reopened) goes
@@ -538,9 +546,20 @@ func (p *Processor) deliverLane(l *lane) {
 			ctx := p.sendCtx
 			p.mu.Unlock()
 			var reached bool
-			reached, err = p.send(ctx, h.n, !heard)
+			var breakerUntil time.Time
+			reached, breakerUntil, err = p.send(ctx, h.n, !heard)
 			p.mu.Lock()
 			h.n.reached = reached
+			if err != nil && !errs.IsPermanent(err) && h.n.repeat == 0 {
+				// The receiver could not be reached: the notification is
+				// held for another try (its events stay unacked, told in
+				// progress), until max_hold.
+				var held bool
+				if held, err = p.hold(h.n, err, breakerUntil); held {
+					p.finished(1)
+					continue
+				}
+			}
 		}
 		if p.schedule.sent(h.n, h.now, err) {
 			p.recordSent(h.n, h.now)
@@ -556,12 +575,75 @@ func (p *Processor) deliverLane(l *lane) {
 	l.running = false
 }
 
+// ErrHeldTooLong is why a notification's incident event is dead-lettered
+// after its receiver could not be reached for notifier.delivery.max_hold
+// (or before the stream would drop the event).
+var ErrHeldTooLong = errors.New("notifier: receiver not reached")
+
+// hold decides about n, whose try just failed with err (transient, not a
+// repeat): it is held for another try (true), after a backoff and not
+// before the breaker in front of the receiver lets a request through
+// (breakerUntil), or, failing for max_hold already, or so long that the
+// stream would soon drop its oldest event, given up on: the permanent
+// error its inputs are dead-lettered with. p.mu is held.
+func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, error) {
+	wall := p.now()
+	since, tries, oldest, ok := p.schedule.failed(n, wall)
+	if !ok {
+		return false, err // released at a drain meanwhile: sent ignores it
+	}
+	deadline := since.Add(p.maxHold)
+	why := fmt.Sprintf("failing for notifier.delivery.max_hold (%v, since %s, %d tries)", p.maxHold, since.UTC().Format(time.RFC3339), tries)
+	if p.maxAge > 0 && !oldest.IsZero() {
+		// The stream drops an event max_age after it was stored: give it
+		// up (store its dead letter) well before.
+		if limit := oldest.Add(p.maxAge - p.maxAge/10); limit.Before(deadline) {
+			deadline = limit
+			why = fmt.Sprintf("failing since %s (%d tries), and its incident event, made %s, would soon leave the stream (max_age %v)",
+				since.UTC().Format(time.RFC3339), tries, oldest.UTC().Format(time.RFC3339), p.maxAge)
+		}
+	}
+	log := p.log.With().Str("incident_id", n.incidentID).Str("receiver", n.receiver).Str("event_id", n.eventID).Logger()
+	if !wall.Before(deadline) {
+		err = errs.Permanent(fmt.Errorf("%w: %s, %s; once it is back, `aiops notify replay` delivers it: %w", ErrHeldTooLong, n.receiver, why, err))
+		log.Error().Err(err).Msg("receiver not reached: incident event dead-lettered; run `aiops notify replay` once the receiver is back")
+		return false, err
+	}
+	delay := p.retryDelay(tries)
+	delay = max(delay, breakerUntil.Sub(wall)) // a try before would fail at once
+	delay = min(delay, deadline.Sub(wall))     // the last try comes at the deadline
+	p.schedule.retry(n, p.clock.at(wall).Add(delay))
+	ev := log.Debug()
+	if tries == 1 {
+		ev = log.Warn()
+	}
+	ev.Err(err).Dur("next_try_in", delay).Time("held_until", deadline).Msg("receiver not reached: notification held and tried again")
+	return true, nil
+}
+
+// retryDelay is the wait before the next try of a held notification
+// after tries failed ones: retry.base_delay doubled for each, at most
+// retry.max_delay, its upper half drawn at random so that notifications
+// held together do not all come back at once.
+func (p *Processor) retryDelay(tries int) time.Duration {
+	r := p.cfg.Delivery.Retry
+	d := r.MaxDelay
+	if tries < 32 {
+		if b := r.BaseDelay << tries; b > 0 && b < d {
+			d = b
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
 // send delivers one notification to the integrations of its receiver;
 // the error is transient when one failed, permanent (errs) when the only
-// failures were refusals; reached tells that one integration took it.
+// failures were refusals; reached tells that one integration took it,
+// breakerUntil when the breakers in front of those that failed let the
+// first of them be tried again (zero: one may be tried now).
 // firstNotice says that the receiver cannot have heard of the incident
 // (webhook.Incident.FirstNotice: PagerDuty triggers before acknowledging).
-func (p *Processor) send(ctx context.Context, n *note, firstNotice bool) (reached bool, err error) {
+func (p *Processor) send(ctx context.Context, n *note, firstNotice bool) (reached bool, breakerUntil time.Time, err error) {
 	r := n.send.(*routed)
 	inc := r.inc
 	inc.FirstNotice = firstNotice
@@ -571,17 +653,18 @@ func (p *Processor) send(ctx context.Context, n *note, firstNotice bool) (reache
 		// A repeat is a new notification: a new idempotency key.
 		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
 	}
-	failed, refused, reached := p.deliver(ctx, n.receiver, eventID, inc)
+	failed, refused, reached, breakerUntil := p.deliver(ctx, n.receiver, eventID, inc)
 	for _, err := range refused {
-		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", inc.ID).Msg("receiver refused the incident: not retried (dead letter)")
+		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", inc.ID).
+			Msg("receiver refused the incident: not retried (dead letter); fix the receiver or its configuration, then run `aiops notify replay`")
 	}
 	if len(failed) > 0 {
-		return reached, errors.Join(failed...)
+		return reached, breakerUntil, errors.Join(failed...)
 	}
 	if len(refused) > 0 {
-		return reached, errs.Permanent(errors.Join(refused...))
+		return reached, time.Time{}, errs.Permanent(errors.Join(refused...))
 	}
-	return reached, nil
+	return reached, time.Time{}, nil
 }
 
 // joinResults is the result of several notifications of one event:
@@ -623,8 +706,11 @@ func settleAll(done func(error), n int) func(error) {
 // under the idempotency key of this incident event (eventID: its id is
 // unique per transition) at that integration: the same on every retry and
 // redelivery. An integration that answered 2xx for the key is not sent it
-// again. It returns the transient failures and the permanent ones apart.
-func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error, reached bool) {
+// again. It returns the transient failures and the permanent ones apart,
+// and when the first integration that failed can be tried again: the end
+// of its breaker's cool-down, zero when one of them has no breaker open.
+func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error, reached bool, breakerUntil time.Time) {
+	anyClosed := false
 	for i, ig := range p.integrations[name] {
 		if inc.Status == webhook.StatusResolved && !ig.sendResolved {
 			continue
@@ -646,9 +732,18 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 			refused = append(refused, fmt.Errorf("%s: %w", ig.path, err))
 		default:
 			failed = append(failed, fmt.Errorf("receiver %s: %s: %w", name, ig.path, err))
+			switch until := p.client.BreakerOpenUntil(name, ig.path); {
+			case until.IsZero():
+				anyClosed = true
+			case breakerUntil.IsZero() || until.Before(breakerUntil):
+				breakerUntil = until
+			}
 		}
 	}
-	return failed, refused, reached
+	if anyClosed {
+		breakerUntil = time.Time{}
+	}
+	return failed, refused, reached, breakerUntil
 }
 
 // SendTest delivers inc to the receiver named name through the path every
@@ -667,7 +762,7 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 	}
 	eventID := event.DerivedID(time.Now(), "send-test", name)
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: inc.ID, service: inc.Service, eventID: eventID})
-	failed, refused, _ := p.deliver(ctx, name, eventID, inc)
+	failed, refused, _, _ := p.deliver(ctx, name, eventID, inc)
 	return errors.Join(append(refused, failed...)...)
 }
 

@@ -24,8 +24,8 @@ import (
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
-// On a real JetStream: a receiver down through every redelivery gets the
-// incident event dead-lettered; once it is back, Replay delivers the dead
+// On a real JetStream: a receiver down past notifier.delivery.max_hold
+// gets the incident event dead-lettered; once it is back, Replay delivers the dead
 // letter with the notifier's own path and removes it; a second replay
 // finds nothing.
 func TestReplayDeadLetters(t *testing.T) {
@@ -51,11 +51,11 @@ func TestReplayDeadLetters(t *testing.T) {
 	defer hook.Close()
 	cfg := Config{Routes: hookRoutes(t, hook.URL)}
 	cfg.Delivery.Retry.MaxAttempts = 1
-	cfg.Consumer.MaxDeliver = 2
-	cfg.Consumer.Backoff = []time.Duration{50 * time.Millisecond}
+	cfg.Delivery.MaxHold = 100 * time.Millisecond
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
 	_, stop := r.start(cfg)
 	e := incident(t, "search")
+	e.ObservedTime = time.Now().UTC() // made now: held for max_hold
 	data, _ := e.MarshalJSON()
 	if _, err := js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
 		t.Fatal(err)
@@ -86,7 +86,8 @@ func TestReplayDeadLetters(t *testing.T) {
 	// A dry run lists it and sends nothing.
 	var listed []DeadLetter
 	d, f, err := Replay(context.Background(), js, proc, subject, true, func(dl DeadLetter) { listed = append(listed, dl) })
-	if err != nil || d != 0 || f != 0 || len(listed) != 1 || listed[0].EventID != e.ID || !strings.Contains(listed[0].Reason, "503") {
+	if err != nil || d != 0 || f != 0 || len(listed) != 1 || listed[0].EventID != e.ID || !strings.Contains(listed[0].Reason, "503") ||
+		!strings.Contains(listed[0].Reason, "max_hold") {
 		t.Fatalf("dry run: %d %d %v %+v", d, f, err, listed)
 	}
 	// Still down: it fails again and stays.

@@ -47,6 +47,9 @@ type note struct {
 	muted bool
 	// reached: an integration of the receiver took it (a page went out).
 	reached bool
+	// made is when its incident event was made (its observed time): the
+	// stream drops the event max_age after about then.
+	made time.Time
 }
 
 // slot is what the schedule knows of one incident at one route.
@@ -81,6 +84,17 @@ type slot struct {
 	// it knows every notification of the incident to the route (one made
 	// by a later event, after a restart, does not).
 	sawOpening bool
+	// failingSince is when (wall clock) the notification held here first
+	// failed to reach the receiver (zero: it is not failing); tries counts
+	// its failed tries since. Its inputs stay held, and it is tried again
+	// at retryAt (event time) at the earliest, as is a newer state offered
+	// meanwhile, which stands for them too.
+	failingSince time.Time
+	tries        int
+	retryAt      time.Time
+	// oldest is when the earliest of the held inputs (settle) was made:
+	// the stream drops it about max_age after.
+	oldest time.Time
 	// unheard: no receiver of the route can have heard of the incident.
 	// The slot was made by the incident's opening event, which this
 	// notifier holds until a notification standing for it went out, and
@@ -215,6 +229,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		// A redelivery of what is being sent: it has that send's result.
 		sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
 		sl.handedSettles++
+		sl.holds(n.made)
 		return
 	}
 	if newer := sl.newest(); newer != nil && n.at.Before(newer.at) {
@@ -226,9 +241,11 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		switch newer {
 		case sl.pending:
 			sl.settle = append(sl.settle, done)
+			sl.holds(n.made)
 		case sl.handed:
 			sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
 			sl.handedSettles++
+			sl.holds(n.made)
 		default:
 			done(nil)
 		}
@@ -237,13 +254,26 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	sl.timing = n.timing
 	sl.pending = n
 	sl.settle = append(sl.settle, done)
+	sl.holds(n.made)
 	switch {
 	case n.urgent:
 		sl.due = time.Time{}
 	case !sl.lastSent.IsZero():
 		sl.due = sl.lastSent.Add(sl.timing.Interval)
 	}
+	if !sl.failingSince.IsZero() && sl.due.Before(sl.retryAt) {
+		// The receiver is failing: a newer state waits for the next try,
+		// as the state it replaces did.
+		sl.due = sl.retryAt
+	}
 	s.arm(k, sl)
+}
+
+// holds notes that an input made at made is held now.
+func (sl *slot) holds(made time.Time) {
+	if !made.IsZero() && (sl.oldest.IsZero() || made.Before(sl.oldest)) {
+		sl.oldest = made
+	}
 }
 
 // makeRoom forgets idle slots (nothing pending) while the schedule is at
@@ -397,9 +427,13 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 		f(err)
 	}
 	sl.settle = slices.Delete(sl.settle, 0, ownSettles)
+	if len(sl.settle) == 0 {
+		sl.oldest = time.Time{}
+	}
 	if !wentOut {
 		return false
 	}
+	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}
 	sl.last, sl.lastSent = n, now
 	sl.heard = sl.heard || n.reached
 	sl.remember(n.eventID)
@@ -407,6 +441,45 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 		sl.due = now.Add(sl.timing.Interval)
 	}
 	return true
+}
+
+// failed records that a try of n, handed out, failed at wall (its
+// receiver could not be reached): it returns since when the notification
+// held at n's slot has been failing, how many of its tries failed, and
+// when the earliest of its held inputs was made; ok is false when n is no
+// longer handed out (released at a drain while it was being sent).
+func (s *schedule) failed(n *note, wall time.Time) (since time.Time, tries int, oldest time.Time, ok bool) {
+	sl := s.slots[slotKey(n.incidentID, n.route)]
+	if sl == nil || sl.handed != n {
+		return time.Time{}, 0, time.Time{}, false
+	}
+	if sl.failingSince.IsZero() {
+		sl.failingSince = wall
+	}
+	sl.tries++
+	return sl.failingSince, sl.tries, sl.oldest, true
+}
+
+// retry holds the inputs of n, whose try failed (failed), for another try
+// at at (event time): n is pending again, or a newer state offered while
+// it was out, which carries the incident's later state, takes its place
+// and its inputs, due no earlier than at. What reached an integration of
+// the receiver counts as heard.
+func (s *schedule) retry(n *note, at time.Time) {
+	k := slotKey(n.incidentID, n.route)
+	sl := s.slots[k]
+	if sl == nil || sl.handed != n {
+		return
+	}
+	sl.handed, sl.handedSettles = nil, 0
+	sl.heard = sl.heard || n.reached
+	sl.retryAt = at
+	if sl.pending == n || sl.pending == nil {
+		sl.pending, sl.due = n, at
+	} else if sl.due.Before(at) {
+		sl.due = at
+	}
+	s.arm(k, sl)
 }
 
 // forgetIdle drops the idle slots (nothing pending, handed out or held)
@@ -457,7 +530,8 @@ func (s *schedule) settlePending(sl *slot, err error) {
 	for _, f := range sl.settle {
 		f(err)
 	}
-	sl.settle, sl.pending = nil, nil
+	sl.settle, sl.pending, sl.oldest = nil, nil, time.Time{}
+	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}
 }
 
 // release settles every input still held with err and forgets what was

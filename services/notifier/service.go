@@ -46,6 +46,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
+	stream, err := js.Stream(ctx, proc.cfg.Consumer.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: stream %s: %w", proc.cfg.Consumer.Stream, err)
+	}
+	if err := proc.holdWithin(proc.cfg.Consumer.Stream, stream.CachedInfo().Config.MaxAge, cfg.Delivery.MaxHold != 0); err != nil {
+		return nil, err
+	}
 	records, err := bus.NewPublisher(js)
 	if err != nil {
 		return nil, err
@@ -137,6 +144,27 @@ func (s *Service) Silences() *silence.Store { return s.silences }
 
 // API is the silences API (nil without api.listen).
 func (s *Service) API() *SilencesAPI { return s.api }
+
+// holdWithin bounds max_hold by the max_age of the stream the incident
+// events are on (0: unbounded), which drops an event held longer: one
+// set (explicit) past nine tenths of it is refused, the default shortened
+// to half of it, and every held event is given up on before it would be
+// dropped (hold).
+func (p *Processor) holdWithin(stream string, maxAge time.Duration, explicit bool) error {
+	if maxAge <= 0 {
+		return nil
+	}
+	p.maxAge = maxAge
+	limit := maxAge - maxAge/10
+	switch {
+	case explicit && p.maxHold > limit:
+		return fmt.Errorf("%w: notifier.delivery.max_hold %v: at most %v, nine tenths of stream %s's max_age (%v), so that an event held that long is dead-lettered before the stream drops it",
+			ErrInvalidConfig, p.maxHold, limit, stream, maxAge)
+	case !explicit && p.maxHold > maxAge/2:
+		p.maxHold = maxAge / 2
+	}
+	return nil
+}
 
 // drainTimeout bounds a stop's wait for the sends in flight (the sink's
 // flush gets a second less): longer than a webhook attempt's default

@@ -428,6 +428,24 @@ func (c *Client) Stats(receiver string) ReceiverStats {
 	return s
 }
 
+// BreakerOpenUntil is when the circuit breaker in front of a receiver's
+// integration (integration empty: the receiver's own) lets a trial
+// request through again: the end of its cool-down while it is open, zero
+// when it is closed or half-open. A caller holding a notification for a
+// later try waits that long: trying before would fail at once, without a
+// request.
+func (c *Client) BreakerOpenUntil(receiver, integration string) time.Time {
+	c.mu.Lock()
+	r := c.receivers[endpointName(receiver, integration)]
+	c.mu.Unlock()
+	if r == nil {
+		return time.Time{}
+	}
+	var s ReceiverStats
+	r.breaker.stats(&s)
+	return s.BreakerOpenUntil
+}
+
 // AllStats returns Stats of every receiver delivered to, sorted by name.
 func (c *Client) AllStats() []ReceiverStats {
 	c.mu.Lock()

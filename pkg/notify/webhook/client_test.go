@@ -776,6 +776,17 @@ func TestBreakerPerIntegration(t *testing.T) {
 	if s := c.Stats("ops " + pager.Integration); s.Breaker != BreakerClosed || s.Delivered != 1 {
 		t.Fatalf("stats of the healthy integration: %+v", s)
 	}
+	// A caller holding a notification for later waits for the failing
+	// integration's cool-down, not for the healthy one's.
+	if until := c.BreakerOpenUntil("ops", slack.Integration); !until.Equal(clock.Now().Add(time.Minute)) {
+		t.Fatalf("the failing integration's breaker opens again at %v, want after its cool-down (%v)", until, clock.Now().Add(time.Minute))
+	}
+	if until := c.BreakerOpenUntil("ops", pager.Integration); !until.IsZero() {
+		t.Fatalf("the healthy integration's breaker is open until %v, want closed", until)
+	}
+	if until := c.BreakerOpenUntil("nobody", ""); !until.IsZero() {
+		t.Fatalf("a receiver never delivered to: open until %v, want closed", until)
+	}
 	// Without an integration, requests share the receiver's breaker.
 	plain := testRequest(up.URL)
 	if _, err := c.Deliver(context.Background(), plain); err != nil {

@@ -27,7 +27,8 @@
 // nil only after a 2xx; an error that is not permanent means "not delivered
 // yet": the caller keeps the notification and delivers it again later with
 // the same idempotency key, which is what makes delivery at-least-once and
-// lets receivers drop the duplicates.
+// lets receivers drop the duplicates (not before Client.BreakerOpenUntil:
+// an open breaker refuses without a request).
 //
 // Errors and attempts never contain the receiver's URL, which often embeds
 // a token (Slack and many chat webhooks), nor any secret.

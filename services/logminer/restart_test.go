@@ -114,7 +114,13 @@ func TestCountsOfTheIntervalAtTheStopSentAfterALaterRestart(t *testing.T) {
 	clock = clock.Add(10 * time.Second)
 	mu.Unlock()
 	_, stop = start()
-	for deadline := time.Now().Add(20 * time.Second); savedStateOf(t, js).Stopped; time.Sleep(20 * time.Millisecond) {
+	// Read while the logminer writes it: a read that meets the object
+	// being replaced fails (an i/o timeout on its chunks) and is tried again.
+	stillStopped := func() bool {
+		st, err := readSavedState(js)
+		return err != nil || st.Stopped
+	}
+	for deadline := time.Now().Add(20 * time.Second); stillStopped(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the state the stop saved is not saved again at the start")
 		}
@@ -156,20 +162,25 @@ func TestCountsOfTheIntervalAtTheStopSentAfterALaterRestart(t *testing.T) {
 // savedStateOf reads the logminer's saved state (default bucket and key).
 func savedStateOf(t *testing.T, js jetstream.JetStream) savedState {
 	t.Helper()
-	ctx := context.Background()
-	store, err := openState(ctx, js, StateConfig{Bucket: "logminer"})
+	st, err := readSavedState(js)
 	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := store.GetBytes(ctx, "logminer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st savedState
-	if err := json.Unmarshal(data, &st); err != nil {
 		t.Fatal(err)
 	}
 	return st
+}
+
+func readSavedState(js jetstream.JetStream) (savedState, error) {
+	ctx := context.Background()
+	var st savedState
+	store, err := openState(ctx, js, StateConfig{Bucket: "logminer"})
+	if err != nil {
+		return st, err
+	}
+	data, err := store.GetBytes(ctx, "logminer")
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(data, &st)
 }
 
 // Every raw log a consumer may deliver again is remembered as counted:

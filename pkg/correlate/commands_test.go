@@ -1,9 +1,11 @@
 package correlate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -460,5 +462,79 @@ func TestListedActive(t *testing.T) {
 	}
 	if got := listed(StatusOpen); !slices.Equal(got, []string{ids[2]}) {
 		t.Errorf("open: %v, want the one not acknowledged (%v)", got, ids[2])
+	}
+}
+
+// restoredFromBefore restores c's checkpoint as one written before
+// commands were timed when given: without since and resolved_event.
+func restoredFromBefore(t *testing.T, c *Correlator) *Correlator {
+	t.Helper()
+	data, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := regexp.MustCompile(`,"(since|resolved_event)":"[^"]*"`).ReplaceAll(data, nil)
+	if bytes.Equal(old, data) {
+		t.Fatal("the checkpoint has no since nor resolved_event to leave out")
+	}
+	r, err := New(c.cfg, c.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UnmarshalJSON(old); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A checkpoint from before commands were timed when given restores
+// what they are timed by: a command on an incident reopened before it is
+// not timed before that reopening (its timeline entry tells when; a NATS
+// command published before the reopening and applied after it came
+// before the resolution on the timeline), and a resolution by hand, then
+// timed at event time, is where its reopen window runs from.
+func TestCheckpointFromBeforeCommandTimes(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	id := feed(c, a, resolved(a, time.Minute))[0].State.IncidentID
+	c.Advance(t0.Add(7 * time.Minute))
+	again := a
+	again.Time = t0.Add(10 * time.Minute)
+	if ups := feed(c, again); transitions(ups) != "reopened" {
+		t.Fatalf("the alert firing again: %s, want reopened", transitions(ups))
+	}
+	c = restoredFromBefore(t, c)
+	u, err := c.Apply(Command{IncidentID: id, Action: "ack", By: "ana", Time: t0.Add(5 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.State.AcknowledgedAt; !got.Equal(again.Time) {
+		t.Fatalf("acknowledged at %v, before the reopening at %v", got, again.Time)
+	}
+	if last := u.State.Timeline[len(u.State.Timeline)-1]; last.What != "acknowledged by ana" {
+		t.Fatalf("timeline ends with %+v, want the acknowledgement after the reopening", last)
+	}
+
+	// resolved by hand at event time t0 (as then), the alert resolving
+	// and firing again 20m later reopens it, 40m later opens another
+	c = newCorrelator(t, Config{})
+	id = feed(c, a)[0].State.IncidentID
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	c = restoredFromBefore(t, c)
+	again.Time = t0.Add(20 * time.Minute)
+	if ups := feed(c, resolved(a, 2*time.Minute), again); transitions(ups) != "reopened" {
+		t.Fatalf("fired again within the reopen window of the resolution: %s, want reopened", transitions(ups))
+	}
+	c = newCorrelator(t, Config{})
+	id = feed(c, a)[0].State.IncidentID
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana"}); err != nil {
+		t.Fatal(err)
+	}
+	c = restoredFromBefore(t, c)
+	again.Time = t0.Add(40 * time.Minute)
+	if ups := feed(c, resolved(a, 2*time.Minute), again); transitions(ups) != "opened" || ups[0].State.IncidentID == id {
+		t.Fatalf("fired again past the reopen window of the resolution: %s, want another incident opened", transitions(ups))
 	}
 }

@@ -1651,9 +1651,13 @@ func (c *Correlator) reopen(inc *incident, s Signal) Update {
 	inc.reopens++
 	c.stats.Reopened++
 	inc.since = latest(s.Time, inc.since)
-	inc.note(inc.since, fmt.Sprintf("reopened by %s on %s", describe(s), s.Service))
+	inc.note(inc.since, fmt.Sprintf(reopenedNote+"%s on %s", describe(s), s.Service))
 	return c.publish(inc, Reopened, s.Time)
 }
+
+// reopenedNote begins a reopening's timeline entry, which a checkpoint
+// from before incident.since was kept tells it by.
+const reopenedNote = "reopened by "
 
 // change records a change and links it to the open incidents it may have
 // caused: those with the service itself or a dependent at most DownDepth

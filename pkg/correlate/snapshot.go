@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/due"
@@ -75,8 +76,8 @@ type incidentSnapshot struct {
 	// resolution timed ResolvedAt otherwise (incident.resolvedEvent); an
 	// older snapshot has none, and its ResolvedAt is that. Since is when
 	// its current state began (incident.since); an older snapshot has
-	// none, and it is the latest of its opening, acknowledgement and
-	// resolution.
+	// none, and it is the latest of its opening, acknowledgement,
+	// resolution and the reopening its timeline tells.
 	ResolvedEvent time.Time `json:"resolved_event,omitzero"`
 	Since         time.Time `json:"since,omitzero"`
 }
@@ -180,11 +181,17 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		if inc.resolvedEvent.IsZero() {
 			inc.resolvedEvent = inc.resolvedAt
 		}
-		if inc.since.IsZero() {
-			inc.since = latest(inc.openedAt, latest(inc.acknowledgedAt, inc.resolvedAt))
-		}
 		for _, e := range is.Timeline {
 			inc.timeline = append(inc.timeline, Entry(e))
+		}
+		if inc.since.IsZero() {
+			inc.since = latest(inc.openedAt, latest(inc.acknowledgedAt, inc.resolvedAt))
+			// A reopening cleared both: its timeline entry tells when.
+			for _, e := range inc.timeline {
+				if strings.HasPrefix(e.What, reopenedNote) {
+					inc.since = latest(inc.since, e.Time)
+				}
+			}
 		}
 		located := func(at place) bool { return *c.cfg.LocationBursts && slices.Contains(c.cfg.LocationLabels, at.Label) }
 		if located(is.Place) {

@@ -64,9 +64,12 @@ type DeliveryConfig struct {
 	// (5xx, 408, 429, a timeout, a refused connection, its breaker open) is
 	// held and tried again, from its first failure, before its incident
 	// event is dead-lettered (for aiops notify replay). Its event stays
-	// unacked meanwhile, told in progress. Default DefaultMaxHold, or half
-	// the stream's max_age when that is shorter; at most the stream's
-	// max_age (New checks).
+	// unacked meanwhile, told in progress, so what is held is bounded too:
+	// a notification failing while receivers that cannot be reached hold
+	// more than half of consumer.max_ack_pending is dead-lettered at once
+	// (past max_ack_pending every receiver would wait). Default
+	// DefaultMaxHold, or half the stream's max_age when that is shorter;
+	// at most nine tenths of the stream's max_age (New checks).
 	MaxHold time.Duration `yaml:"max_hold"`
 }
 

@@ -584,8 +584,10 @@ var ErrHeldTooLong = errors.New("notifier: receiver not reached")
 // repeat): it is held for another try (true), after a backoff and not
 // before the breaker in front of the receiver lets a request through
 // (breakerUntil), or, failing for max_hold already, or so long that the
-// stream would soon drop its oldest event, given up on: the permanent
-// error its inputs are dead-lettered with. p.mu is held.
+// stream would soon drop its oldest event, or while what is held for
+// receivers that cannot be reached passes half of max_ack_pending, given
+// up on: the permanent error its inputs are dead-lettered with. p.mu is
+// held.
 func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, error) {
 	wall := p.now()
 	since, tries, oldest, ok := p.schedule.failed(n, wall)
@@ -602,6 +604,15 @@ func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, erro
 			why = fmt.Sprintf("failing since %s (%d tries), and its incident event, made %s, would soon leave the stream (max_age %v)",
 				since.UTC().Format(time.RFC3339), tries, oldest.UTC().Format(time.RFC3339), p.maxAge)
 		}
+	}
+	// What a receiver that is down holds stays unacked, and the consumer
+	// fetches nothing past max_ack_pending: held without a bound, a long
+	// outage of one receiver would stop every receiver's notifications.
+	// Half of it is left to the others.
+	if held := p.schedule.failingInputs; held > p.cfg.Consumer.MaxAckPending/2 && wall.Before(deadline) {
+		deadline = wall
+		why = fmt.Sprintf("failing since %s (%d tries), and the incident events held for receivers that cannot be reached (%d) pass half of notifier.consumer.max_ack_pending (%d), past which every receiver's notifications would wait",
+			since.UTC().Format(time.RFC3339), tries, held, p.cfg.Consumer.MaxAckPending)
 	}
 	log := p.log.With().Str("incident_id", n.incidentID).Str("receiver", n.receiver).Str("event_id", n.eventID).Logger()
 	if !wall.Before(deadline) {

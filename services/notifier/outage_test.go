@@ -2,10 +2,12 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -418,4 +420,118 @@ func TestHeldEventGivenUpBeforeTheStreamDropsIt(t *testing.T) {
 	fresh := incidentOn(t, "fresh", "db", "dba", event.SeverityCritical, event.IncidentOpened, time.Now())
 	fresh.ObservedTime = time.Now()
 	sendHeld(t, h, proc, fresh)
+}
+
+// A receiver down through many incidents holds at most half of
+// consumer.max_ack_pending: the events it would hold past that are
+// dead-lettered (for aiops notify replay, the reason says why), so the
+// consumer keeps fetching and another receiver still gets a new
+// incident at once. Held without a bound, they filled max_ack_pending and
+// every receiver waited for max_hold. Nothing is lost: each incident is
+// heard by the receiver once it is back, or dead-lettered.
+func TestDownReceiverCannotFillMaxAckPending(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	down, up := newHookLog(t, false), newHookLog(t, false)
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(down.srv.URL, "http://"))
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`route:
+  receiver: up
+  group_wait: 0s
+  routes:
+  - {matchers: [team="dba"], receiver: hook}
+receivers:
+- name: hook
+  webhook_configs: [{url: 'http://`+proxy.Addr()+`'}]
+- name: up
+  webhook_configs: [{url: '`+up.srv.URL+`'}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := outageConfig(routes)
+	cfg.Consumer.MaxAckPending = 8 // 4 held at most
+	proxy.Cut()
+	svc, stop := r.start(cfg)
+	defer stop()
+
+	now := time.Now().UTC()
+	const incidents = 12
+	for i := range incidents {
+		r.publish(incidentAt(t, fmt.Sprint("db-", i), "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, now, now))
+	}
+	eventually(t, func() string { return fmt.Sprintf("consumer %+v", svc.ConsumerStats()) }, func() bool {
+		return svc.ConsumerStats().DeadLettered == incidents-4
+	})
+	r.publish(incidentAt(t, "web", "web", "storefront", event.SeverityCritical, event.IncidentOpened, now, now))
+	eventually(t, func() string { return fmt.Sprintf("up heard %v, consumer %+v", up.heard(), svc.ConsumerStats()) }, func() bool {
+		return len(up.statuses("web")) == 1
+	})
+
+	proxy.Restore()
+	eventually(t, func() string { return fmt.Sprintf("down heard %v, consumer %+v", down.heard(), svc.ConsumerStats()) }, func() bool {
+		return svc.ConsumerStats().Acked == 4+1
+	})
+	stream, err := r.js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters, err := readDeadLetters(context.Background(), stream, cfg.DeadLetterSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, g := range letters {
+		dl := g.newest
+		got[dl.IncidentID]++
+		if !strings.Contains(dl.Reason, "half of notifier.consumer.max_ack_pending (8)") || !strings.Contains(dl.Reason, "aiops notify replay") {
+			t.Errorf("dead letter of %s: reason %q, want it to name max_ack_pending and aiops notify replay", dl.IncidentID, dl.Reason)
+		}
+	}
+	for _, h := range down.heard() {
+		got[h.incident]++
+	}
+	for i := range incidents {
+		if id := fmt.Sprint("db-", i); got[id] != 1 {
+			t.Errorf("%s: heard or dead-lettered %d times, want once", id, got[id])
+		}
+	}
+	svc.proc.mu.Lock()
+	defer svc.proc.mu.Unlock()
+	if n := svc.proc.schedule.failingInputs; n != 0 {
+		t.Errorf("%d inputs still counted as held for a failing receiver, want none", n)
+	}
+}
+
+// A resolve arriving while an older state of its incident is held for a
+// receiver that is down replaces it: once the receiver is back it gets
+// the resolve, once, and not the older state; both events are acked.
+func TestResolveReplacesAHeldState(t *testing.T) {
+	hook := newReceiver(t, 503) // then 200
+	h, proc, move := heldRig(t, hook.srv.URL)
+	now := time.Now()
+	opened := sendHeld(t, h, proc, incidentOn(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, now))
+	resolved := h.Send(incidentOn(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentResolved, now.Add(time.Minute)))
+	waitSent(t, proc)
+	if r, settled := resolved.Result(); settled {
+		t.Fatalf("the resolve settled %v %v while the receiver is down, want it held", r.Outcome, r.Err)
+	}
+	move(61 * time.Minute) // past the breaker's cool-down
+	_, bodies := hook.requests()
+	var statuses []string
+	for _, b := range bodies {
+		var p struct {
+			CommonAnnotations map[string]string `json:"commonAnnotations"`
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		statuses = append(statuses, p.CommonAnnotations["incident_status"])
+	}
+	if !slices.Equal(statuses, []string{"open", "resolved"}) {
+		t.Fatalf("the receiver got %v, want the opening it failed, then the resolve once", statuses)
+	}
+	for _, held := range []*stagetest.Held{opened, resolved} {
+		if r := resultOf(t, held); r.Outcome != stagetest.Acked {
+			t.Fatalf("%v %v, want both events acked", r.Outcome, r.Err)
+		}
+	}
 }

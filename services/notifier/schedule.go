@@ -95,6 +95,8 @@ type slot struct {
 	// oldest is when the earliest of the held inputs (settle) was made:
 	// the stream drops it about max_age after.
 	oldest time.Time
+	// counted is what the slot adds to schedule.failingInputs (recount).
+	counted int
 	// unheard: no receiver of the route can have heard of the incident.
 	// The slot was made by the incident's opening event, which this
 	// notifier holds until a notification standing for it went out, and
@@ -145,6 +147,21 @@ type schedule struct {
 	max   int
 	// Forgotten counts slots dropped for MaxSlots.
 	forgotten uint64
+	// failingInputs counts the inputs held by slots whose receiver could
+	// not be reached (slot.failingSince set): the incident events a
+	// receiver that is down keeps unacked, which Processor.hold bounds.
+	failingInputs int
+}
+
+// recount brings failingInputs up to date with sl after its inputs, or
+// whether it is failing, changed.
+func (s *schedule) recount(sl *slot) {
+	n := 0
+	if !sl.failingSince.IsZero() {
+		n = len(sl.settle)
+	}
+	s.failingInputs += n - sl.counted
+	sl.counted = n
 }
 
 // wake is a slot in schedule.wakes.
@@ -221,6 +238,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		sl = &slot{due: openedAt.Add(n.timing.Wait), unheard: n.opening, sawOpening: n.opening}
 		s.slots[k] = sl
 	}
+	defer s.recount(sl)
 	if slices.Contains(sl.sent, n.eventID) {
 		done(nil) // a redelivery of what went out already
 		return
@@ -405,6 +423,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 		return false // released at a drain meanwhile: its result changes nothing
 	}
 	defer s.arm(k, sl)
+	defer s.recount(sl)
 	ownSettles := len(sl.settle)
 	if sl.pending != n {
 		ownSettles = 0
@@ -457,6 +476,7 @@ func (s *schedule) failed(n *note, wall time.Time) (since time.Time, tries int, 
 		sl.failingSince = wall
 	}
 	sl.tries++
+	s.recount(sl)
 	return sl.failingSince, sl.tries, sl.oldest, true
 }
 
@@ -532,6 +552,7 @@ func (s *schedule) settlePending(sl *slot, err error) {
 	}
 	sl.settle, sl.pending, sl.oldest = nil, nil, time.Time{}
 	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}
+	s.recount(sl)
 }
 
 // release settles every input still held with err and forgets what was

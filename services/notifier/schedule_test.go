@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/errs"
 )
 
 var amDefaults = Timing{Wait: 30 * time.Second, Interval: 5 * time.Minute, Repeat: 4 * time.Hour}
@@ -443,5 +445,81 @@ func TestScheduleResolveAfterTheOpeningWentBack(t *testing.T) {
 	s.offer(mkNote("a", "res", t0.Add(20*time.Second), true), t0, done.done("res"))
 	if got := dueIDs(s, t0.Add(30*time.Second)); got != "[a/res#0]" {
 		t.Fatalf("due after the resolve: %s, want the resolve sent", got)
+	}
+}
+
+// failingInputs (what Processor.hold bounds) counts the inputs of the
+// slots whose receiver is failing: a failed try counts its slot's
+// inputs, a newer state offered to it and an older one redelivered count
+// too, and the count goes back to zero once the slot sent, gave up or
+// was released, whatever path: a count that leaked would dead-letter
+// every later outage's notifications.
+func TestScheduleCountsWhatFailingReceiversHold(t *testing.T) {
+	s, done := newSchedule(), settled{}
+	want := func(n int, when string) {
+		t.Helper()
+		if s.failingInputs != n {
+			t.Fatalf("%s: %d inputs counted as failing, want %d", when, s.failingInputs, n)
+		}
+	}
+	try := func(id string, now time.Time) *note {
+		t.Helper()
+		due := s.due(now)
+		if len(due) != 1 || due[0].incidentID != id {
+			t.Fatalf("due at %v: %s, want %s's note", now, dueIDs(s, now), id)
+		}
+		return due[0]
+	}
+	fail := func(n *note, retryAt time.Time) {
+		t.Helper()
+		if _, _, _, ok := s.failed(n, retryAt); !ok {
+			t.Fatal("failed: the note is not handed out")
+		}
+		s.retry(n, retryAt)
+	}
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("a/open"))
+	s.offer(mkNote("b", "open", t0, false), t0, done.done("b/open"))
+	want(0, "offered")
+	at := t0.Add(30 * time.Second)
+	due := s.due(at)
+	if len(due) != 2 {
+		t.Fatalf("due %s, want both openings", dueIDs(s, at))
+	}
+	a, b := due[0], due[1]
+	if a.incidentID != "a" {
+		a, b = b, a
+	}
+	// b goes out; a fails, gets an update while out, and is held
+	s.offer(mkNote("a", "upd", at.Add(time.Second), false), t0, done.done("a/upd"))
+	want(0, "an update offered while the opening is out")
+	s.sent(b, at, nil)
+	fail(a, at.Add(time.Minute))
+	want(2, "a failed with its update pending")
+	s.offer(mkNote("a", "open", t0, false), t0, done.done("a/open"))
+	want(3, "a's opening redelivered")
+	// a's retry fails again, then goes out
+	a = try("a", at.Add(time.Minute))
+	fail(a, at.Add(2*time.Minute))
+	want(3, "a failed again")
+	a = try("a", at.Add(2*time.Minute))
+	s.sent(a, at.Add(2*time.Minute), nil)
+	want(0, "a sent")
+	// a fails again and is given up (a permanent error)
+	s.offer(mkNote("a", "upd2", at.Add(3*time.Minute), false), t0, done.done("a/upd2"))
+	a = try("a", at.Add(8*time.Minute))
+	fail(a, at.Add(9*time.Minute))
+	want(1, "a's second update failed")
+	a = try("a", at.Add(9*time.Minute))
+	s.failed(a, at.Add(9*time.Minute))
+	s.sent(a, at.Add(9*time.Minute), errs.Permanent(errors.New("held too long")))
+	want(0, "a given up")
+	// held by a failing receiver at a stop
+	s.offer(mkNote("a", "upd3", at.Add(10*time.Minute), false), t0, done.done("a/upd3"))
+	fail(try("a", at.Add(15*time.Minute)), at.Add(16*time.Minute))
+	want(1, "a's third update failed")
+	s.release(ErrStopping)
+	want(0, "released")
+	if done["a/open"] != 2 || done["a/upd"] != 1 || done["b/open"] != 1 || done["a/upd2"] != 1 || done["a/upd3"] != 1 {
+		t.Fatalf("settled %v, want every input once", done)
 	}
 }

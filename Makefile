@@ -97,21 +97,11 @@ correlate-eval: build
 	done
 
 # aiops demo against the ClickHouse make run uses (data/clickhouse, started
-# here and stopped after when it was not running), or $$AIOPS_STORE__DSN;
-# the demo works in its own database, aiops_demo, and writes data/demo/.
+# here and stopped after, Ctrl-C included, when it was not running), or
+# $$AIOPS_STORE__DSN; the demo works in its own database, aiops_demo, and
+# writes data/demo/. scripts/run.sh --demo does what run.sh does for run.
 demo: deps build
-	@set -e; \
-	if [ -n "$$AIOPS_STORE__DSN" ]; then exec bin/aiops demo; fi; \
-	mkdir -p data/clickhouse; \
-	running=0; scripts/clickhouse.sh status data/clickhouse >/dev/null 2>&1 && running=1; \
-	ports=""; [ -f data/clickhouse-ports ] && ports="$$(cat data/clickhouse-ports)"; \
-	addr="$$(AIOPS_CLICKHOUSE_TCP_PORT="$${ports%% *}" AIOPS_CLICKHOUSE_HTTP_PORT="$${ports##* }" \
-		AIOPS_CLICKHOUSE_PASSWORD_FILE="$$PWD/data/clickhouse-password" \
-		scripts/clickhouse.sh start data/clickhouse | sed -n 's/^CLICKHOUSE_ADDR=//p')"; \
-	[ -n "$$addr" ] || { echo "make demo: the local ClickHouse did not start (see data/clickhouse)" >&2; exit 1; }; \
-	rc=0; AIOPS_STORE__DSN="clickhouse://$$addr/default" AIOPS_STORE__PASSWORD_FILE="$$PWD/data/clickhouse-password" bin/aiops demo || rc=$$?; \
-	[ $$running = 1 ] || scripts/clickhouse.sh stop data/clickhouse; \
-	exit $$rc
+	scripts/run.sh --demo
 
 tidy:
 	@for d in pkg $(addprefix services/,$(SERVICES)); do (cd $$d && GOWORK=off $(GO) mod tidy) || exit 1; done

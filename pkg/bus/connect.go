@@ -267,6 +267,12 @@ func Connect(ctx context.Context, cfg Config, log zerolog.Logger) (*nats.Conn, j
 	}
 	opts = append(opts,
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// A close this process asked for (Close, or the drain of
+			// every clean stop) also calls this handler, without an
+			// error: no warning, the closed handler says it.
+			if err == nil && nc.IsClosed() {
+				return
+			}
 			ev := log.Warn().Str("server", nc.ConnectedUrlRedacted())
 			if err != nil {
 				ev = ev.Err(err)

@@ -261,3 +261,48 @@ func newTestPKI(t *testing.T) testPKI {
 	}
 	return p
 }
+
+// A close the service asked for (the drain at every clean stop) is no
+// warning: every `aiops run` stopped with Ctrl-C logged WRN "nats
+// disconnected". A connection lost to the server still warns.
+func TestConnectLogsOnlyAnUnplannedDisconnectAsAWarning(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	connect := func(logs *lockedBuffer) *nats.Conn {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nc, _, err := Connect(ctx, Config{URLs: []string{"nats://" + srv.Addr().String()}, ReconnectWait: 10 * time.Millisecond},
+			zerolog.New(logs).Level(zerolog.InfoLevel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+
+	var planned lockedBuffer
+	nc := connect(&planned)
+	if err := nc.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the closed handler", func() bool { return strings.Contains(planned.String(), "nats connection closed") })
+	if strings.Contains(planned.String(), `"level":"warn"`) {
+		t.Fatalf("a planned close logged a warning:\n%s", planned.String())
+	}
+
+	var lost lockedBuffer
+	connect(&lost)
+	srv.Shutdown()
+	waitFor(t, "the disconnect handler", func() bool { return strings.Contains(lost.String(), "nats disconnected") })
+	if !strings.Contains(lost.String(), `"level":"warn"`) {
+		t.Fatalf("a connection lost to the server logged no warning:\n%s", lost.String())
+	}
+}

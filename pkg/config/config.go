@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -72,6 +73,12 @@ type Options struct {
 	EnvIgnore []string
 	// Sets are key.path=value assignments, applied last, in order.
 	Sets []string
+	// FileKinds tells files of another kind from a configuration: by a
+	// top-level key the configuration does not have but such a file does
+	// ("detect" of a detector pipeline file), what the file given (its
+	// path) is and where it belongs. A file holding one is refused with
+	// that alone, not as a list of unknown keys or typos.
+	FileKinds map[string]func(path string) string
 }
 
 // Flags registers -config FILE and -set key=value (repeatable) on fs and
@@ -111,7 +118,7 @@ func load(dst any, opts Options) error {
 		return fmt.Errorf("config.Load needs a non-nil pointer to a struct, got %T", dst)
 	}
 	if opts.File != "" {
-		if err := loadFile(dst, opts.File); err != nil {
+		if err := loadFile(dst, opts.File, opts.FileKinds); err != nil {
 			return err
 		}
 	}
@@ -137,7 +144,7 @@ func load(dst any, opts Options) error {
 	return nil
 }
 
-func loadFile(dst any, path string) error {
+func loadFile(dst any, path string, kinds map[string]func(string) string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
@@ -167,13 +174,26 @@ func loadFile(dst any, path string) error {
 	// Our own walk names every unknown key with its full path and line, which
 	// yaml.v3's KnownFields does only for the first, without the path.
 	var unknown []error
-	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(key string, line int, envOnly bool) {
+	var otherKind error
+	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(u unknownKey) {
+		key := join(u.parent, u.key)
 		hint := ""
-		if envOnly {
+		switch kind := kinds[u.key]; {
+		case u.parent == "" && kind != nil:
+			if otherKind == nil {
+				otherKind = fmt.Errorf("%s:%d: %w %q: %s", path, u.line, ErrUnknownKey, key, kind(path))
+			}
+			return
+		case u.envOnly:
 			hint = " (a secret: set it from the environment, not the file)"
+		default:
+			hint = suggestion(u.parent, u.key, u.known)
 		}
-		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q%s", path, line, ErrUnknownKey, key, hint))
+		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q%s", path, u.line, ErrUnknownKey, key, hint))
 	})
+	if otherKind != nil {
+		return otherKind
+	}
 	if len(unknown) > 0 {
 		return errors.Join(unknown...)
 	}
@@ -324,8 +344,16 @@ func valueMessage(msg string) string {
 	return msg
 }
 
+// unknownKey is a key of the file that the configuration does not have.
+type unknownKey struct {
+	parent, key string
+	line        int
+	envOnly     bool     // a secret's key, which only the environment sets
+	known       []string // the keys parent does have
+}
+
 // checkKeys reports every mapping key under n that type t has no field for.
-func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string, line int, envOnly bool)) {
+func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(unknownKey)) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -359,7 +387,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, report func(key string
 			f, ok := fields.byKey[k.Value]
 			if !ok {
 				_, envOnly := fields.envOnly[k.Value]
-				report(join(path, k.Value), k.Line, envOnly)
+				report(unknownKey{parent: path, key: k.Value, line: k.Line, envOnly: envOnly, known: slices.Collect(maps.Keys(fields.byKey))})
 				continue
 			}
 			checkKeys(v, f.typ, join(path, k.Value), report)
@@ -556,7 +584,12 @@ func resolve(t reflect.Type, path []string, src source, done string) error {
 			if f, ok := lookup(t, seg, src); ok {
 				return resolve(f.typ, path[1:], src, join(done, f.key))
 			}
-			return fmt.Errorf("%s: %w %q", src.desc, ErrUnknownKey, join(done, src.dotted(path[:1])))
+			fs := structFields(t)
+			known := slices.Collect(maps.Keys(fs.byKey))
+			if src.env {
+				known = slices.AppendSeq(known, maps.Keys(fs.envOnly))
+			}
+			return fmt.Errorf("%s: %w %q%s", src.desc, ErrUnknownKey, join(done, src.dotted(path[:1])), suggestion(done, src.dotted(path[:1]), known))
 		case reflect.Map:
 			if t.Key().Kind() == reflect.String {
 				key := seg
@@ -744,4 +777,48 @@ func describe(t reflect.Type) string {
 		return "a number"
 	}
 	return "a value of type " + t.String()
+}
+
+// suggestion is " (did you mean "parent.k"?)" for the known key k closest
+// to key when it is close enough to be a typo of it (an edit or two, fewer
+// for a short key), else "". Case does not count: a variable's name has none.
+func suggestion(parent, key string, known []string) string {
+	limit := min(2, max(1, len(key)/3))
+	best, bestDist := "", limit+1
+	slices.Sort(known) // of two as close, the first: the same every time
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", join(parent, best))
+}
+
+// editDistance counts the insertions, deletions, substitutions and
+// swaps of adjacent bytes that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }

@@ -551,3 +551,60 @@ func TestLoadEnvMapKeysKeepTheirCase(t *testing.T) {
 		t.Errorf("labels = %v, err %v; want the key spelled as the variable %v", cfg.Labels, err, want)
 	}
 }
+
+// An unknown key names the closest known one when one is close (a typo),
+// from every source, and nothing when none is.
+func TestLoadUnknownKeySuggestsTheClosest(t *testing.T) {
+	cases := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"file", Options{File: writeFile(t, "bus:\n  timout: 5s\n")}, `:2: unknown key "bus.timout" (did you mean "bus.timeout"?)`},
+		{"file top level", Options{File: writeFile(t, "workerz: 3\n")}, `:1: unknown key "workerz" (did you mean "workers"?)`},
+		{"set", Options{Sets: []string{"bsu.urls=[a]"}}, `flag -set bsu.urls: unknown key "bsu" (did you mean "bus"?)`},
+		{"set nested", Options{Sets: []string{"bus.max_pendign=3"}}, `unknown key "bus.max_pendign" (did you mean "bus.max_pending"?)`},
+		{"env", Options{EnvPrefix: "AIOPS", Environ: []string{"AIOPS_BUS__URL=x"}},
+			`environment variable AIOPS_BUS__URL: unknown key "bus.url" (did you mean "bus.urls"?)`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := defaults()
+			err := Load(&cfg, c.opts)
+			if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want ErrUnknownKey containing %q", err, c.want)
+			}
+		})
+	}
+	for _, set := range []string{"nope=1", "bus.zzz=1", "receivers.a.nope=1"} {
+		cfg := defaults()
+		err := Load(&cfg, Options{Sets: []string{set}})
+		if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("-set %s: err = %v, want ErrUnknownKey without a far-fetched suggestion", set, err)
+		}
+	}
+}
+
+// A file of another kind given as the configuration (the detector's
+// pipeline file, whose top key is detect) is told as such, once, with
+// what to do: not as an unknown key, nor as a typo of a section.
+func TestLoadFileOfAnotherKind(t *testing.T) {
+	file := writeFile(t, "detect:\n  rules: []\nroutes: x\n")
+	kinds := map[string]func(string) string{
+		"detect": func(path string) string { return path + " is a pipeline file: set pipeline=" + path },
+	}
+	cfg := defaults()
+	err := Load(&cfg, Options{File: file, FileKinds: kinds})
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("err = %v, want ErrUnknownKey", err)
+	}
+	want := file + `:1: unknown key "detect": ` + file + " is a pipeline file: set pipeline=" + file
+	if err.Error() != "invalid configuration: "+want {
+		t.Errorf("err = %q, want %q alone", err, want)
+	}
+	// The same key from -set is a key like any other.
+	err = Load(&cfg, Options{Sets: []string{"detect.rules=[]"}, FileKinds: kinds})
+	if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "pipeline file") {
+		t.Errorf("-set detect.rules: err = %v, want an unknown key without the file's hint", err)
+	}
+}

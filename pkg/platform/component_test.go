@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -188,5 +189,28 @@ func TestStoreCheckedAtLoadWhenNeeded(t *testing.T) {
 	_, err := load(t, []platform.Component{echo}, nil, "bus.urls=[http://x]")
 	if err == nil || strings.Contains(err.Error(), "bus: bus:") {
 		t.Errorf("bad bus.urls: %v, want an error naming bus once", err)
+	}
+}
+
+// A file of the project's other kinds given to -config says what it is
+// and where it goes, for every service: `aiops run -config
+// pipelines/default.yaml` said only `unknown key "detect"`.
+func TestLoadNamesAFileOfAnotherKind(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ file, content, want string }{
+		{"../../pipelines/default.yaml", "", "a detector pipeline file (its top key is detect), not a configuration: -set detector.pipeline=../../pipelines/default.yaml"},
+		{"../../pipelines/catalog.yaml", "", "a service catalog (its top key is services), not a configuration: -set correlator.catalog=../../pipelines/catalog.yaml"},
+		{dir + "/alertmanager.yml", "route:\n  receiver: ops\nreceivers:\n  - name: ops\n", "an Alertmanager configuration (its top key is route), not a configuration: -set notifier.routes=" + dir + "/alertmanager.yml"},
+	} {
+		if c.content != "" {
+			if err := os.WriteFile(c.file, []byte(c.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := platform.Assemble(platform.DefaultConfig(), []platform.Component{echo})
+		err := a.Load("echo", []string{"-config", c.file})
+		if !errors.Is(err, config.ErrUnknownKey) || !strings.Contains(err.Error(), c.want) || strings.Count(err.Error(), "unknown key") != 1 {
+			t.Errorf("-config %s: %v\nwant one unknown key saying %q", c.file, err, c.want)
+		}
 	}
 }

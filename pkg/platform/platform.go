@@ -39,6 +39,24 @@ const EnvPrefix = "AIOPS"
 // every service and test, which refused them as unknown keys).
 var EnvIgnore = []string{"AIOPS_TEST_", "AIOPS_SHARED_DATA", "AIOPS_PLOT_", "AIOPS_CLICKHOUSE_", "AIOPS_CHDB_", "AIOPS_EXP"}
 
+// FileKinds are the project's files that are not a configuration, by
+// their top-level key, so that one given to -config says what it is and
+// which key takes it (config.Options.FileKinds): `aiops run -config
+// pipelines/default.yaml` said only `unknown key "detect"`.
+var FileKinds = map[string]func(path string) string{
+	"detect":    otherFile("a detector pipeline file", "detect", "detector.pipeline", "the detector"),
+	"services":  otherFile("a service catalog", "services", "correlator.catalog", "the correlator"),
+	"route":     otherFile("an Alertmanager configuration", "route", "notifier.routes", "the notifier"),
+	"receivers": otherFile("an Alertmanager configuration", "receivers", "notifier.routes", "the notifier"),
+}
+
+func otherFile(what, key, setting, reader string) func(string) string {
+	return func(path string) string {
+		return fmt.Sprintf("%s looks like %s (its top key is %s), not a configuration: -set %s=%s gives it to %s; "+
+			"-config takes a configuration such as deployments/config/aiops.yaml", path, what, key, setting, path, reader)
+	}
+}
+
 // LoadConfig fills dst (a service's config struct, defaults already set)
 // from the -config file, the AIOPS_* environment and -set flags in args,
 // then validates it. Errors are usage errors (exit code 2).
@@ -56,7 +74,12 @@ func LoadConfig(name string, args []string, dst any) error {
 // ParseFlags reads -config and -set from args into the sources of a
 // configuration: the file, the AIOPS_* environment, the -set assignments.
 func ParseFlags(name string, args []string) (config.Options, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	return ParseFlagSet(flag.NewFlagSet(name, flag.ContinueOnError), args)
+}
+
+// ParseFlagSet is ParseFlags on fs, which may hold flags of its own
+// (`aiops run -check`).
+func ParseFlagSet(fs *flag.FlagSet, args []string) (config.Options, error) {
 	opts := config.Flags(fs, EnvPrefix)
 	if err := fs.Parse(args); err != nil {
 		return config.Options{}, service.Usage(err)
@@ -65,6 +88,7 @@ func ParseFlags(name string, args []string) (config.Options, error) {
 		return config.Options{}, service.Usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	opts.EnvIgnore = EnvIgnore
+	opts.FileKinds = FileKinds
 	return *opts, nil
 }
 

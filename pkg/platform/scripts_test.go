@@ -13,8 +13,8 @@ import (
 // platform on a developer's machine. These tests run copies of them in a
 // checkout whose path has a space, with a stand-in for clickhouse-server (a
 // process that only waits), one for clickhouse-client (it always answers)
-// and one for bin/aiops (it records its store settings and exits 3, as
-// `aiops run` does when it cannot start).
+// and one for bin/aiops (its -check passes; run, it records its store
+// settings and exits 3, as `aiops run` does when it cannot start).
 
 type scriptCheckout struct {
 	t    *testing.T
@@ -47,6 +47,13 @@ func newScriptCheckout(t *testing.T) *scriptCheckout {
 	writeExecutable(t, filepath.Join(root, "fake", "clickhouse-server"), "#!/usr/bin/env bash\nexec -a clickhouse-server-fake sleep 300\n")
 	writeExecutable(t, filepath.Join(root, "fake", "clickhouse-client"), "#!/bin/sh\nexit 0\n")
 	writeExecutable(t, filepath.Join(root, "bin", "aiops"), "#!/bin/sh\n"+
+		// -check (run.sh asks it first) passes unless FAKE_CHECK_FAILS
+		// says what to fail with.
+		`if [ "$1 $2" = "run -check" ]; then`+"\n"+
+		`  printf '%s\n%s\n%s\n' "$AIOPS_STORE__DSN" "$AIOPS_STORE__PASSWORD_FILE" "$*" >"$(dirname "$0")/../aiops-check"`+"\n"+
+		`  [ -z "$FAKE_CHECK_FAILS" ] && exit 0`+"\n"+
+		`  echo "aiops: usage: $FAKE_CHECK_FAILS" >&2; exit 2`+"\n"+
+		"fi\n"+
 		`printf '%s\n%s\n' "$AIOPS_STORE__DSN" "$AIOPS_STORE__PASSWORD_FILE" >"$(dirname "$0")/../aiops-store"`+"\nexit 3\n")
 	c := &scriptCheckout{t: t, root: root, env: append(os.Environ(),
 		"CLICKHOUSE_SERVER="+filepath.Join(root, "fake", "clickhouse-server"),

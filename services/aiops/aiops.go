@@ -54,7 +54,9 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
 	}
-	b.WriteString("\n`aiops run` takes -config FILE and -set key=value; AIOPS_* environment variables set keys too (AIOPS_STORE__DSN sets store.dsn).\nEvery command answers -h with its own flags.\n")
+	b.WriteString("\n`aiops run` takes -config FILE and -set key=value; AIOPS_* environment variables set keys too (AIOPS_STORE__DSN sets store.dsn);\n" +
+		"-check says what would keep it from starting (the configuration, a listen address taken, nats.store_dir in use) and starts nothing.\n" +
+		"Every command answers -h with its own flags.\n")
 	io.WriteString(w, b.String())
 }
 

@@ -378,7 +378,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(progress, "correlate replay: %d lines, %d incidents, %.0f lines/s\n", res.Lines, c.Stats().Opened, float64(res.Lines)/time.Since(started).Seconds())
+			fmt.Fprintf(progress, "correlate replay: %s, %s, %.0f lines/s\n", count(res.Lines, "line"), count(c.Stats().Opened, "incident"), float64(res.Lines)/time.Since(started).Seconds())
 		}
 		if tooLong {
 			reject(fmt.Errorf("longer than %d bytes: skipped", MaxReplayLine))
@@ -501,7 +501,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 		return res.Incidents[i].ID < res.Incidents[j].ID
 	})
 	res.Stats = c.Stats()
-	fmt.Fprintf(progress, "correlate replay: %d lines, %d alerts, %d incidents in %s\n", res.Lines, len(alertFP), len(res.Incidents), time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(progress, "correlate replay: %s, %s, %s in %s\n", count(res.Lines, "line"), count(len(alertFP), "alert"), count(len(res.Incidents), "incident"), time.Since(started).Round(time.Millisecond))
 	if res.RejectedLines > 0 {
 		fmt.Fprintf(progress, "correlate replay: rejected lines: %d (%d told above)\n", res.RejectedLines, len(res.Rejected))
 	}
@@ -673,4 +673,12 @@ func (b *boundedLines) next() (line []byte, tooLong bool, err error) {
 		}
 		return bytes.TrimSuffix(bytes.TrimSuffix(b.buf, []byte("\n")), []byte("\r")), tooLong, nil
 	}
+}
+
+// count is n and its noun, in the singular for one ("1 incident").
+func count[N int | uint64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

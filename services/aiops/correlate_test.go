@@ -517,3 +517,27 @@ func bomAndGzip(t *testing.T, dir, name, text string) (bom, gz string) {
 	}
 	return bom, gz
 }
+
+// The replay's summary line counts in the singular when there is one:
+// "1 incidents" read as a slip.
+func TestCorrelateReplaySummaryCountsOne(t *testing.T) {
+	input := amLine("2026-11-21T12:00:05Z", amAlert("aaaa000000000001", "HighLatency", "web", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z")) + "\n"
+	var progress bytes.Buffer
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), nil, &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Incidents) != 1 {
+		t.Fatalf("%d incidents, want 1", len(res.Incidents))
+	}
+	if !regexp.MustCompile(`correlate replay: 1 line, 1 alert, 1 incident in `).MatchString(progress.String()) {
+		t.Fatalf("progress %q: want 1 line, 1 alert, 1 incident", progress.String())
+	}
+	progress.Reset()
+	if _, err := Replay(context.Background(), strings.NewReader(replayInput), correlate.DefaultConfig(), nil, &progress); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "correlate replay: 5 lines, 4 alerts, ") {
+		t.Fatalf("progress %q: want 5 lines, 4 alerts", progress.String())
+	}
+}

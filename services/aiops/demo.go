@@ -82,6 +82,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) error {
 		return service.Usage(fmt.Errorf("%w: -timeout %v: want more than 0 and at most 1h", config.ErrInvalidConfig, *timeout))
 	}
 	opts.EnvIgnore = platform.EnvIgnore
+	opts.FileKinds = platform.FileKinds
 
 	// A signal stops the pipeline (its service.Run catches it too), and it
 	// must stop the demo as well, which would otherwise post to a gateway

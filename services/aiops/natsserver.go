@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -100,6 +101,54 @@ func (c EmbeddedNATSConfig) token() (string, error) {
 		return t, nil
 	}
 	return "", nil
+}
+
+// storeLockFile, in nats.store_dir, is locked (flock) by the `aiops run`
+// whose embedded NATS uses the store, and holds its pid: two servers on
+// one JetStream store would each write it as its own.
+const storeLockFile = "aiops.lock"
+
+var errLocked = errors.New("locked")
+
+// lockStoreDir takes the store's lock for as long as the file returned
+// is open, or says which process holds it.
+func lockStoreDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("nats.store_dir: %w", err)
+	}
+	path := filepath.Join(dir, storeLockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("nats.store_dir: %w", err)
+	}
+	if err := tryLock(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			return nil, fmt.Errorf("nats.store_dir %s is in use by another aiops: %s holds %s. "+
+				"Two pipelines must not share one JetStream store: stop that one, or give this one its own nats.store_dir and listen addresses",
+				dir, lockHolder(path), path)
+		}
+		return nil, fmt.Errorf("nats.store_dir: lock %s: %w", path, err)
+	}
+	// The pid is for the message above; the lock itself is the flock.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// lockHolder names the process whose pid the lock file holds: "pid N",
+// with its command name where /proc tells it ("pid N (aiops)").
+func lockHolder(path string) string {
+	data, _ := os.ReadFile(path)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return "a process that has not written its pid yet"
+	}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
+		return fmt.Sprintf("pid %d (%s)", pid, strings.TrimSpace(string(comm)))
+	}
+	return fmt.Sprintf("pid %d", pid)
 }
 
 // startEmbeddedNATS starts a JetStream-enabled nats-server in this process

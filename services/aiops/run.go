@@ -2,18 +2,22 @@ package aiops
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/store"
 	"github.com/aiops-dev/aiops/services/correlator"
 	"github.com/aiops-dev/aiops/services/detector"
 	"github.com/aiops-dev/aiops/services/ingest"
@@ -77,9 +81,16 @@ func runPipeline(ctx context.Context, args []string) error {
 // runPipelineTo is `aiops run` printing its start-up summary (every
 // listener, where its token is) to summary once the configuration loaded.
 func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error {
+	fs := flag.NewFlagSet("aiops run", flag.ContinueOnError)
+	check := fs.Bool("check", false, "check the configuration, that every listen address is free and that no other aiops uses nats.store_dir, "+
+		"then exit without starting anything (scripts/run.sh does, before it starts ClickHouse)")
+	opts, err := platform.ParseFlagSet(fs, args)
+	if err != nil {
+		return err
+	}
 	var natsCfg EmbeddedNATSConfig
 	cfg := RunConfig(&natsCfg)
-	if err := cfg.Load("aiops run", args); err != nil {
+	if err := cfg.LoadWith(opts); err != nil {
 		return err
 	}
 	if natsCfg.Embedded {
@@ -87,7 +98,102 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 			return service.Usage(err)
 		}
 	}
+	if *check {
+		return checkRun(cfg, natsCfg)
+	}
 	return runLoaded(ctx, cfg, natsCfg, summary)
+}
+
+// checkRun is `aiops run -check`: what would stop `aiops run` at once,
+// found without starting anything (the configuration was loaded before).
+func checkRun(cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig) error {
+	if natsCfg.Embedded {
+		// A token given is read and checked; a generated one is made
+		// only by the run itself.
+		if natsCfg.Token != "" || natsCfg.TokenFile != "" {
+			if _, err := natsCfg.token(); err != nil {
+				return service.Usage(err)
+			}
+		}
+		// A store nobody created yet has nobody in it.
+		if _, err := os.Stat(natsCfg.StoreDir); err == nil {
+			lock, err := lockStoreDir(natsCfg.StoreDir)
+			if err != nil {
+				return err
+			}
+			lock.Close()
+		}
+	}
+	return checkListeners(Listeners(cfg, natsCfg))
+}
+
+// checkListeners tries every address this process will listen on, before
+// anything starts, and names each one taken with its key and a free
+// address to give it instead. Taken one by one as each server started,
+// they were found one per attempt, some only after NATS and ClickHouse.
+// A port 0 (any free port) is never taken.
+func checkListeners(ls []Listener) error {
+	var taken []string
+	var fixes []string
+	seen := map[string]string{}
+	for _, l := range ls {
+		if l.Key == "" || l.Listen == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.Listen)
+		if err != nil || port == "0" {
+			continue // Validate said what is wrong with it; 0 is any port
+		}
+		if other, ok := seen[l.Listen]; ok {
+			taken = append(taken, fmt.Sprintf("%s %s: also %s's address", l.Key, l.Listen, other))
+			fixes = append(fixes, fmt.Sprintf("-set %s=%s", l.Key, freeAddr(host, port)))
+			continue
+		}
+		seen[l.Listen] = l.Key
+		ln, err := net.Listen("tcp", l.Listen)
+		if err != nil {
+			// "address already in use", without the "listen tcp ADDR:"
+			// the line says already.
+			reason := err.Error()
+			var se *os.SyscallError
+			if errors.As(err, &se) {
+				reason = se.Err.Error()
+			}
+			taken = append(taken, fmt.Sprintf("%s %s: %s", l.Key, l.Listen, reason))
+			fixes = append(fixes, fmt.Sprintf("-set %s=%s", l.Key, freeAddr(host, port)))
+			continue
+		}
+		ln.Close()
+	}
+	if len(taken) == 0 {
+		return nil
+	}
+	what := "1 listen address is"
+	if len(taken) > 1 {
+		what = fmt.Sprintf("%d listen addresses are", len(taken))
+	}
+	return fmt.Errorf("%s taken, so nothing was started:\n  %s\n"+
+		"another aiops run is probably running (stop it first; `ss -ltnp` names what holds a port), "+
+		"or give this one other addresses: scripts/run.sh %s (the same flags work on bin/aiops run; make run takes none)",
+		what, strings.Join(taken, "\n  "), strings.Join(fixes, " "))
+}
+
+// freeAddr is host with a port that is free now, for the message of a
+// taken one: the port plus 10000 (or 20000, 30000) when free, else 0,
+// which asks for any free port.
+func freeAddr(host, port string) string {
+	p, _ := strconv.Atoi(port)
+	for _, next := range []int{p + 10000, p + 20000, p + 30000} {
+		if next > 65535 {
+			break
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(next))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	return net.JoinHostPort(host, "0")
 }
 
 // embeddedBusConflict names a bus setting that the embedded NATS would
@@ -134,6 +240,17 @@ func embeddedURLs(urls []string, listen string) bool {
 func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig, summary io.Writer, opts ...platform.Option) error {
 	var natsToken string
 	if natsCfg.Embedded {
+		// Before anything starts: one JetStream store, one pipeline.
+		lock, err := lockStoreDir(natsCfg.StoreDir)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+	}
+	if err := checkListeners(Listeners(cfg, natsCfg)); err != nil {
+		return err
+	}
+	if natsCfg.Embedded {
 		token, err := natsCfg.token()
 		if err != nil {
 			return service.Usage(err)
@@ -155,7 +272,7 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 	}
 	p, err := platform.Open(ctx, "aiops", cfg.Platform(), append([]platform.Option{platform.WithStore()}, opts...)...)
 	if err != nil {
-		return err
+		return withStoreHint(err, cfg.Platform().Store)
 	}
 	if warning := natsAuthWarning(natsCfg, natsToken); warning != "" {
 		p.Log.Warn().Str("listen", natsCfg.Listen).Msg(warning)
@@ -186,6 +303,19 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		}
 	}
 	return p.Run(ctx, runners...)
+}
+
+// withStoreHint adds what to do to an error of Open that is ClickHouse
+// not answering: `bin/aiops run` alone, without the local ClickHouse
+// that scripts/run.sh starts, said only "connection refused".
+func withStoreHint(err error, st store.Config) error {
+	var dial *net.OpError
+	if !strings.HasPrefix(err.Error(), "store: ") || !errors.As(err, &dial) || dial.Op != "dial" {
+		return err
+	}
+	return fmt.Errorf("%w\nno ClickHouse answers at %s: make run (or scripts/run.sh, which passes its arguments on to aiops run) "+
+		"starts a local one in data/clickhouse; to use another, set AIOPS_STORE__DSN=clickhouse://HOST:PORT/DATABASE "+
+		"(its password in the file AIOPS_STORE__PASSWORD_FILE names)", err, st.Redacted())
 }
 
 // natsAuthWarning is the warning logged when the embedded NATS starts

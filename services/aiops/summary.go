@@ -24,6 +24,10 @@ type Listener struct {
 	Auth string
 	// Serves lists what a client finds there.
 	Serves string
+	// Key is the configuration key of an address this process binds
+	// (nats.listen, ingest.listen, ...) and Listen that host:port; both
+	// are empty for a server elsewhere (an external NATS, ClickHouse).
+	Key, Listen string
 }
 
 // Listeners is what `aiops run` will listen on with cfg: the gateway, the
@@ -52,16 +56,19 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 		case in.GenerateTokenFile != "":
 			auth = "file " + abs(in.GenerateTokenFile)
 		}
-		ls = append(ls, Listener{"ingest", scheme + "://" + listen, auth,
-			"POST /v1/events /v1/alertmanager /v1/changes /api/v1/write /v1/logs /v1/metrics"})
+		ls = append(ls, Listener{Name: "ingest", Addr: scheme + "://" + listen, Auth: auth,
+			Serves: "POST /v1/events /v1/alertmanager /v1/changes /api/v1/write /v1/logs /v1/metrics",
+			Key:    "ingest.listen", Listen: listen})
 	}
 	if c, ok := platform.SectionOf[correlator.Config](cfg, "correlator"); ok && c.API.Listen != "" {
-		ls = append(ls, Listener{"incidents API", "http://" + c.API.Listen, apiAuth(c.API, "AIOPS_CORRELATOR__API__TOKEN"),
-			"GET /v1/incidents, POST /v1/incidents/{id}/ack|resolve|assign|comment"})
+		ls = append(ls, Listener{Name: "incidents API", Addr: "http://" + c.API.Listen, Auth: apiAuth(c.API, "AIOPS_CORRELATOR__API__TOKEN"),
+			Serves: "GET /v1/incidents, POST /v1/incidents/{id}/ack|resolve|assign|comment",
+			Key:    "correlator.api.listen", Listen: c.API.Listen})
 	}
 	if n, ok := platform.SectionOf[notifier.Config](cfg, "notifier"); ok && n.API.Listen != "" {
-		ls = append(ls, Listener{"silences API", "http://" + n.API.Listen, apiAuth(n.API, "AIOPS_NOTIFIER__API__TOKEN"),
-			"Alertmanager API v2 /api/v2/silences (amtool)"})
+		ls = append(ls, Listener{Name: "silences API", Addr: "http://" + n.API.Listen, Auth: apiAuth(n.API, "AIOPS_NOTIFIER__API__TOKEN"),
+			Serves: "Alertmanager API v2 /api/v2/silences (amtool)",
+			Key:    "notifier.api.listen", Listen: n.API.Listen})
 	}
 	adminListen := pc.Admin.Listen
 	adminAuth := "none: loopback only (a token is required to listen elsewhere)"
@@ -71,7 +78,8 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 	case pc.Admin.TokenFile != "":
 		adminAuth = "file " + abs(pc.Admin.TokenFile)
 	}
-	ls = append(ls, Listener{"admin", "http://" + adminListen, adminAuth, "/healthz /readyz /metrics"})
+	ls = append(ls, Listener{Name: "admin", Addr: "http://" + adminListen, Auth: adminAuth, Serves: "/healthz /readyz /metrics",
+		Key: "admin.listen", Listen: adminListen})
 	if nats.Embedded {
 		auth := "none: loopback only"
 		switch {
@@ -82,7 +90,8 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 		case nats.GenerateTokenFile != "":
 			auth = "file " + abs(nats.GenerateTokenFile)
 		}
-		ls = append(ls, Listener{"NATS (embedded)", "nats://" + nats.Listen, auth, "JetStream, store " + abs(nats.StoreDir)})
+		ls = append(ls, Listener{Name: "NATS (embedded)", Addr: "nats://" + nats.Listen, Auth: auth, Serves: "JetStream, store " + abs(nats.StoreDir),
+			Key: "nats.listen", Listen: nats.Listen})
 	} else {
 		auth := "none"
 		switch {
@@ -97,7 +106,7 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 		case pc.Bus.PasswordFile != "":
 			auth = "user " + pc.Bus.User + ", password file " + abs(pc.Bus.PasswordFile)
 		}
-		ls = append(ls, Listener{"NATS", strings.Join(pc.Bus.RedactedURLs(), ","), auth, "JetStream (external)"})
+		ls = append(ls, Listener{Name: "NATS", Addr: strings.Join(pc.Bus.RedactedURLs(), ","), Auth: auth, Serves: "JetStream (external)"})
 	}
 	if cfg.NeedsStore() {
 		auth := "no password"
@@ -107,7 +116,7 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 		case pc.Store.PasswordFile != "":
 			auth = "password file " + abs(pc.Store.PasswordFile)
 		}
-		ls = append(ls, Listener{"ClickHouse", pc.Store.Redacted(), auth, "the analyst's tables (docs/queries.md)"})
+		ls = append(ls, Listener{Name: "ClickHouse", Addr: pc.Store.Redacted(), Auth: auth, Serves: "the analyst's tables (docs/queries.md)"})
 	}
 	return ls
 }

@@ -1,0 +1,216 @@
+package aiops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// What a new user meets first: a second `aiops run` beside the first, a
+// typo, no ClickHouse. Each is said at once, before anything started,
+// with what to do.
+
+// firstRunArgs are the flags of an `aiops run` with its state in dir, on
+// the addresses given by key (the others free), ClickHouse at dsn.
+func firstRunArgs(t *testing.T, dir, dsn string, addrs map[string]string) []string {
+	t.Helper()
+	args := []string{
+		"-set", "nats.store_dir=" + dir + "/nats",
+		"-set", "nats.generate_token_file=" + dir + "/nats-token",
+		"-set", "ingest.generate_token_file=" + dir + "/ingest-token",
+		"-set", "correlator.api.generate_token_file=" + dir + "/api-token",
+		"-set", "notifier.api.generate_token_file=" + dir + "/api-token",
+		"-set", "store.dsn=" + dsn,
+		"-set", "log.level=warn",
+	}
+	for _, key := range []string{"nats.listen", "admin.listen", "ingest.listen", "correlator.api.listen", "notifier.api.listen"} {
+		addr, ok := addrs[key]
+		if !ok {
+			addr = testenv.FreeAddr(t)
+		}
+		args = append(args, "-set", key+"="+addr)
+	}
+	return args
+}
+
+// notStarted fails the test when the embedded NATS of dir ever started.
+func notStarted(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "nats", "jetstream")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the embedded NATS started (its store is there: %v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats-token")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a NATS token was generated (%v)", err)
+	}
+}
+
+// Every address taken is named at once, with its key and a free address
+// to give it instead: `make run` beside another said only the first
+// ("nats.listen: listen tcp 127.0.0.1:4222: bind: address already in
+// use"), and ingest's after NATS and ClickHouse had started.
+func TestRunNamesEveryTakenAddress(t *testing.T) {
+	var held []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		held = append(held, ln.Addr().String())
+	}
+	api := testenv.FreeAddr(t)
+	for _, check := range []bool{true, false} {
+		dir := t.TempDir()
+		args := firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", map[string]string{
+			"nats.listen": held[0], "ingest.listen": held[1],
+			"correlator.api.listen": api, "notifier.api.listen": api,
+		})
+		if check {
+			args = append([]string{"-check"}, args...)
+		}
+		err := runPipelineTo(context.Background(), args, nil)
+		if err == nil {
+			t.Fatalf("check %v: aiops run started on taken addresses", check)
+		}
+		for _, want := range []string{
+			"3 listen addresses are taken, so nothing was started",
+			"nats.listen " + held[0] + ": address already in use",
+			"ingest.listen " + held[1] + ": address already in use",
+			"notifier.api.listen " + api + ": also correlator.api.listen's address",
+			"another aiops run is probably running",
+			"scripts/run.sh -set ingest.listen=127.0.0.1:",
+			" -set nats.listen=127.0.0.1:",
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("check %v: %v\nwant it to say %q", check, err, want)
+			}
+		}
+		notStarted(t, dir)
+	}
+}
+
+// A second pipeline on the store of a running one is refused before it
+// starts anything, naming the first: it ran a second embedded JetStream
+// on the same data/nats when only the ports were changed.
+func TestRunRefusesASecondPipelineOnItsStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := &localRun{t: t, dir: dir, dsn: dsn}
+	finished := first.start(ctx, nil, "-set", "log.level=warn")
+
+	second := t.TempDir()
+	args := firstRunArgs(t, second, dsn, nil)
+	args = append(args, "-set", "nats.store_dir="+dir+"/nats") // the first one's
+	for _, check := range []bool{true, false} {
+		a := args
+		if check {
+			a = append([]string{"-check"}, a...)
+		}
+		// Not refused, it would run until this context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := runPipelineTo(ctx, a, nil)
+		cancel()
+		want := fmt.Sprintf("nats.store_dir %s/nats is in use by another aiops: pid %d (", dir, os.Getpid())
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "give this one its own nats.store_dir") {
+			t.Errorf("check %v: %v\nwant it to say %q and what to do", check, err, want)
+		}
+	}
+	notStarted(t, second)
+
+	cancel()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatalf("the first pipeline stopped with %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first pipeline did not stop within a minute")
+	}
+	// Stopped, it holds the store no more.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := runPipelineTo(ctx, append([]string{"-check"}, args...), nil); err != nil {
+		t.Fatalf("-check after the first pipeline stopped: %v", err)
+	}
+}
+
+// The store's lock is the kernel's: held while its file is open, gone
+// with it, whoever the holder.
+func TestStoreDirLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nats")
+	lock, err := lockStoreDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockStoreDir(dir); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("a second lock: %v, want it refused naming this process", err)
+	}
+	lock.Close()
+	again, err := lockStoreDir(dir)
+	if err != nil {
+		t.Fatalf("the lock after its holder closed it: %v", err)
+	}
+	again.Close()
+}
+
+// -check says what would stop `aiops run` and starts nothing: scripts/run.sh
+// asks it before it starts ClickHouse, which took seconds to start and
+// stop again around every configuration error.
+func TestRunCheckStartsNothing(t *testing.T) {
+	dir := t.TempDir()
+	args := firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", nil)
+	if err := runPipelineTo(context.Background(), append([]string{"-check"}, args...), nil); err != nil {
+		t.Fatalf("-check of a configuration that is fine: %v", err)
+	}
+	notStarted(t, dir)
+
+	err := runPipelineTo(context.Background(), append([]string{"-check", "-set", "notifer.routes=x.yml"}, args...), nil)
+	if !errors.Is(err, config.ErrUnknownKey) || service.ExitCode(err) != service.ExitUsage ||
+		!strings.Contains(err.Error(), `unknown key "notifer" (did you mean "notifier"?)`) {
+		t.Fatalf("-check with a typo: %v (exit code %d), want the key and the closest one, exit code 2", err, service.ExitCode(err))
+	}
+}
+
+// `bin/aiops run` alone, with no ClickHouse where store.dsn points, says
+// what to do: it said only "connection refused".
+func TestRunWithoutClickHouseSaysWhatToDo(t *testing.T) {
+	dsn := "clickhouse://" + testenv.FreeAddr(t) + "/default"
+	err := runPipelineTo(context.Background(), firstRunArgs(t, t.TempDir(), dsn, nil), nil)
+	if err == nil {
+		t.Fatal("aiops run started without ClickHouse")
+	}
+	for _, want := range []string{"connection refused", "no ClickHouse answers at " + dsn, "make run", "scripts/run.sh", "AIOPS_STORE__DSN="} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nwant it to say %q", err, want)
+		}
+	}
+}
+
+// A pipeline file given to -config is told as one, by run and demo alike:
+// `aiops run -config pipelines/default.yaml` said only `unknown key "detect"`.
+func TestRunAndDemoNameAPipelineFileGivenAsConfig(t *testing.T) {
+	const want = `pipelines/default.yaml looks like a detector pipeline file (its top key is detect), not a configuration: -set detector.pipeline=`
+	run := runPipelineTo(context.Background(), []string{"-config", "../../pipelines/default.yaml"}, nil)
+	demo := runDemo(context.Background(), []string{"-config", "../../pipelines/default.yaml", "-out", t.TempDir()}, io.Discard)
+	for name, err := range map[string]error{"run": run, "demo": demo} {
+		if service.ExitCode(err) != service.ExitUsage || !strings.Contains(err.Error(), want) {
+			t.Errorf("aiops %s: %v\nwant a usage error saying %q", name, err, want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
@@ -133,8 +134,7 @@ func checkRun(cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig) error {
 // they were found one per attempt, some only after NATS and ClickHouse.
 // A port 0 (any free port) is never taken.
 func checkListeners(ls []Listener) error {
-	var taken []string
-	var fixes []string
+	var taken, fixes, unusable []string
 	seen := map[string]string{}
 	for _, l := range ls {
 		if l.Key == "" || l.Listen == "" {
@@ -159,23 +159,43 @@ func checkListeners(ls []Listener) error {
 			if errors.As(err, &se) {
 				reason = se.Err.Error()
 			}
+			// Not in use but not bindable (an address this machine does
+			// not have, a port below 1024 for a user): no other aiops to
+			// stop, and port 0 on that host fails the same way.
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				unusable = append(unusable, fmt.Sprintf("%s %s: %s", l.Key, l.Listen, reason))
+				continue
+			}
 			taken = append(taken, fmt.Sprintf("%s %s: %s", l.Key, l.Listen, reason))
 			fixes = append(fixes, fmt.Sprintf("-set %s=%s", l.Key, freeAddr(host, port)))
 			continue
 		}
 		ln.Close()
 	}
-	if len(taken) == 0 {
+	var msgs []string
+	if len(unusable) > 0 {
+		msgs = append(msgs, fmt.Sprintf("%s, so nothing was started:\n  %s\n"+
+			"give each an address of this machine that this user may listen on",
+			plural(len(unusable), "listen address cannot be used", "listen addresses cannot be used"), strings.Join(unusable, "\n  ")))
+	}
+	if len(taken) > 0 {
+		msgs = append(msgs, fmt.Sprintf("%s, so nothing was started:\n  %s\n"+
+			"another aiops run is probably running (stop it first; `ss -ltnp` names what holds a port), "+
+			"or give this one other addresses: scripts/run.sh %s (the same flags work on bin/aiops run; make run takes none)",
+			plural(len(taken), "listen address is taken", "listen addresses are taken"), strings.Join(taken, "\n  "), strings.Join(fixes, " ")))
+	}
+	if len(msgs) == 0 {
 		return nil
 	}
-	what := "1 listen address is"
-	if len(taken) > 1 {
-		what = fmt.Sprintf("%d listen addresses are", len(taken))
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// plural is "1 one" or "N many".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	return fmt.Errorf("%s taken, so nothing was started:\n  %s\n"+
-		"another aiops run is probably running (stop it first; `ss -ltnp` names what holds a port), "+
-		"or give this one other addresses: scripts/run.sh %s (the same flags work on bin/aiops run; make run takes none)",
-		what, strings.Join(taken, "\n  "), strings.Join(fixes, " "))
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // freeAddr is host with a port that is free now, for the message of a

@@ -214,3 +214,31 @@ func TestRunAndDemoNameAPipelineFileGivenAsConfig(t *testing.T) {
 		}
 	}
 }
+
+// An address that cannot be bound for another reason than a listener on
+// it (an address this machine does not have, a port below 1024 for a
+// user) is named with that reason alone: it was said to be "taken", by
+// "another aiops run", with the same host and port 0 as the fix, which
+// fails the same way.
+func TestRunNamesAnAddressThatCannotBeBoundAsSuch(t *testing.T) {
+	addr := "192.0.2.1:8080" // TEST-NET-1: no machine has it
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		t.Skipf("this machine has %s", addr)
+	}
+	dir := t.TempDir()
+	args := firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", map[string]string{"ingest.listen": addr})
+	err := runPipelineTo(context.Background(), append([]string{"-check"}, args...), nil)
+	if err == nil {
+		t.Fatalf("aiops run -check accepted ingest.listen=%s", addr)
+	}
+	if !strings.Contains(err.Error(), "ingest.listen "+addr+": cannot assign requested address") {
+		t.Errorf("%v\nwant it to name ingest.listen %s and why it cannot be bound", err, addr)
+	}
+	for _, wrong := range []string{"taken", "another aiops run", "-set ingest.listen=192.0.2.1:0"} {
+		if strings.Contains(err.Error(), wrong) {
+			t.Errorf("%v\nsays %q: nothing holds %s", err, wrong, addr)
+		}
+	}
+	notStarted(t, dir)
+}

@@ -175,15 +175,19 @@ func loadFile(dst any, path string, kinds map[string]func(string) string) error 
 	// yaml.v3's KnownFields does only for the first, without the path.
 	var unknown []error
 	var otherKind error
+	topUnknown := 0
 	checkKeys(&doc, reflect.TypeOf(dst).Elem(), "", func(u unknownKey) {
 		key := join(u.parent, u.key)
 		hint := ""
+		if u.parent == "" {
+			topUnknown++
+		}
 		switch kind := kinds[u.key]; {
 		case u.parent == "" && kind != nil:
 			if otherKind == nil {
 				otherKind = fmt.Errorf("%s:%d: %w %q: %s", path, u.line, ErrUnknownKey, key, kind(path))
 			}
-			return
+			hint = suggestion(u.parent, u.key, u.known)
 		case u.envOnly:
 			hint = " (a secret: set it from the environment, not the file)"
 		default:
@@ -191,7 +195,10 @@ func loadFile(dst any, path string, kinds map[string]func(string) string) error 
 		}
 		unknown = append(unknown, fmt.Errorf("%s:%d: %w %q%s", path, u.line, ErrUnknownKey, key, hint))
 	})
-	if otherKind != nil {
+	// A file whose every top-level key is unknown is of another kind, said
+	// alone; a configuration with such a key besides its own (a section
+	// indented wrong) gets its unknown keys listed, as any other.
+	if otherKind != nil && topUnknown == topLevelKeys(&doc) {
 		return otherKind
 	}
 	if len(unknown) > 0 {
@@ -206,6 +213,14 @@ func loadFile(dst any, path string, kinds map[string]func(string) string) error 
 		return errors.New(fileMessage(path, yamlMessage(err), keys))
 	}
 	return nil
+}
+
+// topLevelKeys counts the keys of the document's top-level mapping.
+func topLevelKeys(doc *yaml.Node) int {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return 0
+	}
+	return len(doc.Content[0].Content) / 2
 }
 
 // lineKeys says which key a line of the file holds, so that a type error

@@ -602,6 +602,15 @@ func TestLoadFileOfAnotherKind(t *testing.T) {
 	if err.Error() != "invalid configuration: "+want {
 		t.Errorf("err = %q, want %q alone", err, want)
 	}
+	// A configuration of this kind with one such key among its own (a
+	// section indented wrong) is no file of the other kind: its unknown
+	// key is listed as any other.
+	file = writeFile(t, "workers: 2\ndetect:\n  rules: []\n")
+	cfg = defaults()
+	err = Load(&cfg, Options{File: file, FileKinds: kinds})
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `unknown key "detect"`) || strings.Contains(err.Error(), "pipeline file") {
+		t.Errorf("a configuration with a stray detect: err = %v, want its unknown key without the other kind's advice", err)
+	}
 	// The same key from -set is a key like any other.
 	err = Load(&cfg, Options{Sets: []string{"detect.rules=[]"}, FileKinds: kinds})
 	if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "pipeline file") {

@@ -1,7 +1,6 @@
 package correlate
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -194,14 +193,10 @@ const TimelineTime = "2006-01-02T15:04:05.000Z07:00"
 // MarshalJSON writes the entry's time as TimelineTime, and its text as it
 // is (<, > and & unescaped, as event.MarshalBody keeps them).
 func (e Entry) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(struct {
+	return event.MarshalBody(struct {
 		Time string `json:"time"`
 		What string `json:"what"`
 	}{e.Time.UTC().Format(TimelineTime), e.What})
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), err
 }
 
 // Comment is what a person wrote on an incident.

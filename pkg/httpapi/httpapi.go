@@ -198,6 +198,16 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // WriteError answers {"error": msg}.
+// MethodNotAllowed answers 405, with Allow, naming the methods a path
+// takes (allow, as the Allow header lists them): what a mux would answer
+// in plain text, in JSON as every aiops API answers.
+func MethodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this path takes %s", r.Method, r.URL.Path, allow))
+	}
+}
+
 func WriteError(w http.ResponseWriter, code int, msg string) {
 	WriteJSON(w, code, map[string]string{"error": msg})
 }

@@ -37,9 +37,13 @@ func newLeafIndex(cs []*cluster) *leafIndex {
 // countsAgainst: a literal that counts against its template whenever the
 // line's token differs from it (see similarity).
 func countsAgainst(c *cluster, i int) bool {
-	t := c.tokens[i]
-	return c.kinds[i] == kindConst && !hasDigit(t) && keyLen(t) == 0
+	return c.kinds[i] == kindConst && plainWord(c.tokens[i])
 }
+
+// plainWord tells a token that, as a template's literal, counts against
+// it when the line differs there (countsAgainst): no digit, no key. bestIn
+// bounds similarity with it, so the two must agree.
+func plainWord[T string | []byte](t T) bool { return !hasDigit(t) && keyLen(t) == 0 }
 
 // add indexes c, and counts its plain literals for bestIn's bound: c is
 // indexed again whenever its tokens change.
@@ -159,7 +163,7 @@ func (m *Miner) bestIn(nd *node, best *cluster, bestSim float64) (*cluster, floa
 		if len(cs) == 0 {
 			continue
 		}
-		plain := !hasDigit(l) && keyLen(l) == 0 // the templates' literal is l
+		plain := plainWord(l) // the templates' literal is l
 		for _, c := range cs {
 			if c.stamp != m.stamp {
 				c.stamp, c.hits, c.plainHits = m.stamp, 0, 0

@@ -677,8 +677,5 @@ func (b *boundedLines) next() (line []byte, tooLong bool, err error) {
 
 // count is n and its noun, in the singular for one ("1 incident").
 func count[N int | uint64](n N, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
+	return plural(int(n), noun, noun+"s")
 }

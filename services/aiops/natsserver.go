@@ -78,21 +78,15 @@ func listenPort(port string) (int, error) {
 // then a generated one. A short token is refused as on every other
 // listener: NATS has no limit on failed attempts to slow a guesser.
 func (c EmbeddedNATSConfig) token() (string, error) {
-	short := func(key, t string) error {
-		if len(t) < config.MinTokenLength {
-			return fmt.Errorf("%s: the token is %d characters, want at least %d (openssl rand -hex 32 makes one)", key, len(t), config.MinTokenLength)
-		}
-		return nil
-	}
 	switch {
 	case c.Token != "":
-		return c.Token, short("AIOPS_NATS__TOKEN", c.Token)
+		return c.Token, config.CheckTokenLength("AIOPS_NATS__TOKEN", c.Token)
 	case c.TokenFile != "":
 		t, err := config.Secret(c.TokenFile, "")
 		if err != nil {
 			return "", fmt.Errorf("nats.token_file: %w", err)
 		}
-		return t, short("nats.token_file", t)
+		return t, config.CheckTokenLength("nats.token_file", t)
 	case c.GenerateTokenFile != "":
 		t, err := config.ReadOrCreateToken(c.GenerateTokenFile)
 		if err != nil {

@@ -244,9 +244,9 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	mux.HandleFunc("POST /v1/incidents/{id}/{action}", a.command)
 	// What the mux itself would answer in plain text (another method, an
 	// unknown path) is answered as every other error, in JSON.
-	mux.HandleFunc("/v1/incidents", onlyMethod("GET"))
-	mux.HandleFunc("/v1/incidents/{id}", onlyMethod("GET"))
-	mux.HandleFunc("/v1/incidents/{id}/{action}", onlyMethod("POST"))
+	mux.HandleFunc("/v1/incidents", httpapi.MethodNotAllowed("GET"))
+	mux.HandleFunc("/v1/incidents/{id}", httpapi.MethodNotAllowed("GET"))
+	mux.HandleFunc("/v1/incidents/{id}/{action}", httpapi.MethodNotAllowed("POST"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the API serves /v1/incidents, /v1/incidents/{id} and /v1/incidents/{id}/ack|resolve|assign|comment", r.URL.Path))
 	})
@@ -451,14 +451,6 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
-	}
-}
-
-// onlyMethod answers 405 naming the method a path takes.
-func onlyMethod(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", method)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this path takes %s", r.Method, r.URL.Path, method))
 	}
 }
 

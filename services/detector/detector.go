@@ -424,10 +424,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		if ser != nil && !res.Flags.Ignored() {
 			s.observed(e.Time, seen)
 			s.track(ser, e, body.Name, res.Scored, seen)
-			if !ser.dirty {
-				ser.dirty = true
-				s.dirty = append(s.dirty, ser)
-			}
+			s.markSeriesDirty(ser)
 		}
 		// one event per episode transition (open, bounded-rate update,
 		// close), not one per anomalous sample
@@ -603,10 +600,7 @@ func (s *Service) takeOver(key, legacy, metric string) {
 	old.moved = false
 	old.key, old.legacy = key, legacy
 	s.series.Add(key, old)
-	if !old.dirty {
-		old.dirty = true
-		s.dirty = append(s.dirty, old)
-	}
+	s.markSeriesDirty(old)
 }
 
 // lookup returns the series of key, creating it (and evicting the least
@@ -650,10 +644,7 @@ func (s *Service) reroute(ser *series, route pipeline.Route) bool {
 		return false
 	}
 	ser.det, ser.route = det, route.Name
-	if !ser.dirty {
-		ser.dirty = true
-		s.dirty = append(s.dirty, ser)
-	}
+	s.markSeriesDirty(ser)
 	return true
 }
 

@@ -337,6 +337,14 @@ func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 	}
 }
 
+// markSeriesDirty puts ser on the list of the next snapshot. s.mu is held.
+func (s *Service) markSeriesDirty(ser *series) {
+	if !ser.dirty {
+		ser.dirty = true
+		s.dirty = append(s.dirty, ser)
+	}
+}
+
 func (s *Service) markAssetDirty(a *asset) {
 	if !a.dirty {
 		a.dirty = true

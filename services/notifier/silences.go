@@ -84,9 +84,9 @@ func NewSilencesAPI(store *silence.Store, cfg httpapi.Config, log zerolog.Logger
 	mux.HandleFunc("GET /api/v2/status", a.status)
 	// What the mux itself would answer in plain text (another method, an
 	// unknown path) is answered in JSON, as by every other aiops API.
-	mux.HandleFunc("/api/v2/silences", notAllowed("GET, HEAD, POST"))
-	mux.HandleFunc("/api/v2/silence/{id}", notAllowed("DELETE, GET, HEAD"))
-	mux.HandleFunc("/api/v2/status", notAllowed("GET, HEAD"))
+	mux.HandleFunc("/api/v2/silences", httpapi.MethodNotAllowed("GET, HEAD, POST"))
+	mux.HandleFunc("/api/v2/silence/{id}", httpapi.MethodNotAllowed("DELETE, GET, HEAD"))
+	mux.HandleFunc("/api/v2/status", httpapi.MethodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id} and /api/v2/status", r.URL.Path))
 	})
@@ -108,14 +108,6 @@ func (a *SilencesAPI) gettable(s silence.Silence, now time.Time) gettable {
 	g := gettable{Silence: s}
 	g.Status.State = s.StateAt(now)
 	return g
-}
-
-// notAllowed answers 405 naming the methods a path takes.
-func notAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpapi.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this path takes %s", r.Method, r.URL.Path, allow))
-	}
 }
 
 func amError(w http.ResponseWriter, code int, msg string) {

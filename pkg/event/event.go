@@ -66,23 +66,47 @@ const (
 var Severities = []Severity{SeverityDebug, SeverityInfo, SeverityWarning, SeverityError, SeverityCritical}
 
 // ParseSeverity maps the spellings producers use (syslog, OpenTelemetry,
-// Prometheus alert labels) to a Severity. ok is false for unknown words.
+// Prometheus alert labels, and the priorities of paging and ticketing
+// tools: P1 to P5, SEV1 to SEV5, Jira's Highest to Lowest) to a Severity.
+// ok is false for unknown words.
 func ParseSeverity(s string) (sev Severity, ok bool) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	w := strings.ToLower(strings.TrimSpace(s))
+	if level, ok := priorityLevel(w); ok {
+		// Priority 1 is the worst (Opsgenie P1 critical, P2 high, P3
+		// moderate, P4 low, P5 informational; incident SEV1 to SEV5 alike).
+		return []Severity{SeverityCritical, SeverityError, SeverityWarning, SeverityInfo, SeverityInfo}[level-1], true
+	}
+	switch w {
 	case "":
 		return "", true
-	case "trace", "debug", "dbg":
+	case "trace", "debug", "dbg", "lowest":
 		return SeverityDebug, true
-	case "info", "information", "informational", "notice", "ok", "none":
+	case "info", "information", "informational", "notice", "ok", "none", "low", "planning":
 		return SeverityInfo, true
-	case "warn", "warning", "minor":
+	case "warn", "warning", "minor", "medium", "moderate":
 		return SeverityWarning, true
-	case "err", "error", "major", "high":
+	case "err", "error", "major", "high", "severe":
 		return SeverityError, true
-	case "crit", "critical", "fatal", "alert", "emerg", "emergency", "panic", "page", "disaster":
+	case "crit", "critical", "fatal", "alert", "emerg", "emergency", "panic", "page", "disaster", "highest", "urgent", "blocker":
 		return SeverityCritical, true
 	}
 	return "", false
+}
+
+// priorityLevel reads a priority word, 1 to 5: "p1", "sev1", "sev-1",
+// "sev 1", "s1". A bare number is none: syslog counts 0 to 7 from the
+// worst, OpenTelemetry 1 to 24 from the least.
+func priorityLevel(w string) (int, bool) {
+	for _, prefix := range []string{"sev", "p", "s"} {
+		if rest, ok := strings.CutPrefix(w, prefix); ok {
+			rest = strings.TrimLeft(rest, " -_")
+			if len(rest) == 1 && rest[0] >= '1' && rest[0] <= '5' {
+				return int(rest[0] - '0'), true
+			}
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // Rank is 0 for an empty severity and 1..5 from debug to critical.

@@ -36,7 +36,7 @@ const amPayloadJSON = `{
     },
     {
       "status": "firing",
-      "labels": {"alertname": "Watchdog", "severity": "P3"},
+      "labels": {"alertname": "Watchdog", "severity": "purple"},
       "annotations": {},
       "startsAt": "2026-11-21T09:00:00+02:00",
       "endsAt": "2026-11-21T12:04:00Z",
@@ -95,7 +95,7 @@ func TestAlertmanager(t *testing.T) {
 	watchdog := b.Events[2]
 	eq(t, "no service label", watchdog.Service, UnknownService)
 	eq(t, "unknown severity word", watchdog.Severity, event.Severity(""))
-	eq(t, "severity label kept", watchdog.Labels["severity"], "P3")
+	eq(t, "severity label kept", watchdog.Labels["severity"], "purple")
 	eq(t, "time in UTC", watchdog.Time, time.Date(2026, 11, 21, 7, 0, 0, 0, time.UTC))
 	eq(t, "fingerprint Alertmanager gives", watchdog.Fingerprint, event.AlertmanagerFingerprint(watchdog.Labels))
 

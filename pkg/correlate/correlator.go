@@ -873,7 +873,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	for _, ch := range from.changes {
 		into.link(ch)
 	}
-	if from.openedAt.Before(into.openedAt) {
+	if from.openedAt.Before(into.openedAt) && sameMonth(from.openedAt, into.openedAt) {
 		into.openedAt = from.openedAt
 	}
 	into.wave, into.returns = latest(into.wave, from.wave), max(into.returns, from.returns)
@@ -1993,6 +1993,20 @@ func (c *Correlator) sortedIncidents() []*incident {
 	}
 	sortIncidents(out)
 	return out
+}
+
+// sameMonth reports whether a and b fall in one calendar month (UTC). An
+// incident's opening moves back to a merged one's only within its month:
+// ClickHouse keeps each incident's states in the partition of the month it
+// opened (incidents is partitioned by toYYYYMM(opened_at)), and FINAL
+// collapses rows only within a partition, so a state of another month
+// would be a second row for one incident. Merges join openings minutes
+// apart, so only an incident merged across a month's first midnight keeps
+// the later opening.
+func sameMonth(a, b time.Time) bool {
+	ay, am, _ := a.UTC().Date()
+	by, bm, _ := b.UTC().Date()
+	return ay == by && am == bm
 }
 
 // sortIncidents orders incidents by opening time, then id.

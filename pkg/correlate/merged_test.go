@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // mergeChain is two merges, one into the other: api-a and api-b alert
@@ -250,5 +252,53 @@ services:
 		if !errors.Is(err, ErrApplied) || len(u.State.Comments) != len(before.Comments) {
 			t.Fatalf("the comment to %s again after the merge: %v, %d comments, %d before; want ErrApplied and no new comment", id, err, len(u.State.Comments), len(before.Comments))
 		}
+	}
+}
+
+// A merge moves the incident's opening back to the merged one's, but not
+// into another month: the incidents table keeps an incident's states in
+// the partition of the month it opened, and a state in another partition
+// would be a second row for it. Within a month it moves back.
+func TestMergeKeepsTheOpeningInItsMonth(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		symptoms time.Time
+		moved    bool
+	}{
+		{"across the month's first midnight", time.Date(2026, 11, 30, 23, 59, 50, 0, time.UTC), false},
+		{"within a month", time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := correlatorOn(t, Config{}, `
+services:
+  api-a: {depends_on: [db]}
+  api-b: {depends_on: [db]}
+  db:    {}
+`)
+			at := func(s Signal, tm time.Time) Signal {
+				s.Time, s.EventID = tm, event.DerivedID(tm, s.Fingerprint)
+				return s
+			}
+			a := at(alert("HighLatency", "api-a", 0), tc.symptoms)
+			b := at(alert("HighLatency", "api-b", 0), tc.symptoms.Add(20*time.Second))
+			db := at(alert("ReplicationLag", "db", 0), time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+			feed(c, a)
+			feed(c, b)
+			into, _ := c.IncidentOf(b.Fingerprint)
+			feed(c, db)
+			if got, _ := c.IncidentOf(db.Fingerprint); got != into {
+				t.Fatalf("the root joined %s, want the latest symptom's incident %s", got, into)
+			}
+			if got, _ := c.IncidentOf(a.Fingerprint); got != into || c.Stats().Merged != 1 {
+				t.Fatalf("api-a in %s, want merged into %s (stats %+v)", got, into, c.Stats())
+			}
+			st, _ := c.Incident(into)
+			if moved := st.OpenedAt.Equal(tc.symptoms); moved != tc.moved {
+				t.Errorf("opened_at %s after merging an incident opened %s: moved %v, want %v", st.OpenedAt, tc.symptoms, moved, tc.moved)
+			}
+			if !sameMonth(st.OpenedAt, b.Time) {
+				t.Errorf("opened_at %s left the month of the incident's first state (%s)", st.OpenedAt, b.Time)
+			}
+		})
 	}
 }

@@ -2346,6 +2346,16 @@ type IncidentFilter struct {
 	Service string    // one of the incident's services
 	Since   time.Time // opened at or after
 	Until   time.Time // opened at or before
+	// Before, when set, picks only incidents listed after it: opened
+	// earlier, or at the same time with a lower id (a list's next page).
+	Before *ListPosition
+}
+
+// ListPosition is an incident's place in Listed's order: its opening,
+// then its id.
+type ListPosition struct {
+	OpenedAt time.Time
+	ID       string
 }
 
 // StatusActive is no incident's status but a filter's: the incidents open
@@ -2356,7 +2366,8 @@ const StatusActive = "active"
 func (f IncidentFilter) picks(inc *incident) bool {
 	_, has := inc.services[f.Service]
 	status := f.Status == "" || inc.status == f.Status || (f.Status == StatusActive && inc.status != StatusResolved)
-	return status && (f.Service == "" || has) &&
+	before := f.Before == nil || inc.openedAt.Before(f.Before.OpenedAt) || (inc.openedAt.Equal(f.Before.OpenedAt) && inc.id < f.Before.ID)
+	return status && before && (f.Service == "" || has) &&
 		(f.Since.IsZero() || !inc.openedAt.Before(f.Since)) && (f.Until.IsZero() || !inc.openedAt.After(f.Until))
 }
 

@@ -2,6 +2,7 @@ package correlator
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -211,7 +212,7 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 
 // API serves the incidents API on the processor's state:
 //
-//	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=&limit=
+//	GET  /v1/incidents?status=&service=&team=&severity=&since=&until=&limit=&cursor=
 //	GET  /v1/incidents/{id}
 //	POST /v1/incidents/{id}/ack|resolve|assign|comment   {"by","assignee","text"}
 //
@@ -275,12 +276,13 @@ var writeJSON, writeError = httpapi.WriteJSON, httpapi.WriteError
 const MaxListed = 500
 
 // listParams are the query parameters GET /v1/incidents takes.
-var listParams = []string{"status", "service", "team", "severity", "since", "until", "limit"}
+var listParams = []string{"status", "service", "team", "severity", "since", "until", "limit", "cursor"}
 
 // list answers the incidents in memory that match the filters, newest
 // first (in a storm the new ones are what a person looks for), at most
-// limit of them; "truncated" says more matched. A parameter it does not
-// know is an error: a typo would otherwise list everything.
+// limit of them; "truncated" says more matched, and "next_cursor", given
+// back as cursor with the same filters, lists the rest. A parameter it
+// does not know is an error: a typo would otherwise list everything.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	// Not r.URL.Query(): it drops what it cannot read (a ';' between
 	// parameters, a bad %-escape), and a filter dropped lists everything.
@@ -342,8 +344,17 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	var before *correlate.ListPosition
+	if v := q.Get("cursor"); v != "" {
+		p, ok := decodeCursor(v)
+		if !ok {
+			writeError(w, http.StatusBadRequest, "cursor: not a next_cursor this API gave; pass it on as it came")
+			return
+		}
+		before = &p
+	}
 	team := q.Get("team")
-	f := correlate.IncidentFilter{Status: status, Service: q.Get("service"), Since: since, Until: until}
+	f := correlate.IncidentFilter{Status: status, Service: q.Get("service"), Since: since, Until: until, Before: before}
 	a.proc.mu.Lock()
 	out, truncated := a.proc.c.Listed(f, func(st correlate.State) bool {
 		return (team == "" || st.Team == team) && (severity == "" || st.Severity == severity)
@@ -355,7 +366,34 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for i := range out {
 		out[i].Timeline = nil // left out: GET /v1/incidents/{id} has it
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": out, "truncated": truncated})
+	answer := map[string]any{"incidents": out, "truncated": truncated}
+	if truncated {
+		last := out[len(out)-1]
+		answer["next_cursor"] = encodeCursor(correlate.ListPosition{OpenedAt: last.OpenedAt, ID: last.IncidentID})
+	}
+	writeJSON(w, http.StatusOK, answer)
+}
+
+// A cursor is where a list stopped: the last incident's opening (Unix
+// nanoseconds, exact where RFC 3339 in JSON is cut to milliseconds) and
+// id, base64url-encoded so that clients pass it on as it is. It names a
+// position, not an incident, so a page follows even when the incident it
+// ended at has left memory since.
+func encodeCursor(p correlate.ListPosition) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d/%s", p.OpenedAt.UnixNano(), p.ID))
+}
+
+func decodeCursor(s string) (correlate.ListPosition, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return correlate.ListPosition{}, false
+	}
+	at, id, ok := strings.Cut(string(raw), "/")
+	ns, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || id == "" {
+		return correlate.ListPosition{}, false
+	}
+	return correlate.ListPosition{OpenedAt: time.Unix(0, ns).UTC(), ID: id}, true
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) {

@@ -2,11 +2,14 @@ package correlator
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,16 +204,57 @@ func TestAPIListAndLimits(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 1 || !list.Truncated || list.Incidents[0].Service != "search" {
 		t.Fatalf("limit 1: %d %s, want the newest and truncated", code, body)
 	}
+	// The rest is a cursor away, page after page, each incident once, in
+	// the same order as one list.
+	for i, at := range []time.Duration{time.Hour, time.Hour, 2 * time.Hour} {
+		r.h.Feed(alertEvent(t, "Failing"+strconv.Itoa(i), "svc-"+strconv.Itoa(i), at, 0))
+	}
+	code, body = r.do("GET", "/v1/incidents", apiToken, "")
+	var whole struct{ Incidents []correlate.State }
+	if code != 200 || json.Unmarshal([]byte(body), &whole) != nil || len(whole.Incidents) != 5 {
+		t.Fatalf("list: %d %s, want 5 incidents", code, body)
+	}
+	var paged []string
+	for cursor, pages := "", 0; ; pages++ {
+		var page struct {
+			Incidents  []correlate.State
+			Truncated  bool
+			NextCursor string `json:"next_cursor"`
+		}
+		code, body = r.do("GET", "/v1/incidents?limit=1&cursor="+cursor, apiToken, "")
+		if code != 200 || json.Unmarshal([]byte(body), &page) != nil || pages > 4 {
+			t.Fatalf("page %d: %d %s", pages, code, body)
+		}
+		for _, st := range page.Incidents {
+			paged = append(paged, st.IncidentID)
+		}
+		if page.Truncated != (page.NextCursor != "") {
+			t.Fatalf("page %d: truncated %v with next_cursor %q", pages, page.Truncated, page.NextCursor)
+		}
+		if !page.Truncated {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	var want []string
+	for _, st := range whole.Incidents {
+		want = append(want, st.IncidentID)
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("paged %v, want the list's %v", paged, want)
+	}
 	for _, sev := range []string{"crit", "CRITICAL", "page"} {
 		code, body = r.do("GET", "/v1/incidents?severity="+sev, apiToken, "")
-		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 2 {
-			t.Fatalf("severity=%s: %d %s, want both critical incidents", sev, code, body)
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 5 {
+			t.Fatalf("severity=%s: %d %s, want every critical incident", sev, code, body)
 		}
 	}
 	for q, name := range map[string]string{
 		"stauts=open": "stauts", "limit=0": "limit", "limit=501": "limit", "severity=loud": "severity",
-		"since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z": "until",
-		"status=open&status=resolved":                           "status",
+		"since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z":         "until",
+		"status=open&status=resolved":                                   "status",
+		"cursor=not-one":                                                "cursor",
+		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("12/")): "cursor",
 	} {
 		if code, body := r.do("GET", "/v1/incidents?"+q, apiToken, ""); code != 400 || !strings.Contains(body, name) {
 			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, name)

@@ -24,6 +24,7 @@ func commands() []command {
 		{"demo", "a guided end-to-end run: a deploy, anomalies, an alert storm and recovery become incidents delivered to a local receiver (ClickHouse as for run)", demoCommand},
 		{"logs", "offline log template mining: logs parse --input FILE.log [--format '<Date> <Time> <Level> <Component>: <Content>'] --output parsed.csv", logsCommand},
 		{"correlate", "offline incident correlation: correlate replay --input events.jsonl [--catalog catalog.yaml] --output result.json; correlate eval STORM... scores it against ground truth; correlate generate writes storms with their truth", correlateCommand},
+		{"incidents", "the incidents API from a shell: incidents list [-status active] | incidents show ID | incidents ack|resolve ID -by NAME | incidents assign ID -by NAME -to NAME | incidents comment ID -by NAME -text TEXT", incidentsCommand},
 		{"notify", "the notifier's routing and delivery: notify routes test --config alertmanager.yml label=value ... | notify send-test --config FILE --receiver NAME | notify template render --template FILE | notify replay [--dry-run] delivers the dead letters again", notifyCommand},
 		{"detect", "offline anomaly detection: detect replay --input series.csv --output scores.csv [--plot FILE.png]", detectCommand},
 		{"version", "print the version", func(context.Context, []string) error { return printVersion(os.Stdout) }},

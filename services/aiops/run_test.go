@@ -348,6 +348,27 @@ func TestRunPipeline(t *testing.T) {
 		t.Fatalf("incidents API: %d %s; want incident %s with both alerts", resp.StatusCode, body, incidentID)
 	}
 
+	// The same from a shell: aiops incidents finds the API and its token
+	// in the configuration aiops run was given.
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		args = append(args, "-set", "correlator.api.listen="+apiAddr, "-set", "correlator.api.generate_token_file="+dir+"/api-token")
+		if err := incidentsMain(ctx, args, &out, &errOut); err != nil {
+			t.Fatalf("aiops incidents %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	if out := cli("list", "-service", "cart", "-status", "open"); !strings.Contains(out, incidentID+"  open") || strings.Count(out, "\n") != 2 {
+		t.Errorf("aiops incidents list:\n%s\nwant a header and incident %s, open", out, incidentID)
+	}
+	if out := cli("show", incidentID); !strings.Contains(out, "members (2, 2 firing)") || !strings.Contains(out, "HighErrorRate on cart") || !strings.Contains(out, "timeline") {
+		t.Errorf("aiops incidents show:\n%s\nwant both firing members and the timeline", out)
+	}
+	if out := cli("ack", incidentID, "-by", "ana"); !strings.Contains(out, incidentID+"  acknowledged") {
+		t.Errorf("aiops incidents ack:\n%s\nwant the incident acknowledged", out)
+	}
+
 	// The silences API answers with the same token (amtool's default
 	// URL in a plain run).
 	req, _ = http.NewRequest("GET", "http://"+silencesAddr+"/api/v2/silences", nil)

@@ -1,0 +1,135 @@
+package aiops
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// fakeIncidentsAPI serves n incidents the way the incidents API lists
+// them (newest first, limit, next_cursor) to a client with token; the
+// client's logic around it is what the tests here check (TestRunPipeline
+// runs the command against the real API).
+func fakeIncidentsAPI(t *testing.T, token string, n int) (url string, requests *int) {
+	t.Helper()
+	requests = new(int)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*requests++
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(map[string]string{"error": "missing or wrong bearer token"})
+			return
+		}
+		if r.URL.Path != "/v1/incidents" {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": "no incident \"" + strings.TrimPrefix(r.URL.Path, "/v1/incidents/") + "\""})
+			return
+		}
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		from := 0
+		if c := r.URL.Query().Get("cursor"); c != "" {
+			from, _ = strconv.Atoi(c)
+		}
+		var page []correlate.State
+		for i := from; i < n && len(page) < limit; i++ {
+			page = append(page, correlate.State{IncidentID: "inc-" + strconv.Itoa(i), State: "open", Title: "Failing\x1b[2J on svc-" + strconv.Itoa(i),
+				Service: "svc-" + strconv.Itoa(i), OpenedAt: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC).Add(-time.Duration(i) * time.Minute)})
+		}
+		answer := map[string]any{"incidents": page, "truncated": from+len(page) < n}
+		if from+len(page) < n {
+			answer["next_cursor"] = strconv.Itoa(from + len(page))
+		}
+		json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, requests
+}
+
+func tokenFile(t *testing.T, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "api-token")
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A list follows the API's pages up to -limit, says when more match, and
+// prints a title's control characters escaped (an escape sequence in an
+// alert's name must not drive the terminal).
+func TestIncidentsListFollowsPages(t *testing.T) {
+	defer func(n int) { incidentsPage = n }(incidentsPage)
+	incidentsPage = 2
+	token := "cli-test-token-0123456789abcdef"
+	url, requests := fakeIncidentsAPI(t, token, 5)
+	var out, errOut bytes.Buffer
+	err := incidentsMain(context.Background(), []string{"list", "-limit", "4", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, token)}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("list: %v (%s)", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ID") || !strings.HasPrefix(lines[1], "inc-0") || !strings.HasPrefix(lines[4], "inc-3") || *requests != 2 {
+		t.Fatalf("list in %d requests:\n%s\nwant a header and inc-0 to inc-3 in two pages", *requests, out.String())
+	}
+	if strings.Contains(out.String(), "\x1b") || !strings.Contains(out.String(), `Failing\x1b[2J on svc-0`) {
+		t.Errorf("a title's escape sequence was printed as it is:\n%q", out.String())
+	}
+	if !strings.Contains(errOut.String(), "4 shown, more match") {
+		t.Errorf("stderr %q: want it to say more match", errOut.String())
+	}
+
+	out.Reset()
+	errOut.Reset()
+	if err := incidentsMain(context.Background(), []string{"list", "-json", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, token)}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	var all struct {
+		Incidents []correlate.State
+		Truncated bool
+	}
+	if err := json.Unmarshal(out.Bytes(), &all); err != nil || len(all.Incidents) != 5 || all.Truncated || errOut.Len() != 0 {
+		t.Fatalf("list -json: %v\n%s\n%s; want all 5 incidents, not truncated", err, out.String(), errOut.String())
+	}
+}
+
+// What the API refuses is told in the API's words; what keeps the command
+// from reaching it (no token, no API, a bad flag) names what to do.
+func TestIncidentsErrorsNameTheProblem(t *testing.T) {
+	token := "cli-test-token-0123456789abcdef"
+	url, _ := fakeIncidentsAPI(t, token, 1)
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"wrong token":      {[]string{"list", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, "another-token-0123456789abcdef")}, "401 Unauthorized: missing or wrong bearer token"},
+		"unknown incident": {[]string{"show", "nope", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, token)}, `404 Not Found: no incident "nope"`},
+		"no generated token yet": {[]string{"list", "-set", "correlator.api.generate_token_file=" + dir + "/api-token"},
+			"no API token in " + dir + "/api-token: aiops run makes it at its first start"},
+		"no API":          {[]string{"list", "-url", "http://" + testenv.FreeAddr(t), "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "no incidents API at http://"},
+		"id missing":      {[]string{"ack", "-by", "ana"}, "the incident id comes first"},
+		"by missing":      {[]string{"ack", "inc-0", "-url", url}, "-by is required"},
+		"unknown action":  {[]string{"delete", "inc-0"}, `unknown action "delete"`},
+		"bad url":         {[]string{"list", "-url", "127.0.0.1:8081", "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "want http://host:port"},
+		"flag of another": {[]string{"show", "inc-0", "-limit", "3"}, "flag provided but not defined: -limit"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := incidentsMain(context.Background(), tc.args, &out, &errOut)
+			if err == nil || !strings.Contains(err.Error()+errOut.String(), tc.want) {
+				t.Fatalf("aiops incidents %s: %v (%s); want an error saying %q", strings.Join(tc.args, " "), err, errOut.String(), tc.want)
+			}
+		})
+	}
+}

@@ -476,7 +476,7 @@ func (d *decoder) inhibitRules(n *yaml.Node, path string) []*InhibitRule {
 			case "equal":
 				eq, _ := d.stringList(e.val, e.path)
 				for j, l := range eq {
-					if !validLabelName(l) {
+					if !validUTF8LabelName(l) {
 						d.errorf(resolve(e.val), index(e.path, j), "%q is not a valid label name", l)
 					}
 				}

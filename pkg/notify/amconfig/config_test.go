@@ -36,6 +36,11 @@ type configCase struct {
 	why string
 }
 
+// utf8Names is why aiops takes a configuration that Debian's Alertmanager
+// 0.25 refuses: label names that are not classic Prometheus names, in
+// matchers, group_by and equal, as Alertmanager 0.27 and later take them.
+const utf8Names = "UTF-8 label names came in Alertmanager 0.27"
+
 var configCases = []configCase{
 	// Valid.
 	{name: "minimal", yaml: base, amAccepts: true},
@@ -198,7 +203,17 @@ mute_time_intervals: [{name: other}]
 	{name: "match with a bad label name", yaml: "route:\n  receiver: a\n  routes:\n  - match: {foo-bar: x}\nreceivers: [{name: a}]\n", wantErr: []string{`route.routes[0].match.foo-bar: "foo-bar" is not a valid label name`}},
 	{name: "match with a colon in the label name", yaml: "route:\n  receiver: a\n  routes:\n  - match: {'a:b': x}\nreceivers: [{name: a}]\n", wantErr: []string{`route.routes[0].match.a:b: "a:b" is not a valid label name`}},
 	{name: "match_re with a bad regex", yaml: "route:\n  receiver: a\n  routes:\n  - match_re: {a: '['}\nreceivers: [{name: a}]\n", wantErr: []string{"route.routes[0].match_re.a: invalid regular expression"}},
-	{name: "group_by with a bad label", yaml: "route: {receiver: a, group_by: [a-b]}\nreceivers: [{name: a}]\n", wantErr: []string{`route.group_by[0]: "a-b" is not a valid label name`}},
+	{name: "group_by with an empty label", yaml: "route: {receiver: a, group_by: ['']}\nreceivers: [{name: a}]\n", wantErr: []string{`route.group_by[0]: "" is not a valid label name`}},
+	{name: "group_by with UTF-8 label names", yaml: "route: {receiver: a, group_by: [a-b, otel.scope.name, 'service name', été]}\nreceivers: [{name: a}]\n", amAccepts: false, why: utf8Names},
+	{name: "matchers with UTF-8 label names", amAccepts: false, why: utf8Names, yaml: `
+route:
+  receiver: a
+  routes:
+  - matchers: ['{"otel.scope.name"="checkout", k8s.pod.name=~"web-.*"}', '"service name"!="x"']
+receivers: [{name: a}]
+`},
+	{name: "match with a dotted label name", yaml: "route:\n  receiver: a\n  routes:\n  - match: {otel.scope.name: x}\nreceivers: [{name: a}]\n", wantErr: []string{`route.routes[0].match.otel.scope.name: "otel.scope.name" is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*; name others in a matchers list, double-quoted)`}},
+	{name: "matcher with a bad UTF-8 label name", yaml: "route:\n  receiver: a\n  routes:\n  - matchers: ['\"a.b\"=~\"(\"']\nreceivers: [{name: a}]\n", wantErr: []string{"route.routes[0].matchers[0]: error parsing regexp"}},
 	{name: "group_by with ... and a label", yaml: "route: {receiver: a, group_by: ['...', a]}\nreceivers: [{name: a}]\n", wantErr: []string{"route.group_by: cannot have '...'"}},
 	{name: "group_by with a label twice", yaml: "route: {receiver: a, group_by: [a, b, a]}\nreceivers: [{name: a}]\n", wantErr: []string{`route.group_by[2]: label "a" is listed twice`}},
 	{name: "group_interval zero", yaml: "route: {receiver: a, group_interval: 0s}\nreceivers: [{name: a}]\n", wantErr: []string{"route.group_interval: cannot be zero"}},
@@ -363,7 +378,7 @@ inhibit_rules:
   equal: [p, q]
 `},
 	{name: "inhibit rule with a bad matcher", yaml: base + "inhibit_rules: [{source_matchers: ['a=b'], target_matchers: ['c']}]\n", wantErr: []string{"inhibit_rules[0].target_matchers[0]: bad matcher format"}},
-	{name: "inhibit rule with a bad equal label", yaml: base + "inhibit_rules: [{source_matchers: ['a=b'], equal: ['x-y']}]\n", wantErr: []string{`inhibit_rules[0].equal[0]: "x-y" is not a valid label name`}},
+	{name: "inhibit rule with UTF-8 names", yaml: base + "inhibit_rules: [{source_matchers: ['\"k8s.pod.name\"=~\".+\"'], equal: [x-y, k8s.pod.name]}]\n", amAccepts: false, why: utf8Names},
 	{name: "inhibit rule with a bad source_match label", yaml: base + "inhibit_rules: [{source_match: {'x y': b}}]\n", wantErr: []string{`inhibit_rules[0].source_match.x y: "x y" is not a valid label name`}},
 	{name: "inhibit rule unknown key", yaml: base + "inhibit_rules: [{source: {a: b}}]\n", wantErr: []string{"inhibit_rules[0].source: unknown key"}},
 

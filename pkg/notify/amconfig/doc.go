@@ -29,6 +29,16 @@
 //     timeout in webhook_configs, and the newer global keys (which are kept,
 //     like every global key but resolve_timeout and http_config, and not
 //     used).
+//   - Label names that are not classic Prometheus names (OpenTelemetry's
+//     otel.scope.name, k8s.pod.name) are read as Alertmanager 0.27 and later
+//     read them in their default ("fallback") mode: a matchers item that
+//     0.25's parser refuses is read by the UTF-8 matchers grammar, where a
+//     name is double-quoted (`"otel.scope.name"="checkout"`, Go string
+//     escapes) or unquoted without a reserved character
+//     (`k8s.pod.name=~"web-.*"`); group_by and equal take any non-empty
+//     name; match and match_re keys stay classic, as in Alertmanager. So a
+//     file 0.25 reads is read exactly as 0.25 reads it. A matcher of an
+//     empty name is an error (Alertmanager takes `""="x"`).
 //   - Every problem is reported, not only the first, each with its key path
 //     (route.routes[1].matchers[0], receivers[2] (team-x).webhook_configs[0].url)
 //     and line; unknown keys are errors naming their path. Errors wrap
@@ -56,9 +66,11 @@
 // Templates are kept as globs and not read (Alertmanager refuses a file
 // whose templates do not parse; aiops does not look). The notification
 // pipeline itself (grouping, timers, silences, clustering) is the
-// notifier's. Matchers use Alertmanager 0.25's parser, not the UTF-8
-// matchers parser that later versions added, and group_by: [] inherits as
-// in 0.25 (later versions read it as "no grouping"). Keys that only later
+// notifier's. group_by: [] inherits as in 0.25 (later versions read it as
+// "no grouping"). Alertmanager's UTF-8 strict and classic modes are not
+// modelled: the matchers are read as in its default mode (above). The
+// tests compare with Debian's amtool 0.25, which predates UTF-8 label
+// names; those cases are checked to be refused by it. Keys that only later
 // versions have in http_config (no_proxy, http_headers, ...), in inhibit
 // rules (name) and at the top level (tracing) are unknown keys.
 package amconfig

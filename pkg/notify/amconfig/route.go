@@ -222,10 +222,10 @@ func (d *decoder) route(n *yaml.Node, path string, parent *Route) *Route {
 }
 
 // groupBy applies group_by as Alertmanager 0.25 does: a list of label
-// names, or ['...'] for every label. A list with at least one name
-// replaces the inherited one; ['...'] turns GroupByAll on and keeps the
-// inherited names (unused while GroupByAll is on); an empty list, like no
-// group_by at all, inherits.
+// names (any non-empty text, as 0.27 and later take them), or ['...'] for
+// every label. A list with at least one name replaces the inherited one;
+// ['...'] turns GroupByAll on and keeps the inherited names (unused while
+// GroupByAll is on); an empty list, like no group_by at all, inherits.
 func (d *decoder) groupBy(e entry, r *Route) {
 	list, ok := d.stringList(e.val, e.path)
 	if !ok {
@@ -239,7 +239,7 @@ func (d *decoder) groupBy(e entry, r *Route) {
 			all = true
 			continue
 		}
-		if !validLabelName(l) {
+		if !validUTF8LabelName(l) {
 			d.errorf(resolve(e.val), index(e.path, i), "%q is not a valid label name", l)
 			continue
 		}
@@ -278,8 +278,9 @@ func (d *decoder) addMatchers(have, add Matchers, e entry) Matchers {
 }
 
 // labelMatchers decodes match (label: value, t MatchEqual) or match_re
-// (label: regex, t MatchRegexp); keys must be label names. A regex is
-// anchored as Alertmanager anchors it, and kept anchored: ^(?:re)$.
+// (label: regex, t MatchRegexp); keys must be classic label names. A
+// regex is anchored as Alertmanager anchors it, and kept anchored:
+// ^(?:re)$.
 func (d *decoder) labelMatchers(n *yaml.Node, path string, t MatchType) Matchers {
 	entries, m, _ := d.stringMap(n, path)
 	var out Matchers
@@ -289,7 +290,9 @@ func (d *decoder) labelMatchers(n *yaml.Node, path string, t MatchType) Matchers
 			continue
 		}
 		if !validLabelName(e.key) {
-			d.errorf(e.keyNode, e.path, "%q is not a valid label name", e.key)
+			// As in Alertmanager, even 0.27 and later: only matchers
+			// take other names.
+			d.errorf(e.keyNode, e.path, "%q is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*; name others in a matchers list, double-quoted)", e.key)
 			continue
 		}
 		if t == MatchRegexp {

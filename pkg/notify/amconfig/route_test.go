@@ -192,3 +192,61 @@ receivers: [{name: default}, {name: team-a}, {name: team-b}, {name: pager}, {nam
 		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// An incident's labels may have names that are not classic Prometheus
+// names: OpenTelemetry's scope (otel.scope.name) and attributes
+// (k8s.pod.name, service.namespace). As in Alertmanager 0.27 and later,
+// routes match them through matchers (the name double-quoted), group_by
+// and inhibit rules' equal name them as they are, and a route's matchers
+// print them as Alertmanager does.
+func TestUTF8LabelNames(t *testing.T) {
+	cfg := mustParse(t, `
+route:
+  receiver: default
+  group_by: [otel.scope.name, "service name"]
+  routes:
+  - matchers: ['{"otel.scope.name"="checkout"}']
+    receiver: checkout
+  - matchers: ['"service.namespace"=~"shop.*"', '"service name"!=""']
+    receiver: shop
+inhibit_rules:
+- source_matchers: [severity=critical]
+  target_matchers: [severity=warning]
+  equal: [k8s.pod.name]
+receivers: [{name: default}, {name: checkout}, {name: shop}]
+`)
+	type L = map[string]string
+	for _, c := range []struct {
+		labels L
+		want   string
+	}{
+		{L{"otel.scope.name": "checkout"}, "checkout"},
+		{L{"otel.scope.name": "checkout2"}, "default"},
+		{L{"otel_scope_name": "checkout"}, "default"},
+		{L{"service.namespace": "shop-eu", "service name": "cart"}, "shop"},
+		{L{"service.namespace": "shop-eu"}, "default"},
+		{L{"service.namespace": "warehouse", "service name": "cart"}, "default"},
+	} {
+		if got := strings.Join(cfg.Route.Receivers(c.labels), ","); got != c.want {
+			t.Errorf("%v: receivers %s, want %s", c.labels, got, c.want)
+		}
+	}
+	if got, want := cfg.Route.Routes[0].GroupBy, []string{"otel.scope.name", "service name"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("group_by inherited as %q, want %q", got, want)
+	}
+	labels := L{"otel.scope.name": "checkout", "service name": "cart", "k8s.pod.name": "web-0"}
+	if got, want := cfg.Route.Routes[0].GroupLabels(labels), (L{"otel.scope.name": "checkout", "service name": "cart"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("GroupLabels = %v, want %v", got, want)
+	}
+	crit := L{"severity": "critical", "k8s.pod.name": "web-0"}
+	if !cfg.Inhibited(L{"severity": "warning", "k8s.pod.name": "web-0"}, []L{crit}) {
+		t.Error("a warning of the critical alert's pod is not inhibited")
+	}
+	if cfg.Inhibited(L{"severity": "warning", "k8s.pod.name": "web-1"}, []L{crit}) {
+		t.Error("a warning of another pod is inhibited")
+	}
+	want := "Matching routes:\n.\n└── default-route\n    └── {\"service name\"!=\"\",service.namespace=~\"shop.*\"}  receiver: shop\n\n\nshop\n"
+	if got := FormatRoutesTest(cfg, L{"service.namespace": "shop", "service name": "x"}, true); got != want {
+		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 )
@@ -222,15 +223,9 @@ func Sort(sils []Silence, now time.Time) {
 	})
 }
 
-// validLabelName is Prometheus's rule for a label name.
+// validLabelName is Alertmanager's rule for a label name since 0.27 (its
+// default mode): any non-empty UTF-8, so that a silence can name what the
+// routes can (OpenTelemetry's otel.scope.name, http.route).
 func validLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return true
+	return s != "" && utf8.ValidString(s)
 }

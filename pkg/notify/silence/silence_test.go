@@ -37,7 +37,11 @@ func TestValidate(t *testing.T) {
 		{"a negated matcher counts as not matching empty", func(s *Silence) { s.Matchers = []Matcher{eq("a", ""), neg(eq("c", "x"))} }, ""},
 		{"one does not match empty", func(s *Silence) { s.Matchers = []Matcher{eq("a", ""), re(eq("b", ".+"))} }, ""},
 		{"bad regex", func(s *Silence) { s.Matchers = []Matcher{re(eq("a", "("))} }, "invalid label matcher 0"},
-		{"bad name", func(s *Silence) { s.Matchers = []Matcher{eq("0a", "x")} }, `invalid label name "0a"`},
+		{"empty name", func(s *Silence) { s.Matchers = []Matcher{eq("", "x")} }, `invalid label name ""`},
+		{"name not UTF-8", func(s *Silence) { s.Matchers = []Matcher{eq("a\xff", "x")} }, `invalid label name "a\xff"`},
+		// As Alertmanager 0.27 and later take them: what OpenTelemetry
+		// names, which the routes can match, a silence can too.
+		{"an OpenTelemetry name", func(s *Silence) { s.Matchers = []Matcher{eq("otel.scope.name", "checkout"), eq("0a", "x")} }, ""},
 		{"too many", func(s *Silence) {
 			for i := 0; i <= MaxMatchers; i++ {
 				s.Matchers = append(s.Matchers, eq("a", "x"))

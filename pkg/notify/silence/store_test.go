@@ -291,3 +291,21 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A silence names an OpenTelemetry label (otel.scope.name) as the routes
+// can, and mutes the incidents that carry it.
+func TestSilenceOnAnOpenTelemetryLabel(t *testing.T) {
+	s := openStore(t, jetStream(t), Config{Bucket: "silences-otel"}, newClock(t0))
+	sil := valid()
+	sil.Matchers = []Matcher{eq("otel.scope.name", "checkout")}
+	id, err := s.Set(context.Background(), sil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Mutes(map[string]string{"otel.scope.name": "checkout", "service": "db"}, t0.Add(time.Minute)); len(m) != 1 || m[0] != id {
+		t.Fatalf("mutes %v, want [%s]", m, id)
+	}
+	if m := s.Mutes(map[string]string{"otel.scope.name": "search"}, t0.Add(time.Minute)); len(m) != 0 {
+		t.Fatalf("another scope is muted by %v", m)
+	}
+}

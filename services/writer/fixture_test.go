@@ -243,6 +243,11 @@ func newFixture() *fixture {
 			openedAt: at(1, 9, 0)},
 		{id: ids.next(), incidentID: "inc-6", status: "resolved", title: "web errors", service: "web", at: at(1, 10, 0), team: "team-w",
 			openedAt: at(1, 9, 0), resolvedAt: at(1, 10, 0)},
+		// Open while inc-6 was (its opening to its last resolution) on
+		// the same service: an overlap availability counts once.
+		{id: ids.next(), incidentID: "inc-9", status: "opened", title: "web latency", service: "web", at: at(1, 9, 50), team: "team-w"},
+		{id: ids.next(), incidentID: "inc-9", status: "resolved", title: "web latency", service: "web", at: at(1, 10, 20), team: "team-w",
+			openedAt: at(1, 9, 50), resolvedAt: at(1, 10, 20)},
 		// Reopened and still open: not resolved, and open now.
 		{id: ids.next(), incidentID: "inc-7", status: "opened", title: "web cache", service: "web", at: at(1, 11, 0), team: "team-w"},
 		{id: ids.next(), incidentID: "inc-7", status: "resolved", title: "web cache", service: "web", at: at(1, 11, 10), team: "team-w",

@@ -493,6 +493,65 @@ func expectations(f *fixture) map[string]expectation {
 		ex["change_failure_rate"] = expectation{args: []any{int(window.Seconds()), from, to}, rows: rows}
 	}
 
+	{ // availability_per_service
+		from, to := day(0), day(3)
+		down := map[string]map[int64]bool{}
+		for _, in := range incidents {
+			end := in.resolved
+			if end.IsZero() || end.After(to) {
+				end = to // still open: down to the range's end
+			}
+			if in.mergedInto != "" || !in.opened.Before(to) || !end.After(from) {
+				continue
+			}
+			start := max(in.opened.Unix(), from.Unix())
+			for m := start / 60; m < (end.Unix()+59)/60; m++ {
+				if down[in.service] == nil {
+					down[in.service] = map[int64]bool{}
+				}
+				down[in.service][m] = true
+			}
+		}
+		var rows [][]any
+		for svc, minutes := range down {
+			rows = append(rows, []any{svc, len(minutes), roundTo(1-float64(len(minutes))/to.Sub(from).Minutes(), 6)})
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			if rows[i][2] != rows[j][2] {
+				return rows[i][2].(float64) < rows[j][2].(float64)
+			}
+			return rows[i][0].(string) < rows[j][0].(string)
+		})
+		ex["availability_per_service"] = expectation{args: []any{from, to}, rows: rows}
+	}
+
+	{ // alerts_per_incident_per_day
+		from, to := day(-1), day(3)
+		notifications, fingerprints, opened := map[time.Time]int{}, map[time.Time]map[string]bool{}, map[time.Time]int{}
+		for _, a := range f.alerts {
+			if a.status != event.AlertFiring || a.at.Before(from) || !a.at.Before(to) {
+				continue
+			}
+			d := a.at.Truncate(24 * time.Hour)
+			notifications[d]++
+			if fingerprints[d] == nil {
+				fingerprints[d] = map[string]bool{}
+			}
+			fingerprints[d][a.fingerprint] = true
+		}
+		for _, in := range incidents {
+			if in.mergedInto == "" && !in.opened.Before(from) && in.opened.Before(to) {
+				opened[in.opened.Truncate(24*time.Hour)]++
+			}
+		}
+		var rows [][]any
+		for d, n := range notifications {
+			rows = append(rows, []any{d, n, len(fingerprints[d]), opened[d], roundTo(float64(len(fingerprints[d]))/float64(opened[d]), 2)})
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i][0].(time.Time).Before(rows[j][0].(time.Time)) })
+		ex["alerts_per_incident_per_day"] = expectation{args: []any{from, to, from, to}, rows: rows}
+	}
+
 	{ // top_anomalous_metrics
 		type key struct{ svc, metric string }
 		type agg struct {

@@ -1492,7 +1492,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 	m := &member{Member: Member{
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
-		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels,
+		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels, Resource: s.Resource,
 		Reading: readingOf(s),
 	}, episode: s.EpisodeID, observed: s.Observed}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {

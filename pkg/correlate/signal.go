@@ -51,6 +51,10 @@ type Signal struct {
 	// news, an event delivered again is not (Correlator's stale rule).
 	Observed time.Time
 	Labels   map[string]string
+	// Resource is where the signal's source ran (an OpenTelemetry
+	// resource: deployment.environment, k8s.namespace.name), kept for the
+	// notifier to route by; grouping reads Labels alone.
+	Resource map[string]string
 
 	// Anomaly details. EpisodeID names the detector's episode the anomaly
 	// belongs to, Episode which event of it this is (EpisodeOpen,
@@ -74,7 +78,7 @@ const (
 // take (logs, metrics, incidents) return ok false; a body that does not fit
 // its kind is a permanent error naming the field.
 func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
-	s = Signal{EventID: e.ID, Fingerprint: e.Fingerprint, Service: e.Service, Severity: e.Severity, Time: e.Time, Observed: e.ObservedTime, Labels: e.Labels}
+	s = Signal{EventID: e.ID, Fingerprint: e.Fingerprint, Service: e.Service, Severity: e.Severity, Time: e.Time, Observed: e.ObservedTime, Labels: e.Labels, Resource: e.Resource}
 	switch e.Kind {
 	case event.KindAlert:
 		var b event.AlertBody

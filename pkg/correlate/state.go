@@ -125,7 +125,10 @@ type Member struct {
 	Count       int            `json:"count"`
 	// Labels are the signal's labels (the first one's), what a notifier
 	// routes by.
-	Labels       map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Resource is the first signal's resource (OpenTelemetry's resource
+	// attributes), which a notifier routes by beside Labels.
+	Resource     map[string]string `json:"resource,omitempty"`
 	FirstEventID string            `json:"first_event_id,omitempty"`
 	LastEventID  string            `json:"last_event_id,omitempty"`
 	// *Reading is an anomaly's last value and expected band, nil for an

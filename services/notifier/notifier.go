@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -272,7 +273,7 @@ func (p *Processor) routedOf(in *event.Envelope) (*routed, error) {
 	if p.routes == nil {
 		return r, nil
 	}
-	r.labels = labelsOf(&st, inc)
+	r.labels = labelsOf(&st)
 	for _, route := range p.routes.Route.Match(r.labels) {
 		if _, ok := p.routes.Receiver(route.Receiver); ok { // Load checked every route's receiver
 			r.routes = append(r.routes, route)
@@ -854,16 +855,20 @@ func (p *Processor) inhibited(id string, labels map[string]string) bool {
 }
 
 // labelsOf are the labels an incident is routed by, as Alertmanager routes
-// an alert: the labels of its first member on its root-cause service
-// (alertname, severity, cluster...), then the incident's own: service,
-// team, severity, incident_id, status.
-func labelsOf(st *correlate.State, inc webhook.Incident) map[string]string {
+// an alert: the resource attributes and labels of its first member on its
+// root-cause service (alertname, severity, cluster...,
+// deployment.environment), then the incident's own: service, team,
+// severity, incident_id, status.
+func labelsOf(st *correlate.State) map[string]string {
 	l := map[string]string{}
-	for _, m := range inc.Members {
+	for _, m := range st.Members {
 		if m.Service == st.Service {
-			for k, v := range m.Labels {
-				l[k] = v
-			}
+			// Where the signal ran (an OpenTelemetry resource:
+			// deployment.environment, k8s.namespace.name), under its own
+			// labels, as a Prometheus series' labels win over the target
+			// labels it is scraped with.
+			maps.Copy(l, m.Resource)
+			maps.Copy(l, m.Labels)
 			if l["alertname"] == "" {
 				l["alertname"] = m.Name
 			}

@@ -143,3 +143,62 @@ receivers:
 		t.Fatalf("receiver got alerts %v, want the incident's, with its otel.scope.name and http.route", got)
 	}
 }
+
+// An anomaly of an OpenTelemetry metric carries its resource (the
+// detector keeps the sample's), and a route matches the incident by a
+// resource attribute (deployment.environment) as by a label; a label of
+// the same name wins. Alertmanager payloads carry the labels alone.
+func TestRoutesOnResourceAttributes(t *testing.T) {
+	prod, rest := newReceiver(t), newReceiver(t)
+	h := startWith(t, `
+route:
+  receiver: everyone
+  group_wait: 0s
+  routes:
+  - matchers: ['"deployment.environment"="prod"']
+    receiver: prod
+receivers:
+- name: everyone
+  webhook_configs: [{url: `+rest.srv.URL+`}]
+- name: prod
+  webhook_configs: [{url: `+prod.srv.URL+`}]
+`)
+	incident := func(env, labelEnv string) *event.Envelope {
+		a, err := event.New(event.KindAnomaly, "shop", t0, event.AnomalyBody{Series: "s-" + env + labelEnv, Metric: "http.server.request.duration", Value: ptr(3.0), Expected: 1, Lower: 0, Upper: 2, Score: ptr(9.0), Detector: "robust_z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Labels = map[string]string{"__name__": "http.server.request.duration", "http.route": "/pay/" + env + labelEnv}
+		if labelEnv != "" {
+			a.Labels["deployment.environment"] = labelEnv
+		}
+		a.Resource = map[string]string{"service.name": "shop", "deployment.environment": env}
+		a.Fingerprint = event.Fingerprint(a.Kind, a.Service, a.Labels, a.Resource)
+		s, ok, err := correlate.SignalOf(a)
+		if err != nil || !ok {
+			t.Fatalf("signal of %+v: %v %v", a, ok, err)
+		}
+		c, err := correlate.New(correlate.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := correlate.Envelope(c.Observe(s)[0], t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for _, e := range []*event.Envelope{incident("prod", ""), incident("staging", ""), incident("prod", "canary")} {
+		if r := h.Feed(e)[0]; r.Outcome != stagetest.Acked {
+			t.Fatalf("%v %v", r.Outcome, r.Err)
+		}
+	}
+	if got := alertLabels(t, prod); len(got) != 1 || got[0]["http.route"] != "/pay/prod" || got[0]["deployment.environment"] != "" {
+		t.Errorf("receiver prod got alerts %v, want the prod one, its resource not among its labels", got)
+	}
+	if got := alertLabels(t, rest); len(got) != 2 {
+		t.Errorf("receiver everyone got alerts %v, want staging's and the one whose label says canary", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -375,8 +375,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 }
 
 // A cursor is where a list stopped: the last incident's opening (Unix
-// nanoseconds, exact where RFC 3339 in JSON is cut to milliseconds) and
-// id, base64url-encoded so that clients pass it on as it is. It names a
+// nanoseconds) and id, base64url-encoded so that clients pass it on as it
+// is, without reading it. It names a
 // position, not an incident, so a page follows even when the incident it
 // ended at has left memory since.
 func encodeCursor(p correlate.ListPosition) string {

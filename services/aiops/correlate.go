@@ -51,12 +51,21 @@ events more than 13 days old. An alert without startsAt (or endsAt, when
 resolved) is timed at the line's time, else at the latest event time
 before it; the first line without either is rejected.
 
+The lines are replayed in the order they were sent, whatever their order
+in the file: by "time", else a change's own time, an event's
+observed_time or time, the latest startsAt (endsAt, resolved) of a
+webhook's alerts; a line without any keeps its place after the line
+before it. The whole input is held in memory for it.
+
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
 fingerprint → incident id) covering every alert that went in; an alert that
 only ever resolved joined none and is assigned "unassigned:<fingerprint>".
-"-" reads standard input or
+An alert sent without a fingerprint is keyed by the one Alertmanager gives
+it (its labels' FNV-1a 64, 16 hex digits). An alert that fired again after
+its incident ended is assigned to the latest incident it joined, and listed
+among the alerts of each. "-" reads standard input or
 writes standard output; a gzip-compressed input is read as such. Progress goes to standard error.
 
 A line that cannot be read (not JSON, an unknown type, an event that does
@@ -304,8 +313,11 @@ type ReplayIncident struct {
 
 // replayLine is one input line.
 type replayLine struct {
-	Type    string          `json:"type"`
-	Time    time.Time       `json:"time"`
+	Type string `json:"type"`
+	// Time is "time" (RawTime), when the line was sent (parseLine reads
+	// it).
+	Time    time.Time       `json:"-"`
+	RawTime string          `json:"time"`
 	Payload json.RawMessage `json:"payload"`
 	Change  *struct {
 		Service string `json:"service"`
@@ -315,9 +327,140 @@ type replayLine struct {
 		Commit  string `json:"commit"`
 		URL     string `json:"url"`
 		// Time is taken when the line has none.
-		Time time.Time `json:"time"`
+		Time    time.Time `json:"-"`
+		RawTime string    `json:"time"`
 	} `json:"change"`
 	Event json.RawMessage `json:"event"`
+}
+
+// inputLine is one line of the input waiting for its turn (readLines):
+// parsed, or why it cannot be.
+type inputLine struct {
+	n    int       // its number in the input, from 1
+	sent time.Time // when it was sent (replayLine.sentAt)
+	l    replayLine
+	err  error
+}
+
+// inputLines are the lines of an input in the order they were sent.
+type inputLines struct {
+	lines []inputLine // blank lines left out
+	total int         // every line, blank ones too
+	moved int         // the lines that came after one sent later
+}
+
+// readLines reads the lines of in and puts them in the order they were
+// sent, as the correlator would have had them live: a generator that
+// writes each alert's or each source's lines in turn (all of one alert's
+// webhooks, then the next alert's) goes back in time at each turn, and
+// in file order a symptom would come after its incident ended, or a
+// firing after its own resolve, and open incidents of their own. The
+// sort is stable, and a line without a time of its own (sentAt), or that
+// cannot be read, keeps its place after the line before it, so an input
+// in order replays as it is. The whole input is held (blank lines and
+// lines over MaxReplayLine aside): an event-time replay cannot take a
+// line before it has read the last one.
+func readLines(ctx context.Context, in io.Reader, progress io.Writer) (inputLines, error) {
+	var (
+		out          inputLines
+		prev, latest time.Time
+		r            = newBoundedLines(in, MaxReplayLine)
+		readEvery    = 100_000
+		started      = time.Now()
+	)
+	for {
+		data, tooLong, err := r.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("line %d: %w", out.total+1, err)
+		}
+		out.total++
+		if out.total%readEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
+			fmt.Fprintf(progress, "correlate replay: read %s in %s\n", count(out.total, "line"), time.Since(started).Round(time.Millisecond))
+		}
+		il := inputLine{n: out.total, sent: prev}
+		switch {
+		case tooLong:
+			il.err = fmt.Errorf("longer than %d bytes: skipped", MaxReplayLine)
+		case len(bytes.TrimSpace(data)) == 0:
+			continue
+		default:
+			if il.l, il.err = parseLine(data); il.err == nil {
+				if at := il.l.sentAt(); !at.IsZero() {
+					il.sent = at
+				}
+			}
+		}
+		if il.sent.Before(latest) {
+			out.moved++
+		}
+		if il.sent.After(latest) {
+			latest = il.sent
+		}
+		prev = il.sent
+		out.lines = append(out.lines, il)
+	}
+	slices.SortStableFunc(out.lines, func(a, b inputLine) int { return a.sent.Compare(b.sent) })
+	return out, nil
+}
+
+// sentAt is when l was sent: its "time"; without one, a change's own
+// time, an event's observed time (else its time), or the latest time
+// told of a webhook's alerts (a firing one's startsAt, a resolved one's
+// endsAt: Alertmanager notifies after them); zero when l has none.
+func (l replayLine) sentAt() time.Time {
+	if !l.Time.IsZero() {
+		return l.Time
+	}
+	var at time.Time
+	later := func(s string) {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.After(at) {
+			at = t
+		}
+	}
+	switch l.Type {
+	case "change":
+		if l.Change != nil {
+			at = l.Change.Time
+		}
+	case "event":
+		var e struct {
+			Time     string `json:"time"`
+			Observed string `json:"observed_time"`
+		}
+		if json.Unmarshal(l.Event, &e) == nil {
+			later(e.Observed)
+			if at.IsZero() {
+				later(e.Time)
+			}
+		}
+	case "alertmanager":
+		var p struct {
+			Status string `json:"status"`
+			Alerts []struct {
+				Status   string `json:"status"`
+				StartsAt string `json:"startsAt"`
+				EndsAt   string `json:"endsAt"`
+			} `json:"alerts"`
+		}
+		if json.Unmarshal(l.Payload, &p) == nil {
+			for _, a := range p.Alerts {
+				if a.Status == event.AlertResolved || a.Status == "" && p.Status == event.AlertResolved {
+					later(a.EndsAt)
+				} else {
+					// A firing alert's endsAt is when it expires unless
+					// sent again, ahead of the sending.
+					later(a.StartsAt)
+				}
+			}
+		}
+	}
+	return at
 }
 
 // Replay runs the correlator over the lines of in; progress goes to
@@ -355,50 +498,45 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// but the first incident's alerts must still list it.
 	joined := map[string]map[string]bool{}
 	joinedAnomalies := map[string]map[string]bool{}
-	// reject tells a line that could not be read and goes on.
-	reject := func(err error) {
+	// reject tells line n, which could not be read, and goes on.
+	reject := func(n int, err error) {
 		res.RejectedLines++
 		if len(res.Rejected) < MaxRejectedListed {
-			res.Rejected = append(res.Rejected, LineProblem{Line: res.Lines, Problem: err.Error()})
-			fmt.Fprintf(progress, "correlate replay: line %d rejected: %v\n", res.Lines, err)
+			res.Rejected = append(res.Rejected, LineProblem{Line: n, Problem: err.Error()})
+			fmt.Fprintf(progress, "correlate replay: line %d rejected: %v\n", n, err)
 		}
 	}
-	lines := newBoundedLines(in, MaxReplayLine)
 	started := time.Now()
-	for {
-		line, tooLong, err := lines.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", res.Lines+1, err)
-		}
-		res.Lines++
-		if res.Lines%10_000 == 0 {
+	lines, err := readLines(ctx, in, progress)
+	if err != nil {
+		return nil, err
+	}
+	res.Lines = lines.total
+	if lines.moved > 0 {
+		fmt.Fprintf(progress, "correlate replay: %s out of time order: replayed in the order of their times\n", count(lines.moved, "line"))
+	}
+	for i := range lines.lines {
+		il := lines.lines[i]
+		lines.lines[i] = inputLine{} // its turn is over: free it
+		if (i+1)%10_000 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(progress, "correlate replay: %s, %s, %.0f lines/s\n", count(res.Lines, "line"), count(c.Stats().Opened, "incident"), float64(res.Lines)/time.Since(started).Seconds())
+			fmt.Fprintf(progress, "correlate replay: %s, %s, %.0f lines/s\n", count(i+1, "line"), count(c.Stats().Opened, "incident"), float64(i+1)/time.Since(started).Seconds())
 		}
-		if tooLong {
-			reject(fmt.Errorf("longer than %d bytes: skipped", MaxReplayLine))
+		if il.err != nil {
+			reject(il.n, il.err)
 			continue
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		l, err := parseLine(line)
-		var envs []*event.Envelope
-		if err == nil {
-			envs, err = l.events(c.Now())
-		}
+		l := il.l
+		envs, err := l.events(c.Now())
 		if err != nil {
-			reject(err)
+			reject(il.n, err)
 		}
 		for _, e := range envs {
 			s, ok, err := correlate.SignalOf(e)
 			if err != nil {
-				reject(err)
+				reject(il.n, err)
 				continue
 			}
 			if !ok {
@@ -428,6 +566,8 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			}
 		}
 	}
+	// Told as met; listed by their numbers.
+	slices.SortStableFunc(res.Rejected, func(a, b LineProblem) int { return a.Line - b.Line })
 	// Let every incident run its course.
 	record(c.Advance(c.Now().Add(cfg.WithDefaults().QuietPeriod + cfg.WithDefaults().ReopenWindow)))
 	for _, st := range c.Incidents() {
@@ -524,7 +664,29 @@ func parseLine(data []byte) (replayLine, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return l, fmt.Errorf("not a JSON object of the replay format: %w", err)
 	}
+	var err error
+	if l.Time, err = lineTime("time", l.RawTime); err != nil {
+		return l, err
+	}
+	if l.Change != nil {
+		if l.Change.Time, err = lineTime("change.time", l.Change.RawTime); err != nil {
+			return l, err
+		}
+	}
 	return l, nil
+}
+
+// lineTime reads the RFC 3339 time s of the line's field name; "" (or
+// null) is none, as a webhook's "startsAt": "" is.
+func lineTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("field %q: is not an RFC 3339 time: %.64q", name, s)
+	}
+	return t, nil
 }
 
 // events are the envelopes of l (lineEvents).

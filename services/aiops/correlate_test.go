@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -177,6 +178,45 @@ func TestCorrelateReplayTimesAlertsWithoutTimes(t *testing.T) {
 	}
 }
 
+// Changes written after the alerts (a generator that appends its deploys
+// at the end) are linked as when written before them: a replay in file
+// order met them after their incidents had ended, and linked none.
+func TestCorrelateReplayLinksChangesWrittenLast(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(replayInput), "\n")
+	// The storm's alerts, an alert two hours later, then the deploy.
+	changesLast := append(lines[1:], amLine("2026-11-21T14:00:05Z", amAlert("bbbb000000000002", "DiskFull", "search", "firing", "2026-11-21T14:00:00Z", "0001-01-01T00:00:00Z")), lines[0])
+	res, err := Replay(context.Background(), strings.NewReader(strings.Join(changesLast, "\n")), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cascade := res.Assignments["aaaa000000000001"]
+	for _, inc := range res.Incidents {
+		if inc.ID == cascade && (len(inc.Changes) != 1 || inc.Changes[0].Version != "2.4.1") {
+			t.Errorf("cascade incident's changes %+v: want checkout's deploy 2.4.1", inc.Changes)
+		}
+	}
+}
+
+// A "time" given empty (or null) is none, as an empty startsAt is: the
+// line's alerts are timed by their own times.
+func TestCorrelateReplayTakesAnEmptyTimeAsNone(t *testing.T) {
+	input := strings.Join([]string{
+		`{"type":"alertmanager","time":"","payload":{"alerts":[{"status":"firing","labels":{"alertname":"HighLatency","service":"web"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"f1"}]}}`,
+		`{"type":"change","time":null,"change":{"service":"web","kind":"deploy","time":"2026-11-21T11:59:00Z"}}`,
+	}, "\n")
+	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RejectedLines != 0 || res.Assignments["f1"] == "" || len(res.Incidents) != 1 || !res.Incidents[0].OpenedAt.Equal(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("rejected %v, assignments %v, incidents %+v: want f1's incident opened at its startsAt", res.Rejected, res.Assignments, res.Incidents)
+	}
+}
+
 // History from long ago, in webhook lines without a time of their own
 // (a change needs one, on its line or in it), groups as it did when it
 // happened: the gateway's window around its clock (events
@@ -310,6 +350,9 @@ func TestCorrelateReplayErrors(t *testing.T) {
 		{"\n" + `{"type":"alertmanager","time":"2026-11-21T12:00:00Z"}`, `line 2 rejected: type alertmanager: "payload" is required`},
 		{`{"type":"event","event":{"kind":"alert","service":"x","time":"2026-11-21T12:00:00Z","body":{"status":"firing"}}}`, "line 1 rejected: event:"},
 		{`not json`, "line 1 rejected: not a JSON object"},
+		// A time that is not RFC 3339 is named by its field.
+		{`{"type":"change","time":"2026-11-21 11:00:00","change":{"service":"web","kind":"deploy"}}`, `line 1 rejected: field "time": is not an RFC 3339 time: "2026-11-21 11:00:00"`},
+		{`{"type":"change","change":{"service":"web","kind":"deploy","time":"yesterday"}}`, `line 1 rejected: field "change.time": is not an RFC 3339 time: "yesterday"`},
 		// A line over the bound is one line rejected, not the end; a
 		// line of blanks is an empty one.
 		{"  \t \n" + `{"type":"change","time":"2026-11-21T11:00:00Z","change":{"service":"web","kind":"deploy","version":"` + strings.Repeat("v", MaxReplayLine) + `"}}`,
@@ -539,5 +582,53 @@ func TestCorrelateReplaySummaryCountsOne(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "correlate replay: 5 lines, 4 alerts, ") {
 		t.Fatalf("progress %q: want 5 lines, 4 alerts", progress.String())
+	}
+}
+
+// A generator that writes each alert's webhooks in turn (one alert's
+// firing and resolve, then the next alert's) goes back in time at each
+// turn. The lines' times tell the order they were sent, and the replay
+// takes them in it: the same incidents as from the file in time order.
+// In file order, checkout's alert came after web's incident had resolved
+// and opened one of its own.
+func TestCorrelateReplayPutsLinesInTimeOrder(t *testing.T) {
+	catalog, err := correlate.ParseCatalog([]byte(replayCatalog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const zero = "0001-01-01T00:00:00Z"
+	perAlert := []string{
+		amLine("2026-11-21T12:10:04Z", amAlert("f1", "ThreadPoolExhausted", "web", "firing", "2026-11-21T12:06:34Z", zero)),
+		// Without a time of its own, a line keeps its place after the
+		// one before it; its alert is timed at the latest time then.
+		`{"type":"alertmanager","payload":{"alerts":[{"status":"firing","labels":{"alertname":"IndexStale","service":"search"},"fingerprint":"f3"}]}}`,
+		amLine("2026-11-21T12:20:04Z", amAlert("f1", "ThreadPoolExhausted", "web", "resolved", "2026-11-21T12:06:34Z", "2026-11-21T12:19:27Z")),
+		amLine("2026-11-21T12:22:31Z", amAlert("f1", "ThreadPoolExhausted", "web", "firing", "2026-11-21T12:19:01Z", zero)),
+		amLine("2026-11-21T12:37:31Z", amAlert("f1", "ThreadPoolExhausted", "web", "resolved", "2026-11-21T12:19:01Z", "2026-11-21T12:35:25Z")),
+		amLine("2026-11-21T12:10:12Z", amAlert("f2", "CircuitBreakerOpen", "checkout", "firing", "2026-11-21T12:08:42Z", zero)),
+		amLine("2026-11-21T12:40:12Z", amAlert("f2", "CircuitBreakerOpen", "checkout", "resolved", "2026-11-21T12:08:42Z", "2026-11-21T12:36:20Z")),
+		`{"type":"nonsense"}`,
+	}
+	inOrder := []string{perAlert[0], perAlert[1], perAlert[5], perAlert[2], perAlert[3], perAlert[4], perAlert[6], perAlert[7]}
+	var results [2]*ReplayResult
+	for i, lines := range [][]string{perAlert, inOrder} {
+		var progress bytes.Buffer
+		if results[i], err = Replay(context.Background(), strings.NewReader(strings.Join(lines, "\n")), correlate.DefaultConfig(), catalog, &progress); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && !strings.Contains(progress.String(), "correlate replay: 1 line out of time order: replayed in the order of their times") {
+			t.Errorf("progress %q: want the lines out of order told", progress.String())
+		}
+	}
+	got, want := results[0], results[1]
+	if len(want.Incidents) != 2 || want.Assignments["f1"] != want.Assignments["f2"] || !want.Incidents[0].OpenedAt.Equal(want.Incidents[1].OpenedAt) {
+		t.Fatalf("in time order: %d incidents, assignments %v: want f1 and f2 in one, f3 in another opened with it", len(want.Incidents), want.Assignments)
+	}
+	if !maps.Equal(got.Assignments, want.Assignments) || len(got.Incidents) != len(want.Incidents) {
+		t.Errorf("a line per alert in turn: assignments %v (%d incidents); in time order %v (%d)", got.Assignments, len(got.Incidents), want.Assignments, len(want.Incidents))
+	}
+	// A line is told by its number in the input, whatever its turn.
+	if got.RejectedLines != 1 || got.Rejected[0].Line != 8 || got.Lines != 8 {
+		t.Errorf("rejected %v of %d lines: want line 8 of 8", got.Rejected, got.Lines)
 	}
 }

@@ -419,7 +419,7 @@ func (l replayLine) sentAt() time.Time {
 	}
 	var at time.Time
 	later := func(s string) {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.After(at) {
+		if t, err := decode.ParseTime(s); err == nil && t.After(at) {
 			at = t
 		}
 	}
@@ -676,15 +676,16 @@ func parseLine(data []byte) (replayLine, error) {
 	return l, nil
 }
 
-// lineTime reads the RFC 3339 time s of the line's field name; "" (or
-// null) is none, as a webhook's "startsAt": "" is.
+// lineTime reads the time s of the line's field name as the gateway reads
+// an alert's (decode.ParseTime); "" (or null) is none, as a webhook's
+// "startsAt": "" is.
 func lineTime(name, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := decode.ParseTime(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("field %q: is not an RFC 3339 time: %.64q", name, s)
+		return time.Time{}, fmt.Errorf("field %q: %w", name, err)
 	}
 	return t, nil
 }

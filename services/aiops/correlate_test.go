@@ -351,15 +351,15 @@ func TestCorrelateReplayErrors(t *testing.T) {
 		{`{"type":"event","event":{"kind":"alert","service":"x","time":"2026-11-21T12:00:00Z","body":{"status":"firing"}}}`, "line 1 rejected: event:"},
 		{`not json`, "line 1 rejected: not a JSON object"},
 		// A time that is not RFC 3339 is named by its field.
-		{`{"type":"change","time":"2026-11-21 11:00:00","change":{"service":"web","kind":"deploy"}}`, `line 1 rejected: field "time": is not an RFC 3339 time: "2026-11-21 11:00:00"`},
+		{`{"type":"change","time":"21/11/2026 11:00:00","change":{"service":"web","kind":"deploy"}}`, `line 1 rejected: field "time": is not an RFC 3339 time: "21/11/2026 11:00:00"`},
 		{`{"type":"change","change":{"service":"web","kind":"deploy","time":"yesterday"}}`, `line 1 rejected: field "change.time": is not an RFC 3339 time: "yesterday"`},
 		// A line over the bound is one line rejected, not the end; a
 		// line of blanks is an empty one.
 		{"  \t \n" + `{"type":"change","time":"2026-11-21T11:00:00Z","change":{"service":"web","kind":"deploy","version":"` + strings.Repeat("v", MaxReplayLine) + `"}}`,
 			fmt.Sprintf("line 2 rejected: longer than %d bytes: skipped", MaxReplayLine)},
-		{amLine("2026-11-21T12:00:05Z", `{"status":"firing","labels":{"service":"web"},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"bbbb000000000001"}`,
+		{amLine("2026-11-21T12:00:05Z", `{"status":"firing","labels":{},"startsAt":"2026-11-21T12:00:00Z","fingerprint":"bbbb000000000001"}`,
 			amAlert("aaaa000000000002", "HighErrorRate", "web", "firing", "2026-11-21T12:00:00Z", "0001-01-01T00:00:00Z")),
-			`line 1 rejected: alertmanager payload: invalid input: item 0: field "labels.alertname": is required`},
+			`line 1 rejected: alertmanager payload: invalid input: item 0: field "labels": is empty`},
 	} {
 		in, out := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out.json")
 		os.WriteFile(in, []byte(c.input+"\n"+good+"\n"), 0o600)

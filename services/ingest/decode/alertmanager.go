@@ -131,8 +131,14 @@ func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *pr
 		c.add(i, "endsAt", "%v", endErr)
 	}
 	name := a.Labels["alertname"]
-	if name == "" {
-		c.add(i, "labels.alertname", "is required")
+	switch {
+	case len(a.Labels) == 0:
+		c.add(i, "labels", "is empty: an alert has at least one label (alertname, as Prometheus gives every alert)")
+	case name == "":
+		// Alertmanager takes an alert with any one label. Named by its
+		// fingerprint, nameless alerts stay apart: under one made-up name
+		// the correlator would take them for one alert firing everywhere.
+		name = a.Fingerprint
 	}
 	timeField := "startsAt"
 	t := startsAt

@@ -194,7 +194,7 @@ func TestAlertmanagerErrors(t *testing.T) {
 		{"version 3", `{"version":"3","alerts":[]}`, NoItem, "version", `is "3", want "4"`},
 		{"no alerts", `{"version":"4","alerts":[]}`, NoItem, "alerts", "is empty"},
 		{"alerts not array", `{"version":"4","alerts":{}}`, NoItem, "alerts", "want array"},
-		{"no alertname", alert(`{"status":"firing","labels":{"job":"x"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels.alertname", "is required"},
+		{"no labels", alert(`{"status":"firing","labels":{},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "labels", "is empty"},
 		{"bad startsAt", alert(`{"status":"firing","labels":{"alertname":"a"},"startsAt":"21/11/2026"}`), 1, "startsAt", "RFC 3339"},
 		{"bad status", alert(`{"status":"pending","labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "want firing or resolved"},
 		{"no status", alert(`{"labels":{"alertname":"a"},"startsAt":"2026-11-21T11:00:00Z"}`), 1, "status", "is required"},
@@ -262,5 +262,42 @@ func TestSkippedInvalidCountsInputs(t *testing.T) {
 	}
 	if len(b.Problems) < 2 || b.Skipped[SkippedInvalid] != 1 || len(b.Events) != 1 {
 		t.Fatalf("one alert with %d problems: skipped.invalid %d, %d taken; want 1 refused, 1 taken", len(b.Problems), b.Skipped[SkippedInvalid], len(b.Events))
+	}
+}
+
+// Alertmanager takes an alert with any one label: one without alertname
+// is named by its fingerprint (two such alerts are two names); times in
+// the spellings RFC 3339 and Alertmanager's API allow besides its own are
+// read (a space for the T, lower case, no colon in the offset, no offset:
+// UTC).
+func TestAlertmanagerLenientAlerts(t *testing.T) {
+	in := `{"version":"4","alerts":[
+		{"status":"firing","labels":{"job":"db"},"startsAt":"2026-11-21 11:00:00"},
+		{"status":"firing","labels":{"job":"web"},"startsAt":"2026-11-21t11:00:00.5z"},
+		{"status":"resolved","labels":{"alertname":"a"},"startsAt":"2026-11-21T12:00:00+0100","endsAt":"2026-11-21T11:30:00"}]}`
+	b, err := Alertmanager([]byte(in), opts())
+	if err != nil || len(b.Events) != 3 {
+		t.Fatalf("%v, %v: want all three alerts", b, err)
+	}
+	for i, want := range []time.Time{
+		time.Date(2026, 11, 21, 11, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 21, 11, 0, 0, 5e8, time.UTC),
+		time.Date(2026, 11, 21, 11, 30, 0, 0, time.UTC),
+	} {
+		if !b.Events[i].Time.Equal(want) {
+			t.Errorf("alert %d at %s, want %s", i, b.Events[i].Time, want)
+		}
+	}
+	if body := body[event.AlertBody](t, b.Events[2]); !body.StartsAt.Equal(time.Date(2026, 11, 21, 11, 0, 0, 0, time.UTC)) {
+		t.Errorf("startsAt +0100 read as %s", body.StartsAt)
+	}
+	n0, n1 := body[event.AlertBody](t, b.Events[0]).Name, body[event.AlertBody](t, b.Events[1]).Name
+	if n0 != b.Events[0].Fingerprint || n1 != b.Events[1].Fingerprint || n0 == n1 {
+		t.Errorf("nameless alerts named %q and %q, want their fingerprints %s and %s", n0, n1, b.Events[0].Fingerprint, b.Events[1].Fingerprint)
+	}
+	for _, bad := range []string{"21/11/2026 11:00", "2026-11-21T11:00", "yesterday", "2026-11-21T11:00:00 UTC"} {
+		if _, err := ParseTime(bad); err == nil {
+			t.Errorf("ParseTime(%q) took it", bad)
+		}
 	}
 }

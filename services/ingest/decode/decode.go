@@ -551,17 +551,41 @@ func jsonProblem(err error) (field, problem string) {
 	return "", "is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// parseTime reads an RFC 3339 time; "0001-01-01T00:00:00Z" (Go's and
-// Alertmanager's zero) and "" give the zero time.
-func parseTime(s string) (time.Time, error) {
+// parseTime is ParseTime for the decoders.
+func parseTime(s string) (time.Time, error) { return ParseTime(s) }
+
+// timeLayouts are the spellings ParseTime reads after RFC 3339's own:
+// what RFC 3339 allows besides (a space for the T, section 5.6; t and z
+// in lower case, read upper-cased), an offset without its colon, and no
+// offset at all, taken as UTC. Alertmanager's own API takes these too
+// (go-openapi's strfmt.DateTime), so a producer that posts them there is
+// not refused here.
+var timeLayouts = []string{
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999Z0700",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// ParseTime reads a time in RFC 3339 (2026-03-02T10:00:00Z, offsets and
+// fractions of any length), or one of timeLayouts; "" gives the zero
+// time, as "0001-01-01T00:00:00Z" (Go's and Alertmanager's zero) does.
+// The error names the time, not the field: the caller knows which it is.
+func ParseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("is not an RFC 3339 time: %q", clip(s))
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
 	}
-	return t, nil
+	upper := strings.ToUpper(s)
+	for _, layout := range append([]string{time.RFC3339Nano}, timeLayouts...) {
+		if t, err := time.Parse(layout, upper); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("is not an RFC 3339 time: %q", clip(s))
 }
 
 func clip(s string) string {

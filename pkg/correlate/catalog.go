@@ -1,6 +1,8 @@
 package correlate
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +22,25 @@ type Service struct {
 	Team      string   `yaml:"team" json:"team,omitempty"`
 	Tier      string   `yaml:"tier" json:"tier,omitempty"`
 	Runbook   string   `yaml:"runbook" json:"runbook,omitempty"`
-	DependsOn []string `yaml:"depends_on" json:"depends_on,omitempty"`
+	DependsOn Dependencies `yaml:"depends_on" json:"depends_on,omitempty"`
+}
+
+// Dependencies are the names in depends_on: a list, or one name written
+// alone (depends_on: db), as hand-written catalogs have it.
+type Dependencies []string
+
+// UnmarshalYAML reads a list of names, or one name.
+func (d *Dependencies) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		*d = Dependencies{n.Value}
+		return nil
+	}
+	var names []string
+	if err := n.Decode(&names); err != nil {
+		return fmt.Errorf("line %d: depends_on is a list of service names (or one name)", n.Line)
+	}
+	*d = names
+	return nil
 }
 
 // Catalog is the service catalog file: `services:` maps each service name
@@ -142,19 +162,29 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	// One parse: the typed catalog and the keys it does not know both
 	// come from the same node tree.
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("no services: key (the file is empty)")
+		}
 		return nil, err
 	}
+	// A second document would be ignored, and the services in it lost.
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document (a line of ---): give the catalog as one")
+	}
 	var c Catalog
-	if doc.Kind != 0 {
-		if err := doc.Decode(&c); err != nil {
-			return nil, err
-		}
+	if err := doc.Decode(&c); err != nil {
+		return nil, err
 	}
 	var keys []string
 	c.Warnings, keys = unknownKeys(&doc)
-	if len(keys) > 0 && !slices.Contains(keys, "services") {
-		return nil, fmt.Errorf("no services: key (the file has %s)", strings.Join(keys, ", "))
+	if !slices.Contains(keys, "services") {
+		has := "is empty"
+		if len(keys) > 0 {
+			has = "has " + strings.Join(keys, ", ")
+		}
+		return nil, fmt.Errorf("no services: key (the file %s)", has)
 	}
 	if len(c.Services) > MaxCatalogServices {
 		return nil, fmt.Errorf("%d services, at most %d", len(c.Services), MaxCatalogServices)

@@ -1242,7 +1242,7 @@ func TestCatalogCyclesAreBroken(t *testing.T) {
 	if !reflect.DeepEqual(cat.Warnings, want) {
 		t.Errorf("warnings %q, want %q", cat.Warnings, want)
 	}
-	if got := cat.Services["b"].DependsOn; !reflect.DeepEqual(got, []string{"c", "d"}) {
+	if got := cat.Services["b"].DependsOn; !reflect.DeepEqual([]string(got), []string{"c", "d"}) {
 		t.Errorf("b depends on %v, want [c d] kept", got)
 	}
 	if len(cat.Services["c"].DependsOn) != 0 || len(cat.Services["d"].DependsOn) != 0 {
@@ -1277,10 +1277,29 @@ func TestCatalogUnknownKeysAreNamed(t *testing.T) {
 	if _, err := ParseCatalog([]byte("servces:\n  a: {owner: x}\n")); err == nil || err.Error() != "no services: key (the file has servces)" {
 		t.Fatalf("misspelt services: %v", err)
 	}
-	for _, empty := range []string{"", "services:\n", "services: {}\n"} {
+	for _, empty := range []string{"services:\n", "services: {}\n"} {
 		if c, err := ParseCatalog([]byte(empty)); err != nil || len(c.Names()) != 0 {
 			t.Errorf("%q: %v, want an empty catalog", empty, err)
 		}
+	}
+	// An empty file is no catalog (an export that wrote nothing), and a
+	// second document would be services ignored.
+	for in, want := range map[string]string{
+		"":                "no services: key (the file is empty)",
+		"# nothing yet\n": "no services: key (the file is empty)",
+		"services:\n  a: {}\n---\nservices:\n  b: {}\n": "more than one YAML document",
+	} {
+		if _, err := ParseCatalog([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error saying %q", in, err, want)
+		}
+	}
+	// One dependency may be written alone.
+	cat = catalog(t, "services:\n  api: {depends_on: db}\n  db: {}\n")
+	if !reflect.DeepEqual([]string(cat.Services["api"].DependsOn), []string{"db"}) {
+		t.Errorf("depends_on: db read as %v", cat.Services["api"].DependsOn)
+	}
+	if _, err := ParseCatalog([]byte("services:\n  api: {depends_on: {db: 1}}\n")); err == nil || !strings.Contains(err.Error(), "depends_on is a list of service names (or one name)") {
+		t.Errorf("depends_on as a mapping: %v", err)
 	}
 	// A dependency in other letter case is the declared service.
 	cat = catalog(t, "services:\n  api: {depends_on: [Payments]}\n  payments: {}\n")

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
@@ -172,7 +173,9 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 // incidentsClient calls the incidents API with its bearer token.
 type incidentsClient struct {
 	base, token string
-	http        *http.Client
+	// shown is base as messages show it: a password in -url redacted.
+	shown string
+	http  *http.Client
 }
 
 // newIncidentsClient reaches the API of cfg (or base, when given) with the
@@ -218,7 +221,7 @@ func newIncidentsClient(cfg httpapi.Config, base string) (*incidentsClient, erro
 		}
 		token = strings.TrimSpace(string(raw))
 	}
-	return &incidentsClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: time.Minute}}, nil
+	return &incidentsClient{base: strings.TrimRight(base, "/"), shown: strings.TrimRight(u.Redacted(), "/"), token: token, http: &http.Client{Timeout: time.Minute}}, nil
 }
 
 // do sends one request and decodes a 2xx answer into dst, returning the
@@ -244,7 +247,7 @@ func (c *incidentsClient) do(ctx context.Context, method, path string, body any,
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, fmt.Errorf("incidents: no incidents API at %s (is aiops run running? -url names another): %w", c.base, err)
+			return nil, fmt.Errorf("incidents: no incidents API at %s (is aiops run running? -url names another): %w", c.shown, err)
 		}
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
@@ -258,9 +261,10 @@ func (c *incidentsClient) do(ctx context.Context, method, path string, body any,
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
+			// Not the API's answer (a proxy's page): its start.
+			e.Error = strings.TrimSpace(string(raw[:min(len(raw), 512)]))
 		}
-		return nil, fmt.Errorf("incidents: %s %s: %s: %s", method, path, resp.Status, e.Error)
+		return nil, fmt.Errorf("incidents: %s %s: %s: %s", method, path, resp.Status, oneLine(e.Error))
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return nil, fmt.Errorf("incidents: %s %s: the answer is not what the API gives: %w", method, path, err)
@@ -272,6 +276,7 @@ func (c *incidentsClient) do(ctx context.Context, method, path string, body any,
 func (c *incidentsClient) list(ctx context.Context, q url.Values, limit int, asJSON bool, stdout, stderr io.Writer) error {
 	var all []json.RawMessage
 	var states []correlate.State
+	seen := map[string]bool{}
 	more := false
 	for {
 		q.Set("limit", strconv.Itoa(min(limit-len(states), incidentsPage)))
@@ -288,6 +293,12 @@ func (c *incidentsClient) list(ctx context.Context, q url.Values, limit int, asJ
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return fmt.Errorf("incidents: an incident the API listed: %w", err)
 			}
+			// A merge between two pages moves an incident's opening
+			// earlier, past the cursor: it comes again.
+			if seen[st.IncidentID] {
+				continue
+			}
+			seen[st.IncidentID] = true
 			all, states = append(all, raw), append(states, st)
 		}
 		more = page.Truncated
@@ -377,7 +388,10 @@ func showIncident(w io.Writer, st correlate.State) error {
 		}
 	}
 	for _, cm := range st.Comments {
-		fmt.Fprintf(&b, "\ncomment by %s at %s\n  %s\n", oneLine(cm.By), cm.Time.UTC().Format(time.RFC3339), strings.ReplaceAll(cm.Text, "\n", "\n  "))
+		fmt.Fprintf(&b, "\ncomment by %s at %s\n", oneLine(cm.By), cm.Time.UTC().Format(time.RFC3339))
+		for _, line := range strings.Split(cm.Text, "\n") {
+			fmt.Fprintf(&b, "  %s\n", oneLine(line))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -391,10 +405,12 @@ func orDash(s string) string {
 }
 
 // oneLine keeps a value from breaking the line it is printed on, or the
-// terminal: control characters (a newline in a title, an escape sequence)
-// are shown escaped.
+// terminal: what is not a graphic character (a newline in a title, an
+// escape sequence, a bidirectional override that shows a name reversed)
+// is shown escaped. Anyone who can post an alert or a comment chooses
+// these texts.
 func oneLine(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) {
 		return s
 	}
 	q := strconv.QuoteToGraphic(s)

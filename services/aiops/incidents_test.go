@@ -31,6 +31,12 @@ func fakeIncidentsAPI(t *testing.T, token string, n int) (url string, requests *
 			json.NewEncoder(w).Encode(map[string]string{"error": "missing or wrong bearer token"})
 			return
 		}
+		if r.URL.Path == "/v1/incidents/hostile" {
+			// What anyone who can post an alert or a comment can write.
+			json.NewEncoder(w).Encode(correlate.State{IncidentID: "hostile", State: "open", Title: "a\u202egnp.exe", Services: []string{"x"},
+				Comments: []correlate.Comment{{By: "mallory\x1b[2J", Text: "ok\x1b]0;pwned\x07\rhidden\nsecond line"}}})
+			return
+		}
 		if r.URL.Path != "/v1/incidents" {
 			w.WriteHeader(http.StatusNotFound)
 			json.NewEncoder(w).Encode(map[string]string{"error": "no incident \"" + strings.TrimPrefix(r.URL.Path, "/v1/incidents/") + "\""})
@@ -131,5 +137,31 @@ func TestIncidentsErrorsNameTheProblem(t *testing.T) {
 				t.Fatalf("aiops incidents %s: %v (%s); want an error saying %q", strings.Join(tc.args, " "), err, errOut.String(), tc.want)
 			}
 		})
+	}
+}
+
+// show prints what others wrote (titles, comments) with every character
+// that would drive the terminal or reorder the line escaped, and a
+// password in -url never appears in a message.
+func TestIncidentsShowEscapesWhatOthersWrote(t *testing.T) {
+	token := "cli-test-token-0123456789abcdef"
+	url, _ := fakeIncidentsAPI(t, token, 1)
+	var out, errOut bytes.Buffer
+	if err := incidentsMain(context.Background(), []string{"show", "hostile", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, token)}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"\x1b", "\x07", "\r", "\u202e"} {
+		if strings.Contains(out.String(), raw) {
+			t.Errorf("show printed %q as it is:\n%q", raw, out.String())
+		}
+	}
+	for _, want := range []string{`a\u202egnp.exe`, `comment by mallory\x1b[2J`, `  ok\x1b]0;pwned\a\rhidden`, "  second line"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("show lacks %q:\n%s", want, out.String())
+		}
+	}
+	err := incidentsMain(context.Background(), []string{"list", "-url", "http://ana:s3cret@" + testenv.FreeAddr(t), "-set", "correlator.api.token_file=" + tokenFile(t, token)}, &out, &errOut)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "ana:xxxxx@") {
+		t.Errorf("an unreachable -url with a password: %v", err)
 	}
 }

@@ -1995,18 +1995,30 @@ func (c *Correlator) sortedIncidents() []*incident {
 	return out
 }
 
-// sameMonth reports whether a and b fall in one calendar month (UTC). An
-// incident's opening moves back to a merged one's only within its month:
-// ClickHouse keeps each incident's states in the partition of the month it
-// opened (incidents is partitioned by toYYYYMM(opened_at)), and FINAL
-// collapses rows only within a partition, so a state of another month
-// would be a second row for one incident. Merges join openings minutes
-// apart, so only an incident merged across a month's first midnight keeps
-// the later opening.
+// sameMonth reports whether a and b fall in one calendar month in every
+// time zone (UTC-12 to UTC+14). An incident's opening moves back to a
+// merged one's only then: ClickHouse keeps each incident's states in the
+// partition of the month it opened (toYYYYMM(opened_at), in the server's
+// zone), and a state in another partition than the incident's first is a
+// second row wherever a query's condition on opened_at leaves the newer
+// row's partition out (partition pruning, before FINAL collapses rows).
+// Merges join openings minutes apart, so only incidents merged within a
+// day of a month's first midnight keep the later opening.
 func sameMonth(a, b time.Time) bool {
-	ay, am, _ := a.UTC().Date()
-	by, bm, _ := b.UTC().Date()
-	return ay == by && am == bm
+	month := func(t time.Time) (int, time.Month) {
+		y, m, _ := t.UTC().Date()
+		return y, m
+	}
+	// The month's first midnight in every zone lies within 14 hours before
+	// and 12 after the UTC one: both times after the latest of a month's
+	// and before the earliest of the next.
+	y, m := month(a.Add(14 * time.Hour))
+	for _, t := range []time.Time{b.Add(14 * time.Hour), a.Add(-12 * time.Hour), b.Add(-12 * time.Hour)} {
+		if yt, mt := month(t); yt != y || mt != m {
+			return false
+		}
+	}
+	return true
 }
 
 // sortIncidents orders incidents by opening time, then id.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the zones below, on a machine without its own
 
 	"github.com/aiops-dev/aiops/pkg/event"
 )
@@ -256,9 +257,10 @@ services:
 }
 
 // A merge moves the incident's opening back to the merged one's, but not
-// into another month: the incidents table keeps an incident's states in
-// the partition of the month it opened, and a state in another partition
-// would be a second row for it. Within a month it moves back.
+// into another month in any time zone: the incidents table keeps an
+// incident's states in the partition of the month it opened, in the
+// ClickHouse server's zone, and a state in another partition would be a
+// second row for it. Well within a month it moves back.
 func TestMergeKeepsTheOpeningInItsMonth(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -266,7 +268,9 @@ func TestMergeKeepsTheOpeningInItsMonth(t *testing.T) {
 		moved    bool
 	}{
 		{"across the month's first midnight", time.Date(2026, 11, 30, 23, 59, 50, 0, time.UTC), false},
-		{"within a month", time.Date(2026, 12, 1, 0, 0, 30, 0, time.UTC), true},
+		// The same UTC month, but November in New York.
+		{"across the month's first midnight in another zone", time.Date(2026, 12, 1, 4, 59, 50, 0, time.UTC), false},
+		{"within a month", time.Date(2026, 12, 3, 0, 0, 30, 0, time.UTC), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := correlatorOn(t, Config{}, `
@@ -281,7 +285,7 @@ services:
 			}
 			a := at(alert("HighLatency", "api-a", 0), tc.symptoms)
 			b := at(alert("HighLatency", "api-b", 0), tc.symptoms.Add(20*time.Second))
-			db := at(alert("ReplicationLag", "db", 0), time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+			db := at(alert("ReplicationLag", "db", 0), tc.symptoms.Add(70*time.Second))
 			feed(c, a)
 			feed(c, b)
 			into, _ := c.IncidentOf(b.Fingerprint)
@@ -296,8 +300,14 @@ services:
 			if moved := st.OpenedAt.Equal(tc.symptoms); moved != tc.moved {
 				t.Errorf("opened_at %s after merging an incident opened %s: moved %v, want %v", st.OpenedAt, tc.symptoms, moved, tc.moved)
 			}
-			if !sameMonth(st.OpenedAt, b.Time) {
-				t.Errorf("opened_at %s left the month of the incident's first state (%s)", st.OpenedAt, b.Time)
+			for _, zone := range []string{"UTC", "America/New_York", "Pacific/Kiritimati"} {
+				loc, err := time.LoadLocation(zone)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.OpenedAt.In(loc).Month() != b.Time.In(loc).Month() {
+					t.Errorf("opened_at %s left the month, in %s, of the incident's first state (%s)", st.OpenedAt, zone, b.Time)
+				}
 			}
 		})
 	}

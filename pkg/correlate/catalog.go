@@ -18,10 +18,10 @@ import (
 // a failure travels from a service to the services that depend on it, "up"
 // the graph.
 type Service struct {
-	Owner     string   `yaml:"owner" json:"owner,omitempty"`
-	Team      string   `yaml:"team" json:"team,omitempty"`
-	Tier      string   `yaml:"tier" json:"tier,omitempty"`
-	Runbook   string   `yaml:"runbook" json:"runbook,omitempty"`
+	Owner     string       `yaml:"owner" json:"owner,omitempty"`
+	Team      string       `yaml:"team" json:"team,omitempty"`
+	Tier      string       `yaml:"tier" json:"tier,omitempty"`
+	Runbook   string       `yaml:"runbook" json:"runbook,omitempty"`
 	DependsOn Dependencies `yaml:"depends_on" json:"depends_on,omitempty"`
 }
 
@@ -169,9 +169,18 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		}
 		return nil, err
 	}
-	// A second document would be ignored, and the services in it lost.
-	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document (a line of ---): give the catalog as one")
+	// A second document would be ignored, and the services in it lost. (A
+	// file ending in a line of --- has an empty one: yaml.v3 gives it as
+	// a null.)
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || len(more.Content) != 1 || more.Content[0].Tag != "!!null" {
+			return nil, errors.New("more than one YAML document (a line of ---): give the catalog as one")
+		}
 	}
 	var c Catalog
 	if err := doc.Decode(&c); err != nil {
@@ -180,7 +189,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	var keys []string
 	c.Warnings, keys = unknownKeys(&doc)
 	if !slices.Contains(keys, "services") {
-		has := "is empty"
+		has := "has no keys"
 		if len(keys) > 0 {
 			has = "has " + strings.Join(keys, ", ")
 		}

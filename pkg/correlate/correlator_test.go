@@ -1287,10 +1287,18 @@ func TestCatalogUnknownKeysAreNamed(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                "no services: key (the file is empty)",
 		"# nothing yet\n": "no services: key (the file is empty)",
-		"services:\n  a: {}\n---\nservices:\n  b: {}\n": "more than one YAML document",
+		"{}\n":            "no services: key (the file has no keys)",
+		"services:\n  a: {}\n---\nservices:\n  b: {}\n":      "more than one YAML document",
+		"services:\n  a: {}\n---\nservices:\n  b: {}\n---\n": "more than one YAML document",
 	} {
 		if _, err := ParseCatalog([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error saying %q", in, err, want)
+		}
+	}
+	// A file that ends a document with --- (and a comment) is one catalog.
+	for _, in := range []string{"services:\n  a: {}\n---\n", "services:\n  a: {}\n---\n# end\n", "---\nservices:\n  a: {}\n"} {
+		if c, err := ParseCatalog([]byte(in)); err != nil || len(c.Names()) != 1 {
+			t.Errorf("%q: %v, want the catalog of a", in, err)
 		}
 	}
 	// One dependency may be written alone.

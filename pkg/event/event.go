@@ -73,8 +73,9 @@ func ParseSeverity(s string) (sev Severity, ok bool) {
 	w := strings.ToLower(strings.TrimSpace(s))
 	if level, ok := priorityLevel(w); ok {
 		// Priority 1 is the worst (Opsgenie P1 critical, P2 high, P3
-		// moderate, P4 low, P5 informational; incident SEV1 to SEV5 alike).
-		return []Severity{SeverityCritical, SeverityError, SeverityWarning, SeverityInfo, SeverityInfo}[level-1], true
+		// moderate, P4 low, P5 informational; incident SEV1 to SEV5
+		// alike), or 0 where a company counts from it (SEV0, P0).
+		return []Severity{SeverityCritical, SeverityCritical, SeverityError, SeverityWarning, SeverityInfo, SeverityInfo}[level], true
 	}
 	switch w {
 	case "":
@@ -93,14 +94,14 @@ func ParseSeverity(s string) (sev Severity, ok bool) {
 	return "", false
 }
 
-// priorityLevel reads a priority word, 1 to 5: "p1", "sev1", "sev-1",
+// priorityLevel reads a priority word, 0 to 5: "p1", "sev1", "sev-1",
 // "sev 1", "s1". A bare number is none: syslog counts 0 to 7 from the
 // worst, OpenTelemetry 1 to 24 from the least.
 func priorityLevel(w string) (int, bool) {
 	for _, prefix := range []string{"sev", "p", "s"} {
 		if rest, ok := strings.CutPrefix(w, prefix); ok {
 			rest = strings.TrimLeft(rest, " -_")
-			if len(rest) == 1 && rest[0] >= '1' && rest[0] <= '5' {
+			if len(rest) == 1 && rest[0] >= '0' && rest[0] <= '5' {
 				return int(rest[0] - '0'), true
 			}
 			return 0, false

@@ -364,14 +364,14 @@ func TestParseSeverity(t *testing.T) {
 		}
 	}
 	// The priorities of paging and ticketing tools: 1 is the worst.
-	for in, want := range map[string]Severity{"P1": SeverityCritical, "sev-2": SeverityError, "SEV 3": SeverityWarning, "s4": SeverityInfo, "p5": SeverityInfo,
+	for in, want := range map[string]Severity{"SEV0": SeverityCritical, "p0": SeverityCritical, "P1": SeverityCritical, "sev-2": SeverityError, "SEV 3": SeverityWarning, "s4": SeverityInfo, "p5": SeverityInfo,
 		"Highest": SeverityCritical, "medium": SeverityWarning, "Low": SeverityInfo, "lowest": SeverityDebug, "severe": SeverityError, "page": SeverityCritical} {
 		got, ok := ParseSeverity(in)
 		if !ok || got != want {
 			t.Errorf("ParseSeverity(%q) = %q,%v want %q", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"purple", "p0", "p6", "sev12", "3", "p", "sev", "pp1"} {
+	for _, in := range []string{"purple", "p6", "sev12", "3", "p", "sev", "pp1", "s-"} {
 		if got, ok := ParseSeverity(in); ok {
 			t.Errorf("unknown severity %q accepted as %q", in, got)
 		}

@@ -557,9 +557,8 @@ func parseTime(s string) (time.Time, error) { return ParseTime(s) }
 // timeLayouts are the spellings ParseTime reads after RFC 3339's own:
 // what RFC 3339 allows besides (a space for the T, section 5.6; t and z
 // in lower case, read upper-cased), an offset without its colon, and no
-// offset at all, taken as UTC. Alertmanager's own API takes these too
-// (go-openapi's strfmt.DateTime), so a producer that posts them there is
-// not refused here.
+// offset at all, taken as UTC, as Alertmanager's own API takes the last
+// two (go-openapi's strfmt.DateTime).
 var timeLayouts = []string{
 	"2006-01-02T15:04:05.999999999Z0700",
 	"2006-01-02T15:04:05.999999999",

@@ -26,6 +26,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/crossgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/issuegen"
 	"github.com/aiops-dev/aiops/pkg/correlate/opsgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
@@ -103,6 +104,10 @@ var stormGenerators = map[string]func(seed uint64) (generatedStorm, error){
 		s := opsgen.Generate(seed, opsgen.DefaultConfig())
 		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
+	"issuegen": func(seed uint64) (generatedStorm, error) {
+		s := issuegen.Generate(seed, issuegen.DefaultConfig())
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
+	},
 }
 
 func scenarioStorm(seed uint64, d time.Duration) (generatedStorm, error) {
@@ -146,6 +151,7 @@ Generators (pkg/correlate/QUALITY.md tells how each was written):
   specgen         written from the correlator issue's words alone
   stagegen        the detector's and log miner's events beside the alerts
   opsgen          a real Alertmanager's routing tree and inhibition
+  issuegen        written blind from the issue's words, calibrated to its baselines
 `
 
 const evalUsage = `usage: aiops correlate eval [--rules rules.yaml] [--output scores.json] [--page eval.html] STORM...

@@ -168,6 +168,18 @@ type Config struct {
 	LocationLabels []string      `yaml:"location_labels"`
 	LocationBurst  int           `yaml:"location_burst"`
 	LocationWindow time.Duration `yaml:"location_window"`
+	// UnplacedSignals and UnplacedWindow: a signal the catalog cannot
+	// place (its service is not in the catalog and no label names one
+	// that is: a blackbox probe of a public URL, an exporter's alert named
+	// for the exporter) has only time to go by. It joins the incident it
+	// may join whose failure reached a service it had not reached before
+	// at most UnplacedWindow before the signal (the latest such), rather
+	// than only what failed on its own unknown service. false turns it
+	// off; nil and 0 are the defaults (UnplacedWindow at most
+	// GroupWindow). Without a catalog nothing is placed, and the rule is
+	// off.
+	UnplacedSignals *bool         `yaml:"unplaced_signals"`
+	UnplacedWindow  time.Duration `yaml:"unplaced_window"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -267,6 +279,8 @@ func DefaultConfig() Config {
 		LocationLabels:     []string{"region", "zone", "cluster"},
 		LocationBurst:      4,
 		LocationWindow:     5 * time.Minute,
+		UnplacedSignals:    Flag(true),
+		UnplacedWindow:     time.Minute,
 		PathWeight:         Weight(0.5),
 		LabelWeight:        Weight(0.5),
 		RecencyWeight:      4,
@@ -333,6 +347,12 @@ func (c Config) WithDefaults() Config {
 	if c.LocationBursts == nil {
 		c.LocationBursts = d.LocationBursts
 	}
+	if c.UnplacedSignals == nil {
+		c.UnplacedSignals = d.UnplacedSignals
+	}
+	if c.UnplacedWindow == 0 {
+		c.UnplacedWindow = min(d.UnplacedWindow, c.GroupWindow)
+	}
 	if len(c.LocationLabels) == 0 {
 		c.LocationLabels = d.LocationLabels
 	}
@@ -394,7 +414,7 @@ func (c Config) Validate() error {
 		v   time.Duration
 	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow},
-		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}} {
+		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}, {"unplaced_window", c.UnplacedWindow}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
@@ -441,6 +461,8 @@ func (c Config) Validate() error {
 		return bad("storm_burst", "%d, want 0 (default) or 2 to 1000: one incident is no storm", c.StormBurst)
 	case *c.AlertStorms && c.StormWindow > c.GroupWindow:
 		return bad("storm_window", "%s, want at most group_window (%s): a storm's incidents open together", c.StormWindow, c.GroupWindow)
+	case *c.UnplacedSignals && c.UnplacedWindow > c.GroupWindow:
+		return bad("unplaced_window", "%s, want at most group_window (%s)", c.UnplacedWindow, c.GroupWindow)
 	case c.LocationBurst < 2 || c.LocationBurst > 1000:
 		return bad("location_burst", "%d, want 0 (default) or 2 to 1000: one incident is no burst", c.LocationBurst)
 	case *c.LocationBursts && c.LocationWindow > c.GroupWindow:

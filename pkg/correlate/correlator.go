@@ -1235,7 +1235,48 @@ func (c *Correlator) best(s Signal) *incident {
 			}
 		}
 	}
+	if inc := c.spreadingNow(s); inc != nil {
+		return inc
+	}
 	return bestInc
+}
+
+// spreadingNow is, for a signal the catalog cannot place
+// (Config.UnplacedSignals), the incident it may join whose failure
+// reached a new service latest, at most UnplacedWindow before it, among
+// those rooted on a catalogued service; nil for a placed signal, or when
+// none is spreading now. It scans the incidents in memory: signals of
+// unknown services are few, and a failure spreading now is what they can
+// be told by.
+func (c *Correlator) spreadingNow(s Signal) *incident {
+	if c.cat == nil || !*c.cfg.UnplacedSignals {
+		return nil
+	}
+	if _, placed := c.topo.index[s.Service]; placed {
+		return nil
+	}
+	var (
+		best *incident
+		at   time.Time
+	)
+	for _, inc := range c.incidents {
+		if _, ok := c.topo.index[inc.root]; !ok || inc.status == StatusResolved {
+			continue
+		}
+		var last time.Time
+		for _, t := range inc.arrived {
+			if !t.After(s.Time) && t.After(last) {
+				last = t
+			}
+		}
+		if last.IsZero() || s.Time.Sub(last) > c.cfg.UnplacedWindow || (best != nil && (last.Before(at) || last.Equal(at) && inc.id > best.id)) {
+			continue
+		}
+		if _, ok := c.eligible(inc, s); ok {
+			best, at = inc, last
+		}
+	}
+	return best
 }
 
 // eligible reports whether s may join inc at all (best then scores the

@@ -586,7 +586,9 @@ func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {
 // A signal whose service is not catalogued is about the service one of
 // its labels names (a scrape job as the service, the service in app), or
 // the catalogued one spelled in other letter case; an alert on a service
-// no label ties to the catalog stays apart.
+// no label ties to the catalog goes by time alone: it joins the cascade
+// that reached payments 10 s before it (unplaced_signals), and with that
+// rule off stays apart.
 func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 	// Three HighErrorRate within a minute would be an alert storm.
 	c := newCorrelator(t, Config{AlertStorms: Flag(false)})
@@ -600,17 +602,21 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 	cart.Labels = map[string]string{"zone": "eu-1", "svc": "cart", "pool": "payments"}
 	feed(c, db, api, lone, cart)
 	incs := c.Incidents()
-	if len(incs) != 3 {
-		t.Fatalf("%d incidents, want the cascade, cart's and the alert no label ties: %+v", len(incs), incs)
+	if len(incs) != 2 {
+		t.Fatalf("%d incidents, want the cascade (with the alert no label ties) and cart's: %+v", len(incs), incs)
 	}
 	for _, inc := range incs {
 		switch {
-		case inc.MemberCount == 2 && reflect.DeepEqual(inc.Services, []string{"payments", "payments-db"}) && inc.RootCauses[0].Service == "payments-db":
+		case inc.MemberCount == 3 && reflect.DeepEqual(inc.Services, []string{"kubernetes-pods", "payments", "payments-db"}) && inc.RootCauses[0].Service == "payments-db":
 		case inc.MemberCount == 1 && reflect.DeepEqual(inc.Services, []string{"cart"}):
-		case inc.MemberCount == 1 && reflect.DeepEqual(inc.Services, []string{"kubernetes-pods"}):
 		default:
 			t.Errorf("incident %+v", inc)
 		}
+	}
+	off := newCorrelator(t, Config{AlertStorms: Flag(false), UnplacedSignals: Flag(false)})
+	feed(off, db, api, lone, cart)
+	if got, _ := off.IncidentOf(lone.Fingerprint); len(off.Incidents()) != 3 || got == func() string { id, _ := off.IncidentOf(api.Fingerprint); return id }() {
+		t.Errorf("unplaced_signals off: %d incidents, the alert no label ties in %s; want it apart", len(off.Incidents()), got)
 	}
 	// Of two labels naming catalogued services, a peer's (database)
 	// never names the signal's own, and of the others the first key in
@@ -1457,6 +1463,7 @@ func TestConfigValidate(t *testing.T) {
 		"correlator.rules.slow_alerts[1]":     {SlowAlerts: []string{"KubePodNotReady", "Kube(Pod"}},
 		"correlator.rules.slow_alerts":        {SlowAlerts: make([]string, 101)},
 		"correlator.rules.slow_alert_wait":    {SlowAlertWait: -time.Minute},
+		"correlator.rules.unplaced_window":    {UnplacedWindow: 11 * time.Minute},
 	} {
 		err := cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), key+":") || !errors.Is(err, ErrInvalidConfig) {
@@ -2479,5 +2486,62 @@ func TestLinkedChangeWithoutAuthorReadsOnTheTimeline(t *testing.T) {
 	}
 	if want := "change linked: deploy of payments - by -"; len(linked) != 1 || linked[0] != want {
 		t.Fatalf("timeline says %q, want %q", linked, want)
+	}
+}
+
+// A signal the catalog cannot place (a blackbox probe of a public URL,
+// under the exporter's name) joins the incident whose failure reached a
+// new service within unplaced_window before it, the latest of them; it
+// stays apart when nothing spreads now, with the rule off, and without a
+// catalog; one whose label names a catalogued service goes by that.
+func TestUnplacedSignalJoinsWhatSpreadsNow(t *testing.T) {
+	const cat = `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+  search: {}
+`
+	probe := func(at time.Duration, url string) Signal {
+		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
+		s.Fingerprint += url
+		s.Labels = map[string]string{"instance": url}
+		return s
+	}
+	cascade := []Signal{alert("DBDown", "db", 0), alert("HighErrorRate", "api", time.Minute), alert("HighErrorRate", "web", 2*time.Minute)}
+	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+
+	c := correlatorOn(t, Config{}, cat)
+	feed(c, cascade...)
+	// search fails on its own 15 s before the cascade reaches web: both
+	// within the window of the probes, the cascade the latest.
+	feed(c, alert("DiskFull", "search", 105*time.Second))
+	p1, p2 := probe(2*time.Minute+40*time.Second, "https://www.shop.example.com/"), probe(2*time.Minute+50*time.Second, "https://api.shop.example.com/")
+	feed(c, p1, p2)
+	if got, want := in(c, p1), in(c, cascade[0]); got != want || in(c, p2) != want {
+		t.Errorf("probes in %s and %s, want the cascade's %s, whose failure reached web 40 s before", got, in(c, p2), want)
+	}
+	late := probe(4*time.Minute, "https://m.shop.example.com/")
+	feed(c, late)
+	if got := in(c, late); got == in(c, cascade[0]) {
+		t.Errorf("a probe 2 minutes after the cascade last spread joined it")
+	}
+	// A label naming a catalogued service places it as before.
+	named := alert("QueueBacklog", "rabbitmq-exporter", 2*time.Minute+55*time.Second)
+	named.Labels = map[string]string{"consumer": "search"}
+	feed(c, named)
+	if got := in(c, named); got != in(c, alert("DiskFull", "search", 0)) {
+		t.Errorf("an alert naming search in a label went to %s, want search's incident", got)
+	}
+
+	for name, c := range map[string]*Correlator{
+		"rule off":   correlatorOn(t, Config{UnplacedSignals: Flag(false)}, cat),
+		"no catalog": func() *Correlator { c, _ := New(Config{}, nil); return c }(),
+	} {
+		feed(c, cascade...)
+		feed(c, p1)
+		if in(c, p1) == in(c, cascade[0]) {
+			t.Errorf("%s: the probe joined the cascade", name)
+		}
 	}
 }

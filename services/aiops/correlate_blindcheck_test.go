@@ -12,6 +12,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/blindgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/eval"
 	"github.com/aiops-dev/aiops/pkg/correlate/fleetgen"
+	"github.com/aiops-dev/aiops/pkg/correlate/issuegen"
 	"github.com/aiops-dev/aiops/pkg/correlate/opsgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
@@ -45,6 +46,15 @@ func stagegenStorm(seed uint64) blindStorm {
 func opsgenStorm(seed uint64) blindStorm {
 	s := opsgen.Generate(seed, opsgen.DefaultConfig())
 	return blindStorm{s.Lines, s.Catalog, s.Truth, s.BaselineByService(), s.BaselineTimeWindow(5 * time.Minute)}
+}
+
+func issuegenStorm(seed uint64) blindStorm {
+	s := issuegen.Generate(seed, issuegen.DefaultConfig())
+	items, err := issuegen.Items(s.Lines)
+	if err != nil {
+		panic(err) // the generator's own lines
+	}
+	return blindStorm{s.Lines, s.Catalog, s.Truth, issuegen.ByLabel(items, "service"), eval.WindowsByTime(issuegen.Sightings(items), 5*time.Minute)}
 }
 
 func fleetgenStorm(seed uint64) blindStorm {
@@ -231,4 +241,21 @@ func TestCorrelateStageCheck(t *testing.T) {
 // logs each seed.
 func TestCorrelateOpsCheck(t *testing.T) {
 	blindCheck(t, opsgenStorm, "opsgen", 0.78, true)
+}
+
+// TestCorrelateIssueCheck scores the correlator, defaults only, on storms
+// of pkg/correlate/issuegen: an eighth generator, written in session 25
+// from the issue's words by someone who read neither the correlator nor
+// the other generators (a web shop of 56 services behind a model of
+// Prometheus and Alertmanager, blackbox probes of its public URLs under
+// the exporter's name), calibrated to the issue's baselines on seeds
+// 1001-1100 before the correlator ran on it. The defaults of then, run
+// once on it, scored 0.842 on seeds 1-20 and 0.836 on 21-40 (count ratio
+// 1.06); 0.900 and 0.873 since signals the catalog cannot place join what
+// spreads now (unplaced_signals, session 25). Seeds 1-20 may be used to
+// choose defaults, 21-40 are held out. It checks that the correlator
+// beats the 5-minute window on each half and keeps a floor of 0.86 over
+// seeds 1-40. ISSUEGEN_VERBOSE=1 logs each seed.
+func TestCorrelateIssueCheck(t *testing.T) {
+	blindCheck(t, issuegenStorm, "issuegen", 0.86, true)
 }

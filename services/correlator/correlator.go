@@ -100,9 +100,9 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		}
 	}
 	if cfg.Partition.Count > 1 {
-		// A shared service's burst, an alert storm and a location burst span the catalog's
-		// components, which partitions split: each partition would merge
-		// only its share.
+		// A shared service's burst, an alert storm, a location burst and
+		// what spreads now span the catalog's components, which
+		// partitions split: each partition would see only its share.
 		if *cfg.Rules.SharedServices {
 			cfg.Rules.SharedServices = correlate.Flag(false)
 			log.Info().Msg("rules.shared_services is off: partitions split a shared service's burst")
@@ -114,6 +114,10 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		if *cfg.Rules.LocationBursts {
 			cfg.Rules.LocationBursts = correlate.Flag(false)
 			log.Info().Msg("rules.location_bursts is off: partitions split a location burst")
+		}
+		if *cfg.Rules.UnplacedSignals {
+			cfg.Rules.UnplacedSignals = correlate.Flag(false)
+			log.Info().Msg("rules.unplaced_signals is off: a partition sees only its share of what spreads now")
 		}
 	}
 	c, err := correlate.New(cfg.Rules, cat)

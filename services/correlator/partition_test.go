@@ -72,10 +72,10 @@ func TestPartitionsMakeTheSameIncidents(t *testing.T) {
 		}
 		return members
 	}
-	// Partitioned correlators turn shared_services, alert_storms and
-	// location_bursts off (a burst spans components); so does the one
-	// they are compared with.
-	whole := run(Config{Rules: correlate.Config{SharedServices: correlate.Flag(false), AlertStorms: correlate.Flag(false), LocationBursts: correlate.Flag(false)}})
+	// Partitioned correlators turn shared_services, alert_storms,
+	// location_bursts and unplaced_signals off (a burst, and what spreads
+	// now, span components); so does the one they are compared with.
+	whole := run(Config{Rules: correlate.Config{SharedServices: correlate.Flag(false), AlertStorms: correlate.Flag(false), LocationBursts: correlate.Flag(false), UnplacedSignals: correlate.Flag(false)}})
 	if len(whole) < 10 {
 		t.Fatalf("the storm made %d incidents: too few to tell", len(whole))
 	}

@@ -98,6 +98,17 @@ func BenchmarkNewFingerprints(b *testing.B) {
 	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) { s.Fingerprint = fmt.Sprintf("new-%d", i) })
 }
 
+// BenchmarkNewUnplacedFingerprints: new signals of a service the catalog
+// does not know (blackbox probes), each looking for what spreads now
+// among the arrivals of the last minutes (spreadingNow); against
+// BenchmarkNewFingerprints in the same run.
+func BenchmarkNewUnplacedFingerprints(b *testing.B) {
+	c, sigs := populated(b, 100_000)
+	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) {
+		s.Fingerprint, s.Service, s.Name = fmt.Sprintf("probe-%d", i), "blackbox-exporter", "BlackboxProbeFailed"
+	})
+}
+
 // BenchmarkNewFingerprintsInAStorm: the same with the defaults, where
 // the populated alerts are one alert storm's incident of 100,000 members
 // (and, past MaxFingerprints, the one forgotten).

@@ -139,6 +139,9 @@ type incident struct {
 	// dueAt is when time alone next changes the incident (dueOf), as
 	// queued in Correlator.queue; zero when nothing is due or it is gone.
 	dueAt time.Time
+	// looked is the last spreadingNow scan that judged it (Correlator's
+	// scans): each scan looks at an incident once.
+	looked uint64
 }
 
 // Correlator is the incident state. It is not safe for concurrent use: the
@@ -207,6 +210,14 @@ type Correlator struct {
 	// evicted are the resolutions of the open incidents evict forgot
 	// while a signal was taken, which Observe returns with its own events.
 	evicted []Update
+	// arrivals are the new members' first firings, as taken (a later
+	// one on the same service supersedes an entry), kept while a signal
+	// could still look at them (spreadingNow), with
+	// Config.UnplacedSignals and a catalog; kept is their number at the
+	// last pruning (noteArrival).
+	arrivals []arrival
+	kept     int
+	scans    uint64
 
 	stats Stats
 }
@@ -1243,11 +1254,10 @@ func (c *Correlator) best(s Signal) *incident {
 
 // spreadingNow is, for a signal the catalog cannot place
 // (Config.UnplacedSignals), the incident it may join whose failure
-// reached a new service latest, at most UnplacedWindow before it, among
+// took a new member latest, at most UnplacedWindow before it, among
 // those rooted on a catalogued service; nil for a placed signal, or when
-// none is spreading now. It scans the incidents in memory: signals of
-// unknown services are few, and a failure spreading now is what they can
-// be told by.
+// none is spreading now. It looks at the arrivals of the last minute or
+// so (noteArrival), not at every incident in memory.
 func (c *Correlator) spreadingNow(s Signal) *incident {
 	if c.cat == nil || !*c.cfg.UnplacedSignals {
 		return nil
@@ -1259,21 +1269,29 @@ func (c *Correlator) spreadingNow(s Signal) *incident {
 		best *incident
 		at   time.Time
 	)
-	for _, inc := range c.incidents {
-		if _, ok := c.topo.index[inc.root]; !ok || inc.status == StatusResolved {
+	// Newest first; arrivals are filed about in time order, so once they
+	// are twice the window behind the signal the rest are older still.
+	// The first live arrival of an incident met is its latest within
+	// reach, which alone is judged.
+	c.scans++
+	for i := len(c.arrivals) - 1; i >= 0; i-- {
+		a := c.arrivals[i]
+		inc := a.inc
+		if s.Time.Sub(a.at) > 2*c.cfg.UnplacedWindow {
+			break
+		}
+		if a.at.After(s.Time) || s.Time.Sub(a.at) > c.cfg.UnplacedWindow || (best != nil && (a.at.Before(at) || a.at.Equal(at) && inc.id >= best.id)) {
 			continue
 		}
-		var last time.Time
-		for _, t := range inc.arrived {
-			if !t.After(s.Time) && t.After(last) {
-				last = t
-			}
-		}
-		if last.IsZero() || s.Time.Sub(last) > c.cfg.UnplacedWindow || (best != nil && (last.Before(at) || last.Equal(at) && inc.id > best.id)) {
+		if inc.looked == c.scans || !c.live(a) {
 			continue
 		}
-		if _, ok := c.eligible(inc, s); ok {
-			best, at = inc, last
+		if _, placed := c.topo.index[inc.root]; !placed {
+			continue
+		}
+		inc.looked = c.scans
+		if _, ok := c.eligible(inc, s); ok && inc.status != StatusResolved {
+			best, at = inc, a.at
 		}
 	}
 	return best
@@ -1589,8 +1607,43 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	}
 	if m.FirstSeen.After(inc.arrived[m.Service]) {
 		inc.arrived[m.Service] = m.FirstSeen
+		c.noteArrival(inc, m.Service, m.FirstSeen)
 	}
 	return newService
+}
+
+// arrival is a new member's first firing in an incident (spreadingNow).
+type arrival struct {
+	inc     *incident
+	service string
+	at      time.Time
+}
+
+// noteArrival files inc's new member on service, first seen at, for the
+// signals the catalog cannot place; past twice what the last pruning
+// kept, the arrivals older than GroupWindow and UnplacedWindow before the
+// latest event time are dropped: a signal's own time may be minutes
+// behind the latest (Alertmanager sends an alert once per group_interval,
+// timed at its start), but no incident more than GroupWindow behind its
+// last firing takes it.
+func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
+	if c.cat == nil || !*c.cfg.UnplacedSignals {
+		return
+	}
+	c.arrivals = append(c.arrivals, arrival{inc, service, at})
+	if len(c.arrivals) <= 2*c.kept+64 {
+		return
+	}
+	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	c.arrivals = slices.DeleteFunc(c.arrivals, func(a arrival) bool { return a.at.Before(cut) || !c.live(a) })
+	c.kept = len(c.arrivals)
+}
+
+// live reports whether a still tells when a's incident last took a new
+// member on a's service: the incident is in memory, and no later member
+// there (or a member leaving) moved its time.
+func (c *Correlator) live(a arrival) bool {
+	return c.incidents[a.inc.id] == a.inc && a.inc.arrived[a.service].Equal(a.at)
 }
 
 func describe(s Signal) string {

@@ -2534,6 +2534,14 @@ services:
 		t.Errorf("an alert naming search in a label went to %s, want search's incident", got)
 	}
 
+	// An incident of one member, just opened, is spreading too.
+	one := correlatorOn(t, Config{}, cat)
+	feed(one, alert("DBDown", "db", 0))
+	p := probe(30*time.Second, "https://www.shop.example.com/")
+	if feed(one, p); in(one, p) != in(one, alert("DBDown", "db", 0)) {
+		t.Errorf("a probe 30 s after db's alert opened its incident stayed apart")
+	}
+
 	for name, c := range map[string]*Correlator{
 		"rule off":   correlatorOn(t, Config{UnplacedSignals: Flag(false)}, cat),
 		"no catalog": func() *Correlator { c, _ := New(Config{}, nil); return c }(),

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"iter"
@@ -215,9 +216,10 @@ type Correlator struct {
 	// could still look at them (spreadingNow), with
 	// Config.UnplacedSignals and a catalog; kept is their number at the
 	// last pruning (noteArrival).
-	arrivals []arrival
-	kept     int
-	scans    uint64
+	arrivals  []arrival
+	kept      int
+	scans     uint64
+	restoring bool // UnmarshalJSON counts members: fileArrivals files them after
 
 	stats Stats
 }
@@ -1269,28 +1271,27 @@ func (c *Correlator) spreadingNow(s Signal) *incident {
 		best *incident
 		at   time.Time
 	)
-	// Newest first; arrivals are filed about in time order, so once they
-	// are twice the window behind the signal the rest are older still.
-	// The first live arrival of an incident met is its latest within
-	// reach, which alone is judged.
+	// The arrivals within reach, newest first (they are in time order):
+	// an incident's first live one met is its latest, which alone is
+	// judged; of equal times the lowest id wins, in any order.
 	c.scans++
-	for i := len(c.arrivals) - 1; i >= 0; i-- {
+	i, _ := slices.BinarySearchFunc(c.arrivals, s.Time, func(a arrival, t time.Time) int {
+		return cmp.Or(a.at.Compare(t), -1) // past every arrival at t
+	})
+	for i--; i >= 0; i-- {
 		a := c.arrivals[i]
 		inc := a.inc
-		if s.Time.Sub(a.at) > 2*c.cfg.UnplacedWindow {
+		if s.Time.Sub(a.at) > c.cfg.UnplacedWindow {
 			break
 		}
-		if a.at.After(s.Time) || s.Time.Sub(a.at) > c.cfg.UnplacedWindow || (best != nil && (a.at.Before(at) || a.at.Equal(at) && inc.id >= best.id)) {
-			continue
-		}
-		if inc.looked == c.scans || !c.live(a) {
-			continue
-		}
-		if _, placed := c.topo.index[inc.root]; !placed {
+		if best != nil && (a.at.Before(at) || a.at.Equal(at) && inc.id >= best.id) || inc.looked == c.scans || !c.live(a) {
 			continue
 		}
 		inc.looked = c.scans
-		if _, ok := c.eligible(inc, s); ok && inc.status != StatusResolved {
+		if _, placed := c.topo.index[inc.root]; !placed || inc.status == StatusResolved {
+			continue
+		}
+		if _, ok := c.eligible(inc, s); ok {
 			best, at = inc, a.at
 		}
 	}
@@ -1620,22 +1621,56 @@ type arrival struct {
 }
 
 // noteArrival files inc's new member on service, first seen at, for the
-// signals the catalog cannot place; past twice what the last pruning
-// kept, the arrivals older than GroupWindow and UnplacedWindow before the
-// latest event time are dropped: a signal's own time may be minutes
-// behind the latest (Alertmanager sends an alert once per group_interval,
-// timed at its start), but no incident more than GroupWindow behind its
-// last firing takes it.
+// signals the catalog cannot place, in time order (most come in order,
+// and go at the end); the arrivals older than GroupWindow and
+// UnplacedWindow before the latest event time go from the front: a
+// signal's own time may be minutes behind the latest (Alertmanager sends
+// an alert once per group_interval, timed at its start), but no incident
+// more than GroupWindow behind its last firing takes it. Past twice what
+// the last pruning kept, the superseded ones go too.
 func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
+	if c.cat == nil || !*c.cfg.UnplacedSignals || c.restoring {
+		return
+	}
+	i := len(c.arrivals)
+	for i > 0 && c.arrivals[i-1].at.After(at) {
+		i--
+	}
+	c.arrivals = slices.Insert(c.arrivals, i, arrival{inc, service, at})
+	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	old := 0
+	for old < len(c.arrivals) && c.arrivals[old].at.Before(cut) {
+		old++
+	}
+	if old > 0 {
+		clear(c.arrivals[:old])
+		c.arrivals = c.arrivals[old:]
+	}
+	if len(c.arrivals) > 2*c.kept+64 {
+		c.arrivals = slices.DeleteFunc(c.arrivals, func(a arrival) bool { return !c.live(a) })
+		c.kept = len(c.arrivals)
+	}
+}
+
+// fileArrivals files the arrivals of every incident in memory afresh,
+// in time order (a restored snapshot: the same list live kept, as far
+// as spreadingNow can tell).
+func (c *Correlator) fileArrivals() {
+	c.arrivals, c.kept = nil, 0
 	if c.cat == nil || !*c.cfg.UnplacedSignals {
 		return
 	}
-	c.arrivals = append(c.arrivals, arrival{inc, service, at})
-	if len(c.arrivals) <= 2*c.kept+64 {
-		return
-	}
 	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
-	c.arrivals = slices.DeleteFunc(c.arrivals, func(a arrival) bool { return a.at.Before(cut) || !c.live(a) })
+	for _, inc := range c.incidents {
+		for svc, at := range inc.arrived {
+			if !at.Before(cut) {
+				c.arrivals = append(c.arrivals, arrival{inc, svc, at})
+			}
+		}
+	}
+	slices.SortFunc(c.arrivals, func(a, b arrival) int {
+		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.inc.id, b.inc.id), strings.Compare(a.service, b.service))
+	})
 	c.kept = len(c.arrivals)
 }
 

@@ -2542,6 +2542,17 @@ services:
 		t.Errorf("a probe 30 s after db's alert opened its incident stayed apart")
 	}
 
+	// A restart between the cascade and the probes changes nothing: the
+	// arrivals are filed again from the snapshot.
+	again := correlatorOn(t, Config{}, cat)
+	feed(again, cascade...)
+	feed(again, alert("DiskFull", "search", 105*time.Second))
+	again = restarted(t, again)
+	feed(again, p1, p2)
+	if got, want := in(again, p1), in(again, cascade[0]); got != want || in(again, p2) != want {
+		t.Errorf("after a restart the probes are in %s and %s, want the cascade's %s", got, in(again, p2), want)
+	}
+
 	for name, c := range map[string]*Correlator{
 		"rule off":   correlatorOn(t, Config{UnplacedSignals: Flag(false)}, cat),
 		"no catalog": func() *Correlator { c, _ := New(Config{}, nil); return c }(),

@@ -130,6 +130,8 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	if s.Version < 1 || s.Version > snapshotVersion {
 		return fmt.Errorf("correlate: snapshot version %d, want 1 to %d", s.Version, snapshotVersion)
 	}
+	c.restoring = true
+	defer func() { c.restoring = false }()
 	c.now, c.stats, c.queue, c.openings = s.Now, s.Stats, due.Queue[*incident]{}, s.Openings
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
@@ -234,6 +236,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	for _, inc := range recent {
 		c.enterRecent(inc)
 	}
+	c.fileArrivals()
 	return nil
 }
 

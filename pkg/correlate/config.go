@@ -172,9 +172,10 @@ type Config struct {
 	// place (its service is not in the catalog and no label names one
 	// that is: a blackbox probe of a public URL, an exporter's alert named
 	// for the exporter) has only time to go by. It joins the incident it
-	// may join whose failure reached a service it had not reached before
-	// at most UnplacedWindow before the signal (the latest such), rather
-	// than only what failed on its own unknown service. false turns it
+	// may join that took a new member on a catalogued service at most
+	// UnplacedWindow before the signal (the latest such), rather than
+	// only what failed on its own unknown service; what joined so is no
+	// sign of spreading, so unknown signals do not chain. false turns it
 	// off; nil and 0 are the defaults (UnplacedWindow at most
 	// GroupWindow). Without a catalog nothing is placed, and the rule is
 	// off.

@@ -1632,6 +1632,9 @@ func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 	if c.cat == nil || !*c.cfg.UnplacedSignals || c.restoring {
 		return
 	}
+	if _, placed := c.topo.index[service]; !placed {
+		return // joined by time alone: no sign of the failure spreading
+	}
 	i := len(c.arrivals)
 	for i > 0 && c.arrivals[i-1].at.After(at) {
 		i--
@@ -1663,7 +1666,7 @@ func (c *Correlator) fileArrivals() {
 	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
 	for _, inc := range c.incidents {
 		for svc, at := range inc.arrived {
-			if !at.Before(cut) {
+			if _, placed := c.topo.index[svc]; placed && !at.Before(cut) {
 				c.arrivals = append(c.arrivals, arrival{inc, svc, at})
 			}
 		}

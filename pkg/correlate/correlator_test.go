@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -2534,6 +2535,20 @@ services:
 		t.Errorf("an alert naming search in a label went to %s, want search's incident", got)
 	}
 
+	// What joined by time alone is no sign of spreading: unknown
+	// exporters a minute apart do not chain into the incident.
+	chain := correlatorOn(t, Config{}, cat)
+	feed(chain, alert("DBDown", "db", 0))
+	var joined int
+	for i, svc := range []string{"snmp-exporter", "ping-exporter", "x-exporter", "y-exporter"} {
+		s := alert("Down", svc, time.Duration(50*(i+1))*time.Second)
+		if feed(chain, s); in(chain, s) == in(chain, alert("DBDown", "db", 0)) {
+			joined++
+		}
+	}
+	if joined != 1 {
+		t.Errorf("%d unknown exporters 50 s apart joined db's incident, want the first only", joined)
+	}
 	// An incident of one member, just opened, is spreading too.
 	one := correlatorOn(t, Config{}, cat)
 	feed(one, alert("DBDown", "db", 0))
@@ -2563,4 +2578,73 @@ services:
 			t.Errorf("%s: the probe joined the cascade", name)
 		}
 	}
+}
+
+// What spreads now is the incident that took a new member latest, however
+// the arrivals came in: an alert sent late (timed at its start, minutes
+// behind the others), the old members a merge brings, an incident's own
+// late member, a restart, an incident of many members restored (review of
+// session 25).
+func TestUnplacedSignalsWhateverTheOrder(t *testing.T) {
+	const cat = `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  shop: {depends_on: [db]}
+  db:  {}
+  search: {}
+`
+	probe := func(at time.Duration) Signal {
+		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
+		s.Labels = map[string]string{"instance": "https://www.shop.example.com/"}
+		return s
+	}
+	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	db := alert("DBDown", "db", 0)
+	t.Run("an alert sent late", func(t *testing.T) {
+		c := correlatorOn(t, Config{}, cat)
+		feed(c, db, alert("HighErrorRate", "api", 3*time.Minute), alert("DiskFull", "search", 30*time.Second))
+		p := probe(3*time.Minute + 20*time.Second)
+		if feed(c, p); in(c, p) != in(c, db) {
+			t.Errorf("the probe went to %s, want db's %s, which reached api 20 s before", in(c, p), in(c, db))
+		}
+	})
+	t.Run("a merge", func(t *testing.T) {
+		c := correlatorOn(t, Config{}, cat)
+		web, shop := alert("HighErrorRate", "api", 0), alert("Slow", "shop", 0)
+		feed(c, web, shop, alert("DiskFull", "search", 3*time.Minute))
+		late := alert("DBDown", "db", 3*time.Minute+10*time.Second)
+		feed(c, late)
+		if in(c, web) != in(c, shop) || in(c, late) != in(c, web) {
+			t.Fatal("setup: db did not bring api and shop together")
+		}
+		p := probe(3*time.Minute + 30*time.Second)
+		if feed(c, p); in(c, p) != in(c, late) {
+			t.Errorf("the probe went to %s, want db's %s, which took its root 20 s before", in(c, p), in(c, late))
+		}
+	})
+	t.Run("an incident's own late member", func(t *testing.T) {
+		c := correlatorOn(t, Config{}, cat)
+		feed(c, db, alert("HighErrorRate", "api", 50*time.Second), alert("DiskFull", "search", 40*time.Second), alert("HighErrorRate", "web", 20*time.Second))
+		p := probe(time.Minute)
+		if feed(c, p); in(c, p) != in(c, db) {
+			t.Errorf("the probe went to %s, want db's %s, which reached api 10 s before", in(c, p), in(c, db))
+		}
+	})
+	t.Run("a restart", func(t *testing.T) {
+		c := correlatorOn(t, Config{AlertStorms: Flag(false)}, cat)
+		feed(c, db, alert("DiskFull", "search", 30*time.Second), alert("HighErrorRate", "api", 3*time.Minute))
+		for i := range 65 { // a big incident: restored past the first pruning
+			s := alert("DBDown", "db", time.Duration(i)*time.Second)
+			s.Fingerprint += strconv.Itoa(i)
+			feed(c, s)
+		}
+		r := restarted(t, c)
+		p := probe(3*time.Minute + 20*time.Second)
+		feed(c, p)
+		feed(r, p)
+		if in(c, p) != in(c, db) || in(r, p) != in(r, db) {
+			t.Errorf("the probe went to %s live and %s restarted, want db's %s both times", in(c, p), in(r, p), in(c, db))
+		}
+	})
 }

@@ -499,11 +499,23 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	joined := map[string]map[string]bool{}
 	joinedAnomalies := map[string]map[string]bool{}
 	// reject tells line n, which could not be read, and goes on.
+	// The lines come in time order, not by number: the list keeps the
+	// MaxRejectedListed lowest numbers, the first of the file.
 	reject := func(n int, err error) {
 		res.RejectedLines++
 		if len(res.Rejected) < MaxRejectedListed {
 			res.Rejected = append(res.Rejected, LineProblem{Line: n, Problem: err.Error()})
 			fmt.Fprintf(progress, "correlate replay: line %d rejected: %v\n", n, err)
+			return
+		}
+		last := 0
+		for i, p := range res.Rejected {
+			if p.Line > res.Rejected[last].Line {
+				last = i
+			}
+		}
+		if n < res.Rejected[last].Line {
+			res.Rejected[last] = LineProblem{Line: n, Problem: err.Error()}
 		}
 	}
 	started := time.Now()

@@ -632,3 +632,27 @@ func TestCorrelateReplayPutsLinesInTimeOrder(t *testing.T) {
 		t.Errorf("rejected %v of %d lines: want line 8 of 8", got.Rejected, got.Lines)
 	}
 }
+
+// The rejected lines listed are the first of the file, whatever their
+// times: lines in falling time order are taken last to first.
+func TestCorrelateReplayListsTheFirstRejectedLines(t *testing.T) {
+	var lines []string
+	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	n := MaxRejectedListed + 50
+	for i := range n {
+		at := start.Add(time.Duration(n-i) * time.Minute).Format(time.RFC3339)
+		lines = append(lines, `{"type":"change","time":"`+at+`","change":{"kind":"deploy"}}`) // no service
+	}
+	res, err := Replay(context.Background(), strings.NewReader(strings.Join(lines, "\n")), correlate.DefaultConfig(), nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RejectedLines != n || len(res.Rejected) != MaxRejectedListed {
+		t.Fatalf("%d rejected, %d listed; want %d and %d", res.RejectedLines, len(res.Rejected), n, MaxRejectedListed)
+	}
+	for i, p := range res.Rejected {
+		if p.Line != i+1 {
+			t.Fatalf("listed lines %v..., want 1 to %d", res.Rejected[:3], MaxRejectedListed)
+		}
+	}
+}

@@ -85,7 +85,8 @@ run: deps build
 # (pkg/correlate/QUALITY.md): the storms go to data/storms/GENERATOR/, and
 # each generator's mean row of `aiops correlate eval` is printed.
 HELD_OUT := scenario:101-110 scenario-dense:101-110 crossgen:21-40 blindgen:21-40 \
-	fleetgen:21-40 specgen:21-40 stagegen:21-40 opsgen:21-40 issuegen:21-40
+	fleetgen:21-40 specgen:21-40 stagegen:21-40 opsgen:21-40 issuegen:21-40 \
+	wordgen:21-40
 correlate-eval: build
 	@bin/aiops correlate eval -h 2>&1 | grep -q STORM || exit 1
 	@header=1; for gs in $(HELD_OUT); do g=$${gs%%:*}; seeds=$${gs#*:}; \

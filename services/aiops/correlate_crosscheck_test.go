@@ -404,7 +404,7 @@ func lateTable(s *crossgen.Storm, assign map[string]string, into map[string][2]i
 
 // TestCorrelateTune (AIOPS_EXP=1) scores the rules of AIOPS_EXP_RULES on
 // the storms the defaults are chosen on: crossgen, blindgen, fleetgen,
-// specgen, stagegen, opsgen and issuegen seeds 1-20 and the scenario's seeds 1-5,
+// specgen, stagegen, opsgen, issuegen and wordgen seeds 1-20 and the scenario's seeds 1-5,
 // day-long and dense. AIOPS_EXP_HELD=1 scores the held-out ones instead
 // (seeds 21-40 of the six, scenario 101-110): look at those once a choice is
 // made, never to make it.
@@ -430,6 +430,8 @@ func TestCorrelateTune(t *testing.T) {
 	t.Logf("opsgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, f1, p, r, count)
 	f1, p, r, count, _, _ = stormRun(t, issuegenStorm, cross, 20, false)
 	t.Logf("issuegen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, f1, p, r, count)
+	f1, p, r, count, _, _ = stormRun(t, wordgenStorm, cross, 20, false)
+	t.Logf("wordgen seeds %d-%d: F1 %.3f (P %.3f R %.3f) count ratio %.2f", cross, cross+19, f1, p, r, count)
 	cfg := expRules(t)
 	for _, d := range []time.Duration{24 * time.Hour, 4 * time.Hour} {
 		sc := scenario.DefaultConfig()

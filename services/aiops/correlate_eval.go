@@ -31,6 +31,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate/scenario"
 	"github.com/aiops-dev/aiops/pkg/correlate/specgen"
 	"github.com/aiops-dev/aiops/pkg/correlate/stagegen"
+	"github.com/aiops-dev/aiops/pkg/correlate/wordgen"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
@@ -108,6 +109,10 @@ var stormGenerators = map[string]func(seed uint64) (generatedStorm, error){
 		s := issuegen.Generate(seed, issuegen.DefaultConfig())
 		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
 	},
+	"wordgen": func(seed uint64) (generatedStorm, error) {
+		s := wordgen.Generate(seed, wordgen.DefaultConfig())
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
+	},
 }
 
 func scenarioStorm(seed uint64, d time.Duration) (generatedStorm, error) {
@@ -152,6 +157,7 @@ Generators (pkg/correlate/QUALITY.md tells how each was written):
   stagegen        the detector's and log miner's events beside the alerts
   opsgen          a real Alertmanager's routing tree and inhibition
   issuegen        written blind from the issue's words, calibrated to its baselines
+  wordgen         the same, a second time: a streaming platform on Kubernetes
 `
 
 const evalUsage = `usage: aiops correlate eval [--rules rules.yaml] [--output scores.json] [--page eval.html] STORM...

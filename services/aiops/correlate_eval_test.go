@@ -241,7 +241,7 @@ func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 		truth string // written to other's truth.json when not empty
 		want  string
 	}{
-		{[]string{"generate", "--generator", "nosuch", "--seeds", "1", "--dir", dir}, "", `--generator "nosuch": want one of blindgen, crossgen, fleetgen, issuegen, opsgen, scenario, scenario-dense, specgen, stagegen`},
+		{[]string{"generate", "--generator", "nosuch", "--seeds", "1", "--dir", dir}, "", `--generator "nosuch": want one of blindgen, crossgen, fleetgen, issuegen, opsgen, scenario, scenario-dense, specgen, stagegen, wordgen`},
 		{[]string{"generate", "--generator", "specgen", "--dir", dir}, "", "--seeds: required"},
 		{[]string{"generate", "--generator", "specgen", "--seeds", "5-3", "--dir", dir}, "", `"5-3": the range ends before it starts`},
 		{[]string{"generate", "--generator", "specgen", "--seeds", "one", "--dir", dir}, "", `"one": not a seed or a range`},

@@ -101,19 +101,19 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Start.IsZero() {
-		errs = append(errs, errors.New("Start must be set"))
+		errs = append(errs, errors.New("config: Start must be set"))
 	}
 	if c.Duration < time.Hour {
-		errs = append(errs, fmt.Errorf("Duration must be at least 1h (an incident runs up to 45 minutes), got %v", c.Duration))
+		errs = append(errs, fmt.Errorf("config: Duration must be at least 1h (an incident runs up to 45 minutes), got %v", c.Duration))
 	}
 	positive("MinIncidentGap", c.MinIncidentGap)
 	if c.MaxIncidentGap < c.MinIncidentGap {
-		errs = append(errs, fmt.Errorf("MaxIncidentGap (%v) must be at least MinIncidentGap (%v)", c.MaxIncidentGap, c.MinIncidentGap))
+		errs = append(errs, fmt.Errorf("config: MaxIncidentGap (%v) must be at least MinIncidentGap (%v)", c.MaxIncidentGap, c.MinIncidentGap))
 	}
 	positive("NoiseGap", c.NoiseGap)
 	positive("ChangeGap", c.ChangeGap)
 	if c.Standing < 0 {
-		errs = append(errs, fmt.Errorf("Standing must not be negative, got %d", c.Standing))
+		errs = append(errs, fmt.Errorf("config: Standing must not be negative, got %d", c.Standing))
 	}
 	positive("GroupWait", c.GroupWait)
 	positive("GroupInterval", c.GroupInterval)

@@ -533,7 +533,10 @@ func newServiceNames(c *Catalog) serviceNames {
 // for -), else the first of
 // serviceLabels whose value names a catalogued service, else the value of
 // another label (in the order of their keys; not one of peerLabels) that
-// names one, else its own service, which then has no dependencies.
+// names one, else a workload object named after one (within), else the
+// same three asked again of names that start with a catalogued one
+// (prefixOf: an exporter's Service, an SLO), else its own service, which
+// then has no dependencies.
 func (n serviceNames) of(service string, labels map[string]string) string {
 	if n.known[service] || len(n.known) == 0 {
 		return service
@@ -565,7 +568,45 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 			}
 		}
 	}
+	if name := n.prefixOf(service); name != "" {
+		return name
+	}
+	for _, k := range serviceLabels {
+		if name := n.prefixOf(labels[k]); name != "" {
+			return name
+		}
+	}
+	found, key = "", ""
+	for k, v := range labels {
+		if peerLabels[k] || slices.Contains(workloadLabels, k) || (found != "" && k > key) {
+			continue
+		}
+		if name := n.prefixOf(v); name != "" {
+			found, key = name, k
+		}
+	}
+	if found != "" {
+		return found
+	}
 	return service
+}
+
+// prefixOf is the catalogued service whose name starts v, followed by
+// words of its own ("identity-db-metrics", an exporter's Service;
+// "web-bff-availability", an SLO's name), "" when none does: the longest
+// such name wins. A workload object's name is read by within alone: what
+// follows the service's name there must look generated.
+func (n serviceNames) prefixOf(v string) string {
+	if len(v) > maxWorkloadName {
+		return ""
+	}
+	parts := strings.Split(v, "-")
+	for j := len(parts) - 1; j > 0; j-- {
+		if name, ok := n.folded[fold(strings.Join(parts[:j], "-"))]; ok {
+			return name
+		}
+	}
+	return ""
 }
 
 // lookup is the catalogued service v names, as it is or folded.

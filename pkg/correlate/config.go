@@ -306,7 +306,7 @@ func DefaultConfig() Config {
 		// (KubeContainerWaiting waits an hour).
 		SlowAlerts: []string{"KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
 			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
-			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch"},
+			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", ".*ErrorBudgetBurn.*"},
 		SlowAlertWait: 15 * time.Minute,
 	}
 }

@@ -1302,6 +1302,11 @@ func (c *Correlator) spreadingNow(s Signal) *incident {
 // incidents that pass), with the time since inc last fired.
 func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bool) {
 	gap, window := s.Time.Sub(inc.lastFired), c.cfg.GroupWindow
+	if gap > window && gap <= window+c.cfg.SlowAlertWait && c.waitedOn(inc, s) {
+		// A slow alert's condition held its `for` before it fired: it
+		// began while the incident was still taking members.
+		window += c.cfg.SlowAlertWait
+	}
 	if gap > window || gap < -window || !c.takes(inc, s) || c.apart(inc, s) {
 		return gap, false
 	}

@@ -382,6 +382,35 @@ func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
 	}
 }
 
+// A slow alert joins the failure it waited on even when that failure's
+// alerts fired once, more than GroupWindow before it, and stayed firing
+// (Alertmanager repeats a firing alert only every few hours): its rule's
+// condition began while the incident still took members. An SLO's slow
+// burn (Pyrra's ErrorBudgetBurn over 6h) is such an alert. Anything else
+// that late is a failure of its own.
+func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
+	burn := alert("ErrorBudgetBurn", "payments", 14*time.Minute)
+	burn.Labels = map[string]string{"slo": "payments-availability", "long": "6h"}
+	burn.Fingerprint = "ErrorBudgetBurn/payments/6h"
+	for _, tc := range []struct {
+		late  Signal
+		joins bool
+	}{
+		{alert("KubePodCrashLooping", "payments", 14*time.Minute), true},
+		{burn, true},
+		{alert("HighLatency", "payments", 14*time.Minute), false},
+		{alert("KubePodCrashLooping", "payments", 27*time.Minute), false}, // past GroupWindow and SlowAlertWait
+	} {
+		c := newCorrelator(t, Config{})
+		feed(c, alert("PostgresDown", "payments-db", 0), alert("HighErrorRate", "payments", time.Minute))
+		id, _ := c.IncidentOf("HighErrorRate/payments")
+		feed(c, tc.late)
+		if got, _ := c.IncidentOf(tc.late.Fingerprint); (got == id) != tc.joins {
+			t.Errorf("%s at %s: it went to %s, the failure is %s, want joined %v", tc.late.Name, tc.late.Time.Sub(t0), got, id, tc.joins)
+		}
+	}
+}
+
 // Symptoms that alert before their cause open incidents of their own; when
 // the cause arrives it joins one of them as its late root and the others,
 // opened within spread_window on its direct dependents, are merged into it:
@@ -646,6 +675,30 @@ func TestServiceNamedByALabelOrInOtherCase(t *testing.T) {
 		{"pod", strings.Repeat("payments-", 40) + "0"}:  "kubernetes-pods",
 	} {
 		if got := c.names.of("kubernetes-pods", map[string]string{"job": "kubernetes-pods", labels[0]: labels[1]}); got != want {
+			t.Errorf("%s=%s: service %q, want %q", labels[0], labels[1], got, want)
+		}
+	}
+	// A name that starts with a catalogued one names it when nothing
+	// names one outright: an exporter's Service, an SLO; the longest
+	// wins. Words glued on without a dash do not.
+	for labels, want := range map[[2]string]string{
+		{"service", "payments-db-metrics"}:                 "payments-db",
+		{"service", "payments-db-postgresql-exporter"}:     "payments-db",
+		{"slo", "search-availability"}:                     "search",
+		{"service", "paymentsdb-metrics"}:                  "kubernetes-pods",
+		{"database", "payments-db-metrics"}:                "kubernetes-pods",
+		{"service", strings.Repeat("payments-", 40) + "x"}: "kubernetes-pods",
+	} {
+		sig := map[string]string{"job": "kubernetes-pods", labels[0]: labels[1]}
+		service := "kubernetes-pods"
+		if labels[0] == "service" {
+			service = labels[1]
+		}
+		got := c.names.of(service, sig)
+		if labels[0] == "service" && want == "kubernetes-pods" {
+			want = service // unplaced: its own service
+		}
+		if got != want {
 			t.Errorf("%s=%s: service %q, want %q", labels[0], labels[1], got, want)
 		}
 	}

@@ -660,18 +660,19 @@ func (c *Correlator) burst(s Signal, ups []Update) []Update {
 	return ups
 }
 
-// resolvedFirst takes the end of an alert never seen firing. One that
-// fired within the last GroupWindow (it resolved before Alertmanager's
-// group_wait passed, so its first notification says resolved) joins the
-// incident it would have joined firing, as a resolved member; it opens
-// none: a failure over before anyone was told is not worth a new page.
-// Anything else is an orphan (it fired before a restart that lost it, or
-// before the correlator started).
+// resolvedFirst takes the end of an alert never seen firing: it resolved
+// before Alertmanager's group_wait passed, or an inhibition rule muted it
+// all the while it fired, so its first notification says resolved. It
+// joins the incident it would have joined firing when it started, as a
+// resolved member; it opens none: a failure over before anyone was told
+// is not worth a new page. One that started when nothing it could join
+// was failing is an orphan (it fired before the correlator started, or
+// before a restart that lost it).
 func (c *Correlator) resolvedFirst(s Signal) []Update {
 	if s.Kind == SignalAlert {
 		c.noteEnd(s)
 	}
-	if s.Kind != SignalAlert || s.Started.IsZero() || s.Time.Sub(s.Started) > c.cfg.GroupWindow {
+	if s.Kind != SignalAlert || s.Started.IsZero() {
 		c.stats.Orphans++
 		return nil
 	}
@@ -1306,6 +1307,9 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// A slow alert's condition held its `for` before it fired: it
 		// began while the incident was still taking members.
 		window += c.cfg.SlowAlertWait
+	}
+	if gap < -window && !s.Time.Before(inc.openedAt.Add(-window)) {
+		gap = 0 // within the incident's span: an event that arrived late
 	}
 	if gap > window || gap < -window || !c.takes(inc, s) || c.apart(inc, s) {
 		return gap, false

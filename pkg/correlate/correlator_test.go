@@ -1738,9 +1738,10 @@ func TestEvidenceWeightsZeroIsOff(t *testing.T) {
 	}
 }
 
-// An alert that fired and resolved within Alertmanager's group_wait is
-// first seen resolved: it joins the incident it would have joined firing,
-// as a resolved member, and opens none of its own.
+// An alert that fired and resolved within Alertmanager's group_wait, or
+// that an inhibition rule muted all the while it fired, is first seen
+// resolved: it joins the incident it would have joined firing when it
+// started, as a resolved member, and opens none of its own.
 func TestAlertFirstSeenResolvedJoinsWhatFailedThen(t *testing.T) {
 	c := newCorrelator(t, Config{})
 	feed(c, alert("PaymentsDown", "payments", 0))
@@ -1763,21 +1764,30 @@ func TestAlertFirstSeenResolvedJoinsWhatFailedThen(t *testing.T) {
 			t.Fatalf("the short alert: firing %v, count %d; want resolved, seen once", m.Firing, m.Count)
 		}
 	}
+	// One muted (by an inhibition rule) for 20 minutes, from a minute
+	// into the cascade, joins it when it resolves, while it still fails.
+	muted := resolved(alert("PaymentsLatencyHigh", "payments", time.Minute), 21*time.Minute)
+	muted.Started = t0.Add(time.Minute)
+	feed(c, alert("PaymentsDown", "payments", 20*time.Minute), muted)
+	if got, _ := c.IncidentOf("PaymentsLatencyHigh/payments"); got != cascade {
+		t.Fatalf("the muted alert is in %q, want the cascade's %s", got, cascade)
+	}
 	// The cascade's own alert resolving resolves the incident after the
-	// quiet period: the short member does not hold it open.
-	ups := feed(c, resolved(alert("PaymentsDown", "payments", 0), 3*time.Minute))
-	ups = append(ups, c.Advance(t0.Add(9*time.Minute))...)
+	// quiet period: the short members do not hold it open.
+	ups := feed(c, resolved(alert("PaymentsDown", "payments", 0), 23*time.Minute))
+	ups = append(ups, c.Advance(t0.Add(29*time.Minute))...)
 	if !strings.Contains(transitions(ups), "resolved") {
 		t.Fatalf("transitions %s, want the incident resolved once its alerts resolved and the quiet period passed", transitions(ups))
 	}
 
 	// One with nothing failing near it opens nothing (it is counted as an
-	// orphan), nor does one that started longer than group_window ago.
-	lone := resolved(alert("BatchLate", "batch", 30*time.Minute), 31*time.Minute)
-	lone.Started = t0.Add(30 * time.Minute)
-	old := resolved(alert("CartSlow", "cart", 0), 40*time.Minute)
+	// orphan), nor does one that started long before anything failing
+	// now.
+	lone := resolved(alert("BatchLate", "batch", 50*time.Minute), 51*time.Minute)
+	lone.Started = t0.Add(50 * time.Minute)
+	old := resolved(alert("CartSlow", "cart", 0), 60*time.Minute)
 	old.Started = t0
-	feed(c, alert("CartDown", "cart", 39*time.Minute))
+	feed(c, alert("CartDown", "cart", 59*time.Minute))
 	if ups := feed(c, lone, old); len(ups) != 0 {
 		t.Fatalf("published %s, want nothing", transitions(ups))
 	}

@@ -220,6 +220,12 @@ type Correlator struct {
 	kept      int
 	scans     uint64
 	restoring bool // UnmarshalJSON counts members: fileArrivals files them after
+	// unplaced are the incidents a signal the catalog cannot place
+	// opened, in the order they opened, kept while a failure arriving
+	// could still adopt them (adoptUnplaced), under the same conditions
+	// as arrivals.
+	unplaced     []*incident
+	keptUnplaced int
 
 	stats Stats
 }
@@ -385,6 +391,9 @@ func (c *Correlator) observe(s Signal) []Update {
 	}
 	if inc != nil && inc.mergedInto == "" {
 		ups = c.burst(s, ups)
+	}
+	if inc != nil && inc.mergedInto == "" {
+		ups = c.adoptUnplaced(inc, s, ups)
 	}
 	if opened && inc != nil && inc.mergedInto == "" && *c.cfg.AlertStorms {
 		ups = c.storm(inc, s, ups)
@@ -1553,6 +1562,7 @@ func (c *Correlator) open(s Signal) Update {
 	}
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
 	c.join(inc, s)
+	c.noteUnplaced(inc)
 	return c.publish(inc, Opened, s.Time)
 }
 
@@ -1668,11 +1678,20 @@ func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 // in time order (a restored snapshot: the same list live kept, as far
 // as spreadingNow can tell).
 func (c *Correlator) fileArrivals() {
-	c.arrivals, c.kept = nil, 0
+	c.arrivals, c.kept, c.unplaced, c.keptUnplaced = nil, 0, nil, 0
 	if c.cat == nil || !*c.cfg.UnplacedSignals {
 		return
 	}
 	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	for _, inc := range c.incidents {
+		if _, placed := c.topo.index[inc.root]; !placed && !inc.openedAt.Before(cut) {
+			c.unplaced = append(c.unplaced, inc)
+		}
+	}
+	c.keptUnplaced = len(c.unplaced)
+	slices.SortFunc(c.unplaced, func(a, b *incident) int {
+		return cmp.Or(a.openedAt.Compare(b.openedAt), strings.Compare(a.id, b.id))
+	})
 	for _, inc := range c.incidents {
 		for svc, at := range inc.arrived {
 			if _, placed := c.topo.index[svc]; placed && !at.Before(cut) {
@@ -1684,6 +1703,77 @@ func (c *Correlator) fileArrivals() {
 		return cmp.Or(a.at.Compare(b.at), strings.Compare(a.inc.id, b.inc.id), strings.Compare(a.service, b.service))
 	})
 	c.kept = len(c.arrivals)
+}
+
+// noteUnplaced files inc, just opened, when a signal the catalog cannot
+// place opened it (adoptUnplaced); the incidents opened longer than
+// GroupWindow and UnplacedWindow before the latest event time, or gone,
+// go from the front.
+func (c *Correlator) noteUnplaced(inc *incident) {
+	if c.cat == nil || !*c.cfg.UnplacedSignals || c.restoring {
+		return
+	}
+	if _, placed := c.topo.index[inc.root]; placed {
+		return
+	}
+	i := len(c.unplaced)
+	for i > 0 && c.unplaced[i-1].openedAt.After(inc.openedAt) {
+		i--
+	}
+	c.unplaced = slices.Insert(c.unplaced, i, inc)
+	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	old := 0
+	for old < len(c.unplaced) && c.unplaced[old].openedAt.Before(cut) {
+		old++
+	}
+	if old > 0 {
+		clear(c.unplaced[:old])
+		c.unplaced = c.unplaced[old:]
+	}
+	if len(c.unplaced) > 2*c.keptUnplaced+64 {
+		c.unplaced = slices.DeleteFunc(c.unplaced, func(u *incident) bool { return c.incidents[u.id] != u })
+		c.keptUnplaced = len(c.unplaced)
+	}
+}
+
+// adoptUnplaced merges into inc, which s just joined or opened on a
+// catalogued service, the incidents that signals the catalog cannot
+// place opened at most UnplacedWindow before s (Config.UnplacedSignals):
+// a probe of a public URL that failed a few seconds before the service
+// behind it alerted is that failure's, as it would have been had it
+// come a few seconds after (spreadingNow).
+func (c *Correlator) adoptUnplaced(inc *incident, s Signal, ups []Update) []Update {
+	if len(c.unplaced) == 0 {
+		return ups
+	}
+	if _, placed := c.topo.index[s.Service]; !placed {
+		return ups
+	}
+	var pieces []*incident
+	for i := len(c.unplaced) - 1; i >= 0; i-- {
+		u := c.unplaced[i]
+		if u.openedAt.After(s.Time) {
+			continue
+		}
+		if s.Time.Sub(u.openedAt) > c.cfg.UnplacedWindow {
+			break
+		}
+		if u == inc || c.incidents[u.id] != u || u.storm || !c.takes(u, s) || c.apart(u, s) {
+			continue
+		}
+		if _, placed := c.topo.index[u.root]; !placed {
+			pieces = append(pieces, u)
+		}
+	}
+	if len(pieces) == 0 {
+		return ups
+	}
+	sortIncidents(pieces)
+	for _, u := range pieces {
+		ups = append(ups, c.merge(u, inc, s.Time, "it failed at most "+c.cfg.UnplacedWindow.String()+" before "+s.Service+" did, and the catalog does not place "+u.root))
+	}
+	c.unplaced = slices.DeleteFunc(c.unplaced, func(u *incident) bool { return u.mergedInto != "" })
+	return ups
 }
 
 // live reports whether a still tells when a's incident last took a new

@@ -2643,6 +2643,72 @@ services:
 	}
 }
 
+// A signal the catalog cannot place that fails first is adopted by the
+// failure that reaches a catalogued service at most unplaced_window after
+// it: the probe's incident is merged into it, and says so. One longer
+// before, with the rule off or across a group_by label stays apart; a
+// restart in between changes nothing.
+func TestUnplacedSignalAdoptedByWhatFailsJustAfter(t *testing.T) {
+	const cat = `
+services:
+  api: {depends_on: [db]}
+  db:  {}
+`
+	probe := func(at time.Duration, url string) Signal {
+		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
+		s.Fingerprint += url
+		s.Labels = map[string]string{"instance": url, "cluster": "eu"}
+		return s
+	}
+	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	early, before := alert("UPSOnBattery", "snmp-exporter", -2*time.Minute), probe(-40*time.Second, "https://www.example.com/")
+	early.Labels = map[string]string{"cluster": "eu"}
+	db := alert("DBDown", "db", 0)
+	db.Labels = map[string]string{"cluster": "eu"}
+
+	c := correlatorOn(t, Config{}, cat)
+	feed(c, early, before)
+	probeInc := in(c, before)
+	ups := feed(c, db)
+	if in(c, before) != in(c, db) {
+		t.Fatalf("a probe 40 s before db failed is in %s, db in %s: want one incident", in(c, before), in(c, db))
+	}
+	if in(c, early) == in(c, db) {
+		t.Errorf("a probe 2 minutes before db failed was adopted too")
+	}
+	var merged bool
+	for _, u := range ups {
+		if u.State.IncidentID == probeInc && u.State.MergedInto == in(c, db) {
+			merged = true
+		}
+	}
+	if !merged {
+		t.Errorf("no event tells the probe's incident %s went into db's: %s", probeInc, transitions(ups))
+	}
+
+	again := correlatorOn(t, Config{}, cat)
+	feed(again, before)
+	again = restarted(t, again)
+	if feed(again, db); in(again, before) != in(again, db) {
+		t.Errorf("after a restart the probe stayed apart from db's incident")
+	}
+
+	for name, cfg := range map[string]Config{
+		"rule off": {UnplacedSignals: Flag(false)},
+		"group_by": {GroupBy: []string{"cluster"}},
+	} {
+		c := correlatorOn(t, cfg, cat)
+		other := db
+		if name == "group_by" {
+			other.Labels = map[string]string{"cluster": "us"}
+		}
+		feed(c, before, other)
+		if in(c, before) == in(c, other) {
+			t.Errorf("%s: the probe was adopted", name)
+		}
+	}
+}
+
 // What spreads now is the incident that took a new member latest, however
 // the arrivals came in: an alert sent late (timed at its start, minutes
 // behind the others), the old members a merge brings, an incident's own

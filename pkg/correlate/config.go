@@ -175,8 +175,11 @@ type Config struct {
 	// may join that took a new member on a catalogued service at most
 	// UnplacedWindow before the signal (the latest such), rather than
 	// only what failed on its own unknown service; what joined so is no
-	// sign of spreading, so unknown signals do not chain. false turns it
-	// off; nil and 0 are the defaults (UnplacedWindow at most
+	// sign of spreading, so unknown signals do not chain. The other way
+	// round, a new member on a catalogued service adopts the incidents
+	// such signals opened at most UnplacedWindow before it (the probe
+	// failed first). false turns it off; nil and 0 are the defaults
+	// (UnplacedWindow at most
 	// GroupWindow). Without a catalog nothing is placed, and the rule is
 	// off.
 	UnplacedSignals *bool         `yaml:"unplaced_signals"`

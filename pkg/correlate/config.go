@@ -246,8 +246,9 @@ type Config struct {
 	// wait `for: 15m` (a pod crash-looping, not ready, a rollout stuck):
 	// such an alert fires long after its failure began. Past
 	// SpreadWindow, at most SlowAlertWait past it, one joins an incident
-	// that has an alert firing on its service: the failure it waited on
-	// is that incident's. Other late alerts stay a failure of their own.
+	// that has an alert firing on its service, or that fired there until
+	// at most SlowAlertWait before it: the failure it waited on is that
+	// incident's. Other late alerts stay a failure of their own.
 	// nil is the default list, an empty list turns the rule off.
 	SlowAlerts    []string      `yaml:"slow_alerts"`
 	SlowAlertWait time.Duration `yaml:"slow_alert_wait"`

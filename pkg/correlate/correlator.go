@@ -1346,12 +1346,26 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 }
 
 // waitedOn reports whether s is a slow alert (Config.SlowAlerts) on a
-// service where inc has an alert firing, not an advisory one: its rule
+// service where inc has an alert firing, or one that fired until at most
+// SlowAlertWait before s, not an advisory one: its rule
 // waited its `for` on the failure inc already holds there (a pod
 // crash-looping for 15 minutes after the deploy that broke it); a
 // forecast is no failure to wait on.
 func (c *Correlator) waitedOn(inc *incident, s Signal) bool {
-	return s.Kind == SignalAlert && inc.failing[s.Service] > 0 && c.slow.matches(s.Name)
+	if s.Kind != SignalAlert || inc.services[s.Service] == 0 || !c.slow.matches(s.Name) {
+		return false
+	}
+	if inc.failing[s.Service] > 0 {
+		return true
+	}
+	// Its condition began up to SlowAlertWait before it fired: an alert
+	// of the incident that failed there until then is what it waited on.
+	for _, m := range inc.members {
+		if m.Service == s.Service && m.Kind == SignalAlert && !m.advisory && !m.LastSeen.Before(s.Time.Add(-c.cfg.SlowAlertWait)) {
+			return true
+		}
+	}
+	return false
 }
 
 // apart reports whether s stays out of inc, rooted on another service,

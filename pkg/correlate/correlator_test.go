@@ -332,10 +332,10 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 
 // An alert whose rule waits long before firing (kube-prometheus's
 // KubePodCrashLooping waits `for: 15m`) joins, past the spread window,
-// the incident with an alert firing on its service: it waited on that
-// failure. Another late alert there, a slow one where nothing fires any
-// more, one past SlowAlertWait, or any with the rule off, is a failure of
-// its own.
+// the incident with an alert firing on its service, or that fired there
+// until at most SlowAlertWait before it: it waited on that failure.
+// Another late alert there, a slow one past SlowAlertWait, or any with
+// the rule off, is a failure of its own.
 func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
 	failure := func(c *Correlator, until time.Time) string {
 		// The alerts repeat every 4 minutes, as Alertmanager resends
@@ -356,8 +356,8 @@ func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
 		{"a slow alert on a failing service", Config{}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, true},
 		{"another late alert", Config{}, alert("HighLatency", "payments", 14*time.Minute), nil, false},
 		{"a slow alert on a service the incident does not hold", Config{}, alert("KubePodCrashLooping", "checkout", 14*time.Minute), nil, false},
-		{"a slow alert where nothing fires any more", Config{}, alert("KubePodCrashLooping", "payments", 13*time.Minute+30*time.Second),
-			[]Signal{resolved(alert("HighErrorRate", "payments", 0), 13*time.Minute+15*time.Second)}, false},
+		{"a slow alert where the failure ended 15 s before", Config{}, alert("KubePodCrashLooping", "payments", 13*time.Minute+30*time.Second),
+			[]Signal{resolved(alert("HighErrorRate", "payments", 0), 13*time.Minute+15*time.Second)}, true},
 		{"a slow alert past the wait", Config{SlowAlertWait: 5 * time.Minute}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, false},
 		{"the rule off", Config{SlowAlerts: []string{}}, alert("KubePodCrashLooping", "payments", 14*time.Minute), nil, false},
 	} {
@@ -407,6 +407,22 @@ func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 		feed(c, tc.late)
 		if got, _ := c.IncidentOf(tc.late.Fingerprint); (got == id) != tc.joins {
 			t.Errorf("%s at %s: it went to %s, the failure is %s, want joined %v", tc.late.Name, tc.late.Time.Sub(t0), got, id, tc.joins)
+		}
+	}
+	// Where the failure ended: 12 minutes before the slow alert, it
+	// waited on it; 18 minutes before (past SlowAlertWait), it did not.
+	for _, tc := range []struct {
+		at    time.Duration
+		joins bool
+	}{{14 * time.Minute, true}, {20 * time.Minute, false}} {
+		c := newCorrelator(t, Config{})
+		feed(c, alert("PostgresDown", "payments-db", 0), alert("HighErrorRate", "payments", time.Minute),
+			resolved(alert("HighErrorRate", "payments", time.Minute), 2*time.Minute))
+		id, _ := c.IncidentOf("HighErrorRate/payments")
+		late := alert("KubePodCrashLooping", "payments", tc.at)
+		feed(c, late)
+		if got, _ := c.IncidentOf(late.Fingerprint); (got == id) != tc.joins {
+			t.Errorf("a slow alert %s after payments stopped failing: in %s, the failure is %s, want joined %v", tc.at-2*time.Minute, got, id, tc.joins)
 		}
 	}
 }

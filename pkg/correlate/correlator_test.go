@@ -427,6 +427,31 @@ func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 	}
 }
 
+// A rollback while the incident is under way does not split off the slow
+// alert that waited on the bad deploy's failure: its condition began
+// before the rollback. A new alert of another kind after the rollback
+// is the change's, as before.
+func TestSlowAlertAfterARollback(t *testing.T) {
+	deploy := func(version string, at time.Duration) Signal {
+		return Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: version, Time: t0.Add(at), EventID: "c-" + version}
+	}
+	for _, tc := range []struct {
+		late  Signal
+		joins bool
+	}{
+		{alert("KubePodCrashLooping", "payments", 16*time.Minute), true},
+		{alert("HighLatency", "payments", 7*time.Minute), false},
+	} {
+		c := newCorrelator(t, Config{})
+		feed(c, deploy("v2", -time.Minute), alert("HighErrorRate", "payments", 0), deploy("v1", 6*time.Minute), tc.late)
+		id, _ := c.IncidentOf("HighErrorRate/payments")
+		if got, _ := c.IncidentOf(tc.late.Fingerprint); (got == id) != tc.joins {
+			t.Errorf("%s %s after the deploy, %s after the rollback: in %s, the deploy's incident is %s, want joined %v",
+				tc.late.Name, tc.late.Time.Sub(t0.Add(-time.Minute)), tc.late.Time.Sub(t0.Add(6*time.Minute)), got, id, tc.joins)
+		}
+	}
+}
+
 // Symptoms that alert before their cause open incidents of their own; when
 // the cause arrives it joins one of them as its late root and the others,
 // opened within spread_window on its direct dependents, are merged into it:

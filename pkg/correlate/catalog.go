@@ -600,9 +600,8 @@ func (n serviceNames) prefixOf(v string) string {
 	if len(v) > maxWorkloadName {
 		return ""
 	}
-	parts := strings.Split(v, "-")
-	for j := len(parts) - 1; j > 0; j-- {
-		if name, ok := n.folded[fold(strings.Join(parts[:j], "-"))]; ok {
+	for end := strings.LastIndexByte(v, '-'); end > 0; end = strings.LastIndexByte(v[:end], '-') {
+		if name, ok := n.folded[fold(v[:end])]; ok {
 			return name
 		}
 	}

@@ -1323,13 +1323,10 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 	if gap > window || gap < -window || !c.takes(inc, s) || c.apart(inc, s) {
 		return gap, false
 	}
-	began := s.Time
-	if c.waitedOn(inc, s) {
+	if c.changedSince(s.Service, inc.openedAt, s.Time) && !c.reached(inc, s.Service) &&
 		// A slow alert's condition began its wait before it fired: a
 		// change since (a rollback) did not cause it.
-		began = s.Time.Add(-c.cfg.SlowAlertWait)
-	}
-	if c.changedSince(s.Service, inc.openedAt, began) && !c.reached(inc, s.Service) {
+		(!c.waitedOn(inc, s) || c.changedSince(s.Service, inc.openedAt, s.Time.Add(-c.cfg.SlowAlertWait))) {
 		// The service changed while the incident was under way: its new
 		// failure is most likely the change's, not the incident's. Unless
 		// the failure has visibly come its way: in a busy shop changes

@@ -223,3 +223,64 @@ func newFingerprintsHolding(b *testing.B, held, bound int) {
 		b.Fatalf("%d fingerprints held, over the bound %d", c.Fingerprints(), bound)
 	}
 }
+
+// BenchmarkPlacedAmongUnplacedOfOtherGroups: new alerts on catalogued
+// services while 20,000 incidents that signals the catalog cannot place
+// opened within the last minute, each of another group (Config.GroupBy),
+// none of which a new alert may adopt (adoptUnplaced looks at its own
+// group's alone); unplaced_signals off is the baseline of the same run.
+func BenchmarkPlacedAmongUnplacedOfOtherGroups(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprint("unplaced_signals=", on), func(b *testing.B) {
+			c, err := New(Config{GroupBy: []string{"tenant"}, UnplacedSignals: Flag(on), AlertStorms: Flag(false), LocationBursts: Flag(false)}, layeredCatalog(400))
+			if err != nil {
+				b.Fatal(err)
+			}
+			at := t0
+			for i := range 20_000 {
+				at = at.Add(3 * time.Millisecond)
+				c.Observe(Signal{Kind: SignalAlert, Fingerprint: fmt.Sprint("u", i), Service: fmt.Sprint("job-", i), Name: "Down",
+					Time: at, EventID: event.NewID(at), Labels: map[string]string{"tenant": fmt.Sprint("t", i)}})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				s := at.Add(-time.Duration(i%1000) * time.Millisecond)
+				c.Observe(Signal{Kind: SignalAlert, Fingerprint: fmt.Sprint("p", i), Service: fmt.Sprintf("svc-%d-%d", i%4, i%100), Name: "HighLatency",
+					Time: s, EventID: event.NewID(s), Labels: map[string]string{"tenant": "x"}})
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signals/s")
+		})
+	}
+}
+
+// BenchmarkSlowAlertOnABigIncident: whether a slow alert waited on an
+// incident of n members on its service, all resolved longer than
+// slow_alert_wait before it (waitedOn reads one time per service, not the
+// members).
+func BenchmarkSlowAlertOnABigIncident(b *testing.B) {
+	for _, n := range []int{10, 100_000} {
+		b.Run(fmt.Sprint("members=", n), func(b *testing.B) {
+			c, err := New(Config{MaxFingerprints: 1_000_000, AlertStorms: Flag(false)}, layeredCatalog(400))
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Observe(alert("DBDown", "svc-3-0", 0))
+			for i := range n {
+				s := alert("HighErrorRate", "svc-2-0", time.Second)
+				s.Fingerprint = fmt.Sprint("e-", i)
+				c.Observe(s)
+				c.Observe(resolved(s, 2*time.Second))
+			}
+			id, _ := c.IncidentOf("DBDown/svc-3-0")
+			inc := c.incidents[id]
+			s := alert("KubePodCrashLooping", "svc-2-0", 20*time.Minute)
+			b.ResetTimer()
+			for range b.N {
+				if c.waitedOn(inc, s) {
+					b.Fatal("waited on a failure 18 minutes over")
+				}
+			}
+		})
+	}
+}

@@ -13,7 +13,8 @@
 //     wherever it then belongs; late events of an episode gone by change
 //     nothing.
 //   - Topology: a new member joins an incident opened at most
-//     SpreadWindow before it (and that fired within GroupWindow) whose
+//     SpreadWindow before it (and that fired within GroupWindow, or whose
+//     span, opening to last firing, open all along, holds its time) whose
 //     root, its most upstream service, is the member's service, a
 //     dependency of it (a dependent failing because of it, at most UpDepth
 //     hops up) or a dependent of it (the root showing up late, at most
@@ -25,9 +26,17 @@
 //     SpreadWindow), unless the failure is still spreading
 //     to it (a member joined on a direct dependency of its service within
 //     FrontWindow, the incident opened within FrontLimit).
-//   - An alert first seen resolved joins, as a resolved member, what it
-//     would have joined at its startsAt (within GroupWindow); it opens
-//     nothing.
+//   - An alert first seen resolved (it resolved within Alertmanager's
+//     group_wait, or an inhibition rule muted it while it fired) joins, as
+//     a resolved member, what it would have joined at its startsAt; it
+//     opens nothing.
+//   - Slow alerts (SlowAlerts: rules that wait long before firing, an
+//     SLO's slow burn) join, up to SlowAlertWait later than others may,
+//     the incident holding a failure of their service that fired until at
+//     most SlowAlertWait before them, whatever changed there since.
+//   - Signals the catalog cannot place (UnplacedSignals) join what spread
+//     to a catalogued service within UnplacedWindow before them, and are
+//     adopted by what spreads within UnplacedWindow after.
 //   - Evidence: of the incidents a signal may join, the best scoring wins
 //     (Correlator.best): its relation to the root, less how long ago the
 //     incident last fired, plus PathWeight when the incident already has
@@ -48,7 +57,8 @@
 //     they merge, and the merged incident takes new signals from any
 //     service (of that location) within SpreadWindow of its opening.
 //   - Changes as evidence: a service changed after an incident opened (at
-//     most ChangeWindow before the signal) no longer joins that incident
+//     most ChangeWindow before the signal; for a slow alert, before its
+//     wait began) no longer joins that incident
 //     (a new failure after a deploy is the deploy's, not the running
 //     one's), unless the incident has a member on a direct dependency of
 //     it (the failure came its way; the change most likely broke nothing).

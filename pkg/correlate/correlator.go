@@ -119,7 +119,10 @@ type incident struct {
 	timeline    []Entry
 	groupLabels map[string]string
 	reopens     int
-	mergedInto  string // the incident this one was merged into
+	// lastFailed is, per service, when an alert of the incident (not an
+	// advisory one) was last seen failing there (noteFailed, waitedOn).
+	lastFailed map[string]time.Time
+	mergedInto string // the incident this one was merged into
 	// storm: the incident is an alert storm's (Config.AlertStorms), which
 	// takes new signals from any service; stormPlaces: it is the location
 	// bursts' of those places (Config.LocationBursts), which takes new
@@ -220,12 +223,14 @@ type Correlator struct {
 	kept      int
 	scans     uint64
 	restoring bool // UnmarshalJSON counts members: fileArrivals files them after
-	// unplaced are the incidents a signal the catalog cannot place
-	// opened, in the order they opened, kept while a failure arriving
-	// could still adopt them (adoptUnplaced), under the same conditions
-	// as arrivals.
-	unplaced     []*incident
-	keptUnplaced int
+	// unplaced are, by group (Config.GroupBy), the incidents a signal
+	// the catalog cannot place opened, in the order they opened, kept
+	// while a failure arriving could still adopt them (adoptUnplaced),
+	// under the same conditions as arrivals; unplacedCount is their
+	// number, keptUnplaced that at the last sweep (noteUnplaced).
+	unplaced      map[string][]*incident
+	unplacedCount int
+	keptUnplaced  int
 
 	stats Stats
 }
@@ -700,6 +705,7 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 	}
 	inc.tally(m, -1)
 	m.Firing, m.LastSeen, m.LastEventID = false, s.Time, s.EventID
+	inc.noteFailed(m)
 	if s.Time.After(inc.lastSignal) {
 		inc.lastSignal = s.Time
 	}
@@ -1079,6 +1085,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 	m.Count++
 	if s.Time.After(m.LastSeen) {
 		m.LastSeen = s.Time
+		inc.noteFailed(m)
 	}
 	if stale {
 		inc.saw(s)
@@ -1158,7 +1165,7 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 
 // best is the incident a new member joins, nil for none (open one). The
 // candidates are the incidents still taking signals (one fired within
-// GroupWindow) whose root is the signal's service, a dependency of it (the
+// GroupWindow, or whose span holds the signal's time: eligible) whose root is the signal's service, a dependency of it (the
 // signal is a symptom, at most UpDepth hops up) or a dependent of it (the
 // real root showing up late, at most DownDepth hops down), opened at most
 // SpreadWindow before the signal. Each
@@ -1288,11 +1295,12 @@ func (c *Correlator) spreadingNow(s Signal) *incident {
 	i, _ := slices.BinarySearchFunc(c.arrivals, s.Time, func(a arrival, t time.Time) int {
 		return cmp.Or(a.at.Compare(t), -1) // past every arrival at t
 	})
+	cut := c.arrivalsCut()
 	for i--; i >= 0; i-- {
 		a := c.arrivals[i]
 		inc := a.inc
-		if s.Time.Sub(a.at) > c.cfg.UnplacedWindow {
-			break
+		if s.Time.Sub(a.at) > c.cfg.UnplacedWindow || a.at.Before(cut) {
+			break // older ones a restore would not have filed
 		}
 		if best != nil && (a.at.Before(at) || a.at.Equal(at) && inc.id >= best.id) || inc.looked == c.scans || !c.live(a) {
 			continue
@@ -1317,8 +1325,12 @@ func (c *Correlator) eligible(inc *incident, s Signal) (gap time.Duration, ok bo
 		// began while the incident was still taking members.
 		window += c.cfg.SlowAlertWait
 	}
-	if gap < -window && !s.Time.Before(inc.openedAt.Add(-window)) {
-		gap = 0 // within the incident's span: an event that arrived late
+	if gap < -window && inc.reopens == 0 && !s.Time.Before(inc.openedAt.Add(-window)) {
+		// Timed within the incident's span, from its opening to its last
+		// firing, all of it open (it never resolved and reopened): an
+		// event that arrived late, or an alert first seen resolved long
+		// after it started (resolvedFirst).
+		gap = 0
 	}
 	if gap > window || gap < -window || !c.takes(inc, s) || c.apart(inc, s) {
 		return gap, false
@@ -1358,17 +1370,24 @@ func (c *Correlator) waitedOn(inc *incident, s Signal) bool {
 	if s.Kind != SignalAlert || inc.services[s.Service] == 0 || !c.slow.matches(s.Name) {
 		return false
 	}
-	if inc.failing[s.Service] > 0 {
-		return true
-	}
 	// Its condition began up to SlowAlertWait before it fired: an alert
 	// of the incident that failed there until then is what it waited on.
-	for _, m := range inc.members {
-		if m.Service == s.Service && m.Kind == SignalAlert && !m.advisory && !m.LastSeen.Before(s.Time.Add(-c.cfg.SlowAlertWait)) {
-			return true
-		}
+	return inc.failing[s.Service] > 0 || !inc.lastFailed[s.Service].Before(s.Time.Add(-c.cfg.SlowAlertWait))
+}
+
+// noteFailed notes that m, a member of inc, was last seen failing on its
+// service at m.LastSeen (its last firing, or its end), when it is an
+// alert and not an advisory one (waitedOn).
+func (inc *incident) noteFailed(m *member) {
+	if m.Kind != SignalAlert || m.advisory {
+		return
 	}
-	return false
+	if inc.lastFailed == nil {
+		inc.lastFailed = map[string]time.Time{}
+	}
+	if m.LastSeen.After(inc.lastFailed[m.Service]) {
+		inc.lastFailed[m.Service] = m.LastSeen
+	}
 }
 
 // apart reports whether s stays out of inc, rooted on another service,
@@ -1631,6 +1650,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
 		inc.advisory++
 	}
+	inc.noteFailed(m)
 	inc.tally(m, 1)
 	if m.Flapping {
 		inc.flappers = append(inc.flappers, m)
@@ -1659,11 +1679,10 @@ type arrival struct {
 // noteArrival files inc's new member on service, first seen at, for the
 // signals the catalog cannot place, in time order (most come in order,
 // and go at the end); the arrivals older than GroupWindow and
-// UnplacedWindow before the latest event time go from the front: a
-// signal's own time may be minutes behind the latest (Alertmanager sends
-// an alert once per group_interval, timed at its start), but no incident
-// more than GroupWindow behind its last firing takes it. Past twice what
-// the last pruning kept, the superseded ones go too.
+// UnplacedWindow before the latest event time (arrivalsCut) go from the
+// front, as a restore leaves them out, and spreadingNow looks at none
+// older. Past twice what the last pruning kept, the superseded ones go
+// too.
 func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 	if c.cat == nil || !*c.cfg.UnplacedSignals || c.restoring {
 		return
@@ -1676,7 +1695,7 @@ func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 		i--
 	}
 	c.arrivals = slices.Insert(c.arrivals, i, arrival{inc, service, at})
-	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	cut := c.arrivalsCut()
 	old := 0
 	for old < len(c.arrivals) && c.arrivals[old].at.Before(cut) {
 		old++
@@ -1695,20 +1714,26 @@ func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 // in time order (a restored snapshot: the same list live kept, as far
 // as spreadingNow can tell).
 func (c *Correlator) fileArrivals() {
-	c.arrivals, c.kept, c.unplaced, c.keptUnplaced = nil, 0, nil, 0
+	c.arrivals, c.kept, c.unplaced, c.unplacedCount, c.keptUnplaced = nil, 0, nil, 0, 0
 	if c.cat == nil || !*c.cfg.UnplacedSignals {
 		return
 	}
-	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	cut := c.arrivalsCut()
 	for _, inc := range c.incidents {
 		if _, placed := c.topo.index[inc.root]; !placed && !inc.openedAt.Before(cut) {
-			c.unplaced = append(c.unplaced, inc)
+			if c.unplaced == nil {
+				c.unplaced = map[string][]*incident{}
+			}
+			c.unplaced[inc.group] = append(c.unplaced[inc.group], inc)
+			c.unplacedCount++
 		}
 	}
-	c.keptUnplaced = len(c.unplaced)
-	slices.SortFunc(c.unplaced, func(a, b *incident) int {
-		return cmp.Or(a.openedAt.Compare(b.openedAt), strings.Compare(a.id, b.id))
-	})
+	for _, list := range c.unplaced {
+		slices.SortFunc(list, func(a, b *incident) int {
+			return cmp.Or(a.openedAt.Compare(b.openedAt), strings.Compare(a.id, b.id))
+		})
+	}
+	c.keptUnplaced = c.unplacedCount
 	for _, inc := range c.incidents {
 		for svc, at := range inc.arrived {
 			if _, placed := c.topo.index[svc]; placed && !at.Before(cut) {
@@ -1722,10 +1747,19 @@ func (c *Correlator) fileArrivals() {
 	c.kept = len(c.arrivals)
 }
 
+// arrivalsCut is the oldest time an arrival or an unplaced incident is
+// kept at: GroupWindow and UnplacedWindow before the latest event time.
+// A signal may be minutes behind the latest (Alertmanager sends an alert
+// once per group_interval, timed at its start); what is older a restore
+// does not file, so live it is not looked at either.
+func (c *Correlator) arrivalsCut() time.Time {
+	return c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+}
+
 // noteUnplaced files inc, just opened, when a signal the catalog cannot
-// place opened it (adoptUnplaced); the incidents opened longer than
-// GroupWindow and UnplacedWindow before the latest event time, or gone,
-// go from the front.
+// place opened it (adoptUnplaced). The incidents of its group opened
+// before arrivalsCut go from the front; past twice what the last sweep
+// kept, every group is swept of those and of the incidents gone.
 func (c *Correlator) noteUnplaced(inc *incident) {
 	if c.cat == nil || !*c.cfg.UnplacedSignals || c.restoring {
 		return
@@ -1733,48 +1767,62 @@ func (c *Correlator) noteUnplaced(inc *incident) {
 	if _, placed := c.topo.index[inc.root]; placed {
 		return
 	}
-	i := len(c.unplaced)
-	for i > 0 && c.unplaced[i-1].openedAt.After(inc.openedAt) {
+	if c.unplaced == nil {
+		c.unplaced = map[string][]*incident{}
+	}
+	list := c.unplaced[inc.group]
+	i := len(list)
+	for i > 0 && list[i-1].openedAt.After(inc.openedAt) {
 		i--
 	}
-	c.unplaced = slices.Insert(c.unplaced, i, inc)
-	cut := c.now.Add(-c.cfg.GroupWindow - c.cfg.UnplacedWindow)
+	list = slices.Insert(list, i, inc)
+	c.unplacedCount++
+	cut := c.arrivalsCut()
 	old := 0
-	for old < len(c.unplaced) && c.unplaced[old].openedAt.Before(cut) {
+	for old < len(list) && list[old].openedAt.Before(cut) {
 		old++
 	}
-	if old > 0 {
-		clear(c.unplaced[:old])
-		c.unplaced = c.unplaced[old:]
-	}
-	if len(c.unplaced) > 2*c.keptUnplaced+64 {
-		c.unplaced = slices.DeleteFunc(c.unplaced, func(u *incident) bool { return c.incidents[u.id] != u })
-		c.keptUnplaced = len(c.unplaced)
+	clear(list[:old])
+	c.unplaced[inc.group] = list[old:]
+	c.unplacedCount -= old
+	if c.unplacedCount > 2*c.keptUnplaced+64 {
+		c.unplacedCount = 0
+		for g, list := range c.unplaced {
+			list = slices.DeleteFunc(list, func(u *incident) bool { return u.openedAt.Before(cut) || c.incidents[u.id] != u })
+			if len(list) == 0 {
+				delete(c.unplaced, g)
+				continue
+			}
+			c.unplaced[g] = list
+			c.unplacedCount += len(list)
+		}
+		c.keptUnplaced = c.unplacedCount
 	}
 }
 
 // adoptUnplaced merges into inc, which s just joined or opened on a
-// catalogued service, the incidents that signals the catalog cannot
-// place opened at most UnplacedWindow before s (Config.UnplacedSignals):
-// a probe of a public URL that failed a few seconds before the service
-// behind it alerted is that failure's, as it would have been had it
-// come a few seconds after (spreadingNow).
+// catalogued service, the incidents of its group that signals the
+// catalog cannot place opened at most UnplacedWindow before or after s
+// (Config.UnplacedSignals): a probe of a public URL that failed a few
+// seconds before the service behind it alerted is that failure's, as it
+// would have been had it come a few seconds after (spreadingNow), or
+// been delivered after s.
 func (c *Correlator) adoptUnplaced(inc *incident, s Signal, ups []Update) []Update {
-	if len(c.unplaced) == 0 {
+	list := c.unplaced[inc.group]
+	if len(list) == 0 {
 		return ups
 	}
 	if _, placed := c.topo.index[s.Service]; !placed {
 		return ups
 	}
+	from := s.Time.Add(-c.cfg.UnplacedWindow)
+	if cut := c.arrivalsCut(); from.Before(cut) {
+		from = cut
+	}
+	i, _ := slices.BinarySearchFunc(list, from, func(u *incident, t time.Time) int { return u.openedAt.Compare(t) })
 	var pieces []*incident
-	for i := len(c.unplaced) - 1; i >= 0; i-- {
-		u := c.unplaced[i]
-		if u.openedAt.After(s.Time) {
-			continue
-		}
-		if s.Time.Sub(u.openedAt) > c.cfg.UnplacedWindow {
-			break
-		}
+	for ; i < len(list) && !list[i].openedAt.After(s.Time.Add(c.cfg.UnplacedWindow)); i++ {
+		u := list[i]
 		if u == inc || c.incidents[u.id] != u || u.storm || !c.takes(u, s) || c.apart(u, s) {
 			continue
 		}
@@ -1787,9 +1835,11 @@ func (c *Correlator) adoptUnplaced(inc *incident, s Signal, ups []Update) []Upda
 	}
 	sortIncidents(pieces)
 	for _, u := range pieces {
-		ups = append(ups, c.merge(u, inc, s.Time, "it failed at most "+c.cfg.UnplacedWindow.String()+" before "+s.Service+" did, and the catalog does not place "+u.root))
+		ups = append(ups, c.merge(u, inc, s.Time, "it failed within "+c.cfg.UnplacedWindow.String()+" of "+s.Service+", and the catalog does not place "+u.root))
 	}
-	c.unplaced = slices.DeleteFunc(c.unplaced, func(u *incident) bool { return u.mergedInto != "" })
+	kept := slices.DeleteFunc(list, func(u *incident) bool { return c.incidents[u.id] != u })
+	c.unplacedCount -= len(list) - len(kept)
+	c.unplaced[inc.group] = kept
 	return ups
 }
 

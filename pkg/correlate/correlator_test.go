@@ -2750,6 +2750,105 @@ services:
 	}
 }
 
+// Unplaced signals go the same way whatever the order they arrive in, and
+// whether the correlator restarted in between (review of session 26): a
+// placed alert delivered after the probe it is timed before adopts it; a
+// signal timed further back than group_window and unplaced_window behind
+// the latest event time (what a restore no longer files) neither adopts
+// nor is taken by what spread then, live or restarted.
+func TestUnplacedSignalsLiveAsRestarted(t *testing.T) {
+	const cat = `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+  search: {}
+`
+	probe := func(at time.Duration) Signal {
+		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
+		s.Labels = map[string]string{"instance": "https://www.example.com/"}
+		return s
+	}
+	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	run := func(restart bool, before []Signal, after ...Signal) *Correlator {
+		c := correlatorOn(t, Config{}, cat)
+		feed(c, before...)
+		if restart {
+			c = restarted(t, c)
+		}
+		feed(c, after...)
+		return c
+	}
+
+	db, p := alert("DBDown", "db", 0), probe(10*time.Second)
+	for _, c := range []*Correlator{run(false, nil, db, p), run(false, nil, p, db), run(true, []Signal{p}, db)} {
+		if in(c, p) != in(c, db) {
+			t.Errorf("a probe 10 s after db failed is apart from it (in order, delivered first, or restarted in between)")
+		}
+	}
+
+	search := alert("DiskFull", "search", 20*time.Minute)
+	lateDB := alert("DBDown", "db", 30*time.Second)
+	other := alert("Down", "snmp-exporter", 19*time.Minute)
+	for name, c := range map[string]*Correlator{
+		"live":                       run(false, []Signal{probe(0), search}, lateDB),
+		"restarted":                  run(true, []Signal{probe(0), search}, lateDB),
+		"after another unplaced one": run(false, []Signal{probe(0), other, search}, lateDB),
+	} {
+		if in(c, probe(0)) == in(c, lateDB) {
+			t.Errorf("%s: an alert timed 19.5 minutes behind the latest adopted a probe of its time", name)
+		}
+	}
+	again := db
+	again.Time = t0.Add(20 * time.Minute) // a repeat: the latest time moves on
+	for name, c := range map[string]*Correlator{
+		"live":      run(false, []Signal{db, again}, probe(30*time.Second)),
+		"restarted": run(true, []Signal{db, again}, probe(30*time.Second)),
+	} {
+		if in(c, probe(30*time.Second)) == in(c, db) {
+			t.Errorf("%s: a probe timed 19.5 minutes behind the latest joined what spread then", name)
+		}
+	}
+}
+
+// An event timed within an incident's span joins it however late it
+// arrives, but not one timed while the incident was resolved, though a
+// return of its root's failure reopened it since (review of session 26).
+func TestLateEventWithinAResolvedStretch(t *testing.T) {
+	const cat = `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+  search: {}
+`
+	an := func(at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "db-latency", Service: "db", Name: "latency_p99", Time: t0.Add(at), Severity: event.SeverityWarning}
+	}
+	api := alert("HighErrorRate", "api", time.Minute)
+	setup := []Signal{an(0), api, resolved(api, 2*time.Minute), an(3 * time.Minute), an(5 * time.Minute),
+		alert("DiskFull", "search", 12*time.Minute), resolved(alert("DiskFull", "search", 12*time.Minute), 13*time.Minute)}
+	web := alert("HighErrorRate", "web", 15*time.Minute)
+	c := correlatorOn(t, Config{}, cat)
+	feed(c, setup...)
+	id, _ := c.IncidentOf("db-latency")
+	if st, _ := c.Incident(id); st.State != StatusResolved {
+		t.Fatalf("setup: db's incident %s, want resolved", st.State)
+	}
+	feed(c, an(30*time.Minute))
+	if st, _ := c.Incident(id); st.State == StatusResolved {
+		t.Fatalf("setup: the root's return did not reopen db's incident")
+	}
+	muted := resolved(alert("HighErrorRate", "web", 15*time.Minute), 31*time.Minute)
+	muted.Fingerprint, muted.Started = "muted/web", t0.Add(15*time.Minute)
+	feed(c, web, muted)
+	for _, s := range []Signal{web, muted} {
+		if got, _ := c.IncidentOf(s.Fingerprint); got == id {
+			t.Errorf("%s, timed while db's incident was resolved, joined it after it reopened", s.Fingerprint)
+		}
+	}
+}
+
 // What spreads now is the incident that took a new member latest, however
 // the arrivals came in: an alert sent late (timed at its start, minutes
 // behind the others), the old members a merge brings, an incident's own

@@ -31,6 +31,13 @@ type Dependencies []string
 
 // UnmarshalYAML reads a list of names, or one name.
 func (d *Dependencies) UnmarshalYAML(n *yaml.Node) error {
+	// `depends_on: true` is a slip, not a service named "true" (one named
+	// so is written quoted).
+	for _, item := range append([]*yaml.Node{n}, n.Content...) {
+		if item.Kind == yaml.ScalarNode && item.Tag == "!!bool" {
+			return fmt.Errorf("line %d: depends_on: %s is not a service name (quote it if a service is named so)", item.Line, item.Value)
+		}
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
 		*d = Dependencies{n.Value}
 		return nil

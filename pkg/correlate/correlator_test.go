@@ -1410,6 +1410,16 @@ func TestCatalogUnknownKeysAreNamed(t *testing.T) {
 	if _, err := ParseCatalog([]byte("services:\n  api: {depends_on: {db: 1}}\n")); err == nil || !strings.Contains(err.Error(), "depends_on is a list of service names (or one name)") {
 		t.Errorf("depends_on as a mapping: %v", err)
 	}
+	// A boolean is no service's name, alone or in the list (a service
+	// named so is written quoted).
+	for _, in := range []string{"services:\n  api: {depends_on: true}\n", "services:\n  api: {depends_on: [db, false]}\n  db: {}\n"} {
+		if _, err := ParseCatalog([]byte(in)); err == nil || !strings.Contains(err.Error(), "is not a service name") {
+			t.Errorf("%q: %v, want an error naming the boolean", in, err)
+		}
+	}
+	if cat := catalog(t, "services:\n  api: {depends_on: ['true']}\n"); cat.Services["api"].DependsOn[0] != "true" {
+		t.Errorf("a quoted 'true' read as %v", cat.Services["api"].DependsOn)
+	}
 	// A dependency in other letter case is the declared service.
 	cat = catalog(t, "services:\n  api: {depends_on: [Payments]}\n  payments: {}\n")
 	if !reflect.DeepEqual(cat.Names(), []string{"api", "payments"}) || cat.Services["api"].DependsOn[0] != "payments" || len(cat.Undeclared) != 0 ||

@@ -2610,21 +2610,10 @@ func TestLinkedChangeWithoutAuthorReadsOnTheTimeline(t *testing.T) {
 // stays apart when nothing spreads now, with the rule off, and without a
 // catalog; one whose label names a catalogued service goes by that.
 func TestUnplacedSignalJoinsWhatSpreadsNow(t *testing.T) {
-	const cat = `
-services:
-  web: {depends_on: [api]}
-  api: {depends_on: [db]}
-  db:  {}
-  search: {}
-`
-	probe := func(at time.Duration, url string) Signal {
-		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
-		s.Fingerprint += url
-		s.Labels = map[string]string{"instance": url}
-		return s
-	}
+	const cat = chainCatalog
+	probe := probeOf
 	cascade := []Signal{alert("DBDown", "db", 0), alert("HighErrorRate", "api", time.Minute), alert("HighErrorRate", "web", 2*time.Minute)}
-	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	in := incidentOf
 
 	c := correlatorOn(t, Config{}, cat)
 	feed(c, cascade...)
@@ -2706,12 +2695,11 @@ services:
   db:  {}
 `
 	probe := func(at time.Duration, url string) Signal {
-		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
-		s.Fingerprint += url
-		s.Labels = map[string]string{"instance": url, "cluster": "eu"}
+		s := probeOf(at, url)
+		s.Labels["cluster"] = "eu"
 		return s
 	}
-	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	in := incidentOf
 	early, before := alert("UPSOnBattery", "snmp-exporter", -2*time.Minute), probe(-40*time.Second, "https://www.example.com/")
 	early.Labels = map[string]string{"cluster": "eu"}
 	db := alert("DBDown", "db", 0)
@@ -2767,19 +2755,9 @@ services:
 // the latest event time (what a restore no longer files) neither adopts
 // nor is taken by what spread then, live or restarted.
 func TestUnplacedSignalsLiveAsRestarted(t *testing.T) {
-	const cat = `
-services:
-  web: {depends_on: [api]}
-  api: {depends_on: [db]}
-  db:  {}
-  search: {}
-`
-	probe := func(at time.Duration) Signal {
-		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
-		s.Labels = map[string]string{"instance": "https://www.example.com/"}
-		return s
-	}
-	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	const cat = chainCatalog
+	probe := func(at time.Duration) Signal { return probeOf(at, "https://www.example.com/") }
+	in := incidentOf
 	run := func(restart bool, before []Signal, after ...Signal) *Correlator {
 		c := correlatorOn(t, Config{}, cat)
 		feed(c, before...)
@@ -2825,13 +2803,7 @@ services:
 // arrives, but not one timed while the incident was resolved, though a
 // return of its root's failure reopened it since (review of session 26).
 func TestLateEventWithinAResolvedStretch(t *testing.T) {
-	const cat = `
-services:
-  web: {depends_on: [api]}
-  api: {depends_on: [db]}
-  db:  {}
-  search: {}
-`
+	const cat = chainCatalog
 	an := func(at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "db-latency", Service: "db", Name: "latency_p99", Time: t0.Add(at), Severity: event.SeverityWarning}
 	}
@@ -2873,12 +2845,8 @@ services:
   db:  {}
   search: {}
 `
-	probe := func(at time.Duration) Signal {
-		s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
-		s.Labels = map[string]string{"instance": "https://www.shop.example.com/"}
-		return s
-	}
-	in := func(c *Correlator, s Signal) string { id, _ := c.IncidentOf(s.Fingerprint); return id }
+	probe := func(at time.Duration) Signal { return probeOf(at, "https://www.shop.example.com/") }
+	in := incidentOf
 	db := alert("DBDown", "db", 0)
 	t.Run("an alert sent late", func(t *testing.T) {
 		c := correlatorOn(t, Config{}, cat)
@@ -2926,4 +2894,29 @@ services:
 			t.Errorf("the probe went to %s live and %s restarted, want db's %s both times", in(c, p), in(r, p), in(c, db))
 		}
 	})
+}
+
+// chainCatalog is web calling api calling db, and search apart: the
+// catalog of the tests of signals it cannot place.
+const chainCatalog = `
+services:
+  web: {depends_on: [api]}
+  api: {depends_on: [db]}
+  db:  {}
+  search: {}
+`
+
+// probeOf is a blackbox probe of url failing at at, under the exporter's
+// name: a signal the catalog cannot place.
+func probeOf(at time.Duration, url string) Signal {
+	s := alert("BlackboxProbeFailed", "blackbox-exporter", at)
+	s.Fingerprint += url
+	s.Labels = map[string]string{"instance": url}
+	return s
+}
+
+// incidentOf is the incident c holds s in, "" for none.
+func incidentOf(c *Correlator, s Signal) string {
+	id, _ := c.IncidentOf(s.Fingerprint)
+	return id
 }

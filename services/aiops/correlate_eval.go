@@ -111,7 +111,7 @@ var stormGenerators = map[string]func(seed uint64) (generatedStorm, error){
 	},
 	"wordgen": func(seed uint64) (generatedStorm, error) {
 		s := wordgen.Generate(seed, wordgen.DefaultConfig())
-		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth}, nil
+		return generatedStorm{lines: s.Lines, catalog: s.Catalog, truth: s.Truth, roots: s.Roots}, nil
 	},
 }
 
@@ -142,7 +142,7 @@ const generateUsage = `usage: aiops correlate generate --generator NAME --seeds 
 Writes storms with ground truth, one folder each (DIR/NAME-SEED), holding
 events.jsonl (the replay input), catalog.yaml, truth.json (every alert
 fingerprint and anomaly event id → its true incident) and, from the
-generators that know them (scenario, crossgen), roots.json (each true
+generators that know them (scenario, crossgen, wordgen), roots.json (each true
 incident → its root service). A seed gives the
 same storm every time. ` + "`aiops correlate eval DIR/*`" + ` scores the correlator
 on them.

@@ -319,5 +319,17 @@ func (g *gen) storm() Storm {
 		incidents[id] = true
 	}
 	s.Incidents = len(incidents)
+	s.Roots = map[string]string{}
+	for _, p := range g.planned {
+		if p.kind == kindNode || !incidents[p.id] {
+			continue
+		}
+		for _, h := range p.hits {
+			if h.hop == 0 {
+				s.Roots[p.id] = h.comp.name
+				break
+			}
+		}
+	}
 	return s
 }

@@ -27,6 +27,10 @@ type Storm struct {
 	Incidents int
 	// Notifications is the number of webhook notifications in Lines.
 	Notifications int
+	// Roots maps each true incident whose fault is on one catalogued
+	// component (all but a node dying) to that component: where a
+	// root-cause ranking should point first.
+	Roots map[string]string
 }
 
 // Config shapes a storm. DefaultConfig is what the calibration in doc.go

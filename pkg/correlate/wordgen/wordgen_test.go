@@ -180,6 +180,23 @@ func TestTruthIsExactlyTheAlertsSent(t *testing.T) {
 		if s.Notifications != n {
 			t.Errorf("seed %d: Notifications %d, %d webhook lines", seed, s.Notifications, n)
 		}
+		// Every root is a true incident's, on a catalogued service, and
+		// every incident but a node's has one.
+		var cat struct{ Services map[string]any }
+		if err := yaml.Unmarshal(s.Catalog, &cat); err != nil {
+			t.Fatal(err)
+		}
+		for id, root := range s.Roots {
+			if !incidents[id] || cat.Services[root] == nil {
+				t.Errorf("seed %d: root %s of %s: want a true incident's, catalogued", seed, root, id)
+			}
+		}
+		g, _ := generate(seed, DefaultConfig())
+		for _, p := range g.planned {
+			if _, ok := s.Roots[p.id]; ok != (incidents[p.id] && p.kind != kindNode) {
+				t.Errorf("seed %d: incident %s (kind %d): root %q", seed, p.id, p.kind, s.Roots[p.id])
+			}
+		}
 	}
 }
 

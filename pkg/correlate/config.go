@@ -317,10 +317,12 @@ func DefaultConfig() Config {
 		// made like them.
 		AdvisoryAlerts: []string{".*Soon", ".*FillingUp", ".*Overcommit", ".*QuotaAlmostFull", ".*JobFailed"},
 		// The kube-prometheus mixin's workload alerts that wait `for: 15m`
-		// (KubeContainerWaiting waits an hour).
+		// (KubeContainerWaiting waits an hour), an SLO's burn (Pyrra's
+		// slow one fires well after its fast one) and a consumer's lag,
+		// which builds up for minutes after what it waits on failed.
 		SlowAlerts: []string{"KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
 			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
-			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", ".*ErrorBudgetBurn.*"},
+			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", ".*ErrorBudgetBurn.*", "(?i).*consumer_?(group)?_?lag.*"},
 		SlowAlertWait: 15 * time.Minute,
 	}
 }

@@ -399,6 +399,7 @@ func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 		{alert("KubePodCrashLooping", "payments", 14*time.Minute), true},
 		{burn, true},
 		{alert("KafkaConsumergroupLag", "payments", 14*time.Minute), true}, // kafka-exporter's, a lag building up
+		{alert("CPUThrottlingHigh", "payments", 14*time.Minute), true},     // kubernetes-mixin's, for: 15m
 		{alert("HighLatency", "payments", 14*time.Minute), false},
 		{alert("KubePodCrashLooping", "payments", 27*time.Minute), false}, // past GroupWindow and SlowAlertWait
 	} {

@@ -319,11 +319,12 @@ func DefaultConfig() Config {
 		// The kube-prometheus mixin's workload alerts that wait `for: 15m`
 		// (KubeContainerWaiting waits an hour; CPUThrottlingHigh, of its
 		// resource alerts, 15 minutes too), an SLO's burn (Pyrra's
-		// slow one fires well after its fast one) and a consumer's lag,
-		// which builds up for minutes after what it waits on failed.
+		// slow one fires well after its fast one) and a consumer's or a
+		// replica's lag, which builds up for minutes after what it waits
+		// on failed.
 		SlowAlerts: []string{"KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
 			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
-			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", "CPUThrottlingHigh", ".*ErrorBudgetBurn.*", "(?i).*consumer_?(group)?_?lag.*"},
+			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", "CPUThrottlingHigh", ".*ErrorBudgetBurn.*", "(?i).*(consumer_?(group)?|replication)_?lag.*"},
 		SlowAlertWait: 15 * time.Minute,
 	}
 }

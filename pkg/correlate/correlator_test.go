@@ -386,8 +386,8 @@ func TestSlowAlertJoinsTheFailureItWaitedOn(t *testing.T) {
 // alerts fired once, more than GroupWindow before it, and stayed firing
 // (Alertmanager repeats a firing alert only every few hours): its rule's
 // condition began while the incident still took members. An SLO's slow
-// burn (Pyrra's ErrorBudgetBurn over 6h) and a consumer's lag are such
-// alerts. Anything else that late is a failure of its own.
+// burn (Pyrra's ErrorBudgetBurn over 6h), a consumer's lag and a
+// replica's are such alerts. Anything else that late is a failure of its own.
 func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 	burn := alert("ErrorBudgetBurn", "payments", 14*time.Minute)
 	burn.Labels = map[string]string{"slo": "payments-availability", "long": "6h"}
@@ -398,6 +398,7 @@ func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 	}{
 		{alert("KubePodCrashLooping", "payments", 14*time.Minute), true},
 		{burn, true},
+		{alert("PostgresqlReplicationLag", "payments", 14*time.Minute), true},
 		{alert("KafkaConsumergroupLag", "payments", 14*time.Minute), true}, // kafka-exporter's, a lag building up
 		{alert("CPUThrottlingHigh", "payments", 14*time.Minute), true},     // kubernetes-mixin's, for: 15m
 		{alert("HighLatency", "payments", 14*time.Minute), false},

@@ -324,7 +324,7 @@ func DefaultConfig() Config {
 		// on failed.
 		SlowAlerts: []string{"KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
 			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
-			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", "CPUThrottlingHigh", ".*ErrorBudgetBurn.*", "(?i).*(consumer_?(group)?|replication)_?lag.*"},
+			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", "CPUThrottlingHigh", ".*ErrorBudgetBurn.*", "(?i).*consumer_?(group)?_?lag.*", "(?i).*replication_?lag.*"},
 		SlowAlertWait: 15 * time.Minute,
 	}
 }

@@ -548,25 +548,9 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 	if n.known[service] || len(n.known) == 0 {
 		return service
 	}
-	if name, ok := n.lookup(service); ok {
+	exact := func(v string) string { name, _ := n.lookup(v); return name }
+	if name := askLabels(service, labels, exact, nil); name != "" {
 		return name
-	}
-	for _, k := range serviceLabels {
-		if name, ok := n.lookup(labels[k]); ok {
-			return name
-		}
-	}
-	var found, key string
-	for k, v := range labels {
-		if peerLabels[k] || (found != "" && k > key) {
-			continue
-		}
-		if name, ok := n.lookup(v); ok {
-			found, key = name, k
-		}
-	}
-	if found != "" {
-		return found
 	}
 	for _, k := range workloadLabels {
 		if v := labels[k]; v != "" {
@@ -575,27 +559,36 @@ func (n serviceNames) of(service string, labels map[string]string) string {
 			}
 		}
 	}
-	if name := n.prefixOf(service); name != "" {
+	workload := func(k string) bool { return slices.Contains(workloadLabels, k) }
+	if name := askLabels(service, labels, n.prefixOf, workload); name != "" {
 		return name
 	}
-	for _, k := range serviceLabels {
-		if name := n.prefixOf(labels[k]); name != "" {
-			return name
-		}
-	}
-	found, key = "", ""
-	for k, v := range labels {
-		if peerLabels[k] || slices.Contains(workloadLabels, k) || (found != "" && k > key) {
-			continue
-		}
-		if name := n.prefixOf(v); name != "" {
-			found, key = name, k
-		}
-	}
-	if found != "" {
+	return service
+}
+
+// askLabels asks name of a signal's service, then of its serviceLabels in
+// order, then of its other labels in the order of their keys (not one of
+// peerLabels, nor one skip tells), and returns the first service named,
+// "" when none is.
+func askLabels(service string, labels map[string]string, name func(string) string, skip func(string) bool) string {
+	if found := name(service); found != "" {
 		return found
 	}
-	return service
+	for _, k := range serviceLabels {
+		if found := name(labels[k]); found != "" {
+			return found
+		}
+	}
+	var found, key string
+	for k, v := range labels {
+		if peerLabels[k] || skip != nil && skip(k) || (found != "" && k > key) {
+			continue
+		}
+		if f := name(v); f != "" {
+			found, key = f, k
+		}
+	}
+	return found
 }
 
 // prefixOf is the catalogued service whose name starts v, followed by

@@ -1690,20 +1690,7 @@ func (c *Correlator) noteArrival(inc *incident, service string, at time.Time) {
 	if _, placed := c.topo.index[service]; !placed {
 		return // joined by time alone: no sign of the failure spreading
 	}
-	i := len(c.arrivals)
-	for i > 0 && c.arrivals[i-1].at.After(at) {
-		i--
-	}
-	c.arrivals = slices.Insert(c.arrivals, i, arrival{inc, service, at})
-	cut := c.arrivalsCut()
-	old := 0
-	for old < len(c.arrivals) && c.arrivals[old].at.Before(cut) {
-		old++
-	}
-	if old > 0 {
-		clear(c.arrivals[:old])
-		c.arrivals = c.arrivals[old:]
-	}
+	c.arrivals, _ = fileTimed(c.arrivals, arrival{inc, service, at}, func(a arrival) time.Time { return a.at }, c.arrivalsCut())
 	if len(c.arrivals) > 2*c.kept+64 {
 		c.arrivals = slices.DeleteFunc(c.arrivals, func(a arrival) bool { return !c.live(a) })
 		c.kept = len(c.arrivals)
@@ -1747,6 +1734,24 @@ func (c *Correlator) fileArrivals() {
 	c.kept = len(c.arrivals)
 }
 
+// fileTimed files x in list, kept in the order of at (most come in
+// order, and go at the end), and drops from the front what is before
+// cut; it returns the list and how many it dropped.
+func fileTimed[T any](list []T, x T, at func(T) time.Time, cut time.Time) ([]T, int) {
+	t := at(x)
+	i := len(list)
+	for i > 0 && at(list[i-1]).After(t) {
+		i--
+	}
+	list = slices.Insert(list, i, x)
+	old := 0
+	for old < len(list) && at(list[old]).Before(cut) {
+		old++
+	}
+	clear(list[:old])
+	return list[old:], old
+}
+
 // arrivalsCut is the oldest time an arrival or an unplaced incident is
 // kept at: GroupWindow and UnplacedWindow before the latest event time.
 // A signal may be minutes behind the latest (Alertmanager sends an alert
@@ -1770,21 +1775,10 @@ func (c *Correlator) noteUnplaced(inc *incident) {
 	if c.unplaced == nil {
 		c.unplaced = map[string][]*incident{}
 	}
-	list := c.unplaced[inc.group]
-	i := len(list)
-	for i > 0 && list[i-1].openedAt.After(inc.openedAt) {
-		i--
-	}
-	list = slices.Insert(list, i, inc)
-	c.unplacedCount++
 	cut := c.arrivalsCut()
-	old := 0
-	for old < len(list) && list[old].openedAt.Before(cut) {
-		old++
-	}
-	clear(list[:old])
-	c.unplaced[inc.group] = list[old:]
-	c.unplacedCount -= old
+	list, dropped := fileTimed(c.unplaced[inc.group], inc, func(u *incident) time.Time { return u.openedAt }, cut)
+	c.unplaced[inc.group] = list
+	c.unplacedCount += 1 - dropped
 	if c.unplacedCount > 2*c.keptUnplaced+64 {
 		c.unplacedCount = 0
 		for g, list := range c.unplaced {

@@ -367,7 +367,9 @@ func TestReplayAndLiveAgreeOnGeneratedStorms(t *testing.T) {
 				t.Fatalf("%s line %d: %v", name, i+1, err)
 			}
 			for _, env := range e {
-				last = latest(last, env.Time)
+				if env.Time.After(last) {
+					last = env.Time
+				}
 			}
 			envs = append(envs, e)
 		}
@@ -431,13 +433,6 @@ func TestReplayAndLiveAgreeOnGeneratedStorms(t *testing.T) {
 			t.Errorf("%s: live assigned %d alerts, replay %d", name, len(live), joined)
 		}
 	}
-}
-
-func latest(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // A line that cannot be read is told with its number and why, and the

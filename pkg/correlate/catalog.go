@@ -507,7 +507,7 @@ var peerLabels = map[string]bool{"upstream": true, "downstream": true, "pool": t
 	"peer_service": true, "target": true, "dependency": true, "destination": true, "destination_service": true,
 	"dst": true, "dest": true, "backend": true, "remote": true, "caller": true, "callee": true, "client": true,
 	"source_service": true, "db": true, "database": true, "datastore": true, "cache": true, "queue": true,
-	"broker": true}
+	"broker": true, "circuit": true}
 
 // serviceNames finds the catalogued service a signal is about.
 type serviceNames struct {

@@ -122,6 +122,10 @@ type incident struct {
 	// lastFailed is, per service, when an alert of the incident (not an
 	// advisory one) was last seen failing there (noteFailed, waitedOn).
 	lastFailed map[string]time.Time
+	// peers counts, per service of the incident and catalogued service a
+	// peer label of a member there names (its upstream, its circuit), the
+	// members naming it (namingAbove).
+	peers      map[naming]int
 	mergedInto string // the incident this one was merged into
 	// storm: the incident is an alert storm's (Config.AlertStorms), which
 	// takes new signals from any service; stormPlaces: it is the location
@@ -171,7 +175,10 @@ type Correlator struct {
 	incidents map[string]*incident
 	byService map[string]map[*incident]struct{}
 	byRoot    map[string]map[*incident]struct{}
-	changes   map[string][]Change // recent changes by service
+	// byPeer holds, per catalogued service, the incidents with a member
+	// whose peer label names it, and how many such members (namingAbove).
+	byPeer  map[string]map[*incident]int
+	changes map[string][]Change // recent changes by service
 	// openings are the times the latest incidents opened (at most
 	// BusyOpenings+1, none more than an hour before the watermark), in
 	// the order they opened (spreadWindow).
@@ -293,7 +300,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
 		advisory: advisory, slow: slow,
 		members: map[string]*member{}, incidents: map[string]*incident{},
-		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
+		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]int{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
 		places: map[string][]string{},
 	}, nil
@@ -801,12 +808,83 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		for inc := range c.rootedAbove(i, c.cfg.DownDepth) {
 			take(inc)
 		}
+		for inc := range c.namingAbove(i, c.cfg.DownDepth) {
+			if !slices.Contains(pieces, inc) {
+				take(inc)
+			}
+		}
 	}
 	sortIncidents(pieces)
 	for _, inc := range pieces {
-		ups = append(ups, c.merge(inc, into, s.Time, "its root "+into.root+" is what "+inc.root+" depends on"))
+		ups = append(ups, c.merge(inc, into, s.Time, "its root "+into.root+" is what "+inc.root+" depends on, or fails on"))
 	}
 	return ups
+}
+
+// namingAbove yields the incidents whose root's signals name, by a peer
+// label (peerLabels: the upstream a caller's errors are on, the circuit
+// it opened), service i or a service at most depth hops above it: a
+// caller two hops up that alerts first on its upstream's name is a
+// symptom of i as much as the upstream is, when i turns out to be the
+// late root. Each is yielded once.
+func (c *Correlator) namingAbove(i, depth int) iter.Seq[*incident] {
+	return func(yield func(*incident) bool) {
+		for j, other := range c.topo.below {
+			if hops := int(other[i]); j != i && (hops == 0 || hops > depth) {
+				continue
+			}
+			named := c.topo.names[j]
+			for inc := range c.byPeer[named] {
+				if inc.peers[naming{inc.root, named}] > 0 && !yield(inc) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// naming is a member's service and a catalogued service one of its peer
+// labels names.
+type naming struct{ from, named string }
+
+// peersOf calls f with each catalogued service other than its own that a
+// peer label of m names (peerLabels).
+func (c *Correlator) peersOf(m *member, f func(named string)) {
+	for k, v := range m.Labels {
+		if !peerLabels[k] {
+			continue
+		}
+		if name, ok := c.names.lookup(v); ok && name != m.Service {
+			if _, placed := c.topo.index[name]; placed {
+				f(name)
+			}
+		}
+	}
+}
+
+// countPeers adds d to inc's and the correlator's tallies of the services
+// m's peer labels name (namingAbove).
+func (c *Correlator) countPeers(inc *incident, m *member, d int) {
+	c.peersOf(m, func(named string) {
+		key := naming{m.Service, named}
+		if inc.peers == nil {
+			inc.peers = map[naming]int{}
+		}
+		if inc.peers[key] += d; inc.peers[key] <= 0 {
+			delete(inc.peers, key)
+		}
+		set := c.byPeer[named]
+		if set == nil {
+			set = map[*incident]int{}
+			c.byPeer[named] = set
+		}
+		if set[inc] += d; set[inc] <= 0 {
+			delete(set, inc)
+			if len(set) == 0 {
+				delete(c.byPeer, named)
+			}
+		}
+	})
 }
 
 // gather merges into into, which s just joined on a service new to it as a
@@ -1659,6 +1737,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		c.index(inc, m.Service)
 	}
 	inc.services[m.Service]++
+	c.countPeers(inc, m, 1)
 	if inc.names[m.Name]++; inc.recent && inc.names[m.Name] == 1 && m.Kind == SignalAlert && *c.cfg.AlertStorms {
 		c.file(inc, burstKey{name: m.Name, group: inc.group})
 	}
@@ -1918,6 +1997,7 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {
 		delete(inc.names, m.Name)
 	}
+	c.countPeers(inc, m, -1)
 	if inc.services[m.Service]--; inc.services[m.Service] <= 0 {
 		delete(inc.services, m.Service)
 		delete(inc.arrived, m.Service)

@@ -503,6 +503,56 @@ services:
 	}
 }
 
+// A caller two hops above the late root, whose alert names by a peer
+// label the hop between (its upstream, the circuit it opened) or the root
+// itself, alerted first on its own: the late root merges it as it merges
+// its direct dependents' incidents, live and after a restart. Without the
+// label, or naming a service unrelated to the root, it stays apart; and
+// once merged, no index holds the incident it was.
+func TestLateRootMergesTheCallerThatNamedItsUpstream(t *testing.T) {
+	withLabels := func(s Signal, labels map[string]string) Signal {
+		s.Labels = labels
+		return s
+	}
+	db := alert("DBDown", "db", 13*time.Second)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		one    bool
+	}{
+		{"upstream names the hop between", map[string]string{"upstream": "api"}, true},
+		{"circuit names the hop between", map[string]string{"circuit": "api"}, true},
+		{"upstream names the root", map[string]string{"upstream": "db"}, true},
+		{"no label", nil, false},
+		{"upstream names an unrelated service", map[string]string{"upstream": "search"}, false},
+		{"a label that is no peer's names the hop between", map[string]string{"team": "api"}, false},
+	} {
+		web := withLabels(alert("CircuitBreakerOpen", "web", 0), tc.labels)
+		for _, restart := range []bool{false, true} {
+			c := correlatorOn(t, Config{}, chainCatalog)
+			feed(c, web)
+			if restart {
+				c = restarted(t, c)
+			}
+			feed(c, db)
+			if got := incidentOf(c, web) == incidentOf(c, db); got != tc.one {
+				t.Errorf("%s (restarted %v): one incident %v, want %v", tc.name, restart, got, tc.one)
+			}
+			if !tc.one {
+				continue
+			}
+			into := c.incidents[incidentOf(c, db)]
+			for named, set := range c.byPeer {
+				for inc := range set {
+					if inc != into {
+						t.Errorf("%s (restarted %v): the merged incident %s is still indexed as naming %s", tc.name, restart, inc.id, named)
+					}
+				}
+			}
+		}
+	}
+}
+
 // A late root merges only what it could have joined, and only when it
 // becomes the root (not at another alert of a root that already was one):
 // not a symptom that opened before its service changed (that failure is

@@ -894,20 +894,29 @@ func (c *Correlator) countPeers(inc *incident, m *member, d int) {
 // cause) and that s could have joined (eligible). It is absorb for a
 // symptom: a fast cascade notifies a symptom two hops up before the hop
 // between, which then joins the root's incident and brings the symptom's
-// along. Pieces that opened before s started failed first, on their own.
+// along. Pieces that opened before s started failed first, on their own,
+// unless their root's alerts name s's service or a direct dependent of it
+// by a peer label (namingAbove): those failed on it.
 func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[s.Service]
 	if !ok || c.topo.hops(s.Service, into.root) == 0 {
 		return ups // s is the root, or joined a burst's incident: no symptom
 	}
 	var pieces []*incident
-	for inc := range c.rootedAbove(i, 1) {
-		if inc == into || inc.openedAt.Before(s.Time) {
-			continue
-		}
-		if _, ok := c.eligible(inc, s); ok {
+	take := func(inc *incident) {
+		if _, ok := c.eligible(inc, s); ok && inc != into && !slices.Contains(pieces, inc) {
 			pieces = append(pieces, inc)
 		}
+	}
+	for inc := range c.rootedAbove(i, 1) {
+		if !inc.openedAt.Before(s.Time) {
+			take(inc)
+		}
+	}
+	// A caller whose alert names s's service, or a direct dependent of
+	// it, by a peer label fails on it, whenever it opened.
+	for inc := range c.namingAbove(i, 1) {
+		take(inc)
 	}
 	sortIncidents(pieces)
 	for _, inc := range pieces {

@@ -605,7 +605,8 @@ func TestLateRootMergesOnlyWhatItCouldJoin(t *testing.T) {
 // first seen resolved or after a restart; not one that opened before it
 // started failing (that failed first, on its own), nor one it could not
 // have joined (another cluster), nor one two hops above it (top, whose
-// own incident is web's to bring).
+// own incident is web's to bring), unless that one's alert names its
+// direct dependent by a peer label: it fails on it, whenever it opened.
 func TestSymptomBringsWhatItsSymptomsOpened(t *testing.T) {
 	const chain = `
 services:
@@ -617,6 +618,8 @@ services:
 	api := alert("Errors", "api", time.Minute)
 	apiResolvedFirst := resolved(api, time.Minute+10*time.Second)
 	apiResolvedFirst.Started = api.Time
+	namingWeb := alert("CircuitBreakerOpen", "top", 30*time.Second)
+	namingWeb.Labels = map[string]string{"upstream": "web"}
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
@@ -631,6 +634,8 @@ services:
 		{"web failed before api", Config{}, alert("Errors", "web", 30*time.Second), api, false, false},
 		{"web in another cluster", Config{GroupBy: []string{"cluster"}}, inCluster(alert("Errors", "web", 90*time.Second), "eu"), api, false, false},
 		{"top, two hops above api", Config{}, alert("Errors", "top", 90*time.Second), api, false, false},
+		{"top before api, naming web its upstream", Config{}, namingWeb, api, false, true},
+		{"top before api, naming web its upstream, after a restart", Config{}, namingWeb, api, true, true},
 	} {
 		c := correlatorOn(t, tc.cfg, chain)
 		db := alert("Down", "db", 0)

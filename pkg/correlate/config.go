@@ -173,8 +173,8 @@ type Config struct {
 	// whatever their services and symptoms: they merge into the earliest,
 	// which then takes new signals located there from any service, within
 	// SpreadWindow of its opening (an incident holding the bursts of
-	// several places, from each of them). Two or three failures at one
-	// moment stay apart. false in LocationBursts turns it off; nil and 0
+	// several places, from each of them). Two failures at one moment
+	// stay apart. false in LocationBursts turns it off; nil and 0
 	// are the defaults (LocationWindow at most GroupWindow).
 	LocationBursts *bool         `yaml:"location_bursts"`
 	LocationLabels []string      `yaml:"location_labels"`
@@ -291,10 +291,10 @@ func DefaultConfig() Config {
 		UndeclaredSiblings: Flag(true),
 		AlertStorms:        Flag(true),
 		StormBurst:         3,
-		StormWindow:        2 * time.Minute,
+		StormWindow:        3 * time.Minute,
 		LocationBursts:     Flag(true),
 		LocationLabels:     []string{"region", "zone", "cluster"},
-		LocationBurst:      4,
+		LocationBurst:      3,
 		LocationWindow:     5 * time.Minute,
 		UnplacedSignals:    Flag(true),
 		UnplacedWindow:     time.Minute,

@@ -109,6 +109,21 @@ func BenchmarkNewUnplacedFingerprints(b *testing.B) {
 	})
 }
 
+// BenchmarkNewFingerprintsNamingUpstreams: new members whose alerts name
+// a catalogued service in an upstream label, as callers' errors do, so
+// that each joins the index of incidents naming a service (byPeer) that
+// a new root looks in; against BenchmarkNewFingerprints in the same run.
+func BenchmarkNewFingerprintsNamingUpstreams(b *testing.B) {
+	c, sigs := populated(b, 100_000)
+	upstreams := make([]map[string]string, 0, len(c.cat.Services))
+	for n := range c.cat.Services {
+		upstreams = append(upstreams, map[string]string{"upstream": n})
+	}
+	observeLoop(b, c, sigs, 5, func(i int, s *Signal, rng *rand.Rand) {
+		s.Fingerprint, s.Labels = fmt.Sprintf("new-%d", i), upstreams[rng.IntN(len(upstreams))]
+	})
+}
+
 // BenchmarkNewFingerprintsInAStorm: the same with the defaults, where
 // the populated alerts are one alert storm's incident of 100,000 members
 // (and, past MaxFingerprints, the one forgotten).

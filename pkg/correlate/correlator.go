@@ -122,10 +122,10 @@ type incident struct {
 	// lastFailed is, per service, when an alert of the incident (not an
 	// advisory one) was last seen failing there (noteFailed, waitedOn).
 	lastFailed map[string]time.Time
-	// peers counts, per service of the incident and catalogued service a
-	// peer label of a member there names (its upstream, its circuit), the
-	// members naming it (namingAbove).
-	peers      map[naming]int
+	// peers counts, per service of the incident, then per catalogued
+	// service a peer label of a member there names (its upstream, its
+	// circuit), the members naming it (namingAbove).
+	peers      map[string]map[string]int
 	mergedInto string // the incident this one was merged into
 	// storm: the incident is an alert storm's (Config.AlertStorms), which
 	// takes new signals from any service; stormPlaces: it is the location
@@ -176,8 +176,8 @@ type Correlator struct {
 	byService map[string]map[*incident]struct{}
 	byRoot    map[string]map[*incident]struct{}
 	// byPeer holds, per catalogued service, the incidents with a member
-	// whose peer label names it, and how many such members (namingAbove).
-	byPeer  map[string]map[*incident]int
+	// on their root whose peer label names it (namingAbove).
+	byPeer  map[string]map[*incident]struct{}
 	changes map[string][]Change // recent changes by service
 	// openings are the times the latest incidents opened (at most
 	// BusyOpenings+1, none more than an hour before the watermark), in
@@ -300,7 +300,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
 		advisory: advisory, slow: slow,
 		members: map[string]*member{}, incidents: map[string]*incident{},
-		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]int{}, changes: map[string][]Change{},
+		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
 		places: map[string][]string{},
 	}, nil
@@ -826,16 +826,21 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 // it opened), service i or a service at most depth hops above it: a
 // caller two hops up that alerts first on its upstream's name is a
 // symptom of i as much as the upstream is, when i turns out to be the
-// late root. Each is yielded once.
+// late root. One naming several such services comes once for each.
+//
+// Only incidents of at most namingPiece members come: a caller's
+// incident is a few alerts, and labels naming services at random (a
+// misconfigured exporter, a hostile producer) must not make merging
+// large incidents the work of every signal. Each merge ends an incident,
+// so what these merges move stays within namingPiece per incident opened.
 func (c *Correlator) namingAbove(i, depth int) iter.Seq[*incident] {
 	return func(yield func(*incident) bool) {
 		for j, other := range c.topo.below {
 			if hops := int(other[i]); j != i && (hops == 0 || hops > depth) {
 				continue
 			}
-			named := c.topo.names[j]
-			for inc := range c.byPeer[named] {
-				if inc.peers[naming{inc.root, named}] > 0 && !yield(inc) {
+			for inc := range c.byPeer[c.topo.names[j]] {
+				if len(inc.members) <= namingPiece && !yield(inc) {
 					return
 				}
 			}
@@ -843,9 +848,9 @@ func (c *Correlator) namingAbove(i, depth int) iter.Seq[*incident] {
 	}
 }
 
-// naming is a member's service and a catalogued service one of its peer
-// labels names.
-type naming struct{ from, named string }
+// namingPiece is the most members an incident merged for naming a
+// service may hold (namingAbove).
+const namingPiece = 16
 
 // peersOf calls f with each catalogued service other than its own that a
 // peer label of m names (peerLabels).
@@ -862,29 +867,45 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 	}
 }
 
-// countPeers adds d to inc's and the correlator's tallies of the services
-// m's peer labels name (namingAbove).
+// countPeers adds d to inc's tally of the services m's peer labels name,
+// and files inc under those its root's members name (namingAbove).
 func (c *Correlator) countPeers(inc *incident, m *member, d int) {
 	c.peersOf(m, func(named string) {
-		key := naming{m.Service, named}
 		if inc.peers == nil {
-			inc.peers = map[naming]int{}
+			inc.peers = map[string]map[string]int{}
 		}
-		if inc.peers[key] += d; inc.peers[key] <= 0 {
-			delete(inc.peers, key)
+		at := inc.peers[m.Service]
+		if at == nil {
+			at = map[string]int{}
+			inc.peers[m.Service] = at
 		}
-		set := c.byPeer[named]
-		if set == nil {
-			set = map[*incident]int{}
-			c.byPeer[named] = set
-		}
-		if set[inc] += d; set[inc] <= 0 {
-			delete(set, inc)
-			if len(set) == 0 {
-				delete(c.byPeer, named)
+		before := at[named]
+		if at[named] += d; at[named] <= 0 {
+			delete(at, named)
+			if len(at) == 0 {
+				delete(inc.peers, m.Service)
 			}
 		}
+		if m.Service == inc.root && (before > 0) != (at[named] > 0) {
+			c.filePeer(inc, named, at[named] > 0)
+		}
 	})
+}
+
+// filePeer files inc under named in byPeer, or takes it out.
+func (c *Correlator) filePeer(inc *incident, named string, in bool) {
+	set := c.byPeer[named]
+	switch {
+	case in && set == nil:
+		c.byPeer[named] = map[*incident]struct{}{inc: {}}
+	case in:
+		set[inc] = struct{}{}
+	case set != nil:
+		delete(set, inc)
+		if len(set) == 0 {
+			delete(c.byPeer, named)
+		}
+	}
 }
 
 // gather merges into into, which s just joined on a service new to it as a
@@ -1600,6 +1621,12 @@ func (c *Correlator) setRoot(inc *incident, service string) {
 		if len(set) == 0 {
 			delete(c.byRoot, inc.root)
 		}
+	}
+	for named := range inc.peers[inc.root] {
+		c.filePeer(inc, named, false)
+	}
+	for named := range inc.peers[service] {
+		c.filePeer(inc, named, true)
 	}
 	inc.root = service
 	set := c.byRoot[service]

@@ -541,15 +541,45 @@ func TestLateRootMergesTheCallerThatNamedItsUpstream(t *testing.T) {
 			if !tc.one {
 				continue
 			}
-			into := c.incidents[incidentOf(c, db)]
-			for named, set := range c.byPeer {
-				for inc := range set {
-					if inc != into {
-						t.Errorf("%s (restarted %v): the merged incident %s is still indexed as naming %s", tc.name, restart, inc.id, named)
-					}
-				}
-			}
+			checkPeerIndex(t, c)
 		}
+	}
+	// The index follows the root: web's incident, named after api, is
+	// filed under it until api joins as its late root.
+	c := correlatorOn(t, Config{}, chainCatalog)
+	web := alert("CircuitBreakerOpen", "web", 0)
+	web.Labels = map[string]string{"upstream": "api"}
+	feed(c, web)
+	if _, ok := c.byPeer["api"][c.incidents[incidentOf(c, web)]]; !ok {
+		t.Errorf("web's incident is not filed as naming api")
+	}
+	feed(c, alert("Errors", "api", 10*time.Second))
+	checkPeerIndex(t, c)
+	if len(c.byPeer) != 0 {
+		t.Errorf("filed as naming %v, want nothing once api is the root", c.byPeer)
+	}
+}
+
+// checkPeerIndex compares byPeer with what the incidents' root members
+// name, computed afresh.
+func checkPeerIndex(t *testing.T, c *Correlator) {
+	t.Helper()
+	want := map[string]map[*incident]struct{}{}
+	for _, inc := range c.incidents {
+		for _, m := range inc.members {
+			if m.Service != inc.root {
+				continue
+			}
+			c.peersOf(m, func(named string) {
+				if want[named] == nil {
+					want[named] = map[*incident]struct{}{}
+				}
+				want[named][inc] = struct{}{}
+			})
+		}
+	}
+	if !reflect.DeepEqual(c.byPeer, want) {
+		t.Errorf("byPeer %v, want %v", c.byPeer, want)
 	}
 }
 

@@ -853,10 +853,11 @@ func (c *Correlator) namingAbove(i, depth int) iter.Seq[*incident] {
 const namingPiece = 16
 
 // peersOf calls f with each catalogued service other than its own that a
-// peer label of m names (peerLabels).
+// peer label of m names as what m's service calls or fails on
+// (peerLabels, not callerLabels).
 func (c *Correlator) peersOf(m *member, f func(named string)) {
 	for k, v := range m.Labels {
-		if !peerLabels[k] {
+		if !peerLabels[k] || callerLabels[k] {
 			continue
 		}
 		if name, ok := c.names.lookup(v); ok && name != m.Service {
@@ -866,6 +867,10 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 		}
 	}
 }
+
+// callerLabels are the peer labels that name who calls the signal's
+// service, not what it fails on: no upstream of it (peersOf).
+var callerLabels = map[string]bool{"downstream": true, "caller": true, "client": true, "source_service": true}
 
 // countPeers adds d to inc's tally of the services m's peer labels name,
 // and files inc under those its root's members name (namingAbove).

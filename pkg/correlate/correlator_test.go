@@ -526,6 +526,8 @@ func TestLateRootMergesTheCallerThatNamedItsUpstream(t *testing.T) {
 		{"no label", nil, false},
 		{"upstream names an unrelated service", map[string]string{"upstream": "search"}, false},
 		{"a label that is no peer's names the hop between", map[string]string{"team": "api"}, false},
+		{"a label naming a caller names the hop between", map[string]string{"client": "api"}, false},
+		{"a label naming a downstream names the root", map[string]string{"downstream": "db"}, false},
 	} {
 		web := withLabels(alert("CircuitBreakerOpen", "web", 0), tc.labels)
 		for _, restart := range []bool{false, true} {
@@ -3020,4 +3022,39 @@ func probeOf(at time.Duration, url string) Signal {
 func incidentOf(c *Correlator, s Signal) string {
 	id, _ := c.IncidentOf(s.Fingerprint)
 	return id
+}
+
+// A correlator restored in place (the correlator service restores into
+// its long-lived correlator at each new lease term) keeps no peer-label
+// filing of the state it had (review of session 27).
+func TestRestoreInPlaceRefilesPeerLabels(t *testing.T) {
+	web := alert("CircuitBreakerOpen", "web", 0)
+	web.Labels = map[string]string{"upstream": "api"}
+	c := correlatorOn(t, Config{}, chainCatalog)
+	empty, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(c, web)
+	ghost := incidentOf(c, web)
+	if err := c.UnmarshalJSON(empty); err != nil {
+		t.Fatal(err)
+	}
+	checkPeerIndex(t, c)
+	for _, u := range feed(c, alert("Errors", "api", 10*time.Second)) {
+		if u.State.IncidentID == ghost {
+			t.Errorf("an incident not in the restored state published %s", u.Transition)
+		}
+	}
+	// Its own last state, restored in place: filed once, as restored.
+	c = correlatorOn(t, Config{}, chainCatalog)
+	feed(c, web)
+	data, err := c.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	checkPeerIndex(t, c)
 }

@@ -137,6 +137,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.incidents = map[string]*incident{}
 	c.byService = map[string]map[*incident]struct{}{}
 	c.byRoot = map[string]map[*incident]struct{}{}
+	c.byPeer = map[string]map[*incident]struct{}{}
 	c.changes = s.Changes
 	if c.changes == nil {
 		c.changes = map[string][]Change{}

@@ -45,9 +45,9 @@
 //   - Merging: when a signal becomes an incident's root, the incidents
 //     it could have joined as their late root (opened within SpreadWindow)
 //     are merged into it (Correlator.absorb): symptoms that alerted before
-//     their cause, also a caller further up whose alert names a direct
-//     dependent of the root, or the root, by a peer label (its upstream,
-//     its circuit). The merged incident's last event is resolved, with
+//     their cause, also a caller whose signals name the root, or a
+//     dependent of it at most DownDepth hops above, by a peer label (its
+//     upstream, its circuit: the label is the edge, declared or not). The merged incident's last event is resolved, with
 //     State.MergedInto; where it went is remembered for ReopenWindow
 //     (Correlator.MergedInto), and commands given to it apply there.
 //   - Bursts: failures of what the catalog does not relate still come

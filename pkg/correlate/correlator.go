@@ -792,9 +792,10 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		return ups
 	}
 	var pieces []*incident
+	taken := map[*incident]bool{into: true}
 	take := func(inc *incident) {
-		if _, ok := c.eligible(inc, s); ok && inc != into {
-			pieces = append(pieces, inc)
+		if _, ok := c.eligible(inc, s); ok && !taken[inc] {
+			pieces, taken[inc] = append(pieces, inc), true
 		}
 	}
 	if slices.Contains(c.topo.shared, into.root) {
@@ -809,9 +810,7 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 			take(inc)
 		}
 		for inc := range c.namingAbove(i, c.cfg.DownDepth) {
-			if !slices.Contains(pieces, inc) {
-				take(inc)
-			}
+			take(inc)
 		}
 	}
 	sortIncidents(pieces)
@@ -921,17 +920,18 @@ func (c *Correlator) filePeer(inc *incident, named string, in bool) {
 // symptom: a fast cascade notifies a symptom two hops up before the hop
 // between, which then joins the root's incident and brings the symptom's
 // along. Pieces that opened before s started failed first, on their own,
-// unless their root's alerts name s's service or a direct dependent of it
-// by a peer label (namingAbove): those failed on it.
+// unless their root's signals name s's service or a direct dependent of
+// it by a peer label (namingAbove): those failed on it.
 func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[s.Service]
 	if !ok || c.topo.hops(s.Service, into.root) == 0 {
 		return ups // s is the root, or joined a burst's incident: no symptom
 	}
 	var pieces []*incident
+	taken := map[*incident]bool{into: true}
 	take := func(inc *incident) {
-		if _, ok := c.eligible(inc, s); ok && inc != into && !slices.Contains(pieces, inc) {
-			pieces = append(pieces, inc)
+		if _, ok := c.eligible(inc, s); ok && !taken[inc] {
+			pieces, taken[inc] = append(pieces, inc), true
 		}
 	}
 	for inc := range c.rootedAbove(i, 1) {
@@ -939,8 +939,9 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 			take(inc)
 		}
 	}
-	// A caller whose alert names s's service, or a direct dependent of
-	// it, by a peer label fails on it, whenever it opened.
+	// A caller whose signals name s's service, or a direct dependent of
+	// it, by a peer label fails on it, whenever it opened (the label is
+	// the edge, declared in the catalog or not).
 	for inc := range c.namingAbove(i, 1) {
 		take(inc)
 	}

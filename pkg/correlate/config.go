@@ -47,7 +47,8 @@
 //     are merged into it (Correlator.absorb): symptoms that alerted before
 //     their cause, also a caller whose signals name the root, or a
 //     dependent of it at most DownDepth hops above, by a peer label (its
-//     upstream, its circuit: the label is the edge, declared or not). The merged incident's last event is resolved, with
+//     upstream, its circuit: the label is the edge, declared or not).
+//     The merged incident's last event is resolved, with
 //     State.MergedInto; where it went is remembered for ReopenWindow
 //     (Correlator.MergedInto), and commands given to it apply there.
 //   - Bursts: failures of what the catalog does not relate still come

@@ -890,24 +890,33 @@ func (c *Correlator) countPeers(inc *incident, m *member, d int) {
 				delete(inc.peers, m.Service)
 			}
 		}
-		if m.Service == inc.root && (before > 0) != (at[named] > 0) {
-			c.filePeer(inc, named, at[named] > 0)
+		if m.Service != inc.root {
+			return // filed by what the root's members name only
+		}
+		if before == 0 && at[named] > 0 {
+			fileUnder(c.byPeer, named, inc)
+		} else if before > 0 && at[named] == 0 {
+			takeOut(c.byPeer, named, inc)
 		}
 	})
 }
 
-// filePeer files inc under named in byPeer, or takes it out.
-func (c *Correlator) filePeer(inc *incident, named string, in bool) {
-	set := c.byPeer[named]
-	switch {
-	case in && set == nil:
-		c.byPeer[named] = map[*incident]struct{}{inc: {}}
-	case in:
-		set[inc] = struct{}{}
-	case set != nil:
+// fileUnder files inc in sets under key (byService, byRoot, byPeer).
+func fileUnder(sets map[string]map[*incident]struct{}, key string, inc *incident) {
+	set := sets[key]
+	if set == nil {
+		set = map[*incident]struct{}{}
+		sets[key] = set
+	}
+	set[inc] = struct{}{}
+}
+
+// takeOut takes inc out of sets under key, and the key once empty.
+func takeOut(sets map[string]map[*incident]struct{}, key string, inc *incident) {
+	if set := sets[key]; set != nil {
 		delete(set, inc)
 		if len(set) == 0 {
-			delete(c.byPeer, named)
+			delete(sets, key)
 		}
 	}
 }
@@ -1622,25 +1631,15 @@ func (c *Correlator) setRoot(inc *incident, service string) {
 	if inc.root == service {
 		return
 	}
-	if set := c.byRoot[inc.root]; set != nil {
-		delete(set, inc)
-		if len(set) == 0 {
-			delete(c.byRoot, inc.root)
-		}
-	}
+	takeOut(c.byRoot, inc.root, inc)
 	for named := range inc.peers[inc.root] {
-		c.filePeer(inc, named, false)
+		takeOut(c.byPeer, named, inc)
 	}
 	for named := range inc.peers[service] {
-		c.filePeer(inc, named, true)
+		fileUnder(c.byPeer, named, inc)
 	}
 	inc.root = service
-	set := c.byRoot[service]
-	if set == nil {
-		set = map[*incident]struct{}{}
-		c.byRoot[service] = set
-	}
-	set[inc] = struct{}{}
+	fileUnder(c.byRoot, service, inc)
 }
 
 // takes reports whether inc still takes a new member s: it is not
@@ -1776,7 +1775,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 		inc.flappers = append(inc.flappers, m)
 	}
 	if newService = inc.services[m.Service] == 0; newService {
-		c.index(inc, m.Service)
+		fileUnder(c.byService, m.Service, inc)
 	}
 	inc.services[m.Service]++
 	c.countPeers(inc, m, 1)
@@ -1974,15 +1973,6 @@ func describe(s Signal) string {
 	}
 }
 
-func (c *Correlator) index(inc *incident, service string) {
-	set := c.byService[service]
-	if set == nil {
-		set = map[*incident]struct{}{}
-		c.byService[service] = set
-	}
-	set[inc] = struct{}{}
-}
-
 // leave takes m out of its incident, which goes on without it (a new
 // episode, a new start): the incident's arrived time on m's service is
 // then that of the members left there, as a restored snapshot has it.
@@ -2043,12 +2033,7 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	if inc.services[m.Service]--; inc.services[m.Service] <= 0 {
 		delete(inc.services, m.Service)
 		delete(inc.arrived, m.Service)
-		if set := c.byService[m.Service]; set != nil {
-			delete(set, inc)
-			if len(set) == 0 {
-				delete(c.byService, m.Service)
-			}
-		}
+		takeOut(c.byService, m.Service, inc)
 	}
 	if c.members[m.Fingerprint] == m {
 		delete(c.members, m.Fingerprint)
@@ -2491,12 +2476,7 @@ func (c *Correlator) retire(id string) {
 func (c *Correlator) forget(inc *incident) {
 	c.retire(inc.id)
 	c.detachAll(inc)
-	if set := c.byRoot[inc.root]; set != nil {
-		delete(set, inc)
-		if len(set) == 0 {
-			delete(c.byRoot, inc.root)
-		}
-	}
+	takeOut(c.byRoot, inc.root, inc)
 	delete(c.incidents, inc.id)
 	delete(c.storms, inc)
 	if inc.recent {

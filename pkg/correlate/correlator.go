@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -378,7 +379,7 @@ func (c *Correlator) observe(s Signal) []Update {
 		c.stats.Orphans++
 		return ups
 	}
-	inc := c.best(s)
+	inc, why := c.best(s)
 	rootBefore, opened := "", inc == nil
 	if opened {
 		ups = append(ups, c.open(s))
@@ -388,7 +389,7 @@ func (c *Correlator) observe(s Signal) []Update {
 	} else {
 		rootBefore = inc.root
 		newService := inc.services[s.Service] == 0
-		c.join(inc, s)
+		c.join(inc, s, why)
 		if m, ok := c.members[s.Fingerprint]; !ok || m.inc != inc {
 			return ups // forgotten at once: memory is full and inc was the oldest
 		}
@@ -699,13 +700,13 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 	}
 	fired := s
 	fired.Time, fired.Resolved = s.Started, false
-	inc := c.best(fired)
+	inc, why := c.best(fired)
 	if inc == nil {
 		c.stats.Orphans++
 		return nil
 	}
 	rootBefore, newService := inc.root, inc.services[s.Service] == 0
-	c.join(inc, fired)
+	c.join(inc, fired, why)
 	m, ok := c.members[s.Fingerprint]
 	if !ok || m.inc != inc {
 		return nil // forgotten at once: memory is full and inc was the oldest
@@ -1176,7 +1177,7 @@ func (c *Correlator) returns(m *member, s Signal) bool {
 	case quiet > c.cfg.GroupWindow:
 		return false
 	}
-	other := c.best(s)
+	other, _ := c.best(s)
 	return other == nil || other == inc
 }
 
@@ -1286,9 +1287,11 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 	return append(ts[:0], ts[i:]...)
 }
 
-// best is the incident a new member joins, nil for none (open one). The
+// best is the incident a new member joins, nil for none (open one), and
+// why (its relation to the root, for the timeline: explain). The
 // candidates are the incidents still taking signals (one fired within
-// GroupWindow, or whose span holds the signal's time: eligible) whose root is the signal's service, a dependency of it (the
+// GroupWindow, or whose span holds the signal's time: eligible) whose
+// root is the signal's service, a dependency of it (the
 // signal is a symptom, at most UpDepth hops up) or a dependent of it (the
 // real root showing up late, at most DownDepth hops down), opened at most
 // SpreadWindow before the signal. Each
@@ -1304,14 +1307,15 @@ func trimBefore(ts []time.Time, cut time.Time) []time.Time {
 // signal) is no candidate's, unless the incident already reached one of
 // its direct dependencies (eligible). Ties go to an incident with a member
 // of the same name, then the latest, then the lowest id.
-func (c *Correlator) best(s Signal) *incident {
+func (c *Correlator) best(s Signal) (*incident, relation) {
 	var (
 		bestInc   *incident
 		bestScore float64
 		bestName  bool
+		bestWhy   relation
 	)
 	window := c.cfg.GroupWindow
-	consider := func(inc *incident, base float64, hops int) {
+	consider := func(inc *incident, base float64, hops int, how relationKind) {
 		gap, ok := c.eligible(inc, s)
 		if !ok {
 			return
@@ -1342,10 +1346,11 @@ func (c *Correlator) best(s Signal) *incident {
 		}
 		if better {
 			bestInc, bestScore, bestName = inc, score, name
+			bestWhy = relation{how: how, hops: hops}
 		}
 	}
 	for inc := range c.byRoot[s.Service] {
-		consider(inc, 3, 0)
+		consider(inc, 3, 0, onRoot)
 	}
 	if i, ok := c.topo.index[s.Service]; ok {
 		below := c.topo.below[i]
@@ -1357,11 +1362,11 @@ func (c *Correlator) best(s Signal) *incident {
 				continue
 			}
 			for inc := range c.byRoot[c.topo.names[j]] {
-				consider(inc, 2.5, int(hops))
+				consider(inc, 2.5, int(hops), symptomOf)
 			}
 		}
 		for inc, hops := range c.rootedAbove(i, c.cfg.DownDepth) {
-			consider(inc, 1.5, hops)
+			consider(inc, 1.5, hops, lateRootOf)
 		}
 	}
 	// An alert storm's incident is what anything failing now may belong
@@ -1373,7 +1378,7 @@ func (c *Correlator) best(s Signal) *incident {
 	}
 	for inc := range c.storms {
 		if inc.root != s.Service && (inc.storm || at != place{} && slices.Contains(inc.stormPlaces, at)) {
-			consider(inc, 2.5, 1)
+			consider(inc, 2.5, 1, inBurst)
 		}
 	}
 	// A shared service's incident that already spans a burst of services
@@ -1384,14 +1389,89 @@ func (c *Correlator) best(s Signal) *incident {
 		}
 		for inc := range c.byRoot[sh] {
 			if len(inc.services) >= c.cfg.SharedBurst {
-				consider(inc, 2.5, 1)
+				consider(inc, 2.5, 1, underShared)
 			}
 		}
 	}
-	if inc := c.spreadingNow(s); inc != nil {
-		return inc
+	if inc, near := c.spreadingNow(s); inc != nil {
+		return inc, relation{how: unplacedNear, near: near}
 	}
-	return bestInc
+	return bestInc, bestWhy
+}
+
+// relation is why a new member joins the incident best chose, for the
+// incident's timeline.
+type relation struct {
+	how  relationKind
+	hops int    // between its service and the root (symptomOf, lateRootOf)
+	near string // the service whose new member it came just after (unplacedNear)
+}
+
+type relationKind uint8
+
+const (
+	onRoot       relationKind = iota // on the incident's root service
+	symptomOf                        // its service depends on the root
+	lateRootOf                       // the root depends on its service
+	inBurst                          // an alert storm's or a location burst's incident
+	underShared                      // a shared service's incident
+	unplacedNear                     // the catalog does not place it (Config.UnplacedSignals)
+)
+
+// explain says why s joins inc, a service new to it: how its service
+// relates to the root, then the evidence best scored (a label of s naming
+// a service of inc, what s's service calls already failing in inc). The
+// timeline is what tells a person why an alert is in their incident.
+func (c *Correlator) explain(inc *incident, s Signal, why relation) string {
+	var b strings.Builder
+	switch why.how {
+	case onRoot:
+		b.WriteString("on the root service")
+	case symptomOf:
+		fmt.Fprintf(&b, "it depends on the root, %s%s", inc.root, hopsAway(why.hops))
+	case lateRootOf:
+		fmt.Fprintf(&b, "the root, %s, depends on it%s: the cause showing after its symptoms", inc.root, hopsAway(why.hops))
+	case inBurst:
+		if inc.storm {
+			b.WriteString("an alert storm, which takes what fails now on any service")
+		} else {
+			places := make([]string, len(inc.stormPlaces))
+			for i, p := range inc.stormPlaces {
+				places[i] = p.String()
+			}
+			fmt.Fprintf(&b, "a burst of failures in %s, which takes what fails there now", strings.Join(places, ", "))
+		}
+	case underShared:
+		fmt.Fprintf(&b, "the root, %s, is a shared service failing under %d services", inc.root, len(inc.services))
+	case unplacedNear:
+		fmt.Fprintf(&b, "the catalog does not place %s, and it failed within %s of %s joining", s.Service, c.cfg.UnplacedWindow, why.near)
+		return b.String()
+	}
+	if *c.cfg.LabelWeight > 0 {
+		for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
+			if v := s.Labels[k]; v != s.Service && inc.services[v] > 0 {
+				fmt.Fprintf(&b, "; its label %s names %s, in the incident", k, v)
+				break
+			}
+		}
+	}
+	if *c.cfg.PathWeight > 0 {
+		for _, d := range c.calls(s.Service) {
+			if inc.services[d] > 0 {
+				fmt.Fprintf(&b, "; %s, which it calls, fails in the incident", d)
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// hopsAway tells a distance in the catalog beyond one hop.
+func hopsAway(hops int) string {
+	if hops <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d hops away)", hops)
 }
 
 // spreadingNow is, for a signal the catalog cannot place
@@ -1400,17 +1480,14 @@ func (c *Correlator) best(s Signal) *incident {
 // those rooted on a catalogued service; nil for a placed signal, or when
 // none is spreading now. It looks at the arrivals of the last minute or
 // so (noteArrival), not at every incident in memory.
-func (c *Correlator) spreadingNow(s Signal) *incident {
+func (c *Correlator) spreadingNow(s Signal) (best *incident, on string) {
 	if c.cat == nil || !*c.cfg.UnplacedSignals {
-		return nil
+		return nil, ""
 	}
 	if _, placed := c.topo.index[s.Service]; placed {
-		return nil
+		return nil, ""
 	}
-	var (
-		best *incident
-		at   time.Time
-	)
+	var at time.Time
 	// The arrivals within reach, newest first (they are in time order):
 	// an incident's first live one met is its latest, which alone is
 	// judged; of equal times the lowest id wins, in any order.
@@ -1433,10 +1510,10 @@ func (c *Correlator) spreadingNow(s Signal) *incident {
 			continue
 		}
 		if _, ok := c.eligible(inc, s); ok {
-			best, at = inc, a.at
+			best, at, on = inc, a.at, a.service
 		}
 	}
-	return best
+	return best, on
 }
 
 // eligible reports whether s may join inc at all (best then scores the
@@ -1716,13 +1793,13 @@ func (c *Correlator) open(s Signal) Update {
 		c.enterRecent(inc)
 	}
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
-	c.join(inc, s)
+	c.join(inc, s, relation{how: onRoot})
 	c.noteUnplaced(inc)
 	return c.publish(inc, Opened, s.Time)
 }
 
-// join adds s to inc as a new member.
-func (c *Correlator) join(inc *incident, s Signal) {
+// join adds s to inc as a new member, for the reason why.
+func (c *Correlator) join(inc *incident, s Signal, why relation) {
 	m := &member{Member: Member{
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
@@ -1736,7 +1813,7 @@ func (c *Correlator) join(inc *incident, s Signal) {
 		c.leave(old)
 	}
 	if inc.services[s.Service] == 0 && len(inc.members) > 0 {
-		inc.note(s.Time, fmt.Sprintf("%s joined with %s", s.Service, describe(s)))
+		inc.note(s.Time, fmt.Sprintf("%s joined with %s: %s", s.Service, describe(s), c.explain(inc, s, why)))
 	}
 	c.adopt(inc, m)
 	if s.Time.After(inc.lastSignal) {

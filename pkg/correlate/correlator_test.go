@@ -744,6 +744,99 @@ func TestCascadeIsOneIncidentWithItsRoot(t *testing.T) {
 	}
 }
 
+// Each service joining an incident says on its timeline why: how it
+// relates to the root, and the evidence that chose this incident (a label
+// naming a service in it, what it calls failing in it); a late root, an
+// unplaced signal, an alert storm's and a shared service's incident say
+// theirs.
+func TestTimelineSaysWhyEachServiceJoined(t *testing.T) {
+	pool := alert("ConnectionPoolExhausted", "payments", 20*time.Second)
+	pool.Labels = map[string]string{"pool": "payments-db"}
+	probe := alert("ProbeFailed", "blackbox", 30*time.Second)
+	c := newCorrelator(t, Config{})
+	feed(c,
+		alert("ReplicationLag", "payments-db", 0),
+		pool,
+		probe,
+		alert("HighLatency", "web", 40*time.Second),
+		alert("HighErrorRate", "checkout", time.Minute),
+	)
+	wantTimeline(t, c, "ReplicationLag/payments-db",
+		"opened by alert ReplicationLag on payments-db",
+		"payments joined with alert ConnectionPoolExhausted: it depends on the root, payments-db; its label pool names payments-db, in the incident; payments-db, which it calls, fails in the incident",
+		"blackbox joined with alert ProbeFailed: the catalog does not place blackbox, and it failed within 1m0s of payments joining",
+		"web joined with alert HighLatency: it depends on the root, payments-db (3 hops away)",
+		"checkout joined with alert HighErrorRate: it depends on the root, payments-db (2 hops away); payments, which it calls, fails in the incident",
+	)
+
+	late := newCorrelator(t, Config{})
+	feed(late, alert("HighLatency", "web", 0), alert("HighErrorRate", "checkout", 20*time.Second))
+	wantTimeline(t, late, "HighLatency/web",
+		"opened by alert HighLatency on web",
+		"checkout joined with alert HighErrorRate: the root, web, depends on it: the cause showing after its symptoms",
+	)
+
+	storm := correlatorOn(t, Config{}, `
+services:
+  a: {depends_on: [a-db]}
+  b: {depends_on: [b-db]}
+  c: {depends_on: [c-db]}
+  d: {depends_on: [d-db]}
+`)
+	feed(storm,
+		alert("HighErrorRate", "a", 0),
+		alert("HighErrorRate", "b", 20*time.Second),
+		alert("HighErrorRate", "c", 40*time.Second),
+		alert("DiskFull", "d", time.Minute),
+	)
+	wantTimeline(t, storm, "DiskFull/d",
+		"d joined with alert DiskFull: an alert storm, which takes what fails now on any service")
+
+	shared := correlatorOn(t, Config{}, `
+services:
+  web:     {depends_on: [api]}
+  api:     {}
+  search:  {depends_on: [index]}
+  index:   {}
+  mail:    {depends_on: [smtp]}
+  smtp:    {}
+  coredns: {}
+`)
+	feed(shared,
+		alert("HighErrorRate", "web", 0),
+		alert("SearchErrors", "search", 20*time.Second),
+		alert("SendFailures", "mail", 40*time.Second),
+		alert("CoreDNSErrors", "coredns", 90*time.Second),
+		alert("IndexDown", "index", 3*time.Minute),
+	)
+	wantTimeline(t, shared, "IndexDown/index",
+		"index joined with alert IndexDown: the root, coredns, is a shared service failing under 4 services")
+}
+
+// wantTimeline fails unless the timeline of fp's incident holds each of
+// want, in that order, among its entries.
+func wantTimeline(t *testing.T, c *Correlator, fp string, want ...string) {
+	t.Helper()
+	id, ok := c.IncidentOf(fp)
+	if !ok {
+		t.Fatalf("%s is in no incident", fp)
+	}
+	st, _ := c.Incident(id)
+	var got []string
+	for _, e := range st.Timeline {
+		got = append(got, e.What)
+	}
+	i := 0
+	for _, e := range got {
+		if i < len(want) && e == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Errorf("timeline of %s lacks %q (in order); it has:\n%s", fp, want[i], strings.Join(got, "\n"))
+	}
+}
+
 // A signal whose service is not catalogued is about the service one of
 // its labels names (a scrape job as the service, the service in app), or
 // the catalogued one spelled in other letter case; an alert on a service

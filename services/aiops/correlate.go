@@ -306,6 +306,9 @@ type ReplayIncident struct {
 	Team       string                `json:"team,omitempty"`
 	Runbook    string                `json:"runbook,omitempty"`
 	Members    int                   `json:"member_count"`
+	// Timeline is what happened to the incident: what opened it, why
+	// each service joined, merges, changes, resolutions.
+	Timeline []correlate.Entry `json:"timeline,omitempty"`
 	// MergedInto names the incident this one was merged into: its
 	// members, alerts and anomalies are that incident's.
 	MergedInto string `json:"merged_into,omitempty"`
@@ -635,7 +638,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	for id, st := range last {
 		ri := ReplayIncident{ID: id, Status: st.State, Title: st.Title, OpenedAt: st.OpenedAt, ResolvedAt: st.ResolvedAt,
 			Services: st.Services, RootCauses: st.RootCauses, Changes: st.Changes, Team: st.Team, Runbook: st.Runbook, Members: st.MemberCount,
-			MergedInto: st.MergedInto}
+			Timeline: st.Timeline, MergedInto: st.MergedInto}
 		// A list, empty for an incident of anomalies alone, never null.
 		ri.Alerts = slices.Sorted(maps.Keys(members[id]))
 		if ri.Alerts == nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,14 @@ func TestCorrelateReplay(t *testing.T) {
 		if inc.Status != correlate.StatusResolved || inc.RootCauses[0].Service != "payments-db" || len(inc.Changes) != 1 ||
 			inc.Changes[0].Version != "2.4.1" || len(inc.Anomalies) != 1 || inc.Team != "dba" {
 			t.Fatalf("cascade incident %+v", inc)
+		}
+		// The timeline says why each service joined.
+		var timeline []string
+		for _, e := range inc.Timeline {
+			timeline = append(timeline, e.What)
+		}
+		if !slices.Contains(timeline, "checkout joined with alert HighErrorRate: the root, web, depends on it: the cause showing after its symptoms") {
+			t.Fatalf("cascade timeline %q: want why checkout joined", timeline)
 		}
 	}
 	if !strings.Contains(stderr.String(), "5 lines, 4 alerts, 2 incidents") {

@@ -205,9 +205,15 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.applyCommands(now, out)
-	step := now.Sub(p.lastTick)
+	first, step := p.lastTick.IsZero(), now.Sub(p.lastTick)
 	p.lastTick = now
-	if p.lastArrival.IsZero() || now.Sub(p.lastArrival) < p.cfg.IdleAdvance || step <= 0 || p.c.Now().IsZero() {
+	if p.lastArrival.IsZero() {
+		// Nothing arrived yet this term: the quiet counts from its first
+		// tick, or a state restored while all is quiet would hold its
+		// incidents open until the next signal.
+		p.lastArrival = now
+	}
+	if first || now.Sub(p.lastArrival) < p.cfg.IdleAdvance || step <= 0 || p.c.Now().IsZero() {
 		return nil
 	}
 	return p.emit(p.c.Advance(p.c.Now().Add(step)), out, false)

@@ -125,6 +125,45 @@ func TestProcessorTurnsAStormIntoIncidents(t *testing.T) {
 	}
 }
 
+// A state restored while all is quiet (a restart, another instance taking
+// over) still resolves its incidents: the quiet counts from the term's
+// first tick, not from a signal that may never come.
+func TestRestoredIncidentsResolveWhileAllIsQuiet(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		wall := &clock{t: t0}
+		proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+		h.Feed(alertEvent(t, "HighLatency", "search", 0, 0))
+		wall.set(t0.Add(2 * time.Minute))
+		h.Feed(alertEvent(t, "HighLatency", "search", 0, 2*time.Minute)) // resolved: the quiet period begins
+		if restart {
+			st, err := proc.snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if proc, err = NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now); err != nil {
+				t.Fatal(err)
+			}
+			if err := proc.restore(st.data); err != nil {
+				t.Fatal(err)
+			}
+			h = stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+		}
+		for i := 1; i <= 900; i++ {
+			wall.set(t0.Add(2*time.Minute + time.Duration(i)*time.Second))
+			if err := h.Tick(wall.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(incidentEvents(t, h, "resolved")); n != 1 {
+			t.Errorf("restarted %v: %d incidents resolved after 15 quiet minutes, want 1", restart, n)
+		}
+	}
+}
+
 func mustMetric(t testing.TB) *event.Envelope {
 	v := 1.0
 	e, err := event.New(event.KindMetric, "web", t0, event.MetricBody{Name: "up", Value: &v})

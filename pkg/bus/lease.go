@@ -36,6 +36,10 @@ type Lease struct {
 	holder string
 	ttl    time.Duration
 	rev    uint64
+	// js and cfg raise the bucket's TTL back to ttl should another opener
+	// have lowered it (atLeast, at each renewal).
+	js  jetstream.JetStream
+	cfg jetstream.KeyValueConfig
 
 	mu       sync.Mutex
 	deadline time.Time // zero: not held
@@ -65,6 +69,17 @@ func (l *Lease) Valid() bool {
 	return time.Now().Before(l.deadline)
 }
 
+// Bound is ctx ending at the holder's deadline too (see Lease), for a
+// change that must not land after the next holder may have begun (a state
+// saved late would undo what that one did since); a nil lease (disabled)
+// leaves ctx as it is.
+func (l *Lease) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l == nil {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, l.until())
+}
+
 func (l *Lease) until() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,18 +99,42 @@ func newLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder s
 	if key == "" || holder == "" {
 		return nil, invalid("lease", "key and holder are required")
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "aiops leadership leases: the key of a stage, its holder as value",
 		TTL:         ttl,
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-	})
+	}
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = atLeast(ctx, js, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: lease bucket %s: %w", bucket, err)
 	}
-	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl}, nil
+	return &Lease{kv: kv, key: key, holder: holder, ttl: ttl, js: js, cfg: cfg}, nil
+}
+
+// atLeast returns the existing bucket of cfg, its TTL raised to cfg's when
+// shorter, never lowered. Stages with different lease TTLs share the
+// bucket, and a holder's deadline comes from its own TTL: were the bucket's
+// lowered below it, the server would expire the key, and hand it to a
+// standby, while the holder still took itself for the holder.
+func atLeast(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.TTL() >= cfg.TTL {
+		return kv, nil
+	}
+	return js.UpdateKeyValue(ctx, cfg)
 }
 
 // Acquire waits until the lease is this holder's, or ctx ends.
@@ -134,6 +173,9 @@ func (l *Lease) Hold(ctx context.Context) error {
 		}
 		deadline := l.until()
 		renew, cancel := context.WithDeadline(ctx, deadline)
+		// Two stages opening at once may race to set the bucket's TTL, the
+		// lower last: raise it back well before it could expire the key.
+		_, _ = atLeast(renew, l.js, l.cfg)
 		sent := time.Now()
 		rev, err := l.kv.Update(renew, l.key, []byte(l.holder), l.rev)
 		cancel()

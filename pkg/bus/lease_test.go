@@ -116,3 +116,61 @@ func TestLeaseExpiresByTheHoldersClock(t *testing.T) {
 		t.Errorf("the holder's deadline %s after acquiring, at or past the server's TTL (3s)", d)
 	}
 }
+
+// Stages with different lease TTLs share one bucket: opening one with a
+// shorter TTL never shortens the bucket's (the server would expire a
+// longer-lived holder's key, and hand it to a standby, while the holder
+// still took itself for the holder); a longer one raises it; and a holder
+// raises it back at its next renewal should two openers have raced it
+// down.
+func TestLeaseBucketTTLOnlyRises(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	bucket := fmt.Sprintf("leases_%d", uniq.Add(1))
+	ttl := func() time.Duration {
+		t.Helper()
+		kv, err := js.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.TTL()
+	}
+	a, err := NewLease(ctx, js, bucket, "correlator", "a", 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewLease(ctx, js, bucket, "notifier", "n", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != 6*time.Second {
+		t.Fatalf("bucket TTL %s after a 3s lease opened, want 6s kept", got)
+	}
+	if _, err := NewLease(ctx, js, bucket, "detector", "d", 9*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != 9*time.Second {
+		t.Fatalf("bucket TTL %s after a 9s lease opened, want 9s", got)
+	}
+	// Lowered behind the holders' backs, as by a racing opener.
+	if _, err := js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: 3 * time.Second, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	hold, cancel := context.WithTimeout(ctx, 2500*time.Millisecond) // one renewal (every 2s)
+	defer cancel()
+	if err := a.Hold(hold); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != 6*time.Second {
+		t.Errorf("bucket TTL %s after the 6s holder renewed, want it raised back to 6s", got)
+	}
+}

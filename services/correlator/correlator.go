@@ -67,6 +67,10 @@ type Processor struct {
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// apply a command, or save a state, the next holder owns.
 	holds func() bool
+	// bound ends a context at the lease's deadline (bus.Lease.Bound), so
+	// a save that outlasts the term is cut short rather than landing over
+	// the next holder's.
+	bound func(context.Context) (context.Context, context.CancelFunc)
 	// leading is true while this instance consumes (holds the lease) and
 	// its state is restored: a standby's state is not current, nor one
 	// still restoring, so its API refuses.
@@ -400,6 +404,11 @@ func (d durable) Checkpoint(ctx context.Context) error {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
 		return nil
 	}
+	if d.bound != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = d.bound(ctx)
+		defer cancel()
+	}
 	st, err := d.snapshot()
 	if err != nil {
 		return err
@@ -461,7 +470,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}
-	proc.holds = s.lease.Valid
+	proc.holds, proc.bound = s.lease.Valid, s.lease.Bound
 	proc.leading.Store(false) // until a term restored the state (lead)
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",

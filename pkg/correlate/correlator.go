@@ -1200,8 +1200,9 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 		}
 		// An alert firing again reopens; one that never stopped (the
 		// incident was resolved by hand, and Alertmanager resends what
-		// still fires) is no news: the person resolving knew.
-		if m.Kind != SignalAlert || !m.Firing {
+		// still fires) is no news: the person resolving knew. So is the
+		// detector's routine update of an anomaly episode still open.
+		if !m.Firing || m.Kind == SignalAnomaly && (m.episode == "" || s.EpisodeID != m.episode) {
 			ups = append(ups, c.reopen(inc, s))
 		}
 	}
@@ -1501,6 +1502,15 @@ func (c *Correlator) spreadingNow(s Signal) (best *incident, on string) {
 		inc := a.inc
 		if s.Time.Sub(a.at) > c.cfg.UnplacedWindow || a.at.Before(cut) {
 			break // older ones a restore would not have filed
+		}
+		if inc == best && a.at.Equal(at) {
+			// Several of its services joined at that instant: name the
+			// first by name, as a restore, which files them in that
+			// order, would.
+			if c.live(a) && a.service < on {
+				on = a.service
+			}
+			continue
 		}
 		if best != nil && (a.at.Before(at) || a.at.Equal(at) && inc.id >= best.id) || inc.looked == c.scans || !c.live(a) {
 			continue
@@ -2361,7 +2371,10 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
-	if quiet := c.quietOf(inc); inc.firing == 0 && now.Sub(inc.lastSignal) >= quiet {
+	// A flapping member holds the resolution too, as it holds updates: a
+	// resolution and a reopening each cycle are the pages flapping must
+	// not make. Once it calms, the incident resolves as of its last signal.
+	if quiet := c.quietOf(inc); inc.firing == 0 && len(inc.flappers) == 0 && now.Sub(inc.lastSignal) >= quiet {
 		inc.status = StatusResolved
 		inc.resolvedAt, inc.resolvedEvent = inc.lastSignal, inc.lastSignal
 		c.stats.Resolved++
@@ -2405,7 +2418,7 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 			due = t
 		}
 	}
-	if inc.firing == 0 {
+	if inc.firing == 0 && len(inc.flappers) == 0 {
 		earlier(inc.lastSignal.Add(c.quietOf(inc)))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {

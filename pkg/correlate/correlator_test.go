@@ -217,6 +217,32 @@ func TestAnomalyEpisodeIDsSayWhatIsOneEpisode(t *testing.T) {
 	}
 }
 
+// An incident resolved by hand while an anomaly episode of it is still
+// open stays resolved through the detector's routine updates of that
+// episode (the person resolving knew it was open, as an alert still
+// firing, which Alertmanager resends, does not reopen it either); the
+// series going wrong in a new episode is news again (a lone series: an
+// incident of its own, TestAFailureThatComesBackIsOneIncident).
+func TestManualResolveHoldsThroughAnOpenEpisodesUpdates(t *testing.T) {
+	anomaly := func(episode, phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
+			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
+	}
+	c := newCorrelator(t, Config{})
+	feed(c, anomaly("e1", EpisodeOpen, 0))
+	id := ups0ID(c)
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana", Time: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if ups := feed(c, anomaly("e1", EpisodeUpdate, 5*time.Minute), anomaly("e1", EpisodeUpdate, 10*time.Minute)); strings.Contains(transitions(ups), string(Reopened)) {
+		t.Fatalf("updates of the open episode after a resolve by hand: %s, want no reopening", transitions(ups))
+	}
+	feed(c, anomaly("e1", EpisodeClose, 12*time.Minute))
+	if ups := feed(c, anomaly("e2", EpisodeOpen, 14*time.Minute)); transitions(ups) != string(Opened) {
+		t.Errorf("a new episode of the series after the resolve: %q, want an incident opened", transitions(ups))
+	}
+}
+
 // A failure that comes back in a wave (a pool draining again, retries
 // piling up again) is one incident: its root's series going wrong again
 // after the incident resolved reopens it, as an alert firing again does,
@@ -813,6 +839,26 @@ services:
 		"index joined with alert IndexDown: the root, coredns, is a shared service failing under 4 services")
 }
 
+// Two services join one incident at one instant, then a signal the
+// catalog cannot place joins next to them: its timeline line names the
+// same one live and after a restore.
+func TestTimelineOfAnUnplacedSignalIsTheSameAfterARestore(t *testing.T) {
+	run := func(restart bool) string {
+		c := newCorrelator(t, Config{})
+		feed(c, alert("HighLatency", "payments-db", 0), alert("HighErrorRate", "payments", 0))
+		if restart {
+			c = restarted(t, c)
+		}
+		feed(c, alert("ProbeFailed", "probe-x", 10*time.Second))
+		id, _ := c.IncidentOf("ProbeFailed/probe-x")
+		st, _ := c.Incident(id)
+		return st.Timeline[len(st.Timeline)-1].What
+	}
+	if live, restored := run(false), run(true); live != restored || !strings.Contains(live, "of payments joining") {
+		t.Fatalf("the unplaced signal's line:\nlive:     %s\nrestored: %s\nwant both naming payments, first by name", live, restored)
+	}
+}
+
 // wantTimeline fails unless the timeline of fp's incident holds each of
 // want, in that order, among its entries.
 func wantTimeline(t *testing.T, c *Correlator, fp string, want ...string) {
@@ -1320,6 +1366,34 @@ func TestFlapping(t *testing.T) {
 	inc, _ = c.Incident(ups0ID(c))
 	if inc.Flapping != 0 || !strings.Contains(transitions(ups), "updated") {
 		t.Fatalf("after calming: flapping %d, transitions %s", inc.Flapping, transitions(ups))
+	}
+}
+
+// A member that flaps with quiet stretches longer than the quiet period
+// (fires a minute, clears six) holds the incident's resolution as it holds
+// its updates: no resolved and reopened pages each cycle. Once it calms
+// for good, the incident resolves, as of its last signal.
+func TestFlappingHoldsTheResolution(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	ups := feed(c, a)
+	for i := range 8 {
+		base := time.Duration(i) * 7 * time.Minute
+		ups = append(ups, feed(c, resolved(a, base+time.Minute))...)
+		again := a
+		again.Time = t0.Add(base + 7*time.Minute)
+		ups = append(ups, feed(c, again)...)
+	}
+	for _, u := range ups {
+		if (u.Transition == Resolved || u.Transition == Reopened) && u.State.Flapping > 0 {
+			t.Fatalf("%s while its member flapped (transitions %s): want it held", u.Transition, transitions(ups))
+		}
+	}
+	last := t0.Add(57 * time.Minute)
+	ups = append(feed(c, resolved(a, 57*time.Minute)), c.Advance(last.Add(time.Hour))...)
+	st, _ := c.Incident(ups0ID(c))
+	if !strings.Contains(transitions(ups), "resolved") || st.State != StatusResolved || !st.ResolvedAt.Equal(last) {
+		t.Fatalf("after it calmed: transitions %s, state %s resolved at %s; want resolved as of its last signal %s", transitions(ups), st.State, st.ResolvedAt, last)
 	}
 }
 

@@ -42,6 +42,15 @@ type Delivery struct {
 	StreamSeq uint64
 	// Published is when the stream stored the message.
 	Published time.Time
+	// AckLater, set by a Consumer (nil from a source that cannot), is for
+	// a handler whose result is durable only later (a stage whose state
+	// a checkpoint saves). Called before done, it returns the delivery's
+	// ack: done(nil) then settles the delivery for the consumer (its place
+	// under MaxAckPending is free, a drain does not wait for it) without
+	// acking it, and the function returned acks it (nil) or asks for its
+	// redelivery (an error) once that is known. Never called (a crash),
+	// the server redelivers the message after AckWait.
+	AckLater func() (ack func(error))
 }
 
 // Handler processes one delivery synchronously. nil acks it; an error marked
@@ -603,14 +612,48 @@ func (c *Consumer) recreate(ctx context.Context) {
 // delivery carries a message from fetch to its settlement.
 type delivery struct {
 	Delivery
-	c    *Consumer
-	msg  jetstream.Msg
-	once atomic.Bool
+	c     *Consumer
+	msg   jetstream.Msg
+	once  atomic.Bool
+	later atomic.Bool // AckLater was called: done(nil) does not ack
+}
+
+// ackLater is Delivery.AckLater.
+func (d *delivery) ackLater() func(error) {
+	d.later.Store(true)
+	var once atomic.Bool
+	return func(err error) {
+		if !once.CompareAndSwap(false, true) {
+			return
+		}
+		c := d.c
+		if err != nil {
+			if nerr := d.msg.Nak(); nerr != nil {
+				c.ackFailure(nerr, d.StreamSeq, "nak failed; the message will be redelivered after ack_wait")
+			} else {
+				c.naked.Add(1)
+			}
+			return
+		}
+		if aerr := d.msg.Ack(); aerr != nil {
+			c.ackFailure(aerr, d.StreamSeq, "ack failed; the message will be redelivered")
+		} else {
+			c.acked.Add(1)
+		}
+	}
+}
+
+// FlushAcks waits until the acks sent so far (AckLater's among them) reached
+// the server, at most AckFlushTimeout: a connection closed at once after
+// would lose those still buffered.
+func (c *Consumer) FlushAcks() error {
+	return c.js.Conn().FlushTimeout(AckFlushTimeout)
 }
 
 func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHandler) {
 	c.delivered.Add(1)
 	d := &delivery{c: c, msg: msg}
+	d.AckLater = d.ackLater
 	d.Subject = msg.Subject()
 	d.Header = msg.Headers()
 	d.Data = msg.Data()
@@ -703,6 +746,8 @@ func (d *delivery) done(err error) {
 		c.heldMu.Unlock()
 	}
 	switch {
+	case err == nil && d.later.Load():
+		c.release(1) // acked by AckLater's function
 	case err == nil:
 		if aerr := d.msg.Ack(); aerr != nil {
 			c.ackFailure(aerr, d.StreamSeq, "ack failed; the message will be redelivered")

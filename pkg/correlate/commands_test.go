@@ -288,6 +288,19 @@ func TestListedBuildsOnlyWhatItLists(t *testing.T) {
 	if out, _ := c.Listed(IncidentFilter{Status: StatusAcknowledged}, nil, 10); len(out) != 0 {
 		t.Errorf("%d acknowledged listed, want none", len(out))
 	}
+	// Team (the first root-cause candidate's) and severity (the worst
+	// reported) are found before a state is built, too.
+	warning := alert("DiskFilling", "search", 2*time.Hour)
+	warning.Severity = event.SeverityWarning
+	feed(c, alert("HighLatency", "checkout", 40*time.Hour), warning)
+	built = 0
+	if out, _ := c.Listed(IncidentFilter{Team: "payments"}, keep, 10); len(out) != 1 || out[0].Service != "checkout" || out[0].Team != "payments" || built != 1 {
+		t.Errorf("team payments: %d listed, %d built; want checkout's incident, one state built", len(out), built)
+	}
+	built = 0
+	if out, _ := c.Listed(IncidentFilter{Severity: event.SeverityWarning}, keep, 10); len(out) != 1 || out[0].Service != "search" || built != 1 {
+		t.Errorf("severity warning: %d listed, %d built; want search's incident, one state built", len(out), built)
+	}
 }
 
 // A command is timed when the person gave it (Command.Time: the API's

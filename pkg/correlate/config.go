@@ -80,8 +80,11 @@
 // missing); reopened instead of a new incident when a
 // related signal fires within ReopenWindow of the resolution. A member that
 // changes state FlapStart times within FlapWindow is flapping: its changes
-// update the incident's members but publish no update until it calms
-// (fewer than FlapStop changes within the window).
+// update the incident's members but publish no update, and the incident
+// does not resolve, until it calms (fewer than FlapStop changes within the
+// window). A resolution by hand holds while an alert still fires or an
+// anomaly episode stays open (their repeats are no news); only firing
+// again, or a new episode, is.
 package correlate
 
 import (

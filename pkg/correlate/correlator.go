@@ -2838,10 +2838,15 @@ func (c *Correlator) Incidents() []State {
 // IncidentFilter picks incidents by what the correlator knows of them
 // without building their state (zero fields pick all).
 type IncidentFilter struct {
-	Status  string    // open, acknowledged, resolved, or active (open or acknowledged)
-	Service string    // one of the incident's services
-	Since   time.Time // opened at or after
-	Until   time.Time // opened at or before
+	Status  string // open, acknowledged, resolved, or active (open or acknowledged)
+	Service string // one of the incident's services
+	// Team is the catalog team of the incident's first root-cause
+	// candidate (State.Team), Severity the worst its members reported
+	// (State.Severity); both are found without building the state.
+	Team     string
+	Severity event.Severity
+	Since    time.Time // opened at or after
+	Until    time.Time // opened at or before
 	// Before, when set, picks only incidents listed after it: opened
 	// earlier, or at the same time with a lower id (a list's next page).
 	Before *ListPosition
@@ -2874,7 +2879,7 @@ func (f IncidentFilter) picks(inc *incident) bool {
 func (c *Correlator) Listed(f IncidentFilter, keep func(State) bool, limit int) (out []State, truncated bool) {
 	all := c.sortedIncidents()
 	for i := len(all) - 1; i >= 0; i-- {
-		if !f.picks(all[i]) {
+		if !f.picks(all[i]) || f.Severity != "" && severityOf(all[i]) != f.Severity || f.Team != "" && c.teamOf(all[i]) != f.Team {
 			continue
 		}
 		st := c.state(all[i], "")
@@ -2887,6 +2892,26 @@ func (c *Correlator) Listed(f IncidentFilter, keep func(State) bool, limit int) 
 		out = append(out, st)
 	}
 	return out, false
+}
+
+// severityOf is the worst severity inc's members reported (State.Severity).
+func severityOf(inc *incident) event.Severity {
+	var worst event.Severity
+	for _, m := range inc.members {
+		if m.Severity.Rank() > worst.Rank() {
+			worst = m.Severity
+		}
+	}
+	return worst
+}
+
+// teamOf is the catalog team of inc's first root-cause candidate
+// (State.Team).
+func (c *Correlator) teamOf(inc *incident) string {
+	if c.cat == nil {
+		return ""
+	}
+	return c.cat.Services[leadService(inc, c.rootCauses(inc))].Team
 }
 
 // IncidentOf returns the incident that fingerprint fp belongs to.

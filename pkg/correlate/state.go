@@ -222,11 +222,7 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 		s.Services = append(s.Services, svc)
 	}
 	sort.Strings(s.Services)
-	for _, m := range inc.members {
-		if m.Severity.Rank() > s.Severity.Rank() {
-			s.Severity = m.Severity
-		}
-	}
+	s.Severity = severityOf(inc)
 	members := make([]*member, len(inc.members))
 	copy(members, inc.members)
 	sort.SliceStable(members, func(i, j int) bool { return members[i].Firing && !members[j].Firing })
@@ -237,13 +233,7 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 		s.Members = append(s.Members, m.Member)
 	}
 	s.RootCauses = c.rootCauses(inc)
-	s.Service = inc.root
-	if len(s.Services) > 0 {
-		s.Service = s.Services[0]
-	}
-	if len(s.RootCauses) > 0 {
-		s.Service = s.RootCauses[0].Service
-	}
+	s.Service = leadService(inc, s.RootCauses)
 	if c.cat != nil {
 		if svc, ok := c.cat.Services[s.Service]; ok {
 			s.Owner, s.Team, s.Tier, s.Runbook = svc.Owner, svc.Team, svc.Tier, svc.Runbook
@@ -251,6 +241,25 @@ func (c *Correlator) state(inc *incident, tr Transition) State {
 	}
 	s.Title = title(inc, s.Service)
 	return s
+}
+
+// leadService is the service an incident is named after, whose owner,
+// team and runbook it takes: its first root-cause candidate (rc), else the
+// first of its services by name, else its root.
+func leadService(inc *incident, rc []Candidate) string {
+	if len(rc) > 0 {
+		return rc[0].Service
+	}
+	first := ""
+	for svc := range inc.services {
+		if first == "" || svc < first {
+			first = svc
+		}
+	}
+	if first != "" {
+		return first
+	}
+	return inc.root
 }
 
 // title names the incident after its first signal on its root-cause

@@ -18,6 +18,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -231,7 +232,7 @@ func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return false, err
+		return false, jsonProblem(err)
 	}
 	// Only JSON whitespace may follow the value. dec.More is not the
 	// check: it is false before a stray ] or }, which would pass.
@@ -241,6 +242,29 @@ func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
 		return false, fmt.Errorf("the body has data after the JSON value at byte %d: %q; send one JSON value", at, clipRunes(rest, 16))
 	}
 	return true, nil
+}
+
+// jsonProblem words a decoding error for the sender, who knows the JSON
+// and not the Go type it goes into: a field of the wrong type names the
+// field and what it wants, a value of the wrong type the object wanted.
+func jsonProblem(err error) error {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("the body is a JSON %s: want an object", typ.Value)
+	case errors.As(err, &typ):
+		want := typ.Type.Kind().String()
+		if k := typ.Type.Kind(); k == reflect.Struct || k == reflect.Map {
+			want = "object"
+		}
+		return fmt.Errorf("field %q is a JSON %s: want a %s", typ.Field, typ.Value, want)
+	case errors.As(err, &syn):
+		return fmt.Errorf("not JSON at byte %d: %s", max(syn.Offset-1, 0), strings.TrimPrefix(syn.Error(), "json: ")) // from 0, as the other messages count
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("not JSON: it ends before its value does (a brace, bracket or quote not closed)")
+	}
+	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // clipRunes is b's first n bytes as a string, at a rune boundary.

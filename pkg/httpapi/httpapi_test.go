@@ -69,7 +69,11 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"a":"x"}x`, false, "data after the JSON value", 400},
 		{"{\"a\":\"x\"} \r\n\t", true, "", 0},
 		{`{"a":"` + strings.Repeat("x", 100) + `"}`, false, "over 64 bytes", 413},
-		{`{"a":`, false, "unexpected EOF", 400},
+		{`{"a":`, false, "it ends before its value does", 400},
+		// Said in JSON's words, not Go's types.
+		{`[]`, false, "the body is a JSON array: want an object", 400},
+		{`{"a":1}`, false, `field "a" is a JSON number: want a string`, 400},
+		{`{"a" "x"}`, false, "not JSON at byte 5", 400},
 	} {
 		var b body
 		ok, err := DecodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(c.in)), 64, &b)

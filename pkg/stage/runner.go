@@ -63,6 +63,11 @@ type Runner struct {
 	// soon asks the checkpoint loop for a checkpoint now (CheckpointSoon).
 	soon chan struct{}
 
+	// ackMu guards awaiting, the acks of the inputs processed since the
+	// last checkpoint began (Config.AckAfterCheckpoint).
+	ackMu    sync.Mutex
+	awaiting []func(error)
+
 	m metrics
 }
 
@@ -94,6 +99,9 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		r.sink = p
 	default:
 		return nil, fmt.Errorf("%w: %T is neither a stage.Processor nor a stage.Sink", ErrInvalidConfig, proc)
+	}
+	if _, ok := proc.(Checkpointer); cfg.AckAfterCheckpoint && !ok {
+		return nil, fmt.Errorf("%w: ack after checkpoint: %T saves no checkpoint", ErrInvalidConfig, proc)
 	}
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
 		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
@@ -240,8 +248,16 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	}
 	r.giveUpUnsent()
 	if cp, ok := r.proc.(Checkpointer); ok {
-		if err := r.checkpoint(final, cp); err != nil {
+		if err := r.checkpoint(final, cp); err != nil && !errors.Is(err, ErrFenced) {
 			runErr = errors.Join(runErr, err)
+		}
+		// Not saved: what waited for it goes back to the stream now, for
+		// the next instance, rather than after ack_wait.
+		r.settleAwaiting(r.takeAwaiting(), ErrFenced)
+		if f, ok := src.(interface{ FlushAcks() error }); ok && r.cfg.AckAfterCheckpoint {
+			if err := f.FlushAcks(); err != nil {
+				r.log.Warn().Err(err).Msg("acks after the last checkpoint not flushed: their inputs are redelivered")
+			}
 		}
 	}
 	return runErr
@@ -286,6 +302,9 @@ func (r *Runner) startPipeline(drained <-chan struct{}) (stop func()) {
 // goroutine processes the input (stream order, and no hand-off: a channel
 // send and a goroutine switch cost as much as scoring a sample).
 func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) {
+	if r.cfg.AckAfterCheckpoint && d.AckLater != nil {
+		done = r.ackAfterCheckpoint(d, done)
+	}
 	if r.sink == nil {
 		if r.cfg.Workers == 1 {
 			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}, &r.inline)
@@ -307,6 +326,51 @@ func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) 
 		// it too must not wait for a batch or a timer. (A Write before
 		// draining was set is seen by that Flush, which comes after.)
 		r.flushSink(ctx)
+	}
+}
+
+// ackAfterCheckpoint wraps d's done: a success settles d for the source
+// at once, its ack waiting for the next checkpoint saved
+// (Config.AckAfterCheckpoint); a failure is done's as ever.
+func (r *Runner) ackAfterCheckpoint(d *bus.Delivery, done func(error)) func(error) {
+	return func(err error) {
+		if err != nil {
+			done(err)
+			return
+		}
+		ack := d.AckLater()
+		done(nil)
+		r.ackMu.Lock()
+		r.awaiting = append(r.awaiting, ack)
+		n := len(r.awaiting)
+		r.ackMu.Unlock()
+		if n >= max(r.cfg.Queue/2, 1) {
+			r.CheckpointSoon() // the consumer's bound of unacked inputs is near
+		}
+	}
+}
+
+// takeAwaiting returns the acks waiting for a checkpoint and forgets them.
+func (r *Runner) takeAwaiting() []func(error) {
+	r.ackMu.Lock()
+	defer r.ackMu.Unlock()
+	acks := r.awaiting
+	r.awaiting = nil
+	return acks
+}
+
+// settleAwaiting acks (err nil) or gives back to the stream (err) acks; a
+// checkpoint that failed otherwise puts them back for the next one.
+func (r *Runner) settleAwaiting(acks []func(error), err error) {
+	switch {
+	case err == nil || errors.Is(err, ErrFenced):
+		for _, ack := range acks {
+			ack(err)
+		}
+	default:
+		r.ackMu.Lock()
+		r.awaiting = append(acks, r.awaiting...)
+		r.ackMu.Unlock()
 	}
 }
 
@@ -708,7 +772,7 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 			// hold them until the stop.
 			cctx, cancel = context.WithTimeout(ctx, r.cfg.CheckpointTimeout)
 		}
-		if err := r.checkpoint(cctx, cp); err != nil && ctx.Err() == nil {
+		if err := r.checkpoint(cctx, cp); err != nil && ctx.Err() == nil && !errors.Is(err, ErrFenced) {
 			r.log.Warn().Err(err).Msg("checkpoint failed; retried at the next one")
 		}
 		cancel()
@@ -741,7 +805,12 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 		}
 		o.Hold(held)
 	}
-	if err := r.safely("checkpoint", func() error { return cp.Checkpoint(ctx) }); err != nil {
+	// Every input processed before the checkpoint takes its state is in
+	// it: those waiting now were (the later ones wait for the next).
+	acks := r.takeAwaiting()
+	err := r.safely("checkpoint", func() error { return cp.Checkpoint(ctx) })
+	r.settleAwaiting(acks, err)
+	if err != nil {
 		r.m.checkpointFailures.Add(1)
 		return fmt.Errorf("stage %s: checkpoint: %w", r.cfg.Name, err)
 	}

@@ -288,9 +288,10 @@ func TestRunnerTicksOnBoundaries(t *testing.T) {
 // checkpointer records the order of restore, inputs and checkpoints.
 type checkpointer struct {
 	echo
-	mu    sync.Mutex
-	order []string
-	fail  error
+	mu      sync.Mutex
+	order   []string
+	fail    error
+	saveErr error // what Checkpoint returns
 }
 
 func (p *checkpointer) note(s string) {
@@ -302,7 +303,85 @@ func (p *checkpointer) note(s string) {
 func (p *checkpointer) Restore(context.Context) error { p.note("restore"); return p.fail }
 func (p *checkpointer) Checkpoint(context.Context) error {
 	p.note("checkpoint")
-	return nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.saveErr
+}
+
+func (p *checkpointer) checkpoints() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Count(strings.Join(p.order, ","), "checkpoint")
+}
+
+// With AckAfterCheckpoint an input's ack waits for the next checkpoint
+// saved: a failed one leaves it for the next, a fenced one gives it back
+// to the stream; inputs waiting for half the queue ask for a checkpoint;
+// the stop's last checkpoint acks the rest. Only a Checkpointer may ask.
+func TestRunnerAcksAfterCheckpoint(t *testing.T) {
+	p := &checkpointer{}
+	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour, Queue: 8, AckAfterCheckpoint: true})
+	checkpointed := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); p.checkpoints() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d checkpoints after 10 s, want %d", p.checkpoints(), n)
+			}
+		}
+	}
+	// want waits for the acks a checkpoint settles as it returns.
+	want := func(what string, w stagetest.LaterAcks) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			got := h.Later()
+			if got.Waiting == w.Waiting && got.Acked == w.Acked && got.GivenBack == w.GivenBack {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: acks waiting %d, acked %d, given back %d; want %d, %d, %d",
+					what, got.Waiting, got.Acked, got.GivenBack, w.Waiting, w.Acked, w.GivenBack)
+			}
+		}
+	}
+	for i, r := range h.Feed(logEvent(t, 1, "a"), logEvent(t, 2, "b")) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("input %d: %v, want settled", i, r.Outcome)
+		}
+	}
+	want("processed, no checkpoint yet", stagetest.LaterAcks{Waiting: 2})
+	h.Runner.CheckpointSoon()
+	checkpointed(1)
+	want("after a checkpoint", stagetest.LaterAcks{Acked: 2})
+
+	p.mu.Lock()
+	p.saveErr = errors.New("bucket gone")
+	p.mu.Unlock()
+	h.Feed(logEvent(t, 3, "c"))
+	h.Runner.CheckpointSoon()
+	checkpointed(2)
+	want("after a failed checkpoint", stagetest.LaterAcks{Waiting: 1, Acked: 2})
+
+	p.mu.Lock()
+	p.saveErr = fmt.Errorf("lease lost: %w", stage.ErrFenced)
+	p.mu.Unlock()
+	h.Runner.CheckpointSoon()
+	checkpointed(3)
+	want("after a fenced checkpoint", stagetest.LaterAcks{Acked: 2, GivenBack: 1})
+
+	p.mu.Lock()
+	p.saveErr = nil
+	p.mu.Unlock()
+	h.Feed(logEvent(t, 4, "d"), logEvent(t, 5, "e"), logEvent(t, 6, "f"), logEvent(t, 7, "g")) // half the queue: a checkpoint unasked
+	checkpointed(4)
+	h.Feed(logEvent(t, 8, "h"))
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	want("after the stop", stagetest.LaterAcks{Acked: 7, GivenBack: 1})
+
+	if _, err := stage.NewRunner(&echo{}, stage.Config{Name: "x", AckAfterCheckpoint: true}, stagetest.NewPublisher(), zeroLog()); !errors.Is(err, stage.ErrInvalidConfig) {
+		t.Errorf("ack after checkpoint without a checkpoint: %v, want refused", err)
+	}
 }
 func (p *checkpointer) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
 	p.note("process")

@@ -15,7 +15,9 @@
 //   - runs the processor's periodic work (Ticker) and state checkpoints
 //     (Checkpointer: restored before the first delivery, saved every interval
 //     and once more after the drain; an Outbox's checkpoint also keeps the
-//     tick outputs not stored yet, which the next run sends);
+//     tick outputs not stored yet, which the next run sends; with
+//     Config.AckAfterCheckpoint an input is acked only once a checkpoint
+//     holds what it did);
 //   - drains gracefully: on cancellation it stops fetching, finishes what it
 //     was handed, and settles every delivery before it returns.
 //
@@ -29,6 +31,7 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -158,7 +161,25 @@ type Config struct {
 	// kept sent once more and the last checkpoint (default 8s), and a
 	// sink's flush at the drain.
 	CheckpointTimeout time.Duration
+	// AckAfterCheckpoint acks an input only once a checkpoint taken after
+	// it was processed is saved (a Checkpointer's; the source must offer
+	// bus.Delivery.AckLater, else inputs are acked at once). For a
+	// processor whose state alone keeps what an input did (an alert's
+	// resolution starts a quiet period and emits nothing): acked before
+	// the save, a crash would lose it for good, as the producer never
+	// sends it again. A checkpoint is asked for at once when Queue/2
+	// inputs wait for one (the consumer's max_ack_pending bounds them);
+	// one that was not saved (Checkpointer returned an error) leaves them
+	// for the next, or, ErrFenced (another instance owns the state now),
+	// gives them back to the stream for that one.
+	AckAfterCheckpoint bool
 }
+
+// ErrFenced is what a Checkpointer returns when it did not save because
+// another instance owns the state now (a lost lease): not a failure of
+// its own, and the inputs waiting for that checkpoint go back to the
+// stream (Config.AckAfterCheckpoint).
+var ErrFenced = errors.New("stage: another instance owns the state: not saved")
 
 // DefaultConfig is a Config with every default filled in.
 func DefaultConfig(name string) Config {

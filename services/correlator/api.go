@@ -300,6 +300,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q given %d times: give it once", k, len(vs)))
 			return
 		}
+		if strings.TrimSpace(vs[0]) == "" && k != "cursor" { // an empty cursor is the first page
+			// Taken as no filter, it would list everything.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter %q is empty: give it a value or leave it out", k))
+			return
+		}
 	}
 	var since, until time.Time
 	for _, p := range []struct {
@@ -353,12 +358,13 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		before = &p
 	}
-	team := q.Get("team")
-	f := correlate.IncidentFilter{Status: status, Service: q.Get("service"), Since: since, Until: until, Before: before}
+	f := correlate.IncidentFilter{Status: status, Service: q.Get("service"), Team: q.Get("team"), Severity: severity, Since: since, Until: until, Before: before}
 	a.proc.mu.Lock()
-	out, truncated := a.proc.c.Listed(f, func(st correlate.State) bool {
-		return (team == "" || st.Team == team) && (severity == "" || st.Severity == severity)
-	}, limit)
+	if f.Service != "" {
+		// As signals name it: another letter case, _ for -.
+		f.Service = a.proc.c.ServiceOf(correlate.Signal{Service: f.Service})
+	}
+	out, truncated := a.proc.c.Listed(f, nil, limit)
 	a.proc.mu.Unlock()
 	if out == nil {
 		out = []correlate.State{}
@@ -448,8 +454,8 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	}
 	// What an action needs is the request's to give: its absence is a 400
 	// naming the field, not a 409 as if the incident's state refused it.
-	if missing := commandField(action, body.Assignee, body.Text); missing != "" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s needs %q in the body", action, missing))
+	if problem := commandProblem(action, body.Assignee, body.Text); problem != "" {
+		writeError(w, http.StatusBadRequest, problem)
 		return
 	}
 	// A client retrying (a 503, a lost answer) under one Idempotency-Key
@@ -510,14 +516,20 @@ func appliedTo(st correlate.State, id string) string {
 	return ""
 }
 
-// commandField names the body field action needs and was not given ("" when
-// none is missing), by the rules correlate.Correlator.Apply applies.
-func commandField(action, assignee, text string) string {
+// commandProblem says what is wrong with the body of an action ("" when
+// nothing is): a field it needs and was not given (blank counts as not
+// given), by the rules correlate.Correlator.Apply applies, or one it takes
+// no notice of (a resolution note sent as text would be lost unseen).
+func commandProblem(action, assignee, text string) string {
 	switch {
-	case action == "assign" && assignee == "":
-		return "assignee"
+	case action == "assign" && strings.TrimSpace(assignee) == "":
+		return fmt.Sprintf("%s needs %q in the body", action, "assignee")
 	case action == "comment" && strings.TrimSpace(text) == "":
-		return "text"
+		return fmt.Sprintf("%s needs %q in the body", action, "text")
+	case action != "assign" && assignee != "":
+		return fmt.Sprintf("%s takes no %q: assign does", action, "assignee")
+	case action != "comment" && text != "":
+		return fmt.Sprintf("%s takes no %q: comment does (a comment, then the %s)", action, "text", action)
 	}
 	return ""
 }

@@ -532,8 +532,8 @@ func TestNoCommandOrSaveOnceTheLeaseRanOut(t *testing.T) {
 	}
 	// no object store: a save would panic
 	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), fenced: new(atomic.Bool)}
-	if err := d.Checkpoint(context.Background()); err != nil {
-		t.Fatalf("checkpoint once the lease ran out: %v, want skipped", err)
+	if err := d.Checkpoint(context.Background()); !errors.Is(err, stage.ErrFenced) {
+		t.Fatalf("checkpoint once the lease ran out: %v, want skipped with stage.ErrFenced (its inputs go back to the stream)", err)
 	}
 }
 
@@ -595,11 +595,36 @@ func TestAPIListRefusesAQueryItCannotRead(t *testing.T) {
 		"service=web;status=open": "semicolon",
 		"service=%zz":             "%zz",
 		"limit=1&service=we%b":    "%b",
+		"status=":                 `parameter "status" is empty`, // listed as no filter, it would be everything
+		"severity=%20":            `parameter "severity" is empty`,
 	} {
 		code, body := r.do("GET", "/v1/incidents?"+q, apiToken, "")
 		var e struct{ Error string }
 		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, want) {
 			t.Errorf("%s: %d %s, want 400 naming %s", q, code, body, want)
+		}
+	}
+	// A service named as signals may name it: in other letter case.
+	code, body := r.do("GET", "/v1/incidents?service=SEARCH", apiToken, "")
+	var list struct{ Incidents []correlate.State }
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 1 || list.Incidents[0].Service != "search" {
+		t.Errorf("service=SEARCH: %d %s, want search's incident", code, body)
+	}
+	// A command's body: what it needs, given blank, and what it takes no
+	// notice of are named; JSON of the wrong shape says what it wants.
+	id := list.Incidents[0].IncidentID
+	for _, c := range []struct{ action, body, want string }{
+		{"assign", `{"by":"ana","assignee":"   "}`, `assign needs "assignee"`},
+		{"ack", `{"by":"ana","text":"looking"}`, `ack takes no "text": comment does`},
+		{"comment", `{"by":"ana","text":"x","assignee":"bo"}`, `comment takes no "assignee"`},
+		{"ack", `[]`, "the body is a JSON array: want an object"},
+		{"ack", `{"by":1}`, `field "by" is a JSON number: want a string`},
+		{"ack", `{"by":"ana"`, "not JSON"},
+	} {
+		code, body := r.do("POST", "/v1/incidents/"+id+"/"+c.action, apiToken, c.body)
+		var e struct{ Error string }
+		if code != http.StatusBadRequest || json.Unmarshal([]byte(body), &e) != nil || !strings.Contains(e.Error, c.want) {
+			t.Errorf("%s %s: %d %s, want 400 saying %q", c.action, c.body, code, body, c.want)
 		}
 	}
 }

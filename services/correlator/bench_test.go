@@ -18,7 +18,8 @@ import (
 // stored on EVENTS, then consumed by the correlator on the stage runtime
 // (decode, Observe, incident events published, acks) and, in the same run
 // and on the same stored messages, by a raw JetStream pull consumer that
-// only acks: events/s of each and the correlator's ratio to raw.
+// only acks: events/s of each and the correlator's ratio to raw, stateless
+// and saving its state.
 //
 //	go test ./services/correlator -run '^$' -bench EndToEnd -benchtime 100000x
 func BenchmarkEndToEnd(b *testing.B) {
@@ -79,28 +80,41 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	raw := float64(b.N) / time.Since(start).Seconds()
 
-	// The correlator.
-	cfg := Config{Catalog: writeCatalog(b), State: StateConfig{Disabled: true}, Lease: LeaseConfig{Disabled: true}}
-	cfg.Consumer.FilterSubjects = filter
-	svc, err := New(ctx, js, cfg, log)
-	if err != nil {
-		b.Fatal(err)
+	// The correlator, stateless, then saving its state (the default),
+	// where an input's ack waits for the checkpoint that holds what it did
+	// (one is taken whenever half of max_ack_pending wait; the tail's is
+	// asked for here, as save_every would give it after a burst): from its
+	// start until every input was acked, each on its own durable consumer.
+	run := func(durable string, saved bool) float64 {
+		cfg := Config{Catalog: writeCatalog(b), State: StateConfig{Disabled: !saved, Key: durable}, Lease: LeaseConfig{Disabled: true}}
+		cfg.Consumer.Durable, cfg.Consumer.FilterSubjects = durable, filter
+		svc, err := New(ctx, js, cfg, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(rctx) }()
+		for svc.ConsumerStats().Acked < uint64(b.N) {
+			if svc.ConsumerStats().Delivered >= uint64(b.N) {
+				svc.CheckpointSoon()
+			}
+			time.Sleep(time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		return float64(b.N) / elapsed.Seconds()
 	}
-	start = time.Now()
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(rctx) }()
-	for svc.ConsumerStats().Acked < uint64(b.N) {
-		time.Sleep(time.Millisecond)
-	}
-	elapsed := time.Since(start)
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
+	rate := run("correlator", false)
+	saved := run("correlator-saved", true)
 	b.StopTimer()
-	rate := float64(b.N) / elapsed.Seconds()
 	b.ReportMetric(raw, "raw_events/s")
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(rate/raw, "x_raw")
+	b.ReportMetric(saved, "saved_events/s")
+	b.ReportMetric(saved/raw, "saved_x_raw")
 }

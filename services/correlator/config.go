@@ -64,6 +64,11 @@ type LeaseConfig = bus.LeaseConfig
 // the key, every 10s).
 type StateConfig = stage.StateConfig
 
+// DefaultMaxAckPending is the correlator's consumer.max_ack_pending when
+// it saves its state: the signals taken in and not acked yet, as their
+// acks wait for a saved state that holds them.
+const DefaultMaxAckPending = 16_384
+
 // DefaultConfig is the correlator with no configuration at all.
 func DefaultConfig() Config { return Config{}.WithDefaults() }
 
@@ -75,6 +80,12 @@ func (c Config) WithDefaults() Config {
 	durable := "correlator"
 	if c.Partition.Count > 1 {
 		durable = fmt.Sprintf("correlator-%d", c.Partition.Index)
+	}
+	if c.Consumer.MaxAckPending == 0 && !c.State.Disabled {
+		// A signal is acked once a saved state holds it, and a save is
+		// taken when half of these wait: 8,192 a save keeps a busy
+		// correlator near its stateless speed (BenchmarkEndToEnd).
+		c.Consumer.MaxAckPending = DefaultMaxAckPending
 	}
 	c.Consumer = c.Consumer.Of(bus.StreamEvents, durable, event.KindFilterAll(event.KindAlert), event.KindFilterAll(event.KindAnomaly), event.KindFilterAll(event.KindChange))
 	if c.IdleAdvance == 0 {

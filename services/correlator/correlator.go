@@ -402,7 +402,7 @@ func (d durable) Restore(ctx context.Context) error {
 func (d durable) Checkpoint(ctx context.Context) error {
 	if d.fenced.Load() || !d.holding() {
 		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
-		return nil
+		return stage.ErrFenced
 	}
 	if d.bound != nil {
 		var cancel context.CancelFunc
@@ -460,6 +460,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}}
 		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
+		// What a signal did is in the state alone until it is saved (a
+		// resolution only starts a quiet period): acked before, a crash
+		// would lose it, and the producer never sends it again.
+		scfg.AckAfterCheckpoint = true
 	}
 	st, err := stage.Open(ctx, js, run, scfg, cfg.Consumer, log, opts...)
 	if err != nil {

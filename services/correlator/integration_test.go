@@ -22,6 +22,7 @@ import (
 // and the storm the tests send in two halves.
 type stormRig struct {
 	t   *testing.T
+	url string
 	js  jetstream.JetStream
 	log zerolog.Logger
 	cfg Config
@@ -44,7 +45,7 @@ func newStormRig(t *testing.T, cfg Config) *stormRig {
 	cfg.Catalog = writeCatalog(t)
 	cfg.State.SaveEvery = 200 * time.Millisecond
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
-	return &stormRig{t: t, js: js, log: log, cfg: cfg}
+	return &stormRig{t: t, url: srv.URL(), js: js, log: log, cfg: cfg}
 }
 
 // start runs a correlator; stop cancels it and waits for it.
@@ -81,12 +82,20 @@ func (r *stormRig) firstHalf() {
 }
 
 func (r *stormRig) secondHalf() {
+	r.resolutions()
+	r.later()
+}
+
+// resolutions adds the cascade's root and resolves everything.
+func (r *stormRig) resolutions() {
 	r.publish(alertEvent(r.t, "ReplicationLag", "payments-db", 30*time.Second, 0),
 		alertEvent(r.t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(r.t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
-		alertEvent(r.t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(r.t, "HighLatency", "search", 12*time.Second, 3*time.Minute),
-		// a signal far later moves event time past the quiet periods
-		alertEvent(r.t, "DiskFull", "search", time.Hour, 0))
+		alertEvent(r.t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(r.t, "HighLatency", "search", 12*time.Second, 3*time.Minute))
 }
+
+// later is a signal far later, which moves event time past the quiet
+// periods.
+func (r *stormRig) later() { r.publish(alertEvent(r.t, "DiskFull", "search", time.Hour, 0)) }
 
 // checkNoDuplicates waits for the storm's end: two resolved incidents, both
 // opened in the first half, and three opened in all.
@@ -119,6 +128,43 @@ func TestStormAcrossARestart(t *testing.T) {
 	_, stop = r.start()
 	defer stop()
 	r.secondHalf()
+	r.checkNoDuplicates(opened)
+}
+
+// A crash loses nothing the correlator took in: the resolutions, which
+// emit nothing until the quiet period passed, and the signals before them
+// are acked only once a saved state holds them, so an instance that dies
+// before its save leaves them to the next one, which makes the same
+// incidents again (their events stored once) and resolves them.
+func TestStormAcrossACrash(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}})
+	r.cfg.State.SaveEvery = time.Hour // no save before the crash
+	r.cfg.Consumer.AckWait = 2 * time.Second
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, crash := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+	r.resolutions()
+	for deadline := time.Now().Add(10 * time.Second); a.ConsumerStats().Delivered < 8; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d signals delivered to the first instance, want 8", a.ConsumerStats().Delivered)
+		}
+	}
+	nc.Close() // the crash: neither an ack nor a save reaches the server
+	crash()
+	<-ran
+	_, stopB := r.start()
+	defer stopB()
+	r.later()
 	r.checkNoDuplicates(opened)
 }
 

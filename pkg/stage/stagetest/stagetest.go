@@ -173,6 +173,45 @@ type Harness struct {
 	runErr   error
 	mu       sync.Mutex
 	attempts map[string]uint64
+	later    *laterAcks
+}
+
+// LaterAcks counts the acks a runner took for later
+// (bus.Delivery.AckLater: stage.Config.AckAfterCheckpoint): Waiting ones
+// not given yet, then Acked or GivenBack (to the stream, for redelivery).
+type LaterAcks struct{ Waiting, Acked, GivenBack int }
+
+// Later returns the counts of the acks taken for later.
+func (h *Harness) Later() LaterAcks {
+	h.later.mu.Lock()
+	defer h.later.mu.Unlock()
+	return h.later.n
+}
+
+// laterAcks counts the acks taken for later as they come.
+type laterAcks struct {
+	mu sync.Mutex
+	n  LaterAcks
+}
+
+// ackLater is a delivery's bus.Delivery.AckLater.
+func (l *laterAcks) ackLater() func(error) {
+	l.mu.Lock()
+	l.n.Waiting++
+	l.mu.Unlock()
+	var once sync.Once
+	return func(err error) {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.n.Waiting--
+			if err == nil {
+				l.n.Acked++
+			} else {
+				l.n.GivenBack++
+			}
+		})
+	}
 }
 
 type delivery struct {
@@ -196,10 +235,10 @@ func Start(t testing.TB, proc any, cfg stage.Config, opts ...stage.Option) *Harn
 		t.Fatalf("stagetest: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &Harness{Runner: r, Pub: pub, t: t, in: make(chan delivery), cancel: cancel, stopped: make(chan struct{}), attempts: map[string]uint64{}}
+	h := &Harness{Runner: r, Pub: pub, t: t, in: make(chan delivery), cancel: cancel, stopped: make(chan struct{}), attempts: map[string]uint64{}, later: &laterAcks{}}
 	go func() {
 		defer close(h.stopped)
-		h.runErr = r.Run(ctx, source{h.in, r.Config().DrainTimeout})
+		h.runErr = r.Run(ctx, source{h.in, r.Config().DrainTimeout, h.later})
 	}()
 	t.Cleanup(func() { h.Stop() })
 	return h
@@ -299,6 +338,7 @@ func (h *Harness) Tick(now time.Time) error { return h.Runner.Tick(context.Backg
 type source struct {
 	in    chan delivery
 	drain time.Duration
+	later *laterAcks
 }
 
 func (s source) Run(ctx context.Context, h bus.AsyncHandler) error {
@@ -317,7 +357,7 @@ func (s source) Run(ctx context.Context, h bus.AsyncHandler) error {
 		case d := <-s.in:
 			wg.Add(1)
 			var once sync.Once
-			h(context.WithoutCancel(ctx), &bus.Delivery{Subject: "test", Data: d.data, Delivered: d.n, Published: time.Now()}, func(err error) {
+			h(context.WithoutCancel(ctx), &bus.Delivery{Subject: "test", Data: d.data, Delivered: d.n, Published: time.Now(), AckLater: s.later.ackLater}, func(err error) {
 				once.Do(func() {
 					d.result <- resultOf(err)
 					wg.Done()

@@ -498,12 +498,19 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var apiErr error
+	// The API ends with the terms: Lead returns only when ctx ended, or
+	// (lease.disabled) when its one term ended, a state it could not
+	// restore, and an API left answering 503 would keep the service up
+	// doing nothing instead of ending it to be restarted.
+	apiCtx, endAPI := context.WithCancel(ctx)
+	defer endAPI()
 	if s.api != nil {
-		wg.Go(func() { apiErr = s.api.Run(ctx) })
+		wg.Go(func() { apiErr = s.api.Run(apiCtx) })
 	}
 	// The lease's loss fences the state before the drain's last
 	// checkpoint: the instance holding it now owns the state.
 	runErr := s.lease.Lead(ctx, s.log, s.lead, func() { s.fenced.Store(true) })
+	endAPI()
 	wg.Wait()
 	return errors.Join(runErr, apiErr)
 }

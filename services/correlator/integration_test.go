@@ -399,33 +399,40 @@ func TestCommandWaitsForTheRestore(t *testing.T) {
 // term with the error, rather than leaving it holding the lease and taking
 // commands while consuming no signal.
 func TestStateNotRestoredEndsTheTerm(t *testing.T) {
-	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
-	svc, err := New(context.Background(), r.js, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := svc.proc.cfg.State
-	store, err := r.js.ObjectStore(context.Background(), st.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.PutBytes(context.Background(), st.Key, []byte(`{"version":999}`)); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "restore") {
-			t.Fatalf("Run = %v, want the restore's error", err)
+	for _, api := range []bool{false, true} {
+		r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+		if api {
+			// The API ends with the term: left answering 503, it would
+			// keep the service up doing nothing.
+			r.cfg.API = APIConfig{Listen: "127.0.0.1:0", Token: apiToken}
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the term goes on with a state it could not restore")
-	}
-	if svc.proc.leading.Load() {
-		t.Fatal("still leading after the term ended")
+		svc, err := New(context.Background(), r.js, r.cfg, r.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := svc.proc.cfg.State
+		store, err := r.js.ObjectStore(context.Background(), st.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.PutBytes(context.Background(), st.Key, []byte(`{"version":999}`)); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "restore") {
+				t.Fatalf("api %v: Run = %v, want the restore's error", api, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("api %v: the service goes on with a state it could not restore", api)
+		}
+		if svc.proc.leading.Load() {
+			t.Fatal("still leading after the term ended")
+		}
 	}
 }
 

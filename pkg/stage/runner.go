@@ -248,7 +248,13 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 	}
 	r.giveUpUnsent()
 	if cp, ok := r.proc.(Checkpointer); ok {
-		if err := r.checkpoint(final, cp); err != nil && !errors.Is(err, ErrFenced) {
+		switch err := r.checkpoint(final, cp); {
+		case errors.Is(err, ErrFenced):
+			// Another instance owns the state now, with its own outbox:
+			// outputs kept from ours, which nobody saved, are not to be
+			// sent by a later term of this one.
+			r.dropUnsent()
+		case err != nil:
 			runErr = errors.Join(runErr, err)
 		}
 		// Not saved: what waited for it goes back to the stream now, for
@@ -719,6 +725,17 @@ func (r *Runner) giveUpUnsent() {
 
 // takeHeld puts the outputs a restored Outbox held before the tick outputs
 // kept, so that the first tick sends them.
+// dropUnsent forgets the tick outputs kept (a fenced term's: dropUnsent's
+// caller).
+func (r *Runner) dropUnsent() {
+	r.tickMu.Lock()
+	defer r.tickMu.Unlock()
+	if len(r.unsent) > 0 {
+		r.log.Warn().Int("outputs", len(r.unsent)).Msg("periodic outputs of a term whose state another instance owns now: dropped")
+	}
+	r.unsent, r.unsettled, r.late = nil, nil, nil
+}
+
 func (r *Runner) takeHeld() {
 	o, ok := r.proc.(Outbox)
 	if !ok {

@@ -787,14 +787,42 @@ func TestRunnerTickWaitsForAcksUntilTheDrainEnds(t *testing.T) {
 type outboxTicker struct {
 	ticker
 	stage.HeldOutputs
-	saved *[]byte
+	saved  *[]byte
+	fenced bool // Checkpoint saves nothing: another instance owns the state
 }
 
 func (p *outboxTicker) Restore(context.Context) error { return p.UnmarshalBinary(*p.saved) }
 func (p *outboxTicker) Checkpoint(context.Context) error {
+	if p.fenced {
+		return stage.ErrFenced
+	}
 	data, err := p.MarshalBinary()
 	*p.saved = data
 	return err
+}
+
+// A term that ends fenced (another instance owns the state now) drops
+// the tick outputs it kept: nobody saved the state that made them, and a
+// later term of this instance must not send them, hours on, beside the
+// state the other one kept.
+func TestRunnerFencedTermDropsItsKeptOutputs(t *testing.T) {
+	var saved []byte
+	p := &outboxTicker{saved: &saved}
+	h := stagetest.Start(t, p, stage.Config{TickEvery: time.Minute, CheckpointEvery: time.Hour})
+	h.Pub.Refuse(true)
+	if err := h.Tick(t0); err == nil {
+		t.Fatal("tick with its publish refused: no error")
+	}
+	if h.Runner.Unsent() != 1 {
+		t.Fatalf("unsent %d, want the sample kept", h.Runner.Unsent())
+	}
+	p.fenced = true
+	if err := h.Stop(); err != nil {
+		t.Fatalf("a fenced stop: %v, want no error (not a failure of its own)", err)
+	}
+	if got := h.Runner.Unsent(); got != 0 {
+		t.Errorf("unsent %d after a fenced term, want none kept", got)
+	}
 }
 
 // A tick's outputs the stop could not store are kept by the last

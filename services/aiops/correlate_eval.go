@@ -145,7 +145,10 @@ fingerprint and anomaly event id → its true incident) and, from the
 generators that know them (scenario, crossgen, wordgen), roots.json (each true
 incident → its root service). A seed gives the
 same storm every time. ` + "`aiops correlate eval DIR/*`" + ` scores the correlator
-on them.
+on them. --noise N adds N unrelated alerts an hour over each storm, each on
+a catalogued service drawn at random and an incident of its own (how much
+unrelated noise takes from the grouping; some land next to a failure,
+where nobody could tell them from a symptom).
 
 Generators (pkg/correlate/QUALITY.md tells how each was written):
   scenario        day-long storms cascading over a catalog of 40 services
@@ -201,8 +204,12 @@ func generateMain(args []string, stderr io.Writer) error {
 	name := fs.String("generator", "", "the storm generator (see above)")
 	seeds := fs.String("seeds", "", "the seeds, FROM-TO or one number")
 	dir := fs.String("dir", "", "the folder to write the storms' folders in (made if missing)")
+	noise := fs.Float64("noise", 0, "unrelated alerts to add an hour, on services drawn at random (a stress test)")
 	if err := fs.Parse(args); err != nil {
 		return service.Usage(err)
+	}
+	if *noise < 0 || *noise > MaxNoisePerHour {
+		return service.Usage(fmt.Errorf("correlate generate: --noise %g: want 0 to %d alerts an hour", *noise, MaxNoisePerHour))
 	}
 	if fs.NArg() > 0 {
 		return service.Usage(fmt.Errorf("correlate generate: unexpected argument %q", fs.Arg(0)))
@@ -224,6 +231,9 @@ func generateMain(args []string, stderr io.Writer) error {
 	for i := uint64(0); i <= to-from; i++ {
 		seed := from + i // not seed++ up to to: the last seed may be the largest
 		s, err := gen(seed)
+		if err == nil {
+			err = addNoise(&s, seed, *noise)
+		}
 		if err != nil {
 			return fmt.Errorf("correlate generate: %s seed %d: %w", *name, seed, err)
 		}

@@ -226,6 +226,66 @@ func TestCorrelateEvalOfItsOwnTruth(t *testing.T) {
 	}
 }
 
+// --noise adds unrelated alerts at its rate over the storm's span, each
+// an incident of its own in the truth, as webhooks the replay reads
+// (firing, then resolved), the same for the same seed; the storm itself
+// is unchanged.
+func TestCorrelateGenerateAddsNoise(t *testing.T) {
+	gen := func(noise string) (map[string]string, []byte) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "3", "--noise", noise, "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		truth, err := readTruth(filepath.Join(dir, "specgen-3", stormTruth))
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, _ := os.ReadFile(filepath.Join(dir, "specgen-3", stormEvents))
+		return truth, events
+	}
+	plain, _ := gen("0")
+	noisy, events := gen("30")
+	_, again := gen("30")
+	if !bytes.Equal(events, again) {
+		t.Error("the same seed added other noise")
+	}
+	added := map[string]bool{}
+	for item, inc := range noisy {
+		if want, ok := plain[item]; ok {
+			if inc != want {
+				t.Errorf("item %s went from %s to %s", item, want, inc)
+			}
+			continue
+		}
+		if !strings.HasPrefix(inc, "noise-added-") || added[inc] {
+			t.Errorf("added item %s in %q: want an incident of its own", item, inc)
+		}
+		added[inc] = true
+	}
+	s := specgen.Generate(3, specgen.DefaultConfig())
+	res := replayFiles(t, events, s.Catalog)
+	var first, last time.Time
+	for _, data := range s.Lines {
+		if l, err := parseLine(data); err == nil && !l.sentAt().IsZero() {
+			if first.IsZero() || l.sentAt().Before(first) {
+				first = l.sentAt()
+			}
+			if l.sentAt().After(last) {
+				last = l.sentAt()
+			}
+		}
+	}
+	// Poisson: within four standard deviations of 30 an hour.
+	want := 30 * last.Sub(first).Hours()
+	if n := float64(len(added)); math.Abs(n-want) > 4*math.Sqrt(want) {
+		t.Errorf("%d alerts added over %s, want about %.0f (30 an hour)", len(added), last.Sub(first), want)
+	}
+	if res.RejectedLines != 0 || len(res.Assignments) != len(noisy) {
+		t.Errorf("the noisy storm replayed with %d lines rejected and %d of %d alerts assigned", res.RejectedLines, len(res.Assignments), len(noisy))
+	}
+}
+
 func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 	dir := t.TempDir()
 	if err := correlateMain(context.Background(), []string{"generate", "--generator", "specgen", "--seeds", "1", "--dir", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
@@ -247,6 +307,7 @@ func TestCorrelateEvalAndGenerateErrors(t *testing.T) {
 		{[]string{"generate", "--generator", "specgen", "--seeds", "one", "--dir", dir}, "", `"one": not a seed or a range`},
 		{[]string{"generate", "--generator", "specgen", "--seeds", "1-1001", "--dir", dir}, "", "1001 storms, at most 1000"},
 		{[]string{"generate", "--generator", "specgen", "--seeds", "1"}, "", "--dir is required"},
+		{[]string{"generate", "--generator", "specgen", "--seeds", "1", "--noise", "-2", "--dir", dir}, "", "--noise -2: want 0 to 600 alerts an hour"},
 		{[]string{"eval"}, "", "no storm folder given"},
 		{[]string{"eval", filepath.Join(dir, "nosuch")}, "", "truth.json: no such file"},
 		{[]string{"eval", other}, `{"x":`, "not a JSON object of item → true incident id"},

@@ -133,10 +133,11 @@ type Config struct {
 	// on nothing and that nothing depends on (DNS, a service mesh, the
 	// cluster's nodes: platform services a catalog seldom lists as
 	// anyone's dependency) may be the cause of failures anywhere. When it
-	// alerts while at least SharedBurst other incidents opened within the
-	// spread window, they merge into its incident (the symptoms came
-	// first); once its incident spans SharedBurst services, a new alert
-	// on any service may join it. Below SharedBurst it is one service
+	// alerts while at least SharedBurst other incidents opened within
+	// StormWindow of its incident, they merge into it (the symptoms came
+	// first; over a longer window, unrelated failures and noise gather as
+	// often); once its incident spans SharedBurst services, a new alert on
+	// any service may join it. Below SharedBurst it is one service
 	// among others: a standalone job failing next to two unrelated
 	// incidents stays apart. false in SharedServices turns it off; nil
 	// and 0 are the defaults.

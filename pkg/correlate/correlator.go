@@ -786,7 +786,8 @@ func (c *Correlator) dropEnds(n int) {
 // cause, each opening its own incident; the cause joins only one of them
 // (Correlator.best), and brings the others along. A shared service
 // (Config.SharedServices) is what any service may depend on: it brings
-// every eligible incident, once they are at least SharedBurst.
+// every eligible incident opened within StormWindow of its own, once they
+// are at least SharedBurst.
 func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	i, ok := c.topo.index[into.root]
 	if !ok {
@@ -801,7 +802,12 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	}
 	if slices.Contains(c.topo.shared, into.root) {
 		for _, inc := range c.incidents {
-			take(inc)
+			// A shared service's failure shows on what depends on it at
+			// once: over a whole spread window, unrelated failures and
+			// noise gather as often (QUALITY.md, session 28).
+			if absDuration(inc.openedAt.Sub(into.openedAt)) <= c.cfg.StormWindow {
+				take(inc)
+			}
 		}
 		if len(pieces) < c.cfg.SharedBurst {
 			return ups // amid fewer, a failure of its own

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // noiseNames are the alert names added noise fires under: the rules every
@@ -83,22 +84,15 @@ func addNoise(s *generatedStorm, seed uint64, perHour float64) error {
 
 // noiseLine is one Alertmanager webhook of one alert as a replay line.
 func noiseLine(sent time.Time, status string, labels map[string]string, fp string, startsAt, endsAt time.Time) ([]byte, error) {
-	type alert struct {
-		Status      string            `json:"status"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-		StartsAt    time.Time         `json:"startsAt"`
-		EndsAt      time.Time         `json:"endsAt"`
-		Fingerprint string            `json:"fingerprint"`
-	}
-	a := alert{Status: status, Labels: labels, StartsAt: startsAt, EndsAt: endsAt, Fingerprint: fp,
-		Annotations: map[string]string{"summary": labels["alertname"] + " on " + labels["service"]}}
+	notes := map[string]string{"summary": labels["alertname"] + " on " + labels["service"]}
 	return json.Marshal(map[string]any{
 		"type": "alertmanager", "time": sent,
-		"payload": map[string]any{
-			"version": "4", "status": status, "receiver": "aiops", "groupKey": `{}:{alertname="` + labels["alertname"] + `"}`,
-			"groupLabels": map[string]string{"alertname": labels["alertname"]}, "commonLabels": labels,
-			"commonAnnotations": a.Annotations, "externalURL": "http://alertmanager", "alerts": []alert{a},
+		"payload": webhook.AlertmanagerPayload{
+			Version: "4", Status: status, Receiver: "aiops", GroupKey: `{}:{alertname="` + labels["alertname"] + `"}`,
+			GroupLabels: map[string]string{"alertname": labels["alertname"]}, CommonLabels: labels, CommonAnnotations: notes,
+			ExternalURL: "http://alertmanager",
+			Alerts: []webhook.AlertmanagerAlert{{Status: status, Labels: labels, Annotations: notes, StartsAt: startsAt, EndsAt: endsAt,
+				GeneratorURL: "http://prometheus", Fingerprint: fp}},
 		},
 	})
 }

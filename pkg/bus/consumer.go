@@ -258,6 +258,11 @@ type Consumer struct {
 	// and not settled to when it was handed out or last told in progress.
 	heldMu sync.Mutex
 	held   map[*delivery]time.Time
+	// later maps each delivery whose ack waits (AckLater) to when it was
+	// last told in progress, under heldMu: its ack may wait longer than
+	// AckWait (a slow save, a store down), and a redelivery would be
+	// processed again and, after MaxDeliver, dead-lettered though saved.
+	later map[*delivery]time.Time
 
 	// ackFloor is the highest ack floor the server reported for the
 	// consumer (every message of the stream up to it acked or terminated),
@@ -345,6 +350,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		dlSubj: cfg.DeadLetterPrefix + "." + cfg.Stream + "." + cfg.Durable,
 		drain:  30 * time.Second,
 		dlWait: 10 * time.Second,
+		later:  map[*delivery]time.Time{},
 		freed:  make(chan struct{}, 1),
 	}
 	c.backoff = c.defaultBackoff
@@ -440,11 +446,12 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	// progress can still commit; it ends when the drain does.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
-	if c.held != nil {
+	{
 		// Until the drain ends: a held delivery is still handled then.
-		// What is still held after it (the drain timed out) is left to
-		// the server's redelivery: a later Run must not tell it in
-		// progress, which would reset the ack timer of its redelivery.
+		// What is still held after it (the drain timed out, an ack that
+		// waits for a save past the stop) is left to the server's
+		// redelivery: a later Run must not tell it in progress, which
+		// would reset the ack timer of its redelivery.
 		var wg sync.WaitGroup
 		wg.Go(func() { c.keepInProgress(hctx) })
 		defer func() {
@@ -452,6 +459,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			wg.Wait()
 			c.heldMu.Lock()
 			clear(c.held)
+			clear(c.later)
 			c.heldMu.Unlock()
 		}()
 	}
@@ -621,12 +629,19 @@ type delivery struct {
 // ackLater is Delivery.AckLater.
 func (d *delivery) ackLater() func(error) {
 	d.later.Store(true)
+	c := d.c
+	c.heldMu.Lock()
+	c.later[d] = time.Now()
+	c.heldMu.Unlock()
 	var once atomic.Bool
 	return func(err error) {
 		if !once.CompareAndSwap(false, true) {
 			return
 		}
-		c := d.c
+		// Under heldMu, as done: no in-progress signal after a nak.
+		c.heldMu.Lock()
+		defer c.heldMu.Unlock()
+		delete(c.later, d)
 		if err != nil {
 			if nerr := d.msg.Nak(); nerr != nil {
 				c.ackFailure(nerr, d.StreamSeq, "nak failed; the message will be redelivered after ack_wait")
@@ -644,10 +659,10 @@ func (d *delivery) ackLater() func(error) {
 }
 
 // FlushAcks waits until the acks sent so far (AckLater's among them) reached
-// the server, at most AckFlushTimeout: a connection closed at once after
-// would lose those still buffered.
-func (c *Consumer) FlushAcks() error {
-	return c.js.Conn().FlushTimeout(AckFlushTimeout)
+// the server, or ctx ends: a connection closed at once after would lose
+// those still buffered.
+func (c *Consumer) FlushAcks(ctx context.Context) error {
+	return c.js.Conn().FlushWithContext(ctx)
 }
 
 func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHandler) {
@@ -700,20 +715,22 @@ func (c *Consumer) keepInProgress(ctx context.Context) {
 			failed := 0
 			var failure error
 			c.heldMu.Lock()
-			for d, since := range c.held {
-				if now.Sub(since) < after {
-					continue
-				}
-				switch err := d.msg.InProgress(); {
-				case err == nil:
-					c.held[d] = now
-					c.toldInProgress.Add(1)
-				case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply) || errors.Is(err, jetstream.ErrMsgNotBound):
-					delete(c.held, d) // nothing to tell (done settles every message; a safeguard)
-				default:
-					// Tried again at the next check; the server redelivers
-					// it if the connection stays down past AckWait.
-					failed, failure = failed+1, err
+			for _, held := range []map[*delivery]time.Time{c.held, c.later} {
+				for d, since := range held {
+					if now.Sub(since) < after {
+						continue
+					}
+					switch err := d.msg.InProgress(); {
+					case err == nil:
+						held[d] = now
+						c.toldInProgress.Add(1)
+					case errors.Is(err, jetstream.ErrMsgAlreadyAckd) || errors.Is(err, jetstream.ErrMsgNoReply) || errors.Is(err, jetstream.ErrMsgNotBound):
+						delete(held, d) // nothing to tell (done settles every message; a safeguard)
+					default:
+						// Tried again at the next check; the server redelivers
+						// it if the connection stays down past AckWait.
+						failed, failure = failed+1, err
+					}
 				}
 			}
 			c.heldMu.Unlock()

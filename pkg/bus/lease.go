@@ -173,12 +173,18 @@ func (l *Lease) Hold(ctx context.Context) error {
 		}
 		deadline := l.until()
 		renew, cancel := context.WithDeadline(ctx, deadline)
-		// Two stages opening at once may race to set the bucket's TTL, the
-		// lower last: raise it back well before it could expire the key.
-		_, _ = atLeast(renew, l.js, l.cfg)
 		sent := time.Now()
 		rev, err := l.kv.Update(renew, l.key, []byte(l.holder), l.rev)
 		cancel()
+		if err == nil {
+			// Two stages opening at once may race to set the bucket's
+			// TTL, the lower last: raise it back well before it could
+			// expire the key. After the renewal, on its own time, so a
+			// slow JetStream API does not cost the renewal.
+			raise, cancel := context.WithTimeout(ctx, l.ttl/6)
+			_, _ = atLeast(raise, l.js, l.cfg)
+			cancel()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil

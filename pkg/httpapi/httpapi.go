@@ -254,17 +254,35 @@ func jsonProblem(err error) error {
 	case errors.As(err, &typ) && typ.Field == "":
 		return fmt.Errorf("the body is a JSON %s: want an object", typ.Value)
 	case errors.As(err, &typ):
-		want := typ.Type.Kind().String()
-		if k := typ.Type.Kind(); k == reflect.Struct || k == reflect.Map {
-			want = "object"
-		}
-		return fmt.Errorf("field %q is a JSON %s: want a %s", typ.Field, typ.Value, want)
+		return fmt.Errorf("field %q is a JSON %s: want %s", typ.Field, typ.Value, jsonKind(typ.Type))
 	case errors.As(err, &syn):
 		return fmt.Errorf("not JSON at byte %d: %s", max(syn.Offset-1, 0), strings.TrimPrefix(syn.Error(), "json: ")) // from 0, as the other messages count
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("not JSON: it ends before its value does (a brace, bracket or quote not closed)")
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// jsonKind names, with its article, the JSON value a Go type is read from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another value"
 }
 
 // clipRunes is b's first n bytes as a string, at a rune boundary.

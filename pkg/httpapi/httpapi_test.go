@@ -49,7 +49,9 @@ func TestBearer(t *testing.T) {
 
 func TestDecodeJSON(t *testing.T) {
 	type body struct {
-		A string `json:"a"`
+		A string   `json:"a"`
+		N int      `json:"n,omitempty"`
+		L []string `json:"l,omitempty"`
 	}
 	for _, c := range []struct {
 		in       string
@@ -73,6 +75,8 @@ func TestDecodeJSON(t *testing.T) {
 		// Said in JSON's words, not Go's types.
 		{`[]`, false, "the body is a JSON array: want an object", 400},
 		{`{"a":1}`, false, `field "a" is a JSON number: want a string`, 400},
+		{`{"n":"1"}`, false, `field "n" is a JSON string: want a whole number`, 400},
+		{`{"l":{}}`, false, `field "l" is a JSON object: want an array`, 400},
 		{`{"a" "x"}`, false, "not JSON at byte 5", 400},
 	} {
 		var b body

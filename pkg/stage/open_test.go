@@ -259,3 +259,61 @@ func TestOpenRefusesBeforeTouchingTheServer(t *testing.T) {
 		t.Fatalf("after a refused Open the consumer's ack wait is %s, want it unchanged at %s", got, cc.AckWait)
 	}
 }
+
+// An input whose ack waits for a save is told in progress meanwhile: a
+// state store down for several ack_waits (here 1 s) neither redelivers it
+// (processed twice) nor, after max_deliver, dead-letters it though it was
+// saved once the store came back.
+func TestAckAfterCheckpointOutlastsAckWait(t *testing.T) {
+	_, js, log := jetStreamWithTopology(t, zerolog.WarnLevel)
+	ctx := context.Background()
+	cc := bus.ConsumerConfig{Stream: bus.StreamEvents, Durable: "slow-store", FilterSubjects: []string{event.KindFilter(event.KindLog)},
+		FetchWait: 50 * time.Millisecond, AckWait: time.Second, MaxDeliver: 3}
+	p := &storeDown{}
+	p.down.Store(true)
+	st, err := stage.Open(ctx, js, p, stage.Config{Name: "slow-store", CheckpointEvery: 200 * time.Millisecond, AckAfterCheckpoint: true}, cc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- st.Run(rctx) }()
+	e := logEvent(t, 1, "one")
+	data, _ := e.MarshalJSON()
+	if _, err := js.Publish(ctx, e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond) // the store is down for three ack_waits and a half
+	if s := st.ConsumerStats(); s.Acked != 0 {
+		t.Fatalf("acked %d while no save succeeded", s.Acked)
+	}
+	p.down.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); st.ConsumerStats().Acked == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := st.ConsumerStats(); p.calls.Load() != 1 || s.Delivered != 1 || s.Acked != 1 || s.DeadLettered != 0 {
+		t.Errorf("processed %d times, delivered %d, acked %d, dead-lettered %d; want once each, none dead-lettered",
+			p.calls.Load(), s.Delivered, s.Acked, s.DeadLettered)
+	}
+}
+
+// storeDown processes without outputs; its saves fail while down.
+type storeDown struct {
+	calls atomic.Int64
+	down  atomic.Bool
+}
+
+func (p *storeDown) Process(context.Context, *event.Envelope, stage.Emitter) error {
+	p.calls.Add(1)
+	return nil
+}
+func (p *storeDown) Restore(context.Context) error { return nil }
+func (p *storeDown) Checkpoint(context.Context) error {
+	if p.down.Load() {
+		return errors.New("state store unreachable")
+	}
+	return nil
+}

@@ -260,8 +260,9 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// Not saved: what waited for it goes back to the stream now, for
 		// the next instance, rather than after ack_wait.
 		r.settleAwaiting(r.takeAwaiting(), ErrFenced)
-		if f, ok := src.(interface{ FlushAcks() error }); ok && r.cfg.AckAfterCheckpoint {
-			if err := f.FlushAcks(); err != nil {
+		// Within the last checkpoint's time, which the stop's budget has.
+		if f, ok := src.(interface{ FlushAcks(context.Context) error }); ok && r.cfg.AckAfterCheckpoint {
+			if err := f.FlushAcks(final); err != nil {
 				r.log.Warn().Err(err).Msg("acks after the last checkpoint not flushed: their inputs are redelivered")
 			}
 		}

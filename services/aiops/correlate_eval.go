@@ -208,8 +208,8 @@ func generateMain(args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return service.Usage(err)
 	}
-	if *noise < 0 || *noise > MaxNoisePerHour {
-		return service.Usage(fmt.Errorf("correlate generate: --noise %g: want 0 to %d alerts an hour", *noise, MaxNoisePerHour))
+	if !(*noise == 0 || *noise >= MinNoisePerHour && *noise <= MaxNoisePerHour) { // NaN too
+		return service.Usage(fmt.Errorf("correlate generate: --noise %g: want 0, or %g to %d alerts an hour", *noise, MinNoisePerHour, MaxNoisePerHour))
 	}
 	if fs.NArg() > 0 {
 		return service.Usage(fmt.Errorf("correlate generate: unexpected argument %q", fs.Arg(0)))

@@ -15,8 +15,13 @@ import (
 // estate has, which real incidents fire too.
 var noiseNames = []string{"HighCPUUsage", "HighMemoryUsage", "TargetDown", "HighLatencyP99", "HighErrorRate", "KubePodCrashLooping", "DiskSpaceLow"}
 
-// MaxNoisePerHour bounds `correlate generate --noise`.
-const MaxNoisePerHour = 600
+// MinNoisePerHour and MaxNoisePerHour bound `correlate generate --noise`
+// (0 adds none): under one a day is no stress, and the gaps between
+// alerts must fit a time.Duration.
+const (
+	MinNoisePerHour = 0.01
+	MaxNoisePerHour = 600
+)
 
 // addNoise adds to s unrelated alerts at perHour an hour over the storm's
 // span (`correlate generate --noise`): each on a catalogued service drawn

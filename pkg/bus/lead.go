@@ -21,7 +21,11 @@ type LeaseConfig struct {
 	// Bucket is the key-value bucket of leases (default "leases").
 	Bucket string `yaml:"bucket"`
 	// TTL is how long a silent holder keeps the lease (default 15s, at
-	// least 3s): the longest a standby waits after a crash.
+	// least 3s): the longest a standby waits after a crash. The bucket
+	// keeps every key for the longest TTL a stage opened on it (a shorter
+	// one would expire a longer-lived holder's key), so a stage given a
+	// shorter TTL than another sharing its bucket fails over as slowly as
+	// that one: give it a bucket of its own.
 	TTL time.Duration `yaml:"ttl"`
 	// Replicas of the bucket on a NATS cluster (default 1).
 	Replicas int `yaml:"replicas"`

@@ -171,7 +171,12 @@ type Config struct {
 	// inputs wait for one (the consumer's max_ack_pending bounds them);
 	// one that was not saved (Checkpointer returned an error) leaves them
 	// for the next, or, ErrFenced (another instance owns the state now),
-	// gives them back to the stream for that one.
+	// gives them back to the stream for that one. An input whose result
+	// came while a checkpoint was under way may be in its state and still
+	// wait for the next one: after a crash it comes again to a state that
+	// holds it, so the processor must take an input twice as a repeat (the
+	// correlator does; the log miner, whose counts would double, does not
+	// use this).
 	AckAfterCheckpoint bool
 }
 

@@ -724,10 +724,8 @@ func (r *Runner) giveUpUnsent() {
 	r.unsettled = make([]func(error), len(r.unsent))
 }
 
-// takeHeld puts the outputs a restored Outbox held before the tick outputs
-// kept, so that the first tick sends them.
-// dropUnsent forgets the tick outputs kept (a fenced term's: dropUnsent's
-// caller).
+// dropUnsent forgets the tick outputs kept: a fenced term's, whose state
+// another instance owns now.
 func (r *Runner) dropUnsent() {
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
@@ -737,6 +735,8 @@ func (r *Runner) dropUnsent() {
 	r.unsent, r.unsettled, r.late = nil, nil, nil
 }
 
+// takeHeld puts the outputs a restored Outbox held before the tick outputs
+// kept, so that the first tick sends them.
 func (r *Runner) takeHeld() {
 	o, ok := r.proc.(Outbox)
 	if !ok {

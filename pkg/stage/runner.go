@@ -60,8 +60,9 @@ type Runner struct {
 	draining atomic.Bool
 	flushMu  sync.Mutex
 
-	// soon asks the checkpoint loop for a checkpoint now (CheckpointSoon).
-	soon chan struct{}
+	// soon asks the checkpoint loop for a checkpoint now (CheckpointSoon),
+	// tickSoon the tick loop for a tick now (TickSoon).
+	soon, tickSoon chan struct{}
 
 	// ackMu guards awaiting, the acks of the inputs processed since the
 	// last checkpoint began (Config.AckAfterCheckpoint).
@@ -88,7 +89,7 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	r := &Runner{cfg: cfg, pub: pub, log: log, now: time.Now, soon: make(chan struct{}, 1)}
+	r := &Runner{cfg: cfg, pub: pub, log: log, now: time.Now, soon: make(chan struct{}, 1), tickSoon: make(chan struct{}, 1)}
 	switch p := proc.(type) {
 	case Processor:
 		r.proc = p
@@ -576,6 +577,9 @@ func (r *Runner) tickLoop(ctx, drained context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-r.tickSoon:
+			t.Stop()
+			next = r.now() // between boundaries: for a processor that asked
 		}
 		if ctx.Err() != nil {
 			return // the timer and the stop came together: no new tick
@@ -794,6 +798,19 @@ func (r *Runner) checkpointLoop(ctx context.Context) {
 			r.log.Warn().Err(err).Msg("checkpoint failed; retried at the next one")
 		}
 		cancel()
+	}
+}
+
+// TickSoon asks for a tick now instead of at the next TickEvery boundary
+// (after the one running, if one is), timed now: for a processor whose
+// callers wait for work its tick does (a command the correlator applies
+// there), and that takes a tick off the boundaries. Calls made before the
+// tick began are served by it. Without a tick loop (WithManualTicks) it
+// does nothing.
+func (r *Runner) TickSoon() {
+	select {
+	case r.tickSoon <- struct{}{}:
+	default:
 	}
 }
 

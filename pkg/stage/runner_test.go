@@ -435,6 +435,49 @@ func TestCheckpointSoon(t *testing.T) {
 	}
 }
 
+// TickSoon ticks without waiting for the TickEvery boundary (an hour
+// here, which no test waits for), timed when it ticks.
+func TestTickSoon(t *testing.T) {
+	p := &countingTicker{}
+	pub := stagetest.NewPublisher()
+	r, err := stage.NewRunner(p, stage.Config{Name: "soon", TickEvery: time.Hour}, pub, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, idleSource{}) }()
+	before := time.Now()
+	r.TickSoon()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.n.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no tick 10 s after TickSoon, with TickEvery an hour")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if at := p.last.Load().(time.Time); at.Before(before) || at.Truncate(time.Hour).Equal(at) && !before.Truncate(time.Hour).Equal(before) {
+		t.Errorf("the tick was timed %s, want when it came (after %s), not a boundary", at, before)
+	}
+}
+
+// countingTicker counts its ticks and keeps the last one's time.
+type countingTicker struct {
+	echo
+	n    atomic.Int64
+	last atomic.Value
+}
+
+func (p *countingTicker) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
+	p.last.Store(now)
+	p.n.Add(1)
+	return nil
+}
+
 // sink holds inputs until Flush and then reports them.
 type sink struct {
 	mu      sync.Mutex

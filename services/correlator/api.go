@@ -93,6 +93,9 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 	pc := pendingCommand{cmd: cmd, result: make(chan commandResult, 1), applied: new(correlate.State)}
 	p.commands = append(p.commands, pc)
 	p.mu.Unlock()
+	if p.tickSoon != nil {
+		p.tickSoon()
+	}
 	select {
 	case r := <-pc.result:
 		return r.state, r.err

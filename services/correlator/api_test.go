@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -29,6 +30,8 @@ type apiRig struct {
 	t    *testing.T
 	h    *stagetest.Harness
 	base string
+	// ticksAsked counts the ticks commands asked for (Processor.tickSoon).
+	ticksAsked atomic.Int64
 }
 
 func newAPIRig(t *testing.T) *apiRig {
@@ -47,7 +50,9 @@ func newAPIRig(t *testing.T) *apiRig {
 	ctx, cancel := contextWithCancel()
 	go api.Run(ctx)
 	t.Cleanup(cancel)
-	return &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}
+	r := &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}
+	proc.tickSoon = func() { r.ticksAsked.Add(1) }
+	return r
 }
 
 // do sends a request and, while it waits, ticks the runner (commands are
@@ -462,6 +467,29 @@ func TestCommandAnsweredOnceACheckpointHoldsIt(t *testing.T) {
 // A command applied whose event the stream does not store is answered 503
 // with Retry-After when it has an Idempotency-Key (a retry is safe), and
 // 202 with the state without one: retried, it would be applied again.
+// A command asks for the tick that applies it at once: taken one at a
+// time, a burst of NATS commands would otherwise go at one a tick, a
+// second each.
+func TestCommandAsksForItsTick(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	_, body := r.do("GET", "/v1/incidents", apiToken, "")
+	var list struct {
+		Incidents []correlate.State `json:"incidents"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Incidents) != 1 {
+		t.Fatalf("incidents: %v %s", err, body)
+	}
+	for i := range 3 {
+		if code, body := r.do("POST", "/v1/incidents/"+list.Incidents[0].IncidentID+"/comment", apiToken, fmt.Sprintf(`{"by":"ana","text":"%d"}`, i)); code != http.StatusOK {
+			t.Fatalf("comment %d: %d %s", i, code, body)
+		}
+	}
+	if n := r.ticksAsked.Load(); n != 3 {
+		t.Errorf("%d ticks asked for by 3 commands, want 3", n)
+	}
+}
+
 func TestCommandNotStoredAnswers(t *testing.T) {
 	r := newAPIRig(t)
 	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))

@@ -63,6 +63,10 @@ type Processor struct {
 	applied, savedUpTo uint64
 	unsaved            []unsavedAnswer
 	checkpointSoon     func()
+	// tickSoon asks the runner for the tick that applies a command now,
+	// not at the next second's boundary: a burst of commands over NATS,
+	// taken one at a time, would go at one a second.
+	tickSoon func()
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// apply a command, or save a state, the next holder owns.
@@ -470,7 +474,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled}
-	proc.checkpointSoon = st.CheckpointSoon
+	proc.checkpointSoon, proc.tickSoon = st.CheckpointSoon, st.TickSoon
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
 	}

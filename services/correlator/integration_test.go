@@ -240,6 +240,9 @@ func TestCommandPendingAtTheStopIsAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Commands wait for the second's tick, not one they ask for: the stop
+	// must catch one waiting.
+	svc.proc.tickSoon = nil
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()

@@ -55,6 +55,21 @@ func newAPIRig(t *testing.T) *apiRig {
 	return r
 }
 
+// oneIncident feeds an alert on web and returns the id of the one
+// incident the API lists.
+func (r *apiRig) oneIncident() string {
+	r.t.Helper()
+	r.h.Feed(alertEvent(r.t, "HighLatency", "web", 0, 0))
+	_, body := r.do("GET", "/v1/incidents", apiToken, "")
+	var list struct {
+		Incidents []correlate.State `json:"incidents"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Incidents) != 1 {
+		r.t.Fatalf("incidents: %v %s", err, body)
+	}
+	return list.Incidents[0].IncidentID
+}
+
 // do sends a request and, while it waits, ticks the runner (commands are
 // applied by the tick).
 func (r *apiRig) do(method, path, token, body string) (int, string) {
@@ -464,24 +479,14 @@ func TestCommandAnsweredOnceACheckpointHoldsIt(t *testing.T) {
 	}
 }
 
-// A command applied whose event the stream does not store is answered 503
-// with Retry-After when it has an Idempotency-Key (a retry is safe), and
-// 202 with the state without one: retried, it would be applied again.
 // A command asks for the tick that applies it at once: taken one at a
 // time, a burst of NATS commands would otherwise go at one a tick, a
 // second each.
 func TestCommandAsksForItsTick(t *testing.T) {
 	r := newAPIRig(t)
-	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
-	_, body := r.do("GET", "/v1/incidents", apiToken, "")
-	var list struct {
-		Incidents []correlate.State `json:"incidents"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Incidents) != 1 {
-		t.Fatalf("incidents: %v %s", err, body)
-	}
+	id := r.oneIncident()
 	for i := range 3 {
-		if code, body := r.do("POST", "/v1/incidents/"+list.Incidents[0].IncidentID+"/comment", apiToken, fmt.Sprintf(`{"by":"ana","text":"%d"}`, i)); code != http.StatusOK {
+		if code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, fmt.Sprintf(`{"by":"ana","text":"%d"}`, i)); code != http.StatusOK {
 			t.Fatalf("comment %d: %d %s", i, code, body)
 		}
 	}
@@ -490,17 +495,12 @@ func TestCommandAsksForItsTick(t *testing.T) {
 	}
 }
 
+// A command applied whose event the stream does not store is answered 503
+// with Retry-After when it has an Idempotency-Key (a retry is safe), and
+// 202 with the state without one: retried, it would be applied again.
 func TestCommandNotStoredAnswers(t *testing.T) {
 	r := newAPIRig(t)
-	r.h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
-	_, body := r.do("GET", "/v1/incidents", apiToken, "")
-	var list struct {
-		Incidents []correlate.State `json:"incidents"`
-	}
-	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Incidents) != 1 {
-		t.Fatalf("incidents: %v %s", err, body)
-	}
-	id := list.Incidents[0].IncidentID
+	id := r.oneIncident()
 	r.h.Pub.Refuse(true)
 	code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, `{"by":"ana","text":"one"}`)
 	var st commandAnswer

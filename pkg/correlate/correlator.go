@@ -1462,13 +1462,8 @@ func (c *Correlator) explain(inc *incident, s Signal, why relation) string {
 			}
 		}
 	}
-	if *c.cfg.PathWeight > 0 {
-		for _, d := range c.calls(s.Service) {
-			if inc.services[d] > 0 {
-				fmt.Fprintf(&b, "; %s, which it calls, fails in the incident", d)
-				break
-			}
-		}
+	if d := c.reachedVia(inc, s.Service); *c.cfg.PathWeight > 0 && d != "" {
+		fmt.Fprintf(&b, "; %s, which it calls, fails in the incident", d)
 	}
 	return b.String()
 }
@@ -1686,12 +1681,18 @@ const (
 // reached reports whether inc has a member on a direct dependency of
 // service (calls): the way a failure comes to it.
 func (c *Correlator) reached(inc *incident, service string) bool {
+	return c.reachedVia(inc, service) != ""
+}
+
+// reachedVia is the first direct dependency of service (calls) on which
+// inc has a member, "" for none (reached; explain names it).
+func (c *Correlator) reachedVia(inc *incident, service string) string {
 	for _, d := range c.calls(service) {
 		if inc.services[d] > 0 {
-			return true
+			return d
 		}
 	}
-	return false
+	return ""
 }
 
 // calls is what service calls directly: its dependencies in the catalog,

@@ -65,6 +65,9 @@
 //     (a new failure after a deploy is the deploy's, not the running
 //     one's), unless the incident has a member on a direct dependency of
 //     it (the failure came its way; the change most likely broke nothing).
+//   - Resource alerts (LocalAlerts: a service's own CPU, memory, disk)
+//     join no incident as a symptom of what their service calls, and an
+//     incident of them alone takes no late root.
 //   - Advisory alerts (AdvisoryAlerts: forecasts, housekeeping) join no
 //     incident rooted on another service but one of advisory alerts
 //     alone holding an alert of their name, and an incident of them
@@ -269,6 +272,17 @@ type Config struct {
 	// nil is the default list, an empty list turns the rule off.
 	SlowAlerts    []string      `yaml:"slow_alerts"`
 	SlowAlertWait time.Duration `yaml:"slow_alert_wait"`
+	// LocalAlerts are alert names (RE2, anchored as AdvisoryAlerts) of
+	// resource alerts: a service's own CPU, memory, disk, heap or replicas
+	// running out. What they tell is of their own service, not of what it
+	// calls: a failure below shows on its dependents as errors and
+	// latency, not as their memory filling. So one joins no incident as a
+	// symptom (its service depending on the root), only on the root's
+	// service or as the root's cause; and an incident of them alone is no
+	// symptom either: a failure of what its service calls, after, does not
+	// take it as its late root. nil is the default list, an empty list
+	// turns the rule off.
+	LocalAlerts []string `yaml:"local_alerts"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
 	GroupBy []string `yaml:"group_by"`
@@ -333,6 +347,13 @@ func DefaultConfig() Config {
 			"KubeDeploymentReplicasMismatch", "KubeDeploymentRolloutStuck", "KubeStatefulSetReplicasMismatch",
 			"KubeDaemonSetRolloutStuck", "KubeHpaMaxedOut", "KubeHpaReplicasMismatch", "CPUThrottlingHigh", ".*ErrorBudgetBurn.*", "(?i).*consumer_?(group)?_?lag.*", "(?i).*replication_?lag.*"},
 		SlowAlertWait: 15 * time.Minute,
+		// Saturation of a service's own resources, as the kube-prometheus,
+		// node, JVM and database mixins name it (CPUThrottlingHigh,
+		// ContainerOOMKilled, NodeFilesystemAlmostOutOfSpace,
+		// JvmHeapUsageHigh, PostgresqlDiskSpaceLow). Not replicas: an
+		// autoscaler maxed out is as often the load a slow dependency
+		// leaves on its callers (QUALITY.md, session 29).
+		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", "(?i).*oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*"},
 	}
 }
 
@@ -390,6 +411,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SlowAlerts == nil {
 		c.SlowAlerts = d.SlowAlerts
+	}
+	if c.LocalAlerts == nil {
+		c.LocalAlerts = d.LocalAlerts
 	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
@@ -454,7 +478,7 @@ func (c Config) Validate() error {
 	for _, rule := range []struct {
 		key      string
 		patterns []string
-	}{{"advisory_alerts", c.AdvisoryAlerts}, {"slow_alerts", c.SlowAlerts}} {
+	}{{"advisory_alerts", c.AdvisoryAlerts}, {"slow_alerts", c.SlowAlerts}, {"local_alerts", c.LocalAlerts}} {
 		key, patterns := rule.key, rule.patterns
 		if len(patterns) > 100 {
 			return bad(key, "%d patterns, want at most 100", len(patterns))
@@ -519,7 +543,7 @@ func (c Config) Validate() error {
 }
 
 // namePattern is one expression matching any of patterns (AdvisoryAlerts,
-// SlowAlerts), whole names only; nil when the list is empty (the rule is
+// SlowAlerts, LocalAlerts), whole names only; nil when the list is empty (the rule is
 // off).
 func namePattern(patterns []string) (*regexp.Regexp, error) {
 	if len(patterns) == 0 {

@@ -55,8 +55,9 @@ type member struct {
 	// now, "" for a series whose detector tells none.
 	episode string
 	// advisory: the member is an advisory alert (Config.AdvisoryAlerts),
-	// as its incident counted it.
-	advisory bool
+	// as its incident counted it; local: a resource alert
+	// (Config.LocalAlerts).
+	advisory, local bool
 	// observed is when the latest event applied to it was observed
 	// (Signal.Observed): it tells old news from a later report (stale).
 	observed time.Time
@@ -86,6 +87,7 @@ type incident struct {
 	services   map[string]int // members per service
 	names      map[string]int // members per signal name
 	advisory   int            // members that are advisory alerts (Config.AdvisoryAlerts)
+	local      int            // members that are resource alerts (Config.LocalAlerts)
 	// arrived is, per service, when the latest new member there first
 	// fired: where the failure went last, and when (spreading).
 	arrived map[string]time.Time
@@ -161,10 +163,10 @@ type Correlator struct {
 	topo *topology
 	// names finds a signal's catalogued service.
 	names serviceNames
-	// advisory and slow match the names of advisory alerts
-	// (Config.AdvisoryAlerts) and of slow ones (Config.SlowAlerts); nil
-	// when the rule is off.
-	advisory, slow *nameRule
+	// advisory, slow and local match the names of advisory alerts
+	// (Config.AdvisoryAlerts), of slow ones (Config.SlowAlerts) and of
+	// resource alerts (Config.LocalAlerts); nil when the rule is off.
+	advisory, slow, local *nameRule
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -297,9 +299,13 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: correlator.rules.slow_alerts: %w", ErrInvalidConfig, err)
 	}
+	local, err := newNameRule(cfg.LocalAlerts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: correlator.rules.local_alerts: %w", ErrInvalidConfig, err)
+	}
 	return &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
-		advisory: advisory, slow: slow,
+		advisory: advisory, slow: slow, local: local,
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
@@ -814,7 +820,9 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		}
 	} else {
 		for inc := range c.rootedAbove(i, c.cfg.DownDepth) {
-			take(inc)
+			if !inc.onlyLocal() { // no symptom of into's root (Config.LocalAlerts)
+				take(inc)
+			}
 		}
 		for inc := range c.namingAbove(i, c.cfg.DownDepth) {
 			take(inc)
@@ -951,7 +959,7 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 		}
 	}
 	for inc := range c.rootedAbove(i, 1) {
-		if !inc.openedAt.Before(s.Time) {
+		if !inc.openedAt.Before(s.Time) && !inc.onlyLocal() {
 			take(inc)
 		}
 	}
@@ -1364,8 +1372,12 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 		if g, ok := c.topo.guessed[i]; ok {
 			below = g // an undeclared service: what it is guessed to call
 		}
+		// A resource alert is no symptom of what its service calls
+		// (Config.LocalAlerts), nor is an incident of them alone one of
+		// s's service.
+		local := c.isLocal(s.Kind, s.Name)
 		for j, hops := range below {
-			if hops == 0 || int(hops) > c.cfg.UpDepth {
+			if hops == 0 || int(hops) > c.cfg.UpDepth || local {
 				continue
 			}
 			for inc := range c.byRoot[c.topo.names[j]] {
@@ -1373,7 +1385,9 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 			}
 		}
 		for inc, hops := range c.rootedAbove(i, c.cfg.DownDepth) {
-			consider(inc, 1.5, hops, lateRootOf)
+			if !inc.onlyLocal() {
+				consider(inc, 1.5, hops, lateRootOf)
+			}
 		}
 	}
 	// An alert storm's incident is what anything failing now may belong
@@ -1624,6 +1638,18 @@ func (inc *incident) onlyAdvisory() bool {
 	return len(inc.members) > 0 && inc.advisory == len(inc.members)
 }
 
+// isLocal reports whether an alert of name is a resource alert
+// (Config.LocalAlerts).
+func (c *Correlator) isLocal(kind SignalKind, name string) bool {
+	return kind == SignalAlert && c.local.matches(name)
+}
+
+// onlyLocal reports whether every member of inc is a resource alert: no
+// symptom of what its services call (Config.LocalAlerts).
+func (inc *incident) onlyLocal() bool {
+	return len(inc.members) > 0 && inc.local == len(inc.members)
+}
+
 // isAdvisory reports whether an alert of name is advisory.
 func (c *Correlator) isAdvisory(kind SignalKind, name string) bool {
 	return kind == SignalAlert && c.advisory.matches(name)
@@ -1862,6 +1888,9 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	inc.members = append(inc.members, m)
 	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
 		inc.advisory++
+	}
+	if m.local = c.isLocal(m.Kind, m.Name); m.local {
+		inc.local++
 	}
 	inc.noteFailed(m)
 	inc.tally(m, 1)
@@ -2119,6 +2148,9 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	}
 	if m.advisory {
 		inc.advisory--
+	}
+	if m.local {
+		inc.local--
 	}
 	if inc.names[m.Name]--; inc.names[m.Name] <= 0 {
 		delete(inc.names, m.Name)

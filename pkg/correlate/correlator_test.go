@@ -426,7 +426,8 @@ func TestSlowAlertWaitedOnAFailureThatFiredOnce(t *testing.T) {
 		{burn, true},
 		{alert("PostgresqlReplicationLag", "payments", 14*time.Minute), true},
 		{alert("KafkaConsumergroupLag", "payments", 14*time.Minute), true}, // kafka-exporter's, a lag building up
-		{alert("CPUThrottlingHigh", "payments", 14*time.Minute), true},     // kubernetes-mixin's, for: 15m
+		{alert("KubeHpaMaxedOut", "payments", 14*time.Minute), true},       // kubernetes-mixin's, for: 15m
+		{alert("CPUThrottlingHigh", "payments", 14*time.Minute), false},    // for: 15m too, but a resource alert: no symptom (LocalAlerts)
 		{alert("HighLatency", "payments", 14*time.Minute), false},
 		{alert("KubePodCrashLooping", "payments", 27*time.Minute), false}, // past GroupWindow and SlowAlertWait
 	} {
@@ -2624,7 +2625,7 @@ func TestAdvisoryAlertsStayApart(t *testing.T) {
 		t.Error("cart failing joined checkout's disk forecast above it")
 	}
 	// With the rule off they join the failure as any symptom does.
-	off := newCorrelator(t, Config{AdvisoryAlerts: []string{}})
+	off := newCorrelator(t, Config{AdvisoryAlerts: []string{}, LocalAlerts: []string{}}) // a filesystem's is a resource alert too
 	feed(off, failing...)
 	feed(off, advisories[:2]...)
 	for _, fp := range []string{"NodeFilesystemSpaceFillingUp/checkout", "CertificateExpiringSoon/web"} {
@@ -2638,6 +2639,90 @@ func TestAdvisoryAlertsStayApart(t *testing.T) {
 		alert("ConnectionPoolExhausted", "payments", 6*time.Minute))
 	if n := len(c.Incidents()); n != 1 {
 		t.Errorf("a disk forecast, then the database down and its caller failing: %d incidents, want 1", n)
+	}
+}
+
+// Resource alerts (Config.LocalAlerts) tell of their own service: a
+// caller's memory filling while a database fails beneath it is a failure
+// of its own, not a symptom, and a caller's CPU alert is no symptom of a
+// failure of what it calls coming after it. Below the root, as its cause,
+// and on the root's own service they join; an empty list turns the rule
+// off, and a restored correlator keeps it.
+func TestResourceAlertsAreNoSymptoms(t *testing.T) {
+	failing := []Signal{alert("PostgresDown", "payments-db", 0), alert("HighErrorRate", "payments", 30*time.Second)}
+	resource := []Signal{
+		alert("HighMemoryUsage", "checkout", time.Minute),              // above the root: no symptom
+		alert("ContainerOOMKilled", "payments", 70*time.Second),        // on a member's service, above the root
+		alert("PostgresqlDiskSpaceLow", "payments-db", 80*time.Second), // on the root: joins
+	}
+	c := newCorrelator(t, Config{})
+	feed(c, failing...)
+	c = restarted(t, c)
+	feed(c, resource...)
+	of := func(c *Correlator, fp string) string { id, _ := c.IncidentOf(fp); return id }
+	db := of(c, "PostgresDown/payments-db")
+	for fp, joins := range map[string]bool{
+		"HighMemoryUsage/checkout":           false,
+		"ContainerOOMKilled/payments":        false,
+		"PostgresqlDiskSpaceLow/payments-db": true,
+	} {
+		if got := of(c, fp) == db; got != joins {
+			t.Errorf("%s in the database's incident: %v, want %v", fp, got, joins)
+		}
+	}
+	// Below a failing service a resource alert is its cause: the late
+	// root takes the caller's incident.
+	c = newCorrelator(t, Config{})
+	feed(c, alert("HighErrorRate", "payments", 0), alert("JvmHeapUsageHigh", "payments-db", 40*time.Second))
+	if a, b := of(c, "HighErrorRate/payments"), of(c, "JvmHeapUsageHigh/payments-db"); a != b {
+		t.Error("the database's heap filling under its failing caller made an incident of its own")
+	}
+	// An incident of resource alerts alone is no symptom of what fails
+	// beneath it after: neither joined by the late root nor merged.
+	cpu := []Signal{alert("CPUThrottlingHigh", "payments", 0), alert("HighMemoryUsage", "payments", 10*time.Second)}
+	down := alert("PostgresDown", "payments-db", time.Minute)
+	c = newCorrelator(t, Config{})
+	feed(c, cpu...)
+	c = restarted(t, c)
+	feed(c, down)
+	if a, b := of(c, "CPUThrottlingHigh/payments"), of(c, "PostgresDown/payments-db"); a == b {
+		t.Error("the database failing took payments' CPU and memory alerts before it as its symptoms")
+	}
+	// Opening first, the database's incident does not gather them either.
+	c = newCorrelator(t, Config{})
+	feed(c, alert("HighMemoryUsage", "payments", 0), alert("PostgresDown", "payments-db", 20*time.Second), alert("HighErrorRate", "payments", 30*time.Second))
+	if a, b := of(c, "HighMemoryUsage/payments"), of(c, "PostgresDown/payments-db"); a == b {
+		t.Error("payments failing on the database gathered payments' memory alert into the database's incident")
+	}
+	// Nor does a symptom that started before it, notified after (gather).
+	c = newCorrelator(t, Config{})
+	feed(c, alert("PostgresDown", "payments-db", 0), alert("HighMemoryUsage", "checkout", 30*time.Second), alert("HighErrorRate", "payments", 20*time.Second))
+	if a, b := of(c, "HighMemoryUsage/checkout"), of(c, "HighErrorRate/payments"); a == b {
+		t.Error("payments, notified after checkout's memory alert, brought it along as its symptom")
+	}
+	// With the rule off they are symptoms as any alert is.
+	off := newCorrelator(t, Config{LocalAlerts: []string{}})
+	feed(off, failing...)
+	feed(off, resource[:2]...)
+	for _, fp := range []string{"HighMemoryUsage/checkout", "ContainerOOMKilled/payments"} {
+		if of(off, fp) != of(off, "PostgresDown/payments-db") {
+			t.Errorf("local_alerts: []: %s not in the database's incident", fp)
+		}
+	}
+	off = newCorrelator(t, Config{LocalAlerts: []string{}})
+	feed(off, cpu...)
+	feed(off, down)
+	if of(off, "CPUThrottlingHigh/payments") != of(off, "PostgresDown/payments-db") {
+		t.Error("local_alerts: []: the database failing under payments did not take payments' incident")
+	}
+	for name, want := range map[string]bool{"ContainerMemoryNearLimit": true, "NodeFilesystemAlmostOutOfSpace": true,
+		"KubeHpaMaxedOut": false, "HighErrorRate": false, "ThreadPoolSaturated": false} {
+		if got := c.isLocal(SignalAlert, name); got != want {
+			t.Errorf("isLocal(%s) = %v, want %v", name, got, want)
+		}
+	}
+	if c.isLocal(SignalAnomaly, "HighMemoryUsage") {
+		t.Error("an anomaly is a resource alert")
 	}
 }
 
@@ -2680,28 +2765,31 @@ func TestAdvisoryAlertsOfOneNameInAFailure(t *testing.T) {
 	}
 }
 
-// advisoryCounted checks every incident's count of advisory members
-// against its members.
+// advisoryCounted checks every incident's counts of advisory members
+// and of resource alerts against its members.
 func advisoryCounted(t *testing.T, c *Correlator) {
 	t.Helper()
 	for _, inc := range c.incidents {
-		n := 0
+		advisory, local := 0, 0
 		for _, m := range inc.members {
 			if c.isAdvisory(m.Kind, m.Name) {
-				n++
+				advisory++
+			}
+			if c.isLocal(m.Kind, m.Name) {
+				local++
 			}
 		}
-		if n != inc.advisory {
-			t.Fatalf("incident %s counts %d advisory members, holds %d", inc.id, inc.advisory, n)
+		if advisory != inc.advisory || local != inc.local {
+			t.Fatalf("incident %s counts %d advisory members and %d resource alerts, holds %d and %d", inc.id, inc.advisory, inc.local, advisory, local)
 		}
 	}
 }
 
-// The count of advisory members follows members through merges, a restore
-// and the eviction of a full memory.
+// The counts of advisory members and resource alerts follow members
+// through merges, a restore and the eviction of a full memory.
 func TestAdvisoryCountFollowsMembers(t *testing.T) {
 	c := newCorrelator(t, Config{MaxFingerprints: 6})
-	feed(c, alert("KubeJobFailed", "checkout", 0), alert("HighErrorRate", "checkout", 10*time.Second),
+	feed(c, alert("KubeJobFailed", "checkout", 0), alert("ContainerOOMKilled", "checkout", 5*time.Second), alert("HighErrorRate", "checkout", 10*time.Second),
 		alert("NodeFilesystemSpaceFillingUp", "web", 20*time.Second), alert("HighLatency", "web", 30*time.Second))
 	advisoryCounted(t, c)
 	// payments fails under checkout: the late root merges checkout's
@@ -2719,6 +2807,8 @@ func TestAdvisoryCountFollowsMembers(t *testing.T) {
 	advisoryCounted(t, c)
 	for i := range 8 { // the memory fills: the oldest are forgotten
 		feed(c, alert(fmt.Sprint("JobFailed", i), "batch", time.Hour+time.Duration(i)*time.Minute))
+		advisoryCounted(t, c)
+		feed(c, alert(fmt.Sprint("DiskFull", i), "batch", time.Hour+time.Duration(i)*time.Minute+time.Second))
 		advisoryCounted(t, c)
 	}
 }

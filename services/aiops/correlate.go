@@ -55,7 +55,9 @@ The lines are replayed in the order they were sent, whatever their order
 in the file: by "time", else a change's own time, an event's
 observed_time or time, the latest startsAt (endsAt, resolved) of a
 webhook's alerts; a line without any keeps its place after the line
-before it. The whole input is held in memory for it.
+before it. Each line waits for its turn in a temporary file (past the
+first 64 MiB, in memory), so that memory holds some 70 bytes a line,
+whatever its length.
 
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
@@ -337,19 +339,22 @@ type replayLine struct {
 }
 
 // inputLine is one line of the input waiting for its turn (readLines):
-// parsed, or why it cannot be.
+// where its bytes are in the spool, or why it cannot be read.
 type inputLine struct {
 	n    int       // its number in the input, from 1
 	sent time.Time // when it was sent (replayLine.sentAt)
-	l    replayLine
+	off  int64     // its bytes in the spool: off, size
+	size int
 	err  error
 }
 
-// inputLines are the lines of an input in the order they were sent.
+// inputLines are the lines of an input in the order they were sent, and
+// the spool that holds their bytes.
 type inputLines struct {
 	lines []inputLine // blank lines left out
 	total int         // every line, blank ones too
 	moved int         // the lines that came after one sent later
+	spool lineSpool
 }
 
 // readLines reads the lines of in and puts them in the order they were
@@ -360,17 +365,26 @@ type inputLines struct {
 // firing after its own resolve, and open incidents of their own. The
 // sort is stable, and a line without a time of its own (sentAt), or that
 // cannot be read, keeps its place after the line before it, so an input
-// in order replays as it is. The whole input is held (blank lines and
-// lines over MaxReplayLine aside): an event-time replay cannot take a
-// line before it has read the last one.
-func readLines(ctx context.Context, in io.Reader, progress io.Writer) (inputLines, error) {
+// in order replays as it is. An event-time replay cannot take a line
+// before it has read the last one, so every line is kept for its turn:
+// its bytes in the spool (on disk past spoolInMemory), and in memory
+// only when it was sent and where it is, some 70 bytes a line, whatever
+// its length. The caller closes out.spool.
+func readLines(ctx context.Context, in io.Reader, progress io.Writer) (out inputLines, err error) {
 	var (
-		out          inputLines
 		prev, latest time.Time
 		r            = newBoundedLines(in, MaxReplayLine)
 		readEvery    = 100_000
 		started      = time.Now()
 	)
+	defer func() {
+		if err == nil {
+			err = out.spool.done()
+		}
+		if err != nil {
+			out.spool.close()
+		}
+	}()
 	for {
 		data, tooLong, err := r.next()
 		if err == io.EOF {
@@ -393,10 +407,15 @@ func readLines(ctx context.Context, in io.Reader, progress io.Writer) (inputLine
 		case len(bytes.TrimSpace(data)) == 0:
 			continue
 		default:
-			if il.l, il.err = parseLine(data); il.err == nil {
-				if at := il.l.sentAt(); !at.IsZero() {
+			var l replayLine
+			if l, il.err = parseLine(data); il.err == nil {
+				if at := l.sentAt(); !at.IsZero() {
 					il.sent = at
 				}
+				if il.off, err = out.spool.add(data); err != nil {
+					return out, fmt.Errorf("keeping line %d for its turn: %w", out.total, err)
+				}
+				il.size = len(data)
 			}
 		}
 		if il.sent.Before(latest) {
@@ -410,6 +429,74 @@ func readLines(ctx context.Context, in io.Reader, progress io.Writer) (inputLine
 	}
 	slices.SortStableFunc(out.lines, func(a, b inputLine) int { return a.sent.Compare(b.sent) })
 	return out, nil
+}
+
+// spoolInMemory is how many bytes of lines a replay keeps in memory for
+// their turn; the rest go to a temporary file (lineSpool).
+var spoolInMemory int64 = 64 << 20
+
+// lineSpool keeps the bytes of an input's lines until their turn: in
+// memory up to spoolInMemory bytes, then in a temporary file, removed by
+// close. A replay of a month of webhooks would otherwise hold every
+// payload at once.
+type lineSpool struct {
+	mem  []byte
+	f    *os.File
+	w    *bufio.Writer
+	size int64
+}
+
+// add keeps line and returns where it is.
+func (s *lineSpool) add(line []byte) (int64, error) {
+	off := s.size
+	if s.f == nil && s.size+int64(len(line)) > spoolInMemory {
+		f, err := os.CreateTemp("", "aiops-replay-*.jsonl")
+		if err != nil {
+			return 0, err
+		}
+		s.f, s.w = f, bufio.NewWriterSize(f, 1<<20)
+		if _, err := s.w.Write(s.mem); err != nil {
+			return 0, err
+		}
+		s.mem = nil
+	}
+	if s.f == nil {
+		s.mem = append(s.mem, line...)
+	} else if _, err := s.w.Write(line); err != nil {
+		return 0, err
+	}
+	s.size += int64(len(line))
+	return off, nil
+}
+
+// done ends the adding: what is buffered for the file is written.
+func (s *lineSpool) done() error {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.Flush()
+}
+
+// line returns the size bytes kept at off.
+func (s *lineSpool) line(off int64, size int) ([]byte, error) {
+	if s.f == nil {
+		return s.mem[off : off+int64(size)], nil
+	}
+	b := make([]byte, size)
+	if _, err := s.f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("reading a line back from %s: %w", s.f.Name(), err)
+	}
+	return b, nil
+}
+
+// close removes the file, if any.
+func (s *lineSpool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+		s.f, s.w = nil, nil
+	}
+	s.mem = nil
 }
 
 // sentAt is when l was sent: its "time"; without one, a change's own
@@ -526,6 +613,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	if err != nil {
 		return nil, err
 	}
+	defer lines.spool.close()
 	res.Lines = lines.total
 	if lines.moved > 0 {
 		fmt.Fprintf(progress, "correlate replay: %s out of time order: replayed in the order of their times\n", count(lines.moved, "line"))
@@ -543,7 +631,15 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			reject(il.n, il.err)
 			continue
 		}
-		l := il.l
+		data, err := lines.spool.line(il.off, il.size)
+		if err != nil {
+			return nil, err
+		}
+		l, err := parseLine(data) // as it was when read: it was parsed then
+		if err != nil {
+			reject(il.n, err)
+			continue
+		}
 		envs, err := l.events(c.Now())
 		if err != nil {
 			reject(il.n, err)

@@ -738,6 +738,61 @@ func TestCorrelateReplayPutsLinesInTimeOrder(t *testing.T) {
 	}
 }
 
+// Past spoolInMemory bytes the lines wait for their turn in a temporary
+// file, not in memory: the replay is the same, out of order lines and
+// rejected ones included, and the file is gone once it ends, also when
+// the replay fails.
+func TestCorrelateReplaySpoolsLinesToDisk(t *testing.T) {
+	s := issuegenStorm(1)
+	catalog, err := correlate.ParseCatalog(s.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := slices.Clone(s.lines)
+	slices.Reverse(lines[len(lines)/2:]) // half of them out of time order
+	lines = append(lines, []byte(`{"type":"nonsense"}`))
+	input := bytes.Join(lines, []byte("\n"))
+	replayWith := func(inMemory int64) (*ReplayResult, []byte) {
+		t.Helper()
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp)
+		defer func(was int64) { spoolInMemory = was }(spoolInMemory)
+		spoolInMemory = inMemory
+		res, err := Replay(context.Background(), bytes.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 {
+			t.Errorf("spool of %d bytes in memory: %s left behind", inMemory, left[0].Name())
+		}
+		out, _ := json.Marshal(res)
+		return res, out
+	}
+	inMemory, want := replayWith(int64(len(input)))
+	onDisk, got := replayWith(4096)
+	if inMemory.RejectedLines != 1 || len(inMemory.Incidents) < 10 {
+		t.Fatalf("in memory: %d incidents, %d rejected lines: want a storm's, and one", len(inMemory.Incidents), inMemory.RejectedLines)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("spooled to disk the replay differs: %d incidents, %d assignments; in memory %d, %d",
+			len(onDisk.Incidents), len(onDisk.Assignments), len(inMemory.Incidents), len(inMemory.Assignments))
+	}
+	// A replay that fails (cancelled) leaves no file either.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	defer func(was int64) { spoolInMemory = was }(spoolInMemory)
+	spoolInMemory = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	many := bytes.Repeat(append(bytes.Clone(lines[0]), '\n'), 100_001)
+	if _, err := Replay(ctx, bytes.NewReader(many), correlate.DefaultConfig(), catalog, &bytes.Buffer{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled replay: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("cancelled replay: %s left behind", left[0].Name())
+	}
+}
+
 // The rejected lines listed are the first of the file, whatever their
 // times: lines in falling time order are taken last to first.
 func TestCorrelateReplayListsTheFirstRejectedLines(t *testing.T) {

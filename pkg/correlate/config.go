@@ -66,8 +66,9 @@
 //     one's), unless the incident has a member on a direct dependency of
 //     it (the failure came its way; the change most likely broke nothing).
 //   - Resource alerts (LocalAlerts: a service's own CPU, memory, disk)
-//     join no incident as a symptom of what their service calls, and an
-//     incident of them alone takes no late root.
+//     join no incident as a symptom of what their service calls (a shared
+//     service included), and an incident of them alone is no symptom of
+//     a late root.
 //   - Advisory alerts (AdvisoryAlerts: forecasts, housekeeping) join no
 //     incident rooted on another service but one of advisory alerts
 //     alone holding an alert of their name, and an incident of them
@@ -273,15 +274,16 @@ type Config struct {
 	SlowAlerts    []string      `yaml:"slow_alerts"`
 	SlowAlertWait time.Duration `yaml:"slow_alert_wait"`
 	// LocalAlerts are alert names (RE2, anchored as AdvisoryAlerts) of
-	// resource alerts: a service's own CPU, memory, disk, heap or replicas
+	// resource alerts: a service's own CPU, memory, disk or heap
 	// running out. What they tell is of their own service, not of what it
 	// calls: a failure below shows on its dependents as errors and
 	// latency, not as their memory filling. So one joins no incident as a
-	// symptom (its service depending on the root), only on the root's
-	// service or as the root's cause; and an incident of them alone is no
-	// symptom either: a failure of what its service calls, after, does not
-	// take it as its late root. nil is the default list, an empty list
-	// turns the rule off.
+	// symptom (its service depending on the root, or under a shared
+	// service's burst), only on the root's service or as the root's cause;
+	// and an incident of them alone is no symptom either: a failure of
+	// what its service calls (or of a shared service), after, does not
+	// take it, even when a label of it names that service. nil is the
+	// default list, an empty list turns the rule off.
 	LocalAlerts []string `yaml:"local_alerts"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
@@ -350,10 +352,11 @@ func DefaultConfig() Config {
 		// Saturation of a service's own resources, as the kube-prometheus,
 		// node, JVM and database mixins name it (CPUThrottlingHigh,
 		// ContainerOOMKilled, NodeFilesystemAlmostOutOfSpace,
-		// JvmHeapUsageHigh, PostgresqlDiskSpaceLow). Not replicas: an
-		// autoscaler maxed out is as often the load a slow dependency
-		// leaves on its callers (QUALITY.md, session 29).
-		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", "(?i).*oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*"},
+		// JvmHeapUsageHigh, PostgresqlDiskSpaceLow); OOM in capitals or
+		// as a word of its own (oom_kill), not the oom of TooManyRequests.
+		// Not replicas: an autoscaler maxed out is as often the load a
+		// slow dependency leaves on its callers (QUALITY.md, session 29).
+		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", ".*OOM.*", "(?i)(.*[^a-z])?oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*"},
 	}
 }
 

@@ -802,7 +802,9 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 	var pieces []*incident
 	taken := map[*incident]bool{into: true}
 	take := func(inc *incident) {
-		if _, ok := c.eligible(inc, s); ok && !taken[inc] {
+		// An incident of resource alerts alone is no symptom of into's
+		// root, shared or not (Config.LocalAlerts).
+		if _, ok := c.eligible(inc, s); ok && !taken[inc] && !inc.onlyLocal() {
 			pieces, taken[inc] = append(pieces, inc), true
 		}
 	}
@@ -820,9 +822,7 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		}
 	} else {
 		for inc := range c.rootedAbove(i, c.cfg.DownDepth) {
-			if !inc.onlyLocal() { // no symptom of into's root (Config.LocalAlerts)
-				take(inc)
-			}
+			take(inc)
 		}
 		for inc := range c.namingAbove(i, c.cfg.DownDepth) {
 			take(inc)
@@ -954,12 +954,13 @@ func (c *Correlator) gather(into *incident, s Signal, ups []Update) []Update {
 	var pieces []*incident
 	taken := map[*incident]bool{into: true}
 	take := func(inc *incident) {
-		if _, ok := c.eligible(inc, s); ok && !taken[inc] {
+		// One of resource alerts alone is no symptom (Config.LocalAlerts).
+		if _, ok := c.eligible(inc, s); ok && !taken[inc] && !inc.onlyLocal() {
 			pieces, taken[inc] = append(pieces, inc), true
 		}
 	}
 	for inc := range c.rootedAbove(i, 1) {
-		if !inc.openedAt.Before(s.Time) && !inc.onlyLocal() {
+		if !inc.openedAt.Before(s.Time) {
 			take(inc)
 		}
 	}
@@ -1367,15 +1368,15 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 	for inc := range c.byRoot[s.Service] {
 		consider(inc, 3, 0, onRoot)
 	}
+	// A resource alert is no symptom of what its service calls, a shared
+	// service included (Config.LocalAlerts), nor is an incident of them
+	// alone one of s's service.
+	local := c.isLocal(s.Kind, s.Name)
 	if i, ok := c.topo.index[s.Service]; ok {
 		below := c.topo.below[i]
 		if g, ok := c.topo.guessed[i]; ok {
 			below = g // an undeclared service: what it is guessed to call
 		}
-		// A resource alert is no symptom of what its service calls
-		// (Config.LocalAlerts), nor is an incident of them alone one of
-		// s's service.
-		local := c.isLocal(s.Kind, s.Name)
 		for j, hops := range below {
 			if hops == 0 || int(hops) > c.cfg.UpDepth || local {
 				continue
@@ -1405,7 +1406,7 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 	// A shared service's incident that already spans a burst of services
 	// is what anything may depend on (Config.SharedServices).
 	for _, sh := range c.topo.shared {
-		if sh == s.Service {
+		if sh == s.Service || local {
 			continue
 		}
 		for inc := range c.byRoot[sh] {

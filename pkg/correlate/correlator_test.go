@@ -2716,13 +2716,57 @@ func TestResourceAlertsAreNoSymptoms(t *testing.T) {
 		t.Error("local_alerts: []: the database failing under payments did not take payments' incident")
 	}
 	for name, want := range map[string]bool{"ContainerMemoryNearLimit": true, "NodeFilesystemAlmostOutOfSpace": true,
-		"KubeHpaMaxedOut": false, "HighErrorRate": false, "ThreadPoolSaturated": false} {
+		"KubeContainerOOMKilled": true, "oom_kill_detected": true, "NodeOOMKills": true, "OomKilled": true,
+		"KubeHpaMaxedOut": false, "HighErrorRate": false, "ThreadPoolSaturated": false,
+		"HTTPTooManyRequests": false, "PostgresqlTooManyConnections": false, "ZoomApiErrors": false} {
 		if got := c.isLocal(SignalAlert, name); got != want {
 			t.Errorf("isLocal(%s) = %v, want %v", name, got, want)
 		}
 	}
 	if c.isLocal(SignalAnomaly, "HighMemoryUsage") {
 		t.Error("an anomaly is a resource alert")
+	}
+	// An incident of resource alerts whose label names the failing
+	// service is no symptom of it either.
+	c = newCorrelator(t, Config{})
+	named := alert("ContainerMemoryNearLimit", "payments", 0)
+	named.Labels = map[string]string{"database": "payments-db"}
+	feed(c, named, alert("PostgresDown", "payments-db", 20*time.Second))
+	if a, b := of(c, named.Fingerprint), of(c, "PostgresDown/payments-db"); a == b {
+		t.Error("the database failing took payments' memory alert naming it as its symptom")
+	}
+}
+
+// Nor is a resource alert a symptom of a shared service: incidents of
+// them alone neither make a shared service's burst nor are merged into
+// it, and none joins the burst after.
+func TestResourceAlertsAreNoSymptomsOfASharedService(t *testing.T) {
+	yaml := `
+services:
+  web:     {depends_on: [api]}
+  api:     {}
+  search:  {depends_on: [index]}
+  index:   {}
+  mail:    {depends_on: [smtp]}
+  smtp:    {}
+  coredns: {}
+`
+	c := correlatorOn(t, Config{}, yaml)
+	feed(c, alert("HighMemoryUsage", "web", 0), alert("CPUThrottlingHigh", "search", 20*time.Second),
+		alert("NodeDiskFull", "mail", 40*time.Second), alert("CoreDNSErrors", "coredns", 90*time.Second))
+	if n := len(c.Incidents()); n != 4 {
+		t.Errorf("coredns amid three incidents of resource alerts: %d incidents, want 4 apart", n)
+	}
+	c = correlatorOn(t, Config{}, yaml)
+	feed(c, alert("HighErrorRate", "web", 0), alert("HighErrorRate", "search", 20*time.Second),
+		alert("SendFailures", "mail", 40*time.Second), alert("HighMemoryUsage", "api", 50*time.Second),
+		alert("CoreDNSErrors", "coredns", 90*time.Second), alert("ContainerOOMKilled", "index", 2*time.Minute))
+	dns, _ := c.IncidentOf("CoreDNSErrors/coredns")
+	if id, _ := c.IncidentOf("HighErrorRate/search"); id != dns {
+		t.Fatal("coredns amid three failures made no burst")
+	}
+	if id, _ := c.IncidentOf("ContainerOOMKilled/index"); id == dns {
+		t.Error("index's OOM kill after the burst joined coredns's incident")
 	}
 }
 

@@ -55,9 +55,9 @@ The lines are replayed in the order they were sent, whatever their order
 in the file: by "time", else a change's own time, an event's
 observed_time or time, the latest startsAt (endsAt, resolved) of a
 webhook's alerts; a line without any keeps its place after the line
-before it. Each line waits for its turn in a temporary file (past the
-first 64 MiB, in memory), so that memory holds some 70 bytes a line,
-whatever its length.
+before it. Each line waits for its turn in a temporary file in $TMPDIR
+(the first 64 MiB in memory), so that memory holds some 70 bytes a line,
+whatever its length, and the disk as much as the input decompressed.
 
 The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
@@ -436,14 +436,18 @@ func readLines(ctx context.Context, in io.Reader, progress io.Writer) (out input
 var spoolInMemory int64 = 64 << 20
 
 // lineSpool keeps the bytes of an input's lines until their turn: in
-// memory up to spoolInMemory bytes, then in a temporary file, removed by
-// close. A replay of a month of webhooks would otherwise hold every
-// payload at once.
+// memory up to spoolInMemory bytes, then in a temporary file (in $TMPDIR,
+// as large as the input decompressed). A replay of a month of webhooks
+// would otherwise hold every payload at once. The file is removed as soon
+// as it is made, where the system lets an open file be (it is read
+// through its descriptor), so that a replay killed midway leaves none;
+// else by close.
 type lineSpool struct {
-	mem  []byte
-	f    *os.File
-	w    *bufio.Writer
-	size int64
+	mem     []byte
+	f       *os.File
+	w       *bufio.Writer
+	size    int64
+	removed bool // the file's name is gone already
 }
 
 // add keeps line and returns where it is.
@@ -454,7 +458,7 @@ func (s *lineSpool) add(line []byte) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		s.f, s.w = f, bufio.NewWriterSize(f, 1<<20)
+		s.f, s.w, s.removed = f, bufio.NewWriterSize(f, 1<<20), os.Remove(f.Name()) == nil
 		if _, err := s.w.Write(s.mem); err != nil {
 			return 0, err
 		}
@@ -493,7 +497,9 @@ func (s *lineSpool) line(off int64, size int) ([]byte, error) {
 func (s *lineSpool) close() {
 	if s.f != nil {
 		s.f.Close()
-		os.Remove(s.f.Name())
+		if !s.removed {
+			os.Remove(s.f.Name())
+		}
 		s.f, s.w = nil, nil
 	}
 	s.mem = nil

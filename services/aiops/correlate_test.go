@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -740,8 +741,8 @@ func TestCorrelateReplayPutsLinesInTimeOrder(t *testing.T) {
 
 // Past spoolInMemory bytes the lines wait for their turn in a temporary
 // file, not in memory: the replay is the same, out of order lines and
-// rejected ones included, and the file is gone once it ends, also when
-// the replay fails.
+// rejected ones included, and the file leaves nothing behind, while the
+// replay runs (killed, it could not clean up), once it ends, or fails.
 func TestCorrelateReplaySpoolsLinesToDisk(t *testing.T) {
 	s := issuegenStorm(1)
 	catalog, err := correlate.ParseCatalog(s.catalog)
@@ -752,11 +753,12 @@ func TestCorrelateReplaySpoolsLinesToDisk(t *testing.T) {
 	slices.Reverse(lines[len(lines)/2:]) // half of them out of time order
 	lines = append(lines, []byte(`{"type":"nonsense"}`))
 	input := bytes.Join(lines, []byte("\n"))
+	was := spoolInMemory
+	t.Cleanup(func() { spoolInMemory = was })
 	replayWith := func(inMemory int64) (*ReplayResult, []byte) {
 		t.Helper()
 		tmp := t.TempDir()
 		t.Setenv("TMPDIR", tmp)
-		defer func(was int64) { spoolInMemory = was }(spoolInMemory)
 		spoolInMemory = inMemory
 		res, err := Replay(context.Background(), bytes.NewReader(input), correlate.DefaultConfig(), catalog, &bytes.Buffer{})
 		if err != nil {
@@ -770,6 +772,25 @@ func TestCorrelateReplaySpoolsLinesToDisk(t *testing.T) {
 	}
 	inMemory, want := replayWith(int64(len(input)))
 	onDisk, got := replayWith(4096)
+	// The spool did go to disk past 4096 bytes, and not before; the
+	// file's name is gone while it is read, so that a replay killed
+	// midway leaves nothing behind.
+	for limit, onFile := range map[int64]bool{4096: true, int64(len(input)): false} {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp)
+		spoolInMemory = limit
+		lines, err := readLines(context.Background(), bytes.NewReader(input), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (lines.spool.f != nil) != onFile {
+			t.Errorf("spool of %d bytes in memory for %d: on a file %v, want %v", limit, len(input), lines.spool.f != nil, onFile)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) > 0 && runtime.GOOS != "windows" {
+			t.Errorf("while the lines wait: %s in %s", left[0].Name(), tmp)
+		}
+		lines.spool.close()
+	}
 	if inMemory.RejectedLines != 1 || len(inMemory.Incidents) < 10 {
 		t.Fatalf("in memory: %d incidents, %d rejected lines: want a storm's, and one", len(inMemory.Incidents), inMemory.RejectedLines)
 	}
@@ -780,7 +801,6 @@ func TestCorrelateReplaySpoolsLinesToDisk(t *testing.T) {
 	// A replay that fails (cancelled) leaves no file either.
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	defer func(was int64) { spoolInMemory = was }(spoolInMemory)
 	spoolInMemory = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

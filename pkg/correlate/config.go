@@ -275,7 +275,7 @@ type Config struct {
 	SlowAlertWait time.Duration `yaml:"slow_alert_wait"`
 	// LocalAlerts are alert names (RE2, anchored as AdvisoryAlerts) of
 	// resource alerts: a service's own CPU, memory, disk or heap
-	// running out. What they tell is of their own service, not of what it
+	// running out, or its own process not answering its scrape. What they tell is of their own service, not of what it
 	// calls: a failure below shows on its dependents as errors and
 	// latency, not as their memory filling. So one joins no incident as a
 	// symptom (its service depending on the root, or under a shared
@@ -353,10 +353,13 @@ func DefaultConfig() Config {
 		// node, JVM and database mixins name it (CPUThrottlingHigh,
 		// ContainerOOMKilled, NodeFilesystemAlmostOutOfSpace,
 		// JvmHeapUsageHigh, PostgresqlDiskSpaceLow); OOM in capitals or
-		// as a word of its own (oom_kill), not the oom of TooManyRequests.
-		// Not replicas: an autoscaler maxed out is as often the load a
-		// slow dependency leaves on its callers (QUALITY.md, session 29).
-		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", ".*OOM.*", "(?i)(.*[^a-z])?oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*"},
+		// as a word of its own (oom_kill), not the oom of TooManyRequests;
+		// and a scrape target down (kube-prometheus's TargetDown,
+		// Prometheus's own example InstanceDown: up == 0), its own process
+		// not answering. Not replicas: an autoscaler maxed out is as often
+		// the load a slow dependency leaves on its callers (QUALITY.md,
+		// session 29).
+		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", ".*OOM.*", "(?i)(.*[^a-z])?oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*", "TargetDown", "InstanceDown"},
 	}
 }
 

@@ -2716,7 +2716,7 @@ func TestResourceAlertsAreNoSymptoms(t *testing.T) {
 		t.Error("local_alerts: []: the database failing under payments did not take payments' incident")
 	}
 	for name, want := range map[string]bool{"ContainerMemoryNearLimit": true, "NodeFilesystemAlmostOutOfSpace": true,
-		"KubeContainerOOMKilled": true, "oom_kill_detected": true, "NodeOOMKills": true, "OomKilled": true,
+		"KubeContainerOOMKilled": true, "oom_kill_detected": true, "NodeOOMKills": true, "OomKilled": true, "TargetDown": true,
 		"KubeHpaMaxedOut": false, "HighErrorRate": false, "ThreadPoolSaturated": false,
 		"HTTPTooManyRequests": false, "PostgresqlTooManyConnections": false, "ZoomApiErrors": false} {
 		if got := c.isLocal(SignalAlert, name); got != want {

@@ -81,7 +81,8 @@
 // Lifecycle: opened; acknowledged (by command); resolved once every member
 // resolved (an alert, or an anomaly episode closed) and QuietPeriod passed
 // (three QuietPeriods without a signal while an episode's close is
-// missing); reopened instead of a new incident when a
+// missing; with AlertExpiry, once nothing of it was heard for that long
+// while its alerts fire); reopened instead of a new incident when a
 // related signal fires within ReopenWindow of the resolution. A member that
 // changes state FlapStart times within FlapWindow is flapping: its changes
 // update the incident's members but publish no update, and the incident
@@ -234,6 +235,16 @@ type Config struct {
 	// ReopenWindow is how long after its resolution an incident reopens
 	// rather than a new one opening.
 	ReopenWindow time.Duration `yaml:"reopen_window"`
+	// AlertExpiry, when set, resolves an incident whose alerts still fire
+	// but of which nothing was heard for that long (by the events'
+	// observed times: Alertmanager sends a firing alert again every
+	// repeat_interval, 4h by default): its resolution was lost (a
+	// receiver with send_resolved: false, a producer gone), and the
+	// incident would stay open for ever. Its firing alerts are taken as
+	// resolved, which the timeline says; one sent again firing reopens
+	// it. Set it well above the repeat interval of what sends alerts
+	// (three of them); 0, the default, never expires an alert.
+	AlertExpiry time.Duration `yaml:"alert_expiry"`
 	// ChangeWindow is how long before an incident opened a change to one
 	// of its services or their dependencies is linked to it, and how long
 	// a change to a service made after an incident opened keeps the
@@ -468,12 +479,15 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		key string
 		v   time.Duration
-	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow},
+	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow}, {"alert_expiry", c.AlertExpiry},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow},
 		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}, {"unplaced_window", c.UnplacedWindow}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}
+	}
+	if c.AlertExpiry > 0 && c.AlertExpiry < time.Hour {
+		return bad("alert_expiry", "%s: want 0 (never) or at least 1h: Alertmanager sends a firing alert again only every repeat_interval (4h by default)", c.AlertExpiry)
 	}
 	if c.LocationLabels != nil && len(c.LocationLabels) == 0 {
 		return bad("location_labels", "an empty list; leave it out for the defaults, or set location_bursts: false to turn the rule off")

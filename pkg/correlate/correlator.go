@@ -102,6 +102,10 @@ type incident struct {
 	// so a long-firing alert does not pull in what fails near it hours
 	// later.
 	lastFired time.Time
+	// lastHeard is the latest time a signal of it was observed (its
+	// event's observed time, else its time): what Config.AlertExpiry
+	// counts from.
+	lastHeard time.Time
 	// wave is when the failure last came back on the root (returns):
 	// the incident spreads again for SpreadWindow from then.
 	wave    time.Time
@@ -1054,6 +1058,9 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	if from.lastFired.After(into.lastFired) {
 		into.lastFired = from.lastFired
 	}
+	if from.lastHeard.After(into.lastHeard) {
+		into.lastHeard = from.lastHeard
+	}
 	if from.lastSignal.After(into.lastSignal) {
 		into.lastSignal = from.lastSignal
 	}
@@ -1784,6 +1791,9 @@ func (inc *incident) saw(s Signal) {
 	if !s.Resolved && s.Time.After(inc.lastFired) {
 		inc.lastFired = s.Time
 	}
+	if heard := cmp.Or(s.Observed, s.Time); heard.After(inc.lastHeard) {
+		inc.lastHeard = heard
+	}
 }
 
 // tally adds d times m's state to inc's counts: a firing alert to firing,
@@ -2411,6 +2421,7 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
+	c.expire(inc, now)
 	// A flapping member holds the resolution too, as it holds updates: a
 	// resolution and a reopening each cycle are the pages flapping must
 	// not make. Once it calms, the incident resolves as of its last signal.
@@ -2430,6 +2441,25 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		ups = append(ups, c.publish(inc, Updated, now))
 	}
 	return ups
+}
+
+// expire takes inc's firing alerts as resolved once nothing of inc was
+// heard for Config.AlertExpiry: their resolution was lost.
+func (c *Correlator) expire(inc *incident, now time.Time) {
+	if c.cfg.AlertExpiry <= 0 || inc.firing == 0 || inc.lastHeard.IsZero() || now.Sub(inc.lastHeard) < c.cfg.AlertExpiry {
+		return
+	}
+	at := inc.lastHeard.Add(c.cfg.AlertExpiry)
+	for _, m := range inc.members {
+		if m.Kind != SignalAlert || !m.Firing {
+			continue
+		}
+		inc.tally(m, -1)
+		m.Firing = false
+		inc.tally(m, 1)
+		inc.note(at, fmt.Sprintf("%s on %s taken as resolved: nothing of the incident heard for %s (alert_expiry)", m.Name, m.Service, c.cfg.AlertExpiry))
+	}
+	inc.dirty = true
 }
 
 // quietOf is how long inc must be without a signal to resolve once no
@@ -2460,6 +2490,9 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 	}
 	if inc.firing == 0 && len(inc.flappers) == 0 {
 		earlier(inc.lastSignal.Add(c.quietOf(inc)))
+	}
+	if c.cfg.AlertExpiry > 0 && inc.firing > 0 {
+		earlier(inc.lastHeard.Add(c.cfg.AlertExpiry))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {
 		earlier(inc.lastPublished.Add(c.cfg.UpdateInterval))

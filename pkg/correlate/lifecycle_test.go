@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -441,5 +442,67 @@ func TestLateFiringAfterItsResolutionLeavesNothingOpen(t *testing.T) {
 	again := observedAt(alert("HighErrorRate", "checkout", 25*time.Minute), 25*time.Minute)
 	if ups := feed(c, again); transitions(ups) != "opened" {
 		t.Errorf("the alert firing again after the end: events %s, want opened", transitions(ups))
+	}
+}
+
+// An incident whose alerts fire but of which nothing was heard for
+// AlertExpiry resolves (Config.AlertExpiry): its resolution was lost. An
+// alert Alertmanager sends again firing every repeat interval, with its
+// old startsAt, is heard of and keeps it open; one sent again firing
+// after the expiry reopens it. The time heard outlives a restart; 0, the
+// default, never expires.
+func TestAlertExpiryResolvesWhatIsNoLongerHeardOf(t *testing.T) {
+	db := alert("PostgresDown", "payments-db", 0)
+	pay := alert("HighErrorRate", "payments", 30*time.Second)
+	statusAt := func(c *Correlator, at time.Duration) string {
+		t.Helper()
+		c.Advance(t0.Add(at))
+		sts := c.Incidents()
+		if len(sts) != 1 {
+			t.Fatalf("%d incidents, want 1", len(sts))
+		}
+		return sts[0].State
+	}
+	// Heard at 0 and 30s, then nothing: resolved once 3h passed, with
+	// the timeline saying why.
+	c := newCorrelator(t, Config{AlertExpiry: 3 * time.Hour})
+	feed(c, observedAt(db, 0), observedAt(pay, 30*time.Second))
+	if got := statusAt(c, 3*time.Hour); got != StatusOpen {
+		t.Errorf("3h after the first alert, 30s before the last was 3h old: %s, want open", got)
+	}
+	c = restarted(t, c)
+	if got := statusAt(c, 3*time.Hour+31*time.Second); got != StatusResolved {
+		t.Fatalf("nothing heard for 3h: %s, want resolved", got)
+	}
+	st := c.Incidents()[0]
+	if st.Firing != 0 || !slices.ContainsFunc(st.Timeline, func(e Entry) bool {
+		return strings.Contains(e.What, "PostgresDown on payments-db taken as resolved: nothing of the incident heard for 3h0m0s (alert_expiry)")
+	}) {
+		t.Errorf("expired: %d firing, timeline %v", st.Firing, st.Timeline)
+	}
+	// Sent again firing after that, with its old startsAt: it reopens.
+	feed(c, observedAt(db, 3*time.Hour+40*time.Second))
+	if got := c.Incidents()[0].State; got != StatusOpen {
+		t.Errorf("the database's alert sent again firing after the expiry: %s, want open", got)
+	}
+	// Repeated every 2h (Alertmanager's repeat interval), it never expires.
+	c = newCorrelator(t, Config{AlertExpiry: 3 * time.Hour})
+	feed(c, observedAt(db, 0))
+	for at := 2 * time.Hour; at <= 10*time.Hour; at += 2 * time.Hour {
+		feed(c, observedAt(db, at))
+		if got := statusAt(c, at+time.Hour); got != StatusOpen {
+			t.Fatalf("repeated every 2h, at %s: %s, want open", at+time.Hour, got)
+		}
+	}
+	// Without alert_expiry nothing expires.
+	c = newCorrelator(t, Config{})
+	feed(c, observedAt(db, 0))
+	if got := statusAt(c, 30*24*time.Hour); got != StatusOpen {
+		t.Errorf("without alert_expiry, a month later: %s, want open", got)
+	}
+	for _, bad := range []time.Duration{time.Minute, -time.Hour} {
+		if err := (Config{AlertExpiry: bad}).Validate(); err == nil || !strings.Contains(err.Error(), "alert_expiry") {
+			t.Errorf("alert_expiry %s: %v, want refused naming it", bad, err)
+		}
 	}
 }

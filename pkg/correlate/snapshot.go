@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -225,6 +226,11 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			}
 			if is.LastFired.IsZero() && last.After(inc.lastFired) {
 				inc.lastFired = last
+			}
+			// What was heard of it is what was heard of its members
+			// (incident.lastHeard).
+			if heard := cmp.Or(m.observed, m.LastSeen); heard.After(inc.lastHeard) {
+				inc.lastHeard = heard
 			}
 		}
 		c.incidents[inc.id] = inc

@@ -348,8 +348,9 @@ func DefaultConfig() Config {
 		// cert-manager mixins (KubePersistentVolumeFillingUp,
 		// NodeFilesystemSpaceFillingUp, CertManagerCertExpirySoon,
 		// KubeCPUOvercommit, KubeQuotaAlmostFull, KubeJobFailed) and names
-		// made like them.
-		AdvisoryAlerts: []string{".*Soon", ".*FillingUp", ".*Overcommit", ".*QuotaAlmostFull", ".*JobFailed"},
+		// made like them; a certificate's coming expiry however it is
+		// named (CertificateExpiry, SSLCertExpiring), not one expired.
+		AdvisoryAlerts: []string{".*Soon", ".*FillingUp", ".*Overcommit", ".*QuotaAlmostFull", ".*JobFailed", "(?i).*expiry.*", "(?i).*expiring.*", "(?i).*expires.*"},
 		// The kube-prometheus mixin's workload alerts that wait `for: 15m`
 		// (KubeContainerWaiting waits an hour; CPUThrottlingHigh, of its
 		// resource alerts, 15 minutes too), an SLO's burn (Pyrra's

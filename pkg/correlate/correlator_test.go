@@ -2798,6 +2798,9 @@ func TestAdvisoryAlertsOfOneNameInAFailure(t *testing.T) {
 		want bool
 	}{
 		{SignalAlert, "CertificateExpiringSoon", true},
+		{SignalAlert, "CertificateExpiry", true},
+		{SignalAlert, "SSLCertExpiring", true},
+		{SignalAlert, "BlackboxSSLCertExpired", false}, // expired: a failure, not a warning
 		{SignalAlert, "ForecastSoonish", false},
 		{SignalAlert, "SoonDiskFull", false},
 		{SignalAnomaly, "KubeJobFailed", false},

@@ -240,10 +240,15 @@ type Config struct {
 	// observed times: Alertmanager sends a firing alert again every
 	// repeat_interval, 4h by default): its resolution was lost (a
 	// receiver with send_resolved: false, a producer gone), and the
-	// incident would stay open for ever. Its firing alerts are taken as
-	// resolved, which the timeline says; one sent again firing reopens
-	// it. Set it well above the repeat interval of what sends alerts
-	// (three of them); 0, the default, never expires an alert.
+	// incident would stay open for ever. It resolves as of that time, its
+	// firing alerts taken as resolved then, which the timeline says; one
+	// sent again firing after reopens it within ReopenWindow (later, it
+	// opens another), while a delivery again of what was heard before is
+	// old news. Set it well above the repeat interval of what sends
+	// alerts (three of them): the watermark may run up to an hour ahead
+	// of the wall clock (an event timed ahead), and a replay knows when
+	// each line was heard only from its "time". 0, the default, never
+	// expires an alert.
 	AlertExpiry time.Duration `yaml:"alert_expiry"`
 	// ChangeWindow is how long before an incident opened a change to one
 	// of its services or their dependencies is linked to it, and how long

@@ -2421,7 +2421,9 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
-	c.expire(inc, now)
+	if ups, expired := c.expire(inc, now, ups); expired {
+		return ups
+	}
 	// A flapping member holds the resolution too, as it holds updates: a
 	// resolution and a reopening each cycle are the pages flapping must
 	// not make. Once it calms, the incident resolves as of its last signal.
@@ -2443,13 +2445,17 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 	return ups
 }
 
-// expire takes inc's firing alerts as resolved once nothing of inc was
-// heard for Config.AlertExpiry: their resolution was lost.
-func (c *Correlator) expire(inc *incident, now time.Time) {
-	if c.cfg.AlertExpiry <= 0 || inc.firing == 0 || inc.lastHeard.IsZero() || now.Sub(inc.lastHeard) < c.cfg.AlertExpiry {
-		return
+// expire resolves inc once nothing of it was heard for Config.AlertExpiry
+// while its alerts fire (their resolution was lost), as of then: its
+// alerts are taken as resolved at that time, so that a delivery of what
+// was heard before is old news (stale), and a resend after it fires
+// again, reopening inc within ReopenWindow. It reports whether it did.
+func (c *Correlator) expire(inc *incident, now time.Time, ups []Update) ([]Update, bool) {
+	if c.cfg.AlertExpiry <= 0 || inc.firing == 0 || len(inc.flappers) > 0 || inc.lastHeard.IsZero() || now.Sub(inc.lastHeard) < c.cfg.AlertExpiry {
+		return ups, false
 	}
 	at := inc.lastHeard.Add(c.cfg.AlertExpiry)
+	n := 0
 	for _, m := range inc.members {
 		if m.Kind != SignalAlert || !m.Firing {
 			continue
@@ -2457,9 +2463,16 @@ func (c *Correlator) expire(inc *incident, now time.Time) {
 		inc.tally(m, -1)
 		m.Firing = false
 		inc.tally(m, 1)
-		inc.note(at, fmt.Sprintf("%s on %s taken as resolved: nothing of the incident heard for %s (alert_expiry)", m.Name, m.Service, c.cfg.AlertExpiry))
+		if at.After(m.observed) {
+			m.observed = at
+		}
+		n++
 	}
-	inc.dirty = true
+	inc.status = StatusResolved
+	inc.resolvedAt, inc.resolvedEvent = at, at
+	c.stats.Resolved++
+	inc.note(at, fmt.Sprintf("resolved: nothing of it heard for %s while %d alerts fired (alert_expiry): taken as resolved", c.cfg.AlertExpiry, n))
+	return append(ups, c.publish(inc, Resolved, at)), true
 }
 
 // quietOf is how long inc must be without a signal to resolve once no

@@ -2,7 +2,6 @@ package correlate
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -446,59 +445,72 @@ func TestLateFiringAfterItsResolutionLeavesNothingOpen(t *testing.T) {
 }
 
 // An incident whose alerts fire but of which nothing was heard for
-// AlertExpiry resolves (Config.AlertExpiry): its resolution was lost. An
-// alert Alertmanager sends again firing every repeat interval, with its
-// old startsAt, is heard of and keeps it open; one sent again firing
-// after the expiry reopens it. The time heard outlives a restart; 0, the
-// default, never expires.
+// AlertExpiry resolves as of then (Config.AlertExpiry): its resolution was
+// lost. An alert Alertmanager sends again firing every repeat interval,
+// with its old startsAt, is heard of and keeps it open; one sent again
+// firing after the expiry, within ReopenWindow, reopens it, while what was
+// heard before, delivered again, is old news. What was heard outlives a
+// restart; 0, the default, never expires.
 func TestAlertExpiryResolvesWhatIsNoLongerHeardOf(t *testing.T) {
 	db := alert("PostgresDown", "payments-db", 0)
 	pay := alert("HighErrorRate", "payments", 30*time.Second)
-	statusAt := func(c *Correlator, at time.Duration) string {
+	one := func(c *Correlator) State {
 		t.Helper()
-		c.Advance(t0.Add(at))
 		sts := c.Incidents()
 		if len(sts) != 1 {
 			t.Fatalf("%d incidents, want 1", len(sts))
 		}
-		return sts[0].State
+		return sts[0]
 	}
-	// Heard at 0 and 30s, then nothing: resolved once 3h passed, with
+	// Heard at 0 and 30s, then nothing: resolved as of 3h after 30s,
 	// the timeline saying why.
 	c := newCorrelator(t, Config{AlertExpiry: 3 * time.Hour})
 	feed(c, observedAt(db, 0), observedAt(pay, 30*time.Second))
-	if got := statusAt(c, 3*time.Hour); got != StatusOpen {
-		t.Errorf("3h after the first alert, 30s before the last was 3h old: %s, want open", got)
+	id := one(c).IncidentID
+	if ups := c.Advance(t0.Add(3 * time.Hour)); strings.Contains(transitions(ups), string(Resolved)) || one(c).State != StatusOpen {
+		t.Errorf("3h after the first alert, 30s before the last was 3h old: %s (%s), want open", one(c).State, transitions(ups))
 	}
 	c = restarted(t, c)
-	if got := statusAt(c, 3*time.Hour+31*time.Second); got != StatusResolved {
-		t.Fatalf("nothing heard for 3h: %s, want resolved", got)
+	expired := t0.Add(3*time.Hour + 30*time.Second)
+	ups := c.Advance(expired.Add(time.Second))
+	st := one(c)
+	if transitions(ups) != string(Resolved) || st.State != StatusResolved || !st.ResolvedAt.Equal(expired) || st.Firing != 0 {
+		t.Fatalf("nothing heard for 3h: %s, %s at %s with %d firing; want resolved at %s", transitions(ups), st.State, st.ResolvedAt, st.Firing, expired)
 	}
-	st := c.Incidents()[0]
-	if st.Firing != 0 || !slices.ContainsFunc(st.Timeline, func(e Entry) bool {
-		return strings.Contains(e.What, "PostgresDown on payments-db taken as resolved: nothing of the incident heard for 3h0m0s (alert_expiry)")
-	}) {
-		t.Errorf("expired: %d firing, timeline %v", st.Firing, st.Timeline)
+	if last := st.Timeline[len(st.Timeline)-1]; !last.Time.Equal(expired) || last.What != "resolved: nothing of it heard for 3h0m0s while 2 alerts fired (alert_expiry): taken as resolved" {
+		t.Errorf("timeline ends %v", last)
 	}
-	// Sent again firing after that, with its old startsAt: it reopens.
-	feed(c, observedAt(db, 3*time.Hour+40*time.Second))
-	if got := c.Incidents()[0].State; got != StatusOpen {
-		t.Errorf("the database's alert sent again firing after the expiry: %s, want open", got)
+	// What was heard before, delivered again, is old news.
+	if ups := feed(c, observedAt(db, 0), observedAt(pay, 30*time.Second)); len(ups) > 0 || one(c).State != StatusResolved {
+		t.Errorf("the firings heard before the expiry delivered again: %s, %s; want nothing", transitions(ups), one(c).State)
+	}
+	// Sent again firing after the expiry, with its old startsAt: it
+	// reopens the incident.
+	ups = feed(c, observedAt(db, 3*time.Hour+10*time.Minute))
+	if st := one(c); transitions(ups) != string(Reopened) || st.IncidentID != id || st.State != StatusOpen {
+		t.Errorf("the database's alert sent again firing after the expiry: %s, %s %s; want %s reopened", transitions(ups), st.IncidentID, st.State, id)
 	}
 	// Repeated every 2h (Alertmanager's repeat interval), it never expires.
 	c = newCorrelator(t, Config{AlertExpiry: 3 * time.Hour})
 	feed(c, observedAt(db, 0))
 	for at := 2 * time.Hour; at <= 10*time.Hour; at += 2 * time.Hour {
 		feed(c, observedAt(db, at))
-		if got := statusAt(c, at+time.Hour); got != StatusOpen {
-			t.Fatalf("repeated every 2h, at %s: %s, want open", at+time.Hour, got)
+		if c.Advance(t0.Add(at + time.Hour)); one(c).State != StatusOpen {
+			t.Fatalf("repeated every 2h, at %s: %s, want open", at+time.Hour, one(c).State)
 		}
+	}
+	// What was heard is saved, not taken again from the members, which
+	// may have left.
+	want := c.incidents[one(c).IncidentID].lastHeard
+	c.incidents[one(c).IncidentID].members[0].observed = t0
+	if got := restarted(t, c).incidents[one(c).IncidentID].lastHeard; !got.Equal(want) {
+		t.Errorf("restored, heard last at %s, want %s", got, want)
 	}
 	// Without alert_expiry nothing expires.
 	c = newCorrelator(t, Config{})
 	feed(c, observedAt(db, 0))
-	if got := statusAt(c, 30*24*time.Hour); got != StatusOpen {
-		t.Errorf("without alert_expiry, a month later: %s, want open", got)
+	if c.Advance(t0.Add(30 * 24 * time.Hour)); one(c).State != StatusOpen {
+		t.Errorf("without alert_expiry, a month later: %s, want open", one(c).State)
 	}
 	for _, bad := range []time.Duration{time.Minute, -time.Hour} {
 		if err := (Config{AlertExpiry: bad}).Validate(); err == nil || !strings.Contains(err.Error(), "alert_expiry") {

@@ -71,8 +71,11 @@ type incidentSnapshot struct {
 	// Commands are the ids of the last commands applied (Command.ID).
 	Commands []string `json:"commands,omitempty"`
 	// LastFired is when a member last fired (incident.lastFired); an
-	// older snapshot has none, and it is taken from the members.
+	// older snapshot has none, and it is taken from the members. So is
+	// LastHeard, when a signal of it was last observed
+	// (incident.lastHeard: members that left count too).
 	LastFired time.Time `json:"last_fired,omitzero"`
+	LastHeard time.Time `json:"last_heard,omitzero"`
 	// ResolvedEvent is the event time it resolved at, when a person's
 	// resolution timed ResolvedAt otherwise (incident.resolvedEvent); an
 	// older snapshot has none, and its ResolvedAt is that. Since is when
@@ -108,7 +111,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
-			LastFired: inc.lastFired,
+			LastFired: inc.lastFired, LastHeard: inc.lastHeard,
 		}
 		for _, e := range inc.timeline {
 			is.Timeline = append(is.Timeline, entrySnapshot(e))
@@ -180,7 +183,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
-			lastFired: is.LastFired, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
+			lastFired: is.LastFired, lastHeard: is.LastHeard, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}
 		if inc.resolvedEvent.IsZero() {
 			inc.resolvedEvent = inc.resolvedAt
@@ -227,9 +230,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			if is.LastFired.IsZero() && last.After(inc.lastFired) {
 				inc.lastFired = last
 			}
-			// What was heard of it is what was heard of its members
-			// (incident.lastHeard).
-			if heard := cmp.Or(m.observed, m.LastSeen); heard.After(inc.lastHeard) {
+			if heard := cmp.Or(m.observed, m.LastSeen); is.LastHeard.IsZero() && heard.After(inc.lastHeard) {
 				inc.lastHeard = heard
 			}
 		}

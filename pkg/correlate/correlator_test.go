@@ -819,16 +819,7 @@ services:
 	wantTimeline(t, storm, "DiskFull/d",
 		"d joined with alert DiskFull: an alert storm, which takes what fails now on any service")
 
-	shared := correlatorOn(t, Config{}, `
-services:
-  web:     {depends_on: [api]}
-  api:     {}
-  search:  {depends_on: [index]}
-  index:   {}
-  mail:    {depends_on: [smtp]}
-  smtp:    {}
-  coredns: {}
-`)
+	shared := correlatorOn(t, Config{}, threeFailuresAndDNS)
 	feed(shared,
 		alert("HighErrorRate", "web", 0),
 		alert("SearchErrors", "search", 20*time.Second),
@@ -2737,11 +2728,9 @@ func TestResourceAlertsAreNoSymptoms(t *testing.T) {
 	}
 }
 
-// Nor is a resource alert a symptom of a shared service: incidents of
-// them alone neither make a shared service's burst nor are merged into
-// it, and none joins the burst after.
-func TestResourceAlertsAreNoSymptomsOfASharedService(t *testing.T) {
-	yaml := `
+// threeFailuresAndDNS is a catalog of three unrelated pairs of services
+// and a shared one, coredns, that nothing names.
+const threeFailuresAndDNS = `
 services:
   web:     {depends_on: [api]}
   api:     {}
@@ -2751,13 +2740,18 @@ services:
   smtp:    {}
   coredns: {}
 `
-	c := correlatorOn(t, Config{}, yaml)
+
+// Nor is a resource alert a symptom of a shared service: incidents of
+// them alone neither make a shared service's burst nor are merged into
+// it, and none joins the burst after.
+func TestResourceAlertsAreNoSymptomsOfASharedService(t *testing.T) {
+	c := correlatorOn(t, Config{}, threeFailuresAndDNS)
 	feed(c, alert("HighMemoryUsage", "web", 0), alert("CPUThrottlingHigh", "search", 20*time.Second),
 		alert("NodeDiskFull", "mail", 40*time.Second), alert("CoreDNSErrors", "coredns", 90*time.Second))
 	if n := len(c.Incidents()); n != 4 {
 		t.Errorf("coredns amid three incidents of resource alerts: %d incidents, want 4 apart", n)
 	}
-	c = correlatorOn(t, Config{}, yaml)
+	c = correlatorOn(t, Config{}, threeFailuresAndDNS)
 	feed(c, alert("HighErrorRate", "web", 0), alert("HighErrorRate", "search", 20*time.Second),
 		alert("SendFailures", "mail", 40*time.Second), alert("HighMemoryUsage", "api", 50*time.Second),
 		alert("CoreDNSErrors", "coredns", 90*time.Second), alert("ContainerOOMKilled", "index", 2*time.Minute))

@@ -392,7 +392,7 @@ func (c *Correlator) observe(s Signal) []Update {
 	inc, why := c.best(s)
 	rootBefore, opened := "", inc == nil
 	if opened {
-		ups = append(ups, c.open(s))
+		ups = append(ups, c.open(s, why))
 		if m, ok := c.members[s.Fingerprint]; ok {
 			inc = m.inc
 		}
@@ -1378,18 +1378,22 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 	// A resource alert is no symptom of what its service calls, a shared
 	// service included (Config.LocalAlerts), nor is an incident of them
 	// alone one of s's service.
-	local := c.isLocal(s.Kind, s.Name)
+	local, apart := c.isLocal(s.Kind, s.Name), ""
 	if i, ok := c.topo.index[s.Service]; ok {
 		below := c.topo.below[i]
 		if g, ok := c.topo.guessed[i]; ok {
 			below = g // an undeclared service: what it is guessed to call
 		}
 		for j, hops := range below {
-			if hops == 0 || int(hops) > c.cfg.UpDepth || local {
+			if hops == 0 || int(hops) > c.cfg.UpDepth {
 				continue
 			}
 			for inc := range c.byRoot[c.topo.names[j]] {
-				consider(inc, 2.5, int(hops), symptomOf)
+				if !local {
+					consider(inc, 2.5, int(hops), symptomOf)
+				} else if _, ok := c.eligible(inc, s); ok && (apart == "" || inc.root < apart) {
+					apart = inc.root // the timeline of what s opens says why (open)
+				}
 			}
 		}
 		for inc, hops := range c.rootedAbove(i, c.cfg.DownDepth) {
@@ -1425,6 +1429,9 @@ func (c *Correlator) best(s Signal) (*incident, relation) {
 	if inc, near := c.spreadingNow(s); inc != nil {
 		return inc, relation{how: unplacedNear, near: near}
 	}
+	if bestInc == nil {
+		return nil, relation{apartFrom: apart}
+	}
 	return bestInc, bestWhy
 }
 
@@ -1434,6 +1441,9 @@ type relation struct {
 	how  relationKind
 	hops int    // between its service and the root (symptomOf, lateRootOf)
 	near string // the service whose new member it came just after (unplacedNear)
+	// apartFrom, when s joins nothing, is the root of an incident below
+	// its service that a resource alert stays out of (Config.LocalAlerts).
+	apartFrom string
 }
 
 type relationKind uint8
@@ -1818,8 +1828,9 @@ func (inc *incident) tally(m *member, d int) {
 
 func (inc *incident) hasName(name string) bool { return name != "" && inc.names[name] > 0 }
 
-// open starts an incident with s as its first member.
-func (c *Correlator) open(s Signal) Update {
+// open starts an incident with s as its first member; why says what it
+// stayed out of (relation.apartFrom).
+func (c *Correlator) open(s Signal, why relation) Update {
 	inc := &incident{
 		id:       c.newID(s),
 		status:   StatusOpen,
@@ -1847,6 +1858,9 @@ func (c *Correlator) open(s Signal) Update {
 		c.enterRecent(inc)
 	}
 	inc.note(s.Time, fmt.Sprintf("opened by %s on %s", describe(s), s.Service))
+	if why.apartFrom != "" {
+		inc.note(s.Time, fmt.Sprintf("kept out of the incident of %s, which %s depends on: a resource alert tells of %s itself, not of what it calls (local_alerts)", why.apartFrom, s.Service, s.Service))
+	}
 	c.join(inc, s, relation{how: onRoot})
 	c.noteUnplaced(inc)
 	return c.publish(inc, Opened, s.Time)

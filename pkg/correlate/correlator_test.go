@@ -2661,6 +2661,8 @@ func TestResourceAlertsAreNoSymptoms(t *testing.T) {
 			t.Errorf("%s in the database's incident: %v, want %v", fp, got, joins)
 		}
 	}
+	wantTimeline(t, c, "HighMemoryUsage/checkout", "opened by alert HighMemoryUsage on checkout",
+		"kept out of the incident of payments-db, which checkout depends on: a resource alert tells of checkout itself, not of what it calls (local_alerts)")
 	// Below a failing service a resource alert is its cause: the late
 	// root takes the caller's incident.
 	c = newCorrelator(t, Config{})

@@ -69,6 +69,8 @@
 //     join no incident as a symptom of what their service calls (a shared
 //     service included), and an incident of them alone is no symptom of
 //     a late root.
+//   - Heartbeats (IgnoredAlerts: kube-prometheus's Watchdog) are counted
+//     and join nothing.
 //   - Advisory alerts (AdvisoryAlerts: forecasts, housekeeping) join no
 //     incident rooted on another service but one of advisory alerts
 //     alone holding an alert of their name, and an incident of them
@@ -301,6 +303,12 @@ type Config struct {
 	// take it, even when a label of it names that service. nil is the
 	// default list, an empty list turns the rule off.
 	LocalAlerts []string `yaml:"local_alerts"`
+	// IgnoredAlerts are alert names (RE2, anchored as AdvisoryAlerts) of
+	// alerts that tell of no failure and fire for ever, the alerting
+	// pipeline's own heartbeats: each would be an incident open for ever.
+	// They are counted (Stats.Ignored) and join nothing. nil is the
+	// default list, an empty list turns the rule off.
+	IgnoredAlerts []string `yaml:"ignored_alerts"`
 	// GroupBy lists labels whose values must be equal for signals to share
 	// an incident (for example cluster), on top of the topology.
 	GroupBy []string `yaml:"group_by"`
@@ -377,6 +385,10 @@ func DefaultConfig() Config {
 		// the load a slow dependency leaves on its callers (QUALITY.md,
 		// session 29).
 		LocalAlerts: []string{"(?i).*cpu.*", "(?i).*memory.*", ".*OOM.*", "(?i)(.*[^a-z])?oom.*", "(?i).*disk.*", "(?i).*filesystem.*", "(?i).*inode.*", "(?i).*heap.*", "TargetDown", "InstanceDown"},
+		// kube-prometheus's Watchdog, which always fires so that its
+		// silence says the alerting pipeline is down, and InfoInhibitor,
+		// which fires while info alerts do, to mute them.
+		IgnoredAlerts: []string{"Watchdog", "InfoInhibitor"},
 	}
 }
 
@@ -437,6 +449,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LocalAlerts == nil {
 		c.LocalAlerts = d.LocalAlerts
+	}
+	if c.IgnoredAlerts == nil {
+		c.IgnoredAlerts = d.IgnoredAlerts
 	}
 	if c.LabelWeight == nil {
 		c.LabelWeight = d.LabelWeight
@@ -504,7 +519,7 @@ func (c Config) Validate() error {
 	for _, rule := range []struct {
 		key      string
 		patterns []string
-	}{{"advisory_alerts", c.AdvisoryAlerts}, {"slow_alerts", c.SlowAlerts}, {"local_alerts", c.LocalAlerts}} {
+	}{{"advisory_alerts", c.AdvisoryAlerts}, {"slow_alerts", c.SlowAlerts}, {"local_alerts", c.LocalAlerts}, {"ignored_alerts", c.IgnoredAlerts}} {
 		key, patterns := rule.key, rule.patterns
 		if len(patterns) > 100 {
 			return bad(key, "%d patterns, want at most 100", len(patterns))
@@ -569,7 +584,7 @@ func (c Config) Validate() error {
 }
 
 // namePattern is one expression matching any of patterns (AdvisoryAlerts,
-// SlowAlerts, LocalAlerts), whole names only; nil when the list is empty (the rule is
+// SlowAlerts, LocalAlerts, IgnoredAlerts), whole names only; nil when the list is empty (the rule is
 // off).
 func namePattern(patterns []string) (*regexp.Regexp, error) {
 	if len(patterns) == 0 {

@@ -167,10 +167,11 @@ type Correlator struct {
 	topo *topology
 	// names finds a signal's catalogued service.
 	names serviceNames
-	// advisory, slow and local match the names of advisory alerts
-	// (Config.AdvisoryAlerts), of slow ones (Config.SlowAlerts) and of
-	// resource alerts (Config.LocalAlerts); nil when the rule is off.
-	advisory, slow, local *nameRule
+	// advisory, slow, local and ignored match the names of advisory
+	// alerts (Config.AdvisoryAlerts), of slow ones (Config.SlowAlerts), of
+	// resource alerts (Config.LocalAlerts) and of those taken for none
+	// (Config.IgnoredAlerts); nil when the rule is off.
+	advisory, slow, local, ignored *nameRule
 
 	now time.Time // the watermark: the latest event time seen
 	// queue orders the incidents by when time alone next changes them (a
@@ -281,6 +282,8 @@ type Stats struct {
 	Resolved uint64 `json:"resolved"`
 	Merged   uint64 `json:"merged"`
 	Evicted  uint64 `json:"evicted"`
+	// Ignored counts the signals of alerts Config.IgnoredAlerts names.
+	Ignored uint64 `json:"ignored,omitempty"`
 }
 
 // New returns a correlator with cfg (defaults filled) and the catalog
@@ -307,9 +310,13 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: correlator.rules.local_alerts: %w", ErrInvalidConfig, err)
 	}
+	ignored, err := newNameRule(cfg.IgnoredAlerts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: correlator.rules.ignored_alerts: %w", ErrInvalidConfig, err)
+	}
 	return &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
-		advisory: advisory, slow: slow, local: local,
+		advisory: advisory, slow: slow, local: local, ignored: ignored,
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
@@ -354,6 +361,10 @@ func (c *Correlator) observe(s Signal) []Update {
 	}
 	if s.Kind == SignalChange {
 		c.change(s)
+		return ups
+	}
+	if s.Kind == SignalAlert && c.ignored.matches(s.Name) {
+		c.stats.Ignored++ // a heartbeat, no failure (Config.IgnoredAlerts)
 		return ups
 	}
 	if m, ok := c.members[s.Fingerprint]; ok && m.inc != nil {

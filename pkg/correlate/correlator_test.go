@@ -3358,3 +3358,26 @@ func TestRestoreInPlaceRefilesPeerLabels(t *testing.T) {
 	}
 	checkPeerIndex(t, c)
 }
+
+// The alerting pipeline's own heartbeats (Config.IgnoredAlerts), which
+// fire for ever, open no incident and join none: counted, and nothing
+// else. An empty list turns the rule off.
+func TestIgnoredAlertsOpenNothing(t *testing.T) {
+	beats := []Signal{alert("Watchdog", "prometheus", 0), alert("InfoInhibitor", "payments", 10*time.Second)}
+	c := newCorrelator(t, Config{})
+	feed(c, alert("PostgresDown", "payments-db", 0))
+	feed(c, beats...)
+	if n, ignored := len(c.Incidents()), c.Stats().Ignored; n != 1 || ignored != 2 {
+		t.Errorf("the database failing, and two heartbeats: %d incidents, %d ignored; want 1 and 2", n, ignored)
+	}
+	for _, s := range beats {
+		if id, ok := c.IncidentOf(s.Fingerprint); ok {
+			t.Errorf("%s is in incident %s", s.Name, id)
+		}
+	}
+	off := newCorrelator(t, Config{IgnoredAlerts: []string{}})
+	feed(off, beats...)
+	if _, ok := off.IncidentOf("Watchdog/prometheus"); !ok || off.Stats().Ignored != 0 {
+		t.Error("ignored_alerts: []: the Watchdog is in no incident")
+	}
+}

@@ -63,7 +63,8 @@ The output (JSON) has "incidents" (id, status, services, root causes, member
 alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
 fingerprint → incident id) covering every alert that went in; an alert that
-only ever resolved joined none and is assigned "unassigned:<fingerprint>".
+only ever resolved, or a heartbeat (ignored_alerts: Watchdog), joined none
+and is assigned "unassigned:<fingerprint>".
 An alert sent without a fingerprint is keyed by the one Alertmanager gives
 it (its labels' FNV-1a 64, 16 hex digits). An alert that fired again after
 its incident ended is assigned to the latest incident it joined, and listed

@@ -298,30 +298,25 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		}
 	}
 	cfg = cfg.WithDefaults()
-	advisory, err := newNameRule(cfg.AdvisoryAlerts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: correlator.rules.advisory_alerts: %w", ErrInvalidConfig, err)
-	}
-	slow, err := newNameRule(cfg.SlowAlerts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: correlator.rules.slow_alerts: %w", ErrInvalidConfig, err)
-	}
-	local, err := newNameRule(cfg.LocalAlerts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: correlator.rules.local_alerts: %w", ErrInvalidConfig, err)
-	}
-	ignored, err := newNameRule(cfg.IgnoredAlerts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: correlator.rules.ignored_alerts: %w", ErrInvalidConfig, err)
-	}
-	return &Correlator{
+	c := &Correlator{
 		cfg: cfg, cat: cat, topo: newTopology(cat, *cfg.SharedServices, *cfg.UndeclaredSiblings), names: newServiceNames(cat),
-		advisory: advisory, slow: slow, local: local, ignored: ignored,
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
 		places: map[string][]string{},
-	}, nil
+	}
+	for _, r := range []struct {
+		key      string
+		patterns []string
+		rule     **nameRule
+	}{{"advisory_alerts", cfg.AdvisoryAlerts, &c.advisory}, {"slow_alerts", cfg.SlowAlerts, &c.slow},
+		{"local_alerts", cfg.LocalAlerts, &c.local}, {"ignored_alerts", cfg.IgnoredAlerts, &c.ignored}} {
+		var err error
+		if *r.rule, err = newNameRule(r.patterns); err != nil {
+			return nil, fmt.Errorf("%w: correlator.rules.%s: %w", ErrInvalidConfig, r.key, err)
+		}
+	}
+	return c, nil
 }
 
 // Now is the watermark: the latest event time seen or advanced to.

@@ -650,11 +650,7 @@ func (d *delivery) ackLater() func(error) {
 			}
 			return
 		}
-		if aerr := d.msg.Ack(); aerr != nil {
-			c.ackFailure(aerr, d.StreamSeq, "ack failed; the message will be redelivered")
-		} else {
-			c.acked.Add(1)
-		}
+		c.ack(d)
 	}
 }
 
@@ -766,11 +762,7 @@ func (d *delivery) done(err error) {
 	case err == nil && d.later.Load():
 		c.release(1) // acked by AckLater's function
 	case err == nil:
-		if aerr := d.msg.Ack(); aerr != nil {
-			c.ackFailure(aerr, d.StreamSeq, "ack failed; the message will be redelivered")
-		} else {
-			c.acked.Add(1)
-		}
+		c.ack(d)
 		c.release(1)
 	case errs.IsPermanent(err):
 		c.deadLetter(d, err.Error())
@@ -793,6 +785,15 @@ func (c *Consumer) ackFailure(err error, seq uint64, msg string) {
 		return
 	}
 	c.log.Warn().Err(err).Uint64("stream_seq", seq).Uint64("ack_failures_total", total).Msg(msg + " (more within a second are only counted)")
+}
+
+// ack acks d, counted (done, or AckLater's function).
+func (c *Consumer) ack(d *delivery) {
+	if err := d.msg.Ack(); err != nil {
+		c.ackFailure(err, d.StreamSeq, "ack failed; the message will be redelivered")
+		return
+	}
+	c.acked.Add(1)
 }
 
 func (c *Consumer) nak(d *delivery) {

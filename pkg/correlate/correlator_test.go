@@ -2595,7 +2595,7 @@ func TestAdvisoryAlertsStayApart(t *testing.T) {
 	feed(c, advisories...)
 	c = restarted(t, c)
 	feed(c, later...)
-	of := func(c *Correlator, fp string) string { id, _ := c.IncidentOf(fp); return id }
+	of := incidentOfFingerprint
 	db := of(c, "ReplicationLag/payments-db")
 	for fp, joins := range map[string]bool{
 		"NodeFilesystemSpaceFillingUp/checkout": false,
@@ -2650,7 +2650,7 @@ func TestResourceAlertsAreNoSymptoms(t *testing.T) {
 	feed(c, failing...)
 	c = restarted(t, c)
 	feed(c, resource...)
-	of := func(c *Correlator, fp string) string { id, _ := c.IncidentOf(fp); return id }
+	of := incidentOfFingerprint
 	db := of(c, "PostgresDown/payments-db")
 	for fp, joins := range map[string]bool{
 		"HighMemoryUsage/checkout":           false,
@@ -3319,8 +3319,12 @@ func probeOf(at time.Duration, url string) Signal {
 }
 
 // incidentOf is the incident c holds s in, "" for none.
-func incidentOf(c *Correlator, s Signal) string {
-	id, _ := c.IncidentOf(s.Fingerprint)
+func incidentOf(c *Correlator, s Signal) string { return incidentOfFingerprint(c, s.Fingerprint) }
+
+// incidentOfFingerprint is the incident c holds fingerprint fp in, ""
+// for none.
+func incidentOfFingerprint(c *Correlator, fp string) string {
+	id, _ := c.IncidentOf(fp)
 	return id
 }
 

@@ -20,6 +20,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -789,7 +790,14 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 		if file == "" {
 			return inline, nil
 		}
-		return config.ReadSecretFile(file)
+		// Trimmed as Alertmanager trims it (prometheus/common): a file
+		// written by an editor or `echo` ends in blank lines a header
+		// must not carry.
+		s, err := config.ReadSecretFile(file)
+		if s = strings.TrimSpace(s); err == nil && s == "" {
+			err = fmt.Errorf("secret file %s holds only blanks", file)
+		}
+		return s, err
 	}
 	switch {
 	case hc.Authorization != nil:
@@ -812,6 +820,20 @@ func authHeader(hc *amconfig.HTTPConfig) (http.Header, error) {
 		return req.Header, nil
 	}
 	return nil, nil
+}
+
+// cutUserinfo takes the user name and password out of a receiver's URL
+// (http://user:pass@host/): the client refuses a URL that holds them, as
+// it would send them beside any Authorization header. A URL that does not
+// parse is left to the client to refuse.
+func cutUserinfo(raw string) (string, *neturl.Userinfo) {
+	u, err := neturl.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw, nil
+	}
+	user := u.User
+	u.User = nil
+	return u.String(), user
 }
 
 // trackSource records the incident as a possible source of inhibition,
@@ -1047,6 +1069,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			if err != nil {
 				return err
 			}
+			u, user := cutUserinfo(u)
 			req := webhook.Request{Receiver: r.Name, Integration: path, URL: u, ContentType: contentType, Transport: rt, Redirects: redirectsFor(hc), Timeout: timeout}
 			if secretFile != "" {
 				secrets, err := webhook.ReadSecretsFile(secretFile)
@@ -1057,6 +1080,14 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			}
 			if req.Header, err = authHeader(hc); err != nil {
 				return fmt.Errorf("http_config: %w", err)
+			}
+			if user != nil && req.Header.Get("Authorization") == "" {
+				// As Go's client, under Alertmanager, sends a URL's user:
+				// basic auth, unless http_config authenticates.
+				pass, _ := user.Password()
+				hreq := http.Request{Header: http.Header{}}
+				hreq.SetBasicAuth(user.Username(), pass)
+				req.Header = hreq.Header
 			}
 			for _, st := range bodies {
 				req.Body, req.IdempotencyKey = st.body, key+st.suffix

@@ -265,7 +265,9 @@ func TestConfigErrors(t *testing.T) {
 func TestLabelsAuthAndMissingSecret(t *testing.T) {
 	eu := newReceiver(t)
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret\n"), 0o600)
+	// Blank lines after the token, as an editor leaves them, are no part
+	// of it (Alertmanager trims them too).
+	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret\n\n  \n"), 0o600)
 	routes := filepath.Join(dir, "alertmanager.yml")
 	os.WriteFile(routes, []byte(`
 route:
@@ -276,8 +278,13 @@ route:
     receiver: eu
   - matchers: [cluster="us-1"]
     receiver: us
+  - matchers: [cluster="ap-1"]
+    receiver: ap
 receivers:
 - name: nobody
+- name: ap
+  webhook_configs:
+  - url: `+strings.Replace(eu.srv.URL, "://", "://bot:pa%40ss@", 1)+`
 - name: eu
   webhook_configs:
   - url: `+eu.srv.URL+`
@@ -307,16 +314,25 @@ receivers:
 	if len(got) != 1 || got[0].Header.Get("Authorization") != "Bearer s3cret" {
 		t.Fatalf("%d requests, Authorization %q; want one, with the bearer token from the file", len(got), got[0].Header.Get("Authorization"))
 	}
+	// A URL with a user and password, which Alertmanager accepts, sends
+	// them as basic auth, not in the URL.
+	if r := h.Feed(inCluster("ap-1"))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("receiver whose URL holds a user: %v %v, want acked", r.Outcome, r.Err)
+	}
+	got, _ = eu.requests()
+	if user, pass, ok := got[1].BasicAuth(); len(got) != 2 || !ok || user != "bot" || pass != "pa@ss" {
+		t.Fatalf("%d requests, basic auth of the second %q %q %v; want the URL's user bot and password pa@ss", len(got), user, pass, ok)
+	}
 	held := sendHeld(t, h, proc, inCluster("us-1"))
-	if got, _ := eu.requests(); len(got) != 1 {
-		t.Fatalf("%d requests, want none sent without its secret", len(got)-1)
+	if got, _ := eu.requests(); len(got) != 2 {
+		t.Fatalf("%d requests, want none sent without its secret", len(got)-2)
 	}
 	os.WriteFile(filepath.Join(dir, "missing.secret"), []byte(secret+"\n"), 0o600)
 	retryHeld(t, h, proc)
 	if r := resultOf(t, held); r.Outcome != stagetest.Acked {
 		t.Fatalf("once the secret file is there: %v %v, want acked", r.Outcome, r.Err)
 	}
-	if got, _ := eu.requests(); len(got) != 2 || got[1].Header.Get("webhook-signature") == "" {
+	if got, _ := eu.requests(); len(got) != 3 || got[2].Header.Get("webhook-signature") == "" {
 		t.Fatalf("%d requests, want the held one sent, signed", len(got))
 	}
 }

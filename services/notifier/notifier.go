@@ -1036,8 +1036,10 @@ func readFile(key, inline, file string) (string, error) {
 func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, error) {
 	var out []*integration
 	var errs []error
-	// post sends one body built by body, to the URL (or URL file), with
-	// http_config's authentication and, with a secret file, signed.
+	// post sends one body built by body (listing fewer members when the
+	// incident's is over max_body_bytes: webhook.Fit), to the URL (or URL
+	// file), with http_config's authentication and, with a secret file,
+	// signed.
 	// transport is the one http_config asks for, built at start; a
 	// problem is a configuration error naming the entry.
 	transport := func(path string, hc *amconfig.HTTPConfig) http.RoundTripper {
@@ -1100,7 +1102,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 	}
 	post := func(path, url, urlFile string, hc *amconfig.HTTPConfig, timeout time.Duration, secretFile, contentType string, body func(webhook.Incident) ([]byte, error)) func(context.Context, string, webhook.Incident) error {
 		return postSteps(path, url, urlFile, hc, timeout, secretFile, contentType, func(inc webhook.Incident) ([]step, error) {
-			b, err := body(inc)
+			b, err := webhook.Fit(inc, p.client.Config().MaxBodyBytes, body)
 			return []step{{body: b}}, err
 		})
 	}

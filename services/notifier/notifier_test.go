@@ -1180,3 +1180,67 @@ func TestRetryAfterCappedByDefault(t *testing.T) {
 		t.Fatalf("%d requests, waits %v; want 2, after %v", len(hook.got()), slept.d, want)
 	}
 }
+
+// An incident of a storm, 200 alerts with some twenty labels each, makes
+// payloads over max_body_bytes (256 KiB): they go out listing the members
+// that fit, and count them all, instead of being refused for their size
+// (the event dead-lettered, and again at every replay).
+func TestStormIncidentFitsMaxBodyBytes(t *testing.T) {
+	am, aiops := newReceiver(t), newReceiver(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600)
+	routes := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(routes, []byte(`
+route: {receiver: hooks, group_wait: 0s}
+receivers:
+- name: hooks
+  webhook_configs:
+  - url: `+am.srv.URL+`
+  aiops_webhook_configs:
+  - url: `+aiops.srv.URL+`
+    secret_file: secret
+`), 0o600)
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+	st := correlate.State{IncidentID: "01JPA9V3KX8Q6M1T2R3S4W5Y6Z", Status: "opened", State: "open", Revision: 1, OpenedAt: t0,
+		Service: "checkout", Title: "storm", Severity: "critical", MemberCount: 200}
+	for i := range 200 {
+		labels := map[string]string{"alertname": "KubePodCrashLooping", "severity": "critical", "service": "checkout"}
+		for j := range 18 {
+			labels[fmt.Sprintf("label_%02d", j)] = fmt.Sprintf("value-%03d-%02d-abcdefghijklmnopqrstuvwxyz", i, j)
+		}
+		st.Members = append(st.Members, correlate.Member{Fingerprint: fmt.Sprintf("%016x", i), Kind: "alert", Service: "checkout",
+			Name: "KubePodCrashLooping", Summary: "Pod checkout/checkout-abc is crash looping (restarts 5 in 10m); see runbook",
+			Severity: "critical", Firing: true, FirstSeen: t0, LastSeen: t0, Count: 1, Labels: labels})
+	}
+	e, err := correlate.Envelope(correlate.Update{Transition: "opened", Time: t0, State: st}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Feed(e)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("storm incident: %v %v, want acked", r.Outcome, r.Err)
+	}
+	_, amBodies := am.requests()
+	_, aiopsBodies := aiops.requests()
+	if len(amBodies) != 1 || len(aiopsBodies) != 1 {
+		t.Fatalf("%d and %d requests, want one to each receiver", len(amBodies), len(aiopsBodies))
+	}
+	var amp webhook.AlertmanagerPayload
+	if err := json.Unmarshal(amBodies[0], &amp); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := webhook.ParseGeneric(aiopsBodies[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	max := webhook.DefaultMaxBodyBytes
+	if len(amBodies[0]) > max || len(amp.Alerts) == 0 || len(amp.Alerts)+amp.TruncatedAlerts != 200 {
+		t.Fatalf("alertmanager payload: %d bytes, %d alerts listed, truncatedAlerts %d; want at most %d bytes, listing some of the 200", len(amBodies[0]), len(amp.Alerts), amp.TruncatedAlerts, max)
+	}
+	if len(aiopsBodies[0]) > max || len(gen.Members) == 0 || len(gen.Members) == 200 || gen.MemberCount != 200 {
+		t.Fatalf("aiops payload: %d bytes, %d members listed, member_count %d; want at most %d bytes, listing some of the 200", len(aiopsBodies[0]), len(gen.Members), gen.MemberCount, max)
+	}
+}

@@ -253,3 +253,40 @@ func SampleIncident() Incident {
 		Labels: map[string]string{"env": "prod", "region": "eu-west-1"},
 	}
 }
+
+// Fit builds in's payload with build and, when it is larger than max
+// bytes, builds it again listing fewer of the members (the first ones
+// kept, as many as fit) rather than having the client refuse it for its
+// size: an incident of a storm, hundreds of alerts with their labels, is
+// the one a receiver must hear of. The payloads tell the members left out
+// (member_count, truncatedAlerts). A payload that does not fit even
+// without members is returned as built, for the client to refuse.
+func Fit(in Incident, max int, build func(Incident) ([]byte, error)) ([]byte, error) {
+	b, err := build(in)
+	if err != nil || len(b) <= max || len(in.Members) == 0 {
+		return b, err
+	}
+	in.MemberCount = in.memberCount()
+	all := in.Members
+	// The largest count of members that fits is between lo (0, or one
+	// that fits: fit) and hi: the size grows with the members listed.
+	lo, hi, fit := 0, len(all)-1, []byte(nil)
+	for lo < hi {
+		n := (lo + hi + 1) / 2
+		in.Members = all[:n]
+		nb, err := build(in)
+		if err != nil {
+			return nil, err
+		}
+		if len(nb) <= max {
+			lo, fit = n, nb
+		} else {
+			hi = n - 1
+		}
+	}
+	if fit == nil {
+		in.Members = nil
+		return build(in)
+	}
+	return fit, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -704,5 +705,82 @@ func TestMergedIncidentPayloads(t *testing.T) {
 		if _, err := Generic(bad); !errors.Is(err, ErrInvalidIncident) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error saying %q", bad, err, tc.want)
 		}
+	}
+}
+
+// An incident of a storm, its members' labels and all, is larger than a
+// receiver's max_body_bytes: its payload lists as many members as fit,
+// the first ones, and says how many it left out, instead of being
+// refused for its size (its event dead-lettered, and again at a replay).
+func TestFitListsTheMembersThatFit(t *testing.T) {
+	in := SampleIncident()
+	member := in.Members[0]
+	in.Members = nil
+	for i := range 200 {
+		m := member
+		m.Fingerprint = fmt.Sprintf("%016x", i)
+		m.Labels = map[string]string{}
+		for j := range 18 {
+			m.Labels[fmt.Sprintf("label_%02d", j)] = fmt.Sprintf("value-%03d-%02d-abcdefghijklmnopqrstuvwxyz", i, j)
+		}
+		in.Members = append(in.Members, m)
+	}
+	const limit = 64 << 10
+	builders := map[string]func(Incident) ([]byte, error){
+		"generic": Generic,
+		"alertmanager": func(in Incident) ([]byte, error) {
+			return Alertmanager(in, AlertmanagerOptions{Receiver: "pager"})
+		},
+	}
+	for name, build := range builders {
+		whole, err := build(in)
+		if err != nil || len(whole) <= limit {
+			t.Fatalf("%s: the whole payload is %d bytes (%v); the test wants it over %d", name, len(whole), err, limit)
+		}
+		b, err := Fit(in, limit, build)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > limit {
+			t.Fatalf("%s: fitted payload of %d bytes, over %d", name, len(b), limit)
+		}
+		var listed []string
+		var count, truncated float64
+		switch m := decode(t, b); name {
+		case "generic":
+			data := m["data"].(map[string]any)
+			count = data["member_count"].(float64)
+			for _, x := range data["members"].([]any) {
+				listed = append(listed, x.(map[string]any)["fingerprint"].(string))
+			}
+		case "alertmanager":
+			truncated = m["truncatedAlerts"].(float64)
+			for _, x := range m["alerts"].([]any) {
+				listed = append(listed, x.(map[string]any)["labels"].(map[string]any)["label_00"].(string)[6:9])
+			}
+		}
+		n := len(listed)
+		if n == 0 || n == len(in.Members) {
+			t.Fatalf("%s: %d members listed, want some of the %d", name, n, len(in.Members))
+		}
+		if name == "generic" && (count != 200 || listed[0] != in.Members[0].Fingerprint || listed[n-1] != in.Members[n-1].Fingerprint) {
+			t.Fatalf("%s: member_count %v, listed %s..%s; want 200 and the first %d members", name, count, listed[0], listed[n-1], n)
+		}
+		if name == "alertmanager" && (int(truncated) != 200-n || listed[0] != "000") {
+			t.Fatalf("%s: truncatedAlerts %v with %d listed, first %s; want %d and the first member first", name, truncated, n, listed[0], 200-n)
+		}
+		// As many as fit: one more would not.
+		more := in
+		more.Members, more.MemberCount = in.Members[:n+1], 200
+		if b, _ := build(more); len(b) <= limit {
+			t.Fatalf("%s: %d members listed, but %d fit in %d bytes (%d)", name, n, n+1, limit, len(b))
+		}
+	}
+	// A payload that fits is built once and left as it is.
+	small := minimalIncident()
+	builds := 0
+	b, err := Fit(small, limit, func(in Incident) ([]byte, error) { builds++; return Generic(in) })
+	if want, _ := Generic(small); err != nil || builds != 1 || string(b) != string(want) {
+		t.Fatalf("small incident: %d builds, err %v; want one build, unchanged", builds, err)
 	}
 }

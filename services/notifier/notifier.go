@@ -552,7 +552,10 @@ func (p *Processor) deliverLane(l *lane) {
 			reached, breakerUntil, err = p.send(ctx, h.n, !heard)
 			p.mu.Lock()
 			h.n.reached = reached
-			if err != nil && !errs.IsPermanent(err) && h.n.repeat == 0 {
+			// A repeat nobody heard the first send of (muted when due: the
+			// first page, once the mute ended) is held too: skipped, the
+			// page would wait for repeat_interval.
+			if err != nil && !errs.IsPermanent(err) && (h.n.repeat == 0 || !heard) {
 				// The receiver could not be reached: the notification is
 				// held for another try (its events stay unacked, told in
 				// progress), until max_hold.
@@ -618,6 +621,14 @@ func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, erro
 	}
 	log := p.log.With().Str("incident_id", n.incidentID).Str("receiver", n.receiver).Str("event_id", n.eventID).Logger()
 	if !wall.Before(deadline) {
+		if n.repeat > 0 {
+			// The first page after a mute, whose events were acked when
+			// it was muted: nothing to dead-letter; the next repeat
+			// tries again.
+			err = errs.Permanent(fmt.Errorf("%w: %s, %s: %w", ErrHeldTooLong, n.receiver, why, err))
+			log.Error().Err(err).Msg("receiver not reached: the page held since its mute ended is given up until the next repeat_interval")
+			return false, err
+		}
 		err = errs.Permanent(fmt.Errorf("%w: %s, %s; once it is back, `aiops notify replay` delivers it: %w", ErrHeldTooLong, n.receiver, why, err))
 		log.Error().Err(err).Msg("receiver not reached: incident event dead-lettered; run `aiops notify replay` once the receiver is back")
 		return false, err

@@ -448,3 +448,50 @@ func TestKeptEventsBounded(t *testing.T) {
 			other, len(proc.open[other].Sent), proc.keptEvents, maxAllKeptEvents)
 	}
 }
+
+// The first page of an incident that was muted when due goes out once the
+// mute ends, as a repeat of the muted state; nobody has heard of the
+// incident yet, so a receiver that cannot be reached then has it held and
+// tried again, as any first page, not skipped until repeat_interval as a
+// repeat that failed is.
+func TestFirstPageAfterAMuteIsHeldWhenItFails(t *testing.T) {
+	hook := newReceiver(t, 503) // the first request fails, the next ones go through
+	muter := &switchMuter{}
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte("route:\n  receiver: hook\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 4h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: "+hook.srv.URL+"\n"), 0o600)
+	cfg := Config{Routes: routes}
+	cfg.Delivery.Retry.MaxAttempts = 1 // one failed attempt fails the send
+	proc, err := NewProcessor(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.WithSilences(muter)
+	wall := time.Now()
+	var fake atomic.Int64
+	proc.now = func() time.Time { return time.Unix(0, fake.Load()) }
+	at := func(d time.Duration) { fake.Store(wall.Add(d).UnixNano()) }
+	at(0)
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Second})
+	tick := func(d time.Duration) {
+		t.Helper()
+		at(d)
+		if err := h.Tick(wall.Add(d)); err != nil {
+			t.Fatal(err)
+		}
+		waitSent(t, proc)
+	}
+	h.Send(incidentAt(t, "api", "api", "team", event.SeverityCritical, event.IncidentOpened, t0, t0))
+	muter.set("api")
+	tick(31 * time.Second) // muted when due
+	muter.set("")
+	tick(5*time.Minute + 32*time.Second) // the page goes out: 503
+	if got, _ := hook.requests(); len(got) != 1 {
+		t.Fatalf("%d requests once the mute ended, want the page's (failing)", len(got))
+	}
+	for d := 6 * time.Minute; d <= 20*time.Minute; d += 30 * time.Second {
+		tick(d)
+	}
+	if got, _ := hook.requests(); len(got) != 2 {
+		t.Fatalf("%d requests within 15 minutes of the failed page, want it tried again once and delivered (repeat_interval is 4h)", len(got))
+	}
+}

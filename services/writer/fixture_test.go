@@ -233,6 +233,15 @@ func newFixture() *fixture {
 		{id: ids.next(), incidentID: "inc-5", status: "resolved", title: "checkout 5xx", service: "checkout", at: at(0, 10, 12), team: "team-a",
 			openedAt: at(0, 10, 5), ackedAt: at(0, 10, 7), resolvedAt: at(0, 10, 12), mergedInto: "inc-1"},
 
+		// Acknowledged, then resolved a moment later, in the same second
+		// (both applied in one tick of the correlator): their rows tie on
+		// time, and the resolution is the latest state.
+		{id: ids.next(), incidentID: "inc-11", status: "opened", title: "cart errors", service: "cart", at: at(3, 9, 0), team: "team-c"},
+		{id: ids.next(), incidentID: "inc-11", status: "acknowledged", title: "cart errors", service: "cart", at: at(3, 9, 5).Add(100 * time.Millisecond), team: "team-c",
+			openedAt: at(3, 9, 0), ackedAt: at(3, 9, 5).Add(100 * time.Millisecond)},
+		{id: ids.next(), incidentID: "inc-11", status: "resolved", title: "cart errors", service: "cart", at: at(3, 9, 5).Add(400 * time.Millisecond), team: "team-c",
+			openedAt: at(3, 9, 0), ackedAt: at(3, 9, 5).Add(100 * time.Millisecond), resolvedAt: at(3, 9, 5).Add(400 * time.Millisecond)},
+
 		// Resolved, reopened (which clears resolved_at and
 		// acknowledged_at), resolved again: MTTR runs to the last
 		// resolution, MTTA to the first acknowledgement.

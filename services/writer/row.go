@@ -46,7 +46,7 @@ var Columns = map[string][]string{
 		"peak_value", "severity", "labels.key", "labels.value", "links"},
 	TableIncidents: {"incident_id", "version", "id", "time", "status", "title", "service", "severity", "team",
 		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "fingerprint", "labels.key", "labels.value", "links"},
-	TableIncidentHistory: {"incident_id", "time", "id", "status", "title", "service", "severity", "team",
+	TableIncidentHistory: {"incident_id", "time", "version", "id", "status", "title", "service", "severity", "team",
 		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "links"},
 	TableLogTemplates:      {"id", "time", "service", "template_id", "template", "status", "previous_id", "merged_from", "example"},
 	TableWebhookDeliveries: {"id", "time", "incident_id", "receiver", "attempt", "status_code", "error", "duration_ms", "idempotency_key"},
@@ -411,7 +411,7 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 		opened, acked, resolved, b.MergedInto, &e.Fingerprint, labels.keys, labels.values, links,
 	}
 	history = []any{
-		b.IncidentID, &e.Time, &e.ID, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
+		b.IncidentID, &e.Time, incidentVersion(e.Time), &e.ID, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
 		opened, acked, resolved, b.MergedInto, links,
 	}
 	return latest, history, nil

@@ -108,7 +108,13 @@ func TestCommandLimits(t *testing.T) {
 		{IncidentID: id, Action: "assign", By: "ana", Assignee: long},
 		{IncidentID: id, Action: "comment", By: long, Text: "hi"},
 		{IncidentID: id, Action: "assign", By: "ana"},
+		{IncidentID: id, Action: "assign", By: "ana", Assignee: "   "},
 		{IncidentID: id, Action: "comment", By: "ana", Text: "  "},
+		// A field the action takes no notice of, sent over NATS as over
+		// the API: a resolution note would be lost unseen.
+		{IncidentID: id, Action: "resolve", By: "ana", Text: "rolled back"},
+		{IncidentID: id, Action: "comment", By: "ana", Text: "hi", Assignee: "bo"},
+		{IncidentID: id, Action: "ack", By: "ana", ID: long + long},
 	} {
 		if _, err := c.Apply(cmd); !errors.Is(err, ErrInvalidCommand) {
 			t.Fatalf("%s by %d bytes, assignee %d bytes: %v, want ErrInvalidCommand", cmd.Action, len(cmd.By), len(cmd.Assignee), err)

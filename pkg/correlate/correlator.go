@@ -2768,7 +2768,43 @@ var (
 	// ErrApplied: a command with this id was applied to the incident
 	// already; Apply returns the incident's state and no event.
 	ErrApplied = errors.New("correlate: command applied already")
+	// ErrConflict: the incident's state does not take the command (an
+	// acknowledgement of an incident not open, a resolution of one
+	// resolved).
+	ErrConflict = errors.New("correlate: the incident's state does not take the command")
 )
+
+// Validate says what is wrong with the command itself, whatever the
+// incident's state (ErrInvalidCommand, or ErrUnknownAction): a field its
+// action needs and was not given (blank counts as not given), one it
+// takes no notice of (a resolution note sent as text would be lost
+// unseen), one too long. The same rules hold for a command sent over
+// NATS and one posted to the API.
+func (cmd Command) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidCommand, fmt.Sprintf(format, args...))
+	}
+	switch cmd.Action {
+	case "ack", "acknowledge", "resolve", "assign", "comment":
+	default:
+		return fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)
+	}
+	switch {
+	case len(cmd.By) > MaxCommandName || len(cmd.Assignee) > MaxCommandName:
+		return bad("by or assignee over %d bytes", MaxCommandName)
+	case len(cmd.ID) > MaxCommandID:
+		return bad("command id of %d bytes, at most %d", len(cmd.ID), MaxCommandID)
+	case cmd.Action == "assign" && strings.TrimSpace(cmd.Assignee) == "":
+		return bad("%s needs %q", cmd.Action, "assignee")
+	case cmd.Action == "comment" && strings.TrimSpace(cmd.Text) == "":
+		return bad("%s needs %q", cmd.Action, "text")
+	case cmd.Action != "assign" && cmd.Assignee != "":
+		return bad("%s takes no %q: assign does", cmd.Action, "assignee")
+	case cmd.Action != "comment" && cmd.Text != "":
+		return bad("%s takes no %q: comment does (a comment, then the %s)", cmd.Action, "text", cmd.Action)
+	}
+	return nil
+}
 
 // Command is what a person says to an incident.
 type Command struct {
@@ -2827,6 +2863,9 @@ func keepNewest(cs []Comment, n int) []Comment {
 // that incident's (its State.IncidentID is not cmd.IncidentID), and its
 // timeline says which merged incident the command was given to.
 func (c *Correlator) Apply(cmd Command) (Update, error) {
+	if err := cmd.Validate(); err != nil {
+		return Update{}, err
+	}
 	inc, ok := c.incidents[cmd.IncidentID]
 	if ok {
 		return c.apply(inc, cmd, "")
@@ -2854,13 +2893,7 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 		t = c.now
 	}
 	t = latest(t, inc.since)
-	if len(cmd.By) > MaxCommandName || len(cmd.Assignee) > MaxCommandName {
-		return Update{}, fmt.Errorf("%w: by or assignee over %d bytes", ErrInvalidCommand, MaxCommandName)
-	}
 	if cmd.ID != "" {
-		if len(cmd.ID) > MaxCommandID {
-			return Update{}, fmt.Errorf("%w: command id of %d bytes, at most %d", ErrInvalidCommand, len(cmd.ID), MaxCommandID)
-		}
 		if slices.Contains(inc.commands, cmd.ID) {
 			return Update{Time: c.now, State: c.state(inc, "")}, fmt.Errorf("%w: %s to %s", ErrApplied, cmd.ID, inc.id)
 		}
@@ -2881,30 +2914,24 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 	switch cmd.Action {
 	case "ack", "acknowledge":
 		if inc.status != StatusOpen {
-			return Update{}, fmt.Errorf("correlate: incident %s is %s, not open", inc.id, inc.status)
+			return Update{}, fmt.Errorf("%w: incident %s is %s, not open", ErrConflict, inc.id, inc.status)
 		}
 		inc.status, inc.acknowledgedAt, inc.since = StatusAcknowledged, t, t
 		inc.note(t, "acknowledged by "+by)
 		return c.publish(inc, Acknowledged, c.now), nil
 	case "resolve":
 		if inc.status == StatusResolved {
-			return Update{}, fmt.Errorf("correlate: incident %s is already resolved", inc.id)
+			return Update{}, fmt.Errorf("%w: incident %s is already resolved", ErrConflict, inc.id)
 		}
 		inc.status, inc.resolvedAt, inc.resolvedEvent, inc.since = StatusResolved, t, c.now, t
 		c.stats.Resolved++
 		inc.note(t, "resolved by "+by)
 		return c.publish(inc, Resolved, c.now), nil
 	case "assign":
-		if cmd.Assignee == "" {
-			return Update{}, fmt.Errorf("%w: assign needs an assignee", ErrInvalidCommand)
-		}
 		inc.assignee = cmd.Assignee
 		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, by))
 		return c.publish(inc, Updated, c.now), nil
 	case "comment":
-		if strings.TrimSpace(cmd.Text) == "" {
-			return Update{}, fmt.Errorf("%w: comment needs a text", ErrInvalidCommand)
-		}
 		inc.comments = keepNewest(append(inc.comments, Comment{By: who, Text: clip(cmd.Text, MaxCommentText), Time: t}), MaxComments)
 		inc.note(t, "comment by "+by)
 		return c.publish(inc, Updated, c.now), nil

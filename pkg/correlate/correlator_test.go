@@ -1433,8 +1433,8 @@ func TestCommands(t *testing.T) {
 	if err != nil || u.Transition != Acknowledged || u.State.State != StatusAcknowledged || !u.State.AcknowledgedAt.Equal(t0.Add(3*time.Minute)) {
 		t.Fatalf("ack: %+v %v", u, err)
 	}
-	if _, err := c.Apply(Command{IncidentID: id, Action: "ack"}); err == nil {
-		t.Fatal("a second ack was taken")
+	if _, err := c.Apply(Command{IncidentID: id, Action: "ack"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second ack: %v, want ErrConflict", err)
 	}
 	if u, err = c.Apply(Command{IncidentID: id, Action: "assign", Assignee: "bo", By: "ana"}); err != nil || u.State.Assignee != "bo" {
 		t.Fatalf("assign: %+v %v", u.State.Assignee, err)
@@ -1453,6 +1453,9 @@ func TestCommands(t *testing.T) {
 	}
 	if u, err = c.Apply(Command{IncidentID: id, Action: "resolve", By: "bo"}); err != nil || u.State.State != StatusResolved {
 		t.Fatalf("resolve: %v %v", u.State.State, err)
+	}
+	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "bo"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second resolve: %v, want ErrConflict", err)
 	}
 	if _, err := c.Apply(Command{IncidentID: "nope", Action: "ack"}); !errors.Is(err, ErrUnknownIncident) {
 		t.Fatalf("unknown incident: %v", err)

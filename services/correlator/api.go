@@ -456,9 +456,10 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// What an action needs is the request's to give: its absence is a 400
-	// naming the field, not a 409 as if the incident's state refused it.
-	if problem := commandProblem(action, body.Assignee, body.Text); problem != "" {
-		writeError(w, http.StatusBadRequest, problem)
+	// naming the field, not a 409 as if the incident's state refused it;
+	// told before the command waits for a tick.
+	if err := (correlate.Command{Action: action, By: body.By, Assignee: body.Assignee, Text: body.Text}).Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	// A client retrying (a 503, a lost answer) under one Idempotency-Key
@@ -485,8 +486,10 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, correlate.ErrUnknownIncident):
 		writeError(w, http.StatusNotFound, err.Error()+a.proc.partitionNote())
-	case errors.Is(err, correlate.ErrInvalidCommand):
+	case errors.Is(err, correlate.ErrInvalidCommand), errors.Is(err, correlate.ErrUnknownAction):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, correlate.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrNotStored) && cmdID == "":
 		// Applied: a retry without a key would apply it again.
 		w.Header().Set("Warning", `199 aiops "applied, not stored yet: send an Idempotency-Key to retry safely"`)
@@ -495,7 +498,10 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
-		writeError(w, http.StatusConflict, err.Error())
+		// Not the request's fault, nor the incident's state's: logged,
+		// and said as a failure of the server's.
+		a.log.Error().Err(err).Str("incident_id", id).Str("action", action).Msg("command failed")
+		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
 		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
 	}
@@ -515,24 +521,6 @@ func (p *Processor) partitionNote() string {
 func appliedTo(st correlate.State, id string) string {
 	if st.IncidentID != id {
 		return st.IncidentID
-	}
-	return ""
-}
-
-// commandProblem says what is wrong with the body of an action ("" when
-// nothing is): a field it needs and was not given (blank counts as not
-// given), by the rules correlate.Correlator.Apply applies, or one it takes
-// no notice of (a resolution note sent as text would be lost unseen).
-func commandProblem(action, assignee, text string) string {
-	switch {
-	case action == "assign" && strings.TrimSpace(assignee) == "":
-		return fmt.Sprintf("%s needs %q in the body", action, "assignee")
-	case action == "comment" && strings.TrimSpace(text) == "":
-		return fmt.Sprintf("%s needs %q in the body", action, "text")
-	case action != "assign" && assignee != "":
-		return fmt.Sprintf("%s takes no %q: assign does", action, "assignee")
-	case action != "comment" && text != "":
-		return fmt.Sprintf("%s takes no %q: comment does (a comment, then the %s)", action, "text", action)
 	}
 	return ""
 }

@@ -88,6 +88,9 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		case notifier.ReplaySuperseded:
 			sends = fmt.Sprintf("superseded: sends seq %d in its place", dl.Newer)
 			done = fmt.Sprintf("superseded by seq %d, delivered in its place; removed", dl.Newer)
+		case notifier.ReplayOutdated:
+			sends = "outdated: the notifier handled a newer state since; sends nothing"
+			done = "outdated: the notifier handled a newer state since; nothing sent, removed"
 		}
 		result := done
 		switch {
@@ -137,6 +140,9 @@ notifier's state bucket (notifier.state.bucket, key open.<incident id>) has it:
   - an incident resolved since is sent its resolve instead, under the keys
     the notifier sent that resolve with, whatever mutes it: no trigger, no
     ticket opened or reopened for an incident that is over;
+  - an incident the notifier handled a newer state of since, still open,
+    is sent nothing: the dead letter would take its receivers back to an
+    older state (an acknowledged ticket to open);
   - any other (open, or not known: its entry expired after
     notifier.state.max_age, or no state bucket) is sent as it is, as a
     first notice: PagerDuty gets a trigger before an acknowledge.

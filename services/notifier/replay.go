@@ -57,6 +57,12 @@ const (
 	// ReplaySuperseded sends nothing of its own: a newer dead letter of
 	// its incident (Newer) is sent in its place, and it goes with it.
 	ReplaySuperseded
+	// ReplayOutdated sends nothing: the notifier handled a newer state of
+	// the incident, still open, since (sent it, muted it, or holds it
+	// for a receiver it cannot reach); sent now, the dead letter would
+	// take its receivers back to an older state (an acknowledged ticket
+	// to open).
+	ReplayOutdated
 )
 
 func (r Replayed) String() string {
@@ -65,6 +71,8 @@ func (r Replayed) String() string {
 		return "resolve"
 	case ReplaySuperseded:
 		return "superseded"
+	case ReplayOutdated:
+		return "outdated"
 	}
 	return "state"
 }
@@ -119,7 +127,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, proc *Processor, subjec
 	}
 	for _, g := range letters {
 		env, err := g.plan(ctx, state)
-		if err == nil && !dryRun {
+		if err == nil && env != nil && !dryRun {
 			err = proc.Notify(ctx, env)
 		}
 		for _, dl := range g.members {
@@ -262,8 +270,12 @@ func (g *letterGroup) plan(ctx context.Context, state jetstream.KeyValue) (*even
 			dl.Now = current
 		}
 	}
-	if !known || !now.Resolved || !g.stamp.before(now.stamp()) {
+	switch {
+	case !known || !g.stamp.before(now.stamp()):
 		return g.env, nil
+	case !now.Resolved:
+		g.newest.Replay = ReplayOutdated
+		return nil, nil
 	}
 	g.newest.Replay = ReplayResolve
 	return resolveOf(g.env, g.st, now)

@@ -353,3 +353,54 @@ func TestReplayCollapsesDeadLettersOfOneIncident(t *testing.T) {
 		t.Errorf("%d dead letters left", n)
 	}
 }
+
+// A dead letter older than a state of its incident the notifier handled
+// since, the incident still open (its opening refused, its
+// acknowledgement then sent), sends nothing: replayed, the opening would
+// take the receiver back from acknowledged to triggered. It is removed.
+func TestReplayOfAStateOlderThanOneSentSendsNothing(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	pd := newFakeAPI(t, func(c call) answer {
+		if refuse.Load() {
+			return answer{code: 400, body: `{"status":"invalid event"}`}
+		}
+		return answer{code: 202, body: `{"status":"success"}`}
+	})
+	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	subject := cfg.DeadLetterSubject()
+	opened, acked, _ := lifecycle(t)
+	id := opened.Labels["incident_id"]
+	_, stop := r.start(cfg)
+	r.publish(opened)
+	eventually(t, func() string { return fmt.Sprintf("%d dead letters, want 1", deadLetters(t, r.js, subject)) },
+		func() bool { return deadLetters(t, r.js, subject) == 1 })
+	refuse.Store(false)
+	r.publish(acked)
+	eventually(t, func() string { return "the acknowledgement not sent" }, func() bool {
+		actions, _ := pdActions(t, pd.got(), id)
+		return slices.Contains(actions, "acknowledge")
+	})
+	stop()
+	before := len(pd.got())
+
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []DeadLetter
+	if d, f, err := Replay(context.Background(), r.js, proc, subject, false, func(dl DeadLetter) { listed = append(listed, dl) }); err != nil || d != 1 || f != 0 {
+		t.Fatalf("replay: done %d, failed %d, %v; want the dead letter done", d, f, err)
+	}
+	if len(listed) != 1 || listed[0].Replay != ReplayOutdated || listed[0].Now != "open" {
+		t.Fatalf("listed %+v, want the opening outdated, the incident open now", listed)
+	}
+	if got := pd.got()[before:]; len(got) != 0 {
+		t.Errorf("the replay sent %d requests, want none", len(got))
+	}
+	if n := deadLetters(t, r.js, subject); n != 0 {
+		t.Errorf("%d dead letters left, want the outdated one removed", n)
+	}
+}

@@ -194,6 +194,9 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	return p, nil
 }
 
+// recordWait bounds how long a delivery record waits for the publisher.
+const recordWait = time.Second
+
 // record logs every delivery attempt and publishes it as a
 // webhook_delivery event, linked to the incident event, its id derived
 // from the attempt so a repeat is stored once. It does not wait for the
@@ -223,7 +226,12 @@ func (p *Processor) record(ctx context.Context, a webhook.Attempt) {
 	e.Links = []string{cur.eventID}
 	data, err := e.MarshalJSON()
 	if err == nil {
-		_, err = p.records.Publish(context.Background(), bus.Message{Subject: e.Subject(), ID: e.ID, Data: data})
+		// A publisher whose acks are all outstanding makes Publish wait
+		// for a slot: a record waits a moment for one, not the send it
+		// records (nor a stop, which cancels ctx).
+		pctx, cancel := context.WithTimeout(ctx, recordWait)
+		_, err = p.records.Publish(pctx, bus.Message{Subject: e.Subject(), ID: e.ID, Data: data})
+		cancel()
 	}
 	if err != nil {
 		p.log.Warn().Err(err).Str("receiver", a.Receiver).Msg("delivery record not published")

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -134,7 +135,7 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return c.list(ctx, q, limit, *asJSON, stdout, stderr)
 	case "show":
 		var st correlate.State
-		raw, err := c.do(ctx, "GET", "/v1/incidents/"+url.PathEscape(id), nil, &st)
+		raw, err := c.do(ctx, "GET", "/v1/incidents/"+url.PathEscape(id), "", nil, &st)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,7 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			correlate.State
 			AppliedTo string `json:"applied_to"`
 		}
-		raw, err := c.do(ctx, "POST", "/v1/incidents/"+url.PathEscape(id)+"/"+action, body, &answer)
+		raw, err := c.command(ctx, "/v1/incidents/"+url.PathEscape(id)+"/"+action, body, &answer, stderr)
 		if err != nil {
 			return err
 		}
@@ -167,6 +168,50 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stderr, "incident %s was merged into %s: the command applied there\n", id, answer.IncidentID)
 		}
 		return printList(stdout, []correlate.State{answer.State})
+	}
+}
+
+// apiError is an answer of the API that is not a 2xx.
+type apiError struct {
+	status     int
+	msg        string
+	retryAfter time.Duration // its Retry-After; -1 when it gave none
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// commandTries bounds the sends of one command answered "not stored yet"
+// (503); before each new one it waits the answer's Retry-After, at most
+// maxCommandWait (commandWait when it gave none).
+const (
+	commandTries   = 5
+	commandWait    = 3 * time.Second
+	maxCommandWait = 5 * time.Second
+)
+
+// command posts a command under an Idempotency-Key of its own, so that
+// it applies once however often it is sent: one answered "not stored yet"
+// (503: the correlator applied it, its checkpoint not saved yet, or
+// could not apply it in time) is sent again, a few times, rather than
+// left for a person to run again, which would apply it twice.
+func (c *incidentsClient) command(ctx context.Context, path string, body, dst any, stderr io.Writer) ([]byte, error) {
+	key := "cli-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(rand.Uint64(), 36)
+	for try := 1; ; try++ {
+		raw, err := c.do(ctx, "POST", path, key, body, dst)
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.status != http.StatusServiceUnavailable || try == commandTries {
+			return raw, err
+		}
+		wait := commandWait
+		if ae.retryAfter >= 0 {
+			wait = min(ae.retryAfter, maxCommandWait)
+		}
+		fmt.Fprintf(stderr, "%s; sending it again in %s (it applies once)\n", err, wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 }
 
@@ -226,7 +271,7 @@ func newIncidentsClient(cfg httpapi.Config, base string) (*incidentsClient, erro
 
 // do sends one request and decodes a 2xx answer into dst, returning the
 // answer as it came; an error answer is returned as the API's own words.
-func (c *incidentsClient) do(ctx context.Context, method, path string, body any, dst any) ([]byte, error) {
+func (c *incidentsClient) do(ctx context.Context, method, path, key string, body any, dst any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -242,6 +287,9 @@ func (c *incidentsClient) do(ctx context.Context, method, path string, body any,
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -264,7 +312,11 @@ func (c *incidentsClient) do(ctx context.Context, method, path string, body any,
 			// Not the API's answer (a proxy's page): its start.
 			e.Error = strings.TrimSpace(string(raw[:min(len(raw), 512)]))
 		}
-		return nil, fmt.Errorf("incidents: %s %s: %s: %s", method, path, resp.Status, oneLine(e.Error))
+		ae := &apiError{status: resp.StatusCode, msg: fmt.Sprintf("incidents: %s %s: %s: %s", method, path, resp.Status, oneLine(e.Error)), retryAfter: -1}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			ae.retryAfter = time.Duration(secs) * time.Second
+		}
+		return nil, ae
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return nil, fmt.Errorf("incidents: %s %s: the answer is not what the API gives: %w", method, path, err)
@@ -285,7 +337,7 @@ func (c *incidentsClient) list(ctx context.Context, q url.Values, limit int, asJ
 			Truncated  bool              `json:"truncated"`
 			NextCursor string            `json:"next_cursor"`
 		}
-		if _, err := c.do(ctx, "GET", "/v1/incidents?"+q.Encode(), nil, &page); err != nil {
+		if _, err := c.do(ctx, "GET", "/v1/incidents?"+q.Encode(), "", nil, &page); err != nil {
 			return err
 		}
 		for _, raw := range page.Incidents {

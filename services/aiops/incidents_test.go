@@ -165,3 +165,52 @@ func TestIncidentsShowEscapesWhatOthersWrote(t *testing.T) {
 		t.Errorf("an unreachable -url with a password: %v", err)
 	}
 }
+
+// A command goes under an Idempotency-Key of its own: answered "not
+// stored yet" (503), it is sent again under the same key, which the API
+// applies once, instead of the person running it again, which would
+// apply it twice; given up after a few tries, it says so.
+func TestIncidentsCommandSentAgainUnderItsKey(t *testing.T) {
+	const token = "0123456789abcdef0123"
+	var keys []string
+	unstored := 2
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" || r.URL.Path != "/v1/incidents/inc-1/ack" || r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		if len(keys) <= unstored {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": "correlator: the command is applied but not stored yet"})
+			return
+		}
+		json.NewEncoder(w).Encode(correlate.State{IncidentID: "inc-1", State: "acknowledged", Title: "DBDown on db", Services: []string{"db"}})
+	}))
+	t.Cleanup(srv.Close)
+	args := []string{"ack", "inc-1", "-by", "ana", "-url", srv.URL, "-set", "correlator.api.token_file=" + tokenFile(t, token)}
+	var out, errOut bytes.Buffer
+	if err := incidentsMain(context.Background(), args, &out, &errOut); err != nil {
+		t.Fatalf("ack: %v\n%s", err, errOut.String())
+	}
+	if len(keys) != 3 || keys[0] == "" || keys[1] != keys[0] || keys[2] != keys[0] {
+		t.Fatalf("Idempotency-Keys sent %q, want one key, three times", keys)
+	}
+	if !strings.Contains(out.String(), "acknowledged") || strings.Count(errOut.String(), "sending it again") != 2 {
+		t.Fatalf("stdout %q stderr %q: want the state, and two notes of sending it again", out.String(), errOut.String())
+	}
+
+	// A new command is a new key; one never stored is given up, saying so.
+	first := keys[0]
+	keys, unstored = nil, 100
+	out.Reset()
+	errOut.Reset()
+	err := incidentsMain(context.Background(), args, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "not stored yet") || len(keys) != commandTries {
+		t.Fatalf("never stored: %v after %d sends, want the 503 told after %d", err, len(keys), commandTries)
+	}
+	if keys[0] == first || keys[len(keys)-1] != keys[0] {
+		t.Fatalf("the second command's keys %q, the first's %q: want one key of its own", keys, first)
+	}
+}

@@ -216,6 +216,20 @@ func pdActions(t *testing.T, calls []call, id string) (actions, keys []string) {
 	return actions, keys
 }
 
+// refusingPagerDuty is a PagerDuty Events API that refuses every event
+// (400) while refuse is set, which it is at first.
+func refusingPagerDuty(t *testing.T) (pd *fakeAPI, refuse *atomic.Bool) {
+	refuse = new(atomic.Bool)
+	refuse.Store(true)
+	pd = newFakeAPI(t, func(c call) answer {
+		if refuse.Load() {
+			return answer{code: 400, body: `{"status":"invalid event"}`}
+		}
+		return answer{code: 202, body: `{"status":"success"}`}
+	})
+	return pd, refuse
+}
+
 // The dead letters of an incident resolved since (its opening and its
 // acknowledgement refused by PagerDuty, its resolve taken) are an old
 // state: replayed as they are, they would trigger an alert in PagerDuty
@@ -226,14 +240,7 @@ func pdActions(t *testing.T, calls []call, id string) (actions, keys []string) {
 // an incident still open is sent as it is, a trigger. Each is removed.
 func TestReplayIncidentResolvedSinceSendsNoTrigger(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	var refuse atomic.Bool
-	refuse.Store(true)
-	pd := newFakeAPI(t, func(c call) answer {
-		if refuse.Load() {
-			return answer{code: 400, body: `{"status":"invalid event"}`}
-		}
-		return answer{code: 202, body: `{"status":"success"}`}
-	})
+	pd, refuse := refusingPagerDuty(t)
 	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
 	subject := cfg.DeadLetterSubject()
@@ -360,14 +367,7 @@ func TestReplayCollapsesDeadLettersOfOneIncident(t *testing.T) {
 // take the receiver back from acknowledged to triggered. It is removed.
 func TestReplayOfAStateOlderThanOneSentSendsNothing(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	var refuse atomic.Bool
-	refuse.Store(true)
-	pd := newFakeAPI(t, func(c call) answer {
-		if refuse.Load() {
-			return answer{code: 400, body: `{"status":"invalid event"}`}
-		}
-		return answer{code: 202, body: `{"status":"success"}`}
-	})
+	pd, refuse := refusingPagerDuty(t)
 	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
 	cfg.Consumer.FetchWait = 50 * time.Millisecond
 	subject := cfg.DeadLetterSubject()

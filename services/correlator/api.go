@@ -43,6 +43,12 @@ var (
 	// ErrStandby: this instance does not hold the lease; the active one
 	// has the incidents.
 	ErrStandby = errors.New("correlator: this instance is standing by (another one holds the lease)")
+	// ErrCatchingUp: the incident is not known, but this instance restored
+	// its state less than the consumer's ack_wait ago, and the signals its
+	// predecessor took after its last save (a crash) are still coming
+	// again: they may make the incident again. Asked again soon, the
+	// command is applied or refused as unknown.
+	ErrCatchingUp = errors.New("correlator: the incident is not known yet: the signals from before this instance took over are still coming again")
 )
 
 // pendingCommand is a command waiting for the next tick.
@@ -87,6 +93,9 @@ func (p *Processor) Submit(ctx context.Context, cmd correlate.Command) (correlat
 	if _, ok := p.c.Incident(cmd.IncidentID); !ok {
 		if _, merged := p.c.MergedInto(cmd.IncidentID); !merged {
 			p.mu.Unlock()
+			if p.catchingUp() {
+				return correlate.State{}, fmt.Errorf("%w: %s", ErrCatchingUp, cmd.IncidentID)
+			}
 			return correlate.State{}, fmt.Errorf("%w: %s", correlate.ErrUnknownIncident, cmd.IncidentID)
 		}
 	}
@@ -494,7 +503,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		// Applied: a retry without a key would apply it again.
 		w.Header().Set("Warning", `199 aiops "applied, not stored yet: send an Idempotency-Key to retry safely"`)
 		writeJSON(w, http.StatusAccepted, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
-	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby):
+	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby), errors.Is(err, ErrCatchingUp):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:

@@ -81,6 +81,11 @@ type Processor struct {
 	leading atomic.Bool
 	// restored is closed once the term's state is restored (newTerm).
 	restored chan struct{}
+	// catchUpUntil (wall clock, Unix ns) is when the signals delivered
+	// before the restore and not acked (a crash before their save) have
+	// surely come again: until then an incident a command names may be
+	// one they make again, not one unknown (ErrCatchingUp).
+	catchUpUntil atomic.Int64
 	// inFlight are the incident events Process emitted that the stream
 	// has not stored yet (kept only with a state store): a checkpoint
 	// saves them in its outbox, sent after a restart, since the state it
@@ -379,6 +384,7 @@ type durable struct {
 
 // Restore loads the saved outbox and state, if any.
 func (d durable) Restore(ctx context.Context) error {
+	d.catchUp()
 	if err := d.LoadFrom(ctx, d.store, d.key); err != nil {
 		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
@@ -396,6 +402,23 @@ func (d durable) Restore(ctx context.Context) error {
 	d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
 	d.markRestored()
 	return nil
+}
+
+// catchUpHold bounds how long a NATS command for an incident not known
+// while catching up is held before it goes back to the stream.
+const catchUpHold = 15 * time.Second
+
+// catchUp starts the time in which the signals delivered before a restore
+// and not acked come again: within the consumer's ack_wait of it (the
+// instance before, crashed, told them in progress no more).
+func (p *Processor) catchUp() {
+	p.catchUpUntil.Store(p.now().Add(p.cfg.Consumer.WithDefaults().AckWait).UnixNano())
+}
+
+// catchingUp reports whether the signals from before the restore may
+// still come again.
+func (p *Processor) catchingUp() bool {
+	return p.now().UnixNano() < p.catchUpUntil.Load()
 }
 
 // Checkpoint saves the outbox, then the state, unless the lease was lost.
@@ -614,13 +637,26 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_, err := s.proc.Submit(cctx, cmd)
+	// The incident may come back with the signals from before the
+	// restore: asked again once they may have, the command is applied, or
+	// refused for an incident nobody knows. Held at most catchUpHold,
+	// well within the commands' ack_wait; then redelivered after its
+	// backoff, to wait again.
+	for held := time.Now(); errors.Is(err, ErrCatchingUp) && time.Since(held) < catchUpHold; {
+		select {
+		case <-cctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+		_, err = s.proc.Submit(cctx, cmd)
+	}
 	if errors.Is(err, correlate.ErrUnknownIncident) && s.proc.partition != nil {
 		// Every partition reads every command; the incident is another
 		// partition's (or unknown to all, which each of them logs).
 		s.log.Debug().Str("incident_id", cmd.IncidentID).Msg("command for an incident of another partition: ignored")
 		return nil
 	}
-	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrStandby) {
+	if err != nil && !errors.Is(err, ErrCommandTimeout) && !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrStandby) && !errors.Is(err, ErrCatchingUp) {
 		return errs.Permanent(err)
 	}
 	return err

@@ -530,3 +530,57 @@ func TestNATSCommandIsTimedWhenStored(t *testing.T) {
 		t.Fatalf("after a restart: %s, acknowledged at %v; want acknowledged at %v", st.State, st.AcknowledgedAt, stored.Time)
 	}
 }
+
+// A correlator opens an incident (its event stored: on call is paged) and
+// crashes before its next save; on call acknowledges the incident over
+// NATS. The next instance restores a state without the incident, and
+// takes the command before the signal that opened it comes back (after
+// ack_wait): it waits for it (ErrCatchingUp), instead of dead-lettering
+// the command for an unknown incident, so the incident comes back
+// acknowledged.
+func TestCommandWaitsForTheSignalsFromBeforeARestore(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour
+	r.cfg.Consumer.AckWait = 3 * time.Second
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := New(context.Background(), js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- crashed.Run(ctx) }()
+	r.publish(alertEvent(t, "HighLatency", "search", 12*time.Second, 0))
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 1)[0]
+	nc.Close() // a crash: no last save, no ack
+	cancel()
+	<-ran
+
+	cmd, _ := json.Marshal(correlate.Command{Action: "ack", By: "ana"})
+	if _, err := r.js.Publish(context.Background(), event.IncidentCommandPrefix+"."+opened.IncidentID, cmd); err != nil {
+		t.Fatal(err)
+	}
+	next, stop := r.start()
+	defer stop()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var st correlate.State
+		ok := false
+		for _, s := range next.proc.Incidents() {
+			if s.IncidentID == opened.IncidentID {
+				st, ok = s, true
+			}
+		}
+		if ok && !st.AcknowledgedAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("incident %s known %v, acknowledged at %v; want it back, acknowledged (commands: %+v)", opened.IncidentID, ok, st.AcknowledgedAt, next.commands.Stats())
+		}
+	}
+	if st := next.commands.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("commands: %+v, want none dead-lettered", st)
+	}
+}

@@ -198,6 +198,12 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 			}
 			return fmt.Errorf("stage %s: restore: %w", r.cfg.Name, err)
 		}
+		// Outputs kept from an earlier term (a correlator leading again)
+		// came from a state the restored one replaced, which may not hold
+		// their inputs: a redelivery must be processed by this one, not
+		// answered with them (its outputs in flight, if it holds them,
+		// are its checkpoint's outbox's).
+		r.kept.Purge()
 		r.takeHeld()
 	}
 	// drained ends once the source's drain did: from then on no output's

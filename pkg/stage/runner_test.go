@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1128,5 +1129,83 @@ func TestRunnerKeepsNoOutputsForDeadLetteredInputs(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// savedSeen is a stateful processor as the correlator is: its state is
+// the ids of the inputs it took in, restored at each term from what its
+// last checkpoint saved (none while fenced).
+type savedSeen struct {
+	mu     sync.Mutex
+	seen   []string
+	saved  []string
+	fenced bool
+}
+
+func (p *savedSeen) Process(_ context.Context, in *event.Envelope, out stage.Emitter) error {
+	p.mu.Lock()
+	p.seen = append(p.seen, in.ID)
+	p.mu.Unlock()
+	a := *in
+	a.ID = "7" + in.ID[1:]
+	return out.Emit(stage.Output{Subject: a.Subject() + ".out", Event: &a})
+}
+
+func (p *savedSeen) Restore(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seen = slices.Clone(p.saved)
+	return nil
+}
+
+func (p *savedSeen) Checkpoint(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fenced {
+		return stage.ErrFenced
+	}
+	p.saved = slices.Clone(p.seen)
+	return nil
+}
+
+// An input whose output failed has its outputs kept for its redelivery;
+// when the term ends first (a lost lease) and the same runner leads again,
+// the new term restores a state that may not hold the input: its
+// redelivery is processed again, not answered with the outputs kept from
+// the state that is gone (the input would be acked, held by no state).
+func TestKeptOutputsDoNotOutliveTheirTerm(t *testing.T) {
+	e := logEvent(t, 1, "hello")
+	data, _ := json.Marshal(e)
+	p := &savedSeen{}
+	pub := stagetest.NewPublisher()
+	r, err := stage.NewRunner(p, stage.Config{Name: "x", CheckpointEvery: time.Hour}, pub, zeroLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := func(d bus.Delivery) error {
+		src := scriptedSource{deliveries: []bus.Delivery{d}, next: make(chan struct{}, 1), results: make(chan error, 1)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, src) }()
+		src.next <- struct{}{}
+		res := <-src.results
+		cancel()
+		<-done
+		return res
+	}
+	pub.Refuse(true) // the output is refused: kept for the redelivery
+	p.fenced = true  // and the lease is lost: nothing saved
+	if err := term(bus.Delivery{Data: data, Delivered: 1}); err == nil || r.Kept() != 1 {
+		t.Fatalf("first term: %v, %d kept; want the publish failure, its output kept", err, r.Kept())
+	}
+	pub.Refuse(false)
+	p.fenced = false
+	if err := term(bus.Delivery{Data: data, Delivered: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !slices.Contains(p.saved, e.ID) {
+		t.Fatalf("the redelivery was settled, but the state the second term saved, %v, does not hold it: it was answered with the kept outputs, not processed", p.saved)
 	}
 }

@@ -11,6 +11,7 @@
 //     instead of processing it again, so a stateful processor that already
 //     took the input in (a detector that ignores a repeated sample, a miner
 //     that knows the template by then) loses nothing and counts nothing twice;
+//     a Checkpointer's restore (a new term) forgets them: its state decides;
 //   - recovers a panicking processor as a transient failure;
 //   - runs the processor's periodic work (Ticker) and state checkpoints
 //     (Checkpointer: restored before the first delivery, saved every interval

@@ -80,6 +80,12 @@ type ConsumerConfig struct {
 	// FetchWait is how long a fetch waits for BatchSize messages (default 1s);
 	// it also bounds how long Run takes to notice cancellation.
 	FetchWait time.Duration `yaml:"fetch_wait"`
+	// FetchMaxBytes bounds the bytes one fetch asks for (0: no bound but
+	// BatchSize): what a fetch brings waits in the client until the
+	// handler takes it, outside any bound the handler keeps. A message
+	// larger than it still comes, alone: a fetch under the bound that
+	// brings nothing is followed by one of a single message without it.
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// MaxAckPending bounds deliveries handed to the handler and not yet done
 	// (default 1024); it is also the server-side limit.
 	MaxAckPending int `yaml:"max_ack_pending"`
@@ -175,6 +181,9 @@ func (c ConsumerConfig) Validate() error {
 	}
 	if c.MaxDeliver < 0 {
 		return invalid("max_deliver", "%d, want >= 1", c.MaxDeliver)
+	}
+	if c.FetchMaxBytes < 0 {
+		return invalid("fetch_max_bytes", "%d, want >= 0", c.FetchMaxBytes)
 	}
 	for i, d := range c.Backoff {
 		if d < 0 {
@@ -467,6 +476,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	limit := int64(c.cfg.MaxAckPending)
 	batch := int64(c.cfg.BatchSize)
 	var fetchErrDelay time.Duration
+	capped := c.cfg.FetchMaxBytes > 0
 	for ctx.Err() == nil {
 		free := limit - c.outstanding.Load()
 		if free <= 0 {
@@ -477,9 +487,16 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			continue
 		}
 		n := min(free, batch)
+		if c.cfg.FetchMaxBytes > 0 && !capped {
+			n = 1 // the message over FetchMaxBytes, if that is what came back empty
+		}
 		c.outstanding.Add(n)
-		got, err := c.fetch(ctx, hctx, int(n), h)
+		got, err := c.fetch(ctx, hctx, int(n), capped, h)
 		c.release(n - int64(got))
+		// The server answers a fetch whose first message is over its
+		// bound with nothing (the client takes the refusal as an empty
+		// batch): the next one goes without the bound, for one message.
+		capped = c.cfg.FetchMaxBytes > 0 && (got > 0 || !capped)
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			// Closed for good (max_reconnects spent): no fetch can succeed
 			// again, and the service must end to be restarted. The drain
@@ -550,8 +567,12 @@ func (c *Consumer) askAckFloor(ctx context.Context) {
 
 // fetch runs one fetch and dispatches what arrives; it returns how many
 // deliveries it handed to h (or settled itself).
-func (c *Consumer) fetch(ctx, hctx context.Context, n int, h AsyncHandler) (int, error) {
-	mb, err := c.cons.Fetch(n, jetstream.FetchMaxWait(c.cfg.FetchWait))
+func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncHandler) (int, error) {
+	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(c.cfg.FetchWait)}
+	if capped {
+		opts = append(opts, jetstream.FetchMaxBytes(c.cfg.FetchMaxBytes))
+	}
+	mb, err := c.cons.Fetch(n, opts...)
 	if err != nil {
 		return 0, err
 	}

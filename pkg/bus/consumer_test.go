@@ -668,3 +668,47 @@ func TestConsumerDeadLettersOnceTheDeadLetterStreamIsBack(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1 with its reason", len(dl))
 	}
 }
+
+// FetchMaxBytes bounds what one fetch brings into the client (it waits
+// there until the handler takes it, outside the handler's own bounds):
+// while the handler holds the first message, the server has handed out
+// only what fits; a message over the bound still comes, alone.
+func TestConsumerFetchMaxBytes(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []Message
+	for i := range 20 {
+		size := 2 << 10
+		if i == 10 {
+			size = 64 << 10 // over the bound
+		}
+		ms = append(ms, Message{Subject: e.prefix + ".big", ID: fmt.Sprintf("big-%d", i), Data: []byte(strings.Repeat("x", size))})
+	}
+	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.consumerConfig("bytes")
+	cfg.BatchSize, cfg.MaxAckPending, cfg.FetchMaxBytes = 100, 100, 8<<10
+	c := newConsumer(t, e, cfg)
+	release := make(chan struct{})
+	var handled atomic.Int64
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		if handled.Add(1) == 1 {
+			<-release
+		}
+		return nil
+	}))
+	waitFor(t, "the first message handed out", func() bool { return handled.Load() == 1 })
+	info := serverState(t, e, "bytes") // polls while messages are pending: returns what it saw
+	if info.NumAckPending == 0 || info.NumAckPending > 4 {
+		t.Fatalf("%d messages of 2 KiB handed out by the server while the handler holds the first, want at most what 8 KiB holds", info.NumAckPending)
+	}
+	close(release)
+	waitFor(t, "every message acked, the one over the bound too", func() bool { return c.Stats().Acked == 20 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}

@@ -51,7 +51,9 @@ type Config struct {
 	// inserted (default 4×MaxBytes): past it the consumer waits for an
 	// insert to return before it hands out more (back-pressure), so large
 	// events cannot exhaust memory. The writer holds about the events
-	// table's share of it in envelopes, plus the inserts being encoded.
+	// table's share of it in envelopes, plus the inserts being encoded,
+	// plus what one fetch brought (consumer.fetch_max_bytes, by default
+	// MaxPendingBytes too).
 	MaxPendingBytes int `yaml:"max_pending_bytes"`
 	// Senders is how many inserts per table may be in flight at once (see
 	// store.BatchConfig.Senders); 0 means 1, which keeps inserts in order.
@@ -120,6 +122,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxPendingBytes == 0 {
 		c.MaxPendingBytes = 4 * c.MaxBytes
+	}
+	if c.Consumer.FetchMaxBytes == 0 {
+		// What a fetch brought waits in the client for the handler, which
+		// MaxPendingBytes may be holding up: bound it too (a fetch of
+		// batch_size envelopes of up to 1 MiB would hold a GiB).
+		c.Consumer.FetchMaxBytes = c.MaxPendingBytes
 	}
 	if c.Consumer.BatchSize == 0 {
 		c.Consumer.BatchSize = 1000

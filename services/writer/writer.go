@@ -134,9 +134,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Consumer.MaxDeliver == 0 {
 		// A ClickHouse outage must never dead-letter events: transient
-		// failures are retried for days (with Backoff's last step
-		// repeating), while bad data is dead-lettered on its first delivery.
-		c.Consumer.MaxDeliver = 20_000
+		// failures are retried for longer than the stream keeps an event
+		// (EVENTS' max_age, 14 days by default: 50,000 tries, the last
+		// ones 30 s apart, take 17), while bad data is dead-lettered on
+		// its first delivery. (20,000 took 7 days: an outage of a week
+		// moved events the stream still held to the dead letters.)
+		c.Consumer.MaxDeliver = 50_000
 	}
 	if c.Consumer.Backoff == nil {
 		c.Consumer.Backoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second}

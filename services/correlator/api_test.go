@@ -748,3 +748,41 @@ func TestAPIUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
 		t.Fatalf("401: %d %s, want it to name the token file %s", resp.StatusCode, body, file)
 	}
 }
+
+// Nor does such an instance take a signal (given back to the stream) or
+// let time resolve what it holds: the next holder may have restored the
+// state already, and what this one made of it would be published beside
+// what that one makes.
+func TestNoSignalOrTimeOnceTheLeaseRanOut(t *testing.T) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holds atomic.Bool
+	holds.Store(true)
+	proc.holds = holds.Load
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0), alertEvent(t, "HighLatency", "web", 0, time.Minute))
+	now := time.Now()
+	if err := h.Tick(now); err != nil {
+		t.Fatal(err)
+	}
+	published := len(h.Pub.Messages())
+	holds.Store(false)
+	if r := h.Feed(alertEvent(t, "DiskFull", "db", 2*time.Minute, 0))[0]; r.Outcome != stagetest.Naked || !errors.Is(r.Err, ErrStandby) {
+		t.Fatalf("a signal once the lease ran out: %v %v, want given back (ErrStandby)", r.Outcome, r.Err)
+	}
+	if err := h.Tick(now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n != published {
+		t.Fatalf("%d events published once the lease ran out, want none (web's incident resolved by a state no longer this instance's)", n-published)
+	}
+	holds.Store(true)
+	if err := h.Tick(now.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.Pub.Messages()); n == published {
+		t.Fatal("holding again, the tick resolved nothing: the test does not show what it means to")
+	}
+}

@@ -159,6 +159,12 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 	if p.partition != nil && p.partition.OfSignal(s) != p.cfg.Partition.Index {
 		return nil // another partition's
 	}
+	if !p.holding() {
+		// Past the lease's deadline (paused, renewals hanging): the next
+		// holder may have restored already; what this state made of the
+		// signal would be published beside what that one makes.
+		return fmt.Errorf("%w: signal %s given back", ErrStandby, s.EventID)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastArrival = p.now()
@@ -218,6 +224,11 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.applyCommands(now, out)
+	if !p.holding() {
+		// Past the lease's deadline: time moved on for a state the next
+		// holder may have restored; what it resolves is that one's to say.
+		return nil
+	}
 	first, step := p.lastTick.IsZero(), now.Sub(p.lastTick)
 	p.lastTick = now
 	if p.lastArrival.IsZero() {

@@ -41,6 +41,7 @@ import (
 // state is one correlate.Correlator.
 type Processor struct {
 	cfg Config
+	cat *correlate.Catalog // what c was made with (forget makes another)
 	log zerolog.Logger
 	now func() time.Time
 
@@ -140,7 +141,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 	if now == nil {
 		now = time.Now
 	}
-	p := &Processor{cfg: cfg, log: log, now: now, c: c}
+	p := &Processor{cfg: cfg, log: log, now: now, c: c, cat: cat}
 	if cfg.Partition.Count > 1 {
 		p.partition = correlate.NewPartitioner(cat, cfg.Partition.Count)
 	}
@@ -344,6 +345,18 @@ func (p *Processor) restore(data []byte) error {
 	return p.c.UnmarshalJSON(data)
 }
 
+// forget replaces the state with an empty one, as a restore of nothing.
+func (p *Processor) forget() error {
+	c, err := correlate.New(p.cfg.Rules, p.cat)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.c, p.lastTick, p.lastArrival = c, time.Time{}, time.Time{}
+	return nil
+}
+
 // newTerm starts a term: the channel it returns is closed once its state
 // is restored (markRestored), at once when nothing is to be restored.
 func (p *Processor) newTerm(restores bool) <-chan struct{} {
@@ -401,6 +414,11 @@ func (d durable) Restore(ctx context.Context) error {
 	}
 	data, err := d.store.GetBytes(ctx, d.key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		// Nothing saved: an empty state, not what an earlier term of
+		// this process held (the state may have been deleted since).
+		if err := d.forget(); err != nil {
+			return err
+		}
 		d.markRestored()
 		return nil
 	}

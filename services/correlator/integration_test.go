@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -582,5 +585,31 @@ func TestCommandWaitsForTheSignalsFromBeforeARestore(t *testing.T) {
 	}
 	if st := next.commands.Stats(); st.DeadLettered != 0 {
 		t.Fatalf("commands: %+v, want none dead-lettered", st)
+	}
+}
+
+// A term that finds no saved state (deleted since, or never saved) starts
+// empty, not with what an earlier term of this process held.
+func TestRestoreOfNothingForgetsTheLastTerm(t *testing.T) {
+	r := newStormRig(t, Config{})
+	store, err := r.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "restore-nothing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc, err := NewProcessor(r.cfg, r.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	if n := len(proc.Incidents()); n != 1 {
+		t.Fatalf("%d incidents after the alert, want 1", n)
+	}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: "correlator", fenced: new(atomic.Bool)}
+	if err := d.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(proc.Incidents()); n != 0 {
+		t.Fatalf("%d incidents after restoring nothing, want none", n)
 	}
 }

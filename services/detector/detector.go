@@ -33,6 +33,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/nats-io/nats.go/jetstream"
@@ -663,7 +664,7 @@ func (s *Service) anomaly(e *event.Envelope, body *event.MetricBody, route, epis
 	}
 	ab := event.AnomalyBody{
 		Series:    member,
-		Metric:    body.Name,
+		Metric:    clipName(body.Name, event.MaxLabelBytes),
 		Value:     &value,
 		Expected:  r.Expected,
 		Lower:     r.Lower,
@@ -717,8 +718,26 @@ func window(cfg detect.Config, k detect.Kind) string {
 	return ""
 }
 
+// clipName cuts a metric name longer than max bytes (at a character's
+// start) and marks the cut: the anomaly names the series twice (metric,
+// reason), and a name near the body limit, accepted in a sample, would
+// make an anomaly no consumer parses. The sample it links names it whole.
+func clipName(name string, max int) string {
+	if len(name) <= max {
+		return name
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
+}
+
+// maxReasonName bounds the metric name in a reason, written for people.
+const maxReasonName = 256
+
 func reason(body *event.MetricBody, route string, cfg detect.Config, r *detect.Result) string {
-	what := body.Name
+	what := clipName(body.Name, maxReasonName)
 	if cfg.Counter {
 		what += " rate (/s)"
 	}

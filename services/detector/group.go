@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -337,19 +338,34 @@ func (s *Service) emitRows(out stage.Emitter, rows []rowAnomaly) {
 	}
 }
 
-// markSeriesDirty puts ser on the list of the next snapshot. s.mu is held.
+// markSeriesDirty puts ser on the list of the next snapshot; without
+// snapshots there is none (nothing would ever empty the list). s.mu is
+// held.
 func (s *Service) markSeriesDirty(ser *series) {
-	if !ser.dirty {
-		ser.dirty = true
-		s.dirty = append(s.dirty, ser)
+	if s.snap == nil || ser.dirty {
+		return
 	}
+	ser.dirty = true
+	s.dirty = appendDirty(s.dirty, ser, s.cfg.MaxSeries, func(ser *series) bool { return ser.evicted })
 }
 
 func (s *Service) markAssetDirty(a *asset) {
-	if !a.dirty {
-		a.dirty = true
-		s.dirtyAssets = append(s.dirtyAssets, a)
+	if s.snap == nil || a.dirty {
+		return
 	}
+	a.dirty = true
+	s.dirtyAssets = appendDirty(s.dirtyAssets, a, s.cfg.MaxAssets, func(a *asset) bool { return a.evicted })
+}
+
+// appendDirty appends x to a dirty list of at most max live entries,
+// first dropping the evicted ones once the list reached twice that: while
+// snapshots cannot be written (the bucket is down), series created and
+// evicted would otherwise pile up on it, each holding its detector.
+func appendDirty[T any](list []T, x T, max int, evicted func(T) bool) []T {
+	if len(list) >= 2*max {
+		list = slices.DeleteFunc(list, evicted)
+	}
+	return append(list, x)
 }
 
 // lookupAsset returns the asset of key, creating it (and evicting the least

@@ -153,9 +153,8 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 			return
 		}
 		ser.pending++ // the snapshot waits for the close, as for an anomaly
-		if !ser.dirty && !ser.evicted {
-			ser.dirty = true
-			s.dirty = append(s.dirty, ser)
+		if !ser.evicted {
+			s.markSeriesDirty(ser)
 		}
 		a := seriesAnomaly{event: e, series: ser}
 		if ser.evicted && s.kv != nil {
@@ -367,8 +366,27 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 // publishWaits is what a series or an asset waits for: its anomalies
 // being published (pending: its snapshot waits for them), and those whose
 // publish failed and that a redelivery or a later tick has not stored yet
-// (unstored: a close must not overtake them). Guarded by s.mu.
-type publishWaits struct{ pending, unstored int32 }
+// (unstored: a close must not overtake them, nor a snapshot; failedAt
+// is when unstored last rose from zero). Guarded by s.mu.
+type publishWaits struct {
+	pending, unstored int32
+	failedAt          time.Time
+}
+
+// maxUnstoredHold bounds how long an anomaly not stored yet keeps its
+// series (or asset) out of snapshots: one the runner dropped (past its
+// MaxKept) is never stored, and the state must not go unsaved for ever.
+// A redelivery comes within the consumer's backoff, far sooner.
+const maxUnstoredHold = time.Hour
+
+// holdsSnapshot tells whether the state must stay out of a snapshot at
+// now: an anomaly of it is being published, or failed and waits for the
+// redelivery of its input. Saved with the anomaly's sample in it, the
+// state would take the redelivered sample for a duplicate after a crash,
+// and the anomaly, kept only in the runner's memory, would be lost.
+func (w *publishWaits) holdsSnapshot(now time.Time) bool {
+	return w.pending > 0 || w.unstored > 0 && now.Sub(w.failedAt) < maxUnstoredHold
+}
 
 // emitWaited emits e, an anomaly of the series or asset whose waits w are
 // (pending already counts it): its Settled ends the wait, counts it in
@@ -401,7 +419,12 @@ func (s *Service) emitWaited(out stage.Emitter, e *event.Envelope, w *publishWai
 func (s *Service) settledWait(w *publishWaits, err error, m *unstoredMark, stored prometheus.Counter) {
 	s.mu.Lock()
 	w.pending--
-	w.unstored += m.failed(err)
+	if n := m.failed(err); n > 0 {
+		if w.unstored == 0 {
+			w.failedAt = s.now()
+		}
+		w.unstored += n
+	}
 	s.mu.Unlock()
 	if err == nil {
 		stored.Inc()

@@ -161,6 +161,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	todo := s.dirty
 	s.dirty = nil
 	s.mu.Unlock()
+	now := s.now()
 
 	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
 	written := 0
@@ -183,8 +184,8 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 				if ser.evicted || !ser.dirty {
 					continue
 				}
-				if ser.pending > 0 {
-					waiting = append(waiting, ser) // see Process
+				if ser.holdsSnapshot(now) {
+					waiting = append(waiting, ser) // see publishWaits
 					continue
 				}
 				ser.dirty = false

@@ -256,6 +256,7 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 	todo := s.dirtyAssets
 	s.dirtyAssets = nil
 	s.mu.Unlock()
+	now := s.now()
 	subject := "$KV." + s.cfg.Snapshot.Bucket + "." + s.cfg.Instance + "." + assetKeyPrefix
 	written := 0
 	var firstErr error
@@ -276,8 +277,8 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 				if a.evicted || !a.dirty {
 					continue
 				}
-				if a.pending > 0 {
-					s.dirtyAssets = append(s.dirtyAssets, a) // see Service.Process
+				if a.holdsSnapshot(now) {
+					s.dirtyAssets = append(s.dirtyAssets, a) // see publishWaits
 					continue
 				}
 				a.dirty = false

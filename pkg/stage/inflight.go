@@ -2,10 +2,13 @@ package stage
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
@@ -18,30 +21,53 @@ import (
 // its outbox, the outputs in flight at that moment. Without them a
 // restart would hold the state, and the input's redelivery would make
 // nothing (a repeat, a template already known). Track an output as it is
-// emitted; Settled and StoredLate forget it once stored. Safe for
-// concurrent use.
+// emitted; Settled and StoredLate forget it once stored. A processor that
+// has one offers it to the runner (InFlightOutputs): each tick sends again
+// those whose publish failed, for an input whose redelivery will not (its
+// kept outputs dropped, or dead-lettered). Safe for concurrent use.
 type InFlight struct {
-	// Max bounds the outputs kept (0: DefaultMaxInFlight); beyond it the
-	// oldest is forgotten (a publish that never settles must not grow the
-	// state for ever), and OnDrop, when set, is told its id.
-	Max    int
-	OnDrop func(id string)
+	// Max is the outputs kept past which the processor takes no new
+	// input (Room; 0: DefaultMaxInFlight): nothing is ever dropped, a
+	// processor refuses inputs with ErrBusy instead.
+	Max int
+	// Wait is how long Room waits for the stream to store some
+	// (0: DefaultRoomWait).
+	Wait time.Duration
 
-	mu   sync.Mutex
-	msgs map[string]inFlight
-	n    uint64
+	mu    sync.Mutex
+	msgs  map[string]inFlight
+	n     uint64
+	freed chan struct{} // closed when an output is forgotten; nil until Room waits
 }
 
-// DefaultMaxInFlight is InFlight.Max's default.
+// DefaultMaxInFlight is InFlight.Max's default: the publisher's window
+// (bus.Publisher's 4096 outputs awaiting their acks).
 const DefaultMaxInFlight = 4096
 
+// DefaultRoomWait is InFlight.Wait's default: well within a consumer's
+// ack_wait.
+const DefaultRoomWait = 5 * time.Second
+
+// ErrBusy is what a processor returns for an input it refuses, before
+// taking anything of it in, while its InFlight has no Room: the input is
+// naked and comes again once the stream stores what is in flight.
+var ErrBusy = errors.New("stage: too many outputs not stored yet: input refused for now")
+
+// InFlightOutputs is implemented by a processor that keeps its outputs in
+// an InFlight: the runner's ticks send again those whose publish failed.
+type InFlightOutputs interface {
+	InFlightOutputs() *InFlight
+}
+
 type inFlight struct {
-	msg bus.Message
-	n   uint64 // numbers them, oldest first
+	msg    bus.Message
+	n      uint64 // numbers them, oldest first
+	failed bool   // a publish of it failed
 }
 
 // Track keeps e until stored and returns the Settled and StoredLate of its
-// Output. An error is permanent: e cannot be encoded.
+// Output. An error is permanent: e cannot be encoded. Track never drops an
+// output: a processor asks for Room before taking an input in.
 func (f *InFlight) Track(e *event.Envelope) (settled func(error), storedLate func(), err error) {
 	data, err := e.MarshalJSON()
 	if err != nil {
@@ -52,32 +78,86 @@ func (f *InFlight) Track(e *event.Envelope) (settled func(error), storedLate fun
 	if f.msgs == nil {
 		f.msgs = map[string]inFlight{}
 	}
-	limit := cmp.Or(f.Max, DefaultMaxInFlight)
-	if len(f.msgs) >= limit {
-		oldest, n := "", uint64(0)
-		for id, m := range f.msgs {
-			if oldest == "" || m.n < n {
-				oldest, n = id, m.n
-			}
-		}
-		delete(f.msgs, oldest)
-		if f.OnDrop != nil {
-			f.OnDrop(oldest)
-		}
-	}
 	f.n++
 	id := e.ID
-	f.msgs[id] = inFlight{bus.Message{Subject: e.Subject(), ID: id, Data: data}, f.n}
-	landed := func() {
-		f.mu.Lock()
-		delete(f.msgs, id)
-		f.mu.Unlock()
-	}
+	f.msgs[id] = inFlight{msg: bus.Message{Subject: e.Subject(), ID: id, Data: data}, n: f.n}
+	landed := func() { f.Stored(id) }
 	return func(err error) {
 		if err == nil {
 			landed()
+			return
 		}
+		f.mu.Lock()
+		if m, ok := f.msgs[id]; ok {
+			m.failed = true
+			f.msgs[id] = m
+		}
+		f.mu.Unlock()
 	}, landed, nil
+}
+
+// Room returns nil once fewer than Max outputs are kept, waiting up to
+// Wait for the stream to store some, and ErrBusy if it did not: the
+// processor refuses the input before taking anything of it in. A burst
+// fills the publisher's window for a moment, and waits; an outage lasts,
+// and its inputs come again later.
+func (f *InFlight) Room(ctx context.Context) error {
+	timer := time.NewTimer(cmp.Or(f.Wait, DefaultRoomWait))
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		if len(f.msgs) < cmp.Or(f.Max, DefaultMaxInFlight) {
+			f.mu.Unlock()
+			return nil
+		}
+		if f.freed == nil {
+			f.freed = make(chan struct{})
+		}
+		freed := f.freed
+		f.mu.Unlock()
+		select {
+		case <-freed:
+		case <-timer.C:
+			return ErrBusy
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", ErrBusy, ctx.Err())
+		}
+	}
+}
+
+// Stored forgets output id: the stream stored it.
+func (f *InFlight) Stored(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forget(id)
+}
+
+// forget deletes id and wakes Room's waiters. f.mu is held.
+func (f *InFlight) forget(id string) {
+	delete(f.msgs, id)
+	if f.freed != nil {
+		close(f.freed)
+		f.freed = nil
+	}
+}
+
+// Failed returns the outputs whose publish failed and that are not stored
+// yet, oldest first.
+func (f *InFlight) Failed() []bus.Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ms []inFlight
+	for _, m := range f.msgs {
+		if m.failed {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortFunc(ms, func(a, b inFlight) int { return cmp.Compare(a.n, b.n) })
+	out := make([]bus.Message, len(ms))
+	for i, m := range ms {
+		out[i] = m.msg
+	}
+	return out
 }
 
 // Messages returns the outputs in flight, oldest first.
@@ -98,6 +178,10 @@ func (f *InFlight) Clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.msgs)
+	if f.freed != nil {
+		close(f.freed)
+		f.freed = nil
+	}
 }
 
 // Len is how many outputs are in flight.

@@ -618,10 +618,61 @@ func (r *Runner) Tick(ctx context.Context, now time.Time) error {
 	// made it has moved on, and nothing would make it again.
 	tickErr := r.safely("periodic work", func() error { return t.Tick(ctx, now, out) })
 	sendErr := r.publishTickOutputs(ctx, em.msgs, em.settled, em.late)
-	if tickErr != nil || sendErr != nil {
+	resendErr := r.resendInFlight(ctx)
+	if tickErr != nil || sendErr != nil || resendErr != nil {
 		r.m.tickFailures.Add(1)
 	}
-	return errors.Join(tickErr, sendErr)
+	return errors.Join(tickErr, sendErr, resendErr)
+}
+
+// resendInFlight sends again the outputs in the processor's InFlight whose
+// publish failed. Most are kept for their input's redelivery too (the same
+// id: the stream drops the second copy), but nothing else would send those
+// of an input dead-lettered on its last delivery, or whose kept outputs
+// were dropped (MaxKept) and whose redelivery was a repeat that made
+// nothing. The oldest goes first, alone: while the stream still refuses
+// it, the others wait for the next tick. r.tickMu is held.
+func (r *Runner) resendInFlight(ctx context.Context) error {
+	p, ok := r.proc.(InFlightOutputs)
+	if !ok {
+		return nil
+	}
+	f := p.InFlightOutputs()
+	if f == nil {
+		return nil
+	}
+	msgs := f.Failed()
+	if len(msgs) == 0 {
+		return nil
+	}
+	send := func(msgs []bus.Message) error {
+		futures := make([]jetstream.PubAckFuture, len(msgs))
+		errl := make([]error, len(msgs))
+		for i, m := range msgs {
+			futures[i], errl[i] = r.pub.Publish(ctx, m)
+		}
+		var first error
+		for i, m := range msgs {
+			err := errl[i]
+			if err == nil {
+				err = awaitAck(futures[i], ctx.Done())
+			}
+			if err != nil {
+				r.m.outputFailures.Add(1)
+				if first == nil {
+					first = fmt.Errorf("stage %s: publishing %s to %s again: %w", r.cfg.Name, m.ID, m.Subject, err)
+				}
+				continue
+			}
+			r.m.outputs.Add(1)
+			f.Stored(m.ID)
+		}
+		return first
+	}
+	if err := send(msgs[:1]); err != nil {
+		return err
+	}
+	return send(msgs[1:])
 }
 
 // safely runs f, a tick or a checkpoint, and turns a panic into its

@@ -152,7 +152,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 // Process takes one event: alerts, anomalies and changes become signals;
 // other kinds are acked and ignored (a filter that lets them through is
 // harmless).
-func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emitter) error {
+func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
 	s, ok, err := correlate.SignalOf(in)
 	if err != nil || !ok {
 		return err
@@ -165,6 +165,14 @@ func (p *Processor) Process(_ context.Context, in *event.Envelope, out stage.Emi
 		// holder may have restored already; what this state made of the
 		// signal would be published beside what that one makes.
 		return fmt.Errorf("%w: signal %s given back", ErrStandby, s.EventID)
+	}
+	if p.inFlight != nil {
+		if err := p.inFlight.Room(ctx); err != nil {
+			// Taken in now, its incident events could be kept for no
+			// checkpoint: it comes again once INCIDENTS stored what is
+			// in flight (the runner's ticks send it again).
+			return fmt.Errorf("correlator: signal %s: %w", s.EventID, err)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -250,6 +258,11 @@ func (p *Processor) Incidents() []correlate.State {
 	defer p.mu.Unlock()
 	return p.c.Incidents()
 }
+
+// InFlightOutputs is the incident events Process emitted that the stream
+// has not stored yet (nil without a state store): the runner's ticks send
+// again those whose publish failed.
+func (p *Processor) InFlightOutputs() *stage.InFlight { return p.inFlight }
 
 // holding tells whether this instance still holds its lease (see holds).
 func (p *Processor) holding() bool { return p.holds == nil || p.holds() }
@@ -511,9 +524,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		proc.unstored = map[string]bool{}
-		proc.inFlight = &stage.InFlight{OnDrop: func(id string) {
-			log.Warn().Str("event_id", id).Int("max", stage.DefaultMaxInFlight).Msg("too many incident events not stored yet: the oldest is no longer kept for the next checkpoint")
-		}}
+		proc.inFlight = &stage.InFlight{}
 		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 		// What a signal did is in the state alone until it is saved (a

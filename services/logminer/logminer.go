@@ -165,9 +165,6 @@ func newLogminer(cfg Config, log zerolog.Logger, opts ...Option) (*Logminer, err
 		unacked: unacked,
 	}
 	l.scratch.New = func() any { return new(scratch) }
-	l.inFlight.OnDrop = func(id string) {
-		l.log.Warn().Str("event_id", id).Int("max", stage.DefaultMaxInFlight).Msg("too many template events not stored yet: the oldest is no longer kept for the next checkpoint")
-	}
 	l.sampleSettled = func(err error) {
 		if err == nil {
 			l.metrics.samples.Add(1)
@@ -256,8 +253,9 @@ func (l *Logminer) stopping() bool {
 
 // Process mines one raw log and emits it templated and, when the line
 // created or generalised a template, the template event. Its errors are
-// permanent: the same bytes never become a valid log.
-func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitter) error {
+// permanent: the same bytes never become a valid log (but stage.ErrBusy,
+// while too many template events wait for the stream).
+func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emitter) error {
 	if e.Kind != event.KindLog {
 		return errs.Permanentf("logminer: event %s is of kind %q, want log (only raw logs belong on events.log.<service>)", e.ID, e.Kind)
 	}
@@ -298,6 +296,14 @@ func (l *Logminer) Process(_ context.Context, e *event.Envelope, out stage.Emitt
 	// and no count behind.
 	if bound := copyBound(&body, content, l.cfg.MaxLineBytes); bound > event.MaxBodyBytes {
 		return errs.Permanentf("logminer: event %s: its templated copy may not fit: a message of %d bytes as JSON, mined on %d bytes, makes a body of up to %d bytes, over the limit of %d", e.ID, event.JSONStringLen(body.Message), min(len(content), l.cfg.MaxLineBytes), bound, event.MaxBodyBytes)
+	}
+	if l.state != nil {
+		if err := l.inFlight.Room(ctx); err != nil {
+			// Mined now, a new template's event could be kept for no
+			// checkpoint: the line comes again once the stream stored
+			// what is in flight (the runner's ticks send it again).
+			return fmt.Errorf("logminer: event %s: %w", e.ID, err)
+		}
 	}
 	r := &s.result
 	l.emitMu.RLock()

@@ -162,6 +162,10 @@ func (c checkpointed) Checkpoint(ctx context.Context) error {
 	return c.saveState(ctx, data)
 }
 
+// InFlightOutputs is the template events not stored yet: the runner's
+// ticks send again those whose publish failed.
+func (c checkpointed) InFlightOutputs() *stage.InFlight { return &c.inFlight }
+
 // Hold and Held are the outbox (stage.Outbox).
 func (c checkpointed) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }
 func (c checkpointed) Held() []bus.Message     { return c.outbox.Held() }

@@ -446,10 +446,6 @@ func (d durable) Restore(ctx context.Context) error {
 	return nil
 }
 
-// catchUpHold bounds how long a NATS command for an incident not known
-// while catching up is held before it goes back to the stream.
-const catchUpHold = 15 * time.Second
-
 // catchUp starts the time in which the signals delivered before a restore
 // and not acked come again: within the consumer's ack_wait of it (the
 // instance before, crashed, told them in progress no more).
@@ -546,7 +542,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
-	}, log, bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // a command under way whose answer waits for the stop's last checkpoint may outlast this drain: it is redelivered after ack_wait, found applied, and acked
+	}, log, bus.WithInProgress(), // held while catching up (Service.command)
+		bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // a command under way whose answer waits for the stop's last checkpoint may outlast this drain: it is redelivered after ack_wait, found applied, and acked
 	if err != nil {
 		return nil, err
 	}
@@ -674,21 +671,27 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 		// (memory storage after a restart), whose sequence restarts.
 		cmd.ID = "nats:" + strconv.FormatUint(d.StreamSeq, 10) + "@" + strconv.FormatInt(d.Published.UnixNano(), 10)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	_, err := s.proc.Submit(cctx, cmd)
+	submit := func() error {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := s.proc.Submit(cctx, cmd)
+		return err
+	}
+	err := submit()
 	// The incident may come back with the signals from before the
-	// restore: asked again once they may have, the command is applied, or
-	// refused for an incident nobody knows. Held at most catchUpHold,
-	// well within the commands' ack_wait; then redelivered after its
-	// backoff, to wait again.
-	for held := time.Now(); errors.Is(err, ErrCatchingUp) && time.Since(held) < catchUpHold; {
+	// restore: asked again until they may have (the catch-up ends the
+	// signals' ack_wait after the restore), the command is applied, or
+	// refused for an incident nobody knows. Held, not naked: a
+	// redelivery would count against the commands' MaxDeliver, which a
+	// long ack_wait outlasts (the consumer tells the server it is in
+	// progress).
+	for errors.Is(err, ErrCatchingUp) {
 		select {
-		case <-cctx.Done():
+		case <-ctx.Done():
 			return err
 		case <-time.After(time.Second):
 		}
-		_, err = s.proc.Submit(cctx, cmd)
+		err = submit()
 	}
 	if errors.Is(err, correlate.ErrUnknownIncident) && s.proc.partition != nil {
 		// Every partition reads every command; the incident is another

@@ -542,9 +542,18 @@ func TestNATSCommandIsTimedWhenStored(t *testing.T) {
 // the command for an unknown incident, so the incident comes back
 // acknowledged.
 func TestCommandWaitsForTheSignalsFromBeforeARestore(t *testing.T) {
+	for _, ackWait := range []time.Duration{3 * time.Second, time.Minute} {
+		t.Run(ackWait.String(), func(t *testing.T) { commandWaitsForTheSignals(t, ackWait) })
+	}
+}
+
+// commandWaitsForTheSignals is the test with the signals' ack_wait given:
+// a minute outlasts what the commands' MaxDeliver (3) would allow
+// deliveries held a fixed while and naked.
+func commandWaitsForTheSignals(t *testing.T, ackWait time.Duration) {
 	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
 	r.cfg.State.SaveEvery = time.Hour
-	r.cfg.Consumer.AckWait = 3 * time.Second
+	r.cfg.Consumer.AckWait = ackWait
 	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
 	if err != nil {
 		t.Fatal(err)
@@ -568,7 +577,7 @@ func TestCommandWaitsForTheSignalsFromBeforeARestore(t *testing.T) {
 	}
 	next, stop := r.start()
 	defer stop()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(ackWait + 30*time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var st correlate.State
 		ok := false
 		for _, s := range next.proc.Incidents() {

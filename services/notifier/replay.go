@@ -274,7 +274,11 @@ func (g *letterGroup) plan(ctx context.Context, state jetstream.KeyValue) (*even
 	case !known || !g.stamp.before(now.stamp()):
 		return g.env, nil
 	case !now.Resolved:
-		g.newest.Replay = ReplayOutdated
+		// The older letters go with the newest, unsent: none is
+		// delivered in another's place.
+		for _, dl := range g.members {
+			dl.Replay = ReplayOutdated
+		}
 		return nil, nil
 	}
 	g.newest.Replay = ReplayResolve

@@ -404,3 +404,47 @@ func TestReplayOfAStateOlderThanOneSentSendsNothing(t *testing.T) {
 		t.Errorf("%d dead letters left, want the outdated one removed", n)
 	}
 }
+
+// An incident with two dead letters (its opening and its
+// acknowledgement), whose state entry holds a newer open state: nothing is
+// sent, and both are listed as outdated, none as superseded (which
+// `aiops notify replay` prints as "delivered in its place").
+func TestReplayOfAnOutdatedGroupSendsNoneInAnothersPlace(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	var sent atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { sent.Add(1) }))
+	defer hook.Close()
+	cfg := Config{Routes: hookRoutes(t, hook.URL)}
+	subject := cfg.DeadLetterSubject()
+	opened, acked, _ := lifecycle(t)
+	id := opened.Labels["incident_id"]
+	deadLetter(t, r.js, subject, opened)
+	deadLetter(t, r.js, subject, acked)
+	store, err := openKVStore(context.Background(), r.js, cfg.WithDefaults().State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The notifier handled a newer open state since.
+	if err := store.Put(context.Background(), openIncident{ID: id, Revision: 99, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []DeadLetter
+	if _, _, err := Replay(context.Background(), r.js, proc, subject, false, func(dl DeadLetter) { listed = append(listed, dl) }); err != nil {
+		t.Fatal(err)
+	}
+	if sent.Load() != 0 {
+		t.Fatalf("%d sent, want none (outdated)", sent.Load())
+	}
+	if len(listed) != 2 {
+		t.Fatalf("%d dead letters listed, want 2", len(listed))
+	}
+	for _, dl := range listed {
+		if dl.Replay != ReplayOutdated {
+			t.Errorf("seq %d listed as replay kind %d (newer: seq %d), want outdated: nothing was delivered", dl.Seq, dl.Replay, dl.Newer)
+		}
+	}
+}

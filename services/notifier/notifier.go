@@ -74,7 +74,11 @@ type Processor struct {
 	resolved *lru.Cache[string, ended] // resolved incidents' last states
 	saveNow  chan struct{}             // wakes the saver (saveLoop)
 	saveMu   sync.Mutex
-	fenced   atomic.Bool // the lease is lost: the store is not written
+	// tombstoneWaits are the resolves whose events wait, sent, for their
+	// tombstone's write (afterTombstone), by incident id.
+	tombstoneWaits map[string][]tombstoneWait
+	tombstoneHeld  int
+	fenced         atomic.Bool // the lease is lost: the store is not written
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// write what the next holder owns.
@@ -364,7 +368,7 @@ func (p *Processor) Notify(ctx context.Context, in *event.Envelope) error {
 		// unknown here (a dead letter is one whose delivery failed), and
 		// PagerDuty ignores an acknowledge of an alert it never had, while
 		// a trigger of one it has open only joins it (dedup_key).
-		_, _, err := p.send(ctx, n, true)
+		_, _, err := p.send(ctx, n, 0)
 		failed = append(failed, err)
 	}
 	if len(muted) > 0 && len(muted) == len(r.routes) {
@@ -392,6 +396,9 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	if len(r.routes) == 0 {
 		done(nil)
 		return
+	}
+	if r.inc.Status == webhook.StatusResolved && p.store != nil {
+		done = p.afterTombstone(r.st.IncidentID, stamp{r.st.Revision, in.Time}, done)
 	}
 	settle := settleAll(done, len(r.routes))
 	p.mu.Lock()
@@ -446,6 +453,7 @@ func (p *Processor) Flush(ctx context.Context) error {
 		p.log.Info().Int("events", n).Msg("stopping: incident events waiting for their notification go back to the stream")
 	}
 	p.schedule.release(ErrStopping)
+	p.releaseTombstoneWaits("", stamp{}, ErrStopping)
 	return err
 }
 
@@ -553,11 +561,11 @@ func (p *Processor) deliverLane(l *lane) {
 			h.n.muted = true
 			p.log.Info().Str("incident_id", h.n.incidentID).Str("route", h.n.route).Str("why", why).Msg("incident muted: not delivered")
 		} else {
-			ctx := p.sendCtx
+			ctx, heardBy := p.sendCtx, p.schedule.heardBy(h.n)
 			p.mu.Unlock()
-			var reached bool
+			var reached uint64
 			var breakerUntil time.Time
-			reached, breakerUntil, err = p.send(ctx, h.n, !heard)
+			reached, breakerUntil, err = p.send(ctx, h.n, heardBy)
 			p.mu.Lock()
 			h.n.reached = reached
 			// A repeat nobody heard the first send of (muted when due: the
@@ -670,22 +678,22 @@ func (p *Processor) retryDelay(tries int) time.Duration {
 
 // send delivers one notification to the integrations of its receiver;
 // the error is transient when one failed, permanent (errs) when the only
-// failures were refusals; reached tells that one integration took it,
+// failures were refusals; reached tells which integrations took it,
 // breakerUntil when the breakers in front of those that failed let the
 // first of them be tried again (zero: one may be tried now).
-// firstNotice says that the receiver cannot have heard of the incident
+// heardBy are the integrations a notification of the incident certainly
+// reached; every other one is sent it as a first notice
 // (webhook.Incident.FirstNotice: PagerDuty triggers before acknowledging).
-func (p *Processor) send(ctx context.Context, n *note, firstNotice bool) (reached bool, breakerUntil time.Time, err error) {
+func (p *Processor) send(ctx context.Context, n *note, heardBy uint64) (reached uint64, breakerUntil time.Time, err error) {
 	r := n.send.(*routed)
 	inc := r.inc
-	inc.FirstNotice = firstNotice
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})
 	eventID := n.eventID
 	if n.repeat > 0 {
 		// A repeat is a new notification: a new idempotency key.
 		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
 	}
-	failed, refused, reached, breakerUntil := p.deliver(ctx, n.receiver, eventID, inc)
+	failed, refused, reached, breakerUntil := p.deliver(ctx, n.receiver, eventID, inc, heardBy)
 	for _, err := range refused {
 		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", inc.ID).
 			Msg("receiver refused the incident: not retried (dead letter); fix the receiver or its configuration, then run `aiops notify replay`")
@@ -741,7 +749,7 @@ func settleAll(done func(error), n int) func(error) {
 // again. It returns the transient failures and the permanent ones apart,
 // and when the first integration that failed can be tried again: the end
 // of its breaker's cool-down, zero when one of them has no breaker open.
-func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident) (failed, refused []error, reached bool, breakerUntil time.Time) {
+func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident, heardBy uint64) (failed, refused []error, reached uint64, breakerUntil time.Time) {
 	anyClosed := false
 	for i, ig := range p.integrations[name] {
 		if inc.Status == webhook.StatusResolved && !ig.sendResolved {
@@ -749,17 +757,18 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		}
 		key := event.DerivedID(inc.Time(), eventID, name, fmt.Sprint(i))
 		if _, done := p.delivered.Get(key); done {
-			reached = true
+			reached |= integrationBit(i)
 			continue
 		}
 		inc.DeliveryKey = key // the payload's key is the webhook-id
+		inc.FirstNotice = heardBy&integrationBit(i) == 0
 		ig.mu.Lock()
 		err := ig.send(ctx, key, inc)
 		ig.mu.Unlock()
 		switch {
 		case err == nil:
 			p.delivered.Add(key, struct{}{})
-			reached = true
+			reached |= integrationBit(i)
 		case errs.IsPermanent(err):
 			refused = append(refused, fmt.Errorf("%s: %w", ig.path, err))
 		default:
@@ -794,7 +803,11 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 	}
 	eventID := event.DerivedID(time.Now(), "send-test", name)
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: inc.ID, service: inc.Service, eventID: eventID})
-	failed, refused, _, _ := p.deliver(ctx, name, eventID, inc)
+	heardBy := ^uint64(0) // as inc says: a first notice or none
+	if inc.FirstNotice {
+		heardBy = 0
+	}
+	failed, refused, _, _ := p.deliver(ctx, name, eventID, inc, heardBy)
 	return errors.Join(append(refused, failed...)...)
 }
 

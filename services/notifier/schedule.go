@@ -45,8 +45,9 @@ type note struct {
 	// muted: held back by a silence, an inhibition or a time interval
 	// when its time came. It stands as sent, but nobody heard it.
 	muted bool
-	// reached: an integration of the receiver took it (a page went out).
-	reached bool
+	// reached are the integrations of the receiver that took it (bit i:
+	// its i-th, integrationBit).
+	reached uint64
 	// made is when its incident event was made (its observed time): the
 	// stream drops the event max_age after about then.
 	made time.Time
@@ -77,9 +78,11 @@ type slot struct {
 	// one): when it next has something to hand out.
 	wake  time.Time
 	armed bool
-	// heard: a notification of the incident went out to the route's
-	// receiver (not muted).
-	heard bool
+	// heardBy are the integrations of the route's receiver a
+	// notification of the incident reached (integrationBit): one that
+	// did not is sent its next one as a first notice (PagerDuty triggers
+	// before it acknowledges), whatever its siblings took.
+	heardBy uint64
 	// sawOpening: the slot was made by the incident's opening event, so
 	// it knows every notification of the incident to the route (one made
 	// by a later event, after a restart, does not).
@@ -130,6 +133,17 @@ func (sl *slot) wakeAt() (time.Time, bool) {
 		return sl.lastSent.Add(sl.again()), true
 	}
 	return time.Time{}, false
+}
+
+// integrationBit is the bit of a receiver's i-th integration in
+// note.reached and slot.heardBy; none past the 64th, which is then never
+// known to have heard (sent first notices: a trigger joins an alert
+// PagerDuty has open).
+func integrationBit(i int) uint64 {
+	if i < 0 || i >= 64 {
+		return 0
+	}
+	return 1 << i
 }
 
 // maxRemembered bounds the events a slot remembers as sent.
@@ -353,12 +367,31 @@ func (s *schedule) dueAfter(n *note, now time.Time) *note {
 }
 
 // mayHaveHeard tells whether n's route's receiver may have heard of n's
-// incident: unless the slot, made by the opening, knows that nothing
-// reached it (a slot made after a restart knows nothing, so the receiver
-// may have).
+// incident: unless the slot knows every notification since the opening
+// (made by it, or restored from a record that knew) and that none reached
+// it.
 func (s *schedule) mayHaveHeard(n *note) bool {
 	sl := s.slots[slotKey(n.incidentID, n.route)]
-	return sl == nil || sl.heard || !sl.sawOpening
+	return sl == nil || sl.heardBy != 0 || !sl.sawOpening
+}
+
+// heardBy are the integrations of n's route's receiver a notification of
+// n's incident certainly reached: none when the slot is not known.
+func (s *schedule) heardBy(n *note) uint64 {
+	if sl := s.slots[slotKey(n.incidentID, n.route)]; sl != nil {
+		return sl.heardBy
+	}
+	return 0
+}
+
+// knowledge is what a record of n's slot keeps for a notifier after a
+// restart (restoreSent): the integrations heard, and whether the slot knew
+// every notification since the opening (else heardBy tells nothing).
+func (s *schedule) knowledge(n *note) (heardBy uint64, knows bool) {
+	if sl := s.slots[slotKey(n.incidentID, n.route)]; sl != nil {
+		return sl.heardBy, sl.sawOpening
+	}
+	return 0, false
 }
 
 // handsOut tells whether n is still handed out by its slot, its result
@@ -393,7 +426,7 @@ func (sl *slot) take(now time.Time) *note {
 		r := *sl.last
 		r.repeat++
 		r.at = now
-		r.muted, r.reached = false, false // a send of its own
+		r.muted, r.reached = false, 0 // a send of its own
 		sl.pending, sl.due, sl.handed, sl.handedSettles = &r, now, &r, 0
 	}
 	return sl.handed
@@ -454,7 +487,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 	}
 	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}
 	sl.last, sl.lastSent = n, now
-	sl.heard = sl.heard || n.reached
+	sl.heardBy |= n.reached
 	sl.remember(n.eventID)
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)
@@ -492,7 +525,7 @@ func (s *schedule) retry(n *note, at time.Time) {
 		return
 	}
 	sl.handed, sl.handedSettles = nil, 0
-	sl.heard = sl.heard || n.reached
+	sl.heardBy |= n.reached
 	sl.retryAt = at
 	if sl.pending == n || sl.pending == nil {
 		sl.pending, sl.due = n, at
@@ -517,19 +550,31 @@ func (s *schedule) forgetIdle(open func(incidentID string) bool) {
 	}
 }
 
+// forgetIncident drops the idle slots (nothing pending, handed out or
+// held) of incident id: it is repeated no more.
+func (s *schedule) forgetIncident(id string) {
+	for k, sl := range s.slots {
+		if strings.HasPrefix(k, id+"\x00") && sl.pending == nil && sl.handed == nil && len(sl.settle) == 0 {
+			delete(s.slots, k)
+		}
+	}
+}
+
 // restoreSent gives the schedule what a notifier before it (this one
 // before a restart, or the last holder of the lease) sent last of an open
 // incident to a route, kept in the state bucket: n went out at lastSent
 // (event time), so the incident, unchanged, is repeated repeat_interval
-// after it, and n's event, delivered again, is settled at once. A slot
-// this notifier holds that is busy or knows a later send is kept.
-func (s *schedule) restoreSent(n *note, lastSent time.Time) {
+// after it, and n's event, delivered again, is settled at once; heardBy
+// and knows are that notifier's knowledge (a record that does not know
+// leaves the receiver one that may have heard). A slot this notifier
+// holds that is busy or knows a later send is kept.
+func (s *schedule) restoreSent(n *note, lastSent time.Time, heardBy uint64, knows bool) {
 	k := slotKey(n.incidentID, n.route)
 	if sl := s.slots[k]; sl != nil && (sl.pending != nil || sl.handed != nil || len(sl.settle) > 0 || !sl.lastSent.Before(lastSent)) {
 		return
 	}
 	s.makeRoom()
-	sl := &slot{timing: n.timing, last: n, lastSent: lastSent, heard: !n.muted}
+	sl := &slot{timing: n.timing, last: n, lastSent: lastSent, heardBy: heardBy, sawOpening: knows}
 	sl.remember(n.eventID)
 	s.slots[k] = sl
 	s.arm(k, sl)

@@ -40,8 +40,9 @@ type StateConfig struct {
 	// which of them inhibit.
 	Disabled bool `yaml:"disabled"`
 	// MaxAge drops an entry not written for this long (default 168h, at
-	// least 10m; an open incident's entry is written again 2m before): an incident
-	// whose resolve never came inhibits at most this long after a restart.
+	// least 10m; an open incident's entry is written again 2m before, while
+	// a notifier took an event of it within MaxAge): an open incident with
+	// no event for this long is forgotten.
 	MaxAge time.Duration `yaml:"max_age"`
 }
 
@@ -98,8 +99,12 @@ type openIncident struct {
 	// EventID is a tombstone's resolve's incident event: aiops notify
 	// replay, bringing a receiver to the resolve, sends it under that
 	// event's idempotency keys, so a receiver that had it can tell.
-	EventID string    `json:"event_id,omitempty"`
-	saved   time.Time // when this instance last wrote it (wall clock)
+	EventID string `json:"event_id,omitempty"`
+	// Seen is when (wall clock) a notifier last took an event of it: an
+	// open incident with none for max_age is written again no more, and
+	// its entry expires (its resolve lost, or its correlator's state).
+	Seen  time.Time `json:"seen,omitzero"`
+	saved time.Time // when this instance last wrote it (wall clock)
 }
 
 // sentRecord is what went out last to one route of an open incident: the
@@ -111,6 +116,12 @@ type sentRecord struct {
 	At      time.Time `json:"at"`
 	Muted   bool      `json:"muted,omitempty"`
 	Repeat  int       `json:"repeat,omitempty"`
+	// HeardBy are the integrations of the route's receiver a notification
+	// of the incident reached (slot.heardBy), known when Knows: the
+	// notifier knew every notification since the opening. Without it (a
+	// record of an older notifier) the receiver may have heard.
+	HeardBy uint64 `json:"heard_by,omitempty"`
+	Knows   bool   `json:"knows,omitempty"`
 }
 
 // maxKeptEvents bounds the incident events an entry keeps for repeats, so
@@ -126,6 +137,72 @@ func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
 type ended struct {
 	stamp
 	eventID string
+	saved   bool // its tombstone was written
+}
+
+// tombstoneWait is a resolve's event, its notification sent, waiting for
+// its incident's tombstone to be written before it is settled.
+type tombstoneWait struct {
+	st   stamp
+	done func(error)
+}
+
+// afterTombstone wraps done, the settling of a resolve's event (stamp
+// st), so that it is settled only once the incident's tombstone is
+// written: acked before, a crash (or a bucket that is down) would leave
+// the incident open in the bucket, and the next notifier would repeat its
+// page after its resolve, for ever. Its notification is not held back:
+// only the ack waits. At most a quarter of max_ack_pending wait (a bucket
+// down for long must not stop the consumer); past it, one is settled at
+// once. The wrapper is called with p.mu held, as the schedule settles.
+func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(error) {
+	return func(err error) {
+		if err != nil || p.tombstoneWritten(id, st) || p.tombstoneHeld >= p.cfg.Consumer.MaxAckPending/4 {
+			done(err)
+			return
+		}
+		if p.tombstoneWaits == nil {
+			p.tombstoneWaits = map[string][]tombstoneWait{}
+		}
+		p.tombstoneWaits[id] = append(p.tombstoneWaits[id], tombstoneWait{st, done})
+		p.tombstoneHeld++
+	}
+}
+
+// tombstoneWritten tells whether the bucket holds incident id at st or
+// later: its tombstone written, or a later state (reopened). An incident
+// no longer remembered has nothing to wait for. p.mu is held.
+func (p *Processor) tombstoneWritten(id string, st stamp) bool {
+	if inc, open := p.open[id]; open {
+		return !inc.stamp().before(st)
+	}
+	r, ok := p.resolved.Peek(id)
+	return !ok || r.saved && !r.before(st)
+}
+
+// releaseTombstoneWaits settles with err the resolves of incident id
+// waiting for a write at st or later (every incident's, and all, with
+// id ""). p.mu is held.
+func (p *Processor) releaseTombstoneWaits(id string, st stamp, err error) {
+	for wid, ws := range p.tombstoneWaits {
+		if id != "" && wid != id {
+			continue
+		}
+		kept := ws[:0]
+		for _, w := range ws {
+			if id != "" && st.before(w.st) {
+				kept = append(kept, w)
+				continue
+			}
+			w.done(err)
+			p.tombstoneHeld--
+		}
+		if len(kept) == 0 {
+			delete(p.tombstoneWaits, wid)
+		} else {
+			p.tombstoneWaits[wid] = kept
+		}
+	}
 }
 
 // OpenStore keeps the open incidents, and the resolved ones' tombstones,
@@ -224,7 +301,7 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	}
 	switch {
 	case resolved:
-		p.resolved.Add(id, ended{st, eventID})
+		p.resolved.Add(id, ended{stamp: st, eventID: eventID})
 		p.keptEvents -= eventsSize(old)
 		delete(p.open, id)
 		p.trackSource(id, nil, true)
@@ -237,7 +314,8 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 		return false
 	}
 	p.resolved.Remove(id) // reopened
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, saved: old.saved}
+	p.releaseTombstoneWaits(id, st, nil)
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, Seen: p.now(), saved: old.saved}
 	p.trackSource(id, labels, false)
 	return !had || !maps.Equal(old.Labels, labels)
 }
@@ -259,6 +337,7 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 		}
 	}
 	rec := sentRecord{Route: n.route, EventID: n.eventID, At: at, Muted: n.muted, Repeat: n.repeat}
+	rec.HeardBy, rec.Knows = p.schedule.knowledge(n)
 	sent := []sentRecord{rec}
 	events := map[string]json.RawMessage{n.eventID: data}
 	size := len(data)
@@ -320,7 +399,7 @@ func (p *Processor) restoreSent(inc openIncident) {
 			if route.Path == rec.Route {
 				p.schedule.restoreSent(&note{incidentID: inc.ID, route: route.Path, receiver: route.Receiver, eventID: rec.EventID, at: env.Time,
 					send: r, muted: rec.Muted, repeat: rec.Repeat,
-					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At)
+					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At, rec.HeardBy, rec.Knows)
 			}
 		}
 	}
@@ -359,6 +438,12 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	now := p.now()
 	p.mu.Lock()
+	maxAge := p.cfg.State.WithDefaults().MaxAge
+	for id, inc := range p.open {
+		if now.Sub(inc.Seen) >= maxAge {
+			p.forgetOpen(id) // a repeat's record changed it, not an event
+		}
+	}
 	var todo []openIncident
 	for id := range p.unsaved {
 		if inc, ok := p.open[id]; ok {
@@ -367,7 +452,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true, EventID: r.eventID})
 		}
 	}
-	refresh := p.cfg.State.WithDefaults().MaxAge - 4*saveEvery
+	refresh := maxAge - 4*saveEvery
 	for id, inc := range p.open {
 		if _, taken := p.unsaved[id]; !taken && now.Sub(inc.saved) >= refresh {
 			todo = append(todo, inc)
@@ -404,6 +489,11 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 			cur.saved = now
 			p.open[inc.ID] = cur
 		}
+		if r, ok := p.resolved.Peek(inc.ID); ok && inc.Resolved && r.stamp == inc.stamp() {
+			r.saved = true
+			p.resolved.Add(inc.ID, r)
+			p.releaseTombstoneWaits(inc.ID, inc.stamp(), nil)
+		}
 		p.mu.Unlock()
 	}
 	if len(failed) == 0 {
@@ -415,6 +505,20 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
+}
+
+// forgetOpen drops open incident id, of which no notifier took an event
+// for max_age (its resolve lost, or its correlator's state): it inhibits
+// and repeats no more, and its entry, written no more, expires. Its next
+// event brings it back. p.mu is held.
+func (p *Processor) forgetOpen(id string) {
+	p.keptEvents -= eventsSize(p.open[id])
+	delete(p.open, id)
+	delete(p.unsaved, id)
+	p.trackSource(id, nil, true)
+	p.schedule.forgetIncident(id)
+	p.log.Warn().Str("incident_id", id).Dur("max_age", p.cfg.State.WithDefaults().MaxAge).
+		Msg("open incident without any event for notifier.state.max_age forgotten: it inhibits and repeats no more")
 }
 
 // saveEvery is how often the saver writes again what failed, and looks
@@ -470,6 +574,9 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// what an earlier term held goes back to the stream (its Flush
+	// released it already; a term begun without one must not hang it)
+	p.releaseTombstoneWaits("", stamp{}, ErrStopping)
 	clear(p.open)
 	p.keptEvents = 0
 	clear(p.unsaved)
@@ -477,15 +584,24 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	p.resolved.Purge()
 	p.fenced.Store(false)
 	open := 0
+	maxAge := p.cfg.State.WithDefaults().MaxAge
 	for _, inc := range all {
+		if !inc.Resolved && !inc.Seen.IsZero() && p.now().Sub(inc.Seen) >= maxAge {
+			continue // no event for max_age: forgotten (forgetOpen)
+		}
 		if inc.Resolved {
-			p.resolved.Add(inc.ID, ended{inc.stamp(), inc.EventID})
+			p.resolved.Add(inc.ID, ended{stamp: inc.stamp(), eventID: inc.EventID, saved: true})
 			continue
 		}
 		// never saved by this instance: written again at the saver's first
-		// refresh, so that it does not expire
+		// refresh, so that it does not expire, unless no notifier took an
+		// event of it for max_age
 		if p.trackOpen(inc.ID, "", inc.Labels, false, inc.stamp()) {
 			open++
+		}
+		if cur, ok := p.open[inc.ID]; ok && !inc.Seen.IsZero() {
+			cur.Seen = inc.Seen // kept (an older notifier's entry has none: from now)
+			p.open[inc.ID] = cur
 		}
 		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {
 			cur.Sent, cur.Events = inc.Sent, inc.Events

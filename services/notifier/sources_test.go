@@ -89,6 +89,19 @@ func TestRestartedNotifierStillInhibits(t *testing.T) {
 }
 
 // memOpen is an OpenStore in memory that fails while failing is set.
+// startSaver runs proc's saver (the service runs it beside the stage) until
+// the returned stop, or the test's end: a resolve's event is settled once
+// its tombstone is written.
+func startSaver(t *testing.T, proc *Processor) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { proc.saveLoop(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 type memOpen struct {
 	mu      sync.Mutex
 	kept    map[string]openIncident

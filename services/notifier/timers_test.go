@@ -408,6 +408,7 @@ func TestKeptEventsBounded(t *testing.T) {
 	hook := newReceiver(t)
 	store := &memOpen{kept: map[string]openIncident{}}
 	h, proc, at, tick := timedRigWith(t, hook, nil, store)
+	startSaver(t, proc)
 	db := incidentOn(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0)
 	data, err := db.MarshalJSON()
 	if err != nil {

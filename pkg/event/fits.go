@@ -59,8 +59,11 @@ func (e *Envelope) CheckFits() error {
 	return errs.Permanent(&ValidationError{Problems: p.list})
 }
 
-// sizeBound is an upper bound of the envelope's JSON size: every string
-// with its escapes, the fixed fields at their longest.
+// SizeBound is an upper bound of the envelope's JSON size, without
+// encoding it: every string with its escapes, the fixed fields at their
+// longest.
+func (e *Envelope) SizeBound() int { return e.sizeBound() }
+
 func (e *Envelope) sizeBound() int {
 	n := 400 + jsonStringLen(e.Source) + jsonStringLen(e.Service) + jsonStringLen(e.Fingerprint) + len(e.Body) + len(e.Links)*29
 	for _, m := range []map[string]string{e.Labels, e.Resource} {

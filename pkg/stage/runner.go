@@ -54,6 +54,11 @@ type Runner struct {
 	unsent    []bus.Message
 	unsettled []func(error)
 	late      []func() // the StoredLate of each unsent output (nil for none)
+	// restored are the ids among unsent a restored Outbox held: never
+	// dropped beyond MaxKept, since a checkpoint's state already holds
+	// what made them (a correlator's incident events in flight, a log
+	// miner's template announcements), and nothing would make them again.
+	restored map[string]bool
 
 	// draining is set once a sink's drain Flush is due; flushMu makes
 	// flushes one at a time (see flushSink).
@@ -750,6 +755,7 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 			r.unsettled = append(r.unsettled, nil)
 		} else {
 			r.m.outputs.Add(1)
+			delete(r.restored, m.ID)
 			if settled[i] == nil && late[i] != nil {
 				late[i]() // Settled heard the first failure
 			}
@@ -758,16 +764,23 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 			settled[i](err)
 		}
 	}
-	if n := len(r.unsent) - r.cfg.MaxKept; n > 0 {
+	if n := len(r.unsent) - len(r.restored) - r.cfg.MaxKept; n > 0 {
+		// the oldest go, but those a restored checkpoint held
 		r.m.keptDropped.Add(uint64(n))
-		for _, f := range r.unsettled[:n] {
-			if f != nil {
-				f(fmt.Errorf("stage %s: dropped beyond max_kept: %w", r.cfg.Name, ErrStopped))
+		var unsent []bus.Message
+		var unsettled []func(error)
+		var late []func()
+		for i, m := range r.unsent {
+			if n > 0 && !r.restored[m.ID] {
+				n--
+				if f := r.unsettled[i]; f != nil {
+					f(fmt.Errorf("stage %s: dropped beyond max_kept: %w", r.cfg.Name, ErrStopped))
+				}
+				continue
 			}
+			unsent, unsettled, late = append(unsent, m), append(unsettled, r.unsettled[i]), append(late, r.late[i])
 		}
-		r.unsent = append([]bus.Message(nil), r.unsent[n:]...)
-		r.unsettled = slices.Clone(r.unsettled[n:])
-		r.late = slices.Clone(r.late[n:])
+		r.unsent, r.unsettled, r.late = unsent, unsettled, late
 	}
 	return first
 }
@@ -821,6 +834,10 @@ func (r *Runner) takeHeld() {
 		return
 	}
 	r.unsent = append(held, r.unsent...)
+	r.restored = make(map[string]bool, len(held))
+	for _, m := range held {
+		r.restored[m.ID] = true
+	}
 	r.unsettled = append(make([]func(error), len(held)), r.unsettled...)
 	r.late = append(make([]func(), len(held)), r.late...)
 	r.log.Info().Int("outputs", len(held)).Msg("tick outputs the last checkpoint held: sent with the first tick")

@@ -32,8 +32,9 @@ const (
 // split them, and the kind with the most votes, if it split at least half,
 // is that service's header from then on (logged and exported as
 // aiops_logminer_header_detected). Until then each line is split by the
-// first kind that takes it, so no line waits. Detection state is not saved
-// with the miner's state: after a restart a service is detected again.
+// first kind that takes it, so no line waits. The decisions are saved with
+// the miner's state (restore); a detection under way starts over after a
+// restart.
 type headers struct {
 	mu      sync.Mutex
 	log     zerolog.Logger
@@ -149,6 +150,19 @@ func (h *headers) dropOldest() {
 		}
 		clear(h.started[len(live):])
 		h.started, h.head = live, 0
+	}
+}
+
+// restore takes the decisions a saved state holds (at most maxDecided).
+func (h *headers) restore(decided map[string]logmine.Detection) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for svc, d := range decided {
+		if len(h.decided) >= maxDecided {
+			break
+		}
+		h.decided[svc] = d
+		delete(h.votes, svc)
 	}
 }
 

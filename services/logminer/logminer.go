@@ -227,6 +227,12 @@ func (l *Logminer) stageConfig() stage.Config {
 	}
 }
 
+// InFlightOutputs is the template events not stored yet (kept with or
+// without a state: the miner knows their templates, and would announce
+// them no more): the runner's ticks send again those whose publish
+// failed, and a checkpoint saves them.
+func (l *Logminer) InFlightOutputs() *stage.InFlight { return &l.inFlight }
+
 // processor is what the runner drives: the logminer, a Checkpointer too
 // when its state is kept.
 func (l *Logminer) processor() stage.Processor {
@@ -294,16 +300,21 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	}
 	// Refused before mining, so that a refused line leaves no template
 	// and no count behind.
-	if bound := copyBound(&body, content, l.cfg.MaxLineBytes); bound > event.MaxBodyBytes {
+	bound := copyBound(&body, content, l.cfg.MaxLineBytes)
+	if bound > event.MaxBodyBytes {
 		return errs.Permanentf("logminer: event %s: its templated copy may not fit: a message of %d bytes as JSON, mined on %d bytes, makes a body of up to %d bytes, over the limit of %d", e.ID, event.JSONStringLen(body.Message), min(len(content), l.cfg.MaxLineBytes), bound, event.MaxBodyBytes)
 	}
-	if l.state != nil {
-		if err := l.inFlight.Room(ctx); err != nil {
-			// Mined now, a new template's event could be kept for no
-			// checkpoint: the line comes again once the stream stored
-			// what is in flight (the runner's ticks send it again).
-			return fmt.Errorf("logminer: event %s: %w", e.ID, err)
-		}
+	// The copy carries the raw log's labels and resource too, and its
+	// template_id label: a raw log published straight to NATS under the
+	// envelope limit may make a copy over it.
+	if env := e.SizeBound() - len(e.Body) + bound + templateLabelBound; env > event.MaxEnvelopeBytes {
+		return errs.Permanentf("logminer: event %s: its templated copy may not fit: labels, resource and a body of up to %d bytes make an envelope of up to %d bytes, over the limit of %d", e.ID, bound, env, event.MaxEnvelopeBytes)
+	}
+	if err := l.inFlight.Room(ctx); err != nil {
+		// Mined now, a new template's event could be kept for no
+		// checkpoint: the line comes again once the stream stored what
+		// is in flight (the runner's ticks send it again).
+		return fmt.Errorf("logminer: event %s: %w", e.ID, err)
 	}
 	r := &s.result
 	l.emitMu.RLock()
@@ -351,15 +362,13 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 		if err != nil {
 			return err
 		}
-		o := stage.Output{Event: te, Settled: settled[1], StoredLate: late[1]}
-		if l.state != nil {
-			tracked, trackedLate, err := l.inFlight.Track(te)
-			if err != nil {
-				return err
-			}
-			o.Settled = func(err error) { tracked(err); settled[1](err) }
-			o.StoredLate = func() { trackedLate(); late[1]() }
+		tracked, trackedLate, err := l.inFlight.Track(te)
+		if err != nil {
+			return err
 		}
+		o := stage.Output{Event: te,
+			Settled:    func(err error) { tracked(err); settled[1](err) },
+			StoredLate: func() { trackedLate(); late[1]() }}
 		if err := out.Emit(o); err != nil {
 			return err
 		}
@@ -372,6 +381,10 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	}
 	return nil
 }
+
+// templateLabelBound covers the template_id label a templated copy adds:
+// "template_id":"<16 hex>", and its comma.
+const templateLabelBound = 64
 
 // copyBoundOverhead covers a templated body's keys, braces and template
 // id: {"message":,"template_id":"<16 hex>","template":,"params":[],

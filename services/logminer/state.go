@@ -12,6 +12,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/logmine"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
@@ -41,6 +42,11 @@ type savedState struct {
 	// Unacked are the raw logs the counts hold whose outputs were not all
 	// stored: their redelivery is mined, not counted again (unacked).
 	Unacked []string `json:"unacked,omitempty"`
+	// Headers are the header kinds detected for auto services: restored,
+	// a service's lines are split as before, and mined into the same
+	// templates (detected again, the first lines could be split by
+	// another kind and get other template ids).
+	Headers map[string]logmine.Detection `json:"headers,omitempty"`
 }
 
 // ErrInvalidState is wrapped when a saved state cannot be read.
@@ -53,7 +59,7 @@ func (l *Logminer) encodeState() ([]byte, error) {
 	}
 	series, end := l.counts.snapshot(l.now())
 	return json.Marshal(savedState{Version: stateVersion, Miner: snap, IntervalEnd: end.UTC(), Series: series,
-		Stopped: l.stopping(), Unacked: l.unacked.list()})
+		Stopped: l.stopping(), Unacked: l.unacked.list(), Headers: l.headers.detected()})
 }
 
 func (l *Logminer) decodeState(data []byte) error {
@@ -75,6 +81,7 @@ func (l *Logminer) decodeState(data []byte) error {
 	}
 	l.counts.restore(st.Series)
 	l.unacked.restore(st.Unacked)
+	l.headers.restore(st.Headers)
 	l.restoredStopped = st.Stopped
 	if ended && st.Stopped {
 		// The interval ended while the logminer was stopped: close it
@@ -161,10 +168,6 @@ func (c checkpointed) Checkpoint(ctx context.Context) error {
 	}
 	return c.saveState(ctx, data)
 }
-
-// InFlightOutputs is the template events not stored yet: the runner's
-// ticks send again those whose publish failed.
-func (c checkpointed) InFlightOutputs() *stage.InFlight { return &c.inFlight }
 
 // Hold and Held are the outbox (stage.Outbox).
 func (c checkpointed) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }

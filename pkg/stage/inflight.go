@@ -44,9 +44,10 @@ type InFlight struct {
 // (bus.Publisher's 4096 outputs awaiting their acks).
 const DefaultMaxInFlight = 4096
 
-// DefaultRoomWait is InFlight.Wait's default: well within a consumer's
-// ack_wait.
-const DefaultRoomWait = 5 * time.Second
+// DefaultRoomWait is InFlight.Wait's default: acks free room within it in
+// a burst, and a stop's drain, which cannot cut the wait short, is late by
+// no more than a fetch's wait.
+const DefaultRoomWait = time.Second
 
 // ErrBusy is what a processor returns for an input it refuses, before
 // taking anything of it in, while its InFlight has no Room: the input is

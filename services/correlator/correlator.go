@@ -173,6 +173,9 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 			// in flight (the runner's ticks send it again).
 			return fmt.Errorf("correlator: signal %s: %w", s.EventID, err)
 		}
+		if !p.holding() { // the lease ran out while it waited
+			return fmt.Errorf("%w: signal %s given back", ErrStandby, s.EventID)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -261,8 +264,14 @@ func (p *Processor) Incidents() []correlate.State {
 
 // InFlightOutputs is the incident events Process emitted that the stream
 // has not stored yet (nil without a state store): the runner's ticks send
-// again those whose publish failed.
-func (p *Processor) InFlightOutputs() *stage.InFlight { return p.inFlight }
+// again those whose publish failed; none once the lease ran out (the next
+// holder publishes what its restored state makes).
+func (p *Processor) InFlightOutputs() *stage.InFlight {
+	if !p.holding() {
+		return nil
+	}
+	return p.inFlight
+}
 
 // holding tells whether this instance still holds its lease (see holds).
 func (p *Processor) holding() bool { return p.holds == nil || p.holds() }

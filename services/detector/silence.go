@@ -367,7 +367,7 @@ func (s *Service) endAlarm(rows []rowAnomaly, a *asset, silent time.Duration) []
 // being published (pending: its snapshot waits for them), and those whose
 // publish failed and that a redelivery or a later tick has not stored yet
 // (unstored: a close must not overtake them, nor a snapshot; failedAt
-// is when unstored last rose from zero). Guarded by s.mu.
+// is when the latest of them failed). Guarded by s.mu.
 type publishWaits struct {
 	pending, unstored int32
 	failedAt          time.Time
@@ -420,9 +420,9 @@ func (s *Service) settledWait(w *publishWaits, err error, m *unstoredMark, store
 	s.mu.Lock()
 	w.pending--
 	if n := m.failed(err); n > 0 {
-		if w.unstored == 0 {
-			w.failedAt = s.now()
-		}
+		// from the latest failure: an anomaly never stored (its input
+		// dead-lettered) must not let a later one's state into a snapshot
+		w.failedAt = s.now()
 		w.unstored += n
 	}
 	s.mu.Unlock()

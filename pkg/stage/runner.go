@@ -651,26 +651,14 @@ func (r *Runner) resendInFlight(ctx context.Context) error {
 		return nil
 	}
 	send := func(msgs []bus.Message) error {
-		futures := make([]jetstream.PubAckFuture, len(msgs))
-		errl := make([]error, len(msgs))
-		for i, m := range msgs {
-			futures[i], errl[i] = r.pub.Publish(ctx, m)
-		}
 		var first error
-		for i, m := range msgs {
-			err := errl[i]
-			if err == nil {
-				err = awaitAck(futures[i], ctx.Done())
+		for i, err := range r.publishAll(ctx, msgs) {
+			switch {
+			case err == nil:
+				f.Stored(msgs[i].ID)
+			case first == nil:
+				first = fmt.Errorf("stage %s: publishing %s to %s again: %w", r.cfg.Name, msgs[i].ID, msgs[i].Subject, err)
 			}
-			if err != nil {
-				r.m.outputFailures.Add(1)
-				if first == nil {
-					first = fmt.Errorf("stage %s: publishing %s to %s again: %w", r.cfg.Name, m.ID, m.Subject, err)
-				}
-				continue
-			}
-			r.m.outputs.Add(1)
-			f.Stored(m.ID)
 		}
 		return first
 	}
@@ -678,6 +666,28 @@ func (r *Runner) resendInFlight(ctx context.Context) error {
 		return err
 	}
 	return send(msgs[1:])
+}
+
+// publishAll publishes msgs and waits for their acks until ctx ends (an
+// ack that came is taken even then), counting each in the outputs stored
+// or failed: the result of each, in order.
+func (r *Runner) publishAll(ctx context.Context, msgs []bus.Message) []error {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	errl := make([]error, len(msgs))
+	for i, m := range msgs {
+		futures[i], errl[i] = r.pub.Publish(ctx, m)
+	}
+	for i := range msgs {
+		if errl[i] == nil {
+			errl[i] = awaitAck(futures[i], ctx.Done())
+		}
+		if errl[i] != nil {
+			r.m.outputFailures.Add(1)
+		} else {
+			r.m.outputs.Add(1)
+		}
+	}
+	return errl
 }
 
 // safely runs f, a tick or a checkpoint, and turns a panic into its
@@ -727,19 +737,10 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 	settled := append(append(make([]func(error), 0, len(msgs)), r.unsettled...), freshSettled...)
 	late := append(append(make([]func(), 0, len(msgs)), r.late...), freshLate...)
 	r.unsent, r.unsettled, r.late = nil, nil, nil
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	errl := make([]error, len(msgs))
-	for i, m := range msgs {
-		futures[i], errl[i] = r.pub.Publish(ctx, m)
-	}
 	var first error
-	for i, m := range msgs {
-		err := errl[i]
-		if err == nil {
-			err = awaitAck(futures[i], ctx.Done())
-		}
+	for i, err := range r.publishAll(ctx, msgs) {
+		m := msgs[i]
 		if err != nil {
-			r.m.outputFailures.Add(1)
 			if first == nil {
 				first = fmt.Errorf("stage %s: publishing %s to %s: %w", r.cfg.Name, m.ID, m.Subject, err)
 			}
@@ -754,7 +755,6 @@ func (r *Runner) publishTickOutputs(ctx context.Context, fresh []bus.Message, fr
 			}
 			r.unsettled = append(r.unsettled, nil)
 		} else {
-			r.m.outputs.Add(1)
 			delete(r.restored, m.ID)
 			if settled[i] == nil && late[i] != nil {
 				late[i]() // Settled heard the first failure

@@ -20,15 +20,7 @@ import (
 // makes).
 func TestNoResendOfInFlightOutputsOnceTheLeaseRanOut(t *testing.T) {
 	wall := &clock{t: t0}
-	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var holds atomic.Bool
-	holds.Store(true)
-	proc.holds = holds.Load
-	proc.unstored = map[string]bool{}
-	proc.inFlight = &stage.InFlight{}
+	proc, holds := leasedProcessor(t, wall.now, &stage.InFlight{})
 	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
 	h.Pub.Refuse(true)
 	if r := h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))[0]; r.Outcome != stagetest.Naked {
@@ -46,6 +38,22 @@ func TestNoResendOfInFlightOutputsOnceTheLeaseRanOut(t *testing.T) {
 	}
 }
 
+// leasedProcessor is a processor with a state store's bookkeeping
+// (inFlight) under a lease the test holds until it stores false.
+func leasedProcessor(t *testing.T, now func() time.Time, inFlight *stage.InFlight) (*Processor, *atomic.Bool) {
+	t.Helper()
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := new(atomic.Bool)
+	holds.Store(true)
+	proc.holds = holds.Load
+	proc.unstored = map[string]bool{}
+	proc.inFlight = inFlight
+	return proc, holds
+}
+
 type recEmitter struct{ outs []stage.Output }
 
 func (r *recEmitter) Emit(o stage.Output) error { r.outs = append(r.outs, o); return nil }
@@ -54,15 +62,7 @@ func (r *recEmitter) Emit(o stage.Output) error { r.outs = append(r.outs, o); re
 // store what is in flight (the next holder restored meanwhile) stops it:
 // the signal is given back (ErrStandby), not taken in.
 func TestSignalGivenBackWhenTheLeaseRanOutInRoom(t *testing.T) {
-	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var holds atomic.Bool
-	holds.Store(true)
-	proc.holds = holds.Load
-	proc.unstored = map[string]bool{}
-	proc.inFlight = &stage.InFlight{Max: 1, Wait: 5 * time.Second}
+	proc, holds := leasedProcessor(t, nil, &stage.InFlight{Max: 1, Wait: 5 * time.Second})
 	settle, _, err := proc.inFlight.Track(alertEvent(t, "Other", "x", 0, 0)) // one output awaiting its ack
 	if err != nil {
 		t.Fatal(err)

@@ -146,65 +146,43 @@ func TestGivenUpFirstPageIsNotHeardAfterARestart(t *testing.T) {
 }
 
 // The same without a silence: the opening is given up past max_hold
-// (dead-lettered). After a restart the acknowledgement triggers before it
-// acknowledges.
-func TestAcknowledgeAfterARestartTriggersWhatNeverReachedPagerDuty(t *testing.T) {
-	pd, down := pdDown(t)
-	store := &memOpen{kept: map[string]openIncident{}}
-	rig := newPDRestartRig(t, pd.srv.URL, store, nil)
-	opened, acked, _ := lifecycle(t)
-	id := opened.Labels["incident_id"]
-
-	h, proc, tick := rig.start()
-	down.Store(true)
-	rig.at(0)
-	held := h.Send(opened)
-	for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
-		tick(d)
-	}
-	if r, ok := held.Result(); !ok || r.Outcome != stagetest.DeadLettered {
-		t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, r)
-	}
-	if err := proc.saveOpen(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Stop(); err != nil {
-		t.Fatal(err)
-	}
-
-	down.Store(false)
-	before := len(pd.got())
-	h, proc, _ = rig.start()
-	rig.at(31 * time.Minute)
-	feedAcked(t, h, acked)
-	waitSent(t, proc)
-	actions, _ := pdActions(t, pd.got()[before:], id)
-	if !slices.Equal(actions, []string{"trigger", "acknowledge"}) {
-		t.Errorf("after the restart PagerDuty got %v for an incident it never had: want trigger, acknowledge", actions)
-	}
-}
-
-// The same without a restart.
+// (dead-lettered). The acknowledgement then triggers before it
+// acknowledges, with a restart between or without.
 func TestAcknowledgeTriggersWhatNeverReachedPagerDuty(t *testing.T) {
-	pd, down := pdDown(t)
-	store := &memOpen{kept: map[string]openIncident{}}
-	rig := newPDRestartRig(t, pd.srv.URL, store, nil)
-	opened, acked, _ := lifecycle(t)
-	id := opened.Labels["incident_id"]
-	h, proc, tick := rig.start()
-	down.Store(true)
-	rig.at(0)
-	h.Send(opened)
-	for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
-		tick(d)
-	}
-	down.Store(false)
-	before := len(pd.got())
-	rig.at(31 * time.Minute)
-	feedAcked(t, h, acked)
-	waitSent(t, proc)
-	if actions, _ := pdActions(t, pd.got()[before:], id); !slices.Equal(actions, []string{"trigger", "acknowledge"}) {
-		t.Errorf("no restart: PagerDuty got %v", actions)
+	for _, restart := range []bool{false, true} {
+		pd, down := pdDown(t)
+		store := &memOpen{kept: map[string]openIncident{}}
+		rig := newPDRestartRig(t, pd.srv.URL, store, nil)
+		opened, acked, _ := lifecycle(t)
+		id := opened.Labels["incident_id"]
+
+		h, proc, tick := rig.start()
+		down.Store(true)
+		rig.at(0)
+		held := h.Send(opened)
+		for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
+			tick(d)
+		}
+		if r, ok := held.Result(); !ok || r.Outcome != stagetest.DeadLettered {
+			t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, r)
+		}
+		if restart {
+			if err := proc.saveOpen(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			h, proc, _ = rig.start()
+		}
+		down.Store(false)
+		before := len(pd.got())
+		rig.at(31 * time.Minute)
+		feedAcked(t, h, acked)
+		waitSent(t, proc)
+		if actions, _ := pdActions(t, pd.got()[before:], id); !slices.Equal(actions, []string{"trigger", "acknowledge"}) {
+			t.Errorf("restart %v: PagerDuty got %v for an incident it never had: want trigger, acknowledge", restart, actions)
+		}
 	}
 }
 

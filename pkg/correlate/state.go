@@ -70,8 +70,9 @@ type State struct {
 // timeline would pass it lists fewer members (MemberCount stays exact),
 // then fewer comments (the newest kept), then fewer linked changes (the
 // latest linked kept), then fewer timeline entries (the first ten and the
-// newest kept), so that its events stay storable; its resolution above
-// all.
+// newest kept), then fewer root-cause candidates (the best kept), then
+// fewer services (its own kept), so that its events stay storable; its
+// resolution, and an acknowledgement, above all.
 func fitBody(st State) (json.RawMessage, error) {
 	trimmed := false
 	for {
@@ -97,6 +98,16 @@ func fitBody(st State) (json.RawMessage, error) {
 			st.Changes = st.Changes[len(st.Changes)/2:]
 		case n > 20:
 			st.Timeline = append(st.Timeline[:10:10], st.Timeline[n-(n-10)/2:]...)
+		case len(st.RootCauses) > 1:
+			st.RootCauses = st.RootCauses[:len(st.RootCauses)/2]
+		case len(st.Services) > 1:
+			own := slices.Contains(st.Services, st.Service)
+			rest := slices.DeleteFunc(slices.Clone(st.Services), func(s string) bool { return s == st.Service })
+			rest = rest[:len(rest)/2]
+			if own {
+				rest = append([]string{st.Service}, rest...)
+			}
+			st.Services = rest
 		default:
 			return nil, fmt.Errorf("correlate: incident %s's event is %d bytes, over the limit of %d", st.IncidentID, len(body), event.MaxBodyBytes)
 		}

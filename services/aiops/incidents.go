@@ -180,6 +180,13 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
+// lostAnswer is a request that reached the API, or may have, whose answer
+// did not come (the connection cut): it may have been applied.
+type lostAnswer struct{ err error }
+
+func (e *lostAnswer) Error() string { return e.err.Error() }
+func (e *lostAnswer) Unwrap() error { return e.err }
+
 // commandTries bounds the sends of one command answered "not stored yet"
 // (503); before each new one it waits the answer's Retry-After, at most
 // maxCommandWait (commandWait when it gave none).
@@ -192,18 +199,21 @@ const (
 // command posts a command under an Idempotency-Key of its own, so that
 // it applies once however often it is sent: one answered "not stored yet"
 // (503: the correlator applied it, its checkpoint not saved yet, or
-// could not apply it in time) is sent again, a few times, rather than
-// left for a person to run again, which would apply it twice.
+// could not apply it in time), or whose answer was lost, is sent again, a
+// few times, rather than left for a person to run again, which would
+// apply it twice.
 func (c *incidentsClient) command(ctx context.Context, path string, body, dst any, stderr io.Writer) ([]byte, error) {
 	key := "cli-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(rand.Uint64(), 36)
 	for try := 1; ; try++ {
 		raw, err := c.do(ctx, "POST", path, key, body, dst)
 		var ae *apiError
-		if !errors.As(err, &ae) || ae.status != http.StatusServiceUnavailable || try == commandTries {
+		var lost *lostAnswer
+		unavailable := errors.As(err, &ae) && ae.status == http.StatusServiceUnavailable
+		if !unavailable && !errors.As(err, &lost) || try == commandTries || ctx.Err() != nil {
 			return raw, err
 		}
 		wait := commandWait
-		if ae.retryAfter >= 0 {
+		if unavailable && ae.retryAfter >= 0 {
 			wait = min(ae.retryAfter, maxCommandWait)
 		}
 		fmt.Fprintf(stderr, "%s; sending it again in %s (it applies once)\n", err, wait)
@@ -297,12 +307,12 @@ func (c *incidentsClient) do(ctx context.Context, method, path, key string, body
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, fmt.Errorf("incidents: no incidents API at %s (is aiops run running? -url names another): %w", c.shown, err)
 		}
-		return nil, fmt.Errorf("incidents: %w", err)
+		return nil, &lostAnswer{fmt.Errorf("incidents: %w", err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("incidents: reading the answer: %w", err)
+		return nil, &lostAnswer{fmt.Errorf("incidents: reading the answer: %w", err)}
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {

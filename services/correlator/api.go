@@ -3,11 +3,13 @@ package correlator
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -263,10 +265,23 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the API serves /v1/incidents, /v1/incidents/{id} and /v1/incidents/{id}/ack|resolve|assign|comment", r.URL.Path))
 	})
-	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "incidents API", cfg.TokenHint(), a.leading(mux))); err != nil {
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "incidents API", cfg.TokenHint(), a.leading(cleanPaths(mux)))); err != nil {
 		return nil, fmt.Errorf("correlator.api.listen: %w", err)
 	}
 	return a, nil
+}
+
+// cleanPaths answers a path not in its clean form (//v1/incidents,
+// /v1/incidents/./ID, a trailing slash) with a JSON 404, where the mux
+// would redirect it with an HTML page.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: not in its clean form (%q)", p, path.Clean(p)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // leading answers 503 on an instance standing by: the one holding the
@@ -481,10 +496,12 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		}
 		// The request is part of the id: a key used again for another
 		// command (another action, text or assignee) is that command.
+		// Each field length-prefixed: no two requests hash alike by
+		// moving bytes (a NUL in a JSON string) from one field to the next.
 		h := fnv.New64a()
 		for _, v := range []string{r.PathValue("id"), action, body.By, body.Assignee, body.Text} {
+			h.Write(binary.AppendUvarint(nil, uint64(len(v))))
 			h.Write([]byte(v))
-			h.Write([]byte{0})
 		}
 		cmdID = fmt.Sprintf("key:%s/%016x", key, h.Sum64())
 	}

@@ -211,7 +211,10 @@ func (p *Processor) emit(ups []correlate.Update, out stage.Emitter, track bool) 
 	for _, u := range ups {
 		e, err := correlate.Envelope(u, observed)
 		if err != nil {
-			return err
+			// One that cannot be encoded must not keep the others (another
+			// incident's resolution) from going out.
+			p.log.Error().Err(err).Str("incident_id", u.State.IncidentID).Str("transition", string(u.Transition)).Msg("incident event dropped")
+			continue
 		}
 		o := stage.Output{Event: e}
 		if track {

@@ -1,0 +1,119 @@
+package correlator
+
+import (
+	"encoding/json"
+	"fmt"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+	"github.com/rs/zerolog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+)
+
+// A team filter matches whatever the case, as the service filter does.
+func TestTeamFilterIgnoresCase(t *testing.T) {
+	r := newAPIRig(t)
+	r.h.Feed(alertEvent(t, "ReplicationLag", "payments-db", 0, 0))
+	var list struct{ Incidents []correlate.State }
+	for _, q := range []string{"team=dba", "team=DBA"} {
+		code, body := r.do("GET", "/v1/incidents?"+q, apiToken, "")
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list.Incidents) != 1 {
+			t.Errorf("%s: %d %s, want dba's incident (service=PAYMENTS-DB finds it)", q, code, body)
+		}
+	}
+}
+
+// Two different commands under one Idempotency-Key are two commands (the
+// key is hashed with the request), also when a NUL in a field would make
+// the fields of one run into the next.
+func TestIdempotencyHashTellsFieldsApart(t *testing.T) {
+	r := newAPIRig(t)
+	id := r.oneIncident()
+	code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/assign", apiToken, "k", `{"by":"ana\u0000bo","assignee":"cy"}`)
+	if code != 200 {
+		t.Fatalf("first assign: %d %s", code, body)
+	}
+	code, body = r.doKeyed("POST", "/v1/incidents/"+id+"/assign", apiToken, "k", `{"by":"ana","assignee":"bo\u0000cy"}`)
+	var st correlate.State
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("second assign: %d %s", code, body)
+	}
+	if st.Assignee != "bo\x00cy" {
+		t.Errorf("a different assign under the same key answered 200 with assignee %q, want %q (applied) or a refusal", st.Assignee, "bo\x00cy")
+	}
+}
+
+// Every answer of the API is JSON: a path the mux would clean (a double
+// slash, a dot segment), with a redirect in HTML, is a JSON 404.
+func TestUncleanPathAnsweredInJSON(t *testing.T) {
+	r := newAPIRig(t)
+	id := r.oneIncident()
+	for _, c := range []struct{ method, path string }{
+		{"GET", "//v1/incidents"},
+		{"GET", "/v1/incidents/./" + id},
+		{"POST", "/v1//incidents/" + id + "/ack"},
+	} {
+		req, _ := http.NewRequest(c.method, r.base+c.path, strings.NewReader(`{"by":"ana"}`))
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d %s, body not JSON (%v)", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), err)
+		}
+	}
+	_ = time.Second
+}
+
+// An incident whose services list alone would pass the 512 KiB body
+// limit (a storm on 3,000 services with names of 245 bytes, each valid)
+// still takes an ack: its event lists fewer services, and goes out.
+func TestAckOfAnIncidentOnThousandsOfServices(t *testing.T) {
+	r, p := newAPIRigWithProc(t)
+	pad := strings.Repeat("x", 240)
+	r.h.Feed(alertEvent(t, "Down", pad+"-0", 0, 0))
+	p.mu.Lock()
+	for i := 1; i < 3000; i++ {
+		p.c.Observe(correlate.Signal{Kind: correlate.SignalAlert, EventID: fmt.Sprint("e", i), Fingerprint: fmt.Sprint("fp", i),
+			Service: fmt.Sprintf("%s-%d", pad, i), Name: "Down", Severity: event.SeverityCritical, Time: t0.Add(time.Duration(i) * time.Millisecond)})
+	}
+	p.mu.Unlock()
+	incs := p.Incidents()
+	if len(incs) != 1 {
+		t.Fatalf("%d incidents, want the storm's one", len(incs))
+	}
+	id := incs[0].IncidentID
+	code, body := r.do("POST", "/v1/incidents/"+id+"/ack", apiToken, `{"by":"ana"}`)
+	acked := len(incidentEvents(t, r.h, "acknowledged"))
+	state := p.Incidents()[0].State
+	if code != 200 || state != correlate.StatusAcknowledged || acked != 1 {
+		t.Errorf("ack answered %d %.200s; the incident is %s with %d acknowledged events published, want 200, acknowledged, 1", code, body, state, acked)
+	}
+}
+
+// newAPIRigWithProc is newAPIRig, with its processor.
+func newAPIRigWithProc(t *testing.T) (*apiRig, *Processor) {
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	api, err := newAPI(proc, APIConfig{Listen: "127.0.0.1:0", Token: apiToken}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	go api.Run(ctx)
+	t.Cleanup(cancel)
+	return &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}, proc
+}

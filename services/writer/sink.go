@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -39,6 +41,13 @@ type Sink struct {
 	log     zerolog.Logger
 	window  *TimeWindow   // nil: every storable time is taken
 	metrics *batchMetrics // nil for a sink of NewSinkOf
+	// envelopes bounds the bytes of the events whose rows are queued or
+	// being inserted, in every table (nil: no bound): a typed row points
+	// into its envelope, which it keeps whole, while its table counts
+	// only the row's columns (a metric sample of a 900 KB envelope
+	// counts 40 bytes). Past it Write waits, as past a table's bound.
+	envelopes    *semaphore.Weighted
+	envelopesMax int64
 }
 
 // TimeWindow bounds the event times the writer stores around its clock.
@@ -105,6 +114,10 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 		return nil, err
 	}
 	s.metrics = m
+	// twice a table's bound: the events table's rows hold their envelopes
+	// whole, and the typed rows of one batch of them as much again
+	s.envelopesMax = 2 * int64(cmp.Or(cfg.MaxPendingBytes, 4*cmp.Or(cfg.MaxBytes, store.DefaultMaxBytes)))
+	s.envelopes = semaphore.NewWeighted(s.envelopesMax)
 	return s, nil
 }
 
@@ -139,6 +152,19 @@ func (s *Sink) Write(ctx context.Context, e *event.Envelope, done func(error)) {
 	if err != nil {
 		done(err)
 		return
+	}
+	if s.envelopes != nil {
+		// one larger than the whole bound waits for it to be free
+		n := min(int64(e.SizeBound()), s.envelopesMax)
+		if err := s.envelopes.Acquire(ctx, n); err != nil {
+			done(fmt.Errorf("%w: %w", ErrNotTaken, err))
+			return
+		}
+		reported := done
+		done = func(err error) {
+			s.envelopes.Release(n)
+			reported(err)
+		}
 	}
 	if len(rows) == 1 {
 		s.add(ctx, rows[0], done)

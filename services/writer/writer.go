@@ -50,9 +50,10 @@ type Config struct {
 	// MaxPendingBytes bounds the bytes each table holds, queued or being
 	// inserted (default 4×MaxBytes): past it the consumer waits for an
 	// insert to return before it hands out more (back-pressure), so large
-	// events cannot exhaust memory. The writer holds about the events
-	// table's share of it in envelopes, plus the inserts being encoded,
-	// plus what one fetch brought (consumer.fetch_max_bytes, by default
+	// events cannot exhaust memory. The envelopes whose rows are queued or
+	// being inserted in any table are bounded at twice it (a typed row
+	// keeps its envelope whole), plus the inserts being encoded, plus what
+	// one fetch brought (consumer.fetch_max_bytes, by default
 	// MaxPendingBytes too).
 	MaxPendingBytes int `yaml:"max_pending_bytes"`
 	// Senders is how many inserts per table may be in flight at once (see

@@ -100,6 +100,9 @@ type slot struct {
 	oldest time.Time
 	// counted is what the slot adds to schedule.failingInputs (recount).
 	counted int
+	// forgotten: its incident was forgotten (no event for max_age) while
+	// the slot was busy; it goes once idle.
+	forgotten bool
 	// unheard: no receiver of the route can have heard of the incident.
 	// The slot was made by the incident's opening event, which this
 	// notifier holds until a notification standing for it went out, and
@@ -285,6 +288,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	}
 	sl.timing = n.timing
 	sl.pending = n
+	sl.forgotten = false // its incident is back
 	sl.settle = append(sl.settle, done)
 	sl.holds(n.made)
 	switch {
@@ -492,6 +496,10 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 	if sl.pending != nil && !sl.pending.urgent {
 		sl.due = now.Add(sl.timing.Interval)
 	}
+	if sl.forgotten && sl.idle() {
+		delete(s.slots, k)
+		return false // nothing to record of a forgotten incident
+	}
 	return true
 }
 
@@ -550,15 +558,24 @@ func (s *schedule) forgetIdle(open func(incidentID string) bool) {
 	}
 }
 
-// forgetIncident drops the idle slots (nothing pending, handed out or
-// held) of incident id: it is repeated no more.
+// forgetIncident drops the slots of incident id: it is repeated no more.
+// One busy (a repeat being sent) goes once its send is done (sent), unless
+// a new state of the incident came meanwhile.
 func (s *schedule) forgetIncident(id string) {
 	for k, sl := range s.slots {
-		if strings.HasPrefix(k, id+"\x00") && sl.pending == nil && sl.handed == nil && len(sl.settle) == 0 {
+		if !strings.HasPrefix(k, id+"\x00") {
+			continue
+		}
+		if sl.idle() {
 			delete(s.slots, k)
+		} else {
+			sl.forgotten = true
 		}
 	}
 }
+
+// idle: nothing pending, handed out or held.
+func (sl *slot) idle() bool { return sl.pending == nil && sl.handed == nil && len(sl.settle) == 0 }
 
 // restoreSent gives the schedule what a notifier before it (this one
 // before a restart, or the last holder of the lease) sent last of an open

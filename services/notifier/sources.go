@@ -2,10 +2,14 @@ package notifier
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,6 +126,10 @@ type sentRecord struct {
 	// record of an older notifier) the receiver may have heard.
 	HeardBy uint64 `json:"heard_by,omitempty"`
 	Knows   bool   `json:"knows,omitempty"`
+	// Integrations identifies the receiver's integrations HeardBy counts
+	// by position (integrationsKey): a configuration that changed them
+	// since leaves a receiver that may have heard, and first notices.
+	Integrations string `json:"integrations,omitempty"`
 }
 
 // maxKeptEvents bounds the incident events an entry keeps for repeats, so
@@ -157,6 +165,9 @@ type tombstoneWait struct {
 // once. The wrapper is called with p.mu held, as the schedule settles.
 func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(error) {
 	return func(err error) {
+		if err == nil && p.tombstoneForgotten(id) {
+			err = errTombstoneForgotten
+		}
 		if err != nil || p.tombstoneWritten(id, st) || p.tombstoneHeld >= p.cfg.Consumer.MaxAckPending/4 {
 			done(err)
 			return
@@ -170,15 +181,28 @@ func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(e
 }
 
 // tombstoneWritten tells whether the bucket holds incident id at st or
-// later: its tombstone written, or a later state (reopened). An incident
-// no longer remembered has nothing to wait for. p.mu is held.
+// later: its tombstone written, or a later state (reopened). p.mu is
+// held.
 func (p *Processor) tombstoneWritten(id string, st stamp) bool {
 	if inc, open := p.open[id]; open {
 		return !inc.stamp().before(st)
 	}
 	r, ok := p.resolved.Peek(id)
-	return !ok || r.saved && !r.before(st)
+	return ok && r.saved && !r.before(st)
 }
+
+// tombstoneForgotten tells whether resolved incident id left memory (the
+// resolved ones' bound, past maxResolved resolves while the bucket was
+// down) before its tombstone was written: the saver will not write it.
+// p.mu is held.
+func (p *Processor) tombstoneForgotten(id string) bool {
+	_, open := p.open[id]
+	return !open && !p.resolved.Contains(id)
+}
+
+// errTombstoneForgotten settles a resolve whose tombstone the saver will
+// not write: its event comes again, and is tracked again.
+var errTombstoneForgotten = errors.New("notifier: the resolve left memory before its tombstone was written (too many resolves while the state bucket could not be written): it comes again")
 
 // releaseTombstoneWaits settles with err the resolves of incident id
 // waiting for a write at st or later (every incident's, and all, with
@@ -315,9 +339,12 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	}
 	p.resolved.Remove(id) // reopened
 	p.releaseTombstoneWaits(id, st, nil)
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, Seen: p.now(), saved: old.saved}
+	now := p.now()
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved}
 	p.trackSource(id, labels, false)
-	return !had || !maps.Equal(old.Labels, labels)
+	// Seen is written at least every eighth of max_age: restored, an
+	// older one could forget an incident that has events
+	return !had || !maps.Equal(old.Labels, labels) || now.Sub(old.saved) >= p.cfg.State.WithDefaults().MaxAge/8
 }
 
 // recordSent keeps with n's open incident that n went out to its route at
@@ -338,6 +365,7 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 	}
 	rec := sentRecord{Route: n.route, EventID: n.eventID, At: at, Muted: n.muted, Repeat: n.repeat}
 	rec.HeardBy, rec.Knows = p.schedule.knowledge(n)
+	rec.Integrations = p.integrationsKey(n.receiver)
 	sent := []sentRecord{rec}
 	events := map[string]json.RawMessage{n.eventID: data}
 	size := len(data)
@@ -366,6 +394,18 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 	inc.Sent, inc.Events = sent, events
 	p.open[n.incidentID] = inc
 	p.changed(n.incidentID)
+}
+
+// integrationsKey identifies the integrations of the receiver named name,
+// in their order (where each is in the file: its kind and position), so
+// that a record's HeardBy is read only against those it was made with.
+func (p *Processor) integrationsKey(name string) string {
+	h := fnv.New64a()
+	for _, ig := range p.integrations[name] {
+		h.Write(binary.AppendUvarint(nil, uint64(len(ig.path))))
+		h.Write([]byte(ig.path))
+	}
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // maxAllKeptEvents bounds the incident events all open incidents keep for
@@ -397,9 +437,13 @@ func (p *Processor) restoreSent(inc openIncident) {
 		}
 		for _, route := range r.routes {
 			if route.Path == rec.Route {
+				heardBy, knows := rec.HeardBy, rec.Knows
+				if rec.Integrations != p.integrationsKey(route.Receiver) {
+					heardBy, knows = 0, false // its bits name other integrations now
+				}
 				p.schedule.restoreSent(&note{incidentID: inc.ID, route: route.Path, receiver: route.Receiver, eventID: rec.EventID, at: env.Time,
 					send: r, muted: rec.Muted, repeat: rec.Repeat,
-					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At, rec.HeardBy, rec.Knows)
+					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At, heardBy, knows)
 			}
 		}
 	}
@@ -450,6 +494,8 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 			todo = append(todo, inc)
 		} else if r, ok := p.resolved.Peek(id); ok {
 			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true, EventID: r.eventID})
+		} else {
+			p.releaseTombstoneWaits(id, stamp{rev: math.MaxInt}, errTombstoneForgotten)
 		}
 	}
 	refresh := maxAge - 4*saveEvery

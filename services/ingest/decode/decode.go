@@ -507,7 +507,10 @@ func keyedID(key string, item int) func(*event.Envelope) string {
 		if e.Fingerprint == "" {
 			e.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
 		}
-		return stableID(e, []byte("idempotency-key"), []byte(key), []byte(strconv.Itoa(item)))
+		// the body too: another event at that position under the same key
+		// (a key used again by mistake) is another event, not dropped as
+		// a duplicate while answered accepted
+		return stableID(e, []byte("idempotency-key"), []byte(key), []byte(strconv.Itoa(item)), e.Body)
 	}
 }
 

@@ -41,6 +41,8 @@ func Events(body []byte, o Options) (*Batch, error) {
 		}
 		if err != nil {
 			c.addInvalid(item, err, nil)
+		} else if stageOnly(e.Kind) {
+			c.add(item, "kind", "%q events are made by aiops's own stages (incidents by the correlator, webhook deliveries by the notifier, log templates by the log miner), not taken from producers: an ingest token must not open or resolve incidents", e.Kind)
 		} else if j, dup := seen[e.ID]; dup {
 			c.add(item, "id", duplicateID, e.ID, j)
 		} else {
@@ -184,3 +186,11 @@ func syntaxProblem(item int, err error) error {
 // stream keeps one event per id, so answering both accepted would say
 // more was stored than was.
 const duplicateID = "%q is also item %d's: the stream keeps one event per id"
+
+// stageOnly tells the kinds only aiops's stages make: the gateway refuses
+// them from producers, whose tokens must not be able to open, resolve or
+// record what the incidents API and the notifier answer for. (Anomalies
+// are taken: a producer may run a detector of its own.)
+func stageOnly(k event.Kind) bool {
+	return k == event.KindIncident || k == event.KindWebhookDelivery || k == event.KindLogTemplate
+}

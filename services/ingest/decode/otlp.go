@@ -430,7 +430,14 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 					return err
 				}
 				qs := dp.QuantileValues()
+				if !m.fanOut(p, dp.Attributes(), dp.Flags()) {
+					return nil
+				}
 				for q := 0; q < qs.Len(); q++ {
+					if !finite(qs.At(q).Value()) {
+						m.batch.skip(SkippedNonFinite) // before its labels are copied
+						continue
+					}
 					labels := attributes(dp.Attributes())
 					labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
 					if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, "quantile", dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
@@ -513,6 +520,9 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 			return nil
 		}
 	}
+	if !m.fanOut(path, dp.Attributes(), dp.Flags()) {
+		return nil
+	}
 	var cumulative uint64
 	for i := 0; i < counts.Len(); i++ {
 		cumulative += counts.At(i)
@@ -527,6 +537,24 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 		}
 	}
 	return nil
+}
+
+// fanOut checks a point that becomes a series per bucket or quantile
+// before its attributes are copied for each: a stale one is skipped whole
+// (a point counts once: dataPoint), and one with more attributes than an
+// event holds beside le or quantile is refused (copied for each of
+// thousands of buckets, thousands of attributes would cost their product
+// in a request of a few hundred KB).
+func (m *metricDecoder) fanOut(path string, attrs pcommon.Map, flags pmetric.DataPointFlags) bool {
+	if flags.NoRecordedValue() {
+		m.batch.skip(SkippedStaleMarkers)
+		return false
+	}
+	if attrs.Len() > event.MaxLabels-1 {
+		m.refusePoint(path+".attributes", "has %d attributes, over the %d an event holds beside le or quantile", attrs.Len(), event.MaxLabels-1)
+		return false
+	}
+	return true
 }
 
 // point makes one metric event; path names the input value for errors.

@@ -69,11 +69,18 @@ func (a *AuthFailures) Fail(client string, now time.Time) {
 	lim.AllowN(now, 1)
 }
 
-// ClientAddr is the request's remote IP without the port. Forwarded
-// headers are not trusted: any client can set them.
+// ClientAddr is the address a request's failures count against: its
+// remote IP without the port, an IPv6 one's /64 (a host is commonly given
+// a whole /64, and could otherwise fail from a new address each time, and
+// fill the table until it is cleared for everyone). Forwarded headers are
+// not trusted: any client can set them.
 func ClientAddr(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
-	return r.RemoteAddr
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return host
 }

@@ -184,6 +184,31 @@ func TestBearerLimitsFailures(t *testing.T) {
 	}
 }
 
+// An IPv6 client's failures count against its /64: rotating addresses
+// within it (a host is commonly given a whole /64) does not reset them.
+func TestBearerLimitsFailuresPerIPv6Prefix(t *testing.T) {
+	h := Bearer(token, "test", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	code := func(remote string) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("Authorization", "Bearer wrong")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i := range DefaultAuthFailureBurst {
+		if c := code(fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1)); c != 401 {
+			t.Fatalf("failure %d: %d, want 401", i, c)
+		}
+	}
+	if c := code("[2001:db8:1:2:ffff::1]:443"); c != 429 {
+		t.Errorf("another address of the same /64 past the burst: %d, want 429", c)
+	}
+	if c := code("[2001:db8:1:3::1]:443"); c != 401 {
+		t.Errorf("another /64: %d, want 401", c)
+	}
+}
+
 func TestAuthFailuresBounded(t *testing.T) {
 	a := NewAuthFailures(1, 10)
 	now := time.Now()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -98,6 +99,12 @@ func (c Config) Validate() error {
 	if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
 		return fmt.Errorf("%w: dsn: %v", ErrInvalidConfig, err)
 	}
+	if q := u.Query(); truthy(q.Get("async_insert")) && !truthy(cmp.Or(q.Get("wait_for_async_insert"), "1")) {
+		// The writer acks an event once its insert returned: answered
+		// before the rows are written, a crash of the server loses what
+		// was acked.
+		return fmt.Errorf("%w: dsn: async_insert without wait_for_async_insert: an insert would return before its rows are written, and the writer acks what it returned for; drop wait_for_async_insert=0", ErrInvalidConfig)
+	}
 	_, dsnHasPassword := u.User.Password()
 	if u.Query().Has("password") {
 		dsnHasPassword = true
@@ -118,6 +125,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: cluster: %q must match [A-Za-z_][A-Za-z0-9_]* (a cluster of the server's remote_servers)", ErrInvalidConfig, c.Cluster)
 	}
 	return nil
+}
+
+// truthy is a ClickHouse boolean setting's value read as true.
+func truthy(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true":
+		return true
+	}
+	return false
 }
 
 // Redacted is the DSN with any password replaced, fit for logs.

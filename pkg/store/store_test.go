@@ -36,6 +36,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative conns", Config{DSN: "clickhouse://db:9000", MaxOpenConns: -1}, "max_open_conns"},
 		{"cluster", Config{DSN: "clickhouse://db:9000", Cluster: "aiops"}, ""},
 		{"cluster not a name", Config{DSN: "clickhouse://db:9000", Cluster: "aiops; DROP"}, "cluster"},
+		{"async insert, waited for", Config{DSN: "clickhouse://db:9000?async_insert=1&wait_for_async_insert=1"}, ""},
+		{"async insert, waited for by default", Config{DSN: "clickhouse://db:9000?async_insert=1"}, ""},
+		{"async insert not waited for", Config{DSN: "clickhouse://db:9000?async_insert=true&wait_for_async_insert=0"}, "async_insert without wait_for_async_insert"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,16 +3,13 @@ package correlator
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/aiops-dev/aiops/pkg/event"
-	"github.com/aiops-dev/aiops/pkg/stage"
-	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
-	"github.com/rs/zerolog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // A team filter matches whatever the case, as the service filter does.
@@ -101,19 +98,3 @@ func TestAckOfAnIncidentOnThousandsOfServices(t *testing.T) {
 	}
 }
 
-// newAPIRigWithProc is newAPIRig, with its processor.
-func newAPIRigWithProc(t *testing.T) (*apiRig, *Processor) {
-	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
-	api, err := newAPI(proc, APIConfig{Listen: "127.0.0.1:0", Token: apiToken}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := contextWithCancel()
-	go api.Run(ctx)
-	t.Cleanup(cancel)
-	return &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}, proc
-}

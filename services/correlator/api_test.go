@@ -35,6 +35,12 @@ type apiRig struct {
 }
 
 func newAPIRig(t *testing.T) *apiRig {
+	r, _ := newAPIRigWithProc(t)
+	return r
+}
+
+// newAPIRigWithProc is newAPIRig, with its processor.
+func newAPIRigWithProc(t *testing.T) (*apiRig, *Processor) {
 	// The real clock, as do's ticks are: event time moves on by itself
 	// only after idle_advance without signals, which no test here waits,
 	// so what the tests feed stays in memory (a merge, a resolution).
@@ -52,7 +58,7 @@ func newAPIRig(t *testing.T) *apiRig {
 	t.Cleanup(cancel)
 	r := &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}
 	proc.tickSoon = func() { r.ticksAsked.Add(1) }
-	return r
+	return r, proc
 }
 
 // oneIncident feeds an alert on web and returns the id of the one

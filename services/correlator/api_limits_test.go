@@ -97,4 +97,3 @@ func TestAckOfAnIncidentOnThousandsOfServices(t *testing.T) {
 		t.Errorf("ack answered %d %.200s; the incident is %s with %d acknowledged events published, want 200, acknowledged, 1", code, body, state, acked)
 	}
 }
-

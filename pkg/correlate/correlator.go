@@ -2999,6 +2999,13 @@ const StatusActive = "active"
 
 func (f IncidentFilter) picks(inc *incident) bool {
 	_, has := inc.services[f.Service]
+	if !has && f.Service != "" {
+		for s := range inc.services { // whatever the case, as the catalog's names
+			if has = strings.EqualFold(s, f.Service); has {
+				break
+			}
+		}
+	}
 	status := f.Status == "" || inc.status == f.Status || (f.Status == StatusActive && inc.status != StatusResolved)
 	before := f.Before == nil || inc.openedAt.Before(f.Before.OpenedAt) || (inc.openedAt.Equal(f.Before.OpenedAt) && inc.id < f.Before.ID)
 	return status && before && (f.Service == "" || has) &&

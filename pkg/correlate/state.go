@@ -71,6 +71,7 @@ type State struct {
 // then fewer comments (the newest kept), then fewer linked changes (the
 // latest linked kept), then fewer timeline entries (the first ten and the
 // newest kept), then fewer root-cause candidates (the best kept), then
+// its members' long label and resource values (over 256 bytes), then
 // fewer services (its own kept), so that its events stay storable; its
 // resolution, and an acknowledgement, above all.
 func fitBody(st State) (json.RawMessage, error) {
@@ -100,6 +101,11 @@ func fitBody(st State) (json.RawMessage, error) {
 			st.Timeline = append(st.Timeline[:10:10], st.Timeline[n-(n-10)/2:]...)
 		case len(st.RootCauses) > 1:
 			st.RootCauses = st.RootCauses[:len(st.RootCauses)/2]
+		case hasLongLabels(st.Members):
+			// One member alone too large (labels and resource near their
+			// limits): their long values go, those a route matches on
+			// (alertname, service, severity, ...) are short.
+			st.Members = shortLabelsOnly(st.Members)
 		case len(st.Services) > 1:
 			own := slices.Contains(st.Services, st.Service)
 			rest := slices.DeleteFunc(slices.Clone(st.Services), func(s string) bool { return s == st.Service })
@@ -112,6 +118,42 @@ func fitBody(st State) (json.RawMessage, error) {
 			return nil, fmt.Errorf("correlate: incident %s's event is %d bytes, over the limit of %d", st.IncidentID, len(body), event.MaxBodyBytes)
 		}
 	}
+}
+
+// maxKeptLabel is the longest label or resource value an event that
+// would pass the body limit keeps of its members.
+const maxKeptLabel = 256
+
+func hasLongLabels(ms []Member) bool {
+	for _, m := range ms {
+		for _, kv := range []map[string]string{m.Labels, m.Resource} {
+			for _, v := range kv {
+				if len(v) > maxKeptLabel {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// shortLabelsOnly is ms without their label and resource values longer
+// than maxKeptLabel.
+func shortLabelsOnly(ms []Member) []Member {
+	short := func(kv map[string]string) map[string]string {
+		out := make(map[string]string, len(kv))
+		for k, v := range kv {
+			if len(v) <= maxKeptLabel {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	ms = slices.Clone(ms)
+	for i := range ms {
+		ms[i].Labels, ms[i].Resource = short(ms[i].Labels), short(ms[i].Resource)
+	}
+	return ms
 }
 
 func boolRank(b bool) int {

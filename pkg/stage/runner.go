@@ -806,7 +806,7 @@ func (r *Runner) dropUnsent() {
 	if len(r.unsent) > 0 {
 		r.log.Warn().Int("outputs", len(r.unsent)).Msg("periodic outputs of a term whose state another instance owns now: dropped")
 	}
-	r.unsent, r.unsettled, r.late = nil, nil, nil
+	r.unsent, r.unsettled, r.late, r.restored = nil, nil, nil, nil
 }
 
 // takeHeld puts the outputs a restored Outbox held before the tick outputs
@@ -825,7 +825,9 @@ func (r *Runner) takeHeld() {
 		kept[m.ID] = true
 	}
 	var held []bus.Message
+	r.restored = map[string]bool{} // this term's: those its checkpoint held
 	for _, m := range o.Held() {
+		r.restored[m.ID] = true // kept already too: never dropped now
 		if !kept[m.ID] {
 			held = append(held, m)
 		}
@@ -834,10 +836,6 @@ func (r *Runner) takeHeld() {
 		return
 	}
 	r.unsent = append(held, r.unsent...)
-	r.restored = make(map[string]bool, len(held))
-	for _, m := range held {
-		r.restored[m.ID] = true
-	}
 	r.unsettled = append(make([]func(error), len(held)), r.unsettled...)
 	r.late = append(make([]func(), len(held)), r.late...)
 	r.log.Info().Int("outputs", len(held)).Msg("tick outputs the last checkpoint held: sent with the first tick")

@@ -510,8 +510,25 @@ func keyedID(key string, item int) func(*event.Envelope) string {
 		// the body too: another event at that position under the same key
 		// (a key used again by mistake) is another event, not dropped as
 		// a duplicate while answered accepted
-		return stableID(e, []byte("idempotency-key"), []byte(key), []byte(strconv.Itoa(item)), e.Body)
+		return stableID(e, []byte("idempotency-key"), []byte(key), []byte(strconv.Itoa(item)), canonicalJSON(e.Body))
 	}
+}
+
+// canonicalJSON is raw encoded one way whatever its spacing and key
+// order (keys sorted, numbers as written), so that a retry a client
+// encoded anew keeps its ids; raw itself if it does not decode.
+func canonicalJSON(raw []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return raw
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 // stableID is event.DerivedID over the event's kind, fingerprint, time and

@@ -42,7 +42,7 @@ func Events(body []byte, o Options) (*Batch, error) {
 		if err != nil {
 			c.addInvalid(item, err, nil)
 		} else if stageOnly(e.Kind) {
-			c.add(item, "kind", "%q events are made by aiops's own stages (incidents by the correlator, webhook deliveries by the notifier, log templates by the log miner), not taken from producers: an ingest token must not open or resolve incidents", e.Kind)
+			c.add(item, "kind", stageOnlyProblem, e.Kind)
 		} else if j, dup := seen[e.ID]; dup {
 			c.add(item, "id", duplicateID, e.ID, j)
 		} else {
@@ -140,6 +140,8 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 			c.addInvalid(item, err, nil)
 		} else if err != nil {
 			c.addProblem(problemOf(item, err))
+		} else if stageOnly(e.Kind) {
+			c.add(item, "kind", stageOnlyProblem, e.Kind)
 		} else if j, dup := seen[e.ID]; dup {
 			c.add(item, "id", duplicateID, e.ID, j)
 		} else {
@@ -186,6 +188,8 @@ func syntaxProblem(item int, err error) error {
 // stream keeps one event per id, so answering both accepted would say
 // more was stored than was.
 const duplicateID = "%q is also item %d's: the stream keeps one event per id"
+
+const stageOnlyProblem = "%q events are made by aiops's own stages (incidents by the correlator, webhook deliveries by the notifier, log templates by the log miner), not taken from producers: an ingest token must not open or resolve incidents"
 
 // stageOnly tells the kinds only aiops's stages make: the gateway refuses
 // them from producers, whose tokens must not be able to open, resolve or

@@ -29,3 +29,21 @@ func TestKeyedIDCoversTheBody(t *testing.T) {
 		t.Errorf("the same request sent again under its key: id %s, first %s", again.Events[0].ID, a.Events[0].ID)
 	}
 }
+
+// A retry under the same Idempotency-Key whose body differs only by its
+// encoding (whitespace, key order) keeps its id: stored once.
+func TestKeyedIDStableAcrossReencoding(t *testing.T) {
+	o := opts()
+	o.IdempotencyKey = "batch-1"
+	a, err := Events([]byte(`{"kind":"log","service":"s","time":"2026-11-21T11:00:00Z","body":{"message":"disk full","severity_text":"ERROR"}}`), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Events([]byte(`{"kind":"log","service":"s","time":"2026-11-21T11:00:00Z","body":{ "severity_text": "ERROR", "message": "disk full" }}`), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Events[0].ID != b.Events[0].ID {
+		t.Fatalf("same event re-encoded under one key: ids %s and %s", a.Events[0].ID, b.Events[0].ID)
+	}
+}

@@ -136,6 +136,11 @@ func (f *InFlight) Stored(id string) {
 // forget deletes id and wakes Room's waiters. f.mu is held.
 func (f *InFlight) forget(id string) {
 	delete(f.msgs, id)
+	f.wake()
+}
+
+// wake tells Room's waiters that outputs were forgotten. f.mu is held.
+func (f *InFlight) wake() {
 	if f.freed != nil {
 		close(f.freed)
 		f.freed = nil
@@ -145,30 +150,24 @@ func (f *InFlight) forget(id string) {
 // Failed returns the outputs whose publish failed and that are not stored
 // yet, oldest first.
 func (f *InFlight) Failed() []bus.Message {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var ms []inFlight
-	for _, m := range f.msgs {
-		if m.failed {
-			ms = append(ms, m)
-		}
-	}
-	slices.SortFunc(ms, func(a, b inFlight) int { return cmp.Compare(a.n, b.n) })
-	out := make([]bus.Message, len(ms))
-	for i, m := range ms {
-		out[i] = m.msg
-	}
-	return out
+	return f.oldestFirst(func(m inFlight) bool { return m.failed })
 }
 
 // Messages returns the outputs in flight, oldest first.
 func (f *InFlight) Messages() []bus.Message {
+	return f.oldestFirst(func(inFlight) bool { return true })
+}
+
+// oldestFirst returns the outputs in flight that keep keeps, oldest first.
+func (f *InFlight) oldestFirst(keep func(inFlight) bool) []bus.Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ms := slices.SortedFunc(maps.Values(f.msgs), func(a, b inFlight) int { return cmp.Compare(a.n, b.n) })
-	out := make([]bus.Message, len(ms))
-	for i, m := range ms {
-		out[i] = m.msg
+	out := make([]bus.Message, 0, len(ms))
+	for _, m := range ms {
+		if keep(m) {
+			out = append(out, m.msg)
+		}
 	}
 	return out
 }
@@ -179,10 +178,7 @@ func (f *InFlight) Clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.msgs)
-	if f.freed != nil {
-		close(f.freed)
-		f.freed = nil
-	}
+	f.wake()
 }
 
 // Len is how many outputs are in flight.

@@ -186,15 +186,7 @@ func TestHeardByReadOnlyAgainstTheSameIntegrations(t *testing.T) {
 	opened, acked, _ := lifecycle(t)
 	id := opened.Labels["incident_id"]
 	h, proc, tick := rig.start()
-	down.Store(true)
-	rig.at(0)
-	held := h.Send(opened)
-	for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
-		tick(d)
-	}
-	if r, ok := held.Result(); !ok || r.Outcome != stagetest.DeadLettered {
-		t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, r)
-	}
+	rig.giveUpOpening(h, tick, opened, down)
 	if err := proc.saveOpen(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,21 @@ func (r *pdRestartRig) start() (*stagetest.Harness, *Processor, func(time.Durati
 	return h, proc, tick
 }
 
+// giveUpOpening sends opened while PagerDuty is down (down) and ticks
+// past max_hold: the opening is dead-lettered.
+func (r *pdRestartRig) giveUpOpening(h *stagetest.Harness, tick func(time.Duration), opened *event.Envelope, down *atomic.Bool) {
+	r.t.Helper()
+	down.Store(true)
+	r.at(0)
+	held := h.Send(opened)
+	for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
+		tick(d)
+	}
+	if res, ok := held.Result(); !ok || res.Outcome != stagetest.DeadLettered {
+		r.t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, res)
+	}
+}
+
 func pdDown(t *testing.T) (*fakeAPI, *atomic.Bool) {
 	down := new(atomic.Bool)
 	pd := newFakeAPI(t, func(c call) answer {
@@ -157,15 +172,7 @@ func TestAcknowledgeTriggersWhatNeverReachedPagerDuty(t *testing.T) {
 		id := opened.Labels["incident_id"]
 
 		h, proc, tick := rig.start()
-		down.Store(true)
-		rig.at(0)
-		held := h.Send(opened)
-		for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
-			tick(d)
-		}
-		if r, ok := held.Result(); !ok || r.Outcome != stagetest.DeadLettered {
-			t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, r)
-		}
+		rig.giveUpOpening(h, tick, opened, down)
 		if restart {
 			if err := proc.saveOpen(context.Background()); err != nil {
 				t.Fatal(err)
@@ -203,15 +210,7 @@ func TestPagerDutyTriggeredAcrossARestartAndAReplay(t *testing.T) {
 	id := opened.Labels["incident_id"]
 
 	h, proc, tick := rig.start()
-	down.Store(true)
-	rig.at(0)
-	held := h.Send(opened)
-	for d := 31 * time.Second; d <= 30*time.Minute; d += time.Minute {
-		tick(d)
-	}
-	if r, ok := held.Result(); !ok || r.Outcome != stagetest.DeadLettered {
-		t.Fatalf("the opening: %v %+v, want dead-lettered past max_hold", ok, r)
-	}
+	rig.giveUpOpening(h, tick, opened, down)
 	subject := proc.cfg.DeadLetterSubject()
 	deadLetter(t, r.js, subject, opened) // as the consumer does with a permanent error
 	if err := proc.saveOpen(context.Background()); err != nil {

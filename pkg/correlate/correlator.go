@@ -157,6 +157,19 @@ type incident struct {
 	// looked is the last spreadingNow scan that judged it (Correlator's
 	// scans): each scan looks at an incident once.
 	looked uint64
+	// lead is its lead service (leadService) as of leadOf, for the team
+	// filter of a list, which would rank the root causes of every
+	// incident it looks at, every call.
+	lead   string
+	leadOf leadKey
+}
+
+// leadKey is what an incident's lead service was worked out from: its
+// published revision, unchanged since (not dirty), and, should a change
+// not have marked it, its members, changes and opening.
+type leadKey struct {
+	revision, members, changes int
+	openedAt                   time.Time
 }
 
 // Correlator is the incident state. It is not safe for concurrent use: the
@@ -181,8 +194,17 @@ type Correlator struct {
 	queue     due.Queue[*incident]
 	members   map[string]*member
 	incidents map[string]*incident
-	byService map[string]map[*incident]struct{}
-	byRoot    map[string]map[*incident]struct{}
+	// listing holds the incidents in Listed's order (sortIncidents: opened
+	// first, then id), so that a list call, under the lock the signals
+	// wait on, does not sort every incident: an opening appends (openings
+	// come in time order), a forgotten incident stays until listingGone
+	// passes half of it. listingOK is false when it must be rebuilt (an
+	// opening moved back by a merge, one out of order, a restore).
+	listing     []*incident
+	listingGone int
+	listingOK   bool
+	byService   map[string]map[*incident]struct{}
+	byRoot      map[string]map[*incident]struct{}
 	// byPeer holds, per catalogued service, the incidents with a member
 	// on their root whose peer label names it (namingAbove).
 	byPeer  map[string]map[*incident]struct{}
@@ -1053,6 +1075,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	}
 	if from.openedAt.Before(into.openedAt) && sameMonth(from.openedAt, into.openedAt) {
 		into.openedAt = from.openedAt
+		c.listingOK = false // into's place in the order moved
 	}
 	into.wave, into.returns = latest(into.wave, from.wave), max(into.returns, from.returns)
 	// into's own ids stay the newest: one may still wait for its repeat.
@@ -1851,6 +1874,11 @@ func (c *Correlator) open(s Signal, why relation) Update {
 		inc.group = groupKey(c.cfg.GroupBy, inc.groupLabels)
 	}
 	c.incidents[inc.id] = inc
+	if n := len(c.listing); c.listingOK && (n == 0 || incidentBefore(c.listing[n-1], inc)) {
+		c.listing = append(c.listing, inc)
+	} else {
+		c.listingOK = false
+	}
 	c.stats.Opened++
 	// Only whether more than BusyOpenings opened within the hour
 	// matters: the latest BusyOpenings+1 tell.
@@ -2618,12 +2646,38 @@ func sameMonth(a, b time.Time) bool {
 
 // sortIncidents orders incidents by opening time, then id.
 func sortIncidents(out []*incident) {
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].openedAt.Equal(out[j].openedAt) {
-			return out[i].openedAt.Before(out[j].openedAt)
+	slices.SortFunc(out, func(a, b *incident) int {
+		if c := a.openedAt.Compare(b.openedAt); c != 0 {
+			return c
 		}
-		return out[i].id < out[j].id
+		return strings.Compare(a.id, b.id)
 	})
+}
+
+// incidentBefore reports whether a comes before b in sortIncidents' order.
+func incidentBefore(a, b *incident) bool {
+	if !a.openedAt.Equal(b.openedAt) {
+		return a.openedAt.Before(b.openedAt)
+	}
+	return a.id < b.id
+}
+
+// listed is c.listing, rebuilt if it must be, without the incidents
+// forgotten since (for reading only: it is c's).
+func (c *Correlator) listed() []*incident {
+	if !c.listingOK {
+		c.listing = append(c.listing[:0], c.sortedIncidents()...)
+		c.listingGone, c.listingOK = 0, true
+	} else if c.listingGone > 0 {
+		c.compactListing()
+	}
+	return c.listing
+}
+
+// compactListing drops the forgotten incidents from c.listing.
+func (c *Correlator) compactListing() {
+	c.listing = slices.DeleteFunc(c.listing, func(inc *incident) bool { return c.incidents[inc.id] != inc })
+	c.listingGone = 0
 }
 
 // newID derives the id of the incident s opens from s, so that a replay,
@@ -2674,6 +2728,9 @@ func (c *Correlator) forget(inc *incident) {
 	c.detachAll(inc)
 	takeOut(c.byRoot, inc.root, inc)
 	delete(c.incidents, inc.id)
+	if c.listingGone++; c.listingGone > len(c.listing)/2 {
+		c.compactListing() // bounded however long no list comes
+	}
 	delete(c.storms, inc)
 	if inc.recent {
 		c.leaveRecent(inc)
@@ -3014,14 +3071,22 @@ func (f IncidentFilter) picks(inc *incident) bool {
 
 // Listed returns the states of the incidents in memory that f picks and
 // keep (nil: all) keeps, the latest opened first, at most limit of them;
-// truncated says more matched. Only the states looked at are built, but
-// every call sorts the incidents in memory (a team filter ranks each
-// one's root causes too): about 13 ms with 20,000 of them (57 ms with a
-// team), under the correlator's lock. Team and service match whatever the
-// case.
+// truncated says more matched. Only the states looked at are built, in
+// the order c.listing keeps (no sort), from where f.Before is; a team
+// filter ranks the root causes only of the incidents that changed since
+// it last looked (teamOf). Team and service match whatever the case.
 func (c *Correlator) Listed(f IncidentFilter, keep func(State) bool, limit int) (out []State, truncated bool) {
-	all := c.sortedIncidents()
-	for i := len(all) - 1; i >= 0; i-- {
+	all := c.listed()
+	end := len(all)
+	if f.Before != nil { // a later page: start where the last one ended
+		end, _ = slices.BinarySearchFunc(all, *f.Before, func(inc *incident, p ListPosition) int {
+			if c := inc.openedAt.Compare(p.OpenedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(inc.id, p.ID)
+		})
+	}
+	for i := end - 1; i >= 0; i-- {
 		if !f.picks(all[i]) || f.Severity != "" && severityOf(all[i]) != f.Severity || f.Team != "" && !strings.EqualFold(c.teamOf(all[i]), f.Team) {
 			continue
 		}
@@ -3049,12 +3114,16 @@ func severityOf(inc *incident) event.Severity {
 }
 
 // teamOf is the catalog team of inc's first root-cause candidate
-// (State.Team).
+// (State.Team), its lead service remembered until inc changes.
 func (c *Correlator) teamOf(inc *incident) string {
 	if c.cat == nil {
 		return ""
 	}
-	return c.cat.Services[leadService(inc, c.rootCauses(inc))].Team
+	key := leadKey{inc.revision, len(inc.members), len(inc.changes), inc.openedAt}
+	if inc.dirty || inc.lead == "" || inc.leadOf != key {
+		inc.lead, inc.leadOf = leadService(inc, c.rootCauses(inc)), key
+	}
+	return c.cat.Services[inc.lead].Team
 }
 
 // IncidentOf returns the incident that fingerprint fp belongs to.

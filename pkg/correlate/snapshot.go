@@ -139,6 +139,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.now, c.stats, c.queue, c.openings = s.Now, s.Stats, due.Queue[*incident]{}, s.Openings
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
+	c.listing, c.listingGone, c.listingOK = nil, 0, false
 	c.byService = map[string]map[*incident]struct{}{}
 	c.byRoot = map[string]map[*incident]struct{}{}
 	c.byPeer = map[string]map[*incident]struct{}{}

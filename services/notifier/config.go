@@ -155,8 +155,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: notifier.state.%w", ErrInvalidConfig, err)
 	}
 	if c.Routes != "" {
-		if _, err := amconfig.Load(c.Routes); err != nil {
+		routes, err := amconfig.Load(c.Routes)
+		if err != nil {
 			return fmt.Errorf("%w: notifier.routes: %w", ErrInvalidConfig, err)
+		}
+		// What the notifier refuses when it starts (templates rendered on
+		// the sample incidents, timeouts, TLS files, ...) is refused
+		// here too: `aiops run -check` asks only this.
+		if _, err := buildIntegrations(routes, &Processor{cfg: c, jiras: map[string]*webhook.Jira{}}); err != nil {
+			return fmt.Errorf("notifier.routes: %w", err)
 		}
 	}
 	return nil

@@ -1167,38 +1167,50 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 			details[k] = t.text("details."+k, v)
 		}
 		errs = append(errs, t.errs...)
+		// events builds what PagerDuty is sent for inc under routingKey.
+		events := func(inc webhook.Incident, routingKey string) ([]webhook.PagerDutyEvent, error) {
+			pd := webhook.PagerDutyConfig{RoutingKey: routingKey, Details: map[string]string{}}
+			for _, img := range c.Images {
+				pd.Images = append(pd.Images, webhook.PagerDutyImage{Src: img.Src, Href: img.Href, Alt: img.Alt})
+			}
+			for _, l := range c.Links {
+				pd.Links = append(pd.Links, webhook.PagerDutyLink(l))
+			}
+			err := renderAll(inc, map[*string]*webhook.Template{
+				&pd.Summary: tpl["description"], &pd.Source: tpl["source"], &pd.Severity: tpl["severity"],
+				&pd.Class: tpl["class"], &pd.Component: tpl["component"], &pd.Group: tpl["group"],
+				&pd.Client: tpl["client"], &pd.ClientURL: tpl["client_url"],
+			})
+			for k, dt := range details {
+				if err == nil {
+					pd.Details[k], err = render(dt, inc, "")
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			// An acknowledge PagerDuty cannot place (it never had the
+			// incident) gets a trigger before it.
+			return webhook.PagerDutyEvents(inc, pd)
+		}
+		if len(t.errs) == 0 {
+			// What the keys render to must be sendable too (a severity
+			// of critical, error, warning or info; an absolute
+			// client_url): a literal that is not refuses every trigger.
+			if _, err := events(webhook.SampleIncident(), "sample-routing-key"); err != nil {
+				errs = append(errs, fmt.Errorf("%s: rendering the sample incident: %w", c.Path, err))
+			}
+		}
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: postSteps(c.Path, c.URL, "", c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]step, error) {
 				key, err := readFile("routing_key_file", c.RoutingKey, c.RoutingKeyFile)
 				if err != nil {
 					return nil, err
 				}
-				pd := webhook.PagerDutyConfig{RoutingKey: key, Details: map[string]string{}}
-				for _, img := range c.Images {
-					pd.Images = append(pd.Images, webhook.PagerDutyImage{Src: img.Src, Href: img.Href, Alt: img.Alt})
-				}
-				for _, l := range c.Links {
-					pd.Links = append(pd.Links, webhook.PagerDutyLink(l))
-				}
-				err = renderAll(inc, map[*string]*webhook.Template{
-					&pd.Summary: tpl["description"], &pd.Source: tpl["source"], &pd.Severity: tpl["severity"],
-					&pd.Class: tpl["class"], &pd.Component: tpl["component"], &pd.Group: tpl["group"],
-					&pd.Client: tpl["client"], &pd.ClientURL: tpl["client_url"],
-				})
-				for k, dt := range details {
-					if err == nil {
-						pd.Details[k], err = render(dt, inc, "")
-					}
-				}
-				if err != nil {
-					return nil, err
-				}
-				// An acknowledge PagerDuty cannot place (it never had the
-				// incident) gets a trigger before it.
-				events, err := webhook.PagerDutyEvents(inc, pd)
-				steps := make([]step, len(events))
-				for i, e := range events {
-					if i < len(events)-1 {
+				evs, err := events(inc, key)
+				steps := make([]step, len(evs))
+				for i, e := range evs {
+					if i < len(evs)-1 {
 						steps[i].suffix = "-" + e.Action
 					}
 					steps[i].body = e.Body

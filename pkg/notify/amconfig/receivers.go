@@ -385,6 +385,12 @@ func (d *decoder) integrationDefaults(cfg *Config) {
 			http(&c.HTTPConfig)
 			if c.APIURL == "" && c.APIURLFile == "" {
 				c.APIURL, c.APIURLFile = str("slack_api_url"), str("slack_api_url_file")
+				if c.APIURL == "<secret>" {
+					// Taken as Alertmanager takes it (the redacted value
+					// it prints), but no URL to send to.
+					d.errorf(nil, c.Path, "global.slack_api_url is <secret>, the redacted value Alertmanager prints, not a URL: set the URL, or slack_api_url_file")
+					continue
+				}
 			}
 			if c.APIURL == "" && c.APIURLFile == "" {
 				d.errorf(nil, c.Path, "no api_url: set api_url or api_url_file, or global.slack_api_url")

@@ -262,8 +262,10 @@ func SampleIncident() Incident {
 // (member_count, truncatedAlerts). A payload that does not fit even
 // without members is returned as built, for the client to refuse.
 func Fit(in Incident, max int, build func(Incident) ([]byte, error)) ([]byte, error) {
+	// A rendering over its own bound is a body too large as well.
+	tooLarge := func(b []byte, err error) bool { return errors.Is(err, errOutputTooLarge) || err == nil && len(b) > max }
 	b, err := build(in)
-	if err != nil || len(b) <= max || len(in.Members) == 0 {
+	if !tooLarge(b, err) || len(in.Members) == 0 {
 		return b, err
 	}
 	in.MemberCount = in.memberCount()
@@ -275,14 +277,14 @@ func Fit(in Incident, max int, build func(Incident) ([]byte, error)) ([]byte, er
 		n := (lo + hi + 1) / 2
 		in.Members = all[:n]
 		nb, err := build(in)
+		if tooLarge(nb, err) {
+			hi = n - 1
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if len(nb) <= max {
-			lo, fit = n, nb
-		} else {
-			hi = n - 1
-		}
+		lo, fit = n, nb
 	}
 	if fit == nil {
 		in.Members = nil

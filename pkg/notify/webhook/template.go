@@ -33,6 +33,10 @@ const (
 // maxTemplateOutput bounds a rendering, like a request body.
 const maxTemplateOutput = 1 << 20
 
+// errOutputTooLarge is a rendering that passed maxTemplateOutput: Fit
+// takes it as a body too large, and lists fewer members.
+var errOutputTooLarge = fmt.Errorf("output larger than %d bytes", maxTemplateOutput)
+
 // Template is a custom payload: a Go text/template executed with the
 // Incident as its data ({{.Title}}, {{range .RootCauses}}...), with
 // missing map keys an error rather than "<no value>", and these functions:
@@ -134,6 +138,9 @@ func (t *Template) Render(in Incident) ([]byte, error) {
 	tt.Funcs(template.FuncMap{"key": func() string { return key }})
 	var buf bytes.Buffer
 	if err := tt.Execute(&limitedWriter{w: &buf, n: maxTemplateOutput}, in); err != nil {
+		if errors.Is(err, errOutputTooLarge) {
+			return nil, errs.Permanent(fmt.Errorf("%w %q: %w", ErrTemplate, t.name, errOutputTooLarge))
+		}
 		return nil, errs.Permanent(templateError(t.name, err))
 	}
 	out := buf.Bytes()
@@ -204,7 +211,8 @@ func awkward(s string) string { return `"` + s + `" \ it's` + "\n" + `a second l
 // awkwardIncident is in with awkward text in every string field a
 // template may put into its output as it is: not the id, status,
 // transition, severity, kinds, fingerprints, times and URLs, which are
-// not free text, nor the keys of the labels, which templates name.
+// not free text. The labels keep their names (templates name them) and
+// get one more whose name is awkward (templates that range over them).
 func awkwardIncident(in Incident) Incident {
 	for _, s := range []*string{&in.Title, &in.Summary, &in.Service, &in.Team, &in.Owner, &in.Assignee} {
 		*s = awkward(*s)
@@ -213,10 +221,13 @@ func awkwardIncident(in Incident) Incident {
 		if m == nil {
 			return nil
 		}
-		out := make(map[string]string, len(m))
+		out := make(map[string]string, len(m)+1)
 		for k, v := range m {
 			out[k] = awkward(v)
 		}
+		// A label name is free text too (OpenTelemetry attributes, UTF-8
+		// names): one more, awkward, for a template that ranges over them.
+		out[awkward("label")] = awkward("value")
 		return out
 	}
 	in.Labels = awkwardLabels(in.Labels)
@@ -294,7 +305,7 @@ type limitedWriter struct {
 
 func (l *limitedWriter) Write(p []byte) (int, error) {
 	if l.w.Len()+len(p) > l.n {
-		return 0, fmt.Errorf("output larger than %d bytes", l.n)
+		return 0, errOutputTooLarge
 	}
 	return l.w.Write(p)
 }

@@ -268,6 +268,10 @@ type Correlator struct {
 	unplaced      map[string][]*incident
 	unplacedCount int
 	keptUnplaced  int
+	// components, when set (WithinComponents), is the catalog component
+	// of each catalogued service: a peer label naming a service of
+	// another component is no edge (peersOf).
+	components map[string]string
 
 	stats Stats
 }
@@ -907,11 +911,22 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 			continue
 		}
 		if name, ok := c.names.lookup(v); ok && name != m.Service {
+			if key, in := c.components[m.Service]; c.components != nil && (!in || key != c.components[name]) {
+				continue // another partition's (WithinComponents)
+			}
 			if _, placed := c.topo.index[name]; placed {
 				f(name)
 			}
 		}
 	}
+}
+
+// WithinComponents makes the correlator join signals only within a
+// catalog component, as a Partitioner splits them: a peer label naming a
+// service of another component (or a signal on a service the catalog
+// does not place naming one) is no edge, which partitions would split.
+func (c *Correlator) WithinComponents() {
+	c.components = c.cat.Components()
 }
 
 // callerLabels are the peer labels that name who calls the signal's
@@ -2404,6 +2419,25 @@ func (inc *incident) link(ch Change) {
 			return
 		}
 	}
+	// At most maxChangesPerService of one service, as the correlator
+	// remembers them: a flood of changes timed before the opening (a
+	// deploy history sent again, a hostile producer) keeps the latest.
+	oldest, n := -1, 0
+	for i, x := range inc.changes {
+		if x.Service != ch.Service {
+			continue
+		}
+		n++
+		if oldest < 0 || x.Time.Before(inc.changes[oldest].Time) {
+			oldest = i
+		}
+	}
+	if n >= maxChangesPerService {
+		if !ch.Time.After(inc.changes[oldest].Time) {
+			return
+		}
+		inc.changes = slices.Delete(inc.changes, oldest, oldest+1)
+	}
 	inc.changes = append(inc.changes, ch)
 	inc.note(ch.Time, fmt.Sprintf("change linked: %s of %s %s by %s", ch.Type, ch.Service, orDash(ch.Version), orDash(ch.Author)))
 	inc.dirty = true
@@ -2797,6 +2831,29 @@ func (c *Correlator) evictOne(inc *incident) {
 	}
 	c.stats.Evicted += uint64(len(inc.members))
 	c.forget(inc)
+}
+
+// Release resolves and forgets the incidents none of whose services keep
+// takes, and returns the resolutions of those whose last event said open;
+// why goes into their timelines. A partition whose catalog changed lets
+// go of what another partition owns now: their signals go there, which
+// opens its own incidents for what still fails, and nothing would end
+// them here.
+func (c *Correlator) Release(keep func(service string) bool, why string) []Update {
+	var ups []Update
+	for _, inc := range c.sortedIncidents() {
+		if len(inc.services) == 0 || slices.ContainsFunc(slices.Collect(maps.Keys(inc.services)), keep) {
+			continue
+		}
+		if inc.status != StatusResolved && inc.revision > 0 {
+			inc.status, inc.resolvedAt, inc.resolvedEvent, inc.since = StatusResolved, c.now, c.now, c.now
+			c.stats.Resolved++
+			inc.note(c.now, "resolved: "+why)
+			ups = append(ups, c.publish(inc, Resolved, c.now))
+		}
+		c.forget(inc)
+	}
+	return ups
 }
 
 // publish records that inc's state at t is being published. An incident's

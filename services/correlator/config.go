@@ -26,9 +26,10 @@ type Config struct {
 	// Rules tune the grouping, lifecycle and flapping (pkg/correlate).
 	Rules correlate.Config `yaml:"rules"`
 	// IdleAdvance: when no signal arrived for this long, event time moves
-	// on with the wall clock, so incidents resolve while nothing happens;
-	// a replay of history, which never idles, runs on event time alone
-	// (default 10s).
+	// on with the wall clock, so incidents resolve while nothing happens,
+	// staying this and the recent signals' longest delivery lag behind
+	// it (Processor.Tick); a replay of history, which never idles, runs
+	// on event time alone (default 10s).
 	IdleAdvance time.Duration `yaml:"idle_advance"`
 	// State is where the incidents are kept between runs.
 	State StateConfig `yaml:"state"`

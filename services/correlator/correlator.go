@@ -12,6 +12,7 @@ package correlator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,7 +50,16 @@ type Processor struct {
 	c           *correlate.Correlator
 	lastArrival time.Time // wall clock of the last signal
 	lastTick    time.Time
-	commands    []pendingCommand // applied by the next tick
+	// lag is the longest delivery lag (observed, else arrival, less the
+	// event's time) up to maxIdleLag of a signal new to the correlator,
+	// within lagMemory of lagSeen: the idle advance keeps event time
+	// that far behind the wall clock (Tick).
+	lag     time.Duration
+	lagSeen time.Time
+	// release: the next tick resolves the restored incidents whose
+	// services are another partition's now (Correlator.Release).
+	release  bool
+	commands []pendingCommand // applied by the next tick
 	// unstored are the ids of commands applied whose event the stream
 	// has not stored and no checkpoint holds yet (kept only with a state
 	// store): a command given again under one of them is answered
@@ -138,6 +148,11 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Partition.Count > 1 {
+		// A peer label naming a service of another component is an
+		// edge the partitions split.
+		c.WithinComponents()
+	}
 	if now == nil {
 		now = time.Now
 	}
@@ -196,7 +211,35 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 		p.log.Debug().Str("event_id", s.EventID).Time("observed_time", s.Observed).Msg("observed time far ahead of the clock: not trusted")
 		s.Observed = time.Time{}
 	}
-	return p.emit(p.c.Observe(s), out, p.inFlight != nil)
+	repeats := p.c.Stats().Repeats
+	ups := p.c.Observe(s)
+	if p.c.Stats().Repeats == repeats {
+		// A repeat carries its alert's startsAt, hours old: no lag.
+		p.noteLag(s)
+	}
+	return p.emit(ups, out, p.inFlight != nil)
+}
+
+// Delivery lags the idle advance allows for (noteLag).
+const (
+	// maxIdleLag is the longest lag taken for one: Alertmanager holds a
+	// new alert of a group for up to its group_interval (5m by default);
+	// one later (an alert firing for hours that the correlator sees first
+	// now, a history published late) is no delivery's lag.
+	maxIdleLag = 10 * time.Minute
+	// lagMemory is how long a lag is kept once a shorter one comes.
+	lagMemory = time.Hour
+)
+
+// noteLag takes s's delivery lag into p.lag.
+func (p *Processor) noteLag(s correlate.Signal) {
+	lag := max(cmp.Or(s.Observed, p.lastArrival).Sub(s.Time), 0)
+	if lag > maxIdleLag {
+		return
+	}
+	if lag >= p.lag || p.lastArrival.Sub(p.lagSeen) > lagMemory {
+		p.lag, p.lagSeen = lag, p.lastArrival
+	}
 }
 
 // maxAhead is how far ahead of the correlator's clock an event's time is
@@ -244,6 +287,15 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 		// holder may have restored; what it resolves is that one's to say.
 		return nil
 	}
+	if p.release {
+		p.release = false
+		part := p.cfg.Partition.Index
+		ups := p.c.Release(func(svc string) bool { return p.partition.Of(svc) == part },
+			fmt.Sprintf("its services are another partition's now (the catalog changed): partition %d of %d lets it go, and the other opens its own for what still fails", part, p.cfg.Partition.Count))
+		if err := p.emit(ups, out, false); err != nil {
+			return err
+		}
+	}
 	first, step := p.lastTick.IsZero(), now.Sub(p.lastTick)
 	p.lastTick = now
 	if p.lastArrival.IsZero() {
@@ -255,7 +307,18 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	if first || now.Sub(p.lastArrival) < p.cfg.IdleAdvance || step <= 0 || p.c.Now().IsZero() {
 		return nil
 	}
-	return p.emit(p.c.Advance(p.c.Now().Add(step)), out, false)
+	// No further than the longest recent delivery lag behind the wall
+	// clock: an alert Alertmanager delivers group_wait after its startsAt
+	// must not find event time past it, an incident resolved live that a
+	// replay of the same events keeps open for it.
+	to := p.c.Now().Add(step)
+	if limit := now.Add(-p.cfg.IdleAdvance - p.lag); to.After(limit) {
+		to = limit
+	}
+	if !to.After(p.c.Now()) {
+		return nil
+	}
+	return p.emit(p.c.Advance(to), out, false)
 }
 
 // Incidents returns the incidents in memory.
@@ -366,7 +429,10 @@ func (p *Processor) restore(data []byte) error {
 	defer p.mu.Unlock()
 	// A new term: the time spent standing by is not event time passing
 	// (what the last term had in flight, newTerm cleared).
-	p.lastTick, p.lastArrival = time.Time{}, time.Time{}
+	p.lastTick, p.lastArrival, p.lag, p.lagSeen = time.Time{}, time.Time{}, 0, time.Time{}
+	// The catalog may have changed since the save, and a component moved
+	// to another partition with it: the first tick lets its incidents go.
+	p.release = p.partition != nil
 	return p.c.UnmarshalJSON(data)
 }
 
@@ -376,9 +442,12 @@ func (p *Processor) forget() error {
 	if err != nil {
 		return err
 	}
+	if p.partition != nil {
+		c.WithinComponents()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.c, p.lastTick, p.lastArrival = c, time.Time{}, time.Time{}
+	p.c, p.lastTick, p.lastArrival, p.lag, p.lagSeen = c, time.Time{}, time.Time{}, 0, time.Time{}
 	return nil
 }
 

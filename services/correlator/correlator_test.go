@@ -100,10 +100,11 @@ func TestProcessorTurnsAStormIntoIncidents(t *testing.T) {
 	}
 	// Everything resolves; with no signal for a while the wall clock moves
 	// event time on and the incidents resolve.
+	wall.set(t0.Add(3 * time.Minute)) // when the resolutions are sent
 	h.Feed(alertEvent(t, "HighLatency", "web", 0, 2*time.Minute), alertEvent(t, "HighErrorRate", "checkout", 10*time.Second, 2*time.Minute),
 		alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 3*time.Minute), alertEvent(t, "HighLatency", "search", 31*time.Second, 3*time.Minute))
 	for i := 1; i <= 400; i++ {
-		wall.set(t0.Add(time.Duration(i) * time.Second))
+		wall.set(t0.Add(3*time.Minute + time.Duration(i)*time.Second))
 		if err := h.Tick(wall.now()); err != nil {
 			t.Fatal(err)
 		}

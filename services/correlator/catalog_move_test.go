@@ -1,0 +1,107 @@
+package correlator
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// A partition's component is keyed by its first service's name, so adding
+// a front end whose name sorts first (aaa-frontend calling web) can move
+// the whole component, and its open incidents, to another partition.
+// Restored with the new catalog, the old partition must let them go
+// (resolved, saying why): their signals go to the other partition now,
+// and nothing would ever end them here. With the catalog unchanged it
+// keeps them.
+func TestPartitionLetsGoOfIncidentsTheCatalogMovedAway(t *testing.T) {
+	before := "services:\n  web: {depends_on: [checkout]}\n  checkout: {depends_on: [payments-db]}\n  payments-db: {}\n"
+	after := "services:\n  aaa-frontend: {depends_on: [web]}\n" + strings.TrimPrefix(before, "services:\n")
+	parse := func(yaml string) *correlate.Catalog {
+		c, err := correlate.ParseCatalog([]byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	write := func(yaml string) string {
+		p := filepath.Join(t.TempDir(), "catalog.yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Find a partition count where payments-db moves.
+	count, from := 0, 0
+	for n := 2; n <= 16 && count == 0; n++ {
+		a, b := correlate.NewPartitioner(parse(before), n).Of("payments-db"), correlate.NewPartitioner(parse(after), n).Of("payments-db")
+		if a != b {
+			count, from = n, a
+		}
+	}
+	if count == 0 {
+		t.Fatal("payments-db moves at no partition count from 2 to 16: the test would not test")
+	}
+	for _, tc := range []struct {
+		name, catalog string
+		resolved      int
+	}{{"catalog changed", after, 1}, {"catalog unchanged", before, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			wall := &clock{t: t0.Add(time.Minute)}
+			cfg := Config{Catalog: write(before), Partition: PartitionConfig{Count: count, Index: from}}
+			old, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := stagetest.Start(t, old, stage.Config{TickEvery: time.Hour})
+			h.Feed(alertEvent(t, "ReplicationLag", "payments-db", 0, 0))
+			if got := incidentEvents(t, h, "opened"); len(got) != 1 {
+				t.Fatalf("%d incidents opened, want payments-db's", len(got))
+			}
+			st, err := old.snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			cfg.Catalog = write(tc.catalog)
+			restarted, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := restarted.restore(st.data); err != nil {
+				t.Fatal(err)
+			}
+			h2 := stagetest.Start(t, restarted, stage.Config{TickEvery: time.Hour})
+			if err := h2.Tick(wall.now()); err != nil {
+				t.Fatal(err)
+			}
+			got := incidentEvents(t, h2, "resolved")
+			if len(got) != tc.resolved {
+				t.Fatalf("%d incidents resolved at the first tick, want %d", len(got), tc.resolved)
+			}
+			if tc.resolved == 0 {
+				if n := len(restarted.Incidents()); n != 1 {
+					t.Errorf("%d incidents held, want payments-db's", n)
+				}
+				return
+			}
+			var b correlate.State
+			if err := got[0].DecodeBody(&b); err != nil {
+				t.Fatal(err)
+			}
+			if last := b.Timeline[len(b.Timeline)-1].What; !strings.Contains(last, "another partition's") {
+				t.Errorf("last timeline entry %q, want why it was let go", last)
+			}
+			if n := len(restarted.Incidents()); n != 0 {
+				t.Errorf("%d incidents still held", n)
+			}
+		})
+	}
+}

@@ -292,7 +292,8 @@ type checkpointer struct {
 	mu      sync.Mutex
 	order   []string
 	fail    error
-	saveErr error // what Checkpoint returns
+	saveErr error         // what Checkpoint returns
+	gate    chan struct{} // when set, a checkpoint waits for it to close
 }
 
 func (p *checkpointer) note(s string) {
@@ -304,6 +305,9 @@ func (p *checkpointer) note(s string) {
 func (p *checkpointer) Restore(context.Context) error { p.note("restore"); return p.fail }
 func (p *checkpointer) Checkpoint(context.Context) error {
 	p.note("checkpoint")
+	if p.gate != nil {
+		<-p.gate
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.saveErr
@@ -408,28 +412,31 @@ func TestRunnerRestoresAndCheckpoints(t *testing.T) {
 }
 
 // CheckpointSoon checkpoints without waiting for CheckpointEvery, once
-// for the calls made before it began.
+// for the calls made before it began: two calls while one runs make one
+// more.
 func TestCheckpointSoon(t *testing.T) {
-	p := &checkpointer{}
+	gate := make(chan struct{})
+	p := &checkpointer{gate: gate}
 	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour})
-	checkpoints := func() int {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return strings.Count(strings.Join(p.order, ","), "checkpoint")
-	}
-	for i := 0; i < 3; i++ {
-		h.Runner.CheckpointSoon()
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for checkpoints() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint 10 s after CheckpointSoon, with CheckpointEvery an hour")
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for p.checkpoints() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d checkpoints 10 s after CheckpointSoon, with CheckpointEvery an hour; want %d", p.checkpoints(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	h.Runner.CheckpointSoon()
+	waitFor(1) // begun, held at the gate
+	h.Runner.CheckpointSoon()
+	h.Runner.CheckpointSoon()
+	close(gate)
+	waitFor(2)
 	time.Sleep(100 * time.Millisecond)
-	if n := checkpoints(); n > 2 {
-		t.Errorf("%d checkpoints for three calls at once, want at most two", n)
+	if n := p.checkpoints(); n != 2 {
+		t.Errorf("%d checkpoints for a call, then two while it ran, want two", n)
 	}
 	if err := h.Stop(); err != nil {
 		t.Fatal(err)

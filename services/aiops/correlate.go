@@ -377,6 +377,7 @@ func readLines(ctx context.Context, in io.Reader, progress io.Writer) (out input
 		r            = newBoundedLines(in, MaxReplayLine)
 		readEvery    = 100_000
 		started      = time.Now()
+		told         = started
 	)
 	defer func() {
 		if err == nil {
@@ -395,10 +396,13 @@ func readLines(ctx context.Context, in io.Reader, progress io.Writer) (out input
 			return out, fmt.Errorf("line %d: %w", out.total+1, err)
 		}
 		out.total++
-		if out.total%readEvery == 0 {
+		// Every readEvery lines, or every progressEvery for an input of
+		// few long lines (webhooks of hundreds of alerts each).
+		if now := time.Now(); out.total%readEvery == 0 || now.Sub(told) >= progressEvery {
 			if err := ctx.Err(); err != nil {
 				return out, err
 			}
+			told = now
 			fmt.Fprintf(progress, "correlate replay: read %s in %s\n", count(out.total, "line"), time.Since(started).Round(time.Millisecond))
 		}
 		il := inputLine{n: out.total, sent: prev}
@@ -625,13 +629,16 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	if lines.moved > 0 {
 		fmt.Fprintf(progress, "correlate replay: %s out of time order: replayed in the order of their times\n", count(lines.moved, "line"))
 	}
+	told := time.Now()
 	for i := range lines.lines {
 		il := lines.lines[i]
 		lines.lines[i] = inputLine{} // its turn is over: free it
-		if (i+1)%10_000 == 0 {
+		// Every 10,000 lines, or every progressEvery (readLines).
+		if now := time.Now(); (i+1)%10_000 == 0 || now.Sub(told) >= progressEvery {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
+			told = now
 			fmt.Fprintf(progress, "correlate replay: %s, %s, %.0f lines/s\n", count(i+1, "line"), count(c.Stats().Opened, "incident"), float64(i+1)/time.Since(started).Seconds())
 		}
 		if il.err != nil {

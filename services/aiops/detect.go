@@ -334,6 +334,11 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return fmt.Errorf("detect eval: %w", err)
 		}
+		// A header without rows (an export cut short) would count as a
+		// file of F1 0 in the mean.
+		if r.Scored == 0 {
+			return fmt.Errorf("detect eval: %s: no row to score (the file holds its header alone)", c.Path)
+		}
 		fmt.Fprintf(stderr, "detect eval: [%d/%d] %s: %d rows scored, %d channels, %v\n", i+1, len(picked), c.Name, r.Scored, r.Channels, r.Elapsed.Round(time.Millisecond))
 		d, z := r.Detector, r.ZScore
 		fmt.Fprintf(bw, "%-40s %8d %4d %9s %7.3f %7.3f %7.3f %8.2f %6.2f%% %6.2f%% | %7.3f %7.3f %7.3f %8.2f %6.2f%%\n",

@@ -188,3 +188,34 @@ func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, er
 	}
 	return ns, nil
 }
+
+// clientURLToken is how a client on this machine reaches the embedded
+// server of this configuration: its listen address (one that listens on
+// every address reached on loopback) and its token, read and never made:
+// a generate_token_file that does not exist yet is no token (the server
+// was not started with one).
+func (c EmbeddedNATSConfig) clientURLToken() (string, string, error) {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "", "", fmt.Errorf("nats.listen: %q is not host:port: %v", c.Listen, err)
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	url := "nats://" + net.JoinHostPort(host, port)
+	if c.Token == "" && c.TokenFile == "" && c.GenerateTokenFile != "" {
+		if _, err := os.Stat(c.GenerateTokenFile); errors.Is(err, os.ErrNotExist) {
+			return url, "", nil
+		}
+		t, err := config.Secret(c.GenerateTokenFile, "")
+		if err != nil {
+			return "", "", fmt.Errorf("nats.generate_token_file: %w", err)
+		}
+		return url, t, nil
+	}
+	t, err := c.token()
+	return url, t, err
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/rs/zerolog"
 
@@ -39,13 +38,22 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		rest = append(rest, a)
 	}
-	base := platform.DefaultConfig()
-	if _, err := os.Stat(DefaultNATSConfig().GenerateTokenFile); err == nil {
-		base.Bus.TokenFile = DefaultNATSConfig().GenerateTokenFile
-	}
-	cfg := platform.Assemble(base, []platform.Component{notifier.Component})
+	// The configuration aiops run runs with (its nats, ingest, writer ...
+	// sections are no error), or a notifier's own.
+	var natsCfg EmbeddedNATSConfig
+	cfg := RunConfig(&natsCfg)
 	if err := cfg.Load("aiops notify replay", rest); err != nil {
 		return err
+	}
+	// Against aiops run's embedded NATS (unless bus names another): the
+	// address nats.listen gives, with the token aiops run made or reads.
+	if pc := cfg.Platform(); natsCfg.Embedded && embeddedBusConflict(pc.Bus, natsCfg.Listen) == nil {
+		url, token, err := natsCfg.clientURLToken()
+		if err != nil {
+			return service.Usage(fmt.Errorf("notify replay: %w", err))
+		}
+		pc.Bus.URLs, pc.Bus.Token, pc.Bus.TokenFile = []string{url}, token, ""
+		cfg.SetPlatform(pc)
 	}
 	ncfg, _ := platform.SectionOf[notifier.Config](cfg, "notifier")
 	if ncfg.Routes == "" && !dryRun {

@@ -136,6 +136,7 @@ func checkRun(cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig) error {
 func checkListeners(ls []Listener) error {
 	var taken, fixes, unusable []string
 	seen := map[string]string{}
+	var free []Listener // bindable one at a time
 	for _, l := range ls {
 		if l.Key == "" || l.Listen == "" {
 			continue
@@ -171,6 +172,33 @@ func checkListeners(ls []Listener) error {
 			continue
 		}
 		ln.Close()
+		free = append(free, l)
+	}
+	// Each free alone may still overlap another of this configuration on
+	// its port, written otherwise (":8081" and "127.0.0.1:8081",
+	// "localhost:8081"): all bound at once, as the run binds them.
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	for i, l := range free {
+		ln, err := net.Listen("tcp", l.Listen)
+		if err == nil {
+			held = append(held, ln)
+			continue
+		}
+		host, port, _ := net.SplitHostPort(l.Listen)
+		other := "address already in use while the others are bound"
+		for _, o := range free[:i] {
+			if _, p, _ := net.SplitHostPort(o.Listen); p == port {
+				other = fmt.Sprintf("overlaps %s %s", o.Key, o.Listen)
+				break
+			}
+		}
+		taken = append(taken, fmt.Sprintf("%s %s: %s", l.Key, l.Listen, other))
+		fixes = append(fixes, fmt.Sprintf("-set %s=%s", l.Key, freeAddr(host, port)))
 	}
 	var msgs []string
 	if len(unusable) > 0 {

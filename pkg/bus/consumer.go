@@ -287,6 +287,18 @@ type Consumer struct {
 	// acks move the server's floor, and a floor known lower only hands
 	// out more again after a deletion. An idle consumer asks nothing.
 	floorSettled, askSettled uint64
+	// streamEpoch is streamCreated in Unix nanoseconds, for dead letters'
+	// ids (sent from any goroutine): sequences start over on a stream
+	// created again.
+	streamEpoch atomic.Int64
+
+	// reasons holds, by stream sequence, why a message on its last
+	// delivery was to be dead-lettered when its dead letter could not be
+	// stored: its redelivery is dead-lettered without the handler, and
+	// must say why. Bounded (maxReasons); one dropped gets the generic
+	// reason.
+	reasonsMu sync.Mutex
+	reasons   map[uint64]string
 
 	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
 	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
@@ -394,6 +406,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		return nil, fmt.Errorf("bus: look up stream %s: %w", cfg.Stream, err)
 	}
 	c.streamCreated = s.CachedInfo().Created
+	c.streamEpoch.Store(c.streamCreated.UnixNano())
 	return c, nil
 }
 
@@ -579,9 +592,12 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncH
 	got := 0
 	for msg := range mb.Messages() {
 		got++
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !c.lastDelivery(msg) {
 			// Fetched after cancellation: give it back at once rather than
-			// after AckWait.
+			// after AckWait. The nak costs it a delivery, so one on its
+			// last is handed out instead: given back unhandled it would
+			// be dead-lettered unhandled, and a few stops in a row would
+			// dead-letter good messages no handler ever saw.
 			if err := msg.Nak(); err != nil {
 				c.ackFailed.Add(1)
 			}
@@ -594,6 +610,12 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncH
 		return got, err
 	}
 	return got, nil
+}
+
+// lastDelivery tells whether msg is on its MaxDeliver-th delivery or past it.
+func (c *Consumer) lastDelivery(msg jetstream.Msg) bool {
+	meta, err := msg.Metadata()
+	return err == nil && meta.NumDelivered >= uint64(c.cfg.MaxDeliver)
 }
 
 func (c *Consumer) recreate(ctx context.Context) {
@@ -625,6 +647,10 @@ func (c *Consumer) recreate(ctx context.Context) {
 		floor = 0
 		c.ackFloor.Store(0)
 		c.streamCreated = created
+		c.streamEpoch.Store(created.UnixNano())
+		c.reasonsMu.Lock()
+		clear(c.reasons) // another stream's sequences
+		c.reasonsMu.Unlock()
 	}
 	if floor > 0 {
 		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
@@ -664,6 +690,10 @@ func (d *delivery) ackLater() func(error) {
 		defer c.heldMu.Unlock()
 		delete(c.later, d)
 		if err != nil {
+			if d.Delivered >= uint64(c.cfg.MaxDeliver) {
+				// Its redelivery is dead-lettered without the handler.
+				c.keepReason(d.StreamSeq, "max deliveries exceeded: "+err.Error())
+			}
 			if nerr := d.msg.Nak(); nerr != nil {
 				c.ackFailure(nerr, d.StreamSeq, "nak failed; the message will be redelivered after ack_wait")
 			} else {
@@ -704,7 +734,11 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 		// Every earlier delivery timed out without a result: the handler
 		// probably crashed on it. Do not hand it out again.
 		d.once.Store(true)
-		c.deadLetter(d, fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver))
+		reason, ok := c.takeReason(d.StreamSeq)
+		if !ok {
+			reason = fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver)
+		}
+		c.deadLetter(d, reason)
 		return
 	}
 	if c.held != nil {
@@ -850,10 +884,11 @@ func (c *Consumer) deadLetter(d *delivery, reason string) {
 	h.Set(HeaderConsumer, c.cfg.Stream+"/"+c.cfg.Durable)
 	// Unique per stream message and consumer: a dead letter re-published after
 	// a failed term is stored once, while two consumers may both dead-letter
-	// the same event.
-	h.Set(jetstream.MsgIDHeader, c.cfg.Stream+"."+c.cfg.Durable+"."+seq)
+	// the same event. The stream's creation time tells apart the messages
+	// of a stream created again, numbered from 1 again.
+	h.Set(jetstream.MsgIDHeader, c.cfg.Stream+"."+c.cfg.Durable+"."+strconv.FormatInt(c.streamEpoch.Load(), 36)+"."+seq)
 
-	f, err := c.js.PublishMsgAsync(&nats.Msg{Subject: c.dlSubj, Header: h, Data: d.Data})
+	f, err := c.js.PublishMsgAsync(fitDeadLetter(c.dlSubj, h, d.Data, c.js.Conn().MaxPayload()))
 	if err != nil {
 		c.deadLetterFailedNak(d, reason, err)
 		return
@@ -882,12 +917,84 @@ func (c *Consumer) deadLetter(d *delivery, reason string) {
 	}()
 }
 
+// maxReasons bounds Consumer.reasons.
+const maxReasons = 4096
+
+// keepReason remembers why seq, on its last delivery, was dead-lettered.
+func (c *Consumer) keepReason(seq uint64, reason string) {
+	c.reasonsMu.Lock()
+	defer c.reasonsMu.Unlock()
+	if c.reasons == nil {
+		c.reasons = map[uint64]string{}
+	}
+	if _, ok := c.reasons[seq]; !ok && len(c.reasons) >= maxReasons {
+		for k := range c.reasons {
+			delete(c.reasons, k)
+			break
+		}
+	}
+	c.reasons[seq] = reason
+}
+
+func (c *Consumer) takeReason(seq uint64) (string, bool) {
+	c.reasonsMu.Lock()
+	defer c.reasonsMu.Unlock()
+	r, ok := c.reasons[seq]
+	delete(c.reasons, seq)
+	return r, ok
+}
+
 func (c *Consumer) deadLetterFailedNak(d *delivery, reason string, err error) {
 	c.deadLetterFailed.Add(1)
+	if d.Delivered >= uint64(c.cfg.MaxDeliver) {
+		// Its redelivery does not reach the handler: it must keep the reason.
+		c.keepReason(d.StreamSeq, reason)
+	}
 	c.log.Error().Err(err).Uint64("stream_seq", d.StreamSeq).Str("reason", truncate(reason, 256)).
 		Str("deadletter_subject", c.dlSubj).Msg("dead-letter publish failed; message naked instead")
 	c.nak(d)
 	c.release(1)
+}
+
+// HeaderTruncated is set on a dead letter whose data was cut to fit the
+// server's max_payload: the original length. The whole message is still on
+// its stream at Aiops-Stream-Seq (until the stream's limits remove it).
+const HeaderTruncated = "Aiops-Deadletter-Truncated"
+
+// fitDeadLetter makes the dead letter of data fit maxPayload. A message
+// that fitted its own stream may not once the dead-letter headers are
+// added: its publish would fail at once, for ever, and the message come
+// back for ever. The original headers go first, then the data is cut.
+func fitDeadLetter(subj string, h nats.Header, data []byte, maxPayload int64) *nats.Msg {
+	m := &nats.Msg{Subject: subj, Header: h, Data: data}
+	if maxPayload <= 0 || int64(headerLen(h)+len(data)) <= maxPayload {
+		return m
+	}
+	ours := nats.Header{}
+	for _, k := range []string{HeaderDeadLetterReason, HeaderOriginalSubject, HeaderStreamSeq, HeaderDeliveries,
+		HeaderOriginalMsgID, HeaderConsumer, jetstream.MsgIDHeader} {
+		if v := h.Values(k); len(v) > 0 {
+			ours[k] = v
+		}
+	}
+	ours.Set(HeaderTruncated, strconv.Itoa(len(data)))
+	m.Header = ours
+	if room := maxPayload - int64(headerLen(ours)); int64(len(data)) > room {
+		m.Data = data[:max(room, 0)]
+	}
+	return m
+}
+
+// headerLen is the encoded size of h (NATS/1.0 and a line a value), with
+// a margin.
+func headerLen(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n") + 64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
 }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -70,7 +71,9 @@ func (c LeaseConfig) Open(ctx context.Context, js jetstream.JetStream, key strin
 // lease is lost (lost is called first, so the term can stop saving state
 // another holder now owns), releases the lease when term returns so a
 // standby takes over at once, and waits for it again. A term that fails
-// is not retried in a tight loop. With a nil lease, term runs once.
+// is not retried in a tight loop. With a nil lease, term runs once. A
+// connection closed for good (nats.ErrConnectionClosed, from term or from
+// acquiring) ends it with that error, so that the service is restarted.
 func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.Context) error, lost func()) error {
 	if l == nil {
 		return term(ctx)
@@ -80,12 +83,20 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 			if ctx.Err() != nil {
 				break
 			}
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				// Closed for good: no lease can be had again, and the
+				// service must end to be restarted.
+				return err
+			}
 			log.Error().Err(err).Str("lease", l.key).Msg("acquiring the lease failed; retrying")
 			sleep(ctx, 5*time.Second)
 			continue
 		}
 		log.Info().Str("lease", l.key).Msg("lease held: active")
 		err := l.runTerm(ctx, log, term, lost)
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return err
+		}
 		if err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Str("lease", l.key).Msg("term ended with an error; standing by")
 			sleep(ctx, 5*time.Second)

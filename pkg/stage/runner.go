@@ -106,7 +106,9 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 	default:
 		return nil, fmt.Errorf("%w: %T is neither a stage.Processor nor a stage.Sink", ErrInvalidConfig, proc)
 	}
-	if _, ok := proc.(Checkpointer); cfg.AckAfterCheckpoint && !ok {
+	// Run restores and checkpoints a processor only (r.proc): a sink's
+	// acks would wait for a checkpoint that never comes.
+	if _, ok := r.proc.(Checkpointer); cfg.AckAfterCheckpoint && !ok {
 		return nil, fmt.Errorf("%w: ack after checkpoint: %T saves no checkpoint", ErrInvalidConfig, proc)
 	}
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {

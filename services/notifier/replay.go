@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -213,6 +214,13 @@ func readDeadLetters(ctx context.Context, stream jetstream.Stream, subject strin
 			return nil, err
 		}
 		dl := &DeadLetter{Seq: md.Sequence.Stream, Stored: md.Timestamp, Reason: msg.Headers().Get(bus.HeaderDeadLetterReason)}
+		if n := msg.Headers().Get(bus.HeaderTruncated); n != "" {
+			// Cut to fit max_payload: the whole event is on its stream.
+			stream, _, _ := strings.Cut(msg.Headers().Get(bus.HeaderConsumer), "/")
+			groups = append(groups, &letterGroup{members: []*DeadLetter{dl}, newest: dl, err: fmt.Errorf("the dead letter holds only the first bytes of an event of %s bytes (too large for the server's max_payload with the dead-letter headers): the whole event is on stream %s at sequence %s",
+				n, stream, msg.Headers().Get(bus.HeaderStreamSeq))})
+			continue
+		}
 		e, perr := event.Parse(msg.Data())
 		if perr != nil {
 			groups = append(groups, &letterGroup{members: []*DeadLetter{dl}, newest: dl, err: fmt.Errorf("not an event: %w", perr)})

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,5 +447,41 @@ func TestReplayOfAnOutdatedGroupSendsNoneInAnothersPlace(t *testing.T) {
 		if dl.Replay != ReplayOutdated {
 			t.Errorf("seq %d listed as replay kind %d (newer: seq %d), want outdated: nothing was delivered", dl.Seq, dl.Replay, dl.Newer)
 		}
+	}
+}
+
+// A dead letter cut to fit the server's max_payload (bus.HeaderTruncated)
+// is not replayed as if it were the event: it fails, kept, saying where
+// the whole event is.
+func TestReplayOfATruncatedDeadLetterSaysWhereTheEventIs(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	pd := newFakeAPI(t, func(c call) answer { return answer{code: 202, body: `{"status":"success"}`} })
+	cfg := Config{Routes: pdRoutes(t, pd.srv.URL)}
+	proc, err := NewProcessor(cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := cfg.DeadLetterSubject()
+	_, _, resolved := lifecycle(t)
+	data, _ := resolved.MarshalJSON()
+	msg := nats.NewMsg(subject)
+	msg.Data = data[:len(data)/2]
+	msg.Header.Set(bus.HeaderDeadLetterReason, "receiver pager: HTTP 503")
+	msg.Header.Set(bus.HeaderTruncated, strconv.Itoa(len(data)))
+	msg.Header.Set(bus.HeaderConsumer, "INCIDENTS/notifier")
+	msg.Header.Set(bus.HeaderStreamSeq, "42")
+	if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	var got []DeadLetter
+	d, f, err := Replay(context.Background(), r.js, proc, subject, false, func(dl DeadLetter) { got = append(got, dl) })
+	if err != nil || d != 0 || f != 1 || len(got) != 1 {
+		t.Fatalf("replay delivered %d, failed %d, %v; %d reported", d, f, err, len(got))
+	}
+	if e := fmt.Sprint(got[0].Err); !strings.Contains(e, "stream INCIDENTS at sequence 42") {
+		t.Errorf("its error %q, want where the whole event is", e)
+	}
+	if n := len(pd.got()); n != 0 {
+		t.Errorf("PagerDuty got %d calls", n)
 	}
 }

@@ -564,3 +564,75 @@ func byteSize(t *testing.T, v any) int64 {
 	t.Errorf("memory size %v: not a number of GiB, MiB or KiB", v)
 	return 0
 }
+
+// TestComposeServices loads, strictly, the environment each aiops service
+// of the compose file gets (its own and the shared one, through YAML
+// merge keys as compose reads them) into the binary its entrypoint runs,
+// with the files it mounts where the test can put them: every service of
+// the pipeline is there and would start with what it is given.
+func TestComposeServices(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "deployments", "compose", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Entrypoint  []string          `yaml:"entrypoint"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	components := map[string]platform.Component{
+		"ingest": ingest.Component, "writer": writer.Component, "logminer": logminer.Component,
+		"detector": detector.Component, "correlator": correlator.Component, "notifier": notifier.Component,
+	}
+	// The mounts: ./secrets, the repository's pipelines/, alertmanager.yml.
+	dir := t.TempDir()
+	for _, f := range []string{"clickhouse-password", "admin-token", "api-token", "ingest-tokens"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"), 0o600)
+	}
+	os.WriteFile(filepath.Join(dir, "webhook-secret"), []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), 0o600)
+	routes, err := os.ReadFile(filepath.Join("..", "..", "deployments", "compose", "alertmanager.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := strings.NewReplacer("/run/secrets/", dir+"/", "/etc/aiops/pipelines/", filepath.Join("..", "..", "pipelines")+"/",
+		"/etc/aiops/routes/alertmanager.yml", filepath.Join(dir, "alertmanager.yml"))
+	os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(mounted.Replace(string(routes))), 0o600)
+	seen := map[string]bool{}
+	for name, svc := range compose.Services {
+		if len(svc.Entrypoint) == 0 {
+			continue // NATS, ClickHouse
+		}
+		bin := filepath.Base(svc.Entrypoint[0])
+		c, ok := components[bin]
+		if !ok {
+			t.Errorf("service %s runs %s, no aiops service", name, svc.Entrypoint[0])
+			continue
+		}
+		seen[bin] = true
+		var env []string
+		for k, v := range svc.Environment {
+			if v == "${NATS_TOKEN:?set NATS_TOKEN}" {
+				v = "nats-token-from-the-environment"
+			}
+			env = append(env, k+"="+mounted.Replace(v))
+		}
+		cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{c})
+		if err := cfg.LoadWith(config.Options{EnvPrefix: "AIOPS", Environ: env}); err != nil {
+			t.Errorf("service %s: %v", name, err)
+			continue
+		}
+		if p := cfg.Platform(); p.Streams.Replicas != 3 || len(p.Bus.URLs) != 3 {
+			t.Errorf("service %s: streams.replicas %d on %d NATS URLs, want 3 on the three nodes", name, p.Streams.Replicas, len(p.Bus.URLs))
+		}
+	}
+	for bin := range components {
+		if !seen[bin] {
+			t.Errorf("no compose service runs %s", bin)
+		}
+	}
+}

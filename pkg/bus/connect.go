@@ -70,7 +70,7 @@ func (c Config) RedactedURLs() []string {
 	for i, raw := range c.URLs {
 		u, err := url.Parse(raw)
 		switch {
-		case err != nil:
+		case err != nil || atAfterHost(raw):
 			out[i] = "(not a URL)"
 			continue
 		case u.User == nil:
@@ -82,6 +82,20 @@ func (c Config) RedactedURLs() []string {
 		out[i] = u.String()
 	}
 	return out
+}
+
+// atAfterHost reports an '@' after the URL's host part, which ends at the
+// first '/', '?' or '#': the sign of a token or password holding one of
+// those, not percent-encoded, which cuts the user part short (the parser
+// then takes the secret's start for the host and the rest for the path,
+// where RedactedURLs would show it).
+func atAfterHost(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
 }
 
 func hasPassword(u *url.Userinfo) bool {
@@ -99,6 +113,10 @@ func (c Config) Validate() error {
 		if err != nil {
 			// url.Error repeats the URL, which may hold a password.
 			return invalid(fmt.Sprintf("urls[%d]", i), "not a URL")
+		}
+		if atAfterHost(raw) {
+			// Not echoed: the host and what follows it hold the secret.
+			return invalid(fmt.Sprintf("urls[%d]", i), "an '@' after the host: a token or password holding '/', '?' or '#' must percent-encode them (%%2F, %%3F, %%23), as must an '@' (%%40); or use token_file or password_file")
 		}
 		switch u.Scheme {
 		case "nats", "tls", "ws", "wss":

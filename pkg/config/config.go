@@ -306,6 +306,11 @@ var (
 	// first backtick to the last, line breaks included: the value may
 	// hold either. It is applied to one problem at a time (yamlMessage).
 	quotedValue = regexp.MustCompile("(?s)`.*`")
+	// quotedName is what yaml.v3 quotes outside its type errors: an
+	// anchor's name ("unknown anchor 'x' referenced", from a value that
+	// starts with '*': a token from AIOPS_INGEST__TOKENS='[*...]') and a
+	// mapping key given twice.
+	quotedName = regexp.MustCompile(`(?s)(anchor )'.*'( referenced| value contains itself)|(mapping key )".*"( already defined)`)
 )
 
 // yamlMessage is err's message with the values yaml.v3 quotes in its type
@@ -353,6 +358,7 @@ func fileMessage(path, msg string, keys lineKeys) string {
 func valueMessage(msg string) string {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = quotedValue.ReplaceAllString(msg, "value")
+	msg = quotedName.ReplaceAllString(msg, "${1}${3}(not shown)${2}${4}")
 	if strings.Contains(msg, "time.Duration") {
 		msg += ` (a duration needs a unit, e.g. "5s" or "250ms")`
 	}

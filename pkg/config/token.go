@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func CheckTokenLength(key, t string) error {
 // use it so every listener is authenticated without set-up, and the token
 // stays the same across restarts so producers set up once keep working.
 func ReadOrCreateToken(path string) (string, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readTokenFile(path)
 	switch {
 	case err == nil:
 		t := strings.TrimSpace(string(raw))
@@ -76,10 +77,44 @@ func ReadOrCreateToken(path string) (string, error) {
 		return "", err
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return ReadOrCreateToken(path)
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
 		}
-		return "", err
+		// Another got there first: its token is everyone's. Read once:
+		// a path that exists for Link and not for ReadFile (a dangling
+		// symlink) would otherwise send this round for ever, a token
+		// file left behind at each turn.
+		raw, err := readTokenFile(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("%s exists but leads to no file (a dangling symlink?): remove it, or make it lead to the token", path)
+			}
+			return "", err
+		}
+		t := strings.TrimSpace(string(raw))
+		if len(t) < MinTokenLength {
+			return "", fmt.Errorf("%s holds no token of %d characters or more", path, MinTokenLength)
+		}
+		return t, nil
 	}
 	return token, nil
+}
+
+// readTokenFile reads a generated token's file as every secret file is
+// read: at most MaxSecretSize bytes (a file named by mistake, or a link
+// to /dev/zero, is refused instead of read whole).
+func readTokenFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxSecretSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(raw) > MaxSecretSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not a token file", path, MaxSecretSize)
+	}
+	return raw, nil
 }

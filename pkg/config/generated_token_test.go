@@ -1,0 +1,51 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A generate_token_file that is a dangling symlink (data/api-token linked
+// to a secrets mount not there yet): ReadFile says it does not exist, Link
+// says it does, and ReadOrCreateToken calls itself for ever, each call
+// leaving a temporary token file behind until the stack overflows.
+func TestReadOrCreateTokenDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "api-token")
+	if err := os.Symlink(filepath.Join(dir, "missing", "token"), path); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadOrCreateToken(path); done <- err }()
+	select {
+	case err := <-done:
+		t.Logf("error: %v", err)
+		if err == nil {
+			t.Error("a token was made for a dangling symlink")
+		}
+	case <-time.After(3 * time.Second):
+		ents, _ := os.ReadDir(dir)
+		t.Fatalf("ReadOrCreateToken has not returned after 3 s; %d files in the directory", len(ents))
+	}
+}
+
+// docs/security.md: secret files are read "at most 64 KiB"; the generated
+// token's file (data/api-token, data/ingest-token, data/nats-token) was
+// read whole, whatever it held.
+func TestReadOrCreateTokenBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "api-token")
+	big := make([]byte, MaxSecretSize+1)
+	for i := range big {
+		big[i] = 'a'
+	}
+	if err := os.WriteFile(path, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ReadOrCreateToken(path)
+	if err == nil {
+		t.Fatalf("a %d-byte token file was taken: a token of %d characters", len(big), len(tok))
+	}
+	t.Logf("error: %v", err)
+}

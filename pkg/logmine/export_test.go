@@ -57,3 +57,13 @@ func tmpl(c *cluster) string {
 	}
 	return c.template
 }
+
+// FoldChecked is the number of templates fold checked (differsOnlyAt).
+func (m *Miner) FoldChecked() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.foldChecked
+}
+
+// PathScanned is the number of bytes maskPath looked at.
+func (m *Masker) PathScanned() uint64 { return m.tk.pathScanned }

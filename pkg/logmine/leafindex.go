@@ -23,6 +23,7 @@ var indexAt = 32
 // without a plain literal (loose), hold every template above 0.
 type leafIndex struct {
 	consts []map[string][]*cluster // by position: literal token -> templates with it there
+	wild   [][]*cluster            // by position: templates with <*> there
 	loose  []*cluster
 }
 
@@ -50,6 +51,12 @@ func plainWord[T string | []byte](t T) bool { return !hasDigit(t) && keyLen(t) =
 func (x *leafIndex) add(c *cluster) {
 	c.plain = 0
 	for i, t := range c.tokens {
+		if c.kinds[i] == kindWildcard {
+			for len(x.wild) <= i {
+				x.wild = append(x.wild, nil)
+			}
+			x.wild[i] = append(x.wild[i], c)
+		}
 		if c.kinds[i] != kindConst {
 			continue
 		}
@@ -69,6 +76,9 @@ func (x *leafIndex) add(c *cluster) {
 // drop removes c, as add indexed it: before its tokens change.
 func (x *leafIndex) drop(c *cluster) {
 	for i, t := range c.tokens {
+		if c.kinds[i] == kindWildcard {
+			x.wild[i] = deleteCluster(x.wild[i], c)
+		}
 		if c.kinds[i] != kindConst {
 			continue
 		}
@@ -95,6 +105,47 @@ func (x *leafIndex) with(i int, t string) []*cluster {
 		return nil
 	}
 	return x.consts[i][t]
+}
+
+// wildAt returns the templates with <*> at position i.
+func (x *leafIndex) wildAt(i int) []*cluster {
+	if i >= len(x.wild) {
+		return nil
+	}
+	return x.wild[i]
+}
+
+// onlyAtCandidates returns, in two lists that do not overlap, the
+// templates of leaf nd that may repeat the current line at every position
+// but pos (differsOnlyAt): all of them, or through its index those with
+// the line's token or <*> at another position where the line holds a
+// plain word (one that no other template token repeats: differsOnlyAt
+// takes only it or <*> there), the fewest of the first positions looked
+// at. Without the index, a flood of distinct lines under one first word
+// made fold check every template of the sibling leaves for each line.
+func (m *Miner) onlyAtCandidates(nd *node, pos int) (a, b []*cluster) {
+	x := nd.index
+	if x == nil {
+		return nd.clusters, nil
+	}
+	a = nd.clusters
+	looked := 0
+	for q := range m.tk.toks {
+		if q == pos {
+			continue
+		}
+		l := m.tk.masked(q)
+		if !plainWord(l) || slices.Contains(l, '<') {
+			continue
+		}
+		if w, wl := x.with(q, string(l)), x.wildAt(q); len(w)+len(wl) < len(a)+len(b) {
+			a, b = w, wl
+		}
+		if looked++; looked == 16 || len(a)+len(b) <= 4 {
+			break
+		}
+	}
+	return a, b
 }
 
 // addCluster puts c in leaf nd (and its index).

@@ -135,6 +135,9 @@ type tokenizer struct {
 	buf             []byte
 	toks            []token
 	vars            []span
+	// pathScanned counts the bytes maskPath looked at (tests: the scan
+	// is linear in the line)
+	pathScanned uint64
 }
 
 func (t *tokenizer) masked(i int) []byte {
@@ -1006,6 +1009,13 @@ func (t *tokenizer) maskPrefix(s string, a int) {
 // "/user/root/part-00590."): in the corrected-template convention a token
 // that holds a variable is the variable.
 func (t *tokenizer) maskPath(s string, i, a int) int {
+	// A '/' is refused on what follows it ("//", an address, nothing),
+	// before the scan: refused after it, a token of such openers
+	// ("=//=//...") was scanned to its end at each of them.
+	if s[i] == '/' && (i+1 == len(s) || s[i+1] == '/' || s[i+1] == ',' || !isPathChar(s[i+1]) ||
+		(isDigit(s[i+1]) && matchIPv4(s[i+1:]) > 0)) { // "/10.0.0.1:50010" is an address, not a path
+		return 0
+	}
 	j := i
 	if i+2 < len(s) && s[i+1] == ':' && s[i+2] == '\\' {
 		j = i + 2 // drive letter
@@ -1013,14 +1023,9 @@ func (t *tokenizer) maskPath(s string, i, a int) int {
 	for j < len(s) && class[s[j]]&cPathChar != 0 && s[j] != ',' {
 		j++
 	}
+	t.pathScanned += uint64(j - i)
 	p := s[i:j]
 	if len(p) < 2 {
-		return 0
-	}
-	if p[0] == '/' && isDigit(p[1]) && matchIPv4(p[1:]) > 0 {
-		return 0 // "/10.0.0.1:50010" is an address, not a path
-	}
-	if p[0] == '/' && (p[1] == '/' || !isPathChar(p[1])) {
 		return 0
 	}
 	t.addVar(a+i, a+j)

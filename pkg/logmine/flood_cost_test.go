@@ -80,23 +80,6 @@ func TestFoldCostDoesNotGrowWithTemplates(t *testing.T) {
 	}
 }
 
-// nearFlood: lines of two fixed words and 18 positions of three words
-// each: lines that share most of their words with many templates of
-// one leaf, none close enough to join, so every one is a template.
-func nearFlood(n int, seed uint64) []string {
-	r := rand.New(rand.NewPCG(seed, 1))
-	ws := []string{"xa", "yb", "zc"}
-	out := make([]string, n)
-	for i := range out {
-		t := []string{"p", "q"}
-		for j := 0; j < 18; j++ {
-			t = append(t, ws[r.IntN(3)])
-		}
-		out[i] = strings.Join(t, " ")
-	}
-	return out
-}
-
 // fold through the leaf index finds what a scan finds: the same results
 // with the index off, at its default and from the second template, on a
 // flood under one first word mixed with lines that fold (the same words

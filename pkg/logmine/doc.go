@@ -91,8 +91,9 @@
 //     value came first;
 //   - a tree node with more than MaxChildren children: which tokens got their
 //     own branch depends on arrival;
-//   - eviction (MaxTemplates): an evicted template is learned anew from the
-//     lines that come after it.
+//   - eviction (MaxTemplates, and 1,024 a leaf of the tree: one length, one
+//     route): an evicted template is learned anew from the lines that come
+//     after it.
 //
 // # State and memory
 //

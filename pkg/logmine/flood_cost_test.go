@@ -147,3 +147,40 @@ func TestFoldThroughTheIndexChangesNoResult(t *testing.T) {
 	}
 	t.Logf("%d lines, %d changed a template, %d templates", len(lines), st, len(wantT))
 }
+
+// Lines that share most of their words with the templates of their leaf
+// are each compared with a share of all of them, which the leaf index
+// cannot narrow: a leaf holds at most maxLeafTemplates, so the cost of a
+// line stops growing with the templates such a flood makes.
+func TestNearFloodComparisonsBoundedByTheLeaf(t *testing.T) {
+	nearFlood := func(n int, seed uint64) []string {
+		r := rand.New(rand.NewPCG(seed, 1))
+		ws := []string{"xa", "yb", "zc"}
+		out := make([]string, n)
+		for i := range out {
+			t := []string{"p", "q"}
+			for range 18 {
+				t = append(t, ws[r.IntN(3)])
+			}
+			out[i] = strings.Join(t, " ")
+		}
+		return out
+	}
+	perLine := func(n int) float64 {
+		m := newMiner(t, nil)
+		for _, l := range nearFlood(n, 1) {
+			m.Match(l)
+		}
+		before := m.Compared()
+		probe := nearFlood(300, 2)
+		for _, l := range probe {
+			m.Match(l)
+		}
+		t.Logf("after %d lines (%d templates, %d evicted): %.0f comparisons a line", n, m.Stats().Templates, m.Stats().Evicted, float64(m.Compared()-before)/float64(len(probe)))
+		return float64(m.Compared()-before) / float64(len(probe))
+	}
+	small, large := perLine(2000), perLine(8000)
+	if large > 1.3*small+20 {
+		t.Errorf("comparisons a line: %.0f after 2,000 lines, %.0f after 8,000: they grow with the templates held", small, large)
+	}
+}

@@ -248,6 +248,13 @@ type ErrorResponse struct {
 	// ProblemCount is the number of problems when more were found than
 	// Problems lists.
 	ProblemCount int `json:"problem_count,omitempty"`
+	// Code and Message make the answer to an OTLP JSON request a
+	// google.rpc.Status in OTLP's JSON mapping too, as OTLP/HTTP asks of
+	// every 4xx and 5xx answer ("the same Content-Type in the response as
+	// it received in the request"); the other fields are unknown to an
+	// OTLP client and ignored.
+	Code    int    `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // ServeHTTP handles one request. The checks run cheapest first, so a
@@ -403,6 +410,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK)
 		w.Write(out)
+		return len(batch.Events)
+	}
+	if n := batch.Skipped[decode.SkippedInvalid]; n > 0 && ep.name == "remote_write" {
+		// Remote-write 1.0: receivers "MAY ingest valid samples within a
+		// write request that otherwise contains invalid samples" but "MUST
+		// return a HTTP 400 status code" for it. The valid samples are
+		// stored (a sender does not retry a 400, so none is lost); the 400
+		// makes Prometheus log the refusal and count it as failed, where a
+		// 200 told it the batch was sent.
+		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{
+			Error: fmt.Sprintf("%d invalid time series or sample(s) refused; the %d valid samples of the request were stored: do not resend it",
+				n, len(batch.Events)),
+			Problems: batch.Problems,
+		})
 		return len(batch.Events)
 	}
 	resp := Response{Accepted: len(batch.Events), IDs: make([]string, len(batch.Events)), Skipped: batch.Skipped, Problems: batch.Problems}
@@ -648,11 +669,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ep *endpoint, pro
 		name = ep.name
 	}
 	h.log.Debug().Str("endpoint", name).Int("status", status).Str("remote", r.RemoteAddr).Str("error", resp.Error).Msg("refused")
+	msg := resp.Error
+	for _, p := range resp.Problems {
+		msg += "; " + p.String()
+	}
+	if ep != nil && ep.otlp && !proto {
+		resp.Code, resp.Message = grpcCode(status), msg
+	}
 	if proto {
-		msg := resp.Error
-		for _, p := range resp.Problems {
-			msg += "; " + p.String()
-		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(status)
 		_, _ = w.Write(rpcStatus(grpcCode(status), msg))

@@ -570,7 +570,14 @@ func (m *metricDecoder) point(path, name, unit, typ string, labels map[string]st
 		return nil
 	}
 	if len(m.batch.Events) >= m.o.MaxEvents {
-		return tooManyEvents(m.o.MaxEvents)
+		// A histogram or summary point makes a series per bucket or
+		// quantile: a request of far fewer points than max_events (an
+		// SDK's whole export, which it cannot split) may make more events.
+		// Refused whole with 413, which exporters do not retry, every
+		// point of every export was lost; the points past the limit are
+		// refused alone (partial_success), the others taken.
+		m.refusePoint(m.metricPath, "is past the %d events a request may make (a histogram point makes one per bucket, a summary point one per quantile): its points from here on are not taken; send fewer points per request (the Collector's batch send_batch_max_size) or raise ingest.max_events", m.o.MaxEvents)
+		return nil
 	}
 	// The labels taken from the scope, for their problems' paths.
 	var nameFromScope, versionFromScope bool

@@ -421,8 +421,14 @@ func TestOTLPMetricsErrors(t *testing.T) {
 
 	o := opts()
 	o.MaxEvents = 10 // 11 events: the summary's quantile is one too many
-	if _, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), JSON), JSON, o); !errors.Is(err, ErrTooManyEvents) {
-		t.Fatalf("want ErrTooManyEvents, got %v", err)
+	// The point past the limit is refused alone (partial success), the
+	// others taken: an SDK cannot split its export by events.
+	b, err = OTLPMetrics(encodeMetrics(t, sampleMetrics(), JSON), JSON, o)
+	if err != nil {
+		t.Fatalf("want the points within max_events taken, got %v", err)
+	}
+	if len(b.Events) > 10 || b.Skipped[SkippedInvalid] != 1 || len(b.Problems) != 1 || !strings.Contains(b.Problems[0].Problem, "past the 10 events") {
+		t.Fatalf("%d events, skipped %v, problems %v", len(b.Events), b.Skipped, b.Problems)
 	}
 }
 

@@ -1,0 +1,148 @@
+package ingest
+
+import (
+	"encoding/json"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/snappy"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// rwSeries encodes one remote-write TimeSeries with one sample.
+func rwSeries(name string, v float64, ms int64) []byte {
+	var ts []byte
+	for _, l := range [][2]string{{"__name__", name}, {"job", "node"}} {
+		var lb []byte
+		lb = protowire.AppendTag(lb, 1, protowire.BytesType)
+		lb = protowire.AppendString(lb, l[0])
+		lb = protowire.AppendTag(lb, 2, protowire.BytesType)
+		lb = protowire.AppendString(lb, l[1])
+		ts = protowire.AppendTag(ts, 1, protowire.BytesType)
+		ts = protowire.AppendBytes(ts, lb)
+	}
+	var sb []byte
+	sb = protowire.AppendTag(sb, 1, protowire.Fixed64Type)
+	sb = protowire.AppendFixed64(sb, math.Float64bits(v))
+	sb = protowire.AppendTag(sb, 2, protowire.VarintType)
+	sb = protowire.AppendVarint(sb, uint64(ms))
+	ts = protowire.AppendTag(ts, 2, protowire.BytesType)
+	return protowire.AppendBytes(ts, sb)
+}
+
+// Remote-write 1.0: "Remote write Receivers MAY ingest valid samples within
+// a write request that otherwise contains invalid samples. Receivers MUST
+// return a HTTP 400 status code ("Bad Request") for write requests that
+// contain any invalid samples." A request of one good sample and one two
+// hours in the future (a sender's clock ahead) may keep the good one, but
+// must be answered 400, so that Prometheus logs the refusal and counts it
+// in prometheus_remote_storage_samples_failed_total instead of reporting
+// the batch sent.
+func TestRemoteWriteInvalidSampleIs400(t *testing.T) {
+	var req []byte
+	for _, ts := range [][]byte{
+		rwSeries("up", 1, testNow.UnixMilli()),
+		rwSeries("node_load1", 0.5, testNow.Add(2*60*60*1e9).UnixMilli()),
+	} {
+		req = protowire.AppendTag(req, 1, protowire.BytesType)
+		req = protowire.AppendBytes(req, ts)
+	}
+	pub := &fakePublisher{}
+	rec := request{path: PathRemoteWrite, contentType: "application/x-protobuf", encoding: "snappy", body: snappy.Encode(nil, req)}.do(newTestHandler(t, pub, nil))
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("status %d, want 400 (a write request containing an invalid sample): %s", rec.Code, rec.Body)
+	}
+	if n := len(pub.published()); n != 1 {
+		t.Errorf("%d events published, want the valid sample's", n)
+	}
+	if !strings.Contains(rec.Body.String(), "samples[0].timestamp") {
+		t.Errorf("answer does not name the invalid sample: %s", rec.Body)
+	}
+}
+
+// OTLP/HTTP: "The response body for all HTTP 4xx and HTTP 5xx responses
+// MUST be a Protobuf-encoded Status message that describes the problem."
+// and "The server MUST use the same "Content-Type" in the response as it
+// received in the request." An OTLP JSON request refused gets a
+// JSON-encoded google.rpc.Status: {"code": 3, "message": "..."}.
+func TestOTLPJSONErrorIsStatus(t *testing.T) {
+	h := newTestHandler(t, &fakePublisher{}, nil)
+	for _, c := range []struct {
+		req  request
+		code int
+	}{
+		{request{path: PathOTLPLogs, contentType: "application/json", body: []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1000000000000000000","body":{"stringValue":"old"}}]}]}]}`)}, 3},
+		{request{path: PathOTLPMetrics, contentType: "application/json", body: []byte(`{"resourceMetrics":`)}, 3},
+		{request{path: PathOTLPLogs, contentType: "application/json", token: "-", body: []byte(`{}`)}, 16},
+	} {
+		rec := c.req.do(h)
+		if rec.Code < 400 {
+			t.Fatalf("%s: status %d", c.req.path, rec.Code)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q", c.req.path, ct)
+		}
+		var st struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+			t.Fatalf("%s: %v", c.req.path, err)
+		}
+		if st.Code != c.code || st.Message == "" {
+			t.Errorf("%s %d: Status{code: %d, message: %q}, want code %d and the problem; body %s", c.req.path, rec.Code, st.Code, st.Message, c.code, rec.Body)
+		}
+	}
+}
+
+// One OTLP export of 600 explicit-bucket histogram points (the OpenTelemetry
+// SDKs' default 15 bounds: 18 events each), 600 data points, well under
+// max_events points and 100 KB on the wire, as the Go SDK's periodic reader
+// sends a service's metrics in one request it cannot split: refused whole
+// with 413, which the exporter does not retry, so every metric of the
+// service is lost at every export.
+func TestOTLPHistogramFanOutIsNotRefusedWhole(t *testing.T) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "api")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	g := ms.AppendEmpty()
+	g.SetName("goroutines")
+	gp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	gp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	gp.SetIntValue(12)
+	m := ms.AppendEmpty()
+	m.SetName("http.server.request.duration")
+	hist := m.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	bounds := []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}
+	for i := range 600 {
+		dp := hist.DataPoints().AppendEmpty()
+		dp.Attributes().PutInt("http.route", int64(i))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+		dp.SetCount(1)
+		dp.SetSum(3)
+		dp.ExplicitBounds().FromRaw(bounds)
+		counts := make([]uint64, len(bounds)+1)
+		counts[1] = 1
+		dp.BucketCounts().FromRaw(counts)
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &fakePublisher{}
+	rec := request{path: PathOTLPMetrics, contentType: "application/x-protobuf", body: body}.do(newTestHandler(t, pub, nil))
+	if rec.Code != http.StatusOK {
+		code, msg := parseStatus(t, rec.Body.Bytes())
+		t.Fatalf("%d bytes, 601 points: status %d (rpc %d %q), want 200 with what fits taken", len(body), rec.Code, code, msg)
+	}
+	if len(pub.published()) == 0 {
+		t.Error("nothing published")
+	}
+}

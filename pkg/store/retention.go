@@ -79,6 +79,12 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	if err != nil {
 		return nil, fmt.Errorf("store: retention of %s: %w", table, err)
 	}
+	checkOpen := false
+	if checkRowTime {
+		if checkOpen, err = hasColumns(ctx, conn, colDBExpr, colArgs, openStateColumns...); err != nil {
+			return nil, fmt.Errorf("store: retention of %s: %w", table, err)
+		}
+	}
 	rows, err := conn.Query(ctx, partitionsQuery(parts, dbExpr), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
@@ -127,6 +133,20 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 				continue // a row of it was updated within retention
 			}
 		}
+		if checkOpen {
+			// An incident still open keeps its month however long ago its
+			// last state came (a firing alert whose resolution was lost
+			// makes no more states).
+			var open uint64
+			q := "SELECT count() FROM (SELECT argMax(toUnixTimestamp(resolved_at), version) AS resolved FROM " + rowSource +
+				" WHERE _partition_id = ? GROUP BY incident_id) WHERE resolved = 0"
+			if err := conn.QueryRow(ctx, q, append(rowSourceArgs, p.id)...).Scan(&open); err != nil {
+				return dropped, fmt.Errorf("store: open incidents of partition %s of %s: %w", p.id, table, err)
+			}
+			if open > 0 {
+				continue
+			}
+		}
 		// The partition id is bound by the client, quoted as a string
 		// literal: 18.16 has no server-side parameters.
 		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+onCluster+" DROP PARTITION ID ?", p.id); err != nil {
@@ -156,6 +176,21 @@ func rowTimeOutsidePartitionKey(ctx context.Context, conn driver.Conn, dbExpr st
 		return false, fmt.Errorf("read its %s column: %w", rowTimeColumn, err)
 	}
 	return n > 0, nil
+}
+
+// openStateColumns mark a table of latest states (incidents): one row per
+// incident_id of the highest version, open while resolved_at is zero.
+var openStateColumns = []string{"incident_id", "version", "resolved_at"}
+
+// hasColumns reports whether the table selected by dbExpr and args (as in
+// partitionsQuery) has every one of names.
+func hasColumns(ctx context.Context, conn driver.Conn, dbExpr string, args []any, names ...string) (bool, error) {
+	var n uint64
+	q := "SELECT count() FROM system.columns WHERE database = " + dbExpr + " AND table = ? AND has(?, name)"
+	if err := conn.QueryRow(ctx, q, append(append([]any(nil), args...), names)...).Scan(&n); err != nil {
+		return false, fmt.Errorf("read its columns: %w", err)
+	}
+	return int(n) == len(names), nil
 }
 
 // distributedTable is where a Distributed table's rows are: its engine's

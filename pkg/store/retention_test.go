@@ -183,9 +183,26 @@ func TestDropPartitionsKeepsIncidentsUpdatedLately(t *testing.T) {
 	if n := count(t, s, "SELECT count() FROM incidents FINAL WHERE incident_id = 'inc-april-open' AND status = 'updated'"); n != 1 {
 		t.Fatalf("the incident updated 5 days ago has %d latest rows, want 1", n)
 	}
-	// Once its newest state is past retention, April goes too.
+	// An incident still open keeps its month however old its newest
+	// state (one whose alert's resolution was lost makes no more).
 	dropped, err = DropPartitionsOlderThan(ctx, s.Conn, "incidents", 30, at(6, 15).AddDate(0, 0, 31))
+	if err != nil || len(dropped) != 0 {
+		t.Fatalf("a month later, inc-april-open still open: dropped %v, %v; want none", dropped, err)
+	}
+	// Resolved, and that past retention too, April goes.
+	resolved := at(6, 16)
+	b, err = s.Conn.PrepareBatch(ctx, "INSERT INTO incidents (incident_id, version, id, time, status, opened_at, resolved_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append("inc-april-open", uint64(resolved.UnixNano()), "inc-april-open-resolved", resolved, "resolved", at(4, 20), resolved); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err = DropPartitionsOlderThan(ctx, s.Conn, "incidents", 30, resolved.AddDate(0, 0, 31))
 	if err != nil || !slices.Equal(dropped, []string{"202604"}) {
-		t.Fatalf("a month later: dropped %v, %v; want [202604]", dropped, err)
+		t.Fatalf("a month after its resolution: dropped %v, %v; want [202604]", dropped, err)
 	}
 }

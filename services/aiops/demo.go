@@ -868,12 +868,12 @@ var demoQueries = []struct {
 	// out: their resolution is the merge, and their failure is counted in
 	// the incident they went into.
 	{"incidents: latest state, and minutes to resolve from their history (merged ones left out)", `SELECT incident_id, service, team, severity, latest, opened,
-       round((resolved - toUnixTimestamp(opened)) / 60, 1) AS minutes_to_resolve
+       if(resolved > 0, round((resolved - toUnixTimestamp(opened)) / 60, 1), nan) AS minutes_to_resolve
 FROM
 (
-    SELECT incident_id, any(service) AS service, any(team) AS team, argMax(severity, time) AS severity,
-           argMax(status, time) AS latest, min(opened_at) AS opened,
-           minIf(toUnixTimestamp(resolved_at), toUnixTimestamp(resolved_at) > 0) AS resolved,
+    SELECT incident_id, argMax(service, version) AS service, argMax(team, version) AS team, argMax(severity, version) AS severity,
+           argMax(status, version) AS latest, min(opened_at) AS opened,
+           argMax(toUnixTimestamp(resolved_at), version) AS resolved,
            max(merged_into) AS merged_into_incident
     FROM incident_history FINAL
     GROUP BY incident_id

@@ -1,0 +1,155 @@
+package writer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/store"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// dashboardClickHouseSQL returns the Grafana dashboard's ClickHouse queries
+// by panel title, the time macros replaced by [from, to).
+func dashboardClickHouseSQL(t *testing.T, from, to time.Time) map[string][]string {
+	t.Helper()
+	data, err := os.ReadFile("../../deployments/grafana/aiops-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct {
+				RawSQL string `json:"rawSql"`
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	r := strings.NewReplacer("$__fromTime", fmt.Sprintf("toDateTime(%d)", from.Unix()), "$__toTime", fmt.Sprintf("toDateTime(%d)", to.Unix()))
+	out := map[string][]string{}
+	for _, p := range d.Panels {
+		for _, q := range p.Targets {
+			if q.RawSQL != "" {
+				out[p.Title] = append(out[p.Title], r.Replace(q.RawSQL))
+			}
+		}
+	}
+	return out
+}
+
+// TestDashboardIncidentPanelsAgreeWithCookbook loads the cookbook fixture
+// (every row twice) and checks the dashboard's incident panels against the
+// definitions of docs/queries.md: an incident is open when its latest
+// state is not resolved (a comment on a resolved incident is an "updated"
+// state, still resolved), and MTTR runs to the latest state's resolution
+// (an incident reopened and still open is not resolved).
+func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx, store.Schema); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture()
+	loadFixture(t, ctx, st.Conn, f)
+	incidents := f.incidentSummaries()
+	from, to := day(0), day(14)
+	panels := dashboardClickHouseSQL(t, from, to)
+
+	// Open incidents: the stat panel and the table.
+	var wantOpen []string
+	for _, in := range incidents {
+		if in.resolved.IsZero() {
+			wantOpen = append(wantOpen, in.id)
+		}
+	}
+	sort.Strings(wantOpen)
+	open := panels["Open incidents"]
+	if len(open) != 2 {
+		t.Fatalf("%d queries in the panels titled Open incidents, want 2", len(open))
+	}
+	var count uint64
+	if err := st.Conn.QueryRow(ctx, open[0]).Scan(&count); err != nil {
+		t.Fatal(err)
+	}
+	if int(count) != len(wantOpen) {
+		t.Errorf("stat panel Open incidents: %d, want %d (%v)", count, len(wantOpen), wantOpen)
+	}
+	var gotOpen []string
+	for _, r := range queryRows(t, ctx, st.Conn, open[1], nil) {
+		gotOpen = append(gotOpen, r[0].(string))
+	}
+	sort.Strings(gotOpen)
+	if fmt.Sprint(gotOpen) != fmt.Sprint(wantOpen) {
+		t.Errorf("table panel Open incidents lists %v, want %v", gotOpen, wantOpen)
+	}
+
+	// MTTA and MTTR per service and team, over [from, to).
+	type key struct{ svc, team string }
+	type agg struct{ n, acked, resolved, ackSum, resSum int }
+	groups := map[key]*agg{}
+	for _, in := range incidents {
+		if in.opened.Before(from) || !in.opened.Before(to) || in.mergedInto != "" {
+			continue
+		}
+		k := key{in.service, in.team}
+		if groups[k] == nil {
+			groups[k] = &agg{}
+		}
+		g := groups[k]
+		g.n++
+		if !in.acked.IsZero() {
+			g.acked++
+			g.ackSum += int(in.acked.Sub(in.opened).Seconds())
+		}
+		if !in.resolved.IsZero() {
+			g.resolved++
+			g.resSum += int(in.resolved.Sub(in.opened).Seconds())
+		}
+	}
+	mean := func(sum, n int) float64 {
+		if n == 0 {
+			return math.NaN()
+		}
+		return roundTo(float64(sum)/float64(n)/60, 1)
+	}
+	want := map[key]string{}
+	for k, g := range groups {
+		want[k] = fmt.Sprintf("incidents=%d acknowledged=%d mtta=%v resolved=%d mttr=%v", g.n, g.acked, mean(g.ackSum, g.acked), g.resolved, mean(g.resSum, g.resolved))
+	}
+	mtta := panels["MTTA and MTTR per service and team (minutes)"]
+	if len(mtta) != 1 {
+		t.Fatalf("%d MTTA queries", len(mtta))
+	}
+	got := map[key]string{}
+	for _, r := range queryRows(t, ctx, st.Conn, mtta[0], nil) {
+		got[key{r[0].(string), r[1].(string)}] = fmt.Sprintf("incidents=%v acknowledged=%v mtta=%v resolved=%v mttr=%v", r[2], r[3], r[4], r[5], r[6])
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("MTTA/MTTR panel, %s/%s: %s\n\twant %s", k.svc, k.team, got[k], w)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("MTTA/MTTR panel: a row %s/%s (%s) that the cookbook's definition has no incident for", k.svc, k.team, g)
+		}
+	}
+}

@@ -407,17 +407,19 @@ func testMigrateOnCluster(t *testing.T, shards, replicas int) {
 	// whose newest opening is old still stays while any shard holds a state
 	// of it within retention (an incident opened then and updated lately).
 	at := func(month time.Month, day int) time.Time { return time.Date(2026, month, day, 9, 0, 0, 0, time.UTC) }
-	iw := newWriter(t, first.Conn, BatchConfig{Table: "incidents", Columns: []string{"incident_id", "version", "id", "time", "status", "opened_at"}, MaxRows: 100, MaxAge: time.Hour})
+	iw := newWriter(t, first.Conn, BatchConfig{Table: "incidents", Columns: []string{"incident_id", "version", "id", "time", "status", "opened_at", "resolved_at"}, MaxRows: 100, MaxAge: time.Hour})
 	ires := newResults()
 	var states [][]any
 	for i := 0; i < 8; i++ {
 		// March: opened and resolved long ago. April: the same, plus one
-		// incident still updated in June.
+		// incident still updated in June. (One still open would keep its
+		// month: TestDropPartitionsKeepsIncidentsStillOpen.)
 		month := time.March + time.Month(i%2)
-		opened := at(month, 1+i)
-		states = append(states, []any{fmt.Sprintf("inc-%d", i), uint64(opened.UnixNano()), fmt.Sprintf("st-%d", i), opened, "opened", opened})
+		opened, resolved := at(month, 1+i), at(month, 2+i)
+		states = append(states, []any{fmt.Sprintf("inc-%d", i), uint64(opened.UnixNano()), fmt.Sprintf("st-%d", i), opened, "opened", opened, time.Unix(0, 0)},
+			[]any{fmt.Sprintf("inc-%d", i), uint64(resolved.UnixNano()), fmt.Sprintf("st-%d-resolved", i), resolved, "resolved", opened, resolved})
 	}
-	states = append(states, []any{"inc-1", uint64(at(6, 15).UnixNano()), "st-late", at(6, 15), "updated", at(4, 2)})
+	states = append(states, []any{"inc-1", uint64(at(6, 15).UnixNano()), "st-late", at(6, 15), "updated", at(4, 2), time.Unix(0, 0)})
 	for _, row := range states {
 		if err := iw.Add(ctx, row, ires.done(row[2].(string))); err != nil {
 			t.Fatal(err)

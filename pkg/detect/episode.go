@@ -125,6 +125,13 @@ func logRatio(s float64) float64 {
 // calm returns to the plain threshold.
 const budgetStep = 0.7
 
+// maxBar caps the budget's bar one step above the largest log ratio
+// (logRatio's 12, a score of 1): capped at 12, a bar never held back an
+// observation scoring 1 (a spike of 1e6 sigmas every hour opened 24
+// episodes a day against a budget of 1), nor the one after an episode
+// MaxDuration ended at a score of 1.
+const maxBar = 12 + budgetStep
+
 // episode runs the episode layer on r (after its scores are final) and sets
 // r.Alarm, r.Episode and r.EpisodeInfo; s is the seasonal offset at ns.
 func (d *Detector) episode(r *Result, ns int64, s float64) {
@@ -147,9 +154,18 @@ func (d *Detector) episode(r *Result, ns int64, s float64) {
 		if !exceeds {
 			return
 		}
-		*e = episodeState{open: true, bar: float32(math.Min(12, float64(e.bar)+budgetStep)),
+		lo, hi := r.Lower-s, r.Upper-s
+		if r.Detector == KindForecast {
+			// a forecast's alarm is no value out of a band (the EWMA band
+			// it reports holds the value): there is no range to come back
+			// to, and the episode lasts while the forecast fires; with
+			// one, it closed at the next sample "back in its normal
+			// range" while the disk kept filling
+			lo, hi = 1, 0
+		}
+		*e = episodeState{open: true, bar: float32(math.Min(maxBar, float64(e.bar)+budgetStep)),
 			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector),
-			lo: r.Lower - s, hi: r.Upper - s}
+			lo: lo, hi: hi}
 		r.Alarm, r.Episode = true, EpisodeOpen
 		r.EpisodeInfo = d.episodeInfo()
 		return
@@ -172,7 +188,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64) {
 		// the state has lasted: raise the bar past it so that it does not
 		// reopen at once, and let the budget lower it again
 		r.Episode = EpisodeClose
-		e.bar = float32(math.Min(12, math.Max(float64(e.bar), logRatio(r.Score)+budgetStep)))
+		e.bar = float32(math.Min(maxBar, math.Max(float64(e.bar), logRatio(r.Score)+budgetStep)))
 	case ns-e.lastUpd >= int64(cfg.Episode.UpdateEvery):
 		r.Episode = EpisodeUpdate
 		e.lastUpd = ns

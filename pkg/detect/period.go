@@ -126,7 +126,8 @@ type bins struct {
 }
 
 func (b *bins) add(ns int64, x float64) {
-	i := ns / b.width
+	i := floorDiv(ns, b.width) // before 1970 too: one bin is one width
+
 	if b.cnt > 0 && i != b.cur {
 		m := float32(b.sum / float64(b.cnt))
 		// a gap repeats the last mean (at most a ring's length), so lags
@@ -274,7 +275,13 @@ func (b *bins) profile(periodNs int64, out []float32) {
 	x := b.ordered()
 	first := b.cur - int64(len(x)) // bin index of x[0]
 	for j, v := range x {
-		k := int(((first + int64(j)) * b.width % periodNs) / b.width)
+		// a phase in [0, periodNs) also for bins before 1970 (negative
+		// times): Go's % keeps the sign of the dividend
+		ph := (first + int64(j)) * b.width % periodNs
+		if ph < 0 {
+			ph += periodNs
+		}
+		k := int(ph / b.width)
 		sum[k] += v
 		cnt[k]++
 	}
@@ -308,4 +315,13 @@ func (b *bins) profile(periodNs int64, out []float32) {
 		k1 := (k0 + 1) % nPh
 		out[i] = float32((1-fr)*sum[k0] + fr*sum[k1] - all)
 	}
+}
+
+// floorDiv is a / b rounded towards minus infinity (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }

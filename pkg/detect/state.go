@@ -355,7 +355,7 @@ func decodeEpisode(p []byte) (episodeState, error) {
 	e.peakVal = math.Float64frombits(binary.LittleEndian.Uint64(p[32:]))
 	e.lo = math.Float64frombits(binary.LittleEndian.Uint64(p[40:]))
 	e.hi = math.Float64frombits(binary.LittleEndian.Uint64(p[48:]))
-	if !(e.bar >= 0 && e.bar <= 12) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal) || !finite(e.lo) || !finite(e.hi) {
+	if !(e.bar >= 0 && e.bar <= maxBar) || !(e.peak >= 0 && e.peak <= 1) || Kind(e.peakDet) >= NumKinds || !finite(e.peakVal) || !finite(e.lo) || !finite(e.hi) {
 		return episodeState{}, corrupt("episode bar %v peak %v detector %d value %v", e.bar, e.peak, e.peakDet, e.peakVal)
 	}
 	return e, nil

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -137,7 +138,7 @@ func (s *Service) encode(b []byte, ser *series) ([]byte, error) {
 	b = append(b, snapshotVersion, flags, byte(len(ser.route)))
 	b = append(b, ser.route...)
 	if ser.last != nil {
-		last, err := json.Marshal(ser.last)
+		last, err := marshalLast(ser.last)
 		if err != nil {
 			return nil, err
 		}
@@ -439,6 +440,28 @@ func (h snapshotHeader) encode(state []byte) []byte {
 	}
 	b := append([]byte{snapshotVersion, flags, byte(len(h.route))}, h.route...)
 	return append(b, state...)
+}
+
+// marshalLast encodes the last sample of a snapshot within about the size
+// of the sample itself: json.Marshal escaped every '<', '>' and '&' in six
+// bytes, and the series' id repeated the metric name, so a sample under
+// the envelope's limits made a snapshot of several MiB, over what the
+// bucket takes (NATS's max_payload), written never. A seriesID is written
+// as its separator alone: decodeHeader rebuilds it from the fingerprint
+// and the metric.
+func marshalLast(l *lastSample) ([]byte, error) {
+	if l.Series == l.Fingerprint+seriesSep+l.Metric {
+		c := *l
+		c.Series = seriesSep
+		l = &c
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func decodeHeader(key string, v []byte) (snapshotHeader, error) {

@@ -1,0 +1,78 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// opensPerDay replays values a minute apart and counts the episodes opened
+// on each day.
+func opensPerDay(t *testing.T, cfg Config, values []float64) []int {
+	d := mustDetector(t, cfg)
+	days := make([]int, len(values)/1440+1)
+	for i, v := range values {
+		if r := d.Observe(at(i, time.Minute), v); r.Episode == EpisodeOpen {
+			days[i/1440]++
+		}
+	}
+	return days
+}
+
+func TestBudgetHoldsHugeHourlySpikes(t *testing.T) {
+	const n = 5 * 1440
+	for _, spike := range []float64{30, 1e6} {
+		rng := rand.New(rand.NewPCG(16, 1))
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = 50 + rng.NormFloat64()
+			if i%60 == 0 {
+				v[i] += spike
+			}
+		}
+		days := opensPerDay(t, Config{}, v)
+		t.Logf("spike %g: episodes opened per day %v", spike, days)
+		if days[4] > 2 {
+			t.Errorf("spike %g every hour: %d episodes opened on day 5 (budget 1 a day)", spike, days[4])
+		}
+	}
+}
+
+// A series over its forecast threshold for good opens one episode, which
+// MaxDuration ends, not one a day: the budget's bar holds at a score of 1.
+func TestSaturatedForecastEpisodes(t *testing.T) {
+	const n = 3 * 1440
+	rng := rand.New(rand.NewPCG(3, 1))
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = 0.97 + 0.001*rng.NormFloat64()
+	}
+	days := opensPerDay(t, Config{Forecast: ForecastConfig{Enabled: true, Threshold: 0.95}}, v)
+	t.Logf("over the threshold throughout: episodes opened per day %v", days)
+	if days[2] > 1 {
+		t.Errorf("a series over its forecast threshold for good: %d episodes opened on day 3", days[2])
+	}
+}
+
+// A forecast's alarm is not the value leaving a band: the value is inside
+// the EWMA band it reports. Its episode must last while the forecast
+// fires (up to Episode.MaxDuration), not close at the next sample "back in
+// its normal range" while the disk keeps filling, past its threshold too.
+func TestForecastEpisodeLastsWhileTheForecastFires(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 1))
+	d := mustDetector(t, Config{Forecast: ForecastConfig{Enabled: true, Threshold: 0.95}})
+	opens := 0
+	for i := 0; i < 2400; i++ {
+		v := 0.5 + 0.0002*float64(i) + 0.001*rng.NormFloat64() // full at i = 2250
+		r := d.Observe(at(i, time.Minute), v)
+		switch r.Episode {
+		case EpisodeOpen:
+			opens++
+		case EpisodeClose:
+			if lasted := r.Time.Sub(r.EpisodeInfo.Start); r.Score >= 0.5 && lasted < DefaultEpisodeMaxDuration {
+				t.Errorf("minute %d (value %.4f, threshold 0.95): the forecast's episode closed after %v at score %.3f by %v", i, v, lasted, r.Score, r.Detector)
+			}
+		}
+	}
+	t.Logf("%d episodes opened", opens)
+}

@@ -272,6 +272,8 @@ type Correlator struct {
 	// of each catalogued service: a peer label naming a service of
 	// another component is no edge (peersOf).
 	components map[string]string
+	// idKeys is the catalog component of each catalogued service (newID).
+	idKeys map[string]string
 
 	stats Stats
 }
@@ -342,6 +344,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 			return nil, fmt.Errorf("%w: correlator.rules.%s: %w", ErrInvalidConfig, r.key, err)
 		}
 	}
+	c.idKeys = cat.Components()
 	return c, nil
 }
 
@@ -926,7 +929,7 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 // service of another component (or a signal on a service the catalog
 // does not place naming one) is no edge, which partitions would split.
 func (c *Correlator) WithinComponents() {
-	c.components = c.cat.Components()
+	c.components = c.idKeys
 }
 
 // callerLabels are the peer labels that name who calls the signal's
@@ -2720,9 +2723,18 @@ func (c *Correlator) compactListing() {
 // again with a count.
 func (c *Correlator) newID(s Signal) string {
 	at := s.Time.UTC().Format(time.RFC3339Nano)
-	id := event.DerivedID(s.Time, "incident", s.Fingerprint, at)
+	parts := []string{s.Fingerprint, at}
+	if key, ok := c.idKeys[s.Service]; ok {
+		// A component a catalog change moved to another partition is
+		// keyed otherwise there, so that its incident there is not given
+		// the id of the one the old partition let go of (Release), at a
+		// lower revision. Every correlator with a catalog derives so, so
+		// that partitions make the ids one correlator makes.
+		parts = append(parts, "component", key)
+	}
+	id := event.DerivedID(s.Time, append([]string{"incident"}, parts...)...)
 	for n := 2; c.given(id); n++ {
-		id = event.DerivedID(s.Time, "incident", s.Fingerprint, at, strconv.Itoa(n))
+		id = event.DerivedID(s.Time, append(append([]string{"incident"}, parts...), strconv.Itoa(n))...)
 	}
 	return id
 }

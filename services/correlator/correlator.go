@@ -52,10 +52,13 @@ type Processor struct {
 	lastTick    time.Time
 	// lag is the longest delivery lag (observed, else arrival, less the
 	// event's time) up to maxIdleLag of a signal new to the correlator,
-	// within lagMemory of lagSeen: the idle advance keeps event time
+	// seen within lagMemory (lags): the idle advance keeps event time
 	// that far behind the wall clock (Tick).
-	lag     time.Duration
-	lagSeen time.Time
+	lag time.Duration
+	// lags are the lags that may still be the longest of the last
+	// lagMemory: each shorter than the one before and seen later, in
+	// whole seconds (at most maxIdleLag/time.Second+1 of them).
+	lags []seenLag
 	// release: the next tick resolves the restored incidents whose
 	// services are another partition's now (Correlator.Release).
 	release  bool
@@ -237,8 +240,31 @@ func (p *Processor) noteLag(s correlate.Signal) {
 	if lag > maxIdleLag {
 		return
 	}
-	if lag >= p.lag || p.lastArrival.Sub(p.lagSeen) > lagMemory {
-		p.lag, p.lagSeen = lag, p.lastArrival
+	lag = lag.Truncate(time.Second) + time.Second // whole seconds: bounds p.lags
+	for n := len(p.lags); n > 0 && p.lags[n-1].lag <= lag; n-- {
+		p.lags = p.lags[:n-1]
+	}
+	p.lags = append(p.lags, seenLag{p.lastArrival, lag})
+	p.expireLags(p.lastArrival)
+}
+
+// seenLag is a delivery lag and when it was seen (noteLag).
+type seenLag struct {
+	at  time.Time
+	lag time.Duration
+}
+
+// expireLags forgets the lags seen more than lagMemory before now, and
+// sets p.lag to the longest of the others.
+func (p *Processor) expireLags(now time.Time) {
+	i := 0
+	for i < len(p.lags) && now.Sub(p.lags[i].at) > lagMemory {
+		i++
+	}
+	p.lags = p.lags[i:]
+	p.lag = 0
+	if len(p.lags) > 0 {
+		p.lag = p.lags[0].lag
 	}
 }
 
@@ -312,6 +338,7 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	// must not find event time past it, an incident resolved live that a
 	// replay of the same events keeps open for it.
 	to := p.c.Now().Add(step)
+	p.expireLags(now)
 	if limit := now.Add(-p.cfg.IdleAdvance - p.lag); to.After(limit) {
 		to = limit
 	}
@@ -429,7 +456,7 @@ func (p *Processor) restore(data []byte) error {
 	defer p.mu.Unlock()
 	// A new term: the time spent standing by is not event time passing
 	// (what the last term had in flight, newTerm cleared).
-	p.lastTick, p.lastArrival, p.lag, p.lagSeen = time.Time{}, time.Time{}, 0, time.Time{}
+	p.lastTick, p.lastArrival, p.lag, p.lags = time.Time{}, time.Time{}, 0, nil
 	// The catalog may have changed since the save, and a component moved
 	// to another partition with it: the first tick lets its incidents go.
 	p.release = p.partition != nil
@@ -447,7 +474,7 @@ func (p *Processor) forget() error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.c, p.lastTick, p.lastArrival, p.lag, p.lagSeen = c, time.Time{}, time.Time{}, 0, time.Time{}
+	p.c, p.lastTick, p.lastArrival, p.lag, p.lags = c, time.Time{}, time.Time{}, 0, nil
 	return nil
 }
 

@@ -234,10 +234,14 @@ const (
 	lagMemory = time.Hour
 )
 
-// noteLag takes s's delivery lag into p.lag.
+// noteLag takes s's delivery lag into p.lag. A producer whose clock is
+// ahead (by up to maxAhead, what Process takes) makes it negative: event
+// time then moves on ahead of the wall clock by as much, as it did before
+// any lag was allowed for, instead of waiting for the wall clock to catch
+// up with the skew before a quiet incident may resolve.
 func (p *Processor) noteLag(s correlate.Signal) {
-	lag := max(cmp.Or(s.Observed, p.lastArrival).Sub(s.Time), 0)
-	if lag > maxIdleLag {
+	lag := cmp.Or(s.Observed, p.lastArrival).Sub(s.Time)
+	if lag > maxIdleLag || lag < -maxAhead {
 		return
 	}
 	lag = lag.Truncate(time.Second) + time.Second // whole seconds: bounds p.lags

@@ -78,3 +78,28 @@ func TestIdleAdvanceIgnoresRepeatsAndAlertsFiringForHours(t *testing.T) {
 		t.Errorf("%d incidents resolved by 6m15s, want payments-db's, quiet since 1m (quiet period 5m, idle_advance 10s)", len(got))
 	}
 }
+
+// A producer whose clock is three minutes ahead: its alerts come timed
+// three minutes after the wall clock. The idle advance must still resolve
+// a quiet incident when its quiet period is over, by event time, and not
+// wait for the wall clock to catch up with the skew.
+func TestIdleAdvanceWithAProducerClockAhead(t *testing.T) {
+	wall := &clock{t: t0}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Hour})
+	h.Feed(alertEvent(t, "HighLatency", "payments-db", 3*time.Minute, 0))
+	wall.set(t0.Add(time.Minute))
+	h.Feed(alertEvent(t, "HighLatency", "payments-db", 3*time.Minute, 4*time.Minute)) // resolved at 4m by its clock: quiet 5m
+	for at := time.Minute + time.Second; at <= 6*time.Minute+15*time.Second; at += time.Second {
+		wall.set(t0.Add(at))
+		if err := h.Tick(wall.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := incidentEvents(t, h, "resolved"); len(got) != 1 {
+		t.Errorf("%d incidents resolved 5m15s after the resolution came (quiet period 5m, idle_advance 10s), want 1", len(got))
+	}
+}

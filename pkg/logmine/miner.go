@@ -1363,14 +1363,21 @@ const maxLeafTemplates = 1024
 // boundLeaf evicts the least recently seen templates of c's leaf, c
 // (the current line's) kept, while the leaf holds over maxLeafTemplates.
 func (m *Miner) boundLeaf(c *cluster) {
-	for leaf := c.leaf; leaf != nil && len(leaf.clusters) > maxLeafTemplates; {
-		var oldest *cluster
-		for _, o := range leaf.clusters {
-			if o != c && (oldest == nil || o.lastSeen < oldest.lastSeen) {
-				oldest = o
-			}
+	leaf := c.leaf
+	if leaf == nil || len(leaf.clusters) <= maxLeafTemplates {
+		return
+	}
+	// One sort for the whole surplus: a leaf restored from a miner
+	// without the bound may be far over it.
+	others := make([]*cluster, 0, len(leaf.clusters)-1)
+	for _, o := range leaf.clusters {
+		if o != c {
+			others = append(others, o)
 		}
-		m.evict(oldest)
+	}
+	slices.SortFunc(others, func(a, b *cluster) int { return cmp.Compare(a.lastSeen, b.lastSeen) })
+	for _, o := range others[:len(leaf.clusters)-maxLeafTemplates] {
+		m.evict(o)
 	}
 }
 

@@ -216,8 +216,10 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 	}
 	repeats := p.c.Stats().Repeats
 	ups := p.c.Observe(s)
-	if p.c.Stats().Repeats == repeats {
-		// A repeat carries its alert's startsAt, hours old: no lag.
+	if p.c.Stats().Repeats == repeats && s.Kind != correlate.SignalChange {
+		// A repeat carries its alert's startsAt, hours old: no lag. Nor
+		// is a change's (timed when the deploy began, sent when it
+		// ended) one the signals that join incidents wait for.
 		p.noteLag(s)
 	}
 	return p.emit(ups, out, p.inFlight != nil)

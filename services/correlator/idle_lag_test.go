@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
@@ -51,9 +52,9 @@ func TestIdleAdvanceWaitsForTheDeliveryLag(t *testing.T) {
 }
 
 // Neither an alert firing for hours that the correlator sees only now
-// (its first notification since a restart of Alertmanager, a new route)
-// nor a firing alert sent again with its group (its startsAt as it was)
-// is a delivery's lag: event time goes on with the wall clock as ever,
+// (its first notification since a restart of Alertmanager, a new route),
+// nor a firing alert sent again with its group (its startsAt as it was),
+// nor a change sent when its deploy ended, is a delivery's lag: event time goes on with the wall clock as ever,
 // and a quiet incident resolves when its quiet period is over.
 func TestIdleAdvanceIgnoresRepeatsAndAlertsFiringForHours(t *testing.T) {
 	wall := &clock{t: t0}
@@ -68,6 +69,12 @@ func TestIdleAdvanceIgnoresRepeatsAndAlertsFiringForHours(t *testing.T) {
 	h.Feed(alertEvent(t, "HighLatency", "payments-db", 0, time.Minute)) // resolved: quiet 5m
 	h.Feed(alertEvent(t, "DiskFull", "search", -2*time.Hour, 0))
 	h.Feed(alertEvent(t, "TargetDown", "web", 0, 0)) // with its group, a minute after its startsAt
+	// A deploy timed when it began, eight minutes ago, sent when it ended.
+	deploy, err := event.New(event.KindChange, "search", t0.Add(-7*time.Minute), event.ChangeBody{Type: "deploy", Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Feed(deploy)
 	for at := time.Minute + time.Second; at <= 6*time.Minute+15*time.Second; at += time.Second {
 		wall.set(t0.Add(at))
 		if err := h.Tick(wall.now()); err != nil {

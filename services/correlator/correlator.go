@@ -57,7 +57,7 @@ type Processor struct {
 	lag time.Duration
 	// lags are the lags that may still be the longest of the last
 	// lagMemory: each shorter than the one before and seen later, in
-	// whole seconds (at most maxIdleLag/time.Second+1 of them).
+	// whole seconds from -maxAhead to maxIdleLag (so at most 4,201).
 	lags []seenLag
 	// release: the next tick resolves the restored incidents whose
 	// services are another partition's now (Correlator.Release).
@@ -232,7 +232,7 @@ const (
 	// one later (an alert firing for hours that the correlator sees first
 	// now, a history published late) is no delivery's lag.
 	maxIdleLag = 10 * time.Minute
-	// lagMemory is how long a lag is kept once a shorter one comes.
+	// lagMemory is how long a lag counts after it was seen.
 	lagMemory = time.Hour
 )
 

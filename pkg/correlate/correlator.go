@@ -268,12 +268,13 @@ type Correlator struct {
 	unplaced      map[string][]*incident
 	unplacedCount int
 	keptUnplaced  int
-	// components, when set (WithinComponents), is the catalog component
+	// components, when set (Partitioned), is the catalog component
 	// of each catalogued service: a peer label naming a service of
 	// another component is no edge (peersOf).
 	components map[string]string
-	// idKeys is the catalog component of each catalogued service (newID).
-	idKeys map[string]string
+	// partition, when set (Partitioned), is part of every incident id
+	// this correlator derives (newID).
+	partition string
 
 	stats Stats
 }
@@ -344,7 +345,6 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 			return nil, fmt.Errorf("%w: correlator.rules.%s: %w", ErrInvalidConfig, r.key, err)
 		}
 	}
-	c.idKeys = cat.Components()
 	return c, nil
 }
 
@@ -915,7 +915,7 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 		}
 		if name, ok := c.names.lookup(v); ok && name != m.Service {
 			if key, in := c.components[m.Service]; c.components != nil && (!in || key != c.components[name]) {
-				continue // another partition's (WithinComponents)
+				continue // another partition's (Partitioned)
 			}
 			if _, placed := c.topo.index[name]; placed {
 				f(name)
@@ -924,12 +924,19 @@ func (c *Correlator) peersOf(m *member, f func(named string)) {
 	}
 }
 
-// WithinComponents makes the correlator join signals only within a
-// catalog component, as a Partitioner splits them: a peer label naming a
-// service of another component (or a signal on a service the catalog
-// does not place naming one) is no edge, which partitions would split.
-func (c *Correlator) WithinComponents() {
-	c.components = c.idKeys
+// Partitioned makes the correlator partition index of count, as a
+// Partitioner splits the signals: it joins signals only within a catalog
+// component (a peer label naming a service of another component, or a
+// signal on a service the catalog does not place naming one, is no edge,
+// which partitions would split), and its incident ids derive from the
+// partition too, so that a component a catalog edit moved to another
+// partition is not given there the id of the incident this one let go
+// of (Release), at a lower revision. Without partitions ids derive from
+// the signal alone, whatever the catalog says: a signal redelivered after
+// a restart with an edited catalog opens the incident it opened before.
+func (c *Correlator) Partitioned(index, count int) {
+	c.components = c.cat.Components()
+	c.partition = fmt.Sprintf("partition %d of %d", index, count)
 }
 
 // callerLabels are the peer labels that name who calls the signal's
@@ -2724,13 +2731,8 @@ func (c *Correlator) compactListing() {
 func (c *Correlator) newID(s Signal) string {
 	at := s.Time.UTC().Format(time.RFC3339Nano)
 	parts := []string{s.Fingerprint, at}
-	if key, ok := c.idKeys[s.Service]; ok {
-		// A component a catalog change moved to another partition is
-		// keyed otherwise there, so that its incident there is not given
-		// the id of the one the old partition let go of (Release), at a
-		// lower revision. Every correlator with a catalog derives so, so
-		// that partitions make the ids one correlator makes.
-		parts = append(parts, "component", key)
+	if c.partition != "" {
+		parts = append(parts, c.partition) // Partitioned
 	}
 	id := event.DerivedID(s.Time, append([]string{"incident"}, parts...)...)
 	for n := 2; c.given(id); n++ {

@@ -152,9 +152,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, now func() time.Time) (*Proces
 		return nil, err
 	}
 	if cfg.Partition.Count > 1 {
-		// A peer label naming a service of another component is an
-		// edge the partitions split.
-		c.WithinComponents()
+		c.Partitioned(cfg.Partition.Index, cfg.Partition.Count)
 	}
 	if now == nil {
 		now = time.Now
@@ -476,7 +474,7 @@ func (p *Processor) forget() error {
 		return err
 	}
 	if p.partition != nil {
-		c.WithinComponents()
+		c.Partitioned(p.cfg.Partition.Index, p.cfg.Partition.Count)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

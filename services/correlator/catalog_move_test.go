@@ -22,40 +22,15 @@ import (
 // and nothing would ever end them here. With the catalog unchanged it
 // keeps them.
 func TestPartitionLetsGoOfIncidentsTheCatalogMovedAway(t *testing.T) {
-	before := "services:\n  web: {depends_on: [checkout]}\n  checkout: {depends_on: [payments-db]}\n  payments-db: {}\n"
-	after := "services:\n  aaa-frontend: {depends_on: [web]}\n" + strings.TrimPrefix(before, "services:\n")
-	parse := func(yaml string) *correlate.Catalog {
-		c, err := correlate.ParseCatalog([]byte(yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	write := func(yaml string) string {
-		p := filepath.Join(t.TempDir(), "catalog.yaml")
-		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	// Find a partition count where payments-db moves.
-	count, from := 0, 0
-	for n := 2; n <= 16 && count == 0; n++ {
-		a, b := correlate.NewPartitioner(parse(before), n).Of("payments-db"), correlate.NewPartitioner(parse(after), n).Of("payments-db")
-		if a != b {
-			count, from = n, a
-		}
-	}
-	if count == 0 {
-		t.Fatal("payments-db moves at no partition count from 2 to 16: the test would not test")
-	}
+	mv := movedComponent(t)
+	before, after, count, from := mv.before, mv.after, mv.count, mv.from
 	for _, tc := range []struct {
 		name, catalog string
 		resolved      int
 	}{{"catalog changed", after, 1}, {"catalog unchanged", before, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			wall := &clock{t: t0.Add(time.Minute)}
-			cfg := Config{Catalog: write(before), Partition: PartitionConfig{Count: count, Index: from}}
+			cfg := Config{Catalog: before, Partition: PartitionConfig{Count: count, Index: from}}
 			old, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
 			if err != nil {
 				t.Fatal(err)
@@ -70,7 +45,7 @@ func TestPartitionLetsGoOfIncidentsTheCatalogMovedAway(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cfg.Catalog = write(tc.catalog)
+			cfg.Catalog = tc.catalog
 			restarted, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
 			if err != nil {
 				t.Fatal(err)
@@ -104,4 +79,42 @@ func TestPartitionLetsGoOfIncidentsTheCatalogMovedAway(t *testing.T) {
 			}
 		})
 	}
+}
+
+// componentMove is a catalog edit that moves payments-db's component to
+// another partition (before, after: catalog files) at count partitions,
+// from partition from to partition to.
+type componentMove struct {
+	before, after   string
+	count, from, to int
+}
+
+// movedComponent adds a front end whose name sorts first (aaa-frontend,
+// calling web) to web -> checkout -> payments-db, which changes the
+// component's key, and finds a partition count at which that moves it.
+func movedComponent(t *testing.T) componentMove {
+	t.Helper()
+	before := "services:\n  web: {depends_on: [checkout]}\n  checkout: {depends_on: [payments-db]}\n  payments-db: {}\n"
+	after := "services:\n  aaa-frontend: {depends_on: [web]}\n" + strings.TrimPrefix(before, "services:\n")
+	parse := func(yaml string) *correlate.Catalog {
+		c, err := correlate.ParseCatalog([]byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	write := func(yaml string) string {
+		p := filepath.Join(t.TempDir(), "catalog.yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for n := 2; n <= 16; n++ {
+		if a, b := correlate.NewPartitioner(parse(before), n).Of("payments-db"), correlate.NewPartitioner(parse(after), n).Of("payments-db"); a != b {
+			return componentMove{before: write(before), after: write(after), count: n, from: a, to: b}
+		}
+	}
+	t.Fatal("payments-db moves at no partition count from 2 to 16: the test would not test")
+	return componentMove{}
 }

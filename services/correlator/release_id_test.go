@@ -1,9 +1,6 @@
 package correlator
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,31 +19,10 @@ import (
 // tombstone, ordered by revision) the new incident would read as an older
 // state of a resolved one.
 func TestReleasedIncidentIDIsNotReusedByTheNewPartition(t *testing.T) {
-	before := "services:\n  web: {depends_on: [checkout]}\n  checkout: {depends_on: [payments-db]}\n  payments-db: {}\n"
-	after := "services:\n  aaa-frontend: {depends_on: [web]}\n" + strings.TrimPrefix(before, "services:\n")
-	parse := func(yaml string) *correlate.Catalog {
-		c, err := correlate.ParseCatalog([]byte(yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	write := func(yaml string) string {
-		p := filepath.Join(t.TempDir(), "catalog.yaml")
-		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	count, from, to := 0, 0, 0
-	for n := 2; n <= 16 && count == 0; n++ {
-		a, b := correlate.NewPartitioner(parse(before), n).Of("payments-db"), correlate.NewPartitioner(parse(after), n).Of("payments-db")
-		if a != b {
-			count, from, to = n, a, b
-		}
-	}
+	mv := movedComponent(t)
+	count, from, to := mv.count, mv.from, mv.to
 	wall := &clock{t: t0.Add(time.Minute)}
-	cfg := Config{Catalog: write(before), Partition: PartitionConfig{Count: count, Index: from}}
+	cfg := Config{Catalog: mv.before, Partition: PartitionConfig{Count: count, Index: from}}
 	old, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +43,7 @@ func TestReleasedIncidentIDIsNotReusedByTheNewPartition(t *testing.T) {
 
 	// Restart of both partitions with the new catalog.
 	wall.set(t0.Add(5 * time.Minute))
-	cfg.Catalog = write(after)
+	cfg.Catalog = mv.after
 	restarted, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
 	if err != nil {
 		t.Fatal(err)

@@ -27,19 +27,7 @@ func TestMTTANeverNegativeForMergeAtMonthStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ClickHouse")
 	}
-	cat, err := correlate.ParseCatalog([]byte(`
-services:
-  api-a: {depends_on: [db]}
-  api-b: {depends_on: [db]}
-  db:    {}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := correlate.New(correlate.Config{}, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cascadeCorrelator(t)
 	base := time.Date(2026, 11, 30, 23, 50, 0, 0, time.UTC)
 	alertAt := func(name, svc string, at time.Time) correlate.Signal {
 		return correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: name + "/" + svc, Service: svc, Name: name,
@@ -145,4 +133,24 @@ func loadEnvelopes(t *testing.T, ctx context.Context, st *store.Store, _ *fixtur
 	if len(fails) > 0 {
 		t.Fatalf("%d rows failed: %v", len(fails), fails[0])
 	}
+}
+
+// cascadeCorrelator is the real correlator, defaults, on api-a and api-b
+// both depending on db: a late db alert merges their incidents.
+func cascadeCorrelator(t *testing.T) *correlate.Correlator {
+	t.Helper()
+	cat, err := correlate.ParseCatalog([]byte(`
+services:
+  api-a: {depends_on: [db]}
+  api-b: {depends_on: [db]}
+  db:    {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := correlate.New(correlate.Config{}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

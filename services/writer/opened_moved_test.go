@@ -29,19 +29,7 @@ func TestIncidentOpeningMovedByMergeIsCountedOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ClickHouse")
 	}
-	cat, err := correlate.ParseCatalog([]byte(`
-services:
-  api-a: {depends_on: [db]}
-  api-b: {depends_on: [db]}
-  db:    {}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := correlate.New(correlate.Config{}, cat)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cascadeCorrelator(t)
 	march2 := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	var envs [][]byte
 	add := func(e *event.Envelope) {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // HeaderKind names a common log header layout that DetectHeader can
@@ -204,7 +205,7 @@ func splitLogfmt(line string) (Header, bool) {
 				return h, false
 			}
 			raw := line[i : j+1]
-			if u, err := strconv.Unquote(raw); err == nil {
+			if u, err := strconv.Unquote(raw); err == nil && utf8.ValidString(u) {
 				val = u
 			} else {
 				val = raw[1 : len(raw)-1]

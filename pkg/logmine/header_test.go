@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/logmine"
 )
@@ -123,5 +124,23 @@ func TestParseLinesDetectsHeader(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "eth0: link up, <*> Mbps, full duplex") {
 		t.Errorf("ParseFile output:\n%s", out.String())
+	}
+}
+
+// A logfmt value quoted with an escape that makes invalid UTF-8
+// (msg="\xff") keeps its escaped text: unquoted, the message held a byte
+// that every JSON encoding publishes as U+FFFD, so the template's id,
+// hashed over the byte, was not the id of the text published.
+func TestLogfmtValueOfInvalidUTF8KeepsItsEscape(t *testing.T) {
+	line := `ts=2026-12-06T10:00:00Z level=error msg="bad byte \xff in request"`
+	h, ok := logmine.SplitHeader(logmine.HeaderLogfmt, line)
+	if !ok {
+		t.Fatal("not split")
+	}
+	if !utf8.ValidString(h.Content) || !strings.Contains(h.Content, `\xff`) {
+		t.Errorf("content %q: want valid UTF-8 keeping the escape", h.Content)
+	}
+	if h2, _ := logmine.SplitHeader(logmine.HeaderLogfmt, `ts=2026-12-06T10:00:00Z level=error msg="caf\u00e9 \"quoted\""`); !strings.Contains(h2.Content, `café "quoted"`) {
+		t.Errorf("a valid escape is unquoted no more: %q", h2.Content)
 	}
 }

@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/aiops-dev/aiops/pkg/store"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // The dashboard's "Anomalies per hour by service" names its hour column
@@ -22,14 +19,7 @@ func TestDashboardAnomaliesPerHourFiltersTheAnomalyTime(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx, store.Schema); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t, ctx, zerolog.Nop())
 	at := func(h, m int) time.Time { return day(0).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
 	b, err := st.Conn.PrepareBatch(ctx, "INSERT INTO anomalies (id, time, service, series, metric)")
 	if err != nil {

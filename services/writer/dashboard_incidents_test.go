@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -12,9 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/aiops-dev/aiops/pkg/store"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // dashboardClickHouseSQL returns the Grafana dashboard's ClickHouse queries
@@ -59,14 +55,7 @@ func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx, store.Schema); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t, ctx, zerolog.Nop())
 	f := newFixture()
 	loadFixture(t, ctx, st.Conn, f)
 	incidents := f.incidentSummaries()
@@ -103,36 +92,10 @@ func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
 
 	// MTTA and MTTR per service and team, over [from, to).
 	type key struct{ svc, team string }
-	type agg struct{ n, acked, resolved, ackSum, resSum int }
-	groups := map[key]*agg{}
-	for _, in := range incidents {
-		if in.opened.Before(from) || !in.opened.Before(to) || in.mergedInto != "" {
-			continue
-		}
-		k := key{in.service, in.team}
-		if groups[k] == nil {
-			groups[k] = &agg{}
-		}
-		g := groups[k]
-		g.n++
-		if !in.acked.IsZero() {
-			g.acked++
-			g.ackSum += int(in.acked.Sub(in.opened).Seconds())
-		}
-		if !in.resolved.IsZero() {
-			g.resolved++
-			g.resSum += int(in.resolved.Sub(in.opened).Seconds())
-		}
-	}
-	mean := func(sum, n int) float64 {
-		if n == 0 {
-			return math.NaN()
-		}
-		return roundTo(float64(sum)/float64(n)/60, 1)
-	}
+	groups, _ := mttaGroups(incidents, from, to, func(in incidentSummary) key { return key{in.service, in.team} })
 	want := map[key]string{}
 	for k, g := range groups {
-		want[k] = fmt.Sprintf("incidents=%d acknowledged=%d mtta=%v resolved=%d mttr=%v", g.n, g.acked, mean(g.ackSum, g.acked), g.resolved, mean(g.resSum, g.resolved))
+		want[k] = fmt.Sprintf("incidents=%d acknowledged=%d mtta=%v resolved=%d mttr=%v", g.n, g.acked, g.mtta(), g.resolved, g.mttr())
 	}
 	mtta := panels["MTTA and MTTR per service and team (minutes)"]
 	if len(mtta) != 1 {

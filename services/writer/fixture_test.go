@@ -3,6 +3,7 @@ package writer
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"testing"
 	"time"
@@ -384,6 +385,56 @@ type incidentSummary struct {
 	lastAt                  time.Time
 	lastAcked               time.Time
 	mergedInto              string
+}
+
+// mttaGroup is what the cookbook's MTTA/MTTR definition counts for one
+// group of incidents: how many opened, were acknowledged and resolved, and
+// the seconds each took.
+type mttaGroup struct{ n, acked, resolved, ackSum, resSum int }
+
+// mtta and mttr are the group's means in minutes to one decimal, NaN where
+// nothing was acknowledged or resolved (what avgIf gives over no row).
+func (g *mttaGroup) mtta() float64 { return meanMinutes(g.ackSum, g.acked) }
+func (g *mttaGroup) mttr() float64 { return meanMinutes(g.resSum, g.resolved) }
+
+func meanMinutes(sum, n int) float64 {
+	if n == 0 {
+		return math.NaN()
+	}
+	return roundTo(float64(sum)/float64(n)/60, 1)
+}
+
+// mttaGroups groups the incidents that opened in [from, to) by key, as the
+// cookbook's MTTA/MTTR definition does: an incident merged into another is
+// left out (its members count in the one that took them); merged says how
+// many were.
+func mttaGroups[K comparable](incidents []incidentSummary, from, to time.Time, key func(incidentSummary) K) (groups map[K]*mttaGroup, merged int) {
+	groups = map[K]*mttaGroup{}
+	for _, in := range incidents {
+		if in.opened.Before(from) || !in.opened.Before(to) {
+			continue
+		}
+		if in.mergedInto != "" {
+			merged++
+			continue
+		}
+		k := key(in)
+		g := groups[k]
+		if g == nil {
+			g = &mttaGroup{}
+			groups[k] = g
+		}
+		g.n++
+		if !in.acked.IsZero() {
+			g.acked++
+			g.ackSum += int(in.acked.Sub(in.opened).Seconds())
+		}
+		if !in.resolved.IsZero() {
+			g.resolved++
+			g.resSum += int(in.resolved.Sub(in.opened).Seconds())
+		}
+	}
+	return groups, merged
 }
 
 func (f *fixture) incidentSummaries() []incidentSummary {

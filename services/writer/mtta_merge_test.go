@@ -11,7 +11,6 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/store"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // TestMTTANeverNegativeForMergeAtMonthStart drives the real correlator
@@ -67,22 +66,10 @@ func TestMTTANeverNegativeForMergeAtMonthStart(t *testing.T) {
 		envs = append(envs, data)
 	}
 	ctx := context.Background()
-	st2, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	if _, err := st2.Migrate(ctx, store.Schema); err != nil {
-		t.Fatal(err)
-	}
+	st2 := migratedStore(t, ctx, zerolog.Nop())
 	loadEnvelopes(t, ctx, st2, f, envs)
 
-	var mtta string
-	for _, q := range readCookbook(t) {
-		if q.name == "mtta_mttr_per_service_team_week" {
-			mtta = q.sql
-		}
-	}
+	mtta := cookbookQuery(t, "mtta_mttr_per_service_team_week")
 	rows := queryRows(t, ctx, st2.Conn, mtta, []any{time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)})
 	for _, r := range rows {
 		t.Logf("row: %v", r)

@@ -10,8 +10,6 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
-	"github.com/aiops-dev/aiops/pkg/store"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // TestIncidentOpeningMovedByMergeIsCountedOnce drives the real correlator
@@ -70,14 +68,7 @@ func TestIncidentOpeningMovedByMergeIsCountedOnce(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.Migrate(ctx, store.Schema); err != nil {
-		t.Fatal(err)
-	}
+	s := migratedStore(t, ctx, zerolog.Nop())
 	for _, table := range EventTables {
 		if err := s.Conn.Exec(ctx, "SYSTEM STOP MERGES "+table); err != nil {
 			t.Fatal(err)
@@ -115,12 +106,7 @@ func TestIncidentOpeningMovedByMergeIsCountedOnce(t *testing.T) {
 	}
 	t.Logf("incidents FINAL: %s with opened_at < March 2: %d row(s), with opened_at >= March 2: %d row(s)", incB, latest, stale)
 
-	var query string
-	for _, q := range readCookbook(t) {
-		if q.name == "alerts_per_incident_per_day" {
-			query = q.sql
-		}
-	}
+	query := cookbookQuery(t, "alerts_per_incident_per_day")
 	march3 := march2.AddDate(0, 0, 1)
 	rows := queryRows(t, ctx, s.Conn, query, []any{march2, march3, march2, march3})
 	for _, r := range rows {

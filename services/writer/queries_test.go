@@ -75,6 +75,33 @@ type expectation struct {
 // round to at most four decimals.
 const floatTol = 1e-4
 
+// cookbookQuery is the cookbook's query called name.
+func cookbookQuery(t testing.TB, name string) string {
+	t.Helper()
+	for _, q := range readCookbook(t) {
+		if q.name == name {
+			return q.sql
+		}
+	}
+	t.Fatalf("%s: no query called %s", cookbookPath, name)
+	return ""
+}
+
+// migratedStore opens the test ClickHouse with the schema applied, closed
+// when the test ends.
+func migratedStore(t *testing.T, ctx context.Context, log zerolog.Logger) *store.Store {
+	t.Helper()
+	st, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx, store.Schema); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func day(d int) time.Time { return fxDay.AddDate(0, 0, d) }
 
 func roundTo(x float64, places int) float64 {
@@ -297,44 +324,14 @@ func expectations(f *fixture) map[string]expectation {
 			week      time.Time
 			svc, team string
 		}
-		type agg struct{ n, acked, resolved, ackSum, resSum int }
-		groups := map[key]*agg{}
 		from, to := day(0), day(14)
-		merged := 0
-		for _, in := range incidents {
-			if in.opened.Before(from) || !in.opened.Before(to) {
-				continue
-			}
-			if in.mergedInto != "" {
-				merged++
-				continue
-			}
+		groups, merged := mttaGroups(incidents, from, to, func(in incidentSummary) key {
 			d := in.opened.Truncate(24 * time.Hour)
-			week := d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
-			k := key{week, in.service, in.team}
-			if groups[k] == nil {
-				groups[k] = &agg{}
-			}
-			g := groups[k]
-			g.n++
-			if !in.acked.IsZero() {
-				g.acked++
-				g.ackSum += int(in.acked.Sub(in.opened).Seconds())
-			}
-			if !in.resolved.IsZero() {
-				g.resolved++
-				g.resSum += int(in.resolved.Sub(in.opened).Seconds())
-			}
-		}
-		mean := func(sum, n int) float64 {
-			if n == 0 {
-				return math.NaN()
-			}
-			return roundTo(float64(sum)/float64(n)/60, 1)
-		}
+			return key{d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7)), in.service, in.team}
+		})
 		var rows [][]any
 		for k, g := range groups {
-			rows = append(rows, []any{k.week, k.svc, k.team, g.n, g.acked, mean(g.ackSum, g.acked), g.resolved, mean(g.resSum, g.resolved)})
+			rows = append(rows, []any{k.week, k.svc, k.team, g.n, g.acked, g.mtta(), g.resolved, g.mttr()})
 		}
 		sort.Slice(rows, func(i, j int) bool {
 			a, b := rows[i], rows[j]
@@ -817,14 +814,7 @@ func TestCookbookQueries(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: testenv.ClickHouse(t)}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if _, err := st.Migrate(ctx, store.Schema); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t, ctx, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	loadFixture(t, ctx, st.Conn, f)
 	for _, table := range EventTables {
 		var stored, final uint64

@@ -477,6 +477,18 @@ func TestDerivedID(t *testing.T) {
 	}
 }
 
+// TestPartsHashSeparatesParts: moving bytes from one part to the next, or
+// an empty part, gives another hash; the same parts the same one (the
+// notifier keeps it in its records across restarts).
+func TestPartsHashSeparatesParts(t *testing.T) {
+	if PartsHash("ab", "c") == PartsHash("a", "bc") || PartsHash("", "x") == PartsHash("x", "") || PartsHash("x") == PartsHash("x", "") {
+		t.Fatal("different lists of parts hash alike")
+	}
+	if PartsHash("a", "b") != PartsHash("a", "b") {
+		t.Fatal("the same parts hash apart")
+	}
+}
+
 // BenchmarkDerivedID: a derived id of a few short parts (a templated log's)
 // and of a 2 KB body (an OTLP log's content id), beside the SHA-256 of the
 // same bytes alone, the floor.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -98,4 +99,18 @@ func IDTime(id string) time.Time {
 		return time.Time{}
 	}
 	return ulid.Time(u.Time())
+}
+
+// PartsHash is FNV-1a 64 over parts, each length-prefixed (a uvarint), so
+// that no two lists of parts hash alike by moving bytes from one part to
+// the next: a short key for what is compared, never for what must not
+// collide on purpose (DerivedID is that).
+func PartsHash(parts ...string) uint64 {
+	h := fnv.New64a()
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		h.Write([]byte(p))
+	}
+	return h.Sum64()
 }

@@ -3,10 +3,8 @@ package correlator
 import (
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"net/url"
 	"path"
@@ -496,14 +494,9 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		}
 		// The request is part of the id: a key used again for another
 		// command (another action, text or assignee) is that command.
-		// Each field length-prefixed: no two requests hash alike by
-		// moving bytes (a NUL in a JSON string) from one field to the next.
-		h := fnv.New64a()
-		for _, v := range []string{r.PathValue("id"), action, body.By, body.Assignee, body.Text} {
-			h.Write(binary.AppendUvarint(nil, uint64(len(v))))
-			h.Write([]byte(v))
-		}
-		cmdID = fmt.Sprintf("key:%s/%016x", key, h.Sum64())
+		// Each field length-prefixed (PartsHash): no two requests hash
+		// alike by moving bytes (a NUL in a JSON string) between fields.
+		cmdID = fmt.Sprintf("key:%s/%016x", key, event.PartsHash(r.PathValue("id"), action, body.By, body.Assignee, body.Text))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()

@@ -2,11 +2,9 @@ package notifier
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"math"
 	"strconv"
@@ -400,12 +398,12 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 // in their order (where each is in the file: its kind and position), so
 // that a record's HeardBy is read only against those it was made with.
 func (p *Processor) integrationsKey(name string) string {
-	h := fnv.New64a()
-	for _, ig := range p.integrations[name] {
-		h.Write(binary.AppendUvarint(nil, uint64(len(ig.path))))
-		h.Write([]byte(ig.path))
+	igs := p.integrations[name]
+	paths := make([]string, len(igs))
+	for i, ig := range igs {
+		paths[i] = ig.path
 	}
-	return strconv.FormatUint(h.Sum64(), 16)
+	return strconv.FormatUint(event.PartsHash(paths...), 16)
 }
 
 // maxAllKeptEvents bounds the incident events all open incidents keep for

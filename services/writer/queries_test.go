@@ -251,7 +251,7 @@ func expectations(f *fixture) map[string]expectation {
 
 	{ // noisiest_alerts, flapping_alerts, alerts_firing_now
 		type inst struct{ name, fp string }
-		notifications, firing := map[string]int{}, map[string]int{}
+		events, firing := map[string]int{}, map[string]int{}
 		fps := map[string]map[string]bool{}
 		byInst := map[inst][]fxAlert{}
 		for _, a := range f.alerts {
@@ -259,7 +259,7 @@ func expectations(f *fixture) map[string]expectation {
 			if !inDay(a.at) {
 				continue
 			}
-			notifications[a.name]++
+			events[a.name]++
 			if a.status == event.AlertFiring {
 				firing[a.name]++
 			}
@@ -269,7 +269,7 @@ func expectations(f *fixture) map[string]expectation {
 			fps[a.name][a.fingerprint] = true
 		}
 		var noisy [][]any
-		for name, n := range notifications {
+		for name, n := range events {
 			noisy = append(noisy, []any{name, n, len(fps[name]), firing[name]})
 		}
 		sort.Slice(noisy, func(i, j int) bool {
@@ -524,13 +524,13 @@ func expectations(f *fixture) map[string]expectation {
 
 	{ // alerts_per_incident_per_day
 		from, to := day(-1), day(3)
-		notifications, fingerprints, opened := map[time.Time]int{}, map[time.Time]map[string]bool{}, map[time.Time]int{}
+		firings, fingerprints, opened := map[time.Time]int{}, map[time.Time]map[string]bool{}, map[time.Time]int{}
 		for _, a := range f.alerts {
 			if a.status != event.AlertFiring || a.at.Before(from) || !a.at.Before(to) {
 				continue
 			}
 			d := a.at.Truncate(24 * time.Hour)
-			notifications[d]++
+			firings[d]++
 			if fingerprints[d] == nil {
 				fingerprints[d] = map[string]bool{}
 			}
@@ -542,7 +542,7 @@ func expectations(f *fixture) map[string]expectation {
 			}
 		}
 		var rows [][]any
-		for d, n := range notifications {
+		for d, n := range firings {
 			rows = append(rows, []any{d, n, len(fingerprints[d]), opened[d], roundTo(float64(len(fingerprints[d]))/float64(opened[d]), 2)})
 		}
 		sort.Slice(rows, func(i, j int) bool { return rows[i][0].(time.Time).Before(rows[j][0].(time.Time)) })

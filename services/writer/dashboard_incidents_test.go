@@ -49,7 +49,8 @@ func dashboardClickHouseSQL(t *testing.T, from, to time.Time) map[string][]strin
 // definitions of docs/queries.md: an incident is open when its latest
 // state is not resolved (a comment on a resolved incident is an "updated"
 // state, still resolved), and MTTR runs to the latest state's resolution
-// (an incident reopened and still open is not resolved).
+// (an incident reopened and still open is not resolved), and an incident
+// merged into another is no incident opened (the noise reduction's count).
 func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs ClickHouse")
@@ -114,5 +115,33 @@ func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("MTTA/MTTR panel: a row %s/%s (%s) that the cookbook's definition has no incident for", k.svc, k.team, g)
 		}
+	}
+
+	// Incidents opened per hour by service, merged ones left out.
+	wantOpened := map[string]int{}
+	merged := 0
+	for _, in := range incidents {
+		if in.opened.Before(from) || !in.opened.Before(to) {
+			continue
+		}
+		if in.mergedInto != "" {
+			merged++
+			continue
+		}
+		wantOpened[fmt.Sprintf("%s %s", in.opened.Truncate(time.Hour).Format(time.RFC3339), in.service)]++
+	}
+	if merged == 0 {
+		t.Fatal("fixture: no merged incident in range, so nothing tests that the panel leaves them out")
+	}
+	opened := panels["Incidents opened per hour by service"]
+	if len(opened) != 1 {
+		t.Fatalf("%d queries in the panel Incidents opened per hour by service", len(opened))
+	}
+	gotOpened := map[string]int{}
+	for _, r := range queryRows(t, ctx, st.Conn, opened[0], nil) {
+		gotOpened[fmt.Sprintf("%s %s", r[0].(time.Time).UTC().Format(time.RFC3339), r[1])] = int(r[2].(uint64))
+	}
+	if fmt.Sprint(gotOpened) != fmt.Sprint(wantOpened) {
+		t.Errorf("panel Incidents opened per hour by service: %v\n\twant %v", gotOpened, wantOpened)
 	}
 }

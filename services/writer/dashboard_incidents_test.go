@@ -118,17 +118,12 @@ func TestDashboardIncidentPanelsAgreeWithCookbook(t *testing.T) {
 	}
 
 	// Incidents opened per hour by service, merged ones left out.
+	byHour, merged := mttaGroups(incidents, from, to, func(in incidentSummary) string {
+		return fmt.Sprintf("%s %s", in.opened.Truncate(time.Hour).Format(time.RFC3339), in.service)
+	})
 	wantOpened := map[string]int{}
-	merged := 0
-	for _, in := range incidents {
-		if in.opened.Before(from) || !in.opened.Before(to) {
-			continue
-		}
-		if in.mergedInto != "" {
-			merged++
-			continue
-		}
-		wantOpened[fmt.Sprintf("%s %s", in.opened.Truncate(time.Hour).Format(time.RFC3339), in.service)]++
+	for k, g := range byHour {
+		wantOpened[k] = g.n
 	}
 	if merged == 0 {
 		t.Fatal("fixture: no merged incident in range, so nothing tests that the panel leaves them out")

@@ -102,6 +102,9 @@ type series struct {
 	// legacy is the key its snapshot had before takeOver moved it, deleted
 	// once the snapshot under its key is written
 	legacy string
+	// soon: its episode opened or closed, and its snapshot is written at
+	// the next tick once the anomaly is stored (snapshotTransitions)
+	soon bool
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -159,6 +162,9 @@ type Service struct {
 	orphans                    []*orphan
 	orphanSeries, orphanAssets int
 	orphansDropped             int
+	// soon are the series whose episode opened or closed since the last
+	// tick (series.soon)
+	soon []*series
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
@@ -433,6 +439,9 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		if publish {
 			cfg = ser.det.Profile().Config()
 			ser.pending++ // until the anomaly's publish is settled
+			if res.Episode != detect.EpisodeUpdate {
+				s.snapshotSoon(ser)
+			}
 		}
 		rows, gerr = s.routeToGroups(e, &body, nil)
 	})
@@ -468,6 +477,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 // keeps those whose publish failed for the next tick.
 func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) error {
 	s.dropStale(ctx)
+	s.snapshotTransitions(ctx)
 	s.refreshPartitions(ctx, now)
 	var closes []seriesAnomaly
 	s.locked(func() { closes = s.silentCloses(now) })

@@ -253,6 +253,90 @@ func TestCrashRestoresPeriodicSnapshot(t *testing.T) {
 	waitObservations(t, svc2, fp, 60)
 }
 
+// An episode that opens or closes between two periodic snapshots survives
+// a crash: samples are acked before a snapshot holds them (the ones acked
+// since the last are not redelivered), so the series' snapshot is written
+// at the next tick after an open or a close. Restored from the snapshot of
+// before the open, the fault going on opened a second episode under
+// another id, and the first never got a close; from the one before the
+// close, the episode was closed twice.
+func TestEpisodeOpenOrCloseSurvivesACrash(t *testing.T) {
+	r := newRig(t)
+	cfg := Config{Snapshot: SnapshotConfig{Interval: time.Hour}} // no periodic snapshot in the test
+	var fp string
+	at := func(i int, v float64) []byte {
+		e, d := sample(t, "payments", "queue_depth", map[string]string{"queue": "q1"}, t0.Add(time.Duration(i)*time.Minute), v, "")
+		fp = e.Fingerprint
+		return d
+	}
+	var kv jetstream.KeyValue // the service creates it
+	// waitSnapshot waits until the series' snapshot has n observations.
+	waitSnapshot := func(svc *Service, n int, inEpisode bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if e, err := kv.Get(context.Background(), "detector."+fp); err == nil {
+				if ser, err := svc.decode(fp, e.Value()); err == nil && ser.det.Observations() == n && ser.det.InEpisode() == inEpisode {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no snapshot of the series with %d observations (episode open: %v) within 30s of the sample", n, inEpisode)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	episodes := func(got []*event.Envelope) (kinds []string, ids map[string]bool) {
+		ids = map[string]bool{}
+		for _, a := range got {
+			var b event.AnomalyBody
+			if err := a.DecodeBody(&b); err != nil {
+				t.Fatal(err)
+			}
+			kinds, ids[b.EpisodeID] = append(kinds, b.Episode), true
+		}
+		return kinds, ids
+	}
+
+	svc, stop := r.start(cfg)
+	kv, err := r.js.KeyValue(context.Background(), DefaultBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data [][]byte
+	for i, v := range normal(100, 5) {
+		data = append(data, at(i, v))
+	}
+	r.publish(data...)
+	waitObservations(t, svc, fp, 100)
+	if _, err := svc.Snapshot(context.Background()); err != nil { // the last periodic snapshot
+		t.Fatal(err)
+	}
+	r.publish(at(100, 150), at(101, 150)) // a fault opens an episode
+	r.waitAnomalies(1)
+	waitSnapshot(svc, 102, true)
+	stop(true)
+
+	svc, stop = r.start(cfg)
+	waitObservations(t, svc, fp, 102)
+	r.publish(at(102, 150), at(103, 100)) // the fault goes on, then ends
+	got := r.waitAnomalies(2)
+	if kinds, ids := episodes(got); len(ids) != 1 || kinds[1] != event.EpisodeClose {
+		t.Fatalf("after a crash in the episode: anomalies %v of %d episodes, want the open and the close of one", kinds, len(ids))
+	}
+	waitSnapshot(svc, 104, false)
+	stop(true)
+
+	svc, stop = r.start(cfg)
+	defer stop(false)
+	waitObservations(t, svc, fp, 104)
+	r.publish(at(104, 100.2), at(105, 30)) // calm, then a dip opens a new episode
+	got = r.waitAnomalies(3)
+	if kinds, ids := episodes(got); len(ids) != 2 || kinds[2] != event.EpisodeOpen {
+		t.Errorf("after a crash that followed the close: anomalies %v of %d episodes, want the first episode's open and close, then the dip's open", kinds, len(ids))
+	}
+}
+
 // The binary's Main, wired through platform (config, metrics registry,
 // admin server, shutdown), scores samples into anomalies and stops cleanly.
 func TestMainEndToEnd(t *testing.T) {

@@ -155,6 +155,7 @@ func (s *Service) silentCloses(now time.Time) []seriesAnomaly {
 		ser.pending++ // the snapshot waits for the close, as for an anomaly
 		if !ser.evicted {
 			s.markSeriesDirty(ser)
+			s.snapshotSoon(ser)
 		}
 		a := seriesAnomaly{event: e, series: ser}
 		if ser.evicted && s.kv != nil {

@@ -233,6 +233,80 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	return written, nil
 }
 
+// snapshotSoon asks for ser's snapshot at the next tick: its episode
+// opened or closed. Samples are acked before a snapshot holds them, and a
+// crash restores the last one: an open since then was lost (the fault
+// opened a second episode, under another id, and the first never got its
+// close), a close since then was sent again. Transitions are rare, so
+// writing their series at once narrows that window from
+// snapshot.interval to about a tick at little cost. s.mu is held.
+func (s *Service) snapshotSoon(ser *series) {
+	if s.snap == nil || ser.soon {
+		return
+	}
+	ser.soon = true
+	s.soon = append(s.soon, ser)
+}
+
+// snapshotTransitions writes the snapshots snapshotSoon asked for, of the
+// series whose anomalies are all stored (the rule of Snapshot: saved before
+// its anomaly is stored, the state would take the sample's redelivery for
+// a duplicate); one still publishing waits for the next tick, one whose
+// publish failed is left to the periodic snapshot, which waits for the
+// redelivery.
+func (s *Service) snapshotTransitions(ctx context.Context) {
+	if s.snap == nil {
+		return
+	}
+	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
+	var puts []put[*series]
+	var keys []string
+	var failed []*series
+	var pubErr error
+	s.locked(func() {
+		waiting := s.soon[:0]
+		for _, ser := range s.soon {
+			if ser.pending > 0 && !ser.evicted {
+				waiting = append(waiting, ser)
+				continue
+			}
+			ser.soon = false
+			if ser.evicted || !ser.dirty || ser.unstored > 0 {
+				continue // gone, written since, or waiting for a redelivery
+			}
+			ser.dirty = false
+			data, err := s.encode(nil, ser)
+			if err != nil {
+				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
+				continue
+			}
+			fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
+			if err != nil {
+				failed, pubErr = append(failed, ser), err
+				continue
+			}
+			puts = append(puts, put[*series]{ser, fut})
+			keys = append(keys, ser.key)
+		}
+		s.soon = waiting
+	})
+	if len(puts) == 0 && len(failed) == 0 {
+		return
+	}
+	// a tick must not wait for ever on an ack lost with a cluster node
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Snapshot.ShutdownTimeout)
+	defer cancel()
+	n, bad, err := awaitPuts(ctx, puts)
+	s.m.snapshotted.Add(float64(n))
+	s.dropLegacy(puts, keys, bad)
+	if failed = append(failed, bad...); len(failed) > 0 {
+		// the periodic snapshot writes them
+		s.m.snapshotErrors.Add(float64(len(failed)))
+		s.markDirty(failed)
+		s.log.Warn().Err(errors.Join(pubErr, err)).Int("series", len(failed)).Msg("snapshot of an episode's open or close failed; retried at the next snapshot")
+	}
+}
+
 // dropLegacy queues for deletion the snapshots under the keys the series
 // written had before takeOver moved them (bad: those not written). A write
 // under the old key itself (encoded before a sample took the series over

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"gopkg.in/yaml.v3"
 
 	"github.com/aiops-dev/aiops/pkg/config"
@@ -635,4 +636,105 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("no compose service runs %s", bin)
 		}
 	}
+}
+
+// TestNATSClusterRoutesAreAuthenticated parses the NATS configuration of
+// the compose file and of the Kubernetes manifests, with the environment
+// each node gets, as nats-server does: a route is a peer server, past
+// every client's token, so the cluster must want a user and password of
+// its routes (else whoever reaches port 6222 joins and reads every
+// stream), and every route must carry them (else the nodes never form a
+// cluster).
+func TestNATSClusterRoutesAreAuthenticated(t *testing.T) {
+	const token, routePassword = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+	check := func(name, confFile string, env map[string]string) {
+		t.Helper()
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		o, err := server.ProcessConfigFile(confFile)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			return
+		}
+		if o.Authorization != token {
+			t.Errorf("%s: the client token is %q, want NATS_TOKEN's", name, o.Authorization)
+		}
+		if o.Cluster.Username == "" || o.Cluster.Password != routePassword {
+			t.Errorf("%s: cluster authorization user %q password %q: a route without them would be let in", name, o.Cluster.Username, o.Cluster.Password)
+		}
+		if len(o.Routes) != 3 {
+			t.Errorf("%s: %d routes, want the 3 nodes", name, len(o.Routes))
+		}
+		for _, r := range o.Routes {
+			if p, _ := r.User.Password(); r.User == nil || r.User.Username() != o.Cluster.Username || p != o.Cluster.Password {
+				t.Errorf("%s: route to %s does not carry the cluster's user and password", name, r.Host)
+			}
+		}
+	}
+
+	// Compose: the nats-1 service's environment, with ${VAR} and
+	// ${VAR:?message} as compose substitutes them.
+	data, err := os.ReadFile(filepath.Join("..", "..", "deployments", "compose", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &compose); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"NATS_TOKEN": token, "NATS_ROUTE_PASSWORD": routePassword}
+	substitute := regexp.MustCompile(`\$\{([A-Z_]+)(:\?[^}]*)?\}`)
+	env := map[string]string{}
+	for k, v := range compose.Services["nats-1"].Environment {
+		env[k] = substitute.ReplaceAllStringFunc(v, func(ref string) string {
+			return vars[substitute.FindStringSubmatch(ref)[1]]
+		})
+	}
+	check("compose nats-1", filepath.Join("..", "..", "deployments", "compose", "nats.conf"), env)
+
+	// Kubernetes: the ConfigMap's nats.conf, and the StatefulSet's
+	// environment with its $(VAR) references expanded.
+	var conf string
+	var containerEnv []any
+	for _, m := range kubernetesManifests(t) {
+		if m.file != "nats.yaml" {
+			continue
+		}
+		if s, ok := get(m.doc, "data", "nats.conf").(string); ok {
+			conf = s
+		}
+		if get(m.doc, "kind") == "StatefulSet" {
+			containers, _ := get(m.doc, "spec", "template", "spec", "containers").([]any)
+			if len(containers) > 0 {
+				containerEnv, _ = get(containers[0], "env").([]any)
+			}
+		}
+	}
+	secrets := map[string]string{"nats-token": token, "nats-route-password": routePassword}
+	env = map[string]string{}
+	for _, e := range containerEnv {
+		name, _ := get(e, "name").(string)
+		switch {
+		case get(e, "valueFrom", "secretKeyRef") != nil:
+			env[name] = secrets[get(e, "valueFrom", "secretKeyRef", "key").(string)]
+		case get(e, "valueFrom", "fieldRef") != nil:
+			env[name] = "nats-0"
+		default:
+			v, _ := get(e, "value").(string)
+			for k, x := range env {
+				v = strings.ReplaceAll(v, "$("+k+")", x)
+			}
+			env[name] = v
+		}
+	}
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("kubernetes nats-0", file, env)
 }

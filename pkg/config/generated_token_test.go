@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,4 +50,36 @@ func TestReadOrCreateTokenBounded(t *testing.T) {
 		t.Fatalf("a %d-byte token file was taken: a token of %d characters", len(big), len(tok))
 	}
 	t.Logf("error: %v", err)
+}
+
+// A generated token's file that other users may read (a copy, a restore,
+// a token written by hand with umask 022) or write is refused, naming
+// the file and the chmod that fixes it, as ssh refuses such a key; the
+// owner's modes are taken.
+func TestReadOrCreateTokenRefusesAFileOthersMayReadOrWrite(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no mode bits")
+	}
+	path := filepath.Join(t.TempDir(), "api-token")
+	const token = "0123456789abcdef0123456789abcdef"
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadOrCreateToken(path)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) {
+			t.Errorf("mode %04o: err = %v, want a refusal naming chmod 600 %s", mode, err, path)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ReadOrCreateToken(path); err != nil || got != token {
+			t.Errorf("mode %04o: %q, %v; want the token", mode, got, err)
+		}
+	}
 }

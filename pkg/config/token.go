@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -102,13 +103,22 @@ func ReadOrCreateToken(path string) (string, error) {
 
 // readTokenFile reads a generated token's file as every secret file is
 // read: at most MaxSecretSize bytes (a file named by mistake, or a link
-// to /dev/zero, is refused instead of read whole).
+// to /dev/zero, is refused instead of read whole). A file other users may
+// read or write is refused, as ssh refuses such a private key: aiops made
+// it 0600, so a wider mode is a change no one meant (a copy, a restore, a
+// chmod -R) and the token may be known to others; one they may write
+// lets them choose the token of the next start. Files the operator names
+// (token_file, password_file) are not checked: Kubernetes and Docker
+// mount secrets 0440 or 0444 in a container where no other user runs.
 func readTokenFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if err := checkTokenFileMode(path, f); err != nil {
+		return nil, err
+	}
 	raw, err := io.ReadAll(io.LimitReader(f, MaxSecretSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -117,4 +127,21 @@ func readTokenFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes: not a token file", path, MaxSecretSize)
 	}
 	return raw, nil
+}
+
+// checkTokenFileMode refuses a generated token's file that users other
+// than its owner may read or write. Windows has no such mode bits.
+func checkTokenFileMode(path string, f *os.File) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o: other users may read or change the token it holds. "+
+			"Run chmod 600 %s, or delete it to have a new token made at the next start (do that if others may have read it)", path, perm, path)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 )
 
 // DefaultAdminListen is the documented admin address of every aiops
@@ -125,7 +126,9 @@ type admin struct {
 // /healthz and the bare status of /readyz do not, so a kubelet's probes,
 // which cannot read a secret, still work on a listener other machines can
 // reach. Without a token the listener is on loopback (Validate and
-// listenAdmin refuse anything else) and everything answers.
+// listenAdmin refuse anything else) and everything answers the requests
+// addressed to localhost or an IP address (httpapi.LocalOnly: not to a
+// web page's own name rebound to 127.0.0.1).
 func newAdminHandler(a *admin, registry *prometheus.Registry, token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -138,7 +141,9 @@ func newAdminHandler(a *admin, registry *prometheus.Registry, token string) http
 	if token == "" {
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { a.serveReady(w, r, true) })
 		mux.Handle("GET /metrics", metrics)
-		return mux
+		// Loopback, but a page in a browser here could rebind a name
+		// of its own to it: only requests to localhost or an address.
+		return httpapi.LocalOnly(mux)
 	}
 	want := sha256.Sum256([]byte(token))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -132,6 +132,43 @@ func TestHealthzAndMetrics(t *testing.T) {
 	}
 }
 
+// Without a token the admin server (on loopback) answers only requests
+// addressed to localhost or an IP address: a web page in the operator's
+// browser can point a name of its own at 127.0.0.1 (DNS rebinding) and
+// read /metrics and /readyz's errors as a local client would, but its
+// requests carry that name in Host.
+func TestAdminWithoutTokenRefusesARequestToAReboundName(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	counter := prometheus.NewCounter(prometheus.CounterOpts{Name: "aiops_test_events_total", Help: "test"})
+	reg.MustRegister(counter)
+	s := start(t, Options{Registry: reg})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.base, "http://"))
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port:                  http.StatusOK,
+		"localhost:" + port:                  http.StatusOK,
+		"rebound.attacker.example:" + port:   http.StatusForbidden,
+		"localhost.attacker.example:" + port: http.StatusForbidden,
+		"rebound.attacker.example":           http.StatusForbidden,
+	} {
+		for _, path := range []string{"/metrics", "/readyz", "/healthz"} {
+			req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want || want != http.StatusOK && strings.Contains(string(body), "aiops_test_events_total") {
+				t.Errorf("GET %s with Host %s = %d, want %d; body:\n%s", path, host, resp.StatusCode, want, body)
+			}
+		}
+	}
+}
+
 func TestReadyzNamesFailingCheckThenRecovers(t *testing.T) {
 	var natsErr atomic.Pointer[error]
 	down := errors.New("nats: no servers available")

@@ -318,6 +318,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		h.failures.Fail(client, now)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiops"`)
 		msg := "missing or invalid bearer token (Authorization: Bearer <token>)"
+		if h.cfg.AllowAnonymous && r.Header.Get("Authorization") == "" {
+			msg = "missing bearer token: requests without one are taken only when addressed to localhost or an IP address " +
+				"(a web page could point a name of its own at this machine); use 127.0.0.1 or localhost, or send Authorization: Bearer <token>"
+		}
 		if h.tokenHint != "" {
 			msg += "; " + h.tokenHint
 		}
@@ -484,7 +488,10 @@ func (h *Handler) authenticate(r *http.Request) (int, bool) {
 	auth := r.Header.Get("Authorization")
 	scheme, token, found := strings.Cut(auth, " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		if auth == "" && h.cfg.AllowAnonymous {
+		// Anonymous requests are allowed on loopback only, and there
+		// only those addressed to localhost or an IP address: not a web
+		// page's own name rebound to 127.0.0.1 (httpapi.LocalHost).
+		if auth == "" && h.cfg.AllowAnonymous && httpapi.LocalHost(r.Host) {
 			return len(h.tokens), true
 		}
 		return 0, false

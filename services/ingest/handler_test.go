@@ -100,6 +100,7 @@ type request struct {
 	unknownLength                              bool
 	idempotencyKeys                            []string // one Idempotency-Key header each
 	remote                                     string   // RemoteAddr; httptest's default when empty
+	host                                       string   // Host; httptest's example.com when empty
 }
 
 func (r request) do(h http.Handler) *httptest.ResponseRecorder {
@@ -117,6 +118,9 @@ func (r request) do(h http.Handler) *httptest.ResponseRecorder {
 	}
 	if r.remote != "" {
 		req.RemoteAddr = r.remote
+	}
+	if r.host != "" {
+		req.Host = r.host
 	}
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
@@ -539,12 +543,36 @@ func TestRateLimitOfPushClientsIs503(t *testing.T) {
 func TestAnonymous(t *testing.T) {
 	pub := &fakePublisher{}
 	h := newTestHandler(t, pub, func(c *Config) { c.Tokens = nil; c.AllowAnonymous = true })
-	if rec := (request{path: PathEvents, token: "-", contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
+	if rec := (request{path: PathEvents, token: "-", host: "127.0.0.1:8080", contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
 		t.Errorf("anonymous request: %d", rec.Code)
 	}
 	// A token that is presented must still be a valid one.
 	if rec := (request{path: PathEvents, token: "Bearer nope", contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusUnauthorized {
 		t.Errorf("unknown token with anonymous allowed: %d", rec.Code)
+	}
+}
+
+// An anonymous request is taken only when addressed to localhost or an IP
+// address: a web page in a browser on the gateway's machine can point a
+// name of its own at 127.0.0.1 (DNS rebinding) and post events there as a
+// local client would, but its requests carry that name in Host.
+func TestAnonymousRequestToAReboundNameIsRefused(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, func(c *Config) { c.Tokens = nil; c.AllowAnonymous = true })
+	for _, host := range []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "localhost"} {
+		if rec := (request{path: PathEvents, token: "-", host: host, contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
+			t.Errorf("anonymous request to %s: %d %s", host, rec.Code, rec.Body)
+		}
+	}
+	taken := len(pub.published())
+	for _, host := range []string{"rebound.attacker.example:8080", "rebound.attacker.example", "localhost.attacker.example:8080"} {
+		rec := (request{path: PathEvents, token: "-", host: host, contentType: "application/json", body: []byte(logLine)}).do(h)
+		if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "addressed to localhost or an IP address") {
+			t.Errorf("anonymous request to %s: %d %s, want 401 saying which hosts are served without a token", host, rec.Code, rec.Body)
+		}
+	}
+	if n := len(pub.published()); n != taken {
+		t.Errorf("%d events published for requests to a rebound name", n-taken)
 	}
 }
 

@@ -176,7 +176,15 @@ func startEmbeddedNATS(cfg EmbeddedNATSConfig, token string) (*server.Server, er
 	if err != nil {
 		return nil, fmt.Errorf("nats.listen: %w", err)
 	}
+	bound := probe.Addr()
 	probe.Close()
+	// Validate let a server without a token listen on a loopback name;
+	// decide by what the name resolved to ("localhost" that /etc/hosts
+	// or a DNS search domain maps elsewhere).
+	if tcp, ok := bound.(*net.TCPAddr); ok && token == "" && !tcp.IP.IsLoopback() {
+		return nil, fmt.Errorf("nats.listen: %q binds %s, which other machines can reach, and the server has no token: "+
+			"set nats.generate_token_file, nats.token_file or AIOPS_NATS__TOKEN, or listen on 127.0.0.1", cfg.Listen, tcp.IP)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)

@@ -37,6 +37,31 @@ func TestEmbeddedNATSListenPort(t *testing.T) {
 	}
 }
 
+// TestEmbeddedNATSWithoutTokenRefusesANonLoopbackBind: Validate lets a
+// server without a token listen on a loopback name, "localhost" included,
+// which /etc/hosts or a DNS search domain may map to another address; the
+// server decides by the address the name binds. 0.0.0.0 stands in for
+// such a name here (it binds every address, as Validate is not asked).
+func TestEmbeddedNATSWithoutTokenRefusesANonLoopbackBind(t *testing.T) {
+	cfg := DefaultNATSConfig()
+	cfg.Listen = "0.0.0.0:0"
+	cfg.StoreDir = t.TempDir()
+	ns, err := startEmbeddedNATS(cfg, "")
+	if err == nil {
+		ns.Shutdown()
+		t.Fatal("the embedded NATS started without a token on every address")
+	}
+	if !strings.Contains(err.Error(), "nats.listen") || !strings.Contains(err.Error(), "no token") {
+		t.Errorf("error %q: want nats.listen named and why", err)
+	}
+	// With a token it may listen there.
+	ns, err = startEmbeddedNATS(cfg, "0123456789abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Shutdown()
+}
+
 // TestEmbeddedNATSRefusesShortToken: the embedded NATS, like every other
 // listener (docs/security.md), refuses a token shorter than 16
 // characters, from the environment or a file, without saying it.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -573,6 +574,25 @@ func TestAnonymousRequestToAReboundNameIsRefused(t *testing.T) {
 	}
 	if n := len(pub.published()); n != taken {
 		t.Errorf("%d events published for requests to a rebound name", n-taken)
+	}
+}
+
+// TestAnonymousGatewayRefusesANameBoundOffLoopback: Validate allows
+// allow_anonymous on a loopback name, "localhost" included, which
+// /etc/hosts or a DNS search domain may map to another address; the
+// server decides by the address the name binds. Here "localhost" binds
+// every address, as such a mapping would make it bind another.
+func TestAnonymousGatewayRefusesANameBoundOffLoopback(t *testing.T) {
+	listen = func(network, _ string) (net.Listener, error) { return net.Listen(network, "0.0.0.0:0") }
+	t.Cleanup(func() { listen = net.Listen })
+	cfg := ServerConfig{Config: Config{AllowAnonymous: true}, Listen: "localhost:0"}
+	s, err := NewServer(cfg, &fakePublisher{}, zerolog.Nop())
+	if err == nil {
+		s.listener.Close()
+		t.Fatal("an anonymous gateway listens on every address")
+	}
+	if !strings.Contains(err.Error(), "ingest.allow_anonymous") {
+		t.Errorf("error %q: want ingest.allow_anonymous named", err)
 	}
 }
 

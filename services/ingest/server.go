@@ -75,6 +75,9 @@ func (c ServerConfig) listen() string {
 	return c.Listen
 }
 
+// listen is net.Listen; a test makes a loopback name bind elsewhere.
+var listen = net.Listen
+
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	return err == nil && service.IsLoopbackHost(host)
@@ -109,9 +112,16 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.listen())
+	ln, err := listen("tcp", cfg.listen())
 	if err != nil {
 		return nil, fmt.Errorf("ingest.listen: %w", err)
+	}
+	// Validate allowed anonymous requests on a loopback name; decide by
+	// what the name resolved to ("localhost" that /etc/hosts or a DNS
+	// search domain maps elsewhere).
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && cfg.AllowAnonymous && !tcp.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("ingest.allow_anonymous: refused: ingest.listen %q binds %s, which other machines can reach; configure tokens", cfg.listen(), tcp.IP)
 	}
 	s := &Server{
 		handler:  h,

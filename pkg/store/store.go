@@ -96,6 +96,12 @@ func (c Config) Validate() error {
 	if u.Host == "" {
 		return fmt.Errorf("%w: dsn: no host", ErrInvalidConfig)
 	}
+	if p := u.Query().Get("http_proxy"); p != "" {
+		if _, err := url.Parse(p); err != nil {
+			// The driver's error would quote it, credentials and all.
+			return fmt.Errorf("%w: dsn: http_proxy: not a URL", ErrInvalidConfig)
+		}
+	}
 	if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
 		return fmt.Errorf("%w: dsn: %v", ErrInvalidConfig, err)
 	}
@@ -142,8 +148,19 @@ func (c Config) Redacted() string {
 	if err != nil || atAfterHost(c.DSN) {
 		return "(invalid DSN)"
 	}
-	if q := u.Query(); q.Has("password") {
+	q := u.Query()
+	if q.Has("password") {
 		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	if q.Has("http_proxy") {
+		// The driver's proxy URL may carry credentials of its own.
+		p, err := url.Parse(q.Get("http_proxy"))
+		if err != nil {
+			q.Set("http_proxy", "(not a URL)")
+		} else {
+			q.Set("http_proxy", p.Redacted())
+		}
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()

@@ -61,6 +61,9 @@ func TestConfigNeverShowsPassword(t *testing.T) {
 		{DSN: "clickhouse://u:hunter2@db:9000/x"},
 		{DSN: "clickhouse://db:9000/x?password=hunter2"},
 		{DSN: "clickhouse://db:9000/x?password=hunter2", Password: "other"},
+		// The driver's proxy (of its HTTP protocol) with its credentials.
+		{DSN: "clickhouse://u@db:9000/x?http_proxy=http%3A%2F%2Fpu%3Ahunter2%40proxy%3A3128"},
+		{DSN: "clickhouse://u@db:9000/x?http_proxy=%25zz%3Ahunter2"},
 	} {
 		if r := c.Redacted(); strings.Contains(r, "hunter2") {
 			t.Errorf("Redacted() = %q shows the password", r)

@@ -91,7 +91,8 @@ type ConsumerConfig struct {
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// AckWait is how long the server waits for a result before redelivering
 	// (default 30s). It must exceed the longest time a handler holds a
-	// delivery, batching included.
+	// delivery, batching included (the messages of a fetched batch that
+	// wait for the handler to take them are told in progress meanwhile).
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliver is how many deliveries a message gets before it is
 	// dead-lettered (default 5).
@@ -230,7 +231,11 @@ type Stats struct {
 	DeadLetterFailed uint64 // dead-letter publish failed, message naked instead
 	AckFailed        uint64 // ack/nak/term could not be sent; the server redelivers
 	Outstanding      int64  // handed to the handler, result not yet applied
-	InProgress       uint64 // in-progress signals sent for deliveries held long (WithInProgress)
+	InProgress       uint64 // in-progress signals sent for deliveries held long (WithInProgress) or waiting in a fetched batch
+	// DeadLetterNearFull counts dead letters stored while the dead-letter
+	// stream was seen at 90% of its max_bytes or max_msgs or more (looked
+	// at once a minute): past its limit it discards its oldest.
+	DeadLetterNearFull uint64
 }
 
 // DefaultFetchWait is ConsumerConfig.FetchWait's default.
@@ -255,7 +260,17 @@ type Consumer struct {
 	dlSubj  string
 	drain   time.Duration
 	backoff func(delivered uint64) time.Duration
-	dlWait  time.Duration
+	// dl publishes dead letters, dlWait bounding the wait for their acks:
+	// a context of their own, whose timeout frees the slot of an ack that
+	// never comes (the connection's shared context has no timeout, and
+	// detector snapshots publish on it too).
+	dl     jetstream.JetStream
+	dlWait time.Duration
+	// dlChecked is when the dead-letter stream's room was last looked at
+	// (unix ns), dlNearFull what was seen (checkDeadLetterRoom).
+	dlCheckEvery time.Duration
+	dlChecked    atomic.Int64
+	dlNearFull   atomic.Bool
 
 	running atomic.Bool
 	// outstanding counts reserved slots: deliveries being fetched or handed
@@ -272,6 +287,9 @@ type Consumer struct {
 	// AckWait (a slow save, a store down), and a redelivery would be
 	// processed again and, after MaxDeliver, dead-lettered though saved.
 	later map[*delivery]time.Time
+	// batch is the fetch being handed out, whose messages not yet handed
+	// to the handler keepInProgress tells in progress (nil between).
+	batch atomic.Pointer[fetched]
 
 	// ackFloor is the highest ack floor the server reported for the
 	// consumer (every message of the stream up to it acked or terminated),
@@ -300,8 +318,8 @@ type Consumer struct {
 	reasonsMu sync.Mutex
 	reasons   map[uint64]string
 
-	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress atomic.Uint64
-	lastAckWarn                                                                        atomic.Int64 // unix ns of the last ack-failure log line
+	delivered, acked, naked, deadLettered, deadLetterFailed, ackFailed, toldInProgress, deadLetterNearFull atomic.Uint64
+	lastAckWarn                                                                                            atomic.Int64 // unix ns of the last ack-failure log line
 }
 
 // ConsumerOption configures NewConsumer.
@@ -315,9 +333,8 @@ type ConsumerOption func(*Consumer) error
 // server neither redelivers them while they are handled nor counts the
 // redeliveries against MaxDeliver. A process that dies stops telling, and
 // its deliveries come again after AckWait. A delivery's signals stop at
-// its result: one being dead-lettered is not told in progress while the
-// dead letter waits for its store (up to 10s), so AckWait should be
-// longer than that.
+// its result: one being dead-lettered is told in progress once, and its
+// dead letter waits for the store at most half of AckWait.
 func WithInProgress() ConsumerOption {
 	return func(c *Consumer) error {
 		c.held = map[*delivery]time.Time{}
@@ -370,9 +387,13 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		log:    log.With().Str("stream", cfg.Stream).Str("consumer", cfg.Durable).Logger(),
 		dlSubj: cfg.DeadLetterPrefix + "." + cfg.Stream + "." + cfg.Durable,
 		drain:  30 * time.Second,
-		dlWait: 10 * time.Second,
-		later:  map[*delivery]time.Time{},
-		freed:  make(chan struct{}, 1),
+		// Within the ack wait the in-progress signal sent at its start
+		// gives (deadLetter): the server must not hand the message out
+		// again while its dead letter waits.
+		dlWait:       min(10*time.Second, cfg.AckWait/2),
+		dlCheckEvery: time.Minute,
+		later:        map[*delivery]time.Time{},
+		freed:        make(chan struct{}, 1),
 	}
 	c.backoff = c.defaultBackoff
 	for _, o := range opts {
@@ -387,6 +408,11 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		return nil, fmt.Errorf("bus: consumer %s: no stream stores dead-letter subject %s (add one, e.g. DEADLETTER on %s.>): %w",
 			cfg.Durable, c.dlSubj, cfg.DeadLetterPrefix, err)
 	}
+	dl, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(c.dlWait))
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: dead-letter publisher: %w", cfg.Durable, err)
+	}
+	c.dl = dl
 	want := cfg.jetstreamConfig()
 	// One this runner re-created starts past what was acked (recreate);
 	// where a consumer starts matters only when it is created.
@@ -435,6 +461,8 @@ func (c *Consumer) Stats() Stats {
 		AckFailed:        c.ackFailed.Load(),
 		Outstanding:      c.outstanding.Load(),
 		InProgress:       c.toldInProgress.Load(),
+
+		DeadLetterNearFull: c.deadLetterNearFull.Load(),
 	}
 }
 
@@ -589,9 +617,26 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncH
 	if err != nil {
 		return 0, err
 	}
+	// The batch waits in the client while the handler takes it one by one
+	// (a processor with one worker, which may wait a second for room for
+	// its outputs): what still waits is told in progress, or the server
+	// would hand it out again, to another instance too, and count a
+	// delivery no handler saw.
+	b := &fetched{since: time.Now()}
+	queue := make(chan jetstream.Msg, n) // a fetch brings at most n: never full
+	go func() {
+		defer close(queue)
+		for msg := range mb.Messages() {
+			b.add(msg)
+			queue <- msg
+		}
+	}()
+	c.batch.Store(b)
+	defer c.batch.Store(nil)
 	got := 0
-	for msg := range mb.Messages() {
+	for msg := range queue {
 		got++
+		told := b.take()
 		if ctx.Err() != nil && !c.lastDelivery(msg) {
 			// Fetched after cancellation: give it back at once rather than
 			// after AckWait. The nak costs it a delivery, so one on its
@@ -604,12 +649,65 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncH
 			c.release(1)
 			continue
 		}
+		if told {
+			// It waited long enough to be told: its handler gets a whole
+			// AckWait from now.
+			_ = msg.InProgress()
+		}
 		c.dispatch(hctx, msg, h)
 	}
 	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		return got, err
 	}
 	return got, nil
+}
+
+// fetched is a fetch's batch while it is handed out: msgs[next:] came and
+// wait for the handler.
+type fetched struct {
+	mu    sync.Mutex
+	msgs  []jetstream.Msg
+	next  int
+	since time.Time // when the fetch began, or those waiting were last told
+	told  bool      // those waiting were told in progress at least once
+}
+
+func (b *fetched) add(m jetstream.Msg) {
+	b.mu.Lock()
+	b.msgs = append(b.msgs, m)
+	b.mu.Unlock()
+}
+
+// take marks the next message handed out and tells whether the batch was
+// told in progress while it waited.
+func (b *fetched) take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs[b.next] = nil // the handler's now
+	b.next++
+	return b.told
+}
+
+// tell tells the messages still waiting that they are in progress, once
+// after have passed since the fetch or the last time; it returns how many
+// were told and the last failure (tried again at the next call).
+func (b *fetched) tell(now time.Time, after time.Duration) (told, failed int, failure error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.since) < after {
+		return 0, 0, nil
+	}
+	for _, m := range b.msgs[b.next:] {
+		if err := m.InProgress(); err != nil {
+			failed, failure = failed+1, err
+			continue
+		}
+		told++
+	}
+	if failed == 0 {
+		b.since, b.told = now, true
+	}
+	return told, failed, failure
 }
 
 // lastDelivery tells whether msg is on its MaxDeliver-th delivery or past it.
@@ -692,7 +790,7 @@ func (d *delivery) ackLater() func(error) {
 		if err != nil {
 			if d.Delivered >= uint64(c.cfg.MaxDeliver) {
 				// Its redelivery is dead-lettered without the handler.
-				c.keepReason(d.StreamSeq, "max deliveries exceeded: "+err.Error())
+				c.keepReason(d.StreamSeq, c.lastReason(err))
 			}
 			if nerr := d.msg.Nak(); nerr != nil {
 				c.ackFailure(nerr, d.StreamSeq, "nak failed; the message will be redelivered after ack_wait")
@@ -736,7 +834,10 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 		d.once.Store(true)
 		reason, ok := c.takeReason(d.StreamSeq)
 		if !ok {
-			reason = fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries", c.cfg.AckWait, c.cfg.MaxDeliver)
+			// Or naked, unjudged, by an instance that is gone (a stop,
+			// a lost lease): its reason went with it.
+			reason = fmt.Sprintf("max deliveries exceeded: no result within ack wait %s for %d deliveries, "+
+				"or given back by an instance stopped or fenced since (then not judged bad: %s)", c.cfg.AckWait, c.cfg.MaxDeliver, replayHint)
 		}
 		c.deadLetter(d, reason)
 		return
@@ -750,7 +851,9 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 }
 
 // keepInProgress tells every delivery held for a third of AckWait that it
-// is in progress, checking every sixth of it, until ctx ends. It sends
+// is in progress, checking every sixth of it, until ctx ends; and, for
+// every consumer, the messages of a fetched batch still waiting for the
+// handler. It sends
 // under heldMu, which a result takes before it acks or naks (done): an
 // in-progress signal after a nak would turn the nak's short delay into a
 // whole AckWait. InProgress only publishes; it waits for nothing.
@@ -785,6 +888,13 @@ func (c *Consumer) keepInProgress(ctx context.Context) {
 				}
 			}
 			c.heldMu.Unlock()
+			if b := c.batch.Load(); b != nil {
+				told, bfailed, berr := b.tell(now, after)
+				c.toldInProgress.Add(uint64(told))
+				if bfailed > 0 {
+					failed, failure = failed+bfailed, berr
+				}
+			}
 			if failed > 0 {
 				c.log.Warn().Err(failure).Int("deliveries", failed).Msg("telling held deliveries in progress failed; tried again")
 			}
@@ -822,11 +932,27 @@ func (d *delivery) done(err error) {
 	case errs.IsPermanent(err):
 		c.deadLetter(d, err.Error())
 	case d.Delivered >= uint64(c.cfg.MaxDeliver):
-		c.deadLetter(d, "max deliveries exceeded: "+err.Error())
+		c.deadLetter(d, c.lastReason(err))
 	default:
 		c.nak(d)
 		c.release(1)
 	}
+}
+
+// replayHint tells, in a dead letter's reason, how to have a good message
+// processed after all (docs/operations.md, "Dead letters").
+const replayHint = "replay it (aiops notify replay for the notifier's, else publish it again to its subject)"
+
+// lastReason is why a message whose last delivery failed with err is
+// dead-lettered. One given back (errs.GivenBack: a stop, a lost lease, no
+// room for its outputs) was never judged bad: naked, it would be
+// dead-lettered all the same by its redelivery, past MaxDeliver, and with
+// a reason that does not say so.
+func (c *Consumer) lastReason(err error) string {
+	if errs.IsGivenBack(err) {
+		return fmt.Sprintf("given back on its last delivery (max_deliver %d), not judged bad: %s: %v", c.cfg.MaxDeliver, replayHint, err)
+	}
+	return "max deliveries exceeded: " + err.Error()
 }
 
 // ackFailure counts a failed ack or nak and logs at most one line a second:
@@ -861,9 +987,15 @@ func (c *Consumer) nak(d *delivery) {
 
 // deadLetter stores the original message with the reason on the dead-letter
 // subject and terminates it only once the store is acked; if the store fails
-// the message is naked, so it is never lost. It runs off the caller's
-// goroutine because it waits for a pub ack; dead letters are rare.
+// or does not answer within dlWait the message is naked, so it is never
+// lost. It runs off the caller's goroutine because it waits for a pub ack;
+// dead letters are rare.
 func (c *Consumer) deadLetter(d *delivery, reason string) {
+	// The handler may have held it for most of AckWait: the wait below
+	// starts a new one, so the message is not handed out again meanwhile.
+	// Not sent, the wait still ends and the message is naked; at worst it
+	// came again already.
+	_ = d.msg.InProgress()
 	h := make(nats.Header, len(d.Header)+6)
 	for k, v := range d.Header {
 		// Nats-* headers steer the server (dedup, expectations) and would
@@ -888,21 +1020,17 @@ func (c *Consumer) deadLetter(d *delivery, reason string) {
 	// of a stream created again, numbered from 1 again.
 	h.Set(jetstream.MsgIDHeader, c.cfg.Stream+"."+c.cfg.Durable+"."+strconv.FormatInt(c.streamEpoch.Load(), 36)+"."+seq)
 
-	f, err := c.js.PublishMsgAsync(fitDeadLetter(c.dlSubj, h, d.Data, c.js.Conn().MaxPayload()))
+	f, err := c.dl.PublishMsgAsync(fitDeadLetter(c.dlSubj, h, d.Data, c.js.Conn().MaxPayload()))
 	if err != nil {
 		c.deadLetterFailedNak(d, reason, err)
 		return
 	}
 	go func() {
-		timer := time.NewTimer(c.dlWait)
-		defer timer.Stop()
+		var stored *jetstream.PubAck
 		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+		case stored = <-f.Ok():
+		case err := <-f.Err(): // a refusal, or no ack within dlWait
 			c.deadLetterFailedNak(d, reason, err)
-			return
-		case <-timer.C:
-			c.deadLetterFailedNak(d, reason, fmt.Errorf("no pub ack within %s", c.dlWait))
 			return
 		}
 		if err := d.msg.TermWithReason(truncate(reason, 256)); err != nil {
@@ -914,7 +1042,43 @@ func (c *Consumer) deadLetter(d *delivery, reason string) {
 		c.log.Warn().Uint64("stream_seq", d.StreamSeq).Str("subject", d.Subject).Uint64("deliveries", d.Delivered).
 			Str("reason", truncate(reason, 256)).Str("deadletter_subject", c.dlSubj).Msg("message dead-lettered")
 		c.release(1)
+		c.checkDeadLetterRoom(stored.Stream)
 	}()
+}
+
+// checkDeadLetterRoom looks, at most every dlCheckEvery, at how full the
+// dead-letter stream that just stored a dead letter is. It discards its
+// oldest dead letters to make room for new ones (DiscardOld, bounded by
+// max_bytes), which the server tells nobody: from 90% of a limit on, each
+// dead letter stored is counted (Stats.DeadLetterNearFull) and a warning
+// logged at each check.
+func (c *Consumer) checkDeadLetterRoom(stream string) {
+	now := time.Now().UnixNano()
+	last := c.dlChecked.Load()
+	if now-last < int64(c.dlCheckEvery) || !c.dlChecked.CompareAndSwap(last, now) {
+		if c.dlNearFull.Load() {
+			c.deadLetterNearFull.Add(1)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.dlWait)
+	defer cancel()
+	s, err := c.js.Stream(ctx, stream)
+	if err != nil {
+		return // asked again at the next dead letter past dlCheckEvery
+	}
+	info := s.CachedInfo()
+	nearly := func(have uint64, limit int64) bool { return limit > 0 && have >= uint64(limit)/10*9 }
+	full := info.Config.Discard == jetstream.DiscardOld &&
+		(nearly(info.State.Bytes, info.Config.MaxBytes) || nearly(info.State.Msgs, info.Config.MaxMsgs))
+	c.dlNearFull.Store(full)
+	if !full {
+		return
+	}
+	c.deadLetterNearFull.Add(1)
+	c.log.Warn().Str("deadletter_stream", stream).Uint64("bytes", info.State.Bytes).Int64("max_bytes", info.Config.MaxBytes).
+		Uint64("messages", info.State.Msgs).Int64("max_msgs", info.Config.MaxMsgs).
+		Msg("the dead-letter stream is at 90% of its limit or more: past it, each dead letter stored discards the oldest; replay or remove them, or raise streams.max_bytes")
 }
 
 // maxReasons bounds Consumer.reasons.

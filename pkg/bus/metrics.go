@@ -19,13 +19,15 @@ func (c *Consumer) Collector() prometheus.Collector {
 		outstanding: prometheus.NewDesc("aiops_bus_outstanding",
 			"Deliveries handed out or being fetched and not yet settled; bounded by max_ack_pending.", nil, labels),
 		inProgress: prometheus.NewDesc("aiops_bus_in_progress_total",
-			"In-progress signals sent for deliveries held longer than a third of ack_wait (consumers that hold deliveries on purpose).", nil, labels),
+			"In-progress signals sent for deliveries held longer than a third of ack_wait (consumers that hold deliveries on purpose) or waiting as long in a fetched batch.", nil, labels),
+		deadLetterNearFull: prometheus.NewDesc("aiops_bus_deadletters_near_full_total",
+			"Dead letters stored while the dead-letter stream was at 90% or more of its max_bytes or max_msgs (looked at once a minute): past its limit each discards the oldest dead letters.", nil, labels),
 	}
 }
 
 type consumerCollector struct {
-	c                                            *Consumer
-	deliveries, results, outstanding, inProgress *prometheus.Desc
+	c                                                                *Consumer
+	deliveries, results, outstanding, inProgress, deadLetterNearFull *prometheus.Desc
 }
 
 func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -33,6 +35,7 @@ func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.results
 	ch <- cc.outstanding
 	ch <- cc.inProgress
+	ch <- cc.deadLetterNearFull
 }
 
 func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -49,4 +52,5 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(cc.outstanding, prometheus.GaugeValue, float64(s.Outstanding))
 	ch <- prometheus.MustNewConstMetric(cc.inProgress, prometheus.CounterValue, float64(s.InProgress))
+	ch <- prometheus.MustNewConstMetric(cc.deadLetterNearFull, prometheus.CounterValue, float64(s.DeadLetterNearFull))
 }

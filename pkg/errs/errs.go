@@ -36,3 +36,27 @@ func IsPermanent(err error) bool {
 	var p permanent
 	return errors.As(err, &p)
 }
+
+type givenBack struct{ err error }
+
+func (g givenBack) Error() string { return g.err.Error() }
+func (g givenBack) Unwrap() error { return g.err }
+
+// GivenBack marks err as a failure of the instance, not of the input: the
+// input was given back unjudged (a stop before its outputs were stored, a
+// lost lease, no room for its outputs), and is good. On its last delivery
+// the transport still dead-letters it, as the only place that keeps it,
+// saying so. GivenBack(nil) is nil.
+func GivenBack(err error) error {
+	if err == nil {
+		return nil
+	}
+	return givenBack{err}
+}
+
+// IsGivenBack reports whether err, or any error it wraps, was marked
+// GivenBack.
+func IsGivenBack(err error) bool {
+	var g givenBack
+	return errors.As(err, &g)
+}

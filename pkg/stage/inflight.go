@@ -51,8 +51,10 @@ const DefaultRoomWait = time.Second
 
 // ErrBusy is what a processor returns for an input it refuses, before
 // taking anything of it in, while its InFlight has no Room: the input is
-// naked and comes again once the stream stores what is in flight.
-var ErrBusy = errors.New("stage: too many outputs not stored yet: input refused for now")
+// naked and comes again once the stream stores what is in flight. On its
+// last delivery it is dead-lettered, saying it was given back unprocessed
+// (errs.GivenBack).
+var ErrBusy = errs.GivenBack(errors.New("stage: too many outputs not stored yet: input refused for now"))
 
 // InFlightOutputs is implemented by a processor that keeps its outputs in
 // an InFlight: the runner's ticks send again those whose publish failed.

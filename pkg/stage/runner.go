@@ -536,8 +536,10 @@ func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 }
 
 // ErrStopped settles an output whose ack had not come when the stop's drain
-// ended: its input is redelivered, and the output sent again with its id.
-var ErrStopped = errors.New("stage: stopped before the output's ack came")
+// ended: its input is redelivered, and the output sent again with its id
+// (dead-lettered on its last delivery, saying it was given back:
+// errs.GivenBack).
+var ErrStopped = errs.GivenBack(errors.New("stage: stopped before the output's ack came"))
 
 // awaitAck waits for f's ack until drained is closed; an ack that came is
 // taken even then.

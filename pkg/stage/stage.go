@@ -40,6 +40,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/service"
 )
@@ -184,8 +185,8 @@ type Config struct {
 // ErrFenced is what a Checkpointer returns when it did not save because
 // another instance owns the state now (a lost lease): not a failure of
 // its own, and the inputs waiting for that checkpoint go back to the
-// stream (Config.AckAfterCheckpoint).
-var ErrFenced = errors.New("stage: another instance owns the state: not saved")
+// stream (Config.AckAfterCheckpoint), marked given back (errs.GivenBack).
+var ErrFenced = errs.GivenBack(errors.New("stage: another instance owns the state: not saved"))
 
 // DefaultConfig is a Config with every default filled in.
 func DefaultConfig(name string) Config {

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -41,8 +42,8 @@ var (
 	// checkpoint follows at once.
 	ErrNotStored = errors.New("correlator: the command is applied but not stored yet")
 	// ErrStandby: this instance does not hold the lease; the active one
-	// has the incidents.
-	ErrStandby = errors.New("correlator: this instance is standing by (another one holds the lease)")
+	// has the incidents. A signal given back so is good (errs.GivenBack).
+	ErrStandby = errs.GivenBack(errors.New("correlator: this instance is standing by (another one holds the lease)"))
 	// ErrCatchingUp: the incident is not known, but this instance restored
 	// its state less than the consumer's ack_wait ago, and the signals its
 	// predecessor took after its last save (a crash) are still coming

@@ -507,8 +507,10 @@ func longestHold(r *amconfig.Route) time.Duration {
 	return d
 }
 
-// ErrStopping settles the events a stopping notifier still held.
-var ErrStopping = errors.New("notifier: stopping before the notification was due")
+// ErrStopping settles the events a stopping notifier still held: given
+// back, not judged bad (errs.GivenBack), so one on its last delivery is
+// dead-lettered saying so.
+var ErrStopping = errs.GivenBack(errors.New("notifier: stopping before the notification was due"))
 
 // handDue hands every notification due at now (event time) to its
 // receiver's lane, under mu: taking them from the schedule and queueing

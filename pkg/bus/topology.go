@@ -169,3 +169,57 @@ func EnsureTopology(ctx context.Context, js jetstream.JetStream, streams []jetst
 	}
 	return nil
 }
+
+// TopologyDrift names each setting of the existing streams that ensuring
+// streams would change ("EVENTS max_bytes 1073741824 -> 268435456"); a
+// stream not there yet is left out. Every service ensures the streams at
+// start, so two services configured differently change them back and
+// forth, each start trimming (max_bytes, max_age), moving (replicas) or
+// re-partitioning (metric_partitions) what the other set: the caller says
+// so before it applies its own. A stream that cannot be looked up is left
+// to EnsureStream to report.
+func TopologyDrift(ctx context.Context, js jetstream.JetStream, streams []jetstream.StreamConfig) []string {
+	var drift []string
+	for _, want := range streams {
+		s, err := js.Stream(ctx, want.Name)
+		if err != nil {
+			continue
+		}
+		have := s.CachedInfo().Config
+		note := func(field string, old, new any) {
+			drift = append(drift, fmt.Sprintf("%s %s %v -> %v", want.Name, field, old, new))
+		}
+		if have.Replicas != want.Replicas && want.Replicas > 0 {
+			note("replicas", have.Replicas, want.Replicas)
+		}
+		if bound(have.MaxBytes) != bound(want.MaxBytes) {
+			note("max_bytes", have.MaxBytes, want.MaxBytes)
+		}
+		if have.MaxAge != want.MaxAge {
+			note("max_age", have.MaxAge, want.MaxAge)
+		}
+		if want.Duplicates > 0 && have.Duplicates != want.Duplicates {
+			note("duplicate_window", have.Duplicates, want.Duplicates)
+		}
+		if transform(have.SubjectTransform) != transform(want.SubjectTransform) {
+			note("subject_transform (metric_partitions)", transform(have.SubjectTransform), transform(want.SubjectTransform))
+		}
+	}
+	return drift
+}
+
+// bound is a stream's byte limit, -1 for none (which the server keeps
+// for 0).
+func bound(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+func transform(t *jetstream.SubjectTransformConfig) string {
+	if t == nil {
+		return "none"
+	}
+	return t.Source + " -> " + t.Destination
+}

@@ -241,7 +241,14 @@ func Open(ctx context.Context, name string, cfg Config, opts ...Option) (*Platfo
 	if err != nil {
 		return nil, err // says "bus: ..." itself
 	}
-	if err := bus.EnsureTopology(ctx, p.JS, bus.DefaultStreams(cfg.Streams.options()...)); err != nil {
+	streams := bus.DefaultStreams(cfg.Streams.options()...)
+	for _, change := range bus.TopologyDrift(ctx, p.JS, streams) {
+		// Applied all the same: a change of streams.* is made by the next
+		// service to start. One that differs by mistake changes it back.
+		log.Warn().Str("change", change).Msg("streams: this service's streams settings differ from the stream's and are applied now; " +
+			"give every service the same streams settings, or each start changes them back")
+	}
+	if err := bus.EnsureTopology(ctx, p.JS, streams); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("streams: %w", err)
 	}

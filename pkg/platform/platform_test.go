@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strings"
@@ -134,5 +135,42 @@ func TestOpenProvisionsStreams(t *testing.T) {
 	_, err = Open(context.Background(), "test", cfg, WithStore(), WithLogOutput(io.Discard))
 	if err == nil || !strings.HasPrefix(err.Error(), "store:") {
 		t.Fatalf("Open with unreachable store: %v", err)
+	}
+}
+
+// Every service provisions the streams at start with its own streams
+// settings. One configured apart from the others (metric partitions left
+// out, another max_bytes) changes the shared streams back at each of its
+// starts: un-partitioning the samples the detectors' filters wait for,
+// trimming a backlog. It says so, naming each change; a service that
+// agrees with the streams says nothing.
+func TestOpenWarnsOfStreamSettingsItChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	open := func(partitions int, maxBytes int64) string {
+		cfg := DefaultConfig()
+		cfg.Bus.URLs = []string{srv.URL()}
+		cfg.Streams.Storage = "memory"
+		cfg.Streams.MetricPartitions = partitions
+		cfg.Streams.MaxBytes = maxBytes
+		var out bytes.Buffer
+		p, err := Open(context.Background(), "test", cfg, WithLogOutput(&out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		return out.String()
+	}
+	open(2, 0)
+	if out := open(2, 0); strings.Contains(out, "streams settings differ") {
+		t.Fatalf("the same settings again reported as a change:\n%s", out)
+	}
+	out := open(0, 8<<20)
+	for _, want := range []string{"EVENTS subject_transform", "EVENTS max_bytes", "DEADLETTER max_bytes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no warning naming %q among:\n%s", want, out)
+		}
 	}
 }

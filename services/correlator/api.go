@@ -67,11 +67,12 @@ type commandResult struct {
 	err   error
 }
 
-// Submit hands a command to the correlator and waits until the incident
-// event it causes was stored by the stream and, with a state store, a
-// saved checkpoint holds the command (one is asked for at once): a caller
+// Submit hands a command to the correlator and waits until, with a state
+// store, a saved checkpoint holds the command (one is asked for at once),
+// and the incident event it causes was stored by the stream: a caller
 // told yes must not lose the command to a crash, which restores the last
-// saved state. Commands are applied by the tick, through the runtime, so
+// saved state. The event is published only once that checkpoint holds
+// the command (Processor.unsaved). Commands are applied by the tick, through the runtime, so
 // their events are published (and retried) like every other output. A
 // command the incident refuses (unknown, already resolved) fails at once.
 // A command on an incident merged into another applies to that one
@@ -151,18 +152,29 @@ func (p *Processor) failPending(err error) {
 	}
 }
 
-// applyCommands runs the pending commands; p.mu is held. Each command's
-// caller hears back once its event was stored.
+// applyCommands publishes the events of the commands a saved checkpoint
+// holds now, and runs the pending commands; p.mu is held. Each command's
+// caller hears back once its event was stored; with a state store, its
+// event waits for a saved checkpoint that holds the command (unsaved).
 func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
-	cmds := p.commands
-	p.commands = nil
-	if len(cmds) > 0 && !p.holding() {
+	cmds, due := p.commands, p.due
+	p.commands, p.due = nil, nil
+	if (len(cmds) > 0 || len(due) > 0) && !p.holding() {
 		// The lease ran out by this instance's clock (it was paused, or
-		// cannot renew): the next holder takes the commands.
+		// cannot renew): the next holder takes the commands, and sends
+		// the events its restored outbox holds.
 		for _, pc := range cmds {
 			pc.result <- commandResult{err: ErrStandby}
 		}
+		for _, c := range due {
+			c.answer(ErrStandby)
+		}
 		return
+	}
+	for _, c := range due {
+		if err := out.Emit(stage.Output{Event: c.event, Settled: settledAnswer(c.answer)}); err != nil {
+			c.answer(err)
+		}
 	}
 	for _, pc := range cmds {
 		// Its event is timed at the correlator's event time; what the
@@ -189,27 +201,18 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 		if err == nil {
 			result, state := pc.result, u.State
 			answer := func(err error) { result <- commandResult{state: state, err: err} }
-			durable := p.unstored != nil
-			var seq uint64
-			if durable {
-				p.applied++
-				seq = p.applied
+			if p.unstored != nil {
+				// Published by the tick after the checkpoint asked for
+				// now saved it (saved).
 				if pc.cmd.ID != "" {
 					p.unstored[pc.cmd.ID] = true // until a checkpoint holds it
 				}
-			}
-			err = out.Emit(stage.Output{Event: e, Settled: func(err error) {
-				switch {
-				case err != nil:
-					answer(fmt.Errorf("%w: %w", ErrNotStored, err))
-				case durable:
-					p.answerWhenSaved(seq, answer)
-				default:
-					answer(nil)
+				p.unsaved = append(p.unsaved, commandEvent{event: e, answer: answer})
+				if p.checkpointSoon != nil {
+					p.checkpointSoon()
 				}
-			}})
-			if err == nil && durable && p.checkpointSoon != nil {
-				p.checkpointSoon()
+			} else {
+				err = out.Emit(stage.Output{Event: e, Settled: settledAnswer(answer)})
 			}
 		}
 		if err != nil {
@@ -220,6 +223,17 @@ func (p *Processor) applyCommands(now time.Time, out stage.Emitter) {
 			logged = logged.Str("merged_incident_id", pc.cmd.IncidentID)
 		}
 		logged.Msg("incident command applied")
+	}
+}
+
+// settledAnswer answers a command once the stream stored its event, or
+// refused it (ErrNotStored: the runtime sends it again).
+func settledAnswer(answer func(error)) func(error) {
+	return func(err error) {
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrNotStored, err)
+		}
+		answer(err)
 	}
 }
 

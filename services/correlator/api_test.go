@@ -452,11 +452,17 @@ func TestCommandAnsweredOnceACheckpointHoldsIt(t *testing.T) {
 			}
 		}
 	}
-	// The event is stored, but no checkpoint holds the command: no yes.
+	// No checkpoint holds the command: no yes, and no event either (a
+	// crash now would restore a state without the command, and its
+	// event would stay downstream beside the one the command given again
+	// makes).
 	failing.Store(true)
 	held := correlate.Command{IncidentID: id, Action: "comment", Text: "zero", ID: "key:z"}
 	if err := submit(held, time.Second); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("comment while checkpoints fail: %v, want ErrNotStored", err)
+	}
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d events published while no checkpoint holds the comment, want the opening alone", n)
 	}
 	if err := submit(held, 200*time.Millisecond); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("the comment again while checkpoints fail: %v, want ErrNotStored", err)

@@ -69,14 +69,18 @@ type Processor struct {
 	// ErrNotStored, not ErrApplied's success, so that a crash before
 	// either cannot lose a command whose repeat was acked.
 	unstored map[string]bool
-	// applied numbers the commands applied and savedUpTo is the last a
-	// saved checkpoint holds (with a state store); unsaved are the answers
-	// of those whose event is stored but that no saved state holds yet,
-	// told once one does (a crash before would lose the command), and
-	// checkpointSoon asks the runner for that checkpoint at once.
-	applied, savedUpTo uint64
-	unsaved            []unsavedAnswer
-	checkpointSoon     func()
+	// unsaved are the events of the commands applied that no saved
+	// checkpoint holds yet (with a state store), due those one holds,
+	// which the next tick publishes: a command's event goes out only once
+	// a saved state holds the command (and its outbox the event).
+	// Published before, it would stay downstream after a crash that
+	// restores a state without the command, and the command, given again
+	// (a NATS redelivery, an API retry), would make a second event, timed
+	// at another event time and so under another id: a second page, a
+	// second row. checkpointSoon asks the runner for that checkpoint at
+	// once.
+	unsaved, due   []commandEvent
+	checkpointSoon func()
 	// tickSoon asks the runner for the tick that applies a command now,
 	// not at the next second's boundary: a burst of commands over NATS,
 	// taken one at a time, would go at one a second.
@@ -373,34 +377,22 @@ func (p *Processor) InFlightOutputs() *stage.InFlight {
 // holding tells whether this instance still holds its lease (see holds).
 func (p *Processor) holding() bool { return p.holds == nil || p.holds() }
 
-// unsavedAnswer is the answer of the command numbered seq, told once a
-// saved checkpoint holds it.
-type unsavedAnswer struct {
-	seq    uint64
+// commandEvent is the incident event a command made and its caller's
+// answer, told once the stream stored the event.
+type commandEvent struct {
+	event  *event.Envelope
 	answer func(error)
 }
 
-// answerWhenSaved answers the command numbered seq, whose event is
-// stored, once a saved checkpoint holds it.
-func (p *Processor) answerWhenSaved(seq uint64, answer func(error)) {
-	p.mu.Lock()
-	if p.savedUpTo < seq {
-		p.unsaved = append(p.unsaved, unsavedAnswer{seq, answer})
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	answer(nil)
-}
-
-// failUnsaved answers the commands no saved checkpoint holds with err: the
-// term ended without one (the lease was lost, or the last save failed), so
-// the next holder's state does not have them (a NATS command is naked, and
-// applied by the next holder).
+// failUnsaved answers the commands whose events wait for a saved
+// checkpoint, or for the next tick, with err: the term ended (the lease
+// was lost, or the service stops). The next holder's state does not have
+// those no saved checkpoint holds, and applies them when they come again
+// (a NATS command is naked); those one holds, its outbox sends.
 func (p *Processor) failUnsaved(err error) {
 	p.mu.Lock()
-	waiting := p.unsaved
-	p.unsaved = nil
+	waiting := append(p.unsaved, p.due...)
+	p.unsaved, p.due = nil, nil
 	p.mu.Unlock()
 	for _, w := range waiting {
 		w.answer(err)
@@ -409,14 +401,15 @@ func (p *Processor) failUnsaved(err error) {
 
 // savedState is what a checkpoint saves: the state as bytes, the ids of
 // the commands applied whose events were not stored yet (once the state
-// is saved, the outbox saved before it holds their events), the number of
-// the last command applied, and the incident events in flight, oldest
-// first, which the outbox must hold: the state made them.
+// is saved, the outbox saved before it holds their events), how many of
+// the unsaved commands' events it holds (the first), and the incident
+// events in flight, oldest first, those commands' among them, which the
+// outbox must hold: the state made them.
 type savedState struct {
-	data      []byte
-	unstored  []string
-	appliedTo uint64
-	flying    []bus.Message
+	data     []byte
+	unstored []string
+	commands int
+	flying   []bus.Message
 }
 
 // snapshot and restore are the state as bytes.
@@ -424,34 +417,31 @@ func (p *Processor) snapshot() (savedState, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	data, err := p.c.MarshalJSON()
-	st := savedState{data: data, unstored: slices.Collect(maps.Keys(p.unstored)), appliedTo: p.applied}
+	st := savedState{data: data, unstored: slices.Collect(maps.Keys(p.unstored)), commands: len(p.unsaved)}
 	if p.inFlight != nil {
 		st.flying = p.inFlight.Messages()
+	}
+	for _, c := range slices.Concat(p.due, p.unsaved) {
+		m, merr := stage.Message(stage.Output{Event: c.event})
+		err = errors.Join(err, merr)
+		st.flying = append(st.flying, m)
 	}
 	return st, err
 }
 
-// saved records st as saved: its commands are held, and their callers
-// waiting for that are answered.
+// saved records st as saved: its commands are held, and their events go
+// out with the next tick, asked for at once.
 func (p *Processor) saved(st savedState) {
 	p.mu.Lock()
 	for _, id := range st.unstored {
 		delete(p.unstored, id)
 	}
-	p.savedUpTo = max(p.savedUpTo, st.appliedTo)
-	var told []unsavedAnswer
-	waiting := p.unsaved[:0]
-	for _, w := range p.unsaved {
-		if w.seq <= p.savedUpTo {
-			told = append(told, w)
-		} else {
-			waiting = append(waiting, w)
-		}
-	}
-	p.unsaved = waiting
+	n := min(st.commands, len(p.unsaved))
+	p.due = append(p.due, p.unsaved[:n]...)
+	p.unsaved = slices.Delete(p.unsaved, 0, n)
 	p.mu.Unlock()
-	for _, w := range told {
-		w.answer(nil)
+	if n > 0 && p.tickSoon != nil {
+		p.tickSoon()
 	}
 }
 
@@ -495,7 +485,9 @@ func (p *Processor) newTerm(restores bool) <-chan struct{} {
 		// it did not are applied anew when given again.
 		clear(p.unstored)
 	}
-	p.savedUpTo = p.applied
+	// Answered when the last term ended: the outbox holds the events of
+	// those saved, and the others are applied anew.
+	p.unsaved, p.due = nil, nil
 	p.restored = make(chan struct{})
 	if !restores {
 		close(p.restored)

@@ -1,0 +1,89 @@
+package correlator
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// A correlator applies an acknowledgement and crashes before a saved
+// state holds it (its saves fail: the object store is out of reach). The
+// next instance restores a state without it, and the command, given
+// again under its id (an API client retrying with its Idempotency-Key, a
+// NATS command redelivered), is applied there. Downstream sees one
+// acknowledgement: the crashed instance published none, since a command's
+// event goes out only once a saved state holds the command. It used to go
+// out first, and the second application, timed at another event time,
+// made another event under another id (a second page, a second row).
+func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour // the command's save only
+	r.cfg.Consumer.AckWait = 2 * time.Second
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, err := New(context.Background(), js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- crashed.Run(ctx) }()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+
+	// Every save fails from now on: the object store takes nothing.
+	bucket := crashed.proc.cfg.State.Bucket
+	restore := testenv.NarrowStream(t, r.js, "OBJ_"+bucket, "$O."+bucket+".none")
+	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
+	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stopSubmit()
+	if _, err := crashed.proc.Submit(submit, ack); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("ack while saves fail: %v, want ErrNotStored", err)
+	}
+	// Signals go on coming: event time moves on past the ack's.
+	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		crashed.proc.mu.Lock()
+		now := crashed.proc.c.Now()
+		crashed.proc.mu.Unlock()
+		if now.Equal(t0.Add(30 * time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event time %v, want the late signal's", now)
+		}
+	}
+	nc.Close() // the crash: no save, no ack
+	cancel()
+	<-ran
+	restore()
+
+	next, stop := r.start()
+	defer stop()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := next.proc.Submit(sctx, ack)
+		scancel()
+		if err == nil {
+			break
+		}
+		// Unknown until the signals from before the crash came again.
+		if time.Now().After(deadline) {
+			t.Fatalf("the ack given again after the crash: %v, want done", err)
+		}
+	}
+	// The answer came once its event was stored: every acknowledgement
+	// published is in the stream by now.
+	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
+	if acked[0].IncidentID != opened.IncidentID {
+		t.Fatalf("acknowledged %s, want %s", acked[0].IncidentID, opened.IncidentID)
+	}
+}

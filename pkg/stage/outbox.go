@@ -175,3 +175,20 @@ func (h *HeldOutputs) SaveTo(ctx context.Context, store jetstream.ObjectStore, k
 }
 
 const outboxSuffix = ".outbox"
+
+// OutboxObject names the object that holds the outputs saved beside the
+// state object key (SaveTo, SaveFenced).
+func OutboxObject(key string) string { return key + outboxSuffix }
+
+// SaveFenced is SaveTo through f, which claimed the outbox object
+// (ErrFenced: another holder claimed it since).
+func (h *HeldOutputs) SaveFenced(ctx context.Context, f *FencedObjects, key string) error {
+	data, err := h.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := f.Put(ctx, OutboxObject(key), data); err != nil {
+		return fmt.Errorf("stage: saving %s: %w", OutboxObject(key), err)
+	}
+	return nil
+}

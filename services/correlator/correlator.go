@@ -516,7 +516,11 @@ type durable struct {
 	*Processor
 	*stage.HeldOutputs
 	store jetstream.ObjectStore
-	key   string
+	// objects writes the state and its outbox under compare-and-set,
+	// claimed by each term's restore: a save of a term that ended, landing
+	// late, is refused rather than replacing the next holder's state.
+	objects *stage.FencedObjects
+	key     string
 	// fenced is true once this instance lost its lease: another instance
 	// may have restored the state already, and a late save would undo what
 	// that one did since.
@@ -526,6 +530,11 @@ type durable struct {
 // Restore loads the saved outbox and state, if any.
 func (d durable) Restore(ctx context.Context) error {
 	d.catchUp()
+	// Claimed first: what is read then is the last state saved, and no
+	// earlier holder's save lands over what this term saves.
+	if err := d.objects.Claim(ctx, d.key, stage.OutboxObject(d.key)); err != nil {
+		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
+	}
 	if err := d.LoadFrom(ctx, d.store, d.key); err != nil {
 		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
@@ -584,11 +593,17 @@ func (d durable) Checkpoint(ctx context.Context) error {
 	}
 	outbox := new(stage.HeldOutputs)
 	outbox.Hold(append(slices.Clone(d.Held()), st.flying...))
-	if err := outbox.SaveTo(ctx, d.store, d.key); err != nil {
-		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
+	err = outbox.SaveFenced(ctx, d.objects, d.key)
+	if err == nil {
+		err = d.objects.Put(ctx, d.key, st.data)
 	}
-	if _, err = d.store.PutBytes(ctx, d.key, st.data); err != nil {
-		return err
+	if errors.Is(err, stage.ErrFenced) {
+		// Another holder restored since: its term owns the state.
+		d.fenced.Store(true)
+		d.log.Warn().Err(err).Msg("state not saved: another instance holds it now")
+	}
+	if err != nil {
+		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
 	d.saved(st)
 	return nil
@@ -623,9 +638,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
+		objects, err := stage.NewFencedObjects(ctx, js, cfg.State.Bucket)
+		if err != nil {
+			return nil, fmt.Errorf("correlator: %w", err)
+		}
 		proc.unstored = map[string]bool{}
 		proc.inFlight = &stage.InFlight{}
-		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: cfg.State.Key, fenced: fenced}
+		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 		// What a signal did is in the state alone until it is saved (a
 		// resolution only starts a quiet period): acked before, a crash

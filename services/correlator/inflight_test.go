@@ -39,7 +39,11 @@ func TestNoIncidentOpeningLostPastTheInFlightBound(t *testing.T) {
 	}
 	proc.unstored = map[string]bool{}
 	proc.inFlight = &stage.InFlight{Wait: time.Millisecond} // as New builds it, without waiting for room
-	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: "correlator", fenced: new(atomic.Bool)}
+	objects, err := stage.NewFencedObjects(context.Background(), r.js, "inflight-loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: "correlator", fenced: new(atomic.Bool)}
 	scfg := stage.Config{TickEvery: time.Second, CheckpointEvery: time.Hour, AckAfterCheckpoint: true}
 
 	n := stage.DefaultMaxInFlight + 10

@@ -614,7 +614,11 @@ func TestRestoreOfNothingForgetsTheLastTerm(t *testing.T) {
 	if n := len(proc.Incidents()); n != 1 {
 		t.Fatalf("%d incidents after the alert, want 1", n)
 	}
-	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, key: "correlator", fenced: new(atomic.Bool)}
+	objects, err := stage.NewFencedObjects(context.Background(), r.js, "restore-nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: "correlator", fenced: new(atomic.Bool)}
 	if err := d.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,191 @@
+package stage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// FencedObjects writes objects of a state store under compare-and-set,
+// so that a holder whose term ended cannot replace what the next holder
+// saved. The lease fences by the holder's clock only, and nats.go's put
+// sends an object's last message (its meta, which makes the chunks the
+// object) without waiting for the answer: a put cut off at the holder's
+// deadline, its bytes still on the way (the process paused, a slow
+// link), would land after the next holder restored, and replace its
+// newer state. Here the meta message is published expecting the last
+// sequence of its subject that this writer saw: Claim republishes each
+// meta at the start of a term, so any earlier writer's meta still on the
+// way is refused, and a Put refused so is ErrFenced.
+//
+// The objects are the object store's own (the same chunks and meta
+// messages), so any reader, and nats.go's Get, reads them as before.
+type FencedObjects struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	bucket string
+	last   map[string]fencedMeta // by object name: as this writer claimed or wrote it
+	// lost are the chunks' tokens of the last put of each object whose
+	// meta's answer was lost: it may have landed all the same.
+	lost map[string]string
+}
+
+// fencedMeta is where an object's meta message stands.
+type fencedMeta struct {
+	seq  uint64 // its stream sequence (0: none yet)
+	nuid string // its chunks' subject token ("": none)
+}
+
+// objChunkSize is nats.go's default chunk size.
+const objChunkSize = 128 << 10
+
+// NewFencedObjects writes to the object store bucket (made with
+// OpenStateStore).
+func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string) (*FencedObjects, error) {
+	s, err := js.Stream(ctx, "OBJ_"+bucket)
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
+	}
+	return &FencedObjects{js: js, stream: s, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string]string{}}, nil
+}
+
+func (f *FencedObjects) metaSubject(name string) string {
+	return "$O." + f.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+}
+
+func (f *FencedObjects) chunkSubject(nuid string) string { return "$O." + f.bucket + ".C." + nuid }
+
+// Claim makes the objects this writer's for a term: it publishes each
+// one's meta again (a deletion marker where there is none) expecting the
+// sequence it read, so that a meta of an earlier writer still on the way
+// is refused from now on. Call it before reading the objects: once it
+// returned, no one else changes them. A meta that landed between the
+// read and the claim is read again.
+func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		for {
+			at, data, err := f.readMeta(ctx, name)
+			if err != nil {
+				return err
+			}
+			seq, err := f.publishMeta(ctx, name, data, at.seq)
+			if errors.Is(err, ErrFenced) {
+				continue // a late write landed meanwhile: it is the last one
+			}
+			if err != nil {
+				return fmt.Errorf("stage: claiming %s: %w", name, err)
+			}
+			f.last[name] = fencedMeta{seq: seq, nuid: at.nuid}
+			delete(f.lost, name)
+			break
+		}
+	}
+	return nil
+}
+
+// readMeta returns where name's meta stands and its data (a deletion
+// marker when there is no meta).
+func (f *FencedObjects) readMeta(ctx context.Context, name string) (fencedMeta, []byte, error) {
+	m, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject(name))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		data, err := json.Marshal(jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: name}, Bucket: f.bucket, Deleted: true})
+		return fencedMeta{}, data, err
+	}
+	if err != nil {
+		return fencedMeta{}, nil, fmt.Errorf("stage: reading %s: %w", name, err)
+	}
+	var info jetstream.ObjectInfo
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		return fencedMeta{}, nil, fmt.Errorf("stage: reading %s: %w", name, err)
+	}
+	at := fencedMeta{seq: m.Sequence}
+	if !info.Deleted {
+		at.nuid = info.NUID
+	}
+	return at, m.Data, nil
+}
+
+// publishMeta publishes name's meta, replacing the one before, if the
+// last on its subject is at sequence expect (ErrFenced when not).
+func (f *FencedObjects) publishMeta(ctx context.Context, name string, data []byte, expect uint64) (uint64, error) {
+	m := nats.NewMsg(f.metaSubject(name))
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Data = data
+	ack, err := f.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(expect))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, fmt.Errorf("%w: %s was written by another holder since this one claimed it", ErrFenced, name)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// Put writes data as the object name, which this writer claimed, unless
+// another one claimed or wrote it since (ErrFenced: the term is over).
+func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error {
+	last, ok := f.last[name]
+	if !ok {
+		return fmt.Errorf("stage: %s written before it was claimed", name)
+	}
+	var token [16]byte
+	_, _ = rand.Read(token[:])
+	nuid := hex.EncodeToString(token[:])
+	chunks := f.chunkSubject(nuid)
+	purge := func() { _ = f.stream.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(chunks)) }
+	n := 0
+	for off := 0; off < len(data); off += objChunkSize {
+		if _, err := f.js.Publish(ctx, chunks, data[off:min(off+objChunkSize, len(data))]); err != nil {
+			purge()
+			return fmt.Errorf("stage: saving %s: %w", name, err)
+		}
+		n++
+	}
+	sum := sha256.Sum256(data)
+	meta, err := json.Marshal(jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objChunkSize}},
+		Bucket:     f.bucket, NUID: nuid, Size: uint64(len(data)), Chunks: uint32(n),
+		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
+	})
+	if err != nil {
+		purge()
+		return err
+	}
+	// Chunks no meta names once this one is the last: those of the
+	// object it replaces, and those of a put whose answer was lost.
+	orphans := []string{last.nuid, f.lost[name]}
+	seq, err := f.publishMeta(ctx, name, meta, last.seq)
+	if errors.Is(err, ErrFenced) && f.lost[name] != "" {
+		// The meta of this writer's put whose answer was lost may be
+		// the one that landed: then it is the last.
+		if at, _, rerr := f.readMeta(ctx, name); rerr == nil && at.nuid == f.lost[name] {
+			seq, err = f.publishMeta(ctx, name, meta, at.seq)
+		}
+	}
+	switch {
+	case errors.Is(err, ErrFenced):
+		purge()
+		return err
+	case err != nil:
+		// Its answer lost, the meta may have landed: its chunks stay.
+		f.lost[name] = nuid
+		return fmt.Errorf("stage: saving %s: %w", name, err)
+	}
+	delete(f.lost, name)
+	f.last[name] = fencedMeta{seq: seq, nuid: nuid}
+	for _, o := range orphans {
+		if o != "" {
+			_ = f.stream.Purge(ctx, jetstream.WithPurgeSubject(f.chunkSubject(o)))
+		}
+	}
+	return nil
+}

@@ -13,12 +13,54 @@
 # -set nats.listen=127.0.0.1:14222; -config takes an aiops configuration such
 # as deployments/config/aiops.yaml, never a pipeline file, which `aiops run`
 # refuses). `aiops run -check` reads them first, so a configuration error, a
-# taken port or another pipeline on data/nats is said before ClickHouse starts.
+# taken port or another pipeline on data/nats is said before ClickHouse starts;
+# `scripts/run.sh -check` runs that check alone.
+# aiops runs in the checkout, whatever folder run.sh is started from, so
+# that data/ is the checkout's: a relative -config FILE is taken from the
+# folder run.sh was started in, as a shell user expects of a file named on
+# the command line, and every other relative path (in -set values and in
+# the configuration) from the checkout.
 # The local ClickHouse's default user has the password in
 # data/clickhouse-password (generated on the first start, mode 0600), which
 # aiops run reads through AIOPS_STORE__PASSWORD_FILE.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# -config FILE (-config=FILE, --config ...) relative to where run.sh was
+# started: it was read from the checkout after the cd below, and a
+# configuration beside the user ("my conf/aiops.yaml") was "no such file".
+caller="$PWD"
+absolute() { case "$1" in /* | '') printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac; }
+args=()
+check_only=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-config | --config)
+		args+=("$1")
+		shift
+		[ $# -eq 0 ] || { args+=("$(absolute "$1")"); shift; }
+		;;
+	-config=* | --config=*)
+		args+=("${1%%=*}=$(absolute "${1#*=}")")
+		shift
+		;;
+	-set | --set)
+		# Its value is a key=value, never a flag: passed on as it is.
+		args+=("$1")
+		shift
+		[ $# -eq 0 ] || { args+=("$1"); shift; }
+		;;
+	-check | --check | -check=true | --check=true)
+		check_only=1
+		args+=("$1")
+		shift
+		;;
+	*)
+		args+=("$1")
+		shift
+		;;
+	esac
+done
+set -- ${args[@]+"${args[@]}"}
 cd "$root"
 
 command=run
@@ -68,6 +110,9 @@ if [ -z "${AIOPS_STORE__DSN:-}" ]; then
 	if [ "$command" = run ]; then
 		AIOPS_STORE__DSN="clickhouse://127.0.0.1:${tcp_port:-9000}/default" AIOPS_STORE__PASSWORD_FILE="$password_file" \
 			bin/aiops run -check "$@" || exit $?
+		# `scripts/run.sh -check` asks that alone: it started ClickHouse
+		# and stopped it again, seconds each, to run the same check.
+		[ "$check_only" = 0 ] || exit 0
 	fi
 	mkdir -p data/clickhouse
 	# A server that was already running (a `make demo` beside, one started

@@ -37,6 +37,60 @@ func TestRunScriptChecksBeforeClickHouse(t *testing.T) {
 	}
 }
 
+// `scripts/run.sh -check` (README: "scripts/run.sh takes aiops run's
+// flags") checks and starts nothing: it started the local ClickHouse and
+// stopped it again, seconds each, to run the check a second time.
+func TestRunScriptCheckStartsNoClickHouse(t *testing.T) {
+	for _, flag := range []string{"-check", "--check=true"} {
+		c := newScriptCheckout(t)
+		if code, stderr := c.run("scripts/run.sh", flag, "-set", "ingest.listen=127.0.0.1:18080"); code != 0 {
+			t.Fatalf("run.sh %s exited %d, want -check's 0:\n%s", flag, code, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(c.root, "data", "clickhouse", "config.xml")); err == nil {
+			t.Errorf("run.sh %s started ClickHouse", flag)
+		}
+		check, err := os.ReadFile(filepath.Join(c.root, "aiops-check"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "run -check " + flag + " -set ingest.listen=127.0.0.1:18080\n"; !strings.HasSuffix(string(check), want) {
+			t.Errorf("aiops run -check ran with\n%s\nwant it to end with\n%s", check, want)
+		}
+	}
+}
+
+// A relative -config names a file where run.sh was started, as every
+// other command's does: run.sh goes to the checkout first (data/ is
+// there), and `scripts/run.sh -config "my conf/aiops.yaml"` from the
+// folder holding it failed with "open my conf/aiops.yaml: no such file or
+// directory". -set values stay as given: their paths are the checkout's.
+func TestRunScriptTakesARelativeConfigFromWhereItIsStarted(t *testing.T) {
+	c := newScriptCheckout(t)
+	user := t.TempDir()
+	conf := filepath.Join(user, "my conf", "aiops.yaml")
+	for _, tc := range []struct {
+		args []string
+		want string // what -check was given after "run -check "
+	}{
+		{[]string{"-config", "my conf/aiops.yaml", "-set", "notifier.routes=try/am.yml"}, "-config " + conf + " -set notifier.routes=try/am.yml"},
+		{[]string{"--config=my conf/aiops.yaml"}, "--config=" + conf},
+		{[]string{"-config", conf}, "-config " + conf},
+		{[]string{"-set", "-config", "-config", "x.yaml"}, "-set -config -config " + filepath.Join(user, "x.yaml")},
+	} {
+		if code, stderr := c.runIn(user, "scripts/run.sh", tc.args...); code != 3 {
+			t.Fatalf("run.sh %q exited %d, want the stand-in's 3:\n%s", tc.args, code, stderr)
+		}
+		check, err := os.ReadFile(filepath.Join(c.root, "aiops-check"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(check), "\n"), "\n")
+		if got := lines[len(lines)-1]; got != "run -check "+tc.want {
+			t.Errorf("run.sh %q ran aiops run -check with\n%s\nwant\n%s", tc.args, got, "run -check "+tc.want)
+		}
+	}
+}
+
 // Whatever ends run.sh stops the ClickHouse it started: Ctrl-C in `make
 // demo` left it running (and every later `make run` used it, "left
 // running", so it never went away), and a SIGTERM to the script alone

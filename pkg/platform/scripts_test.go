@@ -75,8 +75,14 @@ func writeExecutable(t *testing.T, path, content string) {
 // its exit code and standard error.
 func (c *scriptCheckout) run(script string, args ...string) (int, string) {
 	c.t.Helper()
+	return c.runIn(c.t.TempDir(), script, args...)
+}
+
+// runIn runs a script of the checkout from the folder dir.
+func (c *scriptCheckout) runIn(dir, script string, args ...string) (int, string) {
+	c.t.Helper()
 	cmd := exec.Command(filepath.Join(c.root, script), args...)
-	cmd.Dir = c.t.TempDir()
+	cmd.Dir = dir
 	cmd.Env = c.env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -199,6 +200,10 @@ type Platform struct {
 	Registry *prometheus.Registry
 
 	admin service.AdminConfig
+	// OnAdminListen, if set, is called by Run with the admin server's
+	// bound address once it is bound, before it serves (the port bound when
+	// admin.listen asks for any).
+	OnAdminListen func(addr net.Addr)
 }
 
 // Option adjusts Open.
@@ -299,6 +304,8 @@ func (p *Platform) Run(ctx context.Context, components ...service.Runner) error 
 		Log:      p.Log,
 		Registry: p.Registry,
 		Checks:   p.Checks(),
+
+		OnAdminListen: p.OnAdminListen,
 	}, components...)
 }
 

@@ -112,7 +112,8 @@ type Options struct {
 	// process. Tests inject a channel.
 	Signals <-chan os.Signal
 	// OnAdminListen, if set, is called with the admin server's bound address
-	// once it accepts connections (tests listen on port 0 and need the port).
+	// once it is bound, before it serves (tests listen on port 0 and need
+	// the port; aiops run prints it).
 	OnAdminListen func(addr net.Addr)
 }
 
@@ -196,13 +197,16 @@ func Run(ctx context.Context, opts Options, components ...Runner) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(adminLog, "", 0),
 	}
+	// Before it serves: a client that saw /readyz answer also finds done
+	// what OnAdminListen does (aiops run's start-up summary); connections
+	// wait in the listener's queue meanwhile.
+	if opts.OnAdminListen != nil {
+		opts.OnAdminListen(ln.Addr())
+	}
 	adminDone := make(chan error, 1)
 	go func() { adminDone <- srv.Serve(ln) }()
 	defer stopAdmin(srv, adminDone, adminLog)
 	adminLog.Info().Str("addr", ln.Addr().String()).Bool("auth", token != "").Msg("admin server listening")
-	if opts.OnAdminListen != nil {
-		opts.OnAdminListen(ln.Addr())
-	}
 
 	signals := opts.Signals
 	if signals == nil {

@@ -331,6 +331,11 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		return err
 	}
 	ev := p.Log.Info().Strs("nats", cfg.Platform().Bus.RedactedURLs()).Str("clickhouse", cfg.Platform().Store.Redacted())
+	// The components' listeners are bound by now, the admin server's once
+	// Run starts: the summary waits for it and names the ports bound, so a
+	// port 0 (any free port, which -check suggests when the usual ones
+	// are taken) prints the one a client can use, not ":0".
+	bound := map[string]net.Addr{}
 	for _, r := range runners {
 		named, ok := r.(interface {
 			Name() string
@@ -341,16 +346,51 @@ func runLoaded(ctx context.Context, cfg *platform.AssembledConfig, natsCfg Embed
 		}
 		if l, ok := named.Unwrap().(interface{ Addr() net.Addr }); ok && l.Addr() != nil {
 			ev = ev.Str(named.Name(), l.Addr().String())
+			if key, ok := componentListenKeys[named.Name()]; ok {
+				bound[key] = l.Addr()
+			}
 		}
 	}
 	ev.Msg("pipeline running")
 	if summary != nil {
-		if err := WriteSummary(summary, service.VersionString(), Listeners(cfg, natsCfg)); err != nil {
-			p.Close()
-			return err
+		p.OnAdminListen = func(addr net.Addr) {
+			bound["admin.listen"] = addr
+			if err := WriteSummary(summary, service.VersionString(), boundListeners(Listeners(cfg, natsCfg), bound)); err != nil {
+				p.Log.Warn().Err(err).Msg("start-up summary not written")
+			}
 		}
 	}
 	return p.Run(ctx, runners...)
+}
+
+// componentListenKeys is the configuration key of the address each
+// component of `aiops run` that serves HTTP listens on.
+var componentListenKeys = map[string]string{
+	"ingest":     "ingest.listen",
+	"correlator": "correlator.api.listen",
+	"notifier":   "notifier.api.listen",
+}
+
+// boundListeners is ls with the port of each listener bound (by its key)
+// in place of the configured one; the host stays as configured
+// ("localhost" is not rewritten to 127.0.0.1).
+func boundListeners(ls []Listener, bound map[string]net.Addr) []Listener {
+	out := make([]Listener, len(ls))
+	for i, l := range ls {
+		out[i] = l
+		tcp, ok := bound[l.Key].(*net.TCPAddr)
+		if !ok || l.Listen == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(l.Listen)
+		if err != nil || port == strconv.Itoa(tcp.Port) {
+			continue
+		}
+		listen := net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+		out[i].Addr = strings.Replace(l.Addr, l.Listen, listen, 1)
+		out[i].Listen = listen
+	}
+	return out
 }
 
 // withStoreHint adds what to do to an error of Open that is ClickHouse

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,4 +242,68 @@ func TestRunNamesAnAddressThatCannotBeBoundAsSuch(t *testing.T) {
 		}
 	}
 	notStarted(t, dir)
+}
+
+// Every listener on port 0 (any free port: what -check suggests when the
+// usual ports and the ones beside them are taken) is named in the start-up
+// summary by the port it got, which a client can use: the summary said
+// "http://127.0.0.1:0" for each but NATS, and the port was only in a log
+// line, for the admin server in none a user would look at.
+func TestRunSummaryNamesThePortsBoundForPortZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs ClickHouse")
+	}
+	dsn := testenv.ClickHouse(t)
+	dir := t.TempDir()
+	anyPort := map[string]string{}
+	for _, key := range []string{"nats.listen", "admin.listen", "ingest.listen", "correlator.api.listen", "notifier.api.listen"} {
+		anyPort[key] = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var summary syncBuffer
+	finished := make(chan error, 1)
+	go func() { finished <- runPipelineTo(ctx, firstRunArgs(t, dir, dsn, anyPort), &summary) }()
+	// The summary is written in one piece, once every listener is bound.
+	for !strings.Contains(summary.String(), "is listening on:") {
+		select {
+		case err := <-finished:
+			t.Fatalf("aiops run exited before its summary: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	urls := map[string]string{}
+	for _, line := range strings.Split(summary.String(), "\n") {
+		fields := strings.Fields(line)
+		for i, f := range fields {
+			if strings.Contains(f, "://") {
+				urls[strings.Join(fields[:i], " ")] = f
+				break
+			}
+		}
+	}
+	for _, name := range []string{"ingest", "incidents API", "silences API", "admin", "NATS (embedded)"} {
+		u, ok := urls[name]
+		if !ok || strings.HasSuffix(u, ":0") {
+			t.Errorf("summary names %s at %q, want the port bound:\n%s", name, u, summary.String())
+		}
+	}
+	if err := waitReady(strings.TrimPrefix(urls["admin"], "http://"), finished); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"ingest": "/v1/events", "incidents API": "/v1/incidents", "silences API": "/api/v2/silences"} {
+		resp, err := http.Get(urls[name] + path)
+		if err != nil {
+			t.Fatalf("%s at the summary's %s: %v", name, urls[name], err)
+		}
+		resp.Body.Close()
+		// Without the token: the server there is the one named.
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s at the summary's %s answered GET %s with %d", name, urls[name], path, resp.StatusCode)
+		}
+	}
+	cancel()
+	if err := <-finished; err != nil {
+		t.Fatalf("aiops run stopped with %v", err)
+	}
 }

@@ -34,7 +34,7 @@ type Listener struct {
 // incidents and silences APIs, the admin server, NATS (embedded or
 // external) and ClickHouse. It is computed from the configuration before
 // anything starts, so it says the configured addresses (a port 0 is
-// printed as such).
+// such); the start-up summary puts in the ports bound (boundListeners).
 func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listener {
 	pc := cfg.Platform()
 	var ls []Listener

@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -35,6 +36,15 @@ type Service struct {
 	api      *SilencesAPI // nil without api.listen
 	lease    *bus.Lease   // nil with lease.disabled
 	log      zerolog.Logger
+}
+
+// Addr is where the silences API listens (nil without one): the port
+// bound when api.listen asks for any (port 0).
+func (s *Service) Addr() net.Addr {
+	if s.api == nil {
+		return nil
+	}
+	return s.api.Addr()
 }
 
 // GCInterval is how often long-expired silences are deleted.

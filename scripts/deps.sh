@@ -115,8 +115,13 @@ apt_install() {
 }
 
 download_go_modules() {
+	# Not "skipping": without Go nothing builds, and make stops here.
 	if ! command -v go >/dev/null 2>&1; then
-		say "go not on PATH: skipping go mod download (install Go from https://go.dev/dl/)"
+		if [ -x /usr/local/go/bin/go ]; then
+			say "go is not on PATH, but /usr/local/go/bin/go is there: export PATH=\$PATH:/usr/local/go/bin and run this again"
+		else
+			say "go is not on PATH: install Go 1.26 (https://go.dev/dl/), put its bin folder on PATH and run this again"
+		fi
 		return 1
 	fi
 	# In workspace mode one `go mod download` fetches the dependencies of every

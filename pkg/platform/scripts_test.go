@@ -222,3 +222,49 @@ func TestDepsScriptWaitsForTheAptLock(t *testing.T) {
 		t.Errorf("deps.sh did not say it waits for apt:\n%s", out)
 	}
 }
+
+// deps.sh without Go on PATH says what to do and fails: it said "skipping
+// go mod download" and then `make run` stopped on its exit status, as if
+// something else had gone wrong.
+func TestDepsScriptSaysGoIsMissing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "my checkout")
+	bin := filepath.Join(t.TempDir(), "bin")
+	for _, dir := range []string{filepath.Join(root, "scripts"), bin} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "scripts", "deps.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeExecutable(t, filepath.Join(root, "scripts", "deps.sh"), string(data))
+	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil && os.Geteuid() != 0 {
+		t.Skip("deps.sh would install ZooKeeper's jar, which it does only as root (or with sudo)")
+	}
+	for _, tool := range []string{"bash", "id", "dirname", "sh", "awk", "mktemp", "grep", "cat", "rm", "chmod"} {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s not on PATH", tool)
+		}
+		if err := os.Symlink(path, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every package installed already; ZooKeeper's jar is a path, which a
+	// test cannot make: an apt-get that installs nothing stands in.
+	for _, tool := range []string{"gcc", "clickhouse-server", "amtool", "prometheus", "apt-get"} {
+		writeExecutable(t, filepath.Join(bin, tool), "#!/bin/sh\nexit 0\n")
+	}
+	writeExecutable(t, filepath.Join(bin, "apt-cache"), "#!/bin/sh\necho '  Candidate: 1.0'\n")
+	cmd := exec.Command(filepath.Join(root, "scripts", "deps.sh"))
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + t.TempDir(), "DEPS_POLICY_RC_D=" + filepath.Join(t.TempDir(), "policy-rc.d")}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("deps.sh passed without Go:\n%s", out)
+	}
+	if !strings.Contains(string(out), "go is not on PATH") || !strings.Contains(string(out), "run this again") ||
+		strings.Contains(string(out), "skipping") {
+		t.Errorf("deps.sh without Go said:\n%s\nwant that Go is missing and what to do, not that it skips", out)
+	}
+}

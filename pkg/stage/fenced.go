@@ -27,10 +27,15 @@ import (
 // way is refused, and a Put refused so is ErrFenced.
 //
 // The objects are the object store's own (the same chunks and meta
-// messages), so any reader, and nats.go's Get, reads them as before.
+// messages), so any reader, and nats.go's Get, reads them as before. Put
+// sends the meta only once every chunk was stored: nats.go's put sends it
+// without waiting for the chunks' answers, so a put whose chunks were
+// refused could still land its meta, leaving an object that names chunks
+// the bucket does not hold (GetBytes reports those: ErrBrokenObject).
 type FencedObjects struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	store  jetstream.ObjectStore
 	bucket string
 	last   map[string]fencedMeta // by object name: as this writer claimed or wrote it
 	// lost are the chunks' tokens of the last put of each object whose
@@ -54,7 +59,61 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
 	}
-	return &FencedObjects{js: js, stream: s, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string]string{}}, nil
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
+	}
+	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string]string{}}, nil
+}
+
+// ErrBrokenObject is wrapped by a read of an object that no read will ever
+// get: its meta names chunks the bucket does not hold, all or some (a
+// put of nats.go whose chunks were refused and whose meta landed), or
+// chunks that do not match its digest.
+var ErrBrokenObject = errors.New("stage: object unreadable for good")
+
+// GetBytes reads object name as the object store's GetBytes does
+// (jetstream.ErrObjectNotFound when there is none), but an object that no
+// read will ever get is ErrBrokenObject, told apart from a read that
+// failed for now (the server away, slow), so that a caller can do without
+// the one and try the other again. Read after Claim, the object does not
+// change under the read.
+func (f *FencedObjects) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
+	missing, err := f.chunksMissing(ctx, name)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("stage: reading %s: %w", name, err)
+	case missing:
+		// Read, it would wait for them until its timeout, and fail.
+		return nil, fmt.Errorf("%w: %s names chunks the bucket does not hold", ErrBrokenObject, name)
+	}
+	data, err := f.store.GetBytes(ctx, name, opts...)
+	if errors.Is(err, jetstream.ErrDigestMismatch) {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBrokenObject, name, err)
+	}
+	return data, err
+}
+
+// chunksMissing reports whether the last meta of object name names more
+// chunks than the bucket holds under its token.
+func (f *FencedObjects) chunksMissing(ctx context.Context, name string) (bool, error) {
+	m, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject(name))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var info jetstream.ObjectInfo
+	if err := json.Unmarshal(m.Data, &info); err != nil || info.Deleted || info.Chunks == 0 {
+		return false, nil // the object store's read says what is wrong
+	}
+	subject := f.chunkSubject(info.NUID)
+	si, err := f.stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return false, err
+	}
+	return si.State.Subjects[subject] < uint64(info.Chunks), nil
 }
 
 func (f *FencedObjects) metaSubject(name string) string {

@@ -133,3 +133,82 @@ func TestFencedObjectsGoOnOverAPutWhoseAnswerWasLost(t *testing.T) {
 		t.Fatalf("read %q (%v), want the last put's", got, err)
 	}
 }
+
+// GetBytes tells an object no read will ever get (ErrBrokenObject: its
+// meta names chunks the bucket does not hold, all of them or one) from
+// one that is not there and from one it reads; nats.go's read of a broken
+// one waits for its timeout and fails as a read that failed for now does.
+func TestFencedObjectsTellABrokenObject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: "broken"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFencedObjects(ctx, js, "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // three chunks
+	for _, name := range []string{"whole", "holed"} {
+		if _, err := store.PutBytes(ctx, name, big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One chunk of "holed" goes.
+	info, err := store.GetInfo(ctx, "holed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "OBJ_broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk, err := s.GetLastMsgForSubject(ctx, "$O.broken.C."+info.NUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, chunk.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	// "headless": the bucket refuses chunks, and takes the meta nats.go's
+	// put sends without waiting for their answers.
+	restore := testenv.NarrowStream(t, js, "OBJ_broken", "$O.broken.M.>")
+	if _, err := store.PutBytes(ctx, "headless", []byte("state")); err == nil {
+		t.Fatal("a put while the bucket refuses chunks succeeded")
+	}
+	restore()
+	if _, err := store.GetInfo(ctx, "headless"); err != nil {
+		t.Fatalf("the refused put's meta did not land (%v): no broken object to read", err)
+	}
+
+	if got, err := f.GetBytes(ctx, "whole"); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("whole: %d bytes (%v), want the %d written", len(got), err, len(big))
+	}
+	if _, err := f.GetBytes(ctx, "none"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("none: %v, want not found", err)
+	}
+	for _, name := range []string{"holed", "headless"} {
+		if _, err := f.GetBytes(ctx, name); !errors.Is(err, ErrBrokenObject) {
+			t.Errorf("%s: %v, want ErrBrokenObject", name, err)
+		}
+	}
+	// Written over under compare-and-set, it reads again.
+	if err := f.Claim(ctx, "headless"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "headless", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.GetBytes(ctx, "headless"); err != nil || string(got) != "again" {
+		t.Fatalf("headless written over: %q (%v)", got, err)
+	}
+}

@@ -143,11 +143,17 @@ func (h *HeldOutputs) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
+// ObjectReader reads objects of a state store: a jetstream.ObjectStore, or
+// FencedObjects (which tells a broken object apart: ErrBrokenObject).
+type ObjectReader interface {
+	GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error)
+}
+
 // LoadFrom replaces the outputs held by those saved beside the state
 // object key of store (SaveTo), none when nothing is. A read that fails
 // returns its error; an outbox that cannot be decoded, one wrapping
 // ErrOutbox.
-func (h *HeldOutputs) LoadFrom(ctx context.Context, store jetstream.ObjectStore, key string) error {
+func (h *HeldOutputs) LoadFrom(ctx context.Context, store ObjectReader, key string) error {
 	data, err := store.GetBytes(ctx, key+outboxSuffix)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):

@@ -188,10 +188,10 @@ func TestTemplateEventNotLostWithoutState(t *testing.T) {
 	}
 }
 
-type memStore struct {
-	jetstream.ObjectStore
-	m map[string][]byte
-}
+// memStore is a state store in memory: no claims, no refusals.
+type memStore struct{ m map[string][]byte }
+
+func (s *memStore) Claim(context.Context, ...string) error { return nil }
 
 func (s *memStore) GetBytes(_ context.Context, name string, _ ...jetstream.GetObjectOpt) ([]byte, error) {
 	if d, ok := s.m[name]; ok {
@@ -200,9 +200,9 @@ func (s *memStore) GetBytes(_ context.Context, name string, _ ...jetstream.GetOb
 	return nil, jetstream.ErrObjectNotFound
 }
 
-func (s *memStore) PutBytes(_ context.Context, name string, data []byte) (*jetstream.ObjectInfo, error) {
+func (s *memStore) Put(_ context.Context, name string, data []byte) error {
 	s.m[name] = append([]byte(nil), data...)
-	return &jetstream.ObjectInfo{}, nil
+	return nil
 }
 
 // A tick sends the failed template events, the redeliveries store the

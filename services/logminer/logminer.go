@@ -69,8 +69,8 @@ type Logminer struct {
 	// unacked holds the raw logs counted whose outputs were not all
 	// stored: their redelivery is not counted again
 	unacked *unacked
-	state   jetstream.ObjectStore // nil when State.Disabled
-	outbox  stage.HeldOutputs     // the tick outputs a checkpoint holds
+	state   stateObjects      // nil when State.Disabled
+	outbox  stage.HeldOutputs // the tick outputs a checkpoint holds
 	stage   *stage.Stage
 	metrics metrics
 
@@ -118,7 +118,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	if !l.cfg.State.Disabled {
-		if l.state, err = openState(ctx, js, l.cfg.State); err != nil {
+		if l.state, err = openObjects(ctx, js, l.cfg.State); err != nil {
 			return nil, err
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/logmine"
@@ -239,7 +237,7 @@ func TestStageConfig(t *testing.T) {
 	if _, ok := l.processor().(stage.Checkpointer); ok {
 		t.Fatal("without a state store the processor is a Checkpointer")
 	}
-	l.state = fakeStore{}
+	l.state = &memStore{}
 	p := l.processor()
 	if _, ok := p.(stage.Checkpointer); !ok {
 		t.Fatal("with a state store the processor is not a Checkpointer")
@@ -248,8 +246,6 @@ func TestStageConfig(t *testing.T) {
 		t.Fatal("the processor is not a Ticker")
 	}
 }
-
-type fakeStore struct{ jetstream.ObjectStore }
 
 // TestPanicSettlesTransient: a panic while mining a raw log (here: no
 // miner) settles that delivery with a transient error, and leaves the miner

@@ -119,6 +119,31 @@ func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (je
 	return store, nil
 }
 
+// stateObjects is where the state and its outbox are kept: a
+// stage.FencedObjects on the state bucket (openObjects). Its Put sends an
+// object's meta only once every chunk was stored (nats.go's put does not
+// wait for them: a put whose chunks were refused could land its meta, and
+// leave an object no start could read), and refuses to write over what
+// another instance claimed since this one restored (stage.ErrFenced).
+type stateObjects interface {
+	Claim(ctx context.Context, names ...string) error
+	GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error)
+	Put(ctx context.Context, name string, data []byte) error
+}
+
+// openObjects binds the state bucket, creating it, for writes under
+// compare-and-set.
+func openObjects(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (*stage.FencedObjects, error) {
+	if _, err := openState(ctx, js, cfg); err != nil {
+		return nil, err
+	}
+	objects, err := stage.NewFencedObjects(ctx, js, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("logminer: %w", err)
+	}
+	return objects, nil
+}
+
 // checkpointed is the logminer with its state kept in the object store:
 // the runner restores the state before the first delivery and saves it
 // every SaveEvery and after the drain. Without a state store the runner
@@ -128,7 +153,10 @@ func openState(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (je
 // <key>.outbox) and sent after a restart.
 type checkpointed struct{ *Logminer }
 
-// Restore loads the saved outbox and state (loadState). A state the last
+// Restore loads the saved outbox and state (loadState), claimed first: no
+// other instance's save lands over what this one saves from now on (one
+// still running on the same state key, or one stopping late in a rolling
+// restart, whose saves are refused). A state the last
 // stop saved is saved again at once: it says no tick published its
 // interval, which this run's tick may do, and a crash before the next
 // save would then publish that interval again from it.
@@ -136,6 +164,9 @@ func (c checkpointed) Restore(ctx context.Context) error {
 	c.inFlight.Clear() // the restored outbox holds what was in flight
 	c.counts.begin(c.now())
 	c.restoredStopped = false
+	if err := c.state.Claim(ctx, c.cfg.State.Key, stage.OutboxObject(c.cfg.State.Key)); err != nil {
+		return fmt.Errorf("logminer: state %s: %w", c.cfg.State.Bucket, err)
+	}
 	if err := c.loadOutbox(ctx); err != nil {
 		return err
 	}
@@ -163,10 +194,15 @@ func (c checkpointed) Checkpoint(ctx context.Context) error {
 	}
 	outbox := new(stage.HeldOutputs)
 	outbox.Hold(append(slices.Clone(c.Held()), flying...))
-	if err := c.saveOutbox(ctx, outbox); err != nil {
-		return err
+	err = c.saveOutbox(ctx, outbox)
+	if err == nil {
+		err = c.saveState(ctx, data)
 	}
-	return c.saveState(ctx, data)
+	if errors.Is(err, stage.ErrFenced) {
+		c.log.Warn().Err(err).Str("bucket", c.cfg.State.Bucket).Str("key", c.cfg.State.Key).
+			Msg("state not saved: another logminer restored it since this one did (two instances on one state.key); the last one started keeps it")
+	}
+	return err
 }
 
 // Hold and Held are the outbox (stage.Outbox).
@@ -174,12 +210,13 @@ func (c checkpointed) Hold(msgs []bus.Message) { c.outbox.Hold(msgs) }
 func (c checkpointed) Held() []bus.Message     { return c.outbox.Held() }
 
 // loadOutbox restores the saved outbox, if there is one. As for the
-// state, a read that fails stops the start (the next save would write
-// over what it holds) and one that cannot be decoded is logged and ignored.
+// state, a read that fails for now stops the start (the next save would
+// write over what it holds) and one that no read will get (undecodable,
+// or naming chunks the bucket does not hold) is logged and ignored.
 func (l *Logminer) loadOutbox(ctx context.Context) error {
 	err := l.outbox.LoadFrom(ctx, l.state, l.cfg.State.Key)
 	switch {
-	case errors.Is(err, stage.ErrOutbox):
+	case errors.Is(err, stage.ErrOutbox), errors.Is(err, stage.ErrBrokenObject):
 		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Msg("saved outbox unreadable: the samples it held are lost")
 		l.metrics.stateLoadFailures.Add(1)
 	case err != nil:
@@ -190,23 +227,34 @@ func (l *Logminer) loadOutbox(ctx context.Context) error {
 
 // saveOutbox writes the outputs held.
 func (l *Logminer) saveOutbox(ctx context.Context, outbox *stage.HeldOutputs) error {
-	if err := outbox.SaveTo(ctx, l.state, l.cfg.State.Key); err != nil {
+	data, err := outbox.MarshalBinary()
+	if err == nil {
+		err = l.state.Put(ctx, stage.OutboxObject(l.cfg.State.Key), data)
+	}
+	if err != nil {
 		l.metrics.stateSaveFailures.Add(1)
 		return fmt.Errorf("logminer: state %s: %w", l.cfg.State.Bucket, err)
 	}
 	return nil
 }
 
-// loadState restores the saved state, if there is one. A state that cannot
-// be read is logged and ignored: the miner relearns the templates from the
-// next lines, and their ids, derived from the template text, come out the
-// same. Refusing to start would stop log mining until an operator deletes
-// the object.
+// loadState restores the saved state, if there is one. A state that no
+// read will get (undecodable, or naming chunks the bucket does not hold:
+// stage.ErrBrokenObject) is logged and ignored: the miner relearns the
+// templates from the next lines, and their ids, derived from the template
+// text, come out the same. Refusing to start would stop log mining until
+// an operator deletes the object. A read that fails for now (the server
+// away) stops the start instead: started empty, the next save would
+// replace a good state.
 func (l *Logminer) loadState(ctx context.Context) error {
 	data, err := l.state.GetBytes(ctx, l.cfg.State.Key)
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		l.log.Info().Str("bucket", l.cfg.State.Bucket).Str("key", l.cfg.State.Key).Msg("no saved state: starting empty")
+		return nil
+	case errors.Is(err, stage.ErrBrokenObject):
+		l.log.Error().Err(err).Str("bucket", l.cfg.State.Bucket).Str("key", l.cfg.State.Key).Msg("saved state unreadable: starting empty")
+		l.metrics.stateLoadFailures.Add(1)
 		return nil
 	case err != nil:
 		return fmt.Errorf("logminer: reading state %s/%s: %w", l.cfg.State.Bucket, l.cfg.State.Key, err)
@@ -227,7 +275,7 @@ func (l *Logminer) saveState(ctx context.Context, data []byte) error {
 	if l.state == nil {
 		return nil
 	}
-	if _, err := l.state.PutBytes(ctx, l.cfg.State.Key, data); err != nil {
+	if err := l.state.Put(ctx, l.cfg.State.Key, data); err != nil {
 		l.metrics.stateSaveFailures.Add(1)
 		return fmt.Errorf("logminer: saving state %s/%s: %w", l.cfg.State.Bucket, l.cfg.State.Key, err)
 	}

@@ -277,13 +277,17 @@ func newFixture() *fixture {
 	}
 
 	// The log miner's template lifecycle: new templates yesterday and
-	// today, and one merge today.
+	// today, and one merge today. A log miner that started empty (its state
+	// lost) announces the templates it learns again: a1 (new yesterday)
+	// and b1 (new this morning) once more at 14:00.
 	f.templates = []fxTemplate{
 		{id: ids.next(), service: "checkout", templateID: "00000000000000a1", template: "user <*> logged in", status: "new", example: "user 7 logged in", at: at(-1, 9, 0)},
 		{id: ids.next(), service: "checkout", templateID: "00000000000000a2", template: "cart <*> emptied", status: "new", example: "cart 3 emptied", at: at(0, 9, 5)},
 		{id: ids.next(), service: "payments", templateID: "00000000000000b1", template: "card declined: <*>", status: "new", example: "card declined: expired", at: at(0, 8, 30)},
 		{id: ids.next(), service: "checkout", templateID: "00000000000000a3", template: "user <*> logged <*>", status: "changed", previousID: "00000000000000a1",
 			mergedFrom: []string{"00000000000000a1", "00000000000000a4"}, example: "user 9 logged out", at: at(0, 12, 0)},
+		{id: ids.next(), service: "checkout", templateID: "00000000000000a1", template: "user <*> logged in", status: "new", example: "user 8 logged in", at: at(0, 14, 0)},
+		{id: ids.next(), service: "payments", templateID: "00000000000000b1", template: "card declined: <*>", status: "new", example: "card declined: stolen", at: at(0, 14, 0)},
 	}
 
 	// Webhook deliveries of the notifier.

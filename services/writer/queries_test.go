@@ -634,14 +634,26 @@ func expectations(f *fixture) map[string]expectation {
 	}
 
 	{ // log_templates_new, log_template_merges
+		// A template is new where it was first announced: announced again
+		// (a log miner that started empty), it is not new again.
+		type tplKey struct{ svc, id string }
+		first := map[tplKey]fxTemplate{}
+		for _, tp := range f.templates {
+			if k := (tplKey{tp.service, tp.templateID}); tp.status == event.TemplateNew && (first[k].at.IsZero() || tp.at.Before(first[k].at)) {
+				first[k] = tp
+			}
+		}
 		var fresh, merges [][]any
+		for _, tp := range first {
+			if inDay(tp.at) {
+				fresh = append(fresh, []any{tp.at, tp.service, tp.templateID, tp.template, tp.example})
+			}
+		}
 		for _, tp := range f.templates {
 			if !inDay(tp.at) {
 				continue
 			}
 			switch tp.status {
-			case event.TemplateNew:
-				fresh = append(fresh, []any{tp.at, tp.service, tp.templateID, tp.template, tp.example})
 			case event.TemplateChanged:
 				merges = append(merges, []any{tp.at, tp.service, tp.templateID, tp.template, tp.previousID, tp.mergedFrom})
 			}

@@ -379,15 +379,21 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	if b.OpenedAt.IsZero() {
 		b.OpenedAt = e.Time
 	}
-	// incidents is partitioned by opened_at: a value the event-time window
-	// did not check would open a partition of its own (one before 1970,
-	// stored as 0, would stop its retention), so it is held to the state's
-	// own time, which that window checked.
+	// incidents is partitioned by the month of opened_at, which the
+	// event-time window did not check. One before 1970-01-02 would be
+	// stored as 0 (or, in a server time zone west of UTC, fall in 1969),
+	// a partition whose age retention cannot tell, which stops the
+	// table's retention; one after the state's own time is a producer's
+	// mistake. How long before the state it opened is not bounded: an
+	// incident may stay open for more than a year (a low-severity alert
+	// that never stops firing), retention keeps its month while it is
+	// open, and its later states (a comment, its resolution) must reach
+	// that month, or ClickHouse shows it open for ever.
 	switch {
+	case b.OpenedAt.Before(minOpenedAt):
+		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is before %s, outside what a DateTime stores in every time zone", b.OpenedAt.UTC().Format(time.RFC3339), minOpenedAt.Format(time.RFC3339)))
 	case b.OpenedAt.After(e.Time.Add(time.Minute)):
 		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is after the state's own time %s", b.OpenedAt.UTC().Format(time.RFC3339), e.Time.UTC().Format(time.RFC3339)))
-	case e.Time.Sub(b.OpenedAt) > MaxIncidentAge:
-		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is more than %s before the state's own time %s", b.OpenedAt.UTC().Format(time.RFC3339), MaxIncidentAge, e.Time.UTC().Format(time.RFC3339)))
 	}
 	if b.ResolvedAt.IsZero() && b.Status == event.IncidentResolved {
 		b.ResolvedAt = e.Time
@@ -419,9 +425,10 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	return latest, history, nil
 }
 
-// MaxIncidentAge bounds how long before one of its states an incident may
-// have opened.
-const MaxIncidentAge = 366 * 24 * time.Hour
+// minOpenedAt is the earliest opened_at stored: the envelope's own lower
+// bound on times (event.Validate), a day after the DateTime zero, so that
+// the month it falls in is 1970-01 in every server time zone.
+var minOpenedAt = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
 
 // incidentVersion orders an incident's states for ReplacingMergeTree: the
 // event time in nanoseconds (DateTime keeps seconds only, too coarse for

@@ -142,9 +142,10 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		{event.KindIncident, ``, "body"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","merged_into":"j"}`, "body.merged_into"},
 		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","merged_into":"i"}`, "body.merged_into"},
-		// incidents is partitioned by opened_at: held to the state's time
-		// (2026-03-02T10:00:00Z here).
+		// incidents is partitioned by opened_at: held between 1970-01-02
+		// and the state's time (2026-03-02T10:00:00Z here).
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"1969-12-31T23:00:00Z"}`, "body.opened_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"1970-01-01T12:00:00Z"}`, "body.opened_at"},
 		{event.KindIncident, `{"incident_id":"i","status":"opened","title":"t","opened_at":"2026-03-03T10:00:00Z"}`, "body.opened_at"},
 		{event.KindAnomaly, `{"series":"s","value":1,"score":1,"peak_time":"soon"}`, "body.peak_time"},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -33,6 +34,11 @@ func partitionsQuery(parts, dbExpr string) string {
 // keeps for the partition key's column (system.parts max_time, or max_date
 // for a Date column), so the table may be partitioned by day, month or any
 // function of one time column.
+//
+// The partition the cutoff falls in is kept until the cutoff has left it
+// (a day, or a month, later than its newest row alone would say): it can
+// still take rows within retention, and one inserted between the checks
+// and the DROP would be lost with it.
 //
 // A table with a `time` column (each row's own time) that its partition
 // key does not use, like incidents (partitioned by the month an incident
@@ -92,6 +98,8 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 	type partition struct {
 		id     string
 		newest time.Time // first instant after the partition's newest row
+		date   bool      // its time column is a Date
+		latest time.Time // the newest value of its time column
 	}
 	var old []partition
 	for rows.Next() {
@@ -103,26 +111,43 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 			rows.Close()
 			return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
 		}
-		var newest time.Time
+		p := partition{id: id, latest: maxTime}
 		switch {
 		case maxTime.Unix() > 0:
-			newest = maxTime.Add(time.Second)
+			p.newest = maxTime.Add(time.Second)
 		case maxDate.Unix() > 0:
 			// A Date covers its whole day.
-			newest = maxDate.AddDate(0, 0, 1)
+			p.newest, p.date, p.latest = maxDate.AddDate(0, 0, 1), true, maxDate
 		default:
 			rows.Close()
 			return nil, errs.Permanent(fmt.Errorf("store: %s partition %s: %w", table, id, ErrNotTimePartitioned))
 		}
-		if !newest.After(cutoff) {
-			old = append(old, partition{id, newest})
+		if !p.newest.After(cutoff) {
+			old = append(old, p)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list partitions of %s: %w", table, err)
 	}
+	var holdsCutoff func(latest time.Time, date bool) (bool, error)
+	if len(old) > 0 {
+		if holdsCutoff, err = cutoffPartition(ctx, conn, colDBExpr, colArgs, cutoff); err != nil {
+			return nil, fmt.Errorf("store: retention of %s: %w", table, err)
+		}
+	}
 	for _, p := range old {
+		// The partition the cutoff falls in can still take rows within
+		// retention (an event timed after the cutoff, coming late: a
+		// writer catching up after an outage), and one inserted between
+		// the checks here and the DROP would go with it. It goes once
+		// the cutoff has left it, when every row it can hold is past
+		// retention.
+		if holds, err := holdsCutoff(p.latest, p.date); err != nil {
+			return dropped, fmt.Errorf("store: partition key of %s: %w", table, err)
+		} else if holds {
+			continue
+		}
 		if checkRowTime {
 			var newestRow time.Time
 			q := "SELECT max(`" + rowTimeColumn + "`) FROM " + rowSource + " WHERE _partition_id = ?"
@@ -147,6 +172,9 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 				continue
 			}
 		}
+		if beforeDrop != nil {
+			beforeDrop(p.id)
+		}
 		// The partition id is bound by the client, quoted as a string
 		// literal: 18.16 has no server-side parameters.
 		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+onCluster+" DROP PARTITION ID ?", p.id); err != nil {
@@ -155,6 +183,64 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 		dropped = append(dropped, p.id)
 	}
 	return dropped, nil
+}
+
+// beforeDrop, when set (by a test), is called right before a partition is
+// dropped, after every check of it.
+var beforeDrop func(partitionID string)
+
+// cutoffPartition returns a function that tells whether the partition
+// whose time column's newest value is latest (a Date when date is set) is
+// the one cutoff falls in, by the table's own partition key evaluated by
+// the server (in its time zone) on both. The key must be a function of one
+// Date or DateTime column (every table of the schema); of several
+// columns, the partition of the cutoff cannot be told and none is kept
+// for it. dbExpr and args select the table as in partitionsQuery.
+func cutoffPartition(ctx context.Context, conn driver.Conn, dbExpr string, args []any, cutoff time.Time) (func(latest time.Time, date bool) (bool, error), error) {
+	var key string
+	if err := conn.QueryRow(ctx, "SELECT partition_key FROM system.tables WHERE database = "+dbExpr+" AND name = ?", args...).Scan(&key); err != nil {
+		return nil, fmt.Errorf("read its partition key: %w", err)
+	}
+	rows, err := conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = "+dbExpr+" AND table = ? AND is_in_partition_key", args...)
+	if err != nil {
+		return nil, fmt.Errorf("read its partition key columns: %w", err)
+	}
+	var names, types []string
+	for rows.Next() {
+		var name, typ string
+		if err := rows.Scan(&name, &typ); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read its partition key columns: %w", err)
+		}
+		names, types = append(names, name), append(types, typ)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read its partition key columns: %w", err)
+	}
+	if len(names) != 1 || !strings.HasPrefix(types[0], "Date") {
+		return func(time.Time, bool) (bool, error) { return false, nil }, nil
+	}
+	// The key and the column's type come from the server's own catalogue.
+	keyOf := func(value string, arg any) (string, error) {
+		var k string
+		q := "SELECT toString(" + key + ") FROM (SELECT CAST(" + value + " AS " + types[0] + ") AS " + quoteIdents(names[0]) + ")"
+		err := conn.QueryRow(ctx, q, arg).Scan(&k)
+		return k, err
+	}
+	cutoffKey, err := keyOf("toDateTime(?)", cutoff.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("partition key of the cutoff: %w", err)
+	}
+	return func(latest time.Time, date bool) (bool, error) {
+		value, arg := "toDateTime(?)", any(latest.Unix())
+		if date {
+			// a Date as scanned: its day, whatever the time zone
+			value, arg = "toDate(?)", latest.Format(time.DateOnly)
+		}
+		k, err := keyOf(value, arg)
+		return k == cutoffKey, err
+	}, nil
 }
 
 // rowTimeColumn holds each row's own time in every table of the schema.

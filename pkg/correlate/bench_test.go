@@ -2,8 +2,11 @@ package correlate
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +146,61 @@ func BenchmarkBytesPerFingerprint(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.Fingerprints()), "B/fingerprint")
 		runtime.KeepAlive(c)
+	}
+}
+
+// BenchmarkBytesPerFingerprintOf: heap held per fingerprint, and the
+// estimate max_state_bytes bounds (StateBytes), for alerts without labels
+// and typical ones (ten labels of about 20 bytes, a 100-byte summary), in
+// incidents of a hundred (on a catalog's services) or alone in their own
+// (each on a service of its own): what memberBytes, entryBytes and
+// incidentBytes were measured with.
+func BenchmarkBytesPerFingerprintOf(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		alone   bool
+		labels  int
+		summary int
+	}{{"bare-in-hundreds", false, 0, 0}, {"bare-alone", true, 0, 0}, {"typical-in-hundreds", false, 10, 100}, {"typical-alone", true, 10, 100}} {
+		b.Run(bc.name, func(b *testing.B) {
+			const n = 50_000
+			for range b.N {
+				var cat *Catalog
+				var names []string
+				if !bc.alone {
+					cat = layeredCatalog(400)
+					names = slices.Sorted(maps.Keys(cat.Services))
+				}
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				c, err := New(Config{MaxFingerprints: 2 * n, AlertStorms: Flag(false), LocationBursts: Flag(false)}, cat)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range n {
+					at := t0.Add(time.Duration(i/100) * time.Second)
+					svc := fmt.Sprintf("svc-%07d", i)
+					if !bc.alone {
+						svc = names[i%len(names)]
+					}
+					var labels map[string]string
+					if bc.labels > 0 {
+						labels = make(map[string]string, bc.labels)
+						for j := range bc.labels {
+							labels[fmt.Sprintf("label%02d", j)] = fmt.Sprintf("%012d", i)
+						}
+					}
+					c.Observe(Signal{Kind: SignalAlert, Fingerprint: fmt.Sprintf("%016x", i), Service: svc, Name: "HighLatency",
+						Severity: event.SeverityWarning, Time: at, EventID: event.NewID(at), Labels: labels, Summary: strings.Repeat("s", bc.summary)})
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.Fingerprints()), "B/fingerprint")
+				b.ReportMetric(float64(c.StateBytes())/float64(c.Fingerprints()), "estimate-B/fingerprint")
+				runtime.KeepAlive(c)
+			}
+		})
 	}
 }
 

@@ -319,7 +319,19 @@ type Config struct {
 	// members of the longest-resolved incidents are forgotten first. It
 	// bounds the merges remembered too (the oldest are forgotten first).
 	MaxFingerprints int `yaml:"max_fingerprints"`
+	// MaxStateBytes bounds the estimate of the heap the members and
+	// incidents in memory take (Correlator.StateBytes: their strings and
+	// a fixed overhead each), forgetting as MaxFingerprints does: a
+	// count alone lets members of a megabyte each (labels, resource and
+	// summary at the envelope's limits) take all memory. The saved state
+	// is the same data as JSON.
+	MaxStateBytes int64 `yaml:"max_state_bytes"`
 }
+
+// MinStateBytes is the least Config.MaxStateBytes: room for some twenty
+// of the largest members a signal makes (storedLabels), so that a signal
+// is not forgotten as it arrives.
+const MinStateBytes = 1 << 20
 
 // DefaultConfig is the configuration every default was chosen for (see
 // QUALITY.md).
@@ -357,6 +369,7 @@ func DefaultConfig() Config {
 		UpdateInterval:     30 * time.Second,
 		MaxMembers:         200,
 		MaxFingerprints:    1_000_000,
+		MaxStateBytes:      512 << 20,
 		// Forecasts and housekeeping of the kube-prometheus, node and
 		// cert-manager mixins (KubePersistentVolumeFillingUp,
 		// NodeFilesystemSpaceFillingUp, CertManagerCertExpirySoon,
@@ -488,6 +501,9 @@ func (c Config) WithDefaults() Config {
 			*p.v = p.def
 		}
 	}
+	if c.MaxStateBytes == 0 {
+		c.MaxStateBytes = d.MaxStateBytes
+	}
 	return c
 }
 
@@ -574,6 +590,8 @@ func (c Config) Validate() error {
 		return bad("max_members", "%d, want 1 to 10000", c.MaxMembers)
 	case c.MaxFingerprints < 1:
 		return bad("max_fingerprints", "%d, want at least 1", c.MaxFingerprints)
+	case c.MaxStateBytes < MinStateBytes:
+		return bad("max_state_bytes", "%d, want 0 (default, %d) or at least %d", c.MaxStateBytes, DefaultConfig().MaxStateBytes, MinStateBytes)
 	}
 	for i, l := range c.GroupBy {
 		if l == "" {

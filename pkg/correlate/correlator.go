@@ -61,6 +61,9 @@ type member struct {
 	// observed is when the latest event applied to it was observed
 	// (Signal.Observed): it tells old news from a later report (stale).
 	observed time.Time
+	// size is its part of Correlator.bytes, counted while it is in
+	// Correlator.members.
+	size int64
 }
 
 // incident is the correlator's working state of one incident.
@@ -162,6 +165,10 @@ type incident struct {
 	// incident it looks at, every call.
 	lead   string
 	leadOf leadKey
+	// acct is the Correlator.bytes it is counted in while in memory,
+	// size its part there beyond incidentBytes: its timeline's.
+	acct *int64
+	size int64
 }
 
 // leadKey is what an incident's lead service was worked out from: its
@@ -275,6 +282,11 @@ type Correlator struct {
 	// partition, when set (Partitioned), is part of every incident id
 	// this correlator derives (newID).
 	partition string
+	// own are the labels a member keeps whatever its size (ownLabels);
+	// bytes is the estimate of the heap the members and incidents take
+	// (StateBytes), which MaxStateBytes bounds.
+	own   map[string]bool
+	bytes int64
 
 	stats Stats
 }
@@ -332,7 +344,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
-		places: map[string][]string{},
+		places: map[string][]string{}, own: ownLabels(cfg),
 	}
 	for _, r := range []struct {
 		key      string
@@ -379,6 +391,10 @@ func (c *Correlator) observe(s Signal) []Update {
 	ups := c.Advance(s.Time)
 	defer c.schedule(s.Fingerprint)
 	c.stats.Signals++
+	// Text the correlator keeps but reads no further than its first
+	// kilobyte (a name to compare, a summary to show): bounded here,
+	// the name is one name wherever it is kept.
+	s.Name, s.Summary = cutText(s.Name), cutText(s.Summary)
 	s.Service = c.names.of(s.Service, s.Labels)
 	if *c.cfg.LocationBursts {
 		c.learnPlace(s)
@@ -395,7 +411,7 @@ func (c *Correlator) observe(s Signal) []Update {
 		if episode := c.newEpisode(m, s); episode && c.returns(m, s) {
 			inc := m.inc
 			if s.EpisodeID != "" {
-				m.episode = s.EpisodeID
+				c.setEpisode(m, s.EpisodeID)
 			}
 			done, u := c.repeat(m, s) // reopens inc if it resolved
 			if done {
@@ -1299,7 +1315,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 		m.LastEventID = s.EventID
 	}
 	if s.EpisodeID != "" && m.episode == "" {
-		m.episode = s.EpisodeID
+		c.setEpisode(m, s.EpisodeID)
 	}
 	m.Reading = readingOf(s)
 	if s.Severity.Rank() > m.Severity.Rank() {
@@ -1899,6 +1915,8 @@ func (c *Correlator) open(s Signal, why relation) Update {
 		inc.group = groupKey(c.cfg.GroupBy, inc.groupLabels)
 	}
 	c.incidents[inc.id] = inc
+	c.bytes += incidentBytes
+	inc.acct = &c.bytes
 	if n := len(c.listing); c.listingOK && (n == 0 || incidentBefore(c.listing[n-1], inc)) {
 		c.listing = append(c.listing, inc)
 	} else {
@@ -1927,10 +1945,11 @@ func (c *Correlator) open(s Signal, why relation) Update {
 
 // join adds s to inc as a new member, for the reason why.
 func (c *Correlator) join(inc *incident, s Signal, why relation) {
+	labels, resource, cut := c.storedLabels(s.Labels, s.Resource)
 	m := &member{Member: Member{
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
-		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: s.Labels, Resource: s.Resource,
+		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: labels, Resource: resource, LabelsCut: cut,
 		Reading: readingOf(s),
 	}, episode: s.EpisodeID, observed: s.Observed}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
@@ -1968,7 +1987,12 @@ func (c *Correlator) adopt(inc *incident, m *member) {
 // first of inc on its service.
 func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	m.inc = inc
+	if old, ok := c.members[m.Fingerprint]; ok && old != m {
+		c.bytes -= old.size // (two members of one fingerprint in a snapshot)
+	}
 	c.members[m.Fingerprint] = m
+	m.size = sizeOf(m)
+	c.bytes += m.size
 	inc.members = append(inc.members, m)
 	if m.advisory = c.isAdvisory(m.Kind, m.Name); m.advisory {
 		inc.advisory++
@@ -2247,6 +2271,7 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	}
 	if c.members[m.Fingerprint] == m {
 		delete(c.members, m.Fingerprint)
+		c.bytes -= m.size
 	}
 }
 
@@ -2466,9 +2491,15 @@ func (inc *incident) note(t time.Time, what string) {
 		i--
 	}
 	inc.timeline = slices.Insert(inc.timeline, i, Entry{Time: t, What: what})
-	if len(inc.timeline) > maxTimeline {
+	grown := timelineBytes(inc.timeline[i : i+1])
+	if n := len(inc.timeline); n > maxTimeline {
 		// Keep the opening and the most recent entries.
-		inc.timeline = append(inc.timeline[:10], inc.timeline[len(inc.timeline)-(maxTimeline-10):]...)
+		grown -= timelineBytes(inc.timeline[10 : n-(maxTimeline-10)])
+		inc.timeline = append(inc.timeline[:10], inc.timeline[n-(maxTimeline-10):]...)
+	}
+	inc.size += grown
+	if inc.acct != nil {
+		*inc.acct += grown
 	}
 }
 
@@ -2775,6 +2806,10 @@ func (c *Correlator) forget(inc *incident) {
 	c.retire(inc.id)
 	c.detachAll(inc)
 	takeOut(c.byRoot, inc.root, inc)
+	if c.incidents[inc.id] == inc {
+		c.bytes -= incidentBytes + inc.size
+		inc.acct = nil
+	}
 	delete(c.incidents, inc.id)
 	if c.listingGone++; c.listingGone > len(c.listing)/2 {
 		c.compactListing() // bounded however long no list comes
@@ -2786,21 +2821,28 @@ func (c *Correlator) forget(inc *incident) {
 	inc.dueAt = time.Time{}
 }
 
-// evict keeps the members in memory under MaxFingerprints by forgetting
-// the incidents resolved longest ago, then the oldest open ones. Past the
-// bound it forgets down to a sixty-fourth under it, in one sorted pass
-// over the incidents: forgetting one incident a signal, each a scan of
-// them all, made a full memory of one-member incidents take 2,600
-// signals/s (BenchmarkNewFingerprintsAtTheBound). keep, the incident the
-// signal just joined or opened, goes last, and only when the others
-// forgotten still leave memory over the bound (the low-water mark would
-// otherwise take a storm's incident holding most of memory, firing, or
-// one just opened, whose opening is then published).
+// evict keeps the members in memory under MaxFingerprints, and the
+// estimate of what they and their incidents take under MaxStateBytes, by
+// forgetting the incidents resolved longest ago, then the oldest open
+// ones. Past a bound it forgets down to a sixty-fourth under it, in one
+// sorted pass over the incidents: forgetting one incident a signal, each
+// a scan of them all, made a full memory of one-member incidents take
+// 2,600 signals/s (BenchmarkNewFingerprintsAtTheBound). keep, the
+// incident the signal just joined or opened, goes last, and only when
+// the others forgotten still leave memory over the bound (the low-water
+// mark would otherwise take a storm's incident holding most of memory,
+// firing, or one just opened, whose opening is then published).
 func (c *Correlator) evict(keep *incident) {
-	if len(c.members) <= c.cfg.MaxFingerprints {
+	byCount, byBytes := len(c.members) > c.cfg.MaxFingerprints, c.bytes > c.cfg.MaxStateBytes
+	if !byCount && !byBytes {
 		return
 	}
-	target := c.cfg.MaxFingerprints - c.cfg.MaxFingerprints/64
+	limit := fmt.Sprintf("max_fingerprints %d", c.cfg.MaxFingerprints)
+	if byBytes {
+		limit = fmt.Sprintf("max_state_bytes %d", c.cfg.MaxStateBytes)
+	}
+	targetCount := c.cfg.MaxFingerprints - c.cfg.MaxFingerprints/64
+	targetBytes := c.cfg.MaxStateBytes - c.cfg.MaxStateBytes/64
 	order := make([]*incident, 0, len(c.incidents))
 	for _, inc := range c.incidents {
 		if inc != keep {
@@ -2820,27 +2862,30 @@ func (c *Correlator) evict(keep *incident) {
 		return strings.Compare(a.id, b.id)
 	})
 	for _, oldest := range order {
-		if len(c.members) <= target {
+		if (!byCount || len(c.members) <= targetCount) && (!byBytes || c.bytes <= targetBytes) {
 			return
 		}
-		c.evictOne(oldest)
+		c.evictOne(oldest, limit)
 	}
-	if keep != nil && len(c.members) > c.cfg.MaxFingerprints && c.incidents[keep.id] == keep {
-		c.evictOne(keep)
+	// One being opened (nothing published yet) stays: it holds one
+	// member, and forgotten before its opening went out it would stay
+	// open downstream for ever.
+	full := len(c.members) > c.cfg.MaxFingerprints || c.bytes > c.cfg.MaxStateBytes
+	if keep != nil && full && keep.revision > 0 && c.incidents[keep.id] == keep {
+		c.evictOne(keep, limit)
 	}
 }
 
 // evictOne forgets inc to make room (evict), publishing its resolution
-// when its last event said open.
-func (c *Correlator) evictOne(inc *incident) {
+// when its last event said open; limit names the bound that was passed.
+func (c *Correlator) evictOne(inc *incident, limit string) {
 	if inc.status != StatusResolved && inc.revision > 0 {
 		// Its last event said open: the stores and the notifier would
 		// keep it open for ever. (One being opened has published
-		// nothing yet; it is evict's keep, never forced out: alone it
-		// holds one member.)
+		// nothing yet; it is evict's keep, never forced out.)
 		inc.status, inc.resolvedAt, inc.resolvedEvent = StatusResolved, c.now, c.now
 		c.stats.Resolved++
-		inc.note(c.now, fmt.Sprintf("resolved: forgotten, memory is full (max_fingerprints %d)", c.cfg.MaxFingerprints))
+		inc.note(c.now, "resolved: forgotten, memory is full ("+limit+")")
 		c.evicted = append(c.evicted, c.publish(inc, Resolved, c.now))
 	}
 	c.stats.Evicted += uint64(len(inc.members))

@@ -139,6 +139,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 	c.now, c.stats, c.queue, c.openings = s.Now, s.Stats, due.Queue[*incident]{}, s.Openings
 	c.members = map[string]*member{}
 	c.incidents = map[string]*incident{}
+	c.bytes = 0 // counted again as the members and incidents come back
 	c.listing, c.listingGone, c.listingOK = nil, 0, false
 	c.byService = map[string]map[*incident]struct{}{}
 	c.byRoot = map[string]map[*incident]struct{}{}
@@ -234,6 +235,10 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			if heard := cmp.Or(m.observed, m.LastSeen); is.LastHeard.IsZero() && heard.After(inc.lastHeard) {
 				inc.lastHeard = heard
 			}
+		}
+		if c.incidents[inc.id] == nil {
+			inc.size, inc.acct = timelineBytes(inc.timeline), &c.bytes
+			c.bytes += incidentBytes + inc.size
 		}
 		c.incidents[inc.id] = inc
 		c.setRoot(inc, is.Root)

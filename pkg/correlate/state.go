@@ -181,9 +181,12 @@ type Member struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Resource is the first signal's resource (OpenTelemetry's resource
 	// attributes), which a notifier routes by beside Labels.
-	Resource     map[string]string `json:"resource,omitempty"`
-	FirstEventID string            `json:"first_event_id,omitempty"`
-	LastEventID  string            `json:"last_event_id,omitempty"`
+	Resource map[string]string `json:"resource,omitempty"`
+	// LabelsCut counts the label and resource entries left out of a
+	// member whose labels and resource passed 16 KiB (storedLabels).
+	LabelsCut    int    `json:"labels_cut,omitempty"`
+	FirstEventID string `json:"first_event_id,omitempty"`
+	LastEventID  string `json:"last_event_id,omitempty"`
 	// *Reading is an anomaly's last value and expected band, nil for an
 	// alert: its fields are the member's in JSON, zeros included (traffic
 	// fallen to 0, a band whose floor is 0 are what a reader must see).

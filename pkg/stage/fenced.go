@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,16 +39,24 @@ type FencedObjects struct {
 	store  jetstream.ObjectStore
 	bucket string
 	last   map[string]fencedMeta // by object name: as this writer claimed or wrote it
-	// lost are the chunks' tokens of the last put of each object whose
-	// meta's answer was lost: it may have landed all the same.
-	lost map[string]string
+	// lost are the chunks' tokens of the puts of each object whose meta's
+	// answer was lost since its last known meta: any of them may have
+	// landed (the first, say, and the next one not).
+	lost map[string][]string
 }
 
 // fencedMeta is where an object's meta message stands.
 type fencedMeta struct {
 	seq  uint64 // its stream sequence (0: none yet)
 	nuid string // its chunks' subject token ("": none)
+	// claimed: the meta is a Claim's, which republishes the one before
+	// with its token; not a put of this writer's, though the token may
+	// be one of its lost puts'.
+	claimed bool
 }
+
+// claimHeader marks the meta messages Claim publishes.
+const claimHeader = "Aiops-Claim"
 
 // objChunkSize is nats.go's default chunk size.
 const objChunkSize = 128 << 10
@@ -63,7 +72,7 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
 	}
-	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string]string{}}, nil
+	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string][]string{}}, nil
 }
 
 // ErrBrokenObject is wrapped by a read of an object that no read will ever
@@ -135,7 +144,7 @@ func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
 			if err != nil {
 				return err
 			}
-			seq, err := f.publishMeta(ctx, name, data, at.seq)
+			seq, err := f.publishMeta(ctx, name, data, at.seq, true)
 			if errors.Is(err, ErrFenced) {
 				continue // a late write landed meanwhile: it is the last one
 			}
@@ -143,6 +152,14 @@ func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
 				return fmt.Errorf("stage: claiming %s: %w", name, err)
 			}
 			f.last[name] = fencedMeta{seq: seq, nuid: at.nuid}
+			// The metas of this writer's lost puts that did not land
+			// never will (refused from now on): no meta names their
+			// chunks.
+			for _, o := range f.lost[name] {
+				if o != at.nuid {
+					_ = f.stream.Purge(ctx, jetstream.WithPurgeSubject(f.chunkSubject(o)))
+				}
+			}
 			delete(f.lost, name)
 			break
 		}
@@ -165,7 +182,7 @@ func (f *FencedObjects) readMeta(ctx context.Context, name string) (fencedMeta, 
 	if err := json.Unmarshal(m.Data, &info); err != nil {
 		return fencedMeta{}, nil, fmt.Errorf("stage: reading %s: %w", name, err)
 	}
-	at := fencedMeta{seq: m.Sequence}
+	at := fencedMeta{seq: m.Sequence, claimed: m.Header.Get(claimHeader) != ""}
 	if !info.Deleted {
 		at.nuid = info.NUID
 	}
@@ -173,10 +190,14 @@ func (f *FencedObjects) readMeta(ctx context.Context, name string) (fencedMeta, 
 }
 
 // publishMeta publishes name's meta, replacing the one before, if the
-// last on its subject is at sequence expect (ErrFenced when not).
-func (f *FencedObjects) publishMeta(ctx context.Context, name string, data []byte, expect uint64) (uint64, error) {
+// last on its subject is at sequence expect (ErrFenced when not); a
+// claim's is marked so.
+func (f *FencedObjects) publishMeta(ctx context.Context, name string, data []byte, expect uint64, claim bool) (uint64, error) {
 	m := nats.NewMsg(f.metaSubject(name))
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if claim {
+		m.Header.Set(claimHeader, "1")
+	}
 	m.Data = data
 	ack, err := f.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(expect))
 	var apiErr *jetstream.APIError
@@ -221,13 +242,21 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	}
 	// Chunks no meta names once this one is the last: those of the
 	// object it replaces, and those of a put whose answer was lost.
-	orphans := []string{last.nuid, f.lost[name]}
-	seq, err := f.publishMeta(ctx, name, meta, last.seq)
-	if errors.Is(err, ErrFenced) && f.lost[name] != "" {
-		// The meta of this writer's put whose answer was lost may be
-		// the one that landed: then it is the last.
-		if at, _, rerr := f.readMeta(ctx, name); rerr == nil && at.nuid == f.lost[name] {
-			seq, err = f.publishMeta(ctx, name, meta, at.seq)
+	orphans := append([]string{last.nuid}, f.lost[name]...)
+	seq, err := f.publishMeta(ctx, name, meta, last.seq, false)
+	if errors.Is(err, ErrFenced) && len(f.lost[name]) > 0 {
+		// The meta of one of this writer's puts whose answer was lost
+		// may be the one that landed: then it is the last. Not if a
+		// claim republished it: the next holder's term began.
+		at, _, rerr := f.readMeta(ctx, name)
+		switch {
+		case rerr != nil:
+			// Whose meta is last is not known: not fenced for that,
+			// the next put looks again. This one's meta was refused.
+			purge()
+			return fmt.Errorf("stage: saving %s: %w", name, rerr)
+		case !at.claimed && slices.Contains(f.lost[name], at.nuid):
+			seq, err = f.publishMeta(ctx, name, meta, at.seq, false)
 		}
 	}
 	switch {
@@ -236,7 +265,7 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 		return err
 	case err != nil:
 		// Its answer lost, the meta may have landed: its chunks stay.
-		f.lost[name] = nuid
+		f.lost[name] = append(f.lost[name], nuid)
 		return fmt.Errorf("stage: saving %s: %w", name, err)
 	}
 	delete(f.lost, name)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -125,7 +128,7 @@ func TestFencedObjectsGoOnOverAPutWhoseAnswerWasLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As if the answer had been lost: the writer does not know it landed.
-	f.lost["state"], f.last["state"] = f.last["state"].nuid, before
+	f.lost["state"], f.last["state"] = []string{f.last["state"].nuid}, before
 	if err := f.Put(ctx, "state", []byte("next")); err != nil {
 		t.Fatalf("the put after one whose answer was lost: %v", err)
 	}
@@ -210,5 +213,204 @@ func TestFencedObjectsTellABrokenObject(t *testing.T) {
 	}
 	if got, err := f.GetBytes(ctx, "headless"); err != nil || string(got) != "again" {
 		t.Fatalf("headless written over: %q (%v)", got, err)
+	}
+}
+
+// lossyJetStream passes the meta publishes of FencedObjects to the server,
+// or not, and answers them as it is told: a nil meta answers as the
+// server does.
+type lossyJetStream struct {
+	jetstream.JetStream
+	meta func(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+func (l *lossyJetStream) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if l.meta != nil && strings.Contains(m.Subject, ".M.") {
+		return l.meta(ctx, m, opts...)
+	}
+	return l.JetStream.PublishMsg(ctx, m, opts...)
+}
+
+// flakyStream fails the reads of a meta while fail is set.
+type flakyStream struct {
+	jetstream.Stream
+	fail atomic.Bool
+}
+
+func (s *flakyStream) GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	if s.fail.Load() {
+		return nil, context.DeadlineExceeded
+	}
+	return s.Stream.GetLastMsgForSubject(ctx, subject)
+}
+
+// fencedWriter is a FencedObjects on a bucket of its own whose meta
+// publishes and meta reads a test can fail.
+func fencedWriter(t *testing.T, bucket string) (*FencedObjects, *lossyJetStream, *flakyStream, jetstream.ObjectStore, jetstream.JetStream) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: bucket}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFencedObjects(ctx, js, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lossy, flaky := &lossyJetStream{JetStream: js}, &flakyStream{Stream: f.stream}
+	f.js, f.stream = lossy, flaky
+	return f, lossy, flaky, store, js
+}
+
+// landedAnswerLost publishes the meta and loses its answer.
+func landedAnswerLost(js jetstream.JetStream) func(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return func(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+		if _, err := js.PublishMsg(ctx, m, opts...); err != nil {
+			return nil, err
+		}
+		return nil, context.DeadlineExceeded
+	}
+}
+
+// A writer alone on its objects is never fenced by its own puts whose
+// answers were lost, nor by a read failing for now: ErrFenced ends its
+// saving for the term (the correlator stops saving while it still holds
+// the lease), so it must mean that another holder claimed the objects.
+func TestFencedObjectsDoNotFenceAWriterAlone(t *testing.T) {
+	ctx := context.Background()
+	t.Run("two answers lost in a row, the first landed", func(t *testing.T) {
+		f, lossy, _, store, js := fencedWriter(t, "twolost")
+		if err := f.Claim(ctx, "state"); err != nil {
+			t.Fatal(err)
+		}
+		lossy.meta = landedAnswerLost(js)
+		if err := f.Put(ctx, "state", []byte("one")); err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("a put whose answer was lost: %v, want a failure for now", err)
+		}
+		// The next put finds the first's meta last and goes on over it,
+		// and that publish is lost before it reached the server.
+		calls := 0
+		lossy.meta = func(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+			if calls++; calls == 1 {
+				return js.PublishMsg(ctx, m, opts...)
+			}
+			return nil, context.DeadlineExceeded
+		}
+		if err := f.Put(ctx, "state", []byte("two")); err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("a put whose answer was lost: %v, want a failure for now", err)
+		}
+		lossy.meta = nil
+		if err := f.Put(ctx, "state", []byte("three")); err != nil {
+			t.Fatalf("the put after two whose answers were lost: %v", err)
+		}
+		if got, err := store.GetBytes(ctx, "state"); err != nil || string(got) != "three" {
+			t.Fatalf("read %q (%v), want the last put's", got, err)
+		}
+	})
+	t.Run("the meta unreadable for now", func(t *testing.T) {
+		f, lossy, flaky, store, js := fencedWriter(t, "unreadable")
+		if err := f.Claim(ctx, "state"); err != nil {
+			t.Fatal(err)
+		}
+		lossy.meta = landedAnswerLost(js)
+		if err := f.Put(ctx, "state", []byte("one")); err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("a put whose answer was lost: %v, want a failure for now", err)
+		}
+		lossy.meta = nil
+		flaky.fail.Store(true)
+		if err := f.Put(ctx, "state", []byte("two")); err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("a put that could not read whose meta is last: %v, want a failure for now", err)
+		}
+		flaky.fail.Store(false)
+		if err := f.Put(ctx, "state", []byte("three")); err != nil {
+			t.Fatalf("the put after: %v", err)
+		}
+		if got, err := store.GetBytes(ctx, "state"); err != nil || string(got) != "three" {
+			t.Fatalf("read %q (%v), want the last put's", got, err)
+		}
+	})
+}
+
+// A writer whose put's answer was lost, and whose meta landed, is still
+// refused once the next holder claimed the object, though the claim
+// republished that very meta: the next holder restored from it, and
+// reads it while the first writer, its term over, would write over the
+// claim and purge the chunks being read.
+func TestFencedObjectsRefuseALostPutTheNextHolderClaimed(t *testing.T) {
+	ctx := context.Background()
+	old, lossy, _, store, js := fencedWriter(t, "claimedlost")
+	if err := old.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	lossy.meta = landedAnswerLost(js)
+	if err := old.Put(ctx, "state", []byte("last of the old term")); err == nil {
+		t.Fatal("a put whose answer was lost succeeded")
+	}
+	lossy.meta = nil
+	next, err := NewFencedObjects(ctx, js, "claimedlost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Put(ctx, "state", []byte("late")); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the old term's put after the next holder's claim: %v, want ErrFenced", err)
+	}
+	if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "last of the old term" {
+		t.Fatalf("the next holder reads %q (%v), want what it claimed", got, err)
+	}
+	if err := next.Put(ctx, "state", []byte("new term")); err != nil {
+		t.Fatalf("the next holder's put: %v", err)
+	}
+	if got, err := store.GetBytes(ctx, "state"); err != nil || string(got) != "new term" {
+		t.Fatalf("read %q (%v), want the new term's", got, err)
+	}
+}
+
+// The chunks of a put whose answer was lost and whose meta did not land
+// are purged by the next claim (a new term of the same writer), as by the
+// next put: no meta names them, nor ever will, a late one being refused.
+func TestFencedObjectsClaimPurgesTheChunksOfALostPut(t *testing.T) {
+	ctx := context.Background()
+	f, lossy, _, _, js := fencedWriter(t, "lostchunks")
+	if err := f.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	lossy.meta = func(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+		return nil, context.DeadlineExceeded // not sent
+	}
+	if err := f.Put(ctx, "state", []byte("two")); err == nil {
+		t.Fatal("a put whose meta was not sent succeeded")
+	}
+	lossy.meta = nil
+	if err := f.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "OBJ_lostchunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("%d messages in the store, want the state's chunk and its meta", info.State.Msgs)
 	}
 }

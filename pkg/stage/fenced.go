@@ -81,6 +81,12 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 // chunks that do not match its digest.
 var ErrBrokenObject = errors.New("stage: object unreadable for good")
 
+// errStaleRead is a read of a meta older than the last this writer knows
+// stored. The object store allows direct gets, which any replica of the
+// bucket answers, one not caught up among them: a failure for now, not a
+// broken object nor another holder's write.
+var errStaleRead = errors.New("stage: a replica of the bucket answered with a meta older than the last stored (not caught up yet)")
+
 // GetBytes reads object name as the object store's GetBytes does
 // (jetstream.ErrObjectNotFound when there is none), but an object that no
 // read will ever get is ErrBrokenObject, told apart from a read that
@@ -107,11 +113,16 @@ func (f *FencedObjects) GetBytes(ctx context.Context, name string, opts ...jetst
 // chunks than the bucket holds under its token.
 func (f *FencedObjects) chunksMissing(ctx context.Context, name string) (bool, error) {
 	m, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject(name))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	known := f.last[name].seq // claimed or written: the stream holds it
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound) && known == 0:
 		return false, nil
-	}
-	if err != nil {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, errStaleRead
+	case err != nil:
 		return false, err
+	case m.Sequence < known:
+		return false, errStaleRead
 	}
 	var info jetstream.ObjectInfo
 	if err := json.Unmarshal(m.Data, &info); err != nil || info.Deleted || info.Chunks == 0 {
@@ -255,6 +266,11 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 			// the next put looks again. This one's meta was refused.
 			purge()
 			return fmt.Errorf("stage: saving %s: %w", name, rerr)
+		case at.seq <= last.seq:
+			// The stream has a later one than that: a replica's stale
+			// answer.
+			purge()
+			return fmt.Errorf("stage: saving %s: %w", name, errStaleRead)
 		case !at.claimed && slices.Contains(f.lost[name], at.nuid):
 			seq, err = f.publishMeta(ctx, name, meta, at.seq, false)
 		}

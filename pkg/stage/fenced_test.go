@@ -231,15 +231,20 @@ func (l *lossyJetStream) PublishMsg(ctx context.Context, m *nats.Msg, opts ...je
 	return l.JetStream.PublishMsg(ctx, m, opts...)
 }
 
-// flakyStream fails the reads of a meta while fail is set.
+// flakyStream fails the reads of a meta while fail is set, and answers
+// them with stale while it is set, as a replica not caught up does.
 type flakyStream struct {
 	jetstream.Stream
-	fail atomic.Bool
+	fail  atomic.Bool
+	stale atomic.Pointer[jetstream.RawStreamMsg]
 }
 
 func (s *flakyStream) GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
 	if s.fail.Load() {
 		return nil, context.DeadlineExceeded
+	}
+	if m := s.stale.Load(); m != nil && m.Subject == subject {
+		return m, nil
 	}
 	return s.Stream.GetLastMsgForSubject(ctx, subject)
 }
@@ -413,4 +418,73 @@ func TestFencedObjectsClaimPurgesTheChunksOfALostPut(t *testing.T) {
 	if info.State.Msgs != 2 {
 		t.Fatalf("%d messages in the store, want the state's chunk and its meta", info.State.Msgs)
 	}
+}
+
+// A bucket with replicas answers reads of a meta from any of them (the
+// object store allows direct gets), and one not caught up answers with an
+// older meta: one whose chunks the last put purged is not a broken object
+// (read so, the logminer would start empty and its next save replace a
+// good state), and, after a put whose answer was lost, not a sign that
+// another holder wrote.
+func TestFencedObjectsTakeAStaleReplicasAnswerForAReadThatFailedForNow(t *testing.T) {
+	ctx := context.Background()
+	t.Run("read", func(t *testing.T) {
+		f, _, _, _, js := fencedWriter(t, "stalereplica")
+		if err := f.Claim(ctx, "state"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Put(ctx, "state", []byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		old, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject("state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Put(ctx, "state", []byte("two")); err != nil { // purges the chunks of "one"
+			t.Fatal(err)
+		}
+		next, err := NewFencedObjects(ctx, js, "stalereplica")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := next.Claim(ctx, "state"); err != nil {
+			t.Fatal(err)
+		}
+		replica := &flakyStream{Stream: next.stream}
+		next.stream = replica
+		replica.stale.Store(old)
+		if _, err := next.GetBytes(ctx, "state"); err == nil || errors.Is(err, ErrBrokenObject) {
+			t.Fatalf("a read answered with an older meta: %v, want a failure for now", err)
+		}
+		replica.stale.Store(nil)
+		if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "two" {
+			t.Fatalf("read %q (%v), want the last put's", got, err)
+		}
+	})
+	t.Run("put after a lost answer", func(t *testing.T) {
+		f, lossy, replica, store, js := fencedWriter(t, "stalelost")
+		if err := f.Claim(ctx, "state"); err != nil {
+			t.Fatal(err)
+		}
+		claim, err := replica.GetLastMsgForSubject(ctx, f.metaSubject("state"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lossy.meta = landedAnswerLost(js)
+		if err := f.Put(ctx, "state", []byte("one")); err == nil {
+			t.Fatal("a put whose answer was lost succeeded")
+		}
+		lossy.meta = nil
+		replica.stale.Store(claim) // the replica has not the put's meta yet
+		if err := f.Put(ctx, "state", []byte("two")); err == nil || errors.Is(err, ErrFenced) {
+			t.Fatalf("a put that read an older meta: %v, want a failure for now", err)
+		}
+		replica.stale.Store(nil)
+		if err := f.Put(ctx, "state", []byte("three")); err != nil {
+			t.Fatalf("the put after: %v", err)
+		}
+		if got, err := store.GetBytes(ctx, "state"); err != nil || string(got) != "three" {
+			t.Fatalf("read %q (%v), want the last put's", got, err)
+		}
+	})
 }

@@ -103,6 +103,11 @@ func (f *FencedObjects) GetBytes(ctx context.Context, name string, opts ...jetst
 		return nil, fmt.Errorf("%w: %s names chunks the bucket does not hold", ErrBrokenObject, name)
 	}
 	data, err := f.store.GetBytes(ctx, name, opts...)
+	if errors.Is(err, jetstream.ErrObjectNotFound) && f.last[name].nuid != "" {
+		// Claimed or written, it is there: its read asked the meta of
+		// a replica without it again.
+		return nil, fmt.Errorf("stage: reading %s: %w", name, errStaleRead)
+	}
 	if errors.Is(err, jetstream.ErrDigestMismatch) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBrokenObject, name, err)
 	}

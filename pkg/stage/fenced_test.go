@@ -488,3 +488,45 @@ func TestFencedObjectsTakeAStaleReplicasAnswerForAReadThatFailedForNow(t *testin
 		}
 	})
 }
+
+// staleStore answers every read as a replica that has no meta of the
+// object yet.
+type staleStore struct{ jetstream.ObjectStore }
+
+func (staleStore) GetBytes(context.Context, string, ...jetstream.GetObjectOpt) ([]byte, error) {
+	return nil, jetstream.ErrObjectNotFound
+}
+
+// The object store's own read asks a replica again: one that has no meta
+// of an object this writer claimed is not "no object" (the logminer would
+// start empty and its next save replace a good state) but a read failing
+// for now.
+func TestFencedObjectsTakeNotFoundFromAStaleReplicaForAReadThatFailedForNow(t *testing.T) {
+	ctx := context.Background()
+	f, _, _, _, js := fencedWriter(t, "stalenone")
+	if err := f.Claim(ctx, "state", "none"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewFencedObjects(ctx, js, "stalenone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Claim(ctx, "state", "none"); err != nil {
+		t.Fatal(err)
+	}
+	store := next.store
+	next.store = staleStore{store}
+	if _, err := next.GetBytes(ctx, "state"); err == nil || errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("a claimed object a replica does not have yet: %v, want a failure for now", err)
+	}
+	if _, err := next.GetBytes(ctx, "none"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("an object claimed, never written: %v, want not found", err)
+	}
+	next.store = store
+	if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "one" {
+		t.Fatalf("read %q (%v), want the last put's", got, err)
+	}
+}

@@ -515,7 +515,6 @@ func (p *Processor) markRestored() {
 type durable struct {
 	*Processor
 	*stage.HeldOutputs
-	store jetstream.ObjectStore
 	// objects writes the state and its outbox under compare-and-set,
 	// claimed by each term's restore: a save of a term that ended, landing
 	// late, is refused rather than replacing the next holder's state.
@@ -535,10 +534,17 @@ func (d durable) Restore(ctx context.Context) error {
 	if err := d.objects.Claim(ctx, d.key, stage.OutboxObject(d.key)); err != nil {
 		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
 	}
-	if err := d.LoadFrom(ctx, d.store, d.key); err != nil {
-		return fmt.Errorf("correlator: state %s: %w", d.cfg.State.Bucket, err)
+	// Read through the claim: a replica of the bucket not caught up
+	// answers as a failure for now, not as "nothing saved" (which would
+	// start empty and let the next save replace the state), and an object
+	// no read will get is told at once (stage.ErrBrokenObject), not after
+	// nats.go's read timeout. Either stops the start: started empty, the
+	// open incidents would never resolve downstream, so deleting the
+	// object is the operator's choice.
+	if err := d.LoadFrom(ctx, d.objects, d.key); err != nil {
+		return fmt.Errorf("correlator: state %s: %w%s", d.cfg.State.Bucket, err, brokenHint(err, d.cfg.State.Bucket, stage.OutboxObject(d.key)))
 	}
-	data, err := d.store.GetBytes(ctx, d.key)
+	data, err := d.objects.GetBytes(ctx, d.key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		// Nothing saved: an empty state, not what an earlier term of
 		// this process held (the state may have been deleted since).
@@ -549,7 +555,7 @@ func (d durable) Restore(ctx context.Context) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("correlator: reading state %s/%s: %w", d.cfg.State.Bucket, d.key, err)
+		return fmt.Errorf("correlator: reading state %s/%s: %w%s", d.cfg.State.Bucket, d.key, err, brokenHint(err, d.cfg.State.Bucket, d.key))
 	}
 	if err := d.restore(data); err != nil {
 		return err
@@ -557,6 +563,15 @@ func (d durable) Restore(ctx context.Context) error {
 	d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
 	d.markRestored()
 	return nil
+}
+
+// brokenHint tells an operator what to do with a state object no read will
+// get: the correlator cannot start on it.
+func brokenHint(err error, bucket, name string) string {
+	if !errors.Is(err, stage.ErrBrokenObject) {
+		return ""
+	}
+	return fmt.Sprintf(" (delete it to start with no incidents: nats object rm %s %s; the incidents open downstream are then resolved by hand)", bucket, name)
 }
 
 // catchUp starts the time in which the signals delivered before a restore
@@ -634,8 +649,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	fenced := new(atomic.Bool)
 	scfg := stage.Config{Name: "correlator", Workers: 1, TickEvery: time.Second}
 	if !cfg.State.Disabled {
-		store, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members")
-		if err != nil {
+		if _, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members"); err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		objects, err := stage.NewFencedObjects(ctx, js, cfg.State.Bucket)
@@ -644,7 +658,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}
 		proc.unstored = map[string]bool{}
 		proc.inFlight = &stage.InFlight{}
-		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: cfg.State.Key, fenced: fenced}
+		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: cfg.State.Key, fenced: fenced}
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 		// What a signal did is in the state alone until it is saved (a
 		// resolution only starts a quiet period): acked before, a crash

@@ -24,7 +24,7 @@ import (
 // restart every alert is acked and every opening stored.
 func TestNoIncidentOpeningLostPastTheInFlightBound(t *testing.T) {
 	r := newStormRig(t, Config{})
-	store, err := r.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "inflight-loss"})
+	_, err := r.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "inflight-loss"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestNoIncidentOpeningLostPastTheInFlightBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: "correlator", fenced: new(atomic.Bool)}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: "correlator", fenced: new(atomic.Bool)}
 	scfg := stage.Config{TickEvery: time.Second, CheckpointEvery: time.Hour, AckAfterCheckpoint: true}
 
 	n := stage.DefaultMaxInFlight + 10

@@ -601,7 +601,7 @@ func commandWaitsForTheSignals(t *testing.T, ackWait time.Duration) {
 // empty, not with what an earlier term of this process held.
 func TestRestoreOfNothingForgetsTheLastTerm(t *testing.T) {
 	r := newStormRig(t, Config{})
-	store, err := r.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "restore-nothing"})
+	_, err := r.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: "restore-nothing"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,11 +618,49 @@ func TestRestoreOfNothingForgetsTheLastTerm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), store: store, objects: objects, key: "correlator", fenced: new(atomic.Bool)}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: "correlator", fenced: new(atomic.Bool)}
 	if err := d.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(proc.Incidents()); n != 0 {
 		t.Fatalf("%d incidents after restoring nothing, want none", n)
+	}
+}
+
+// A state object naming chunks the bucket does not hold (a nats.go put
+// whose chunks were refused and whose meta landed, as an earlier version
+// could leave) stops the restore at once, saying how to start without it,
+// instead of after nats.go's read timeout with "read pipe: i/o timeout".
+func TestRestoreOfABrokenStateSaysHowToStartWithoutIt(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	store, err := r.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "restore-broken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := testenv.NarrowStream(t, r.js, "OBJ_restore-broken", "$O.restore-broken.M.>")
+	if _, err := store.PutBytes(ctx, "correlator", []byte(`{}`)); err == nil {
+		t.Fatal("put while the bucket refuses chunks succeeded")
+	}
+	if _, err := store.GetInfo(ctx, "correlator"); err != nil {
+		t.Fatalf("the put's meta did not land (%v): the test makes no broken object", err)
+	}
+	restore()
+	cfg := r.cfg
+	cfg.State.Bucket = "restore-broken"
+	proc, err := NewProcessor(cfg, r.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := stage.NewFencedObjects(ctx, r.js, "restore-broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: "correlator", fenced: new(atomic.Bool)}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second) // under nats.go's 5 s read timeout
+	defer cancel()
+	err = d.Restore(ctx)
+	if !errors.Is(err, stage.ErrBrokenObject) || !strings.Contains(err.Error(), "nats object rm restore-broken correlator") {
+		t.Fatalf("restore of a broken state: %v, want stage.ErrBrokenObject naming the object to delete", err)
 	}
 }

@@ -8,12 +8,14 @@ import (
 	"maps"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // The open incidents are what inhibits: an incident is held back while
@@ -237,7 +239,26 @@ type OpenStore interface {
 
 // kvOpen is an OpenStore on a JetStream key-value bucket: one key per
 // incident, expiring after StateConfig.MaxAge.
-type kvOpen struct{ kv jetstream.KeyValue }
+//
+// A write expects the key at the revision this instance last read or
+// wrote (compare-and-set), so that a write of a holder whose term ended,
+// landing late (its process paused between its check of the lease and
+// the write, or its bytes held on a stalled link), cannot replace what
+// the next holder wrote since: it would bring back, say, an incident the
+// next holder resolved, and the holder after would page it after its
+// resolve. A write refused so is made anyway (as a plain put) when this
+// instance still holds the lease (holds): the other write was the late
+// one.
+type kvOpen struct {
+	kv jetstream.KeyValue
+	// holds tells whether this instance still holds the lease (nil:
+	// always, as without a lease).
+	holds func() bool
+	mu    sync.Mutex
+	// revs are the revisions of the open incidents' keys as this instance
+	// last read or wrote them; a key not here is expected to be absent.
+	revs map[string]uint64
+}
 
 // openKVStore creates (or updates) the bucket of cfg.
 func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (*kvOpen, error) {
@@ -252,19 +273,53 @@ func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("notifier: bucket %s: %w", cfg.Bucket, err)
 	}
-	return &kvOpen{kv}, nil
+	return &kvOpen{kv: kv, revs: map[string]uint64{}}, nil
 }
 
 // openKey is the key of incident id.
 func openKey(id string) string { return "open." + bus.KeyToken(id) }
+
+// fenceBy makes a write refused for another instance's write since fail
+// (stage.ErrFenced) while holds says this instance lost the lease.
+func (s *kvOpen) fenceBy(holds func() bool) { s.holds = holds }
 
 func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 	data, err := json.Marshal(inc)
 	if err != nil {
 		return err
 	}
-	_, err = s.kv.Put(ctx, openKey(inc.ID), data)
-	return err
+	key := openKey(inc.ID)
+	s.mu.Lock()
+	rev := s.revs[key]
+	s.mu.Unlock()
+	rev, err = s.kv.Update(ctx, key, data, rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// Written by another instance since this one read it
+		// (ErrKeyExists would miss the conflict code of a replicated
+		// bucket).
+		if s.holds != nil && !s.holds() {
+			return fmt.Errorf("%w: open incident %s was written by the next holder", stage.ErrFenced, inc.ID)
+		}
+		rev, err = s.kv.Put(ctx, key, data)
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A key not in revs costs one write more (expected absent, refused,
+	// then put while this instance holds the lease), so revs keeps the
+	// open incidents only: not the tombstones, which are many, and not
+	// past a bound (incidents forgotten without their resolve).
+	if inc.Resolved {
+		delete(s.revs, key)
+		return nil
+	}
+	if len(s.revs) >= 2*MaxOpen {
+		clear(s.revs)
+	}
+	s.revs[key] = rev
+	return nil
 }
 
 // All reads every entry in one watch of the bucket (its current values,
@@ -276,6 +331,7 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 	}
 	defer w.Stop()
 	var out []openIncident
+	revs := map[string]uint64{} // a new term's: what an earlier one knew may be stale
 	for {
 		var e jetstream.KeyValueEntry
 		select {
@@ -284,19 +340,30 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 			return nil, ctx.Err()
 		}
 		if e == nil {
+			s.mu.Lock()
+			s.revs = revs
+			s.mu.Unlock()
 			return out, nil
 		}
 		var inc openIncident
 		if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {
 			continue // not ours; the next put of that incident mends it
 		}
+		if !inc.Resolved && e.Key() == openKey(inc.ID) {
+			revs[e.Key()] = e.Revision()
+		}
 		out = append(out, inc)
 	}
 }
 
 // WithOpenStore keeps the open incidents in store, read by restoreOpen.
+// A store that fences (kvOpen) is told whether this instance still holds
+// the lease.
 func (p *Processor) WithOpenStore(store OpenStore) *Processor {
 	p.store = store
+	if f, ok := store.(interface{ fenceBy(holds func() bool) }); ok {
+		f.fenceBy(func() bool { return !p.fencedOff() })
+	}
 	return p
 }
 
@@ -507,7 +574,11 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	var failed []string
 	var errs []error
 	for i, inc := range todo {
-		if p.fencedOff() {
+		err := stage.ErrFenced
+		if !p.fencedOff() {
+			err = p.store.Put(ctx, inc)
+		}
+		if errors.Is(err, stage.ErrFenced) {
 			// kept for a pass that holds the lease again (a renewal
 			// just late); the next holder reads the bucket afresh
 			p.mu.Lock()
@@ -517,7 +588,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 			p.mu.Unlock()
 			return nil
 		}
-		if err := p.store.Put(ctx, inc); err != nil {
+		if err != nil {
 			failed = append(failed, inc.ID)
 			errs = append(errs, err)
 			if ctx.Err() != nil { // the pass is over: the rest waits too

@@ -1,0 +1,125 @@
+package notifier
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// gatedOpen holds the next Put, once armed, until released: a holder
+// paused (or its link stalled) after it checked its lease, its write on
+// the way.
+type gatedOpen struct {
+	*kvOpen
+	armed    atomic.Bool
+	entered  chan struct{}
+	released chan struct{}
+}
+
+func (g *gatedOpen) Put(ctx context.Context, inc openIncident) error {
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.released
+	}
+	return g.kvOpen.Put(ctx, inc)
+}
+
+// A holder whose write of an open incident is on its way when its term
+// ends must not replace what the next holder wrote of it since, when the
+// write lands at last: the incident the next holder resolved came back
+// open in the bucket, so the holder after it inhibited by it and paged it
+// again every repeat_interval, after its resolve, until max_age. A late
+// write that lands before the next holder writes the incident does not
+// stop that one's write either.
+func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *testing.T) {
+	for _, landsFirst := range []bool{false, true} {
+		name := "lands after the next holder's write"
+		if landsFirst {
+			name = "lands before the next holder's write"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newJSRig(t, zerolog.ErrorLevel)
+			ctx := context.Background()
+			routes := inhibitRoutes(t, "http://127.0.0.1:1")
+			instance := func(store OpenStore, holds func() bool) *Processor {
+				t.Helper()
+				p, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.holds = holds
+				p.WithOpenStore(store)
+				if err := p.restoreOpen(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			bucket := func() *kvOpen {
+				t.Helper()
+				kv, err := openKVStore(ctx, r.js, StateConfig{}.WithDefaults())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return kv
+			}
+			track := func(p *Processor, labels map[string]string, resolved bool, rev int) {
+				p.mu.Lock()
+				if p.trackOpen("inc-1", "", labels, resolved, stamp{rev, t0}) {
+					p.changed("inc-1")
+				}
+				p.mu.Unlock()
+			}
+			save := func(p *Processor) {
+				t.Helper()
+				if err := p.saveOpen(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			kvA := bucket()
+			gate := &gatedOpen{kvOpen: kvA, entered: make(chan struct{}), released: make(chan struct{})}
+			var aHolds atomic.Bool
+			aHolds.Store(true)
+			a := instance(gate, aHolds.Load)
+			track(a, map[string]string{"severity": "critical", "team": "dba"}, false, 1)
+			save(a)
+			// Its next write passes its check of the lease, then it pauses
+			// past the lease's end.
+			track(a, map[string]string{"severity": "critical", "team": "dba", "cluster": "eu"}, false, 2)
+			gate.armed.Store(true)
+			late := make(chan error, 1)
+			go func() { late <- a.saveOpen(ctx) }()
+			<-gate.entered
+			aHolds.Store(false)
+
+			b := instance(bucket(), nil) // the next holder
+			if _, open := b.open["inc-1"]; !open {
+				t.Fatal("the next holder did not restore the open incident")
+			}
+			if landsFirst {
+				close(gate.released)
+				if err := <-late; err != nil {
+					t.Fatal(err)
+				}
+			}
+			track(b, nil, true, 3)
+			save(b)
+			if !landsFirst {
+				close(gate.released)
+				if err := <-late; err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			c := instance(bucket(), nil) // the holder after it
+			if inc, open := c.open["inc-1"]; open {
+				t.Fatalf("the incident the next holder resolved is open again in the bucket (revision %d): the lost term's late write replaced its tombstone", inc.Revision)
+			}
+			if _, resolved := c.resolved.Peek("inc-1"); !resolved {
+				t.Fatal("the next holder's tombstone is not in the bucket")
+			}
+		})
+	}
+}

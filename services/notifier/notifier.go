@@ -687,6 +687,14 @@ func (p *Processor) retryDelay(tries int) time.Duration {
 // reached; every other one is sent it as a first notice
 // (webhook.Incident.FirstNotice: PagerDuty triggers before acknowledging).
 func (p *Processor) send(ctx context.Context, n *note, heardBy uint64) (reached uint64, breakerUntil time.Time, err error) {
+	if p.fencedOff() {
+		// The lease is no longer this instance's by its own clock (paused
+		// past its deadline): the next holder may have sent a newer state
+		// of the incident already, and this one would go out after it (a
+		// PagerDuty trigger after its resolve). Held, it goes back to the
+		// stream at the stop the lost lease brings.
+		return 0, time.Time{}, fmt.Errorf("notifier: not sent: %w", stage.ErrFenced)
+	}
 	r := n.send.(*routed)
 	inc := r.inc
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1242,5 +1243,34 @@ receivers:
 	}
 	if len(aiopsBodies[0]) > max || len(gen.Members) == 0 || len(gen.Members) == 200 || gen.MemberCount != 200 {
 		t.Fatalf("aiops payload: %d bytes, %d members listed, member_count %d; want at most %d bytes, listing some of the 200", len(aiopsBodies[0]), len(gen.Members), gen.MemberCount, max)
+	}
+}
+
+// A notifier whose lease ran out by its own clock (paused past its
+// deadline) sends nothing: the next holder may have sent a newer state of
+// the incident already. The notification is held, and goes back to the
+// stream at the stop.
+func TestNotifierWithoutItsLeaseSendsNothing(t *testing.T) {
+	dba, rest := newReceiver(t), newReceiver(t)
+	h := rig(t, dba, rest)
+	var asked atomic.Int32
+	lastProc.holds = func() bool { asked.Add(1); return false }
+	held := h.Send(incident(t, "payments-db"))
+	// The lane tries the notification at once (group_wait 0): wait until
+	// it asked for the lease, or sent.
+	for deadline := time.Now().Add(time.Minute); asked.Load() == 0; {
+		if got, _ := dba.requests(); len(got) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, _ := dba.requests(); len(got) != 0 {
+		t.Fatalf("without the lease the receiver got %d requests", len(got))
+	}
+	if err := h.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := held.Result(); !ok || r.Outcome == stagetest.Acked {
+		t.Fatalf("the event after the stop: %+v (settled %v), want it given back", r, ok)
 	}
 }

@@ -58,6 +58,7 @@ receivers:
 			t.Fatal(err)
 		}
 		t.Cleanup(svc.silences.Close)
+		svc.proc.holds = nil // Notify called directly, as by a term of the lease
 		return svc.proc
 	}
 	ctx := context.Background()
@@ -116,6 +117,7 @@ receivers:
 			t.Fatal(err)
 		}
 		t.Cleanup(svc.silences.Close)
+		svc.proc.holds = nil // Notify called directly, as by a term of the lease
 		return svc.proc
 	}
 	opened, acked, _ := lifecycle(t)

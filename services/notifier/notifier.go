@@ -770,6 +770,13 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 			reached |= integrationBit(i)
 			continue
 		}
+		if i > 0 && p.fencedOff() {
+			// The lease ran out while an integration before this one was
+			// tried (send checked it before the first): the rest is held.
+			failed = append(failed, fmt.Errorf("receiver %s: %s: not sent: %w", name, ig.path, stage.ErrFenced))
+			anyClosed = true
+			continue
+		}
 		inc.DeliveryKey = key // the payload's key is the webhook-id
 		inc.FirstNotice = heardBy&integrationBit(i) == 0
 		ig.mu.Lock()

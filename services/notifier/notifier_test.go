@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 	"github.com/aiops-dev/aiops/pkg/stage"
@@ -1272,5 +1273,43 @@ func TestNotifierWithoutItsLeaseSendsNothing(t *testing.T) {
 	}
 	if r, ok := held.Result(); !ok || r.Outcome == stagetest.Acked {
 		t.Fatalf("the event after the stop: %+v (settled %v), want it given back", r, ok)
+	}
+}
+
+// A lease that runs out while one integration of a receiver is tried
+// stops the receiver's next integrations: they are held, not sent after
+// the next holder may have sent a newer state.
+func TestLeaseLostBetweenIntegrationsHoldsTheRest(t *testing.T) {
+	var holds atomic.Bool
+	holds.Store(true)
+	second := newReceiver(t)
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		holds.Store(false) // the lease runs out while this one answers
+		w.WriteHeader(200)
+	}))
+	t.Cleanup(first.Close)
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`
+route: {receiver: both, group_wait: 0s}
+receivers:
+- name: both
+  webhook_configs:
+  - url: `+first.URL+`
+  - url: `+second.srv.URL+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noSleep := func(ctx context.Context, d time.Duration) error { return ctx.Err() }
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop(), webhook.WithClock(time.Now, noSleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.holds = holds.Load
+	if err := proc.Notify(context.Background(), incident(t, "web")); err == nil || errs.IsPermanent(err) || !errors.Is(err, stage.ErrFenced) {
+		t.Fatalf("Notify: %v, want a failure for now naming the lost lease", err)
+	}
+	if got, _ := second.requests(); len(got) != 0 {
+		t.Fatalf("the second integration got %d requests after the lease ran out", len(got))
 	}
 }

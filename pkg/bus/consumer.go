@@ -803,6 +803,26 @@ func (d *delivery) ackLater() func(error) {
 	}
 }
 
+// Rewind hands out again, at once and in stream order, every message
+// after the consumer's ack floor, before any newer one (JetStream's
+// consumer reset). Left to the server, those delivered to an instance
+// that died without acking them come again only once their ack_wait
+// ran out, behind whatever arrived meanwhile. Their delivery counts
+// start over. A server without the reset (an older nats-server) answers
+// an error, and they come after ack_wait as before.
+func (c *Consumer) Rewind(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, rewindTimeout)
+	defer cancel()
+	if _, err := c.js.ResetConsumer(ctx, c.cfg.Stream, c.cfg.Durable); err != nil {
+		return fmt.Errorf("bus: consumer %s: rewind to the ack floor: %w", c.cfg.Durable, err)
+	}
+	return nil
+}
+
+// rewindTimeout bounds Rewind: a server that does not know the request
+// may leave it unanswered, and the start must go on without it.
+const rewindTimeout = 5 * time.Second
+
 // FlushAcks waits until the acks sent so far (AckLater's among them) reached
 // the server, or ctx ends: a connection closed at once after would lose
 // those still buffered.

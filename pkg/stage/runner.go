@@ -212,6 +212,18 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// are its checkpoint's outbox's).
 		r.kept.Purge()
 		r.takeHeld()
+		// What the restored state lacks is exactly what is not acked: it
+		// must be taken again before anything newer, as it came first.
+		// Left to the server, what a crashed instance held comes again
+		// only after ack_wait, behind the inputs that arrived meanwhile,
+		// and a processor whose result depends on the order (the
+		// correlator's grouping) made other outputs from it, under other
+		// ids, than the instance that crashed had published.
+		if rw, ok := src.(interface{ Rewind(context.Context) error }); ok && r.cfg.AckAfterCheckpoint {
+			if err := rw.Rewind(ctx); err != nil {
+				r.log.Warn().Err(err).Msg("inputs not acked before this start come again after ack_wait, possibly after newer ones")
+			}
+		}
 	}
 	// drained ends once the source's drain did: from then on no output's
 	// ack is waited for, an input's or a tick's.

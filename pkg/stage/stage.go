@@ -178,7 +178,10 @@ type Config struct {
 	// wait for the next one: after a crash it comes again to a state that
 	// holds it, so the processor must take an input twice as a repeat (the
 	// correlator does; the log miner, whose counts would double, does not
-	// use this).
+	// use this). After the restore the runner rewinds a source that can
+	// (bus.Consumer.Rewind) to its ack floor, so that the inputs the
+	// restored state lacks come again first, in their order, rather than
+	// after ack_wait behind newer ones.
 	AckAfterCheckpoint bool
 }
 

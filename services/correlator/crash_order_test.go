@@ -1,0 +1,103 @@
+package correlator
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// A crash after the correlator took signals in and before it saved them:
+// the next instance gets them again before the signals published after
+// the crash, in stream order, so it makes the incident events the crashed
+// one would have made, under the same ids, as a run without a crash.
+// Left to the server, the signals from before the crash came again only
+// after ack_wait, after newer ones: applied out of order, they made
+// other incidents (an extra one, members in another) and other events
+// (the same state at another revision, under another id).
+func TestSignalsFromBeforeACrashComeAgainBeforeNewerOnes(t *testing.T) {
+	// The reference: one instance, no crash.
+	ref := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	_, stopRef := ref.start()
+	ref.firstHalf()
+	waitIncidents(t, ref.js, event.IncidentOpened, 2)
+	ref.resolutions()
+	ref.later()
+	waitIncidents(t, ref.js, event.IncidentResolved, 2)
+	waitIncidents(t, ref.js, event.IncidentOpened, 3)
+	stopRef()
+	want := incidentEventIDs(t, ref.js)
+
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour // no save before the crash
+	// Long enough that what the crashed instance was handed is not due
+	// again by the time the signal after the crash is.
+	r.cfg.Consumer.AckWait = 5 * time.Second
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, crash := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx) }()
+	r.firstHalf()
+	waitIncidents(t, r.js, event.IncidentOpened, 2)
+	r.resolutions()
+	for deadline := time.Now().Add(10 * time.Second); a.ConsumerStats().Delivered < 8; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d signals delivered to the first instance, want 8", a.ConsumerStats().Delivered)
+		}
+	}
+	nc.Close() // the crash: neither an ack nor a save reaches the server
+	crash()
+	<-ran
+	_, stop := r.start()
+	defer stop()
+	r.later()
+	waitIncidents(t, r.js, event.IncidentResolved, 2)
+	waitIncidents(t, r.js, event.IncidentOpened, 3)
+	if got := incidentEventIDs(t, r.js); !slices.Equal(got, want) {
+		t.Fatalf("incident events across the crash:\n%v\nwant those of the run without one:\n%v", got, want)
+	}
+}
+
+// incidentEventIDs lists the ids of the incident events on the stream,
+// sorted, each once.
+func incidentEventIDs(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.KindFilterAll(event.KindIncident)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			e, err := event.Parse(m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/testenv"
@@ -25,17 +24,7 @@ func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
 	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
 	r.cfg.State.SaveEvery = time.Hour // the command's save only
 	r.cfg.Consumer.AckWait = 2 * time.Second
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed, err := New(context.Background(), js, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- crashed.Run(ctx) }()
+	crashed, crash := r.startCrashable()
 	r.firstHalf()
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
 
@@ -61,9 +50,7 @@ func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
 			t.Fatalf("event time %v, want the late signal's", now)
 		}
 	}
-	nc.Close() // the crash: no save, no ack
-	cancel()
-	<-ran
+	crash() // the crash: no save, no ack
 	restore()
 
 	next, stop := r.start()

@@ -38,17 +38,7 @@ func TestSignalsFromBeforeACrashComeAgainBeforeNewerOnes(t *testing.T) {
 	// Long enough that what the crashed instance was handed is not due
 	// again by the time the signal after the crash is.
 	r.cfg.Consumer.AckWait = 5 * time.Second
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(context.Background(), js, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, crash := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx) }()
+	a, crash := r.startCrashable()
 	r.firstHalf()
 	waitIncidents(t, r.js, event.IncidentOpened, 2)
 	r.resolutions()
@@ -57,9 +47,7 @@ func TestSignalsFromBeforeACrashComeAgainBeforeNewerOnes(t *testing.T) {
 			t.Fatalf("%d signals delivered to the first instance, want 8", a.ConsumerStats().Delivered)
 		}
 	}
-	nc.Close() // the crash: neither an ack nor a save reaches the server
-	crash()
-	<-ran
+	crash() // the crash: neither an ack nor a save reaches the server
 	_, stop := r.start()
 	defer stop()
 	r.later()

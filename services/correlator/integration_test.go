@@ -31,6 +31,30 @@ type stormRig struct {
 	cfg Config
 }
 
+// startCrashable starts the correlator on a connection of its own; crash
+// closes that connection (neither an ack nor a save reaches the server)
+// and ends the run, as a crash would.
+func (r *stormRig) startCrashable() (svc *Service, crash func()) {
+	t := r.t
+	t.Helper()
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = New(context.Background(), js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(ctx) }()
+	return svc, func() {
+		nc.Close()
+		cancel()
+		<-ran
+	}
+}
+
 func newStormRig(t *testing.T, cfg Config) *stormRig {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
@@ -143,17 +167,7 @@ func TestStormAcrossACrash(t *testing.T) {
 	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}})
 	r.cfg.State.SaveEvery = time.Hour // no save before the crash
 	r.cfg.Consumer.AckWait = 2 * time.Second
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(context.Background(), js, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, crash := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx) }()
+	a, crash := r.startCrashable()
 	r.firstHalf()
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
 	r.resolutions()
@@ -162,9 +176,7 @@ func TestStormAcrossACrash(t *testing.T) {
 			t.Fatalf("%d signals delivered to the first instance, want 8", a.ConsumerStats().Delivered)
 		}
 	}
-	nc.Close() // the crash: neither an ack nor a save reaches the server
-	crash()
-	<-ran
+	crash() // the crash: neither an ack nor a save reaches the server
 	_, stopB := r.start()
 	defer stopB()
 	r.later()
@@ -554,22 +566,10 @@ func commandWaitsForTheSignals(t *testing.T, ackWait time.Duration) {
 	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
 	r.cfg.State.SaveEvery = time.Hour
 	r.cfg.Consumer.AckWait = ackWait
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{r.url}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed, err := New(context.Background(), js, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- crashed.Run(ctx) }()
+	_, crash := r.startCrashable()
 	r.publish(alertEvent(t, "HighLatency", "search", 12*time.Second, 0))
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 1)[0]
-	nc.Close() // a crash: no last save, no ack
-	cancel()
-	<-ran
+	crash() // a crash: no last save, no ack
 
 	cmd, _ := json.Marshal(correlate.Command{Action: "ack", By: "ana"})
 	if _, err := r.js.Publish(context.Background(), event.IncidentCommandPrefix+"."+opened.IncidentID, cmd); err != nil {

@@ -71,7 +71,20 @@ type DeliveryConfig struct {
 	// DefaultMaxHold, or half the stream's max_age when that is shorter;
 	// at most nine tenths of the stream's max_age (New checks).
 	MaxHold time.Duration `yaml:"max_hold"`
+	// MaxHeldBytes bounds the same in bytes (of incident event bodies):
+	// each held event stays in memory (the consumer keeps it to
+	// dead-letter it), and a storm's incident comes near the 512 KiB
+	// body limit, so half of max_ack_pending in such events would take
+	// 5 GB. A notification failing while receivers that cannot be
+	// reached hold more is dead-lettered at once too. Default
+	// DefaultMaxHeldBytes; at least event.MaxBodyBytes.
+	MaxHeldBytes int `yaml:"max_held_bytes"`
 }
+
+// DefaultMaxHeldBytes is notifier.delivery.max_held_bytes by default:
+// 128 events of a storm's incident at the body limit; events averaging
+// under 6.7 KiB reach half of max_ack_pending's 20,000 first.
+const DefaultMaxHeldBytes = 64 << 20
 
 // DefaultMaxDeliver is notifier.consumer.max_deliver by default. A
 // receiver that cannot be reached does not send the event back to the
@@ -92,6 +105,9 @@ const DefaultMaxHold = 6 * time.Hour
 // knowing the stream's max_age).
 func (d DeliveryConfig) WithDefaults() DeliveryConfig {
 	d.Config = d.Config.WithDefaults()
+	if d.MaxHeldBytes == 0 {
+		d.MaxHeldBytes = DefaultMaxHeldBytes
+	}
 	return d
 }
 
@@ -138,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.Delivery.MaxHold < 0 {
 		return fmt.Errorf("%w: notifier.delivery.max_hold: negative (%v)", ErrInvalidConfig, c.Delivery.MaxHold)
+	}
+	if c.Delivery.MaxHeldBytes < event.MaxBodyBytes {
+		return fmt.Errorf("%w: notifier.delivery.max_held_bytes %d: at least %d (an incident event of the largest size)", ErrInvalidConfig, c.Delivery.MaxHeldBytes, event.MaxBodyBytes)
 	}
 	if c.Delivery.Timeout > MaxSendTimeout {
 		return fmt.Errorf("%w: notifier.delivery.timeout %v: at most %v (a stop waits %v for the sends in flight, then cancels them)", ErrInvalidConfig, c.Delivery.Timeout, MaxSendTimeout, drainTimeout)

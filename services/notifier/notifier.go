@@ -406,7 +406,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	now := p.clock.observe(in.Time, p.now())
 	for _, route := range r.routes {
 		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
-			resolved: r.inc.Status == webhook.StatusResolved, send: r, made: in.ObservedTime,
+			resolved: r.inc.Status == webhook.StatusResolved, send: r, made: in.ObservedTime, bytes: len(in.Body),
 			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}
 		// Timers batch what changes on its own (members joining); what a
 		// person did or must see (acknowledged, resolved, reopened) goes
@@ -608,9 +608,9 @@ var ErrHeldTooLong = errors.New("notifier: receiver not reached")
 // before the breaker in front of the receiver lets a request through
 // (breakerUntil), or, failing for max_hold already, or so long that the
 // stream would soon drop its oldest event, or while what is held for
-// receivers that cannot be reached passes half of max_ack_pending, given
-// up on: the permanent error its inputs are dead-lettered with. p.mu is
-// held.
+// receivers that cannot be reached passes half of max_ack_pending or
+// max_held_bytes, given up on: the permanent error its inputs are
+// dead-lettered with. p.mu is held.
 func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, error) {
 	wall := p.now()
 	since, tries, oldest, ok := p.schedule.failed(n, wall)
@@ -636,6 +636,14 @@ func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, erro
 		deadline = wall
 		why = fmt.Sprintf("failing since %s (%d tries), and the incident events held for receivers that cannot be reached (%d) pass half of notifier.consumer.max_ack_pending (%d), past which every receiver's notifications would wait",
 			since.UTC().Format(time.RFC3339), tries, held, p.cfg.Consumer.MaxAckPending)
+	}
+	// They stay in memory too, and a storm's incident event comes near
+	// 512 KiB: bounded in bytes as well, a long outage during a storm
+	// cannot take the notifier's memory.
+	if held := p.schedule.failingBytes; held > p.cfg.Delivery.MaxHeldBytes && wall.Before(deadline) {
+		deadline = wall
+		why = fmt.Sprintf("failing since %s (%d tries), and the incident events held for receivers that cannot be reached (%d bytes) pass notifier.delivery.max_held_bytes (%d)",
+			since.UTC().Format(time.RFC3339), tries, held, p.cfg.Delivery.MaxHeldBytes)
 	}
 	log := p.log.With().Str("incident_id", n.incidentID).Str("receiver", n.receiver).Str("event_id", n.eventID).Logger()
 	if !wall.Before(deadline) {

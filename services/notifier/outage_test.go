@@ -352,6 +352,12 @@ func TestMaxHoldBoundedByTheStream(t *testing.T) {
 // and stays open an hour.
 func heldRig(t *testing.T, url string) (h *stagetest.Harness, proc *Processor, move func(time.Duration)) {
 	t.Helper()
+	return heldRigWith(t, url, func(*Config) {})
+}
+
+// heldRigWith is heldRig with the configuration changed by set.
+func heldRigWith(t *testing.T, url string, set func(*Config)) (h *stagetest.Harness, proc *Processor, move func(time.Duration)) {
+	t.Helper()
 	var mu sync.Mutex
 	wall := time.Now()
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return wall }
@@ -359,6 +365,7 @@ func heldRig(t *testing.T, url string) (h *stagetest.Harness, proc *Processor, m
 	cfg := Config{Routes: routesTo(t, url, "0s")}
 	cfg.Delivery.Retry.MaxAttempts = 1
 	cfg.Delivery.Breaker = webhook.BreakerConfig{Failures: 1, CoolDown: time.Hour}
+	set(&cfg)
 	proc, err := NewProcessor(cfg, zerolog.Nop(), webhook.WithClock(now, noSleep))
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,16 @@ type note struct {
 	// made is when its incident event was made (its observed time): the
 	// stream drops the event max_age after about then.
 	made time.Time
+	// bytes is its incident event's size (its body): what holding the
+	// event costs, counted in schedule.failingBytes.
+	bytes int
+}
+
+// input is an incident event a slot holds: settled with done once a
+// notification standing for it went out (or no longer needs to).
+type input struct {
+	done  func(error)
+	bytes int
 }
 
 // slot is what the schedule knows of one incident at one route.
@@ -62,7 +72,7 @@ type slot struct {
 	last     *note     // the state sent last, for repeats (or a flap's resolve, which needed none)
 	// settle are the inputs the pending state stands for: they are done
 	// once it went out (or no longer needs to).
-	settle []func(error)
+	settle []input
 	// sent are the incident events notified last (a ring of
 	// maxRemembered): one that comes again is settled at once.
 	sent []string
@@ -98,8 +108,9 @@ type slot struct {
 	// oldest is when the earliest of the held inputs (settle) was made:
 	// the stream drops it about max_age after.
 	oldest time.Time
-	// counted is what the slot adds to schedule.failingInputs (recount).
-	counted int
+	// counted and countedBytes are what the slot adds to
+	// schedule.failingInputs and failingBytes (recount).
+	counted, countedBytes int
 	// forgotten: its incident was forgotten (no event for max_age) while
 	// the slot was busy; it goes once idle.
 	forgotten bool
@@ -166,19 +177,25 @@ type schedule struct {
 	forgotten uint64
 	// failingInputs counts the inputs held by slots whose receiver could
 	// not be reached (slot.failingSince set): the incident events a
-	// receiver that is down keeps unacked, which Processor.hold bounds.
-	failingInputs int
+	// receiver that is down keeps unacked, which Processor.hold bounds;
+	// failingBytes is their size (an event held for two such routes
+	// counts twice).
+	failingInputs, failingBytes int
 }
 
-// recount brings failingInputs up to date with sl after its inputs, or
-// whether it is failing, changed.
+// recount brings failingInputs and failingBytes up to date with sl after
+// its inputs, or whether it is failing, changed.
 func (s *schedule) recount(sl *slot) {
-	n := 0
+	n, b := 0, 0
 	if !sl.failingSince.IsZero() {
 		n = len(sl.settle)
+		for _, in := range sl.settle {
+			b += in.bytes
+		}
 	}
 	s.failingInputs += n - sl.counted
-	sl.counted = n
+	s.failingBytes += b - sl.countedBytes
+	sl.counted, sl.countedBytes = n, b
 }
 
 // wake is a slot in schedule.wakes.
@@ -262,7 +279,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	}
 	if sl.handed != nil && sl.handed.eventID == n.eventID && sl.handed.repeat == 0 {
 		// A redelivery of what is being sent: it has that send's result.
-		sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
+		sl.settle = slices.Insert(sl.settle, sl.handedSettles, input{done, n.bytes})
 		sl.handedSettles++
 		sl.holds(n.made)
 		return
@@ -275,10 +292,10 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		// stale state.
 		switch newer {
 		case sl.pending:
-			sl.settle = append(sl.settle, done)
+			sl.settle = append(sl.settle, input{done, n.bytes})
 			sl.holds(n.made)
 		case sl.handed:
-			sl.settle = slices.Insert(sl.settle, sl.handedSettles, done)
+			sl.settle = slices.Insert(sl.settle, sl.handedSettles, input{done, n.bytes})
 			sl.handedSettles++
 			sl.holds(n.made)
 		default:
@@ -289,7 +306,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	sl.timing = n.timing
 	sl.pending = n
 	sl.forgotten = false // its incident is back
-	sl.settle = append(sl.settle, done)
+	sl.settle = append(sl.settle, input{done, n.bytes})
 	sl.holds(n.made)
 	switch {
 	case n.urgent:
@@ -479,8 +496,8 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 	if !wentOut && sl.pending != nil {
 		return false // the newer state stands for n's inputs
 	}
-	for _, f := range sl.settle[:ownSettles] {
-		f(err)
+	for _, in := range sl.settle[:ownSettles] {
+		in.done(err)
 	}
 	sl.settle = slices.Delete(sl.settle, 0, ownSettles)
 	if len(sl.settle) == 0 {
@@ -609,8 +626,8 @@ func (sl *slot) remember(eventID string) {
 // settlePending settles the inputs the slot's pending state stands for
 // with err and drops it.
 func (s *schedule) settlePending(sl *slot, err error) {
-	for _, f := range sl.settle {
-		f(err)
+	for _, in := range sl.settle {
+		in.done(err)
 	}
 	sl.settle, sl.pending, sl.oldest = nil, nil, time.Time{}
 	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}

@@ -638,12 +638,16 @@ func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncH
 		got++
 		told := b.take()
 		if ctx.Err() != nil && !c.lastDelivery(msg) {
-			// Fetched after cancellation: give it back at once rather than
-			// after AckWait. The nak costs it a delivery, so one on its
+			// Fetched after cancellation: give it back rather than wait
+			// for AckWait. The nak costs it a delivery, so one on its
 			// last is handed out instead: given back unhandled it would
 			// be dead-lettered unhandled, and a few stops in a row would
-			// dead-letter good messages no handler ever saw.
-			if err := msg.Nak(); err != nil {
+			// dead-letter good messages no handler ever saw. Its
+			// redelivery waits FetchWait, until this fetch ended: naked
+			// at once, it came straight back into this fetch, again and
+			// again, and was on its last delivery within milliseconds
+			// (handed to a correlator whose lease ran out, dead-lettered).
+			if err := msg.NakWithDelay(c.cfg.FetchWait); err != nil {
 				c.ackFailed.Add(1)
 			}
 			c.release(1)

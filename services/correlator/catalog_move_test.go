@@ -46,17 +46,7 @@ func TestPartitionLetsGoOfIncidentsTheCatalogMovedAway(t *testing.T) {
 			}
 
 			cfg.Catalog = tc.catalog
-			restarted, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := restarted.restore(st.data); err != nil {
-				t.Fatal(err)
-			}
-			h2 := stagetest.Start(t, restarted, stage.Config{TickEvery: time.Hour})
-			if err := h2.Tick(wall.now()); err != nil {
-				t.Fatal(err)
-			}
+			restarted, h2 := restartedAtFirstTick(t, cfg, st.data, wall.now)
 			got := incidentEvents(t, h2, "resolved")
 			if len(got) != tc.resolved {
 				t.Fatalf("%d incidents resolved at the first tick, want %d", len(got), tc.resolved)
@@ -92,6 +82,24 @@ type componentMove struct {
 // movedComponent adds a front end whose name sorts first (aaa-frontend,
 // calling web) to web -> checkout -> payments-db, which changes the
 // component's key, and finds a partition count at which that moves it.
+// restartedAtFirstTick is a processor on cfg restored from a snapshot's
+// data, run until its first tick at now: what a restart publishes first.
+func restartedAtFirstTick(t *testing.T, cfg Config, data []byte, now func() time.Time) (*Processor, *stagetest.Harness) {
+	t.Helper()
+	p, err := NewProcessor(cfg, zerolog.Nop(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.restore(data); err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, p, stage.Config{TickEvery: time.Hour})
+	if err := h.Tick(now()); err != nil {
+		t.Fatal(err)
+	}
+	return p, h
+}
+
 func movedComponent(t *testing.T) componentMove {
 	t.Helper()
 	before := "services:\n  web: {depends_on: [checkout]}\n  checkout: {depends_on: [payments-db]}\n  payments-db: {}\n"

@@ -1,14 +1,12 @@
 package correlator
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
 
@@ -62,29 +60,9 @@ func TestSignalsFromBeforeACrashComeAgainBeforeNewerOnes(t *testing.T) {
 // sorted, each once.
 func incidentEventIDs(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.KindFilterAll(event.KindIncident)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ids []string
-	for {
-		batch, err := c.FetchNoWait(100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			e, err := event.Parse(m.Data())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, e.ID)
-		}
-		if n == 0 {
-			break
-		}
+	for _, e := range streamIncidentEvents(t, js) {
+		ids = append(ids, e.ID)
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)

@@ -454,40 +454,48 @@ func TestStateNotRestoredEndsTheTerm(t *testing.T) {
 	}
 }
 
+// streamIncidentEvents reads every incident event on the stream, in order.
+func streamIncidentEvents(t *testing.T, js jetstream.JetStream) []*event.Envelope {
+	t.Helper()
+	c, err := js.OrderedConsumer(context.Background(), bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.KindFilterAll(event.KindIncident)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*event.Envelope
+	for {
+		batch, err := c.FetchNoWait(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			e, err := event.Parse(m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
+
 // waitIncidents reads the incident events with status until want arrived
 // (or 30 s passed) and returns their states.
 func waitIncidents(t *testing.T, js jetstream.JetStream, status string, want int) []correlate.State {
 	t.Helper()
-	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.KindFilterAll(event.KindIncident)}})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var got []correlate.State
-		for {
-			batch, err := c.FetchNoWait(100)
-			if err != nil {
+		for _, e := range streamIncidentEvents(t, js) {
+			var b correlate.State
+			if err := e.DecodeBody(&b); err != nil {
 				t.Fatal(err)
 			}
-			n := 0
-			for m := range batch.Messages() {
-				n++
-				e, err := event.Parse(m.Data())
-				if err != nil {
-					t.Fatal(err)
-				}
-				var b correlate.State
-				if err := e.DecodeBody(&b); err != nil {
-					t.Fatal(err)
-				}
-				if b.Status == status {
-					got = append(got, b)
-				}
-			}
-			if n == 0 {
-				break
+			if b.Status == status {
+				got = append(got, b)
 			}
 		}
 		if len(got) >= want || time.Now().After(deadline) {

@@ -44,17 +44,7 @@ func TestReleasedIncidentIDIsNotReusedByTheNewPartition(t *testing.T) {
 	// Restart of both partitions with the new catalog.
 	wall.set(t0.Add(5 * time.Minute))
 	cfg.Catalog = mv.after
-	restarted, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := restarted.restore(st.data); err != nil {
-		t.Fatal(err)
-	}
-	h2 := stagetest.Start(t, restarted, stage.Config{TickEvery: time.Hour})
-	if err := h2.Tick(wall.now()); err != nil {
-		t.Fatal(err)
-	}
+	_, h2 := restartedAtFirstTick(t, cfg, st.data, wall.now)
 	res := incidentEvents(t, h2, "resolved")
 	if len(res) != 1 {
 		t.Fatalf("%d resolved, want 1", len(res))

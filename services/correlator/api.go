@@ -255,6 +255,10 @@ type API struct {
 	*httpapi.Server
 	proc *Processor
 	log  zerolog.Logger
+	// handler serves a request on this instance (503 when it stands by);
+	// the listener's passes a standby's requests on instead (fwd).
+	handler http.Handler
+	fwd     *forwarder // nil: a standby answers 503 (forward.go)
 }
 
 // MaxCommandBody bounds a command request.
@@ -278,7 +282,8 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the API serves /v1/incidents, /v1/incidents/{id} and /v1/incidents/{id}/ack|resolve|assign|comment", r.URL.Path))
 	})
-	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "incidents API", cfg.TokenHint(), a.leading(cleanPaths(mux)))); err != nil {
+	a.handler = a.leading(cleanPaths(mux), false)
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "incidents API", cfg.TokenHint(), a.leading(cleanPaths(mux), true))); err != nil {
 		return nil, fmt.Errorf("correlator.api.listen: %w", err)
 	}
 	return a, nil
@@ -297,11 +302,16 @@ func cleanPaths(next http.Handler) http.Handler {
 	})
 }
 
-// leading answers 503 on an instance standing by: the one holding the
-// lease has the incidents.
-func (a *API) leading(next http.Handler) http.Handler {
+// leading serves next on the instance holding the lease, which has the
+// incidents; one standing by passes the request on to it (forward, when
+// it may and knows how) or answers 503.
+func (a *API) leading(next http.Handler, forward bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.proc.leading.Load() {
+			if forward && a.fwd != nil {
+				a.forward(w, r)
+				return
+			}
 			w.Header().Set("Retry-After", "5")
 			writeError(w, http.StatusServiceUnavailable, ErrStandby.Error())
 			return

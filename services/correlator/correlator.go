@@ -688,6 +688,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if s.api, err = newAPI(proc, cfg.API, log); err != nil {
 			return nil, err
 		}
+		if s.lease != nil {
+			s.api.fwd = &forwarder{nc: js.Conn(), subject: ForwardSubject(cfg.Consumer.Durable), slots: make(chan struct{}, maxForwardedAtOnce)}
+		}
 	}
 	return s, nil
 }
@@ -749,6 +752,13 @@ func (s *Service) lead(ctx context.Context) error {
 	select {
 	case <-restored:
 		if term.Err() == nil { // not ended meanwhile (stopAnswering ran)
+			stopForwarded, err := s.api.answerForwarded(term)
+			if err != nil {
+				errs[1] = err
+				endTerm()
+				break
+			}
+			context.AfterFunc(term, stopForwarded) // the next holder answers them
 			s.proc.leading.Store(true)
 			consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
 		}

@@ -1,0 +1,138 @@
+package correlator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// apiCall sends one request to the API at addr and returns its status,
+// headers and body.
+func apiCall(t *testing.T, addr, method, path, token, key, body string) (int, http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// Two instances behind one address (a Kubernetes Service over the active
+// correlator and its standby): whichever the request reaches answers it as
+// the active one would. The standby used to answer every request 503.
+func TestStandbyPassesAPIRequestsToTheActiveInstance(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	a, stopA := r.start()
+	defer stopA()
+	b, stopB := r.start()
+	defer stopB()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+	standby := b
+	if b.proc.leading.Load() {
+		standby = a
+	}
+	addr := standby.Addr().String()
+
+	code, _, body := apiCall(t, addr, "GET", "/v1/incidents?status=open", apiToken, "", "")
+	var list struct {
+		Incidents []correlate.State `json:"incidents"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil || len(list.Incidents) != 2 {
+		t.Fatalf("list from the standby: %d %s, want the two open incidents", code, body)
+	}
+	id := opened[0].IncidentID
+	code, _, body = apiCall(t, addr, "GET", "/v1/incidents/"+id, apiToken, "", "")
+	var st correlate.State
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil || st.IncidentID != id || len(st.Timeline) == 0 {
+		t.Fatalf("incident from the standby: %d %s", code, body)
+	}
+	code, _, body = apiCall(t, addr, "POST", "/v1/incidents/"+id+"/ack", apiToken, "k1", `{"by":"ana"}`)
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil || st.State != "acknowledged" || st.AcknowledgedAt.IsZero() {
+		t.Fatalf("ack through the standby: %d %s", code, body)
+	}
+	// The key went along: the same command again is the same command.
+	if code, _, body = apiCall(t, addr, "POST", "/v1/incidents/"+id+"/ack", apiToken, "k1", `{"by":"ana"}`); code != http.StatusOK {
+		t.Fatalf("the ack again under its key: %d %s", code, body)
+	}
+	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 || acked[0].IncidentID != id {
+		t.Fatalf("acknowledged: %+v, want one event for %s", acked, id)
+	}
+	// The active instance's refusals come back as they are.
+	if code, _, body = apiCall(t, addr, "POST", "/v1/incidents/"+id+"/assign", apiToken, "", `{"by":"ana"}`); code != http.StatusBadRequest || !strings.Contains(body, "assignee") {
+		t.Fatalf("assign without an assignee through the standby: %d %s, want the active instance's 400", code, body)
+	}
+	if code, _, body = apiCall(t, addr, "GET", "/v1/incidents/nope", apiToken, "", ""); code != http.StatusNotFound || !strings.Contains(body, `"error"`) {
+		t.Fatalf("unknown incident through the standby: %d %s", code, body)
+	}
+	// The bearer is checked where the request came in.
+	if code, _, _ = apiCall(t, addr, "GET", "/v1/incidents", "", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("no token at the standby: %d, want 401", code)
+	}
+}
+
+// A standby with nobody answering (the lease held by an instance that is
+// gone, until its TTL passes) says so at once, with Retry-After.
+func TestStandbyWithNoActiveInstanceAnswers503(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: time.Minute}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	// A holder that crashed: its key stays until the TTL.
+	svc, err := New(context.Background(), r.js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := r.js.KeyValue(context.Background(), r.cfg.WithDefaults().Lease.WithDefaults().Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(context.Background(), "correlator."+svc.proc.cfg.Consumer.Durable, []byte("gone/1/x")); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var code int
+	var hdr http.Header
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code, hdr, body = apiCall(t, svc.Addr().String(), "GET", "/v1/incidents", apiToken, "", ""); code != 0 {
+			break
+		}
+	}
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || !strings.Contains(body, "no active instance answers") {
+		t.Fatalf("standby alone: %d %v %s, want 503 naming that no active instance answers", code, hdr, body)
+	}
+}
+
+// An answer too large for one NATS message is refused whole, never cut.
+func TestRecorderRefusesAnAnswerPastItsLimit(t *testing.T) {
+	rec := &recorder{header: http.Header{}, limit: 10}
+	if _, err := rec.Write([]byte("0123456789")); err != nil || rec.over {
+		t.Fatalf("10 bytes within 10: %v %v", err, rec.over)
+	}
+	if _, err := rec.Write([]byte("x")); err == nil || !rec.over {
+		t.Fatal("an 11th byte was taken")
+	}
+}

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -666,6 +669,13 @@ func TestNATSClusterRoutesAreAuthenticated(t *testing.T) {
 		if len(o.Routes) != 3 {
 			t.Errorf("%s: %d routes, want the 3 nodes", name, len(o.Routes))
 		}
+		// Monitoring answers without a token: it must not listen beyond
+		// the node itself.
+		if o.HTTPPort != 0 || o.HTTPSPort != 0 {
+			if ip := net.ParseIP(o.HTTPHost); ip == nil || !ip.IsLoopback() {
+				t.Errorf("%s: monitoring listens on %q: it answers anyone reaching it, without a token", name, o.HTTPHost)
+			}
+		}
 		for _, r := range o.Routes {
 			if p, _ := r.User.Password(); r.User == nil || r.User.Username() != o.Cluster.Username || p != o.Cluster.Password {
 				t.Errorf("%s: route to %s does not carry the cluster's user and password", name, r.Host)
@@ -737,4 +747,46 @@ func TestNATSClusterRoutesAreAuthenticated(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("kubernetes nats-0", file, env)
+}
+
+// TestNATSNodesAreReachedOnlyByAiopsAndEachOther reads the Kubernetes
+// NetworkPolicy of the NATS nodes: clients only from pods part of aiops,
+// routes only from the nodes, and nothing else let in (no monitoring
+// port, no rule without a source).
+func TestNATSNodesAreReachedOnlyByAiopsAndEachOther(t *testing.T) {
+	var policy any
+	for _, m := range kubernetesManifests(t) {
+		if get(m.doc, "kind") == "NetworkPolicy" && get(m.doc, "spec", "podSelector", "matchLabels", "app") == "nats" {
+			policy = m.doc
+		}
+	}
+	if policy == nil {
+		t.Fatal("no NetworkPolicy selects the NATS nodes (app: nats)")
+	}
+	if types, _ := get(policy, "spec", "policyTypes").([]any); !slices.Contains(types, any("Ingress")) {
+		t.Fatalf("policyTypes %v: want Ingress", types)
+	}
+	allowed := map[int]string{} // port → the one pod label let in
+	rules, _ := get(policy, "spec", "ingress").([]any)
+	for _, r := range rules {
+		from, _ := get(r, "from").([]any)
+		ports, _ := get(r, "ports").([]any)
+		if len(from) != 1 || len(ports) == 0 {
+			t.Fatalf("ingress rule %v: want one pod selector and its ports", r)
+		}
+		labels, _ := get(from[0], "podSelector", "matchLabels").(map[string]any)
+		if len(labels) != 1 || get(from[0], "namespaceSelector") != nil || get(from[0], "ipBlock") != nil {
+			t.Fatalf("ingress from %v: want one label of this namespace's pods", from[0])
+		}
+		for _, p := range ports {
+			port, _ := get(p, "port").(int)
+			for k, v := range labels {
+				allowed[port] = fmt.Sprintf("%s=%v", k, v)
+			}
+		}
+	}
+	want := map[int]string{4222: "app.kubernetes.io/part-of=aiops", 6222: "app=nats"}
+	if !maps.Equal(allowed, want) {
+		t.Fatalf("let in: %v, want %v", allowed, want)
+	}
 }

@@ -199,7 +199,9 @@ func (l *Lease) Hold(ctx context.Context) error {
 }
 
 // Release gives the lease up at once (if this holder still has it), so the
-// next holder need not wait for the TTL.
+// next holder need not wait for the TTL. A key written since this
+// holder's last write (another holder's, or gone at its TTL) is not this
+// holder's to give up: nothing to do.
 func (l *Lease) Release(ctx context.Context) error {
 	if l.rev == 0 {
 		return nil
@@ -209,6 +211,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Unlock()
 	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 	l.rev = 0
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil
+	}
 	return err
 }
 

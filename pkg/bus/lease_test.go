@@ -64,6 +64,14 @@ func TestLease(t *testing.T) {
 	if err := b.Hold(hold); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("a renewal after losing the key: %v, want ErrLeaseLost", err)
 	}
+	// Its release at the end of the term has nothing to give up: no
+	// error (it used to warn that the release failed), and a keeps it.
+	if err := b.Release(ctx); err != nil {
+		t.Fatalf("release of a lease another holder took: %v", err)
+	}
+	if h, _ := b.Holder(ctx); h != "a" {
+		t.Fatalf("holder %q after the lost holder's release, want a", h)
+	}
 	if _, err := NewLease(ctx, js, bucket, "x", "a", time.Second); err == nil {
 		t.Fatal("a TTL of 1s was taken")
 	}

@@ -164,11 +164,8 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	s.mu.Unlock()
 	now := s.now()
 
-	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
 	written := 0
 	var firstErr error
-	puts := make([]put[*series], 0, s.cfg.Snapshot.Chunk)
-	keys := make([]string, 0, s.cfg.Snapshot.Chunk) // the key each put is written under
 	for start := 0; start < len(todo); start += s.cfg.Snapshot.Chunk {
 		if err := ctx.Err(); err != nil {
 			s.requeue(todo[start:])
@@ -178,8 +175,8 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 			break
 		}
 		chunk := todo[start:min(start+s.cfg.Snapshot.Chunk, len(todo))]
-		puts, keys = puts[:0], keys[:0]
-		var failed, waiting []*series
+		var b snapBatch
+		var waiting []*series
 		s.locked(func() {
 			for _, ser := range chunk {
 				if ser.evicted || !ser.dirty {
@@ -189,36 +186,15 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 					waiting = append(waiting, ser) // see publishWaits
 					continue
 				}
-				ser.dirty = false
-				data, err := s.encode(nil, ser)
-				if err != nil {
-					s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
-					continue
-				}
-				fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
-				if err != nil {
-					failed = append(failed, ser)
-					if firstErr == nil {
-						firstErr = err
-					}
-					continue
-				}
-				puts = append(puts, put[*series]{ser, fut})
-				keys = append(keys, ser.key)
+				s.publishSnapshot(&b, ser)
 			}
 			// still dirty: they go back on the list for the next snapshot
 			s.dirty = append(s.dirty, waiting...)
 		})
-		n, bad, err := awaitPuts(ctx, puts)
+		n, err := s.settle(ctx, &b)
 		written += n
-		s.dropLegacy(puts, keys, bad)
-		failed = append(failed, bad...)
 		if firstErr == nil {
 			firstErr = err
-		}
-		if len(failed) > 0 {
-			s.m.snapshotErrors.Add(float64(len(failed)))
-			s.markDirty(failed)
 		}
 	}
 	n, err := s.snapshotAssets(ctx)
@@ -258,11 +234,7 @@ func (s *Service) snapshotTransitions(ctx context.Context) {
 	if s.snap == nil {
 		return
 	}
-	subject := "$KV." + s.cfg.Snapshot.Bucket + "."
-	var puts []put[*series]
-	var keys []string
-	var failed []*series
-	var pubErr error
+	var b snapBatch
 	s.locked(func() {
 		waiting := s.soon[:0]
 		for _, ser := range s.soon {
@@ -274,37 +246,65 @@ func (s *Service) snapshotTransitions(ctx context.Context) {
 			if ser.evicted || !ser.dirty || ser.unstored > 0 {
 				continue // gone, written since, or waiting for a redelivery
 			}
-			ser.dirty = false
-			data, err := s.encode(nil, ser)
-			if err != nil {
-				s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
-				continue
-			}
-			fut, err := s.snap.PublishAsync(subject+s.keyOf(ser.key), data)
-			if err != nil {
-				failed, pubErr = append(failed, ser), err
-				continue
-			}
-			puts = append(puts, put[*series]{ser, fut})
-			keys = append(keys, ser.key)
+			s.publishSnapshot(&b, ser)
 		}
 		s.soon = waiting
 	})
-	if len(puts) == 0 && len(failed) == 0 {
+	if len(b.puts) == 0 && len(b.failed) == 0 {
 		return
 	}
 	// a tick must not wait for ever on an ack lost with a cluster node
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Snapshot.ShutdownTimeout)
 	defer cancel()
-	n, bad, err := awaitPuts(ctx, puts)
+	n, err := s.settle(ctx, &b)
 	s.m.snapshotted.Add(float64(n))
-	s.dropLegacy(puts, keys, bad)
-	if failed = append(failed, bad...); len(failed) > 0 {
+	if err != nil {
 		// the periodic snapshot writes them
+		s.log.Warn().Err(err).Msg("snapshot of an episode's open or close failed; retried at the next snapshot")
+	}
+}
+
+// snapBatch is the series snapshots a Snapshot chunk or a tick's
+// transitions publish together.
+type snapBatch struct {
+	puts   []put[*series]
+	keys   []string  // the key each put is written under
+	failed []*series // publishes refused at once
+	err    error     // the first refusal's
+}
+
+// publishSnapshot encodes ser and publishes it asynchronously into b.
+// s.mu is held.
+func (s *Service) publishSnapshot(b *snapBatch, ser *series) {
+	ser.dirty = false
+	data, err := s.encode(nil, ser)
+	if err != nil {
+		s.log.Error().Err(err).Str("series", ser.key).Msg("encode state")
+		return
+	}
+	fut, err := s.snap.PublishAsync("$KV."+s.cfg.Snapshot.Bucket+"."+s.keyOf(ser.key), data)
+	if err != nil {
+		b.failed = append(b.failed, ser)
+		if b.err == nil {
+			b.err = err
+		}
+		return
+	}
+	b.puts = append(b.puts, put[*series]{ser, fut})
+	b.keys = append(b.keys, ser.key)
+}
+
+// settle awaits b's acks and returns how many were written; the series
+// whose write failed are dirty again, for the next snapshot.
+func (s *Service) settle(ctx context.Context, b *snapBatch) (int, error) {
+	n, bad, err := awaitPuts(ctx, b.puts)
+	s.dropLegacy(b.puts, b.keys, bad)
+	if failed := append(b.failed, bad...); len(failed) > 0 {
 		s.m.snapshotErrors.Add(float64(len(failed)))
 		s.markDirty(failed)
-		s.log.Warn().Err(errors.Join(pubErr, err)).Int("series", len(failed)).Msg("snapshot of an episode's open or close failed; retried at the next snapshot")
+		return n, fmt.Errorf("%d series: %w", len(failed), errors.Join(b.err, err))
 	}
+	return n, err
 }
 
 // dropLegacy queues for deletion the snapshots under the keys the series

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -172,4 +173,66 @@ func TestMaxHeldBytesAtLeastOneLargestEvent(t *testing.T) {
 	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "notifier.delivery.max_held_bytes 1000: at least 524288") {
 		t.Fatalf("max_held_bytes 1000: %v", err)
 	}
+}
+
+// A resolved incident's slot stays (to tell a stale state redelivered
+// after the resolve), but never repeats: it keeps what it sent last
+// without the decoded incident. A flood of large incidents, opened and
+// resolved, kept every one decoded until MaxSlots (100,000 a route) or
+// its stream's max_age forgot it: about 2 MB each here.
+func TestResolvedIncidentsKeepNoDecodedState(t *testing.T) {
+	const incidents = 40
+	hook := newCounter(t, http.StatusOK)
+	h, proc, move := heldRigWith(t, hook.srv.URL, func(cfg *Config) { cfg.Delivery.RateLimit.Disabled = true }) // its clock stands still
+	now := time.Now()
+	members := stormMembers(now)
+	var held []*stagetest.Held
+	given.Store(0)
+	before := heapInUse()
+	for i := range incidents {
+		open := largeIncident(t, fmt.Sprint("storm-", i), members, now)
+		held = append(held, sendAndWait(t, h, proc, open))
+		var st correlate.State
+		if err := json.Unmarshal(open.Body, &st); err != nil {
+			t.Fatal(err)
+		}
+		at := now.Add(time.Minute)
+		st.Status, st.State, st.ResolvedAt, st.LastEvent, st.Revision = event.IncidentResolved, correlate.StatusResolved, at, at, 2
+		resolved, err := correlate.Envelope(correlate.Update{Transition: event.IncidentResolved, Time: at, State: st}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, sendAndWait(t, h, proc, resolved))
+	}
+	move(time.Second)
+	for i, hd := range held {
+		r, ok := hd.Result()
+		if !ok || r.Outcome != stagetest.Acked {
+			t.Fatalf("event %d: settled %v: %v %v (%d requests)", i, ok, r.Outcome, r.Err, hook.requests.Load())
+		}
+	}
+	held = nil
+	// The harness keeps every input it was given (it counts the attempts
+	// of each): not the notifier's.
+	kept := heapInUse() - before - int64(given.Load())
+	t.Logf("%d large incidents opened and resolved: the heap kept %d KiB", incidents, kept>>10)
+	if got := hook.requests.Load(); got != 2*incidents {
+		t.Fatalf("the receiver took %d notifications, want %d", got, 2*incidents)
+	}
+	if kept > incidents*event.MaxBodyBytes/4 {
+		t.Fatalf("the heap kept %d MiB for %d resolved incidents, want their decoded states gone", kept>>20, incidents)
+	}
+}
+
+// given counts the bytes of the inputs sendAndWait gave.
+var given atomic.Int64
+
+// sendAndWait sends e and waits until what it made due went out.
+func sendAndWait(t *testing.T, h *stagetest.Harness, proc *Processor, e *event.Envelope) *stagetest.Held {
+	t.Helper()
+	data, _ := e.MarshalJSON()
+	given.Add(int64(len(data)))
+	held := h.Send(e)
+	waitSent(t, proc)
+	return held
 }

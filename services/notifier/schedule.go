@@ -261,7 +261,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		// earlier state redelivered after it (its send failed, or its ack
 		// was lost) is settled as stale instead of going out.
 		s.settlePending(sl, nil)
-		sl.last = n
+		sl.last = lastOf(n)
 		sl.remember(n.eventID)
 		s.arm(k, sl)
 		done(nil)
@@ -507,7 +507,7 @@ func (s *schedule) sent(n *note, now time.Time, err error) (last bool) {
 		return false
 	}
 	sl.failingSince, sl.tries, sl.retryAt = time.Time{}, 0, time.Time{}
-	sl.last, sl.lastSent = n, now
+	sl.last, sl.lastSent = lastOf(n), now
 	sl.heardBy |= n.reached
 	sl.remember(n.eventID)
 	if sl.pending != nil && !sl.pending.urgent {
@@ -612,6 +612,21 @@ func (s *schedule) restoreSent(n *note, lastSent time.Time, heardBy uint64, know
 	sl.remember(n.eventID)
 	s.slots[k] = sl
 	s.arm(k, sl)
+}
+
+// lastOf is what a slot keeps of n as the state it sent last. A resolved
+// incident is never repeated: its slot stays only to tell a stale state
+// (its time) until the incident is forgotten, and keeps n without what
+// its send needed (the decoded incident, about four times its event's
+// size: 2.7 MB for an event near the body limit, kept by every resolved
+// incident of the last max_age, up to MaxSlots a route).
+func lastOf(n *note) *note {
+	if !n.resolved || n.send == nil {
+		return n
+	}
+	light := *n
+	light.send = nil
+	return &light
 }
 
 // remember records eventID as notified: a redelivery of it is settled at

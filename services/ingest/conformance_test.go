@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -144,5 +145,90 @@ func TestOTLPHistogramFanOutIsNotRefusedWhole(t *testing.T) {
 	}
 	if len(pub.published()) == 0 {
 		t.Error("nothing published")
+	}
+}
+
+// idleSummary is what the Collector's Prometheus receiver makes of a
+// client_golang summary that observed nothing in its window: count and
+// sum, and NaN quantiles; and a gauge of a series that ended, flagged
+// "no recorded value".
+func idleSummary(t *testing.T, jsonEnc bool) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "cart")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	s := ms.AppendEmpty()
+	s.SetName("rpc_latency_seconds")
+	dp := s.SetEmptySummary().DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	dp.SetCount(12)
+	dp.SetSum(3.5)
+	for _, q := range []float64{0.5, 0.99} {
+		qv := dp.QuantileValues().AppendEmpty()
+		qv.SetQuantile(q)
+		qv.SetValue(math.NaN())
+	}
+	g := ms.AppendEmpty()
+	g.SetName("queue_size")
+	gp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	gp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	gp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	req := pmetricotlp.NewExportRequestFromMetrics(md)
+	var (
+		b   []byte
+		err error
+	)
+	if jsonEnc {
+		b, err = req.MarshalJSON()
+	} else {
+		b, err = req.MarshalProto()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// NaN quantiles (a summary over no observations) and points flagged "no
+// recorded value" are valid OTLP, as NaN and staleness markers are valid
+// Prometheus samples: the answer is full success, not a partial_success
+// counting them as rejected, which made the exporters log an error for
+// data nothing was wrong with at every export. What the gateway did not
+// store is counted in the JSON answer's skipped and in
+// aiops_ingest_skipped_total.
+func TestOTLPNaNQuantilesAndStalePointsAreNotRejected(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, nil)
+	rec := request{path: PathOTLPMetrics, contentType: "application/x-protobuf", body: idleSummary(t, false)}.do(h)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	resp := pmetricotlp.NewExportResponse()
+	if err := resp.UnmarshalProto(rec.Body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 0 || ps.ErrorMessage() != "" {
+		t.Errorf("partial_success %d rejected, %q; want full success", ps.RejectedDataPoints(), ps.ErrorMessage())
+	}
+	var names []string
+	for _, e := range pub.published() {
+		names = append(names, e.Labels["__name__"])
+	}
+	if strings.Join(names, " ") != "rpc_latency_seconds_count rpc_latency_seconds_sum" {
+		t.Errorf("published %v, want the summary's count and sum", names)
+	}
+
+	rec = request{path: PathOTLPMetrics, contentType: "application/json", body: idleSummary(t, true)}.do(h)
+	var ours Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &ours); rec.Code != http.StatusOK || err != nil {
+		t.Fatalf("JSON: status %d: %s", rec.Code, rec.Body)
+	}
+	if ours.PartialSuccess != nil || ours.Skipped["non_finite_values"] != 1 || ours.Skipped["stale_markers"] != 1 || ours.Accepted != 2 {
+		t.Errorf("JSON answer %s, want 2 accepted, the NaN point and the stale one skipped, no partialSuccess", rec.Body)
+	}
+	for reason, want := range map[string]float64{"non_finite_values": 2, "stale_markers": 2} {
+		if got := testutil.ToFloat64(h.m.skipped.WithLabelValues("otlp_metrics", reason)); got != want {
+			t.Errorf("aiops_ingest_skipped_total{reason=%q} = %g, want %g", reason, got, want)
+		}
 	}
 }

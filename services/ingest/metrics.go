@@ -16,6 +16,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec // by endpoint: receipt to answer, the bus's ack included
 	events   *prometheus.CounterVec   // accepted (stored by JetStream), by endpoint
 	bytes    *prometheus.CounterVec   // request bodies read, by endpoint
+	skipped  *prometheus.CounterVec   // inputs of accepted requests not made events, by endpoint and reason
 }
 
 func newMetrics() *metrics {
@@ -29,6 +30,9 @@ func newMetrics() *metrics {
 			Help: "Events stored by JetStream and acknowledged to the producer."}, []string{"endpoint"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_request_bytes_total",
 			Help: "Request bodies read, as sent (compressed when the request was)."}, []string{"endpoint"}),
+		// The reasons are decode's Skipped* constants: a bounded set.
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_skipped_total",
+			Help: "Inputs of accepted requests not made events, by reason: stale_markers, non_finite_values (NaN, ±Inf) and native_histograms are valid and not stored; invalid were refused while the others of their request were taken."}, []string{"endpoint", "reason"}),
 	}
 }
 
@@ -38,6 +42,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.duration.Describe(ch)
 	m.events.Describe(ch)
 	m.bytes.Describe(ch)
+	m.skipped.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -45,6 +50,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.duration.Collect(ch)
 	m.events.Collect(ch)
 	m.bytes.Collect(ch)
+	m.skipped.Collect(ch)
 }
 
 // observe records one request.
@@ -56,6 +62,16 @@ func (m *metrics) observe(endpoint string, code int, start time.Time, events int
 	}
 	if bytes > 0 {
 		m.bytes.WithLabelValues(endpoint).Add(float64(bytes))
+	}
+}
+
+// observeSkipped counts what an accepted request skipped (decode.Batch.Skipped):
+// Prometheus and Alertmanager read no answer body, and the OTLP answer
+// does not tell valid values it did not store, so this is where an
+// operator sees them.
+func (m *metrics) observeSkipped(endpoint string, skipped map[string]int) {
+	for reason, n := range skipped {
+		m.skipped.WithLabelValues(endpoint, reason).Add(float64(n))
 	}
 }
 

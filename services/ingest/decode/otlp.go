@@ -3,8 +3,6 @@ package decode
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -699,19 +697,22 @@ func serviceFromResource(resource map[string]string) string {
 }
 
 // OTLPPartialSuccess is what the partial_success of the answer to an
-// accepted OTLP request says: how many of its records or points were not
-// taken (skipped, Batch.Skipped, or refused, Batch.Problems) and why,
-// naming the first problems. Both are zero when every one was taken.
+// accepted OTLP request says: how many of its records or points were
+// refused (counted in Batch.Skipped[SkippedInvalid]) and the first of
+// their problems. Both are zero when none was.
+//
+// Points flagged "no recorded value" and NaN or infinite values are not
+// counted, nor told: they are valid OTLP, taken and not stored, as the
+// gateway takes Prometheus's staleness markers. A summary over no
+// observations has NaN quantiles, and the Collector's Prometheus
+// receiver flags a scraped series that ended; told as rejected, every
+// export of them made the exporter log an error (the Go SDK logs any
+// partial_success with a count or a message, the Collector warns), for
+// data nothing was wrong with, at every interval. They are counted in
+// the answer's skipped and in the gateway's aiops_ingest_skipped_total.
 func OTLPPartialSuccess(b *Batch) (rejected int64, message string) {
-	var why []string
-	for _, reason := range slices.Sorted(maps.Keys(b.Skipped)) {
-		rejected += int64(b.Skipped[reason])
-		why = append(why, fmt.Sprintf("%s: %d", reason, b.Skipped[reason]))
-	}
+	rejected = int64(b.Skipped[SkippedInvalid])
 	var msg strings.Builder
-	if len(why) > 0 {
-		msg.WriteString("skipped " + strings.Join(why, ", "))
-	}
 	// A problem may refuse no point (a metric without data): it is told
 	// all the same, as OTLP allows a message with nothing rejected.
 	for i, p := range b.Problems {
@@ -733,9 +734,9 @@ const maxProblemsTold = 10
 
 // OTLPResponse is the protobuf Export*ServiceResponse of an accepted OTLP
 // request: empty (full success), or, when some of its records or points
-// were skipped or refused, a partial_success counting them with the
-// reasons (OTLPPartialSuccess), as OTLP/HTTP asks, so an exporter can
-// tell what was dropped.
+// were refused, a partial_success counting them with their problems
+// (OTLPPartialSuccess), as OTLP/HTTP asks, so an exporter can tell what
+// was dropped.
 func OTLPResponse(logs bool, b *Batch) ([]byte, error) {
 	n, msg := OTLPPartialSuccess(b)
 	if n == 0 && msg == "" {

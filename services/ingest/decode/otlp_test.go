@@ -310,11 +310,21 @@ func encodeMetrics(t *testing.T, md pmetric.Metrics, enc Encoding) []byte {
 	return b
 }
 
-// An OTLP protobuf answer counts what was skipped in its partial_success
-// (a stale and a NaN point here), and is empty for full success.
+// An OTLP protobuf answer is empty for full success, a stale and a NaN
+// point included (valid OTLP, not stored: OTLPPartialSuccess), and
+// counts the refused points in its partial_success.
 func TestOTLPResponse(t *testing.T) {
-	b, err := OTLPMetrics(encodeMetrics(t, sampleMetrics(), Protobuf), Protobuf, opts())
+	md := sampleMetrics()
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
 	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 1, SkippedNonFinite: 1})
+	if out, err := OTLPResponse(false, b); err != nil || len(out) != 0 {
+		t.Fatalf("a stale and a NaN point: %x, %v; want the empty message", out, err)
+	}
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0).SetTimestamp(0)
+	if b, err = OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts()); err != nil {
 		t.Fatal(err)
 	}
 	out, err := OTLPResponse(false, b)
@@ -325,8 +335,8 @@ func TestOTLPResponse(t *testing.T) {
 	if err := resp.UnmarshalProto(out); err != nil {
 		t.Fatal(err)
 	}
-	if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 2 || !strings.Contains(ps.ErrorMessage(), "non_finite_values: 1") {
-		t.Fatalf("partial_success %d rejected, %q; want the 2 skipped points named", ps.RejectedDataPoints(), ps.ErrorMessage())
+	if ps := resp.PartialSuccess(); ps.RejectedDataPoints() != 1 || ps.ErrorMessage() != `item 0: field "scopeMetrics[0].metrics[0].gauge.dataPoints[0].timeUnixNano": is required` {
+		t.Fatalf("partial_success %d rejected, %q; want the refused point alone, named", ps.RejectedDataPoints(), ps.ErrorMessage())
 	}
 	if out, err := OTLPResponse(true, &Batch{}); err != nil || len(out) != 0 {
 		t.Fatalf("full success: %d bytes, %v; want the empty message", len(out), err)
@@ -682,7 +692,7 @@ func TestOTLPLabelLimitNamesTheLabelsTheGatewayAdds(t *testing.T) {
 
 // A histogram or summary point flagged "no recorded value" makes no
 // series, and is one skipped data point, not one per series it would have
-// made: OTLP's partial_success counts rejected_data_points.
+// made; it is not rejected (OTLPPartialSuccess).
 func TestOTLPStaleHistogramIsOnePoint(t *testing.T) {
 	md := sampleMetrics()
 	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
@@ -694,8 +704,8 @@ func TestOTLPStaleHistogramIsOnePoint(t *testing.T) {
 	}
 	// the sum's stale point, the histogram's and the summary's
 	eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 3, SkippedNonFinite: 1})
-	if n, _ := OTLPPartialSuccess(b); n != 4 {
-		t.Errorf("rejected data points %d, want 4", n)
+	if n, msg := OTLPPartialSuccess(b); n != 0 || msg != "" {
+		t.Errorf("rejected data points %d %q, want none", n, msg)
 	}
 	for _, e := range b.Events {
 		if n := e.Labels["__name__"]; strings.HasPrefix(n, "rpc.duration") || strings.HasPrefix(n, "gc.pause") {

@@ -232,3 +232,36 @@ func TestOTLPNaNQuantilesAndStalePointsAreNotRejected(t *testing.T) {
 		}
 	}
 }
+
+// OTLP/HTTP names application/x-protobuf; RFC 9996 registered
+// application/protobuf for the same bytes (application/x-protobuf its
+// deprecated alias), and clients built on the registration send it. Both
+// are taken, answered with the request's own Content-Type as OTLP/HTTP
+// requires, refusals included; media type parameters (a JSON client's
+// charset) and letter case do not matter.
+func TestOTLPTakesEveryProtobufMediaTypeAndParameters(t *testing.T) {
+	for _, c := range []struct {
+		path, contentType, answer string
+		body                      []byte
+	}{
+		{PathOTLPLogs, "application/protobuf", "application/protobuf", otlpLogs(t, false, "x")},
+		{PathOTLPMetrics, "application/protobuf", "application/protobuf", otlpGauge(t, false)},
+		{PathOTLPMetrics, "Application/X-Protobuf", "application/x-protobuf", otlpGauge(t, false)},
+		{PathOTLPLogs, "application/json; charset=utf-8", "application/json", otlpLogs(t, true, "x")},
+		{PathOTLPMetrics, "application/json;charset=UTF-8", "application/json", otlpGauge(t, true)},
+	} {
+		pub := &fakePublisher{}
+		rec := request{path: c.path, contentType: c.contentType, body: c.body}.do(newTestHandler(t, pub, nil))
+		if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != c.answer {
+			t.Errorf("%s %q: status %d type %q, want 200 %s: %s", c.path, c.contentType, rec.Code, rec.Header().Get("Content-Type"), c.answer, rec.Body)
+			continue
+		}
+		if n := len(pub.published()); n != 1 {
+			t.Errorf("%s %q: %d events published, want 1", c.path, c.contentType, n)
+		}
+	}
+	rec := request{path: PathOTLPLogs, contentType: "application/protobuf", body: otlpLogs(t, false, "")}.do(newTestHandler(t, &fakePublisher{}, nil))
+	if code, msg := parseStatus(t, rec.Body.Bytes()); rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/protobuf" || code != 3 || !strings.Contains(msg, "logRecords[0].body") {
+		t.Errorf("no valid record: status %d type %q, rpc status %d %q", rec.Code, rec.Header().Get("Content-Type"), code, msg)
+	}
+}

@@ -105,11 +105,17 @@ func jsonOnly(d decoderFunc, types ...string) func(string, map[string]string) (d
 	}
 }
 
+// otlpProtobufTypes are the media types of binary protobuf: the one
+// OTLP/HTTP names, and the one RFC 9996 registered for it (naming
+// application/x-protobuf a deprecated alias), which clients built on
+// that registration send.
+var otlpProtobufTypes = []string{"application/x-protobuf", "application/protobuf"}
+
 func otlpDecoder(f func([]byte, decode.Encoding, decode.Options) (*decode.Batch, error)) func(string, map[string]string) (decoderFunc, error) {
 	return func(mt string, _ map[string]string) (decoderFunc, error) {
 		var enc decode.Encoding
 		switch mt {
-		case "application/x-protobuf":
+		case otlpProtobufTypes[0], otlpProtobufTypes[1]:
 			enc = decode.Protobuf
 		case "application/json":
 			enc = decode.JSON
@@ -159,13 +165,13 @@ func endpoints() map[string]*endpoint {
 		PathOTLPLogs: {
 			name:    "otlp_logs",
 			decoder: otlpDecoder(decode.OTLPLogs),
-			accepts: "application/x-protobuf or application/json",
+			accepts: "application/x-protobuf, application/protobuf or application/json",
 			otlp:    true,
 		},
 		PathOTLPMetrics: {
 			name:    "otlp_metrics",
 			decoder: otlpDecoder(decode.OTLPMetrics),
-			accepts: "application/x-protobuf or application/json",
+			accepts: "application/x-protobuf, application/protobuf or application/json",
 			otlp:    true,
 		},
 		PathChanges: {
@@ -290,13 +296,18 @@ func (h *Handler) Collector() prometheus.Collector { return h.m }
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	ep := h.endpoints[r.URL.Path]
 	if ep == nil {
-		h.fail(w, r, nil, false, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
+		h.fail(w, r, nil, "", http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
 		return 0
 	}
 	// An OTLP protobuf client reads only protobuf answers, refusals made
 	// before the media type is parsed included: the Content-Type it sent
-	// says which it is, even one with a malformed parameter.
-	proto := ep.otlp && sendsProtobuf(r.Header.Get("Content-Type"))
+	// says which it is, even one with a malformed parameter. proto is
+	// that media type ("" for any other request), which the answer
+	// carries: OTLP/HTTP answers with the Content-Type of the request.
+	proto := ""
+	if ep.otlp {
+		proto = protobufType(r.Header.Get("Content-Type"))
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		h.fail(w, r, ep, proto, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed, use POST", r.Method)})
@@ -403,7 +414,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		h.log.Warn().Str("endpoint", ep.name).Int("token_index", who).Int("refused", batch.Skipped[decode.SkippedInvalid]).Int("accepted", len(batch.Events)).
 			Str("first_problem", batch.Problems[0].String()).Msg("some inputs refused, the others taken")
 	}
-	if proto {
+	if proto != "" {
 		// An OTLP protobuf client expects an Export*ServiceResponse: empty
 		// for full success, else a partial_success counting what was
 		// skipped or refused.
@@ -412,7 +423,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			h.log.Error().Err(err).Msg("encoding an OTLP response failed; answered empty")
 			out = nil
 		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Header().Set("Content-Type", proto)
 		w.WriteHeader(http.StatusOK)
 		w.Write(out)
 		return len(batch.Events)
@@ -449,11 +460,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	return len(batch.Events)
 }
 
-// sendsProtobuf says whether a Content-Type header names
-// application/x-protobuf, parameters aside, well-formed or not.
-func sendsProtobuf(contentType string) bool {
+// protobufType is the protobuf media type (otlpProtobufTypes) a
+// Content-Type header names, parameters aside, well-formed or not; ""
+// when it names another.
+func protobufType(contentType string) string {
 	mt, _, _ := strings.Cut(contentType, ";")
-	return strings.EqualFold(strings.TrimSpace(mt), "application/x-protobuf")
+	for _, t := range otlpProtobufTypes {
+		if strings.EqualFold(strings.TrimSpace(mt), t) {
+			return t
+		}
+	}
+	return ""
 }
 
 // MaxIdempotencyKey bounds the Idempotency-Key header.
@@ -669,9 +686,9 @@ func decodeFailure(err error) (int, ErrorResponse) {
 	return http.StatusInternalServerError, ErrorResponse{Error: "internal error decoding the request"}
 }
 
-// fail writes an error answer: JSON, or for an OTLP protobuf request the
-// google.rpc.Status message OTLP/HTTP clients read.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ep *endpoint, proto bool, status int, resp ErrorResponse) {
+// fail writes an error answer: JSON, or for an OTLP protobuf request (of
+// media type proto) the google.rpc.Status message OTLP/HTTP clients read.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ep *endpoint, proto string, status int, resp ErrorResponse) {
 	name := "unknown"
 	if ep != nil {
 		name = ep.name
@@ -681,11 +698,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, ep *endpoint, pro
 	for _, p := range resp.Problems {
 		msg += "; " + p.String()
 	}
-	if ep != nil && ep.otlp && !proto {
+	if ep != nil && ep.otlp && proto == "" {
 		resp.Code, resp.Message = grpcCode(status), msg
 	}
-	if proto {
-		w.Header().Set("Content-Type", "application/x-protobuf")
+	if proto != "" {
+		w.Header().Set("Content-Type", proto)
 		w.WriteHeader(status)
 		_, _ = w.Write(rpcStatus(grpcCode(status), msg))
 		return

@@ -385,7 +385,7 @@ func TestRefusals(t *testing.T) {
 		{"remote write 2.0", request{path: PathRemoteWrite, contentType: "application/x-protobuf;proto=io.prometheus.write.v2.Request", body: remoteWrite("up", 1)}, 415, "only remote-write 1.0", nil},
 		{"gzip remote write", request{path: PathRemoteWrite, contentType: "application/x-protobuf", encoding: "gzip", body: remoteWrite("up", 1)}, 415, "want snappy", nil},
 		{"brotli", request{path: PathEvents, contentType: "application/json", encoding: "br", body: []byte(logLine)}, 415, "Content-Encoding", nil},
-		{"otlp xml", request{path: PathOTLPMetrics, contentType: "application/xml"}, 415, "application/x-protobuf or application/json", nil},
+		{"otlp xml", request{path: PathOTLPMetrics, contentType: "application/xml"}, 415, "application/x-protobuf, application/protobuf or application/json", nil},
 		{"body over limit", request{path: PathEvents, contentType: "application/json", body: bytes.Repeat([]byte(" "), 1001)}, 413, "over the limit of 1000", nil},
 		{"body over limit, length unknown", request{path: PathEvents, contentType: "application/json", body: bytes.Repeat([]byte(" "), 1001), unknownLength: true}, 413, "over the limit of 1000", nil},
 		{"gzip bomb", request{path: PathEvents, contentType: "application/json", encoding: "gzip", body: bomb}, 413, "after gzip decompression", nil},

@@ -19,7 +19,7 @@ import (
 type Encoding int
 
 const (
-	// Protobuf is application/x-protobuf.
+	// Protobuf is application/x-protobuf (or application/protobuf).
 	Protobuf Encoding = iota
 	// JSON is application/json (the OTLP JSON mapping: hex ids, lowerCamelCase).
 	JSON

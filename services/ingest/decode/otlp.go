@@ -76,6 +76,14 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		resource := attributes(rl.Resource().Attributes())
+		if len(resource) != rl.Resource().Attributes().Len() {
+			k, _ := duplicateKey(rl.Resource().Attributes())
+			c.add(i, "resource.attributes."+clip(k), duplicateAttribute)
+			for j := 0; j < rl.ScopeLogs().Len(); j++ {
+				refused += rl.ScopeLogs().At(j).LogRecords().Len()
+			}
+			continue
+		}
 		service := serviceFromResource(resource)
 		// Every record's event carries the whole resource.
 		perEvent := eventOverhead + len(service) + labelsSize(resource)
@@ -91,6 +99,12 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 					return nil, err
 				}
 				e := logEvent(lr, service, resource, o.Now)
+				if len(e.Labels) != lr.Attributes().Len() {
+					k, _ := duplicateKey(lr.Attributes())
+					c.add(i, path()+".attributes."+clip(k), duplicateAttribute)
+					refused++
+					continue
+				}
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
 					return nil, err
 				}
@@ -249,9 +263,19 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		rm := rms.At(i)
 		m.item = i
 		m.resource = attributes(rm.Resource().Attributes())
+		sms := rm.ScopeMetrics()
+		if len(m.resource) != rm.Resource().Attributes().Len() {
+			k, _ := duplicateKey(rm.Resource().Attributes())
+			m.c.add(i, "resource.attributes."+clip(k), duplicateAttribute)
+			for j := 0; j < sms.Len(); j++ {
+				for k := 0; k < sms.At(j).Metrics().Len(); k++ {
+					m.refused += dataPointCount(sms.At(j).Metrics().At(k))
+				}
+			}
+			continue
+		}
 		m.service = serviceFromResource(m.resource)
 		m.resourceSize = labelsSize(m.resource)
-		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			m.setScope(fmt.Sprintf("scopeMetrics[%d].scope", j), sms.At(j).Scope())
 			ms := sms.At(j).Metrics()
@@ -314,15 +338,17 @@ func (m *metricDecoder) setScope(path string, s pcommon.InstrumentationScope) {
 	}
 }
 
-// dataPoint makes the events of one OTLP data point with build and keeps
-// them only when none had a problem: a point is taken or refused whole
-// (a histogram's count and sum without its buckets would be a series
-// the producer never had).
-func (m *metricDecoder) dataPoint(build func() error) error {
+// dataPoint makes the events of one OTLP data point (at path, with
+// attributes attrs) with build and keeps them only when none had a
+// problem: a point is taken or refused whole (a histogram's count and sum
+// without its buckets would be a series the producer never had).
+func (m *metricDecoder) dataPoint(path string, attrs pcommon.Map, build func() error) error {
 	start := len(m.batch.Events)
 	m.pointBad = false
 	stale, nonFinite := m.batch.Skipped[SkippedStaleMarkers], m.batch.Skipped[SkippedNonFinite]
-	if err := build(); err != nil {
+	if k, dup := duplicateKey(attrs); dup {
+		m.refusePoint(path+".attributes."+clip(k), duplicateAttribute)
+	} else if err := build(); err != nil {
 		return err
 	}
 	// A data point counts once (OTLP's rejected_data_points counts points),
@@ -396,7 +422,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.histogram.dataPoints[%d]", path, l)
-			if err := m.dataPoint(func() error {
+			if err := m.dataPoint(p, dp.Attributes(), func() error {
 				if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
 					return err
 				}
@@ -412,7 +438,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.exponentialHistogram.dataPoints[%d]", path, l)
-			if err := m.dataPoint(func() error {
+			if err := m.dataPoint(p, dp.Attributes(), func() error {
 				return m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum())
 			}); err != nil {
 				return err
@@ -423,7 +449,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.summary.dataPoints[%d]", path, l)
-			if err := m.dataPoint(func() error {
+			if err := m.dataPoint(p, dp.Attributes(), func() error {
 				if err := m.countAndSum(p, name, unit, event.MetricCounter, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), true, dp.Sum()); err != nil {
 					return err
 				}
@@ -479,7 +505,7 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 			m.refused++
 			continue
 		}
-		if err := m.dataPoint(func() error {
+		if err := m.dataPoint(p, dp.Attributes(), func() error {
 			return m.point(p, name, unit, typ, attributes(dp.Attributes()), "", dp.Timestamp(), dp.Flags(), v)
 		}); err != nil {
 			return err
@@ -676,6 +702,30 @@ func unmarshalOTLP(proto, jsonFn func([]byte) error, body []byte, enc Encoding) 
 		return jsonFn(body)
 	}
 	return proto(body)
+}
+
+// duplicateAttribute is the problem of an attribute key given twice.
+const duplicateAttribute = "appears more than once (OTLP attribute keys are unique)"
+
+// duplicateKey returns a key m holds more than once, if any: the pdata
+// decoders keep every entry of the wire, and attributes keeps the last
+// one of a key, so the value of the first was silently lost.
+func duplicateKey(m pcommon.Map) (string, bool) {
+	if m.Len() < 2 {
+		return "", false
+	}
+	seen := make(map[string]struct{}, m.Len())
+	var dup string
+	found := false
+	m.Range(func(k string, _ pcommon.Value) bool {
+		if _, found = seen[k]; found {
+			dup = k
+			return false
+		}
+		seen[k] = struct{}{}
+		return true
+	})
+	return dup, found
 }
 
 // attributes turns OTLP attributes into string labels; maps and arrays

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -712,4 +713,53 @@ func TestOTLPStaleHistogramIsOnePoint(t *testing.T) {
 			t.Errorf("a series %s of a point without a recorded value", n)
 		}
 	}
+}
+
+// An attribute key given twice (OTLP keys are unique, but the wire and
+// the pdata decoders keep both) refuses its record, point or resource,
+// naming the key, and the others are taken: made into labels, the last
+// value silently replaced the first.
+func TestOTLPDuplicateAttributeKeysAreRefused(t *testing.T) {
+	ts := strconv.FormatInt(t0.UnixNano(), 10)
+	attrs := func(keys ...string) string {
+		var kv []string
+		for i, k := range keys {
+			kv = append(kv, fmt.Sprintf(`{"key":%q,"value":{"stringValue":"v%d"}}`, k, i))
+		}
+		return "[" + strings.Join(kv, ",") + "]"
+	}
+	record := func(keys ...string) string {
+		return `{"timeUnixNano":"` + ts + `","body":{"stringValue":"m"},"attributes":` + attrs(keys...) + `}`
+	}
+	logs := `{"resourceLogs":[
+		{"resource":{"attributes":` + attrs("service.name", "host") + `},"scopeLogs":[{"logRecords":[` + record("a", "b") + `,` + record("a", "b", "a") + `]}]},
+		{"resource":{"attributes":` + attrs("service.name", "service.name") + `},"scopeLogs":[{"logRecords":[` + record() + `,` + record() + `]}]}]}`
+	b, err := OTLPLogs([]byte(logs), JSON, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || b.Events[0].Labels["a"] != "v0" || b.Skipped[SkippedInvalid] != 3 {
+		t.Fatalf("%d events, skipped %v; want the record without a repeated key alone, 3 refused", len(b.Events), b.Skipped)
+	}
+	refusedProblem(t, b, err, 0, "scopeLogs[0].logRecords[1].attributes.a")
+	refusedProblem(t, b, err, 1, "resource.attributes.service.name")
+
+	point := func(keys ...string) string {
+		return `{"timeUnixNano":"` + ts + `","asDouble":1,"attributes":` + attrs(keys...) + `}`
+	}
+	metrics := `{"resourceMetrics":[
+		{"resource":{"attributes":` + attrs("service.name") + `},"scopeMetrics":[{"metrics":[
+			{"name":"g","gauge":{"dataPoints":[` + point("x") + `,` + point("x", "y", "x") + `]}},
+			{"name":"h","histogram":{"aggregationTemporality":2,"dataPoints":[{"timeUnixNano":"` + ts + `","count":"1","attributes":` + attrs("le", "le") + `}]}}]}]},
+		{"resource":{"attributes":` + attrs("k", "k") + `},"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[` + point() + `]}}]}]}]}`
+	b, err = OTLPMetrics([]byte(metrics), JSON, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || b.Events[0].Labels["x"] != "v0" || b.Skipped[SkippedInvalid] != 3 {
+		t.Fatalf("%d events, skipped %v; want the point without a repeated key alone, 3 refused", len(b.Events), b.Skipped)
+	}
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[1].attributes.x")
+	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[1].histogram.dataPoints[0].attributes.le")
+	refusedProblem(t, b, err, 1, "resource.attributes.k")
 }

@@ -68,20 +68,8 @@ func unmarshal(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, errs.Permanent(&ValidationError{Problems: []FieldError{{Problem: fmt.Sprintf("envelope is %d bytes, over the limit of %d", len(data), MaxEnvelopeBytes)}}})
 	}
-	// Checked before any decoder runs: invalid UTF-8 would be rewritten to
-	// U+FFFD in the decoded fields while the body keeps its bytes, so the
-	// stored row and the envelope would disagree; scanJSON says why the
-	// rest is refused.
-	if !utf8.Valid(data) {
-		return nil, refuse("", fmt.Sprintf("envelope is not valid UTF-8 (at byte %d)", invalidUTF8At(data)))
-	}
-	switch r := scanJSON(data); r.problem {
-	case scanTooDeep:
-		return nil, refuse("", fmt.Sprintf("envelope is %v (at byte %d)", ErrTooDeep, r.at))
-	case scanDuplicate:
-		return nil, refuse(r.field, "appears more than once")
-	case scanSurrogate:
-		return nil, refuse(r.field, fmt.Sprintf("holds %s, a lone UTF-16 surrogate, which is no character (at byte %d)", r.escape, r.at))
+	if err := checkJSON(data, "envelope "); err != nil {
+		return nil, err
 	}
 	var e Envelope
 	if !decodeFast(data, &e) {
@@ -96,6 +84,36 @@ func unmarshal(data []byte) (*Envelope, error) {
 		}
 	}
 	return &e, nil
+}
+
+// CheckJSON refuses, before any decoder runs, what encoding/json would
+// take and silently rewrite or drop, as Decode does for an envelope:
+// invalid UTF-8 (rewritten to U+FFFD), nesting deeper than MaxNesting, a
+// key given twice in one object (the last kept) and a \u escape of a lone
+// UTF-16 surrogate (no character). The error is a permanent
+// *ValidationError naming the field ("labels.env"), for decoders of other
+// JSON objects (a change, an alert) that must not take part of what they
+// were sent.
+func CheckJSON(data []byte) error { return checkJSON(data, "") }
+
+// checkJSON is CheckJSON with what ("envelope ") in front of the problems
+// of the whole input.
+func checkJSON(data []byte, what string) error {
+	// Invalid UTF-8 would be rewritten to U+FFFD in the decoded fields
+	// while an envelope's body keeps its bytes, so the stored row and the
+	// envelope would disagree; scanJSON says why the rest is refused.
+	if !utf8.Valid(data) {
+		return refuse("", fmt.Sprintf("%sis not valid UTF-8 (at byte %d)", what, invalidUTF8At(data)))
+	}
+	switch r := scanJSON(data); r.problem {
+	case scanTooDeep:
+		return refuse("", fmt.Sprintf("%sis %v (at byte %d)", what, ErrTooDeep, r.at))
+	case scanDuplicate:
+		return refuse(r.field, "appears more than once")
+	case scanSurrogate:
+		return refuse(r.field, fmt.Sprintf("holds %s, a lone UTF-16 surrogate, which is no character (at byte %d)", r.escape, r.at))
+	}
+	return nil
 }
 
 func refuse(field, problem string) error {

@@ -111,6 +111,13 @@ func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *pr
 		c.add(i, "", "is not a JSON object")
 		return nil
 	}
+	// encoding/json keeps the last of a label given twice and rewrites
+	// invalid UTF-8: the alert would be stored (and fingerprinted) other
+	// than it was sent. Alertmanager's own payloads have neither.
+	if err := event.CheckJSON(raw); err != nil {
+		c.addInvalid(i, err, nil)
+		return nil
+	}
 	if err := json.Unmarshal(raw, &a); err != nil {
 		c.addProblem(problemOf(i, err))
 		return nil

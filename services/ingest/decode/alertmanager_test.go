@@ -301,3 +301,28 @@ func TestAlertmanagerLenientAlerts(t *testing.T) {
 		}
 	}
 }
+
+// An alert with a label given twice, or invalid UTF-8, is refused alone,
+// named, and the others are taken: encoding/json kept the last value of
+// the label and rewrote the bytes to U+FFFD, so the alert was stored and
+// fingerprinted other than it was sent. Alertmanager never sends either;
+// other tools posting its shape may.
+func TestAlertWithARepeatedLabelOrInvalidUTF8IsRefused(t *testing.T) {
+	in := "{\"version\":\"4\",\"alerts\":[" +
+		`{"status":"firing","labels":{"alertname":"ok"},"startsAt":"2026-11-21T11:00:00Z"},` +
+		`{"status":"firing","labels":{"alertname":"Disk","severity":"critical","severity":"info"},"startsAt":"2026-11-21T11:00:00Z"},` +
+		"{\"status\":\"firing\",\"labels\":{\"alertname\":\"Caf\xe9\"},\"startsAt\":\"2026-11-21T11:00:00Z\"}]}"
+	b, err := Alertmanager([]byte(in), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 1 || b.Skipped[SkippedInvalid] != 2 {
+		t.Fatalf("%d taken, skipped %v; want the first alert alone, 2 refused", len(b.Events), b.Skipped)
+	}
+	if p := refusedProblem(t, b, err, 1, "labels.severity"); !strings.Contains(p.Problem, "appears more than once") {
+		t.Errorf("problem %q", p.Problem)
+	}
+	if p := refusedProblem(t, b, err, 2, ""); !strings.Contains(p.Problem, "not valid UTF-8") {
+		t.Errorf("problem %q", p.Problem)
+	}
+}

@@ -117,6 +117,12 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) (e *event.E
 		c.add(i, "", "is not a JSON object")
 		return nil, false
 	}
+	// encoding/json keeps the last of a key given twice and rewrites
+	// invalid UTF-8: a change would be stored other than it was sent.
+	if err := event.CheckJSON(raw); err != nil {
+		c.addInvalid(i, err, nil)
+		return nil, false
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var ch Change

@@ -93,6 +93,12 @@ func TestChangesErrors(t *testing.T) {
 		// The stream keeps one event per id: a second is not "accepted".
 		{"an id twice", `[{"id":"01JDD0000000000000000000AA","service":"api"},{"service":"b"},{"id":"01JDD0000000000000000000AA","service":"web"}]`, 2, "id", "is also item 0's"},
 		{"the same change twice", `[{"service":"a","time":"2026-11-21T11:30:00Z"},{"service":"a","time":"2026-11-21T11:30:00Z"}]`, 1, "", "the same change as item 0"},
+		// encoding/json kept the last of a key given twice, and rewrote
+		// invalid UTF-8 to U+FFFD: stored, but not what was sent.
+		{"a key twice", `{"service":"checkout","service":"payments"}`, 0, "service", "appears more than once"},
+		{"a label twice", `[{"service":"a"},{"service":"b","labels":{"env":"prod","env":"dev"}}]`, 1, "labels.env", "appears more than once"},
+		{"invalid UTF-8", "{\"service\":\"a\",\"description\":\"caf\xe9\"}", 0, "", "not valid UTF-8 (at byte 33)"},
+		{"a lone surrogate", `{"service":"a","author":"\ud800"}`, 0, "author", "lone UTF-16 surrogate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -353,10 +353,11 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 // IncidentRows is e (one incident state) as its incidents row (the latest
 // state, versioned by event time) and its incident_history row.
 //
-// opened_at falls back to the event time (exact for the opened state, the
-// best guess for a later state whose producer left it out); resolved_at to
-// the event time of a resolved state; team to labels["team"]. merged_into
-// is empty except on the resolved state of an incident merged into another.
+// opened_at falls back to the event time on the opened state, where it is
+// exact, and is required on every later state (see incidentRows);
+// resolved_at falls back to the event time of a resolved state; team to
+// labels["team"]. merged_into is empty except on the resolved state of an
+// incident merged into another.
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
 	return incidentRows(e, labelsOf(e))
 }
@@ -377,6 +378,17 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 		return nil, nil, badBody(e, "merged_into", "names the incident itself")
 	}
 	if b.OpenedAt.IsZero() {
+		// incidents is partitioned by the month of opened_at, and its
+		// states collapse into one row only within one partition. A later
+		// state's own time is not its opening: taken as one, it put the
+		// incident's latest row in another month than its opening (two
+		// rows, one left open there, which retention then keeps for ever)
+		// and said it opened when it was, say, resolved. The writer cannot
+		// tell the opening without it, so such a state is refused.
+		if b.Status != event.IncidentOpened {
+			return nil, nil, badBody(e, "opened_at", fmt.Sprintf("is required when status is %q: only an opened state's own time is its opening, "+
+				"and an incident's states are stored in the partition of the month it opened", b.Status))
+		}
 		b.OpenedAt = e.Time
 	}
 	// incidents is partitioned by the month of opened_at, which the

@@ -70,18 +70,24 @@ func TestRowsRouteEachKindToItsTables(t *testing.T) {
 			[]string{TableEvents, TableAnomalies}, map[string]map[string]any{TableAnomalies: {"value": 9.0, "upper": 2.0, "score": 0.9, "detector": "mad", "window": "5m"}}},
 		{event.KindLogTemplate, `{"template_id":"00112233aabbccdd","template":"a <*>","status":"changed","previous_id":"0011223344556677","merged_from":["0011223344556677"]}`,
 			[]string{TableEvents, TableLogTemplates}, map[string]map[string]any{TableLogTemplates: {"template_id": "00112233aabbccdd", "status": "changed", "previous_id": "0011223344556677"}}},
-		// A resolved state without opened_at, resolved_at or team: the
-		// event time opens and resolves it, the label names the team.
-		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","acknowledged_at":"2026-03-02T09:30:00Z"}`,
+		// An opened state without opened_at: its own time is the opening.
+		{event.KindIncident, `{"incident_id":"inc-9","status":"opened","title":"t"}`,
 			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
-				TableIncidents: {"incident_id": "inc-9", "team": "team-a", "opened_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC),
+				TableIncidents:       {"incident_id": "inc-9", "opened_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), "resolved_at": time.Unix(0, 0).UTC()},
+				TableIncidentHistory: {"status": "opened", "opened_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)},
+			}},
+		// A resolved state without resolved_at or team: the event time
+		// resolves it, the label names the team.
+		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","opened_at":"2026-03-02T09:00:00Z","acknowledged_at":"2026-03-02T09:30:00Z"}`,
+			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
+				TableIncidents: {"incident_id": "inc-9", "team": "team-a", "opened_at": time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC),
 					"resolved_at": time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), "acknowledged_at": time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC),
 					"version": uint64(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixNano())},
 				TableIncidentHistory: {"status": "resolved", "team": "team-a", "merged_into": ""},
 			}},
 		// The last state of a merged incident names where it went, in
 		// both tables.
-		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","merged_into":"inc-8"}`,
+		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","opened_at":"2026-03-02T09:00:00Z","merged_into":"inc-8"}`,
 			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
 				TableIncidents:       {"incident_id": "inc-9", "merged_into": "inc-8"},
 				TableIncidentHistory: {"status": "resolved", "merged_into": "inc-8"},
@@ -138,6 +144,10 @@ func TestRowsRejectBadBodiesNamingTheField(t *testing.T) {
 		{event.KindChange, `{"version":"v1"}`, "body.type"},
 		{event.KindAnomaly, `{"series":"s","value":1,"detector":"mad"}`, "body.score"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"yesterday"}`, "body.acknowledged_at"},
+		// Only an opened state's own time is its opening: a later state
+		// without opened_at cannot be put in its incident's partition.
+		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t"}`, "body.opened_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"reopened","title":"t"}`, "body.opened_at"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","team":7}`, "body.team"},
 		{event.KindIncident, ``, "body"},
 		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","merged_into":"j"}`, "body.merged_into"},
@@ -169,8 +179,8 @@ func TestRowsHoldFarFutureTimesAtTheLastDateTime(t *testing.T) {
 	}{
 		{event.KindAlert, `{"name":"A","status":"firing","starts_at":"2200-01-01T00:00:00Z"}`, TableAlerts, "starts_at"},
 		{event.KindAlert, `{"name":"A","status":"resolved","ends_at":"2106-02-07T06:28:16Z"}`, TableAlerts, "ends_at"},
-		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","acknowledged_at":"2200-01-01T00:00:00Z"}`, TableIncidents, "acknowledged_at"},
-		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","resolved_at":"9999-12-31T23:59:59Z"}`, TableIncidents, "resolved_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"updated","title":"t","opened_at":"2026-03-02T09:00:00Z","acknowledged_at":"2200-01-01T00:00:00Z"}`, TableIncidents, "acknowledged_at"},
+		{event.KindIncident, `{"incident_id":"i","status":"resolved","title":"t","opened_at":"2026-03-02T09:00:00Z","resolved_at":"9999-12-31T23:59:59Z"}`, TableIncidents, "resolved_at"},
 	} {
 		rows, err := Rows(mustEnvelope(t, c.kind, c.body))
 		if err != nil {
@@ -276,3 +286,4 @@ func TestRowsOfAKindWithoutTable(t *testing.T) {
 		t.Fatalf("Rows = %v, %v; want the events row only", rows, err)
 	}
 }
+

@@ -40,7 +40,7 @@ func TestTypedTablesFromJetStream(t *testing.T) {
 		event.KindChange: `{"type":"deploy","version":"v9","author":"alice"}`,
 		event.KindAnomaly: `{"series":"0123456789abcdef","value":99,"expected":10,"lower":5,"upper":15,"score":0.97,"detector":"mad",` +
 			`"episode":"update","episode_id":"ep-1","start":"2026-03-02T10:00:00Z","end":"2026-03-02T10:05:00Z","peak":7.5,"peak_time":"2026-03-02T10:03:00Z","peak_value":120}`,
-		event.KindIncident:        `{"incident_id":"inc-7","status":"resolved","title":"slow checkout","team":"team-a","merged_into":"inc-6"}`,
+		event.KindIncident:        `{"incident_id":"inc-7","status":"resolved","title":"slow checkout","team":"team-a","opened_at":"` + at.Format(time.RFC3339) + `","merged_into":"inc-6"}`,
 		event.KindLogTemplate:     `{"template_id":"00112233aabbccdd","template":"payment <*>","status":"new","example":"payment declined"}`,
 		event.KindWebhookDelivery: `{"incident_id":"inc-7","receiver":"dba-oncall","attempt":2,"status_code":503,"error":"503 Service Unavailable","duration_ms":41,"idempotency_key":"01JPA9V3KX8Q6M1T2R3S4W5Y6Z","retrying":true}`,
 	}

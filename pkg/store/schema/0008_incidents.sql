@@ -10,9 +10,10 @@
 -- months of incidents by the time they opened.
 --
 -- opened_at, acknowledged_at and resolved_at come from the incident body
--- (1970-01-01 00:00:00 = not yet); when the body lacks opened_at the writer
--- uses the event time, when a resolved state lacks resolved_at the event
--- time. team comes from the body, else from labels['team']. links are the
+-- (1970-01-01 00:00:00 = not yet); when an opened state's body lacks
+-- opened_at the writer uses the event time (any other state without it is
+-- refused: its time is not the opening), when a resolved state lacks
+-- resolved_at the event time. team comes from the body, else from labels['team']. links are the
 -- ids of the alerts, anomalies, changes and logs grouped into the incident.
 -- Read it with FINAL or argMax(column, version) GROUP BY incident_id.
 CREATE TABLE IF NOT EXISTS incidents (

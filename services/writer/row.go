@@ -459,10 +459,18 @@ func webhookDeliveryRow(e *event.Envelope) ([]any, error) {
 	if err := e.DecodeBody(&b); err != nil {
 		return nil, errs.Permanent(fmt.Errorf("event %s (%s): body: %v: %w", e.ID, e.Kind, err, ErrBadBody))
 	}
+	// Held to what the column stores before it becomes a Duration: past
+	// 292 years in milliseconds the product overflows, wrapping to a
+	// negative Duration or to a few nanoseconds.
+	ms := min(b.DurationMS, maxDurationMS)
 	return WebhookDeliveryRow(WebhookDelivery{ID: e.ID, Time: e.Time, IncidentID: b.IncidentID, Receiver: b.Receiver,
 		Attempt: uint16(b.Attempt), StatusCode: uint16(b.StatusCode), Error: b.Error,
-		Duration: time.Duration(b.DurationMS) * time.Millisecond, IdempotencyKey: b.IdempotencyKey})
+		Duration: time.Duration(ms) * time.Millisecond, IdempotencyKey: b.IdempotencyKey})
 }
+
+// maxDurationMS is the longest duration_ms stored (a UInt32 column,
+// 49.7 days); a longer one is stored as this.
+const maxDurationMS = 1<<32 - 1
 
 // WebhookDelivery is one attempt to deliver an incident to a receiver, as
 // the notifier records it (a webhook_delivery event).
@@ -491,7 +499,7 @@ func WebhookDeliveryRow(d WebhookDelivery) ([]any, error) {
 	case d.Duration < 0:
 		return nil, errs.Permanentf("webhook delivery %s: duration: must not be negative, got %s", d.ID, d.Duration)
 	}
-	ms := min(d.Duration.Milliseconds(), 1<<32-1)
+	ms := min(d.Duration.Milliseconds(), maxDurationMS)
 	return []any{d.ID, d.Time, d.IncidentID, d.Receiver, d.Attempt, d.StatusCode, d.Error, uint32(ms), d.IdempotencyKey}, nil
 }
 

@@ -287,3 +287,21 @@ func TestRowsOfAKindWithoutTable(t *testing.T) {
 	}
 }
 
+// duration_ms is a UInt32 column: a longer delivery is held at its
+// largest value (49.7 days), however large the body's number. Turned into
+// a time.Duration first, a duration_ms past 292 years overflowed it: one
+// wrapped to a negative Duration and was dead-lettered as "must not be
+// negative", another to a few nanoseconds and was stored as 0 ms.
+func TestWebhookDeliveryDurationTooLongIsHeldAtTheColumnsMax(t *testing.T) {
+	for _, ms := range []string{"4294967296", "9223372036855", "18446744073710", "9223372036854775807"} {
+		e := mustEnvelope(t, event.KindWebhookDelivery, `{"incident_id":"i","receiver":"r","attempt":1,"idempotency_key":"k","duration_ms":`+ms+`}`)
+		rows, err := Rows(e)
+		if err != nil {
+			t.Errorf("duration_ms %s: %v, want it stored", ms, err)
+			continue
+		}
+		if got := column(t, TableWebhookDeliveries, rows[1].Row, "duration_ms"); got != uint32(1<<32-1) {
+			t.Errorf("duration_ms %s stored as %v, want %d", ms, got, uint32(1<<32-1))
+		}
+	}
+}

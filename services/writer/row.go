@@ -355,7 +355,8 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 //
 // opened_at falls back to the event time on the opened state, where it is
 // exact, and is required on every later state (see incidentRows);
-// resolved_at falls back to the event time of a resolved state; team to
+// resolved_at falls back to the event time of a resolved state, and is
+// held no earlier than opened_at; team to
 // labels["team"]. merged_into is empty except on the resolved state of an
 // incident merged into another.
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
@@ -409,6 +410,14 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 	}
 	if b.ResolvedAt.IsZero() && b.Status == event.IncidentResolved {
 		b.ResolvedAt = e.Time
+	}
+	if !b.ResolvedAt.IsZero() && b.ResolvedAt.Before(b.OpenedAt) {
+		// Resolved before it opened (clocks apart): MTTR, resolved_at
+		// minus opened_at, would be negative and pull its mean below the
+		// real one. Resolved at its opening, as MTTA counts an
+		// acknowledgement before the opening; refused, the resolution
+		// would be lost and the incident left open.
+		b.ResolvedAt = b.OpenedAt
 	}
 	if b.Team == "" {
 		b.Team = e.Labels["team"]

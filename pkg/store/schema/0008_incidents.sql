@@ -13,7 +13,8 @@
 -- (1970-01-01 00:00:00 = not yet); when an opened state's body lacks
 -- opened_at the writer uses the event time (any other state without it is
 -- refused: its time is not the opening), when a resolved state lacks
--- resolved_at the event time. team comes from the body, else from labels['team']. links are the
+-- resolved_at the event time; a resolved_at before opened_at is stored as
+-- opened_at. team comes from the body, else from labels['team']. links are the
 -- ids of the alerts, anomalies, changes and logs grouped into the incident.
 -- Read it with FINAL or argMax(column, version) GROUP BY incident_id.
 CREATE TABLE IF NOT EXISTS incidents (

@@ -99,6 +99,7 @@ type Processor struct {
 	// in event time (clock), under mu.
 	schedule *schedule
 	clock    eventClock
+	m        *metrics
 	now      func() time.Time
 	// lanes deliver what came due, one per receiver (under mu): a
 	// receiver that is slow, or down and retried, holds only its own
@@ -168,6 +169,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	cfg = cfg.WithDefaults()
 	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{},
 		open: map[string]openIncident{}, unsaved: map[string]struct{}{}, jiras: map[string]*webhook.Jira{}}
+	p.m = newMetrics(p)
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	p.maxHold = cmp.Or(cfg.Delivery.MaxHold, DefaultMaxHold)
 	var hold time.Duration
@@ -788,15 +790,20 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		inc.DeliveryKey = key // the payload's key is the webhook-id
 		inc.FirstNotice = heardBy&integrationBit(i) == 0
 		ig.mu.Lock()
+		began := time.Now()
 		err := ig.send(ctx, key, inc)
 		ig.mu.Unlock()
+		took := time.Since(began)
 		switch {
 		case err == nil:
+			p.m.observe(name, ig, outcomeSent, took)
 			p.delivered.Add(key, struct{}{})
 			reached |= integrationBit(i)
 		case errs.IsPermanent(err):
+			p.m.observe(name, ig, outcomeRefused, took)
 			refused = append(refused, fmt.Errorf("%s: %w", ig.path, err))
 		default:
+			p.m.observe(name, ig, outcomeFailed, took)
 			failed = append(failed, fmt.Errorf("receiver %s: %s: %w", name, ig.path, err))
 			switch until := p.client.BreakerOpenUntil(name, ig.path); {
 			case until.IsZero():
@@ -996,8 +1003,9 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 // integration is one entry of a receiver (a webhook_configs item, a
 // pagerduty_configs item, ...), ready to send an incident.
 type integration struct {
-	// path is where the entry is in the file, for errors and logs.
-	path         string
+	// path is where the entry is in the file, for errors and logs; label
+	// is it within its receiver (webhook_configs[0]), for metrics.
+	path, label  string
 	sendResolved bool
 	// send delivers inc under key; errors are permanent (errs) when trying
 	// again cannot help.
@@ -1019,6 +1027,9 @@ func buildIntegrations(cfg *amconfig.Config, p *Processor) (map[string][]*integr
 		if err != nil {
 			problems = append(problems, err)
 			continue
+		}
+		for _, ig := range igs {
+			ig.label = strings.TrimPrefix(ig.path, r.Path+".")
 		}
 		out[r.Name] = igs
 	}

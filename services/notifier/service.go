@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -186,3 +187,8 @@ const drainTimeout = 16 * time.Second
 // webhook_config's timeout): within drainTimeout, so that a stop lets the
 // attempts in flight end rather than cancel every one.
 const MaxSendTimeout = drainTimeout - time.Second
+
+// Collector is the stage's metrics and the notifier's own (metrics.go).
+func (s *Service) Collector() prometheus.Collector {
+	return stage.Collectors{s.Stage.Collector(), s.proc.m}
+}

@@ -165,6 +165,9 @@ func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 // reply answers a passed-on request with an error of the API's shape.
 func (a *API) reply(m *nats.Msg, status int, msg string) {
 	rec := &recorder{header: http.Header{}, limit: 1 << 20}
+	if status == http.StatusServiceUnavailable {
+		rec.header.Set("Retry-After", "5") // as the API's other 503s
+	}
 	writeError(rec, status, msg)
 	out := nats.NewMsg(m.Reply)
 	for k, vs := range rec.header {

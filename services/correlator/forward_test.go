@@ -136,3 +136,39 @@ func TestRecorderRefusesAnAnswerPastItsLimit(t *testing.T) {
 		t.Fatal("an 11th byte was taken")
 	}
 }
+
+// activeAndStandby starts two instances on the rig's durable and tells
+// which one holds the lease once the first half of the storm is in.
+func activeAndStandby(t *testing.T, r *stormRig) (active, standby *Service, opened []correlate.State) {
+	t.Helper()
+	a, stopA := r.start()
+	t.Cleanup(stopA)
+	b, stopB := r.start()
+	t.Cleanup(stopB)
+	r.firstHalf()
+	opened = waitIncidents(t, r.js, event.IncidentOpened, 2)
+	if b.proc.leading.Load() {
+		return b, a, opened
+	}
+	return a, b, opened
+}
+
+// The active instance serving as many passed-on requests as it takes says
+// when to come back, as every other 503 of the API does.
+func TestStandbyPassesOnTheActiveInstancesBusyAnswerWithRetryAfter(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	active, standby, _ := activeAndStandby(t, r)
+	for range maxForwardedAtOnce {
+		active.api.fwd.slots <- struct{}{}
+	}
+	code, hdr, body := apiCall(t, standby.Addr().String(), "GET", "/v1/incidents", apiToken, "", "")
+	for range maxForwardedAtOnce {
+		<-active.api.fwd.slots
+	}
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("the active instance at its limit: %d, Retry-After %q (%s); want 503 with Retry-After", code, hdr.Get("Retry-After"), body)
+	}
+	if code, _, body = apiCall(t, standby.Addr().String(), "GET", "/v1/incidents", apiToken, "", ""); code != http.StatusOK {
+		t.Fatalf("once a slot is free: %d %s", code, body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -135,11 +136,20 @@ func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 // as the listener (bar the bearer, checked where it came in), bounded to
 // what one NATS message carries.
 func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
-	r, err := http.NewRequestWithContext(ctx, m.Header.Get(hdrMethod), m.Header.Get(hdrURI), bytes.NewReader(m.Data))
+	// Read as the listener reads a request line (url.ParseRequestURI):
+	// url.Parse would take "//x/v1/incidents" for host x and path
+	// /v1/incidents, and serve a path the listener refuses.
+	uri := m.Header.Get(hdrURI)
+	u, err := url.ParseRequestURI(uri)
+	var r *http.Request
+	if err == nil {
+		r, err = http.NewRequestWithContext(ctx, m.Header.Get(hdrMethod), "/", bytes.NewReader(m.Data))
+	}
 	if err != nil {
 		a.reply(m, http.StatusBadRequest, "a passed-on request that is no request: "+err.Error())
 		return
 	}
+	r.URL, r.RequestURI = u, uri
 	for _, h := range forwardedRequestHeaders {
 		if v := m.Header.Get(h); v != "" {
 			r.Header.Set(h, v)

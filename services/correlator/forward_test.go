@@ -153,6 +153,27 @@ func activeAndStandby(t *testing.T, r *stormRig) (active, standby *Service, open
 	return a, b, opened
 }
 
+// A path not in its clean form is refused by the active instance's own
+// listener; passed on by a standby it was read as a URL with a host
+// ("//x/v1/incidents": host x, path /v1/incidents) and served.
+func TestStandbyRefusesAPathNotInItsCleanFormAsTheActiveDoes(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	active, standby, opened := activeAndStandby(t, r)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "//x/v1/incidents", ""},
+		{"POST", "//x/v1/incidents/" + opened[0].IncidentID + "/ack", `{"by":"ana"}`},
+	} {
+		direct, _, _ := apiCall(t, active.Addr().String(), c.method, c.path, apiToken, "", c.body)
+		passed, _, body := apiCall(t, standby.Addr().String(), c.method, c.path, apiToken, "", c.body)
+		if direct != http.StatusNotFound || passed != direct {
+			t.Fatalf("%s %s: %d from the active instance, %d through the standby (%s); want 404 from both", c.method, c.path, direct, passed, body)
+		}
+	}
+	if st, _ := active.proc.c.Incident(opened[0].IncidentID); st.State != "open" {
+		t.Fatalf("incident %s is %s: a command on a path the API does not serve was applied", st.IncidentID, st.State)
+	}
+}
+
 // The active instance serving as many passed-on requests as it takes says
 // when to come back, as every other 503 of the API does.
 func TestStandbyPassesOnTheActiveInstancesBusyAnswerWithRetryAfter(t *testing.T) {

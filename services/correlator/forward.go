@@ -33,7 +33,14 @@ const (
 	hdrMethod = "Aiops-Method"
 	hdrURI    = "Aiops-Uri"
 	hdrStatus = "Aiops-Status"
+	// hdrParts is how many messages the answer's body takes (one when
+	// absent): the first has the status and headers, each a part.
+	hdrParts = "Aiops-Parts"
 )
+
+// answerRoom is what the first message of an answer keeps free of its
+// body for the status and headers.
+const answerRoom = 4 << 10
 
 // forwardedRequestHeaders are the request headers the handlers read.
 var forwardedRequestHeaders = []string{"Content-Type", "Idempotency-Key"}
@@ -75,7 +82,18 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 	msg.Data = body
 	ctx, cancel := context.WithTimeout(r.Context(), ForwardTimeout)
 	defer cancel()
-	answer, err := a.fwd.nc.RequestMsgWithContext(ctx, msg)
+	// An inbox of its own, not RequestMsg's: an answer longer than one
+	// NATS message comes in several.
+	inbox, err := a.fwd.nc.SubscribeSync(a.fwd.nc.NewInbox())
+	if err == nil {
+		defer func() { _ = inbox.Unsubscribe() }()
+		msg.Reply = inbox.Subject
+		err = a.fwd.nc.PublishMsg(msg)
+	}
+	var answer *nats.Msg
+	if err == nil {
+		answer, err = inbox.NextMsgWithContext(ctx)
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		w.Header().Set("Retry-After", "5")
@@ -95,15 +113,32 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for k, vs := range answer.Header {
-		if k == hdrStatus {
+		if k == hdrStatus || k == hdrParts {
 			continue
 		}
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}
 	}
+	parts := 1
+	if v := answer.Header.Get(hdrParts); v != "" {
+		if parts, err = strconv.Atoi(v); err != nil || parts < 1 {
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("%s: the active instance's answer has no part count (%q)", ErrStandby, v))
+			return
+		}
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(answer.Data)
+	for i := 1; i < parts; i++ {
+		m, err := inbox.NextMsgWithContext(ctx)
+		if err != nil {
+			// The status is out: a client must not take the part it got
+			// for the whole answer, so the connection is broken off.
+			a.log.Warn().Err(err).Str("subject", a.fwd.subject).Int("part", i+1).Int("parts", parts).Msg("a part of the active instance's answer did not come: the answer is cut off")
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = w.Write(m.Data)
+	}
 }
 
 // answerForwarded serves the requests standbys pass on until ctx ends or
@@ -133,8 +168,8 @@ func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 }
 
 // serveForwarded answers one passed-on request through the same handlers
-// as the listener (bar the bearer, checked where it came in), bounded to
-// what one NATS message carries.
+// as the listener (bar the bearer, checked where it came in). An answer
+// longer than one NATS message goes in parts, each as long as one may be.
 func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 	// Read as the listener reads a request line (url.ParseRequestURI):
 	// url.Parse would take "//x/v1/incidents" for host x and path
@@ -155,26 +190,32 @@ func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 			r.Header.Set(h, v)
 		}
 	}
-	rec := &recorder{header: http.Header{}, limit: int(a.fwd.nc.MaxPayload()) - 4<<10}
+	rec := &recorder{header: http.Header{}}
 	a.handler.ServeHTTP(rec, r)
-	if rec.over {
-		a.reply(m, http.StatusBadGateway, fmt.Sprintf("the answer is larger than a NATS message may be (max_payload %d bytes): ask for fewer incidents (limit) or ask the active instance directly", a.fwd.nc.MaxPayload()))
-		return
-	}
+	body := rec.body.Bytes()
+	part := max(int(a.fwd.nc.MaxPayload())-answerRoom, answerRoom)
+	parts := max((len(body)+part-1)/part, 1)
 	out := nats.NewMsg(m.Reply)
 	for k, vs := range rec.header {
 		out.Header[k] = vs
 	}
 	out.Header.Set(hdrStatus, strconv.Itoa(rec.statusOr200()))
-	out.Data = rec.body.Bytes()
-	if err := m.RespondMsg(out); err != nil {
-		a.log.Warn().Err(err).Str("subject", a.fwd.subject).Msg("answering a passed-on API request failed: the standby answers 503 after its timeout")
+	out.Header.Set(hdrParts, strconv.Itoa(parts))
+	for i := range parts {
+		if i > 0 {
+			out = &nats.Msg{Subject: m.Reply}
+		}
+		out.Data = body[i*part : min((i+1)*part, len(body))]
+		if err := m.RespondMsg(out); err != nil {
+			a.log.Warn().Err(err).Str("subject", a.fwd.subject).Msg("answering a passed-on API request failed: the standby gives up after correlator.ForwardTimeout")
+			return
+		}
 	}
 }
 
 // reply answers a passed-on request with an error of the API's shape.
 func (a *API) reply(m *nats.Msg, status int, msg string) {
-	rec := &recorder{header: http.Header{}, limit: 1 << 20}
+	rec := &recorder{header: http.Header{}}
 	if status == http.StatusServiceUnavailable {
 		rec.header.Set("Retry-After", "5") // as the API's other 503s
 	}
@@ -189,13 +230,11 @@ func (a *API) reply(m *nats.Msg, status int, msg string) {
 }
 
 // recorder is the http.ResponseWriter of a passed-on request: it keeps
-// the answer, up to limit bytes of body.
+// the answer.
 type recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
-	limit  int
-	over   bool
 }
 
 func (r *recorder) Header() http.Header { return r.header }
@@ -208,10 +247,6 @@ func (r *recorder) WriteHeader(status int) {
 
 func (r *recorder) Write(p []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
-	if r.body.Len()+len(p) > r.limit {
-		r.over = true
-		return 0, errors.New("correlator: the answer is larger than a NATS message may be")
-	}
 	return r.body.Write(p)
 }
 

@@ -217,6 +217,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	return err
 }
 
+// Name is this holder's name, what Holder returns while it holds the lease.
+func (l *Lease) Name() string { return l.holder }
+
 // Holder is the current holder of the lease ("" when nobody holds it).
 func (l *Lease) Holder(ctx context.Context) (string, error) {
 	e, err := l.kv.Get(ctx, l.key)

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // A standby's API passes each request on to the active instance over NATS
@@ -23,10 +26,17 @@ import (
 // without the bearer (whoever may publish on the subject may already send
 // commands on incidents.command.>, docs/security.md).
 
-// ForwardSubject is where the instance holding durable's lease takes the
-// API requests its standbys pass on. It is outside every stream's
-// subjects: a stream capturing it would answer with a publish ack.
-func ForwardSubject(durable string) string { return "aiops.correlator.api." + durable }
+// ForwardSubject is where the instance holding durable's lease, as
+// holder, takes the API requests its standbys pass on. It is outside
+// every stream's subjects (a stream capturing it would answer with a
+// publish ack). It names the holder, whom a standby reads in the lease:
+// an instance whose node died keeps its subscription on the server until
+// its connection times out (minutes), and a subject it shared with the
+// next holder would take part of the requests into nothing for as long;
+// its own subject takes them only while its lease stands (lease.ttl).
+func ForwardSubject(durable, holder string) string {
+	return fmt.Sprintf("aiops.correlator.api.%s.%016x", durable, event.PartsHash(holder))
+}
 
 // Headers of a forwarded request and its answer.
 const (
@@ -58,7 +68,8 @@ const maxForwardedAtOnce = 64
 // active instance's responder.
 type forwarder struct {
 	nc      *nats.Conn
-	subject string
+	lease   *bus.Lease
+	durable string
 	slots   chan struct{}
 }
 
@@ -71,7 +82,21 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	msg := nats.NewMsg(a.fwd.subject)
+	ctx, cancel := context.WithTimeout(r.Context(), ForwardTimeout)
+	defer cancel()
+	holder, err := a.fwd.lease.Holder(ctx)
+	switch {
+	case err != nil:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s: reading who holds the lease: %v", ErrStandby, err))
+		return
+	case holder == "":
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, ErrStandby.Error()+", and no instance holds the lease yet")
+		return
+	}
+	subject := ForwardSubject(a.fwd.durable, holder)
+	msg := nats.NewMsg(subject)
 	msg.Header.Set(hdrMethod, r.Method)
 	msg.Header.Set(hdrURI, r.URL.RequestURI())
 	for _, h := range forwardedRequestHeaders {
@@ -80,8 +105,6 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	msg.Data = body
-	ctx, cancel := context.WithTimeout(r.Context(), ForwardTimeout)
-	defer cancel()
 	// An inbox of its own, not RequestMsg's: an answer longer than one
 	// NATS message comes in several.
 	inbox, err := a.fwd.nc.SubscribeSync(a.fwd.nc.NewInbox())
@@ -100,7 +123,11 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, ErrStandby.Error()+", and no active instance answers yet (taking over, or restoring its state)")
 		return
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("%s: the active instance did not answer within %s (a command may have been applied: send it again with the same Idempotency-Key)", ErrStandby, ForwardTimeout))
+		why := fmt.Sprintf("%s: the active instance did not answer within %s", ErrStandby, ForwardTimeout)
+		if r.Method == http.MethodPost {
+			why += " (the command may have been applied: send it again under the same Idempotency-Key, or read the incident before sending one without)"
+		}
+		writeError(w, http.StatusGatewayTimeout, why)
 		return
 	case err != nil:
 		w.Header().Set("Retry-After", "5")
@@ -134,7 +161,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// The status is out: a client must not take the part it got
 			// for the whole answer, so the connection is broken off.
-			a.log.Warn().Err(err).Str("subject", a.fwd.subject).Int("part", i+1).Int("parts", parts).Msg("a part of the active instance's answer did not come: the answer is cut off")
+			a.log.Warn().Err(err).Str("subject", subject).Int("part", i+1).Int("parts", parts).Msg("a part of the active instance's answer did not come: the answer is cut off")
 			panic(http.ErrAbortHandler)
 		}
 		_, _ = w.Write(m.Data)
@@ -143,13 +170,13 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 
 // answerForwarded serves the requests standbys pass on until ctx ends or
 // the returned stop is called (the end of a term: the next holder takes
-// them). A queue group: one holder answers, even while a term that lost
-// its lease has not unsubscribed yet.
+// them, on its own subject).
 func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 	if a == nil || a.fwd == nil {
 		return func() {}, nil
 	}
-	sub, err := a.fwd.nc.QueueSubscribe(a.fwd.subject, "correlator-api", func(m *nats.Msg) {
+	subject := ForwardSubject(a.fwd.durable, a.fwd.lease.Name())
+	sub, err := a.fwd.nc.Subscribe(subject, func(m *nats.Msg) {
 		select {
 		case a.fwd.slots <- struct{}{}:
 		default:
@@ -162,7 +189,7 @@ func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 		}()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("correlator.api: answering the requests standbys pass on (%s): %w", a.fwd.subject, err)
+		return nil, fmt.Errorf("correlator.api: answering the requests standbys pass on (%s): %w", subject, err)
 	}
 	return func() { _ = sub.Unsubscribe() }, nil
 }
@@ -207,7 +234,7 @@ func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 		}
 		out.Data = body[i*part : min((i+1)*part, len(body))]
 		if err := m.RespondMsg(out); err != nil {
-			a.log.Warn().Err(err).Str("subject", a.fwd.subject).Msg("answering a passed-on API request failed: the standby gives up after correlator.ForwardTimeout")
+			a.log.Warn().Err(err).Str("subject", m.Subject).Msg("answering a passed-on API request failed: the standby gives up after correlator.ForwardTimeout")
 			return
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
@@ -223,4 +224,70 @@ func TestStandbyPassesOnTheActiveInstancesBusyAnswerWithRetryAfter(t *testing.T)
 	if code, _, body = apiCall(t, standby.Addr().String(), "GET", "/v1/incidents", apiToken, "", ""); code != http.StatusOK {
 		t.Fatalf("once a slot is free: %d %s", code, body)
 	}
+}
+
+// An active instance cut off without its connection closing (its node
+// gone, its link stalled) keeps its subscription on the server until the
+// connection times out, minutes after its lease ran out and another
+// instance took over. Shared by every holder (one subject, a queue
+// group), that subscription took part of the standbys' requests, each
+// answered 504 after correlator.ForwardTimeout; a subject of each
+// holder's own takes none of them once the lease moved.
+func TestRequestsGoToTheHolderNotToAnInstanceCutOff(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	bucket := r.cfg.WithDefaults().Lease.WithDefaults().Bucket
+	// From its next lease renewal on, nothing the first holder sends
+	// reaches the server; what the server sends still reaches it.
+	proxy := startHoldingProxy(t, strings.TrimPrefix(r.url, "nats://"), []byte("$KV."+bucket+"."))
+	ncA, jsA, err := bus.Connect(context.Background(), bus.Config{URLs: []string{"nats://" + proxy.addr()}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ncA.Close()
+	a, err := New(context.Background(), jsA, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctxA, stopA := context.WithCancel(context.Background())
+	ranA := make(chan error, 1)
+	go func() { ranA <- a.Run(ctxA) }()
+	defer func() { stopA(); proxy.release(); <-ranA }()
+	waitLeading(t, a)
+	b, stopB := r.start()
+	defer stopB()
+	c, stopC := r.start()
+	defer stopC()
+	proxy.arm()
+	<-proxy.triggered
+	_, standby := waitEitherLeading(t, b, c)
+	for i := range 6 {
+		if code, _, body := apiCall(t, standby.Addr().String(), "GET", "/v1/incidents", apiToken, "", ""); code != http.StatusOK {
+			t.Fatalf("request %d through the standby: %d %s", i, code, body)
+		}
+	}
+}
+
+// waitLeading waits until svc leads (restored its state).
+func waitLeading(t *testing.T, svc *Service) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !svc.proc.leading.Load(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the instance did not take the lease")
+		}
+	}
+}
+
+// waitEitherLeading waits until a or b leads and returns it and the other.
+func waitEitherLeading(t *testing.T, a, b *Service) (leading, other *Service) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		switch {
+		case a.proc.leading.Load():
+			return a, b
+		case b.proc.leading.Load():
+			return b, a
+		}
+	}
+	t.Fatal("no instance took over")
+	return nil, nil
 }

@@ -26,7 +26,12 @@
 //     variable (by their shape) when lines are compared, and the position
 //     becomes <*> from the group's statistics (the values differ). A run
 //     of the same named value ("blk_1 blk_2 blk_3") is one list token.
-//     Every masker can be switched off (Config.DisabledMasks).
+//     Every masker can be switched off (Config.DisabledMasks). The
+//     wildcard's own text in a line ("pattern <*> compiled") is always a
+//     value, its parameter "<*>": in a template "<*>" means a variable,
+//     so it cannot stand for the word, and kept as one it made a template
+//     whose wildcards had no parameters and that did not fold the
+//     templates it covers.
 //  4. Mining, in the Drain family: a prefix tree by token count and the
 //     first PrefixTokens tokens (a "key=value" token routes by its key,
 //     tokens with digits or variables by the wildcard branch) leads to a few

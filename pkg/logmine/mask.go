@@ -522,6 +522,13 @@ func (t *tokenizer) maskToken(a, b int) {
 			}
 			t.buf = append(t.buf, c)
 			i++
+		case c == '<' && strings.HasPrefix(s[i:], Wildcard):
+			// The wildcard's own text in a line is a value whatever the
+			// masks: kept as a word, the template would show a wildcard
+			// that has no parameter and that the miner did not make (no
+			// fold of the templates it covers), indistinguishable from one.
+			t.addVar(a+i, a+i+len(Wildcard))
+			i += len(Wildcard)
 		default:
 			t.buf = append(t.buf, c)
 			i++

@@ -565,3 +565,39 @@ func TestCoveredLineJoinsTheWildcardTemplate(t *testing.T) {
 		t.Fatalf("covered line got %q (new=%v), want the held %q", r.Template, r.New, "job <*> finished with <*> status <*>")
 	}
 }
+
+// The wildcard's own text in a line ("pattern <*> compiled", a glob, a
+// template logged by a tool) is a value, as a number there is: a template
+// cannot hold it as a word, since "<*>" in a template means a variable.
+// Taken as a word, the line's template had wildcards without parameters
+// ("a <*>:<*> b" with none), and a template with a wildcard that had not
+// folded the templates it covers: "node state <*> entered now" stood
+// beside "node state LOOKING entered now" and "... LEADING ...", and
+// later values joined one or the other by arrival.
+func TestLiteralWildcardInALineIsAValue(t *testing.T) {
+	for _, c := range []struct{ line, template string }{
+		{"a <*>:<*> b", "a <*>:<*> b"},
+		{"glob <*>.log 12", "glob <*>.log <*>"},
+		{"match x<*>y against user 43", "match <*> against user <*>"},
+		{"<*>", "<*>"},
+		{"key=<*> val 5", "key=<*> val <*>"},
+	} {
+		r := newMiner(t, nil).Match(c.line)
+		if r.Template != c.template || len(r.Params) != strings.Count(r.Template, logmine.Wildcard) {
+			t.Errorf("%q: template %q params %q, want template %q with a parameter for each wildcard", c.line, r.Template, r.Params, c.template)
+		}
+		if got, ok := rebuild(r.Template, r.Params); !ok || got != c.line {
+			t.Errorf("%q: template %q params %q rebuild %q", c.line, r.Template, r.Params, got)
+		}
+	}
+	// grouped as a number in its place is
+	for _, v := range []string{"<*>", "5"} {
+		m := newMiner(t, nil)
+		for _, l := range []string{"node state LOOKING entered now", "node state LEADING entered now", "node state " + v + " entered now"} {
+			m.Match(l)
+		}
+		if ts := m.Templates(); len(ts) != 1 || ts[0].Template != "node state <*> entered now" {
+			t.Errorf("with %q at the state: templates %v, want the one \"node state <*> entered now\"", v, ts)
+		}
+	}
+}

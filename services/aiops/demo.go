@@ -322,9 +322,13 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 			"store.dsn="+dsn,
 			// Rows reach ClickHouse within 200 ms, and the log miner
 			// counts errors every 2 s instead of every minute, so the
-			// burst is found while the demo waits.
+			// burst is found while the demo waits. The scenario sends
+			// the last minutes at once, its timeouts timed up to 4
+			// minutes ago: they count, in the interval they are mined in,
+			// only when that lateness is allowed.
 			"writer.max_age=200ms",
 			"logminer.interval=2s",
+			"logminer.max_lateness=10m",
 			"detector.pipeline=",
 		)
 		var natsCfg EmbeddedNATSConfig

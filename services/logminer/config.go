@@ -55,6 +55,15 @@ type Config struct {
 	// are emitted at multiples of it (wall clock), one sample per service
 	// and template.
 	Interval time.Duration `yaml:"interval"`
+	// MaxLateness bounds how late a line may be mined and still be
+	// counted (default Interval): a line is counted in the interval open
+	// when it is mined only if its own time (the envelope's) is at most
+	// MaxLateness before that interval's start. An older one (a backlog
+	// after an outage, a shipper's retries, a replay) is templated but not
+	// counted, nor in error bursts: counted now, hours of logs flushed at
+	// once would look like a burst now. A line timed ahead of the clock is
+	// counted in the open interval.
+	MaxLateness time.Duration `yaml:"max_lateness"`
 	// IdleIntervals is how many intervals a series keeps getting samples
 	// (of 0) after its last line (default 5), so the detector sees a
 	// message stop; after that the series is forgotten, but for its
@@ -124,6 +133,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Minute
+	}
+	if c.MaxLateness == 0 {
+		c.MaxLateness = c.Interval
 	}
 	if c.MaxLineBytes == 0 {
 		c.MaxLineBytes = DefaultMaxLineBytes
@@ -195,6 +207,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Interval < time.Second:
 		return bad("interval: must be at least 1s, got %s", c.Interval)
+	case c.MaxLateness < 0:
+		return bad("max_lateness: must not be negative, got %s", c.MaxLateness)
 	case c.IdleIntervals < 0:
 		return bad("idle_intervals: must not be negative, got %d", c.IdleIntervals)
 	case c.MaxSeries < 0:

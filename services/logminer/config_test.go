@@ -34,6 +34,7 @@ func TestConfigValidate(t *testing.T) {
 		{"formats.api", func(c *Config) { c.Formats = map[string]string{"api": "detect"} }},
 		{"default_format", func(c *Config) { c.DefaultFormat = "<Content>" }},
 		{"interval", func(c *Config) { c.Interval = time.Millisecond }},
+		{"max_lateness", func(c *Config) { c.MaxLateness = -time.Second }},
 		{"idle_intervals", func(c *Config) { c.IdleIntervals = -1 }},
 		{"max_series", func(c *Config) { c.MaxSeries = -3 }},
 		{"burst.factor", func(c *Config) { c.Burst.Factor = 0.5 }},

@@ -53,6 +53,7 @@ type counts struct {
 	n       int    // series held, quiet ones left out
 	quiet   int    // quiet series held (at most MaxSeries)
 	dropped uint64 // lines of series beyond MaxSeries
+	late    uint64 // lines timed more than MaxLateness before the open interval
 	// closed is the end of the last interval flushed, or the start of
 	// the interval the run started (or the state was restored) in: the
 	// counts held are of the interval ending Interval after it.
@@ -72,15 +73,22 @@ func newCounts(cfg Config) *counts {
 	return &counts{cfg: cfg, byID: map[logmine.TemplateID]map[string]*series{}}
 }
 
-// add counts one line; severe says it was of error or critical severity,
-// eventID is kept as an example for a burst. It reports false when the
-// series is new and MaxSeries is reached. (A raw log whose outputs failed
+// add counts one line timed at; severe says it was of error or critical
+// severity, eventID is kept as an example for a burst. It reports false
+// when the line is too late (timed more than MaxLateness before the open
+// interval's start: its own interval was closed long ago, and counted in
+// this one, a backlog flushed at once would look like a burst now), or
+// when the series is new and MaxSeries is reached. (A raw log whose outputs failed
 // is not processed again on its redelivery: the runner republishes its
 // kept outputs; one processed again, after a restart or with its kept
 // outputs dropped, is not counted again: Logminer.mine asks unacked.)
-func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID string) bool {
+func (c *counts) add(service string, id logmine.TemplateID, severe bool, eventID string, at time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if at.Before(c.closed.Add(-c.cfg.MaxLateness)) {
+		c.late++
+		return false
+	}
 	s := c.get(service, id, true)
 	if s == nil {
 		c.dropped++
@@ -331,9 +339,10 @@ func (c *counts) restore(list []seriesState) {
 	}
 }
 
-// stats returns the series held and the lines not counted.
-func (c *counts) stats() (held int, dropped uint64) {
+// stats returns the series held, the lines not counted beyond MaxSeries
+// and those not counted for being too late.
+func (c *counts) stats() (held int, dropped, late uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.n, c.dropped
+	return c.n, c.dropped, c.late
 }

@@ -17,7 +17,7 @@ func testCountsConfig() Config {
 
 func addN(c *counts, svc string, id logmine.TemplateID, n int, severe bool) {
 	for i := range n {
-		c.add(svc, id, severe, fmt.Sprintf("ev-%s-%d-%d", svc, id, i))
+		c.add(svc, id, severe, fmt.Sprintf("ev-%s-%d-%d", svc, id, i), time.Time{})
 	}
 }
 
@@ -47,7 +47,7 @@ func TestCountsSamplesAndIdle(t *testing.T) {
 			}
 		}
 	}
-	if held, _ := c.stats(); held != 1 {
+	if held, _, _ := c.stats(); held != 1 {
 		t.Errorf("series held %d, want 1", held)
 	}
 }
@@ -101,7 +101,7 @@ func TestCountsMergeMovesHistory(t *testing.T) {
 	if fmt.Sprint(samples) != fmt.Sprint(want) {
 		t.Fatalf("after merge: %v, want %v", samples, want)
 	}
-	if held, _ := c.stats(); held != 2 {
+	if held, _, _ := c.stats(); held != 2 {
 		t.Errorf("series held %d, want 2", held)
 	}
 }
@@ -110,16 +110,16 @@ func TestCountsMaxSeries(t *testing.T) {
 	cfg := testCountsConfig()
 	cfg.MaxSeries = 2
 	c := newCounts(cfg)
-	if !c.add("a", 1, false, "x") || !c.add("b", 1, false, "x") {
+	if !c.add("a", 1, false, "x", time.Time{}) || !c.add("b", 1, false, "x", time.Time{}) {
 		t.Fatal("first two series refused")
 	}
-	if c.add("c", 1, false, "x") {
+	if c.add("c", 1, false, "x", time.Time{}) {
 		t.Fatal("third series accepted beyond MaxSeries 2")
 	}
-	if !c.add("a", 1, false, "x") {
+	if !c.add("a", 1, false, "x", time.Time{}) {
 		t.Fatal("known series refused")
 	}
-	if held, dropped := c.stats(); held != 2 || dropped != 1 {
+	if held, dropped, _ := c.stats(); held != 2 || dropped != 1 {
 		t.Errorf("held %d dropped %d, want 2 and 1", held, dropped)
 	}
 }
@@ -219,7 +219,7 @@ func TestCountsRecurringErrorFlaggedOnce(t *testing.T) {
 	if bursts != 1 {
 		t.Fatalf("%d bursts for the same error every 10 intervals, want 1 (the first)", bursts)
 	}
-	if held, _ := c.stats(); held != 0 || c.quiet != 1 {
+	if held, _, _ := c.stats(); held != 0 || c.quiet != 1 {
 		t.Fatalf("%d series and %d quiet, want 0 and 1", held, c.quiet)
 	}
 	addN(c, "cron", 1, 61, true) // over 3 times the usual 20

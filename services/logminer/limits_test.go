@@ -103,7 +103,7 @@ func TestOversizedCopyRefusedBeforeMining(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := l.Miner().Stats()
-	held, _ := l.counts.stats()
+	held, _, _ := l.counts.stats()
 	if st.Lines != 0 || st.Templates != 0 || held != 0 || len(h.Pub.Messages()) != 0 {
 		t.Fatalf("refused lines left a trace: miner %+v, %d series, %d messages published", st, held, len(h.Pub.Messages()))
 	}

@@ -319,7 +319,7 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	r := &s.result
 	l.emitMu.RLock()
 	defer l.emitMu.RUnlock()
-	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID)
+	l.mine(content, r, e.Service, severity.Rank() >= event.SeverityError.Rank(), e.ID, e.Time)
 	l.metrics.lines.Add(1)
 	id := r.ID.String()
 	now := l.now().UTC()
@@ -414,8 +414,9 @@ func copyBound(body *event.LogBody, content string, maxLine int) int {
 // mine matches one line into r and counts it under the id it got, as one
 // step (see mineMu), unless raw log rawID was counted already and has not
 // been acked since (unacked): it comes again after its outputs failed, or
-// after a restart from a state that counted it.
-func (l *Logminer) mine(content string, r *logmine.Result, service string, isError bool, rawID string) {
+// after a restart from a state that counted it. The line is counted by its
+// own time at (counts.add: not when it is too late).
+func (l *Logminer) mine(content string, r *logmine.Result, service string, isError bool, rawID string, at time.Time) {
 	l.mineMu.Lock()
 	defer l.mineMu.Unlock()
 	l.miner.MatchInto(content, r)
@@ -425,7 +426,7 @@ func (l *Logminer) mine(content string, r *logmine.Result, service string, isErr
 		}
 	}
 	if !l.unacked.counted(rawID) {
-		l.counts.add(service, r.ID, isError, rawID)
+		l.counts.add(service, r.ID, isError, rawID, at)
 	}
 }
 

@@ -43,6 +43,7 @@ var (
 	descTemplateBytes  = desc("template_bytes", "Heap the templates held take, as estimated against max_template_bytes.")
 	descSeries         = desc("series", "Template count series (service, template) held.")
 	descSeriesDropped  = desc("series_dropped_lines_total", "Lines not counted because max_series was reached.")
+	descLateLines      = desc("late_lines_total", "Lines templated but not counted (nor in error bursts): timed more than max_lateness before the interval open when they were mined.")
 	descSamples        = desc("samples_published_total", "log_template_count samples stored by the stream at their interval's end (a sample retried at a later tick counts in aiops_stage_outputs_total only).")
 	descBursts         = desc("error_bursts_total", "Error bursts flagged.")
 	descStateSaves     = desc("state_saves_total", "States saved to the object store.")
@@ -55,7 +56,7 @@ var (
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted, descTemplateBytes,
-		descSeries, descSeriesDropped, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeader} {
+		descSeries, descSeriesDropped, descLateLines, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeader} {
 		ch <- d
 	}
 }
@@ -69,7 +70,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
 	st := c.l.miner.Stats()
-	held, dropped := c.l.counts.stats()
+	held, dropped, late := c.l.counts.stats()
 	counter(descLines, m.lines.Load())
 	counter(descUnmatched, m.unmatchedFormat.Load())
 	counter(descNewTemplates, m.newTemplates.Load())
@@ -79,6 +80,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTemplateBytes, float64(st.TemplateBytes))
 	gauge(descSeries, float64(held))
 	counter(descSeriesDropped, dropped)
+	counter(descLateLines, late)
 	counter(descSamples, m.samples.Load())
 	counter(descBursts, m.bursts.Load())
 	counter(descStateSaves, m.stateSaves.Load())

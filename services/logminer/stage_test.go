@@ -262,3 +262,50 @@ func TestPanicSettlesTransient(t *testing.T) {
 	l.miner = miner
 	feedOK(t, h, rawEvent(t, "api", "user 7 logged in", event.SeverityInfo)) // mineMu was released
 }
+
+// TestBacklogOfOldLogsIsNotABurstNow: lines timed hours before the clock
+// (a backlog flushed after an outage) are templated but not counted, so
+// they neither make an error burst now nor inflate the interval's count;
+// lines late by less than max_lateness (one interval) are counted in the
+// interval open when they come.
+func TestBacklogOfOldLogsIsNotABurstNow(t *testing.T) {
+	l := newTestLogminer(t, Config{})
+	h := startHarness(t, l)
+	line := func(i int, at time.Time) *event.Envelope {
+		e := rawEvent(t, "api", fmt.Sprintf("payment %d failed", i), event.SeverityError)
+		e.Time = at
+		return e
+	}
+	// the steady rate of the template: 4 errors a minute
+	for i := range 4 {
+		feedOK(t, h, line(i, testNow.Add(10*time.Second)))
+	}
+	end := testNow.Add(time.Minute)
+	if err := h.Tick(end); err != nil {
+		t.Fatal(err)
+	}
+	// three hours of the same rate, ending an hour ago, delivered at once
+	// after an outage, and this minute's 4, one of them late by 30 s
+	for i := range 3 * 60 * 4 {
+		feedOK(t, h, line(i, end.Add(-4*time.Hour).Add(time.Duration(i)*15*time.Second)))
+	}
+	for i := range 4 {
+		feedOK(t, h, line(i, end.Add(time.Duration(i)*10*time.Second-30*time.Second)))
+	}
+	stored := len(h.Pub.Messages())
+	if err := h.Tick(end.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ticked := h.Pub.Messages()[stored:]
+	for _, m := range ticked {
+		if e := decode(t, m); e.Kind == event.KindAnomaly {
+			t.Errorf("backlog flagged as a burst now: %s", e.Body)
+		}
+	}
+	if v := sampleValues(t, ticked); v["api"] != 4 {
+		t.Errorf("sample %v, want api 4: this minute's lines only", v)
+	}
+	if _, _, late := l.counts.stats(); late != 3*60*4 {
+		t.Errorf("%d lines not counted as late, want the %d of the backlog", late, 3*60*4)
+	}
+}

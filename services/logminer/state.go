@@ -265,7 +265,7 @@ func (l *Logminer) loadState(ctx context.Context) error {
 		return nil
 	}
 	st := l.miner.Stats()
-	held, _ := l.counts.stats()
+	held, _, _ := l.counts.stats()
 	l.log.Info().Int("templates", st.Templates).Int("series", held).Int("bytes", len(data)).Msg("state restored")
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 )
@@ -239,19 +238,7 @@ func TestRequestsGoToTheHolderNotToAnInstanceCutOff(t *testing.T) {
 	// From its next lease renewal on, nothing the first holder sends
 	// reaches the server; what the server sends still reaches it.
 	proxy := startHoldingProxy(t, strings.TrimPrefix(r.url, "nats://"), []byte("$KV."+bucket+"."))
-	ncA, jsA, err := bus.Connect(context.Background(), bus.Config{URLs: []string{"nats://" + proxy.addr()}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ncA.Close()
-	a, err := New(context.Background(), jsA, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxA, stopA := context.WithCancel(context.Background())
-	ranA := make(chan error, 1)
-	go func() { ranA <- a.Run(ctxA) }()
-	defer func() { stopA(); proxy.release(); <-ranA }()
+	a, _, _ := r.startThrough(proxy)
 	waitLeading(t, a)
 	b, stopB := r.start()
 	defer stopB()

@@ -34,19 +34,7 @@ func TestLateSaveOfALostTermDoesNotReplaceTheNextHoldersState(t *testing.T) {
 	proxy := startHoldingProxy(t, strings.TrimPrefix(r.url, "nats://"),
 		[]byte("HPUB $O."+bucket+".M."+base64.URLEncoding.EncodeToString([]byte(key))+" "))
 
-	ncA, jsA, err := bus.Connect(context.Background(), bus.Config{URLs: []string{"nats://" + proxy.addr()}}, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ncA.Close()
-	a, err := New(context.Background(), jsA, r.cfg, r.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctxA, stopA := context.WithCancel(context.Background())
-	ranA := make(chan error, 1)
-	go func() { ranA <- a.Run(ctxA) }()
-	defer func() { stopA(); proxy.release(); <-ranA }() // it logs to t until it returned
+	_, jsA, stopA := r.startThrough(proxy)
 	r.firstHalf()
 	waitIncidents(t, r.js, event.IncidentOpened, 2)
 	store, err := r.js.ObjectStore(context.Background(), bucket)
@@ -149,6 +137,27 @@ func startHoldingProxy(t *testing.T, target string, trigger []byte) *holdingProx
 }
 
 func (p *holdingProxy) addr() string { return p.ln.Addr().String() }
+
+// startThrough runs a correlator whose connection goes through p. stop
+// cancels its run; at the test's end p is released, the run waited for
+// (it logs to t until it returned) and the connection closed.
+func (r *stormRig) startThrough(p *holdingProxy) (svc *Service, js jetstream.JetStream, stop context.CancelFunc) {
+	t := r.t
+	t.Helper()
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{"nats://" + p.addr()}}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc, err = New(context.Background(), js, r.cfg, r.log); err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- svc.Run(ctx) }()
+	t.Cleanup(func() { stop(); p.release(); <-ran; nc.Close() })
+	return svc, js, stop
+}
 
 func (p *holdingProxy) arm() { p.mu.Lock(); p.armed = true; p.mu.Unlock() }
 

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // metrics are the notifier's own, beside its stage's: what each
@@ -59,19 +61,7 @@ func (m *metrics) observe(receiver string, ig *integration, outcome string, took
 	m.duration.WithLabelValues(receiver, ig.label).Observe(took.Seconds())
 }
 
-// Describe and Collect make the metrics one collector.
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range m.collectors() {
-		c.Describe(ch)
-	}
-}
-
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range m.collectors() {
-		c.Collect(ch)
-	}
-}
-
-func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.notifications, m.duration, m.held, m.heldBytes}
+// collector is the metrics as one collector.
+func (m *metrics) collector() prometheus.Collector {
+	return stage.Collectors{m.notifications, m.duration, m.held, m.heldBytes}
 }

@@ -47,7 +47,7 @@ func TestNotificationsAreCountedByReceiverIntegrationAndOutcome(t *testing.T) {
 	}
 	// Registered as the service registers it, under the names documented.
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(proc.m)
+	reg.MustRegister(proc.m.collector())
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP aiops_notifier_held_events Incident events held for receivers that cannot be reached (bounded by delivery.max_held_bytes and half of consumer.max_ack_pending).
 # TYPE aiops_notifier_held_events gauge

@@ -190,5 +190,5 @@ const MaxSendTimeout = drainTimeout - time.Second
 
 // Collector is the stage's metrics and the notifier's own (metrics.go).
 func (s *Service) Collector() prometheus.Collector {
-	return stage.Collectors{s.Stage.Collector(), s.proc.m}
+	return stage.Collectors{s.Stage.Collector(), s.proc.m.collector()}
 }

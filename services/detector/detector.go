@@ -163,8 +163,10 @@ type Service struct {
 	orphanSeries, orphanAssets int
 	orphansDropped             int
 	// soon are the series whose episode opened or closed since the last
-	// tick (series.soon)
-	soon []*series
+	// tick (series.soon); transitions is closed once the batch of their
+	// snapshots in flight is settled (nil: none in flight)
+	soon        []*series
+	transitions chan struct{}
 
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset

@@ -158,6 +158,7 @@ func (s *Service) Snapshot(ctx context.Context) (int, error) {
 	if s.snap == nil {
 		return 0, nil
 	}
+	s.awaitTransitions(ctx)
 	s.mu.Lock()
 	todo := s.dirty
 	s.dirty = nil
@@ -230,15 +231,32 @@ func (s *Service) snapshotSoon(ser *series) {
 // a duplicate); one still publishing waits for the next tick, one whose
 // publish failed is left to the periodic snapshot, which waits for the
 // redelivery.
+//
+// The writes are awaited in the background, one batch (at most a Chunk)
+// in flight at a time; the rest wait for a tick after it settled. Awaited
+// here, a bucket that stalled held every tick for
+// snapshot.shutdown_timeout, and with it the closes of silent series, the
+// rows closed on their wait and the retries of tick outputs. Published all
+// at once, a storm's transitions could fill the publisher's pending acks,
+// and a write then waits for a free one under s.mu, holding Process.
 func (s *Service) snapshotTransitions(ctx context.Context) {
 	if s.snap == nil {
 		return
 	}
 	var b snapBatch
+	var done chan struct{}
 	s.locked(func() {
+		if s.transitions != nil {
+			select {
+			case <-s.transitions:
+				s.transitions = nil
+			default:
+				return // the batch before is still in flight
+			}
+		}
 		waiting := s.soon[:0]
 		for _, ser := range s.soon {
-			if ser.pending > 0 && !ser.evicted {
+			if !ser.evicted && (ser.pending > 0 || len(b.puts)+len(b.failed) >= s.cfg.Snapshot.Chunk) {
 				waiting = append(waiting, ser)
 				continue
 			}
@@ -249,18 +267,42 @@ func (s *Service) snapshotTransitions(ctx context.Context) {
 			s.publishSnapshot(&b, ser)
 		}
 		s.soon = waiting
+		if len(b.puts) > 0 || len(b.failed) > 0 {
+			done = make(chan struct{})
+			s.transitions = done
+		}
 	})
-	if len(b.puts) == 0 && len(b.failed) == 0 {
+	if done == nil {
 		return
 	}
-	// a tick must not wait for ever on an ack lost with a cluster node
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Snapshot.ShutdownTimeout)
-	defer cancel()
-	n, err := s.settle(ctx, &b)
-	s.m.snapshotted.Add(float64(n))
-	if err != nil {
-		// the periodic snapshot writes them
-		s.log.Warn().Err(err).Msg("snapshot of an episode's open or close failed; retried at the next snapshot")
+	go func() {
+		defer close(done)
+		// an ack lost with a cluster node must not hold the next batch
+		// for ever; ctx (the runner's) ends with the stop's drain
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.Snapshot.ShutdownTimeout)
+		defer cancel()
+		n, err := s.settle(ctx, &b)
+		s.m.snapshotted.Add(float64(n))
+		if err != nil {
+			// the periodic snapshot writes them
+			s.log.Warn().Err(err).Msg("snapshot of an episode's open or close failed; retried at the next snapshot")
+		}
+	}()
+}
+
+// awaitTransitions waits until the transitions' batch in flight, if any,
+// is settled (or ctx ends): the series whose writes failed are dirty
+// again only then, and the snapshot after the drain must take them.
+func (s *Service) awaitTransitions(ctx context.Context) {
+	s.mu.Lock()
+	done := s.transitions
+	s.mu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -178,5 +180,134 @@ func TestSnapshotOfAProducersFingerprint(t *testing.T) {
 	}
 	if seriesKey("cpu.host b") == seriesKey(e.Fingerprint) || seriesKey("0123456789abcdef") != "0123456789abcdef" {
 		t.Error("seriesKey must keep a token and tell other fingerprints apart")
+	}
+}
+
+// stalledKV stands for a bucket that takes writes and acks none until
+// released, as one whose stream lost its leader.
+type stalledKV struct {
+	mu      sync.Mutex
+	keys    []string
+	futures []*future
+}
+
+func (k *stalledKV) PublishAsync(subject string, _ []byte, _ ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	k.keys = append(k.keys, strings.TrimPrefix(subject, "$KV."+DefaultBucket+"."))
+	k.futures = append(k.futures, f)
+	return f, nil
+}
+
+func (k *stalledKV) written() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.keys...)
+}
+
+// release acks every write taken so far.
+func (k *stalledKV) release() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range k.futures {
+		f.ok <- &jetstream.PubAck{}
+	}
+	k.futures = nil
+}
+
+// settledTransitions waits until the transitions' snapshots in flight are
+// settled.
+func settledTransitions(s *Service) { s.awaitTransitions(context.Background()) }
+
+// A bucket that stalls does not hold the tick that wrote an episode's
+// transition: the next one closes a silent series' episode while the write
+// is still in flight, and writes no second batch until the first settled
+// (then the close's). Awaited on the tick, it held every tick up to
+// snapshot.shutdown_timeout, and with it the closes, the rows closed on
+// their wait and the tick outputs' retries.
+func TestStalledSnapshotBucketDoesNotHoldTheTick(t *testing.T) {
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{}, WithClock(clock.now))
+	s.cfg.Snapshot.ShutdownTimeout = time.Hour // the stall outlasts the test
+	kv := &stalledKV{}
+	s.snap = kv
+	t.Cleanup(kv.release)
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	key := "detector." + last.Fingerprint
+
+	tick := func() {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- h.Tick(clock.now()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			kv.release()
+			t.Fatal("the tick waited for the snapshot bucket's acks")
+		}
+	}
+	tick()
+	if got := kv.written(); len(got) != 1 || got[0] != key {
+		t.Fatalf("written %v at the tick after the open, want %s", got, key)
+	}
+
+	clock.add(11 * time.Minute) // silent for ten of its intervals
+	heartbeat(t, h, clock)
+	tick()
+	if got := episodeEvents(t, h); len(got) != 2 || got[1].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d anomaly events while the snapshot stalls, want the open and the silent series' close", len(got))
+	}
+	if got := kv.written(); len(got) != 1 {
+		t.Fatalf("written %v while the open's write is in flight, want no second batch", got)
+	}
+
+	kv.release()
+	settledTransitions(s)
+	tick()
+	if got := kv.written(); len(got) != 2 || got[1] != key {
+		t.Fatalf("written %v once the open's write was acked, want the close's snapshot of %s", got, key)
+	}
+	if n := testutil.ToFloat64(s.m.snapshotErrors); n != 0 {
+		t.Errorf("%v snapshot errors, want none: every write was acked", n)
+	}
+}
+
+// A tick writes at most a chunk of transitions; the rest go with the next
+// tick once that chunk settled, so a storm of them does not go beyond the
+// publisher's pending acks at once.
+func TestTransitionsAreWrittenAChunkAtATime(t *testing.T) {
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{Snapshot: SnapshotConfig{Chunk: 1}}, WithClock(clock.now))
+	kv := &kvRecorder{}
+	s.snap = kv
+	feed := func(i int, v float64) {
+		for _, name := range []string{"a", "b"} {
+			_, data := sample(t, "db", name, nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+			ack(t, h, data)
+		}
+	}
+	for i, v := range normal(100, 5) {
+		feed(i, v)
+	}
+	if _, err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	feed(100, 150)
+	if n := len(episodeEvents(t, h)); n != 2 {
+		t.Fatalf("%d episodes, want one opened in each series", n)
+	}
+	before := len(kv.written())
+	for i := 1; i <= 2; i++ {
+		if err := h.Tick(clock.now()); err != nil {
+			t.Fatal(err)
+		}
+		settledTransitions(s)
+		if n := len(kv.written()) - before; n != i {
+			t.Fatalf("after %d ticks %d transitions written, want %d (a chunk of 1 a tick)", i, n, i)
+		}
 	}
 }

@@ -296,7 +296,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		if err != nil {
 			return nil, fmt.Errorf("detector: key-value bucket %s: %w", s.cfg.Snapshot.Bucket, err)
 		}
-		s.snap = js
+		if s.snap, err = snapshotPublisher(js, s.cfg.Snapshot); err != nil {
+			return nil, err
+		}
 		proc = snapshotting{s}
 	}
 	s.readParts = func(ctx context.Context) (*partitions, error) { return ownedPartitions(ctx, js, s.cfg.Consumer) }

@@ -34,6 +34,17 @@ type asyncPublisher interface {
 	PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
+// snapshotPublisher is the JetStream context snapshots are written with: a
+// context of their own, which gives up a write whose ack has not come
+// within shutdown_timeout. The connection's context kept such a write
+// pending for ever: a bucket that lost its acks for a few minutes (one
+// chunk given up a snapshot) filled its 4,000 pending acks, and from then
+// on, the bucket back or not, every write waited 200 ms for a free one
+// under s.mu, holding Process, and failed.
+func snapshotPublisher(js jetstream.JetStream, cfg SnapshotConfig) (jetstream.JetStream, error) {
+	return jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(cfg.ShutdownTimeout))
+}
+
 // ErrSnapshot is wrapped by the errors of decoding a snapshot value.
 var ErrSnapshot = errors.New("detector: bad snapshot")
 

@@ -311,3 +311,34 @@ func TestTransitionsAreWrittenAChunkAtATime(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot write whose ack never comes (the bucket's leader lost) is given
+// up by the client after shutdown_timeout, not kept pending for ever: 4,000
+// of them (a few minutes of a stalled bucket, a chunk given up at each
+// snapshot) left the client no pending ack free, and every later write,
+// the bucket back or not, waited 200 ms under the service's lock and failed.
+func TestSnapshotWriteNeverAckedIsGivenUp(t *testing.T) {
+	r := newRig(t)
+	nc, js := r.connect()
+	// no stream takes the bucket's subjects, and a subscriber that answers
+	// nothing stands for its stalled leader
+	if _, err := nc.Subscribe("$KV.stalled.>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	s, h := newTestService(t, Config{Snapshot: SnapshotConfig{Bucket: "stalled", ShutdownTimeout: 200 * time.Millisecond}})
+	snap, err := snapshotPublisher(js, s.cfg.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.snap = snap
+	_, data := sample(t, "api", "m", nil, t0, 1, "")
+	ack(t, h, data)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Snapshot(ctx); !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		t.Fatalf("snapshot to a stalled bucket: %v, want the write given up (%v)", err, jetstream.ErrAsyncPublishTimeout)
+	}
+	if n := snap.PublishAsyncPending(); n != 0 {
+		t.Errorf("%d writes still pending after they were given up", n)
+	}
+}

@@ -137,7 +137,10 @@ const maxBar = 12 + budgetStep
 func (d *Detector) episode(r *Result, ns int64, s float64) {
 	cfg := &d.p.cfg
 	e := &d.ep
-	// the bar sinks at the budget's rate per unit of series time
+	// the bar sinks at the budget's rate per typical interval observed:
+	// time for a regular series, not across gaps (QUALITY.md, "Where it
+	// stands": sinking by the time since the last observation lowered
+	// the KPIs' held-out F1)
 	if d.dt > 0 && e.bar > 0 {
 		sink := budgetStep * cfg.Budget * math.Min(d.dt, 86400) / 86400
 		e.bar = float32(math.Max(0, float64(e.bar)-sink))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -223,7 +224,8 @@ func (s *Service) storedStale(k staleKey) {
 	s.mu.Unlock()
 }
 
-// dropStale deletes the snapshots queued by storedStale.
+// dropStale deletes the snapshots queued by storedStale (or rewrites them),
+// for at most staleBudget a tick; those it did not reach wait for the next.
 func (s *Service) dropStale(ctx context.Context) {
 	s.mu.Lock()
 	var keys []staleKey
@@ -238,7 +240,16 @@ func (s *Service) dropStale(ctx context.Context) {
 	}
 	s.stale = nil
 	s.mu.Unlock()
-	for _, k := range keys {
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, staleBudget)
+	defer cancel()
+	for i, k := range keys {
+		if ctx.Err() != nil {
+			s.requeueStale(keys[i:])
+			return
+		}
 		var err error
 		switch {
 		case k.kv == "":
@@ -249,16 +260,40 @@ func (s *Service) dropStale(ctx context.Context) {
 				err = nil
 			}
 		}
+		if err != nil && ctx.Err() != nil {
+			s.requeueStale(keys[i:])
+			return
+		}
 		if err != nil {
 			s.log.Warn().Err(err).Str("key", k.kv).Msg("snapshot whose episode was closed not rewritten: a restart may close its episode again")
 			continue // a legacy key keeps the state the series' own does not hold
 		}
 		if k.legacy != "" {
 			if err := s.kv.Delete(ctx, k.legacy); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				if ctx.Err() != nil {
+					k.kv = "" // written: only the legacy key is left
+					s.requeueStale(append([]staleKey{k}, keys[i+1:]...))
+					return
+				}
 				s.log.Warn().Err(err).Str("key", k.legacy).Msg("snapshot whose episode was closed not deleted: a restart may close its episode again")
 			}
 		}
 	}
+}
+
+// staleBudget bounds the time a tick spends on stale snapshots: one key
+// after another, each waiting up to the client's timeout (5 s) when the
+// bucket stalled, they held the tick (the closes of silent series, the
+// rows closed on their wait) for as long as keys were queued, thousands
+// after a restart that could not load the snapshots of series in episodes.
+const staleBudget = time.Second
+
+// requeueStale puts back the stale keys a tick did not reach, before those
+// queued since.
+func (s *Service) requeueStale(keys []staleKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stale = append(slices.Clone(keys), s.stale...)
 }
 
 func (s *Service) emitSeries(out stage.Emitter, as []seriesAnomaly) {

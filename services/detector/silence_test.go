@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,6 +217,85 @@ func TestEvictedSeriesEpisodeIsClosed(t *testing.T) {
 	}
 	if n := len(h.Pub.Messages()); n != 2 {
 		t.Errorf("%d events after a calm series was evicted, want still 2", n)
+	}
+}
+
+// stalledKeys is a bucket whose writes wait for their context while it
+// stalls (resumed: the stall is over).
+type stalledKeys struct {
+	jetstream.KeyValue
+	mu      sync.Mutex
+	resumed chan struct{}
+	put     map[string][]byte
+}
+
+func newStalledKeys() *stalledKeys {
+	return &stalledKeys{resumed: make(chan struct{}), put: map[string][]byte{}}
+}
+
+func (k *stalledKeys) resume() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	select {
+	case <-k.resumed:
+	default:
+		close(k.resumed)
+	}
+}
+
+func (k *stalledKeys) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	select {
+	case <-k.resumed:
+	default:
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-k.resumed:
+			return 0, errors.New("fake: the stall ended without an answer")
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.put[key] = value
+	return uint64(len(k.put)), nil
+}
+
+func (k *stalledKeys) written(key string) ([]byte, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.put[key]
+	return v, ok
+}
+
+// A bucket that stalls holds a tick at most staleBudget on the snapshots
+// of evicted series whose closes were stored, and those it did not write
+// are written by a later tick. Written one after another on the tick, each
+// waited up to the client's timeout (5 s): thousands of them (after a
+// restart that could not load the snapshots of series in episodes) held
+// the closes and the rows closed on their wait for hours.
+func TestStalledBucketHoldsNoTickOnStaleSnapshots(t *testing.T) {
+	clock := &testClock{t: t0}
+	s, h := newTestService(t, Config{MaxSeries: 1}, WithClock(clock.now))
+	kv := newStalledKeys()
+	s.kv = kv
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	_, data := sample(t, "db", "other", nil, t0, 1, "")
+	ack(t, h, data) // evicts latency_ms
+	release := kv.resume
+	tickUnheld(t, h, clock.now(), release) // closes its episode
+	tickUnheld(t, h, clock.now(), release) // the close is stored: its snapshot is rewritten, or not
+	key := s.keyOf(seriesKey(last.Fingerprint))
+	if _, ok := kv.written(key); ok {
+		t.Fatal("the stalled bucket took a write")
+	}
+	kv.resume()
+	tickUnheld(t, h, clock.now(), release)
+	v, ok := kv.written(key)
+	if !ok {
+		t.Fatal("the evicted series' snapshot was not rewritten once the bucket was back")
+	}
+	if ser, err := s.decode(seriesKey(last.Fingerprint), v); err != nil || ser.det.InEpisode() {
+		t.Errorf("the rewritten snapshot: %v, want its state with no episode open", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
 type future struct {
@@ -216,6 +217,23 @@ func (k *stalledKV) release() {
 	k.futures = nil
 }
 
+// tickUnheld ticks h at now and fails the test unless the tick returns:
+// a bucket that stalls (release ends the stall) must not hold it.
+func tickUnheld(t *testing.T, h *stagetest.Harness, now time.Time, release func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- h.Tick(now) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		release()
+		t.Fatal("the tick waited for the stalled snapshot bucket")
+	}
+}
+
 // settledTransitions waits until the transitions' snapshots in flight are
 // settled.
 func settledTransitions(s *Service) { s.awaitTransitions(context.Background()) }
@@ -236,20 +254,7 @@ func TestStalledSnapshotBucketDoesNotHoldTheTick(t *testing.T) {
 	last := openEpisode(t, h, clock, "latency_ms", t0)
 	key := "detector." + last.Fingerprint
 
-	tick := func() {
-		t.Helper()
-		done := make(chan error, 1)
-		go func() { done <- h.Tick(clock.now()) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(20 * time.Second):
-			kv.release()
-			t.Fatal("the tick waited for the snapshot bucket's acks")
-		}
-	}
+	tick := func() { t.Helper(); tickUnheld(t, h, clock.now(), kv.release) }
 	tick()
 	if got := kv.written(); len(got) != 1 || got[0] != key {
 		t.Fatalf("written %v at the tick after the open, want %s", got, key)

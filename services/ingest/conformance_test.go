@@ -174,19 +174,7 @@ func idleSummary(t *testing.T, jsonEnc bool) []byte {
 	gp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
 	gp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 	req := pmetricotlp.NewExportRequestFromMetrics(md)
-	var (
-		b   []byte
-		err error
-	)
-	if jsonEnc {
-		b, err = req.MarshalJSON()
-	} else {
-		b, err = req.MarshalProto()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return marshalOTLP(t, req, jsonEnc)
 }
 
 // NaN quantiles (a summary over no observations) and points flagged "no

@@ -197,19 +197,7 @@ func otlpLogs(t testing.TB, jsonEnc bool, messages ...string) []byte {
 		lr.Body().SetStr(m)
 	}
 	req := plogotlp.NewExportRequestFromLogs(ld)
-	var (
-		b   []byte
-		err error
-	)
-	if jsonEnc {
-		b, err = req.MarshalJSON()
-	} else {
-		b, err = req.MarshalProto()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return marshalOTLP(t, req, jsonEnc)
 }
 
 func otlpGauge(t testing.TB, jsonEnc bool) []byte {
@@ -222,19 +210,7 @@ func otlpGauge(t testing.TB, jsonEnc bool) []byte {
 	dp.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
 	dp.SetIntValue(12)
 	req := pmetricotlp.NewExportRequestFromMetrics(md)
-	var (
-		b   []byte
-		err error
-	)
-	if jsonEnc {
-		b, err = req.MarshalJSON()
-	} else {
-		b, err = req.MarshalProto()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return marshalOTLP(t, req, jsonEnc)
 }
 
 func decodeJSON[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
@@ -946,4 +922,21 @@ func TestServerTokensTrimmed(t *testing.T) {
 	if err != nil || generated || !slices.Equal(got, []string{tokenA, tokenB}) {
 		t.Errorf("tokens = %q, %v; want %q", got, err, []string{tokenA, tokenB})
 	}
+}
+
+// marshalOTLP is an OTLP export request in JSON or protobuf.
+func marshalOTLP(t testing.TB, req interface {
+	MarshalJSON() ([]byte, error)
+	MarshalProto() ([]byte, error)
+}, jsonEnc bool) []byte {
+	t.Helper()
+	marshal := req.MarshalProto
+	if jsonEnc {
+		marshal = req.MarshalJSON
+	}
+	b, err := marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -90,5 +91,68 @@ func TestTwoInstancesDeliverOnce(t *testing.T) {
 	}
 	if len(got) != 100 {
 		t.Fatalf("%d incidents delivered, want 100", len(got))
+	}
+}
+
+// A holder that loses its lease while a request to a receiver is on its
+// way ends the request then, not at the drain's end (up to 15 s later,
+// or a send's whole retry budget): the next holder may have sent a newer
+// state of the incident meanwhile (its resolve), and the old request,
+// answered or retried late, would put the receiver back to the older
+// state (a PagerDuty trigger after the resolve opens the alert again).
+func TestLostLeaseEndsTheSendsInFlight(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	entered := make(chan struct{}, 1)
+	cut := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.ReadAll(req.Body) // read whole, the server sees the client go
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-req.Context().Done():
+			select {
+			case cut <- struct{}{}:
+			default:
+			}
+		case <-release:
+		}
+	}))
+	t.Cleanup(hook.Close)
+	t.Cleanup(func() { close(release) }) // before the hook's Close
+	cfg := Config{Routes: hookRoutes(t, hook.URL), Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
+	cfg.Delivery.RateLimit.Disabled = true
+	cfg.Delivery.Timeout = MaxSendTimeout
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	svc, stop := r.start(cfg)
+	defer stop()
+	for deadline := time.Now().Add(20 * time.Second); !svc.lease.Valid(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier did not take the lease in 20s")
+		}
+	}
+	e := incidentEvent(t, 1, time.Now().UTC())
+	data, _ := e.MarshalJSON()
+	if _, err := r.js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	// Another holder takes the key: the next renewal (within a third of
+	// the TTL) finds it written since, and the lease is lost.
+	leases, err := r.js.KeyValue(context.Background(), cfg.Lease.WithDefaults().Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Put(context.Background(), "notifier."+svc.proc.cfg.Consumer.Durable, []byte("next-holder")); err != nil {
+		t.Fatal(err)
+	}
+	// Within the drain's wait for the sends in flight (drainTimeout), which
+	// cancels them at its end.
+	select {
+	case <-cut:
+	case <-time.After(drainTimeout / 2):
+		t.Fatalf("the request begun before the lease was lost was still going %v after", drainTimeout/2)
 	}
 }

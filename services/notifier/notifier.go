@@ -113,7 +113,8 @@ type Processor struct {
 	idle     chan struct{}
 	// sendCtx is the lanes' context (under mu): it outlives Write's and
 	// Tick's callers, and Flush cancels it (and makes a new one) when the
-	// drain ends before a send did.
+	// drain ends before a send did, as leaseLost does when the lease is
+	// lost.
 	sendCtx    context.Context
 	cancelSend context.CancelFunc
 	// maxHold is how long a notification whose receiver cannot be reached
@@ -457,6 +458,21 @@ func (p *Processor) Flush(ctx context.Context) error {
 	p.schedule.release(ErrStopping)
 	p.releaseTombstoneWaits("", stamp{}, ErrStopping)
 	return err
+}
+
+// leaseLost fences the processor off when its lease is lost (Hold learns
+// it at the holder's deadline at the latest) and ends the sends in flight:
+// a request begun inside the term, or a retry of it after a backoff, would
+// otherwise go on until the drain's end, up to a send's whole retry budget,
+// and land after the next holder sent a newer state of the incident (a
+// trigger after its resolve, which PagerDuty opens again). Their events go
+// back to the stream with the rest at the stop the lost lease brings.
+func (p *Processor) leaseLost() {
+	p.fenced.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelSend()
+	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 }
 
 // dropQueued empties every lane's queue (under mu): those notes are not

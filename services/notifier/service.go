@@ -141,7 +141,7 @@ func (s *Service) Run(ctx context.Context) error {
 		saver.Wait()
 		return err
 	}
-	err := s.lease.Lead(actx, s.log, term, func() { s.proc.fenced.Store(true) })
+	err := s.lease.Lead(actx, s.log, term, s.proc.leaseLost)
 	cancel()
 	wg.Wait()
 	if err == nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -58,6 +59,10 @@ type Processor struct {
 	// got a 2xx, so that a redelivered incident event does not notify
 	// them again.
 	delivered *lru.Cache[string, struct{}]
+	// sentKV keeps those of them whose notification another integration
+	// of the receiver failed, for the notifiers after this one
+	// (delivered.go); nil: in memory only.
+	sentKV jetstream.KeyValue
 
 	mu sync.Mutex
 	// sources holds, for each inhibit rule, the labels of the open
@@ -782,11 +787,18 @@ func settleAll(done func(error), n int) func(error) {
 // under the idempotency key of this incident event (eventID: its id is
 // unique per transition) at that integration: the same on every retry and
 // redelivery. An integration that answered 2xx for the key is not sent it
-// again. It returns the transient failures and the permanent ones apart,
+// again, here or, when another integration failed, by a notifier after
+// this one (keepSent). It returns the transient failures and the permanent ones apart,
 // and when the first integration that failed can be tried again: the end
 // of its breaker's cool-down, zero when one of them has no breaker open.
 func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident, heardBy uint64) (failed, refused []error, reached uint64, breakerUntil time.Time) {
 	anyClosed := false
+	var taken, takenBy []string // keys taken now, and by which integrations
+	defer func() {
+		if len(failed)+len(refused) > 0 {
+			p.keepSent(ctx, name, taken, takenBy)
+		}
+	}()
 	for i, ig := range p.integrations[name] {
 		if inc.Status == webhook.StatusResolved && !ig.sendResolved {
 			continue
@@ -814,6 +826,7 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		case err == nil:
 			p.m.observe(name, ig, outcomeSent, took)
 			p.delivered.Add(key, struct{}{})
+			taken, takenBy = append(taken, key), append(takenBy, ig.path)
 			reached |= integrationBit(i)
 		case errs.IsPermanent(err):
 			p.m.observe(name, ig, outcomeRefused, took)

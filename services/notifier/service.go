@@ -82,6 +82,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}
 		proc.WithOpenStore(store)
 		proc.keepJiraMemos(store.kv)
+		proc.keepSentIn(store.kv)
 	}
 	if proc.cfg.API.Listen != "" {
 		if s.api, err = NewSilencesAPI(s.silences, proc.cfg.API, log); err != nil {
@@ -130,6 +131,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.proc.restoreOpen(ctx); err != nil {
 			return err
 		}
+		s.proc.restoreSentKeys(ctx)
 		// the saver's last pass comes after the drain, which still
 		// notifies events fetched before the stop; a lost lease stops its
 		// writes (fenced) without it

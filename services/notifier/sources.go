@@ -264,7 +264,7 @@ type kvOpen struct {
 func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (*kvOpen, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
-		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>), and the Jira issues its search may not show yet (jira.<integration>.<incident id>)",
+		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>), the Jira issues its search may not show yet (jira.<integration>.<incident id>), and the integrations that took a notification another integration of its receiver failed (sent.<idempotency key>)",
 		History:     1,
 		TTL:         cfg.MaxAge,
 		Replicas:    cfg.Replicas,

@@ -1,0 +1,83 @@
+package notifier
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A notification goes out to each integration of its receiver in turn,
+// and one that failed holds it: its incident event comes again (tried
+// again here, or at a stop given back to the stream, for the next
+// notifier). The integrations that took it are not sent it again
+// (Processor.delivered), but that memory is the process's: the next
+// notifier, or this one restarted, sent it again to each, and a Slack
+// incoming webhook, which has no idempotency key, showed a person the
+// same message twice. So the idempotency keys that a receiver's
+// integration answered 2xx, in a send that another of its integrations
+// failed, are kept in the state bucket too (key sent.<idempotency key>),
+// and read into Processor.delivered when a term begins. Only such sends
+// write: one every integration took is settled and not sent again. Like
+// the Jira memos, a paused holder's writes are not fenced off: what it
+// writes is true (the integration took it). A key expires with the
+// bucket's entries (state.max_age).
+
+// sentKeyPrefix begins the state bucket's keys of integrations that took
+// a notification of which another integration failed.
+const sentKeyPrefix = "sent."
+
+// sentKeysTimeout bounds one write of those keys, or their reading.
+const sentKeysTimeout = 5 * time.Second
+
+// keepSentIn keeps, in the state bucket kv, the idempotency keys taken by
+// an integration of a receiver another integration of which failed.
+func (p *Processor) keepSentIn(kv jetstream.KeyValue) { p.sentKV = kv }
+
+// keepSent writes keys (idempotency keys, taken by the integrations named
+// by paths) to the state bucket; one not written is logged: a notifier
+// after this one would send it again.
+func (p *Processor) keepSent(ctx context.Context, receiver string, keys, paths []string) {
+	if p.sentKV == nil || len(keys) == 0 {
+		return
+	}
+	// Its send may be cut (a stop's drain ending, a lost lease): that is
+	// when it matters most.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sentKeysTimeout)
+	defer cancel()
+	for i, key := range keys {
+		if _, err := p.sentKV.Put(ctx, sentKeyPrefix+key, []byte(receiver+" "+paths[i])); err != nil {
+			p.log.Warn().Err(err).Str("receiver", receiver).Str("integration", paths[i]).Str("idempotency_key", key).
+				Msg("integration's delivery not kept in the state bucket: a notifier after this one would send it again")
+		}
+	}
+}
+
+// restoreSentKeys reads the idempotency keys integrations took into
+// delivered, at a term's start. A bucket that cannot be read is logged:
+// delivery goes on, at the price of a second message where a sibling
+// integration failed before.
+func (p *Processor) restoreSentKeys(ctx context.Context) {
+	if p.sentKV == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, sentKeysTimeout)
+	defer cancel()
+	w, err := p.sentKV.Watch(ctx, sentKeyPrefix+">", jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	if err == nil {
+		defer func() { _ = w.Stop() }()
+		for err == nil {
+			select {
+			case e := <-w.Updates():
+				if e == nil { // every key read
+					return
+				}
+				p.delivered.Add(strings.TrimPrefix(e.Key(), sentKeyPrefix), struct{}{})
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+	}
+	p.log.Warn().Err(err).Msg("integrations' deliveries not read from the state bucket: one whose sibling failed may be sent again")
+}

@@ -51,6 +51,17 @@ type Delivery struct {
 	// redelivery (an error) once that is known. Never called (a crash),
 	// the server redelivers the message after AckWait.
 	AckLater func() (ack func(error))
+	// Queued, set by a Consumer (nil from a source that cannot), is for
+	// a handler that queues the delivery before it handles it (a stage's
+	// workers, all busy): called as it is queued, it has the consumer tell
+	// the delivery in progress while it waits, as it tells the messages
+	// waiting in a fetched batch, until the function returned is called
+	// (a worker took it) or its result comes. Else a queue that waits
+	// longer than AckWait (workers slow, or waiting for room for their
+	// outputs) has the server hand its deliveries out again, to another
+	// instance too, while they are still queued here, and count a
+	// delivery no handler saw.
+	Queued func() (taken func())
 }
 
 // Handler processes one delivery synchronously. nil acks it; an error marked
@@ -287,6 +298,10 @@ type Consumer struct {
 	// AckWait (a slow save, a store down), and a redelivery would be
 	// processed again and, after MaxDeliver, dead-lettered though saved.
 	later map[*delivery]time.Time
+	// queued maps each delivery a handler queued (Delivery.Queued) and no
+	// worker took yet to when it was queued or last told in progress,
+	// under heldMu.
+	queued map[*delivery]time.Time
 	// batch is the fetch being handed out, whose messages not yet handed
 	// to the handler keepInProgress tells in progress (nil between).
 	batch atomic.Pointer[fetched]
@@ -393,6 +408,7 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		dlWait:       min(10*time.Second, cfg.AckWait/2),
 		dlCheckEvery: time.Minute,
 		later:        map[*delivery]time.Time{},
+		queued:       map[*delivery]time.Time{},
 		freed:        make(chan struct{}, 1),
 	}
 	c.backoff = c.defaultBackoff
@@ -510,6 +526,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			c.heldMu.Lock()
 			clear(c.held)
 			clear(c.later)
+			clear(c.queued)
 			c.heldMu.Unlock()
 		}()
 	}
@@ -769,10 +786,31 @@ func (c *Consumer) recreate(ctx context.Context) {
 // delivery carries a message from fetch to its settlement.
 type delivery struct {
 	Delivery
-	c     *Consumer
-	msg   jetstream.Msg
-	once  atomic.Bool
-	later atomic.Bool // AckLater was called: done(nil) does not ack
+	c      *Consumer
+	msg    jetstream.Msg
+	once   atomic.Bool
+	later  atomic.Bool // AckLater was called: done(nil) does not ack
+	queued atomic.Bool // Queued was called and no worker took it: it may be in Consumer.queued
+}
+
+// queue is Delivery.Queued.
+func (d *delivery) queue() func() {
+	c := d.c
+	if c.held != nil {
+		return func() {} // held, it is told in progress until its result
+	}
+	d.queued.Store(true)
+	c.heldMu.Lock()
+	if !d.once.Load() { // not settled (done deletes it under heldMu)
+		c.queued[d] = time.Now()
+	}
+	c.heldMu.Unlock()
+	return func() {
+		c.heldMu.Lock()
+		delete(c.queued, d)
+		d.queued.Store(false) // done need not look again
+		c.heldMu.Unlock()
+	}
 }
 
 // ackLater is Delivery.AckLater.
@@ -838,6 +876,7 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 	c.delivered.Add(1)
 	d := &delivery{c: c, msg: msg}
 	d.AckLater = d.ackLater
+	d.Queued = d.queue
 	d.Subject = msg.Subject()
 	d.Header = msg.Headers()
 	d.Data = msg.Data()
@@ -877,7 +916,7 @@ func (c *Consumer) dispatch(hctx context.Context, msg jetstream.Msg, h AsyncHand
 // keepInProgress tells every delivery held for a third of AckWait that it
 // is in progress, checking every sixth of it, until ctx ends; and, for
 // every consumer, the messages of a fetched batch still waiting for the
-// handler. It sends
+// handler, and the deliveries a handler queued (Delivery.Queued). It sends
 // under heldMu, which a result takes before it acks or naks (done): an
 // in-progress signal after a nak would turn the nak's short delay into a
 // whole AckWait. InProgress only publishes; it waits for nothing.
@@ -893,7 +932,7 @@ func (c *Consumer) keepInProgress(ctx context.Context) {
 			failed := 0
 			var failure error
 			c.heldMu.Lock()
-			for _, held := range []map[*delivery]time.Time{c.held, c.later} {
+			for _, held := range []map[*delivery]time.Time{c.held, c.later, c.queued} {
 				for d, since := range held {
 					if now.Sub(since) < after {
 						continue
@@ -942,9 +981,10 @@ func (d *delivery) done(err error) {
 		c.log.Error().Uint64("stream_seq", d.StreamSeq).AnErr("result", err).Msg("done called more than once; ignored")
 		return
 	}
-	if c.held != nil {
+	if c.held != nil || d.queued.Load() {
 		c.heldMu.Lock()
 		delete(c.held, d)
+		delete(c.queued, d)
 		c.heldMu.Unlock()
 	}
 	switch {

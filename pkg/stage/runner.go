@@ -163,6 +163,7 @@ type job struct {
 	delivered uint64 // 1 on the first delivery
 	last      bool   // a failure dead-letters it (bus.Delivery.Last)
 	done      func(error)
+	taken     func() // a worker took it (bus.Delivery.Queued); nil: none to tell
 }
 
 // pendingInput is an input whose outputs were sent and await their acks.
@@ -317,6 +318,9 @@ func (r *Runner) startPipeline(drained <-chan struct{}) (stop func()) {
 		workers.Go(func() {
 			var em emitter
 			for j := range r.work {
+				if j.taken != nil {
+					j.taken()
+				}
 				r.process(j, &em)
 			}
 		})
@@ -343,7 +347,14 @@ func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) 
 			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}, &r.inline)
 			return
 		}
-		r.work <- job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}
+		j := job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}
+		if d.Queued != nil {
+			// While every worker is busy it waits in the queue, past
+			// AckWait maybe: told in progress, it is not handed out again
+			// meanwhile.
+			j.taken = d.Queued()
+		}
+		r.work <- j
 		return
 	}
 	r.m.inputs.Add(1)

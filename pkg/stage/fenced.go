@@ -33,6 +33,9 @@ import (
 // without waiting for the chunks' answers, so a put whose chunks were
 // refused could still land its meta, leaving an object that names chunks
 // the bucket does not hold (GetBytes reports those: ErrBrokenObject).
+// Chunks no meta names (a put refused, those of the object a put
+// replaced) are purged; a purge that failed is tried again at the
+// object's next claim or put, within this writer's life.
 type FencedObjects struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -43,6 +46,11 @@ type FencedObjects struct {
 	// answer was lost since its last known meta: any of them may have
 	// landed (the first, say, and the next one not).
 	lost map[string][]string
+	// stray are the chunks' tokens of each object that no meta names, nor
+	// ever will, whose purge failed (the server away when a put failed,
+	// say): purged again at the object's next claim or put, else they
+	// would stay in the bucket for ever.
+	stray map[string][]string
 }
 
 // fencedMeta is where an object's meta message stands.
@@ -72,7 +80,7 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
 	}
-	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string][]string{}}, nil
+	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string][]string{}, stray: map[string][]string{}}, nil
 }
 
 // ErrBrokenObject is wrapped by a read of an object that no read will ever
@@ -171,12 +179,14 @@ func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
 			// The metas of this writer's lost puts that did not land
 			// never will (refused from now on): no meta names their
 			// chunks.
+			orphans := f.takeStray(name)
 			for _, o := range f.lost[name] {
 				if o != at.nuid {
-					_ = f.stream.Purge(ctx, jetstream.WithPurgeSubject(f.chunkSubject(o)))
+					orphans = append(orphans, o)
 				}
 			}
 			delete(f.lost, name)
+			f.purgeChunks(ctx, name, orphans...)
 			break
 		}
 	}
@@ -237,7 +247,7 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	_, _ = rand.Read(token[:])
 	nuid := hex.EncodeToString(token[:])
 	chunks := f.chunkSubject(nuid)
-	purge := func() { _ = f.stream.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(chunks)) }
+	purge := func() { f.purgeChunks(context.WithoutCancel(ctx), name, nuid) }
 	n := 0
 	for off := 0; off < len(data); off += objChunkSize {
 		if _, err := f.js.Publish(ctx, chunks, data[off:min(off+objChunkSize, len(data))]); err != nil {
@@ -259,6 +269,7 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	// Chunks no meta names once this one is the last: those of the
 	// object it replaces, and those of a put whose answer was lost.
 	orphans := append([]string{last.nuid}, f.lost[name]...)
+	orphans = append(orphans, f.stray[name]...)
 	seq, err := f.publishMeta(ctx, name, meta, last.seq, false)
 	if errors.Is(err, ErrFenced) && len(f.lost[name]) > 0 {
 		// The meta of one of this writer's puts whose answer was lost
@@ -290,11 +301,29 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 		return fmt.Errorf("stage: saving %s: %w", name, err)
 	}
 	delete(f.lost, name)
+	delete(f.stray, name)
 	f.last[name] = fencedMeta{seq: seq, nuid: nuid}
-	for _, o := range orphans {
-		if o != "" {
-			_ = f.stream.Purge(ctx, jetstream.WithPurgeSubject(f.chunkSubject(o)))
+	f.purgeChunks(ctx, name, orphans...)
+	return nil
+}
+
+// takeStray returns the stray chunks' tokens of name and forgets them.
+func (f *FencedObjects) takeStray(name string) []string {
+	s := f.stray[name]
+	delete(f.stray, name)
+	return s
+}
+
+// purgeChunks purges the chunks of tokens, which no meta of name names
+// nor ever will; those whose purge failed are kept in stray, for the next
+// claim or put of name to purge.
+func (f *FencedObjects) purgeChunks(ctx context.Context, name string, tokens ...string) {
+	for _, o := range tokens {
+		if o == "" {
+			continue
+		}
+		if err := f.stream.Purge(ctx, jetstream.WithPurgeSubject(f.chunkSubject(o))); err != nil && !slices.Contains(f.stray[name], o) {
+			f.stray[name] = append(f.stray[name], o)
 		}
 	}
-	return nil
 }

@@ -237,6 +237,15 @@ type flakyStream struct {
 	jetstream.Stream
 	fail  atomic.Bool
 	stale atomic.Pointer[jetstream.RawStreamMsg]
+	// failPurge fails the purges while it is set.
+	failPurge atomic.Bool
+}
+
+func (s *flakyStream) Purge(ctx context.Context, opts ...jetstream.StreamPurgeOpt) error {
+	if s.failPurge.Load() {
+		return context.DeadlineExceeded
+	}
+	return s.Stream.Purge(ctx, opts...)
 }
 
 func (s *flakyStream) GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
@@ -528,5 +537,52 @@ func TestFencedObjectsTakeNotFoundFromAStaleReplicaForAReadThatFailedForNow(t *t
 	next.store = store
 	if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "one" {
 		t.Fatalf("read %q (%v), want the last put's", got, err)
+	}
+}
+
+// The chunks of a put whose meta was refused (another holder claimed the
+// object), whose purge then failed (the server slow, away), are purged by
+// the writer's next claim of the object: no meta names them, nor ever
+// will, and nothing else would ever remove them; each such failure left
+// a whole state's chunks in the bucket for good.
+func TestFencedObjectsPurgeTheChunksWhosePurgeFailedLater(t *testing.T) {
+	ctx := context.Background()
+	f, _, flaky, _, js := fencedWriter(t, "straychunks")
+	if err := f.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	next, err := NewFencedObjects(ctx, js, "straychunks") // the next holder
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	flaky.failPurge.Store(true)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // three chunks
+	if err := f.Put(ctx, "state", big); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a put after another holder's claim: %v, want ErrFenced", err)
+	}
+	flaky.failPurge.Store(false)
+	// A later term of the first writer.
+	if err := f.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("three")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, "OBJ_straychunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("%d messages in the store, want the state's chunk and its meta: the refused put's chunks stayed", info.State.Msgs)
 	}
 }

@@ -86,16 +86,8 @@ func TestFencedObjectsRefuseAWriterClaimedOver(t *testing.T) {
 		t.Fatalf("read %q (%v), want the new term's", got, err)
 	}
 	// One object's chunks are left, and its meta messages.
-	s, err := js.Stream(ctx, "OBJ_fenced")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 3 {
-		t.Fatalf("%d messages in the store, want the state's chunk and two metas", info.State.Msgs)
+	if n := storedMsgs(t, js, "OBJ_fenced"); n != 3 {
+		t.Fatalf("%d messages in the store, want the state's chunk and two metas", n)
 	}
 }
 
@@ -416,16 +408,8 @@ func TestFencedObjectsClaimPurgesTheChunksOfALostPut(t *testing.T) {
 	if err := f.Put(ctx, "state", []byte("three")); err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, "OBJ_lostchunks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 2 {
-		t.Fatalf("%d messages in the store, want the state's chunk and its meta", info.State.Msgs)
+	if n := storedMsgs(t, js, "OBJ_lostchunks"); n != 2 {
+		t.Fatalf("%d messages in the store, want the state's chunk and its meta", n)
 	}
 }
 
@@ -574,15 +558,22 @@ func TestFencedObjectsPurgeTheChunksWhosePurgeFailedLater(t *testing.T) {
 	if err := f.Put(ctx, "state", []byte("three")); err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, "OBJ_straychunks")
+	if n := storedMsgs(t, js, "OBJ_straychunks"); n != 2 {
+		t.Fatalf("%d messages in the store, want the state's chunk and its meta: the refused put's chunks stayed", n)
+	}
+}
+
+// storedMsgs is how many messages stream holds: an object store's chunks
+// and metas.
+func storedMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(ctx)
+	info, err := s.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 2 {
-		t.Fatalf("%d messages in the store, want the state's chunk and its meta: the refused put's chunks stayed", info.State.Msgs)
-	}
+	return info.State.Msgs
 }

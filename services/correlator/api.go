@@ -312,8 +312,7 @@ func (a *API) leading(next http.Handler, forward bool) http.Handler {
 				a.forward(w, r)
 				return
 			}
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, ErrStandby.Error())
+			writeUnavailable(w, ErrStandby.Error())
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -321,6 +320,13 @@ func (a *API) leading(next http.Handler, forward bool) http.Handler {
 }
 
 var writeJSON, writeError = httpapi.WriteJSON, httpapi.WriteError
+
+// writeUnavailable answers 503 with Retry-After: the request may succeed
+// in a few seconds (a tick, a takeover), unchanged.
+func writeUnavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, msg)
+}
 
 // MaxListed bounds the incidents one list returns (its limit's default).
 const MaxListed = 500
@@ -539,8 +545,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Warning", `199 aiops "applied, not stored yet: send an Idempotency-Key to retry safely"`)
 		writeJSON(w, http.StatusAccepted, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
 	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby), errors.Is(err, ErrCatchingUp):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		writeUnavailable(w, err.Error())
 	case err != nil:
 		// Not the request's fault, nor the incident's state's: logged,
 		// and said as a failure of the server's.

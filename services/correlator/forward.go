@@ -87,12 +87,10 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 	holder, err := a.fwd.lease.Holder(ctx)
 	switch {
 	case err != nil:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s: reading who holds the lease: %v", ErrStandby, err))
+		writeUnavailable(w, fmt.Sprintf("%s: reading who holds the lease: %v", ErrStandby, err))
 		return
 	case holder == "":
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, ErrStandby.Error()+", and no instance holds the lease yet")
+		writeUnavailable(w, ErrStandby.Error()+", and no instance holds the lease yet")
 		return
 	}
 	subject := ForwardSubject(a.fwd.durable, holder)
@@ -119,8 +117,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, ErrStandby.Error()+", and no active instance answers yet (taking over, or restoring its state)")
+		writeUnavailable(w, ErrStandby.Error()+", and no active instance answers yet (taking over, or restoring its state)")
 		return
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 		why := fmt.Sprintf("%s: the active instance did not answer within %s", ErrStandby, ForwardTimeout)
@@ -130,8 +127,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusGatewayTimeout, why)
 		return
 	case err != nil:
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s: passing the request to the active instance: %v", ErrStandby, err))
+		writeUnavailable(w, fmt.Sprintf("%s: passing the request to the active instance: %v", ErrStandby, err))
 		return
 	}
 	status, err := strconv.Atoi(answer.Header.Get(hdrStatus))
@@ -219,6 +215,24 @@ func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 	}
 	rec := &recorder{header: http.Header{}}
 	a.handler.ServeHTTP(rec, r)
+	a.respond(m, rec)
+}
+
+// reply answers a passed-on request with an error of the API's shape.
+func (a *API) reply(m *nats.Msg, status int, msg string) {
+	rec := &recorder{header: http.Header{}}
+	if status == http.StatusServiceUnavailable {
+		writeUnavailable(rec, msg) // as the API's other 503s
+	} else {
+		writeError(rec, status, msg)
+	}
+	a.respond(m, rec)
+}
+
+// respond sends rec's answer to a passed-on request: its status and
+// headers with the body's first part, the rest each in a message as long
+// as one may be.
+func (a *API) respond(m *nats.Msg, rec *recorder) {
 	body := rec.body.Bytes()
 	part := max(int(a.fwd.nc.MaxPayload())-answerRoom, answerRoom)
 	parts := max((len(body)+part-1)/part, 1)
@@ -238,22 +252,6 @@ func (a *API) serveForwarded(ctx context.Context, m *nats.Msg) {
 			return
 		}
 	}
-}
-
-// reply answers a passed-on request with an error of the API's shape.
-func (a *API) reply(m *nats.Msg, status int, msg string) {
-	rec := &recorder{header: http.Header{}}
-	if status == http.StatusServiceUnavailable {
-		rec.header.Set("Retry-After", "5") // as the API's other 503s
-	}
-	writeError(rec, status, msg)
-	out := nats.NewMsg(m.Reply)
-	for k, vs := range rec.header {
-		out.Header[k] = vs
-	}
-	out.Header.Set(hdrStatus, strconv.Itoa(status))
-	out.Data = rec.body.Bytes()
-	_ = m.RespondMsg(out)
 }
 
 // recorder is the http.ResponseWriter of a passed-on request: it keeps

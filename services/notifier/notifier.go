@@ -454,8 +454,7 @@ func (p *Processor) Flush(ctx context.Context) error {
 	if err != nil {
 		// A send still going ends now; its event goes back with the rest.
 		err = fmt.Errorf("notifier: %d notifications still being sent at the end of the drain: %w", p.inFlight, err)
-		p.cancelSend()
-		p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
+		p.endSends()
 	}
 	if n := p.schedule.held(); n > 0 {
 		p.log.Info().Int("events", n).Msg("stopping: incident events waiting for their notification go back to the stream")
@@ -476,6 +475,12 @@ func (p *Processor) leaseLost() {
 	p.fenced.Store(true)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.endSends()
+}
+
+// endSends ends the sends in flight (their requests and retries) and
+// gives the next ones a context of their own. p.mu is held.
+func (p *Processor) endSends() {
 	p.cancelSend()
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 }

@@ -114,10 +114,10 @@ var otlpProtobufTypes = []string{"application/x-protobuf", "application/protobuf
 func otlpDecoder(f func([]byte, decode.Encoding, decode.Options) (*decode.Batch, error)) func(string, map[string]string) (decoderFunc, error) {
 	return func(mt string, _ map[string]string) (decoderFunc, error) {
 		var enc decode.Encoding
-		switch mt {
-		case otlpProtobufTypes[0], otlpProtobufTypes[1]:
+		switch {
+		case protobufType(mt) != "":
 			enc = decode.Protobuf
-		case "application/json":
+		case mt == "application/json":
 			enc = decode.JSON
 		default:
 			return nil, errWrongType

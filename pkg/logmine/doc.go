@@ -9,6 +9,9 @@
 //     escaped characters and regular-expression fragments such as
 //     `<Component>(\[<PID>\])?:`) cuts the header off; a line that does not
 //     have the format is mined whole and counted.
+//     A message of several lines (a statement's text and its stack
+//     trace) is mined on its first line that holds a letter
+//     (FirstLineWithLetter).
 //  2. Tokens: the content is split at runs of blanks (spacing is not part of
 //     a template) and trailing blanks are dropped.
 //  3. Masking: hand-written scanners (no regexps) replace variables inside

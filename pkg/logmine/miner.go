@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -216,6 +217,7 @@ func (m *Miner) MatchInto(line string, r *Result) {
 	defer m.mu.Unlock()
 	params := r.Params[:0]
 	*r = Result{}
+	line = FirstLineWithLetter(line)
 	if line, r.Truncated = CutLine(line, m.cfg.MaxLineBytes); r.Truncated {
 		m.stats.Truncated++
 	}
@@ -1527,6 +1529,28 @@ func CutLine(line string, n int) (mined string, cut bool) {
 		}
 	}
 	return line[:n], true
+}
+
+// FirstLineWithLetter is the part of a message that is mined: its first
+// line holding a letter, or the whole message when no line does. A message
+// of several lines is mostly a statement's text followed by a stack trace
+// (an OTLP log body, a JSON log's message); mined whole, the same statement
+// made one template per depth of its trace, since a template has a fixed
+// number of tokens. Elasticsearch's categorization takes the same line
+// (its first_line_with_letters filter). The whole message is still stored
+// with the event.
+func FirstLineWithLetter(msg string) string {
+	if strings.IndexByte(msg, '\n') < 0 {
+		return msg
+	}
+	for rest := msg; rest != ""; {
+		line, after, _ := strings.Cut(rest, "\n")
+		if strings.IndexFunc(line, unicode.IsLetter) >= 0 {
+			return line
+		}
+		rest = after
+	}
+	return msg
 }
 
 // trimTrailingSpace drops whitespace at the end of a line: it is invisible

@@ -601,3 +601,37 @@ func TestLiteralWildcardInALineIsAValue(t *testing.T) {
 		}
 	}
 }
+
+// A message of several lines (a stack trace an OTLP SDK or a JSON log puts
+// in the body) is mined on its first line with a letter, as Elasticsearch's
+// categorization does (first_line_with_letters): mined whole, a trace made
+// one template per depth, since a template has a fixed number of tokens,
+// and the same statement failing at two depths was two error bursts.
+func TestMultiLineMessageIsMinedOnItsFirstLineWithALetter(t *testing.T) {
+	frames := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "\n\tat com.example.Handler%d.serve(Handler%d.java:%d)", i, i, 40+i)
+		}
+		return b.String()
+	}
+	m := newMiner(t, nil)
+	for _, msg := range []string{
+		"request 17 failed: java.lang.IllegalStateException: pool closed" + frames(3),
+		"request 18 failed: java.lang.IllegalStateException: pool closed" + frames(9),
+		"request 19 failed: java.lang.IllegalStateException: pool closed\r\n" + frames(5),
+		"\n  \n----\nrequest 20 failed: java.lang.IllegalStateException: pool closed" + frames(1),
+	} {
+		r := m.Match(msg)
+		if r.Template != "request <*> failed: java.lang.IllegalStateException: pool closed" {
+			t.Fatalf("%q: template %q, want the first line's", msg, r.Template)
+		}
+	}
+	if ts := m.Templates(); len(ts) != 1 {
+		t.Fatalf("one statement at four depths made %d templates: %v", len(ts), ts)
+	}
+	// A message with no letter at all is mined whole (its number a value).
+	if r := m.Match("----\n1234"); r.Template != "----<*>" {
+		t.Fatalf("message without a letter: template %q, want the whole message's", r.Template)
+	}
+}

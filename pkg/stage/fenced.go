@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,7 +36,10 @@ import (
 // the bucket does not hold (GetBytes reports those: ErrBrokenObject).
 // Chunks no meta names (a put refused, those of the object a put
 // replaced) are purged; a purge that failed is tried again at the
-// object's next claim or put, within this writer's life.
+// object's next claim or put. Chunks a writer left when it died (a put cut
+// between its chunks and its meta, a purge that failed) are purged at the
+// object's next claim: each put's chunk token starts with a hash of the
+// object's name.
 type FencedObjects struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
@@ -162,6 +166,12 @@ func (f *FencedObjects) chunkSubject(nuid string) string { return "$O." + f.buck
 // returned, no one else changes them. A meta that landed between the
 // read and the claim is read again.
 func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
+	// Listed before the metas are claimed: a put that lands its meta
+	// meanwhile is read by the claim, and its chunks are kept.
+	leftovers, err := f.chunkTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("stage: claiming %v: %w", names, err)
+	}
 	for _, name := range names {
 		for {
 			at, data, err := f.readMeta(ctx, name)
@@ -180,6 +190,12 @@ func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
 			// never will (refused from now on): no meta names their
 			// chunks.
 			orphans := f.takeStray(name)
+			prefix := tokenPrefix(name)
+			for _, o := range leftovers {
+				if o != at.nuid && strings.HasPrefix(o, prefix) {
+					orphans = append(orphans, o)
+				}
+			}
 			for _, o := range f.lost[name] {
 				if o != at.nuid {
 					orphans = append(orphans, o)
@@ -243,9 +259,7 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	if !ok {
 		return fmt.Errorf("stage: %s written before it was claimed", name)
 	}
-	var token [16]byte
-	_, _ = rand.Read(token[:])
-	nuid := hex.EncodeToString(token[:])
+	nuid := chunkToken(name)
 	chunks := f.chunkSubject(nuid)
 	purge := func() { f.purgeChunks(context.WithoutCancel(ctx), name, nuid) }
 	n := 0
@@ -305,6 +319,37 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	f.last[name] = fencedMeta{seq: seq, nuid: nuid}
 	f.purgeChunks(ctx, name, orphans...)
 	return nil
+}
+
+// chunkToken is a new token for the chunks of a put of name: its
+// tokenPrefix, then random bytes.
+func chunkToken(name string) string {
+	var random [8]byte
+	_, _ = rand.Read(random[:])
+	return tokenPrefix(name) + hex.EncodeToString(random[:])
+}
+
+// tokenPrefix starts the chunk tokens of name's puts: a hash of the name.
+// It tells whose chunks are left in the bucket after a writer died (those
+// of a put cut between its chunks and its meta, or whose purge failed):
+// the object's next claim purges them, whichever writer makes it.
+func tokenPrefix(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:8])
+}
+
+// chunkTokens lists the tokens of every chunk subject the bucket holds.
+func (f *FencedObjects) chunkTokens(ctx context.Context) ([]string, error) {
+	prefix := f.chunkSubject("")
+	si, err := f.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+	if err != nil {
+		return nil, err
+	}
+	tokens := make([]string, 0, len(si.State.Subjects))
+	for subj := range si.State.Subjects {
+		tokens = append(tokens, subj[len(prefix):])
+	}
+	return tokens, nil
 }
 
 // takeStray returns the stray chunks' tokens of name and forgets them.

@@ -577,3 +577,61 @@ func storedMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// A writer that died left chunks no meta names: a put cut between its
+// chunks and its meta, a purge that failed. The next holder's claim of the
+// object purges them, and leaves the other objects' chunks alone.
+func TestFencedObjectsLeftoversOfAWriterThatDiedArePurgedAtTheNextClaim(t *testing.T) {
+	ctx := context.Background()
+	f, lossy, flaky, _, js := fencedWriter(t, "leftovers")
+	if err := f.Claim(ctx, "state", "other"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"state", "other"} {
+		if err := f.Put(ctx, name, []byte(name+" one")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20000) // three chunks
+	// Its meta never sent (the process died after the chunks).
+	lossy.meta = func(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+		return nil, context.DeadlineExceeded
+	}
+	if err := f.Put(ctx, "state", big); err == nil {
+		t.Fatal("a put whose meta was not sent succeeded")
+	}
+	lossy.meta = nil
+	// A put whose purge of the chunks it replaced failed.
+	flaky.failPurge.Store(true)
+	if err := f.Put(ctx, "other", big); err != nil {
+		t.Fatal(err)
+	}
+	before := storedMsgs(t, js, "OBJ_leftovers")
+	// The writer is gone; the next one claims and writes "state" only.
+	next, err := NewFencedObjects(ctx, js, "leftovers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Put(ctx, "state", []byte("state two")); err != nil {
+		t.Fatal(err)
+	}
+	// Left: state's chunk and meta, other's three chunks and meta, and
+	// other's first chunk, whose purge failed, until other is claimed.
+	if n := storedMsgs(t, js, "OBJ_leftovers"); n != 7 {
+		t.Fatalf("%d messages in the store (%d before the claim), want 7: the dead writer's chunks of state stayed", n, before)
+	}
+	if err := next.Claim(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if n := storedMsgs(t, js, "OBJ_leftovers"); n != 6 {
+		t.Fatalf("%d messages in the store, want 6: other's chunk whose purge failed stayed", n)
+	}
+	for name, want := range map[string][]byte{"state": []byte("state two"), "other": big} {
+		if got, err := next.GetBytes(ctx, name); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes (%v), want %d", name, len(got), err, len(want))
+		}
+	}
+}

@@ -116,6 +116,15 @@ type ConsumerConfig struct {
 	// DeadLetterPrefix starts the dead-letter subject
 	// <prefix>.<stream>.<durable> (default "deadletter").
 	DeadLetterPrefix string `yaml:"deadletter_prefix"`
+	// StartSeq is the stream sequence a consumer created now starts at
+	// (0: the stream's beginning); one that exists goes on where it is.
+	// Set by a service, not configured: a correlator partition added to
+	// a running layout starts where the layout's consumers stand.
+	StartSeq uint64 `yaml:"-"`
+	// Metadata is set on a consumer created now; one that exists keeps
+	// its own. Set by a service, not configured: a correlator partition
+	// records the layout it was created in.
+	Metadata map[string]string `yaml:"-"`
 }
 
 // Of fills an unset stream, durable name and filter: the consumer a
@@ -223,6 +232,7 @@ func (c ConsumerConfig) jetstreamConfig() jetstream.ConsumerConfig {
 		AckWait:       c.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: c.MaxAckPending,
+		Metadata:      c.Metadata,
 	}
 	// A single filter uses the older field, which servers before 2.10 know.
 	if len(c.FilterSubjects) == 1 {
@@ -432,10 +442,16 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	want := cfg.jetstreamConfig()
 	// One this runner re-created starts past what was acked (recreate);
 	// where a consumer starts matters only when it is created.
-	if have, err := js.Consumer(ctx, cfg.Stream, cfg.Durable); err == nil {
-		if hc := have.CachedInfo().Config; hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+	have, err := js.Consumer(ctx, cfg.Stream, cfg.Durable)
+	switch {
+	case err == nil:
+		hc := have.CachedInfo().Config
+		if hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
 			want.DeliverPolicy, want.OptStartSeq = hc.DeliverPolicy, hc.OptStartSeq
 		}
+		want.Metadata = hc.Metadata
+	case errors.Is(err, jetstream.ErrConsumerNotFound) && cfg.StartSeq > 0:
+		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cfg.StartSeq
 	}
 	cons, err := EnsureConsumer(ctx, js, cfg.Stream, want)
 	if err != nil {

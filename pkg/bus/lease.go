@@ -140,15 +140,8 @@ func atLeast(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValue
 // Acquire waits until the lease is this holder's, or ctx ends.
 func (l *Lease) Acquire(ctx context.Context) error {
 	for {
-		sent := time.Now()
-		rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
-		if err == nil {
-			l.rev = rev
-			l.held(sent)
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("bus: acquiring lease %s: %w", l.key, err)
+		if got, err := l.TryAcquire(ctx); got || err != nil {
+			return err
 		}
 		// Held by someone else: try again well within the TTL.
 		select {
@@ -157,6 +150,22 @@ func (l *Lease) Acquire(ctx context.Context) error {
 		case <-time.After(l.ttl / 6):
 		}
 	}
+}
+
+// TryAcquire takes the lease if nobody holds it, and reports whether it
+// did.
+func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
+	sent := time.Now()
+	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("bus: acquiring lease %s: %w", l.key, err)
+	}
+	l.rev = rev
+	l.held(sent)
+	return true, nil
 }
 
 // Hold renews the lease until ctx ends (it then returns nil) or the lease

@@ -321,6 +321,31 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	return nil
 }
 
+// Delete deletes object name, which this writer claimed, unless another
+// one claimed or wrote it since (ErrFenced).
+func (f *FencedObjects) Delete(ctx context.Context, name string) error {
+	last, ok := f.last[name]
+	if !ok {
+		return fmt.Errorf("stage: %s deleted before it was claimed", name)
+	}
+	if last.nuid == "" && len(f.lost[name]) == 0 {
+		return nil // there is none
+	}
+	marker, err := json.Marshal(jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: name}, Bucket: f.bucket, Deleted: true})
+	if err != nil {
+		return err
+	}
+	seq, err := f.publishMeta(ctx, name, marker, last.seq, false)
+	if err != nil {
+		return fmt.Errorf("stage: deleting %s: %w", name, err)
+	}
+	orphans := append(append([]string{last.nuid}, f.lost[name]...), f.takeStray(name)...)
+	delete(f.lost, name)
+	f.last[name] = fencedMeta{seq: seq}
+	f.purgeChunks(ctx, name, orphans...)
+	return nil
+}
+
 // chunkToken is a new token for the chunks of a put of name: its
 // tokenPrefix, then random bytes.
 func chunkToken(name string) string {

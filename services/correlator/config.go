@@ -78,10 +78,7 @@ func (c Config) WithDefaults() Config {
 	if c.Partition.Count == 0 {
 		c.Partition.Count = 1
 	}
-	durable := "correlator"
-	if c.Partition.Count > 1 {
-		durable = fmt.Sprintf("correlator-%d", c.Partition.Index)
-	}
+	durable := defaultDurable(c.Partition.Count, c.Partition.Index)
 	if c.Consumer.MaxAckPending == 0 && !c.State.Disabled {
 		// A signal is acked once a saved state holds it, and a save is
 		// taken when half of these wait: 8,192 a save keeps a busy

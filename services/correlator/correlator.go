@@ -520,6 +520,10 @@ type durable struct {
 	// late, is refused rather than replacing the next holder's state.
 	objects *stage.FencedObjects
 	key     string
+	// store lists the state objects; layout is set when the state key is
+	// a default partition name, so that earlier layouts' can be told.
+	store  jetstream.ObjectStore
+	layout *earlierLayout
 	// fenced is true once this instance lost its lease: another instance
 	// may have restored the state already, and a late save would undo what
 	// that one did since.
@@ -545,23 +549,117 @@ func (d durable) Restore(ctx context.Context) error {
 		return fmt.Errorf("correlator: state %s: %w%s", d.cfg.State.Bucket, err, brokenHint(err, d.cfg.State.Bucket, stage.OutboxObject(d.key)))
 	}
 	data, err := d.objects.GetBytes(ctx, d.key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
 		// Nothing saved: an empty state, not what an earlier term of
 		// this process held (the state may have been deleted since).
 		if err := d.forget(); err != nil {
 			return err
 		}
-		d.markRestored()
+	case err != nil:
+		return fmt.Errorf("correlator: reading state %s/%s: %w%s", d.cfg.State.Bucket, d.key, err, brokenHint(err, d.cfg.State.Bucket, d.key))
+	default:
+		if err := d.restore(data); err != nil {
+			return err
+		}
+		d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
+	}
+	if d.layout != nil {
+		// What an earlier layout left does not keep this one from
+		// starting: it is taken over at a later start.
+		if err := d.layout.dropConsumers(ctx); err != nil {
+			d.log.Warn().Err(err).Msg("the consumers of an earlier partition layout are not deleted yet")
+		}
+		if err := d.takeOverEarlierStates(ctx); err != nil {
+			d.log.Warn().Err(err).Msg("the incidents of an earlier partition layout are not let go yet")
+		}
+	}
+	d.markRestored()
+	return nil
+}
+
+// takeOverEarlierStates lets go of the incidents in the states an
+// earlier partition layout left (partition 0's task): their resolutions
+// and the earlier outboxes join this one's outbox, saved before the
+// earlier objects are deleted, and go out with the first tick.
+func (d durable) takeOverEarlierStates(ctx context.Context) error {
+	if d.layout.index != 0 {
+		return nil
+	}
+	objects, err := d.store.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("correlator: reading state %s/%s: %w%s", d.cfg.State.Bucket, d.key, err, brokenHint(err, d.cfg.State.Bucket, d.key))
-	}
-	if err := d.restore(data); err != nil {
 		return err
 	}
-	d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
-	d.markRestored()
+	for _, o := range objects {
+		if !d.layout.earlier(o.Name) {
+			continue
+		}
+		if err := d.takeOverEarlierState(ctx, o.Name); err != nil {
+			return fmt.Errorf("state %s of an earlier layout: %w", o.Name, err)
+		}
+	}
+	return nil
+}
+
+func (d durable) takeOverEarlierState(ctx context.Context, key string) error {
+	unlock, ok, err := d.layout.lock(ctx, key)
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock()
+	outbox := stage.OutboxObject(key)
+	if err := d.objects.Claim(ctx, key, outbox); err != nil {
+		return err
+	}
+	var held stage.HeldOutputs
+	if err := held.LoadFrom(ctx, d.objects, outbox); err != nil {
+		return err
+	}
+	msgs := held.Held()
+	data, err := d.objects.GetBytes(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return err
+	}
+	resolved := 0
+	if err == nil {
+		c, err := correlate.New(d.cfg.Rules, d.cat)
+		if err != nil {
+			return err
+		}
+		if err := c.UnmarshalJSON(data); err != nil {
+			return err
+		}
+		why := fmt.Sprintf("partition %s of an earlier layout is gone (correlator.partition.count changed to %d): the partition that holds its services now opens its own for what still fails", key, d.layout.count)
+		observed := d.now().UTC()
+		for _, u := range c.Release(func(string) bool { return false }, why) {
+			e, err := correlate.Envelope(u, observed)
+			if err != nil {
+				d.log.Error().Err(err).Str("incident_id", u.State.IncidentID).Msg("incident event dropped")
+				continue
+			}
+			m, err := stage.Message(stage.Output{Event: e})
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+			resolved++
+		}
+	}
+	d.Hold(append(slices.Clone(d.Held()), msgs...))
+	// Saved first: deleted before, a crash would lose the resolutions.
+	if err := d.SaveFenced(ctx, d.objects, d.key); err != nil {
+		return err
+	}
+	if err := d.objects.Delete(ctx, outbox); err != nil {
+		return err
+	}
+	if err := d.objects.Delete(ctx, key); err != nil {
+		return err
+	}
+	d.log.Info().Str("partition", key).Int("resolved", resolved).Int("outputs", len(msgs)).Msg("an earlier layout's state is taken over: its incidents are resolved")
 	return nil
 }
 
@@ -649,7 +747,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	fenced := new(atomic.Bool)
 	scfg := stage.Config{Name: "correlator", Workers: 1, TickEvery: time.Second}
 	if !cfg.State.Disabled {
-		if _, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members"); err != nil {
+		store, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members")
+		if err != nil {
 			return nil, fmt.Errorf("correlator: %w", err)
 		}
 		objects, err := stage.NewFencedObjects(ctx, js, cfg.State.Bucket)
@@ -658,12 +757,25 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		}
 		proc.unstored = map[string]bool{}
 		proc.inFlight = &stage.InFlight{}
-		run = durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: cfg.State.Key, fenced: fenced}
+		d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: cfg.State.Key, store: store, fenced: fenced}
+		if p := cfg.Partition; cfg.State.Key == defaultDurable(p.Count, p.Index) && cfg.Consumer.Durable == cfg.State.Key {
+			d.layout = &earlierLayout{js: js, lease: cfg.Lease, count: p.Count, index: p.Index, log: log}
+		}
+		run = d
 		scfg.CheckpointEvery = cfg.State.SaveEvery
 		// What a signal did is in the state alone until it is saved (a
 		// resolution only starts a quiet period): acked before, a crash
 		// would lose it, and the producer never sends it again.
 		scfg.AckAfterCheckpoint = true
+	}
+	if n := cfg.Partition.Count; cfg.Consumer.Durable == defaultDurable(n, cfg.Partition.Index) {
+		if cfg.Consumer.StartSeq, err = startOfNewPartition(ctx, js, cfg.Consumer.Stream, cfg.Consumer.Durable, n); err != nil {
+			return nil, err
+		}
+		cfg.Consumer.Metadata = map[string]string{countKey: strconv.Itoa(n)}
+	}
+	if cfg.Consumer.StartSeq > 1 {
+		log.Info().Uint64("start_seq", cfg.Consumer.StartSeq).Msg("a new partition: its consumer starts where the earlier layout's stand")
 	}
 	st, err := stage.Open(ctx, js, run, scfg, cfg.Consumer, log, opts...)
 	if err != nil {

@@ -1,0 +1,182 @@
+package correlator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+)
+
+// The partition layout is the set of durables, leases and state keys the
+// default names make: "correlator" alone (partition.count 1), or
+// "correlator-<index>" for each index below partition.count. Changing the
+// count in place leaves consumers and states of the earlier layout; what
+// this file does with them lets the new layout go on where the old one
+// stood.
+
+// layoutName is the default durable (and state key) of one partition.
+const layoutName = "correlator"
+
+// inLayout reports whether name is a durable or state key of some
+// partition layout, and its index (-1: "correlator", the one partition).
+func inLayout(name string) (index int, ok bool) {
+	if name == layoutName {
+		return -1, true
+	}
+	digits, ok := strings.CutPrefix(name, layoutName+"-")
+	if !ok || digits == "" || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	return i, err == nil && i >= 0
+}
+
+// countKey is the consumer metadata that records the partition count a
+// partition's consumer was created in.
+const countKey = "aiops_partition_count"
+
+// createdIn is the partition count consumer ci was created in (0: not
+// known, a consumer created before it was recorded).
+func createdIn(ci *jetstream.ConsumerInfo) int {
+	if ci.Name == layoutName {
+		return 1
+	}
+	n, _ := strconv.Atoi(ci.Config.Metadata[countKey])
+	return n
+}
+
+// startOfNewPartition is where the consumer of a partition of a layout of
+// count partitions starts when it is created while consumers created in
+// another layout exist on the stream (the count changed): at the lowest
+// ack floor among them, so that no signal acked by none of them is
+// skipped, and the stream's history, which they made incidents of, is not
+// made into incidents again. 0 (the stream's beginning) for a first
+// start, a partition of the first layout starting late among its
+// siblings, and a consumer that exists.
+func startOfNewPartition(ctx context.Context, js jetstream.JetStream, stream, durable string, count int) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("correlator: stream %s: %w", stream, err)
+	}
+	if _, err := s.Consumer(ctx, durable); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("correlator: consumer %s: %w", durable, err)
+	}
+	var start uint64
+	found := false
+	infos := s.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		if _, ok := inLayout(ci.Name); !ok || createdIn(ci) == count {
+			continue
+		}
+		if next := ci.AckFloor.Stream + 1; !found || next < start {
+			start, found = next, true
+		}
+	}
+	if err := infos.Err(); err != nil {
+		return 0, fmt.Errorf("correlator: listing the consumers of %s: %w", stream, err)
+	}
+	return start, nil
+}
+
+// defaultDurable is the durable, and state key, the default names give
+// partition index of count.
+func defaultDurable(count, index int) string {
+	if count <= 1 {
+		return layoutName
+	}
+	return fmt.Sprintf("%s-%d", layoutName, index)
+}
+
+// earlierLayout lets a partition of the current layout take what an
+// earlier layout left: it deletes the earlier layout's consumers once
+// every partition of this one has its own (before, they tell a partition
+// created later where to start), and partition 0 lets go of the earlier
+// states' incidents, as a partition lets go of those a catalog change
+// moved away: it resolves them, saying why, and the partition that holds
+// their services now opens its own for what still fails. Each earlier
+// partition is taken under its own lease, so an instance of the earlier
+// layout still running is left alone (and warned of).
+type earlierLayout struct {
+	js           jetstream.JetStream
+	lease        bus.LeaseConfig
+	count, index int
+	log          zerolog.Logger
+}
+
+// earlier reports whether name is a durable or state key of another
+// layout than this one.
+func (l *earlierLayout) earlier(name string) bool {
+	i, ok := inLayout(name)
+	if !ok {
+		return false
+	}
+	if l.count == 1 {
+		return i != -1
+	}
+	return i == -1 || i >= l.count
+}
+
+// lock takes the lease of the earlier layout's partition name, and
+// reports false if an instance holds it (it still runs).
+func (l *earlierLayout) lock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	lease, err := l.lease.Open(ctx, l.js, layoutName+"."+name)
+	if err != nil || lease == nil { // leases disabled: one instance
+		return func() {}, err == nil, err
+	}
+	if ok, err = lease.TryAcquire(ctx); !ok || err != nil {
+		if err == nil {
+			l.log.Warn().Str("partition", name).Msg("a partition of an earlier layout (another correlator.partition.count) still runs: stop it; what it left is taken over at this partition's next start")
+		}
+		return nil, false, err
+	}
+	return func() { _ = lease.Release(context.WithoutCancel(ctx)) }, true, nil
+}
+
+// dropConsumers deletes the earlier layouts' consumers (signals and
+// commands) once every partition of this layout has its own.
+func (l *earlierLayout) dropConsumers(ctx context.Context) error {
+	events, err := l.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	names := events.ConsumerNames(ctx)
+	for n := range names.Name() {
+		have[n] = true
+	}
+	if err := names.Err(); err != nil {
+		return err
+	}
+	for i := range l.count {
+		if !have[defaultDurable(l.count, i)] {
+			return nil // a partition still to start begins where they stand
+		}
+	}
+	for name := range have {
+		if !l.earlier(name) {
+			continue
+		}
+		unlock, ok, err := l.lock(ctx, name)
+		if err != nil || !ok {
+			return err
+		}
+		err = events.DeleteConsumer(ctx, name)
+		if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			err = l.js.DeleteConsumer(ctx, bus.StreamIncidents, name+"-commands")
+		}
+		unlock()
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("deleting the consumers of %s: %w", name, err)
+		}
+		l.log.Info().Str("partition", name).Msg("the consumers of an earlier layout's partition are deleted: every partition of this one has its own")
+	}
+	return nil
+}

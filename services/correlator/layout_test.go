@@ -1,0 +1,128 @@
+package correlator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// correlator.partition.count changed in place, from one to two and from
+// two to one: the new partitions start where the earlier consumers stood,
+// so the stream's history is not made into incidents again (and notified
+// again); partition 0 resolves the incidents the earlier states held,
+// saying why, where they stayed open for ever; and once every partition
+// has its consumer, the earlier layout's consumers and states are gone,
+// so a later change starts from where this layout stands.
+func TestPartitionCountChangedInPlaceGoesOnWhereTheEarlierLayoutStood(t *testing.T) {
+	for _, c := range []struct{ from, to int }{{1, 2}, {2, 1}} {
+		t.Run(fmt.Sprintf("%d to %d", c.from, c.to), func(t *testing.T) {
+			r := newStormRig(t, Config{})
+			layout := func(count int) (stop func()) {
+				var stops []func()
+				for i := range count {
+					r.cfg.Partition = PartitionConfig{Count: count, Index: i}
+					svc, stop := r.start()
+					stops = append(stops, stop)
+					waitLeading(t, svc)
+				}
+				for i := range count {
+					waitCaughtUp(t, r.js, defaultDurable(count, i))
+				}
+				return func() {
+					for _, stop := range stops {
+						stop()
+					}
+				}
+			}
+			stop := layout(c.from)
+			r.firstHalf()
+			opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+			stop()
+
+			t.Cleanup(layout(c.to))
+			resolved := waitIncidents(t, r.js, event.IncidentResolved, 2)
+			for _, b := range resolved {
+				if !slices.ContainsFunc(opened, func(o correlate.State) bool { return o.IncidentID == b.IncidentID }) {
+					t.Fatalf("resolved %s, which the earlier layout did not open", b.IncidentID)
+				}
+				if !slices.ContainsFunc(b.Timeline, func(e correlate.Entry) bool { return strings.Contains(e.What, "earlier layout") }) {
+					t.Fatalf("%s resolved without saying why: %+v", b.IncidentID, b.Timeline)
+				}
+			}
+			ctx := context.Background()
+			store, err := r.js.ObjectStore(ctx, "correlator")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range c.from {
+				name := defaultDurable(c.from, i)
+				for stream, consumer := range map[string]string{bus.StreamEvents: name, bus.StreamIncidents: name + "-commands"} {
+					if _, err := r.js.Consumer(ctx, stream, consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+						t.Fatalf("the earlier layout's consumer %s on %s: %v, want it deleted", consumer, stream, err)
+					}
+				}
+				for _, object := range []string{name, name + ".outbox"} {
+					if _, err := store.GetInfo(ctx, object); !errors.Is(err, jetstream.ErrObjectNotFound) {
+						t.Fatalf("the earlier layout's object %s: %v, want it deleted", object, err)
+					}
+				}
+			}
+			// The new layout makes incidents of what comes now, and only
+			// of that.
+			r.later()
+			waitIncidents(t, r.js, event.IncidentOpened, 3)
+			for i := range c.to {
+				waitCaughtUp(t, r.js, defaultDurable(c.to, i))
+			}
+			waitIncidents(t, r.js, event.IncidentOpened, 3)
+		})
+	}
+}
+
+// waitCaughtUp waits until durable on EVENTS has every message handled.
+func waitCaughtUp(t *testing.T, js jetstream.JetStream, durable string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := js.Consumer(context.Background(), bus.StreamEvents, durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci := c.CachedInfo(); ci.NumPending == 0 && ci.NumAckPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer %s did not catch up", durable)
+		}
+	}
+}
+
+// Which names are another layout's: only the default names are a
+// layout, and a count's own partitions are not earlier.
+func TestEarlierLayoutNames(t *testing.T) {
+	for _, c := range []struct {
+		count int
+		name  string
+		want  bool
+	}{
+		{1, "correlator", false}, {1, "correlator-0", true}, {1, "correlator-1", true},
+		{2, "correlator", true}, {2, "correlator-0", false}, {2, "correlator-1", false}, {2, "correlator-2", true},
+		{3, "correlator-2", false}, {3, "correlator-10", true},
+		{2, "correlator-01", false}, {2, "correlator-", false}, {2, "correlator-x", false}, {2, "correlator-0-commands", false},
+		{1, "correlator.outbox", false}, {2, "correlator-3.outbox", false}, {1, "other", false},
+	} {
+		l := earlierLayout{count: c.count}
+		if got := l.earlier(c.name); got != c.want {
+			t.Errorf("count %d: %q earlier %v, want %v", c.count, c.name, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -221,8 +222,9 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 //   - histogram points: the Prometheus series, <name>_count, <name>_sum
 //     (when the point has a sum) and <name>_bucket{le=...} (cumulative
 //     counts per explicit bound and le="+Inf"), counters when cumulative;
-//     exponential histogram points: <name>_count and <name>_sum only (their
-//     buckets are not kept).
+//     a point whose buckets OTLP calls invalid is refused (buckets).
+//     Exponential histogram points: <name>_count and <name>_sum only
+//     (their buckets are not kept).
 //   - summary points: <name>_count and <name>_sum as counters, and one gauge
 //     <name> per quantile with the label quantile="0.99".
 //
@@ -528,23 +530,41 @@ func (m *metricDecoder) countAndSum(path, name, unit, typ string, attrs pcommon.
 // histogram point: <name>_bucket{le="<bound>"} with the count of values at
 // or under each bound (cumulative, as Prometheus keeps them) and
 // le="+Inf" with them all, so histogram_quantile-style queries work on
-// the stored samples. A point without bounds has only its count and sum.
+// the stored samples. A point without buckets (OTLP allows it, bounds
+// and counts both empty) has only its count and sum.
+//
+// A point OTLP calls invalid is refused: bounds that are not finite or
+// not strictly increasing (a second le="+Inf", or an le series whose
+// bound means another bucket from one point to the next), counts not
+// one more than the bounds, bounds without counts, or counts that do
+// not add up to the point's count (le="+Inf" and <name>_count would
+// disagree, and every quantile computed from the buckets with them).
 func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramDataPoint) error {
 	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
-	if counts.Len() == 0 {
+	if counts.Len() == 0 && bounds.Len() == 0 {
 		return nil
 	}
 	if counts.Len() != bounds.Len()+1 {
-		m.refusePoint(path+".bucketCounts", "has %d entries, want one more than explicitBounds (%d)", counts.Len(), bounds.Len())
+		m.refusePoint(path+".bucketCounts", "has %d entries, want one more than explicitBounds (%d), or none with no bounds, in histogram %q", counts.Len(), bounds.Len(), name)
 		return nil
 	}
-	for i := 1; i < bounds.Len(); i++ {
-		if !(bounds.At(i) > bounds.At(i-1)) {
-			m.refusePoint(fmt.Sprintf("%s.explicitBounds[%d]", path, i), "must be greater than the bound before it")
+	for i := 0; i < bounds.Len(); i++ {
+		switch b := bounds.At(i); {
+		case !finite(b):
+			m.refusePoint(fmt.Sprintf("%s.explicitBounds[%d]", path, i), "is %v, not a finite bound, in histogram %q (the last bucket's +Inf is implied)", b, name)
+			return nil
+		case i > 0 && !(b > bounds.At(i-1)):
+			m.refusePoint(fmt.Sprintf("%s.explicitBounds[%d]", path, i), "must be greater than the bound before it, in histogram %q", name)
 			return nil
 		}
 	}
 	if !m.fanOut(path, dp.Attributes(), dp.Flags()) {
+		return nil
+	}
+	// After fanOut: a point without a recorded value is skipped whatever
+	// its counts say.
+	if total, ok := sumCounts(counts); !ok || total != dp.Count() {
+		m.refusePoint(path+".bucketCounts", "add up to %s, not the point's count %d, in histogram %q", countTotal(total, ok), dp.Count(), name)
 		return nil
 	}
 	var cumulative uint64
@@ -561,6 +581,25 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 		}
 	}
 	return nil
+}
+
+// sumCounts adds bucket counts; ok is false when they overflow a uint64,
+// which no count can equal.
+func sumCounts(counts pcommon.UInt64Slice) (total uint64, ok bool) {
+	for i := 0; i < counts.Len(); i++ {
+		var carry uint64
+		if total, carry = bits.Add64(total, counts.At(i), 0); carry != 0 {
+			return 0, false
+		}
+	}
+	return total, true
+}
+
+func countTotal(total uint64, ok bool) string {
+	if !ok {
+		return "more than 2^64-1"
+	}
+	return strconv.FormatUint(total, 10)
 }
 
 // fanOut checks a point that becomes a series per bucket or quantile

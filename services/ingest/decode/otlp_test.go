@@ -763,3 +763,90 @@ func TestOTLPDuplicateAttributeKeysAreRefused(t *testing.T) {
 	refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[1].histogram.dataPoints[0].attributes.le")
 	refusedProblem(t, b, err, 1, "resource.attributes.k")
 }
+
+// A histogram point OTLP calls invalid made wrong le series without a
+// word (a NaN bound became le="NaN", a +Inf bound a second le="+Inf",
+// counts that do not add up to count a le="+Inf" that disagreed with
+// _count, bounds without counts a histogram without its buckets): it is
+// refused alone, the problem naming the field and the metric, and the
+// good points beside it are taken. A point without buckets, which OTLP
+// allows (no bounds, no counts), has its count and sum; one without a
+// recorded value is skipped whatever its counts say.
+func TestOTLPInvalidHistogramPointIsRefusedAlone(t *testing.T) {
+	inf := math.Inf(1)
+	for _, c := range []struct {
+		name   string
+		bounds []float64
+		counts []uint64
+		count  uint64
+		field  string // below the bad point's path
+		says   string
+	}{
+		{"NaN bound", []float64{math.NaN()}, []uint64{1, 1}, 2, "explicitBounds[0]", "is NaN, not a finite bound"},
+		{"+Inf bound", []float64{1, inf}, []uint64{1, 1, 0}, 2, "explicitBounds[1]", "is +Inf, not a finite bound"},
+		{"-Inf bound", []float64{-inf, 1}, []uint64{0, 1, 1}, 2, "explicitBounds[0]", "is -Inf, not a finite bound"},
+		{"bounds without counts", []float64{1, 2}, nil, 2, "bucketCounts", "has 0 entries, want one more than explicitBounds (2)"},
+		{"counts under count", []float64{1}, []uint64{1, 1}, 3, "bucketCounts", "add up to 2, not the point's count 3"},
+		{"counts over count", []float64{1}, []uint64{2, 2}, 3, "bucketCounts", "add up to 4, not the point's count 3"},
+		{"counts overflowing to count", []float64{1}, []uint64{math.MaxUint64, 4}, 3, "bucketCounts", "add up to more than 2^64-1"},
+		{"bound not increasing", []float64{2, 2}, []uint64{1, 1, 0}, 2, "explicitBounds[1]", "greater than the bound before it"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			md := sampleMetrics()
+			hist := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(3).Histogram()
+			bad := hist.DataPoints().AppendEmpty()
+			bad.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+			bad.Attributes().PutStr("method", "Put")
+			bad.SetCount(c.count)
+			bad.SetSum(1)
+			bad.ExplicitBounds().FromRaw(c.bounds)
+			bad.BucketCounts().FromRaw(c.counts)
+			b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+			if err != nil {
+				t.Fatalf("good points beside a bad histogram point: %v, want them taken", err)
+			}
+			p := refusedProblem(t, b, err, 0, "scopeMetrics[0].metrics[3].histogram.dataPoints[1]."+c.field)
+			for _, want := range []string{c.says, `histogram "rpc.duration"`} {
+				if !strings.Contains(p.Problem, want) {
+					t.Errorf("problem %q does not say %q", p.Problem, want)
+				}
+			}
+			eq(t, "refused points", b.Skipped[SkippedInvalid], 1)
+			if n, msg := OTLPPartialSuccess(b); n != 1 || !strings.Contains(msg, "rpc.duration") {
+				t.Errorf("partial_success %d rejected, %q; want the point counted and its metric named", n, msg)
+			}
+			for _, e := range b.Events {
+				if e.Labels["method"] == "Put" {
+					t.Errorf("a series %v of the refused point", e.Labels)
+				}
+			}
+			eq(t, "events", len(b.Events), 11) // all of sampleMetrics'
+		})
+	}
+
+	md := sampleMetrics()
+	hist := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(3).Histogram()
+	none := hist.DataPoints().AppendEmpty() // no buckets: count and sum only
+	none.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	none.Attributes().PutStr("method", "Put")
+	none.SetCount(5)
+	none.SetSum(9)
+	stale := hist.DataPoints().AppendEmpty()
+	stale.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	stale.Attributes().PutStr("method", "Delete")
+	stale.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	stale.ExplicitBounds().FromRaw([]float64{1})
+	stale.BucketCounts().FromRaw([]uint64{7, 7})
+	b, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 2, SkippedNonFinite: 1})
+	var put []string
+	for _, e := range b.Events {
+		if e.Labels["method"] == "Put" {
+			put = append(put, e.Labels["__name__"])
+		}
+	}
+	eq(t, "series of the point without buckets", put, []string{"rpc.duration_count", "rpc.duration_sum"})
+}

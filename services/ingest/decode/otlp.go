@@ -229,9 +229,11 @@ func logSeverity(n plog.SeverityNumber, text string) event.Severity {
 //     <name> per quantile with the label quantile="0.99".
 //
 // Labels are the point's attributes plus __name__; resource, service and
-// stringification are as for logs. The time is timeUnixNano, required.
-// Points flagged "no recorded value" are skipped and counted as stale
-// markers, NaN and infinite values as non-finite.
+// stringification are as for logs. A point with an attribute the
+// gateway's own label would overwrite (reservedLabels) is refused. The
+// time is timeUnixNano, required. Points flagged "no recorded value" are
+// skipped and counted as stale markers, NaN and infinite values as
+// non-finite.
 //
 // An invalid data point is refused whole (all the events it makes, counted
 // once in Skipped[SkippedInvalid]) and the other points are taken, as for
@@ -341,15 +343,19 @@ func (m *metricDecoder) setScope(path string, s pcommon.InstrumentationScope) {
 }
 
 // dataPoint makes the events of one OTLP data point (at path, with
-// attributes attrs) with build and keeps them only when none had a
-// problem: a point is taken or refused whole (a histogram's count and sum
-// without its buckets would be a series the producer never had).
-func (m *metricDecoder) dataPoint(path string, attrs pcommon.Map, build func() error) error {
+// attributes attrs, of the metric name) with build and keeps them only
+// when none had a problem: a point is taken or refused whole (a
+// histogram's count and sum without its buckets would be a series the
+// producer never had). added is the label the point's series get beside
+// __name__ (le, quantile), if any.
+func (m *metricDecoder) dataPoint(path, name string, attrs pcommon.Map, added string, build func() error) error {
 	start := len(m.batch.Events)
 	m.pointBad = false
 	stale, nonFinite := m.batch.Skipped[SkippedStaleMarkers], m.batch.Skipped[SkippedNonFinite]
 	if k, dup := duplicateKey(attrs); dup {
 		m.refusePoint(path+".attributes."+clip(k), duplicateAttribute)
+	} else if k, ok := reservedAttribute(attrs, added); ok {
+		m.refusePoint(path+".attributes."+k, "is a label the gateway sets on the series of metric %q (%s): points that differ only in it would be one series; rename the attribute", name, reservedLabels[k])
 	} else if err := build(); err != nil {
 		return err
 	}
@@ -374,6 +380,32 @@ func (m *metricDecoder) dataPoint(path string, attrs pcommon.Map, build func() e
 		m.refused++
 	}
 	return nil
+}
+
+// reservedLabels are the labels the gateway sets on a point's series,
+// with what they hold. A point's own attribute of that name would be
+// overwritten, as Prometheus's OTLP translator does (it only logs "label
+// le is overwritten"), and two points that differ only in it would
+// silently become one series with two values at a time: such a point is
+// refused alone, naming the attribute.
+var reservedLabels = map[string]string{
+	"__name__": "the metric's name",
+	"le":       "the bound of each bucket of a histogram",
+	"quantile": "the quantile of each value of a summary",
+}
+
+// reservedAttribute returns the attribute of attrs that the gateway's own
+// label would overwrite: __name__ on any point, added (le, quantile) on
+// the points that get it.
+func reservedAttribute(attrs pcommon.Map, added string) (string, bool) {
+	if _, ok := attrs.Get("__name__"); ok {
+		return "__name__", true
+	}
+	if added == "" {
+		return "", false
+	}
+	_, ok := attrs.Get(added)
+	return added, ok
 }
 
 // refusePoint records a problem of the data point being decoded.
@@ -424,7 +456,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.histogram.dataPoints[%d]", path, l)
-			if err := m.dataPoint(p, dp.Attributes(), func() error {
+			if err := m.dataPoint(p, name, dp.Attributes(), "le", func() error {
 				if err := m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum()); err != nil {
 					return err
 				}
@@ -440,7 +472,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.exponentialHistogram.dataPoints[%d]", path, l)
-			if err := m.dataPoint(p, dp.Attributes(), func() error {
+			if err := m.dataPoint(p, name, dp.Attributes(), "", func() error {
 				return m.countAndSum(p, name, unit, typ, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), dp.HasSum(), dp.Sum())
 			}); err != nil {
 				return err
@@ -451,7 +483,7 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 		for l := 0; l < dps.Len(); l++ {
 			dp := dps.At(l)
 			p := fmt.Sprintf("%s.summary.dataPoints[%d]", path, l)
-			if err := m.dataPoint(p, dp.Attributes(), func() error {
+			if err := m.dataPoint(p, name, dp.Attributes(), "quantile", func() error {
 				if err := m.countAndSum(p, name, unit, event.MetricCounter, dp.Attributes(), dp.Timestamp(), dp.Flags(), dp.Count(), true, dp.Sum()); err != nil {
 					return err
 				}
@@ -507,7 +539,7 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 			m.refused++
 			continue
 		}
-		if err := m.dataPoint(p, dp.Attributes(), func() error {
+		if err := m.dataPoint(p, name, dp.Attributes(), "", func() error {
 			return m.point(p, name, unit, typ, attributes(dp.Attributes()), "", dp.Timestamp(), dp.Flags(), v)
 		}); err != nil {
 			return err

@@ -850,3 +850,53 @@ func TestOTLPInvalidHistogramPointIsRefusedAlone(t *testing.T) {
 	}
 	eq(t, "series of the point without buckets", put, []string{"rpc.duration_count", "rpc.duration_sum"})
 }
+
+// An attribute named after a label the gateway sets on a point's series
+// (__name__ on any point, le on a histogram's, quantile on a summary's)
+// was overwritten, so points that differ only in it became one series
+// with two values at one time: such a point is refused alone, naming the
+// attribute and the metric. The same names where the gateway sets no
+// such label (le on a gauge, quantile on a histogram) are labels as any.
+func TestOTLPAttributeNamedAfterAGatewayLabelIsRefused(t *testing.T) {
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			md := sampleMetrics()
+			ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+			gauge := ms.At(0).Gauge().DataPoints()
+			ms.At(0).Gauge().DataPoints().At(0).Attributes().PutStr("le", "kept")
+			gauge.At(0).CopyTo(gauge.AppendEmpty())
+			gauge.At(1).Attributes().PutStr("__name__", "other")
+			hist := ms.At(3).Histogram().DataPoints()
+			hist.At(0).Attributes().PutStr("quantile", "kept")
+			hist.At(0).CopyTo(hist.AppendEmpty())
+			hist.At(1).Attributes().PutStr("le", "0.5")
+			summary := ms.At(4).Summary().DataPoints()
+			summary.At(0).CopyTo(summary.AppendEmpty())
+			summary.At(1).Attributes().PutStr("quantile", "p99")
+
+			b, err := OTLPMetrics(encodeMetrics(t, md, enc), enc, opts())
+			if err != nil {
+				t.Fatalf("good points beside three bad ones: %v, want them taken", err)
+			}
+			checkValid(t, b, SourceOTLP)
+			for _, c := range []struct{ field, says string }{
+				{"scopeMetrics[0].metrics[0].gauge.dataPoints[1].attributes.__name__", `metric "process.memory.usage" (the metric's name)`},
+				{"scopeMetrics[0].metrics[3].histogram.dataPoints[1].attributes.le", `metric "rpc.duration" (the bound of each bucket`},
+				{"scopeMetrics[0].metrics[4].summary.dataPoints[1].attributes.quantile", `metric "gc.pause" (the quantile of each value`},
+			} {
+				if p := refusedProblem(t, b, err, 0, c.field); !strings.Contains(p.Problem, c.says) {
+					t.Errorf("problem %q does not say %q", p.Problem, c.says)
+				}
+			}
+			eq(t, "skipped", b.Skipped, map[string]int{SkippedStaleMarkers: 1, SkippedNonFinite: 1, SkippedInvalid: 3})
+			// The 11 events of sampleMetrics, none of the refused points'.
+			eq(t, "events", len(b.Events), 11)
+			eq(t, "gauge labels", b.Events[0].Labels, map[string]string{"__name__": "process.memory.usage", "pool": "heap", "le": "kept"})
+			for _, e := range b.Events {
+				if n := e.Labels["__name__"]; strings.HasPrefix(n, "rpc.duration") && e.Labels["quantile"] != "kept" {
+					t.Errorf("histogram series %v without its quantile attribute", e.Labels)
+				}
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -50,8 +51,10 @@ const otelServiceName = "service.name"
 // every value as a string (maps and arrays as JSON). Trace and span ids go in
 // the body as hex.
 //
-// An invalid record is refused alone (counted in Skipped[SkippedInvalid],
-// its problems in Problems) and the others are taken: the OpenTelemetry
+// An invalid record (invalid UTF-8 in its body or event name included,
+// which its JSON body would hold as U+FFFD) is refused alone (counted in
+// Skipped[SkippedInvalid], its problems in Problems) and the others are
+// taken: the OpenTelemetry
 // exporters drop a whole request answered 400, so one record outside the
 // time window would lose the good ones with it. A request with no valid
 // record is refused.
@@ -77,9 +80,8 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		resource := attributes(rl.Resource().Attributes())
-		if len(resource) != rl.Resource().Attributes().Len() {
-			k, _ := duplicateKey(rl.Resource().Attributes())
-			c.add(i, "resource.attributes."+clip(k), duplicateAttribute)
+		if field, problem, bad := attributeProblem(rl.Resource().Attributes()); bad {
+			c.add(i, "resource.attributes."+field, "%s", problem)
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
 				refused += rl.ScopeLogs().At(j).LogRecords().Len()
 			}
@@ -99,13 +101,12 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 				}); err != nil {
 					return nil, err
 				}
-				e := logEvent(lr, service, resource, o.Now)
-				if len(e.Labels) != lr.Attributes().Len() {
-					k, _ := duplicateKey(lr.Attributes())
-					c.add(i, path()+".attributes."+clip(k), duplicateAttribute)
+				if field, problem, bad := recordProblem(lr); bad {
+					c.add(i, path()+"."+field, "%s", problem)
 					refused++
 					continue
 				}
+				e := logEvent(lr, service, resource, o.Now)
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
 					return nil, err
 				}
@@ -156,6 +157,24 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 		return nil, err
 	}
 	return batch, nil
+}
+
+// recordProblem returns the first problem of a log record that making it
+// an event would hide rather than refuse (field is its path below the
+// record): a repeated attribute key, or invalid UTF-8 in the body or the
+// event name, which the event's JSON body would hold as U+FFFD, as
+// event.CheckJSON refuses it in the gateway's JSON inputs.
+func recordProblem(lr plog.LogRecord) (field, problem string, bad bool) {
+	if field, problem, bad := attributeProblem(lr.Attributes()); bad {
+		return "attributes." + field, problem, true
+	}
+	if sub, problem, bad := invalidUTF8(lr.Body()); bad {
+		return "body" + sub, problem, true
+	}
+	if !utf8.ValidString(lr.EventName()) {
+		return "eventName", invalidUTF8Problem, true
+	}
+	return "", "", false
 }
 
 func logEvent(lr plog.LogRecord, service string, resource map[string]string, now time.Time) *event.Envelope {
@@ -268,9 +287,8 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		m.item = i
 		m.resource = attributes(rm.Resource().Attributes())
 		sms := rm.ScopeMetrics()
-		if len(m.resource) != rm.Resource().Attributes().Len() {
-			k, _ := duplicateKey(rm.Resource().Attributes())
-			m.c.add(i, "resource.attributes."+clip(k), duplicateAttribute)
+		if field, problem, bad := attributeProblem(rm.Resource().Attributes()); bad {
+			m.c.add(i, "resource.attributes."+field, "%s", problem)
 			for j := 0; j < sms.Len(); j++ {
 				for k := 0; k < sms.At(j).Metrics().Len(); k++ {
 					m.refused += dataPointCount(sms.At(j).Metrics().At(k))
@@ -352,8 +370,8 @@ func (m *metricDecoder) dataPoint(path, name string, attrs pcommon.Map, added st
 	start := len(m.batch.Events)
 	m.pointBad = false
 	stale, nonFinite := m.batch.Skipped[SkippedStaleMarkers], m.batch.Skipped[SkippedNonFinite]
-	if k, dup := duplicateKey(attrs); dup {
-		m.refusePoint(path+".attributes."+clip(k), duplicateAttribute)
+	if field, problem, bad := attributeProblem(attrs); bad {
+		m.refusePoint(path+".attributes."+field, "%s", problem)
 	} else if k, ok := reservedAttribute(attrs, added); ok {
 		m.refusePoint(path+".attributes."+k, "is a label the gateway sets on the series of metric %q (%s): points that differ only in it would be one series; rename the attribute", name, reservedLabels[k])
 	} else if err := build(); err != nil {
@@ -436,6 +454,12 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 	name, unit := metric.Name(), metric.Unit()
 	if name == "" {
 		m.c.add(m.item, path+".name", "is required")
+		m.refused += dataPointCount(metric)
+		return nil
+	}
+	if !utf8.ValidString(unit) {
+		// The unit goes into the JSON body, which would hold U+FFFD.
+		m.c.add(m.item, path+".unit", invalidUTF8Problem)
 		m.refused += dataPointCount(metric)
 		return nil
 	}
@@ -797,6 +821,62 @@ func duplicateKey(m pcommon.Map) (string, bool) {
 		return true
 	})
 	return dup, found
+}
+
+// attributeProblem returns the first problem of OTLP attributes that
+// making them labels would hide rather than refuse (field is its path
+// below "attributes."): a key given twice (the last value kept), or
+// invalid UTF-8 inside a map or array value (made JSON by attributes,
+// which holds it as U+FFFD). A string value is a label as it is, and
+// event.Validate refuses its invalid UTF-8.
+func attributeProblem(m pcommon.Map) (field, problem string, bad bool) {
+	if k, dup := duplicateKey(m); dup {
+		return clip(k), duplicateAttribute, true
+	}
+	m.Range(func(k string, v pcommon.Value) bool {
+		if t := v.Type(); t != pcommon.ValueTypeMap && t != pcommon.ValueTypeSlice {
+			return true
+		}
+		var sub string
+		if sub, problem, bad = invalidUTF8(v); bad {
+			field = clip(k) + sub
+		}
+		return !bad
+	})
+	return field, problem, bad
+}
+
+const invalidUTF8Problem = "is not valid UTF-8"
+
+// invalidUTF8 finds a string in v, map keys included, that is not valid
+// UTF-8; sub is its path below v (".user.name", "[2]"). Its depth is
+// bounded by event.MaxNesting, checked on the wire before decoding.
+func invalidUTF8(v pcommon.Value) (sub, problem string, bad bool) {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		if !utf8.ValidString(v.Str()) {
+			return "", invalidUTF8Problem, true
+		}
+	case pcommon.ValueTypeMap:
+		v.Map().Range(func(k string, e pcommon.Value) bool {
+			if !utf8.ValidString(k) {
+				sub, problem, bad = "", "has a key that is not valid UTF-8", true
+				return false
+			}
+			var s string
+			if s, problem, bad = invalidUTF8(e); bad {
+				sub = "." + clip(k) + s
+			}
+			return !bad
+		})
+	case pcommon.ValueTypeSlice:
+		for i := 0; i < v.Slice().Len(); i++ {
+			if s, p, b := invalidUTF8(v.Slice().At(i)); b {
+				return fmt.Sprintf("[%d]%s", i, s), p, true
+			}
+		}
+	}
+	return sub, problem, bad
 }
 
 // attributes turns OTLP attributes into string labels; maps and arrays

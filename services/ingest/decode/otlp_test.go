@@ -900,3 +900,69 @@ func TestOTLPAttributeNamedAfterAGatewayLabelIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// Invalid UTF-8 in an OTLP log record's body or event name, or inside a
+// map or array attribute value, was rewritten to U+FFFD when made JSON
+// and the record taken, where the gateway's JSON inputs refuse it
+// (event.CheckJSON): the record is refused alone, naming the field; the
+// same for a data point's or a resource's attribute and a metric's unit.
+func TestOTLPInvalidUTF8IsRefusedNotRewritten(t *testing.T) {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "checkout")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	record := func() plog.LogRecord {
+		lr := lrs.AppendEmpty()
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+		lr.Body().SetStr(fmt.Sprintf("line %d", lrs.Len()))
+		return lr
+	}
+	record() // good
+	record().Body().SetStr("card \xff declined")
+	record().Body().SetEmptyMap().PutEmptySlice("items").AppendEmpty().SetStr("\xfe")
+	record().Body().SetEmptyMap().PutStr("ok\xff", "v")
+	named := record()
+	named.Body().SetStr("")
+	named.SetEventName("session\xff")
+	record().Attributes().PutEmptyMap("user").PutStr("name", "\xff")
+	rl = ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutEmptySlice("hosts").AppendEmpty().SetStr("\xff")
+	rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("m")
+
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		b, err := OTLPLogs(encodeLogs(t, ld, enc), enc, opts())
+		if err != nil {
+			t.Fatalf("%s: a good record beside bad ones: %v, want it taken", enc, err)
+		}
+		for _, c := range []struct {
+			item           int
+			field, problem string
+		}{
+			{0, "scopeLogs[0].logRecords[1].body", "is not valid UTF-8"},
+			{0, "scopeLogs[0].logRecords[2].body.items[0]", "is not valid UTF-8"},
+			{0, "scopeLogs[0].logRecords[3].body", "has a key that is not valid UTF-8"},
+			{0, "scopeLogs[0].logRecords[4].eventName", "is not valid UTF-8"},
+			{0, "scopeLogs[0].logRecords[5].attributes.user.name", "is not valid UTF-8"},
+			{1, "resource.attributes.hosts[0]", "is not valid UTF-8"},
+		} {
+			eq(t, enc.String()+" "+c.field, refusedProblem(t, b, err, c.item, c.field).Problem, c.problem)
+		}
+		eq(t, enc.String()+" refused records", b.Skipped[SkippedInvalid], 6)
+		if len(b.Events) != 1 || body[event.LogBody](t, b.Events[0]).Message != "line 1" {
+			t.Fatalf("%s: %d events, want the good record alone", enc, len(b.Events))
+		}
+	}
+
+	md := sampleMetrics()
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	ms.At(0).SetUnit("\xffB")
+	ms.At(1).Sum().DataPoints().At(0).Attributes().PutEmptyMap("peer").PutStr("host", "\xff")
+	m, err := OTLPMetrics(encodeMetrics(t, md, Protobuf), Protobuf, opts())
+	if err != nil {
+		t.Fatalf("good points beside bad ones: %v, want them taken", err)
+	}
+	refusedProblem(t, m, err, 0, "scopeMetrics[0].metrics[0].unit")
+	refusedProblem(t, m, err, 0, "scopeMetrics[0].metrics[1].sum.dataPoints[0].attributes.peer.host")
+	eq(t, "refused points", m.Skipped[SkippedInvalid], 2)
+	eq(t, "events", len(m.Events), 9)
+}

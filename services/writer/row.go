@@ -91,7 +91,12 @@ func labelsOf(e *event.Envelope) *labelPairs {
 // never comes here: the runner's event.Parse refuses it). A body that does
 // not fit the kind's table is a permanent error wrapping ErrBadBody that
 // names the field.
-func Rows(e *event.Envelope) ([]TableRow, error) {
+func Rows(e *event.Envelope) ([]TableRow, error) { return rowsUntil(e, time.Time{}) }
+
+// rowsUntil is Rows with an incident state's acknowledged_at and
+// resolved_at refused when after notAfter (the sink's clock plus its
+// window's MaxFuture; zero: not bounded; see incidentRows).
+func rowsUntil(e *event.Envelope, notAfter time.Time) ([]TableRow, error) {
 	labels := labelsOf(e)
 	raw := TableRow{TableEvents, eventRow(e, labels)}
 	var (
@@ -116,7 +121,7 @@ func Rows(e *event.Envelope) ([]TableRow, error) {
 		table = TableAnomalies
 		typed, err = anomalyRow(e, labels)
 	case event.KindIncident:
-		latest, history, err := incidentRows(e, labels)
+		latest, history, err := incidentRows(e, labels, notAfter)
 		if err != nil {
 			return nil, err
 		}
@@ -358,12 +363,14 @@ func LogTemplateRow(e *event.Envelope) ([]any, error) {
 // resolved_at falls back to the event time of a resolved state, and is
 // held no earlier than opened_at; team to
 // labels["team"]. merged_into is empty except on the resolved state of an
-// incident merged into another.
+// incident merged into another. It has no clock: the writer's sink also
+// refuses an acknowledged_at or resolved_at further ahead of its clock
+// than writer.max_event_future (TimeWindow).
 func IncidentRows(e *event.Envelope) (latest, history []any, err error) {
-	return incidentRows(e, labelsOf(e))
+	return incidentRows(e, labelsOf(e), time.Time{})
 }
 
-func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any, err error) {
+func incidentRows(e *event.Envelope, labels *labelPairs, notAfter time.Time) (latest, history []any, err error) {
 	var b event.IncidentBody
 	if err := decodeBody(e, &b); err != nil {
 		return nil, nil, err
@@ -407,6 +414,28 @@ func incidentRows(e *event.Envelope, labels *labelPairs) (latest, history []any,
 		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is before %s, outside what a DateTime stores in every time zone", b.OpenedAt.UTC().Format(time.RFC3339), minOpenedAt.Format(time.RFC3339)))
 	case b.OpenedAt.After(e.Time.Add(time.Minute)):
 		return nil, nil, badBody(e, "opened_at", fmt.Sprintf("%s is after the state's own time %s", b.OpenedAt.UTC().Format(time.RFC3339), e.Time.UTC().Format(time.RFC3339)))
+	}
+	// acknowledged_at and resolved_at are what MTTA and MTTR run to.
+	// Unlike opened_at they may be after the state's own time (a command
+	// is timed when it was given, its state at event time), but not after
+	// the writer's clock by more than an event's own time may be: such a
+	// time (a producer's 9999 for "never", a clock years off) was stored
+	// as 2106, an 80-year MTTR. Any time put in its place would be
+	// invented (the state's time can be before the act, the writer's clock
+	// after it), so the state is refused, as one timed that far ahead is
+	// (incident states come from NATS producers only: the gateway refuses
+	// the kind). Replays of history are in the past: only the future is
+	// bounded, opened_at already by the state's own time.
+	if !notAfter.IsZero() {
+		for _, f := range []struct {
+			name string
+			at   time.Time
+		}{{"acknowledged_at", b.AcknowledgedAt}, {"resolved_at", b.ResolvedAt}} {
+			if f.at.After(notAfter) {
+				return nil, nil, badBody(e, f.name, fmt.Sprintf("%s is after %s, further ahead of the writer's clock than writer.max_event_future: not yet a time anybody acted",
+					f.at.UTC().Format(time.RFC3339), notAfter.UTC().Format(time.RFC3339)))
+			}
+		}
 	}
 	if b.ResolvedAt.IsZero() && b.Status == event.IncidentResolved {
 		b.ResolvedAt = e.Time

@@ -58,13 +58,14 @@ type Sink struct {
 // same line for producers that publish straight to NATS, by dead-lettering
 // them with the reason (nothing the gateway accepted is refused: its
 // window is a day narrower in the past and 23 hours in the future).
+// MaxFuture bounds an incident state's acknowledged_at and resolved_at
+// too (incidentRows).
 type TimeWindow struct {
 	MaxPast, MaxFuture time.Duration
 	Now                func() time.Time
 }
 
-func (w *TimeWindow) check(e *event.Envelope) error {
-	now := w.Now()
+func (w *TimeWindow) check(e *event.Envelope, now time.Time) error {
 	switch {
 	case e.Time.Before(now.Add(-w.MaxPast)):
 		return errs.Permanentf("writer: event %s: time %s is more than %s before now, past the events table's retention: it would be deleted at the next retention pass",
@@ -142,13 +143,16 @@ func NewSinkOf(newInserter func(table string) (Inserter, error), log zerolog.Log
 // retry cannot help; the rows that did commit are deduplicated if the
 // event comes again).
 func (s *Sink) Write(ctx context.Context, e *event.Envelope, done func(error)) {
+	var notAfter time.Time // no clock: any storable time is taken
 	if s.window != nil {
-		if err := s.window.check(e); err != nil {
+		now := s.window.Now()
+		if err := s.window.check(e, now); err != nil {
 			done(err)
 			return
 		}
+		notAfter = now.Add(s.window.MaxFuture)
 	}
-	rows, err := Rows(e)
+	rows, err := rowsUntil(e, notAfter)
 	if err != nil {
 		done(err)
 		return

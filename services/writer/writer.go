@@ -68,8 +68,9 @@ type Config struct {
 	RetentionInterval time.Duration  `yaml:"retention_interval"`
 	// MaxEventFuture is how far after the writer's clock an event may be
 	// timed; one timed later, or older than the retention of the events
-	// table, is dead-lettered instead of stored (see TimeWindow). Default
-	// a day.
+	// table, is dead-lettered instead of stored (see TimeWindow), and so
+	// is an incident state acknowledged or resolved later than that.
+	// Default a day.
 	MaxEventFuture time.Duration `yaml:"max_event_future"`
 	// DrainTimeout bounds the stop: what the writer holds is inserted and
 	// acked if ClickHouse takes it by then, and what it could not insert is

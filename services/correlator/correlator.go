@@ -801,7 +801,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, err
 		}
 		if s.lease != nil {
-			s.api.fwd = &forwarder{nc: js.Conn(), lease: s.lease, durable: cfg.Consumer.Durable, slots: make(chan struct{}, maxForwardedAtOnce)}
+			s.api.fwd = &forwarder{nc: js.Conn(), lease: s.lease, durable: cfg.Consumer.Durable, slots: make(chan struct{}, maxForwardedAtOnce), timeout: ForwardTimeout}
 		}
 	}
 	return s, nil

@@ -71,6 +71,11 @@ type forwarder struct {
 	lease   *bus.Lease
 	durable string
 	slots   chan struct{}
+	timeout time.Duration // a standby's wait for the answer: ForwardTimeout
+	// received, when set, is called with each passed-on request as the
+	// active instance takes it off its subscription: tests hold it there
+	// so that the next request waits in the client behind it.
+	received func(*nats.Msg)
 }
 
 // forward passes r to the active instance and writes its answer.
@@ -82,7 +87,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "reading the body: "+err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), ForwardTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), a.fwd.timeout)
 	defer cancel()
 	holder, err := a.fwd.lease.Holder(ctx)
 	switch {
@@ -120,7 +125,7 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, ErrStandby.Error()+", and no active instance answers yet (taking over, or restoring its state)")
 		return
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		why := fmt.Sprintf("%s: the active instance did not answer within %s", ErrStandby, ForwardTimeout)
+		why := fmt.Sprintf("%s: the active instance did not answer within %s", ErrStandby, a.fwd.timeout)
 		if r.Method == http.MethodPost {
 			why += " (the command may have been applied: send it again under the same Idempotency-Key, or read the incident before sending one without)"
 		}
@@ -166,13 +171,20 @@ func (a *API) forward(w http.ResponseWriter, r *http.Request) {
 
 // answerForwarded serves the requests standbys pass on until ctx ends or
 // the returned stop is called (the end of a term: the next holder takes
-// them, on its own subject).
+// them, on its own subject). The stop drains the subscription: the
+// requests the client took but did not yet hand to the callback are still
+// answered (the handler's 503 with Retry-After, once the term is over),
+// where an unsubscribe dropped them and their standbys waited
+// ForwardTimeout for a 504.
 func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 	if a == nil || a.fwd == nil {
 		return func() {}, nil
 	}
 	subject := ForwardSubject(a.fwd.durable, a.fwd.lease.Name())
 	sub, err := a.fwd.nc.Subscribe(subject, func(m *nats.Msg) {
+		if a.fwd.received != nil {
+			a.fwd.received(m)
+		}
 		select {
 		case a.fwd.slots <- struct{}{}:
 		default:
@@ -187,7 +199,7 @@ func (a *API) answerForwarded(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("correlator.api: answering the requests standbys pass on (%s): %w", subject, err)
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	return func() { _ = sub.Drain() }, nil
 }
 
 // serveForwarded answers one passed-on request through the same handlers

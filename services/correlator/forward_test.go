@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
@@ -277,4 +279,111 @@ func waitEitherLeading(t *testing.T, a, b *Service) (leading, other *Service) {
 	}
 	t.Fatal("no instance took over")
 	return nil, nil
+}
+
+// At the end of a term the active instance unsubscribed from its
+// passed-on requests, and the requests its client had taken but not yet
+// handed to the callback were dropped: their standbys waited
+// ForwardTimeout and answered 504 to a request any instance could have
+// told to come back in a moment. The first request is held in the
+// callback, the second waits behind it in the client when the term ends;
+// the standby's wait is cut short here, so a dropped request shows as
+// 504, not as a slow test.
+func TestStandbyIsAnsweredForARequestPendingWhenTheTermEnds(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}, API: APIConfig{Listen: "127.0.0.1:0", Token: apiToken}})
+	held := make(chan *nats.Subscription)
+	release := make(chan struct{})
+	var holdFirst sync.Once
+	start := func() (svc *Service, stop func()) {
+		svc, err := New(context.Background(), r.js, r.cfg, r.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.api.fwd.timeout = 10 * time.Second
+		svc.api.fwd.received = func(m *nats.Msg) {
+			holdFirst.Do(func() {
+				held <- m.Sub
+				<-release
+			})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return svc, stop
+	}
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	a, stopA := start()
+	b, stopB := start()
+	active, standby := waitEitherLeading(t, a, b)
+	stopActive := stopA
+	if active == b {
+		stopActive = stopB
+	}
+
+	type answer struct {
+		code int
+		hdr  http.Header
+		body string
+		err  error
+	}
+	call := func() <-chan answer {
+		out := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", "http://"+standby.Addr().String()+"/v1/incidents", nil)
+			req.Header.Set("Authorization", "Bearer "+apiToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				out <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			out <- answer{resp.StatusCode, resp.Header, string(b), err}
+		}()
+		return out
+	}
+	first := call()
+	sub := <-held // the first request is in the active instance's callback
+	second := call()
+	// The second is in the client, behind the first (counted until its
+	// callback returns).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if n, _, _ := sub.Pending(); n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second request did not reach the active instance's client")
+		}
+	}
+	stopActive()
+	// The term's end stops the subscription (after the run, on its own).
+	for deadline := time.Now().Add(20 * time.Second); sub.IsValid() && !sub.IsDraining(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the term's end did not stop the subscription")
+		}
+	}
+	close(release)
+	for i, ch := range []<-chan answer{first, second} {
+		got := <-ch
+		if got.err != nil || got.code != http.StatusServiceUnavailable || got.hdr.Get("Retry-After") == "" {
+			t.Errorf("request %d, taken by the active instance as its term ended: %d %v (Retry-After %q) %s; want 503 with Retry-After",
+				i+1, got.code, got.err, got.hdr.Get("Retry-After"), got.body)
+		}
+	}
 }

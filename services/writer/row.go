@@ -397,6 +397,10 @@ func incidentRows(e *event.Envelope, labels *labelPairs, notAfter time.Time) (la
 			return nil, nil, badBody(e, "opened_at", fmt.Sprintf("is required when status is %q: only an opened state's own time is its opening, "+
 				"and an incident's states are stored in the partition of the month it opened", b.Status))
 		}
+		// Exact for the opening; a later state must then carry this time
+		// (or one in its month): the writer keeps no state to hold it to
+		// that, and one in another month splits the incident across two
+		// partitions (docs/queries.md).
 		b.OpenedAt = e.Time
 	}
 	// incidents is partitioned by the month of opened_at, which the

@@ -5,10 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/aiops-dev/aiops/pkg/event"
-	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
@@ -21,16 +18,7 @@ import (
 // (a replay's old state resolved now) is still stored.
 func TestIncidentTimeFarAheadOfTheWritersClockIsRefusedNotStoredAs2106(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	tables := map[string]*stagetest.Table{}
-	sink, err := NewSinkOf(func(table string) (Inserter, error) {
-		tables[table] = stagetest.NewTable()
-		return tables[table], nil
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink.SetTimeWindow(TimeWindow{MaxPast: 14 * 24 * time.Hour, MaxFuture: DefaultMaxEventFuture, Now: func() time.Time { return now }})
-	h := stagetest.Start(t, sink, stage.Config{Name: "writer"})
+	h, tables := windowedSink(t, now)
 	state := func(at time.Time, body event.IncidentBody) *event.Envelope {
 		t.Helper()
 		e, err := event.New(event.KindIncident, "billing", at, body)

@@ -20,16 +20,7 @@ import (
 // writer dead-letters them with the reason and stores nothing of them.
 func TestTimeWindowDeadLettersWhatRetentionWouldDelete(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	tables := map[string]*stagetest.Table{}
-	sink, err := NewSinkOf(func(table string) (Inserter, error) {
-		tables[table] = stagetest.NewTable()
-		return tables[table], nil
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink.SetTimeWindow(TimeWindow{MaxPast: 14 * 24 * time.Hour, MaxFuture: DefaultMaxEventFuture, Now: func() time.Time { return now }})
-	h := stagetest.Start(t, sink, stage.Config{Name: "writer"})
+	h, tables := windowedSink(t, now)
 	at := func(ts time.Time) *event.Envelope {
 		e, err := event.New(event.KindLog, "checkout", ts, event.LogBody{Message: "m"})
 		if err != nil {
@@ -70,4 +61,20 @@ func TestConfigMaxEventFuture(t *testing.T) {
 	if err := (Config{MaxEventFuture: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "writer.max_event_future") {
 		t.Fatalf("negative: %v", err)
 	}
+}
+
+// windowedSink is a sink on in-memory tables whose time window (14 days
+// back, the default ahead) runs on the clock now.
+func windowedSink(t *testing.T, now time.Time) (*stagetest.Harness, map[string]*stagetest.Table) {
+	t.Helper()
+	tables := map[string]*stagetest.Table{}
+	sink, err := NewSinkOf(func(table string) (Inserter, error) {
+		tables[table] = stagetest.NewTable()
+		return tables[table], nil
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.SetTimeWindow(TimeWindow{MaxPast: 14 * 24 * time.Hour, MaxFuture: DefaultMaxEventFuture, Now: func() time.Time { return now }})
+	return stagetest.Start(t, sink, stage.Config{Name: "writer"}), tables
 }

@@ -329,6 +329,10 @@ func (d *demo) startPipeline(ctx context.Context, opts config.Options, tmp, dsn,
 			"writer.max_age=200ms",
 			"logminer.interval=2s",
 			"logminer.max_lateness=10m",
+			// The recovery's samples are stamped up to ten minutes
+			// ahead, sent at once: scored, not left out as a producer's
+			// clock running ahead.
+			"detector.max_event_future=15m",
 			"detector.pipeline=",
 		)
 		var natsCfg EmbeddedNATSConfig

@@ -27,6 +27,8 @@ const (
 	DefaultSnapshotChunk    = 1024
 	DefaultShutdownSnapshot = 8 * time.Second
 	MaxSeriesLimit          = 20_000_000
+	DefaultMaxEventFuture   = 5 * time.Minute
+	MaxEventFutureLimit     = 24 * time.Hour
 )
 
 // Config is the detector's own section of the service configuration.
@@ -48,6 +50,18 @@ type Config struct {
 	// least recently seen one is evicted beyond it. Default 20,000 (a few
 	// KB each: the warm-up rows, then a channels × channels model).
 	MaxAssets int `yaml:"max_assets"`
+	// MaxEventFuture is how far ahead of the service's clock a sample may be
+	// stamped and still be scored. A sample's time is its series' event
+	// time: one stamped ahead (a producer's clock, a wrong unit) would make
+	// every real sample after it out of order, and the series (and its
+	// group asset) score nothing until the clock caught up. A sample further
+	// ahead is acked unscored, counted in
+	// aiops_detector_samples_ignored_total{reason="future"} and logged at
+	// most once a minute; the writer stores it all the same. Only the future
+	// is bounded: a backlog or a replay of history, however old, is scored
+	// on its own times. Default 5m, at most 24h (ingest.max_event_future,
+	// 1h by default, bounds what the gateway accepts).
+	MaxEventFuture time.Duration `yaml:"max_event_future"`
 	// Snapshot configures the state snapshots to a JetStream key-value bucket.
 	Snapshot SnapshotConfig `yaml:"snapshot"`
 }
@@ -90,6 +104,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxAssets == 0 {
 		c.MaxAssets = DefaultMaxAssets
 	}
+	if c.MaxEventFuture == 0 {
+		c.MaxEventFuture = DefaultMaxEventFuture
+	}
 	s := &c.Snapshot
 	if s.Bucket == "" {
 		s.Bucket = DefaultBucket
@@ -129,6 +146,10 @@ func (c Config) Validate() error {
 		return invalid("max_series", "%d is not in [1,%d]", c.MaxSeries, MaxSeriesLimit)
 	case c.MaxAssets < 1 || c.MaxAssets > MaxAssetsLimit:
 		return invalid("max_assets", "%d is not in [1,%d]", c.MaxAssets, MaxAssetsLimit)
+	case c.MaxEventFuture < 0 || c.MaxEventFuture > MaxEventFutureLimit:
+		// beyond a day a sample ahead blinds its series for longer than any
+		// clock mistake explains
+		return invalid("max_event_future", "%v is not in [0,%v] (0: the default %v)", c.MaxEventFuture, MaxEventFutureLimit, DefaultMaxEventFuture)
 	case !nameRE.MatchString(s.Bucket):
 		return invalid("snapshot.bucket", "%q must be 1 to 64 letters, digits, _ or -", s.Bucket)
 	case s.Interval < time.Second:

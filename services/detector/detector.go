@@ -10,11 +10,15 @@
 // redelivery, and drives the service's periodic work (Tick: rows closed on
 // their wait) and snapshots (a stage.Checkpointer).
 //
+// A sample stamped more than Config.MaxEventFuture ahead of the service's
+// clock is not scored: its time would become its series' event time.
+//
 // Series state is bounded (least recently seen series evicted beyond
 // Config.MaxSeries, counted in aiops_detector_series_evicted_total) and
-// snapshotted to a JetStream key-value bucket: the series changed since the
-// last snapshot, every Snapshot.Interval and on shutdown, and restored on
-// start, so a restart loses no warm-up. README.md explains scaling out.
+// snapshotted to a JetStream key-value bucket: the series
+// changed since the last snapshot, every Snapshot.Interval and on shutdown,
+// and restored on start, so a restart loses no warm-up. README.md explains
+// scaling out.
 //
 // Pipeline groups (detect.groups) also gather the samples of several
 // metrics of one asset into rows, score each row with the asset's
@@ -130,10 +134,10 @@ type Service struct {
 	outboxEmpty  bool // the bucket holds an empty outbox
 
 	// parts are the metric partitions the instance owns (nil: no check);
-	// strays counts the samples of other partitions since strayLogged
-	// (unix ns), when they were last logged
+	// strayLog and futureLog limit the warnings about samples of other
+	// partitions and samples stamped ahead of the clock
 	parts               atomic.Pointer[partitions]
-	strays, strayLogged atomic.Int64
+	strayLog, futureLog logLimiter
 	// readParts reads the partitions again (refreshPartitions), after a
 	// stray (strayed), at most every partitionsReadEvery (partsRead)
 	readParts func(context.Context) (*partitions, error)
@@ -259,7 +263,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		return float64(s.runner.Stats().Invalid)
 	})
 	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
-		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped over a day ahead of the service's clock), other_partition (published straight to a partition subject not its service's)."), []string{"reason"})
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped more than max_event_future ahead of the service's clock), other_partition (published straight to a partition subject not its service's)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -387,10 +391,8 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		s.stray(e, parts, seen)
 		return nil
 	}
-	if e.Time.Sub(seen) > maxFuture {
-		// Scored, it would make every real sample after it out of order
-		// (the series' and its group asset's) for as long as it is ahead.
-		s.m.ignored.WithLabelValues("future").Inc()
+	if ahead := e.Time.Sub(seen); ahead > s.cfg.MaxEventFuture {
+		s.future(e, body.Name, ahead, seen)
 		return nil
 	}
 	var (
@@ -543,10 +545,25 @@ func (s *Service) FlushRows(ctx context.Context) error {
 	return s.runner.Tick(ctx, s.now())
 }
 
-// maxFuture is how far ahead of the service's clock a sample may be
-// stamped and still be scored: beyond any time zone mistake (14 h), far
-// short of what the envelope allows (2105).
-const maxFuture = 24 * time.Hour
+// futureLogEvery bounds the log lines about samples stamped ahead.
+const futureLogEvery = time.Minute
+
+// future counts, and at most once every futureLogEvery logs, a sample
+// stamped more than MaxEventFuture ahead of the service's clock, left
+// unscored: scored, its time would become its series' (and its group
+// asset's) event time, and every real sample after it would be out of
+// order, unscored, until the clock caught up with it. The line names the
+// sample, not its labels or value.
+func (s *Service) future(e *event.Envelope, metric string, ahead time.Duration, now time.Time) {
+	s.m.ignored.WithLabelValues("future").Inc()
+	n := s.futureLog.hit(now, futureLogEvery)
+	if n == 0 {
+		return
+	}
+	s.log.Warn().Str("event", e.ID).Str("service", e.Service).Str("metric", clipName(metric, maxReasonName)).
+		Time("sample_time", e.Time).Stringer("ahead", ahead.Round(time.Second)).Stringer("max_event_future", s.cfg.MaxEventFuture).Int64("samples", n).
+		Msg("samples stamped ahead of the detector's clock, not scored (samples_ignored_total{reason=\"future\"}; the writer stores them): check the producer's clock, or raise detector.max_event_future")
+}
 
 // scorable tells whether a detector can score value v: finite, within
 // detect.MaxAbsValue, and not negative for a counter. A counter never goes below

@@ -47,10 +47,15 @@ func sample(t testing.TB, service, name string, labels map[string]string, at tim
 	return e, data
 }
 
+// replayNow is the clock of a test that does not set one: after every
+// sample the tests send from t0 on, as when a detector replays history, so
+// that none is further ahead of it than max_event_future.
+var replayNow = t0.Add(30 * 24 * time.Hour)
+
 // newCore builds the processing core, without a runner.
 func newCore(t testing.TB, cfg Config, opts ...Option) *Service {
 	t.Helper()
-	s, err := newService(cfg, zerolog.Nop(), append([]Option{WithClock(func() time.Time { return t0 })}, opts...)...)
+	s, err := newService(cfg, zerolog.Nop(), append([]Option{WithClock(func() time.Time { return replayNow })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,6 +365,7 @@ func TestConfigValidate(t *testing.T) {
 	for field, c := range map[string]Config{
 		"instance":          {Instance: "a.b"},
 		"max_series":        {MaxSeries: -1},
+		"max_event_future":  {MaxEventFuture: -time.Second},
 		"snapshot.bucket":   {Snapshot: SnapshotConfig{Bucket: "a b"}},
 		"snapshot.interval": {Snapshot: SnapshotConfig{Interval: time.Millisecond}},
 		"snapshot.max_age":  {Snapshot: SnapshotConfig{Interval: time.Hour, MaxAge: time.Minute}},
@@ -372,6 +378,11 @@ func TestConfigValidate(t *testing.T) {
 		if !errors.Is(err, ErrInvalidConfig) || errs.IsPermanent(err) || !strings.Contains(err.Error(), "detector."+field+":") {
 			t.Errorf("%s: %v", field, err)
 		}
+	}
+	// over a day, a sample ahead blinds its series longer than any clock
+	// mistake explains
+	if err := (Config{MaxEventFuture: 25 * time.Hour}).Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "detector.max_event_future:") {
+		t.Errorf("max_event_future 25h: %v", err)
 	}
 	if _, err := newService(Config{Pipeline: "/nonexistent/pipeline.yaml"}, zerolog.Nop()); err == nil {
 		t.Error("a missing pipeline file was accepted")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
@@ -293,38 +294,97 @@ func TestMetricsSharingAFingerprintAreTwoMembers(t *testing.T) {
 	}
 }
 
-// One sample stamped far ahead (a producer's clock, a timestamp in the
-// wrong unit; the envelope allows up to 2105) made every real sample after
-// it out of order: the series, and its asset in a group, scored nothing
-// again, and its snapshot kept it so across restarts. Such a sample is
-// ignored and counted; the series and its group go on.
-func TestSampleFarInTheFutureIsIgnored(t *testing.T) {
-	s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"latency_ms", "errors"}, "")))
-	values := append(normal(100, 4), 150)
-	var fp string
-	for i, v := range values {
-		if i == 50 {
-			_, data := sample(t, "db", "latency_ms", nil, time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC), 100, "")
-			ack(t, h, data)
-		}
-		at := t0.Add(time.Duration(i) * time.Minute)
-		e, data := sample(t, "db", "latency_ms", nil, at, v, "")
+// One sample stamped ahead (a producer's clock, a timestamp in the wrong
+// unit) became its series' event time: every real sample after it was out
+// of order, so the series, and its asset in a group, scored nothing until
+// the clock caught up with it (up to a day, the bound before
+// max_event_future), and its snapshot kept it so across restarts. Such a
+// sample is ignored and counted; the series and its group go on, and a
+// spike after it is an anomaly.
+func TestSampleAheadOfTheClockDoesNotStopTheSeries(t *testing.T) {
+	for _, ahead := range []time.Duration{6 * time.Hour, time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC).Sub(t0)} {
+		t.Run(ahead.String(), func(t *testing.T) {
+			clock := &testClock{t: t0}
+			s, h := newTestService(t, Config{}, WithPipeline(groupPipeline(t, []string{"latency_ms", "errors"}, "")), WithClock(clock.now))
+			values := append(normal(100, 4), 150)
+			var fp string
+			for i, v := range values {
+				at := t0.Add(time.Duration(i) * time.Minute)
+				clock.t = at // live: the samples come as they are taken
+				if i == 50 {
+					_, data := sample(t, "db", "latency_ms", nil, at.Add(ahead), 100, "")
+					ack(t, h, data)
+				}
+				e, data := sample(t, "db", "latency_ms", nil, at, v, "")
+				ack(t, h, data)
+				_, data = sample(t, "db", "errors", nil, at, 1, "")
+				ack(t, h, data)
+				fp = e.Fingerprint
+			}
+			if n, _ := s.Observations(fp); n != len(values) {
+				t.Errorf("%d observations of %d samples", n, len(values))
+			}
+			if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("future")); n != 1 {
+				t.Errorf("samples_ignored_total{reason=future} = %v, want 1", n)
+			}
+			if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("out_of_order")); n != 0 {
+				t.Errorf("samples_ignored_total{reason=out_of_order} = %v, want 0", n)
+			}
+			if n := testutil.ToFloat64(s.m.groupLate); n != 0 {
+				t.Errorf("group_samples_late_total %v, want 0", n)
+			}
+			got := episodeEvents(t, h)
+			if len(got) == 0 || got[0].body.Metric != "latency_ms" || got[0].body.Episode != event.EpisodeOpen ||
+				!got[0].env.Time.Equal(t0.Add(100*time.Minute)) {
+				t.Fatalf("%d anomalies, want the spike after the sample ahead to open an episode of latency_ms", len(got))
+			}
+		})
+	}
+}
+
+// A sample up to max_event_future ahead is scored; one further ahead is
+// not, and is told in the log at most once a minute, with how many there
+// were, the setting to raise, and no value or label of the sample.
+func TestSampleAheadIsBoundedByMaxEventFuture(t *testing.T) {
+	var logs strings.Builder
+	clock := &testClock{t: t0}
+	s, err := newService(Config{MaxEventFuture: 10 * time.Minute}, zerolog.New(&logs), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, s, s)
+	send := func(name string, at time.Time) {
+		t.Helper()
+		_, data := sample(t, "db", name, map[string]string{"secret_label": "s3cr3t"}, at, 123.456, "")
 		ack(t, h, data)
-		_, data = sample(t, "db", "errors", nil, at, 1, "")
-		ack(t, h, data)
-		fp = e.Fingerprint
 	}
-	if n, _ := s.Observations(fp); n != len(values) {
-		t.Errorf("%d observations of %d samples", n, len(values))
+	future := func() float64 { return testutil.ToFloat64(s.m.ignored.WithLabelValues("future")) }
+	send("a", t0.Add(10*time.Minute)) // at the bound: scored
+	if n := future(); n != 0 {
+		t.Fatalf("a sample max_event_future ahead was not scored (future %v)", n)
 	}
-	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("future")); n != 1 {
-		t.Errorf("samples_ignored_total{reason=future} = %v, want 1", n)
+	send("b", t0.Add(10*time.Minute+time.Second))
+	send("c", t0.Add(time.Hour))
+	clock.add(59 * time.Second)
+	send("d", t0.Add(time.Hour))
+	if n := future(); n != 3 {
+		t.Fatalf("samples_ignored_total{reason=future} = %v, want 3", n)
 	}
-	if n := testutil.ToFloat64(s.m.groupLate); n != 0 {
-		t.Errorf("group_samples_late_total %v, want 0", n)
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "detector.max_event_future") || !strings.Contains(lines[0], `"samples":1`) {
+		t.Fatalf("log within a minute: %q, want one line naming detector.max_event_future", lines)
 	}
-	if n := len(h.Pub.Messages()); n == 0 {
-		t.Error("the spike after the far-future sample was not scored")
+	clock.add(time.Second)
+	send("e", t0.Add(time.Hour))
+	lines = strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"samples":3`) {
+		t.Fatalf("log a minute on: %q, want a second line counting the 3 samples since the first", lines)
+	}
+	if strings.Contains(logs.String(), "s3cr3t") || strings.Contains(logs.String(), "123.456") {
+		t.Errorf("the log holds a sample's label or value: %s", logs.String())
+	}
+	if n := s.Series(); n != 1 {
+		t.Errorf("%d series in memory, want only the one scored", n)
 	}
 }
 

@@ -98,12 +98,10 @@ const strayLogEvery = time.Minute
 func (s *Service) stray(e *event.Envelope, parts *partitions, now time.Time) {
 	s.m.ignored.WithLabelValues("other_partition").Inc()
 	s.strayed.Store(true)
-	n := s.strays.Add(1)
-	last := s.strayLogged.Load()
-	if now.UnixNano()-last < int64(strayLogEvery) || !s.strayLogged.CompareAndSwap(last, now.UnixNano()) {
+	n := s.strayLog.hit(now, strayLogEvery)
+	if n == 0 {
 		return
 	}
-	s.strays.Add(-n)
 	s.log.Warn().Str("event", e.ID).Str("service", e.Service).Uint32("partition", parts.of(e.Service)).Uint32("partitions", parts.n).Int64("samples", n).
 		Msg("samples of another partition than this instance's, not scored here (samples_ignored_total{reason=\"other_partition\"}): published straight to another partition's subject (publish to events.metric.<service>), or the stream's partition count changed (read again within a minute)")
 }

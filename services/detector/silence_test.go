@@ -387,7 +387,7 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 		t.Fatalf("%d anomalies right after the restart, want 1", len(got))
 	}
 	clock.add(11 * time.Minute)
-	_, beat := sample(t, "other", "heartbeat", nil, t0.Add(24*time.Hour), 1, "")
+	_, beat := sample(t, "other", "heartbeat", nil, clock.now(), 1, "")
 	r.publish(beat) // another series' sample: this one is silent, not the bus
 	got := r.waitAnomalies(2)
 	a, b := anomalyBody(t, open[0]), anomalyBody(t, got[1])
@@ -481,7 +481,7 @@ func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 
 			svc, stop = r.start(cfg, WithClock(clock.now))
 			// a sample processed: the restore is behind; then ticks run
-			e, beat := sample(t, "other", "heartbeat", nil, t0.Add(200*time.Minute), 1, "")
+			e, beat := sample(t, "other", "heartbeat", nil, clock.now(), 1, "")
 			r.publish(beat)
 			waitObservations(t, svc, e.Fingerprint, 1)
 			time.Sleep(2 * time.Second)

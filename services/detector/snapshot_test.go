@@ -285,7 +285,7 @@ func TestStalledSnapshotBucketDoesNotHoldTheTick(t *testing.T) {
 // tick once that chunk settled, so a storm of them does not go beyond the
 // publisher's pending acks at once.
 func TestTransitionsAreWrittenAChunkAtATime(t *testing.T) {
-	clock := &testClock{t: t0}
+	clock := &testClock{t: t0.Add(100 * time.Minute)} // at the last sample
 	s, h := newTestService(t, Config{Snapshot: SnapshotConfig{Chunk: 1}}, WithClock(clock.now))
 	kv := &kvRecorder{}
 	s.snap = kv

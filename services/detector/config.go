@@ -44,7 +44,9 @@ type Config struct {
 	// bucket never overwrite each other. Default: the consumer's durable.
 	Instance string `yaml:"instance"`
 	// MaxSeries bounds the series held in memory; the least recently seen
-	// one is evicted beyond it. Default 200,000 (about 700 B each).
+	// one is evicted beyond it, and starts again from nothing (its warm-up)
+	// when it sends again: keep it above the live series. Default 200,000
+	// (about 1 KB each).
 	MaxSeries int `yaml:"max_series"`
 	// MaxAssets bounds the assets of pipeline groups held in memory; the
 	// least recently seen one is evicted beyond it. Default 20,000 (a few

@@ -14,8 +14,9 @@
 // clock is not scored: its time would become its series' event time.
 //
 // Series state is bounded (least recently seen series evicted beyond
-// Config.MaxSeries, counted in aiops_detector_series_evicted_total) and
-// snapshotted to a JetStream key-value bucket: the series
+// Config.MaxSeries, counted in aiops_detector_series_evicted_total, gauged
+// against aiops_detector_series_limit and logged: an evicted series warms
+// up again) and snapshotted to a JetStream key-value bucket: the series
 // changed since the last snapshot, every Snapshot.Interval and on shutdown,
 // and restored on start, so a restart loses no warm-up. README.md explains
 // scaling out.
@@ -134,10 +135,11 @@ type Service struct {
 	outboxEmpty  bool // the bucket holds an empty outbox
 
 	// parts are the metric partitions the instance owns (nil: no check);
-	// strayLog and futureLog limit the warnings about samples of other
-	// partitions and samples stamped ahead of the clock
-	parts               atomic.Pointer[partitions]
-	strayLog, futureLog logLimiter
+	// strayLog, futureLog and evictLog limit the warnings about samples of
+	// other partitions, samples stamped ahead of the clock, and series and
+	// assets evicted for max_series and max_assets
+	parts                                        atomic.Pointer[partitions]
+	strayLog, futureLog, evictLog, assetEvictLog logLimiter
 	// readParts reads the partitions again (refreshPartitions), after a
 	// stray (strayed), at most every partitionsReadEvery (partsRead)
 	readParts func(context.Context) (*partitions, error)
@@ -184,12 +186,12 @@ type metrics struct {
 	invalid                               prometheus.CounterFunc
 	ignored                               *prometheus.CounterVec
 	snapshotted, snapshotErrors, restored prometheus.Counter
-	series                                prometheus.GaugeFunc
+	series, seriesLimit                   prometheus.GaugeFunc
 
 	rows, rowsIncomplete, groupLate, groupAnomalies prometheus.Counter
 	groupDuplicates                                 prometheus.Counter
 	assetsEvicted, assetsRestored                   prometheus.Counter
-	assets                                          prometheus.GaugeFunc
+	assets, assetsLimit                             prometheus.GaugeFunc
 }
 
 // newService builds the processing core without touching the network.
@@ -206,6 +208,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		old.evicted = true
 		if !old.rerouted { // replaced by lookup, not dropped for max_series
 			s.m.evicted.Inc()
+			s.warnEvicted(&s.evictLog, "series", "detector.max_series", s.cfg.MaxSeries)
 		}
 		s.evicting(old)
 	}); err != nil {
@@ -214,6 +217,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	if s.assets, err = simplelru.NewLRU(s.cfg.MaxAssets, func(_ string, old *asset) {
 		old.evicted = true
 		s.m.assetsEvicted.Inc()
+		s.warnEvicted(&s.assetEvictLog, "group assets", "detector.max_assets", s.cfg.MaxAssets)
 		if old.det.Alarming() {
 			s.endedAssets = append(s.endedAssets, old)
 		}
@@ -268,6 +272,14 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
 		func() float64 { return float64(s.Assets()) })
+	// The limits beside the counts: a series count at its limit means
+	// series are evicted and start their warm-up again.
+	s.m.seriesLimit = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series_limit",
+		Help: "Series held in memory at most (detector.max_series); beyond it the least recently seen is evicted."},
+		func() float64 { return float64(s.cfg.MaxSeries) })
+	s.m.assetsLimit = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets_limit",
+		Help: "Pipeline group assets held in memory at most (detector.max_assets); beyond it the least recently seen is evicted."},
+		func() float64 { return float64(s.cfg.MaxAssets) })
 	return s, nil
 }
 
@@ -334,8 +346,8 @@ func (s *Service) Run(ctx context.Context) error {
 // Collector exposes the service's metrics and its stage's (runner and
 // consumer).
 func (s *Service) Collector() prometheus.Collector {
-	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.ignored, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series,
-		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupDuplicates, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets}
+	cs := stage.Collectors{s.m.samples, s.m.anomalies, s.m.evicted, s.m.invalid, s.m.ignored, s.m.snapshotted, s.m.snapshotErrors, s.m.restored, s.m.series, s.m.seriesLimit,
+		s.m.rows, s.m.rowsIncomplete, s.m.groupLate, s.m.groupDuplicates, s.m.groupAnomalies, s.m.assetsEvicted, s.m.assetsRestored, s.m.assets, s.m.assetsLimit}
 	if s.stage != nil {
 		cs = append(cs, s.stage.Collector())
 	}
@@ -543,6 +555,25 @@ func (s *Service) FlushRows(ctx context.Context) error {
 		return ErrNotRunning
 	}
 	return s.runner.Tick(ctx, s.now())
+}
+
+// evictLogEvery bounds the log lines about evictions for max_series and
+// max_assets.
+const evictLogEvery = time.Minute
+
+// warnEvicted tells, at most once every evictLogEvery, that what (series
+// or group assets) are evicted because more are live than limit, the
+// setting key: counted only, an instance short of memory for its series
+// detected nothing, every series evicted before its warm-up ended, and
+// nothing said so. s.mu is held.
+func (s *Service) warnEvicted(l *logLimiter, what, key string, limit int) {
+	n := l.hit(s.now(), evictLogEvery)
+	if n == 0 {
+		return
+	}
+	s.log.Warn().Int("limit", limit).Str("setting", key).Int64("evicted", n).
+		Msgf("%s evicted: more are live than %s (%d); one that sends again starts from nothing and scores nothing until its warm-up is over: raise %s, or scale out by partition (services/detector/README.md)",
+			what, key, limit, key)
 }
 
 // futureLogEvery bounds the log lines about samples stamped ahead.

@@ -327,6 +327,57 @@ func TestLeastRecentlySeenSeriesIsEvicted(t *testing.T) {
 	}
 }
 
+// More live series than max_series: each sample of a series sent in turn
+// finds it evicted and starts it again, so none ever ends its warm-up and
+// the detector scores nothing. That was told only by a counter; the series
+// in memory are gauged against the limit, and the eviction is logged when
+// it starts, then at most once a minute, naming the limit and its setting.
+func TestEvictionByMaxSeriesIsLoggedAndGaugedAgainstTheLimit(t *testing.T) {
+	var logs strings.Builder
+	clock := &testClock{t: replayNow}
+	s, err := newService(Config{MaxSeries: 2}, zerolog.New(&logs), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, s, s)
+	fp := make([]string, 3)
+	round := func(i int, series int) {
+		t.Helper()
+		for j := range series {
+			e, data := sample(t, "api", fmt.Sprintf("m%d", j), nil, t0.Add(time.Duration(i)*time.Minute), 100, "")
+			fp[j] = e.Fingerprint
+			ack(t, h, data)
+		}
+	}
+	round(0, 2)
+	if logs.Len() != 0 {
+		t.Fatalf("logged under the limit: %s", logs.String())
+	}
+	for i := 1; i <= 40; i++ { // past the warm-up of 30 samples
+		round(i, 3)
+	}
+	if got, limit := testutil.ToFloat64(s.m.series), testutil.ToFloat64(s.m.seriesLimit); got != 2 || limit != 2 {
+		t.Errorf("series gauge %v against series_limit %v, want 2 against 2", got, limit)
+	}
+	for j, f := range fp {
+		if n, _ := s.Observations(f); n > 1 {
+			t.Errorf("series m%d: %d observations, want each sample to start it again", j, n)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"level":"warn"`) || !strings.Contains(lines[0], `"setting":"detector.max_series"`) ||
+		!strings.Contains(lines[0], `"limit":2`) || !strings.Contains(lines[0], "warm-up") {
+		t.Fatalf("log of the evictions within a minute: %q, want one warning naming detector.max_series, its limit and the warm-up", lines)
+	}
+	clock.add(time.Minute)
+	round(41, 1) // m0, evicted by m2, evicts m1
+	lines = strings.Split(strings.TrimSpace(logs.String()), "\n")
+	evicted := int(testutil.ToFloat64(s.m.evicted))
+	if len(lines) != 2 || !strings.Contains(lines[1], fmt.Sprintf(`"evicted":%d`, evicted-1)) {
+		t.Errorf("log a minute on: %q, want a second line counting the %d evictions since the first", lines, evicted-1)
+	}
+}
+
 func TestPipelineChoosesDetectors(t *testing.T) {
 	p, err := pipeline.Parse("t.yaml", []byte(`
 detect:

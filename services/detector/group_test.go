@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
@@ -483,7 +484,12 @@ func TestFlushRowsClosesRowsOnTheirWait(t *testing.T) {
 }
 
 func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
-	s, h := newTestService(t, Config{MaxAssets: 2}, WithPipeline(groupPipeline(t, []string{"a", "b"}, "")))
+	var logs strings.Builder
+	s, err := newService(Config{MaxAssets: 2}, zerolog.New(&logs), WithPipeline(groupPipeline(t, []string{"a", "b"}, "")), WithClock(func() time.Time { return replayNow }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, s, s)
 	for _, host := range []string{"h1", "h2", "h1", "h3"} {
 		_, d := sample(t, "plant", "a", map[string]string{"host": host}, t0, 1, "")
 		ack(t, h, d)
@@ -493,6 +499,12 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.m.assetsEvicted); n != 1 {
 		t.Errorf("evicted %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(s.m.assetsLimit); n != 2 {
+		t.Errorf("group_assets_limit %v, want 2", n)
+	}
+	if !strings.Contains(logs.String(), `"setting":"detector.max_assets"`) || !strings.Contains(logs.String(), `"limit":2`) {
+		t.Errorf("log %q, want the eviction told with detector.max_assets and its limit", logs.String())
 	}
 	for host, want := range map[string]bool{"h1": true, "h2": false, "h3": true} {
 		s.mu.Lock()

@@ -17,7 +17,8 @@ import (
 //	<Date> <Time> <Node> <Component>(\[<PID>\])?: <Content>
 //
 // The notation is the benchmark's own: the spec is split at `<Field>`
-// names; each field becomes the lazy group `(?P<Field>.*?)`, every run of
+// names; each field becomes the lazy group `(?P<Field>.*?)` (the Content
+// field's spans lines: a message may end in a stack trace), every run of
 // spaces in the text between fields becomes `\s+`, everything else is a
 // regular-expression fragment as written (`\[` is a bracket, `(...)?` an
 // optional group, `\d+` digits), and the whole is anchored at both ends.
@@ -116,7 +117,14 @@ func CompileFormat(spec string) (*Format, error) {
 			f.content = len(f.names)
 		}
 		f.names = append(f.names, name)
-		expr.WriteString("(?P<" + name + ">.*?)")
+		if name == ContentField {
+			// A message's text may hold lines (a stack trace), as the
+			// scanner's last field does; the header's fields stay on
+			// the first line.
+			expr.WriteString("(?P<" + name + ">(?s:.*?))")
+		} else {
+			expr.WriteString("(?P<" + name + ">.*?)")
+		}
 		pos = loc[1]
 	}
 	if len(f.names) == 0 {

@@ -143,6 +143,14 @@ func TestFormatBenchmarkNotation(t *testing.T) {
 			"2024.01 started", []string{"2024", "01", "started"}},
 		{"a tab is a literal tab, only spaces become \\s+", "<Level>\t<Content>",
 			"INFO\tstarted", []string{"INFO", "started"}},
+		// a message ending in a stack trace keeps its header: the
+		// content spans lines
+		{"content of several lines, by the expression", `<Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>`,
+			"2024-01-02 10:00:00 ERROR web[7]: request failed\n\tat a.B.c(B.java:12)",
+			[]string{"2024-01-02", "10:00:00", "ERROR", "web", "7", "request failed\n\tat a.B.c(B.java:12)"}},
+		{"content of several lines, by the scanner", `<Date> <Time> <Level> <Component>: <Content>`,
+			"2024-01-02 10:00:00 ERROR web: request failed\n\tat a.B.c(B.java:12)",
+			[]string{"2024-01-02", "10:00:00", "ERROR", "web", "request failed\n\tat a.B.c(B.java:12)"}},
 		{"non-matching line", `\[<Time>\] \[<Level>\] <Content>`,
 			"plain text without a header", nil},
 		{"optional group cannot save a missing literal", `<Component>(\[<PID>\])?: <Content>`,

@@ -144,3 +144,25 @@ func TestLogfmtValueOfInvalidUTF8KeepsItsEscape(t *testing.T) {
 		t.Errorf("a valid escape is unquoted no more: %q", h2.Content)
 	}
 }
+
+// A message ending in a stack trace (a log record's body of several
+// lines) keeps its header: the content spans the lines, so its level is
+// read and the miner takes the message's first line.
+func TestHeaderOfAMessageOfSeveralLines(t *testing.T) {
+	trace := "\n\tat com.example.Pool.get(Pool.java:88)\n\tat com.example.Handler.serve(Handler.java:41)"
+	for _, c := range []struct {
+		kind             logmine.HeaderKind
+		line, level, msg string
+	}{
+		{logmine.HeaderLog4j, "2024-01-02 10:00:00,123 ERROR [main] com.example.Handler - request failed: pool closed", "error", "request failed: pool closed"},
+		{logmine.HeaderLog4j, "2024-01-02 10:00:00.123 [main] ERROR com.example.Handler - request failed: pool closed", "error", "request failed: pool closed"},
+		{logmine.HeaderKlog, "E0102 10:00:00.123456       1 handler.go:41] request failed: pool closed", "error", "request failed: pool closed"},
+		{logmine.HeaderRFC3164, "<11>Jan  2 10:00:00 web-1 app[42]: request failed: pool closed", "err", "request failed: pool closed"},
+		{logmine.HeaderRFC5424, "<11>1 2024-01-02T10:00:00Z web-1 app 42 - - request failed: pool closed", "err", "request failed: pool closed"},
+	} {
+		h, ok := logmine.SplitHeader(c.kind, c.line+trace)
+		if !ok || h.Level != c.level || h.Content != c.msg+trace {
+			t.Errorf("%s: %+v %v, want level %q and the message with its trace", c.kind, h, ok, c.level)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -121,9 +122,10 @@ type ConsumerConfig struct {
 	// Set by a service, not configured: a correlator partition added to
 	// a running layout starts where the layout's consumers stand.
 	StartSeq uint64 `yaml:"-"`
-	// Metadata is set on a consumer created now; one that exists keeps
-	// its own. Set by a service, not configured: a correlator partition
-	// records the layout it was created in.
+	// Metadata's keys are set on the consumer, created now or one that
+	// exists (which keeps its other keys). Set by a service, not
+	// configured: a correlator partition records the layout it was
+	// created in, and whether it ran in another since.
 	Metadata map[string]string `yaml:"-"`
 }
 
@@ -449,7 +451,15 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		if hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
 			want.DeliverPolicy, want.OptStartSeq = hc.DeliverPolicy, hc.OptStartSeq
 		}
-		want.Metadata = hc.Metadata
+		if len(cfg.Metadata) > 0 {
+			want.Metadata = maps.Clone(hc.Metadata)
+			if want.Metadata == nil {
+				want.Metadata = map[string]string{}
+			}
+			maps.Copy(want.Metadata, cfg.Metadata)
+		} else {
+			want.Metadata = hc.Metadata
+		}
 	case errors.Is(err, jetstream.ErrConsumerNotFound) && cfg.StartSeq > 0:
 		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cfg.StartSeq
 	}

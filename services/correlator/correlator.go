@@ -769,10 +769,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		scfg.AckAfterCheckpoint = true
 	}
 	if n := cfg.Partition.Count; cfg.Consumer.Durable == defaultDurable(n, cfg.Partition.Index) {
-		if cfg.Consumer.StartSeq, err = startOfNewPartition(ctx, js, cfg.Consumer.Stream, cfg.Consumer.Durable, n); err != nil {
+		if cfg.Consumer.StartSeq, cfg.Consumer.Metadata, err = startOfNewPartition(ctx, js, cfg.Consumer.Stream, cfg.Consumer.Durable, n); err != nil {
 			return nil, err
 		}
-		cfg.Consumer.Metadata = map[string]string{countKey: strconv.Itoa(n)}
 	}
 	if cfg.Consumer.StartSeq > 1 {
 		log.Info().Uint64("start_seq", cfg.Consumer.StartSeq).Msg("a new partition: its consumer starts where the earlier layout's stand")

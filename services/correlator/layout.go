@@ -38,11 +38,23 @@ func inLayout(name string) (index int, ok bool) {
 }
 
 // countKey is the consumer metadata that records the partition count a
-// partition's consumer was created in.
+// partition's consumer was created in, and has run in alone since; a
+// consumer that has run in another count too says mixedCounts.
 const countKey = "aiops_partition_count"
 
-// createdIn is the partition count consumer ci was created in (0: not
-// known, a consumer created before it was recorded).
+// mixedCounts is countKey's value on a consumer that has run in another
+// partition count than the one it was created in. Its ack floor is not
+// that of a first layout's partition, which made incidents of its own
+// services' signals alone: it made them of every signal its later
+// layouts gave it. Were the count to come back to the one it was created
+// in (3 to 2, then 3 again), a partition added back would otherwise take
+// it for a sibling of its first layout and start at the stream's
+// beginning, making the history into incidents again.
+const mixedCounts = "mixed"
+
+// createdIn is the partition count consumer ci was created in and has
+// run in alone since (0: not known, a consumer created before it was
+// recorded, or one that has run in another count too).
 func createdIn(ci *jetstream.ConsumerInfo) int {
 	if ci.Name == layoutName {
 		return 1
@@ -58,16 +70,23 @@ func createdIn(ci *jetstream.ConsumerInfo) int {
 // skipped, and the stream's history, which they made incidents of, is not
 // made into incidents again. 0 (the stream's beginning) for a first
 // start, a partition of the first layout starting late among its
-// siblings, and a consumer that exists.
-func startOfNewPartition(ctx context.Context, js jetstream.JetStream, stream, durable string, count int) (uint64, error) {
+// siblings, and a consumer that exists. Its metadata is what the
+// consumer's countKey says from now on: count for one created now, and
+// mixedCounts for one that exists and was created in (or has run in)
+// another count.
+func startOfNewPartition(ctx context.Context, js jetstream.JetStream, stream, durable string, count int) (uint64, map[string]string, error) {
+	meta := map[string]string{countKey: strconv.Itoa(count)}
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("correlator: stream %s: %w", stream, err)
+		return 0, nil, fmt.Errorf("correlator: stream %s: %w", stream, err)
 	}
-	if _, err := s.Consumer(ctx, durable); err == nil {
-		return 0, nil
+	if c, err := s.Consumer(ctx, durable); err == nil {
+		if createdIn(c.CachedInfo()) != count {
+			meta[countKey] = mixedCounts
+		}
+		return 0, meta, nil
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("correlator: consumer %s: %w", durable, err)
+		return 0, nil, fmt.Errorf("correlator: consumer %s: %w", durable, err)
 	}
 	var start uint64
 	found := false
@@ -81,9 +100,9 @@ func startOfNewPartition(ctx context.Context, js jetstream.JetStream, stream, du
 		}
 	}
 	if err := infos.Err(); err != nil {
-		return 0, fmt.Errorf("correlator: listing the consumers of %s: %w", stream, err)
+		return 0, nil, fmt.Errorf("correlator: listing the consumers of %s: %w", stream, err)
 	}
-	return start, nil
+	return start, meta, nil
 }
 
 // defaultDurable is the durable, and state key, the default names give

@@ -126,3 +126,56 @@ func TestEarlierLayoutNames(t *testing.T) {
 		}
 	}
 }
+
+// A count changed back to one used before (3 to 2, then 3 again): the
+// partition added back has no consumer, and the two left were created in
+// a layout of 3, like it, yet they ran in a layout of 2 since, which made
+// incidents of the stream's history for every service. Started at the
+// stream's beginning, the new partition would make that history into
+// incidents again (and the notifier send them); it starts where the
+// layout's consumers stand.
+func TestPartitionCountChangedBackStartsTheAddedPartitionWhereTheLayoutStood(t *testing.T) {
+	r := newStormRig(t, Config{})
+	layout := func(count int) (stop func()) {
+		var stops []func()
+		for i := range count {
+			r.cfg.Partition = PartitionConfig{Count: count, Index: i}
+			svc, stop := r.start()
+			stops = append(stops, stop)
+			waitLeading(t, svc)
+		}
+		for i := range count {
+			waitCaughtUp(t, r.js, defaultDurable(count, i))
+		}
+		return func() {
+			for _, stop := range stops {
+				stop()
+			}
+		}
+	}
+	stop := layout(3)
+	r.firstHalf()
+	for i := range 3 {
+		waitCaughtUp(t, r.js, defaultDurable(3, i))
+	}
+	stop()
+	layout(2)()
+	ctx := context.Background()
+	if _, err := r.js.Consumer(ctx, bus.StreamEvents, "correlator-2"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the consumer of the partition the layout of 2 dropped: %v, want it deleted", err)
+	}
+	events, err := r.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := events.CachedInfo().State.LastSeq
+
+	t.Cleanup(layout(3))
+	c, err := r.js.Consumer(ctx, bus.StreamEvents, "correlator-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.CachedInfo().Config; cfg.DeliverPolicy != jetstream.DeliverByStartSequencePolicy || cfg.OptStartSeq <= last {
+		t.Fatalf("partition 2 added back starts at %v %d, want past %d, where the layout of 2 stood", cfg.DeliverPolicy, cfg.OptStartSeq, last)
+	}
+}

@@ -787,10 +787,22 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	}
 	proc.holds, proc.bound = s.lease.Valid, s.lease.Bound
 	proc.leading.Store(false) // until a term restored the state (lead)
-	s.commands, err = bus.NewConsumer(ctx, js, bus.ConsumerConfig{
+	commands := bus.ConsumerConfig{
 		Stream: bus.StreamIncidents, Durable: cfg.Consumer.Durable + "-commands",
 		FilterSubjects: []string{event.IncidentCommandPrefix + ".>"}, FetchWait: cfg.Consumer.FetchWait, MaxDeliver: 3,
-	}, log, bus.WithInProgress(), // held while catching up (Service.command)
+	}
+	if cfg.Consumer.StartSeq > 0 {
+		// A partition new to a changed layout holds none of the incidents
+		// the commands stored so far were for (the earlier layout's,
+		// resolved by partition 0): taken again, each would be refused,
+		// and with one partition dead-lettered.
+		incidents, err := js.Stream(ctx, bus.StreamIncidents)
+		if err != nil {
+			return nil, fmt.Errorf("correlator: stream %s: %w", bus.StreamIncidents, err)
+		}
+		commands.StartSeq = incidents.CachedInfo().State.LastSeq + 1
+	}
+	s.commands, err = bus.NewConsumer(ctx, js, commands, log, bus.WithInProgress(), // held while catching up (Service.command)
 		bus.WithDrainTimeout(st.Config().DrainTimeout+time.Second)) // a command under way whose answer waits for the stop's last checkpoint may outlast this drain: it is redelivered after ack_wait, found applied, and acked
 	if err != nil {
 		return nil, err

@@ -179,3 +179,50 @@ func TestPartitionCountChangedBackStartsTheAddedPartitionWhereTheLayoutStood(t *
 		t.Fatalf("partition 2 added back starts at %v %d, want past %d, where the layout of 2 stood", cfg.DeliverPolicy, cfg.OptStartSeq, last)
 	}
 }
+
+// The count changed from 2 to 1: the one partition's command consumer is
+// new. Reading INCIDENTS from its beginning, it would take every command
+// the earlier layout already applied, each to an incident it does not
+// hold, and dead-letter them all (one partition has no other to leave
+// them to); it starts where the stream stands instead.
+func TestPartitionCountChangedInPlaceDoesNotTakeTheEarlierLayoutsCommandsAgain(t *testing.T) {
+	r := newStormRig(t, Config{})
+	r.cfg.Consumer.AckWait = time.Second // the restore's catch-up, in which a command waits
+	ctx := context.Background()
+	var stops []func()
+	for i := range 2 {
+		r.cfg.Partition = PartitionConfig{Count: 2, Index: i}
+		svc, stop := r.start()
+		stops = append(stops, stop)
+		waitLeading(t, svc)
+	}
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+	if _, err := r.js.Publish(ctx, event.IncidentCommandSubject(opened.IncidentID), []byte(`{"action":"ack","by":"ana"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
+	for _, stop := range stops {
+		stop()
+	}
+
+	r.cfg.Partition = PartitionConfig{Count: 1}
+	svc, stop := r.start()
+	t.Cleanup(stop)
+	waitLeading(t, svc)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := r.js.Consumer(ctx, bus.StreamIncidents, "correlator-commands")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci := c.CachedInfo(); ci.NumPending == 0 && ci.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command consumer did not catch up")
+		}
+	}
+	if n := svc.commands.Stats().DeadLettered; n != 0 {
+		t.Fatalf("%d commands the earlier layout applied dead-lettered by the new one", n)
+	}
+}

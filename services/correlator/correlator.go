@@ -586,19 +586,24 @@ func (d durable) takeOverEarlierStates(ctx context.Context) error {
 	if d.layout.index != 0 {
 		return nil
 	}
-	objects, err := d.store.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil
-	}
+	// An earlier partition running may have saved nothing yet: its
+	// consumer names it too.
+	names, err := d.layout.earlierConsumers(ctx)
 	if err != nil {
 		return err
 	}
+	objects, err := d.store.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return err
+	}
 	for _, o := range objects {
-		if !d.layout.earlier(o.Name) {
-			continue
+		if d.layout.earlier(o.Name) && !slices.Contains(names, o.Name) {
+			names = append(names, o.Name)
 		}
-		if err := d.takeOverEarlierState(ctx, o.Name); err != nil {
-			return fmt.Errorf("state %s of an earlier layout: %w", o.Name, err)
+	}
+	for _, name := range names {
+		if err := d.takeOverEarlierState(ctx, name); err != nil {
+			return fmt.Errorf("state %s of an earlier layout: %w", name, err)
 		}
 	}
 	return nil
@@ -733,6 +738,11 @@ type Service struct {
 	commands *bus.Consumer // incidents.command.> on INCIDENTS
 	lease    *bus.Lease    // nil with lease.disabled
 	log      zerolog.Logger
+	// layout takes over what an earlier partition layout left (nil for
+	// names outside the layouts); poll is how often a term looks whether
+	// an earlier partition it found running has stopped.
+	layout *earlierLayout
+	poll   time.Duration
 }
 
 // New builds the correlator on js: the processor, its state store and its
@@ -745,6 +755,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	cfg = proc.cfg
 	var run any = proc
 	fenced := new(atomic.Bool)
+	var layout *earlierLayout
 	scfg := stage.Config{Name: "correlator", Workers: 1, TickEvery: time.Second}
 	if !cfg.State.Disabled {
 		store, err := stage.OpenStateStore(ctx, js, cfg.State, "aiops correlator state: incidents and their members")
@@ -759,7 +770,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		proc.inFlight = &stage.InFlight{}
 		d := durable{Processor: proc, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: cfg.State.Key, store: store, fenced: fenced}
 		if p := cfg.Partition; cfg.State.Key == defaultDurable(p.Count, p.Index) && cfg.Consumer.Durable == cfg.State.Key {
-			d.layout = &earlierLayout{js: js, lease: cfg.Lease, count: p.Count, index: p.Index, log: log}
+			layout = &earlierLayout{js: js, lease: cfg.Lease, count: p.Count, index: p.Index, log: log}
+			d.layout = layout
 		}
 		run = d
 		scfg.CheckpointEvery = cfg.State.SaveEvery
@@ -780,7 +792,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled}
+	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled, layout: layout, poll: cfg.Lease.WithDefaults().TTL / 3}
 	proc.checkpointSoon, proc.tickSoon = st.CheckpointSoon, st.TickSoon
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
@@ -884,6 +896,9 @@ func (s *Service) lead(ctx context.Context) error {
 			context.AfterFunc(term, stopForwarded) // the next holder answers them
 			s.proc.leading.Store(true)
 			consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
+			if s.layout != nil && s.layout.waiting() {
+				consumers.Go(func() { s.awaitEarlier(term, endTerm) })
+			}
 		}
 	case <-term.Done():
 	}
@@ -891,6 +906,27 @@ func (s *Service) lead(ctx context.Context) error {
 	s.proc.leading.Store(false)
 	s.proc.failPending(ErrStandby)
 	return errors.Join(errs...)
+}
+
+// awaitEarlier ends the term once a partition of an earlier layout that
+// was running at its start has stopped, so that the next term's restore
+// takes over what it left: a rolling update starts the new layout's
+// instances before it stops the earlier ones.
+func (s *Service) awaitEarlier(term context.Context, endTerm func()) {
+	t := time.NewTicker(s.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-term.Done():
+			return
+		case <-t.C:
+		}
+		if stopped, err := s.layout.stopped(term); err == nil && stopped {
+			s.log.Info().Msg("a partition of an earlier layout stopped: this term ends, and the next takes over what it left")
+			endTerm()
+			return
+		}
+	}
 }
 
 // API is the incidents API (nil when api.listen is not set).

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -128,6 +131,12 @@ type earlierLayout struct {
 	lease        bus.LeaseConfig
 	count, index int
 	log          zerolog.Logger
+
+	mu sync.Mutex
+	// running holds the earlier partitions whose lease an instance held
+	// at the last try: what they left is taken over once they stop
+	// (Service.awaitEarlier).
+	running map[string]bool
 }
 
 // earlier reports whether name is a durable or state key of another
@@ -152,34 +161,86 @@ func (l *earlierLayout) lock(ctx context.Context, name string) (unlock func(), o
 	}
 	if ok, err = lease.TryAcquire(ctx); !ok || err != nil {
 		if err == nil {
-			l.log.Warn().Str("partition", name).Msg("a partition of an earlier layout (another correlator.partition.count) still runs: stop it; what it left is taken over at this partition's next start")
+			l.setRunning(name, true)
+			l.log.Warn().Str("partition", name).Msg("a partition of an earlier layout (another correlator.partition.count) still runs: what it left is taken over once it stops")
 		}
 		return nil, false, err
 	}
+	l.setRunning(name, false)
 	return func() { _ = lease.Release(context.WithoutCancel(ctx)) }, true, nil
+}
+
+func (l *earlierLayout) setRunning(name string, running bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if running {
+		if l.running == nil {
+			l.running = map[string]bool{}
+		}
+		l.running[name] = true
+	} else {
+		delete(l.running, name)
+	}
+}
+
+// stopped reports whether an earlier partition found running has
+// stopped since: nobody holds its lease now.
+func (l *earlierLayout) stopped(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	names := slices.Collect(maps.Keys(l.running))
+	l.mu.Unlock()
+	for _, name := range names {
+		lease, err := l.lease.Open(ctx, l.js, layoutName+"."+name)
+		if err != nil {
+			return false, err
+		}
+		if holder, err := lease.Holder(ctx); err != nil || holder == "" {
+			return err == nil, err
+		}
+	}
+	return false, nil
+}
+
+// waiting reports whether an earlier partition was found running.
+func (l *earlierLayout) waiting() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.running) > 0
+}
+
+// consumers lists the consumers of EVENTS.
+func (l *earlierLayout) consumers(ctx context.Context) (jetstream.Stream, []string, error) {
+	events, err := l.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return nil, nil, err
+	}
+	var have []string
+	names := events.ConsumerNames(ctx)
+	for n := range names.Name() {
+		have = append(have, n)
+	}
+	return events, have, names.Err()
+}
+
+// earlierConsumers lists the earlier layouts' consumers of EVENTS.
+func (l *earlierLayout) earlierConsumers(ctx context.Context) ([]string, error) {
+	_, have, err := l.consumers(ctx)
+	return slices.DeleteFunc(have, func(n string) bool { return !l.earlier(n) }), err
 }
 
 // dropConsumers deletes the earlier layouts' consumers (signals and
 // commands) once every partition of this layout has its own.
 func (l *earlierLayout) dropConsumers(ctx context.Context) error {
-	events, err := l.js.Stream(ctx, bus.StreamEvents)
+	events, have, err := l.consumers(ctx)
 	if err != nil {
 		return err
 	}
-	have := map[string]bool{}
-	names := events.ConsumerNames(ctx)
-	for n := range names.Name() {
-		have[n] = true
-	}
-	if err := names.Err(); err != nil {
-		return err
-	}
 	for i := range l.count {
-		if !have[defaultDurable(l.count, i)] {
+		if !slices.Contains(have, defaultDurable(l.count, i)) {
 			return nil // a partition still to start begins where they stand
 		}
 	}
-	for name := range have {
+	for _, name := range have {
 		if !l.earlier(name) {
 			continue
 		}

@@ -226,3 +226,41 @@ func TestPartitionCountChangedInPlaceDoesNotTakeTheEarlierLayoutsCommandsAgain(t
 		t.Fatalf("%d commands the earlier layout applied dead-lettered by the new one", n)
 	}
 }
+
+// A rolling update starts the new layout before the earlier one stops:
+// partition 0 finds the earlier partition running (its lease held) and
+// leaves its state alone; once it stops, the term ends and the next one
+// takes over what it left, and the earlier consumers are deleted, without
+// a restart.
+func TestEarlierLayoutStillRunningIsTakenOverOnceItStops(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}})
+	_, stopEarlier := r.start()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
+	waitCaughtUp(t, r.js, "correlator") // saved and acked: the new layout starts past it
+	for i := range 2 {
+		r.cfg.Partition = PartitionConfig{Count: 2, Index: i}
+		svc, stop := r.start()
+		t.Cleanup(stop)
+		waitLeading(t, svc)
+	}
+	if got := len(waitIncidents(t, r.js, event.IncidentResolved, 0)); got != 0 {
+		t.Fatalf("%d incidents resolved while the earlier layout still runs", got)
+	}
+	stopEarlier()
+	resolved := waitIncidents(t, r.js, event.IncidentResolved, 2)
+	for _, b := range resolved {
+		if !slices.ContainsFunc(opened, func(o correlate.State) bool { return o.IncidentID == b.IncidentID }) {
+			t.Fatalf("resolved %s, which the earlier layout did not open", b.IncidentID)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := r.js.Consumer(context.Background(), bus.StreamEvents, "correlator")
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the earlier layout's consumer: %v, want it deleted once it stopped", err)
+		}
+	}
+}

@@ -44,12 +44,14 @@ line is one of:
 A change's "kind" is a change type (deploy, config, feature_flag,
 infrastructure, other) or a word tools use for one (release, rollout);
 another word is kept as an "other" change, and "time" may be given in
-"change" instead (there it is the change's own and wins over the line's). "time" is when the line was sent and may be left out; the correlator runs
-on the events' own times (an alert's startsAt and endsAt, a change's
-time), however long ago, unlike the gateway, which refuses or re-times
-events more than 13 days old. An alert without startsAt (or endsAt, when
-resolved) is timed at the line's time, else at the latest event time
-before it; the first line without either is rejected.
+"change" instead (there it is the change's own and wins over the
+line's). "time" is when the line was sent and may be left out; the
+correlator runs on the events' own times (an alert's startsAt and
+endsAt, a change's time), however long ago, unlike the gateway, which
+refuses or re-times events more than 13 days old. An alert without
+startsAt (or endsAt, when resolved) is timed at the line's time, else at
+the latest event time before it; the first line without either is
+rejected.
 
 The lines are replayed in the order they were sent, whatever their order
 in the file: by "time", else a change's own time, an event's

@@ -44,7 +44,7 @@ type Runner struct {
 
 	// kept maps an input id to the outputs it was processed into when one
 	// of them failed; its redelivery republishes them.
-	kept *lru.Cache[string, []keptOutput]
+	kept *lru.Cache[string, keptInput]
 
 	// tickMu makes ticks one at a time; unsent are tick outputs that failed,
 	// sent first by the next tick, and unsettled the Settled of those whose
@@ -118,11 +118,12 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		cfg.DrainTimeout+bus.AckFlushTimeout); err != nil {
 		return nil, err
 	}
-	kept, err := lru.New[string, []keptOutput](cfg.MaxKept)
+	kept, err := lru.New[string, keptInput](cfg.MaxKept)
 	if err != nil {
 		return nil, err
 	}
 	r.kept = kept
+	r.inline.holding = cfg.HoldAcks
 	for _, o := range opts {
 		o(r)
 	}
@@ -163,7 +164,8 @@ type job struct {
 	delivered uint64 // 1 on the first delivery
 	last      bool   // a failure dead-letters it (bus.Delivery.Last)
 	done      func(error)
-	taken     func() // a worker took it (bus.Delivery.Queued); nil: none to tell
+	taken     func()             // a worker took it (bus.Delivery.Queued); nil: none to tell
+	ackLater  func() func(error) // bus.Delivery.AckLater; nil from a source that cannot
 }
 
 // pendingInput is an input whose outputs were sent and await their acks.
@@ -174,6 +176,7 @@ type pendingInput struct {
 	sendErr error        // why outs[sent] could not be sent
 	last    bool         // its last delivery: a failure dead-letters it
 	done    func(error)
+	hold    *heldAck // the processor holds its ack (HoldAck); nil: none
 }
 
 // sentOutput is one output on its way to the stream.
@@ -188,6 +191,68 @@ type sentOutput struct {
 type keptOutput struct {
 	msg  bus.Message
 	late func()
+}
+
+// keptInput is what is kept for an input's redelivery: its outputs, and
+// the hold on its ack, which the redelivery's ack waits for in turn.
+type keptInput struct {
+	outs []keptOutput
+	hold *heldAck
+}
+
+// heldAck is the ack of an input its processor holds (HoldAck): it is
+// given once the input succeeded and every hold was released, whichever
+// comes last.
+type heldAck struct {
+	mu    sync.Mutex
+	holds int         // releases still to come
+	ack   func(error) // the input's ack, waiting for them
+}
+
+// hold adds a hold and returns its release.
+func (h *heldAck) hold() func() {
+	h.mu.Lock()
+	h.holds++
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			h.holds--
+			var ack func(error)
+			if h.holds == 0 {
+				ack, h.ack = h.ack, nil
+			}
+			h.mu.Unlock()
+			if ack != nil {
+				ack(nil)
+			}
+		})
+	}
+}
+
+// wrap is done of a delivery whose ack h holds: a success settles the
+// delivery for the source at once (its place under max_ack_pending on
+// the client is free, a drain does not wait for it) and acks it when the
+// last hold is released. A source that cannot ack later (ackLater nil)
+// is acked at once.
+func (h *heldAck) wrap(ackLater func() func(error), done func(error)) func(error) {
+	return func(err error) {
+		if err != nil || ackLater == nil {
+			done(err)
+			return
+		}
+		ack := ackLater()
+		done(nil)
+		h.mu.Lock()
+		if h.holds > 0 {
+			h.ack, ack = ack, nil
+		}
+		h.mu.Unlock()
+		if ack != nil {
+			ack(nil)
+		}
+	}
 }
 
 // Run restores the checkpoint, then hands the source's deliveries to the
@@ -220,7 +285,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// and a processor whose result depends on the order (the
 		// correlator's grouping) made other outputs from it, under other
 		// ids, than the instance that crashed had published.
-		if rw, ok := src.(interface{ Rewind(context.Context) error }); ok && r.cfg.AckAfterCheckpoint {
+		if rw, ok := src.(interface{ Rewind(context.Context) error }); ok && (r.cfg.AckAfterCheckpoint || r.cfg.HoldAcks) {
 			if err := rw.Rewind(ctx); err != nil {
 				r.log.Warn().Err(err).Msg("inputs not acked before this start come again after ack_wait, possibly after newer ones")
 			}
@@ -288,7 +353,7 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// the next instance, rather than after ack_wait.
 		r.settleAwaiting(r.takeAwaiting(), ErrFenced)
 		// Within the last checkpoint's time, which the stop's budget has.
-		if f, ok := src.(interface{ FlushAcks(context.Context) error }); ok && r.cfg.AckAfterCheckpoint {
+		if f, ok := src.(interface{ FlushAcks(context.Context) error }); ok && (r.cfg.AckAfterCheckpoint || r.cfg.HoldAcks) {
 			if err := f.FlushAcks(final); err != nil {
 				r.log.Warn().Err(err).Msg("acks after the last checkpoint not flushed: their inputs are redelivered")
 			}
@@ -316,7 +381,7 @@ func (r *Runner) startPipeline(drained <-chan struct{}) (stop func()) {
 	}
 	for range r.cfg.Workers {
 		workers.Go(func() {
-			var em emitter
+			em := emitter{holding: r.cfg.HoldAcks}
 			for j := range r.work {
 				if j.taken != nil {
 					j.taken()
@@ -344,10 +409,10 @@ func (r *Runner) handle(ctx context.Context, d *bus.Delivery, done func(error)) 
 	}
 	if r.sink == nil {
 		if r.cfg.Workers == 1 {
-			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}, &r.inline)
+			r.process(job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done, ackLater: d.AckLater}, &r.inline)
 			return
 		}
-		j := job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done}
+		j := job{ctx: ctx, data: d.Data, delivered: d.Delivered, last: d.Last, done: done, ackLater: d.AckLater}
 		if d.Queued != nil {
 			// While every worker is busy it waits in the queue, past
 			// AckWait maybe: told in progress, it is not handed out again
@@ -462,11 +527,16 @@ func (r *Runner) process(j job, em *emitter) {
 			// A redelivery of an input whose outputs failed: send them again.
 			r.kept.Remove(id)
 			r.m.replayed.Add(1)
-			outs := make([]sentOutput, len(kept))
-			for i, k := range kept {
+			outs := make([]sentOutput, len(kept.outs))
+			for i, k := range kept.outs {
 				outs[i].msg, outs[i].late = k.msg, k.late
 			}
-			r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: j.done})
+			done := j.done
+			if kept.hold != nil {
+				// what held the first delivery's ack holds this one's
+				done = kept.hold.wrap(j.ackLater, j.done)
+			}
+			r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: done, hold: kept.hold})
 			settled = true
 			return
 		}
@@ -483,16 +553,20 @@ func (r *Runner) process(j job, em *emitter) {
 		j.done(err)
 		return
 	}
+	done, hold := j.done, em.hold
+	if hold != nil {
+		done = hold.wrap(j.ackLater, j.done)
+	}
 	if len(em.msgs) == 0 {
 		settled = true
-		j.done(nil)
+		done(nil)
 		return
 	}
 	outs := make([]sentOutput, len(em.msgs))
 	for i := range outs {
 		outs[i].msg, outs[i].settled, outs[i].late = em.msgs[i], em.settled[i], em.late[i]
 	}
-	r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: j.done})
+	r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: done, hold: hold})
 	settled = true // the acker settles it now
 }
 
@@ -552,7 +626,7 @@ func (r *Runner) acker(pending <-chan pendingInput, drained <-chan struct{}) {
 		// failed on its last delivery is dead-lettered, and a dead letter
 		// sent again is a first delivery, which looks for none.
 		if first != nil && !errs.IsPermanent(first) && !p.last {
-			r.keep(p.id, p.outs)
+			r.keep(p.id, p.outs, p.hold)
 		}
 		p.done(first) // transient: the input comes back and its outputs are sent again
 	}
@@ -589,12 +663,12 @@ func awaitAck(f jetstream.PubAckFuture, drained <-chan struct{}) error {
 // no Settled: it was called once, with the failure, and the processor's
 // bookkeeping of that attempt is done. StoredLate is kept: the
 // redelivery's send tells it.
-func (r *Runner) keep(id string, outs []sentOutput) {
+func (r *Runner) keep(id string, outs []sentOutput, hold *heldAck) {
 	kept := make([]keptOutput, len(outs))
 	for i, o := range outs {
 		kept[i] = keptOutput{bus.Message{Subject: o.msg.Subject, ID: o.msg.ID, Data: o.msg.Data}, o.late}
 	}
-	if r.kept.Add(id, kept) {
+	if r.kept.Add(id, keptInput{kept, hold}) {
 		r.m.keptDropped.Add(1) // the oldest kept input went
 	}
 }
@@ -953,10 +1027,14 @@ func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 }
 
 // emitter collects one input's outputs, encoded; a worker reuses its own.
+// holding: the processor may hold the input's ack (Config.HoldAcks), held
+// by hold once it did.
 type emitter struct {
 	msgs    []bus.Message
 	settled []func(error)
 	late    []func()
+	holding bool
+	hold    *heldAck
 }
 
 func (e *emitter) reset() {
@@ -964,6 +1042,19 @@ func (e *emitter) reset() {
 	clear(e.settled)
 	clear(e.late)
 	e.msgs, e.settled, e.late = e.msgs[:0], e.settled[:0], e.late[:0]
+	e.hold = nil
+}
+
+// holdAck is HoldAck's: a tick's emitter, or one without Config.HoldAcks,
+// holds nothing.
+func (e *emitter) holdAck() func() {
+	if !e.holding {
+		return func() {}
+	}
+	if e.hold == nil {
+		e.hold = &heldAck{}
+	}
+	return e.hold.hold()
 }
 
 // Message is what output o is published as: its event as JSON, under its

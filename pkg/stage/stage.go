@@ -18,7 +18,8 @@
 //     and once more after the drain; an Outbox's checkpoint also keeps the
 //     tick outputs not stored yet, which the next run sends; with
 //     Config.AckAfterCheckpoint an input is acked only once a checkpoint
-//     holds what it did);
+//     holds what it did, with Config.HoldAcks those the processor held,
+//     HoldAck, once it released them);
 //   - drains gracefully: on cancellation it stops fetching, finishes what it
 //     was handed, and settles every delivery before it returns.
 //
@@ -117,6 +118,21 @@ type Emitter interface {
 	Emit(o Output) error
 }
 
+// HoldAck holds the ack of the input being processed, out's, until the
+// returned release is called (Config.HoldAcks): the input is acked once
+// it succeeded and every hold on it was released, whichever comes last.
+// A failed input is redelivered as ever; when its outputs were kept, the
+// hold carries over to the redelivery that sends them. Without
+// Config.HoldAcks (or from an Emitter that is not the runner's) nothing is
+// held and release does nothing. release may be called from any
+// goroutine, more than once.
+func HoldAck(out Emitter) (release func()) {
+	if h, ok := out.(interface{ holdAck() func() }); ok {
+		return h.holdAck()
+	}
+	return func() {}
+}
+
 // Publisher sends one message and returns the future of its ack;
 // *bus.Publisher is one.
 type Publisher interface {
@@ -183,6 +199,17 @@ type Config struct {
 	// restored state lacks come again first, in their order, rather than
 	// after ack_wait behind newer ones.
 	AckAfterCheckpoint bool
+	// HoldAcks lets the processor hold the ack of an input whose effect
+	// its state must save before the input may be acked (HoldAck: a
+	// detector's episode opened or closed, which the next checkpoint
+	// would be too late for). After a Checkpointer's restore the runner
+	// rewinds a source that can (as for AckAfterCheckpoint), so that a
+	// held input a crash left unacked comes again before the newer ones
+	// (the processor must take the inputs after it that were acked, and
+	// come again too, as repeats); after the last checkpoint it flushes
+	// the acks that checkpoint released. Held inputs count against the
+	// consumer's max_ack_pending on the server until released.
+	HoldAcks bool
 }
 
 // ErrFenced is what a Checkpointer returns when it did not save because

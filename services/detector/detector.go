@@ -110,6 +110,11 @@ type series struct {
 	// soon: its episode opened or closed, and its snapshot is written at
 	// the next tick once the anomaly is stored (snapshotTransitions)
 	soon bool
+	// acks release the acks of the samples that opened or closed its
+	// episode (stage.HoldAck), held until a snapshot holding the
+	// transition is stored: acked before, a crash restored the snapshot
+	// from before it, and the sample was not redelivered
+	acks []func()
 }
 
 // Service is the detector service: a stage.Processor and stage.Ticker, run
@@ -206,6 +211,11 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 			return // taken over under another key (takeOver)
 		}
 		old.evicted = true
+		// Its state is gone from memory and will not be saved: a
+		// redelivery would find a new detector, warming up. Its
+		// samples are acked as those of any evicted series.
+		releaseAcks(old.acks)
+		old.acks = nil
 		if !old.rerouted { // replaced by lookup, not dropped for max_series
 			s.m.evicted.Inc()
 			s.warnEvicted(&s.evictLog, "series", "detector.max_series", s.cfg.MaxSeries)
@@ -288,7 +298,8 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 // every second; snapshots every Snapshot.Interval.
 func (s *Service) stageConfig() stage.Config {
 	return stage.Config{Name: "detector", Workers: 1, MaxKept: maxKept, TickEvery: time.Second,
-		CheckpointEvery: s.cfg.Snapshot.Interval, CheckpointTimeout: s.cfg.Snapshot.ShutdownTimeout}
+		CheckpointEvery: s.cfg.Snapshot.Interval, CheckpointTimeout: s.cfg.Snapshot.ShutdownTimeout,
+		HoldAcks: !s.cfg.Snapshot.Disabled}
 }
 
 // New builds the service: it loads the pipeline, ensures the key-value
@@ -383,7 +394,11 @@ func (s *Service) Observations(key string) (int, bool) {
 // Until an anomaly's publish is settled, a snapshot must not hold its
 // series (or asset): after a crash the sample is redelivered, and a
 // detector restored with it would take it for a duplicate and never
-// publish. The outputs' Settled ends that wait.
+// publish. The outputs' Settled ends that wait. Conversely a sample that
+// opens or closes an episode is acked only once a snapshot holding the
+// transition is stored (stage.HoldAck, released by settleAcks): acked
+// before, a crash restored the series from before it, and the episode
+// was opened twice or closed twice.
 func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitter) error {
 	if e.Kind != event.KindMetric {
 		return errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
@@ -459,6 +474,9 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 			ser.pending++ // until the anomaly's publish is settled
 			if res.Episode != detect.EpisodeUpdate {
 				s.snapshotSoon(ser)
+				if s.snap != nil {
+					ser.acks = append(ser.acks, stage.HoldAck(out))
+				}
 			}
 		}
 		rows, gerr = s.routeToGroups(e, &body, nil)

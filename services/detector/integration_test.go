@@ -2,6 +2,8 @@ package detector
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,11 +55,20 @@ func (r *rig) connect() (*nats.Conn, jetstream.JetStream) {
 // final snapshot) or, with crash, closes its connection first so nothing
 // more reaches the server, then waits for Run.
 func (r *rig) start(cfg Config, opts ...Option) (svc *Service, stop func(crash bool)) {
+	return r.startPrepared(cfg, nil, opts...)
+}
+
+// startPrepared is start with prepare, if any, called on the service
+// between New and Run.
+func (r *rig) startPrepared(cfg Config, prepare func(*Service), opts ...Option) (svc *Service, stop func(crash bool)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	nc, js := r.connect()
 	svc, err := New(ctx, js, cfg, r.log, append([]Option{WithConsumerOptions(bus.WithDrainTimeout(5 * time.Second))}, opts...)...)
 	if err != nil {
 		r.t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(svc)
 	}
 	finished := make(chan error, 1)
 	go func() { finished <- svc.Run(ctx) }()
@@ -334,6 +345,152 @@ func TestEpisodeOpenOrCloseSurvivesACrash(t *testing.T) {
 	got = r.waitAnomalies(3)
 	if kinds, ids := episodes(got); len(ids) != 2 || kinds[2] != event.EpisodeOpen {
 		t.Errorf("after a crash that followed the close: anomalies %v of %d episodes, want the first episode's open and close, then the dip's open", kinds, len(ids))
+	}
+}
+
+// withheldWrites passes snapshot writes on to the bucket, but, once
+// withhold was called, those under subject: they never reach the server
+// and their acks never come, as for a process that dies before it sent
+// them. seen is closed at the first one withheld.
+type withheldWrites struct {
+	asyncPublisher
+	subject string
+	seen    chan struct{}
+	mu      sync.Mutex
+	on      bool
+}
+
+func (w *withheldWrites) withhold() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.on = true
+}
+
+func (w *withheldWrites) PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	w.mu.Lock()
+	withheld := w.on && subject == w.subject
+	if withheld && w.seen != nil {
+		close(w.seen)
+		w.seen = nil
+	}
+	w.mu.Unlock()
+	if withheld {
+		return &future{ok: make(chan *jetstream.PubAck), err: make(chan error)}, nil
+	}
+	return w.asyncPublisher.PublishAsync(subject, data, opts...)
+}
+
+// A crash after the sample that opened or closed an episode was scored
+// and its anomaly stored, but before the snapshot holding the transition
+// reached the bucket (the tick after it writes it), loses nothing and
+// doubles nothing: the sample's ack waits for that snapshot, so the next
+// instance gets the sample again, first (the consumer rewound to its ack
+// floor), and scores it from the snapshot before into the same anomaly
+// (the same id). Acked with its anomaly, the sample was gone: restored from
+// before the open, the fault going on opened a second episode and the
+// first was never closed; restored from before the close, the next calm
+// sample closed the episode a second time, under another id.
+func TestEpisodeTransitionSurvivesACrashBeforeItsSnapshot(t *testing.T) {
+	for _, transition := range []string{event.EpisodeOpen, event.EpisodeClose} {
+		t.Run(transition, func(t *testing.T) {
+			r := newRig(t)
+			// no periodic snapshot in the test; a crashed stop gives up
+			// on the withheld write soon
+			cfg := Config{Snapshot: SnapshotConfig{Interval: time.Hour, ShutdownTimeout: 2 * time.Second}}
+			var fp string
+			var seq uint64 // the stream sequence of the last sample published
+			at := func(i int, v float64) {
+				e, d := sample(t, "payments", "queue_depth", map[string]string{"queue": "q1"}, t0.Add(time.Duration(i)*time.Minute), v, "")
+				fp = e.Fingerprint
+				ack, err := r.js.Publish(context.Background(), e.Subject(), d, jetstream.WithMsgID(e.ID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				seq = ack.Sequence
+			}
+			// settled waits until every sample published was scored and
+			// acked, and so its anomalies stored.
+			settled := func() {
+				t.Helper()
+				c, err := r.js.Consumer(context.Background(), bus.StreamEvents, DefaultDurable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					info, err := c.Info(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("samples up to %d not all acked within 30s: ack floor %d, %d pending", seq, info.AckFloor.Stream, info.NumAckPending)
+					}
+				}
+			}
+			var w *withheldWrites
+			svc, stop := r.startPrepared(cfg, func(s *Service) {
+				w = &withheldWrites{asyncPublisher: s.snap, seen: make(chan struct{})}
+				s.snap = w
+			})
+			for i, v := range normal(100, 5) {
+				at(i, v)
+			}
+			w.subject = "$KV." + DefaultBucket + ".detector." + fp // before withhold: read under its lock
+			waitObservations(t, svc, fp, 100)
+			next := 100
+			if transition == event.EpisodeClose {
+				at(next, 150) // a fault opens an episode, saved at the next tick
+				next++
+				settled()
+			}
+			if _, err := svc.Snapshot(context.Background()); err != nil { // the last periodic snapshot
+				t.Fatal(err)
+			}
+			w.withhold()
+			if transition == event.EpisodeOpen {
+				at(next, 150) // the fault opens an episode
+			} else {
+				at(next, 100) // the fault ends
+			}
+			next++
+			select {
+			case <-w.seen: // the transition's anomaly is stored, its snapshot written
+			case <-time.After(30 * time.Second):
+				t.Fatal("no snapshot of the transition within 30s")
+			}
+			stop(true) // before that write reaches the bucket
+
+			_, stop = r.start(cfg)
+			if transition == event.EpisodeOpen {
+				at(next, 150) // the fault goes on
+				next++
+			}
+			at(next, 100.2) // calm
+			settled()
+			stop(false)
+
+			kinds := map[string][]string{}
+			var order []string
+			for _, a := range r.anomalies() {
+				var b event.AnomalyBody
+				if err := a.DecodeBody(&b); err != nil {
+					t.Fatal(err)
+				}
+				if kinds[b.EpisodeID] == nil {
+					order = append(order, b.EpisodeID)
+				}
+				kinds[b.EpisodeID] = append(kinds[b.EpisodeID], b.Episode)
+			}
+			var got [][]string
+			for _, id := range order {
+				got = append(got, kinds[id])
+			}
+			if len(got) != 1 || !slices.Equal(got[0], []string{event.EpisodeOpen, event.EpisodeClose}) {
+				t.Errorf("crash before the snapshot of the %s: anomalies by episode %v, want one episode, opened and closed once", transition, got)
+			}
+		})
 	}
 }
 

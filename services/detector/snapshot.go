@@ -321,9 +321,10 @@ func (s *Service) awaitTransitions(ctx context.Context) {
 // transitions publish together.
 type snapBatch struct {
 	puts   []put[*series]
-	keys   []string  // the key each put is written under
-	failed []*series // publishes refused at once
-	err    error     // the first refusal's
+	keys   []string   // the key each put is written under
+	acks   [][]func() // the acks each put releases once stored (series.acks)
+	failed []*series  // publishes refused at once
+	err    error      // the first refusal's
 }
 
 // publishSnapshot encodes ser and publishes it asynchronously into b.
@@ -343,8 +344,12 @@ func (s *Service) publishSnapshot(b *snapBatch, ser *series) {
 		}
 		return
 	}
+	// the samples whose transitions this state holds: acked once stored
+	acks := ser.acks
+	ser.acks = nil
 	b.puts = append(b.puts, put[*series]{ser, fut})
 	b.keys = append(b.keys, ser.key)
+	b.acks = append(b.acks, acks)
 }
 
 // settle awaits b's acks and returns how many were written; the series
@@ -352,12 +357,39 @@ func (s *Service) publishSnapshot(b *snapBatch, ser *series) {
 func (s *Service) settle(ctx context.Context, b *snapBatch) (int, error) {
 	n, bad, err := awaitPuts(ctx, b.puts)
 	s.dropLegacy(b.puts, b.keys, bad)
+	s.settleAcks(b, bad)
 	if failed := append(b.failed, bad...); len(failed) > 0 {
 		s.m.snapshotErrors.Add(float64(len(failed)))
 		s.markDirty(failed)
 		return n, fmt.Errorf("%d series: %w", len(failed), errors.Join(b.err, err))
 	}
 	return n, err
+}
+
+// settleAcks releases the acks held for the series b wrote (bad: those
+// not written); those of the others wait for their next write.
+func (s *Service) settleAcks(b *snapBatch, bad []*series) {
+	var stored []func()
+	for i, p := range b.puts {
+		if len(b.acks[i]) == 0 {
+			continue
+		}
+		s.mu.Lock()
+		if slices.Contains(bad, p.what) && !p.what.evicted { // an evicted one's are released (newService)
+			p.what.acks = append(b.acks[i], p.what.acks...)
+		} else {
+			stored = append(stored, b.acks[i]...)
+		}
+		s.mu.Unlock()
+	}
+	releaseAcks(stored)
+}
+
+// releaseAcks acks the samples whose acks were held (series.acks).
+func releaseAcks(acks []func()) {
+	for _, release := range acks {
+		release()
+	}
 }
 
 // dropLegacy queues for deletion the snapshots under the keys the series

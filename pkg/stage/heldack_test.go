@@ -1,0 +1,73 @@
+package stage_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
+)
+
+// holder holds the ack of every input it processes until the test
+// releases it, as a detector does until a snapshot holds what the input
+// did.
+type holder struct {
+	echo
+	hmu      sync.Mutex
+	releases []func()
+}
+
+func (p *holder) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
+	release := stage.HoldAck(out)
+	p.hmu.Lock()
+	p.releases = append(p.releases, release)
+	p.hmu.Unlock()
+	return p.echo.Process(ctx, in, out)
+}
+
+func (p *holder) release(i int) {
+	p.hmu.Lock()
+	release := p.releases[i]
+	p.hmu.Unlock()
+	release()
+}
+
+// With HoldAcks an input whose ack the processor held is settled for the
+// source once its outputs are stored, but acked only when the hold is
+// released; an input whose output failed is redelivered, its kept outputs
+// sent again without processing it, and the first delivery's hold holds
+// the redelivery's ack.
+func TestHeldAckWaitsForItsReleaseAlsoOnTheRedelivery(t *testing.T) {
+	p := &holder{}
+	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour, HoldAcks: true})
+	want := func(what string, w stagetest.LaterAcks) {
+		t.Helper()
+		if got := h.Later(); got != w {
+			t.Fatalf("%s: acks %+v, want %+v", what, got, w)
+		}
+	}
+	if r := h.Feed(logEvent(t, 1, "a"))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("held input: %v (%v), want settled", r.Outcome, r.Err)
+	}
+	want("processed, hold not released", stagetest.LaterAcks{Waiting: 1})
+	p.release(0)
+	want("hold released", stagetest.LaterAcks{Acked: 1})
+
+	b := logEvent(t, 2, "b")
+	h.Pub.FailNext(1)
+	if r := h.Feed(b)[0]; r.Outcome != stagetest.Naked {
+		t.Fatalf("input whose output failed: %v, want naked", r.Outcome)
+	}
+	if r := h.Feed(b)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("its redelivery: %v (%v), want settled", r.Outcome, r.Err)
+	}
+	if n := p.calls.Load(); n != 2 {
+		t.Fatalf("%d inputs processed, want 2: the redelivery sends the kept outputs", n)
+	}
+	want("redelivered, hold not released", stagetest.LaterAcks{Waiting: 1, Acked: 1})
+	p.release(1)
+	want("redelivery's hold released", stagetest.LaterAcks{Acked: 2})
+}

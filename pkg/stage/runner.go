@@ -1002,16 +1002,20 @@ func (r *Runner) CheckpointSoon() {
 // checkpoint saves cp; an Outbox gets the tick outputs not stored first,
 // and no tick runs until the checkpoint returned (so that no tick's state
 // is saved without its outputs; a periodic one waits at most
-// CheckpointTimeout).
+// CheckpointTimeout), unless Config.TicksDuringCheckpoint.
 func (r *Runner) checkpoint(ctx context.Context, cp Checkpointer) error {
 	if o, ok := cp.(Outbox); ok {
 		r.tickMu.Lock()
-		defer r.tickMu.Unlock()
 		var held []bus.Message
 		if len(r.unsent) > 0 {
 			held = slices.Clone(r.unsent)
 		}
 		o.Hold(held)
+		if r.cfg.TicksDuringCheckpoint {
+			r.tickMu.Unlock()
+		} else {
+			defer r.tickMu.Unlock()
+		}
 	}
 	// Every input processed before the checkpoint takes its state is in
 	// it: those waiting now were (the later ones wait for the next).

@@ -210,6 +210,15 @@ type Config struct {
 	// the acks that checkpoint released. Held inputs count against the
 	// consumer's max_ack_pending on the server until released.
 	HoldAcks bool
+	// TicksDuringCheckpoint lets ticks run while an Outbox's periodic
+	// checkpoint does; they wait only while the tick outputs not stored
+	// are handed over (Outbox.Hold). For a processor whose state is never
+	// saved with a tick's effect before that tick's outputs are stored
+	// (the detector leaves a series or asset out of its snapshots until
+	// its anomaly is), so that an output that fails during the checkpoint
+	// need not be in its outbox. Without it ticks wait for the checkpoint,
+	// up to CheckpointTimeout on a stalled store.
+	TicksDuringCheckpoint bool
 }
 
 // ErrFenced is what a Checkpointer returns when it did not save because

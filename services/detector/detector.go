@@ -299,7 +299,12 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 func (s *Service) stageConfig() stage.Config {
 	return stage.Config{Name: "detector", Workers: 1, MaxKept: maxKept, TickEvery: time.Second,
 		CheckpointEvery: s.cfg.Snapshot.Interval, CheckpointTimeout: s.cfg.Snapshot.ShutdownTimeout,
-		HoldAcks: !s.cfg.Snapshot.Disabled}
+		HoldAcks: !s.cfg.Snapshot.Disabled,
+		// A series or asset stays out of snapshots while its anomaly is
+		// not stored (publishWaits), a tick's too: a snapshot cut only at
+		// shutdown_timeout on a stalled bucket need not hold the ticks
+		// (silent closes, rows closed on their wait) for as long.
+		TicksDuringCheckpoint: true}
 }
 
 // New builds the service: it loads the pipeline, ensures the key-value

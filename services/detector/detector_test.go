@@ -455,11 +455,11 @@ func TestConfigValidate(t *testing.T) {
 // The runner scores samples one at a time (a series' samples in stream
 // order), keeps today's bound of anomalies kept for a retry, ticks every
 // second and snapshots on the snapshot settings, holding the acks of
-// transitions until a snapshot holds them.
+// transitions until a snapshot holds them, and ticks during a snapshot.
 func TestStageConfig(t *testing.T) {
 	s := newCore(t, Config{Snapshot: SnapshotConfig{Interval: 7 * time.Second, ShutdownTimeout: 3 * time.Second}})
 	want := stage.Config{Name: "detector", Workers: 1, MaxKept: 10_000, TickEvery: time.Second,
-		CheckpointEvery: 7 * time.Second, CheckpointTimeout: 3 * time.Second, HoldAcks: true}
+		CheckpointEvery: 7 * time.Second, CheckpointTimeout: 3 * time.Second, HoldAcks: true, TicksDuringCheckpoint: true}
 	if got := s.stageConfig(); got != want {
 		t.Errorf("stage config %+v, want %+v", got, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,6 +279,42 @@ func TestStalledSnapshotBucketDoesNotHoldTheTick(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.m.snapshotErrors); n != 0 {
 		t.Errorf("%v snapshot errors, want none: every write was acked", n)
+	}
+}
+
+// A periodic snapshot that a stalled bucket holds until it is cut
+// (snapshot.shutdown_timeout, 8 s by default) does not hold the ticks: a
+// silent series' episode is closed while it waits. The runner held every
+// tick for as long, every snapshot.interval: the closes of silent series,
+// the rows closed on their wait and the retries of tick outputs waited
+// for it, though the detector never saves a state whose anomaly is not
+// stored, a tick's included.
+func TestStalledPeriodicSnapshotDoesNotHoldTheTick(t *testing.T) {
+	clock := &testClock{t: t0}
+	s := newCore(t, Config{}, WithClock(clock.now))
+	kv := &stalledKV{}
+	s.snap = kv
+	s.outboxEmpty = true // no outbox to write (no bucket for it in the test)
+	h := run(t, s, snapshotting{s})
+	t.Cleanup(kv.release)
+	last := openEpisode(t, h, clock, "latency_ms", t0)
+	key := "detector." + last.Fingerprint
+
+	h.Runner.CheckpointSoon()
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(kv.written(), key); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the periodic snapshot did not write the series within 10s")
+		}
+	}
+	clock.add(11 * time.Minute) // silent for ten of its intervals
+	heartbeat(t, h, clock)
+	tickUnheld(t, h, clock.now(), kv.release)
+	if st := h.Runner.Stats(); st.Checkpoints+st.CheckpointFailures != 0 {
+		t.Fatalf("the tick returned once the snapshot on the stalled bucket was over (%d saved, %d failed), not while it waited: it held the tick",
+			st.Checkpoints, st.CheckpointFailures)
+	}
+	if got := episodeEvents(t, h); len(got) != 2 || got[1].body.Episode != event.EpisodeClose {
+		t.Errorf("%d anomaly events while the snapshot stalls, want the open and the silent series' close", len(got))
 	}
 }
 

@@ -444,7 +444,8 @@ func (s *Service) Restore(ctx context.Context) error {
 		return fmt.Errorf("detector: restore from %s: %w", s.cfg.Snapshot.Bucket, err)
 	}
 	defer w.Stop()
-	restored, assets, skipped, full := 0, 0, 0, 0
+	// overSeries and overAssets: not loaded, max_series or max_assets reached
+	restored, assets, skipped, overSeries, overAssets := 0, 0, 0, 0, 0
 	prefix := s.cfg.Instance + "."
 	for {
 		var e jetstream.KeyValueEntry
@@ -473,7 +474,7 @@ func (s *Service) Restore(ctx context.Context) error {
 			case ok:
 				assets++
 			default:
-				full++
+				overAssets++
 			}
 			continue
 		}
@@ -486,7 +487,7 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		if s.series.Contains(key) || s.series.Len() >= s.cfg.MaxSeries {
-			full++
+			overSeries++
 			if !s.series.Contains(key) && ser.last != nil {
 				info, _ := ser.det.EndEpisode()
 				o := &orphan{key: key, route: ser.route, last: ser.last, info: info,
@@ -514,8 +515,24 @@ func (s *Service) Restore(ctx context.Context) error {
 	s.mu.Unlock()
 	restored -= superseded
 	s.m.restored.Add(float64(restored))
-	s.log.Info().Int("restored", restored).Int("superseded", superseded).Int("group_assets", assets).Int("skipped", skipped).Int("over_max_series", full).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
+	s.log.Info().Int("restored", restored).Int("superseded", superseded).Int("group_assets", assets).Int("skipped", skipped).
+		Int("over_max_series", overSeries).Int("over_max_assets", overAssets).Str("bucket", s.cfg.Snapshot.Bucket).Msg("state restored")
+	// An Info line's count was all that said a restart dropped what these
+	// had learnt: they warm up again, and their open episodes are closed.
+	s.warnOverLimit("series", "detector.max_series", s.cfg.MaxSeries, overSeries)
+	s.warnOverLimit("group assets", "detector.max_assets", s.cfg.MaxAssets, overAssets)
 	return nil
+}
+
+// warnOverLimit tells that n snapshots of what (series or group assets)
+// were not restored because the setting key (limit) was reached.
+func (s *Service) warnOverLimit(what, key string, limit, n int) {
+	if n == 0 {
+		return
+	}
+	s.log.Warn().Str("setting", key).Int("limit", limit).Int("not_restored", n).Str("bucket", s.cfg.Snapshot.Bucket).
+		Msgf("%d snapshots of %s not restored: %s (%d) reached; they start from nothing and score nothing until their warm-up is over, an episode they had open closed: raise %s, or scale out by partition (services/detector/README.md)",
+			n, what, key, limit, key)
 }
 
 // superseded reports whether the snapshot under key, restored with the

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -383,4 +384,49 @@ func TestSnapshotWriteNeverAckedIsGivenUp(t *testing.T) {
 	if n := snap.PublishAsyncPending(); n != 0 {
 		t.Errorf("%d writes still pending after they were given up", n)
 	}
+}
+
+// Snapshots a restart does not load because max_series is reached are a
+// warning naming the setting and how many: their series start from
+// nothing, and a count in an Info line was all that said so.
+func TestSnapshotsOverMaxSeriesAtRestoreAreAWarning(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	kv, err := r.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0, h0 := newTestService(t, Config{})
+	for _, name := range []string{"a", "b", "c"} {
+		_, data := sample(t, "api", name, nil, t0, 1, "")
+		ack(t, h0, data)
+	}
+	s0.mu.Lock()
+	for _, ser := range s0.series.Values() {
+		v, err := s0.encode(nil, ser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, s0.keyOf(ser.key), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s0.mu.Unlock()
+
+	var logs strings.Builder
+	s, err := newService(Config{MaxSeries: 1}, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.kv = kv
+	if err := s.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) && strings.Contains(line, `"setting":"detector.max_series"`) &&
+			strings.Contains(line, `"limit":1`) && strings.Contains(line, `"not_restored":2`) {
+			return
+		}
+	}
+	t.Errorf("log of a restore over max_series: %s, want a warning naming detector.max_series, its limit and the 2 snapshots not restored", logs.String())
 }

@@ -106,6 +106,14 @@ func (c Config) Validate() error {
 		// only its own share of the signals.
 		return fmt.Errorf("%w: correlator.consumer.durable and correlator.state.key must not be set with partition.count %d: each partition takes its own (correlator-<index>)", ErrInvalidConfig, c.Partition.Count)
 	}
+	for key, name := range map[string]string{"consumer.durable": c.Consumer.Durable, "state.key": c.State.Key} {
+		if i, ok := inLayout(name); ok && i >= 0 {
+			// Taken for a partition of an earlier layout, a default
+			// deployment sharing the account would delete its consumers
+			// and resolve its incidents (layout.go).
+			return fmt.Errorf("%w: correlator.%s %q is a partition's name (correlator-<index>, set by partition.count): choose another", ErrInvalidConfig, key, name)
+		}
+	}
 	c = c.WithDefaults()
 	if err := c.Consumer.Validate(); err != nil {
 		return fmt.Errorf("%w: correlator.consumer: %w", ErrInvalidConfig, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
@@ -107,6 +108,18 @@ func TestPartitionConfig(t *testing.T) {
 	for _, p := range []PartitionConfig{{Count: 2, Index: 2}, {Count: 2, Index: -1}, {Count: -1}, {Count: 2000}} {
 		if err := (Config{Partition: p}).Validate(); err == nil || !strings.Contains(err.Error(), "correlator.partition") {
 			t.Errorf("%+v: %v", p, err)
+		}
+	}
+	// A name of its own that looks like a partition's would be taken for
+	// an earlier layout's by a default deployment on the same account.
+	for _, c := range []Config{{Consumer: bus.ConsumerConfig{Durable: "correlator-7"}}, {State: StateConfig{Key: "correlator-0"}}} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "is a partition's name") {
+			t.Errorf("%+v: %v, want refused as a partition's name", c, err)
+		}
+	}
+	for _, c := range []Config{{Consumer: bus.ConsumerConfig{Durable: "correlator"}}, {Consumer: bus.ConsumerConfig{Durable: "correlator-blue"}}} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
 		}
 	}
 	cfg := Config{Partition: PartitionConfig{Count: 4, Index: 3}}.WithDefaults()

@@ -71,3 +71,46 @@ func TestHeldAckWaitsForItsReleaseAlsoOnTheRedelivery(t *testing.T) {
 	p.release(1)
 	want("redelivery's hold released", stagetest.LaterAcks{Acked: 2})
 }
+
+// holdsFirstSight holds the ack of an input the first time it sees it and
+// takes a later delivery for a repeat, emitting nothing and holding
+// nothing, as a detector does with a sample it already scored.
+type holdsFirstSight struct {
+	holder
+	seen sync.Map
+}
+
+func (p *holdsFirstSight) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
+	if _, repeat := p.seen.LoadOrStore(in.ID, true); repeat {
+		return nil
+	}
+	return p.holder.Process(ctx, in, out)
+}
+
+// An input held past ack_wait (its in-progress signals lost while the
+// connection was down) is redelivered though its first delivery
+// succeeded: the redelivery's ack waits for the first delivery's hold
+// too. Processed again, it was taken for a repeat and acked at once,
+// before the processor released it, and a crash then lost what the hold
+// was for.
+func TestRedeliveryOfAHeldInputWaitsForItsRelease(t *testing.T) {
+	p := &holdsFirstSight{}
+	h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour, HoldAcks: true})
+	a := logEvent(t, 1, "a")
+	if r := h.Feed(a)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("held input: %v (%v), want settled", r.Outcome, r.Err)
+	}
+	if r := h.Feed(a)[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("its redelivery: %v (%v), want settled", r.Outcome, r.Err)
+	}
+	if got, want := h.Later(), (stagetest.LaterAcks{Waiting: 2}); got != want {
+		t.Fatalf("held input redelivered, hold not released: acks %+v, want %+v", got, want)
+	}
+	p.release(0)
+	if got, want := h.Later(), (stagetest.LaterAcks{Acked: 2}); got != want {
+		t.Fatalf("hold released: acks %+v, want %+v", got, want)
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("%d inputs processed, want 1: the redelivery of a stored input is not processed again", n)
+	}
+}

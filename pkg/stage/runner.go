@@ -45,6 +45,11 @@ type Runner struct {
 	// kept maps an input id to the outputs it was processed into when one
 	// of them failed; its redelivery republishes them.
 	kept *lru.Cache[string, keptInput]
+	// held maps the id of an input whose ack the processor held
+	// (Config.HoldAcks; nil without) to that hold, for its redelivery;
+	// the MaxKept latest (a released one answers nothing: the redelivery
+	// is processed).
+	held *lru.Cache[string, *heldAck]
 
 	// tickMu makes ticks one at a time; unsent are tick outputs that failed,
 	// sent first by the next tick, and unsettled the Settled of those whose
@@ -123,6 +128,11 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 		return nil, err
 	}
 	r.kept = kept
+	if cfg.HoldAcks {
+		if r.held, err = lru.New[string, *heldAck](cfg.MaxKept); err != nil {
+			return nil, err
+		}
+	}
 	r.inline.holding = cfg.HoldAcks
 	for _, o := range opts {
 		o(r)
@@ -205,8 +215,16 @@ type keptInput struct {
 // comes last.
 type heldAck struct {
 	mu    sync.Mutex
-	holds int         // releases still to come
-	ack   func(error) // the input's ack, waiting for them
+	holds int           // releases still to come
+	acks  []func(error) // the acks of its deliveries that succeeded, waiting for them
+}
+
+// waiting reports whether a delivery of the input succeeded and its ack
+// waits for a release.
+func (h *heldAck) waiting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.acks) > 0
 }
 
 // hold adds a hold and returns its release.
@@ -219,12 +237,12 @@ func (h *heldAck) hold() func() {
 		once.Do(func() {
 			h.mu.Lock()
 			h.holds--
-			var ack func(error)
+			var acks []func(error)
 			if h.holds == 0 {
-				ack, h.ack = h.ack, nil
+				acks, h.acks = h.acks, nil
 			}
 			h.mu.Unlock()
-			if ack != nil {
+			for _, ack := range acks {
 				ack(nil)
 			}
 		})
@@ -246,7 +264,7 @@ func (h *heldAck) wrap(ackLater func() func(error), done func(error)) func(error
 		done(nil)
 		h.mu.Lock()
 		if h.holds > 0 {
-			h.ack, ack = ack, nil
+			h.acks, ack = append(h.acks, ack), nil
 		}
 		h.mu.Unlock()
 		if ack != nil {
@@ -277,6 +295,9 @@ func (r *Runner) Run(ctx context.Context, src Source) error {
 		// answered with them (its outputs in flight, if it holds them,
 		// are its checkpoint's outbox's).
 		r.kept.Purge()
+		if r.held != nil {
+			r.held.Purge()
+		}
 		r.takeHeld()
 		// What the restored state lacks is exactly what is not acked: it
 		// must be taken again before anything newer, as it came first.
@@ -540,6 +561,19 @@ func (r *Runner) process(j job, em *emitter) {
 			settled = true
 			return
 		}
+		if r.held != nil {
+			if h, ok := r.held.Peek(id); ok && h.waiting() {
+				// A redelivery of an input that succeeded and whose ack
+				// is still held: it was held past ack_wait (its
+				// in-progress signals lost, a connection down longer). Its
+				// outputs are stored; processed again, it would be taken
+				// for a repeat and acked at once, before the processor
+				// released it. It waits for that release too.
+				settled = true
+				h.wrap(j.ackLater, j.done)(nil)
+				return
+			}
+		}
 	}
 	em.reset()
 	if err := r.proc.Process(j.ctx, e, em); err != nil {
@@ -556,6 +590,7 @@ func (r *Runner) process(j job, em *emitter) {
 	done, hold := j.done, em.hold
 	if hold != nil {
 		done = hold.wrap(j.ackLater, j.done)
+		r.held.Add(id, hold) // for a redelivery while it is held
 	}
 	if len(em.msgs) == 0 {
 		settled = true

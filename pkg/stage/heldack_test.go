@@ -2,6 +2,7 @@ package stage_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -112,5 +113,15 @@ func TestRedeliveryOfAHeldInputWaitsForItsRelease(t *testing.T) {
 	}
 	if n := p.calls.Load(); n != 1 {
 		t.Errorf("%d inputs processed, want 1: the redelivery of a stored input is not processed again", n)
+	}
+}
+
+// HoldAcks with AckAfterCheckpoint is refused: each takes the delivery's
+// ack for later and the first to come acked it, a held input at the next
+// checkpoint before its release, then a second time.
+func TestHoldAcksWithAckAfterCheckpointIsRefused(t *testing.T) {
+	_, err := stage.NewRunner(&checkpointer{}, stage.Config{Name: "x", AckAfterCheckpoint: true, HoldAcks: true}, stagetest.NewPublisher(), zeroLog())
+	if !errors.Is(err, stage.ErrInvalidConfig) {
+		t.Errorf("hold acks with ack after checkpoint: %v, want refused", err)
 	}
 }

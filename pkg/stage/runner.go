@@ -116,6 +116,12 @@ func NewRunner(proc any, cfg Config, pub Publisher, log zerolog.Logger, opts ...
 	if _, ok := r.proc.(Checkpointer); cfg.AckAfterCheckpoint && !ok {
 		return nil, fmt.Errorf("%w: ack after checkpoint: %T saves no checkpoint", ErrInvalidConfig, proc)
 	}
+	// Each takes the delivery's ack for later, and the first of the two
+	// to come would ack it: a held input at the checkpoint, before its
+	// release, and then once more.
+	if cfg.AckAfterCheckpoint && cfg.HoldAcks {
+		return nil, fmt.Errorf("%w: hold acks: with ack after checkpoint the two would each ack an input, at the first of them", ErrInvalidConfig)
+	}
 	if _, ok := proc.(Ticker); ok && cfg.TickEvery <= 0 {
 		return nil, fmt.Errorf("%w: tick_every: a Ticker needs a period", ErrInvalidConfig)
 	}

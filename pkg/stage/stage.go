@@ -211,7 +211,8 @@ type Config struct {
 	// (the processor must take the inputs after it that were acked, and
 	// come again too, as repeats); after the last checkpoint it flushes
 	// the acks that checkpoint released. Held inputs count against the
-	// consumer's max_ack_pending on the server until released.
+	// consumer's max_ack_pending on the server until released. Not with
+	// AckAfterCheckpoint (NewRunner refuses both).
 	HoldAcks bool
 	// TicksDuringCheckpoint lets ticks run while an Outbox's periodic
 	// checkpoint does; they wait only while the tick outputs not stored

@@ -349,29 +349,31 @@ func TestEpisodeOpenOrCloseSurvivesACrash(t *testing.T) {
 }
 
 // withheldWrites passes snapshot writes on to the bucket, but, once
-// withhold was called, those under subject: they never reach the server
-// and their acks never come, as for a process that dies before it sent
-// them. seen is closed at the first one withheld.
+// withhold was called, those under its subject: they never reach the
+// server and their acks never come, as for a process that dies before it
+// sent them. seen is closed at the first one withheld.
 type withheldWrites struct {
 	asyncPublisher
-	subject string
-	seen    chan struct{}
+	seen    chan struct{} // never reassigned: the test waits on it
 	mu      sync.Mutex
-	on      bool
+	subject string // "" until withhold
+	told    bool   // seen is closed
 }
 
-func (w *withheldWrites) withhold() {
+// withhold withholds the writes under subject from now on (set under the
+// lock: the ticks write snapshots meanwhile).
+func (w *withheldWrites) withhold(subject string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.on = true
+	w.subject = subject
 }
 
 func (w *withheldWrites) PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
 	w.mu.Lock()
-	withheld := w.on && subject == w.subject
-	if withheld && w.seen != nil {
+	withheld := w.subject != "" && subject == w.subject
+	if withheld && !w.told {
 		close(w.seen)
-		w.seen = nil
+		w.told = true
 	}
 	w.mu.Unlock()
 	if withheld {
@@ -437,7 +439,6 @@ func TestEpisodeTransitionSurvivesACrashBeforeItsSnapshot(t *testing.T) {
 			for i, v := range normal(100, 5) {
 				at(i, v)
 			}
-			w.subject = "$KV." + DefaultBucket + ".detector." + fp // before withhold: read under its lock
 			waitObservations(t, svc, fp, 100)
 			next := 100
 			if transition == event.EpisodeClose {
@@ -448,7 +449,7 @@ func TestEpisodeTransitionSurvivesACrashBeforeItsSnapshot(t *testing.T) {
 			if _, err := svc.Snapshot(context.Background()); err != nil { // the last periodic snapshot
 				t.Fatal(err)
 			}
-			w.withhold()
+			w.withhold("$KV." + DefaultBucket + ".detector." + fp)
 			if transition == event.EpisodeOpen {
 				at(next, 150) // the fault opens an episode
 			} else {

@@ -87,9 +87,10 @@ const MinMaxTemplateBytes = 64 << 10
 // DefaultMaxLineBytes is Config.MaxLineBytes in DefaultConfig: how much of
 // a message (the line less its header) is mined, by the logminer
 // (max_line_bytes) and by the offline parse alike, so that a long line
-// gets the same template live and offline. Long enough for a message and
-// the first frames of a stack trace, short enough that a template is at
-// most about 160 KiB.
+// gets the same template live and offline. Long enough for a long
+// message's line (of a message of several lines, the first with a letter
+// is mined: FirstLineWithLetter), short enough that a template is at most
+// about 160 KiB.
 const DefaultMaxLineBytes = 16 << 10
 
 // DefaultConfig returns the settings measured on Loghub (see the package

@@ -27,29 +27,12 @@ func TestPartitionCountChangedInPlaceGoesOnWhereTheEarlierLayoutStood(t *testing
 	for _, c := range []struct{ from, to int }{{1, 2}, {2, 1}} {
 		t.Run(fmt.Sprintf("%d to %d", c.from, c.to), func(t *testing.T) {
 			r := newStormRig(t, Config{})
-			layout := func(count int) (stop func()) {
-				var stops []func()
-				for i := range count {
-					r.cfg.Partition = PartitionConfig{Count: count, Index: i}
-					svc, stop := r.start()
-					stops = append(stops, stop)
-					waitLeading(t, svc)
-				}
-				for i := range count {
-					waitCaughtUp(t, r.js, defaultDurable(count, i))
-				}
-				return func() {
-					for _, stop := range stops {
-						stop()
-					}
-				}
-			}
-			stop := layout(c.from)
+			stop := r.startLayout(c.from)
 			r.firstHalf()
 			opened := waitIncidents(t, r.js, event.IncidentOpened, 2)
 			stop()
 
-			t.Cleanup(layout(c.to))
+			t.Cleanup(r.startLayout(c.to))
 			resolved := waitIncidents(t, r.js, event.IncidentResolved, 2)
 			for _, b := range resolved {
 				if !slices.ContainsFunc(opened, func(o correlate.State) bool { return o.IncidentID == b.IncidentID }) {
@@ -86,6 +69,28 @@ func TestPartitionCountChangedInPlaceGoesOnWhereTheEarlierLayoutStood(t *testing
 			}
 			waitIncidents(t, r.js, event.IncidentOpened, 3)
 		})
+	}
+}
+
+// startLayout runs every partition of a layout of count, each leading
+// and caught up with the stream, until stop.
+func (r *stormRig) startLayout(count int) (stop func()) {
+	t := r.t
+	t.Helper()
+	var stops []func()
+	for i := range count {
+		r.cfg.Partition = PartitionConfig{Count: count, Index: i}
+		svc, stop := r.start()
+		stops = append(stops, stop)
+		waitLeading(t, svc)
+	}
+	for i := range count {
+		waitCaughtUp(t, r.js, defaultDurable(count, i))
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
 
@@ -136,30 +141,13 @@ func TestEarlierLayoutNames(t *testing.T) {
 // layout's consumers stand.
 func TestPartitionCountChangedBackStartsTheAddedPartitionWhereTheLayoutStood(t *testing.T) {
 	r := newStormRig(t, Config{})
-	layout := func(count int) (stop func()) {
-		var stops []func()
-		for i := range count {
-			r.cfg.Partition = PartitionConfig{Count: count, Index: i}
-			svc, stop := r.start()
-			stops = append(stops, stop)
-			waitLeading(t, svc)
-		}
-		for i := range count {
-			waitCaughtUp(t, r.js, defaultDurable(count, i))
-		}
-		return func() {
-			for _, stop := range stops {
-				stop()
-			}
-		}
-	}
-	stop := layout(3)
+	stop := r.startLayout(3)
 	r.firstHalf()
 	for i := range 3 {
 		waitCaughtUp(t, r.js, defaultDurable(3, i))
 	}
 	stop()
-	layout(2)()
+	r.startLayout(2)()
 	ctx := context.Background()
 	if _, err := r.js.Consumer(ctx, bus.StreamEvents, "correlator-2"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("the consumer of the partition the layout of 2 dropped: %v, want it deleted", err)
@@ -170,7 +158,7 @@ func TestPartitionCountChangedBackStartsTheAddedPartitionWhereTheLayoutStood(t *
 	}
 	last := events.CachedInfo().State.LastSeq
 
-	t.Cleanup(layout(3))
+	t.Cleanup(r.startLayout(3))
 	c, err := r.js.Consumer(ctx, bus.StreamEvents, "correlator-2")
 	if err != nil {
 		t.Fatal(err)

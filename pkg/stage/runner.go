@@ -266,13 +266,15 @@ func (h *heldAck) wrap(ackLater func() func(error), done func(error)) func(error
 			done(err)
 			return
 		}
+		// Registered before the delivery is settled: once it is, a
+		// release (which may follow at once) finds the ack waiting.
 		ack := ackLater()
-		done(nil)
 		h.mu.Lock()
 		if h.holds > 0 {
 			h.acks, ack = append(h.acks, ack), nil
 		}
 		h.mu.Unlock()
+		done(nil)
 		if ack != nil {
 			ack(nil)
 		}

@@ -19,14 +19,6 @@ import (
 func TestIncidentTimeFarAheadOfTheWritersClockIsRefusedNotStoredAs2106(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	h, tables := windowedSink(t, now)
-	state := func(at time.Time, body event.IncidentBody) *event.Envelope {
-		t.Helper()
-		e, err := event.New(event.KindIncident, "billing", at, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
 	opened := now.Add(-time.Hour)
 	never := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 	for _, c := range []struct {
@@ -39,7 +31,7 @@ func TestIncidentTimeFarAheadOfTheWritersClockIsRefusedNotStoredAs2106(t *testin
 		{"acknowledged two days ahead", event.IncidentBody{IncidentID: "inc-a2", Status: event.IncidentAcknowledged, Title: "t", OpenedAt: opened, AcknowledgedAt: now.Add(48 * time.Hour)}, "body.acknowledged_at:"},
 		{"opened in 9999", event.IncidentBody{IncidentID: "inc-o", Status: event.IncidentOpened, Title: "t", OpenedAt: never}, "body.opened_at:"},
 	} {
-		r := h.Feed(state(now, c.body))[0]
+		r := h.Feed(incidentState(t, now, c.body))[0]
 		if r.Outcome != stagetest.DeadLettered || !strings.Contains(r.Err.Error(), c.field) {
 			t.Errorf("%s: %v %v, want dead-lettered naming %s", c.name, r.Outcome, r.Err, c.field)
 		}
@@ -61,7 +53,7 @@ func TestIncidentTimeFarAheadOfTheWritersClockIsRefusedNotStoredAs2106(t *testin
 		{old, event.IncidentBody{IncidentID: "inc-old", Status: event.IncidentResolved, Title: "t", OpenedAt: old.Add(-time.Hour), ResolvedAt: now}},
 		{now, event.IncidentBody{IncidentID: "inc-skew", Status: event.IncidentAcknowledged, Title: "t", OpenedAt: opened, AcknowledgedAt: now.Add(time.Hour)}},
 	} {
-		if r := h.Feed(state(c.at, c.body))[0]; r.Outcome != stagetest.Acked {
+		if r := h.Feed(incidentState(t, c.at, c.body))[0]; r.Outcome != stagetest.Acked {
 			t.Fatalf("%s: %v %v, want stored", c.body.IncidentID, r.Outcome, r.Err)
 		}
 	}

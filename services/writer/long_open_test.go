@@ -23,14 +23,6 @@ func TestIncidentOpenMoreThanAYearTakesItsResolution(t *testing.T) {
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	opened := now.AddDate(0, 0, -400)
 
-	state := func(at time.Time, body event.IncidentBody) *event.Envelope {
-		t.Helper()
-		e, err := event.New(event.KindIncident, "billing", at, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e
-	}
 	write := func(at time.Time, e *event.Envelope) error {
 		t.Helper()
 		// Each state through a sink whose clock is its own time, as the
@@ -49,10 +41,10 @@ func TestIncidentOpenMoreThanAYearTakesItsResolution(t *testing.T) {
 		return <-done
 	}
 
-	if err := write(opened, state(opened, event.IncidentBody{IncidentID: "inc-old", Status: event.IncidentOpened, Title: "disk 81% full", OpenedAt: opened})); err != nil {
+	if err := write(opened, incidentState(t, opened, event.IncidentBody{IncidentID: "inc-old", Status: event.IncidentOpened, Title: "disk 81% full", OpenedAt: opened})); err != nil {
 		t.Fatalf("opened state: %v", err)
 	}
-	if err := write(now, state(now, event.IncidentBody{IncidentID: "inc-old", Status: event.IncidentResolved, Title: "disk 81% full", OpenedAt: opened})); err != nil {
+	if err := write(now, incidentState(t, now, event.IncidentBody{IncidentID: "inc-old", Status: event.IncidentResolved, Title: "disk 81% full", OpenedAt: opened})); err != nil {
 		t.Fatalf("the resolution of an incident opened %s, 400 days before it, was refused: %v", opened.Format(time.DateOnly), err)
 	}
 

@@ -32,10 +32,7 @@ func TestIncidentStateWithoutOpenedAtIsRefusedNotStoredAsASecondIncident(t *test
 
 	write := func(at time.Time, body event.IncidentBody) error {
 		t.Helper()
-		e, err := event.New(event.KindIncident, "billing", at, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := incidentState(t, at, body)
 		sink, err := NewSink(st.Conn, SinkConfig{MaxRows: 10, MaxAge: time.Hour}, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)

@@ -25,10 +25,7 @@ func TestMTTRNeverNegativeForAResolutionTimedBeforeTheOpening(t *testing.T) {
 	var envs [][]byte
 	state := func(at time.Time, body event.IncidentBody) {
 		t.Helper()
-		e, err := event.New(event.KindIncident, "billing", at, body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := incidentState(t, at, body)
 		data, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)

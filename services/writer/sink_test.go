@@ -17,6 +17,13 @@ import (
 // the writer's logic with no server.
 func sinkRig(t *testing.T) (*stagetest.Harness, map[string]*stagetest.Table) {
 	t.Helper()
+	sink, tables := memorySink(t)
+	return stagetest.Start(t, sink, stage.Config{Name: "writer"}), tables
+}
+
+// memorySink is the writer's sink on in-memory tables, not started.
+func memorySink(t *testing.T) (*Sink, map[string]*stagetest.Table) {
+	t.Helper()
 	tables := map[string]*stagetest.Table{}
 	sink, err := NewSinkOf(func(table string) (Inserter, error) {
 		tables[table] = stagetest.NewTable()
@@ -25,7 +32,17 @@ func sinkRig(t *testing.T) (*stagetest.Harness, map[string]*stagetest.Table) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stagetest.Start(t, sink, stage.Config{Name: "writer"}), tables
+	return sink, tables
+}
+
+// incidentState is an incident event of the service billing at at.
+func incidentState(t *testing.T, at time.Time, body event.IncidentBody) *event.Envelope {
+	t.Helper()
+	e, err := event.New(event.KindIncident, "billing", at, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func logEnvelope(t *testing.T, msg string) *event.Envelope {

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -67,14 +65,7 @@ func TestConfigMaxEventFuture(t *testing.T) {
 // back, the default ahead) runs on the clock now.
 func windowedSink(t *testing.T, now time.Time) (*stagetest.Harness, map[string]*stagetest.Table) {
 	t.Helper()
-	tables := map[string]*stagetest.Table{}
-	sink, err := NewSinkOf(func(table string) (Inserter, error) {
-		tables[table] = stagetest.NewTable()
-		return tables[table], nil
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink, tables := memorySink(t)
 	sink.SetTimeWindow(TimeWindow{MaxPast: 14 * 24 * time.Hour, MaxFuture: DefaultMaxEventFuture, Now: func() time.Time { return now }})
 	return stagetest.Start(t, sink, stage.Config{Name: "writer"}), tables
 }

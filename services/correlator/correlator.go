@@ -921,7 +921,7 @@ func (s *Service) awaitEarlier(term context.Context, endTerm func()) {
 			return
 		case <-t.C:
 		}
-		if stopped, err := s.layout.stopped(term); err == nil && stopped {
+		if stopped, _ := s.layout.stopped(term); stopped { // an error: looked at again
 			s.log.Info().Msg("a partition of an earlier layout stopped: this term ends, and the next takes over what it left")
 			endTerm()
 			return

@@ -184,21 +184,32 @@ func (l *earlierLayout) setRunning(name string, running bool) {
 }
 
 // stopped reports whether an earlier partition found running has
-// stopped since: nobody holds its lease now.
+// stopped since (also with an error, about another): nobody holds its
+// lease now. Those that stopped are
+// forgotten: the next restore takes over what they left, or finds
+// nothing left (another partition of this layout deleted their consumers
+// first), and a term must not wait for them again, which would end at
+// its first look, and every one after it.
 func (l *earlierLayout) stopped(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	names := slices.Collect(maps.Keys(l.running))
 	l.mu.Unlock()
+	stopped := false
 	for _, name := range names {
 		lease, err := l.lease.Open(ctx, l.js, layoutName+"."+name)
 		if err != nil {
-			return false, err
+			return stopped, err
 		}
-		if holder, err := lease.Holder(ctx); err != nil || holder == "" {
-			return err == nil, err
+		holder, err := lease.Holder(ctx)
+		if err != nil {
+			return stopped, err
+		}
+		if holder == "" {
+			l.setRunning(name, false)
+			stopped = true
 		}
 	}
-	return false, nil
+	return stopped, nil
 }
 
 // waiting reports whether an earlier partition was found running.

@@ -258,3 +258,53 @@ func TestEarlierLayoutStillRunningIsTakenOverOnceItStops(t *testing.T) {
 		}
 	}
 }
+
+// A partition of the new layout found an earlier partition running (its
+// lease held) and waits for it to stop. Once it stopped, another
+// partition of the new layout deleted its consumer first: the next
+// term's restore finds nothing of it to take over, and must not wait for
+// it again. Still taken for running, the partition ended every term as
+// soon as it looked (the earlier lease free), and restored, rewound and
+// answered 503 in turn for ever.
+func TestEarlierPartitionGoneMeanwhileIsNoLongerAwaited(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	for _, name := range []string{"correlator", "correlator-0", "correlator-1"} {
+		if _, err := r.js.CreateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leases LeaseConfig
+	earlier, err := leases.Open(ctx, r.js, "correlator.correlator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := earlier.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := &earlierLayout{js: r.js, lease: leases, count: 2, index: 1, log: r.log}
+	if err := l.dropConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !l.waiting() {
+		t.Fatal("the earlier partition, its lease held, not waited for")
+	}
+
+	// It stops, and partition 0's restore deletes its consumer.
+	if err := earlier.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.js.DeleteConsumer(ctx, bus.StreamEvents, "correlator"); err != nil {
+		t.Fatal(err)
+	}
+	if stopped, err := l.stopped(ctx); err != nil || !stopped {
+		t.Fatalf("stopped %v, %v: want the term ended, the earlier partition stopped", stopped, err)
+	}
+	// The next term's restore.
+	if err := l.dropConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.waiting() {
+		t.Fatal("an earlier partition stopped and gone is waited for again: every term ends at the first look")
+	}
+}

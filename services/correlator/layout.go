@@ -259,9 +259,13 @@ func (l *earlierLayout) dropConsumers(ctx context.Context) error {
 		if err != nil || !ok {
 			return err
 		}
-		err = events.DeleteConsumer(ctx, name)
+		// The command consumer first: the signal consumer is what names
+		// the partition, and deleted first, a failure in between would
+		// leave the other behind for good (a layout coming back to this
+		// partition would go on from it, with the commands since).
+		err = l.js.DeleteConsumer(ctx, bus.StreamIncidents, name+"-commands")
 		if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
-			err = l.js.DeleteConsumer(ctx, bus.StreamIncidents, name+"-commands")
+			err = events.DeleteConsumer(ctx, name)
 		}
 		unlock()
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {

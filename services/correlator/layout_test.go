@@ -308,3 +308,47 @@ func TestEarlierPartitionGoneMeanwhileIsNoLongerAwaited(t *testing.T) {
 		t.Fatal("an earlier partition stopped and gone is waited for again: every term ends at the first look")
 	}
 }
+
+// The earlier layout's command consumer is deleted with its signal
+// consumer, and a failure in between is tried again at the next restore:
+// were the signal consumer deleted first, the next restore would not see
+// the partition any more, and its command consumer would stay behind; a
+// layout that comes back to that partition (1 to 2, then 1) would go on
+// from it, taking every command applied since for an incident it does
+// not hold (with one partition, each dead-lettered).
+func TestEarlierCommandConsumerIsDeletedAfterAFailure(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	for _, name := range []string{"correlator", "correlator-0", "correlator-1"} {
+		if _, err := r.js.CreateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The command consumer's deletion fails: INCIDENTS does not answer.
+	incidents, err := r.js.Stream(ctx, bus.StreamIncidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.js.DeleteStream(ctx, bus.StreamIncidents); err != nil {
+		t.Fatal(err)
+	}
+	l := &earlierLayout{js: r.js, lease: LeaseConfig{}, count: 2, index: 1, log: r.log}
+	if err := l.dropConsumers(ctx); err == nil {
+		t.Fatal("the earlier consumers dropped without INCIDENTS")
+	}
+	// It answers again, the command consumer on it.
+	if _, err := r.js.CreateStream(ctx, incidents.CachedInfo().Config); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.js.CreateConsumer(ctx, bus.StreamIncidents, jetstream.ConsumerConfig{Durable: "correlator-commands", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.dropConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for stream, consumer := range map[string]string{bus.StreamEvents: "correlator", bus.StreamIncidents: "correlator-commands"} {
+		if _, err := r.js.Consumer(ctx, stream, consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("the earlier layout's consumer %s on %s: %v, want it deleted", consumer, stream, err)
+		}
+	}
+}

@@ -184,12 +184,12 @@ func (l *earlierLayout) setRunning(name string, running bool) {
 }
 
 // stopped reports whether an earlier partition found running has
-// stopped since (also with an error, about another): nobody holds its
-// lease now. Those that stopped are
-// forgotten: the next restore takes over what they left, or finds
-// nothing left (another partition of this layout deleted their consumers
-// first), and a term must not wait for them again, which would end at
-// its first look, and every one after it.
+// stopped since (nobody holds its lease now), also when looking at
+// another failed. Those that stopped are forgotten: the next restore
+// takes over what they left, or finds nothing left (another partition of
+// this layout deleted their consumers first), and a term must not wait
+// for them again, which would end at its first look, and every one
+// after it.
 func (l *earlierLayout) stopped(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	names := slices.Collect(maps.Keys(l.running))

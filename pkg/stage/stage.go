@@ -205,7 +205,9 @@ type Config struct {
 	// HoldAcks lets the processor hold the ack of an input whose effect
 	// its state must save before the input may be acked (HoldAck: a
 	// detector's episode opened or closed, which the next checkpoint
-	// would be too late for). After a Checkpointer's restore the runner
+	// would be too late for, or the first of the samples its group rows
+	// took since the last checkpoint, which keeps the rewind below under
+	// them all). After a Checkpointer's restore the runner
 	// rewinds a source that can (as for AckAfterCheckpoint), so that a
 	// held input a crash left unacked comes again before the newer ones
 	// (the processor must take the inputs after it that were acked, and

@@ -182,6 +182,9 @@ type Service struct {
 	assets      *simplelru.LRU[string, *asset] // pipeline group assets by key
 	dirtyAssets []*asset
 	groupBuf    []pipeline.GroupChannel
+	// rowsHold is the hold of the assets' samples since the last snapshot
+	// of the assets began (nil: none took one since)
+	rowsHold *rowsHold
 
 	m metrics
 }
@@ -226,6 +229,10 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 	}
 	if s.assets, err = simplelru.NewLRU(s.cfg.MaxAssets, func(_ string, old *asset) {
 		old.evicted = true
+		// Its rows are gone from memory and will not be saved, as an
+		// evicted series' state: its samples need not come again.
+		releaseAcks(dropHolds(nil, old.holds))
+		old.holds = nil
 		s.m.assetsEvicted.Inc()
 		s.warnEvicted(&s.assetEvictLog, "group assets", "detector.max_assets", s.cfg.MaxAssets)
 		if old.det.Alarming() {
@@ -403,7 +410,9 @@ func (s *Service) Observations(key string) (int, bool) {
 // opens or closes an episode is acked only once a snapshot holding the
 // transition is stored (stage.HoldAck, released by settleAcks): acked
 // before, a crash restored the series from before it, and the episode
-// was opened twice or closed twice.
+// was opened twice or closed twice. The samples group assets took since
+// their last stored snapshot are kept coming again after a crash by one
+// held sample a snapshot (rowsHold).
 func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitter) error {
 	if e.Kind != event.KindMetric {
 		return errs.Permanent(fmt.Errorf("%w: kind %q (event %s)", ErrNotMetric, e.Kind, e.ID))
@@ -484,7 +493,7 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 				}
 			}
 		}
-		rows, gerr = s.routeToGroups(e, &body, nil)
+		rows, gerr = s.routeToGroups(e, &body, out, nil)
 	})
 	if gerr != nil {
 		// the series' anomaly still goes out; the group's error is logged

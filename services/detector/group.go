@@ -69,6 +69,10 @@ type asset struct {
 	// the current alarm episode of the asset's detector (in memory: after
 	// a restore an episode in progress continues with its peak from then on)
 	ep groupEpisode
+
+	// holds keep the samples it took since its last stored snapshot
+	// coming again after a crash (rowsHold); empty: none since
+	holds []*rowsHold
 }
 
 // groupEpisode follows an asset's alarm episode between its events.
@@ -213,8 +217,9 @@ type rowAnomaly struct {
 }
 
 // routeToGroups feeds the sample to every group that takes it and scores
-// the rows that closes. It appends their anomalies to out. s.mu is held.
-func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out []rowAnomaly) ([]rowAnomaly, error) {
+// the rows that closes. It appends their anomalies to out; em is the
+// sample's emitter, whose ack an asset may hold (holdRows). s.mu is held.
+func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, em stage.Emitter, out []rowAnomaly) ([]rowAnomaly, error) {
 	if len(s.pipeline.Groups) == 0 || body.Type == event.MetricCounter {
 		return out, nil
 	}
@@ -228,6 +233,8 @@ func (s *Service) routeToGroups(e *event.Envelope, body *event.MetricBody, out [
 		}
 		rows, what := a.add(e.Time, gc.Channel, *body.Value, e.ID, s.now())
 		switch what {
+		case added:
+			s.holdRows(a, em)
 		case late:
 			s.m.groupLate.Inc()
 		case duplicate:

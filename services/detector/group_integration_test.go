@@ -2,12 +2,14 @@ package detector
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -244,4 +246,142 @@ func TestVoteGroupEpisodeOnJetStream(t *testing.T) {
 	}
 	checkAssetEpisode(t, got, a, fault)
 	t.Logf("%d events: %s", len(got), got[0].body.Reason)
+}
+
+// A crash after a row opened (or closed) its asset's alarm and the
+// anomaly was stored, before a snapshot held the asset's state, loses
+// nothing and doubles nothing: the next instance gets the asset's samples
+// since its last stored snapshot again, rebuilds the same rows from it and
+// makes the same anomalies, under the same ids. Acked as they joined
+// their rows, those samples were gone: restored from before the open, the
+// fault going on opened a second episode under another id, and the first
+// was never closed (an incident downstream that never resolves); restored
+// from before the close, the next calm row closed the episode a second
+// time.
+func TestGroupAlarmTransitionSurvivesACrashBeforeItsSnapshot(t *testing.T) {
+	for _, transition := range []string{event.EpisodeOpen, event.EpisodeClose} {
+		t.Run(transition, func(t *testing.T) {
+			r := newRig(t)
+			// Three channels, two shifted by 10σ for the faultRows rows
+			// from row 200: the offline vote opens at 200 and closes at
+			// 220, the row after the fault.
+			const onset = 200
+			a := faultAsset(3, []int{0, 1}, onset)
+			// The channels' own series never score (warm-up), so no series
+			// episode holds a sample's ack: only the group's rows matter.
+			file := filepath.Join(t.TempDir(), "p.yaml")
+			yaml := "detect:\n  rules:\n    - name: quiet\n      match: {metric: \"ch.*\"}\n      detectors: {warm_up: 1000000}\n" +
+				"  groups:\n    - name: pump\n      by: [host]\n      channels: [" + strings.Join(a.Channels, ", ") + "]\n"
+			if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// no periodic snapshot in the test
+			cfg := Config{Pipeline: file, Snapshot: SnapshotConfig{Interval: time.Hour, ShutdownTimeout: 2 * time.Second}}
+			var seq uint64 // the stream sequence of the last sample published
+			rows := func(from, to int) {
+				for i := from; i < to; i++ {
+					for c, name := range a.Channels {
+						e, d := sample(t, "plant", name, map[string]string{"host": "pump-1"}, a.Times[i], a.Values[c][i], "")
+						ack, err := r.js.Publish(context.Background(), e.Subject(), d, jetstream.WithMsgID(e.ID))
+						if err != nil {
+							t.Fatal(err)
+						}
+						seq = ack.Sequence
+					}
+				}
+			}
+			// scored waits until every sample published was scored and its
+			// anomalies stored: all delivered, and all acked but for at
+			// most one (a sample whose ack the detector holds).
+			scored := func() {
+				t.Helper()
+				c, err := r.js.Consumer(context.Background(), bus.StreamEvents, DefaultDurable)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					info, err := c.Info(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if info.Delivered.Stream >= seq && info.NumAckPending <= 1 {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("samples up to %d not all scored within a minute: delivered %d, ack floor %d, %d pending", seq, info.Delivered.Stream, info.AckFloor.Stream, info.NumAckPending)
+					}
+				}
+			}
+			// stored waits until the group's anomalies on the stream end
+			// with one of kind.
+			stored := func(kind string) {
+				t.Helper()
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if got := r.groupAnomalies(); len(got) > 0 && got[len(got)-1].body.Episode == kind {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no group %s on the stream within 30s", kind)
+					}
+				}
+			}
+			svc, stop := r.start(cfg)
+			next := onset
+			if transition == event.EpisodeClose {
+				next = onset + faultRows/2 // the alarm is open
+			}
+			rows(0, next)
+			scored()
+			if transition == event.EpisodeClose {
+				stored(event.EpisodeUpdate)
+			}
+			// the last periodic snapshot
+			if n, err := svc.Snapshot(context.Background()); err != nil || n == 0 {
+				t.Fatalf("snapshot: %d written, %v", n, err)
+			}
+			if transition == event.EpisodeOpen {
+				rows(next, onset+3) // the fault opens the alarm
+				next = onset + 3
+			} else {
+				rows(next, onset+faultRows+2) // the fault ends
+				next = onset + faultRows + 2
+			}
+			scored()
+			stored(transition)
+			stop(true) // before any snapshot holds the transition
+
+			_, stop = r.start(cfg)
+			rows(next, onset+faultRows+10) // the fault goes on, or calm goes on
+			scored()
+			stop(false)
+
+			// the events of the offline vote over the same rows, each once,
+			// of one episode
+			a.Times = a.Times[:onset+faultRows+10]
+			want, wantKinds := offlineVoteEvents(t, a)
+			got := r.groupAnomalies()
+			ids := map[string]bool{}
+			same := len(got) == len(want)
+			for i, ge := range got {
+				ids[ge.body.EpisodeID] = true
+				same = same && ge.env.Time.Equal(want[i]) && ge.body.Episode == wantKinds[i]
+			}
+			if !same || len(ids) != 1 {
+				var kinds []string
+				for _, ge := range got {
+					kinds = append(kinds, fmt.Sprintf("%s at row %d (episode %s)", ge.body.Episode, rowsOf([]time.Time{ge.env.Time})[0], ge.body.EpisodeID))
+				}
+				t.Errorf("crash before the snapshot of the group's %s: anomalies %v; want the offline vote's %v at rows %v, of one episode", transition, kinds, wantKinds, rowsOf(want))
+			}
+		})
+	}
+}
+
+// rowsOf is the row numbers of faultAsset's times ts.
+func rowsOf(ts []time.Time) []int {
+	var out []int
+	for _, at := range ts {
+		out = append(out, int(at.Sub(t0)/time.Minute))
+	}
+	return out
 }

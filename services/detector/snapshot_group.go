@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
 // assetSnapshotVersion starts every group asset value in the bucket, under
@@ -249,9 +251,92 @@ func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
 	return a, nil
 }
 
+// rowsHold is the held ack (stage.HoldAck) of one sample: the first a
+// group took, into an asset with nothing unsaved, since a snapshot of the
+// assets began (the hold's epoch). Every asset that took a sample since
+// its last stored snapshot refers to such a hold, one taken no later than
+// that sample; the hold is released once its epoch ended (the next
+// snapshot began) and each asset referring to it had a snapshot stored
+// (or left memory).
+//
+// A row is built from samples acked as they joined it, and its alarm's
+// open or close published at once: without the hold, a crash before the
+// asset's next snapshot restored the asset from before the row, and the
+// samples were gone, so the fault going on opened a second episode under
+// another id (the first never closed), or a calm row closed the episode a
+// second time. Holding the sample that closed the row would not do: the
+// row's other samples, and the rows before it since the snapshot, were
+// acked. The held sample keeps the consumer's ack floor below every sample
+// of an asset's unsaved rows, and a start rewinds the consumer to its ack
+// floor (stage.Config.HoldAcks), which hands out again every sample after
+// it, acked or not, in stream order: the restored asset takes those its
+// snapshot holds as late or duplicate and rebuilds the rows after from the
+// same samples, with the same anomalies under the same ids (the stream's
+// duplicate window keeps one). One held sample per epoch, not one per
+// sample or asset: a few count against the consumer's max_ack_pending
+// (one per snapshot.interval while some asset's snapshot waits), where
+// holding every sample until the snapshot capped the detector at
+// max_ack_pending samples a snapshot.interval.
+type rowsHold struct {
+	release func()
+	assets  int  // assets referring to it
+	ended   bool // a snapshot of the assets began: no asset joins it any more
+}
+
+// drop ends an asset's reference to h and reports whether h is to be
+// released now. s.mu is held.
+func (h *rowsHold) drop() bool {
+	h.assets--
+	return h.ended && h.assets == 0
+}
+
+// holdRows makes a, which took a sample (em's), refer to a hold if it
+// refers to none: the epoch's, taken on this sample if the epoch has none
+// yet. An asset that refers to one already took an earlier sample since
+// its last stored snapshot, which that hold covers. s.mu is held.
+func (s *Service) holdRows(a *asset, em stage.Emitter) {
+	if s.snap == nil || len(a.holds) > 0 {
+		return
+	}
+	if s.rowsHold == nil {
+		s.rowsHold = &rowsHold{release: stage.HoldAck(em)}
+	}
+	s.rowsHold.assets++
+	a.holds = append(a.holds, s.rowsHold)
+}
+
+// dropHolds ends the references of holds and returns the releases due.
+// s.mu is held.
+func dropHolds(due []func(), holds []*rowsHold) []func() {
+	for _, h := range holds {
+		if h.drop() {
+			due = append(due, h.release)
+		}
+	}
+	return due
+}
+
+// endRowsHold ends the epoch: the assets that take a sample from now on
+// refer to a new hold. One no asset refers to any more is released.
+func (s *Service) endRowsHold() {
+	var due []func()
+	s.locked(func() {
+		if h := s.rowsHold; h != nil {
+			s.rowsHold, h.ended = nil, true
+			if h.assets == 0 { // they all left memory
+				due = append(due, h.release)
+			}
+		}
+	})
+	releaseAcks(due)
+}
+
 // snapshotAssets writes the group assets changed since the last snapshot,
-// as Snapshot writes series. It returns the number written.
+// as Snapshot writes series. It returns the number written. A stored
+// snapshot ends the asset's references to rowsHolds; one not written keeps
+// them for the next.
 func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
+	s.endRowsHold()
 	s.mu.Lock()
 	todo := s.dirtyAssets
 	s.dirtyAssets = nil
@@ -271,6 +356,8 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 			break
 		}
 		var puts []put[*asset]
+		var holds [][]*rowsHold // puts[i]'s asset's references, ended once stored
+		var due []func()        // holds to release
 		var failed []*asset
 		s.locked(func() {
 			for _, a := range chunk {
@@ -285,6 +372,10 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 				data, err := s.encodeAsset(nil, a)
 				if err != nil {
 					s.log.Error().Err(err).Str("asset", a.key).Msg("encode group state")
+					// never saved, as an evicted asset: holding its
+					// samples would only pin the ack floor
+					due = dropHolds(due, a.holds)
+					a.holds = nil
 					continue
 				}
 				fut, err := s.snap.PublishAsync(subject+a.key, data)
@@ -296,6 +387,9 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 					continue
 				}
 				puts = append(puts, put[*asset]{a, fut})
+				// the samples it took from now on refer to a new hold
+				holds = append(holds, a.holds)
+				a.holds = nil
 			}
 		})
 		n, bad, err := awaitPuts(ctx, puts)
@@ -304,6 +398,16 @@ func (s *Service) snapshotAssets(ctx context.Context) (int, error) {
 		if firstErr == nil {
 			firstErr = err
 		}
+		s.locked(func() {
+			for i, p := range puts {
+				if slices.Contains(bad, p.what) && !p.what.evicted { // an evicted one's state is dropped: released
+					p.what.holds = append(holds[i], p.what.holds...)
+					continue
+				}
+				due = dropHolds(due, holds[i])
+			}
+		})
+		releaseAcks(due)
 		if len(failed) > 0 {
 			s.m.snapshotErrors.Add(float64(len(failed)))
 			s.mu.Lock()

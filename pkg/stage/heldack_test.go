@@ -125,3 +125,59 @@ func TestHoldAcksWithAckAfterCheckpointIsRefused(t *testing.T) {
 		t.Errorf("hold acks with ack after checkpoint: %v, want refused", err)
 	}
 }
+
+// failsAfterHolding holds the ack of an input the first time it sees it
+// and then fails (an error, or a panic), as a detector whose state took a
+// sample and held its ack does when the sample's anomaly then cannot be
+// emitted; a later delivery is a repeat, emitting and holding nothing.
+type failsAfterHolding struct {
+	holdsFirstSight
+	panics bool
+}
+
+func (p *failsAfterHolding) Process(ctx context.Context, in *event.Envelope, out stage.Emitter) error {
+	if _, repeat := p.seen.LoadOrStore(in.ID, true); repeat {
+		return nil
+	}
+	release := stage.HoldAck(out)
+	p.hmu.Lock()
+	p.releases = append(p.releases, release)
+	p.hmu.Unlock()
+	if p.panics {
+		panic("after the hold")
+	}
+	return errors.New("after the hold: try again")
+}
+
+// An input whose processing failed, transiently, after the processor held
+// its ack is redelivered, and that redelivery's ack waits for the hold: the
+// processor's state took the input and keeps the release for it. Dropped
+// with the failure, the hold held nothing: the redelivery, a repeat for
+// the processor, was acked at once, before the release, and a crash then
+// lost what the hold was for (a detector's episode, a group asset's rows).
+func TestHeldAckOfAFailedInputHoldsItsRedelivery(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		name := "error"
+		if panics {
+			name = "panic"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := &failsAfterHolding{panics: panics}
+			h := stagetest.Start(t, p, stage.Config{CheckpointEvery: time.Hour, HoldAcks: true})
+			a := logEvent(t, 1, "a")
+			if r := h.Feed(a)[0]; r.Outcome != stagetest.Naked {
+				t.Fatalf("input failed after its hold: %v (%v), want naked", r.Outcome, r.Err)
+			}
+			if r := h.Feed(a)[0]; r.Outcome != stagetest.Acked {
+				t.Fatalf("its redelivery: %v (%v), want settled", r.Outcome, r.Err)
+			}
+			if got, want := h.Later(), (stagetest.LaterAcks{Waiting: 1}); got != want {
+				t.Fatalf("redelivered, hold not released: acks %+v, want %+v", got, want)
+			}
+			p.release(0)
+			if got, want := h.Later(), (stagetest.LaterAcks{Acked: 1}); got != want {
+				t.Fatalf("hold released: acks %+v, want %+v", got, want)
+			}
+		})
+	}
+}

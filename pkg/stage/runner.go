@@ -528,13 +528,16 @@ func (r *Runner) flushSink(ctx context.Context) {
 // A panic is a transient failure, as the consumer treats its own handler's:
 // redelivered, dead-lettered after MaxDeliver, and the other inputs go on.
 func (r *Runner) process(j job, em *emitter) {
-	settled := false
+	settled, processing := false, false // processing: in Process, em.hold is this input's
 	id := ""
 	defer func() {
 		if p := recover(); p != nil {
 			r.m.panics.Add(1)
 			r.log.Error().Interface("panic", p).Str("event_id", id).Msg("processor panicked")
 			if !settled {
+				if processing {
+					r.keepHold(id, em.hold, j.last) // a panic is transient
+				}
 				em.settle(fmt.Errorf("stage %s: processing panicked: %v", r.cfg.Name, p))
 				j.done(fmt.Errorf("stage %s: processing panicked: %v", r.cfg.Name, p))
 			}
@@ -584,7 +587,22 @@ func (r *Runner) process(j job, em *emitter) {
 		}
 	}
 	em.reset()
-	if err := r.proc.Process(j.ctx, e, em); err != nil {
+	if j.delivered != 1 && r.held != nil {
+		if h, ok := r.held.Peek(id); ok {
+			// An earlier delivery held the ack and failed (keepHold), or
+			// its kept outputs were dropped: the processor's state took
+			// the input and keeps the release, and this delivery, maybe
+			// a repeat that holds nothing, waits for it too.
+			em.hold = h
+		}
+	}
+	processing = true
+	err = r.proc.Process(j.ctx, e, em)
+	processing = false
+	if err != nil {
+		if !errs.IsPermanent(err) {
+			r.keepHold(id, em.hold, j.last)
+		}
 		em.settle(err)
 		if errs.IsPermanent(err) {
 			r.m.invalid.Add(1)
@@ -611,6 +629,18 @@ func (r *Runner) process(j job, em *emitter) {
 	}
 	r.send(j, pendingInput{id: id, outs: outs, last: j.last, done: done, hold: hold})
 	settled = true // the acker settles it now
+}
+
+// keepHold keeps hold, the hold on the ack of input id whose processing
+// failed, for its redelivery (process): the processor held the ack, so its
+// state took the input and will release the hold, while the redelivery may
+// be a repeat that holds nothing and would be acked at once. An input
+// failed for good, or on its last delivery, is dead-lettered: nothing
+// comes back to hold.
+func (r *Runner) keepHold(id string, hold *heldAck, last bool) {
+	if hold != nil && !last {
+		r.held.Add(id, hold)
+	}
 }
 
 // send publishes p's messages without waiting and hands p to the acker.

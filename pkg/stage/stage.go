@@ -122,10 +122,12 @@ type Emitter interface {
 // returned release is called (Config.HoldAcks): the input is acked once
 // it succeeded and every hold on it was released, whichever comes last.
 // A failed input is redelivered as ever; when its outputs were kept, the
-// hold carries over to the redelivery that sends them. An input that
-// succeeded and is redelivered while its ack is held (held past
-// ack_wait, its in-progress signals lost) is not processed again: that
-// redelivery's ack waits for the same release. Without
+// hold carries over to the redelivery that sends them, and when Process
+// failed transiently after the hold, to the redelivery processed again
+// (the state took the input: processed again it may hold nothing). An
+// input that succeeded and is redelivered while its ack is held (held
+// past ack_wait, its in-progress signals lost) is not processed again:
+// that redelivery's ack waits for the same release. Without
 // Config.HoldAcks (or from an Emitter that is not the runner's) nothing is
 // held and release does nothing. release may be called from any
 // goroutine, more than once.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -839,5 +840,125 @@ func TestEvictedAssetNoLongerHoldsItsSamples(t *testing.T) {
 	row(1, "pump-2") // evicts pump-1
 	if got := h.Later(); got.Waiting != 1 || got.Acked != 1 {
 		t.Fatalf("pump-1 evicted: acks %+v, want its sample released and pump-2's first held", got)
+	}
+}
+
+// gatedAssetWrites holds the snapshot writes of group assets until the
+// test settles them, telling each on put; the other writes pass.
+type gatedAssetWrites struct {
+	kvRecorder
+	put     chan struct{}
+	mu      sync.Mutex
+	pending []*future
+}
+
+func (k *gatedAssetWrites) PublishAsync(subject string, data []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if !strings.Contains(subject, "."+assetKeyPrefix) {
+		return k.kvRecorder.PublishAsync(subject, data, opts...)
+	}
+	f := &future{ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	k.mu.Lock()
+	k.pending = append(k.pending, f)
+	k.mu.Unlock()
+	k.put <- struct{}{}
+	return f, nil
+}
+
+// settle acks (ok) or fails the writes held so far.
+func (k *gatedAssetWrites) settle(ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, f := range k.pending {
+		if ok {
+			f.ok <- &jetstream.PubAck{}
+		} else {
+			f.err <- errors.New("fake: no ack")
+		}
+	}
+	k.pending = nil
+}
+
+// A sample an asset takes after the snapshot encoded it, while the write
+// is in flight, is not in that write: whatever the write's outcome, and
+// if another asset evicts this one meanwhile, that sample stays held until
+// a later snapshot stores the asset (or the one that evicted it), however
+// many snapshots fail first, and the samples the write holds are released
+// once it is stored. Released with the write, the sample was acked and a
+// crash before the asset's next stored snapshot lost it.
+func TestSampleTakenWhileItsAssetIsWrittenStaysHeld(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		stored bool // the write in flight is stored
+		evict  bool // another asset evicts this one during the write
+		want   stagetest.LaterAcks
+	}{
+		{"stored", true, false, stagetest.LaterAcks{Waiting: 1, Acked: 1}},
+		{"failed", false, false, stagetest.LaterAcks{Waiting: 2}},
+		{"stored and evicted", true, true, stagetest.LaterAcks{Waiting: 1, Acked: 1}},
+		{"failed and evicted", false, true, stagetest.LaterAcks{Waiting: 1, Acked: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			kv := &gatedAssetWrites{put: make(chan struct{}, 4)}
+			maxAssets := 10
+			if c.evict {
+				maxAssets = 1
+			}
+			s := newCore(t, Config{MaxAssets: maxAssets}, WithPipeline(votePipeline(t, []string{"temp", "flow"})))
+			s.snap = kv
+			h := run(t, s, s)
+			feed := func(row, ch int, host string) {
+				_, d := sample(t, "plant", []string{"temp", "flow"}[ch], map[string]string{"host": host}, t0.Add(time.Duration(row)*time.Minute), float64(10*ch+row%3), "")
+				ack(t, h, d)
+			}
+			feed(0, 0, "pump-1")
+			feed(0, 1, "pump-1")
+			feed(1, 0, "pump-1") // row 1 open
+			if got := h.Later(); got != (stagetest.LaterAcks{Waiting: 1}) {
+				t.Fatalf("before the snapshot: acks %+v, want the first sample held", got)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Snapshot(context.Background())
+				done <- err
+			}()
+			<-kv.put             // pump-1 encoded, its write in flight
+			feed(1, 1, "pump-1") // closes row 1, not in the write
+			if c.evict {
+				feed(1, 0, "pump-2")
+			}
+			kv.settle(c.stored)
+			if err := <-done; (err == nil) != c.stored {
+				t.Fatalf("snapshot: %v, want stored %v", err, c.stored)
+			}
+			if got := h.Later(); got != c.want {
+				t.Fatalf("after the write: acks %+v, want %+v", got, c.want)
+			}
+			// The next snapshot fails to write the asset(s) again: what
+			// was held stays held, the sample taken during the write too.
+			stored := make(chan bool, 1)
+			stored <- false
+			go func() {
+				for range kv.put {
+					ok := <-stored
+					kv.settle(ok)
+					stored <- ok
+				}
+			}()
+			t.Cleanup(func() { close(kv.put) })
+			if _, err := s.Snapshot(context.Background()); err == nil {
+				t.Fatal("snapshot with the assets' writes failing: no error")
+			}
+			if got := h.Later(); got != c.want {
+				t.Fatalf("the next write failed too: acks %+v, want %+v", got, c.want)
+			}
+			<-stored
+			stored <- true
+			if _, err := s.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.Later(); got.Waiting != 0 {
+				t.Fatalf("every asset stored: acks %+v, want none held", got)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -82,6 +83,11 @@ func runPipeline(ctx context.Context, args []string) error {
 // runPipelineTo is `aiops run` printing its start-up summary (every
 // listener, where its token is) to summary once the configuration loaded.
 func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error {
+	return runPipelineMain(ctx, args, summary, os.Stderr)
+}
+
+// runPipelineMain is runPipelineTo telling -check's warnings to stderr.
+func runPipelineMain(ctx context.Context, args []string, summary, stderr io.Writer) error {
 	fs := flag.NewFlagSet("aiops run", flag.ContinueOnError)
 	check := fs.Bool("check", false, "check the configuration, that every listen address is free and that no other aiops uses nats.store_dir, "+
 		"then exit without starting anything (scripts/run.sh does, before it starts ClickHouse)")
@@ -100,14 +106,24 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 		}
 	}
 	if *check {
-		return checkRun(cfg, natsCfg)
+		return checkRun(cfg, natsCfg, stderr)
 	}
 	return runLoaded(ctx, cfg, natsCfg, summary)
 }
 
 // checkRun is `aiops run -check`: what would stop `aiops run` at once,
-// found without starting anything (the configuration was loaded before).
-func checkRun(cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig) error {
+// found without starting anything (the configuration was loaded before),
+// and the catalog's warnings, told to stderr: a misspelt key or
+// dependency is no error, and the run says it only among its logs.
+func checkRun(cfg *platform.AssembledConfig, natsCfg EmbeddedNATSConfig, stderr io.Writer) error {
+	if c, ok := platform.SectionOf[correlator.Config](cfg, correlator.Component.Name); ok && c.Catalog != "" {
+		// Read once already by the configuration's check: it is readable.
+		if cat, err := correlate.ReadCatalog(c.Catalog); err == nil {
+			for _, w := range cat.Warnings {
+				fmt.Fprintf(stderr, "aiops run -check: correlator.catalog %s: %s\n", c.Catalog, w)
+			}
+		}
+	}
 	if natsCfg.Embedded {
 		// A token given is read and checked; a generated one is made
 		// only by the run itself.

@@ -307,3 +307,34 @@ func TestRunSummaryNamesThePortsBoundForPortZero(t *testing.T) {
 		t.Fatalf("aiops run stopped with %v", err)
 	}
 }
+
+// -check tells what the correlator would warn of in the service catalog
+// (a misspelt key, a name found only in depends_on): those are warnings,
+// not errors, so the check passed in silence and the typo was seen only
+// as one JSON line among the start-up logs of the run.
+func TestRunCheckPrintsTheCatalogsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	catalog := filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, []byte("services:\n"+
+		"  search: {owner: fu, dependson: [search-index]}\n"+
+		"  payments: {depends_on: [payment-db]}\n"+
+		"  search-index: {}\n"+
+		"  payments-db: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-check", "-set", "correlator.catalog=" + catalog},
+		firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", nil)...)
+	var stderr strings.Builder
+	if err := runPipelineMain(context.Background(), args, nil, &stderr); err != nil {
+		t.Fatalf("-check of a catalog with warnings only: %v, want them told and the check passed", err)
+	}
+	for _, want := range []string{
+		"correlator.catalog " + catalog + ": services.search.dependson: unknown key, ignored",
+		`"payment-db" is named only in depends_on`,
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-check said:\n%s\nwant it to say %q", stderr.String(), want)
+		}
+	}
+	notStarted(t, dir)
+}

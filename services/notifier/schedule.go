@@ -29,8 +29,8 @@ type note struct {
 	incidentID string
 	route      string // the route's path in the file (its identity)
 	receiver   string
-	eventID    string // the incident event it announces
-	at         time.Time
+	eventID    string    // the incident event it announces
+	at         time.Time // that event's time (a repeat's too): offer orders states by it
 	resolved   bool
 	timing     Timing
 	// send is everything the delivery needs; opaque here.
@@ -444,9 +444,12 @@ func (sl *slot) take(now time.Time) *note {
 		sl.unheard = false
 	case sl.pending == nil && sl.last != nil && !sl.last.resolved && sl.again() > 0 &&
 		!now.Before(sl.lastSent.Add(sl.again())):
+		// A repeat keeps its state's time (at): stamped with now, it
+		// made a resolve timed before now (when the incident went quiet,
+		// published at the correlator's next tick) look older than the
+		// state sent last, and the resolve was dropped as stale.
 		r := *sl.last
 		r.repeat++
-		r.at = now
 		r.muted, r.reached = false, 0 // a send of its own
 		sl.pending, sl.due, sl.handed, sl.handedSettles = &r, now, &r, 0
 	}

@@ -496,3 +496,44 @@ func TestFirstPageAfterAMuteIsHeldWhenItFails(t *testing.T) {
 		t.Fatalf("%d requests within 15 minutes of the failed page, want it tried again once and delivered (repeat_interval is 4h)", len(got))
 	}
 }
+
+// A resolve is timed when its incident went quiet (the last signal plus
+// quiet_period) and published at the correlator's next tick, up to 30 s
+// later. A repeat (or, under a silence, the re-check at every
+// group_interval) made in between was stamped with the time it was made,
+// so the resolve looked older than the state last sent and was settled as
+// stale: the receiver, which had the page, never got its end.
+func TestResolveTimedBeforeARepeatStillGoesOut(t *testing.T) {
+	for _, silenced := range []bool{false, true} {
+		name := "repeat"
+		if silenced {
+			name = "muted re-check"
+		}
+		t.Run(name, func(t *testing.T) {
+			hook := newReceiver(t)
+			muter := &switchMuter{}
+			h, proc, at, tick := timedRig(t, hook, muter)
+			h.Send(incidentAt(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0))
+			tick(31 * time.Second)
+			if _, b := hook.requests(); len(b) != 1 {
+				t.Fatalf("the opening: %d sent, want 1", len(b))
+			}
+			next := time.Hour + 31*time.Second // repeat_interval after the page
+			if silenced {
+				// The repeat muted, then asked again group_interval later.
+				muter.set("payments-db")
+				tick(next)
+				next += 5 * time.Minute
+			}
+			tick(next) // the repeat, or the muted re-check, at t0+next
+			// Quiet since t0+next-10s, said at the tick 20 s after next.
+			at(next + 20*time.Second)
+			h.Feed(incidentAt(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(next-10*time.Second)))
+			waitSent(t, proc)
+			_, b := hook.requests()
+			if len(b) == 0 || !strings.Contains(string(b[len(b)-1]), `"status":"resolved"`) {
+				t.Fatalf("%d sent, the last not the resolve: the receiver holds the incident open", len(b))
+			}
+		})
+	}
+}

@@ -284,7 +284,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		return float64(s.runner.Stats().Invalid)
 	})
 	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
-		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped more than max_event_future ahead of the service's clock), other_partition (published straight to a partition subject not its service's)."), []string{"reason"})
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped more than max_event_future ahead of the service's clock), other_partition (published straight to a partition subject not its service's), alert_state (Prometheus's ALERTS and ALERTS_FOR_STATE)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -425,6 +425,10 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		return errs.Permanent(fmt.Errorf("%w: event %s", ErrNoValue, e.ID))
 	}
 	s.m.samples.Inc()
+	if alertState(body.Name) {
+		s.m.ignored.WithLabelValues("alert_state").Inc()
+		return nil
+	}
 	counter := body.Type == event.MetricCounter
 
 	seen := s.now()
@@ -826,6 +830,14 @@ func clipName(name string, max int) string {
 	}
 	return name[:cut] + "…"
 }
+
+// alertState tells whether name is one of the series Prometheus keeps of
+// its own alerts (and remote-writes with the rest): ALERTS, 1 while an
+// alert is pending or firing, and ALERTS_FOR_STATE, the Unix time it
+// became active. They are the alerts, which come from Alertmanager, not
+// measurements: scored, each alert that fired again (a new activation
+// time) was an anomaly, and a second incident beside the alert's.
+func alertState(name string) bool { return name == "ALERTS" || name == "ALERTS_FOR_STATE" }
 
 // maxReasonName bounds the metric name in a reason, written for people.
 const maxReasonName = 256

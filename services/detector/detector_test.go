@@ -510,3 +510,34 @@ func TestIgnoredSamplesAreCounted(t *testing.T) {
 		}
 	}
 }
+
+// Prometheus remote-writes its alerts' own state series, ALERTS (1 while
+// an alert is pending or firing) and ALERTS_FOR_STATE (the Unix time the
+// alert became active): the alerts themselves, which reach the correlator
+// from Alertmanager, not measurements. Scored, every alert that fired
+// again (a new activation time) opened an anomaly, and with it a second
+// incident beside the alert's ("ALERTS_FOR_STATE on payments-db").
+func TestPrometheusAlertStateSeriesAreNotScored(t *testing.T) {
+	s, h := newTestService(t, Config{})
+	labels := map[string]string{"alertname": "ReplicationLag", "instance": "db-1"}
+	activeAt := 1796594000.0
+	for i := range 150 {
+		if i == 100 { // resolved, then active again: a new activation time
+			activeAt += 600
+		}
+		for _, name := range []string{"ALERTS_FOR_STATE", "ALERTS"} {
+			v := activeAt
+			if name == "ALERTS" {
+				v = 1
+			}
+			_, data := sample(t, "payments-db", name, labels, t0.Add(time.Duration(i)*15*time.Second), v, "")
+			ack(t, h, data)
+		}
+	}
+	if msgs := h.Pub.Messages(); len(msgs) != 0 {
+		t.Fatalf("%d anomalies published on Prometheus's alert state series (first %s), want none", len(msgs), msgs[0].Data)
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("alert_state")); n != 300 {
+		t.Errorf(`samples_ignored_total{reason="alert_state"} = %v, want 300`, n)
+	}
+}

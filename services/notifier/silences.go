@@ -90,7 +90,7 @@ func NewSilencesAPI(store *silence.Store, cfg httpapi.Config, log zerolog.Logger
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id} and /api/v2/status", r.URL.Path))
 	})
-	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.Bearer(token, "silences API", mux)); err != nil {
+	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "silences API", cfg.TokenHint(), mux)); err != nil {
 		return nil, errors.New("notifier.api.listen: " + err.Error())
 	}
 	return a, nil

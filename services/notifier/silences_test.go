@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -440,5 +441,38 @@ func TestSilencesAPIUnknownPathsAndMethods(t *testing.T) {
 		if got := resp.Header.Get("Allow"); got != c.allow {
 			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
 		}
+	}
+}
+
+// The silences API's 401 says where a token it generated is, as the
+// incidents API's does (`aiops run` generates data/api-token for both):
+// amtool without --http.config.file was told only to send "<silences API
+// token>".
+func TestSilencesAPIUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS")
+	}
+	store, err := silence.Open(context.Background(), jetStream(t), silence.Config{Bucket: "silences-token-hint"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	tokenFile := filepath.Join(t.TempDir(), "api-token")
+	api, err := NewSilencesAPI(store, httpapi.Config{Listen: "127.0.0.1:0", GenerateTokenFile: tokenFile}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	resp, err := http.Get("http://" + api.Addr().String() + "/api/v2/silences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "it is in "+tokenFile) {
+		t.Errorf("without a token: %d %s, want 401 naming %s", resp.StatusCode, body, tokenFile)
 	}
 }

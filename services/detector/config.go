@@ -78,7 +78,8 @@ type SnapshotConfig struct {
 	// Default 1m; a final snapshot is taken on shutdown.
 	Interval time.Duration `yaml:"interval"`
 	// MaxAge drops the state of a series not snapshotted for this long
-	// (the bucket's TTL), so series that vanished do not pile up. Default 7d.
+	// (the bucket's TTL), and from memory one that sent nothing for this
+	// long (forgetIdle), so series that vanished do not pile up. Default 7d.
 	MaxAge time.Duration `yaml:"max_age"`
 	// Replicas of the bucket in a cluster. Default 1.
 	Replicas int `yaml:"replicas"`

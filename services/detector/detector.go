@@ -102,8 +102,9 @@ type series struct {
 	// choose it come with its next sample (lookup). rerouted: dropped from
 	// memory because the route that matches it now has another shape.
 	// moved: removed from memory to be added again under another key
-	// (takeOver), not dropped
-	restored, rerouted, moved bool
+	// (takeOver), not dropped; idle: dropped for its silence
+	// (forgetIdle), not for max_series
+	restored, rerouted, moved, idle bool
 	// legacy is the key its snapshot had before takeOver moved it, deleted
 	// once the snapshot under its key is written
 	legacy string
@@ -219,7 +220,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		// samples are acked as those of any evicted series.
 		releaseAcks(old.acks)
 		old.acks = nil
-		if !old.rerouted { // replaced by lookup, not dropped for max_series
+		if !old.rerouted && !old.idle { // replaced by lookup, or silent: not dropped for max_series
 			s.m.evicted.Inc()
 			s.warnEvicted(&s.evictLog, "series", "detector.max_series", s.cfg.MaxSeries)
 		}
@@ -534,7 +535,10 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 	s.snapshotTransitions(ctx)
 	s.refreshPartitions(ctx, now)
 	var closes []seriesAnomaly
-	s.locked(func() { closes = s.silentCloses(now) })
+	s.locked(func() {
+		closes = s.silentCloses(now)
+		s.forgetIdle(now)
+	})
 	s.emitSeries(out, closes)
 	s.closeOrphans(out, now)
 	if len(s.pipeline.Groups) == 0 {

@@ -541,3 +541,44 @@ func TestPrometheusAlertStateSeriesAreNotScored(t *testing.T) {
 		t.Errorf(`samples_ignored_total{reason="alert_state"} = %v, want 300`, n)
 	}
 }
+
+// TestSeriesOfReplacedPodsAreForgottenAfterSnapshotMaxAge runs a month of
+// pods replaced every day, each a series of its own: a series that sent
+// nothing for snapshot.max_age is dropped from memory, as its snapshot
+// expires from the bucket then, so that memory holds the series of the
+// last max_age, not of every pod the month had (up to max_series, whose
+// evictions would warn about series long gone). None of it counts as an
+// eviction for max_series.
+func TestSeriesOfReplacedPodsAreForgottenAfterSnapshotMaxAge(t *testing.T) {
+	var logs strings.Builder
+	clock := &testClock{t: t0}
+	s, err := newService(Config{}, zerolog.New(&logs), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, s, s)
+	const pods = 20
+	held := map[int]int{}
+	for day := range 30 {
+		for hour := range 24 {
+			at := t0.Add(time.Duration(day*24+hour) * time.Hour)
+			clock.t = at
+			for p := range pods {
+				_, data := sample(t, "api", "cpu", map[string]string{"pod": fmt.Sprintf("api-%d-%d", day, p)}, at, 100, "")
+				ack(t, h, data)
+			}
+			if err := h.Tick(clock.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held[day+1] = s.series.Len()
+	}
+	t.Logf("series held: day 7 %d, day 30 %d", held[7], held[30])
+	maxAgeDays := int(s.cfg.Snapshot.MaxAge / (24 * time.Hour))
+	if want := (maxAgeDays + 1) * pods; held[30] > want {
+		t.Errorf("series held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays+1, held[7])
+	}
+	if n := testutil.ToFloat64(s.m.evicted); n != 0 || strings.Contains(logs.String(), "max_series") {
+		t.Errorf("%v series counted as evicted for max_series (log %q): a series gone silent is no eviction", n, logs.String())
+	}
+}

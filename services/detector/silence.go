@@ -97,6 +97,25 @@ func (s *Service) evicting(ser *series) {
 	}
 }
 
+// forgetIdle drops from memory the series that sent nothing for
+// snapshot.max_age by the service's clock, the least recently seen first:
+// their snapshots, written no more, expire from the bucket then, and a
+// restart would not bring them back. Pods replaced every day leave a
+// month of series behind otherwise, held until max_series evicts them
+// (and warns about series long gone). One with an episode open, an
+// anomaly in flight, acks held or a snapshot to write stays. s.mu is held.
+func (s *Service) forgetIdle(now time.Time) {
+	cut := now.Add(-s.cfg.Snapshot.MaxAge).UnixNano()
+	for {
+		key, ser, ok := s.series.GetOldest()
+		if !ok || ser.seen > cut || ser.last != nil || ser.dirty || ser.pending > 0 || len(ser.acks) > 0 {
+			return
+		}
+		ser.idle = true
+		s.series.Remove(key)
+	}
+}
+
 // silentFor tells whether a series (or asset) whose last sample was at
 // event time last, seen at the service's clock seen, has been silent for
 // silence at now. Two clocks must agree: the samples' own time (the latest

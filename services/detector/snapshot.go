@@ -501,9 +501,11 @@ func (s *Service) Restore(ctx context.Context) error {
 			}
 		} else {
 			s.series.Add(key, ser)
+			// Silent from now on: an open episode is closed after its
+			// Silence, the series forgotten after snapshot.max_age
+			// (forgetIdle).
+			ser.seen = s.now().UnixNano()
 			if ser.last != nil {
-				// silent from now on, it is closed after its Silence
-				ser.seen = s.now().UnixNano()
 				s.open[ser] = struct{}{}
 			}
 			restored++

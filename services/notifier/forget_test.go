@@ -14,8 +14,10 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
@@ -202,5 +204,47 @@ func TestHeardByReadOnlyAgainstTheSameIntegrations(t *testing.T) {
 	waitSent(t, proc)
 	if actions, _ := pdActions(t, pd.got()[before:], id); !slices.Equal(actions, []string{"trigger", "acknowledge"}) {
 		t.Errorf("PagerDuty, never reached, got %v after the receiver lost its webhook: want trigger, acknowledge", actions)
+	}
+}
+
+// With notifier.state.disabled an open incident of which no event came
+// for max_age is forgotten as with a bucket: over a month of incidents
+// whose resolve was lost (a correlator's state lost), the notifier holds
+// those of the last max_age, not all of them until MaxOpen, past which
+// every new incident would inhibit nothing, nor repeats them for ever.
+func TestOpenIncidentsWithoutEventsForMaxAgeAreForgottenWithoutABucket(t *testing.T) {
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte("route:\n  receiver: none\n  repeat_interval: 1h\nreceivers:\n- name: none\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop()) // no bucket: state.disabled
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Now()
+	var clock atomic.Int64
+	proc.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	h := stagetest.Start(t, proc, stage.Config{Name: "notifier", TickEvery: time.Hour})
+	const perDay = 10
+	held := map[int]int{}
+	for day := range 30 {
+		d := time.Duration(day) * 24 * time.Hour
+		clock.Store(wall.Add(d).UnixNano())
+		for i := range perDay {
+			id := fmt.Sprintf("inc-%d-%d", day, i)
+			h.Send(incidentOn(t, id, fmt.Sprintf("svc-%d", i), "dba", event.SeverityCritical, event.IncidentOpened, t0.Add(d)))
+		}
+		clock.Store(wall.Add(d + time.Hour).UnixNano())
+		if err := h.Tick(wall.Add(d + time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		proc.mu.Lock()
+		held[day+1] = len(proc.open)
+		proc.mu.Unlock()
+	}
+	t.Logf("open incidents held: day 7 %d, day 30 %d", held[7], held[30])
+	maxAgeDays := int(proc.cfg.State.WithDefaults().MaxAge / (24 * time.Hour))
+	if want := (maxAgeDays + 1) * perDay; held[30] > want {
+		t.Errorf("open incidents held at day 30: %d, want at most %d (those of the last %d days); day 7: %d", held[30], want, maxAgeDays+1, held[7])
 	}
 }

@@ -82,8 +82,11 @@ type Processor struct {
 	// tombstoneWaits are the resolves whose events wait, sent, for their
 	// tombstone's write (afterTombstone), by incident id.
 	tombstoneWaits map[string][]tombstoneWait
-	tombstoneHeld  int
-	fenced         atomic.Bool // the lease is lost: the store is not written
+	// unheardSwept is when Tick last forgot the open incidents unheard for
+	// max_age, without a bucket (forgetUnheard).
+	unheardSwept  time.Time
+	tombstoneHeld int
+	fenced        atomic.Bool // the lease is lost: the store is not written
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// write what the next holder owns.
@@ -432,6 +435,13 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.store == nil {
+		// No saver to do it (saveOpen), at most every saveEvery.
+		if wall := p.now(); wall.Sub(p.unheardSwept) >= saveEvery {
+			p.unheardSwept = wall
+			p.forgetUnheard(wall)
+		}
+	}
 	p.handDue(p.clock.at(now))
 	return nil
 }

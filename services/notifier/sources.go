@@ -547,12 +547,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	now := p.now()
 	p.mu.Lock()
-	maxAge := p.cfg.State.WithDefaults().MaxAge
-	for id, inc := range p.open {
-		if now.Sub(inc.Seen) >= maxAge {
-			p.forgetOpen(id) // a repeat's record changed it, not an event
-		}
-	}
+	p.forgetUnheard(now)
 	var todo []openIncident
 	for id := range p.unsaved {
 		if inc, ok := p.open[id]; ok {
@@ -563,7 +558,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 			p.releaseTombstoneWaits(id, stamp{rev: math.MaxInt}, errTombstoneForgotten)
 		}
 	}
-	refresh := maxAge - 4*saveEvery
+	refresh := p.cfg.State.WithDefaults().MaxAge - 4*saveEvery
 	for id, inc := range p.open {
 		if _, taken := p.unsaved[id]; !taken && now.Sub(inc.saved) >= refresh {
 			todo = append(todo, inc)
@@ -620,6 +615,20 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
+}
+
+// forgetUnheard forgets the open incidents of which no notifier took an
+// event for max_age (forgetOpen): the saver does it before each pass, and
+// Tick without a bucket (state.disabled), so that the incidents whose
+// resolve was lost do not pile up in memory, repeated and inhibiting,
+// until MaxOpen. p.mu is held.
+func (p *Processor) forgetUnheard(now time.Time) {
+	maxAge := p.cfg.State.WithDefaults().MaxAge
+	for id, inc := range p.open {
+		if now.Sub(inc.Seen) >= maxAge {
+			p.forgetOpen(id) // a repeat's record changed it, not an event
+		}
+	}
 }
 
 // forgetOpen drops open incident id, of which no notifier took an event

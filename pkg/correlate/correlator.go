@@ -2362,7 +2362,8 @@ func (m *member) stale(s Signal) bool {
 // maxChangesPerService bounds the changes remembered per service, and
 // maxChangeServices the services whose changes are remembered (twice the
 // catalog's bound: the catalogued ones and as many others); beyond it the
-// service whose last change taken is the oldest is forgotten.
+// service whose last change taken is the oldest is forgotten. Changes no
+// signal can link any more are forgotten besides (forgetOldChanges).
 const (
 	maxChangesPerService = 32
 	maxChangeServices    = 2 * MaxCatalogServices
@@ -2387,6 +2388,41 @@ func (c *Correlator) forgetOldestChanges() {
 		}
 	}
 	delete(c.changes, oldest)
+}
+
+// forgetOldChanges forgets the changes no signal can link any more:
+// timed more than ChangeWindow before the watermark less ReopenWindow (a
+// signal that late, already taken for old news by much else, finds its
+// changes forgotten), unless within ChangeWindow before the opening of an
+// incident held (one held for days still links a change made before it
+// opened to a service that joins it). Counted per service only
+// (maxChangesPerService), a month of deploys kept the latest 32 of every
+// service that ever deployed, weeks old.
+func (c *Correlator) forgetOldChanges() {
+	recent := c.now.Add(-c.cfg.ReopenWindow - c.cfg.ChangeWindow)
+	var openings []time.Time // of the incidents held that opened before recent's window
+	for _, inc := range c.incidents {
+		if inc.openedAt.Before(recent.Add(c.cfg.ChangeWindow)) {
+			openings = append(openings, inc.openedAt)
+		}
+	}
+	slices.SortFunc(openings, time.Time.Compare)
+	linkable := func(ch Change) bool {
+		if !ch.Time.Before(recent) {
+			return true
+		}
+		// The first opening at or after the change.
+		i, _ := slices.BinarySearchFunc(openings, ch.Time, time.Time.Compare)
+		return i < len(openings) && openings[i].Sub(ch.Time) <= c.cfg.ChangeWindow
+	}
+	for svc, list := range c.changes {
+		list = slices.DeleteFunc(list, func(ch Change) bool { return !linkable(ch) })
+		if len(list) == 0 {
+			delete(c.changes, svc)
+		} else {
+			c.changes[svc] = list
+		}
+	}
 }
 
 // linkChanges links the recent changes to service and to what it depends
@@ -2509,7 +2545,15 @@ func (inc *incident) note(t time.Time, what string) {
 // incidents resolved (or merged) beyond ReopenWindow are forgotten.
 func (c *Correlator) Advance(t time.Time) []Update {
 	if t.After(c.now) {
+		// Once every change_window of event time, on its boundaries (a
+		// restored correlator sweeps where it would have without the
+		// restart).
+		w := max(c.cfg.ChangeWindow, time.Minute)
+		sweep := !c.now.IsZero() && t.Truncate(w).After(c.now.Truncate(w))
 		c.now = t
+		if sweep {
+			c.forgetOldChanges()
+		}
 	}
 	now := c.now
 	c.ageMerges(now)

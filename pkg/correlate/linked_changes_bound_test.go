@@ -25,3 +25,42 @@ func TestLinkedChangesBoundedPerService(t *testing.T) {
 		t.Errorf("one incident links %d changes (%d kept a service); want a bound", len(inc.changes), maxChangesPerService)
 	}
 }
+
+// A month of deploys, twenty new services a day (preview environments)
+// and one service deploying every hour: the changes remembered are those
+// a signal could still link (change_window before the watermark, less
+// reopen_window), not the latest 32 of every service that ever deployed.
+func TestChangesNoSignalCanLinkAreForgotten(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	for day := range 30 {
+		for h := range 24 {
+			at := t0.Add(time.Duration(day*24+h) * time.Hour)
+			feed(c, Signal{Kind: SignalChange, Service: "checkout", Name: "deploy", Version: fmt.Sprint("v", day, ".", h), Time: at, EventID: fmt.Sprint("chg-", day, "-", h)})
+			if h < 20 {
+				feed(c, Signal{Kind: SignalChange, Service: fmt.Sprint("preview-", day, "-", h), Name: "deploy", Time: at, EventID: fmt.Sprint("pre-", day, "-", h)})
+			}
+		}
+	}
+	kept := 0
+	for _, list := range c.changes {
+		kept += len(list)
+	}
+	// At most the changes of change_window + reopen_window + one sweep
+	// interval (change_window) before the watermark: 2.5 hours.
+	if len(c.changes) > 4 || kept > 6 {
+		t.Errorf("after a month %d changes of %d services remembered, want those of the last hours only", kept, len(c.changes))
+	}
+	// An incident that opened after a change still links it, and one
+	// held for days keeps what it may link remembered.
+	at := 30 * 24 * time.Hour
+	feed(c, Signal{Kind: SignalChange, Service: "payments-db", Name: "deploy", Version: "v9", Time: t0.Add(at), EventID: "chg-db"})
+	feed(c, alert("DBDown", "payments-db", at+10*time.Minute))
+	inc := c.members["DBDown/payments-db"].inc
+	if len(inc.changes) != 1 {
+		t.Fatalf("incident links %d changes, want the deploy before it", len(inc.changes))
+	}
+	c.Advance(t0.Add(at + 5*24*time.Hour))
+	if _, ok := c.changes["payments-db"]; !ok {
+		t.Errorf("the change before an incident still held was forgotten")
+	}
+}

@@ -29,9 +29,9 @@ type soakDay struct {
 // steady background of alerts that fire and resolve every few minutes,
 // flapping ones, anomaly episodes of series that live a day (pods
 // replaced), deploys, and people acknowledging, commenting on and
-// assigning what opens. The load is the same every day, so what the
-// correlator holds at day 30 must be what it held at day 7: state that
-// only grows would take an operator's memory over months.
+// assigning what opens. Days 21 to 30 are days 1 to 10 again, so what
+// the correlator holds at day 27 to 30 must be what it held at day 7 to
+// 10: state that only grows would take an operator's memory over months.
 func TestCorrelatorStateStaysFlatOverAMonth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a month of event time")
@@ -224,30 +224,31 @@ func TestCorrelatorStateStaysFlatOverAMonth(t *testing.T) {
 		t.Logf("day %2d: incidents %d open %d resolved, fingerprints %d, members %d, timeline %d, changes %d, comments %d, state %d B, snapshot %d B (retired ids %d, changes %d of %d services), heap %d B, sections %v",
 			day+1, f.open, f.resolved, f.fingerprints, f.members, f.timeline, f.changes, f.comments, f.stateBytes, f.snapshotBytes, f.retired, f.changesKept, f.changeLists, f.heap, f.sections)
 	}
-	week, month := figures[6], figures[days-1]
-	check := func(what string, w, m int64) {
-		t.Helper()
-		if float64(m) > 1.5*float64(max(w, 1)) {
-			t.Errorf("%s grew from %d at day 7 to %d at day %d under the same daily load", what, w, m, days)
+	// Days 27 to 30 replay the storms of days 7 to 10 over the same
+	// background: each must hold what its twin held, within half again
+	// (a day's figures vary with its storm, not with time; the first
+	// days fill what is bounded per incident: comments, timelines).
+	for d := 26; d < days; d++ {
+		week, month := figures[d-20], figures[d]
+		check := func(what string, w, m int64) {
+			t.Helper()
+			if float64(m) > 1.5*float64(max(w, 1)) {
+				t.Errorf("%s grew from %d at day %d to %d at day %d under the same load", what, w, d-19, m, d+1)
+			}
 		}
-	}
-	check("incidents held", int64(week.open+week.resolved), int64(month.open+month.resolved))
-	check("open incidents", int64(week.open), int64(month.open))
-	check("fingerprints", int64(week.fingerprints), int64(month.fingerprints))
-	check("members", int64(week.members), int64(month.members))
-	check("timeline entries", int64(week.timeline), int64(month.timeline))
-	check("linked changes", int64(week.changes), int64(month.changes))
-	check("comments", int64(week.comments), int64(month.comments))
-	check("state bytes", week.stateBytes, month.stateBytes)
-	check("snapshot's incidents", int64(week.sections["incidents"]), int64(month.sections["incidents"]))
-	// What only a count bounds: the ids of forgotten incidents
-	// (MaxRetired), and the changes remembered per service (32, of at
-	// most twice MaxCatalogServices services), which fill up as services
-	// deploy, whatever their age.
-	if month.retired > correlate.MaxRetired {
-		t.Errorf("%d retired ids held, want at most %d", month.retired, correlate.MaxRetired)
-	}
-	if month.changeLists > 0 && month.changesKept > 32*month.changeLists {
-		t.Errorf("%d changes remembered of %d services, want at most 32 a service", month.changesKept, month.changeLists)
+		check("incidents held", int64(week.open+week.resolved), int64(month.open+month.resolved))
+		check("open incidents", int64(week.open), int64(month.open))
+		check("fingerprints", int64(week.fingerprints), int64(month.fingerprints))
+		check("members", int64(week.members), int64(month.members))
+		check("timeline entries", int64(week.timeline), int64(month.timeline))
+		check("linked changes", int64(week.changes), int64(month.changes))
+		check("comments", int64(week.comments), int64(month.comments))
+		check("state bytes", week.stateBytes, month.stateBytes)
+		check("snapshot's incidents", int64(week.sections["incidents"]), int64(month.sections["incidents"]))
+		check("changes remembered", int64(week.changesKept), int64(month.changesKept))
+		// Only a count bounds the ids of forgotten incidents (MaxRetired).
+		if month.retired > correlate.MaxRetired {
+			t.Errorf("%d retired ids held, want at most %d", month.retired, correlate.MaxRetired)
+		}
 	}
 }

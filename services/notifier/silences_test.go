@@ -44,13 +44,18 @@ const silencesToken = "silences-test-token-0123456789"
 
 // startSilencesAPI serves a silence store on a fresh bucket.
 func startSilencesAPI(t *testing.T, js jetstream.JetStream) (*silence.Store, string) {
+	return startSilencesAPIWith(t, js, httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken})
+}
+
+// startSilencesAPIWith serves a silence store on a fresh bucket under cfg.
+func startSilencesAPIWith(t *testing.T, js jetstream.JetStream, cfg httpapi.Config) (*silence.Store, string) {
 	t.Helper()
 	store, err := silence.Open(context.Background(), js, silence.Config{Bucket: "silences-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	api, err := NewSilencesAPI(store, httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}, zerolog.Nop())
+	api, err := NewSilencesAPI(store, cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,21 +457,9 @@ func TestSilencesAPIUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts NATS")
 	}
-	store, err := silence.Open(context.Background(), jetStream(t), silence.Config{Bucket: "silences-token-hint"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
 	tokenFile := filepath.Join(t.TempDir(), "api-token")
-	api, err := NewSilencesAPI(store, httpapi.Config{Listen: "127.0.0.1:0", GenerateTokenFile: tokenFile}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- api.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	resp, err := http.Get("http://" + api.Addr().String() + "/api/v2/silences")
+	_, addr := startSilencesAPIWith(t, jetStream(t), httpapi.Config{Listen: "127.0.0.1:0", GenerateTokenFile: tokenFile})
+	resp, err := http.Get("http://" + addr + "/api/v2/silences")
 	if err != nil {
 		t.Fatal(err)
 	}

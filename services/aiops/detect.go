@@ -33,7 +33,9 @@ header timestamp,value (Unix seconds, YYYY-MM-DD HH:MM:SS in UTC, or RFC
 3339); the output
 has timestamp,value,anomaly_score,is_anomaly, one row per input row, in order.
 "-" reads standard input or writes standard output; a gzip-compressed
-input is read as such.
+input is read as such. --config's rules choose the detectors by --metric
+and --service, as the service's do; a series a rule ignores (ignore: true)
+the service does not score, and the replay refuses it.
 
 Several channels of one asset (timestamp,a,b,c,...: at most 256; an empty
 cell or NaN is a missing channel) are scored together as the service
@@ -139,6 +141,12 @@ func detectMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return service.Usage(fmt.Errorf("detect replay: --group %q needs an input of several columns (timestamp,a,b,...)", *group))
 	}
 	route := p.Select(*metric, *svc, nil)
+	if route.Ignore {
+		// as the service: a series its rule ignores is not scored, and a
+		// file of scores 0 would read as "scored, nothing found"
+		return service.Usage(fmt.Errorf("detect replay: rule %s of %s has ignore: true for this series (--metric %q, --service %q): the detector service does not score it; nothing written",
+			route.Name, p.File, *metric, *svc))
+	}
 	cfg := route.Profile(*counter).Config()
 
 	out, commit, err := openOutput(*output, stdout)
@@ -287,7 +295,11 @@ func detectEval(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return service.Usage(err)
 		}
 	}
-	o := eval.Options{Config: p.Select("", "", nil).Profile(false).Config(), ScoreFrom: *scoreFrom, Group: *groupModel}
+	route := p.Select("", "", nil)
+	if route.Ignore {
+		return service.Usage(fmt.Errorf("detect eval: rule %s of %s has ignore: true for a series of no name, service or labels: it scores nothing", route.Name, p.File))
+	}
+	o := eval.Options{Config: route.Profile(false).Config(), ScoreFrom: *scoreFrom, Group: *groupModel}
 	if *scoreFrom == 0 {
 		o.ScoreFrom = -1
 	}

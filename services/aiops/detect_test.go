@@ -117,6 +117,48 @@ func TestDetectReplayConfig(t *testing.T) {
 	}
 }
 
+// A series a rule ignores (ignore: true) is not scored by the service, and
+// the replay does not score it either: it says which rule ignores it and
+// writes nothing, instead of a file of zeros that reads as "scored, nothing
+// found". Another series of the same file is scored.
+func TestDetectReplayRefusesASeriesItsRuleIgnores(t *testing.T) {
+	dir := t.TempDir()
+	in, _ := writeSeries(t, dir, 500, 400)
+	out := filepath.Join(dir, "scores.csv")
+	args := func(metric string) []string {
+		return []string{"replay", "--input", in, "--output", out, "--config", "../../pipelines/default.yaml", "--metric", metric, "--service", "shop"}
+	}
+	var stderr bytes.Buffer
+	err := detectMain(context.Background(), args("scrape_duration_seconds"), nil, &stderr)
+	if err == nil || !errors.Is(err, service.ErrUsage) || !strings.Contains(err.Error(), "rule prometheus-scrape") ||
+		!strings.Contains(err.Error(), "ignore: true") {
+		t.Fatalf("replay of scrape_duration_seconds: %v, want a usage error naming rule prometheus-scrape and ignore: true\n%s", err, stderr.String())
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("the refused replay wrote %s (%v)", out, err)
+	}
+	if err := detectMain(context.Background(), args("up"), nil, &stderr); err != nil {
+		t.Fatalf("replay of up: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "route default") {
+		t.Errorf("up not scored by the defaults: %s", stderr.String())
+	}
+}
+
+// detect eval scores with the route of a series of no name, service or
+// labels: a rule that ignores that series leaves nothing to score, said as
+// such rather than a crash on its missing detectors.
+func TestDetectEvalRefusesAConfigWhoseRuleIgnoresItsSeries(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "p.yaml")
+	os.WriteFile(cfg, []byte("detect:\n  rules:\n    - name: not-canary\n      match: {labels: {canary: \"\"}}\n      ignore: true\n"), 0o600)
+	var stdout, stderr bytes.Buffer
+	err := detectMain(context.Background(), []string{"eval", "--config", cfg, dir}, &stdout, &stderr)
+	if err == nil || !errors.Is(err, service.ErrUsage) || !strings.Contains(err.Error(), "rule not-canary") {
+		t.Fatalf("eval with a rule ignoring its series: %v, want a usage error naming rule not-canary", err)
+	}
+}
+
 func TestDetectReplayBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")

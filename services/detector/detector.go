@@ -105,6 +105,9 @@ type series struct {
 	// (takeOver), not dropped; idle: dropped for its silence
 	// (forgetIdle), not for max_series
 	restored, rerouted, moved, idle bool
+	// ignoredBy names the rule that ignores it now, when rerouted for it
+	// (ignores)
+	ignoredBy string
 	// legacy is the key its snapshot had before takeOver moved it, deleted
 	// once the snapshot under its key is written
 	legacy string
@@ -285,7 +288,7 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		return float64(s.runner.Stats().Invalid)
 	})
 	s.m.ignored = prometheus.NewCounterVec(copts("samples_ignored_total",
-		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped more than max_event_future ahead of the service's clock), other_partition (published straight to a partition subject not its service's), alert_state (Prometheus's ALERTS and ALERTS_FOR_STATE)."), []string{"reason"})
+		"Samples acked but not scored, by reason: invalid_value (NaN, ±Inf, over 1e100, a negative counter), out_of_order, duplicate (a timestamp the series saw), future (stamped more than max_event_future ahead of the service's clock), other_partition (published straight to a partition subject not its service's), alert_state (Prometheus's ALERTS and ALERTS_FOR_STATE), rule (a pipeline rule with ignore: true)."), []string{"reason"})
 	s.m.series = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "series", Help: "Series held in memory."},
 		func() float64 { return float64(s.Series()) })
 	s.m.assets = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "aiops", Subsystem: "detector", Name: "group_assets", Help: "Pipeline group assets held in memory."},
@@ -455,6 +458,12 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 		gerr    error
 	)
 	s.locked(func() {
+		if s.ignores(seriesKey(episodeOf), body.Name, e.Service, e.Labels) {
+			// not scored, and not taken by groups either: the operator
+			// said these series are no signal (the writer stores them)
+			s.m.ignored.WithLabelValues("rule").Inc()
+			return
+		}
 		if !scorable(*body.Value, counter) {
 			// Checked before the lookup: a sample no detector can score
 			// creates no series, so a flood of them under new fingerprints
@@ -704,6 +713,30 @@ func (s *Service) takeOver(key, legacy, metric string) {
 	old.key, old.legacy = key, legacy
 	s.series.Add(key, old)
 	s.markSeriesDirty(old)
+}
+
+// ignores tells whether the pipeline's rule for the series of a sample
+// leaves it unscored (ignore: true). A series in memory was routed at its
+// first sample by the same pipeline, which does not change while running:
+// only a new or restored series is matched again. A restored one the
+// pipeline ignores now (its snapshot was written under a route that
+// scored it) is dropped, as lookup drops one whose new route has another
+// shape: the eviction closes the episode its snapshot held open (Tick),
+// which no sample would end. s.mu is held.
+func (s *Service) ignores(key, metric, service string, labels map[string]string) bool {
+	ser, ok := s.series.Peek(key)
+	if ok && !ser.restored {
+		return false
+	}
+	route := s.pipeline.Select(metric, service, labels)
+	if !route.Ignore {
+		return false
+	}
+	if ok {
+		ser.rerouted, ser.ignoredBy = true, route.Name
+		s.series.Remove(key)
+	}
+	return true
 }
 
 // lookup returns the series of key, creating it (and evicting the least

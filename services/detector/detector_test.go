@@ -542,6 +542,68 @@ func TestPrometheusAlertStateSeriesAreNotScored(t *testing.T) {
 	}
 }
 
+// Prometheus remote-writes its scrape-health series with each target's own
+// (scrape_duration_seconds, scrape_samples_scraped, ...): about the
+// monitoring, not the service. Scored, the jitter of a scrape's duration
+// opened anomaly incidents on a quiet service ("scrape_duration_seconds on
+// shop"). The default pipeline's rule prometheus-scrape ignores them; the
+// same spike on the service's own metric is still an anomaly.
+func TestDefaultPipelineDoesNotScorePrometheusScrapeHealth(t *testing.T) {
+	s, h := newTestService(t, Config{Pipeline: "../../pipelines/default.yaml"})
+	labels := map[string]string{"job": "shop", "instance": "shop-1:8080"}
+	values := append(normal(150, 4), 125) // 25σ
+	anomalies := func(metric string) int {
+		before := len(h.Pub.Messages())
+		for i, v := range values {
+			_, data := sample(t, "shop", metric, labels, t0.Add(time.Duration(i)*15*time.Second), v/1000, "")
+			ack(t, h, data)
+		}
+		return len(h.Pub.Messages()) - before
+	}
+	if n := anomalies("scrape_duration_seconds"); n != 0 {
+		t.Errorf("%d anomalies on a spike of scrape_duration_seconds, want none: Prometheus's scrape health is not the service's", n)
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("rule")); n != float64(len(values)) {
+		t.Errorf(`samples_ignored_total{reason="rule"} = %v, want %d`, n, len(values))
+	}
+	if n := s.Series(); n != 0 {
+		t.Errorf("%d series in memory after samples of an ignored series only, want 0", n)
+	}
+	if n := anomalies("http_request_duration_seconds"); n != 1 {
+		t.Errorf("%d anomalies on the same spike of http_request_duration_seconds, want 1 (the open)", n)
+	}
+}
+
+// A series a rule ignores is not taken by a group that lists its metric
+// either: the group's rows go without that channel.
+func TestIgnoredSeriesIsNotTakenByGroups(t *testing.T) {
+	p, err := pipeline.Parse("t.yaml", []byte(`
+detect:
+  rules:
+    - name: quiet
+      match: {metric: pressure}
+      ignore: true
+  groups:
+    - name: pump
+      by: [host]
+      channels: [flow, pressure]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, h := newTestService(t, Config{}, WithPipeline(p))
+	for i := range 5 {
+		_, data := sample(t, "plant", "pressure", map[string]string{"host": "p1"}, t0.Add(time.Duration(i)*time.Minute), 3, "")
+		ack(t, h, data)
+	}
+	if n := s.Assets(); n != 0 {
+		t.Errorf("%d group assets after samples of an ignored series only, want 0", n)
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("rule")); n != 5 {
+		t.Errorf(`samples_ignored_total{reason="rule"} = %v, want 5`, n)
+	}
+}
+
 // TestSeriesOfReplacedPodsAreForgottenAfterSnapshotMaxAge runs a month of
 // pods replaced every day, each a series of its own: a series that sent
 // nothing for snapshot.max_age is dropped from memory, as its snapshot

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/detect"
 	"github.com/aiops-dev/aiops/pkg/detect/pipeline"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -146,6 +147,68 @@ func TestRerouteClosesTheEpisodeOfTheOldShape(t *testing.T) {
 	}
 	if b.Episode != event.EpisodeClose || got[0].Links[0] != last.ID {
 		t.Errorf("%s linked to %v, want a close linked to the last sample %s (reason %q)", b.Episode, got[0].Links, last.ID, b.Reason)
+	}
+}
+
+// A series restored in an episode, from a snapshot written under a route
+// that scored it, that a rule added since ignores (ignore: true): its next
+// sample is not scored, and the episode its snapshot held open is closed at
+// its last sample (an open anomaly with no close would hold its incident
+// open for ever), as for a route of another shape; the series leaves
+// memory without counting as an eviction, and once the close is stored its
+// snapshot is rewritten with the episode ended, so that a restart does not
+// close it again.
+func TestRestoredSeriesANewRuleIgnoresHasItsEpisodeClosed(t *testing.T) {
+	clock := &testClock{t: t0.Add(3 * time.Hour)}
+	old, h := newTestService(t, Config{}, WithClock(clock.now))
+	last := openEpisode(t, h, clock, "scrape_duration_seconds", t0)
+	if n := len(h.Pub.Messages()); n != 1 {
+		t.Fatalf("%d anomalies before the restart, want the open", n)
+	}
+	v := snapshotOf(t, old, last.Fingerprint)
+
+	p, err := pipeline.Load("../../pipelines/default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, h2 := newTestService(t, Config{}, WithPipeline(p), WithClock(clock.now))
+	kv := &kvDeletes{}
+	s.kv = kv
+	key := seriesKey(last.Fingerprint)
+	restoreInto(t, s, key, v)
+	_, data := sample(t, "db", "scrape_duration_seconds", map[string]string{"instance": "db-1"}, last.Time.Add(time.Minute), 150, "")
+	ack(t, h2, data)
+	if err := h2.Tick(clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	got := episodeEvents(t, h2)
+	if len(got) != 1 {
+		t.Fatalf("%d events after the series' rule came to ignore it, want the close of its episode", len(got))
+	}
+	if b := got[0].body; b.Episode != event.EpisodeClose || got[0].env.Links[0] != last.ID || !got[0].env.Time.Equal(last.Time) ||
+		!strings.Contains(b.Reason, "not scored any more (rule prometheus-scrape has ignore: true)") {
+		t.Errorf("%s at %v linked to %v (%q), want a close at the last sample %s (%v) saying why", b.Episode, got[0].env.Time, got[0].env.Links, b.Reason, last.ID, last.Time)
+	}
+	if n := s.Series(); n != 0 {
+		t.Errorf("%d series in memory, want the ignored one dropped", n)
+	}
+	if n := testutil.ToFloat64(s.m.evicted); n != 0 {
+		t.Errorf("series_evicted_total %v, want 0 (nothing was evicted for max_series)", n)
+	}
+	if n := testutil.ToFloat64(s.m.ignored.WithLabelValues("rule")); n != 1 {
+		t.Errorf(`samples_ignored_total{reason="rule"} = %v, want 1`, n)
+	}
+	if err := h2.Tick(clock.now()); err != nil { // the close is stored: the snapshot is rewritten
+		t.Fatal(err)
+	}
+	rewritten, ok := kv.put[s.keyOf(key)]
+	if !ok {
+		t.Fatalf("snapshot %s not rewritten (deleted %v, written %d)", key, kv.deleted, len(kv.put))
+	}
+	if h, err := decodeHeader(key, rewritten); err != nil || h.last != nil {
+		t.Errorf("the rewritten snapshot: %v, want its episode ended", err)
+	} else if _, open, err := detect.OpenEpisodeOf(h.state); err != nil || open {
+		t.Errorf("the rewritten snapshot holds an open episode (%v)", err)
 	}
 }
 

@@ -330,6 +330,8 @@ func (s *Service) silentClose(ser *series, last *lastSample, info detect.Episode
 	cause := fmt.Sprintf("%s sent no sample since %s (%s without one)", last.Metric,
 		last.Time.UTC().Format(time.RFC3339), now.Sub(time.Unix(0, ser.seen)).Truncate(time.Second))
 	switch {
+	case why == "evicted" && ser.ignoredBy != "":
+		cause = fmt.Sprintf("%s is not scored any more (rule %s has ignore: true) while anomalous", last.Metric, ser.ignoredBy)
 	case why == "evicted" && ser.rerouted:
 		cause = fmt.Sprintf("%s restarted under another route, whose detectors have another shape, while anomalous", last.Metric)
 	case why == "evicted":

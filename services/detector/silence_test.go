@@ -403,19 +403,30 @@ func TestSilentSeriesClosedAfterRestart(t *testing.T) {
 // stored rewrites the snapshot with the episode ended, so that the next
 // restart does not close it again and a rollback of the configuration
 // still restores the baseline. The same for a snapshot left out because
-// max_series is full.
+// max_series is full, and for one whose route (rule latency) ignores its
+// series now (ignore: true), which no sample of it will close.
 func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
+	const latencyRule = "detect:\n  rules:\n    - name: latency\n      match: {metric: latency_ms}\n"
 	for _, c := range []struct {
-		name, yaml, reason string
-		maxSeries          int
+		name, first, yaml, reason string
+		maxSeries                 int
 	}{
-		{"changed shape", "detect:\n  defaults: {window: 64}\n", "incompatible config", 0},
-		{"max_series", "", "memory was full (max_series)", 1},
+		{"changed shape", "", "detect:\n  defaults: {window: 64}\n", "incompatible config", 0},
+		{"max_series", "", "", "memory was full (max_series)", 1},
+		{"ignored", latencyRule + "      detectors: {z_threshold: 6}\n", latencyRule + "      ignore: true\n", `route "latency" ignores its series now`, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRig(t)
 			clock := &testClock{t: t0.Add(2 * time.Hour)}
-			svc, stop := r.start(Config{}, WithClock(clock.now))
+			// the pipeline of the first start, and of the rollback
+			first := Config{}
+			if c.first != "" {
+				first.Pipeline = filepath.Join(t.TempDir(), "first.yaml")
+				if err := os.WriteFile(first.Pipeline, []byte(c.first), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			svc, stop := r.start(first, WithClock(clock.now))
 			var datas [][]byte
 			var last, other *event.Envelope
 			for i, v := range append(normal(100, 5), 150, 151, 150) {
@@ -494,7 +505,7 @@ func TestEpisodeOfAnUnrestoredSnapshotIsClosed(t *testing.T) {
 			}
 			// the configuration rolled back: the baseline comes back, with
 			// no episode open
-			svc, stop = r.start(Config{}, WithClock(clock.now))
+			svc, stop = r.start(first, WithClock(clock.now))
 			defer stop(false)
 			waitObservations(t, svc, last.Fingerprint, 103)
 		})

@@ -432,9 +432,12 @@ func (s *Service) markDirty(ss []*series) {
 }
 
 // Restore loads this instance's snapshots (keys <instance>.*) into memory,
-// up to MaxSeries series and MaxAssets group assets. A snapshot whose route is gone from the pipeline or whose
-// detector configuration changed shape is skipped: that series warms up
-// again. It returns an error only if the bucket cannot be read.
+// up to MaxSeries series and MaxAssets group assets. A snapshot whose
+// route is gone from the pipeline, ignores its series now (ignore: true)
+// or whose detector configuration changed shape is skipped: that series
+// warms up again (or stays unscored), and the episode it held open is
+// closed at the next tick. It returns an error only if the bucket cannot
+// be read.
 func (s *Service) Restore(ctx context.Context) error {
 	if s.kv == nil {
 		return nil
@@ -588,6 +591,9 @@ func (s *Service) decode(key string, v []byte) (*series, error) {
 	route, ok := s.pipeline.Lookup(h.route)
 	if !ok {
 		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q is not in the pipeline", ErrSnapshot, key, h.route))
+	}
+	if route.Ignore { // as a route gone: the episode it held open is closed (orphanSkipped)
+		return nil, errs.Permanent(fmt.Errorf("%w: %s: route %q ignores its series now (ignore: true)", ErrSnapshot, key, h.route))
 	}
 	ser := &series{key: key, route: h.route, counter: h.counter, last: h.last, restored: true}
 	ser.det = route.Profile(h.counter).NewDetector()

@@ -15,6 +15,9 @@
 //	        labels: {mountpoint: "/"}             # anchored RE2 per label; "" matches absent
 //	      detectors:       # overlaid on defaults: only the fields given change
 //	        forecast: {enabled: true, threshold: 1e9, falling: true}
+//	    - name: prometheus-scrape
+//	      match: {metric: "scrape_(duration_seconds|samples_scraped)"}
+//	      ignore: true     # not scored, not taken by groups (the writer stores them)
 //	  groups:              # multivariate: several metrics of one asset scored together
 //	    - name: golden-signals
 //	      match: {service: ".+"}          # as a rule's match; the metric must also be a channel
@@ -65,12 +68,18 @@ type Match struct {
 	Labels  map[string]string `yaml:"labels"`
 }
 
-// Rule gives the series it matches their detector configuration.
+// Rule gives the series it matches their detector configuration, or, with
+// Ignore, leaves them unscored.
 type Rule struct {
 	Name  string `yaml:"name"`
 	Match Match  `yaml:"match"`
 	// Detectors is the defaults with this rule's fields laid over them.
 	Detectors detect.Config `yaml:"detectors"`
+	// Ignore: the series the rule matches are not scored and not taken by
+	// groups: series about the monitoring rather than the service
+	// (Prometheus's scrape health), whose jitter is no incident. A file
+	// giving it detectors too is refused; in code, Ignore wins.
+	Ignore bool `yaml:"ignore"`
 	// Line is where the rule starts in its file (0 when built in code).
 	Line int `yaml:"-"`
 
@@ -101,14 +110,17 @@ type Pipeline struct {
 	compiled     bool
 }
 
-// Route is what Select found for a series: the rule's name and its profiles.
+// Route is what Select found for a series: the rule's name and its
+// profiles, or Ignore when the rule leaves its series unscored.
 type Route struct {
 	Name           string
+	Ignore         bool
 	gauge, counter *detect.Profile
 }
 
 // Profile returns the profile for a gauge or, with counter, for a counter
-// (the rule's detectors with Counter set, so that the detectors see a rate).
+// (the rule's detectors with Counter set, so that the detectors see a rate);
+// nil for a route that ignores its series.
 func (r Route) Profile(counter bool) *detect.Profile {
 	if counter {
 		return r.counter
@@ -192,6 +204,12 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 				return nil, invalid(name, rn.Line, fmt.Sprintf("detect.rules[%d]", i), "%s", err)
 			}
 			r.Line, r.node = rn.Line, child(rn, "detectors")
+			if r.Ignore && r.node != nil {
+				// detectors for series that are not scored: one of the two
+				// is a mistake, and which one the file does not say
+				return nil, invalid(name, keyLine(rn, "detectors"), fmt.Sprintf("detect.rules[%d].detectors", i),
+					"rule %q has ignore: true, whose series are not scored: remove ignore or detectors", r.Name)
+			}
 			p.Rules = append(p.Rules, r)
 		}
 	}
@@ -217,6 +235,16 @@ func lineOf(m *yaml.Node, path string, def int) int {
 	for _, k := range strings.Split(path, ".") {
 		if m = child(m, k); m == nil {
 			return def
+		}
+	}
+	return m.Line
+}
+
+// keyLine returns the line of key in mapping m, or m's line.
+func keyLine(m *yaml.Node, key string) int {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i].Line
 		}
 	}
 	return m.Line
@@ -258,7 +286,13 @@ func (p *Pipeline) Validate() error {
 			return invalid(p.File, r.Line, path+".name", "%q repeats the name of rules[%d]", r.Name, j)
 		}
 		seen[r.Name] = i
-		if err := r.compile(p.File, path+".detectors"); err != nil {
+		if r.Ignore {
+			if r.Match.Metric == "" && r.Match.Service == "" && len(r.Match.Labels) == 0 {
+				// every series: the detector would score nothing, most
+				// likely a match written at the wrong indentation
+				return invalid(p.File, r.Line, path+".match", "rule %q has ignore: true and no match: it would ignore every series", r.Name)
+			}
+		} else if err := r.compile(p.File, path+".detectors"); err != nil {
 			return err
 		}
 		if err := r.compileMatch(p.File, path+".match"); err != nil {
@@ -373,14 +407,22 @@ func matches(reMetric, reService *regexp.Regexp, reLabels []labelMatcher, metric
 }
 
 // Select returns the route of a series: the first rule that matches it, or
-// the defaults. p must have been validated (Parse, Load and Default do it).
+// the defaults; a route with Ignore leaves the series unscored. p must
+// have been validated (Parse, Load and Default do it).
 func (p *Pipeline) Select(metric, service string, labels map[string]string) Route {
 	for i := range p.Rules {
 		if r := &p.Rules[i]; r.matches(metric, service, labels) {
-			return Route{Name: r.Name, gauge: r.gauge, counter: r.counter}
+			return r.route()
 		}
 	}
 	return Route{Name: DefaultRoute, gauge: p.def.gauge, counter: p.def.counter}
+}
+
+func (r *Rule) route() Route {
+	if r.Ignore {
+		return Route{Name: r.Name, Ignore: true}
+	}
+	return Route{Name: r.Name, gauge: r.gauge, counter: r.counter}
 }
 
 // Lookup returns the route named name (a rule or DefaultRoute), for
@@ -391,7 +433,7 @@ func (p *Pipeline) Lookup(name string) (Route, bool) {
 	}
 	for i := range p.Rules {
 		if r := &p.Rules[i]; r.Name == name {
-			return Route{Name: r.Name, gauge: r.gauge, counter: r.counter}, true
+			return r.route(), true
 		}
 	}
 	return Route{}, false

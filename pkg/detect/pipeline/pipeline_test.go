@@ -37,6 +37,19 @@ func TestDefaultFile(t *testing.T) {
 	if r := p.Select("http_requests_total", "api", nil); r.Name != DefaultRoute {
 		t.Errorf("unmatched series routed to %q", r.Name)
 	}
+	// Prometheus's scrape health is about the monitoring, not the service:
+	// not scored. up is: its fall to 0 is a target down.
+	for _, m := range []string{"scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+		"scrape_series_added", "scrape_timeout_seconds", "scrape_sample_limit", "scrape_body_size_bytes"} {
+		if r := p.Select(m, "shop", map[string]string{"job": "shop", "instance": "shop-1:8080"}); r.Name != "prometheus-scrape" || !r.Ignore {
+			t.Errorf("%s routed to %+v, want prometheus-scrape, ignored", m, r)
+		}
+	}
+	for _, m := range []string{"up", "scrape_duration_seconds_total", "my_scrape_duration_seconds", "scrape_errors"} {
+		if r := p.Select(m, "shop", nil); r.Ignore {
+			t.Errorf("%s ignored by %q, want it scored", m, r.Name)
+		}
+	}
 	// Anchored: a metric that only contains the pattern does not match.
 	if r := p.Select("x_node_filesystem_avail_bytes", "", nil); r.Name != DefaultRoute {
 		t.Errorf("unanchored match: routed to %q", r.Name)
@@ -109,6 +122,9 @@ func TestErrorsNameLineAndField(t *testing.T) {
 		{"rules not a list", "detect:\n  rules: {a: 1}\n", []string{"t.yaml"}},
 		{"bad duration", "detect:\n  defaults:\n    seasonal: {period: soon}\n", []string{"t.yaml", "soon"}},
 		{"not yaml", "detect: [\n", []string{"t.yaml"}},
+		{"ignore with detectors", "detect:\n  rules:\n    - name: scrape\n      match: {metric: scrape_.*}\n      ignore: true\n      detectors:\n        z_threshold: 8\n",
+			[]string{"t.yaml:6", "detect.rules[0].detectors", `"scrape"`, "ignore: true"}},
+		{"ignore without match", "detect:\n  rules:\n    - name: everything\n      ignore: true\n", []string{"t.yaml:3", "detect.rules[0].match", "every series"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(c.yaml))
@@ -124,6 +140,39 @@ func TestErrorsNameLineAndField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A rule with ignore: true routes the series it matches (first match
+// wins) to a route that ignores them, without profiles; Lookup finds it by
+// name as a snapshot's restore does.
+func TestIgnoreRuleRoutesItsSeriesToNoDetectors(t *testing.T) {
+	p, err := Parse("t.yaml", []byte(`
+detect:
+  rules:
+    - name: canary-latency
+      match: {metric: scrape_duration_seconds, labels: {canary: "yes"}}
+      detectors: {z_threshold: 9}
+    - name: scrape
+      match: {metric: scrape_.*}
+      ignore: true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Select("scrape_duration_seconds", "shop", nil)
+	if r.Name != "scrape" || !r.Ignore || r.Profile(false) != nil || r.Profile(true) != nil {
+		t.Errorf("scrape_duration_seconds routed to %+v, want the ignoring rule scrape without profiles", r)
+	}
+	// first match wins: an earlier rule still scores what it matches
+	if r := p.Select("scrape_duration_seconds", "shop", map[string]string{"canary": "yes"}); r.Name != "canary-latency" || r.Ignore {
+		t.Errorf("canary series routed to %+v, want canary-latency, scored", r)
+	}
+	if r := p.Select("up", "shop", nil); r.Name != DefaultRoute || r.Ignore {
+		t.Errorf("up routed to %+v, want the defaults, scored", r)
+	}
+	if r, ok := p.Lookup("scrape"); !ok || !r.Ignore {
+		t.Errorf("Lookup(scrape) = %+v, %v, want the ignoring route", r, ok)
 	}
 }
 
@@ -163,7 +212,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		r := p.Select("m", "s", map[string]string{"env": "prod"})
-		if r.Profile(false) == nil || r.Profile(true) == nil {
+		if !r.Ignore && (r.Profile(false) == nil || r.Profile(true) == nil) {
 			t.Fatalf("route %q without profiles", r.Name)
 		}
 	})

@@ -160,7 +160,11 @@ func TestRerouteClosesTheEpisodeOfTheOldShape(t *testing.T) {
 // close it again.
 func TestRestoredSeriesANewRuleIgnoresHasItsEpisodeClosed(t *testing.T) {
 	clock := &testClock{t: t0.Add(3 * time.Hour)}
-	old, h := newTestService(t, Config{}, WithClock(clock.now))
+	scored, err := pipeline.Parse("scores-everything.yaml", []byte("detect:\n  rules: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, h := newTestService(t, Config{}, WithPipeline(scored), WithClock(clock.now))
 	last := openEpisode(t, h, clock, "scrape_duration_seconds", t0)
 	if n := len(h.Pub.Messages()); n != 1 {
 		t.Fatalf("%d anomalies before the restart, want the open", n)

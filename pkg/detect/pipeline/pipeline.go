@@ -130,11 +130,27 @@ func (r Route) Profile(counter bool) *detect.Profile {
 
 // Default is the pipeline with no rules: detect's defaults for every series.
 func Default() *Pipeline {
-	p := &Pipeline{File: "(built-in defaults)"}
+	p := &Pipeline{File: "(built-in defaults)", Rules: []Rule{ScrapeHealth()}}
 	if err := p.Validate(); err != nil {
 		panic(err) // detect's defaults are valid; a test pins it
 	}
 	return p
+}
+
+// ScrapeHealth is the rule that leaves Prometheus's scrape-health series
+// unscored: its remote-write sends, with every target's samples, series
+// about the scrape itself (how long it took, how many samples it got),
+// whose jitter is the monitoring's, not the service's; scored, a scrape
+// that took 40 ms instead of 10 was an anomaly and an incident. Not up:
+// its fall to 0 is a target down. The built-in pipeline has it, and so
+// does a file without a rules key; a file's rules replace it
+// (pipelines/default.yaml writes it out).
+func ScrapeHealth() Rule {
+	return Rule{
+		Name:   "prometheus-scrape",
+		Match:  Match{Metric: "scrape_(duration_seconds|samples_scraped|samples_post_metric_relabeling|series_added|timeout_seconds|sample_limit|body_size_bytes)"},
+		Ignore: true,
+	}
 }
 
 // Load reads and validates the pipeline file at path.
@@ -178,7 +194,9 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, invalid(name, 0, "", "%s", err)
 	}
-	p := &Pipeline{File: name}
+	// Without rules of its own (no rules key), a file has the built-in
+	// rule; rules: [] is none.
+	p := &Pipeline{File: name, Rules: []Rule{ScrapeHealth()}}
 	if len(doc.Content) == 0 {
 		return p, p.Validate()
 	}
@@ -196,6 +214,7 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 		if rules.Kind != yaml.SequenceNode {
 			return nil, invalid(name, rules.Line, "detect.rules", "is not a list")
 		}
+		p.Rules = nil
 		for i, rn := range rules.Content {
 			// The rule's detectors decode over a copy of the defaults, so a
 			// rule states only what it changes.

@@ -50,6 +50,34 @@ func TestDefaultFile(t *testing.T) {
 			t.Errorf("%s ignored by %q, want it scored", m, r.Name)
 		}
 	}
+	// The file writes out the built-in rule, which a plain `aiops run`
+	// (no pipeline file) goes by.
+	builtIn := ScrapeHealth()
+	if got := p.Rules[0]; got.Name != builtIn.Name || got.Match.Metric != builtIn.Match.Metric || !got.Ignore {
+		t.Errorf("the file's first rule %q (%q, ignore %v) is not the built-in %q (%q)", got.Name, got.Match.Metric, got.Ignore, builtIn.Name, builtIn.Match.Metric)
+	}
+	// So does a file without a rules key (a file for other stages, or
+	// defaults alone); rules: [] is none.
+	for _, c := range []struct {
+		file    string
+		ignored bool
+	}{
+		{"", true},
+		{"correlator: {}\n", true},
+		{"detect:\n  defaults: {threshold: 0.6}\n", true},
+		{"detect:\n  rules: []\n", false},
+	} {
+		p, err := Parse("p.yaml", []byte(c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := p.Select("scrape_duration_seconds", "shop", nil); r.Ignore != c.ignored {
+			t.Errorf("%q: scrape_duration_seconds routed to %q, ignored %v, want %v", c.file, r.Name, r.Ignore, c.ignored)
+		}
+	}
+	if r := Default().Select("scrape_duration_seconds", "shop", nil); !r.Ignore {
+		t.Errorf("the built-in pipeline routes scrape_duration_seconds to %q, scored", r.Name)
+	}
 	// Anchored: a metric that only contains the pattern does not match.
 	if r := p.Select("x_node_filesystem_avail_bytes", "", nil); r.Name != DefaultRoute {
 		t.Errorf("unanchored match: routed to %q", r.Name)

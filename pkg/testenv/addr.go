@@ -7,20 +7,38 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // FreeAddr returns a loopback host:port free at the time of the call, for
-// a server a test starts.
+// a server a test starts, and never one it returned before in this
+// process: the kernel may hand a port just closed out again at once, and
+// a test asking for several addresses before it listens on any got one
+// twice (aiops run -check refused admin.listen as notifier.api.listen's).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeAddrs.mu.Lock()
+	defer freeAddrs.mu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !freeAddrs.given[addr] {
+			freeAddrs.given[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+// freeAddrs are the addresses FreeAddr returned.
+var freeAddrs = struct {
+	mu    sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
 
 // StablePort returns a loopback TCP port free at the time of the call and
 // below the kernel's ephemeral range, for a server a test kills and starts

@@ -2369,6 +2369,12 @@ const (
 	maxChangeServices    = 2 * MaxCatalogServices
 )
 
+// MaxAhead is how far ahead of the wall clock the watermark may run: the
+// correlator service takes an event timed up to that far ahead of its
+// clock (ingest's max_event_future, 1 hour by default), and the signals on
+// time then trail the watermark by as much.
+const MaxAhead = time.Hour
+
 // forgetOldestChanges forgets the changes of the service whose last
 // change taken is the oldest (maxChangeServices).
 func (c *Correlator) forgetOldestChanges() {
@@ -2391,15 +2397,16 @@ func (c *Correlator) forgetOldestChanges() {
 }
 
 // forgetOldChanges forgets the changes no signal can link any more:
-// timed more than ChangeWindow before the watermark less ReopenWindow (a
-// signal that late, already taken for old news by much else, finds its
-// changes forgotten), unless within ChangeWindow before the opening of an
-// incident held (one held for days still links a change made before it
-// opened to a service that joins it). Counted per service only
-// (maxChangesPerService), a month of deploys kept the latest 32 of every
-// service that ever deployed, weeks old.
+// timed more than ChangeWindow before the watermark less MaxAhead and
+// ReopenWindow (a signal on time trails a watermark an event timed ahead
+// moved on by up to MaxAhead; one later still, already taken for old news
+// by much else, finds its changes forgotten), unless within ChangeWindow
+// before the opening of an incident held (one held for days still links a
+// change made before it opened to a service that joins it). Counted per
+// service only (maxChangesPerService), a month of deploys kept the latest
+// 32 of every service that ever deployed, weeks old.
 func (c *Correlator) forgetOldChanges() {
-	recent := c.now.Add(-c.cfg.ReopenWindow - c.cfg.ChangeWindow)
+	recent := c.now.Add(-MaxAhead - c.cfg.ReopenWindow - c.cfg.ChangeWindow)
 	var openings []time.Time // of the incidents held that opened before recent's window
 	for _, inc := range c.incidents {
 		if inc.openedAt.Before(recent.Add(c.cfg.ChangeWindow)) {

@@ -29,7 +29,8 @@ func TestLinkedChangesBoundedPerService(t *testing.T) {
 // A month of deploys, twenty new services a day (preview environments)
 // and one service deploying every hour: the changes remembered are those
 // a signal could still link (change_window before the watermark, less
-// reopen_window), not the latest 32 of every service that ever deployed.
+// MaxAhead and reopen_window), not the latest 32 of every service that
+// ever deployed.
 func TestChangesNoSignalCanLinkAreForgotten(t *testing.T) {
 	c := newCorrelator(t, Config{})
 	for day := range 30 {
@@ -45,8 +46,8 @@ func TestChangesNoSignalCanLinkAreForgotten(t *testing.T) {
 	for _, list := range c.changes {
 		kept += len(list)
 	}
-	// At most the changes of change_window + reopen_window + one sweep
-	// interval (change_window) before the watermark: 2.5 hours.
+	// At most the changes of change_window + MaxAhead + reopen_window +
+	// one sweep interval (change_window) before the watermark: 3.5 hours.
 	if len(c.changes) > 4 || kept > 6 {
 		t.Errorf("after a month %d changes of %d services remembered, want those of the last hours only", kept, len(c.changes))
 	}
@@ -62,5 +63,27 @@ func TestChangesNoSignalCanLinkAreForgotten(t *testing.T) {
 	c.Advance(t0.Add(at + 5*24*time.Hour))
 	if _, ok := c.changes["payments-db"]; !ok {
 		t.Errorf("the change before an incident still held was forgotten")
+	}
+}
+
+// The watermark runs up to an hour ahead of the wall clock: the correlator
+// service takes an event timed up to an hour ahead of its clock (a
+// producer's clock ahead, within ingest's max_event_future). The signals
+// on time then trail the watermark by as much, and a deploy made within
+// change_window before the failure they report must still be remembered
+// for them to link.
+func TestChangeStaysLinkableWhileTheWatermarkRunsAhead(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	deploy := 10 * time.Minute
+	feed(c, Signal{Kind: SignalChange, Service: "payments-db", Name: "deploy", Version: "v2", Time: t0.Add(deploy), EventID: "chg-db"})
+	// 40 minutes later by the wall clock, a producer whose clock runs 55
+	// minutes ahead: the watermark crosses an hour (a sweep of the changes).
+	wall := deploy + 40*time.Minute
+	feed(c, Signal{Kind: SignalChange, Service: "cart", Name: "config", Time: t0.Add(wall + 55*time.Minute), EventID: "chg-cart"})
+	// The deploy's failure, reported on time.
+	feed(c, alert("DBDown", "payments-db", wall))
+	inc := c.members["DBDown/payments-db"].inc
+	if len(inc.changes) != 1 {
+		t.Errorf("the incident links %d changes, want the deploy 40 minutes before it: forgotten as the watermark ran ahead", len(inc.changes))
 	}
 }

@@ -278,8 +278,9 @@ func (p *Processor) expireLags(now time.Time) {
 
 // maxAhead is how far ahead of the correlator's clock an event's time is
 // taken, and its observed time trusted: the gateway's bound (ingest's
-// max_event_future, 1 hour by default).
-const maxAhead = time.Hour
+// max_event_future, 1 hour by default). The correlator keeps changes a
+// signal on time could link past a watermark that far ahead.
+const maxAhead = correlate.MaxAhead
 
 // emit publishes ups; track keeps each in inFlight until the stream stored
 // it (an input's outputs: a tick's are the runner's to hold).

@@ -271,15 +271,21 @@ type routed struct {
 // repeats, holds it too. A bad event is a permanent error.
 func (p *Processor) route(in *event.Envelope) (*routed, error) {
 	r, err := p.routedOf(in)
-	if err != nil || p.routes == nil {
+	if err != nil {
 		return r, err
 	}
 	p.mu.Lock()
-	if p.trackOpen(r.st.IncidentID, in.ID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, in.Time}) {
-		p.changed(r.st.IncidentID)
-	}
+	p.track(r)
 	p.mu.Unlock()
 	return r, nil
+}
+
+// track records r as a source of inhibition, or forgets it, resolved
+// (trackOpen). p.mu is held.
+func (p *Processor) track(r *routed) {
+	if p.routes != nil && p.trackOpen(r.st.IncidentID, r.env.ID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, r.env.Time}) {
+		p.changed(r.st.IncidentID)
+	}
 }
 
 // routedOf decodes an incident event and finds the routes it goes to,
@@ -399,32 +405,46 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		done(nil)
 		return
 	}
-	r, err := p.route(in)
+	r, err := p.routedOf(in)
 	if err != nil {
 		done(err)
 		return
 	}
+	id, st, resolved := r.st.IncidentID, stamp{r.st.Revision, in.Time}, r.inc.Status == webhook.StatusResolved
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Tracked in the same hold of p.mu as the offers below: the saver
+	// takes a resolve's tombstone with what they learnt (unheard).
+	p.track(r)
 	if len(r.routes) == 0 {
 		done(nil)
 		return
 	}
-	if r.inc.Status == webhook.StatusResolved && p.store != nil {
-		done = p.afterTombstone(r.st.IncidentID, stamp{r.st.Revision, in.Time}, done)
+	if resolved && p.store != nil {
+		done = p.afterTombstone(id, st, done)
 	}
 	settle := settleAll(done, len(r.routes))
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.clock.observe(in.Time, p.now())
+	var unheard []string
 	for _, route := range r.routes {
-		n := &note{incidentID: r.st.IncidentID, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
-			resolved: r.inc.Status == webhook.StatusResolved, send: r, made: in.ObservedTime, bytes: len(in.Body),
+		if p.endedFor(id, st, route.Path) {
+			settle(nil) // its resolve stands for it: nothing to send
+			continue
+		}
+		n := &note{incidentID: id, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
+			resolved: resolved, send: r, made: in.ObservedTime, bytes: len(in.Body),
 			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}
 		// Timers batch what changes on its own (members joining); what a
 		// person did or must see (acknowledged, resolved, reopened) goes
 		// out at once.
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
 		n.opening = r.inc.Transition == webhook.Transition(event.IncidentOpened)
-		p.schedule.offer(n, r.st.OpenedAt, settle)
+		if p.schedule.offer(n, r.st.OpenedAt, settle) {
+			unheard = append(unheard, route.Path)
+		}
+	}
+	if len(unheard) > 0 {
+		p.unheard(id, st, unheard)
 	}
 	p.handDue(now)
 }

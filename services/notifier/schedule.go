@@ -252,8 +252,10 @@ func slotKey(incidentID, route string) string { return incidentID + "\x00" + rou
 // at once, or the opening itself, due on a clock that ran past the wait
 // before a resolve stamped earlier arrived), and a receiver that heard
 // of the incident would keep it open for ever. The price is the resolve
-// of a flap it never heard of, after a restart.
-func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
+// of a flap it never heard of, after a restart, unless the flap's
+// tombstone said so (Processor.endedFor). It reports whether n was
+// dropped as such a flap.
+func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) (flap bool) {
 	k := slotKey(n.incidentID, n.route)
 	sl := s.slots[k]
 	if n.resolved && n.at.Sub(openedAt) < n.timing.Wait && sl != nil && sl.unheard {
@@ -265,7 +267,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		sl.remember(n.eventID)
 		s.arm(k, sl)
 		done(nil)
-		return
+		return true
 	}
 	if sl == nil {
 		s.makeRoom()
@@ -275,14 +277,14 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 	defer s.recount(sl)
 	if slices.Contains(sl.sent, n.eventID) {
 		done(nil) // a redelivery of what went out already
-		return
+		return false
 	}
 	if sl.handed != nil && sl.handed.eventID == n.eventID && sl.handed.repeat == 0 {
 		// A redelivery of what is being sent: it has that send's result.
 		sl.settle = slices.Insert(sl.settle, sl.handedSettles, input{done, n.bytes})
 		sl.handedSettles++
 		sl.holds(n.made)
-		return
+		return false
 	}
 	if newer := sl.newest(); newer != nil && n.at.Before(newer.at) {
 		// An older state redelivered (its ack was lost, or it waited past
@@ -301,7 +303,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		default:
 			done(nil)
 		}
-		return
+		return false
 	}
 	sl.timing = n.timing
 	sl.pending = n
@@ -320,6 +322,7 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) {
 		sl.due = sl.retryAt
 	}
 	s.arm(k, sl)
+	return false
 }
 
 // holds notes that an input made at made is held now.
@@ -413,6 +416,12 @@ func (s *schedule) knowledge(n *note) (heardBy uint64, knows bool) {
 		return sl.heardBy, sl.sawOpening
 	}
 	return 0, false
+}
+
+// has tells whether the schedule knows incident id at route.
+func (s *schedule) has(id, route string) bool {
+	_, ok := s.slots[slotKey(id, route)]
+	return ok
 }
 
 // handsOut tells whether n is still handed out by its slot, its result

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -104,6 +105,12 @@ type openIncident struct {
 	// replay, bringing a receiver to the resolve, sends it under that
 	// event's idempotency keys, so a receiver that had it can tell.
 	EventID string `json:"event_id,omitempty"`
+	// Unheard are a tombstone's routes whose receivers never heard of the
+	// incident: its resolve came within group_wait of the opening this
+	// notifier held (a flap, the incident merged into another that
+	// soon). A notifier after a restart sends neither that resolve nor an
+	// older state to them when the events come again (endedFor).
+	Unheard []string `json:"unheard,omitempty"`
 	// Seen is when (wall clock) a notifier last took an event of it: an
 	// open incident with none for max_age is written again no more, and
 	// its entry expires (its resolve lost, or its correlator's state).
@@ -145,7 +152,8 @@ func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
 type ended struct {
 	stamp
 	eventID string
-	saved   bool // its tombstone was written
+	saved   bool     // its tombstone was written
+	unheard []string // the routes that never heard of it (openIncident.Unheard)
 }
 
 // tombstoneWait is a resolve's event, its notification sent, waiting for
@@ -412,6 +420,41 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	return !had || !maps.Equal(old.Labels, labels) || now.Sub(old.saved) >= p.cfg.State.WithDefaults().MaxAge/8
 }
 
+// endedFor tells whether the resolve of incident id that this notifier
+// knows (in this term, or from its tombstone) stands for the incident's
+// state at st to route, when the schedule knows nothing of the pair
+// (after a restart, or once the slot was forgotten): a state older than
+// the resolve, which a receiver that heard of the incident would see
+// after its resolve (the resolve's own event is acked only once it went
+// out), or the resolve itself when the route's receiver never heard of
+// the incident (its tombstone's Unheard). Without it, a flap whose
+// opening and resolve came again after a crash (their acks lost with
+// the server's consumer state, flushed every 100 ms) paged for the
+// opening, due at once on a clock that newer events had moved past its
+// group_wait, then for its resolve. p.mu is held.
+func (p *Processor) endedFor(id string, st stamp, route string) bool {
+	r, ok := p.resolved.Peek(id)
+	if !ok || p.schedule.has(id, route) {
+		return false
+	}
+	return st.before(r.stamp) || !r.before(st) && slices.Contains(r.unheard, route)
+}
+
+// unheard records, with the tombstone of incident id resolved at st,
+// the routes whose receivers never heard of it (offer dropped the resolve
+// as a flap). Called in the same hold of p.mu as the resolve's trackOpen,
+// before the saver can take its tombstone, so that the tombstone the
+// resolve's ack waits for says so. p.mu is held.
+func (p *Processor) unheard(id string, st stamp, routes []string) {
+	r, ok := p.resolved.Peek(id)
+	if !ok || st.before(r.stamp) || r.before(st) || slices.Equal(r.unheard, routes) {
+		return
+	}
+	r.unheard = routes
+	p.resolved.Add(id, r)
+	p.changed(id)
+}
+
 // recordSent keeps with n's open incident that n went out to its route at
 // (event time), and n's incident event, for a notifier after a restart to
 // repeat it (restoreSent). p.mu is held.
@@ -553,7 +596,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 		if inc, ok := p.open[id]; ok {
 			todo = append(todo, inc)
 		} else if r, ok := p.resolved.Peek(id); ok {
-			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true, EventID: r.eventID})
+			todo = append(todo, openIncident{ID: id, Revision: r.rev, At: r.at, Resolved: true, EventID: r.eventID, Unheard: r.unheard})
 		} else {
 			p.releaseTombstoneWaits(id, stamp{rev: math.MaxInt}, errTombstoneForgotten)
 		}
@@ -714,7 +757,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 			continue // no event for max_age: forgotten (forgetOpen)
 		}
 		if inc.Resolved {
-			p.resolved.Add(inc.ID, ended{stamp: inc.stamp(), eventID: inc.EventID, saved: true})
+			p.resolved.Add(inc.ID, ended{stamp: inc.stamp(), eventID: inc.EventID, saved: true, unheard: inc.Unheard})
 			continue
 		}
 		// never saved by this instance: written again at the saver's first

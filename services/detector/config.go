@@ -79,7 +79,9 @@ type SnapshotConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	// MaxAge drops the state of a series not snapshotted for this long
 	// (the bucket's TTL), and from memory one that sent nothing for this
-	// long (forgetIdle), so series that vanished do not pile up. Default 7d.
+	// long (forgetIdle), and a group asset that took no sample for this
+	// long (forgetIdleAssets), so series and assets that vanished do not
+	// pile up. Default 7d.
 	MaxAge time.Duration `yaml:"max_age"`
 	// Replicas of the bucket in a cluster. Default 1.
 	Replicas int `yaml:"replicas"`

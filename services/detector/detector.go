@@ -237,8 +237,10 @@ func newService(cfg Config, log zerolog.Logger, opts ...Option) (*Service, error
 		// evicted series' state: its samples need not come again.
 		releaseAcks(dropHolds(nil, old.holds))
 		old.holds = nil
-		s.m.assetsEvicted.Inc()
-		s.warnEvicted(&s.assetEvictLog, "group assets", "detector.max_assets", s.cfg.MaxAssets)
+		if !old.idle { // silent: not dropped for max_assets
+			s.m.assetsEvicted.Inc()
+			s.warnEvicted(&s.assetEvictLog, "group assets", "detector.max_assets", s.cfg.MaxAssets)
+		}
 		if old.det.Alarming() {
 			s.endedAssets = append(s.endedAssets, old)
 		}
@@ -582,6 +584,7 @@ func (s *Service) Tick(ctx context.Context, now time.Time, out stage.Emitter) er
 				rows = append(rows, rowAnomaly{event: e, asset: a})
 			}
 		}
+		s.forgetIdleAssets(now)
 	})
 	s.emitRows(out, rows)
 	return nil

@@ -63,8 +63,9 @@ type asset struct {
 	every time.Duration
 	seen  time.Time
 
-	dirty, evicted bool
-	publishWaits   // its anomalies being published, or failed and not stored
+	// idle: dropped for its silence (forgetIdleAssets), not for max_assets
+	dirty, evicted, idle bool
+	publishWaits         // its anomalies being published, or failed and not stored
 
 	// the current alarm episode of the asset's detector (in memory: after
 	// a restore an episode in progress continues with its peak from then on)

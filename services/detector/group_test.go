@@ -519,6 +519,54 @@ func TestLeastRecentlySeenAssetIsEvicted(t *testing.T) {
 	}
 }
 
+// TestAssetsOfReplacedPodsAreForgottenAfterSnapshotMaxAge runs a month of
+// pods replaced every day under a group by pod, each pod an asset of its
+// own: an asset that took no sample for snapshot.max_age is dropped from
+// memory, as its snapshot expires from the bucket then, so that memory
+// holds the assets of the last max_age, not of every pod the month had
+// (up to max_assets, whose evictions would warn about assets long gone).
+// None of it counts as an eviction for max_assets, set above the pods of
+// max_age and under those of the month.
+func TestAssetsOfReplacedPodsAreForgottenAfterSnapshotMaxAge(t *testing.T) {
+	p, err := pipeline.Parse("g.yaml", []byte("detect:\n  groups:\n    - name: pod\n      by: [pod]\n      channels: [cpu, mem]\n      wait: 10s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	clock := &testClock{t: t0}
+	s, err := newService(Config{MaxAssets: 200}, zerolog.New(&logs), WithPipeline(p), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, s, s)
+	const pods = 20
+	held := map[int]int{}
+	for day := range 30 {
+		for hour := range 24 {
+			at := t0.Add(time.Duration(day*24+hour) * time.Hour)
+			clock.t = at
+			for p := range pods {
+				for c, name := range []string{"cpu", "mem"} {
+					_, d := sample(t, "api", name, map[string]string{"pod": fmt.Sprintf("api-%d-%d", day, p)}, at, float64(10*c+hour%3), "")
+					ack(t, h, d)
+				}
+			}
+			if err := h.Tick(clock.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held[day+1] = s.Assets()
+	}
+	t.Logf("assets held: day 7 %d, day 30 %d", held[7], held[30])
+	maxAgeDays := int(s.cfg.Snapshot.MaxAge / (24 * time.Hour))
+	if want := (maxAgeDays + 1) * pods; held[30] > want {
+		t.Errorf("assets held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays+1, held[7])
+	}
+	if n, warned := testutil.ToFloat64(s.m.assetsEvicted), strings.Contains(logs.String(), "max_assets"); n != 0 || warned {
+		t.Errorf("%v assets counted as evicted for max_assets (warned: %v): an asset gone silent is no eviction", n, warned)
+	}
+}
+
 // onlyAssetSnapshot returns the one asset s holds and its snapshot.
 func onlyAssetSnapshot(t *testing.T, s *Service) (*asset, []byte) {
 	t.Helper()

@@ -116,6 +116,24 @@ func (s *Service) forgetIdle(now time.Time) {
 	}
 }
 
+// forgetIdleAssets drops from memory the group assets that took no sample
+// for snapshot.max_age by the service's clock, as forgetIdle drops series:
+// a group by pod over pods replaced every day kept every dead pod's asset
+// otherwise, until max_assets evicted it. One in an alarm, with an anomaly
+// in flight, a row being assembled, samples held (rowsHold) or a snapshot
+// to write stays. s.mu is held.
+func (s *Service) forgetIdleAssets(now time.Time) {
+	cut := now.Add(-s.cfg.Snapshot.MaxAge)
+	for {
+		key, a, ok := s.assets.GetOldest()
+		if !ok || a.seen.After(cut) || a.det.Alarming() || a.open || a.dirty || a.pending > 0 || len(a.holds) > 0 {
+			return
+		}
+		a.idle = true
+		s.assets.Remove(key)
+	}
+}
+
 // silentFor tells whether a series (or asset) whose last sample was at
 // event time last, seen at the service's clock seen, has been silent for
 // silence at now. Two clocks must agree: the samples' own time (the latest

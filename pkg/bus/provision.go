@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -106,6 +108,11 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	if cfg.Name != "" && cfg.Name != cfg.Durable {
 		return nil, invalid("name", "%q differs from durable %q", cfg.Name, cfg.Durable)
 	}
+	if nc := js.Conn(); nc != nil {
+		if err := filtersSupported(nc.ConnectedServerVersion(), stream+"/"+cfg.Durable, cfg); err != nil {
+			return nil, err
+		}
+	}
 	c, err := js.Consumer(ctx, stream, cfg.Durable)
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
@@ -121,6 +128,39 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("bus: create or update consumer %s on stream %s: %w", cfg.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// ErrServerTooOld is returned for a consumer the connected NATS server
+// cannot make as asked.
+var ErrServerTooOld = errors.New("bus: nats-server too old")
+
+// filtersSupported refuses a consumer of several filter subjects on a
+// server before 2.10, which does not know the field: nats-server 2.9
+// made the consumer unfiltered (nats.go returned the error after it), and
+// a later start updating it to one subject left a consumer that skipped
+// every message and said nothing. version "" or unparsed passes.
+func filtersSupported(version, name string, cfg jetstream.ConsumerConfig) error {
+	if len(cfg.FilterSubjects) < 2 || serverAtLeast(version, 2, 10) {
+		return nil
+	}
+	return fmt.Errorf("%w: consumer %s filters %d subjects (%s), which needs nats-server 2.10 or later; the server is %s: upgrade it, or give the consumer one subject (its filter_subjects)",
+		ErrServerTooOld, name, len(cfg.FilterSubjects), strings.Join(cfg.FilterSubjects, ", "), version)
+}
+
+// serverAtLeast tells whether a nats-server version ("2.9.10",
+// "2.11.0-beta.2") is major.minor or later; a version it cannot read
+// passes.
+func serverAtLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return true
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.SplitN(parts[1], "-", 2)[0])
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 func checkConsumerChange(name string, have, want jetstream.ConsumerConfig) error {

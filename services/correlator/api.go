@@ -43,7 +43,7 @@ var (
 	ErrNotStored = errors.New("correlator: the command is applied but not stored yet")
 	// ErrStandby: this instance does not hold the lease; the active one
 	// has the incidents. A signal given back so is good (errs.GivenBack).
-	ErrStandby = errs.GivenBack(errors.New("correlator: this instance is standing by (another one holds the lease)"))
+	ErrStandby = errs.GivenBack(errors.New("correlator: this instance is standing by (it does not hold the lease)"))
 	// ErrCatchingUp: the incident is not known, but this instance restored
 	// its state less than the consumer's ack_wait ago, and the signals its
 	// predecessor took after its last save (a crash) are still coming

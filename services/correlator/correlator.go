@@ -698,7 +698,7 @@ func (p *Processor) catchingUp() bool {
 // state was taken.
 func (d durable) Checkpoint(ctx context.Context) error {
 	if d.fenced.Load() || !d.holding() {
-		d.log.Warn().Msg("lease lost: state not saved (the instance holding the lease owns it now)")
+		d.log.Warn().Msg("lease lost: state not saved (whoever takes the lease next, another instance or this one, restores what was saved last)")
 		return stage.ErrFenced
 	}
 	if d.bound != nil {

@@ -618,29 +618,45 @@ func TestSeriesOfReplacedPodsAreForgottenAfterSnapshotMaxAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := run(t, s, s)
-	const pods = 20
-	held := map[int]int{}
-	for day := range 30 {
-		for hour := range 24 {
-			at := t0.Add(time.Duration(day*24+hour) * time.Hour)
-			clock.t = at
-			for p := range pods {
-				_, data := sample(t, "api", "cpu", map[string]string{"pod": fmt.Sprintf("api-%d-%d", day, p)}, at, 100, "")
-				ack(t, h, data)
-			}
-			if err := h.Tick(clock.now()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		held[day+1] = s.series.Len()
-	}
+	held := monthOfReplacedPods(t, s, clock, []string{"cpu"}, func(int, int) float64 { return 100 }, s.series.Len)
 	t.Logf("series held: day 7 %d, day 30 %d", held[7], held[30])
-	maxAgeDays := int(s.cfg.Snapshot.MaxAge / (24 * time.Hour))
-	if want := (maxAgeDays + 1) * pods; held[30] > want {
-		t.Errorf("series held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays+1, held[7])
+	if want := (maxAgeDays(s) + 1) * replacedPods; held[30] > want {
+		t.Errorf("series held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays(s)+1, held[7])
 	}
 	if n := testutil.ToFloat64(s.m.evicted); n != 0 || strings.Contains(logs.String(), "max_series") {
 		t.Errorf("%v series counted as evicted for max_series (log %q): a series gone silent is no eviction", n, logs.String())
 	}
 }
+
+// replacedPods is how many pods monthOfReplacedPods replaces a day.
+const replacedPods = 20
+
+// monthOfReplacedPods feeds s, on clock, a month of replacedPods pods
+// replaced every day, each sending metrics hourly (value(channel, hour)),
+// with a tick after each hour, and returns what held() counts at the end
+// of each day (1 to 30).
+func monthOfReplacedPods(t *testing.T, s *Service, clock *testClock, metrics []string, value func(c, hour int) float64, held func() int) map[int]int {
+	t.Helper()
+	h := run(t, s, s)
+	days := map[int]int{}
+	for day := range 30 {
+		for hour := range 24 {
+			at := t0.Add(time.Duration(day*24+hour) * time.Hour)
+			clock.t = at
+			for p := range replacedPods {
+				for c, name := range metrics {
+					_, data := sample(t, "api", name, map[string]string{"pod": fmt.Sprintf("api-%d-%d", day, p)}, at, value(c, hour), "")
+					ack(t, h, data)
+				}
+			}
+			if err := h.Tick(clock.now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		days[day+1] = held()
+	}
+	return days
+}
+
+// maxAgeDays is s's snapshot.max_age in whole days.
+func maxAgeDays(s *Service) int { return int(s.cfg.Snapshot.MaxAge / (24 * time.Hour)) }

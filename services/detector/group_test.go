@@ -538,29 +538,10 @@ func TestAssetsOfReplacedPodsAreForgottenAfterSnapshotMaxAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := run(t, s, s)
-	const pods = 20
-	held := map[int]int{}
-	for day := range 30 {
-		for hour := range 24 {
-			at := t0.Add(time.Duration(day*24+hour) * time.Hour)
-			clock.t = at
-			for p := range pods {
-				for c, name := range []string{"cpu", "mem"} {
-					_, d := sample(t, "api", name, map[string]string{"pod": fmt.Sprintf("api-%d-%d", day, p)}, at, float64(10*c+hour%3), "")
-					ack(t, h, d)
-				}
-			}
-			if err := h.Tick(clock.now()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		held[day+1] = s.Assets()
-	}
+	held := monthOfReplacedPods(t, s, clock, []string{"cpu", "mem"}, func(c, hour int) float64 { return float64(10*c + hour%3) }, s.Assets)
 	t.Logf("assets held: day 7 %d, day 30 %d", held[7], held[30])
-	maxAgeDays := int(s.cfg.Snapshot.MaxAge / (24 * time.Hour))
-	if want := (maxAgeDays + 1) * pods; held[30] > want {
-		t.Errorf("assets held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays+1, held[7])
+	if want := (maxAgeDays(s) + 1) * replacedPods; held[30] > want {
+		t.Errorf("assets held at day 30: %d, want at most %d (the pods of the last %d days); day 7: %d", held[30], want, maxAgeDays(s)+1, held[7])
 	}
 	if n, warned := testutil.ToFloat64(s.m.assetsEvicted), strings.Contains(logs.String(), "max_assets"); n != 0 || warned {
 		t.Errorf("%v assets counted as evicted for max_assets (warned: %v): an asset gone silent is no eviction", n, warned)

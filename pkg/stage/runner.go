@@ -530,6 +530,7 @@ func (r *Runner) flushSink(ctx context.Context) {
 func (r *Runner) process(j job, em *emitter) {
 	settled, processing := false, false // processing: in Process, em.hold is this input's
 	id := ""
+	var held *heldAck // a redelivery's hold an earlier delivery kept
 	defer func() {
 		if p := recover(); p != nil {
 			r.m.panics.Add(1)
@@ -573,29 +574,26 @@ func (r *Runner) process(j job, em *emitter) {
 			return
 		}
 		if r.held != nil {
-			if h, ok := r.held.Peek(id); ok && h.waiting() {
-				// A redelivery of an input that succeeded and whose ack
-				// is still held: it was held past ack_wait (its
-				// in-progress signals lost, a connection down longer). Its
-				// outputs are stored; processed again, it would be taken
-				// for a repeat and acked at once, before the processor
-				// released it. It waits for that release too.
-				settled = true
-				h.wrap(j.ackLater, j.done)(nil)
-				return
-			}
+			held, _ = r.held.Peek(id)
+		}
+		if held != nil && held.waiting() {
+			// A redelivery of an input that succeeded and whose ack is
+			// still held: it was held past ack_wait (its in-progress
+			// signals lost, a connection down longer). Its outputs are
+			// stored; processed again, it would be taken for a repeat and
+			// acked at once, before the processor released it. It waits
+			// for that release too.
+			settled = true
+			held.wrap(j.ackLater, j.done)(nil)
+			return
 		}
 	}
 	em.reset()
-	if j.delivered != 1 && r.held != nil {
-		if h, ok := r.held.Peek(id); ok {
-			// An earlier delivery held the ack and failed (keepHold), or
-			// its kept outputs were dropped: the processor's state took
-			// the input and keeps the release, and this delivery, maybe
-			// a repeat that holds nothing, waits for it too.
-			em.hold = h
-		}
-	}
+	// An earlier delivery held the ack and failed (keepHold), or its kept
+	// outputs were dropped: the processor's state took the input and keeps
+	// the release, and this delivery, maybe a repeat that holds nothing,
+	// waits for it too.
+	em.hold = held
 	processing = true
 	err = r.proc.Process(j.ctx, e, em)
 	processing = false

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -106,13 +107,23 @@ func (s *Service) evicting(ser *series) {
 // anomaly in flight, acks held or a snapshot to write stays. s.mu is held.
 func (s *Service) forgetIdle(now time.Time) {
 	cut := now.Add(-s.cfg.Snapshot.MaxAge).UnixNano()
+	dropIdle(s.series, func(ser *series) bool {
+		return ser.seen > cut || ser.last != nil || ser.dirty || ser.pending > 0 || len(ser.acks) > 0
+	}, func(ser *series) { ser.idle = true })
+}
+
+// dropIdle removes from l, the least recently seen first, each value keep
+// does not keep, marked (idle: its eviction callback counts no eviction
+// for the limit) before it goes; it stops at the first it keeps, which
+// leaves at a later tick.
+func dropIdle[V any](l *simplelru.LRU[string, V], keep func(V) bool, mark func(V)) {
 	for {
-		key, ser, ok := s.series.GetOldest()
-		if !ok || ser.seen > cut || ser.last != nil || ser.dirty || ser.pending > 0 || len(ser.acks) > 0 {
+		key, v, ok := l.GetOldest()
+		if !ok || keep(v) {
 			return
 		}
-		ser.idle = true
-		s.series.Remove(key)
+		mark(v)
+		l.Remove(key)
 	}
 }
 
@@ -124,14 +135,9 @@ func (s *Service) forgetIdle(now time.Time) {
 // to write stays. s.mu is held.
 func (s *Service) forgetIdleAssets(now time.Time) {
 	cut := now.Add(-s.cfg.Snapshot.MaxAge)
-	for {
-		key, a, ok := s.assets.GetOldest()
-		if !ok || a.seen.After(cut) || a.det.Alarming() || a.open || a.dirty || a.pending > 0 || len(a.holds) > 0 {
-			return
-		}
-		a.idle = true
-		s.assets.Remove(key)
-	}
+	dropIdle(s.assets, func(a *asset) bool {
+		return a.seen.After(cut) || a.det.Alarming() || a.open || a.dirty || a.pending > 0 || len(a.holds) > 0
+	}, func(a *asset) { a.idle = true })
 }
 
 // silentFor tells whether a series (or asset) whose last sample was at

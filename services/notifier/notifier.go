@@ -82,9 +82,9 @@ type Processor struct {
 	// tombstoneWaits are the resolves whose events wait, sent, for their
 	// tombstone's write (afterTombstone), by incident id.
 	tombstoneWaits map[string][]tombstoneWait
-	// unheardSwept is when Tick last forgot the open incidents unheard for
-	// max_age, without a bucket (forgetUnheard).
-	unheardSwept  time.Time
+	// quietSwept is when Tick last forgot the open incidents of which
+	// nothing came for max_age, without a bucket (forgetQuietOpen).
+	quietSwept    time.Time
 	tombstoneHeld int
 	fenced        atomic.Bool // the lease is lost: the store is not written
 	// holds tells whether the lease is still this instance's by its own
@@ -457,9 +457,9 @@ func (p *Processor) Tick(_ context.Context, now time.Time, _ stage.Emitter) erro
 	defer p.mu.Unlock()
 	if p.store == nil {
 		// No saver to do it (saveOpen), at most every saveEvery.
-		if wall := p.now(); wall.Sub(p.unheardSwept) >= saveEvery {
-			p.unheardSwept = wall
-			p.forgetUnheard(wall)
+		if wall := p.now(); wall.Sub(p.quietSwept) >= saveEvery {
+			p.quietSwept = wall
+			p.forgetQuietOpen(wall)
 		}
 	}
 	p.handDue(p.clock.at(now))

@@ -590,7 +590,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	}
 	now := p.now()
 	p.mu.Lock()
-	p.forgetUnheard(now)
+	p.forgetQuietOpen(now)
 	var todo []openIncident
 	for id := range p.unsaved {
 		if inc, ok := p.open[id]; ok {
@@ -660,12 +660,12 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
 }
 
-// forgetUnheard forgets the open incidents of which no notifier took an
+// forgetQuietOpen forgets the open incidents of which no notifier took an
 // event for max_age (forgetOpen): the saver does it before each pass, and
 // Tick without a bucket (state.disabled), so that the incidents whose
 // resolve was lost do not pile up in memory, repeated and inhibiting,
 // until MaxOpen. p.mu is held.
-func (p *Processor) forgetUnheard(now time.Time) {
+func (p *Processor) forgetQuietOpen(now time.Time) {
 	maxAge := p.cfg.State.WithDefaults().MaxAge
 	for id, inc := range p.open {
 		if now.Sub(inc.Seen) >= maxAge {

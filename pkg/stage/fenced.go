@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +46,7 @@ type FencedObjects struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	store  jetstream.ObjectStore
+	metas  lastMsgReader // the metas' reads, the leader's
 	bucket string
 	last   map[string]fencedMeta // by object name: as this writer claimed or wrote it
 	// lost are the chunks' tokens of the puts of each object whose meta's
@@ -84,7 +87,7 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", bucket, err)
 	}
-	return &FencedObjects{js: js, stream: s, store: store, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string][]string{}, stray: map[string][]string{}}, nil
+	return &FencedObjects{js: js, stream: s, store: store, metas: leaderReads{js, s.CachedInfo().Config.Name}, bucket: bucket, last: map[string]fencedMeta{}, lost: map[string][]string{}, stray: map[string][]string{}}, nil
 }
 
 // ErrBrokenObject is wrapped by a read of an object that no read will ever
@@ -93,10 +96,9 @@ func NewFencedObjects(ctx context.Context, js jetstream.JetStream, bucket string
 // chunks that do not match its digest.
 var ErrBrokenObject = errors.New("stage: object unreadable for good")
 
-// errStaleRead is a read of a meta older than the last this writer knows
-// stored. The object store allows direct gets, which any replica of the
-// bucket answers, one not caught up among them: a failure for now, not a
-// broken object nor another holder's write.
+// errStaleRead is a read of a meta other than the last this writer knows
+// stored, or than the leader's: a replica not caught up answered it. A
+// failure for now, not a broken object nor another holder's write.
 var errStaleRead = errors.New("stage: a replica of the bucket answered with a meta older than the last stored (not caught up yet)")
 
 // GetBytes reads object name as the object store's GetBytes does
@@ -105,52 +107,145 @@ var errStaleRead = errors.New("stage: a replica of the bucket answered with a me
 // failed for now (the server away, slow), so that a caller can do without
 // the one and try the other again. Read after Claim, the object does not
 // change under the read.
+//
+// Which object is the last is the leader's word: the object store reads
+// an object's meta by a direct get, which any replica of the bucket
+// answers, one behind (or, after a cluster's crash, one that disagrees
+// with the leader for good) among them. Its meta would restore an older
+// state, or name chunks the leader has purged since and pass for a broken
+// object. A read whose meta is not the leader's fails for now.
 func (f *FencedObjects) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
-	missing, err := f.chunksMissing(ctx, name)
+	last, err := f.current(ctx, name)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("stage: reading %s: %w", name, err)
-	case missing:
-		// Read, it would wait for them until its timeout, and fail.
-		return nil, fmt.Errorf("%w: %s names chunks the bucket does not hold", ErrBrokenObject, name)
+	case last.NUID == "":
+		return nil, jetstream.ErrObjectNotFound
 	}
-	data, err := f.store.GetBytes(ctx, name, opts...)
-	if errors.Is(err, jetstream.ErrObjectNotFound) && f.last[name].nuid != "" {
-		// Claimed or written, it is there: its read asked the meta of
-		// a replica without it again.
+	r, err := f.store.Get(ctx, name, opts...)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("stage: reading %s: %w", name, errStaleRead)
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if info, err := r.Info(); err != nil || info.NUID != last.NUID {
+		return nil, fmt.Errorf("stage: reading %s: %w", name, errStaleRead)
+	}
+	data, err := io.ReadAll(r)
 	if errors.Is(err, jetstream.ErrDigestMismatch) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBrokenObject, name, err)
 	}
 	return data, err
 }
 
-// chunksMissing reports whether the last meta of object name names more
-// chunks than the bucket holds under its token.
-func (f *FencedObjects) chunksMissing(ctx context.Context, name string) (bool, error) {
-	m, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject(name))
+// current returns object name's last meta as the bucket's leader holds
+// it (no NUID: none, or deleted), once the bucket holds every chunk it
+// names (ErrBrokenObject when not: read, the object would wait for them
+// until its timeout, and fail).
+func (f *FencedObjects) current(ctx context.Context, name string) (jetstream.ObjectInfo, error) {
+	var info jetstream.ObjectInfo
+	m, err := f.metas.GetLastMsgForSubject(ctx, f.metaSubject(name))
 	known := f.last[name].seq // claimed or written: the stream holds it
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound) && known == 0:
-		return false, nil
+		return info, nil
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false, errStaleRead
+		return info, errStaleRead
 	case err != nil:
-		return false, err
+		return info, err
 	case m.Sequence < known:
-		return false, errStaleRead
+		return info, errStaleRead
 	}
-	var info jetstream.ObjectInfo
-	if err := json.Unmarshal(m.Data, &info); err != nil || info.Deleted || info.Chunks == 0 {
-		return false, nil // the object store's read says what is wrong
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		return info, fmt.Errorf("%w: %s: its meta: %w", ErrBrokenObject, name, err)
+	}
+	if info.Deleted {
+		return jetstream.ObjectInfo{}, nil
+	}
+	if info.Chunks == 0 {
+		return info, nil
 	}
 	subject := f.chunkSubject(info.NUID)
 	si, err := f.stream.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
-		return false, err
+		return info, err
 	}
-	return si.State.Subjects[subject] < uint64(info.Chunks), nil
+	if si.State.Subjects[subject] < uint64(info.Chunks) {
+		return info, fmt.Errorf("%w: %s names chunks the bucket does not hold", ErrBrokenObject, name)
+	}
+	return info, nil
+}
+
+// lastMsgReader reads the last message of a subject of a stream.
+type lastMsgReader interface {
+	GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
+}
+
+// leaderReads reads a stream's messages from its leader: the stream's own
+// reads are direct gets, which any replica answers, when the stream
+// allows them (an object store's does).
+type leaderReads struct {
+	js     jetstream.JetStream
+	stream string
+}
+
+func (l leaderReads) GetLastMsgForSubject(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.js.Options().DefaultTimeout)
+		defer cancel()
+	}
+	answer, err := l.js.Conn().RequestWithContext(ctx, apiPrefix(l.js)+"STREAM.MSG.GET."+l.stream, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(answer.Data, &resp); err != nil {
+		return nil, fmt.Errorf("stage: reading %s: %w", subject, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case resp.Error != nil:
+		return nil, resp.Error
+	case resp.Message == nil:
+		return nil, jetstream.ErrInvalidJetStreamResponse
+	}
+	msg := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Seq, Data: resp.Message.Data, Time: resp.Message.Time}
+	if len(resp.Message.Header) > 0 {
+		if msg.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return nil, fmt.Errorf("stage: reading %s: %w", subject, err)
+		}
+	}
+	return msg, nil
+}
+
+// apiPrefix is the prefix of js's API subjects.
+func apiPrefix(js jetstream.JetStream) string {
+	switch o := js.Options(); {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jetstream.DefaultAPIPrefix
 }
 
 func (f *FencedObjects) metaSubject(name string) string {
@@ -212,7 +307,7 @@ func (f *FencedObjects) Claim(ctx context.Context, names ...string) error {
 // readMeta returns where name's meta stands and its data (a deletion
 // marker when there is no meta).
 func (f *FencedObjects) readMeta(ctx context.Context, name string) (fencedMeta, []byte, error) {
-	m, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject(name))
+	m, err := f.metas.GetLastMsgForSubject(ctx, f.metaSubject(name))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		data, err := json.Marshal(jetstream.ObjectInfo{ObjectMeta: jetstream.ObjectMeta{Name: name}, Bucket: f.bucket, Deleted: true})
 		return fencedMeta{}, data, err

@@ -224,9 +224,11 @@ func (l *lossyJetStream) PublishMsg(ctx context.Context, m *nats.Msg, opts ...je
 }
 
 // flakyStream fails the reads of a meta while fail is set, and answers
-// them with stale while it is set, as a replica not caught up does.
+// them with stale while it is set, as a replica not caught up does; the
+// others it reads from metas.
 type flakyStream struct {
 	jetstream.Stream
+	metas lastMsgReader
 	fail  atomic.Bool
 	stale atomic.Pointer[jetstream.RawStreamMsg]
 	// failPurge fails the purges while it is set.
@@ -247,7 +249,7 @@ func (s *flakyStream) GetLastMsgForSubject(ctx context.Context, subject string) 
 	if m := s.stale.Load(); m != nil && m.Subject == subject {
 		return m, nil
 	}
-	return s.Stream.GetLastMsgForSubject(ctx, subject)
+	return s.metas.GetLastMsgForSubject(ctx, subject)
 }
 
 // fencedWriter is a FencedObjects on a bucket of its own whose meta
@@ -272,8 +274,8 @@ func fencedWriter(t *testing.T, bucket string) (*FencedObjects, *lossyJetStream,
 	if err != nil {
 		t.Fatal(err)
 	}
-	lossy, flaky := &lossyJetStream{JetStream: js}, &flakyStream{Stream: f.stream}
-	f.js, f.stream = lossy, flaky
+	lossy, flaky := &lossyJetStream{JetStream: js}, &flakyStream{Stream: f.stream, metas: f.metas}
+	f.js, f.stream, f.metas = lossy, flaky, flaky
 	return f, lossy, flaky, store, js
 }
 
@@ -443,8 +445,8 @@ func TestFencedObjectsTakeAStaleReplicasAnswerForAReadThatFailedForNow(t *testin
 		if err := next.Claim(ctx, "state"); err != nil {
 			t.Fatal(err)
 		}
-		replica := &flakyStream{Stream: next.stream}
-		next.stream = replica
+		replica := &flakyStream{Stream: next.stream, metas: next.metas}
+		next.stream, next.metas = replica, replica
 		replica.stale.Store(old)
 		if _, err := next.GetBytes(ctx, "state"); err == nil || errors.Is(err, ErrBrokenObject) {
 			t.Fatalf("a read answered with an older meta: %v, want a failure for now", err)
@@ -488,6 +490,87 @@ type staleStore struct{ jetstream.ObjectStore }
 
 func (staleStore) GetBytes(context.Context, string, ...jetstream.GetObjectOpt) ([]byte, error) {
 	return nil, jetstream.ErrObjectNotFound
+}
+
+func (staleStore) Get(context.Context, string, ...jetstream.GetObjectOpt) (jetstream.ObjectResult, error) {
+	return nil, jetstream.ErrObjectNotFound
+}
+
+// behindStore answers every read as a replica that has an older put of
+// the object than the leader's: behind holds it.
+type behindStore struct {
+	jetstream.ObjectStore
+	behind jetstream.ObjectStore
+}
+
+func (s behindStore) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
+	return s.behind.GetBytes(ctx, name, opts...)
+}
+
+func (s behindStore) Get(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) (jetstream.ObjectResult, error) {
+	return s.behind.Get(ctx, name, opts...)
+}
+
+// The object store reads a meta by a direct get, which any replica of the
+// bucket answers. On a cluster, a replica behind, or one that disagrees
+// with the leader for good after a crash (seen on nats-server 2.9), named
+// chunks the leader had purged since, and the correlator refused to
+// start on an object it called broken, advising to delete it; or its meta
+// named chunks still there, and an older state was restored. The
+// leader's meta is the last object's; a read through a replica that
+// answers with another fails for now.
+func TestFencedObjectsReadTheLeadersObjectWhateverAReplicaAnswers(t *testing.T) {
+	ctx := context.Background()
+	f, _, _, _, js := fencedWriter(t, "leaders")
+	if err := f.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.stream.GetLastMsgForSubject(ctx, f.metaSubject("state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind, err := OpenStateStore(ctx, js, StateConfig{Bucket: "leadersbehind"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := behind.PutBytes(ctx, "state", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "state", []byte("two")); err != nil { // purges the chunks of "one"
+		t.Fatal(err)
+	}
+	next, err := NewFencedObjects(ctx, js, "leaders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Claim(ctx, "state"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A replica whose last meta of the object is "one"'s, at a sequence
+	// past the claim's: it answers the stream's direct gets.
+	diverged := *old
+	diverged.Sequence = 1 << 40
+	replica := &flakyStream{Stream: next.stream, metas: next.stream}
+	replica.stale.Store(&diverged)
+	next.stream = replica
+	if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "two" {
+		t.Fatalf("read %q (%v) while a replica disagrees, want the leader's last put", got, err)
+	}
+
+	// The object store's own read answered by a replica with "one".
+	store := next.store
+	next.store = behindStore{ObjectStore: store, behind: behind}
+	if got, err := next.GetBytes(ctx, "state"); err == nil || errors.Is(err, ErrBrokenObject) {
+		t.Fatalf("read %q (%v) through a replica behind, want a failure for now", got, err)
+	}
+	next.store = store
+	if got, err := next.GetBytes(ctx, "state"); err != nil || string(got) != "two" {
+		t.Fatalf("read %q (%v), want the last put's", got, err)
+	}
 }
 
 // The object store's own read asks a replica again: one that has no meta

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -82,6 +83,33 @@ func (n namedRunner) Name() string { return n.name }
 // Unwrap is the runner that was named.
 func (n namedRunner) Unwrap() Runner { return n.Runner }
 
+// Checker is a Runner with readiness checks of its own (a stage whose
+// work fails over and over while the process lives): Run serves them on
+// /readyz with Options.Checks.
+type Checker interface {
+	Checks() []Check
+}
+
+// runnerChecks are the checks of the runners that are Checkers, named or
+// not.
+func runnerChecks(runners []Runner) []Check {
+	var checks []Check
+	for _, r := range runners {
+		for r != nil {
+			if c, ok := r.(Checker); ok {
+				checks = append(checks, c.Checks()...)
+				break
+			}
+			u, ok := r.(interface{ Unwrap() Runner })
+			if !ok {
+				break
+			}
+			r = u.Unwrap()
+		}
+	}
+	return checks
+}
+
 func nameOf(r Runner, i int) string {
 	if n, ok := r.(interface{ Name() string }); ok && n.Name() != "" {
 		return n.Name()
@@ -101,7 +129,8 @@ type Options struct {
 	// Registry is served on /metrics; nil means a new registry with the Go
 	// runtime and process collectors.
 	Registry *prometheus.Registry
-	// Checks must all pass for /readyz to answer 200.
+	// Checks must all pass for /readyz to answer 200, with those of the
+	// components that are Checkers.
 	Checks []Check
 	// CheckTimeout bounds each readiness check; zero means DefaultCheckTimeout.
 	CheckTimeout time.Duration
@@ -162,6 +191,7 @@ type result struct {
 // a service whose part has stopped is not doing its job. Invalid options and
 // an unreadable token wrap config.ErrInvalidConfig.
 func Run(ctx context.Context, opts Options, components ...Runner) error {
+	opts.Checks = append(slices.Clone(opts.Checks), runnerChecks(components)...)
 	if err := opts.validate(); err != nil {
 		return invalid(err)
 	}

@@ -202,6 +202,34 @@ func TestReadyzNamesFailingCheckThenRecovers(t *testing.T) {
 	}
 }
 
+// checkedRunner runs until its context ends and reports err as its
+// readiness.
+type checkedRunner struct{ err atomic.Pointer[error] }
+
+func (r *checkedRunner) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (r *checkedRunner) Checks() []Check {
+	return []Check{{Name: "stage", Fn: func(context.Context) error { return *r.err.Load() }}}
+}
+
+// A component whose work fails over and over while the process lives (a
+// correlator whose terms end in errors) says so on /readyz, named or not.
+func TestReadyzReportsTheChecksOfItsComponents(t *testing.T) {
+	r := &checkedRunner{}
+	failing := errors.New("restore: state unreadable")
+	r.err.Store(&failing)
+	s := start(t, Options{Checks: []Check{{Name: "nats", Fn: func(context.Context) error { return nil }}}}, Named("correlator", r))
+	code, _, body := get(t, s.base+"/readyz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `{"name":"stage","ok":false,"error":"restore: state unreadable"}`) {
+		t.Fatalf("/readyz = %d %q, want 503 naming the component's failing check", code, body)
+	}
+	var ok error
+	r.err.Store(&ok)
+	if code, _, body := get(t, s.base+"/readyz", ""); code != http.StatusOK {
+		t.Errorf("/readyz = %d %q, want 200 once the component is well", code, body)
+	}
+}
+
 func TestReadyzHungCheckTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)

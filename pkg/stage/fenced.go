@@ -117,6 +117,8 @@ var errStaleRead = errors.New("stage: a replica of the bucket answered with a me
 func (f *FencedObjects) GetBytes(ctx context.Context, name string, opts ...jetstream.GetObjectOpt) ([]byte, error) {
 	last, err := f.current(ctx, name)
 	switch {
+	case errors.Is(err, ErrBrokenObject):
+		return nil, err // it names the object
 	case err != nil:
 		return nil, fmt.Errorf("stage: reading %s: %w", name, err)
 	case last.NUID == "":

@@ -35,6 +35,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
@@ -744,6 +745,9 @@ type Service struct {
 	// an earlier partition it found running has stopped.
 	layout *earlierLayout
 	poll   time.Duration
+	// failed is the error the last term ended with, until a term restores
+	// again (nil: none): /readyz reports it.
+	failed atomic.Pointer[error]
 }
 
 // New builds the correlator on js: the processor, its state store and its
@@ -895,6 +899,7 @@ func (s *Service) lead(ctx context.Context) error {
 				break
 			}
 			context.AfterFunc(term, stopForwarded) // the next holder answers them
+			s.failed.Store(nil)
 			s.proc.leading.Store(true)
 			consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
 			if s.layout != nil && s.layout.waiting() {
@@ -906,7 +911,23 @@ func (s *Service) lead(ctx context.Context) error {
 	consumers.Wait()
 	s.proc.leading.Store(false)
 	s.proc.failPending(ErrStandby)
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err != nil && ctx.Err() == nil {
+		s.failed.Store(&err)
+	}
+	return err
+}
+
+// Checks is the correlator's readiness: not ready while its terms end in
+// errors (a state it cannot restore, say), which the lease's loop tries
+// again for ever with nothing but its log to tell.
+func (s *Service) Checks() []service.Check {
+	return []service.Check{{Name: "correlator", Fn: func(context.Context) error {
+		if err := s.failed.Load(); err != nil {
+			return fmt.Errorf("its last term ended with an error, and it stands by until a term restores its state: %w", *err)
+		}
+		return nil
+	}}}
 }
 
 // awaitEarlier ends the term once a partition of an earlier layout that

@@ -635,6 +635,39 @@ func TestRestoreOfNothingForgetsTheLastTerm(t *testing.T) {
 	}
 }
 
+// A correlator whose terms end in errors (a state it cannot restore)
+// stands by and tries again every few seconds for ever: /readyz says so
+// until a term restores, instead of ready while it consumes nothing.
+func TestReadinessFailsWhileTermsCannotRestore(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	r.cfg.State.Bucket = "ready-broken"
+	store, err := stage.OpenStateStore(ctx, r.js, r.cfg.State, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := testenv.NarrowStream(t, r.js, "OBJ_ready-broken", "$O.ready-broken.M.>")
+	if _, err := store.PutBytes(ctx, "correlator", []byte(`{}`)); err == nil {
+		t.Fatal("put while the bucket refuses chunks succeeded")
+	}
+	restore()
+	svc, stop := r.start()
+	defer stop()
+	check := svc.Checks()[0]
+	for deadline := time.Now().Add(20 * time.Second); !errors.Is(check.Fn(ctx), stage.ErrBrokenObject); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness %v while the state cannot be restored, want it to name the broken state", check.Fn(ctx))
+		}
+	}
+	if err := store.Delete(ctx, "correlator"); err != nil {
+		t.Fatal(err)
+	}
+	waitLeading(t, svc)
+	if err := check.Fn(ctx); err != nil {
+		t.Fatalf("readiness %v once a term restored", err)
+	}
+}
+
 // A state object naming chunks the bucket does not hold (a nats.go put
 // whose chunks were refused and whose meta landed, as an earlier version
 // could leave) stops the restore at once, saying how to start without it,

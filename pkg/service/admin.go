@@ -114,6 +114,30 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// LastFailure is a check on work a component tries again for ever (a
+// lease holder's terms): it fails with the error the work last failed
+// with, until the work is known to go well again.
+type LastFailure struct {
+	name string
+	err  atomic.Pointer[error]
+}
+
+// NewLastFailure is a LastFailure for its check named name, passing.
+func NewLastFailure(name string) *LastFailure { return &LastFailure{name: name} }
+
+// Failed records err (nil: none).
+func (f *LastFailure) Failed(err error) { f.err.Store(&err) }
+
+// Check fails with what why says of the last failure recorded.
+func (f *LastFailure) Check(why string) Check {
+	return Check{Name: f.name, Fn: func(context.Context) error {
+		if err := f.err.Load(); err != nil && *err != nil {
+			return fmt.Errorf("%s: %w", why, *err)
+		}
+		return nil
+	}}
+}
+
 // admin serves the admin endpoints.
 type admin struct {
 	checks       []Check

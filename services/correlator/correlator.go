@@ -745,9 +745,9 @@ type Service struct {
 	// an earlier partition it found running has stopped.
 	layout *earlierLayout
 	poll   time.Duration
-	// failed is the error the last term ended with, until a term restores
-	// again (nil: none): /readyz reports it.
-	failed atomic.Pointer[error]
+	// terms fails /readyz with the error the last term ended with, until
+	// a term restores again.
+	terms *service.LastFailure
 }
 
 // New builds the correlator on js: the processor, its state store and its
@@ -797,7 +797,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled, layout: layout, poll: cfg.Lease.WithDefaults().TTL / 3}
+	s := &Service{Stage: st, proc: proc, log: log, fenced: fenced, restores: !cfg.State.Disabled, layout: layout, poll: cfg.Lease.WithDefaults().TTL / 3, terms: service.NewLastFailure("correlator")}
 	proc.checkpointSoon, proc.tickSoon = st.CheckpointSoon, st.TickSoon
 	if s.lease, err = cfg.Lease.Open(ctx, js, "correlator."+cfg.Consumer.Durable); err != nil {
 		return nil, fmt.Errorf("correlator: %w", err)
@@ -899,7 +899,7 @@ func (s *Service) lead(ctx context.Context) error {
 				break
 			}
 			context.AfterFunc(term, stopForwarded) // the next holder answers them
-			s.failed.Store(nil)
+			s.terms.Failed(nil)
 			s.proc.leading.Store(true)
 			consumers.Go(func() { errs[1] = s.commands.Run(term, bus.Sync(s.command)) })
 			if s.layout != nil && s.layout.waiting() {
@@ -913,7 +913,7 @@ func (s *Service) lead(ctx context.Context) error {
 	s.proc.failPending(ErrStandby)
 	err := errors.Join(errs...)
 	if err != nil && ctx.Err() == nil {
-		s.failed.Store(&err)
+		s.terms.Failed(err)
 	}
 	return err
 }
@@ -922,12 +922,7 @@ func (s *Service) lead(ctx context.Context) error {
 // errors (a state it cannot restore, say), which the lease's loop tries
 // again for ever with nothing but its log to tell.
 func (s *Service) Checks() []service.Check {
-	return []service.Check{{Name: "correlator", Fn: func(context.Context) error {
-		if err := s.failed.Load(); err != nil {
-			return fmt.Errorf("its last term ended with an error, and it stands by until a term restores its state: %w", *err)
-		}
-		return nil
-	}}}
+	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term restores its state")}
 }
 
 // awaitEarlier ends the term once a partition of an earlier layout that

@@ -156,3 +156,47 @@ func TestLostLeaseEndsTheSendsInFlight(t *testing.T) {
 		t.Fatalf("the request begun before the lease was lost was still going %v after", drainTimeout/2)
 	}
 }
+
+// A notifier whose terms end in errors (its open incidents unreadable)
+// stands by and tries again every few seconds for ever: /readyz says so
+// until a term reads them, instead of ready while it delivers nothing.
+func TestReadinessFailsWhileTermsCannotReadTheOpenIncidents(t *testing.T) {
+	r := newJSRig(t, zerolog.Disabled)
+	ctx := context.Background()
+	cfg := Config{Routes: hookRoutes(t, "http://127.0.0.1:1/hook")}
+	cfg.State.Bucket = "ready-state"
+	svc, err := New(ctx, r.js, cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := r.js.KeyValue(ctx, "ready-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+	if err := r.js.DeleteStream(ctx, config.Name); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	check := svc.Checks()[0]
+	for deadline := time.Now().Add(20 * time.Second); check.Fn(ctx) == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ready while the open incidents cannot be read")
+		}
+	}
+	if _, err := r.js.CreateStream(ctx, config); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); check.Fn(ctx) != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness %v once the open incidents can be read", check.Fn(ctx))
+		}
+	}
+}

@@ -37,6 +37,16 @@ type Service struct {
 	api      *SilencesAPI // nil without api.listen
 	lease    *bus.Lease   // nil with lease.disabled
 	log      zerolog.Logger
+	// terms fails /readyz with the error the last term ended with, until
+	// a term reads the open incidents again.
+	terms *service.LastFailure
+}
+
+// Checks is the notifier's readiness: not ready while its terms end in
+// errors (the open incidents unreadable, say), which the lease's loop
+// tries again for ever with nothing but its log to tell.
+func (s *Service) Checks() []service.Check {
+	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term reads the open incidents")}
 }
 
 // Addr is where the silences API listens (nil without one): the port
@@ -69,7 +79,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		return nil, err
 	}
 	proc.WithRecords(records)
-	s := &Service{proc: proc, log: log}
+	s := &Service{proc: proc, log: log, terms: service.NewLastFailure("notifier")}
 	if s.silences, err = silence.Open(ctx, js, proc.cfg.Silences); err != nil {
 		return nil, err
 	}
@@ -127,10 +137,16 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
 	// each term reads the open incidents first: the holder before may have
 	// changed them; a lost lease stops writing them at once
-	term := func(ctx context.Context) error {
+	term := func(ctx context.Context) (err error) {
+		defer func() {
+			if err != nil && ctx.Err() == nil {
+				s.terms.Failed(err)
+			}
+		}()
 		if err := s.proc.restoreOpen(ctx); err != nil {
 			return err
 		}
+		s.terms.Failed(nil)
 		s.proc.restoreSentKeys(ctx)
 		// the saver's last pass comes after the drain, which still
 		// notifies events fetched before the stop; a lost lease stops its
@@ -138,7 +154,7 @@ func (s *Service) Run(ctx context.Context) error {
 		sctx, stopSaver := context.WithCancel(context.WithoutCancel(ctx))
 		var saver sync.WaitGroup
 		saver.Go(func() { s.proc.saveLoop(sctx) })
-		err := s.Stage.Run(ctx)
+		err = s.Stage.Run(ctx)
 		stopSaver()
 		saver.Wait()
 		return err

@@ -10,6 +10,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -251,5 +253,43 @@ func TestOTLPTakesEveryProtobufMediaTypeAndParameters(t *testing.T) {
 	rec := request{path: PathOTLPLogs, contentType: "application/protobuf", body: otlpLogs(t, false, "")}.do(newTestHandler(t, &fakePublisher{}, nil))
 	if code, msg := parseStatus(t, rec.Body.Bytes()); rec.Code != http.StatusBadRequest || rec.Header().Get("Content-Type") != "application/protobuf" || code != 3 || !strings.Contains(msg, "logRecords[0].body") {
 		t.Errorf("no valid record: status %d type %q, rpc status %d %q", rec.Code, rec.Header().Get("Content-Type"), code, msg)
+	}
+}
+
+// A log attribute the gateway cut to fit a label is not a rejection (the
+// record is taken, and the exporters would log an error at every export)
+// but is counted in aiops_ingest_truncated_total, where an operator sees
+// it.
+func TestOTLPLogAttributeCutIsCountedNotRejected(t *testing.T) {
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, nil)
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "checkout")
+	lr := rl.ScopeLogs().AppendEmpty().LogRecords().AppendEmpty()
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(testNow))
+	lr.SetSeverityNumber(plog.SeverityNumberError)
+	lr.Body().SetStr("payment failed")
+	lr.Attributes().PutStr("exception.stacktrace", strings.Repeat("at com.shop.Checkout.pay(Checkout.java:42)\n", 500))
+	body, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := request{path: PathOTLPLogs, contentType: "application/x-protobuf", body: body}.do(h)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	resp := plogotlp.NewExportResponse()
+	if err := resp.UnmarshalProto(rec.Body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if ps := resp.PartialSuccess(); ps.RejectedLogRecords() != 0 || ps.ErrorMessage() != "" {
+		t.Errorf("partial_success %d rejected, %q; want full success", ps.RejectedLogRecords(), ps.ErrorMessage())
+	}
+	if got := len(pub.published()); got != 1 {
+		t.Fatalf("published %d events, want the record", got)
+	}
+	if got := testutil.ToFloat64(h.m.truncated.WithLabelValues("otlp_logs")); got != 1 {
+		t.Errorf("aiops_ingest_truncated_total = %g, want 1", got)
 	}
 }

@@ -406,7 +406,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			return 0
 		}
 	}
-	h.m.observeSkipped(ep.name, batch.Skipped)
+	h.m.observeSkipped(ep.name, batch)
 	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")
 	if len(batch.Problems) > 0 {
 		// Prometheus and Alertmanager read no answer body, and an OTLP

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiops-dev/aiops/services/ingest/decode"
 )
 
 // metrics are the gateway's series on /metrics. Labels are bounded: the
@@ -17,6 +19,8 @@ type metrics struct {
 	events   *prometheus.CounterVec   // accepted (stored by JetStream), by endpoint
 	bytes    *prometheus.CounterVec   // request bodies read, by endpoint
 	skipped  *prometheus.CounterVec   // inputs of accepted requests not made events, by endpoint and reason
+	// log record attribute values cut to fit a label, by endpoint
+	truncated *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -33,6 +37,8 @@ func newMetrics() *metrics {
 		// The reasons are decode's Skipped* constants: a bounded set.
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_skipped_total",
 			Help: "Inputs of accepted requests not made events, by reason: stale_markers, non_finite_values (NaN, ±Inf) and native_histograms are valid and not stored; invalid were refused while the others of their request were taken."}, []string{"endpoint", "reason"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_truncated_total",
+			Help: "OTLP log record attribute values over 4 KiB cut to fit a label, marked \"…[cut from N bytes]\", in the events taken."}, []string{"endpoint"}),
 	}
 }
 
@@ -43,6 +49,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.bytes.Describe(ch)
 	m.skipped.Describe(ch)
+	m.truncated.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -51,6 +58,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.events.Collect(ch)
 	m.bytes.Collect(ch)
 	m.skipped.Collect(ch)
+	m.truncated.Collect(ch)
 }
 
 // observe records one request.
@@ -65,13 +73,17 @@ func (m *metrics) observe(endpoint string, code int, start time.Time, events int
 	}
 }
 
-// observeSkipped counts what an accepted request skipped (decode.Batch.Skipped):
+// observeSkipped counts what an accepted request skipped (decode.Batch.Skipped)
+// and cut (decode.Batch.Truncated):
 // Prometheus and Alertmanager read no answer body, and the OTLP answer
 // does not tell valid values it did not store, so this is where an
 // operator sees them.
-func (m *metrics) observeSkipped(endpoint string, skipped map[string]int) {
-	for reason, n := range skipped {
+func (m *metrics) observeSkipped(endpoint string, b *decode.Batch) {
+	for reason, n := range b.Skipped {
 		m.skipped.WithLabelValues(endpoint, reason).Add(float64(n))
+	}
+	if b.Truncated > 0 {
+		m.truncated.WithLabelValues(endpoint).Add(float64(b.Truncated))
 	}
 }
 

@@ -106,7 +106,7 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 					refused++
 					continue
 				}
-				e := logEvent(lr, service, resource, o.Now)
+				e, cut := logEvent(lr, service, resource, o.Now)
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
 					return nil, err
 				}
@@ -149,6 +149,7 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 					refused++
 					continue
 				}
+				batch.Truncated += cut
 				batch.Events = append(batch.Events, e)
 			}
 		}
@@ -177,18 +178,26 @@ func recordProblem(lr plog.LogRecord) (field, problem string, bad bool) {
 	return "", "", false
 }
 
-func logEvent(lr plog.LogRecord, service string, resource map[string]string, now time.Time) *event.Envelope {
+// logEvent makes a log record's event; cut is how many of its attribute
+// values were cut to fit a label (cutLabel).
+func logEvent(lr plog.LogRecord, service string, resource map[string]string, now time.Time) (e *event.Envelope, cut int) {
 	t, observed := lr.Timestamp(), lr.ObservedTimestamp()
 	if t == 0 {
 		t = observed
 	}
-	e := &event.Envelope{
+	e = &event.Envelope{
 		Kind:     event.KindLog,
 		Time:     now,
 		Service:  service,
 		Resource: resource, // shared by the resource's records, read-only
 		Labels:   attributes(lr.Attributes()),
 		Severity: logSeverity(lr.SeverityNumber(), lr.SeverityText()),
+	}
+	for k, v := range e.Labels {
+		if len(v) > event.MaxLabelBytes {
+			e.Labels[k] = cutLabel(v)
+			cut++
+		}
 	}
 	if t != 0 {
 		e.Time = t.AsTime()
@@ -207,7 +216,22 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 		b.SpanID = id.String()
 	}
 	e.Body, _ = event.MarshalBody(b)
-	return e
+	return e, cut
+}
+
+// cutLabel cuts a log record's attribute value over a label's limit to
+// fit it, marked so, as the OpenTelemetry SDKs' attribute value length
+// limit does: OpenTelemetry's exception.stacktrace of a Java error, or a
+// db.query.text, is routinely larger, and refusing the record would lose
+// exactly the error logs. A metric's attributes name its series and are
+// refused instead: cut, two series would become one.
+func cutLabel(v string) string {
+	marker := fmt.Sprintf(" …[cut from %d bytes]", len(v))
+	keep := event.MaxLabelBytes - len(marker)
+	for keep > 0 && !utf8.RuneStart(v[keep]) {
+		keep--
+	}
+	return v[:keep] + marker
 }
 
 // logSeverity maps OpenTelemetry's severity number ranges, falling back to

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/event"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -440,6 +441,43 @@ func TestOTLPMetricsErrors(t *testing.T) {
 	}
 	if len(b.Events) > 10 || b.Skipped[SkippedInvalid] != 1 || len(b.Problems) != 1 || !strings.Contains(b.Problems[0].Problem, "past the 10 events") {
 		t.Fatalf("%d events, skipped %v, problems %v", len(b.Events), b.Skipped, b.Problems)
+	}
+}
+
+// An attribute value over a label's 4 KiB (OpenTelemetry's
+// exception.stacktrace of a Java error is routinely larger) is cut to fit
+// and marked so, as the SDKs' attribute value length limit does: refused,
+// the record was lost, and with it exactly the error logs. A metric
+// point's attribute names its series: over 4 KiB, it is still refused.
+func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
+	trace := strings.Repeat("at com.shop.Checkout.pay(Checkout.java:42) é\n", 600)
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			ld := sampleLogs()
+			lr := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+			lr.Attributes().PutStr("exception.stacktrace", trace)
+			b, err := OTLPLogs(encodeLogs(t, ld, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, b, SourceOTLP)
+			eq(t, "events", len(b.Events), 3)
+			eq(t, "cut", b.Truncated, 1)
+			got := b.Events[0].Labels["exception.stacktrace"]
+			marker := fmt.Sprintf(" …[cut from %d bytes]", len(trace))
+			if len(got) > event.MaxLabelBytes || !strings.HasSuffix(got, marker) || !strings.HasPrefix(trace, strings.TrimSuffix(got, marker)) || !utf8.ValidString(got) {
+				t.Errorf("cut value of %d bytes ends %q, want at most %d bytes of the trace's start, whole runes, then %q", len(got), got[max(0, len(got)-60):], event.MaxLabelBytes, marker)
+			}
+			eq(t, "other labels", b.Events[0].Labels["http.method"], "POST")
+
+			md := sampleMetrics()
+			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0).Attributes().PutStr("query", trace)
+			mb, err := OTLPMetrics(encodeMetrics(t, md, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			refusedProblem(t, mb, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].attributes.query")
+		})
 	}
 }
 

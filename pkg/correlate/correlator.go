@@ -84,13 +84,19 @@ type incident struct {
 	// resolution. No command is timed before it (apply).
 	since      time.Time
 	lastSignal time.Time
-	assignee   string
-	comments   []Comment
-	members    []*member
-	services   map[string]int // members per service
-	names      map[string]int // members per signal name
-	advisory   int            // members that are advisory alerts (Config.AdvisoryAlerts)
-	local      int            // members that are resource alerts (Config.LocalAlerts)
+	// lastArrival is the watermark when its latest signal came: after a
+	// signal older than the watermark (a backlog catching up after an
+	// outage, a producer's clock behind the others'), quiet runs from
+	// when it came, not from its time, so that an episode of a backlog is
+	// one incident as long as it lasted, not several resolved at once.
+	lastArrival time.Time
+	assignee    string
+	comments    []Comment
+	members     []*member
+	services    map[string]int // members per service
+	names       map[string]int // members per signal name
+	advisory    int            // members that are advisory alerts (Config.AdvisoryAlerts)
+	local       int            // members that are resource alerts (Config.LocalAlerts)
 	// arrived is, per service, when the latest new member there first
 	// fired: where the failure went last, and when (spreading).
 	arrived map[string]time.Time
@@ -775,9 +781,7 @@ func (c *Correlator) resolvedFirst(s Signal) []Update {
 	inc.tally(m, -1)
 	m.Firing, m.LastSeen, m.LastEventID = false, s.Time, s.EventID
 	inc.noteFailed(m)
-	if s.Time.After(inc.lastSignal) {
-		inc.lastSignal = s.Time
-	}
+	inc.signalled(s.Time, c.now)
 	inc.note(s.Time, fmt.Sprintf("%s on %s resolved (it fired at %s)", m.Name, m.Service, s.Started.UTC().Format(time.RFC3339)))
 	if inc.root == s.Service && rootBefore != s.Service {
 		// It fired as the root showing up late (Observe).
@@ -1131,9 +1135,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	if from.lastHeard.After(into.lastHeard) {
 		into.lastHeard = from.lastHeard
 	}
-	if from.lastSignal.After(into.lastSignal) {
-		into.lastSignal = from.lastSignal
-	}
+	into.signalled(from.lastSignal, from.lastArrival)
 	c.forget(from)
 	c.remember(mergeRecord{ID: from.id, Into: into.id, At: t})
 	c.reschedule(into)
@@ -1334,9 +1336,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 		inc.tally(m, 1)
 		inc.dirty = true
 	}
-	if s.Time.After(inc.lastSignal) {
-		inc.lastSignal = s.Time
-	}
+	inc.signalled(s.Time, c.now)
 	inc.saw(s)
 	if m.Kind == SignalAlert && m.Firing == s.Resolved {
 		// A state change: firing → resolved or back.
@@ -1904,7 +1904,7 @@ func (c *Correlator) open(s Signal, why relation) Update {
 	inc := &incident{
 		id:       c.newID(s),
 		status:   StatusOpen,
-		openedAt: s.Time, since: s.Time, lastSignal: s.Time,
+		openedAt: s.Time, since: s.Time, lastSignal: s.Time, lastArrival: c.now,
 		services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 	}
 	if len(c.cfg.GroupBy) > 0 {
@@ -1962,9 +1962,7 @@ func (c *Correlator) join(inc *incident, s Signal, why relation) {
 		inc.note(s.Time, fmt.Sprintf("%s joined with %s: %s", s.Service, describe(s), c.explain(inc, s, why)))
 	}
 	c.adopt(inc, m)
-	if s.Time.After(inc.lastSignal) {
-		inc.lastSignal = s.Time
-	}
+	inc.signalled(s.Time, c.now)
 	inc.saw(s)
 	c.evict(inc)
 }
@@ -2601,11 +2599,11 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 	// A flapping member holds the resolution too, as it holds updates: a
 	// resolution and a reopening each cycle are the pages flapping must
 	// not make. Once it calms, the incident resolves as of its last signal.
-	if quiet := c.quietOf(inc); inc.firing == 0 && len(inc.flappers) == 0 && now.Sub(inc.lastSignal) >= quiet {
+	if quiet := c.quietOf(inc); inc.firing == 0 && len(inc.flappers) == 0 && now.Sub(inc.quietSince()) >= quiet {
 		inc.status = StatusResolved
 		inc.resolvedAt, inc.resolvedEvent = inc.lastSignal, inc.lastSignal
 		c.stats.Resolved++
-		at := inc.lastSignal.Add(quiet)
+		at := inc.quietSince().Add(quiet)
 		if inc.episodes > 0 {
 			inc.note(at, fmt.Sprintf("resolved: nothing came for %s, with %d anomaly episodes not closed", quiet, inc.episodes))
 		} else {
@@ -2649,6 +2647,17 @@ func (c *Correlator) expire(inc *incident, now time.Time, ups []Update) ([]Updat
 	return append(ups, c.publish(inc, Resolved, at)), true
 }
 
+// signalled records a signal of inc timed at, which came at the
+// watermark now.
+func (inc *incident) signalled(at, now time.Time) {
+	inc.lastSignal = latest(inc.lastSignal, at)
+	inc.lastArrival = latest(inc.lastArrival, now)
+}
+
+// quietSince is when inc's quiet began: its last signal, or, when that
+// came later than its time (lastArrival), then.
+func (inc *incident) quietSince() time.Time { return latest(inc.lastSignal, inc.lastArrival) }
+
 // quietOf is how long inc must be without a signal to resolve once no
 // alert of it fires: QuietPeriod, or, while an anomaly episode of it is
 // open, openEpisodeQuiet quiet periods: the detector updates a long
@@ -2676,7 +2685,7 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 		}
 	}
 	if inc.firing == 0 && len(inc.flappers) == 0 {
-		earlier(inc.lastSignal.Add(c.quietOf(inc)))
+		earlier(inc.quietSince().Add(c.quietOf(inc)))
 	}
 	if c.cfg.AlertExpiry > 0 && inc.firing > 0 {
 		earlier(inc.lastHeard.Add(c.cfg.AlertExpiry))

@@ -40,23 +40,26 @@ type snapshot struct {
 }
 
 type incidentSnapshot struct {
-	ID             string            `json:"id"`
-	Root           string            `json:"root"`
-	Status         string            `json:"status"`
-	OpenedAt       time.Time         `json:"opened_at"`
-	AcknowledgedAt time.Time         `json:"acknowledged_at,omitzero"`
-	ResolvedAt     time.Time         `json:"resolved_at,omitzero"`
-	LastSignal     time.Time         `json:"last_signal"`
-	LastPublished  time.Time         `json:"last_published,omitzero"`
-	Assignee       string            `json:"assignee,omitempty"`
-	Comments       []Comment         `json:"comments,omitempty"`
-	Members        []memberSnapshot  `json:"members"`
-	Changes        []Change          `json:"changes,omitempty"`
-	Timeline       []entrySnapshot   `json:"timeline,omitempty"`
-	GroupLabels    map[string]string `json:"group_labels,omitempty"`
-	Reopens        int               `json:"reopens,omitempty"`
-	Dirty          bool              `json:"dirty,omitempty"`
-	Revision       int               `json:"revision"`
+	ID             string    `json:"id"`
+	Root           string    `json:"root"`
+	Status         string    `json:"status"`
+	OpenedAt       time.Time `json:"opened_at"`
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	LastSignal     time.Time `json:"last_signal"`
+	// LastArrival: an older snapshot has none, and quiet runs from
+	// LastSignal.
+	LastArrival   time.Time         `json:"last_arrival,omitzero"`
+	LastPublished time.Time         `json:"last_published,omitzero"`
+	Assignee      string            `json:"assignee,omitempty"`
+	Comments      []Comment         `json:"comments,omitempty"`
+	Members       []memberSnapshot  `json:"members"`
+	Changes       []Change          `json:"changes,omitempty"`
+	Timeline      []entrySnapshot   `json:"timeline,omitempty"`
+	GroupLabels   map[string]string `json:"group_labels,omitempty"`
+	Reopens       int               `json:"reopens,omitempty"`
+	Dirty         bool              `json:"dirty,omitempty"`
+	Revision      int               `json:"revision"`
 	// Storm is set on an alert storm's incident (Config.AlertStorms),
 	// StormPlaces on a location burst's (Config.LocationBursts); Place is
 	// where the incident opened. An older snapshot has none.
@@ -107,7 +110,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
-			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastPublished: inc.lastPublished,
+			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastArrival: inc.lastArrival, LastPublished: inc.lastPublished,
 			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
@@ -182,7 +185,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		// resolution is published.
 		inc := &incident{
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
-			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastPublished: is.LastPublished,
+			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastArrival: is.LastArrival, lastPublished: is.LastPublished,
 			assignee: is.Assignee, comments: is.Comments, changes: is.Changes,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
 			lastFired: is.LastFired, lastHeard: is.LastHeard, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},

@@ -100,6 +100,7 @@ const (
 	added     addResult = iota // joined the open row
 	late                       // older than the open or the last closed row: left out
 	duplicate                  // its channel is already in the row: first wins
+	again                      // the row holds it already: delivered again
 )
 
 // newAsset returns the asset of group g; a group of method vote scores its
@@ -137,6 +138,10 @@ func (a *asset) add(t time.Time, ch int, v float64, id string, now time.Time) ([
 			return nil, late
 		case t.After(a.rowTime):
 			closed = append(closed, a.close())
+		case !math.IsNaN(a.row[ch]) && slices.Contains(a.links, id):
+			// A redelivery after a restart whose snapshot held the
+			// open row with it: no second label set.
+			return nil, again
 		case !math.IsNaN(a.row[ch]):
 			return nil, duplicate
 		}

@@ -66,6 +66,11 @@ func TestAssetAssemblesRows(t *testing.T) {
 	if rows, what := add(t0.Add(300*time.Millisecond), 2, 99, "s1b"); len(rows) != 0 || what != duplicate {
 		t.Fatalf("second value of a channel: %v %v, want duplicate", rows, what)
 	}
+	// The same sample again (redelivered after a restart whose snapshot
+	// held the open row) is no second label set the group's by merged.
+	if rows, what := add(t0, 2, 3, "s1"); len(rows) != 0 || what != again {
+		t.Fatalf("the row's own sample again: %v %v, want again", rows, what)
+	}
 	add(t0.Add(100*time.Millisecond), 0, 1, "s2")
 	rows, _ := add(t0.Add(900*time.Millisecond), 1, 2, "s3")
 	if len(rows) != 1 || !rows[0].complete || !rows[0].time.Equal(t0) || !slices.Equal(rows[0].values, []float64{1, 2, 3}) || !slices.Equal(rows[0].links, []string{"s1", "s2", "s3"}) {

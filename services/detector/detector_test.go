@@ -575,13 +575,14 @@ func TestDefaultPipelineDoesNotScorePrometheusScrapeHealth(t *testing.T) {
 }
 
 // A series a rule ignores is not taken by a group that lists its metric
-// either: the group's rows go without that channel.
+// either: the group's rows go without that channel. (A rule that ignores
+// the metric on every service is refused with such a group.)
 func TestIgnoredSeriesIsNotTakenByGroups(t *testing.T) {
 	p, err := pipeline.Parse("t.yaml", []byte(`
 detect:
   rules:
     - name: quiet
-      match: {metric: pressure}
+      match: {metric: pressure, service: plant}
       ignore: true
   groups:
     - name: pump

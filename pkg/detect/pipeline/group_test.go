@@ -95,6 +95,10 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 		{"settings of a vote", head + "      channels: [x, y]\n      settings: {warmup: 50}\n", []string{"g.yaml:6", "detect.groups[0].settings", `group "a"`, "method: pca"}},
 		{"bad regex", head + "      channels: [x, y]\n      match: {service: \"(\"}\n", []string{"detect.groups[0].match.service", "regular expression"}},
 		{"not a list", "detect:\n  groups: {a: 1}\n", []string{"g.yaml"}},
+		// A rule ignoring a channel's metric whatever its service: the
+		// group would never get it (the built-in rule, then a file's).
+		{"channel ignored by the built-in rule", head + "      channels: [x, scrape_duration_seconds]\n", []string{"g.yaml:5", "detect.groups[0].channels[1]", `"scrape_duration_seconds"`, `"prometheus-scrape"`, "ignore: true"}},
+		{"channel ignored by a rule", "detect:\n  rules:\n    - name: quiet\n      match: {metric: \"y|z\"}\n      ignore: true\n  groups:\n    - name: a\n      by: [host]\n      channels: [x, y]\n", []string{"g.yaml:9", "detect.groups[0].channels[1]", `"quiet"`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("g.yaml", []byte(c.yaml))
@@ -110,5 +114,20 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A rule that ignores a channel's metric on some services only, or after
+// a rule that scores it everywhere (first match wins), leaves the group
+// its samples: the file is taken.
+func TestGroupChannelNotIgnoredEverywhereIsTaken(t *testing.T) {
+	const groups = "  groups:\n    - name: a\n      by: [host]\n      channels: [x, y]\n"
+	for name, rules := range map[string]string{
+		"some services":       "    - name: quiet\n      match: {metric: y, service: batch}\n      ignore: true\n",
+		"after a scoring one": "    - name: loud\n      match: {metric: y}\n      detectors: {budget: 0.5}\n    - name: quiet\n      match: {metric: y}\n      ignore: true\n",
+	} {
+		if _, err := Parse("g.yaml", []byte("detect:\n  rules:\n"+rules+groups)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -323,9 +323,33 @@ func (p *Pipeline) Validate() error {
 		if err := p.Groups[i].compile(p.File, i, groups); err != nil {
 			return err
 		}
+		if err := p.ignoredChannel(i); err != nil {
+			return err
+		}
 	}
 	p.def = def
 	p.compiled = true
+	return nil
+}
+
+// ignoredChannel refuses a channel of group i whose every series a rule
+// ignores (the first rule to take them all, whatever their service and
+// labels): the group would never get it, and every row would wait out
+// the group's wait and be scored without it.
+func (p *Pipeline) ignoredChannel(i int) error {
+	g := &p.Groups[i]
+	for j, c := range g.Channels {
+		for _, r := range p.Rules {
+			if r.Match.Service != "" || len(r.Match.Labels) > 0 || r.metric != nil && !r.metric.MatchString(c) {
+				continue // some of its series, or none
+			}
+			if r.Ignore {
+				return invalid(p.File, lineOf(g.node, "channels", g.Line), fmt.Sprintf("detect.groups[%d].channels[%d]", i, j),
+					"%q is a metric rule %q ignores (ignore: true): the group would never get it; remove the channel, or narrow the rule", c, r.Name)
+			}
+			break // first match wins: this rule scores them
+		}
+	}
 	return nil
 }
 

@@ -111,6 +111,11 @@ type series struct {
 	// legacy is the key its snapshot had before takeOver moved it, deleted
 	// once the snapshot under its key is written
 	legacy string
+	// fingerprintEpisode: restored from a snapshot of the first format
+	// (version 1, no last sample) with an episode open, which that build
+	// opened naming the sample's fingerprint and deriving its id from it;
+	// the episode keeps both to its end (track)
+	fingerprintEpisode bool
 	// soon: its episode opened or closed, and its snapshot is written at
 	// the next tick once the anomaly is stored (snapshotTransitions)
 	soon bool
@@ -479,6 +484,8 @@ func (s *Service) Process(_ context.Context, e *event.Envelope, out stage.Emitte
 			ser = s.lookup(key, body.Name, e.Service, e.Labels, counter)
 			if ser.last != nil { // an episode open before this sample
 				episodeOf, member = ser.last.episodeSeries(), ser.last.member()
+			} else if ser.fingerprintEpisode && ser.det.InEpisode() {
+				episodeOf, member = e.Fingerprint, e.Fingerprint
 			}
 			res = ser.det.Observe(e.Time, *body.Value)
 			route = ser.route

@@ -899,6 +899,67 @@ func TestEpisodeOpenAtTheUpgradeKeepsItsMember(t *testing.T) {
 	}
 }
 
+// An episode open in a snapshot of the first format (version 1, written
+// before the last sample was kept: keyed by the sample's fingerprint, no
+// last sample, its open naming the fingerprint and its episode_id derived
+// from it) goes on and closes under that id and member after the upgrade.
+// A real upgrade from such a build closed it under the series' hash and
+// another episode_id: ClickHouse held an episode opened and never closed
+// beside a close of an episode never opened.
+func TestEpisodeOpenInAFirstFormatSnapshotKeepsItsIDAcrossTheUpgrade(t *testing.T) {
+	clock := &testClock{t: t0.Add(3 * time.Hour)}
+	values := append(normal(100, 5), 150, 151)
+	old, oh := newTestService(t, Config{}, WithClock(clock.now))
+	var last event.Envelope
+	for i, x := range values {
+		data := rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), x)
+		ack(t, oh, data)
+		if err := json.Unmarshal(data, &last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opens := episodeEvents(t, oh)
+	if len(opens) == 0 || opens[0].body.Episode != event.EpisodeOpen {
+		t.Fatalf("no episode open before the upgrade: %d events", len(opens))
+	}
+	start := opens[0].body.Start
+	fp := last.Fingerprint
+	id := seriesID(fp, "latency_ms", last.Labels)
+	if id == fp {
+		t.Fatal("the sample's labels name the metric: its series is its fingerprint, nothing to upgrade")
+	}
+	old.mu.Lock()
+	ser, ok := old.series.Peek(seriesKey(id))
+	var v []byte
+	var err error
+	if ok && ser.det.InEpisode() {
+		// what that build wrote: version(1) flags(1) len(route)(1) route state
+		v = append([]byte{1, 0, byte(len(ser.route))}, ser.route...)
+		v, err = ser.det.AppendBinary(v)
+	}
+	old.mu.Unlock()
+	if v == nil || err != nil {
+		t.Fatalf("no episode open before the upgrade (%v)", err)
+	}
+
+	s, h := newTestService(t, Config{}, WithClock(clock.now))
+	restoreInto(t, s, seriesKey(fp), v)
+	for i := len(values); i < len(values)+30; i++ {
+		ack(t, h, rawSample(t, "db", "latency_ms", t0.Add(time.Duration(i)*time.Minute), 100))
+	}
+	got := episodeEvents(t, h)
+	if len(got) == 0 || got[len(got)-1].body.Episode != event.EpisodeClose {
+		t.Fatalf("%d events after the upgrade, want the episode's close", len(got))
+	}
+	want := event.DerivedID(start, "episode", fp)
+	for _, e := range got {
+		if e.body.Series != fp || e.body.EpisodeID != want {
+			t.Errorf("%s of the episode open at the upgrade: series %s, episode_id %s; want %s and %s, as its open had",
+				e.body.Episode, e.body.Series, e.body.EpisodeID, fp, want)
+		}
+	}
+}
+
 // The episode of a series whose labels lack __name__ has its id derived
 // from the fingerprint and the metric joined by the byte 0xFF
 // (seriesID), which the snapshot's JSON cannot hold: restored, it read

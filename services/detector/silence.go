@@ -74,6 +74,7 @@ func (l *lastSample) episodeSeries() string {
 func (s *Service) track(ser *series, e *event.Envelope, metric string, scored float64, seen time.Time) {
 	ser.seen = seen.UnixNano()
 	if !ser.det.InEpisode() {
+		ser.fingerprintEpisode = false
 		if ser.last != nil {
 			ser.last = nil
 			delete(s.open, ser)
@@ -84,6 +85,12 @@ func (s *Service) track(ser *series, e *event.Envelope, metric string, scored fl
 		id := seriesID(e.Fingerprint, metric, e.Labels)
 		ser.last = &lastSample{Service: e.Service, Fingerprint: e.Fingerprint, Metric: metric, Labels: e.Labels, Resource: e.Resource,
 			Series: id, Member: anomalySeries(id)}
+		if ser.fingerprintEpisode {
+			// opened by a build that kept no last sample: named by the
+			// fingerprint, its id derived from it (member, episodeSeries)
+			ser.last.Series, ser.last.Member = "", ""
+			ser.fingerprintEpisode = false
+		}
 		s.open[ser] = struct{}{}
 	}
 	ser.last.ID, ser.last.Time, ser.last.Value = e.ID, e.Time, scored

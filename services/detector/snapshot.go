@@ -602,6 +602,8 @@ func (s *Service) decode(key string, v []byte) (*series, error) {
 	}
 	if !ser.det.InEpisode() {
 		ser.last = nil
+	} else if h.last == nil {
+		ser.fingerprintEpisode = true
 	}
 	return ser, nil
 }

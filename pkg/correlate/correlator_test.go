@@ -3388,3 +3388,29 @@ func TestIgnoredAlertsOpenNothing(t *testing.T) {
 		t.Error("ignored_alerts: []: the Watchdog is in no incident")
 	}
 }
+
+// An unplaced signal that joined an incident by time alone does not take
+// the incident's lead from the catalogued service it joined at an equal
+// score: an exporter's alert arriving with search's (both the earliest
+// signal, neither with a failing dependency the catalog knows) left the
+// incident named after the exporter, sorted first by name, without
+// search's owner, team and runbook, so a route by team no longer matched
+// (found by a trial of an alert storm through aiops run).
+func TestUnplacedSignalDoesNotLeadTheCataloguedIncidentItJoined(t *testing.T) {
+	const cat = `
+services:
+  search: {owner: gi, team: discovery, runbook: "https://runbooks.example.com/search"}
+`
+	c := correlatorOn(t, Config{}, cat)
+	disk, backlog := alert("DiskFull", "search", 0), alert("QueueBacklog", "billing-batch", 0)
+	feed(c, disk, backlog)
+	id := incidentOf(c, disk)
+	if incidentOf(c, backlog) != id {
+		t.Fatalf("the unplaced alert went to %s, not search's %s", incidentOf(c, backlog), id)
+	}
+	st, _ := c.Incident(id)
+	if st.Service != "search" || st.Team != "discovery" || st.Owner != "gi" || st.Runbook == "" {
+		t.Fatalf("incident %q led by %s (team %q, owner %q, runbook %q), want search's (root causes %+v)",
+			st.Title, st.Service, st.Team, st.Owner, st.Runbook, st.RootCauses)
+	}
+}

@@ -348,7 +348,8 @@ func title(inc *incident, service string) string {
 // linked change, the earliest signal. A changed service that is not
 // failing itself ranks below every failing one (ranked as most upstream, a
 // harmless deploy of a dependency named the wrong root in a quarter of
-// generated cascades). Each candidate says why.
+// generated cascades). At an equal score a service the catalog places
+// comes before one it does not. Each candidate says why.
 func (c *Correlator) rootCauses(inc *incident) []Candidate {
 	type facts struct {
 		first      time.Time
@@ -440,9 +441,16 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 			out = append(out, cand)
 		}
 	}
+	// At an equal score a service the catalog places comes first: one it
+	// does not place joined by time alone (unplaced_signals), and, named
+	// first, it took the incident's owner, team and runbook away.
+	placed := func(svc string) bool { _, ok := c.topo.index[svc]; return ok }
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Score != out[j].Score {
 			return out[i].Score > out[j].Score
+		}
+		if pi, pj := placed(out[i].Service), placed(out[j].Service); pi != pj {
+			return pi
 		}
 		return out[i].Service < out[j].Service
 	})

@@ -492,6 +492,17 @@ type commandAnswer struct {
 	AppliedTo string `json:"applied_to,omitempty"`
 }
 
+// answerOf is the answer to a command that left the incident in st. A
+// command applied now returns the state its event announced, whose Status
+// is that event's transition; a command given again returns the
+// incident's state, which has none: the transition is left out of both,
+// as GET leaves it out, so that a retry under an Idempotency-Key answers
+// what the first send did.
+func answerOf(st correlate.State, id string) commandAnswer {
+	st.Status = ""
+	return commandAnswer{State: st, AppliedTo: appliedTo(st, id)}
+}
+
 func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	received := a.proc.now() // when the person acted: MTTA and MTTR run to it
 	action := r.PathValue("action")
@@ -543,7 +554,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotStored) && cmdID == "":
 		// Applied: a retry without a key would apply it again.
 		w.Header().Set("Warning", `199 aiops "applied, not stored yet: send an Idempotency-Key to retry safely"`)
-		writeJSON(w, http.StatusAccepted, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
+		writeJSON(w, http.StatusAccepted, answerOf(st, id))
 	case errors.Is(err, ErrCommandTimeout), errors.Is(err, ErrNotStored), errors.Is(err, ErrStandby), errors.Is(err, ErrCatchingUp):
 		writeUnavailable(w, err.Error())
 	case err != nil:
@@ -552,7 +563,7 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 		a.log.Error().Err(err).Str("incident_id", id).Str("action", action).Msg("command failed")
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, commandAnswer{State: st, AppliedTo: appliedTo(st, id)})
+		writeJSON(w, http.StatusOK, answerOf(st, id))
 	}
 }
 

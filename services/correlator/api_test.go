@@ -798,3 +798,31 @@ func TestNoSignalOrTimeOnceTheLeaseRanOut(t *testing.T) {
 		t.Fatal("holding again, the tick resolved nothing: the test does not show what it means to")
 	}
 }
+
+// A command sent again under its Idempotency-Key answers what its first
+// send answered: the incident's state, without the transition of the
+// event that announced it ("status" is an event's, and GET leaves it out),
+// so that a client comparing a retry's answer with the first sees no
+// difference.
+func TestCommandRetriedUnderItsKeyAnswersTheSameState(t *testing.T) {
+	r := newAPIRig(t)
+	id := r.oneIncident()
+	var answers []string
+	for range 2 {
+		code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, "note-1", `{"by":"ana","text":"failing over"}`)
+		if code != 200 {
+			t.Fatalf("comment: %d %s", code, body)
+		}
+		answers = append(answers, body)
+	}
+	if answers[0] != answers[1] {
+		t.Fatalf("the retry answered\n%s\nthe first send\n%s", answers[1], answers[0])
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(answers[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := got["status"]; ok {
+		t.Fatalf("the answer holds the event's transition %q beside its state %q", s, got["state"])
+	}
+}

@@ -86,8 +86,15 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	filters := map[string]*string{}
 	limit := 50
 	if action == "list" {
-		for _, name := range []string{"status", "service", "team", "severity", "since", "until"} {
-			filters[name] = fs.String(name, "", "only incidents of this "+name)
+		for _, f := range []struct{ name, usage string }{
+			{"status", "only incidents of this status: open, acknowledged, resolved or active (open or acknowledged)"},
+			{"service", "only incidents of this service"},
+			{"team", "only incidents of this team"},
+			{"severity", "only incidents of this severity"},
+			{"since", "only incidents opened at or after this time (RFC 3339)"},
+			{"until", "only incidents opened at or before this time (RFC 3339)"},
+		} {
+			filters[f.name] = fs.String(f.name, "", f.usage)
 		}
 		fs.IntVar(&limit, "limit", limit, "list at most this many")
 	}

@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -416,6 +417,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	// Tracked in the same hold of p.mu as the offers below: the saver
 	// takes a resolve's tombstone with what they learnt (unheard).
 	p.track(r)
+	r.routes = p.withRoutesBefore(id, r.routes)
 	if len(r.routes) == 0 {
 		done(nil)
 		return
@@ -447,6 +449,30 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		p.unheard(id, st, unheard)
 	}
 	p.handDue(now)
+}
+
+// withRoutesBefore adds to routes, those incident id's labels match now,
+// the routes the schedule knows it at: an incident's labels change while
+// it is open (its root cause moves to another team's service, a worse
+// member raises its severity), and a receiver it was routed to before
+// must still hear of its acknowledgement and resolve, or the page it got
+// (a PagerDuty alert, a ticket) stays open for ever, and its slot must not
+// repeat the old state after the incident resolved. Alertmanager never
+// meets this: an alert's labels are its identity. p.mu is held.
+func (p *Processor) withRoutesBefore(id string, routes []*amconfig.Route) []*amconfig.Route {
+	if p.routes == nil {
+		return routes
+	}
+	matched := len(routes)
+	p.routes.Route.Walk(func(route *amconfig.Route) {
+		if !p.schedule.has(id, route.Path) || slices.Contains(routes[:matched], route) {
+			return
+		}
+		if _, ok := p.routes.Receiver(route.Receiver); ok {
+			routes = append(routes, route)
+		}
+	})
+	return routes
 }
 
 // Tick hands what came due to the receivers' lanes (the stage.Ticker

@@ -178,6 +178,9 @@ func (c Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("%w: notifier.routes: %w", ErrInvalidConfig, err)
 		}
+		if err := checkSeverityMatchers(routes); err != nil {
+			return err
+		}
 		// What the notifier refuses when it starts (templates rendered on
 		// the sample incidents, timeouts, TLS files, ...) is refused
 		// here too: `aiops run -check` asks only this.

@@ -191,6 +191,14 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 		if p.integrations, err = buildIntegrations(p.routes, p); err != nil {
 			return nil, err
 		}
+		if len(p.routes.Templates) > 0 {
+			// Taken, as Alertmanager's files have them, but not read:
+			// what they define (slack.default.title redefined, ...)
+			// would be lost without a word.
+			log.Warn().Strs("templates", p.routes.Templates).Msg("notifier.routes: the Alertmanager template files of templates are not read: " +
+				"text keys (title, text, description, ...) are Go templates of the aiops incident ({{ .Title }}, services/notifier/README.md), " +
+				"and the default messages are aiops's own; write what those files changed into the receivers' keys, then remove templates")
+		}
 		// An event is held until its notification went out: the stream
 		// must not redeliver it (and count that against max_deliver)
 		// while it waits for its route's timers.

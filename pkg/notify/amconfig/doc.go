@@ -64,7 +64,8 @@
 // # Not modelled
 //
 // Templates are kept as globs and not read (Alertmanager refuses a file
-// whose templates do not parse; aiops does not look). The notification
+// whose templates do not parse; aiops does not look; the notifier warns
+// that they are not read). The notification
 // pipeline itself (grouping, timers, silences, clustering) is the
 // notifier's. group_by: [] inherits as in 0.25 (later versions read it as
 // "no grouping"). Alertmanager's UTF-8 strict and classic modes are not

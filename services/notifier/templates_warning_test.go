@@ -1,0 +1,35 @@
+package notifier
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// An Alertmanager file's templates (custom template files, often
+// redefining Alertmanager's own, such as slack.default.title) are not
+// read: the text keys are templates of the aiops incident. A team moving
+// its file would lose what those files changed without a word; the
+// notifier says so when it starts, naming the key and what to do.
+func TestAlertmanagerTemplateFilesAreWarnedAboutAtStart(t *testing.T) {
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(routes, []byte(`templates: ['templates/*.tmpl']
+route: {receiver: hook}
+receivers:
+- name: hook
+  webhook_configs: [{url: 'http://127.0.0.1:1/'}]
+`), 0o600)
+	var logs bytes.Buffer
+	if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, `"level":"warn"`) || !strings.Contains(got, "templates") || !strings.Contains(got, "not read") {
+		t.Fatalf("no warning that the template files are not read; the log:\n%s", got)
+	}
+}

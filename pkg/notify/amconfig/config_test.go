@@ -741,3 +741,49 @@ receivers:
 		t.Fatalf("a missing template_file: %v", err)
 	}
 }
+
+// A receiver URL that is no http(s) URL is reported with its line, as
+// every other problem is: in a file of many receivers the path alone
+// leaves the reader counting list items.
+func TestBadReceiverURLNamesItsLine(t *testing.T) {
+	_, err := Parse([]byte(`route: {receiver: a}
+receivers:
+- name: a
+  slack_configs:
+  - api_url: 'http//hooks.example.com/services/T0/B0/x'
+  pagerduty_configs:
+  - routing_key: k
+    url: ':not-a-url'
+  jira_configs:
+  - {project: OPS, issue_type: Bug, api_url: 'ftp://jira.example.com'}
+  servicenow_configs:
+  - api_url: 'example.service-now.com'
+  webhook_configs:
+  - url: 'gopher://x/'
+`))
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := map[string]int{
+		"receivers[0] (a).slack_configs[0].api_url":      5,
+		"receivers[0] (a).pagerduty_configs[0].url":      8,
+		"receivers[0] (a).jira_configs[0].api_url":       10,
+		"receivers[0] (a).servicenow_configs[0].api_url": 12,
+		"receivers[0] (a).webhook_configs[0].url":        14,
+	}
+	for _, e := range es {
+		line, ok := want[e.Path]
+		if !ok {
+			t.Errorf("unexpected problem %v", e)
+			continue
+		}
+		if e.Line != line {
+			t.Errorf("%s: line %d, want %d (%v)", e.Path, e.Line, line, e)
+		}
+		delete(want, e.Path)
+	}
+	for path := range want {
+		t.Errorf("no problem reported at %s:\n%v", path, err)
+	}
+}

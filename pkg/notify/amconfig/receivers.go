@@ -188,12 +188,19 @@ func knownKeys(fields fieldSet) string {
 	return strings.Join(keys, ", ")
 }
 
-func (d *decoder) checkURL(path, key, s string) {
+// checkURL checks the value s of key among entries (whose line it names).
+func (d *decoder) checkURL(entries []entry, path, key, s string) {
 	if s == "" {
 		return
 	}
 	if err := checkHTTPURL(s); err != nil {
-		d.errorf(nil, joinKey(path, key), "%v", err)
+		var n *yaml.Node
+		for _, e := range entries {
+			if e.key == key {
+				n = e.val
+			}
+		}
+		d.errorf(n, joinKey(path, key), "%v", err)
 	}
 }
 
@@ -232,7 +239,7 @@ func (d *decoder) pagerDuty(n *yaml.Node, path string) (*PagerDutyConfig, bool) 
 	case c.RoutingKey != "" && c.RoutingKeyFile != "":
 		d.errorf(resolve(n), path, "at most one of routing_key and routing_key_file may be set")
 	}
-	d.checkURL(path, "url", c.URL)
+	d.checkURL(entries, path, "url", c.URL)
 	for i, l := range c.Links {
 		if l.Href == "" {
 			d.errorf(nil, index(joinKey(path, "links"), i), "href is required")
@@ -261,7 +268,7 @@ func (d *decoder) slack(n *yaml.Node, path string) (*SlackConfig, bool) {
 	if c.APIURL != "" && c.APIURLFile != "" {
 		d.errorf(resolve(n), path, "at most one of api_url and api_url_file may be set")
 	}
-	d.checkURL(path, "api_url", c.APIURL)
+	d.checkURL(entries, path, "api_url", c.APIURL)
 	return c, len(d.errs) == before
 }
 
@@ -284,7 +291,7 @@ func (d *decoder) jira(n *yaml.Node, path string) (*JiraConfig, bool) {
 	if c.IssueType == "" {
 		d.errorf(resolve(n), joinKey(path, "issue_type"), "is required")
 	}
-	d.checkURL(path, "api_url", c.APIURL)
+	d.checkURL(entries, path, "api_url", c.APIURL)
 	return c, len(d.errs) == before
 }
 
@@ -307,7 +314,7 @@ func (d *decoder) serviceNow(n *yaml.Node, path string) (*ServiceNowConfig, bool
 	if c.APIURL == "" {
 		d.errorf(resolve(n), joinKey(path, "api_url"), "is required: the instance, as in https://example.service-now.com")
 	}
-	d.checkURL(path, "api_url", c.APIURL)
+	d.checkURL(entries, path, "api_url", c.APIURL)
 	if c.Table != "" && !validTableName(c.Table) {
 		d.errorf(nil, joinKey(path, "table"), "%q is not a table name (letters, digits and _)", c.Table)
 	}

@@ -1157,6 +1157,12 @@ func (t *templates) compile(key, text string, format webhook.TemplateFormat) *we
 		err = tt.Check()
 	}
 	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "can't evaluate field") || strings.Contains(msg, "not defined") {
+			// Most likely written for Alertmanager: say what to write.
+			err = fmt.Errorf("%w: a text key is a Go template of the aiops incident ({{ .Title }}, {{ .Service }}, "+
+				"{{ upper .Severity }}, {{ index .Labels \"alertname\" }}, {{ range .Members }}...: services/notifier/README.md), "+
+				"not of Alertmanager's notification data (.Alerts, .CommonLabels, its template files and functions)", err)
+		}
 		t.errs = append(t.errs, err)
 		return nil
 	}

@@ -33,3 +33,28 @@ receivers:
 		t.Fatalf("no warning that the template files are not read; the log:\n%s", got)
 	}
 }
+
+// A text key written for Alertmanager's data (.CommonLabels, a template
+// of its files, its functions) is refused at start naming the key (as
+// TestTemplateErrorsAtStart checks), and says what aiops's templates take,
+// so that the team moving its file knows what to write instead.
+func TestAlertmanagerTemplateInATextKeySaysWhatToWrite(t *testing.T) {
+	for _, text := range []string{
+		`{{ .CommonLabels.alertname }}`,
+		`{{ template "slack.default.title" . }}`,
+		`{{ .Status | toUpper }}`,
+		`{{ range .Alerts }}{{ .Annotations.summary }}{{ end }}`,
+	} {
+		routes := filepath.Join(t.TempDir(), "am.yml")
+		os.WriteFile(routes, []byte("route: {receiver: x}\nreceivers:\n- name: x\n  slack_configs: [{api_url: 'http://127.0.0.1:1/', title: '"+text+"'}]\n"), 0o600)
+		_, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+		if err == nil {
+			t.Fatalf("%s: taken", text)
+		}
+		for _, want := range []string{"slack_configs[0].title", "{{ .Title }}", "not of Alertmanager's", "services/notifier/README.md"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: the error does not say %q:\n%v", text, want, err)
+			}
+		}
+	}
+}

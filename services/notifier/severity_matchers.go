@@ -51,10 +51,8 @@ func checkSeverityMatchers(cfg *amconfig.Config) error {
 			if m.Name != "severity" {
 				continue
 			}
-			if w, sev, ok := severityMismatch(m); ok {
-				problems = append(problems, fmt.Errorf(
-					"%s: %s: an alert's severity %q is %s in its incident's labels (an incident's severity is one of debug, info, warning, error, critical), which this matcher does not take as it takes %q: name the incident's severity, as in %s",
-					where, m, w, sev, w, suggestion(m, sev)))
+			if why := severityProblem(m); why != "" {
+				problems = append(problems, fmt.Errorf("%s: %s", where, why))
 			}
 		}
 	}
@@ -67,6 +65,18 @@ func checkSeverityMatchers(cfg *amconfig.Config) error {
 		return fmt.Errorf("%w: notifier.routes: %w", ErrInvalidConfig, errors.Join(problems...))
 	}
 	return nil
+}
+
+// severityProblem says why m, a severity matcher, would not treat an
+// incident as Alertmanager treats its alert, and what to write; "" when
+// it would.
+func severityProblem(m *amconfig.Matcher) string {
+	w, sev, ok := severityMismatch(m)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s: an alert's severity %q is %s in its incident's labels (an incident's severity is one of debug, info, warning, error, critical), "+
+		"which this matcher does not take as it takes %q: name the incident's severity, as in %s", m, w, sev, w, suggestion(m, sev))
 }
 
 // severityMismatch finds a word m's pattern (its value, or its regular

@@ -154,6 +154,16 @@ func (a *SilencesAPI) post(w http.ResponseWriter, r *http.Request) {
 		amError(w, http.StatusBadRequest, "Failed to create silence: end time can't be in the past")
 		return
 	}
+	// Incidents are muted by their labels, whose severity is aiops's: a
+	// silence of an alert's word (severity=page) would mute nothing.
+	for _, m := range s.Matchers {
+		if cm, err := m.Compile(); err == nil && cm.Name == "severity" {
+			if why := severityProblem(cm); why != "" {
+				amError(w, http.StatusBadRequest, "Failed to create silence: "+why)
+				return
+			}
+		}
+	}
 	id, err := a.store.Set(r.Context(), s)
 	switch {
 	case errors.Is(err, silence.ErrNotFound):

@@ -50,6 +50,9 @@ func (m Matcher) String() string {
 
 // compile turns m into the routing package's matcher (anchored regular
 // expressions, a missing label reads as "").
+// Compile is m as a matcher of labels.
+func (m Matcher) Compile() (*amconfig.Matcher, error) { return m.compile() }
+
 func (m Matcher) compile() (*amconfig.Matcher, error) {
 	t := amconfig.MatchEqual
 	switch {

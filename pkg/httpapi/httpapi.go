@@ -229,19 +229,29 @@ func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
 	case len(bytes.TrimSpace(data)) == 0:
 		return false, nil
 	}
+	if err := UnmarshalStrict(data, dst); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// UnmarshalStrict reads data, one JSON value, into dst as DecodeJSON
+// does: unknown fields and trailing data refused, errors naming the
+// problem for the sender.
+func UnmarshalStrict(data []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return false, jsonProblem(err)
+		return jsonProblem(err)
 	}
 	// Only JSON whitespace may follow the value. dec.More is not the
 	// check: it is false before a stray ] or }, which would pass.
 	end := int(dec.InputOffset())
 	if rest := bytes.TrimLeft(data[end:], " \t\r\n"); len(rest) > 0 {
 		at := len(data) - len(rest)
-		return false, fmt.Errorf("the body has data after the JSON value at byte %d: %q; send one JSON value", at, clipRunes(rest, 16))
+		return fmt.Errorf("the body has data after the JSON value at byte %d: %q; send one JSON value", at, clipRunes(rest, 16))
 	}
-	return true, nil
+	return nil
 }
 
 // jsonProblem words a decoding error for the sender, who knows the JSON

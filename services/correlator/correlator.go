@@ -11,13 +11,10 @@
 package correlator
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"slices"
@@ -35,6 +32,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/service"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
@@ -965,14 +963,9 @@ func (s *Service) Addr() net.Addr {
 // incident refuses is dead-lettered with the reason.
 func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 	var cmd correlate.Command
-	dec := json.NewDecoder(bytes.NewReader(d.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cmd); err != nil {
-		return errs.Permanent(fmt.Errorf("correlator: command on %s: %w", d.Subject, err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		// A second command would be dropped unseen: one per message.
-		return errs.Permanent(fmt.Errorf("correlator: command on %s: data after the command's JSON object (one command per message)", d.Subject))
+	// One command per message: a second would be dropped unseen.
+	if err := httpapi.UnmarshalStrict(d.Data, &cmd); err != nil {
+		return errs.Permanent(fmt.Errorf("correlator: command on %s is not a command: %w", d.Subject, err))
 	}
 	subject := strings.TrimPrefix(d.Subject, event.IncidentCommandPrefix+".")
 	switch {

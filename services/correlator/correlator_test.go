@@ -355,6 +355,9 @@ func TestNATSCommandNamingAnotherIncidentIsRefused(t *testing.T) {
 		{"no incident in the body", `{"action":"comment","by":"ana","text":"still looking"}` + "\n", false},
 		// two commands in one message: the second was dropped unseen
 		{"a second command after it", `{"action":"comment","by":"ana","text":"one"} {"action":"resolve","by":"ana"}`, true},
+		// not JSON: the reason names the byte, as the API's 400 does,
+		// not Go's "invalid character 'a' looking for beginning of value"
+		{"not JSON", `ack by ana`, true},
 	} {
 		done := make(chan error, 1)
 		go func() {
@@ -375,6 +378,9 @@ func TestNATSCommandNamingAnotherIncidentIsRefused(t *testing.T) {
 		if tc.refused {
 			if !errs.IsPermanent(err) || !strings.Contains(fmt.Sprint(err), ids[0]) || i == 0 && !strings.Contains(fmt.Sprint(err), ids[1]) {
 				t.Errorf("%s: %v, want it refused naming the subject (and the body's incident)", tc.name, err)
+			}
+			if tc.name == "not JSON" && !strings.Contains(fmt.Sprint(err), "not JSON at byte 0") {
+				t.Errorf("%s: %v, want the reason to say where it is not JSON", tc.name, err)
 			}
 		} else if err != nil {
 			t.Errorf("%s: %v", tc.name, err)

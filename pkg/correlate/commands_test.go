@@ -61,11 +61,45 @@ func TestMergeCarriesWhatPeopleDid(t *testing.T) {
 	if st.State != StatusAcknowledged || !st.AcknowledgedAt.Equal(t0.Add(12*time.Second)) {
 		t.Fatalf("target %s after the merge: %s, acknowledged at %v; want acknowledged as the merged one was", into, st.State, st.AcknowledgedAt)
 	}
-	if st.Assignee != "ana" {
-		t.Fatalf("assignee %q, want the merged incident's", st.Assignee)
+	if st.Assignee != "ana" || st.AcknowledgedBy != "ana" {
+		t.Fatalf("assignee %q, acknowledged by %q, want the merged incident's", st.Assignee, st.AcknowledgedBy)
 	}
 	if len(st.Comments) != 2 || st.Comments[0].Text != "looking at api pools" || st.Comments[1].By != "bo" {
 		t.Fatalf("comments %+v, want both incidents', in time order", st.Comments)
+	}
+}
+
+// An incident's state names who acknowledged and who resolved it, for a
+// ticket or a page to say, across a restart; a reopening clears both,
+// and a resolution by time alone names nobody.
+func TestStateNamesWhoAcknowledgedAndResolved(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("HighLatency", "checkout", 0)
+	feed(c, a)
+	id, _ := c.IncidentOf(a.Fingerprint)
+	for _, cmd := range []Command{
+		{IncidentID: id, Action: "ack", By: "ana", Time: t0.Add(time.Minute)},
+		{IncidentID: id, Action: "resolve", By: "bo", Time: t0.Add(2 * time.Minute)},
+	} {
+		if _, err := c.Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = restarted(t, c)
+	if st, _ := c.Incident(id); st.AcknowledgedBy != "ana" || st.ResolvedBy != "bo" {
+		t.Fatalf("acknowledged by %q, resolved by %q; want ana and bo", st.AcknowledgedBy, st.ResolvedBy)
+	}
+	feed(c, resolved(a, 3*time.Minute))
+	again := a
+	again.Time = t0.Add(4 * time.Minute)
+	feed(c, again)
+	if st, _ := c.Incident(id); st.State != StatusOpen || st.AcknowledgedBy != "" || st.ResolvedBy != "" {
+		t.Fatalf("reopened: %s, acknowledged by %q, resolved by %q; want open, neither", st.State, st.AcknowledgedBy, st.ResolvedBy)
+	}
+	feed(c, resolved(again, 5*time.Minute))
+	c.Advance(t0.Add(time.Hour))
+	if st, _ := c.Incident(id); st.State != StatusResolved || st.ResolvedBy != "" {
+		t.Fatalf("resolved by time alone: %s, resolved by %q; want nobody", st.State, st.ResolvedBy)
 	}
 }
 

@@ -79,6 +79,9 @@ type incident struct {
 	acknowledgedAt time.Time
 	resolvedAt     time.Time
 	resolvedEvent  time.Time
+	// acknowledgedBy and resolvedBy are who gave the command, while the
+	// state it made lasts ("" for a resolution by time alone).
+	acknowledgedBy, resolvedBy string
 	// since is when its current state began, as its timeline tells: the
 	// opening, the last reopening, a person's acknowledgement or
 	// resolution. No command is timed before it (apply).
@@ -1083,7 +1086,7 @@ func (c *Correlator) merge(from, into *incident, t time.Time, why string) Update
 	// acknowledgement (into open), an assignee (into without one), the
 	// comments. Merged only, from would be paged again as into.
 	if from.status == StatusAcknowledged && into.status == StatusOpen {
-		into.status, into.acknowledgedAt = StatusAcknowledged, from.acknowledgedAt
+		into.status, into.acknowledgedAt, into.acknowledgedBy = StatusAcknowledged, from.acknowledgedAt, from.acknowledgedBy
 		into.since = latest(into.since, from.since)
 		into.note(t, "acknowledged, as "+from.id+" was")
 	}
@@ -2280,6 +2283,7 @@ func (c *Correlator) reopen(inc *incident, s Signal) Update {
 	inc.status = StatusOpen
 	inc.resolvedAt, inc.resolvedEvent = time.Time{}, time.Time{}
 	inc.acknowledgedAt = time.Time{}
+	inc.acknowledgedBy, inc.resolvedBy = "", ""
 	inc.reopens++
 	c.stats.Reopened++
 	inc.since = latest(s.Time, inc.since)
@@ -3149,14 +3153,14 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 		if inc.status != StatusOpen {
 			return Update{}, fmt.Errorf("%w: incident %s is %s, not open", ErrConflict, inc.id, inc.status)
 		}
-		inc.status, inc.acknowledgedAt, inc.since = StatusAcknowledged, t, t
+		inc.status, inc.acknowledgedAt, inc.acknowledgedBy, inc.since = StatusAcknowledged, t, who, t
 		inc.note(t, "acknowledged by "+by)
 		return c.publish(inc, Acknowledged, c.now), nil
 	case "resolve":
 		if inc.status == StatusResolved {
 			return Update{}, fmt.Errorf("%w: incident %s is already resolved", ErrConflict, inc.id)
 		}
-		inc.status, inc.resolvedAt, inc.resolvedEvent, inc.since = StatusResolved, t, c.now, t
+		inc.status, inc.resolvedAt, inc.resolvedEvent, inc.resolvedBy, inc.since = StatusResolved, t, c.now, who, t
 		c.stats.Resolved++
 		inc.note(t, "resolved by "+by)
 		return c.publish(inc, Resolved, c.now), nil

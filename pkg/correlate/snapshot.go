@@ -49,17 +49,20 @@ type incidentSnapshot struct {
 	LastSignal     time.Time `json:"last_signal"`
 	// LastArrival: an older snapshot has none, and quiet runs from
 	// LastSignal.
-	LastArrival   time.Time         `json:"last_arrival,omitzero"`
-	LastPublished time.Time         `json:"last_published,omitzero"`
-	Assignee      string            `json:"assignee,omitempty"`
-	Comments      []Comment         `json:"comments,omitempty"`
-	Members       []memberSnapshot  `json:"members"`
-	Changes       []Change          `json:"changes,omitempty"`
-	Timeline      []entrySnapshot   `json:"timeline,omitempty"`
-	GroupLabels   map[string]string `json:"group_labels,omitempty"`
-	Reopens       int               `json:"reopens,omitempty"`
-	Dirty         bool              `json:"dirty,omitempty"`
-	Revision      int               `json:"revision"`
+	LastArrival   time.Time `json:"last_arrival,omitzero"`
+	LastPublished time.Time `json:"last_published,omitzero"`
+	Assignee      string    `json:"assignee,omitempty"`
+	// AcknowledgedBy, ResolvedBy: an older snapshot has neither.
+	AcknowledgedBy string            `json:"acknowledged_by,omitempty"`
+	ResolvedBy     string            `json:"resolved_by,omitempty"`
+	Comments       []Comment         `json:"comments,omitempty"`
+	Members        []memberSnapshot  `json:"members"`
+	Changes        []Change          `json:"changes,omitempty"`
+	Timeline       []entrySnapshot   `json:"timeline,omitempty"`
+	GroupLabels    map[string]string `json:"group_labels,omitempty"`
+	Reopens        int               `json:"reopens,omitempty"`
+	Dirty          bool              `json:"dirty,omitempty"`
+	Revision       int               `json:"revision"`
 	// Storm is set on an alert storm's incident (Config.AlertStorms),
 	// StormPlaces on a location burst's (Config.LocationBursts); Place is
 	// where the incident opened. An older snapshot has none.
@@ -111,7 +114,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
 			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastArrival: inc.lastArrival, LastPublished: inc.lastPublished,
-			Assignee: inc.assignee, Comments: inc.comments, Changes: inc.changes,
+			Assignee: inc.assignee, AcknowledgedBy: inc.acknowledgedBy, ResolvedBy: inc.resolvedBy, Comments: inc.comments, Changes: inc.changes,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
 			LastFired: inc.lastFired, LastHeard: inc.lastHeard,
@@ -186,7 +189,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		inc := &incident{
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
 			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastArrival: is.LastArrival, lastPublished: is.LastPublished,
-			assignee: is.Assignee, comments: is.Comments, changes: is.Changes,
+			assignee: is.Assignee, acknowledgedBy: is.AcknowledgedBy, resolvedBy: is.ResolvedBy, comments: is.Comments, changes: is.Changes,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
 			lastFired: is.LastFired, lastHeard: is.LastHeard, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},
 		}

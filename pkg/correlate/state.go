@@ -31,6 +31,11 @@ type State struct {
 	// its last signal).
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	// AcknowledgedBy and ResolvedBy name who gave the command (the
+	// command's by, "someone" without one); a resolution by time alone
+	// has no ResolvedBy.
+	AcknowledgedBy string `json:"acknowledged_by,omitempty"`
+	ResolvedBy     string `json:"resolved_by,omitempty"`
 
 	// Revision counts the incident's events: two transitions at one event
 	// time (an assign and a comment) are two events.
@@ -269,7 +274,7 @@ type Comment struct {
 func (c *Correlator) state(inc *incident, tr Transition) State {
 	s := State{
 		IncidentID: inc.id, Status: string(tr), Revision: inc.revision, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
-		ResolvedAt: inc.resolvedAt, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
+		ResolvedAt: inc.resolvedAt, AcknowledgedBy: inc.acknowledgedBy, ResolvedBy: inc.resolvedBy, State: inc.status, Assignee: inc.assignee, Firing: inc.firing,
 		Flapping: len(inc.flappers), Reopens: inc.reopens, MergedInto: inc.mergedInto, LastEvent: inc.lastSignal, MemberCount: len(inc.members),
 		Changes: append([]Change(nil), inc.changes...), Comments: append([]Comment(nil), inc.comments...),
 		Timeline: append([]Entry(nil), inc.timeline...),

@@ -1077,7 +1077,7 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 		ID: st.IncidentID, Status: webhook.Status(st.State), Transition: webhook.Transition(st.Status), At: e.Time,
 		Title: st.Title, Service: st.Service, Team: st.Team, Owner: st.Owner, Assignee: st.Assignee,
 		Severity: st.Severity, Runbook: st.Runbook, OpenedAt: st.OpenedAt, AcknowledgedAt: st.AcknowledgedAt,
-		ResolvedAt: st.ResolvedAt, Services: st.Services, MemberCount: st.MemberCount, Labels: e.Labels, MergedInto: st.MergedInto,
+		ResolvedAt: st.ResolvedAt, AcknowledgedBy: st.AcknowledgedBy, ResolvedBy: st.ResolvedBy, Services: st.Services, MemberCount: st.MemberCount, Labels: e.Labels, MergedInto: st.MergedInto,
 	}
 	for _, rc := range st.RootCauses {
 		inc.RootCauses = append(inc.RootCauses, webhook.RootCause{Service: rc.Service, Score: rc.Score, Reasons: rc.Reasons})
@@ -1090,6 +1090,9 @@ func incidentOf(e *event.Envelope, st *correlate.State) webhook.Incident {
 		inc.Members = append(inc.Members, webhook.Member{Fingerprint: m.Fingerprint, Kind: string(m.Kind), Service: m.Service,
 			Name: m.Name, Summary: m.Summary, Severity: m.Severity, Firing: m.Firing, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen,
 			Labels: labels})
+	}
+	for _, c := range st.Comments {
+		inc.Comments = append(inc.Comments, webhook.Comment{By: c.By, Text: c.Text, Time: c.Time})
 	}
 	for _, c := range st.Changes {
 		inc.Changes = append(inc.Changes, webhook.Change{ID: c.EventID, Service: c.Service, Type: c.Type, Version: c.Version,

@@ -1313,3 +1313,16 @@ receivers:
 		t.Fatalf("the second integration got %d requests after the lease ran out", len(got))
 	}
 }
+
+// The payloads get who acknowledged and resolved an incident and what
+// people wrote on it from the incident's state.
+func TestIncidentOfCarriesWhoActedAndTheComments(t *testing.T) {
+	at := time.Date(2026, 3, 14, 9, 30, 0, 0, time.UTC)
+	st := &correlate.State{IncidentID: "01JPA9Z0000000000000000INC", Status: "resolved", State: "resolved", Title: "t", OpenedAt: at,
+		AcknowledgedAt: at.Add(time.Minute), ResolvedAt: at.Add(time.Hour), AcknowledgedBy: "ana", ResolvedBy: "bo",
+		Comments: []correlate.Comment{{By: "ana", Text: "failing over", Time: at.Add(2 * time.Minute)}}}
+	in := incidentOf(&event.Envelope{Time: at.Add(time.Hour)}, st)
+	if in.AcknowledgedBy != "ana" || in.ResolvedBy != "bo" || len(in.Comments) != 1 || in.Comments[0] != (webhook.Comment{By: "ana", Text: "failing over", Time: at.Add(2 * time.Minute)}) {
+		t.Fatalf("incident %+v: want ana, bo and the comment", in)
+	}
+}

@@ -39,6 +39,9 @@ const GenericVersion = "aiops.incident.v1"
 //	data.opened_at          string    yes     RFC 3339 UTC
 //	data.acknowledged_at    string    no      RFC 3339 UTC
 //	data.resolved_at        string    no      RFC 3339 UTC
+//	data.acknowledged_by    string    no      who acknowledged it (the command's by)
+//	data.resolved_by        string    no      who resolved it; none when it resolved by itself
+//	data.comments           [object]  no      {by, text, time}, oldest first (the newest 50)
 //	data.services           [string]  yes     every service with a member (may be empty)
 //	data.root_causes        [object]  yes     {service, score (0 to 1), reasons [string]}, best first
 //	data.members            [object]  yes     {fingerprint, kind (alert|anomaly), service, name, summary?,
@@ -61,6 +64,7 @@ func Generic(in Incident) ([]byte, error) {
 		Title: in.Title, Summary: in.Summary, Service: in.Service, Team: in.Team, Owner: in.Owner,
 		Assignee: in.Assignee, Severity: string(in.severity()), Runbook: in.Runbook, URL: in.URL,
 		OpenedAt: utc(in.OpenedAt), AcknowledgedAt: utc(in.AcknowledgedAt), ResolvedAt: utc(in.ResolvedAt),
+		AcknowledgedBy: in.AcknowledgedBy, ResolvedBy: in.ResolvedBy,
 		Services: nonNil(in.Services), RootCauses: []genericCause{}, Members: []genericMember{},
 		MemberCount: in.memberCount(), Changes: []genericChange{}, Labels: in.Labels, MergedInto: in.MergedInto,
 	}
@@ -75,6 +79,9 @@ func Generic(in Incident) ([]byte, error) {
 			Fingerprint: m.Fingerprint, Kind: m.Kind, Service: m.Service, Name: m.Name, Summary: m.Summary,
 			Severity: string(m.Severity), Firing: m.Firing, FirstSeen: utc(m.FirstSeen), LastSeen: utc(m.LastSeen), Labels: m.Labels,
 		})
+	}
+	for _, c := range in.Comments {
+		d.Comments = append(d.Comments, genericComment{By: c.By, Text: c.Text, Time: utc(c.Time)})
 	}
 	for _, c := range in.Changes {
 		d.Changes = append(d.Changes, genericChange{
@@ -123,6 +130,9 @@ type genericData struct {
 	OpenedAt       time.Time         `json:"opened_at"`
 	AcknowledgedAt time.Time         `json:"acknowledged_at,omitzero"`
 	ResolvedAt     time.Time         `json:"resolved_at,omitzero"`
+	AcknowledgedBy string            `json:"acknowledged_by,omitempty"`
+	ResolvedBy     string            `json:"resolved_by,omitempty"`
+	Comments       []genericComment  `json:"comments,omitempty"`
 	Services       []string          `json:"services"`
 	RootCauses     []genericCause    `json:"root_causes"`
 	Members        []genericMember   `json:"members"`
@@ -130,6 +140,12 @@ type genericData struct {
 	Changes        []genericChange   `json:"changes"`
 	Labels         map[string]string `json:"labels"`
 	MergedInto     string            `json:"merged_into,omitempty"`
+}
+
+type genericComment struct {
+	By   string    `json:"by"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
 }
 
 type genericCause struct {
@@ -211,6 +227,7 @@ func ParseGeneric(b []byte) (Incident, error) {
 		ID: d.ID, Status: Status(d.Status), Transition: Transition(d.Transition), Title: d.Title, Summary: d.Summary,
 		Service: d.Service, Team: d.Team, Owner: d.Owner, Assignee: d.Assignee, Severity: event.Severity(d.Severity),
 		Runbook: d.Runbook, URL: d.URL, OpenedAt: d.OpenedAt, AcknowledgedAt: d.AcknowledgedAt, ResolvedAt: d.ResolvedAt,
+		AcknowledgedBy: d.AcknowledgedBy, ResolvedBy: d.ResolvedBy,
 		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels, MergedInto: d.MergedInto,
 	}
 	for _, rc := range d.RootCauses {
@@ -219,6 +236,9 @@ func ParseGeneric(b []byte) (Incident, error) {
 	for _, m := range d.Members {
 		in.Members = append(in.Members, Member{Fingerprint: m.Fingerprint, Kind: m.Kind, Service: m.Service, Name: m.Name,
 			Summary: m.Summary, Severity: event.Severity(m.Severity), Firing: m.Firing, FirstSeen: m.FirstSeen, LastSeen: m.LastSeen, Labels: m.Labels})
+	}
+	for _, c := range d.Comments {
+		in.Comments = append(in.Comments, Comment(c))
 	}
 	for _, c := range d.Changes {
 		in.Changes = append(in.Changes, Change(c))

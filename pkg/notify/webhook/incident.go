@@ -59,6 +59,12 @@ type Incident struct {
 	OpenedAt       time.Time
 	AcknowledgedAt time.Time
 	ResolvedAt     time.Time
+	// AcknowledgedBy and ResolvedBy name who gave the command; a
+	// resolution by time alone has no ResolvedBy.
+	AcknowledgedBy string
+	ResolvedBy     string
+	// Comments are what people wrote on the incident, oldest first.
+	Comments []Comment
 
 	// Services lists every service with a member.
 	Services   []string
@@ -85,6 +91,13 @@ type Incident struct {
 	// within group_wait). PagerDutyEvents then triggers before it
 	// acknowledges.
 	FirstNotice bool
+}
+
+// Comment is what a person wrote on an incident.
+type Comment struct {
+	By   string
+	Text string
+	Time time.Time
 }
 
 // Key is the notification's idempotency key: DeliveryKey, else

@@ -586,6 +586,12 @@ func commentText(in Incident) string {
 	if in.MergedInto != "" {
 		fmt.Fprintf(&b, " Merged into incident %s: its failure goes on there.", in.MergedInto)
 	}
+	switch {
+	case in.Transition == TransitionAcknowledged && in.AcknowledgedBy != "":
+		fmt.Fprintf(&b, " Acknowledged by %s.", in.AcknowledgedBy)
+	case in.Transition == TransitionResolved && in.ResolvedBy != "":
+		fmt.Fprintf(&b, " Resolved by %s.", in.ResolvedBy)
+	}
 	if in.Assignee != "" {
 		fmt.Fprintf(&b, " Assignee: %s.", in.Assignee)
 	}

@@ -177,6 +177,20 @@ func TestGenericPayload(t *testing.T) {
 	if m["type"] != "incident.resolved" || m["timestamp"] != "2026-03-14T10:26:53Z" || d["resolved_at"] != "2026-03-14T10:26:53Z" || d["acknowledged_at"] != "2026-03-14T09:27:53Z" {
 		t.Fatalf("resolved: %v", m)
 	}
+	if _, ok := d["acknowledged_by"]; ok {
+		t.Fatalf("acknowledged_by without anybody named: %v", d)
+	}
+
+	// Who acted and what people wrote, for a ticket to show.
+	res.AcknowledgedBy, res.ResolvedBy = "ana", "bo"
+	res.Comments = []Comment{{By: "ana", Text: "failing over the replica", Time: res.OpenedAt.Add(2 * time.Minute)}}
+	d = decode(t, must(Generic(res)))["data"].(map[string]any)
+	if d["acknowledged_by"] != "ana" || d["resolved_by"] != "bo" {
+		t.Fatalf("acknowledged by %v, resolved by %v; want ana and bo", d["acknowledged_by"], d["resolved_by"])
+	}
+	if c := d["comments"].([]any); len(c) != 1 || fmt.Sprint(c[0]) != "map[by:ana text:failing over the replica time:2026-03-14T09:28:53Z]" {
+		t.Fatalf("comments %v", c)
+	}
 }
 
 func must(b []byte, err error) []byte {
@@ -603,8 +617,9 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 // alone, and refuses what is not an incident.
 func TestParseGenericRoundTrip(t *testing.T) {
 	in := SampleIncident()
-	in.Status, in.Transition, in.AcknowledgedAt = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(time.Minute)
+	in.Status, in.Transition, in.AcknowledgedAt, in.AcknowledgedBy = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(time.Minute), "ana"
 	in.At = in.AcknowledgedAt
+	in.Comments = []Comment{{By: "ana", Text: "looking", Time: in.At}}
 	b := must(Generic(in))
 	back, err := ParseGeneric(b)
 	if err != nil {

@@ -69,8 +69,8 @@ func Slack(in Incident, opts SlackOptions) ([]byte, error) {
 	field("Owner", slackEscape(in.Owner))
 	field("Assignee", slackEscape(in.Assignee))
 	field("Opened", slackTime(in.OpenedAt))
-	field("Acknowledged", slackTime(in.AcknowledgedAt))
-	field("Resolved", slackTime(in.ResolvedAt))
+	field("Acknowledged", slackBy(slackTime(in.AcknowledgedAt), in.AcknowledgedBy))
+	field("Resolved", slackBy(slackTime(in.ResolvedAt), in.ResolvedBy))
 
 	blocks := []slackBlock{{Type: "header", Text: &slackText{Type: "plain_text", Text: cut(headline, slackHeaderMax), Emoji: true}}}
 	if opts.TitleLink != "" {
@@ -215,4 +215,12 @@ func cut(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+// slackBy adds who did it to when it was done (none without a time).
+func slackBy(at, who string) string {
+	if at == "" || who == "" {
+		return at
+	}
+	return at + " by " + slackEscape(who)
 }

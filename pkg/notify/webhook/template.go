@@ -172,10 +172,11 @@ func (t *Template) Check() error {
 	full := SampleIncident()
 	minimal := Incident{ID: full.ID, Status: StatusOpen, Transition: TransitionOpened, Title: full.Title, OpenedAt: full.OpenedAt}
 	ack := full
-	ack.Status, ack.Transition, ack.AcknowledgedAt = StatusAcknowledged, TransitionAcknowledged, full.OpenedAt.Add(4*time.Minute)
+	ack.Status, ack.Transition, ack.AcknowledgedAt, ack.AcknowledgedBy = StatusAcknowledged, TransitionAcknowledged, full.OpenedAt.Add(4*time.Minute), "ana"
 	ack.At = ack.AcknowledgedAt
 	res := ack
-	res.Status, res.Transition, res.ResolvedAt = StatusResolved, TransitionResolved, full.OpenedAt.Add(31*time.Minute)
+	res.Status, res.Transition, res.ResolvedAt, res.ResolvedBy = StatusResolved, TransitionResolved, full.OpenedAt.Add(31*time.Minute), "ana"
+	res.Comments = []Comment{{By: "ana", Text: "failing over the replica", Time: full.OpenedAt.Add(10 * time.Minute)}}
 	res.At = res.ResolvedAt
 	type sample struct {
 		what    string

@@ -950,3 +950,22 @@ func TestNotesHoldMarker(t *testing.T) {
 		}
 	}
 }
+
+// A ticket's comment (Jira) or work note (ServiceNow) on an
+// acknowledgement or a resolution by hand says who gave it: the ticket
+// is where the team looks, and "acknowledged" alone left them asking.
+func TestTicketNoteSaysWhoAcknowledgedAndResolved(t *testing.T) {
+	in := SampleIncident()
+	in.Status, in.Transition, in.AcknowledgedAt, in.AcknowledgedBy = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(time.Minute), "ana"
+	if got := commentText(in); !strings.Contains(got, "Acknowledged by ana.") {
+		t.Errorf("acknowledgement's note %q does not name ana", got)
+	}
+	in.Status, in.Transition, in.ResolvedAt, in.ResolvedBy = StatusResolved, TransitionResolved, in.OpenedAt.Add(time.Hour), "bo"
+	if got := commentText(in); !strings.Contains(got, "Resolved by bo.") || strings.Contains(got, "ana") {
+		t.Errorf("resolution's note %q: want bo named, not the acknowledgement again", got)
+	}
+	in.ResolvedBy = ""
+	if got := commentText(in); strings.Contains(got, "Resolved by") {
+		t.Errorf("a resolution by time alone: %q names somebody", got)
+	}
+}

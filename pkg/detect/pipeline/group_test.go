@@ -118,13 +118,15 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 }
 
 // A rule that ignores a channel's metric on some services only, or after
-// a rule that scores it everywhere (first match wins), leaves the group
-// its samples: the file is taken.
+// a rule that scores it everywhere or on some services (first match
+// wins: a group of those services gets it), leaves the group its
+// samples: the file is taken.
 func TestGroupChannelNotIgnoredEverywhereIsTaken(t *testing.T) {
-	const groups = "  groups:\n    - name: a\n      by: [host]\n      channels: [x, y]\n"
+	const groups = "  groups:\n    - name: a\n      by: [host]\n      match: {service: plant}\n      channels: [x, y]\n"
 	for name, rules := range map[string]string{
 		"some services":       "    - name: quiet\n      match: {metric: y, service: batch}\n      ignore: true\n",
 		"after a scoring one": "    - name: loud\n      match: {metric: y}\n      detectors: {budget: 0.5}\n    - name: quiet\n      match: {metric: y}\n      ignore: true\n",
+		"after one scoring it on the group's service": "    - name: plant\n      match: {metric: y, service: plant}\n      detectors: {budget: 0.5}\n    - name: quiet\n      match: {metric: y}\n      ignore: true\n",
 	} {
 		if _, err := Parse("g.yaml", []byte("detect:\n  rules:\n"+rules+groups)); err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -334,14 +334,21 @@ func (p *Pipeline) Validate() error {
 
 // ignoredChannel refuses a channel of group i whose every series a rule
 // ignores (the first rule to take them all, whatever their service and
-// labels): the group would never get it, and every row would wait out
-// the group's wait and be scored without it.
+// labels, and no rule before it scoring some of them): the group would
+// never get it, and every row would wait out the group's wait and be
+// scored without it.
 func (p *Pipeline) ignoredChannel(i int) error {
 	g := &p.Groups[i]
 	for j, c := range g.Channels {
 		for _, r := range p.Rules {
-			if r.Match.Service != "" || len(r.Match.Labels) > 0 || r.metric != nil && !r.metric.MatchString(c) {
-				continue // some of its series, or none
+			if r.metric != nil && !r.metric.MatchString(c) {
+				continue // none of its series
+			}
+			if r.Match.Service != "" || len(r.Match.Labels) > 0 {
+				if r.Ignore {
+					continue // some of its series
+				}
+				break // first match wins: this rule scores some of them, which the group gets
 			}
 			if r.Ignore {
 				return invalid(p.File, lineOf(g.node, "channels", g.Line), fmt.Sprintf("detect.groups[%d].channels[%d]", i, j),

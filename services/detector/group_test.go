@@ -784,6 +784,60 @@ func TestGroupDuplicateSamplesAreCounted(t *testing.T) {
 	}
 }
 
+// A sample of an open row held by the snapshot comes again after a
+// restart (the consumer rewinds to its ack floor): it is the row's own
+// sample delivered again, not a second label set the group's by does not
+// tell apart, which the restored row knows only if its snapshot kept the
+// row's links. The restored row's anomaly links its samples as well.
+func TestRestoredOpenRowTakesItsOwnSampleAgainAsARedelivery(t *testing.T) {
+	p := votePipeline(t, []string{"temp", "flow"})
+	s, h := newTestService(t, Config{}, WithPipeline(p))
+	e, data := sample(t, "plant", "temp", map[string]string{"host": "pump-1"}, t0, 10, "")
+	ack(t, h, data)
+	orig, snap := onlyAssetSnapshot(t, s)
+
+	restarted, h2 := newTestService(t, Config{}, WithPipeline(p))
+	if ok, err := restarted.restoreAsset(assetKeyPrefix+orig.key, snap); !ok || err != nil {
+		t.Fatalf("restoreAsset: %v, %v", ok, err)
+	}
+	ack(t, h2, data) // delivered again
+	if n := testutil.ToFloat64(restarted.m.groupDuplicates); n != 0 {
+		t.Errorf("group_samples_duplicate_total %v after the row's own sample came again, want 0", n)
+	}
+	restarted.mu.Lock()
+	got, _ := restarted.assets.Get(orig.key)
+	rows, _ := got.add(t0, 1, 3, "flow-1", t0)
+	restarted.mu.Unlock()
+	if len(rows) != 1 || !slices.Equal(rows[0].links, []string{e.ID, "flow-1"}) {
+		t.Errorf("rows closed after the restore %+v, want one linking %s and flow-1", rows, e.ID)
+	}
+
+	// A snapshot of version 2, which kept no links, still restores, and
+	// its detector state is still found (an orphan's alarm).
+	hd, err := readAssetHeader(orig.key, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := 8 + 2 + 8*2
+	r := &snapReader{p: hd.rowState[at:]}
+	readLinks(r, 2)
+	v2 := slices.Concat(hd.prefix, hd.rowState[:at], r.p)
+	v2[0] = 2
+	older, err := newCore(t, Config{}, WithPipeline(p)).decodeAsset(orig.key, v2)
+	if err != nil || !older.open || older.row[0] != 10 || len(older.links) != 0 {
+		t.Fatalf("version 2 snapshot restored as %+v (%v)", older, err)
+	}
+	for _, v := range [][]byte{snap, v2} {
+		h, err := readAssetHeader(orig.key, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at, ok := h.stateAt(); !ok || len(h.rowState)-at != len(r.p) {
+			t.Errorf("version %d: detector state at %d (%v), want the last %d bytes", v[0], at, ok, len(r.p))
+		}
+	}
+}
+
 // assetWritesFailing fails the snapshot writes of group assets while on,
 // and passes every other write to the bucket's stand-in.
 type assetWritesFailing struct {

@@ -22,15 +22,19 @@ import (
 //
 //	version(1) flags(1: bit 0 a row is open) method(1: 0 pca, 1 vote)
 //	group service labels channels-hash(8) last-closed(8)
-//	[row-time(8) have(2) values(8 each)] detector state
+//	[row-time(8) have(2) values(8 each) links] detector state
 //
 // The detector state is a detect.Vote's or a detect.Group's, by the
 // method. Strings are uvarint-length-prefixed; labels are a uvarint count
-// of name, value pairs. The channels hash makes a restore skip an asset
+// of name, value pairs, links a uvarint count of the open row's sample
+// ids. The channels hash makes a restore skip an asset
 // whose group's channels changed (their number, names or order), the
 // method one whose group changed its method. Version 1 had no method byte
-// and held a detect.Group.
-const assetSnapshotVersion = 2
+// and held a detect.Group; versions 1 and 2 kept no links, so that a
+// sample of the open row delivered again after a restart (the consumer
+// rewinds to its ack floor) was taken for a second label set, and the
+// row's anomaly linked none of the samples before the restart.
+const assetSnapshotVersion = 3
 
 // methodByte is the method's byte in an asset snapshot.
 func methodByte(method string) byte {
@@ -92,6 +96,10 @@ func (s *Service) encodeAsset(b []byte, a *asset) ([]byte, error) {
 		for _, v := range a.row {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 		}
+		b = binary.AppendUvarint(b, uint64(len(a.links)))
+		for _, id := range a.links {
+			b = appendString(b, id)
+		}
 	}
 	return a.det.AppendBinary(b)
 }
@@ -142,6 +150,7 @@ func (r *snapReader) bytes(n int, what string) []byte {
 // assetHeader is what an asset snapshot says before its open row and
 // detector state, readable whatever the group is now.
 type assetHeader struct {
+	version          byte
 	open             bool
 	method           byte
 	group, service   string
@@ -158,7 +167,7 @@ func readAssetHeader(key string, v []byte) (assetHeader, error) {
 	if len(v) < 2 || v[0] < 1 || v[0] > assetSnapshotVersion {
 		return assetHeader{}, bad("unknown version")
 	}
-	h := assetHeader{open: v[1]&1 != 0, method: methodByte(detect.MethodPCA)} // version 1: pca
+	h := assetHeader{version: v[0], open: v[1]&1 != 0, method: methodByte(detect.MethodPCA)} // version 1: pca
 	r := &snapReader{p: v[2:]}
 	if v[0] >= 2 {
 		h.method = r.bytes(1, "method")[0]
@@ -193,11 +202,35 @@ func (h assetHeader) stateAt() (int, bool) {
 	}
 	for d := 2; d <= detect.MaxGroupChannels; d++ {
 		at := 8 + 2 + 8*d
+		if at >= len(h.rowState) {
+			break
+		}
+		if h.version >= 3 {
+			r := &snapReader{p: h.rowState[at:]}
+			if readLinks(r, d); r.err != nil {
+				continue
+			}
+			at = len(h.rowState) - len(r.p)
+		}
 		if at < len(h.rowState) && detect.GroupStateChannels(h.rowState[at:]) == d {
 			return at, true
 		}
 	}
 	return 0, false
+}
+
+// readLinks reads the links of an open row of d channels (version 3).
+func readLinks(r *snapReader, d int) []string {
+	n := r.uvarint("links")
+	if n > uint64(d) {
+		r.fail("links")
+		return nil
+	}
+	links := make([]string, 0, n)
+	for range n {
+		links = append(links, r.string("link"))
+	}
+	return links
 }
 
 func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
@@ -237,6 +270,9 @@ func (s *Service) decodeAsset(key string, v []byte) (*asset, error) {
 			if !math.IsNaN(a.row[i]) {
 				arrived++
 			}
+		}
+		if h.version >= 3 {
+			a.links = readLinks(r, d)
 		}
 		if r.err != nil {
 			return nil, bad("%v", r.err)

@@ -124,6 +124,10 @@ type IncidentBody struct {
 	// MergedInto, on the last (resolved) state of an incident merged
 	// into another, names that incident: the failure goes on there.
 	MergedInto string `json:"merged_into,omitempty"`
+	// AcknowledgedBy and ResolvedBy name who gave the command; a
+	// resolution by time alone has no ResolvedBy.
+	AcknowledgedBy string `json:"acknowledged_by,omitempty"`
+	ResolvedBy     string `json:"resolved_by,omitempty"`
 }
 
 // WebhookDeliveryBody is one attempt to deliver an incident to a

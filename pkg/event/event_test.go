@@ -273,6 +273,14 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 			m["kind"] = "incident"
 			m["body"] = map[string]any{"incident_id": "i", "status": "resolved", "title": "t", "merged_into": 7}
 		}),
+		"valid incident resolved by hand": mutate(func(m map[string]any) {
+			m["kind"] = "incident"
+			m["body"] = map[string]any{"incident_id": "i", "status": "resolved", "title": "t", "acknowledged_by": "ana", "resolved_by": "bo"}
+		}),
+		"acknowledged_by not a string": mutate(func(m map[string]any) {
+			m["kind"] = "incident"
+			m["body"] = map[string]any{"incident_id": "i", "status": "acknowledged", "title": "t", "acknowledged_by": 7}
+		}),
 		"valid anomaly episode": mutate(func(m map[string]any) {
 			m["kind"] = "anomaly"
 			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open", "episode_id": "e",

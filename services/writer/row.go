@@ -45,9 +45,9 @@ var Columns = map[string][]string{
 		"detector", "window", "reason", "episode", "episode_id", "episode_start", "episode_end", "peak", "peak_time",
 		"peak_value", "severity", "labels.key", "labels.value", "links"},
 	TableIncidents: {"incident_id", "version", "id", "time", "status", "title", "service", "severity", "team",
-		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "fingerprint", "labels.key", "labels.value", "links"},
+		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "acknowledged_by", "resolved_by", "fingerprint", "labels.key", "labels.value", "links"},
 	TableIncidentHistory: {"incident_id", "time", "version", "id", "status", "title", "service", "severity", "team",
-		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "links"},
+		"opened_at", "acknowledged_at", "resolved_at", "merged_into", "acknowledged_by", "resolved_by", "links"},
 	TableLogTemplates:      {"id", "time", "service", "template_id", "template", "status", "previous_id", "merged_from", "example"},
 	TableWebhookDeliveries: {"id", "time", "incident_id", "receiver", "attempt", "status_code", "error", "duration_ms", "idempotency_key"},
 }
@@ -470,11 +470,11 @@ func incidentRows(e *event.Envelope, labels *labelPairs, notAfter time.Time) (la
 	links := nonNil(e.Links)
 	latest = []any{
 		b.IncidentID, incidentVersion(e.Time), &e.ID, &e.Time, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
-		opened, acked, resolved, b.MergedInto, &e.Fingerprint, labels.keys, labels.values, links,
+		opened, acked, resolved, b.MergedInto, b.AcknowledgedBy, b.ResolvedBy, &e.Fingerprint, labels.keys, labels.values, links,
 	}
 	history = []any{
 		b.IncidentID, &e.Time, incidentVersion(e.Time), &e.ID, b.Status, b.Title, &e.Service, severityValue(e.Severity), b.Team,
-		opened, acked, resolved, b.MergedInto, links,
+		opened, acked, resolved, b.MergedInto, b.AcknowledgedBy, b.ResolvedBy, links,
 	}
 	return latest, history, nil
 }

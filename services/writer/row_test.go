@@ -92,6 +92,12 @@ func TestRowsRouteEachKindToItsTables(t *testing.T) {
 				TableIncidents:       {"incident_id": "inc-9", "merged_into": "inc-8"},
 				TableIncidentHistory: {"status": "resolved", "merged_into": "inc-8"},
 			}},
+		// Who acknowledged and who resolved it, in both tables.
+		{event.KindIncident, `{"incident_id":"inc-9","status":"resolved","title":"t","opened_at":"2026-03-02T09:00:00Z","acknowledged_by":"ana","resolved_by":"bo"}`,
+			[]string{TableEvents, TableIncidents, TableIncidentHistory}, map[string]map[string]any{
+				TableIncidents:       {"acknowledged_by": "ana", "resolved_by": "bo", "merged_into": ""},
+				TableIncidentHistory: {"acknowledged_by": "ana", "resolved_by": "bo"},
+			}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.kind), func(t *testing.T) {

@@ -105,6 +105,16 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 	return nil
 }
 
+// HeldByAnother reports whether another instance holds the lease now
+// (false for a nil lease, or when that cannot be read).
+func (l *Lease) HeldByAnother(ctx context.Context) bool {
+	if l == nil {
+		return false
+	}
+	holder, err := l.Holder(ctx)
+	return err == nil && holder != "" && holder != l.holder
+}
+
 func (l *Lease) runTerm(ctx context.Context, log zerolog.Logger, term func(context.Context) error, lost func()) error {
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -128,10 +128,12 @@ func NewLastFailure(name string) *LastFailure { return &LastFailure{name: name} 
 // Failed records err (nil: none).
 func (f *LastFailure) Failed(err error) { f.err.Store(&err) }
 
-// Check fails with what why says of the last failure recorded.
-func (f *LastFailure) Check(why string) Check {
-	return Check{Name: f.name, Fn: func(context.Context) error {
-		if err := f.err.Load(); err != nil && *err != nil {
+// Check fails with what why says of the last failure recorded, unless
+// excused (nil: never) says the failure does not matter now (another
+// instance does the work: this one is a standby like any other).
+func (f *LastFailure) Check(why string, excused func(context.Context) bool) Check {
+	return Check{Name: f.name, Fn: func(ctx context.Context) error {
+		if err := f.err.Load(); err != nil && *err != nil && (excused == nil || !excused(ctx)) {
 			return fmt.Errorf("%s: %w", why, *err)
 		}
 		return nil

@@ -572,3 +572,27 @@ func TestComponentNames(t *testing.T) {
 		t.Errorf("unnamed: %q, want service.RunnerFunc#3", got)
 	}
 }
+
+// A failure recorded fails its check, unless excused at the time of the
+// check (another instance does the work), and no more once cleared.
+func TestLastFailureFailsItsCheckUnlessExcused(t *testing.T) {
+	f := NewLastFailure("stage")
+	excused := false
+	check := f.Check("its last term failed", func(context.Context) bool { return excused })
+	if err := check.Fn(context.Background()); err != nil {
+		t.Fatalf("no failure yet: %v", err)
+	}
+	f.Failed(errors.New("state unreadable"))
+	if err := check.Fn(context.Background()); err == nil || err.Error() != "its last term failed: state unreadable" {
+		t.Fatalf("after a failure: %v", err)
+	}
+	excused = true
+	if err := check.Fn(context.Background()); err != nil {
+		t.Fatalf("excused: %v", err)
+	}
+	excused = false
+	f.Failed(nil)
+	if err := check.Fn(context.Background()); err != nil {
+		t.Fatalf("cleared: %v", err)
+	}
+}

@@ -918,9 +918,11 @@ func (s *Service) lead(ctx context.Context) error {
 
 // Checks is the correlator's readiness: not ready while its terms end in
 // errors (a state it cannot restore, say), which the lease's loop tries
-// again for ever with nothing but its log to tell.
+// again for ever with nothing but its log to tell; ready again once
+// another instance holds the lease (the failing one a standby like any
+// other, whose failure a pod-not-ready alert would page for in vain).
 func (s *Service) Checks() []service.Check {
-	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term restores its state")}
+	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term restores its state", s.lease.HeldByAnother)}
 }
 
 // awaitEarlier ends the term once a partition of an earlier layout that

@@ -659,6 +659,30 @@ func TestReadinessFailsWhileTermsCannotRestore(t *testing.T) {
 			t.Fatalf("readiness %v while the state cannot be restored, want it to name the broken state", check.Fn(ctx))
 		}
 	}
+	// Another instance taking the lease (the failing one releases it at
+	// once) makes this one a standby like any other: ready, or a
+	// healthy cluster would page for a pod not ready. Let go, the lease
+	// comes back here, and so does the failure.
+	other, err := r.cfg.Lease.Open(ctx, r.js, "correlator."+svc.proc.cfg.Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancelAcquire := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelAcquire()
+	if err := other.Acquire(actx); err != nil {
+		t.Fatal(err)
+	}
+	if err := check.Fn(ctx); err != nil {
+		t.Fatalf("readiness %v while another instance holds the lease, want ready", err)
+	}
+	if err := other.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !errors.Is(check.Fn(ctx), stage.ErrBrokenObject); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness %v once the lease is back and the state still cannot be restored", check.Fn(ctx))
+		}
+	}
 	if err := store.Delete(ctx, "correlator"); err != nil {
 		t.Fatal(err)
 	}

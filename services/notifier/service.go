@@ -44,9 +44,11 @@ type Service struct {
 
 // Checks is the notifier's readiness: not ready while its terms end in
 // errors (the open incidents unreadable, say), which the lease's loop
-// tries again for ever with nothing but its log to tell.
+// tries again for ever with nothing but its log to tell; ready again once
+// another instance holds the lease (the failing one a standby like any
+// other, whose failure a pod-not-ready alert would page for in vain).
 func (s *Service) Checks() []service.Check {
-	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term reads the open incidents")}
+	return []service.Check{s.terms.Check("its last term ended with an error, and it stands by until a term reads the open incidents", s.lease.HeldByAnother)}
 }
 
 // Addr is where the silences API listens (nil without one): the port

@@ -176,8 +176,8 @@ type Batch struct {
 	// (at most MaxProblems listed), and of OTLP metrics refused without a
 	// point (no data).
 	Problems []Problem
-	// Truncated counts the OTLP log record attribute values cut to fit a
-	// label (at most event.MaxLabelBytes), in the events taken.
+	// Truncated counts the OTLP attribute values (of log records, of
+	// resources) cut to fit a label (at most event.MaxLabelBytes).
 	Truncated int
 	// expanded is the estimated JSON size of the events charged so far.
 	expanded int

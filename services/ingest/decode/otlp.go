@@ -80,6 +80,7 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
 		resource := attributes(rl.Resource().Attributes())
+		batch.Truncated += cutLabels(resource)
 		if field, problem, bad := attributeProblem(rl.Resource().Attributes()); bad {
 			c.add(i, "resource.attributes."+field, "%s", problem)
 			for j := 0; j < rl.ScopeLogs().Len(); j++ {
@@ -193,12 +194,7 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 		Labels:   attributes(lr.Attributes()),
 		Severity: logSeverity(lr.SeverityNumber(), lr.SeverityText()),
 	}
-	for k, v := range e.Labels {
-		if len(v) > event.MaxLabelBytes {
-			e.Labels[k] = cutLabel(v)
-			cut++
-		}
-	}
+	cut = cutLabels(e.Labels)
 	if t != 0 {
 		e.Time = t.AsTime()
 	}
@@ -219,12 +215,26 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 	return e, cut
 }
 
-// cutLabel cuts a log record's attribute value over a label's limit to
-// fit it, marked so, as the OpenTelemetry SDKs' attribute value length
-// limit does: OpenTelemetry's exception.stacktrace of a Java error, or a
-// db.query.text, is routinely larger, and refusing the record would lose
-// exactly the error logs. A metric's attributes name its series and are
-// refused instead: cut, two series would become one.
+// cutLabels cuts the values of m over a label's limit to fit it, marked
+// so, as the OpenTelemetry SDKs' attribute value length limit does, and
+// returns how many it cut. For a log record's attributes and for any
+// resource's: OpenTelemetry's exception.stacktrace of a Java error, a
+// db.query.text, a Java process.command_line with its classpath are
+// routinely larger, and refusing them would lose exactly the error logs,
+// or every record and point of the process. A data point's own
+// attributes name its series and are refused instead: cut, two series
+// would become one (a resource's cut keeps its own 4 KiB and its length).
+func cutLabels(m map[string]string) (cut int) {
+	for k, v := range m {
+		if len(v) > event.MaxLabelBytes {
+			m[k] = cutLabel(v)
+			cut++
+		}
+	}
+	return cut
+}
+
+// cutLabel cuts v to fit a label, marked with its length.
 func cutLabel(v string) string {
 	marker := fmt.Sprintf(" …[cut from %d bytes]", len(v))
 	keep := event.MaxLabelBytes - len(marker)
@@ -310,6 +320,7 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 		rm := rms.At(i)
 		m.item = i
 		m.resource = attributes(rm.Resource().Attributes())
+		m.batch.Truncated += cutLabels(m.resource)
 		sms := rm.ScopeMetrics()
 		if field, problem, bad := attributeProblem(rm.Resource().Attributes()); bad {
 			m.c.add(i, "resource.attributes."+field, "%s", problem)

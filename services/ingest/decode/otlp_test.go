@@ -477,6 +477,33 @@ func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			refusedProblem(t, mb, err, 0, "scopeMetrics[0].metrics[0].gauge.dataPoints[0].attributes.query")
+
+			// A resource's (a Java process.command_line and its
+			// classpath) is cut too: refused, it refused every record
+			// and point of the process.
+			classpath := "java -cp " + strings.Repeat("/opt/app/lib/some-library-1.2.3.jar:", 200) + " com.shop.Main"
+			ld = sampleLogs()
+			ld.ResourceLogs().At(0).Resource().Attributes().PutStr("process.command_line", classpath)
+			b, err = OTLPLogs(encodeLogs(t, ld, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, b, SourceOTLP)
+			eq(t, "events of a long resource", len(b.Events), 3)
+			eq(t, "cut", b.Truncated, 1)
+			if got := b.Events[0].Resource["process.command_line"]; len(got) > event.MaxLabelBytes || !strings.HasSuffix(got, fmt.Sprintf(" …[cut from %d bytes]", len(classpath))) {
+				t.Errorf("resource value of %d bytes ends %q", len(got), got[max(0, len(got)-40):])
+			}
+			md = sampleMetrics()
+			md.ResourceMetrics().At(0).Resource().Attributes().PutStr("process.command_line", classpath)
+			mb, err = OTLPMetrics(encodeMetrics(t, md, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, mb, SourceOTLP)
+			if mb.Skipped[SkippedInvalid] != 0 || mb.Truncated != 1 {
+				t.Errorf("points of a long resource: %d refused, %d cut; want none refused, one cut", mb.Skipped[SkippedInvalid], mb.Truncated)
+			}
 		})
 	}
 }

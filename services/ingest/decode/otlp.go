@@ -180,7 +180,8 @@ func recordProblem(lr plog.LogRecord) (field, problem string, bad bool) {
 }
 
 // logEvent makes a log record's event; cut is how many of its attribute
-// values were cut to fit a label (cutLabel).
+// values and message were cut to fit a label (cutLabel) or a message
+// (cutMessage).
 func logEvent(lr plog.LogRecord, service string, resource map[string]string, now time.Time) (e *event.Envelope, cut int) {
 	t, observed := lr.Timestamp(), lr.ObservedTimestamp()
 	if t == 0 {
@@ -204,6 +205,10 @@ func logEvent(lr plog.LogRecord, service string, resource map[string]string, now
 	b := event.LogBody{Message: lr.Body().AsString()}
 	if b.Message == "" {
 		b.Message = lr.EventName()
+	}
+	if event.JSONStringLen(b.Message) > event.MaxLogMessageBytes {
+		b.Message = cutMessage(b.Message)
+		cut++
 	}
 	if id := lr.TraceID(); !id.IsEmpty() {
 		b.TraceID = id.String()
@@ -242,6 +247,28 @@ func cutLabel(v string) string {
 		keep--
 	}
 	return v[:keep] + marker
+}
+
+// cutMessage cuts a log record's message over event.MaxLogMessageBytes
+// as JSON to fit it, on a character, marked as cutLabel marks: a stack
+// trace a shipper joined into one record (the Collector's filelog
+// recombine, a StackOverflowError's thousand frames) is routinely larger,
+// and refusing the record would lose exactly the error logs. The log
+// miner mines a message's first line and first 16 KiB at most, so its
+// template is the same. The message holds valid UTF-8 (recordProblem).
+func cutMessage(m string) string {
+	marker := fmt.Sprintf(" …[cut from %d bytes]", len(m))
+	n, keep := event.JSONStringLen(marker), 0
+	for keep < len(m) {
+		_, size := utf8.DecodeRuneInString(m[keep:])
+		w := event.JSONStringLen(m[keep:keep+size]) - 2 // its escape, without the quotes
+		if n+w > event.MaxLogMessageBytes {
+			break
+		}
+		n += w
+		keep += size
+	}
+	return m[:keep] + marker
 }
 
 // logSeverity maps OpenTelemetry's severity number ranges, falling back to

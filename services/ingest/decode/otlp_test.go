@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -503,6 +504,44 @@ func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
 			checkValid(t, mb, SourceOTLP)
 			if mb.Skipped[SkippedInvalid] != 0 || mb.Truncated != 1 {
 				t.Errorf("points of a long resource: %d refused, %d cut; want none refused, one cut", mb.Skipped[SkippedInvalid], mb.Truncated)
+			}
+		})
+	}
+}
+
+// A log record's body over a message's 64 KiB as JSON (a stack trace the
+// Collector's filelog receiver joined into one record, a line listing
+// thousands of blocks) is cut to fit and marked, as an attribute over a
+// label's limit is: refused, the record was lost (the Collector drops a
+// request answered 400 and logs an error at every partial success), and
+// with it exactly the error logs. Escapes count as JSON writes them.
+func TestOTLPLogMessageOverTheLimitIsCut(t *testing.T) {
+	trace := "java.lang.StackOverflowError\n" + strings.Repeat("\tat com.shop.Checkout.pay(Checkout.java:42) \"é\"\n", 3000)
+	for _, enc := range []Encoding{Protobuf, JSON} {
+		t.Run(enc.String(), func(t *testing.T) {
+			ld := sampleLogs()
+			ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().SetStr(trace)
+			b, err := OTLPLogs(encodeLogs(t, ld, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkValid(t, b, SourceOTLP)
+			eq(t, "events", len(b.Events), 3)
+			eq(t, "cut", b.Truncated, 1)
+			var body event.LogBody
+			if err := json.Unmarshal(b.Events[0].Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			got := body.Message
+			marker := fmt.Sprintf(" …[cut from %d bytes]", len(trace))
+			if n := event.JSONStringLen(got); n > event.MaxLogMessageBytes || n < event.MaxLogMessageBytes-16 {
+				t.Errorf("cut message is %d bytes as JSON, want at most %d and not much less", n, event.MaxLogMessageBytes)
+			}
+			if !strings.HasSuffix(got, marker) || !strings.HasPrefix(trace, strings.TrimSuffix(got, marker)) || !utf8.ValidString(got) {
+				t.Errorf("cut message ends %q, want the trace's start, whole runes, then %q", got[max(0, len(got)-60):], marker)
+			}
+			if err := b.Events[0].CheckFits(); err != nil {
+				t.Errorf("the cut record does not fit: %v", err)
 			}
 		})
 	}

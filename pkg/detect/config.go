@@ -60,6 +60,9 @@ type Config struct {
 	Budget float64 `yaml:"budget" json:"budget"`
 	// Episode configures the alarm episodes (Result.Alarm, Result.Episode).
 	Episode EpisodeConfig `yaml:"episode" json:"episode"`
+	// Vote configures how the series counts when it is a channel of a
+	// Vote (a pipeline group of method vote); a lone series ignores it.
+	Vote VoteConfig `yaml:"vote" json:"vote"`
 
 	// GapFactor flags a gap when the time since the previous observation
 	// exceeds GapFactor times the typical interval. Default 10.
@@ -117,6 +120,26 @@ type ForecastConfig struct {
 	Beta float64 `yaml:"beta" json:"beta"`
 }
 
+// VoteConfig configures what a channel in an alarm episode adds to the
+// surprise of a Vote's row.
+type VoteConfig struct {
+	// RarityOnly: a channel adds only the rarity of its alarms, −ln of the
+	// fraction of the rows it has been in an episode (the vote before
+	// session 5). Default false: it adds Severity too.
+	RarityOnly bool `yaml:"rarity_only" json:"rarity_only"`
+	// Severity is what a channel adds, in nats, per unit of the log ratio
+	// (ln of its statistic over the alarm level) by which its score
+	// exceeds its budget's bar (the level its next episode would have to
+	// clear). Default 2: Chebyshev's bound, P(|X−μ| ≥ kσ) ≤ 1/k², makes a
+	// deviation e^L times its alarm level at most e^(−2L) times as likely,
+	// whatever the distribution. Without it one channel adds at most
+	// ln(rows), under the limit 2.5·√channels until an asset has ~e^10.9
+	// rows (19 channels), so a fault that moves one metric far out is
+	// flagged only when a second one joins it, rows later (QUALITY.md,
+	// "Session 5").
+	Severity float64 `yaml:"severity" json:"severity"`
+}
+
 // Values of Config.Season besides a duration.
 const (
 	SeasonAuto = "auto"
@@ -145,6 +168,8 @@ const (
 	DefaultHorizon    = 24 * time.Hour
 	DefaultBeta       = 0.02
 	DefaultGapFactor  = 10.0
+	// DefaultVoteSeverity is VoteConfig.Severity's default.
+	DefaultVoteSeverity = 2.0
 )
 
 // DefaultConfig returns Config{} with every default filled in.
@@ -216,6 +241,9 @@ func (c Config) WithDefaults() Config {
 	if c.Episode.MaxDuration == 0 {
 		c.Episode.MaxDuration = DefaultEpisodeMaxDuration
 	}
+	if c.Vote.Severity == 0 {
+		c.Vote.Severity = DefaultVoteSeverity
+	}
 	return c
 }
 
@@ -273,6 +301,8 @@ func (c Config) Validate() error {
 		return invalid("episode.max_duration", "%v is not positive", c.Episode.MaxDuration)
 	case c.Episode.Silence < 0:
 		return invalid("episode.silence", "%v is negative", c.Episode.Silence)
+	case !finite(c.Vote.Severity) || c.Vote.Severity <= 0 || c.Vote.Severity > 100:
+		return invalid("vote.severity", "%v nats per unit of log ratio is not in (0,100]", c.Vote.Severity)
 	}
 	return nil
 }

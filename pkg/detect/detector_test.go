@@ -591,6 +591,7 @@ func TestConfigValidate(t *testing.T) {
 		"episode.release":      {Episode: EpisodeConfig{Release: 300}},
 		"episode.update_every": {Episode: EpisodeConfig{UpdateEvery: -time.Second}},
 		"episode.max_duration": {Episode: EpisodeConfig{MaxDuration: -time.Second}},
+		"vote.severity":        {Vote: VoteConfig{Severity: -2}},
 	}
 	for field, c := range cases {
 		err := c.Validate()

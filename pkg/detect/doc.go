@@ -77,8 +77,10 @@
 // eval` scores on a multivariate file) gives each channel its own
 // Detector and flags a row when the channels in an alarm episode are rare
 // enough together: each adds −ln of the fraction of the rows it has been
-// in alarm, and the sum must reach VoteSurprise·√channels. Its state is
-// the channels' detectors and one count each.
+// in alarm, and Config.Vote.Severity (2) times the log ratio by which its
+// score is past its budget's bar, and the sum must reach
+// VoteSurprise·√channels. Its state is the channels' detectors and one
+// count each.
 //
 // A Group (method pca) scores rows of several channels together (the sensors of one
 // pump, the golden signals of one service) with a principal-component

@@ -44,13 +44,19 @@ const VoteSurprise = 2.5
 // univariate Detector per channel and flags the rows where the channels in
 // an alarm episode are surprising enough together: a channel in alarm adds
 // −ln of the fraction of the rows so far that it has been in alarm
-// ((a+1)/(n+2), a its rows in alarm, n the rows), and a row is flagged when
-// the sum reaches VoteSurprise·√channels. A count of channels treats every
-// channel alike, so the few channels of a machine that are often in alarm
-// (quantised, bursty metrics) would set its false alarms; weighted by
-// their own rarity they count little, and two rarely alarming channels at
-// once count as much as several noisy ones (Fisher's combination of the
-// channels' p-values, with the alarm rate as the p-value).
+// ((a+1)/(n+2), a its rows in alarm, n the rows), plus
+// Config.Vote.Severity times the log ratio by which its score exceeds its
+// budget's bar (how much further out it is than its next episode would
+// have to be), and a row is flagged when the sum reaches
+// VoteSurprise·√channels. A count of channels treats every channel alike,
+// so the few channels of a machine that are often in alarm (quantised,
+// bursty metrics) would set its false alarms; weighted by their own rarity
+// they count little, and two rarely alarming channels at once count as
+// much as several noisy ones (Fisher's combination of the channels'
+// p-values, with the alarm rate as the p-value, times Chebyshev's bound on
+// going further out). The rarity alone of one channel is at most ln(rows),
+// under the limit for months of rows; with its severity, one channel far
+// past its bar flags the row by itself.
 //
 // This is what `aiops detect eval` scores on multivariate files and what
 // the detector service runs for a pipeline group of method vote. Its state
@@ -62,6 +68,8 @@ type Vote struct {
 	alarms []uint64 // rows each channel was in an alarm episode
 	rows   uint64   // rows observed
 	limit  float64
+	// severity is Config.Vote.Severity, 0 with RarityOnly
+	severity float64
 
 	hasLast bool
 	last    int64 // unix ns of the last row observed
@@ -82,7 +90,8 @@ type VoteResult struct {
 	// Anomaly: the row is flagged, Surprise >= Limit.
 	Anomaly bool
 	// Surprise is the summed surprise of the channels in an alarm episode
-	// (0 when none is); Limit is VoteSurprise·√channels.
+	// (their rarity and severity; 0 when none is); Limit is
+	// VoteSurprise·√channels.
 	Surprise, Limit float64
 	// Score in [0,1] is 0.5 at the limit, as every detector's threshold:
 	// 1/(1+(Limit/Surprise)⁴).
@@ -120,6 +129,9 @@ func NewVote(p *Profile, channels int) (*Vote, error) {
 		limit:   VoteSurprise * math.Sqrt(float64(channels)),
 		results: make([]Result, channels), surprise: make([]float64, channels),
 		expected: make([]float64, channels), top: make([]int, 0, channels),
+	}
+	if !p.cfg.Vote.RarityOnly {
+		v.severity = p.cfg.Vote.Severity
 	}
 	for c := range v.dets {
 		v.dets[c] = p.NewDetector()
@@ -211,6 +223,11 @@ func (v *Vote) Observe(t time.Time, row []float64) VoteResult {
 		}
 		v.alarms[c]++
 		s := -math.Log((float64(v.alarms[c]) + 1) / n2)
+		if v.severity > 0 {
+			// how far past the bar its next episode would have to clear:
+			// 0 on the rows of an episode back under it
+			s += v.severity * math.Max(0, logRatio(res.Score)-float64(d.ep.bar))
+		}
 		v.surprise[c] = s
 		sum += s
 		// insertion by surprise, most first: few channels are in alarm

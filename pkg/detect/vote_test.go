@@ -185,3 +185,66 @@ func TestVoteBadInput(t *testing.T) {
 		t.Errorf("ParseMethod(\"\") = %q, %v", m, err)
 	}
 }
+
+// TestVoteOneChannelFarOut: one channel of 19 going 200σ out is flagged
+// from its first row by itself, by its severity (how far past its bar it
+// is); its rarity alone (at most ln(rows), 8.4 after three days at one
+// minute) stays under the limit 2.5·√19 = 10.9, so with
+// Vote.RarityOnly the row waits for a second channel that never comes. A
+// shift of 10σ on one channel, past its alarm level but not far, is
+// flagged by neither.
+func TestVoteOneChannelFarOut(t *testing.T) {
+	const faultAt = 2*1440 + 600
+	for _, c := range []struct {
+		name       string
+		cfg        Config
+		shift      float64
+		wantFlag   bool
+		wantInTime int // rows after faultAt by which the first flag must come
+	}{
+		{"severity, 200σ", Config{}, 200, true, 0},
+		{"rarity only, 200σ", Config{Vote: VoteConfig{RarityOnly: true}}, 200, false, 0},
+		{"severity, 10σ", Config{}, 10, false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			times, rows := voteAsset(19, nil, faultAt)
+			for i := faultAt; i < faultAt+10; i++ {
+				rows[i][5] += c.shift
+			}
+			p, err := NewProfile(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := NewVote(p, 19)
+			first, inAlarm := -1, false
+			for i := range times {
+				r := v.Observe(times[i], rows[i])
+				if r.Channels[5].Alarm && i >= faultAt && i < faultAt+10 {
+					inAlarm = true
+				}
+				if !r.Anomaly {
+					continue
+				}
+				if i < faultAt || i >= faultAt+10 {
+					t.Errorf("row %d flagged outside the fault: contributors %v", i, r.Contributors)
+					continue
+				}
+				if r.Channel != 5 || len(r.Contributors) != 1 {
+					t.Errorf("row %d: contributors %v, want channel 5 alone", i, r.Contributors)
+				}
+				if first < 0 {
+					first = i
+				}
+			}
+			if !inAlarm {
+				t.Fatal("channel 5 never in an alarm episode in the fault: the test proves nothing")
+			}
+			switch {
+			case c.wantFlag && first != faultAt+c.wantInTime:
+				t.Errorf("fault at row %d: first flagged row %d", faultAt, first)
+			case !c.wantFlag && first >= 0:
+				t.Errorf("row %d flagged: one channel %gσ out", first, c.shift)
+			}
+		})
+	}
+}

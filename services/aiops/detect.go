@@ -241,7 +241,8 @@ files (.csv or .csv.gz, searched recursively): the header
 timestamp,value,label scores one series with the univariate detector,
 timestamp,a,b,...,label one asset: each channel with its own detector, a
 row in alarm when the channels in alarm are surprising enough together
-(each adds -ln of the fraction of rows it has been in alarm so far; the
+(each adds -ln of the fraction of rows it has been in alarm so far, and
+twice the log ratio by which its score is past its budget's bar; the
 sum must reach 2.5*sqrt(channels)), as the detector service scores a
 pipeline group of method vote (the default); --pca-group, or --group
 naming a group of method pca: one principal-component group detector

@@ -230,9 +230,10 @@ func (j *Jira) Notify(ctx context.Context, d Deliverer, key string, in Incident,
 			return j.comment(ctx, d, key, found, in)
 		}
 		// A merged incident's issue says where its failure went before it
-		// closes: once done, a retry of this notification finds nothing
-		// left to do, so the comment comes first.
-		if in.MergedInto != "" {
+		// closes, and one resolved by hand who resolved it: once done, a
+		// retry of this notification finds nothing left to do, so the
+		// comment comes first.
+		if in.MergedInto != "" || in.ResolvedBy != "" {
 			if err := j.comment(ctx, d, key, found, in); err != nil {
 				return err
 			}

@@ -969,3 +969,43 @@ func TestTicketNoteSaysWhoAcknowledgedAndResolved(t *testing.T) {
 		t.Errorf("a resolution by time alone: %q names somebody", got)
 	}
 }
+
+// A Jira issue closed by resolve_transition says who resolved the
+// incident by hand: a comment naming them comes before the transition
+// (done, a retry finds nothing left to do). A resolution by time alone
+// names nobody and only transitions, as before.
+func TestJiraResolvedByHandCommentsWhoBeforeTheTransition(t *testing.T) {
+	ctx := context.Background()
+	in := SampleIncident()
+	in.Status, in.Transition, in.ResolvedAt, in.ResolvedBy = StatusResolved, TransitionResolved, in.OpenedAt.Add(time.Hour), "bo"
+	js := &jiraServer{issues: map[string]string{JiraLabel(in.ID): "OPS-7"}, done: map[string]bool{}}
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	j := &Jira{Receiver: "ops", APIURL: srv.URL + "/rest/api/2", ResolveTransition: "Done"}
+	issue := JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}
+	if err := j.Notify(ctx, cl, "k", in, issue); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-7/comment", "POST /rest/api/2/issue/OPS-7/comment",
+		"GET /rest/api/2/issue/OPS-7/transitions", "POST /rest/api/2/issue/OPS-7/transitions"}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
+		t.Fatalf("jira requests\n%q\nwant\n%q", js.calls, want)
+	}
+	if !strings.Contains(js.bodies[2], "Resolved by bo.") || !js.done["OPS-7"] {
+		t.Fatalf("jira comment %s, issue done %v; want bo named, then the issue done", js.bodies[2], js.done["OPS-7"])
+	}
+
+	js = &jiraServer{issues: map[string]string{JiraLabel(in.ID): "OPS-7"}, done: map[string]bool{}}
+	srv2 := httptest.NewServer(js)
+	defer srv2.Close()
+	j.APIURL = srv2.URL + "/rest/api/2"
+	in.ResolvedBy = ""
+	if err := j.Notify(ctx, cl, "k2", in, issue); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-7/transitions", "POST /rest/api/2/issue/OPS-7/transitions"}
+	if fmt.Sprint(js.calls) != fmt.Sprint(want) {
+		t.Fatalf("resolved by time alone: jira requests\n%q\nwant\n%q", js.calls, want)
+	}
+}

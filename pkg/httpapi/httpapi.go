@@ -267,6 +267,10 @@ func jsonProblem(err error) error {
 		return fmt.Errorf("field %q is a JSON %s: want %s", typ.Field, typ.Value, jsonKind(typ.Type))
 	case errors.As(err, &syn):
 		return fmt.Errorf("not JSON at byte %d: %s", max(syn.Offset-1, 0), strings.TrimPrefix(syn.Error(), "json: ")) // from 0, as the other messages count
+	case errors.Is(err, io.EOF):
+		// Nothing but whitespace: DecodeJSON takes that as no body, a
+		// NATS message (UnmarshalStrict alone) gets here.
+		return errors.New("empty: want one JSON value")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errors.New("not JSON: it ends before its value does (a brace, bracket or quote not closed)")
 	}

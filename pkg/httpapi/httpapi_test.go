@@ -93,6 +93,18 @@ func TestDecodeJSON(t *testing.T) {
 	}
 }
 
+// UnmarshalStrict is also how a NATS message is read (a correlator
+// command), where an empty one reaches it: the reason says so, not Go's
+// "EOF".
+func TestUnmarshalStrictOfNothingSaysItIsEmpty(t *testing.T) {
+	for _, in := range []string{"", " \n"} {
+		var v struct{}
+		if err := UnmarshalStrict([]byte(in), &v); err == nil || err.Error() != "empty: want one JSON value" {
+			t.Errorf("%q: %v, want it said empty", in, err)
+		}
+	}
+}
+
 func TestConfig(t *testing.T) {
 	for _, c := range []struct {
 		cfg  Config

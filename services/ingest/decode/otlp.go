@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -239,9 +240,13 @@ func cutLabels(m map[string]string) (cut int) {
 	return cut
 }
 
-// cutLabel cuts v to fit a label, marked with its length.
+// cutLabel cuts v to fit a label, marked with its length and a hash of
+// the whole: a resource's values are part of a series' fingerprint, and
+// two long values alike in their first 4 KiB stay two series.
 func cutLabel(v string) string {
-	marker := fmt.Sprintf(" …[cut from %d bytes]", len(v))
+	h := fnv.New64a()
+	h.Write([]byte(v))
+	marker := fmt.Sprintf(" …[cut from %d bytes, %016x]", len(v), h.Sum64())
 	keep := event.MaxLabelBytes - len(marker)
 	for keep > 0 && !utf8.RuneStart(v[keep]) {
 		keep--

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"strconv"
 	"strings"
@@ -465,7 +466,7 @@ func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
 			eq(t, "events", len(b.Events), 3)
 			eq(t, "cut", b.Truncated, 1)
 			got := b.Events[0].Labels["exception.stacktrace"]
-			marker := fmt.Sprintf(" …[cut from %d bytes]", len(trace))
+			marker := fmt.Sprintf(" …[cut from %d bytes, %016x]", len(trace), fnv64a(trace))
 			if len(got) > event.MaxLabelBytes || !strings.HasSuffix(got, marker) || !strings.HasPrefix(trace, strings.TrimSuffix(got, marker)) || !utf8.ValidString(got) {
 				t.Errorf("cut value of %d bytes ends %q, want at most %d bytes of the trace's start, whole runes, then %q", len(got), got[max(0, len(got)-60):], event.MaxLabelBytes, marker)
 			}
@@ -492,7 +493,7 @@ func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
 			checkValid(t, b, SourceOTLP)
 			eq(t, "events of a long resource", len(b.Events), 3)
 			eq(t, "cut", b.Truncated, 1)
-			if got := b.Events[0].Resource["process.command_line"]; len(got) > event.MaxLabelBytes || !strings.HasSuffix(got, fmt.Sprintf(" …[cut from %d bytes]", len(classpath))) {
+			if got := b.Events[0].Resource["process.command_line"]; len(got) > event.MaxLabelBytes || !strings.HasSuffix(got, fmt.Sprintf(" …[cut from %d bytes, %016x]", len(classpath), fnv64a(classpath))) {
 				t.Errorf("resource value of %d bytes ends %q", len(got), got[max(0, len(got)-40):])
 			}
 			md = sampleMetrics()
@@ -504,6 +505,18 @@ func TestOTLPLogAttributeOverALabelsLimitIsCut(t *testing.T) {
 			checkValid(t, mb, SourceOTLP)
 			if mb.Skipped[SkippedInvalid] != 0 || mb.Truncated != 1 {
 				t.Errorf("points of a long resource: %d refused, %d cut; want none refused, one cut", mb.Skipped[SkippedInvalid], mb.Truncated)
+			}
+			// Another process, alike in its first 4 KiB and its length:
+			// its series stay its own.
+			other := classpath[:len(classpath)-len("com.shop.Main")] + "com.shop.Jobs"
+			md = sampleMetrics()
+			md.ResourceMetrics().At(0).Resource().Attributes().PutStr("process.command_line", other)
+			ob, err := OTLPMetrics(encodeMetrics(t, md, enc), enc, opts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ob.Events[0].Fingerprint == mb.Events[0].Fingerprint {
+				t.Errorf("two processes alike in their first 4 KiB share the series %s", ob.Events[0].Fingerprint)
 			}
 		})
 	}
@@ -1069,4 +1082,10 @@ func TestOTLPInvalidUTF8IsRefusedNotRewritten(t *testing.T) {
 	refusedProblem(t, m, err, 0, "scopeMetrics[0].metrics[1].sum.dataPoints[0].attributes.peer.host")
 	eq(t, "refused points", m.Skipped[SkippedInvalid], 2)
 	eq(t, "events", len(m.Events), 9)
+}
+
+func fnv64a(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
 }

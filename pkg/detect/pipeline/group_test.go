@@ -95,6 +95,8 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 		{"settings of a vote", head + "      channels: [x, y]\n      settings: {warmup: 50}\n", []string{"g.yaml:6", "detect.groups[0].settings", `group "a"`, "method: pca"}},
 		{"bad regex", head + "      channels: [x, y]\n      match: {service: \"(\"}\n", []string{"detect.groups[0].match.service", "regular expression"}},
 		{"not a list", "detect:\n  groups: {a: 1}\n", []string{"g.yaml"}},
+		// A rule's vote would be ignored: a group's is the defaults'.
+		{"vote in a rule", "detect:\n  rules:\n    - name: r\n      match: {metric: x}\n      detectors:\n        vote: {severity: 3}\n", []string{"g.yaml:6", "detect.rules[0].detectors.vote", "detect.defaults"}},
 		// A rule ignoring a channel's metric whatever its service: the
 		// group would never get it (the built-in rule, then a file's).
 		{"channel ignored by the built-in rule", head + "      channels: [x, scrape_duration_seconds]\n", []string{"g.yaml:5", "detect.groups[0].channels[1]", `"scrape_duration_seconds"`, `"prometheus-scrape"`, "ignore: true"}},

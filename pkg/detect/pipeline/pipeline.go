@@ -313,6 +313,11 @@ func (p *Pipeline) Validate() error {
 			}
 		} else if err := r.compile(p.File, path+".detectors"); err != nil {
 			return err
+		} else if r.Detectors.Vote != p.Defaults.Vote {
+			// A group's vote is one for all its channels, whatever
+			// their rules: set here, it would be silently ignored.
+			return invalid(p.File, lineOf(r.node, "vote", r.Line), path+".detectors.vote",
+				"is read from detect.defaults only (a group's vote is one for all its channels): move it there")
 		}
 		if err := r.compileMatch(p.File, path+".match"); err != nil {
 			return err

@@ -80,6 +80,11 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 	rls := logs.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
 		rl := rls.At(i)
+		if err := batch.charge(structuredSize(rl.Resource().Attributes()), o, func() string {
+			return fmt.Sprintf("resourceLogs[%d]'s map and array attributes as JSON", i)
+		}); err != nil {
+			return nil, err
+		}
 		resource := attributes(rl.Resource().Attributes())
 		batch.Truncated += cutLabels(resource)
 		if field, problem, bad := attributeProblem(rl.Resource().Attributes()); bad {
@@ -107,6 +112,13 @@ func OTLPLogs(body []byte, enc Encoding, o Options) (*Batch, error) {
 					c.add(i, path()+"."+field, "%s", problem)
 					refused++
 					continue
+				}
+				structured := structuredSize(lr.Attributes())
+				if t := lr.Body().Type(); t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice {
+					structured += valueJSONLen(lr.Body())
+				}
+				if err := batch.charge(structured, o, func() string { return "the records' map and array bodies and attributes as JSON" }); err != nil {
+					return nil, err
 				}
 				e, cut := logEvent(lr, service, resource, o.Now)
 				if err := batch.charge(len(e.Body)+labelsSize(e.Labels), o, func() string { return "the records' bodies and attributes" }); err != nil {
@@ -351,6 +363,11 @@ func OTLPMetrics(body []byte, enc Encoding, o Options) (*Batch, error) {
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		m.item = i
+		if err := m.batch.charge(structuredSize(rm.Resource().Attributes()), o, func() string {
+			return fmt.Sprintf("resourceMetrics[%d]'s map and array attributes as JSON", i)
+		}); err != nil {
+			return nil, err
+		}
 		m.resource = attributes(rm.Resource().Attributes())
 		m.batch.Truncated += cutLabels(m.resource)
 		sms := rm.ScopeMetrics()
@@ -587,7 +604,10 @@ func (m *metricDecoder) metric(path string, metric pmetric.Metric) error {
 						m.batch.skip(SkippedNonFinite) // before its labels are copied
 						continue
 					}
-					labels := attributes(dp.Attributes())
+					labels, err := m.attributes(dp.Attributes())
+					if err != nil {
+						return err
+					}
 					labels["quantile"] = strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)
 					if err := m.point(fmt.Sprintf("%s.quantileValues[%d]", p, q), name, unit, event.MetricGauge, labels, "quantile", dp.Timestamp(), dp.Flags(), qs.At(q).Value()); err != nil {
 						return err
@@ -631,7 +651,11 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 			continue
 		}
 		if err := m.dataPoint(p, name, dp.Attributes(), "", func() error {
-			return m.point(p, name, unit, typ, attributes(dp.Attributes()), "", dp.Timestamp(), dp.Flags(), v)
+			labels, err := m.attributes(dp.Attributes())
+			if err != nil {
+				return err
+			}
+			return m.point(p, name, unit, typ, labels, "", dp.Timestamp(), dp.Flags(), v)
 		}); err != nil {
 			return err
 		}
@@ -640,13 +664,20 @@ func (m *metricDecoder) numberPoints(path, name, unit, typ string, dps pmetric.N
 }
 
 func (m *metricDecoder) countAndSum(path, name, unit, typ string, attrs pcommon.Map, ts pcommon.Timestamp, flags pmetric.DataPointFlags, count uint64, hasSum bool, sum float64) error {
-	if err := m.point(path+".count", name+"_count", "", typ, attributes(attrs), "", ts, flags, float64(count)); err != nil {
+	labels, err := m.attributes(attrs)
+	if err != nil {
+		return err
+	}
+	if err := m.point(path+".count", name+"_count", "", typ, labels, "", ts, flags, float64(count)); err != nil {
 		return err
 	}
 	if !hasSum {
 		return nil
 	}
-	return m.point(path+".sum", name+"_sum", unit, typ, attributes(attrs), "", ts, flags, sum)
+	if labels, err = m.attributes(attrs); err != nil {
+		return err
+	}
+	return m.point(path+".sum", name+"_sum", unit, typ, labels, "", ts, flags, sum)
 }
 
 // buckets makes the Prometheus-style bucket series of an explicit-bounds
@@ -697,7 +728,10 @@ func (m *metricDecoder) buckets(path, name, typ string, dp pmetric.HistogramData
 		if i < bounds.Len() {
 			le = strconv.FormatFloat(bounds.At(i), 'g', -1, 64)
 		}
-		labels := attributes(dp.Attributes())
+		labels, err := m.attributes(dp.Attributes())
+		if err != nil {
+			return err
+		}
 		labels["le"] = le
 		if err := m.point(fmt.Sprintf("%s.bucketCounts[%d]", path, i), name+"_bucket", "", typ, labels, "le", dp.Timestamp(), dp.Flags(), float64(cumulative)); err != nil {
 			return err
@@ -741,6 +775,18 @@ func (m *metricDecoder) fanOut(path string, attrs pcommon.Map, flags pmetric.Dat
 		return false
 	}
 	return true
+}
+
+// attributes is a point's attributes as labels (attributes), their maps
+// and arrays charged before they are rendered (structuredSize): a
+// histogram's point renders them once for each of its buckets.
+func (m *metricDecoder) attributes(attrs pcommon.Map) (map[string]string, error) {
+	if err := m.batch.charge(structuredSize(attrs), m.o, func() string {
+		return fmt.Sprintf("%s: the map and array attributes of its points as JSON", m.metricPath)
+	}); err != nil {
+		return nil, err
+	}
+	return attributes(attrs), nil
 }
 
 // point makes one metric event; path names the input value for errors.
@@ -947,7 +993,8 @@ func invalidUTF8(v pcommon.Value) (sub, problem string, bad bool) {
 }
 
 // attributes turns OTLP attributes into string labels; maps and arrays
-// become JSON, bytes base64.
+// become JSON, bytes base64. The caller charged their JSON first
+// (structuredSize).
 func attributes(m pcommon.Map) map[string]string {
 	out := make(map[string]string, m.Len()+1)
 	m.Range(func(k string, v pcommon.Value) bool {
@@ -955,6 +1002,50 @@ func attributes(m pcommon.Map) map[string]string {
 		return true
 	})
 	return out
+}
+
+// structuredSize bounds the JSON that attributes (pcommon.Value.AsString)
+// writes of m's maps and arrays, without writing it: a control character
+// is a six-byte escape there, so 9 MiB of them in one attribute, a few KB
+// gzipped, rendered 54 MiB (held several times over while encoding/json
+// wrote it) before a label's cut kept 4 KiB of it. Charged before the
+// rendering, such a value is refused as too much output instead. Strings,
+// numbers and bytes are not counted: AsString copies no string, and the
+// labels they make are charged as events (labelsSize).
+func structuredSize(m pcommon.Map) (n int) {
+	m.Range(func(_ string, v pcommon.Value) bool {
+		if t := v.Type(); t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice {
+			n += valueJSONLen(v)
+		}
+		return true
+	})
+	return n
+}
+
+// valueJSONLen bounds the length of v in JSON as AsString writes a map
+// or an array's elements (a few bytes over at most); the depth is bounded
+// by event.MaxNesting, checked on the wire before decoding.
+func valueJSONLen(v pcommon.Value) int {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return event.JSONStringLen(v.Str())
+	case pcommon.ValueTypeBytes:
+		return 2 + 4*((v.Bytes().Len()+2)/3) // base64, quoted
+	case pcommon.ValueTypeMap:
+		n := 2 // {}
+		v.Map().Range(func(k string, e pcommon.Value) bool {
+			n += event.JSONStringLen(k) + 2 + valueJSONLen(e) // the colon and the comma
+			return true
+		})
+		return n
+	case pcommon.ValueTypeSlice:
+		n, s := 2, v.Slice() // []
+		for i := 0; i < s.Len(); i++ {
+			n += 1 + valueJSONLen(s.At(i))
+		}
+		return n
+	}
+	return 24 // a number (-1.2345678901234567e-308), a bool or null
 }
 
 func serviceFromResource(resource map[string]string) string {

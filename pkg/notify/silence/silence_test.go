@@ -2,6 +2,8 @@ package silence
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +174,72 @@ func TestNewUUID(t *testing.T) {
 			t.Fatalf("%q is not a fresh version 4 UUID", u)
 		}
 		seen[u] = true
+	}
+}
+
+// A regular expression's counted repetitions multiply its compiled
+// program: `\pL{99}` 571 times, 4 KiB, compiled to 56,000 instructions,
+// 5 MiB the store kept for as long as the silence, and 40 ms to compile;
+// a silence of 56 of them cost the notifier 225 MB and 5 s, so a few
+// posts, each within the body's 256 KiB, exhausted its memory and
+// stopped every notification. Such a matcher is refused, naming it; a
+// long list of names, the longest regular expression a silence usually
+// holds, is taken.
+func TestSilenceRegexpOfAHugeProgramIsRefused(t *testing.T) {
+	s := valid()
+	s.Matchers = append(s.Matchers, re(eq("pod", strings.Repeat(`\pL{99}`, MaxFieldBytes/7))))
+	if err := s.Validate(); err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "matcher 1") || !strings.Contains(err.Error(), "instructions") {
+		t.Errorf("got %v, want matcher 1 refused for its program's size", err)
+	}
+	// Counted on its parse, not compiled: `\pL{1000}` 455 times makes
+	// 455,000 instructions, 117 MiB to compile.
+	s = valid()
+	s.Matchers = append(s.Matchers, re(eq("pod", strings.Repeat(`\pL{1000}`, MaxFieldBytes/9))))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := s.Validate()
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "instructions") {
+		t.Errorf("got %v, want it refused for its program's size", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("refusing it allocated %d bytes, want at most 16 MiB", got)
+	}
+	// Smaller ones count together: 64 of 8,000 instructions each (574
+	// bytes) would be 49 MB.
+	s = valid()
+	for i := range MaxMatchers - 1 {
+		s.Matchers = append(s.Matchers, re(eq(fmt.Sprintf("l%d", i), strings.Repeat(`\pL{99}`, 82))))
+	}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "matcher 3:") {
+		t.Errorf("got %v, want matcher 3 refused, where the programs pass the limit", err)
+	}
+	hosts := make([]string, 0, 400)
+	for i := 0; len(strings.Join(hosts, "|")) < MaxFieldBytes-40; i++ {
+		hosts = append(hosts, fmt.Sprintf("web-%04d", i))
+	}
+	s = valid()
+	for _, name := range []string{"instance", "host", "pod", "node"} {
+		s.Matchers = append(s.Matchers, re(eq(name, strings.Join(hosts, "|")+`(:[0-9]{2,5})?`)))
+	}
+	if err := s.Validate(); err != nil {
+		t.Errorf("four lists of %d host names: %v", len(hosts), err)
+	}
+}
+
+// A list filter compares a silence's matchers as written: it compiles no
+// regular expression, which cost a list of 10,000 silences of 64 costly
+// matchers each hours of the notifier's time at every amtool query.
+func TestMatchesFilterCompilesNothing(t *testing.T) {
+	s := Silence{Matchers: []Matcher{re(eq("env", "prod|stage")), neg(re(eq("team", "a.*")))}}
+	ms, err := amconfig.ParseMatchers(`env=~"prod|stage",team!~"a.*"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.MatchesFilter(ms) {
+		t.Fatal("the filter does not match the silence written with it")
+	}
+	if n := testing.AllocsPerRun(10, func() { s.MatchesFilter(ms) }); n != 0 {
+		t.Errorf("a filter allocated %v times, want none (no compiling)", n)
 	}
 }

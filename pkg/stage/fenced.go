@@ -99,7 +99,7 @@ var ErrBrokenObject = errors.New("stage: object unreadable for good")
 // errStaleRead is a read of a meta other than the last this writer knows
 // stored, or than the leader's: a replica not caught up answered it. A
 // failure for now, not a broken object nor another holder's write.
-var errStaleRead = errors.New("stage: a replica of the bucket answered with a meta older than the last stored (not caught up yet)")
+var errStaleRead = errors.New("stage: a replica of the bucket answered with another meta than the last stored or the leader's (not caught up yet)")
 
 // GetBytes reads object name as the object store's GetBytes does
 // (jetstream.ErrObjectNotFound when there is none), but an object that no

@@ -710,13 +710,15 @@ receivers:
 		"POST /rest/api/2/search", "POST /rest/api/2/search", "POST /rest/api/2/issue", // opened: a 500, then create
 		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/comment", "POST /rest/api/2/issue/OPS-1/comment", // acknowledged, after the restart
 		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/comment", // acknowledged again, after a crash: commented already
-		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/transitions", "POST /rest/api/2/issue/OPS-1/transitions", // resolved
+		// resolved by hand: a comment naming who, then the transition
+		"POST /rest/api/2/search", "GET /rest/api/2/issue/OPS-1/comment", "POST /rest/api/2/issue/OPS-1/comment",
+		"GET /rest/api/2/issue/OPS-1/transitions", "POST /rest/api/2/issue/OPS-1/transitions",
 	}
 	if got := steps(calls); !slices.Equal(got, want) {
 		t.Fatalf("requests\n%q\nwant\n%q", got, want)
 	}
-	if len(jira.issues) != 1 || !jira.issues["OPS-1"].done || len(jira.issues["OPS-1"].comments) != 1 {
-		t.Fatalf("issues %v: want one, done, with one comment", jira.issues)
+	if len(jira.issues) != 1 || !jira.issues["OPS-1"].done || len(jira.issues["OPS-1"].comments) != 2 {
+		t.Fatalf("issues %v: want one, done, with two comments (acknowledged, resolved)", jira.issues)
 	}
 	create := jsonOf(t, calls[2].Body)["fields"].(map[string]any)
 	var inc struct {
@@ -739,7 +741,10 @@ receivers:
 	if q, _ := url.ParseQuery(calls[4].Query); q.Get("orderBy") != "-created" || q.Get("maxResults") != "50" {
 		t.Fatalf("comments read with %q, want the newest 50", calls[4].Query)
 	}
-	if tr := string(calls[10].Body); tr != `{"transition":{"id":"31"}}` {
+	if c := jsonOf(t, calls[10].Body)["body"].(string); !strings.Contains(c, "Resolved by alice.") {
+		t.Fatalf("resolve's comment %q: want who resolved it", c)
+	}
+	if tr := string(calls[12].Body); tr != `{"transition":{"id":"31"}}` {
 		t.Fatalf("transition %s", tr)
 	}
 	for i, c := range calls {
@@ -752,7 +757,8 @@ receivers:
 	}
 	// The last notifier's records: one per step.
 	if got, want := recorded(t), []string{
-		"tickets -search 200", "tickets -comments 200", "tickets -search 200", "tickets -transitions 200", "tickets -transition 204",
+		"tickets -search 200", "tickets -comments 200", "tickets -search 200", "tickets -comments 200", "tickets -comment 201",
+		"tickets -transitions 200", "tickets -transition 204",
 	}; !slices.Equal(got, want) {
 		t.Fatalf("records %q, want %q", got, want)
 	}

@@ -3,6 +3,8 @@ package correlate
 import (
 	"maps"
 	"slices"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // What the correlator keeps of a signal is bounded, so that its memory
@@ -52,7 +54,7 @@ func cutText(s string) string {
 	if len(s) <= maxStoredText {
 		return s
 	}
-	return clip(s, maxStoredText-len(cutMark)) + cutMark
+	return event.Prefix(s, maxStoredText-len(cutMark)) + cutMark
 }
 
 // labelBytes is the length of kv's keys and values.

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aiops-dev/aiops/pkg/due"
 	"github.com/aiops-dev/aiops/pkg/event"
@@ -3169,22 +3168,11 @@ func (c *Correlator) apply(inc *incident, cmd Command, via string) (u Update, er
 		inc.note(t, fmt.Sprintf("assigned to %s by %s", cmd.Assignee, by))
 		return c.publish(inc, Updated, c.now), nil
 	case "comment":
-		inc.comments = keepNewest(append(inc.comments, Comment{By: who, Text: clip(cmd.Text, MaxCommentText), Time: t}), MaxComments)
+		inc.comments = keepNewest(append(inc.comments, Comment{By: who, Text: event.Prefix(cmd.Text, MaxCommentText), Time: t}), MaxComments)
 		inc.note(t, "comment by "+by)
 		return c.publish(inc, Updated, c.now), nil
 	}
 	return Update{}, fmt.Errorf("%w %q: want ack, resolve, assign or comment", ErrUnknownAction, cmd.Action)
-}
-
-// clip cuts s to at most n bytes, at a character's start.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // Incident returns the current state of incident id.

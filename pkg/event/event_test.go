@@ -538,3 +538,18 @@ func TestAlertmanagerFingerprint(t *testing.T) {
 		t.Fatalf("fingerprint %s", got)
 	}
 }
+
+// Prefix cuts on a character's start, never inside a UTF-8 sequence.
+func TestPrefixCutsOnACharacter(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"}, {"abc", 2, "ab"}, {"aé", 2, "a"}, {"aé", 3, "aé"}, {"é", 1, ""}, {"x€y", 3, "x"}, {"x€y", 4, "x€"},
+	} {
+		if got := Prefix(c.s, c.n); got != c.want {
+			t.Errorf("Prefix(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}

@@ -185,11 +185,7 @@ func clip(s string) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
+	return Prefix(s, max) + "..."
 }
 
 func kindList() string {
@@ -247,4 +243,16 @@ func failingField(raw json.RawMessage, v any) string {
 		}
 	}
 	return ""
+}
+
+// Prefix is the longest start of s of at most n bytes that ends on a
+// character's start: a cut that splits no UTF-8 sequence.
+func Prefix(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

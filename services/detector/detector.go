@@ -38,7 +38,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/nats-io/nats.go/jetstream"
@@ -871,11 +870,7 @@ func clipName(name string, max int) string {
 	if len(name) <= max {
 		return name
 	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return name[:cut] + "…"
+	return event.Prefix(name, max-len("…")) + "…"
 }
 
 // alertState tells whether name is one of the series Prometheus keeps of

@@ -259,11 +259,7 @@ func cutLabel(v string) string {
 	h := fnv.New64a()
 	h.Write([]byte(v))
 	marker := fmt.Sprintf(" …[cut from %d bytes, %016x]", len(v), h.Sum64())
-	keep := event.MaxLabelBytes - len(marker)
-	for keep > 0 && !utf8.RuneStart(v[keep]) {
-		keep--
-	}
-	return v[:keep] + marker
+	return event.Prefix(v, event.MaxLabelBytes-len(marker)) + marker
 }
 
 // cutMessage cuts a log record's message over event.MaxLogMessageBytes

@@ -220,11 +220,26 @@ func (s *Silence) Validate() error {
 // compiled is a silence with its matchers ready to test labels.
 type compiled struct {
 	Silence
-	ms amconfig.Matchers
+	ms   amconfig.Matchers
+	cost int
+}
+
+// Cost is about the bytes a silence takes where it is kept: its text, and
+// the programs its regular expressions compile to, about 100 bytes an
+// instruction (MaxRegexpInsts).
+func Cost(s Silence) int {
+	n := 200 + len(s.ID) + len(s.CreatedBy) + len(s.Comment) // times, keys, the JSON around them
+	for _, m := range s.Matchers {
+		n += 40 + len(m.Name) + len(m.Value)
+		if m.IsRegex {
+			n += 100 * regexpInsts(m.Value)
+		}
+	}
+	return n
 }
 
 func compile(s Silence) (*compiled, error) {
-	c := &compiled{Silence: s, ms: make(amconfig.Matchers, 0, len(s.Matchers))}
+	c := &compiled{Silence: s, ms: make(amconfig.Matchers, 0, len(s.Matchers)), cost: Cost(s)}
 	for _, m := range s.Matchers {
 		cm, err := m.compile()
 		if err != nil {

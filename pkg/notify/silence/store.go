@@ -46,6 +46,12 @@ type Config struct {
 	// bucket without bound for the retention. A new silence (or an edit
 	// that makes one) is refused at the bound; an edit in place is not.
 	MaxSilences int `yaml:"max_silences"`
+	// MaxBytes bounds the silences kept together (default 64 MiB), each
+	// counted as its text plus the programs its regular expressions
+	// compile to (Cost): 10,000 silences of the largest size one may have
+	// would hold gigabytes, in the bucket and in every instance's memory.
+	// A new silence or an edit is refused past it, as at MaxSilences.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // WithDefaults fills what is unset.
@@ -62,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxSilences == 0 {
 		c.MaxSilences = 10_000
 	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 64 << 20
+	}
 	return c
 }
 
@@ -75,6 +84,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: retention: %s is negative", ErrInvalidConfig, c.Retention)
 	case c.MaxSilences < 0:
 		return fmt.Errorf("%w: max_silences: %d is negative", ErrInvalidConfig, c.MaxSilences)
+	case c.MaxBytes < 0:
+		return fmt.Errorf("%w: max_bytes: %d is negative", ErrInvalidConfig, c.MaxBytes)
 	}
 	return nil
 }
@@ -89,8 +100,9 @@ type Store struct {
 	cfg Config
 	now func() time.Time
 
-	mu   sync.RWMutex
-	byID map[string]*entry
+	mu    sync.RWMutex
+	byID  map[string]*entry
+	bytes int // the Cost of every silence in byID
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -181,7 +193,7 @@ func (s *Store) apply(u jetstream.KeyValueEntry) {
 		return
 	}
 	if u.Operation() != jetstream.KeyValuePut {
-		delete(s.byID, u.Key())
+		s.drop(u.Key())
 		return
 	}
 	var sil Silence
@@ -192,7 +204,7 @@ func (s *Store) apply(u jetstream.KeyValueEntry) {
 	if err != nil {
 		return
 	}
-	s.byID[u.Key()] = &entry{compiled: c, rev: u.Revision()}
+	s.put(u.Key(), &entry{compiled: c, rev: u.Revision()})
 }
 
 func (s *Store) keep(c *compiled, rev uint64) {
@@ -201,7 +213,37 @@ func (s *Store) keep(c *compiled, rev uint64) {
 	if cur, ok := s.byID[c.ID]; ok && cur.rev >= rev {
 		return
 	}
-	s.byID[c.ID] = &entry{compiled: c, rev: rev}
+	s.put(c.ID, &entry{compiled: c, rev: rev})
+}
+
+// put and drop change byID and its bytes together; s.mu is held.
+func (s *Store) put(id string, e *entry) {
+	s.drop(id)
+	s.byID[id] = e
+	s.bytes += e.cost
+}
+
+func (s *Store) drop(id string) {
+	if e, ok := s.byID[id]; ok {
+		s.bytes -= e.cost
+		delete(s.byID, id)
+	}
+}
+
+// room fails when a silence of cost bytes, kept under id, would take the
+// silences past MaxBytes (what id holds now is freed by it).
+func (s *Store) room(id string, cost int) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	total := s.bytes + cost
+	if e, ok := s.byID[id]; ok {
+		total -= e.cost
+	}
+	if total > s.cfg.MaxBytes {
+		return fmt.Errorf("%w: %d bytes kept, this silence (%d bytes, counting its regular expressions' programs) would take them past %d (silences.max_bytes); expired silences count until they are deleted, %v after they ended (silences.retention)",
+			ErrTooMany, s.bytes, cost, s.cfg.MaxBytes, s.cfg.Retention)
+	}
+	return nil
 }
 
 // read is the silence as the bucket has it now, with its revision.
@@ -277,6 +319,9 @@ func (s *Store) set(ctx context.Context, sil Silence, now time.Time) (string, er
 			return "", err
 		}
 		if canUpdate(prev, &sil, now) {
+			if err := s.room(sil.ID, Cost(sil)); err != nil {
+				return "", err
+			}
 			return sil.ID, s.write(ctx, &sil, rev)
 		}
 	}
@@ -285,6 +330,9 @@ func (s *Store) set(ctx context.Context, sil Silence, now time.Time) (string, er
 	if n := s.count(); n >= s.cfg.MaxSilences {
 		return "", fmt.Errorf("%w: %d kept, at most %d (silences.max_silences); expired silences count until they are deleted, %v after they ended (silences.retention)",
 			ErrTooMany, n, s.cfg.MaxSilences, s.cfg.Retention)
+	}
+	if err := s.room("", Cost(sil)); err != nil {
+		return "", err
 	}
 	if prev != nil && prev.StateAt(now) != StateExpired {
 		if err := s.expire(ctx, prev, rev, now); err != nil {
@@ -403,7 +451,7 @@ func (s *Store) GC(ctx context.Context) (int, error) {
 			return n, err
 		}
 		s.mu.Lock()
-		delete(s.byID, o.id)
+		s.drop(o.id)
 		s.mu.Unlock()
 		n++
 	}

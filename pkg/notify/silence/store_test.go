@@ -275,6 +275,69 @@ func TestStoreMaxSilences(t *testing.T) {
 	}
 }
 
+// The silences kept together are bounded in bytes too: 10,000 silences
+// of the largest size would hold gigabytes, as JSON in the bucket and as
+// compiled programs in every instance.
+func TestStoreMaxBytes(t *testing.T) {
+	ctx := context.Background()
+	js := jetStream(t)
+	c := newClock(t0)
+	big := func() Silence { s := valid(); s.Comment = strings.Repeat("x", 10_000); return s }
+	s := openStore(t, js, Config{Bucket: "silences-bytes", MaxBytes: 25_000, Retention: time.Hour}, c)
+	id1, err := s.Set(ctx, big())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Set(ctx, big()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Set(ctx, big())
+	if !errors.Is(err, ErrTooMany) || !strings.Contains(err.Error(), "(silences.max_bytes)") {
+		t.Fatalf("a third silence of 10 KB under 25 KB: %v, want ErrTooMany naming silences.max_bytes", err)
+	}
+	if _, err := s.Set(ctx, valid()); err != nil {
+		t.Fatalf("a small silence still fits: %v", err)
+	}
+	// An edit in place that grows past the bound is refused too, and one
+	// that does not grow is made.
+	edit, _ := s.Get(id1)
+	edit.Comment = strings.Repeat("y", 16_000)
+	if _, err := s.Set(ctx, edit); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("an edit growing a silence past the bound: %v, want ErrTooMany", err)
+	}
+	edit.Comment = strings.Repeat("y", 9_000)
+	if id, err := s.Set(ctx, edit); err != nil || id != id1 {
+		t.Fatalf("an edit in place that shrinks: %s, %v", id, err)
+	}
+	// What another instance wrote counts here as well.
+	other := openStore(t, js, Config{Bucket: "silences-bytes", MaxBytes: 25_000, Retention: time.Hour}, c)
+	if _, err := other.Set(ctx, big()); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("a third big silence from a second instance: %v, want ErrTooMany", err)
+	}
+	// A silence's regular expressions count as the programs they keep.
+	manyInsts := valid()
+	manyInsts.Matchers = append(manyInsts.Matchers, Matcher{Name: "host", Value: `\pL{99}\pL{99}`, IsRegex: true})
+	s2 := openStore(t, js, Config{Bucket: "silences-bytes-re", MaxBytes: 15_000, Retention: time.Hour}, c)
+	if _, err := s2.Set(ctx, manyInsts); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("a silence of 300 bytes whose regexp compiles to ~200 instructions (20 KB kept) under 15 KB: %v, want ErrTooMany", err)
+	}
+	// Deleting the expired ones frees their bytes.
+	for _, sil := range s.List(nil) {
+		if err := s.Expire(ctx, sil.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.add(time.Hour + time.Minute)
+	if _, err := s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.Set(ctx, big()); err != nil {
+			t.Fatalf("after the expired silences were deleted: %v", err)
+		}
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		cfg  Config
@@ -284,6 +347,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Replicas: 7}, "replicas"},
 		{Config{Retention: -time.Hour}, "retention"},
 		{Config{MaxSilences: -1}, "max_silences"},
+		{Config{MaxBytes: -1}, "max_bytes"},
 	} {
 		err := c.cfg.Validate()
 		if (c.want == "") != (err == nil) || (err != nil && !errors.Is(err, ErrInvalidConfig)) {

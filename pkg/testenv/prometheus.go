@@ -42,13 +42,13 @@ func Alertmanager(t testing.TB, cfg string) string {
 // Prometheus starts the real Prometheus server (Debian's prometheus, 2.42)
 // on a free loopback port with the configuration file cfg, like
 // Alertmanager; the dashboard test has it scrape aiops and evaluate the
-// Grafana dashboard's queries.
-func Prometheus(t testing.TB, cfg string) string {
+// Grafana dashboard's queries. flags are added to its command line.
+func Prometheus(t testing.TB, cfg string, flags ...string) string {
 	t.Helper()
 	bin := Binary(t, "prometheus")
 	return serveReady(t, "Prometheus", func(addr string) *exec.Cmd {
-		return exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
-			"--web.listen-address="+addr)
+		return exec.Command(bin, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + t.TempDir(),
+			"--web.listen-address=" + addr}, flags...)...)
 	})
 }
 

@@ -57,7 +57,7 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 			auth = "file " + abs(in.GenerateTokenFile)
 		}
 		ls = append(ls, Listener{Name: "ingest", Addr: scheme + "://" + listen, Auth: auth,
-			Serves: "POST /v1/events /v1/alertmanager /v1/changes /api/v1/write /v1/logs /v1/metrics",
+			Serves: "POST /v1/events /v1/alertmanager /api/v2/alerts /v1/changes /api/v1/write /v1/logs /v1/metrics",
 			Key:    "ingest.listen", Listen: listen})
 	}
 	if c, ok := platform.SectionOf[correlator.Config](cfg, "correlator"); ok && c.API.Listen != "" {

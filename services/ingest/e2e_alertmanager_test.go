@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -89,5 +94,92 @@ receivers:
 	got := waitAlerts(2)
 	if got[1].Status != "resolved" || !got[1].EndsAt.Equal(ends) || got[1].Fingerprint != firing.Fingerprint {
 		t.Errorf("rows %+v, want the firing one, then its resolution at %s", got, ends)
+	}
+}
+
+// The real Prometheus (Debian's prometheus) sends its alerts straight to
+// the gateway as it would to an Alertmanager, with the configuration
+// README.md shows: an alerting rule on a metric the test controls fires,
+// lands in the alerts table once however often Prometheus resends it,
+// then resolves when the metric drops, with the fingerprint an
+// Alertmanager would have given it.
+func TestE2ERealPrometheusSendsItsAlerts(t *testing.T) {
+	r := newE2ERig(t, rigOptions{})
+	dir := t.TempDir()
+	token := filepath.Join(dir, "aiops-token")
+	if err := os.WriteFile(token, []byte(e2eToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	failing.Store(true)
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		v := 0
+		if failing.Load() {
+			v = 1
+		}
+		fmt.Fprintf(w, "checkout_failing %d\n", v)
+	}))
+	defer target.Close()
+	ingest, err := url.Parse(r.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "rules.yml")
+	if err := os.WriteFile(rules, []byte(`groups:
+  - name: checkout
+    interval: 1s
+    rules:
+      - alert: CheckoutFailing
+        expr: checkout_failing == 1
+        labels: {severity: critical, service: checkout}
+        annotations: {summary: checkout is failing}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [%s]
+scrape_configs:
+  - job_name: checkout
+    static_configs: [{targets: [%q]}]
+alerting:
+  alertmanagers:
+    - scheme: %s
+      authorization: {credentials_file: %s}
+      static_configs: [{targets: [%q]}]
+`, rules, strings.TrimPrefix(target.URL, "http://"), ingest.Scheme, token, ingest.Host)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Resent every second, not every minute: the resends must not add rows.
+	testenv.Prometheus(t, cfg, "--rules.alert.resend-delay=1s")
+
+	waitAlerts := func(want int) []storedAlert {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			got := r.alerts("alert_name = 'CheckoutFailing'")
+			if len(got) >= want || time.Now().After(deadline) {
+				if len(got) != want {
+					t.Fatalf("%d alert rows, want %d: %+v", len(got), want, got)
+				}
+				return got
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	firing := waitAlerts(1)[0]
+	if firing.Status != "firing" || firing.Service != "checkout" || firing.Severity != "critical" ||
+		firing.Annotations["summary"] != "checkout is failing" || firing.Labels["job"] != "checkout" ||
+		firing.Fingerprint != event.AlertmanagerFingerprint(firing.Labels) || !strings.Contains(firing.GeneratorURL, "checkout_failing") {
+		t.Errorf("firing row %+v, want the rule's alert with Alertmanager's fingerprint of its labels", firing)
+	}
+	time.Sleep(4 * time.Second) // Prometheus resends the firing alert, each time with a later endsAt
+	if got := r.alerts("alert_name = 'CheckoutFailing'"); len(got) != 1 {
+		t.Fatalf("%d alert rows after Prometheus's resends, want the firing one once", len(got))
+	}
+	failing.Store(false)
+	got := waitAlerts(2)
+	if got[1].Status != "resolved" || got[1].Fingerprint != firing.Fingerprint || !got[1].StartsAt.Equal(firing.StartsAt) || !got[1].EndsAt.After(firing.StartsAt) {
+		t.Errorf("rows %+v, want the firing one, then its resolution", got)
 	}
 }

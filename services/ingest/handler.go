@@ -70,6 +70,9 @@ const (
 	PathOTLPLogs     = "/v1/logs"
 	PathOTLPMetrics  = "/v1/metrics"
 	PathChanges      = "/v1/changes"
+	// PathPrometheusAlerts is where Prometheus posts its alerts to an
+	// Alertmanager (API v2), so that it can send them here directly.
+	PathPrometheusAlerts = "/api/v2/alerts"
 )
 
 type decoderFunc func(body []byte, o decode.Options) (*decode.Batch, error)
@@ -147,6 +150,12 @@ func endpoints() map[string]*endpoint {
 			accepts:        "application/json",
 			retriesOnly5xx: true,
 		},
+		PathPrometheusAlerts: {
+			name:           "prometheus_alerts",
+			decoder:        jsonOnly(decode.PrometheusAlerts, "application/json"),
+			accepts:        "application/json",
+			retriesOnly5xx: true,
+		},
 		PathRemoteWrite: {
 			name: "remote_write",
 			decoder: func(mt string, params map[string]string) (decoderFunc, error) {
@@ -211,7 +220,7 @@ func New(cfg Config, pub Publisher, opts ...Option) (*Handler, error) {
 // Paths lists the paths the handler serves, for mounting it on a mux
 // next to other routes (health, metrics); any other path answers 404.
 func (h *Handler) Paths() []string {
-	return []string{PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges}
+	return []string{PathEvents, PathAlertmanager, PathPrometheusAlerts, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges}
 }
 
 // Response is the body of a 200 answer.
@@ -296,7 +305,7 @@ func (h *Handler) Collector() prometheus.Collector { return h.m }
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	ep := h.endpoints[r.URL.Path]
 	if ep == nil {
-		h.fail(w, r, nil, "", http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s, %s, %s, %s, %s, %s", r.URL.Path, PathEvents, PathAlertmanager, PathRemoteWrite, PathOTLPLogs, PathOTLPMetrics, PathChanges)})
+		h.fail(w, r, nil, "", http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no endpoint %s; see %s", r.URL.Path, strings.Join(h.Paths(), ", "))})
 		return 0
 	}
 	// An OTLP protobuf client reads only protobuf answers, refusals made

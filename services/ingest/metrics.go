@@ -12,7 +12,7 @@ import (
 )
 
 // metrics are the gateway's series on /metrics. Labels are bounded: the
-// endpoint is one of the six paths or "unknown", the code an HTTP status.
+// endpoint is one of the paths (Handler.Paths) or "unknown", the code an HTTP status.
 type metrics struct {
 	requests *prometheus.CounterVec   // by endpoint and status code
 	duration *prometheus.HistogramVec // by endpoint: receipt to answer, the bus's ack included

@@ -80,7 +80,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts.items))}
 	seen := make(map[string]int, len(p.Alerts.items)) // ids, to their item
 	for i, raw := range p.Alerts.items {
-		e := alertEvent(i, raw, p.Status, o, &c)
+		e := alertEvent(i, raw, p.Status, SourceAlertmanager, o, &c)
 		if e == nil {
 			continue
 		}
@@ -101,11 +101,73 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	return batch, nil
 }
 
+// PrometheusAlerts decodes what Prometheus posts to an Alertmanager
+// (`alerting.alertmanagers`, API v2: POST /api/v2/alerts): a JSON array of
+// alerts with labels, annotations, startsAt, endsAt and generatorURL, and
+// no status or fingerprint. As Alertmanager reads them, an alert whose
+// endsAt has passed (o.Now) is resolved, any other firing; Prometheus
+// sends a firing alert's endsAt a few evaluation intervals ahead (it
+// resends the alert before then) and a resolved one's at its resolution.
+// The fingerprint is Alertmanager's, of the labels, so an alert sent both
+// here and through an Alertmanager is one member of one incident. The
+// events are as Alertmanager's: one per alert, the same for every resend
+// of a firing alert (status and startsAt make its id).
+func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
+	o = o.withDefaults()
+	if err := event.CheckJSONNesting(body); err != nil {
+		return nil, tooDeep(err)
+	}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '{' {
+		// An Alertmanager's webhook pointed at the wrong path.
+		return nil, requestProblem("", "is a JSON object, not the array of alerts Prometheus posts here; an Alertmanager webhook payload goes to /v1/alertmanager")
+	}
+	alerts := boundedItems{max: o.MaxEvents}
+	if err := json.Unmarshal(body, &alerts); err != nil {
+		if errors.Is(err, errTooManyItems) {
+			return nil, tooManyEvents(o.MaxEvents)
+		}
+		return nil, syntaxProblem(NoItem, err)
+	}
+	if len(alerts.items) == 0 {
+		return nil, requestProblem("", "is an empty list: Prometheus posts a JSON array of alerts")
+	}
+	var c problems
+	batch := &Batch{Events: make([]*event.Envelope, 0, len(alerts.items))}
+	seen := make(map[string]int, len(alerts.items))
+	for i, raw := range alerts.items {
+		// The status is the endsAt's: read it first (a bad one is
+		// reported by alertEvent, which parses it again).
+		status := event.AlertFiring
+		var ends struct {
+			EndsAt string `json:"endsAt"`
+		}
+		if json.Unmarshal(raw, &ends) == nil {
+			if t, err := parseTime(ends.EndsAt); err == nil && !t.IsZero() && !t.After(o.Now) {
+				status = event.AlertResolved
+			}
+		}
+		e := alertEvent(i, raw, status, SourcePrometheus, o, &c)
+		if e == nil {
+			continue
+		}
+		if j, dup := seen[e.ID]; dup {
+			c.add(i, "labels", "are item %d's too, with the same startsAt and endsAt: one alert is sent once", j)
+			continue
+		}
+		seen[e.ID] = i
+		batch.Events = append(batch.Events, e)
+	}
+	if err := c.partial(batch); err != nil {
+		return nil, err
+	}
+	return batch, nil
+}
+
 // storableFrom is where event.Validate's storable range starts: a startsAt
 // before it is refused, not clamped.
 var storableFrom = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
 
-func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *problems) *event.Envelope {
+func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Options, c *problems) *event.Envelope {
 	var a amAlert
 	if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
 		c.add(i, "", "is not a JSON object")
@@ -213,7 +275,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus string, o Options, c *pr
 			e.Time = o.Now
 		}
 	}
-	if err := seal(e, SourceAlertmanager, o, identity...); err != nil {
+	if err := seal(e, source, o, identity...); err != nil {
 		c.addInvalid(i, err, func(field string) string {
 			switch {
 			case field == "time":

@@ -326,3 +326,88 @@ func TestAlertWithARepeatedLabelOrInvalidUTF8IsRefused(t *testing.T) {
 		t.Errorf("problem %q", p.Problem)
 	}
 }
+
+// promAlertsJSON is shaped like what Prometheus 2.42 posts to an
+// Alertmanager's /api/v2/alerts: no status, no fingerprint; a firing
+// alert's endsAt is a few evaluation intervals after its last evaluation,
+// a resolved one's the resolution.
+const promAlertsJSON = `[
+  {"labels": {"alertname": "HighErrorRate", "job": "checkout", "severity": "critical", "instance": "10.0.0.7:9090"},
+   "annotations": {"summary": "5xx above 5%"},
+   "startsAt": "2026-11-21T11:50:00.123Z", "endsAt": "2026-11-21T12:04:00.000Z",
+   "generatorURL": "http://prometheus:9090/graph?g0.expr=rate"},
+  {"labels": {"alertname": "DiskFull", "service": "db", "severity": "warning"},
+   "annotations": {},
+   "startsAt": "2026-11-21T10:00:00.000Z", "endsAt": "2026-11-21T11:55:00.000Z",
+   "generatorURL": ""}
+]`
+
+func TestPrometheusAlerts(t *testing.T) {
+	b, err := PrometheusAlerts([]byte(promAlertsJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 2 {
+		t.Fatalf("got %d events, want 2", len(b.Events))
+	}
+	checkValid(t, b, SourcePrometheus)
+
+	firing := b.Events[0]
+	eq(t, "fingerprint Alertmanager gives", firing.Fingerprint, event.AlertmanagerFingerprint(firing.Labels))
+	eq(t, "service from job", firing.Service, "checkout")
+	eq(t, "severity", firing.Severity, event.SeverityCritical)
+	eq(t, "time = startsAt", firing.Time, time.Date(2026, 11, 21, 11, 50, 0, 123e6, time.UTC))
+	fb := body[event.AlertBody](t, firing)
+	eq(t, "endsAt in the future: firing", fb.Status, event.AlertFiring)
+	eq(t, "endsAt kept", fb.EndsAt, time.Date(2026, 11, 21, 12, 4, 0, 0, time.UTC))
+	eq(t, "annotations", fb.Annotations, map[string]string{"summary": "5xx above 5%"})
+
+	resolved := b.Events[1]
+	rb := body[event.AlertBody](t, resolved)
+	eq(t, "endsAt passed: resolved", rb.Status, event.AlertResolved)
+	eq(t, "time = endsAt", resolved.Time, time.Date(2026, 11, 21, 11, 55, 0, 0, time.UTC))
+
+	// Prometheus resends a firing alert every minute with a later endsAt:
+	// one event. Once its endsAt has passed it is resolved.
+	later := strings.Replace(promAlertsJSON, "2026-11-21T12:04:00.000Z", "2026-11-21T12:05:00.000Z", 1)
+	again, err := PrometheusAlerts([]byte(later), Options{Now: testNow.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "id of a resend", again.Events[0].ID, firing.ID)
+	expired, err := PrometheusAlerts([]byte(promAlertsJSON), Options{Now: time.Date(2026, 11, 21, 12, 4, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "endsAt reached: resolved", body[event.AlertBody](t, expired.Events[0]).Status, event.AlertResolved)
+	if expired.Events[0].ID == firing.ID {
+		t.Error("the resolved alert has its firing event's id")
+	}
+
+	// Through an Alertmanager the same alert is the same member.
+	am, err := Alertmanager([]byte(amPayloadJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "fingerprint as Alertmanager's webhook gives it",
+		event.AlertmanagerFingerprint(am.Events[1].Labels), event.AlertmanagerFingerprint(map[string]string{"alertname": "DiskFull", "service": "db", "job": "node", "severity": "warning"}))
+}
+
+func TestPrometheusAlertsErrors(t *testing.T) {
+	for _, c := range []struct{ name, body, want string }{
+		{"an Alertmanager webhook", `{"version": "4", "alerts": []}`, "goes to /v1/alertmanager"},
+		{"not an array", `"alerts"`, "array"},
+		{"empty", `[]`, "empty list"},
+		{"no labels", `[{"startsAt": "2026-11-21T11:50:00Z"}]`, "labels"},
+		{"a bad time", `[{"labels": {"alertname": "A"}, "startsAt": "yesterday"}]`, "startsAt"},
+	} {
+		_, err := PrometheusAlerts([]byte(c.body), opts())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+	many := "[" + strings.Repeat(`{"labels":{"alertname":"A"}},`, 3) + `{"labels":{"alertname":"A"}}]`
+	if _, err := PrometheusAlerts([]byte(many), Options{Now: testNow, MaxEvents: 3}); !errors.Is(err, ErrTooManyEvents) {
+		t.Errorf("4 alerts over a limit of 3: %v, want ErrTooManyEvents", err)
+	}
+}

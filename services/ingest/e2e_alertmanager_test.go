@@ -170,8 +170,9 @@ alerting:
 	firing := waitAlerts(1)[0]
 	if firing.Status != "firing" || firing.Service != "checkout" || firing.Severity != "critical" ||
 		firing.Annotations["summary"] != "checkout is failing" || firing.Labels["job"] != "checkout" ||
-		firing.Fingerprint != event.AlertmanagerFingerprint(firing.Labels) || !strings.Contains(firing.GeneratorURL, "checkout_failing") {
-		t.Errorf("firing row %+v, want the rule's alert with Alertmanager's fingerprint of its labels", firing)
+		firing.Fingerprint != event.AlertmanagerFingerprint(firing.Labels) || !strings.Contains(firing.GeneratorURL, "checkout_failing") ||
+		firing.EndsAt.Unix() > 0 {
+		t.Errorf("firing row %+v, want the rule's alert with Alertmanager's fingerprint of its labels and no end", firing)
 	}
 	time.Sleep(4 * time.Second) // Prometheus resends the firing alert, each time with a later endsAt
 	if got := r.alerts("alert_name = 'CheckoutFailing'"); len(got) != 1 {

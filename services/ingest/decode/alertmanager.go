@@ -213,6 +213,12 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 	t := startsAt
 	switch a.Status {
 	case event.AlertFiring:
+		if source == SourcePrometheus {
+			// How long Prometheus's alert holds without a resend, not an
+			// end: shown as Alertmanager's webhook shows a firing alert,
+			// without one, it gives the same row either way.
+			endsAt = time.Time{}
+		}
 		switch {
 		case !startsAt.IsZero() || startErr != nil:
 		case o.AlertTimesFromNow:

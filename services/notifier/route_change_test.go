@@ -24,16 +24,20 @@ import (
 // incident resolved. Alertmanager never meets this, since an alert's
 // labels are its identity.
 func TestReceiverPagedBeforeTheIncidentChangedRouteGetsItsResolve(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		name := "without a restart"
-		if restart {
-			name = "after a restart between the page and the change"
-		}
-		t.Run(name, func(t *testing.T) { pagedBeforeRouteChange(t, restart) })
+	for _, c := range []struct {
+		name           string
+		restart        bool // between the page and the change
+		restartChanged bool // once the old route was sent the change
+	}{
+		{"without a restart", false, false},
+		{"after a restart between the page and the change", true, false},
+		{"after a restart once the old route was sent the change", false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) { pagedBeforeRouteChange(t, c.restart, c.restartChanged) })
 	}
 }
 
-func pagedBeforeRouteChange(t *testing.T, restart bool) {
+func pagedBeforeRouteChange(t *testing.T, restart, restartChanged bool) {
 	payments, dba := newReceiver(t), newReceiver(t)
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
@@ -96,7 +100,8 @@ receivers:
 	if got := statuses(payments); len(got) != 1 {
 		t.Fatalf("payments got %v after group_wait, want the opening", got)
 	}
-	if restart {
+	restartNow := func() {
+		t.Helper()
 		if err := proc.saveOpen(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -105,10 +110,22 @@ receivers:
 		}
 		h, proc = start()
 	}
+	if restart {
+		restartNow()
+	}
 	// The root cause moves to the database: the incident is dba's now.
 	at(time.Minute)
 	h.Send(incidentOn(t, "inc", "payments-db", "dba", event.SeverityCritical, event.IncidentUpdated, t0.Add(time.Minute)))
 	tick(2 * time.Minute)
+	if restartChanged {
+		// payments is sent the change at its group_interval: what went
+		// out last to it is an event its route no longer matches.
+		tick(7 * time.Minute)
+		if got := statuses(payments); len(got) != 2 {
+			t.Fatalf("payments got %v by its group_interval, want the opening and the change", got)
+		}
+		restartNow()
+	}
 	at(10 * time.Minute)
 	// Sent, not fed: with a state store its ack waits for the tombstone.
 	h.Send(incidentOn(t, "inc", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, t0.Add(10*time.Minute)))

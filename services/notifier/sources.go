@@ -16,6 +16,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 	"github.com/aiops-dev/aiops/pkg/stage"
 )
 
@@ -543,18 +544,37 @@ func (p *Processor) restoreSent(inc openIncident) {
 		if err != nil {
 			continue
 		}
-		for _, route := range r.routes {
-			if route.Path == rec.Route {
-				heardBy, knows := rec.HeardBy, rec.Knows
-				if rec.Integrations != p.integrationsKey(route.Receiver) {
-					heardBy, knows = 0, false // its bits name other integrations now
-				}
-				p.schedule.restoreSent(&note{incidentID: inc.ID, route: route.Path, receiver: route.Receiver, eventID: rec.EventID, at: env.Time,
-					send: r, muted: rec.Muted, repeat: rec.Repeat,
-					timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At, heardBy, knows)
-			}
+		// Looked up among every route, not only those its labels match:
+		// a route the incident matched before its labels changed is sent
+		// its later states (withRoutesBefore), and its slot must come
+		// back for the resolve to reach it.
+		route := p.routeAt(rec.Route)
+		if route == nil {
+			continue
 		}
+		if !slices.Contains(r.routes, route) {
+			r.routes = append(r.routes, route)
+		}
+		heardBy, knows := rec.HeardBy, rec.Knows
+		if rec.Integrations != p.integrationsKey(route.Receiver) {
+			heardBy, knows = 0, false // its bits name other integrations now
+		}
+		p.schedule.restoreSent(&note{incidentID: inc.ID, route: route.Path, receiver: route.Receiver, eventID: rec.EventID, at: env.Time,
+			send: r, muted: rec.Muted, repeat: rec.Repeat,
+			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}, rec.At, heardBy, knows)
 	}
+}
+
+// routeAt is the route at path in the file whose receiver is known (nil:
+// none). p.routes is set.
+func (p *Processor) routeAt(path string) *amconfig.Route {
+	var at *amconfig.Route
+	p.routes.Route.Walk(func(route *amconfig.Route) {
+		if _, ok := p.routes.Receiver(route.Receiver); ok && at == nil && route.Path == path {
+			at = route
+		}
+	})
+	return at
 }
 
 // changed marks incident id to be written by the saver. p.mu is held.

@@ -154,10 +154,19 @@ func (a *SilencesAPI) post(w http.ResponseWriter, r *http.Request) {
 		amError(w, http.StatusBadRequest, "Failed to create silence: end time can't be in the past")
 		return
 	}
+	// The store's checks first: they bound what the regular expressions
+	// compile to before anything compiles them.
+	if err := s.Validate(); err != nil {
+		amError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	// Incidents are muted by their labels, whose severity is aiops's: a
 	// silence of an alert's word (severity=page) would mute nothing.
 	for _, m := range s.Matchers {
-		if cm, err := m.Compile(); err == nil && cm.Name == "severity" {
+		if m.Name != "severity" {
+			continue
+		}
+		if cm, err := m.Compile(); err == nil {
 			if why := severityProblem(cm); why != "" {
 				amError(w, http.StatusBadRequest, "Failed to create silence: "+why)
 				return

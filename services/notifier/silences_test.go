@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -467,5 +468,44 @@ func TestSilencesAPIUnauthorizedNamesTheGeneratedTokenFile(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "it is in "+tokenFile) {
 		t.Errorf("without a token: %d %s, want 401 naming %s", resp.StatusCode, body, tokenFile)
+	}
+}
+
+// A silence's regular expressions are bounded by the programs they
+// compile to (silence.MaxRegexpInsts), counted before anything compiles
+// them: the API's own checks (a severity matcher on an alert's word)
+// come after that count, or one POST of `\pL{1000}` 455 times, 4 KiB,
+// made the notifier compile 455,000 instructions (117 MiB) before the
+// store refused it.
+func TestSilenceOfAHugeRegexpIsRefusedBeforeItIsCompiled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS")
+	}
+	_, addr := startSilencesAPI(t, jetStream(t))
+	now := time.Now()
+	body, err := json.Marshal(map[string]any{
+		"matchers": []map[string]any{{"name": "pod", "value": strings.Repeat(`\pL{1000}`, silence.MaxFieldBytes/9), "isRegex": true}},
+		"startsAt": now, "endsAt": now.Add(time.Hour), "createdBy": "ann", "comment": "maintenance",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/api/v2/silences", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+silencesToken)
+	req.Header.Set("Content-Type", "application/json")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, err := http.DefaultClient.Do(req)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(answer), "instructions") {
+		t.Errorf("POST of a huge regular expression: %d %s, want 400 naming its program's size", resp.StatusCode, answer)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Errorf("refusing it allocated %d bytes, want at most 16 MiB (nothing compiled)", got)
 	}
 }

@@ -119,7 +119,7 @@ func amError(w http.ResponseWriter, code int, msg string) {
 func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
 	var filter amconfig.Matchers
 	for _, f := range r.URL.Query()["filter"] {
-		m, err := amconfig.ParseMatcher(f)
+		m, err := amconfig.ParseMatcherChecked(f, silence.CheckFilter)
 		if err != nil {
 			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
 			return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -507,5 +508,45 @@ func TestSilenceOfAHugeRegexpIsRefusedBeforeItIsCompiled(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
 		t.Errorf("refusing it allocated %d bytes, want at most 16 MiB (nothing compiled)", got)
+	}
+}
+
+// A list's filter is compared with the silences' matchers as written
+// (silence.MaxRegexpInsts bounds theirs), so a filter's regular expression
+// is refused past that bound before anything compiles it: `\pL{1000}`
+// 455 times, 4 KiB, made the notifier compile 455,000 instructions (160
+// MB allocated) to list nothing, and 3,000 times, 27 KB, still within a
+// query's 64 KiB, 3 million (900 MB allocated, 140 MB held for the
+// request).
+func TestSilencesFilterOfAHugeRegexpIsRefusedBeforeItIsCompiled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS")
+	}
+	_, addr := startSilencesAPI(t, jetStream(t))
+	get := func(filter string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v2/silences?filter="+url.QueryEscape(filter), nil)
+		req.Header.Set("Authorization", "Bearer "+silencesToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code, body := get(`pod=~"` + strings.Repeat(`\pL{1000}`, silence.MaxFieldBytes/9) + `"`)
+	runtime.ReadMemStats(&after)
+	if code != http.StatusBadRequest || !strings.Contains(body, "instructions") {
+		t.Errorf("a filter of a huge regular expression: %d %s, want 400 naming its program's size", code, body)
+	}
+	// Its parse, counted, costs some 6 MB (each \pL a copy of the class).
+	if got := after.TotalAlloc - before.TotalAlloc; got > 32<<20 {
+		t.Errorf("refusing it allocated %d bytes, want at most 32 MiB (nothing compiled)", got)
+	}
+	if code, body := get(`pod=~"web-[0-9]+"`); code != http.StatusOK {
+		t.Errorf("a filter of a small regular expression: %d %s", code, body)
 	}
 }

@@ -150,7 +150,7 @@ func ParseMatchers(s string) (Matchers, error) {
 	if err == nil {
 		return ms, nil
 	}
-	ums, utf8Only, uerr := parseUTF8Matchers(s)
+	ums, utf8Only, uerr := parseUTF8Matchers(s, NewMatcher)
 	switch {
 	case uerr == nil:
 		return ums, nil
@@ -202,7 +202,7 @@ func parseClassicMatchers(s string) (Matchers, error) {
 	}
 	ms := make(Matchers, 0, len(tokens))
 	for _, tok := range tokens {
-		m, err := parseClassicMatcher(tok)
+		m, err := parseClassicMatcher(tok, NewMatcher)
 		if err != nil {
 			return nil, err
 		}
@@ -215,12 +215,31 @@ func parseClassicMatchers(s string) (Matchers, error) {
 // API's filter) as Alertmanager does since 0.27: as 0.25 did
 // (parseClassicMatcher), and what that refuses as one UTF-8 matcher,
 // without braces (see ParseMatchers).
-func ParseMatcher(s string) (*Matcher, error) {
-	m, err := parseClassicMatcher(s)
+func ParseMatcher(s string) (*Matcher, error) { return parseMatcher(s, NewMatcher) }
+
+// ParseMatcherChecked is ParseMatcher, the matcher read given to check
+// (its operator, name and value) before its regular expression is
+// compiled: a check's error refuses it. A matcher from an untrusted
+// sender (the silences API's filter) is so refused before it costs the
+// compiling.
+func ParseMatcherChecked(s string, check func(t MatchType, name, value string) error) (*Matcher, error) {
+	return parseMatcher(s, func(t MatchType, name, value string) (*Matcher, error) {
+		if err := check(t, name, value); err != nil {
+			return nil, err
+		}
+		return NewMatcher(t, name, value)
+	})
+}
+
+// newMatcherFunc makes the matcher a parser read (NewMatcher).
+type newMatcherFunc func(t MatchType, name, value string) (*Matcher, error)
+
+func parseMatcher(s string, newMatcher newMatcherFunc) (*Matcher, error) {
+	m, err := parseClassicMatcher(s, newMatcher)
 	if err == nil || !utf8.ValidString(s) {
 		return m, err
 	}
-	ms, utf8Only, uerr := parseUTF8Matchers(s)
+	ms, utf8Only, uerr := parseUTF8Matchers(s, newMatcher)
 	trimmed := strings.TrimSpace(s)
 	switch {
 	case uerr == nil && len(ms) == 1 && !strings.HasPrefix(trimmed, "{") && !strings.HasSuffix(trimmed, "}"):
@@ -238,7 +257,7 @@ func ParseMatcher(s string) (*Matcher, error) {
 // quote, \\ a backslash and \n a newline (any other backslash is kept as
 // written). Unquoted values are taken as written, spaces around trimmed;
 // an unescaped double quote inside a value is an error.
-func parseClassicMatcher(s string) (*Matcher, error) {
+func parseClassicMatcher(s string, newMatcher newMatcherFunc) (*Matcher, error) {
 	ms := matcherRE.FindStringSubmatch(s)
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("bad matcher format: %s", s)
@@ -289,7 +308,7 @@ func parseClassicMatcher(s string) (*Matcher, error) {
 	if expectTrailingQuote {
 		return nil, fmt.Errorf("matcher value contains unescaped double quote: %s", ms[3])
 	}
-	return NewMatcher(matchTypes[ms[2]], ms[1], value.String())
+	return newMatcher(matchTypes[ms[2]], ms[1], value.String())
 }
 
 // The UTF-8 matchers grammar of Alertmanager 0.27 and later (its
@@ -385,7 +404,7 @@ func (l *utf8Lexer) next() (utf8Token, error) {
 // (double-quoted, or not a classic name): the input was then meant in
 // this grammar, and its error is the one to report. Unlike Alertmanager,
 // an empty label name is an error (a matcher of it would test nothing).
-func parseUTF8Matchers(s string) (ms Matchers, utf8Only bool, err error) {
+func parseUTF8Matchers(s string, newMatcher newMatcherFunc) (ms Matchers, utf8Only bool, err error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("bad matcher format: %s (%s)", s, fmt.Sprintf(format, args...))
 	}
@@ -442,7 +461,7 @@ func parseUTF8Matchers(s string) (ms Matchers, utf8Only bool, err error) {
 		if value, err = literal(v, "label value"); err != nil {
 			return nil, utf8Only, err
 		}
-		if m, err = NewMatcher(matchTypes[op.text], name, value); err != nil {
+		if m, err = newMatcher(matchTypes[op.text], name, value); err != nil {
 			return nil, utf8Only, err
 		}
 		ms = append(ms, m)

@@ -1,6 +1,7 @@
 package amconfig
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -204,5 +205,29 @@ func TestParseMatcherUTF8Names(t *testing.T) {
 	ls, err := ParseLabels([]string{`"otel.scope.name"=checkout`, `k8s.pod.name="web-0"`})
 	if err != nil || ls["otel.scope.name"] != "checkout" || ls["k8s.pod.name"] != "web-0" {
 		t.Fatalf("ParseLabels = %v, %v", ls, err)
+	}
+}
+
+// ParseMatcherChecked gives each matcher it reads to its check before
+// compiling it, in either grammar: the check's error refuses it, saying
+// why, and a matcher it takes is ParseMatcher's.
+func TestParseMatcherCheckedChecksBeforeCompiling(t *testing.T) {
+	refuse := func(t MatchType, name, value string) error {
+		if t == MatchRegexp && value == "(" {
+			return errors.New("too costly")
+		}
+		return nil
+	}
+	for _, s := range []string{`pod=~"("`, `"otel.pod"=~"("`} {
+		if _, err := ParseMatcherChecked(s, refuse); err == nil || !strings.Contains(err.Error(), "too costly") {
+			t.Errorf("%s: %v, want the check's error, not the compiler's", s, err)
+		}
+	}
+	for _, s := range []string{`pod=~"web-.*"`, `"otel.pod"!="a"`} {
+		m, err := ParseMatcherChecked(s, refuse)
+		want, _ := ParseMatcher(s)
+		if err != nil || m.String() != want.String() {
+			t.Errorf("%s: %v (%v), want %v", s, m, err, want)
+		}
 	}
 }

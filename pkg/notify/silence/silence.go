@@ -81,6 +81,20 @@ func (m Matcher) matchType() amconfig.MatchType {
 // notifier 225 MB.
 const MaxRegexpInsts = 4 * MaxFieldBytes
 
+// CheckFilter refuses a list filter's matcher (amconfig.ParseMatcherChecked)
+// whose regular expression compiles to more than a silence's may: it
+// could match no silence (MatchesFilter compares them as written), and
+// compiling it would cost what MaxRegexpInsts bounds.
+func CheckFilter(t amconfig.MatchType, _, value string) error {
+	if t != amconfig.MatchRegexp && t != amconfig.MatchNotRegexp {
+		return nil
+	}
+	if n := regexpInsts(value); n > MaxRegexpInsts {
+		return fmt.Errorf("its regular expression compiles to %d instructions or more, a silence's at most %d", n, MaxRegexpInsts)
+	}
+	return nil
+}
+
 // regexpInsts is about the size of the program value compiles to, as
 // amconfig.NewMatcher anchors it, counted on its parse tree, without
 // compiling it (a 4 KiB expression can make 444,000 instructions, 117

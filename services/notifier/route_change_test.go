@@ -24,21 +24,29 @@ import (
 // incident resolved. Alertmanager never meets this, since an alert's
 // labels are its identity.
 func TestReceiverPagedBeforeTheIncidentChangedRouteGetsItsResolve(t *testing.T) {
-	for _, c := range []struct {
-		name           string
-		restart        bool // between the page and the change
-		restartChanged bool // once the old route was sent the change
-	}{
-		{"without a restart", false, false},
-		{"after a restart between the page and the change", true, false},
-		{"after a restart once the old route was sent the change", false, true},
+	for _, c := range []routeChange{
+		{name: "without a restart"},
+		{name: "after a restart between the page and the change", restart: true},
+		{name: "after a restart once the old route was sent the change", restartChanged: true},
+		// The file changed meanwhile: the old route's place holds
+		// another team's route, whose receiver never heard of the
+		// incident and is sent nothing of it.
+		{name: "after a restart with another route in the old one's place", restartChanged: true, moved: true},
 	} {
-		t.Run(c.name, func(t *testing.T) { pagedBeforeRouteChange(t, c.restart, c.restartChanged) })
+		t.Run(c.name, func(t *testing.T) { pagedBeforeRouteChange(t, c) })
 	}
 }
 
-func pagedBeforeRouteChange(t *testing.T, restart, restartChanged bool) {
-	payments, dba := newReceiver(t), newReceiver(t)
+// routeChange is a case of pagedBeforeRouteChange.
+type routeChange struct {
+	name           string
+	restart        bool // between the page and the change
+	restartChanged bool // once the old route was sent the change
+	moved          bool // with routes[0] another team's after that restart
+}
+
+func pagedBeforeRouteChange(t *testing.T, c routeChange) {
+	payments, dba, ops := newReceiver(t), newReceiver(t), newReceiver(t)
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
   receiver: dba
@@ -108,16 +116,39 @@ receivers:
 		if err := h.Stop(); err != nil {
 			t.Fatal(err)
 		}
+		if c.moved {
+			os.WriteFile(routes, []byte(`route:
+  receiver: dba
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+  - matchers: [team="ops"]
+    receiver: ops
+  - matchers: [team="payments"]
+    receiver: payments
+receivers:
+- name: payments
+  webhook_configs:
+  - url: `+payments.srv.URL+`
+- name: dba
+  webhook_configs:
+  - url: `+dba.srv.URL+`
+- name: ops
+  webhook_configs:
+  - url: `+ops.srv.URL+`
+`), 0o600)
+		}
 		h, proc = start()
 	}
-	if restart {
+	if c.restart {
 		restartNow()
 	}
 	// The root cause moves to the database: the incident is dba's now.
 	at(time.Minute)
 	h.Send(incidentOn(t, "inc", "payments-db", "dba", event.SeverityCritical, event.IncidentUpdated, t0.Add(time.Minute)))
 	tick(2 * time.Minute)
-	if restartChanged {
+	if c.restartChanged {
 		// payments is sent the change at its group_interval: what went
 		// out last to it is an event its route no longer matches.
 		tick(7 * time.Minute)
@@ -132,6 +163,13 @@ receivers:
 	tick(11 * time.Minute)
 	if got := statuses(dba); len(got) == 0 || got[len(got)-1] != "resolved" {
 		t.Fatalf("dba got %v, want its notifications to end with the resolve", got)
+	}
+	if c.moved {
+		tick(3 * time.Hour)
+		if got := statuses(ops); len(got) != 0 {
+			t.Fatalf("ops, in the place of the route that was paged, got %v", got)
+		}
+		return
 	}
 	if got := statuses(payments); len(got) == 0 || got[len(got)-1] != "resolved" {
 		t.Fatalf("payments, paged for the incident, got %v: it never heard of the resolve", got)

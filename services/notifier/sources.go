@@ -138,6 +138,10 @@ type sentRecord struct {
 	// by position (integrationsKey): a configuration that changed them
 	// since leaves a receiver that may have heard, and first notices.
 	Integrations string `json:"integrations,omitempty"`
+	// Receiver is the route's receiver when it went out (an older
+	// notifier's record has none): a route whose matchers the event no
+	// longer matches is restored only to the same receiver.
+	Receiver string `json:"receiver,omitempty"`
 }
 
 // maxKeptEvents bounds the incident events an entry keeps for repeats, so
@@ -474,7 +478,7 @@ func (p *Processor) recordSent(n *note, at time.Time) {
 	}
 	rec := sentRecord{Route: n.route, EventID: n.eventID, At: at, Muted: n.muted, Repeat: n.repeat}
 	rec.HeardBy, rec.Knows = p.schedule.knowledge(n)
-	rec.Integrations = p.integrationsKey(n.receiver)
+	rec.Integrations, rec.Receiver = p.integrationsKey(n.receiver), n.receiver
 	sent := []sentRecord{rec}
 	events := map[string]json.RawMessage{n.eventID: data}
 	size := len(data)
@@ -547,12 +551,17 @@ func (p *Processor) restoreSent(inc openIncident) {
 		// Looked up among every route, not only those its labels match:
 		// a route the incident matched before its labels changed is sent
 		// its later states (withRoutesBefore), and its slot must come
-		// back for the resolve to reach it.
+		// back for the resolve to reach it. Not when the route there
+		// now sends to another receiver than the record's (the file
+		// changed, its routes moved): that one never heard of it.
 		route := p.routeAt(rec.Route)
 		if route == nil {
 			continue
 		}
 		if !slices.Contains(r.routes, route) {
+			if rec.Receiver == "" || rec.Receiver != route.Receiver {
+				continue
+			}
 			r.routes = append(r.routes, route)
 		}
 		heardBy, knows := rec.HeardBy, rec.Knows

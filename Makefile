@@ -47,7 +47,7 @@ test: deps lint
 # structure-aware targets (deep, wide and large inputs) included, on top
 # of their seed corpora that the tests run; docs/security.md has longer runs.
 FUZZTIME ?= 3s
-DECODE_FUZZ := FuzzOTLPLogsShape FuzzRemoteWriteShape FuzzEvents FuzzNDJSON FuzzAlertmanager \
+DECODE_FUZZ := FuzzOTLPLogsShape FuzzRemoteWriteShape FuzzEvents FuzzNDJSON FuzzAlertmanager FuzzPrometheusAlerts \
 	FuzzRemoteWrite FuzzRemoteWriteProto FuzzOTLPLogs FuzzOTLPMetrics FuzzChanges
 # Go 1.26's fuzzing engine can fail a target with a bare "context deadline
 # exceeded" when -fuzztime ends while a worker is mid-input (golang/go#75804,

@@ -62,6 +62,17 @@ func FuzzAlertmanager(f *testing.F) {
 	})
 }
 
+func FuzzPrometheusAlerts(f *testing.F) {
+	for _, s := range []string{promAlertsJSON, `[{}]`, `[{"labels":{"alertname":"a"},"endsAt":"2026-01-01T00:00:00Z"}]`, `{"alerts":[]}`, `null`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		o := fuzzOpts()
+		b, err := PrometheusAlerts(in, o)
+		checkOutcome(t, b, err, o)
+	})
+}
+
 func FuzzRemoteWrite(f *testing.F) {
 	f.Add(encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "up"}, {"job", "a"}}, samples: []rwSample{{1, t0.UnixMilli()}}}}, rwMeta{promCounter, "up", "1"}))
 	f.Add(encodeWriteRequest([]rwSeries{{labels: []rwLabel{{"__name__", "x"}}, samples: []rwSample{{2, 0}}, histograms: 1}}))

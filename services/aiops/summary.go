@@ -67,7 +67,7 @@ func Listeners(cfg *platform.AssembledConfig, nats EmbeddedNATSConfig) []Listene
 	}
 	if n, ok := platform.SectionOf[notifier.Config](cfg, "notifier"); ok && n.API.Listen != "" {
 		ls = append(ls, Listener{Name: "silences API", Addr: "http://" + n.API.Listen, Auth: apiAuth(n.API, "AIOPS_NOTIFIER__API__TOKEN"),
-			Serves: "Alertmanager API v2 /api/v2/silences (amtool)",
+			Serves: "Alertmanager API v2 /api/v2/silences /api/v2/alerts (amtool)",
 			Key:    "notifier.api.listen", Listen: n.API.Listen})
 	}
 	adminListen := pc.Admin.Listen

@@ -88,6 +88,7 @@ type Processor struct {
 	quietSwept    time.Time
 	tombstoneHeld int
 	fenced        atomic.Bool // the lease is lost: the store is not written
+	termBegun     atomic.Bool // a term read the open incidents (restoreOpen)
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
 	// write what the next holder owns.
@@ -292,7 +293,7 @@ func (p *Processor) route(in *event.Envelope) (*routed, error) {
 // track records r as a source of inhibition, or forgets it, resolved
 // (trackOpen). p.mu is held.
 func (p *Processor) track(r *routed) {
-	if p.routes != nil && p.trackOpen(r.st.IncidentID, r.env.ID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, r.env.Time}) {
+	if p.routes != nil && p.trackOpen(r.st.IncidentID, r.env.ID, r.labels, r.inc.Status == webhook.StatusResolved, stamp{r.st.Revision, r.env.Time}, shownAs{r.st.OpenedAt, r.st.Title}) {
 		p.changed(r.st.IncidentID)
 	}
 }

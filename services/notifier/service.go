@@ -97,7 +97,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 		proc.keepSentIn(store.kv)
 	}
 	if proc.cfg.API.Listen != "" {
-		if s.api, err = NewSilencesAPI(s.silences, proc.cfg.API, log); err != nil {
+		if s.api, err = NewSilencesAPI(s.silences, proc, proc.cfg.API, log); err != nil {
 			s.silences.Close()
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -54,6 +55,8 @@ func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
 //	GET    /api/v2/silence/{id}
 //	DELETE /api/v2/silence/{id}       (expires it)
 //	GET    /api/v2/status
+//	GET    /api/v2/alerts?filter=<matcher>...&active=&silenced=&inhibited=&receiver=
+//	                                  (the open incidents: alerts.go)
 //
 // Every request wants the bearer token (amtool sends it with
 // --http.config.file). Errors of these endpoints are JSON strings, as
@@ -63,32 +66,43 @@ func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
 type SilencesAPI struct {
 	*httpapi.Server
 	store   *silence.Store
+	alerts  func(context.Context, time.Time) ([]gettableAlert, error) // nil: none listed
 	started time.Time
 }
 
 // MaxSilenceBody bounds one posted silence.
 const MaxSilenceBody = 256 << 10
 
-// NewSilencesAPI listens on cfg.Listen for store.
-func NewSilencesAPI(store *silence.Store, cfg httpapi.Config, log zerolog.Logger) (*SilencesAPI, error) {
+// NewSilencesAPI listens on cfg.Listen for store, and lists the open
+// incidents proc routes as alerts (nil: none).
+func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, log zerolog.Logger) (*SilencesAPI, error) {
 	token, err := cfg.ResolveToken(log)
 	if err != nil {
 		return nil, errors.New("notifier.api." + err.Error())
 	}
 	a := &SilencesAPI{store: store, started: time.Now().UTC()}
+	if proc != nil {
+		a.alerts = proc.Alerts
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v2/silences", a.list)
 	mux.HandleFunc("POST /api/v2/silences", a.post)
 	mux.HandleFunc("GET /api/v2/silence/{id}", a.get)
 	mux.HandleFunc("DELETE /api/v2/silence/{id}", a.expire)
 	mux.HandleFunc("GET /api/v2/status", a.status)
+	mux.HandleFunc("GET /api/v2/alerts", a.listAlerts)
 	// What the mux itself would answer in plain text (another method, an
 	// unknown path) is answered in JSON, as by every other aiops API.
 	mux.HandleFunc("/api/v2/silences", httpapi.MethodNotAllowed("GET, HEAD, POST"))
 	mux.HandleFunc("/api/v2/silence/{id}", httpapi.MethodNotAllowed("DELETE, GET, HEAD"))
 	mux.HandleFunc("/api/v2/status", httpapi.MethodNotAllowed("GET, HEAD"))
+	mux.HandleFunc("POST /api/v2/alerts", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		httpapi.WriteError(w, http.StatusMethodNotAllowed, "the notifier lists the open incidents here; alerts go to the ingest gateway (POST /api/v2/alerts there, services/ingest/README.md)")
+	})
+	mux.HandleFunc("/api/v2/alerts", httpapi.MethodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id} and /api/v2/status", r.URL.Path))
+		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id}, /api/v2/alerts and /api/v2/status", r.URL.Path))
 	})
 	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "silences API", cfg.TokenHint(), mux)); err != nil {
 		return nil, errors.New("notifier.api.listen: " + err.Error())
@@ -217,6 +231,59 @@ func (a *SilencesAPI) status(w http.ResponseWriter, _ *http.Request) {
 		"versionInfo": map[string]string{"version": "aiops-notifier " + service.VersionString(), "goVersion": runtime.Version(),
 			"branch": "", "buildDate": "", "buildUser": "", "revision": ""},
 	})
+}
+
+// listAlerts answers GET /api/v2/alerts as Alertmanager does, with the
+// open incidents as its alerts. Of its parameters, filter, active,
+// silenced, inhibited and receiver select; unprocessed is taken and means
+// nothing (every incident is processed when it is listed).
+func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := alertsFilter{active: true, silenced: true, inhibited: true}
+	for _, v := range q["filter"] {
+		m, err := amconfig.ParseMatcherChecked(v, silence.CheckFilter)
+		if err != nil {
+			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
+			return
+		}
+		f.matchers = append(f.matchers, m)
+	}
+	for key, into := range map[string]*bool{"active": &f.active, "silenced": &f.silenced, "inhibited": &f.inhibited} {
+		if v := q.Get(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				amError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a boolean", key, v))
+				return
+			}
+			*into = b
+		}
+	}
+	if v := q.Get("receiver"); v != "" {
+		if err := silence.CheckFilter(amconfig.MatchRegexp, "receiver", v); err != nil {
+			amError(w, http.StatusBadRequest, "receiver: "+err.Error())
+			return
+		}
+		m, err := amconfig.NewMatcher(amconfig.MatchRegexp, "receiver", v)
+		if err != nil {
+			amError(w, http.StatusBadRequest, "failed to parse receiver param: "+err.Error())
+			return
+		}
+		f.receiver = m
+	}
+	out := []gettableAlert{}
+	if a.alerts != nil {
+		all, err := a.alerts(r.Context(), time.Now())
+		if err != nil {
+			amError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		for _, al := range all {
+			if f.keeps(al) {
+				out = append(out, al)
+			}
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // gcSilences deletes long-expired silences every interval until ctx ends.

@@ -57,7 +57,7 @@ func startSilencesAPIWith(t *testing.T, js jetstream.JetStream, cfg httpapi.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	api, err := NewSilencesAPI(store, cfg, zerolog.Nop())
+	api, err := NewSilencesAPI(store, nil, cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,8 +425,9 @@ func TestSilencesAPIUnknownPathsAndMethods(t *testing.T) {
 		code         int
 		allow, says  string
 	}{
-		{"GET", "/api/v2/alerts", http.StatusNotFound, "", "/api/v2/alerts"},
+		{"GET", "/api/v2/alert/abc", http.StatusNotFound, "", "/api/v2/alerts"},
 		{"GET", "/", http.StatusNotFound, "", "/api/v2/silences"},
+		{"DELETE", "/api/v2/alerts", http.StatusMethodNotAllowed, "GET, HEAD", "DELETE"},
 		{"PUT", "/api/v2/silences", http.StatusMethodNotAllowed, "GET, HEAD, POST", "PUT"},
 		{"POST", "/api/v2/silence/abc", http.StatusMethodNotAllowed, "DELETE, GET, HEAD", "POST"},
 		{"DELETE", "/api/v2/status", http.StatusMethodNotAllowed, "GET, HEAD", "DELETE"},

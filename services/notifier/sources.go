@@ -95,10 +95,14 @@ const maxResolved = 10_000
 // (restoreSent), instead of not until the incident's next event. They are
 // never changed in place (the saver marshals copies outside the lock).
 type openIncident struct {
-	ID       string                     `json:"id"`
-	Labels   map[string]string          `json:"labels,omitempty"`
-	Revision int                        `json:"revision"`
-	At       time.Time                  `json:"at"` // the state's event time
+	ID       string            `json:"id"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Revision int               `json:"revision"`
+	At       time.Time         `json:"at"` // the state's event time
+	// Opened and Title are the incident's opening and title, which
+	// GET /api/v2/alerts shows (Alerts).
+	Opened   time.Time                  `json:"opened,omitzero"`
+	Title    string                     `json:"title,omitempty"`
 	Resolved bool                       `json:"resolved,omitempty"`
 	Sent     []sentRecord               `json:"sent,omitempty"`
 	Events   map[string]json.RawMessage `json:"events,omitempty"`
@@ -393,7 +397,7 @@ func (s stamp) before(o stamp) bool { return s.rev < o.rev || s.rev == o.rev && 
 // at its stamp; eventID its incident event) as what it inhibits by, and
 // reports whether what is kept of it changed. An older state than the one kept, or than its resolve,
 // changes nothing. p.mu is held.
-func (p *Processor) trackOpen(id, eventID string, labels map[string]string, resolved bool, st stamp) bool {
+func (p *Processor) trackOpen(id, eventID string, labels map[string]string, resolved bool, st stamp, shown shownAs) bool {
 	old, had := p.open[id]
 	if had && st.before(old.stamp()) {
 		return false // an older state, come again
@@ -418,11 +422,19 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	p.resolved.Remove(id) // reopened
 	p.releaseTombstoneWaits(id, st, nil)
 	now := p.now()
-	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved}
+	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Opened: shown.opened, Title: shown.title,
+		Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved}
 	p.trackSource(id, labels, false)
 	// Seen is written at least every eighth of max_age: restored, an
 	// older one could forget an incident that has events
-	return !had || !maps.Equal(old.Labels, labels) || now.Sub(old.saved) >= p.cfg.State.WithDefaults().MaxAge/8
+	return !had || !maps.Equal(old.Labels, labels) || old.Title != shown.title || now.Sub(old.saved) >= p.cfg.State.WithDefaults().MaxAge/8
+}
+
+// shownAs is what GET /api/v2/alerts shows of an open incident beside its
+// labels.
+type shownAs struct {
+	opened time.Time
+	title  string
 }
 
 // endedFor tells whether the resolve of incident id that this notifier
@@ -779,6 +791,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	p.sources = nil
 	p.resolved.Purge()
 	p.fenced.Store(false)
+	p.termBegun.Store(true)
 	open := 0
 	maxAge := p.cfg.State.WithDefaults().MaxAge
 	for _, inc := range all {
@@ -792,7 +805,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 		// never saved by this instance: written again at the saver's first
 		// refresh, so that it does not expire, unless no notifier took an
 		// event of it for max_age
-		if p.trackOpen(inc.ID, "", inc.Labels, false, inc.stamp()) {
+		if p.trackOpen(inc.ID, "", inc.Labels, false, inc.stamp(), shownAs{inc.Opened, inc.Title}) {
 			open++
 		}
 		if cur, ok := p.open[inc.ID]; ok && !inc.Seen.IsZero() {

@@ -144,7 +144,7 @@ func TestOpenIncidentsKept(t *testing.T) {
 	track := func(id string, labels map[string]string, resolved bool, rev int) {
 		t.Helper()
 		proc.mu.Lock()
-		if proc.trackOpen(id, "", labels, resolved, stamp{rev, t0}) {
+		if proc.trackOpen(id, "", labels, resolved, stamp{rev, t0}, shownAs{}) {
 			proc.changed(id)
 		}
 		proc.mu.Unlock()
@@ -191,9 +191,9 @@ func TestOpenIncidentsKept(t *testing.T) {
 
 	// a producer whose revisions are all 0: ordered by event time
 	proc.mu.Lock()
-	proc.trackOpen("z", "", crit, false, stamp{0, t0})
-	proc.trackOpen("z", "", nil, true, stamp{0, t0.Add(time.Minute)})
-	back := proc.trackOpen("z", "", crit, false, stamp{0, t0}) // the opening, come again
+	proc.trackOpen("z", "", crit, false, stamp{0, t0}, shownAs{})
+	proc.trackOpen("z", "", nil, true, stamp{0, t0.Add(time.Minute)}, shownAs{})
+	back := proc.trackOpen("z", "", crit, false, stamp{0, t0}, shownAs{}) // the opening, come again
 	proc.mu.Unlock()
 	if back {
 		t.Error("a revision-0 incident's opening, come again after its resolve, brought it back")
@@ -215,7 +215,7 @@ func TestOpenIncidentsKept(t *testing.T) {
 	// what it knew before the term (another holder resolved it since) is
 	// forgotten
 	again.mu.Lock()
-	again.trackOpen("stale", "", crit, false, stamp{1, t0})
+	again.trackOpen("stale", "", crit, false, stamp{1, t0}, shownAs{})
 	again.mu.Unlock()
 	if err := again.restoreOpen(ctx); err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestOpenIncidentsKept(t *testing.T) {
 		t.Error("an incident known before the term, not in the store, survived the restore")
 	}
 	again.mu.Lock()
-	if again.trackOpen("a", "", crit, false, stamp{2, t0}) {
+	if again.trackOpen("a", "", crit, false, stamp{2, t0}, shownAs{}) {
 		t.Error("after the restore, an older state of the resolved incident a brought it back")
 	}
 	again.mu.Unlock()
@@ -244,7 +244,7 @@ func TestOpenIncidentsKept(t *testing.T) {
 	again.fenced.Store(true)
 	writes := store.writes
 	again.mu.Lock()
-	again.trackOpen("e", "", crit, false, stamp{1, t0})
+	again.trackOpen("e", "", crit, false, stamp{1, t0}, shownAs{})
 	again.changed("e")
 	again.mu.Unlock()
 	if err := again.saveOpen(ctx); err != nil || store.writes != writes {

@@ -66,7 +66,7 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 			}
 			track := func(p *Processor, labels map[string]string, resolved bool, rev int) {
 				p.mu.Lock()
-				if p.trackOpen("inc-1", "", labels, resolved, stamp{rev, t0}) {
+				if p.trackOpen("inc-1", "", labels, resolved, stamp{rev, t0}, shownAs{}) {
 					p.changed("inc-1")
 				}
 				p.mu.Unlock()

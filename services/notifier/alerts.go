@@ -1,0 +1,162 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
+)
+
+// The open incidents, listed as Alertmanager's API v2 lists its alerts
+// (GET /api/v2/alerts), so that `amtool alert query` and the dashboards
+// that read an Alertmanager (Grafana's Alertmanager data source, Karma)
+// show what the notifier routes: each open incident is one alert with
+// the labels it is routed by, whether a silence or another incident
+// holds it back, and the receivers its routes name.
+
+// gettableAlert is Alertmanager's API v2 GettableAlert.
+type gettableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	UpdatedAt    time.Time         `json:"updatedAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+	Fingerprint  string            `json:"fingerprint"`
+	Receivers    []receiverRef     `json:"receivers"`
+	Status       alertStatus       `json:"status"`
+}
+
+type receiverRef struct {
+	Name string `json:"name"`
+}
+
+type alertStatus struct {
+	State       string   `json:"state"` // active or suppressed
+	SilencedBy  []string `json:"silencedBy"`
+	InhibitedBy []string `json:"inhibitedBy"`
+}
+
+// openForListing is the open incidents this notifier knows: what its term
+// holds while it holds the lease, else what the holder last wrote to the
+// bucket (a standby's memory holds nothing, or an older term's).
+func (p *Processor) openForListing(ctx context.Context) ([]openIncident, error) {
+	if p.routes == nil {
+		return nil, nil // nothing is routed: no incident is kept
+	}
+	if p.store == nil || !p.fencedOff() && p.termBegun.Load() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		out := make([]openIncident, 0, len(p.open))
+		for _, inc := range p.open {
+			out = append(out, inc)
+		}
+		return out, nil
+	}
+	all, err := p.store.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open incidents: %w", err)
+	}
+	return slices.DeleteFunc(all, func(inc openIncident) bool { return inc.Resolved }), nil
+}
+
+// Alerts lists the open incidents as alerts at now, sorted by
+// fingerprint.
+func (p *Processor) Alerts(ctx context.Context, now time.Time) ([]gettableAlert, error) {
+	open, err := p.openForListing(ctx)
+	if err != nil || len(open) == 0 {
+		return []gettableAlert{}, err
+	}
+	// Each inhibit rule's sources, once for the list, not once an
+	// incident.
+	type source struct {
+		id     string
+		labels map[string]string
+	}
+	sources := make([][]source, len(p.routes.InhibitRules))
+	for i, r := range p.routes.InhibitRules {
+		for _, inc := range open {
+			if r.SourceMatchers.Matches(inc.Labels) {
+				sources[i] = append(sources[i], source{inc.ID, inc.Labels})
+			}
+		}
+	}
+	fingerprints := make(map[string]string, len(open))
+	for _, inc := range open {
+		fingerprints[inc.ID] = event.AlertmanagerFingerprint(inc.Labels)
+	}
+	out := make([]gettableAlert, 0, len(open))
+	for _, inc := range open {
+		a := gettableAlert{
+			Labels:      inc.Labels,
+			Annotations: map[string]string{},
+			StartsAt:    inc.Opened,
+			UpdatedAt:   inc.At,
+			Fingerprint: fingerprints[inc.ID],
+			Receivers:   []receiverRef{},
+			Status:      alertStatus{State: "active", SilencedBy: []string{}, InhibitedBy: []string{}},
+		}
+		if a.StartsAt.IsZero() {
+			a.StartsAt = inc.At // kept by a build before openIncident.Opened
+		}
+		if inc.Title != "" {
+			a.Annotations["summary"] = inc.Title
+		}
+		for _, route := range p.routes.Route.Match(inc.Labels) {
+			if !slices.ContainsFunc(a.Receivers, func(r receiverRef) bool { return r.Name == route.Receiver }) {
+				a.Receivers = append(a.Receivers, receiverRef{route.Receiver})
+			}
+		}
+		if p.silences != nil {
+			a.Status.SilencedBy = append(a.Status.SilencedBy, p.silences.Mutes(inc.Labels, now)...)
+		}
+		for i, r := range p.routes.InhibitRules {
+			others := make([]map[string]string, 0, len(sources[i]))
+			ids := make([]string, 0, len(sources[i]))
+			for _, s := range sources[i] {
+				if s.id != inc.ID {
+					others, ids = append(others, s.labels), append(ids, s.id)
+				}
+			}
+			if j := r.InhibitingAlert(inc.Labels, others); j >= 0 {
+				a.Status.InhibitedBy = append(a.Status.InhibitedBy, fingerprints[ids[j]])
+				break // Alertmanager names the first
+			}
+		}
+		if len(a.Status.SilencedBy) > 0 || len(a.Status.InhibitedBy) > 0 {
+			a.Status.State = "suppressed"
+		}
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b gettableAlert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
+	return out, nil
+}
+
+// alertsFilter is what GET /api/v2/alerts selects: the alerts whose labels
+// every matcher matches, in the states asked for, routed to a receiver
+// the receiver expression matches (all when nil).
+type alertsFilter struct {
+	matchers                    amconfig.Matchers
+	active, silenced, inhibited bool
+	receiver                    *amconfig.Matcher
+}
+
+func (f alertsFilter) keeps(a gettableAlert) bool {
+	switch {
+	case !f.matchers.Matches(a.Labels):
+		return false
+	case a.Status.State == "active" && !f.active:
+		return false
+	case len(a.Status.SilencedBy) > 0 && !f.silenced:
+		return false
+	case len(a.Status.InhibitedBy) > 0 && !f.inhibited:
+		return false
+	case f.receiver != nil:
+		return slices.ContainsFunc(a.Receivers, func(r receiverRef) bool { return f.receiver.Matches(r.Name) })
+	}
+	return true
+}

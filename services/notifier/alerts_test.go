@@ -1,0 +1,184 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/httpapi"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// amtool's `alert query` lists the open incidents the notifier routes, as
+// it lists an Alertmanager's alerts: by default the active ones, with -s
+// and -i the silenced and the inhibited instead (-a: the active too), each with its state, the
+// silence or incident that holds it back and its receivers; a matcher and
+// --receiver select, and a resolved incident is not listed. A standby
+// instance, which holds none of them in memory, lists them from the
+// bucket the holder writes.
+func TestAlertsWithAmtool(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	bin := testenv.Binary(t, "amtool")
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(`route:
+  receiver: ops
+  group_wait: 0s
+  routes:
+  - matchers: [team="dba"]
+    receiver: dba
+receivers:
+- name: ops
+  webhook_configs: [{url: `+hook.URL+`}]
+- name: dba
+  webhook_configs: [{url: `+hook.URL+`}]
+inhibit_rules:
+- source_matchers: [severity="critical"]
+  target_matchers: [severity="warning"]
+  equal: [team]
+`), 0o600)
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "token"), []byte(silencesToken), 0o600)
+	os.WriteFile(filepath.Join(home, "http.yml"), []byte("authorization:\n  credentials_file: token\n"), 0o600)
+	cfg := Config{Routes: routes, Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	cfg.API = httpapi.Config{Listen: "127.0.0.1:0", Token: silencesToken}
+	holder, stopHolder := r.start(cfg)
+	defer stopHolder()
+	for deadline := time.Now().Add(20 * time.Second); !holder.lease.Valid(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no lease in 20s")
+		}
+	}
+	standby, stopStandby := r.start(cfg)
+	defer stopStandby()
+
+	now := time.Now().UTC()
+	for _, e := range []*event.Envelope{
+		incidentAt(t, "db-crit", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, now.Add(-time.Hour), now),
+		incidentAt(t, "db-warn", "payments-db", "dba", event.SeverityWarning, event.IncidentOpened, now, now),
+		incidentAt(t, "web-warn", "web", "web", event.SeverityWarning, event.IncidentOpened, now, now),
+		incidentAt(t, "gone", "cart", "web", event.SeverityCritical, event.IncidentOpened, now, now),
+		incidentAt(t, "gone", "cart", "web", event.SeverityCritical, event.IncidentResolved, now, now.Add(time.Second)),
+	} {
+		data, _ := e.MarshalJSON()
+		if _, err := r.js.Publish(context.Background(), e.Subject(), data, jetstream.WithMsgID(e.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tool := func(svc *Service) amtool {
+		return amtool{t: t, bin: bin, home: home, url: svc.Addr().String(), httpConfig: "http.yml"}
+	}
+	am := tool(holder)
+	am.must("silence", "add", "service=web", "--comment=deploy", "--author=ops", "--duration=1h")
+
+	type listed struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			State       string   `json:"state"`
+			SilencedBy  []string `json:"silencedBy"`
+			InhibitedBy []string `json:"inhibitedBy"`
+		} `json:"status"`
+		Annotations map[string]string       `json:"annotations"`
+		Receivers   []struct{ Name string } `json:"receivers"`
+		StartsAt    time.Time               `json:"startsAt"`
+		Fingerprint string                  `json:"fingerprint"`
+	}
+	query := func(a amtool, args ...string) map[string]listed {
+		t.Helper()
+		var got []listed
+		out := a.must(append([]string{"alert", "query", "-o", "json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("amtool alert query %v: %v: %s", args, err, out)
+		}
+		byID := map[string]listed{}
+		for _, l := range got {
+			byID[l.Labels["incident_id"]] = l
+		}
+		return byID
+	}
+	ids := func(m map[string]listed) []string {
+		out := []string{}
+		for id := range m {
+			out = append(out, id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	var all map[string]listed
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if all = query(am, "-a", "-s", "-i"); len(all) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+holder.Addr().String()+"/api/v2/alerts", nil)
+			req.Header.Set("Authorization", "Bearer "+silencesToken)
+			resp, _ := http.DefaultClient.Do(req)
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("amtool lists %v, want the three open incidents; the API: %s", ids(all), b)
+		}
+	}
+	if got := ids(query(am)); !slices.Equal(got, []string{"db-crit"}) {
+		t.Errorf("amtool alert query lists %v, want the one neither silenced nor inhibited", got)
+	}
+	crit, warn, web := all["db-crit"], all["db-warn"], all["web-warn"]
+	if crit.Status.State != "active" || crit.Annotations["summary"] != "down: payments-db" || !crit.StartsAt.Equal(now.Add(-time.Hour).Truncate(time.Millisecond)) ||
+		len(crit.Receivers) != 1 || crit.Receivers[0].Name != "dba" {
+		t.Errorf("db-crit listed %+v, want active, titled, opened an hour ago, routed to dba", crit)
+	}
+	if warn.Status.State != "suppressed" || !slices.Equal(warn.Status.InhibitedBy, []string{crit.Fingerprint}) {
+		t.Errorf("db-warn listed %+v, want suppressed, inhibited by db-crit (%s)", warn, crit.Fingerprint)
+	}
+	if web.Status.State != "suppressed" || len(web.Status.SilencedBy) != 1 || len(web.Status.InhibitedBy) != 0 || web.Receivers[0].Name != "ops" {
+		t.Errorf("web-warn listed %+v, want suppressed by the silence, routed to ops", web)
+	}
+	if got := ids(query(am, "-s", "service=web")); !slices.Equal(got, []string{"web-warn"}) {
+		t.Errorf("amtool alert query -s service=web lists %v", got)
+	}
+	if got := ids(query(am, "-a", "-s", "-i", "--receiver=dba")); !slices.Equal(got, []string{"db-crit", "db-warn"}) {
+		t.Errorf("amtool alert query --receiver=dba lists %v", got)
+	}
+	// The standby lists what the holder wrote to the bucket.
+	var fromStandby map[string]listed
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if fromStandby = query(tool(standby), "-a", "-s", "-i"); len(fromStandby) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby lists %v, want the three open incidents", ids(fromStandby))
+		}
+	}
+	if s := fromStandby["db-warn"]; s.Status.State != "suppressed" || s.Annotations["summary"] != "down: payments-db" {
+		t.Errorf("the standby lists db-warn as %+v", s)
+	}
+	// A POST is Prometheus's, meant for the gateway.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+holder.Addr().String()+"/api/v2/alerts", strings.NewReader("[]"))
+	req.Header.Set("Authorization", "Bearer "+silencesToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/v2/alerts to the notifier: %s, want 405 naming the gateway", resp.Status)
+	}
+	// A filter whose regular expression compiles past a silence's bound
+	// is refused before it is compiled.
+	if out, err := am.run("alert", "query", `service=~"`+strings.Repeat(`\pL{1000}`, 17)+`"`); err == nil {
+		t.Errorf("a huge filter was answered: %s", out)
+	}
+}

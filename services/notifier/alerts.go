@@ -57,7 +57,7 @@ func (p *Processor) openForListing(ctx context.Context) ([]openIncident, error) 
 		}
 		return out, nil
 	}
-	all, err := p.store.All(ctx)
+	all, err := p.store.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open incidents: %w", err)
 	}

@@ -250,8 +250,11 @@ func (p *Processor) releaseTombstoneWaits(id string, st stamp, err error) {
 // across restarts.
 type OpenStore interface {
 	Put(ctx context.Context, inc openIncident) error
-	// All returns every entry kept.
+	// All returns every entry kept, for a term that begins: the writes
+	// after it expect what it read.
 	All(ctx context.Context) ([]openIncident, error)
+	// List returns every entry kept, to be shown: nothing else changes.
+	List(ctx context.Context) ([]openIncident, error)
 }
 
 // kvOpen is an OpenStore on a JetStream key-value bucket: one key per
@@ -339,28 +342,44 @@ func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 	return nil
 }
 
-// All reads every entry in one watch of the bucket (its current values,
-// then a nil), not one request per key.
+// All reads every entry (read), and expects the revisions it read in the
+// writes after it.
 func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
-	w, err := s.kv.Watch(ctx, "open.>", jetstream.IgnoreDeletes())
+	out, revs, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.revs = revs // a new term's: what an earlier one knew may be stale
+	s.mu.Unlock()
+	return out, nil
+}
+
+// List reads every entry (read).
+func (s *kvOpen) List(ctx context.Context) ([]openIncident, error) {
+	out, _, err := s.read(ctx)
+	return out, err
+}
+
+// read reads every entry in one watch of the bucket (its current values,
+// then a nil), not one request per key, with the open ones' revisions.
+func (s *kvOpen) read(ctx context.Context) ([]openIncident, map[string]uint64, error) {
+	w, err := s.kv.Watch(ctx, "open.>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, nil, err
+	}
 	defer w.Stop()
 	var out []openIncident
-	revs := map[string]uint64{} // a new term's: what an earlier one knew may be stale
+	revs := map[string]uint64{}
 	for {
 		var e jetstream.KeyValueEntry
 		select {
 		case e = <-w.Updates():
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		if e == nil {
-			s.mu.Lock()
-			s.revs = revs
-			s.mu.Unlock()
-			return out, nil
+			return out, revs, nil
 		}
 		var inc openIncident
 		if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {

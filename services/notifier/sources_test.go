@@ -130,6 +130,8 @@ func (m *memOpen) All(context.Context) ([]openIncident, error) {
 	return out, nil
 }
 
+func (m *memOpen) List(ctx context.Context) ([]openIncident, error) { return m.All(ctx) }
+
 // What is kept of an open incident changes with its labels and its
 // resolve, not with every event, and never back to an older revision; a
 // write that failed is made again by the next checkpoint.

@@ -1,8 +1,10 @@
 package notifier
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +31,66 @@ type gettableAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 	Receivers    []receiverRef     `json:"receivers"`
 	Status       alertStatus       `json:"status"`
+
+	routes []*amconfig.Route // the routes it matches, for its groups
+}
+
+// alertGroup is Alertmanager's API v2 AlertGroup: the alerts one route
+// groups by the same values of its group_by labels.
+type alertGroup struct {
+	Labels   map[string]string `json:"labels"`
+	Receiver receiverRef       `json:"receiver"`
+	Alerts   []gettableAlert   `json:"alerts"`
+}
+
+// groupAlerts groups alerts as Alertmanager's GET /api/v2/alerts/groups:
+// by route, then by the values of the route's group_by labels (every
+// label with group_by: [...]); an alert is in a group of each route it
+// matches. Groups are sorted as Alertmanager sorts them: by their labels,
+// then by receiver.
+func groupAlerts(alerts []gettableAlert) []alertGroup {
+	type key struct{ route, labels string }
+	groups := map[key]*alertGroup{}
+	var order []key
+	for _, a := range alerts {
+		for _, r := range a.routes {
+			labels := a.Labels
+			if !r.GroupByAll {
+				labels = map[string]string{}
+				for _, l := range r.GroupBy {
+					if v, ok := a.Labels[l]; ok {
+						labels[l] = v
+					}
+				}
+			}
+			k := key{r.Path, labelsKey(labels)}
+			g, ok := groups[k]
+			if !ok {
+				g = &alertGroup{Labels: labels, Receiver: receiverRef{r.Receiver}}
+				groups[k] = g
+				order = append(order, k)
+			}
+			g.Alerts = append(g.Alerts, a)
+		}
+	}
+	slices.SortFunc(order, func(a, b key) int {
+		return cmp.Or(strings.Compare(a.labels, b.labels), strings.Compare(groups[a].Receiver.Name, groups[b].Receiver.Name), strings.Compare(a.route, b.route))
+	})
+	out := make([]alertGroup, 0, len(order))
+	for _, k := range order {
+		out = append(out, *groups[k])
+	}
+	return out
+}
+
+// labelsKey is labels in one string, sorted by name.
+func labelsKey(labels map[string]string) string {
+	names := slices.Sorted(maps.Keys(labels))
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%q=%q,", n, labels[n])
+	}
+	return b.String()
 }
 
 type receiverRef struct {
@@ -106,7 +168,8 @@ func (p *Processor) Alerts(ctx context.Context, now time.Time) ([]gettableAlert,
 		if inc.Title != "" {
 			a.Annotations["summary"] = inc.Title
 		}
-		for _, route := range p.routes.Route.Match(inc.Labels) {
+		a.routes = p.routes.Route.Match(inc.Labels)
+		for _, route := range a.routes {
 			if !slices.ContainsFunc(a.Receivers, func(r receiverRef) bool { return r.Name == route.Receiver }) {
 				a.Receivers = append(a.Receivers, receiverRef{route.Receiver})
 			}

@@ -1,8 +1,10 @@
 package notifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -38,6 +40,7 @@ func TestAlertsWithAmtool(t *testing.T) {
 	os.WriteFile(routes, []byte(`route:
   receiver: ops
   group_wait: 0s
+  group_by: [team]
   routes:
   - matchers: [team="dba"]
     receiver: dba
@@ -151,6 +154,62 @@ inhibit_rules:
 	}
 	if got := ids(query(am, "-a", "-s", "-i", "--receiver=dba")); !slices.Equal(got, []string{"db-crit", "db-warn"}) {
 		t.Errorf("amtool alert query --receiver=dba lists %v", got)
+	}
+	// Grouped as Alertmanager groups them: by route, then by its
+	// group_by labels; the receiver selects groups by their route's.
+	groupsOf := func(addr, query string) (got []string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/v2/alerts/groups"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+silencesToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var gs []struct {
+			Labels   map[string]string `json:"labels"`
+			Receiver struct{ Name string }
+			Alerts   []listed `json:"alerts"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&gs); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			var members []string
+			for _, a := range g.Alerts {
+				members = append(members, a.Labels["incident_id"])
+			}
+			slices.Sort(members)
+			got = append(got, fmt.Sprintf("%s %v %v", g.Receiver.Name, g.Labels, members))
+		}
+		return got
+	}
+	groups := func(query string) []string { return groupsOf(holder.Addr().String(), query) }
+	if got, want := groups(""), []string{"dba map[team:dba] [db-crit db-warn]", "ops map[team:web] [web-warn]"}; !slices.Equal(got, want) {
+		t.Errorf("groups %q, want %q", got, want)
+	}
+	if got, want := groups("?receiver=dba&inhibited=false"), []string{"dba map[team:dba] [db-crit]"}; !slices.Equal(got, want) {
+		t.Errorf("groups of dba, not inhibited: %q, want %q", got, want)
+	}
+	// The real Alertmanager, with the same routes and alerts of the same
+	// labels, groups and orders them alike.
+	real := testenv.Alertmanager(t, routes)
+	var posted []map[string]any
+	for _, a := range all {
+		posted = append(posted, map[string]any{"labels": a.Labels, "startsAt": now.Format(time.RFC3339)})
+	}
+	body, _ := json.Marshal(posted)
+	if resp, err := http.Post("http://"+real+"/api/v2/alerts", "application/json", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("posting to Alertmanager: %v %v", resp, err)
+	}
+	var fromAM []string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if fromAM = groupsOf(real, ""); len(fromAM) == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got := groups(""); !slices.Equal(got, fromAM) {
+		t.Errorf("groups %q, Alertmanager's %q", got, fromAM)
 	}
 	// The standby lists what the holder wrote to the bucket.
 	var fromStandby map[string]listed

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +57,7 @@ func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
 //	DELETE /api/v2/silence/{id}       (expires it)
 //	GET    /api/v2/status
 //	GET    /api/v2/alerts?filter=<matcher>...&active=&silenced=&inhibited=&receiver=
+//	GET    /api/v2/alerts/groups?     (the same parameters)
 //	                                  (the open incidents: alerts.go)
 //
 // Every request wants the bearer token (amtool sends it with
@@ -91,6 +93,7 @@ func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, l
 	mux.HandleFunc("DELETE /api/v2/silence/{id}", a.expire)
 	mux.HandleFunc("GET /api/v2/status", a.status)
 	mux.HandleFunc("GET /api/v2/alerts", a.listAlerts)
+	mux.HandleFunc("GET /api/v2/alerts/groups", a.listAlertGroups)
 	// What the mux itself would answer in plain text (another method, an
 	// unknown path) is answered in JSON, as by every other aiops API.
 	mux.HandleFunc("/api/v2/silences", httpapi.MethodNotAllowed("GET, HEAD, POST"))
@@ -101,8 +104,9 @@ func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, l
 		httpapi.WriteError(w, http.StatusMethodNotAllowed, "the notifier lists the open incidents here; alerts go to the ingest gateway (POST /api/v2/alerts there, services/ingest/README.md)")
 	})
 	mux.HandleFunc("/api/v2/alerts", httpapi.MethodNotAllowed("GET, HEAD"))
+	mux.HandleFunc("/api/v2/alerts/groups", httpapi.MethodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id}, /api/v2/alerts and /api/v2/status", r.URL.Path))
+		httpapi.WriteError(w, http.StatusNotFound, fmt.Sprintf("no path %q: the silences API serves /api/v2/silences, /api/v2/silence/{id}, /api/v2/alerts, /api/v2/alerts/groups and /api/v2/status", r.URL.Path))
 	})
 	if a.Server, err = httpapi.Listen(cfg.Listen, httpapi.BearerWithHint(token, "silences API", cfg.TokenHint(), mux)); err != nil {
 		return nil, errors.New("notifier.api.listen: " + err.Error())
@@ -238,13 +242,37 @@ func (a *SilencesAPI) status(w http.ResponseWriter, _ *http.Request) {
 // silenced, inhibited and receiver select; unprocessed is taken and means
 // nothing (every incident is processed when it is listed).
 func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
+	if out, _, ok := a.selectAlerts(w, r); ok {
+		httpapi.WriteJSON(w, http.StatusOK, out)
+	}
+}
+
+// listAlertGroups answers GET /api/v2/alerts/groups as Alertmanager does
+// (groupAlerts), with listAlerts' parameters; dashboards that read an
+// Alertmanager (Karma, Grafana) list its alerts so. As Alertmanager's,
+// the receiver parameter selects groups by their route's receiver.
+func (a *SilencesAPI) listAlertGroups(w http.ResponseWriter, r *http.Request) {
+	out, f, ok := a.selectAlerts(w, r)
+	if !ok {
+		return
+	}
+	groups := groupAlerts(out)
+	if f.receiver != nil {
+		groups = slices.DeleteFunc(groups, func(g alertGroup) bool { return !f.receiver.Matches(g.Receiver.Name) })
+	}
+	httpapi.WriteJSON(w, http.StatusOK, groups)
+}
+
+// selectAlerts is the alerts r asks for, or false once it answered an
+// error.
+func (a *SilencesAPI) selectAlerts(w http.ResponseWriter, r *http.Request) ([]gettableAlert, alertsFilter, bool) {
 	q := r.URL.Query()
 	f := alertsFilter{active: true, silenced: true, inhibited: true}
 	for _, v := range q["filter"] {
 		m, err := amconfig.ParseMatcherChecked(v, silence.CheckFilter)
 		if err != nil {
 			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
-			return
+			return nil, f, false
 		}
 		f.matchers = append(f.matchers, m)
 	}
@@ -253,7 +281,7 @@ func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				amError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a boolean", key, v))
-				return
+				return nil, f, false
 			}
 			*into = b
 		}
@@ -261,12 +289,12 @@ func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("receiver"); v != "" {
 		if err := silence.CheckFilter(amconfig.MatchRegexp, "receiver", v); err != nil {
 			amError(w, http.StatusBadRequest, "receiver: "+err.Error())
-			return
+			return nil, f, false
 		}
 		m, err := amconfig.NewMatcher(amconfig.MatchRegexp, "receiver", v)
 		if err != nil {
 			amError(w, http.StatusBadRequest, "failed to parse receiver param: "+err.Error())
-			return
+			return nil, f, false
 		}
 		f.receiver = m
 	}
@@ -275,7 +303,7 @@ func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 		all, err := a.alerts(r.Context(), time.Now())
 		if err != nil {
 			amError(w, http.StatusServiceUnavailable, err.Error())
-			return
+			return nil, f, false
 		}
 		for _, al := range all {
 			if f.keeps(al) {
@@ -283,7 +311,7 @@ func (a *SilencesAPI) listAlerts(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, out)
+	return out, f, true
 }
 
 // gcSilences deletes long-expired silences every interval until ctx ends.

@@ -111,9 +111,14 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 // The fingerprint is Alertmanager's, of the labels, so an alert sent both
 // here and through an Alertmanager is one member of one incident. The
 // events are as Alertmanager's: one per alert, the same for every resend
-// of a firing alert (status and startsAt make its id).
+// of a firing alert (status and startsAt make its id). A firing alert
+// without startsAt starts at o.Now, as Alertmanager's API starts it:
+// Prometheus always sends one, other tools posting to an Alertmanager
+// (falcosidekick) send none, and each of their posts is then an event of
+// its own.
 func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
+	o.AlertTimesFromNow = true
 	if err := event.CheckJSONNesting(body); err != nil {
 		return nil, tooDeep(err)
 	}

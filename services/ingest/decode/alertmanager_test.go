@@ -411,3 +411,36 @@ func TestPrometheusAlertsErrors(t *testing.T) {
 		t.Errorf("4 alerts over a limit of 3: %v, want ErrTooManyEvents", err)
 	}
 }
+
+// falcoSidekickJSON is shaped like what falcosidekick's Alertmanager output
+// posts (endpoint /api/v2/alerts) for one Falco event: labels from the
+// event's output fields (dots made underscores), rule, priority and
+// severity, and an endsAt of Go's zero time (none set), but no startsAt.
+const falcoSidekickJSON = `[{"labels":{"container_name":"payments-7d9f8-x2x9q","evt_time":"1796615388132000000","k8s_pod_name":"payments-7d9f8-x2x9q","priority":"Critical","rule":"Terminal shell in container","severity":"critical","source":"falco","tags":"T1059,container,shell"},"annotations":{"description":"A shell was spawned in a container","summary":"Terminal shell in container"},"endsAt":"0001-01-01T00:00:00Z"}]`
+
+// Alertmanager's API takes an alert without startsAt as starting when it
+// arrives; tools other than Prometheus send none (falcosidekick), and
+// refusing them refused every alert they sent.
+func TestPrometheusAlertsWithoutStartsAtStartOnArrival(t *testing.T) {
+	b, err := PrometheusAlerts([]byte(falcoSidekickJSON), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, b, SourcePrometheus)
+	e := b.Events[0]
+	eq(t, "time: when it arrived", e.Time, testNow)
+	eq(t, "severity", e.Severity, event.SeverityCritical)
+	ab := body[event.AlertBody](t, e)
+	eq(t, "status", ab.Status, event.AlertFiring)
+	eq(t, "startsAt", ab.StartsAt, testNow)
+	eq(t, "name: its fingerprint, as no alertname is sent", ab.Name, e.Fingerprint)
+
+	// falcosidekick's expiresafter sets endsAt ahead: still firing now.
+	expiring := strings.Replace(falcoSidekickJSON, "0001-01-01T00:00:00Z", testNow.Add(10*time.Minute).Format(time.RFC3339), 1)
+	b, err = PrometheusAlerts([]byte(expiring), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "endsAt ahead: firing from now", body[event.AlertBody](t, b.Events[0]).Status, event.AlertFiring)
+	eq(t, "endsAt ahead: time", b.Events[0].Time, testNow)
+}

@@ -115,8 +115,9 @@ type Options struct {
 	// AlertTimesFromNow times a firing alert without startsAt, and a
 	// resolved one without endsAt, at Now instead of refusing it: for an
 	// offline replay, where Now is the line's time. The gateway leaves it
-	// off, since every resend of such an alert would be timed, and so
-	// identified, anew.
+	// off for Alertmanager's webhook, which always sends both, since every
+	// resend of such an alert would be timed, and so identified, anew;
+	// PrometheusAlerts sets it, as Alertmanager's API does.
 	AlertTimesFromNow bool
 }
 

@@ -1394,7 +1394,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		p.jiras[c.Path] = jira
 		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
 			send: func(ctx context.Context, key string, inc webhook.Incident) error {
-				issue := webhook.JiraIssue{Summary: inc.Title, Description: webhook.DescriptionText(inc)}
+				issue := webhook.JiraIssue{Summary: inc.Title, Description: jira.DescriptionText(inc)}
 				err := renderAll(inc, map[*string]*webhook.Template{
 					&issue.Project: tpl["project"], &issue.IssueType: tpl["issue_type"], &issue.Summary: tpl["summary"],
 					&issue.Description: tpl["description"], &issue.Priority: tpl["priority"],

@@ -2,14 +2,18 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
@@ -136,5 +140,58 @@ receivers:
 	}
 	if len(jira.issues) != 2 || len(jira.issues["OPS-1"].comments) != 1 {
 		t.Fatalf("issues %v: want OPS-1 commented on when acknowledged, and OPS-2 made", jira.issues)
+	}
+}
+
+// A Jira issue's default description is its Jira's: on API v2, which
+// renders it as wiki markup, an alert's name (in the title and the root
+// cause's reasons) shows as the text it is, not as a link.
+func TestJiraDescriptionKeepsAlertNamesOutOfWikiMarkup(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	jira := &fakeJira{issues: map[string]*fakeIssue{}}
+	api := newFakeAPI(t, jira.handle)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`
+route: {receiver: tickets, group_wait: 0s}
+receivers:
+- name: tickets
+  jira_configs:
+  - api_url: `+api.srv.URL+`/rest/api/2
+    project: OPS
+    issue_type: Incident
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	svc, err := New(ctx, r.js, Config{Routes: routes}, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.silences.Close)
+	svc.proc.holds = nil // Notify called directly, as by a term of the lease
+
+	const name, escaped = `[Reset password|https://evil.example/login]`, `\[Reset password\|https://evil.example/login\]`
+	c, err := correlate.New(correlate.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := c.Observe(correlate.Signal{Kind: correlate.SignalAlert, Fingerprint: "fp-1", Service: "ledger", Name: name,
+		Severity: event.SeverityCritical, Time: t0, EventID: event.DerivedID(t0, "ledger")})
+	opened, err := correlate.Envelope(ups[0], t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.proc.Notify(ctx, opened); err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ Fields struct{ Description string } }
+	for _, c := range api.got() {
+		if c.Method == "POST" && c.Path == "/rest/api/2/issue" {
+			json.Unmarshal(c.Body, &created)
+		}
+	}
+	desc := created.Fields.Description
+	if !strings.Contains(desc, escaped) || strings.Contains(strings.ReplaceAll(desc, escaped, ""), "evil") {
+		t.Errorf("the issue's description\n%s\nwant the alert's name as %s", desc, escaped)
 	}
 }

@@ -314,6 +314,29 @@ func (s jiraStatus) done() bool { return s.Fields.Status.StatusCategory.Key == "
 // v3 tells whether the API takes Atlassian Document Format.
 func (j *Jira) v3() bool { return strings.HasSuffix(strings.TrimSuffix(j.APIURL, "/"), "/3") }
 
+// jiraWiki keeps text out of Jira's wiki markup, which API v2 renders in
+// a description and a comment: the characters that open a link or a
+// mention ([), an image (!), a macro ({: color, panel, html) or a table
+// cell (|) are escaped with a backslash, and a backslash becomes an
+// entity, since two are a line break and one would escape what follows.
+// An alert's name is the producer's: as markup it could show a phishing
+// link or load an image from anywhere in every reader's browser.
+var jiraWiki = strings.NewReplacer(`\`, "&#92;", "[", `\[`, "]", `\]`, "{", `\{`, "}", `\}`, "!", `\!`, "|", `\|`)
+
+// plain is s as text for this API version: escaped for v2's wiki markup,
+// as it is for v3, whose document holds text nodes.
+func (j *Jira) plain(s string) string {
+	if j.v3() {
+		return s
+	}
+	return jiraWiki.Replace(s)
+}
+
+// DescriptionText is the default description of this Jira's issues:
+// DescriptionText, the incident's own text kept out of the wiki markup
+// of API v2.
+func (j *Jira) DescriptionText(in Incident) string { return descriptionText(in, j.plain) }
+
 func (j *Jira) url(path ...string) string {
 	return strings.TrimSuffix(j.APIURL, "/") + "/" + strings.Join(path, "/")
 }
@@ -472,7 +495,7 @@ func (j *Jira) comment(ctx context.Context, d Deliverer, key, issueKey string, i
 		return nil
 	}
 	_, err = j.send(ctx, d, Request{IdempotencyKey: key + "-comment", Method: http.MethodPost, URL: j.url("issue", issueKey, "comment"), Unsafe: true},
-		"comment", map[string]any{"body": j.text(commentText(in), marker)})
+		"comment", map[string]any{"body": j.text(noteText(in, j.plain), marker)})
 	return err
 }
 
@@ -581,7 +604,11 @@ func (j *Jira) transition(ctx context.Context, d Deliverer, key, issueKey, name 
 
 // commentText says what happened to an incident, for a comment or a work
 // note.
-func commentText(in Incident) string {
+func commentText(in Incident) string { return noteText(in, asWritten) }
+
+// noteText is commentText with what people and producers wrote passed
+// through plain (a Jira's, for its wiki markup).
+func noteText(in Incident, plain func(string) string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "aiops: incident %s %s (status %s) at %s.", in.ID, in.Transition, in.Status, utc(in.Time()).Format("2006-01-02 15:04:05 UTC"))
 	if in.MergedInto != "" {
@@ -589,47 +616,53 @@ func commentText(in Incident) string {
 	}
 	switch {
 	case in.Transition == TransitionAcknowledged && in.AcknowledgedBy != "":
-		fmt.Fprintf(&b, " Acknowledged by %s.", in.AcknowledgedBy)
+		fmt.Fprintf(&b, " Acknowledged by %s.", plain(in.AcknowledgedBy))
 	case in.Transition == TransitionResolved && in.ResolvedBy != "":
-		fmt.Fprintf(&b, " Resolved by %s.", in.ResolvedBy)
+		fmt.Fprintf(&b, " Resolved by %s.", plain(in.ResolvedBy))
 	}
 	if in.Assignee != "" {
-		fmt.Fprintf(&b, " Assignee: %s.", in.Assignee)
+		fmt.Fprintf(&b, " Assignee: %s.", plain(in.Assignee))
 	}
 	if n := in.memberCount(); n > 0 {
 		fmt.Fprintf(&b, " Members: %d.", n)
 	}
 	if in.Summary != "" {
-		b.WriteString("\n" + in.Summary)
+		b.WriteString("\n" + plain(in.Summary))
 	}
 	return b.String()
 }
 
+func asWritten(s string) string { return s }
+
 // DescriptionText is the default description of a ticket: the summary, the
 // root causes, the changes and the links.
-func DescriptionText(in Incident) string {
+func DescriptionText(in Incident) string { return descriptionText(in, asWritten) }
+
+// descriptionText is DescriptionText with the incident's own text (not
+// its id, its links, its runbook) passed through plain.
+func descriptionText(in Incident, plain func(string) string) string {
 	var b strings.Builder
 	if in.Summary != "" {
-		b.WriteString(in.Summary + "\n\n")
+		b.WriteString(plain(in.Summary) + "\n\n")
 	}
 	fmt.Fprintf(&b, "Incident %s, %s since %s.", in.ID, in.Status, utc(in.OpenedAt).Format("2006-01-02 15:04:05 UTC"))
 	if in.Service != "" {
-		fmt.Fprintf(&b, " Service: %s.", in.Service)
+		fmt.Fprintf(&b, " Service: %s.", plain(in.Service))
 	}
 	if in.Severity != "" {
-		fmt.Fprintf(&b, " Severity: %s.", in.Severity)
+		fmt.Fprintf(&b, " Severity: %s.", plain(string(in.Severity)))
 	}
 	for i, rc := range in.RootCauses {
 		if i == 0 {
 			b.WriteString("\n\nRoot causes:")
 		}
-		fmt.Fprintf(&b, "\n- %s (%.2f): %s", rc.Service, rc.Score, strings.Join(rc.Reasons, "; "))
+		fmt.Fprintf(&b, "\n- %s (%.2f): %s", plain(rc.Service), rc.Score, plain(strings.Join(rc.Reasons, "; ")))
 	}
 	for i, c := range in.Changes {
 		if i == 0 {
 			b.WriteString("\n\nChanges:")
 		}
-		fmt.Fprintf(&b, "\n- %s", strings.TrimSpace(strings.Join([]string{c.Type, c.Service, c.Version, c.URL}, " ")))
+		fmt.Fprintf(&b, "\n- %s", plain(strings.TrimSpace(strings.Join([]string{c.Type, c.Service, c.Version, c.URL}, " "))))
 	}
 	if in.URL != "" {
 		b.WriteString("\n\nIncident: " + in.URL)

@@ -1009,3 +1009,44 @@ func TestJiraResolvedByHandCommentsWhoBeforeTheTransition(t *testing.T) {
 		t.Fatalf("resolved by time alone: jira requests\n%q\nwant\n%q", js.calls, want)
 	}
 }
+
+// Jira's API v2 renders a description and a comment as wiki markup: what
+// producers named (an alert's name, in the title and the reasons; who
+// acknowledged) shows as the text it is, not as a link, an image or a
+// macro, as Slack's mrkdwn is escaped. API v3's document holds text
+// nodes, and ServiceNow plain text: both keep it as it came.
+func TestJiraKeepsProducerTextOutOfWikiMarkup(t *testing.T) {
+	const hostile = `[Reset password|https://evil.example/login] !https://evil.example/px.png! {color:red}x{color} C:\[x]`
+	const escaped = `\[Reset password\|https://evil.example/login\] \!https://evil.example/px.png\! \{color:red\}x\{color\} C:&#92;\[x\]`
+	in := SampleIncident()
+	in.Summary = hostile
+	in.RootCauses[0].Reasons = []string{"earliest signal (" + hostile + ")"}
+	in.Status, in.Transition, in.AcknowledgedAt, in.AcknowledgedBy = StatusAcknowledged, TransitionAcknowledged, in.OpenedAt.Add(time.Minute), hostile
+
+	v2 := &Jira{Receiver: "ops", APIURL: "http://jira.example/rest/api/2"}
+	desc := v2.DescriptionText(in)
+	if strings.Count(desc, escaped) != 2 || strings.Contains(strings.ReplaceAll(desc, escaped, ""), "evil") {
+		t.Errorf("API v2 description\n%s\nwant the summary and the reason as %s", desc, escaped)
+	}
+	v3 := &Jira{Receiver: "ops", APIURL: "http://jira.example/rest/api/3"}
+	if got := v3.DescriptionText(in); got != DescriptionText(in) || strings.Count(got, hostile) != 2 {
+		t.Errorf("API v3 description\n%s\nwant it as written", got)
+	}
+
+	js := &jiraServer{issues: map[string]string{JiraLabel(in.ID): "OPS-7"}, done: map[string]bool{}}
+	srv := httptest.NewServer(js)
+	defer srv.Close()
+	cl := newTestClient(t, testConfig(), newFakeClock(), &attempts{})
+	v2.APIURL = srv.URL + "/rest/api/2"
+	if err := v2.Notify(context.Background(), cl, "k", in, JiraIssue{Project: "OPS", IssueType: "Bug", Summary: in.Title}); err != nil {
+		t.Fatal(err)
+	}
+	var comment struct{ Body string }
+	if len(js.bodies) != 3 || json.Unmarshal([]byte(js.bodies[2]), &comment) != nil ||
+		strings.Count(comment.Body, escaped) != 2 || strings.Contains(strings.ReplaceAll(comment.Body, escaped, ""), "evil") {
+		t.Errorf("jira requests %q, bodies %q; want a comment with who acknowledged and the summary as %s", js.calls, js.bodies, escaped)
+	}
+	if got := commentText(in); strings.Count(got, hostile) != 2 {
+		t.Errorf("ServiceNow's work note %q: want the text as written", got)
+	}
+}

@@ -80,7 +80,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(p.Alerts.items))}
 	seen := make(map[string]int, len(p.Alerts.items)) // ids, to their item
 	for i, raw := range p.Alerts.items {
-		e := alertEvent(i, raw, p.Status, SourceAlertmanager, o, &c)
+		e, cut := alertEvent(i, raw, p.Status, SourceAlertmanager, o, &c)
 		if e == nil {
 			continue
 		}
@@ -94,6 +94,7 @@ func Alertmanager(body []byte, o Options) (*Batch, error) {
 		}
 		seen[e.ID] = i
 		batch.Events = append(batch.Events, e)
+		batch.Truncated += cut
 	}
 	if err := c.partial(batch); err != nil {
 		return nil, err
@@ -151,7 +152,7 @@ func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
 				status = event.AlertResolved
 			}
 		}
-		e := alertEvent(i, raw, status, SourcePrometheus, o, &c)
+		e, cut := alertEvent(i, raw, status, SourcePrometheus, o, &c)
 		if e == nil {
 			continue
 		}
@@ -161,6 +162,7 @@ func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
 		}
 		seen[e.ID] = i
 		batch.Events = append(batch.Events, e)
+		batch.Truncated += cut
 	}
 	if err := c.partial(batch); err != nil {
 		return nil, err
@@ -172,22 +174,24 @@ func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
 // before it is refused, not clamped.
 var storableFrom = time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
 
-func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Options, c *problems) *event.Envelope {
+// alertEvent returns the alert's event, or nil with its problems in c, and
+// how many of its label values it cut to fit.
+func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Options, c *problems) (*event.Envelope, int) {
 	var a amAlert
 	if len(bytes.TrimSpace(raw)) == 0 || raw[0] != '{' {
 		c.add(i, "", "is not a JSON object")
-		return nil
+		return nil, 0
 	}
 	// encoding/json keeps the last of a label given twice and rewrites
 	// invalid UTF-8: the alert would be stored (and fingerprinted) other
 	// than it was sent. Alertmanager's own payloads have neither.
 	if err := event.CheckJSON(raw); err != nil {
 		c.addInvalid(i, err, nil)
-		return nil
+		return nil, 0
 	}
 	if err := json.Unmarshal(raw, &a); err != nil {
 		c.addProblem(problemOf(i, err))
-		return nil
+		return nil, 0
 	}
 	if a.Status == "" {
 		a.Status = groupStatus
@@ -195,6 +199,12 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 	if a.Fingerprint == "" {
 		a.Fingerprint = event.AlertmanagerFingerprint(a.Labels)
 	}
+	// Alertmanager takes a label of any length, and falcosidekick makes
+	// a Falco event's output fields labels: refused, the longest command
+	// lines (a payload piped to a shell) were lost. A value over a label's
+	// limit is cut as an OTLP attribute's is, marked with a hash of the
+	// whole; the fingerprint above is the whole labels'.
+	cut := cutLabels(a.Labels)
 	before := c.total
 	startsAt, startErr := parseTime(a.StartsAt)
 	if startErr != nil {
@@ -246,7 +256,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		c.add(i, "status", "is %q, want firing or resolved", clip(a.Status))
 	}
 	if c.total > before {
-		return nil
+		return nil, 0
 	}
 	sev, ok := event.ParseSeverity(a.Labels["severity"])
 	if !ok {
@@ -300,9 +310,9 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 			}
 			return field
 		})
-		return nil
+		return nil, 0
 	}
-	return e
+	return e, cut
 }
 
 // serviceFrom is the value of the first of keys set in labels.

@@ -444,3 +444,32 @@ func TestPrometheusAlertsWithoutStartsAtStartOnArrival(t *testing.T) {
 	eq(t, "endsAt ahead: firing from now", body[event.AlertBody](t, b.Events[0]).Status, event.AlertFiring)
 	eq(t, "endsAt ahead: time", b.Events[0].Time, testNow)
 }
+
+// Alertmanager takes a label of any length, and falcosidekick makes a
+// Falco event's output fields labels: a command line over 4 KiB (a
+// payload piped to a shell) refused the alert, and falcosidekick dropped
+// the event. Such a value is cut as an OTLP attribute's is, marked with a
+// hash of the whole; the fingerprint is the whole labels'.
+func TestAlertLabelOverTheLimitIsCut(t *testing.T) {
+	long := "-c echo " + strings.Repeat("QUFBQUFB", 1000) + " | base64 -d | sh"
+	labels := map[string]string{"rule": "Terminal shell in container", "proc_args": long, "severity": "critical"}
+	raw, _ := json.Marshal([]map[string]any{{"labels": labels, "endsAt": "0001-01-01T00:00:00Z"}})
+	b, err := PrometheusAlerts(raw, opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkValid(t, b, SourcePrometheus)
+	e := b.Events[0]
+	eq(t, "cut", b.Truncated, 1)
+	eq(t, "fingerprint of the whole labels", e.Fingerprint, event.AlertmanagerFingerprint(labels))
+	eq(t, "the value cut as an OTLP attribute's", e.Labels["proc_args"], cutLabel(long))
+	if len(e.Labels["proc_args"]) > event.MaxLabelBytes || !strings.HasPrefix(e.Labels["proc_args"], long[:1000]) {
+		t.Errorf("label %q: want the value's start, within %d bytes", e.Labels["proc_args"], event.MaxLabelBytes)
+	}
+
+	webhook, _ := json.Marshal(map[string]any{"alerts": []map[string]any{{"status": "firing", "labels": labels, "startsAt": "2026-11-21T11:50:00Z"}}})
+	if b, err = Alertmanager(webhook, opts()); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "cut, from Alertmanager's webhook", b.Events[0].Labels["proc_args"], cutLabel(long))
+}

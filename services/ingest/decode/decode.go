@@ -178,8 +178,9 @@ type Batch struct {
 	// point (no data).
 	Problems []Problem
 	// Truncated counts the OTLP attribute values (of log records, of
-	// resources) cut to fit a label (at most event.MaxLabelBytes) and the
-	// log messages cut to fit event.MaxLogMessageBytes.
+	// resources) and the alert label values cut to fit a label (at most
+	// event.MaxLabelBytes) and the log messages cut to fit
+	// event.MaxLogMessageBytes.
 	Truncated int
 	// expanded is the estimated JSON size of the events charged so far.
 	expanded int

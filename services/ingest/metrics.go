@@ -38,7 +38,7 @@ func newMetrics() *metrics {
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_skipped_total",
 			Help: "Inputs of accepted requests not made events, by reason: stale_markers, non_finite_values (NaN, ±Inf) and native_histograms are valid and not stored; invalid were refused while the others of their request were taken."}, []string{"endpoint", "reason"}),
 		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aiops_ingest_truncated_total",
-			Help: "OTLP attribute values over 4 KiB (of log records, of resources) and log messages over 64 KiB as JSON cut to fit, marked \"…[cut from N bytes\" and the rest, in the requests taken."}, []string{"endpoint"}),
+			Help: "OTLP attribute values (of log records, of resources) and alert label values over 4 KiB and log messages over 64 KiB as JSON cut to fit, marked \"…[cut from N bytes\" and the rest, in the requests taken."}, []string{"endpoint"}),
 	}
 }
 

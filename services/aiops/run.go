@@ -86,9 +86,31 @@ func runPipelineTo(ctx context.Context, args []string, summary io.Writer) error 
 	return runPipelineMain(ctx, args, summary, os.Stderr)
 }
 
+// runUsage says what `aiops run` starts and the key that moves each of
+// its listeners: a second pipeline on one machine needs them all moved.
+const runUsage = `usage: aiops run [-config FILE] [-set key=value ...] [-check]
+
+Runs the whole pipeline in one process on an embedded NATS and prints
+where each part listens (docs/operations.md). Each listener moves with
+-set (port 0: any free port; -check names the key of a port another
+program holds):
+
+  -set ingest.listen=127.0.0.1:8080           the ingest gateway
+  -set correlator.api.listen=127.0.0.1:8081   the incidents API
+  -set notifier.api.listen=127.0.0.1:9093     the silences API
+  -set admin.listen=127.0.0.1:9464            /healthz /readyz /metrics
+  -set nats.listen=127.0.0.1:4222             the embedded NATS
+
+ClickHouse is AIOPS_STORE__DSN's (scripts/run.sh starts a local one).
+
+flags:
+`
+
 // runPipelineMain is runPipelineTo telling -check's warnings to stderr.
 func runPipelineMain(ctx context.Context, args []string, summary, stderr io.Writer) error {
 	fs := flag.NewFlagSet("aiops run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, runUsage); fs.PrintDefaults() }
 	check := fs.Bool("check", false, "check the configuration, that every listen address is free and that no other aiops uses nats.store_dir, "+
 		"then exit without starting anything (scripts/run.sh does, before it starts ClickHouse)")
 	opts, err := platform.ParseFlagSet(fs, args)

@@ -171,3 +171,24 @@ func TestRunTakesTheDefaultBusURLHoweverWritten(t *testing.T) {
 		t.Errorf("the default URL with a trailing slash: %v, want past the bus check, stopped at the missing token file", err)
 	}
 }
+
+// `aiops run -help` names the key that moves each of its listeners: a
+// second pipeline on a machine needs every port moved, and the flags
+// alone (-set key=value) did not say which keys.
+func TestRunHelpNamesEveryListenKey(t *testing.T) {
+	var stderr bytes.Buffer
+	err := runPipelineMain(context.Background(), []string{"-help"}, io.Discard, &stderr)
+	if err == nil {
+		t.Fatal("-help: want the usage error flag gives")
+	}
+	var nats EmbeddedNATSConfig
+	cfg := RunConfig(&nats)
+	if err := cfg.LoadWith(config.Options{Environ: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range Listeners(cfg, nats) {
+		if l.Key != "" && !strings.Contains(stderr.String(), l.Key+"=") {
+			t.Errorf("aiops run -help does not name %s, the key of %s:\n%s", l.Key, l.Name, stderr.String())
+		}
+	}
+}

@@ -140,6 +140,13 @@ func changeEvent(i int, raw json.RawMessage, o Options, c *problems) (e *event.E
 		return nil, false
 	}
 	if t.IsZero() {
+		// Timed at its receipt, the change gets another derived id on
+		// every retry: the key the producer sent to make its retries
+		// safe would be taken and do nothing.
+		if o.IdempotencyKey != "" && ch.ID == "" {
+			c.add(i, "time", "is required with an Idempotency-Key (or give the change an id): without it the change is timed when it arrives, so each retry would be stored as another change")
+			return nil, false
+		}
 		t = o.Now
 	}
 	if ch.Type == "" {

@@ -115,3 +115,23 @@ func TestChangesErrors(t *testing.T) {
 		t.Fatalf("want ErrTooManyEvents, got %v", err)
 	}
 }
+
+// A change without a time is timed at its receipt, so its derived id
+// differs on every retry: an Idempotency-Key cannot make that retry safe.
+// The gateway took the key and stored each retry as another change (a
+// CI job retrying its POST under one key linked its deploy twice); it now
+// refuses the change, naming the time, and takes one with a time or an id.
+func TestChangeWithoutTimeUnderAnIdempotencyKeyIsRefused(t *testing.T) {
+	o := opts()
+	o.IdempotencyKey = "deploy-811"
+	_, err := Changes([]byte(`[{"service":"a","time":"2026-11-21T11:30:00Z"},{"service":"a","version":"v2"}]`), o)
+	p := hasProblem(t, err, 1, "time")
+	if !strings.Contains(p.Problem, "Idempotency-Key") {
+		t.Errorf("problem %q does not name the Idempotency-Key", p.Problem)
+	}
+	for _, in := range []string{`{"service":"a","time":"2026-11-21T11:30:00Z"}`, `{"id":"01JDCZ0000000000000000000B","service":"a"}`} {
+		if _, err := Changes([]byte(in), o); err != nil {
+			t.Errorf("%s under a key: %v", in, err)
+		}
+	}
+}

@@ -14,7 +14,8 @@ import (
 // 512 KiB, some 1.3 MB of heap per fingerprint kept whole, where a
 // typical alert takes 1.5 to 4.5 KB.
 const (
-	// maxStoredText bounds a signal's name and summary as kept (a
+	// maxStoredText bounds a signal's name and summary, and a change's
+	// version, author, commit and URL, as kept (a
 	// longer one is cut at a UTF-8 boundary and ends in cutMark). A
 	// name stays longer than maxRuleName when cut, so it matches no
 	// name rule, as before.

@@ -2301,8 +2301,13 @@ const reopenedNote = "reopened by "
 // way on its timeline (what changed during an incident is what its
 // responders ask first) without linking it: it came after the failure.
 func (c *Correlator) change(s Signal) {
-	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: s.Version, Author: s.Author,
-		Commit: s.Commit, URL: s.URL, Description: s.Summary, Time: s.Time}
+	// Its type and description were cut with every signal's name and
+	// summary; the rest is cut as well: the version and author come back
+	// in a root cause's reason and in the timeline, and a change of a
+	// few hundred kilobytes linked to an incident made every event of it
+	// too large to publish, its resolution too.
+	ch := Change{EventID: s.EventID, Service: s.Service, Type: s.Name, Version: cutText(s.Version), Author: cutText(s.Author),
+		Commit: cutText(s.Commit), URL: cutText(s.URL), Description: s.Summary, Time: s.Time}
 	for _, x := range c.changes[s.Service] {
 		if ch.EventID != "" && ch.same(x) {
 			return // delivered again: known already, linked and noted once

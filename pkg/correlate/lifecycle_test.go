@@ -518,3 +518,37 @@ func TestAlertExpiryResolvesWhatIsNoLongerHeardOf(t *testing.T) {
 		}
 	}
 }
+
+// A change is kept bounded, whatever its producer sent: the gateway takes
+// a change of up to 512 KiB, and one with a 200 KB version, author and
+// commit, linked to an incident, made each of its events 1.7 MB (the
+// change, and its version and author again in the root cause's reason
+// and the timeline), which fitBody cannot trim: every later event of the
+// incident was dropped, its resolution too, so it stayed open in the
+// stores and at the notifier for ever.
+func TestLinkedChangeWithHugeFieldsLeavesTheIncidentStorable(t *testing.T) {
+	c := correlatorOn(t, Config{}, "services:\n  db: {}\n  api: {depends_on: [db]}\n")
+	huge := strings.Repeat("9", 200_000)
+	feed(c, Signal{Kind: SignalChange, Service: "db", Name: "deploy", Version: "v" + huge, Author: huge, Commit: huge,
+		URL: "https://ci.example.com/" + huge, Time: t0.Add(-time.Minute), EventID: "ch-1"})
+	ups := feed(c, alert("Down", "db", 0), alert("Errors", "api", time.Second))
+	id, _ := c.IncidentOf("Down/db")
+	u, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range append(ups, u) {
+		if _, err := Envelope(u, t0); err != nil {
+			t.Fatalf("%s: %v", u.Transition, err)
+		}
+	}
+	if len(u.State.Changes) != 1 {
+		t.Fatalf("%d changes linked, want the deploy", len(u.State.Changes))
+	}
+	ch := u.State.Changes[0]
+	for name, v := range map[string]string{"version": ch.Version, "author": ch.Author, "commit": ch.Commit, "url": ch.URL} {
+		if len(v) > maxStoredText || !strings.HasSuffix(v, cutMark) {
+			t.Errorf("the change's %s is kept at %d bytes, want it cut to %d", name, len(v), maxStoredText)
+		}
+	}
+}

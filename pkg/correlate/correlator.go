@@ -161,7 +161,10 @@ type incident struct {
 
 	dirty         bool      // changed since the last event
 	lastPublished time.Time // event time of the last event
-	revision      int       // events published so far: part of each event's id
+	// openedRoot is the root its opening was published with: the first
+	// update that moves it is not held for UpdateInterval (updateDue).
+	openedRoot string
+	revision   int // events published so far: part of each event's id
 	// dueAt is when time alone next changes the incident (dueOf), as
 	// queued in Correlator.queue; zero when nothing is due or it is gone.
 	dueAt time.Time
@@ -2619,10 +2622,23 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		}
 		return append(ups, c.publish(inc, Resolved, at))
 	}
-	if inc.dirty && len(inc.flappers) == 0 && now.Sub(inc.lastPublished) >= c.cfg.UpdateInterval {
+	if inc.dirty && len(inc.flappers) == 0 && !now.Before(c.updateDue(inc)) {
 		ups = append(ups, c.publish(inc, Updated, now))
 	}
 	return ups
+}
+
+// updateDue is when inc's held changes may be published: UpdateInterval
+// after its last event, or at once when only its opening went out and
+// the root moved since. The opening is what its first signal made it,
+// and a notifier pages with the latest state group_wait after it:
+// Alertmanager's default group_wait is UpdateInterval's 30 s, so the
+// symptom's team was paged when the root's alert came seconds later.
+func (c *Correlator) updateDue(inc *incident) time.Time {
+	if inc.revision == 1 && inc.openedRoot != "" && inc.root != inc.openedRoot {
+		return inc.lastPublished
+	}
+	return inc.lastPublished.Add(c.cfg.UpdateInterval)
 }
 
 // expire resolves inc once nothing of it was heard for Config.AlertExpiry
@@ -2699,7 +2715,7 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 		earlier(inc.lastHeard.Add(c.cfg.AlertExpiry))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {
-		earlier(inc.lastPublished.Add(c.cfg.UpdateInterval))
+		earlier(c.updateDue(inc))
 	}
 	for _, m := range inc.flappers {
 		if len(m.flips) > 0 {
@@ -2992,6 +3008,9 @@ func (c *Correlator) Release(keep func(service string) bool, why string) []Updat
 func (c *Correlator) publish(inc *incident, tr Transition, t time.Time) Update {
 	inc.dirty = false
 	inc.revision++
+	if tr == Opened {
+		inc.openedRoot = inc.root
+	}
 	if !inc.lastPublished.IsZero() && !t.After(inc.lastPublished) {
 		t = inc.lastPublished.Add(time.Nanosecond)
 	}

@@ -552,3 +552,43 @@ func TestLinkedChangeWithHugeFieldsLeavesTheIncidentStorable(t *testing.T) {
 		}
 	}
 }
+
+// The opening of an incident is what its first signal made it, and a
+// notifier's first page, group_wait after it, carries the latest state
+// published. A root whose alert came seconds after its symptom's moved
+// the incident to its service, team and owner in an update held for
+// update_interval (30 s) after the opening: with Alertmanager's
+// group_wait of 30 s, a real Prometheus and Alertmanager paged the
+// symptom's team, and the root's a group_interval later. The first update
+// that moves the root is published at once; later ones keep the interval.
+func TestFirstUpdateThatMovesTheRootIsNotHeld(t *testing.T) {
+	c := correlatorOn(t, Config{}, "services:\n  db: {team: dba}\n  api: {team: edge, depends_on: [db]}\n")
+	ups := feed(c, alert("Errors", "api", 0), alert("Down", "db", 12*time.Second))
+	ups = append(ups, c.Advance(t0.Add(13*time.Second))...)
+	var first *Update
+	for i := range ups {
+		if ups[i].Transition == Updated {
+			first = &ups[i]
+			break
+		}
+	}
+	if first == nil || first.State.Service != "db" || first.Time.After(t0.Add(13*time.Second)) {
+		t.Fatalf("events %s by 13s; want an update naming db, its root, before update_interval", transitions(ups))
+	}
+	// A later change waits for the interval, as before.
+	ups = feed(c, alert("Slow", "api", 14*time.Second))
+	ups = append(ups, c.Advance(t0.Add(20*time.Second))...)
+	if len(ups) != 0 {
+		t.Fatalf("events %s within update_interval of the last update; want none", transitions(ups))
+	}
+	// A restart between the opening and the root's alert keeps what the
+	// opening named.
+	c = correlatorOn(t, Config{}, "services:\n  db: {team: dba}\n  api: {team: edge, depends_on: [db]}\n")
+	feed(c, alert("Errors", "api", time.Hour))
+	r := restarted(t, c)
+	ups = feed(r, alert("Down", "db", time.Hour+12*time.Second))
+	ups = append(ups, r.Advance(t0.Add(time.Hour+13*time.Second))...)
+	if len(ups) != 1 || ups[0].Transition != Updated || ups[0].State.Service != "db" {
+		t.Fatalf("after a restart, events %s by 13s; want an update naming db", transitions(ups))
+	}
+}

@@ -51,7 +51,10 @@ type incidentSnapshot struct {
 	// LastSignal.
 	LastArrival   time.Time `json:"last_arrival,omitzero"`
 	LastPublished time.Time `json:"last_published,omitzero"`
-	Assignee      string    `json:"assignee,omitempty"`
+	// OpenedRoot: an older snapshot has none, and its first update is
+	// held for UpdateInterval, as before.
+	OpenedRoot string `json:"opened_root,omitempty"`
+	Assignee   string `json:"assignee,omitempty"`
 	// AcknowledgedBy, ResolvedBy: an older snapshot has neither.
 	AcknowledgedBy string            `json:"acknowledged_by,omitempty"`
 	ResolvedBy     string            `json:"resolved_by,omitempty"`
@@ -113,7 +116,7 @@ func (c *Correlator) MarshalJSON() ([]byte, error) {
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
-			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastArrival: inc.lastArrival, LastPublished: inc.lastPublished,
+			ResolvedAt: inc.resolvedAt, ResolvedEvent: inc.resolvedEvent, Since: inc.since, LastSignal: inc.lastSignal, LastArrival: inc.lastArrival, LastPublished: inc.lastPublished, OpenedRoot: inc.openedRoot,
 			Assignee: inc.assignee, AcknowledgedBy: inc.acknowledgedBy, ResolvedBy: inc.resolvedBy, Comments: inc.comments, Changes: inc.changes,
 			GroupLabels: inc.groupLabels, Reopens: inc.reopens, Dirty: inc.dirty, Revision: inc.revision, Storm: inc.storm,
 			StormPlaces: inc.stormPlaces, Place: inc.place, Wave: inc.wave, Returns: inc.returns, Commands: inc.commands,
@@ -188,7 +191,7 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		// resolution is published.
 		inc := &incident{
 			id: is.ID, status: is.Status, openedAt: is.OpenedAt, acknowledgedAt: is.AcknowledgedAt,
-			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastArrival: is.LastArrival, lastPublished: is.LastPublished,
+			resolvedAt: is.ResolvedAt, resolvedEvent: is.ResolvedEvent, since: is.Since, lastSignal: is.LastSignal, lastArrival: is.LastArrival, lastPublished: is.LastPublished, openedRoot: is.OpenedRoot,
 			assignee: is.Assignee, acknowledgedBy: is.AcknowledgedBy, resolvedBy: is.ResolvedBy, comments: is.Comments, changes: is.Changes,
 			groupLabels: is.GroupLabels, reopens: is.Reopens, dirty: is.Dirty, revision: is.Revision, wave: is.Wave, returns: is.Returns, commands: is.Commands,
 			lastFired: is.LastFired, lastHeard: is.LastHeard, services: map[string]int{}, names: map[string]int{}, arrived: map[string]time.Time{},

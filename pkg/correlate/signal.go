@@ -50,7 +50,11 @@ type Signal struct {
 	// time: the gateway's receipt): a later report of an earlier time is
 	// news, an event delivered again is not (Correlator's stale rule).
 	Observed time.Time
-	Labels   map[string]string
+	// Claimed is the time the event gave when SignalOf took its observed
+	// time for it (MaxAheadOfObserved), else zero: a correlator that
+	// finds the observed time itself far ahead trusts neither.
+	Claimed time.Time
+	Labels  map[string]string
 	// Resource is where the signal's source ran (an OpenTelemetry
 	// resource: deployment.environment, k8s.namespace.name), kept for the
 	// notifier to route by; grouping reads Labels alone.
@@ -124,5 +128,25 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 	if s.Fingerprint == "" {
 		s.Fingerprint = event.Fingerprint(e.Kind, e.Service, e.Labels, e.Resource)
 	}
+	// What happened cannot have happened after it was heard of: a time
+	// more than MaxAheadOfObserved after the gateway's receipt is a
+	// producer's clock running ahead (the gateway takes up to an hour),
+	// and taken as it is it would move every window, quiet period and
+	// timer of the correlator (and the notifier's clock) that far at once.
+	// The receipt stands for it. Both live and replay read it from the
+	// envelope, so they still agree.
+	if !s.Observed.IsZero() && s.Time.Sub(s.Observed) > MaxAheadOfObserved {
+		s.Claimed, s.Time = s.Time, s.Observed
+	}
 	return s, true, nil
 }
+
+// MaxAheadOfObserved is how far a signal's own time may run ahead of its
+// envelope's observed time before the observed time stands for it
+// (SignalOf). The clocks of two hosts kept by NTP differ by far less, but
+// a little time ahead is allowed on purpose: `aiops demo` times its
+// recovery up to 10 minutes ahead so as not to wait for it, and a
+// detector's anomaly is timed by its sample, which the detector scores up
+// to 5 minutes ahead of its own clock (detector.max_event_future).
+// Within it, ingest.max_event_future is the bound (services/ingest/README.md).
+const MaxAheadOfObserved = 15 * time.Minute

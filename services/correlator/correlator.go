@@ -199,14 +199,6 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastArrival = p.now()
-	if s.Time.After(p.lastArrival.Add(maxAhead)) {
-		// A producer's clock far ahead (published straight to NATS: the
-		// gateway refuses it): its time would be the watermark, so every
-		// incident's quiet period and reopen window would pass at once,
-		// and go on passing (the snapshot keeps the watermark).
-		return errs.Permanent(fmt.Errorf("correlator: event %s: time %s is more than %s ahead of the correlator's clock (%s): check the producer's clock",
-			s.EventID, s.Time.UTC().Format(time.RFC3339), maxAhead, p.lastArrival.UTC().Format(time.RFC3339)))
-	}
 	if s.Observed.After(p.lastArrival.Add(maxAhead)) {
 		// A producer's clock far ahead (published straight to NATS: the
 		// gateway refuses it) would make every later report of the
@@ -214,6 +206,17 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 		// event is judged by its own time.
 		p.log.Debug().Str("event_id", s.EventID).Time("observed_time", s.Observed).Msg("observed time far ahead of the clock: not trusted")
 		s.Observed = time.Time{}
+		if !s.Claimed.IsZero() { // nor does it stand for the event's time
+			s.Time = s.Claimed
+		}
+	}
+	if s.Time.After(p.lastArrival.Add(maxAhead)) {
+		// A producer's clock far ahead (published straight to NATS: the
+		// gateway refuses it): its time would be the watermark, so every
+		// incident's quiet period and reopen window would pass at once,
+		// and go on passing (the snapshot keeps the watermark).
+		return errs.Permanent(fmt.Errorf("correlator: event %s: time %s is more than %s ahead of the correlator's clock (%s): check the producer's clock",
+			s.EventID, s.Time.UTC().Format(time.RFC3339), maxAhead, p.lastArrival.UTC().Format(time.RFC3339)))
 	}
 	repeats := p.c.Stats().Repeats
 	ups := p.c.Observe(s)

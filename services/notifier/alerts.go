@@ -123,7 +123,9 @@ func (p *Processor) openForListing(ctx context.Context) ([]openIncident, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open incidents: %w", err)
 	}
-	return slices.DeleteFunc(all, func(inc openIncident) bool { return inc.Resolved }), nil
+	// as restoreOpen reads them: an entry the holder forgot is not listed
+	now := p.now()
+	return slices.DeleteFunc(all, func(inc openIncident) bool { return inc.Resolved || p.forgotten(inc, now) }), nil
 }
 
 // Alerts lists the open incidents as alerts at now, sorted by

@@ -241,3 +241,46 @@ inhibit_rules:
 		t.Errorf("a huge filter was answered: %s", out)
 	}
 }
+
+// A standby lists what the holder would: not an entry of an incident of
+// which no notifier took an event for max_age. The holder forgot it
+// (forgetOpen) and writes it no more, but its last refresh, written just
+// before, stays in the bucket until the bucket's TTL (max_age again).
+func TestStandbyDoesNotListAnIncidentForgottenForItsAge(t *testing.T) {
+	store := &memOpen{kept: map[string]openIncident{}}
+	proc, err := NewProcessor(Config{Routes: inhibitRoutes(t, "http://127.0.0.1:1")}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.WithOpenStore(store)
+	now := time.Now()
+	proc.now = func() time.Time { return now }
+	maxAge := proc.cfg.State.WithDefaults().MaxAge
+	labels := func(id string) map[string]string {
+		return map[string]string{"incident_id": id, "severity": "critical", "team": "dba"}
+	}
+	store.kept["quiet"] = openIncident{ID: "quiet", Labels: labels("quiet"), Revision: 1, At: now.Add(-maxAge - time.Hour), Seen: now.Add(-maxAge - time.Minute)}
+	store.kept["recent"] = openIncident{ID: "recent", Labels: labels("recent"), Revision: 1, At: now.Add(-time.Hour), Seen: now.Add(-time.Hour)}
+	store.kept["older-build"] = openIncident{ID: "older-build", Labels: labels("older-build"), Revision: 1, At: now.Add(-maxAge - time.Hour)} // no Seen
+	listed := func() []string {
+		t.Helper()
+		alerts, err := proc.Alerts(context.Background(), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range alerts {
+			ids = append(ids, a.Labels["incident_id"])
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	standby := listed()
+	if err := proc.restoreOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	holder := listed()
+	if want := []string{"older-build", "recent"}; !slices.Equal(holder, want) || !slices.Equal(standby, holder) {
+		t.Errorf("the standby lists %v, the holder %v; want both %v", standby, holder, want)
+	}
+}

@@ -788,6 +788,14 @@ func (p *Processor) saveLoop(ctx context.Context) {
 	}
 }
 
+// forgotten tells whether the entry inc is of an open incident of which
+// no notifier took an event for max_age at now: its holder forgot it
+// (forgetOpen), and its last write stays in the bucket until the TTL.
+// An older notifier's entry has no Seen, and is kept.
+func (p *Processor) forgotten(inc openIncident, now time.Time) bool {
+	return !inc.Resolved && !inc.Seen.IsZero() && now.Sub(inc.Seen) >= p.cfg.State.WithDefaults().MaxAge
+}
+
 // restoreOpen begins a term (at start, or when this instance takes the
 // lease): it forgets what it knew of the open incidents, which the holder
 // between may have changed, and reads them from the store.
@@ -812,9 +820,8 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 	p.fenced.Store(false)
 	p.termBegun.Store(true)
 	open := 0
-	maxAge := p.cfg.State.WithDefaults().MaxAge
 	for _, inc := range all {
-		if !inc.Resolved && !inc.Seen.IsZero() && p.now().Sub(inc.Seen) >= maxAge {
+		if p.forgotten(inc, p.now()) {
 			continue // no event for max_age: forgotten (forgetOpen)
 		}
 		if inc.Resolved {

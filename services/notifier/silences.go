@@ -136,8 +136,9 @@ func amError(w http.ResponseWriter, code int, msg string) {
 
 func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
 	var filter amconfig.Matchers
+	check := silence.FilterCheck()
 	for _, f := range r.URL.Query()["filter"] {
-		m, err := amconfig.ParseMatcherChecked(f, silence.CheckFilter)
+		m, err := amconfig.ParseMatcherChecked(f, check)
 		if err != nil {
 			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
 			return
@@ -268,8 +269,9 @@ func (a *SilencesAPI) listAlertGroups(w http.ResponseWriter, r *http.Request) {
 func (a *SilencesAPI) selectAlerts(w http.ResponseWriter, r *http.Request) ([]gettableAlert, alertsFilter, bool) {
 	q := r.URL.Query()
 	f := alertsFilter{active: true, silenced: true, inhibited: true}
+	check := silence.FilterCheck() // the filters and the receiver together
 	for _, v := range q["filter"] {
-		m, err := amconfig.ParseMatcherChecked(v, silence.CheckFilter)
+		m, err := amconfig.ParseMatcherChecked(v, check)
 		if err != nil {
 			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
 			return nil, f, false
@@ -287,7 +289,7 @@ func (a *SilencesAPI) selectAlerts(w http.ResponseWriter, r *http.Request) ([]ge
 		}
 	}
 	if v := q.Get("receiver"); v != "" {
-		if err := silence.CheckFilter(amconfig.MatchRegexp, "receiver", v); err != nil {
+		if err := check(amconfig.MatchRegexp, "receiver", v); err != nil {
 			amError(w, http.StatusBadRequest, "receiver: "+err.Error())
 			return nil, f, false
 		}

@@ -81,18 +81,25 @@ func (m Matcher) matchType() amconfig.MatchType {
 // notifier 225 MB.
 const MaxRegexpInsts = 4 * MaxFieldBytes
 
-// CheckFilter refuses a list filter's matcher (amconfig.ParseMatcherChecked)
-// whose regular expression compiles to more than a silence's may: it
-// could match no silence (MatchesFilter compares them as written), and
-// compiling it would cost what MaxRegexpInsts bounds.
-func CheckFilter(t amconfig.MatchType, _, value string) error {
-	if t != amconfig.MatchRegexp && t != amconfig.MatchNotRegexp {
+// FilterCheck is the check (amconfig.ParseMatcherChecked) of one
+// request's filter matchers: it refuses a regular expression that, with
+// those it passed before, compiles to more than a silence's may. A
+// filter could match no silence past it (MatchesFilter compares them as
+// written), and a request's filters are compiled together for it: each
+// under the bound, 200 of them made 3.2 million instructions.
+func FilterCheck() func(t amconfig.MatchType, name, value string) error {
+	total := 0
+	return func(t amconfig.MatchType, _, value string) error {
+		if t != amconfig.MatchRegexp && t != amconfig.MatchNotRegexp {
+			return nil
+		}
+		n := regexpInsts(value)
+		if total+n > MaxRegexpInsts {
+			return fmt.Errorf("its regular expression compiles to %d instructions or more, with the filters' before it %d, a silence's at most %d", n, total+n, MaxRegexpInsts)
+		}
+		total += n
 		return nil
 	}
-	if n := regexpInsts(value); n > MaxRegexpInsts {
-		return fmt.Errorf("its regular expression compiles to %d instructions or more, a silence's at most %d", n, MaxRegexpInsts)
-	}
-	return nil
 }
 
 // regexpInsts is about the size of the program value compiles to, as

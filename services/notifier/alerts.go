@@ -46,8 +46,9 @@ type alertGroup struct {
 // groupAlerts groups alerts as Alertmanager's GET /api/v2/alerts/groups:
 // by route, then by the values of the route's group_by labels (every
 // label with group_by: [...]); an alert is in a group of each route it
-// matches. Groups are sorted as Alertmanager sorts them: by their labels,
-// then by receiver.
+// matches. Groups are sorted as Alertmanager sorts them: by their labels
+// (compareLabels), then by receiver; and so are a group's alerts
+// (compareAlerts).
 func groupAlerts(alerts []gettableAlert) []alertGroup {
 	type key struct{ route, labels string }
 	groups := map[key]*alertGroup{}
@@ -74,13 +75,67 @@ func groupAlerts(alerts []gettableAlert) []alertGroup {
 		}
 	}
 	slices.SortFunc(order, func(a, b key) int {
-		return cmp.Or(strings.Compare(a.labels, b.labels), strings.Compare(groups[a].Receiver.Name, groups[b].Receiver.Name), strings.Compare(a.route, b.route))
+		return cmp.Or(compareLabels(groups[a].Labels, groups[b].Labels), strings.Compare(groups[a].Receiver.Name, groups[b].Receiver.Name), strings.Compare(a.route, b.route))
 	})
 	out := make([]alertGroup, 0, len(order))
 	for _, k := range order {
+		slices.SortStableFunc(groups[k].Alerts, compareAlerts)
 		out = append(out, *groups[k])
 	}
 	return out
+}
+
+// compareAlerts orders a group's alerts as Alertmanager does (its
+// AlertSlice): by job, then instance (one without the label after one
+// with it), then by their labels (compareLabels).
+func compareAlerts(a, b gettableAlert) int {
+	for _, name := range []string{"job", "instance"} {
+		av, aok := a.Labels[name]
+		bv, bok := b.Labels[name]
+		switch {
+		case !aok && !bok:
+			continue
+		case !aok:
+			return 1
+		case !bok:
+			return -1
+		}
+		if c := strings.Compare(av, bv); c != 0 {
+			return c
+		}
+	}
+	return compareLabels(a.Labels, b.Labels)
+}
+
+// compareLabels orders label sets as Alertmanager orders its groups'
+// (Prometheus's LabelSet.Before): fewer labels first, then by the first
+// name, in name order, that one has and the other not (the one without
+// it first), or whose values differ (the lower value first).
+func compareLabels(a, b map[string]string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
+	}
+	names := slices.Sorted(maps.Keys(a))
+	for n := range b {
+		if _, ok := a[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		av, aok := a[n]
+		bv, bok := b[n]
+		switch {
+		case !aok:
+			return -1
+		case !bok:
+			return 1
+		}
+		if c := strings.Compare(av, bv); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
 
 // labelsKey is labels in one string, sorted by name.

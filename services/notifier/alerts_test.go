@@ -284,3 +284,106 @@ func TestStandbyDoesNotListAnIncidentForgottenForItsAge(t *testing.T) {
 		t.Errorf("the standby lists %v, the holder %v; want both %v", standby, holder, want)
 	}
 }
+
+// Groups are ordered as Alertmanager orders them (dispatch.AlertGroups):
+// a group of fewer labels first, then label by label in name order (the
+// one without the label first), then by receiver, and a group's alerts by
+// job, instance, then their labels alike; not by the labels
+// written out in one string, which puts {env="a", team="y"} before
+// {team="x"}, {team="x"} before {zone="q"}, and a value before its
+// prefix followed by a character below '"'.
+func TestGroupsAreOrderedAsAlertmanagerOrdersThem(t *testing.T) {
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(`route:
+  receiver: ops
+  group_by: [team]
+  routes:
+  - matchers: [team="y"]
+    receiver: web
+    group_by: [env, team]
+  - matchers: [team="z"]
+    receiver: ops
+    group_by: [zone]
+receivers:
+- name: ops
+  webhook_configs: [{url: `+hook.URL+`}]
+- name: web
+  webhook_configs: [{url: `+hook.URL+`}]
+`), 0o600)
+	store := &memOpen{kept: map[string]openIncident{}}
+	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.WithOpenStore(store)
+	now := time.Now().UTC().Truncate(time.Second)
+	var posted []map[string]any
+	for i, l := range []map[string]string{
+		{"team": "x", "env": "a"},
+		{"team": "y", "env": "a"},
+		{"team": "x!", "env": "a"},
+		{"team": "z", "zone": "q"},
+		{"team": "x", "env": "a", "instance": "d"},
+		{"team": "x", "env": "a", "instance": "c"},
+		{"team": "x", "env": "a", "instance": "b"},
+	} {
+		id := fmt.Sprintf("inc-%d", i)
+		l["alertname"], l["incident_id"] = "down", id
+		store.kept[id] = openIncident{ID: id, Labels: l, Revision: 1, At: now, Seen: now}
+		posted = append(posted, map[string]any{"labels": l, "startsAt": now.Format(time.RFC3339)})
+	}
+	alerts, err := proc.Alerts(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groupAlerts(alerts) {
+		var members []string
+		for _, a := range g.Alerts {
+			members = append(members, a.Labels["incident_id"])
+		}
+		got = append(got, fmt.Sprintf("%s %v %v", g.Receiver.Name, g.Labels, members))
+	}
+
+	real := testenv.Alertmanager(t, routes)
+	body, _ := json.Marshal(posted)
+	if resp, err := http.Post("http://"+real+"/api/v2/alerts", "application/json", bytes.NewReader(body)); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("posting to Alertmanager: %v %v", resp, err)
+	}
+	var want []string
+	for deadline := time.Now().Add(20 * time.Second); len(want) < 4; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Alertmanager groups %q, want 4", want)
+		}
+		resp, err := http.Get("http://" + real + "/api/v2/alerts/groups")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gs []struct {
+			Labels   map[string]string `json:"labels"`
+			Receiver struct{ Name string }
+			Alerts   []struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&gs)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = want[:0]
+		for _, g := range gs {
+			var members []string
+			for _, a := range g.Alerts {
+				members = append(members, a.Labels["incident_id"])
+			}
+			want = append(want, fmt.Sprintf("%s %v %v", g.Receiver.Name, g.Labels, members))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("groups %q, Alertmanager's %q", got, want)
+	}
+}
+

@@ -1,5 +1,10 @@
 package amconfig
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Inhibited reports whether the target alert is inhibited, as
 // Alertmanager's inhibitor decides, given the labels of the alerts firing
 // now: some rule's target matchers match the target, and a firing alert
@@ -50,4 +55,65 @@ next:
 		return i
 	}
 	return -1
+}
+
+// InhibitIndex is a rule's sources among the firing alerts, indexed by
+// the values of the rule's equal labels, to find what inhibits each of
+// many targets (a list of every alert's state): InhibitingAlert for each
+// target costs the firing alerts each time, so many targets the square
+// of their number.
+type InhibitIndex struct {
+	rule *InhibitRule
+	// byEqual is, by the equal labels' values (equalKey), the first
+	// source there, and the first that does not match the target
+	// matchers (the first a two-sided target may be inhibited by); -1:
+	// none.
+	byEqual map[string][2]int
+}
+
+// Index indexes firing for r (see InhibitIndex).
+func (r *InhibitRule) Index(firing []map[string]string) *InhibitIndex {
+	x := &InhibitIndex{rule: r, byEqual: map[string][2]int{}}
+	for i, src := range firing {
+		if !r.SourceMatchers.Matches(src) {
+			continue
+		}
+		key := r.equalKey(src)
+		first, ok := x.byEqual[key]
+		if !ok {
+			first = [2]int{i, -1}
+		}
+		if first[1] < 0 && !r.TargetMatchers.Matches(src) {
+			first[1] = i
+		}
+		x.byEqual[key] = first
+	}
+	return x
+}
+
+// InhibitingAlert is r.InhibitingAlert(target, firing), for the firing
+// alerts x indexes.
+func (x *InhibitIndex) InhibitingAlert(target map[string]string) int {
+	r := x.rule
+	if !r.TargetMatchers.Matches(target) {
+		return -1
+	}
+	first, ok := x.byEqual[r.equalKey(target)]
+	switch {
+	case !ok:
+		return -1
+	case r.SourceMatchers.Matches(target): // two-sided (InhibitingAlert)
+		return first[1]
+	}
+	return first[0]
+}
+
+// equalKey is the values of r's equal labels in labels (a missing one is
+// the empty string), in one string.
+func (r *InhibitRule) equalKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, name := range r.Equal {
+		b.WriteString(strconv.Quote(labels[name]))
+	}
+	return b.String()
 }

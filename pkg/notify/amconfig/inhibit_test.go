@@ -1,6 +1,9 @@
 package amconfig
 
-import "testing"
+import (
+	"math/rand/v2"
+	"testing"
+)
 
 func TestInhibited(t *testing.T) {
 	cfg := mustParse(t, base+`
@@ -65,9 +68,54 @@ inhibit_rules:
 		if got := cfg.Inhibited(c.target, c.firing); got != c.want {
 			t.Errorf("%s: Inhibited = %v, want %v", c.name, got, c.want)
 		}
+		for _, r := range cfg.InhibitRules {
+			if got, want := r.Index(c.firing).InhibitingAlert(c.target), r.InhibitingAlert(c.target, c.firing); got != want {
+				t.Errorf("%s: %s: the index's InhibitingAlert = %d, the rule's %d", c.name, r.Path, got, want)
+			}
+		}
 	}
 	r := cfg.InhibitRules[1]
 	if i := r.InhibitingAlert(L{"alertname": "Disk", "cluster": "a"}, []L{{"alertname": "X"}, {"alertname": "ClusterDown", "cluster": "a"}}); i != 1 {
 		t.Errorf("InhibitingAlert = %d, want 1", i)
+	}
+}
+
+// The index answers what the rule answers, for every target among many
+// firing alerts: the same first inhibiting alert, or none.
+func TestInhibitIndexAnswersAsTheRule(t *testing.T) {
+	cfg := mustParse(t, base+`
+inhibit_rules:
+- source_matchers: [severity=critical]
+  target_matchers: [severity=~"warning|critical"]
+  equal: [cluster, service]
+- source_matchers: [severity=~"critical|warning"]
+  target_matchers: [severity=warning]
+  equal: [cluster]
+- source_matchers: [alertname=Down]
+  target_matchers: [severity!=info]
+`)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pick := func(values ...string) string { return values[rnd.IntN(len(values))] }
+	var firing []map[string]string
+	for range 300 {
+		l := map[string]string{"severity": pick("critical", "warning", "info"), "alertname": pick("Down", "Slow")}
+		if c := pick("a", "b", "", "-"); c != "-" {
+			l["cluster"] = c // "" and missing are the same value
+		}
+		if s := pick("x", "y", "-"); s != "-" {
+			l["service"] = s
+		}
+		firing = append(firing, l)
+	}
+	for _, r := range cfg.InhibitRules {
+		for n := range len(firing) {
+			// the firing alerts so far, each of them a target too
+			x := r.Index(firing[:n])
+			for _, target := range firing {
+				if got, want := x.InhibitingAlert(target), r.InhibitingAlert(target, firing[:n]); got != want {
+					t.Fatalf("%s, %d firing, target %v: the index's InhibitingAlert = %d, the rule's %d", r.Path, n, target, got, want)
+				}
+			}
+		}
 	}
 }

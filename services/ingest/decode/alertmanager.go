@@ -236,6 +236,10 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		}
 		switch {
 		case !startsAt.IsZero() || startErr != nil:
+		case o.AlertTimesFromNow && o.IdempotencyKey != "":
+			// Started on arrival, the alert gets another derived id on
+			// every retry: the key would be taken and do nothing.
+			c.add(i, "startsAt", "is required with an Idempotency-Key: without it the alert starts when it arrives, so each retry would be stored as another alert")
 		case o.AlertTimesFromNow:
 			startsAt, t = o.Now, o.Now
 		default:

@@ -445,6 +445,25 @@ func TestPrometheusAlertsWithoutStartsAtStartOnArrival(t *testing.T) {
 	eq(t, "endsAt ahead: time", b.Events[0].Time, testNow)
 }
 
+// An alert without startsAt starts when it arrives, so its id differs on
+// every retry: an Idempotency-Key cannot make that retry safe, and the
+// gateway took the key and stored each retry as another alert, as it did
+// a change without a time. It refuses the alert, naming startsAt, and
+// takes one with a startsAt.
+func TestPrometheusAlertWithoutStartsAtUnderAnIdempotencyKeyIsRefused(t *testing.T) {
+	o := opts()
+	o.IdempotencyKey = "falco-811"
+	_, err := PrometheusAlerts([]byte(falcoSidekickJSON), o)
+	p := hasProblem(t, err, 0, "startsAt")
+	if !strings.Contains(p.Problem, "Idempotency-Key") {
+		t.Errorf("problem %q does not name the Idempotency-Key", p.Problem)
+	}
+	started := strings.Replace(falcoSidekickJSON, `"endsAt"`, `"startsAt":"2026-11-21T11:30:00Z","endsAt"`, 1)
+	if _, err := PrometheusAlerts([]byte(started), o); err != nil {
+		t.Errorf("an alert with startsAt under a key: %v", err)
+	}
+}
+
 // Alertmanager takes a label of any length, and falcosidekick makes a
 // Falco event's output fields labels: a command line over 4 KiB (a
 // payload piped to a shell) refused the alert, and falcosidekick dropped

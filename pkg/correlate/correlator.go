@@ -380,6 +380,10 @@ func (c *Correlator) Stats() Stats { return c.stats }
 // Fingerprints is the number of members in memory.
 func (c *Correlator) Fingerprints() int { return len(c.members) }
 
+// Held is the number of incidents in memory: the open ones and those
+// resolved within ReopenWindow.
+func (c *Correlator) Held() int { return len(c.incidents) }
+
 // ServiceOf is the service Observe takes s to be on: its own when the
 // catalog knows it, else the catalogued service its labels name (a
 // workload, a pod or volume claim of one, a rule family's own label).

@@ -1029,7 +1029,8 @@ func (s *Service) command(ctx context.Context, d *bus.Delivery) error {
 // Processor is the service's processor (its incidents, commands).
 func (s *Service) Processor() *Processor { return s.proc }
 
-// Collector exports the runtime's and the consumers' metrics.
+// Collector exports the runtime's and the consumers' metrics, and what
+// the correlator holds against its bounds (metrics.go).
 func (s *Service) Collector() prometheus.Collector {
-	return stage.Collectors{s.Stage.Collector(), s.commands.Collector()}
+	return stage.Collectors{s.Stage.Collector(), s.commands.Collector(), stateCollector{s.proc}}
 }

@@ -1,0 +1,46 @@
+package correlator
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// What the correlator holds, beside its bounds, as the detector exports
+// its series beside series_limit: incidents that never resolve (an alert
+// whose resolution never comes, with alert_expiry 0) pile up here long
+// before max_fingerprints or max_state_bytes forget them, each forgotten
+// open one resolved.
+var (
+	descFingerprints = prometheus.NewDesc("aiops_correlator_fingerprints",
+		"Members (alert fingerprints, anomaly series, log templates) held in memory.", nil, nil)
+	descFingerprintsLimit = prometheus.NewDesc("aiops_correlator_fingerprints_limit",
+		"Members held at most (correlator.rules.max_fingerprints); beyond it the longest-resolved incidents, then the longest-quiet open ones, are forgotten.", nil, nil)
+	descIncidents = prometheus.NewDesc("aiops_correlator_incidents",
+		"Incidents held in memory: the open ones and those resolved within reopen_window.", nil, nil)
+	descStateBytes = prometheus.NewDesc("aiops_correlator_state_bytes",
+		"Estimate of the heap the members and incidents take, as counted against max_state_bytes.", nil, nil)
+	descStateBytesLimit = prometheus.NewDesc("aiops_correlator_state_bytes_limit",
+		"The estimate's bound (correlator.rules.max_state_bytes); beyond it incidents are forgotten as at max_fingerprints.", nil, nil)
+)
+
+// stateCollector reads the processor's correlator under its lock at each
+// scrape: three counts, nothing walked.
+type stateCollector struct{ p *Processor }
+
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFingerprints, descFingerprintsLimit, descIncidents, descStateBytes, descStateBytesLimit} {
+		ch <- d
+	}
+}
+
+func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
+	rules := c.p.cfg.Rules.WithDefaults()
+	c.p.mu.Lock()
+	fingerprints, incidents, bytes := c.p.c.Fingerprints(), c.p.c.Held(), c.p.c.StateBytes()
+	c.p.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(descFingerprints, float64(fingerprints))
+	gauge(descFingerprintsLimit, float64(rules.MaxFingerprints))
+	gauge(descIncidents, float64(incidents))
+	gauge(descStateBytes, float64(bytes))
+	gauge(descStateBytesLimit, float64(rules.MaxStateBytes))
+}

@@ -33,6 +33,31 @@ type amAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
+// postableAlert is an alert posted to Alertmanager's API: what it takes of
+// one. Its status and fingerprint Alertmanager works out, whatever the
+// body says (a client posting back what it read has a status object).
+type postableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     string            `json:"startsAt"`
+	EndsAt       string            `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+}
+
+// unmarshalAlert reads raw into a: all of a webhook's alert, or what
+// Alertmanager's API takes of a posted one (SourcePrometheus).
+func unmarshalAlert(raw json.RawMessage, source string, a *amAlert) error {
+	if source != SourcePrometheus {
+		return json.Unmarshal(raw, a)
+	}
+	var p postableAlert
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return err
+	}
+	*a = amAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
+	return nil
+}
+
 // serviceLabels are the alert labels, in order, that name the service; an
 // alert with none of them gets UnknownService.
 var serviceLabels = []string{"service", "job", "app"}
@@ -189,7 +214,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		c.addInvalid(i, err, nil)
 		return nil, 0
 	}
-	if err := json.Unmarshal(raw, &a); err != nil {
+	if err := unmarshalAlert(raw, source, &a); err != nil {
 		c.addProblem(problemOf(i, err))
 		return nil, 0
 	}

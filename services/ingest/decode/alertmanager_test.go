@@ -393,6 +393,21 @@ func TestPrometheusAlerts(t *testing.T) {
 		event.AlertmanagerFingerprint(am.Events[1].Labels), event.AlertmanagerFingerprint(map[string]string{"alertname": "DiskFull", "service": "db", "job": "node", "severity": "warning"}))
 }
 
+// Alertmanager's API works out a posted alert's status and fingerprint
+// whatever the body says: a client posting back what it read (status an
+// object, its fingerprint) is taken as Alertmanager takes it.
+func TestPrometheusAlertsIgnoreStatusAndFingerprint(t *testing.T) {
+	b, err := PrometheusAlerts([]byte(`[{"labels": {"alertname": "DiskFull", "service": "db"}, "startsAt": "2026-11-21T11:00:00Z",
+		"endsAt": "2026-11-21T11:55:00Z", "status": {"state": "active", "silencedBy": [], "inhibitedBy": []}, "fingerprint": "made-up"},
+		{"labels": {"alertname": "Down", "service": "db"}, "startsAt": "2026-11-21T11:00:00Z", "status": "resolved"}]`), opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "ended: resolved, whatever its status says", body[event.AlertBody](t, b.Events[0]).Status, event.AlertResolved)
+	eq(t, "fingerprint of the labels", b.Events[0].Fingerprint, event.AlertmanagerFingerprint(b.Events[0].Labels))
+	eq(t, "no end: firing, whatever its status says", body[event.AlertBody](t, b.Events[1]).Status, event.AlertFiring)
+}
+
 func TestPrometheusAlertsErrors(t *testing.T) {
 	for _, c := range []struct{ name, body, want string }{
 		{"an Alertmanager webhook", `{"version": "4", "alerts": []}`, "goes to /v1/alertmanager"},

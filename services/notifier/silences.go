@@ -67,8 +67,12 @@ func (p *Processor) silenced(labels map[string]string, at time.Time) []string {
 // token (401) answer {"error": "..."}, as every aiops API does.
 type SilencesAPI struct {
 	*httpapi.Server
-	store   *silence.Store
-	alerts  func(context.Context, time.Time) ([]gettableAlert, error) // nil: none listed
+	store  *silence.Store
+	alerts func(context.Context, time.Time) ([]gettableAlert, error) // nil: none listed
+	// listing lets one list of the alerts be made at a time: a standby
+	// reads the whole state bucket for each, and polling dashboards
+	// would otherwise hold as many copies at once.
+	listing chan struct{}
 	started time.Time
 }
 
@@ -82,7 +86,7 @@ func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, l
 	if err != nil {
 		return nil, errors.New("notifier.api." + err.Error())
 	}
-	a := &SilencesAPI{store: store, started: time.Now().UTC()}
+	a := &SilencesAPI{store: store, started: time.Now().UTC(), listing: make(chan struct{}, 1)}
 	if proc != nil {
 		a.alerts = proc.Alerts
 	}
@@ -302,6 +306,12 @@ func (a *SilencesAPI) selectAlerts(w http.ResponseWriter, r *http.Request) ([]ge
 	}
 	out := []gettableAlert{}
 	if a.alerts != nil {
+		select {
+		case a.listing <- struct{}{}:
+			defer func() { <-a.listing }()
+		case <-r.Context().Done():
+			return nil, f, false // the client left
+		}
 		all, err := a.alerts(r.Context(), time.Now())
 		if err != nil {
 			amError(w, http.StatusServiceUnavailable, err.Error())

@@ -345,7 +345,7 @@ func (s *kvOpen) Put(ctx context.Context, inc openIncident) error {
 // All reads every entry (read), and expects the revisions it read in the
 // writes after it.
 func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
-	out, revs, err := s.read(ctx)
+	out, revs, err := s.read(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -356,14 +356,30 @@ func (s *kvOpen) All(ctx context.Context) ([]openIncident, error) {
 }
 
 // List reads every entry (read).
+// It leaves out what each entry keeps of the notifications sent (Sent,
+// Events: up to maxAllKeptEvents together), which a listing shows not.
 func (s *kvOpen) List(ctx context.Context) ([]openIncident, error) {
-	out, _, err := s.read(ctx)
+	out, _, err := s.read(ctx, true)
 	return out, err
 }
 
+// listed is what List reads of an entry: decoded into it, the kept events
+// are skipped, not copied.
+type listed struct {
+	ID       string            `json:"id"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Revision int               `json:"revision"`
+	At       time.Time         `json:"at"`
+	Opened   time.Time         `json:"opened,omitzero"`
+	Title    string            `json:"title,omitempty"`
+	Resolved bool              `json:"resolved,omitempty"`
+	Seen     time.Time         `json:"seen,omitzero"`
+}
+
 // read reads every entry in one watch of the bucket (its current values,
-// then a nil), not one request per key, with the open ones' revisions.
-func (s *kvOpen) read(ctx context.Context) ([]openIncident, map[string]uint64, error) {
+// then a nil), not one request per key, with the open ones' revisions;
+// shown only (List) when forListing.
+func (s *kvOpen) read(ctx context.Context, forListing bool) ([]openIncident, map[string]uint64, error) {
 	w, err := s.kv.Watch(ctx, "open.>", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, nil, err
@@ -382,7 +398,13 @@ func (s *kvOpen) read(ctx context.Context) ([]openIncident, map[string]uint64, e
 			return out, revs, nil
 		}
 		var inc openIncident
-		if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {
+		if forListing {
+			var l listed
+			if err := json.Unmarshal(e.Value(), &l); err != nil || l.ID == "" {
+				continue
+			}
+			inc = openIncident{ID: l.ID, Labels: l.Labels, Revision: l.Revision, At: l.At, Opened: l.Opened, Title: l.Title, Resolved: l.Resolved, Seen: l.Seen}
+		} else if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {
 			continue // not ours; the next put of that incident mends it
 		}
 		if !inc.Resolved && e.Key() == openKey(inc.ID) {

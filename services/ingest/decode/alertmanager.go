@@ -45,8 +45,13 @@ type postableAlert struct {
 }
 
 // unmarshalAlert reads raw into a: all of a webhook's alert, or what
-// Alertmanager's API takes of a posted one (SourcePrometheus).
-func unmarshalAlert(raw json.RawMessage, source string, a *amAlert) error {
+// Alertmanager's API takes of a posted one (SourcePrometheus), whose
+// status it works out as Alertmanager does: resolved once its endsAt has
+// passed (now), else firing. A firing one keeps no endsAt: that is how
+// long Prometheus's alert holds without a resend, not an end, and the row
+// is then the one Alertmanager's webhook would give. A bad endsAt is left
+// for alertEvent to report.
+func unmarshalAlert(raw json.RawMessage, source string, now time.Time, a *amAlert) error {
 	if source != SourcePrometheus {
 		return json.Unmarshal(raw, a)
 	}
@@ -54,7 +59,14 @@ func unmarshalAlert(raw json.RawMessage, source string, a *amAlert) error {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return err
 	}
-	*a = amAlert{Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
+	*a = amAlert{Status: event.AlertFiring, Labels: p.Labels, Annotations: p.Annotations, StartsAt: p.StartsAt, EndsAt: p.EndsAt, GeneratorURL: p.GeneratorURL}
+	switch ends, err := parseTime(p.EndsAt); {
+	case err != nil:
+	case !ends.IsZero() && !ends.After(now):
+		a.Status = event.AlertResolved
+	default:
+		a.EndsAt = ""
+	}
 	return nil
 }
 
@@ -166,18 +178,7 @@ func PrometheusAlerts(body []byte, o Options) (*Batch, error) {
 	batch := &Batch{Events: make([]*event.Envelope, 0, len(alerts.items))}
 	seen := make(map[string]int, len(alerts.items))
 	for i, raw := range alerts.items {
-		// The status is the endsAt's: read it first (a bad one is
-		// reported by alertEvent, which parses it again).
-		status := event.AlertFiring
-		var ends struct {
-			EndsAt string `json:"endsAt"`
-		}
-		if json.Unmarshal(raw, &ends) == nil {
-			if t, err := parseTime(ends.EndsAt); err == nil && !t.IsZero() && !t.After(o.Now) {
-				status = event.AlertResolved
-			}
-		}
-		e, cut := alertEvent(i, raw, status, SourcePrometheus, o, &c)
+		e, cut := alertEvent(i, raw, "", SourcePrometheus, o, &c) // the status is worked out
 		if e == nil {
 			continue
 		}
@@ -214,7 +215,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		c.addInvalid(i, err, nil)
 		return nil, 0
 	}
-	if err := unmarshalAlert(raw, source, &a); err != nil {
+	if err := unmarshalAlert(raw, source, o.Now, &a); err != nil {
 		c.addProblem(problemOf(i, err))
 		return nil, 0
 	}
@@ -253,12 +254,6 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 	t := startsAt
 	switch a.Status {
 	case event.AlertFiring:
-		if source == SourcePrometheus {
-			// How long Prometheus's alert holds without a resend, not an
-			// end: shown as Alertmanager's webhook shows a firing alert,
-			// without one, it gives the same row either way.
-			endsAt = time.Time{}
-		}
 		switch {
 		case !startsAt.IsZero() || startErr != nil:
 		case o.AlertTimesFromNow && o.IdempotencyKey != "":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"slices"
 	"strconv"
@@ -138,16 +139,25 @@ func amError(w http.ResponseWriter, code int, msg string) {
 	_ = json.NewEncoder(w).Encode(msg)
 }
 
-func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
+// filterOf reads a list's filter parameters, each checked by check
+// (silence.FilterCheck) before it is compiled.
+func filterOf(q url.Values, check func(amconfig.MatchType, string, string) error) (amconfig.Matchers, error) {
 	var filter amconfig.Matchers
-	check := silence.FilterCheck()
-	for _, f := range r.URL.Query()["filter"] {
-		m, err := amconfig.ParseMatcherChecked(f, check)
+	for _, v := range q["filter"] {
+		m, err := amconfig.ParseMatcherChecked(v, check)
 		if err != nil {
-			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
-			return
+			return nil, errors.New("bad matcher format: " + err.Error())
 		}
 		filter = append(filter, m)
+	}
+	return filter, nil
+}
+
+func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
+	filter, err := filterOf(r.URL.Query(), silence.FilterCheck())
+	if err != nil {
+		amError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	now := time.Now()
 	out := []gettable{}
@@ -274,13 +284,10 @@ func (a *SilencesAPI) selectAlerts(w http.ResponseWriter, r *http.Request) ([]ge
 	q := r.URL.Query()
 	f := alertsFilter{active: true, silenced: true, inhibited: true}
 	check := silence.FilterCheck() // the filters and the receiver together
-	for _, v := range q["filter"] {
-		m, err := amconfig.ParseMatcherChecked(v, check)
-		if err != nil {
-			amError(w, http.StatusBadRequest, "bad matcher format: "+err.Error())
-			return nil, f, false
-		}
-		f.matchers = append(f.matchers, m)
+	var err error
+	if f.matchers, err = filterOf(q, check); err != nil {
+		amError(w, http.StatusBadRequest, err.Error())
+		return nil, f, false
 	}
 	for key, into := range map[string]*bool{"active": &f.active, "silenced": &f.silenced, "inhibited": &f.inhibited} {
 		if v := q.Get(key); v != "" {

@@ -363,18 +363,19 @@ func (s *kvOpen) List(ctx context.Context) ([]openIncident, error) {
 	return out, err
 }
 
-// listed is what List reads of an entry: decoded into it, the kept events
-// are skipped, not copied.
+// listed is what List reads of an entry: the kept notifications (Sent,
+// Events), shadowed by fields of their own JSON names, are skipped, not
+// copied.
 type listed struct {
-	ID       string            `json:"id"`
-	Labels   map[string]string `json:"labels,omitempty"`
-	Revision int               `json:"revision"`
-	At       time.Time         `json:"at"`
-	Opened   time.Time         `json:"opened,omitzero"`
-	Title    string            `json:"title,omitempty"`
-	Resolved bool              `json:"resolved,omitempty"`
-	Seen     time.Time         `json:"seen,omitzero"`
+	openIncident
+	Sent   skipped `json:"sent"`
+	Events skipped `json:"events"`
 }
+
+// skipped takes a JSON value and keeps nothing of it.
+type skipped struct{}
+
+func (*skipped) UnmarshalJSON([]byte) error { return nil }
 
 // read reads every entry in one watch of the bucket (its current values,
 // then a nil), not one request per key, with the open ones' revisions;
@@ -403,7 +404,7 @@ func (s *kvOpen) read(ctx context.Context, forListing bool) ([]openIncident, map
 			if err := json.Unmarshal(e.Value(), &l); err != nil || l.ID == "" {
 				continue
 			}
-			inc = openIncident{ID: l.ID, Labels: l.Labels, Revision: l.Revision, At: l.At, Opened: l.Opened, Title: l.Title, Resolved: l.Resolved, Seen: l.Seen}
+			inc = l.openIncident
 		} else if err := json.Unmarshal(e.Value(), &inc); err != nil || inc.ID == "" {
 			continue // not ours; the next put of that incident mends it
 		}

@@ -117,6 +117,10 @@ type incident struct {
 	// event's observed time, else its time): what Config.AlertExpiry
 	// counts from.
 	lastHeard time.Time
+	// expiresNext is at most the earliest Member.Expires of its firing
+	// alerts, zero for none: a resend moves a member's on, and lapse
+	// finds the next when this one passes (endExpired).
+	expiresNext time.Time
 	// wave is when the failure last came back on the root (returns):
 	// the incident spreads again for SpreadWindow from then.
 	wave    time.Time
@@ -1329,6 +1333,9 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 		c.setEpisode(m, s.EpisodeID)
 	}
 	m.Reading = readingOf(s)
+	if m.Kind == SignalAlert {
+		m.Expires = s.Expires // the latest report says how long it holds
+	}
 	if s.Severity.Rank() > m.Severity.Rank() {
 		// Worse than first reported (a detector's episode whose peak
 		// grew): the incident is as severe as its worst member got,
@@ -1362,6 +1369,7 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 			inc.dirty = true
 		}
 	}
+	inc.expiresBy(m)
 	return true, ups
 }
 
@@ -1959,7 +1967,7 @@ func (c *Correlator) join(inc *incident, s Signal, why relation) {
 		Fingerprint: s.Fingerprint, Kind: s.Kind, Service: s.Service, Name: s.Name, Summary: s.Summary,
 		Severity: s.Severity, Firing: s.Kind == SignalAlert && !s.Resolved, FirstSeen: s.Time, LastSeen: s.Time,
 		Count: 1, LastEventID: s.EventID, FirstEventID: s.EventID, Labels: labels, Resource: resource, LabelsCut: cut,
-		Reading: readingOf(s),
+		Reading: readingOf(s), Expires: s.Expires,
 	}, episode: s.EpisodeID, observed: s.Observed}
 	if s.Kind == SignalAnomaly && s.EpisodeID != "" {
 		m.Firing = !s.Resolved // its episode is open
@@ -2009,6 +2017,7 @@ func (c *Correlator) count(inc *incident, m *member) (newService bool) {
 	}
 	inc.noteFailed(m)
 	inc.tally(m, 1)
+	inc.expiresBy(m)
 	if m.Flapping {
 		inc.flappers = append(inc.flappers, m)
 	}
@@ -2608,6 +2617,7 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
+	c.endExpired(inc, now)
 	if ups, expired := c.expire(inc, now, ups); expired {
 		return ups
 	}
@@ -2675,6 +2685,64 @@ func (c *Correlator) expire(inc *incident, now time.Time, ups []Update) ([]Updat
 	return append(ups, c.publish(inc, Resolved, at)), true
 }
 
+// expiresBy lowers inc.expiresNext to m's expiry, when m is a firing
+// alert that expires.
+func (inc *incident) expiresBy(m *member) {
+	if m.Firing && m.Kind == SignalAlert && !m.Expires.IsZero() && (inc.expiresNext.IsZero() || m.Expires.Before(inc.expiresNext)) {
+		inc.expiresNext = m.Expires
+	}
+}
+
+// endExpired resolves inc's firing alerts whose expiry (Member.Expires)
+// passed expiryGrace ago with no later report, as of their expiry: as
+// Alertmanager resolves a posted alert that is not sent again by its
+// endsAt (Prometheus gone, its rule deleted), which would otherwise fire
+// for ever. A resend after it fires the alert again.
+func (c *Correlator) endExpired(inc *incident, now time.Time) {
+	if inc.expiresNext.IsZero() || now.Before(inc.expiresNext.Add(expiryGrace)) {
+		return
+	}
+	var next time.Time
+	var ended []*member
+	for _, m := range inc.members {
+		switch {
+		case !m.Firing || m.Kind != SignalAlert || m.Expires.IsZero():
+		case now.Before(m.Expires.Add(expiryGrace)):
+			if next.IsZero() || m.Expires.Before(next) {
+				next = m.Expires
+			}
+		default:
+			ended = append(ended, m)
+		}
+	}
+	inc.expiresNext = next
+	// The members' order differs after a restore: the timeline's must not.
+	slices.SortFunc(ended, func(a, b *member) int {
+		return cmp.Or(a.Expires.Compare(b.Expires), cmp.Compare(a.Fingerprint, b.Fingerprint))
+	})
+	for _, m := range ended {
+		at := m.Expires
+		inc.tally(m, -1)
+		m.Firing, m.Expires = false, time.Time{}
+		inc.tally(m, 1)
+		if at.After(m.observed) {
+			m.observed = at // what was heard before is old news
+		}
+		inc.signalled(at, at)
+		inc.note(at, fmt.Sprintf("%s on %s resolved: not sent again by %s, when its sender said it ends unless sent again", m.Name, m.Service, at.UTC().Format(time.RFC3339)))
+		c.flip(m, at)
+		if !m.Flapping {
+			inc.dirty = true
+		}
+	}
+}
+
+// expiryGrace is how long after its expiry an alert not reported again
+// is resolved (endExpired): event time may run ahead of the clock that
+// set the expiry by up to MaxAheadOfObserved, and an alert still firing
+// must not resolve because a producer's clock is fast.
+const expiryGrace = MaxAheadOfObserved
+
 // signalled records a signal of inc timed at, which came at the
 // watermark now.
 func (inc *incident) signalled(at, now time.Time) {
@@ -2717,6 +2785,9 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 	}
 	if c.cfg.AlertExpiry > 0 && inc.firing > 0 {
 		earlier(inc.lastHeard.Add(c.cfg.AlertExpiry))
+	}
+	if !inc.expiresNext.IsZero() && inc.firing > 0 {
+		earlier(inc.expiresNext.Add(expiryGrace))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {
 		earlier(c.updateDue(inc))

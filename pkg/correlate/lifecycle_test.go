@@ -2,6 +2,7 @@ package correlate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -590,5 +591,89 @@ func TestFirstUpdateThatMovesTheRootIsNotHeld(t *testing.T) {
 	ups = append(ups, r.Advance(t0.Add(time.Hour+13*time.Second))...)
 	if len(ups) != 1 || ups[0].Transition != Updated || ups[0].State.Service != "db" {
 		t.Fatalf("after a restart, events %s by 13s; want an update naming db", transitions(ups))
+	}
+}
+
+// Prometheus sends a firing alert straight to the gateway every minute
+// with an endsAt a few resends ahead (Signal.Expires), and Alertmanager
+// resolves it once that passes without a resend: Prometheus gone, or its
+// rule deleted, it would otherwise fire for ever. The correlator resolves
+// such a member expiryGrace after its expiry, as of its expiry, whatever
+// else fires in its incident; resends keep it firing, a restart keeps
+// what it expires by, and a resend after it fires it again. An alert
+// without an expiry (Alertmanager's webhook) waits for its resolution.
+func TestAlertNotSentAgainByItsExpiryResolves(t *testing.T) {
+	sent := func(s Signal, at, holds time.Duration) Signal {
+		s = observedAt(s, at)
+		s.Expires = s.Observed.Add(holds)
+		return s
+	}
+	db := alert("PostgresDown", "payments-db", 0)
+	pay := alert("HighErrorRate", "payments", 30*time.Second) // through an Alertmanager
+	c := newCorrelator(t, Config{})
+	feed(c, sent(db, 0, 4*time.Minute), observedAt(pay, time.Minute))
+	var last time.Duration
+	for at := 3 * time.Minute; at <= 30*time.Minute; at += 3 * time.Minute {
+		feed(c, sent(db, at, 4*time.Minute))
+		c.Advance(t0.Add(at + time.Second))
+		last = at
+	}
+	member := func(c *Correlator, fp string) Member {
+		t.Helper()
+		sts := c.Incidents()
+		if len(sts) != 1 {
+			t.Fatalf("%d incidents, want 1", len(sts))
+		}
+		for _, m := range sts[0].Members {
+			if m.Fingerprint == fp {
+				return m
+			}
+		}
+		t.Fatalf("no member %s", fp)
+		return Member{}
+	}
+	expiry := t0.Add(last + 4*time.Minute)
+	if m := member(c, db.Fingerprint); !m.Firing || !m.Expires.Equal(expiry) {
+		t.Fatalf("resent every 3 minutes: firing %t, expires %s; want firing until %s", m.Firing, m.Expires, expiry)
+	}
+	// A producer's clock a little ahead moves event time past the expiry:
+	// no reason to end an alert still sent.
+	c.Advance(expiry.Add(expiryGrace - time.Second))
+	if m := member(c, db.Fingerprint); !m.Firing {
+		t.Fatal("resolved before its expiry's grace passed")
+	}
+	c = restarted(t, c)
+	c.Advance(expiry.Add(expiryGrace))
+	st := c.Incidents()[0]
+	if m := member(c, db.Fingerprint); m.Firing || st.State != StatusOpen || st.Firing != 1 {
+		t.Fatalf("not sent again by its expiry: member firing %t, incident %s with %d firing; want the member resolved, the incident open for the alert still firing", m.Firing, st.State, st.Firing)
+	}
+	want := "PostgresDown on payments-db resolved: not sent again by " + expiry.UTC().Format(time.RFC3339) + ", when its sender said it ends unless sent again"
+	if !slices.ContainsFunc(st.Timeline, func(e Entry) bool { return e.What == want && e.Time.Equal(expiry) }) {
+		t.Errorf("timeline %v, want %q at %s", st.Timeline, want, expiry)
+	}
+	// Delivered again, a send from before the expiry is old news; a send
+	// after it is the alert firing again.
+	feed(c, sent(db, last, 4*time.Minute))
+	if member(c, db.Fingerprint).Firing {
+		t.Error("a send from before the expiry, delivered again, fired the alert")
+	}
+	feed(c, sent(db, last+30*time.Minute, 4*time.Minute))
+	if !member(c, db.Fingerprint).Firing {
+		t.Error("sent again after its expiry: not firing")
+	}
+
+	// Alone in its incident, the alert resolves it as of its expiry.
+	c = newCorrelator(t, Config{})
+	feed(c, sent(db, 0, 4*time.Minute))
+	ups := c.Advance(t0.Add(4*time.Minute + expiryGrace))
+	if st := c.Incidents()[0]; transitions(ups) != string(Resolved) || !st.ResolvedAt.Equal(t0.Add(4*time.Minute)) {
+		t.Errorf("the incident's one alert expired: %s, resolved at %s; want resolved at its expiry %s", transitions(ups), st.ResolvedAt, t0.Add(4*time.Minute))
+	}
+	// Without an expiry, nothing expires.
+	c = newCorrelator(t, Config{})
+	feed(c, observedAt(db, 0))
+	if c.Advance(t0.Add(30 * 24 * time.Hour)); c.Incidents()[0].Firing != 1 {
+		t.Error("an alert without an expiry resolved without its resolution")
 	}
 }

@@ -46,6 +46,10 @@ type Signal struct {
 	// an alert that fired and resolved within Alertmanager's group_wait
 	// is first seen resolved, and joins what failed when it fired.
 	Started time.Time
+	// Expires is when a firing alert is to be taken as resolved unless
+	// reported again (event.AlertBody.ExpiresAt: Prometheus's endsAt),
+	// zero for one that is resolved only by its resolution.
+	Expires time.Time
 	// Observed is when the event was observed (its envelope's observed
 	// time: the gateway's receipt): a later report of an earlier time is
 	// news, an event delivered again is not (Correlator's stale rule).
@@ -99,6 +103,9 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		s.Resolved = b.Status == event.AlertResolved
 		if s.Resolved && !b.StartsAt.IsZero() && b.StartsAt.Before(s.Time) {
 			s.Started = b.StartsAt
+		}
+		if !s.Resolved {
+			s.Expires = b.ExpiresAt
 		}
 	case event.KindAnomaly:
 		var b event.AnomalyBody

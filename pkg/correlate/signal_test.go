@@ -9,7 +9,8 @@ import (
 
 // A resolved alert carries when it started firing, so that one first seen
 // resolved joins what failed then; one without a startsAt carries none
-// (not the year 1), and a firing alert never does.
+// (not the year 1), and a firing alert never does. A firing alert carries
+// when it expires (Prometheus's endsAt); a resolved one, resolved, does not.
 func TestSignalOfAlertStarted(t *testing.T) {
 	end := t0.Add(10 * time.Minute)
 	for _, c := range []struct {
@@ -18,17 +19,20 @@ func TestSignalOfAlertStarted(t *testing.T) {
 		at       time.Time
 		resolved bool
 		started  time.Time
+		expires  time.Time
 	}{
-		{"resolved", event.AlertBody{Name: "Down", Status: event.AlertResolved, StartsAt: t0, EndsAt: end}, end, true, t0},
-		{"resolved without startsAt", event.AlertBody{Name: "Down", Status: event.AlertResolved, EndsAt: end}, end, true, time.Time{}},
-		{"firing", event.AlertBody{Name: "Down", Status: event.AlertFiring, StartsAt: t0}, t0, false, time.Time{}},
+		{"resolved", event.AlertBody{Name: "Down", Status: event.AlertResolved, StartsAt: t0, EndsAt: end}, end, true, t0, time.Time{}},
+		{"resolved without startsAt", event.AlertBody{Name: "Down", Status: event.AlertResolved, EndsAt: end}, end, true, time.Time{}, time.Time{}},
+		{"firing", event.AlertBody{Name: "Down", Status: event.AlertFiring, StartsAt: t0}, t0, false, time.Time{}, time.Time{}},
+		{"firing until", event.AlertBody{Name: "Down", Status: event.AlertFiring, StartsAt: t0, ExpiresAt: end}, t0, false, time.Time{}, end},
+		{"resolved with an expiry", event.AlertBody{Name: "Down", Status: event.AlertResolved, StartsAt: t0, EndsAt: end, ExpiresAt: end}, end, true, t0, time.Time{}},
 	} {
 		e, err := event.New(event.KindAlert, "db", c.at, c.body)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s, ok, err := SignalOf(e)
-		if err != nil || !ok || s.Kind != SignalAlert || s.Resolved != c.resolved || !s.Started.Equal(c.started) || s.Name != "Down" {
+		if err != nil || !ok || s.Kind != SignalAlert || s.Resolved != c.resolved || !s.Started.Equal(c.started) || !s.Expires.Equal(c.expires) || s.Name != "Down" {
 			t.Errorf("%s: %+v %v %v", c.name, s, ok, err)
 		}
 	}

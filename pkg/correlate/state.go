@@ -181,6 +181,9 @@ type Member struct {
 	FirstSeen   time.Time      `json:"first_seen"`
 	LastSeen    time.Time      `json:"last_seen"`
 	Count       int            `json:"count"`
+	// Expires is when a firing alert is taken as resolved unless reported
+	// again (Signal.Expires), zero for one that waits for its resolution.
+	Expires time.Time `json:"expires,omitzero"`
 	// Labels are the signal's labels (the first one's), what a notifier
 	// routes by.
 	Labels map[string]string `json:"labels,omitempty"`

@@ -43,10 +43,15 @@ const (
 
 // AlertBody is one alert notification.
 type AlertBody struct {
-	Name         string            `json:"name"`
-	Status       string            `json:"status"`
-	StartsAt     time.Time         `json:"starts_at,omitzero"`
-	EndsAt       time.Time         `json:"ends_at,omitzero"`
+	Name     string    `json:"name"`
+	Status   string    `json:"status"`
+	StartsAt time.Time `json:"starts_at,omitzero"`
+	EndsAt   time.Time `json:"ends_at,omitzero"`
+	// ExpiresAt is, for a firing alert, when it is to be taken as
+	// resolved unless reported again: the endsAt Prometheus sends with a
+	// firing alert a few resends ahead, which Alertmanager resolves it by
+	// when its sender stopped (Prometheus gone, its rule deleted).
+	ExpiresAt    time.Time         `json:"expires_at,omitzero"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
 	GeneratorURL string            `json:"generator_url,omitempty"`
 }

@@ -174,6 +174,14 @@ alerting:
 		firing.EndsAt.Unix() > 0 {
 		t.Errorf("firing row %+v, want the rule's alert with Alertmanager's fingerprint of its labels and no end", firing)
 	}
+	// The endsAt Prometheus sends with it is when it expires unless sent
+	// again, which the correlator resolves it by (its event's body).
+	body, _ := r.event(firing.ID).Body.(map[string]any)
+	if expires, _ := body["expires_at"].(string); expires == "" {
+		t.Errorf("the firing alert's event has no expires_at: %v", body)
+	} else if at, err := time.Parse(time.RFC3339Nano, expires); err != nil || !at.After(firing.StartsAt) {
+		t.Errorf("expires_at %q (%v), want a time after startsAt %s", expires, err, firing.StartsAt)
+	}
 	time.Sleep(4 * time.Second) // Prometheus resends the firing alert, each time with a later endsAt
 	if got := r.alerts("alert_name = 'CheckoutFailing'"); len(got) != 1 {
 		t.Fatalf("%d alert rows after Prometheus's resends, want the firing one once", len(got))

@@ -31,6 +31,8 @@ type amAlert struct {
 	EndsAt       string            `json:"endsAt"`
 	GeneratorURL string            `json:"generatorURL"`
 	Fingerprint  string            `json:"fingerprint"`
+	// ExpiresAt is a posted firing alert's endsAt (unmarshalAlert).
+	ExpiresAt time.Time `json:"-"`
 }
 
 // postableAlert is an alert posted to Alertmanager's API: what it takes of
@@ -47,10 +49,10 @@ type postableAlert struct {
 // unmarshalAlert reads raw into a: all of a webhook's alert, or what
 // Alertmanager's API takes of a posted one (SourcePrometheus), whose
 // status it works out as Alertmanager does: resolved once its endsAt has
-// passed (now), else firing. A firing one keeps no endsAt: that is how
-// long Prometheus's alert holds without a resend, not an end, and the row
-// is then the one Alertmanager's webhook would give. A bad endsAt is left
-// for alertEvent to report.
+// passed (now), else firing. A firing one's endsAt is how long
+// Prometheus's alert holds without a resend, not an end: it is kept as
+// ExpiresAt, and the row is the one Alertmanager's webhook would give. A
+// bad endsAt is left for alertEvent to report.
 func unmarshalAlert(raw json.RawMessage, source string, now time.Time, a *amAlert) error {
 	if source != SourcePrometheus {
 		return json.Unmarshal(raw, a)
@@ -65,7 +67,7 @@ func unmarshalAlert(raw json.RawMessage, source string, now time.Time, a *amAler
 	case !ends.IsZero() && !ends.After(now):
 		a.Status = event.AlertResolved
 	default:
-		a.EndsAt = ""
+		a.EndsAt, a.ExpiresAt = "", ends
 	}
 	return nil
 }
@@ -299,6 +301,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		Status:       a.Status,
 		StartsAt:     startsAt,
 		EndsAt:       endsAt,
+		ExpiresAt:    a.ExpiresAt,
 		Annotations:  a.Annotations,
 		GeneratorURL: a.GeneratorURL,
 	})

@@ -360,6 +360,7 @@ func TestPrometheusAlerts(t *testing.T) {
 	fb := body[event.AlertBody](t, firing)
 	eq(t, "endsAt in the future: firing", fb.Status, event.AlertFiring)
 	eq(t, "no endsAt while firing, as Alertmanager's webhook", fb.EndsAt.IsZero(), true)
+	eq(t, "endsAt kept as when it expires without a resend", fb.ExpiresAt, time.Date(2026, 11, 21, 12, 4, 0, 0, time.UTC))
 	eq(t, "annotations", fb.Annotations, map[string]string{"summary": "5xx above 5%"})
 
 	resolved := b.Events[1]
@@ -375,6 +376,7 @@ func TestPrometheusAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	eq(t, "id of a resend", again.Events[0].ID, firing.ID)
+	eq(t, "a resend expires later", body[event.AlertBody](t, again.Events[0]).ExpiresAt, time.Date(2026, 11, 21, 12, 5, 0, 0, time.UTC))
 	expired, err := PrometheusAlerts([]byte(promAlertsJSON), Options{Now: time.Date(2026, 11, 21, 12, 4, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
@@ -388,6 +390,9 @@ func TestPrometheusAlerts(t *testing.T) {
 	am, err := Alertmanager([]byte(amPayloadJSON), opts())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range am.Events {
+		eq(t, "a webhook's alert never expires: Alertmanager sends its resolution", body[event.AlertBody](t, e).ExpiresAt.IsZero(), true)
 	}
 	eq(t, "fingerprint as Alertmanager's webhook gives it",
 		event.AlertmanagerFingerprint(am.Events[1].Labels), event.AlertmanagerFingerprint(map[string]string{"alertname": "DiskFull", "service": "db", "job": "node", "severity": "warning"}))

@@ -252,6 +252,13 @@ type Config struct {
 	// each line was heard only from its "time". 0, the default, never
 	// expires an alert.
 	AlertExpiry time.Duration `yaml:"alert_expiry"`
+	// ResendGap is how long an alert sent again may go unheard past the
+	// expiry its last report gave (Signal.Expires): the events stream
+	// drops a report whose id it stored within its duplicate window, and
+	// a firing alert's resends keep its first send's id. The correlator
+	// service sets it to the stream's window (streams.duplicate_window);
+	// zero is the bus's default window, 2 minutes.
+	ResendGap time.Duration `yaml:"-"`
 	// ChangeWindow is how long before an incident opened a change to one
 	// of its services or their dependencies is linked to it, and how long
 	// a change to a service made after an incident opened keeps the
@@ -361,6 +368,7 @@ func DefaultConfig() Config {
 		UpDepth:            4,
 		DownDepth:          1,
 		QuietPeriod:        5 * time.Minute,
+		ResendGap:          2 * time.Minute, // bus.DefaultDuplicateWindow
 		ReopenWindow:       30 * time.Minute,
 		ChangeWindow:       time.Hour,
 		FlapWindow:         15 * time.Minute,
@@ -428,6 +436,7 @@ func (c Config) WithDefaults() Config {
 	fill(&c.FrontLimit, d.FrontLimit)
 	fill(&c.BusySpreadWindow, d.BusySpreadWindow)
 	fill(&c.QuietPeriod, d.QuietPeriod)
+	fill(&c.ResendGap, d.ResendGap)
 	fill(&c.ReopenWindow, d.ReopenWindow)
 	fill(&c.ChangeWindow, d.ChangeWindow)
 	fill(&c.FlapWindow, d.FlapWindow)

@@ -2699,7 +2699,7 @@ func (inc *incident) expiresBy(m *member) {
 // endsAt (Prometheus gone, its rule deleted), which would otherwise fire
 // for ever. A resend after it fires the alert again.
 func (c *Correlator) endExpired(inc *incident, now time.Time) {
-	if inc.expiresNext.IsZero() || now.Before(inc.expiresNext.Add(expiryGrace)) {
+	if inc.expiresNext.IsZero() || now.Before(inc.expiresNext.Add(c.expiryGrace())) {
 		return
 	}
 	var next time.Time
@@ -2707,7 +2707,7 @@ func (c *Correlator) endExpired(inc *incident, now time.Time) {
 	for _, m := range inc.members {
 		switch {
 		case !m.Firing || m.Kind != SignalAlert || m.Expires.IsZero():
-		case now.Before(m.Expires.Add(expiryGrace)):
+		case now.Before(m.Expires.Add(c.expiryGrace())):
 			if next.IsZero() || m.Expires.Before(next) {
 				next = m.Expires
 			}
@@ -2738,10 +2738,12 @@ func (c *Correlator) endExpired(inc *incident, now time.Time) {
 }
 
 // expiryGrace is how long after its expiry an alert not reported again
-// is resolved (endExpired): event time may run ahead of the clock that
-// set the expiry by up to MaxAheadOfObserved, and an alert still firing
-// must not resolve because a producer's clock is fast.
-const expiryGrace = MaxAheadOfObserved
+// is resolved (endExpired): its resends may go unheard for
+// Config.ResendGap, and event time may run ahead of the clock that set
+// the expiry by up to MaxAheadOfObserved. An alert still firing must not
+// resolve because its resends were dropped as duplicates or a producer's
+// clock is fast.
+func (c *Correlator) expiryGrace() time.Duration { return c.cfg.ResendGap + MaxAheadOfObserved }
 
 // signalled records a signal of inc timed at, which came at the
 // watermark now.
@@ -2787,7 +2789,7 @@ func (c *Correlator) dueOf(inc *incident) time.Time {
 		earlier(inc.lastHeard.Add(c.cfg.AlertExpiry))
 	}
 	if !inc.expiresNext.IsZero() && inc.firing > 0 {
-		earlier(inc.expiresNext.Add(expiryGrace))
+		earlier(inc.expiresNext.Add(c.expiryGrace()))
 	}
 	if inc.dirty && len(inc.flappers) == 0 {
 		earlier(c.updateDue(inc))

@@ -638,12 +638,12 @@ func TestAlertNotSentAgainByItsExpiryResolves(t *testing.T) {
 	}
 	// A producer's clock a little ahead moves event time past the expiry:
 	// no reason to end an alert still sent.
-	c.Advance(expiry.Add(expiryGrace - time.Second))
+	c.Advance(expiry.Add(c.expiryGrace() - time.Second))
 	if m := member(c, db.Fingerprint); !m.Firing {
 		t.Fatal("resolved before its expiry's grace passed")
 	}
 	c = restarted(t, c)
-	c.Advance(expiry.Add(expiryGrace))
+	c.Advance(expiry.Add(c.expiryGrace()))
 	st := c.Incidents()[0]
 	if m := member(c, db.Fingerprint); m.Firing || st.State != StatusOpen || st.Firing != 1 {
 		t.Fatalf("not sent again by its expiry: member firing %t, incident %s with %d firing; want the member resolved, the incident open for the alert still firing", m.Firing, st.State, st.Firing)
@@ -666,9 +666,16 @@ func TestAlertNotSentAgainByItsExpiryResolves(t *testing.T) {
 	// Alone in its incident, the alert resolves it as of its expiry.
 	c = newCorrelator(t, Config{})
 	feed(c, sent(db, 0, 4*time.Minute))
-	ups := c.Advance(t0.Add(4*time.Minute + expiryGrace))
+	ups := c.Advance(t0.Add(4*time.Minute + c.expiryGrace()))
 	if st := c.Incidents()[0]; transitions(ups) != string(Resolved) || !st.ResolvedAt.Equal(t0.Add(4*time.Minute)) {
 		t.Errorf("the incident's one alert expired: %s, resolved at %s; want resolved at its expiry %s", transitions(ups), st.ResolvedAt, t0.Add(4*time.Minute))
+	}
+	// The stream drops resends within its duplicate window: an hour's
+	// window, an alert still sent may go unheard for an hour.
+	c = newCorrelator(t, Config{ResendGap: time.Hour})
+	feed(c, sent(db, 0, 4*time.Minute))
+	if c.Advance(t0.Add(4*time.Minute + 50*time.Minute)); c.Incidents()[0].Firing != 1 {
+		t.Error("resolved within the stream's duplicate window of its expiry")
 	}
 	// Without an expiry, nothing expires.
 	c = newCorrelator(t, Config{})

@@ -754,6 +754,14 @@ type Service struct {
 // New builds the correlator on js: the processor, its state store and its
 // durable consumer.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Logger, opts ...stage.OpenOption) (*Service, error) {
+	// The stream drops a firing alert's resends within its duplicate
+	// window (they keep the first send's id): an alert's expiry waits
+	// that long for one (correlate.Config.ResendGap).
+	if s, err := js.Stream(ctx, cfg.WithDefaults().Consumer.Stream); err == nil {
+		cfg.Rules.ResendGap = s.CachedInfo().Config.Duplicates
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("correlator: reading the duplicate window of stream %s: %w", cfg.WithDefaults().Consumer.Stream, err)
+	}
 	proc, err := NewProcessor(cfg, log, nil)
 	if err != nil {
 		return nil, err

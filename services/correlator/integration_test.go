@@ -729,3 +729,28 @@ func TestRestoreOfABrokenStateSaysHowToStartWithoutIt(t *testing.T) {
 		t.Fatalf("restore of a broken state: %v, want stage.ErrBrokenObject naming the object to delete", err)
 	}
 }
+
+// The events stream drops a firing alert's resends within its duplicate
+// window (streams.duplicate_window), as they keep the first send's id: the
+// correlator waits that long past an alert's expiry for one, or an
+// operator's longer window would resolve alerts Prometheus still sends.
+func TestAlertExpiryWaitsForTheStreamsDuplicateWindow(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	s, err := r.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := s.CachedInfo().Config
+	sc.Duplicates = 20 * time.Minute
+	if _, err := r.js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, r.js, r.cfg, r.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.proc.cfg.Rules.ResendGap; got != 20*time.Minute {
+		t.Errorf("resend gap %s, want the stream's duplicate window, 20m", got)
+	}
+}

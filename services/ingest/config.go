@@ -57,6 +57,11 @@ type Config struct {
 	// before the latest as old news.
 	MaxEventAge    time.Duration `yaml:"max_event_age"`
 	MaxEventFuture time.Duration `yaml:"max_event_future"`
+	// ResolveTimeout is how long an alert posted to /api/v2/alerts firing
+	// without endsAt holds without a resend before the correlator takes
+	// it as resolved, as Alertmanager's global.resolve_timeout. Default
+	// 5 minutes (decode.DefaultResolveTimeout).
+	ResolveTimeout time.Duration `yaml:"resolve_timeout"`
 	// MaxConcurrentRequests bounds the requests past authentication that
 	// are read, decoded and published at once; one more is answered 503
 	// with Retry-After. Each request is bounded on its own (body, decoded
@@ -131,6 +136,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxEventFuture == 0 {
 		c.MaxEventFuture = decode.DefaultMaxFuture
 	}
+	if c.ResolveTimeout == 0 {
+		c.ResolveTimeout = decode.DefaultResolveTimeout
+	}
 	if c.MaxConcurrentRequests == 0 {
 		c.MaxConcurrentRequests = DefaultMaxConcurrentRequests
 	}
@@ -199,6 +207,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventFuture < 0 {
 		bad("max_event_future", "is %s, want > 0", c.MaxEventFuture)
+	}
+	if c.ResolveTimeout < 0 {
+		bad("resolve_timeout", "is %s, want > 0", c.ResolveTimeout)
 	}
 	if c.MaxConcurrentRequests < 0 {
 		bad("max_concurrent_requests", "is %d, want > 0", c.MaxConcurrentRequests)

@@ -392,7 +392,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		return 0
 	}
 	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes),
-		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key})
+		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key, ResolveTimeout: h.cfg.ResolveTimeout})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)

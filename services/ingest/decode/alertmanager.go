@@ -51,9 +51,11 @@ type postableAlert struct {
 // status it works out as Alertmanager does: resolved once its endsAt has
 // passed (now), else firing. A firing one's endsAt is how long
 // Prometheus's alert holds without a resend, not an end: it is kept as
-// ExpiresAt, and the row is the one Alertmanager's webhook would give. A
-// bad endsAt is left for alertEvent to report.
-func unmarshalAlert(raw json.RawMessage, source string, now time.Time, a *amAlert) error {
+// ExpiresAt, and the row is the one Alertmanager's webhook would give.
+// Without endsAt it holds for timeout (global.resolve_timeout), as
+// Alertmanager's API has it. A bad endsAt is left for alertEvent to
+// report.
+func unmarshalAlert(raw json.RawMessage, source string, now time.Time, timeout time.Duration, a *amAlert) error {
 	if source != SourcePrometheus {
 		return json.Unmarshal(raw, a)
 	}
@@ -66,6 +68,8 @@ func unmarshalAlert(raw json.RawMessage, source string, now time.Time, a *amAler
 	case err != nil:
 	case !ends.IsZero() && !ends.After(now):
 		a.Status = event.AlertResolved
+	case ends.IsZero():
+		a.EndsAt, a.ExpiresAt = "", now.Add(timeout)
 	default:
 		a.EndsAt, a.ExpiresAt = "", ends
 	}
@@ -217,7 +221,7 @@ func alertEvent(i int, raw json.RawMessage, groupStatus, source string, o Option
 		c.addInvalid(i, err, nil)
 		return nil, 0
 	}
-	if err := unmarshalAlert(raw, source, o.Now, &a); err != nil {
+	if err := unmarshalAlert(raw, source, o.Now, o.ResolveTimeout, &a); err != nil {
 		c.addProblem(problemOf(i, err))
 		return nil, 0
 	}

@@ -454,6 +454,13 @@ func TestPrometheusAlertsWithoutStartsAtStartOnArrival(t *testing.T) {
 	eq(t, "status", ab.Status, event.AlertFiring)
 	eq(t, "startsAt", ab.StartsAt, testNow)
 	eq(t, "name: its fingerprint, as no alertname is sent", ab.Name, e.Fingerprint)
+	eq(t, "without endsAt it holds for resolve_timeout, as in Alertmanager", ab.ExpiresAt, testNow.Add(DefaultResolveTimeout))
+	o := opts()
+	o.ResolveTimeout = time.Hour
+	if b, err = PrometheusAlerts([]byte(falcoSidekickJSON), o); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "a resolve_timeout of an hour", body[event.AlertBody](t, b.Events[0]).ExpiresAt, testNow.Add(time.Hour))
 
 	// falcosidekick's expiresafter sets endsAt ahead: still firing now.
 	expiring := strings.Replace(falcoSidekickJSON, "0001-01-01T00:00:00Z", testNow.Add(10*time.Minute).Format(time.RFC3339), 1)
@@ -463,6 +470,7 @@ func TestPrometheusAlertsWithoutStartsAtStartOnArrival(t *testing.T) {
 	}
 	eq(t, "endsAt ahead: firing from now", body[event.AlertBody](t, b.Events[0]).Status, event.AlertFiring)
 	eq(t, "endsAt ahead: time", b.Events[0].Time, testNow)
+	eq(t, "endsAt ahead: expires then", body[event.AlertBody](t, b.Events[0]).ExpiresAt, testNow.Add(10*time.Minute))
 }
 
 // An alert without startsAt starts when it arrives, so its id differs on

@@ -62,6 +62,8 @@ const (
 	DefaultMaxPast = 13 * 24 * time.Hour
 	// DefaultMaxFuture tolerates producers' clock skew.
 	DefaultMaxFuture = time.Hour
+	// DefaultResolveTimeout is Alertmanager's global.resolve_timeout.
+	DefaultResolveTimeout = 5 * time.Minute
 	// MaxProblems bounds the problems an *Error lists, so a request of ten
 	// thousand bad items gets a readable answer; Error.Total counts them all.
 	MaxProblems = 100
@@ -119,6 +121,10 @@ type Options struct {
 	// resend of such an alert would be timed, and so identified, anew;
 	// PrometheusAlerts sets it, as Alertmanager's API does.
 	AlertTimesFromNow bool
+	// ResolveTimeout is how long an alert posted firing without endsAt
+	// holds without a resend (PrometheusAlerts), as Alertmanager's
+	// global.resolve_timeout (0: DefaultResolveTimeout).
+	ResolveTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -139,6 +145,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxExpandedBytes <= 0 {
 		o.MaxExpandedBytes = DefaultMaxExpandedBytes
+	}
+	if o.ResolveTimeout <= 0 {
+		o.ResolveTimeout = DefaultResolveTimeout
 	}
 	return o
 }

@@ -432,7 +432,7 @@ func (c *Correlator) observe(s Signal) []Update {
 			if s.EpisodeID != "" {
 				c.setEpisode(m, s.EpisodeID)
 			}
-			done, u := c.repeat(m, s) // reopens inc if it resolved
+			done, u := c.repeat(m, s, true) // reopens inc if it resolved
 			if done {
 				inc.wave = latest(inc.wave, s.Time)
 				inc.returns++
@@ -446,7 +446,7 @@ func (c *Correlator) observe(s Signal) []Update {
 			c.leave(m)
 			inc.dirty = true
 			c.reschedule(inc)
-		} else if done, u := c.repeat(m, s); done {
+		} else if done, u := c.repeat(m, s, false); done {
 			return append(ups, u...)
 		}
 	}
@@ -1294,8 +1294,9 @@ const maxReturns = 3
 
 // repeat applies a signal to the member it repeats. done is false when the
 // member's incident is gone for good (resolved beyond ReopenWindow): the
-// signal then starts afresh.
-func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
+// signal then starts afresh. wave says s is a new episode of m that is
+// its failure coming back (returns), whose episode m was given already.
+func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Update) {
 	inc := m.inc
 	// Old news (stale) is counted, but changes neither the member's state
 	// nor the incident's: in order, the later event came after it.
@@ -1308,8 +1309,10 @@ func (c *Correlator) repeat(m *member, s Signal) (done bool, ups []Update) {
 		// An alert firing again reopens; one that never stopped (the
 		// incident was resolved by hand, and Alertmanager resends what
 		// still fires) is no news: the person resolving knew. So is the
-		// detector's routine update of an anomaly episode still open.
-		if !m.Firing || m.Kind == SignalAnomaly && (m.episode == "" || s.EpisodeID != m.episode) {
+		// detector's routine update of an anomaly episode still open. A
+		// wave is news even when the last episode's close was lost (it
+		// still counts as open).
+		if !m.Firing || wave || m.Kind == SignalAnomaly && (m.episode == "" || s.EpisodeID != m.episode) {
 			ups = append(ups, c.reopen(inc, s))
 		}
 	}

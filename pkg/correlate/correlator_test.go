@@ -356,6 +356,33 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 }
 
+// The root's series comes back in a new episode after the incident
+// resolved with the first episode's close lost (three quiet periods):
+// the wave reopens the incident, as it does when the close came.
+func TestAFailureComingBackAfterALostCloseReopens(t *testing.T) {
+	anomaly := func(service, episode, phase string, at time.Duration) Signal {
+		return Signal{Kind: SignalAnomaly, Fingerprint: "series-" + service, Service: service, Name: "latency_p99", Time: t0.Add(at),
+			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
+	}
+	c := newCorrelator(t, Config{})
+	feed(c, anomaly("payments", "p1", EpisodeOpen, 0), alert("CheckoutErrors", "checkout", time.Minute),
+		resolved(alert("CheckoutErrors", "checkout", time.Minute), 2*time.Minute))
+	first, _ := c.IncidentOf("series-payments")
+	c.Advance(t0.Add(19 * time.Minute))
+	if st, _ := c.Incident(first); st.State != StatusResolved {
+		t.Fatalf("with p1's close lost, the incident is %s after three quiet periods, want resolved", st.State)
+	}
+	ups := feed(c, anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
+	got, _ := c.IncidentOf("series-payments")
+	st, _ := c.Incident(got)
+	if st.State == StatusResolved {
+		t.Errorf("the root's new episode went to %s, which stays resolved (transitions %q): the wave is lost", got, transitions(ups))
+	}
+	if got == first && !strings.Contains(transitions(ups), string(Reopened)) {
+		t.Errorf("the root's new episode came back to %s without reopening it (transitions %q)", got, transitions(ups))
+	}
+}
+
 // An alert whose rule waits long before firing (kube-prometheus's
 // KubePodCrashLooping waits `for: 15m`) joins, past the spread window,
 // the incident with an alert firing on its service, or that fired there

@@ -2,12 +2,14 @@ package correlator
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -72,5 +74,85 @@ func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
 	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
 	if acked[0].IncidentID != opened.IncidentID {
 		t.Fatalf("acknowledged %s, want %s", acked[0].IncidentID, opened.IncidentID)
+	}
+}
+
+// A correlator applies an acknowledgement and crashes after its
+// checkpoint saved the outbox and before it saved the state (the state's
+// put is the long one). The next instance restores a state without the
+// command, which, given again under its id, is applied there: downstream
+// must see one acknowledgement, not the outbox's and the second
+// application's.
+func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour // the command's save only
+	r.cfg.Consumer.AckWait = 2 * time.Second
+	crashed, crash := r.startCrashable()
+	r.firstHalf()
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
+	// A state holding the incident is saved.
+	bucket := crashed.proc.cfg.State.Bucket
+	store, err := r.js.ObjectStore(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed.CheckpointSoon()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := store.GetInfo(context.Background(), crashed.proc.cfg.State.Key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no state saved")
+		}
+	}
+
+	// The outbox's meta lands, the state's does not: chunks and the
+	// outbox's meta only.
+	meta := func(name string) string {
+		return "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+	}
+	restore := testenv.NarrowStream(t, r.js, "OBJ_"+bucket, "$O."+bucket+".C.>", meta(stage.OutboxObject(crashed.proc.cfg.State.Key)))
+	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
+	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stopSubmit()
+	if _, err := crashed.proc.Submit(submit, ack); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("ack while the state's saves fail: %v, want ErrNotStored", err)
+	}
+	// Signals go on coming: event time moves on past the ack's.
+	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		crashed.proc.mu.Lock()
+		now := crashed.proc.c.Now()
+		crashed.proc.mu.Unlock()
+		if now.Equal(t0.Add(30 * time.Second)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event time %v, want the late signal's", now)
+		}
+	}
+	crash()
+	restore()
+
+	next, stop := r.start()
+	defer stop()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := next.proc.Submit(sctx, ack)
+		scancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ack given again after the crash: %v, want done", err)
+		}
+	}
+	// The first tick sent what the outbox held long before the answer.
+	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 {
+		var times []time.Time
+		for _, a := range acked {
+			times = append(times, a.AcknowledgedAt)
+		}
+		t.Fatalf("%d acknowledgements of %s downstream (acknowledged at %v), want 1", len(acked), opened.IncidentID, times)
 	}
 }

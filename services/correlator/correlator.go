@@ -460,6 +460,37 @@ func (p *Processor) restore(data []byte) error {
 	return p.c.UnmarshalJSON(data)
 }
 
+// madeSince is msgs without the incident events a later state than the
+// one restored made (past the revision it holds of their incident), and
+// how many it left out: a checkpoint saves the outbox, then the state, so
+// a crash between the two (the state's put is the long one) restores an
+// outbox newer than its state. Sent, such an event would stand beside
+// the one the restored state makes again: a command's, applied again when
+// given again, is timed at another event time, so a second
+// acknowledgement under another id (a second page), and the state's next
+// event, at the revision it had, would undo it downstream. What made them
+// comes again: the signals not acked, a command not answered, the ticks.
+// An event of an incident the state does not hold is kept: the state may
+// have forgotten it after making the event (an eviction's resolution), or
+// it is an earlier layout's (takeOverEarlierStates).
+func (p *Processor) madeSince(msgs []bus.Message) (kept []bus.Message, ahead int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		if e, err := event.Parse(m.Data); err == nil && e.Kind == event.KindIncident {
+			var st correlate.State
+			if err := e.DecodeBody(&st); err == nil {
+				if now, ok := p.c.Incident(st.IncidentID); ok && st.Revision > now.Revision {
+					ahead++
+					continue
+				}
+			}
+		}
+		kept = append(kept, m)
+	}
+	return kept, ahead
+}
+
 // forget replaces the state with an empty one, as a restore of nothing.
 func (p *Processor) forget() error {
 	c, err := correlate.New(p.cfg.Rules, p.cat)
@@ -566,6 +597,10 @@ func (d durable) Restore(ctx context.Context) error {
 			return err
 		}
 		d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
+		if held, ahead := d.madeSince(d.Held()); ahead > 0 {
+			d.Hold(held)
+			d.log.Info().Int("outputs", ahead).Msg("the outbox was saved after the state it goes with: the events that state did not make yet are left to what comes again")
+		}
 	}
 	if d.layout != nil {
 		// What an earlier layout left does not keep this one from

@@ -200,6 +200,13 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 				"text keys (title, text, description, ...) are Go templates of the aiops incident ({{ .Title }}, services/notifier/README.md), " +
 				"and the default messages are aiops's own; write what those files changed into the receivers' keys, then remove templates")
 		}
+		if rt := p.routes.Global.ResolveTimeout; rt != amconfig.DefaultResolveTimeout {
+			// Alertmanager applies it to the alerts posted to it, which
+			// aiops's gateway takes: a team moving its file would expect
+			// it to hold there.
+			log.Warn().Dur("resolve_timeout", rt).Msg("notifier.routes: global.resolve_timeout is not applied by the notifier: " +
+				"alerts are posted to the gateway, whose ingest.resolve_timeout (5m by default) says how long one without endsAt holds; set it there")
+		}
 		// An event is held until its notification went out: the stream
 		// must not redeliver it (and count that against max_deliver)
 		// while it waits for its route's timers.

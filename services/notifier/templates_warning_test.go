@@ -58,3 +58,27 @@ func TestAlertmanagerTemplateInATextKeySaysWhatToWrite(t *testing.T) {
 		}
 	}
 }
+
+// Alertmanager's global.resolve_timeout applies to the alerts posted to
+// it, which aiops's gateway takes: a file that changes it is warned about
+// at start, naming the key to set instead; the default is not.
+func TestResolveTimeoutIsWarnedAboutAtStart(t *testing.T) {
+	for _, c := range []struct {
+		global string
+		warned bool
+	}{{"global: {resolve_timeout: 1h}\n", true}, {"global: {resolve_timeout: 5m}\n", false}, {"", false}} {
+		routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+		os.WriteFile(routes, []byte(c.global+`route: {receiver: hook}
+receivers:
+- name: hook
+  webhook_configs: [{url: 'http://127.0.0.1:1/'}]
+`), 0o600)
+		var logs bytes.Buffer
+		if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(logs.String(), "ingest.resolve_timeout"); got != c.warned {
+			t.Errorf("%q: warned %t, want %t; the log:\n%s", c.global, got, c.warned, logs.String())
+		}
+	}
+}

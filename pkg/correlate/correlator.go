@@ -1301,6 +1301,7 @@ func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Up
 	// Old news (stale) is counted, but changes neither the member's state
 	// nor the incident's: in order, the later event came after it.
 	stale := m.stale(s) || c.late(s)
+	reopened := false
 	if inc.status == StatusResolved && !s.Resolved && !stale {
 		if s.Time.Sub(inc.resolvedEvent) > c.cfg.ReopenWindow {
 			c.leave(m)
@@ -1313,7 +1314,8 @@ func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Up
 		// wave is news even when the last episode's close was lost (it
 		// still counts as open).
 		if !m.Firing || wave || m.Kind == SignalAnomaly && (m.episode == "" || s.EpisodeID != m.episode) {
-			ups = append(ups, c.reopen(inc, s))
+			c.reopen(inc, s)
+			reopened = true
 		}
 	}
 	c.stats.Repeats++
@@ -1373,6 +1375,12 @@ func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Up
 		}
 	}
 	inc.expiresBy(m)
+	if reopened {
+		// Published once the signal is applied, so that the reopening
+		// shows the member that fired again firing (a page saying
+		// reopened, with every alert resolved, tells of nothing).
+		ups = append(ups, c.publish(inc, Reopened, s.Time))
+	}
 	return true, ups
 }
 
@@ -2294,10 +2302,11 @@ func (c *Correlator) unindex(inc *incident, m *member) {
 	}
 }
 
-// reopen turns a resolved incident back to open. On its timeline the
-// reopening comes after the resolution it undoes, also when a person's
-// clock, which timed that, ran ahead of event time.
-func (c *Correlator) reopen(inc *incident, s Signal) Update {
+// reopen turns a resolved incident back to open; the caller publishes
+// the reopening once it applied s. On its timeline the reopening comes
+// after the resolution it undoes, also when a person's clock, which timed
+// that, ran ahead of event time.
+func (c *Correlator) reopen(inc *incident, s Signal) {
 	inc.status = StatusOpen
 	inc.resolvedAt, inc.resolvedEvent = time.Time{}, time.Time{}
 	inc.acknowledgedAt = time.Time{}
@@ -2306,7 +2315,6 @@ func (c *Correlator) reopen(inc *incident, s Signal) Update {
 	c.stats.Reopened++
 	inc.since = latest(s.Time, inc.since)
 	inc.note(inc.since, fmt.Sprintf(reopenedNote+"%s on %s", describe(s), s.Service))
-	return c.publish(inc, Reopened, s.Time)
 }
 
 // reopenedNote begins a reopening's timeline entry, which a checkpoint

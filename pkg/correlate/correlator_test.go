@@ -1353,6 +1353,37 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// The reopening says what reopened the incident: the alert that fired
+// again is firing in it. Published before the alert's state changed, it
+// listed every member resolved and counted none firing, so the page of a
+// reopened incident told the person paged that nothing fails (trial of
+// session oncall: Alertmanager's payload had only resolved alerts).
+func TestReopenedStateHasTheAlertFiringAgain(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a, b := alert("HighErrorRate", "checkout", 0), alert("HighLatency", "web", time.Minute)
+	feed(c, a, b, resolved(a, 3*time.Minute), resolved(b, 4*time.Minute))
+	c.Advance(t0.Add(10 * time.Minute))
+	again := a
+	again.Time = t0.Add(20 * time.Minute)
+	ups := feed(c, again)
+	if transitions(ups) != "reopened" {
+		t.Fatalf("%s, want reopened", transitions(ups))
+	}
+	st := ups[0].State
+	if st.Firing != 1 {
+		t.Errorf("the reopened state counts %d members firing, want 1", st.Firing)
+	}
+	for _, m := range st.Members {
+		if m.Fingerprint == a.Fingerprint && (!m.Firing || !m.LastSeen.Equal(again.Time)) {
+			t.Errorf("the alert that fired again is listed firing=%v, last seen %v; want firing, last seen %v", m.Firing, m.LastSeen, again.Time)
+		}
+	}
+	// It said all there is: no update follows to say the alert fires.
+	if ups := c.Advance(t0.Add(25 * time.Minute)); len(ups) != 0 {
+		t.Errorf("after the reopening: %s, want nothing", transitions(ups))
+	}
+}
+
 // A flapping member holds the incident's updates until it calms.
 func TestFlapping(t *testing.T) {
 	c := newCorrelator(t, Config{})
@@ -1403,10 +1434,17 @@ func TestFlappingHoldsTheResolution(t *testing.T) {
 		again.Time = t0.Add(base + 7*time.Minute)
 		ups = append(ups, feed(c, again)...)
 	}
+	// The reopening whose firing starts the flapping goes out (the
+	// incident fires again, and says it flaps); nothing after it.
+	flapping := false
 	for _, u := range ups {
-		if (u.Transition == Resolved || u.Transition == Reopened) && u.State.Flapping > 0 {
+		if (u.Transition == Resolved || u.Transition == Reopened) && flapping {
 			t.Fatalf("%s while its member flapped (transitions %s): want it held", u.Transition, transitions(ups))
 		}
+		flapping = flapping || u.State.Flapping > 0
+	}
+	if !flapping {
+		t.Fatalf("transitions %s: no state says the member flaps", transitions(ups))
 	}
 	last := t0.Add(57 * time.Minute)
 	ups = append(feed(c, resolved(a, 57*time.Minute)), c.Advance(last.Add(time.Hour))...)

@@ -126,18 +126,20 @@ func TestSilencesWithAmtool(t *testing.T) {
 	bin := testenv.Binary(t, "amtool")
 	home := t.TempDir()
 	_, aiopsAddr := startSilencesAPI(t, jetStream(t))
-	// As the README shows: the token from a file, named relative to
-	// where amtool runs.
-	httpConfig := filepath.Join(home, "amtool-http.yml")
+	// As the README shows: the token from a file named by its absolute
+	// path (amtool reads a relative one from the folder above the
+	// config's), the config in try/.
+	httpConfig := filepath.Join(home, "try", "amtool-http.yml")
 	os.MkdirAll(filepath.Join(home, "data"), 0o700)
+	os.MkdirAll(filepath.Join(home, "try"), 0o700)
 	if err := os.WriteFile(filepath.Join(home, "data", "api-token"), []byte(silencesToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(httpConfig, []byte("authorization:\n  credentials_file: data/api-token\n"), 0o600); err != nil {
+	if err := os.WriteFile(httpConfig, []byte("authorization:\n  credentials_file: "+filepath.Join(home, "data", "api-token")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tools := map[string]amtool{
-		"aiops":        {t: t, bin: bin, home: home, url: aiopsAddr, httpConfig: "amtool-http.yml"}, // run in home, as the README does
+		"aiops":        {t: t, bin: bin, home: home, url: aiopsAddr, httpConfig: "try/amtool-http.yml"}, // run in home, as the README does
 		"alertmanager": {t: t, bin: bin, home: home, url: startAlertmanager(t)},
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -63,6 +64,9 @@ func notifyReplay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	p, err := platform.Open(ctx, "notify-replay", cfg.Platform(), platform.WithLogOutput(stderr))
 	if err != nil {
+		if errors.Is(err, nats.ErrNoServers) {
+			return fmt.Errorf("notify replay: no NATS server answered (is aiops run running? -set nats.listen=host:port names the address it runs on, bus.urls another NATS): %w", err)
+		}
 		return err
 	}
 	defer p.Close()

@@ -64,3 +64,17 @@ func TestNotifyReplayTakesTheRunConfig(t *testing.T) {
 		t.Fatalf("notify replay -config deployments/config/aiops.yaml: %v\n%s", err, out.String())
 	}
 }
+
+// With no NATS at the address (aiops run not running, or on another
+// port), the replay says so and names the key that moves it, not only the
+// client's "no servers available".
+func TestNotifyReplayWithoutNATSNamesTheListenKey(t *testing.T) {
+	dir := t.TempDir()
+	routes := writeAMConfig(t, "http://127.0.0.1:1")
+	var out bytes.Buffer
+	err := notifyMain(context.Background(), []string{"replay", "-set", "nats.listen=127.0.0.1:" + testenv.StablePort(t),
+		"-set", "nats.generate_token_file=" + filepath.Join(dir, "nats-token"), "-set", "notifier.routes=" + routes, "--dry-run"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "is aiops run running?") || !strings.Contains(err.Error(), "nats.listen") {
+		t.Fatalf("notify replay without NATS: %v\n%s", err, out.String())
+	}
+}

@@ -93,6 +93,10 @@ type endpoint struct {
 	// (Prometheus remote-write, Alertmanager), so over the rate limit it
 	// is answered 503.
 	retriesOnly5xx bool
+	// skipInvalid: the request may ask for its invalid items to be
+	// skipped instead of refusing it whole (?skip_invalid=true,
+	// decode.Options.SkipInvalid).
+	skipInvalid bool
 }
 
 var errWrongType = errors.New("unsupported media type")
@@ -142,7 +146,8 @@ func endpoints() map[string]*endpoint {
 				}
 				return nil, errWrongType
 			},
-			accepts: "application/json or application/x-ndjson",
+			accepts:     "application/json or application/x-ndjson",
+			skipInvalid: true,
 		},
 		PathAlertmanager: {
 			name:           "alertmanager",
@@ -391,8 +396,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 		return 0
 	}
+	skip, err := skipInvalid(r, ep)
+	if err != nil {
+		h.fail(w, r, ep, proto, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+		return 0
+	}
 	batch, err := dec(body, decode.Options{Now: now, MaxEvents: h.cfg.MaxEvents, MaxDecodedBytes: int(h.cfg.MaxDecodedBytes), MaxExpandedBytes: int(h.cfg.MaxExpandedBytes),
-		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key, ResolveTimeout: h.cfg.ResolveTimeout})
+		MaxPast: h.cfg.MaxEventAge, MaxFuture: h.cfg.MaxEventFuture, IdempotencyKey: key, ResolveTimeout: h.cfg.ResolveTimeout, SkipInvalid: skip})
 	if err != nil {
 		status, resp := decodeFailure(err)
 		h.fail(w, r, ep, proto, status, resp)
@@ -507,6 +517,20 @@ func idempotencyKey(h http.Header) (string, error) {
 		}
 	}
 	return k, nil
+}
+
+// skipInvalid reads the query parameter skip_invalid of an endpoint that
+// takes it (any other ignores the query, as before).
+func skipInvalid(r *http.Request, ep *endpoint) (bool, error) {
+	if !ep.skipInvalid || !r.URL.Query().Has("skip_invalid") {
+		return false, nil
+	}
+	v := r.URL.Query().Get("skip_invalid")
+	skip, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("the skip_invalid parameter: %q is not true or false", v)
+	}
+	return skip, nil
 }
 
 // authenticate returns the index of the request's token (len(tokens) for

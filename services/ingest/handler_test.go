@@ -940,3 +940,45 @@ func marshalOTLP(t testing.TB, req interface {
 	}
 	return b
 }
+
+// A syslog daemon's HTTP output (syslog-ng's http(), rsyslog's omhttp)
+// sends many lines a request and cannot fix one: syslog-ng 3.38 resends a
+// batch answered 400 every time_reopen for ever, so one line too long or
+// timed outside the window stopped its host's shipping. With
+// skip_invalid=true the valid lines are taken and the others counted and
+// named, also when none is valid.
+func TestSkipInvalidTakesTheValidLines(t *testing.T) {
+	old := `{"kind":"log","service":"sshd","time":"2026-10-01T00:00:00Z","body":{"message":"too old"}}`
+	body := logLine + "\n" + old + "\n" + logLine + "\n" + `{"kind":"log",` + "\n"
+	pub := &fakePublisher{}
+	h := newTestHandler(t, pub, nil)
+	rec := request{path: PathEvents + "?skip_invalid=true", contentType: "application/x-ndjson", body: []byte(body)}.do(h)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	resp := decodeJSON[Response](t, rec)
+	if resp.Accepted != 2 || len(pub.published()) != 2 || resp.Skipped[decode.SkippedInvalid] != 2 {
+		t.Errorf("answer %+v, %d published; want 2 accepted and published, 2 skipped", resp, len(pub.published()))
+	}
+	if len(resp.Problems) != 2 || resp.Problems[0].Item != 1 || resp.Problems[0].Field != "time" || resp.Problems[1].Item != 3 {
+		t.Errorf("problems %+v, want item 1's time and item 3", resp.Problems)
+	}
+
+	rec = request{path: PathEvents + "?skip_invalid=true", contentType: "application/x-ndjson", body: []byte(old)}.do(h)
+	if resp := decodeJSON[Response](t, rec); rec.Code != http.StatusOK || resp.Accepted != 0 || resp.Skipped[decode.SkippedInvalid] != 1 {
+		t.Errorf("nothing valid: status %d, answer %+v; want 200 with 1 skipped", rec.Code, resp)
+	}
+	rec = request{path: PathEvents + "?skip_invalid=true", contentType: "application/json", body: []byte("[" + logLine + "," + old + "]")}.do(h)
+	if resp := decodeJSON[Response](t, rec); rec.Code != http.StatusOK || resp.Accepted != 1 || resp.Skipped[decode.SkippedInvalid] != 1 {
+		t.Errorf("array: status %d, answer %+v; want 200 with 1 accepted, 1 skipped", rec.Code, resp)
+	}
+	// A body that is no request at all is still refused.
+	rec = request{path: PathEvents + "?skip_invalid=true", contentType: "application/x-ndjson", body: []byte("\n")}.do(h)
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("empty body: status %d, want 400", rec.Code)
+	}
+	rec = request{path: PathEvents + "?skip_invalid=maybe", contentType: "application/x-ndjson", body: []byte(logLine)}.do(h)
+	if resp := decodeJSON[ErrorResponse](t, rec); rec.Code != http.StatusBadRequest || !strings.Contains(resp.Error, "skip_invalid") {
+		t.Errorf("skip_invalid=maybe: status %d, error %q; want 400 naming skip_invalid", rec.Code, resp.Error)
+	}
+}

@@ -125,6 +125,14 @@ type Options struct {
 	// holds without a resend (PrometheusAlerts), as Alertmanager's
 	// global.resolve_timeout (0: DefaultResolveTimeout).
 	ResolveTimeout time.Duration
+	// SkipInvalid makes Events and NDJSON take the valid envelopes of a
+	// request and count the others in Batch.Skipped, with their problems,
+	// instead of refusing the request whole; a request with none valid is
+	// taken as nothing. For senders that cannot fix an item and resend: a
+	// syslog daemon's HTTP output batches lines it only formats, and
+	// syslog-ng resends a batch answered 400 for ever, so one bad line
+	// stopped all that came after it.
+	SkipInvalid bool
 }
 
 func (o Options) withDefaults() Options {
@@ -322,6 +330,25 @@ func (c *problems) partialCount(batch *Batch, refused int) error {
 	if len(batch.Events) == 0 || len(c.items) == 0 {
 		return c.err() // nothing good, or a problem of the whole request
 	}
+	c.skipInto(batch, refused)
+	return nil
+}
+
+// skipAll is partial under Options.SkipInvalid: a request whose every
+// item has a problem is taken too, as nothing. A problem of the request
+// as a whole still refuses it.
+func (c *problems) skipAll(batch *Batch) error {
+	if c.total == 0 {
+		return nil
+	}
+	if len(c.items) == 0 {
+		return c.err()
+	}
+	c.skipInto(batch, len(c.items))
+	return nil
+}
+
+func (c *problems) skipInto(batch *Batch, refused int) {
 	if refused > 0 {
 		if batch.Skipped == nil {
 			batch.Skipped = make(map[string]int)
@@ -329,7 +356,6 @@ func (c *problems) partialCount(batch *Batch, refused int) error {
 		batch.Skipped[SkippedInvalid] += refused
 	}
 	batch.Problems = c.list
-	return nil
 }
 
 func (c *problems) add(item int, field, format string, args ...any) {

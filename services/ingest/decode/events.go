@@ -16,6 +16,9 @@ import (
 // producer set is kept (an id it chose makes its retries idempotent); what it
 // left out is filled by event.Normalize, the source with "http"; with
 // Options.IdempotencyKey a missing id is derived from the key instead.
+// Under Options.SkipInvalid an invalid envelope is skipped, not the
+// request refused; a syntax error of a JSON array or stream still refuses
+// it (what follows cannot be read).
 func Events(body []byte, o Options) (*Batch, error) {
 	o = o.withDefaults()
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -94,10 +97,7 @@ func Events(body []byte, o Options) (*Batch, error) {
 			}
 		}
 	}
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	return batch, nil
+	return c.refuseOrSkip(batch, o)
 }
 
 // NDJSON decodes newline-delimited envelopes: one JSON object per line,
@@ -155,6 +155,18 @@ func NDJSON(body []byte, o Options) (*Batch, error) {
 	}
 	if item == 0 {
 		return nil, requestProblem("", "the body has no events")
+	}
+	return c.refuseOrSkip(batch, o)
+}
+
+// refuseOrSkip ends Events and NDJSON: a request with a problem is
+// refused whole, or under Options.SkipInvalid its valid envelopes taken.
+func (c *problems) refuseOrSkip(batch *Batch, o Options) (*Batch, error) {
+	if o.SkipInvalid {
+		if err := c.skipAll(batch); err != nil {
+			return nil, err
+		}
+		return batch, nil
 	}
 	if err := c.err(); err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ var ErrBadBody = errors.New("body does not fit its table")
 var Columns = map[string][]string{
 	TableEvents: EventColumns,
 	TableLogs: {"id", "time", "observed_time", "service", "source", "severity", "message", "template_id", "template",
-		"params", "trace_id", "span_id", "fingerprint", "labels.key", "labels.value", "links", "derived"},
+		"params", "trace_id", "span_id", "fingerprint", "labels.key", "labels.value", "resource.key", "resource.value", "links", "derived"},
 	TableMetricSamples: {"id", "time", "name", "value", "type", "unit", "fingerprint", "service", "labels.key", "labels.value"},
 	TableAlerts: {"id", "time", "alert_name", "status", "fingerprint", "starts_at", "ends_at", "severity", "service",
 		"labels.key", "labels.value", "annotations.key", "annotations.value", "generator_url"},
@@ -212,9 +212,13 @@ func logRow(e *event.Envelope, labels *labelPairs) ([]any, error) {
 	if len(e.Links) > 0 {
 		derived = 1
 	}
+	var rk, rv any = emptyStrings, emptyStrings
+	if len(e.Resource) > 0 {
+		rk, rv = pairs(e.Resource)
+	}
 	return []any{
 		&e.ID, &e.Time, &e.ObservedTime, &e.Service, &e.Source, severityValue(e.Severity), &b.Message, &b.TemplateID, &b.Template,
-		nonNil(b.Params), &b.TraceID, &b.SpanID, &e.Fingerprint, labels.keys, labels.values, nonNil(e.Links), derived,
+		nonNil(b.Params), &b.TraceID, &b.SpanID, &e.Fingerprint, labels.keys, labels.values, rk, rv, nonNil(e.Links), derived,
 	}, nil
 }
 

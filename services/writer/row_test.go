@@ -311,3 +311,26 @@ func TestWebhookDeliveryDurationTooLongIsHeldAtTheColumnsMax(t *testing.T) {
 		}
 	}
 }
+
+// Where a log ran (the host a syslog daemon names, an OTLP resource's
+// host.name or pod) was kept in events alone: the logs table, which
+// analysts filter, had no column for it.
+func TestLogRowKeepsTheResource(t *testing.T) {
+	e := mustEnvelope(t, event.KindLog, `{"message":"Failed password for root from 10.0.0.9 port 22 ssh2"}`)
+	e.Resource = map[string]string{"host": "web-1", "region": "eu-west-1"}
+	row, err := LogRow(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys, values := column(t, TableLogs, row, "resource.key"), column(t, TableLogs, row, "resource.value"); !reflect.DeepEqual(keys, []string{"host", "region"}) ||
+		!reflect.DeepEqual(values, []string{"web-1", "eu-west-1"}) {
+		t.Errorf("resource %v = %v, want host web-1 and region eu-west-1", keys, values)
+	}
+	e.Resource = nil
+	if row, err = LogRow(e); err != nil {
+		t.Fatal(err)
+	}
+	if keys := column(t, TableLogs, row, "resource.key"); !reflect.DeepEqual(keys, []string{}) {
+		t.Errorf("no resource: resource.key = %#v, want empty", keys)
+	}
+}

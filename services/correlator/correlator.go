@@ -47,7 +47,7 @@ type Processor struct {
 
 	mu          sync.Mutex
 	c           *correlate.Correlator
-	lastArrival time.Time // wall clock of the last signal
+	lastArrival time.Time // wall clock of the last signal, not a firing alert sent again nor a heartbeat
 	lastTick    time.Time
 	// lag is the longest delivery lag (observed, else arrival, less the
 	// event's time) up to maxIdleLag of a signal new to the correlator,
@@ -198,8 +198,8 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.lastArrival = p.now()
-	if s.Observed.After(p.lastArrival.Add(maxAhead)) {
+	arrived := p.now()
+	if s.Observed.After(arrived.Add(maxAhead)) {
 		// A producer's clock far ahead (published straight to NATS: the
 		// gateway refuses it) would make every later report of the
 		// member look older, old news, for as long: without it, the
@@ -210,21 +210,35 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 			s.Time = s.Claimed
 		}
 	}
-	if s.Time.After(p.lastArrival.Add(maxAhead)) {
+	if s.Time.After(arrived.Add(maxAhead)) {
 		// A producer's clock far ahead (published straight to NATS: the
 		// gateway refuses it): its time would be the watermark, so every
 		// incident's quiet period and reopen window would pass at once,
 		// and go on passing (the snapshot keeps the watermark).
 		return errs.Permanent(fmt.Errorf("correlator: event %s: time %s is more than %s ahead of the correlator's clock (%s): check the producer's clock",
-			s.EventID, s.Time.UTC().Format(time.RFC3339), maxAhead, p.lastArrival.UTC().Format(time.RFC3339)))
+			s.EventID, s.Time.UTC().Format(time.RFC3339), maxAhead, arrived.UTC().Format(time.RFC3339)))
 	}
-	repeats := p.c.Stats().Repeats
+	before := p.c.Stats()
 	ups := p.c.Observe(s)
-	if p.c.Stats().Repeats == repeats && s.Kind != correlate.SignalChange {
+	after := p.c.Stats()
+	resent := s.Kind == correlate.SignalAlert && !s.Resolved && (after.Repeats > before.Repeats || after.Ignored > before.Ignored)
+	if !resent || s.Observed.IsZero() || arrived.Sub(s.Observed) >= p.cfg.IdleAdvance {
+		// A firing alert sent again, or a heartbeat (Watchdog), heard
+		// just now carries its startsAt and moves no event time: it does
+		// not hold the idle advance either. Prometheus servers resending
+		// their firing alerts straight to the gateway (one stored every
+		// few seconds with a few dozen alerts, or the Watchdogs of a few
+		// dozen clusters) would hold event time still, and an alert not
+		// sent again would never reach its expiry (Member.Expires). One
+		// delivered late holds it, as any signal: event time must not run
+		// ahead of the resends still to come.
+		p.lastArrival = arrived
+	}
+	if after.Repeats == before.Repeats && s.Kind != correlate.SignalChange {
 		// A repeat carries its alert's startsAt, hours old: no lag. Nor
 		// is a change's (timed when the deploy began, sent when it
 		// ended) one the signals that join incidents wait for.
-		p.noteLag(s)
+		p.noteLag(s, arrived)
 	}
 	return p.emit(ups, out, p.inFlight != nil)
 }
@@ -240,13 +254,14 @@ const (
 	lagMemory = time.Hour
 )
 
-// noteLag takes s's delivery lag into p.lag. A producer whose clock is
-// ahead (by up to maxAhead, what Process takes) makes it negative: event
-// time then moves on ahead of the wall clock by as much, as it did before
-// any lag was allowed for, instead of waiting for the wall clock to catch
-// up with the skew before a quiet incident may resolve.
-func (p *Processor) noteLag(s correlate.Signal) {
-	lag := cmp.Or(s.Observed, p.lastArrival).Sub(s.Time)
+// noteLag takes the delivery lag of s, which arrived at arrived, into
+// p.lag. A producer whose clock is ahead (by up to maxAhead, what Process
+// takes) makes it negative: event time then moves on ahead of the wall
+// clock by as much, as it did before any lag was allowed for, instead of
+// waiting for the wall clock to catch up with the skew before a quiet
+// incident may resolve.
+func (p *Processor) noteLag(s correlate.Signal, arrived time.Time) {
+	lag := cmp.Or(s.Observed, arrived).Sub(s.Time)
 	if lag > maxIdleLag || lag < -maxAhead {
 		return
 	}
@@ -254,8 +269,8 @@ func (p *Processor) noteLag(s correlate.Signal) {
 	for n := len(p.lags); n > 0 && p.lags[n-1].lag <= lag; n-- {
 		p.lags = p.lags[:n-1]
 	}
-	p.lags = append(p.lags, seenLag{p.lastArrival, lag})
-	p.expireLags(p.lastArrival)
+	p.lags = append(p.lags, seenLag{arrived, lag})
+	p.expireLags(arrived)
 }
 
 // seenLag is a delivery lag and when it was seen (noteLag).

@@ -21,8 +21,7 @@ func TestLagIsTheLongestOfTheLastHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	arrive := func(at, lag time.Duration) {
-		p.lastArrival = t0.Add(at)
-		p.noteLag(correlate.Signal{Time: t0.Add(at - lag), Observed: t0.Add(at)})
+		p.noteLag(correlate.Signal{Time: t0.Add(at - lag), Observed: t0.Add(at)}, t0.Add(at))
 	}
 	arrive(0, 5*time.Minute)
 	arrive(59*time.Minute, time.Minute)

@@ -2684,9 +2684,7 @@ func (c *Correlator) expire(inc *incident, now time.Time, ups []Update) ([]Updat
 		inc.tally(m, -1)
 		m.Firing = false
 		inc.tally(m, 1)
-		if at.After(m.observed) {
-			m.observed = at
-		}
+		inc.endedAt(m, at)
 		n++
 	}
 	inc.status = StatusResolved
@@ -2736,15 +2734,27 @@ func (c *Correlator) endExpired(inc *incident, now time.Time) {
 		inc.tally(m, -1)
 		m.Firing, m.Expires = false, time.Time{}
 		inc.tally(m, 1)
-		if at.After(m.observed) {
-			m.observed = at // what was heard before is old news
-		}
+		inc.endedAt(m, at)
 		inc.signalled(at, at)
 		inc.note(at, fmt.Sprintf("%s on %s resolved: not sent again by %s, when its sender said it ends unless sent again", m.Name, m.Service, at.UTC().Format(time.RFC3339)))
 		c.flip(m, at)
 		if !m.Flapping {
 			inc.dirty = true
 		}
+	}
+}
+
+// endedAt records m, a firing alert of inc taken as resolved at at (its
+// resolution lost), as its resolution then would: what was heard before
+// is old news, and it was last seen then (a notifier's end of a member
+// not firing; its resends kept their startsAt).
+func (inc *incident) endedAt(m *member, at time.Time) {
+	if at.After(m.observed) {
+		m.observed = at
+	}
+	if at.After(m.LastSeen) {
+		m.LastSeen = at
+		inc.noteFailed(m)
 	}
 }
 

@@ -684,3 +684,42 @@ func TestAlertNotSentAgainByItsExpiryResolves(t *testing.T) {
 		t.Error("an alert without an expiry resolved without its resolution")
 	}
 }
+
+// An alert taken as resolved, by its expiry or by alert_expiry, is last
+// seen then, as its resolution sent at that time leaves it: a notifier
+// gives a member not firing its last seen as its end (the endsAt of
+// Alertmanager's webhook payload), and a firing alert's resends keep its
+// startsAt, so it ended, to the receiver, the moment it started.
+func TestAlertTakenAsResolvedIsLastSeenThen(t *testing.T) {
+	db := alert("PostgresDown", "payments-db", 0)
+	member := func(c *Correlator) Member {
+		t.Helper()
+		for _, st := range c.Incidents() {
+			for _, m := range st.Members {
+				if m.Fingerprint == db.Fingerprint {
+					return m
+				}
+			}
+		}
+		t.Fatal("no member PostgresDown")
+		return Member{}
+	}
+	c := newCorrelator(t, Config{})
+	for at := time.Duration(0); at <= 10*time.Minute; at += time.Minute {
+		s := observedAt(db, at) // resent with its startsAt
+		s.Expires = t0.Add(at + 4*time.Minute)
+		feed(c, s)
+	}
+	expiry := t0.Add(14 * time.Minute)
+	c.Advance(expiry.Add(c.expiryGrace()))
+	if m := member(c); m.Firing || !m.LastSeen.Equal(expiry) {
+		t.Errorf("expired: firing %t, last seen %s; want resolved, last seen at its expiry %s", m.Firing, m.LastSeen, expiry)
+	}
+
+	c = newCorrelator(t, Config{AlertExpiry: time.Hour})
+	feed(c, observedAt(db, 0), observedAt(db, 10*time.Minute))
+	c.Advance(t0.Add(2 * time.Hour))
+	if m, at := member(c), t0.Add(70*time.Minute); m.Firing || !m.LastSeen.Equal(at) {
+		t.Errorf("alert_expiry: firing %t, last seen %s; want resolved, last seen at %s", m.Firing, m.LastSeen, at)
+	}
+}

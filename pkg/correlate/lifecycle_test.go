@@ -723,3 +723,36 @@ func TestAlertTakenAsResolvedIsLastSeenThen(t *testing.T) {
 		t.Errorf("alert_expiry: firing %t, last seen %s; want resolved, last seen at %s", m.Firing, m.LastSeen, at)
 	}
 }
+
+// An incident resolved by its alert's expiry resolves as of the expiry,
+// expiryGrace before the resolution goes out: the alert sent again
+// reopens it within ReopenWindow of the expiry, about 13 minutes after
+// the resolution went out with the defaults, and opens another incident
+// later; with a duplicate window of 15 minutes or more the incident is
+// forgotten as its resolution goes out (services/correlator/README.md,
+// reopen_window).
+func TestAlertSentAgainAfterItsExpiryReopensWithinReopenWindowOfIt(t *testing.T) {
+	db := alert("PostgresDown", "payments-db", 0)
+	for _, tc := range []struct {
+		gap, after time.Duration
+		want       Transition
+	}{
+		{2 * time.Minute, 12 * time.Minute, Reopened},
+		{2 * time.Minute, 14 * time.Minute, Opened},
+		{time.Hour, time.Minute, Opened},
+	} {
+		c := newCorrelator(t, Config{ResendGap: tc.gap})
+		s := observedAt(db, 0)
+		s.Expires = t0.Add(4 * time.Minute)
+		feed(c, s)
+		out := t0.Add(4*time.Minute + c.expiryGrace())
+		if ups := c.Advance(out); transitions(ups) != string(Resolved) {
+			t.Fatalf("duplicate window %s: %s at the expiry's grace, want resolved", tc.gap, transitions(ups))
+		}
+		again := observedAt(db, out.Sub(t0)+tc.after)
+		c.Advance(again.Observed)
+		if ups := feed(c, again); transitions(ups) != string(tc.want) {
+			t.Errorf("duplicate window %s, sent again %s after the resolution went out: %s, want %s", tc.gap, tc.after, transitions(ups), tc.want)
+		}
+	}
+}

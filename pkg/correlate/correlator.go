@@ -2628,7 +2628,7 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 		return ups
 	}
 	c.calm(inc, now)
-	c.endExpired(inc, now)
+	ended := c.endExpired(inc, now)
 	if ups, expired := c.expire(inc, now, ups); expired {
 		return ups
 	}
@@ -2637,7 +2637,12 @@ func (c *Correlator) lapse(inc *incident, now time.Time, ups []Update) []Update 
 	// not make. Once it calms, the incident resolves as of its last signal.
 	if quiet := c.quietOf(inc); inc.firing == 0 && len(inc.flappers) == 0 && now.Sub(inc.quietSince()) >= quiet {
 		inc.status = StatusResolved
-		inc.resolvedAt, inc.resolvedEvent = inc.lastSignal, inc.lastSignal
+		// Its reopen window runs from its last signal, or, when expiries
+		// ended its last alerts just now, from when they were taken as
+		// ended: resolved as of an expiry expiryGrace ago, it would
+		// otherwise reopen only within ReopenWindow less that of the
+		// resolution going out, or never past a long duplicate window.
+		inc.resolvedAt, inc.resolvedEvent = inc.lastSignal, latest(inc.lastSignal, ended)
 		c.stats.Resolved++
 		at := inc.quietSince().Add(quiet)
 		if inc.episodes > 0 {
@@ -2706,13 +2711,15 @@ func (inc *incident) expiresBy(m *member) {
 // passed expiryGrace ago with no later report, as of their expiry: as
 // Alertmanager resolves a posted alert that is not sent again by its
 // endsAt (Prometheus gone, its rule deleted), which would otherwise fire
-// for ever. A resend after it fires the alert again.
-func (c *Correlator) endExpired(inc *incident, now time.Time) {
+// for ever. A resend after it fires the alert again. It returns when the
+// last of the alerts it ended was due to end (its expiry and the grace),
+// zero when it ended none.
+func (c *Correlator) endExpired(inc *incident, now time.Time) (ended time.Time) {
 	if inc.expiresNext.IsZero() || now.Before(inc.expiresNext.Add(c.expiryGrace())) {
-		return
+		return ended
 	}
 	var next time.Time
-	var ended []*member
+	var expired []*member
 	for _, m := range inc.members {
 		switch {
 		case !m.Firing || m.Kind != SignalAlert || m.Expires.IsZero():
@@ -2721,16 +2728,17 @@ func (c *Correlator) endExpired(inc *incident, now time.Time) {
 				next = m.Expires
 			}
 		default:
-			ended = append(ended, m)
+			expired = append(expired, m)
 		}
 	}
 	inc.expiresNext = next
 	// The members' order differs after a restore: the timeline's must not.
-	slices.SortFunc(ended, func(a, b *member) int {
+	slices.SortFunc(expired, func(a, b *member) int {
 		return cmp.Or(a.Expires.Compare(b.Expires), cmp.Compare(a.Fingerprint, b.Fingerprint))
 	})
-	for _, m := range ended {
+	for _, m := range expired {
 		at := m.Expires
+		ended = latest(ended, at.Add(c.expiryGrace()))
 		inc.tally(m, -1)
 		m.Firing, m.Expires = false, time.Time{}
 		inc.tally(m, 1)
@@ -2742,6 +2750,7 @@ func (c *Correlator) endExpired(inc *incident, now time.Time) {
 			inc.dirty = true
 		}
 	}
+	return ended
 }
 
 // endedAt records m, a firing alert of inc taken as resolved at at (its

@@ -725,11 +725,10 @@ func TestAlertTakenAsResolvedIsLastSeenThen(t *testing.T) {
 }
 
 // An incident resolved by its alert's expiry resolves as of the expiry,
-// expiryGrace before the resolution goes out: the alert sent again
-// reopens it within ReopenWindow of the expiry, about 13 minutes after
-// the resolution went out with the defaults, and opens another incident
-// later; with a duplicate window of 15 minutes or more the incident is
-// forgotten as its resolution goes out (services/correlator/README.md,
+// expiryGrace before the resolution goes out: its reopen window runs from
+// when the expiry was taken, so the alert sent again reopens it within
+// ReopenWindow of the resolution going out, whatever the duplicate
+// window, and opens another incident later (services/correlator/README.md,
 // reopen_window).
 func TestAlertSentAgainAfterItsExpiryReopensWithinReopenWindowOfIt(t *testing.T) {
 	db := alert("PostgresDown", "payments-db", 0)
@@ -737,9 +736,11 @@ func TestAlertSentAgainAfterItsExpiryReopensWithinReopenWindowOfIt(t *testing.T)
 		gap, after time.Duration
 		want       Transition
 	}{
-		{2 * time.Minute, 12 * time.Minute, Reopened},
-		{2 * time.Minute, 14 * time.Minute, Opened},
-		{time.Hour, time.Minute, Opened},
+		{2 * time.Minute, 29 * time.Minute, Reopened},
+		{2 * time.Minute, 31 * time.Minute, Opened},
+		{time.Hour, time.Minute, Reopened},
+		{time.Hour, 29 * time.Minute, Reopened},
+		{time.Hour, 31 * time.Minute, Opened},
 	} {
 		c := newCorrelator(t, Config{ResendGap: tc.gap})
 		s := observedAt(db, 0)

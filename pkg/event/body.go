@@ -266,8 +266,13 @@ func validateBody(k Kind, raw json.RawMessage) []FieldError {
 			if b.Episode != "" {
 				oneOf("episode", b.Episode, EpisodeOpen, EpisodeUpdate, EpisodeClose)
 				required("episode_id", b.EpisodeID)
-				if b.Start.IsZero() || b.End.Before(b.Start) {
-					p.add("body.start", "is required with an episode, and not after end")
+				switch {
+				case b.Start.IsZero():
+					p.add("body.start", "is required with an episode")
+				case b.End.IsZero():
+					p.add("body.end", "is required with an episode (its last anomalous observation so far)")
+				case b.End.Before(b.Start):
+					p.add("body.end", "is before start")
 				}
 			}
 		}

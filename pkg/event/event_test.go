@@ -286,6 +286,29 @@ func TestSchemaAgreesWithValidate(t *testing.T) {
 			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open", "episode_id": "e",
 				"start": "2026-11-21T12:00:00Z", "end": "2026-11-21T12:00:00Z", "peak": 0.9, "peak_time": "2026-11-21T12:00:00Z", "peak_value": 9}
 		}),
+		// A producer checking its anomalies against the schema must not
+		// post what Validate refuses (an episode's open without end was
+		// a 400 of a body the schema took, in a storm trial).
+		"episode without end": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open", "episode_id": "e",
+				"start": "2026-11-21T12:00:00Z"}
+		}),
+		"episode without start": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open", "episode_id": "e",
+				"end": "2026-11-21T12:00:00Z"}
+		}),
+		"episode without episode_id": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "open",
+				"start": "2026-11-21T12:00:00Z", "end": "2026-11-21T12:00:00Z"}
+		}),
+		"episode not a phase": mutate(func(m map[string]any) {
+			m["kind"] = "anomaly"
+			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "episode": "opened", "episode_id": "e",
+				"start": "2026-11-21T12:00:00Z", "end": "2026-11-21T12:00:00Z"}
+		}),
 		"episode start not a time": mutate(func(m map[string]any) {
 			m["kind"] = "anomaly"
 			m["body"] = map[string]any{"series": "s", "value": 9, "score": 0.9, "detector": "vote", "start": "noon"}
@@ -550,6 +573,32 @@ func TestPrefixCutsOnACharacter(t *testing.T) {
 	} {
 		if got := Prefix(c.s, c.n); got != c.want {
 			t.Errorf("Prefix(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
+
+// TestEpisodeErrorNamesTheMissingField: an episode's anomaly without end
+// was refused naming body.start, which the producer had sent.
+func TestEpisodeErrorNamesTheMissingField(t *testing.T) {
+	start := t0.Add(-time.Minute)
+	cases := map[string]struct {
+		body AnomalyBody
+		want string
+	}{
+		"no start":         {AnomalyBody{End: t0}, `field "body.start" is required with an episode`},
+		"no end":           {AnomalyBody{Start: start}, `field "body.end" is required with an episode`},
+		"end before start": {AnomalyBody{Start: t0, End: start}, `field "body.end" is before start`},
+	}
+	for name, c := range cases {
+		value, score := 9.0, 0.9
+		b := c.body
+		b.Series, b.Value, b.Score, b.Detector, b.Episode, b.EpisodeID = "s", &value, &score, "ewma", EpisodeOpen, "e"
+		e, err := New(KindAnomaly, "checkout", t0, b)
+		if err == nil {
+			err = e.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %s", name, err, c.want)
 		}
 	}
 }

@@ -457,6 +457,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		// out at once.
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
 		n.opening = r.inc.Transition == webhook.Transition(event.IncidentOpened)
+		n.arrived = now
 		if p.schedule.offer(n, r.st.OpenedAt, settle) {
 			unheard = append(unheard, route.Path)
 		}

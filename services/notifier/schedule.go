@@ -42,6 +42,10 @@ type note struct {
 	urgent bool
 	// opening announces the incident's opening (its first event).
 	opening bool
+	// arrived is the notifier's clock when its event came (zero: not
+	// known): an opening that comes past its wait waits LateOpeningHold
+	// from then.
+	arrived time.Time
 	// muted: held back by a silence, an inhibition or a time interval
 	// when its time came. It stands as sent, but nobody heard it.
 	muted bool
@@ -239,6 +243,17 @@ func newSchedule() *schedule { return &schedule{slots: map[string]*slot{}, max: 
 // until then. Slots holding inputs are never dropped.
 const MaxSlots = 100_000
 
+// LateOpeningHold is how long (event time) an opening that comes past its
+// wait waits for a resolve behind it (with a wait of 0 nothing is a flap:
+// it goes at once). The correlator opens an incident as
+// of its signal's time, which a sender may have held for minutes
+// (Alertmanager sends an alert that joins a group at the group's next
+// group_interval), and in an alert storm merges it into the storm's in
+// the same moment, publishing both states at once: handed out on
+// arrival, the opening was paged and resolved a moment later, once for
+// every such alert. Held this long, the resolve finds it unsent, a flap.
+const LateOpeningHold = time.Second
+
 func slotKey(incidentID, route string) string { return incidentID + "\x00" + route }
 
 // offer takes a new state of an incident for a route; done is called once
@@ -271,7 +286,11 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) (flap bo
 	}
 	if sl == nil {
 		s.makeRoom()
-		sl = &slot{due: openedAt.Add(n.timing.Wait), unheard: n.opening, sawOpening: n.opening}
+		due := openedAt.Add(n.timing.Wait)
+		if n.opening && n.timing.Wait > 0 && due.Before(n.arrived) {
+			due = n.arrived.Add(LateOpeningHold)
+		}
+		sl = &slot{due: due, unheard: n.opening, sawOpening: n.opening}
 		s.slots[k] = sl
 	}
 	defer s.recount(sl)

@@ -537,3 +537,36 @@ func TestResolveTimedBeforeARepeatStillGoesOut(t *testing.T) {
 		})
 	}
 }
+
+// An incident opened and merged into another at once, its events late
+// on the notifier's clock, is a flap like any other: in an alert storm
+// Alertmanager sends an alert that joins a group a group_interval after
+// it started, the correlator opens an incident as of then and merges it
+// into the storm's in the same moment, and publishes both states
+// together. The opening, past its group_wait on a clock other incidents
+// moved on, went out at once, its resolve right behind it: a page and
+// its resolve for every such alert (13 pairs of 40 webhooks in a storm
+// trial of 9,436 alerts).
+func TestLateOpeningResolvedAsItOpenedIsNeverNotified(t *testing.T) {
+	hook := newReceiver(t)
+	h, _, at, tick := timedRig(t, hook, nil)
+	at(2 * time.Minute)
+	h.Send(incidentAt(t, "storm", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0.Add(2*time.Minute), t0.Add(2*time.Minute)))
+	lateOpen := h.Send(incidentAt(t, "late", "batch", "ops", event.SeverityWarning, event.IncidentOpened, t0, t0))
+	if r := h.Feed(incidentAt(t, "late", "batch", "ops", event.SeverityWarning, event.IncidentResolved, t0, t0))[0]; r.Outcome != stagetest.Acked {
+		t.Fatalf("the late flap's resolve: %v", r.Outcome)
+	}
+	tick(2*time.Minute + 31*time.Second)
+	_, bodies := hook.requests()
+	for _, b := range bodies {
+		if strings.Contains(string(b), `"late"`) {
+			t.Errorf("the receiver heard of the incident merged as it opened: %s", b)
+		}
+	}
+	if len(bodies) != 1 {
+		t.Errorf("%d notifications, want the storm incident's opening alone", len(bodies))
+	}
+	if r, ok := lateOpen.Result(); !ok || r.Outcome != stagetest.Acked {
+		t.Errorf("the late opening: %v %v, want acked", ok, r.Outcome)
+	}
+}

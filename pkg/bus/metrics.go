@@ -1,12 +1,20 @@
 package bus
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Collector exposes the consumer's Stats as Prometheus metrics labelled with
 // its stream and durable name. It reads the same counters as Stats, so it
-// adds no cost to the delivery path. The labels are constant labels of this
-// consumer's descriptors, so the collectors of several consumers (aiops run
-// has one per service) register side by side on one registry.
+// adds no cost to the delivery path; what the server holds for the
+// consumer (how far behind it is) it asks the server at each scrape, one
+// request (pendingTimeout at most; on an error those two are left out).
+// The labels are constant labels of this consumer's descriptors, so the
+// collectors of several consumers (aiops run has one per service) register
+// side by side on one registry.
 func (c *Consumer) Collector() prometheus.Collector {
 	labels := prometheus.Labels{"stream": c.cfg.Stream, "consumer": c.cfg.Durable}
 	return consumerCollector{
@@ -22,12 +30,22 @@ func (c *Consumer) Collector() prometheus.Collector {
 			"In-progress signals sent for deliveries held longer than a third of ack_wait (consumers that hold deliveries on purpose) or waiting as long in a fetched batch.", nil, labels),
 		deadLetterNearFull: prometheus.NewDesc("aiops_bus_deadletters_near_full_total",
 			"Dead letters stored while the dead-letter stream was at 90% or more of its max_bytes or max_msgs (looked at once a minute): past its limit each discards the oldest dead letters.", nil, labels),
+		pending: prometheus.NewDesc("aiops_bus_pending",
+			"Messages of the stream this consumer was not handed yet (the server's num_pending, asked at each scrape).", nil, labels),
+		ackPending: prometheus.NewDesc("aiops_bus_ack_pending",
+			"Messages handed to this consumer and not acked yet (the server's num_ack_pending, asked at each scrape).", nil, labels),
 	}
 }
+
+// pendingTimeout bounds the scrape's request for the consumer's state: a
+// server that does not answer leaves the two gauges out, not the scrape
+// waiting.
+const pendingTimeout = 2 * time.Second
 
 type consumerCollector struct {
 	c                                                                *Consumer
 	deliveries, results, outstanding, inProgress, deadLetterNearFull *prometheus.Desc
+	pending, ackPending                                              *prometheus.Desc
 }
 
 func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -36,6 +54,8 @@ func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.outstanding
 	ch <- cc.inProgress
 	ch <- cc.deadLetterNearFull
+	ch <- cc.pending
+	ch <- cc.ackPending
 }
 
 func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -53,4 +73,12 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cc.outstanding, prometheus.GaugeValue, float64(s.Outstanding))
 	ch <- prometheus.MustNewConstMetric(cc.inProgress, prometheus.CounterValue, float64(s.InProgress))
 	ch <- prometheus.MustNewConstMetric(cc.deadLetterNearFull, prometheus.CounterValue, float64(s.DeadLetterNearFull))
+	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+	defer cancel()
+	if con, err := cc.c.js.Consumer(ctx, cc.c.cfg.Stream, cc.c.cfg.Durable); err == nil {
+		// Consumer fetched the consumer's info just now.
+		info := con.CachedInfo()
+		ch <- prometheus.MustNewConstMetric(cc.pending, prometheus.GaugeValue, float64(info.NumPending))
+		ch <- prometheus.MustNewConstMetric(cc.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
+	}
 }

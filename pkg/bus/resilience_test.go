@@ -340,3 +340,34 @@ func TestConsumerAsksAckFloorOnlyAfterSettling(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// How far behind a consumer is must be on /metrics: in an alert storm
+// trial the only way to tell whether the correlator had caught up was
+// the nats CLI (consumer info), which needs the NATS token.
+func TestConsumerCollectorTellsWhatIsPending(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("m", 7)
+	c := newConsumer(t, e, e.consumerConfig("behind"))
+	want := func(pending, ackPending int) {
+		t.Helper()
+		exp := fmt.Sprintf(`
+# HELP aiops_bus_pending Messages of the stream this consumer was not handed yet (the server's num_pending, asked at each scrape).
+# TYPE aiops_bus_pending gauge
+aiops_bus_pending{consumer="behind",stream=%[1]q} %[2]d
+# HELP aiops_bus_ack_pending Messages handed to this consumer and not acked yet (the server's num_ack_pending, asked at each scrape).
+# TYPE aiops_bus_ack_pending gauge
+aiops_bus_ack_pending{consumer="behind",stream=%[1]q} %[3]d
+`, e.stream, pending, ackPending)
+		if err := testutil.CollectAndCompare(c.Collector(), strings.NewReader(exp), "aiops_bus_pending", "aiops_bus_ack_pending"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(7, 0)
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error { return nil }))
+	waitFor(t, "7 acks", func() bool { return c.Stats().Acked == 7 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the acks on the server", func() bool { return serverState(t, e, "behind").NumAckPending == 0 })
+	want(0, 0)
+}

@@ -39,8 +39,10 @@ func (c *Consumer) Collector() prometheus.Collector {
 
 // pendingTimeout bounds the scrape's request for the consumer's state: a
 // server that does not answer leaves the two gauges out, not the scrape
-// waiting.
-const pendingTimeout = 2 * time.Second
+// waiting. aiops run scrapes a consumer per service one after another,
+// and a scrape past Prometheus's scrape_timeout (10 s) loses every metric
+// just when the bus is in trouble.
+const pendingTimeout = 500 * time.Millisecond
 
 type consumerCollector struct {
 	c                                                                *Consumer
@@ -73,6 +75,9 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cc.outstanding, prometheus.GaugeValue, float64(s.Outstanding))
 	ch <- prometheus.MustNewConstMetric(cc.inProgress, prometheus.CounterValue, float64(s.InProgress))
 	ch <- prometheus.MustNewConstMetric(cc.deadLetterNearFull, prometheus.CounterValue, float64(s.DeadLetterNearFull))
+	if nc := cc.c.js.Conn(); nc != nil && !nc.IsConnected() {
+		return // asked, it would wait its timeout for nothing
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
 	defer cancel()
 	if con, err := cc.c.js.Consumer(ctx, cc.c.cfg.Stream, cc.c.cfg.Durable); err == nil {

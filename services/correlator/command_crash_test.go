@@ -41,17 +41,7 @@ func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
 	}
 	// Signals go on coming: event time moves on past the ack's.
 	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		crashed.proc.mu.Lock()
-		now := crashed.proc.c.Now()
-		crashed.proc.mu.Unlock()
-		if now.Equal(t0.Add(30 * time.Second)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event time %v, want the late signal's", now)
-		}
-	}
+	waitEventTime(t, crashed.proc, t0.Add(30*time.Second))
 	crash() // the crash: no save, no ack
 	restore()
 
@@ -120,17 +110,7 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 	}
 	// Signals go on coming: event time moves on past the ack's.
 	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		crashed.proc.mu.Lock()
-		now := crashed.proc.c.Now()
-		crashed.proc.mu.Unlock()
-		if now.Equal(t0.Add(30 * time.Second)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("event time %v, want the late signal's", now)
-		}
-	}
+	waitEventTime(t, crashed.proc, t0.Add(30*time.Second))
 	crash()
 	restore()
 
@@ -154,5 +134,21 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 			times = append(times, a.AcknowledgedAt)
 		}
 		t.Fatalf("%d acknowledgements of %s downstream (acknowledged at %v), want 1", len(acked), opened.IncidentID, times)
+	}
+}
+
+// waitEventTime waits until p's event time is want.
+func waitEventTime(t *testing.T, p *Processor, want time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		now := p.c.Now()
+		p.mu.Unlock()
+		if now.Equal(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event time %v, want %v", now, want)
+		}
 	}
 }

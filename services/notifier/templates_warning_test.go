@@ -16,19 +16,7 @@ import (
 // its file would lose what those files changed without a word; the
 // notifier says so when it starts, naming the key and what to do.
 func TestAlertmanagerTemplateFilesAreWarnedAboutAtStart(t *testing.T) {
-	dir := t.TempDir()
-	routes := filepath.Join(dir, "alertmanager.yml")
-	os.WriteFile(routes, []byte(`templates: ['templates/*.tmpl']
-route: {receiver: hook}
-receivers:
-- name: hook
-  webhook_configs: [{url: 'http://127.0.0.1:1/'}]
-`), 0o600)
-	var logs bytes.Buffer
-	if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
-		t.Fatal(err)
-	}
-	got := logs.String()
+	got := startLog(t, "templates: ['templates/*.tmpl']\n")
 	if !strings.Contains(got, `"level":"warn"`) || !strings.Contains(got, "templates") || !strings.Contains(got, "not read") {
 		t.Fatalf("no warning that the template files are not read; the log:\n%s", got)
 	}
@@ -67,18 +55,26 @@ func TestResolveTimeoutIsWarnedAboutAtStart(t *testing.T) {
 		global string
 		warned bool
 	}{{"global: {resolve_timeout: 1h}\n", true}, {"global: {resolve_timeout: 5m}\n", false}, {"", false}} {
-		routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-		os.WriteFile(routes, []byte(c.global+`route: {receiver: hook}
+		logs := startLog(t, c.global)
+		if got := strings.Contains(logs, "ingest.resolve_timeout"); got != c.warned {
+			t.Errorf("%q: warned %t, want %t; the log:\n%s", c.global, got, c.warned, logs)
+		}
+	}
+}
+
+// startLog is what a notifier logs at start with a routes file of head
+// and one webhook receiver.
+func startLog(t *testing.T, head string) string {
+	t.Helper()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(routes, []byte(head+`route: {receiver: hook}
 receivers:
 - name: hook
   webhook_configs: [{url: 'http://127.0.0.1:1/'}]
 `), 0o600)
-		var logs bytes.Buffer
-		if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Contains(logs.String(), "ingest.resolve_timeout"); got != c.warned {
-			t.Errorf("%q: warned %t, want %t; the log:\n%s", c.global, got, c.warned, logs.String())
-		}
+	var logs bytes.Buffer
+	if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
+		t.Fatal(err)
 	}
+	return logs.String()
 }

@@ -47,7 +47,7 @@ type Processor struct {
 
 	mu          sync.Mutex
 	c           *correlate.Correlator
-	lastArrival time.Time // wall clock of the last signal, not a firing alert sent again nor a heartbeat
+	lastArrival time.Time // wall clock of the last signal, not an alert sent again nor a heartbeat
 	lastTick    time.Time
 	// lag is the longest delivery lag (observed, else arrival, less the
 	// event's time) up to maxIdleLag of a signal new to the correlator,
@@ -221,17 +221,21 @@ func (p *Processor) Process(ctx context.Context, in *event.Envelope, out stage.E
 	before := p.c.Stats()
 	ups := p.c.Observe(s)
 	after := p.c.Stats()
-	resent := s.Kind == correlate.SignalAlert && !s.Resolved && (after.Repeats > before.Repeats || after.Ignored > before.Ignored)
+	resent := s.Kind == correlate.SignalAlert && (after.Repeats > before.Repeats || after.Ignored > before.Ignored)
 	if !resent || s.Observed.IsZero() || arrived.Sub(s.Observed) >= p.cfg.IdleAdvance {
-		// A firing alert sent again, or a heartbeat (Watchdog), heard
-		// just now carries its startsAt and moves no event time: it does
-		// not hold the idle advance either. Prometheus servers resending
-		// their firing alerts straight to the gateway (one stored every
-		// few seconds with a few dozen alerts, or the Watchdogs of a few
-		// dozen clusters) would hold event time still, and an alert not
-		// sent again would never reach its expiry (Member.Expires). One
-		// delivered late holds it, as any signal: event time must not run
-		// ahead of the resends still to come.
+		// An alert sent again, or a heartbeat (Watchdog), heard just now
+		// carries its startsAt (a resolved one its endsAt) and moves no
+		// event time: it does not hold the idle advance either.
+		// Prometheus servers resending their firing alerts straight to
+		// the gateway (one stored every few seconds with a few dozen
+		// alerts, or the Watchdogs of a few dozen clusters) would hold
+		// event time still, and an alert not sent again would never
+		// reach its expiry (Member.Expires); as would the resends of
+		// those that resolved together (Prometheus resends a resolved
+		// alert for 15 minutes), and their incident resolve that much
+		// past its quiet period. One delivered late holds it, as any
+		// signal: event time must not run ahead of the resends still to
+		// come.
 		p.lastArrival = arrived
 	}
 	if after.Repeats == before.Repeats && s.Kind != correlate.SignalChange {

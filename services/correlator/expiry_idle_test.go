@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -130,5 +131,67 @@ func TestResendsDeliveredLateHoldTheIdleAdvance(t *testing.T) {
 				t.Errorf("%s, sent every two minutes, resolved (event time %s, wall clock %s)", m.Name, proc.c.Now().Sub(t0), wall.now().Sub(t0))
 			}
 		}
+	}
+}
+
+// Prometheus resends a resolved alert too, every resend_delay for 15
+// minutes after it resolved, each with its old endsAt: the stream keeps
+// one every two minutes (its duplicate window), so fifteen alerts
+// resolved together make one every eight seconds for a quarter of an
+// hour. Like a firing alert's resends, they move no event time and must
+// not hold the idle advance, or every other incident would resolve that
+// much past its quiet period (here one whose alert Alertmanager resolved,
+// sent once), and event time stay behind by as much until another alert
+// starts.
+func TestAnIncidentResolvesWhileOtherResolvedAlertsAreResent(t *testing.T) {
+	wall := &clock{t: t0}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Hour})
+	const resolvedAt = time.Minute
+	sent := func(name, service string, resolved bool) *event.Envelope {
+		var end time.Duration
+		if resolved {
+			end = resolvedAt
+		}
+		e := alertEvent(t, name, service, -3*time.Hour, end)
+		e.ObservedTime = wall.now()
+		return e
+	}
+	const resent = 15
+	for at := time.Duration(0); at <= 15*time.Minute; at += time.Second {
+		wall.set(t0.Add(at))
+		switch {
+		case at == 0 || at == resolvedAt:
+			h.Feed(sent("PostgresDown", "payments-db", at == resolvedAt))
+			for i := range resent {
+				h.Feed(sent(fmt.Sprintf("Firing%d", i), "search", at == resolvedAt))
+			}
+		case at > resolvedAt && at%(8*time.Second) == 0:
+			if i := int64(at % (2 * time.Minute) / (8 * time.Second)); i < resent {
+				h.Feed(sent(fmt.Sprintf("Firing%d", i), "search", true))
+			}
+		}
+		if err := h.Tick(wall.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// PostgresDown resolved at 1m: its incident resolves at 6m by event
+	// time (the quiet period), which the idle advance reaches long before
+	// the wall clock's 15m.
+	found := false
+	for _, st := range proc.Incidents() {
+		if st.Service != "payments-db" {
+			continue
+		}
+		found = true
+		if st.State != correlate.StatusResolved {
+			t.Errorf("PostgresDown's incident, resolved at %s, is %s at %s (event time %s), want resolved", resolvedAt, st.State, 15*time.Minute, proc.c.Now().Sub(t0))
+		}
+	}
+	if !found {
+		t.Error("PostgresDown's incident is gone")
 	}
 }

@@ -1357,7 +1357,12 @@ func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Up
 		inc.tally(m, 1)
 		inc.dirty = true
 	}
-	inc.signalled(s.Time, c.now)
+	if m.Kind != SignalAlert || m.Firing || !s.Resolved {
+		// The resolution of an alert resolved already, sent again
+		// (Prometheus resends it for 15 minutes), is no signal: it
+		// would start the quiet period again at each resend.
+		inc.signalled(s.Time, c.now)
+	}
 	inc.saw(s)
 	if m.Kind == SignalAlert && m.Firing == s.Resolved {
 		// A state change: firing → resolved or back.

@@ -757,3 +757,25 @@ func TestAlertSentAgainAfterItsExpiryReopensWithinReopenWindowOfIt(t *testing.T)
 		}
 	}
 }
+
+// Prometheus resends a resolved alert for 15 minutes, each with its
+// endsAt; the stream keeps one every duplicate window. Each such resend
+// started the quiet period again, so an incident sent straight from
+// Prometheus resolved some 15 minutes past its quiet period. The
+// resolution of an alert resolved already is no signal; a firing again
+// still is.
+func TestResolvedAlertSentAgainDoesNotRestartTheQuietPeriod(t *testing.T) {
+	db := alert("PostgresDown", "payments-db", 0)
+	ended := db
+	ended.Resolved, ended.Time, ended.Started = true, t0.Add(time.Minute), t0
+	c := newCorrelator(t, Config{})
+	feed(c, observedAt(db, 0), observedAt(ended, time.Minute))
+	for at := 3 * time.Minute; at <= 5*time.Minute; at += 2 * time.Minute {
+		c.Advance(t0.Add(at))
+		feed(c, observedAt(ended, at))
+	}
+	ups := c.Advance(t0.Add(time.Minute + DefaultConfig().QuietPeriod))
+	if st := c.Incidents()[0]; transitions(ups) != string(Resolved) || !st.ResolvedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("quiet period after the resolution, its resends heard meanwhile: %s, %s; want resolved as of 1m", transitions(ups), st.State)
+	}
+}

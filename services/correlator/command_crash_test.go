@@ -47,18 +47,7 @@ func TestCommandMakesOneEventAcrossACrashBeforeItsSave(t *testing.T) {
 
 	next, stop := r.start()
 	defer stop()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := next.proc.Submit(sctx, ack)
-		scancel()
-		if err == nil {
-			break
-		}
-		// Unknown until the signals from before the crash came again.
-		if time.Now().After(deadline) {
-			t.Fatalf("the ack given again after the crash: %v, want done", err)
-		}
-	}
+	submitAgain(t, next.proc, ack)
 	// The answer came once its event was stored: every acknowledgement
 	// published is in the stream by now.
 	acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1)
@@ -116,17 +105,7 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 
 	next, stop := r.start()
 	defer stop()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := next.proc.Submit(sctx, ack)
-		scancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the ack given again after the crash: %v, want done", err)
-		}
-	}
+	submitAgain(t, next.proc, ack)
 	// The first tick sent what the outbox held long before the answer.
 	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 {
 		var times []time.Time
@@ -149,6 +128,23 @@ func waitEventTime(t *testing.T, p *Processor, want time.Time) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("event time %v, want %v", now, want)
+		}
+	}
+}
+
+// submitAgain gives cmd again after a crash until it is done: unknown
+// until the signals from before the crash came again.
+func submitAgain(t *testing.T, p *Processor, cmd correlate.Command) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := p.Submit(ctx, cmd)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %s given again after the crash: %v, want done", cmd.Action, err)
 		}
 	}
 }

@@ -528,15 +528,7 @@ func TestSilencesFilterOfAHugeRegexpIsRefusedBeforeItIsCompiled(t *testing.T) {
 	_, addr := startSilencesAPI(t, jetStream(t))
 	get := func(filter string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v2/silences?filter="+url.QueryEscape(filter), nil)
-		req.Header.Set("Authorization", "Bearer "+silencesToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
+		return apiGet(t, "http://"+addr+"/api/v2/silences?filter="+url.QueryEscape(filter))
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -569,15 +561,7 @@ func TestListFiltersAreBoundedTogether(t *testing.T) {
 	for _, path := range []string{"/api/v2/silences", "/api/v2/alerts", "/api/v2/alerts/groups"} {
 		get := func(query string) (int, string) {
 			t.Helper()
-			req, _ := http.NewRequest("GET", "http://"+addr+path+"?"+query, nil)
-			req.Header.Set("Authorization", "Bearer "+silencesToken)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(body)
+			return apiGet(t, "http://"+addr+path+"?"+query)
 		}
 		if code, body := get("filter=" + url.QueryEscape(one)); code != http.StatusOK {
 			t.Errorf("%s: one filter within the bound: %d %s", path, code, body)
@@ -593,4 +577,18 @@ func TestListFiltersAreBoundedTogether(t *testing.T) {
 			t.Errorf("%s: refusing them allocated %d MiB, want at most 64 MiB", path, got>>20)
 		}
 	}
+}
+
+// apiGet GETs u with the API token: its status and body.
+func apiGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+silencesToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

@@ -100,18 +100,7 @@ func TestJiraNotifiedWhileStateBucketUnreadable(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
 	jira := &fakeJira{issues: map[string]*fakeIssue{}}
 	api := newFakeAPI(t, jira.handle)
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	if err := os.WriteFile(routes, []byte(`
-route: {receiver: tickets, group_wait: 0s}
-receivers:
-- name: tickets
-  jira_configs:
-  - api_url: `+api.srv.URL+`/rest/api/2
-    project: OPS
-    issue_type: Incident
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	routes := jiraRoutes(t, api.srv.URL)
 	cfg := Config{Routes: routes}
 	ctx := context.Background()
 	notifier := func() *Processor {
@@ -150,18 +139,7 @@ func TestJiraDescriptionKeepsAlertNamesOutOfWikiMarkup(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
 	jira := &fakeJira{issues: map[string]*fakeIssue{}}
 	api := newFakeAPI(t, jira.handle)
-	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	if err := os.WriteFile(routes, []byte(`
-route: {receiver: tickets, group_wait: 0s}
-receivers:
-- name: tickets
-  jira_configs:
-  - api_url: `+api.srv.URL+`/rest/api/2
-    project: OPS
-    issue_type: Incident
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	routes := jiraRoutes(t, api.srv.URL)
 	ctx := context.Background()
 	svc, err := New(ctx, r.js, Config{Routes: routes}, r.log)
 	if err != nil {
@@ -194,4 +172,23 @@ receivers:
 	if !strings.Contains(desc, escaped) || strings.Contains(strings.ReplaceAll(desc, escaped, ""), "evil") {
 		t.Errorf("the issue's description\n%s\nwant the alert's name as %s", desc, escaped)
 	}
+}
+
+// jiraRoutes writes a routes file sending every incident at once to the
+// Jira API v2 at apiURL (project OPS) and returns its path.
+func jiraRoutes(t *testing.T, apiURL string) string {
+	t.Helper()
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`
+route: {receiver: tickets, group_wait: 0s}
+receivers:
+- name: tickets
+  jira_configs:
+  - api_url: `+apiURL+`/rest/api/2
+    project: OPS
+    issue_type: Incident
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return routes
 }

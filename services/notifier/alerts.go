@@ -115,13 +115,13 @@ func compareLabels(a, b map[string]string) int {
 	if c := cmp.Compare(len(a), len(b)); c != 0 {
 		return c
 	}
-	names := slices.Sorted(maps.Keys(a))
+	names := slices.Collect(maps.Keys(a))
 	for n := range b {
 		if _, ok := a[n]; !ok {
 			names = append(names, n)
 		}
 	}
-	slices.Sort(names)
+	slices.Sort(names) // once, both sets' names together
 	for _, n := range names {
 		av, aok := a[n]
 		bv, bok := b[n]

@@ -2968,6 +2968,21 @@ func (c *Correlator) newID(s Signal) string {
 	return id
 }
 
+// Given tells whether id names an incident this state gave: one in
+// memory, one merged within ReopenWindow, or one retired (forgotten, at
+// most MaxRetired of them). An incident event of an id not given was made
+// by a later state (a checkpoint's outbox saved after its state).
+func (c *Correlator) Given(id string) bool { return c.given(id) }
+
+// Retire takes ids as incidents given and forgotten (Given), never given
+// again: an earlier partition layout's, let go of by another correlator,
+// whose events this one sends.
+func (c *Correlator) Retire(ids ...string) {
+	for _, id := range ids {
+		c.retire(id)
+	}
+}
+
 // given tells whether id names an incident in memory, one merged within
 // ReopenWindow, or one retired.
 func (c *Correlator) given(id string) bool {

@@ -69,28 +69,7 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 	crashed, crash := r.startCrashable()
 	r.firstHalf()
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
-	// A state holding the incident is saved.
-	bucket := crashed.proc.cfg.State.Bucket
-	store, err := r.js.ObjectStore(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed.CheckpointSoon()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := store.GetInfo(context.Background(), crashed.proc.cfg.State.Key); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no state saved")
-		}
-	}
-
-	// The outbox's meta lands, the state's does not: chunks and the
-	// outbox's meta only.
-	meta := func(name string) string {
-		return "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
-	}
-	restore := testenv.NarrowStream(t, r.js, "OBJ_"+bucket, "$O."+bucket+".C.>", meta(stage.OutboxObject(crashed.proc.cfg.State.Key)))
+	restore := saveStateThenOutboxOnly(t, r, crashed)
 	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
 	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stopSubmit()
@@ -114,6 +93,73 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 		}
 		t.Fatalf("%d acknowledgements of %s downstream (acknowledged at %v), want 1", len(acked), opened.IncidentID, times)
 	}
+}
+
+// The same crash, for an incident the saved state does not hold: it
+// opened after that save. The outbox's acknowledgement, of an incident
+// the restored state never knew, is as much ahead of it as one past the
+// revision it holds: the signals that opened the incident come again and
+// open it under the same id, and the command, given again, is applied
+// there at another event time.
+func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndStateOfAnIncidentOpenedSince(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{Disabled: true}})
+	r.cfg.State.SaveEvery = time.Hour // the command's save only
+	r.cfg.Consumer.AckWait = 2 * time.Second
+	crashed, crash := r.startCrashable()
+	r.publish(alertEvent(t, "HighLatency", "search", 12*time.Second, 0))
+	waitIncidents(t, r.js, event.IncidentOpened, 1)
+	restore := saveStateThenOutboxOnly(t, r, crashed)
+	r.publish(alertEvent(t, "HighLatency", "web", 14*time.Second, 0))
+	var opened correlate.State
+	for _, o := range waitIncidents(t, r.js, event.IncidentOpened, 2) {
+		if o.Service == "web" {
+			opened = o
+		}
+	}
+	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
+	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stopSubmit()
+	if _, err := crashed.proc.Submit(submit, ack); !errors.Is(err, ErrNotStored) {
+		t.Fatalf("ack while the state's saves fail: %v, want ErrNotStored", err)
+	}
+	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
+	waitEventTime(t, crashed.proc, t0.Add(30*time.Second))
+	crash()
+	restore()
+
+	next, stop := r.start()
+	defer stop()
+	submitAgain(t, next.proc, ack)
+	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 || acked[0].IncidentID != opened.IncidentID {
+		t.Fatalf("%d acknowledgements downstream, want 1 of %s", len(acked), opened.IncidentID)
+	}
+}
+
+// saveStateThenOutboxOnly has crashed save its state, then narrows the
+// state bucket's stream so that a checkpoint's outbox lands and its state
+// does not (a crash between the two); the func it returns widens it again.
+func saveStateThenOutboxOnly(t *testing.T, r *stormRig, crashed *Service) (restore func()) {
+	t.Helper()
+	bucket := crashed.proc.cfg.State.Bucket
+	store, err := r.js.ObjectStore(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed.CheckpointSoon()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := store.GetInfo(context.Background(), crashed.proc.cfg.State.Key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no state saved")
+		}
+	}
+	// The outbox's meta lands, the state's does not: chunks and the
+	// outbox's meta only.
+	meta := func(name string) string {
+		return "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
+	}
+	return testenv.NarrowStream(t, r.js, "OBJ_"+bucket, "$O."+bucket+".C.>", meta(stage.OutboxObject(crashed.proc.cfg.State.Key)))
 }
 
 // waitEventTime waits until p's event time is want.

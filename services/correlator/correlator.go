@@ -480,34 +480,44 @@ func (p *Processor) restore(data []byte) error {
 }
 
 // madeSince is msgs without the incident events a later state than the
-// one restored made (past the revision it holds of their incident), and
-// how many it left out: a checkpoint saves the outbox, then the state, so
-// a crash between the two (the state's put is the long one) restores an
-// outbox newer than its state. Sent, such an event would stand beside
-// the one the restored state makes again: a command's, applied again when
-// given again, is timed at another event time, so a second
-// acknowledgement under another id (a second page), and the state's next
-// event, at the revision it had, would undo it downstream. What made them
-// comes again: the signals not acked, a command not answered, the ticks.
-// An event of an incident the state does not hold is kept: the state may
-// have forgotten it after making the event (an eviction's resolution), or
-// it is an earlier layout's (takeOverEarlierStates).
+// one restored made, and how many it left out: a checkpoint saves the
+// outbox, then the state, so a crash between the two (the state's put is
+// the long one) restores an outbox newer than its state. Sent, such an
+// event would stand beside the one the restored state makes again: a
+// command's, applied again when given again, is timed at another event
+// time, so a second acknowledgement under another id (a second page), and
+// the state's next event, at the revision it had, would undo it
+// downstream. What made them comes again: the signals not acked, a
+// command not answered, the ticks. A later state made the event of an
+// incident past the revision the restored state holds of it, or of one
+// that state never gave (correlate.Correlator.Given: opened since; one it
+// forgot after making the event, an eviction's resolution, is retired,
+// and so given, as an earlier layout's taken over is).
 func (p *Processor) madeSince(msgs []bus.Message) (kept []bus.Message, ahead int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range msgs {
-		if e, err := event.Parse(m.Data); err == nil && e.Kind == event.KindIncident {
-			var st correlate.State
-			if err := e.DecodeBody(&st); err == nil {
-				if now, ok := p.c.Incident(st.IncidentID); ok && st.Revision > now.Revision {
-					ahead++
-					continue
-				}
+		if st, ok := incidentState(m); ok {
+			now, held := p.c.Incident(st.IncidentID)
+			if held && st.Revision > now.Revision || !held && !p.c.Given(st.IncidentID) {
+				ahead++
+				continue
 			}
 		}
 		kept = append(kept, m)
 	}
 	return kept, ahead
+}
+
+// incidentState is the incident state m carries, if it is an incident
+// event.
+func incidentState(m bus.Message) (correlate.State, bool) {
+	var st correlate.State
+	e, err := event.Parse(m.Data)
+	if err != nil || e.Kind != event.KindIncident || e.DecodeBody(&st) != nil {
+		return st, false
+	}
+	return st, true
 }
 
 // forget replaces the state with an empty one, as a restore of nothing.
@@ -712,7 +722,17 @@ func (d durable) takeOverEarlierState(ctx context.Context, key string) error {
 	}
 	d.Hold(append(slices.Clone(d.Held()), msgs...))
 	// Saved first: deleted before, a crash would lose the resolutions.
+	// The state saved with them has their incidents retired, so that a
+	// restore does not take their events for ones made since it
+	// (madeSince).
 	if err := d.SaveFenced(ctx, d.objects, d.key); err != nil {
+		return err
+	}
+	data, err = d.retire(msgs)
+	if err != nil {
+		return err
+	}
+	if err := d.objects.Put(ctx, d.key, data); err != nil {
 		return err
 	}
 	if err := d.objects.Delete(ctx, outbox); err != nil {
@@ -723,6 +743,19 @@ func (d durable) takeOverEarlierState(ctx context.Context, key string) error {
 	}
 	d.log.Info().Str("partition", key).Int("resolved", resolved).Int("outputs", len(msgs)).Msg("an earlier layout's state is taken over: its incidents are resolved")
 	return nil
+}
+
+// retire takes the incidents of msgs (an earlier layout's events) as
+// given and forgotten, and returns the state as bytes.
+func (p *Processor) retire(msgs []bus.Message) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		if st, ok := incidentState(m); ok {
+			p.c.Retire(st.IncidentID)
+		}
+	}
+	return p.c.MarshalJSON()
 }
 
 // brokenHint tells an operator what to do with a state object no read will

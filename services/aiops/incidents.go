@@ -33,8 +33,10 @@ const incidentsUsage = `usage:
       open, acknowledged, resolved or active (open or acknowledged); since
       and until (RFC 3339) bound the opening; at most -limit (50), pages
       followed; -json prints them as the API answers
-  aiops incidents show ID [-json]
-      one incident: its root-cause candidates, members, changes and timeline
+  aiops incidents show ID [-json] [-page FILE]
+      one incident: its root-cause candidates, members, changes and timeline;
+      -page also draws it as a page (HTML, self-contained): a lane per
+      member, the changes, the acknowledgement and resolution
   aiops incidents ack|resolve ID -by NAME
   aiops incidents assign ID -by NAME -to ASSIGNEE
   aiops incidents comment ID -by NAME -text TEXT
@@ -98,6 +100,10 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		fs.IntVar(&limit, "limit", limit, "list at most this many")
 	}
+	var page string
+	if action == "show" {
+		fs.StringVar(&page, "page", "", "also write the incident as an HTML page to this file")
+	}
 	var by, to, text string
 	if action != "list" && action != "show" {
 		fs.StringVar(&by, "by", "", "who gives the command (required)")
@@ -145,6 +151,12 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		raw, err := c.do(ctx, "GET", "/v1/incidents/"+url.PathEscape(id), "", nil, &st)
 		if err != nil {
 			return err
+		}
+		if page != "" {
+			if err := writeIncidentPageFile(page, st); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "the incident's page: %s\n", page)
 		}
 		if *asJSON {
 			_, err = stdout.Write(raw)

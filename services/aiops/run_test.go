@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -364,6 +365,13 @@ func TestRunPipeline(t *testing.T) {
 	}
 	if out := cli("show", incidentID); !strings.Contains(out, "members (2, 2 firing)") || !strings.Contains(out, "HighErrorRate on cart") || !strings.Contains(out, "timeline") {
 		t.Errorf("aiops incidents show:\n%s\nwant both firing members and the timeline", out)
+	}
+	page := filepath.Join(dir, "incident.html")
+	cli("show", incidentID, "-page", page)
+	if html, err := os.ReadFile(page); err != nil {
+		t.Errorf("aiops incidents show -page: %v", err)
+	} else if rects, _, _ := pageSVG(t, string(html)); len(rects) != 2 || !strings.Contains(string(html), "HighErrorRate") {
+		t.Errorf("aiops incidents show -page drew %d members, want both:\n%s", len(rects), html)
 	}
 	if out := cli("ack", incidentID, "-by", "ana"); !strings.Contains(out, incidentID+"  acknowledged") {
 		t.Errorf("aiops incidents ack:\n%s\nwant the incident acknowledged", out)

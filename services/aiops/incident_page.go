@@ -13,7 +13,7 @@ import (
 	"github.com/aiops-dev/aiops/pkg/correlate"
 )
 
-// writeIncidentPage draws one incident as a self-contained HTML page
+// writeIncidentPage draws one incident, as of now, as a self-contained HTML page
 // (inline SVG, no script, nothing fetched), for the person on call: a
 // lane per member from its first signal to its resolution (or to the
 // incident's last signal while it fires), the linked changes, the
@@ -21,8 +21,8 @@ import (
 // the root-cause candidates, the timeline and the comments as text. Every
 // text is escaped: anyone who can post an alert, a change or a comment
 // chooses it.
-func writeIncidentPage(w io.Writer, st correlate.State) error {
-	from, to := incidentSpan(st)
+func writeIncidentPage(w io.Writer, st correlate.State, now time.Time) error {
+	from, to := incidentSpan(st, now)
 	const width, left, right, laneH = 1100.0, 260.0, 20.0, 18.0
 	span := to.Sub(from).Seconds()
 	x := func(t time.Time) float64 {
@@ -154,12 +154,12 @@ func writeIncidentPage(w io.Writer, st correlate.State) error {
 }
 
 // writeIncidentPageFile writes st's page to path.
-func writeIncidentPageFile(path string, st correlate.State) error {
+func writeIncidentPageFile(path string, st correlate.State, now time.Time) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("incidents show: -page: %w", err)
 	}
-	if err := writeIncidentPage(f, st); err != nil {
+	if err := writeIncidentPage(f, st, now); err != nil {
 		f.Close()
 		return fmt.Errorf("incidents show: -page: writing %s: %w", path, err)
 	}
@@ -171,8 +171,11 @@ func writeIncidentPageFile(path string, st correlate.State) error {
 
 // incidentSpan is the time the page draws: from the earliest of the
 // opening, the members' first signals and the changes, to the latest of
-// the resolution, the last signal and the timeline, a little wider.
-func incidentSpan(st correlate.State) (from, to time.Time) {
+// the resolution, the last signal and the timeline, or to now for an
+// incident not resolved (its firing members fire until now), unless now
+// is a day past it (history replayed, event time far from the wall
+// clock); at least a minute, a little wider.
+func incidentSpan(st correlate.State, now time.Time) (from, to time.Time) {
 	var times []time.Time
 	times = append(times, st.OpenedAt, st.AcknowledgedAt, st.ResolvedAt, st.LastEvent)
 	for _, m := range st.Members {
@@ -195,8 +198,19 @@ func incidentSpan(st correlate.State) (from, to time.Time) {
 			to = t
 		}
 	}
-	pad := max(to.Sub(from)/40, time.Second)
+	if st.ResolvedAt.IsZero() && now.After(to) && now.Sub(to) < 24*time.Hour {
+		to = now
+	}
+	to = latest(to, from.Add(time.Minute))
+	pad := to.Sub(from) / 40
 	return from.Add(-pad), to.Add(pad)
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // tickStep is a round step giving some five to twelve ticks over d.

@@ -68,7 +68,7 @@ func TestIncidentPageDrawsEachMemberAndEscapesWhatOthersWrote(t *testing.T) {
 		Comments: []correlate.Comment{{By: "mallory<script>", Text: "</pre><script>steal()</script>", Time: at.Add(5 * time.Minute)}},
 	}
 	var buf bytes.Buffer
-	if err := writeIncidentPage(&buf, st); err != nil {
+	if err := writeIncidentPage(&buf, st, at.Add(30*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	page := buf.String()
@@ -120,11 +120,36 @@ func TestIncidentPageDrawsEachMemberAndEscapesWhatOthersWrote(t *testing.T) {
 	// A web address is linked.
 	st.Runbook = "https://runbooks.example/payments-db?a=1&b=2"
 	buf.Reset()
-	if err := writeIncidentPage(&buf, st); err != nil {
+	if err := writeIncidentPage(&buf, st, at.Add(30*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), `<a href="https://runbooks.example/payments-db?a=1&amp;b=2">`) {
 		t.Errorf("an https runbook is not linked:\n%s", buf.String())
+	}
+}
+
+// An incident not resolved is drawn up to now, its firing members firing
+// until then; one resolved, or drawn long after (history replayed), up to
+// its last time.
+func TestIncidentPageRunsToNowWhileNotResolved(t *testing.T) {
+	at := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	st := correlate.State{IncidentID: "x", OpenedAt: at, LastEvent: at, MemberCount: 1, Firing: 1,
+		Members: []correlate.Member{{Kind: correlate.SignalAlert, Service: "web", Name: "Down", Firing: true, FirstSeen: at, LastSeen: at}}}
+	for _, c := range []struct {
+		name     string
+		resolved time.Time
+		now      time.Time
+		to       time.Time
+	}{
+		{"open, drawn 10 minutes on", time.Time{}, at.Add(10 * time.Minute), at.Add(10 * time.Minute)},
+		{"open, drawn a week on", time.Time{}, at.Add(7 * 24 * time.Hour), at.Add(time.Minute)},
+		{"resolved", at.Add(2 * time.Minute), at.Add(10 * time.Minute), at.Add(2 * time.Minute)},
+	} {
+		st.ResolvedAt = c.resolved
+		from, to := incidentSpan(st, c.now)
+		if pad := c.to.Sub(at) / 40; !from.Equal(at.Add(-pad)) || !to.Equal(c.to.Add(pad)) {
+			t.Errorf("%s: drawn %v to %v, want %v to %v and a fortieth more each side", c.name, from, to, at, c.to)
+		}
 	}
 }
 

@@ -153,7 +153,7 @@ func incidentsMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		if page != "" {
-			if err := writeIncidentPageFile(page, st); err != nil {
+			if err := writeIncidentPageFile(page, st, time.Now()); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "the incident's page: %s\n", page)

@@ -3,6 +3,7 @@ package aiops
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -30,7 +31,7 @@ func correlateCommand(ctx context.Context, args []string) error {
 	return correlateMain(ctx, args, os.Stdout, os.Stderr)
 }
 
-const correlateUsage = `usage: aiops correlate replay --input events.jsonl [--catalog catalog.yaml] [--output result.json] [flags]
+const correlateUsage = `usage: aiops correlate replay --input events.jsonl [--catalog catalog.yaml] [--output result.json] [--page incidents.html] [flags]
 
 Groups alerts, anomalies and changes into incidents offline, with the
 correlator service's code, on the events' own times (history replays in
@@ -72,6 +73,8 @@ it (its labels' FNV-1a 64, 16 hex digits). An alert that fired again after
 its incident ended is assigned to the latest incident it joined, and listed
 among the alerts of each. "-" reads standard input or
 writes standard output; a gzip-compressed input is read as such. Progress goes to standard error.
+--page draws the incidents as a page (HTML, self-contained): a lane per
+incident from its opening to its resolution, and the linked changes.
 
 A line that cannot be read (not JSON, an unknown type, an event that does
 not validate, over 16 MiB) is told on standard error with its number and the problem,
@@ -113,6 +116,7 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	output := fs.String("output", "-", "where the result JSON goes (- for standard output)")
 	rules := fs.String("rules", "", "correlation rules (YAML: the correlator section's rules); default: the built-in defaults")
 	strict := fs.Bool("strict", false, "fail, writing no output, when a line cannot be read, instead of telling it and going on")
+	page := fs.String("page", "", "also draw the incidents as a page (HTML) to this file: a lane per incident, from its opening to its resolution, and the changes")
 	if err := fs.Parse(args[1:]); err != nil {
 		return service.Usage(err)
 	}
@@ -129,6 +133,11 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	// Where the result goes is checked before the replay, not after it.
 	if err := checkOutputPath(*output); err != nil {
 		return service.Usage(fmt.Errorf("correlate replay: --output: %w", err))
+	}
+	if *page != "" {
+		if err := checkOutputPath(*page); err != nil || *page == "-" {
+			return service.Usage(fmt.Errorf("correlate replay: --page: %w", cmp.Or(err, errors.New("a file, not standard output"))))
+		}
 	}
 	var cat *correlate.Catalog
 	if *catalog != "" {
@@ -159,6 +168,11 @@ func correlateMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if *strict && res.RejectedLines > 0 {
 		return fmt.Errorf("correlate replay: --strict: rejected lines: %d, the first: line %d: %s", res.RejectedLines, res.Rejected[0].Line, res.Rejected[0].Problem)
+	}
+	if *page != "" {
+		if err := writeOutput(*page, stdout, func(w io.Writer) error { return writeReplayPage(w, res) }); err != nil {
+			return fmt.Errorf("correlate replay: --page: %w", err)
+		}
 	}
 	return writeOutput(*output, stdout, func(w io.Writer) error {
 		enc := json.NewEncoder(w)

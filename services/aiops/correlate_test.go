@@ -103,6 +103,57 @@ func TestCorrelateReplay(t *testing.T) {
 	}
 }
 
+// --page draws a lane per incident, the earliest opened first, coloured
+// by how it ended, with the changes linked; the picture is well-formed.
+func TestCorrelateReplayDrawsItsIncidents(t *testing.T) {
+	dir := t.TempDir()
+	in, cat, page := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "catalog.yaml"), filepath.Join(dir, "incidents.html")
+	os.WriteFile(in, []byte(replayInput), 0o600)
+	os.WriteFile(cat, []byte(replayCatalog), 0o600)
+	var stdout, stderr bytes.Buffer
+	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--catalog", cat, "--page", page}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var res ReplayResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil || len(res.Incidents) != 2 {
+		t.Fatalf("the result on standard output: %v, %d incidents; want 2", err, len(res.Incidents))
+	}
+	data, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rects, changes, _ := pageSVG(t, string(data))
+	if len(rects) != 2 || changes != 1 {
+		t.Fatalf("%d lanes, %d changes drawn; want one lane per incident (2) and the linked change", len(rects), changes)
+	}
+	first := slices.MinFunc(res.Incidents, func(a, b ReplayIncident) int { return a.OpenedAt.Compare(b.OpenedAt) })
+	if !strings.HasPrefix(rects[0].Title, first.ID+": ") {
+		t.Errorf("first lane %q, want the earliest opened, %s", rects[0].Title, first.ID)
+	}
+	for i, r := range rects {
+		inc := res.Incidents[slices.IndexFunc(res.Incidents, func(x ReplayIncident) bool { return strings.HasPrefix(r.Title, x.ID+": ") })]
+		if want := map[string]string{correlate.StatusResolved: "#1f77b4", correlate.StatusOpen: "#d62728"}[inc.Status]; r.Fill != want {
+			t.Errorf("lane %d (%s, %s) drawn %s, want %s", i, inc.ID, inc.Status, r.Fill, want)
+		}
+	}
+
+	// A merged incident is grey up to its merge.
+	res.Incidents = append(res.Incidents, ReplayIncident{ID: "m1", Title: "merged <one>", OpenedAt: first.OpenedAt.Add(time.Second),
+		ResolvedAt: first.OpenedAt.Add(time.Minute), MergedInto: first.ID, Status: correlate.StatusResolved})
+	var buf bytes.Buffer
+	if err := writeReplayPage(&buf, &res); err != nil {
+		t.Fatal(err)
+	}
+	rects, _, _ = pageSVG(t, buf.String())
+	if len(rects) != 3 || rects[1].Fill != "#999" || !strings.Contains(rects[1].Title, "merged into "+first.ID) || strings.Contains(buf.String(), "<one>") {
+		t.Errorf("lanes %+v: want the merged one second, grey, saying into what, its title escaped", rects)
+	}
+
+	if err := correlateMain(context.Background(), []string{"replay", "--input", in, "--page", "-"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--page: a file") {
+		t.Errorf("--page -: %v, want it refused", err)
+	}
+}
+
 // Storms made by other tools than Alertmanager: payloads without a
 // version, alerts without a status or a fingerprint, fingerprints of the
 // producer's own form. The assignments are keyed by the fingerprint as

@@ -231,3 +231,104 @@ func cut(s string, n int) string {
 	}
 	return s
 }
+
+// writeReplayPage draws the incidents of a replay as a self-contained
+// HTML page: a lane per incident, the earliest opened first, from its
+// opening to its resolution (or to the replay's last time), merged ones
+// in grey up to the merge, with the changes linked to any of them.
+func writeReplayPage(w io.Writer, res *ReplayResult) error {
+	incs := slices.Clone(res.Incidents)
+	slices.SortStableFunc(incs, func(a, b ReplayIncident) int { return a.OpenedAt.Compare(b.OpenedAt) })
+	var from, to time.Time
+	stretch := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		if from.IsZero() || t.Before(from) {
+			from = t
+		}
+		if t.After(to) {
+			to = t
+		}
+	}
+	var changes []correlate.Change
+	for _, inc := range incs {
+		stretch(inc.OpenedAt)
+		stretch(inc.ResolvedAt)
+		for _, e := range inc.Timeline {
+			stretch(e.Time)
+		}
+		for _, ch := range inc.Changes {
+			if !slices.ContainsFunc(changes, func(x correlate.Change) bool {
+				return x.Time.Equal(ch.Time) && x.Service == ch.Service && x.Version == ch.Version
+			}) {
+				changes = append(changes, ch)
+				stretch(ch.Time)
+			}
+		}
+	}
+	to = latest(to, from.Add(time.Minute))
+	pad := to.Sub(from) / 40
+	from, to = from.Add(-pad), to.Add(pad)
+	const width, left, right, laneH, top = 1100.0, 330.0, 20.0, 18.0, 40.0
+	span := to.Sub(from).Seconds()
+	x := func(t time.Time) float64 {
+		return left + (width-left-right)*min(max(t.Sub(from).Seconds()/span, 0), 1)
+	}
+	lanesEnd := top + float64(len(incs))*laneH
+	merged := 0
+	for _, inc := range incs {
+		if inc.MergedInto != "" {
+			merged++
+		}
+	}
+
+	var b strings.Builder
+	esc := html.EscapeString
+	b.WriteString("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aiops correlate replay</title>\n")
+	b.WriteString("<style>body{font-family:sans-serif;margin:20px}svg text{font-size:11px}.legend span{margin-right:14px}</style></head><body>\n")
+	fmt.Fprintf(&b, "<h2>%d incidents (%d merged into another) of %d alerts and %d events, %s to %s UTC</h2>\n", len(incs), merged,
+		len(res.Assignments), len(res.EventAssignments), from.UTC().Format("2006-01-02 15:04:05"), to.UTC().Format("2006-01-02 15:04:05"))
+	b.WriteString("<p class=\"legend\"><span style=\"color:#d62728\">&#9644; open at the end</span><span style=\"color:#1f77b4\">&#9644; resolved</span>" +
+		"<span style=\"color:#999\">&#9644; merged into another</span><span style=\"color:#555\">&#9474; change</span></p>\n")
+	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, lanesEnd+30)
+	step := tickStep(to.Sub(from))
+	layout := "15:04"
+	if step < time.Minute {
+		layout = "15:04:05"
+	}
+	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
+		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+			x(t), top, x(t), lanesEnd+10, x(t), top-6, t.UTC().Format(layout))
+	}
+	for i, inc := range incs {
+		y := top + float64(i)*laneH
+		end, color := inc.ResolvedAt, "#1f77b4"
+		switch {
+		case inc.MergedInto != "":
+			color = "#999"
+		case end.IsZero():
+			end, color = to, "#d62728"
+		}
+		if end.IsZero() {
+			end = inc.OpenedAt
+		}
+		what := fmt.Sprintf("%s: %s; %d members; services %s; team %s", inc.ID, inc.Title, inc.Members, strings.Join(inc.Services, ", "), orDash(inc.Team))
+		if len(inc.RootCauses) > 0 {
+			what += "; root cause " + inc.RootCauses[0].Service + ": " + strings.Join(inc.RootCauses[0].Reasons, "; ")
+		}
+		if inc.MergedInto != "" {
+			what += "; merged into " + inc.MergedInto
+		}
+		fmt.Fprintf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left-6, y+12, esc(cut(fmt.Sprintf("%s (%d)", inc.Title, inc.Members), 55)))
+		fmt.Fprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>%s</title></rect>\n",
+			x(inc.OpenedAt), y+3, max(2, x(end)-x(inc.OpenedAt)), laneH-6, color, esc(what))
+	}
+	for _, ch := range changes {
+		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"4 3\"><title>%s</title></line>\n",
+			x(ch.Time), top-2, x(ch.Time), lanesEnd+10, esc(fmt.Sprintf("%s %s %s %s by %s", ch.Time.UTC().Format(time.RFC3339), ch.Service, ch.Type, ch.Version, orDash(ch.Author))))
+	}
+	b.WriteString("</svg>\n</body></html>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -534,6 +534,16 @@ func (a *API) command(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key of %d bytes, at most %d", len(key), MaxIdempotencyKey))
 			return
 		}
+		// Printable ASCII, as the gateway's: the key goes into the
+		// command's id, which the saved state keeps as JSON, where a byte
+		// that is not UTF-8 becomes U+FFFD; after a restore the retry the
+		// key is for would not be known, and be applied again.
+		for i := 0; i < len(key); i++ {
+			if key[i] < 0x21 || key[i] > 0x7e {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("Idempotency-Key: byte %d is not printable ASCII (a UUID makes a good key)", i+1))
+				return
+			}
+		}
 		// The request is part of the id: a key used again for another
 		// command (another action, text or assignee) is that command.
 		// Each field length-prefixed (PartsHash): no two requests hash

@@ -45,6 +45,25 @@ func TestIdempotencyHashTellsFieldsApart(t *testing.T) {
 	}
 }
 
+// An Idempotency-Key of bytes other than printable ASCII is refused,
+// naming the header, and nothing is applied: the key goes into the
+// command's id, which the state keeps as JSON, and a byte that is not
+// UTF-8 comes back from a restore as U+FFFD, so that the retry the key
+// is for was applied a second time.
+func TestIdempotencyKeyIsPrintableASCII(t *testing.T) {
+	r := newAPIRig(t)
+	id := r.oneIncident()
+	for _, key := range []string{"k\xff", "caf\u00e9", "a b"} {
+		code, body := r.doKeyed("POST", "/v1/incidents/"+id+"/comment", apiToken, key, `{"by":"ana","text":"keyed"}`)
+		if code != http.StatusBadRequest || !strings.Contains(body, "Idempotency-Key") {
+			t.Errorf("Idempotency-Key %q: %d %s, want 400 naming the header", key, code, body)
+		}
+	}
+	if _, body := r.do("GET", "/v1/incidents/"+id, apiToken, ""); strings.Contains(body, "keyed") {
+		t.Errorf("a command under a refused key was applied: %s", body)
+	}
+}
+
 // Every answer of the API is JSON: a path the mux would clean (a double
 // slash, a dot segment), with a redirect in HTML, is a JSON 404.
 func TestUncleanPathAnsweredInJSON(t *testing.T) {

@@ -606,6 +606,12 @@ func resolve(t reflect.Type, path []string, src source, done string) error {
 				return resolve(f.typ, path[1:], src, join(done, f.key))
 			}
 			fs := structFields(t)
+			if _, secret := fs.envOnly[seg]; secret && !src.env {
+				// As from the file; here the value is also in every
+				// process listing.
+				return fmt.Errorf("%s: %w %q (a secret: set it from the environment, not the command line, which other users of the machine can read)",
+					src.desc, ErrUnknownKey, join(done, seg))
+			}
 			known := slices.Collect(maps.Keys(fs.byKey))
 			if src.env {
 				known = slices.AppendSeq(known, maps.Keys(fs.envOnly))

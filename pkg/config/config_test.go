@@ -291,9 +291,11 @@ func TestLoadEnvOnlyField(t *testing.T) {
 	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "from the environment") {
 		t.Errorf("password in the file: err = %v, want ErrUnknownKey pointing to the environment", err)
 	}
+	// On the command line too, the error says where a secret goes: a
+	// bare "unknown key" reads as a key that does not exist.
 	err = Load(&cfg, Options{Sets: []string{"store.password=pw"}})
-	if !errors.Is(err, ErrUnknownKey) {
-		t.Errorf("password in -set: err = %v, want ErrUnknownKey", err)
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "from the environment") || strings.Contains(err.Error(), "pw\"") {
+		t.Errorf("password in -set: err = %v, want ErrUnknownKey pointing to the environment, without the value", err)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // Config is one API listener. It is off unless Listen is set, and always
@@ -239,6 +240,14 @@ func DecodeJSON(r *http.Request, max int64, dst any) (bool, error) {
 // does: unknown fields and trailing data refused, errors naming the
 // problem for the sender.
 func UnmarshalStrict(data []byte, dst any) error {
+	// What encoding/json would take and quietly change is refused, as
+	// the gateway refuses it (event.CheckJSON): invalid UTF-8 (read as
+	// U+FFFD: a silence's matcher would match nothing that was meant), a
+	// key given twice (the last kept, where a proxy reading the first
+	// would let another value through) and a lone UTF-16 surrogate.
+	if err := event.CheckJSON(data); err != nil {
+		return checkProblem(err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -275,6 +284,19 @@ func jsonProblem(err error) error {
 		return errors.New("not JSON: it ends before its value does (a brace, bracket or quote not closed)")
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// checkProblem words event.CheckJSON's refusal of a body: its first
+// problem, the field it names or the body's.
+func checkProblem(err error) error {
+	var v *event.ValidationError
+	if !errors.As(err, &v) || len(v.Problems) == 0 {
+		return err
+	}
+	if p := v.Problems[0]; p.Field != "" {
+		return errors.New(p.String())
+	}
+	return errors.New("the body " + v.Problems[0].Problem)
 }
 
 // jsonKind names, with its article, the JSON value a Go type is read from.

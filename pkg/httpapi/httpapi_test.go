@@ -78,6 +78,13 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"n":"1"}`, false, `field "n" is a JSON string: want a whole number`, 400},
 		{`{"l":{}}`, false, `field "l" is a JSON object: want an array`, 400},
 		{`{"a" "x"}`, false, "not JSON at byte 5", 400},
+		// What encoding/json would take and quietly change is refused,
+		// as the gateway refuses it: the value kept would not be the one
+		// sent (a silence's matcher on "x\xff" matches "x\uFFFD"), or
+		// not the one another reader of the body takes (the first "a").
+		{"{\"a\":\"x\xff\"}", false, "the body is not valid UTF-8 (at byte 7)", 400},
+		{`{"a":"y","a":"x"}`, false, `field "a" appears more than once`, 400},
+		{`{"a":"x\ud800"}`, false, "lone UTF-16 surrogate", 400},
 	} {
 		var b body
 		ok, err := DecodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(c.in)), 64, &b)

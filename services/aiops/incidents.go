@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/httpapi"
 	"github.com/aiops-dev/aiops/pkg/platform"
@@ -286,14 +287,17 @@ func newIncidentsClient(cfg httpapi.Config, base string) (*incidentsClient, erro
 		if file == "" {
 			return nil, service.Usage(errors.New("incidents: no API token configured: set correlator.api.token_file or AIOPS_CORRELATOR__API__TOKEN"))
 		}
-		raw, err := os.ReadFile(file)
+		// As every secret file is read: bounded (a file named by
+		// mistake is not read whole, nor sent in a header), an empty one
+		// refused rather than sent as no token.
+		raw, err := config.ReadSecretFile(file)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && file == cfg.GenerateTokenFile {
 				return nil, service.Usage(fmt.Errorf("incidents: no API token in %s: aiops run makes it at its first start (run it from this folder, or give -config, -set correlator.api.token_file=FILE or AIOPS_CORRELATOR__API__TOKEN)", file))
 			}
 			return nil, fmt.Errorf("incidents: the API token: %w", err)
 		}
-		token = strings.TrimSpace(string(raw))
+		token = strings.TrimSpace(raw)
 	}
 	return &incidentsClient{base: strings.TrimRight(base, "/"), shown: strings.TrimRight(u.Redacted(), "/"), token: token, http: &http.Client{Timeout: time.Minute}}, nil
 }

@@ -71,6 +71,15 @@ func tokenFile(t *testing.T, token string) string {
 	return p
 }
 
+func emptyFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A list follows the API's pages up to -limit, says when more match, and
 // prints a title's control characters escaped (an escape sequence in an
 // alert's name must not drive the terminal).
@@ -123,12 +132,15 @@ func TestIncidentsErrorsNameTheProblem(t *testing.T) {
 		"unknown incident": {[]string{"show", "nope", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, token)}, `404 Not Found: no incident "nope"`},
 		"no generated token yet": {[]string{"list", "-set", "correlator.api.generate_token_file=" + dir + "/api-token"},
 			"no API token in " + dir + "/api-token: aiops run makes it at its first start"},
-		"no API":          {[]string{"list", "-url", "http://" + testenv.FreeAddr(t), "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "no incidents API at http://"},
-		"id missing":      {[]string{"ack", "-by", "ana"}, "the incident id comes first"},
-		"by missing":      {[]string{"ack", "inc-0", "-url", url}, "-by is required"},
-		"unknown action":  {[]string{"delete", "inc-0"}, `unknown action "delete"`},
-		"bad url":         {[]string{"list", "-url", "127.0.0.1:8081", "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "want http://host:port"},
-		"flag of another": {[]string{"show", "inc-0", "-limit", "3"}, "flag provided but not defined: -limit"},
+		"no API": {[]string{"list", "-url", "http://" + testenv.FreeAddr(t), "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "no incidents API at http://"},
+		// Read as every secret file is: bounded, an empty one refused.
+		"token file too large": {[]string{"list", "-url", url, "-set", "correlator.api.token_file=" + tokenFile(t, strings.Repeat("t", 70<<10))}, "larger than 65536 bytes"},
+		"token file empty":     {[]string{"list", "-url", url, "-set", "correlator.api.generate_token_file=" + emptyFile(t)}, "is empty"},
+		"id missing":           {[]string{"ack", "-by", "ana"}, "the incident id comes first"},
+		"by missing":           {[]string{"ack", "inc-0", "-url", url}, "-by is required"},
+		"unknown action":       {[]string{"delete", "inc-0"}, `unknown action "delete"`},
+		"bad url":              {[]string{"list", "-url", "127.0.0.1:8081", "-set", "correlator.api.token_file=" + tokenFile(t, token)}, "want http://host:port"},
+		"flag of another":      {[]string{"show", "inc-0", "-limit", "3"}, "flag provided but not defined: -limit"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

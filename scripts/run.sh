@@ -130,7 +130,10 @@ if [ -z "${AIOPS_STORE__DSN:-}" ]; then
 	(. "$root/data/clickhouse/clickhouse.env" && echo "${CLICKHOUSE_ADDR##*:} ${CLICKHOUSE_HTTP_ADDR##*:}" >"$ports_file")
 	export AIOPS_STORE__DSN="clickhouse://$addr/default"
 	export AIOPS_STORE__PASSWORD_FILE="$password_file"
-	echo "run.sh: ClickHouse at $addr (data in data/clickhouse); query it with: clickhouse-client --port ${addr##*:} --password \"\$(cat data/clickhouse-password)\"" >&2
+	# The password from clickhouse.sh's client configuration (0600), not
+	# from --password: clickhouse-client 18.16 leaves it in its command
+	# line, which every user of the machine reads.
+	echo "run.sh: ClickHouse at $addr (data in data/clickhouse); query it with: clickhouse-client --config-file data/clickhouse/client.xml --port ${addr##*:}" >&2
 fi
 # In the background, so that on_signal can pass a signal on (`wait`
 # returns early for each trapped signal, hence the loop), and in a session

@@ -236,3 +236,29 @@ func buildFakeAiops(t *testing.T) string {
 	}
 	return filepath.Join(dir, "aiops")
 }
+
+// The query command run.sh suggests keeps the ClickHouse password off
+// the command line, where every user of the machine reads it (ps,
+// /proc/PID/cmdline) for as long as the query runs: clickhouse-client
+// 18.16 does not hide --password. It reads the password from the
+// client configuration clickhouse.sh writes, mode 0600.
+func TestRunScriptQueryHintKeepsThePasswordOffTheCommandLine(t *testing.T) {
+	c := newScriptCheckout(t)
+	code, stderr := c.run("scripts/run.sh")
+	if code != 3 {
+		t.Fatalf("run.sh exited %d, want aiops's 3:\n%s", code, stderr)
+	}
+	var hint string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "query it with") {
+			hint = line
+		}
+	}
+	if hint == "" || strings.Contains(hint, "--password") || !strings.Contains(hint, "--config-file data/clickhouse/client.xml") {
+		t.Fatalf("run.sh's query hint: %q\nwant clickhouse-client --config-file data/clickhouse/client.xml, no --password", hint)
+	}
+	info, err := os.Stat(filepath.Join(c.root, "data", "clickhouse", "client.xml"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("data/clickhouse/client.xml: %v %v, want it there, mode 0600", info, err)
+	}
+}

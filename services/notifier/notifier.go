@@ -1231,6 +1231,12 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 		}
+		if hc != nil && hc.TLSConfig.InsecureSkipVerify {
+			// Taken, as Alertmanager takes it; said, since a line
+			// copied from a test setup would otherwise go unseen.
+			p.log.Warn().Str("key", path+".http_config.tls_config.insecure_skip_verify").
+				Msg("notifier.routes: the receiver's certificate is not checked: whoever stands between reads and changes what is sent, its credentials included; give its CA with tls_config.ca_file instead")
+		}
 		return rt
 	}
 	// postSteps is post for a notification of several requests, sent one

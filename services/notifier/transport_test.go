@@ -160,3 +160,30 @@ func TestHTTPConfigFollowRedirects(t *testing.T) {
 		}
 	}
 }
+
+// insecure_skip_verify is taken, as Alertmanager takes it, and warned
+// about at start naming the key: whoever stands between the notifier and
+// the receiver then reads and changes what is sent, the receiver's
+// credentials and the incidents with it, and a line copied from a test
+// setup into production would otherwise say nothing.
+func TestInsecureSkipVerifyIsWarnedAboutAtStart(t *testing.T) {
+	for _, c := range []struct {
+		tls    string
+		warned bool
+	}{{"{insecure_skip_verify: true}", true}, {"{insecure_skip_verify: false}", false}, {"{server_name: hooks.example.com}", false}} {
+		routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+		os.WriteFile(routes, []byte(`route: {receiver: hook}
+receivers:
+- name: hook
+  webhook_configs: [{url: 'https://hooks.example.com/', http_config: {tls_config: `+c.tls+`}}]
+`), 0o600)
+		var logs strings.Builder
+		if _, err := NewProcessor(Config{Routes: routes}, zerolog.New(&logs)); err != nil {
+			t.Fatal(err)
+		}
+		key := "receivers[0] (hook).webhook_configs[0].http_config.tls_config.insecure_skip_verify"
+		if got := strings.Contains(logs.String(), `"level":"warn"`) && strings.Contains(logs.String(), key); got != c.warned {
+			t.Errorf("tls_config %s: warned %t naming %s, want %t; the log:\n%s", c.tls, got, key, c.warned, logs.String())
+		}
+	}
+}

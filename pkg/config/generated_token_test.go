@@ -83,3 +83,26 @@ func TestReadOrCreateTokenRefusesAFileOthersMayReadOrWrite(t *testing.T) {
 		}
 	}
 }
+
+// A generated token's file owned by another user is refused, as ssh
+// refuses a key of another owner: whoever made it chose the token. Mode
+// 0600 alone does not tell: root reads another user's 0600 file, so a
+// user who could write into data/ (a checkout in a shared folder) and
+// made data/api-token there before root's first `aiops run` knew every
+// token. Making a file of another owner needs root.
+func TestReadOrCreateTokenRefusesAFileOfAnotherOwner(t *testing.T) {
+	if runtime.GOOS == "windows" || os.Geteuid() != 0 {
+		t.Skip("making a file of another owner needs root")
+	}
+	path := filepath.Join(t.TempDir(), "api-token")
+	if err := os.WriteFile(path, []byte("chosen-by-another-user-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil { // nobody
+		t.Fatal(err)
+	}
+	_, err := ReadOrCreateToken(path)
+	if err == nil || !strings.Contains(err.Error(), "owned by user 65534") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a token file of another owner: err = %v, want a refusal naming the file and its owner", err)
+	}
+}

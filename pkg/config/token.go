@@ -104,12 +104,13 @@ func ReadOrCreateToken(path string) (string, error) {
 // readTokenFile reads a generated token's file as every secret file is
 // read: at most MaxSecretSize bytes (a file named by mistake, or a link
 // to /dev/zero, is refused instead of read whole). A file other users may
-// read or write is refused, as ssh refuses such a private key: aiops made
-// it 0600, so a wider mode is a change no one meant (a copy, a restore, a
-// chmod -R) and the token may be known to others; one they may write
-// lets them choose the token of the next start. Files the operator names
-// (token_file, password_file) are not checked: Kubernetes and Docker
-// mount secrets 0440 or 0444 in a container where no other user runs.
+// read or write, or that another user owns, is refused, as ssh refuses
+// such a private key: aiops made it 0600, so a wider mode is a change no
+// one meant (a copy, a restore, a chmod -R) and the token may be known to
+// others; one they may write, or made, holds the token they chose. Files
+// the operator names (token_file, password_file) are not checked:
+// Kubernetes and Docker mount secrets 0440 or 0444 in a container where
+// no other user runs.
 func readTokenFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -130,7 +131,8 @@ func readTokenFile(path string) ([]byte, error) {
 }
 
 // checkTokenFileMode refuses a generated token's file that users other
-// than its owner may read or write. Windows has no such mode bits.
+// than its owner may read or write, or that another user owns. Windows
+// has no such mode bits.
 func checkTokenFileMode(path string, f *os.File) error {
 	if runtime.GOOS == "windows" {
 		return nil
@@ -142,6 +144,12 @@ func checkTokenFileMode(path string, f *os.File) error {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%s has mode %04o: other users may read or change the token it holds. "+
 			"Run chmod 600 %s, or delete it to have a new token made at the next start (do that if others may have read it)", path, perm, path)
+	}
+	// Its mode alone does not tell: root reads another user's 0600 file,
+	// and whoever made the file chose the token.
+	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+		return fmt.Errorf("%s is owned by user %d, not by this one (%d): whoever made it chose the token it holds. "+
+			"Delete it to have a new token made at the next start, and keep data/ writable by this user only", path, uid, os.Geteuid())
 	}
 	return nil
 }

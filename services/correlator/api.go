@@ -259,7 +259,17 @@ type API struct {
 	// the listener's passes a standby's requests on instead (fwd).
 	handler http.Handler
 	fwd     *forwarder // nil: a standby answers 503 (forward.go)
+	// reads holds a slot for each list or incident being answered
+	// (MaxConcurrentReads).
+	reads chan struct{}
 }
+
+// MaxConcurrentReads bounds the lists and incidents the API answers at
+// once. An answer is built whole in memory, every incident listed with
+// its members and their labels (megabytes in a storm), so dashboards
+// polling or a script in a loop would otherwise multiply it until the
+// process, the embedded NATS with it, runs out of memory.
+const MaxConcurrentReads = 4
 
 // MaxCommandBody bounds a command request.
 const MaxCommandBody = 64 << 10
@@ -269,10 +279,10 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("correlator.api.%w", err)
 	}
-	a := &API{proc: proc, log: log}
+	a := &API{proc: proc, log: log, reads: make(chan struct{}, MaxConcurrentReads)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/incidents", a.list)
-	mux.HandleFunc("GET /v1/incidents/{id}", a.get)
+	mux.HandleFunc("GET /v1/incidents", a.reading(a.list))
+	mux.HandleFunc("GET /v1/incidents/{id}", a.reading(a.get))
 	mux.HandleFunc("POST /v1/incidents/{id}/{action}", a.command)
 	// What the mux itself would answer in plain text (another method, an
 	// unknown path) is answered as every other error, in JSON.
@@ -317,6 +327,22 @@ func (a *API) leading(next http.Handler, forward bool) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// reading serves next while it holds one of the MaxConcurrentReads
+// slots; without a free one it answers 503 at once (waiting would hold
+// the request, and the next, for as long as the others take).
+func (a *API) reading(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case a.reads <- struct{}{}:
+			defer func() { <-a.reads }()
+		default:
+			writeUnavailable(w, fmt.Sprintf("the API is answering its limit of %d lists and incidents at once; retry shortly", MaxConcurrentReads))
+			return
+		}
+		next(w, r)
+	}
 }
 
 var writeJSON, writeError = httpapi.WriteJSON, httpapi.WriteError

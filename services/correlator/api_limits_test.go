@@ -64,6 +64,33 @@ func TestIdempotencyKeyIsPrintableASCII(t *testing.T) {
 	}
 }
 
+// A list, and an incident, is built whole in memory before it is sent
+// (every incident held with its members and their labels: megabytes in
+// a storm), so the API builds at most MaxConcurrentReads of them at once:
+// dashboards polling, or a script in a loop, would otherwise multiply
+// that until the process, the embedded NATS with it, runs out of memory.
+// Past the limit a read is answered 503 with Retry-After at once; a
+// command is not held back by reads.
+func TestReadsAnsweredAtOnceAreBounded(t *testing.T) {
+	r := newAPIRig(t)
+	id := r.oneIncident()
+	for range MaxConcurrentReads {
+		r.api.reads <- struct{}{} // reads in progress
+	}
+	for _, path := range []string{"/v1/incidents", "/v1/incidents/" + id} {
+		if code, body := r.do("GET", path, apiToken, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, fmt.Sprint(MaxConcurrentReads)) {
+			t.Errorf("GET %s with %d reads in progress: %d %s, want 503 naming the limit", path, MaxConcurrentReads, code, body)
+		}
+	}
+	if code, body := r.do("POST", "/v1/incidents/"+id+"/comment", apiToken, `{"by":"ana","text":"still taken"}`); code != 200 {
+		t.Errorf("a command while reads are at their limit: %d %s", code, body)
+	}
+	<-r.api.reads
+	if code, body := r.do("GET", "/v1/incidents/"+id, apiToken, ""); code != 200 {
+		t.Errorf("GET with a read free: %d %s", code, body)
+	}
+}
+
 // Every answer of the API is JSON: a path the mux would clean (a double
 // slash, a dot segment), with a redirect in HTML, is a JSON 404.
 func TestUncleanPathAnsweredInJSON(t *testing.T) {

@@ -29,6 +29,7 @@ const apiToken = "test-token-0123456789abcdef"
 type apiRig struct {
 	t    *testing.T
 	h    *stagetest.Harness
+	api  *API
 	base string
 	// ticksAsked counts the ticks commands asked for (Processor.tickSoon).
 	ticksAsked atomic.Int64
@@ -56,7 +57,7 @@ func newAPIRigWithProc(t *testing.T) (*apiRig, *Processor) {
 	ctx, cancel := contextWithCancel()
 	go api.Run(ctx)
 	t.Cleanup(cancel)
-	r := &apiRig{t: t, h: h, base: "http://" + api.Addr().String()}
+	r := &apiRig{t: t, h: h, api: api, base: "http://" + api.Addr().String()}
 	proc.tickSoon = func() { r.ticksAsked.Add(1) }
 	return r, proc
 }

@@ -74,8 +74,17 @@ type SilencesAPI struct {
 	// reads the whole state bucket for each, and polling dashboards
 	// would otherwise hold as many copies at once.
 	listing chan struct{}
+	// lists holds a slot for each list of the silences being answered
+	// (MaxConcurrentLists).
+	lists   chan struct{}
 	started time.Time
 }
+
+// MaxConcurrentLists bounds the lists of the silences the API answers at
+// once. A list is built whole in memory, up to silences.max_bytes (64
+// MiB), so amtool and scripts in a loop would otherwise multiply it until
+// the process, the embedded NATS with it, runs out of memory.
+const MaxConcurrentLists = 4
 
 // MaxSilenceBody bounds one posted silence.
 const MaxSilenceBody = 256 << 10
@@ -87,7 +96,7 @@ func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, l
 	if err != nil {
 		return nil, errors.New("notifier.api." + err.Error())
 	}
-	a := &SilencesAPI{store: store, started: time.Now().UTC(), listing: make(chan struct{}, 1)}
+	a := &SilencesAPI{store: store, started: time.Now().UTC(), listing: make(chan struct{}, 1), lists: make(chan struct{}, MaxConcurrentLists)}
 	if proc != nil {
 		a.alerts = proc.Alerts
 	}
@@ -154,6 +163,16 @@ func filterOf(q url.Values, check func(amconfig.MatchType, string, string) error
 }
 
 func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
+	// Answered at once past the limit: waiting would hold this request,
+	// and the next, for as long as the others take.
+	select {
+	case a.lists <- struct{}{}:
+		defer func() { <-a.lists }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		amError(w, http.StatusServiceUnavailable, fmt.Sprintf("the API is answering its limit of %d lists of the silences at once; retry shortly", MaxConcurrentLists))
+		return
+	}
 	filter, err := filterOf(r.URL.Query(), silence.FilterCheck())
 	if err != nil {
 		amError(w, http.StatusBadRequest, err.Error())

@@ -260,8 +260,9 @@ type API struct {
 	handler http.Handler
 	fwd     *forwarder // nil: a standby answers 503 (forward.go)
 	// reads holds a slot for each list or incident being answered
-	// (MaxConcurrentReads).
-	reads chan struct{}
+	// (MaxConcurrentReads), which one waits readWait for.
+	reads    chan struct{}
+	readWait time.Duration
 }
 
 // MaxConcurrentReads bounds the lists and incidents the API answers at
@@ -279,7 +280,7 @@ func newAPI(proc *Processor, cfg APIConfig, log zerolog.Logger) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("correlator.api.%w", err)
 	}
-	a := &API{proc: proc, log: log, reads: make(chan struct{}, MaxConcurrentReads)}
+	a := &API{proc: proc, log: log, reads: make(chan struct{}, MaxConcurrentReads), readWait: httpapi.SlotWait}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/incidents", a.reading(a.list))
 	mux.HandleFunc("GET /v1/incidents/{id}", a.reading(a.get))
@@ -330,17 +331,14 @@ func (a *API) leading(next http.Handler, forward bool) http.Handler {
 }
 
 // reading serves next while it holds one of the MaxConcurrentReads
-// slots; without a free one it answers 503 at once (waiting would hold
-// the request, and the next, for as long as the others take).
+// slots, waiting up to readWait for one; past that it answers 503.
 func (a *API) reading(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case a.reads <- struct{}{}:
-			defer func() { <-a.reads }()
-		default:
+		if !httpapi.TakeSlot(r.Context(), a.reads, a.readWait) {
 			writeUnavailable(w, fmt.Sprintf("the API is answering its limit of %d lists and incidents at once; retry shortly", MaxConcurrentReads))
 			return
 		}
+		defer func() { <-a.reads }()
 		next(w, r)
 	}
 }

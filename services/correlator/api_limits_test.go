@@ -69,14 +69,16 @@ func TestIdempotencyKeyIsPrintableASCII(t *testing.T) {
 // a storm), so the API builds at most MaxConcurrentReads of them at once:
 // dashboards polling, or a script in a loop, would otherwise multiply
 // that until the process, the embedded NATS with it, runs out of memory.
-// Past the limit a read is answered 503 with Retry-After at once; a
-// command is not held back by reads.
+// Past the limit a read waits for one to end, and is answered 503 with
+// Retry-After when none does within readWait; a command is not held back
+// by reads.
 func TestReadsAnsweredAtOnceAreBounded(t *testing.T) {
 	r := newAPIRig(t)
 	id := r.oneIncident()
 	for range MaxConcurrentReads {
 		r.api.reads <- struct{}{} // reads in progress
 	}
+	r.api.readWait = 10 * time.Millisecond
 	for _, path := range []string{"/v1/incidents", "/v1/incidents/" + id} {
 		if code, body := r.do("GET", path, apiToken, ""); code != http.StatusServiceUnavailable || !strings.Contains(body, fmt.Sprint(MaxConcurrentReads)) {
 			t.Errorf("GET %s with %d reads in progress: %d %s, want 503 naming the limit", path, MaxConcurrentReads, code, body)
@@ -88,6 +90,20 @@ func TestReadsAnsweredAtOnceAreBounded(t *testing.T) {
 	<-r.api.reads
 	if code, body := r.do("GET", "/v1/incidents/"+id, apiToken, ""); code != 200 {
 		t.Errorf("GET with a read free: %d %s", code, body)
+	}
+
+	// One that finds every slot taken is answered once one is freed.
+	r.api.reads <- struct{}{}
+	r.api.readWait = time.Minute
+	answered := make(chan int)
+	go func() {
+		code, _ := r.do("GET", "/v1/incidents/"+id, apiToken, "")
+		answered <- code
+	}()
+	time.Sleep(100 * time.Millisecond) // the request waits for a slot
+	<-r.api.reads
+	if code := <-answered; code != 200 {
+		t.Errorf("GET waiting for a read to end: %d, want 200 once it ended", code)
 	}
 }
 

@@ -75,9 +75,10 @@ type SilencesAPI struct {
 	// would otherwise hold as many copies at once.
 	listing chan struct{}
 	// lists holds a slot for each list of the silences being answered
-	// (MaxConcurrentLists).
-	lists   chan struct{}
-	started time.Time
+	// (MaxConcurrentLists), which one waits listWait for.
+	lists    chan struct{}
+	listWait time.Duration
+	started  time.Time
 }
 
 // MaxConcurrentLists bounds the lists of the silences the API answers at
@@ -96,7 +97,7 @@ func NewSilencesAPI(store *silence.Store, proc *Processor, cfg httpapi.Config, l
 	if err != nil {
 		return nil, errors.New("notifier.api." + err.Error())
 	}
-	a := &SilencesAPI{store: store, started: time.Now().UTC(), listing: make(chan struct{}, 1), lists: make(chan struct{}, MaxConcurrentLists)}
+	a := &SilencesAPI{store: store, started: time.Now().UTC(), listing: make(chan struct{}, 1), lists: make(chan struct{}, MaxConcurrentLists), listWait: httpapi.SlotWait}
 	if proc != nil {
 		a.alerts = proc.Alerts
 	}
@@ -163,16 +164,12 @@ func filterOf(q url.Values, check func(amconfig.MatchType, string, string) error
 }
 
 func (a *SilencesAPI) list(w http.ResponseWriter, r *http.Request) {
-	// Answered at once past the limit: waiting would hold this request,
-	// and the next, for as long as the others take.
-	select {
-	case a.lists <- struct{}{}:
-		defer func() { <-a.lists }()
-	default:
+	if !httpapi.TakeSlot(r.Context(), a.lists, a.listWait) {
 		w.Header().Set("Retry-After", "1")
 		amError(w, http.StatusServiceUnavailable, fmt.Sprintf("the API is answering its limit of %d lists of the silences at once; retry shortly", MaxConcurrentLists))
 		return
 	}
+	defer func() { <-a.lists }()
 	filter, err := filterOf(r.URL.Query(), silence.FilterCheck())
 	if err != nil {
 		amError(w, http.StatusBadRequest, err.Error())

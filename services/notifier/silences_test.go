@@ -597,7 +597,8 @@ func apiGet(t *testing.T, u string) (int, string) {
 // silences.max_bytes, 64 MiB), so the API builds at most
 // MaxConcurrentLists of them at once: 50 clients listing 10 MB of
 // silences in a loop took the process from 0.5 to 2.3 GB. Past the limit
-// a list is answered 503 with Retry-After at once; one silence, and the
+// a list waits for one to end, and is answered 503 with Retry-After when
+// none does within listWait; one silence, and the
 // changes, are served all the same.
 func TestSilenceListsAnsweredAtOnceAreBounded(t *testing.T) {
 	if testing.Short() {
@@ -626,6 +627,7 @@ func TestSilenceListsAnsweredAtOnceAreBounded(t *testing.T) {
 	for range MaxConcurrentLists {
 		api.lists <- struct{}{} // lists in progress
 	}
+	api.listWait = 10 * time.Millisecond
 	if code, body := apiGet(t, base+"/api/v2/silences"); code != http.StatusServiceUnavailable || !strings.Contains(body, fmt.Sprint(MaxConcurrentLists)) {
 		t.Errorf("a list with %d in progress: %d %s, want 503 naming the limit", MaxConcurrentLists, code, body)
 	}
@@ -635,5 +637,20 @@ func TestSilenceListsAnsweredAtOnceAreBounded(t *testing.T) {
 	<-api.lists
 	if code, body := apiGet(t, base+"/api/v2/silences"); code != http.StatusOK || !strings.Contains(body, id) {
 		t.Errorf("a list with one free: %d %s", code, body)
+	}
+
+	// One that finds every slot taken is answered once one is freed
+	// (amtool beside a script does not retry a 503).
+	api.lists <- struct{}{}
+	api.listWait = time.Minute
+	answered := make(chan int)
+	go func() {
+		code, _ := apiGet(t, base+"/api/v2/silences")
+		answered <- code
+	}()
+	time.Sleep(100 * time.Millisecond) // the list waits for a slot
+	<-api.lists
+	if code := <-answered; code != http.StatusOK {
+		t.Errorf("a list waiting for another to end: %d, want 200 once it ended", code)
 	}
 }

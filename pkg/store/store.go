@@ -111,10 +111,7 @@ func (c Config) Validate() error {
 		// was acked.
 		return fmt.Errorf("%w: dsn: async_insert without wait_for_async_insert: an insert would return before its rows are written, and the writer acks what it returned for; drop wait_for_async_insert=0", ErrInvalidConfig)
 	}
-	_, dsnHasPassword := u.User.Password()
-	if u.Query().Has("password") {
-		dsnHasPassword = true
-	}
+	dsnHasPassword := c.passwordInDSN()
 	if c.Password != "" && c.PasswordFile != "" {
 		return fmt.Errorf("%w: password_file: set together with a password from the environment; keep one", ErrInvalidConfig)
 	}
@@ -129,6 +126,27 @@ func (c Config) Validate() error {
 	}
 	if c.Cluster != "" && !validName(c.Cluster) {
 		return fmt.Errorf("%w: cluster: %q must match [A-Za-z_][A-Za-z0-9_]* (a cluster of the server's remote_servers)", ErrInvalidConfig, c.Cluster)
+	}
+	return nil
+}
+
+// passwordInDSN tells whether the DSN carries a password (in its user
+// info or its password parameter).
+func (c Config) passwordInDSN() bool {
+	u, err := url.Parse(c.DSN)
+	if err != nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok || u.Query().Has("password")
+}
+
+// Warnings are what a valid config does that an operator should know of:
+// a password in the DSN, which -set (or AIOPS_STORE__DSN in a unit file)
+// shows to every user of the machine, in ps or /proc.
+func (c Config) Warnings() []string {
+	if c.passwordInDSN() {
+		return []string{"store.dsn carries the ClickHouse password: given with -set it shows in ps to every user of the machine, and anyone who reads the configuration has it; set it in store.password_file (or AIOPS_STORE__PASSWORD) instead"}
 	}
 	return nil
 }
@@ -302,6 +320,9 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 	}
 	log = log.With().Str("component", "store").Logger()
 	log.Info().Str("dsn", cfg.Redacted()).Stringer("server_version", v).Str("cluster", cfg.Cluster).Msg("connected to ClickHouse")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 	return &Store{Conn: conn, version: v, cluster: cfg.Cluster, log: log}, nil
 }
 

@@ -329,3 +329,29 @@ func TestPoolOutlastsTheWritersInserts(t *testing.T) {
 		t.Errorf("insert while %d inserts are in flight: %v", slowInserts, got[0])
 	}
 }
+
+// A password in the DSN works, and is warned about: given with -set it
+// shows in ps to every user of the machine. A DSN without one, the
+// password coming from password_file or the environment, is not.
+func TestConfigWarnsOfAPasswordInTheDSN(t *testing.T) {
+	for dsn, warned := range map[string]bool{
+		"clickhouse://aiops:s3cret@127.0.0.1:9000/aiops":          true,
+		"clickhouse://127.0.0.1:9000/aiops?username=a&password=b": true,
+		"clickhouse://aiops@127.0.0.1:9000/aiops":                 false,
+		"clickhouse://127.0.0.1:9000/aiops":                       false,
+	} {
+		c := Config{DSN: dsn}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", dsn, err)
+		}
+		w := c.Warnings()
+		if (len(w) > 0) != warned {
+			t.Errorf("%s: warnings %q, want warned %v", dsn, w, warned)
+		}
+		for _, s := range w {
+			if strings.Contains(s, "s3cret") || !strings.Contains(s, "password_file") {
+				t.Errorf("%s: warning %q: want it to name password_file and not the password", dsn, s)
+			}
+		}
+	}
+}

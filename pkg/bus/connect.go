@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
@@ -283,6 +284,20 @@ func Connect(ctx context.Context, cfg Config, log zerolog.Logger) (*nats.Conn, j
 	if err != nil {
 		return nil, nil, err
 	}
+	// The server this connection is on, for the disconnect warning: when
+	// its handler runs the client is on no server (ConnectedUrl is empty)
+	// or on the next one already, and the warning would name that one.
+	var current atomic.Pointer[string]
+	onServer := func(nc *nats.Conn) {
+		u := nc.ConnectedUrlRedacted()
+		current.Store(&u)
+	}
+	lostServer := func() string {
+		if u := current.Load(); u != nil {
+			return *u
+		}
+		return ""
+	}
 	opts = append(opts,
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			// A close this process asked for (Close, or the drain of
@@ -291,13 +306,14 @@ func Connect(ctx context.Context, cfg Config, log zerolog.Logger) (*nats.Conn, j
 			if err == nil && nc.IsClosed() {
 				return
 			}
-			ev := log.Warn().Str("server", nc.ConnectedUrlRedacted())
+			ev := log.Warn().Str("server", lostServer())
 			if err != nil {
 				ev = ev.Err(err)
 			}
 			ev.Msg("nats disconnected")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			onServer(nc)
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Uint64("reconnects", nc.Stats().Reconnects).Msg("nats reconnected")
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
@@ -322,6 +338,7 @@ func Connect(ctx context.Context, cfg Config, log zerolog.Logger) (*nats.Conn, j
 	if err != nil {
 		return nil, nil, fmt.Errorf("bus: connect to %d server(s): %w", len(cfg.URLs), err)
 	}
+	onServer(nc)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()

@@ -306,3 +306,53 @@ func TestConnectLogsOnlyAnUnplannedDisconnectAsAWarning(t *testing.T) {
 		t.Fatalf("a connection lost to the server logged no warning:\n%s", lost.String())
 	}
 }
+
+// The warning of a lost connection names the server that was lost: on a
+// cluster whose node was killed, it named the node the client had moved
+// to already, or none, as the client was connected to neither when the
+// handler ran (found by a cluster trial).
+func TestDisconnectWarningNamesTheServerLost(t *testing.T) {
+	var servers []*server.Server
+	var urls []string
+	for range 2 {
+		srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		t.Cleanup(srv.Shutdown)
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatal("server not ready")
+		}
+		servers = append(servers, srv)
+		urls = append(urls, "nats://"+srv.Addr().String())
+	}
+	var logs lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, _, err := Connect(ctx, Config{URLs: urls, ReconnectWait: 10 * time.Millisecond}, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	lost := nc.ConnectedUrl()
+	for i, u := range urls {
+		if u == lost {
+			servers[i].Shutdown()
+		}
+	}
+	waitFor(t, "the reconnect", func() bool { return strings.Contains(logs.String(), "nats reconnected") })
+	warned := false
+	for line := range strings.Lines(logs.String()) {
+		if !strings.Contains(line, "nats disconnected") {
+			continue
+		}
+		warned = true
+		if !strings.Contains(line, `"server":"`+lost+`"`) {
+			t.Fatalf("the disconnect warning does not name the server lost (%s):\n%s", lost, line)
+		}
+	}
+	if !warned {
+		t.Fatalf("no disconnect warning:\n%s", logs.String())
+	}
+}

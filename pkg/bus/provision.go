@@ -29,10 +29,34 @@ func incompatible(kind, name, field string, old, new any) error {
 // Storage type, retention policy and removing subjects that still hold
 // messages are refused with an error wrapping ErrIncompatible that names the
 // field. Running it twice with the same config changes nothing.
+//
+// A request the JetStream API leaves unanswered (its timeout, without a
+// deadline of ctx's) is asked again, up to streamAPITries in all: on a
+// fresh cluster, replicated streams created and updated by several
+// services starting at once kept the API from answering any of them for
+// its 5 s timeout, and every service ended its start with "context
+// deadline exceeded".
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if cfg.Name == "" {
 		return nil, invalid("stream name", "empty")
 	}
+	for try := 1; ; try++ {
+		s, err := ensureStream(ctx, js, cfg)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return s, err
+		}
+		if try == streamAPITries {
+			return nil, fmt.Errorf("%w (no answer from the JetStream API to %d requests in a row)", err, try)
+		}
+		sleep(ctx, time.Second)
+	}
+}
+
+// streamAPITries bounds how often EnsureStream asks again a request the
+// JetStream API left unanswered: 6 tries of 5 s, half a minute.
+const streamAPITries = 6
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := js.Stream(ctx, cfg.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {

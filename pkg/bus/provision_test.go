@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -8,7 +9,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 func TestEnsureStreamIsIdempotent(t *testing.T) {
@@ -267,5 +271,42 @@ func TestReservationRefusalIsExplained(t *testing.T) {
 	_, err = EnsureStream(testCtx(t), e.js, DefaultStreams()[0])
 	if err == nil || !strings.Contains(err.Error(), "insufficient storage") || !strings.Contains(err.Error(), "lower streams.max_bytes") {
 		t.Fatalf("EVENTS with 1 GiB on a 100 MiB store: %v", err)
+	}
+}
+
+// Every service ensures the streams at its start, and a deployment starts
+// them all at once: on a fresh three-node cluster, replicated streams
+// created and updated by several clients at the same moment kept the
+// JetStream API from answering for its 5 s timeout, and every service
+// ended with "create stream EVENTS: context deadline exceeded" (found by
+// a cluster trial; a restart then worked). A request left unanswered is
+// asked again.
+func TestEnsureTopologyConcurrentlyOnAFreshCluster(t *testing.T) {
+	urls := testenv.StartNATSCluster(t)
+	// No deadline, as a service's start has none: each request gets the
+	// JetStream API's own timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			nc, err := nats.Connect(urls[i])
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- EnsureTopology(ctx, js, DefaultStreams(WithReplicas(3)))
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("ensuring the streams with two other clients at once: %v", err)
+		}
 	}
 }

@@ -18,8 +18,12 @@ import (
 // same message twice. So the idempotency keys that a receiver's
 // integration answered 2xx, in a send that another of its integrations
 // failed, are kept in the state bucket too (key sent.<idempotency key>),
-// and read into Processor.delivered when a term begins. Only such sends
-// write: one every integration took is settled and not sent again. Like
+// and read into Processor.delivered when a term begins. So are those of
+// an incident event routed to other routes too (note.shared): it is held
+// until every route's notification went out, and a stop while another
+// receiver's lane was behind (slow, rate-limited, failing) gave it back
+// for the next notifier to send again to this one. Only such sends
+// write: one whose event is settled by it is not sent again. Like
 // the Jira memos, a paused holder's writes are not fenced off: what it
 // writes is true (the integration took it). A key expires with the
 // bucket's entries (state.max_age).

@@ -450,7 +450,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 			continue
 		}
 		n := &note{incidentID: id, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
-			resolved: resolved, send: r, made: in.ObservedTime, bytes: len(in.Body),
+			resolved: resolved, send: r, made: in.ObservedTime, bytes: len(in.Body), shared: len(r.routes) > 1,
 			timing: Timing{Wait: route.GroupWait, Interval: route.GroupInterval, Repeat: route.RepeatInterval}}
 		// Timers batch what changes on its own (members joining); what a
 		// person did or must see (acknowledged, resolved, reopened) goes
@@ -812,7 +812,7 @@ func (p *Processor) send(ctx context.Context, n *note, heardBy uint64) (reached 
 		// A repeat is a new notification: a new idempotency key.
 		eventID = fmt.Sprintf("%s/repeat-%d", n.eventID, n.repeat)
 	}
-	failed, refused, reached, breakerUntil := p.deliver(ctx, n.receiver, eventID, inc, heardBy)
+	failed, refused, reached, breakerUntil := p.deliver(ctx, n.receiver, eventID, inc, heardBy, n.shared)
 	for _, err := range refused {
 		p.log.Error().Err(err).Str("receiver", n.receiver).Str("incident_id", inc.ID).
 			Msg("receiver refused the incident: not retried (dead letter); fix the receiver or its configuration, then run `aiops notify replay`")
@@ -865,15 +865,16 @@ func settleAll(done func(error), n int) func(error) {
 // under the idempotency key of this incident event (eventID: its id is
 // unique per transition) at that integration: the same on every retry and
 // redelivery. An integration that answered 2xx for the key is not sent it
-// again, here or, when another integration failed, by a notifier after
-// this one (keepSent). It returns the transient failures and the permanent ones apart,
+// again, here or, when another integration failed or the event waits for
+// other routes too (shared: a stop gives it back before they went out), by
+// a notifier after this one (keepSent). It returns the transient failures and the permanent ones apart,
 // and when the first integration that failed can be tried again: the end
 // of its breaker's cool-down, zero when one of them has no breaker open.
-func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident, heardBy uint64) (failed, refused []error, reached uint64, breakerUntil time.Time) {
+func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident, heardBy uint64, shared bool) (failed, refused []error, reached uint64, breakerUntil time.Time) {
 	anyClosed := false
 	var taken, takenBy []string // keys taken now, and by which integrations
 	defer func() {
-		if len(failed)+len(refused) > 0 {
+		if len(failed)+len(refused) > 0 || shared {
 			p.keepSent(ctx, name, taken, takenBy)
 		}
 	}()
@@ -946,7 +947,7 @@ func (p *Processor) SendTest(ctx context.Context, name string, inc webhook.Incid
 	if inc.FirstNotice {
 		heardBy = 0
 	}
-	failed, refused, _, _ := p.deliver(ctx, name, eventID, inc, heardBy)
+	failed, refused, _, _ := p.deliver(ctx, name, eventID, inc, heardBy, false)
 	return errors.Join(append(refused, failed...)...)
 }
 

@@ -58,6 +58,10 @@ type note struct {
 	// bytes is its incident event's size (its body): what holding the
 	// event costs, counted in schedule.failingBytes.
 	bytes int
+	// shared: its incident event is routed to other routes too, and held
+	// until their notifications went out as well, so a stop gives it back
+	// to the stream after this one reached its receiver (keepSent).
+	shared bool
 }
 
 // input is an incident event a slot holds: settled with done once a

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -311,6 +312,9 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if cfg.Platform().Streams.Replicas != 3 {
 			t.Errorf("aiops-config %s: streams.replicas %d, want 3 on the three-node NATS", key, cfg.Platform().Streams.Replicas)
+		}
+		for _, r := range replicasNot(cfg, name, 3) {
+			t.Errorf("aiops-config %s: %s, want 3 on the three-node NATS", key, r)
 		}
 		loaded++
 	}
@@ -633,12 +637,48 @@ func TestComposeServices(t *testing.T) {
 		if p := cfg.Platform(); p.Streams.Replicas != 3 || len(p.Bus.URLs) != 3 {
 			t.Errorf("service %s: streams.replicas %d on %d NATS URLs, want 3 on the three nodes", name, p.Streams.Replicas, len(p.Bus.URLs))
 		}
+		for _, key := range replicasNot(cfg, bin, 3) {
+			t.Errorf("service %s: %s, want 3 on the three nodes", name, key)
+		}
 	}
 	for bin := range components {
 		if !seen[bin] {
 			t.Errorf("no compose service runs %s", bin)
 		}
 	}
+}
+
+// replicasNot names each replicas key of the service's section (its
+// state, lease, silences or snapshots in JetStream) that is not n, with
+// its value: one left at its default of 1 keeps that state on one NATS
+// node, whose loss stops its saves (the compose file's services had every
+// one at 1 on the three-node cluster).
+func replicasNot(cfg *platform.AssembledConfig, service string, n int) []string {
+	section, ok := platform.SectionOf[any](cfg, service)
+	if !ok {
+		return []string{"no section " + service}
+	}
+	var bad []string
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			key := path
+			if opts != "inline" {
+				key = strings.TrimPrefix(path+"."+name, ".")
+			}
+			switch {
+			case !f.IsExported() || name == "-":
+			case f.Type.Kind() == reflect.Struct:
+				walk(v.Field(i), key)
+			case name == "replicas" && f.Type.Kind() == reflect.Int && v.Field(i).Int() != int64(n):
+				bad = append(bad, fmt.Sprintf("%s.%s %d", service, key, v.Field(i).Int()))
+			}
+		}
+	}
+	walk(reflect.ValueOf(section), "")
+	return bad
 }
 
 // TestNATSClusterRoutesAreAuthenticated parses the NATS configuration of

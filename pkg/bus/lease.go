@@ -169,10 +169,16 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 }
 
 // Hold renews the lease until ctx ends (it then returns nil) or the lease
-// is lost (ErrLeaseLost): a renewal failed, or none succeeded by the
-// holder's own deadline (see Lease).
+// is lost (ErrLeaseLost): another holder's write is on the key (the
+// renewal's revision check failed), or no renewal succeeded by the
+// holder's own deadline (see Lease). A renewal that failed otherwise (no
+// answer: the bucket's stream leader was on a NATS node that just went
+// away, and the next one is being elected) leaves the key this holder's
+// until that deadline, and is tried again every renewRetry: ended at the
+// first such failure, the lease went for a whole TTL, its release failing
+// too, while the bucket answered again after a few seconds.
 func (l *Lease) Hold(ctx context.Context) error {
-	t := time.NewTicker(l.ttl / 3)
+	t := time.NewTimer(l.ttl / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -199,13 +205,21 @@ func (l *Lease) Hold(ctx context.Context) error {
 			return nil
 		case err != nil && !time.Now().Before(deadline):
 			return fmt.Errorf("%w: %s: not renewed within its TTL (%s) by this holder's clock: %w", ErrLeaseLost, l.key, l.ttl, err)
-		case err != nil:
+		case errors.Is(err, jetstream.ErrKeyExists):
 			return fmt.Errorf("%w: %s: %w", ErrLeaseLost, l.key, err)
+		case err != nil:
+			t.Reset(l.renewRetry())
+			continue
 		}
 		l.rev = rev
 		l.held(sent)
+		t.Reset(l.ttl / 3)
 	}
 }
+
+// renewRetry is how soon a renewal that got no answer is tried again: a
+// few times before the holder's deadline.
+func (l *Lease) renewRetry() time.Duration { return l.ttl / 15 }
 
 // Release gives the lease up at once (if this holder still has it), so the
 // next holder need not wait for the TTL. A key written since this

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,6 +123,81 @@ func TestLeaseExpiresByTheHoldersClock(t *testing.T) {
 	}
 	if d := l.until().Sub(acquired); d >= 3*time.Second {
 		t.Errorf("the holder's deadline %s after acquiring, at or past the server's TTL (3s)", d)
+	}
+}
+
+// flakyKV is a bucket whose first update fails as a bucket without a
+// stream leader answers (its node was killed, the election under way),
+// and whose later ones go through, counted.
+type flakyKV struct {
+	jetstream.KeyValue
+	mu       sync.Mutex
+	failed   bool
+	renewals int // updates that went through after the failure
+}
+
+func (f *flakyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	f.mu.Lock()
+	if !f.failed {
+		f.failed = true
+		f.mu.Unlock()
+		return 0, jetstream.ErrNoStreamResponse
+	}
+	f.mu.Unlock()
+	n, err := f.KeyValue.Update(ctx, key, value, rev)
+	if err == nil {
+		f.mu.Lock()
+		f.renewals++
+		f.mu.Unlock()
+	}
+	return n, err
+}
+
+func (f *flakyKV) renewed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.renewals
+}
+
+// A renewal that fails without an answer on the key (the bucket's stream
+// leader was on the NATS node just killed) leaves the key this holder's
+// until its deadline: it is tried again, and the lease kept. A cluster
+// trial lost the correlator's and the notifier's leases at the first such
+// renewal, and with their releases failing too, nobody held either for a
+// whole TTL (13 and 16 s) while the bucket had a leader again after 6.
+// Another holder's key (TestLease) still ends the lease at once.
+func TestLeaseOutlivesARenewalWithoutAnswer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	l, err := NewLease(ctx, js, fmt.Sprintf("leases_%d", uniq.Add(1)), "correlator", "a", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv := &flakyKV{KeyValue: l.kv}
+	l.kv = kv
+	hold, cancel := context.WithCancel(ctx)
+	defer cancel()
+	held := make(chan error, 1)
+	go func() { held <- l.Hold(hold) }()
+	for kv.renewed() < 2 {
+		select {
+		case err := <-held:
+			t.Fatalf("Hold ended after a renewal without answer: %v, want the lease kept", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !l.Valid() {
+		t.Fatal("not valid after two renewals")
+	}
+	cancel()
+	if err := <-held; err != nil {
+		t.Fatalf("Hold ended with %v, want nil when its context ended", err)
 	}
 }
 

@@ -176,7 +176,9 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 // away, and the next one is being elected) leaves the key this holder's
 // until that deadline, and is tried again every renewRetry: ended at the
 // first such failure, the lease went for a whole TTL, its release failing
-// too, while the bucket answered again after a few seconds.
+// too, while the bucket answered again after a few seconds. A renewal
+// whose answer was lost though it was applied is taken as made
+// (wroteLast): the next one's revision check would fail on it.
 func (l *Lease) Hold(ctx context.Context) error {
 	t := time.NewTimer(l.ttl / 3)
 	defer t.Stop()
@@ -205,6 +207,9 @@ func (l *Lease) Hold(ctx context.Context) error {
 			return nil
 		case err != nil && !time.Now().Before(deadline):
 			return fmt.Errorf("%w: %s: not renewed within its TTL (%s) by this holder's clock: %w", ErrLeaseLost, l.key, l.ttl, err)
+		case errors.Is(err, jetstream.ErrKeyExists) && l.wroteLast(ctx, deadline):
+			t.Reset(0) // renewed again at once, from the revision it wrote
+			continue
 		case errors.Is(err, jetstream.ErrKeyExists):
 			return fmt.Errorf("%w: %s: %w", ErrLeaseLost, l.key, err)
 		case err != nil:
@@ -215,6 +220,23 @@ func (l *Lease) Hold(ctx context.Context) error {
 		l.held(sent)
 		t.Reset(l.ttl / 3)
 	}
+}
+
+// wroteLast tells whether the key's last write is a renewal of this
+// holder's whose answer was lost (applied, but the server's reply did not
+// come: a stream leader lost between the two), and takes its revision.
+// The holder's name is its own (host, pid and a ULID), so no one else
+// writes it. Its deadline stays that of the last renewal answered: when
+// the lost one was sent is not known.
+func (l *Lease) wroteLast(ctx context.Context, deadline time.Time) bool {
+	get, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	e, err := l.kv.Get(get, l.key)
+	if err != nil || string(e.Value()) != l.holder || e.Revision() <= l.rev {
+		return false
+	}
+	l.rev = e.Revision()
+	return true
 }
 
 // renewRetry is how soon a renewal that got no answer is tried again: a

@@ -131,6 +131,8 @@ func TestLeaseExpiresByTheHoldersClock(t *testing.T) {
 // and whose later ones go through, counted.
 type flakyKV struct {
 	jetstream.KeyValue
+	// applied: the failed update is applied, only its answer lost.
+	applied  bool
 	mu       sync.Mutex
 	failed   bool
 	renewals int // updates that went through after the failure
@@ -141,6 +143,11 @@ func (f *flakyKV) Update(ctx context.Context, key string, value []byte, rev uint
 	if !f.failed {
 		f.failed = true
 		f.mu.Unlock()
+		if f.applied {
+			if _, err := f.KeyValue.Update(ctx, key, value, rev); err != nil {
+				return 0, err
+			}
+		}
 		return 0, jetstream.ErrNoStreamResponse
 	}
 	f.mu.Unlock()
@@ -167,6 +174,15 @@ func (f *flakyKV) renewed() int {
 // whole TTL (13 and 16 s) while the bucket had a leader again after 6.
 // Another holder's key (TestLease) still ends the lease at once.
 func TestLeaseOutlivesARenewalWithoutAnswer(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("applied %v", applied), func(t *testing.T) { leaseOutlivesARenewalWithoutAnswer(t, applied) })
+	}
+}
+
+// With applied, the renewal reached the key and only its answer was lost:
+// the next renewal's revision check fails on this holder's own write,
+// which is not another holder's.
+func leaseOutlivesARenewalWithoutAnswer(t *testing.T, applied bool) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
@@ -179,7 +195,7 @@ func TestLeaseOutlivesARenewalWithoutAnswer(t *testing.T) {
 	if err := l.Acquire(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kv := &flakyKV{KeyValue: l.kv}
+	kv := &flakyKV{KeyValue: l.kv, applied: applied}
 	l.kv = kv
 	hold, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -86,4 +87,36 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(cc.pending, prometheus.GaugeValue, float64(info.NumPending))
 		ch <- prometheus.MustNewConstMetric(cc.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
 	}
+}
+
+// ConnCollector exposes the connection's state: whether it is connected
+// to a NATS server now, and how often it reconnected. A gateway's 503s
+// count overload and a bus gone alike; these tell the second apart.
+func ConnCollector(nc *nats.Conn) prometheus.Collector {
+	return connCollector{
+		nc: nc,
+		connected: prometheus.NewDesc("aiops_bus_connected",
+			"1 while the connection to NATS is up, else 0 (reconnecting, or closed).", nil, nil),
+		reconnects: prometheus.NewDesc("aiops_bus_reconnects_total",
+			"Reconnections to a NATS server (another node of a cluster, or the same one back) since the process started.", nil, nil),
+	}
+}
+
+type connCollector struct {
+	nc                    *nats.Conn
+	connected, reconnects *prometheus.Desc
+}
+
+func (cc connCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cc.connected
+	ch <- cc.reconnects
+}
+
+func (cc connCollector) Collect(ch chan<- prometheus.Metric) {
+	up := 0.0
+	if cc.nc.IsConnected() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(cc.connected, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(cc.reconnects, prometheus.CounterValue, float64(cc.nc.Stats().Reconnects))
 }

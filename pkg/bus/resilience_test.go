@@ -371,3 +371,39 @@ aiops_bus_ack_pending{consumer="behind",stream=%[1]q} %[3]d
 	waitFor(t, "the acks on the server", func() bool { return serverState(t, e, "behind").NumAckPending == 0 })
 	want(0, 0)
 }
+
+// The connection's metrics tell a bus gone from one that is up: 0 while
+// the server is away, 1 again and a reconnection counted once it is back.
+func TestConnCollectorTellsWhetherTheBusIsReachable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	e := newEnv(t, srv.URL())
+	c := ConnCollector(e.nc)
+	want := func(connected, reconnects int) {
+		t.Helper()
+		exp := fmt.Sprintf(`
+# HELP aiops_bus_connected 1 while the connection to NATS is up, else 0 (reconnecting, or closed).
+# TYPE aiops_bus_connected gauge
+aiops_bus_connected %d
+# HELP aiops_bus_reconnects_total Reconnections to a NATS server (another node of a cluster, or the same one back) since the process started.
+# TYPE aiops_bus_reconnects_total counter
+aiops_bus_reconnects_total %d
+`, connected, reconnects)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err := testutil.CollectAndCompare(c, strings.NewReader(exp))
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+	}
+	want(1, 0)
+	srv.Shutdown()
+	want(0, 0)
+	srv.Restart()
+	want(1, 1)
+}

@@ -246,6 +246,7 @@ func Open(ctx context.Context, name string, cfg Config, opts ...Option) (*Platfo
 	if err != nil {
 		return nil, err // says "bus: ..." itself
 	}
+	reg.MustRegister(bus.ConnCollector(p.Conn))
 	streams := bus.DefaultStreams(cfg.Streams.options()...)
 	for _, change := range bus.TopologyDrift(ctx, p.JS, streams) {
 		// Applied all the same: a change of streams.* is made by the next

@@ -88,8 +88,12 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 				// service must end to be restarted.
 				return err
 			}
-			log.Error().Err(err).Str("lease", l.key).Msg("acquiring the lease failed; retrying")
-			sleep(ctx, 5*time.Second)
+			// A warning: a standby sees this at every failover of the
+			// NATS node leading the leases bucket, while the next leader
+			// is elected; tried again as soon as a lease held by another
+			// is, so the takeover does not wait for the retry.
+			log.Warn().Err(err).Str("lease", l.key).Msg("acquiring the lease failed; retrying")
+			sleep(ctx, min(5*time.Second, l.ttl/6))
 			continue
 		}
 		log.Info().Str("lease", l.key).Msg("lease held: active")

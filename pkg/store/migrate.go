@@ -132,6 +132,13 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 	if err != nil {
 		return nil, err
 	}
+	if newer := unknownMigrations(done, units); len(newer) > 0 {
+		// A downgrade, a rollback, or an older writer beside a newer one:
+		// the migrations so far add and change columns, so it still
+		// writes, without what they added; the operator must hear of it.
+		s.log.Warn().Strs("migrations", newer).Msg("the database holds migrations this build does not know: " +
+			"a newer build applied them, and this one writes without what they added (docs/operations.md, Upgrades and migrations)")
+	}
 	for _, u := range units {
 		if sum, ok := done[u.name]; ok {
 			if sum != u.checksum {
@@ -210,6 +217,23 @@ func (s *Store) appliedMigrations(ctx context.Context) (map[string]string, error
 		done[name] = sum
 	}
 	return done, rows.Err()
+}
+
+// unknownMigrations is the names of done, the units applied, that are not
+// among units, in name order.
+func unknownMigrations(done map[string]string, units []migrationUnit) []string {
+	known := make(map[string]bool, len(units))
+	for _, u := range units {
+		known[u.name] = true
+	}
+	var names []string
+	for n := range done {
+		if !known[n] {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (s *Store) recordMigration(ctx context.Context, u migrationUnit) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/rs/zerolog"
 )
 
 func TestParseMigration(t *testing.T) {
@@ -185,6 +188,31 @@ func TestMigrateGatedBlockWaitsForUpgrade(t *testing.T) {
 	}
 	if n := count(t, s, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 't_new'"); n != 1 {
 		t.Fatal("gated statement did not run after the upgrade")
+	}
+}
+
+// A build older than the schema's (a downgrade, a rollback) writes without
+// what the newer migrations added: it starts, since they add and do not
+// take away, and says so, naming them, rather than in silence.
+func TestMigrateWarnsOfMigrationsOfANewerBuild(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	first := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS t (x UInt8) ENGINE = Memory;")}}
+	newer := fstest.MapFS{
+		"0001_t.sql": first["0001_t.sql"],
+		"0002_u.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS u (x UInt8) ENGINE = Memory;")},
+	}
+	if _, err := s.Migrate(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	s.log = zerolog.New(&logged)
+	applied, err := s.Migrate(ctx, first)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("Migrate of the older build = %v, %v; want nothing applied and no error", applied, err)
+	}
+	if !strings.Contains(logged.String(), `"level":"warn"`) || !strings.Contains(logged.String(), "0002_u.sql") {
+		t.Fatalf("log %q, want a warning naming 0002_u.sql", logged.String())
 	}
 }
 

@@ -111,15 +111,19 @@ func (d DeliveryConfig) WithDefaults() DeliveryConfig {
 	return d
 }
 
-// ackWait is consumer.ack_wait, or when unset how long an event may wait
-// unsettled: the longest a route's timers hold it (hold) and the delivery's
-// retry budget.
-func (c Config) ackWait(hold time.Duration) time.Duration {
+// ackWait is consumer.ack_wait, or when unset a minute (more than one
+// try's timeout and a margin). It need not cover what holds an event:
+// while a route's timers, a receiver's lane or its retries hold it, the
+// notifier tells it in progress every third of ack_wait
+// (bus.WithInProgress). It is how long a crashed notifier's held events
+// wait before the stream hands them to the next one: covering the
+// longest group_interval, as it did, held a page for minutes after a
+// kill -9.
+func (c Config) ackWait() time.Duration {
 	if c.Consumer.AckWait > 0 {
 		return c.Consumer.AckWait
 	}
-	d := c.Delivery.WithDefaults()
-	return hold + d.Retry.MaxElapsed + d.Timeout + 30*time.Second
+	return max(time.Minute, c.Delivery.WithDefaults().Timeout+30*time.Second)
 }
 
 // DefaultConfig is the notifier with no configuration at all.

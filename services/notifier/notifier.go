@@ -183,7 +183,6 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	p.m = newMetrics(p)
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	p.maxHold = cmp.Or(cfg.Delivery.MaxHold, DefaultMaxHold)
-	var hold time.Duration
 	if cfg.Routes != "" {
 		var err error
 		if p.routes, err = amconfig.Load(cfg.Routes); err != nil {
@@ -207,14 +206,10 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 			log.Warn().Dur("resolve_timeout", rt).Msg("notifier.routes: global.resolve_timeout is not applied by the notifier: " +
 				"alerts are posted to the gateway, whose ingest.resolve_timeout (5m by default) says how long one without endsAt holds; set it there")
 		}
-		// An event is held until its notification went out: the stream
-		// must not redeliver it (and count that against max_deliver)
-		// while it waits for its route's timers.
-		hold = longestHold(p.routes.Route)
 	} else {
 		log.Warn().Msg("notifier.routes is not set: incidents are delivered to nobody")
 	}
-	p.cfg.Consumer.AckWait = cfg.ackWait(hold)
+	p.cfg.Consumer.AckWait = cfg.ackWait()
 	opts = append([]webhook.Option{webhook.WithRecorder(recorder{p})}, opts...)
 	var err error
 	if p.client, err = webhook.New(cfg.Delivery.Config, opts...); err != nil {
@@ -596,16 +591,6 @@ func (p *Processor) finished(n int) {
 		close(p.idle)
 		p.idle = nil
 	}
-}
-
-// longestHold is the longest a route's timers hold an incident event:
-// its group_wait or group_interval.
-func longestHold(r *amconfig.Route) time.Duration {
-	d := max(r.GroupWait, r.GroupInterval)
-	for _, c := range r.Routes {
-		d = max(d, longestHold(c))
-	}
-	return d
 }
 
 // ErrStopping settles the events a stopping notifier still held: given

@@ -80,3 +80,32 @@ func TestHeldEventsAreNotRedelivered(t *testing.T) {
 		}
 	}
 }
+
+// An incident event its route's group_wait holds for several ack_waits
+// is not redelivered meanwhile: the notifier tells it in progress. So
+// ack_wait need not cover the timers (TestAckWaitIsAMinuteWhateverTheTimers).
+func TestEventHeldByItsGroupWaitIsNotRedelivered(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	hook := newHookLog(t, false)
+	const ackWait = time.Second
+	cfg := Config{Routes: routesTo(t, hook.srv.URL, "4s"), Lease: bus.LeaseConfig{Disabled: true}}
+	cfg.Consumer.FetchWait = 50 * time.Millisecond
+	cfg.Consumer.AckWait = ackWait
+	svc, stop := r.start(cfg)
+	defer stop()
+	now := time.Now().UTC()
+	r.publish(incidentAt(t, "waits", "svc-waits", "team", event.SeverityCritical, event.IncidentOpened, now, now))
+	eventually(t, func() string { return fmt.Sprintf("%d notifications", len(hook.heard())) }, func() bool { return len(hook.heard()) == 1 })
+	info, err := r.js.Consumer(context.Background(), cfg.WithDefaults().Consumer.Stream, cfg.WithDefaults().Consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := info.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := svc.ConsumerStats().Delivered; n != 1 || ci.NumRedelivered != 0 || svc.ConsumerStats().InProgress == 0 {
+		t.Fatalf("held by a 4s group_wait with a 1s ack_wait: %d deliveries, %d redelivered, %d in-progress signals; want one delivery, told in progress",
+			n, ci.NumRedelivered, svc.ConsumerStats().InProgress)
+	}
+}

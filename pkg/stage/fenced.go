@@ -250,6 +250,26 @@ func apiPrefix(js jetstream.JetStream) string {
 	return jetstream.DefaultAPIPrefix
 }
 
+// tagKey is the key of the metadata that holds a put's tag (PutTagged).
+const tagKey = "aiops-tag"
+
+func tagMetadata(tag string) map[string]string {
+	if tag == "" {
+		return nil
+	}
+	return map[string]string{tagKey: tag}
+}
+
+// Tag is the tag the object name was last written with (PutTagged): ""
+// for none, or for no object.
+func (f *FencedObjects) Tag(ctx context.Context, name string) (string, error) {
+	info, err := f.current(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("stage: reading %s: %w", name, err)
+	}
+	return info.Metadata[tagKey], nil
+}
+
 func (f *FencedObjects) metaSubject(name string) string {
 	return "$O." + f.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(name))
 }
@@ -352,6 +372,14 @@ func (f *FencedObjects) publishMeta(ctx context.Context, name string, data []byt
 // Put writes data as the object name, which this writer claimed, unless
 // another one claimed or wrote it since (ErrFenced: the term is over).
 func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error {
+	return f.PutTagged(ctx, name, data, "")
+}
+
+// PutTagged is Put with tag kept in the object's meta (Tag reads it
+// back; a claim keeps it): a checkpoint that writes several objects tags
+// them alike, so that a restore tells whether they were written together
+// or a crash came between the puts.
+func (f *FencedObjects) PutTagged(ctx context.Context, name string, data []byte, tag string) error {
 	last, ok := f.last[name]
 	if !ok {
 		return fmt.Errorf("stage: %s written before it was claimed", name)
@@ -369,7 +397,7 @@ func (f *FencedObjects) Put(ctx context.Context, name string, data []byte) error
 	}
 	sum := sha256.Sum256(data)
 	meta, err := json.Marshal(jetstream.ObjectInfo{
-		ObjectMeta: jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objChunkSize}},
+		ObjectMeta: jetstream.ObjectMeta{Name: name, Opts: &jetstream.ObjectMetaOptions{ChunkSize: objChunkSize}, Metadata: tagMetadata(tag)},
 		Bucket:     f.bucket, NUID: nuid, Size: uint64(len(data)), Chunks: uint32(n),
 		Digest: "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:]),
 	})

@@ -187,13 +187,14 @@ const outboxSuffix = ".outbox"
 func OutboxObject(key string) string { return key + outboxSuffix }
 
 // SaveFenced is SaveTo through f, which claimed the outbox object
-// (ErrFenced: another holder claimed it since).
-func (h *HeldOutputs) SaveFenced(ctx context.Context, f *FencedObjects, key string) error {
+// (ErrFenced: another holder claimed it since), tagged with tag
+// (FencedObjects.PutTagged): that of the state saved with it.
+func (h *HeldOutputs) SaveFenced(ctx context.Context, f *FencedObjects, key, tag string) error {
 	data, err := h.MarshalBinary()
 	if err != nil {
 		return err
 	}
-	if err := f.Put(ctx, OutboxObject(key), data); err != nil {
+	if err := f.PutTagged(ctx, OutboxObject(key), data, tag); err != nil {
 		return fmt.Errorf("stage: saving %s: %w", OutboxObject(key), err)
 	}
 	return nil

@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -192,5 +197,69 @@ func submitAgain(t *testing.T, p *Processor, cmd correlate.Command) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the %s given again after the crash: %v, want done", cmd.Action, err)
 		}
+	}
+}
+
+// An outbox saved with its state (one checkpoint, no crash between the
+// two) holds only events that state made, and goes out whole after a
+// restore, even an event of an incident the state no longer tells it
+// gave: forgotten, then fallen out of its MaxRetired ids (an eviction
+// at max_fingerprints forgets up to a sixty-fourth of a million members
+// at once). Left out as made since, such a resolution was lost for good:
+// nothing makes it again, and the incident stayed open downstream.
+func TestOutboxSavedWithItsStateGoesOutWhole(t *testing.T) {
+	r := newStormRig(t, Config{})
+	ctx := context.Background()
+	if _, err := r.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "outbox-whole"}); err != nil {
+		t.Fatal(err)
+	}
+	// The event of an incident the saving state gave and forgot.
+	maker, err := NewProcessor(r.cfg, r.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, maker, stage.Config{TickEvery: time.Second})
+	h.Feed(alertEvent(t, "HighLatency", "web", 0, 0))
+	made := h.Pub.Messages()
+	st, ok := incidentState(made[0])
+	if len(made) != 1 || !ok {
+		t.Fatalf("%d messages published, want the incident's opening", len(made))
+	}
+
+	saving, err := NewProcessor(r.cfg, r.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := stage.NewFencedObjects(ctx, r.js, "outbox-whole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := durable{Processor: saving, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: "correlator", fenced: new(atomic.Bool)}
+	if err := d.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	saving.c.Retire(st.IncidentID)
+	for i := range correlate.MaxRetired {
+		saving.c.Retire(fmt.Sprintf("forgotten-since-%d", i))
+	}
+	d.Hold(made)
+	if err := d.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	restoring, err := NewProcessor(r.cfg, r.log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err = stage.NewFencedObjects(ctx, r.js, "outbox-whole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := durable{Processor: restoring, HeldOutputs: new(stage.HeldOutputs), objects: objects, key: "correlator", fenced: new(atomic.Bool)}
+	if err := next.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if held := next.Held(); len(held) != 1 || held[0].ID != made[0].ID {
+		t.Fatalf("%d outputs held after the restore, want the one saved with the state (%s)", len(held), made[0].ID)
 	}
 }

@@ -479,10 +479,25 @@ func (p *Processor) restore(data []byte) error {
 	return p.c.UnmarshalJSON(data)
 }
 
+// savedTogether tells whether the outbox and the state were saved by one
+// checkpoint (tagged alike): then the outbox holds only events the state
+// made, and goes out whole. Told apart (a crash between the two puts, an
+// earlier build's untagged objects, a tag not read), the outbox may be
+// newer than the state (madeSince).
+func (d durable) savedTogether(ctx context.Context) bool {
+	state, err := d.objects.Tag(ctx, d.key)
+	if err != nil || state == "" {
+		return false
+	}
+	outbox, err := d.objects.Tag(ctx, stage.OutboxObject(d.key))
+	return err == nil && outbox == state
+}
+
 // madeSince is msgs without the incident events a later state than the
 // one restored made, and how many it left out: a checkpoint saves the
 // outbox, then the state, so a crash between the two (the state's put is
-// the long one) restores an outbox newer than its state. Sent, such an
+// the long one) restores an outbox newer than its state (savedTogether
+// tells the two apart: only then is madeSince asked). Sent, such an
 // event would stand beside the one the restored state makes again: a
 // command's, applied again when given again, is timed at another event
 // time, so a second acknowledgement under another id (a second page), and
@@ -626,9 +641,11 @@ func (d durable) Restore(ctx context.Context) error {
 			return err
 		}
 		d.log.Info().Int("incidents", len(d.Incidents())).Msg("state restored")
-		if held, ahead := d.madeSince(d.Held()); ahead > 0 {
-			d.Hold(held)
-			d.log.Info().Int("outputs", ahead).Msg("the outbox was saved after the state it goes with: the events that state did not make yet are left to what comes again")
+		if !d.savedTogether(ctx) {
+			if held, ahead := d.madeSince(d.Held()); ahead > 0 {
+				d.Hold(held)
+				d.log.Info().Int("outputs", ahead).Msg("the outbox was saved after the state it goes with: the events that state did not make yet are left to what comes again")
+			}
 		}
 	}
 	if d.layout != nil {
@@ -724,15 +741,16 @@ func (d durable) takeOverEarlierState(ctx context.Context, key string) error {
 	// Saved first: deleted before, a crash would lose the resolutions.
 	// The state saved with them has their incidents retired, so that a
 	// restore does not take their events for ones made since it
-	// (madeSince).
-	if err := d.SaveFenced(ctx, d.objects, d.key); err != nil {
-		return err
-	}
+	// (madeSince) should a later checkpoint's state not land.
 	data, err = d.retire(msgs)
 	if err != nil {
 		return err
 	}
-	if err := d.objects.Put(ctx, d.key, data); err != nil {
+	tag := checkpointTag()
+	if err := d.SaveFenced(ctx, d.objects, d.key, tag); err != nil {
+		return err
+	}
+	if err := d.objects.PutTagged(ctx, d.key, data, tag); err != nil {
 		return err
 	}
 	if err := d.objects.Delete(ctx, outbox); err != nil {
@@ -757,6 +775,10 @@ func (p *Processor) retire(msgs []bus.Message) ([]byte, error) {
 	}
 	return p.c.MarshalJSON()
 }
+
+// checkpointTag names one checkpoint's puts of the outbox and the state
+// (savedTogether).
+func checkpointTag() string { return event.NewID(time.Now()) }
 
 // brokenHint tells an operator what to do with a state object no read will
 // get: the correlator cannot start on it.
@@ -801,9 +823,10 @@ func (d durable) Checkpoint(ctx context.Context) error {
 	}
 	outbox := new(stage.HeldOutputs)
 	outbox.Hold(append(slices.Clone(d.Held()), st.flying...))
-	err = outbox.SaveFenced(ctx, d.objects, d.key)
+	tag := checkpointTag()
+	err = outbox.SaveFenced(ctx, d.objects, d.key, tag)
 	if err == nil {
-		err = d.objects.Put(ctx, d.key, st.data)
+		err = d.objects.PutTagged(ctx, d.key, st.data, tag)
 	}
 	if errors.Is(err, stage.ErrFenced) {
 		// Another holder restored since: its term owns the state.

@@ -159,13 +159,34 @@ func (l *Lease) TryAcquire(ctx context.Context) (bool, error) {
 	rev, err := l.kv.Create(ctx, l.key, []byte(l.holder))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return false, nil
+		return l.takeOwnKey(ctx), nil
 	case err != nil:
 		return false, fmt.Errorf("bus: acquiring lease %s: %w", l.key, err)
 	}
 	l.rev = rev
 	l.held(sent)
 	return true, nil
+}
+
+// takeOwnKey takes the key when it holds this holder's own name, which
+// no one else writes: an acquisition applied whose answer was lost (the
+// bucket's stream leader gone between the two), or a key an earlier term
+// of this holder left. Nobody else holds the lease then, and waited for,
+// the key would keep everyone out until its TTL: it is renewed from its
+// revision instead, the deadline counted from that renewal.
+func (l *Lease) takeOwnKey(ctx context.Context) bool {
+	e, err := l.kv.Get(ctx, l.key)
+	if err != nil || string(e.Value()) != l.holder {
+		return false
+	}
+	sent := time.Now()
+	rev, err := l.kv.Update(ctx, l.key, []byte(l.holder), e.Revision())
+	if err != nil {
+		return false
+	}
+	l.rev = rev
+	l.held(sent)
+	return true
 }
 
 // Hold renews the lease until ctx ends (it then returns nil) or the lease

@@ -274,3 +274,61 @@ func TestLeaseBucketTTLOnlyRises(t *testing.T) {
 		t.Errorf("bucket TTL %s after the 6s holder renewed, want it raised back to 6s", got)
 	}
 }
+
+// lostCreateKV is a bucket whose first create is applied while its
+// answer is lost (the bucket's stream leader gone between the two).
+type lostCreateKV struct {
+	jetstream.KeyValue
+	lost bool
+}
+
+func (k *lostCreateKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if k.lost {
+		return k.KeyValue.Create(ctx, key, value, opts...)
+	}
+	k.lost = true
+	if _, err := k.KeyValue.Create(ctx, key, value, opts...); err != nil {
+		return 0, err
+	}
+	return 0, jetstream.ErrNoStreamResponse
+}
+
+// An acquisition applied whose answer was lost leaves the key holding
+// this holder's own name, which no one else writes: the next try takes
+// it, instead of waiting for the TTL, during which nobody held the lease
+// (a standby's create at a failover of the leases bucket's leader).
+func TestLeaseAcquiredWhoseAnswerWasLostIsTaken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx := context.Background()
+	l, err := NewLease(ctx, js, fmt.Sprintf("leases_%d", uniq.Add(1)), "correlator", "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.kv = &lostCreateKV{KeyValue: l.kv}
+	if got, err := l.TryAcquire(ctx); got || err == nil {
+		t.Fatalf("acquisition without answer: %v, %v; want an error", got, err)
+	}
+	if got, err := l.TryAcquire(ctx); !got || err != nil {
+		t.Fatalf("acquisition once the key holds this holder's name: %v, %v; want it taken", got, err)
+	}
+	if !l.Valid() {
+		t.Fatal("not valid once taken")
+	}
+	other, err := NewLease(ctx, js, l.cfg.Bucket, "correlator", "b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.TryAcquire(ctx); got || err != nil {
+		t.Fatalf("another holder's acquisition: %v, %v; want it refused", got, err)
+	}
+	// Its revision is the key's: its release frees it at once.
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.TryAcquire(ctx); !got || err != nil {
+		t.Fatalf("another holder's acquisition after the release: %v, %v; want it taken", got, err)
+	}
+}

@@ -69,10 +69,7 @@ func writeIncidentPage(w io.Writer, st correlate.State, now time.Time) error {
 		"<span style=\"color:#1f77b4\">&#9474; opened</span><span style=\"color:#2ca02c\">&#9474; acknowledged</span><span>&#9474; resolved</span><span>&#9650; timeline entry</span></p>\n")
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, height)
 	step := tickStep(to.Sub(from))
-	layout := "15:04"
-	if step < time.Minute {
-		layout = "15:04:05"
-	}
+	layout := tickLayout(step)
 	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
 		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
 			x(t), top, x(t), lanesEnd+20, x(t), top-6, t.UTC().Format(layout))
@@ -213,15 +210,34 @@ func latest(a, b time.Time) time.Time {
 	return a
 }
 
-// tickStep is a round step giving some five to twelve ticks over d.
+// tickStep is a round step giving some three to twelve ticks over d,
+// which may be decades (an alert's startsAt as early as 1970).
 func tickStep(d time.Duration) time.Duration {
+	const day = 24 * time.Hour
 	for _, s := range []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
-		15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour} {
+		15 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+		day, 2 * day, 7 * day, 14 * day, 28 * day, 91 * day, 182 * day} {
 		if d/s <= 12 {
 			return s
 		}
 	}
-	return 24 * time.Hour
+	s := 365 * day
+	for d/s > 12 {
+		s *= 2
+	}
+	return s
+}
+
+// tickLayout is how a tick of step reads: the date once ticks are a day
+// or more apart (at the time of day alone they would all read 00:00).
+func tickLayout(step time.Duration) string {
+	switch {
+	case step < time.Minute:
+		return "15:04:05"
+	case step < 24*time.Hour:
+		return "15:04"
+	}
+	return "2006-01-02"
 }
 
 // cut shortens s to at most n runes.
@@ -293,10 +309,7 @@ func writeReplayPage(w io.Writer, res *ReplayResult) error {
 		"<span style=\"color:#999\">&#9644; merged into another</span><span style=\"color:#555\">&#9474; change</span></p>\n")
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, lanesEnd+30)
 	step := tickStep(to.Sub(from))
-	layout := "15:04"
-	if step < time.Minute {
-		layout = "15:04:05"
-	}
+	layout := tickLayout(step)
 	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
 		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
 			x(t), top, x(t), lanesEnd+10, x(t), top-6, t.UTC().Format(layout))

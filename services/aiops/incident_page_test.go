@@ -3,6 +3,7 @@ package aiops
 import (
 	"bytes"
 	"encoding/xml"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,7 +157,9 @@ func TestIncidentPageRunsToNowWhileNotResolved(t *testing.T) {
 // The ticks fall on round times, some five to twelve of them, whatever
 // the incident's length.
 func TestTickStep(t *testing.T) {
-	for _, d := range []time.Duration{10 * time.Second, 3 * time.Minute, 47 * time.Minute, 5 * time.Hour, 50 * time.Hour} {
+	day := 24 * time.Hour
+	for _, d := range []time.Duration{10 * time.Second, 3 * time.Minute, 47 * time.Minute, 5 * time.Hour, 50 * time.Hour,
+		13 * day, 60 * day, 400 * day, 40 * 365 * day} {
 		step := tickStep(d)
 		if n := d / step; n > 12 || n < 3 {
 			t.Errorf("%v: step %v gives %d ticks", d, step, n)
@@ -164,5 +167,21 @@ func TestTickStep(t *testing.T) {
 	}
 	if got := strconv.Itoa(int(tickStep(time.Minute) / time.Second)); got != "5" {
 		t.Errorf("a minute ticks every %ss, want 5", got)
+	}
+}
+
+// Past a day the ticks say the date: at the time of day alone, a week's
+// ticks all read 00:00. (An alert's startsAt may be as early as 1970, so
+// a page may span decades: some twelve ticks still, not one a day.)
+func TestTicksOfALongIncidentSayTheDate(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := correlate.State{IncidentID: "x", OpenedAt: at, ResolvedAt: at.Add(10 * 24 * time.Hour), MemberCount: 1,
+		Members: []correlate.Member{{Kind: correlate.SignalAlert, Service: "web", Name: "Down", FirstSeen: at, LastSeen: at.Add(10 * 24 * time.Hour)}}}
+	var page bytes.Buffer
+	if err := writeIncidentPage(&page, st, at.Add(11*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, texts := pageSVG(t, page.String()); !slices.Contains(texts, "2026-12-05") {
+		t.Errorf("texts %q over ten days, want the ticks to say the date (2026-12-05 among them)", texts)
 	}
 }

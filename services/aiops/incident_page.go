@@ -68,12 +68,7 @@ func writeIncidentPage(w io.Writer, st correlate.State, now time.Time) error {
 		"<span style=\"color:#ff7f0e\">&#9644; flapping</span><span style=\"color:#999\">&#9644; resolved</span><span style=\"color:#555\">&#9474; change</span>" +
 		"<span style=\"color:#1f77b4\">&#9474; opened</span><span style=\"color:#2ca02c\">&#9474; acknowledged</span><span>&#9474; resolved</span><span>&#9650; timeline entry</span></p>\n")
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, height)
-	step := tickStep(to.Sub(from))
-	layout := tickLayout(step)
-	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
-		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-			x(t), top, x(t), lanesEnd+20, x(t), top-6, t.UTC().Format(layout))
-	}
+	writeTicks(&b, from, to, x, top, lanesEnd+20)
 	for i, m := range members {
 		y := top + float64(i)*laneH
 		end := m.LastSeen
@@ -210,6 +205,17 @@ func latest(a, b time.Time) time.Time {
 	return a
 }
 
+// writeTicks draws a vertical line from top to bottom at each round time
+// between from and to, labelled above top.
+func writeTicks(b *strings.Builder, from, to time.Time, x func(time.Time) float64, top, bottom float64) {
+	step := tickStep(to.Sub(from))
+	layout := tickLayout(step)
+	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
+		fmt.Fprintf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+			x(t), top, x(t), bottom, x(t), top-6, t.UTC().Format(layout))
+	}
+}
+
 // tickStep is a round step giving some three to twelve ticks over d,
 // which may be decades (an alert's startsAt as early as 1970).
 func tickStep(d time.Duration) time.Duration {
@@ -308,12 +314,7 @@ func writeReplayPage(w io.Writer, res *ReplayResult) error {
 	b.WriteString("<p class=\"legend\"><span style=\"color:#d62728\">&#9644; open at the end</span><span style=\"color:#1f77b4\">&#9644; resolved</span>" +
 		"<span style=\"color:#999\">&#9644; merged into another</span><span style=\"color:#555\">&#9474; change</span></p>\n")
 	fmt.Fprintf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", width, lanesEnd+30)
-	step := tickStep(to.Sub(from))
-	layout := tickLayout(step)
-	for t := from.Truncate(step).Add(step); t.Before(to); t = t.Add(step) {
-		fmt.Fprintf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-			x(t), top, x(t), lanesEnd+10, x(t), top-6, t.UTC().Format(layout))
-	}
+	writeTicks(&b, from, to, x, top, lanesEnd+10)
 	for i, inc := range incs {
 		y := top + float64(i)*laneH
 		end, color := inc.ResolvedAt, "#1f77b4"

@@ -282,7 +282,7 @@ func TestReservationRefusalIsExplained(t *testing.T) {
 // a cluster trial; a restart then worked). A request left unanswered is
 // asked again.
 func TestEnsureTopologyConcurrentlyOnAFreshCluster(t *testing.T) {
-	urls := testenv.StartNATSCluster(t)
+	_, urls := testenv.StartNATSCluster(t)
 	// No deadline, as a service's start has none: each request gets the
 	// JetStream API's own timeout.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -15,14 +15,16 @@ import (
 // as deployments/kubernetes/nats.yaml runs it (routes below the ephemeral
 // range, StablePort, so no outgoing connection takes one before its node
 // binds it), waits until JetStream answers (the cluster elected its meta
-// leader) and returns the nodes' client URLs; t.Cleanup shuts them down.
-func StartNATSCluster(t testing.TB) []string {
+// leader) and returns the nodes (to stop one) and their client URLs;
+// t.Cleanup shuts them down.
+func StartNATSCluster(t testing.TB) ([]*server.Server, []string) {
 	t.Helper()
 	routePorts := []string{StablePort(t), StablePort(t), StablePort(t)}
 	var routes []string
 	for _, p := range routePorts {
 		routes = append(routes, "nats-route://"+net.JoinHostPort("127.0.0.1", p))
 	}
+	var servers []*server.Server
 	var urls []string
 	for i, p := range routePorts {
 		var port int
@@ -41,6 +43,7 @@ func StartNATSCluster(t testing.TB) []string {
 		if !ns.ReadyForConnections(10 * time.Second) {
 			t.Fatalf("testenv: NATS cluster node %d not ready for connections after 10s", i)
 		}
+		servers = append(servers, ns)
 		urls = append(urls, ns.ClientURL())
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -51,7 +54,7 @@ func StartNATSCluster(t testing.TB) []string {
 			nc.Close()
 		}
 		if err == nil {
-			return urls
+			return servers, urls
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("testenv: the NATS cluster's JetStream has no meta leader after 30s: %v", err)

@@ -12,63 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/store"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
-
-// startNATSCluster starts a three-node JetStream cluster in this process,
-// as deployments/kubernetes/nats.yaml runs it, and returns the client URLs.
-func startNATSCluster(t *testing.T) ([]*server.Server, []string) {
-	t.Helper()
-	routePorts := []string{testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)}
-	var routes []string
-	for _, p := range routePorts {
-		routes = append(routes, "nats-route://"+p)
-	}
-	var servers []*server.Server
-	var urls []string
-	for i := range 3 {
-		var port int
-		fmt.Sscanf(routePorts[i][strings.LastIndex(routePorts[i], ":")+1:], "%d", &port)
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("nats-%d", i), Host: "127.0.0.1", Port: server.RANDOM_PORT,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "aiops", Host: "127.0.0.1", Port: port},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		ns, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("nats-%d not ready", i)
-		}
-		t.Cleanup(ns.Shutdown)
-		servers = append(servers, ns)
-		urls = append(urls, ns.ClientURL())
-	}
-	// JetStream answers once the cluster elected its meta leader.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		nc, err := nats.Connect(strings.Join(urls, ","))
-		if err == nil {
-			js, _ := nc.JetStream()
-			_, err = js.AccountInfo()
-			nc.Close()
-		}
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the JetStream cluster has no leader after 30s: %v", err)
-		}
-	}
-	return servers, urls
-}
 
 // TestRunOnNATSClusterLosesNoEvent runs `aiops run` on a three-node NATS
 // cluster with every stream replicated three times (streams.replicas 3, as
@@ -81,7 +29,7 @@ func TestRunOnNATSClusterLosesNoEvent(t *testing.T) {
 		t.Skip("integration test: needs ClickHouse")
 	}
 	dsn := testenv.ClickHouse(t)
-	servers, urls := startNATSCluster(t)
+	servers, urls := testenv.StartNATSCluster(t)
 	dir := t.TempDir()
 	var ingestAddr string
 	var finished chan error

@@ -75,21 +75,7 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndState(t *testing.T) {
 	r.firstHalf()
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 2)[0]
 	restore := saveStateThenOutboxOnly(t, r, crashed)
-	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
-	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
-	defer stopSubmit()
-	if _, err := crashed.proc.Submit(submit, ack); !errors.Is(err, ErrNotStored) {
-		t.Fatalf("ack while the state's saves fail: %v, want ErrNotStored", err)
-	}
-	// Signals go on coming: event time moves on past the ack's.
-	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
-	waitEventTime(t, crashed.proc, t0.Add(30*time.Second))
-	crash()
-	restore()
-
-	next, stop := r.start()
-	defer stop()
-	submitAgain(t, next.proc, ack)
+	defer ackThenCrash(t, r, crashed, crash, restore, opened.IncidentID)()
 	// The first tick sent what the outbox held long before the answer.
 	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 {
 		var times []time.Time
@@ -121,23 +107,33 @@ func TestCommandMakesOneEventAcrossACrashBetweenOutboxAndStateOfAnIncidentOpened
 			opened = o
 		}
 	}
-	ack := correlate.Command{IncidentID: opened.IncidentID, Action: "ack", By: "ana", ID: "key:k1"}
+	defer ackThenCrash(t, r, crashed, crash, restore, opened.IncidentID)()
+	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 || acked[0].IncidentID != opened.IncidentID {
+		t.Fatalf("%d acknowledgements downstream, want 1 of %s", len(acked), opened.IncidentID)
+	}
+}
+
+// ackThenCrash acknowledges incident id on crashed, whose state's saves
+// fail past the outbox (saveStateThenOutboxOnly), moves event time on
+// past the ack, crashes it, widens the bucket again (restore) and starts
+// the next instance, which is given the ack again until it is done; the
+// func it returns stops that instance.
+func ackThenCrash(t *testing.T, r *stormRig, crashed *Service, crash, restore func(), id string) (stop func()) {
+	t.Helper()
+	ack := correlate.Command{IncidentID: id, Action: "ack", By: "ana", ID: "key:k1"}
 	submit, stopSubmit := context.WithTimeout(context.Background(), 2*time.Second)
 	defer stopSubmit()
 	if _, err := crashed.proc.Submit(submit, ack); !errors.Is(err, ErrNotStored) {
 		t.Fatalf("ack while the state's saves fail: %v, want ErrNotStored", err)
 	}
+	// Signals go on coming: event time moves on past the ack's.
 	r.publish(alertEvent(t, "ReplicationLag", "payments-db", 30*time.Second, 0))
 	waitEventTime(t, crashed.proc, t0.Add(30*time.Second))
 	crash()
 	restore()
-
 	next, stop := r.start()
-	defer stop()
 	submitAgain(t, next.proc, ack)
-	if acked := waitIncidents(t, r.js, event.IncidentAcknowledged, 1); len(acked) != 1 || acked[0].IncidentID != opened.IncidentID {
-		t.Fatalf("%d acknowledgements downstream, want 1 of %s", len(acked), opened.IncidentID)
-	}
+	return stop
 }
 
 // saveStateThenOutboxOnly has crashed save its state, then narrows the

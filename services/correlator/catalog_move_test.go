@@ -126,3 +126,54 @@ func movedComponent(t *testing.T) componentMove {
 	t.Fatal("payments-db moves at no partition count from 2 to 16: the test would not test")
 	return componentMove{}
 }
+
+// Changing partition.count in place (2 to 3) keeps the durables both
+// layouts share (correlator-0), so partition 0 of 3 restores what
+// partition 0 of 2 saved and lets go of the incidents whose services
+// hash elsewhere now, with the catalog unchanged. The timeline must not
+// tell the operator who changed the count that the catalog changed: it
+// names both causes, the count among them.
+func TestPartitionCountChangeLetsGoSayingTheCountMayHaveChanged(t *testing.T) {
+	yaml := "services:\n  pay-api: {depends_on: [pay-db]}\n  pay-db: {}\n"
+	catalog := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(catalog, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := correlate.ParseCatalog([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := correlate.NewPartitioner(cat, 2).Of("pay-db")
+	if correlate.NewPartitioner(cat, 3).Of("pay-db") == from {
+		t.Fatal("pay-db stays in its partition from 2 to 3 partitions: the test would not test")
+	}
+	wall := &clock{t: t0.Add(time.Minute)}
+	cfg := Config{Catalog: catalog, Partition: PartitionConfig{Count: 2, Index: from}}
+	old, err := NewProcessor(cfg, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, old, stage.Config{TickEvery: time.Hour})
+	h.Feed(alertEvent(t, "ReplicationLag", "pay-db", 0, 0))
+	if got := incidentEvents(t, h, "opened"); len(got) != 1 {
+		t.Fatalf("%d incidents opened, want pay-db's", len(got))
+	}
+	st, err := old.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Partition.Count = 3
+	_, h2 := restartedAtFirstTick(t, cfg, st.data, wall.now)
+	got := incidentEvents(t, h2, "resolved")
+	if len(got) != 1 {
+		t.Fatalf("%d incidents resolved at the first tick, want pay-db's", len(got))
+	}
+	var b correlate.State
+	if err := got[0].DecodeBody(&b); err != nil {
+		t.Fatal(err)
+	}
+	if last := b.Timeline[len(b.Timeline)-1].What; !strings.Contains(last, "correlator.partition.count") {
+		t.Errorf("last timeline entry %q, want it to name correlator.partition.count as a cause", last)
+	}
+}

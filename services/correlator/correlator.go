@@ -346,8 +346,11 @@ func (p *Processor) Tick(_ context.Context, now time.Time, out stage.Emitter) er
 	if p.release {
 		p.release = false
 		part := p.cfg.Partition.Index
+		// The state does not say which count saved it: a durable both
+		// layouts share (correlator-0 from 2 to 3) restores one saved in
+		// the other count, so either change may have moved them.
 		ups := p.c.Release(func(svc string) bool { return p.partition.Of(svc) == part },
-			fmt.Sprintf("its services are another partition's now (the catalog changed): partition %d of %d lets it go, and the other opens its own for what still fails", part, p.cfg.Partition.Count))
+			fmt.Sprintf("its services are another partition's now (the catalog or correlator.partition.count changed): partition %d of %d lets it go, and the other opens its own for what still fails", part, p.cfg.Partition.Count))
 		if err := p.emit(ups, out, false); err != nil {
 			return err
 		}

@@ -296,6 +296,9 @@ type Consumer struct {
 	dlNearFull   atomic.Bool
 
 	running atomic.Bool
+	// settleOnRun (WithSettingsOnRun): a consumer that exists gets its
+	// settings on the server from Run, not from NewConsumer.
+	settleOnRun bool
 	// outstanding counts reserved slots: deliveries being fetched or handed
 	// out and not yet settled. freed wakes the fetch loop when it drops.
 	outstanding atomic.Int64
@@ -365,6 +368,21 @@ type ConsumerOption func(*Consumer) error
 func WithInProgress() ConsumerOption {
 	return func(c *Consumer) error {
 		c.held = map[*delivery]time.Time{}
+		return nil
+	}
+}
+
+// WithSettingsOnRun makes NewConsumer leave a consumer that exists as it
+// is on the server (it still refuses settings the server could not apply
+// to it) and each Run apply them before its first fetch: for an instance
+// that stands by while another one reads its durable (a lease), whose
+// settings, if they differ (an upgrade that changed ack_wait), must not
+// change the consumer under that reader. The reader tells what it holds
+// in progress every third of its own ack_wait: a shorter one set under it
+// had the server redeliver what it held, again and again.
+func WithSettingsOnRun() ConsumerOption {
+	return func(c *Consumer) error {
+		c.settleOnRun = true
 		return nil
 	}
 }
@@ -441,30 +459,17 @@ func NewConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		return nil, fmt.Errorf("bus: consumer %s: dead-letter publisher: %w", cfg.Durable, err)
 	}
 	c.dl = dl
-	want := cfg.jetstreamConfig()
-	// One this runner re-created starts past what was acked (recreate);
-	// where a consumer starts matters only when it is created.
-	have, err := js.Consumer(ctx, cfg.Stream, cfg.Durable)
-	switch {
-	case err == nil:
-		hc := have.CachedInfo().Config
-		if hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
-			want.DeliverPolicy, want.OptStartSeq = hc.DeliverPolicy, hc.OptStartSeq
-		}
-		if len(cfg.Metadata) > 0 {
-			want.Metadata = maps.Clone(hc.Metadata)
-			if want.Metadata == nil {
-				want.Metadata = map[string]string{}
-			}
-			maps.Copy(want.Metadata, cfg.Metadata)
-		} else {
-			want.Metadata = hc.Metadata
-		}
-	case errors.Is(err, jetstream.ErrConsumerNotFound) && cfg.StartSeq > 0:
-		want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cfg.StartSeq
-	}
-	cons, err := EnsureConsumer(ctx, js, cfg.Stream, want)
+	have, want, err := c.wanted(ctx)
 	if err != nil {
+		return nil, err
+	}
+	cons := have
+	if have != nil && c.settleOnRun {
+		// Run applies them: refuse now what it could not.
+		if err := checkConsumerChange(cfg.Stream+"/"+cfg.Durable, have.CachedInfo().Config, want); err != nil {
+			return nil, err
+		}
+	} else if cons, err = EnsureConsumer(ctx, js, cfg.Stream, want); err != nil {
 		return nil, err
 	}
 	c.cons = cons
@@ -487,6 +492,41 @@ func (c *Consumer) defaultBackoff(delivered uint64) time.Duration {
 	d = min(d, 2*time.Minute)
 	jitter := 0.8 + 0.4*rand.Float64()
 	return time.Duration(float64(d) * jitter)
+}
+
+// wanted is the consumer on the server (nil when there is none) and the
+// settings to give it: the configuration's, keeping where one that
+// exists starts and its metadata's other keys.
+func (c *Consumer) wanted(ctx context.Context) (jetstream.Consumer, jetstream.ConsumerConfig, error) {
+	cfg := c.cfg
+	want := cfg.jetstreamConfig()
+	// One this runner re-created starts past what was acked (recreate);
+	// where a consumer starts matters only when it is created.
+	have, err := c.js.Consumer(ctx, cfg.Stream, cfg.Durable)
+	switch {
+	case err == nil:
+		hc := have.CachedInfo().Config
+		if hc.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+			want.DeliverPolicy, want.OptStartSeq = hc.DeliverPolicy, hc.OptStartSeq
+		}
+		if len(cfg.Metadata) > 0 {
+			want.Metadata = maps.Clone(hc.Metadata)
+			if want.Metadata == nil {
+				want.Metadata = map[string]string{}
+			}
+			maps.Copy(want.Metadata, cfg.Metadata)
+		} else {
+			want.Metadata = hc.Metadata
+		}
+		return have, want, nil
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if cfg.StartSeq > 0 {
+			want.DeliverPolicy, want.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cfg.StartSeq
+		}
+		return nil, want, nil
+	default:
+		return nil, want, fmt.Errorf("bus: look up consumer %s on stream %s: %w", cfg.Durable, cfg.Stream, err)
+	}
 }
 
 // DeadLetterSubject is where this consumer's dead letters go.
@@ -533,6 +573,19 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 		return ErrAlreadyRunning
 	}
 	defer c.running.Store(false)
+	if c.settleOnRun {
+		have, want, err := c.wanted(ctx)
+		if err != nil {
+			return err
+		}
+		// One deleted meanwhile is not created here, delivering the whole
+		// stream: the first fetch re-creates it after the ack floor.
+		if have != nil {
+			if c.cons, err = EnsureConsumer(ctx, c.js, c.cfg.Stream, want); err != nil {
+				return err
+			}
+		}
+	}
 
 	// Handlers keep their context during the drain, so that a batch in
 	// progress can still commit; it ends when the drain does.

@@ -310,3 +310,39 @@ func TestEnsureTopologyConcurrentlyOnAFreshCluster(t *testing.T) {
 		}
 	}
 }
+
+// WithSettingsOnRun leaves a consumer that exists as it is until Run: a
+// standby must not change the one the lease holder reads.
+func TestSettingsOnRunApplyWhenRunStarts(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	ctx := testCtx(t)
+	first := e.consumerConfig("held")
+	first.AckWait = 5 * time.Minute
+	if _, err := NewConsumer(ctx, e.js, first, testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	ackWait := func() time.Duration {
+		t.Helper()
+		c, err := e.js.Consumer(ctx, e.stream, "held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo().Config.AckWait
+	}
+	second := e.consumerConfig("held")
+	second.AckWait = time.Minute
+	c, err := NewConsumer(ctx, e.js, second, testLog(t), WithSettingsOnRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ackWait(); got != 5*time.Minute {
+		t.Fatalf("ack_wait %s before Run, want the 5m it had", got)
+	}
+	stop := runConsumer(t, c, func(ctx context.Context, d *Delivery, done func(error)) { done(nil) })
+	defer stop()
+	for deadline := time.Now().Add(10 * time.Second); ackWait() != time.Minute; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ack_wait %s once Run started, want its 1m", ackWait())
+		}
+	}
+}

@@ -200,3 +200,52 @@ func TestReadinessFailsWhileTermsCannotReadTheOpenIncidents(t *testing.T) {
 		}
 	}
 }
+
+// A standby leaves the consumer as the instance holding the lease set it:
+// in a rolling update the new build's standby starts beside the old
+// build's active instance, and a shorter ack_wait applied then made the
+// server redeliver what the active one held (it tells them in progress
+// every third of its own, longer ack_wait), again and again, until a
+// stop gave them back on their last delivery and they were dead-lettered.
+// The standby's settings apply when it takes the lease.
+func TestStandbyDoesNotChangeTheActiveInstancesConsumer(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	cfg := func(ackWait time.Duration) Config {
+		c := Config{Routes: hookRoutes(t, hook.URL), Lease: bus.LeaseConfig{TTL: 3 * time.Second}}
+		c.Consumer.FetchWait = 50 * time.Millisecond
+		c.Consumer.AckWait = ackWait
+		return c
+	}
+	ackWait := func() time.Duration {
+		t.Helper()
+		c, err := r.js.Consumer(context.Background(), "EVENTS", "notifier")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo().Config.AckWait
+	}
+	a, stopA := r.start(cfg(5 * time.Minute))
+	for deadline := time.Now().Add(20 * time.Second); !a.lease.Valid(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first instance did not take the lease in 20s")
+		}
+	}
+	b, stopB := r.start(cfg(time.Minute))
+	defer stopB()
+	if got := ackWait(); got != 5*time.Minute {
+		t.Fatalf("with a standby started beside the active instance the consumer's ack_wait is %s, want the active one's 5m", got)
+	}
+	stopA()
+	for deadline := time.Now().Add(20 * time.Second); !b.lease.Valid(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not take the lease in 20s after the active instance stopped")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ackWait() != time.Minute; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby took the lease and the consumer's ack_wait is still %s, want its own 1m", ackWait())
+		}
+	}
+}

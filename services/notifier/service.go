@@ -111,8 +111,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	// can take longer than ack_wait (a slow or failing receiver holds the
 	// notes queued behind it): the consumer tells JetStream it is in
 	// progress meanwhile, so it is neither redelivered while held nor
-	// counted against max_deliver.
-	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithInProgress())}, opts...)
+	// counted against max_deliver. Its settings on the server are applied
+	// when this instance takes the lease, not by a standby: the holder
+	// (an older build, in a rolling update) tells in progress every third
+	// of its own ack_wait, and a shorter one set under it had the server
+	// redeliver what it held.
+	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithInProgress(), bus.WithSettingsOnRun())}, opts...)
 	if s.Stage, err = stage.Open(ctx, js, proc, stage.Config{Name: "notifier", Workers: 1, TickEvery: time.Second, DrainTimeout: drainTimeout, CheckpointTimeout: drainTimeout - time.Second}, proc.cfg.Consumer, log, opts...); err != nil {
 		s.silences.Close()
 		return nil, err

@@ -19,10 +19,12 @@ var ErrInvalidConfig = fmt.Errorf("notifier: %w", config.ErrInvalidConfig)
 // Config is the notifier's section.
 type Config struct {
 	// Consumer reads incident events: stream EVENTS, durable "notifier",
-	// filter events.incident.>. Unset ack_wait is the longest time a
-	// route's timers hold an event plus the delivery's retry budget; an
-	// event held longer (queued behind a slow receiver) is told in
-	// progress, so that it is not redelivered while held (bus.WithInProgress).
+	// filter events.incident.>. Unset ack_wait is a minute (ackWait):
+	// an event held longer (by a route's timers, queued behind a slow
+	// receiver) is told in progress, so that it is not redelivered while
+	// held (bus.WithInProgress). A standby leaves these settings on the
+	// server to the instance holding the lease, and applies its own when
+	// it takes it.
 	Consumer bus.ConsumerConfig `yaml:"consumer"`
 	// Routes is an Alertmanager configuration file (alertmanager.yml, as
 	// it is): its route tree, inhibit rules, time intervals and webhook

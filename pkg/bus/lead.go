@@ -78,7 +78,14 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 	if l == nil {
 		return term(ctx)
 	}
+	said := false
 	for ctx.Err() == nil {
+		// Said once per wait: Acquire blocks while another holds it, and
+		// a standby's log otherwise ended at "service started".
+		if !said && l.HeldByAnother(ctx) {
+			log.Info().Str("lease", l.key).Msg("lease held by another instance: standing by")
+			said = true
+		}
 		if err := l.Acquire(ctx); err != nil {
 			if ctx.Err() != nil {
 				break
@@ -97,6 +104,7 @@ func (l *Lease) Lead(ctx context.Context, log zerolog.Logger, term func(context.
 			continue
 		}
 		log.Info().Str("lease", l.key).Msg("lease held: active")
+		said = false
 		err := l.runTerm(ctx, log, term, lost)
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			return err

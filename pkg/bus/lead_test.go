@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,3 +136,57 @@ func TestLeaseHeldWhileTheTermStops(t *testing.T) {
 		t.Error("the lease ran out by the holder's clock while its term was stopping: its last save would be skipped")
 	}
 }
+
+// An instance that starts while another holds the lease says that it
+// stands by: an operator reading its log otherwise saw only "service
+// started", and could not tell a standby from an instance that hangs.
+func TestLeaseLeadSaysItStandsBy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	js := newEnv(t, testenv.NATS(t)).js
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := LeaseConfig{Bucket: fmt.Sprintf("leases_%d", uniq.Add(1)), TTL: 12 * time.Second}
+	lead := func(log zerolog.Logger, term func(context.Context) error) *sync.WaitGroup {
+		l, err := cfg.Open(ctx, js, "stage.durable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { l.Lead(ctx, log, term, nil) })
+		return &wg
+	}
+	holding := make(chan struct{})
+	a := lead(zerolog.Nop(), func(ctx context.Context) error { close(holding); <-ctx.Done(); return nil })
+	defer func() { cancel(); a.Wait() }()
+	<-holding
+	var mu sync.Mutex
+	var buf []byte
+	log := zerolog.New(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		buf = append(buf, p...)
+		return len(p), nil
+	}))
+	b := lead(log, func(ctx context.Context) error {
+		t.Error("the second instance led while the first held the lease")
+		return nil
+	})
+	defer func() { cancel(); b.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		said := strings.Contains(string(buf), "standing by")
+		mu.Unlock()
+		if said {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a standby's log says nothing of standing by: %q", buf)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -23,11 +23,8 @@ import (
 // chooses it.
 func writeIncidentPage(w io.Writer, st correlate.State, now time.Time) error {
 	from, to := incidentSpan(st, now)
-	const width, left, right, laneH = 1100.0, 260.0, 20.0, 18.0
-	span := to.Sub(from).Seconds()
-	x := func(t time.Time) float64 {
-		return left + (width-left-right)*min(max(t.Sub(from).Seconds()/span, 0), 1)
-	}
+	const width, left, laneH = 1100.0, 260.0, 18.0
+	x := pageScale(from, to, left, width)
 	members := slices.Clone(st.Members)
 	slices.SortStableFunc(members, func(a, b correlate.Member) int {
 		if c := strings.Compare(a.Service, b.Service); c != 0 {
@@ -168,8 +165,7 @@ func writeIncidentPageFile(path string, st correlate.State, now time.Time) error
 // is a day past it (history replayed, event time far from the wall
 // clock); at least a minute, a little wider.
 func incidentSpan(st correlate.State, now time.Time) (from, to time.Time) {
-	var times []time.Time
-	times = append(times, st.OpenedAt, st.AcknowledgedAt, st.ResolvedAt, st.LastEvent)
+	times := []time.Time{st.OpenedAt, st.AcknowledgedAt, st.ResolvedAt, st.LastEvent}
 	for _, m := range st.Members {
 		times = append(times, m.FirstSeen, m.LastSeen)
 	}
@@ -179,6 +175,15 @@ func incidentSpan(st correlate.State, now time.Time) (from, to time.Time) {
 	for _, e := range st.Timeline {
 		times = append(times, e.Time)
 	}
+	from, to = spanOf(times)
+	if st.ResolvedAt.IsZero() && now.After(to) && now.Sub(to) < 24*time.Hour {
+		to = now
+	}
+	return widen(from, to)
+}
+
+// spanOf is the earliest and the latest of times, the zero ones left out.
+func spanOf(times []time.Time) (from, to time.Time) {
 	for _, t := range times {
 		if t.IsZero() {
 			continue
@@ -190,12 +195,25 @@ func incidentSpan(st correlate.State, now time.Time) (from, to time.Time) {
 			to = t
 		}
 	}
-	if st.ResolvedAt.IsZero() && now.After(to) && now.Sub(to) < 24*time.Hour {
-		to = now
-	}
+	return from, to
+}
+
+// widen makes from..to at least a minute, then a fortieth wider each side,
+// so that nothing drawn sits on the picture's edge.
+func widen(from, to time.Time) (time.Time, time.Time) {
 	to = latest(to, from.Add(time.Minute))
 	pad := to.Sub(from) / 40
 	return from.Add(-pad), to.Add(pad)
+}
+
+// pageScale maps from..to onto left..width-20 (the right margin), times
+// outside it onto its ends.
+func pageScale(from, to time.Time, left, width float64) func(time.Time) float64 {
+	const right = 20.0
+	span := to.Sub(from).Seconds()
+	return func(t time.Time) float64 {
+		return left + (width-left-right)*min(max(t.Sub(from).Seconds()/span, 0), 1)
+	}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -261,42 +279,25 @@ func cut(s string, n int) string {
 func writeReplayPage(w io.Writer, res *ReplayResult) error {
 	incs := slices.Clone(res.Incidents)
 	slices.SortStableFunc(incs, func(a, b ReplayIncident) int { return a.OpenedAt.Compare(b.OpenedAt) })
-	var from, to time.Time
-	stretch := func(t time.Time) {
-		if t.IsZero() {
-			return
-		}
-		if from.IsZero() || t.Before(from) {
-			from = t
-		}
-		if t.After(to) {
-			to = t
-		}
-	}
+	var times []time.Time
 	var changes []correlate.Change
 	for _, inc := range incs {
-		stretch(inc.OpenedAt)
-		stretch(inc.ResolvedAt)
+		times = append(times, inc.OpenedAt, inc.ResolvedAt)
 		for _, e := range inc.Timeline {
-			stretch(e.Time)
+			times = append(times, e.Time)
 		}
 		for _, ch := range inc.Changes {
 			if !slices.ContainsFunc(changes, func(x correlate.Change) bool {
 				return x.Time.Equal(ch.Time) && x.Service == ch.Service && x.Version == ch.Version
 			}) {
 				changes = append(changes, ch)
-				stretch(ch.Time)
+				times = append(times, ch.Time)
 			}
 		}
 	}
-	to = latest(to, from.Add(time.Minute))
-	pad := to.Sub(from) / 40
-	from, to = from.Add(-pad), to.Add(pad)
-	const width, left, right, laneH, top = 1100.0, 330.0, 20.0, 18.0, 40.0
-	span := to.Sub(from).Seconds()
-	x := func(t time.Time) float64 {
-		return left + (width-left-right)*min(max(t.Sub(from).Seconds()/span, 0), 1)
-	}
+	from, to := widen(spanOf(times))
+	const width, left, laneH, top = 1100.0, 330.0, 18.0, 40.0
+	x := pageScale(from, to, left, width)
 	lanesEnd := top + float64(len(incs))*laneH
 	merged := 0
 	for _, inc := range incs {

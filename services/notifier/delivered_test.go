@@ -23,43 +23,15 @@ import (
 // read the same message twice.
 func TestIntegrationThatTookANotificationIsNotSentItAgainAfterARestart(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	var mu sync.Mutex
-	down := true
-	hookTries, hookTook, slackTook := 0, 0, 0
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		hookTries++
-		if down {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		hookTook++
-	}))
-	t.Cleanup(hook.Close)
-	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		slackTook++
-		mu.Unlock()
-		_, _ = w.Write([]byte("ok"))
-	}))
-	t.Cleanup(slack.Close)
+	recv := newHookAndSlack(t, true)
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
-	yml := fmt.Sprintf("route: {receiver: oncall, group_wait: 0s}\nreceivers:\n- name: oncall\n  webhook_configs: [{url: '%s'}]\n  slack_configs: [{api_url: '%s', channel: '#oncall'}]\n", hook.URL, slack.URL)
+	yml := fmt.Sprintf("route: {receiver: oncall, group_wait: 0s}\nreceivers:\n- name: oncall\n  webhook_configs: [{url: '%s'}]\n  slack_configs: [{api_url: '%s', channel: '#oncall'}]\n", recv.hook.URL, recv.slack.URL)
 	if err := os.WriteFile(routes, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := outageConfig(routes)
 	cfg.Consumer.MaxDeliver = 5
-	counts := func() (int, int, int) {
-		mu.Lock()
-		defer mu.Unlock()
-		return hookTries, hookTook, slackTook
-	}
-	say := func() string {
-		tries, took, s := counts()
-		return fmt.Sprintf("webhook tried %d times, took %d; slack took %d", tries, took, s)
-	}
+	counts, say := recv.counts, recv.say
 
 	a, stopA := r.start(cfg)
 	now := time.Now().UTC()
@@ -72,9 +44,7 @@ func TestIntegrationThatTookANotificationIsNotSentItAgainAfterARestart(t *testin
 		t.Fatalf("the held incident event was acked: %+v", st)
 	}
 
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	recv.setDown(false)
 	b, stopB := r.start(cfg)
 	defer stopB()
 	eventually(t, say, func() bool { _, took, _ := counts(); return took == 1 && b.ConsumerStats().Acked == 1 })
@@ -92,27 +62,7 @@ func TestIntegrationThatTookANotificationIsNotSentItAgainAfterARestart(t *testin
 // behind the other's sent 13 of 125 resolves twice.
 func TestReceiverThatTookAResolveIsNotSentItAgainAfterARestart(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	var mu sync.Mutex
-	down := false
-	hookTries, hookTook, slackTook := 0, 0, 0
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		hookTries++
-		if down {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		hookTook++
-	}))
-	t.Cleanup(hook.Close)
-	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		slackTook++
-		mu.Unlock()
-		_, _ = w.Write([]byte("ok"))
-	}))
-	t.Cleanup(slack.Close)
+	recv := newHookAndSlack(t, false)
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	yml := fmt.Sprintf(`route:
   receiver: oncall
@@ -125,29 +75,19 @@ receivers:
   slack_configs: [{api_url: '%s', channel: '#oncall', send_resolved: true}]
 - name: oncall
   webhook_configs: [{url: '%s'}]
-`, slack.URL, hook.URL)
+`, recv.slack.URL, recv.hook.URL)
 	if err := os.WriteFile(routes, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := outageConfig(routes)
 	cfg.Consumer.MaxDeliver = 5
-	counts := func() (int, int, int) {
-		mu.Lock()
-		defer mu.Unlock()
-		return hookTries, hookTook, slackTook
-	}
-	say := func() string {
-		tries, took, s := counts()
-		return fmt.Sprintf("webhook tried %d times, took %d; slack took %d", tries, took, s)
-	}
+	counts, say := recv.counts, recv.say
 
 	a, stopA := r.start(cfg)
 	opened := time.Now().UTC()
 	r.publish(incidentAt(t, "inc-two-receivers", "db", "dba", event.SeverityCritical, event.IncidentOpened, opened, opened))
 	eventually(t, say, func() bool { _, took, s := counts(); return took == 1 && s == 1 })
-	mu.Lock()
-	down = true
-	mu.Unlock()
+	recv.setDown(true)
 	r.publish(incidentAt(t, "inc-two-receivers", "db", "dba", event.SeverityCritical, event.IncidentResolved, opened, opened.Add(time.Second)))
 	// Two attempts a try: a third means the first try is over, and the
 	// resolve held for the webhook.
@@ -157,13 +97,62 @@ receivers:
 		t.Fatalf("acked %d incident events, want the opening only: %+v", st.Acked, st)
 	}
 
-	mu.Lock()
-	down = false
-	mu.Unlock()
+	recv.setDown(false)
 	b, stopB := r.start(cfg)
 	defer stopB()
 	eventually(t, say, func() bool { _, took, _ := counts(); return took == 2 && b.ConsumerStats().Acked == 1 })
 	if _, _, s := counts(); s != 2 {
 		t.Fatalf("Slack got %d notifications, want 2 (the opening, the resolve): the notifier after the stop sent the resolve again", s)
 	}
+}
+
+// hookAndSlack are a webhook receiver, answering 503 while down, and a
+// Slack incoming webhook, each counting what it took.
+type hookAndSlack struct {
+	hook, slack *httptest.Server
+
+	mu                             sync.Mutex
+	down                           bool
+	hookTries, hookTook, slackTook int
+}
+
+func newHookAndSlack(t *testing.T, down bool) *hookAndSlack {
+	h := &hookAndSlack{down: down}
+	h.hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.hookTries++
+		if h.down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		h.hookTook++
+	}))
+	t.Cleanup(h.hook.Close)
+	h.slack = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h.mu.Lock()
+		h.slackTook++
+		h.mu.Unlock()
+		_, _ = w.Write([]byte("ok"))
+	}))
+	t.Cleanup(h.slack.Close)
+	return h
+}
+
+func (h *hookAndSlack) setDown(down bool) {
+	h.mu.Lock()
+	h.down = down
+	h.mu.Unlock()
+}
+
+// counts are the webhook's tries, what it took, and what Slack took.
+func (h *hookAndSlack) counts() (tries, took, slack int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hookTries, h.hookTook, h.slackTook
+}
+
+func (h *hookAndSlack) say() string {
+	tries, took, s := h.counts()
+	return fmt.Sprintf("webhook tried %d times, took %d; slack took %d", tries, took, s)
 }

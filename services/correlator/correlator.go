@@ -749,11 +749,7 @@ func (d durable) takeOverEarlierState(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	tag := checkpointTag()
-	if err := d.SaveFenced(ctx, d.objects, d.key, tag); err != nil {
-		return err
-	}
-	if err := d.objects.PutTagged(ctx, d.key, data, tag); err != nil {
+	if err := d.saveTogether(ctx, d.HeldOutputs, data); err != nil {
 		return err
 	}
 	if err := d.objects.Delete(ctx, outbox); err != nil {
@@ -779,9 +775,15 @@ func (p *Processor) retire(msgs []bus.Message) ([]byte, error) {
 	return p.c.MarshalJSON()
 }
 
-// checkpointTag names one checkpoint's puts of the outbox and the state
-// (savedTogether).
-func checkpointTag() string { return event.NewID(time.Now()) }
+// saveTogether saves outbox, then state, tagged alike with a tag of
+// their own (savedTogether tells, at a restore, whether both landed).
+func (d durable) saveTogether(ctx context.Context, outbox *stage.HeldOutputs, state []byte) error {
+	tag := event.NewID(time.Now())
+	if err := outbox.SaveFenced(ctx, d.objects, d.key, tag); err != nil {
+		return err
+	}
+	return d.objects.PutTagged(ctx, d.key, state, tag)
+}
 
 // brokenHint tells an operator what to do with a state object no read will
 // get: the correlator cannot start on it.
@@ -826,11 +828,7 @@ func (d durable) Checkpoint(ctx context.Context) error {
 	}
 	outbox := new(stage.HeldOutputs)
 	outbox.Hold(append(slices.Clone(d.Held()), st.flying...))
-	tag := checkpointTag()
-	err = outbox.SaveFenced(ctx, d.objects, d.key, tag)
-	if err == nil {
-		err = d.objects.PutTagged(ctx, d.key, st.data, tag)
-	}
+	err = d.saveTogether(ctx, outbox, st.data)
 	if errors.Is(err, stage.ErrFenced) {
 		// Another holder restored since: its term owns the state.
 		d.fenced.Store(true)

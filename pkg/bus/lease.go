@@ -199,7 +199,7 @@ func (l *Lease) takeOwnKey(ctx context.Context) bool {
 // first such failure, the lease went for a whole TTL, its release failing
 // too, while the bucket answered again after a few seconds. A renewal
 // whose answer was lost though it was applied is taken as made
-// (wroteLast): the next one's revision check would fail on it.
+// (takeOwnKeyBy): the next one's revision check would fail on it.
 func (l *Lease) Hold(ctx context.Context) error {
 	t := time.NewTimer(l.ttl / 3)
 	defer t.Stop()
@@ -228,8 +228,8 @@ func (l *Lease) Hold(ctx context.Context) error {
 			return nil
 		case err != nil && !time.Now().Before(deadline):
 			return fmt.Errorf("%w: %s: not renewed within its TTL (%s) by this holder's clock: %w", ErrLeaseLost, l.key, l.ttl, err)
-		case errors.Is(err, jetstream.ErrKeyExists) && l.wroteLast(ctx, deadline):
-			t.Reset(0) // renewed again at once, from the revision it wrote
+		case errors.Is(err, jetstream.ErrKeyExists) && l.takeOwnKeyBy(ctx, deadline):
+			t.Reset(l.ttl / 3) // renewed from the revision it wrote
 			continue
 		case errors.Is(err, jetstream.ErrKeyExists):
 			return fmt.Errorf("%w: %s: %w", ErrLeaseLost, l.key, err)
@@ -243,21 +243,14 @@ func (l *Lease) Hold(ctx context.Context) error {
 	}
 }
 
-// wroteLast tells whether the key's last write is a renewal of this
-// holder's whose answer was lost (applied, but the server's reply did not
-// come: a stream leader lost between the two), and takes its revision.
-// The holder's name is its own (host, pid and a ULID), so no one else
-// writes it. Its deadline stays that of the last renewal answered: when
-// the lost one was sent is not known.
-func (l *Lease) wroteLast(ctx context.Context, deadline time.Time) bool {
-	get, cancel := context.WithDeadline(ctx, deadline)
+// takeOwnKeyBy is takeOwnKey within the holder's deadline, for Hold: a
+// renewal applied whose answer was lost (the bucket's stream leader gone
+// between the two) left this holder's name at a revision it does not
+// know, on which the next renewal's revision check fails.
+func (l *Lease) takeOwnKeyBy(ctx context.Context, deadline time.Time) bool {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	e, err := l.kv.Get(get, l.key)
-	if err != nil || string(e.Value()) != l.holder || e.Revision() <= l.rev {
-		return false
-	}
-	l.rev = e.Revision()
-	return true
+	return l.takeOwnKey(ctx)
 }
 
 // renewRetry is how soon a renewal that got no answer is tried again: a

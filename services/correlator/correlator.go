@@ -913,6 +913,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if cfg.Consumer.StartSeq > 1 {
 		log.Info().Uint64("start_seq", cfg.Consumer.StartSeq).Msg("a new partition: its consumer starts where the earlier layout's stand")
 	}
+	// The consumer's settings on the server are applied when this
+	// instance takes the lease, not by a standby: the holder (an older
+	// build, in a rolling update) acks after its checkpoints and tells in
+	// progress by its own ack_wait, and a shorter one set under it had the
+	// server redeliver what it held.
+	opts = append([]stage.OpenOption{stage.WithConsumerOptions(bus.WithSettingsOnRun())}, opts...)
 	st, err := stage.Open(ctx, js, run, scfg, cfg.Consumer, log, opts...)
 	if err != nil {
 		return nil, err

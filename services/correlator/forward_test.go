@@ -387,3 +387,37 @@ func TestStandbyIsAnsweredForARequestPendingWhenTheTermEnds(t *testing.T) {
 		}
 	}
 }
+
+// A standby leaves the consumer as the instance holding the lease set it,
+// as the notifier's does: in a rolling update the new build's standby
+// starts beside the old build's active instance, whose acks wait for its
+// checkpoints and whose in-progress signals follow its own ack_wait; a
+// shorter one set under it has the server redeliver what it holds. The
+// standby's settings apply when it takes the lease.
+func TestStandbyDoesNotChangeTheActiveInstancesConsumer(t *testing.T) {
+	r := newStormRig(t, Config{Lease: LeaseConfig{TTL: 3 * time.Second}})
+	ackWait := func() time.Duration {
+		t.Helper()
+		c, err := r.js.Consumer(context.Background(), "EVENTS", "correlator")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo().Config.AckWait
+	}
+	r.cfg.Consumer.AckWait = 5 * time.Minute
+	a, stopA := r.start()
+	waitLeading(t, a)
+	r.cfg.Consumer.AckWait = time.Minute
+	b, stopB := r.start()
+	defer stopB()
+	if got := ackWait(); got != 5*time.Minute {
+		t.Fatalf("with a standby started beside the active instance the consumer's ack_wait is %s, want the active one's 5m", got)
+	}
+	stopA()
+	waitLeading(t, b)
+	for deadline := time.Now().Add(10 * time.Second); ackWait() != time.Minute; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby took the lease and the consumer's ack_wait is still %s, want its own 1m", ackWait())
+		}
+	}
+}

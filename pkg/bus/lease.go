@@ -107,10 +107,13 @@ func newLease(ctx context.Context, js jetstream.JetStream, bucket, key, holder s
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 	}
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = atLeast(ctx, js, cfg)
-	}
+	kv, err := AskAgain(ctx, func() (jetstream.KeyValue, error) {
+		kv, err := js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			return atLeast(ctx, js, cfg)
+		}
+		return kv, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: lease bucket %s: %w", bucket, err)
 	}

@@ -30,31 +30,42 @@ func incompatible(kind, name, field string, old, new any) error {
 // messages are refused with an error wrapping ErrIncompatible that names the
 // field. Running it twice with the same config changes nothing.
 //
-// A request the JetStream API leaves unanswered (its timeout, without a
-// deadline of ctx's) is asked again, up to streamAPITries in all: on a
-// fresh cluster, replicated streams created and updated by several
-// services starting at once kept the API from answering any of them for
-// its 5 s timeout, and every service ended its start with "context
-// deadline exceeded".
+// A request the JetStream API leaves unanswered is asked again
+// (AskAgain).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if cfg.Name == "" {
 		return nil, invalid("stream name", "empty")
 	}
+	return AskAgain(ctx, func() (jetstream.Stream, error) { return ensureStream(ctx, js, cfg) })
+}
+
+// AskAgain calls ask until it is answered: a call that ends without an
+// answer from the JetStream API (its timeout, context.DeadlineExceeded,
+// ctx itself not ended) is made again, a second later, up to
+// apiTries calls in all. On a fresh cluster, replicated streams and
+// buckets created by several services starting at once kept the API from
+// answering any of them for its 5 s timeout, and every service ended its
+// start with "context deadline exceeded". ask must be safe to repeat
+// (create-or-update, create-or-bind).
+func AskAgain[T any](ctx context.Context, ask func() (T, error)) (T, error) {
 	for try := 1; ; try++ {
-		s, err := ensureStream(ctx, js, cfg)
+		v, err := ask()
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return s, err
+			return v, err
 		}
-		if try == streamAPITries {
-			return nil, fmt.Errorf("%w (no answer from the JetStream API to %d requests in a row)", err, try)
+		if try == apiTries {
+			return v, fmt.Errorf("%w (no answer from the JetStream API to %d requests in a row)", err, try)
 		}
-		sleep(ctx, time.Second)
+		sleep(ctx, askAgainPause)
 	}
 }
 
-// streamAPITries bounds how often EnsureStream asks again a request the
+// askAgainPause is the wait before AskAgain asks again (tests shorten it).
+var askAgainPause = time.Second
+
+// apiTries bounds how often AskAgain asks again a request the
 // JetStream API left unanswered: 6 tries of 5 s, half a minute.
-const streamAPITries = 6
+const apiTries = 6
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	for attempt := 0; ; attempt++ {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
 )
 
 // StateConfig says where a stage keeps its state between runs: one object
@@ -75,12 +77,13 @@ func validBucket(s string) bool {
 
 // OpenStateStore creates (or binds) the object store c names.
 func OpenStateStore(ctx context.Context, js jetstream.JetStream, c StateConfig, description string) (jetstream.ObjectStore, error) {
-	store, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	osc := jetstream.ObjectStoreConfig{
 		Bucket:      c.Bucket,
 		Description: description,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(c.Replicas, 1),
-	})
+	}
+	store, err := bus.AskAgain(ctx, func() (jetstream.ObjectStore, error) { return js.CreateOrUpdateObjectStore(ctx, osc) })
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", c.Bucket, err)
 	}

@@ -334,14 +334,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	}
 	var proc any = s
 	if !s.cfg.Snapshot.Disabled {
-		s.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kvc := jetstream.KeyValueConfig{
 			Bucket:      s.cfg.Snapshot.Bucket,
 			Description: "aiops detector state per series, key <instance>.<fingerprint>",
 			History:     1,
 			TTL:         s.cfg.Snapshot.MaxAge,
 			Replicas:    s.cfg.Snapshot.Replicas,
 			Storage:     jetstream.FileStorage,
-		})
+		}
+		s.kv, err = bus.AskAgain(ctx, func() (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, kvc) })
 		if err != nil {
 			return nil, fmt.Errorf("detector: key-value bucket %s: %w", s.cfg.Snapshot.Bucket, err)
 		}

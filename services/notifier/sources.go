@@ -282,14 +282,15 @@ type kvOpen struct {
 
 // openKVStore creates (or updates) the bucket of cfg.
 func openKVStore(ctx context.Context, js jetstream.JetStream, cfg StateConfig) (*kvOpen, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
 		Description: "aiops notifier: the labels of the open incidents, which inhibit (key open.<incident id>), the Jira issues its search may not show yet (jira.<integration>.<incident id>), and the integrations that took a notification another integration of its receiver failed (sent.<idempotency key>)",
 		History:     1,
 		TTL:         cfg.MaxAge,
 		Replicas:    cfg.Replicas,
 		Storage:     jetstream.FileStorage,
-	})
+	}
+	kv, err := bus.AskAgain(ctx, func() (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, kvc) })
 	if err != nil {
 		return nil, fmt.Errorf("notifier: bucket %s: %w", cfg.Bucket, err)
 	}

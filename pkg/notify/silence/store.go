@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/bus"
+
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 )
@@ -126,13 +128,14 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, opts ...Optio
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kvc := jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
 		Description: "aiops silences (Alertmanager API v2 shape), one key per silence id",
 		History:     1,
 		Replicas:    cfg.Replicas,
 		Storage:     jetstream.FileStorage,
-	})
+	}
+	kv, err := bus.AskAgain(ctx, func() (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, kvc) })
 	if err != nil {
 		return nil, fmt.Errorf("silence: bucket %s: %w", cfg.Bucket, err)
 	}

@@ -1,0 +1,44 @@
+package stage
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// unansweredOnce is a JetStream whose first object store creation goes
+// unanswered, as on a fresh cluster with every service starting at once.
+type unansweredOnce struct {
+	jetstream.JetStream
+	calls int
+}
+
+func (u *unansweredOnce) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	if u.calls++; u.calls == 1 {
+		return nil, context.DeadlineExceeded
+	}
+	return u.JetStream.CreateOrUpdateObjectStore(ctx, cfg)
+}
+
+// A state bucket's creation left unanswered is asked again, not the
+// end of the service's start.
+func TestStateStoreUnansweredIsAskedAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs JetStream")
+	}
+	srv := testenv.StartNATS(t)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	u := &unansweredOnce{JetStream: js}
+	if _, err := OpenStateStore(context.Background(), u, StateConfig{Bucket: "unanswered"}, "test"); err != nil || u.calls != 2 {
+		t.Fatalf("state store with its first creation unanswered: %v after %d calls, want it made at the second", err, u.calls)
+	}
+}

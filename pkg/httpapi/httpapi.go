@@ -244,7 +244,9 @@ func UnmarshalStrict(data []byte, dst any) error {
 	// the gateway refuses it (event.CheckJSON): invalid UTF-8 (read as
 	// U+FFFD: a silence's matcher would match nothing that was meant), a
 	// key given twice (the last kept, where a proxy reading the first
-	// would let another value through) and a lone UTF-16 surrogate.
+	// would let another value through), a field's name in another case
+	// (read as the field: {"by":"x","By":"y"} is "y") and a lone UTF-16
+	// surrogate.
 	if err := event.CheckJSON(data); err != nil {
 		return checkProblem(err)
 	}
@@ -252,6 +254,9 @@ func UnmarshalStrict(data []byte, dst any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonProblem(err)
+	}
+	if err := checkFieldCase(data, dst); err != nil {
+		return err
 	}
 	// Only JSON whitespace may follow the value. dec.More is not the
 	// check: it is false before a stray ] or }, which would pass.

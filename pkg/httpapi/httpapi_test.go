@@ -305,3 +305,38 @@ func TestBearerWithHint(t *testing.T) {
 		}
 	}
 }
+
+// encoding/json reads a key in another case, "By" or "BY", as the field
+// "by", the last of them kept: a proxy or an audit reading the exact key
+// would see another value than the one applied. Such keys are refused,
+// naming the field, wherever they are; labels (a map's keys) and a field
+// given in its own case still go in.
+func TestUnmarshalStrictRefusesAFieldNamedInAnotherCase(t *testing.T) {
+	type matcher struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	type body struct {
+		By       string            `json:"by"`
+		Matchers []matcher         `json:"matchers"`
+		Labels   map[string]string `json:"labels"`
+	}
+	for _, c := range []struct{ in, want string }{
+		{`{"by":"x","By":"y"}`, `field "By": the field is "by"`},
+		{`{"BY":"y"}`, `field "BY": the field is "by"`},
+		{`{"matchers":[{"name":"a","value":"b"},{"name":"a","VALUE":"c"}]}`, `field "matchers[1].VALUE": the field is "matchers[1].value"`},
+		{"{\"by\":\"x\",\"matchers\":[{\"name\":\"a\",\"value\":\"b\"}],\"labels\":{\"App\":\"1\",\"app\":\"2\"}}", ""},
+	} {
+		var b body
+		err := UnmarshalStrict([]byte(c.in), &b)
+		if c.want == "" {
+			if err != nil || b.By != "x" || b.Labels["App"] != "1" || b.Labels["app"] != "2" {
+				t.Errorf("%s: %v %+v, want it read", c.in, err, b)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.in, err, c.want)
+		}
+	}
+}

@@ -40,12 +40,16 @@ func TestDefaultFile(t *testing.T) {
 	// Prometheus's scrape health is about the monitoring, not the service:
 	// not scored. up is: its fall to 0 is a target down.
 	for _, m := range []string{"scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
-		"scrape_series_added", "scrape_timeout_seconds", "scrape_sample_limit", "scrape_body_size_bytes"} {
+		"scrape_series_added", "scrape_timeout_seconds", "scrape_sample_limit", "scrape_body_size_bytes",
+		// Exporters' timings of their own collectors.
+		"node_scrape_collector_duration_seconds", "pg_scrape_collector_duration_seconds", "windows_exporter_collector_duration_seconds",
+		"mysql_exporter_collector_duration_seconds", "redis_exporter_last_scrape_duration_seconds", "pg_exporter_last_scrape_duration_seconds"} {
 		if r := p.Select(m, "shop", map[string]string{"job": "shop", "instance": "shop-1:8080"}); r.Name != "prometheus-scrape" || !r.Ignore {
 			t.Errorf("%s routed to %+v, want prometheus-scrape, ignored", m, r)
 		}
 	}
-	for _, m := range []string{"up", "scrape_duration_seconds_total", "my_scrape_duration_seconds", "scrape_errors"} {
+	for _, m := range []string{"up", "scrape_duration_seconds_total", "my_scrape_duration_seconds", "scrape_errors",
+		"node_scrape_collector_success", "probe_duration_seconds", "node_exporter_build_info", "http_scrape_collector_duration_seconds_total"} {
 		if r := p.Select(m, "shop", nil); r.Ignore {
 			t.Errorf("%s ignored by %q, want it scored", m, r.Name)
 		}

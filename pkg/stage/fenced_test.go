@@ -24,12 +24,7 @@ func TestFencedObjectsRefuseAWriterClaimedOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	js := testJetStream(t)
 	ctx := context.Background()
 	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: "fenced"}, "test")
 	if err != nil {
@@ -97,12 +92,7 @@ func TestFencedObjectsGoOnOverAPutWhoseAnswerWasLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	js := testJetStream(t)
 	ctx := context.Background()
 	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: "lost"}, "test")
 	if err != nil {
@@ -137,12 +127,7 @@ func TestFencedObjectsTellABrokenObject(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	js := testJetStream(t)
 	ctx := context.Background()
 	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: "broken"}, "test")
 	if err != nil {
@@ -259,12 +244,7 @@ func fencedWriter(t *testing.T, bucket string) (*FencedObjects, *lossyJetStream,
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	js := testJetStream(t)
 	ctx := context.Background()
 	store, err := OpenStateStore(ctx, js, StateConfig{Bucket: bucket}, "test")
 	if err != nil {
@@ -717,4 +697,16 @@ func TestFencedObjectsLeftoversOfAWriterThatDiedArePurgedAtTheNextClaim(t *testi
 			t.Fatalf("%s: %d bytes (%v), want %d", name, len(got), err, len(want))
 		}
 	}
+}
+
+// testJetStream connects to a new test NATS server.
+func testJetStream(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	srv := testenv.StartNATS(t)
+	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return js
 }

@@ -5,10 +5,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
-
-	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // unansweredOnce is a JetStream whose first object store creation goes
@@ -31,12 +27,7 @@ func TestStateStoreUnansweredIsAskedAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: needs JetStream")
 	}
-	srv := testenv.StartNATS(t)
-	nc, js, err := bus.Connect(context.Background(), bus.Config{URLs: []string{srv.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	js := testJetStream(t)
 	u := &unansweredOnce{JetStream: js}
 	if _, err := OpenStateStore(context.Background(), u, StateConfig{Bucket: "unanswered"}, "test"); err != nil || u.calls != 2 {
 		t.Fatalf("state store with its first creation unanswered: %v after %d calls, want it made at the second", err, u.calls)

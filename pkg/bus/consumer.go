@@ -92,11 +92,12 @@ type ConsumerConfig struct {
 	// FetchWait is how long a fetch waits for BatchSize messages (default 1s);
 	// it also bounds how long Run takes to notice cancellation.
 	FetchWait time.Duration `yaml:"fetch_wait"`
-	// FetchMaxBytes bounds the bytes one fetch asks for (0: no bound but
+	// FetchMaxBytes bounds the bytes one fetch can bring (0: no bound but
 	// BatchSize): what a fetch brings waits in the client until the
-	// handler takes it, outside any bound the handler keeps. A message
-	// larger than it still comes, alone: a fetch under the bound that
-	// brings nothing is followed by one of a single message without it.
+	// handler takes it, outside any bound the handler keeps. A fetch asks
+	// for at most as many messages as fit in it at the largest size a
+	// message can have (the server's max_payload, 1 MiB by default), and
+	// always for one at least (see fetchBatch).
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// MaxAckPending bounds deliveries handed to the handler and not yet done
 	// (default 1024); it is also the server-side limit.
@@ -611,9 +612,7 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	}
 
 	limit := int64(c.cfg.MaxAckPending)
-	batch := int64(c.cfg.BatchSize)
 	var fetchErrDelay time.Duration
-	capped := c.cfg.FetchMaxBytes > 0
 	for ctx.Err() == nil {
 		free := limit - c.outstanding.Load()
 		if free <= 0 {
@@ -623,17 +622,10 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 			}
 			continue
 		}
-		n := min(free, batch)
-		if c.cfg.FetchMaxBytes > 0 && !capped {
-			n = 1 // the message over FetchMaxBytes, if that is what came back empty
-		}
+		n := min(free, c.fetchBatch())
 		c.outstanding.Add(n)
-		got, err := c.fetch(ctx, hctx, int(n), capped, h)
+		got, err := c.fetch(ctx, hctx, int(n), h)
 		c.release(n - int64(got))
-		// The server answers a fetch whose first message is over its
-		// bound with nothing (the client takes the refusal as an empty
-		// batch): the next one goes without the bound, for one message.
-		capped = c.cfg.FetchMaxBytes > 0 && (got > 0 || !capped)
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			// Closed for good (max_reconnects spent): no fetch can succeed
 			// again, and the service must end to be restarted. The drain
@@ -702,14 +694,37 @@ func (c *Consumer) askAckFloor(ctx context.Context) {
 	}
 }
 
+// defaultMaxPayload is nats-server's default max_payload, the largest
+// message it takes, for a connection that does not know its server's.
+const defaultMaxPayload = 1 << 20
+
+// fetchBatch is the most messages one fetch asks for: BatchSize, and
+// under FetchMaxBytes only as many as fit at the largest size a message
+// can have, one at least. The bound is kept by the count alone: a fetch
+// with a byte bound (the server's max_bytes) lost messages on a
+// replicated stream. The server sends a replicated consumer's deliveries
+// once its replicas recorded them, but ends a fetch whose count is
+// reached with bytes left ("409 Batch Completed") at once; that status
+// overtook the fetch's last messages, the client closed the fetch on it
+// and dropped them, and the server, counting them delivered, handed them
+// out again only after AckWait, when the same could happen to them again
+// (nats-server 2.15.2; TestConsumerOnAReplicatedStreamGetsEachMessageAtItsFirstDelivery).
+func (c *Consumer) fetchBatch() int64 {
+	n := int64(c.cfg.BatchSize)
+	if c.cfg.FetchMaxBytes > 0 {
+		largest := c.js.Conn().MaxPayload()
+		if largest <= 0 {
+			largest = defaultMaxPayload
+		}
+		n = min(n, max(1, int64(c.cfg.FetchMaxBytes)/largest))
+	}
+	return n
+}
+
 // fetch runs one fetch and dispatches what arrives; it returns how many
 // deliveries it handed to h (or settled itself).
-func (c *Consumer) fetch(ctx, hctx context.Context, n int, capped bool, h AsyncHandler) (int, error) {
-	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(c.cfg.FetchWait)}
-	if capped {
-		opts = append(opts, jetstream.FetchMaxBytes(c.cfg.FetchMaxBytes))
-	}
-	mb, err := c.cons.Fetch(n, opts...)
+func (c *Consumer) fetch(ctx, hctx context.Context, n int, h AsyncHandler) (int, error) {
+	mb, err := c.cons.Fetch(n, jetstream.FetchMaxWait(c.cfg.FetchWait))
 	if err != nil {
 		return 0, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -666,6 +667,59 @@ func TestConsumerDeadLettersOnceTheDeadLetterStreamIsBack(t *testing.T) {
 	dl := fetchAll(t, e.js, e.dlq)
 	if len(dl) != 1 || dl[0].Headers().Get(HeaderDeadLetterReason) == "" {
 		t.Fatalf("%d dead letters, want 1 with its reason", len(dl))
+	}
+}
+
+// On a replicated stream the server sends a consumer's deliveries only
+// once their replicas recorded them, but ended a fetch under a byte bound
+// (409 Batch Completed: its count reached, bytes left) at once: the status
+// overtook the fetch's last messages, the client closed the fetch on it and
+// dropped them, and the server, counting them delivered, handed them out
+// again only after ack_wait. After a node loss the writer's fetches lost
+// hundreds that way, 30 s per round (TestRunOnNATSClusterLosesNoEvent
+// outwaited its two minutes under load). Every message reaches the handler
+// on its first delivery.
+func TestConsumerOnAReplicatedStreamGetsEachMessageAtItsFirstDelivery(t *testing.T) {
+	_, urls := testenv.StartNATSCluster(t)
+	e := newReplicatedEnv(t, strings.Join(urls, ","), 3)
+	const n = 1000
+	e.publish("r3", n)
+	cfg := e.consumerConfig("r3")
+	// A bound that holds batches of 50 messages of any size, far over
+	// what 50 small ones take: a fetch with it as its byte bound ended by
+	// its count, bytes left.
+	cfg.FetchMaxBytes, cfg.MaxAckPending = 64<<20, n
+	cfg.AckWait = 2 * time.Second // what a dropped delivery waits for
+	cfg.MaxDeliver = 1000         // dropped again and again, none is dead-lettered
+	c := newConsumer(t, e, cfg)
+	var mu sync.Mutex
+	handled := map[uint64]bool{}
+	var again []uint64
+	stop := runConsumer(t, c, Sync(func(ctx context.Context, d *Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if d.Delivered > 1 {
+			again = append(again, d.StreamSeq)
+		}
+		handled[d.StreamSeq] = true
+		return nil
+	}))
+	// Lost first deliveries come again within a few ack waits.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		all := len(handled) == n
+		mu.Unlock()
+		if all || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handled) < n || len(again) > 0 {
+		t.Fatalf("%d of %d messages handled, %d of them only on a redelivery (the first sequences of those: %v): first deliveries were lost", len(handled), n, len(again), again[:min(len(again), 20)])
 	}
 }
 

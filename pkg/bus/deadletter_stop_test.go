@@ -100,7 +100,7 @@ func TestStopsDoNotDeadLetterUnhandledMessages(t *testing.T) {
 	for range cfg.MaxDeliver {
 		// The fetch under way when the stop came (Run's loop, ctx ended).
 		c.outstanding.Add(1)
-		got, err := c.fetch(stopped, context.Background(), 1, false, h)
+		got, err := c.fetch(stopped, context.Background(), 1, h)
 		c.release(1 - int64(got))
 		if err != nil {
 			t.Fatal(err)
@@ -140,7 +140,7 @@ func TestStoppedFetchGivesAMessageBackOnceNotUntilItsLastDelivery(t *testing.T) 
 	stopped, cancel := context.WithCancel(context.Background())
 	cancel()
 	c.outstanding.Add(10)
-	got, err := c.fetch(stopped, context.Background(), 10, false, fenced)
+	got, err := c.fetch(stopped, context.Background(), 10, fenced)
 	c.release(10 - int64(got))
 	if err != nil {
 		t.Fatal(err)

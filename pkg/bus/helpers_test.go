@@ -29,6 +29,13 @@ type env struct {
 
 func newEnv(t testing.TB, url string) *env {
 	t.Helper()
+	return newReplicatedEnv(t, url, 1)
+}
+
+// newReplicatedEnv is newEnv with streams of replicas copies, on a
+// cluster of at least that many nodes (testenv.StartNATSCluster).
+func newReplicatedEnv(t testing.TB, url string, replicas int) *env {
+	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +54,8 @@ func newEnv(t testing.TB, url string) *env {
 	e.dlPref = "dl" + e.stream[1:]
 	ctx := testCtx(t)
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: e.stream, Subjects: []string{e.prefix + ".>"}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute},
-		{Name: e.dlq, Subjects: []string{e.dlPref + ".>"}, Storage: jetstream.MemoryStorage},
+		{Name: e.stream, Subjects: []string{e.prefix + ".>"}, Storage: jetstream.MemoryStorage, Duplicates: time.Minute, Replicas: replicas},
+		{Name: e.dlq, Subjects: []string{e.dlPref + ".>"}, Storage: jetstream.MemoryStorage, Replicas: replicas},
 	} {
 		if _, err := EnsureStream(ctx, js, sc); err != nil {
 			t.Fatal(err)

@@ -574,6 +574,56 @@ func TestDefaultPipelineDoesNotScorePrometheusScrapeHealth(t *testing.T) {
 	}
 }
 
+// node_exporter exposes the counters of /proc/net/netstat untyped, and
+// remote-write carries their samples as gauges. Scored as a gauge, a
+// counter of a quiet machine (a few datagrams now and then, steps of 2 to
+// 4) had a level-shift episode open at a step that never ended (a trial
+// against a real node_exporter; these are its steps). The built-in rule
+// untyped-counters scores the rate, whose episodes end.
+func TestUntypedCounterIsScoredByItsRate(t *testing.T) {
+	var values []float64
+	for _, run := range []struct{ value, samples int }{{393, 35}, {395, 4}, {397, 7}, {401, 15}, {403, 3}, {407, 30}, {409, 4}, {411, 37}, {413, 7}} {
+		for range run.samples {
+			values = append(values, float64(run.value))
+		}
+	}
+	// open is how many episodes are open after the samples.
+	open := func(p *pipeline.Pipeline) int {
+		_, h := newTestService(t, Config{}, WithPipeline(p))
+		for i, v := range values {
+			_, data := sample(t, "node", "node_netstat_Udp_InDatagrams", map[string]string{"job": "node"}, t0.Add(time.Duration(i)*15*time.Second), v, event.MetricGauge)
+			ack(t, h, data)
+		}
+		episodes := map[string]bool{}
+		for _, m := range h.Pub.Messages() {
+			var e struct {
+				Body event.AnomalyBody `json:"body"`
+			}
+			if err := json.Unmarshal(m.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			episodes[e.Body.EpisodeID] = e.Body.Episode != event.EpisodeClose
+		}
+		n := 0
+		for _, o := range episodes {
+			if o {
+				n++
+			}
+		}
+		return n
+	}
+	if n := open(pipeline.Default()); n != 0 {
+		t.Errorf("%d anomaly episodes still open after an untyped counter's quiet steps, with the built-in rules; want none", n)
+	}
+	none, err := pipeline.Parse("none.yaml", []byte("detect:\n  rules: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := open(none); n == 0 {
+		t.Error("no episode open after the same samples scored as a gauge: the test no longer shows what the rule is for")
+	}
+}
+
 // A series a rule ignores is not taken by a group that lists its metric
 // either: the group's rows go without that channel. (A rule that ignores
 // the metric on every service is refused with such a group.)

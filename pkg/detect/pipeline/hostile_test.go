@@ -31,15 +31,14 @@ func TestMatcherThatBreaksItsAnchorsIsRefused(t *testing.T) {
 	}
 }
 
-// counter is no pipeline setting: each sample's type says whether it is a
-// counter, and the route's detectors are given Counter from it. A file
-// that sets it had it silently ignored (raw counter values scored as a
-// gauge where the operator asked for rates); it is refused, naming the
-// line and the field.
-func TestCounterInThePipelineIsRefused(t *testing.T) {
+// counter is no setting of the defaults: each sample's type says whether
+// it is a counter, and scoring every series as one would score gauges'
+// differences. A file that sets it is refused, naming the line and the
+// field. A rule may (its series are counters whose samples say gauge:
+// TestRuleScoresUntypedCountersAsCounters).
+func TestCounterInTheDefaultsIsRefused(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"defaults", "detect:\n  defaults:\n    window: 32\n    counter: true\n", "t.yaml:4: detect.defaults.counter"},
-		{"rule", "detect:\n  rules:\n    - name: a\n      detectors:\n        counter: true\n", "t.yaml:5: detect.rules[0].detectors.counter"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(c.yaml))

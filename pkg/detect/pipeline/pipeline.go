@@ -130,7 +130,7 @@ func (r Route) Profile(counter bool) *detect.Profile {
 
 // Default is the pipeline with no rules: detect's defaults for every series.
 func Default() *Pipeline {
-	p := &Pipeline{File: "(built-in defaults)", Rules: []Rule{ScrapeHealth()}}
+	p := &Pipeline{File: "(built-in defaults)", Rules: BuiltIn()}
 	if err := p.Validate(); err != nil {
 		panic(err) // detect's defaults are valid; a test pins it
 	}
@@ -157,6 +157,26 @@ func ScrapeHealth() Rule {
 		Ignore: true,
 	}
 }
+
+// UntypedCounters is the rule that scores as counters the counters
+// node_exporter exposes untyped, which remote-write carries as gauges
+// (Prometheus's metadata says unknown, and their names do not end in
+// _total): /proc/vmstat's and /proc/net/netstat's and snmp's, but for
+// their two gauges, Tcp_CurrEstab and Ip_Forwarding. Scored as gauges,
+// every rise of such a counter was a level shift, an anomaly episode
+// that never ended (a trial: node_netstat_Udp_InDatagrams, +11 to +19.5
+// sigma for as long as it ran).
+func UntypedCounters() Rule {
+	return Rule{
+		Name:      "untyped-counters",
+		Match:     Match{Metric: "node_vmstat_.*|node_netstat_(Tcp_(ActiveOpens|PassiveOpens|AttemptFails|EstabResets|InSegs|OutSegs|RetransSegs|InErrs|OutRsts|InCsumErrors)|(Udp|Udp6|UdpLite|UdpLite6|TcpExt|Icmp|Icmp6|Ip6|IpExt)_.*)"},
+		Detectors: detect.Config{Counter: true},
+	}
+}
+
+// BuiltIn is the rules of a pipeline without rules of its own:
+// ScrapeHealth, UntypedCounters (pipelines/default.yaml writes them out).
+func BuiltIn() []Rule { return []Rule{ScrapeHealth(), UntypedCounters()} }
 
 // Load reads and validates the pipeline file at path.
 func Load(path string) (*Pipeline, error) {
@@ -200,8 +220,8 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 		return nil, invalid(name, 0, "", "%s", err)
 	}
 	// Without rules of its own (no rules key), a file has the built-in
-	// rule; rules: [] is none.
-	p := &Pipeline{File: name, Rules: []Rule{ScrapeHealth()}}
+	// rules; rules: [] is none.
+	p := &Pipeline{File: name, Rules: BuiltIn()}
 	if len(doc.Content) == 0 {
 		return p, p.Validate()
 	}
@@ -213,6 +233,13 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 		p.defaultsLine, p.defaultsNode = defaults.Line, defaults
 		if err := defaults.Decode(&p.Defaults); err != nil {
 			return nil, invalid(name, defaults.Line, "detect.defaults", "%s", err)
+		}
+		// The built-in rules score over the file's defaults, as its own
+		// rules do.
+		for i := range p.Rules {
+			counter := p.Rules[i].Detectors.Counter
+			p.Rules[i].Detectors = p.Defaults
+			p.Rules[i].Detectors.Counter = counter
 		}
 	}
 	if rules := child(section, "rules"); rules != nil {
@@ -372,12 +399,17 @@ func (p *Pipeline) ignoredChannel(i int) error {
 
 func (r *Rule) compile(file, path string) error {
 	cfg := r.Detectors
-	if cfg.Counter {
-		// Each sample's type chooses the gauge or the counter profile
-		// below: a counter set here would be silently ignored.
+	// Each sample's type chooses the gauge or the counter profile below.
+	// A rule's counter: true scores its series as counters whatever their
+	// samples say: exporters expose counters untyped (node_exporter's
+	// netstat and vmstat series), which remote-write carries as gauges,
+	// and a counter scored as a gauge is a level shift at every rise.
+	asCounter := cfg.Counter
+	if asCounter && r.Name == DefaultRoute {
 		return invalid(file, lineOf(r.node, "counter", r.Line), path+".counter",
-			"is set by each sample's type (counter or gauge), not by the pipeline: remove it")
+			"would score every series as a counter: set it on a rule matching the counters whose samples say gauge")
 	}
+	cfg.Counter = false
 	g, err := detect.NewProfile(cfg)
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), detect.ErrInvalidConfig.Error()+": ")
@@ -388,6 +420,9 @@ func (r *Rule) compile(file, path string) error {
 	c, err := detect.NewProfile(cfg)
 	if err != nil {
 		return invalid(file, r.Line, path, "%s", err)
+	}
+	if asCounter {
+		g = c
 	}
 	r.gauge, r.counter = g, c
 	return nil

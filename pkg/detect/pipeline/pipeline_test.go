@@ -54,11 +54,13 @@ func TestDefaultFile(t *testing.T) {
 			t.Errorf("%s ignored by %q, want it scored", m, r.Name)
 		}
 	}
-	// The file writes out the built-in rule, which a plain `aiops run`
+	// The file writes out the built-in rules, which a plain `aiops run`
 	// (no pipeline file) goes by.
-	builtIn := ScrapeHealth()
-	if got := p.Rules[0]; got.Name != builtIn.Name || got.Match.Metric != builtIn.Match.Metric || !got.Ignore {
-		t.Errorf("the file's first rule %q (%q, ignore %v) is not the built-in %q (%q)", got.Name, got.Match.Metric, got.Ignore, builtIn.Name, builtIn.Match.Metric)
+	for i, builtIn := range BuiltIn() {
+		if got := p.Rules[i]; got.Name != builtIn.Name || got.Match.Metric != builtIn.Match.Metric || got.Ignore != builtIn.Ignore || got.Detectors.Counter != builtIn.Detectors.Counter {
+			t.Errorf("the file's rule %d %q (%q, ignore %v, counter %v) is not the built-in %q (%q, ignore %v, counter %v)", i,
+				got.Name, got.Match.Metric, got.Ignore, got.Detectors.Counter, builtIn.Name, builtIn.Match.Metric, builtIn.Ignore, builtIn.Detectors.Counter)
+		}
 	}
 	// So does a file without a rules key (a file for other stages, or
 	// defaults alone); rules: [] is none.
@@ -248,4 +250,41 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("route %q without profiles", r.Name)
 		}
 	})
+}
+
+// node_exporter exposes the counters of /proc/vmstat and /proc/net/netstat
+// untyped, and remote-write carries them as gauges: the built-in rule
+// untyped-counters scores them as counters whatever their samples say,
+// but for netstat's gauges. A rule of a file may say counter: true too,
+// over the file's defaults; the defaults may not.
+func TestRuleScoresUntypedCountersAsCounters(t *testing.T) {
+	for _, p := range []*Pipeline{Default(), mustParse(t, "detect:\n  defaults: {threshold: 0.6}\n")} {
+		for _, m := range []string{"node_netstat_Udp_InDatagrams", "node_netstat_Tcp_PassiveOpens", "node_netstat_TcpExt_ListenDrops", "node_netstat_Ip6_InOctets", "node_vmstat_pgfault", "node_vmstat_oom_kill"} {
+			r := p.Select(m, "node", nil)
+			if r.Name != "untyped-counters" || !r.Profile(false).Config().Counter || !r.Profile(true).Config().Counter {
+				t.Errorf("%s: %s routed to %q, counter %v, want untyped-counters scoring it as a counter", p.File, m, r.Name, r.Profile(false).Config().Counter)
+			}
+			if got := r.Profile(false).Config().Threshold; got != p.Defaults.WithDefaults().Threshold {
+				t.Errorf("%s: %s scored at threshold %v, want the defaults' %v", p.File, m, got, p.Defaults.WithDefaults().Threshold)
+			}
+		}
+		for _, m := range []string{"node_netstat_Tcp_CurrEstab", "node_netstat_Ip_Forwarding", "node_memory_MemFree_bytes", "node_load1"} {
+			if r := p.Select(m, "node", nil); r.Profile(false).Config().Counter {
+				t.Errorf("%s: %s routed to %q as a counter, want a gauge", p.File, m, r.Name)
+			}
+		}
+	}
+	p := mustParse(t, "detect:\n  rules:\n    - name: mine\n      match: {metric: app_untyped_requests}\n      detectors: {counter: true, window: 16}\n")
+	if r := p.Select("app_untyped_requests", "app", nil); r.Name != "mine" || !r.Profile(false).Config().Counter || r.Profile(false).Config().Window != 16 {
+		t.Errorf("a file's rule with counter: true: routed to %q, counter %v, window %d", r.Name, r.Profile(false).Config().Counter, r.Profile(false).Config().Window)
+	}
+}
+
+func mustParse(t *testing.T, yaml string) *Pipeline {
+	t.Helper()
+	p, err := Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

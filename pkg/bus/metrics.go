@@ -11,8 +11,9 @@ import (
 // Collector exposes the consumer's Stats as Prometheus metrics labelled with
 // its stream and durable name. It reads the same counters as Stats, so it
 // adds no cost to the delivery path; what the server holds for the
-// consumer (how far behind it is) it asks the server at each scrape, one
-// request (pendingTimeout at most; on an error those two are left out).
+// consumer (how far behind it is, and how much of the stream's limit that
+// takes) it asks the server at each scrape, two requests (pendingTimeout at
+// most; on an error those three are left out).
 // The labels are constant labels of this consumer's descriptors, so the
 // collectors of several consumers (aiops run has one per service) register
 // side by side on one registry.
@@ -35,6 +36,8 @@ func (c *Consumer) Collector() prometheus.Collector {
 			"Messages of the stream this consumer was not handed yet (the server's num_pending, asked at each scrape).", nil, labels),
 		ackPending: prometheus.NewDesc("aiops_bus_ack_pending",
 			"Messages handed to this consumer and not acked yet (the server's num_ack_pending, asked at each scrape).", nil, labels),
+		backlogRatio: prometheus.NewDesc("aiops_bus_backlog_ratio",
+			"The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending, at the stream's mean message size); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).", nil, labels),
 	}
 }
 
@@ -48,7 +51,7 @@ const pendingTimeout = 500 * time.Millisecond
 type consumerCollector struct {
 	c                                                                *Consumer
 	deliveries, results, outstanding, inProgress, deadLetterNearFull *prometheus.Desc
-	pending, ackPending                                              *prometheus.Desc
+	pending, ackPending, backlogRatio                                *prometheus.Desc
 }
 
 func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -59,6 +62,7 @@ func (cc consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cc.deadLetterNearFull
 	ch <- cc.pending
 	ch <- cc.ackPending
+	ch <- cc.backlogRatio
 }
 
 func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -81,11 +85,16 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
 	defer cancel()
-	if con, err := cc.c.js.Consumer(ctx, cc.c.cfg.Stream, cc.c.cfg.Durable); err == nil {
-		// Consumer fetched the consumer's info just now.
+	stream, err := cc.c.js.Stream(ctx, cc.c.cfg.Stream)
+	if err != nil {
+		return
+	}
+	if con, err := stream.Consumer(ctx, cc.c.cfg.Durable); err == nil {
+		// Stream and Consumer fetched their info just now.
 		info := con.CachedInfo()
 		ch <- prometheus.MustNewConstMetric(cc.pending, prometheus.GaugeValue, float64(info.NumPending))
 		ch <- prometheus.MustNewConstMetric(cc.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
+		ch <- prometheus.MustNewConstMetric(cc.backlogRatio, prometheus.GaugeValue, backlogOf(stream.CachedInfo(), info).Ratio)
 	}
 }
 

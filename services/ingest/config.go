@@ -92,6 +92,14 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// RetryAfter is what a 503 tells the producer to wait. Default 1 s.
 	RetryAfter time.Duration `yaml:"retry_after"`
+	// MaxStoreBacklog is the part of the event stream's limit
+	// (streams.max_bytes) that events the writer has not stored may take
+	// before requests are refused with 503 (WithStoreBacklog): past the
+	// limit the stream discards its oldest events, stored or not, so an
+	// event answered 200 could never reach ClickHouse. The rest is room
+	// for what the stages still derive from events already taken.
+	// Default 0.9; at most 1.
+	MaxStoreBacklog float64 `yaml:"max_store_backlog"`
 }
 
 // Defaults.
@@ -108,6 +116,7 @@ const (
 	DefaultBodyGracePeriod       = 10 * time.Second
 	DefaultPublishTimeout        = 10 * time.Second
 	DefaultRetryAfter            = time.Second
+	DefaultMaxStoreBacklog       = 0.9
 )
 
 // withDefaults fills the zero fields.
@@ -159,6 +168,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.MaxStoreBacklog == 0 {
+		c.MaxStoreBacklog = DefaultMaxStoreBacklog
 	}
 	return c
 }
@@ -225,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.BodyGracePeriod < 0 {
 		bad("body_grace_period", "is %s, want > 0", c.BodyGracePeriod)
+	}
+	if c.MaxStoreBacklog < 0 || c.MaxStoreBacklog > 1 {
+		bad("max_store_backlog", "is %g, want a part of the stream's limit above 0 and at most 1", c.MaxStoreBacklog)
 	}
 	if c.PublishTimeout < 0 {
 		bad("publish_timeout", "is %s, want > 0", c.PublishTimeout)

@@ -58,6 +58,7 @@ type Handler struct {
 	limiters  []*rate.Limiter // one per token, then one for anonymous requests
 	failures  *httpapi.AuthFailures
 	inflight  chan struct{} // one slot per request being read, decoded, published
+	backlog   *backlogGuard // nil: the store's backlog is not watched
 	endpoints map[string]*endpoint
 	m         *metrics
 }
@@ -363,6 +364,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		h.fail(w, r, ep, proto, status, ErrorResponse{Error: fmt.Sprintf("over the rate limit of %g requests/s for this token; retry in %s", h.cfg.RatePerToken, wait.Round(time.Millisecond))})
 		return 0
+	}
+	if h.backlog != nil {
+		// Accepted now, events would push out older ones the writer has
+		// not stored: the producer keeps them until the store caught up.
+		if ratio, over := h.backlog.over(r.Context(), now, h.cfg.MaxStoreBacklog); over {
+			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
+			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf(
+				"events not stored yet take %.0f%% of the event stream's limit (ingest.max_store_backlog: %.0f%%), past which the stream discards the oldest, stored or not; "+
+					"retry the same request later, once the writer has caught up with the store", 100*ratio, 100*h.cfg.MaxStoreBacklog)})
+			return 0
+		}
 	}
 	select {
 	case h.inflight <- struct{}{}:

@@ -21,6 +21,8 @@ type metrics struct {
 	skipped  *prometheus.CounterVec   // inputs of accepted requests not made events, by endpoint and reason
 	// log record attribute values cut to fit a label, by endpoint
 	truncated *prometheus.CounterVec
+	// the writer's backlog as last seen; nil without WithStoreBacklog
+	storeBacklog prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -50,6 +52,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.bytes.Describe(ch)
 	m.skipped.Describe(ch)
 	m.truncated.Describe(ch)
+	if m.storeBacklog != nil {
+		m.storeBacklog.Describe(ch)
+	}
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -59,6 +64,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.bytes.Collect(ch)
 	m.skipped.Collect(ch)
 	m.truncated.Collect(ch)
+	if m.storeBacklog != nil {
+		m.storeBacklog.Collect(ch)
+	}
 }
 
 // observe records one request.

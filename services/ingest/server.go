@@ -35,6 +35,20 @@ type ServerConfig struct {
 	// TLSCertFile and TLSKeyFile switch the listener to HTTPS.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// StoreConsumer is the durable consumer of EVENTS that stores events
+	// in ClickHouse, whose backlog the gateway watches (MaxStoreBacklog):
+	// the writer's writer.consumer.durable, default "writer".
+	StoreConsumer string `yaml:"store_consumer"`
+}
+
+// DefaultStoreConsumer is the writer's durable consumer by default.
+const DefaultStoreConsumer = "writer"
+
+func (c ServerConfig) storeConsumer() string {
+	if c.StoreConsumer == "" {
+		return DefaultStoreConsumer
+	}
+	return c.StoreConsumer
 }
 
 // DefaultListen is where producers post by default.
@@ -94,7 +108,7 @@ type Server struct {
 
 // NewServer resolves the tokens, builds the handler and binds the listener
 // (so a port conflict fails at start, not later).
-func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, error) {
+func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger, extra ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -103,7 +117,7 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger) (*Server, er
 		return nil, err
 	}
 	cfg.Config.Tokens = tokens
-	opts := []Option{WithLogger(log)}
+	opts := append([]Option{WithLogger(log)}, extra...)
 	if generated {
 		// A client refused a token it never got told where to find.
 		opts = append(opts, withTokenHint("this gateway generated its token: it is in "+cfg.GenerateTokenFile))

@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// StoreBacklog measures the part of the event stream's limit taken by
+// events the store has not acked yet (bus.ConsumerBacklog of the writer's
+// consumer: its Ratio). The stream discards its oldest events past its
+// limit, stored or not, so at 1 every event accepted pushes out one the
+// writer never stored.
+type StoreBacklog func(ctx context.Context) (ratio float64, err error)
+
+// WithStoreBacklog makes the gateway refuse requests with 503 and
+// Retry-After while measure says the unstored events take
+// Config.MaxStoreBacklog of the stream's limit or more. It looks again at
+// most once per every (0: at every request) while the last look was
+// below half that limit, and at every request past it, so that a burst
+// between two looks cannot fill the rest of the stream. Without it the
+// gateway answers 200 for events that a long store outage then discards
+// unstored.
+func WithStoreBacklog(measure StoreBacklog, every time.Duration) Option {
+	return func(h *Handler) {
+		ratio := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
+			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request: once a second, at every one past half of ingest.max_store_backlog); from ingest.max_store_backlog on, requests are refused with 503."})
+		h.m.storeBacklog = ratio
+		h.backlog = &backlogGuard{measure: measure, every: every, log: &h.log, ratio: ratio}
+	}
+}
+
+// backlogTimeout bounds one look at the backlog: a bus that does not
+// answer fails the publish anyway, with its own 503.
+const backlogTimeout = time.Second
+
+// backlogGuard remembers the last look at the store's backlog, so that a
+// request costs no round trip to the server but once per every.
+type backlogGuard struct {
+	measure StoreBacklog
+	every   time.Duration
+	log     *zerolog.Logger
+	ratio   prometheus.Gauge
+
+	mu       sync.Mutex
+	at       time.Time // of the last look
+	last     float64
+	refusing bool
+	failing  bool // the last look failed: not refusing for it, said once
+}
+
+// over tells whether the backlog is at limit or beyond, looking again when
+// the last look is older than every or was past half the limit.
+func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (ratio float64, over bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.at.IsZero() || now.Sub(g.at) >= g.every || g.last >= limit/2 {
+		g.at = now
+		g.look(ctx, limit)
+	}
+	return g.last, g.refusing
+}
+
+func (g *backlogGuard) look(ctx context.Context, limit float64) {
+	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	ratio, err := g.measure(ctx)
+	if err != nil {
+		// A writer not started yet has no consumer, and a bus away fails
+		// the publish: neither is a reason to refuse here, but the
+		// operator must know the guard is blind.
+		if !g.failing {
+			g.log.Warn().Err(err).Msg("cannot see how many events the writer has not stored; accepting requests without that check (is ingest.store_consumer the writer's consumer.durable?)")
+		}
+		g.failing = true
+		return
+	}
+	if g.failing {
+		g.log.Info().Msg("the writer's backlog is visible again")
+		g.failing = false
+	}
+	g.last = ratio
+	g.ratio.Set(ratio)
+	switch over := ratio >= limit; {
+	case over && !g.refusing:
+		g.log.Warn().Float64("store_backlog_ratio", ratio).Float64("max_store_backlog", limit).
+			Msg("events the writer has not stored fill the event stream near its limit, past which it discards the oldest: refusing requests with 503 until the writer catches up (is ClickHouse down or slow?)")
+		g.refusing = true
+	case !over && g.refusing:
+		g.log.Info().Float64("store_backlog_ratio", ratio).Msg("the writer caught up: accepting requests again")
+		g.refusing = false
+	}
+}

@@ -1,0 +1,147 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/config"
+	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/platform"
+	"github.com/aiops-dev/aiops/pkg/service"
+	"github.com/aiops-dev/aiops/pkg/testenv"
+)
+
+// EVENTS discards its oldest events past streams.max_bytes, stored or
+// not. While ClickHouse is away the writer stores nothing, so the gateway,
+// built as every deployment builds it (Component), must refuse with 503
+// and Retry-After before the events it answered 200 for are pushed out:
+// every event accepted is still on the stream for the writer once the
+// store is back. Measured on aiops run with ClickHouse stopped and a 4 MiB
+// stream: 27,000 events answered 200, 22,174 of them never stored.
+func TestE2EGatewayRefusesWhatWouldPushOutUnstoredEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: needs JetStream")
+	}
+	every := storeBacklogEvery
+	storeBacklogEvery = 0 // look at every request: a tight loop outruns a second
+	t.Cleanup(func() { storeBacklogEvery = every })
+	nats := testenv.StartNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const maxBytes = 128 << 10 // some 300 events
+	cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
+	if err := cfg.LoadWith(config.Options{
+		EnvPrefix: platform.EnvPrefix,
+		Environ:   []string{"AIOPS_INGEST__TOKENS=[" + e2eToken + "]"},
+		Sets:      []string{"bus.urls=[" + nats.URL() + "]", fmt.Sprintf("streams.max_bytes=%d", maxBytes), "ingest.listen=127.0.0.1:0"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := platform.Open(ctx, "ingest", cfg.Platform(), platform.WithLogOutput(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	// The writer while ClickHouse is away: its consumer is there and acks
+	// nothing.
+	if _, err := p.JS.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: "writer", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	runners, err := cfg.Build(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := runners[0].(interface{ Unwrap() service.Runner }).Unwrap().(*Server)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+
+	const perRequest = 20
+	var retryAfter string
+	post := func() (int, string) {
+		t.Helper()
+		var lines []string
+		for i := range perRequest {
+			lines = append(lines, fmt.Sprintf(`{"id":%q,"kind":"log","service":"checkout","time":%q,"body":{"message":"payment %d timed out after 3000ms"}}`,
+				event.NewID(time.Now()), time.Now().UTC().Format(time.RFC3339Nano), i))
+		}
+		req, err := http.NewRequest(http.MethodPost, "http://"+srv.Addr().String()+PathEvents, strings.NewReader(strings.Join(lines, "\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retryAfter = resp.Header.Get("Retry-After")
+		return resp.StatusCode, string(body)
+	}
+
+	accepted := 0
+	for {
+		if accepted > 10*maxBytes/400 { // the stream's limit many times over
+			t.Fatalf("%d events answered 200 and no refusal, on a stream of %d bytes", accepted, maxBytes)
+		}
+		code, body := post()
+		if code == http.StatusOK {
+			accepted += perRequest
+			continue
+		}
+		if code != http.StatusServiceUnavailable || retryAfter == "" || !strings.Contains(body, "ingest.max_store_backlog") {
+			t.Fatalf("answer %d %s with Retry-After %q, want 200, or 503 naming ingest.max_store_backlog with Retry-After", code, body, retryAfter)
+		}
+		break
+	}
+	s, err := p.JS.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().State; st.FirstSeq != 1 || st.Msgs != uint64(accepted) {
+		t.Fatalf("the stream holds %d events from sequence %d, want every one of the %d answered 200, from 1", st.Msgs, st.FirstSeq, accepted)
+	}
+
+	// The store is back and the writer catches up: the gateway takes
+	// events again.
+	writer, err := s.Consumer(ctx, "writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := writer.Fetch(accepted, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for m := range msgs.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stored++
+	}
+	if stored != accepted {
+		t.Fatalf("the writer got %d events, want %d (%v)", stored, accepted, msgs.Error())
+	}
+	if code, body := post(); code != http.StatusOK {
+		t.Fatalf("answer %d %s once the writer caught up, want 200", code, body)
+	}
+}

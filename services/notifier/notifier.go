@@ -132,6 +132,36 @@ type Processor struct {
 	// stream's max_age (0: unknown or unbounded), before which a held
 	// event is given up on (hold).
 	maxHold, maxAge time.Duration
+	// span is what the stream held at the last look (under mu; zero
+	// before one): past its max_bytes the stream discards its oldest
+	// events whatever max_age says, so a held event is given up on before
+	// the stream's oldest reach it (hold).
+	span streamSpan
+}
+
+// streamSpan is the time the stream spans: its first and last messages'
+// times, and whether it is at nine tenths of a size limit or more (so
+// that its oldest messages go as new ones come), as seen at a time.
+type streamSpan struct {
+	first, last time.Time
+	full        bool
+	at          time.Time // when it was seen (noteStream sets it)
+}
+
+// spanOf is what a stream's state says of its span.
+func spanOf(info *jetstream.StreamInfo) streamSpan {
+	nearly := func(have uint64, limit int64) bool { return limit > 0 && have >= uint64(limit)/10*9 }
+	return streamSpan{first: info.State.FirstTime, last: info.State.LastTime,
+		full: nearly(info.State.Bytes, info.Config.MaxBytes) || nearly(info.State.Msgs, info.Config.MaxMsgs)}
+}
+
+// noteStream records the stream's span (Service looks every
+// streamLookEvery).
+func (p *Processor) noteStream(span streamSpan) {
+	span.at = p.now()
+	p.mu.Lock()
+	p.span = span
+	p.mu.Unlock()
 }
 
 // lane is one receiver's delivery queue. Its goroutine runs while the
@@ -712,6 +742,17 @@ func (p *Processor) hold(n *note, err error, breakerUntil time.Time) (bool, erro
 			deadline = limit
 			why = fmt.Sprintf("failing since %s (%d tries), and its incident event, made %s, would soon leave the stream (max_age %v)",
 				since.UTC().Format(time.RFC3339), tries, oldest.UTC().Format(time.RFC3339), p.maxAge)
+		}
+	}
+	if sp := p.span; sp.full && !oldest.IsZero() && sp.last.After(sp.first) {
+		// Full, the stream discards its oldest as new events come: about
+		// oldest - first after it was seen, at the pace it went, comes
+		// the event's turn. Give it up while a tenth of the stream is
+		// still older.
+		if limit := sp.at.Add(oldest.Sub(sp.first) - sp.last.Sub(sp.first)/10); limit.Before(deadline) {
+			deadline = limit
+			why = fmt.Sprintf("failing since %s (%d tries), and its incident event, made %s, would soon leave the stream, which is at its max_bytes and discards its oldest (it held what came since %s; streams.max_bytes)",
+				since.UTC().Format(time.RFC3339), tries, oldest.UTC().Format(time.RFC3339), sp.first.UTC().Format(time.RFC3339))
 		}
 	}
 	// What a receiver that is down holds stays unacked, and the consumer

@@ -429,6 +429,38 @@ func TestHeldEventGivenUpBeforeTheStreamDropsIt(t *testing.T) {
 	sendHeld(t, h, proc, fresh)
 }
 
+// EVENTS at its max_bytes discards its oldest events however young they
+// are: a held event is dead-lettered (replayable) before the stream's
+// oldest tenth reaches it, at the pace the stream went, not only before
+// max_age. Measured on aiops run with a 4 MiB EVENTS rolled over while a
+// receiver was down: the held event left the stream, and a restart lost
+// its notification without a word.
+func TestHeldEventGivenUpBeforeTheFullStreamDiscardsIt(t *testing.T) {
+	hook := newReceiver(t, 503)
+	h, proc, move := heldRig(t, hook.srv.URL)
+	now := proc.now()
+	made := func(id string, ago time.Duration) *event.Envelope {
+		e := incidentOn(t, id, "db", "dba", event.SeverityCritical, event.IncidentOpened, now)
+		e.ObservedTime = now.Add(-ago)
+		return e
+	}
+	// An hour in the stream: its oldest tenth is what came in its first 6 minutes.
+	proc.noteStream(streamSpan{first: now.Add(-time.Hour), last: now})
+	sendHeld(t, h, proc, made("calm", 58*time.Minute)) // not full: nothing goes for its size
+
+	proc.noteStream(streamSpan{first: now.Add(-time.Hour), last: now, full: true})
+	r := h.Feed(made("oldest", 58*time.Minute))[0]
+	if r.Outcome != stagetest.DeadLettered || !errors.Is(r.Err, ErrHeldTooLong) || !strings.Contains(r.Err.Error(), "would soon leave the stream, which is at its max_bytes") {
+		t.Fatalf("%v %v; want dead-lettered, saying the full stream would discard it", r.Outcome, r.Err)
+	}
+	older := sendHeld(t, h, proc, made("older", 50*time.Minute)) // 4 minutes before its turn
+	sendHeld(t, h, proc, made("fresh", 0))
+	move(5 * time.Minute)
+	if r := resultOf(t, older); r.Outcome != stagetest.DeadLettered || !errors.Is(r.Err, ErrHeldTooLong) {
+		t.Fatalf("4 minutes on: %v %v; want dead-lettered", r.Outcome, r.Err)
+	}
+}
+
 // A receiver down through many incidents holds at most half of
 // consumer.max_ack_pending: the events it would hold past that are
 // dead-lettered (for aiops notify replay, the reason says why), so the

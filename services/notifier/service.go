@@ -40,6 +40,7 @@ type Service struct {
 	// terms fails /readyz with the error the last term ended with, until
 	// a term reads the open incidents again.
 	terms *service.LastFailure
+	js    jetstream.JetStream // to look at the stream's span (watchStream)
 }
 
 // Checks is the notifier's readiness: not ready while its terms end in
@@ -76,12 +77,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 	if err := proc.holdWithin(proc.cfg.Consumer.Stream, stream.CachedInfo().Config.MaxAge, cfg.Delivery.MaxHold != 0); err != nil {
 		return nil, err
 	}
+	proc.noteStream(spanOf(stream.CachedInfo()))
 	records, err := bus.NewPublisher(js)
 	if err != nil {
 		return nil, err
 	}
 	proc.WithRecords(records)
-	s := &Service{proc: proc, log: log, terms: service.NewLastFailure("notifier")}
+	s := &Service{proc: proc, log: log, terms: service.NewLastFailure("notifier"), js: js}
 	if s.silences, err = silence.Open(ctx, js, proc.cfg.Silences); err != nil {
 		return nil, err
 	}
@@ -141,6 +143,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { gcSilences(actx, s.silences, GCInterval, s.log) })
+	wg.Go(func() { s.watchStream(actx, streamLookEvery) })
 	// each term reads the open incidents first: the holder before may have
 	// changed them; a lost lease stops writing them at once
 	term := func(ctx context.Context) (err error) {
@@ -172,6 +175,33 @@ func (s *Service) Run(ctx context.Context) error {
 		err = apiErr
 	}
 	return err
+}
+
+// streamLookEvery is how often the notifier looks at the span of the
+// stream its incident events are on: well within the time a held event
+// is given up before the stream would discard it (a tenth of its span).
+const streamLookEvery = 30 * time.Second
+
+// watchStream records the stream's span every interval until ctx ends; a
+// look that fails keeps the last one.
+func (s *Service) watchStream(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		stream, err := s.js.Stream(lctx, s.proc.cfg.Consumer.Stream)
+		cancel()
+		if err != nil {
+			s.log.Debug().Err(err).Msg("looking at the stream's span failed; the last look holds")
+			continue
+		}
+		s.proc.noteStream(spanOf(stream.CachedInfo()))
+	}
 }
 
 // Silences is the service's silence store.

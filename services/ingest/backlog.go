@@ -47,27 +47,39 @@ type backlogGuard struct {
 
 	mu       sync.Mutex
 	at       time.Time // of the last look
+	looking  bool      // a look is under way: the others take the last one
 	last     float64
 	refusing bool
 	failing  bool // the last look failed: not refusing for it, said once
 }
 
 // over tells whether the backlog is at limit or beyond, looking again when
-// the last look is older than every or was past half the limit.
+// the last look is older than every or was past half the limit. One
+// request looks at a time, outside the lock: the others go by the last
+// look meanwhile rather than wait in line for the server's answer.
 func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (ratio float64, over bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.at.IsZero() || now.Sub(g.at) >= g.every || g.last >= limit/2 {
-		g.at = now
-		g.look(ctx, limit)
+	due := !g.looking && (g.at.IsZero() || now.Sub(g.at) >= g.every || g.last >= limit/2)
+	if !due {
+		defer g.mu.Unlock()
+		return g.last, g.refusing
 	}
+	g.at, g.looking = now, true
+	g.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	ratio, err := g.measure(ctx)
+	cancel()
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.looking = false
+	g.apply(ratio, err, limit)
 	return g.last, g.refusing
 }
 
-func (g *backlogGuard) look(ctx context.Context, limit float64) {
-	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
-	defer cancel()
-	ratio, err := g.measure(ctx)
+// apply takes a look's answer, under mu.
+func (g *backlogGuard) apply(ratio float64, err error, limit float64) {
 	if err != nil {
 		// A writer not started yet has no consumer, and a bus away fails
 		// the publish: neither is a reason to refuse here, but the

@@ -52,3 +52,47 @@ func TestStoreBacklogIsLookedAtEveryRequestPastHalfTheLimit(t *testing.T) {
 	fail = errors.New("consumer not found")
 	post(http.StatusOK)
 }
+
+// While one request looks at the backlog the others go by the last look:
+// past half the limit every request looks, and had each waited in line
+// for the server's answer a slow bus would have made the gateway answer
+// one request per round trip.
+func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
+	release := make(chan struct{})
+	looking := make(chan struct{}, 1)
+	looks := 0
+	measure := func(context.Context) (float64, error) {
+		looks++
+		if looks == 1 {
+			return 0.6, nil // past half of 0.9: every request looks
+		}
+		looking <- struct{}{}
+		<-release
+		return 0.6, nil
+	}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, time.Hour))
+	post := func() int {
+		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
+	}
+	if code := post(); code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	done := make(chan int, 1)
+	go func() { done <- post() }()
+	<-looking // the second request's look is under way
+	third := make(chan int, 1)
+	go func() { third <- post() }()
+	select {
+	case code := <-third:
+		if code != http.StatusOK {
+			t.Fatalf("a request during another's look: %d, want 200 by the last look", code)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a request during another's look waited for it")
+	}
+	close(release)
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the looking request: %d", code)
+	}
+}

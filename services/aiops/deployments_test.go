@@ -25,6 +25,7 @@ import (
 
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/correlate"
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/notify/amconfig"
 	"github.com/aiops-dev/aiops/pkg/platform"
 	"github.com/aiops-dev/aiops/services/correlator"
@@ -493,6 +494,11 @@ func dashboardQueries(t *testing.T) (promQL, sql []string) {
 				RawSQL string `json:"rawSql"`
 			}
 		}
+	}
+	// A key given twice is read as its last (Grafana's too): a panel's
+	// description written and then emptied below it lost the text.
+	if err := event.CheckJSON(data); err != nil {
+		t.Fatalf("the dashboard: %v", err)
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
 		t.Fatal(err)

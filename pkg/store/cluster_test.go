@@ -464,3 +464,33 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+// TestMigrateOnClusterWithAServerDown restarts a writer while one replica is
+// down and nothing is left to apply: it starts, since nothing needs every
+// server. Each ON CLUSTER statement waits for every server
+// (distributed_ddl_task_timeout, 180 s) and then fails, and the writer used
+// to run two at every start (the database and the bookkeeping table), so a
+// replica down stopped every writer start (here: the context's deadline).
+func TestMigrateOnClusterWithAServerDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and two ClickHouse servers")
+	}
+	const cluster, database = "aiops_test", "aiops"
+	nodes := testenv.ClickHouseCluster(t, cluster, 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := openNode(t, nodes[0].Addr, "default", "")
+	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	first := openNode(t, nodes[0].Addr, database, cluster)
+	if _, err := first.Migrate(ctx, Schema); err != nil {
+		t.Fatalf("Migrate with every server up: %v", err)
+	}
+
+	nodes[1].Stop(t)
+	again, err := first.Migrate(ctx, Schema)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("Migrate with the second replica down and nothing to apply: applied %v, %v; want nothing and no error", again, err)
+	}
+}

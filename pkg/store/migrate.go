@@ -88,6 +88,7 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		return nil, err
 	}
 	createBookkeeping := createMigrationsTable
+	ensureBookkeeping := true
 	if s.cluster != "" {
 		database, err := s.currentDatabase(ctx)
 		if err != nil {
@@ -105,10 +106,24 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		if engine != "" && !strings.HasPrefix(engine, "Replicated") {
 			return nil, errs.Permanentf("store: cluster %s: database %s holds the single-node schema (%s is %s); apply the cluster form to a new database (docs/operations.md)", s.cluster, database, MigrationsTable, engine)
 		}
+		// Each ON CLUSTER statement waits for every server and fails when
+		// one is down (after distributed_ddl_task_timeout, 180 s): with
+		// nothing to apply, none is run, so a writer restarts while a
+		// replica is down (or its ZooKeeper is, which leaves the
+		// replicated bookkeeping readable).
+		if engine != "" {
+			done, err := s.appliedMigrations(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ensureBookkeeping = s.anyToApply(units, done)
+		}
 		// The DSN's database exists on the node connected to; the others
 		// may not have it yet.
-		if err := s.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdents(database)+" ON CLUSTER "+quoteIdents(s.cluster)); err != nil {
-			return nil, fmt.Errorf("store: create database %s on cluster %s: %w", database, s.cluster, err)
+		if ensureBookkeeping {
+			if err := s.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdents(database)+" ON CLUSTER "+quoteIdents(s.cluster)); err != nil {
+				return nil, fmt.Errorf("store: create database %s on cluster %s: %w", database, s.cluster, err)
+			}
 		}
 		createBookkeeping = migrationsTableCluster(database, s.cluster)
 	} else {
@@ -125,8 +140,10 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 			return nil, errs.Permanentf("store: the database holds the cluster form of the schema (%s is %s); set store.cluster to its cluster (docs/operations.md)", MigrationsTable, engine)
 		}
 	}
-	if err := s.Conn.Exec(ctx, createBookkeeping); err != nil {
-		return nil, fmt.Errorf("store: create %s: %w", MigrationsTable, err)
+	if ensureBookkeeping {
+		if err := s.Conn.Exec(ctx, createBookkeeping); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", MigrationsTable, err)
+		}
 	}
 	done, err := s.appliedMigrations(ctx)
 	if err != nil {
@@ -168,6 +185,20 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		applied = append(applied, u.name)
 	}
 	return applied, nil
+}
+
+// anyToApply reports whether a unit not in done, the units applied, would
+// run on this server (its -- +min-version, if any, met).
+func (s *Store) anyToApply(units []migrationUnit, done map[string]string) bool {
+	for _, u := range units {
+		if _, ok := done[u.name]; ok {
+			continue
+		}
+		if u.minVersion == nil || s.version.AtLeast(u.minVersion.Major, u.minVersion.Minor) {
+			return true
+		}
+	}
+	return false
 }
 
 // currentDatabase is the DSN's database, checked to be a plain name since

@@ -137,6 +137,19 @@ type ClickHouseNode struct {
 	Dir            string // the server's folder (config.xml, config.d, data, log)
 }
 
+// Stop stops the server before the test ends, for a test of a cluster with
+// a server down; stopping it again, as the test's end does, is harmless.
+func (n ClickHouseNode) Stop(t testing.TB) {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(filepath.Join(root, clickhouseScriptRel), "stop", n.Dir).CombinedOutput(); err != nil {
+		t.Fatalf("testenv: stop ClickHouse shard %d replica %d: %v\n%s", n.Shard, n.Replica, err, out)
+	}
+}
+
 // ClickHouseCluster starts shards×replicas local ClickHouse servers
 // (scripts/clickhouse.sh, clickhouse-server from PATH) that form the cluster
 // name: each server's config.d/cluster.xml, which ClickHouse merges into

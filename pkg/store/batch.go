@@ -545,7 +545,7 @@ func (w *BatchWriter) insert(rows [][]any, idx []int, out []error) {
 	if isDataError(err) && len(sent) == 1 {
 		err = errs.Permanent(fmt.Errorf("store: insert into %s: row rejected by the server: %w", w.cfg.Table, err))
 	} else {
-		err = fmt.Errorf("store: insert %d rows into %s: %w", len(sent), w.cfg.Table, err)
+		err = fmt.Errorf("store: insert %d rows into %s: %w", len(sent), w.cfg.Table, withKeeperHint(err))
 	}
 	for _, i := range sent {
 		out[i] = err
@@ -623,6 +623,17 @@ var dataErrorCodes = map[int32]bool{
 func isDataError(err error) bool {
 	var ex *clickhouse.Exception
 	return errors.As(err, &ex) && dataErrorCodes[ex.Code]
+}
+
+// withKeeperHint adds to an error of a server without its ZooKeeper (or
+// ClickHouse Keeper) session what that means, since the server's words
+// ("Table is in readonly mode", "Session expired") do not name it.
+func withKeeperHint(err error) error {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && (ex.Code == 242 || ex.Code == 999) { // TABLE_IS_READ_ONLY, KEEPER_EXCEPTION
+		return fmt.Errorf("%w (the server has no ZooKeeper or ClickHouse Keeper session: its replicated tables take no rows and ON CLUSTER statements do not run until it has one again)", err)
+	}
+	return err
 }
 
 // isTooManyPartitions matches "Too many partitions for single INSERT block"

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +145,31 @@ func TestBatchWriterInsertsThroughConcurrentDDL(t *testing.T) {
 	t.Logf("%d rows added, %d failed", added, len(failed))
 	if len(permanent) > 0 {
 		t.Fatalf("%d of %d rows failed for good during DDL (dead-lettered), first: %v", len(permanent), added, permanent[0])
+	}
+}
+
+// A cluster's server that lost its ZooKeeper (or ClickHouse Keeper)
+// session answers inserts with "Table is in readonly mode" or "Session
+// expired", neither of which names ZooKeeper: the error the writer logs
+// says where to look.
+func TestKeeperErrorsNameZooKeeper(t *testing.T) {
+	for _, c := range []struct {
+		code int32
+		msg  string
+	}{
+		{242, "Table is in readonly mode"},
+		{999, "Session expired"},
+	} {
+		conn := &failingConn{err: &clickhouse.Exception{Code: c.code, Name: "DB::Exception", Message: c.msg}}
+		w := newWriter(t, conn, BatchConfig{Table: "kv", Columns: kvColumns, MaxAge: time.Hour})
+		r := newResults()
+		if err := w.Add(context.Background(), kvRow("a"), r.done("a")); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Flush(context.Background())
+		got := r.get("a")
+		if len(got) != 1 || got[0] == nil || !strings.Contains(got[0].Error(), "ZooKeeper") || !strings.Contains(got[0].Error(), c.msg) {
+			t.Errorf("code %d: %v; want one error with the server's message and naming ZooKeeper", c.code, got)
+		}
 	}
 }

@@ -83,6 +83,11 @@ type migrationUnit struct {
 // failing because its table or column exists already counts as done, since
 // 18.16 has no ADD COLUMN IF NOT EXISTS.
 func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string, err error) {
+	defer func() {
+		if err != nil {
+			err = withKeeperHint(err)
+		}
+	}()
 	units, err := loadMigrations(migrations)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/aiops-dev/aiops/pkg/errs"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 	"github.com/rs/zerolog"
@@ -492,5 +495,57 @@ func TestMigrateOnClusterWithAServerDown(t *testing.T) {
 	again, err := first.Migrate(ctx, Schema)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("Migrate with the second replica down and nothing to apply: applied %v, %v; want nothing and no error", again, err)
+	}
+}
+
+// unansweredDropConn runs ALTER ... DROP PARTITION and then answers as the
+// server does when another server of the cluster did not run it within
+// distributed_ddl_task_timeout (seen with a replica down): code 159.
+type unansweredDropConn struct{ driver.Conn }
+
+func (c unansweredDropConn) Exec(ctx context.Context, query string, args ...any) error {
+	if err := c.Conn.Exec(ctx, query, args...); err != nil || !strings.Contains(query, "DROP PARTITION") {
+		return err
+	}
+	return &clickhouse.Exception{Code: 159, Name: "DB::Exception", Message: "Watching task /clickhouse/task_queue/ddl/query-0000000117 is executing longer than distributed_ddl_task_timeout (=180) seconds. " +
+		"There are 1 unfinished hosts (0 of them are currently active), they are going to execute the query in background"}
+}
+
+// A retention pass with a server of the cluster down: the servers that
+// answered dropped the partition and the others run the DROP from
+// ZooKeeper's queue on their return, so the pass reports it dropped and
+// says so, instead of a bare "retention pass failed" over a partition
+// that is gone.
+func TestRetentionOnClusterWithAServerNotAnswering(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and a ClickHouse server")
+	}
+	const cluster, database = "aiops_test", "aiops"
+	nodes := testenv.ClickHouseCluster(t, cluster, 1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := openNode(t, nodes[0].Addr, "default", "")
+	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
+		t.Fatal(err)
+	}
+	s := openNode(t, nodes[0].Addr, database, cluster)
+	if _, err := s.Migrate(ctx, Schema); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	old := now.Add(-10 * 24 * time.Hour)
+	if err := s.Conn.Exec(ctx, fmt.Sprintf("INSERT INTO events (id, kind, time, service, body) SELECT '01JOLD', 'log', toDateTime(%d), 'svc', '{}'", old.Unix())); err != nil {
+		t.Fatal(err)
+	}
+
+	dropped, err := DropPartitionsOlderThan(ctx, unansweredDropConn{s.Conn}, "events", 3, now)
+	if want := []string{old.Format("20060102")}; !slices.Equal(dropped, want) {
+		t.Errorf("dropped %v, want %v: the server that answered dropped it", dropped, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "when they return") || !strings.Contains(err.Error(), "code: 159") {
+		t.Errorf("err = %v; want the server's code 159 and that the others drop it when they return", err)
+	}
+	if n := count(t, s, "SELECT count() FROM events"); n != 0 {
+		t.Errorf("%d events left after the drop", n)
 	}
 }

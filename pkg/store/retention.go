@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/aiops-dev/aiops/pkg/errs"
 )
@@ -178,11 +179,27 @@ func DropPartitionsOlderThan(ctx context.Context, conn driver.Conn, table string
 		// The partition id is bound by the client, quoted as a string
 		// literal: 18.16 has no server-side parameters.
 		if err := conn.Exec(ctx, "ALTER TABLE "+quoted+onCluster+" DROP PARTITION ID ?", p.id); err != nil {
+			if onCluster != "" && isDDLTimeout(err) {
+				// The servers that ran it in time dropped it; the
+				// statement waits in ZooKeeper's DDL queue for the others.
+				// The pass stops here rather than wait as long again for
+				// each partition.
+				return append(dropped, p.id), fmt.Errorf("store: drop partition %s of %s: dropped by the servers that answered; "+
+					"those that did not within distributed_ddl_task_timeout (down?) drop it when they return: %w", p.id, table, err)
+			}
 			return dropped, fmt.Errorf("store: drop partition %s of %s: %w", p.id, table, err)
 		}
 		dropped = append(dropped, p.id)
 	}
 	return dropped, nil
+}
+
+// isDDLTimeout matches what an ON CLUSTER statement answers when a server
+// did not run it within distributed_ddl_task_timeout (code 159,
+// TIMEOUT_EXCEEDED, "Watching task ... is executing longer than ...").
+func isDDLTimeout(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 159 && strings.Contains(ex.Message, "distributed_ddl_task_timeout")
 }
 
 // beforeDrop, when set (by a test), is called right before a partition is

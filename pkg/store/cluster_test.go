@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -487,14 +488,26 @@ func TestMigrateOnClusterWithAServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := openNode(t, nodes[0].Addr, database, cluster)
+	// A start with something to apply waits for every server, silently
+	// for 180 s when one is down: the log says so before it waits.
+	var logs bytes.Buffer
+	first.log = zerolog.New(&logs)
+	const waits = "waits for every server of the cluster"
 	if _, err := first.Migrate(ctx, Schema); err != nil {
 		t.Fatalf("Migrate with every server up: %v", err)
 	}
+	if !strings.Contains(logs.String(), waits) {
+		t.Errorf("Migrate with migrations to apply logged no line saying it %s:\n%s", waits, logs.String())
+	}
 
 	nodes[1].Stop(t)
+	logs.Reset()
 	again, err := first.Migrate(ctx, Schema)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("Migrate with the second replica down and nothing to apply: applied %v, %v; want nothing and no error", again, err)
+	}
+	if strings.Contains(logs.String(), waits) {
+		t.Errorf("Migrate with nothing to apply said it %s", waits)
 	}
 }
 

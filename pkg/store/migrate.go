@@ -126,6 +126,10 @@ func (s *Store) Migrate(ctx context.Context, migrations fs.FS) (applied []string
 		// The DSN's database exists on the node connected to; the others
 		// may not have it yet.
 		if ensureBookkeeping {
+			// Nothing else is logged while a statement waits for a server
+			// that is down, up to 3 minutes with no gateway listening.
+			s.log.Info().Str("cluster", s.cluster).Msg("applying the schema ON CLUSTER: each statement waits for every server of the cluster " +
+				"(up to distributed_ddl_task_timeout, 180 s by default) and fails the start if one does not answer")
 			if err := s.Conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdents(database)+" ON CLUSTER "+quoteIdents(s.cluster)); err != nil {
 				return nil, fmt.Errorf("store: create database %s on cluster %s: %w", database, s.cluster, err)
 			}

@@ -234,6 +234,49 @@ type BatchWriter struct {
 	space    chan struct{} // closed (and replaced) when pending drops
 	closed   bool
 	stopped  chan struct{} // closed when the sender has exited
+
+	fails failureLog
+}
+
+// failureLogEvery is how often, at most, a writer warns of failed
+// inserts while they go on.
+const failureLogEvery = 30 * time.Second
+
+// failureLog lets the warning of a failed insert out at once, then at
+// most once per failureLogEvery with how many batches failed since, and
+// says when inserts succeed again: during a ClickHouse outage every
+// batch fails, and a line per batch (one per table a second, 535 in a
+// minute in a trial) buried what else the log said.
+type failureLog struct {
+	mu       sync.Mutex
+	last     time.Time // of the last warning
+	unlogged int       // batches failed since it
+	spell    int       // batches failed since the last success
+}
+
+// failed counts a failed batch at now and returns how many failed since
+// the last warning (this one included) when a warning is due, else 0.
+func (f *failureLog) failed(now time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unlogged++
+	f.spell++
+	if !f.last.IsZero() && now.Sub(f.last) < failureLogEvery {
+		return 0
+	}
+	n := f.unlogged
+	f.last, f.unlogged = now, 0
+	return n
+}
+
+// succeeded returns how many batches failed in a row before this
+// success (0: none), and starts over.
+func (f *failureLog) succeeded() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.spell
+	f.last, f.unlogged, f.spell = time.Time{}, 0, 0
+	return n
 }
 
 type pendingBatch struct {
@@ -508,8 +551,17 @@ func (w *BatchWriter) send(b *pendingBatch) {
 			done(rowErrs[i])
 		}
 	}
-	if failed > 0 {
-		w.log.Warn().Err(b.err).Int("rows", len(b.rows)).Int("failed", failed).Str("trigger", b.trigger).Msg("batch insert failed")
+	switch {
+	case failed > 0:
+		if n := w.fails.failed(w.clock.Now()); n > 0 {
+			// batches_failed: since the last such line (this one included).
+			w.log.Warn().Err(b.err).Int("rows", len(b.rows)).Int("failed", failed).Str("trigger", b.trigger).
+				Int("batches_failed", n).Msg("batch insert failed")
+		}
+	default:
+		if n := w.fails.succeeded(); n > 0 {
+			w.log.Info().Int("batches_failed", n).Msg("batch inserts succeed again")
+		}
 	}
 	if w.observe != nil {
 		w.observe(BatchResult{Rows: len(b.rows), Bytes: b.bytes, Failed: failed, Trigger: b.trigger, Duration: w.clock.Now().Sub(start), Err: b.err})

@@ -84,10 +84,14 @@ func (g *backlogGuard) apply(ratio float64, err error, limit float64) {
 		// A writer not started yet has no consumer, and a bus away fails
 		// the publish: neither is a reason to refuse here, but the
 		// operator must know the guard is blind.
+		// A refusal ends too: no look could end it while they fail (the
+		// writer's consumer removed while refusing kept the gateway
+		// refusing until a restart). The next look comes after every
+		// again, not at each request.
 		if !g.failing {
-			g.log.Warn().Err(err).Msg("cannot see how many events the writer has not stored; accepting requests without that check (is ingest.store_consumer the writer's consumer.durable?)")
+			g.log.Warn().Err(err).Bool("was_refusing", g.refusing).Msg("cannot see how many events the writer has not stored; accepting requests without that check (is ingest.store_consumer the writer's consumer.durable?)")
 		}
-		g.failing = true
+		g.failing, g.refusing, g.last = true, false, 0
 		return
 	}
 	if g.failing {

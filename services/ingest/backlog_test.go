@@ -96,3 +96,28 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 		t.Fatalf("the looking request: %d", code)
 	}
 }
+
+// A look that fails refuses nothing, also when the look before refused:
+// the writer's consumer removed (a stale durable deleted, the writer
+// renamed) while the gateway refused would otherwise keep it refusing
+// until a restart, every look failing and none saying the writer caught up.
+func TestStoreBacklogLookThatFailsEndsARefusal(t *testing.T) {
+	var fail error
+	measure := func(context.Context) (float64, error) {
+		if fail != nil {
+			return 0, fail
+		}
+		return 0.95, nil
+	}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0))
+	post := func() int {
+		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
+	}
+	if code := post(); code != http.StatusServiceUnavailable {
+		t.Fatalf("at 0.95 of the limit: %d, want 503", code)
+	}
+	fail = errors.New("consumer not found")
+	if code := post(); code != http.StatusOK {
+		t.Fatalf("the look failing: %d, want 200 (a look that fails refuses nothing)", code)
+	}
+}

@@ -238,7 +238,7 @@ func (c Config) Validate() error {
 	if c.BodyGracePeriod < 0 {
 		bad("body_grace_period", "is %s, want > 0", c.BodyGracePeriod)
 	}
-	if c.MaxStoreBacklog < 0 || c.MaxStoreBacklog > 1 {
+	if !(c.MaxStoreBacklog >= 0 && c.MaxStoreBacklog <= 1) { // NaN too: no ratio is >= NaN, nothing would be refused
 		bad("max_store_backlog", "is %g, want a part of the stream's limit above 0 and at most 1", c.MaxStoreBacklog)
 	}
 	if c.PublishTimeout < 0 {

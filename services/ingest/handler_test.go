@@ -597,7 +597,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Tokens: []string{tokenA}, MinBodyRate: -1}, "min_body_rate"},
 		{Config{Tokens: []string{tokenA}, BodyGracePeriod: -time.Second}, "body_grace_period"},
 		{Config{Tokens: []string{tokenA}, RetryAfter: -time.Second}, "retry_after"},
-		{Config{Tokens: []string{tokenA}, MaxStoreBacklog: 1.5}, "max_store_backlog"}, // past the limit, events are discarded
+		{Config{Tokens: []string{tokenA}, MaxStoreBacklog: 1.5}, "max_store_backlog"},        // past the limit, events are discarded
+		{Config{Tokens: []string{tokenA}, MaxStoreBacklog: math.NaN()}, "max_store_backlog"}, // no ratio is >= NaN: nothing would be refused
 	}
 	for _, c := range cases {
 		err := c.cfg.Validate()

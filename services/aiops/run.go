@@ -127,10 +127,33 @@ func runPipelineMain(ctx context.Context, args []string, summary, stderr io.Writ
 			return service.Usage(err)
 		}
 	}
+	if err := storeConsumerConflict(cfg); err != nil {
+		return service.Usage(err)
+	}
 	if *check {
 		return checkRun(cfg, natsCfg, stderr)
 	}
 	return runLoaded(ctx, cfg, natsCfg, summary)
+}
+
+// storeConsumerConflict refuses a writer whose durable consumer is not
+// the one the gateway watches (ingest.store_consumer): the gateway
+// refuses requests while that consumer has not stored most of EVENTS, so
+// another one is watched for nothing, or, left on the server from before
+// a rename and read by no writer, has the gateway answer 503 to every
+// request once the events since fill nine tenths of EVENTS.
+func storeConsumerConflict(cfg *platform.AssembledConfig) error {
+	w, ok := platform.SectionOf[writer.Config](cfg, writer.Component.Name)
+	in, ok2 := platform.SectionOf[ingest.ServerConfig](cfg, ingest.Component.Name)
+	if !ok || !ok2 {
+		return nil
+	}
+	durable := w.WithDefaults().Consumer.Durable
+	if watched := in.StoreConsumerName(); watched != durable {
+		return fmt.Errorf("writer.consumer.durable is %q but the gateway watches the backlog of %q (ingest.store_consumer), "+
+			"whose events it takes for unstored: -set ingest.store_consumer=%s", durable, watched, durable)
+	}
+	return nil
 }
 
 // checkRun is `aiops run -check`: what would stop `aiops run` at once,

@@ -338,3 +338,24 @@ func TestRunCheckPrintsTheCatalogsWarnings(t *testing.T) {
 	}
 	notStarted(t, dir)
 }
+
+// The gateway refuses while the consumer ingest.store_consumer names has
+// not stored most of EVENTS. A writer given another durable left it
+// watching "writer": absent, it watched nothing; left from before the
+// rename, no writer read it any more, and once the events since filled
+// nine tenths of EVENTS every request got 503, for good. aiops run has
+// both sections: it refuses them apart, naming the fix.
+func TestRunRefusesAWriterDurableTheGatewayDoesNotWatch(t *testing.T) {
+	dir := t.TempDir()
+	base := firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", nil)
+	args := append([]string{"-check", "-set", "writer.consumer.durable=archive"}, base...)
+	err := runPipelineMain(context.Background(), args, nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-set ingest.store_consumer=archive") {
+		t.Fatalf("-check with writer.consumer.durable=archive alone: %v, want an error naming -set ingest.store_consumer=archive", err)
+	}
+	args = append([]string{"-check", "-set", "writer.consumer.durable=archive", "-set", "ingest.store_consumer=archive"}, base...)
+	if err := runPipelineMain(context.Background(), args, nil, io.Discard); err != nil {
+		t.Fatalf("-check with both set alike: %v", err)
+	}
+	notStarted(t, dir)
+}

@@ -44,7 +44,9 @@ type ServerConfig struct {
 // DefaultStoreConsumer is the writer's durable consumer by default.
 const DefaultStoreConsumer = "writer"
 
-func (c ServerConfig) storeConsumer() string {
+// StoreConsumerName is the consumer StoreConsumer names, its default
+// filled in.
+func (c ServerConfig) StoreConsumerName() string {
 	if c.StoreConsumer == "" {
 		return DefaultStoreConsumer
 	}

@@ -19,7 +19,7 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 		if err != nil {
 			return nil, err
 		}
-		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(p, cfg.storeConsumer()), storeBacklogEvery))
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(p, cfg.StoreConsumerName()), storeBacklogEvery))
 	})
 
 // storeBacklogEvery is how often the gateway looks at the writer's backlog

@@ -20,18 +20,25 @@ type StoreBacklog func(ctx context.Context) (ratio float64, err error)
 // Retry-After while measure says the unstored events take
 // Config.MaxStoreBacklog of the stream's limit or more. It looks again at
 // most once per every (0: at every request) while the last look was
-// below half that limit, and at every request past it, so that a burst
+// below half that limit, and ten times as often past it, so that a burst
 // between two looks cannot fill the rest of the stream. Without it the
 // gateway answers 200 for events that a long store outage then discards
 // unstored.
 func WithStoreBacklog(measure StoreBacklog, every time.Duration) Option {
 	return func(h *Handler) {
 		ratio := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
-			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request: once a second, at every one past half of ingest.max_store_backlog); from ingest.max_store_backlog on, requests are refused with 503."})
+			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request: once a second, every 100 ms past half of ingest.max_store_backlog); from ingest.max_store_backlog on, requests are refused with 503."})
 		h.m.storeBacklog = ratio
 		h.backlog = &backlogGuard{measure: measure, every: every, log: &h.log, ratio: ratio}
 	}
 }
+
+// pastHalfPace is how many times more often the gateway looks at the
+// backlog once it is past half the limit (every 100 ms at the default
+// second): often enough that no burst between two looks fills the rest
+// (a tenth of 1 GiB at tens of MB/s), seldom enough that the looks (two
+// JetStream API requests each) do not grow with the request rate.
+const pastHalfPace = 10
 
 // backlogTimeout bounds one look at the backlog: a bus that does not
 // answer fails the publish anyway, with its own 503.
@@ -59,7 +66,11 @@ type backlogGuard struct {
 // look meanwhile rather than wait in line for the server's answer.
 func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (ratio float64, over bool) {
 	g.mu.Lock()
-	due := !g.looking && (g.at.IsZero() || now.Sub(g.at) >= g.every || g.last >= limit/2)
+	every := g.every
+	if g.last >= limit/2 {
+		every /= pastHalfPace
+	}
+	due := !g.looking && (g.at.IsZero() || now.Sub(g.at) >= every)
 	if !due {
 		defer g.mu.Unlock()
 		return g.last, g.refusing

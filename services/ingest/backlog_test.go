@@ -9,10 +9,12 @@ import (
 )
 
 // The gateway looks at the writer's backlog once per interval while it is
-// small, and at every request once it is past half the limit: between two
-// looks a burst of requests could otherwise fill the rest of the stream.
-// A look that fails refuses nothing (the publish tells a bus away itself).
-func TestStoreBacklogIsLookedAtEveryRequestPastHalfTheLimit(t *testing.T) {
+// small, and ten times as often once it is past half the limit: between
+// two looks a burst of requests could otherwise fill the rest of the
+// stream, and a look at every request would put two JetStream API
+// requests behind each. A look that fails refuses nothing (the publish
+// tells a bus away itself).
+func TestStoreBacklogIsLookedAtMoreOftenPastHalfTheLimit(t *testing.T) {
 	ratios := []float64{0.1, 0.5, 0.95, 0.2}
 	var looks int
 	var fail error
@@ -42,9 +44,15 @@ func TestStoreBacklogIsLookedAtEveryRequestPastHalfTheLimit(t *testing.T) {
 		t.Fatalf("%d looks within the interval, want 1", looks)
 	}
 	clk.Add(time.Hour)
-	post(http.StatusOK)                 // 0.5, past half of 0.9
-	post(http.StatusServiceUnavailable) // 0.95, looked at again at once
-	post(http.StatusOK)                 // 0.2: the writer caught up
+	post(http.StatusOK) // 0.5, past half of 0.9
+	post(http.StatusOK) // 0.5 still: within a tenth of the hour
+	if looks != 2 {
+		t.Fatalf("%d looks, want 2", looks)
+	}
+	clk.Add(time.Hour / pastHalfPace)
+	post(http.StatusServiceUnavailable) // 0.95, looked at again a tenth of the interval on
+	clk.Add(time.Hour / pastHalfPace)
+	post(http.StatusOK) // 0.2: the writer caught up
 	if looks != 4 {
 		t.Fatalf("%d looks, want 4", looks)
 	}
@@ -54,9 +62,8 @@ func TestStoreBacklogIsLookedAtEveryRequestPastHalfTheLimit(t *testing.T) {
 }
 
 // While one request looks at the backlog the others go by the last look:
-// past half the limit every request looks, and had each waited in line
-// for the server's answer a slow bus would have made the gateway answer
-// one request per round trip.
+// had each waited in line for the server's answer, a slow bus would have
+// made the gateway answer one request per round trip.
 func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 	release := make(chan struct{})
 	looking := make(chan struct{}, 1)
@@ -64,13 +71,13 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 	measure := func(context.Context) (float64, error) {
 		looks++
 		if looks == 1 {
-			return 0.6, nil // past half of 0.9: every request looks
+			return 0.6, nil
 		}
 		looking <- struct{}{}
 		<-release
 		return 0.6, nil
 	}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, time.Hour))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0)) // every request looks
 	post := func() int {
 		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 	}

@@ -150,7 +150,7 @@ type streamSpan struct {
 
 // spanOf is what a stream's state says of its span.
 func spanOf(info *jetstream.StreamInfo) streamSpan {
-	nearly := func(have uint64, limit int64) bool { return limit > 0 && have >= uint64(limit)/10*9 }
+	nearly := func(have uint64, limit int64) bool { return limit > 0 && float64(have) >= 0.9*float64(limit) }
 	return streamSpan{first: info.State.FirstTime, last: info.State.LastTime,
 		full: nearly(info.State.Bytes, info.Config.MaxBytes) || nearly(info.State.Msgs, info.Config.MaxMsgs)}
 }

@@ -574,3 +574,27 @@ func TestResolveReplacesAHeldState(t *testing.T) {
 		}
 	}
 }
+
+// A stream is full at nine tenths of a limit, whichever it is; with a
+// limit under 10 messages, 9/10 of it rounded down used to be 0, and an
+// empty stream counted as full.
+func TestStreamIsFullAtNineTenthsOfALimit(t *testing.T) {
+	info := func(msgs, bytes uint64, maxMsgs, maxBytes int64) *jetstream.StreamInfo {
+		return &jetstream.StreamInfo{Config: jetstream.StreamConfig{MaxMsgs: maxMsgs, MaxBytes: maxBytes}, State: jetstream.StreamState{Msgs: msgs, Bytes: bytes}}
+	}
+	for _, c := range []struct {
+		info *jetstream.StreamInfo
+		full bool
+	}{
+		{info(0, 0, 5, -1), false},
+		{info(4, 100, 5, -1), false},
+		{info(5, 100, 5, -1), true},
+		{info(10, 899, -1, 1000), false},
+		{info(10, 900, -1, 1000), true},
+		{info(10, 900, -1, -1), false},
+	} {
+		if got := spanOf(c.info).full; got != c.full {
+			t.Errorf("%d messages of %d, %d bytes of %d: full %v, want %v", c.info.State.Msgs, c.info.Config.MaxMsgs, c.info.State.Bytes, c.info.Config.MaxBytes, got, c.full)
+		}
+	}
+}

@@ -479,15 +479,8 @@ func TestMigrateOnClusterWithAServerDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts ZooKeeper and two ClickHouse servers")
 	}
-	const cluster, database = "aiops_test", "aiops"
-	nodes := testenv.ClickHouseCluster(t, cluster, 1, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	admin := openNode(t, nodes[0].Addr, "default", "")
-	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
-		t.Fatal(err)
-	}
-	first := openNode(t, nodes[0].Addr, database, cluster)
+	nodes, ctx := clusterWithDatabase(t, 1, 2)
+	first := openNode(t, nodes[0].Addr, clusterDatabase, clusterName)
 	// A start with something to apply waits for every server, silently
 	// for 180 s when one is down: the log says so before it waits.
 	var logs bytes.Buffer
@@ -533,15 +526,8 @@ func TestRetentionOnClusterWithAServerNotAnswering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts ZooKeeper and a ClickHouse server")
 	}
-	const cluster, database = "aiops_test", "aiops"
-	nodes := testenv.ClickHouseCluster(t, cluster, 1, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	admin := openNode(t, nodes[0].Addr, "default", "")
-	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+database); err != nil {
-		t.Fatal(err)
-	}
-	s := openNode(t, nodes[0].Addr, database, cluster)
+	nodes, ctx := clusterWithDatabase(t, 1, 1)
+	s := openNode(t, nodes[0].Addr, clusterDatabase, clusterName)
 	if _, err := s.Migrate(ctx, Schema); err != nil {
 		t.Fatal(err)
 	}
@@ -561,4 +547,23 @@ func TestRetentionOnClusterWithAServerNotAnswering(t *testing.T) {
 	if n := count(t, s, "SELECT count() FROM events"); n != 0 {
 		t.Errorf("%d events left after the drop", n)
 	}
+}
+
+// clusterName and clusterDatabase are the cluster and the DSN's database
+// of clusterWithDatabase.
+const clusterName, clusterDatabase = "aiops_test", "aiops"
+
+// clusterWithDatabase starts a cluster of shards x replicas and makes the
+// DSN's database on its first server, as an operator does before a
+// writer's first start; ctx ends with the test, at the latest in a minute.
+func clusterWithDatabase(t *testing.T, shards, replicas int) ([]testenv.ClickHouseNode, context.Context) {
+	t.Helper()
+	nodes := testenv.ClickHouseCluster(t, clusterName, shards, replicas)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	admin := openNode(t, nodes[0].Addr, "default", "")
+	if err := admin.Conn.Exec(ctx, "CREATE DATABASE "+clusterDatabase); err != nil {
+		t.Fatal(err)
+	}
+	return nodes, ctx
 }

@@ -560,6 +560,23 @@ func (c *Consumer) release(n int64) {
 	}
 }
 
+// settle applies the consumer's settings on the server
+// (WithSettingsOnRun). One deleted meanwhile is not created here,
+// delivering the whole stream: the first fetch re-creates it after the
+// ack floor.
+func (c *Consumer) settle(ctx context.Context) error {
+	have, want, err := c.wanted(ctx)
+	if err != nil || have == nil {
+		return err
+	}
+	cons, err := EnsureConsumer(ctx, c.js, c.cfg.Stream, want)
+	if err != nil {
+		return err // c.cons stays what it was, for the next Run
+	}
+	c.cons = cons
+	return nil
+}
+
 // Run fetches batches and hands each delivery to h until ctx is cancelled.
 // Then it stops fetching, naks what was fetched but not yet handed out, waits
 // up to the drain timeout for outstanding done calls, and returns nil (or
@@ -575,16 +592,11 @@ func (c *Consumer) Run(ctx context.Context, h AsyncHandler) error {
 	}
 	defer c.running.Store(false)
 	if c.settleOnRun {
-		have, want, err := c.wanted(ctx)
-		if err != nil {
-			return err
-		}
-		// One deleted meanwhile is not created here, delivering the whole
-		// stream: the first fetch re-creates it after the ack floor.
-		if have != nil {
-			if c.cons, err = EnsureConsumer(ctx, c.js, c.cfg.Stream, want); err != nil {
-				return err
+		if err := c.settle(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it began: nothing fetched, nothing to drain
 			}
+			return err
 		}
 	}
 

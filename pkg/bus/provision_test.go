@@ -346,3 +346,24 @@ func TestSettingsOnRunApplyWhenRunStarts(t *testing.T) {
 		}
 	}
 }
+
+// A Run stopped as it starts, before its settings reached the server
+// (a stage stopped at once, a lease lost as it was taken), is a stop like
+// any other: nil, not the settings' "context canceled", which a stage
+// took for a failed term (seen in CI: TestNATSCommandIsTimedWhenStored).
+func TestSettingsOnRunOfARunStoppedAsItStartsIsAStop(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	cfg := e.consumerConfig("held")
+	if _, err := NewConsumer(testCtx(t), e.js, cfg, testLog(t)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(testCtx(t), e.js, cfg, testLog(t), WithSettingsOnRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Run(stopped, func(ctx context.Context, d *Delivery, done func(error)) { done(nil) }); err != nil {
+		t.Fatalf("Run stopped before it began: %v, want nil", err)
+	}
+}

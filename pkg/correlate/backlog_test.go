@@ -20,7 +20,7 @@ func TestBacklogEpisodeIsOneIncidentAsLongAsItLasted(t *testing.T) {
 	}
 	ss := []Signal{alert("HighErrorRate", "payments", 40*time.Minute),
 		anomaly(EpisodeOpen, 53*time.Second), anomaly(EpisodeUpdate, 3*time.Minute), anomaly(EpisodeUpdate, 6*time.Minute), anomaly(EpisodeClose, 9*time.Minute)}
-	ups := sameEvents(t, Config{}, ss, 3, t0.Add(2*time.Hour))
+	ups := sameEvents(t, Config{LoneAnomalies: Flag(true)}, ss, 3, t0.Add(2*time.Hour))
 	if got := strings.Count(transitions(ups), "opened"); got != 2 {
 		t.Fatalf("transitions %s: want two incidents opened, the live alert's and the episode's", transitions(ups))
 	}

@@ -208,6 +208,19 @@ type Config struct {
 	// off.
 	UnplacedSignals *bool         `yaml:"unplaced_signals"`
 	UnplacedWindow  time.Duration `yaml:"unplaced_window"`
+	// LoneAnomalies and AnomalyWait: an anomaly that would open an
+	// incident of its own (nothing it relates to is failing) waits: it
+	// opens one once its series stayed anomalous for AnomalyWait (an
+	// alerting rule's `for`), at once when it is critical, or when within
+	// AnomalyWait of it an alert on its service or a related one, or an
+	// anomaly on a related other service, tells of the same failure.
+	// Meanwhile it joins nothing, and if nothing comes it opens nothing
+	// (the detector still stored it). On a busy host some of its hundreds
+	// of series are off every few minutes (QUALITY.md, session 37). An
+	// anomaly that may join an incident joins it at once. true in
+	// LoneAnomalies opens one at once, as alerts do; nil is the default.
+	LoneAnomalies *bool         `yaml:"lone_anomalies"`
+	AnomalyWait   time.Duration `yaml:"anomaly_wait"`
 	// PathWeight is added to a candidate incident's score when it already
 	// has a member on a direct dependency of the signal's service: a
 	// failure reaches a service through what it calls, so a symptom
@@ -362,6 +375,8 @@ func DefaultConfig() Config {
 		LocationWindow:     5 * time.Minute,
 		UnplacedSignals:    Flag(true),
 		UnplacedWindow:     time.Minute,
+		LoneAnomalies:      Flag(false),
+		AnomalyWait:        5 * time.Minute,
 		PathWeight:         Weight(0.5),
 		LabelWeight:        Weight(0.5),
 		RecencyWeight:      4,
@@ -442,6 +457,10 @@ func (c Config) WithDefaults() Config {
 	fill(&c.FlapWindow, d.FlapWindow)
 	fill(&c.UpdateInterval, d.UpdateInterval)
 	fill(&c.SlowAlertWait, d.SlowAlertWait)
+	fill(&c.AnomalyWait, d.AnomalyWait)
+	if c.LoneAnomalies == nil {
+		c.LoneAnomalies = d.LoneAnomalies
+	}
 	if c.StormWindow == 0 {
 		c.StormWindow = min(d.StormWindow, c.GroupWindow)
 	}
@@ -527,7 +546,7 @@ func (c Config) Validate() error {
 		v   time.Duration
 	}{{"group_window", c.GroupWindow}, {"spread_window", c.SpreadWindow}, {"front_window", c.FrontWindow}, {"front_limit", c.FrontLimit}, {"busy_spread_window", c.BusySpreadWindow}, {"quiet_period", c.QuietPeriod}, {"reopen_window", c.ReopenWindow}, {"alert_expiry", c.AlertExpiry},
 		{"change_window", c.ChangeWindow}, {"flap_window", c.FlapWindow}, {"update_interval", c.UpdateInterval}, {"storm_window", c.StormWindow},
-		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}, {"unplaced_window", c.UnplacedWindow}} {
+		{"location_window", c.LocationWindow}, {"slow_alert_wait", c.SlowAlertWait}, {"anomaly_wait", c.AnomalyWait}, {"unplaced_window", c.UnplacedWindow}} {
 		if d.v < 0 {
 			return bad(d.key, "must not be negative, got %s", d.v)
 		}

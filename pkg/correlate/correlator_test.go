@@ -116,7 +116,7 @@ func transitions(ups []Update) string {
 // A detector that reports the same series every second for ten minutes is
 // one member, not 600.
 func TestRepeatsAreOneMember(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	var ups []Update
 	for i := range 600 {
 		s := Signal{Kind: SignalAnomaly, Fingerprint: "series-1", Service: "payments", Name: "latency_p99", Time: t0.Add(time.Duration(i) * time.Second), Value: float64(i)}
@@ -139,7 +139,7 @@ func TestRepeatsAreOneMember(t *testing.T) {
 // first episode (here resolved, and then left without members, which must
 // still publish).
 func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	anomaly := func(at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at)}
 	}
@@ -169,7 +169,7 @@ func TestAnomalySeriesAfterAQuietPeriodIsANewEpisode(t *testing.T) {
 // gone by changes nothing; a close lost resolves the incident after
 // three quiet periods without a signal.
 func TestAnomalyEpisodeIDsSayWhatIsOneEpisode(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	anomaly := func(episode, phase string, at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
 			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
@@ -228,7 +228,7 @@ func TestManualResolveHoldsThroughAnOpenEpisodesUpdates(t *testing.T) {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
 			EpisodeID: episode, Episode: phase, Resolved: phase == EpisodeClose}
 	}
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	feed(c, anomaly("e1", EpisodeOpen, 0))
 	id := ups0ID(c)
 	if _, err := c.Apply(Command{IncidentID: id, Action: "resolve", By: "ana", Time: t0.Add(time.Minute)}); err != nil {
@@ -267,7 +267,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 		return id
 	}
 
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	first := wave(c)
 	c.Advance(t0.Add(15 * time.Minute))
 	if st, _ := c.Incident(first); st.State != StatusResolved {
@@ -295,7 +295,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 
 	// A lone series blipping again is noise, not a wave.
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	feed(c, anomaly("payments", "p1", EpisodeOpen, 0), anomaly("payments", "p1", EpisodeClose, 2*time.Minute))
 	lone, _ := c.IncidentOf("series-payments")
 	feed(c, anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
@@ -304,7 +304,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 
 	// Past ReopenWindow it is a failure of its own.
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	first = wave(c)
 	feed(c, anomaly("payments", "p2", EpisodeOpen, 5*time.Minute+c.cfg.ReopenWindow+time.Minute))
 	if got, _ := c.IncidentOf("series-payments"); got == first {
@@ -313,7 +313,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 
 	// Still open, a series quiet longer than GroupWindow is a failure of
 	// its own (the incident is held open by the first wave's callers).
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	feed(c, anomaly("payments", "p1", EpisodeOpen, 0), alert("CheckoutErrors", "checkout", time.Minute),
 		anomaly("payments", "p1", EpisodeClose, 2*time.Minute))
 	first, _ = c.IncidentOf("series-payments")
@@ -324,7 +324,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 
 	// A deploy of the root between the waves: the new failure is the
 	// deploy's, an incident of its own with the deploy linked.
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	first = wave(c)
 	feed(c, Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: "v9", Time: t0.Add(18 * time.Minute), EventID: "c-v9"},
 		anomaly("payments", "p2", EpisodeOpen, 20*time.Minute))
@@ -334,7 +334,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 
 	// A root blipping all day comes back at most maxReturns times.
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	first = wave(c)
 	at := 6 * time.Minute
 	for i := range maxReturns + 1 {
@@ -347,7 +347,7 @@ func TestAFailureThatComesBackIsOneIncident(t *testing.T) {
 	}
 
 	// A new failure below the root takes the series: it failed first.
-	c = newCorrelator(t, Config{})
+	c = newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	first = wave(c)
 	feed(c, alert("ReplicationLag", "payments-db", 20*time.Minute), anomaly("payments", "p2", EpisodeOpen, 21*time.Minute))
 	below, _ := c.IncidentOf("ReplicationLag/payments-db")
@@ -2978,7 +2978,7 @@ func parsedEnvelope(t *testing.T, u Update) *event.Envelope {
 // notifiers route by, is then error; after a restart too. A later, milder
 // report does not make it milder.
 func TestMemberSeverityFollowsItsWorstReport(t *testing.T) {
-	c := newCorrelator(t, Config{})
+	c := newCorrelator(t, Config{LoneAnomalies: Flag(true)})
 	anomaly := func(phase string, sev event.Severity, at time.Duration) Signal {
 		return Signal{Kind: SignalAnomaly, Fingerprint: "series-checkout", Service: "checkout", Name: "latency_p99", Time: t0.Add(at),
 			Severity: sev, EpisodeID: "e1", Episode: phase, Resolved: phase == EpisodeClose, EventID: event.DerivedID(t0.Add(at), "anomaly")}

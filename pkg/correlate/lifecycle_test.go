@@ -204,7 +204,7 @@ func TestSnapshotKeepsAnIncidentWithoutMembers(t *testing.T) {
 	}
 	ss := []Signal{anomaly("e1", EpisodeOpen, 0), anomaly("e1", EpisodeUpdate, 5*time.Minute), anomaly("e2", EpisodeOpen, 10*time.Minute),
 		anomaly("e2", EpisodeClose, 11*time.Minute)}
-	ups := sameEvents(t, Config{}, ss, 3, t0.Add(2*time.Hour))
+	ups := sameEvents(t, Config{LoneAnomalies: Flag(true)}, ss, 3, t0.Add(2*time.Hour))
 	if n := strings.Count(transitions(ups), "resolved"); n != 2 {
 		t.Fatalf("transitions %s, want both incidents resolved", transitions(ups))
 	}

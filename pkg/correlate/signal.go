@@ -70,6 +70,9 @@ type Signal struct {
 	// burst, a producer's own).
 	Value, Expected, Lower, Upper float64
 	EpisodeID, Episode            string
+	// EpisodeStart is when the episode began (its first anomalous
+	// sample), zero when the detector tells none.
+	EpisodeStart time.Time
 	// Change details.
 	Version, Author, Commit, URL string
 }
@@ -121,7 +124,7 @@ func SignalOf(e *event.Envelope) (s Signal, ok bool, err error) {
 		}
 		s.Expected, s.Lower, s.Upper = b.Expected, b.Lower, b.Upper
 		s.Resolved = b.Episode == event.EpisodeClose
-		s.EpisodeID, s.Episode = b.EpisodeID, b.Episode
+		s.EpisodeID, s.Episode, s.EpisodeStart = b.EpisodeID, b.Episode, b.Start
 	case event.KindChange:
 		var b event.ChangeBody
 		if err := e.DecodeBody(&b); err != nil {

@@ -36,7 +36,11 @@ type snapshot struct {
 	// Ended are the ends of alerts first seen resolved, in the order
 	// taken (Correlator.ended); a snapshot without them restores none.
 	Ended []endRecord `json:"ended,omitempty"`
-	Stats Stats       `json:"stats"`
+	// Held are the anomaly series waiting to open an incident
+	// (Correlator.hold), by fingerprint; a snapshot without them
+	// restores none.
+	Held  map[string]heldAnomaly `json:"held,omitempty"`
+	Stats Stats                  `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -112,7 +116,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Ended: c.liveEnds(), Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Ended: c.liveEnds(), Held: c.held, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -168,6 +172,13 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("correlate: snapshot: the end of an alert without a fingerprint (at %s)", r.At)
 		}
 		c.noteEnd(Signal{Fingerprint: r.Fingerprint, Time: r.At})
+	}
+	c.held = map[string]heldAnomaly{}
+	for fp, h := range s.Held {
+		if fp == "" || h.First.Fingerprint != fp {
+			return fmt.Errorf("correlate: snapshot: a held anomaly filed under %q is of %q", fp, h.First.Fingerprint)
+		}
+		c.held[fp] = h
 	}
 	c.recent, c.bursts, c.storms = nil, map[burstKey][]*incident{}, map[*incident]struct{}{}
 	c.places = map[string][]string{}

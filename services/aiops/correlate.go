@@ -67,7 +67,9 @@ alert fingerprints, linked changes; "merged_into" for one merged into
 another, whose alerts are then that one's) and "assignments" (alert
 fingerprint → incident id) covering every alert that went in; an alert that
 only ever resolved, or a heartbeat (ignored_alerts: Watchdog), joined none
-and is assigned "unassigned:<fingerprint>".
+and is assigned "unassigned:<fingerprint>"; "event_assignments" maps every
+alert and anomaly event, and the events of a lone anomaly that opened
+nothing (lone_anomalies) are assigned "unassigned:<its first event id>".
 An alert sent without a fingerprint is keyed by the one Alertmanager gives
 it (its labels' FNV-1a 64, 16 hex digits). An alert that fired again after
 its incident ended is assigned to the latest incident it joined, and listed
@@ -615,6 +617,38 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// but the first incident's alerts must still list it.
 	joined := map[string]map[string]bool{}
 	joinedAnomalies := map[string]map[string]bool{}
+	// The events of lone anomalies the correlator holds
+	// (correlator.rules.lone_anomalies), by series: once the series is in
+	// an incident they are its; a run that went nowhere is one item
+	// apart, as the incident it would have opened.
+	type heldEvent struct {
+		id string
+		at time.Time
+	}
+	heldEvents := map[string][]heldEvent{}
+	rules := cfg.WithDefaults()
+	heldApart := func(h []heldEvent) {
+		for _, e := range h {
+			res.EventAssignments[e.id] = "unassigned:" + h[0].id
+		}
+	}
+	placeHeld := func(c *correlate.Correlator) {
+		for fp, h := range heldEvents {
+			if id, ok := c.IncidentOf(fp); ok {
+				for _, e := range h {
+					res.EventAssignments[e.id] = id
+				}
+				if joinedAnomalies[id] == nil {
+					joinedAnomalies[id] = map[string]bool{}
+				}
+				joinedAnomalies[id][fp] = true
+				delete(heldEvents, fp)
+			} else if c.Now().Sub(h[len(h)-1].at) > max(rules.AnomalyWait, rules.QuietPeriod) {
+				heldApart(h) // nothing places it any more
+				delete(heldEvents, fp)
+			}
+		}
+	}
 	// reject tells line n, which could not be read, and goes on.
 	// The lines come in time order, not by number: the list keeps the
 	// MaxRejectedListed lowest numbers, the first of the file.
@@ -687,6 +721,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				sights.sight(c, e, s, l.Time)
 			}
 			record(c.Observe(s))
+			placeHeld(c)
 			if s.Kind == correlate.SignalChange {
 				continue
 			}
@@ -704,8 +739,18 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				}
 				into[id][s.Fingerprint] = true
 				res.EventAssignments[e.ID] = id
+			} else if s.Kind == correlate.SignalAnomaly {
+				h := heldEvents[s.Fingerprint]
+				if len(h) > 0 && s.Time.Sub(h[len(h)-1].at) > rules.QuietPeriod {
+					heldApart(h) // a new run of the series
+					h = nil
+				}
+				heldEvents[s.Fingerprint] = append(h, heldEvent{e.ID, s.Time})
 			}
 		}
+	}
+	for _, h := range heldEvents {
+		heldApart(h)
 	}
 	// Told as met; listed by their numbers.
 	slices.SortStableFunc(res.Rejected, func(a, b LineProblem) int { return a.Line - b.Line })

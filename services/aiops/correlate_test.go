@@ -593,7 +593,9 @@ func TestCorrelateReplayListsEveryIncidentsAlerts(t *testing.T) {
 		amLine("2026-11-21T14:00:05Z", amAlert("f1", "HighLatency", "web", "firing", "2026-11-21T14:00:00Z", "0001-01-01T00:00:00Z")),
 		`{"type":"event","event":{"kind":"anomaly","service":"search","time":"2026-11-21T18:00:10Z","body":{"series":"ffff000000000009","metric":"latency_p99","value":2.5,"score":0.97,"detector":"robust_z"}}}`,
 	}, "\n")
-	res, err := Replay(context.Background(), strings.NewReader(input), correlate.DefaultConfig(), nil, &bytes.Buffer{})
+	cfg := correlate.DefaultConfig()
+	cfg.LoneAnomalies = correlate.Flag(true) // the anomaly opens its own incident
+	res, err := Replay(context.Background(), strings.NewReader(input), cfg, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -623,6 +625,7 @@ func TestCorrelateReplayListsAnomaliesPastMaxMembers(t *testing.T) {
 	}
 	cfg := correlate.DefaultConfig()
 	cfg.MaxMembers = 2
+	cfg.LoneAnomalies = correlate.Flag(true) // one series of a service opens the incident the others join
 	res, err := Replay(context.Background(), strings.NewReader(strings.Join(lines, "\n")), cfg, nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)

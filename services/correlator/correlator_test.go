@@ -310,7 +310,8 @@ func TestEventTimedFarAheadIsRefused(t *testing.T) {
 	ahead := alertEvent(t, "Down", "batch", 0, 0)
 	ahead.Time = time.Date(2105, 1, 1, 0, 0, 0, 0, time.UTC)
 	in := []*event.Envelope{anomaly(0), ahead}
-	for i := 1; i <= 4; i++ {
+	// Off for 5 minutes (rules.anomaly_wait): a lone anomaly opens its incident.
+	for i := 1; i <= 10; i++ {
 		in = append(in, anomaly(time.Duration(i)*30*time.Second))
 	}
 	for i, r := range h.Feed(in...) {

@@ -21,7 +21,7 @@ import (
 // are named; the detector's anomaly keeps the sample's labels).
 func otelIncident(t *testing.T, scope, route string) *event.Envelope {
 	t.Helper()
-	c, err := correlate.New(correlate.Config{}, nil)
+	c, err := correlate.New(correlate.Config{LoneAnomalies: correlate.Flag(true)}, nil) // opened by the anomaly alone
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ receivers:
 		if err != nil || !ok {
 			t.Fatalf("signal of %+v: %v %v", a, ok, err)
 		}
-		c, err := correlate.New(correlate.Config{}, nil)
+		c, err := correlate.New(correlate.Config{LoneAnomalies: correlate.Flag(true)}, nil) // opened by the anomaly alone
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,6 +135,29 @@ func BenchmarkNewFingerprintsInAStorm(b *testing.B) {
 	observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) { s.Fingerprint = fmt.Sprintf("new-%d", i) })
 }
 
+// BenchmarkNewLoneAnomalies: new anomaly series of 1,000 hosts the
+// catalog does not know (unplaced_signals off: none joins an incident),
+// among 100,000
+// firing alerts: "waiting" as by default, where each waits
+// (Config.LoneAnomalies) and every signal looks at the hosts waiting
+// (corroborate), up to a sixteenth of MaxFingerprints of them; "at once"
+// with lone_anomalies: true, each opening its incident, in the same run.
+func BenchmarkNewLoneAnomalies(b *testing.B) {
+	for _, bm := range []struct {
+		name string
+		lone *bool
+	}{{"waiting", nil}, {"at-once", Flag(true)}} {
+		b.Run(bm.name, func(b *testing.B) {
+			c, sigs := populatedWith(b, 100_000, Config{MaxFingerprints: 200_000, AlertStorms: Flag(false), UnplacedSignals: Flag(false), LoneAnomalies: bm.lone})
+			observeLoop(b, c, sigs, 5, func(i int, s *Signal, _ *rand.Rand) {
+				*s = Signal{Kind: SignalAnomaly, Fingerprint: fmt.Sprintf("series-%d", i), Service: fmt.Sprintf("host-%d", i%1000),
+					Name: "node_forks_total", Severity: event.SeverityWarning, Time: s.Time, EventID: event.NewID(s.Time), EpisodeID: fmt.Sprintf("ep-%d", i)}
+			})
+			b.ReportMetric(float64(c.Waiting()), "waiting")
+		})
+	}
+}
+
 // BenchmarkBytesPerFingerprint: heap held per active fingerprint.
 func BenchmarkBytesPerFingerprint(b *testing.B) {
 	for range b.N {

@@ -270,9 +270,9 @@ type Correlator struct {
 	// and redelivered), is the firing that end closed (late).
 	ended      map[string]time.Time
 	endedOrder []endRecord
-	// held are the anomaly series waiting to open an incident (hold),
-	// by fingerprint.
-	held map[string]heldAnomaly
+	// waiting are the lone anomaly series waiting to open an incident
+	// (Config.LoneAnomalies).
+	waiting anomalyWait
 	// evicted are the resolutions of the open incidents evict forgot
 	// while a signal was taken, which Observe returns with its own events.
 	evicted []Update
@@ -343,6 +343,9 @@ type Stats struct {
 	Evicted  uint64 `json:"evicted"`
 	// Ignored counts the signals of alerts Config.IgnoredAlerts names.
 	Ignored uint64 `json:"ignored,omitempty"`
+	// Unconfirmed counts the lone anomaly series that waited
+	// (Config.LoneAnomalies) and opened nothing.
+	Unconfirmed uint64 `json:"unconfirmed,omitempty"`
 }
 
 // New returns a correlator with cfg (defaults filled) and the catalog
@@ -362,7 +365,7 @@ func New(cfg Config, cat *Catalog) (*Correlator, error) {
 		members: map[string]*member{}, incidents: map[string]*incident{},
 		byService: map[string]map[*incident]struct{}{}, byRoot: map[string]map[*incident]struct{}{}, byPeer: map[string]map[*incident]struct{}{}, changes: map[string][]Change{},
 		merged: map[string]mergeRecord{}, bursts: map[burstKey][]*incident{}, storms: map[*incident]struct{}{},
-		places: map[string][]string{}, own: ownLabels(cfg), held: map[string]heldAnomaly{},
+		places: map[string][]string{}, own: ownLabels(cfg), waiting: newAnomalyWait(),
 	}
 	for _, r := range []struct {
 		key      string
@@ -453,6 +456,9 @@ func (c *Correlator) observe(s Signal) []Update {
 			return append(ups, u...)
 		}
 	}
+	if s.Resolved && c.waiting.end(s, c.topo) {
+		return ups // its series waited, and opens nothing now alone
+	}
 	if s.Resolved {
 		return append(ups, c.resolvedFirst(s)...)
 	}
@@ -464,87 +470,12 @@ func (c *Correlator) observe(s Signal) []Update {
 	}
 	ups = c.corroborate(s, ups)
 	inc, why := c.best(s)
-	if inc == nil && c.hold(s) {
-		return ups
+	if s.Kind == SignalAnomaly {
+		if done, u := c.wait(s, inc != nil); done {
+			return append(ups, u...)
+		}
 	}
 	return c.place(s, inc, why, ups)
-}
-
-// hold reports whether s, an anomaly that would open an incident, waits
-// instead (Config.LoneAnomalies): a lone, short anomaly is how a busy
-// host's series look every few minutes, and opens nothing until its
-// series stayed anomalous for AnomalyWait, it is critical, or another
-// signal corroborates it (corroborate). Kept in c.held meanwhile.
-func (c *Correlator) hold(s Signal) bool {
-	if s.Kind != SignalAnomaly || *c.cfg.LoneAnomalies || s.Severity.Rank() >= event.SeverityCritical.Rank() {
-		return false
-	}
-	h, ok := c.held[s.Fingerprint]
-	if !ok || s.Time.Sub(h.Last) > c.cfg.QuietPeriod {
-		// A series quiet for QuietPeriod that goes wrong again starts
-		// afresh, as a member's new anomaly does.
-		h = heldAnomaly{First: s, Since: s.Time}
-	}
-	if !s.EpisodeStart.IsZero() && s.EpisodeStart.Before(h.Since) {
-		h.Since = s.EpisodeStart // the detector saw it begin before
-	}
-	if s.Time.Sub(h.Since) >= c.cfg.AnomalyWait {
-		delete(c.held, s.Fingerprint)
-		return false
-	}
-	h.Last = latest(h.Last, s.Time)
-	c.held[s.Fingerprint] = h
-	return true
-}
-
-// heldAnomaly is an anomaly series waiting to open an incident (hold):
-// its first signal, when it began, and its latest signal's time.
-type heldAnomaly struct {
-	First Signal    `json:"first"`
-	Since time.Time `json:"since"`
-	Last  time.Time `json:"last"`
-}
-
-// corroborate places the anomalies held within AnomalyWait before s when
-// s tells of the same failure: an alert on their service or one related
-// to it (UpDepth above, DownDepth below), or an anomaly on a related
-// other service. Another series of their own service does not: a host
-// has hundreds, and some are always off.
-func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
-	if len(c.held) == 0 {
-		return ups
-	}
-	var fps []string
-	for fp, h := range c.held {
-		if fp == s.Fingerprint || s.Time.Sub(h.Last) > c.cfg.AnomalyWait || h.Last.Sub(s.Time) > c.cfg.AnomalyWait {
-			continue
-		}
-		at, own := h.First.Service, s.Service == h.First.Service
-		up, down := c.topo.hops(s.Service, at), c.topo.hops(at, s.Service)
-		related := up > 0 && up <= c.cfg.UpDepth || down > 0 && down <= c.cfg.DownDepth
-		if s.Kind == SignalAlert && (own || related) || s.Kind == SignalAnomaly && related {
-			fps = append(fps, fp)
-		}
-	}
-	slices.Sort(fps) // the same order live and replayed
-	for _, fp := range fps {
-		h := c.held[fp]
-		delete(c.held, fp)
-		inc, why := c.best(h.First)
-		ups = c.place(h.First, inc, why, ups)
-		c.schedule(fp) // its incident's timers, as Observe sets s's
-	}
-	return ups
-}
-
-// forgetHeld drops the anomalies held longer than AnomalyWait and
-// QuietPeriod ago: nothing can place them any more.
-func (c *Correlator) forgetHeld(now time.Time) {
-	for fp, h := range c.held {
-		if now.Sub(h.Last) > max(c.cfg.AnomalyWait, c.cfg.QuietPeriod) {
-			delete(c.held, fp)
-		}
-	}
 }
 
 // place has s join inc, or open an incident when inc is nil.
@@ -2692,9 +2623,7 @@ func (c *Correlator) Advance(t time.Time) []Update {
 	now := c.now
 	c.ageMerges(now)
 	c.ageEnds(now)
-	if len(c.held) > 0 {
-		c.forgetHeld(now)
-	}
+	c.forgetWaiting(now)
 	if len(c.recent) > 0 {
 		c.pruneRecent()
 	}

@@ -167,7 +167,7 @@ func TestLateUpdateOfAClosedEpisode(t *testing.T) {
 			EpisodeID: "e1", Episode: phase, Resolved: phase == EpisodeClose}
 	}
 	run := func(ss ...Signal) (string, time.Time) {
-		c := newCorrelator(t, Config{})
+		c := newCorrelator(t, Config{LoneAnomalies: Flag(true)}) // opens at once
 		var ups []Update
 		for _, s := range ss {
 			ups = append(ups, c.Observe(s)...)

@@ -1,6 +1,7 @@
 package correlate
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -42,8 +43,10 @@ func TestLastingOrCriticalAnomalyOpens(t *testing.T) {
 		t.Fatalf("off for 3 minutes, the series is in %s; want none yet", id)
 	}
 	feed(c, loneAnomaly("disk_io_now", "cart", EpisodeUpdate, 0, 5*time.Minute))
-	if _, ok := c.IncidentOf("disk_io_now"); !ok {
+	if id, ok := c.IncidentOf("disk_io_now"); !ok {
 		t.Errorf("off for 5 minutes (anomaly_wait), the series is in no incident")
+	} else if st, _ := c.Incident(id); !st.OpenedAt.Equal(t0) {
+		t.Errorf("the incident opened at %s, want the anomaly's first event's time %s", st.OpenedAt, t0)
 	}
 
 	critical := loneAnomaly("mem_free", "search", EpisodeOpen, 0, 10*time.Minute)
@@ -100,4 +103,89 @@ func TestLoneAnomaliesOpenWhenAsked(t *testing.T) {
 	if _, ok := c.IncidentOf("disk_io_now"); !ok {
 		t.Errorf("with lone_anomalies: true the anomaly is in no incident")
 	}
+}
+
+// The series waiting take at most a sixteenth of max_fingerprints: past
+// it a lone anomaly opens at once, as with lone_anomalies: true, and the
+// members' bounds hold it.
+func TestWaitingSeriesAreBounded(t *testing.T) {
+	c := newCorrelator(t, Config{MaxFingerprints: 32}) // two may wait
+	feed(c, loneAnomaly("a", "cart", EpisodeOpen, 0, 0), loneAnomaly("b", "cart", EpisodeOpen, 0, time.Second),
+		loneAnomaly("c", "cart", EpisodeOpen, 0, 2*time.Second))
+	if n := c.Waiting(); n != 2 {
+		t.Errorf("%d series waiting, want 2 (max_fingerprints 32 / 16)", n)
+	}
+	for fp, want := range map[string]bool{"a": false, "b": false, "c": true} {
+		if _, ok := c.IncidentOf(fp); ok != want {
+			t.Errorf("series %s in an incident: %v, want %v", fp, ok, want)
+		}
+	}
+}
+
+// A series whose episode ended while it waited, placed when an alert
+// corroborates it, is in its incident as ended: the incident resolves
+// once the alert does, as it would have had the anomaly opened it.
+func TestWaitingSeriesThatEndedIsPlacedEnded(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("PaymentsErrors", "payments", time.Minute)
+	feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("latency", "payments", EpisodeClose, 0, 30*time.Second), a)
+	id, ok := c.IncidentOf("latency")
+	if other, _ := c.IncidentOf(a.Fingerprint); !ok || other != id {
+		t.Fatalf("the anomaly is in %q, the alert in %q; want one incident", id, other)
+	}
+	st, _ := c.Incident(id)
+	for _, m := range st.Members {
+		if m.Fingerprint == "latency" && m.Firing {
+			t.Errorf("the anomaly's member is firing, want its episode ended")
+		}
+	}
+	ups := append(feed(c, resolved(a, 3*time.Minute)), c.Advance(t0.Add(time.Hour))...)
+	if tl := timelineOf(ups); !strings.Contains(tl, "resolved") || strings.Contains(tl, "not closed") {
+		t.Errorf("timeline after the alert resolved:\n%s\nwant the incident resolved with no episode open", tl)
+	}
+}
+
+// The series waiting are part of the state: a correlator restored from
+// a checkpoint places them as the one that ran on does.
+func TestWaitingSeriesSurviveARestart(t *testing.T) {
+	ss := []Signal{loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("forks", "cart", EpisodeOpen, 0, 10*time.Second),
+		alert("CheckoutErrors", "checkout", 2*time.Minute), loneAnomaly("forks", "cart", EpisodeUpdate, 0, 6*time.Minute)}
+	ups := sameEvents(t, Config{}, ss, 2, t0.Add(2*time.Hour))
+	if got := strings.Count(transitions(ups), "opened"); got != 2 {
+		t.Errorf("transitions %s, want 2 incidents opened (payments corroborated, cart lasted)", transitions(ups))
+	}
+}
+
+// A late update of a waiting series, delivered after its episode's end,
+// places nothing the updates in order would not: the series was off
+// for less than anomaly_wait.
+func TestLateUpdateOfAWaitingSeries(t *testing.T) {
+	open, update, closed := loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("latency", "payments", EpisodeUpdate, 0, 3*time.Minute),
+		loneAnomaly("latency", "payments", EpisodeClose, 0, 5*time.Minute)
+	for _, order := range [][]Signal{{open, update, closed}, {open, closed, update}} {
+		c := newCorrelator(t, Config{})
+		feed(c, order...)
+		c.Advance(t0.Add(time.Hour))
+		if n := c.Stats().Opened; n != 0 {
+			t.Errorf("%s then %s: %d incidents opened, want none", order[1].Episode, order[2].Episode, n)
+		}
+		if n := c.Stats().Unconfirmed; n != 1 {
+			t.Errorf("%s then %s: %d series unconfirmed, want 1", order[1].Episode, order[2].Episode, n)
+		}
+		if n := c.Waiting(); n != 0 {
+			t.Errorf("%d series still waiting an hour on, want none", n)
+		}
+	}
+}
+
+// timelineOf is the last update's timeline, one entry a line.
+func timelineOf(ups []Update) string {
+	if len(ups) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range ups[len(ups)-1].State.Timeline {
+		b.WriteString(e.What + "\n")
+	}
+	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -36,11 +37,11 @@ type snapshot struct {
 	// Ended are the ends of alerts first seen resolved, in the order
 	// taken (Correlator.ended); a snapshot without them restores none.
 	Ended []endRecord `json:"ended,omitempty"`
-	// Held are the anomaly series waiting to open an incident
-	// (Correlator.hold), by fingerprint; a snapshot without them
+	// Waiting are the lone anomaly series waiting to open an incident
+	// (Correlator.wait), by fingerprint; a snapshot without them
 	// restores none.
-	Held  map[string]heldAnomaly `json:"held,omitempty"`
-	Stats Stats                  `json:"stats"`
+	Waiting map[string]*waitingAnomaly `json:"waiting,omitempty"`
+	Stats   Stats                      `json:"stats"`
 }
 
 type incidentSnapshot struct {
@@ -116,7 +117,7 @@ type memberSnapshot struct {
 
 // MarshalJSON is the whole state, for a checkpoint.
 func (c *Correlator) MarshalJSON() ([]byte, error) {
-	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Ended: c.liveEnds(), Held: c.held, Stats: c.stats}
+	s := snapshot{Version: snapshotVersion, Now: c.now, Changes: c.changes, Merged: c.liveMerges(), Openings: c.openings, Places: c.places, Retired: c.retired, Ended: c.liveEnds(), Waiting: c.waiting.series, Stats: c.stats}
 	for _, inc := range c.sortedIncidents() {
 		is := incidentSnapshot{
 			ID: inc.id, Root: inc.root, Status: inc.status, OpenedAt: inc.openedAt, AcknowledgedAt: inc.acknowledgedAt,
@@ -173,12 +174,13 @@ func (c *Correlator) UnmarshalJSON(data []byte) error {
 		}
 		c.noteEnd(Signal{Fingerprint: r.Fingerprint, Time: r.At})
 	}
-	c.held = map[string]heldAnomaly{}
-	for fp, h := range s.Held {
-		if fp == "" || h.First.Fingerprint != fp {
-			return fmt.Errorf("correlate: snapshot: a held anomaly filed under %q is of %q", fp, h.First.Fingerprint)
+	c.waiting = newAnomalyWait()
+	for _, fp := range slices.Sorted(maps.Keys(s.Waiting)) {
+		w := s.Waiting[fp]
+		if w == nil || fp == "" || w.First.Fingerprint != fp {
+			return fmt.Errorf("correlate: snapshot: a waiting anomaly filed under %q is not of that series", fp)
 		}
-		c.held[fp] = h
+		c.waiting.add(fp, w, c.topo)
 	}
 	c.recent, c.bursts, c.storms = nil, map[burstKey][]*incident{}, map[*incident]struct{}{}
 	c.places = map[string][]string{}

@@ -20,14 +20,18 @@ var (
 		"Estimate of the heap the members and incidents take, as counted against max_state_bytes.", nil, nil)
 	descStateBytesLimit = prometheus.NewDesc("aiops_correlator_state_bytes_limit",
 		"The estimate's bound (correlator.rules.max_state_bytes); beyond it incidents are forgotten as at max_fingerprints.", nil, nil)
+	descWaiting = prometheus.NewDesc("aiops_correlator_anomalies_waiting",
+		"Lone anomaly series waiting to open an incident (correlator.rules.lone_anomalies, anomaly_wait); at most a sixteenth of max_fingerprints, beyond which an anomaly opens at once.", nil, nil)
+	descUnconfirmed = prometheus.NewDesc("aiops_correlator_anomalies_unconfirmed_total",
+		"Lone anomaly series that waited anomaly_wait and opened no incident: neither lasting, critical nor corroborated. The detector stored them all the same.", nil, nil)
 )
 
 // stateCollector reads the processor's correlator under its lock at each
-// scrape: three counts, nothing walked.
+// scrape: counts, nothing walked.
 type stateCollector struct{ p *Processor }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFingerprints, descFingerprintsLimit, descIncidents, descStateBytes, descStateBytesLimit} {
+	for _, d := range []*prometheus.Desc{descFingerprints, descFingerprintsLimit, descIncidents, descStateBytes, descStateBytesLimit, descWaiting, descUnconfirmed} {
 		ch <- d
 	}
 }
@@ -36,6 +40,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	rules := c.p.cfg.Rules.WithDefaults()
 	c.p.mu.Lock()
 	fingerprints, incidents, bytes := c.p.c.Fingerprints(), c.p.c.Held(), c.p.c.StateBytes()
+	waiting, unconfirmed := c.p.c.Waiting(), c.p.c.Stats().Unconfirmed
 	c.p.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	gauge(descFingerprints, float64(fingerprints))
@@ -43,4 +48,6 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descIncidents, float64(incidents))
 	gauge(descStateBytes, float64(bytes))
 	gauge(descStateBytesLimit, float64(rules.MaxStateBytes))
+	gauge(descWaiting, float64(waiting))
+	ch <- prometheus.MustNewConstMetric(descUnconfirmed, prometheus.CounterValue, float64(unconfirmed))
 }

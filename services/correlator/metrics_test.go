@@ -2,11 +2,16 @@ package correlator
 
 import (
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/stage"
+	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
 )
 
 // The correlator exports what it holds beside its bounds, as the detector
@@ -52,6 +57,57 @@ func TestCollectorExportsTheStateAgainstItsBounds(t *testing.T) {
 		t.Errorf("aiops_correlator_state_bytes = %v, want the estimate of three members in two incidents", got["aiops_correlator_state_bytes"])
 	}
 	if problems, err := testutil.CollectAndLint(svc.Collector()); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
+
+// Lone anomalies waiting (rules.lone_anomalies) open nothing yet: the
+// gauge shows them, and the counter those that waited in vain, so that
+// an operator sees what the wait kept out of the incidents.
+func TestCollectorExportsTheAnomaliesWaiting(t *testing.T) {
+	wall := &clock{t: t0.Add(time.Minute)}
+	proc, err := NewProcessor(Config{Catalog: writeCatalog(t)}, zerolog.Nop(), wall.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stagetest.Start(t, proc, stage.Config{TickEvery: time.Second})
+	anomaly := func(series string, at time.Duration) *event.Envelope {
+		v, score := 900.0, 0.99
+		e, err := event.New(event.KindAnomaly, "search", t0.Add(at), event.AnomalyBody{
+			Series: series, Metric: "latency", Value: &v, Expected: 100, Upper: 200, Score: &score, Detector: "robust_z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	for i, r := range h.Feed(anomaly("latency-a", 0), anomaly("latency-b", 30*time.Minute)) {
+		if r.Outcome != stagetest.Acked {
+			t.Fatalf("event %d: %v %v", i, r.Outcome, r.Err)
+		}
+	}
+	if n := len(incidentEvents(t, h, "opened")); n != 0 {
+		t.Fatalf("%d incidents opened, want none: each anomaly is one sample, alone", n)
+	}
+	c := stateCollector{p: proc}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	if v := got["aiops_correlator_anomalies_waiting"]; v != 1 {
+		t.Errorf("aiops_correlator_anomalies_waiting = %v, want 1 (latency-b)", v)
+	}
+	if v := got["aiops_correlator_anomalies_unconfirmed_total"]; v != 1 {
+		t.Errorf("aiops_correlator_anomalies_unconfirmed_total = %v, want 1 (latency-a, which waited in vain)", v)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }

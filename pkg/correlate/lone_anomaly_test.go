@@ -189,3 +189,30 @@ func timelineOf(ups []Update) string {
 	}
 	return b.String()
 }
+
+// A series that is off a sample at a time, every minute, never lasted
+// anomaly_wait: lasting is of one episode, as an alerting rule's `for`
+// starts again when its condition stops holding. Told with the
+// episodes' starts, or without (a producer's anomalies), it opens
+// nothing; one episode as long does.
+func TestBlinkingSeriesDoesNotLast(t *testing.T) {
+	for _, told := range []bool{true, false} {
+		c := newCorrelator(t, Config{})
+		for i := range 10 {
+			start := time.Duration(i) * time.Minute
+			open, closed := loneAnomaly("forks", "cart", EpisodeOpen, start, start), loneAnomaly("forks", "cart", EpisodeClose, start, start+15*time.Second)
+			if !told {
+				open.EpisodeStart, closed.EpisodeStart = time.Time{}, time.Time{}
+			}
+			feed(c, open, closed)
+		}
+		if id, ok := c.IncidentOf("forks"); ok {
+			t.Errorf("episode starts told %v: a series off 15 s of every minute is in %s, want no incident", told, id)
+		}
+	}
+	c := newCorrelator(t, Config{})
+	feed(c, loneAnomaly("forks", "cart", EpisodeOpen, 0, 0), loneAnomaly("forks", "cart", EpisodeUpdate, 0, 5*time.Minute))
+	if _, ok := c.IncidentOf("forks"); !ok {
+		t.Errorf("one episode of 5 minutes opens no incident, want one")
+	}
+}

@@ -119,6 +119,28 @@ func lean(s Signal) Signal {
 // incident (Config.LoneAnomalies).
 func (c *Correlator) Waiting() int { return len(c.waiting.series) }
 
+// WaitingRun reports whether the series fp waits to open an incident,
+// and the id of the first event of its run of waiting: a run that starts
+// afresh has another.
+func (c *Correlator) WaitingRun(fp string) (firstEventID string, ok bool) {
+	w, ok := c.waiting.series[fp]
+	if !ok {
+		return "", false
+	}
+	return w.First.EventID, true
+}
+
+// waitsFor is how long after its latest signal a waiting series may
+// still be placed: while its episode is open, as long as an incident
+// waits for an open episode (quietOf: the detector sends an episode's
+// updates minutes apart); once ended, AnomalyWait or QuietPeriod.
+func (c *Correlator) waitsFor(w *waitingAnomaly) time.Duration {
+	if w.Last.Resolved {
+		return max(c.cfg.AnomalyWait, c.cfg.QuietPeriod)
+	}
+	return max(c.cfg.AnomalyWait, openEpisodeQuiet*c.cfg.QuietPeriod)
+}
+
 // wait takes s, an anomaly that joins inc (nil: it would open an
 // incident), when its series waits or starts to: done says s is taken
 // care of, waiting or placed with its series (release). A series that
@@ -127,9 +149,11 @@ func (c *Correlator) Waiting() int { return len(c.waiting.series) }
 // incident alone, is not critical, and there is room.
 func (c *Correlator) wait(s Signal, joins bool) (done bool, ups []Update) {
 	w := c.waiting.drop(s.Fingerprint)
-	if w != nil && s.Time.Sub(w.Last.Time) > c.cfg.QuietPeriod {
-		// A series quiet for QuietPeriod that goes wrong again starts
-		// afresh, as a member's new anomaly does.
+	if w != nil && (s.Time.Sub(w.Last.Time) > c.waitsFor(w) || c.episodeAfter(w, s)) {
+		// A run of waiting is one episode: a series that goes wrong
+		// again, after its episode ended or it was quiet that long,
+		// starts afresh (the run before waited in vain), as an alerting
+		// rule's `for` starts again when its condition stops holding.
 		c.stats.Unconfirmed++
 		w = nil
 	}
@@ -153,6 +177,15 @@ func (c *Correlator) wait(s Signal, joins bool) (done bool, ups []Update) {
 	}
 	c.waiting.add(s.Fingerprint, w, c.topo)
 	return true, nil
+}
+
+// episodeAfter reports whether s, later than w's latest signal, is of
+// another episode: w's ended, or s names another (its end was lost).
+func (c *Correlator) episodeAfter(w *waitingAnomaly, s Signal) bool {
+	if !s.Time.After(w.Last.Time) {
+		return false // a late event of the run
+	}
+	return w.Last.Resolved || s.EpisodeID != "" && w.Last.EpisodeID != "" && s.EpisodeID != w.Last.EpisodeID
 }
 
 // waitSignal is s as kept while its series waits: its labels and
@@ -236,8 +269,8 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 	return ups
 }
 
-// forgetWaiting forgets, once a minute, the series that waited longer
-// than AnomalyWait and QuietPeriod ago: nothing can place them any more.
+// forgetWaiting forgets, once a minute, the series whose latest signal
+// is older than they wait for (waitsFor): nothing can place them any more.
 // (Each signal advances time: a look at every series each time would
 // make the waiting cost every signal.)
 func (c *Correlator) forgetWaiting(now time.Time) {
@@ -246,7 +279,7 @@ func (c *Correlator) forgetWaiting(now time.Time) {
 	}
 	c.waiting.swept = now
 	for _, fp := range slices.Sorted(maps.Keys(c.waiting.series)) {
-		if now.Sub(c.waiting.series[fp].Last.Time) > max(c.cfg.AnomalyWait, c.cfg.QuietPeriod) {
+		if w := c.waiting.series[fp]; now.Sub(w.Last.Time) > c.waitsFor(w) {
 			c.waiting.drop(fp)
 			c.stats.Unconfirmed++
 		}

@@ -617,35 +617,35 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// but the first incident's alerts must still list it.
 	joined := map[string]map[string]bool{}
 	joinedAnomalies := map[string]map[string]bool{}
-	// The events of lone anomalies the correlator holds
-	// (correlator.rules.lone_anomalies), by series: once the series is in
-	// an incident they are its; a run that went nowhere is one item
-	// apart, as the incident it would have opened.
-	type heldEvent struct {
-		id string
-		at time.Time
+	// The events of lone anomalies waiting to open an incident
+	// (correlator.rules.lone_anomalies), by series: once the series is
+	// in an incident they are its; a run that waited in vain is one item
+	// apart, as the incident it would have opened, named by its first
+	// event (Correlator.WaitingRun).
+	type waitingRun struct {
+		first string
+		ids   []string
 	}
-	heldEvents := map[string][]heldEvent{}
-	rules := cfg.WithDefaults()
-	heldApart := func(h []heldEvent) {
-		for _, e := range h {
-			res.EventAssignments[e.id] = "unassigned:" + h[0].id
+	waiting := map[string]*waitingRun{}
+	apart := func(r *waitingRun) {
+		for _, id := range r.ids {
+			res.EventAssignments[id] = "unassigned:" + r.first
 		}
 	}
-	placeHeld := func(c *correlate.Correlator) {
-		for fp, h := range heldEvents {
+	placeWaiting := func(c *correlate.Correlator) {
+		for fp, r := range waiting {
 			if id, ok := c.IncidentOf(fp); ok {
-				for _, e := range h {
-					res.EventAssignments[e.id] = id
+				for _, e := range r.ids {
+					res.EventAssignments[e] = id
 				}
 				if joinedAnomalies[id] == nil {
 					joinedAnomalies[id] = map[string]bool{}
 				}
 				joinedAnomalies[id][fp] = true
-				delete(heldEvents, fp)
-			} else if c.Now().Sub(h[len(h)-1].at) > max(rules.AnomalyWait, rules.QuietPeriod) {
-				heldApart(h) // nothing places it any more
-				delete(heldEvents, fp)
+				delete(waiting, fp)
+			} else if first, ok := c.WaitingRun(fp); !ok || first != r.first {
+				apart(r) // it waited in vain
+				delete(waiting, fp)
 			}
 		}
 	}
@@ -721,7 +721,9 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				sights.sight(c, e, s, l.Time)
 			}
 			record(c.Observe(s))
-			placeHeld(c)
+			if len(waiting) > 0 {
+				placeWaiting(c)
+			}
 			if s.Kind == correlate.SignalChange {
 				continue
 			}
@@ -740,17 +742,20 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 				into[id][s.Fingerprint] = true
 				res.EventAssignments[e.ID] = id
 			} else if s.Kind == correlate.SignalAnomaly {
-				h := heldEvents[s.Fingerprint]
-				if len(h) > 0 && s.Time.Sub(h[len(h)-1].at) > rules.QuietPeriod {
-					heldApart(h) // a new run of the series
-					h = nil
+				first, ok := c.WaitingRun(s.Fingerprint)
+				if !ok {
+					res.EventAssignments[e.ID] = "unassigned:" + e.ID // the end of nothing held
+					continue
 				}
-				heldEvents[s.Fingerprint] = append(h, heldEvent{e.ID, s.Time})
+				if waiting[s.Fingerprint] == nil {
+					waiting[s.Fingerprint] = &waitingRun{first: first}
+				}
+				waiting[s.Fingerprint].ids = append(waiting[s.Fingerprint].ids, e.ID)
 			}
 		}
 	}
-	for _, h := range heldEvents {
-		heldApart(h)
+	for _, r := range waiting {
+		apart(r)
 	}
 	// Told as met; listed by their numbers.
 	slices.SortStableFunc(res.Rejected, func(a, b LineProblem) int { return a.Line - b.Line })

@@ -10,7 +10,7 @@ import (
 )
 
 // A lone anomaly that opened nothing (correlator.rules.lone_anomalies)
-// is assigned apart, one item for its run of events; one an alert on
+// is assigned apart, one item for its run of events (an episode); one an alert on
 // its service corroborated is assigned to the incident it then opened.
 func TestReplayAssignsHeldAnomalies(t *testing.T) {
 	anomaly := func(id, series, service, at, episode string) string {
@@ -22,6 +22,7 @@ func TestReplayAssignsHeldAnomalies(t *testing.T) {
 		anomaly("01M9857AT61K43KVGFJKRCY260", "aaaa000000000001", "node", "2026-11-21T12:00:00Z", "open"),
 		anomaly("01M9857AT61K43KVGFJKRCY261", "aaaa000000000001", "node", "2026-11-21T12:00:15Z", "close"),
 		anomaly("01M9857AT61K43KVGFJKRCY262", "aaaa000000000002", "checkout", "2026-11-21T12:00:20Z", "open"),
+		anomaly("01M9857AT61K43KVGFJKRCY263", "aaaa000000000001", "node", "2026-11-21T12:00:45Z", "open"), // its next episode
 		amLine("2026-11-21T12:01:05Z", amAlert("bbbb000000000001", "HighErrorRate", "checkout", "firing", "2026-11-21T12:01:00Z", "0001-01-01T00:00:00Z")),
 	}, "\n")
 	res, err := Replay(context.Background(), strings.NewReader(in), correlate.DefaultConfig(), nil, &bytes.Buffer{})
@@ -32,6 +33,9 @@ func TestReplayAssignsHeldAnomalies(t *testing.T) {
 		if got := res.EventAssignments[id]; got != "unassigned:01M9857AT61K43KVGFJKRCY260" {
 			t.Errorf("event %s of the lone anomaly is assigned %q, want apart with its run", id, got)
 		}
+	}
+	if got := res.EventAssignments["01M9857AT61K43KVGFJKRCY263"]; got != "unassigned:01M9857AT61K43KVGFJKRCY263" {
+		t.Errorf("the lone anomaly's next episode is assigned %q, want apart, a run of its own", got)
 	}
 	alert := res.Assignments["bbbb000000000001"]
 	if got := res.EventAssignments["01M9857AT61K43KVGFJKRCY262"]; alert == "" || got != alert {

@@ -13,6 +13,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/config"
@@ -208,8 +209,8 @@ func (c Config) Validate() error {
 	if c.MaxEvents < 0 {
 		bad("max_events", "is %d, want > 0", c.MaxEvents)
 	}
-	if c.RatePerToken < 0 {
-		bad("rate_per_token", "is %g, want > 0", c.RatePerToken)
+	if !finitePositive(c.RatePerToken) {
+		bad("rate_per_token", "is %g, want a finite number > 0 (requests per second)", c.RatePerToken)
 	}
 	if c.Burst < 0 {
 		bad("burst", "is %d, want > 0", c.Burst)
@@ -226,8 +227,8 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentRequests < 0 {
 		bad("max_concurrent_requests", "is %d, want > 0", c.MaxConcurrentRequests)
 	}
-	if c.AuthFailureRate < 0 {
-		bad("auth_failure_rate", "is %g, want > 0", c.AuthFailureRate)
+	if !finitePositive(c.AuthFailureRate) {
+		bad("auth_failure_rate", "is %g, want a finite number > 0 (requests per second)", c.AuthFailureRate)
 	}
 	if c.AuthFailureBurst < 0 {
 		bad("auth_failure_burst", "is %d, want > 0", c.AuthFailureBurst)
@@ -248,4 +249,11 @@ func (c Config) Validate() error {
 		bad("retry_after", "is %s, want > 0", c.RetryAfter)
 	}
 	return errors.Join(problems...)
+}
+
+// finitePositive tells whether a rate is one a token bucket can keep: NaN
+// and +Inf pass a plain "< 0" check and each make a bucket that never
+// runs dry, so every request would pass without a word.
+func finitePositive(rate float64) bool {
+	return rate > 0 && !math.IsInf(rate, 1)
 }

@@ -592,6 +592,11 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Tokens: []string{tokenA}, MaxDecodedBytes: 2 << 30}, "max_decoded_bytes"},
 		{Config{Tokens: []string{tokenA}, MaxEvents: -5}, "max_events"},
 		{Config{Tokens: []string{tokenA}, RatePerToken: -1}, "rate_per_token"},
+		{Config{Tokens: []string{tokenA}, RatePerToken: math.NaN()}, "rate_per_token"},  // a NaN bucket never runs dry: no limit
+		{Config{Tokens: []string{tokenA}, RatePerToken: math.Inf(1)}, "rate_per_token"}, // no limit either
+		{Config{Tokens: []string{tokenA}, AuthFailureRate: -1}, "auth_failure_rate"},
+		{Config{Tokens: []string{tokenA}, AuthFailureRate: math.NaN()}, "auth_failure_rate"}, // wrong tokens never blocked
+		{Config{Tokens: []string{tokenA}, AuthFailureRate: math.Inf(1)}, "auth_failure_rate"},
 		{Config{Tokens: []string{tokenA}, Burst: -1}, "burst"},
 		{Config{Tokens: []string{tokenA}, PublishTimeout: -time.Second}, "publish_timeout"},
 		{Config{Tokens: []string{tokenA}, MinBodyRate: -1}, "min_body_rate"},

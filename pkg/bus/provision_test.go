@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
@@ -365,5 +367,59 @@ func TestSettingsOnRunOfARunStoppedAsItStartsIsAStop(t *testing.T) {
 	cancel()
 	if err := c.Run(stopped, func(ctx context.Context, d *Delivery, done func(error)) { done(nil) }); err != nil {
 		t.Fatalf("Run stopped before it began: %v, want nil", err)
+	}
+}
+
+// The server acks a message larger than its stream's max_bytes and
+// discards it at once: nobody is told. MinStreamMaxBytes, the least
+// streams.max_bytes, holds two of the largest messages the pipeline makes,
+// the dead letter of an envelope of event.MaxEnvelopeBytes (its data
+// whole on a server whose max_payload takes it, as aiops run's does).
+func TestMinStreamMaxBytesHoldsTheLargestMessages(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, MaxPayload: 8 << 20, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	e := newEnv(t, srv.ClientURL())
+	ctx := testCtx(t)
+	largest := func(i int) *nats.Msg {
+		h := nats.Header{}
+		h.Set(HeaderDeadLetterReason, strings.Repeat("r", 1024)) // as long as a reason gets
+		for _, k := range []string{HeaderOriginalSubject, HeaderStreamSeq, HeaderDeliveries, HeaderOriginalMsgID, HeaderConsumer} {
+			h.Set(k, strings.Repeat("v", 64))
+		}
+		h.Set(jetstream.MsgIDHeader, fmt.Sprintf("%064d", i))
+		return &nats.Msg{Subject: e.prefix + "big.deadletter.writer", Header: h, Data: make([]byte, event.MaxEnvelopeBytes)}
+	}
+	held := func(maxBytes int64, n int) uint64 {
+		t.Helper()
+		cfg := DefaultStreams(WithMaxBytes(maxBytes))[0]
+		cfg.Name, cfg.Subjects = fmt.Sprintf("%s_BIG%d", e.stream, maxBytes), []string{e.prefix + "big.>"}
+		s, err := EnsureStream(ctx, e.js, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = e.js.DeleteStream(ctx, cfg.Name) }()
+		for i := range n {
+			if _, err := e.js.PublishMsg(ctx, largest(i)); err != nil {
+				t.Fatalf("max_bytes %d: publish %d: %v", maxBytes, i, err)
+			}
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	if got := held(event.MaxEnvelopeBytes, 1); got != 0 {
+		t.Errorf("a stream of %d bytes holds %d of the largest message, acked; want it discarded at once (else MinStreamMaxBytes is too strict)", event.MaxEnvelopeBytes, got)
+	}
+	if got := held(MinStreamMaxBytes, 2); got != 2 {
+		t.Errorf("a stream of MinStreamMaxBytes (%d) holds %d of two largest messages, want both", MinStreamMaxBytes, got)
 	}
 }

@@ -42,6 +42,18 @@ const (
 	DefaultEventsMaxBytes = 1 << 30
 	// DefaultSmallStreamMaxBytes bounds INCIDENTS (commands) and DEADLETTER.
 	DefaultSmallStreamMaxBytes = 64 << 20
+	// MinStreamMaxBytes is the least byte bound a configuration may give
+	// the streams (streams.max_bytes): two of the largest messages the
+	// pipeline makes, an envelope of event.MaxEnvelopeBytes (the server's
+	// default max_payload) with its subject and headers, a dead letter's
+	// included (its reason alone may take 1 KiB). The server acks a
+	// message larger than the stream's bound and discards it at once, and
+	// a stream with room for one only has each large message push out
+	// every message before it, read or not.
+	MinStreamMaxBytes = 2 * (event.MaxEnvelopeBytes + messageHeaderRoom)
+	// messageHeaderRoom is what a message's subject, headers and the
+	// store's own record may add to its data.
+	messageHeaderRoom = 64 << 10
 	// With memory storage (tests and demos) the defaults are a quarter, so
 	// the reservation fits the memory of a small machine.
 	memoryStorageDivisor = 4

@@ -112,7 +112,8 @@ type StreamsConfig struct {
 	Replicas int `yaml:"replicas"`
 	// MaxAge bounds how long the streams keep messages (0: until MaxBytes).
 	MaxAge time.Duration `yaml:"max_age"`
-	// MaxBytes bounds each stream's size (0: no bound but the server's).
+	// MaxBytes bounds each stream's size (0: the defaults, 1 GiB for
+	// EVENTS, 64 MiB for the others; at least bus.MinStreamMaxBytes).
 	MaxBytes int64 `yaml:"max_bytes"`
 	// DuplicateWindow is how long a republished event id is recognised.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
@@ -163,6 +164,12 @@ func (c Config) Validate() error {
 	}
 	if c.Streams.MaxAge < 0 || c.Streams.MaxBytes < 0 || c.Streams.DuplicateWindow < 0 {
 		return errors.New("streams: max_age, max_bytes and duplicate_window must not be negative")
+	}
+	if c.Streams.MaxBytes > 0 && c.Streams.MaxBytes < bus.MinStreamMaxBytes {
+		// Each of the three streams gets this bound, and each must take
+		// the largest message: the server acks one over it and drops it.
+		return fmt.Errorf("streams.max_bytes: %d, want 0 (the defaults) or at least %d: each stream must hold two of the largest messages (envelopes of up to 1 MiB, with their headers); "+
+			"the server acks a message over a stream's bound and discards it at once", c.Streams.MaxBytes, bus.MinStreamMaxBytes)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package platform
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -100,6 +101,29 @@ func TestValidateNamesTheField(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+// A stream bound under the largest message has the server ack that
+// message and discard it at once (TestMinStreamMaxBytesHoldsTheLargestMessages
+// in pkg/bus): streams.max_bytes is refused below bus.MinStreamMaxBytes,
+// naming the key, the value and the least one.
+func TestValidateRefusesStreamsTooSmallForAMessage(t *testing.T) {
+	for _, n := range []int64{1 << 10, bus.MinStreamMaxBytes - 1} {
+		c := DefaultConfig()
+		c.Streams.MaxBytes = n
+		err := c.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), "streams.max_bytes: ") ||
+			!strings.Contains(err.Error(), fmt.Sprint(n)) || !strings.Contains(err.Error(), fmt.Sprint(bus.MinStreamMaxBytes)) {
+			t.Errorf("streams.max_bytes %d: %v, want it refused naming the key, the value and %d", n, err, bus.MinStreamMaxBytes)
+		}
+	}
+	for _, n := range []int64{0, bus.MinStreamMaxBytes} {
+		c := DefaultConfig()
+		c.Streams.MaxBytes = n
+		if err := c.Validate(); err != nil {
+			t.Errorf("streams.max_bytes %d: %v", n, err)
+		}
 	}
 }
 

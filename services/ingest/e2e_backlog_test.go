@@ -37,7 +37,7 @@ func TestE2EGatewayRefusesWhatWouldPushOutUnstoredEvents(t *testing.T) {
 	nats := testenv.StartNATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	const maxBytes = 128 << 10 // some 300 events
+	const maxBytes = bus.MinStreamMaxBytes // some 5,000 events
 	cfg := platform.Assemble(platform.DefaultConfig(), []platform.Component{Component})
 	if err := cfg.LoadWith(config.Options{
 		EnvPrefix: platform.EnvPrefix,
@@ -70,7 +70,7 @@ func TestE2EGatewayRefusesWhatWouldPushOutUnstoredEvents(t *testing.T) {
 		}
 	})
 
-	const perRequest = 20
+	const perRequest = 100
 	var retryAfter string
 	post := func() (int, string) {
 		t.Helper()

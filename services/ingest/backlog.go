@@ -24,12 +24,19 @@ type StoreBacklog func(ctx context.Context) (ratio float64, err error)
 // between two looks cannot fill the rest of the stream. Without it the
 // gateway answers 200 for events that a long store outage then discards
 // unstored.
+//
+// Its gauge looks too when scraped, by the same rule: looked at only when
+// requests came, it kept its value for ever without traffic.
 func WithStoreBacklog(measure StoreBacklog, every time.Duration) Option {
 	return func(h *Handler) {
-		ratio := prometheus.NewGauge(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
-			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request: once a second, every 100 ms past half of ingest.max_store_backlog); from ingest.max_store_backlog on, requests are refused with 503."})
-		h.m.storeBacklog = ratio
-		h.backlog = &backlogGuard{measure: measure, every: every, log: &h.log, ratio: ratio}
+		g := &backlogGuard{measure: measure, every: every, log: &h.log}
+		h.backlog = g
+		h.m.storeBacklog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
+			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request or a scrape: at most once a second, every 100 ms past half of ingest.max_store_backlog; a look that fails keeps the last value, and is logged); from ingest.max_store_backlog on, requests are refused with 503."},
+			func() float64 {
+				g.over(context.Background(), h.now(), h.cfg.MaxStoreBacklog)
+				return g.seen()
+			})
 	}
 }
 
@@ -50,20 +57,28 @@ type backlogGuard struct {
 	measure StoreBacklog
 	every   time.Duration
 	log     *zerolog.Logger
-	ratio   prometheus.Gauge
 
 	mu       sync.Mutex
 	at       time.Time // of the last look
 	looking  bool      // a look is under way: the others take the last one
 	last     float64
+	lastSeen float64 // of the last look that did not fail: the gauge
 	refusing bool
 	failing  bool // the last look failed: not refusing for it, said once
 }
 
+// seen is the ratio of the last look that did not fail.
+func (g *backlogGuard) seen() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastSeen
+}
+
 // over tells whether the backlog is at limit or beyond, looking again when
 // the last look is older than every or was past half the limit. One
-// request looks at a time, outside the lock: the others go by the last
-// look meanwhile rather than wait in line for the server's answer.
+// request (or scrape) looks at a time, outside the lock: the others go by
+// the last look meanwhile rather than wait in line for the server's
+// answer.
 func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (ratio float64, over bool) {
 	g.mu.Lock()
 	every := g.every
@@ -109,8 +124,7 @@ func (g *backlogGuard) apply(ratio float64, err error, limit float64) {
 		g.log.Info().Msg("the writer's backlog is visible again")
 		g.failing = false
 	}
-	g.last = ratio
-	g.ratio.Set(ratio)
+	g.last, g.lastSeen = ratio, ratio
 	switch over := ratio >= limit; {
 	case over && !g.refusing:
 		g.log.Warn().Float64("store_backlog_ratio", ratio).Float64("max_store_backlog", limit).

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The gateway looks at the writer's backlog once per interval while it is
@@ -126,5 +128,51 @@ func TestStoreBacklogLookThatFailsEndsARefusal(t *testing.T) {
 	fail = errors.New("consumer not found")
 	if code := post(); code != http.StatusOK {
 		t.Fatalf("the look failing: %d, want 200 (a look that fails refuses nothing)", code)
+	}
+}
+
+// The backlog gauge is what the gateway saw when it last looked, and it
+// looked only when a request came: without traffic it kept its value for
+// ever, a writer's backlog long stored shown as full (or the reverse). A
+// scrape looks too, as a request does: at most once per interval and not
+// while another look is under way.
+func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
+	ratios := []float64{0.1, 0.7}
+	looks := 0
+	measure := func(context.Context) (float64, error) {
+		r := ratios[min(looks, len(ratios)-1)]
+		looks++
+		return r, nil
+	}
+	clk := &clock{now: testNow}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second))
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(h.Collector())
+	scrape := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "aiops_ingest_store_backlog_ratio" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no aiops_ingest_store_backlog_ratio")
+		return 0
+	}
+	if rec := (request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}).do(h); rec.Code != http.StatusOK {
+		t.Fatalf("request: %d", rec.Code)
+	}
+	if got := scrape(); got != 0.1 || looks != 1 {
+		t.Fatalf("scraped within the second of the request's look: %g after %d looks, want 0.1 after 1", got, looks)
+	}
+	clk.Add(time.Second) // no request since
+	if got := scrape(); got != 0.7 {
+		t.Fatalf("scraped a second on without a request: %g, want 0.7, looked at anew", got)
+	}
+	if got := scrape(); got != 0.7 || looks != 2 {
+		t.Fatalf("scraped again within the second: %g after %d looks, want 0.7 after 2", got, looks)
 	}
 }

@@ -21,8 +21,9 @@ type metrics struct {
 	skipped  *prometheus.CounterVec   // inputs of accepted requests not made events, by endpoint and reason
 	// log record attribute values cut to fit a label, by endpoint
 	truncated *prometheus.CounterVec
-	// the writer's backlog as last seen; nil without WithStoreBacklog
-	storeBacklog prometheus.Gauge
+	// the writer's backlog as last seen, looked at anew when due;
+	// nil without WithStoreBacklog
+	storeBacklog prometheus.GaugeFunc
 }
 
 func newMetrics() *metrics {

@@ -584,11 +584,11 @@ func (c Config) Validate() error {
 	}
 	c = c.WithDefaults()
 	switch {
-	case c.RecencyWeight < 0 || c.RecencyWeight > 100:
+	case !(c.RecencyWeight >= 0 && c.RecencyWeight <= 100): // NaN too
 		return bad("recency_weight", "%g, want 0 (default) to 100", c.RecencyWeight)
-	case *c.LabelWeight < 0 || *c.LabelWeight > 100:
+	case !(*c.LabelWeight >= 0 && *c.LabelWeight <= 100):
 		return bad("label_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.LabelWeight, *DefaultConfig().LabelWeight)
-	case *c.PathWeight < 0 || *c.PathWeight > 100:
+	case !(*c.PathWeight >= 0 && *c.PathWeight <= 100):
 		return bad("path_weight", "%g, want 0 (off) to 100, or leave it out for the default %g", *c.PathWeight, *DefaultConfig().PathWeight)
 	case c.SharedBurst < 1:
 		return bad("shared_burst", "%d, want 0 (default) or more", c.SharedBurst)

@@ -3,6 +3,7 @@ package correlate
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -1859,6 +1860,20 @@ services:
 		web, _ := c.IncidentOf("HighErrorRate/web")
 		if orders, _ := c.IncidentOf("HighErrorRate/orders"); web != orders {
 			t.Errorf("%s: web in %q, want the orders incident %q", tc.name, web, orders)
+		}
+	}
+}
+
+// A weight of NaN passes every comparison but equality: refused by
+// name, as one out of range is (read from YAML as .nan).
+func TestConfigRefusesWeightsThatAreNaN(t *testing.T) {
+	for key, cfg := range map[string]Config{
+		"recency_weight": {RecencyWeight: math.NaN()},
+		"label_weight":   {LabelWeight: Weight(math.NaN())},
+		"path_weight":    {PathWeight: Weight(math.NaN())},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s NaN: %v, want an error naming it", key, err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package logminer
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -213,11 +214,11 @@ func (c Config) Validate() error {
 		return bad("idle_intervals: must not be negative, got %d", c.IdleIntervals)
 	case c.MaxSeries < 0:
 		return bad("max_series: must not be negative, got %d", c.MaxSeries)
-	case c.Burst.Factor < 1:
-		return bad("burst.factor: must be at least 1, got %g", c.Burst.Factor)
+	case !(c.Burst.Factor >= 1) || math.IsInf(c.Burst.Factor, 1): // NaN too
+		return bad("burst.factor: must be a finite number of at least 1, got %g", c.Burst.Factor)
 	case c.Burst.MinCount < 1:
 		return bad("burst.min_count: must be at least 1, got %d", c.Burst.MinCount)
-	case c.Burst.Alpha <= 0 || c.Burst.Alpha > 1:
+	case !(c.Burst.Alpha > 0 && c.Burst.Alpha <= 1):
 		return bad("burst.alpha: must be in (0, 1], got %g", c.Burst.Alpha)
 	case c.State.SaveEvery < time.Second && !c.State.Disabled:
 		return bad("state.save_every: must be at least 1s, got %s", c.State.SaveEvery)

@@ -2,6 +2,7 @@ package logminer
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ func TestConfigValidate(t *testing.T) {
 		{"burst.factor", func(c *Config) { c.Burst.Factor = 0.5 }},
 		{"burst.min_count", func(c *Config) { c.Burst.MinCount = -1 }},
 		{"burst.alpha", func(c *Config) { c.Burst.Alpha = 1.5 }},
+		{"burst.alpha", func(c *Config) { c.Burst.Alpha = math.NaN() }},
+		{"burst.factor", func(c *Config) { c.Burst.Factor = math.NaN() }},
+		{"burst.factor", func(c *Config) { c.Burst.Factor = math.Inf(1) }},
 		{"state.bucket", func(c *Config) { c.State.Bucket = "a.b" }},
 		{"state.save_every", func(c *Config) { c.State.SaveEvery = time.Millisecond }},
 	}

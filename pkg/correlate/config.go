@@ -210,7 +210,7 @@ type Config struct {
 	UnplacedWindow  time.Duration `yaml:"unplaced_window"`
 	// LoneAnomalies and AnomalyWait: an anomaly that would open an
 	// incident of its own (nothing it relates to is failing) waits: it
-	// opens one once its series stayed anomalous for AnomalyWait (an
+	// opens one once its series stayed anomalous for AnomalyWait in one episode (an
 	// alerting rule's `for`), at once when it is critical, or when within
 	// AnomalyWait of it an alert on its service or a related one, or an
 	// anomaly on a related other service, tells of the same failure.

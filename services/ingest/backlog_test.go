@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiops-dev/aiops/pkg/bus"
 )
 
 // The gateway looks at the writer's backlog once per interval while it is
@@ -174,5 +177,29 @@ func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
 	}
 	if got := scrape(); got != 0.7 || looks != 2 {
 		t.Fatalf("scraped again within the second: %g after %d looks, want 0.7 after 2", got, looks)
+	}
+}
+
+// The guard looks before a request: EVENTS must leave one request's
+// worth of room above the bound it refuses at, or a request taken just
+// under it pushes out unstored events. The defaults leave 102 MiB for
+// 32 MiB; the least stream streams.max_bytes takes leaves 218 KiB.
+func TestStoreRoomWarningWhenOneRequestDoesNotFit(t *testing.T) {
+	cfg := Config{}.withDefaults()
+	if w := storeRoomWarning(1<<30, cfg); w != "" {
+		t.Errorf("the defaults: %q, want no warning", w)
+	}
+	if w := storeRoomWarning(0, cfg); w != "" {
+		t.Errorf("no byte bound: %q, want no warning", w)
+	}
+	w := storeRoomWarning(bus.MinStreamMaxBytes, cfg)
+	for _, key := range []string{"streams.max_bytes", "ingest.max_expanded_bytes", "ingest.max_store_backlog"} {
+		if !strings.Contains(w, key) {
+			t.Errorf("the least stream: %q, want a warning naming %s", w, key)
+		}
+	}
+	cfg.MaxExpandedBytes = 128 << 10
+	if w := storeRoomWarning(bus.MinStreamMaxBytes, cfg); w != "" {
+		t.Errorf("requests of at most 128 KiB on the least stream: %q, want no warning", w)
 	}
 }

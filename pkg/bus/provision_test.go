@@ -260,17 +260,9 @@ func TestDefaultStreamLimits(t *testing.T) {
 // less room refuses with "insufficient storage resources", which
 // EnsureStream explains.
 func TestReservationRefusalIsExplained(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, JetStreamMaxStore: 100 << 20, JetStreamMaxMemory: 100 << 20, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := startJetStream(t, server.Options{JetStreamMaxStore: 100 << 20, JetStreamMaxMemory: 100 << 20})
 	e := newEnv(t, srv.ClientURL())
-	_, err = EnsureStream(testCtx(t), e.js, DefaultStreams()[0])
+	_, err := EnsureStream(testCtx(t), e.js, DefaultStreams()[0])
 	if err == nil || !strings.Contains(err.Error(), "insufficient storage") || !strings.Contains(err.Error(), "lower streams.max_bytes") {
 		t.Fatalf("EVENTS with 1 GiB on a 100 MiB store: %v", err)
 	}
@@ -376,15 +368,7 @@ func TestSettingsOnRunOfARunStoppedAsItStartsIsAStop(t *testing.T) {
 // the dead letter of an envelope of event.MaxEnvelopeBytes (its data
 // whole on a server whose max_payload takes it, as aiops run's does).
 func TestMinStreamMaxBytesHoldsTheLargestMessages(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, MaxPayload: 8 << 20, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := startJetStream(t, server.Options{MaxPayload: 8 << 20})
 	e := newEnv(t, srv.ClientURL())
 	ctx := testCtx(t)
 	largest := func(i int) *nats.Msg {
@@ -422,4 +406,21 @@ func TestMinStreamMaxBytesHoldsTheLargestMessages(t *testing.T) {
 	if got := held(MinStreamMaxBytes, 2); got != 2 {
 		t.Errorf("a stream of MinStreamMaxBytes (%d) holds %d of two largest messages, want both", MinStreamMaxBytes, got)
 	}
+}
+
+// startJetStream starts a JetStream server of opts on a random port, for
+// the test, in its own store.
+func startJetStream(t *testing.T, opts server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port, opts.JetStream, opts.StoreDir, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, true, t.TempDir(), true, true
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
 }

@@ -33,7 +33,9 @@ type Backlog struct {
 }
 
 // ConsumerBacklog asks the server for the consumer's backlog on its
-// stream: two requests, the stream's state and the consumer's.
+// stream: two requests, the stream's state and the consumer's, and for a
+// consumer of the whole stream sizeSamples more, to weigh what it has
+// not acked.
 func ConsumerBacklog(ctx context.Context, js jetstream.JetStream, stream, durable string) (Backlog, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -43,42 +45,129 @@ func ConsumerBacklog(ctx context.Context, js jetstream.JetStream, stream, durabl
 	if err != nil {
 		return Backlog{}, fmt.Errorf("bus: backlog of %s on %s: consumer: %w", durable, stream, err)
 	}
-	return backlogOf(s.CachedInfo(), c.CachedInfo()), nil
+	return backlogAt(ctx, s, c.CachedInfo()), nil
 }
 
-func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo) Backlog {
+// sizeSamples is how many of a whole-stream consumer's unacked messages
+// are read to weigh them, spread evenly from the first to the last:
+// enough to see a shift in size (large logs after small samples) without
+// reading much at each look. A few samples of a mix of sizes can come
+// out larger than the mix's mean, and the gateway then refuses somewhat
+// before max_store_backlog: the side to err on.
+const sizeSamples = 5
+
+// backlogAt is the backlog of the consumer c on the stream s, its info
+// fetched just now.
+func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInfo) Backlog {
+	info := s.CachedInfo()
+	from, to, whole := unackedSpan(info, c)
+	var size float64
+	if whole {
+		size = sampledSize(ctx, s, from, to)
+	}
+	return backlogOf(info, c, size)
+}
+
+// backlogOf weighs the unacked messages at the stream's mean message
+// size, or at sampled, their own mean size as read (0: not read), when
+// that is larger. The stream does not say how many bytes they take; the
+// mean alone makes large events after small ones look like a fraction of
+// what they take, and the gateway would refuse only once the stream had
+// no room left. The larger of the two errs toward refusing early.
+func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, sampled float64) Backlog {
 	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending)}
 	if b.Unacked == 0 {
 		return b
 	}
-	// The stream discards from its head, acked or not: for a consumer of
-	// the whole stream, what is lost next runs from its oldest unacked
-	// message to the end, the messages acked after that one included (the
-	// writer acks out of order: its inserts return in any order). For a
-	// consumer of some subjects the other subjects' messages lie in between,
-	// and the oldest unacked one is not known: its count is what there is.
 	span := b.Unacked
-	if readsWholeStream(s, c) {
-		floor := c.AckFloor.Stream
-		if first := s.State.FirstSeq; first > 0 && first-1 > floor {
-			floor = first - 1 // the stream moved past it: those are gone
-		}
-		if last := s.State.LastSeq; last > floor {
-			span = max(span, min(last-floor, s.State.Msgs))
-		}
+	if from, to, whole := unackedSpan(s, c); whole {
+		span = max(span, to-from+1)
 	}
-	if max := s.Config.MaxMsgs; max > 0 {
-		b.Ratio = float64(span) / float64(max)
+	if limit := s.Config.MaxMsgs; limit > 0 {
+		b.Ratio = float64(span) / float64(limit)
 	}
-	if max := s.Config.MaxBytes; max > 0 && s.State.Msgs > 0 {
-		// The stream does not say how many bytes the unacked messages
-		// take; the mean size is near enough for events of one kind mix.
-		mean := float64(s.State.Bytes) / float64(s.State.Msgs)
-		if r := float64(span) * mean / float64(max); r > b.Ratio {
+	if limit := s.Config.MaxBytes; limit > 0 && s.State.Msgs > 0 {
+		size := max(float64(s.State.Bytes)/float64(s.State.Msgs), sampled)
+		if r := float64(span) * size / float64(limit); r > b.Ratio {
 			b.Ratio = r
 		}
 	}
 	return b
+}
+
+// unackedSpan is the stream sequences from c's oldest unacked message to
+// the stream's end, for a consumer of the whole stream (whole). The
+// stream discards from its head, acked or not, so what such a consumer
+// loses next runs from there, the messages acked out of order after it
+// included (the writer acks out of order: its inserts return in any
+// order). For a consumer of some subjects the other subjects' messages
+// lie in between and its oldest unacked one is not known: not whole.
+func unackedSpan(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo) (from, to uint64, whole bool) {
+	if c.NumPending+uint64(c.NumAckPending) == 0 || !readsWholeStream(s, c) {
+		return 0, 0, false
+	}
+	floor := c.AckFloor.Stream
+	if first := s.State.FirstSeq; first > 0 && first-1 > floor {
+		floor = first - 1 // the stream moved past it: those are gone
+	}
+	last := s.State.LastSeq
+	if last <= floor {
+		return 0, 0, false
+	}
+	if n := s.State.Msgs; n > 0 && last-floor > n {
+		floor = last - n // deleted messages in between take no room
+	}
+	return floor + 1, last, true
+}
+
+// sampledSize reads up to sizeSamples messages spread over from..to and
+// returns their mean size as the stream stores them, 0 when it read none
+// (deleted, discarded meanwhile, or the server slow: the stream's mean is
+// used then).
+func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float64 {
+	var sum, n float64
+	var last uint64
+	for i := range uint64(sizeSamples) {
+		seq := from + (to-from)*i/(sizeSamples-1)
+		if i > 0 && seq == last {
+			continue
+		}
+		last = seq
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		sum += float64(storedSize(m, s.CachedInfo().Config.Storage))
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
+}
+
+// storedSize is what a stream of the given storage counts for m in its
+// bytes: subject, headers as sent and data, plus the store's own record
+// around them (the server's memStoreMsgSize and fileStoreMsgSize).
+func storedSize(m *jetstream.RawStreamMsg, storage jetstream.StorageType) int {
+	headers := 0
+	if len(m.Header) > 0 {
+		headers = len("NATS/1.0\r\n\r\n")
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				headers += len(k) + len(": \r\n") + len(v)
+			}
+		}
+	}
+	size := len(m.Subject) + headers + len(m.Data)
+	if storage == jetstream.MemoryStorage {
+		return size + 16 // sequence and time
+	}
+	size += 30 // record length, sequence, time, subject length, checksum
+	if headers > 0 {
+		size += 4 // headers' length
+	}
+	return size
 }
 
 // readsWholeStream tells whether c's filter takes every subject of s.

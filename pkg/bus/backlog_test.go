@@ -147,3 +147,55 @@ func TestConsumerBacklogRunsFromTheOldestUnackedMessage(t *testing.T) {
 		t.Fatalf("stream starts at %d, want 2: the unacked first message discarded", first)
 	}
 }
+
+// The unacked messages are weighed at their own size, not at the stream's
+// mean: events that grow (a burst of large logs after hours of small
+// samples) take far more of the limit than their count says. Weighed at
+// the mean, the writer's backlog read 0.40 on aiops run when its 40 KB
+// logs took 99% of a 1 GiB EVENTS after few-hundred-byte ones (ClickHouse down),
+// and the gateway refused only with about 1 MB of the limit left, not the
+// tenth it keeps (ingest.max_store_backlog).
+func TestConsumerBacklogWeighsTheUnackedMessagesAtTheirSize(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	e.publish("m", 90)
+	c, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
+		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(90, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 90 {
+		t.Fatalf("acked %d messages, want 90 (%v)", n, batch.Error())
+	}
+	small := streamBytes(t, e)
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PublishAll(testCtx(t), []Message{{Subject: e.prefix + ".big", ID: "big", Data: make([]byte, 19*small)}}); err != nil {
+		t.Fatal(err)
+	}
+	limitStream(t, e, int64(streamBytes(t, e)), 0) // full: the next message discards the oldest
+
+	b, err := ConsumerBacklog(testCtx(t), e.js, e.stream, "behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Unacked != 1 {
+		t.Fatalf("backlog %+v, want 1 unacked", b)
+	}
+	if b.Ratio < 0.9 {
+		t.Fatalf("backlog %+v, want 0.95: the one unacked message takes 19 parts of the 20 the stream holds", b)
+	}
+}

@@ -12,8 +12,10 @@ import (
 // its stream and durable name. It reads the same counters as Stats, so it
 // adds no cost to the delivery path; what the server holds for the
 // consumer (how far behind it is, and how much of the stream's limit that
-// takes) it asks the server at each scrape, two requests (pendingTimeout at
-// most; on an error those three are left out).
+// takes) it asks the server at each scrape, two requests and, for a
+// consumer of the whole stream, a few of its unacked messages to weigh
+// them (ConsumerBacklog; pendingTimeout at most; on an error those three
+// are left out).
 // The labels are constant labels of this consumer's descriptors, so the
 // collectors of several consumers (aiops run has one per service) register
 // side by side on one registry.
@@ -94,7 +96,7 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		info := con.CachedInfo()
 		ch <- prometheus.MustNewConstMetric(cc.pending, prometheus.GaugeValue, float64(info.NumPending))
 		ch <- prometheus.MustNewConstMetric(cc.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
-		ch <- prometheus.MustNewConstMetric(cc.backlogRatio, prometheus.GaugeValue, backlogOf(stream.CachedInfo(), info).Ratio)
+		ch <- prometheus.MustNewConstMetric(cc.backlogRatio, prometheus.GaugeValue, backlogAt(ctx, stream, info).Ratio)
 	}
 }
 

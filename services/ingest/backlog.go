@@ -43,8 +43,9 @@ func WithStoreBacklog(measure StoreBacklog, every time.Duration) Option {
 // pastHalfPace is how many times more often the gateway looks at the
 // backlog once it is past half the limit (every 100 ms at the default
 // second): often enough that no burst between two looks fills the rest
-// (a tenth of 1 GiB at tens of MB/s), seldom enough that the looks (two
-// JetStream API requests each) do not grow with the request rate.
+// (a tenth of 1 GiB at tens of MB/s), seldom enough that the looks (a
+// few JetStream API requests each: bus.ConsumerBacklog) do not grow with
+// the request rate.
 const pastHalfPace = 10
 
 // backlogTimeout bounds one look at the backlog: a bus that does not

@@ -47,7 +47,9 @@ func storeRoomWarning(maxBytes int64, cfg Config) string {
 }
 
 // storeBacklogEvery is how often the gateway looks at the writer's backlog
-// while it is small (WithStoreBacklog): two requests to the server. A test
+// while it is small (WithStoreBacklog): seven requests to the server (the
+// stream's state, the writer's, and a few of its unacked messages to
+// weigh them: bus.ConsumerBacklog). A test
 // looks at every request.
 var storeBacklogEvery = time.Second
 

@@ -634,6 +634,10 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 			d.slow = clamp(d.slow+m, -MaxAbsValue, MaxAbsValue)
 		}
 	}
+	// a line that has never moved has only the numeric floor for a scale;
+	// flat for under the budget's day, it has not shown that a move is rare
+	// (episode)
+	flat := d.res == 0 && float64(ns-d.firstT) < 86400e9/cfg.Budget
 	d.learnResolution(x)
 	if d.n < math.MaxUint32 {
 		d.n++
@@ -687,7 +691,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
-	d.episode(&r, ns, s)
+	d.episode(&r, ns, s, flat)
 	return r
 }
 

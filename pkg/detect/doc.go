@@ -120,7 +120,10 @@
 //     restarted from zero.
 //   - Flat line: every scale is floored at 1e-9 × |baseline| + 1e-12, so a
 //     flat line scores 0 and a departure from it scores a finite statistic
-//     that saturates the score at 1.
+//     that saturates the score at 1. On a series watched for less than a
+//     day per budgeted episode (1/Config.Budget days) that first move
+//     opens an episode only if the next observation is still off the
+//     line (a one-sample blip opens none); flat for longer, at once.
 //   - Warm-up: the first Config.WarmUp valid observations (default 30) score
 //     0 with FlagWarmUp while the baselines learn; a single point is warm-up.
 //

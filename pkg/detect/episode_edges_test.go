@@ -76,3 +76,37 @@ func TestForecastEpisodeLastsWhileTheForecastFires(t *testing.T) {
 	}
 	t.Logf("%d episodes opened", opens)
 }
+
+// TestFlatLineBlipOpensNoEpisode: a series that has never moved has no
+// scale but the 1e-12 floor, so its first move scores 1 whatever its size
+// (go_goroutines 7 → 8 and back, node_procs_blocked 0 → 1 and back on a
+// real host, flat for minutes: episodes of "1e8 sigmas", severity error).
+// Flat for under a day (the budget's one episode a day), such a move opens
+// an episode only when the next observation is still off the line, as a
+// target's up falling to 0 is; a blip opens none. Flat for longer, the
+// blip opens one at once.
+func TestFlatLineBlipOpensNoEpisode(t *testing.T) {
+	const flat = 100
+	run := func(step time.Duration, values ...float64) (opens []int, starts []time.Time) {
+		d := mustDetector(t, Config{})
+		for i := 0; i < flat; i++ {
+			d.Observe(at(i, step), values[0])
+		}
+		for i, v := range values[1:] {
+			if r := d.Observe(at(flat+i, step), v); r.Episode == EpisodeOpen {
+				opens, starts = append(opens, flat+i), append(starts, r.EpisodeInfo.Start)
+			}
+		}
+		return opens, starts
+	}
+	if opens, _ := run(10*time.Second, 7, 8, 7, 7, 7); len(opens) != 0 {
+		t.Errorf("flat 7 for 1,000 s, one sample at 8: episodes opened at %v, want none", opens)
+	}
+	opens, starts := run(10*time.Second, 1, 0, 0, 0, 0)
+	if len(opens) != 1 || opens[0] != flat+1 || !starts[0].Equal(at(flat, 10*time.Second)) {
+		t.Errorf("flat 1 for 1,000 s, falling to 0 and staying: episodes opened at %v starting %v, want one at %d starting at %d", opens, starts, flat+1, flat)
+	}
+	if opens, _ := run(time.Hour, 7, 8, 7, 7, 7); len(opens) != 1 || opens[0] != flat {
+		t.Errorf("flat 7 for 100 hours, one sample at 8: episodes opened at %v, want one at %d", opens, flat)
+	}
+}

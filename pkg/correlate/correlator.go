@@ -2615,15 +2615,21 @@ func (c *Correlator) Advance(t time.Time) []Update {
 		// restart).
 		w := max(c.cfg.ChangeWindow, time.Minute)
 		sweep := !c.now.IsZero() && t.Truncate(w).After(c.now.Truncate(w))
+		// The series waiting in vain, once a minute on its boundaries
+		// too: a sweep at another time forgets others, which a late
+		// signal could still have placed.
+		forget := t.Truncate(time.Minute).After(c.now.Truncate(time.Minute))
 		c.now = t
 		if sweep {
 			c.forgetOldChanges()
+		}
+		if forget {
+			c.forgetWaiting(t)
 		}
 	}
 	now := c.now
 	c.ageMerges(now)
 	c.ageEnds(now)
-	c.forgetWaiting(now)
 	if len(c.recent) > 0 {
 		c.pruneRecent()
 	}

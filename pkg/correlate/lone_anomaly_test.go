@@ -216,3 +216,19 @@ func TestBlinkingSeriesDoesNotLast(t *testing.T) {
 		t.Errorf("one episode of 5 minutes opens no incident, want one")
 	}
 }
+
+// A correlator restored from its checkpoint forgets the series waiting
+// in vain when the one that ran on does. Swept a minute after its last
+// sweep, the restored one (which had none) forgot the payments series at
+// once, 5m15s after its end, where the other kept it until its next
+// sweep, in time for an alert a little late, timed 4m55s after the end,
+// to corroborate it.
+func TestWaitingSweepSurvivesARestart(t *testing.T) {
+	ss := []Signal{
+		loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("latency", "payments", EpisodeClose, 0, 15*time.Second),
+		alert("BatchLate", "batch", 5*time.Minute), // swept here: the series ended 4m45s ago
+		alert("IndexLag", "search-index", 5*time.Minute+30*time.Second),
+		alert("PaymentsErrors", "payments", 5*time.Minute+10*time.Second),
+	}
+	sameEvents(t, Config{}, ss, 3, t0.Add(2*time.Hour))
+}

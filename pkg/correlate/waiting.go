@@ -36,9 +36,6 @@ type anomalyWait struct {
 	series    map[string]*waitingAnomaly
 	byService map[string]*waitingService
 	bytes     int64
-	// swept is when the series nothing can place any more were last
-	// forgotten (forgetWaiting).
-	swept time.Time
 }
 
 // waitingService is the series waiting on one service, and the
@@ -269,15 +266,13 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 	return ups
 }
 
-// forgetWaiting forgets, once a minute, the series whose latest signal
-// is older than they wait for (waitsFor): nothing can place them any more.
-// (Each signal advances time: a look at every series each time would
-// make the waiting cost every signal.)
+// forgetWaiting forgets the series whose latest signal is older than
+// they wait for (waitsFor): nothing can place them any more. Advance
+// calls it once a minute of event time, on the minute's boundaries, so
+// that a correlator restored from its snapshot forgets what the one
+// that ran on does. (Each signal advances time: a look at every series
+// each time would make the waiting cost every signal.)
 func (c *Correlator) forgetWaiting(now time.Time) {
-	if len(c.waiting.series) == 0 || now.Sub(c.waiting.swept) < time.Minute {
-		return
-	}
-	c.waiting.swept = now
 	for _, fp := range slices.Sorted(maps.Keys(c.waiting.series)) {
 		if w := c.waiting.series[fp]; now.Sub(w.Last.Time) > c.waitsFor(w) {
 			c.waiting.drop(fp)

@@ -127,6 +127,18 @@ func (c *Correlator) WaitingRun(fp string) (firstEventID string, ok bool) {
 	return w.First.EventID, true
 }
 
+// FirstEventOf is the id of the first event of fp's member in an
+// incident: that of its run's first when a run that waited was placed
+// (WaitingRun), another when the run waited in vain and a later episode
+// was placed without waiting.
+func (c *Correlator) FirstEventOf(fp string) (string, bool) {
+	m, ok := c.members[fp]
+	if !ok || m.inc == nil {
+		return "", false
+	}
+	return m.FirstEventID, true
+}
+
 // waitsFor is how long after its latest signal a waiting series may
 // still be placed: while its episode is open, as long as an incident
 // waits for an open episode (quietOf: the detector sends an episode's

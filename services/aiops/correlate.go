@@ -634,7 +634,10 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	}
 	placeWaiting := func(c *correlate.Correlator) {
 		for fp, r := range waiting {
-			if id, ok := c.IncidentOf(fp); ok {
+			// In an incident as the run that began with r.first, not as
+			// a later episode placed at once after the run waited in vain.
+			id, ok := c.IncidentOf(fp)
+			if first, _ := c.FirstEventOf(fp); ok && first == r.first {
 				for _, e := range r.ids {
 					res.EventAssignments[e] = id
 				}

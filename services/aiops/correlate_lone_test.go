@@ -45,3 +45,31 @@ func TestReplayAssignsHeldAnomalies(t *testing.T) {
 		t.Errorf("incidents %+v, want one, with the corroborated series", res.Incidents)
 	}
 }
+
+// A run that waited in vain stays apart when the series' next episode
+// opens an incident at once (critical): its events are not that one's.
+func TestReplayKeepsARunInVainApartFromTheNextEpisode(t *testing.T) {
+	anomaly := func(id, severity, at, episode, episodeID string) string {
+		return `{"type":"event","event":{"id":"` + id + `","kind":"anomaly","service":"node","severity":"` + severity + `","time":"` + at +
+			`","body":{"series":"aaaa000000000001","metric":"m","value":2.5,"score":0.9,"detector":"robust_z","episode":"` + episode +
+			`","episode_id":"` + episodeID + `","start":"` + at + `","end":"` + at + `"}}}`
+	}
+	in := strings.Join([]string{
+		anomaly("01M9857AT61K43KVGFJKRCY260", "warning", "2026-11-21T12:00:00Z", "open", "ep-1"),
+		anomaly("01M9857AT61K43KVGFJKRCY261", "warning", "2026-11-21T12:00:15Z", "close", "ep-1"),
+		anomaly("01M9857AT61K43KVGFJKRCY262", "critical", "2026-11-21T12:01:00Z", "open", "ep-2"),
+	}, "\n")
+	res, err := Replay(context.Background(), strings.NewReader(in), correlate.DefaultConfig(), nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := res.EventAssignments["01M9857AT61K43KVGFJKRCY262"]
+	if strings.HasPrefix(opened, "unassigned:") {
+		t.Fatalf("the critical episode is assigned %q, want the incident it opened", opened)
+	}
+	for _, id := range []string{"01M9857AT61K43KVGFJKRCY260", "01M9857AT61K43KVGFJKRCY261"} {
+		if got := res.EventAssignments[id]; got != "unassigned:01M9857AT61K43KVGFJKRCY260" {
+			t.Errorf("event %s of the run that waited in vain is assigned %q, want apart with its run (the next episode opened %s)", id, got, opened)
+		}
+	}
+}

@@ -232,3 +232,19 @@ func TestWaitingSweepSurvivesARestart(t *testing.T) {
 	}
 	sameEvents(t, Config{}, ss, 3, t0.Add(2*time.Hour))
 }
+
+// A resource alert on a dependent, or a forecast on another service,
+// tells nothing of a failure of what the service calls (LocalAlerts,
+// AdvisoryAlerts): it joins no incident of it, so it corroborates no
+// anomaly there either. Each opens its own incident, the anomaly waits.
+func TestResourceOrAdvisoryAlertCorroboratesNothingBelow(t *testing.T) {
+	for _, name := range []string{"CPUThrottlingHigh", "KubeQuotaAlmostFull"} {
+		c := newCorrelator(t, Config{})
+		a := alert(name, "checkout", time.Minute)
+		feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), a)
+		if id, ok := c.IncidentOf("latency"); ok {
+			other, _ := c.IncidentOf(a.Fingerprint)
+			t.Errorf("%s on checkout placed the payments anomaly in %s (the alert is in %s); want it waiting", name, id, other)
+		}
+	}
+}

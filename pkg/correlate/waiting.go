@@ -227,8 +227,9 @@ func (c *Correlator) release(fp string, w *waitingAnomaly, ups []Update) []Updat
 
 // corroborate places the series waiting within AnomalyWait of s when s
 // tells of the same failure: an alert on their service or one related
-// to it (UpDepth above, DownDepth below), or an anomaly on a related
-// other service. Another series of their own service does not: a host
+// to it (UpDepth above, DownDepth below; a resource alert not above, a
+// forecast on their service only), or an anomaly on a related other
+// service. Another series of their own service does not: a host
 // has hundreds, and some are always off. It looks at the services
 // waiting or at those related to s's, whichever are fewer: every signal
 // comes here.
@@ -237,12 +238,21 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 		return ups
 	}
 	i, placed := c.topo.index[s.Service]
+	// As in best: a resource alert is no symptom of what its service
+	// calls, a forecast none of another service's failure; neither
+	// would join the incident it opened.
+	local, advisory := c.isLocal(s.Kind, s.Name), c.isAdvisory(s.Kind, s.Name)
 	tells := func(j int) bool { // s tells of a failure of the service at j
-		if !placed || j < 0 {
+		switch {
+		case !placed || j < 0:
+			return false
+		case j == i:
+			return s.Kind == SignalAlert
+		case advisory:
 			return false
 		}
 		up, down := int(c.topo.below[i][j]), int(c.topo.below[j][i])
-		return up > 0 && up <= c.cfg.UpDepth || down > 0 && down <= c.cfg.DownDepth || s.Kind == SignalAlert && j == i
+		return up > 0 && up <= c.cfg.UpDepth && !local || down > 0 && down <= c.cfg.DownDepth
 	}
 	var fps []string
 	take := func(ws *waitingService) {

@@ -460,6 +460,13 @@ func (c *Correlator) observe(s Signal) []Update {
 		return ups // its series waited, and opens nothing now alone
 	}
 	if s.Resolved {
+		if s.Kind == SignalAlert && !s.Started.IsZero() {
+			// First seen resolved, it fired all the same: its firing
+			// corroborates a lone anomaly it then joins (resolvedFirst).
+			fired := s
+			fired.Time, fired.Resolved = s.Started, false
+			ups = c.corroborate(fired, ups)
+		}
 		return append(ups, c.resolvedFirst(s)...)
 	}
 	if c.late(s) {

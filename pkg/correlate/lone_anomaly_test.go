@@ -248,3 +248,18 @@ func TestResourceOrAdvisoryAlertCorroboratesNothingBelow(t *testing.T) {
 		}
 	}
 }
+
+// An alert that fired and resolved within Alertmanager's group_wait,
+// first seen resolved, fired all the same: it corroborates an anomaly
+// on its service as its firing would have, and joins its incident
+// (resolvedFirst), where alone it would be an orphan.
+func TestAlertFirstSeenResolvedCorroborates(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := resolved(alert("PaymentsErrors", "payments", time.Minute), 2*time.Minute)
+	a.Started = t0.Add(time.Minute)
+	feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), a)
+	id, ok := c.IncidentOf("latency")
+	if other, _ := c.IncidentOf(a.Fingerprint); !ok || other != id {
+		t.Errorf("the anomaly is in %q, the alert first seen resolved in %q; want one incident", id, other)
+	}
+}

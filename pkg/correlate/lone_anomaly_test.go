@@ -263,3 +263,20 @@ func TestAlertFirstSeenResolvedCorroborates(t *testing.T) {
 		t.Errorf("the anomaly is in %q, the alert first seen resolved in %q; want one incident", id, other)
 	}
 }
+
+// The signal that corroborates a waiting series joins the incident the
+// series then opens, also when it comes near the end of anomaly_wait
+// after a run that lasted almost as long: past spread_window after the
+// run's first signal, it would otherwise open an incident of its own
+// beside the anomaly's, which it alone placed.
+func TestCorroboratingAlertJoinsLateInTheWait(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("PaymentsErrors", "payments", 8*time.Minute+59*time.Second)
+	feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("latency", "payments", EpisodeUpdate, 0, 4*time.Minute),
+		loneAnomaly("latency", "payments", EpisodeClose, 0, 4*time.Minute+30*time.Second), a)
+	id, placed := c.IncidentOf("latency")
+	other, _ := c.IncidentOf(a.Fingerprint)
+	if placed && other != id {
+		t.Errorf("the alert placed the anomaly in %s and opened %s of its own; want one incident, or the anomaly left out", id, other)
+	}
+}

@@ -254,11 +254,16 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 		up, down := int(c.topo.below[i][j]), int(c.topo.below[j][i])
 		return up > 0 && up <= c.cfg.UpDepth && !local || down > 0 && down <= c.cfg.DownDepth
 	}
+	// The incident a series opens, at its first signal, takes no new
+	// signal past spread_window (eligible): s would open another beside
+	// it, which it alone placed.
+	spread := c.spreadWindow(s.Time)
 	var fps []string
 	take := func(ws *waitingService) {
 		for fp := range ws.series {
 			w := c.waiting.series[fp]
-			if fp != s.Fingerprint && s.Time.Sub(w.Last.Time) <= c.cfg.AnomalyWait && w.First.Time.Sub(s.Time) <= c.cfg.AnomalyWait {
+			if fp != s.Fingerprint && s.Time.Sub(w.Last.Time) <= c.cfg.AnomalyWait && w.First.Time.Sub(s.Time) <= c.cfg.AnomalyWait &&
+				s.Time.Sub(w.First.Time) <= spread {
 				fps = append(fps, fp)
 			}
 		}

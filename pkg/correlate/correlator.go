@@ -3139,7 +3139,8 @@ func (c *Correlator) evictOne(inc *incident, limit string) {
 
 // Release resolves and forgets the incidents none of whose services keep
 // takes, and returns the resolutions of those whose last event said open;
-// why goes into their timelines. A partition whose catalog changed lets
+// why goes into their timelines. The series waiting on a service keep
+// does not take are forgotten too. A partition whose catalog changed lets
 // go of what another partition owns now: their signals go there, which
 // opens its own incidents for what still fails, and nothing would end
 // them here.
@@ -3156,6 +3157,11 @@ func (c *Correlator) Release(keep func(service string) bool, why string) []Updat
 			ups = append(ups, c.publish(inc, Resolved, c.now))
 		}
 		c.forget(inc)
+	}
+	for fp, w := range c.waiting.series {
+		if !keep(w.First.Service) {
+			c.waiting.drop(fp) // it goes on where its signals go now, not in vain
+		}
 	}
 	return ups
 }

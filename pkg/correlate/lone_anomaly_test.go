@@ -280,3 +280,18 @@ func TestCorroboratingAlertJoinsLateInTheWait(t *testing.T) {
 		t.Errorf("the alert placed the anomaly in %s and opened %s of its own; want one incident, or the anomaly left out", id, other)
 	}
 }
+
+// A partition lets go of the series waiting on services another
+// partition owns now, as of their incidents (Release): their signals go
+// there, and here they were counted waiting and saved until forgotten.
+func TestReleaseLetsGoOfWaitingSeries(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), loneAnomaly("forks", "cart", EpisodeOpen, 0, time.Second))
+	c.Release(func(service string) bool { return service != "payments" }, "payments is another partition's")
+	if _, ok := c.WaitingRun("latency"); ok {
+		t.Errorf("the payments series still waits after its service was let go")
+	}
+	if _, ok := c.WaitingRun("forks"); !ok {
+		t.Errorf("the cart series, of a service kept, no longer waits")
+	}
+}

@@ -295,3 +295,17 @@ func TestReleaseLetsGoOfWaitingSeries(t *testing.T) {
 		t.Errorf("the cart series, of a service kept, no longer waits")
 	}
 }
+
+// An alert on a service changed after a waiting series began is the
+// change's failure (eligible): it corroborates nothing begun before, or
+// it would open the series' incident and another of its own beside it.
+func TestAlertAfterAChangeCorroboratesNothingBefore(t *testing.T) {
+	c := newCorrelator(t, Config{})
+	a := alert("PaymentsErrors", "payments", 2*time.Minute)
+	feed(c, loneAnomaly("latency", "payments", EpisodeOpen, 0, 0),
+		Signal{Kind: SignalChange, Service: "payments", Name: "deploy", Version: "v9", Time: t0.Add(time.Minute), EventID: "c-v9"}, a)
+	id, placed := c.IncidentOf("latency")
+	if other, _ := c.IncidentOf(a.Fingerprint); placed && other != id {
+		t.Errorf("the alert placed the anomaly in %s and opened %s of its own; want one incident, or the anomaly left out", id, other)
+	}
+}

@@ -255,15 +255,19 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 		return up > 0 && up <= c.cfg.UpDepth && !local || down > 0 && down <= c.cfg.DownDepth
 	}
 	// The incident a series opens, at its first signal, takes no new
-	// signal past spread_window (eligible): s would open another beside
-	// it, which it alone placed.
+	// signal past spread_window, nor one on a service changed since
+	// unless the series is on what that service calls (eligible): s
+	// would open another beside it, which it alone placed.
 	spread := c.spreadWindow(s.Time)
+	joins := func(w *waitingAnomaly) bool {
+		return s.Time.Sub(w.First.Time) <= spread &&
+			(!c.changedSince(s.Service, w.First.Time, s.Time) || slices.Contains(c.calls(s.Service), w.First.Service))
+	}
 	var fps []string
 	take := func(ws *waitingService) {
 		for fp := range ws.series {
 			w := c.waiting.series[fp]
-			if fp != s.Fingerprint && s.Time.Sub(w.Last.Time) <= c.cfg.AnomalyWait && w.First.Time.Sub(s.Time) <= c.cfg.AnomalyWait &&
-				s.Time.Sub(w.First.Time) <= spread {
+			if fp != s.Fingerprint && s.Time.Sub(w.Last.Time) <= c.cfg.AnomalyWait && w.First.Time.Sub(s.Time) <= c.cfg.AnomalyWait && joins(w) {
 				fps = append(fps, fp)
 			}
 		}

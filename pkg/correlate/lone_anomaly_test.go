@@ -309,3 +309,15 @@ func TestAlertAfterAChangeCorroboratesNothingBefore(t *testing.T) {
 		t.Errorf("the alert placed the anomaly in %s and opened %s of its own; want one incident, or the anomaly left out", id, other)
 	}
 }
+
+// With group_by, an alert of another group (cluster) tells nothing of a
+// series waiting in this one: it would join no incident of it.
+func TestAlertOfAnotherGroupCorroboratesNothing(t *testing.T) {
+	c := newCorrelator(t, Config{GroupBy: []string{"cluster"}})
+	a := inCluster(alert("PaymentsErrors", "payments", time.Minute), "b")
+	feed(c, inCluster(loneAnomaly("latency", "payments", EpisodeOpen, 0, 0), "a"), a)
+	id, placed := c.IncidentOf("latency")
+	if other, _ := c.IncidentOf(a.Fingerprint); placed && other != id {
+		t.Errorf("cluster b's alert placed cluster a's anomaly in %s and opened %s of its own; want the anomaly left out", id, other)
+	}
+}

@@ -256,10 +256,16 @@ func (c *Correlator) corroborate(s Signal, ups []Update) []Update {
 	}
 	// The incident a series opens, at its first signal, takes no new
 	// signal past spread_window, nor one on a service changed since
-	// unless the series is on what that service calls (eligible): s
-	// would open another beside it, which it alone placed.
+	// unless the series is on what that service calls, nor one of
+	// another group (eligible): s would open another beside it, which
+	// it alone placed.
 	spread := c.spreadWindow(s.Time)
 	joins := func(w *waitingAnomaly) bool {
+		for _, l := range c.cfg.GroupBy {
+			if w.First.Labels[l] != s.Labels[l] {
+				return false
+			}
+		}
 		return s.Time.Sub(w.First.Time) <= spread &&
 			(!c.changedSince(s.Service, w.First.Time, s.Time) || slices.Contains(c.calls(s.Service), w.First.Service))
 	}

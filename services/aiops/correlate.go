@@ -632,25 +632,35 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			res.EventAssignments[id] = "unassigned:" + r.first
 		}
 	}
-	placeWaiting := func(c *correlate.Correlator) {
-		for fp, r := range waiting {
-			// In an incident as the run that began with r.first, not as
-			// a later episode placed at once after the run waited in vain.
-			id, ok := c.IncidentOf(fp)
-			if first, _ := c.FirstEventOf(fp); ok && first == r.first {
-				for _, e := range r.ids {
-					res.EventAssignments[e] = id
-				}
-				if joinedAnomalies[id] == nil {
-					joinedAnomalies[id] = map[string]bool{}
-				}
-				joinedAnomalies[id][fp] = true
-				delete(waiting, fp)
-			} else if first, ok := c.WaitingRun(fp); !ok || first != r.first {
-				apart(r) // it waited in vain
-				delete(waiting, fp)
+	// settle assigns the run r of series fp once it waits no more.
+	settle := func(c *correlate.Correlator, fp string, r *waitingRun) {
+		// In an incident as the run that began with r.first, not as a
+		// later episode placed at once after the run waited in vain.
+		id, ok := c.IncidentOf(fp)
+		if first, _ := c.FirstEventOf(fp); ok && first == r.first {
+			for _, e := range r.ids {
+				res.EventAssignments[e] = id
 			}
+			if joinedAnomalies[id] == nil {
+				joinedAnomalies[id] = map[string]bool{}
+			}
+			joinedAnomalies[id][fp] = true
+			delete(waiting, fp)
+		} else if first, ok := c.WaitingRun(fp); !ok || first != r.first {
+			apart(r) // it waited in vain
+			delete(waiting, fp)
 		}
+	}
+	// waitingBesides is how many series other than fp wait. A signal
+	// adds none but its own: fewer after it than before, it placed or
+	// forgot others, and only then are all the runs looked at (looking
+	// at every run after each signal made a replay quadratic in them).
+	waitingBesides := func(c *correlate.Correlator, fp string) int {
+		n := c.Waiting()
+		if _, ok := c.WaitingRun(fp); ok {
+			n--
+		}
+		return n
 	}
 	// reject tells line n, which could not be read, and goes on.
 	// The lines come in time order, not by number: the list keeps the
@@ -723,9 +733,14 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			if sights != nil && s.Kind != correlate.SignalChange {
 				sights.sight(c, e, s, l.Time)
 			}
+			others := waitingBesides(c, s.Fingerprint)
 			record(c.Observe(s))
-			if len(waiting) > 0 {
-				placeWaiting(c)
+			if waitingBesides(c, s.Fingerprint) < others {
+				for fp, r := range waiting {
+					settle(c, fp, r)
+				}
+			} else if r := waiting[s.Fingerprint]; r != nil {
+				settle(c, s.Fingerprint, r)
 			}
 			if s.Kind == correlate.SignalChange {
 				continue

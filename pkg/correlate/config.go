@@ -213,9 +213,10 @@ type Config struct {
 	// opens one once its series stayed anomalous for AnomalyWait in one episode (an
 	// alerting rule's `for`), at once when it is critical, or when within
 	// AnomalyWait of it an alert on its service or a related one, or an
-	// anomaly on a related other service, tells of the same failure.
-	// Meanwhile it joins nothing, and if nothing comes it opens nothing
-	// (the detector still stored it). On a busy host some of its hundreds
+	// anomaly on a related other service, tells of the same failure
+	// (one the incident it opens then takes: corroborate). Meanwhile it
+	// joins nothing, and if nothing comes it opens nothing (the detector
+	// still stored it). On a busy host some of its hundreds
 	// of series are off every few minutes (QUALITY.md, session 37). An
 	// anomaly that may join an incident joins it at once. true in
 	// LoneAnomalies opens one at once, as alerts do; nil is the default.

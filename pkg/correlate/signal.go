@@ -21,60 +21,70 @@ const (
 // Signal is one input of the correlator, whatever event it came from: an
 // alert (firing or resolved), an anomaly (a detector's, or an error burst of
 // a log template), or a change to a service.
+//
+// Its JSON is saved in the correlator's snapshot (the anomalies waiting
+// to open an incident): a field renamed keeps its tag.
 type Signal struct {
-	Kind SignalKind
+	Kind SignalKind `json:"kind"`
 	// EventID is the id of the event the signal came from.
-	EventID string
+	EventID string `json:"event_id,omitempty"`
 	// Fingerprint identifies what the signal is about across repeats:
 	// Alertmanager's fingerprint, a producer's dedup key, the series of an
 	// anomaly, the template of an error burst. Repeats update one member.
-	Fingerprint string
-	Service     string
+	Fingerprint string `json:"fingerprint"`
+	Service     string `json:"service,omitempty"`
 	// Name is the alert name, the anomaly's metric or the change's type.
-	Name     string
-	Summary  string
-	Severity event.Severity
+	Name     string         `json:"name,omitempty"`
+	Summary  string         `json:"summary,omitempty"`
+	Severity event.Severity `json:"severity,omitempty"`
 	// Resolved is true for a resolved alert and for the close of an
 	// anomaly episode (the series is back in its normal range: it repeats
 	// its member without firing it again); changes are never resolved.
-	Resolved bool
+	Resolved bool `json:"resolved,omitempty"`
 	// Time is the signal's own time: when the alert started or ended, when
 	// the anomaly was seen, when the change happened. Every window of the
 	// correlator runs on these times.
-	Time time.Time
+	Time time.Time `json:"time"`
 	// Started is when a resolved alert started firing (its startsAt):
 	// an alert that fired and resolved within Alertmanager's group_wait
 	// is first seen resolved, and joins what failed when it fired.
-	Started time.Time
+	Started time.Time `json:"started,omitzero"`
 	// Expires is when a firing alert is to be taken as resolved unless
 	// reported again (event.AlertBody.ExpiresAt: Prometheus's endsAt),
 	// zero for one that is resolved only by its resolution.
-	Expires time.Time
+	Expires time.Time `json:"expires,omitzero"`
 	// Observed is when the event was observed (its envelope's observed
 	// time: the gateway's receipt): a later report of an earlier time is
 	// news, an event delivered again is not (Correlator's stale rule).
-	Observed time.Time
+	Observed time.Time `json:"observed,omitzero"`
 	// Claimed is the time the event gave when SignalOf took its observed
 	// time for it (MaxAheadOfObserved), else zero: a correlator that
 	// finds the observed time itself far ahead trusts neither.
-	Claimed time.Time
-	Labels  map[string]string
+	Claimed time.Time         `json:"claimed,omitzero"`
+	Labels  map[string]string `json:"labels,omitempty"`
 	// Resource is where the signal's source ran (an OpenTelemetry
 	// resource: deployment.environment, k8s.namespace.name), kept for the
 	// notifier to route by; grouping reads Labels alone.
-	Resource map[string]string
+	Resource map[string]string `json:"resource,omitempty"`
 
 	// Anomaly details. EpisodeID names the detector's episode the anomaly
 	// belongs to, Episode which event of it this is (EpisodeOpen,
 	// EpisodeUpdate, EpisodeClose); "" when it tells none (an error
 	// burst, a producer's own).
-	Value, Expected, Lower, Upper float64
-	EpisodeID, Episode            string
+	Value     float64 `json:"value,omitempty"`
+	Expected  float64 `json:"expected,omitempty"`
+	Lower     float64 `json:"lower,omitempty"`
+	Upper     float64 `json:"upper,omitempty"`
+	EpisodeID string  `json:"episode_id,omitempty"`
+	Episode   string  `json:"episode,omitempty"`
 	// EpisodeStart is when the episode began (its first anomalous
 	// sample), zero when the detector tells none.
-	EpisodeStart time.Time
+	EpisodeStart time.Time `json:"episode_start,omitzero"`
 	// Change details.
-	Version, Author, Commit, URL string
+	Version string `json:"version,omitempty"`
+	Author  string `json:"author,omitempty"`
+	Commit  string `json:"commit,omitempty"`
+	URL     string `json:"url,omitempty"`
 }
 
 // The events of an anomaly episode (Signal.Episode), as event.AnomalyBody

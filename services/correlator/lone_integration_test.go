@@ -1,0 +1,82 @@
+package correlator
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiops-dev/aiops/pkg/event"
+)
+
+// episodeEvent is the detector's anomaly event of series on service, the
+// episode (phase) begun at start, timed at.
+func episodeEvent(t *testing.T, series, service, phase string, start, at time.Duration) *event.Envelope {
+	t.Helper()
+	v, score := 900.0, 0.99
+	e, err := event.New(event.KindAnomaly, service, t0.Add(at), event.AnomalyBody{
+		Series: series, Metric: "latency", Value: &v, Expected: 100, Upper: 200, Score: &score, Detector: "robust_z",
+		Episode: phase, EpisodeID: series + "-ep", Start: t0.Add(start), End: t0.Add(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// anomaliesWaiting is the correlator's aiops_correlator_anomalies_waiting.
+func anomaliesWaiting(t *testing.T, svc *Service) float64 {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(svc.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "aiops_correlator_anomalies_waiting" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// Through JetStream and a restart: a lone anomaly on payments-db and one
+// on search wait (rules.lone_anomalies), are saved waiting, and after the
+// restart the alert of checkout, which depends on payments-db, opens one
+// incident with payments-db's anomaly; search's opens nothing.
+func TestLoneAnomalyWaitsThroughARestartForTheAlertThatCorroboratesIt(t *testing.T) {
+	r := newStormRig(t, Config{})
+	svc, stop := r.start()
+	r.publish(episodeEvent(t, "db-latency", "payments-db", event.EpisodeOpen, 0, 0), episodeEvent(t, "db-latency", "payments-db", event.EpisodeClose, 0, 15*time.Second),
+		episodeEvent(t, "search-latency", "search", event.EpisodeOpen, 20*time.Second, 20*time.Second))
+	for deadline := time.Now().Add(20 * time.Second); anomaliesWaiting(t, svc) != 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v anomalies waiting, want 2", anomaliesWaiting(t, svc))
+		}
+	}
+	time.Sleep(3 * r.cfg.State.SaveEvery) // saved waiting
+	stop()
+
+	svc, stop = r.start()
+	defer stop()
+	if n := anomaliesWaiting(t, svc); n != 2 {
+		t.Fatalf("%v anomalies waiting after the restart, want the 2 saved", n)
+	}
+	alert := alertEvent(t, "HighErrorRate", "checkout", time.Minute, 0)
+	r.publish(alert)
+	opened := waitIncidents(t, r.js, event.IncidentOpened, 1)[0]
+	if len(opened.Members) != 1 || opened.Members[0].Service != "payments-db" || !opened.OpenedAt.Equal(t0) {
+		t.Errorf("opened at %s with %+v, want at the anomaly's time %s by payments-db's anomaly", opened.OpenedAt, opened.Members, t0)
+	}
+	svc.proc.mu.Lock()
+	id, ok := svc.proc.c.IncidentOf(alert.Fingerprint)
+	waiting := svc.proc.c.Waiting()
+	svc.proc.mu.Unlock()
+	if !ok || id != opened.IncidentID {
+		t.Errorf("the alert is in %q, want the anomaly's incident %s", id, opened.IncidentID)
+	}
+	if waiting != 1 {
+		t.Errorf("%d anomalies waiting, want search's", waiting)
+	}
+}

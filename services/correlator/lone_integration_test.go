@@ -41,6 +41,17 @@ func anomaliesWaiting(t *testing.T, svc *Service) float64 {
 	return -1
 }
 
+// waitWaiting waits for n anomalies waiting in svc, which restores its
+// state as it starts to run.
+func waitWaiting(t *testing.T, svc *Service, n float64, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); anomaliesWaiting(t, svc) != n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v anomalies waiting, want %v%s", anomaliesWaiting(t, svc), n, when)
+		}
+	}
+}
+
 // Through JetStream and a restart: a lone anomaly on payments-db and one
 // on search wait (rules.lone_anomalies), are saved waiting, and after the
 // restart the alert of checkout, which depends on payments-db, opens one
@@ -50,19 +61,13 @@ func TestLoneAnomalyWaitsThroughARestartForTheAlertThatCorroboratesIt(t *testing
 	svc, stop := r.start()
 	r.publish(episodeEvent(t, "db-latency", "payments-db", event.EpisodeOpen, 0, 0), episodeEvent(t, "db-latency", "payments-db", event.EpisodeClose, 0, 15*time.Second),
 		episodeEvent(t, "search-latency", "search", event.EpisodeOpen, 20*time.Second, 20*time.Second))
-	for deadline := time.Now().Add(20 * time.Second); anomaliesWaiting(t, svc) != 2; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v anomalies waiting, want 2", anomaliesWaiting(t, svc))
-		}
-	}
-	time.Sleep(3 * r.cfg.State.SaveEvery) // saved waiting
+	waitWaiting(t, svc, 2, "")
+	time.Sleep(3 * r.cfg.State.SaveEvery) // saved, and so acked: not delivered again
 	stop()
 
 	svc, stop = r.start()
 	defer stop()
-	if n := anomaliesWaiting(t, svc); n != 2 {
-		t.Fatalf("%v anomalies waiting after the restart, want the 2 saved", n)
-	}
+	waitWaiting(t, svc, 2, " after the restart (the 2 saved)")
 	alert := alertEvent(t, "HighErrorRate", "checkout", time.Minute, 0)
 	r.publish(alert)
 	opened := waitIncidents(t, r.js, event.IncidentOpened, 1)[0]

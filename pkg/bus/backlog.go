@@ -19,9 +19,10 @@ type Backlog struct {
 	// those handed and not acked (num_pending + num_ack_pending).
 	Unacked uint64
 	// Ratio is the part of the stream's limit those messages take: their
-	// count over max_msgs or, at the stream's mean message size, their
-	// bytes over max_bytes, whichever is larger; 0 for a stream without
-	// either limit. For a consumer of the whole stream (the writer) they
+	// count over max_msgs or their bytes over max_bytes, whichever is
+	// larger (bytes at the stream's mean message size or, for a consumer
+	// of the whole stream, at a few of them read if larger, and never more
+	// than the stream holds); 0 for a stream without either limit. For a consumer of the whole stream (the writer) they
 	// are every message from its oldest unacked one on, those acked out of
 	// order after it included, since the stream discards from its head:
 	// at 1 the next message stored discards one it has not acked. A consumer
@@ -73,7 +74,11 @@ func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInf
 // that is larger. The stream does not say how many bytes they take; the
 // mean alone makes large events after small ones look like a fraction of
 // what they take, and the gateway would refuse only once the stream had
-// no room left. The larger of the two errs toward refusing early.
+// no room left. The larger of the two errs toward refusing early, but
+// never past what the stream holds: they are part of it, and a few
+// samples that fell on its largest messages (a 30 KB log every ten small
+// events, read at every 250th) made 4.5 times the limit of a stream at
+// half of it, all unacked.
 func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, sampled float64) Backlog {
 	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending)}
 	if b.Unacked == 0 {
@@ -88,7 +93,8 @@ func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, sampled float
 	}
 	if limit := s.Config.MaxBytes; limit > 0 && s.State.Msgs > 0 {
 		size := max(float64(s.State.Bytes)/float64(s.State.Msgs), sampled)
-		if r := float64(span) * size / float64(limit); r > b.Ratio {
+		bytes := min(float64(span)*size, float64(s.State.Bytes))
+		if r := bytes / float64(limit); r > b.Ratio {
 			b.Ratio = r
 		}
 	}

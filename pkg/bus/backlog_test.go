@@ -64,7 +64,7 @@ func TestConsumerBacklogAgainstTheStreamLimit(t *testing.T) {
 			t.Fatalf("backlog %+v, want ratio %g", b, want)
 		}
 		exp := fmt.Sprintf(`
-# HELP aiops_bus_backlog_ratio The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on; at the stream's mean message size); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).
+# HELP aiops_bus_backlog_ratio The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).
 # TYPE aiops_bus_backlog_ratio gauge
 aiops_bus_backlog_ratio{consumer="behind",stream=%q} %g
 `, e.stream, want)
@@ -197,5 +197,44 @@ func TestConsumerBacklogWeighsTheUnackedMessagesAtTheirSize(t *testing.T) {
 	}
 	if b.Ratio < 0.9 {
 		t.Fatalf("backlog %+v, want 0.95: the one unacked message takes 19 parts of the 20 the stream holds", b)
+	}
+}
+
+// The unacked messages are part of what the stream holds: a few samples
+// that fall on its largest messages cannot make them more. With one log
+// of 30 KB every ten samples of 300 bytes, the five messages read (every
+// 250th) were all logs, and a consumer that had acked nothing on a
+// stream at half its limit read 4.5 times the limit; the gateway would
+// refuse at any fill past a tenth of it.
+func TestConsumerBacklogIsNoMoreThanTheStreamHolds(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]Message, 1001)
+	for i := range ms {
+		size := 300
+		if i%10 == 0 {
+			size = 30000
+		}
+		ms[i] = Message{Subject: e.prefix + ".m", ID: fmt.Sprint(i), Data: make([]byte, size)}
+	}
+	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
+		t.Fatal(err)
+	}
+	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
+	if _, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
+		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := ConsumerBacklog(testCtx(t), e.js, e.stream, "behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Unacked != 1001 || math.Abs(b.Ratio-0.5) > 1e-9 {
+		t.Fatalf("backlog %+v, want 1001 unacked at ratio 0.5: the stream holds half its limit, all of it unacked", b)
 	}
 }

@@ -39,7 +39,7 @@ func (c *Consumer) Collector() prometheus.Collector {
 		ackPending: prometheus.NewDesc("aiops_bus_ack_pending",
 			"Messages handed to this consumer and not acked yet (the server's num_ack_pending, asked at each scrape).", nil, labels),
 		backlogRatio: prometheus.NewDesc("aiops_bus_backlog_ratio",
-			"The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on; at the stream's mean message size); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).", nil, labels),
+			"The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).", nil, labels),
 	}
 }
 

@@ -143,7 +143,7 @@ func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float
 		if err != nil {
 			continue
 		}
-		sum += float64(storedSize(m, s.CachedInfo().Config.Storage))
+		sum += float64(storedSize(m, s.CachedInfo().Config))
 		n++
 	}
 	if n == 0 {
@@ -152,21 +152,28 @@ func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float
 	return sum / n
 }
 
-// storedSize is what a stream of the given storage counts for m in its
-// bytes: subject, headers as sent and data, plus the store's own record
-// around them (the server's memStoreMsgSize and fileStoreMsgSize).
-func storedSize(m *jetstream.RawStreamMsg, storage jetstream.StorageType) int {
+// storedSize is what a stream of config cfg counts for m in its bytes:
+// subject, headers as sent and data, plus the store's own record around
+// them (the server's memStoreMsgSize and fileStoreMsgSize). A stream that
+// allows direct gets answers GetMsg with one, whose answer carries
+// directGetHeaders of the server's besides the message's own (a message
+// sent without headers gets a header block of those alone): they are
+// not stored, and left out.
+func storedSize(m *jetstream.RawStreamMsg, cfg jetstream.StreamConfig) int {
 	headers := 0
-	if len(m.Header) > 0 {
-		headers = len("NATS/1.0\r\n\r\n")
-		for k, vs := range m.Header {
-			for _, v := range vs {
-				headers += len(k) + len(": \r\n") + len(v)
-			}
+	for k, vs := range m.Header {
+		if cfg.AllowDirect && slices.Contains(directGetHeaders, k) {
+			continue
+		}
+		for _, v := range vs {
+			headers += len(k) + len(": \r\n") + len(v)
 		}
 	}
+	if headers > 0 {
+		headers += len("NATS/1.0\r\n\r\n")
+	}
 	size := len(m.Subject) + headers + len(m.Data)
-	if storage == jetstream.MemoryStorage {
+	if cfg.Storage == jetstream.MemoryStorage {
 		return size + 16 // sequence and time
 	}
 	size += 30 // record length, sequence, time, subject length, checksum
@@ -175,6 +182,10 @@ func storedSize(m *jetstream.RawStreamMsg, storage jetstream.StorageType) int {
 	}
 	return size
 }
+
+// directGetHeaders are the headers the server adds to a direct get's
+// answer (its dg format).
+var directGetHeaders = []string{jetstream.StreamHeader, jetstream.SubjectHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer}
 
 // readsWholeStream tells whether c's filter takes every subject of s.
 func readsWholeStream(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo) bool {

@@ -166,8 +166,10 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat bool) {
 	if !e.open {
 		if e.pending {
 			e.pending = false
-			// still off the line, and no gap since (a stale move is none)
-			if (r.Scored-s < e.lo || r.Scored-s > e.hi) && r.Flags&FlagGap == 0 {
+			// still off the line, after a gap too: the move taught the
+			// series its resolution, and judged alone a value that
+			// stayed there opens nothing (up at 0 for good scored 0.05)
+			if r.Scored-s < e.lo || r.Scored-s > e.hi {
 				e.open, e.end, e.lastUpd = true, ns, ns
 				e.bar = float32(math.Min(maxBar, float64(e.bar)+budgetStep))
 				if float32(r.Score) > e.peak {

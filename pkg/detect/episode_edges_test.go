@@ -110,3 +110,27 @@ func TestFlatLineBlipOpensNoEpisode(t *testing.T) {
 		t.Errorf("flat 7 for 100 hours, one sample at 8: episodes opened at %v, want one at %d", opens, flat)
 	}
 }
+
+// TestFlatLineMoveThatStaysAcrossAGapOpensAnEpisode: a young flat line's
+// first move waits for the next observation; when that one comes after a
+// gap and is still off the line, the move stayed. Taken for a blip, it
+// opened nothing, and nothing after it either: the move had taught the
+// series its resolution, so a target's up at 0 for good scored 0.05
+// against a line at 1 and never opened an episode.
+func TestFlatLineMoveThatStaysAcrossAGapOpensAnEpisode(t *testing.T) {
+	const flat, step = 100, 10 * time.Second
+	d := mustDetector(t, Config{})
+	for i := 0; i < flat; i++ {
+		d.Observe(at(i, step), 1)
+	}
+	var opens []int
+	var start time.Time
+	for _, i := range []int{flat, flat + 60, flat + 61, flat + 62} { // ten minutes unobserved after the move
+		if r := d.Observe(at(i, step), 0); r.Episode == EpisodeOpen {
+			opens, start = append(opens, i), r.EpisodeInfo.Start
+		}
+	}
+	if len(opens) != 1 || opens[0] != flat+60 || !start.Equal(at(flat, step)) {
+		t.Errorf("flat 1 for 1,000 s, falling to 0 and staying, a gap after the fall: episodes opened at %v starting %v, want one at %d starting at %d", opens, start, flat+60, flat)
+	}
+}

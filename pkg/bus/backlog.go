@@ -50,11 +50,9 @@ func ConsumerBacklog(ctx context.Context, js jetstream.JetStream, stream, durabl
 }
 
 // sizeSamples is how many of a whole-stream consumer's unacked messages
-// are read to weigh them, spread evenly from the first to the last:
-// enough to see a shift in size (large logs after small samples) without
-// reading much at each look. A few samples of a mix of sizes can come
-// out larger than the mix's mean, and the gateway then refuses somewhat
-// before max_store_backlog: the side to err on.
+// are read to weigh them, from the first to the last (sampleAt): enough
+// to see a shift in size (large logs after small samples) without
+// reading much at each look.
 const sizeSamples = 5
 
 // backlogAt is the backlog of the consumer c on the stream s, its info
@@ -127,14 +125,20 @@ func unackedSpan(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo) (from, to u
 }
 
 // sampledSize reads up to sizeSamples messages spread over from..to and
-// returns their mean size as the stream stores them, 0 when it read none
-// (deleted, discarded meanwhile, or the server slow: the stream's mean is
-// used then).
+// returns their median size as the stream stores them, 0 when it read
+// none (deleted, discarded meanwhile, or the server slow: the stream's
+// mean is used then). The median, not the mean: on a steady mix (one
+// event in ten large) the stream's mean is right, and a few samples that
+// happen on the large ones made the mean of samples read twice to ten
+// times that, so the gateway refused with half the limit free; a burst of
+// large events, most of what waits, moves the median all the same. The
+// samples are spread unevenly (sampleAt), so that a mix repeating at
+// their spacing does not put them all on one kind.
 func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float64 {
-	var sum, n float64
+	var sizes []int
 	var last uint64
-	for i := range uint64(sizeSamples) {
-		seq := from + (to-from)*i/(sizeSamples-1)
+	for i, at := range sampleAt {
+		seq := from + (to-from)*at/1000
 		if i > 0 && seq == last {
 			continue
 		}
@@ -143,14 +147,19 @@ func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float
 		if err != nil {
 			continue
 		}
-		sum += float64(storedSize(m, s.CachedInfo().Config))
-		n++
+		sizes = append(sizes, storedSize(m, s.CachedInfo().Config))
 	}
-	if n == 0 {
+	if len(sizes) == 0 {
 		return 0
 	}
-	return sum / n
+	slices.Sort(sizes)
+	n := len(sizes)
+	return float64(sizes[(n-1)/2]+sizes[n/2]) / 2
 }
+
+// sampleAt are where sampledSize reads, in thousandths of the span: from
+// its first message to its last, at uneven steps.
+var sampleAt = [sizeSamples]uint64{0, 230, 490, 740, 1000}
 
 // storedSize is what a stream of config cfg counts for m in its bytes:
 // subject, headers as sent and data, plus the store's own record around

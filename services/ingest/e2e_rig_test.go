@@ -320,6 +320,24 @@ type storedEvent struct {
 func (r *e2eRig) event(id string) storedEvent {
 	r.t.Helper()
 	var got []storedEvent
+	// The writer inserts each table apart: a test that waited for the
+	// alerts table's row may look here before this one is in.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		got = r.eventRows(id)
+		if len(got) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(got) != 1 {
+		r.t.Fatalf("events: %d rows with id %s, want 1", len(got), id)
+	}
+	return got[0]
+}
+
+// eventRows are the events table's rows of id.
+func (r *e2eRig) eventRows(id string) []storedEvent {
+	r.t.Helper()
+	var got []storedEvent
 	r.rows(`SELECT kind, time, observed_time, source, service, severity, fingerprint,
 		labels.key, labels.value, resource.key, resource.value, links, body, extra, schema_version
 		FROM events FINAL WHERE id = ?`, func(rows driver.Rows) error {
@@ -344,10 +362,7 @@ func (r *e2eRig) event(id string) storedEvent {
 		got = append(got, e)
 		return nil
 	}, id)
-	if len(got) != 1 {
-		r.t.Fatalf("events: %d rows with id %s, want 1", len(got), id)
-	}
-	return got[0]
+	return got
 }
 
 // nested turns a Nested(key, value) column pair into a map (nil when empty).

@@ -465,7 +465,10 @@ func (c *Correlator) observe(s Signal) []Update {
 			// corroborates a lone anomaly it then joins (resolvedFirst).
 			fired := s
 			fired.Time, fired.Resolved = s.Started, false
+			from := len(ups)
 			ups = c.corroborate(fired, ups)
+			released := len(ups)
+			return c.announceWith(s, append(ups, c.resolvedFirst(s)...), from, released)
 		}
 		return append(ups, c.resolvedFirst(s)...)
 	}
@@ -475,14 +478,43 @@ func (c *Correlator) observe(s Signal) []Update {
 		c.stats.Orphans++
 		return ups
 	}
+	from := len(ups)
 	ups = c.corroborate(s, ups)
+	released := len(ups)
 	inc, why := c.best(s)
 	if s.Kind == SignalAnomaly {
 		if done, u := c.wait(s, inc != nil); done {
-			return append(ups, u...)
+			return c.announceWith(s, append(ups, u...), from, released)
 		}
 	}
-	return c.place(s, inc, why, ups)
+	return c.announceWith(s, c.place(s, inc, why, ups), from, released)
+}
+
+// announceWith has the opening of an incident that s corroborated
+// (ups[from:released], corroborate's) announce s, which joined it: the
+// opening is timed at the anomaly's first event, minutes back, and a
+// notifier pages an opening that late at once, so announced alone it
+// paged without the signal that made it worth a page, which came a
+// group_interval later as an update.
+func (c *Correlator) announceWith(s Signal, ups []Update, from, released int) []Update {
+	m, ok := c.members[s.Fingerprint]
+	if !ok || m.inc == nil {
+		return ups
+	}
+	inc := m.inc
+	last := -1
+	for i := from; i < len(ups); i++ {
+		if ups[i].State.IncidentID == inc.id {
+			last = i
+		}
+	}
+	if last < 0 || last >= released || ups[last].Transition != Opened || inc.revision != ups[last].State.Revision {
+		return ups // not opened by corroborate, or published since
+	}
+	ups[last].State = c.state(inc, Opened)
+	inc.openedRoot = inc.root
+	inc.dirty = false
+	return ups
 }
 
 // place has s join inc, or open an incident when inc is nil.

@@ -58,6 +58,24 @@ func TestLastingOrCriticalAnomalyOpens(t *testing.T) {
 	}
 }
 
+// That a series lasted anomaly_wait is seen at an event of it timed that
+// long into its episode: time alone opens nothing, since the detector
+// sends an episode's updates minutes apart (5) and a silent series is
+// closed by the detector only later, at its last sample. A wait of 2
+// minutes opens at the 5-minute update (the README says so).
+func TestLastingIsSeenAtAnEventOfTheSeries(t *testing.T) {
+	c := newCorrelator(t, Config{AnomalyWait: 2 * time.Minute})
+	feed(c, loneAnomaly("disk_io_now", "cart", EpisodeOpen, 0, 0), alert("IndexLag", "search-index", 4*time.Minute))
+	c.Advance(t0.Add(4*time.Minute + 59*time.Second))
+	if id, ok := c.IncidentOf("disk_io_now"); ok {
+		t.Errorf("with no event of the series past the wait, it is in %s; want it waiting", id)
+	}
+	feed(c, loneAnomaly("disk_io_now", "cart", EpisodeUpdate, 0, 5*time.Minute))
+	if _, ok := c.IncidentOf("disk_io_now"); !ok {
+		t.Errorf("the update 5 minutes into the episode opened nothing, want an incident")
+	}
+}
+
 // An alert on a related service, or an anomaly on a related other
 // service, within AnomalyWait corroborates a held anomaly: it opens the
 // incident, from its own time, and what corroborated it joins.

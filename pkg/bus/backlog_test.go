@@ -210,21 +210,7 @@ func TestConsumerBacklogWeighsTheUnackedMessagesAtTheirSize(t *testing.T) {
 // refuse at any fill past a tenth of it.
 func TestConsumerBacklogIsNoMoreThanTheStreamHolds(t *testing.T) {
 	e := newEnv(t, newTestServerURL(t))
-	p, err := NewPublisher(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := make([]Message, 1001)
-	for i := range ms {
-		size := 300
-		if i%10 == 0 {
-			size = 30000
-		}
-		ms[i] = Message{Subject: e.prefix + ".m", ID: fmt.Sprint(i), Data: make([]byte, size)}
-	}
-	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
-		t.Fatal(err)
-	}
+	publishMix(t, e, 1001)
 	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
 	if _, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
 		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
@@ -296,21 +282,7 @@ func TestStoredSizeIsWhatTheStreamCounts(t *testing.T) {
 // it (TestConsumerBacklogWeighsTheUnackedMessagesAtTheirSize).
 func TestConsumerBacklogOfASteadyMixIsWeighedAtItsMean(t *testing.T) {
 	e := newEnv(t, newTestServerURL(t))
-	p, err := NewPublisher(e.js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms := make([]Message, 2000)
-	for i := range ms {
-		size := 300
-		if i%10 == 0 {
-			size = 30000
-		}
-		ms[i] = Message{Subject: e.prefix + ".m", ID: fmt.Sprint(i), Data: make([]byte, size)}
-	}
-	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
-		t.Fatal(err)
-	}
+	publishMix(t, e, 2000)
 	limitStream(t, e, int64(streamBytes(t, e)), 0) // full
 	c, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
 		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
@@ -336,5 +308,26 @@ func TestConsumerBacklogOfASteadyMixIsWeighedAtItsMean(t *testing.T) {
 	}
 	if b.Unacked != 1000 || b.Ratio < 0.4 || b.Ratio > 0.6 {
 		t.Fatalf("backlog %+v, want 1000 unacked at a ratio near 0.5: they are half the stream, of the same mix", b)
+	}
+}
+
+// publishMix publishes n messages to e's stream, one in ten of 30 KB among
+// 300-byte ones: logs with an occasional stack trace.
+func publishMix(t *testing.T, e *env, n int) {
+	t.Helper()
+	p, err := NewPublisher(e.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := make([]Message, n)
+	for i := range ms {
+		size := 300
+		if i%10 == 0 {
+			size = 30000
+		}
+		ms[i] = Message{Subject: e.prefix + ".m", ID: fmt.Sprint(i), Data: make([]byte, size)}
+	}
+	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -456,10 +456,10 @@ func (c *Correlator) observe(s Signal) []Update {
 			return append(ups, u...)
 		}
 	}
-	if s.Resolved && c.waiting.end(s, c.topo) {
-		return ups // its series waited, and opens nothing now alone
-	}
 	if s.Resolved {
+		if c.waiting.end(s, c.topo) {
+			return ups // its series waited, and opens nothing now alone
+		}
 		if s.Kind == SignalAlert && !s.Started.IsZero() {
 			// First seen resolved, it fired all the same: its firing
 			// corroborates a lone anomaly it then joins (resolvedFirst).

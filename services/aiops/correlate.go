@@ -617,6 +617,12 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 	// but the first incident's alerts must still list it.
 	joined := map[string]map[string]bool{}
 	joinedAnomalies := map[string]map[string]bool{}
+	mark := func(into map[string]map[string]bool, id, fp string) {
+		if into[id] == nil {
+			into[id] = map[string]bool{}
+		}
+		into[id][fp] = true
+	}
 	// The events of lone anomalies waiting to open an incident
 	// (correlator.rules.lone_anomalies), by series: once the series is
 	// in an incident they are its; a run that waited in vain is one item
@@ -641,10 +647,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 			for _, e := range r.ids {
 				res.EventAssignments[e] = id
 			}
-			if joinedAnomalies[id] == nil {
-				joinedAnomalies[id] = map[string]bool{}
-			}
-			joinedAnomalies[id][fp] = true
+			mark(joinedAnomalies, id, fp)
 			delete(waiting, fp)
 		} else if first, ok := c.WaitingRun(fp); !ok || first != r.first {
 			apart(r) // it waited in vain
@@ -754,10 +757,7 @@ func replay(ctx context.Context, in io.Reader, cfg correlate.Config, cat *correl
 					res.Assignments[s.Fingerprint] = id
 					into = joined
 				}
-				if into[id] == nil {
-					into[id] = map[string]bool{}
-				}
-				into[id][s.Fingerprint] = true
+				mark(into, id, s.Fingerprint)
 				res.EventAssignments[e.ID] = id
 			} else if s.Kind == correlate.SignalAnomaly {
 				first, ok := c.WaitingRun(s.Fingerprint)

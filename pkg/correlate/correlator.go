@@ -501,15 +501,22 @@ func (c *Correlator) announceWith(s Signal, ups []Update, from, released int) []
 	if !ok || m.inc == nil {
 		return ups
 	}
-	inc := m.inc
+	return c.restateOpening(m.inc, ups, from, released)
+}
+
+// restateOpening has inc's opening among ups[from:to] say what inc
+// holds now, when it is inc's latest update there and nothing was
+// published of inc since: what joined or changed in the same step is
+// then part of the first page, not an update a group_interval later.
+func (c *Correlator) restateOpening(inc *incident, ups []Update, from, to int) []Update {
 	last := -1
 	for i := from; i < len(ups); i++ {
 		if ups[i].State.IncidentID == inc.id {
 			last = i
 		}
 	}
-	if last < 0 || last >= released || ups[last].Transition != Opened || inc.revision != ups[last].State.Revision {
-		return ups // not opened by corroborate, or published since
+	if last < 0 || last >= to || ups[last].Transition != Opened || inc.revision != ups[last].State.Revision {
+		return ups // not opened here, or published since
 	}
 	ups[last].State = c.state(inc, Opened)
 	inc.openedRoot = inc.root

@@ -375,3 +375,55 @@ func TestAlertOfAnotherGroupCorroboratesNothing(t *testing.T) {
 		t.Errorf("cluster b's alert placed cluster a's anomaly in %s and opened %s of its own; want the anomaly left out", id, other)
 	}
 }
+
+// A series placed after it waited is the member it would have been
+// placed at once: every event it sent while waiting counts, and its
+// worst report sets its severity, as repeats of a member do (a detector
+// that reports an episode every minute is one member of that count).
+// The incident's opening says so: it is the first page.
+func TestReleasedSeriesKeepsItsCountAndWorstSeverity(t *testing.T) {
+	for name, release := range map[string]Signal{
+		"corroborated": alert("CheckoutErrors", "checkout", 4*time.Minute),
+		"lasted":       loneAnomaly("latency", "payments", EpisodeUpdate, 0, 5*time.Minute),
+	} {
+		c := newCorrelator(t, Config{})
+		for i, sev := range []event.Severity{event.SeverityWarning, event.SeverityError, event.SeverityWarning, event.SeverityWarning} {
+			phase := EpisodeUpdate
+			if i == 0 {
+				phase = EpisodeOpen
+			}
+			s := loneAnomaly("latency", "payments", phase, 0, time.Duration(i)*time.Minute)
+			s.Severity = sev
+			feed(c, s)
+		}
+		if n := c.Waiting(); n != 1 {
+			t.Fatalf("%s: %d series waiting after 4 events in 3 minutes, want 1", name, n)
+		}
+		release.Severity = event.SeverityWarning
+		ups := feed(c, release)
+		want := 4
+		if release.Fingerprint == "latency" {
+			want = 5
+		}
+		var opening *State
+		for i := range ups {
+			if ups[i].Transition == Opened {
+				opening = &ups[i].State
+			}
+		}
+		if opening == nil {
+			t.Fatalf("%s: transitions %s, want an opening", name, transitions(ups))
+		}
+		for _, m := range opening.Members {
+			if m.Fingerprint != "latency" {
+				continue
+			}
+			if m.Count != want {
+				t.Errorf("%s: the member counts %d events, want the %d it sent", name, m.Count, want)
+			}
+			if m.Severity != event.SeverityError {
+				t.Errorf("%s: the member's severity is %q, want its worst report's %q", name, m.Severity, event.SeverityError)
+			}
+		}
+	}
+}

@@ -19,11 +19,23 @@ import (
 
 // waitingAnomaly is an anomaly series waiting to open an incident: its
 // first signal, when its episode began, and its latest signal (an
-// update, or its end), which its member is brought up to once placed.
+// update, or its end), which its member is brought up to once placed,
+// with the count of its signals and the worst severity they reported
+// (a member's Count and Severity, had it been placed at once).
 type waitingAnomaly struct {
-	First Signal    `json:"first"`
-	Since time.Time `json:"since"`
-	Last  Signal    `json:"last"`
+	First Signal         `json:"first"`
+	Since time.Time      `json:"since"`
+	Last  Signal         `json:"last"`
+	Count int            `json:"count,omitempty"`
+	Worst event.Severity `json:"worst,omitempty"`
+}
+
+// saw counts s, a signal of w's series.
+func (w *waitingAnomaly) saw(s Signal) {
+	w.Count++
+	if s.Severity.Rank() > w.Worst.Rank() {
+		w.Worst = s.Severity
+	}
 }
 
 // anomalyWait holds the waiting series by fingerprint and by service (so
@@ -101,6 +113,7 @@ func (a *anomalyWait) end(s Signal, t *topology) bool {
 	if !s.Time.Before(w.Last.Time) {
 		w.Last = lean(s)
 	}
+	w.saw(s)
 	a.add(s.Fingerprint, w, t)
 	return true
 }
@@ -179,6 +192,7 @@ func (c *Correlator) wait(s Signal, joins bool) (done bool, ups []Update) {
 	if s.Time.After(w.Last.Time) || w.Last.Time.IsZero() {
 		w.Last = lean(s)
 	}
+	w.saw(s)
 	// It lasted when s, off as every signal here is (an end is not:
 	// end), came AnomalyWait after the episode began.
 	if joins || critical || s.Time.Sub(w.Since) >= c.cfg.AnomalyWait {
@@ -214,12 +228,22 @@ func (c *Correlator) roomToWait() bool {
 // joins the incident it fits or opens one, timed when it came, and its
 // member is brought up to its latest signal.
 func (c *Correlator) release(fp string, w *waitingAnomaly, ups []Update) []Update {
+	from := len(ups)
 	inc, why := c.best(w.First)
 	ups = c.place(w.First, inc, why, ups)
 	later := w.Last.EventID != w.First.EventID || !w.Last.Time.Equal(w.First.Time) || w.Last.Resolved
-	if m, ok := c.members[fp]; ok && m.inc != nil && later {
-		_, u := c.repeat(m, w.Last, false)
-		ups = append(ups, u...)
+	if m, ok := c.members[fp]; ok && m.inc != nil {
+		if later {
+			_, u := c.repeat(m, w.Last, false)
+			ups = append(ups, u...)
+		}
+		// The signals between its first and latest count too, the worst
+		// of them as severe as a member's worst report makes it.
+		m.Count = max(m.Count, w.Count)
+		if w.Worst.Rank() > m.Severity.Rank() {
+			m.Severity, m.inc.dirty = w.Worst, true
+		}
+		ups = c.restateOpening(m.inc, ups, from, len(ups))
 	}
 	c.schedule(fp) // its incident's timers, as Observe sets s's
 	return ups

@@ -467,7 +467,11 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		done = p.afterTombstone(id, st, done)
 	}
 	settle := settleAll(done, len(r.routes))
-	now := p.clock.observe(in.Time, p.now())
+	// An incident opened from an anomaly that waited is timed at the
+	// anomaly, minutes before the signal that opened it, which its state
+	// holds: the clock takes that, or a notifier that saw nothing else
+	// runs as far behind (every timer late) until another event comes.
+	now := p.clock.observe(laterOf(in.Time, r.st.LastEvent), p.now())
 	var unheard []string
 	for _, route := range r.routes {
 		if p.endedFor(id, st, route.Path) {
@@ -1516,4 +1520,12 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// laterOf is the later of a and b.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

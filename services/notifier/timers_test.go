@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/correlate"
 	"github.com/aiops-dev/aiops/pkg/event"
 	"github.com/aiops-dev/aiops/pkg/stage"
 	"github.com/aiops-dev/aiops/pkg/stage/stagetest"
@@ -570,5 +572,36 @@ func TestLateOpeningResolvedAsItOpenedIsNeverNotified(t *testing.T) {
 	}
 	if r, ok := lateOpen.Result(); !ok || r.Outcome != stagetest.Acked {
 		t.Errorf("the late opening: %v %v, want acked", ok, r.Outcome)
+	}
+}
+
+// An incident opened from an anomaly that waited (the correlator's
+// lone_anomalies) is timed at the anomaly, minutes before the signal
+// that corroborated it, which its state holds (last_signal_at). A
+// notifier that had seen nothing else took the opening's time for now
+// and ran that far behind: the opening waited its group_wait as if
+// just opened, and every timer was late until another event came. The
+// clock takes the latest signal the state holds.
+func TestBackdatedOpeningAfterStartIsLate(t *testing.T) {
+	hook := newReceiver(t)
+	h, proc, at, tick := timedRig(t, hook, nil)
+	e := incidentAt(t, "waited", "payments", "pay", event.SeverityWarning, event.IncidentOpened, t0, t0)
+	st := correlate.State{}
+	if err := json.Unmarshal(e.Body, &st); err != nil {
+		t.Fatal(err)
+	}
+	st.LastEvent = t0.Add(4 * time.Minute) // the corroborating alert
+	e, err := correlate.Envelope(correlate.Update{Transition: correlate.Opened, Time: t0, State: st}, t0.Add(4*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at(4 * time.Minute)
+	h.Send(e)
+	tick(4*time.Minute + time.Second)
+	if got, _ := hook.requests(); len(got) != 1 {
+		t.Errorf("%d notifications a second after the opening that began 4 minutes before, want it paged at once", len(got))
+	}
+	if now := proc.clock.at(proc.now()); now.Before(t0.Add(4 * time.Minute)) {
+		t.Errorf("the notifier's clock reads %s, behind the latest signal %s", now.Sub(t0), 4*time.Minute)
 	}
 }

@@ -32,13 +32,13 @@ func newBatchMetrics() *batchMetrics {
 	}
 }
 
-// observer is the store.BatchWriter option that records table's batches.
-func (m *batchMetrics) observer(table string) store.Option {
+// observer records table's batches (store.WithBatchObserver).
+func (m *batchMetrics) observer(table string) func(store.BatchResult) {
 	// The table's series exist from the start, at 0, so that a rate over
 	// them means something before the first failure.
 	m.rows.WithLabelValues(table)
 	m.failed.WithLabelValues(table)
-	return store.WithBatchObserver(func(r store.BatchResult) {
+	return func(r store.BatchResult) {
 		m.rows.WithLabelValues(table).Add(float64(r.Rows - r.Failed))
 		if r.Failed > 0 {
 			m.failed.WithLabelValues(table).Add(float64(r.Failed))
@@ -46,7 +46,7 @@ func (m *batchMetrics) observer(table string) store.Option {
 		m.batches.WithLabelValues(table, r.Trigger).Inc()
 		m.size.WithLabelValues(table).Observe(float64(r.Rows))
 		m.duration.WithLabelValues(table).Observe(r.Duration.Seconds())
-	})
+	}
 }
 
 // Describe and Collect make batchMetrics a prometheus.Collector.

@@ -30,6 +30,9 @@ type SinkConfig struct {
 	MaxPendingRows  int
 	MaxPendingBytes int
 	Senders         int
+	// UnreadyAfter is how long every insert into a table may fail before
+	// the writer is not ready (insertHealth); 0 means DefaultUnreadyAfter.
+	UnreadyAfter time.Duration
 }
 
 // Sink turns events into rows and hands each row to its table's inserter,
@@ -41,6 +44,7 @@ type Sink struct {
 	log     zerolog.Logger
 	window  *TimeWindow   // nil: every storable time is taken
 	metrics *batchMetrics // nil for a sink of NewSinkOf
+	health  *insertHealth // nil for a sink of NewSinkOf
 	// envelopes bounds the bytes of the events whose rows are queued or
 	// being inserted, in every table (nil: no bound): a typed row points
 	// into its envelope, which it keeps whole, while its table counts
@@ -99,7 +103,9 @@ type Inserter interface {
 // NewSink starts one batch writer per table of EventTables.
 func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store.Option) (*Sink, error) {
 	m := newBatchMetrics()
+	health := newInsertHealth(cmp.Or(cfg.UnreadyAfter, DefaultUnreadyAfter), time.Now)
 	s, err := NewSinkOf(func(table string) (Inserter, error) {
+		observe := m.observer(table)
 		return store.NewBatchWriter(conn, store.BatchConfig{
 			Table:           table,
 			Columns:         Columns[table],
@@ -109,12 +115,16 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 			MaxPendingRows:  cfg.MaxPendingRows,
 			MaxPendingBytes: cfg.MaxPendingBytes,
 			Senders:         cfg.Senders,
-		}, log, append([]store.Option{m.observer(table)}, opts...)...)
+		}, log, append([]store.Option{store.WithBatchObserver(func(r store.BatchResult) {
+			observe(r)
+			health.observe(table, r)
+		})}, opts...)...)
 	}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
+	s.health = health
 	// twice a table's bound: the events table's rows hold their envelopes
 	// whole, and the typed rows of one batch of them as much again
 	s.envelopesMax = 2 * int64(cmp.Or(cfg.MaxPendingBytes, 4*cmp.Or(cfg.MaxBytes, store.DefaultMaxBytes)))

@@ -79,6 +79,14 @@ type Config struct {
 	// A connection to ClickHouse being opened is not interrupted: the stop
 	// can take up to store.dial_timeout (5s) longer.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// UnreadyAfter is how long every insert into a table may fail (the
+	// events are naked and come again) before /readyz fails, naming the
+	// table and ClickHouse's error; the first insert that commits makes
+	// it ready again. Shorter failures (a ClickHouse restart, a replica
+	// failing over) leave it ready, so that it does not flap. /healthz
+	// stays ok: restarting the writer does not mend ClickHouse. Default
+	// DefaultUnreadyAfter, a minute.
+	UnreadyAfter time.Duration `yaml:"unready_after"`
 }
 
 // DefaultMaxEventFuture is Config.MaxEventFuture's default.
@@ -155,6 +163,9 @@ func (c Config) WithDefaults() Config {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.UnreadyAfter == 0 {
+		c.UnreadyAfter = DefaultUnreadyAfter
+	}
 	if c.Consumer.MaxAckPending == 0 {
 		// Enough for a full insert in flight while the next one fills.
 		c.Consumer.MaxAckPending = 4 * c.MaxRows
@@ -198,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEventFuture < 0 {
 		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
+	}
+	if c.UnreadyAfter < 0 {
+		return fmt.Errorf("writer.unready_after: must not be negative, got %s", c.UnreadyAfter)
 	}
 	fetchWait := c.Consumer.FetchWait
 	if fetchWait == 0 {
@@ -267,6 +281,7 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		MaxPendingRows:  max(cfg.Consumer.MaxAckPending, cfg.MaxRows),
 		MaxPendingBytes: cfg.MaxPendingBytes,
 		Senders:         cfg.Senders,
+		UnreadyAfter:    cfg.UnreadyAfter,
 	}, log)
 	if err != nil {
 		return nil, err

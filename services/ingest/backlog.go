@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -15,6 +16,12 @@ import (
 // limit, stored or not, so at 1 every event accepted pushes out one the
 // writer never stored.
 type StoreBacklog func(ctx context.Context) (ratio float64, err error)
+
+// ErrNoStoreConsumer is wrapped by a StoreBacklog's error when the
+// consumer it watches is not on the stream: no writer ever started with
+// that name (ingest.store_consumer is not its writer.consumer.durable, or
+// no writer started yet). The gateway is not ready meanwhile (Checks).
+var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the event stream")
 
 // WithStoreBacklog makes the gateway refuse requests with 503 and
 // Retry-After while measure says the unstored events take
@@ -65,7 +72,8 @@ type backlogGuard struct {
 	last     float64
 	lastSeen float64 // of the last look that did not fail: the gauge
 	refusing bool
-	failing  bool // the last look failed: not refusing for it, said once
+	failing  bool  // the last look failed: not refusing for it, said once
+	lastErr  error // of the last look: nil when it did not fail
 }
 
 // seen is the ratio of the last look that did not fail.
@@ -105,8 +113,21 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 	return g.last, g.refusing
 }
 
+// missing looks as over does and tells the last look's error when it
+// found no consumer to watch (ErrNoStoreConsumer), else nil.
+func (g *backlogGuard) missing(ctx context.Context, now time.Time, limit float64) error {
+	g.over(ctx, now, limit)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if errors.Is(g.lastErr, ErrNoStoreConsumer) {
+		return g.lastErr
+	}
+	return nil
+}
+
 // apply takes a look's answer, under mu.
 func (g *backlogGuard) apply(ratio float64, err error, limit float64) {
+	g.lastErr = err
 	if err != nil {
 		// A writer not started yet has no consumer, and a bus away fails
 		// the publish: neither is a reason to refuse here, but the

@@ -161,6 +161,23 @@ func NewServer(cfg ServerConfig, pub Publisher, log zerolog.Logger, extra ...Opt
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
+// Checks is the gateway's readiness: not ready while the consumer whose
+// backlog it watches (WithStoreBacklog: ingest.store_consumer) is not on
+// the stream, its check naming the one it watches and the ones there are.
+// A gateway started before its writer is ready once the writer has made
+// its consumer; one told another name never is, so that a rollout with
+// the wrong name stalls rather than takes away the bound on events not
+// stored. Requests are taken meanwhile, as before.
+func (s *Server) Checks() []service.Check {
+	h := s.handler
+	if h.backlog == nil {
+		return nil
+	}
+	return []service.Check{{Name: "ingest", Fn: func(ctx context.Context) error {
+		return h.backlog.missing(ctx, h.now(), h.cfg.MaxStoreBacklog)
+	}}}
+}
+
 // Collector exports the gateway's metrics (aiops_ingest_*).
 func (s *Server) Collector() prometheus.Collector { return s.handler.Collector() }
 

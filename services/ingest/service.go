@@ -2,9 +2,13 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
@@ -25,7 +29,7 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 				log.Warn().Msg(warning)
 			}
 		}
-		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(p, cfg.StoreConsumerName()), storeBacklogEvery))
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(p.JS, cfg.StoreConsumerName()), storeBacklogEvery))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
@@ -53,12 +57,50 @@ func storeRoomWarning(maxBytes int64, cfg Config) string {
 // looks at every request.
 var storeBacklogEvery = time.Second
 
-// busStoreBacklog measures the store consumer's backlog on EVENTS.
-func busStoreBacklog(p *platform.Platform, durable string) StoreBacklog {
+// busStoreBacklog measures the store consumer's backlog on EVENTS; when
+// there is no such consumer its error (ErrNoStoreConsumer) names the
+// consumers there are, among which the writer's.
+func busStoreBacklog(js jetstream.JetStream, durable string) StoreBacklog {
 	return func(ctx context.Context) (float64, error) {
-		b, err := bus.ConsumerBacklog(ctx, p.JS, bus.StreamEvents, durable)
+		b, err := bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, noStoreConsumer(ctx, js, durable)
+		}
 		return b.Ratio, err
 	}
+}
+
+// noStoreConsumer says that EVENTS has no consumer durable, and which it
+// has.
+func noStoreConsumer(ctx context.Context, js jetstream.JetStream, durable string) error {
+	there := "it has none"
+	if names, err := consumerNames(ctx, js, bus.StreamEvents); err != nil {
+		there = "its consumers could not be listed: " + err.Error()
+	} else if len(names) > 0 {
+		there = "its consumers: " + strings.Join(names, ", ")
+	}
+	return fmt.Errorf("%w: ingest.store_consumer is %q, and %s has no consumer of that name (%s): "+
+		"set ingest.store_consumer to the writer's writer.consumer.durable, or start the writer if it has not run yet; "+
+		"until then the gateway cannot bound the events the writer has not stored (ingest.max_store_backlog), and a long ClickHouse outage discards events it accepted",
+		ErrNoStoreConsumer, durable, bus.StreamEvents, there)
+}
+
+// consumerNames lists stream's consumers, sorted.
+func consumerNames(ctx context.Context, js jetstream.JetStream, stream string) ([]string, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	lister := s.ConsumerNames(ctx)
+	var names []string
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // Main runs the ingest gateway with the flags in args (-config, -set).

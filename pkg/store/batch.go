@@ -84,6 +84,9 @@ type BatchConfig struct {
 	// beyond it (one row is always taken when none is pending). 0 means
 	// 4×MaxBytes; it must be at least MaxBytes.
 	MaxPendingBytes int `yaml:"max_pending_bytes"`
+	// Settings are ClickHouse settings of every insert (insert_quorum,
+	// say), beside the connection's; nil: none.
+	Settings clickhouse.Settings `yaml:"-"`
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -619,6 +622,9 @@ func (w *BatchWriter) sendOnce(rows [][]any, idx []int, out []error) (sent []int
 	// past any such goroutine.
 	ctx, cancel := context.WithTimeout(w.ctx, w.cfg.InsertTimeout)
 	time.AfterFunc(w.cfg.InsertTimeout, cancel)
+	if len(w.cfg.Settings) > 0 {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(w.cfg.Settings))
+	}
 	batch, err := w.conn.PrepareBatch(ctx, w.insertSQL)
 	if err != nil {
 		return idx, err

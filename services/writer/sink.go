@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
@@ -33,6 +34,8 @@ type SinkConfig struct {
 	// UnreadyAfter is how long every insert into a table may fail before
 	// the writer is not ready (insertHealth); 0 means DefaultUnreadyAfter.
 	UnreadyAfter time.Duration
+	// Settings are ClickHouse settings of every insert (insert_quorum).
+	Settings clickhouse.Settings
 }
 
 // Sink turns events into rows and hands each row to its table's inserter,
@@ -115,6 +118,7 @@ func NewSink(conn driver.Conn, cfg SinkConfig, log zerolog.Logger, opts ...store
 			MaxPendingRows:  cfg.MaxPendingRows,
 			MaxPendingBytes: cfg.MaxPendingBytes,
 			Senders:         cfg.Senders,
+			Settings:        cfg.Settings,
 		}, log, append([]store.Option{store.WithBatchObserver(func(r store.BatchResult) {
 			observe(r)
 			health.observe(table, r)

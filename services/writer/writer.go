@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,7 +88,21 @@ type Config struct {
 	// stays ok: restarting the writer does not mend ClickHouse. Default
 	// DefaultUnreadyAfter, a minute.
 	UnreadyAfter time.Duration `yaml:"unready_after"`
+	// InsertQuorum, on a cluster whose shards have replicas (store.cluster),
+	// makes every insert return only once that many replicas of each shard
+	// have its rows (ClickHouse's insert_quorum): without it an insert
+	// returns once one replica has them, the writer acks, and the events
+	// are lost if that replica is lost with its disk before another
+	// fetched them. While fewer replicas can take rows, inserts fail and
+	// are retried. 0 (the default) is off; a server without replicated
+	// tables ignores it. See docs/operations.md, "ClickHouse cluster".
+	InsertQuorum int `yaml:"insert_quorum"`
 }
+
+// InsertQuorumTimeout is how long a quorum insert waits for the replicas
+// (insert_quorum_timeout), under the insert's own timeout
+// (store.DefaultInsertTimeout), so that the server answers why first.
+const InsertQuorumTimeout = 20 * time.Second
 
 // DefaultMaxEventFuture is Config.MaxEventFuture's default.
 const DefaultMaxEventFuture = 24 * time.Hour
@@ -210,6 +225,9 @@ func (c Config) Validate() error {
 	if c.MaxEventFuture < 0 {
 		return fmt.Errorf("writer.max_event_future: must not be negative, got %s", c.MaxEventFuture)
 	}
+	if c.InsertQuorum < 0 {
+		return fmt.Errorf("writer.insert_quorum: must not be negative (0 is off), got %d", c.InsertQuorum)
+	}
 	if c.UnreadyAfter < 0 {
 		return fmt.Errorf("writer.unready_after: must not be negative, got %s", c.UnreadyAfter)
 	}
@@ -230,6 +248,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("writer.consumer.max_ack_pending: %d is below writer.max_rows %d, so no insert could ever fill", c.Consumer.MaxAckPending, c.MaxRows)
 	}
 	return nil
+}
+
+// insertSettings are the ClickHouse settings of every insert: the
+// quorum's, or none.
+func (c Config) insertSettings() clickhouse.Settings {
+	if c.InsertQuorum == 0 {
+		return nil
+	}
+	// milliseconds, as an int: clickhouse-go refuses an int64 setting
+	// ("query setting insert_quorum_timeout has unsupported data type")
+	return clickhouse.Settings{"insert_quorum": c.InsertQuorum, "insert_quorum_timeout": int(InsertQuorumTimeout.Milliseconds())}
 }
 
 // Writer moves events from a JetStream consumer into ClickHouse: each
@@ -282,6 +311,7 @@ func New(ctx context.Context, js jetstream.JetStream, conn driver.Conn, cfg Conf
 		MaxPendingBytes: cfg.MaxPendingBytes,
 		Senders:         cfg.Senders,
 		UnreadyAfter:    cfg.UnreadyAfter,
+		Settings:        cfg.insertSettings(),
 	}, log)
 	if err != nil {
 		return nil, err

@@ -18,8 +18,12 @@ import (
 // Field names shared by all services. Log these keys, not ad-hoc variants
 // (eventID, incident, svc), so one query follows an event through the pipeline.
 const (
-	FieldService    = "service"
-	FieldComponent  = "component"
+	FieldService   = "service"
+	FieldComponent = "component"
+	// FieldPart names a part of a component (a table's batch writer, the
+	// retention pass): zerolog repeats a key added twice, and a line
+	// with two components matches neither query.
+	FieldPart       = "part"
 	FieldEventID    = "event_id"
 	FieldIncidentID = "incident_id"
 	FieldSubject    = "subject"

@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/logging"
 	"github.com/rs/zerolog"
 )
 
@@ -313,7 +314,7 @@ func NewBatchWriter(conn driver.Conn, cfg BatchConfig, log zerolog.Logger, opts 
 		conn:      conn,
 		cfg:       cfg,
 		insertSQL: "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ")",
-		log:       log.With().Str("component", "batch_writer").Str("table", cfg.Table).Logger(),
+		log:       log.With().Str(logging.FieldPart, "batch_writer").Str("table", cfg.Table).Logger(),
 		clock:     systemClock{},
 		ctx:       ctx,
 		cancel:    cancel,

@@ -13,6 +13,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/aiops-dev/aiops/pkg/config"
 	"github.com/aiops-dev/aiops/pkg/errs"
+	"github.com/aiops-dev/aiops/pkg/logging"
 	"github.com/rs/zerolog"
 )
 
@@ -318,7 +319,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		conn.Close()
 		return nil, fmt.Errorf("store: server version at %s: %w", cfg.Redacted(), err)
 	}
-	log = log.With().Str("component", "store").Logger()
+	log = log.With().Str(logging.FieldPart, "store").Logger()
 	log.Info().Str("dsn", cfg.Redacted()).Stringer("server_version", v).Str("cluster", cfg.Cluster).Msg("connected to ClickHouse")
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/rs/zerolog"
 
+	"github.com/aiops-dev/aiops/pkg/logging"
 	"github.com/aiops-dev/aiops/pkg/store"
 )
 
@@ -81,7 +82,7 @@ func NewRetention(conn driver.Conn, days map[string]int, interval time.Duration,
 	}
 	merged := maps.Clone(DefaultRetentionDays)
 	maps.Copy(merged, days)
-	return &Retention{conn: conn, days: merged, interval: interval, clock: clock, log: log.With().Str("component", "retention").Logger()}, nil
+	return &Retention{conn: conn, days: merged, interval: interval, clock: clock, log: log.With().Str(logging.FieldPart, "retention").Logger()}, nil
 }
 
 // Days returns the retention of each table in days.

@@ -3,8 +3,10 @@ package bus
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -56,7 +58,7 @@ func ConsumerBacklog(ctx context.Context, js jetstream.JetStream, stream, durabl
 const sizeSamples = 5
 
 // backlogAt is the backlog of the consumer c on the stream s, its info
-// fetched just now.
+// fetched just now, its unacked messages weighed by estimatedBytes.
 func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInfo) Backlog {
 	info := s.CachedInfo()
 	from, to, whole := unackedSpan(info, c)
@@ -64,10 +66,39 @@ func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInf
 	if whole {
 		size = sampledSize(ctx, s, from, to)
 	}
-	return backlogOf(info, c, size)
+	return backlogOf(info, c, estimatedBytes(info, c, size))
 }
 
-// backlogOf weighs the unacked messages at the stream's mean message
+// backlogOf is c's backlog on s, its unacked messages taking bytes of
+// the stream's.
+func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, bytes float64) Backlog {
+	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending)}
+	if b.Unacked == 0 {
+		return b
+	}
+	if limit := s.Config.MaxMsgs; limit > 0 {
+		b.Ratio = float64(unackedCount(s, c)) / float64(limit)
+	}
+	if limit := s.Config.MaxBytes; limit > 0 {
+		if r := bytes / float64(limit); r > b.Ratio {
+			b.Ratio = r
+		}
+	}
+	return b
+}
+
+// unackedCount is how many of s's messages c's backlog spans: from its
+// oldest unacked one to the stream's end for a consumer of the whole
+// stream (unackedSpan), those it has not acked for the others.
+func unackedCount(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo) uint64 {
+	n := c.NumPending + uint64(c.NumAckPending)
+	if from, to, whole := unackedSpan(s, c); whole {
+		n = max(n, to-from+1)
+	}
+	return n
+}
+
+// estimatedBytes weighs c's unacked messages at the stream's mean message
 // size, or at sampled, their own mean size as read (0: not read), when
 // that is larger. The stream does not say how many bytes they take; the
 // mean alone makes large events after small ones look like a fraction of
@@ -76,27 +107,15 @@ func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInf
 // never past what the stream holds: they are part of it, and a few
 // samples that fell on its largest messages (a 30 KB log every ten small
 // events, read at every 250th) made 4.5 times the limit of a stream at
-// half of it, all unacked.
-func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, sampled float64) Backlog {
-	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending)}
-	if b.Unacked == 0 {
-		return b
+// half of it, all unacked. It still reads low when large messages are
+// under half of them but most of their bytes: StreamSizes weighs them
+// as they are.
+func estimatedBytes(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, sampled float64) float64 {
+	if s.State.Msgs == 0 {
+		return 0
 	}
-	span := b.Unacked
-	if from, to, whole := unackedSpan(s, c); whole {
-		span = max(span, to-from+1)
-	}
-	if limit := s.Config.MaxMsgs; limit > 0 {
-		b.Ratio = float64(span) / float64(limit)
-	}
-	if limit := s.Config.MaxBytes; limit > 0 && s.State.Msgs > 0 {
-		size := max(float64(s.State.Bytes)/float64(s.State.Msgs), sampled)
-		bytes := min(float64(span)*size, float64(s.State.Bytes))
-		if r := bytes / float64(limit); r > b.Ratio {
-			b.Ratio = r
-		}
-	}
-	return b
+	size := max(float64(s.State.Bytes)/float64(s.State.Msgs), sampled)
+	return min(float64(unackedCount(s, c))*size, float64(s.State.Bytes))
 }
 
 // unackedSpan is the stream sequences from c's oldest unacked message to
@@ -147,7 +166,7 @@ func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float
 		if err != nil {
 			continue
 		}
-		sizes = append(sizes, storedSize(m, s.CachedInfo().Config))
+		sizes = append(sizes, storedSize(m.Subject, readHeader(m, s.CachedInfo().Config), len(m.Data), s.CachedInfo().Config))
 	}
 	if len(sizes) == 0 {
 		return 0
@@ -161,19 +180,13 @@ func sampledSize(ctx context.Context, s jetstream.Stream, from, to uint64) float
 // its first message to its last, at uneven steps.
 var sampleAt = [sizeSamples]uint64{0, 230, 490, 740, 1000}
 
-// storedSize is what a stream of config cfg counts for m in its bytes:
-// subject, headers as sent and data, plus the store's own record around
-// them (the server's memStoreMsgSize and fileStoreMsgSize). A stream that
-// allows direct gets answers GetMsg with one, whose answer carries
-// directGetHeaders of the server's besides the message's own (a message
-// sent without headers gets a header block of those alone): they are
-// not stored, and left out.
-func storedSize(m *jetstream.RawStreamMsg, cfg jetstream.StreamConfig) int {
+// storedSize is what a stream of config cfg counts in its bytes for a
+// message of subject, header and data bytes of data: subject, headers as
+// sent and data, plus the store's own record around them (the server's
+// memStoreMsgSize and fileStoreMsgSize).
+func storedSize(subject string, header nats.Header, data int, cfg jetstream.StreamConfig) int {
 	headers := 0
-	for k, vs := range m.Header {
-		if cfg.AllowDirect && slices.Contains(directGetHeaders, k) {
-			continue
-		}
+	for k, vs := range header {
 		for _, v := range vs {
 			headers += len(k) + len(": \r\n") + len(v)
 		}
@@ -181,7 +194,7 @@ func storedSize(m *jetstream.RawStreamMsg, cfg jetstream.StreamConfig) int {
 	if headers > 0 {
 		headers += len("NATS/1.0\r\n\r\n")
 	}
-	size := len(m.Subject) + headers + len(m.Data)
+	size := len(subject) + headers + data
 	if cfg.Storage == jetstream.MemoryStorage {
 		return size + 16 // sequence and time
 	}
@@ -190,6 +203,22 @@ func storedSize(m *jetstream.RawStreamMsg, cfg jetstream.StreamConfig) int {
 		size += 4 // headers' length
 	}
 	return size
+}
+
+// readHeader is m's header as stored. A stream that allows direct gets
+// answers GetMsg with one, whose answer carries directGetHeaders of the
+// server's besides the message's own (a message sent without headers
+// gets a header block of those alone): they are not stored, and left
+// out.
+func readHeader(m *jetstream.RawStreamMsg, cfg jetstream.StreamConfig) nats.Header {
+	if !cfg.AllowDirect {
+		return m.Header
+	}
+	h := maps.Clone(m.Header)
+	for _, k := range directGetHeaders {
+		h.Del(k)
+	}
+	return h
 }
 
 // directGetHeaders are the headers the server adds to a direct get's

@@ -263,7 +263,7 @@ func TestStoredSizeIsWhatTheStreamCounts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sum += storedSize(m, s.CachedInfo().Config)
+				sum += storedSize(m.Subject, readHeader(m, s.CachedInfo().Config), len(m.Data), s.CachedInfo().Config)
 			}
 			if want := s.CachedInfo().State.Bytes; uint64(sum) != want {
 				t.Errorf("%s storage, allow_direct %v: the messages weigh %d bytes, the stream counts %d", storage, direct, sum, want)

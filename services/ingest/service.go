@@ -29,7 +29,7 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 				log.Warn().Msg(warning)
 			}
 		}
-		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(p.JS, cfg.StoreConsumerName()), storeBacklogEvery))
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), log), storeBacklogEvery))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
@@ -51,18 +51,31 @@ func storeRoomWarning(maxBytes int64, cfg Config) string {
 }
 
 // storeBacklogEvery is how often the gateway looks at the writer's backlog
-// while it is small (WithStoreBacklog): seven requests to the server (the
-// stream's state, the writer's, and a few of its unacked messages to
-// weigh them: bus.ConsumerBacklog). A test
+// while it is small (WithStoreBacklog): two requests to the server (the
+// stream's state and the writer's: bus.StreamSizes.Backlog). A test
 // looks at every request.
 var storeBacklogEvery = time.Second
 
-// busStoreBacklog measures the store consumer's backlog on EVENTS; when
-// there is no such consumer its error (ErrNoStoreConsumer) names the
-// consumers there are, among which the writer's.
-func busStoreBacklog(js jetstream.JetStream, durable string) StoreBacklog {
+// busStoreBacklog measures the store consumer's backlog on EVENTS, its
+// unacked events weighed at what they take: the gateway follows the
+// sizes of EVENTS' messages (bus.StreamSizes) until ctx ends. Without
+// that (EVENTS not there yet), it weighs them from a few read at each
+// look (bus.ConsumerBacklog), which reads low when large events are a
+// minority of them and most of their bytes. When there is no such
+// consumer its error (ErrNoStoreConsumer) names the consumers there
+// are, among which the writer's.
+func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, log zerolog.Logger) StoreBacklog {
+	look := func(ctx context.Context) (bus.Backlog, error) {
+		return bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
+	}
+	if sizes, err := bus.FollowSizes(ctx, js, bus.StreamEvents); err != nil {
+		log.Warn().Err(err).Msg("weighing the events the writer has not stored from a few of them read at each look, which reads low when large events are a minority of them")
+	} else {
+		context.AfterFunc(ctx, sizes.Stop)
+		look = func(ctx context.Context) (bus.Backlog, error) { return sizes.Backlog(ctx, durable) }
+	}
 	return func(ctx context.Context) (float64, error) {
-		b, err := bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
+		b, err := look(ctx)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return 0, noStoreConsumer(ctx, js, durable)
 		}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -28,9 +29,10 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 // Config.MaxStoreBacklog of the stream's limit or more. It looks again at
 // most once per every (0: at every request) while the last look was
 // below half that limit, and ten times as often past it, so that a burst
-// between two looks cannot fill the rest of the stream. Without it the
-// gateway answers 200 for events that a long store outage then discards
-// unstored.
+// between two looks cannot fill the rest of the stream; blind (looks that
+// fail) past half the limit for longer than every, it refuses too
+// (backlogGuard.apply). Without it the gateway answers 200 for events
+// that a long store outage then discards unstored.
 //
 // Its gauge looks too when scraped, by the same rule: looked at only when
 // requests came, it kept its value for ever without traffic.
@@ -70,9 +72,10 @@ type backlogGuard struct {
 	at       time.Time // of the last look
 	looking  bool      // a look is under way: the others take the last one
 	last     float64
-	lastSeen float64 // of the last look that did not fail: the gauge
+	lastSeen float64   // of the last look that did not fail: the gauge
+	seenAt   time.Time // of that look
 	refusing bool
-	failing  bool  // the last look failed: not refusing for it, said once
+	failing  bool  // the last look failed, said once
 	lastErr  error // of the last look: nil when it did not fail
 }
 
@@ -83,12 +86,13 @@ func (g *backlogGuard) seen() float64 {
 	return g.lastSeen
 }
 
-// over tells whether the backlog is at limit or beyond, looking again when
-// the last look is older than every or was past half the limit. One
+// over tells whether the backlog is at limit or beyond, or the guard
+// blind near it (apply), looking again when the last look is older than
+// every or was past half the limit; refusal says why to the client. One
 // request (or scrape) looks at a time, outside the lock: the others go by
 // the last look meanwhile rather than wait in line for the server's
 // answer.
-func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (ratio float64, over bool) {
+func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (refusal string, over bool) {
 	g.mu.Lock()
 	every := g.every
 	if g.last >= limit/2 {
@@ -97,7 +101,7 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 	due := !g.looking && (g.at.IsZero() || now.Sub(g.at) >= every)
 	if !due {
 		defer g.mu.Unlock()
-		return g.last, g.refusing
+		return g.refusal(now, limit)
 	}
 	g.at, g.looking = now, true
 	g.mu.Unlock()
@@ -109,8 +113,8 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.looking = false
-	g.apply(ratio, err, limit)
-	return g.last, g.refusing
+	g.apply(now, ratio, err, limit)
+	return g.refusal(now, limit)
 }
 
 // missing looks as over does and tells the last look's error when it
@@ -125,28 +129,57 @@ func (g *backlogGuard) missing(ctx context.Context, now time.Time, limit float64
 	return nil
 }
 
-// apply takes a look's answer, under mu.
-func (g *backlogGuard) apply(ratio float64, err error, limit float64) {
+// refusal is what a refused request is told, under mu; over false when
+// requests are accepted.
+func (g *backlogGuard) refusal(now time.Time, limit float64) (string, bool) {
+	switch {
+	case !g.refusing:
+		return "", false
+	case g.failing:
+		return fmt.Sprintf("the gateway cannot see how many events are not stored yet, and %s ago they took %.0f%% of the event stream's limit, "+
+			"over half of ingest.max_store_backlog (%.0f%%), past which the stream discards the oldest, stored or not; retry the same request later",
+			now.Sub(g.seenAt).Round(time.Millisecond), 100*g.lastSeen, 100*limit), true
+	default:
+		return fmt.Sprintf("events not stored yet take %.0f%% of the event stream's limit (ingest.max_store_backlog: %.0f%%), past which the stream discards the oldest, stored or not; "+
+			"retry the same request later, once the writer has caught up with the store", 100*g.last, 100*limit), true
+	}
+}
+
+// apply takes a look's answer at now, under mu.
+func (g *backlogGuard) apply(now time.Time, ratio float64, err error, limit float64) {
 	g.lastErr = err
 	if err != nil {
-		// A writer not started yet has no consumer, and a bus away fails
-		// the publish: neither is a reason to refuse here, but the
-		// operator must know the guard is blind.
-		// A refusal ends too: no look could end it while they fail (the
-		// writer's consumer removed while refusing kept the gateway
-		// refusing until a restart). The next look comes after every
-		// again, not at each request.
-		if !g.failing {
-			g.log.Warn().Err(err).Bool("was_refusing", g.refusing).Msg("cannot see how many events the writer has not stored; accepting requests without that check (is ingest.store_consumer the writer's consumer.durable?)")
+		// A look that fails leaves the last good one standing for every,
+		// as long as the guard goes without looking below half the limit.
+		// Past that it refuses if that look was past half the limit: a
+		// burst could fill the rest unseen and the stream discard events
+		// answered 200 (the writer's consumer removed, the server
+		// answering publishes but not its API in time), and a refused
+		// producer retries later and loses nothing, which the operator
+		// would rather have than events lost unsaid. A look that succeeds
+		// ends it. It accepts otherwise: a writer not started yet has no
+		// consumer, and a bus away fails the publish anyway, with its own
+		// 503.
+		wasRefusing := g.refusing
+		if now.Sub(g.seenAt) >= g.every {
+			g.refusing = g.lastSeen >= limit/2
 		}
-		g.failing, g.refusing, g.last = true, false, 0
+		switch {
+		case g.refusing && !(g.failing && wasRefusing):
+			g.log.Warn().Err(err).Float64("last_store_backlog_ratio", g.lastSeen).Time("last_seen", g.seenAt).
+				Msg("cannot see how many events the writer has not stored, and the last look saw them past half of ingest.max_store_backlog: refusing requests with 503 until a look succeeds (is the bus slow? is ingest.store_consumer the writer's consumer.durable?)")
+		case !g.failing:
+			g.log.Warn().Err(err).Float64("last_store_backlog_ratio", g.lastSeen).
+				Msg("cannot see how many events the writer has not stored; accepting requests meanwhile, unless the last look saw them past half of ingest.max_store_backlog (is ingest.store_consumer the writer's consumer.durable?)")
+		}
+		g.failing = true
 		return
 	}
 	if g.failing {
 		g.log.Info().Msg("the writer's backlog is visible again")
 		g.failing = false
 	}
-	g.last, g.lastSeen = ratio, ratio
+	g.last, g.lastSeen, g.seenAt = ratio, ratio, now
 	switch over := ratio >= limit; {
 	case over && !g.refusing:
 		g.log.Warn().Float64("store_backlog_ratio", ratio).Float64("max_store_backlog", limit).

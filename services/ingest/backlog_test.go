@@ -17,8 +17,8 @@ import (
 // small, and ten times as often once it is past half the limit: between
 // two looks a burst of requests could otherwise fill the rest of the
 // stream, and a look at every request would put two JetStream API
-// requests behind each. A look that fails refuses nothing (the publish
-// tells a bus away itself).
+// requests behind each. A look that fails below half the limit refuses
+// nothing (the publish tells a bus away itself).
 func TestStoreBacklogIsLookedAtMoreOftenPastHalfTheLimit(t *testing.T) {
 	ratios := []float64{0.1, 0.5, 0.95, 0.2}
 	var looks int
@@ -109,29 +109,62 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 	}
 }
 
-// A look that fails refuses nothing, also when the look before refused:
-// the writer's consumer removed (a stale durable deleted, the writer
-// renamed) while the gateway refused would otherwise keep it refusing
-// until a restart, every look failing and none saying the writer caught up.
-func TestStoreBacklogLookThatFailsEndsARefusal(t *testing.T) {
-	var fail error
+// Looks that fail leave the guard blind: the last good look stands for
+// its interval, and past that it refuses if that look was past half the
+// limit (a burst could fill the rest unseen: the writer's consumer
+// removed, the server answering publishes and not its API), until a look
+// succeeds; below half, or before any look succeeded (a writer not
+// started yet has no consumer), it accepts. Before, a look that failed
+// refused nothing: 200 past 0.9 of the limit with the writer's consumer
+// gone.
+func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
+	ratio, fail := 0.0, errors.New("consumer not found")
+	failing := true
 	measure := func(context.Context) (float64, error) {
-		if fail != nil {
+		if failing {
 			return 0, fail
 		}
-		return 0.95, nil
+		return ratio, nil
 	}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0))
-	post := func() int {
-		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
+	clk := &clock{now: testNow}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second))
+	const blind, full = "cannot see how many events are not stored yet", "events not stored yet take 95%"
+	post := func(want int, after time.Duration, saying ...string) {
+		t.Helper()
+		clk.Add(after)
+		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
+		if rec.Code != want {
+			t.Fatalf("answer %d %s, want %d", rec.Code, rec.Body, want)
+		}
+		for _, s := range saying {
+			if !strings.Contains(rec.Body.String(), s) {
+				t.Fatalf("refused saying %s, want %q", rec.Body, s)
+			}
+		}
 	}
-	if code := post(); code != http.StatusServiceUnavailable {
-		t.Fatalf("at 0.95 of the limit: %d, want 503", code)
-	}
-	fail = errors.New("consumer not found")
-	if code := post(); code != http.StatusOK {
-		t.Fatalf("the look failing: %d, want 200 (a look that fails refuses nothing)", code)
-	}
+	post(http.StatusOK, 0)         // no look ever succeeded
+	post(http.StatusOK, time.Hour) // still none
+
+	failing, ratio = false, 0.6 // past half of 0.9
+	post(http.StatusOK, time.Hour)
+	failing = true
+	post(http.StatusOK, time.Second/pastHalfPace)                          // blind for a tenth of the interval
+	post(http.StatusServiceUnavailable, time.Second/pastHalfPace*9, blind) // for the interval
+	post(http.StatusServiceUnavailable, time.Hour, blind)
+
+	failing, ratio = false, 0.3
+	post(http.StatusOK, time.Second/pastHalfPace) // looked at again at the pace past half
+	failing = true
+	post(http.StatusOK, time.Second)
+	post(http.StatusOK, time.Hour) // below half: blind, accepting
+
+	failing, ratio = false, 0.95
+	post(http.StatusServiceUnavailable, time.Hour, full)
+	failing = true
+	post(http.StatusServiceUnavailable, time.Second/pastHalfPace, blind)   // the last look stands
+	post(http.StatusServiceUnavailable, time.Second/pastHalfPace*9, blind) // refusing, and blind since
+	failing, ratio = false, 0.2
+	post(http.StatusOK, time.Second/pastHalfPace) // a look that succeeds ends it
 }
 
 // The backlog gauge is what the gateway saw when it last looked, and it

@@ -368,11 +368,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 	if h.backlog != nil {
 		// Accepted now, events would push out older ones the writer has
 		// not stored: the producer keeps them until the store caught up.
-		if ratio, over := h.backlog.over(r.Context(), now, h.cfg.MaxStoreBacklog); over {
+		if refusal, over := h.backlog.over(r.Context(), now, h.cfg.MaxStoreBacklog); over {
 			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
-			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf(
-				"events not stored yet take %.0f%% of the event stream's limit (ingest.max_store_backlog: %.0f%%), past which the stream discards the oldest, stored or not; "+
-					"retry the same request later, once the writer has caught up with the store", 100*ratio, 100*h.cfg.MaxStoreBacklog)})
+			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: refusal})
 			return 0
 		}
 	}

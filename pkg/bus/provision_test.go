@@ -215,7 +215,7 @@ func TestDefaultStreamLimits(t *testing.T) {
 	for _, s := range DefaultStreams(WithMemoryStorage()) {
 		want := int64(DefaultSmallStreamMaxBytes / 4)
 		if s.Name == StreamEvents {
-			want = DefaultEventsMaxBytes / 4
+			want = DefaultMemoryEventsMaxBytes
 		}
 		if s.MaxBytes != want {
 			t.Errorf("%s in memory: max_bytes %d, want %d", s.Name, s.MaxBytes, want)

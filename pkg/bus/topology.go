@@ -55,8 +55,19 @@ const (
 	// store's own record may add to its data.
 	messageHeaderRoom = 64 << 10
 	// With memory storage (tests and demos) the defaults are a quarter, so
-	// the reservation fits the memory of a small machine.
+	// the reservation fits the memory of a small machine; EVENTS but
+	// DefaultMemoryEventsMaxBytes.
 	memoryStorageDivisor = 4
+	// DefaultMemoryEventsMaxBytes bounds EVENTS with memory storage. A
+	// quarter of the file default, 256 MiB, left 25.6 MiB above the
+	// gateway's default bound (ingest.max_store_backlog, 0.9), under one
+	// request's events (ingest.max_expanded_bytes, 32 MiB): a request
+	// accepted just under the bound could push out events the writer had
+	// not stored, and the gateway warned so at every start of the
+	// project's own defaults. 384 MiB leaves 38 MiB: the request's events
+	// and their subjects, headers and the store's records (10,000 events
+	// at most, some 300 bytes each).
+	DefaultMemoryEventsMaxBytes = 384 << 20
 )
 
 type topology struct {
@@ -110,8 +121,9 @@ func WithDuplicateWindow(d time.Duration) TopologyOption {
 func WithMaxAge(d time.Duration) TopologyOption { return func(t *topology) { t.maxAge = d } }
 
 // WithMaxBytes bounds each stream's size (0: DefaultEventsMaxBytes for
-// EVENTS, DefaultSmallStreamMaxBytes for the others, a quarter of that with
-// memory storage; negative: no bound).
+// EVENTS, DefaultSmallStreamMaxBytes for the others; with memory storage
+// DefaultMemoryEventsMaxBytes and a quarter of the other; negative: no
+// bound).
 func WithMaxBytes(n int64) TopologyOption { return func(t *topology) { t.maxBytes = n } }
 
 // DefaultStreams returns the EVENTS, INCIDENTS and DEADLETTER stream configs:
@@ -142,6 +154,9 @@ func DefaultStreams(opts ...TopologyOption) []jetstream.StreamConfig {
 		}
 		if t.maxBytes == 0 && t.storage == jetstream.MemoryStorage {
 			maxBytes /= memoryStorageDivisor
+			if name == StreamEvents {
+				maxBytes = DefaultMemoryEventsMaxBytes
+			}
 		}
 		return jetstream.StreamConfig{
 			Name:        name,

@@ -216,11 +216,16 @@ func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
 // The guard looks before a request: EVENTS must leave one request's
 // worth of room above the bound it refuses at, or a request taken just
 // under it pushes out unstored events. The defaults leave 102 MiB for
-// 32 MiB; the least stream streams.max_bytes takes leaves 218 KiB.
+// 32 MiB (32 MiB with memory storage, which warned at every start with a
+// quarter of 1 GiB); the least stream streams.max_bytes takes leaves 218
+// KiB.
 func TestStoreRoomWarningWhenOneRequestDoesNotFit(t *testing.T) {
 	cfg := Config{}.withDefaults()
-	if w := storeRoomWarning(1<<30, cfg); w != "" {
-		t.Errorf("the defaults: %q, want no warning", w)
+	for _, storage := range [][]bus.TopologyOption{nil, {bus.WithMemoryStorage()}} {
+		events := bus.DefaultStreams(storage...)[0]
+		if w := storeRoomWarning(events.MaxBytes, cfg); events.Name != bus.StreamEvents || w != "" {
+			t.Errorf("the defaults, %s storage: %s %q, want no warning", events.Storage, events.Name, w)
+		}
 	}
 	if w := storeRoomWarning(0, cfg); w != "" {
 		t.Errorf("no byte bound: %q, want no warning", w)

@@ -434,6 +434,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: ErrBusUnavailable})
 			return 0
 		}
+		if h.backlog != nil {
+			// What the events take: the body's for JSON, more for the
+			// formats whose events share one part (decode.Batch).
+			h.backlog.accepted(max(len(body), batch.ExpandedBytes()))
+		}
 	}
 	h.m.observeSkipped(ep.name, batch)
 	h.log.Debug().Str("endpoint", ep.name).Int("token_index", who).Int("events", len(batch.Events)).Msg("accepted")

@@ -24,12 +24,14 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 		if err != nil {
 			return nil, err
 		}
+		var streamBytes int64 // not known: looked at by time alone
 		if s, err := p.JS.Stream(ctx, bus.StreamEvents); err == nil {
-			if warning := storeRoomWarning(s.CachedInfo().Config.MaxBytes, cfg.Config.withDefaults()); warning != "" {
+			streamBytes = s.CachedInfo().Config.MaxBytes
+			if warning := storeRoomWarning(streamBytes, cfg.Config.withDefaults()); warning != "" {
 				log.Warn().Msg(warning)
 			}
 		}
-		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), log), storeBacklogEvery))
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), log), storeBacklogEvery, streamBytes))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above

@@ -221,6 +221,10 @@ func labelsSize(m map[string]string) int {
 	return n
 }
 
+// ExpandedBytes is the estimated JSON size of the batch's events
+// (Options.MaxExpandedBytes).
+func (b *Batch) ExpandedBytes() int { return b.expanded }
+
 // charge adds n estimated bytes of events to the batch, or refuses the
 // request when they go over the limit; what was charged is all the
 // gateway allocates for the events, so it is called before building them.

@@ -74,7 +74,9 @@ type Episode struct {
 	Start, End time.Time // End: the last anomalous observation so far
 	Peak       float64   // the highest score in the episode
 	PeakTime   time.Time
-	PeakValue  float64
+	// PeakValue is the value scored at the peak (Result.Scored: the
+	// per-second rate for a counter, as the anomaly's value and band are)
+	PeakValue float64
 	// Detector is the detector that scored the peak.
 	Detector Kind
 }
@@ -173,7 +175,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat bool) {
 				e.open, e.end, e.lastUpd = true, ns, ns
 				e.bar = float32(math.Min(maxBar, float64(e.bar)+budgetStep))
 				if float32(r.Score) > e.peak {
-					e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Value, uint8(r.Detector)
+					e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Scored, uint8(r.Detector)
 				}
 				r.Alarm, r.Episode = true, EpisodeOpen
 				r.EpisodeInfo = d.episodeInfo()
@@ -203,12 +205,12 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat bool) {
 		if flat && r.Detector != KindForecast {
 			// wait for the next observation; the bar rises when it opens
 			*e = episodeState{pending: true, bar: e.bar,
-				start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector),
+				start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Scored, peakDet: uint8(r.Detector),
 				lo: lo, hi: hi}
 			return
 		}
 		*e = episodeState{open: true, bar: float32(math.Min(maxBar, float64(e.bar)+budgetStep)),
-			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Value, peakDet: uint8(r.Detector),
+			start: ns, end: ns, peakT: ns, lastUpd: ns, peak: float32(r.Score), peakVal: r.Scored, peakDet: uint8(r.Detector),
 			lo: lo, hi: hi}
 		r.Alarm, r.Episode = true, EpisodeOpen
 		r.EpisodeInfo = d.episodeInfo()
@@ -220,7 +222,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat bool) {
 		e.calm = 0
 		e.end = ns
 		if float32(r.Score) > e.peak {
-			e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Value, uint8(r.Detector)
+			e.peak, e.peakT, e.peakVal, e.peakDet = float32(r.Score), ns, r.Scored, uint8(r.Detector)
 		}
 	} else if e.calm < math.MaxUint8 {
 		e.calm++

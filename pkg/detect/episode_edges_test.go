@@ -134,3 +134,33 @@ func TestFlatLineMoveThatStaysAcrossAGapOpensAnEpisode(t *testing.T) {
 		t.Errorf("flat 1 for 1,000 s, falling to 0 and staying, a gap after the fall: episodes opened at %v starting %v, want one at %d starting at %d", opens, start, flat+60, flat)
 	}
 }
+
+// TestCounterEpisodePeakValueIsTheRate: a counter's detectors score its
+// per-second rate, and its anomaly's value, expected and band are rates;
+// the episode's peak value was the raw total at the peak (peak_value
+// in the anomalies table: a counter's total since boot beside a rate), a
+// figure of another unit than the value it names.
+func TestCounterEpisodePeakValueIsTheRate(t *testing.T) {
+	const step = 15 * time.Second
+	d := mustDetector(t, Config{Counter: true})
+	total := 3.2e6
+	var peak Episode
+	var peakScored float64
+	for i := 0; i < 300; i++ {
+		rate := 2.0 + float64(i%3) // 2 to 4 opens a second
+		if i >= 250 && i < 253 {
+			rate = 400 // a burst of connections
+		}
+		total += rate * step.Seconds()
+		r := d.Observe(at(i, step), total)
+		if r.Alarm && r.Score >= peak.Peak {
+			peak, peakScored = r.EpisodeInfo, r.Scored
+		}
+	}
+	if peak.Peak == 0 {
+		t.Fatal("a burst of 100 times the rate opened no episode")
+	}
+	if peak.PeakValue != peakScored {
+		t.Errorf("episode peak value %g, want the rate scored at the peak, %g /s (the counter's total is over 3.2e6)", peak.PeakValue, peakScored)
+	}
+}

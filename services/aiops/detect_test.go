@@ -140,8 +140,8 @@ func TestDetectReplayRefusesASeriesItsRuleIgnores(t *testing.T) {
 	if err := detectMain(context.Background(), args("up"), nil, &stderr); err != nil {
 		t.Fatalf("replay of up: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "route default") {
-		t.Errorf("up not scored by the defaults: %s", stderr.String())
+	if !strings.Contains(stderr.String(), "route target-up") {
+		t.Errorf("up not scored by its rule target-up: %s", stderr.String())
 	}
 }
 

@@ -44,6 +44,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -174,9 +175,29 @@ func UntypedCounters() Rule {
 	}
 }
 
+// TargetUp is the rule for Prometheus's up, 1 while it scrapes a target
+// and 0 while it cannot: a target down is anomalous for as long as it is
+// down, which the statistical detectors cannot say. Its fall taught them
+// the series' resolution, a step of 1, so the next sample at 0 was 2.9 of
+// its scales off and the episode closed one or two samples after it
+// opened (a second outage opened one minutes late, for one sample): a
+// target down for an hour never lasted the correlator's anomaly_wait, and
+// opened no incident. The forecast of a fall under 0.5 fires while the
+// level of up is under it (or will be within the minute), so the episode
+// lasts the outage, and ends about a minute after the target is back; a
+// single failed scrape moves the level too little to fire it.
+func TargetUp() Rule {
+	return Rule{
+		Name:      "target-up",
+		Match:     Match{Metric: "up"},
+		Detectors: detect.Config{Forecast: detect.ForecastConfig{Enabled: true, Threshold: 0.5, Falling: true, Horizon: time.Minute}},
+	}
+}
+
 // BuiltIn is the rules of a pipeline without rules of its own:
-// ScrapeHealth, UntypedCounters (pipelines/default.yaml writes them out).
-func BuiltIn() []Rule { return []Rule{ScrapeHealth(), UntypedCounters()} }
+// ScrapeHealth, UntypedCounters, TargetUp (pipelines/default.yaml writes
+// them out).
+func BuiltIn() []Rule { return []Rule{ScrapeHealth(), UntypedCounters(), TargetUp()} }
 
 // Load reads and validates the pipeline file at path.
 func Load(path string) (*Pipeline, error) {

@@ -57,9 +57,9 @@ func TestDefaultFile(t *testing.T) {
 	// The file writes out the built-in rules, which a plain `aiops run`
 	// (no pipeline file) goes by.
 	for i, builtIn := range BuiltIn() {
-		if got := p.Rules[i]; got.Name != builtIn.Name || got.Match.Metric != builtIn.Match.Metric || got.Ignore != builtIn.Ignore || got.Detectors.Counter != builtIn.Detectors.Counter {
-			t.Errorf("the file's rule %d %q (%q, ignore %v, counter %v) is not the built-in %q (%q, ignore %v, counter %v)", i,
-				got.Name, got.Match.Metric, got.Ignore, got.Detectors.Counter, builtIn.Name, builtIn.Match.Metric, builtIn.Ignore, builtIn.Detectors.Counter)
+		if got := p.Rules[i]; got.Name != builtIn.Name || got.Match.Metric != builtIn.Match.Metric || got.Ignore != builtIn.Ignore || got.Detectors.WithDefaults() != builtIn.Detectors.WithDefaults() {
+			t.Errorf("the file's rule %d %q (%q, ignore %v, detectors %+v) is not the built-in %q (%q, ignore %v, detectors %+v)", i,
+				got.Name, got.Match.Metric, got.Ignore, got.Detectors.WithDefaults(), builtIn.Name, builtIn.Match.Metric, builtIn.Ignore, builtIn.Detectors.WithDefaults())
 		}
 	}
 	// So does a file without a rules key (a file for other stages, or
@@ -283,6 +283,75 @@ func TestRuleScoresUntypedCountersAsCounters(t *testing.T) {
 func mustParse(t *testing.T, yaml string) *Pipeline {
 	t.Helper()
 	p, err := Parse("t.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBuiltInRuleHoldsATargetDownWhileItIsDown: Prometheus's up is 1 while
+// it scrapes a target and 0 while it cannot. Scored by the statistical
+// detectors, its fall opened an episode that closed one or two samples
+// later (the fall had taught the series its resolution, 1, so 0 was 2.9 of
+// its scales off; a second outage opened nothing for minutes), and a
+// target down for half an hour never lasted the correlator's 5 minutes:
+// no incident. The built-in rule target-up holds the episode while up
+// stays under 0.5, and a single failed scrape opens none that lasts.
+func TestBuiltInRuleHoldsATargetDownWhileItIsDown(t *testing.T) {
+	const step = 15 * time.Second
+	for _, p := range []*Pipeline{Default(), mustLoad(t, "../../../pipelines/default.yaml")} {
+		r := p.Select("up", "host", map[string]string{"job": "node", "instance": "host-1:9100"})
+		d := r.Profile(false).NewDetector()
+		t0 := time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)
+		var values []float64
+		add := func(v float64, n int) {
+			for range n {
+				values = append(values, v)
+			}
+		}
+		add(1, 480)                               // two hours up
+		add(0, 32)                                // eight minutes down
+		add(1, 240)                               // an hour up
+		add(0, 32)                                // down again
+		add(1, 240)                               //
+		add(0, 1)                                 // one failed scrape
+		add(1, 120)                               //
+		downs := [][2]int{{480, 512}, {752, 784}} // each outage's first and last+1 sample
+		var longest [3]time.Duration              // per outage, and the failed scrape
+		var start time.Time
+		for i, v := range values {
+			res := d.Observe(t0.Add(time.Duration(i)*step), v)
+			if res.Episode == detect.EpisodeOpen {
+				start = res.EpisodeInfo.Start
+			}
+			if !res.Alarm {
+				continue
+			}
+			k := 2
+			for j, o := range downs {
+				if i >= o[0] && i < o[1]+8 {
+					k = j
+				}
+			}
+			longest[k] = max(longest[k], t0.Add(time.Duration(i)*step).Sub(start))
+			if i > 512+8 && i < 752 || i > 784+8 && i < 1024 {
+				t.Errorf("%s: up back at 1 for %v still in an episode at sample %d", p.File, time.Duration(i-512)*step, i)
+			}
+		}
+		for j := range downs {
+			if longest[j] < 5*time.Minute {
+				t.Errorf("%s: outage %d of 8 minutes held an episode %v, want at least 5 minutes (the correlator's anomaly_wait)", p.File, j+1, longest[j])
+			}
+		}
+		if longest[2] >= time.Minute {
+			t.Errorf("%s: one failed scrape held an episode %v, want under a minute", p.File, longest[2])
+		}
+	}
+}
+
+func mustLoad(t *testing.T, path string) *Pipeline {
+	t.Helper()
+	p, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

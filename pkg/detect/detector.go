@@ -213,7 +213,11 @@ type Detector struct {
 	// (resFloor) floors every scale, so a series that is mostly zeros, or
 	// steps between a few levels without noise, has no zero-width band
 	// that flags every change as infinitely unlikely.
-	res   float32
+	res float32
+	// still counts the observations in a row whose value was the one
+	// before, up to stepRelease: a series that sat on its value moves in
+	// steps (episode)
+	still uint8
 	prevX float64
 	ep    episodeState
 }
@@ -638,6 +642,18 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	// flat for under the budget's day, it has not shown that a move is rare
 	// (episode)
 	flat := d.res == 0 && float64(ns-d.firstT) < 86400e9/cfg.Budget
+	// a series that sat on its value for stepRelease observations moves
+	// in steps; whether it moved at x tells it sitting on its new value
+	// (episode). The raw values, not the window's: a seasonal profile
+	// learnt on the first day offsets a flat series' deseasonalised values
+	// by more than its resolution.
+	moved := d.n == 0 || x != d.prevX
+	still := warm && d.still >= stepRelease
+	if moved {
+		d.still = 0
+	} else if d.still < stepRelease {
+		d.still++
+	}
 	d.learnResolution(x)
 	if d.n < math.MaxUint32 {
 		d.n++
@@ -691,7 +707,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
-	d.episode(&r, ns, s, flat)
+	d.episode(&r, ns, s, flat, still, moved)
 	return r
 }
 

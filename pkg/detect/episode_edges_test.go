@@ -164,3 +164,89 @@ func TestCounterEpisodePeakValueIsTheRate(t *testing.T) {
 		t.Errorf("episode peak value %g, want the rate scored at the peak, %g /s (the counter's total is over 3.2e6)", peak.PeakValue, peakScored)
 	}
 }
+
+// TestStepSeriesEpisodeEndsWhenItSitsStill: go_gc_duration_seconds
+// {quantile="1"} of a real node_exporter, the largest of its recent GC
+// pauses, sits on a value and steps to each new maximum, where it stays
+// until that pause leaves the summary's window (samples every 15 s, as
+// scraped). Its step to 4.4 ms, three times the maximum before, opened an
+// episode that the regime, the variance CUSUM, the trend test and the
+// slowed EWMA held for as long as it stayed there: past the correlator's
+// 5 minutes, an incident for one GC pause; so did its step to 5.1 ms ten
+// minutes later. The step is the event; a series that sits on one value
+// sitting on its new one is what it does. A snapshot taken in the episode
+// restores it as it was. A rate that was busy and falls to 0 and stays
+// there sits still too, but it did not before: its episode lasts.
+func TestStepSeriesEpisodeEndsWhenItSitsStill(t *testing.T) {
+	const step = 15 * time.Second
+	var gc []float64
+	var jumps []int // the samples of the steps to 4.4 and 5.1 ms
+	for _, s := range []struct {
+		v float64
+		n int
+	}{{0, 1}, {0.000015438, 2}, {0.000310738, 1}, {0.000501281, 16}, {0.000969908, 9}, {0.001088469, 42}, {0.001409609, 8}, {0.00441609, 42}, {0.005114499, 40}} {
+		if s.v > 0.004 {
+			jumps = append(jumps, len(gc))
+		}
+		for range s.n {
+			gc = append(gc, s.v)
+		}
+	}
+	d := mustDetector(t, Config{})
+	var opens [2]int
+	var last [2]time.Duration // the last sample in an episode after each jump
+	var restored *Detector    // from a snapshot a sample after the first jump
+	for i, v := range gc {
+		r := d.Observe(at(i, step), v)
+		if restored != nil {
+			if rr := restored.Observe(at(i, step), v); rr.Alarm != r.Alarm || rr.Episode != r.Episode {
+				t.Errorf("sample %d: restored from a snapshot in the episode: alarm %v %v, want %v %v", i, rr.Alarm, rr.Episode, r.Alarm, r.Episode)
+			}
+		}
+		if i == jumps[0]+1 {
+			state, err := d.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			restored = d.Profile().NewDetector()
+			if err := restored.UnmarshalBinary(state); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j := len(jumps) - 1; j >= 0; j-- {
+			if i >= jumps[j] {
+				if r.Episode == EpisodeOpen {
+					opens[j]++
+				}
+				if r.Alarm {
+					last[j] = time.Duration(i-jumps[j]) * step
+				}
+				break
+			}
+		}
+	}
+	for j, ms := range []string{"1.4 to 4.4", "4.4 to 5.1"} {
+		if opens[j] > 1 || last[j] >= time.Minute {
+			t.Errorf("GC pause maximum stepping from %s ms and staying: %d episodes, in alarm until %v after the step, want at most one, under a minute", ms, opens[j], last[j])
+		}
+	}
+	if opens[0] != 1 {
+		t.Errorf("GC pause maximum stepping from 1.4 to 4.4 ms: %d episodes, want one", opens[0])
+	}
+
+	// A rate busy around 40/s that falls to 0 and stays there.
+	d = mustDetector(t, Config{})
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < 400; i++ {
+		d.Observe(at(i, step), 40+4*rng.NormFloat64())
+	}
+	var held time.Duration
+	for i := 0; i < 80; i++ {
+		if r := d.Observe(at(400+i, step), 0); r.Alarm {
+			held = time.Duration(i) * step
+		}
+	}
+	if held < 5*time.Minute {
+		t.Errorf("a busy rate falling to 0 for 20 minutes: in alarm until %v after the fall, want at least 5 minutes", held)
+	}
+}

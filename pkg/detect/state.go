@@ -21,7 +21,10 @@ import (
 //
 // Version 4 appends the resolution (res, prevX) and the alarm episode; an
 // older snapshot restores with no resolution learnt yet and no episode
-// open.
+// open. The episode's flag byte: 1 open, 2 recovering, 4 steps (an
+// episode of a series that sat still), and in its bits from 8 on the
+// observations the value sat still (up to stepRelease); a build before
+// them reads such a byte as corrupt.
 //
 // Version 5 appends the season in use (Config.Season auto may have chosen
 // another than the configured one) and whether it is still being chosen;
@@ -127,6 +130,10 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	if e.recovering {
 		open |= 2
 	}
+	if e.steps {
+		open |= 4
+	}
+	open |= d.still << 3
 	b = append(b, open, e.calm)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.bar))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(e.peak))
@@ -270,7 +277,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		}
 		nd.win.slopeCu, nd.win.fresh = cu, p[4]
 	}
-	nd.res, nd.prevX, nd.ep = 0, 0, episodeState{}
+	nd.res, nd.prevX, nd.ep, nd.still = 0, 0, episodeState{}, 0
 	if version >= 4 {
 		p = p[trendBytes:]
 		nd.res = math.Float32frombits(binary.LittleEndian.Uint32(p))
@@ -282,7 +289,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		if err != nil {
 			return err
 		}
-		p, nd.ep = p[12:], e
+		p, nd.ep, nd.still = p[12:], e, p[12]>>3
 	}
 	nd.periodNs, nd.bucketNs, nd.finder = d.p.periodNs, d.p.bucketNs, nil
 	if d.season == nil {
@@ -343,10 +350,10 @@ func slotFilled(s, head, wn, size int) bool {
 
 // decodeEpisode reads the episode's fields (episodeFieldBytes at p).
 func decodeEpisode(p []byte) (episodeState, error) {
-	if p[0] > 3 {
+	if p[0]>>3 > stepRelease {
 		return episodeState{}, corrupt("episode flag byte %d", p[0])
 	}
-	e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, calm: p[1]}
+	e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, steps: p[0]&4 != 0, calm: p[1]}
 	e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
 	e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
 	e.peakDet = p[10]

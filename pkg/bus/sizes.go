@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,6 +24,7 @@ type StreamSizes struct {
 
 	mu     sync.Mutex
 	cfg    jetstream.StreamConfig // as last looked at: how it stores a message, its limits
+	made   time.Time              // the stream's creation, as started on: another is a new stream
 	follow jetstream.ConsumeContext
 	blocks []sizeBlock // in stream order, the stream's first message's on
 	bytes  uint64      // the blocks'
@@ -72,7 +74,7 @@ func (f *StreamSizes) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
 	}
-	f.cfg, f.blocks, f.bytes, f.next, f.broken = s.CachedInfo().Config, nil, 0, 0, nil
+	f.cfg, f.made, f.blocks, f.bytes, f.next, f.broken = s.CachedInfo().Config, s.CachedInfo().Created, nil, 0, 0, nil
 	f.run++
 	run := f.run
 	// The ordered consumer recreates itself after a disconnect or a
@@ -196,8 +198,12 @@ func (f *StreamSizes) Backlog(ctx context.Context, durable string) (Backlog, err
 	// take no room, nor count here).
 	floor := max(ci.AckFloor.Stream, info.State.FirstSeq-1)
 	f.mu.Lock()
-	f.cfg = info.Config                // its limits changed (nats stream edit, a service's start)
-	if info.State.LastSeq+1 < f.next { // the stream was made anew: its sequences start over
+	f.cfg = info.Config // its limits changed (nats stream edit, a service's start)
+	// The stream was made anew: its sequences start over. By its
+	// creation time, not only by a last sequence below the one read:
+	// the follower goes on from there on the new stream, and one that
+	// grew past it by this look read as the old one's messages before.
+	if !info.Created.Equal(f.made) || info.State.LastSeq+1 < f.next {
 		f.follow.Stop()
 		if err := f.start(ctx); err != nil {
 			f.mu.Unlock()

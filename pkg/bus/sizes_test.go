@@ -207,7 +207,11 @@ func TestStreamSizesNotReadYetWeighAsConsumerBacklog(t *testing.T) {
 	publishSizes(t, e, 0, 200, func(i int) int { return 300 + i })
 	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
 	ackFirst(t, e, "behind", 100)
-	f := &StreamSizes{js: e.js, stream: e.stream} // reads nothing
+	s, err := e.js.Stream(testCtx(t), e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &StreamSizes{js: e.js, stream: e.stream, made: s.CachedInfo().Created} // reads nothing
 
 	got, err := f.Backlog(testCtx(t), "behind")
 	if err != nil {
@@ -323,6 +327,34 @@ func TestStreamSizesStartOverWithANewStream(t *testing.T) {
 	}
 	caughtUp(t, e, f)
 	wantBacklogBytes(t, e, f, "behind", 5200)
+}
+
+// A stream made anew that holds more messages than the old one by the
+// next look is made anew all the same: the follower, recreated by nats.go
+// from the message after the last one it read, goes on reading the new
+// stream past the old one's end, and the old messages' sizes stood for
+// the new ones before them. Large old events read as the small new ones
+// acked made the acked bytes more than the stream held: the backlog read
+// 0 with most of the stream unacked.
+func TestStreamSizesStartOverWithANewStreamLongerThanTheOld(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 300, func(int) int { return 5000 })
+	f := followed(t, e)
+
+	s, err := e.js.Stream(testCtx(t), e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remakeStream(t, e, s.CachedInfo().Config)
+	publishSizes(t, e, 0, 600, func(int) int { return 200 })
+	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
+	caughtUp(t, e, f) // the old follower read the new stream past 300
+	ackFirst(t, e, "behind", 400)
+	if _, err := f.Backlog(testCtx(t), "behind"); err != nil { // sees the stream made anew
+		t.Fatal(err)
+	}
+	caughtUp(t, e, f)
+	wantBacklogBytes(t, e, f, "behind", 200)
 }
 
 // remakeStream deletes e's stream and makes it anew with cfg.

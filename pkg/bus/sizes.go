@@ -22,15 +22,16 @@ type StreamSizes struct {
 	js     jetstream.JetStream
 	stream string
 
-	mu     sync.Mutex
-	cfg    jetstream.StreamConfig // as last looked at: how it stores a message, its limits
-	made   time.Time              // the stream's creation, as started on: another is a new stream
-	follow jetstream.ConsumeContext
-	blocks []sizeBlock // in stream order, the stream's first message's on
-	bytes  uint64      // the blocks'
-	next   uint64      // the sequence after the last one read; 0: none read
-	run    int         // counts the starts: a message read for an earlier one is dropped
-	broken error       // a message came without its size: not weighed
+	mu      sync.Mutex
+	cfg     jetstream.StreamConfig // as last looked at: how it stores a message, its limits
+	made    time.Time              // the stream's creation, as started on: another is a new stream
+	follow  jetstream.ConsumeContext
+	blocks  []sizeBlock // in stream order, the stream's first message's on
+	bytes   uint64      // the blocks'
+	next    uint64      // the sequence after the last one read; 0: none read
+	run     int         // counts the starts: a message read for an earlier one is dropped
+	stopped bool        // Stop was called: no start any more
+	broken  error       // a message came without its size: not weighed
 }
 
 // sizeBlock is what the messages from sequence first to the next block's
@@ -88,10 +89,11 @@ func (f *StreamSizes) start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends following.
+// Stop ends following; Backlog weighs as ConsumerBacklog does after it.
 func (f *StreamSizes) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stopped = true
 	f.follow.Stop()
 }
 
@@ -198,6 +200,10 @@ func (f *StreamSizes) Backlog(ctx context.Context, durable string) (Backlog, err
 	// take no room, nor count here).
 	floor := max(ci.AckFloor.Stream, info.State.FirstSeq-1)
 	f.mu.Lock()
+	if f.stopped { // looks go on while the gateway shuts down: a start now would never stop
+		f.mu.Unlock()
+		return backlogAt(ctx, s, ci), nil
+	}
 	f.cfg = info.Config // its limits changed (nats stream edit, a service's start)
 	// The stream was made anew: its sequences start over. By its
 	// creation time, not only by a last sequence below the one read:

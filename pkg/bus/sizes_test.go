@@ -357,6 +357,59 @@ func TestStreamSizesStartOverWithANewStreamLongerThanTheOld(t *testing.T) {
 	wantBacklogBytes(t, e, f, "behind", 200)
 }
 
+// A follower stopped stays stopped: a look after the gateway stopped it
+// (a request or a scrape while it shuts down) that found the stream made
+// anew started a follower nobody stopped, its consumer on the server and
+// its goroutines in the gateway until the connection closed. Stopped, it
+// weighs the backlog as ConsumerBacklog does.
+func TestStreamSizesStoppedStartNoFollower(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 100, func(int) int { return 300 })
+	f := followed(t, e)
+	f.Stop()
+
+	s, err := e.js.Stream(testCtx(t), e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remakeStream(t, e, s.CachedInfo().Config)
+	publishSizes(t, e, 0, 50, func(int) int { return 300 })
+	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
+	ackFirst(t, e, "behind", 20)
+	got, err := f.Backlog(testCtx(t), "behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ConsumerBacklog(testCtx(t), e.js, e.stream, "behind")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("backlog %+v, want ConsumerBacklog's %+v", got, want)
+	}
+	names, err := consumerNamesOf(t, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 {
+		t.Fatalf("consumers %v on the stream after a look by a stopped follower, want only behind", names)
+	}
+}
+
+// consumerNamesOf lists the consumers on e's stream.
+func consumerNamesOf(t *testing.T, e *env) ([]string, error) {
+	s, err := e.js.Stream(testCtx(t), e.stream)
+	if err != nil {
+		return nil, err
+	}
+	lister := s.ConsumerNames(testCtx(t))
+	var names []string
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	return names, lister.Err()
+}
+
 // remakeStream deletes e's stream and makes it anew with cfg.
 func remakeStream(t *testing.T, e *env, cfg jetstream.StreamConfig) {
 	t.Helper()

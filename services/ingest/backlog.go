@@ -136,7 +136,9 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 	g.at, g.looking, g.since = now, true, 0
 	g.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	// The look serves the requests after it too: the caller hanging up
+	// (a client, a readiness probe past its timeout) does not end it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backlogTimeout)
 	ratio, err := g.measure(ctx)
 	cancel()
 

@@ -204,6 +204,36 @@ func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
 	post(http.StatusOK, time.Second/pastHalfPace) // a look that succeeds ends it
 }
 
+// A look serves every request until the next one, not only the caller
+// that made it: a caller gone meanwhile (a client that hung up, a
+// readiness probe past its timeout) made the look fail, and the guard,
+// blind past half the limit, refused every request until the next look.
+func TestStoreBacklogLookOutlivesItsCaller(t *testing.T) {
+	measure := func(ctx context.Context) (float64, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return 0.6, nil // past half of 0.9
+	}
+	clk := &clock{now: testNow}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, 0))
+	post := func() {
+		t.Helper()
+		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("answer %d %s, want 200", rec.Code, rec.Body)
+		}
+	}
+	post()
+	clk.Add(time.Hour)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.backlog.missing(gone, clk.Now(), h.cfg.MaxStoreBacklog); err != nil {
+		t.Fatal(err)
+	}
+	post() // by the probe's look
+}
+
 // The backlog gauge is what the gateway saw when it last looked, and it
 // looked only when a request came: without traffic it kept its value for
 // ever, a writer's backlog long stored shown as full (or the reverse). A

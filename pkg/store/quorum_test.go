@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,30 @@ func TestInsertQuorumHoldsTheAckUntilASecondReplicaHasTheRows(t *testing.T) {
 		t.Fatal("insert_quorum 2 succeeded with the second replica down")
 	} else {
 		t.Logf("with insert_quorum 2 and the second replica down: %v", err)
+	}
+}
+
+// A server without replicated tables takes a quorum insert as any:
+// writer.insert_quorum set for a cluster does not stop a single server's
+// inserts (docs/operations.md says it is ignored there).
+func TestInsertQuorumIsIgnoredWithoutReplicas(t *testing.T) {
+	s, _ := openTestStore(t)
+	ctx := context.Background()
+	if _, err := s.Migrate(ctx, Schema); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, s.Conn, BatchConfig{Table: "events", Columns: []string{"id", "kind", "time", "service", "body"},
+		MaxRows: 1, Settings: clickhouse.Settings{"insert_quorum": 2, "insert_quorum_timeout": 2000}})
+	const id = "01JQUORUM0000000000000000S"
+	res := newResults()
+	if err := w.Add(ctx, []any{id, "log", time.Now().UTC().Truncate(time.Second), "checkout", "{}"}, res.done(id)); err != nil {
+		t.Fatal(err)
+	}
+	res.wait(t, 1)
+	if err := res.get(id)[0]; err != nil {
+		t.Fatalf("insert_quorum 2 on a single server: %v", err)
+	}
+	if n := count(t, s, "SELECT count() FROM events WHERE id = ?", id); n != 1 {
+		t.Fatalf("%d rows after the insert, want 1", n)
 	}
 }

@@ -33,6 +33,10 @@ type Backlog struct {
 	// server does not tell which messages are held, only the consumer
 	// knows.
 	Ratio float64
+	// StreamMaxBytes is the stream's max_bytes as looked at (0 or less:
+	// none): it changes while a consumer runs (streams.max_bytes is
+	// applied by each service's start).
+	StreamMaxBytes int64
 }
 
 // ConsumerBacklog asks the server for the consumer's backlog on its
@@ -72,7 +76,7 @@ func backlogAt(ctx context.Context, s jetstream.Stream, c *jetstream.ConsumerInf
 // backlogOf is c's backlog on s, its unacked messages taking bytes of
 // the stream's.
 func backlogOf(s *jetstream.StreamInfo, c *jetstream.ConsumerInfo, bytes float64) Backlog {
-	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending)}
+	b := Backlog{Unacked: c.NumPending + uint64(c.NumAckPending), StreamMaxBytes: s.Config.MaxBytes}
 	if b.Unacked == 0 {
 		return b
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 // StoreBacklog measures the part of the event stream's limit taken by
-// events the store has not acked yet (bus.ConsumerBacklog of the writer's
-// consumer: its Ratio). The stream discards its oldest events past its
+// events the store has not acked yet (the Ratio of the writer's
+// consumer's bus.Backlog: busStoreBacklog). The stream discards its oldest events past its
 // limit, stored or not, so at 1 every event accepted pushes out one the
 // writer never stored.
 type StoreBacklog func(ctx context.Context) (ratio float64, err error)
@@ -34,8 +34,8 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 // (backlogGuard.apply). Without it the gateway answers 200 for events
 // that a long store outage then discards unstored.
 //
-// Given the stream's limit in bytes (streamBytes; 0: not known) it looks
-// again too once the events it accepted since the last look take a share
+// Given the stream's limit in bytes (streamBytes, as of the last look;
+// nil or 0: not known) it looks again too once the events it accepted since the last look take a share
 // of the room that look left below the limit (roomParts): a burst could
 // otherwise fill the rest of a small stream within every (a 4 MiB EVENTS
 // on aiops run, one 40 KB log in four posted in a loop: full within the
@@ -44,7 +44,7 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 //
 // Its gauge looks too when scraped, by the same rule: looked at only when
 // requests came, it kept its value for ever without traffic.
-func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes int64) Option {
+func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes func() int64) Option {
 	return func(h *Handler) {
 		g := &backlogGuard{measure: measure, every: every, streamBytes: streamBytes, log: &h.log}
 		h.backlog = g
@@ -60,9 +60,9 @@ func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes int
 // pastHalfPace is how many times more often the gateway looks at the
 // backlog once it is past half the limit (every 100 ms at the default
 // second): often enough that no burst between two looks fills the rest
-// (a tenth of 1 GiB at tens of MB/s), seldom enough that the looks (a
-// few JetStream API requests each: bus.ConsumerBacklog) do not grow with
-// the request rate.
+// (a tenth of 1 GiB at tens of MB/s), seldom enough that the looks (two
+// JetStream API requests each, more while the sizes are not read:
+// busStoreBacklog) do not grow with the request rate.
 const pastHalfPace = 10
 
 // roomParts is the share of the room below the limit, as last looked at,
@@ -80,7 +80,7 @@ const backlogTimeout = time.Second
 type backlogGuard struct {
 	measure     StoreBacklog
 	every       time.Duration
-	streamBytes int64 // the stream's limit; 0: not known
+	streamBytes func() int64 // the stream's limit; nil or 0: not known
 	log         *zerolog.Logger
 
 	mu       sync.Mutex
@@ -105,8 +105,12 @@ func (g *backlogGuard) accepted(bytes int) {
 // roomTaken tells whether the events accepted since the last look take
 // over 1/roomParts of the room it left below limit, under mu.
 func (g *backlogGuard) roomTaken(limit float64) bool {
-	room := max(limit-g.last, 0) * float64(g.streamBytes)
-	return g.streamBytes > 0 && float64(g.since) > room/roomParts
+	if g.streamBytes == nil {
+		return false
+	}
+	streamBytes := g.streamBytes()
+	room := max(limit-g.last, 0) * float64(streamBytes)
+	return streamBytes > 0 && float64(g.since) > room/roomParts
 }
 
 // seen is the ratio of the last look that did not fail.

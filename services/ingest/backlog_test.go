@@ -32,7 +32,7 @@ func TestStoreBacklogIsLookedAtMoreOftenPastHalfTheLimit(t *testing.T) {
 		return r, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, 0))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil))
 	post := func(want int) {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -89,7 +89,7 @@ func TestStoreBacklogIsLookedAtOnceAcceptedEventsTakeTheRoom(t *testing.T) {
 			return r, nil
 		}
 		clk := &clock{now: testNow}
-		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, stream.bytes))
+		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, func() int64 { return stream.bytes }))
 		post := func() int {
 			return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 		}
@@ -119,7 +119,7 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 		<-release
 		return 0.6, nil
 	}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, 0)) // every request looks
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, nil)) // every request looks
 	post := func() int {
 		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 	}
@@ -164,7 +164,7 @@ func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
 		return ratio, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, 0))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	const blind, full = "cannot see how many events are not stored yet", "events not stored yet take 95%"
 	post := func(want int, after time.Duration, saying ...string) {
 		t.Helper()
@@ -216,7 +216,7 @@ func TestStoreBacklogLookOutlivesItsCaller(t *testing.T) {
 		return 0.6, nil // past half of 0.9
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, 0))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	post := func() {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -248,7 +248,7 @@ func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
 		return r, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, 0))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.Collector())
 	scrape := func() float64 {

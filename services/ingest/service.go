@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,14 +25,17 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 		if err != nil {
 			return nil, err
 		}
-		var streamBytes int64 // not known: looked at by time alone
+		// EVENTS' limit as of the last look (0: not known, looked at by
+		// time alone): another service's start changes it.
+		streamBytes := new(atomic.Int64)
 		if s, err := p.JS.Stream(ctx, bus.StreamEvents); err == nil {
-			streamBytes = s.CachedInfo().Config.MaxBytes
-			if warning := storeRoomWarning(streamBytes, cfg.Config.withDefaults()); warning != "" {
+			streamBytes.Store(s.CachedInfo().Config.MaxBytes)
+			if warning := storeRoomWarning(streamBytes.Load(), cfg.Config.withDefaults()); warning != "" {
 				log.Warn().Msg(warning)
 			}
 		}
-		return NewServer(cfg, BusPublisher{Publisher: pub}, log, WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), log), storeBacklogEvery, streamBytes))
+		return NewServer(cfg, BusPublisher{Publisher: pub}, log,
+			WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), streamBytes, log), storeBacklogEvery, streamBytes.Load))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
@@ -65,8 +69,9 @@ var storeBacklogEvery = time.Second
 // look (bus.ConsumerBacklog), which reads low when large events are a
 // minority of them and most of their bytes. When there is no such
 // consumer its error (ErrNoStoreConsumer) names the consumers there
-// are, among which the writer's.
-func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, log zerolog.Logger) StoreBacklog {
+// are, among which the writer's. Each look that succeeds keeps EVENTS'
+// max_bytes in streamBytes.
+func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, streamBytes *atomic.Int64, log zerolog.Logger) StoreBacklog {
 	look := func(ctx context.Context) (bus.Backlog, error) {
 		return bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
 	}
@@ -80,6 +85,9 @@ func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string
 		b, err := look(ctx)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return 0, noStoreConsumer(ctx, js, durable)
+		}
+		if err == nil {
+			streamBytes.Store(b.StreamMaxBytes)
 		}
 		return b.Ratio, err
 	}

@@ -5,18 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/service"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // A gateway on its own (the ingest binary, as deployments/ run it) watches
@@ -31,36 +27,10 @@ func TestStandaloneGatewayIsNotReadyWithoutTheWritersConsumer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs JetStream")
 	}
-	nats := testenv.StartNATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	nc, js, err := bus.Connect(ctx, bus.Config{URLs: []string{nats.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
 	// The writer runs with writer.consumer.durable: writer-blue; the
 	// gateway is left at the default, writer.
-	if _, err := js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: "writer-blue", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
-
-	admin, listen := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	tokenFile := filepath.Join(t.TempDir(), "ingest-token")
-	finished := make(chan error, 1)
-	go func() {
-		finished <- Main(ctx, []string{"-set", "bus.urls=[" + nats.URL() + "]", "-set", "log.level=error",
-			"-set", "admin.listen=" + admin, "-set", "ingest.listen=" + listen, "-set", "ingest.generate_token_file=" + tokenFile})
-	}()
-	defer func() {
-		cancel()
-		if err := <-finished; err != nil {
-			t.Errorf("Main: %v", err)
-		}
-	}()
+	js, admin, listen, tokenFile := standaloneGateway(t, "writer-blue")
+	ctx := context.Background()
 	ready := func() (int, service.CheckResult) {
 		t.Helper()
 		resp, err := http.Get("http://" + admin + "/readyz")
@@ -102,21 +72,8 @@ func TestStandaloneGatewayIsNotReadyWithoutTheWritersConsumer(t *testing.T) {
 			t.Errorf("the gateway's check says %q, which does not name %q", check.Error, want)
 		}
 	}
-	token, err := os.ReadFile(tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/v1/events", strings.NewReader(
-		fmt.Sprintf(`{"kind":"log","service":"checkout","time":%q,"body":{"message":"taken while not ready"}}`, time.Now().UTC().Format(time.RFC3339))))
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("a request while not ready: %d, want 200 as before", resp.StatusCode)
+	if code := postLog(t, listen, tokenFile, "taken while not ready"); code != http.StatusOK {
+		t.Errorf("a request while not ready: %d, want 200 as before", code)
 	}
 
 	// The writer of the gateway's name starts.

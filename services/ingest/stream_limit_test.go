@@ -2,22 +2,13 @@ package ingest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
-
 	"github.com/aiops-dev/aiops/pkg/bus"
-	"github.com/aiops-dev/aiops/pkg/testenv"
 )
 
 // The gateway looks again once the events it accepted take a quarter of
@@ -34,58 +25,10 @@ func TestStoreGuardWeighsTheRoomAtTheStreamsLimitNow(t *testing.T) {
 	every := storeBacklogEvery
 	storeBacklogEvery = time.Hour // looks by the room alone, but the first
 	t.Cleanup(func() { storeBacklogEvery = every })
-	nats := testenv.StartNATS(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	nc, js, err := bus.Connect(ctx, bus.Config{URLs: []string{nats.URL()}}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if err := bus.EnsureTopology(ctx, js, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
 	// The writer, stopped: it stores nothing.
-	if _, err := js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{Durable: "writer", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
-
-	admin, listen := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	tokenFile := filepath.Join(t.TempDir(), "ingest-token")
-	finished := make(chan error, 1)
-	go func() {
-		finished <- Main(ctx, []string{"-set", "bus.urls=[" + nats.URL() + "]", "-set", "log.level=error",
-			"-set", "admin.listen=" + admin, "-set", "ingest.listen=" + listen, "-set", "ingest.generate_token_file=" + tokenFile})
-	}()
-	defer func() {
-		cancel()
-		if err := <-finished; err != nil {
-			t.Errorf("Main: %v", err)
-		}
-	}()
-	post := func(message string) int {
-		t.Helper()
-		for {
-			token, err := os.ReadFile(tokenFile)
-			if err == nil {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/v1/events", strings.NewReader(
-					fmt.Sprintf(`{"kind":"log","service":"checkout","time":%q,"body":{"message":%q}}`, time.Now().UTC().Format(time.RFC3339), message)))
-				req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					return resp.StatusCode
-				}
-				if !errors.Is(err, syscall.ECONNREFUSED) {
-					t.Fatal(err)
-				}
-			} else if !errors.Is(err, os.ErrNotExist) {
-				t.Fatal(err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	js, _, listen, tokenFile := standaloneGateway(t, "writer")
+	ctx := context.Background()
+	post := func(message string) int { return postLog(t, listen, tokenFile, message) }
 	// The gateway listens: it took EVENTS' limit, and has not looked yet
 	// (a probe or a scrape would look).
 	for {

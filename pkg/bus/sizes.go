@@ -75,26 +75,32 @@ func (f *StreamSizes) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
 	}
-	f.cfg, f.made, f.blocks, f.bytes, f.next, f.broken = s.CachedInfo().Config, s.CachedInfo().Created, nil, 0, 0, nil
-	f.run++
-	run := f.run
+	run := f.run + 1
 	// The ordered consumer recreates itself after a disconnect or a
 	// missed message from the sequence after the last one handed here,
 	// so none is read twice or skipped (but for those gone meanwhile).
+	// What it reads waits for mu, held here: the state is set anew
+	// before, and only once it follows (a start that failed is tried
+	// again at the next look, the stream still not the one followed).
 	cc, err := c.Consume(func(m jetstream.Msg) { f.read(run, m) }, jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
 	}
-	f.follow = cc
+	f.cfg, f.made, f.blocks, f.bytes, f.next, f.broken = s.CachedInfo().Config, s.CachedInfo().Created, nil, 0, 0, nil
+	f.run, f.follow = run, cc
 	return nil
 }
 
 // Stop ends following; Backlog weighs as ConsumerBacklog does after it.
 func (f *StreamSizes) Stop() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.stopped = true
-	f.follow.Stop()
+	follow := f.follow
+	f.mu.Unlock()
+	// Not under mu: an ordered consumer resetting (its stream deleted)
+	// holds its own lock through backoffs of up to 10 s, and looks would
+	// wait on mu that long.
+	follow.Stop()
 }
 
 // read takes one message's size, read by the follower of start number run.
@@ -209,16 +215,21 @@ func (f *StreamSizes) Backlog(ctx context.Context, durable string) (Backlog, err
 	// creation time, not only by a last sequence below the one read:
 	// the follower goes on from there on the new stream, and one that
 	// grew past it by this look read as the old one's messages before.
+	var old jetstream.ConsumeContext // stopped once mu is let go, as in Stop
 	if !info.Created.Equal(f.made) || info.State.LastSeq+1 < f.next {
-		f.follow.Stop()
+		old = f.follow
 		if err := f.start(ctx); err != nil {
 			f.mu.Unlock()
+			old.Stop()
 			return Backlog{}, err
 		}
 	}
 	acked, ok := f.heldBytes(info.State.FirstSeq, floor)
 	ok = ok && f.broken == nil
 	f.mu.Unlock()
+	if old != nil {
+		old.Stop()
+	}
 	if !ok {
 		return backlogAt(ctx, s, ci), nil
 	}

@@ -37,6 +37,7 @@ type insertHealth struct {
 // insertFailure is a table's run of failed inserts.
 type insertFailure struct {
 	since time.Time // the first failed insert since the last one that committed
+	last  time.Time // the last one
 	err   error     // the last one's error
 }
 
@@ -59,7 +60,7 @@ func (h *insertHealth) observe(table string, r store.BatchResult) {
 		if !ok {
 			f.since = h.now()
 		}
-		f.err = r.Err
+		f.last, f.err = h.now(), r.Err
 		h.failing[table] = f
 	}
 }
@@ -72,6 +73,14 @@ func (h *insertHealth) check(context.Context) error {
 	now := h.now()
 	var failed []error
 	for table, f := range h.failing {
+		if now.Sub(f.last) > 2*h.after {
+			// Not tried again (its events dropped at redelivery or
+			// dead-lettered, none of its kind since): nothing says the
+			// table refuses now, and no insert would end it. Failures
+			// retried are tried well within (the backoff tops out at 30 s).
+			delete(h.failing, table)
+			continue
+		}
 		if d := now.Sub(f.since); d > h.after {
 			failed = append(failed, fmt.Errorf("every insert into %s has failed for %s (writer.unready_after %s): %w",
 				table, d.Truncate(time.Second), h.after, f.err))

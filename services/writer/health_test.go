@@ -35,9 +35,10 @@ func TestNotReadyWhileATablesInsertsFail(t *testing.T) {
 	defer st.Close()
 	w, err := New(ctx, js, st.Conn, Config{
 		MaxAge: 50 * time.Millisecond,
-		// Any failed insert makes it not ready: the bound itself is
+		// Failed inserts make it not ready at once, their retries
+		// well within: the bound itself is
 		// TestReadinessBoundsTheFailuresItWaitsOut's.
-		UnreadyAfter: time.Nanosecond,
+		UnreadyAfter: 500 * time.Millisecond,
 		Consumer:     bus.ConsumerConfig{Backoff: []time.Duration{100 * time.Millisecond}},
 	}, r.log)
 	if err != nil {
@@ -156,5 +157,53 @@ func TestReadinessBoundsTheFailuresItWaitsOut(t *testing.T) {
 	now = now.Add(time.Hour)
 	if err := h.check(context.Background()); err != nil {
 		t.Fatalf("failures that say nothing of the tables: %v", err)
+	}
+}
+
+// A table whose failed inserts are not tried again (their events
+// dropped at redelivery, dead-lettered, or none of its kind came since)
+// no longer holds the writer unready: it stayed so until an insert into
+// that table committed, which might never come. Failures retried keep it
+// unready (the consumer's backoff tops out at 30 s, under twice
+// unready_after).
+func TestReadinessForgetsATableNotTriedAgain(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	h := newInsertHealth(time.Minute, func() time.Time { return now })
+	refused := errors.New("code: 164, message: Cannot execute query in readonly mode")
+	failed := func() { h.observe("logs", store.BatchResult{Rows: 2, Failed: 2, Err: refused}) }
+
+	for range 6 { // retried every 30 s for 2.5 minutes
+		failed()
+		now = now.Add(30 * time.Second)
+	}
+	if err := h.check(context.Background()); err == nil {
+		t.Fatal("ready while every insert into logs failed for 3 minutes, retried every 30 s")
+	}
+	now = now.Add(90 * time.Second) // 2 minutes since the last try
+	if err := h.check(context.Background()); err == nil {
+		t.Fatal("ready 2 minutes after the last failed insert, within twice unready_after")
+	}
+	now = now.Add(time.Second)
+	if err := h.check(context.Background()); err != nil {
+		t.Fatalf("no insert into logs tried for over twice unready_after, still: %v", err)
+	}
+}
+
+// unready_after must be over the consumer's longest backoff: a failing
+// table is tried again after it, and one not tried for twice
+// unready_after no longer counts, so readiness would come and go.
+func TestConfigUnreadyAfterOverTheBackoff(t *testing.T) {
+	for _, cfg := range []Config{
+		{UnreadyAfter: 10 * time.Second},
+		{Consumer: bus.ConsumerConfig{Backoff: []time.Duration{time.Second, 2 * time.Minute}}},
+	} {
+		if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "writer.unready_after:") || !strings.Contains(err.Error(), "backoff") {
+			t.Errorf("unready_after %s, backoff %v: Validate() = %v, want an error naming both", cfg.UnreadyAfter, cfg.Consumer.Backoff, err)
+		}
+	}
+	for _, cfg := range []Config{{}, {UnreadyAfter: 31 * time.Second}, {UnreadyAfter: 5 * time.Second, Consumer: bus.ConsumerConfig{Backoff: []time.Duration{time.Second}}}} {
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("unready_after %s, backoff %v: %v", cfg.UnreadyAfter, cfg.Consumer.Backoff, err)
+		}
 	}
 }

@@ -15,6 +15,7 @@
 package writer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -83,7 +84,8 @@ type Config struct {
 	// UnreadyAfter is how long every insert into a table may fail (the
 	// events are naked and come again) before /readyz fails, naming the
 	// table and ClickHouse's error; the first insert that commits makes
-	// it ready again. Shorter failures (a ClickHouse restart, a replica
+	// it ready again, as does no insert into that table tried for twice
+	// as long (it must be over consumer.backoff's longest wait). Shorter failures (a ClickHouse restart, a replica
 	// failing over) leave it ready, so that it does not flap. /healthz
 	// stays ok: restarting the writer does not mend ClickHouse. Default
 	// DefaultUnreadyAfter, a minute.
@@ -230,6 +232,17 @@ func (c Config) Validate() error {
 	}
 	if c.UnreadyAfter < 0 {
 		return fmt.Errorf("writer.unready_after: must not be negative, got %s", c.UnreadyAfter)
+	}
+	backoff := c.Consumer.Backoff
+	if backoff == nil {
+		backoff = c.WithDefaults().Consumer.Backoff
+	}
+	if unready := cmp.Or(c.UnreadyAfter, DefaultUnreadyAfter); len(backoff) > 0 && backoff[len(backoff)-1] >= unready {
+		// A table failing is tried again after the backoff; one not tried
+		// for twice unready_after counts as not failing (insertHealth), so
+		// a longer backoff would have readiness come and go.
+		return fmt.Errorf("writer.unready_after: %s is not over writer.consumer.backoff's longest wait, %s: a table whose inserts fail would turn ready between two tries",
+			unready, backoff[len(backoff)-1])
 	}
 	fetchWait := c.Consumer.FetchWait
 	if fetchWait == 0 {

@@ -160,26 +160,7 @@ func TestConsumerBacklogRunsFromTheOldestUnackedMessage(t *testing.T) {
 func TestConsumerBacklogWeighsTheUnackedMessagesAtTheirSize(t *testing.T) {
 	e := newEnv(t, newTestServerURL(t))
 	e.publish("m", 90)
-	c, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
-		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.Fetch(90, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for m := range batch.Messages() {
-		if err := m.DoubleAck(testCtx(t)); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 90 {
-		t.Fatalf("acked %d messages, want 90 (%v)", n, batch.Error())
-	}
+	ackFirst(t, e, "behind", 90)
 	small := streamBytes(t, e)
 	p, err := NewPublisher(e.js)
 	if err != nil {
@@ -284,24 +265,7 @@ func TestConsumerBacklogOfASteadyMixIsWeighedAtItsMean(t *testing.T) {
 	e := newEnv(t, newTestServerURL(t))
 	publishMix(t, e, 2000)
 	limitStream(t, e, int64(streamBytes(t, e)), 0) // full
-	c, err := e.js.CreateOrUpdateConsumer(testCtx(t), e.stream, jetstream.ConsumerConfig{
-		Durable: "behind", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for acked := 0; acked < 1000; {
-		batch, err := c.Fetch(1000-acked, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			if err := m.DoubleAck(testCtx(t)); err != nil {
-				t.Fatal(err)
-			}
-			acked++
-		}
-	}
+	ackFirst(t, e, "behind", 1000)
 	b, err := ConsumerBacklog(testCtx(t), e.js, e.stream, "behind")
 	if err != nil {
 		t.Fatal(err)

@@ -140,7 +140,8 @@ func (c *Correlator) setEpisode(m *member, id string) {
 	}
 }
 
-// StateBytes is the estimate of the heap the members and incidents in
-// memory take, which Config.MaxStateBytes bounds: their strings and
-// timelines, and a fixed overhead for each member, label and incident.
-func (c *Correlator) StateBytes() int64 { return c.bytes }
+// StateBytes is the estimate of the heap the members, incidents and
+// waiting anomalies in memory take, which Config.MaxStateBytes bounds:
+// their strings and timelines, and a fixed overhead for each member,
+// label and incident.
+func (c *Correlator) StateBytes() int64 { return c.bytes + c.waiting.bytes }

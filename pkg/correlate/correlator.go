@@ -301,8 +301,8 @@ type Correlator struct {
 	// this correlator derives (newID).
 	partition string
 	// own are the labels a member keeps whatever its size (ownLabels);
-	// bytes is the estimate of the heap the members and incidents take
-	// (StateBytes), which MaxStateBytes bounds.
+	// bytes is the estimate of the heap the members and incidents take,
+	// which MaxStateBytes bounds with the waiting anomalies' (StateBytes).
 	own   map[string]bool
 	bytes int64
 
@@ -3105,10 +3105,11 @@ func (c *Correlator) forget(inc *incident) {
 	inc.dueAt = time.Time{}
 }
 
-// evict keeps the members in memory under MaxFingerprints, and the
-// estimate of what they and their incidents take under MaxStateBytes, by
-// forgetting the incidents resolved longest ago, then the oldest open
-// ones. Past a bound it forgets down to a sixty-fourth under it, in one
+// evict keeps the members in memory and the anomalies waiting under
+// MaxFingerprints, and the estimate of what they and the incidents take
+// under MaxStateBytes (StateBytes), by forgetting the incidents resolved
+// longest ago, then the oldest open ones: the waiting, at most a
+// sixteenth of either (roomToWait), make room as members do. Past a bound it forgets down to a sixty-fourth under it, in one
 // sorted pass over the incidents: forgetting one incident a signal, each
 // a scan of them all, made a full memory of one-member incidents take
 // 2,600 signals/s (BenchmarkNewFingerprintsAtTheBound). keep, the
@@ -3117,7 +3118,8 @@ func (c *Correlator) forget(inc *incident) {
 // mark would otherwise take a storm's incident holding most of memory,
 // firing, or one just opened, whose opening is then published).
 func (c *Correlator) evict(keep *incident) {
-	byCount, byBytes := len(c.members) > c.cfg.MaxFingerprints, c.bytes > c.cfg.MaxStateBytes
+	held := func() int { return len(c.members) + len(c.waiting.series) }
+	byCount, byBytes := held() > c.cfg.MaxFingerprints, c.StateBytes() > c.cfg.MaxStateBytes
 	if !byCount && !byBytes {
 		return
 	}
@@ -3146,7 +3148,7 @@ func (c *Correlator) evict(keep *incident) {
 		return strings.Compare(a.id, b.id)
 	})
 	for _, oldest := range order {
-		if (!byCount || len(c.members) <= targetCount) && (!byBytes || c.bytes <= targetBytes) {
+		if (!byCount || held() <= targetCount) && (!byBytes || c.StateBytes() <= targetBytes) {
 			return
 		}
 		c.evictOne(oldest, limit)
@@ -3154,7 +3156,7 @@ func (c *Correlator) evict(keep *incident) {
 	// One being opened (nothing published yet) stays: it holds one
 	// member, and forgotten before its opening went out it would stay
 	// open downstream for ever.
-	full := len(c.members) > c.cfg.MaxFingerprints || c.bytes > c.cfg.MaxStateBytes
+	full := held() > c.cfg.MaxFingerprints || c.StateBytes() > c.cfg.MaxStateBytes
 	if keep != nil && full && keep.revision > 0 && c.incidents[keep.id] == keep {
 		c.evictOne(keep, limit)
 	}

@@ -23,6 +23,9 @@ func recount(c *Correlator) int64 {
 	for _, m := range c.members {
 		n += sizeOf(m)
 	}
+	for _, w := range c.waiting.series {
+		n += waitingBytes(w)
+	}
 	return n
 }
 
@@ -201,5 +204,53 @@ func TestOpeningLargerThanMaxStateBytesIsKept(t *testing.T) {
 	}
 	if _, ok := c.Incident(ups[0].State.IncidentID); !ok {
 		t.Fatal("the incident just opened was forgotten, its opening published with no resolution to follow")
+	}
+}
+
+// The lone anomalies waiting count under the bounds with the members:
+// with memory full of incidents, series that start to wait make the
+// oldest incidents go, rather than take a sixteenth more than
+// max_fingerprints and max_state_bytes say.
+func TestWaitingAnomaliesCountWithinTheBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		huge bool // signals as large as an envelope lets them be
+	}{
+		{"max_fingerprints", Config{MaxFingerprints: 64}, false},
+		{"max_state_bytes", Config{MaxStateBytes: MinStateBytes}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCorrelator(t, tc.cfg)
+			rules := c.cfg
+			signal := func(i int) Signal {
+				s := hugeSignal(i, t0.Add(time.Duration(i)*time.Second))
+				if !tc.huge {
+					s.Labels, s.Resource, s.Name, s.Summary = nil, nil, fmt.Sprintf("Small%d", i), "small"
+				}
+				return s
+			}
+			i := 0
+			for ; c.Fingerprints() < rules.MaxFingerprints-1 && c.StateBytes() < rules.MaxStateBytes-rules.MaxStateBytes/32; i++ {
+				feed(c, signal(i))
+			}
+			for j := range 40 {
+				s := signal(i + j)
+				s.Kind, s.Severity, s.EpisodeID, s.Episode = SignalAnomaly, event.SeverityWarning, fmt.Sprintf("ep-%d", j), EpisodeOpen
+				feed(c, s)
+				if n := c.Fingerprints() + c.Waiting(); n > rules.MaxFingerprints {
+					t.Fatalf("after anomaly %d: %d members and %d waiting, over max_fingerprints %d", j, c.Fingerprints(), c.Waiting(), rules.MaxFingerprints)
+				}
+				if got := c.StateBytes(); got > rules.MaxStateBytes {
+					t.Fatalf("after anomaly %d: state of %d bytes (%d waiting), over max_state_bytes %d", j, got, c.Waiting(), rules.MaxStateBytes)
+				}
+				if got, want := c.StateBytes(), recount(c); got != want {
+					t.Fatalf("after anomaly %d: state counted %d bytes as it changed, %d counted afresh", j, got, want)
+				}
+			}
+			if c.Waiting() == 0 {
+				t.Fatal("no anomaly waits: the test fills nothing")
+			}
+		})
 	}
 }

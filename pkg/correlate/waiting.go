@@ -43,7 +43,7 @@ func (w *waitingAnomaly) saw(s Signal) {
 // the estimate of the heap they take, which a sixteenth of
 // MaxStateBytes bounds as a sixteenth of MaxFingerprints bounds their
 // number: past either, an anomaly opens at once, as with
-// lone_anomalies: true, and the members' bounds hold it.
+// lone_anomalies: true. The bounds count them with the members (evict).
 type anomalyWait struct {
 	series    map[string]*waitingAnomaly
 	byService map[string]*waitingService
@@ -199,6 +199,7 @@ func (c *Correlator) wait(s Signal, joins bool) (done bool, ups []Update) {
 		return true, c.release(s.Fingerprint, w, nil)
 	}
 	c.waiting.add(s.Fingerprint, w, c.topo)
+	c.evict(nil)
 	return true, nil
 }
 

@@ -17,7 +17,7 @@ var (
 	descIncidents = prometheus.NewDesc("aiops_correlator_incidents",
 		"Incidents held in memory: the open ones and those resolved within reopen_window.", nil, nil)
 	descStateBytes = prometheus.NewDesc("aiops_correlator_state_bytes",
-		"Estimate of the heap the members and incidents take, as counted against max_state_bytes.", nil, nil)
+		"Estimate of the heap the members, incidents and waiting anomalies take, as counted against max_state_bytes.", nil, nil)
 	descStateBytesLimit = prometheus.NewDesc("aiops_correlator_state_bytes_limit",
 		"The estimate's bound (correlator.rules.max_state_bytes); beyond it incidents are forgotten as at max_fingerprints.", nil, nil)
 	descWaiting = prometheus.NewDesc("aiops_correlator_anomalies_waiting",

@@ -22,8 +22,13 @@ import (
 // an incident event routed to other routes too (note.shared): it is held
 // until every route's notification went out, and a stop while another
 // receiver's lane was behind (slow, rate-limited, failing) gave it back
-// for the next notifier to send again to this one. Only such sends
-// write: one whose event is settled by it is not sent again. Like
+// for the next notifier to send again to this one. So, at once, are
+// those of a Slack incoming webhook (integration.keptAtOnce), which has
+// no idempotency key: one whose event is settled by its send is not sent
+// again unless the event's ack is lost, and a kill -9 of `aiops run`
+// loses the acks its embedded server had not yet written (up to 100 ms
+// of them). Other sends do not write: their receivers drop a key they
+// took, or, like Slack's before, get it again after such a kill. Like
 // the Jira memos, a paused holder's writes are not fenced off: what it
 // writes is true (the integration took it). A key expires with the
 // bucket's entries (state.max_age).

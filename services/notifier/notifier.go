@@ -897,7 +897,9 @@ func settleAll(done func(error), n int) func(error) {
 // redelivery. An integration that answered 2xx for the key is not sent it
 // again, here or, when another integration failed or the event waits for
 // other routes too (shared: a stop gives it back before they went out), by
-// a notifier after this one (keepSent). It returns the transient failures and the permanent ones apart,
+// a notifier after this one (keepSent); nor, whatever happens, is one
+// whose receiver cannot tell it again (integration.keptAtOnce). It
+// returns the transient failures and the permanent ones apart,
 // and when the first integration that failed can be tried again: the end
 // of its breaker's cool-down, zero when one of them has no breaker open.
 func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webhook.Incident, heardBy uint64, shared bool) (failed, refused []error, reached uint64, breakerUntil time.Time) {
@@ -935,7 +937,11 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		case err == nil:
 			p.m.observe(name, ig, outcomeSent, took)
 			p.delivered.Add(key, struct{}{})
-			taken, takenBy = append(taken, key), append(takenBy, ig.path)
+			if ig.keptAtOnce {
+				p.keepSent(ctx, name, []string{key}, []string{ig.path})
+			} else {
+				taken, takenBy = append(taken, key), append(takenBy, ig.path)
+			}
 			reached |= integrationBit(i)
 		case errs.IsPermanent(err):
 			p.m.observe(name, ig, outcomeRefused, took)
@@ -1148,6 +1154,13 @@ type integration struct {
 	// is it within its receiver (webhook_configs[0]), for metrics.
 	path, label  string
 	sendResolved bool
+	// keptAtOnce: its receiver cannot tell a notification it took from
+	// the same one sent again (a Slack incoming webhook has no
+	// idempotency key), so what it took is kept in the state bucket
+	// before the incident event is settled (keepSent), not only when a
+	// sibling failed: a kill before the event's ack was stored sent it
+	// again, and a person read it twice.
+	keptAtOnce bool
 	// send delivers inc under key; errors are permanent (errs) when trying
 	// again cannot help.
 	send func(ctx context.Context, key string, inc webhook.Incident) error
@@ -1412,7 +1425,7 @@ func receiverIntegrations(r *amconfig.Receiver, p *Processor) ([]*integration, e
 		t := &templates{path: c.Path}
 		title, text := t.text("title", c.Title), t.text("text", c.Text)
 		errs = append(errs, t.errs...)
-		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved,
+		out = append(out, &integration{path: c.Path, sendResolved: c.SendResolved, keptAtOnce: true,
 			send: post(c.Path, c.APIURL, c.APIURLFile, c.HTTPConfig, 0, "", "", func(inc webhook.Incident) ([]byte, error) {
 				opts := webhook.SlackOptions{Channel: c.Channel, Username: c.Username, IconEmoji: c.IconEmoji, IconURL: c.IconURL, TitleLink: c.TitleLink}
 				if err := renderAll(inc, map[*string]*webhook.Template{&opts.Title: title, &opts.Text: text}); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,68 @@ func TestCrashAfterSlackTookANotificationDoesNotSendItAgain(t *testing.T) {
 		h.Stop()
 		if got, _ := slack.requests(); len(got) != i+1 {
 			t.Fatalf("%s: Slack took %d messages, want %d: the notifier after the kill sent it again", e.ID, len(got), i+1)
+		}
+	}
+}
+
+// A notifier killed right after its receiver took an incident's resolve,
+// before the saver wrote the resolve's tombstone, left nothing that said
+// the resolve went out: the incident's older state, whose ack the kill
+// lost too, came again to the next notifier ahead of the resolve, and
+// went out after it (the kill -9 soak of docs/operations.md saw an
+// opening paged 18 s after its incident's resolve; to PagerDuty, a
+// trigger after its resolve pages again). A resolve goes out once its
+// tombstone is written, which the next notifier reads: what is older
+// than the resolve is not sent.
+func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	bucket := func() *kvOpen {
+		t.Helper()
+		kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv
+	}
+	hook := newReceiver(t)
+	heard := func() (out []string) {
+		_, bodies := hook.requests()
+		for _, b := range bodies {
+			status := "firing"
+			if strings.Contains(string(b), `"status":"resolved"`) {
+				status = "resolved"
+			}
+			out = append(out, status)
+		}
+		return out
+	}
+	opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
+	update := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(40*time.Second))
+	resolve := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(50*time.Second))
+
+	h, _, at, tick := timedRigWith(t, hook, nil, bucket())
+	h.Send(opening)
+	tick(31 * time.Second) // past group_wait: the opening goes out
+	at(40 * time.Second)
+	h.Send(update) // waits for group_interval
+	at(50 * time.Second)
+	h.Send(resolve) // goes out at once, standing for the update
+	tick(51 * time.Second)
+	if got := heard(); len(got) != 2 || got[1] != "resolved" {
+		t.Fatalf("before the kill the receiver heard %v, want the opening, then the resolve", got)
+	}
+	h.Stop() // killed before the saver's pass: the acks of the update and the resolve are lost
+
+	h, _, at, tick = timedRigWith(t, hook, nil, bucket())
+	at(2 * time.Minute)
+	h.Send(update) // delivered again, ahead of the resolve
+	tick(2 * time.Minute)
+	h.Send(resolve)
+	tick(2*time.Minute + time.Second)
+	got := heard()
+	for i, s := range got {
+		if s == "firing" && slices.Contains(got[:i], "resolved") {
+			t.Fatalf("the receiver heard %v: an older state after the resolve", got)
 		}
 	}
 }

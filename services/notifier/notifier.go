@@ -88,6 +88,7 @@ type Processor struct {
 	quietSwept    time.Time
 	tombstoneHeld int
 	fenced        atomic.Bool // the lease is lost: the store is not written
+	storeFailing  atomic.Bool // the saver's last pass failed: resolves do not wait for it (writeTombstone)
 	termBegun     atomic.Bool // a term read the open incidents (restoreOpen)
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
@@ -684,7 +685,11 @@ func (p *Processor) deliverLane(l *lane) {
 			p.log.Info().Str("incident_id", h.n.incidentID).Str("route", h.n.route).Str("why", why).Msg("incident muted: not delivered")
 		} else {
 			ctx, heardBy := p.sendCtx, p.schedule.heardBy(h.n)
+			unwritten := p.tombstoneUnwritten(h.n)
 			p.mu.Unlock()
+			if unwritten {
+				p.writeTombstone(ctx)
+			}
 			var reached uint64
 			var breakerUntil time.Time
 			reached, breakerUntil, err = p.send(ctx, h.n, heardBy)

@@ -197,6 +197,36 @@ func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(e
 	}
 }
 
+// tombstoneUnwritten tells whether n is a resolve whose incident's
+// tombstone is not written yet. p.mu is held.
+func (p *Processor) tombstoneUnwritten(n *note) bool {
+	r, _ := n.send.(*routed)
+	return n.resolved && p.store != nil && r != nil && r.env != nil && !p.tombstoneWritten(n.incidentID, stamp{r.st.Revision, r.env.Time})
+}
+
+// tombstoneWriteWait bounds how long a resolve waits for its tombstone
+// (writeTombstone).
+const tombstoneWriteWait = time.Second
+
+// writeTombstone writes what changed of the open incidents, a resolve's
+// tombstone among them, before the resolve goes out: sent first, a kill
+// before the saver's pass left nothing that said it went out, and the
+// incident's older state, its ack lost too, came again to the next
+// notifier ahead of the resolve and went out after it (an opening, a
+// PagerDuty trigger, after the resolve). A bucket that cannot be written
+// holds back no notification: the wait is bounded, and not made while
+// the saver's last pass failed.
+func (p *Processor) writeTombstone(ctx context.Context) {
+	if p.storeFailing.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tombstoneWriteWait)
+	defer cancel()
+	if err := p.saveOpen(ctx); err != nil {
+		p.log.Warn().Err(err).Msg("a resolve's tombstone not written before it went out: a kill before it is may send the incident's older state after the resolve")
+	}
+}
+
 // tombstoneWritten tells whether the bucket holds incident id at st or
 // later: its tombstone written, or a later state (reopened). p.mu is
 // held.
@@ -733,6 +763,7 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 	}
+	p.storeFailing.Store(len(failed) > 0)
 	if len(failed) == 0 {
 		return nil
 	}

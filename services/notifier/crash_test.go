@@ -224,3 +224,84 @@ func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 		}
 	}
 }
+
+// A notifier killed right after an update or an acknowledgement went
+// out, before the saver wrote that it did, is followed by one that gets
+// the incident's older update again (its ack, settled by the newer
+// state's send, lost with the kill) and must not send it after the newer
+// one: a receiver that drops the newer one's webhook-id when it comes
+// again showed the older state until the incident's next change. The
+// update went out after the saver wrote the incident at it; the
+// acknowledgement goes out at once, before the saver's pass.
+func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
+	for _, tc := range []struct {
+		transition string
+		saverPass  bool
+	}{
+		{event.IncidentUpdated, true},
+		{event.IncidentAcknowledged, false},
+	} {
+		t.Run(tc.transition, func(t *testing.T) {
+			r := newJSRig(t, zerolog.ErrorLevel)
+			bucket := func() *kvOpen {
+				t.Helper()
+				kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return kv
+			}
+			hook := newReceiver(t)
+			ids := func() []string { // of incident inc, each once
+				got, bodies := hook.requests()
+				var out []string
+				for i, req := range got {
+					if !strings.Contains(string(bodies[i]), `"incident_id":"inc"`) {
+						continue
+					}
+					if id := req.Header.Get(webhook.HeaderID); !slices.Contains(out, id) {
+						out = append(out, id)
+					}
+				}
+				return out
+			}
+			opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
+			older := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(40*time.Second))
+			newer := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, tc.transition, t0, t0.Add(50*time.Second))
+
+			h, proc, at, tick := timedRigWith(t, hook, nil, bucket())
+			h.Send(opening)
+			tick(31 * time.Second) // past group_wait: the opening goes out
+			at(40 * time.Second)
+			h.Send(older) // waits for group_interval (5m)
+			if err := proc.saveOpen(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			at(50 * time.Second)
+			h.Send(newer) // stands for it
+			if tc.saverPass {
+				if err := proc.saveOpen(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tick(6 * time.Minute) // the newer state has gone out
+			if got := ids(); len(got) != 2 {
+				t.Fatalf("before the kill the receiver got %d notifications, want the opening and the newer state", len(got))
+			}
+			h.Stop() // killed before the saver wrote that it went out
+
+			h, _, at, tick = timedRigWith(t, hook, nil, bucket())
+			at(7 * time.Minute)
+			// What was published meanwhile comes at once, moving the clock;
+			// the held events come again after ack_wait.
+			h.Send(incidentAt(t, "other", "search", "discovery", event.SeverityWarning, event.IncidentOpened, t0.Add(7*time.Minute), t0.Add(7*time.Minute)))
+			h.Send(older) // delivered again, ahead of the newer one
+			tick(7 * time.Minute)
+			h.Send(newer)
+			tick(13 * time.Minute)
+			if got := ids(); len(got) != 2 {
+				t.Fatalf("after the kill the receiver got %d distinct notifications, want the 2 it had: the older update went out after the newer state", len(got))
+			}
+		})
+	}
+}

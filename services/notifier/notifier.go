@@ -88,7 +88,7 @@ type Processor struct {
 	quietSwept    time.Time
 	tombstoneHeld int
 	fenced        atomic.Bool // the lease is lost: the store is not written
-	storeFailing  atomic.Bool // the saver's last pass failed: resolves do not wait for it (writeTombstone)
+	storeFailing  atomic.Bool // the saver's last pass failed: notifications do not wait for it (writeState)
 	termBegun     atomic.Bool // a term read the open incidents (restoreOpen)
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not
@@ -475,8 +475,8 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 	now := p.clock.observe(laterOf(in.Time, r.st.LastEvent), p.now())
 	var unheard []string
 	for _, route := range r.routes {
-		if p.endedFor(id, st, route.Path) {
-			settle(nil) // its resolve stands for it: nothing to send
+		if p.endedFor(id, st, route.Path) || p.supersededFor(id, st, route) {
+			settle(nil) // its resolve, or a newer state, stands for it: nothing to send
 			continue
 		}
 		n := &note{incidentID: id, route: route.Path, receiver: route.Receiver, eventID: in.ID, at: in.Time,
@@ -685,10 +685,10 @@ func (p *Processor) deliverLane(l *lane) {
 			p.log.Info().Str("incident_id", h.n.incidentID).Str("route", h.n.route).Str("why", why).Msg("incident muted: not delivered")
 		} else {
 			ctx, heardBy := p.sendCtx, p.schedule.heardBy(h.n)
-			unwritten := p.tombstoneUnwritten(h.n)
+			unwritten := p.stateUnwritten(h.n)
 			p.mu.Unlock()
 			if unwritten {
-				p.writeTombstone(ctx)
+				p.writeState(ctx)
 			}
 			var reached uint64
 			var breakerUntil time.Time

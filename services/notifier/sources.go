@@ -121,6 +121,10 @@ type openIncident struct {
 	// its entry expires (its resolve lost, or its correlator's state).
 	Seen  time.Time `json:"seen,omitzero"`
 	saved time.Time // when this instance last wrote it (wall clock)
+	// written is the latest state of it the bucket holds, as this
+	// instance knows (restored, or written since): what a resolve or an
+	// update waits for before it goes out (stateUnwritten).
+	written stamp
 }
 
 // sentRecord is what went out last to one route of an open incident: the
@@ -197,33 +201,51 @@ func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(e
 	}
 }
 
-// tombstoneUnwritten tells whether n is a resolve whose incident's
-// tombstone is not written yet. p.mu is held.
-func (p *Processor) tombstoneUnwritten(n *note) bool {
+// stateUnwritten tells whether n's state of its incident is not in the
+// bucket yet: a resolve's tombstone, or an open state after the opening,
+// not written (a repeat's was), which it then marks for writing. p.mu is
+// held.
+func (p *Processor) stateUnwritten(n *note) bool {
 	r, _ := n.send.(*routed)
-	return n.resolved && p.store != nil && r != nil && r.env != nil && !p.tombstoneWritten(n.incidentID, stamp{r.st.Revision, r.env.Time})
+	if p.store == nil || n.repeat > 0 || n.opening || r == nil || r.env == nil {
+		return false // nothing is older than an opening
+	}
+	st := stamp{r.st.Revision, r.env.Time}
+	if n.resolved {
+		return !p.tombstoneWritten(n.incidentID, st)
+	}
+	inc, ok := p.open[n.incidentID]
+	if !ok || !inc.written.before(st) {
+		return false
+	}
+	// Its labels unchanged, the saver would not write it: written for
+	// the notifications that go out, not for every event.
+	p.changed(n.incidentID)
+	return true
 }
 
-// tombstoneWriteWait bounds how long a resolve waits for its tombstone
-// (writeTombstone).
-const tombstoneWriteWait = time.Second
+// stateWriteWait bounds how long a notification waits for its state to be
+// written (writeState).
+const stateWriteWait = time.Second
 
-// writeTombstone writes what changed of the open incidents, a resolve's
-// tombstone among them, before the resolve goes out: sent first, a kill
-// before the saver's pass left nothing that said it went out, and the
-// incident's older state, its ack lost too, came again to the next
-// notifier ahead of the resolve and went out after it (an opening, a
-// PagerDuty trigger, after the resolve). A bucket that cannot be written
-// holds back no notification: the wait is bounded, and not made while
-// the saver's last pass failed.
-func (p *Processor) writeTombstone(ctx context.Context) {
+// writeState writes what changed of the open incidents, a notification's
+// state among them (a resolve's tombstone, an acknowledgement, an
+// update), before the notification goes out: sent first, a kill before
+// the saver's pass left nothing that said a newer state went out, and
+// the incident's older state, its ack lost too, came again to the next
+// notifier ahead of the newer one and went out after it (an opening, a
+// PagerDuty trigger, after the resolve): the next notifier drops what is
+// older than what it reads (endedFor, supersededFor). A bucket that
+// cannot be written holds back no notification: the wait is bounded, and
+// not made while the saver's last pass failed.
+func (p *Processor) writeState(ctx context.Context) {
 	if p.storeFailing.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tombstoneWriteWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateWriteWait)
 	defer cancel()
 	if err := p.saveOpen(ctx); err != nil {
-		p.log.Warn().Err(err).Msg("a resolve's tombstone not written before it went out: a kill before it is may send the incident's older state after the resolve")
+		p.log.Warn().Err(err).Msg("an incident's state not written before its notification went out: a kill before it is may send an older state after it")
 	}
 }
 
@@ -496,7 +518,7 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	p.releaseTombstoneWaits(id, st, nil)
 	now := p.now()
 	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Opened: shown.opened, Title: shown.title,
-		Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved}
+		Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved, written: old.written}
 	p.trackSource(id, labels, false)
 	// Seen is written at least every eighth of max_age: restored, an
 	// older one could forget an incident that has events
@@ -528,6 +550,22 @@ func (p *Processor) endedFor(id string, st stamp, route string) bool {
 		return false
 	}
 	return st.before(r.stamp) || !r.before(st) && slices.Contains(r.unheard, route)
+}
+
+// supersededFor tells whether a newer state of open incident id than st
+// is known (taken here, or read from its entry at the term's start) that
+// goes to route too: it went out there, or its event, not settled, comes
+// again, so it stands for st. Without it, a notifier killed right after
+// an update went out, before the saver wrote that it did, was followed by
+// one that got the older state again (its ack, settled by the newer one's
+// send, lost with the kill) before the newer one, and sent it after the
+// newer had gone out. p.mu is held.
+func (p *Processor) supersededFor(id string, st stamp, route *amconfig.Route) bool {
+	inc, ok := p.open[id]
+	if !ok || !st.before(inc.stamp()) {
+		return false
+	}
+	return p.schedule.has(id, route.Path) || slices.Contains(p.routes.Route.Match(inc.Labels), route)
 }
 
 // unheard records, with the tombstone of incident id resolved at st,
@@ -754,6 +792,9 @@ func (p *Processor) saveOpen(ctx context.Context) error {
 		p.mu.Lock()
 		if cur, ok := p.open[inc.ID]; ok && !inc.Resolved {
 			cur.saved = now
+			if cur.written.before(inc.stamp()) {
+				cur.written = inc.stamp()
+			}
 			p.open[inc.ID] = cur
 		}
 		if r, ok := p.resolved.Peek(inc.ID); ok && inc.Resolved && r.stamp == inc.stamp() {
@@ -889,8 +930,11 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 		if p.trackOpen(inc.ID, "", inc.Labels, false, inc.stamp(), shownAs{inc.Opened, inc.Title}) {
 			open++
 		}
-		if cur, ok := p.open[inc.ID]; ok && !inc.Seen.IsZero() {
-			cur.Seen = inc.Seen // kept (an older notifier's entry has none: from now)
+		if cur, ok := p.open[inc.ID]; ok {
+			if !inc.Seen.IsZero() {
+				cur.Seen = inc.Seen // kept (an older notifier's entry has none: from now)
+			}
+			cur.written = inc.stamp()
 			p.open[inc.ID] = cur
 		}
 		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {

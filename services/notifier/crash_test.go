@@ -167,9 +167,9 @@ func TestCrashAfterSlackTookANotificationDoesNotSendItAgain(t *testing.T) {
 // before the saver wrote the resolve's tombstone, left nothing that said
 // the resolve went out: the incident's older state, whose ack the kill
 // lost too, came again to the next notifier ahead of the resolve, and
-// went out after it (the kill -9 soak of docs/operations.md saw an
-// opening paged 18 s after its incident's resolve; to PagerDuty, a
-// trigger after its resolve pages again). A resolve goes out once its
+// went out after it (the kill -9 soak of the README's "What is sent
+// twice" saw an opening paged 17 s after its incident's resolve; to
+// PagerDuty, a trigger after its resolve pages again). A resolve goes out once its
 // tombstone is written, which the next notifier reads: what is older
 // than the resolve is not sent.
 func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {

@@ -28,6 +28,7 @@ type StreamSizes struct {
 	follow  jetstream.ConsumeContext
 	blocks  []sizeBlock // in stream order, the stream's first message's on
 	bytes   uint64      // the blocks'
+	taken   uint64      // what every message read took, over every start (ReadBytes)
 	next    uint64      // the sequence after the last one read; 0: none read
 	run     int         // counts the starts: a message read for an earlier one is dropped
 	stopped bool        // Stop was called: no start any more
@@ -91,6 +92,17 @@ func (f *StreamSizes) start(ctx context.Context) error {
 	return nil
 }
 
+// ReadBytes is what every message read so far took of the stream's
+// bytes, over every start: it grows by what each producer stores (every
+// gateway, the stages, producers on NATS), once the follower read it, a
+// delivery after the store. A start over (a new stream) reads the
+// stream's messages anew, and counts them again.
+func (f *StreamSizes) ReadBytes() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.taken
+}
+
 // Stop ends following; Backlog weighs as ConsumerBacklog does after it.
 func (f *StreamSizes) Stop() {
 	f.mu.Lock()
@@ -129,6 +141,7 @@ func (f *StreamSizes) read(run int, m jetstream.Msg) {
 	}
 	f.blocks[len(f.blocks)-1].bytes += size
 	f.bytes += size
+	f.taken += size
 	f.next = seq + 1
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aiops-dev/aiops/pkg/testenv"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -507,5 +508,32 @@ func BenchmarkStoreBacklog(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed())/float64(msgs)/float64(perPublish), "publishes/msg")
 			b.ReportMetric(float64(16*len(f.blocks))/float64(msgs), "held-bytes/msg")
 		})
+	}
+}
+
+// ReadBytes grows by what every producer stores, as the stream counts it:
+// the gateway weighs how much of the room its last look left the stream
+// took since from it, whoever published (other gateways, the log miner's
+// templated copies, producers on NATS), where it counted only the events
+// it accepted itself.
+func TestStreamSizesReadBytesGrowByWhatEveryProducerStores(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 100, func(int) int { return 300 })
+	f := followed(t, e)
+	before := f.ReadBytes()
+	held := streamBytes(t, e)
+	nc, err := nats.Connect(e.nc.ConnectedUrl()) // another producer's connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishSizes(t, &env{js: js, stream: e.stream, prefix: e.prefix}, 100, 300, func(i int) int { return 100 + i%4*20000 })
+	caughtUp(t, e, f)
+	if grown, want := f.ReadBytes()-before, streamBytes(t, e)-held; grown != want {
+		t.Fatalf("another producer stored %d bytes, ReadBytes grew by %d", want, grown)
 	}
 }

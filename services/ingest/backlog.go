@@ -40,16 +40,21 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 // otherwise fill the rest of a small stream within every (a 4 MiB EVENTS
 // on aiops run, one 40 KB log in four posted in a loop: full within the
 // second below half the limit, 101 of 268 events answered 200 lost:
-// docs/operations.md).
+// docs/operations.md). Given too what the stream took of its bytes as
+// followed (streamRead: bus.StreamSizes.ReadBytes; nil: not followed),
+// it counts what every producer stored since, when that is more: other
+// gateways, the log miner's templated copies and producers on NATS fill
+// the room too (four gateways on a 4 MiB EVENTS, each counting its own:
+// 26 of 530 events answered 200 lost; 1 of 505 counting the stream's).
 //
 // Its gauge looks too when scraped, by the same rule: looked at only when
 // requests came, it kept its value for ever without traffic.
-func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes func() int64) Option {
+func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes func() int64, streamRead func() uint64) Option {
 	return func(h *Handler) {
-		g := &backlogGuard{measure: measure, every: every, streamBytes: streamBytes, log: &h.log}
+		g := &backlogGuard{measure: measure, every: every, streamBytes: streamBytes, streamRead: streamRead, log: &h.log}
 		h.backlog = g
 		h.m.storeBacklog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
-			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request or a scrape: at most once a second, every 100 ms past half of ingest.max_store_backlog, and at once when the events accepted since take a quarter of the room the last look left; a look that fails keeps the last value, and is logged); from ingest.max_store_backlog on, requests are refused with 503."},
+			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request or a scrape: at most once a second, every 100 ms past half of ingest.max_store_backlog, and at once when what the stream took since, or the events accepted if more, take a quarter of the room the last look left; a look that fails keeps the last value, and is logged); from ingest.max_store_backlog on, requests are refused with 503."},
 			func() float64 {
 				g.over(context.Background(), h.now(), h.cfg.MaxStoreBacklog)
 				return g.seen()
@@ -66,9 +71,11 @@ func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes fun
 const pastHalfPace = 10
 
 // roomParts is the share of the room below the limit, as last looked at,
-// that the events the gateway accepts may take before it looks again: a
-// quarter, as the log miner publishes a templated copy of each log (what
-// the gateway's logs take, twice) and other producers publish too.
+// that the events the gateway accepts, or all the stream took as
+// followed, may take before it looks again: a quarter, as the log miner
+// publishes a templated copy of each log some time after it is accepted
+// (what the gateway's logs take, twice), and other gateways' requests in
+// flight were admitted by their last look.
 const roomParts = 4
 
 // backlogTimeout bounds one look at the backlog: a bus that does not
@@ -80,7 +87,8 @@ const backlogTimeout = time.Second
 type backlogGuard struct {
 	measure     StoreBacklog
 	every       time.Duration
-	streamBytes func() int64 // the stream's limit; nil or 0: not known
+	streamBytes func() int64  // the stream's limit; nil or 0: not known
+	streamRead  func() uint64 // what the stream took as followed; nil: not followed
 	log         *zerolog.Logger
 
 	mu       sync.Mutex
@@ -90,9 +98,10 @@ type backlogGuard struct {
 	lastSeen float64   // of the last look that did not fail: the gauge
 	seenAt   time.Time // of that look
 	refusing bool
-	failing  bool  // the last look failed, said once
-	lastErr  error // of the last look: nil when it did not fail
-	since    int64 // bytes of events accepted since the last look began
+	failing  bool   // the last look failed, said once
+	lastErr  error  // of the last look: nil when it did not fail
+	since    int64  // bytes of events accepted since the last look began
+	readAt   uint64 // streamRead as the last look began
 }
 
 // accepted counts bytes of events the gateway took.
@@ -102,15 +111,22 @@ func (g *backlogGuard) accepted(bytes int) {
 	g.since += int64(bytes)
 }
 
-// roomTaken tells whether the events accepted since the last look take
-// over 1/roomParts of the room it left below limit, under mu.
+// roomTaken tells whether the events accepted since the last look, or
+// all the stream took since as followed when that is more, take over
+// 1/roomParts of the room it left below limit, under mu. The events
+// accepted count too: the follower reads them a delivery after their
+// store.
 func (g *backlogGuard) roomTaken(limit float64) bool {
 	if g.streamBytes == nil {
 		return false
 	}
 	streamBytes := g.streamBytes()
 	room := max(limit-g.last, 0) * float64(streamBytes)
-	return streamBytes > 0 && float64(g.since) > room/roomParts
+	taken := float64(g.since)
+	if g.streamRead != nil {
+		taken = max(taken, float64(g.streamRead()-g.readAt))
+	}
+	return streamBytes > 0 && taken > room/roomParts
 }
 
 // seen is the ratio of the last look that did not fail.
@@ -138,6 +154,9 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 		return g.refusal(now, limit)
 	}
 	g.at, g.looking, g.since = now, true, 0
+	if g.streamRead != nil {
+		g.readAt = g.streamRead()
+	}
 	g.mu.Unlock()
 
 	// The look serves the requests after it too: the caller hanging up

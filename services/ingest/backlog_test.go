@@ -32,7 +32,7 @@ func TestStoreBacklogIsLookedAtMoreOftenPastHalfTheLimit(t *testing.T) {
 		return r, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil, nil))
 	post := func(want int) {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -89,7 +89,7 @@ func TestStoreBacklogIsLookedAtOnceAcceptedEventsTakeTheRoom(t *testing.T) {
 			return r, nil
 		}
 		clk := &clock{now: testNow}
-		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, func() int64 { return stream.bytes }))
+		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, func() int64 { return stream.bytes }, nil))
 		post := func() int {
 			return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 		}
@@ -100,6 +100,41 @@ func TestStoreBacklogIsLookedAtOnceAcceptedEventsTakeTheRoom(t *testing.T) {
 			t.Fatalf("a stream of %d bytes, the second request within the hour: %d after %d looks, want %d after %d",
 				stream.bytes, code, looks, stream.code, stream.looks)
 		}
+	}
+}
+
+// The room is taken by whoever publishes, not only by the events this
+// gateway accepts: the gateway counts what the stream took as followed
+// too (another gateway, a producer on NATS, the log miner's templated
+// copies). Counting only its own, four gateways on a 4 MiB EVENTS, each
+// posting one 40 KB log in five, filled it between looks: 26 of 530
+// events answered 200 were never stored.
+func TestStoreBacklogIsLookedAtOnceOtherProducersTakeTheRoom(t *testing.T) {
+	const streamBytes = 1 << 20
+	ratios := []float64{0.5, 0.95}
+	looks := 0
+	measure := func(context.Context) (float64, error) {
+		r := ratios[looks]
+		looks++
+		return r, nil
+	}
+	var read uint64 = 7 << 20 // what the stream took before: counted from the look on
+	clk := &clock{now: testNow}
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now),
+		WithStoreBacklog(measure, time.Hour, func() int64 { return streamBytes }, func() uint64 { return read }))
+	post := func() int {
+		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
+	}
+	if code := post(); code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	read += 90 << 10 // under a quarter of the 0.4 MiB left, this gateway's event too
+	if code := post(); code != http.StatusOK || looks != 1 {
+		t.Fatalf("the stream took under a quarter of the room: %d after %d looks, want 200 after 1", code, looks)
+	}
+	read += 20 << 10 // over it, since the first look
+	if code := post(); code != http.StatusServiceUnavailable || looks != 2 {
+		t.Fatalf("other producers took over a quarter of the room: %d after %d looks, want 503 after 2, looked at again", code, looks)
 	}
 }
 
@@ -119,7 +154,7 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 		<-release
 		return 0.6, nil
 	}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, nil)) // every request looks
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, nil, nil)) // every request looks
 	post := func() int {
 		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 	}
@@ -164,7 +199,7 @@ func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
 		return ratio, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
 	const blind, full = "cannot see how many events are not stored yet", "events not stored yet take 95%"
 	post := func(want int, after time.Duration, saying ...string) {
 		t.Helper()
@@ -216,7 +251,7 @@ func TestStoreBacklogLookOutlivesItsCaller(t *testing.T) {
 		return 0.6, nil // past half of 0.9
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
 	post := func() {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -248,7 +283,7 @@ func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
 		return r, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.Collector())
 	scrape := func() float64 {

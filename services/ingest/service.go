@@ -34,8 +34,9 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 				log.Warn().Msg(warning)
 			}
 		}
+		measure, streamRead := busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), streamBytes, log)
 		return NewServer(cfg, BusPublisher{Publisher: pub}, log,
-			WithStoreBacklog(busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), streamBytes, log), storeBacklogEvery, streamBytes.Load))
+			WithStoreBacklog(measure, storeBacklogEvery, streamBytes.Load, streamRead))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
@@ -70,8 +71,9 @@ var storeBacklogEvery = time.Second
 // minority of them and most of their bytes. When there is no such
 // consumer its error (ErrNoStoreConsumer) names the consumers there
 // are, among which the writer's. Each look that succeeds keeps EVENTS'
-// max_bytes in streamBytes.
-func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, streamBytes *atomic.Int64, log zerolog.Logger) StoreBacklog {
+// max_bytes in streamBytes. streamRead is what EVENTS took as followed
+// (bus.StreamSizes.ReadBytes), nil when it is not followed.
+func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, streamBytes *atomic.Int64, log zerolog.Logger) (measure StoreBacklog, streamRead func() uint64) {
 	look := func(ctx context.Context) (bus.Backlog, error) {
 		return bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
 	}
@@ -80,6 +82,7 @@ func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string
 	} else {
 		context.AfterFunc(ctx, sizes.Stop)
 		look = func(ctx context.Context) (bus.Backlog, error) { return sizes.Backlog(ctx, durable) }
+		streamRead = sizes.ReadBytes
 	}
 	return func(ctx context.Context) (float64, error) {
 		b, err := look(ctx)
@@ -90,7 +93,7 @@ func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string
 			streamBytes.Store(b.StreamMaxBytes)
 		}
 		return b.Ratio, err
-	}
+	}, streamRead
 }
 
 // noStoreConsumer says that EVENTS has no consumer durable, and which it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -77,6 +78,19 @@ func postLog(t *testing.T, listen, tokenFile, message string) int {
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitListening waits until the gateway listens at listen.
+func waitListening(t *testing.T, listen string) {
+	t.Helper()
+	for {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

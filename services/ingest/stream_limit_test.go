@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -31,14 +30,7 @@ func TestStoreGuardWeighsTheRoomAtTheStreamsLimitNow(t *testing.T) {
 	post := func(message string) int { return postLog(t, listen, tokenFile, message) }
 	// The gateway listens: it took EVENTS' limit, and has not looked yet
 	// (a probe or a scrape would look).
-	for {
-		c, err := net.Dial("tcp", listen)
-		if err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, listen)
 
 	// Another service starts with streams.max_bytes 256 KiB.
 	s, err := js.Stream(ctx, bus.StreamEvents)
@@ -69,5 +61,64 @@ func TestStoreGuardWeighsTheRoomAtTheStreamsLimitNow(t *testing.T) {
 	}
 	if held := s.CachedInfo().State.Msgs; held != uint64(accepted) || !refused {
 		t.Fatalf("%d events answered 200, %d of them in EVENTS (refused any: %v): the others were discarded unstored", accepted, held, refused)
+	}
+}
+
+// Other producers take the room too: a producer on NATS, another gateway,
+// the log miner's templated copies. The gateway counts what the stream
+// took since its last look as it follows it, not only the events it
+// accepted: counting its own alone, it went by a look that saw EVENTS
+// nearly empty after a producer on NATS stored 85% of it, and answered
+// 200 for events the stream then discarded unstored.
+func TestStoreGuardCountsWhatOtherProducersStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs JetStream")
+	}
+	every := storeBacklogEvery
+	storeBacklogEvery = time.Hour // looks by the room alone, but the first
+	t.Cleanup(func() { storeBacklogEvery = every })
+	// The writer, stopped: it stores nothing.
+	js, _, listen, tokenFile := standaloneGateway(t, "writer")
+	ctx := context.Background()
+	post := func(message string) int { return postLog(t, listen, tokenFile, message) }
+	waitListening(t, listen) // it made the streams as it sets them: the limit below is not undone
+	s, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxBytes = 1 << 20
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code := post("the first look: EVENTS is empty"); code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+
+	// A producer on NATS stores 880 KB.
+	for range 88 {
+		if _, err := js.Publish(ctx, "events.log.direct", make([]byte, 10000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accepted := 1
+	refused := false
+	for range 30 { // 600 KB of events
+		switch code := post(strings.Repeat("x", 20<<10)); code {
+		case http.StatusOK:
+			accepted++
+		case http.StatusServiceUnavailable:
+			refused = true
+		default:
+			t.Fatalf("a request: %d", code)
+		}
+	}
+	s, err = js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.CachedInfo().State; st.FirstSeq != 1 || !refused {
+		t.Fatalf("%d events answered 200 after 88 published on NATS, EVENTS holds them from sequence %d (refused any: %v), want from 1: the others were discarded unstored",
+			accepted, st.FirstSeq, refused)
 	}
 }

@@ -13,10 +13,11 @@ import (
 
 // StoreBacklog measures the part of the event stream's limit taken by
 // events the store has not acked yet (the Ratio of the writer's
-// consumer's bus.Backlog: busStoreBacklog). The stream discards its oldest events past its
-// limit, stored or not, so at 1 every event accepted pushes out one the
-// writer never stored.
-type StoreBacklog func(ctx context.Context) (ratio float64, err error)
+// consumer's bus.Backlog: busStoreBacklog), and that limit in bytes as
+// it is now (0 or less: none): another service's start changes it. The
+// stream discards its oldest events past its limit, stored or not, so at
+// 1 every event accepted pushes out one the writer never stored.
+type StoreBacklog func(ctx context.Context) (ratio float64, streamBytes int64, err error)
 
 // ErrNoStoreConsumer is wrapped by a StoreBacklog's error when the
 // consumer it watches is not on the stream: no writer ever started with
@@ -34,9 +35,9 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 // (backlogGuard.apply). Without it the gateway answers 200 for events
 // that a long store outage then discards unstored.
 //
-// Given the stream's limit in bytes (streamBytes, as of the last look;
-// nil or 0: not known) it looks again too once the events it accepted since the last look take a share
-// of the room that look left below the limit (roomParts): a burst could
+// Given the stream's limit in bytes (as of the last look; 0: none) it
+// looks again too once the events it accepted since the last look take a
+// share of the room that look left below the limit (roomParts): a burst could
 // otherwise fill the rest of a small stream within every (a 4 MiB EVENTS
 // on aiops run, one 40 KB log in four posted in a loop: full within the
 // second below half the limit, 101 of 268 events answered 200 lost:
@@ -49,9 +50,9 @@ var ErrNoStoreConsumer = errors.New("ingest: the store's consumer is not on the 
 //
 // Its gauge looks too when scraped, by the same rule: looked at only when
 // requests came, it kept its value for ever without traffic.
-func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamBytes func() int64, streamRead func() uint64) Option {
+func WithStoreBacklog(measure StoreBacklog, every time.Duration, streamRead func() uint64) Option {
 	return func(h *Handler) {
-		g := &backlogGuard{measure: measure, every: every, streamBytes: streamBytes, streamRead: streamRead, log: &h.log}
+		g := &backlogGuard{measure: measure, every: every, streamRead: streamRead, log: &h.log}
 		h.backlog = g
 		h.m.storeBacklog = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aiops_ingest_store_backlog_ratio",
 			Help: "The part of the event stream's limit taken by events the writer has not stored, as the gateway last looked (at a request or a scrape: at most once a second, every 100 ms past half of ingest.max_store_backlog, and at once when what the stream took since, or the events accepted if more, take a quarter of the room the last look left; a look that fails keeps the last value, and is logged); from ingest.max_store_backlog on, requests are refused with 503."},
@@ -85,23 +86,23 @@ const backlogTimeout = time.Second
 // backlogGuard remembers the last look at the store's backlog, so that a
 // request costs no round trip to the server but once per every.
 type backlogGuard struct {
-	measure     StoreBacklog
-	every       time.Duration
-	streamBytes func() int64  // the stream's limit; nil or 0: not known
-	streamRead  func() uint64 // what the stream took as followed; nil: not followed
-	log         *zerolog.Logger
+	measure    StoreBacklog
+	every      time.Duration
+	streamRead func() uint64 // what the stream took as followed; nil: not followed
+	log        *zerolog.Logger
 
-	mu       sync.Mutex
-	at       time.Time // of the last look
-	looking  bool      // a look is under way: the others take the last one
-	last     float64
-	lastSeen float64   // of the last look that did not fail: the gauge
-	seenAt   time.Time // of that look
-	refusing bool
-	failing  bool   // the last look failed, said once
-	lastErr  error  // of the last look: nil when it did not fail
-	since    int64  // bytes of events accepted since the last look began
-	readAt   uint64 // streamRead as the last look began
+	mu          sync.Mutex
+	at          time.Time // of the last look
+	looking     bool      // a look is under way: the others take the last one
+	last        float64
+	streamBytes int64     // the stream's limit as of the last look that did not fail; 0 or less: none
+	lastSeen    float64   // of the last look that did not fail: the gauge
+	seenAt      time.Time // of that look
+	refusing    bool
+	failing     bool   // the last look failed, said once
+	lastErr     error  // of the last look: nil when it did not fail
+	since       int64  // bytes of events accepted since the last look began
+	readAt      uint64 // streamRead as the last look began
 }
 
 // accepted counts bytes of events the gateway took.
@@ -117,16 +118,15 @@ func (g *backlogGuard) accepted(bytes int) {
 // accepted count too: the follower reads them a delivery after their
 // store.
 func (g *backlogGuard) roomTaken(limit float64) bool {
-	if g.streamBytes == nil {
+	if g.streamBytes <= 0 {
 		return false
 	}
-	streamBytes := g.streamBytes()
-	room := max(limit-g.last, 0) * float64(streamBytes)
+	room := max(limit-g.last, 0) * float64(g.streamBytes)
 	taken := float64(g.since)
 	if g.streamRead != nil {
 		taken = max(taken, float64(g.streamRead()-g.readAt))
 	}
-	return streamBytes > 0 && taken > room/roomParts
+	return taken > room/roomParts
 }
 
 // seen is the ratio of the last look that did not fail.
@@ -162,13 +162,13 @@ func (g *backlogGuard) over(ctx context.Context, now time.Time, limit float64) (
 	// The look serves the requests after it too: the caller hanging up
 	// (a client, a readiness probe past its timeout) does not end it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backlogTimeout)
-	ratio, err := g.measure(ctx)
+	ratio, streamBytes, err := g.measure(ctx)
 	cancel()
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.looking = false
-	g.apply(now, ratio, err, limit)
+	g.apply(now, ratio, streamBytes, err, limit)
 	return g.refusal(now, limit)
 }
 
@@ -201,7 +201,7 @@ func (g *backlogGuard) refusal(now time.Time, limit float64) (string, bool) {
 }
 
 // apply takes a look's answer at now, under mu.
-func (g *backlogGuard) apply(now time.Time, ratio float64, err error, limit float64) {
+func (g *backlogGuard) apply(now time.Time, ratio float64, streamBytes int64, err error, limit float64) {
 	g.lastErr = err
 	if err != nil {
 		// A look that fails leaves the last good one standing for every,
@@ -234,7 +234,7 @@ func (g *backlogGuard) apply(now time.Time, ratio float64, err error, limit floa
 		g.log.Info().Msg("the writer's backlog is visible again")
 		g.failing = false
 	}
-	g.last, g.lastSeen, g.seenAt = ratio, ratio, now
+	g.last, g.lastSeen, g.seenAt, g.streamBytes = ratio, ratio, now, streamBytes
 	switch over := ratio >= limit; {
 	case over && !g.refusing:
 		g.log.Warn().Float64("store_backlog_ratio", ratio).Float64("max_store_backlog", limit).

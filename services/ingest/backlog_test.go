@@ -23,16 +23,16 @@ func TestStoreBacklogIsLookedAtMoreOftenPastHalfTheLimit(t *testing.T) {
 	ratios := []float64{0.1, 0.5, 0.95, 0.2}
 	var looks int
 	var fail error
-	measure := func(context.Context) (float64, error) {
+	measure := func(context.Context) (float64, int64, error) {
 		if fail != nil {
-			return 0, fail
+			return 0, 0, fail
 		}
 		r := ratios[looks]
 		looks++
-		return r, nil
+		return r, 0, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil))
 	post := func(want int) {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -83,13 +83,13 @@ func TestStoreBacklogIsLookedAtOnceAcceptedEventsTakeTheRoom(t *testing.T) {
 	} {
 		ratios := []float64{0.5, 0.95}
 		looks := 0
-		measure := func(context.Context) (float64, error) {
+		measure := func(context.Context) (float64, int64, error) {
 			r := ratios[looks]
 			looks++
-			return r, nil
+			return r, stream.bytes, nil
 		}
 		clk := &clock{now: testNow}
-		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, func() int64 { return stream.bytes }, nil))
+		h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Hour, nil))
 		post := func() int {
 			return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 		}
@@ -113,15 +113,15 @@ func TestStoreBacklogIsLookedAtOnceOtherProducersTakeTheRoom(t *testing.T) {
 	const streamBytes = 1 << 20
 	ratios := []float64{0.5, 0.95}
 	looks := 0
-	measure := func(context.Context) (float64, error) {
+	measure := func(context.Context) (float64, int64, error) {
 		r := ratios[looks]
 		looks++
-		return r, nil
+		return r, streamBytes, nil
 	}
 	var read uint64 = 7 << 20 // what the stream took before: counted from the look on
 	clk := &clock{now: testNow}
 	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now),
-		WithStoreBacklog(measure, time.Hour, func() int64 { return streamBytes }, func() uint64 { return read }))
+		WithStoreBacklog(measure, time.Hour, func() uint64 { return read }))
 	post := func() int {
 		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 	}
@@ -145,16 +145,16 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 	release := make(chan struct{})
 	looking := make(chan struct{}, 1)
 	looks := 0
-	measure := func(context.Context) (float64, error) {
+	measure := func(context.Context) (float64, int64, error) {
 		looks++
 		if looks == 1 {
-			return 0.6, nil
+			return 0.6, 0, nil
 		}
 		looking <- struct{}{}
 		<-release
-		return 0.6, nil
+		return 0.6, 0, nil
 	}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, nil, nil)) // every request looks
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, 0, nil)) // every request looks
 	post := func() int {
 		return request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h).Code
 	}
@@ -192,14 +192,14 @@ func TestStoreBacklogLookedAtByOneRequestAtATime(t *testing.T) {
 func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
 	ratio, fail := 0.0, errors.New("consumer not found")
 	failing := true
-	measure := func(context.Context) (float64, error) {
+	measure := func(context.Context) (float64, int64, error) {
 		if failing {
-			return 0, fail
+			return 0, 0, fail
 		}
-		return ratio, nil
+		return ratio, 0, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	const blind, full = "cannot see how many events are not stored yet", "events not stored yet take 95%"
 	post := func(want int, after time.Duration, saying ...string) {
 		t.Helper()
@@ -244,14 +244,14 @@ func TestStoreBacklogBlindPastHalfTheLimitRefuses(t *testing.T) {
 // readiness probe past its timeout) made the look fail, and the guard,
 // blind past half the limit, refused every request until the next look.
 func TestStoreBacklogLookOutlivesItsCaller(t *testing.T) {
-	measure := func(ctx context.Context) (float64, error) {
+	measure := func(ctx context.Context) (float64, int64, error) {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return 0.6, nil // past half of 0.9
+		return 0.6, 0, nil // past half of 0.9
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	post := func() {
 		t.Helper()
 		rec := request{path: PathEvents, contentType: "application/json", body: []byte(logLine)}.do(h)
@@ -277,13 +277,13 @@ func TestStoreBacklogLookOutlivesItsCaller(t *testing.T) {
 func TestStoreBacklogGaugeIsLookedAtWhenScraped(t *testing.T) {
 	ratios := []float64{0.1, 0.7}
 	looks := 0
-	measure := func(context.Context) (float64, error) {
+	measure := func(context.Context) (float64, int64, error) {
 		r := ratios[min(looks, len(ratios)-1)]
 		looks++
-		return r, nil
+		return r, 0, nil
 	}
 	clk := &clock{now: testNow}
-	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil, nil))
+	h := newTestHandler(t, &fakePublisher{}, nil, WithClock(clk.Now), WithStoreBacklog(measure, time.Second, nil))
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.Collector())
 	scrape := func() float64 {

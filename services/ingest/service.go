@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,18 +24,14 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 		if err != nil {
 			return nil, err
 		}
-		// EVENTS' limit as of the last look (0: not known, looked at by
-		// time alone): another service's start changes it.
-		streamBytes := new(atomic.Int64)
 		if s, err := p.JS.Stream(ctx, bus.StreamEvents); err == nil {
-			streamBytes.Store(s.CachedInfo().Config.MaxBytes)
-			if warning := storeRoomWarning(streamBytes.Load(), cfg.Config.withDefaults()); warning != "" {
+			if warning := storeRoomWarning(s.CachedInfo().Config.MaxBytes, cfg.Config.withDefaults()); warning != "" {
 				log.Warn().Msg(warning)
 			}
 		}
-		measure, streamRead := busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), streamBytes, log)
+		measure, streamRead := busStoreBacklog(ctx, p.JS, cfg.StoreConsumerName(), log)
 		return NewServer(cfg, BusPublisher{Publisher: pub}, log,
-			WithStoreBacklog(measure, storeBacklogEvery, streamBytes.Load, streamRead))
+			WithStoreBacklog(measure, storeBacklogEvery, streamRead))
 	})
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
@@ -70,10 +65,9 @@ var storeBacklogEvery = time.Second
 // look (bus.ConsumerBacklog), which reads low when large events are a
 // minority of them and most of their bytes. When there is no such
 // consumer its error (ErrNoStoreConsumer) names the consumers there
-// are, among which the writer's. Each look that succeeds keeps EVENTS'
-// max_bytes in streamBytes. streamRead is what EVENTS took as followed
-// (bus.StreamSizes.ReadBytes), nil when it is not followed.
-func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, streamBytes *atomic.Int64, log zerolog.Logger) (measure StoreBacklog, streamRead func() uint64) {
+// are, among which the writer's. streamRead is what EVENTS took as
+// followed (bus.StreamSizes.ReadBytes), nil when it is not followed.
+func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string, log zerolog.Logger) (measure StoreBacklog, streamRead func() uint64) {
 	look := func(ctx context.Context) (bus.Backlog, error) {
 		return bus.ConsumerBacklog(ctx, js, bus.StreamEvents, durable)
 	}
@@ -84,15 +78,12 @@ func busStoreBacklog(ctx context.Context, js jetstream.JetStream, durable string
 		look = func(ctx context.Context) (bus.Backlog, error) { return sizes.Backlog(ctx, durable) }
 		streamRead = sizes.ReadBytes
 	}
-	return func(ctx context.Context) (float64, error) {
+	return func(ctx context.Context) (float64, int64, error) {
 		b, err := look(ctx)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return 0, noStoreConsumer(ctx, js, durable)
+			return 0, 0, noStoreConsumer(ctx, js, durable)
 		}
-		if err == nil {
-			streamBytes.Store(b.StreamMaxBytes)
-		}
-		return b.Ratio, err
+		return b.Ratio, b.StreamMaxBytes, err
 	}, streamRead
 }
 

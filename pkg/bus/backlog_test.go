@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -66,7 +67,7 @@ func TestConsumerBacklogAgainstTheStreamLimit(t *testing.T) {
 			t.Fatalf("backlog %+v, want ratio %g", b, want)
 		}
 		exp := fmt.Sprintf(`
-# HELP aiops_bus_backlog_ratio The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).
+# HELP aiops_bus_backlog_ratio The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at what they take where the process follows the stream's sizes (the gateway's in aiops run), else at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).
 # TYPE aiops_bus_backlog_ratio gauge
 aiops_bus_backlog_ratio{consumer="behind",stream=%q} %g
 `, e.stream, want)
@@ -293,5 +294,55 @@ func publishMix(t *testing.T, e *env, n int) {
 	}
 	if _, err := p.PublishAll(testCtx(t), ms); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A consumer's backlog gauge is weighed at what its messages take where
+// the process follows the stream's sizes (aiops run: the gateway follows
+// EVENTS on the connection the writer's consumer shares), and it starts
+// no follower of its own. From a few of them read it reads low when large
+// messages are a minority of them and most of their bytes: one of 40 KB
+// in four, after thousands of small ones acked.
+func TestConsumerBacklogGaugeIsWeighedByTheFollowedSizes(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 3400, func(i int) int {
+		if i >= 3000 && i%4 == 0 {
+			return 40000
+		}
+		return 300
+	})
+	limitStream(t, e, int64(streamBytes(t, e)), 0)
+	ackFirst(t, e, "behind", 3000)
+	c := newConsumer(t, e, e.consumerConfig("behind"))
+	limit := float64(streamBytes(t, e))
+	want := float64(unackedBytes(t, e, "behind")) / limit
+	gauge := func() float64 {
+		t.Helper()
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c.Collector())
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "aiops_bus_backlog_ratio" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no aiops_bus_backlog_ratio")
+		return 0
+	}
+
+	sampled := gauge()
+	if sampled > want/2 {
+		t.Fatalf("weighed from a few read: %.3f, the unacked messages take %.3f of the limit: want it to read low, as it does", sampled, want)
+	}
+	f := followed(t, e)
+	if got := gauge(); got < want || got > want+float64(sizesError(40000))/limit {
+		t.Fatalf("the sizes followed: %.3f, the unacked messages take %.3f of the limit (at most %.3f over)", got, want, float64(sizesError(40000))/limit)
+	}
+	f.Stop()
+	if got := gauge(); got != sampled {
+		t.Fatalf("the follower stopped: %.3f, want %.3f, weighed from a few read again", got, sampled)
 	}
 }

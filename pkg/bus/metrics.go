@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,7 +16,10 @@ import (
 // takes) it asks the server at each scrape, two requests and, for a
 // consumer of the whole stream, a few of its unacked messages to weigh
 // them (ConsumerBacklog; pendingTimeout at most; on an error those three
-// are left out).
+// are left out), or none when this process follows the stream's sizes on
+// the same connection (StreamSizes: the gateway's, in aiops run), which
+// weigh them at what they take. The few read weigh low when large
+// messages are a minority of them and most of their bytes.
 // The labels are constant labels of this consumer's descriptors, so the
 // collectors of several consumers (aiops run has one per service) register
 // side by side on one registry.
@@ -39,7 +43,7 @@ func (c *Consumer) Collector() prometheus.Collector {
 		ackPending: prometheus.NewDesc("aiops_bus_ack_pending",
 			"Messages handed to this consumer and not acked yet (the server's num_ack_pending, asked at each scrape).", nil, labels),
 		backlogRatio: prometheus.NewDesc("aiops_bus_backlog_ratio",
-			"The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).", nil, labels),
+			"The part of the stream's limit (max_bytes or max_msgs) taken by messages this consumer has not acked (pending and ack pending; for a consumer of the whole stream, every message from its oldest unacked one on, weighed at what they take where the process follows the stream's sizes (the gateway's in aiops run), else at the larger of the stream's mean message size and a few of them read; at the mean for the others; never more than the stream holds); at 1 a consumer of the whole stream loses messages it never processed (a consumer of a few subjects holding a few messages can lose them well before: it is their age against the stream's span that counts there).", nil, labels),
 	}
 }
 
@@ -96,8 +100,20 @@ func (cc consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		info := con.CachedInfo()
 		ch <- prometheus.MustNewConstMetric(cc.pending, prometheus.GaugeValue, float64(info.NumPending))
 		ch <- prometheus.MustNewConstMetric(cc.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
-		ch <- prometheus.MustNewConstMetric(cc.backlogRatio, prometheus.GaugeValue, backlogAt(ctx, stream, info).Ratio)
+		ch <- prometheus.MustNewConstMetric(cc.backlogRatio, prometheus.GaugeValue, cc.backlog(ctx, stream, info).Ratio)
 	}
+}
+
+// backlog is the consumer's backlog on stream, their info fetched just
+// now: weighed by the stream's sizes where this process follows them,
+// else from a few messages read.
+func (cc consumerCollector) backlog(ctx context.Context, stream jetstream.Stream, info *jetstream.ConsumerInfo) Backlog {
+	if f := followerOf(cc.c.js, cc.c.cfg.Stream); f != nil {
+		if b, err := f.backlogAt(ctx, stream, info); err == nil {
+			return b
+		}
+	}
+	return backlogAt(ctx, stream, info)
 }
 
 // ConnCollector exposes the connection's state: whether it is connected

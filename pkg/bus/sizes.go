@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -54,7 +55,8 @@ const (
 )
 
 // FollowSizes starts following the sizes of stream's messages from its
-// first one; Stop ends it.
+// first one; Stop ends it. Until then the collectors of consumers of the
+// stream on the same connection weigh their backlog by it (followerOf).
 func FollowSizes(ctx context.Context, js jetstream.JetStream, stream string) (*StreamSizes, error) {
 	f := &StreamSizes{js: js, stream: stream}
 	f.mu.Lock()
@@ -62,7 +64,27 @@ func FollowSizes(ctx context.Context, js jetstream.JetStream, stream string) (*S
 	if err := f.start(ctx); err != nil {
 		return nil, err
 	}
+	following.Store(followKey{js.Conn(), stream}, f)
 	return f, nil
+}
+
+// following holds the StreamSizes of this process that follow a stream,
+// by connection and stream: the gateway's follows EVENTS, and in aiops
+// run the writer's consumer, on the same connection, is weighed by it
+// rather than by a second follower.
+var following sync.Map // followKey: *StreamSizes
+
+type followKey struct {
+	nc     *nats.Conn
+	stream string
+}
+
+// followerOf is the StreamSizes following stream on js's connection, nil
+// when there is none.
+func followerOf(js jetstream.JetStream, stream string) *StreamSizes {
+	f, _ := following.Load(followKey{js.Conn(), stream})
+	sizes, _ := f.(*StreamSizes)
+	return sizes
 }
 
 // start (re)starts following from the stream's first message, under mu or
@@ -105,6 +127,7 @@ func (f *StreamSizes) ReadBytes() uint64 {
 
 // Stop ends following; Backlog weighs as ConsumerBacklog does after it.
 func (f *StreamSizes) Stop() {
+	following.CompareAndDelete(followKey{f.js.Conn(), f.stream}, f)
 	f.mu.Lock()
 	f.stopped = true
 	follow := f.follow
@@ -211,7 +234,13 @@ func (f *StreamSizes) Backlog(ctx context.Context, durable string) (Backlog, err
 	if err != nil {
 		return Backlog{}, fmt.Errorf("bus: backlog of %s on %s: consumer: %w", durable, f.stream, err)
 	}
-	info, ci := s.CachedInfo(), c.CachedInfo()
+	return f.backlogAt(ctx, s, c.CachedInfo())
+}
+
+// backlogAt is Backlog of the consumer ci on s, their info fetched just
+// now.
+func (f *StreamSizes) backlogAt(ctx context.Context, s jetstream.Stream, ci *jetstream.ConsumerInfo) (Backlog, error) {
+	info := s.CachedInfo()
 	if _, _, whole := unackedSpan(info, ci); !whole {
 		return backlogAt(ctx, s, ci), nil
 	}

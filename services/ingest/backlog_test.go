@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // The gateway looks at the writer's backlog once per interval while it is
@@ -136,6 +138,54 @@ func TestStoreBacklogIsLookedAtOnceOtherProducersTakeTheRoom(t *testing.T) {
 	if code := post(); code != http.StatusServiceUnavailable || looks != 2 {
 		t.Fatalf("other producers took over a quarter of the room: %d after %d looks, want 503 after 2, looked at again", code, looks)
 	}
+}
+
+// A request is let in by the last look before its body is read, so the
+// requests in flight were all let in by the same room: each counts the
+// events the others are publishing before it publishes its own. Counted
+// once published, eight requests in flight on each of two gateways on a
+// 4 MiB EVENTS landed past the bound together, and up to 96 of some 550
+// events answered 200 were lost.
+func TestStoreBacklogCountsTheRequestsInFlight(t *testing.T) {
+	const streamBytes = 1 << 20
+	measure := func(context.Context) (float64, int64, error) { return 0.85, streamBytes, nil }
+	pub := &firstHeldPublisher{publishing: make(chan struct{}), release: make(chan struct{})}
+	h := newTestHandler(t, pub, nil, WithStoreBacklog(measure, time.Hour, nil))
+	// 30 KB each: one fits the 0.05 MiB left below the bound, two do not.
+	body := []byte(`{"kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"` + strings.Repeat("x", 30<<10) + `"}}`)
+	post := func() int {
+		return request{path: PathEvents, contentType: "application/json", body: body}.do(h).Code
+	}
+	first := make(chan int, 1)
+	go func() { first <- post() }()
+	select {
+	case <-pub.publishing: // the first request's events are being published
+	case code := <-first:
+		t.Fatalf("the first request: %d, never published", code)
+	}
+	if rec := (request{path: PathEvents, contentType: "application/json", body: body}).do(h); rec.Code != http.StatusServiceUnavailable ||
+		!strings.Contains(rec.Body.String(), "ingest.max_store_backlog") {
+		t.Fatalf("a request while another's events take the room below the bound: %d %s, want 503 naming ingest.max_store_backlog", rec.Code, rec.Body)
+	}
+	close(pub.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("the first request: %d", code)
+	}
+}
+
+// firstHeldPublisher holds its first publish until release, saying so on
+// publishing; the others return at once.
+type firstHeldPublisher struct {
+	publishing, release chan struct{}
+	calls               atomic.Int32
+}
+
+func (p *firstHeldPublisher) PublishAll(ctx context.Context, events []*event.Envelope) error {
+	if p.calls.Add(1) == 1 {
+		close(p.publishing)
+		<-p.release
+	}
+	return nil
 }
 
 // While one request looks at the backlog the others go by the last look:

@@ -419,9 +419,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		return 0
 	}
 	if len(batch.Events) > 0 {
+		// What the events take: the body's for JSON, more for the
+		// formats whose events share one part (decode.Batch).
+		bytes := max(len(body), batch.ExpandedBytes())
+		if h.backlog != nil && h.backlog.reserve(bytes, h.cfg.MaxStoreBacklog) {
+			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
+			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf(
+				"the events of this request, with those not stored yet and those other requests are publishing, would take %.0f%% of the event stream's limit or more "+
+					"(ingest.max_store_backlog), past which the stream discards the oldest, stored or not; retry the same request later", 100*h.cfg.MaxStoreBacklog)})
+			return 0
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
 		err = h.pub.PublishAll(ctx, batch.Events)
 		cancel()
+		if h.backlog != nil {
+			h.backlog.published(bytes)
+		}
 		if err != nil {
 			h.log.Warn().Err(err).Str("endpoint", ep.name).Int("events", len(batch.Events)).Msg("publish failed; answered 503")
 			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
@@ -433,11 +446,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 			// before (TestE2EBusOutage).
 			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: ErrBusUnavailable})
 			return 0
-		}
-		if h.backlog != nil {
-			// What the events take: the body's for JSON, more for the
-			// formats whose events share one part (decode.Batch).
-			h.backlog.accepted(max(len(body), batch.ExpandedBytes()))
 		}
 	}
 	h.m.observeSkipped(ep.name, batch)

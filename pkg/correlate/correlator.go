@@ -1447,6 +1447,15 @@ func (c *Correlator) repeat(m *member, s Signal, wave bool) (done bool, ups []Up
 	}
 	inc.expiresBy(m)
 	if reopened {
+		if inc.root == s.Service {
+			// The root failing again after its symptoms opened an
+			// incident of their own (their anomalies, their alerts'
+			// shorter `for`, come first) takes that incident in, as a
+			// root alerting late for the first time does (place):
+			// else one failure is paged twice, the reopened incident
+			// holding only its root.
+			ups = c.absorb(inc, s, ups)
+		}
 		// Published once the signal is applied, so that the reopening
 		// shows the member that fired again firing (a page saying
 		// reopened, with every alert resolved, tells of nothing).

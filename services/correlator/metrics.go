@@ -22,6 +22,8 @@ var (
 		"The estimate's bound (correlator.rules.max_state_bytes); beyond it incidents are forgotten as at max_fingerprints.", nil, nil)
 	descWaiting = prometheus.NewDesc("aiops_correlator_anomalies_waiting",
 		"Lone anomaly series waiting to open an incident (correlator.rules.lone_anomalies, anomaly_wait); at most a sixteenth of max_fingerprints, beyond which an anomaly opens at once.", nil, nil)
+	descEventTime = prometheus.NewDesc("aiops_correlator_event_time_seconds",
+		"The correlator's clock, event time, as Unix seconds: windows, quiet periods and expiries run on it. time() less it is how far it is behind the wall clock (idle_advance: by the longest delivery lag of the last hour's signals, and after a restart by the time no instance held the lease), which is how much later than the wall clock says incidents resolve. Absent before the first signal.", nil, nil)
 	descUnconfirmed = prometheus.NewDesc("aiops_correlator_anomalies_unconfirmed_total",
 		"Lone anomaly series that waited anomaly_wait and opened no incident: neither lasting, critical nor corroborated. The detector stored them all the same.", nil, nil)
 )
@@ -31,7 +33,7 @@ var (
 type stateCollector struct{ p *Processor }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFingerprints, descFingerprintsLimit, descIncidents, descStateBytes, descStateBytesLimit, descWaiting, descUnconfirmed} {
+	for _, d := range []*prometheus.Desc{descFingerprints, descFingerprintsLimit, descIncidents, descStateBytes, descStateBytesLimit, descWaiting, descUnconfirmed, descEventTime} {
 		ch <- d
 	}
 }
@@ -40,7 +42,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	rules := c.p.cfg.Rules.WithDefaults()
 	c.p.mu.Lock()
 	fingerprints, incidents, bytes := c.p.c.Fingerprints(), c.p.c.Held(), c.p.c.StateBytes()
-	waiting, unconfirmed := c.p.c.Waiting(), c.p.c.Stats().Unconfirmed
+	waiting, unconfirmed, eventTime := c.p.c.Waiting(), c.p.c.Stats().Unconfirmed, c.p.c.Now()
 	c.p.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	gauge(descFingerprints, float64(fingerprints))
@@ -50,4 +52,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descStateBytesLimit, float64(rules.MaxStateBytes))
 	gauge(descWaiting, float64(waiting))
 	ch <- prometheus.MustNewConstMetric(descUnconfirmed, prometheus.CounterValue, float64(unconfirmed))
+	if !eventTime.IsZero() {
+		gauge(descEventTime, float64(eventTime.UnixNano())/1e9)
+	}
 }

@@ -104,6 +104,11 @@ func TestCollectorExportsTheAnomaliesWaiting(t *testing.T) {
 	if v := got["aiops_correlator_anomalies_waiting"]; v != 1 {
 		t.Errorf("aiops_correlator_anomalies_waiting = %v, want 1 (latency-b)", v)
 	}
+	// The wall clock is behind the events here: event time stays at the
+	// latest one, which time() less it shows an operator.
+	if v, want := got["aiops_correlator_event_time_seconds"], float64(t0.Add(30*time.Minute).Unix()); v != want {
+		t.Errorf("aiops_correlator_event_time_seconds = %v, want %v, the latest event's time", v, want)
+	}
 	if v := got["aiops_correlator_anomalies_unconfirmed_total"]; v != 1 {
 		t.Errorf("aiops_correlator_anomalies_unconfirmed_total = %v, want 1 (latency-a, which waited in vain)", v)
 	}

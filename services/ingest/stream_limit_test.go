@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/aiops-dev/aiops/pkg/bus"
 )
 
@@ -43,23 +45,8 @@ func TestStoreGuardWeighsTheRoomAtTheStreamsLimitNow(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	accepted := 0
-	refused := false
-	for range 30 { // 600 KB of events
-		switch code := post(strings.Repeat("x", 20<<10)); code {
-		case http.StatusOK:
-			accepted++
-		case http.StatusServiceUnavailable:
-			refused = true
-		default:
-			t.Fatalf("a request: %d", code)
-		}
-	}
-	s, err = js.Stream(ctx, bus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if held := s.CachedInfo().State.Msgs; held != uint64(accepted) || !refused {
+	accepted, refused := post600KB(t, post)
+	if held := streamState(t, js).Msgs; held != uint64(accepted) || !refused {
 		t.Fatalf("%d events answered 200, %d of them in EVENTS (refused any: %v): the others were discarded unstored", accepted, held, refused)
 	}
 }
@@ -101,9 +88,19 @@ func TestStoreGuardCountsWhatOtherProducersStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	accepted := 1
-	refused := false
-	for range 30 { // 600 KB of events
+	accepted, refused := post600KB(t, post)
+	accepted++ // the first
+	if st := streamState(t, js); st.FirstSeq != 1 || !refused {
+		t.Fatalf("%d events answered 200 after 88 published on NATS, EVENTS holds them from sequence %d (refused any: %v), want from 1: the others were discarded unstored",
+			accepted, st.FirstSeq, refused)
+	}
+}
+
+// post600KB posts 30 logs of 20 KiB each, and counts those answered 200
+// and whether any was refused with 503 (anything else fails t).
+func post600KB(t *testing.T, post func(message string) int) (accepted int, refused bool) {
+	t.Helper()
+	for range 30 {
 		switch code := post(strings.Repeat("x", 20<<10)); code {
 		case http.StatusOK:
 			accepted++
@@ -113,12 +110,15 @@ func TestStoreGuardCountsWhatOtherProducersStore(t *testing.T) {
 			t.Fatalf("a request: %d", code)
 		}
 	}
-	s, err = js.Stream(ctx, bus.StreamEvents)
+	return accepted, refused
+}
+
+// streamState is EVENTS' state now.
+func streamState(t *testing.T, js jetstream.JetStream) jetstream.StreamState {
+	t.Helper()
+	s, err := js.Stream(context.Background(), bus.StreamEvents)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := s.CachedInfo().State; st.FirstSeq != 1 || !refused {
-		t.Fatalf("%d events answered 200 after 88 published on NATS, EVENTS holds them from sequence %d (refused any: %v), want from 1: the others were discarded unstored",
-			accepted, st.FirstSeq, refused)
-	}
+	return s.CachedInfo().State
 }

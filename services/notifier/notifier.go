@@ -79,7 +79,9 @@ type Processor struct {
 	store    OpenStore                 // nil: the open incidents live in memory only
 	resolved *lru.Cache[string, ended] // resolved incidents' last states
 	saveNow  chan struct{}             // wakes the saver (saveLoop)
-	saveMu   sync.Mutex
+	// saving holds one pass of saveOpen at a time; a pass waits for it
+	// only as long as its context lets it (writeState's is bounded).
+	saving chan struct{}
 	// tombstoneWaits are the resolves whose events wait, sent, for their
 	// tombstone's write (afterTombstone), by incident id.
 	tombstoneWaits map[string][]tombstoneWait
@@ -210,7 +212,7 @@ func NewProcessor(cfg Config, log zerolog.Logger, opts ...webhook.Option) (*Proc
 	}
 	cfg = cfg.WithDefaults()
 	p := &Processor{cfg: cfg, log: log, schedule: newSchedule(), now: time.Now, lanes: map[string]*lane{},
-		open: map[string]openIncident{}, unsaved: map[string]struct{}{}, jiras: map[string]*webhook.Jira{}}
+		open: map[string]openIncident{}, unsaved: map[string]struct{}{}, jiras: map[string]*webhook.Jira{}, saving: make(chan struct{}, 1)}
 	p.m = newMetrics(p)
 	p.sendCtx, p.cancelSend = context.WithCancel(context.Background())
 	p.maxHold = cmp.Or(cfg.Delivery.MaxHold, DefaultMaxHold)

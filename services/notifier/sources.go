@@ -730,13 +730,23 @@ func (p *Processor) fencedOff() bool {
 // saveOpen writes what changed of the open incidents to the store, and
 // again the open ones written more than a refresh ago (so that they do not
 // expire); what fails is written at the next pass. Nothing is written
-// once the lease is lost (fenced): the next holder owns the bucket.
+// once the lease is lost (fenced): the next holder owns the bucket. A
+// pass waits for the one under way until ctx ends, and then writes
+// nothing.
 func (p *Processor) saveOpen(ctx context.Context) error {
 	if p.store == nil {
 		return nil
 	}
-	p.saveMu.Lock()
-	defer p.saveMu.Unlock()
+	select {
+	case p.saving <- struct{}{}:
+	default:
+		select {
+		case p.saving <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("notifier: another pass is writing the open incidents: %w", ctx.Err())
+		}
+	}
+	defer func() { <-p.saving }()
 	if p.fencedOff() {
 		return nil
 	}

@@ -2,8 +2,10 @@ package notifier
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -121,5 +123,54 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 				t.Fatal("the next holder's tombstone is not in the bucket")
 			}
 		})
+	}
+}
+
+// stalledOpen holds every Put until released, as a bucket whose server
+// stalls does: the pass writing is in it.
+type stalledOpen struct {
+	memOpen
+	entered  chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+func (s *stalledOpen) Put(ctx context.Context, inc openIncident) error {
+	s.once.Do(func() { close(s.entered) })
+	<-s.released
+	return s.memOpen.Put(ctx, inc)
+}
+
+// A notification waits for its state's write at most stateWriteWait, even
+// while another pass holds the saver in a stalled bucket: waiting for
+// that pass first, a lane held every resolve and update behind the
+// saver's first pass of a term, which writes every open incident restored
+// (a second per some thousand), or behind a bucket that answers nothing.
+func TestNotificationWaitsNoLongerForAStalledSaver(t *testing.T) {
+	p, err := NewProcessor(Config{Routes: inhibitRoutes(t, "http://127.0.0.1:1")}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &stalledOpen{memOpen: memOpen{kept: map[string]openIncident{}}, entered: make(chan struct{}), released: make(chan struct{})}
+	p.WithOpenStore(store)
+	p.mu.Lock()
+	p.trackOpen("inc-1", "", map[string]string{"service": "db"}, false, stamp{1, t0}, shownAs{})
+	p.changed("inc-1")
+	p.mu.Unlock()
+	pass := make(chan error, 1)
+	go func() { pass <- p.saveOpen(context.Background()) }()
+	<-store.entered // the saver's pass is in the stalled bucket
+
+	waited := make(chan struct{})
+	go func() { p.writeState(context.Background()); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(30 * stateWriteWait):
+		t.Error("the notification still waits for the stalled pass, past 30 times stateWriteWait")
+	}
+	close(store.released)
+	<-waited
+	if err := <-pass; err != nil {
+		t.Errorf("the stalled pass, released: %v", err)
 	}
 }

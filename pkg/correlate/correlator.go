@@ -947,11 +947,18 @@ func (c *Correlator) absorb(into *incident, s Signal, ups []Update) []Update {
 		}
 	}
 	if slices.Contains(c.topo.shared, into.root) {
+		// Its failure began at its opening or, reopened, when it came
+		// back (since): its symptoms opened around then, not around an
+		// opening a reopen_window back.
+		began := into.openedAt
+		if into.reopens > 0 {
+			began = into.since
+		}
 		for _, inc := range c.incidents {
 			// A shared service's failure shows on what depends on it at
 			// once: over a whole spread window, unrelated failures and
 			// noise gather as often (QUALITY.md, session 28).
-			if absDuration(inc.openedAt.Sub(into.openedAt)) <= c.cfg.StormWindow {
+			if absDuration(inc.openedAt.Sub(began)) <= c.cfg.StormWindow {
 				take(inc)
 			}
 		}

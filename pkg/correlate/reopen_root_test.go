@@ -52,3 +52,42 @@ func countResolved(c *Correlator) int {
 	}
 	return n
 }
+
+// A shared service (one nothing depends on and that depends on nothing:
+// DNS) firing again after a burst of the new wave opened incidents of
+// their own takes them in, as it does when it first fails amid a burst
+// (TestSharedServiceCausesABurst): the burst is timed at the reopening,
+// not at the opening a reopen_window back.
+func TestSharedRootFiringAgainMergesTheBurstThatCameFirst(t *testing.T) {
+	c := correlatorOn(t, Config{}, `
+services:
+  web:     {depends_on: [api]}
+  api:     {}
+  search:  {depends_on: [index]}
+  index:   {}
+  mail:    {depends_on: [smtp]}
+  smtp:    {}
+  coredns: {}
+`)
+	dns := alert("CoreDNSErrors", "coredns", 0)
+	feed(c, dns, resolved(dns, time.Minute))
+	c.Advance(t0.Add(10 * time.Minute))
+	first, _ := c.IncidentOf(dns.Fingerprint)
+	burst := []Signal{
+		alert("HighErrorRate", "web", 20*time.Minute),
+		alert("HighErrorRate", "search", 20*time.Minute+20*time.Second),
+		alert("SendFailures", "mail", 20*time.Minute+40*time.Second),
+	}
+	feed(c, burst...)
+	again := dns
+	again.Time = t0.Add(20*time.Minute + 90*time.Second)
+	ups := feed(c, again)
+	if got, _ := c.IncidentOf(dns.Fingerprint); got != first || !strings.Contains(transitions(ups), "reopened") {
+		t.Fatalf("coredns firing again is in %s (transitions %s), want %s reopened", got, transitions(ups), first)
+	}
+	for _, s := range burst {
+		if got, _ := c.IncidentOf(s.Fingerprint); got != first {
+			t.Errorf("%s is in %s, want coredns' reopened incident %s (transitions %s)", s.Fingerprint, got, first, transitions(ups))
+		}
+	}
+}

@@ -106,28 +106,49 @@ type backlogGuard struct {
 	readAt      uint64 // streamRead as the last look began
 }
 
+// errNeverFits: a request's events take more than limit of the whole
+// stream, so no wait can make room for them.
+var errNeverFits = errors.New("no room the event stream can have takes them")
+
+// errRoomTaken: a request's events would take the backlog to the limit.
+var errRoomTaken = errors.New("the room below ingest.max_store_backlog is taken")
+
 // reserve counts bytes of events about to be published, unless they
 // would take the backlog to limit as far as the gateway can tell since
-// its last look (taken): then refused is true and they are not to be
-// published. A request is let in by the last look before its body is
+// its last look (taken): then it returns errRoomTaken, or errNeverFits
+// when they take more than limit of the whole stream, and they are not
+// to be published. A nil guard (none configured) takes everything. A request is let in by the last look before its body is
 // read (over), so several in flight at once were each let in by the
 // same room, and landed past the bound together (two gateways, eight
 // requests in flight on each, on a 4 MiB EVENTS: up to 96 of some 550
 // events answered 200 lost). published ends the reservation.
-func (g *backlogGuard) reserve(bytes int, limit float64) (refused bool) {
+func (g *backlogGuard) reserve(bytes int, limit float64) error {
+	if g == nil {
+		return nil
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.streamBytes > 0 && g.taken()+float64(bytes) > max(limit-g.last, 0)*float64(g.streamBytes) {
-		return true
+	if g.streamBytes > 0 {
+		if float64(bytes) > limit*float64(g.streamBytes) {
+			return fmt.Errorf("%w: the events of this request take %d bytes, over ingest.max_store_backlog %g of the event stream's limit of %d bytes "+
+				"(streams.max_bytes), which they would take however long the client waited; send fewer events a request, or raise streams.max_bytes",
+				errNeverFits, bytes, limit, g.streamBytes)
+		}
+		if g.taken()+float64(bytes) > max(limit-g.last, 0)*float64(g.streamBytes) {
+			return errRoomTaken
+		}
 	}
 	g.inFlight += int64(bytes)
-	return false
+	return nil
 }
 
 // published ends the reservation of bytes (reserve): the events are
 // published, or their publish failed (some may be stored: counted all
 // the same).
 func (g *backlogGuard) published(bytes int) {
+	if g == nil {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.inFlight -= int64(bytes)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,6 +171,29 @@ func TestStoreBacklogCountsTheRequestsInFlight(t *testing.T) {
 	close(pub.release)
 	if code := <-first; code != http.StatusOK {
 		t.Fatalf("the first request: %d", code)
+	}
+}
+
+// A request whose events take more than the bound of the whole stream
+// can never be taken, however long the client waits: it is answered 413
+// naming the limits, not 503 with a Retry-After that has a client retry
+// it for ever. One that fits an empty stream is taken.
+func TestStoreBacklogRefusesARequestNoStreamRoomCanTake(t *testing.T) {
+	const streamBytes = 64 << 10 // 0.9 of it (max_store_backlog): some 58 KB
+	measure := func(context.Context) (float64, int64, error) { return 0, streamBytes, nil }
+	h := newTestHandler(t, &fakePublisher{}, nil, WithStoreBacklog(measure, time.Hour, nil))
+	post := func(n int) *httptest.ResponseRecorder {
+		body := []byte(`{"kind":"log","service":"checkout","time":"2026-11-21T11:59:00Z","body":{"message":"` + strings.Repeat("x", n) + `"}}`)
+		return request{path: PathEvents, contentType: "application/json", body: body}.do(h)
+	}
+	if rec := post(10 << 10); rec.Code != http.StatusOK {
+		t.Fatalf("a 10 KB request on an empty stream: %d %s", rec.Code, rec.Body)
+	}
+	rec := post(60 << 10)
+	if rec.Code != http.StatusRequestEntityTooLarge || rec.Header().Get("Retry-After") != "" ||
+		!strings.Contains(rec.Body.String(), "streams.max_bytes") || !strings.Contains(rec.Body.String(), "ingest.max_store_backlog") {
+		t.Fatalf("a 60 KB request, over 0.9 of a 64 KiB stream: %d (Retry-After %q) %s, want 413 naming streams.max_bytes and ingest.max_store_backlog, no Retry-After",
+			rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }
 

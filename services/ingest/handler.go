@@ -422,7 +422,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		// What the events take: the body's for JSON, more for the
 		// formats whose events share one part (decode.Batch).
 		bytes := max(len(body), batch.ExpandedBytes())
-		if h.backlog != nil && h.backlog.reserve(bytes, h.cfg.MaxStoreBacklog) {
+		if err := h.backlog.reserve(bytes, h.cfg.MaxStoreBacklog); errors.Is(err, errNeverFits) {
+			h.fail(w, r, ep, proto, http.StatusRequestEntityTooLarge, ErrorResponse{Error: err.Error()})
+			return 0
+		} else if err != nil {
 			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))
 			h.fail(w, r, ep, proto, http.StatusServiceUnavailable, ErrorResponse{Error: fmt.Sprintf(
 				"the events of this request, with those not stored yet and those other requests are publishing, would take %.0f%% of the event stream's limit or more "+
@@ -432,9 +435,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (accepted int) {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
 		err = h.pub.PublishAll(ctx, batch.Events)
 		cancel()
-		if h.backlog != nil {
-			h.backlog.published(bytes)
-		}
+		h.backlog.published(bytes)
 		if err != nil {
 			h.log.Warn().Err(err).Str("endpoint", ep.name).Int("events", len(batch.Events)).Msg("publish failed; answered 503")
 			w.Header().Set("Retry-After", retryAfter(h.cfg.RetryAfter))

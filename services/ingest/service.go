@@ -36,9 +36,10 @@ var Component = platform.NewComponent("ingest", func() ServerConfig { return Ser
 
 // storeRoomWarning tells when EVENTS, of maxBytes, leaves less room above
 // the backlog the gateway refuses at (max_store_backlog) than one request
-// may publish (max_expanded_bytes): the guard looks before a request, so
-// a request accepted just under the bound could then push out events the
-// writer has not stored. "" when there is room, or no byte bound.
+// may publish (max_expanded_bytes): that room takes what the gateway
+// cannot count before it is stored, other gateways' requests in flight
+// and the log miner's copies, which could then push out events the writer
+// has not stored. "" when there is room, or no byte bound.
 func storeRoomWarning(maxBytes int64, cfg Config) string {
 	if maxBytes <= 0 {
 		return ""
@@ -48,7 +49,7 @@ func storeRoomWarning(maxBytes int64, cfg Config) string {
 		return ""
 	}
 	return fmt.Sprintf("EVENTS holds %d bytes, and above ingest.max_store_backlog %g of it %d are left, under one request's "+
-		"ingest.max_expanded_bytes %d: a request taken just under the bound may push out events not yet stored; "+
+		"ingest.max_expanded_bytes %d: other gateways' requests taken just under the bound may push out events not yet stored; "+
 		"raise streams.max_bytes or lower ingest.max_expanded_bytes or ingest.max_store_backlog", maxBytes, cfg.MaxStoreBacklog, room, cfg.MaxExpandedBytes)
 }
 

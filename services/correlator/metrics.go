@@ -13,7 +13,7 @@ var (
 	descFingerprints = prometheus.NewDesc("aiops_correlator_fingerprints",
 		"Members (alert fingerprints, anomaly series, log templates) held in memory.", nil, nil)
 	descFingerprintsLimit = prometheus.NewDesc("aiops_correlator_fingerprints_limit",
-		"Members held at most (correlator.rules.max_fingerprints); beyond it the longest-resolved incidents, then the longest-quiet open ones, are forgotten.", nil, nil)
+		"Members and waiting anomaly series held at most (correlator.rules.max_fingerprints); beyond it the longest-resolved incidents, then the longest-quiet open ones, are forgotten.", nil, nil)
 	descIncidents = prometheus.NewDesc("aiops_correlator_incidents",
 		"Incidents held in memory: the open ones and those resolved within reopen_window.", nil, nil)
 	descStateBytes = prometheus.NewDesc("aiops_correlator_state_bytes",

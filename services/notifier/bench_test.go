@@ -35,13 +35,27 @@ import (
 // incidentEvent is the opened event of incident n, as the correlator
 // publishes it.
 func incidentEvent(b testing.TB, n int, at time.Time) *event.Envelope {
+	return incidentStateEvent(b, n, event.IncidentOpened, at, at)
+}
+
+// incidentStateEvent is the event of incident n, opened at opened, that
+// announces transition at at: its opening (revision 0), or a later state
+// (revision 1) with the same labels, as a member's change or an
+// acknowledgement leaves them.
+func incidentStateEvent(b testing.TB, n int, transition string, opened, at time.Time) *event.Envelope {
 	id := fmt.Sprintf("inc-%08d", n)
 	svc := fmt.Sprintf("svc-%d", n%50)
-	st := correlate.State{IncidentID: id, Status: event.IncidentOpened, State: correlate.StatusOpen, Title: "HighLatency on " + svc,
-		Service: svc, Severity: event.SeverityCritical, OpenedAt: at, LastEvent: at, Services: []string{svc}, Firing: 1, MemberCount: 1,
+	st := correlate.State{IncidentID: id, Status: transition, State: correlate.StatusOpen, Title: "HighLatency on " + svc,
+		Service: svc, Severity: event.SeverityCritical, OpenedAt: opened, LastEvent: at, Services: []string{svc}, Firing: 1, MemberCount: 1,
 		Members: []correlate.Member{{Fingerprint: "fp-" + id, Kind: correlate.SignalAlert, Service: svc, Name: "HighLatency",
-			Severity: event.SeverityCritical, Firing: true, FirstSeen: at, LastSeen: at}}}
-	e, err := correlate.Envelope(correlate.Update{Transition: correlate.Transition(event.IncidentOpened), Time: at, State: st}, at)
+			Severity: event.SeverityCritical, Firing: true, FirstSeen: opened, LastSeen: at}}}
+	switch transition {
+	case event.IncidentUpdated:
+		st.Revision = 1
+	case event.IncidentAcknowledged:
+		st.Revision, st.State, st.AcknowledgedAt, st.AcknowledgedBy = 1, correlate.StatusAcknowledged, at, "ana"
+	}
+	e, err := correlate.Envelope(correlate.Update{Transition: correlate.Transition(transition), Time: at, State: st}, at)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,6 +96,13 @@ func (l *latencies) arrived(id string) {
 	}
 }
 
+// expect starts l over for want more arrivals.
+func (l *latencies) expect(want int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got, l.done, l.want = nil, make(chan struct{}), want
+}
+
 func (l *latencies) report(b *testing.B, prefix string, elapsed time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -101,13 +122,24 @@ func newBenchRig(b *testing.B) *benchRig { return &benchRig{newJSRig(b, zerolog.
 // as the stream takes them), and waits for l to have them all.
 func (r *benchRig) publish(b *testing.B, l *latencies, n, rate int) time.Duration {
 	events := make([]*event.Envelope, n)
-	data := make([][]byte, n)
 	now := time.Now().UTC()
 	for i := range events {
 		events[i] = incidentEvent(b, i, now)
-		data[i], _ = events[i].MarshalJSON()
 	}
 	b.ResetTimer()
+	elapsed := r.send(b, l, events, rate)
+	b.StopTimer()
+	return elapsed
+}
+
+// send publishes events, paced at rate per second (0: as fast as the
+// stream takes them), and waits for l to have them all: the time that
+// took.
+func (r *benchRig) send(b *testing.B, l *latencies, events []*event.Envelope, rate int) time.Duration {
+	data := make([][]byte, len(events))
+	for i, e := range events {
+		data[i], _ = e.MarshalJSON()
+	}
 	start := time.Now()
 	for i, e := range events {
 		if rate > 0 {
@@ -122,10 +154,39 @@ func (r *benchRig) publish(b *testing.B, l *latencies, n, rate int) time.Duratio
 	}
 	select {
 	case <-l.done:
-	case <-time.After(time.Minute + time.Duration(n)*time.Millisecond):
-		b.Fatalf("%d of %d arrived", len(l.got), n)
+	case <-time.After(time.Minute + time.Duration(len(events))*time.Millisecond):
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		b.Fatalf("%d of %d arrived", len(l.got), len(events))
 	}
-	elapsed := time.Since(start)
+	return time.Since(start)
+}
+
+// publishLaterStates opens n incidents and, once each was notified and
+// the saver wrote them (untimed), sends one later state of each, an
+// update or (every other one) an acknowledgement, paced at rate per
+// second (0: as fast as the stream takes them), and waits for l to have
+// them all. settled waits for the saver's pass under way (nil: no
+// notifier).
+func (r *benchRig) publishLaterStates(b *testing.B, l *latencies, n, rate int, settled func()) time.Duration {
+	opened := time.Now().UTC()
+	openings := make([]*event.Envelope, n)
+	for i := range openings {
+		openings[i] = incidentEvent(b, i, opened)
+	}
+	l.expect(n)
+	r.send(b, l, openings, 0)
+	if settled != nil {
+		settled()
+	}
+	at := time.Now().UTC()
+	later := make([]*event.Envelope, n)
+	for i := range later {
+		later[i] = incidentStateEvent(b, i, []string{event.IncidentUpdated, event.IncidentAcknowledged}[i%2], opened, at)
+	}
+	l.expect(n)
+	b.ResetTimer()
+	elapsed := r.send(b, l, later, rate)
 	b.StopTimer()
 	return elapsed
 }
@@ -178,13 +239,39 @@ receivers:
 	r.runNotifier(b, routes)
 }
 
+// laterStatesPath runs the notifier with the receiver l, its updates
+// sent at most a millisecond apart (group_interval) so that each goes
+// out: it returns a function that waits for the saver's pass under way.
+func (r *benchRig) laterStatesPath(b *testing.B, l *latencies) (settled func()) {
+	routes := filepath.Join(b.TempDir(), "alertmanager.yml")
+	if err := os.WriteFile(routes, []byte(`route:
+  receiver: hook
+  group_wait: 0s
+  group_interval: 1ms
+receivers:
+- name: hook
+  webhook_configs: [{url: `+r.hook(b, l)+`}]
+`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	svc := r.runNotifier(b, routes)
+	return func() {
+		// A pass takes its turn after the one under way, and finds what
+		// that wrote written.
+		if err := svc.proc.saveOpen(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // runNotifier runs the notifier with the routes file.
-func (r *benchRig) runNotifier(b *testing.B, routes string) {
+func (r *benchRig) runNotifier(b *testing.B, routes string) *Service {
 	cfg := Config{Routes: routes}
 	cfg.Delivery.RateLimit.Disabled = true // the receiver is local: measure the notifier
 	cfg.Consumer.FetchWait = 10 * time.Millisecond
-	_, stop := r.start(cfg)
+	svc, stop := r.start(cfg)
 	b.Cleanup(stop)
+	return svc
 }
 
 // rawPath consumes the same subject with a plain JetStream consumer that
@@ -260,4 +347,40 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds()/rawRate, "rate-vs-raw")
 		}
 	})
+}
+
+// BenchmarkLaterStates: b.N open incidents (opened first, untimed) each
+// get one later state, an update or an acknowledgement, which waits for
+// the incident's entry to be written before it goes out
+// (Processor.writeState), as fast as the stream takes them and at
+// 1,000/s; notifications/s and p99 latency beside raw JetStream consume:
+//
+//	go test ./services/notifier -run '^$' -bench LaterStates -benchtime 3000x
+func BenchmarkLaterStates(b *testing.B) {
+	for _, pace := range []struct {
+		name string
+		rate int
+	}{{"unpaced", 0}, {"1000-per-second", 1000}} {
+		var raw time.Duration
+		var rawRate float64
+		b.Run(pace.name+"/raw-jetstream", func(b *testing.B) {
+			r := newBenchRig(b)
+			l := newLatencies(b.N)
+			r.rawPath(b, l)
+			elapsed := r.publishLaterStates(b, l, b.N, pace.rate, nil)
+			raw = l.report(b, "", elapsed)
+			rawRate = float64(b.N) / elapsed.Seconds()
+		})
+		b.Run(pace.name+"/notifier", func(b *testing.B) {
+			r := newBenchRig(b)
+			l := newLatencies(b.N)
+			settled := r.laterStatesPath(b, l)
+			elapsed := r.publishLaterStates(b, l, b.N, pace.rate, settled)
+			notified := l.report(b, "", elapsed)
+			if raw > 0 {
+				b.ReportMetric(float64(notified)/float64(raw), "p99-vs-raw")
+				b.ReportMetric(float64(b.N)/elapsed.Seconds()/rawRate, "rate-vs-raw")
+			}
+		})
+	}
 }

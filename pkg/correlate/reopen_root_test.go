@@ -59,16 +59,7 @@ func countResolved(c *Correlator) int {
 // (TestSharedServiceCausesABurst): the burst is timed at the reopening,
 // not at the opening a reopen_window back.
 func TestSharedRootFiringAgainMergesTheBurstThatCameFirst(t *testing.T) {
-	c := correlatorOn(t, Config{}, `
-services:
-  web:     {depends_on: [api]}
-  api:     {}
-  search:  {depends_on: [index]}
-  index:   {}
-  mail:    {depends_on: [smtp]}
-  smtp:    {}
-  coredns: {}
-`)
+	c := correlatorOn(t, Config{}, threeFailuresAndDNS)
 	dns := alert("CoreDNSErrors", "coredns", 0)
 	feed(c, dns, resolved(dns, time.Minute))
 	c.Advance(t0.Add(10 * time.Minute))

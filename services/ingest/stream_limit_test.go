@@ -23,13 +23,8 @@ func TestStoreGuardWeighsTheRoomAtTheStreamsLimitNow(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs JetStream")
 	}
-	every := storeBacklogEvery
-	storeBacklogEvery = time.Hour // looks by the room alone, but the first
-	t.Cleanup(func() { storeBacklogEvery = every })
-	// The writer, stopped: it stores nothing.
-	js, _, listen, tokenFile := standaloneGateway(t, "writer")
+	js, listen, post := gatewayLookingByRoom(t)
 	ctx := context.Background()
-	post := func(message string) int { return postLog(t, listen, tokenFile, message) }
 	// The gateway listens: it took EVENTS' limit, and has not looked yet
 	// (a probe or a scrape would look).
 	waitListening(t, listen)
@@ -61,13 +56,8 @@ func TestStoreGuardCountsWhatOtherProducersStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs JetStream")
 	}
-	every := storeBacklogEvery
-	storeBacklogEvery = time.Hour // looks by the room alone, but the first
-	t.Cleanup(func() { storeBacklogEvery = every })
-	// The writer, stopped: it stores nothing.
-	js, _, listen, tokenFile := standaloneGateway(t, "writer")
+	js, listen, post := gatewayLookingByRoom(t)
 	ctx := context.Background()
-	post := func(message string) int { return postLog(t, listen, tokenFile, message) }
 	waitListening(t, listen) // it made the streams as it sets them: the limit below is not undone
 	s, err := js.Stream(ctx, bus.StreamEvents)
 	if err != nil {
@@ -121,4 +111,16 @@ func streamState(t *testing.T, js jetstream.JetStream) jetstream.StreamState {
 		t.Fatal(err)
 	}
 	return s.CachedInfo().State
+}
+
+// gatewayLookingByRoom runs a gateway on its own whose writer is stopped
+// (it stores nothing), looking at the backlog by the room alone after
+// its first look (not by time), and posts logs to it.
+func gatewayLookingByRoom(t *testing.T) (js jetstream.JetStream, listen string, post func(message string) int) {
+	t.Helper()
+	every := storeBacklogEvery
+	storeBacklogEvery = time.Hour
+	t.Cleanup(func() { storeBacklogEvery = every })
+	js, _, listen, tokenFile := standaloneGateway(t, "writer")
+	return js, listen, func(message string) int { return postLog(t, listen, tokenFile, message) }
 }

@@ -3125,8 +3125,9 @@ func (c *Correlator) forget(inc *incident) {
 // MaxFingerprints, and the estimate of what they and the incidents take
 // under MaxStateBytes (StateBytes), by forgetting the incidents resolved
 // longest ago, then the oldest open ones: the waiting, at most a
-// sixteenth of either (roomToWait), make room as members do. Past a bound it forgets down to a sixty-fourth under it, in one
-// sorted pass over the incidents: forgetting one incident a signal, each
+// sixteenth of either (roomToWait), make room as members do. Past a
+// bound it forgets down to a sixty-fourth under it, in one sorted pass
+// over the incidents: forgetting one incident a signal, each
 // a scan of them all, made a full memory of one-member incidents take
 // 2,600 signals/s (BenchmarkNewFingerprintsAtTheBound). keep, the
 // incident the signal just joined or opened, goes last, and only when

@@ -158,16 +158,16 @@ const maxBar = 12 + budgetStep
 // weeks of training data) opens one at its first move, as before: ASD's
 // tuning part lost 0.14 of mean F1(d7) when those waited too.
 //
-// still says the series sat on its value for the stepRelease observations
-// before r, and moved that r's value is not the one before. An episode opened by
-// a move of a series that sat still ends when it sits still again, on its
-// new value for stepRelease observations: such a series (the largest of a
-// Go program's recent GC pauses, memory locked, a count of processes)
-// steps and stays, and its step is the event; held while it stayed (the
-// regime, the variance CUSUM, the trend test and the slowed EWMA all
-// fire on it), one GC pause was an episode of hours, an incident. A
-// series that was moving before and stops (a busy rate falling to 0)
-// keeps its episode.
+// still says the series sat on its value for the stepRelease
+// observations before r, and moved that r's value is not the one before.
+// An episode opened by a move of a series that sat still ends when it
+// sits still again, on its new value for stepRelease observations: such
+// a series (the largest of a Go program's recent GC pauses, memory
+// locked, a count of processes) steps and stays, and its step is the
+// event; held while it stayed (the regime, the variance CUSUM, the trend
+// test and the slowed EWMA all fire on it), one GC pause was an episode
+// of hours, an incident. A series that was moving before and stops (a
+// busy rate falling to 0) keeps its episode.
 func (d *Detector) episode(r *Result, ns int64, s float64, flat, still, moved bool) {
 	cfg := &d.p.cfg
 	e := &d.ep

@@ -117,11 +117,12 @@ var errRoomTaken = errors.New("the room below ingest.max_store_backlog is taken"
 // would take the backlog to limit as far as the gateway can tell since
 // its last look (taken): then it returns errRoomTaken, or errNeverFits
 // when they take more than limit of the whole stream, and they are not
-// to be published. A nil guard (none configured) takes everything. A request is let in by the last look before its body is
-// read (over), so several in flight at once were each let in by the
+// to be published. A request is let in by the last look before its body
+// is read (over), so several in flight at once were each let in by the
 // same room, and landed past the bound together (two gateways, eight
 // requests in flight on each, on a 4 MiB EVENTS: up to 96 of some 550
-// events answered 200 lost). published ends the reservation.
+// events answered 200 lost). published ends the reservation. A nil guard
+// (none configured) takes everything.
 func (g *backlogGuard) reserve(bytes int, limit float64) error {
 	if g == nil {
 		return nil
@@ -134,7 +135,7 @@ func (g *backlogGuard) reserve(bytes int, limit float64) error {
 				"(streams.max_bytes), which they would take however long the client waited; send fewer events a request, or raise streams.max_bytes",
 				errNeverFits, bytes, limit, g.streamBytes)
 		}
-		if g.taken()+float64(bytes) > max(limit-g.last, 0)*float64(g.streamBytes) {
+		if g.taken()+float64(bytes) > g.room(limit) {
 			return errRoomTaken
 		}
 	}
@@ -168,14 +169,15 @@ func (g *backlogGuard) taken() float64 {
 	return taken + float64(g.inFlight)
 }
 
+// room is the bytes the last look left below limit, under mu.
+func (g *backlogGuard) room(limit float64) float64 {
+	return max(limit-g.last, 0) * float64(g.streamBytes)
+}
+
 // roomTaken tells whether what the stream took since the last look
 // (taken) is over 1/roomParts of the room it left below limit, under mu.
 func (g *backlogGuard) roomTaken(limit float64) bool {
-	if g.streamBytes <= 0 {
-		return false
-	}
-	room := max(limit-g.last, 0) * float64(g.streamBytes)
-	return g.taken() > room/roomParts
+	return g.streamBytes > 0 && g.taken() > g.room(limit)/roomParts
 }
 
 // seen is the ratio of the last look that did not fail.

@@ -315,11 +315,7 @@ func TestStreamSizesStartOverWithANewStream(t *testing.T) {
 	publishSizes(t, e, 0, 1000, size)
 	f := followed(t, e)
 
-	s, err := e.js.Stream(testCtx(t), e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remakeStream(t, e, s.CachedInfo().Config)
+	remakeStream(t, e, nil)
 	publishSizes(t, e, 0, 300, func(i int) int { return 3000 + size(i) }) // not as the old ones: read as those, they weigh less
 	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
 	ackFirst(t, e, "behind", 100)
@@ -342,11 +338,7 @@ func TestStreamSizesStartOverWithANewStreamLongerThanTheOld(t *testing.T) {
 	publishSizes(t, e, 0, 300, func(int) int { return 5000 })
 	f := followed(t, e)
 
-	s, err := e.js.Stream(testCtx(t), e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remakeStream(t, e, s.CachedInfo().Config)
+	remakeStream(t, e, nil)
 	publishSizes(t, e, 0, 600, func(int) int { return 200 })
 	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
 	caughtUp(t, e, f) // the old follower read the new stream past 300
@@ -369,11 +361,7 @@ func TestStreamSizesStoppedStartNoFollower(t *testing.T) {
 	f := followed(t, e)
 	f.Stop()
 
-	s, err := e.js.Stream(testCtx(t), e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	remakeStream(t, e, s.CachedInfo().Config)
+	remakeStream(t, e, nil)
 	publishSizes(t, e, 0, 50, func(int) int { return 300 })
 	limitStream(t, e, int64(2*streamBytes(t, e)), 0)
 	ackFirst(t, e, "behind", 20)
@@ -411,9 +399,18 @@ func consumerNamesOf(t *testing.T, e *env) ([]string, error) {
 	return names, lister.Err()
 }
 
-// remakeStream deletes e's stream and makes it anew with cfg.
-func remakeStream(t *testing.T, e *env, cfg jetstream.StreamConfig) {
+// remakeStream deletes e's stream and makes it anew with its config,
+// changed by edit (nil: as it was).
+func remakeStream(t *testing.T, e *env, edit func(*jetstream.StreamConfig)) {
 	t.Helper()
+	s, err := e.js.Stream(testCtx(t), e.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if edit != nil {
+		edit(&cfg)
+	}
 	if err := e.js.DeleteStream(testCtx(t), e.stream); err != nil {
 		t.Fatal(err)
 	}
@@ -425,13 +422,7 @@ func remakeStream(t *testing.T, e *env, cfg jetstream.StreamConfig) {
 // fileStream makes e's stream anew in file storage.
 func fileStream(t *testing.T, e *env) {
 	t.Helper()
-	s, err := e.js.Stream(testCtx(t), e.stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Storage = jetstream.FileStorage
-	remakeStream(t, e, cfg)
+	remakeStream(t, e, func(cfg *jetstream.StreamConfig) { cfg.Storage = jetstream.FileStorage })
 }
 
 // BenchmarkStoreBacklog weighs the cost of the gateway's store guard

@@ -2456,6 +2456,48 @@ services:
 	}
 }
 
+// An alert storm can hold unrelated failures, each a cascade of its own.
+// It is named after, and paged to the owner of, the failure with the most
+// services failing behind it, not the one that happened to fire first:
+// live, a tier-0 database's outage was paged to the owner of an analytics
+// store whose alert came seconds before.
+func TestAStormIsNamedAfterTheFailureMostServicesFailBehind(t *testing.T) {
+	yaml := `
+services:
+  web:          {owner: ana, team: shop, depends_on: [checkout]}
+  checkout:     {owner: bo, team: shop, depends_on: [payments]}
+  payments:     {owner: cy, team: pay, depends_on: [payments-db]}
+  payments-db:  {owner: di, team: dba}
+  reports:      {owner: hu, team: analytics, depends_on: [warehouse]}
+  warehouse:    {owner: io, team: analytics}
+  search:       {owner: fu, team: discovery, depends_on: [search-index]}
+  search-index: {owner: gi, team: discovery}
+`
+	c := correlatorOn(t, Config{}, yaml)
+	feed(c, alert("ServiceDown", "warehouse", 0), alert("ServiceDown", "search-index", 10*time.Second), alert("ServiceDown", "payments-db", 20*time.Second),
+		alert("ServiceDown", "reports", 40*time.Second), alert("ServiceDown", "payments", 45*time.Second),
+		alert("ServiceDown", "checkout", 50*time.Second), alert("ServiceDown", "web", 55*time.Second))
+	var open []State
+	for _, inc := range c.Incidents() {
+		if inc.Status != StatusResolved {
+			open = append(open, inc)
+		}
+	}
+	if len(open) != 1 {
+		t.Fatalf("%d open incidents, want the storm's one", len(open))
+	}
+	st := open[0]
+	if st.Service != "payments-db" || st.Owner != "di" || len(st.RootCauses) == 0 || st.RootCauses[0].Service != "payments-db" {
+		t.Errorf("the storm is on %s (owner %q), root causes %+v; want payments-db, with three services failing behind it", st.Service, st.Owner, st.RootCauses)
+	}
+	// The analytics store's alert came first, and still says so.
+	for _, rc := range st.RootCauses {
+		if rc.Service == "warehouse" && !strings.Contains(strings.Join(rc.Reasons, "; "), "earliest signal") {
+			t.Errorf("warehouse's reasons %q do not name its earliest signal", rc.Reasons)
+		}
+	}
+}
+
 // TestLocationBurstMergesWhatFailsInOnePlace: failures of any kind on
 // services the catalog does not relate, at least location_burst of them
 // opening within location_window in one region, are that region's (its

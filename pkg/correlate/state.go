@@ -388,11 +388,7 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 			f.change = ch
 		}
 	}
-	var earliest time.Time
 	for svc, f := range all {
-		if f.isMember && (earliest.IsZero() || f.first.Before(earliest)) {
-			earliest = f.first
-		}
 		for other, g := range all {
 			if other == svc || !g.isMember {
 				continue
@@ -403,6 +399,19 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 			if c.topo.hops(other, svc) > 0 {
 				f.ups++ // a failing service depends on svc
 			}
+		}
+	}
+	firsts := map[string]time.Time{}
+	for svc, f := range all {
+		if f.isMember {
+			firsts[svc] = f.first
+		}
+	}
+	trees := c.failureTrees(firsts)
+	var earliest time.Time
+	for _, t := range firsts {
+		if earliest.IsZero() || t.Before(earliest) {
+			earliest = t
 		}
 	}
 	var out []Candidate
@@ -441,9 +450,15 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 			cand.Reasons = append(cand.Reasons, fmt.Sprintf("%s %s by %s %s %s the incident opened",
 				f.change.Type, orDash(f.change.Version), orDash(f.change.Author), d.Round(time.Second), when))
 		}
-		if f.isMember && f.first.Equal(earliest) {
+		at := " (" + f.signalName + " at " + f.first.UTC().Format(time.RFC3339) + ")"
+		switch tree := trees[svc]; {
+		case !f.isMember:
+		case f.first.Equal(earliest):
 			cand.Score++
-			cand.Reasons = append(cand.Reasons, "earliest signal ("+f.signalName+" at "+f.first.UTC().Format(time.RFC3339)+")")
+			cand.Reasons = append(cand.Reasons, "earliest signal"+at)
+		case tree.size > 1 && f.first.Equal(tree.first):
+			cand.Score++
+			cand.Reasons = append(cand.Reasons, fmt.Sprintf("earliest signal of the %d failing services the catalog relates to it%s", tree.size, at))
 		}
 		if cand.Score > 0 {
 			out = append(out, cand)
@@ -464,6 +479,56 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 	})
 	if len(out) > 5 {
 		out = out[:5]
+	}
+	return out
+}
+
+// failureTree is one of an incident's failures: the failing services
+// the catalog relates, one way or the other.
+type failureTree struct {
+	first time.Time // its first signal
+	size  int       // its services
+}
+
+// failureTrees splits the failing services (first: each one's first
+// signal) into failure trees, and gives each service its tree. The
+// earliest signal speaks for a root among the services it could have
+// broken: in an incident holding unrelated failures (an alert storm, a
+// location burst), each failure's own earliest counts too, or the one
+// that happened to fire first outranked the failure with more services
+// failing behind it (a tier-0 database's outage was paged to an
+// analytics owner).
+func (c *Correlator) failureTrees(first map[string]time.Time) map[string]failureTree {
+	parent := make(map[string]string, len(first))
+	var find func(string) string
+	find = func(s string) string {
+		if p := parent[s]; p != s {
+			parent[s] = find(p)
+		}
+		return parent[s]
+	}
+	for s := range first {
+		parent[s] = s
+	}
+	for a := range first {
+		for b := range first {
+			if a < b && (c.topo.hops(a, b) > 0 || c.topo.hops(b, a) > 0) {
+				parent[find(a)] = find(b)
+			}
+		}
+	}
+	trees := map[string]failureTree{}
+	for s, t := range first {
+		tr, ok := trees[find(s)]
+		if !ok || t.Before(tr.first) {
+			tr.first = t
+		}
+		tr.size++
+		trees[find(s)] = tr
+	}
+	out := make(map[string]failureTree, len(first))
+	for s := range first {
+		out[s] = trees[find(s)]
 	}
 	return out
 }

@@ -287,6 +287,13 @@ func Open(ctx context.Context, name string, cfg Config, opts ...Option) (*Platfo
 	return p, nil
 }
 
+// StoreGrace is how long ClickHouse may fail its ping before a process
+// that opened it is not ready, as long as writer.unready_after's default:
+// a restart or a replica's failover heals within it, and the gateway of
+// aiops run, which holds what it takes in NATS meanwhile, stays in its
+// load balancer's rotation.
+const StoreGrace = time.Minute
+
 // Checks are the readiness checks of what Open connected.
 func (p *Platform) Checks() []service.Check {
 	checks := []service.Check{{Name: "nats", Fn: func(ctx context.Context) error {
@@ -297,7 +304,7 @@ func (p *Platform) Checks() []service.Check {
 		return err
 	}}}
 	if p.Store != nil {
-		checks = append(checks, service.Check{Name: "clickhouse", Fn: p.Store.Ping})
+		checks = append(checks, service.WithGrace(service.Check{Name: "clickhouse", Fn: p.Store.Ping}, StoreGrace, nil))
 	}
 	return checks
 }

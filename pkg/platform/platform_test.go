@@ -3,10 +3,13 @@ package platform
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aiops-dev/aiops/pkg/bus"
 	"github.com/aiops-dev/aiops/pkg/service"
@@ -159,6 +162,52 @@ func TestOpenProvisionsStreams(t *testing.T) {
 	_, err = Open(context.Background(), "test", cfg, WithStore(), WithLogOutput(io.Discard))
 	if err == nil || !strings.HasPrefix(err.Error(), "store:") {
 		t.Fatalf("Open with unreachable store: %v", err)
+	}
+}
+
+// ClickHouse going away (a restart, a failover) does not make a process
+// that stores unready at once: the gateway of aiops run holds what it
+// takes in NATS meanwhile, and out of its load balancer's rotation it
+// would refuse the producers it could serve. Its check says what fails.
+func TestClickHouseAwayIsToleratedWithinTheGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs JetStream and ClickHouse")
+	}
+	srv := testenv.StartNATS(t)
+	u, err := url.Parse(testenv.ClickHouse(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cfg := DefaultConfig()
+	cfg.Bus.URLs = []string{srv.URL()}
+	cfg.Streams.Storage = "memory"
+	cfg.Store.DSN = u.String()
+	p, err := Open(context.Background(), "test", cfg, WithStore(), WithLogOutput(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var check service.Check
+	for _, c := range p.Checks() {
+		if c.Name == "clickhouse" {
+			check = c
+		}
+	}
+	if check.Fn == nil || check.Fn(context.Background()) != nil {
+		t.Fatalf("no passing clickhouse check among %+v", p.Checks())
+	}
+	proxy.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = check.Fn(ctx)
+	if !errors.As(err, new(service.Tolerated)) || !strings.Contains(err.Error(), "within its grace of 1m0s") {
+		t.Errorf("clickhouse away: %v, want a failure tolerated for %s", err, StoreGrace)
+	}
+	proxy.Restore()
+	if err := check.Fn(context.Background()); err != nil {
+		t.Errorf("clickhouse back: %v", err)
 	}
 }
 

@@ -114,6 +114,55 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Tolerated is a check's failure that does not make the process unready
+// (yet): /readyz shows it, with ok true.
+type Tolerated struct{ Err error }
+
+func (t Tolerated) Error() string { return t.Err.Error() }
+
+func (t Tolerated) Unwrap() error { return t.Err }
+
+// WithGrace is c failing only once it has failed on every run for longer
+// than grace, its failures till then Tolerated; now is the clock (nil:
+// time.Now). A dependency a restart or a failover heals within grace
+// then does not flap readiness: taken out of a load balancer's rotation,
+// a process that buffers (the gateway of aiops run, which holds what it
+// takes in NATS while ClickHouse is away) would refuse the very producers
+// it could serve.
+func WithGrace(c Check, grace time.Duration, now func() time.Time) Check {
+	if now == nil {
+		now = time.Now
+	}
+	var (
+		mu    sync.Mutex
+		since time.Time // when c started failing; zero while it passes
+	)
+	return Check{Name: c.Name, Fn: func(ctx context.Context) error {
+		// c's own answer, a timeout included, must come before the
+		// caller's deadline to be tolerated: it gets nine tenths of it.
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Until(dl)/10))
+			defer cancel()
+		}
+		err := c.Fn(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		switch t := now(); {
+		case err == nil:
+			since = time.Time{}
+			return nil
+		case since.IsZero():
+			since = t
+			fallthrough
+		case t.Sub(since) <= grace:
+			return Tolerated{fmt.Errorf("failing for %s, within its grace of %s: %w", t.Sub(since).Round(time.Second), grace, err)}
+		default:
+			return fmt.Errorf("failing for %s, past its grace of %s: %w", t.Sub(since).Round(time.Second), grace, err)
+		}
+	}}
+}
+
 // LastFailure is a check on work a component tries again for ever (a
 // lease holder's terms): it fails with the error the work last failed
 // with, until the work is known to go well again.
@@ -276,7 +325,7 @@ func (a *admin) runCheck(ctx context.Context, c Check) CheckResult {
 		err = fmt.Errorf("no answer within %s", a.checkTimeout)
 	}
 	if err != nil {
-		return CheckResult{Name: c.Name, Error: err.Error()}
+		return CheckResult{Name: c.Name, OK: errors.As(err, new(Tolerated)), Error: err.Error()}
 	}
 	return CheckResult{Name: c.Name, OK: true}
 }

@@ -202,6 +202,48 @@ func TestReadyzNamesFailingCheckThenRecovers(t *testing.T) {
 	}
 }
 
+// A dependency that fails for less than its grace (a ClickHouse restart)
+// leaves the process ready, /readyz saying so; past it, the process is not
+// ready; once it passes, a new failure has its whole grace again.
+func TestReadyzToleratesACheckFailingWithinItsGrace(t *testing.T) {
+	var pingErr atomic.Pointer[error]
+	var ok error
+	pingErr.Store(&ok)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	at := func(d time.Duration) { t := now.Add(d); clock.Store(&t) }
+	ping := Check{Name: "clickhouse", Fn: func(context.Context) error { return *pingErr.Load() }}
+	s := start(t, Options{Checks: []Check{WithGrace(ping, time.Minute, func() time.Time { return *clock.Load() })}})
+	down := errors.New("dial tcp 127.0.0.1:9000: connect: connection refused")
+	for _, step := range []struct {
+		at       time.Duration
+		err      error
+		code     int
+		okCheck  bool
+		inDetail string
+	}{
+		{0, nil, http.StatusOK, true, ""},
+		{10 * time.Second, down, http.StatusOK, true, "failing for 0s, within its grace of 1m0s: " + down.Error()},
+		{50 * time.Second, down, http.StatusOK, true, "failing for 40s"},
+		{71 * time.Second, down, http.StatusServiceUnavailable, false, "failing for 1m1s, past its grace of 1m0s: " + down.Error()},
+		{80 * time.Second, nil, http.StatusOK, true, ""},
+		{90 * time.Second, down, http.StatusOK, true, "failing for 0s"},
+	} {
+		at(step.at)
+		pingErr.Store(&step.err)
+		code, _, body := get(t, s.base+"/readyz", "")
+		var resp ReadyResponse
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		if code != step.code || len(resp.Checks) != 1 || resp.Checks[0].OK != step.okCheck || !strings.Contains(resp.Checks[0].Error, step.inDetail) ||
+			step.inDetail == "" && resp.Checks[0].Error != "" {
+			t.Errorf("at %s: /readyz = %d %s, want %d with the check ok %v saying %q", step.at, code, body, step.code, step.okCheck, step.inDetail)
+		}
+	}
+}
+
 // checkedRunner runs until its context ends and reports err as its
 // readiness.
 type checkedRunner struct{ err atomic.Pointer[error] }

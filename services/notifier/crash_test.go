@@ -305,3 +305,58 @@ func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 		})
 	}
 }
+
+// A flap that a graceful stop cut in two: opened, its root moved within
+// group_wait (the saver wrote the incident at that update), the notifier
+// stopped (both events given back to the stream, nothing sent), and the
+// next notifier got them again, then the resolve, still within
+// group_wait. No receiver heard of the incident, so none hears of its
+// resolve: the opening, come again, was dropped as older than the update
+// the bucket held, the slot was made by the update, which cannot tell
+// that no receiver heard, and the resolve went out alone.
+func TestFlapAcrossAGracefulStopIsNotNotified(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	bucket := func() *kvOpen {
+		t.Helper()
+		kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv
+	}
+	hook := newReceiver(t)
+	opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
+	update := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(10*time.Second))
+	resolve := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(20*time.Second))
+
+	h, proc, at, _ := timedRigWith(t, hook, nil, bucket())
+	h.Send(opening)
+	at(10 * time.Second)
+	h.Send(update) // its root moved: the saver writes it
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.Stop() // graceful: both events go back to the stream
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err) // the saver's last pass
+	}
+
+	h, proc, at, tick := timedRigWith(t, hook, nil, bucket())
+	at(15 * time.Second)
+	var held []*stagetest.Held
+	for _, e := range []*event.Envelope{opening, update, resolve} {
+		held = append(held, h.Send(e))
+	}
+	tick(time.Minute)
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err) // the tombstone the resolve's ack waits for
+	}
+	for i, p := range held {
+		if res, ok := p.Result(); !ok || res.Outcome != stagetest.Acked {
+			t.Fatalf("event %d settled %v, %v %v: want acked", i, ok, res.Outcome, res.Err)
+		}
+	}
+	if got, bodies := hook.requests(); len(got) > 0 {
+		t.Fatalf("the receiver got %d notifications of a flap nobody heard of, the first: %s", len(got), bodies[0])
+	}
+}

@@ -119,11 +119,22 @@ type openIncident struct {
 	// Seen is when (wall clock) a notifier last took an event of it: an
 	// open incident with none for max_age is written again no more, and
 	// its entry expires (its resolve lost, or its correlator's state).
-	Seen  time.Time `json:"seen,omitzero"`
-	saved time.Time // when this instance last wrote it (wall clock)
-	// written is the latest state of it the bucket holds, as this
-	// instance knows (restored, or written since): what a resolve or an
-	// update waits for before it goes out (stateUnwritten).
+	Seen time.Time `json:"seen,omitzero"`
+	// OutRevision and OutAt stamp the latest state of it after its
+	// opening that a notifier handed to a receiver (an update, an
+	// acknowledgement, a reopening), written before it went out
+	// (stateUnwritten): an older state that comes again is not sent to a
+	// route it goes to (supersededFor). Not the entry's own stamp, which
+	// is written as soon as its labels change, sent or not: a state that
+	// only waited (for group_wait, given back at a graceful stop) stands
+	// for no older one, and the opening that comes again before it must
+	// still make the slot that knows no receiver heard (a flap).
+	OutRevision int       `json:"out_revision,omitempty"`
+	OutAt       time.Time `json:"out_at,omitzero"`
+	saved       time.Time // when this instance last wrote it (wall clock)
+	// written is the latest Out the bucket holds, as this instance knows
+	// (restored, or written since): what a resolve or an update waits for
+	// before it goes out (stateUnwritten).
 	written stamp
 }
 
@@ -159,6 +170,10 @@ type sentRecord struct {
 const maxKeptEvents = 512 << 10
 
 func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
+
+// out is the stamp of the latest state of it handed out after its opening
+// (zero: none).
+func (o openIncident) out() stamp { return stamp{o.OutRevision, o.OutAt} }
 
 // ended is what is remembered of a resolved incident: its resolve's stamp
 // and incident event (its tombstone's EventID).
@@ -202,9 +217,9 @@ func (p *Processor) afterTombstone(id string, st stamp, done func(error)) func(e
 }
 
 // stateUnwritten tells whether n's state of its incident is not in the
-// bucket yet: a resolve's tombstone, or an open state after the opening,
-// not written (a repeat's was), which it then marks for writing. p.mu is
-// held.
+// bucket yet: a resolve's tombstone, or an open state after the opening
+// not written as handed out (Out; a repeat's was), which it then marks
+// for writing. p.mu is held.
 func (p *Processor) stateUnwritten(n *note) bool {
 	r, _ := n.send.(*routed)
 	if p.store == nil || n.repeat > 0 || n.opening || r == nil || r.env == nil {
@@ -217,6 +232,10 @@ func (p *Processor) stateUnwritten(n *note) bool {
 	inc, ok := p.open[n.incidentID]
 	if !ok || !inc.written.before(st) {
 		return false
+	}
+	if inc.out().before(st) {
+		inc.OutRevision, inc.OutAt = st.rev, st.at
+		p.open[n.incidentID] = inc
 	}
 	// Its labels unchanged, the saver would not write it: written for
 	// the notifications that go out, not for every event.
@@ -518,7 +537,7 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 	p.releaseTombstoneWaits(id, st, nil)
 	now := p.now()
 	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Opened: shown.opened, Title: shown.title,
-		Sent: old.Sent, Events: old.Events, Seen: now, saved: old.saved, written: old.written}
+		Sent: old.Sent, Events: old.Events, Seen: now, OutRevision: old.OutRevision, OutAt: old.OutAt, saved: old.saved, written: old.written}
 	p.trackSource(id, labels, false)
 	// Seen is written at least every eighth of max_age: restored, an
 	// older one could forget an incident that has events
@@ -553,16 +572,20 @@ func (p *Processor) endedFor(id string, st stamp, route string) bool {
 }
 
 // supersededFor tells whether a newer state of open incident id than st
-// is known (taken here, or read from its entry at the term's start) that
-// goes to route too: it went out there, or its event, not settled, comes
-// again, so it stands for st. Without it, a notifier killed right after
-// an update went out, before the saver wrote that it did, was followed by
-// one that got the older state again (its ack, settled by the newer one's
-// send, lost with the kill) before the newer one, and sent it after the
-// newer had gone out. p.mu is held.
+// was handed out (here, or by the notifier before, as its entry read at
+// the term's start says: Out) that goes to route too: it went out there,
+// or its event, not settled, comes again, so it stands for st. Without
+// it, a notifier killed right after an update went out, before the saver
+// wrote that it did, was followed by one that got the older state again
+// (its ack, settled by the newer one's send, lost with the kill) before
+// the newer one, and sent it after the newer had gone out. A newer state
+// that was only known (written with the incident's labels) stands for
+// nothing yet: its opening, dropped for it after a graceful stop, left
+// the slot to the update, which cannot tell that no receiver heard, and
+// a flap's resolve went out alone. p.mu is held.
 func (p *Processor) supersededFor(id string, st stamp, route *amconfig.Route) bool {
 	inc, ok := p.open[id]
-	if !ok || !st.before(inc.stamp()) {
+	if !ok || !st.before(inc.out()) {
 		return false
 	}
 	return p.schedule.has(id, route.Path) || slices.Contains(p.routes.Route.Match(inc.Labels), route)
@@ -818,8 +841,8 @@ func (p *Processor) save(ctx context.Context, sweep bool) error {
 		p.mu.Lock()
 		if cur, ok := p.open[inc.ID]; ok && !inc.Resolved {
 			cur.saved = now
-			if cur.written.before(inc.stamp()) {
-				cur.written = inc.stamp()
+			if cur.written.before(inc.out()) {
+				cur.written = inc.out()
 			}
 			p.open[inc.ID] = cur
 		}
@@ -960,7 +983,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 			if !inc.Seen.IsZero() {
 				cur.Seen = inc.Seen // kept (an older notifier's entry has none: from now)
 			}
-			cur.written = inc.stamp()
+			cur.OutRevision, cur.OutAt, cur.written = inc.OutRevision, inc.OutAt, inc.out()
 			p.open[inc.ID] = cur
 		}
 		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {

@@ -37,7 +37,7 @@ import (
 // a notification of which another integration failed.
 const sentKeyPrefix = "sent."
 
-// sentKeysTimeout bounds one write of those keys, or their reading.
+// sentKeysTimeout bounds their reading at a term's start.
 const sentKeysTimeout = 5 * time.Second
 
 // keepSentIn keeps, in the state bucket kv, the idempotency keys taken by
@@ -46,17 +46,28 @@ func (p *Processor) keepSentIn(kv jetstream.KeyValue) { p.sentKV = kv }
 
 // keepSent writes keys (idempotency keys, taken by the integrations named
 // by paths) to the state bucket; one not written is logged: a notifier
-// after this one would send it again.
+// after this one would send it again. It runs on the receiver's lane, so
+// it waits for the bucket as a notification waits for its state's write,
+// no longer than stateWriteWait, and not at all while the bucket's last
+// write failed (storeFailing, which a failure here sets too, until the
+// saver's next pass succeeds): on a stalled bucket each Slack
+// notification waited 5 s for its key.
 func (p *Processor) keepSent(ctx context.Context, receiver string, keys, paths []string) {
 	if p.sentKV == nil || len(keys) == 0 {
 		return
 	}
+	if p.storeFailing.Load() {
+		p.log.Warn().Str("receiver", receiver).Strs("idempotency_keys", keys).
+			Msg("integrations' deliveries not kept: the state bucket's last write failed; a notifier after this one would send them again")
+		return
+	}
 	// Its send may be cut (a stop's drain ending, a lost lease): that is
 	// when it matters most.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sentKeysTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stateWriteWait)
 	defer cancel()
 	for i, key := range keys {
 		if _, err := p.sentKV.Put(ctx, sentKeyPrefix+key, []byte(receiver+" "+paths[i])); err != nil {
+			p.storeFailing.Store(true)
 			p.log.Warn().Err(err).Str("receiver", receiver).Str("integration", paths[i]).Str("idempotency_key", key).
 				Msg("integration's delivery not kept in the state bucket: a notifier after this one would send it again")
 		}

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/aiops-dev/aiops/pkg/event"
+	"github.com/aiops-dev/aiops/pkg/notify/webhook"
 )
 
 // A receiver with a webhook that cannot be reached and a Slack incoming
@@ -155,4 +158,64 @@ func (h *hookAndSlack) counts() (tries, took, slack int) {
 func (h *hookAndSlack) say() string {
 	tries, took, s := h.counts()
 	return fmt.Sprintf("webhook tried %d times, took %d; slack took %d", tries, took, s)
+}
+
+// stalledKV is a state bucket whose server stalls: every Put waits until
+// its context ends, and what the context allowed is recorded.
+type stalledKV struct {
+	jetstream.KeyValue
+	mu     sync.Mutex
+	puts   int
+	allows []time.Duration // each Put's context's time left as it came
+}
+
+func (s *stalledKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	s.mu.Lock()
+	s.puts++
+	if deadline, ok := ctx.Deadline(); ok {
+		s.allows = append(s.allows, time.Until(deadline))
+	} else {
+		s.allows = append(s.allows, -1)
+	}
+	s.mu.Unlock()
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A Slack delivery's key is written at once, on its receiver's lane, before
+// the incident event is settled. On a stalled bucket it waited 5 s for each
+// Slack notification (sentKeysTimeout), five times what a notification
+// waits for its state's write (stateWriteWait), and went on waiting while
+// the bucket was known to fail, when the state's writes are not waited for
+// at all (storeFailing). It waits as they do, and a write that failed
+// tells the next ones.
+func TestSlackKeyWriteWaitsNoLongerThanAStateWrite(t *testing.T) {
+	slack := newReceiver(t)
+	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
+	yml := "route: {receiver: chat}\nreceivers:\n- name: chat\n  slack_configs: [{api_url: '" + slack.srv.URL + "'}]\n"
+	if err := os.WriteFile(routes, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &stalledKV{}
+	p.keepSentIn(kv)
+	for range 2 {
+		if err := p.SendTest(context.Background(), "chat", webhook.SampleIncident()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := slack.requests(); len(got) != 2 {
+		t.Fatalf("Slack took %d messages, want 2", len(got))
+	}
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if allowed := kv.allows[0]; allowed < 0 || allowed > stateWriteWait {
+		t.Errorf("the Slack key's write was allowed %v, want at most stateWriteWait (%v)", allowed, stateWriteWait)
+	}
+	if kv.puts != 1 {
+		t.Errorf("%d writes of Slack's keys, want 1: the write that failed on the stalled bucket tells the next not to wait", kv.puts)
+	}
 }

@@ -90,7 +90,7 @@ type Processor struct {
 	quietSwept    time.Time
 	tombstoneHeld int
 	fenced        atomic.Bool // the lease is lost: the store is not written
-	storeFailing  atomic.Bool // the saver's last pass failed: notifications do not wait for it (writeState)
+	storeFailing  atomic.Bool // the bucket's last write failed (a saver's pass, a key: keepSent): notifications do not wait for it (writeState)
 	termBegun     atomic.Bool // a term read the open incidents (restoreOpen)
 	// holds tells whether the lease is still this instance's by its own
 	// clock (bus.Lease.Valid; nil: no lease): a paused instance must not

@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -359,4 +360,84 @@ func TestFlapAcrossAGracefulStopIsNotNotified(t *testing.T) {
 	if got, bodies := hook.requests(); len(got) > 0 {
 		t.Fatalf("the receiver got %d notifications of a flap nobody heard of, the first: %s", len(got), bodies[0])
 	}
+}
+
+// A receiver that never heard of an incident reads its first page as the
+// incident's opening, whatever state it carries. A notifier killed while
+// the opening waited for group_wait, its root moved meanwhile, gets the
+// opening and the update again only after ack_wait, behind what the
+// correlator published since, which comes at once: the slot is made by
+// that later update, past group_wait, and its page went out as
+// incident.updated, the receiver told of no opening (a kill -9 soak: 12
+// incidents of about 100). So did the first page of an incident whose
+// update replaced its opening within group_wait, without a kill.
+func TestFirstPageReadsAsAnOpening(t *testing.T) {
+	transitions := func(hook *receiver) []string {
+		_, bodies := hook.requests()
+		var out []string
+		for _, b := range bodies {
+			var p struct {
+				Type string `json:"type"`
+			}
+			if err := json.Unmarshal(b, &p); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, p.Type)
+		}
+		return out
+	}
+	aiopsHook := func(hook *receiver) string {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return "aiops_webhook_configs: [{url: '" + hook.srv.URL + "', secret_file: '" + file + "'}]"
+	}
+	opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
+	moved := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(10*time.Second))
+	later := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(2*time.Minute))
+
+	t.Run("its update within group_wait", func(t *testing.T) {
+		hook := newReceiver(t)
+		h, _, at, tick := timedRigTo(t, aiopsHook(hook), nil, nil)
+		h.Send(opening)
+		at(10 * time.Second)
+		h.Send(moved)
+		tick(31 * time.Second)
+		if got := transitions(hook); len(got) != 1 || got[0] != "incident.opened" {
+			t.Fatalf("the receiver got %v, want one incident.opened", got)
+		}
+	})
+	t.Run("after a kill", func(t *testing.T) {
+		r := newJSRig(t, zerolog.ErrorLevel)
+		bucket := func() *kvOpen {
+			t.Helper()
+			kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kv
+		}
+		hook := newReceiver(t)
+		h, proc, at, _ := timedRigTo(t, aiopsHook(hook), nil, bucket())
+		h.Send(opening)
+		at(10 * time.Second)
+		h.Send(moved) // its root moved: the saver writes it
+		if err := proc.saveOpen(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		h.Stop() // killed while the opening waited for group_wait
+
+		h, _, at, tick := timedRigTo(t, aiopsHook(hook), nil, bucket())
+		at(2 * time.Minute)
+		h.Send(later) // published since: it comes at once
+		tick(2 * time.Minute)
+		h.Send(opening) // after ack_wait
+		h.Send(moved)
+		tick(3 * time.Minute)
+		if got := transitions(hook); len(got) != 1 || got[0] != "incident.opened" {
+			t.Fatalf("the receiver got %v, want one incident.opened", got)
+		}
+	})
 }

@@ -937,7 +937,7 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		inc.FirstNotice = heardBy&integrationBit(i) == 0
 		ig.mu.Lock()
 		began := time.Now()
-		err := ig.send(ctx, key, inc)
+		err := ig.send(ctx, key, asSeenBy(inc))
 		ig.mu.Unlock()
 		took := time.Since(began)
 		switch {
@@ -968,6 +968,24 @@ func (p *Processor) deliver(ctx context.Context, name, eventID string, inc webho
 		breakerUntil = time.Time{}
 	}
 	return failed, refused, reached, breakerUntil
+}
+
+// asSeenBy is inc as its integration is to see it: an update that is a
+// first notice (FirstNotice: no notification of the incident reached the
+// integration, as far as the notifier knows) reads as the incident's
+// opening, carrying its latest state. The first page is the latest state
+// at group_wait, and after a restart whichever state came first (the
+// opening, redelivered after ack_wait, comes behind what was published
+// since): sent as updated, a receiver acting on incident.opened never
+// opened anything. An acknowledgement stays one (PagerDuty gets a trigger
+// before it: webhook.PagerDutyEvents), and so do a reopening, which a
+// ticket a notifier before the restart closed must see as such, and an
+// update of a resolved incident (a comment), which opens nothing.
+func asSeenBy(inc webhook.Incident) webhook.Incident {
+	if inc.FirstNotice && inc.Transition == webhook.TransitionUpdated && inc.Status != webhook.StatusResolved {
+		inc.Transition = webhook.TransitionOpened
+	}
+	return inc
 }
 
 // SendTest delivers inc to the receiver named name through the path every

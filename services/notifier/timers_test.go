@@ -33,6 +33,13 @@ func timedRig(t *testing.T, hook *receiver, muter Muter) (h *stagetest.Harness, 
 // nil), restored before the runner starts.
 func timedRigWith(t *testing.T, hook *receiver, muter Muter, store OpenStore) (h *stagetest.Harness, proc *Processor, at, tick func(time.Duration)) {
 	t.Helper()
+	return timedRigTo(t, "webhook_configs: [{url: '"+hook.srv.URL+"'}]", muter, store)
+}
+
+// timedRigTo is timedRigWith sending through integration, the receiver's
+// YAML (webhook_configs: [{url: ...}]).
+func timedRigTo(t *testing.T, integration string, muter Muter, store OpenStore) (h *stagetest.Harness, proc *Processor, at, tick func(time.Duration)) {
+	t.Helper()
 	routes := filepath.Join(t.TempDir(), "alertmanager.yml")
 	os.WriteFile(routes, []byte(`route:
   receiver: hook
@@ -41,8 +48,7 @@ func timedRigWith(t *testing.T, hook *receiver, muter Muter, store OpenStore) (h
   repeat_interval: 1h
 receivers:
 - name: hook
-  webhook_configs:
-  - url: `+hook.srv.URL+`
+  `+integration+`
 `), 0o600)
 	proc, err := NewProcessor(Config{Routes: routes}, zerolog.Nop())
 	if err != nil {

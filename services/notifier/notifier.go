@@ -653,6 +653,10 @@ func (p *Processor) hand(n *note, now time.Time) {
 		p.lanes[n.receiver] = l
 	}
 	l.queue = append(l.queue, handoff{n: n, now: now})
+	// Its state is marked for writing now, not when its turn comes: the
+	// pass the first note of a burst waits for (writeState) writes the
+	// states of those queued behind it too, in one round trip (putAll).
+	p.stateUnwritten(n)
 	p.inFlight++
 	if !l.running {
 		l.running = true

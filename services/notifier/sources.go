@@ -761,7 +761,7 @@ func (p *Processor) saveOpen(ctx context.Context) error { return p.save(ctx, tru
 // saveChanged is saveOpen without its sweeps over every open incident
 // (forgetting the quiet ones, refreshing old entries), which the saver's
 // passes make: the pass a notification of a later state waits for
-// (writeState), one for each, then costs what changed, not two scans of
+// (writeState) then costs what changed, not two scans of
 // every open incident under p.mu (with 3,000 open, a quarter of the
 // notifier's CPU on a burst of updates, BenchmarkLaterStates), and the
 // notification waits for no refresh of others' entries.
@@ -810,35 +810,27 @@ func (p *Processor) save(ctx context.Context, sweep bool) error {
 	}
 	clear(p.unsaved)
 	p.mu.Unlock()
-	var failed []string
-	var errs []error
+	results := p.putAll(ctx, todo)
+	failed, fenced := 0, false
+	var firstErr error
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for i, inc := range todo {
-		err := stage.ErrFenced
-		if !p.fencedOff() {
-			err = p.store.Put(ctx, inc)
-		}
-		if errors.Is(err, stage.ErrFenced) {
-			// kept for a pass that holds the lease again (a renewal
-			// just late); the next holder reads the bucket afresh
-			p.mu.Lock()
-			for _, rest := range todo[i:] {
-				p.unsaved[rest.ID] = struct{}{}
+		if err := results[i]; err != nil {
+			// written at the next pass; one fenced off, by a pass that
+			// holds the lease again (a renewal just late), else the next
+			// holder reads the bucket afresh
+			p.unsaved[inc.ID] = struct{}{}
+			if errors.Is(err, stage.ErrFenced) {
+				fenced = true
+				continue
 			}
-			p.mu.Unlock()
-			return nil
-		}
-		if err != nil {
-			failed = append(failed, inc.ID)
-			errs = append(errs, err)
-			if ctx.Err() != nil { // the pass is over: the rest waits too
-				for _, rest := range todo[i+1:] {
-					failed = append(failed, rest.ID)
-				}
-				break
+			if failed == 0 {
+				firstErr = err
 			}
+			failed++
 			continue
 		}
-		p.mu.Lock()
 		if cur, ok := p.open[inc.ID]; ok && !inc.Resolved {
 			cur.saved = now
 			if cur.written.before(inc.out()) {
@@ -851,18 +843,42 @@ func (p *Processor) save(ctx context.Context, sweep bool) error {
 			p.resolved.Add(inc.ID, r)
 			p.releaseTombstoneWaits(inc.ID, inc.stamp(), nil)
 		}
-		p.mu.Unlock()
 	}
-	p.storeFailing.Store(len(failed) > 0)
-	if len(failed) == 0 {
+	if fenced {
 		return nil
 	}
-	p.mu.Lock()
-	for _, id := range failed {
-		p.unsaved[id] = struct{}{}
+	p.storeFailing.Store(failed > 0)
+	if failed > 0 {
+		// the first error only: a stalled bucket fails them all alike
+		return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", failed, firstErr)
 	}
-	p.mu.Unlock()
-	return fmt.Errorf("notifier: %d open incidents not saved (retried): %w", len(failed), errors.Join(errs...))
+	return nil
+}
+
+// putsAtOnce bounds the writes of a pass in flight together.
+const putsAtOnce = 64
+
+// putAll writes the entries of a pass at once (at most putsAtOnce in
+// flight), each one's error in its place (stage.ErrFenced once the lease
+// is lost). Each is a round trip to the bucket, and one at a time a pass
+// cost them in series: the pass a notification waits for writes the
+// states of the notes handed out with it too (hand), in about one.
+func (p *Processor) putAll(ctx context.Context, todo []openIncident) []error {
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	inFlight := make(chan struct{}, putsAtOnce)
+	for i, inc := range todo {
+		inFlight <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-inFlight }()
+			errs[i] = stage.ErrFenced
+			if !p.fencedOff() {
+				errs[i] = p.store.Put(ctx, inc)
+			}
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // forgetQuietOpen forgets the open incidents of which no notifier took an

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/aiops-dev/aiops/pkg/event"
 )
 
 // gatedOpen holds the next Put, once armed, until released: a holder
@@ -215,5 +217,67 @@ func TestNotificationWriteRefreshesNoOtherEntry(t *testing.T) {
 	}
 	if err := p.saveOpen(context.Background()); err != nil || store.writes-before != 3 {
 		t.Errorf("the saver's pass: %v, %d writes in all; want b's and c's refresh too", err, store.writes-before)
+	}
+}
+
+// pairedOpen, once armed, holds each Put until another is in flight
+// beside it (or its context ends), and tells whether two ever were.
+type pairedOpen struct {
+	memOpen
+	armed   atomic.Bool
+	mu      sync.Mutex
+	waiting chan struct{} // a Put waiting for its pair (nil: none)
+	paired  atomic.Bool
+}
+
+func (s *pairedOpen) Put(ctx context.Context, inc openIncident) error {
+	if s.armed.Load() {
+		s.mu.Lock()
+		if s.waiting != nil {
+			close(s.waiting)
+			s.waiting = nil
+			s.paired.Store(true)
+			s.mu.Unlock()
+		} else {
+			wait := make(chan struct{})
+			s.waiting = wait
+			s.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return s.memOpen.Put(ctx, inc)
+}
+
+// The later states of two incidents that come due together to one
+// receiver are written in one pass, their writes in flight together: each
+// went out after a pass of its own, one bucket round trip after another
+// on the receiver's lane (BenchmarkLaterStates: a burst of updates fell
+// behind 1,000/s).
+func TestLaterStatesDueTogetherAreWrittenTogether(t *testing.T) {
+	hook := newReceiver(t)
+	store := &pairedOpen{memOpen: memOpen{kept: map[string]openIncident{}}}
+	h, proc, at, tick := timedRigWith(t, hook, nil, store)
+	for _, id := range []string{"a", "b"} {
+		h.Send(incidentAt(t, id, "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0))
+	}
+	tick(31 * time.Second) // the openings go out
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	store.armed.Store(true)
+	at(40 * time.Second)
+	for _, id := range []string{"a", "b"} {
+		h.Send(incidentAt(t, id, "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(40*time.Second)))
+	}
+	tick(6 * time.Minute) // both updates come due, past group_interval
+	if got, _ := hook.requests(); len(got) != 4 {
+		t.Fatalf("the receiver got %d notifications, want the 2 openings and the 2 updates", len(got))
+	}
+	if !store.paired.Load() {
+		t.Error("the two updates' states were never written together: one pass, one round trip, each")
 	}
 }

@@ -175,14 +175,6 @@ func TestCrashAfterSlackTookANotificationDoesNotSendItAgain(t *testing.T) {
 // than the resolve is not sent.
 func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	bucket := func() *kvOpen {
-		t.Helper()
-		kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kv
-	}
 	hook := newReceiver(t)
 	heard := func() (out []string) {
 		_, bodies := hook.requests()
@@ -199,7 +191,7 @@ func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 	update := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(40*time.Second))
 	resolve := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(50*time.Second))
 
-	h, _, at, tick := timedRigWith(t, hook, nil, bucket())
+	h, _, at, tick := timedRigWith(t, hook, nil, r.stateBucket())
 	h.Send(opening)
 	tick(31 * time.Second) // past group_wait: the opening goes out
 	at(40 * time.Second)
@@ -212,7 +204,7 @@ func TestCrashAfterAResolveWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 	}
 	h.Stop() // killed before the saver's pass: the acks of the update and the resolve are lost
 
-	h, _, at, tick = timedRigWith(t, hook, nil, bucket())
+	h, _, at, tick = timedRigWith(t, hook, nil, r.stateBucket())
 	at(2 * time.Minute)
 	h.Send(update) // delivered again, ahead of the resolve
 	tick(2 * time.Minute)
@@ -244,14 +236,6 @@ func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 	} {
 		t.Run(tc.transition, func(t *testing.T) {
 			r := newJSRig(t, zerolog.ErrorLevel)
-			bucket := func() *kvOpen {
-				t.Helper()
-				kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return kv
-			}
 			hook := newReceiver(t)
 			ids := func() []string { // of incident inc, each once
 				got, bodies := hook.requests()
@@ -270,7 +254,7 @@ func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 			older := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(40*time.Second))
 			newer := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, tc.transition, t0, t0.Add(50*time.Second))
 
-			h, proc, at, tick := timedRigWith(t, hook, nil, bucket())
+			h, proc, at, tick := timedRigWith(t, hook, nil, r.stateBucket())
 			h.Send(opening)
 			tick(31 * time.Second) // past group_wait: the opening goes out
 			at(40 * time.Second)
@@ -291,7 +275,7 @@ func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 			}
 			h.Stop() // killed before the saver wrote that it went out
 
-			h, _, at, tick = timedRigWith(t, hook, nil, bucket())
+			h, _, at, tick = timedRigWith(t, hook, nil, r.stateBucket())
 			at(7 * time.Minute)
 			// What was published meanwhile comes at once, moving the clock;
 			// the held events come again after ack_wait.
@@ -317,20 +301,12 @@ func TestCrashAfterAnUpdateWentOutSendsNoOlderStateAfterIt(t *testing.T) {
 // that no receiver heard, and the resolve went out alone.
 func TestFlapAcrossAGracefulStopIsNotNotified(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	bucket := func() *kvOpen {
-		t.Helper()
-		kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kv
-	}
 	hook := newReceiver(t)
 	opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
 	update := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(10*time.Second))
 	resolve := incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(20*time.Second))
 
-	h, proc, at, _ := timedRigWith(t, hook, nil, bucket())
+	h, proc, at, _ := timedRigWith(t, hook, nil, r.stateBucket())
 	h.Send(opening)
 	at(10 * time.Second)
 	h.Send(update) // its root moved: the saver writes it
@@ -342,7 +318,7 @@ func TestFlapAcrossAGracefulStopIsNotNotified(t *testing.T) {
 		t.Fatal(err) // the saver's last pass
 	}
 
-	h, proc, at, tick := timedRigWith(t, hook, nil, bucket())
+	h, proc, at, tick := timedRigWith(t, hook, nil, r.stateBucket())
 	at(15 * time.Second)
 	var held []*stagetest.Held
 	for _, e := range []*event.Envelope{opening, update, resolve} {
@@ -411,16 +387,8 @@ func TestFirstPageReadsAsAnOpening(t *testing.T) {
 	})
 	t.Run("after a kill", func(t *testing.T) {
 		r := newJSRig(t, zerolog.ErrorLevel)
-		bucket := func() *kvOpen {
-			t.Helper()
-			kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kv
-		}
 		hook := newReceiver(t)
-		h, proc, at, _ := timedRigTo(t, aiopsHook(hook), nil, bucket())
+		h, proc, at, _ := timedRigTo(t, aiopsHook(hook), nil, r.stateBucket())
 		h.Send(opening)
 		at(10 * time.Second)
 		h.Send(moved) // its root moved: the saver writes it
@@ -429,7 +397,7 @@ func TestFirstPageReadsAsAnOpening(t *testing.T) {
 		}
 		h.Stop() // killed while the opening waited for group_wait
 
-		h, _, at, tick := timedRigTo(t, aiopsHook(hook), nil, bucket())
+		h, _, at, tick := timedRigTo(t, aiopsHook(hook), nil, r.stateBucket())
 		at(2 * time.Minute)
 		h.Send(later) // published since: it comes at once
 		tick(2 * time.Minute)

@@ -37,14 +37,6 @@ func TestMergedWithinGroupWaitIsNotNotifiedAfterACrash(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newJSRig(t, zerolog.ErrorLevel)
-			bucket := func() *kvOpen {
-				t.Helper()
-				kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return kv
-			}
 			events, merged, into := merge(t)
 			var st correlate.State
 			if err := merged.DecodeBody(&st); err != nil {
@@ -78,7 +70,7 @@ func TestMergedWithinGroupWaitIsNotNotifiedAfterACrash(t *testing.T) {
 				return out
 			}
 
-			h, proc, at, tick := timedRigWith(t, hook, nil, bucket())
+			h, proc, at, tick := timedRigWith(t, hook, nil, r.stateBucket())
 			// db: notified, then resolved within the merge's group_wait
 			dbOpen := incidentAt(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentOpened, t0.Add(-time.Minute), t0.Add(-time.Minute))
 			dbResolve := incidentAt(t, "db", "payments-db", "dba", event.SeverityCritical, event.IncidentResolved, t0.Add(-time.Minute), t0.Add(15*time.Second))
@@ -106,7 +98,7 @@ func TestMergedWithinGroupWaitIsNotNotifiedAfterACrash(t *testing.T) {
 			ackWait := proc.cfg.Consumer.AckWait
 			h.Stop() // the kill: no save after this
 
-			h, _, at, tick = timedRigWith(t, hook, nil, bucket())
+			h, _, at, tick = timedRigWith(t, hook, nil, r.stateBucket())
 			// What was published meanwhile is delivered at once, moving
 			// the clock; the held events come again after ack_wait.
 			at(ackWait)

@@ -200,10 +200,7 @@ func TestAcknowledgeTriggersWhatNeverReachedPagerDuty(t *testing.T) {
 // PagerDuty got a trigger, with the acknowledgement.
 func TestPagerDutyTriggeredAcrossARestartAndAReplay(t *testing.T) {
 	r := newJSRig(t, zerolog.ErrorLevel)
-	kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := r.stateBucket()
 	pd, down := pdDown(t)
 	rig := newPDRestartRig(t, pd.srv.URL, kv, nil)
 	opened, acked, _ := lifecycle(t)

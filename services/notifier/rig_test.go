@@ -40,6 +40,17 @@ func newJSRig(t testing.TB, level zerolog.Level) *jsRig {
 	return &jsRig{t: t, js: js, log: log}
 }
 
+// stateBucket opens the notifier's state bucket with the default
+// settings, a handle of its own as a restarted notifier's would be.
+func (r *jsRig) stateBucket() *kvOpen {
+	r.t.Helper()
+	kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return kv
+}
+
 // start runs a notifier with cfg; stop cancels it and waits for it.
 func (r *jsRig) start(cfg Config) (svc *Service, stop func()) {
 	r.t.Helper()

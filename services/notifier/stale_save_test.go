@@ -60,14 +60,6 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 				}
 				return p
 			}
-			bucket := func() *kvOpen {
-				t.Helper()
-				kv, err := openKVStore(ctx, r.js, StateConfig{}.WithDefaults())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return kv
-			}
 			track := func(p *Processor, labels map[string]string, resolved bool, rev int) {
 				p.mu.Lock()
 				if p.trackOpen("inc-1", "", labels, resolved, stamp{rev, t0}, shownAs{}) {
@@ -82,7 +74,7 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 				}
 			}
 
-			kvA := bucket()
+			kvA := r.stateBucket()
 			gate := &gatedOpen{kvOpen: kvA, entered: make(chan struct{}), released: make(chan struct{})}
 			var aHolds atomic.Bool
 			aHolds.Store(true)
@@ -98,7 +90,7 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 			<-gate.entered
 			aHolds.Store(false)
 
-			b := instance(bucket(), nil) // the next holder
+			b := instance(r.stateBucket(), nil) // the next holder
 			if _, open := b.open["inc-1"]; !open {
 				t.Fatal("the next holder did not restore the open incident")
 			}
@@ -117,7 +109,7 @@ func TestLateWriteOfALostTermDoesNotReopenAnIncidentTheNextHolderResolved(t *tes
 				}
 			}
 
-			c := instance(bucket(), nil) // the holder after it
+			c := instance(r.stateBucket(), nil) // the holder after it
 			if inc, open := c.open["inc-1"]; open {
 				t.Fatalf("the incident the next holder resolved is open again in the bucket (revision %d): the lost term's late write replaced its tombstone", inc.Revision)
 			}

@@ -707,7 +707,7 @@ func (d *Detector) Observe(t time.Time, v float64) Result {
 	r.Upper = r.Expected + bandZ*scale
 	r.Deviation = x - r.Expected
 	r.Sigmas = z
-	d.episode(&r, ns, s, flat, still, moved)
+	d.episode(&r, ns, s, med, flat, still, moved)
 	return r
 }
 

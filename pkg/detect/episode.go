@@ -99,8 +99,14 @@ type episodeState struct {
 	// steps: the series sat on one value before the move that opened the
 	// episode: it moves in steps, and sitting on its new value ends the
 	// episode
-	steps   bool
-	calm    uint8   // observations in a row under the threshold while open
+	steps bool
+	// settled: the last episode ended because the series settled on a
+	// new level (episode); until an observation scores under the
+	// threshold, only the robust z, whose window holds that level, opens
+	// a new one (the slower baselines still score the level itself), and
+	// not for a return into the band lo..hi it left
+	settled bool
+	calm    uint8   // observations in a row under the threshold, back, sitting or settled while open
 	bar     float32 // the budget's bar: log ratio an observation must reach to open an episode (0: the threshold)
 	peak    float32
 	peakDet uint8
@@ -168,7 +174,21 @@ const maxBar = 12 + budgetStep
 // test and the slowed EWMA all fire on it), one GC pause was an episode
 // of hours, an incident. A series that was moving before and stops (a
 // busy rate falling to 0) keeps its episode.
-func (d *Detector) episode(r *Result, ns int64, s float64, flat, still, moved bool) {
+//
+// med is the window's median before r (deseasonalised). An episode ends
+// too once the series has settled on a new level: the median has left
+// the band the episode left (half the window, Window/2 observations, sits
+// at the new level), and the value moved and is ordinary against that
+// window (robust z under the threshold). A level shift is flagged once,
+// then the new level is the normal one: the slower baselines (the
+// regime's, frozen for up to 3 hours; the EWMA, slowed while it fires;
+// the variance CUSUM; the trend test) held such an episode 17 to 20
+// minutes on a real host (a cache tripling node_memory_Buffers_bytes, the
+// GC pauses of a restarted exporter), and the regime alone up to 3 hours.
+// Until the next observation under the threshold, only the robust z opens
+// a new episode (settled). A series that stops moving (a busy rate fallen
+// to 0) has settled on nothing: its episode lasts.
+func (d *Detector) episode(r *Result, ns int64, s, med float64, flat, still, moved bool) {
 	cfg := &d.p.cfg
 	e := &d.ep
 	// the bar sinks at the budget's rate per typical interval observed:
@@ -205,6 +225,14 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat, still, moved bo
 				return
 			}
 		}
+		if e.settled {
+			if !r.Anomaly {
+				e.settled = false
+			} else if r.Scores[KindRobustZ] < cfg.Threshold || r.Scored-s >= e.lo && r.Scored-s <= e.hi {
+				// the new level, or a return to the band it left
+				return
+			}
+		}
 		if !exceeds {
 			return
 		}
@@ -234,7 +262,9 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat, still, moved bo
 	r.Alarm = true
 	back := r.HasBaseline && r.Scored-s >= e.lo && r.Scored-s <= e.hi
 	sits := e.steps && !moved // a step series on its new value
-	if r.Anomaly && !back && !sits {
+	// a series settled on a new level (a forecast's episode has no band)
+	settled := moved && e.lo <= e.hi && (med < e.lo || med > e.hi) && r.Scores[KindRobustZ] < cfg.Threshold
+	if r.Anomaly && !back && !sits && !settled {
 		e.calm = 0
 		e.end = ns
 		if float32(r.Score) > e.peak {
@@ -265,7 +295,7 @@ func (d *Detector) episode(r *Result, ns int64, s float64, flat, still, moved bo
 			// yet, still score it
 			lo, hi = r.Scored-s, r.Scored-s
 		}
-		*e = episodeState{bar: e.bar, recovering: (back || sits) && r.Anomaly, lo: lo, hi: hi}
+		*e = episodeState{bar: e.bar, recovering: (back || sits) && r.Anomaly, settled: settled && !back && !sits && r.Anomaly, lo: lo, hi: hi}
 	}
 }
 

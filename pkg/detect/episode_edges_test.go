@@ -250,3 +250,63 @@ func TestStepSeriesEpisodeEndsWhenItSitsStill(t *testing.T) {
 		t.Errorf("a busy rate falling to 0 for 20 minutes: in alarm until %v after the fall, want at least 5 minutes", held)
 	}
 }
+
+// TestLevelShiftEpisodeEndsOnceSettled: a noisy series that shifts by 20σ
+// and stays there (a cache tripling node_memory_Buffers_bytes on a real
+// host, scraped every 15 s) is flagged once, and the new level is then the
+// normal one: the episode ends once the window's median has taken the new
+// level, Window/2 observations after the shift, plus the observation that
+// closes it. The slower baselines (the regime's, frozen for up to 3
+// hours; the EWMA, slowed while it fires) held it 17 to 20 minutes there,
+// and the regime alone for hours. A snapshot taken in the episode, or
+// after it while the detectors still score the new level, restores it as
+// it was. A shift that goes back while the detectors still score the
+// level it left opens no episode for its return.
+func TestLevelShiftEpisodeEndsOnceSettled(t *testing.T) {
+	const step = 15 * time.Second
+	const shiftAt, back = 400, 1000
+	v := noise(11, 1200, 1)
+	for i := shiftAt; i < back; i++ {
+		v[i] += 20
+	}
+	d := mustDetector(t, Config{})
+	var restored []*Detector // from snapshots a sample after the shift and after the close
+	opens, last := 0, -1     // episodes opened from the shift on; the last sample in alarm
+	for i, x := range v {
+		r := d.Observe(at(i, step), x)
+		for _, rd := range restored {
+			if rr := rd.Observe(at(i, step), x); rr.Alarm != r.Alarm || rr.Episode != r.Episode {
+				t.Errorf("sample %d: restored from a snapshot: alarm %v %v, want %v %v", i, rr.Alarm, rr.Episode, r.Alarm, r.Episode)
+			}
+		}
+		if i == shiftAt+1 || r.Episode == EpisodeClose && i < back {
+			state, err := d.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd := d.Profile().NewDetector()
+			if err := rd.UnmarshalBinary(state); err != nil {
+				t.Fatal(err)
+			}
+			restored = append(restored, rd)
+		}
+		if i < shiftAt {
+			continue
+		}
+		if r.Episode == EpisodeOpen {
+			opens++
+			if i != shiftAt {
+				t.Errorf("episode opened at sample %d, want the shift's, %d", i, shiftAt)
+			}
+		}
+		if r.Alarm {
+			last = i
+		}
+	}
+	if opens != 1 {
+		t.Errorf("a 20σ shift that stays, then goes back: %d episodes, want one", opens)
+	}
+	if settled := shiftAt + DefaultWindow/2; last > settled {
+		t.Errorf("a 20σ shift that stays: in alarm until sample %d, %v after the shift, want at most %d samples (half the window)", last, time.Duration(last-shiftAt)*step, DefaultWindow/2)
+	}
+}

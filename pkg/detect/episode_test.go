@@ -100,14 +100,15 @@ func TestRealChangesStillFound(t *testing.T) {
 	}
 }
 
-// TestEpisodeLifecycle: a fault far outside the band opens one episode,
-// updates it at most every UpdateEvery, and closes it with its span and
-// peak at the first value back in range; an anomaly that outlasts
-// MaxDuration is closed there, and the budget's bar keeps the same state
-// from reopening at once.
+// TestEpisodeLifecycle: a fault far outside the band, shorter than half
+// the window (longer, it is a level shift: TestLevelShiftEpisodeEndsOnceSettled),
+// opens one episode, updates it at most every UpdateEvery, and closes it
+// with its span and peak at the first value back in range; an anomaly
+// that outlasts MaxDuration is closed there, and the budget's bar keeps
+// the same state from reopening at once.
 func TestEpisodeLifecycle(t *testing.T) {
 	v := noise(7, 700, 1)
-	for i := 400; i < 460; i++ {
+	for i := 400; i < 415; i++ {
 		v[i] += 40
 	}
 	d := mustDetector(t, Config{Episode: EpisodeConfig{UpdateEvery: 10 * time.Minute}})
@@ -121,7 +122,7 @@ func TestEpisodeLifecycle(t *testing.T) {
 		if r.Episode == EpisodeClose {
 			closed = r
 		}
-		if r.Alarm != (i >= 400 && i < 460) && i >= 300 {
+		if r.Alarm != (i >= 400 && i < 415) && i >= 300 {
 			t.Fatalf("row %d: alarm %v", i, r.Alarm)
 		}
 	}
@@ -129,18 +130,19 @@ func TestEpisodeLifecycle(t *testing.T) {
 		t.Fatalf("events %v, want open, at most 6 updates, close", events)
 	}
 	ep := closed.EpisodeInfo
-	if !ep.Start.Equal(at(400, time.Minute)) || !ep.End.Equal(at(459, time.Minute)) || ep.Peak < 0.5 || ep.PeakValue < 130 {
-		t.Errorf("closed episode %+v, want 400..459 with a peak at the fault's level", ep)
+	if !ep.Start.Equal(at(400, time.Minute)) || !ep.End.Equal(at(414, time.Minute)) || ep.Peak < 0.5 || ep.PeakValue < 130 {
+		t.Errorf("closed episode %+v, want 400..414 with a peak at the fault's level", ep)
 	}
 
-	// a 10σ shift that lasts, held by the level-shift regime: closed after
-	// MaxDuration, and the same state does not reopen it
+	// a series that stops 10σ away and stays, held by the level-shift
+	// regime (it settles on no new level, as it does not move): closed
+	// after MaxDuration, and the same state does not reopen it
 	long := mustDetector(t, Config{Seasonal: SeasonalConfig{Disabled: true}, Episode: EpisodeConfig{MaxDuration: 30 * time.Minute}})
 	w := noise(8, 600, 1)
 	opens, closes := 0, 0
 	for i, x := range w {
 		if i >= 100 {
-			x += 10
+			x = 110
 		}
 		r := long.Observe(at(i, time.Minute), x)
 		switch r.Episode {
@@ -148,13 +150,13 @@ func TestEpisodeLifecycle(t *testing.T) {
 			opens++
 		case EpisodeClose:
 			closes++
-			if r.EpisodeInfo.End.Sub(r.EpisodeInfo.Start) > 30*time.Minute {
-				t.Errorf("episode %+v outlasted MaxDuration", r.EpisodeInfo)
+			if d := r.Time.Sub(r.EpisodeInfo.Start); d != 30*time.Minute {
+				t.Errorf("episode %+v closed %v after its start, want MaxDuration", r.EpisodeInfo, d)
 			}
 		}
 	}
 	if opens != 1 || closes != 1 {
-		t.Errorf("%d opens, %d closes for one lasting shift", opens, closes)
+		t.Errorf("%d opens, %d closes for one lasting stop", opens, closes)
 	}
 }
 
@@ -169,8 +171,8 @@ func TestOpenEpisodeOf(t *testing.T) {
 		"window of 31": {Window: 31, Seasonal: SeasonalConfig{Disabled: true}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			v := noise(7, 460, 1)
-			for i := 400; i < 460; i++ {
+			v := noise(7, 410, 1)
+			for i := 400; i < 410; i++ {
 				v[i] += 40
 			}
 			d := mustDetector(t, cfg)
@@ -187,7 +189,7 @@ func TestOpenEpisodeOf(t *testing.T) {
 			if _, ok, err := OpenEpisodeOf(state()); ok || err != nil {
 				t.Fatalf("before the fault: open %v, err %v", ok, err)
 			}
-			for i := 400; i < 460; i++ {
+			for i := 400; i < 410; i++ {
 				d.Observe(at(i, time.Minute), v[i])
 			}
 			if !d.InEpisode() {
@@ -199,8 +201,8 @@ func TestOpenEpisodeOf(t *testing.T) {
 			if !ok || err != nil || got != want {
 				t.Fatalf("OpenEpisodeOf = %+v %v %v, want %+v", got, ok, err, want)
 			}
-			if !got.Start.Equal(at(400, time.Minute)) || !got.End.Equal(at(459, time.Minute)) {
-				t.Errorf("episode %v..%v, want the fault's rows 400..459", got.Start, got.End)
+			if !got.Start.Equal(at(400, time.Minute)) || !got.End.Equal(at(409, time.Minute)) {
+				t.Errorf("episode %v..%v, want the fault's rows 400..409", got.Start, got.End)
 			}
 			if _, _, err := OpenEpisodeOf(b[:60]); err == nil {
 				t.Error("a truncated state gave no error")

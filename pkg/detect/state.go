@@ -22,9 +22,10 @@ import (
 // Version 4 appends the resolution (res, prevX) and the alarm episode; an
 // older snapshot restores with no resolution learnt yet and no episode
 // open. The episode's flag byte: 1 open, 2 recovering, 4 steps (an
-// episode of a series that sat still), and in its bits from 8 on the
-// observations the value sat still (up to stepRelease); a build before
-// them reads such a byte as corrupt.
+// episode of a series that sat still), in its bits 8 to 32 the
+// observations the value sat still (up to stepRelease), and 64 settled
+// (the last episode ended on a new level); a build before them reads such
+// a byte as corrupt.
 //
 // Version 5 appends the season in use (Config.Season auto may have chosen
 // another than the configured one) and whether it is still being chosen;
@@ -132,6 +133,9 @@ func (d *Detector) AppendBinary(b []byte) ([]byte, error) {
 	}
 	if e.steps {
 		open |= 4
+	}
+	if e.settled {
+		open |= 64
 	}
 	open |= d.still << 3
 	b = append(b, open, e.calm)
@@ -289,7 +293,7 @@ func (d *Detector) UnmarshalBinary(data []byte) error {
 		if err != nil {
 			return err
 		}
-		p, nd.ep, nd.still = p[12:], e, p[12]>>3
+		p, nd.ep, nd.still = p[12:], e, p[12]>>3&7
 	}
 	nd.periodNs, nd.bucketNs, nd.finder = d.p.periodNs, d.p.bucketNs, nil
 	if d.season == nil {
@@ -350,10 +354,10 @@ func slotFilled(s, head, wn, size int) bool {
 
 // decodeEpisode reads the episode's fields (episodeFieldBytes at p).
 func decodeEpisode(p []byte) (episodeState, error) {
-	if p[0]>>3 > stepRelease {
+	if p[0]>>3&7 > stepRelease || p[0]&128 != 0 {
 		return episodeState{}, corrupt("episode flag byte %d", p[0])
 	}
-	e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, steps: p[0]&4 != 0, calm: p[1]}
+	e := episodeState{open: p[0]&1 != 0, recovering: p[0]&2 != 0, steps: p[0]&4 != 0, settled: p[0]&64 != 0, calm: p[1]}
 	e.bar = math.Float32frombits(binary.LittleEndian.Uint32(p[2:]))
 	e.peak = math.Float32frombits(binary.LittleEndian.Uint32(p[6:]))
 	e.peakDet = p[10]

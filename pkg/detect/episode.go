@@ -261,10 +261,12 @@ func (d *Detector) episode(r *Result, ns int64, s, med float64, flat, still, mov
 	}
 	r.Alarm = true
 	back := r.HasBaseline && r.Scored-s >= e.lo && r.Scored-s <= e.hi
-	sits := e.steps && !moved // a step series on its new value
+	// past the forecast's threshold, a value is not the normal one
+	past := d.pastForecast(r.Scored)
+	sits := e.steps && !moved && !past // a step series on its new value
 	// a series settled on a new level (a forecast's episode has no band)
-	settled := moved && e.lo <= e.hi && (med < e.lo || med > e.hi) && r.Scores[KindRobustZ] < cfg.Threshold
-	if r.Anomaly && !back && !sits && !settled {
+	settled := moved && !past && e.lo <= e.hi && (med < e.lo || med > e.hi) && r.Scores[KindRobustZ] < cfg.Threshold
+	if (r.Anomaly || past) && !back && !sits && !settled {
 		e.calm = 0
 		e.end = ns
 		if float32(r.Score) > e.peak {
@@ -309,6 +311,25 @@ func (d *Detector) episode(r *Result, ns int64, s, med float64, flat, still, mov
 // JumpStarter unchanged. On a real host's capture 8 left an episode held
 // past 5 minutes (QUALITY.md).
 const stepRelease = 4
+
+// pastForecast reports whether x is past the forecast's threshold (at or
+// under it for a falling one), the level its operator calls bad: there an
+// open episode does not end, whatever the scores say, and no series has
+// settled. Prometheus's up at 0 scored 0.14 on the sample after its fall
+// (the fall taught the series its resolution, 1), so the episode of a
+// four-minute outage ended at its second or third sample down (as a step
+// series sitting on its new value, or back under the threshold), and the
+// forecast of the level under 0.5 opened a second one a minute later.
+func (d *Detector) pastForecast(x float64) bool {
+	fc := &d.p.cfg.Forecast
+	if !fc.Enabled {
+		return false
+	}
+	if fc.Falling {
+		return x <= fc.Threshold
+	}
+	return x >= fc.Threshold
+}
 
 // InEpisode reports whether an alarm episode is open.
 func (d *Detector) InEpisode() bool { return d.ep.open }

@@ -310,3 +310,59 @@ func TestLevelShiftEpisodeEndsOnceSettled(t *testing.T) {
 		t.Errorf("a 20σ shift that stays: in alarm until sample %d, %v after the shift, want at most %d samples (half the window)", last, time.Duration(last-shiftAt)*step, DefaultWindow/2)
 	}
 }
+
+// TestTargetDownIsOneEpisode: Prometheus's up, scored with a forecast of
+// its fall under 0.5 (the built-in rule target-up), falls from 1 to 0 for
+// four minutes at 15 s, the first move of a line flat for two hours (its
+// move opens an episode once the next sample is still off the line) or
+// for two days (at once). The fall taught the series its resolution (1),
+// so 0 scored 0.14 on the next sample, and the episode ended at the third
+// sample down; the forecast opened a second a minute later: two episodes
+// for one outage on a real host. A value past the forecast's threshold
+// holds the episode: one, from the fall to the first sample back.
+func TestTargetDownIsOneEpisode(t *testing.T) {
+	const step = 15 * time.Second
+	cfg := Config{Forecast: ForecastConfig{Enabled: true, Threshold: 0.5, Falling: true, Horizon: time.Minute}}
+	for _, upFor := range []time.Duration{2 * time.Hour, 48 * time.Hour} {
+		fall := int(upFor / step)
+		d := mustDetector(t, cfg)
+		opens, first, last := 0, -1, -1
+		for i := 0; i < fall+16+40; i++ {
+			v := 1.0
+			if i >= fall && i < fall+16 {
+				v = 0
+			}
+			r := d.Observe(at(i, step), v)
+			if r.Episode == EpisodeOpen {
+				opens++
+			}
+			if r.Alarm {
+				if first < 0 {
+					first = int(r.EpisodeInfo.Start.Sub(at(0, step)) / step)
+				}
+				last = i
+			}
+		}
+		if opens != 1 || first != fall || last != fall+15 {
+			t.Errorf("up 1 for %v, then 0 for 16 samples: %d episodes, in alarm from sample %d to %d, want one from the fall (%d) to the last sample down (%d)", upFor, opens, first, last, fall, fall+15)
+		}
+	}
+
+	// A noisy utilization that jumps past the forecast's 0.95 and stays
+	// there an hour has settled on no new normal: its episode lasts.
+	d := mustDetector(t, Config{Forecast: ForecastConfig{Enabled: true, Threshold: 0.95, Horizon: 6 * time.Hour}})
+	rng := rand.New(rand.NewPCG(9, 9))
+	held := 0 // samples past the threshold in alarm
+	for i := range 1000 {
+		v := 0.5 + 0.01*rng.NormFloat64()
+		if i >= 600 && i < 840 {
+			v += 0.48
+		}
+		if r := d.Observe(at(i, step), v); r.Alarm && i >= 600 && i < 840 {
+			held++
+		}
+	}
+	if held != 240 {
+		t.Errorf("a utilization past 0.95 for an hour: in alarm %d of its 240 samples", held)
+	}
+}

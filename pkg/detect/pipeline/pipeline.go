@@ -182,10 +182,13 @@ func UntypedCounters() Rule {
 // its scales off and the episode closed one or two samples after it
 // opened (a second outage opened one minutes late, for one sample): a
 // target down for an hour never lasted the correlator's anomaly_wait, and
-// opened no incident. The forecast of a fall under 0.5 fires while the
-// level of up is under it (or will be within the minute), so the episode
-// lasts the outage, and ends about a minute after the target is back; a
-// single failed scrape moves the level too little to fire it.
+// opened no incident. A value past the forecast's threshold, 0.5, holds
+// an open episode, so the fall's lasts the outage and ends at the first
+// sample back; the forecast of a fall under 0.5 fires while the level of
+// up is under it (or will be within the minute), from about a minute into
+// an outage whose fall opened none (a second one, judged by the learnt
+// resolution) to about a minute after the target is back; a single failed
+// scrape moves the level too little to fire it.
 func TargetUp() Rule {
 	return Rule{
 		Name:      "target-up",

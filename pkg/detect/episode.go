@@ -79,6 +79,10 @@ type Episode struct {
 	PeakValue float64
 	// Detector is the detector that scored the peak.
 	Detector Kind
+	// NewLevel, on the observation that closes the episode, says the
+	// series did not come back: it settled on a new level, or a step
+	// series sits on its new value, its normal one from now on.
+	NewLevel bool
 }
 
 // episodeState is the per-series state of the episode layer (in the
@@ -289,6 +293,7 @@ func (d *Detector) episode(r *Result, ns int64, s, med float64, flat, still, mov
 	}
 	r.EpisodeInfo = d.episodeInfo()
 	if r.Episode == EpisodeClose {
+		r.EpisodeInfo.NewLevel = (sits || settled) && !back
 		r.Alarm = e.end == ns // the observation that closes it is back in range, unless MaxDuration closed it
 		lo, hi := e.lo, e.hi
 		if sits && !back {

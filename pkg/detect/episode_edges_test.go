@@ -302,6 +302,9 @@ func TestLevelShiftEpisodeEndsOnceSettled(t *testing.T) {
 		if r.Alarm {
 			last = i
 		}
+		if r.Episode == EpisodeClose && !r.EpisodeInfo.NewLevel {
+			t.Errorf("sample %d: the shift's close %+v, want it at a new level", i, r.EpisodeInfo)
+		}
 	}
 	if opens != 1 {
 		t.Errorf("a 20σ shift that stays, then goes back: %d episodes, want one", opens)

@@ -130,8 +130,8 @@ func TestEpisodeLifecycle(t *testing.T) {
 		t.Fatalf("events %v, want open, at most 6 updates, close", events)
 	}
 	ep := closed.EpisodeInfo
-	if !ep.Start.Equal(at(400, time.Minute)) || !ep.End.Equal(at(414, time.Minute)) || ep.Peak < 0.5 || ep.PeakValue < 130 {
-		t.Errorf("closed episode %+v, want 400..414 with a peak at the fault's level", ep)
+	if !ep.Start.Equal(at(400, time.Minute)) || !ep.End.Equal(at(414, time.Minute)) || ep.Peak < 0.5 || ep.PeakValue < 130 || ep.NewLevel {
+		t.Errorf("closed episode %+v, want 400..414 with a peak at the fault's level, back in range", ep)
 	}
 
 	// a series that stops 10σ away and stays, held by the level-shift

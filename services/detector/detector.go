@@ -892,6 +892,11 @@ func reason(body *event.MetricBody, route string, cfg detect.Config, r *detect.R
 	}
 	if r.Episode == detect.EpisodeClose {
 		ep := r.EpisodeInfo
+		if ep.NewLevel {
+			// the slow baselines' band is the level it left, no range it is in
+			return fmt.Sprintf("%s settled at a new level (%.4g), its normal one from now on: the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
+				what, r.Scored, ep.Start.Format(time.RFC3339), ep.End.Format(time.RFC3339), ep.Peak, ep.PeakValue, ep.Detector, route)
+		}
 		return fmt.Sprintf("%s back in its normal range (%.4g, expected %.4g, band %.4g to %.4g): the episode from %s to %s peaked at score %.2f (%.4g by %s) (route %s)",
 			what, r.Scored, r.Expected, r.Lower, r.Upper, ep.Start.Format(time.RFC3339), ep.End.Format(time.RFC3339), ep.Peak, ep.PeakValue, ep.Detector, route)
 	}

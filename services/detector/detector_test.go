@@ -194,6 +194,52 @@ func feed(t *testing.T, h *stagetest.Harness, service, name string, n int, typ s
 	return sample(t, service, name, nil, t0.Add(time.Duration(n)*time.Minute), 150, typ)
 }
 
+// An episode's close says why it ended: a series back in its range, or
+// one settled at a new level (a shift that stays), whose value is no
+// longer in the band of the level it left, which the close of a shift
+// called "back in its normal range" and set beside it.
+func TestCloseReasonSaysWhetherTheSeriesCameBackOrSettled(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		stays bool
+		want  string
+	}{
+		{"spike", false, "latency_ms back in its normal range ("},
+		{"shift", true, "latency_ms settled at a new level ("},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, h := newTestService(t, Config{})
+			values := normal(300, 2)
+			for i := 200; i < 300; i++ {
+				if c.stays || i < 203 {
+					values[i] += 40
+				}
+			}
+			for i, v := range values {
+				_, data := sample(t, "checkout", "latency_ms", nil, t0.Add(time.Duration(i)*time.Minute), v, "")
+				ack(t, h, data)
+			}
+			var closes []string
+			for _, m := range h.Pub.Messages() {
+				a, err := event.Parse(m.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b event.AnomalyBody
+				if err := a.DecodeBody(&b); err != nil {
+					t.Fatal(err)
+				}
+				if b.Episode == event.EpisodeClose {
+					closes = append(closes, b.Reason)
+				}
+			}
+			if len(closes) != 1 || !strings.HasPrefix(closes[0], c.want) {
+				t.Errorf("closes %q, want one starting %q", closes, c.want)
+			}
+		})
+	}
+}
+
 // A failed publish naks the sample; its redelivery republishes the same
 // anomaly under the same id without scoring the sample again (the detector
 // would take it for a duplicate timestamp and publish nothing).

@@ -529,8 +529,10 @@ func TestMainEndToEnd(t *testing.T) {
 }
 
 // One fault is one episode on the stream: an event when it opens, updates
-// at a bounded rate while it lasts, one event when the series is back in
-// its normal range, all with one episode id, not an event per sample.
+// at a bounded rate while it lasts, one event when it ends (a 40-minute
+// fault, here: once the series has settled on its level, half a window
+// in, and its return opens none), all with one episode id, not an event
+// per sample.
 func TestFaultIsOneEpisode(t *testing.T) {
 	r := newRig(t)
 	svc, stop := r.start(Config{})

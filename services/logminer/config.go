@@ -83,7 +83,21 @@ type Config struct {
 	Burst BurstConfig `yaml:"burst"`
 	// State is where the miner's state is kept between runs.
 	State StateConfig `yaml:"state"`
+	// StoreConsumer is the writer's durable consumer on the stream
+	// (writer.consumer.durable, default "writer"), and MaxStoreBacklog
+	// the part of the stream's limit (default 0.9, as
+	// ingest.max_store_backlog) that the events it has not acked may
+	// take before the log miner holds its templated copies: past the
+	// limit the stream discards its oldest events, stored or not, and
+	// the copies of logs the gateway accepted below its bound would push
+	// out logs it answered 200 for (README, "Room in EVENTS").
+	StoreConsumer   string  `yaml:"store_consumer"`
+	MaxStoreBacklog float64 `yaml:"max_store_backlog"`
 }
+
+// DefaultMaxStoreBacklog is Config.MaxStoreBacklog when left zero: the
+// gateway's default bound, at which it stops accepting events.
+const DefaultMaxStoreBacklog = 0.9
 
 // BurstConfig: a series (service, template) bursts in an interval when it
 // has at least MinCount lines of error or critical severity and more than
@@ -157,6 +171,12 @@ func (c Config) WithDefaults() Config {
 		c.Burst.Alpha = 0.2
 	}
 	c.State = c.State.WithDefaults("logminer", c.Consumer.Durable, 30*time.Second)
+	if c.StoreConsumer == "" {
+		c.StoreConsumer = "writer"
+	}
+	if c.MaxStoreBacklog == 0 {
+		c.MaxStoreBacklog = DefaultMaxStoreBacklog
+	}
 	return c
 }
 
@@ -220,6 +240,10 @@ func (c Config) Validate() error {
 		return bad("burst.min_count: must be at least 1, got %d", c.Burst.MinCount)
 	case !(c.Burst.Alpha > 0 && c.Burst.Alpha <= 1):
 		return bad("burst.alpha: must be in (0, 1], got %g", c.Burst.Alpha)
+	case strings.ContainsAny(c.StoreConsumer, ". \t\r\n*>/\\"):
+		return bad("store_consumer: %q is not a consumer name (no '.', '*', '>', '/', spaces): want the writer's writer.consumer.durable", c.StoreConsumer)
+	case !(c.MaxStoreBacklog > 0 && c.MaxStoreBacklog <= 1): // NaN too
+		return bad("max_store_backlog: want a part of the stream's limit above 0 and at most 1, got %g", c.MaxStoreBacklog)
 	case c.State.SaveEvery < time.Second && !c.State.Disabled:
 		return bad("state.save_every: must be at least 1s, got %s", c.State.SaveEvery)
 	}

@@ -46,6 +46,10 @@ func TestConfigValidate(t *testing.T) {
 		{"burst.factor", func(c *Config) { c.Burst.Factor = math.Inf(1) }},
 		{"state.bucket", func(c *Config) { c.State.Bucket = "a.b" }},
 		{"state.save_every", func(c *Config) { c.State.SaveEvery = time.Millisecond }},
+		{"store_consumer", func(c *Config) { c.StoreConsumer = "writer.v2" }},
+		{"max_store_backlog", func(c *Config) { c.MaxStoreBacklog = 1.5 }},
+		{"max_store_backlog", func(c *Config) { c.MaxStoreBacklog = -0.1 }},
+		{"max_store_backlog", func(c *Config) { c.MaxStoreBacklog = math.NaN() }},
 	}
 	for _, c := range cases {
 		var cfg Config

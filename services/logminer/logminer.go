@@ -88,6 +88,9 @@ type Logminer struct {
 	// template, and announces nothing then.
 	emitMu   sync.RWMutex
 	inFlight stage.InFlight // template events not stored yet
+	// storeRoom holds the templated copies while the writer's backlog
+	// leaves them no room in the stream; nil without JetStream
+	storeRoom *storeRoom
 	// sampleSettled counts a sample the stream stored.
 	sampleSettled func(error)
 	// run is Run's context. Once it ended no tick closes an interval, so
@@ -121,8 +124,11 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log zerolog.Lo
 			return nil, err
 		}
 	}
+	l.storeRoom = openStoreRoom(ctx, js, l.cfg, log, &l.metrics.heldForStore)
+	// An input held for room (storeRoom) is told in progress meanwhile:
+	// neither handed out again nor counted against max_deliver.
 	l.stage, err = stage.Open(ctx, js, l.processor(), l.stageConfig(), l.cfg.Consumer, log,
-		stage.WithRunnerOptions(stage.WithClock(l.now)))
+		stage.WithRunnerOptions(stage.WithClock(l.now)), stage.WithConsumerOptions(bus.WithInProgress()))
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +256,14 @@ func (l *Logminer) Run(ctx context.Context) error {
 	return l.stage.Run(ctx)
 }
 
+// stopped is closed once Run's context ends (nil before Run).
+func (l *Logminer) stopped() <-chan struct{} {
+	if ctx := l.run.Load(); ctx != nil {
+		return (*ctx).Done()
+	}
+	return nil
+}
+
 // stopping reports whether Run's context ended: the stop began.
 func (l *Logminer) stopping() bool {
 	ctx := l.run.Load()
@@ -306,7 +320,8 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	// The copy carries the raw log's labels and resource too, and its
 	// template_id label: a raw log published straight to NATS under the
 	// envelope limit may make a copy over it.
-	if env := e.SizeBound() - len(e.Body) + bound + templateLabelBound; env > event.MaxEnvelopeBytes {
+	env := e.SizeBound() - len(e.Body) + bound + templateLabelBound
+	if env > event.MaxEnvelopeBytes {
 		return errs.Permanentf("logminer: event %s: its templated copy may not fit: labels, resource and a body of up to %d bytes make an envelope of up to %d bytes, over the limit of %d", e.ID, bound, env, event.MaxEnvelopeBytes)
 	}
 	if err := l.inFlight.Room(ctx); err != nil {
@@ -315,6 +330,19 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 		// is in flight (the runner's ticks send it again).
 		return fmt.Errorf("logminer: event %s: %w", e.ID, err)
 	}
+	// Before mining, as the wait may be long (a store outage): a line
+	// mined holds checkpoints back until its template is announced. The
+	// copy is weighed at its bound, which covers a template event too.
+	release, err := l.storeRoom.take(ctx, l.stopped(), env)
+	if err != nil {
+		return fmt.Errorf("logminer: event %s: %w", e.ID, err)
+	}
+	emitted := false
+	defer func() {
+		if !emitted {
+			release() // the copy is not published
+		}
+	}()
 	r := &s.result
 	l.emitMu.RLock()
 	defer l.emitMu.RUnlock()
@@ -340,7 +368,6 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	}
 	t.Fingerprint = event.Fingerprint(t.Kind, t.Service, t.Labels, t.Resource)
 	body.TemplateID, body.Template, body.Params = id, r.Template, r.Params
-	var err error
 	if t.Body, err = event.MarshalBody(body); err != nil {
 		return errs.Permanentf("logminer: event %s: encoding the body: %v", e.ID, err)
 	}
@@ -353,9 +380,11 @@ func (l *Logminer) Process(ctx context.Context, e *event.Envelope, out stage.Emi
 	// (a template event must name its template).
 	announce := (r.New || r.Changed) && !l.cfg.DisableTemplateEvents && r.Template != ""
 	settled, late := l.unacked.outputs(e.ID, 1+b2i(announce))
-	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t, Settled: settled[0], StoredLate: late[0]}); err != nil {
+	stored := func(err error) { release(); settled[0](err) }
+	if err := out.Emit(stage.Output{Subject: event.TemplatedLogSubject(t.Service), Event: &t, Settled: stored, StoredLate: late[0]}); err != nil {
 		return err
 	}
+	emitted = true
 	if announce {
 		te, err := l.templateEvent(e, r, content, now)
 		if err != nil {

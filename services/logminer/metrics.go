@@ -16,6 +16,7 @@ type metrics struct {
 	samples, bursts                                  atomic.Uint64
 	stateSaves, stateSaveFailures, stateLoadFailures atomic.Uint64
 	stateBytes                                       atomic.Int64
+	heldForStore                                     atomic.Int64
 }
 
 // Collector exports the logminer's counters and the miner's, and the
@@ -50,13 +51,14 @@ var (
 	descStateSaveFails = desc("state_save_failures_total", "State saves that failed.")
 	descStateLoadFails = desc("state_load_failures_total", "Saved states that could not be read at start.")
 	descStateBytes     = desc("state_bytes", "Size of the last saved state.")
+	descHeldForStore   = desc("held_for_store", "Raw logs whose templated copies wait for room in the stream: the events the writer (logminer.store_consumer) has not stored take logminer.max_store_backlog of its limit (is ClickHouse down or slow?).")
 	descHeader         = prometheus.NewDesc("aiops_logminer_header_detected",
 		"1 for the header kind detected for a service whose format is auto (none: whole messages are mined).", []string{"service", "kind"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLines, descUnmatched, descNewTemplates, descMerges, descTemplates, descEvicted, descTemplateBytes,
-		descSeries, descSeriesDropped, descLateLines, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeader} {
+		descSeries, descSeriesDropped, descLateLines, descSamples, descBursts, descStateSaves, descStateSaveFails, descStateLoadFails, descStateBytes, descHeldForStore, descHeader} {
 		ch <- d
 	}
 }
@@ -87,6 +89,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descStateSaveFails, m.stateSaveFailures.Load())
 	counter(descStateLoadFails, m.stateLoadFailures.Load())
 	gauge(descStateBytes, float64(m.stateBytes.Load()))
+	gauge(descHeldForStore, float64(m.heldForStore.Load()))
 	if c.l.headers != nil {
 		for svc, d := range c.l.headers.detected() {
 			ch <- prometheus.MustNewConstMetric(descHeader, prometheus.GaugeValue, 1, svc, string(d.Kind))

@@ -141,17 +141,27 @@ func runPipelineMain(ctx context.Context, args []string, summary, stderr io.Writ
 // refuses requests while that consumer has not stored most of EVENTS, so
 // another one is watched for nothing, or, left on the server from before
 // a rename and read by no writer, has the gateway answer 503 to every
-// request once the events since fill nine tenths of EVENTS.
+// request once the events since fill nine tenths of EVENTS. The log
+// miner holds its templated copies by the same consumer
+// (logminer.store_consumer): watching another, its copies would push out
+// events the writer has not stored, or wait for good.
 func storeConsumerConflict(cfg *platform.AssembledConfig) error {
 	w, ok := platform.SectionOf[writer.Config](cfg, writer.Component.Name)
-	in, ok2 := platform.SectionOf[ingest.ServerConfig](cfg, ingest.Component.Name)
-	if !ok || !ok2 {
+	if !ok {
 		return nil
 	}
 	durable := w.WithDefaults().Consumer.Durable
-	if watched := in.StoreConsumerName(); watched != durable {
-		return fmt.Errorf("writer.consumer.durable is %q but the gateway watches the backlog of %q (ingest.store_consumer), "+
-			"whose events it takes for unstored: -set ingest.store_consumer=%s", durable, watched, durable)
+	if in, ok := platform.SectionOf[ingest.ServerConfig](cfg, ingest.Component.Name); ok {
+		if watched := in.StoreConsumerName(); watched != durable {
+			return fmt.Errorf("writer.consumer.durable is %q but the gateway watches the backlog of %q (ingest.store_consumer), "+
+				"whose events it takes for unstored: -set ingest.store_consumer=%s", durable, watched, durable)
+		}
+	}
+	if lm, ok := platform.SectionOf[logminer.Config](cfg, logminer.Component.Name); ok {
+		if watched := lm.WithDefaults().StoreConsumer; watched != durable {
+			return fmt.Errorf("writer.consumer.durable is %q but the log miner watches the backlog of %q (logminer.store_consumer), "+
+				"whose events it takes for unstored: -set logminer.store_consumer=%s", durable, watched, durable)
+		}
 	}
 	return nil
 }

@@ -343,8 +343,9 @@ func TestRunCheckPrintsTheCatalogsWarnings(t *testing.T) {
 // not stored most of EVENTS. A writer given another durable left it
 // watching "writer": absent, it watched nothing; left from before the
 // rename, no writer read it any more, and once the events since filled
-// nine tenths of EVENTS every request got 503, for good. aiops run has
-// both sections: it refuses them apart, naming the fix.
+// nine tenths of EVENTS every request got 503, for good. The log miner
+// holds its templated copies by the same consumer. aiops run has the
+// three sections: it refuses them apart, naming the fix.
 func TestRunRefusesAWriterDurableTheGatewayDoesNotWatch(t *testing.T) {
 	dir := t.TempDir()
 	base := firstRunArgs(t, dir, "clickhouse://"+testenv.FreeAddr(t)+"/default", nil)
@@ -354,8 +355,13 @@ func TestRunRefusesAWriterDurableTheGatewayDoesNotWatch(t *testing.T) {
 		t.Fatalf("-check with writer.consumer.durable=archive alone: %v, want an error naming -set ingest.store_consumer=archive", err)
 	}
 	args = append([]string{"-check", "-set", "writer.consumer.durable=archive", "-set", "ingest.store_consumer=archive"}, base...)
+	err = runPipelineMain(context.Background(), args, nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-set logminer.store_consumer=archive") {
+		t.Fatalf("-check with writer.consumer.durable=archive and ingest.store_consumer=archive: %v, want an error naming -set logminer.store_consumer=archive", err)
+	}
+	args = append([]string{"-check", "-set", "writer.consumer.durable=archive", "-set", "ingest.store_consumer=archive", "-set", "logminer.store_consumer=archive"}, base...)
 	if err := runPipelineMain(context.Background(), args, nil, io.Discard); err != nil {
-		t.Fatalf("-check with both set alike: %v", err)
+		t.Fatalf("-check with the three set alike: %v", err)
 	}
 	notStarted(t, dir)
 }

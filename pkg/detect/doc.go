@@ -68,8 +68,9 @@
 // lowers it), is updated at a bounded rate, and ends when the series is
 // back under the threshold or back in the band it left, once it has
 // settled on a new level (the window's median has taken it, half a window
-// after a shift: a level shift is flagged once, then it is the normal
-// level), or after Episode.MaxDuration. Every scale is floored by a fraction of the series'
+// after a shift, and the trend test is calm: a level shift is flagged
+// once, then it is the normal level; a drift is not one), or after
+// Episode.MaxDuration. Every scale is floored by a fraction of the series'
 // resolution (the typical non-zero step), so counts that are mostly zero
 // and noise-free step series have no zero-width band.
 //

@@ -183,7 +183,11 @@ const maxBar = 12 + budgetStep
 // too once the series has settled on a new level: the median has left
 // the band the episode left (half the window, Window/2 observations, sits
 // at the new level), and the value moved and is ordinary against that
-// window (robust z under the threshold). A level shift is flagged once,
+// window (robust z under the threshold) and trends no more (the trend
+// test under the threshold: a drift, a leak, whose ramp the median
+// follows, has settled on nothing, and the hold below, which ends on a
+// calm observation a ramp never gives, kept one climbing for days from
+// being flagged again). A level shift is flagged once,
 // then the new level is the normal one: the slower baselines (the
 // regime's, frozen for up to 3 hours; the EWMA, slowed while it fires;
 // the variance CUSUM; the trend test) held such an episode 17 to 20
@@ -269,7 +273,7 @@ func (d *Detector) episode(r *Result, ns int64, s, med float64, flat, still, mov
 	past := d.pastForecast(r.Scored)
 	sits := e.steps && !moved && !past // a step series on its new value
 	// a series settled on a new level (a forecast's episode has no band)
-	settled := moved && !past && e.lo <= e.hi && (med < e.lo || med > e.hi) && r.Scores[KindRobustZ] < cfg.Threshold
+	settled := moved && !past && e.lo <= e.hi && (med < e.lo || med > e.hi) && r.Scores[KindRobustZ] < cfg.Threshold && r.Scores[KindTrend] < cfg.Threshold
 	if (r.Anomaly || past) && !back && !sits && !settled {
 		e.calm = 0
 		e.end = ns

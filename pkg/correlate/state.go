@@ -507,13 +507,21 @@ func (c *Correlator) failureTrees(first map[string]time.Time) map[string]failure
 		}
 		return parent[s]
 	}
+	// Only services the catalog places are related, and each pair once,
+	// by index: a storm's thousands of unplaced services cost no pair
+	// (compared by name, each pair's long names doubled the cost of
+	// ranking, which every published state pays).
+	var placed []int
 	for s := range first {
 		parent[s] = s
+		if i, ok := c.topo.index[s]; ok {
+			placed = append(placed, i)
+		}
 	}
-	for a := range first {
-		for b := range first {
-			if a < b && (c.topo.hops(a, b) > 0 || c.topo.hops(b, a) > 0) {
-				parent[find(a)] = find(b)
+	for x, i := range placed {
+		for _, j := range placed[x+1:] {
+			if c.topo.below[i][j] > 0 || c.topo.below[j][i] > 0 {
+				parent[find(c.topo.names[i])] = find(c.topo.names[j])
 			}
 		}
 	}

@@ -409,3 +409,46 @@ func TestFirstPageReadsAsAnOpening(t *testing.T) {
 		}
 	})
 }
+
+// An incident whose slot the schedule forgot at its bound (MaxSlots: an
+// idle slot, its opening sent) is no receiver's first notice: its next
+// update, which makes a slot knowing no notification, must not read as a
+// second opening (asSeenBy). Without a crash, the receiver opened a
+// second ticket; the incident's record of the route says it heard.
+func TestUpdateAfterItsSlotWasForgottenIsNoOpening(t *testing.T) {
+	hook := newReceiver(t)
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, proc, at, tick := timedRigTo(t, "aiops_webhook_configs: [{url: '"+hook.srv.URL+"', secret_file: '"+file+"'}]", nil, &memOpen{kept: map[string]openIncident{}})
+	proc.mu.Lock()
+	proc.schedule.max = 1 // a schedule at its bound
+	proc.mu.Unlock()
+	h.Send(incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0))
+	tick(31 * time.Second) // its opening went out; its slot is idle
+	at(time.Minute)
+	h.Send(incidentAt(t, "other", "cache", "web", event.SeverityCritical, event.IncidentOpened, t0.Add(time.Minute), t0.Add(time.Minute)))
+	tick(2 * time.Minute) // the other's slot took the room of inc's
+	h.Send(incidentAt(t, "inc", "api", "web", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(2*time.Minute)))
+	tick(10 * time.Minute)
+	_, bodies := hook.requests()
+	var got []string
+	for _, b := range bodies {
+		var p struct {
+			Type string `json:"type"`
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Data.ID == "inc" {
+			got = append(got, p.Type)
+		}
+	}
+	if len(got) != 2 || got[0] != "incident.opened" || got[1] != "incident.updated" {
+		t.Fatalf("the receiver got %v for inc, want incident.opened then incident.updated", got)
+	}
+}

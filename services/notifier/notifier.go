@@ -490,8 +490,12 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
 		n.opening = r.inc.Transition == webhook.Transition(event.IncidentOpened)
 		n.arrived = now
+		known := p.schedule.has(id, route.Path)
 		if p.schedule.offer(n, r.st.OpenedAt, settle) {
 			unheard = append(unheard, route.Path)
+		}
+		if !known && !n.opening {
+			p.recallHeard(n)
 		}
 	}
 	if len(unheard) > 0 {

@@ -649,6 +649,16 @@ func (s *schedule) restoreSent(n *note, lastSent time.Time, heardBy uint64, know
 	s.arm(k, sl)
 }
 
+// recallHeard adds to the knowledge of n's slot, made by a later state
+// than the opening, what a record of the route kept (heardBy, known when
+// knows): nothing went out to the route while it had no slot.
+func (s *schedule) recallHeard(n *note, heardBy uint64, knows bool) {
+	if sl := s.slots[slotKey(n.incidentID, n.route)]; sl != nil && !sl.sawOpening {
+		sl.heardBy |= heardBy
+		sl.sawOpening = knows
+	}
+}
+
 // lastOf is what a slot keeps of n as the state it sent last. A resolved
 // incident is never repeated: its slot stays only to tell a stale state
 // (its time) until the incident is forgotten, and keeps n without what

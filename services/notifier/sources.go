@@ -720,6 +720,20 @@ func (p *Processor) restoreSent(inc openIncident) {
 	}
 }
 
+// recallHeard gives n's slot, just made by a later state than the
+// opening, what the incident's record of n's route says reached the
+// receiver: a slot the schedule forgot at its bound (MaxSlots) knew it,
+// and without it every integration was sent the update as a first
+// notice, which reads as a second opening (asSeenBy). p.mu is held.
+func (p *Processor) recallHeard(n *note) {
+	for _, rec := range p.open[n.incidentID].Sent {
+		if rec.Route == n.route && rec.Receiver == n.receiver && rec.Integrations == p.integrationsKey(n.receiver) {
+			p.schedule.recallHeard(n, rec.HeardBy, rec.Knows)
+			return
+		}
+	}
+}
+
 // routeAt is the route at path in the file whose receiver is known (nil:
 // none). p.routes is set.
 func (p *Processor) routeAt(path string) *amconfig.Route {

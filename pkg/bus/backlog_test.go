@@ -316,22 +316,7 @@ func TestConsumerBacklogGaugeIsWeighedByTheFollowedSizes(t *testing.T) {
 	c := newConsumer(t, e, e.consumerConfig("behind"))
 	limit := float64(streamBytes(t, e))
 	want := float64(unackedBytes(t, e, "behind")) / limit
-	gauge := func() float64 {
-		t.Helper()
-		reg := prometheus.NewPedanticRegistry()
-		reg.MustRegister(c.Collector())
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "aiops_bus_backlog_ratio" {
-				return mf.GetMetric()[0].GetGauge().GetValue()
-			}
-		}
-		t.Fatal("no aiops_bus_backlog_ratio")
-		return 0
-	}
+	gauge := func() float64 { t.Helper(); return backlogGauge(t, c) }
 
 	sampled := gauge()
 	if sampled > want/2 {
@@ -344,5 +329,57 @@ func TestConsumerBacklogGaugeIsWeighedByTheFollowedSizes(t *testing.T) {
 	f.Stop()
 	if got := gauge(); got != sampled {
 		t.Fatalf("the follower stopped: %.3f, want %.3f, weighed from a few read again", got, sampled)
+	}
+}
+
+// backlogGauge is c's aiops_bus_backlog_ratio as scraped now.
+func backlogGauge(t *testing.T, c *Consumer) float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "aiops_bus_backlog_ratio" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no aiops_bus_backlog_ratio")
+	return 0
+}
+
+// Two followers of a stream on one connection (aiops run: the gateway's
+// store guard and the log miner's room, both on EVENTS): the gauge is
+// weighed by the sizes while either still follows, whichever stopped
+// first. The second one started took the first one's place, and once it
+// stopped the gauge read from a few messages again, the first one still
+// following.
+func TestConsumerBacklogGaugeIsWeighedWhileAFollowerIsLeft(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 3400, func(i int) int {
+		if i >= 3000 && i%4 == 0 {
+			return 40000
+		}
+		return 300
+	})
+	limitStream(t, e, int64(streamBytes(t, e)), 0)
+	ackFirst(t, e, "behind", 3000)
+	c := newConsumer(t, e, e.consumerConfig("behind"))
+	sampled := backlogGauge(t, c)
+	for _, stopFirst := range []string{"the first", "the second"} {
+		a, b := followed(t, e), followed(t, e)
+		if stopFirst == "the second" {
+			a, b = b, a
+		}
+		a.Stop()
+		if got := backlogGauge(t, c); got == sampled {
+			t.Fatalf("%s follower stopped, the other following: the gauge reads %.3f, weighed from a few read", stopFirst, got)
+		}
+		b.Stop()
+		if got := backlogGauge(t, c); got != sampled {
+			t.Fatalf("both followers stopped (%s first): the gauge reads %.3f, want %.3f, weighed from a few read", stopFirst, got, sampled)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -64,15 +65,24 @@ func FollowSizes(ctx context.Context, js jetstream.JetStream, stream string) (*S
 	if err := f.start(ctx); err != nil {
 		return nil, err
 	}
-	following.Store(followKey{js.Conn(), stream}, f)
+	followingMu.Lock()
+	defer followingMu.Unlock()
+	key := followKey{js.Conn(), stream}
+	following[key] = append(following[key], f)
 	return f, nil
 }
 
 // following holds the StreamSizes of this process that follow a stream,
-// by connection and stream: the gateway's follows EVENTS, and in aiops
-// run the writer's consumer, on the same connection, is weighed by it
-// rather than by a second follower.
-var following sync.Map // followKey: *StreamSizes
+// by connection and stream, in the order they started: the gateway's
+// follows EVENTS, and in aiops run the writer's consumer, on the same
+// connection, is weighed by it rather than by a follower of its own. It
+// holds each follower until it stops, not one a key: aiops run has two
+// of EVENTS (the gateway's and the log miner's), and either may stop
+// first.
+var (
+	followingMu sync.Mutex
+	following   = map[followKey][]*StreamSizes{}
+)
 
 type followKey struct {
 	nc     *nats.Conn
@@ -80,11 +90,28 @@ type followKey struct {
 }
 
 // followerOf is the StreamSizes following stream on js's connection, nil
-// when there is none.
+// when there is none: the one that started first, which has read the
+// most of the stream.
 func followerOf(js jetstream.JetStream, stream string) *StreamSizes {
-	f, _ := following.Load(followKey{js.Conn(), stream})
-	sizes, _ := f.(*StreamSizes)
-	return sizes
+	followingMu.Lock()
+	defer followingMu.Unlock()
+	if fs := following[followKey{js.Conn(), stream}]; len(fs) > 0 {
+		return fs[0]
+	}
+	return nil
+}
+
+// unfollow takes f out of following.
+func unfollow(f *StreamSizes) {
+	followingMu.Lock()
+	defer followingMu.Unlock()
+	key := followKey{f.js.Conn(), f.stream}
+	fs := slices.DeleteFunc(following[key], func(g *StreamSizes) bool { return g == f })
+	if len(fs) == 0 {
+		delete(following, key)
+		return
+	}
+	following[key] = fs
 }
 
 // start (re)starts following from the stream's first message, under mu or
@@ -127,7 +154,7 @@ func (f *StreamSizes) ReadBytes() uint64 {
 
 // Stop ends following; Backlog weighs as ConsumerBacklog does after it.
 func (f *StreamSizes) Stop() {
-	following.CompareAndDelete(followKey{f.js.Conn(), f.stream}, f)
+	unfollow(f)
 	f.mu.Lock()
 	f.stopped = true
 	follow := f.follow

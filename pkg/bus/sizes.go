@@ -24,17 +24,18 @@ type StreamSizes struct {
 	js     jetstream.JetStream
 	stream string
 
-	mu      sync.Mutex
-	cfg     jetstream.StreamConfig // as last looked at: how it stores a message, its limits
-	made    time.Time              // the stream's creation, as started on: another is a new stream
-	follow  jetstream.ConsumeContext
-	blocks  []sizeBlock // in stream order, the stream's first message's on
-	bytes   uint64      // the blocks'
-	taken   uint64      // what every message read took, over every start (ReadBytes)
-	next    uint64      // the sequence after the last one read; 0: none read
-	run     int         // counts the starts: a message read for an earlier one is dropped
-	stopped bool        // Stop was called: no start any more
-	broken  error       // a message came without its size: not weighed
+	mu          sync.Mutex
+	cfg         jetstream.StreamConfig // as last looked at: how it stores a message, its limits
+	made        time.Time              // the stream's creation, as started on: another is a new stream
+	follow      jetstream.ConsumeContext
+	blocks      []sizeBlock // in stream order, the stream's first message's on
+	bytes       uint64      // the blocks'
+	taken       uint64      // what every message read took, over every start, but those held at it (ReadBytes)
+	lastAtStart uint64      // the stream's last sequence as started on: those up to it are not taken
+	next        uint64      // the sequence after the last one read; 0: none read
+	run         int         // counts the starts: a message read for an earlier one is dropped
+	stopped     bool        // Stop was called: no start any more
+	broken      error       // a message came without its size: not weighed
 }
 
 // sizeBlock is what the messages from sequence first to the next block's
@@ -59,10 +60,14 @@ const (
 // first one; Stop ends it. Until then the collectors of consumers of the
 // stream on the same connection weigh their backlog by it (followerOf).
 func FollowSizes(ctx context.Context, js jetstream.JetStream, stream string) (*StreamSizes, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("bus: following the sizes of %s: %w", stream, err)
+	}
 	f := &StreamSizes{js: js, stream: stream}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.start(ctx); err != nil {
+	if err := f.start(ctx, s); err != nil {
 		return nil, err
 	}
 	followingMu.Lock()
@@ -114,13 +119,10 @@ func unfollow(f *StreamSizes) {
 	following[key] = fs
 }
 
-// start (re)starts following from the stream's first message, under mu or
-// before f is shared.
-func (f *StreamSizes) start(ctx context.Context) error {
-	s, err := f.js.Stream(ctx, f.stream)
-	if err != nil {
-		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
-	}
+// start (re)starts following s from its first message, under mu or before
+// f is shared; s's info is as last looked at: the messages up to its last
+// one are not counted in ReadBytes.
+func (f *StreamSizes) start(ctx context.Context, s jetstream.Stream) error {
 	c, err := f.js.OrderedConsumer(ctx, f.stream, jetstream.OrderedConsumerConfig{HeadersOnly: true})
 	if err != nil {
 		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
@@ -136,16 +138,23 @@ func (f *StreamSizes) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bus: following the sizes of %s: %w", f.stream, err)
 	}
-	f.cfg, f.made, f.blocks, f.bytes, f.next, f.broken = s.CachedInfo().Config, s.CachedInfo().Created, nil, 0, 0, nil
+	info := s.CachedInfo()
+	f.cfg, f.made, f.lastAtStart = info.Config, info.Created, info.State.LastSeq
+	f.blocks, f.bytes, f.next, f.broken = nil, 0, 0, nil
 	f.run, f.follow = run, cc
 	return nil
 }
 
 // ReadBytes is what every message read so far took of the stream's
-// bytes, over every start: it grows by what each producer stores (every
-// gateway, the stages, producers on NATS), once the follower read it, a
-// delivery after the store. A start over (a new stream) reads the
-// stream's messages anew, and counts them again.
+// bytes, over every start, but for those the stream held as it started:
+// it grows by what each producer stores (every gateway, the stages,
+// producers on NATS), once the follower read it, a delivery after the
+// store. The messages held at a start are read too (FollowSizes, and a
+// start over on a new stream at a look), but are not counted: they were
+// not just stored, and a caller that counts what the stream took since a
+// look (the gateway's guard, the log miner's room) took a follower's
+// catch-up on a large stream for that much stored since, and refused
+// room the stream had: its looks weigh them.
 func (f *StreamSizes) ReadBytes() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -191,7 +200,9 @@ func (f *StreamSizes) read(run int, m jetstream.Msg) {
 	}
 	f.blocks[len(f.blocks)-1].bytes += size
 	f.bytes += size
-	f.taken += size
+	if seq > f.lastAtStart {
+		f.taken += size
+	}
 	f.next = seq + 1
 }
 
@@ -287,7 +298,7 @@ func (f *StreamSizes) backlogAt(ctx context.Context, s jetstream.Stream, ci *jet
 	var old jetstream.ConsumeContext // stopped once mu is let go, as in Stop
 	if !info.Created.Equal(f.made) || info.State.LastSeq+1 < f.next {
 		old = f.follow
-		if err := f.start(ctx); err != nil {
+		if err := f.start(ctx, s); err != nil {
 			f.mu.Unlock()
 			old.Stop()
 			return Backlog{}, err

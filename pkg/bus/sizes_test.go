@@ -528,3 +528,38 @@ func TestStreamSizesReadBytesGrowByWhatEveryProducerStores(t *testing.T) {
 		t.Fatalf("another producer stored %d bytes, ReadBytes grew by %d", want, grown)
 	}
 }
+
+// ReadBytes counts what the stream took since the follower started, not
+// what it held then: a follower started on a stream already holding data
+// (a gateway or a log miner started on a full EVENTS) reads it all from
+// its start, and ReadBytes grew by the whole stream, as if just stored.
+// The gateway's guard took that for room taken since its last look and
+// refused requests near its bound (and the log miner held its copies).
+// The same after a start over on a stream made anew: the look that found
+// it weighed what it held.
+func TestStreamSizesReadBytesLeaveOutWhatTheStreamHeldAtTheStart(t *testing.T) {
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 2000, func(i int) int { return 300 + i%4*5000 })
+	f := followed(t, e)
+	if read := f.ReadBytes(); read != 0 {
+		t.Fatalf("caught up with a stream of %d bytes, nothing stored since: ReadBytes %d, want 0", streamBytes(t, e), read)
+	}
+	held := streamBytes(t, e)
+	publishSizes(t, e, 2000, 2100, func(int) int { return 1000 })
+	caughtUp(t, e, f)
+	if read, want := f.ReadBytes(), streamBytes(t, e)-held; read != want {
+		t.Fatalf("100 messages stored since the start: ReadBytes %d, want what they take, %d", read, want)
+	}
+
+	before := f.ReadBytes()
+	remakeStream(t, e, nil)
+	publishSizes(t, e, 0, 50, func(int) int { return 20000 })
+	ackFirst(t, e, "behind", 0)
+	if _, err := f.Backlog(testCtx(t), "behind"); err != nil { // sees the stream made anew
+		t.Fatal(err)
+	}
+	caughtUp(t, e, f)
+	if read := f.ReadBytes(); read != before {
+		t.Fatalf("started over on a new stream of %d bytes, nothing stored since: ReadBytes grew by %d, want 0", streamBytes(t, e), read-before)
+	}
+}

@@ -304,16 +304,7 @@ func publishMix(t *testing.T, e *env, n int) {
 // messages are a minority of them and most of their bytes: one of 40 KB
 // in four, after thousands of small ones acked.
 func TestConsumerBacklogGaugeIsWeighedByTheFollowedSizes(t *testing.T) {
-	e := newEnv(t, newTestServerURL(t))
-	publishSizes(t, e, 0, 3400, func(i int) int {
-		if i >= 3000 && i%4 == 0 {
-			return 40000
-		}
-		return 300
-	})
-	limitStream(t, e, int64(streamBytes(t, e)), 0)
-	ackFirst(t, e, "behind", 3000)
-	c := newConsumer(t, e, e.consumerConfig("behind"))
+	e, c := behindOnLargeMessages(t)
 	limit := float64(streamBytes(t, e))
 	want := float64(unackedBytes(t, e, "behind")) / limit
 	gauge := func() float64 { t.Helper(); return backlogGauge(t, c) }
@@ -330,6 +321,24 @@ func TestConsumerBacklogGaugeIsWeighedByTheFollowedSizes(t *testing.T) {
 	if got := gauge(); got != sampled {
 		t.Fatalf("the follower stopped: %.3f, want %.3f, weighed from a few read again", got, sampled)
 	}
+}
+
+// behindOnLargeMessages is a stream at its byte limit and a consumer
+// "behind" on it: thousands of small messages acked, then 400 unacked of
+// which one in four takes 40 KB (most of the bytes, a minority of the
+// messages, which a few read to weigh them misses).
+func behindOnLargeMessages(t *testing.T) (*env, *Consumer) {
+	t.Helper()
+	e := newEnv(t, newTestServerURL(t))
+	publishSizes(t, e, 0, 3400, func(i int) int {
+		if i >= 3000 && i%4 == 0 {
+			return 40000
+		}
+		return 300
+	})
+	limitStream(t, e, int64(streamBytes(t, e)), 0)
+	ackFirst(t, e, "behind", 3000)
+	return e, newConsumer(t, e, e.consumerConfig("behind"))
 }
 
 // backlogGauge is c's aiops_bus_backlog_ratio as scraped now.
@@ -357,16 +366,7 @@ func backlogGauge(t *testing.T, c *Consumer) float64 {
 // stopped the gauge read from a few messages again, the first one still
 // following.
 func TestConsumerBacklogGaugeIsWeighedWhileAFollowerIsLeft(t *testing.T) {
-	e := newEnv(t, newTestServerURL(t))
-	publishSizes(t, e, 0, 3400, func(i int) int {
-		if i >= 3000 && i%4 == 0 {
-			return 40000
-		}
-		return 300
-	})
-	limitStream(t, e, int64(streamBytes(t, e)), 0)
-	ackFirst(t, e, "behind", 3000)
-	c := newConsumer(t, e, e.consumerConfig("behind"))
+	e, c := behindOnLargeMessages(t)
 	sampled := backlogGauge(t, c)
 	for _, stopFirst := range []string{"the first", "the second"} {
 		a, b := followed(t, e), followed(t, e)

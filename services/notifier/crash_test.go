@@ -452,3 +452,99 @@ func TestUpdateAfterItsSlotWasForgottenIsNoOpening(t *testing.T) {
 		t.Fatalf("the receiver got %v for inc, want incident.opened then incident.updated", got)
 	}
 }
+
+// An incident reopened keeps what its resolve stood for. A kill -9 soak
+// (rate-limited lanes, so the resolve waited behind other pages): the
+// opening went out while the incident's resolve was already known (its
+// entry a tombstone, so what went out was not recorded), the incident
+// reopened before the resolve went out (its entry open again, knowing
+// neither the resolve nor what went out), and the notifier was killed.
+// The next one got the update older than the resolve again (settled by
+// nothing that went out) and sent it as the incident's opening: the
+// receiver was opened twice (1 incident of 50). Had the resolve gone out,
+// the update would have come after it.
+func TestReopenedIncidentSendsNoStateOlderThanItsResolveAfterACrash(t *testing.T) {
+	r := newJSRig(t, zerolog.ErrorLevel)
+	bucket := func() *kvOpen {
+		t.Helper()
+		kv, err := openKVStore(context.Background(), r.js, StateConfig{}.WithDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv
+	}
+	// The receiver takes the opening once the resolve is known, and the
+	// resolve not before the notifier is killed; what it answered is kept.
+	var mu sync.Mutex
+	var answered []string
+	requests := 0
+	took := make(chan int, 8)
+	openingGate, killed := make(chan struct{}), make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		took <- n
+		switch n {
+		case 1:
+			<-openingGate
+		case 2:
+			<-killed
+			return
+		}
+		var p struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		answered = append(answered, p.Type)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	defer close(killed) // before the server closes: it waits for its requests
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	integration := "aiops_webhook_configs: [{url: '" + hook.URL + "', secret_file: '" + file + "'}]"
+	opening := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0)
+	update := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(35*time.Second))
+	resolve := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(50*time.Second))
+	reopen := incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentReopened, t0, t0.Add(60*time.Second))
+
+	h, proc, at, _ := timedRigTo(t, integration, nil, bucket())
+	h.Send(opening)
+	at(31 * time.Second)
+	if err := h.Tick(proc.now()); err != nil { // past group_wait: the opening goes out
+		t.Fatal(err)
+	}
+	<-took
+	at(35 * time.Second)
+	h.Send(update) // waits for group_interval
+	at(50 * time.Second)
+	h.Send(resolve) // waits for the opening's send
+	close(openingGate)
+	<-took // the resolve is being sent
+	at(60 * time.Second)
+	h.Send(reopen)
+	if err := proc.saveOpen(context.Background()); err != nil {
+		t.Fatal(err) // the saver's pass
+	}
+	// killed: the update, the resolve and the reopening come again
+
+	h, _, at, tick := timedRigTo(t, integration, nil, bucket())
+	at(2 * time.Minute)
+	for _, e := range []*event.Envelope{update, resolve, reopen} {
+		h.Send(e)
+	}
+	tick(3 * time.Minute)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"incident.opened", "incident.resolved", "incident.reopened"}; !slices.Equal(answered, want) {
+		t.Fatalf("the receiver took %v, want %v", answered, want)
+	}
+}

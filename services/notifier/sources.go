@@ -131,7 +131,19 @@ type openIncident struct {
 	// still make the slot that knows no receiver heard (a flap).
 	OutRevision int       `json:"out_revision,omitempty"`
 	OutAt       time.Time `json:"out_at,omitzero"`
-	saved       time.Time // when this instance last wrote it (wall clock)
+	// EndedRevision, EndedAt and EndedUnheard are the tombstone its
+	// reopening replaced: its resolve's stamp, and the routes that never
+	// heard of it. A notifier after a restart drops an older state, and
+	// that resolve to those routes, as it would for the tombstone
+	// (endedFor). The entry of a reopened incident knows nothing of what
+	// went out before its resolve (Sent, Out: a send that ended once the
+	// resolve was known is not recorded at all), and without them an
+	// older state that came again went out as the incident's opening,
+	// the receiver opened twice, or after the resolve.
+	EndedRevision int       `json:"ended_revision,omitempty"`
+	EndedAt       time.Time `json:"ended_at,omitzero"`
+	EndedUnheard  []string  `json:"ended_unheard,omitempty"`
+	saved         time.Time // when this instance last wrote it (wall clock)
 	// written is the latest Out the bucket holds, as this instance knows
 	// (restored, or written since): what a resolve or an update waits for
 	// before it goes out (stateUnwritten).
@@ -174,6 +186,13 @@ func (o openIncident) stamp() stamp { return stamp{o.Revision, o.At} }
 // out is the stamp of the latest state of it handed out after its opening
 // (zero: none).
 func (o openIncident) out() stamp { return stamp{o.OutRevision, o.OutAt} }
+
+// endedBefore is the resolve a reopened incident's entry keeps (ok false:
+// it never resolved, or was written by an older notifier).
+func (o openIncident) endedBefore() (r ended, ok bool) {
+	r = ended{stamp: stamp{o.EndedRevision, o.EndedAt}, unheard: o.EndedUnheard}
+	return r, r.stamp != stamp{}
+}
 
 // ended is what is remembered of a resolved incident: its resolve's stamp
 // and incident event (its tombstone's EventID).
@@ -533,11 +552,16 @@ func (p *Processor) trackOpen(id, eventID string, labels map[string]string, reso
 		}
 		return false
 	}
-	p.resolved.Remove(id) // reopened
+	endedBefore, _ := old.endedBefore()
+	if r, ok := p.resolved.Peek(id); ok && !had {
+		endedBefore = r // reopened: its entry replaces the tombstone
+	}
+	p.resolved.Remove(id)
 	p.releaseTombstoneWaits(id, st, nil)
 	now := p.now()
 	p.open[id] = openIncident{ID: id, Labels: labels, Revision: st.rev, At: st.at, Opened: shown.opened, Title: shown.title,
-		Sent: old.Sent, Events: old.Events, Seen: now, OutRevision: old.OutRevision, OutAt: old.OutAt, saved: old.saved, written: old.written}
+		Sent: old.Sent, Events: old.Events, Seen: now, OutRevision: old.OutRevision, OutAt: old.OutAt,
+		EndedRevision: endedBefore.rev, EndedAt: endedBefore.at, EndedUnheard: endedBefore.unheard, saved: old.saved, written: old.written}
 	p.trackSource(id, labels, false)
 	// Seen is written at least every eighth of max_age: restored, an
 	// older one could forget an incident that has events
@@ -562,9 +586,13 @@ type shownAs struct {
 // opening and resolve came again after a crash (their acks lost with
 // the server's consumer state, flushed every 100 ms) paged for the
 // opening, due at once on a clock that newer events had moved past its
-// group_wait, then for its resolve. p.mu is held.
+// group_wait, then for its resolve. An incident reopened since keeps that
+// resolve in its entry (endedBefore). p.mu is held.
 func (p *Processor) endedFor(id string, st stamp, route string) bool {
 	r, ok := p.resolved.Peek(id)
+	if inc, open := p.open[id]; open {
+		r, ok = inc.endedBefore()
+	}
 	if !ok || p.schedule.has(id, route) {
 		return false
 	}
@@ -1014,6 +1042,7 @@ func (p *Processor) restoreOpen(ctx context.Context) error {
 				cur.Seen = inc.Seen // kept (an older notifier's entry has none: from now)
 			}
 			cur.OutRevision, cur.OutAt, cur.written = inc.OutRevision, inc.OutAt, inc.out()
+			cur.EndedRevision, cur.EndedAt, cur.EndedUnheard = inc.EndedRevision, inc.EndedAt, inc.EndedUnheard
 			p.open[inc.ID] = cur
 		}
 		if cur, ok := p.open[inc.ID]; ok && len(inc.Sent) > 0 && p.keptEvents+eventsSize(inc) <= maxAllKeptEvents {

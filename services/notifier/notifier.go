@@ -488,6 +488,7 @@ func (p *Processor) Write(ctx context.Context, in *event.Envelope, done func(err
 		// person did or must see (acknowledged, resolved, reopened) goes
 		// out at once.
 		n.urgent = r.inc.Transition != webhook.Transition(event.IncidentOpened) && r.inc.Transition != webhook.Transition(event.IncidentUpdated)
+		n.transition = string(r.inc.Transition)
 		n.opening = r.inc.Transition == webhook.Transition(event.IncidentOpened)
 		n.arrived = now
 		known := p.schedule.has(id, route.Path)
@@ -851,6 +852,9 @@ func (p *Processor) send(ctx context.Context, n *note, heardBy uint64) (reached 
 	}
 	r := n.send.(*routed)
 	inc := r.inc
+	if n.shownAs != "" {
+		inc.Transition = webhook.Transition(n.shownAs)
+	}
 	ctx = context.WithValue(ctx, sendingKey{}, sending{incidentID: r.st.IncidentID, service: r.st.Service, eventID: n.eventID})
 	eventID := n.eventID
 	if n.repeat > 0 {

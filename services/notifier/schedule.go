@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ type note struct {
 	// urgent goes out at once, whatever the timers (a transition a person
 	// made or must see).
 	urgent bool
+	// transition is its incident event's; shownAs, when not empty, the
+	// one it is sent as: that of an urgent state it replaced before the
+	// state went out (offer).
+	transition, shownAs string
 	// opening announces the incident's opening (its first event).
 	opening bool
 	// arrived is the notifier's clock when its event came (zero: not
@@ -327,6 +332,15 @@ func (s *schedule) offer(n *note, openedAt time.Time, done func(error)) (flap bo
 			done(nil)
 		}
 		return false
+	}
+	if old := sl.pending; old != nil && old.urgent && !n.urgent {
+		// n stands for a transition a person made or must see that has
+		// not gone out (an acknowledgement, a reopening, replaced by an
+		// update of the same moment): it goes at once, as that one, or
+		// it would wait for group_interval and read as an update (a
+		// receiver that closed the incident's ticket at its resolve
+		// would not hear it reopen).
+		n.urgent, n.shownAs = true, cmp.Or(old.shownAs, old.transition)
 	}
 	sl.timing = n.timing
 	sl.pending = n

@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -609,5 +614,60 @@ func TestBackdatedOpeningAfterStartIsLate(t *testing.T) {
 	}
 	if now := proc.clock.at(proc.now()); now.Before(t0.Add(4 * time.Minute)) {
 		t.Errorf("the notifier's clock reads %s, behind the latest signal %s", now.Sub(t0), 4*time.Minute)
+	}
+}
+
+// A reopening goes out at once, as an acknowledgement does, and reads as
+// one, even when a newer update of the incident replaced it before its
+// turn came: the soak's correlator, catching up after a restart,
+// published a reopening and an update in the same millisecond while the
+// incident's resolve was being sent, and the update, replacing the
+// reopening, waited for group_interval and went out as incident.updated.
+func TestReopeningReplacedByAnUpdateStillGoesOutAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	var answered []string
+	took, resolveGate := make(chan struct{}, 8), make(chan struct{})
+	requests := 0
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		took <- struct{}{}
+		if n == 2 {
+			<-resolveGate
+		}
+		var p struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		answered = append(answered, p.Type)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, _, at, tick := timedRigTo(t, "aiops_webhook_configs: [{url: '"+hook.URL+"', secret_file: '"+file+"'}]", nil, nil)
+	h.Send(incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentOpened, t0, t0))
+	tick(31 * time.Second)
+	<-took
+	at(40 * time.Second)
+	h.Send(incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentResolved, t0, t0.Add(40*time.Second)))
+	<-took // the resolve is being sent
+	at(45 * time.Second)
+	h.Send(incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentReopened, t0, t0.Add(45*time.Second)))
+	h.Send(incidentAt(t, "inc", "db", "dba", event.SeverityCritical, event.IncidentUpdated, t0, t0.Add(45*time.Second+time.Millisecond)))
+	close(resolveGate)
+	tick(46 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"incident.opened", "incident.resolved", "incident.reopened"}; !slices.Equal(answered, want) {
+		t.Fatalf("within group_interval of the resolve the receiver took %v, want %v", answered, want)
 	}
 }

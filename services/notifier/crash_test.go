@@ -352,13 +352,7 @@ func TestFirstPageReadsAsAnOpening(t *testing.T) {
 		_, bodies := hook.requests()
 		var out []string
 		for _, b := range bodies {
-			var p struct {
-				Type string `json:"type"`
-			}
-			if err := json.Unmarshal(b, &p); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, p.Type)
+			out = append(out, payloadType(t, b))
 		}
 		return out
 	}
@@ -494,14 +488,9 @@ func TestReopenedIncidentSendsNoStateOlderThanItsResolveAfterACrash(t *testing.T
 			<-killed
 			return
 		}
-		var p struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Error(err)
-		}
+		typ := payloadType(t, body)
 		mu.Lock()
-		answered = append(answered, p.Type)
+		answered = append(answered, typ)
 		mu.Unlock()
 	}))
 	defer hook.Close()

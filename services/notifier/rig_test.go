@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -89,4 +90,16 @@ func waitSent(t testing.TB, proc *Processor) {
 	if err := proc.waitSent(ctx); err != nil {
 		t.Fatalf("notifications still being sent after a minute: %v", err)
 	}
+}
+
+// payloadType is the type of an aiops webhook payload (incident.opened,
+// ...), "" with an error on the test when body is no JSON.
+func payloadType(t testing.TB, body []byte) string {
+	var p struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Error(err)
+	}
+	return p.Type
 }

@@ -638,14 +638,9 @@ func TestReopeningReplacedByAnUpdateStillGoesOutAtOnce(t *testing.T) {
 		if n == 2 {
 			<-resolveGate
 		}
-		var p struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Error(err)
-		}
+		typ := payloadType(t, body)
 		mu.Lock()
-		answered = append(answered, p.Type)
+		answered = append(answered, typ)
 		mu.Unlock()
 	}))
 	defer hook.Close()

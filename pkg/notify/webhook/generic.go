@@ -67,6 +67,7 @@ func Generic(in Incident) ([]byte, error) {
 		AcknowledgedBy: in.AcknowledgedBy, ResolvedBy: in.ResolvedBy,
 		Services: nonNil(in.Services), RootCauses: []genericCause{}, Members: []genericMember{},
 		MemberCount: in.memberCount(), Changes: []genericChange{}, Labels: in.Labels, MergedInto: in.MergedInto,
+		FirstNotice: in.FirstNotice,
 	}
 	if d.Labels == nil {
 		d.Labels = map[string]string{}
@@ -140,6 +141,11 @@ type genericData struct {
 	Changes        []genericChange   `json:"changes"`
 	Labels         map[string]string `json:"labels"`
 	MergedInto     string            `json:"merged_into,omitempty"`
+	// FirstNotice: no notification of the incident reached this receiver
+	// before, whatever the transition (an acknowledgement after a restart
+	// lost the opening's turn): a receiver that opens a ticket on
+	// incident.opened opens one on this too.
+	FirstNotice bool `json:"first_notice,omitempty"`
 }
 
 type genericComment struct {
@@ -229,6 +235,7 @@ func ParseGeneric(b []byte) (Incident, error) {
 		Runbook: d.Runbook, URL: d.URL, OpenedAt: d.OpenedAt, AcknowledgedAt: d.AcknowledgedAt, ResolvedAt: d.ResolvedAt,
 		AcknowledgedBy: d.AcknowledgedBy, ResolvedBy: d.ResolvedBy,
 		Services: d.Services, MemberCount: d.MemberCount, Labels: d.Labels, MergedInto: d.MergedInto,
+		FirstNotice: d.FirstNotice,
 	}
 	for _, rc := range d.RootCauses {
 		in.RootCauses = append(in.RootCauses, RootCause(rc))

@@ -639,6 +639,33 @@ func TestParseGenericRoundTrip(t *testing.T) {
 	}
 }
 
+// The aiops payload says when it is a receiver's first notice of an
+// incident, whatever its transition (an acknowledgement can be, after a
+// restart), so that a receiver opening tickets on incident.opened opens
+// one for it too; it adds nothing else, and reads back.
+func TestGenericPayloadSaysItIsAFirstNotice(t *testing.T) {
+	in := SampleIncident()
+	in.Status, in.Transition = StatusAcknowledged, TransitionAcknowledged
+	in.AcknowledgedAt, in.AcknowledgedBy = in.OpenedAt.Add(time.Minute), "ana"
+	first := in
+	first.FirstNotice = true
+	d := decode(t, must(Generic(first)))["data"].(map[string]any)
+	dLater := decode(t, must(Generic(in)))["data"].(map[string]any)
+	if d["first_notice"] != true {
+		t.Fatalf("a first notice's payload: first_notice %v", d["first_notice"])
+	}
+	if _, ok := dLater["first_notice"]; ok {
+		t.Fatalf("a later notice's payload has first_notice: %v", dLater)
+	}
+	delete(d, "first_notice")
+	if !reflect.DeepEqual(d, dLater) {
+		t.Fatalf("first_notice changed other fields:\n%v\n%v", d, dLater)
+	}
+	if back, err := ParseGeneric(must(Generic(first))); err != nil || !back.FirstNotice {
+		t.Fatalf("ParseGeneric: first notice %v, %v", back.FirstNotice, err)
+	}
+}
+
 // mergedIncident is SampleIncident resolved by a merge into another.
 func mergedIncident() Incident {
 	in := SampleIncident()

@@ -402,18 +402,16 @@ func (c *Correlator) rootCauses(inc *incident) []Candidate {
 		}
 	}
 	firsts := map[string]time.Time{}
+	var earliest time.Time
 	for svc, f := range all {
 		if f.isMember {
 			firsts[svc] = f.first
+			if earliest.IsZero() || f.first.Before(earliest) {
+				earliest = f.first
+			}
 		}
 	}
 	trees := c.failureTrees(firsts)
-	var earliest time.Time
-	for _, t := range firsts {
-		if earliest.IsZero() || t.Before(earliest) {
-			earliest = t
-		}
-	}
 	var out []Candidate
 	for svc, f := range all {
 		var cand Candidate
